@@ -1,0 +1,89 @@
+# taskmill: make | make run | make test | make bench | make fuzz | make format
+#
+# `make` builds build/taskmill (optimised). `make test` builds a second tree
+# under build/asan with AddressSanitizer and UndefinedBehaviorSanitizer and
+# runs the whole suite against it. Generated sources go to $(B)/gen.
+
+B        ?= build
+CC       ?= cc
+PKGS      = libmicrohttpd jansson sqlite3
+# -Wno-format-truncation: error messages are cut to fixed buffers on purpose.
+WARN      = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla -Werror \
+            -Wno-format-truncation
+OPT      ?= -O2 -g
+SAN      ?=
+CFLAGS   += -std=c17 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) -MMD -MP \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -Iinclude
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDFLAGS  += $(SAN)
+
+CORE_SRC  = $(wildcard src/common/*.c src/store/*.c src/server/*.c)
+CLI_SRC   = $(wildcard src/cli/*.c)
+MIGRATIONS = $(sort $(wildcard src/store/migrations/sqlite/*.sql))
+GEN_SRC   = $(B)/gen/sqlite_migrations.c
+
+CORE_OBJ  = $(CORE_SRC:%.c=$(B)/obj/%.o) $(GEN_SRC:%.c=%.o)
+CLI_OBJ   = $(CLI_SRC:%.c=$(B)/obj/%.o)
+
+UNIT_SRC  = $(wildcard tests/unit/test_*.c)
+INTEG_SRC = $(wildcard tests/integration/test_*.c)
+TEST_BINS = $(UNIT_SRC:tests/%.c=$(B)/tests/%) $(INTEG_SRC:tests/%.c=$(B)/tests/%)
+TEST_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
+
+.PHONY: all run test test-build bench deps format format-check clean
+all: $(B)/taskmill
+
+deps:
+	@scripts/deps.sh
+
+$(B)/libtaskmill_core.a: $(CORE_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(B)/taskmill: $(CLI_OBJ) $(B)/libtaskmill_core.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/gen/%.o: $(B)/gen/%.c
+	$(CC) $(CFLAGS) -Isrc/common -c -o $@ $<
+
+$(GEN_SRC): $(MIGRATIONS) scripts/embed.sh
+	@mkdir -p $(@D)
+	scripts/embed.sh sqlite_migrations $(MIGRATIONS) > $@
+
+$(B)/tests/%: tests/%.c tests/harness.c tests/harness.h $(B)/libtaskmill_core.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -o $@ $< tests/harness.c $(B)/libtaskmill_core.a $(LDLIBS) $(TEST_LIBS) $(LDFLAGS)
+
+run: deps all
+	$(B)/taskmill serve
+
+# The suite runs against the sanitizer build.
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+test:
+	@scripts/deps.sh --test
+	$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g" SAN="$(SANFLAGS)" test-build
+	tests/run.sh build/asan
+
+test-build: $(B)/taskmill $(TEST_BINS)
+
+bench: all $(B)/loadgen
+	bench/run.sh
+
+$(B)/loadgen: bench/loadgen.c
+	@mkdir -p $(@D)
+	$(CC) -std=c17 -D_GNU_SOURCE -O2 -pthread $(WARN) -o $@ $< -lm
+
+format:
+	clang-format -i $(shell git ls-files '*.c' '*.h') $(wildcard bench/*.c tests/*/*.c tests/*.c tests/*.h)
+
+format-check:
+	clang-format --dry-run -Werror $(shell git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

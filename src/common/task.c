@@ -1,0 +1,453 @@
+/*
+ * task: see task.h for the phases and the transition table. The table is
+ * encoded once, in task_moves, and every move function asks
+ * task_can_transition before it writes anything; task_assert_invariants
+ * checks each phase's invariants after every move in debug builds.
+ */
+#include "task.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+
+static const char *const phase_names[TASK_PHASE_COUNT] = {
+    "pending", "waiting", "running", "stopping", "completed", "failed", "cancelled",
+};
+
+static const char *const status_names[TASK_STATUS_COUNT] = {
+    NULL, "SUCCESS", "WARNING", "ERROR", "TERMINATED", "TEMPERROR",
+};
+
+/* task_moves[from] has bit `to` set when from -> to is legal. */
+#define B(p) (1u << (p))
+static const unsigned task_moves[TASK_PHASE_COUNT] = {
+    [TASK_PENDING] = B(TASK_RUNNING) | B(TASK_CANCELLED),
+    [TASK_WAITING] = B(TASK_PENDING) | B(TASK_CANCELLED),
+    [TASK_RUNNING] = B(TASK_COMPLETED) | B(TASK_WAITING) | B(TASK_FAILED) | B(TASK_PENDING) |
+                     B(TASK_STOPPING),
+    [TASK_STOPPING] = B(TASK_CANCELLED) | B(TASK_COMPLETED),
+    [TASK_COMPLETED] = 0,
+    [TASK_FAILED] = B(TASK_PENDING),
+    [TASK_CANCELLED] = B(TASK_PENDING),
+};
+#undef B
+
+struct task *task_new(void)
+{
+    struct task *t = xcalloc(1, sizeof *t);
+    t->max_retries = 3;
+    t->backoff_ms = 1000;
+    t->backoff_max_ms = 300000;
+    return t;
+}
+
+void task_free(struct task *t)
+{
+    if (!t) return;
+    free(t->namespace);
+    free(t->type);
+    free(t->name);
+    free(t->description);
+    free(t->queue);
+    free(t->launcher);
+    free(t->target);
+    free(t->definition);
+    free(t->params);
+    free(t->progress.message);
+    free(t->items);
+    free(t->messages);
+    free(t->result);
+    free(t->returns);
+    free(t->attributes);
+    free(t->error);
+    free(t->lease_worker);
+    free(t->idempotency_key);
+    free(t);
+}
+
+struct task *task_clone(const struct task *t)
+{
+    struct task *c = xmalloc(sizeof *c);
+    *c = *t;
+    c->namespace = xstrdup(t->namespace);
+    c->type = xstrdup(t->type);
+    c->name = xstrdup(t->name);
+    c->description = xstrdup(t->description);
+    c->queue = xstrdup(t->queue);
+    c->launcher = xstrdup(t->launcher);
+    c->target = xstrdup(t->target);
+    c->definition = xstrdup(t->definition);
+    c->params = xstrdup(t->params);
+    c->progress.message = xstrdup(t->progress.message);
+    c->items = xstrdup(t->items);
+    c->messages = xstrdup(t->messages);
+    c->result = xstrdup(t->result);
+    c->returns = xstrdup(t->returns);
+    c->attributes = xstrdup(t->attributes);
+    c->error = xstrdup(t->error);
+    c->lease_worker = xstrdup(t->lease_worker);
+    c->idempotency_key = xstrdup(t->idempotency_key);
+    return c;
+}
+
+const char *task_phase_name(enum task_phase p)
+{
+    return (unsigned)p < TASK_PHASE_COUNT ? phase_names[p] : "unknown";
+}
+
+int task_phase_parse(const char *s, enum task_phase *out)
+{
+    for (int i = 0; i < TASK_PHASE_COUNT; i++) {
+        if (strcmp(s, phase_names[i]) == 0) {
+            *out = (enum task_phase)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *task_status_name(enum task_status s)
+{
+    return (unsigned)s < TASK_STATUS_COUNT ? status_names[s] : NULL;
+}
+
+bool task_phase_is_terminal(enum task_phase p)
+{
+    return p == TASK_COMPLETED || p == TASK_FAILED || p == TASK_CANCELLED;
+}
+
+bool task_is_terminal(const struct task *t)
+{
+    return task_phase_is_terminal(t->phase);
+}
+
+bool task_can_transition(enum task_phase from, enum task_phase to)
+{
+    if ((unsigned)from >= TASK_PHASE_COUNT || (unsigned)to >= TASK_PHASE_COUNT) return false;
+    return (task_moves[from] >> to) & 1u;
+}
+
+enum task_bucket task_bucket_of(enum task_phase p)
+{
+    switch (p) {
+    case TASK_COMPLETED: return TASK_BUCKET_PROCESSED;
+    case TASK_RUNNING:
+    case TASK_STOPPING: return TASK_BUCKET_PROCESSING;
+    default: return TASK_BUCKET_PENDING;
+    }
+}
+
+void task_counts(const struct task *t, int64_t *processed, int64_t *processing, int64_t *pending)
+{
+    if (t->child_pending + t->child_processing + t->child_processed > 0) {
+        *processed = t->child_processed;
+        *processing = t->child_processing;
+        *pending = t->child_pending;
+    } else {
+        *processed = t->progress.processed;
+        *processing = t->progress.processing;
+        *pending = t->progress.pending;
+    }
+}
+
+double task_ratio(const struct task *t)
+{
+    if (t->phase == TASK_COMPLETED) return 1.0;
+    if (t->progress.ratio_set) return t->progress.ratio;
+    int64_t done, doing, todo;
+    task_counts(t, &done, &doing, &todo);
+    int64_t total = done + doing + todo;
+    return total > 0 ? (double)done / (double)total : 0.0;
+}
+
+int task_percent(const struct task *t)
+{
+    if (t->phase == TASK_COMPLETED) return 100;
+    int p = (int)floor(task_ratio(t) * 100.0);
+    return p > 99 ? 99 : p < 0 ? 0 : p;
+}
+
+int64_t task_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t retry, uint32_t rnd)
+{
+    if (base_ms <= 0) return 0;
+    int64_t d = base_ms;
+    for (int64_t i = 1; i < retry && d < max_ms; i++) d *= 2;
+    if (d > max_ms) d = max_ms;
+    /* Equal jitter: half fixed, half random, so retries spread but never bunch at 0. */
+    int64_t half = d / 2;
+    return half + (half > 0 ? (int64_t)(rnd % (uint64_t)(half + 1)) : 0);
+}
+
+int64_t task_due_at(const struct task *t)
+{
+    switch (t->phase) {
+    case TASK_RUNNING:
+    case TASK_STOPPING: return t->lease_expires_at;
+    case TASK_WAITING: return t->scheduled_at;
+    default: return 0;
+    }
+}
+
+static void task_assert_invariants(const struct task *t)
+{
+    switch (t->phase) {
+    case TASK_PENDING:
+        assert(!t->lease_worker && t->status == TASK_STATUS_NONE);
+        break;
+    case TASK_WAITING:
+        assert(!t->lease_worker && t->scheduled_at > 0);
+        break;
+    case TASK_RUNNING:
+    case TASK_STOPPING:
+        assert(t->lease_worker && t->lease_token[0] && t->lease_expires_at > 0);
+        break;
+    default:
+        assert(!t->lease_worker && t->completed_at > 0 && t->status != TASK_STATUS_NONE);
+        break;
+    }
+    (void)t;
+}
+
+void task_touch(struct task *t, int64_t now)
+{
+    t->version++;
+    t->updated_at = now > t->updated_at ? now : t->updated_at;
+}
+
+static int task_refuse(const struct task *t, enum task_phase to, struct tm_error *e)
+{
+    return err_set(e, TM_ECONFLICT, "", "task '%s' cannot move from '%s' to '%s'", t->id,
+                   task_phase_name(t->phase), task_phase_name(to));
+}
+
+/* Moves the task to `to`, with the bookkeeping every move shares. */
+static void task_move(struct task *t, enum task_phase to, int64_t now)
+{
+    assert(task_can_transition(t->phase, to));
+    t->phase = to;
+    if (to == TASK_PENDING) t->ready_at = now;
+    if (to != TASK_RUNNING && to != TASK_STOPPING) {
+        free(t->lease_worker);
+        t->lease_worker = NULL;
+        t->lease_token[0] = '\0';
+        t->lease_expires_at = 0;
+    }
+    if (task_phase_is_terminal(to)) t->completed_at = now;
+    task_touch(t, now);
+    task_assert_invariants(t);
+}
+
+int task_claim(struct task *t, const char *worker, const char *token, int64_t lease_ms,
+               int64_t now, struct tm_error *e)
+{
+    if (!task_can_transition(t->phase, TASK_RUNNING)) return task_refuse(t, TASK_RUNNING, e);
+    if (t->paused) return err_set(e, TM_ECONFLICT, "", "task '%s' is paused", t->id);
+    free(t->lease_worker);
+    t->lease_worker = xstrdup(worker);
+    snprintf(t->lease_token, sizeof t->lease_token, "%s", token);
+    t->lease_ms = lease_ms;
+    t->lease_expires_at = now + lease_ms;
+    t->attempt++;
+    t->warned = false;
+    if (!t->started_at) t->started_at = now;
+    task_move(t, TASK_RUNNING, now);
+    return 0;
+}
+
+int task_check_lease(const struct task *t, const char *token, struct tm_error *e)
+{
+    if (t->phase != TASK_RUNNING && t->phase != TASK_STOPPING)
+        return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s', not running", t->id,
+                       task_phase_name(t->phase));
+    if (!token || strcmp(token, t->lease_token) != 0)
+        return err_set(e, TM_ELEASE, "lease_token",
+                       "'lease_token' is not the current lease of task '%s' (attempt %lld)",
+                       t->id, (long long)t->attempt);
+    return 0;
+}
+
+int task_extend_lease(struct task *t, const char *token, int64_t lease_ms, int64_t now,
+                      struct tm_error *e)
+{
+    int rc = task_check_lease(t, token, e);
+    if (rc) return rc;
+    if (lease_ms > 0) t->lease_ms = lease_ms;
+    t->lease_expires_at = now + t->lease_ms;
+    task_touch(t, now);
+    return 0;
+}
+
+int task_complete(struct task *t, const char *token, bool warning, int64_t now,
+                  struct tm_error *e)
+{
+    int rc = task_check_lease(t, token, e);
+    if (rc) return rc;
+    t->status = warning || t->warned ? TASK_WARNING : TASK_SUCCESS;
+    t->progress.ratio = 1.0;
+    t->progress.ratio_set = true;
+    t->progress.updated_at = now;
+    task_move(t, TASK_COMPLETED, now);
+    return 0;
+}
+
+static void task_set_error(struct task *t, const char *error, bool temporary)
+{
+    free(t->error);
+    t->error = xstrdup(error);
+    t->error_temporary = temporary;
+}
+
+/* A failed run: retry after a backoff while retries last, else fail for good. */
+static void task_after_failure(struct task *t, const char *error, bool retryable, int64_t now,
+                               uint32_t rnd)
+{
+    task_set_error(t, error, retryable);
+    if (retryable && t->retries < t->max_retries) {
+        t->retries++;
+        t->scheduled_at = now + task_backoff_ms(t->backoff_ms, t->backoff_max_ms, t->retries, rnd);
+        if (t->scheduled_at <= now) t->scheduled_at = now + 1;
+        task_move(t, TASK_WAITING, now);
+        return;
+    }
+    t->status = retryable ? TASK_TEMPERROR : TASK_ERROR;
+    task_move(t, TASK_FAILED, now);
+}
+
+static void task_stopped(struct task *t, int64_t now)
+{
+    t->status = TASK_TERMINATED;
+    task_move(t, TASK_CANCELLED, now);
+}
+
+int task_fail(struct task *t, const char *token, const char *error, bool retryable,
+              int64_t now, uint32_t rnd, struct tm_error *e)
+{
+    int rc = task_check_lease(t, token, e);
+    if (rc) return rc;
+    if (t->phase == TASK_STOPPING) {
+        task_set_error(t, error, false);
+        task_stopped(t, now);
+        return 0;
+    }
+    task_after_failure(t, error, retryable, now, rnd);
+    return 0;
+}
+
+int task_release(struct task *t, const char *token, int64_t now, struct tm_error *e)
+{
+    int rc = task_check_lease(t, token, e);
+    if (rc) return rc;
+    if (t->phase == TASK_STOPPING)
+        task_stopped(t, now);
+    else
+        task_move(t, TASK_PENDING, now);
+    return 0;
+}
+
+int task_lease_lost(struct task *t, int64_t now, uint32_t rnd, struct tm_error *e)
+{
+    if (t->phase == TASK_STOPPING) {
+        task_stopped(t, now);
+        return 0;
+    }
+    if (t->phase != TASK_RUNNING)
+        return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s' and holds no lease", t->id,
+                       task_phase_name(t->phase));
+    char msg[96];
+    snprintf(msg, sizeof msg, "lease of worker '%.40s' expired", t->lease_worker);
+    task_after_failure(t, msg, true, now, rnd);
+    return 0;
+}
+
+int task_wake(struct task *t, int64_t now, struct tm_error *e)
+{
+    if (t->phase != TASK_WAITING) return task_refuse(t, TASK_PENDING, e);
+    task_move(t, TASK_PENDING, now);
+    return 0;
+}
+
+int task_cancel(struct task *t, int64_t now, struct tm_error *e)
+{
+    switch (t->phase) {
+    case TASK_STOPPING:
+    case TASK_CANCELLED: return 0; /* already asked: nothing changes */
+    case TASK_RUNNING: task_move(t, TASK_STOPPING, now); return 0;
+    case TASK_PENDING:
+    case TASK_WAITING: task_stopped(t, now); return 0;
+    default: return task_refuse(t, TASK_CANCELLED, e);
+    }
+}
+
+int task_retry(struct task *t, int64_t now, struct tm_error *e)
+{
+    if (t->phase != TASK_FAILED && t->phase != TASK_CANCELLED)
+        return task_refuse(t, TASK_PENDING, e);
+    t->status = TASK_STATUS_NONE;
+    t->completed_at = 0;
+    t->scheduled_at = 0;
+    free(t->error);
+    t->error = NULL;
+    t->error_temporary = false;
+    free(t->progress.message);
+    memset(&t->progress, 0, sizeof t->progress);
+    free(t->items);
+    t->items = NULL;
+    task_move(t, TASK_PENDING, now);
+    t->completed_at = 0;
+    return 0;
+}
+
+int task_pause(struct task *t, int64_t now, struct tm_error *e)
+{
+    if (task_is_terminal(t))
+        return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s' and cannot be paused", t->id,
+                       task_phase_name(t->phase));
+    if (t->paused) return 0;
+    t->paused = true;
+    task_touch(t, now);
+    return 0;
+}
+
+int task_resume(struct task *t, int64_t now, struct tm_error *e)
+{
+    if (task_is_terminal(t))
+        return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s' and cannot be resumed", t->id,
+                       task_phase_name(t->phase));
+    if (!t->paused) return 0;
+    t->paused = false;
+    if (t->phase == TASK_PENDING) t->ready_at = now;
+    task_touch(t, now);
+    return 0;
+}
+
+int task_check_delete(const struct task *t, struct tm_error *e)
+{
+    if (!task_is_terminal(t))
+        return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s'; only finished tasks can be deleted",
+                       t->id, task_phase_name(t->phase));
+    return 0;
+}
+
+void task_set_progress(struct task *t, const struct task_progress_update *u, int64_t now)
+{
+    struct task_progress *p = &t->progress;
+    if (u->has_ratio) {
+        p->ratio = u->ratio;
+        p->ratio_set = true;
+    }
+    if (u->has_processed) p->processed = u->processed;
+    if (u->has_processing) p->processing = u->processing;
+    if (u->has_pending) p->pending = u->pending;
+    /* Counts without a ratio: the ratio follows the counts from now on. */
+    if (!u->has_ratio && (u->has_processed || u->has_processing || u->has_pending))
+        p->ratio_set = false;
+    if (u->has_message) {
+        free(p->message);
+        p->message = xstrdup(u->message);
+    }
+    p->updated_at = now;
+}

@@ -1,0 +1,221 @@
+/*
+ * task: the canonical task record and its state machine.
+ *
+ * Every API shape (v1, SailPoint, Livepeer, Scene7) is a projection of
+ * struct task. This module is pure: no I/O, no SQL, no HTTP, no clock (the
+ * caller passes `now_ms` and any randomness), so every move can be tested
+ * alone and every other module asks it whether a move is legal.
+ *
+ * Ownership: a struct task owns every string it points to; task_free frees
+ * them all. JSON-valued fields (params, result, ...) are held as compact
+ * JSON text, already validated, and written out verbatim.
+ *
+ * Errors: the task_* moves return 0, or TM_ECONFLICT / TM_ELEASE with the
+ * reason in a struct tm_error, and leave the task unchanged on error.
+ */
+#ifndef TASKMILL_TASK_H
+#define TASKMILL_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "id.h"
+
+/*
+ * PHASES
+ *
+ * pending    Ready to run; handed to the next worker that claims its queue
+ *            (unless paused). Entered on create (no scheduled_at in the
+ *            future), when a waiting task comes due, on release by a worker,
+ *            and on a manual retry of a failed or cancelled task.
+ *            Invariants: no lease, completion_status null.
+ * waiting    Not to run before scheduled_at: a delayed start, or the backoff
+ *            before an automatic retry. Entered on create with a future
+ *            scheduled_at, on a retryable failure or a lost lease with
+ *            retries left. Invariants: scheduled_at set, no lease.
+ * running    Claimed by a worker that holds the lease. Entered only by claim,
+ *            which increments attempt and issues a new lease token.
+ *            Invariants: lease worker, token and expiry set.
+ * stopping   Running, but a cancel was asked; the worker learns it from its
+ *            next heartbeat reply. Entered by cancel of a running task.
+ *            Invariants: as running.
+ * completed  Terminal. completion_status SUCCESS, or WARNING when the task
+ *            logged a WARN message or the worker said so. progress.ratio 1.
+ * failed     Terminal. completion_status ERROR, or TEMPERROR when the last
+ *            failure was temporary (lost lease, retryable failure) and the
+ *            retries ran out.
+ * cancelled  Terminal. completion_status TERMINATED.
+ *
+ * In every terminal phase: no lease, completed_at set. `paused` is a flag
+ * beside the phase, not a phase: a paused pending task is not handed out.
+ *
+ * TRANSITIONS (from -> to: event)
+ *
+ *   pending   -> running    claim
+ *   pending   -> cancelled  cancel
+ *   waiting   -> pending    due (scheduled_at reached)
+ *   waiting   -> cancelled  cancel
+ *   running   -> completed  complete
+ *   running   -> waiting    fail (retryable, retries left) or lease lost (retries left)
+ *   running   -> failed     fail (not retryable, or retries spent) or lease lost (spent)
+ *   running   -> pending    release (handed back; not counted as a retry)
+ *   running   -> stopping   cancel
+ *   stopping  -> cancelled  fail, release or lease lost (the worker stopped)
+ *   stopping  -> completed  complete (the work finished before it could stop)
+ *   failed    -> pending    retry
+ *   cancelled -> pending    retry
+ *
+ * Every other pair is illegal and refused with TM_ECONFLICT. Repeating a
+ * cancel on a stopping or cancelled task, a pause on a paused task or a
+ * resume on an unpaused one changes nothing and is not an error.
+ */
+enum task_phase {
+    TASK_PENDING,
+    TASK_WAITING,
+    TASK_RUNNING,
+    TASK_STOPPING,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_CANCELLED,
+    TASK_PHASE_COUNT
+};
+
+enum task_status {
+    TASK_STATUS_NONE,
+    TASK_SUCCESS,
+    TASK_WARNING,
+    TASK_ERROR,
+    TASK_TERMINATED,
+    TASK_TEMPERROR,
+    TASK_STATUS_COUNT
+};
+
+/* The bucket a child counts in on its parent's progress. */
+enum task_bucket { TASK_BUCKET_PENDING, TASK_BUCKET_PROCESSING, TASK_BUCKET_PROCESSED };
+
+struct task_progress {
+    double ratio;     /* 0..1, as last set or derived */
+    bool ratio_set;   /* the worker gave a ratio; otherwise it is derived from counts */
+    char *message;
+    int64_t processed, processing, pending;
+    int64_t updated_at;
+};
+
+struct task {
+    char id[ID_LEN + 1];
+    char *namespace;
+    char *type;
+    char *name;
+    char *description;
+    char *queue;
+    int64_t priority;
+    char parent_id[ID_LEN + 1]; /* "" when none */
+    char *launcher;
+    char *target;      /* JSON object or NULL */
+    char *definition;  /* JSON object or NULL */
+    char *params;      /* JSON object or NULL */
+
+    enum task_phase phase;
+    enum task_status status;
+    struct task_progress progress;
+    /* Counts of children by bucket, kept by the store as children move. */
+    int64_t child_pending, child_processing, child_processed;
+    char *items;         /* JSON array or NULL */
+    char *messages;      /* JSON array or NULL */
+    int64_t message_count;
+    bool warned;         /* a WARN message was logged this run */
+
+    char *result;        /* JSON value or NULL */
+    char *returns;       /* JSON array or NULL */
+    char *attributes;    /* JSON object or NULL */
+    char *error;         /* last failure's message, or NULL */
+    bool error_temporary;
+
+    int64_t attempt;     /* claims so far */
+    int64_t retries;     /* automatic re-runs after failure so far */
+    int64_t max_retries;
+    int64_t backoff_ms, backoff_max_ms;
+
+    char *lease_worker;
+    char lease_token[ID_LEN + 1];
+    int64_t lease_ms;           /* lease length the worker asked for */
+    int64_t lease_expires_at;
+
+    int64_t created_at, updated_at, scheduled_at, started_at, completed_at;
+    int64_t ready_at;    /* when it last became pending: FIFO order within a priority */
+    int64_t version;
+    bool paused;
+    char *idempotency_key;
+};
+
+/* Limits the record itself enforces. */
+#define TASK_MAX_MESSAGES 1000 /* the oldest are dropped past this */
+#define TASK_MAX_ITEMS 1000
+
+struct task *task_new(void);
+void task_free(struct task *t);
+struct task *task_clone(const struct task *t);
+
+const char *task_phase_name(enum task_phase p);
+int task_phase_parse(const char *s, enum task_phase *out);   /* 0 or -1 */
+const char *task_status_name(enum task_status s);            /* NULL for NONE */
+bool task_phase_is_terminal(enum task_phase p);
+bool task_is_terminal(const struct task *t);
+/* True when the table above has the move from -> to. */
+bool task_can_transition(enum task_phase from, enum task_phase to);
+enum task_bucket task_bucket_of(enum task_phase p);
+
+/* Derived values. */
+double task_ratio(const struct task *t);
+int task_percent(const struct task *t);
+/* The counts to show: the children's when it has any, else its own. */
+void task_counts(const struct task *t, int64_t *processed, int64_t *processing,
+                 int64_t *pending);
+/* Retry delay before re-run number `retry` (1-based), with equal jitter from `rnd`. */
+int64_t task_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t retry, uint32_t rnd);
+/* The time the server must next act on the task (lease expiry, due time), or 0. */
+int64_t task_due_at(const struct task *t);
+
+/*
+ * The moves. Each checks legality, then changes the task, bumps version and
+ * updated_at; on error the task is untouched. `now` is wall-clock ms.
+ */
+/* Hands a pending, unpaused task to `worker` under a new lease `token`. */
+int task_claim(struct task *t, const char *worker, const char *token, int64_t lease_ms,
+               int64_t now, struct tm_error *e);
+/* Checks that `token` names the current lease of a running or stopping task. */
+int task_check_lease(const struct task *t, const char *token, struct tm_error *e);
+/* Extends the lease (lease_ms 0 keeps the last length). */
+int task_extend_lease(struct task *t, const char *token, int64_t lease_ms, int64_t now,
+                      struct tm_error *e);
+int task_complete(struct task *t, const char *token, bool warning, int64_t now,
+                  struct tm_error *e);
+/* A failure reported by the worker; rnd feeds the backoff jitter. */
+int task_fail(struct task *t, const char *token, const char *error, bool retryable,
+              int64_t now, uint32_t rnd, struct tm_error *e);
+int task_release(struct task *t, const char *token, int64_t now, struct tm_error *e);
+/* The lease ran out (called by the server's sweep; no token). */
+int task_lease_lost(struct task *t, int64_t now, uint32_t rnd, struct tm_error *e);
+/* A waiting task whose time has come. */
+int task_wake(struct task *t, int64_t now, struct tm_error *e);
+int task_cancel(struct task *t, int64_t now, struct tm_error *e);
+int task_retry(struct task *t, int64_t now, struct tm_error *e);
+int task_pause(struct task *t, int64_t now, struct tm_error *e);
+int task_resume(struct task *t, int64_t now, struct tm_error *e);
+/* Deletion is allowed only for terminal tasks. */
+int task_check_delete(const struct task *t, struct tm_error *e);
+
+/* Sets progress; any field may be absent (has_* false). */
+struct task_progress_update {
+    bool has_ratio, has_message, has_processed, has_processing, has_pending;
+    double ratio;
+    const char *message;
+    int64_t processed, processing, pending;
+};
+void task_set_progress(struct task *t, const struct task_progress_update *u, int64_t now);
+
+/* Marks a change that is not a phase move (progress, items, ...). */
+void task_touch(struct task *t, int64_t now);
+
+#endif

@@ -1,0 +1,234 @@
+/*
+ * task_json: see task_json.h. The field order of task_json_write is the
+ * order of DESIGN.md section 1, and docs/api.md shows the same.
+ */
+#include "task_json.h"
+
+#include <string.h>
+
+#include "timeutil.h"
+#include "xalloc.h"
+
+char *json_text(const json_t *v)
+{
+    if (!v) return NULL;
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s) {
+        /* jansson fails only on allocation. */
+        return xstrdup("null");
+    }
+    return s;
+}
+
+void task_json_write(struct buf *b, const struct task *t)
+{
+    buf_grow(b, 1024);
+    buf_putc(b, '{');
+    json_put_key(b, "id", true);
+    json_put_str(b, t->id);
+    json_put_key(b, "namespace", false);
+    json_put_str(b, t->namespace);
+    json_put_key(b, "type", false);
+    json_put_str(b, t->type);
+    json_put_key(b, "name", false);
+    json_put_str(b, t->name);
+    json_put_key(b, "description", false);
+    json_put_str(b, t->description);
+    json_put_key(b, "queue", false);
+    json_put_str(b, t->queue);
+    json_put_key(b, "priority", false);
+    json_put_int(b, t->priority);
+    json_put_key(b, "parent_id", false);
+    json_put_str(b, t->parent_id[0] ? t->parent_id : NULL);
+    json_put_key(b, "launcher", false);
+    json_put_str(b, t->launcher);
+    json_put_key(b, "target", false);
+    json_put_raw(b, t->target, "null");
+    json_put_key(b, "definition", false);
+    json_put_raw(b, t->definition, "null");
+    json_put_key(b, "params", false);
+    json_put_raw(b, t->params, "{}");
+    json_put_key(b, "phase", false);
+    json_put_str(b, task_phase_name(t->phase));
+    json_put_key(b, "completion_status", false);
+    json_put_str(b, task_status_name(t->status));
+
+    int64_t done, doing, todo;
+    task_counts(t, &done, &doing, &todo);
+    json_put_key(b, "progress", false);
+    buf_putc(b, '{');
+    json_put_key(b, "ratio", true);
+    json_put_double(b, task_ratio(t));
+    json_put_key(b, "percent", false);
+    json_put_int(b, task_percent(t));
+    json_put_key(b, "message", false);
+    json_put_str(b, t->progress.message);
+    json_put_key(b, "processed", false);
+    json_put_int(b, done);
+    json_put_key(b, "processing", false);
+    json_put_int(b, doing);
+    json_put_key(b, "pending", false);
+    json_put_int(b, todo);
+    json_put_key(b, "updated_at", false);
+    json_put_time(b, t->progress.updated_at);
+    buf_putc(b, '}');
+
+    json_put_key(b, "items", false);
+    json_put_raw(b, t->items, "[]");
+    json_put_key(b, "messages", false);
+    json_put_raw(b, t->messages, "[]");
+    json_put_key(b, "result", false);
+    json_put_raw(b, t->result, "null");
+    json_put_key(b, "returns", false);
+    json_put_raw(b, t->returns, "[]");
+    json_put_key(b, "attributes", false);
+    json_put_raw(b, t->attributes, "{}");
+    json_put_key(b, "error", false);
+    json_put_str(b, t->error);
+    json_put_key(b, "attempt", false);
+    json_put_int(b, t->attempt);
+    json_put_key(b, "retries", false);
+    json_put_int(b, t->retries);
+    json_put_key(b, "max_retries", false);
+    json_put_int(b, t->max_retries);
+    json_put_key(b, "lease", false);
+    if (t->lease_worker) {
+        buf_putc(b, '{');
+        json_put_key(b, "worker", true);
+        json_put_str(b, t->lease_worker);
+        json_put_key(b, "expires_at", false);
+        json_put_time(b, t->lease_expires_at);
+        buf_putc(b, '}');
+    } else {
+        buf_puts(b, "null");
+    }
+    json_put_key(b, "created_at", false);
+    json_put_time(b, t->created_at);
+    json_put_key(b, "updated_at", false);
+    json_put_time(b, t->updated_at);
+    json_put_key(b, "scheduled_at", false);
+    json_put_time(b, t->scheduled_at);
+    json_put_key(b, "started_at", false);
+    json_put_time(b, t->started_at);
+    json_put_key(b, "completed_at", false);
+    json_put_time(b, t->completed_at);
+    json_put_key(b, "version", false);
+    json_put_int(b, t->version);
+    json_put_key(b, "paused", false);
+    json_put_bool(b, t->paused);
+    buf_putc(b, '}');
+}
+
+static void json_set_time(json_t *obj, const char *key, int64_t ms)
+{
+    char tmp[TIME_RFC3339_LEN + 1];
+    time_format_rfc3339(ms, tmp);
+    json_object_set_new(obj, key, json_string(tmp));
+}
+
+static json_t *json_load_or(const char *text, json_t *fallback)
+{
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+    if (!v) return fallback;
+    json_decref(fallback);
+    return v;
+}
+
+void task_add_messages(struct task *t, json_t *messages, int64_t now)
+{
+    size_t n = json_array_size(messages);
+    if (n == 0) return;
+    struct buf b;
+    buf_init(&b);
+    /* Append to the stored text without parsing it: drop its closing bracket. */
+    if (t->messages && strlen(t->messages) > 2) {
+        buf_put(&b, t->messages, strlen(t->messages) - 1);
+    } else {
+        buf_putc(&b, '[');
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(messages, i, m) {
+        json_t *copy = json_copy(m);
+        json_set_time(copy, "at", now);
+        const char *level = json_string_value(json_object_get(copy, "level"));
+        if (level && strcmp(level, "WARN") == 0) t->warned = true;
+        if (b.len > 1) buf_putc(&b, ',');
+        char *s = json_text(copy);
+        buf_puts(&b, s);
+        free(s);
+        json_decref(copy);
+    }
+    buf_putc(&b, ']');
+    free(t->messages);
+    t->messages = buf_detach(&b);
+    t->message_count += (int64_t)n;
+
+    if (t->message_count > TASK_MAX_MESSAGES) {
+        json_t *all = json_load_or(t->messages, json_array());
+        while (json_array_size(all) > TASK_MAX_MESSAGES) json_array_remove(all, 0);
+        free(t->messages);
+        t->messages = json_text(all);
+        t->message_count = (int64_t)json_array_size(all);
+        json_decref(all);
+    }
+}
+
+int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error *e)
+{
+    if (json_array_size(items) == 0) return 0;
+    json_t *all = json_load_or(t->items, json_array());
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item) {
+        const char *name = json_string_value(json_object_get(item, "name"));
+        json_t *slot = NULL;
+        size_t j;
+        json_t *old;
+        json_array_foreach(all, j, old) {
+            if (strcmp(json_string_value(json_object_get(old, "name")), name) == 0) {
+                slot = old;
+                break;
+            }
+        }
+        if (!slot) {
+            if (json_array_size(all) >= TASK_MAX_ITEMS) {
+                json_decref(all);
+                return err_set(e, TM_EINVALID, "items",
+                               "task '%s' would hold more than %d 'items'", t->id,
+                               TASK_MAX_ITEMS);
+            }
+            slot = json_object();
+            json_object_set_new(slot, "name", json_string(name));
+            json_object_set_new(slot, "progress", json_real(0));
+            json_object_set_new(slot, "message", json_null());
+            json_array_append_new(all, slot);
+        }
+        json_t *p = json_object_get(item, "progress");
+        if (p) json_object_set(slot, "progress", p);
+        json_t *msg = json_object_get(item, "message");
+        if (msg) json_object_set(slot, "message", msg);
+        json_set_time(slot, "updated_at", now);
+    }
+    free(t->items);
+    t->items = json_text(all);
+    json_decref(all);
+    return 0;
+}
+
+void task_merge_attributes(struct task *t, json_t *attributes)
+{
+    if (json_object_size(attributes) == 0) return;
+    json_t *all = json_load_or(t->attributes, json_object());
+    const char *key;
+    json_t *v;
+    json_object_foreach(attributes, key, v) {
+        if (json_is_null(v))
+            json_object_del(all, key);
+        else
+            json_object_set(all, key, v);
+    }
+    free(t->attributes);
+    t->attributes = json_text(all);
+    json_decref(all);
+}

@@ -1,0 +1,26 @@
+/*
+ * timeutil: wall-clock milliseconds and RFC 3339 text.
+ *
+ * Every stored time is an int64 of milliseconds since the Unix epoch, UTC;
+ * 0 means "not set". Text form is always `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+ * Pure functions apart from time_now_ms; thread-safe.
+ */
+#ifndef TASKMILL_TIMEUTIL_H
+#define TASKMILL_TIMEUTIL_H
+
+#include <stdint.h>
+
+#define TIME_RFC3339_LEN 24
+
+int64_t time_now_ms(void);
+/* Monotonic clock, for deadlines and measuring. */
+int64_t time_mono_ms(void);
+/* Writes exactly TIME_RFC3339_LEN characters and a NUL into out. */
+void time_format_rfc3339(int64_t ms, char out[TIME_RFC3339_LEN + 1]);
+/*
+ * Parses an RFC 3339 date-time (fraction optional, `Z` or `+hh:mm` offset).
+ * Returns 0 and sets *ms, or -1 when the text is not one.
+ */
+int time_parse_rfc3339(const char *s, int64_t *ms);
+
+#endif

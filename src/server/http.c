@@ -1,0 +1,418 @@
+/*
+ * http: see http.h. libmicrohttpd runs in epoll mode with its own small
+ * thread pool; connections that wait (on the store's group commit, a
+ * long-poll, a claim) are suspended and resumed by the store's writer.
+ *
+ * Threading: a req is touched by one libmicrohttpd thread at a time; while
+ * it is suspended only the store writer touches r->op, and then only to
+ * fill its outputs and call req_op_done, which resumes the connection.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/json_parse.h"
+#include "../common/task_json.h"
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+#include "server_int.h"
+
+static const struct route *const route_tables[] = {
+    v1_tasks_routes,
+    v1_work_routes,
+    v1_queues_routes,
+    health_routes,
+};
+
+struct store *req_store(struct req *r)
+{
+    return r->srv->store;
+}
+
+const struct limits *req_limits(struct req *r)
+{
+    return &r->srv->cfg.limits;
+}
+
+const char *req_query(struct req *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *req_header(struct req *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
+}
+
+struct query_iter {
+    int (*fn)(void *cls, const char *key, const char *value);
+    void *cls;
+    int rc;
+};
+
+static enum MHD_Result query_iter_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    struct query_iter *it = cls;
+    it->rc = it->fn(it->cls, key, value ? value : "");
+    return it->rc ? MHD_NO : MHD_YES;
+}
+
+int req_query_each(struct req *r, int (*fn)(void *cls, const char *key, const char *value),
+                   void *cls)
+{
+    struct query_iter it = {fn, cls, 0};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_iter_one, &it);
+    return it.rc;
+}
+
+void reply_add_header(struct req *r, const char *name, const char *value)
+{
+    if (r->nhdr == 4) return;
+    r->hdr_name[r->nhdr] = xstrdup(name);
+    r->hdr_value[r->nhdr] = xstrdup(value);
+    r->nhdr++;
+}
+
+static void reply_send(struct req *r, int status, char *body, size_t len, const char *type)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    for (int i = 0; i < r->nhdr; i++) MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+    MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->status_sent = status;
+    server_count_reply(r->srv, status);
+}
+
+void reply_body(struct req *r, int status, struct buf *body, const char *content_type)
+{
+    size_t len = body->len;
+    reply_send(r, status, buf_detach(body), len, content_type);
+}
+
+void reply_json(struct req *r, int status, struct buf *body)
+{
+    reply_body(r, status, body, "application/json");
+}
+
+void reply_task(struct req *r, int status, const struct task *t)
+{
+    struct buf b;
+    buf_init(&b);
+    task_json_write(&b, t);
+    reply_json(r, status, &b);
+}
+
+void reply_empty(struct req *r, int status)
+{
+    reply_send(r, status, NULL, 0, NULL);
+}
+
+void reply_error(struct req *r, const struct tm_error *e)
+{
+    int code = e->code ? e->code : TM_EINTERNAL;
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"error\":{\"code\":");
+    json_put_str(&b, err_slug(code));
+    buf_puts(&b, ",\"message\":");
+    json_put_str(&b, e->message[0] ? e->message : err_default_message(code));
+    if (e->field[0]) {
+        buf_puts(&b, ",\"field\":");
+        json_put_str(&b, e->field);
+    }
+    buf_puts(&b, "}}");
+    if (code == TM_ERATE) reply_add_header(r, "Retry-After", "1");
+    reply_json(r, err_http_status(code), &b);
+}
+
+void reply_error_code(struct req *r, int code, const char *field, const char *message)
+{
+    struct tm_error e;
+    err_set(&e, code, field, "%s", message ? message : err_default_message(code));
+    reply_error(r, &e);
+}
+
+int req_json_body(struct req *r, bool empty_ok)
+{
+    struct tm_error e;
+    err_clear(&e);
+    if (r->body.len == 0 && empty_ok) {
+        r->json = json_object();
+        return 0;
+    }
+    const char *ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ct && strncmp(ct, "application/json", 16) != 0 && strncmp(ct, "text/plain", 10) != 0) {
+        reply_error_code(r, TM_EMEDIA_TYPE, "Content-Type", "'Content-Type' must be 'application/json'");
+        return -1;
+    }
+    r->json = json_parse_object(r->body.p ? r->body.p : "", r->body.len,
+                                req_limits(r)->json_max_depth, &e);
+    if (!r->json) {
+        reply_error(r, &e);
+        return -1;
+    }
+    return 0;
+}
+
+static void req_op_done(struct store_op *op)
+{
+    struct req *r = op->udata;
+    MHD_resume_connection(r->conn);
+}
+
+void req_submit(struct req *r, handler_fn on_resume)
+{
+    r->on_resume = on_resume;
+    r->op.done = req_op_done;
+    r->op.udata = r;
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+    store_submit(r->srv->store, &r->op);
+}
+
+/* Matches "/v1/tasks/:id" against a path, capturing ':' segments. */
+static bool route_match(const char *pattern, const char *path, struct req *r)
+{
+    int n = 0;
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/') return false;
+        pattern++;
+        path++;
+        const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
+        size_t plen = pe ? (size_t)(pe - pattern) : strlen(pattern);
+        size_t slen = se ? (size_t)(se - path) : strlen(path);
+        if (*pattern == ':') {
+            if (slen == 0 || slen >= sizeof r->param_buf[0] || n == REQ_MAX_PARAMS) return false;
+            memcpy(r->param_buf[n], path, slen);
+            r->param_buf[n][slen] = '\0';
+            r->param[n] = r->param_buf[n];
+            n++;
+        } else if (plen != slen || memcmp(pattern, path, plen) != 0) {
+            return false;
+        }
+        pattern += plen;
+        path += slen;
+    }
+    if (*pattern || *path) return false;
+    r->nparams = n;
+    return true;
+}
+
+static void req_dispatch(struct req *r)
+{
+    bool path_known = false;
+    for (size_t t = 0; t < sizeof route_tables / sizeof route_tables[0]; t++) {
+        for (const struct route *rt = route_tables[t]; rt->method; rt++) {
+            if (!route_match(rt->pattern, r->path, r)) continue;
+            path_known = true;
+            if (strcmp(rt->method, r->method) != 0) continue;
+            rt->handler(r);
+            return;
+        }
+    }
+    if (path_known) {
+        reply_error_code(r, TM_EMETHOD, "", "method not allowed on this path");
+        return;
+    }
+    struct tm_error e;
+    err_set(&e, TM_ENOT_FOUND, "", "no route for '%s %s'", r->method, r->path);
+    reply_error(r, &e);
+}
+
+static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                   const char *method, const char *version,
+                                   const char *upload_data, size_t *upload_data_size,
+                                   void **con_cls)
+{
+    (void)version;
+    struct server *srv = cls;
+    struct req *r = *con_cls;
+    if (!r) {
+        r = xcalloc(1, sizeof *r);
+        r->srv = srv;
+        r->conn = conn;
+        r->method = method;
+        r->path = url;
+        r->ns = NULL;
+        r->t_start_mono = time_mono_ms();
+        buf_init(&r->body);
+        *con_cls = r;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > srv->cfg.limits.body_max_bytes) r->body_too_large = true;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!r->body_too_large) {
+            if (r->body.len + *upload_data_size > srv->cfg.limits.body_max_bytes) {
+                r->body_too_large = true;
+                buf_release(&r->body);
+            } else {
+                buf_put(&r->body, upload_data, *upload_data_size);
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->suspended) {
+        /* Resumed by the store: the op is done. */
+        r->suspended = false;
+        handler_fn next = r->on_resume;
+        r->on_resume = NULL;
+        next(r);
+        return MHD_YES;
+    }
+    if (r->status_sent) return MHD_YES;
+    if (r->body_too_large) {
+        struct tm_error e;
+        err_set(&e, TM_ETOO_LARGE, "", "request body exceeds %zu bytes",
+                srv->cfg.limits.body_max_bytes);
+        reply_error(r, &e);
+        return MHD_YES;
+    }
+    req_dispatch(r);
+    return MHD_YES;
+}
+
+static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct req *r = *con_cls;
+    if (!r) return;
+    store_op_release(&r->op);
+    json_decref(r->json);
+    buf_release(&r->body);
+    for (int i = 0; i < r->nhdr; i++) {
+        free(r->hdr_name[i]);
+        free(r->hdr_value[i]);
+    }
+    free(r);
+    *con_cls = NULL;
+}
+
+/* Binds host:port (port 0 picks a free one); returns the socket or -1. */
+static int http_listen(const char *listen_addr, char *bound, size_t boundlen)
+{
+    char host[256];
+    const char *colon = strrchr(listen_addr, ':');
+    if (!colon || colon == listen_addr) {
+        fprintf(stderr, "taskmill: --listen wants HOST:PORT, got '%s'\n", listen_addr);
+        return -1;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen_addr), listen_addr);
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int gai = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (gai) {
+        fprintf(stderr, "taskmill: cannot resolve '%s': %s\n", listen_addr, gai_strerror(gai));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024)) {
+        fprintf(stderr, "taskmill: cannot listen on '%s': %s\n", listen_addr, strerror(errno));
+        if (fd >= 0) close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    char addr[INET6_ADDRSTRLEN];
+    int port;
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
+        port = ntohs(s6->sin6_port);
+        snprintf(bound, boundlen, "[%s]:%d", addr, port);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
+        port = ntohs(s4->sin_port);
+        snprintf(bound, boundlen, "%s:%d", addr, port);
+    }
+    return fd;
+}
+
+static void http_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    fputs("taskmill: http: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
+int server_start(const struct server_config *cfg, struct server **out)
+{
+    struct server *srv = xcalloc(1, sizeof *srv);
+    srv->cfg = *cfg;
+    struct tm_error e;
+    err_clear(&e);
+    struct store_options so = {.relaxed = cfg->relaxed};
+    if (store_open(cfg->store_url, &so, &srv->store, &e)) {
+        fprintf(stderr, "taskmill: %s\n", e.message);
+        free(srv);
+        return -1;
+    }
+    char bound[300];
+    srv->listen_fd = http_listen(cfg->listen, bound, sizeof bound);
+    if (srv->listen_fd < 0) {
+        store_close(srv->store);
+        free(srv);
+        return -1;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    srv->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, srv,
+        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 2),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->limits.wait_max_seconds + 30),
+        MHD_OPTION_CONNECTION_LIMIT, 10000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv, MHD_OPTION_END);
+    if (!srv->mhd) {
+        fprintf(stderr, "taskmill: cannot start the HTTP server\n");
+        close(srv->listen_fd);
+        store_close(srv->store);
+        free(srv);
+        return -1;
+    }
+    printf("taskmill listening on http://%s\n", bound);
+    fflush(stdout);
+    *out = srv;
+    return 0;
+}
+
+void server_stop(struct server *srv)
+{
+    if (!srv) return;
+    MHD_quiesce_daemon(srv->mhd);
+    /* Parked claims and long-polls are answered; their connections resume. */
+    store_stop(srv->store);
+    usleep(100 * 1000);
+    MHD_stop_daemon(srv->mhd);
+    close(srv->listen_fd);
+    store_close(srv->store);
+    free(srv);
+}

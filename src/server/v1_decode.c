@@ -1,0 +1,517 @@
+/*
+ * v1_decode: see v1_decode.h. The field tables below are the reference
+ * for which fields each body takes; docs/api.md lists the same.
+ */
+#include "v1_decode.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/task_json.h"
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+
+bool v1_is_name(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok || n >= max) return false;
+    }
+    return n > 0;
+}
+
+int v1_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Refuses keys not in `allowed` (NULL-terminated). */
+static int check_fields(json_t *obj, const char *const *allowed, const char *prefix,
+                        struct tm_error *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, key) != 0) a++;
+        if (!*a) {
+            char field[64];
+            snprintf(field, sizeof field, "%s%s", prefix, key);
+            return err_set(e, TM_EINVALID, field, "unknown field '%s'", field);
+        }
+    }
+    return 0;
+}
+
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return true;
+    return false;
+}
+
+/* An optional string; *out stays NULL when absent or null. */
+static int get_str(json_t *obj, const char *key, const char *field, size_t max, bool required,
+                   const char **out, struct tm_error *e)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (required) return err_set(e, TM_EINVALID, field, "'%s' is required", field);
+        return 0;
+    }
+    if (!json_is_string(v)) return err_set(e, TM_EINVALID, field, "'%s' must be a string", field);
+    if (json_string_length(v) > max)
+        return err_set(e, TM_EINVALID, field, "'%s' is longer than %zu bytes", field, max);
+    if (required && json_string_length(v) == 0)
+        return err_set(e, TM_EINVALID, field, "'%s' must not be empty", field);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int get_int(json_t *obj, const char *key, const char *field, int64_t min, int64_t max,
+                   bool *has, int64_t *out, struct tm_error *e)
+{
+    json_t *v = json_object_get(obj, key);
+    if (has) *has = false;
+    if (!v) return 0;
+    if (!json_is_integer(v))
+        return err_set(e, TM_EINVALID, field, "'%s' must be an integer", field);
+    json_int_t i = json_integer_value(v);
+    if (i < min || i > max)
+        return err_set(e, TM_EINVALID, field, "'%s' must be between %lld and %lld", field,
+                       (long long)min, (long long)max);
+    *out = i;
+    if (has) *has = true;
+    return 0;
+}
+
+static int get_bool(json_t *obj, const char *key, bool *out, struct tm_error *e)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) return 0;
+    if (!json_is_boolean(v)) return err_set(e, TM_EINVALID, key, "'%s' must be true or false", key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int get_number(json_t *v, const char *field, double min, double max, double *out,
+                      struct tm_error *e)
+{
+    if (!json_is_number(v)) return err_set(e, TM_EINVALID, field, "'%s' must be a number", field);
+    double d = json_number_value(v);
+    if (!(d >= min && d <= max))
+        return err_set(e, TM_EINVALID, field, "'%s' must be between %g and %g", field, min, max);
+    *out = d;
+    return 0;
+}
+
+/* A JSON object of strings only, with the allowed keys. */
+static int get_string_object(json_t *obj, const char *key, const char *const *allowed,
+                             size_t max, char **out, struct tm_error *e)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_object(v)) return err_set(e, TM_EINVALID, key, "'%s' must be an object", key);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%s.", key);
+    int rc = check_fields(v, allowed, prefix, e);
+    if (rc) return rc;
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x) {
+        if (strcmp(k, "arguments") == 0) {
+            if (!json_is_object(x) && !json_is_null(x))
+                return err_set(e, TM_EINVALID, "definition.arguments",
+                               "'definition.arguments' must be an object");
+            continue;
+        }
+        char field[64];
+        snprintf(field, sizeof field, "%s.%s", key, k);
+        if (!json_is_string(x) && !json_is_null(x))
+            return err_set(e, TM_EINVALID, field, "'%s' must be a string", field);
+        if (json_string_length(x) > max)
+            return err_set(e, TM_EINVALID, field, "'%s' is longer than %zu bytes", field, max);
+    }
+    *out = json_text(v);
+    return 0;
+}
+
+static const char *const task_fields[] = {
+    "namespace", "type",     "name",        "description", "queue",          "priority",
+    "parent_id", "launcher", "target",      "definition",  "params",         "max_retries",
+    "backoff_ms", "backoff_max_ms", "scheduled_at", "paused", "idempotency_key", NULL,
+};
+
+int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct task **out,
+                   struct tm_error *e)
+{
+    static const char *const target_fields[] = {"id", "type", "name", NULL};
+    static const char *const definition_fields[] = {"id", "name", "description", "executor",
+                                                    "arguments", NULL};
+    if (!json_is_object(obj)) return err_set(e, TM_EINVALID, "", "a task must be a JSON object");
+    int rc = check_fields(obj, task_fields, "", e);
+    if (rc) return rc;
+    const char *type, *name, *description, *queue, *parent, *launcher, *sched, *idem, *body_ns;
+    if ((rc = get_str(obj, "type", "type", 128, true, &type, e)) ||
+        (rc = get_str(obj, "name", "name", 256, false, &name, e)) ||
+        (rc = get_str(obj, "description", "description", 4096, false, &description, e)) ||
+        (rc = get_str(obj, "queue", "queue", 64, false, &queue, e)) ||
+        (rc = get_str(obj, "parent_id", "parent_id", ID_LEN, false, &parent, e)) ||
+        (rc = get_str(obj, "launcher", "launcher", 256, false, &launcher, e)) ||
+        (rc = get_str(obj, "scheduled_at", "scheduled_at", 64, false, &sched, e)) ||
+        (rc = get_str(obj, "idempotency_key", "idempotency_key", 256, false, &idem, e)) ||
+        (rc = get_str(obj, "namespace", "namespace", 64, false, &body_ns, e)))
+        return rc;
+    if (has_control(type))
+        return err_set(e, TM_EINVALID, "type", "'type' must not contain control characters");
+    if (queue && !v1_is_name(queue, 64))
+        return err_set(e, TM_EINVALID, "queue", "'queue' must be 1-64 of [A-Za-z0-9._-]");
+    if (body_ns && !v1_is_name(body_ns, 64))
+        return err_set(e, TM_EINVALID, "namespace", "'namespace' must be 1-64 of [A-Za-z0-9._-]");
+    if (ns && body_ns && strcmp(ns, body_ns) != 0)
+        return err_set(e, TM_EINVALID, "namespace", "'namespace' must be '%s' for this token", ns);
+    if (parent && !id_is_valid(parent))
+        return err_set(e, TM_EINVALID, "parent_id", "'parent_id' must be a task id (32 hex)");
+    int64_t sched_ms = 0;
+    if (sched && time_parse_rfc3339(sched, &sched_ms))
+        return err_set(e, TM_EINVALID, "scheduled_at",
+                       "'scheduled_at' must be an RFC 3339 date-time");
+    json_t *params = json_object_get(obj, "params");
+    if (params && !json_is_object(params) && !json_is_null(params))
+        return err_set(e, TM_EINVALID, "params", "'params' must be an object");
+
+    struct task *t = task_new();
+    bool has;
+    if ((rc = get_int(obj, "priority", "priority", -1000000, 1000000, &has, &t->priority, e)) ||
+        (rc = get_int(obj, "max_retries", "max_retries", 0, 1000, &has, &t->max_retries, e)) ||
+        (rc = get_int(obj, "backoff_ms", "backoff_ms", 0, 86400000, &has, &t->backoff_ms, e)) ||
+        (rc = get_int(obj, "backoff_max_ms", "backoff_max_ms", 0, 604800000, &has,
+                      &t->backoff_max_ms, e)) ||
+        (rc = get_bool(obj, "paused", &t->paused, e)) ||
+        (rc = get_string_object(obj, "target", target_fields, 256, &t->target, e)) ||
+        (rc = get_string_object(obj, "definition", definition_fields, 4096, &t->definition, e)))
+        goto fail;
+    if (t->backoff_max_ms < t->backoff_ms) t->backoff_max_ms = t->backoff_ms;
+    t->namespace = xstrdup(body_ns ? body_ns : ns ? ns : "default");
+    t->type = xstrdup(type);
+    t->name = xstrdup(name);
+    t->description = xstrdup(description);
+    t->queue = xstrdup(queue ? queue : "default");
+    if (parent) memcpy(t->parent_id, parent, ID_LEN + 1);
+    t->launcher = xstrdup(launcher);
+    t->scheduled_at = sched_ms;
+    t->idempotency_key = xstrdup(idem);
+    if (params && json_is_object(params)) t->params = json_text(params);
+    (void)lim;
+    *out = t;
+    return 0;
+fail:
+    task_free(t);
+    return rc;
+}
+
+int v1_decode_claim(json_t *obj, const struct limits *lim, struct store_op *op, int *wait_s,
+                    struct tm_error *e)
+{
+    static const char *const fields[] = {"worker", "types", "lease_seconds", "wait_seconds", NULL};
+    int rc = check_fields(obj, fields, "", e);
+    if (rc) return rc;
+    if ((rc = get_str(obj, "worker", "worker", 128, true, &op->worker, e))) return rc;
+    if (has_control(op->worker))
+        return err_set(e, TM_EINVALID, "worker", "'worker' must not contain control characters");
+    json_t *types = json_object_get(obj, "types");
+    if (types && !json_is_null(types)) {
+        if (!json_is_array(types))
+            return err_set(e, TM_EINVALID, "types", "'types' must be an array of strings");
+        if (json_array_size(types) > STORE_CLAIM_MAX_TYPES)
+            return err_set(e, TM_EINVALID, "types", "'types' holds more than %d entries",
+                           STORE_CLAIM_MAX_TYPES);
+        size_t i;
+        json_t *v;
+        json_array_foreach(types, i, v) {
+            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 128)
+                return err_set(e, TM_EINVALID, "types", "'types[%zu]' must be a type name", i);
+            op->types[op->ntypes++] = json_string_value(v);
+        }
+    }
+    int64_t lease = 60, wait = 0;
+    if ((rc = get_int(obj, "lease_seconds", "lease_seconds", 1, 86400, NULL, &lease, e)) ||
+        (rc = get_int(obj, "wait_seconds", "wait_seconds", 0, lim->wait_max_seconds, NULL, &wait, e)))
+        return rc;
+    op->lease_ms = lease * 1000;
+    *wait_s = (int)wait;
+    return 0;
+}
+
+static int decode_progress(json_t *p, struct store_op *op, const struct limits *lim,
+                           struct tm_error *e)
+{
+    static const char *const fields[] = {"ratio", "percent", "message", "processed",
+                                         "processing", "pending", "updated_at", NULL};
+    if (!json_is_object(p)) return err_set(e, TM_EINVALID, "progress", "'progress' must be an object");
+    int rc = check_fields(p, fields, "progress.", e);
+    if (rc) return rc;
+    struct task_progress_update *u = &op->progress;
+    json_t *v;
+    if ((v = json_object_get(p, "ratio"))) {
+        if ((rc = get_number(v, "progress.ratio", 0, 1, &u->ratio, e))) return rc;
+        u->has_ratio = true;
+    }
+    if ((v = json_object_get(p, "percent"))) {
+        double pct;
+        if ((rc = get_number(v, "progress.percent", 0, 100, &pct, e))) return rc;
+        if (!u->has_ratio) u->ratio = pct / 100.0;
+        u->has_ratio = true;
+    }
+    if ((v = json_object_get(p, "message"))) {
+        if (!json_is_string(v) && !json_is_null(v))
+            return err_set(e, TM_EINVALID, "progress.message", "'progress.message' must be a string");
+        if (json_string_length(v) > lim->string_max_bytes)
+            return err_set(e, TM_EINVALID, "progress.message",
+                           "'progress.message' is longer than %zu bytes", lim->string_max_bytes);
+        u->message = json_string_value(v);
+        u->has_message = true;
+    }
+    const int64_t big = (int64_t)1 << 53;
+    if ((rc = get_int(p, "processed", "progress.processed", 0, big, &u->has_processed, &u->processed, e)) ||
+        (rc = get_int(p, "processing", "progress.processing", 0, big, &u->has_processing, &u->processing, e)) ||
+        (rc = get_int(p, "pending", "progress.pending", 0, big, &u->has_pending, &u->pending, e)))
+        return rc;
+    op->has_progress = true;
+    return 0;
+}
+
+static int decode_items(json_t *items, const struct limits *lim, struct tm_error *e)
+{
+    static const char *const fields[] = {"name", "progress", "message", NULL};
+    if (!json_is_array(items)) return err_set(e, TM_EINVALID, "items", "'items' must be an array");
+    if (json_array_size(items) > (size_t)lim->items_max_per_call)
+        return err_set(e, TM_EINVALID, "items", "'items' holds more than %d entries",
+                       lim->items_max_per_call);
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        char field[64], prefix[32];
+        snprintf(prefix, sizeof prefix, "items[%zu].", i);
+        if (!json_is_object(it))
+            return err_set(e, TM_EINVALID, "items", "'items[%zu]' must be an object", i);
+        int rc = check_fields(it, fields, prefix, e);
+        if (rc) return rc;
+        const char *name, *msg;
+        snprintf(field, sizeof field, "items[%zu].name", i);
+        if ((rc = get_str(it, "name", field, 256, true, &name, e))) return rc;
+        snprintf(field, sizeof field, "items[%zu].message", i);
+        if ((rc = get_str(it, "message", field, lim->string_max_bytes, false, &msg, e))) return rc;
+        json_t *p = json_object_get(it, "progress");
+        double d;
+        snprintf(field, sizeof field, "items[%zu].progress", i);
+        if (p && (rc = get_number(p, field, 0, 1, &d, e))) return rc;
+    }
+    return 0;
+}
+
+static int decode_messages(json_t *msgs, const struct limits *lim, struct tm_error *e)
+{
+    static const char *const fields[] = {"level", "key", "text", "locale", "parameters", NULL};
+    if (!json_is_array(msgs))
+        return err_set(e, TM_EINVALID, "messages", "'messages' must be an array");
+    if (json_array_size(msgs) > (size_t)lim->messages_max_per_call)
+        return err_set(e, TM_EINVALID, "messages", "'messages' holds more than %d entries",
+                       lim->messages_max_per_call);
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        char field[64], prefix[32];
+        snprintf(prefix, sizeof prefix, "messages[%zu].", i);
+        if (!json_is_object(m))
+            return err_set(e, TM_EINVALID, "messages", "'messages[%zu]' must be an object", i);
+        int rc = check_fields(m, fields, prefix, e);
+        if (rc) return rc;
+        const char *level, *text, *key, *locale;
+        snprintf(field, sizeof field, "messages[%zu].level", i);
+        if ((rc = get_str(m, "level", field, 8, true, &level, e))) return rc;
+        if (strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR"))
+            return err_set(e, TM_EINVALID, field, "'%s' must be INFO, WARN or ERROR", field);
+        snprintf(field, sizeof field, "messages[%zu].text", i);
+        if ((rc = get_str(m, "text", field, lim->string_max_bytes, true, &text, e))) return rc;
+        snprintf(field, sizeof field, "messages[%zu].key", i);
+        if ((rc = get_str(m, "key", field, 256, false, &key, e))) return rc;
+        snprintf(field, sizeof field, "messages[%zu].locale", i);
+        if ((rc = get_str(m, "locale", field, 32, false, &locale, e))) return rc;
+        json_t *params = json_object_get(m, "parameters");
+        if (params && !json_is_array(params) && !json_is_object(params) && !json_is_null(params)) {
+            snprintf(field, sizeof field, "messages[%zu].parameters", i);
+            return err_set(e, TM_EINVALID, field, "'%s' must be an array or object", field);
+        }
+    }
+    return 0;
+}
+
+static int decode_returns(json_t *r, struct tm_error *e)
+{
+    static const char *const fields[] = {"name", "attribute", NULL};
+    if (!json_is_array(r)) return err_set(e, TM_EINVALID, "returns", "'returns' must be an array");
+    size_t i;
+    json_t *x;
+    json_array_foreach(r, i, x) {
+        char prefix[32], field[64];
+        snprintf(prefix, sizeof prefix, "returns[%zu].", i);
+        if (!json_is_object(x))
+            return err_set(e, TM_EINVALID, "returns", "'returns[%zu]' must be an object", i);
+        int rc = check_fields(x, fields, prefix, e);
+        const char *s;
+        snprintf(field, sizeof field, "returns[%zu].name", i);
+        if (!rc) rc = get_str(x, "name", field, 256, true, &s, e);
+        snprintf(field, sizeof field, "returns[%zu].attribute", i);
+        if (!rc) rc = get_str(x, "attribute", field, 256, true, &s, e);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int v1_decode_worker_call(json_t *obj, const struct limits *lim, struct store_op *op,
+                          struct tm_error *e)
+{
+    static const char *const heartbeat[] = {"lease_token", "lease_seconds", "progress", "items",
+                                            "messages",    "attributes",    NULL};
+    static const char *const complete[] = {"lease_token", "result",   "returns",  "attributes",
+                                           "warning",     "progress", "messages", "items", NULL};
+    static const char *const fail[] = {"lease_token", "error",    "retryable", "result",
+                                       "attributes",  "messages", "progress",  "items", NULL};
+    static const char *const release[] = {"lease_token", NULL};
+    const char *const *fields = op->kind == STORE_OP_HEARTBEAT  ? heartbeat
+                                : op->kind == STORE_OP_COMPLETE ? complete
+                                : op->kind == STORE_OP_FAIL     ? fail
+                                                                : release;
+    int rc = check_fields(obj, fields, "", e);
+    if (rc) return rc;
+    if ((rc = get_str(obj, "lease_token", "lease_token", 64, true, &op->lease_token, e))) return rc;
+    int64_t lease_s = 0;
+    if ((rc = get_int(obj, "lease_seconds", "lease_seconds", 1, 86400, NULL, &lease_s, e))) return rc;
+    op->lease_ms = lease_s * 1000;
+    json_t *v;
+    if ((v = json_object_get(obj, "progress")) && (rc = decode_progress(v, op, lim, e))) return rc;
+    if ((v = json_object_get(obj, "items"))) {
+        if ((rc = decode_items(v, lim, e))) return rc;
+        op->items = v;
+    }
+    if ((v = json_object_get(obj, "messages"))) {
+        if ((rc = decode_messages(v, lim, e))) return rc;
+        op->messages = v;
+    }
+    if ((v = json_object_get(obj, "attributes"))) {
+        if (!json_is_object(v))
+            return err_set(e, TM_EINVALID, "attributes", "'attributes' must be an object");
+        op->attributes = v;
+    }
+    if ((v = json_object_get(obj, "returns"))) {
+        if ((rc = decode_returns(v, e))) return rc;
+        op->returns = v;
+    }
+    op->result = json_object_get(obj, "result");
+    if ((rc = get_bool(obj, "warning", &op->warning, e))) return rc;
+    if (op->kind == STORE_OP_FAIL) {
+        op->retryable = true;
+        if ((rc = get_bool(obj, "retryable", &op->retryable, e)) ||
+            (rc = get_str(obj, "error", "error", lim->string_max_bytes, true, &op->error, e)))
+            return rc;
+    }
+    return 0;
+}
+
+void v1_list_query_init(struct list_query *q)
+{
+    memset(q, 0, sizeof *q);
+    q->filter.limit = 50;
+}
+
+static int list_time(const char *key, const char *value, int64_t *out, struct tm_error *e)
+{
+    if (time_parse_rfc3339(value, out))
+        return err_set(e, TM_EINVALID, key, "'%s' must be an RFC 3339 date-time", key);
+    return 0;
+}
+
+int v1_list_query_add(struct list_query *q, const struct limits *lim, const char *key,
+                      const char *value, struct tm_error *e)
+{
+    struct task_filter *f = &q->filter;
+    if (strlen(value) > 256) return err_set(e, TM_EINVALID, key, "'%s' is too long", key);
+    if (strcmp(key, "phase") == 0) {
+        char tmp[257];
+        snprintf(tmp, sizeof tmp, "%s", value);
+        char *save = NULL;
+        for (char *p = strtok_r(tmp, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+            enum task_phase ph;
+            if (task_phase_parse(p, &ph))
+                return err_set(e, TM_EINVALID, "phase", "'phase' has unknown phase '%s'", p);
+            f->phases |= 1u << ph;
+        }
+        if (!f->phases) return err_set(e, TM_EINVALID, "phase", "'phase' must name a phase");
+    } else if (strcmp(key, "type") == 0) {
+        f->type = value;
+    } else if (strcmp(key, "queue") == 0) {
+        f->queue = value;
+    } else if (strcmp(key, "parent_id") == 0) {
+        if (!id_is_valid(value))
+            return err_set(e, TM_EINVALID, key, "'parent_id' must be a task id (32 hex)");
+        f->parent_id = value;
+    } else if (strcmp(key, "name_prefix") == 0) {
+        f->name_prefix = value;
+    } else if (strcmp(key, "created_after") == 0) {
+        return list_time(key, value, &f->created_after, e);
+    } else if (strcmp(key, "created_before") == 0) {
+        return list_time(key, value, &f->created_before, e);
+    } else if (strcmp(key, "updated_after") == 0) {
+        return list_time(key, value, &f->updated_after, e);
+    } else if (strcmp(key, "updated_before") == 0) {
+        return list_time(key, value, &f->updated_before, e);
+    } else if (strcmp(key, "limit") == 0) {
+        int64_t n;
+        if (v1_parse_int(value, 1, lim->page_max, &n))
+            return err_set(e, TM_EINVALID, key, "'limit' must be an integer from 1 to %d",
+                           lim->page_max);
+        f->limit = (int)n;
+    } else if (strcmp(key, "cursor") == 0) {
+        if (!id_is_valid(value))
+            return err_set(e, TM_EINVALID, key, "'cursor' is not a cursor this server gave");
+        memcpy(f->cursor, value, ID_LEN + 1);
+    } else if (strcmp(key, "order") == 0) {
+        if (strcmp(value, "asc") == 0)
+            f->ascending = true;
+        else if (strcmp(value, "desc") == 0)
+            f->ascending = false;
+        else
+            return err_set(e, TM_EINVALID, key, "'order' must be 'asc' or 'desc'");
+    } else {
+        return err_set(e, TM_EINVALID, key, "unknown query parameter '%s'", key);
+    }
+    return 0;
+}
+
+int v1_decode_wait(const char *wait, const char *version, const struct limits *lim, int *wait_s,
+                   int64_t *ver, struct tm_error *e)
+{
+    int64_t w = 0, v = -1;
+    if (wait && v1_parse_int(wait, 0, lim->wait_max_seconds, &w))
+        return err_set(e, TM_EINVALID, "wait", "'wait' must be an integer from 0 to %d",
+                       lim->wait_max_seconds);
+    if (version && v1_parse_int(version, 0, INT64_MAX, &v))
+        return err_set(e, TM_EINVALID, "version", "'version' must be a non-negative integer");
+    *wait_s = (int)w;
+    *ver = v;
+    return 0;
+}

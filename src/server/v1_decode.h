@@ -1,0 +1,48 @@
+/*
+ * v1_decode: the v1 API's request decoders.
+ *
+ * Pure functions from a parsed JSON body (or query pairs) to the structs
+ * the store takes: no I/O, no HTTP, so each can be unit-tested and fuzzed
+ * alone. Each checks every field's type, range and size and refuses
+ * unknown fields, filling a struct tm_error that names the field (dotted
+ * for nested ones: "progress.ratio", "items[2].name"). On error nothing is
+ * allocated that the caller must free. Values stored in a store_op are
+ * borrowed from the JSON object, which must outlive the op.
+ */
+#ifndef TASKMILL_V1_DECODE_H
+#define TASKMILL_V1_DECODE_H
+
+#include <jansson.h>
+
+#include "../common/task.h"
+#include "../store/store.h"
+#include "http.h"
+
+/* A task to submit. `ns` is the namespace to use when the body names none. */
+int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct task **out,
+                   struct tm_error *e);
+/* The claim body into op (kind CLAIM); the deadline is left to the caller. */
+int v1_decode_claim(json_t *obj, const struct limits *lim, struct store_op *op, int *wait_s,
+                    struct tm_error *e);
+/* Heartbeat, complete, fail and release bodies, by op->kind. */
+int v1_decode_worker_call(json_t *obj, const struct limits *lim, struct store_op *op,
+                          struct tm_error *e);
+
+struct list_query {
+    struct task_filter filter;
+};
+/* Sets defaults (limit 50, newest first). */
+void v1_list_query_init(struct list_query *q);
+/* Takes one query-string pair of GET /v1/tasks. */
+int v1_list_query_add(struct list_query *q, const struct limits *lim, const char *key,
+                      const char *value, struct tm_error *e);
+
+/* ?wait=S&version=N of GET /v1/tasks/{id}. version -1 when absent. */
+int v1_decode_wait(const char *wait, const char *version, const struct limits *lim, int *wait_s,
+                   int64_t *ver, struct tm_error *e);
+
+/* Validators shared with other decoders. */
+bool v1_is_name(const char *s, size_t max);   /* [A-Za-z0-9._-]{1,max} */
+int v1_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+
+#endif

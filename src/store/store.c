@@ -1,0 +1,768 @@
+/*
+ * store: the group-commit writer and the domain logic of every write, on
+ * top of a backend's ops table (store_int.h).
+ *
+ * One writer thread owns the backend's write connection. Ops queue under
+ * `lock`; the writer takes the whole queue, applies each op in one
+ * transaction, runs the sweep (expired leases, waiting tasks that came due)
+ * and hands tasks to parked claims, commits once, and only then calls each
+ * op's done(). An op whose checks fail changes nothing: every apply
+ * function loads and checks first and writes last. A backend failure (disk
+ * full, I/O) rolls the whole batch back and fails every op in it.
+ *
+ * Parked claims and watches live only on the writer thread, so the moment a
+ * task becomes ready or changes is seen by the same thread that parks them:
+ * no wake-up can be lost between "nothing found" and "waiting".
+ */
+#include "store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../common/id.h"
+#include "../common/task_json.h"
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+#include "store_int.h"
+
+struct store {
+    struct store_base base;
+    struct store_options opt;
+
+    pthread_t writer;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct store_op *queue_head, *queue_tail; /* under lock */
+    bool stopping;                            /* under lock */
+    bool stopped;                             /* under lock: writer has exited */
+    bool writer_started;
+
+    /* Writer thread only. */
+    struct store_op *parked_claims;  /* FIFO, oldest first */
+    struct store_op *parked_watches;
+    int64_t next_due;                /* wall ms of the earliest due task; 0 = none known */
+    uint64_t rng;
+
+    struct store_stats stats;        /* updated by the writer, read under lock */
+};
+
+/* What one batch changed, for parked ops and the notifications after commit. */
+struct batch {
+    struct store_op *done_head, *done_tail; /* finished ops, to call done() on */
+    char (*changed)[ID_LEN + 1];            /* ids changed, for watches */
+    size_t nchanged, capchanged;
+    char **ready;                           /* queues that gained a claimable task */
+    size_t nready, capready;
+    bool failed;                            /* a backend error: roll everything back */
+};
+
+static const struct store_backend *const store_backends[] = {&store_sqlite_backend};
+
+static uint32_t store_rand(struct store *s)
+{
+    /* xorshift64*: jitter only, not secrets. */
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return (uint32_t)((s->rng * 2685821657736338717ULL) >> 32);
+}
+
+static void batch_finish(struct batch *b, struct store_op *op)
+{
+    op->next = NULL;
+    if (b->done_tail)
+        b->done_tail->next = op;
+    else
+        b->done_head = op;
+    b->done_tail = op;
+}
+
+static void batch_note_changed(struct batch *b, const char *id)
+{
+    if (b->nchanged == b->capchanged) {
+        b->capchanged = b->capchanged ? b->capchanged * 2 : 16;
+        b->changed = xrealloc(b->changed, b->capchanged * sizeof *b->changed);
+    }
+    memcpy(b->changed[b->nchanged++], id, ID_LEN + 1);
+}
+
+static void batch_note_ready(struct batch *b, const char *queue)
+{
+    for (size_t i = 0; i < b->nready; i++)
+        if (strcmp(b->ready[i], queue) == 0) return;
+    if (b->nready == b->capready) {
+        b->capready = b->capready ? b->capready * 2 : 4;
+        b->ready = xrealloc(b->ready, b->capready * sizeof *b->ready);
+    }
+    b->ready[b->nready++] = xstrdup(queue);
+}
+
+static void batch_release(struct batch *b)
+{
+    free(b->changed);
+    for (size_t i = 0; i < b->nready; i++) free(b->ready[i]);
+    free(b->ready);
+}
+
+/* A backend failure: the batch will be rolled back. */
+static int store_backend_failed(struct batch *b, struct store_op *op, int rc)
+{
+    b->failed = true;
+    return err_set(&op->err, rc == TM_EINTERNAL ? rc : TM_EINTERNAL, "", "storage error");
+}
+
+/* Loads a task for a write, scoped to the op's namespace. */
+static int store_load_scoped(struct store *s, struct store_op *op, const char *id,
+                             struct task **out)
+{
+    int rc = s->base.backend->load(s, id, out);
+    if (rc == 0 && op->ns && strcmp((*out)->namespace, op->ns) != 0) {
+        task_free(*out);
+        *out = NULL;
+        rc = TM_ENOT_FOUND;
+    }
+    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "task '%s' not found", id);
+    return rc;
+}
+
+/* Moves a child from one bucket of its parent's counts to another. */
+static int store_parent_adjust(struct store *s, struct batch *b, const struct task *child,
+                               int from, int to, int64_t now)
+{
+    if (!child->parent_id[0] || from == to) return 0;
+    struct task *p = NULL;
+    int rc = s->base.backend->load(s, child->parent_id, &p);
+    if (rc == TM_ENOT_FOUND) return 0; /* the parent was deleted: the child lives on */
+    if (rc) return rc;
+    int64_t *slot[] = {&p->child_pending, &p->child_processing, &p->child_processed};
+    if (from >= 0 && *slot[from] > 0) (*slot[from])--;
+    if (to >= 0) (*slot[to])++;
+    p->progress.updated_at = now;
+    task_touch(p, now);
+    rc = s->base.backend->update(s, p);
+    if (rc == 0) batch_note_changed(b, p->id);
+    task_free(p);
+    return rc;
+}
+
+/*
+ * Writes a changed task and does what follows from the change: the
+ * parent's counts, the due time, waking claimers, watchers.
+ * `before` is the phase before the change, or -1 for a new task.
+ */
+static int store_save(struct store *s, struct batch *b, const struct task *t, int before,
+                      int64_t now)
+{
+    int rc = before < 0 ? s->base.backend->insert(s, t) : s->base.backend->update(s, t);
+    if (rc) return rc;
+    batch_note_changed(b, t->id);
+    int64_t due = task_due_at(t);
+    if (due && (!s->next_due || due < s->next_due)) s->next_due = due;
+    if (t->phase == TASK_PENDING && !t->paused) batch_note_ready(b, t->queue);
+    int from = before < 0 ? -1 : (int)task_bucket_of((enum task_phase)before);
+    return store_parent_adjust(s, b, t, from, (int)task_bucket_of(t->phase), now);
+}
+
+static int store_apply_create(struct store *s, struct batch *b, struct store_op *op, int64_t now)
+{
+    const struct store_backend *be = s->base.backend;
+    bool *repeat = xcalloc(op->ntasks, sizeof *repeat);
+    int rc = 0;
+    /* Check everything first, so that a refusal writes nothing. */
+    for (size_t i = 0; i < op->ntasks && rc == 0; i++) {
+        struct task *t = op->tasks[i];
+        if (t->idempotency_key) {
+            char id[ID_LEN + 1];
+            rc = be->find_idempotent(s, t->namespace, t->idempotency_key, id);
+            if (rc == 0) {
+                struct task *old = NULL;
+                rc = be->load(s, id, &old);
+                if (rc == 0) {
+                    task_free(t);
+                    op->tasks[i] = old;
+                    repeat[i] = true;
+                    continue;
+                }
+            }
+            if (rc != TM_ENOT_FOUND) break;
+            rc = 0;
+        }
+        if (t->parent_id[0]) {
+            struct task *p = NULL;
+            rc = be->load(s, t->parent_id, &p);
+            if (rc == 0 && strcmp(p->namespace, t->namespace) != 0) rc = TM_ENOT_FOUND;
+            task_free(p);
+            if (rc == TM_ENOT_FOUND) {
+                rc = err_set(&op->err, TM_EINVALID, "parent_id", "parent task '%s' not found",
+                             t->parent_id);
+                goto out;
+            }
+        }
+    }
+    if (rc) goto backend;
+    for (size_t i = 0; i < op->ntasks; i++) {
+        struct task *t = op->tasks[i];
+        if (repeat[i]) continue;
+        id_new(t->id);
+        t->created_at = t->updated_at = now;
+        t->version = 1;
+        if (t->scheduled_at > now) {
+            t->phase = TASK_WAITING;
+        } else {
+            t->phase = TASK_PENDING;
+            t->ready_at = now;
+        }
+        rc = store_save(s, b, t, -1, now);
+        if (rc) goto backend;
+        op->created = true;
+    }
+    op->task = op->tasks[0];
+    goto out;
+backend:
+    rc = store_backend_failed(b, op, rc);
+out:
+    free(repeat);
+    return rc;
+}
+
+static int store_apply_claim(struct store *s, struct batch *b, struct store_op *op, int64_t now)
+{
+    struct store_claim_query q = {op->ns, op->queue, op->types, op->ntypes};
+    char id[ID_LEN + 1];
+    int rc = s->base.backend->next_claimable(s, &q, id);
+    if (rc == TM_ENOT_FOUND) return 0; /* nothing now: op->claimed stays false */
+    struct task *t = NULL;
+    if (rc == 0) rc = s->base.backend->load(s, id, &t);
+    if (rc) return store_backend_failed(b, op, rc);
+    char token[ID_LEN + 1];
+    id_random_hex(token);
+    enum task_phase before = t->phase;
+    rc = task_claim(t, op->worker, token, op->lease_ms, now, &op->err);
+    if (rc == 0) rc = store_save(s, b, t, (int)before, now);
+    if (rc) {
+        task_free(t);
+        return op->err.code ? rc : store_backend_failed(b, op, rc);
+    }
+    memcpy(op->new_lease_token, token, sizeof token);
+    op->task = t;
+    op->claimed = true;
+    return 0;
+}
+
+/* Heartbeat, complete, fail and release: the worker's calls under a lease. */
+static int store_apply_leased(struct store *s, struct batch *b, struct store_op *op, int64_t now)
+{
+    struct task *t = NULL;
+    int rc = store_load_scoped(s, op, op->id, &t);
+    if (rc) return rc == TM_ENOT_FOUND ? rc : store_backend_failed(b, op, rc);
+    enum task_phase before = t->phase;
+    rc = task_check_lease(t, op->lease_token, &op->err);
+    if (rc) goto out;
+    if (op->items && (rc = task_merge_items(t, op->items, now, &op->err))) goto out;
+    if (op->has_progress) task_set_progress(t, &op->progress, now);
+    if (op->messages) task_add_messages(t, op->messages, now);
+    if (op->attributes) task_merge_attributes(t, op->attributes);
+    switch (op->kind) {
+    case STORE_OP_HEARTBEAT: rc = task_extend_lease(t, op->lease_token, op->lease_ms, now, &op->err); break;
+    case STORE_OP_COMPLETE:
+        if (op->result) {
+            free(t->result);
+            t->result = json_text(op->result);
+        }
+        if (op->returns) {
+            free(t->returns);
+            t->returns = json_text(op->returns);
+        }
+        rc = task_complete(t, op->lease_token, op->warning, now, &op->err);
+        break;
+    case STORE_OP_FAIL:
+        if (op->result) {
+            free(t->result);
+            t->result = json_text(op->result);
+        }
+        rc = task_fail(t, op->lease_token, op->error, op->retryable, now, store_rand(s), &op->err);
+        break;
+    default: rc = task_release(t, op->lease_token, now, &op->err); break;
+    }
+    if (rc) goto out;
+    if ((rc = store_save(s, b, t, (int)before, now))) {
+        rc = store_backend_failed(b, op, rc);
+        goto out;
+    }
+    op->task = t;
+    return 0;
+out:
+    task_free(t);
+    return rc;
+}
+
+/* Cancel, retry, pause, resume, delete: the owner's controls. */
+static int store_apply_control(struct store *s, struct batch *b, struct store_op *op,
+                               int64_t now)
+{
+    struct task *t = NULL;
+    int rc = store_load_scoped(s, op, op->id, &t);
+    if (rc) return rc == TM_ENOT_FOUND ? rc : store_backend_failed(b, op, rc);
+    enum task_phase before = t->phase;
+    int64_t version = t->version;
+    switch (op->kind) {
+    case STORE_OP_CANCEL: rc = task_cancel(t, now, &op->err); break;
+    case STORE_OP_RETRY: rc = task_retry(t, now, &op->err); break;
+    case STORE_OP_PAUSE: rc = task_pause(t, now, &op->err); break;
+    case STORE_OP_RESUME: rc = task_resume(t, now, &op->err); break;
+    default: rc = task_check_delete(t, &op->err); break;
+    }
+    if (rc) {
+        task_free(t);
+        return rc;
+    }
+    if (op->kind == STORE_OP_DELETE) {
+        rc = s->base.backend->remove(s, t->id);
+        if (rc == 0) {
+            batch_note_changed(b, t->id);
+            rc = store_parent_adjust(s, b, t, (int)task_bucket_of(before), -1, now);
+        }
+    } else if (t->version != version) {
+        rc = store_save(s, b, t, (int)before, now);
+    }
+    if (rc) {
+        task_free(t);
+        return store_backend_failed(b, op, rc);
+    }
+    op->task = t;
+    return 0;
+}
+
+static int store_apply_watch(struct store *s, struct batch *b, struct store_op *op)
+{
+    struct task *t = NULL;
+    int rc = store_load_scoped(s, op, op->id, &t);
+    if (rc) return rc == TM_ENOT_FOUND ? rc : store_backend_failed(b, op, rc);
+    op->task = t;
+    return 0;
+}
+
+/* Applies one op; returns true when it is finished (not parked). */
+static bool store_apply(struct store *s, struct batch *b, struct store_op *op, int64_t now,
+                        int64_t mono)
+{
+    switch (op->kind) {
+    case STORE_OP_CREATE: store_apply_create(s, b, op, now); return true;
+    case STORE_OP_CLAIM:
+        if (store_apply_claim(s, b, op, now) == 0 && !op->claimed && op->deadline_ms > mono) {
+            op->parked = true;
+            return false;
+        }
+        return true;
+    case STORE_OP_HEARTBEAT:
+    case STORE_OP_COMPLETE:
+    case STORE_OP_FAIL:
+    case STORE_OP_RELEASE: store_apply_leased(s, b, op, now); return true;
+    case STORE_OP_WATCH:
+        if (store_apply_watch(s, b, op) == 0 && op->task->version <= op->version &&
+            op->deadline_ms > mono) {
+            task_free(op->task);
+            op->task = NULL;
+            op->parked = true;
+            return false;
+        }
+        return true;
+    default: store_apply_control(s, b, op, now); return true;
+    }
+}
+
+static void store_park(struct store_op **list, struct store_op *op)
+{
+    op->next = NULL;
+    while (*list) list = &(*list)->next;
+    *list = op;
+}
+
+/* Acts on every task whose lease ran out or whose wait is over. */
+static void store_sweep(struct store *s, struct batch *b, int64_t now)
+{
+    const struct store_backend *be = s->base.backend;
+    char ids[256][ID_LEN + 1];
+    size_t n = 0;
+    s->stats.sweeps++;
+    if (be->due(s, now, ids, 256, &n)) {
+        b->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < n && !b->failed; i++) {
+        struct task *t = NULL;
+        if (be->load(s, ids[i], &t)) {
+            b->failed = true;
+            break;
+        }
+        enum task_phase before = t->phase;
+        struct tm_error e;
+        int rc = t->phase == TASK_WAITING ? task_wake(t, now, &e)
+                                          : task_lease_lost(t, now, store_rand(s), &e);
+        if (rc == 0) {
+            if (before == TASK_RUNNING || before == TASK_STOPPING) s->stats.leases_expired++;
+            if (store_save(s, b, t, (int)before, now)) b->failed = true;
+        }
+        task_free(t);
+    }
+    int64_t next = 0;
+    if (!b->failed && be->next_due(s, &next)) b->failed = true;
+    s->next_due = next;
+}
+
+/* Hands newly ready tasks to parked claims, oldest claim first. */
+static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t now)
+{
+    struct store_op **pp = &s->parked_claims;
+    while (*pp && !b->failed) {
+        struct store_op *op = *pp;
+        bool ready = false;
+        for (size_t i = 0; i < b->nready && !ready; i++) ready = strcmp(b->ready[i], op->queue) == 0;
+        if (ready) store_apply_claim(s, b, op, now);
+        if (op->claimed || op->err.code) {
+            *pp = op->next;
+            op->parked = false;
+            batch_finish(b, op);
+        } else {
+            pp = &op->next;
+        }
+    }
+}
+
+/* After commit: finish watches whose task changed and parked ops past their deadline. */
+static void store_settle_parked(struct store *s, struct batch *b, int64_t mono, bool stopping)
+{
+    struct store_op **lists[] = {&s->parked_watches, &s->parked_claims};
+    for (int l = 0; l < 2; l++) {
+        struct store_op **pp = lists[l];
+        while (*pp) {
+            struct store_op *op = *pp;
+            bool fire = stopping || op->deadline_ms <= mono;
+            if (!fire && op->kind == STORE_OP_WATCH)
+                for (size_t i = 0; i < b->nchanged && !fire; i++)
+                    fire = strcmp(b->changed[i], op->id) == 0;
+            if (!fire) {
+                pp = &op->next;
+                continue;
+            }
+            *pp = op->next;
+            op->parked = false;
+            if (stopping) err_set(&op->err, TM_EUNAVAILABLE, "", "the server is stopping");
+            if (op->kind == STORE_OP_WATCH && !op->err.code)
+                store_load_scoped(s, op, op->id, &op->task);
+            batch_finish(b, op);
+        }
+    }
+}
+
+static void store_run_batch(struct store *s, struct store_op *ops, bool stopping)
+{
+    const struct store_backend *be = s->base.backend;
+    struct batch b = {0};
+    int64_t now = time_now_ms(), mono = time_mono_ms();
+    uint64_t nops = 0;
+    bool in_txn = false;
+
+    bool work = ops || (s->next_due && s->next_due <= now);
+    if (work) {
+        if (be->begin(s)) {
+            b.failed = true;
+        } else {
+            in_txn = true;
+        }
+    }
+    for (struct store_op *op = ops, *next; op; op = next) {
+        next = op->next;
+        nops++;
+        if (b.failed) {
+            err_set(&op->err, TM_EINTERNAL, "", "storage error");
+            batch_finish(&b, op);
+        } else if (store_apply(s, &b, op, now, mono)) {
+            batch_finish(&b, op);
+        } else {
+            store_park(op->kind == STORE_OP_CLAIM ? &s->parked_claims : &s->parked_watches, op);
+        }
+    }
+    if (in_txn && !b.failed && s->next_due && s->next_due <= now) store_sweep(s, &b, now);
+    if (in_txn && !b.failed && b.nready && s->parked_claims) store_serve_parked_claims(s, &b, now);
+    if (in_txn) {
+        if (!b.failed && be->commit(s)) b.failed = true;
+        if (b.failed) {
+            be->rollback(s);
+            s->stats.commits_failed++;
+            s->next_due = now + 1000; /* look again soon; the state is as before */
+            b.nchanged = 0;
+            for (struct store_op *op = b.done_head; op; op = op->next) {
+                if (op->err.code && op->err.code != TM_EINTERNAL) continue;
+                task_free(op->task);
+                op->task = NULL;
+                op->claimed = op->created = false;
+                err_set(&op->err, TM_EINTERNAL, "", "storage error");
+            }
+        }
+    }
+    store_settle_parked(s, &b, mono, stopping);
+
+    pthread_mutex_lock(&s->lock);
+    if (work) s->stats.batches++;
+    s->stats.ops += nops;
+    pthread_mutex_unlock(&s->lock);
+
+    for (struct store_op *op = b.done_head, *next; op; op = next) {
+        next = op->next;
+        op->next = NULL;
+        op->done(op);
+    }
+    batch_release(&b);
+}
+
+/* Milliseconds the writer may sleep before it has something to do. */
+static int64_t store_idle_ms(struct store *s)
+{
+    int64_t wait = s->opt.sweep_max_ms;
+    if (s->next_due) {
+        int64_t d = s->next_due - time_now_ms();
+        if (d < wait) wait = d;
+    }
+    int64_t mono = time_mono_ms();
+    struct store_op *lists[] = {s->parked_claims, s->parked_watches};
+    for (int l = 0; l < 2; l++)
+        for (struct store_op *op = lists[l]; op; op = op->next)
+            if (op->deadline_ms - mono < wait) wait = op->deadline_ms - mono;
+    return wait < 0 ? 0 : wait;
+}
+
+static void *store_writer_main(void *arg)
+{
+    struct store *s = arg;
+    for (;;) {
+        int64_t idle = store_idle_ms(s);
+        pthread_mutex_lock(&s->lock);
+        if (!s->queue_head && !s->stopping && idle > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += idle / 1000;
+            ts.tv_nsec += (idle % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+        }
+        struct store_op *ops = s->queue_head;
+        s->queue_head = s->queue_tail = NULL;
+        bool stopping = s->stopping;
+        s->stats.parked_claims = s->stats.parked_watches = 0;
+        for (struct store_op *op = s->parked_claims; op; op = op->next) s->stats.parked_claims++;
+        for (struct store_op *op = s->parked_watches; op; op = op->next) s->stats.parked_watches++;
+        pthread_mutex_unlock(&s->lock);
+
+        store_run_batch(s, ops, stopping);
+        if (stopping && !ops) break;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->stopped = true;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int store_open(const char *url, const struct store_options *opt, struct store **out,
+               struct tm_error *e)
+{
+    const struct store_backend *be = NULL;
+    const char *rest = NULL;
+    for (size_t i = 0; i < sizeof store_backends / sizeof store_backends[0]; i++) {
+        size_t n = strlen(store_backends[i]->scheme);
+        if (strncmp(url, store_backends[i]->scheme, n) == 0 && url[n] == ':') {
+            be = store_backends[i];
+            rest = url + n + 1;
+        }
+    }
+    if (!be)
+        return err_set(e, TM_EINVALID, "store", "store URL '%s' names no known backend (use 'sqlite:PATH')", url);
+
+    struct store *s = xcalloc(1, sizeof *s);
+    s->base.backend = be;
+    if (opt) s->opt = *opt;
+    if (s->opt.sweep_max_ms <= 0) s->opt.sweep_max_ms = 1000;
+    id_random_bytes(&s->rng, sizeof s->rng);
+    s->rng |= 1;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    int rc = be->open(s, rest, &s->opt, e);
+    if (rc == 0) rc = be->next_due(s, &s->next_due);
+    if (rc) {
+        if (!e || !e->code) err_set(e, rc, "store", "cannot open store '%s'", url);
+        be->close(s);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->cond);
+        free(s);
+        return rc;
+    }
+    if (pthread_create(&s->writer, NULL, store_writer_main, s) != 0) {
+        be->close(s);
+        free(s);
+        return err_set(e, TM_EINTERNAL, "", "cannot start the store's writer thread");
+    }
+    s->writer_started = true;
+    *out = s;
+    return 0;
+}
+
+void store_stop(struct store *s)
+{
+    if (!s || !s->writer_started) return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->writer, NULL);
+    s->writer_started = false;
+}
+
+void store_close(struct store *s)
+{
+    if (!s) return;
+    store_stop(s);
+    s->base.backend->close(s);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
+
+const char *store_backend_name(const struct store *s)
+{
+    return s->base.backend->scheme;
+}
+
+void store_op_init(struct store_op *op, enum store_op_kind kind)
+{
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+}
+
+void store_op_release(struct store_op *op)
+{
+    if (op->kind == STORE_OP_CREATE) {
+        for (size_t i = 0; i < op->ntasks; i++) task_free(op->tasks[i]);
+        free(op->tasks);
+        op->tasks = NULL;
+        op->ntasks = 0;
+    } else {
+        task_free(op->task);
+    }
+    op->task = NULL;
+}
+
+void store_submit(struct store *s, struct store_op *op)
+{
+    err_clear(&op->err);
+    op->next = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->stopping || s->stopped) {
+        pthread_mutex_unlock(&s->lock);
+        err_set(&op->err, TM_EUNAVAILABLE, "", "the server is stopping");
+        op->done(op);
+        return;
+    }
+    if (s->queue_tail)
+        s->queue_tail->next = op;
+    else
+        s->queue_head = op;
+    s->queue_tail = op;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+struct store_waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+};
+
+static void store_run_done(struct store_op *op)
+{
+    struct store_waiter *w = op->udata;
+    pthread_mutex_lock(&w->lock);
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int store_run(struct store *s, struct store_op *op)
+{
+    struct store_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    op->done = store_run_done;
+    op->udata = &w;
+    store_submit(s, op);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done) pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    return op->err.code;
+}
+
+void store_get_stats(struct store *s, struct store_stats *out)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- Reads ---- */
+
+static int store_read_error(int rc, struct tm_error *e, const char *id)
+{
+    if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "task '%s' not found", id ? id : "");
+    return err_set(e, TM_EINTERNAL, "", "storage error");
+}
+
+int store_task_get(struct store *s, const char *ns, const char *id, struct task **out,
+                   struct tm_error *e)
+{
+    int rc = s->base.backend->get(s, ns, id, out);
+    return rc ? store_read_error(rc, e, id) : 0;
+}
+
+int store_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
+                    struct tm_error *e)
+{
+    memset(out, 0, sizeof *out);
+    int rc = s->base.backend->list(s, f, out);
+    return rc ? store_read_error(rc, e, NULL) : 0;
+}
+
+void task_list_release(struct task_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) task_free(l->tasks[i]);
+    free(l->tasks);
+    memset(l, 0, sizeof *l);
+}
+
+int store_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n,
+                       struct tm_error *e)
+{
+    int rc = s->base.backend->queue_counts(s, ns, out, n);
+    return rc ? store_read_error(rc, e, NULL) : 0;
+}
+
+void queue_counts_free(struct queue_counts *q, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(q[i].queue);
+    free(q);
+}
+
+int store_ping(struct store *s, struct tm_error *e)
+{
+    int rc = s->base.backend->ping(s);
+    return rc ? store_read_error(rc, e, NULL) : 0;
+}

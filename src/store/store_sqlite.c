@@ -1,0 +1,754 @@
+/*
+ * store_sqlite: the SQLite backend of store.h (URL `sqlite:PATH`).
+ *
+ * WAL mode. One write connection, used only by the store's writer thread,
+ * with synchronous=FULL so that each commit is fsynced (NORMAL when the
+ * store is relaxed). Readers take a connection from a pool (created on
+ * demand, returned after each call), so reads run in parallel with each
+ * other and with the writer and see the last commit.
+ *
+ * The task row is described once, in task_columns; insert, update and
+ * read are generated from it. Migrations are the numbered files in
+ * migrations/sqlite, embedded at build and applied at open in one
+ * transaction each; PRAGMA user_version records the last one applied.
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/buf.h"
+#include "../common/embedded.h"
+#include "../common/xalloc.h"
+#include "store_int.h"
+
+extern const struct embedded_file sqlite_migrations[];
+
+enum col_kind { COL_TEXT, COL_ID, COL_INT, COL_BOOL, COL_REAL, COL_PHASE, COL_STATUS, COL_DUE };
+
+struct col {
+    const char *name;
+    enum col_kind kind;
+    size_t off;
+};
+
+#define C(name, kind, field) {name, kind, offsetof(struct task, field)}
+static const struct col task_columns[] = {
+    C("id", COL_ID, id),
+    C("namespace", COL_TEXT, namespace),
+    C("type", COL_TEXT, type),
+    C("name", COL_TEXT, name),
+    C("description", COL_TEXT, description),
+    C("queue", COL_TEXT, queue),
+    C("priority", COL_INT, priority),
+    C("parent_id", COL_ID, parent_id),
+    C("launcher", COL_TEXT, launcher),
+    C("target", COL_TEXT, target),
+    C("definition", COL_TEXT, definition),
+    C("params", COL_TEXT, params),
+    C("phase", COL_PHASE, phase),
+    C("completion_status", COL_STATUS, status),
+    C("ratio", COL_REAL, progress.ratio),
+    C("ratio_set", COL_BOOL, progress.ratio_set),
+    C("progress_message", COL_TEXT, progress.message),
+    C("processed", COL_INT, progress.processed),
+    C("processing", COL_INT, progress.processing),
+    C("pending", COL_INT, progress.pending),
+    C("progress_at", COL_INT, progress.updated_at),
+    C("child_pending", COL_INT, child_pending),
+    C("child_processing", COL_INT, child_processing),
+    C("child_processed", COL_INT, child_processed),
+    C("items", COL_TEXT, items),
+    C("messages", COL_TEXT, messages),
+    C("message_count", COL_INT, message_count),
+    C("warned", COL_BOOL, warned),
+    C("result", COL_TEXT, result),
+    C("returns", COL_TEXT, returns),
+    C("attributes", COL_TEXT, attributes),
+    C("error", COL_TEXT, error),
+    C("error_temporary", COL_BOOL, error_temporary),
+    C("attempt", COL_INT, attempt),
+    C("retries", COL_INT, retries),
+    C("max_retries", COL_INT, max_retries),
+    C("backoff_ms", COL_INT, backoff_ms),
+    C("backoff_max_ms", COL_INT, backoff_max_ms),
+    C("lease_worker", COL_TEXT, lease_worker),
+    C("lease_token", COL_ID, lease_token),
+    C("lease_ms", COL_INT, lease_ms),
+    C("lease_expires_at", COL_INT, lease_expires_at),
+    C("created_at", COL_INT, created_at),
+    C("updated_at", COL_INT, updated_at),
+    C("scheduled_at", COL_INT, scheduled_at),
+    C("started_at", COL_INT, started_at),
+    C("completed_at", COL_INT, completed_at),
+    C("ready_at", COL_INT, ready_at),
+    C("version", COL_INT, version),
+    C("paused", COL_BOOL, paused),
+    C("idempotency_key", COL_TEXT, idempotency_key),
+    C("due_at", COL_DUE, id), /* derived: task_due_at() */
+};
+#undef C
+#define NCOLS (sizeof task_columns / sizeof task_columns[0])
+
+/* Stored enums are lower-case strings. */
+static const char *const stored_status[TASK_STATUS_COUNT] = {
+    NULL, "success", "warning", "error", "terminated", "temperror",
+};
+
+/* One connection with its cached statements. */
+struct sq_conn {
+    sqlite3 *db;
+    sqlite3_stmt *get;
+    struct sq_conn *next; /* reader free list */
+};
+
+struct sq_store {
+    char *path;
+    bool relaxed;
+    struct sq_conn writer;
+    sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due,
+        *w_next_due, *w_begin, *w_commit, *w_rollback;
+    char *select_cols; /* "id,namespace,..." */
+
+    pthread_mutex_t pool_lock;
+    struct sq_conn *pool; /* idle readers */
+};
+
+static struct sq_store *sq(struct store *s)
+{
+    return store_base_of(s)->impl;
+}
+
+static void sq_log(sqlite3 *db, const char *what)
+{
+    fprintf(stderr, "taskmill: sqlite: %s: %s\n", what, db ? sqlite3_errmsg(db) : "no database");
+}
+
+static int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+        sq_log(db, sql);
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+static int sq_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "taskmill: sqlite: %s\n", msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+/* Runs a statement to completion (no rows expected) and resets it. */
+static int sq_step_done(sqlite3 *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        sq_log(db, "step");
+        return rc == SQLITE_CONSTRAINT ? TM_ECONFLICT : TM_EINTERNAL;
+    }
+    return 0;
+}
+
+static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_conn *c)
+{
+    memset(c, 0, sizeof *c);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        sq_log(c->db, path);
+        sqlite3_close(c->db);
+        c->db = NULL;
+        return TM_EINTERNAL;
+    }
+    sqlite3_busy_timeout(c->db, 5000);
+    sqlite3_extended_result_codes(c->db, 0);
+    int rc = 0;
+    if (writer) {
+        rc = sq_exec(c->db, "PRAGMA journal_mode=WAL");
+        if (!rc) rc = sq_exec(c->db, relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+    } else {
+        rc = sq_exec(c->db, "PRAGMA query_only=1");
+    }
+    if (!rc) rc = sq_exec(c->db, "PRAGMA cache_size=-16000");
+    return rc;
+}
+
+static void sq_close_conn(struct sq_conn *c)
+{
+    sqlite3_finalize(c->get);
+    sqlite3_close(c->db);
+    c->db = NULL;
+}
+
+static int sq_migrate(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    if (sq_prepare(db, "PRAGMA user_version", &st)) return TM_EINTERNAL;
+    int have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    for (const struct embedded_file *m = sqlite_migrations; m->name; m++) {
+        int number = atoi(m->name);
+        if (number <= have) continue;
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", number);
+        if (sq_exec(db, "BEGIN IMMEDIATE")) return TM_EINTERNAL;
+        if (sq_exec(db, m->data) || sq_exec(db, pragma)) {
+            fprintf(stderr, "taskmill: sqlite: migration '%s' failed\n", m->name);
+            sq_exec(db, "ROLLBACK");
+            return TM_EINTERNAL;
+        }
+        if (sq_exec(db, "COMMIT")) return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+static void sq_bind_task(sqlite3_stmt *st, const struct task *t)
+{
+    for (size_t i = 0; i < NCOLS; i++) {
+        const struct col *c = &task_columns[i];
+        const char *p = (const char *)t + c->off;
+        int at = (int)i + 1;
+        switch (c->kind) {
+        case COL_TEXT: {
+            const char *v = *(char *const *)p;
+            if (v)
+                sqlite3_bind_text(st, at, v, -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(st, at);
+            break;
+        }
+        case COL_ID:
+            if (*p)
+                sqlite3_bind_text(st, at, p, ID_LEN, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(st, at);
+            break;
+        case COL_INT: sqlite3_bind_int64(st, at, *(const int64_t *)p); break;
+        case COL_BOOL: sqlite3_bind_int(st, at, *(const bool *)p); break;
+        case COL_REAL: sqlite3_bind_double(st, at, *(const double *)p); break;
+        case COL_PHASE:
+            sqlite3_bind_text(st, at, task_phase_name(t->phase), -1, SQLITE_STATIC);
+            break;
+        case COL_STATUS:
+            if (t->status != TASK_STATUS_NONE)
+                sqlite3_bind_text(st, at, stored_status[t->status], -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(st, at);
+            break;
+        case COL_DUE: {
+            int64_t due = task_due_at(t);
+            if (due)
+                sqlite3_bind_int64(st, at, due);
+            else
+                sqlite3_bind_null(st, at);
+            break;
+        }
+        }
+    }
+}
+
+static struct task *sq_read_task(sqlite3_stmt *st)
+{
+    struct task *t = task_new();
+    for (size_t i = 0; i < NCOLS; i++) {
+        const struct col *c = &task_columns[i];
+        char *p = (char *)t + c->off;
+        int at = (int)i;
+        const char *text = (const char *)sqlite3_column_text(st, at);
+        switch (c->kind) {
+        case COL_TEXT: *(char **)p = text ? xstrdup(text) : NULL; break;
+        case COL_ID: snprintf(p, ID_LEN + 1, "%s", text ? text : ""); break;
+        case COL_INT: *(int64_t *)p = sqlite3_column_int64(st, at); break;
+        case COL_BOOL: *(bool *)p = sqlite3_column_int(st, at) != 0; break;
+        case COL_REAL: *(double *)p = sqlite3_column_double(st, at); break;
+        case COL_PHASE:
+            if (!text || task_phase_parse(text, &t->phase)) t->phase = TASK_PENDING;
+            break;
+        case COL_STATUS:
+            t->status = TASK_STATUS_NONE;
+            for (int k = 1; text && k < TASK_STATUS_COUNT; k++)
+                if (strcmp(text, stored_status[k]) == 0) t->status = (enum task_status)k;
+            break;
+        case COL_DUE: break;
+        }
+    }
+    return t;
+}
+
+/* Steps a one-row query that selects the task columns. */
+static int sq_fetch_one(sqlite3 *db, sqlite3_stmt *st, struct task **out)
+{
+    int rc = sqlite3_step(st);
+    int ret = 0;
+    if (rc == SQLITE_ROW) {
+        *out = sq_read_task(st);
+    } else if (rc == SQLITE_DONE) {
+        ret = TM_ENOT_FOUND;
+    } else {
+        sq_log(db, "read task");
+        ret = TM_EINTERNAL;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ret;
+}
+
+static int sq_open(struct store *s, const char *path, const struct store_options *opt,
+                   struct tm_error *e)
+{
+    struct sq_store *q = xcalloc(1, sizeof *q);
+    store_base_of(s)->impl = q;
+    q->path = xstrdup(path && *path ? path : "taskmill.db");
+    q->relaxed = opt->relaxed;
+    pthread_mutex_init(&q->pool_lock, NULL);
+
+    struct buf cols, ins, upd;
+    buf_init(&cols);
+    buf_init(&ins);
+    buf_init(&upd);
+    for (size_t i = 0; i < NCOLS; i++) {
+        if (i) buf_putc(&cols, ',');
+        buf_puts(&cols, task_columns[i].name);
+    }
+    buf_printf(&ins, "INSERT INTO tasks(%s) VALUES(", cols.p);
+    buf_puts(&upd, "UPDATE tasks SET ");
+    for (size_t i = 0; i < NCOLS; i++) {
+        buf_printf(&ins, "%s?%zu", i ? "," : "", i + 1);
+        if (i) buf_printf(&upd, "%s%s=?%zu", i > 1 ? "," : "", task_columns[i].name, i + 1);
+    }
+    buf_puts(&ins, ")");
+    buf_puts(&upd, " WHERE id=?1");
+    q->select_cols = buf_detach(&cols);
+
+    int rc = sq_open_conn(q->path, true, q->relaxed, &q->writer);
+    if (rc) {
+        buf_release(&ins);
+        buf_release(&upd);
+        return err_set(e, TM_EINTERNAL, "store", "cannot open SQLite database '%s'", q->path);
+    }
+    sqlite3 *db = q->writer.db;
+    char sql[1024];
+    rc = sq_migrate(db);
+    if (!rc) rc = sq_prepare(db, ins.p, &q->w_insert);
+    if (!rc) rc = sq_prepare(db, upd.p, &q->w_update);
+    snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id=?1", q->select_cols);
+    if (!rc) rc = sq_prepare(db, sql, &q->w_load);
+    if (!rc) rc = sq_prepare(db, "DELETE FROM tasks WHERE id=?1", &q->w_delete);
+    if (!rc)
+        rc = sq_prepare(db, "SELECT id FROM tasks WHERE namespace=?1 AND idempotency_key=?2",
+                        &q->w_idem);
+    if (!rc)
+        rc = sq_prepare(db,
+                        "SELECT id FROM tasks WHERE phase='pending' AND paused=0 AND queue=?1"
+                        " AND (?2 IS NULL OR namespace=?2)"
+                        " AND (?3 IS NULL OR type IN (SELECT value FROM json_each(?3)))"
+                        " ORDER BY priority, ready_at, id LIMIT 1",
+                        &q->w_claim);
+    if (!rc)
+        rc = sq_prepare(db,
+                        "SELECT id FROM tasks WHERE due_at IS NOT NULL AND due_at<=?1"
+                        " ORDER BY due_at LIMIT ?2",
+                        &q->w_due);
+    if (!rc)
+        rc = sq_prepare(db, "SELECT min(due_at) FROM tasks WHERE due_at IS NOT NULL",
+                        &q->w_next_due);
+    if (!rc) rc = sq_prepare(db, "BEGIN IMMEDIATE", &q->w_begin);
+    if (!rc) rc = sq_prepare(db, "COMMIT", &q->w_commit);
+    if (!rc) rc = sq_prepare(db, "ROLLBACK", &q->w_rollback);
+    buf_release(&ins);
+    buf_release(&upd);
+    if (rc) return err_set(e, TM_EINTERNAL, "store", "cannot prepare SQLite database '%s'", q->path);
+    return 0;
+}
+
+static void sq_close(struct store *s)
+{
+    struct sq_store *q = sq(s);
+    if (!q) return;
+    sqlite3_stmt *all[] = {q->w_insert, q->w_update,    q->w_load,  q->w_delete,
+                           q->w_idem,   q->w_claim,     q->w_due,   q->w_next_due,
+                           q->w_begin,  q->w_commit,    q->w_rollback};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+    while (q->pool) {
+        struct sq_conn *c = q->pool;
+        q->pool = c->next;
+        sq_close_conn(c);
+        free(c);
+    }
+    if (q->writer.db) {
+        /* Fold the WAL back into the database file on a clean stop. */
+        sqlite3_wal_checkpoint_v2(q->writer.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        sq_close_conn(&q->writer);
+    }
+    pthread_mutex_destroy(&q->pool_lock);
+    free(q->select_cols);
+    free(q->path);
+    free(q);
+    store_base_of(s)->impl = NULL;
+}
+
+static int sq_begin(struct store *s)
+{
+    return sq_step_done(sq(s)->writer.db, sq(s)->w_begin);
+}
+
+static int sq_commit(struct store *s)
+{
+    return sq_step_done(sq(s)->writer.db, sq(s)->w_commit);
+}
+
+static void sq_rollback(struct store *s)
+{
+    if (!sqlite3_get_autocommit(sq(s)->writer.db)) sq_step_done(sq(s)->writer.db, sq(s)->w_rollback);
+}
+
+static int sq_load(struct store *s, const char *id, struct task **out)
+{
+    struct sq_store *q = sq(s);
+    sqlite3_bind_text(q->w_load, 1, id, -1, SQLITE_STATIC);
+    return sq_fetch_one(q->writer.db, q->w_load, out);
+}
+
+static int sq_insert(struct store *s, const struct task *t)
+{
+    struct sq_store *q = sq(s);
+    sq_bind_task(q->w_insert, t);
+    return sq_step_done(q->writer.db, q->w_insert);
+}
+
+static int sq_update(struct store *s, const struct task *t)
+{
+    struct sq_store *q = sq(s);
+    sq_bind_task(q->w_update, t);
+    return sq_step_done(q->writer.db, q->w_update);
+}
+
+static int sq_remove(struct store *s, const char *id)
+{
+    struct sq_store *q = sq(s);
+    sqlite3_bind_text(q->w_delete, 1, id, -1, SQLITE_STATIC);
+    return sq_step_done(q->writer.db, q->w_delete);
+}
+
+/* Steps a query whose first column is an id; TM_ENOT_FOUND when no row. */
+static int sq_fetch_id(sqlite3 *db, sqlite3_stmt *st, char id[ID_LEN + 1])
+{
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW) {
+        snprintf(id, ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+    } else if (rc == SQLITE_DONE) {
+        ret = TM_ENOT_FOUND;
+    } else {
+        sq_log(db, "read id");
+        ret = TM_EINTERNAL;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ret;
+}
+
+static int sq_find_idempotent(struct store *s, const char *ns, const char *key,
+                              char id[ID_LEN + 1])
+{
+    struct sq_store *q = sq(s);
+    sqlite3_bind_text(q->w_idem, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q->w_idem, 2, key, -1, SQLITE_STATIC);
+    return sq_fetch_id(q->writer.db, q->w_idem, id);
+}
+
+static int sq_next_claimable(struct store *s, const struct store_claim_query *cq,
+                             char id[ID_LEN + 1])
+{
+    struct sq_store *q = sq(s);
+    struct buf types;
+    buf_init(&types);
+    sqlite3_bind_text(q->w_claim, 1, cq->queue, -1, SQLITE_STATIC);
+    if (cq->ns) sqlite3_bind_text(q->w_claim, 2, cq->ns, -1, SQLITE_STATIC);
+    if (cq->ntypes > 0) {
+        buf_putc(&types, '[');
+        for (int i = 0; i < cq->ntypes; i++) {
+            if (i) buf_putc(&types, ',');
+            json_put_str(&types, cq->types[i]);
+        }
+        buf_putc(&types, ']');
+        sqlite3_bind_text(q->w_claim, 3, types.p, (int)types.len, SQLITE_STATIC);
+    }
+    int rc = sq_fetch_id(q->writer.db, q->w_claim, id);
+    buf_release(&types);
+    return rc;
+}
+
+static int sq_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n)
+{
+    struct sq_store *q = sq(s);
+    sqlite3_bind_int64(q->w_due, 1, now);
+    sqlite3_bind_int64(q->w_due, 2, (int64_t)max);
+    *n = 0;
+    int rc;
+    while ((rc = sqlite3_step(q->w_due)) == SQLITE_ROW && *n < max)
+        snprintf(ids[(*n)++], ID_LEN + 1, "%s", (const char *)sqlite3_column_text(q->w_due, 0));
+    sqlite3_reset(q->w_due);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(q->writer.db, "due");
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+static int sq_next_due(struct store *s, int64_t *at)
+{
+    struct sq_store *q = sq(s);
+    int rc = sqlite3_step(q->w_next_due);
+    *at = rc == SQLITE_ROW ? sqlite3_column_int64(q->w_next_due, 0) : 0;
+    sqlite3_reset(q->w_next_due);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(q->writer.db, "next due");
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+/* ---- Readers ---- */
+
+static struct sq_conn *sq_reader_take(struct sq_store *q)
+{
+    pthread_mutex_lock(&q->pool_lock);
+    struct sq_conn *c = q->pool;
+    if (c) q->pool = c->next;
+    pthread_mutex_unlock(&q->pool_lock);
+    if (c) return c;
+    c = xmalloc(sizeof *c);
+    char sql[1024];
+    snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id=?1", q->select_cols);
+    if (sq_open_conn(q->path, false, q->relaxed, c) || sq_prepare(c->db, sql, &c->get)) {
+        sq_close_conn(c);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void sq_reader_give(struct sq_store *q, struct sq_conn *c)
+{
+    pthread_mutex_lock(&q->pool_lock);
+    c->next = q->pool;
+    q->pool = c;
+    pthread_mutex_unlock(&q->pool_lock);
+}
+
+static int sq_get(struct store *s, const char *ns, const char *id, struct task **out)
+{
+    struct sq_store *q = sq(s);
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) return TM_EINTERNAL;
+    sqlite3_bind_text(c->get, 1, id, -1, SQLITE_STATIC);
+    int rc = sq_fetch_one(c->db, c->get, out);
+    sq_reader_give(q, c);
+    if (rc == 0 && ns && strcmp((*out)->namespace, ns) != 0) {
+        task_free(*out);
+        *out = NULL;
+        rc = TM_ENOT_FOUND;
+    }
+    return rc;
+}
+
+/* Binds the filter's values in the order sq_list wrote their placeholders. */
+struct sq_binds {
+    const char *text[16];
+    int64_t ints[16];
+    bool is_text[16];
+    int n;
+};
+
+static void sq_bind_add_text(struct sq_binds *b, const char *v)
+{
+    b->is_text[b->n] = true;
+    b->text[b->n++] = v;
+}
+
+static void sq_bind_add_int(struct sq_binds *b, int64_t v)
+{
+    b->is_text[b->n] = false;
+    b->ints[b->n++] = v;
+}
+
+static int sq_list(struct store *s, const struct task_filter *f, struct task_list *out)
+{
+    struct sq_store *q = sq(s);
+    struct buf sql;
+    struct sq_binds b = {0};
+    buf_init(&sql);
+    buf_printf(&sql, "SELECT %s FROM tasks WHERE 1", q->select_cols);
+    if (f->ns) {
+        buf_puts(&sql, " AND namespace=?");
+        sq_bind_add_text(&b, f->ns);
+    }
+    if (f->phases) {
+        buf_puts(&sql, " AND phase IN (");
+        bool first = true;
+        for (int p = 0; p < TASK_PHASE_COUNT; p++) {
+            if (!(f->phases & (1u << p))) continue;
+            buf_printf(&sql, "%s'%s'", first ? "" : ",", task_phase_name((enum task_phase)p));
+            first = false;
+        }
+        buf_putc(&sql, ')');
+    }
+    const struct {
+        const char *sql, *v;
+    } eq[] = {{" AND type=?", f->type}, {" AND queue=?", f->queue}, {" AND parent_id=?", f->parent_id}};
+    for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++) {
+        if (!eq[i].v) continue;
+        buf_puts(&sql, eq[i].sql);
+        sq_bind_add_text(&b, eq[i].v);
+    }
+    if (f->name_prefix) {
+        /* ?N names the same value twice; the next plain ? is numbered N+1. */
+        buf_printf(&sql, " AND substr(name,1,length(?%d))=?%d", b.n + 1, b.n + 1);
+        sq_bind_add_text(&b, f->name_prefix);
+    }
+    const struct {
+        const char *sql;
+        int64_t v;
+    } range[] = {{" AND created_at>?", f->created_after},
+                 {" AND created_at<?", f->created_before},
+                 {" AND updated_at>?", f->updated_after},
+                 {" AND updated_at<?", f->updated_before}};
+    for (size_t i = 0; i < sizeof range / sizeof range[0]; i++) {
+        if (!range[i].v) continue;
+        buf_puts(&sql, range[i].sql);
+        sq_bind_add_int(&b, range[i].v);
+    }
+    if (f->cursor[0]) {
+        buf_puts(&sql, f->ascending ? " AND id>?" : " AND id<?");
+        sq_bind_add_text(&b, f->cursor);
+    }
+    buf_printf(&sql, " ORDER BY id %s LIMIT %d", f->ascending ? "ASC" : "DESC", f->limit + 1);
+
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) {
+        buf_release(&sql);
+        return TM_EINTERNAL;
+    }
+    sqlite3_stmt *st = NULL;
+    int ret = 0;
+    if (sqlite3_prepare_v2(c->db, sql.p, -1, &st, NULL) != SQLITE_OK) {
+        sq_log(c->db, sql.p);
+        ret = TM_EINTERNAL;
+        goto out;
+    }
+    for (int i = 0; i < b.n; i++) {
+        if (b.is_text[i])
+            sqlite3_bind_text(st, i + 1, b.text[i], -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_int64(st, i + 1, b.ints[i]);
+    }
+    out->tasks = xcalloc((size_t)f->limit + 1, sizeof *out->tasks);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == (size_t)f->limit) {
+            out->more = true;
+            break;
+        }
+        out->tasks[out->n++] = sq_read_task(st);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(c->db, "list");
+        ret = TM_EINTERNAL;
+    }
+out:
+    sqlite3_finalize(st);
+    sq_reader_give(q, c);
+    buf_release(&sql);
+    return ret;
+}
+
+static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n)
+{
+    struct sq_store *q = sq(s);
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) return TM_EINTERNAL;
+    sqlite3_stmt *st = NULL;
+    int ret = 0;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT queue, phase, paused, count(*) FROM tasks"
+                           " WHERE (?1 IS NULL OR namespace=?1)"
+                           " GROUP BY queue, phase, paused ORDER BY queue",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sq_log(c->db, "queue counts");
+        sq_reader_give(q, c);
+        return TM_EINTERNAL;
+    }
+    if (ns) sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    size_t cap = 4;
+    struct queue_counts *qc = xcalloc(cap, sizeof *qc);
+    qc[0].queue = xstrdup("default");
+    *n = 1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        size_t i = 0;
+        while (i < *n && strcmp(qc[i].queue, name) != 0) i++;
+        if (i == *n) {
+            if (*n == cap) {
+                cap *= 2;
+                qc = xrealloc(qc, cap * sizeof *qc);
+            }
+            memset(&qc[i], 0, sizeof qc[i]);
+            qc[i].queue = xstrdup(name);
+            (*n)++;
+        }
+        enum task_phase p;
+        int64_t count = sqlite3_column_int64(st, 3);
+        if (task_phase_parse((const char *)sqlite3_column_text(st, 1), &p) == 0)
+            qc[i].phase[p] += count;
+        if (sqlite3_column_int(st, 2)) qc[i].paused += count;
+    }
+    if (rc != SQLITE_DONE) {
+        sq_log(c->db, "queue counts");
+        ret = TM_EINTERNAL;
+    }
+    sqlite3_finalize(st);
+    sq_reader_give(q, c);
+    *out = qc;
+    return ret;
+}
+
+static int sq_ping(struct store *s)
+{
+    struct sq_store *q = sq(s);
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) return TM_EINTERNAL;
+    int rc = sq_exec(c->db, "SELECT 1 FROM tasks LIMIT 1");
+    sq_reader_give(q, c);
+    return rc;
+}
+
+const struct store_backend store_sqlite_backend = {
+    .scheme = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .load = sq_load,
+    .insert = sq_insert,
+    .update = sq_update,
+    .remove = sq_remove,
+    .find_idempotent = sq_find_idempotent,
+    .next_claimable = sq_next_claimable,
+    .due = sq_due,
+    .next_due = sq_next_due,
+    .get = sq_get,
+    .list = sq_list,
+    .queue_counts = sq_queue_counts,
+    .ping = sq_ping,
+};
