@@ -30,8 +30,11 @@ INTEG_SRC = $(wildcard tests/integration/test_*.c)
 TEST_BINS = $(UNIT_SRC:tests/%.c=$(B)/tests/%) $(INTEG_SRC:tests/%.c=$(B)/tests/%)
 TEST_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
 
+# Each part of the project may add its own rules and TEST_BINS in mk/*.mk.
+-include $(sort $(wildcard mk/*.mk))
+
 .PHONY: all run test test-build bench deps format format-check clean
-all: $(B)/taskmill
+all: $(B)/taskmill $(EXTRA_ALL)
 
 deps:
 	@scripts/deps.sh

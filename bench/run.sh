@@ -175,6 +175,8 @@ run_workload() {
     local result
     result=$(grep '^RESULT ' "$out" | tail -n 1 || true)
     if ((rc != 0)) || [[ -z $result ]]; then
+        echo "run.sh: '$w' failed; the server's last stderr lines:" >&2
+        tail -n 20 "$SCRATCH/server.err" >&2
         FAILED+=("$w (loadgen exit $rc)")
         return 0
     fi

@@ -1,0 +1,344 @@
+/*
+ * harness: see harness.h.
+ */
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int th_passed, th_nfailed;
+static bool th_cur_failed;
+static const char *th_cur_name;
+
+void th_fail(const char *file, int line, const char *fmt, ...)
+{
+    if (!th_cur_failed) printf("FAIL %s\n", th_cur_name);
+    th_cur_failed = true;
+    printf("    %s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+}
+
+bool th_failed(void)
+{
+    return th_cur_failed;
+}
+
+int th_main(const struct th_test *tests, int argc, char **argv)
+{
+    const char *only = argc > 1 ? argv[1] : NULL;
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_ALL);
+    for (const struct th_test *t = tests; t->name; t++) {
+        if (only && !strstr(t->name, only)) continue;
+        th_cur_name = t->name;
+        th_cur_failed = false;
+        t->fn();
+        if (th_cur_failed) {
+            th_nfailed++;
+        } else {
+            th_passed++;
+            printf("ok   %s\n", t->name);
+        }
+        fflush(stdout);
+    }
+    th_http(NULL, NULL, NULL, NULL); /* frees the last response */
+    curl_global_cleanup();
+    printf("RESULT passed=%d failed=%d\n", th_passed, th_nfailed);
+    return th_nfailed ? 1 : 0;
+}
+
+void th_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+    }
+}
+
+/* ---- Server ---- */
+
+static int th_spawn(struct th_server *s, char **extra)
+{
+    const char *bin = getenv("TASKMILL_BIN");
+    if (!bin) bin = "build/taskmill";
+    int out[2];
+    if (pipe(out)) return -1;
+    char store[320];
+    snprintf(store, sizeof store, "sqlite:%s", s->db);
+    char *argv[32] = {(char *)bin, "serve", "--listen", "127.0.0.1:0", "--store", store};
+    int n = 6;
+    for (int i = 0; extra && extra[i] && n < 31; i++) argv[n++] = extra[i];
+    argv[n] = NULL;
+    char log[300];
+    snprintf(log, sizeof log, "%s/server.log", s->dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        FILE *f = fopen(log, "a");
+        if (f) dup2(fileno(f), 2);
+        close(out[0]);
+        close(out[1]);
+        execv(bin, argv);
+        _exit(127);
+    }
+    close(out[1]);
+    s->pid = pid;
+    FILE *f = fdopen(out[0], "r");
+    char line[256] = "";
+    if (!f || !fgets(line, sizeof line, f)) {
+        fprintf(stderr, "harness: server did not start (see %s)\n", log);
+        if (f) fclose(f);
+        return -1;
+    }
+    /* Keep reading stdout in the background is unnecessary: the server prints one line. */
+    fclose(f);
+    const char *prefix = "taskmill listening on ";
+    if (strncmp(line, prefix, strlen(prefix)) != 0) return -1;
+    snprintf(s->url, sizeof s->url, "%s", line + strlen(prefix));
+    s->url[strcspn(s->url, "\r\n")] = '\0';
+    return 0;
+}
+
+static char *th_extra_args[32];
+
+int th_server_start(struct th_server *s, ...)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "%s/taskmill-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(s->dir)) return -1;
+    snprintf(s->db, sizeof s->db, "%s/t.db", s->dir);
+    va_list ap;
+    va_start(ap, s);
+    int n = 0;
+    for (char *a; (a = va_arg(ap, char *)) && n < 31;) th_extra_args[n++] = a;
+    th_extra_args[n] = NULL;
+    va_end(ap);
+    return th_spawn(s, th_extra_args);
+}
+
+int th_server_restart(struct th_server *s)
+{
+    return th_spawn(s, th_extra_args);
+}
+
+void th_server_stop(struct th_server *s, bool kill9)
+{
+    if (s->pid <= 0) return;
+    kill(s->pid, kill9 ? SIGKILL : SIGTERM);
+    int status;
+    waitpid(s->pid, &status, 0);
+    if (!kill9 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+        printf("    harness: server exited badly (status %d); log %s/server.log:\n", status, s->dir);
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "tail -n 30 %s/server.log | sed 's/^/      /'", s->dir);
+        if (system(cmd)) {
+        }
+        th_fail(__FILE__, __LINE__, "server exit status %d", status);
+    }
+    s->pid = 0;
+}
+
+void th_server_free(struct th_server *s)
+{
+    th_server_stop(s, false);
+    /* A sanitizer report in the log is a failure even when the status was 0. */
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' %s/server.log",
+             s->dir);
+    if (s->dir[0] && system(cmd) == 0) {
+        snprintf(cmd, sizeof cmd, "grep -A20 -E 'Sanitizer|runtime error' %s/server.log | head -40", s->dir);
+        if (system(cmd)) {
+        }
+        th_fail(__FILE__, __LINE__, "sanitizer report in the server log");
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+    if (s->dir[0] && system(cmd)) {
+    }
+    s->dir[0] = '\0';
+}
+
+/* ---- HTTP ---- */
+
+struct th_buf {
+    char *p;
+    size_t n;
+};
+
+static size_t th_write(char *data, size_t size, size_t nmemb, void *cls)
+{
+    struct th_buf *b = cls;
+    size_t n = size * nmemb;
+    b->p = realloc(b->p, b->n + n + 1);
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return n;
+}
+
+static size_t th_header(char *data, size_t size, size_t nmemb, void *cls)
+{
+    struct th_resp *r = cls;
+    size_t n = size * nmemb, have = strlen(r->headers);
+    if (have + n < sizeof r->headers) {
+        memcpy(r->headers + have, data, n);
+        r->headers[have + n] = '\0';
+    }
+    return n;
+}
+
+static __thread struct th_resp th_last;
+static __thread CURL *th_curl;
+
+struct th_resp *th_http_raw(struct th_server *s, const char *method, const char *path,
+                            const char *body, size_t body_len, const char *const *headers)
+{
+    free(th_last.body);
+    json_decref(th_last.json);
+    memset(&th_last, 0, sizeof th_last);
+    if (!s) {
+        if (th_curl) curl_easy_cleanup(th_curl);
+        th_curl = NULL;
+        return NULL;
+    }
+    if (!th_curl) th_curl = curl_easy_init();
+    CURL *c = th_curl;
+    curl_easy_reset(c);
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", s->url, path);
+    struct th_buf b = {NULL, 0};
+    struct curl_slist *h = NULL;
+    for (int i = 0; headers && headers[i]; i++) h = curl_slist_append(h, headers[i]);
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, th_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, th_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &th_last);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 90L);
+    if (strcmp(method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(h);
+    if (rc != CURLE_OK) {
+        th_last.status = -1;
+        th_last.body = b.p ? b.p : strdup(curl_easy_strerror(rc));
+        return &th_last;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &th_last.status);
+    th_last.body = b.p ? b.p : strdup("");
+    th_last.json = json_loads(th_last.body, JSON_DECODE_ANY, NULL);
+    return &th_last;
+}
+
+struct th_resp *th_http(struct th_server *s, const char *method, const char *path,
+                        const char *body_fmt, ...)
+{
+    if (!s) return th_http_raw(NULL, NULL, NULL, NULL, 0, NULL);
+    char *body = NULL;
+    if (body_fmt) {
+        va_list ap;
+        va_start(ap, body_fmt);
+        if (vasprintf(&body, body_fmt, ap) < 0) body = NULL;
+        va_end(ap);
+    }
+    static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+    struct th_resp *r = th_http_raw(s, method, path, body, body ? strlen(body) : 0, json_ct);
+    free(body);
+    return r;
+}
+
+bool th_resp_header(const struct th_resp *r, const char *name, char *out, size_t n)
+{
+    size_t len = strlen(name);
+    for (const char *p = r->headers; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncasecmp(p, name, len) == 0 && p[len] == ':') {
+            p += len + 1;
+            while (*p == ' ') p++;
+            size_t m = strcspn(p, "\r\n");
+            snprintf(out, n, "%.*s", (int)m, p);
+            return true;
+        }
+    }
+    return false;
+}
+
+json_t *th_get(json_t *root, const char *path)
+{
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    json_t *v = root;
+    char *save = NULL;
+    for (char *k = strtok_r(tmp, ".", &save); k && v; k = strtok_r(NULL, ".", &save)) {
+        if (json_is_array(v))
+            v = json_array_get(v, strtoul(k, NULL, 10));
+        else
+            v = json_object_get(v, k);
+    }
+    return v;
+}
+
+const char *th_str(json_t *root, const char *path)
+{
+    return json_string_value(th_get(root, path));
+}
+
+long long th_int(json_t *root, const char *path)
+{
+    json_t *v = th_get(root, path);
+    return json_is_integer(v) ? json_integer_value(v) : -999999;
+}
+
+char *th_submit(struct th_server *s, const char *type, const char *extra_json)
+{
+    struct th_resp *r;
+    if (extra_json && *extra_json)
+        r = th_http(s, "POST", "/v1/tasks", "{\"type\":\"%s\",%s}", type, extra_json);
+    else
+        r = th_http(s, "POST", "/v1/tasks", "{\"type\":\"%s\"}", type);
+    if (r->status != 201 && r->status != 200) {
+        printf("    harness: submit failed: %ld %s\n", r->status, r->body);
+        return NULL;
+    }
+    return strdup(th_str(r->json, "id"));
+}
+
+long th_claim(struct th_server *s, const char *queue, const char *body_json, char id[33],
+              char token[33])
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/queues/%s/claim", queue);
+    struct th_resp *r = th_http(s, "POST", path, "%s", body_json ? body_json : "{\"worker\":\"w\"}");
+    id[0] = token[0] = '\0';
+    if (r->status == 200) {
+        snprintf(id, 33, "%s", th_str(r->json, "task.id"));
+        snprintf(token, 33, "%s", th_str(r->json, "lease_token"));
+    }
+    return r->status;
+}
+
+const char *th_phase(struct th_server *s, const char *id)
+{
+    static __thread char phase[32];
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(s, "GET", path, NULL);
+    snprintf(phase, sizeof phase, "%s", r->status == 200 ? th_str(r->json, "phase") : "?");
+    return phase;
+}

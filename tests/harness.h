@@ -1,0 +1,112 @@
+/*
+ * harness: taskmill's small test harness, for unit and integration tests.
+ *
+ * A test file lists its tests in a NULL-terminated table and calls
+ * th_main. A CHECK that fails records file, line and expression, and ends
+ * that test (the next test still runs). Each binary prints one line per
+ * test and a last line `RESULT passed=N failed=M` that tests/run.sh adds
+ * up into the suite's `N passed, N failed`.
+ *
+ * Integration tests start the real server (TASKMILL_BIN, built with the
+ * sanitizers) on port 0 with a temporary database, and talk HTTP to it
+ * with libcurl. Single-threaded unless a test makes threads itself.
+ */
+#ifndef TASKMILL_HARNESS_H
+#define TASKMILL_HARNESS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+struct th_test {
+    const char *name;
+    void (*fn)(void);
+};
+
+int th_main(const struct th_test *tests, int argc, char **argv);
+void th_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool th_failed(void);
+
+#define CHECK(cond)                                                  \
+    do {                                                             \
+        if (!(cond)) {                                               \
+            th_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);         \
+            return;                                                  \
+        }                                                            \
+    } while (0)
+
+#define CHECK_INT(a, b)                                                                      \
+    do {                                                                                     \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                  \
+        if (a_ != b_) {                                                                      \
+            th_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);           \
+            return;                                                                          \
+        }                                                                                    \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                      \
+    do {                                                                                     \
+        const char *a_ = (a), *b_ = (b);                                                     \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                             \
+            th_fail(__FILE__, __LINE__, "%s == %s: '%s' != '%s'", #a, #b, a_ ? a_ : "(null)", \
+                    b_ ? b_ : "(null)");                                                     \
+            return;                                                                          \
+        }                                                                                    \
+    } while (0)
+
+/* ---- A real server ---- */
+
+struct th_server {
+    pid_t pid;
+    char url[128];
+    char dir[256];
+    char db[300];
+};
+
+/* Starts `taskmill serve` on 127.0.0.1:0 with a fresh database; extra args may follow (NULL-ended). */
+int th_server_start(struct th_server *s, ...);
+/* Starts it again on the same database (after th_server_stop). */
+int th_server_restart(struct th_server *s);
+/* SIGTERM and wait; `kill9` for a crash. Keeps the database. */
+void th_server_stop(struct th_server *s, bool kill9);
+/* Stops and removes the temporary directory. */
+void th_server_free(struct th_server *s);
+
+struct th_resp {
+    long status;
+    char *body;
+    json_t *json;      /* parsed body, or NULL */
+    char headers[2048];
+};
+
+/*
+ * Sends a request with an optional body (printf-style, may be NULL) with
+ * Content-Type application/json. The response stays valid until the next
+ * call of th_http in this thread (and is freed then).
+ */
+struct th_resp *th_http(struct th_server *s, const char *method, const char *path,
+                        const char *body_fmt, ...) __attribute__((format(printf, 4, 5)));
+/* As th_http with extra request headers ("Name: value", NULL-ended) and a raw body. */
+struct th_resp *th_http_raw(struct th_server *s, const char *method, const char *path,
+                            const char *body, size_t body_len, const char *const *headers);
+/* The value of a response header, into out. */
+bool th_resp_header(const struct th_resp *r, const char *name, char *out, size_t n);
+
+/* Shortcuts. A dotted path into the JSON: "task.progress.ratio", "tasks.0.id". */
+json_t *th_get(json_t *root, const char *path);
+const char *th_str(json_t *root, const char *path);
+long long th_int(json_t *root, const char *path);
+
+/* Submits a task of `type` (body extra fields as JSON object text, may be NULL); returns its id. */
+char *th_submit(struct th_server *s, const char *type, const char *extra_json);
+/* Claims from a queue; fills id and token; returns the HTTP status. */
+long th_claim(struct th_server *s, const char *queue, const char *body_json, char id[33],
+              char token[33]);
+/* Reads a task's phase (static buffer). */
+const char *th_phase(struct th_server *s, const char *id);
+
+void th_sleep_ms(int ms);
+
+#endif

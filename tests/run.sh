@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test binary under BUILD/tests and prints the suite's total as
+# its last line: `N passed, N failed`. Exits non-zero on any failure.
+set -u
+build=${1:-build/asan}
+export TASKMILL_BIN="$PWD/$build/taskmill"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+passed=0
+failed=0
+for t in $(find "$build/tests" -type f -perm -u+x | sort); do
+  name=${t#"$build/tests/"}
+  echo "== $name"
+  out=$("$t" 2>&1)
+  rc=$?
+  printf '%s\n' "$out" | grep -v '^RESULT '
+  line=$(printf '%s\n' "$out" | grep '^RESULT ' | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "FAIL $name: crashed or printed no result (exit $rc)"
+    failed=$((failed + 1))
+    continue
+  fi
+  p=$(echo "$line" | sed 's/.*passed=\([0-9]*\).*/\1/')
+  f=$(echo "$line" | sed 's/.*failed=\([0-9]*\).*/\1/')
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    echo "FAIL $name: exit $rc after all tests passed (sanitizer or leak report?)"
+    failed=$((failed + 1))
+  fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
