@@ -66,10 +66,11 @@ run: deps all
 
 # The suite runs against the sanitizer build.
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+TEST_B  ?= build/asan
 test:
 	@scripts/deps.sh --test
-	$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g" SAN="$(SANFLAGS)" test-build
-	tests/run.sh build/asan
+	$(MAKE) --no-print-directory B=$(TEST_B) OPT="-O1 -g" SAN="$(SANFLAGS)" test-build
+	tests/run.sh $(TEST_B) $(TESTS)
 
 test-build: $(B)/taskmill $(TEST_BINS)
 

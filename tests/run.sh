@@ -2,7 +2,9 @@
 # Runs every test binary under BUILD/tests and prints the suite's total as
 # its last line: `N passed, N failed`. Exits non-zero on any failure.
 set -u
+# Usage: tests/run.sh [BUILD_DIR] [FILTER]  (FILTER: a substring of test binary paths)
 build=${1:-build/asan}
+filter=${2:-}
 export TASKMILL_BIN="$PWD/$build/taskmill"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -10,6 +12,7 @@ passed=0
 failed=0
 for t in $(find "$build/tests" -type f -perm -u+x | sort); do
   name=${t#"$build/tests/"}
+  case "$name" in *"$filter"*) ;; *) continue ;; esac
   echo "== $name"
   out=$("$t" 2>&1)
   rc=$?
