@@ -131,6 +131,9 @@ struct window {
     double client_cpu_s;
     double server_cpu_s;
     bool has_server;
+    double machine_busy_s; /* all CPUs, from /proc/stat; steal excluded */
+    double machine_steal_s;
+    bool has_machine;
 };
 
 struct watchdog {
@@ -820,8 +823,24 @@ static bool proc_cpu_s(long pid, double *out) {
     return true;
 }
 
+/* Busy and steal time of all CPUs since boot, in seconds, from /proc/stat. */
+static bool machine_cpu_s(double *busy, double *steal) {
+    unsigned long long user, nice, system, idle, iowait, irq, softirq, st;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return false;
+    int got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system, &idle,
+                     &iowait, &irq, &softirq, &st);
+    fclose(f);
+    if (got != 8) return false;
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    *busy = (double)(user + nice + system + irq + softirq) / tick;
+    *steal = (double)st / tick;
+    return true;
+}
+
 static void window_mark(struct window *w) {
     struct rusage ru;
+    w->has_machine = machine_cpu_s(&w->machine_busy_s, &w->machine_steal_s);
     getrusage(RUSAGE_SELF, &ru);
     w->wall_ns = clock_now_ns();
     w->client_cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
@@ -1180,6 +1199,19 @@ static void report_print(const struct report *rep) {
                safe_div(server_cpu * 1e6, (double)rep->requests));
     }
     printf("\n");
+    /* Noise: the hypervisor's steal, and CPU that neither loadgen nor the server used. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    bool has_machine = rep->begin.has_machine && rep->end.has_machine && window_s > 0 && cpus > 0;
+    double steal_pct = 0, other_pct = 0;
+    if (has_machine) {
+        double capacity_s = window_s * (double)cpus;
+        double busy = rep->end.machine_busy_s - rep->begin.machine_busy_s;
+        steal_pct = 100 * (rep->end.machine_steal_s - rep->begin.machine_steal_s) / capacity_s;
+        other_pct = 100 * (busy - client_cpu - server_cpu) / capacity_s;
+        if (other_pct < 0) other_pct = 0; /* tick granularity */
+        printf("%s: machine noise: steal %.1f%%, other processes%s %.1f%% of %ld CPUs\n",
+               rep->workload, steal_pct, has_server ? "" : " and the server", other_pct, cpus);
+    }
     printf(
         "RESULT {\"workload\":\"%s\",\"ops\":%ld,\"ops_per_s\":%.1f,\"p50_ms\":%.3f,"
         "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"latency\":\"%s\",\"elapsed_s\":%.3f,\"n\":%ld,"
@@ -1194,6 +1226,7 @@ static void report_print(const struct report *rep) {
             server_cpu, safe_div(server_cpu * 1e6, (double)rep->ops),
             safe_div(server_cpu * 1e6, (double)rep->requests));
     }
+    if (has_machine) printf(",\"steal_pct\":%.1f,\"other_cpu_pct\":%.1f", steal_pct, other_pct);
 }
 
 /* Prints the first failure, if any, and returns whether there was one. */

@@ -115,13 +115,6 @@ proc_cpu_ticks() {
     echo $((f[11] + f[12])) # fields 14 and 15; f[0] is field 3
 }
 
-# "steal total" ticks over all CPUs, from /proc/stat.
-cpu_steal_total() {
-    local -a f
-    read -r -a f </proc/stat
-    echo "${f[8]:-0} $((f[1] + f[2] + f[3] + f[4] + f[5] + f[6] + f[7] + f[8]))"
-}
-
 # Prints the value of "key" in the one-line JSON object $2 (numbers and plain strings).
 json_field() {
     sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$2"
@@ -154,16 +147,14 @@ run_workload() {
     [[ $w != lifecycle ]] || args+=(-w "$WORKERS")
     [[ $w != read ]] || args+=(--duration "$DURATION")
 
-    local cpu0 cpu1 steal0 total0 steal1 total1 t0 t1
+    local cpu0 cpu1 t0 t1
     cpu0=$(proc_cpu_ticks "$SERVER_PID") || cpu0=0
-    read -r steal0 total0 < <(cpu_steal_total)
     t0=$(date +%s.%N)
     # In the background, so that a signal's trap runs at once rather than after loadgen;
     # stopping the server then ends loadgen too.
     ("$LOADGEN" "${args[@]}" | tee "$out") &
     wait $! || rc=$?
     t1=$(date +%s.%N)
-    read -r steal1 total1 < <(cpu_steal_total)
     if ! cpu1=$(proc_cpu_ticks "$SERVER_PID") || ! kill -0 "$SERVER_PID" 2>/dev/null; then
         echo "run.sh: the server died during '$w'; its stderr:" >&2
         tail -n 20 "$SCRATCH/server.err" >&2
@@ -180,22 +171,23 @@ run_workload() {
         FAILED+=("$w (loadgen exit $rc)")
         return 0
     fi
-    local ops ops_s p50 p99 max win_us extra=""
+    local ops ops_s p50 p99 max win_us steal other extra=""
     ops=$(json_field ops "$result")
     ops_s=$(json_field ops_per_s "$result")
     p50=$(json_field p50_ms "$result")
     p99=$(json_field p99_ms "$result")
     max=$(json_field max_ms "$result")
     win_us=$(json_field server_cpu_us_per_op "$result")
+    steal=$(json_field steal_pct "$result")
+    other=$(json_field other_cpu_pct "$result")
     [[ $w != lifecycle ]] || extra="$(json_field heartbeats_per_s "$result") heartbeats/s; latency is end to end"
     SUMMARY+=("$(awk -v w="$w" -v ops="$ops" -v ops_s="$ops_s" -v p50="$p50" -v p99="$p99" \
         -v max="$max" -v win="${win_us:--}" -v c0="$cpu0" -v c1="$cpu1" -v tck="$CLK_TCK" \
-        -v s0="$steal0" -v s1="$steal1" -v T0="$total0" -v T1="$total1" -v wall0="$t0" \
-        -v wall1="$t1" -v extra="$extra" 'BEGIN {
+        -v steal="${steal:--}" -v other="${other:--}" -v wall0="$t0" -v wall1="$t1" \
+        -v extra="$extra" 'BEGIN {
             cpu = (c1 - c0) / tck
-            steal = (T1 > T0) ? 100 * (s1 - s0) / (T1 - T0) : 0
-            printf "%-10s %7d %10.1f %8.3f %8.3f %8.3f %10s %12.1f %7.1f s %6.1f%%", w, ops, ops_s,
-                p50, p99, max, win, cpu * 1e6 / ops, wall1 - wall0, steal
+            printf "%-10s %7d %10.1f %8.3f %8.3f %8.3f %10s %12.1f %7.1f s %6s%% %6s%%", w, ops,
+                ops_s, p50, p99, max, win, cpu * 1e6 / ops, wall1 - wall0, steal, other
             if (extra != "") printf "   (%s)", extra
         }')")
 }
@@ -211,9 +203,10 @@ echo "== taskmill benchmark results"
 machine_lines
 echo "server CPU µs/op: 'window' over the timed window only (loadgen, from /proc/PID/stat);"
 echo "'whole' over the whole loadgen run, including connection setup and the read preload."
-echo "steal: CPU time the hypervisor gave to other guests during the run, % of all CPUs."
+echo "steal, other: CPU the hypervisor gave to other guests, and CPU used by processes other"
+echo "than loadgen and the server, over the timed window, in % of all CPUs: high means noise."
 # A literal header: printf pads by bytes, and 'µ' is two of them.
-echo "workload       ops      ops/s   p50 ms   p99 ms   max ms  window µs  whole µs/op       run   steal"
+echo "workload       ops      ops/s   p50 ms   p99 ms   max ms  window µs  whole µs/op       run   steal   other"
 for line in "${SUMMARY[@]}"; do
     echo "$line"
 done

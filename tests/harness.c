@@ -57,6 +57,7 @@ int th_main(const struct th_test *tests, int argc, char **argv)
     th_http(NULL, NULL, NULL, NULL); /* frees the last response */
     curl_global_cleanup();
     printf("RESULT passed=%d failed=%d\n", th_passed, th_nfailed);
+    fflush(stdout); /* before any sanitizer report ends the process */
     return th_nfailed ? 1 : 0;
 }
 

@@ -1,0 +1,198 @@
+/*
+ * The pure helpers: RFC 3339 times, the JSON writer, ids, the depth scan,
+ * and the v1 request decoders (src/server/v1_decode.c), which must name
+ * the offending field for every refusal.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../src/common/buf.h"
+#include "../src/common/id.h"
+#include "../src/common/json_parse.h"
+#include "../src/common/timeutil.h"
+#include "../src/server/v1_decode.h"
+#include "harness.h"
+
+static void test_time_roundtrip(void)
+{
+    char out[TIME_RFC3339_LEN + 1];
+    time_format_rfc3339(0 + 1, out);
+    CHECK_STR(out, "1970-01-01T00:00:00.001Z");
+    time_format_rfc3339(1795364337907LL, out);
+    CHECK_STR(out, "2026-11-22T16:18:57.907Z");
+    int64_t ms;
+    CHECK_INT(time_parse_rfc3339("2026-11-22T16:18:57.907Z", &ms), 0);
+    CHECK_INT(ms, 1795364337907LL);
+    CHECK_INT(time_parse_rfc3339("2026-11-22T17:18:57.907+01:00", &ms), 0);
+    CHECK_INT(ms, 1795364337907LL);
+    CHECK_INT(time_parse_rfc3339("2024-02-29T00:00:00Z", &ms), 0);
+    const char *bad[] = {"", "2026-11-22", "2026-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
+                         "2026-11-22T25:00:00Z", "2026-11-22T10:00:00", "2026-11-22T10:00:00Zjunk",
+                         "2026-11-22T10:00:00.Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (time_parse_rfc3339(bad[i], &ms) != -1) {
+            th_fail(__FILE__, __LINE__, "'%s' parsed", bad[i]);
+            return;
+        }
+    }
+}
+
+static void test_json_writer_escapes(void)
+{
+    struct buf b;
+    buf_init(&b);
+    json_put_str(&b, "a\"b\\c\n\x01\xc3\xa9");
+    CHECK_STR(b.p, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\"");
+    buf_clear(&b);
+    json_put_str(&b, NULL);
+    json_put_double(&b, 0.25);
+    json_put_time(&b, 0);
+    CHECK_STR(b.p, "null0.25null");
+    buf_release(&b);
+}
+
+static void test_ids_increase(void)
+{
+    char prev[ID_LEN + 1] = "", cur[ID_LEN + 1];
+    for (int i = 0; i < 10000; i++) {
+        id_new(cur);
+        CHECK(id_is_valid(cur));
+        CHECK(strcmp(prev, cur) < 0);
+        memcpy(prev, cur, sizeof cur);
+    }
+    CHECK(!id_is_valid("0123"));
+    CHECK(!id_is_valid("0123456789ABCDEF0123456789abcdef"));
+}
+
+static void test_depth(void)
+{
+    CHECK_INT(json_depth("{\"a\":[[1]],\"b\":\"[[[[\"}", 22), 3);
+    struct tm_error e;
+    err_clear(&e);
+    char deep[200] = "";
+    for (int i = 0; i < 40; i++) strcat(deep, "[");
+    CHECK(json_parse_object(deep, strlen(deep), 32, &e) == NULL);
+    CHECK_INT(e.code, TM_EINVALID);
+    CHECK(json_parse_object("[1]", 3, 32, &e) == NULL);
+    CHECK_INT(e.code, TM_EMALFORMED);
+    CHECK(json_parse_object("{\"a\":1,\"a\":2}", 13, 32, &e) == NULL);
+    CHECK(json_parse_object("{\"a\":1} x", 9, 32, &e) == NULL);
+    CHECK(json_parse_object("{\"a\":\"\\u0000\"}", 14, 32, &e) == NULL);
+    CHECK(json_parse_object("{\"a\":99999999999999999999}", 26, 32, &e) == NULL);
+}
+
+static struct limits lim = {1 << 20, 32, 1000, 1000, 60, 65536, 1000, 100};
+
+/* Decodes a task body and returns the field named by the refusal ("" if accepted). */
+static const char *task_refusal(const char *text)
+{
+    static char field[64];
+    json_t *j = json_loads(text, 0, NULL);
+    if (!j) return "(bad test JSON)";
+    struct task *t = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    int rc = v1_decode_task(j, &lim, NULL, &t, &e);
+    json_decref(j);
+    task_free(t);
+    snprintf(field, sizeof field, "%s", rc ? (e.field[0] ? e.field : "(no field)") : "");
+    return field;
+}
+
+static void test_decode_task_fields(void)
+{
+    CHECK_STR(task_refusal("{\"type\":\"x\"}"), "");
+    CHECK_STR(task_refusal("{}"), "type");
+    CHECK_STR(task_refusal("{\"type\":\"\"}"), "type");
+    CHECK_STR(task_refusal("{\"type\":7}"), "type");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"colour\":1}"), "colour");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"priority\":\"high\"}"), "priority");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"priority\":1.5}"), "priority");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"priority\":99999999}"), "priority");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"queue\":\"a b\"}"), "queue");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"params\":[1]}"), "params");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"parent_id\":\"nope\"}"), "parent_id");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"scheduled_at\":\"tomorrow\"}"), "scheduled_at");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"max_retries\":-1}"), "max_retries");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"paused\":\"yes\"}"), "paused");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"target\":{\"id\":1}}"), "target.id");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"target\":{\"colour\":\"r\"}}"), "target.colour");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"definition\":{\"arguments\":[]}}"), "definition.arguments");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"namespace\":\"a/b\"}"), "namespace");
+    CHECK_STR(task_refusal("{\"type\":\"a\\nb\"}"), "type");
+}
+
+/* Decodes a worker call and returns the refused field ("" if accepted). */
+static const char *call_refusal(enum store_op_kind kind, const char *text)
+{
+    static char field[64];
+    json_t *j = json_loads(text, 0, NULL);
+    if (!j) return "(bad test JSON)";
+    struct store_op op;
+    store_op_init(&op, kind);
+    struct tm_error e;
+    err_clear(&e);
+    int rc = v1_decode_worker_call(j, &lim, &op, &e);
+    json_decref(j);
+    snprintf(field, sizeof field, "%s", rc ? (e.field[0] ? e.field : "(no field)") : "");
+    return field;
+}
+
+static void test_decode_worker_calls(void)
+{
+    enum store_op_kind hb = STORE_OP_HEARTBEAT;
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\"}"), "");
+    CHECK_STR(call_refusal(hb, "{}"), "lease_token");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"ratio\":1.5}}"), "progress.ratio");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"percent\":101}}"), "progress.percent");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"processed\":-1}}"), "progress.processed");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"eta\":3}}"), "progress.eta");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"items\":[{\"progress\":1}]}"), "items[0].name");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"items\":[{\"name\":\"a\",\"progress\":2}]}"), "items[0].progress");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"messages\":[{\"level\":\"DEBUG\",\"text\":\"x\"}]}"), "messages[0].level");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"messages\":[{\"level\":\"INFO\"}]}"), "messages[0].text");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"attributes\":[]}"), "attributes");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"result\":1}"), "result");
+    CHECK_STR(call_refusal(STORE_OP_COMPLETE, "{\"lease_token\":\"t\",\"result\":1,\"warning\":true}"), "");
+    CHECK_STR(call_refusal(STORE_OP_COMPLETE, "{\"lease_token\":\"t\",\"returns\":[{\"name\":\"a\"}]}"), "returns[0].attribute");
+    CHECK_STR(call_refusal(STORE_OP_FAIL, "{\"lease_token\":\"t\"}"), "error");
+    CHECK_STR(call_refusal(STORE_OP_FAIL, "{\"lease_token\":\"t\",\"error\":\"x\",\"retryable\":1}"), "retryable");
+    CHECK_STR(call_refusal(STORE_OP_RELEASE, "{\"lease_token\":\"t\",\"error\":\"x\"}"), "error");
+}
+
+static void test_decode_list_query(void)
+{
+    struct list_query q;
+    struct tm_error e;
+    v1_list_query_init(&q);
+    CHECK_INT(v1_list_query_add(&q, &lim, "phase", "pending,running", &e), 0);
+    CHECK_INT(q.filter.phases, (1u << TASK_PENDING) | (1u << TASK_RUNNING));
+    CHECK_INT(v1_list_query_add(&q, &lim, "phase", "asleep", &e), TM_EINVALID);
+    CHECK_STR(e.field, "phase");
+    CHECK_INT(v1_list_query_add(&q, &lim, "limit", "0", &e), TM_EINVALID);
+    CHECK_INT(v1_list_query_add(&q, &lim, "limit", "1001", &e), TM_EINVALID);
+    CHECK_INT(v1_list_query_add(&q, &lim, "limit", "10", &e), 0);
+    CHECK_INT(q.filter.limit, 10);
+    CHECK_INT(v1_list_query_add(&q, &lim, "created_after", "yesterday", &e), TM_EINVALID);
+    CHECK_STR(e.field, "created_after");
+    CHECK_INT(v1_list_query_add(&q, &lim, "cursor", "xyz", &e), TM_EINVALID);
+    CHECK_INT(v1_list_query_add(&q, &lim, "order", "sideways", &e), TM_EINVALID);
+    CHECK_INT(v1_list_query_add(&q, &lim, "colour", "red", &e), TM_EINVALID);
+    CHECK_STR(e.field, "colour");
+}
+
+static const struct th_test tests[] = {
+    {"RFC 3339 format and parse", test_time_roundtrip},
+    {"JSON writer escapes", test_json_writer_escapes},
+    {"ids are valid and strictly increasing", test_ids_increase},
+    {"depth limit and strict JSON", test_depth},
+    {"task decoder names each bad field", test_decode_task_fields},
+    {"worker call decoder names each bad field", test_decode_worker_calls},
+    {"list query decoder", test_decode_list_query},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    return th_main(tests, argc, argv);
+}
