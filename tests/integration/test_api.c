@@ -1,0 +1,506 @@
+/*
+ * The v1 API end to end against the real server: idempotency, batches,
+ * long-polls, listing and paging, the controls, claims that wait, retries
+ * with backoff, lease expiry, parent/child roll-up, delayed starts,
+ * priorities, queue counts, and durability across a crash.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+
+static struct th_server srv;
+
+/* "/v1/tasks/ID" followed by `suffix`. */
+static char *tpath(const char *id, const char *suffix)
+{
+    static __thread char p[256];
+    snprintf(p, sizeof p, "/v1/tasks/%s%s", id, suffix);
+    return p;
+}
+
+static long long queue_total(struct th_server *s, const char *queue)
+{
+    struct th_resp *r = th_http(s, "GET", "/v1/queues", NULL);
+    json_t *qs = th_get(r->json, "queues");
+    size_t i;
+    json_t *q;
+    json_array_foreach(qs, i, q) {
+        if (strcmp(json_string_value(json_object_get(q, "name")), queue) == 0)
+            return json_integer_value(json_object_get(q, "total"));
+    }
+    return 0;
+}
+
+static void test_idempotency_key(void)
+{
+    static const char *const h1[] = {"Content-Type: application/json", "Idempotency-Key: k-1", NULL};
+    const char *body = "{\"type\":\"idem\",\"queue\":\"idem\"}";
+    struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), h1);
+    CHECK_INT(r->status, 201);
+    char *id = strdup(th_str(r->json, "id"));
+    r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), h1);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "id"), id);
+    static const char *const h2[] = {"Content-Type: application/json", "Idempotency-Key: k-2", NULL};
+    r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), h2);
+    CHECK_INT(r->status, 201);
+    CHECK(strcmp(th_str(r->json, "id"), id) != 0);
+    CHECK_INT(queue_total(&srv, "idem"), 2);
+    free(id);
+}
+
+static void test_batch_submit(void)
+{
+    struct th_resp *r = th_http(&srv, "POST", "/v1/tasks/batch",
+                                "{\"tasks\":[{\"type\":\"b1\",\"queue\":\"batch\"},{\"type\":\"b2\","
+                                "\"queue\":\"batch\"},{\"type\":\"b3\",\"queue\":\"batch\"}]}");
+    CHECK_INT(r->status, 201);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 3);
+    CHECK_STR(th_str(r->json, "tasks.2.type"), "b3");
+    CHECK_STR(th_str(r->json, "tasks.0.phase"), "pending");
+    CHECK_INT(queue_total(&srv, "batch"), 3);
+    /* One bad task refuses the whole batch. */
+    r = th_http(&srv, "POST", "/v1/tasks/batch",
+                "{\"tasks\":[{\"type\":\"b4\",\"queue\":\"batch\"},{\"queue\":\"batch\"}]}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "tasks[1].type");
+    CHECK_INT(queue_total(&srv, "batch"), 3);
+}
+
+struct longpoll {
+    const char *path;
+    long status;
+    long long version;
+    char body[64];
+};
+
+static void *longpoll_run(void *arg)
+{
+    struct longpoll *lp = arg;
+    struct th_resp *r = th_http(&srv, "GET", lp->path, NULL);
+    lp->status = r->status;
+    lp->version = th_int(r->json, "version");
+    if (r->json && th_str(r->json, "task.id"))
+        snprintf(lp->body, sizeof lp->body, "%s", th_str(r->json, "task.id"));
+    th_http(NULL, NULL, NULL, NULL);
+    return NULL;
+}
+
+static void test_get_long_poll(void)
+{
+    char *id = th_submit(&srv, "lp", "\"queue\":\"lp\"");
+    CHECK(id);
+    char path[200];
+    snprintf(path, sizeof path, "/v1/tasks/%s?wait=10&version=1", id);
+    struct longpoll lp = {path, 0, 0, ""};
+    pthread_t th;
+    pthread_create(&th, NULL, longpoll_run, &lp);
+    th_sleep_ms(300);
+    CHECK_INT(lp.status, 0); /* still waiting */
+    CHECK_INT(th_http(&srv, "POST", tpath(id, "/pause"), NULL)->status, 200);
+    pthread_join(th, NULL);
+    CHECK_INT(lp.status, 200);
+    CHECK_INT(lp.version, 2);
+    /* A wait that sees no change returns the task as it is when the time is up. */
+    snprintf(path, sizeof path, "/v1/tasks/%s?wait=1&version=2", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_INT(th_int(r->json, "version"), 2);
+    /* An older version answers at once. */
+    snprintf(path, sizeof path, "/v1/tasks/%s?wait=30&version=1", id);
+    CHECK_INT(th_int(th_http(&srv, "GET", path, NULL)->json, "version"), 2);
+    free(id);
+}
+
+static void test_list_filters_and_paging(void)
+{
+    for (int i = 0; i < 5; i++) {
+        char extra[128];
+        snprintf(extra, sizeof extra, "\"queue\":\"list\",\"name\":\"img-%d\"", i);
+        char *id = th_submit(&srv, i % 2 ? "odd" : "even", extra);
+        CHECK(id);
+        free(id);
+    }
+    struct th_resp *r = th_http(&srv, "GET", "/v1/tasks?queue=list&type=odd", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 2);
+    r = th_http(&srv, "GET", "/v1/tasks?queue=list&name_prefix=img-3", NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 1);
+    CHECK_STR(th_str(r->json, "tasks.0.name"), "img-3");
+    r = th_http(&srv, "GET", "/v1/tasks?queue=list&phase=running,completed", NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 0);
+    r = th_http(&srv, "GET", "/v1/tasks?queue=list&created_after=2000-01-01T00:00:00Z&created_before=2999-01-01T00:00:00Z", NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 5);
+    r = th_http(&srv, "GET", "/v1/tasks?queue=list&updated_after=2999-01-01T00:00:00Z", NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 0);
+
+    /* Paging oldest first, two at a time: every task once, in order. */
+    char path[256] = "/v1/tasks?queue=list&order=asc&limit=2";
+    int seen = 0, pages = 0;
+    char last[40] = "";
+    for (;;) {
+        r = th_http(&srv, "GET", path, NULL);
+        CHECK_INT(r->status, 200);
+        json_t *tasks = th_get(r->json, "tasks");
+        size_t i;
+        json_t *t;
+        json_array_foreach(tasks, i, t) {
+            const char *id = json_string_value(json_object_get(t, "id"));
+            CHECK(strcmp(last, id) < 0);
+            snprintf(last, sizeof last, "%s", id);
+            char want[16];
+            snprintf(want, sizeof want, "img-%d", seen);
+            CHECK_STR(json_string_value(json_object_get(t, "name")), want);
+            seen++;
+        }
+        pages++;
+        const char *next = th_str(r->json, "next_cursor");
+        if (!next) break;
+        snprintf(path, sizeof path, "/v1/tasks?queue=list&order=asc&limit=2&cursor=%s", next);
+    }
+    CHECK_INT(seen, 5);
+    CHECK_INT(pages, 3);
+    /* Newest first is the default. */
+    r = th_http(&srv, "GET", "/v1/tasks?queue=list&limit=1", NULL);
+    CHECK_STR(th_str(r->json, "tasks.0.name"), "img-4");
+}
+
+static void test_cancel_pending_and_running(void)
+{
+    char *a = th_submit(&srv, "c", "\"queue\":\"cancel\"");
+    struct th_resp *r = th_http(&srv, "POST", tpath(a, "/cancel"), NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "phase"), "cancelled");
+    CHECK_STR(th_str(r->json, "completion_status"), "TERMINATED");
+    /* Again: no change, no error. */
+    CHECK_INT(th_http(&srv, "POST", tpath(a, "/cancel"), NULL)->status, 200);
+
+    char *b = th_submit(&srv, "c", "\"queue\":\"cancel\"");
+    char id[33], tok[33];
+    CHECK_INT(th_claim(&srv, "cancel", NULL, id, tok), 200);
+    CHECK_STR(id, b);
+    r = th_http(&srv, "POST", tpath(b, "/cancel"), "{}");
+    CHECK_STR(th_str(r->json, "phase"), "stopping");
+    r = th_http(&srv, "POST", tpath(b, "/heartbeat"), "{\"lease_token\":\"%s\"}", tok);
+    CHECK_INT(r->status, 200);
+    CHECK(json_is_true(th_get(r->json, "cancel_requested")));
+    r = th_http(&srv, "POST", tpath(b, "/fail"),
+                "{\"lease_token\":\"%s\",\"error\":\"stopped on request\"}", tok);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "phase"), "cancelled");
+    CHECK_STR(th_str(r->json, "completion_status"), "TERMINATED");
+    free(a);
+    free(b);
+}
+
+static void test_pause_resume_retry_delete(void)
+{
+    char *a = th_submit(&srv, "p", "\"queue\":\"pause\"");
+    CHECK_INT(th_http(&srv, "POST", tpath(a, "/pause"), NULL)->status, 200);
+    char id[33], tok[33];
+    CHECK_INT(th_claim(&srv, "pause", NULL, id, tok), 204);
+    struct th_resp *r = th_http(&srv, "POST", tpath(a, "/resume"), NULL);
+    CHECK(json_is_false(th_get(r->json, "paused")));
+    CHECK_INT(th_claim(&srv, "pause", NULL, id, tok), 200);
+    CHECK_STR(id, a);
+    /* Pausing a running task is asked of its worker through the heartbeat. */
+    CHECK_INT(th_http(&srv, "POST", tpath(a, "/pause"), NULL)->status, 200);
+    r = th_http(&srv, "POST", tpath(a, "/heartbeat"), "{\"lease_token\":\"%s\"}", tok);
+    CHECK(json_is_true(th_get(r->json, "pause_requested")));
+    r = th_http(&srv, "POST", tpath(a, "/release"), "{\"lease_token\":\"%s\"}", tok);
+    CHECK_STR(th_str(r->json, "phase"), "pending");
+    CHECK_INT(th_int(r->json, "retries"), 0);
+    CHECK_INT(th_http(&srv, "POST", tpath(a, "/resume"), NULL)->status, 200);
+    CHECK_INT(th_claim(&srv, "pause", NULL, id, tok), 200);
+    CHECK_INT(th_http(&srv, "DELETE", tpath(a, ""), NULL)->status, 409);
+    r = th_http(&srv, "POST", tpath(a, "/fail"),
+                "{\"lease_token\":\"%s\",\"error\":\"disk full\",\"retryable\":false}", tok);
+    CHECK_STR(th_str(r->json, "phase"), "failed");
+    CHECK_STR(th_str(r->json, "completion_status"), "ERROR");
+    CHECK_STR(th_str(r->json, "error"), "disk full");
+    r = th_http(&srv, "POST", tpath(a, "/retry"), NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "phase"), "pending");
+    CHECK(json_is_null(th_get(r->json, "error")));
+    CHECK_INT(th_http(&srv, "POST", tpath(a, "/cancel"), NULL)->status, 200);
+    CHECK_INT(th_http(&srv, "DELETE", tpath(a, ""), NULL)->status, 204);
+    CHECK_INT(th_http(&srv, "GET", tpath(a, ""), NULL)->status, 404);
+    free(a);
+}
+
+struct claim_wait {
+    const char *queue;
+    long status;
+    char id[33];
+};
+
+static void *claim_wait_run(void *arg)
+{
+    struct claim_wait *cw = arg;
+    char tok[33];
+    cw->status = th_claim(&srv, cw->queue, "{\"worker\":\"waiter\",\"wait_seconds\":10}", cw->id, tok);
+    th_http(NULL, NULL, NULL, NULL);
+    return NULL;
+}
+
+static void test_claim_waits_for_work(void)
+{
+    struct claim_wait cw = {"waitq", 0, ""};
+    pthread_t th;
+    pthread_create(&th, NULL, claim_wait_run, &cw);
+    th_sleep_ms(300);
+    CHECK_INT(cw.status, 0);
+    char *id = th_submit(&srv, "w", "\"queue\":\"waitq\"");
+    pthread_join(th, NULL);
+    CHECK_INT(cw.status, 200);
+    CHECK_STR(cw.id, id);
+    CHECK_STR(th_phase(&srv, id), "running");
+    /* Nothing comes: 204 when the wait is over. */
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&srv, "waitq", "{\"worker\":\"w\",\"wait_seconds\":1}", cid, tok), 204);
+    free(id);
+}
+
+static void test_retry_with_backoff_then_temperror(void)
+{
+    char *a = th_submit(&srv, "flaky", "\"queue\":\"retry\",\"max_retries\":1,\"backoff_ms\":200");
+    char id[33], tok[33];
+    CHECK_INT(th_claim(&srv, "retry", NULL, id, tok), 200);
+    struct th_resp *r = th_http(&srv, "POST", tpath(a, "/fail"),
+                                "{\"lease_token\":\"%s\",\"error\":\"timeout\"}", tok);
+    CHECK_STR(th_str(r->json, "phase"), "waiting");
+    CHECK_INT(th_int(r->json, "retries"), 1);
+    CHECK(th_str(r->json, "scheduled_at") != NULL);
+    CHECK_INT(th_claim(&srv, "retry", NULL, id, tok), 204); /* not before the backoff */
+    CHECK_INT(th_claim(&srv, "retry", "{\"worker\":\"w\",\"wait_seconds\":5}", id, tok), 200);
+    CHECK_STR(id, a);
+    r = th_http(&srv, "GET", tpath(a, ""), NULL);
+    CHECK_INT(th_int(r->json, "attempt"), 2);
+    r = th_http(&srv, "POST", tpath(a, "/fail"),
+                "{\"lease_token\":\"%s\",\"error\":\"timeout again\"}", tok);
+    CHECK_STR(th_str(r->json, "phase"), "failed");
+    CHECK_STR(th_str(r->json, "completion_status"), "TEMPERROR");
+    free(a);
+}
+
+static void test_lease_expiry(void)
+{
+    char *a = th_submit(&srv, "slow", "\"queue\":\"lease\",\"max_retries\":1,\"backoff_ms\":0");
+    char id[33], tok[33];
+    CHECK_INT(th_claim(&srv, "lease", "{\"worker\":\"w1\",\"lease_seconds\":1}", id, tok), 200);
+    /* The lease runs out; the task comes back (backoff 0) to the next worker. */
+    char id2[33], tok2[33];
+    CHECK_INT(th_claim(&srv, "lease", "{\"worker\":\"w2\",\"lease_seconds\":1,\"wait_seconds\":5}",
+                       id2, tok2),
+              200);
+    CHECK_STR(id2, a);
+    struct th_resp *r = th_http(&srv, "GET", tpath(a, ""), NULL);
+    CHECK_INT(th_int(r->json, "retries"), 1);
+    CHECK_INT(th_int(r->json, "attempt"), 2);
+    CHECK(strstr(th_str(r->json, "error"), "expired") != NULL);
+    /* The first worker's token is fenced off. */
+    r = th_http(&srv, "POST", tpath(a, "/complete"), "{\"lease_token\":\"%s\"}", tok);
+    CHECK_INT(r->status, 409);
+    CHECK_STR(th_str(r->json, "error.code"), "lease_mismatch");
+    /* Retries spent: the second expiry fails it as temporary. */
+    for (int i = 0; i < 40 && strcmp(th_phase(&srv, a), "failed") != 0; i++) th_sleep_ms(100);
+    r = th_http(&srv, "GET", tpath(a, ""), NULL);
+    CHECK_STR(th_str(r->json, "phase"), "failed");
+    CHECK_STR(th_str(r->json, "completion_status"), "TEMPERROR");
+    free(a);
+}
+
+static void check_counts(const char *parent, int processed, int processing, int pending)
+{
+    struct th_resp *r = th_http(&srv, "GET", tpath(parent, ""), NULL);
+    if (th_int(r->json, "progress.processed") != processed ||
+        th_int(r->json, "progress.processing") != processing ||
+        th_int(r->json, "progress.pending") != pending)
+        th_fail(__FILE__, __LINE__, "parent counts %lld/%lld/%lld, want %d/%d/%d",
+                th_int(r->json, "progress.processed"), th_int(r->json, "progress.processing"),
+                th_int(r->json, "progress.pending"), processed, processing, pending);
+}
+
+static void test_parent_rollup(void)
+{
+    char *p = th_submit(&srv, "batch", "\"queue\":\"parents\"");
+    char extra[128];
+    snprintf(extra, sizeof extra, "\"queue\":\"children\",\"parent_id\":\"%s\",\"max_retries\":0", p);
+    char *c[3];
+    for (int i = 0; i < 3; i++) c[i] = th_submit(&srv, "child", extra);
+    check_counts(p, 0, 0, 3);
+    char id[33], tok[33];
+    CHECK_INT(th_claim(&srv, "children", NULL, id, tok), 200);
+    CHECK_STR(id, c[0]);
+    check_counts(p, 0, 1, 2);
+    th_http(&srv, "POST", tpath(c[0], "/complete"), "{\"lease_token\":\"%s\"}", tok);
+    check_counts(p, 1, 0, 2);
+    struct th_resp *r = th_http(&srv, "GET", tpath(p, ""), NULL);
+    CHECK_INT(th_int(r->json, "progress.percent"), 33);
+    CHECK_INT(th_claim(&srv, "children", NULL, id, tok), 200);
+    th_http(&srv, "POST", tpath(id, "/fail"), "{\"lease_token\":\"%s\",\"error\":\"x\"}", tok);
+    check_counts(p, 1, 0, 2); /* a failed child is not processed */
+    CHECK_INT(th_http(&srv, "POST", tpath(c[1], "/retry"), NULL)->status, 200);
+    check_counts(p, 1, 0, 2);
+    CHECK_INT(th_http(&srv, "DELETE", tpath(c[0], ""), NULL)->status, 204);
+    check_counts(p, 0, 0, 2);
+    char list[128];
+    snprintf(list, sizeof list, "/v1/tasks?parent_id=%s", p);
+    r = th_http(&srv, "GET", list, NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 2);
+    /* A child's parent must exist. */
+    r = th_http(&srv, "POST", "/v1/tasks",
+                "{\"type\":\"orphan\",\"parent_id\":\"0123456789abcdef0123456789abcdef\"}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "parent_id");
+    free(p);
+    for (int i = 0; i < 3; i++) free(c[i]);
+}
+
+static void test_delayed_start(void)
+{
+    char when[64];
+    time_t t = time(NULL) + 1;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.999Z", &tm);
+    char extra[128];
+    snprintf(extra, sizeof extra, "\"queue\":\"later\",\"scheduled_at\":\"%s\"", when);
+    char *a = th_submit(&srv, "later", extra);
+    CHECK_STR(th_phase(&srv, a), "waiting");
+    char id[33], tok[33];
+    CHECK_INT(th_claim(&srv, "later", NULL, id, tok), 204);
+    CHECK_INT(th_claim(&srv, "later", "{\"worker\":\"w\",\"wait_seconds\":5}", id, tok), 200);
+    CHECK_STR(id, a);
+    free(a);
+}
+
+static void test_priority_then_fifo(void)
+{
+    char *low1 = th_submit(&srv, "x", "\"queue\":\"prio\",\"priority\":5");
+    char *low2 = th_submit(&srv, "x", "\"queue\":\"prio\",\"priority\":5");
+    char *high = th_submit(&srv, "x", "\"queue\":\"prio\",\"priority\":-1");
+    char id[33], tok[33];
+    CHECK_INT(th_claim(&srv, "prio", NULL, id, tok), 200);
+    CHECK_STR(id, high);
+    CHECK_INT(th_claim(&srv, "prio", NULL, id, tok), 200);
+    CHECK_STR(id, low1);
+    CHECK_INT(th_claim(&srv, "prio", NULL, id, tok), 200);
+    CHECK_STR(id, low2);
+    /* Claims filter by type. */
+    char *t1 = th_submit(&srv, "video", "\"queue\":\"prio\"");
+    CHECK_INT(th_claim(&srv, "prio", "{\"worker\":\"w\",\"types\":[\"audio\"]}", id, tok), 204);
+    CHECK_INT(th_claim(&srv, "prio", "{\"worker\":\"w\",\"types\":[\"audio\",\"video\"]}", id, tok), 200);
+    CHECK_STR(id, t1);
+    free(low1);
+    free(low2);
+    free(high);
+    free(t1);
+}
+
+static void test_queue_counts_and_health(void)
+{
+    struct th_resp *r = th_http(&srv, "GET", "/v1/queues", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "queues.0.name"), "default");
+    bool found = false;
+    size_t i;
+    json_t *q;
+    json_array_foreach(th_get(r->json, "queues"), i, q) {
+        if (strcmp(json_string_value(json_object_get(q, "name")), "prio") == 0) {
+            found = true;
+            CHECK_INT(th_int(q, "counts.running"), 4);
+        }
+    }
+    CHECK(found);
+    r = th_http(&srv, "GET", "/healthz", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "status"), "ok");
+    r = th_http(&srv, "GET", "/metrics", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK(strstr(r->body, "taskmill_store_batches_total") != NULL);
+}
+
+struct burst {
+    int n;
+    int ok;
+};
+
+static void *burst_run(void *arg)
+{
+    struct burst *b = arg;
+    for (int i = 0; i < b->n; i++) {
+        struct th_resp *r = th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"burst\",\"queue\":\"burst\"}");
+        if (r->status == 201) b->ok++;
+    }
+    th_http(NULL, NULL, NULL, NULL);
+    return NULL;
+}
+
+static long long metric(const char *name)
+{
+    struct th_resp *r = th_http(&srv, "GET", "/metrics", NULL);
+    char pat[128];
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    const char *p = strstr(r->body, pat);
+    return p ? atoll(p + strlen(pat)) : -1;
+}
+
+static void test_group_commit_and_crash_durability(void)
+{
+    long long batches0 = metric("taskmill_store_batches_total");
+    long long ops0 = metric("taskmill_store_ops_total");
+    pthread_t th[8];
+    struct burst b[8];
+    for (int i = 0; i < 8; i++) {
+        b[i] = (struct burst){50, 0};
+        pthread_create(&th[i], NULL, burst_run, &b[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        ok += b[i].ok;
+    }
+    CHECK_INT(ok, 400);
+    long long batches = metric("taskmill_store_batches_total") - batches0;
+    long long ops = metric("taskmill_store_ops_total") - ops0;
+    /* Concurrent writes shared transactions. */
+    CHECK(ops >= 400);
+    CHECK(batches < ops);
+    printf("    (400 concurrent submits: %lld ops in %lld commits)\n", ops, batches);
+    /* Every acknowledged write survives a crash. */
+    th_server_stop(&srv, true);
+    CHECK_INT(th_server_restart(&srv), 0);
+    CHECK_INT(queue_total(&srv, "burst"), 400);
+}
+
+static const struct th_test tests[] = {
+    {"Idempotency-Key returns the first task", test_idempotency_key},
+    {"batch submit is all or nothing", test_batch_submit},
+    {"GET long-polls until the version passes", test_get_long_poll},
+    {"list filters and cursor paging", test_list_filters_and_paging},
+    {"cancel a pending and a running task", test_cancel_pending_and_running},
+    {"pause, resume, release, fail, retry, delete", test_pause_resume_retry_delete},
+    {"a claim waits for work to arrive", test_claim_waits_for_work},
+    {"retryable failure backs off, then TEMPERROR", test_retry_with_backoff_then_temperror},
+    {"an expired lease is retried, then failed; old token fenced", test_lease_expiry},
+    {"children roll up into the parent's counts", test_parent_rollup},
+    {"scheduled_at delays the start", test_delayed_start},
+    {"priority first, then FIFO; claim by type", test_priority_then_fifo},
+    {"queue counts, healthz, metrics", test_queue_counts_and_health},
+    {"group commit; acknowledged writes survive kill -9", test_group_commit_and_crash_durability},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    if (th_server_start(&srv, NULL)) {
+        printf("RESULT passed=0 failed=1\n");
+        return 1;
+    }
+    int rc = th_main(tests, argc, argv);
+    th_server_free(&srv);
+    return rc || th_failed();
+}
