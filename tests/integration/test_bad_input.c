@@ -1,0 +1,226 @@
+/*
+ * Bad input over HTTP: each refusal has the right status, the DESIGN.md
+ * error shape naming the field, and changes nothing stored (the full list
+ * of tasks, versions included, is the same before and after).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+
+static struct th_server srv;
+static char *pending_id, *running_id, *running_token, *done_id;
+
+/* Everything stored, as text. */
+static char *snapshot(void)
+{
+    struct th_resp *r = th_http(&srv, "GET", "/v1/tasks?limit=1000", NULL);
+    return strdup(r->body);
+}
+
+/* Sends a request and checks the refusal; `field` NULL means no field expected. */
+static void refused(int line, const char *method, const char *path, const char *body,
+                    const char *content_type, long status, const char *code, const char *field)
+{
+    char *before = snapshot();
+    char ct[128];
+    snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "application/json");
+    const char *const headers[] = {ct, NULL};
+    struct th_resp *r = th_http_raw(&srv, method, path, body, body ? strlen(body) : 0, headers);
+    if (r->status != status)
+        th_fail(__FILE__, line, "%s %s: status %ld, want %ld: %.200s", method, path, r->status,
+                status, r->body);
+    else if (!th_str(r->json, "error.code") || strcmp(th_str(r->json, "error.code"), code) != 0)
+        th_fail(__FILE__, line, "%s %s: code '%s', want '%s'", method, path,
+                th_str(r->json, "error.code"), code);
+    else if (!th_str(r->json, "error.message") || !*th_str(r->json, "error.message"))
+        th_fail(__FILE__, line, "%s %s: no message", method, path);
+    else if (field && (!th_str(r->json, "error.field") || strcmp(th_str(r->json, "error.field"), field) != 0))
+        th_fail(__FILE__, line, "%s %s: field '%s', want '%s'", method, path,
+                th_str(r->json, "error.field"), field);
+    char *after = snapshot();
+    if (strcmp(before, after) != 0) th_fail(__FILE__, line, "%s %s changed stored data", method, path);
+    free(before);
+    free(after);
+}
+
+#define REFUSED(m, p, b, st, code, field) refused(__LINE__, m, p, b, NULL, st, code, field)
+
+static char tpath_buf[256];
+static const char *tpath(const char *id, const char *suffix)
+{
+    snprintf(tpath_buf, sizeof tpath_buf, "/v1/tasks/%s%s", id, suffix);
+    return tpath_buf;
+}
+
+static void test_malformed_json(void)
+{
+    REFUSED("POST", "/v1/tasks", "{\"type\":", 400, "malformed_json", NULL);
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\"} trailing", 400, "malformed_json", NULL);
+    REFUSED("POST", "/v1/tasks", "[{\"type\":\"x\"}]", 400, "malformed_json", NULL);
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"type\":\"y\"}", 400, "malformed_json", NULL);
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"\xff\xfe\"}", 400, "malformed_json", NULL);
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"a\\u0000b\"}", 400, "malformed_json", NULL);
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"priority\":99999999999999999999999}", 400, "malformed_json", NULL);
+    REFUSED("POST", "/v1/tasks", "", 400, "malformed_json", NULL);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), "{lease_token:1}", 400, "malformed_json", NULL);
+}
+
+static void test_wrong_types_and_unknown_fields(void)
+{
+    REFUSED("POST", "/v1/tasks", "{\"type\":5}", 400, "invalid_argument", "type");
+    REFUSED("POST", "/v1/tasks", "{\"name\":\"no type\"}", 400, "invalid_argument", "type");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"priority\":\"1\"}", 400, "invalid_argument", "priority");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"params\":\"a=b\"}", 400, "invalid_argument", "params");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"queue\":\"has space\"}", 400, "invalid_argument", "queue");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"retries\":3}", 400, "invalid_argument", "retries");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"scheduled_at\":\"soon\"}", 400, "invalid_argument", "scheduled_at");
+    REFUSED("POST", "/v1/tasks/batch", "{\"tasks\":{}}", 400, "invalid_argument", "tasks");
+    REFUSED("POST", "/v1/tasks/batch", "{\"tasks\":[],\"x\":1}", 400, "invalid_argument", "x");
+    REFUSED("POST", "/v1/tasks/batch", "{\"tasks\":[]}", 400, "invalid_argument", "tasks");
+    char body[256];
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":\"half\"}}", running_token);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument", "progress.ratio");
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":2}}", running_token);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument", "progress.ratio");
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"LOUD\",\"text\":\"x\"}]}", running_token);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument", "messages[0].level");
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"speed\":3}", running_token);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument", "speed");
+    REFUSED("POST", tpath(running_id, "/fail"), "{\"lease_token\":\"x\"}", 400, "invalid_argument", "error");
+    REFUSED("POST", tpath(pending_id, "/cancel"), "{\"reason\":\"x\"}", 400, "invalid_argument", "reason");
+    REFUSED("POST", "/v1/queues/default/claim", "{}", 400, "invalid_argument", "worker");
+    REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"types\":\"a\"}", 400, "invalid_argument", "types");
+    REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"wait_seconds\":3600}", 400, "invalid_argument", "wait_seconds");
+    REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"lease_seconds\":0}", 400, "invalid_argument", "lease_seconds");
+    REFUSED("POST", "/v1/queues/bad%20queue/claim", "{\"worker\":\"w\"}", 400, "invalid_argument", "queue");
+}
+
+static void test_sizes(void)
+{
+    size_t n = 1024 * 1024 + 10;
+    char *big = malloc(n + 64);
+    memset(big, 'a', n + 64);
+    memcpy(big, "{\"type\":\"x\",\"name\":\"", 20);
+    memcpy(big + n + 20, "\"}", 3);
+    REFUSED("POST", "/v1/tasks", big, 413, "payload_too_large", NULL);
+    free(big);
+    char deep[256] = "{\"type\":\"x\",\"params\":";
+    for (int i = 0; i < 40; i++) strcat(deep, "[");
+    for (int i = 0; i < 40; i++) strcat(deep, "]");
+    strcat(deep, "}");
+    REFUSED("POST", "/v1/tasks", deep, 400, "invalid_argument", NULL);
+    char longname[600] = "{\"type\":\"x\",\"name\":\"";
+    for (int i = 0; i < 300; i++) strcat(longname, "n");
+    strcat(longname, "\"}");
+    REFUSED("POST", "/v1/tasks", longname, 400, "invalid_argument", "name");
+}
+
+static void test_unknown_ids(void)
+{
+    const char *ghost = "0123456789abcdef0123456789abcdef";
+    REFUSED("GET", tpath(ghost, ""), NULL, 404, "not_found", NULL);
+    REFUSED("GET", tpath("not-an-id", ""), NULL, 404, "not_found", NULL);
+    REFUSED("DELETE", tpath(ghost, ""), NULL, 404, "not_found", NULL);
+    REFUSED("POST", tpath(ghost, "/cancel"), NULL, 404, "not_found", NULL);
+    REFUSED("POST", tpath(ghost, "/retry"), NULL, 404, "not_found", NULL);
+    REFUSED("POST", tpath(ghost, "/heartbeat"), "{\"lease_token\":\"x\"}", 404, "not_found", NULL);
+    REFUSED("POST", tpath(ghost, "/complete"), "{\"lease_token\":\"x\"}", 404, "not_found", NULL);
+    REFUSED("GET", "/v1/nothing-here", NULL, 404, "not_found", NULL);
+}
+
+static void test_illegal_transitions(void)
+{
+    REFUSED("POST", tpath(done_id, "/cancel"), NULL, 409, "conflict", NULL);
+    REFUSED("POST", tpath(done_id, "/retry"), NULL, 409, "conflict", NULL);
+    REFUSED("POST", tpath(done_id, "/pause"), NULL, 409, "conflict", NULL);
+    REFUSED("POST", tpath(pending_id, "/retry"), NULL, 409, "conflict", NULL);
+    REFUSED("DELETE", tpath(pending_id, ""), NULL, 409, "conflict", NULL);
+    REFUSED("DELETE", tpath(running_id, ""), NULL, 409, "conflict", NULL);
+    REFUSED("POST", tpath(pending_id, "/complete"), "{\"lease_token\":\"x\"}", 409, "conflict", NULL);
+    REFUSED("POST", tpath(done_id, "/heartbeat"), "{\"lease_token\":\"x\"}", 409, "conflict", NULL);
+}
+
+static void test_stale_lease(void)
+{
+    const char *stale = "ffffffffffffffffffffffffffffffff";
+    char body[128];
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\"}", stale);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 409, "lease_mismatch", "lease_token");
+    REFUSED("POST", tpath(running_id, "/complete"), body, 409, "lease_mismatch", "lease_token");
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"error\":\"x\"}", stale);
+    REFUSED("POST", tpath(running_id, "/fail"), body, 409, "lease_mismatch", "lease_token");
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5},\"items\":[{\"name\":\"a\"}]}", stale);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 409, "lease_mismatch", "lease_token");
+}
+
+static void test_bad_query_parameters(void)
+{
+    REFUSED("GET", "/v1/tasks?limit=abc", NULL, 400, "invalid_argument", "limit");
+    REFUSED("GET", "/v1/tasks?limit=100000", NULL, 400, "invalid_argument", "limit");
+    REFUSED("GET", "/v1/tasks?phase=sleeping", NULL, 400, "invalid_argument", "phase");
+    REFUSED("GET", "/v1/tasks?cursor=zzz", NULL, 400, "invalid_argument", "cursor");
+    REFUSED("GET", "/v1/tasks?created_after=last-week", NULL, 400, "invalid_argument", "created_after");
+    REFUSED("GET", "/v1/tasks?order=up", NULL, 400, "invalid_argument", "order");
+    REFUSED("GET", "/v1/tasks?colour=red", NULL, 400, "invalid_argument", "colour");
+    REFUSED("GET", "/v1/tasks?parent_id=x", NULL, 400, "invalid_argument", "parent_id");
+    char p[128];
+    snprintf(p, sizeof p, "/v1/tasks/%s?wait=-1", pending_id);
+    REFUSED("GET", p, NULL, 400, "invalid_argument", "wait");
+    snprintf(p, sizeof p, "/v1/tasks/%s?wait=5&version=abc", pending_id);
+    REFUSED("GET", p, NULL, 400, "invalid_argument", "version");
+}
+
+static void test_media_type_method_idempotency_header(void)
+{
+    refused(__LINE__, "POST", "/v1/tasks", "<task/>", "application/xml", 415, "unsupported_media_type", "Content-Type");
+    REFUSED("PUT", "/v1/tasks", "{\"type\":\"x\"}", 405, "method_not_allowed", NULL);
+    REFUSED("PATCH", tpath(pending_id, ""), "{}", 405, "method_not_allowed", NULL);
+    char key[400] = "Idempotency-Key: ";
+    for (int i = 0; i < 300; i++) strcat(key, "k");
+    const char *const headers[] = {"Content-Type: application/json", key, NULL};
+    struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", "{\"type\":\"x\"}", 12, headers);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "Idempotency-Key");
+}
+
+static const struct th_test tests[] = {
+    {"malformed JSON", test_malformed_json},
+    {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
+    {"oversize body 413, deep nesting, long strings", test_sizes},
+    {"unknown ids and routes are 404", test_unknown_ids},
+    {"illegal transitions are 409", test_illegal_transitions},
+    {"stale lease tokens are 409 lease_mismatch", test_stale_lease},
+    {"bad query parameters", test_bad_query_parameters},
+    {"content type, method, idempotency header", test_media_type_method_idempotency_header},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    if (th_server_start(&srv, NULL)) {
+        printf("RESULT passed=0 failed=1\n");
+        return 1;
+    }
+    /* One task in each of pending, running and completed to aim at. */
+    pending_id = th_submit(&srv, "p", "\"queue\":\"bad\"");
+    char *r = th_submit(&srv, "r", "\"queue\":\"bad2\"");
+    char id[33], tok[33];
+    th_claim(&srv, "bad2", "{\"worker\":\"w\",\"lease_seconds\":600}", id, tok);
+    running_id = strdup(id);
+    running_token = strdup(tok);
+    done_id = th_submit(&srv, "d", "\"queue\":\"bad3\"");
+    th_claim(&srv, "bad3", NULL, id, tok);
+    char path[128], body[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", done_id);
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\"}", tok);
+    th_http(&srv, "POST", path, "%s", body);
+    int rc = th_main(tests, argc, argv);
+    th_server_free(&srv);
+    free(r);
+    free(pending_id);
+    free(running_id);
+    free(running_token);
+    free(done_id);
+    return rc || th_failed();
+}
