@@ -17,7 +17,7 @@ CFLAGS   += -std=c17 -D_GNU_SOURCE $(OPT) $(SAN) $(WARN) -MMD -MP \
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 LDFLAGS  += $(SAN)
 
-CORE_SRC  = $(wildcard src/common/*.c src/store/*.c src/server/*.c)
+CORE_SRC  = $(wildcard src/common/*.c src/store/*.c src/server/*.c src/compat/*.c)
 CLI_SRC   = $(wildcard src/cli/*.c)
 MIGRATIONS = $(sort $(wildcard src/store/migrations/sqlite/*.sql))
 GEN_SRC   = $(B)/gen/sqlite_migrations.c

@@ -1,25 +1,43 @@
 #!/usr/bin/env bash
-# Installs the Debian packages taskmill needs to build and test, only those
-# that are missing, without prompting. Safe to run again and again.
+# Installs what taskmill needs to build (and, with --test, to test): the
+# Debian packages that are missing, and the npm packages of the
+# compatibility tests (tests/compat, pinned by its package-lock.json).
+# Never prompts; safe to run again and again.
 set -eu
+cd "$(dirname "$0")/.."
 
 pkgs=(
   build-essential pkg-config
   libmicrohttpd-dev libjansson-dev libsqlite3-dev
-  libcurl4-openssl-dev libssl-dev
-  curl sqlite3
+  libcurl4-openssl-dev libssl-dev libxml2-dev
+  curl sqlite3 openssl
 )
-[ "${1:-}" = "--test" ] && pkgs+=(libclang-rt-14-dev clang)
+testing=false
+[ "${1:-}" = "--test" ] && testing=true
+$testing && pkgs+=(libclang-rt-14-dev clang)
+# Node runs the compatibility tests; the machine may have its own newer one.
+$testing && ! command -v node >/dev/null && pkgs+=(nodejs)
+$testing && ! command -v npm >/dev/null && pkgs+=(npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps.sh: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq </dev/null
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+fi
 
-echo "deps.sh: installing ${missing[*]}" >&2
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq </dev/null
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+# npm packages: installed again only when the lock file changed.
+if $testing && [ -f tests/compat/package-lock.json ]; then
+  stamp=tests/compat/node_modules/.taskmill-lock
+  if [ ! -f "$stamp" ] || ! cmp -s tests/compat/package-lock.json "$stamp"; then
+    echo "deps.sh: npm ci in tests/compat" >&2
+    (cd tests/compat && npm ci --no-audit --no-fund </dev/null >&2)
+    cp tests/compat/package-lock.json "$stamp"
+  fi
+fi

@@ -32,5 +32,25 @@ for t in $(find "$build/tests" -type f -perm -u+x | sort); do
     failed=$((failed + 1))
   fi
 done
+# The compatibility views, driven by their original clients (node's test runner).
+compat=$(ls tests/compat/*.test.mjs 2>/dev/null || true)
+if [ -n "$compat" ] && { [ -z "$filter" ] || [[ compat == *"$filter"* ]] || [[ $compat == *"$filter"* ]]; }; then
+  echo "== compat (node --test)"
+  out=$(cd tests/compat && node --test --test-reporter=tap $(for f in $compat; do basename "$f"; done) 2>&1)
+  rc=$?
+  printf '%s\n' "$out" | grep -E '^(not )?ok |^# (pass|fail)|^ +(not ok|ok) ' | grep -v '^ \{8,\}' || true
+  p=$(printf '%s\n' "$out" | sed -n 's/^# pass \([0-9]*\)$/\1/p' | tail -n 1)
+  f=$(printf '%s\n' "$out" | sed -n 's/^# fail \([0-9]*\)$/\1/p' | tail -n 1)
+  if [ -z "$p" ]; then
+    printf '%s\n' "$out" | tail -n 30
+    echo "FAIL compat: node printed no summary (exit $rc)"
+    failed=$((failed + 1))
+  else
+    passed=$((passed + p))
+    failed=$((failed + ${f:-0}))
+    [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && { echo "FAIL compat: exit $rc"; failed=$((failed + 1)); }
+  fi
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

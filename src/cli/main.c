@@ -14,6 +14,16 @@ struct command {
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the task server"},
+    {"token", cmd_token, "create, list and revoke API tokens"},
+    {"submit", cmd_submit, "submit a task"},
+    {"get", cmd_get, "show a task"},
+    {"list", cmd_list, "list tasks"},
+    {"watch", cmd_watch, "follow tasks' progress until they end"},
+    {"cancel", cmd_cancel, "cancel tasks"},
+    {"retry", cmd_retry, "run failed or cancelled tasks again"},
+    {"pause", cmd_pause, "keep tasks from being claimed"},
+    {"resume", cmd_resume, "let paused tasks be claimed again"},
+    {"work", cmd_work, "run a command for each task of a queue"},
 };
 
 static void usage(FILE *f)

@@ -26,7 +26,62 @@ static void serve_usage(FILE *f)
             "              port 0 picks a free port)\n"
             "  --store     sqlite:PATH (TASKMILL_STORE; default sqlite:./taskmill.db)\n"
             "  --threads   HTTP threads (default 2)\n"
-            "  --relaxed   acknowledge writes before they are fsynced (faster, not durable)\n");
+            "  --relaxed   acknowledge writes before they are fsynced (faster, not durable)\n"
+            "\nsecurity (docs/security.md):\n"
+            "  --tls-cert FILE, --tls-key FILE   serve HTTPS with this PEM certificate and key\n"
+            "  --insecure-no-auth   allow a non-loopback --listen with no API token in the store\n"
+            "\nlimits (default in brackets):\n"
+            "  --max-body-bytes N       request body [1048576]\n"
+            "  --max-header-bytes N     request line and headers, per connection [16384]\n"
+            "  --max-json-depth N       nesting of a JSON body [32]\n"
+            "  --max-string-bytes N     a string field of a task [65536]\n"
+            "  --max-items N            items in one call [1000]\n"
+            "  --max-messages N         messages in one call [100]\n"
+            "  --max-batch N            tasks in one batch submit [1000]\n"
+            "  --max-page N             tasks in one page of a list [1000]\n"
+            "  --max-wait-seconds N     a long-poll or a waiting claim [60]\n"
+            "  --max-connections N      open connections [10000]\n"
+            "  --max-waiters N          requests parked in long-polls and claims [4096]\n"
+            "  --max-rate N             requests per second per token, 0 = none [1000]\n"
+            "\nevents and webhooks (docs/events.md):\n"
+            "  --events-max-age-seconds N  keep events this long, -1 = forever [604800]\n"
+            "  --events-max-count N        keep at most this many events, -1 = no cap [1000000]\n"
+            "  --events-buffer N           events kept in memory for streams [4096]\n"
+            "  --sse-keepalive-ms N        comment on an idle stream this often [15000]\n"
+            "  --webhook-backoff-ms N      first retry delay, doubling up to 1 h [5000]\n"
+            "  --webhook-max-attempts N    attempts per delivery [34]\n"
+            "  --webhook-timeout-ms N      per attempt [10000]\n"
+            "  --webhook-allow-private     let webhooks reach loopback and private addresses\n");
+}
+
+static int serve_int_flag(const char *name, const char *v, int64_t min, int64_t max,
+                          int64_t *out);
+
+/* The events flags (2000 + index in the option table). */
+static int serve_events_flag(struct events_config *ev, int which, const char *v)
+{
+    static const struct {
+        const char *name;
+        int64_t min, max;
+    } f[] = {
+        {"events-max-age-seconds", -1, 100LL * 365 * 86400}, {"events-max-count", -1, INT64_MAX / 2},
+        {"events-buffer", 16, 10000000},                     {"sse-keepalive-ms", 100, 3600000},
+        {"webhook-backoff-ms", 1, 86400000},                 {"webhook-max-attempts", 1, 1000},
+        {"webhook-timeout-ms", 100, 600000},
+    };
+    int64_t n = 0;
+    if (which < 7 && serve_int_flag(f[which].name, v, f[which].min, f[which].max, &n)) return -1;
+    switch (which) {
+    case 0: ev->max_age_ms = n < 0 ? -1 : (n ? n * 1000 : -1); break;
+    case 1: ev->max_count = n < 0 ? -1 : (n ? n : -1); break;
+    case 2: ev->buffer_events = (int)n; break;
+    case 3: ev->keepalive_ms = (int)n; break;
+    case 4: ev->webhook_backoff_ms = n; break;
+    case 5: ev->webhook_max_attempts = (int)n; break;
+    case 6: ev->webhook_timeout_ms = n; break;
+    default: ev->webhook_allow_private = true; break;
+    }
+    return 0;
 }
 
 static int serve_int_flag(const char *name, const char *v, int64_t min, int64_t max, int64_t *out)
@@ -47,6 +102,40 @@ void serve_default_limits(struct limits *l)
     l->string_max_bytes = 64 * 1024;
     l->items_max_per_call = 1000;
     l->messages_max_per_call = 100;
+    l->header_max_bytes = 16 * 1024;
+    l->connections_max = 10000;
+    l->waiters_max = 4096;
+    l->rate_per_token = 1000;
+}
+
+/* The --max-* flags past the first two, in option order (1000 + index). */
+static int serve_limit_flag(struct limits *l, int which, const char *v)
+{
+    static const struct {
+        const char *name;
+        int64_t min, max;
+    } f[] = {
+        {"max-header-bytes", 4096, 1 << 20}, {"max-json-depth", 2, 1000},
+        {"max-string-bytes", 64, 1 << 30},   {"max-items", 1, 1000000},
+        {"max-messages", 1, 1000000},        {"max-batch", 1, 100000},
+        {"max-page", 1, 100000},             {"max-connections", 1, 1000000},
+        {"max-waiters", 0, 1000000},         {"max-rate", 0, 1000000},
+    };
+    int64_t n;
+    if (serve_int_flag(f[which].name, v, f[which].min, f[which].max, &n)) return -1;
+    switch (which) {
+    case 0: l->header_max_bytes = (size_t)n; break;
+    case 1: l->json_max_depth = (int)n; break;
+    case 2: l->string_max_bytes = (size_t)n; break;
+    case 3: l->items_max_per_call = (int)n; break;
+    case 4: l->messages_max_per_call = (int)n; break;
+    case 5: l->batch_max = (int)n; break;
+    case 6: l->page_max = (int)n; break;
+    case 7: l->connections_max = (int)n; break;
+    case 8: l->waiters_max = (int)n; break;
+    default: l->rate_per_token = (int)n; break;
+    }
+    return 0;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -64,6 +153,27 @@ int cmd_serve(int argc, char **argv)
         {"relaxed", no_argument, NULL, 'r'},
         {"max-body-bytes", required_argument, NULL, 'b'},
         {"max-wait-seconds", required_argument, NULL, 'w'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"insecure-no-auth", no_argument, NULL, 'I'},
+        {"max-header-bytes", required_argument, NULL, 1000},
+        {"max-json-depth", required_argument, NULL, 1001},
+        {"max-string-bytes", required_argument, NULL, 1002},
+        {"max-items", required_argument, NULL, 1003},
+        {"max-messages", required_argument, NULL, 1004},
+        {"max-batch", required_argument, NULL, 1005},
+        {"max-page", required_argument, NULL, 1006},
+        {"max-connections", required_argument, NULL, 1007},
+        {"max-waiters", required_argument, NULL, 1008},
+        {"max-rate", required_argument, NULL, 1009},
+        {"events-max-age-seconds", required_argument, NULL, 2000},
+        {"events-max-count", required_argument, NULL, 2001},
+        {"events-buffer", required_argument, NULL, 2002},
+        {"sse-keepalive-ms", required_argument, NULL, 2003},
+        {"webhook-backoff-ms", required_argument, NULL, 2004},
+        {"webhook-max-attempts", required_argument, NULL, 2005},
+        {"webhook-timeout-ms", required_argument, NULL, 2006},
+        {"webhook-allow-private", no_argument, NULL, 2007},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -86,6 +196,31 @@ int cmd_serve(int argc, char **argv)
         case 'w':
             if (serve_int_flag("max-wait-seconds", optarg, 1, 3600, &v)) return 2;
             cfg.limits.wait_max_seconds = (int)v;
+            break;
+        case 'C': cfg.tls_cert_path = optarg; break;
+        case 'K': cfg.tls_key_path = optarg; break;
+        case 'I': cfg.insecure_no_auth = true; break;
+        case 1000:
+        case 1001:
+        case 1002:
+        case 1003:
+        case 1004:
+        case 1005:
+        case 1006:
+        case 1007:
+        case 1008:
+        case 1009:
+            if (serve_limit_flag(&cfg.limits, c - 1000, optarg)) return 2;
+            break;
+        case 2000:
+        case 2001:
+        case 2002:
+        case 2003:
+        case 2004:
+        case 2005:
+        case 2006:
+        case 2007:
+            if (serve_events_flag(&cfg.events, c - 2000, optarg)) return 2;
             break;
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;

@@ -25,6 +25,7 @@
     X(TOO_LARGE, "payload_too_large", 413, "request body too large")                  \
     X(MEDIA_TYPE, "unsupported_media_type", 415, "body must be application/json")     \
     X(RATE, "too_many_requests", 429, "too many requests")                             \
+    X(GONE, "events_pruned", 410, "the events asked for were removed; re-read the state")   \
     X(INTERNAL, "internal", 500, "internal error")                                     \
     X(UNAVAILABLE, "unavailable", 503, "server is shutting down or overloaded")
 

@@ -39,10 +39,25 @@ static const unsigned task_moves[TASK_PHASE_COUNT] = {
 struct task *task_new(void)
 {
     struct task *t = xcalloc(1, sizeof *t);
-    t->max_retries = 3;
-    t->backoff_ms = 1000;
-    t->backoff_max_ms = 300000;
+    t->max_retries = TASK_DEFAULT_MAX_RETRIES;
+    t->backoff_ms = TASK_DEFAULT_BACKOFF_MS;
+    t->backoff_max_ms = TASK_DEFAULT_BACKOFF_MAX_MS;
     return t;
+}
+
+void queue_settings_default(struct queue_settings *q)
+{
+    q->max_retries = TASK_DEFAULT_MAX_RETRIES;
+    q->backoff_ms = TASK_DEFAULT_BACKOFF_MS;
+    q->backoff_max_ms = TASK_DEFAULT_BACKOFF_MAX_MS;
+}
+
+void task_apply_queue_settings(struct task *t, const struct queue_settings *q)
+{
+    if (t->max_retries < 0) t->max_retries = q->max_retries;
+    if (t->backoff_ms < 0) t->backoff_ms = q->backoff_ms;
+    if (t->backoff_max_ms < 0) t->backoff_max_ms = q->backoff_max_ms;
+    if (t->backoff_max_ms < t->backoff_ms) t->backoff_max_ms = t->backoff_ms;
 }
 
 void task_free(struct task *t)

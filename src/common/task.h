@@ -149,6 +149,21 @@ struct task {
     char *idempotency_key;
 };
 
+/*
+ * Retry settings a queue gives its tasks that do not set their own
+ * (PUT /v1/queues/{queue}); without any, these defaults apply.
+ */
+struct queue_settings {
+    int64_t max_retries, backoff_ms, backoff_max_ms;
+};
+#define TASK_DEFAULT_MAX_RETRIES 3
+#define TASK_DEFAULT_BACKOFF_MS 1000
+#define TASK_DEFAULT_BACKOFF_MAX_MS 300000
+
+void queue_settings_default(struct queue_settings *q);
+/* Fills the task's retry settings that are unset (negative) from q. */
+void task_apply_queue_settings(struct task *t, const struct queue_settings *q);
+
 /* Limits the record itself enforces. */
 #define TASK_MAX_MESSAGES 1000 /* the oldest are dropped past this */
 #define TASK_MAX_ITEMS 1000

@@ -7,7 +7,9 @@
 
 #include "../common/buf.h"
 #include "../common/timeutil.h"
+#include "event_hub.h"
 #include "server_int.h"
+#include "webhook.h"
 
 static void health_check(struct req *r)
 {
@@ -37,6 +39,10 @@ static void health_metrics(struct req *r)
                    (unsigned long long)atomic_load(&srv->replies[c]));
     struct store_stats st;
     store_get_stats(srv->store, &st);
+    struct event_hub_stats hs;
+    event_hub_get_stats(srv->hub, &hs);
+    struct webhook_sender_stats ws;
+    webhook_sender_get_stats(srv->webhooks, &ws);
     const struct {
         const char *name, *type, *help;
         uint64_t v;
@@ -48,6 +54,19 @@ static void health_metrics(struct req *r)
         {"taskmill_leases_expired_total", "counter", "Leases that ran out.", st.leases_expired},
         {"taskmill_parked_claims", "gauge", "Claims waiting for work.", st.parked_claims},
         {"taskmill_parked_watches", "gauge", "Long-polls waiting for a change.", st.parked_watches},
+        {"taskmill_events_appended_total", "counter", "Events appended to the log.", st.events_appended},
+        {"taskmill_event_seq", "gauge", "The last event sequence committed.", st.event_seq},
+        {"taskmill_events_pruned_total", "counter", "Events removed by retention.", st.events_pruned},
+        {"taskmill_events_pruned_through", "gauge", "Events at or below this seq are gone.",
+         st.events_pruned_through},
+        {"taskmill_sse_streams", "gauge", "Open SSE streams.", hs.streams},
+        {"taskmill_sse_events_sent_total", "counter", "Events written to SSE streams.", hs.events_sent},
+        {"taskmill_sse_slow_disconnects_total", "counter", "Streams cut off for falling behind.",
+         hs.slow_disconnects},
+        {"taskmill_webhook_attempts_total", "counter", "Webhook delivery attempts.", ws.attempts},
+        {"taskmill_webhook_delivered_total", "counter", "Webhook deliveries done.", ws.delivered},
+        {"taskmill_webhook_failed_total", "counter", "Webhook deliveries given up.", ws.failed},
+        {"taskmill_webhook_retries_total", "counter", "Webhook attempts to retry later.", ws.retried},
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,
@@ -69,7 +88,7 @@ static void health_metrics(struct req *r)
 }
 
 const struct route health_routes[] = {
-    {"GET", "/healthz", health_check},
-    {"GET", "/metrics", health_metrics},
-    {NULL, NULL, NULL},
+    {"GET", "/healthz", health_check, PERM_PUBLIC},
+    {"GET", "/metrics", health_metrics, PERM_ADMIN | PERM_READER},
+    {NULL, NULL, NULL, 0},
 };

@@ -24,13 +24,18 @@
 #include "../common/task_json.h"
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
+#include "event_hub.h"
 #include "server_int.h"
+#include "webhook.h"
 
-static const struct route *const route_tables[] = {
-    v1_tasks_routes,
-    v1_work_routes,
-    v1_queues_routes,
-    health_routes,
+static const struct route_table route_tables[] = {
+    {v1_tasks_routes, NULL},
+    {v1_work_routes, NULL},
+    {v1_queues_routes, NULL},
+    {health_routes, NULL},
+    {v1_tokens_routes, NULL},
+    {v1_events_routes, NULL},
+    {v1_webhooks_routes, NULL},
 };
 
 struct store *req_store(struct req *r)
@@ -120,22 +125,32 @@ void reply_empty(struct req *r, int status)
     reply_send(r, status, NULL, 0, NULL);
 }
 
+void error_json_write(struct buf *b, const struct tm_error *e)
+{
+    int code = e->code ? e->code : TM_EINTERNAL;
+    buf_puts(b, "{\"error\":{\"code\":");
+    json_put_str(b, err_slug(code));
+    buf_puts(b, ",\"message\":");
+    json_put_str(b, e->message[0] ? e->message : err_default_message(code));
+    if (e->field[0]) {
+        buf_puts(b, ",\"field\":");
+        json_put_str(b, e->field);
+    }
+    buf_puts(b, "}}");
+}
+
 void reply_error(struct req *r, const struct tm_error *e)
 {
     int code = e->code ? e->code : TM_EINTERNAL;
+    int status = err_http_status(code);
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"error\":{\"code\":");
-    json_put_str(&b, err_slug(code));
-    buf_puts(&b, ",\"message\":");
-    json_put_str(&b, e->message[0] ? e->message : err_default_message(code));
-    if (e->field[0]) {
-        buf_puts(&b, ",\"field\":");
-        json_put_str(&b, e->field);
-    }
-    buf_puts(&b, "}}");
+    if (r->write_error)
+        r->write_error(&b, status, e);
+    else
+        error_json_write(&b, e);
     if (code == TM_ERATE) reply_add_header(r, "Retry-After", "1");
-    reply_json(r, err_http_status(code), &b);
+    reply_json(r, status, &b);
 }
 
 void reply_error_code(struct req *r, int code, const char *field, const char *message)
@@ -175,6 +190,18 @@ static void req_op_done(struct store_op *op)
 
 void req_submit(struct req *r, handler_fn on_resume)
 {
+    if (r->op.deadline_ms > 0 && !r->waiter_counted) {
+        /* A long-poll or a waiting claim holds a connection for long: cap them. */
+        int max = r->srv->cfg.limits.waiters_max;
+        if (max > 0 && atomic_fetch_add(&r->srv->waiters, 1) >= max) {
+            atomic_fetch_sub(&r->srv->waiters, 1);
+            struct tm_error e;
+            err_set(&e, TM_ERATE, "", "%d requests are waiting already; try again", max);
+            reply_error(r, &e);
+            return;
+        }
+        r->waiter_counted = true;
+    }
     r->on_resume = on_resume;
     r->op.done = req_op_done;
     r->op.udata = r;
@@ -211,14 +238,40 @@ static bool route_match(const char *pattern, const char *path, struct req *r)
     return true;
 }
 
+/* True when the pattern's first segment is the path's (a literal, not ':'). */
+static bool route_same_root(const char *pattern, const char *path)
+{
+    size_t pl = strcspn(pattern + 1, "/"), sl = strcspn(path + 1, "/");
+    return pattern[0] == '/' && path[0] == '/' && pl > 0 && pl == sl && pattern[1] != ':' &&
+           memcmp(pattern + 1, path + 1, pl) == 0;
+}
+
+/* Picks the error writer of the API that owns the path (see http.h). */
+static void req_pick_error_writer(struct req *r)
+{
+    size_t ntables = sizeof route_tables / sizeof route_tables[0];
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t t = 0; t < ntables; t++) {
+            for (const struct route *rt = route_tables[t].routes; rt->method; rt++) {
+                if (pass == 0 ? route_match(rt->pattern, r->path, r)
+                              : route_same_root(rt->pattern, r->path)) {
+                    r->write_error = route_tables[t].write_error;
+                    return;
+                }
+            }
+        }
+    }
+}
+
 static void req_dispatch(struct req *r)
 {
     bool path_known = false;
     for (size_t t = 0; t < sizeof route_tables / sizeof route_tables[0]; t++) {
-        for (const struct route *rt = route_tables[t]; rt->method; rt++) {
+        for (const struct route *rt = route_tables[t].routes; rt->method; rt++) {
             if (!route_match(rt->pattern, r->path, r)) continue;
             path_known = true;
             if (strcmp(rt->method, r->method) != 0) continue;
+            if (auth_check(r, rt->perm)) return;
             rt->handler(r);
             return;
         }
@@ -249,6 +302,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         r->ns = NULL;
         r->t_start_mono = time_mono_ms();
         buf_init(&r->body);
+        req_pick_error_writer(r);
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->cfg.limits.body_max_bytes) r->body_too_large = true;
@@ -295,6 +349,9 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     struct req *r = *con_cls;
     if (!r) return;
     store_op_release(&r->op);
+    if (r->waiter_counted) atomic_fetch_sub(&r->srv->waiters, 1);
+    free(r->ns_owned);
+    if (r->owned_free) r->owned_free(r->owned);
     json_decref(r->json);
     buf_release(&r->body);
     for (int i = 0; i < r->nhdr; i++) {
@@ -364,55 +421,148 @@ static void http_log(void *cls, const char *fmt, va_list ap)
     vfprintf(stderr, fmt, ap);
 }
 
+/* Reads a whole (small) file into a NUL-terminated string, or NULL. */
+static char *http_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    struct buf b;
+    buf_init(&b);
+    char tmp[4096];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0 && b.len < (1u << 20)) buf_put(&b, tmp, n);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (bad) {
+        buf_release(&b);
+        return NULL;
+    }
+    return b.p ? buf_detach(&b) : xstrdup("");
+}
+
+/* TLS material, when configured: 0, or -1 with a message. */
+static int server_load_tls(struct server *srv)
+{
+    const struct server_config *cfg = &srv->cfg;
+    if (!cfg->tls_cert_path && !cfg->tls_key_path) return 0;
+    if (!cfg->tls_cert_path || !cfg->tls_key_path) {
+        fprintf(stderr, "taskmill: TLS needs both '--tls-cert' and '--tls-key'\n");
+        return -1;
+    }
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        fprintf(stderr, "taskmill: this libmicrohttpd was built without TLS\n");
+        return -1;
+    }
+    srv->tls_cert = http_read_file(cfg->tls_cert_path);
+    srv->tls_key = http_read_file(cfg->tls_key_path);
+    if (!srv->tls_cert || !srv->tls_key) {
+        fprintf(stderr, "taskmill: cannot read '%s': %s\n",
+                srv->tls_cert ? cfg->tls_key_path : cfg->tls_cert_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void server_free(struct server *srv)
+{
+    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    event_hub_stop(srv->hub);
+    webhook_sender_stop(srv->webhooks);
+    store_close(srv->store);
+    event_hub_free(srv->hub);
+    webhook_sender_free(srv->webhooks);
+    auth_release(srv);
+    if (srv->tls_key) memset(srv->tls_key, 0, strlen(srv->tls_key));
+    free(srv->tls_key);
+    free(srv->tls_cert);
+    free(srv);
+}
+
 int server_start(const struct server_config *cfg, struct server **out)
 {
     struct server *srv = xcalloc(1, sizeof *srv);
     srv->cfg = *cfg;
+    srv->listen_fd = -1;
     struct tm_error e;
     err_clear(&e);
-    struct store_options so = {.relaxed = cfg->relaxed};
+    struct store_options so = {.relaxed = cfg->relaxed,
+                               .events_max_age_ms = cfg->events.max_age_ms,
+                               .events_max_count = cfg->events.max_count};
+    if (server_load_tls(srv)) goto fail;
     if (store_open(cfg->store_url, &so, &srv->store, &e)) {
         fprintf(stderr, "taskmill: %s\n", e.message);
-        free(srv);
-        return -1;
+        goto fail;
     }
+    if (auth_init(srv)) goto fail;
+    srv->webhooks = webhook_sender_new(srv->store, &cfg->events);
+    srv->hub = event_hub_new(srv->store, cfg->events.buffer_events, cfg->events.keepalive_ms,
+                             webhook_sender_wake, srv->webhooks);
     char bound[300];
     srv->listen_fd = http_listen(cfg->listen, bound, sizeof bound);
-    if (srv->listen_fd < 0) {
-        store_close(srv->store);
-        free(srv);
-        return -1;
+    if (srv->listen_fd < 0) goto fail;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    bool loopback = getsockname(srv->listen_fd, (struct sockaddr *)&ss, &sl) == 0 &&
+                    auth_addr_is_loopback((struct sockaddr *)&ss);
+    bool open_mode = !atomic_load(&srv->auth_on);
+    if (open_mode && !loopback && !cfg->insecure_no_auth) {
+        fprintf(stderr,
+                "taskmill: refusing to listen on '%s' without authentication: the store holds "
+                "no API token. Create one ('taskmill token create --role admin --namespace "
+                "default'), listen on 127.0.0.1, or pass '--insecure-no-auth'\n",
+                cfg->listen);
+        goto fail;
     }
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (srv->tls_cert) flags |= MHD_USE_TLS;
+    size_t memory = cfg->limits.header_max_bytes ? cfg->limits.header_max_bytes : 16 * 1024;
+    unsigned conns =
+        cfg->limits.connections_max > 0 ? (unsigned)cfg->limits.connections_max : 10000u;
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, srv,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 2),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->limits.wait_max_seconds + 30),
-        MHD_OPTION_CONNECTION_LIMIT, 10000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, conns,
+        /* headers and read buffer; MHD zeroes it on every request */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+        MHD_OPTION_ARRAY, srv->tls_cert ? tls : tls + 2, MHD_OPTION_END);
     if (!srv->mhd) {
         fprintf(stderr, "taskmill: cannot start the HTTP server\n");
-        close(srv->listen_fd);
-        store_close(srv->store);
-        free(srv);
-        return -1;
+        goto fail;
     }
-    printf("taskmill listening on http://%s\n", bound);
+    printf("taskmill listening on %s://%s\n", srv->tls_cert ? "https" : "http", bound);
     fflush(stdout);
+    if (open_mode)
+        fprintf(stderr, "taskmill: no API token in the store: authentication is off%s until "
+                        "one is created ('taskmill token create')\n",
+                loopback ? " and only this host (loopback) can connect"
+                         : " (--insecure-no-auth: ANYONE who can reach this address is admin)");
+    else
+        fprintf(stderr, "taskmill: authentication on: every request needs a bearer token\n");
     *out = srv;
     return 0;
+fail:
+    server_free(srv);
+    return -1;
 }
 
 void server_stop(struct server *srv)
 {
     if (!srv) return;
     MHD_quiesce_daemon(srv->mhd);
+    /* Event streams end; the webhook sender stops before the store it writes to. */
+    event_hub_stop(srv->hub);
+    webhook_sender_stop(srv->webhooks);
     /* Parked claims and long-polls are answered; their connections resume. */
     store_stop(srv->store);
     usleep(100 * 1000);
     MHD_stop_daemon(srv->mhd);
-    close(srv->listen_fd);
-    store_close(srv->store);
-    free(srv);
+    server_free(srv);
 }

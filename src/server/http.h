@@ -22,6 +22,7 @@
 
 #include "../common/buf.h"
 #include "../common/err.h"
+#include "../common/token.h"
 #include "../store/store.h"
 
 struct server;
@@ -29,11 +30,44 @@ struct req;
 
 typedef void (*handler_fn)(struct req *r);
 
+/*
+ * An API's own error body. A compatibility view whose errors have another
+ * shape than v1's lists its routes in route_tables[] (http.c) as
+ * {my_routes, my_write_error}. The writer is picked when the request
+ * arrives, from the table whose route matches the path, or else whose
+ * routes share the path's first segment ("/beta/..." for "/beta/x/y"), so
+ * every error on those paths -- the router's 404 and 405, body too large,
+ * auth's 401/403/429 and each handler's reply_error -- is written by it.
+ * Handlers keep calling reply_error; `status` is the HTTP status that
+ * reply_error sends (err_http_status(e->code)). NULL: v1's shape.
+ */
+typedef void (*error_writer_fn)(struct buf *b, int status, const struct tm_error *e);
+
+struct route_table {
+    const struct route *routes;
+    error_writer_fn write_error; /* NULL: error_json_write */
+};
+
 struct route {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern; /* "/v1/tasks/:id/cancel": ':' segments are captured */
     handler_fn handler;
+    unsigned perm;       /* PERM_* bits of the roles allowed; 0 = admin only */
 };
+
+/*
+ * Who may call a route (docs/security.md has the table). A route's perm is
+ * checked in one place, before its handler runs (auth.c); a table entry
+ * written without one gets 0, which admits admin tokens only.
+ */
+#define PERM_ADMIN  TOKEN_ROLE_BIT(TOKEN_ADMIN)
+#define PERM_CLIENT TOKEN_ROLE_BIT(TOKEN_CLIENT)
+#define PERM_WORKER TOKEN_ROLE_BIT(TOKEN_WORKER)
+#define PERM_READER TOKEN_ROLE_BIT(TOKEN_READER)
+#define PERM_PUBLIC (1u << 15) /* no token needed (health checks) */
+#define PERM_READ   (PERM_ADMIN | PERM_CLIENT | PERM_READER)
+#define PERM_OWNER  (PERM_ADMIN | PERM_CLIENT)
+#define PERM_WORK   (PERM_ADMIN | PERM_WORKER)
 
 #define REQ_MAX_PARAMS 4
 
@@ -46,6 +80,10 @@ struct limits {
     size_t string_max_bytes;
     int items_max_per_call;
     int messages_max_per_call;
+    size_t header_max_bytes; /* a connection's memory: request line and headers */
+    int connections_max;
+    int waiters_max;         /* requests parked in a long-poll or a waiting claim */
+    int rate_per_token;      /* requests per second per token; 0 = no limit */
 };
 
 struct req {
@@ -68,6 +106,16 @@ struct req {
     int status_sent;
     char *hdr_name[4], *hdr_value[4];
     int nhdr;
+
+    /* Who is asking, set by auth_check before the handler runs. */
+    enum token_role role;             /* TOKEN_ADMIN when authentication is off */
+    char token_id[TOKEN_ID_LEN + 1];  /* "" when authentication is off */
+    char *ns_owned;                   /* the token's namespace; r->ns points here */
+    bool waiter_counted;              /* counted against limits.waiters_max */
+    error_writer_fn write_error;      /* the path's API error shape; NULL = v1 */
+    /* A handler's own allocation, freed with the request (owned_free(owned)). */
+    void *owned;
+    void (*owned_free)(void *p);
 };
 
 struct store *req_store(struct req *r);
@@ -94,10 +142,26 @@ void reply_body(struct req *r, int status, struct buf *body, const char *content
 void reply_empty(struct req *r, int status);
 void reply_error(struct req *r, const struct tm_error *e);
 void reply_error_code(struct req *r, int code, const char *field, const char *message);
+/* Writes v1's error JSON (reply_error's unless the route table has a writer;
+ * also for an SSE error event). */
+void error_json_write(struct buf *b, const struct tm_error *e);
 /* Replies with the task's v1 JSON. */
 void reply_task(struct req *r, int status, const struct task *t);
 /* Adds a header to the reply about to be sent (call before reply_*). */
 void reply_add_header(struct req *r, const char *name, const char *value);
+
+/* The event log, SSE streams and webhooks (docs/events.md); 0 = default. */
+struct events_config {
+    int buffer_events;            /* events kept in memory for streams (4096) */
+    int keepalive_ms;             /* SSE comment when idle this long (15000) */
+    int64_t max_age_ms;           /* event retention by age (7 days; <0 keeps) */
+    int64_t max_count;            /* event retention by count (1000000; <0 keeps) */
+    bool webhook_allow_private;   /* let webhooks reach loopback/private addresses */
+    int64_t webhook_backoff_ms;   /* first retry delay, doubling (5000) */
+    int64_t webhook_backoff_max_ms; /* (3600000) */
+    int webhook_max_attempts;     /* (34: the first and 33 retries, as Livepeer) */
+    int64_t webhook_timeout_ms;   /* per attempt (10000) */
+};
 
 struct server_config {
     const char *listen;   /* host:port */
@@ -105,6 +169,9 @@ struct server_config {
     int threads;
     bool relaxed;
     struct limits limits;
+    const char *tls_cert_path, *tls_key_path; /* PEM files; both or neither */
+    bool insecure_no_auth; /* serve any address without tokens */
+    struct events_config events;
 };
 
 /* Starts serving; prints the listening line. Returns 0 or -1. */
@@ -117,5 +184,8 @@ extern const struct route v1_tasks_routes[];
 extern const struct route v1_work_routes[];
 extern const struct route v1_queues_routes[];
 extern const struct route health_routes[];
+extern const struct route v1_tokens_routes[];
+extern const struct route v1_events_routes[];
+extern const struct route v1_webhooks_routes[];
 
 #endif

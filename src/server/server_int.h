@@ -5,6 +5,7 @@
 #define TASKMILL_SERVER_INT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "http.h"
@@ -17,6 +18,16 @@ struct server {
     int64_t started_mono;
     /* Replies by status class: 2xx, 3xx, 4xx, 5xx. */
     _Atomic uint64_t replies[6];
+
+    /* auth.c */
+    _Atomic bool auth_on;                  /* an active token was seen: no open mode */
+    _Atomic int64_t auth_checked_mono_ms;  /* open mode: the store was last asked then */
+    struct rate_limiter *rate;
+    _Atomic int waiters;                   /* requests counted against waiters_max */
+    char *tls_cert, *tls_key;              /* PEM, kept while libmicrohttpd runs */
+
+    struct event_hub *hub;                 /* event_hub.c: SSE streams */
+    struct webhook_sender *webhooks;       /* webhook.c: deliveries */
 };
 
 static inline void server_count_reply(struct server *srv, int status)
@@ -24,5 +35,14 @@ static inline void server_count_reply(struct server *srv, int status)
     int c = status / 100;
     if (c >= 1 && c <= 5) atomic_fetch_add_explicit(&srv->replies[c], 1, memory_order_relaxed);
 }
+
+struct sockaddr;
+/* Checks the caller's token against the route's perm (PERM_*), sets
+ * r->role and r->ns; 0 to go on, or -1 after replying 401, 403 or 429. */
+int auth_check(struct req *r, unsigned perm);
+/* Reads whether the store holds tokens (open mode when not). 0 or -1. */
+int auth_init(struct server *srv);
+void auth_release(struct server *srv);
+bool auth_addr_is_loopback(const struct sockaddr *sa);
 
 #endif

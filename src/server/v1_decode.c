@@ -194,6 +194,8 @@ int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct
         return err_set(e, TM_EINVALID, "params", "'params' must be an object");
 
     struct task *t = task_new();
+    /* Unset retry settings come from the queue when the store takes the task. */
+    t->max_retries = t->backoff_ms = t->backoff_max_ms = -1;
     bool has;
     if ((rc = get_int(obj, "priority", "priority", -1000000, 1000000, &has, &t->priority, e)) ||
         (rc = get_int(obj, "max_retries", "max_retries", 0, 1000, &has, &t->max_retries, e)) ||
@@ -204,7 +206,6 @@ int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct
         (rc = get_string_object(obj, "target", target_fields, 256, &t->target, e)) ||
         (rc = get_string_object(obj, "definition", definition_fields, 4096, &t->definition, e)))
         goto fail;
-    if (t->backoff_max_ms < t->backoff_ms) t->backoff_max_ms = t->backoff_ms;
     t->namespace = xstrdup(body_ns ? body_ns : ns ? ns : "default");
     t->type = xstrdup(type);
     t->name = xstrdup(name);
@@ -221,6 +222,23 @@ int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct
 fail:
     task_free(t);
     return rc;
+}
+
+int v1_decode_queue_settings(json_t *obj, struct queue_settings *q, struct tm_error *e)
+{
+    static const char *const fields[] = {"max_retries", "backoff_ms", "backoff_max_ms", NULL};
+    int rc = check_fields(obj, fields, "", e);
+    if (rc) return rc;
+    queue_settings_default(q);
+    if ((rc = get_int(obj, "max_retries", "max_retries", 0, 1000, NULL, &q->max_retries, e)) ||
+        (rc = get_int(obj, "backoff_ms", "backoff_ms", 0, 86400000, NULL, &q->backoff_ms, e)) ||
+        (rc = get_int(obj, "backoff_max_ms", "backoff_max_ms", 0, 604800000, NULL,
+                      &q->backoff_max_ms, e)))
+        return rc;
+    if (q->backoff_max_ms < q->backoff_ms)
+        return err_set(e, TM_EINVALID, "backoff_max_ms",
+                       "'backoff_max_ms' must not be less than 'backoff_ms'");
+    return 0;
 }
 
 int v1_decode_claim(json_t *obj, const struct limits *lim, struct store_op *op, int *wait_s,

@@ -21,6 +21,8 @@
 /* A task to submit. `ns` is the namespace to use when the body names none. */
 int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct task **out,
                    struct tm_error *e);
+/* The body of PUT /v1/queues/{queue}; absent fields take the defaults. */
+int v1_decode_queue_settings(json_t *obj, struct queue_settings *q, struct tm_error *e);
 /* The claim body into op (kind CLAIM); the deadline is left to the caller. */
 int v1_decode_claim(json_t *obj, const struct limits *lim, struct store_op *op, int *wait_s,
                     struct tm_error *e);

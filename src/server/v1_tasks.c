@@ -142,6 +142,16 @@ static void tasks_batch(struct req *r)
             return;
         }
         r->op.ntasks = i + 1;
+        /* Two tasks of one batch with one key would collide inside the transaction. */
+        const char *ikey = r->op.tasks[i]->idempotency_key;
+        for (size_t j = 0; ikey && j < i; j++) {
+            const char *other = r->op.tasks[j]->idempotency_key;
+            if (!other || strcmp(other, ikey) != 0) continue;
+            err_set(&e, TM_EINVALID, "", "'idempotency_key' of 'tasks[%zu]' repeats 'tasks[%zu]'", i, j);
+            snprintf(e.field, sizeof e.field, "tasks[%zu].idempotency_key", i);
+            reply_error(r, &e);
+            return;
+        }
     }
     req_submit(r, tasks_batch_submitted);
 }
@@ -277,14 +287,14 @@ static void tasks_delete(struct req *r)
 }
 
 const struct route v1_tasks_routes[] = {
-    {"POST", "/v1/tasks", tasks_submit},
-    {"GET", "/v1/tasks", tasks_list},
-    {"POST", "/v1/tasks/batch", tasks_batch},
-    {"GET", "/v1/tasks/:id", tasks_get},
-    {"DELETE", "/v1/tasks/:id", tasks_delete},
-    {"POST", "/v1/tasks/:id/cancel", tasks_cancel},
-    {"POST", "/v1/tasks/:id/retry", tasks_retry},
-    {"POST", "/v1/tasks/:id/pause", tasks_pause},
-    {"POST", "/v1/tasks/:id/resume", tasks_resume},
-    {NULL, NULL, NULL},
+    {"POST", "/v1/tasks", tasks_submit, PERM_OWNER},
+    {"GET", "/v1/tasks", tasks_list, PERM_READ},
+    {"POST", "/v1/tasks/batch", tasks_batch, PERM_OWNER},
+    {"GET", "/v1/tasks/:id", tasks_get, PERM_READ | PERM_WORKER},
+    {"DELETE", "/v1/tasks/:id", tasks_delete, PERM_ADMIN},
+    {"POST", "/v1/tasks/:id/cancel", tasks_cancel, PERM_OWNER},
+    {"POST", "/v1/tasks/:id/retry", tasks_retry, PERM_OWNER},
+    {"POST", "/v1/tasks/:id/pause", tasks_pause, PERM_OWNER},
+    {"POST", "/v1/tasks/:id/resume", tasks_resume, PERM_OWNER},
+    {NULL, NULL, NULL, 0},
 };

@@ -82,9 +82,9 @@ static void work_release(struct req *r)
 }
 
 const struct route v1_work_routes[] = {
-    {"POST", "/v1/tasks/:id/heartbeat", work_heartbeat},
-    {"POST", "/v1/tasks/:id/complete", work_complete},
-    {"POST", "/v1/tasks/:id/fail", work_fail},
-    {"POST", "/v1/tasks/:id/release", work_release},
-    {NULL, NULL, NULL},
+    {"POST", "/v1/tasks/:id/heartbeat", work_heartbeat, PERM_WORK},
+    {"POST", "/v1/tasks/:id/complete", work_complete, PERM_WORK},
+    {"POST", "/v1/tasks/:id/fail", work_fail, PERM_WORK},
+    {"POST", "/v1/tasks/:id/release", work_release, PERM_WORK},
+    {NULL, NULL, NULL, 0},
 };

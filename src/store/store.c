@@ -45,8 +45,19 @@ struct store {
     struct store_op *parked_watches;
     int64_t next_due;                /* wall ms of the earliest due task; 0 = none known */
     uint64_t rng;
+    /* Queue settings read recently; emptied when a batch rolls back. */
+    struct {
+        char name[65];
+        struct queue_settings q;
+    } qcache[16];
+    int nqcache, qcache_next;
 
     struct store_stats stats;        /* updated by the writer, read under lock */
+
+    /* The event log: called after each commit that appended events. */
+    void (*listener)(void *cls, const struct store_commit *c);
+    void *listener_cls;
+    int64_t next_prune; /* wall ms of the next retention pass */
 };
 
 /* What one batch changed, for parked ops and the notifications after commit. */
@@ -57,6 +68,9 @@ struct batch {
     char **ready;                           /* queues that gained a claimable task */
     size_t nready, capready;
     bool failed;                            /* a backend error: roll everything back */
+    const struct store_op *op;              /* the op being applied; NULL in the sweep */
+    struct store_event *events;             /* appended by this batch, in seq order */
+    size_t nevents, capevents, deliveries;
 };
 
 static const struct store_backend *const store_backends[] = {&store_sqlite_backend};
@@ -102,9 +116,32 @@ static void batch_note_ready(struct batch *b, const char *queue)
 
 static void batch_release(struct batch *b)
 {
+    for (size_t i = 0; i < b->nevents; i++) store_event_release(&b->events[i]);
+    free(b->events);
     free(b->changed);
     for (size_t i = 0; i < b->nready; i++) free(b->ready[i]);
     free(b->ready);
+}
+
+/* Appends the event of a change to the log, in the batch's transaction. */
+static int store_log_event(struct store *s, struct batch *b, const struct task *t,
+                           const char *kind, const char *cause, int64_t now)
+{
+    if (b->nevents == b->capevents) {
+        b->capevents = b->capevents ? b->capevents * 2 : 16;
+        b->events = xrealloc(b->events, b->capevents * sizeof *b->events);
+    }
+    struct store_event *ev = &b->events[b->nevents];
+    store_event_fill(ev, t, kind, cause, now);
+    size_t nd = 0;
+    int rc = s->base.backend->event_append(s, ev, &nd);
+    if (rc) {
+        store_event_release(ev);
+        return rc;
+    }
+    b->nevents++;
+    b->deliveries += nd;
+    return 0;
 }
 
 /* A backend failure: the batch will be rolled back. */
@@ -144,6 +181,7 @@ static int store_parent_adjust(struct store *s, struct batch *b, const struct ta
     task_touch(p, now);
     rc = s->base.backend->update(s, p);
     if (rc == 0) batch_note_changed(b, p->id);
+    if (rc == 0) rc = store_log_event(s, b, p, "task.progress", "child", now);
     task_free(p);
     return rc;
 }
@@ -159,11 +197,45 @@ static int store_save(struct store *s, struct batch *b, const struct task *t, in
     int rc = before < 0 ? s->base.backend->insert(s, t) : s->base.backend->update(s, t);
     if (rc) return rc;
     batch_note_changed(b, t->id);
+    char kind[24];
+    rc = store_log_event(s, b, t, store_event_kind(b->op, before, t, kind),
+                         store_event_cause(b->op, before), now);
+    if (rc) return rc;
     int64_t due = task_due_at(t);
     if (due && (!s->next_due || due < s->next_due)) s->next_due = due;
     if (t->phase == TASK_PENDING && !t->paused) batch_note_ready(b, t->queue);
     int from = before < 0 ? -1 : (int)task_bucket_of((enum task_phase)before);
     return store_parent_adjust(s, b, t, from, (int)task_bucket_of(t->phase), now);
+}
+
+/* The settings of a queue: cached, stored, or the defaults. */
+static int store_queue_settings(struct store *s, const char *queue, struct queue_settings *out)
+{
+    for (int i = 0; i < s->nqcache; i++) {
+        if (strcmp(s->qcache[i].name, queue) == 0) {
+            *out = s->qcache[i].q;
+            return 0;
+        }
+    }
+    int rc = s->base.backend->queue_get(s, queue, out);
+    if (rc == TM_ENOT_FOUND) {
+        queue_settings_default(out);
+        rc = 0;
+    }
+    if (rc) return rc;
+    int slot = s->nqcache < 16 ? s->nqcache++ : s->qcache_next++ % 16;
+    snprintf(s->qcache[slot].name, sizeof s->qcache[slot].name, "%s", queue);
+    s->qcache[slot].q = *out;
+    return 0;
+}
+
+static int store_apply_queue_set(struct store *s, struct batch *b, struct store_op *op)
+{
+    int rc = s->base.backend->queue_put(s, op->queue, &op->queue_settings);
+    if (rc) return store_backend_failed(b, op, rc);
+    for (int i = 0; i < s->nqcache; i++)
+        if (strcmp(s->qcache[i].name, op->queue) == 0) s->qcache[i].q = op->queue_settings;
+    return 0;
 }
 
 static int store_apply_create(struct store *s, struct batch *b, struct store_op *op, int64_t now)
@@ -206,6 +278,9 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
     for (size_t i = 0; i < op->ntasks; i++) {
         struct task *t = op->tasks[i];
         if (repeat[i]) continue;
+        struct queue_settings qs;
+        if ((rc = store_queue_settings(s, t->queue, &qs))) goto backend;
+        task_apply_queue_settings(t, &qs);
         id_new(t->id);
         t->created_at = t->updated_at = now;
         t->version = 1;
@@ -321,6 +396,7 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
     }
     if (op->kind == STORE_OP_DELETE) {
         rc = s->base.backend->remove(s, t->id);
+        if (rc == 0) rc = store_log_event(s, b, t, "task.deleted", "delete", now);
         if (rc == 0) {
             batch_note_changed(b, t->id);
             rc = store_parent_adjust(s, b, t, (int)task_bucket_of(before), -1, now);
@@ -349,7 +425,21 @@ static int store_apply_watch(struct store *s, struct batch *b, struct store_op *
 static bool store_apply(struct store *s, struct batch *b, struct store_op *op, int64_t now,
                         int64_t mono)
 {
+    b->op = op;
     switch (op->kind) {
+    case STORE_OP_WEBHOOK_ADD:
+    case STORE_OP_WEBHOOK_DELETE:
+    case STORE_OP_DELIVERY_SET: {
+        int rc = store_webhook_apply(s, op, now);
+        if (rc && !op->err.code) store_backend_failed(b, op, rc);
+        return true;
+    }
+    case STORE_OP_TOKEN_CREATE:
+    case STORE_OP_TOKEN_REVOKE: {
+        int rc = store_token_apply(s, op, now);
+        if (rc && !op->err.code) store_backend_failed(b, op, rc);
+        return true;
+    }
     case STORE_OP_CREATE: store_apply_create(s, b, op, now); return true;
     case STORE_OP_CLAIM:
         if (store_apply_claim(s, b, op, now) == 0 && !op->claimed && op->deadline_ms > mono) {
@@ -370,6 +460,7 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
             return false;
         }
         return true;
+    case STORE_OP_QUEUE_SET: store_apply_queue_set(s, b, op); return true;
     default: store_apply_control(s, b, op, now); return true;
     }
 }
@@ -388,6 +479,7 @@ static void store_sweep(struct store *s, struct batch *b, int64_t now)
     char ids[256][ID_LEN + 1];
     size_t n = 0;
     s->stats.sweeps++;
+    b->op = NULL;
     if (be->due(s, now, ids, 256, &n)) {
         b->failed = true;
         return;
@@ -421,6 +513,7 @@ static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t 
         struct store_op *op = *pp;
         bool ready = false;
         for (size_t i = 0; i < b->nready && !ready; i++) ready = strcmp(b->ready[i], op->queue) == 0;
+        b->op = op;
         if (ready) store_apply_claim(s, b, op, now);
         if (op->claimed || op->err.code) {
             *pp = op->next;
@@ -458,6 +551,21 @@ static void store_settle_parked(struct store *s, struct batch *b, int64_t mono, 
     }
 }
 
+static void store_prune_events(struct store *s, int64_t now);
+
+/* The most ops one transaction takes before it commits. */
+#define STORE_BATCH_MAX 1024
+
+/* Takes every queued op. */
+static struct store_op *store_take_queue(struct store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    struct store_op *ops = s->queue_head;
+    s->queue_head = s->queue_tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+    return ops;
+}
+
 static void store_run_batch(struct store *s, struct store_op *ops, bool stopping)
 {
     const struct store_backend *be = s->base.backend;
@@ -485,6 +593,8 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         } else {
             store_park(op->kind == STORE_OP_CLAIM ? &s->parked_claims : &s->parked_watches, op);
         }
+        /* Ops that came while this batch was applied join it: same fsync, no wait. */
+        if (!next && in_txn && !b.failed && nops < STORE_BATCH_MAX) next = store_take_queue(s);
     }
     if (in_txn && !b.failed && s->next_due && s->next_due <= now) store_sweep(s, &b, now);
     if (in_txn && !b.failed && b.nready && s->parked_claims) store_serve_parked_claims(s, &b, now);
@@ -494,7 +604,10 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
             be->rollback(s);
             s->stats.commits_failed++;
             s->next_due = now + 1000; /* look again soon; the state is as before */
+            s->nqcache = 0;
             b.nchanged = 0;
+            for (size_t i = 0; i < b.nevents; i++) store_event_release(&b.events[i]);
+            b.nevents = b.deliveries = 0;
             for (struct store_op *op = b.done_head; op; op = op->next) {
                 if (op->err.code && op->err.code != TM_EINTERNAL) continue;
                 task_free(op->task);
@@ -505,11 +618,18 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         }
     }
     store_settle_parked(s, &b, mono, stopping);
+    if (b.nevents && s->listener) {
+        struct store_commit c = {b.events, b.nevents, b.deliveries};
+        s->listener(s->listener_cls, &c);
+    }
 
     pthread_mutex_lock(&s->lock);
     if (work) s->stats.batches++;
     s->stats.ops += nops;
+    s->stats.events_appended += b.nevents;
+    if (b.nevents) s->stats.event_seq = (uint64_t)b.events[b.nevents - 1].seq;
     pthread_mutex_unlock(&s->lock);
+    if (now >= s->next_prune) store_prune_events(s, now);
 
     for (struct store_op *op = b.done_head, *next; op; op = next) {
         next = op->next;
@@ -517,6 +637,32 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         op->done(op);
     }
     batch_release(&b);
+}
+
+/*
+ * Retention: drops events past their age or count in a transaction of its
+ * own, a bounded number of rows at a time so the writer stays responsive;
+ * comes back at once while there is more to drop, else in a second.
+ */
+static void store_prune_events(struct store *s, int64_t now)
+{
+    const struct store_backend *be = s->base.backend;
+    const int max_rows = 5000;
+    int64_t before = s->opt.events_max_age_ms < 0 ? 0 : now - s->opt.events_max_age_ms;
+    int64_t pruned = 0, through = 0;
+    s->next_prune = now + 1000;
+    if (s->opt.events_max_age_ms < 0 && s->opt.events_max_count < 0) return;
+    if (be->begin(s)) return;
+    if (be->events_prune(s, before, s->opt.events_max_count, max_rows, &pruned, &through) ||
+        be->commit(s)) {
+        be->rollback(s);
+        return;
+    }
+    if (pruned == max_rows) s->next_prune = now;
+    pthread_mutex_lock(&s->lock);
+    s->stats.events_pruned += (uint64_t)pruned;
+    s->stats.events_pruned_through = (uint64_t)through;
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* Milliseconds the writer may sleep before it has something to do. */
@@ -588,6 +734,8 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     s->base.backend = be;
     if (opt) s->opt = *opt;
     if (s->opt.sweep_max_ms <= 0) s->opt.sweep_max_ms = 1000;
+    if (s->opt.events_max_age_ms == 0) s->opt.events_max_age_ms = 7LL * 24 * 3600 * 1000;
+    if (s->opt.events_max_count == 0) s->opt.events_max_count = 1000000;
     id_random_bytes(&s->rng, sizeof s->rng);
     s->rng |= 1;
     pthread_mutex_init(&s->lock, NULL);
@@ -599,6 +747,10 @@ int store_open(const char *url, const struct store_options *opt, struct store **
 
     int rc = be->open(s, rest, &s->opt, e);
     if (rc == 0) rc = be->next_due(s, &s->next_due);
+    int64_t head = 0, through = 0;
+    if (rc == 0) rc = be->events_head(s, &head, &through);
+    s->stats.event_seq = (uint64_t)head;
+    s->stats.events_pruned_through = (uint64_t)through;
     if (rc) {
         if (!e || !e->code) err_set(e, rc, "store", "cannot open store '%s'", url);
         be->close(s);
@@ -709,6 +861,15 @@ int store_run(struct store *s, struct store_op *op)
     pthread_mutex_destroy(&w.lock);
     pthread_cond_destroy(&w.cond);
     return op->err.code;
+}
+
+void store_set_listener(struct store *s, void (*fn)(void *cls, const struct store_commit *c),
+                        void *cls)
+{
+    pthread_mutex_lock(&s->lock);
+    s->listener = fn;
+    s->listener_cls = cls;
+    pthread_mutex_unlock(&s->lock);
 }
 
 void store_get_stats(struct store *s, struct store_stats *out)

@@ -38,6 +38,8 @@ struct store;
 struct store_options {
     bool relaxed;          /* commit without waiting for fsync */
     int64_t sweep_max_ms;  /* longest sleep of the writer between sweeps (default 1000) */
+    int64_t events_max_age_ms; /* event retention by age (default 7 days; <0 = keep) */
+    int64_t events_max_count;  /* event retention by count (default 1000000; <0 = keep) */
 };
 
 int store_open(const char *url, const struct store_options *opt, struct store **out,
@@ -79,9 +81,11 @@ struct queue_counts {
     char *queue;
     int64_t phase[TASK_PHASE_COUNT];
     int64_t paused;
+    struct queue_settings settings; /* as configured, or the defaults */
+    bool configured;
 };
-/* Per queue and phase; the queue `default` is always listed. Caller frees with
- * queue_counts_free. */
+/* Per queue and phase, with each queue's settings; the queue `default` and
+ * every configured queue are always listed. Caller frees with queue_counts_free. */
 int store_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n,
                        struct tm_error *e);
 void queue_counts_free(struct queue_counts *q, size_t n);
@@ -102,7 +106,16 @@ enum store_op_kind {
     STORE_OP_RESUME,
     STORE_OP_DELETE,
     STORE_OP_WATCH,     /* parks until the task's version > version, or deadline */
+    STORE_OP_QUEUE_SET, /* queue's settings := queue_settings */
+    STORE_OP_WEBHOOK_ADD,    /* webhook: inserted; its id is set by the store */
+    STORE_OP_WEBHOOK_DELETE, /* id: removed with its deliveries */
+    STORE_OP_DELIVERY_SET,   /* delivery: the outcome of an attempt */
+    STORE_OP_TOKEN_CREATE,   /* token: inserted (store_tokens.c) */
+    STORE_OP_TOKEN_REVOKE,   /* id: the token's id; revoked now (a repeat is fine) */
 };
+
+struct webhook;
+struct webhook_delivery;
 
 #define STORE_CLAIM_MAX_TYPES 16
 
@@ -135,6 +148,16 @@ struct store_op {
     /* WATCH */
     int64_t version;
 
+    /* QUEUE_SET (with queue) */
+    struct queue_settings queue_settings;
+
+    /* WEBHOOK_ADD / DELIVERY_SET: borrowed. */
+    struct webhook *webhook;
+    const struct webhook_delivery *delivery;
+
+    /* TOKEN_CREATE: borrowed. */
+    const struct token *token;
+
     /* Outputs, valid in done(). */
     struct tm_error err;             /* err.code 0 on success */
     struct task *task;               /* the task after the change (CREATE: tasks[0]) */
@@ -162,7 +185,129 @@ int store_run(struct store *s, struct store_op *op);
 struct store_stats {
     uint64_t batches, ops, commits_failed, sweeps, leases_expired, parked_claims,
         parked_watches;
+    uint64_t events_appended, events_pruned, event_seq, events_pruned_through;
 };
 void store_get_stats(struct store *s, struct store_stats *out);
+
+/* ---- The event log (store_events.c; docs/events.md) ---- */
+
+/*
+ * Every change to a task appends one event, in the transaction of the
+ * change, with a global strictly increasing `seq`. Kinds (stable strings):
+ *   task.created                  submitted
+ *   task.pending .. task.cancelled the phase changed (one kind per phase)
+ *   task.progress                 progress, items or attributes changed, or
+ *                                 a parent's counts moved with a child
+ *   task.message                  messages were logged (maybe with progress)
+ *   task.lease                    a heartbeat only extended the lease
+ *   task.paused, task.resumed     the paused flag changed
+ *   task.deleted                  removed; `task_json` is its last state
+ * `cause` names what did it: create, claim, heartbeat, complete, fail,
+ * release, cancel, retry, pause, resume, delete, due, lease_expired, child.
+ */
+struct store_event {
+    int64_t seq, at, version;
+    char kind[24];
+    char cause[16];
+    char task_id[ID_LEN + 1];
+    char *ns, *queue, *type;
+    enum task_phase phase;
+    char *task_json; /* the task's v1 JSON after the change */
+};
+void store_event_release(struct store_event *ev);
+
+/* What one commit appended, given to the listener. */
+struct store_commit {
+    const struct store_event *events; /* in seq order; borrowed for the call */
+    size_t nevents;
+    size_t deliveries; /* webhook deliveries queued by this commit */
+};
+/*
+ * Sets the one function called on the writer thread after every commit
+ * that appended events, in commit order (so in seq order). It must be
+ * quick and must not call into the store. Set it before the first write.
+ */
+void store_set_listener(struct store *s, void (*fn)(void *cls, const struct store_commit *c),
+                        void *cls);
+
+struct event_page {
+    struct store_event *events;
+    size_t n;
+    int64_t pruned_through; /* events with seq <= this are gone (retention) */
+    int64_t head;           /* the last seq committed when read */
+};
+/*
+ * Reads up to `limit` events with seq > after, oldest first, in one read
+ * transaction (so pruned_through and head agree with the events).
+ * `ns` and `task_id` narrow it (NULL = any). Caller releases the page.
+ */
+int store_events_read(struct store *s, const char *ns, const char *task_id, int64_t after,
+                      int limit, struct event_page *out, struct tm_error *e);
+void event_page_release(struct event_page *p);
+/* The last committed seq and the retention mark, as one read. */
+int store_events_head(struct store *s, int64_t *head, int64_t *pruned_through,
+                      struct tm_error *e);
+
+/* ---- Webhooks (store_events.c) ---- */
+
+/* Livepeer event names a webhook may ask for; stored as strings. */
+enum webhook_event_bit {
+    WEBHOOK_SPAWNED = 1,
+    WEBHOOK_UPDATED = 2,
+    WEBHOOK_COMPLETED = 4,
+    WEBHOOK_FAILED = 8,
+};
+#define WEBHOOK_EVENT_COUNT 4
+const char *webhook_event_name(int index); /* "task.spawned" .. for bit 1 << index */
+int webhook_event_parse(const char *name); /* the bit, or 0 */
+
+struct webhook {
+    char id[ID_LEN + 1];
+    char *ns;     /* NULL = every namespace */
+    char *name;
+    char *url;
+    char *secret; /* NULL = deliveries are not signed */
+    unsigned events;
+    int64_t created_at;
+};
+void webhook_release(struct webhook *w);
+void webhooks_free(struct webhook *w, size_t n);
+
+struct webhook_delivery {
+    char id[ID_LEN + 1];
+    char webhook_id[ID_LEN + 1];
+    int64_t seq;
+    char event[24];   /* Livepeer name */
+    char status[12];  /* pending, delivered, failed */
+    int64_t attempts, next_at, last_status, created_at, updated_at;
+    char *last_error;
+    /* Filled by store_deliveries_due only. */
+    char *url, *secret;
+    struct store_event ev;
+};
+void deliveries_free(struct webhook_delivery *d, size_t n);
+
+/* Webhooks of a namespace (NULL = all); `id` non-NULL reads that one (TM_ENOT_FOUND). */
+int store_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
+                        size_t *n, struct tm_error *e);
+/* A webhook's deliveries, newest first, at most limit. */
+int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
+                          struct webhook_delivery **out, size_t *n, struct tm_error *e);
+/* Pending deliveries due at `now`, oldest event first, with url, secret and event. */
+int store_deliveries_due(struct store *s, int64_t now, int limit, struct webhook_delivery **out,
+                         size_t *n, struct tm_error *e);
+/* When the next pending delivery is due; 0 when none. */
+int store_deliveries_next_at(struct store *s, int64_t *at, struct tm_error *e);
+
+/* ---- API tokens (store_tokens.c; docs/security.md) ---- */
+
+struct token;
+/* Loads a token by id, revoked and expired ones too. TM_ENOT_FOUND when absent.
+ * A read: a revocation committed before the call is seen. */
+int store_token_get(struct store *s, const char *id, struct token **out, struct tm_error *e);
+/* Every token, oldest first. The caller frees them with tokens_free. */
+int store_token_list(struct store *s, struct token ***out, size_t *n, struct tm_error *e);
+/* Whether any token is neither revoked nor expired at now_ms. */
+int store_token_any_active(struct store *s, int64_t now_ms, bool *any, struct tm_error *e);
 
 #endif

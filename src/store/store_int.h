@@ -41,13 +41,62 @@ struct store_backend {
     int (*due)(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n);
     /* The earliest due time, or 0 when none. */
     int (*next_due)(struct store *s, int64_t *at);
+    /* A queue's settings; TM_ENOT_FOUND when it has none. */
+    int (*queue_get)(struct store *s, const char *queue, struct queue_settings *out);
+    int (*queue_put)(struct store *s, const char *queue, const struct queue_settings *q);
 
     /* Any thread. */
     int (*get)(struct store *s, const char *ns, const char *id, struct task **out);
     int (*list)(struct store *s, const struct task_filter *f, struct task_list *out);
     int (*queue_counts)(struct store *s, const char *ns, struct queue_counts **out, size_t *n);
     int (*ping)(struct store *s);
+
+    /* The event log and webhooks (store_events.c). Writer thread: */
+    /* Appends ev (sets ev->seq) and queues the webhook deliveries it calls for. */
+    int (*event_append)(struct store *s, struct store_event *ev, size_t *deliveries);
+    /* Removes at most max_rows events older than before_at or below the newest
+     * keep_count, never one a pending delivery still needs. */
+    int (*events_prune)(struct store *s, int64_t before_at, int64_t keep_count, int max_rows,
+                        int64_t *pruned, int64_t *through);
+    int (*webhook_insert)(struct store *s, const struct webhook *w);
+    int (*webhook_delete)(struct store *s, const char *ns, const char *id);
+    int (*delivery_update)(struct store *s, const struct webhook_delivery *d);
+    /* Any thread: */
+    int (*events_read)(struct store *s, const char *ns, const char *task_id, int64_t after,
+                       int limit, struct event_page *out);
+    int (*events_head)(struct store *s, int64_t *head, int64_t *pruned_through);
+    int (*webhooks_list)(struct store *s, const char *ns, const char *id, struct webhook **out,
+                         size_t *n);
+    /* due_only: pending with next_at <= now, joined with url, secret, event. */
+    int (*deliveries_list)(struct store *s, const char *webhook_id, bool due_only, int64_t now,
+                           int limit, struct webhook_delivery **out, size_t *n);
+    int (*deliveries_next_at)(struct store *s, int64_t *at);
+
+    /* API tokens (store_tokens.c). Writer thread: */
+    int (*token_insert)(struct store *s, const struct token *t);
+    /* Sets revoked_at unless already set; TM_ENOT_FOUND when no such token. */
+    int (*token_revoke)(struct store *s, const char *id, int64_t now);
+    /* Any thread: */
+    int (*token_get)(struct store *s, const char *id, struct token **out);
+    int (*token_list)(struct store *s, struct token ***out, size_t *n);
+    int (*token_any_active)(struct store *s, int64_t now, bool *any);
 };
+
+/* store_events.c: helpers of the writer (store.c). */
+/* Fills ev from the task after a change; ev owns copies. */
+void store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
+                      const char *cause, int64_t now);
+/* The kind of the change an op made to t, whose phase was `before` (-1: new). */
+const char *store_event_kind(const struct store_op *op, int before, const struct task *t,
+                             char buf[24]);
+/* What caused the change: the op's verb, or the sweep's reason. */
+const char *store_event_cause(const struct store_op *op, int before);
+/* Applies a webhook op on the writer; 0, a client error in op->err, or a backend error. */
+int store_webhook_apply(struct store *s, struct store_op *op, int64_t now);
+
+/* store_tokens.c: applies a token op on the writer; 0, a client error in
+ * op->err, or a backend error. */
+int store_token_apply(struct store *s, struct store_op *op, int64_t now);
 
 /* struct store begins with this; the backend keeps its state in impl. */
 struct store_base {

@@ -21,8 +21,10 @@
 
 #include "../common/buf.h"
 #include "../common/embedded.h"
+#include "../common/token.h"
 #include "../common/xalloc.h"
 #include "store_int.h"
+#include "store_sqlite_int.h"
 
 extern const struct embedded_file sqlite_migrations[];
 
@@ -109,11 +111,12 @@ struct sq_store {
     bool relaxed;
     struct sq_conn writer;
     sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due,
-        *w_next_due, *w_begin, *w_commit, *w_rollback;
+        *w_next_due, *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put;
     char *select_cols; /* "id,namespace,..." */
 
     pthread_mutex_t pool_lock;
     struct sq_conn *pool; /* idle readers */
+    struct sq_events *events; /* store_sqlite_events.c */
 };
 
 static struct sq_store *sq(struct store *s)
@@ -263,7 +266,10 @@ static struct task *sq_read_task(sqlite3_stmt *st)
         const struct col *c = &task_columns[i];
         char *p = (char *)t + c->off;
         int at = (int)i;
-        const char *text = (const char *)sqlite3_column_text(st, at);
+        /* Text only for text columns: asking an integer for text converts it. */
+        bool textual = c->kind == COL_TEXT || c->kind == COL_ID || c->kind == COL_PHASE ||
+                       c->kind == COL_STATUS;
+        const char *text = textual ? (const char *)sqlite3_column_text(st, at) : NULL;
         switch (c->kind) {
         case COL_TEXT: *(char **)p = text ? xstrdup(text) : NULL; break;
         case COL_ID: snprintf(p, ID_LEN + 1, "%s", text ? text : ""); break;
@@ -364,6 +370,16 @@ static int sq_open(struct store *s, const char *path, const struct store_options
     if (!rc) rc = sq_prepare(db, "BEGIN IMMEDIATE", &q->w_begin);
     if (!rc) rc = sq_prepare(db, "COMMIT", &q->w_commit);
     if (!rc) rc = sq_prepare(db, "ROLLBACK", &q->w_rollback);
+    if (!rc)
+        rc = sq_prepare(db, "SELECT max_retries, backoff_ms, backoff_max_ms FROM queues WHERE name=?1",
+                        &q->w_queue_get);
+    if (!rc)
+        rc = sq_prepare(db,
+                        "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms)"
+                        " VALUES(?1,?2,?3,?4) ON CONFLICT(name) DO UPDATE SET"
+                        " max_retries=excluded.max_retries, backoff_ms=excluded.backoff_ms,"
+                        " backoff_max_ms=excluded.backoff_max_ms",
+                        &q->w_queue_put);
     buf_release(&ins);
     buf_release(&upd);
     if (rc) return err_set(e, TM_EINTERNAL, "store", "cannot prepare SQLite database '%s'", q->path);
@@ -376,8 +392,10 @@ static void sq_close(struct store *s)
     if (!q) return;
     sqlite3_stmt *all[] = {q->w_insert, q->w_update,    q->w_load,  q->w_delete,
                            q->w_idem,   q->w_claim,     q->w_due,   q->w_next_due,
-                           q->w_begin,  q->w_commit,    q->w_rollback};
+                           q->w_begin,  q->w_commit,    q->w_rollback, q->w_queue_get,
+                           q->w_queue_put};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+    sq_events_close(s);
     while (q->pool) {
         struct sq_conn *c = q->pool;
         q->pool = c->next;
@@ -671,55 +689,124 @@ out:
     return ret;
 }
 
+/* The entry for `name` in a growing list of queues, added with the defaults if new. */
+static struct queue_counts *sq_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
+                                          const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*qc)[i].queue, name) == 0) return &(*qc)[i];
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        *qc = xrealloc(*qc, *cap * sizeof **qc);
+    }
+    struct queue_counts *e = &(*qc)[(*n)++];
+    memset(e, 0, sizeof *e);
+    e->queue = xstrdup(name);
+    queue_settings_default(&e->settings);
+    return e;
+}
+
 static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n)
 {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
-    sqlite3_stmt *st = NULL;
-    int ret = 0;
+    sqlite3_stmt *st = NULL, *cfg = NULL;
+    size_t cap = 0;
+    struct queue_counts *qc = NULL;
+    *n = 0;
+    sq_queue_slot(&qc, n, &cap, "default");
+    int ret = 0, rc;
     if (sqlite3_prepare_v2(c->db,
                            "SELECT queue, phase, paused, count(*) FROM tasks"
                            " WHERE (?1 IS NULL OR namespace=?1)"
                            " GROUP BY queue, phase, paused ORDER BY queue",
-                           -1, &st, NULL) != SQLITE_OK) {
-        sq_log(c->db, "queue counts");
-        sq_reader_give(q, c);
-        return TM_EINTERNAL;
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(c->db,
+                           "SELECT name, max_retries, backoff_ms, backoff_max_ms FROM queues"
+                           " ORDER BY name",
+                           -1, &cfg, NULL) != SQLITE_OK) {
+        ret = TM_EINTERNAL;
+        goto out;
     }
     if (ns) sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
-    size_t cap = 4;
-    struct queue_counts *qc = xcalloc(cap, sizeof *qc);
-    qc[0].queue = xstrdup("default");
-    *n = 1;
-    int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        size_t i = 0;
-        while (i < *n && strcmp(qc[i].queue, name) != 0) i++;
-        if (i == *n) {
-            if (*n == cap) {
-                cap *= 2;
-                qc = xrealloc(qc, cap * sizeof *qc);
-            }
-            memset(&qc[i], 0, sizeof qc[i]);
-            qc[i].queue = xstrdup(name);
-            (*n)++;
-        }
+        struct queue_counts *e = sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(st, 0));
         enum task_phase p;
         int64_t count = sqlite3_column_int64(st, 3);
         if (task_phase_parse((const char *)sqlite3_column_text(st, 1), &p) == 0)
-            qc[i].phase[p] += count;
-        if (sqlite3_column_int(st, 2)) qc[i].paused += count;
+            e->phase[p] += count;
+        if (sqlite3_column_int(st, 2)) e->paused += count;
     }
-    if (rc != SQLITE_DONE) {
-        sq_log(c->db, "queue counts");
-        ret = TM_EINTERNAL;
+    if (rc != SQLITE_DONE) ret = TM_EINTERNAL;
+    while (!ret && (rc = sqlite3_step(cfg)) == SQLITE_ROW) {
+        struct queue_counts *e = sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(cfg, 0));
+        e->configured = true;
+        e->settings.max_retries = sqlite3_column_int64(cfg, 1);
+        e->settings.backoff_ms = sqlite3_column_int64(cfg, 2);
+        e->settings.backoff_max_ms = sqlite3_column_int64(cfg, 3);
     }
+    if (!ret && rc != SQLITE_DONE) ret = TM_EINTERNAL;
+out:
+    if (ret) sq_log(c->db, "queue counts");
     sqlite3_finalize(st);
+    sqlite3_finalize(cfg);
     sq_reader_give(q, c);
     *out = qc;
     return ret;
+}
+
+static int sq_queue_get(struct store *s, const char *queue, struct queue_settings *out)
+{
+    struct sq_store *q = sq(s);
+    sqlite3_bind_text(q->w_queue_get, 1, queue, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q->w_queue_get), ret = 0;
+    if (rc == SQLITE_ROW) {
+        out->max_retries = sqlite3_column_int64(q->w_queue_get, 0);
+        out->backoff_ms = sqlite3_column_int64(q->w_queue_get, 1);
+        out->backoff_max_ms = sqlite3_column_int64(q->w_queue_get, 2);
+    } else if (rc == SQLITE_DONE) {
+        ret = TM_ENOT_FOUND;
+    } else {
+        sq_log(q->writer.db, "queue settings");
+        ret = TM_EINTERNAL;
+    }
+    sqlite3_reset(q->w_queue_get);
+    sqlite3_clear_bindings(q->w_queue_get);
+    return ret;
+}
+
+static int sq_queue_put(struct store *s, const char *queue, const struct queue_settings *qs)
+{
+    struct sq_store *q = sq(s);
+    sqlite3_bind_text(q->w_queue_put, 1, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q->w_queue_put, 2, qs->max_retries);
+    sqlite3_bind_int64(q->w_queue_put, 3, qs->backoff_ms);
+    sqlite3_bind_int64(q->w_queue_put, 4, qs->backoff_max_ms);
+    return sq_step_done(q->writer.db, q->w_queue_put);
+}
+
+/* For store_sqlite_events.c (store_sqlite_int.h). */
+sqlite3 *sq_writer_db(struct store *s)
+{
+    return sq(s)->writer.db;
+}
+
+sqlite3 *sq_reader_borrow(struct store *s, void **conn)
+{
+    struct sq_conn *c = sq_reader_take(sq(s));
+    *conn = c;
+    return c ? c->db : NULL;
+}
+
+void sq_reader_return(struct store *s, void *conn)
+{
+    sq_reader_give(sq(s), conn);
+}
+
+struct sq_events **sq_events_slot(struct store *s)
+{
+    return &sq(s)->events;
 }
 
 static int sq_ping(struct store *s)
@@ -730,6 +817,148 @@ static int sq_ping(struct store *s)
     int rc = sq_exec(c->db, "SELECT 1 FROM tasks LIMIT 1");
     sq_reader_give(q, c);
     return rc;
+}
+
+/* ---- API tokens (store_tokens.c). Statements are prepared per call: token
+ * writes are rare, and a read by primary key prepares in microseconds. ---- */
+
+#define SQ_TOKEN_COLS "id,name,role,namespace,secret_hash,created_at,expires_at,revoked_at"
+
+static struct token *sq_read_token(sqlite3_stmt *st)
+{
+    struct token *t = xcalloc(1, sizeof *t);
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    snprintf(t->id, sizeof t->id, "%s", id ? id : "");
+    const char *name = (const char *)sqlite3_column_text(st, 1);
+    t->name = name ? xstrdup(name) : NULL;
+    enum token_role role = TOKEN_READER; /* an unknown stored role gets the least */
+    token_role_parse((const char *)sqlite3_column_text(st, 2), &role);
+    t->role = role;
+    const char *ns = (const char *)sqlite3_column_text(st, 3);
+    t->namespace = xstrdup(ns ? ns : "");
+    if (sqlite3_column_bytes(st, 4) == TOKEN_HASH_LEN)
+        memcpy(t->hash, sqlite3_column_blob(st, 4), TOKEN_HASH_LEN);
+    t->created_at = sqlite3_column_int64(st, 5);
+    t->expires_at = sqlite3_column_int64(st, 6);
+    t->revoked_at = sqlite3_column_int64(st, 7);
+    return t;
+}
+
+static int sq_token_insert(struct store *s, const struct token *t)
+{
+    sqlite3 *db = sq(s)->writer.db;
+    sqlite3_stmt *st;
+    if (sq_prepare(db, "INSERT INTO tokens(" SQ_TOKEN_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+                   &st))
+        return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+    if (t->name) sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, token_role_name(t->role), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, t->namespace, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, t->hash, TOKEN_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, t->created_at);
+    sqlite3_bind_int64(st, 7, t->expires_at);
+    sqlite3_bind_int64(st, 8, t->revoked_at);
+    int rc = sq_step_done(db, st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_token_revoke(struct store *s, const char *id, int64_t now)
+{
+    sqlite3 *db = sq(s)->writer.db;
+    sqlite3_stmt *st;
+    if (sq_prepare(db, "UPDATE tokens SET revoked_at=CASE WHEN revoked_at=0 THEN ?2"
+                       " ELSE revoked_at END WHERE id=?1",
+                   &st))
+        return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    int rc = sq_step_done(db, st);
+    sqlite3_finalize(st);
+    if (rc == 0 && sqlite3_changes(db) == 0) rc = TM_ENOT_FOUND;
+    return rc;
+}
+
+static int sq_token_get(struct store *s, const char *id, struct token **out)
+{
+    struct sq_store *q = sq(s);
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) return TM_EINTERNAL;
+    sqlite3_stmt *st;
+    int ret = TM_EINTERNAL;
+    if (sq_prepare(c->db, "SELECT " SQ_TOKEN_COLS " FROM tokens WHERE id=?1", &st) == 0) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sq_read_token(st);
+            ret = 0;
+        } else if (rc == SQLITE_DONE) {
+            ret = TM_ENOT_FOUND;
+        } else {
+            sq_log(c->db, "read token");
+        }
+        sqlite3_finalize(st);
+    }
+    sq_reader_give(q, c);
+    return ret;
+}
+
+static int sq_token_list(struct store *s, struct token ***out, size_t *n)
+{
+    struct sq_store *q = sq(s);
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) return TM_EINTERNAL;
+    sqlite3_stmt *st;
+    int ret = TM_EINTERNAL, rc = SQLITE_ERROR;
+    size_t cap = 0;
+    if (sq_prepare(c->db, "SELECT " SQ_TOKEN_COLS " FROM tokens ORDER BY created_at, id", &st) ==
+        0) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                *out = xrealloc(*out, cap * sizeof **out);
+            }
+            (*out)[(*n)++] = sq_read_token(st);
+        }
+        if (rc == SQLITE_DONE)
+            ret = 0;
+        else
+            sq_log(c->db, "list tokens");
+        sqlite3_finalize(st);
+    }
+    sq_reader_give(q, c);
+    if (ret) {
+        tokens_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return ret;
+}
+
+static int sq_token_any_active(struct store *s, int64_t now, bool *any)
+{
+    struct sq_store *q = sq(s);
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) return TM_EINTERNAL;
+    sqlite3_stmt *st;
+    int ret = TM_EINTERNAL;
+    if (sq_prepare(c->db,
+                   "SELECT 1 FROM tokens WHERE revoked_at=0 AND (expires_at=0 OR expires_at>?1)"
+                   " LIMIT 1",
+                   &st) == 0) {
+        sqlite3_bind_int64(st, 1, now);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+            *any = rc == SQLITE_ROW;
+            ret = 0;
+        } else {
+            sq_log(c->db, "any token");
+        }
+        sqlite3_finalize(st);
+    }
+    sq_reader_give(q, c);
+    return ret;
 }
 
 const struct store_backend store_sqlite_backend = {
@@ -747,8 +976,25 @@ const struct store_backend store_sqlite_backend = {
     .next_claimable = sq_next_claimable,
     .due = sq_due,
     .next_due = sq_next_due,
+    .queue_get = sq_queue_get,
+    .queue_put = sq_queue_put,
     .get = sq_get,
     .list = sq_list,
     .queue_counts = sq_queue_counts,
     .ping = sq_ping,
+    .token_insert = sq_token_insert,
+    .token_revoke = sq_token_revoke,
+    .token_get = sq_token_get,
+    .token_list = sq_token_list,
+    .token_any_active = sq_token_any_active,
+    .event_append = sq_event_append,
+    .events_prune = sq_events_prune,
+    .webhook_insert = sq_webhook_insert,
+    .webhook_delete = sq_webhook_delete,
+    .delivery_update = sq_delivery_update,
+    .events_read = sq_events_read,
+    .events_head = sq_events_head,
+    .webhooks_list = sq_webhooks_list,
+    .deliveries_list = sq_deliveries_list,
+    .deliveries_next_at = sq_deliveries_next_at,
 };

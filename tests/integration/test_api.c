@@ -67,6 +67,23 @@ static void test_batch_submit(void)
     CHECK_INT(r->status, 400);
     CHECK_STR(th_str(r->json, "error.field"), "tasks[1].type");
     CHECK_INT(queue_total(&srv, "batch"), 3);
+    /* One key twice in a batch is refused before it reaches the store. */
+    r = th_http(&srv, "POST", "/v1/tasks/batch",
+                "{\"tasks\":[{\"type\":\"b5\",\"queue\":\"batch\",\"idempotency_key\":\"k\"},"
+                "{\"type\":\"b6\",\"queue\":\"batch\",\"idempotency_key\":\"k\"}]}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "tasks[1].idempotency_key");
+    CHECK_INT(queue_total(&srv, "batch"), 3);
+    /* A key seen before returns the first task in its place. */
+    r = th_http(&srv, "POST", "/v1/tasks/batch",
+                "{\"tasks\":[{\"type\":\"b7\",\"queue\":\"batch\",\"idempotency_key\":\"k7\"}]}");
+    CHECK_INT(r->status, 201);
+    r = th_http(&srv, "POST", "/v1/tasks/batch",
+                "{\"tasks\":[{\"type\":\"b7\",\"queue\":\"batch\",\"idempotency_key\":\"k7\"},"
+                "{\"type\":\"b8\",\"queue\":\"batch\"}]}");
+    CHECK_INT(r->status, 201);
+    CHECK_STR(th_str(r->json, "tasks.0.type"), "b7");
+    CHECK_INT(queue_total(&srv, "batch"), 5);
 }
 
 struct longpoll {
@@ -423,6 +440,53 @@ static void test_queue_counts_and_health(void)
     CHECK(strstr(r->body, "taskmill_store_batches_total") != NULL);
 }
 
+static void test_queue_settings(void)
+{
+    struct th_resp *r = th_http(&srv, "PUT", "/v1/queues/strict",
+                                "{\"max_retries\":0,\"backoff_ms\":50,\"backoff_max_ms\":100}");
+    CHECK_INT(r->status, 200);
+    CHECK_INT(th_int(r->json, "settings.max_retries"), 0);
+    /* A task that sets nothing takes its queue's settings; one that does keeps its own. */
+    char *a = th_submit(&srv, "x", "\"queue\":\"strict\"");
+    char *b = th_submit(&srv, "x", "\"queue\":\"strict\",\"max_retries\":2");
+    r = th_http(&srv, "GET", tpath(a, ""), NULL);
+    CHECK_INT(th_int(r->json, "max_retries"), 0);
+    r = th_http(&srv, "GET", tpath(b, ""), NULL);
+    CHECK_INT(th_int(r->json, "max_retries"), 2);
+    char id[33], tok[33];
+    CHECK_INT(th_claim(&srv, "strict", NULL, id, tok), 200);
+    r = th_http(&srv, "POST", tpath(id, "/fail"), "{\"lease_token\":\"%s\",\"error\":\"x\"}", tok);
+    CHECK_STR(th_str(r->json, "phase"), "failed");
+    r = th_http(&srv, "GET", "/v1/queues", NULL);
+    bool found = false;
+    size_t i;
+    json_t *q;
+    json_array_foreach(th_get(r->json, "queues"), i, q) {
+        if (strcmp(json_string_value(json_object_get(q, "name")), "strict") == 0) {
+            found = true;
+            CHECK(json_is_true(json_object_get(q, "configured")));
+            CHECK_INT(th_int(q, "settings.backoff_max_ms"), 100);
+        }
+        if (strcmp(json_string_value(json_object_get(q, "name")), "default") == 0)
+            CHECK_INT(th_int(q, "settings.max_retries"), 3);
+    }
+    CHECK(found);
+    /* Bad settings are refused and change nothing. */
+    r = th_http(&srv, "PUT", "/v1/queues/strict", "{\"backoff_ms\":500,\"backoff_max_ms\":100}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "backoff_max_ms");
+    r = th_http(&srv, "PUT", "/v1/queues/strict", "{\"retries\":1}");
+    CHECK_STR(th_str(r->json, "error.field"), "retries");
+    r = th_http(&srv, "PUT", "/v1/queues/strict", "{\"max_retries\":-1}");
+    CHECK_STR(th_str(r->json, "error.field"), "max_retries");
+    char *c = th_submit(&srv, "x", "\"queue\":\"strict\"");
+    r = th_http(&srv, "GET", tpath(c, ""), NULL);
+    CHECK_INT(th_int(r->json, "max_retries"), 0);
+    free(a);
+    free(b);
+    free(c);
+}
+
 struct burst {
     int n;
     int ok;
@@ -490,6 +554,7 @@ static const struct th_test tests[] = {
     {"scheduled_at delays the start", test_delayed_start},
     {"priority first, then FIFO; claim by type", test_priority_then_fifo},
     {"queue counts, healthz, metrics", test_queue_counts_and_health},
+    {"queues give retry settings to their tasks", test_queue_settings},
     {"group commit; acknowledged writes survive kill -9", test_group_commit_and_crash_durability},
     {NULL, NULL},
 };

@@ -1,0 +1,237 @@
+/*
+ * taskmill.h: libtaskmill, the C client of a taskmill server's v1 API.
+ *
+ * Programs submit, read, list, watch and control tasks, and workers claim
+ * tasks, report progress and finish them. The `taskmill` CLI and its
+ * command worker are built on this library; these comments are its
+ * reference (docs/api.md describes the HTTP API underneath).
+ *
+ * Threading: a struct tm_client is used by one thread at a time; use one
+ * client per thread. Different clients are independent.
+ * Ownership: arguments are borrowed. A json_t ** result belongs to the
+ * caller, who releases it with json_decref. Tasks come back as the v1 JSON
+ * task object (DESIGN.md section 1): "id", "phase", "progress", ...
+ * Errors: every call returns 0 (or a count) on success and a negative
+ * TM_CLIENT_E... code on failure; tm_client_last_error then gives the HTTP
+ * status and the server's error code, message and field. Out of memory
+ * aborts the process with a message.
+ * Build: `pkg-config --cflags --libs taskmill` (needs jansson and libcurl).
+ */
+#ifndef TASKMILL_H
+#define TASKMILL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TM_API __attribute__((visibility("default")))
+#else
+#define TM_API
+#endif
+
+/* The negative codes calls return. tm_strerror names them. */
+enum tm_client_code {
+    TM_CLIENT_OK = 0,
+    TM_CLIENT_EINVALID = -1,  /* 400, or a bad argument to a libtaskmill call */
+    TM_CLIENT_EAUTH = -2,     /* 401 or 403: missing, bad or too weak a token */
+    TM_CLIENT_ENOTFOUND = -3, /* 404: no such task (or queue) */
+    TM_CLIENT_ECONFLICT = -4, /* 409 conflict: the task cannot make that move now */
+    TM_CLIENT_ELEASE = -5,    /* 409 lease_mismatch: the lease is no longer this worker's */
+    TM_CLIENT_ETOOLARGE = -6, /* 413: the request was larger than the server accepts */
+    TM_CLIENT_ESERVER = -7,   /* 5xx or another unexpected status */
+    TM_CLIENT_ECONNECT = -8,  /* no HTTP reply: refused, reset, timed out, bad URL */
+    TM_CLIENT_EPROTOCOL = -9, /* a reply that is not what the v1 API promises */
+};
+
+/* The longest lease token a claim returns, with its NUL. */
+#define TM_LEASE_TOKEN_MAX 65
+/* A task id is 32 lowercase hex digits; with its NUL. */
+#define TM_ID_MAX 33
+
+/* What the last failed call of a client said. */
+struct tm_client_error {
+    int code;          /* TM_CLIENT_E..., or TM_CLIENT_OK after a success */
+    long http_status;  /* the reply's status, or 0 when there was no reply */
+    char slug[48];     /* the server's "error.code", e.g. "invalid_argument", or "" */
+    char field[64];    /* the request field at fault, or "" */
+    char message[512]; /* the server's message, or the transport's; lower case */
+};
+
+struct tm_client;
+
+/*
+ * Makes a client for the server at `url` (e.g. "http://127.0.0.1:8080"),
+ * sending `token` as a bearer token unless it is NULL or empty. Copies
+ * both strings. No connection is made until the first call. Returns NULL
+ * only when url is NULL or empty.
+ */
+TM_API struct tm_client *tm_client_new(const char *url, const char *token);
+/* Closes connections and frees the client; NULL is allowed. */
+TM_API void tm_client_free(struct tm_client *c);
+/* The server URL the client was made with (no trailing slash). */
+TM_API const char *tm_client_url(const struct tm_client *c);
+/* The error of the client's last call (code 0 when it succeeded). Valid until the next call. */
+TM_API const struct tm_client_error *tm_client_last_error(const struct tm_client *c);
+/* A short lower-case description of a TM_CLIENT_E... code ("not found"). Static string. */
+TM_API const char *tm_strerror(int code);
+/* Whether `phase` is completed, failed or cancelled: a task that will not change on its own. */
+TM_API bool tm_phase_is_terminal(const char *phase);
+
+/*
+ * Sends any v1 request: `method` to `path` (starting with "/", query
+ * included) with `body` (JSON, may be NULL). On 2xx returns 0 and sets
+ * *out to the parsed reply, or NULL for an empty one (out may be NULL to
+ * drop it). The typed calls below are built on this one.
+ */
+TM_API int tm_client_request(struct tm_client *c, const char *method, const char *path,
+                             const json_t *body, json_t **out);
+
+/* ---- Tasks ---- */
+
+/*
+ * Submits one task: `task` is the v1 task object ({"type": ..., "params":
+ * {...}, ...}; "type" is required). With `idempotency_key` (may be NULL) a
+ * repeat of the same key returns the first task instead of a new one.
+ * Sets *out to the stored task (out may be NULL).
+ */
+TM_API int tm_submit(struct tm_client *c, const json_t *task, const char *idempotency_key,
+                     json_t **out);
+/* Submits an array of task objects in one request, all or none; *out is the array of tasks. */
+TM_API int tm_submit_batch(struct tm_client *c, const json_t *tasks, json_t **out);
+/* Reads a task. TM_CLIENT_ENOTFOUND when no task has that id. */
+TM_API int tm_get(struct tm_client *c, const char *id, json_t **out);
+/*
+ * Reads a task once its version is greater than `version`, waiting up to
+ * `wait_seconds` (the server caps it, 60 s by default). After the wait the
+ * task comes back unchanged, so compare its "version".
+ */
+TM_API int tm_get_wait(struct tm_client *c, const char *id, int64_t version, int wait_seconds,
+                       json_t **out);
+
+/* Filters for tm_list; NULL or 0 leaves one out. Times are RFC 3339. */
+struct tm_list_query {
+    const char *phase; /* comma-separated phases: "running,stopping" */
+    const char *type;
+    const char *queue;
+    const char *parent_id;
+    const char *name_prefix;
+    const char *created_after, *created_before;
+    const char *updated_after, *updated_before;
+    const char *cursor; /* "next_cursor" of the previous page */
+    const char *order;  /* "asc" or "desc" (the default: newest first) */
+    int limit;          /* page size; 0 for the server's default (50) */
+};
+
+/* Lists one page of tasks: *out is {"tasks": [...], "next_cursor": "..." or null}. q may be NULL.
+ */
+TM_API int tm_list(struct tm_client *c, const struct tm_list_query *q, json_t **out);
+/*
+ * The owner's controls. Cancel stops a pending task at once and asks a
+ * running one to stop (phase "stopping" until its worker acknowledges);
+ * retry puts a failed or cancelled task back to pending; pause keeps a
+ * task from being claimed; resume undoes pause. Each sets *out to the task
+ * (out may be NULL); TM_CLIENT_ECONFLICT when the phase does not allow it.
+ */
+TM_API int tm_cancel(struct tm_client *c, const char *id, json_t **out);
+TM_API int tm_retry(struct tm_client *c, const char *id, json_t **out);
+TM_API int tm_pause(struct tm_client *c, const char *id, json_t **out);
+TM_API int tm_resume(struct tm_client *c, const char *id, json_t **out);
+/* Removes a finished task for good. */
+TM_API int tm_delete(struct tm_client *c, const char *id);
+
+/* ---- Watching ---- */
+
+struct tm_watch;
+
+/*
+ * Makes a watch that follows tasks' changes on the client's server. Keeps
+ * a pointer to `c`, which must outlive the watch; errors land in c's last
+ * error. The watch makes its own connections, so c stays usable.
+ */
+TM_API struct tm_watch *tm_watch_new(struct tm_client *c);
+TM_API void tm_watch_free(struct tm_watch *w);
+/* Starts following task `id`; its current state is the first thing tm_watch_next gives. */
+TM_API int tm_watch_add(struct tm_watch *w, const char *id);
+/* How many tasks are still followed (not yet seen terminal, not failed). */
+TM_API size_t tm_watch_active(const struct tm_watch *w);
+/*
+ * Waits up to `timeout_ms` for a followed task to change. Returns 1 and
+ * sets *task to the task's new state (the caller owns it), 0 when the time
+ * ran out or nothing is followed any more, or a negative code when
+ * following one task failed (c's last error names it; that task is
+ * dropped, the others go on). A task is dropped after its terminal state
+ * has been given. Every version is not promised: a fast task may skip
+ * some, but the latest state always comes.
+ */
+TM_API int tm_watch_next(struct tm_watch *w, int timeout_ms, json_t **task);
+/* The id of the task tm_watch_next last reported (a change or an error), or NULL. */
+TM_API const char *tm_watch_last_id(const struct tm_watch *w);
+
+/* ---- Workers ---- */
+
+struct tm_claim_options {
+    const char *worker;       /* the worker's name, shown in the task's lease; required */
+    const char *const *types; /* claim only these types; NULL for any */
+    size_t ntypes;
+    int lease_seconds; /* 0 for the server's default (60) */
+    int wait_seconds;  /* long-poll this long for a task; 0 to return at once */
+};
+
+/*
+ * Claims the next task of `queue`. Returns 0 and sets *task (the caller
+ * owns it) and `token`, the lease token every later call on the task
+ * carries; when no task came within the wait, returns 0 with *task NULL.
+ */
+TM_API int tm_claim(struct tm_client *c, const char *queue, const struct tm_claim_options *o,
+                    json_t **task, char token[TM_LEASE_TOKEN_MAX]);
+
+/* What a worker reports about its task; unset parts are left as they are. */
+struct tm_report {
+    bool has_ratio;
+    double ratio;        /* 0..1 */
+    const char *message; /* the progress message, or NULL */
+    bool has_counts;
+    int64_t processed, processing, pending; /* item counts; the ratio follows them */
+    const json_t *items;      /* [{"name","progress","message"}], merged by name, or NULL */
+    const json_t *messages;   /* [{"level":"INFO|WARN|ERROR","text",...}], appended, or NULL */
+    const json_t *attributes; /* {"key": value}, merged into the task's, or NULL */
+};
+
+struct tm_heartbeat_reply {
+    bool cancel_requested; /* the owner cancelled: stop and call tm_fail or tm_release */
+    bool pause_requested;
+    int64_t version;
+    char lease_expires_at[40];
+};
+
+/*
+ * Extends the lease (to `lease_seconds`, or the claim's when 0) and
+ * records the report (r may be NULL). `reply` (may be NULL) says whether
+ * a cancel was asked. TM_CLIENT_ELEASE when the lease was lost: stop work.
+ */
+TM_API int tm_heartbeat(struct tm_client *c, const char *id, const char *token, int lease_seconds,
+                        const struct tm_report *r, struct tm_heartbeat_reply *reply);
+/* Completes the task with `result` (any JSON, may be NULL) and a last report (may be NULL). */
+TM_API int tm_complete(struct tm_client *c, const char *id, const char *token, const json_t *result,
+                       const struct tm_report *r, json_t **out);
+/*
+ * Fails this attempt with `error` (required). A retryable failure runs
+ * again after a backoff while retries last; a task whose cancel was asked
+ * ends cancelled instead.
+ */
+TM_API int tm_fail(struct tm_client *c, const char *id, const char *token, const char *error,
+                   bool retryable, const struct tm_report *r, json_t **out);
+/* Hands the task back unfinished without counting a retry (cancelled if a cancel was asked). */
+TM_API int tm_release(struct tm_client *c, const char *id, const char *token, json_t **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,58 @@
+# libtaskmill (the C client library), its pkg-config file, the CLI's link
+# against it, the examples, and the tests under tests/cli/.
+#
+# The library's objects are built position-independent with hidden
+# visibility (only TM_API symbols are exported from the .so) and serve
+# both build/libtaskmill.a and build/libtaskmill.so.
+
+# mk/*.mk is included before the Makefile's `all`; keep it the default goal.
+.DEFAULT_GOAL := all
+
+CLIENT_SRC  = $(wildcard src/client/*.c) src/common/xalloc.c
+CLIENT_OBJ  = $(CLIENT_SRC:%.c=$(B)/obj/pic/%.o)
+CLIENT_LIBS = $(shell pkg-config --libs libcurl jansson 2>/dev/null) -lpthread
+CLIENT_SOVERSION = 1
+
+EXTRA_ALL += $(B)/libtaskmill.a $(B)/libtaskmill.so $(B)/taskmill.pc $(B)/examples/progress_demo
+
+$(B)/obj/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(B)/libtaskmill.a: $(CLIENT_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/libtaskmill.so.$(CLIENT_SOVERSION): $(CLIENT_OBJ)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libtaskmill.so.$(CLIENT_SOVERSION) -o $@ $^ $(CLIENT_LIBS)
+
+$(B)/libtaskmill.so: $(B)/libtaskmill.so.$(CLIENT_SOVERSION)
+	ln -sf libtaskmill.so.$(CLIENT_SOVERSION) $@
+
+# A pkg-config file for the build tree: PKG_CONFIG_PATH=build pkg-config --libs taskmill
+$(B)/taskmill.pc: mk/client.mk
+	@mkdir -p $(@D)
+	printf '%s\n' 'prefix=$(abspath .)' 'includedir=$${prefix}/include' 'libdir=$(abspath $(B))' '' \
+	  'Name: taskmill' 'Description: C client library for the taskmill task server' \
+	  'Version: 0.1.0' 'Requires: jansson' 'Requires.private: libcurl' \
+	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -ltaskmill' 'Libs.private: -lpthread' > $@
+
+# The CLI is built on the library (prerequisites merge with the Makefile's rule).
+$(B)/taskmill: $(B)/libtaskmill.a
+$(B)/taskmill: LDLIBS += $(CLIENT_LIBS)
+
+$(B)/examples/%: examples/%.c $(B)/libtaskmill.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libtaskmill.a $(CLIENT_LIBS) $(LDFLAGS)
+
+# Tests under tests/cli/ also link the library and the pure parts of the CLI.
+CLI_TEST_SRC = $(wildcard tests/cli/test_*.c)
+TEST_BINS   += $(CLI_TEST_SRC:tests/%.c=$(B)/tests/%)
+CLI_TEST_OBJ = $(B)/obj/src/cli/progress_line.o
+
+$(B)/tests/cli/%: tests/cli/%.c tests/harness.c tests/harness.h tests/cli/cli_run.h $(CLI_TEST_OBJ) \
+                  $(B)/libtaskmill.a $(B)/libtaskmill_core.a $(B)/examples/progress_demo
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -Isrc -o $@ $< tests/harness.c $(CLI_TEST_OBJ) $(B)/libtaskmill.a \
+	  $(B)/libtaskmill_core.a $(LDLIBS) $(CLIENT_LIBS) -lutil $(LDFLAGS)

@@ -1,0 +1,44 @@
+/*
+ * cli_client: see cli_client.h. The one place where a libtaskmill error
+ * becomes the CLI's message and exit code, so every subcommand reports
+ * failures the same way.
+ */
+#include "cli_client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+struct tm_client *cli_client_new(const char *server) {
+    const char *url = server && *server ? server : getenv("TASKMILL_URL");
+    if (!url || !*url) url = CLI_DEFAULT_URL;
+    return tm_client_new(url, getenv("TASKMILL_TOKEN"));
+}
+
+int cli_exit_for(int code) {
+    switch (code) {
+    case TM_CLIENT_OK:
+        return CLI_EXIT_OK;
+    case TM_CLIENT_ENOTFOUND:
+        return CLI_EXIT_NOT_FOUND;
+    case TM_CLIENT_EINVALID:
+    case TM_CLIENT_EAUTH:
+    case TM_CLIENT_ECONFLICT:
+    case TM_CLIENT_ELEASE:
+    case TM_CLIENT_ETOOLARGE:
+        return CLI_EXIT_REFUSED;
+    default:
+        return CLI_EXIT_UNAVAILABLE;
+    }
+}
+
+int cli_client_error(const char *cmd, struct tm_client *c, const char *what) {
+    const struct tm_client_error *e = tm_client_last_error(c);
+    fprintf(stderr, "taskmill %s: %s%s%s\n", cmd, what ? what : "", what ? ": " : "",
+            e->message[0] ? e->message : tm_strerror(e->code));
+    return cli_exit_for(e->code);
+}
+
+void cli_print_json(const json_t *v) {
+    json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    fputc('\n', stdout);
+}

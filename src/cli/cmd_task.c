@@ -1,0 +1,601 @@
+/*
+ * cmd_task: the client subcommands that act on tasks one request at a
+ * time: `submit`, `get`, `list`, and the controls `cancel`, `retry`,
+ * `pause` and `resume`.
+ *
+ * Each parses its flags, calls libtaskmill, and prints a short readable
+ * form for people or, with --json, the server's JSON for scripts. Errors
+ * go to stderr and become the exit codes of cli_client.h (docs/cli.md).
+ * Single-threaded; every allocation is freed before the command returns.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/timeutil.h"
+#include "cli.h"
+#include "cli_client.h"
+
+/* ---- submit ---- */
+
+static void submit_usage(FILE *f) {
+    fprintf(f,
+            "usage: taskmill submit TYPE [--name NAME] [--description TEXT] [--queue Q]\n"
+            "                       [--priority N] [--param KEY=VALUE | --param KEY:=JSON ...]\n"
+            "                       [--params FILE] [--parent ID] [--max-retries N] [--at TIME]\n"
+            "                       [--idempotency-key KEY] [--paused] [--wait] [--json]\n"
+            "                       [--server URL]\n"
+            "  Prints the new task's id (or the task as JSON with --json).\n"
+            "  --param K=V     a string parameter; K:=JSON takes a JSON value (n:=3)\n"
+            "  --params FILE   a JSON object of parameters ('-' reads standard input)\n"
+            "  --at TIME       run no earlier than TIME: RFC 3339, or +30s, +5m, +2h, +1d\n"
+            "  --wait          then watch the task until it ends (exit code as `watch`)\n");
+}
+
+/* Parses "-" or a path into a JSON object. */
+static int submit_load_params(const char *path, json_t **out) {
+    json_error_t err;
+    json_t *v = strcmp(path, "-") == 0 ? json_loadf(stdin, JSON_REJECT_DUPLICATES, &err)
+                                       : json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    if (!v) {
+        fprintf(stderr, "taskmill submit: '%s' is not JSON: %s (line %d)\n", path, err.text,
+                err.line);
+        return -1;
+    }
+    if (!json_is_object(v)) {
+        fprintf(stderr, "taskmill submit: '%s' must hold a JSON object\n", path);
+        json_decref(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Adds "KEY=VALUE" (a string) or "KEY:=JSON" to params. */
+static int submit_add_param(json_t *params, const char *arg) {
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || (eq == arg + 1 && arg[0] == ':')) {
+        fprintf(stderr, "taskmill submit: '--param %s' must be KEY=VALUE or KEY:=JSON\n", arg);
+        return -1;
+    }
+    bool raw = eq[-1] == ':';
+    size_t klen = (size_t)(eq - arg) - (raw ? 1 : 0);
+    char key[256];
+    if (klen >= sizeof key) {
+        fprintf(stderr, "taskmill submit: '--param' key '%.32s...' is too long\n", arg);
+        return -1;
+    }
+    memcpy(key, arg, klen);
+    key[klen] = '\0';
+    json_t *v;
+    if (raw) {
+        json_error_t err;
+        v = json_loads(eq + 1, JSON_DECODE_ANY, &err);
+        if (!v) {
+            fprintf(stderr, "taskmill submit: '--param %s' is not JSON: %s\n", arg, err.text);
+            return -1;
+        }
+    } else {
+        v = json_string(eq + 1);
+        if (!v) {
+            fprintf(stderr, "taskmill submit: '--param %s' is not UTF-8\n", arg);
+            return -1;
+        }
+    }
+    json_object_set_new(params, key, v);
+    return 0;
+}
+
+/* "+30s" / "+5m" / "+2h" / "+1d" from now, or an RFC 3339 time, into RFC 3339. */
+static int submit_parse_at(const char *s, char out[TIME_RFC3339_LEN + 1]) {
+    int64_t ms;
+    if (s[0] == '+') {
+        char *end;
+        errno = 0;
+        long long n = strtoll(s + 1, &end, 10);
+        int64_t unit = 0;
+        if (end != s + 1 && end[0] && !end[1]) {
+            unit = end[0] == 's'   ? 1000
+                   : end[0] == 'm' ? 60000
+                   : end[0] == 'h' ? 3600000
+                   : end[0] == 'd' ? 86400000
+                                   : 0;
+        }
+        if (errno || !unit || n < 0 || n > 3650LL * 86400) return -1;
+        time_format_rfc3339(time_now_ms() + (int64_t)n * unit, out);
+        return 0;
+    }
+    if (time_parse_rfc3339(s, &ms)) return -1;
+    time_format_rfc3339(ms, out);
+    return 0;
+}
+
+/* An integer flag in [min, max]. */
+static int parse_int_flag(const char *cmd, const char *flag, const char *v, long long min,
+                          long long max, long long *out) {
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < min || n > max) {
+        fprintf(stderr, "taskmill %s: '--%s' must be an integer from %lld to %lld\n", cmd, flag,
+                min, max);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+int cmd_submit(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"name", required_argument, NULL, 'n'},
+        {"description", required_argument, NULL, 'd'},
+        {"queue", required_argument, NULL, 'q'},
+        {"priority", required_argument, NULL, 'P'},
+        {"param", required_argument, NULL, 'p'},
+        {"params", required_argument, NULL, 'F'},
+        {"parent", required_argument, NULL, 'r'},
+        {"max-retries", required_argument, NULL, 'm'},
+        {"at", required_argument, NULL, 'a'},
+        {"idempotency-key", required_argument, NULL, 'k'},
+        {"paused", no_argument, NULL, 'z'},
+        {"wait", no_argument, NULL, 'w'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *server = NULL, *key = NULL;
+    bool wait = false, json = false;
+    json_t *task = json_object(), *params = json_object(), *file_params = NULL;
+    int rc = CLI_EXIT_USAGE, ch;
+    long long n;
+    char at[TIME_RFC3339_LEN + 1];
+    while ((ch = getopt_long(argc, argv, "s:n:d:q:P:p:F:r:m:a:k:zwjh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            server = optarg;
+            break;
+        case 'n':
+            json_object_set_new(task, "name", json_string(optarg));
+            break;
+        case 'd':
+            json_object_set_new(task, "description", json_string(optarg));
+            break;
+        case 'q':
+            json_object_set_new(task, "queue", json_string(optarg));
+            break;
+        case 'r':
+            json_object_set_new(task, "parent_id", json_string(optarg));
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'z':
+            json_object_set_new(task, "paused", json_true());
+            break;
+        case 'w':
+            wait = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'P':
+            if (parse_int_flag("submit", "priority", optarg, -1000000, 1000000, &n)) goto out;
+            json_object_set_new(task, "priority", json_integer(n));
+            break;
+        case 'm':
+            if (parse_int_flag("submit", "max-retries", optarg, 0, 1000, &n)) goto out;
+            json_object_set_new(task, "max_retries", json_integer(n));
+            break;
+        case 'p':
+            if (submit_add_param(params, optarg)) goto out;
+            break;
+        case 'F':
+            json_decref(file_params);
+            file_params = NULL;
+            if (submit_load_params(optarg, &file_params)) goto out;
+            break;
+        case 'a':
+            if (submit_parse_at(optarg, at)) {
+                fprintf(stderr, "taskmill submit: '--at %s' must be RFC 3339 or +N[smhd]\n",
+                        optarg);
+                goto out;
+            }
+            json_object_set_new(task, "scheduled_at", json_string(at));
+            break;
+        case 'h':
+            submit_usage(stdout);
+            rc = CLI_EXIT_OK;
+            goto out;
+        default:
+            submit_usage(stderr);
+            goto out;
+        }
+    }
+    if (optind != argc - 1) {
+        submit_usage(stderr);
+        goto out;
+    }
+    json_object_set_new(task, "type", json_string(argv[optind]));
+    if (file_params) json_object_update(file_params, params);
+    json_t *all = file_params ? file_params : params;
+    if (json_object_size(all)) json_object_set(task, "params", all);
+
+    struct tm_client *c = cli_client_new(server);
+    json_t *out = NULL;
+    if (tm_submit(c, task, key, &out)) {
+        rc = cli_client_error("submit", c, NULL);
+        tm_client_free(c);
+        goto out;
+    }
+    char id[TM_ID_MAX];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(out, "id")));
+    if (!wait) {
+        if (json)
+            cli_print_json(out);
+        else
+            printf("%s\n", id);
+        rc = CLI_EXIT_OK;
+    } else {
+        if (!json) printf("%s\n", id);
+        fflush(stdout);
+        char *ids[1] = {id};
+        rc = cli_watch_run(c, ids, 1, json);
+    }
+    json_decref(out);
+    tm_client_free(c);
+out:
+    json_decref(task);
+    json_decref(params);
+    json_decref(file_params);
+    return rc;
+}
+
+/* ---- get ---- */
+
+static void get_usage(FILE *f) {
+    fprintf(f, "usage: taskmill get [--server URL] [--json] ID\n");
+}
+
+static const char *str_or(const json_t *v, const char *key, const char *dflt) {
+    const char *s = json_string_value(json_object_get(v, key));
+    return s && *s ? s : dflt;
+}
+
+/* Prints a task for people: one "field  value" line each, then messages and items. */
+static void get_print(const json_t *t) {
+    const json_t *p = json_object_get(t, "progress");
+    printf("id          %s\n", str_or(t, "id", "-"));
+    printf("type        %s\n", str_or(t, "type", "-"));
+    if (str_or(t, "name", NULL)) printf("name        %s\n", str_or(t, "name", ""));
+    printf("queue       %s (priority %lld)\n", str_or(t, "queue", "-"),
+           (long long)json_integer_value(json_object_get(t, "priority")));
+    printf("phase       %s%s%s%s\n", str_or(t, "phase", "-"),
+           str_or(t, "completion_status", NULL) ? " " : "", str_or(t, "completion_status", ""),
+           json_is_true(json_object_get(t, "paused")) ? " (paused)" : "");
+    json_int_t done = json_integer_value(json_object_get(p, "processed"));
+    json_int_t doing = json_integer_value(json_object_get(p, "processing"));
+    json_int_t todo = json_integer_value(json_object_get(p, "pending"));
+    printf("progress    %lld%%", (long long)json_integer_value(json_object_get(p, "percent")));
+    if (done + doing + todo > 0)
+        printf("  %lld processed, %lld processing, %lld pending", (long long)done, (long long)doing,
+               (long long)todo);
+    if (str_or(p, "message", NULL)) printf("  %s", str_or(p, "message", ""));
+    printf("\n");
+    printf("attempt     %lld (retries %lld of %lld)\n",
+           (long long)json_integer_value(json_object_get(t, "attempt")),
+           (long long)json_integer_value(json_object_get(t, "retries")),
+           (long long)json_integer_value(json_object_get(t, "max_retries")));
+    const json_t *lease = json_object_get(t, "lease");
+    if (json_is_object(lease))
+        printf("worker      %s (lease until %s)\n", str_or(lease, "worker", "-"),
+               str_or(lease, "expires_at", "-"));
+    if (str_or(t, "parent_id", NULL)) printf("parent      %s\n", str_or(t, "parent_id", ""));
+    printf("created     %s\n", str_or(t, "created_at", "-"));
+    if (str_or(t, "scheduled_at", NULL)) printf("scheduled   %s\n", str_or(t, "scheduled_at", ""));
+    if (str_or(t, "started_at", NULL)) printf("started     %s\n", str_or(t, "started_at", ""));
+    if (str_or(t, "completed_at", NULL)) printf("completed   %s\n", str_or(t, "completed_at", ""));
+    if (str_or(t, "error", NULL)) printf("error       %s\n", str_or(t, "error", ""));
+    const json_t *params = json_object_get(t, "params");
+    if (json_is_object(params) && json_object_size(params)) {
+        char *s = json_dumps(params, JSON_COMPACT);
+        printf("params      %s\n", s ? s : "");
+        free(s);
+    }
+    const json_t *result = json_object_get(t, "result");
+    if (result && !json_is_null(result)) {
+        char *s = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+        printf("result      %s\n", s ? s : "");
+        free(s);
+    }
+    const json_t *msgs = json_object_get(t, "messages");
+    size_t nmsg = json_array_size(msgs), i;
+    if (nmsg) printf("messages    (%zu)\n", nmsg);
+    for (i = nmsg > 10 ? nmsg - 10 : 0; i < nmsg; i++) {
+        const json_t *m = json_array_get(msgs, i);
+        printf("  %s %-5s %s\n", str_or(m, "at", ""), str_or(m, "level", ""),
+               str_or(m, "text", ""));
+    }
+    const json_t *items = json_object_get(t, "items");
+    size_t nitems = json_array_size(items);
+    if (nitems) printf("items       (%zu)\n", nitems);
+    for (i = 0; i < nitems && i < 20; i++) {
+        const json_t *it = json_array_get(items, i);
+        printf("  %-24s %3.0f%% %s\n", str_or(it, "name", ""),
+               json_number_value(json_object_get(it, "progress")) * 100, str_or(it, "message", ""));
+    }
+    if (nitems > 20) printf("  ... %zu more\n", nitems - 20);
+}
+
+int cmd_get(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *server = NULL;
+    bool json = false;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            server = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            get_usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            get_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        get_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    struct tm_client *c = cli_client_new(server);
+    json_t *t = NULL;
+    int rc = tm_get(c, argv[optind], &t);
+    if (rc) {
+        rc = cli_client_error("get", c, NULL);
+    } else if (json) {
+        cli_print_json(t);
+    } else {
+        get_print(t);
+    }
+    json_decref(t);
+    tm_client_free(c);
+    return rc;
+}
+
+/* ---- list ---- */
+
+static void list_usage(FILE *f) {
+    fprintf(
+        f,
+        "usage: taskmill list [--phase P[,P...]] [--type T] [--queue Q] [--parent ID]\n"
+        "                     [--name-prefix S] [--created-after TIME] [--created-before TIME]\n"
+        "                     [--updated-after TIME] [--updated-before TIME] [--limit N]\n"
+        "                     [--cursor C] [--order asc|desc] [--all] [--json] [--server URL]\n"
+        "  Newest first by default. Without --all, prints one page and, when there are\n"
+        "  more, the cursor of the next on standard error.\n");
+}
+
+static void list_print_row(const json_t *t) {
+    const json_t *p = json_object_get(t, "progress");
+    char pct[16];
+    snprintf(pct, sizeof pct, "%lld%%",
+             (long long)json_integer_value(json_object_get(p, "percent")));
+    printf("%-32s  %-9s  %-16s  %-10s  %4s  %s\n", str_or(t, "id", "-"), str_or(t, "phase", "-"),
+           str_or(t, "type", "-"), str_or(t, "queue", "-"), pct, str_or(t, "name", ""));
+}
+
+int cmd_list(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"phase", required_argument, NULL, 'p'},
+        {"type", required_argument, NULL, 't'},
+        {"queue", required_argument, NULL, 'q'},
+        {"parent", required_argument, NULL, 'r'},
+        {"name-prefix", required_argument, NULL, 'n'},
+        {"created-after", required_argument, NULL, 'A'},
+        {"created-before", required_argument, NULL, 'B'},
+        {"updated-after", required_argument, NULL, 'U'},
+        {"updated-before", required_argument, NULL, 'V'},
+        {"limit", required_argument, NULL, 'l'},
+        {"cursor", required_argument, NULL, 'c'},
+        {"order", required_argument, NULL, 'o'},
+        {"all", no_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct tm_list_query q = {0};
+    const char *server = NULL;
+    bool json = false, all = false;
+    long long n;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "s:p:t:q:r:n:A:B:U:V:l:c:o:ajh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            server = optarg;
+            break;
+        case 'p':
+            q.phase = optarg;
+            break;
+        case 't':
+            q.type = optarg;
+            break;
+        case 'q':
+            q.queue = optarg;
+            break;
+        case 'r':
+            q.parent_id = optarg;
+            break;
+        case 'n':
+            q.name_prefix = optarg;
+            break;
+        case 'A':
+            q.created_after = optarg;
+            break;
+        case 'B':
+            q.created_before = optarg;
+            break;
+        case 'U':
+            q.updated_after = optarg;
+            break;
+        case 'V':
+            q.updated_before = optarg;
+            break;
+        case 'c':
+            q.cursor = optarg;
+            break;
+        case 'o':
+            q.order = optarg;
+            break;
+        case 'a':
+            all = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'l':
+            if (parse_int_flag("list", "limit", optarg, 1, 1000, &n)) return CLI_EXIT_USAGE;
+            q.limit = (int)n;
+            break;
+        case 'h':
+            list_usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            list_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        list_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    struct tm_client *c = cli_client_new(server);
+    json_t *collected = json_array(), *page = NULL;
+    char cursor[TM_ID_MAX + 64] = "";
+    int rc = CLI_EXIT_OK;
+    bool header = false;
+    for (;;) {
+        if (cursor[0]) q.cursor = cursor;
+        if (tm_list(c, &q, &page)) {
+            rc = cli_client_error("list", c, NULL);
+            break;
+        }
+        json_t *tasks = json_object_get(page, "tasks");
+        const char *next = json_string_value(json_object_get(page, "next_cursor"));
+        if (json) {
+            json_array_extend(collected, tasks);
+        } else {
+            if (!header && json_array_size(tasks)) {
+                printf("%-32s  %-9s  %-16s  %-10s  %4s  %s\n", "ID", "PHASE", "TYPE", "QUEUE",
+                       "PCT", "NAME");
+                header = true;
+            }
+            size_t i;
+            json_t *t;
+            json_array_foreach(tasks, i, t) list_print_row(t);
+        }
+        if (!next || !*next) {
+            cursor[0] = '\0';
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", next);
+        if (!all) break;
+        json_decref(page);
+        page = NULL;
+    }
+    if (rc == CLI_EXIT_OK && json) {
+        json_t *outv =
+            json_pack("{s:O, s:s?}", "tasks", collected, "next_cursor", cursor[0] ? cursor : NULL);
+        cli_print_json(outv);
+        json_decref(outv);
+    } else if (rc == CLI_EXIT_OK && cursor[0]) {
+        fprintf(stderr, "more: taskmill list --cursor %s\n", cursor);
+    }
+    json_decref(page);
+    json_decref(collected);
+    tm_client_free(c);
+    return rc;
+}
+
+/* ---- cancel, retry, pause, resume ---- */
+
+static int control_run(const char *cmd, int (*call)(struct tm_client *, const char *, json_t **),
+                       int argc, char **argv) {
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *server = NULL;
+    bool json = false;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            server = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+        default:
+            fprintf(
+                ch == 'h' ? stdout : stderr,
+                "usage: taskmill %s [--server URL] [--json] ID...\n"
+                "  Prints each task's id and phase afterwards (the task as JSON with --json).\n",
+                cmd);
+            return ch == 'h' ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "usage: taskmill %s [--server URL] [--json] ID...\n", cmd);
+        return CLI_EXIT_USAGE;
+    }
+    struct tm_client *c = cli_client_new(server);
+    int rc = CLI_EXIT_OK;
+    for (int i = optind; i < argc; i++) {
+        json_t *t = NULL;
+        if (call(c, argv[i], &t)) {
+            int r = cli_client_error(cmd, c, NULL);
+            if (r > rc) rc = r;
+            continue;
+        }
+        if (json)
+            cli_print_json(t);
+        else
+            printf("%s %s%s\n", str_or(t, "id", argv[i]), str_or(t, "phase", "-"),
+                   json_is_true(json_object_get(t, "paused")) ? " (paused)" : "");
+        json_decref(t);
+    }
+    tm_client_free(c);
+    return rc;
+}
+
+int cmd_cancel(int argc, char **argv) {
+    return control_run("cancel", tm_cancel, argc, argv);
+}
+
+int cmd_retry(int argc, char **argv) {
+    return control_run("retry", tm_retry, argc, argv);
+}
+
+int cmd_pause(int argc, char **argv) {
+    return control_run("pause", tm_pause, argc, argv);
+}
+
+int cmd_resume(int argc, char **argv) {
+    return control_run("resume", tm_resume, argc, argv);
+}

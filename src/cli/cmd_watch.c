@@ -1,0 +1,282 @@
+/*
+ * cmd_watch: `taskmill watch ID...`, and the watch loop `submit --wait`
+ * shares (cli_watch_run).
+ *
+ * On a terminal each task gets one line with a progress bar, redrawn in
+ * place (cursor up, clear line) on every change and once a second for the
+ * clocks; otherwise each visible change prints one plain line, so logs
+ * and pipes read well. Changes come from libtaskmill's tm_watch. The exit
+ * code says how the tasks ended (cli_client.h). Single-threaded.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+#include "cli.h"
+#include "cli_client.h"
+
+#define WATCH_BAR_WIDTH 20
+
+struct watch_row {
+    const char *id;
+    json_t *task; /* latest state, owned; NULL until the first */
+    int exit;     /* CLI_EXIT_... once the task is settled */
+    bool settled; /* terminal, or no longer followed */
+    char plain[600];
+    char error[600]; /* why following it failed, printed at the end */
+};
+
+static const char *watch_str(const json_t *task, const char *key) {
+    return json_string_value(json_object_get(task, key));
+}
+
+static int64_t watch_time(const json_t *task, const char *key) {
+    int64_t ms = 0;
+    const char *s = watch_str(task, key);
+    if (!s || time_parse_rfc3339(s, &ms)) return 0;
+    return ms;
+}
+
+/* "42s", "3m04s", "2h05m". */
+static void watch_duration(int64_t ms, char *out, size_t n) {
+    int64_t s = ms < 0 ? 0 : ms / 1000;
+    if (s < 60)
+        snprintf(out, n, "%llds", (long long)s);
+    else if (s < 3600)
+        snprintf(out, n, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+    else
+        snprintf(out, n, "%lldh%02lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+}
+
+/* "3/10" from the counts, or "" when there are none. */
+static void watch_counts(const json_t *p, char *out, size_t n) {
+    json_int_t done = json_integer_value(json_object_get(p, "processed"));
+    json_int_t total = done + json_integer_value(json_object_get(p, "processing")) +
+                       json_integer_value(json_object_get(p, "pending"));
+    if (total > 0)
+        snprintf(out, n, "%lld/%lld", (long long)done, (long long)total);
+    else
+        out[0] = '\0';
+}
+
+/* What a task's line says after its numbers: the message, or how it ended. */
+static void watch_note(const json_t *task, char *out, size_t n) {
+    const char *phase = watch_str(task, "phase");
+    const char *status = watch_str(task, "completion_status");
+    const char *msg = watch_str(json_object_get(task, "progress"), "message");
+    const char *error = watch_str(task, "error");
+    if (phase && strcmp(phase, "completed") == 0)
+        snprintf(out, n, "%s%s%s", status ? status : "", msg ? " " : "", msg ? msg : "");
+    else if (tm_phase_is_terminal(phase) || (phase && strcmp(phase, "waiting") == 0 && error))
+        snprintf(out, n, "%s%s%s", status ? status : "", error ? ": " : "", error ? error : "");
+    else
+        snprintf(out, n, "%s", msg ? msg : "");
+}
+
+/* The plain (not a terminal) line of a task: `ID PHASE PCT% [P/T] NOTE`. */
+static void watch_plain_line(const char *id, const json_t *task, char *out, size_t n) {
+    const json_t *p = json_object_get(task, "progress");
+    char counts[48], note[400];
+    watch_counts(p, counts, sizeof counts);
+    watch_note(task, note, sizeof note);
+    snprintf(out, n, "%s %s %lld%%%s%s%s%s", id, watch_str(task, "phase"),
+             (long long)json_integer_value(json_object_get(p, "percent")), counts[0] ? " " : "",
+             counts, note[0] ? " " : "", note);
+}
+
+/* Cuts s to `width` columns, counting UTF-8 sequences as one column each. */
+static void watch_fit(char *s, int width) {
+    int cols = 0;
+    for (char *p = s; *p; p++) {
+        if (((unsigned char)*p & 0xc0) == 0x80) continue;
+        if (++cols > width) {
+            *p = '\0';
+            return;
+        }
+    }
+}
+
+/* The terminal line of a task: `ID8 NAME [#####-----] PCT% P/T PHASE NOTE ELAPSED ETA`. */
+static void watch_bar_line(const struct watch_row *r, int64_t now, int width, char *out, size_t n) {
+    const json_t *t = r->task;
+    if (!t) {
+        snprintf(out, n, "%.8s  %s", r->id, r->error[0] ? r->error : "(waiting for the server)");
+        watch_fit(out, width);
+        return;
+    }
+    const json_t *p = json_object_get(t, "progress");
+    double ratio = json_number_value(json_object_get(p, "ratio"));
+    if (ratio < 0) ratio = 0;
+    if (ratio > 1) ratio = 1;
+    const char *phase = watch_str(t, "phase");
+    if (phase && strcmp(phase, "completed") == 0) ratio = 1;
+    char bar[WATCH_BAR_WIDTH + 1];
+    int fill = (int)(ratio * WATCH_BAR_WIDTH + 0.5);
+    for (int i = 0; i < WATCH_BAR_WIDTH; i++)
+        bar[i] = i < fill ? '#' : '-';
+    bar[WATCH_BAR_WIDTH] = '\0';
+    const char *label = watch_str(t, "name");
+    if (!label || !*label) label = watch_str(t, "type");
+    char counts[48], note[400], elapsed[32] = "", eta[40] = "";
+    watch_counts(p, counts, sizeof counts);
+    watch_note(t, note, sizeof note);
+    int64_t started = watch_time(t, "started_at"), ended = watch_time(t, "completed_at");
+    if (started) {
+        int64_t e = (ended ? ended : now) - started;
+        watch_duration(e, elapsed, sizeof elapsed);
+        if (!ended && ratio > 0.001 && ratio < 1 && phase && strcmp(phase, "running") == 0) {
+            char d[24];
+            watch_duration((int64_t)((double)e * (1 - ratio) / ratio), d, sizeof d);
+            snprintf(eta, sizeof eta, " ETA %s", d);
+        }
+    }
+    snprintf(out, n, "%.8s %-16.16s [%s] %3lld%% %s%s%-9s %s  %s%s", r->id, label ? label : "", bar,
+             (long long)json_integer_value(json_object_get(p, "percent")), counts,
+             counts[0] ? " " : "", phase ? phase : "?", note, elapsed, eta);
+    watch_fit(out, width);
+}
+
+static int watch_term_width(void) {
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) return ws.ws_col - 1;
+    return 79;
+}
+
+/* Draws every row; after the first time, moves up over the previous drawing first. */
+static void watch_draw(struct watch_row *rows, size_t n, bool redraw) {
+    int64_t now = time_now_ms();
+    int width = watch_term_width();
+    if (redraw) printf("\033[%zuA", n);
+    for (size_t i = 0; i < n; i++) {
+        char line[1024];
+        watch_bar_line(&rows[i], now, width, line, sizeof line);
+        printf("\r\033[2K%s\n", line);
+    }
+    fflush(stdout);
+}
+
+static struct watch_row *watch_find(struct watch_row *rows, size_t n, const char *id) {
+    for (size_t i = 0; id && i < n; i++)
+        if (strcmp(rows[i].id, id) == 0) return &rows[i];
+    return NULL;
+}
+
+/* Records a task's new state; prints its plain line when that changed. */
+static void watch_update(struct watch_row *r, json_t *task, bool plain) {
+    json_decref(r->task);
+    r->task = task;
+    const char *phase = watch_str(task, "phase");
+    if (tm_phase_is_terminal(phase)) {
+        r->settled = true;
+        r->exit = strcmp(phase, "completed") == 0 ? CLI_EXIT_OK : CLI_EXIT_NOT_COMPLETED;
+    }
+    if (!plain) return;
+    char line[sizeof r->plain];
+    watch_plain_line(r->id, task, line, sizeof line);
+    if (strcmp(line, r->plain) != 0) {
+        printf("%s\n", line);
+        fflush(stdout);
+        memcpy(r->plain, line, sizeof line);
+    }
+}
+
+int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
+    bool tty = !json && isatty(STDOUT_FILENO);
+    struct watch_row *rows = xcalloc(n, sizeof *rows);
+    struct tm_watch *w = tm_watch_new(c);
+    for (size_t i = 0; i < n; i++) {
+        rows[i].id = ids[i];
+        int rc = tm_watch_add(w, ids[i]);
+        if (rc) {
+            rows[i].settled = true;
+            rows[i].exit = cli_exit_for(rc);
+            snprintf(rows[i].error, sizeof rows[i].error, "%s", tm_client_last_error(c)->message);
+        }
+    }
+    if (tty) watch_draw(rows, n, false);
+    while (tm_watch_active(w) > 0) {
+        json_t *task = NULL;
+        int rc = tm_watch_next(w, tty ? 1000 : 60000, &task);
+        struct watch_row *r = watch_find(rows, n, tm_watch_last_id(w));
+        if (rc == 1 && r) {
+            watch_update(r, task, !tty && !json);
+        } else if (rc < 0 && r) {
+            r->settled = true;
+            r->exit = cli_exit_for(rc);
+            snprintf(r->error, sizeof r->error, "%s", tm_client_last_error(c)->message);
+        } else {
+            json_decref(task);
+        }
+        if (tty) watch_draw(rows, n, true);
+    }
+    int exit = CLI_EXIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (json && rows[i].task) {
+            json_dumpf(rows[i].task, stdout, JSON_COMPACT);
+            fputc('\n', stdout);
+        }
+        if (rows[i].error[0]) fprintf(stderr, "taskmill watch: %s\n", rows[i].error);
+        /* The worst outcome wins: unreachable, refused, not found, not completed. */
+        if (rows[i].exit > exit) exit = rows[i].exit;
+        json_decref(rows[i].task);
+    }
+    fflush(stdout);
+    tm_watch_free(w);
+    free(rows);
+    return exit;
+}
+
+static void watch_usage(FILE *f) {
+    fprintf(f,
+            "usage: taskmill watch [--server URL] [--json] ID...\n"
+            "  Follows tasks until each has ended: progress bars on a terminal, one line per\n"
+            "  change otherwise; --json prints each task's final state as a JSON line.\n"
+            "  Exits 0 when every task completed, 1 when one failed or was cancelled.\n");
+}
+
+int cmd_watch(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *server = NULL;
+    bool json = false;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            server = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            watch_usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            watch_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        watch_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    for (int i = optind; i < argc; i++) {
+        if (strlen(argv[i]) > 200) {
+            fprintf(stderr, "taskmill watch: '%.40s...' is not a task id\n", argv[i]);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    struct tm_client *c = cli_client_new(server);
+    int rc = cli_watch_run(c, argv + optind, (size_t)(argc - optind), json);
+    tm_client_free(c);
+    return rc;
+}

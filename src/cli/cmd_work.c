@@ -1,0 +1,815 @@
+/*
+ * cmd_work: `taskmill work --queue Q -- COMMAND ARGS...`, a worker that
+ * runs any command for each task it claims.
+ *
+ * Each of --concurrency slots is a thread with its own libtaskmill client:
+ * it claims a task (long-poll), starts COMMAND in a new process group with
+ * the params on stdin and in TASKMILL_* variables, reads its stdout and
+ * stderr without blocking, turns protocol lines (progress_line.h) into
+ * heartbeats, keeps other lines as the log tail, and heartbeats on its own
+ * every lease/3. Exit 0 completes the task; another status fails it. A
+ * cancel in a heartbeat reply, or SIGINT/SIGTERM to the worker, sends
+ * SIGTERM to the command's group and SIGKILL after --grace seconds; a
+ * stopping worker releases its tasks. The main thread only waits for
+ * signals; slots share nothing but atomics and the read-only config.
+ * Messages go to stderr as `taskmill work: ...`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/xalloc.h"
+#include "cli.h"
+#include "cli_client.h"
+#include "progress_line.h"
+
+extern char **environ;
+
+#define WORK_LOG_LINES    20    /* lines of output kept as attributes.log_tail */
+#define WORK_LOG_LINE_MAX 1000  /* bytes kept of one log line */
+#define WORK_LINE_MAX     65536 /* a longer line is cut into pieces */
+#define WORK_MESSAGES_MAX 100   /* the server's cap per heartbeat */
+#define WORK_ITEMS_MAX    1000  /* the server's cap per heartbeat */
+#define WORK_FLUSH_MS     250   /* reported lines go out at most this often */
+#define WORK_CLAIM_WAIT_S 2     /* claim long-poll; bounds how long a stop takes */
+#define WORK_DRAIN_MS     1000  /* output read after the command exits */
+
+struct work_config {
+    const char *server;
+    const char *queue;
+    const char **types;
+    size_t ntypes;
+    int concurrency;
+    int lease_s;
+    int grace_s;
+    int permanent_exit;
+    int max_tasks;
+    bool quiet;
+    char worker[160];
+    char **argv;
+};
+
+/* 0 running; 1 stop claiming, terminate commands, release tasks; 2 kill commands now. */
+static atomic_int work_stop;
+static atomic_int work_started; /* tasks claimed, for --max-tasks */
+static atomic_int work_running; /* slot threads still running */
+static atomic_int work_fatal;   /* an exit code that ends the worker, or 0 */
+
+static int64_t work_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void work_sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+    }
+}
+
+static void work_log(const struct work_config *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void work_log(const struct work_config *cfg, const char *fmt, ...) {
+    if (cfg->quiet) return;
+    char line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "taskmill work: %s\n", line);
+}
+
+/* A JSON string of n bytes; invalid UTF-8 bytes become '?'. */
+static json_t *work_json_text(const char *p, size_t n) {
+    /* The server refuses NUL in strings, and jansson refuses invalid UTF-8. */
+    char *copy = xstrndup(p, n);
+    for (size_t i = 0; i < n; i++)
+        if (copy[i] == '\0') copy[i] = '?';
+    json_t *s = json_stringn(copy, n);
+    if (!s) {
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)copy[i] >= 0x80) copy[i] = '?';
+        s = json_stringn(copy, n);
+    }
+    free(copy);
+    return s ? s : json_string("");
+}
+
+/* One stream of the command's output, cut into lines. */
+struct work_stream {
+    int fd; /* -1 at EOF */
+    char *buf;
+    size_t len;
+};
+
+/* The state of one task being run. */
+struct work_run {
+    const struct work_config *cfg;
+    struct tm_client *c;
+    char id[TM_ID_MAX];
+    char token[TM_LEASE_TOKEN_MAX];
+    pid_t pid;
+    int in_fd; /* -1 once the params are written */
+    char *in_data;
+    size_t in_len, in_off;
+    struct work_stream out, err;
+
+    /* What the next heartbeat reports. */
+    bool dirty;
+    bool has_ratio;
+    double ratio;
+    char *message;
+    bool has_counts;
+    int64_t processed, total;
+    json_t *items, *messages, *attributes;
+    char *log[WORK_LOG_LINES];
+    size_t log_n;
+    bool log_dirty;
+    json_t *result;
+
+    int64_t last_hb_ms, next_hb_ms;
+    bool cancel_requested, lease_lost, stopped_by_worker;
+    int64_t term_ms; /* when SIGTERM went to the command, or 0 */
+    bool killed;
+    bool exited;
+    int status;
+    int64_t exit_ms;
+};
+
+static void work_run_log_line(struct work_run *r, const char *p, size_t n, bool forward) {
+    if (n > WORK_LOG_LINE_MAX) n = WORK_LOG_LINE_MAX;
+    if (r->log_n == WORK_LOG_LINES) {
+        free(r->log[0]);
+        memmove(r->log, r->log + 1, (WORK_LOG_LINES - 1) * sizeof *r->log);
+        r->log_n--;
+    }
+    r->log[r->log_n++] = xstrndup(p, n);
+    r->log_dirty = r->dirty = true;
+    if (forward && !r->cfg->quiet) fprintf(stderr, "[%.8s] %.*s\n", r->id, (int)n, p);
+}
+
+static void work_run_message(struct work_run *r, const char *level, json_t *text) {
+    if (json_array_size(r->messages) >= WORK_MESSAGES_MAX) json_array_remove(r->messages, 0);
+    json_array_append_new(r->messages, json_pack("{s:s, s:o}", "level", level, "text", text));
+    r->dirty = true;
+}
+
+/* Applies one line of the command's standard output. */
+static void work_run_stdout_line(struct work_run *r, const char *p, size_t n) {
+    struct progress_line pl;
+    progress_line_parse(p, n, &pl);
+    char msg[WORK_LOG_LINE_MAX + 1];
+    snprintf(msg, sizeof msg, "%.*s", (int)pl.text.n, pl.text.p);
+    switch (pl.kind) {
+    case PROGRESS_LINE_TEXT:
+        if (pl.error) work_log(r->cfg, "task '%s': %s", r->id, pl.error);
+        work_run_log_line(r, pl.text.p, pl.text.n, true);
+        return;
+    case PROGRESS_LINE_PROGRESS:
+        r->has_ratio = true;
+        r->ratio = pl.ratio;
+        if (pl.text.n) {
+            free(r->message);
+            r->message = xstrdup(msg);
+        }
+        break;
+    case PROGRESS_LINE_ITEMS:
+        r->has_counts = true;
+        r->processed = pl.processed;
+        r->total = pl.total;
+        if (pl.text.n) {
+            free(r->message);
+            r->message = xstrdup(msg);
+        }
+        break;
+    case PROGRESS_LINE_ITEM: {
+        json_t *name = work_json_text(pl.name.p, pl.name.n), *it;
+        size_t i;
+        json_array_foreach(r->items, i, it) {
+            if (json_equal(json_object_get(it, "name"), name)) {
+                json_array_remove(r->items, i);
+                break;
+            }
+        }
+        if (json_array_size(r->items) >= WORK_ITEMS_MAX) json_array_remove(r->items, 0);
+        it = json_pack("{s:o, s:f}", "name", name, "progress", pl.ratio);
+        if (pl.text.n) json_object_set_new(it, "message", work_json_text(pl.text.p, pl.text.n));
+        json_array_append_new(r->items, it);
+        break;
+    }
+    case PROGRESS_LINE_MESSAGE:
+        work_run_message(r, pl.level, work_json_text(pl.text.p, pl.text.n));
+        break;
+    case PROGRESS_LINE_RESULT: {
+        json_t *v =
+            json_loadb(pl.text.p, pl.text.n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+        if (!v) {
+            work_log(r->cfg, "task '%s': 'result' is not JSON; kept as output", r->id);
+            work_run_log_line(r, p, n, true);
+            return;
+        }
+        json_decref(r->result);
+        r->result = v;
+        return; /* sent with the completion */
+    }
+    case PROGRESS_LINE_ATTRIBUTE: {
+        json_t *v =
+            json_loadb(pl.text.p, pl.text.n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+        if (!v) v = work_json_text(pl.text.p, pl.text.n);
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)pl.name.n, pl.name.p);
+        if (json_object_set_new(r->attributes, key, v)) return;
+        break;
+    }
+    }
+    r->dirty = true;
+}
+
+/* The report of everything not yet sent; attrs is set to a new object the caller frees. */
+static void work_run_report(struct work_run *r, struct tm_report *rep, json_t **attrs) {
+    memset(rep, 0, sizeof *rep);
+    rep->has_ratio = r->has_ratio && !r->has_counts;
+    rep->ratio = r->ratio;
+    rep->message = r->message;
+    rep->has_counts = r->has_counts;
+    rep->processed = r->processed;
+    rep->pending = r->total - r->processed;
+    rep->items = json_array_size(r->items) ? r->items : NULL;
+    rep->messages = json_array_size(r->messages) ? r->messages : NULL;
+    *attrs = json_deep_copy(r->attributes);
+    if (r->log_dirty) {
+        size_t len = 0;
+        for (size_t i = 0; i < r->log_n; i++)
+            len += strlen(r->log[i]) + 1;
+        char *tail = xmalloc(len + 1), *p = tail;
+        for (size_t i = 0; i < r->log_n; i++)
+            p += sprintf(p, "%s%s", i ? "\n" : "", r->log[i]);
+        *p = '\0';
+        json_object_set_new(*attrs, "log_tail", work_json_text(tail, strlen(tail)));
+        free(tail);
+    }
+    if (json_object_size(*attrs)) rep->attributes = *attrs;
+}
+
+/* After a report went through: the lists were delivered. */
+static void work_run_reported(struct work_run *r) {
+    json_array_clear(r->items);
+    json_array_clear(r->messages);
+    json_object_clear(r->attributes);
+    r->log_dirty = false;
+    r->dirty = false;
+}
+
+static void work_run_signal(struct work_run *r, int sig) {
+    if (r->exited) return;
+    kill(-r->pid, sig);
+}
+
+static void work_run_terminate(struct work_run *r, int64_t now) {
+    if (r->term_ms || r->exited) return;
+    r->term_ms = now;
+    work_run_signal(r, SIGTERM);
+}
+
+static void work_run_heartbeat(struct work_run *r, int64_t now) {
+    struct tm_report rep;
+    json_t *attrs;
+    work_run_report(r, &rep, &attrs);
+    struct tm_heartbeat_reply reply;
+    int rc = tm_heartbeat(r->c, r->id, r->token, 0, &rep, &reply);
+    json_decref(attrs);
+    int interval = r->cfg->lease_s * 1000 / 3;
+    r->last_hb_ms = now;
+    r->next_hb_ms = now + (interval > 100 ? interval : 100);
+    if (rc == 0) {
+        work_run_reported(r);
+        if (reply.cancel_requested && !r->cancel_requested) {
+            r->cancel_requested = true;
+            work_log(r->cfg, "task '%s': cancel requested; stopping the command", r->id);
+            work_run_terminate(r, now);
+        }
+        return;
+    }
+    if (rc == TM_CLIENT_ELEASE || rc == TM_CLIENT_ENOTFOUND || rc == TM_CLIENT_ECONFLICT) {
+        r->lease_lost = true;
+        work_log(r->cfg, "task '%s': lease lost (%s); stopping the command", r->id,
+                 tm_client_last_error(r->c)->message);
+        work_run_terminate(r, now);
+        return;
+    }
+    work_log(r->cfg, "task '%s': heartbeat failed: %s", r->id, tm_client_last_error(r->c)->message);
+    if (r->next_hb_ms > now + 1000) r->next_hb_ms = now + 1000;
+}
+
+/* Reads what is there; processes whole lines (and the rest at EOF). */
+static void work_stream_read(struct work_run *r, struct work_stream *s, bool is_stdout) {
+    char chunk[8192];
+    ssize_t got = read(s->fd, chunk, sizeof chunk);
+    if (got < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (got <= 0) {
+        if (s->len) {
+            if (is_stdout)
+                work_run_stdout_line(r, s->buf, s->len);
+            else
+                work_run_log_line(r, s->buf, s->len, true);
+        }
+        s->len = 0;
+        close(s->fd);
+        s->fd = -1;
+        return;
+    }
+    s->buf = xrealloc(s->buf, s->len + (size_t)got + 1);
+    memcpy(s->buf + s->len, chunk, (size_t)got);
+    s->len += (size_t)got;
+    size_t start = 0;
+    for (size_t i = 0; i < s->len; i++) {
+        if (s->buf[i] != '\n' && i - start < WORK_LINE_MAX) continue;
+        size_t n = i - start + (s->buf[i] == '\n');
+        if (is_stdout)
+            work_run_stdout_line(r, s->buf + start, n);
+        else
+            work_run_log_line(r, s->buf + start, n && s->buf[start + n - 1] == '\n' ? n - 1 : n,
+                              true);
+        start += n;
+        i = start - 1;
+    }
+    memmove(s->buf, s->buf + start, s->len - start);
+    s->len -= start;
+}
+
+/* "TASKMILL_PARAM_" + KEY upper-cased, other characters '_'. */
+static char *work_param_env(const char *key, const json_t *v) {
+    char *val = json_is_string(v)
+                    ? xstrdup(json_string_value(v))
+                    : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    if (!val) val = xstrdup("");
+    size_t n = strlen(key) + strlen(val) + 32;
+    char *e = xmalloc(n);
+    char *p = e + sprintf(e, "TASKMILL_PARAM_");
+    for (const char *k = key; *k; k++) {
+        char ch = *k;
+        if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 'a' + 'A');
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))) ch = '_';
+        *p++ = ch;
+    }
+    sprintf(p, "=%s", val);
+    free(val);
+    return e;
+}
+
+static char *work_env_pair(const char *name, const char *value) {
+    size_t n = strlen(name) + strlen(value ? value : "") + 2;
+    char *e = xmalloc(n);
+    snprintf(e, n, "%s=%s", name, value ? value : "");
+    return e;
+}
+
+/* The command's environment: ours first (getenv takes the first match), then the worker's. */
+static char **work_env(const struct work_config *cfg, const json_t *task, const char *params) {
+    const json_t *p = json_object_get(task, "params");
+    size_t n = 0, nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **env = xcalloc(nenv + json_object_size(p) + 16, sizeof *env);
+    char attempt[32];
+    snprintf(attempt, sizeof attempt, "%lld",
+             (long long)json_integer_value(json_object_get(task, "attempt")));
+    env[n++] = work_env_pair("TASKMILL_TASK_ID", json_string_value(json_object_get(task, "id")));
+    env[n++] =
+        work_env_pair("TASKMILL_TASK_TYPE", json_string_value(json_object_get(task, "type")));
+    env[n++] =
+        work_env_pair("TASKMILL_TASK_NAME", json_string_value(json_object_get(task, "name")));
+    env[n++] = work_env_pair("TASKMILL_QUEUE", cfg->queue);
+    env[n++] = work_env_pair("TASKMILL_ATTEMPT", attempt);
+    env[n++] = work_env_pair("TASKMILL_PARAMS", params);
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)p, key, v) env[n++] = work_param_env(key, v);
+    for (size_t i = 0; i < nenv; i++)
+        env[n++] = xstrdup(environ[i]);
+    env[n] = NULL;
+    return env;
+}
+
+static void work_env_free(char **env) {
+    for (size_t i = 0; env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+/* Starts the command with pipes on 0, 1 and 2 in its own process group. */
+static int work_spawn(struct work_run *r, char **env) {
+    int in[2], out[2], err[2];
+    if (pipe2(in, O_CLOEXEC)) return errno;
+    if (pipe2(out, O_CLOEXEC)) {
+        int e = errno;
+        close(in[0]);
+        close(in[1]);
+        return e;
+    }
+    if (pipe2(err, O_CLOEXEC)) {
+        int e = errno;
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        return e;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawnattr_init(&at);
+    sigset_t none, dflt;
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGINT);
+    sigaddset(&dflt, SIGTERM);
+    sigaddset(&dflt, SIGPIPE);
+    sigaddset(&dflt, SIGQUIT);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dflt);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(
+        &at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    int rc = posix_spawnp(&r->pid, r->cfg->argv[0], &fa, &at, r->cfg->argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    if (rc) {
+        close(in[1]);
+        close(out[0]);
+        close(err[0]);
+        return rc;
+    }
+    r->in_fd = in[1];
+    r->out.fd = out[0];
+    r->err.fd = err[0];
+    fcntl(r->in_fd, F_SETFL, O_NONBLOCK);
+    fcntl(r->out.fd, F_SETFL, O_NONBLOCK);
+    fcntl(r->err.fd, F_SETFL, O_NONBLOCK);
+    return 0;
+}
+
+/* Runs the command until it exits (or was stopped) and its output is read. */
+static void work_run_loop(struct work_run *r) {
+    for (;;) {
+        int64_t now = work_now_ms();
+        int stop = atomic_load(&work_stop);
+        if (stop && !r->term_ms && !r->exited) {
+            r->stopped_by_worker = true;
+            work_run_terminate(r, now);
+        }
+        if (r->term_ms && !r->killed && !r->exited &&
+            (now - r->term_ms >= r->cfg->grace_s * 1000LL || stop >= 2)) {
+            r->killed = true;
+            work_run_signal(r, SIGKILL);
+        }
+        if (!r->lease_lost && !r->exited &&
+            (now >= r->next_hb_ms || (r->dirty && now - r->last_hb_ms >= WORK_FLUSH_MS)))
+            work_run_heartbeat(r, now);
+        if (!r->exited && waitpid(r->pid, &r->status, WNOHANG) == r->pid) {
+            r->exited = true;
+            r->exit_ms = now;
+        }
+        if (r->exited && ((r->out.fd < 0 && r->err.fd < 0) || now - r->exit_ms > WORK_DRAIN_MS))
+            break;
+        struct pollfd fds[3];
+        struct work_stream *streams[3];
+        int nfds = 0;
+        if (r->out.fd >= 0) {
+            streams[nfds] = &r->out;
+            fds[nfds++] = (struct pollfd){r->out.fd, POLLIN, 0};
+        }
+        if (r->err.fd >= 0) {
+            streams[nfds] = &r->err;
+            fds[nfds++] = (struct pollfd){r->err.fd, POLLIN, 0};
+        }
+        int in_at = -1;
+        if (r->in_fd >= 0) {
+            in_at = nfds;
+            streams[nfds] = NULL;
+            fds[nfds++] = (struct pollfd){r->in_fd, POLLOUT, 0};
+        }
+        if (poll(fds, (nfds_t)nfds, 100) <= 0) continue;
+        for (int i = 0; i < nfds; i++) {
+            if (!fds[i].revents) continue;
+            if (i == in_at) {
+                ssize_t w = write(r->in_fd, r->in_data + r->in_off, r->in_len - r->in_off);
+                if (w > 0) r->in_off += (size_t)w;
+                if ((w < 0 && errno != EAGAIN && errno != EINTR) || r->in_off == r->in_len) {
+                    close(r->in_fd);
+                    r->in_fd = -1;
+                }
+            } else {
+                work_stream_read(r, streams[i], streams[i] == &r->out);
+            }
+        }
+    }
+    if (!r->exited) {
+        waitpid(r->pid, &r->status, 0);
+        r->exited = true;
+    }
+}
+
+/* Sends the outcome, retrying while the server cannot be reached. */
+static void work_run_finish(struct work_run *r) {
+    const struct work_config *cfg = r->cfg;
+    if (r->lease_lost) return;
+    char error[WORK_LOG_LINE_MAX + 128];
+    const char *last = r->log_n ? r->log[r->log_n - 1] : NULL;
+    if (WIFEXITED(r->status))
+        snprintf(error, sizeof error, "command exited with status %d%s%s", WEXITSTATUS(r->status),
+                 last ? ": " : "", last ? last : "");
+    else
+        snprintf(error, sizeof error, "command killed by signal %d (SIG%s)", WTERMSIG(r->status),
+                 sigabbrev_np(WTERMSIG(r->status)) ? sigabbrev_np(WTERMSIG(r->status)) : "?");
+    bool ok = WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
+    bool retryable = !(WIFEXITED(r->status) && WEXITSTATUS(r->status) == cfg->permanent_exit);
+    for (int attempt = 0;; attempt++) {
+        struct tm_report rep;
+        json_t *attrs, *out = NULL;
+        work_run_report(r, &rep, &attrs);
+        int rc;
+        const char *what;
+        if (r->stopped_by_worker && !r->cancel_requested) {
+            what = "released";
+            rc = tm_release(r->c, r->id, r->token, &out);
+        } else if (ok && !r->cancel_requested) {
+            what = "completed";
+            rc = tm_complete(r->c, r->id, r->token, r->result, &rep, &out);
+        } else {
+            char msg[sizeof error + 32];
+            snprintf(msg, sizeof msg, "%s%s", r->cancel_requested ? "cancelled: " : "", error);
+            what = r->cancel_requested ? "cancelled" : "failed";
+            rc = tm_fail(r->c, r->id, r->token, msg, retryable, &rep, &out);
+        }
+        json_decref(attrs);
+        if (rc == 0) {
+            const char *phase = json_string_value(json_object_get(out, "phase"));
+            work_log(cfg, "task '%s' %s (now '%s')%s%s", r->id, what, phase ? phase : "?",
+                     strcmp(what, "failed") == 0 ? ": " : "",
+                     strcmp(what, "failed") == 0 ? error : "");
+            json_decref(out);
+            return;
+        }
+        work_log(cfg, "task '%s': cannot report it %s: %s", r->id, what,
+                 tm_client_last_error(r->c)->message);
+        if (rc != TM_CLIENT_ECONNECT && rc != TM_CLIENT_ESERVER) return;
+        if (attempt >= 30 || atomic_load(&work_stop) >= 2) return;
+        work_sleep_ms(1000);
+    }
+}
+
+static void work_run_release(struct work_run *r) {
+    for (size_t i = 0; i < r->log_n; i++)
+        free(r->log[i]);
+    free(r->out.buf);
+    free(r->err.buf);
+    if (r->in_fd >= 0) close(r->in_fd);
+    if (r->out.fd >= 0) close(r->out.fd);
+    if (r->err.fd >= 0) close(r->err.fd);
+    free(r->in_data);
+    free(r->message);
+    json_decref(r->items);
+    json_decref(r->messages);
+    json_decref(r->attributes);
+    json_decref(r->result);
+}
+
+/* Runs one claimed task from start to its reported end. */
+static void work_task(const struct work_config *cfg, struct tm_client *c, const json_t *task,
+                      const char *token) {
+    struct work_run r = {.cfg = cfg, .c = c, .in_fd = -1, .out = {.fd = -1}, .err = {.fd = -1}};
+    snprintf(r.id, sizeof r.id, "%s", json_string_value(json_object_get(task, "id")));
+    snprintf(r.token, sizeof r.token, "%s", token);
+    r.items = json_array();
+    r.messages = json_array();
+    r.attributes = json_object();
+    const json_t *params = json_object_get(task, "params");
+    r.in_data = json_is_object(params) ? json_dumps(params, JSON_COMPACT) : xstrdup("{}");
+    if (!r.in_data) r.in_data = xstrdup("{}");
+    r.in_len = strlen(r.in_data);
+    work_log(cfg, "task '%s' claimed (type '%s', attempt %lld)", r.id,
+             json_string_value(json_object_get(task, "type")),
+             (long long)json_integer_value(json_object_get(task, "attempt")));
+    char **env = work_env(cfg, task, r.in_data);
+    int rc = work_spawn(&r, env);
+    work_env_free(env);
+    if (rc) {
+        char error[512];
+        snprintf(error, sizeof error, "cannot run '%s': %s", cfg->argv[0], strerror(rc));
+        work_log(cfg, "task '%s': %s", r.id, error);
+        if (tm_fail(c, r.id, r.token, error, false, NULL, NULL))
+            work_log(cfg, "task '%s': cannot report the failure: %s", r.id,
+                     tm_client_last_error(c)->message);
+        work_run_release(&r);
+        return;
+    }
+    /* The claim counts as the first heartbeat. */
+    r.last_hb_ms = work_now_ms();
+    r.next_hb_ms = r.last_hb_ms + cfg->lease_s * 1000 / 3;
+    work_run_loop(&r);
+    work_run_finish(&r);
+    work_run_release(&r);
+}
+
+static void *work_slot_main(void *arg) {
+    const struct work_config *cfg = arg;
+    struct tm_client *c = cli_client_new(cfg->server);
+    int failures = 0;
+    struct tm_claim_options o = {.worker = cfg->worker,
+                                 .types = cfg->types,
+                                 .ntypes = cfg->ntypes,
+                                 .lease_seconds = cfg->lease_s,
+                                 .wait_seconds = WORK_CLAIM_WAIT_S};
+    while (!atomic_load(&work_stop)) {
+        if (cfg->max_tasks && atomic_fetch_add(&work_started, 1) >= cfg->max_tasks) break;
+        json_t *task = NULL;
+        char token[TM_LEASE_TOKEN_MAX];
+        int rc = tm_claim(c, cfg->queue, &o, &task, token);
+        if (rc || !task) {
+            if (cfg->max_tasks) atomic_fetch_sub(&work_started, 1);
+        }
+        if (rc == TM_CLIENT_EINVALID || rc == TM_CLIENT_EAUTH) {
+            fprintf(stderr, "taskmill work: cannot claim from queue '%s': %s\n", cfg->queue,
+                    tm_client_last_error(c)->message);
+            atomic_store(&work_fatal, cli_exit_for(rc));
+            atomic_store(&work_stop, 1);
+            break;
+        }
+        if (rc) {
+            if (failures++ == 0)
+                work_log(cfg, "cannot claim from queue '%s': %s (retrying)", cfg->queue,
+                         tm_client_last_error(c)->message);
+            work_sleep_ms(failures < 5 ? 200 * failures : 1000);
+            continue;
+        }
+        if (failures) work_log(cfg, "claiming from queue '%s' again", cfg->queue);
+        failures = 0;
+        if (!task) continue;
+        work_task(cfg, c, task, token);
+        json_decref(task);
+    }
+    tm_client_free(c);
+    atomic_fetch_sub(&work_running, 1);
+    return NULL;
+}
+
+static void work_usage(FILE *f) {
+    fprintf(f,
+            "usage: taskmill work --queue Q [--type T ...] [--concurrency N] [--lease S]\n"
+            "                     [--grace S] [--permanent-exit-code N] [--max-tasks N]\n"
+            "                     [--name NAME] [--quiet] [--server URL] -- COMMAND [ARGS...]\n"
+            "  Claims tasks from queue Q and runs COMMAND for each: params as JSON on\n"
+            "  standard input and in TASKMILL_PARAMS / TASKMILL_PARAM_<KEY>; progress lines\n"
+            "  on its standard output (docs/cli.md). Exit 0 completes the task, exit N\n"
+            "  (--permanent-exit-code, default 3) fails it for good, other exits fail it\n"
+            "  for a retry.\n"
+            "  --concurrency N   tasks run at once (default 1)\n"
+            "  --lease S         lease seconds (default 60); heartbeats every S/3\n"
+            "  --grace S         seconds between SIGTERM and SIGKILL (default 10)\n"
+            "  --max-tasks N     exit after N tasks (default: run until SIGINT/SIGTERM)\n");
+}
+
+static int work_int_flag(const char *flag, const char *v, long min, long max, int *out) {
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < min || n > max) {
+        fprintf(stderr, "taskmill work: '--%s' must be an integer from %ld to %ld\n", flag, min,
+                max);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+int cmd_work(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"queue", required_argument, NULL, 'q'},
+        {"type", required_argument, NULL, 't'},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"lease", required_argument, NULL, 'l'},
+        {"grace", required_argument, NULL, 'g'},
+        {"permanent-exit-code", required_argument, NULL, 'x'},
+        {"max-tasks", required_argument, NULL, 'm'},
+        {"name", required_argument, NULL, 'n'},
+        {"quiet", no_argument, NULL, 'Q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct work_config cfg = {.concurrency = 1, .lease_s = 60, .grace_s = 10, .permanent_exit = 3};
+    const char *types[64];
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+s:q:t:c:l:g:x:m:n:Qh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            cfg.server = optarg;
+            break;
+        case 'q':
+            cfg.queue = optarg;
+            break;
+        case 'n':
+            snprintf(cfg.worker, sizeof cfg.worker, "%s", optarg);
+            break;
+        case 'Q':
+            cfg.quiet = true;
+            break;
+        case 't':
+            if (cfg.ntypes == sizeof types / sizeof types[0]) {
+                fprintf(stderr, "taskmill work: at most 64 '--type' flags\n");
+                return CLI_EXIT_USAGE;
+            }
+            types[cfg.ntypes++] = optarg;
+            break;
+        case 'c':
+            if (work_int_flag("concurrency", optarg, 1, 256, &cfg.concurrency))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'l':
+            if (work_int_flag("lease", optarg, 1, 86400, &cfg.lease_s)) return CLI_EXIT_USAGE;
+            break;
+        case 'g':
+            if (work_int_flag("grace", optarg, 0, 3600, &cfg.grace_s)) return CLI_EXIT_USAGE;
+            break;
+        case 'x':
+            if (work_int_flag("permanent-exit-code", optarg, 1, 255, &cfg.permanent_exit))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'm':
+            if (work_int_flag("max-tasks", optarg, 1, 1000000000, &cfg.max_tasks))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h':
+            work_usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            work_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!cfg.queue || optind >= argc) {
+        work_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    cfg.types = cfg.ntypes ? types : NULL;
+    cfg.argv = argv + optind;
+    if (!cfg.worker[0]) {
+        char host[128] = "worker";
+        gethostname(host, sizeof host);
+        host[sizeof host - 1] = '\0';
+        snprintf(cfg.worker, sizeof cfg.worker, "%s-%d", host, (int)getpid());
+    }
+
+    /* Slots inherit a mask without the stop signals; this thread takes them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    atomic_store(&work_stop, 0);
+    atomic_store(&work_running, cfg.concurrency);
+    pthread_t *th = xcalloc((size_t)cfg.concurrency, sizeof *th);
+    for (int i = 0; i < cfg.concurrency; i++) {
+        if (pthread_create(&th[i], NULL, work_slot_main, &cfg)) {
+            fprintf(stderr, "taskmill work: cannot start slot %d\n", i);
+            abort();
+        }
+    }
+    work_log(&cfg, "worker '%s' claiming from queue '%s' (%d at a time)", cfg.worker, cfg.queue,
+             cfg.concurrency);
+    while (atomic_load(&work_running) > 0) {
+        struct timespec ts = {0, 200 * 1000000L};
+        int sig = sigtimedwait(&stop, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM) {
+            int level = atomic_load(&work_stop) + 1;
+            atomic_store(&work_stop, level > 2 ? 2 : level);
+            work_log(&cfg, level == 1 ? "stopping: handing back running tasks (again to kill)"
+                                      : "killing the commands");
+        }
+    }
+    for (int i = 0; i < cfg.concurrency; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+    return atomic_load(&work_fatal);
+}

@@ -1,0 +1,227 @@
+/*
+ * token: `taskmill token create|list|revoke`, managing API tokens by
+ * opening the store directly (docs/security.md). A running server on the
+ * same store sees the change on its next request: SQLite's WAL lets this
+ * process write while the server reads, and the busy timeout covers the
+ * moments both write.
+ *
+ * `create` prints the bearer string once (stdout, alone on its line, so
+ * `TOKEN=$(taskmill token create ...)` works) and a reminder on stderr;
+ * only the secret's SHA-256 is stored. Exit codes: 0, 1 when the store
+ * fails or the token is unknown, 2 on a usage error. Single-threaded
+ * apart from the store's writer.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/buf.h"
+#include "../common/timeutil.h"
+#include "../common/token.h"
+#include "../server/v1_decode.h"
+#include "../store/store.h"
+#include "cli.h"
+
+struct token_args {
+    const char *store_url, *role, *ns, *name, *expires;
+    bool json;
+};
+
+static void token_usage(FILE *f) {
+    fprintf(f,
+            "usage: taskmill token create --role ROLE --namespace NS [--name NAME]\n"
+            "                             [--expires DURATION] [--json] [--store URL]\n"
+            "       taskmill token list [--json] [--store URL]\n"
+            "       taskmill token revoke ID [--store URL]\n"
+            "  ROLE       admin (everything), client (submit, read and control tasks),\n"
+            "             worker (claim and work tasks), reader (read only)\n"
+            "  NS         the namespace the token sees (admin tokens see every one)\n"
+            "  DURATION   e.g. 90d, 12h, 1h30m (units s m h d w); default never\n"
+            "  --store    sqlite:PATH (TASKMILL_STORE; default sqlite:./taskmill.db)\n");
+}
+
+static int token_open(const struct token_args *a, struct store **s) {
+    struct tm_error e;
+    err_clear(&e);
+    struct store_options so = {0};
+    if (store_open(a->store_url, &so, s, &e)) {
+        fprintf(stderr, "taskmill token: %s\n", e.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int token_create(const struct token_args *a) {
+    enum token_role role;
+    if (!a->role || token_role_parse(a->role, &role)) {
+        fprintf(stderr, "taskmill token: '--role' must be admin, client, worker or reader\n");
+        return 2;
+    }
+    if (!a->ns || !v1_is_name(a->ns, 64)) {
+        fprintf(stderr, "taskmill token: '--namespace' must be 1-64 of [A-Za-z0-9._-]\n");
+        return 2;
+    }
+    if (a->name && (!*a->name || strlen(a->name) > 128)) {
+        fprintf(stderr, "taskmill token: '--name' must be 1 to 128 bytes\n");
+        return 2;
+    }
+    int64_t expires_ms = 0;
+    if (a->expires && token_parse_duration(a->expires, &expires_ms)) {
+        fprintf(stderr, "taskmill token: '--expires' must be a duration such as 90d or 12h\n");
+        return 2;
+    }
+    struct store *s;
+    if (token_open(a, &s)) return 1;
+    int64_t now = time_now_ms();
+    char bearer[TOKEN_STRING_LEN + 1];
+    struct token *t =
+        token_new(role, a->ns, a->name, now, expires_ms ? now + expires_ms : 0, bearer);
+    struct store_op op;
+    store_op_init(&op, STORE_OP_TOKEN_CREATE);
+    op.token = t;
+    int rc = store_run(s, &op);
+    if (rc) fprintf(stderr, "taskmill token: %s\n", op.err.message);
+    store_op_release(&op);
+    store_close(s);
+    if (rc == 0 && a->json) {
+        struct buf b;
+        buf_init(&b);
+        token_json_write(&b, t, now);
+        b.len--;
+        buf_puts(&b, ",\"secret\":");
+        json_put_str(&b, bearer);
+        buf_puts(&b, "}\n");
+        fputs(b.p, stdout);
+        buf_release(&b);
+    } else if (rc == 0) {
+        printf("%s\n", bearer);
+        fprintf(stderr,
+                "taskmill token: made token '%s' (%s, namespace '%s'%s%s). The line above is "
+                "its secret: keep it now, it is not stored and cannot be shown again.\n",
+                t->id, token_role_name(role), a->ns, a->expires ? ", expires in " : "",
+                a->expires ? a->expires : "");
+    }
+    memset(bearer, 0, sizeof bearer);
+    token_free(t);
+    return rc ? 1 : 0;
+}
+
+static int token_list(const struct token_args *a) {
+    struct store *s;
+    if (token_open(a, &s)) return 1;
+    struct token **t = NULL;
+    size_t n = 0;
+    struct tm_error e;
+    err_clear(&e);
+    int rc = store_token_list(s, &t, &n, &e);
+    store_close(s);
+    if (rc) {
+        fprintf(stderr, "taskmill token: %s\n", e.message);
+        return 1;
+    }
+    int64_t now = time_now_ms();
+    struct buf b;
+    buf_init(&b);
+    if (a->json) {
+        buf_puts(&b, "[");
+        for (size_t i = 0; i < n; i++) {
+            if (i) buf_putc(&b, ',');
+            token_json_write(&b, t[i], now);
+        }
+        buf_puts(&b, "]\n");
+    } else {
+        buf_printf(&b, "%-16s  %-6s  %-20s  %-7s  %-24s  %-24s  %s\n", "ID", "ROLE", "NAMESPACE",
+                   "STATUS", "CREATED", "EXPIRES", "NAME");
+        for (size_t i = 0; i < n; i++) {
+            char created[TIME_RFC3339_LEN + 1], expires[TIME_RFC3339_LEN + 1] = "never";
+            time_format_rfc3339(t[i]->created_at, created);
+            if (t[i]->expires_at) time_format_rfc3339(t[i]->expires_at, expires);
+            buf_printf(&b, "%-16s  %-6s  %-20s  %-7s  %-24s  %-24s  %s\n", t[i]->id,
+                       token_role_name(t[i]->role), t[i]->namespace, token_status(t[i], now),
+                       created, expires, t[i]->name ? t[i]->name : "");
+        }
+    }
+    fputs(b.p, stdout);
+    buf_release(&b);
+    tokens_free(t, n);
+    return 0;
+}
+
+static int token_revoke(const struct token_args *a, const char *id) {
+    if (!token_id_is_valid(id)) {
+        fprintf(stderr, "taskmill token: '%s' is not a token id (16 hex characters)\n", id);
+        return 2;
+    }
+    struct store *s;
+    if (token_open(a, &s)) return 1;
+    struct store_op op;
+    store_op_init(&op, STORE_OP_TOKEN_REVOKE);
+    memcpy(op.id, id, TOKEN_ID_LEN + 1);
+    int rc = store_run(s, &op);
+    if (rc)
+        fprintf(stderr, "taskmill token: %s\n", op.err.message);
+    else
+        fprintf(stderr, "taskmill token: revoked token '%s'\n", id);
+    store_op_release(&op);
+    store_close(s);
+    return rc ? 1 : 0;
+}
+
+int cmd_token(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        token_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    struct token_args a = {0};
+    a.store_url = getenv("TASKMILL_STORE") ? getenv("TASKMILL_STORE") : "sqlite:./taskmill.db";
+    static const struct option opts[] = {
+        {"store", required_argument, NULL, 's'},
+        {"role", required_argument, NULL, 'r'},
+        {"namespace", required_argument, NULL, 'n'},
+        {"name", required_argument, NULL, 'N'},
+        {"expires", required_argument, NULL, 'e'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            a.store_url = optarg;
+            break;
+        case 'r':
+            a.role = optarg;
+            break;
+        case 'n':
+            a.ns = optarg;
+            break;
+        case 'N':
+            a.name = optarg;
+            break;
+        case 'e':
+            a.expires = optarg;
+            break;
+        case 'j':
+            a.json = true;
+            break;
+        case 'h':
+            token_usage(stdout);
+            return 0;
+        default:
+            token_usage(stderr);
+            return 2;
+        }
+    }
+    int nargs = argc - 1 - optind;
+    char **args = argv + 1 + optind;
+    if (strcmp(sub, "create") == 0 && nargs == 0) return token_create(&a);
+    if (strcmp(sub, "list") == 0 && nargs == 0) return token_list(&a);
+    if (strcmp(sub, "revoke") == 0 && nargs == 1) return token_revoke(&a, args[0]);
+    fprintf(stderr, "taskmill token: unknown or incomplete command 'token %s'\n", sub);
+    token_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,551 @@
+/*
+ * client: libtaskmill's client object and its request/reply calls over
+ * libcurl (see taskmill.h for the contract of each call).
+ *
+ * Every typed call builds a jansson body, goes through client_call, and
+ * parses the reply; client_finish is the one place where an HTTP status
+ * and an error body become a TM_CLIENT_E... code and the client's last
+ * error. One easy handle per client keeps the connection alive between
+ * calls. A client is not thread-safe; curl_global_init runs once per
+ * process under pthread_once. Out of memory aborts (xalloc).
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/xalloc.h"
+#include "client_int.h"
+
+/* Requests that do not long-poll get this long, connect included. */
+#define CLIENT_TIMEOUT_S 60
+/* A long-poll gets its wait plus this much. */
+#define CLIENT_WAIT_SLACK_S 30
+
+static pthread_once_t client_once = PTHREAD_ONCE_INIT;
+
+static void client_global_init(void) {
+    curl_global_init(CURL_GLOBAL_ALL);
+}
+
+struct tm_client *tm_client_new(const char *url, const char *token) {
+    if (!url || !*url) return NULL;
+    pthread_once(&client_once, client_global_init);
+    struct tm_client *c = xcalloc(1, sizeof *c);
+    c->url = xstrdup(url);
+    size_t n = strlen(c->url);
+    while (n > 0 && c->url[n - 1] == '/')
+        c->url[--n] = '\0';
+    c->token = token && *token ? xstrdup(token) : NULL;
+    return c;
+}
+
+void tm_client_free(struct tm_client *c) {
+    if (!c) return;
+    if (c->curl) curl_easy_cleanup(c->curl);
+    free(c->url);
+    free(c->token);
+    free(c);
+}
+
+const char *tm_client_url(const struct tm_client *c) {
+    return c->url;
+}
+
+const struct tm_client_error *tm_client_last_error(const struct tm_client *c) {
+    return &c->err;
+}
+
+const char *tm_strerror(int code) {
+    switch (code) {
+    case TM_CLIENT_OK:
+        return "success";
+    case TM_CLIENT_EINVALID:
+        return "invalid argument";
+    case TM_CLIENT_EAUTH:
+        return "not authorised";
+    case TM_CLIENT_ENOTFOUND:
+        return "not found";
+    case TM_CLIENT_ECONFLICT:
+        return "conflict";
+    case TM_CLIENT_ELEASE:
+        return "lease lost";
+    case TM_CLIENT_ETOOLARGE:
+        return "request too large";
+    case TM_CLIENT_ESERVER:
+        return "server error";
+    case TM_CLIENT_ECONNECT:
+        return "cannot reach the server";
+    case TM_CLIENT_EPROTOCOL:
+        return "unexpected reply from the server";
+    default:
+        return "unknown error";
+    }
+}
+
+bool tm_phase_is_terminal(const char *phase) {
+    return phase && (strcmp(phase, "completed") == 0 || strcmp(phase, "failed") == 0 ||
+                     strcmp(phase, "cancelled") == 0);
+}
+
+/* ---- Plumbing shared with watch.c ---- */
+
+void client_buf_release(struct client_buf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = 0;
+}
+
+static size_t client_on_data(char *data, size_t size, size_t nmemb, void *cls) {
+    struct client_buf *b = cls;
+    size_t n = size * nmemb;
+    b->p = xrealloc(b->p, b->len + n + 1);
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return n;
+}
+
+char *client_escape(const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, const char *path,
+                       const char *body, long timeout_s, struct client_buf *b,
+                       struct curl_slist **h) {
+    curl_easy_reset(easy);
+    size_t n = strlen(c->url) + strlen(path) + 1;
+    char *url = xmalloc(n);
+    snprintf(url, n, "%s%s", c->url, path);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    free(url); /* libcurl copies strings it is given */
+    *h = NULL;
+    if (c->token) {
+        size_t m = strlen(c->token) + 32;
+        char *auth = xmalloc(m);
+        snprintf(auth, m, "Authorization: Bearer %s", c->token);
+        *h = curl_slist_append(*h, auth);
+        free(auth);
+    }
+    *h = curl_slist_append(*h, "Accept: application/json");
+    *h = curl_slist_append(*h, "Expect:");
+    if (body) *h = curl_slist_append(*h, "Content-Type: application/json");
+    if (!*h) abort(); /* curl_slist_append fails only on allocation */
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, *h);
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "GET") == 0) curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    if (body) {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+        curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, body);
+    }
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, client_on_data);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "libtaskmill/1");
+    /* https:// URLs: a private CA (a self-signed server) comes from TASKMILL_CA_FILE. */
+    const char *ca = getenv("TASKMILL_CA_FILE");
+    if (ca && *ca) curl_easy_setopt(easy, CURLOPT_CAINFO, ca);
+}
+
+int client_fail(struct tm_client *c, int code, const char *fmt, ...) {
+    memset(&c->err, 0, sizeof c->err);
+    c->err.code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err.message, sizeof c->err.message, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int client_code_for(long status, const char *slug) {
+    if (status == 400) return TM_CLIENT_EINVALID;
+    if (status == 401 || status == 403) return TM_CLIENT_EAUTH;
+    if (status == 404) return TM_CLIENT_ENOTFOUND;
+    if (status == 409)
+        return strcmp(slug, "lease_mismatch") == 0 ? TM_CLIENT_ELEASE : TM_CLIENT_ECONFLICT;
+    if (status == 413) return TM_CLIENT_ETOOLARGE;
+    return TM_CLIENT_ESERVER;
+}
+
+int client_finish(struct tm_client *c, CURLcode rc, long status, const struct client_buf *b,
+                  json_t **out) {
+    if (out) *out = NULL;
+    memset(&c->err, 0, sizeof c->err);
+    if (rc != CURLE_OK)
+        return client_fail(c, TM_CLIENT_ECONNECT, "cannot reach '%s': %s", c->url,
+                           curl_easy_strerror(rc));
+    c->err.http_status = status;
+    json_t *j = NULL;
+    if (b->len > 0) j = json_loadb(b->p, b->len, JSON_DECODE_ANY, NULL);
+    if (status >= 200 && status < 300) {
+        if (b->len > 0 && !j) {
+            c->err.code = TM_CLIENT_EPROTOCOL;
+            snprintf(c->err.message, sizeof c->err.message, "reply of status %ld is not JSON",
+                     status);
+            return c->err.code;
+        }
+        if (out)
+            *out = j;
+        else
+            json_decref(j);
+        return 0;
+    }
+    json_t *e = json_object_get(j, "error");
+    const char *slug = json_string_value(json_object_get(e, "code"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *field = json_string_value(json_object_get(e, "field"));
+    snprintf(c->err.slug, sizeof c->err.slug, "%s", slug ? slug : "");
+    snprintf(c->err.field, sizeof c->err.field, "%s", field ? field : "");
+    if (msg)
+        snprintf(c->err.message, sizeof c->err.message, "%s", msg);
+    else
+        snprintf(c->err.message, sizeof c->err.message, "server replied with status %ld", status);
+    c->err.code = client_code_for(status, c->err.slug);
+    json_decref(j);
+    return c->err.code;
+}
+
+/* One request on the client's own handle; `timeout_s` covers the whole transfer. */
+static int client_call(struct tm_client *c, const char *method, const char *path,
+                       const json_t *body, long timeout_s, json_t **out) {
+    if (out) *out = NULL;
+    char *text = NULL;
+    if (body) {
+        text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!text) return client_fail(c, TM_CLIENT_EINVALID, "request body cannot be encoded");
+    }
+    if (!c->curl && !(c->curl = curl_easy_init())) abort();
+    struct client_buf b = {NULL, 0};
+    struct curl_slist *h;
+    client_easy_setup(c, c->curl, method, path, text, timeout_s, &b, &h);
+    CURLcode rc = curl_easy_perform(c->curl);
+    long status = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+    int r = client_finish(c, rc, status, &b, out);
+    curl_slist_free_all(h);
+    client_buf_release(&b);
+    free(text);
+    return r;
+}
+
+int tm_client_request(struct tm_client *c, const char *method, const char *path, const json_t *body,
+                      json_t **out) {
+    if (!method || !path || path[0] != '/') {
+        if (out) *out = NULL;
+        return client_fail(c, TM_CLIENT_EINVALID, "'path' must start with '/'");
+    }
+    return client_call(c, method, path, body, CLIENT_TIMEOUT_S + CLIENT_WAIT_SLACK_S, out);
+}
+
+/* "/v1/tasks/{id}{suffix}" with the id escaped, or an error when id is empty. */
+static char *client_task_path(struct tm_client *c, const char *id, const char *suffix) {
+    if (!id || !*id) {
+        client_fail(c, TM_CLIENT_EINVALID, "'id' must not be empty");
+        return NULL;
+    }
+    char *e = client_escape(id);
+    size_t n = strlen(e) + strlen(suffix) + 16;
+    char *p = xmalloc(n);
+    snprintf(p, n, "/v1/tasks/%s%s", e, suffix);
+    free(e);
+    return p;
+}
+
+/* Expects a JSON object reply; anything else is a protocol error. */
+static int client_want_object(struct tm_client *c, int rc, json_t **reply, json_t **out) {
+    if (rc == 0 && !json_is_object(*reply)) {
+        json_decref(*reply);
+        *reply = NULL;
+        rc = client_fail(c, TM_CLIENT_EPROTOCOL, "the server's reply is not a JSON object");
+    }
+    if (out)
+        *out = *reply;
+    else
+        json_decref(*reply);
+    return rc;
+}
+
+/* ---- Tasks ---- */
+
+int tm_submit(struct tm_client *c, const json_t *task, const char *idempotency_key, json_t **out) {
+    if (out) *out = NULL;
+    if (!json_is_object(task))
+        return client_fail(c, TM_CLIENT_EINVALID, "'task' must be an object");
+    json_t *body = json_deep_copy(task);
+    if (!body) abort();
+    if (idempotency_key && *idempotency_key)
+        json_object_set_new(body, "idempotency_key", json_string(idempotency_key));
+    json_t *reply = NULL;
+    int rc = client_call(c, "POST", "/v1/tasks", body, CLIENT_TIMEOUT_S, &reply);
+    json_decref(body);
+    return client_want_object(c, rc, &reply, out);
+}
+
+int tm_submit_batch(struct tm_client *c, const json_t *tasks, json_t **out) {
+    if (out) *out = NULL;
+    if (!json_is_array(tasks))
+        return client_fail(c, TM_CLIENT_EINVALID, "'tasks' must be an array");
+    json_t *body = json_pack("{s:O}", "tasks", (json_t *)tasks);
+    if (!body) abort();
+    json_t *reply = NULL;
+    int rc = client_call(c, "POST", "/v1/tasks/batch", body, CLIENT_TIMEOUT_S, &reply);
+    json_decref(body);
+    if (rc) return rc;
+    json_t *arr = json_object_get(reply, "tasks");
+    if (!json_is_array(arr)) {
+        json_decref(reply);
+        return client_fail(c, TM_CLIENT_EPROTOCOL, "the batch reply holds no 'tasks' array");
+    }
+    if (out) *out = json_incref(arr);
+    json_decref(reply);
+    return 0;
+}
+
+int tm_get(struct tm_client *c, const char *id, json_t **out) {
+    return tm_get_wait(c, id, -1, 0, out);
+}
+
+int tm_get_wait(struct tm_client *c, const char *id, int64_t version, int wait_seconds,
+                json_t **out) {
+    if (out) *out = NULL;
+    char suffix[64] = "";
+    if (wait_seconds > 0 && version >= 0)
+        snprintf(suffix, sizeof suffix, "?wait=%d&version=%lld", wait_seconds, (long long)version);
+    char *path = client_task_path(c, id, suffix);
+    if (!path) return c->err.code;
+    json_t *reply = NULL;
+    int rc = client_call(c, "GET", path, NULL, CLIENT_TIMEOUT_S + wait_seconds, &reply);
+    free(path);
+    return client_want_object(c, rc, &reply, out);
+}
+
+/* Appends "&key=value" (value escaped) when value is set. */
+static void client_query_add(char **q, size_t *len, const char *key, const char *value) {
+    if (!value || !*value) return;
+    char *e = client_escape(value);
+    size_t add = strlen(key) + strlen(e) + 2;
+    *q = xrealloc(*q, *len + add + 1);
+    snprintf(*q + *len, add + 1, "%c%s=%s", *len ? '&' : '?', key, e);
+    *len += add;
+    free(e);
+}
+
+int tm_list(struct tm_client *c, const struct tm_list_query *q, json_t **out) {
+    if (out) *out = NULL;
+    char *query = xstrdup("/v1/tasks");
+    size_t base = strlen(query), len = 0;
+    char *rest = NULL;
+    if (q) {
+        char limit[16] = "";
+        if (q->limit > 0) snprintf(limit, sizeof limit, "%d", q->limit);
+        client_query_add(&rest, &len, "phase", q->phase);
+        client_query_add(&rest, &len, "type", q->type);
+        client_query_add(&rest, &len, "queue", q->queue);
+        client_query_add(&rest, &len, "parent_id", q->parent_id);
+        client_query_add(&rest, &len, "name_prefix", q->name_prefix);
+        client_query_add(&rest, &len, "created_after", q->created_after);
+        client_query_add(&rest, &len, "created_before", q->created_before);
+        client_query_add(&rest, &len, "updated_after", q->updated_after);
+        client_query_add(&rest, &len, "updated_before", q->updated_before);
+        client_query_add(&rest, &len, "limit", limit);
+        client_query_add(&rest, &len, "cursor", q->cursor);
+        client_query_add(&rest, &len, "order", q->order);
+    }
+    if (rest) {
+        query = xrealloc(query, base + len + 1);
+        memcpy(query + base, rest, len + 1);
+        free(rest);
+    }
+    json_t *reply = NULL;
+    int rc = client_call(c, "GET", query, NULL, CLIENT_TIMEOUT_S, &reply);
+    free(query);
+    if (rc == 0 && !json_is_array(json_object_get(reply, "tasks"))) {
+        json_decref(reply);
+        return client_fail(c, TM_CLIENT_EPROTOCOL, "the list reply holds no 'tasks' array");
+    }
+    if (out)
+        *out = reply;
+    else
+        json_decref(reply);
+    return rc;
+}
+
+static int client_control(struct tm_client *c, const char *id, const char *verb, json_t **out) {
+    if (out) *out = NULL;
+    char *path = client_task_path(c, id, verb);
+    if (!path) return c->err.code;
+    json_t *body = json_object(), *reply = NULL;
+    int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
+    json_decref(body);
+    free(path);
+    return client_want_object(c, rc, &reply, out);
+}
+
+int tm_cancel(struct tm_client *c, const char *id, json_t **out) {
+    return client_control(c, id, "/cancel", out);
+}
+
+int tm_retry(struct tm_client *c, const char *id, json_t **out) {
+    return client_control(c, id, "/retry", out);
+}
+
+int tm_pause(struct tm_client *c, const char *id, json_t **out) {
+    return client_control(c, id, "/pause", out);
+}
+
+int tm_resume(struct tm_client *c, const char *id, json_t **out) {
+    return client_control(c, id, "/resume", out);
+}
+
+int tm_delete(struct tm_client *c, const char *id) {
+    char *path = client_task_path(c, id, "");
+    if (!path) return c->err.code;
+    int rc = client_call(c, "DELETE", path, NULL, CLIENT_TIMEOUT_S, NULL);
+    free(path);
+    return rc;
+}
+
+/* ---- Workers ---- */
+
+int tm_claim(struct tm_client *c, const char *queue, const struct tm_claim_options *o,
+             json_t **task, char token[TM_LEASE_TOKEN_MAX]) {
+    *task = NULL;
+    token[0] = '\0';
+    if (!queue || !*queue) return client_fail(c, TM_CLIENT_EINVALID, "'queue' must not be empty");
+    if (!o || !o->worker || !*o->worker)
+        return client_fail(c, TM_CLIENT_EINVALID, "'worker' must not be empty");
+    json_t *body = json_pack("{s:s}", "worker", o->worker);
+    if (!body) return client_fail(c, TM_CLIENT_EINVALID, "'worker' must be UTF-8");
+    if (o->types && o->ntypes) {
+        json_t *types = json_array();
+        for (size_t i = 0; i < o->ntypes; i++)
+            json_array_append_new(types, json_string(o->types[i]));
+        json_object_set_new(body, "types", types);
+    }
+    if (o->lease_seconds > 0)
+        json_object_set_new(body, "lease_seconds", json_integer(o->lease_seconds));
+    if (o->wait_seconds > 0)
+        json_object_set_new(body, "wait_seconds", json_integer(o->wait_seconds));
+    char *e = client_escape(queue);
+    size_t n = strlen(e) + 32;
+    char *path = xmalloc(n);
+    snprintf(path, n, "/v1/queues/%s/claim", e);
+    free(e);
+    json_t *reply = NULL;
+    int rc = client_call(c, "POST", path, body,
+                         CLIENT_TIMEOUT_S + (o->wait_seconds > 0 ? o->wait_seconds : 0), &reply);
+    free(path);
+    json_decref(body);
+    if (rc) return rc;
+    if (!reply) return 0; /* 204: nothing to do */
+    json_t *t = json_object_get(reply, "task");
+    const char *tok = json_string_value(json_object_get(reply, "lease_token"));
+    if (!json_is_object(t) || !tok || strlen(tok) >= TM_LEASE_TOKEN_MAX) {
+        json_decref(reply);
+        return client_fail(c, TM_CLIENT_EPROTOCOL, "the claim reply holds no task and lease token");
+    }
+    snprintf(token, TM_LEASE_TOKEN_MAX, "%s", tok);
+    *task = json_incref(t);
+    json_decref(reply);
+    return 0;
+}
+
+/* The body of heartbeat, complete and fail: the token and the report. */
+static json_t *client_report_body(const char *token, const struct tm_report *r) {
+    json_t *body = json_pack("{s:s}", "lease_token", token ? token : "");
+    if (!body) abort();
+    if (!r) return body;
+    if (r->has_ratio || r->message || r->has_counts) {
+        json_t *p = json_object();
+        if (r->has_ratio) json_object_set_new(p, "ratio", json_real(r->ratio));
+        if (r->message) json_object_set_new(p, "message", json_string(r->message));
+        if (r->has_counts) {
+            json_object_set_new(p, "processed", json_integer(r->processed));
+            json_object_set_new(p, "processing", json_integer(r->processing));
+            json_object_set_new(p, "pending", json_integer(r->pending));
+        }
+        json_object_set_new(body, "progress", p);
+    }
+    if (r->items) json_object_set(body, "items", (json_t *)r->items);
+    if (r->messages) json_object_set(body, "messages", (json_t *)r->messages);
+    if (r->attributes) json_object_set(body, "attributes", (json_t *)r->attributes);
+    return body;
+}
+
+int tm_heartbeat(struct tm_client *c, const char *id, const char *token, int lease_seconds,
+                 const struct tm_report *r, struct tm_heartbeat_reply *reply) {
+    if (reply) memset(reply, 0, sizeof *reply);
+    char *path = client_task_path(c, id, "/heartbeat");
+    if (!path) return c->err.code;
+    json_t *body = client_report_body(token, r), *out = NULL;
+    if (lease_seconds > 0) json_object_set_new(body, "lease_seconds", json_integer(lease_seconds));
+    int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &out);
+    free(path);
+    json_decref(body);
+    rc = client_want_object(c, rc, &out, &out);
+    if (rc) return rc;
+    if (reply) {
+        reply->cancel_requested = json_is_true(json_object_get(out, "cancel_requested"));
+        reply->pause_requested = json_is_true(json_object_get(out, "pause_requested"));
+        reply->version = json_integer_value(json_object_get(out, "version"));
+        const char *exp = json_string_value(json_object_get(out, "lease_expires_at"));
+        snprintf(reply->lease_expires_at, sizeof reply->lease_expires_at, "%s", exp ? exp : "");
+    }
+    json_decref(out);
+    return 0;
+}
+
+int tm_complete(struct tm_client *c, const char *id, const char *token, const json_t *result,
+                const struct tm_report *r, json_t **out) {
+    if (out) *out = NULL;
+    char *path = client_task_path(c, id, "/complete");
+    if (!path) return c->err.code;
+    json_t *body = client_report_body(token, r), *reply = NULL;
+    if (result) json_object_set(body, "result", (json_t *)result);
+    int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
+    free(path);
+    json_decref(body);
+    return client_want_object(c, rc, &reply, out);
+}
+
+int tm_fail(struct tm_client *c, const char *id, const char *token, const char *error,
+            bool retryable, const struct tm_report *r, json_t **out) {
+    if (out) *out = NULL;
+    if (!error || !*error) return client_fail(c, TM_CLIENT_EINVALID, "'error' must not be empty");
+    char *path = client_task_path(c, id, "/fail");
+    if (!path) return c->err.code;
+    json_t *body = client_report_body(token, r), *reply = NULL;
+    json_object_set_new(body, "error", json_string(error));
+    json_object_set_new(body, "retryable", json_boolean(retryable));
+    int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
+    free(path);
+    json_decref(body);
+    return client_want_object(c, rc, &reply, out);
+}
+
+int tm_release(struct tm_client *c, const char *id, const char *token, json_t **out) {
+    if (out) *out = NULL;
+    char *path = client_task_path(c, id, "/release");
+    if (!path) return c->err.code;
+    json_t *body = client_report_body(token, NULL), *reply = NULL;
+    int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
+    free(path);
+    json_decref(body);
+    return client_want_object(c, rc, &reply, out);
+}

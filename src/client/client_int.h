@@ -1,0 +1,56 @@
+/*
+ * client_int: what the files of libtaskmill share (client.c, watch.c) and
+ * nobody else includes.
+ *
+ * The HTTP plumbing over libcurl: a growable reply buffer, an easy handle
+ * set up with the client's URL and token, and the one function that turns
+ * a reply's status and body into the client's last error. Same threading
+ * and ownership rules as taskmill.h.
+ */
+#ifndef TASKMILL_CLIENT_INT_H
+#define TASKMILL_CLIENT_INT_H
+
+#include <curl/curl.h>
+
+#include "taskmill.h"
+
+struct tm_client {
+    char *url;   /* no trailing slash */
+    char *token; /* NULL when none */
+    CURL *curl;  /* reused between calls, so connections are kept alive */
+    struct tm_client_error err;
+};
+
+/* A reply body being received. */
+struct client_buf {
+    char *p;
+    size_t len;
+};
+
+void client_buf_release(struct client_buf *b);
+
+/*
+ * Sets up `easy` (reset first) for `method` on c->url + path with the
+ * token, `body` (NUL-terminated JSON or NULL) and a reply into `b`; *h
+ * receives the header list, which the caller frees after the transfer.
+ */
+void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, const char *path,
+                       const char *body, long timeout_s, struct client_buf *b,
+                       struct curl_slist **h);
+
+/*
+ * Records the outcome of a finished transfer in c->err and returns 0 for
+ * a 2xx reply (setting *out to the parsed body, NULL when empty; out may
+ * be NULL) or the negative code.
+ */
+int client_finish(struct tm_client *c, CURLcode rc, long status, const struct client_buf *b,
+                  json_t **out);
+
+/* Sets c->err to a local error (no reply) and returns code. */
+int client_fail(struct tm_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Percent-encodes s for a path segment or query value; caller frees. */
+char *client_escape(const char *s);
+
+#endif

@@ -1,0 +1,488 @@
+/*
+ * livepeer: see livepeer.h. Three parts: the projection of a struct task
+ * to Livepeer's Task object, the decoder of the list query (limit, cursor,
+ * filters, order, count), both pure; and the routes, which read through
+ * store.h and retry through a STORE_OP_RETRY like v1's.
+ *
+ * Threading: handlers run on libmicrohttpd's threads, one request each;
+ * nothing here holds state between requests. Ownership: tasks read from
+ * the store are freed before the handler returns; the retry's outputs
+ * belong to the request's op. Errors: every refusal goes through
+ * reply_error, which hands it to livepeer_error_write (the table's writer
+ * in http.c), so auth's 401/403, the router's 404/405 and ours share
+ * Livepeer's body `{"errors":["..."]}`.
+ */
+#include "livepeer.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/filter.h"
+#include "../common/json_parse.h"
+#include "../common/xalloc.h"
+#include "../server/http.h"
+
+/* ---- The projection ---- */
+
+const char *livepeer_phase_name(enum task_phase p)
+{
+    switch (p) {
+    case TASK_PENDING: return "pending";
+    case TASK_WAITING: return "waiting";
+    case TASK_RUNNING:
+    case TASK_STOPPING: return "running"; /* Livepeer has no stopping phase */
+    case TASK_COMPLETED: return "completed";
+    case TASK_FAILED: return "failed";
+    case TASK_CANCELLED: return "cancelled";
+    default: return "pending";
+    }
+}
+
+static const char *const livepeer_types[] = {"upload", "export", "export-data", "transcode-file",
+                                             "clip"};
+
+const char *livepeer_type_of(const char *type)
+{
+    if (!type) return NULL;
+    for (size_t i = 0; i < sizeof livepeer_types / sizeof livepeer_types[0]; i++)
+        if (strcmp(type, livepeer_types[i]) == 0) return livepeer_types[i];
+    return NULL;
+}
+
+/* True for stored JSON text that is a non-empty object. */
+static bool json_text_is_object(const char *s)
+{
+    if (!s) return false;
+    while (isspace((unsigned char)*s)) s++;
+    if (*s != '{') return false;
+    s++;
+    while (isspace((unsigned char)*s)) s++;
+    return *s != '}';
+}
+
+/* Whether anything is known of the task's progress (else the key is left out). */
+static bool livepeer_progress_known(const struct task *t)
+{
+    int64_t done, doing, todo;
+    task_counts(t, &done, &doing, &todo);
+    return t->progress.ratio_set || t->progress.updated_at || done + doing + todo > 0;
+}
+
+/*
+ * Livepeer replaces the whole status object on each update, so which keys
+ * it holds depends on the phase (compat-research.md 3.2); so here.
+ */
+static void livepeer_status_write(struct buf *b, const struct task *t)
+{
+    buf_putc(b, '{');
+    json_put_key(b, "phase", true);
+    json_put_str(b, livepeer_phase_name(t->phase));
+    json_put_key(b, "updatedAt", false);
+    json_put_int(b, t->updated_at);
+    switch (t->phase) {
+    case TASK_WAITING:
+        json_put_key(b, "retries", false);
+        json_put_int(b, t->retries);
+        if (t->error) {
+            /* the failure a retry is waiting out */
+            json_put_key(b, "errorMessage", false);
+            json_put_str(b, t->error);
+        }
+        break;
+    case TASK_RUNNING:
+    case TASK_STOPPING:
+        json_put_key(b, "retries", false);
+        json_put_int(b, t->retries);
+        if (livepeer_progress_known(t)) {
+            double ratio = task_ratio(t);
+            json_put_key(b, "progress", false);
+            json_put_double(b, ratio < 0 ? 0 : ratio > 1 ? 1 : ratio);
+        }
+        break;
+    case TASK_FAILED:
+        if (t->error) {
+            json_put_key(b, "errorMessage", false);
+            json_put_str(b, t->error);
+        }
+        json_put_key(b, "retries", false);
+        json_put_int(b, t->retries);
+        break;
+    default: /* pending, completed, cancelled: phase and updatedAt only */
+        break;
+    }
+    buf_putc(b, '}');
+}
+
+void livepeer_task_write(struct buf *b, const struct task *t)
+{
+    const char *type = livepeer_type_of(t->type);
+    buf_grow(b, 256);
+    buf_putc(b, '{');
+    json_put_key(b, "id", true);
+    json_put_str(b, t->id);
+    if (type) {
+        json_put_key(b, "type", false);
+        json_put_str(b, type);
+    }
+    json_put_key(b, "createdAt", false);
+    json_put_int(b, t->created_at);
+    if (t->scheduled_at) {
+        json_put_key(b, "scheduledAt", false);
+        json_put_int(b, t->scheduled_at);
+    }
+    if (t->namespace) {
+        json_put_key(b, "projectId", false);
+        json_put_str(b, t->namespace);
+    }
+    /* Type-specific parts only for Livepeer's own types, whose shapes the
+     * producer is expected to follow; anything else would not parse. */
+    if (type && json_text_is_object(t->params)) {
+        json_put_key(b, "params", false);
+        json_put_raw(b, t->params, "{}");
+    }
+    json_put_key(b, "status", false);
+    livepeer_status_write(b, t);
+    if (type && t->phase == TASK_COMPLETED && json_text_is_object(t->result)) {
+        json_put_key(b, "output", false);
+        json_put_raw(b, t->result, "{}");
+    }
+    buf_putc(b, '}');
+}
+
+void livepeer_error_write(struct buf *b, int status, const struct tm_error *e)
+{
+    (void)status;
+    int code = e->code ? e->code : TM_EINTERNAL;
+    buf_puts(b, "{\"errors\":[");
+    json_put_str(b, e->message[0] ? e->message : err_default_message(code));
+    buf_puts(b, "]}");
+}
+
+/* ---- The query decoder ---- */
+
+void livepeer_query_init(struct livepeer_query *q)
+{
+    memset(q, 0, sizeof *q);
+    q->limit = LIVEPEER_LIMIT_DEFAULT;
+}
+
+static const struct {
+    const char *name;
+    enum livepeer_field field;
+    bool is_time;
+} livepeer_fields[] = {
+    {"id", LIVEPEER_F_ID, false},
+    {"name", LIVEPEER_F_NAME, false},
+    {"createdAt", LIVEPEER_F_CREATED_AT, true},
+    {"updatedAt", LIVEPEER_F_UPDATED_AT, true},
+    {"type", LIVEPEER_F_TYPE, false},
+    {"projectId", LIVEPEER_F_PROJECT_ID, false},
+};
+
+/* Fields Livepeer filters on that have no counterpart in the record. */
+static const char *const livepeer_fields_unsupported[] = {"userId", "user.email", "inputAssetId",
+                                                          "outputAssetId"};
+
+static int livepeer_field_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof livepeer_fields / sizeof livepeer_fields[0]; i++)
+        if (strcmp(name, livepeer_fields[i].name) == 0) return (int)i;
+    return -1;
+}
+
+/* A decimal integer, the whole string; 0 or -1. */
+static int livepeer_parse_int(const char *s, int64_t max, int64_t *out)
+{
+    if (!*s || strlen(s) > 19) return -1;
+    int64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        v = v * 10 + (*p - '0');
+        if (v > max) v = max + 1; /* saturate: the caller decides */
+    }
+    *out = v;
+    return 0;
+}
+
+static int livepeer_limit(struct livepeer_query *q, const char *v, struct tm_error *e)
+{
+    int64_t n;
+    if (livepeer_parse_int(v, 1000000000, &n) || n < 1)
+        return err_set(e, TM_EINVALID, "limit", "'limit' must be a positive integer, got '%.40s'",
+                       v);
+    q->limit = n > LIVEPEER_LIMIT_MAX ? LIVEPEER_LIMIT_MAX : (int)n;
+    return 0;
+}
+
+static int livepeer_cursor(struct livepeer_query *q, const char *v, struct tm_error *e)
+{
+    int64_t n;
+    if (!*v) {
+        q->skip = 0;
+        return 0;
+    }
+    if (strncmp(v, "skip", 4) != 0 || livepeer_parse_int(v + 4, LIVEPEER_SKIP_MAX, &n) ||
+        n > LIVEPEER_SKIP_MAX)
+        return err_set(e, TM_EINVALID, "cursor",
+                       "error parsing cursor: '%.40s' is not a cursor this server gave", v);
+    q->skip = n;
+    return 0;
+}
+
+/* Decodes %XX escapes (a filters value URL-encoded twice, as Livepeer's own
+ * dashboard sends it). out holds at least strlen(s) + 1 bytes. */
+static int livepeer_pct_decode(const char *s, char *out)
+{
+    size_t n = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p == '%') {
+            if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2])) return -1;
+            char hex[3] = {p[1], p[2], 0};
+            out[n++] = (char)strtol(hex, NULL, 16);
+            p += 2;
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+static int livepeer_cond_add(struct livepeer_query *q, enum livepeer_field f, enum livepeer_op op,
+                             const char *text, int64_t num, struct tm_error *e)
+{
+    if (q->ncond == LIVEPEER_FILTERS_MAX)
+        return err_set(e, TM_EINVALID, "filters", "error parsing filters: more than %d conditions",
+                       LIVEPEER_FILTERS_MAX);
+    struct livepeer_cond *c = &q->cond[q->ncond++];
+    c->field = f;
+    c->op = op;
+    c->num = num;
+    snprintf(c->text, sizeof c->text, "%s", text ? text : "");
+    return 0;
+}
+
+/* A time value: an integer number of milliseconds (a real is truncated). */
+static int livepeer_time_value(const json_t *v, const char *field, int64_t *out, struct tm_error *e)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (json_is_real(v) && isfinite(json_real_value(v)) && fabs(json_real_value(v)) < 9e15) {
+        *out = (int64_t)json_real_value(v);
+        return 0;
+    }
+    return err_set(e, TM_EINVALID, "filters",
+                   "error parsing filters: expected a number of milliseconds for field \"%s\"",
+                   field);
+}
+
+static int livepeer_filter_one(struct livepeer_query *q, const json_t *f, struct tm_error *e)
+{
+    if (!json_is_object(f))
+        return err_set(e, TM_EINVALID, "filters",
+                       "error parsing filters: each filter must be an object {\"id\",\"value\"}");
+    const json_t *jid = json_object_get(f, "id");
+    const json_t *val = json_object_get(f, "value");
+    if (!json_is_string(jid))
+        return err_set(e, TM_EINVALID, "filters", "error parsing filters: filter \"id\" must be a string");
+    const char *name = json_string_value(jid);
+    if (!val)
+        return err_set(e, TM_EINVALID, "filters",
+                       "error parsing filters: missing filter value for id \"%.64s\"", name);
+    int i = livepeer_field_find(name);
+    if (i < 0) {
+        for (size_t u = 0; u < sizeof livepeer_fields_unsupported / sizeof livepeer_fields_unsupported[0]; u++)
+            if (strcmp(name, livepeer_fields_unsupported[u]) == 0)
+                return err_set(e, TM_EINVALID, "filters",
+                               "error parsing filters: field \"%s\" is not supported by this server",
+                               name);
+        return err_set(e, TM_EINVALID, "filters", "error parsing filters: unknown field: \"%.64s\"",
+                       name);
+    }
+    enum livepeer_field field = livepeer_fields[i].field;
+    if (!livepeer_fields[i].is_time) {
+        if (!json_is_string(val))
+            return err_set(e, TM_EINVALID, "filters",
+                           "error parsing filters: expected a string value for field \"%s\"", name);
+        if (json_string_length(val) >= LIVEPEER_VALUE_MAX)
+            return err_set(e, TM_EINVALID, "filters",
+                           "error parsing filters: value of field \"%s\" is longer than %d bytes",
+                           name, LIVEPEER_VALUE_MAX - 1);
+        enum livepeer_op op = field == LIVEPEER_F_NAME ? LIVEPEER_CONTAINS : LIVEPEER_EQ;
+        return livepeer_cond_add(q, field, op, json_string_value(val), 0, e);
+    }
+    int64_t n;
+    if (!json_is_object(val)) {
+        if (livepeer_time_value(val, name, &n, e)) return e->code;
+        return livepeer_cond_add(q, field, LIVEPEER_EQ, NULL, n, e);
+    }
+    static const struct {
+        const char *key;
+        enum livepeer_op op;
+    } cmp[] = {{"gt", LIVEPEER_GT}, {"gte", LIVEPEER_GTE}, {"lt", LIVEPEER_LT},
+               {"lte", LIVEPEER_LTE}, {"eq", LIVEPEER_EQ}};
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)val, key, v) {
+        size_t c = 0;
+        while (c < sizeof cmp / sizeof cmp[0] && strcmp(key, cmp[c].key) != 0) c++;
+        if (c == sizeof cmp / sizeof cmp[0])
+            return err_set(e, TM_EINVALID, "filters",
+                           "error parsing filters: unknown comparison: \"%.32s\"", key);
+        if (livepeer_time_value(v, name, &n, e)) return e->code;
+        if (livepeer_cond_add(q, field, cmp[c].op, NULL, n, e)) return e->code;
+    }
+    return 0;
+}
+
+#define LIVEPEER_FILTERS_MAX_BYTES 8192
+
+static int livepeer_filters(struct livepeer_query *q, const char *v, struct tm_error *e)
+{
+    size_t len = strlen(v);
+    if (len == 0) return 0;
+    if (len > LIVEPEER_FILTERS_MAX_BYTES)
+        return err_set(e, TM_EINVALID, "filters", "error parsing filters: longer than %d bytes",
+                       LIVEPEER_FILTERS_MAX_BYTES);
+    char decoded[LIVEPEER_FILTERS_MAX_BYTES + 1];
+    if (v[0] == '%') {
+        if (livepeer_pct_decode(v, decoded))
+            return err_set(e, TM_EINVALID, "filters", "error parsing filters: bad %%-escape");
+        v = decoded;
+        len = strlen(v);
+    }
+    if (json_depth(v, len) > 4)
+        return err_set(e, TM_EINVALID, "filters", "error parsing filters: nested too deeply");
+    json_error_t je;
+    json_t *root = json_loadb(v, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return err_set(e, TM_EINVALID, "filters", "error parsing filters: not valid JSON (%s)",
+                       je.text);
+    int rc = 0;
+    if (!json_is_array(root)) {
+        rc = err_set(e, TM_EINVALID, "filters", "error parsing filters: must be an array");
+    } else {
+        size_t i;
+        json_t *f;
+        json_array_foreach(root, i, f) {
+            if ((rc = livepeer_filter_one(q, f, e))) break;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* `order`: comma list of <field>-<true|false> (true = descending). Entries
+ * with an unknown field or another shape are skipped, as Livepeer does. */
+static int livepeer_order(struct livepeer_query *q, const char *v, struct tm_error *e)
+{
+    (void)e;
+    q->norder = 0;
+    const char *p = v;
+    while (*p && q->norder < LIVEPEER_ORDER_MAX) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char part[64];
+        if (n < sizeof part) {
+            memcpy(part, p, n);
+            part[n] = '\0';
+            char *dash = strchr(part, '-');
+            if (dash && !strchr(dash + 1, '-')) {
+                *dash = '\0';
+                int i = livepeer_field_find(part);
+                /* projectId is one value per caller: nothing to order by. */
+                if (i >= 0 && livepeer_fields[i].field != LIVEPEER_F_PROJECT_ID) {
+                    q->order[q->norder].field = livepeer_fields[i].field;
+                    q->order[q->norder].desc = strcmp(dash + 1, "true") == 0;
+                    q->norder++;
+                }
+            }
+        }
+        if (!end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+int livepeer_query_add(struct livepeer_query *q, const char *key, const char *value,
+                       struct tm_error *e)
+{
+    if (!value) value = "";
+    if (strcmp(key, "limit") == 0) return livepeer_limit(q, value, e);
+    if (strcmp(key, "cursor") == 0) return livepeer_cursor(q, value, e);
+    if (strcmp(key, "filters") == 0) return livepeer_filters(q, value, e);
+    if (strcmp(key, "order") == 0) return livepeer_order(q, value, e);
+    if (strcmp(key, "count") == 0) {
+        q->count = *value != '\0'; /* any non-empty value, as a JS truthy string */
+        return 0;
+    }
+    return 0; /* all, allUsers, ...: accepted and ignored */
+}
+
+int livepeer_query_order(const struct livepeer_query *q, struct livepeer_sort *out)
+{
+    if (q->norder == 0) {
+        out[0] = (struct livepeer_sort){LIVEPEER_F_UPDATED_AT, true};
+        out[1] = (struct livepeer_sort){LIVEPEER_F_CREATED_AT, true};
+        return 2;
+    }
+    memcpy(out, q->order, (size_t)q->norder * sizeof *out);
+    return q->norder;
+}
+
+static struct filter_expr *livepeer_leaf(const struct livepeer_cond *c)
+{
+    static const enum filter_op ops[] = {
+        [LIVEPEER_EQ] = FILTER_EQ, [LIVEPEER_CONTAINS] = FILTER_CO, [LIVEPEER_GT] = FILTER_GT,
+        [LIVEPEER_GTE] = FILTER_GE, [LIVEPEER_LT] = FILTER_LT,      [LIVEPEER_LTE] = FILTER_LE,
+    };
+    struct filter_expr *x = filter_expr_new(ops[c->op]);
+    x->values = xcalloc(1, sizeof *x->values);
+    x->nvalues = 1;
+    switch (c->field) {
+    case LIVEPEER_F_ID: x->field = FILTER_FIELD_ID; break;
+    case LIVEPEER_F_NAME: x->field = FILTER_FIELD_NAME; x->nocase = true; break;
+    case LIVEPEER_F_TYPE: x->field = FILTER_FIELD_TYPE; break;
+    case LIVEPEER_F_CREATED_AT: x->field = FILTER_FIELD_CREATED_AT; break;
+    case LIVEPEER_F_UPDATED_AT: x->field = FILTER_FIELD_UPDATED_AT; break;
+    case LIVEPEER_F_PROJECT_ID: break; /* not reached: the namespace */
+    }
+    for (size_t i = 0; i < sizeof livepeer_fields / sizeof livepeer_fields[0]; i++)
+        if (livepeer_fields[i].field == c->field) x->name = xstrdup(livepeer_fields[i].name);
+    if (filter_field_kind(x->field) == FILTER_KIND_TIME) {
+        x->values[0].kind = FILTER_VAL_TIME;
+        x->values[0].i = c->num;
+    } else {
+        x->values[0].kind = FILTER_VAL_STR;
+        x->values[0].str = xstrdup(c->text);
+    }
+    return x;
+}
+
+struct filter_expr *livepeer_query_expr(const struct livepeer_query *q)
+{
+    struct filter_expr *x = NULL;
+    for (int i = 0; i < q->ncond; i++) {
+        if (q->cond[i].field == LIVEPEER_F_PROJECT_ID) continue;
+        x = filter_expr_and(x, livepeer_leaf(&q->cond[i]));
+    }
+    return x;
+}
+
+const char *livepeer_query_project(const struct livepeer_query *q, bool *conflict)
+{
+    const char *p = NULL;
+    *conflict = false;
+    for (int i = 0; i < q->ncond; i++) {
+        if (q->cond[i].field != LIVEPEER_F_PROJECT_ID) continue;
+        if (p && strcmp(p, q->cond[i].text) != 0) *conflict = true;
+        p = q->cond[i].text;
+    }
+    return p;
+}

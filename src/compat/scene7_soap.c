@@ -1,0 +1,573 @@
+/*
+ * scene7_soap: see scene7_soap.h. The request parser of the Scene7 view.
+ *
+ * Order of defence: the size cap and a raw scan for '<!DOCTYPE' (and NUL
+ * bytes) come first, so libxml2 never sees a DTD; libxml2 then parses with
+ * XML_PARSE_NONET, without XML_PARSE_NOENT / DTDLOAD / DTDATTR / HUGE (so
+ * its own depth and size limits stay on), forced to UTF-8, with errors
+ * kept off stderr. After parsing, a document that still has a DTD subset
+ * or an entity reference node is refused. Only then are the elements read.
+ *
+ * Threading: libxml2 is initialised once (pthread_once); each call has its
+ * own parser context and document. Ownership and errors: see the header.
+ */
+#include "scene7_soap.h"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+
+#define SOAP11_NS "http://schemas.xmlsoap.org/soap/envelope/"
+#define XSI_NS "http://www.w3.org/2001/XMLSchema-instance"
+#define DETAIL_MAX_DEPTH 8
+#define DETAIL_MAX_NODES 1000
+
+static const char *const scene7_op_names[SCENE7_OP_COUNT] = {
+    NULL, "submitJob", "getActiveJobs", "stopJob", "pauseJob", "resumeJob", "executeJob", "deleteJob",
+};
+
+const char *scene7_op_name(enum scene7_op op)
+{
+    return op > SCENE7_OP_NONE && op < SCENE7_OP_COUNT ? scene7_op_names[op] : NULL;
+}
+
+/* The job-detail elements of submitJob and the Job Types constant each
+ * maps to; the last four have no documented constant (our names). */
+static const char *const scene7_job_kinds[][2] = {
+    {"imageServingPublishJob", "ImageServingPublish"},
+    {"imageRenderingPublishJob", "ImageRenderingPublish"},
+    {"videoPublishJob", "VideoPublish"},
+    {"serverDirectoryPublishJob", "ServerDirectoryPublish"},
+    {"uploadDirectoryJob", "UploadFromServerDirectory"},
+    {"uploadUrlsJob", "UrlUpload"},
+    {"optimizeImagesJob", "ImageOptimization"},
+    {"ripPdfsJob", "RipPdfs"},
+    {"reprocessAssetsJob", "ReprocessAssets"},
+    {"automatedSetGenerationJob", "AutomatedSetGeneration"},
+    {"exportJob", "Export"},
+};
+
+const char *scene7_job_type_of(const char *job_kind)
+{
+    for (size_t i = 0; i < sizeof scene7_job_kinds / sizeof scene7_job_kinds[0]; i++)
+        if (strcmp(scene7_job_kinds[i][0], job_kind) == 0) return scene7_job_kinds[i][1];
+    return NULL;
+}
+
+static int scene7_fail(struct scene7_fault *f, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int scene7_fail(struct scene7_fault *f, int code, const char *fmt, ...)
+{
+    f->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->reason, sizeof f->reason, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void scene7_request_release(struct scene7_request *r)
+{
+    if (!r) return;
+    free(r->auth.user);
+    free(r->auth.password);
+    free(r->company_handle);
+    free(r->job_handle);
+    free(r->original_name);
+    free(r->job_name);
+    free(r->user_handle);
+    free(r->locale);
+    free(r->description);
+    free(r->job_kind);
+    json_decref(r->job_detail);
+    memset(r, 0, sizeof *r);
+}
+
+static void scene7_xml_init_once(void)
+{
+    xmlInitParser();
+}
+
+static bool node_is(const xmlNode *n, const char *ns, const char *local)
+{
+    if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, local) != 0) return false;
+    if (!ns) return true;
+    return n->ns && n->ns->href && strcmp((const char *)n->ns->href, ns) == 0;
+}
+
+/* The next element sibling from n (n included); NULL at the end. Text
+ * other than white space between elements is refused through *bad. */
+static xmlNode *next_element(xmlNode *n, bool *bad)
+{
+    for (; n; n = n->next) {
+        if (n->type == XML_ELEMENT_NODE) return n;
+        if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
+            for (const xmlChar *c = n->content; c && *c; c++)
+                if (*c != ' ' && *c != '\t' && *c != '\r' && *c != '\n') *bad = true;
+        } else if (n->type == XML_ENTITY_REF_NODE || n->type == XML_ENTITY_NODE) {
+            *bad = true;
+        }
+    }
+    return NULL;
+}
+
+static bool is_nil(const xmlNode *n)
+{
+    for (const xmlAttr *a = n->properties; a; a = a->next) {
+        if (strcmp((const char *)a->name, "nil") != 0 || !a->ns || !a->ns->href ||
+            strcmp((const char *)a->ns->href, XSI_NS) != 0)
+            continue;
+        const xmlNode *v = a->children;
+        return v && v->content &&
+               (strcmp((const char *)v->content, "true") == 0 ||
+                strcmp((const char *)v->content, "1") == 0);
+    }
+    return false;
+}
+
+/*
+ * The text of a leaf element, copied, at most max bytes; NULL with *f set
+ * when it has element children, an entity reference or is too long.
+ */
+static char *leaf_text(const xmlNode *n, size_t max, struct scene7_fault *f)
+{
+    size_t len = 0;
+    for (const xmlNode *c = n->children; c; c = c->next) {
+        if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
+            len += c->content ? strlen((const char *)c->content) : 0;
+        } else if (c->type == XML_COMMENT_NODE || c->type == XML_PI_NODE) {
+            continue;
+        } else {
+            scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'%.64s' must hold text only",
+                        (const char *)n->name);
+            return NULL;
+        }
+        if (len > max) {
+            scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'%.64s' is longer than %zu bytes",
+                        (const char *)n->name, max);
+            return NULL;
+        }
+    }
+    char *s = xmalloc(len + 1), *p = s;
+    for (const xmlNode *c = n->children; c; c = c->next) {
+        if ((c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE) || !c->content)
+            continue;
+        size_t k = strlen((const char *)c->content);
+        memcpy(p, c->content, k);
+        p += k;
+    }
+    *p = '\0';
+    return s;
+}
+
+/* Trims XML white space (xsd:int, xsd:dateTime use whiteSpace collapse). */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r') return true;
+    return false;
+}
+
+/* A job-detail element as JSON: leaf elements are strings, repeated
+ * names become arrays, attributes are dropped. NULL with *f on refusal. */
+static json_t *detail_json(const xmlNode *n, int depth, int *nodes, struct scene7_fault *f)
+{
+    if (depth > DETAIL_MAX_DEPTH || ++*nodes > DETAIL_MAX_NODES) {
+        scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                    "the job detail is nested deeper than %d or holds more than %d elements",
+                    DETAIL_MAX_DEPTH, DETAIL_MAX_NODES);
+        return NULL;
+    }
+    bool has_child = false;
+    for (const xmlNode *c = n->children; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE) has_child = true;
+    if (!has_child) {
+        char *s = leaf_text(n, SCENE7_TEXT_MAX, f);
+        if (!s) return NULL;
+        json_t *v = json_string(s);
+        free(s);
+        if (!v)
+            scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'%.64s' is not valid UTF-8",
+                        (const char *)n->name);
+        return v;
+    }
+    json_t *obj = json_object();
+    bool bad = false;
+    for (xmlNode *c = next_element(n->children, &bad); c; c = next_element(c->next, &bad)) {
+        json_t *v = detail_json(c, depth + 1, nodes, f);
+        if (!v) {
+            json_decref(obj);
+            return NULL;
+        }
+        const char *key = (const char *)c->name;
+        json_t *old = json_object_get(obj, key);
+        if (!old) {
+            json_object_set_new(obj, key, v);
+        } else if (json_is_array(old)) {
+            json_array_append_new(old, v);
+        } else {
+            json_t *arr = json_array();
+            json_array_append(arr, old);
+            json_array_append_new(arr, v);
+            json_object_set_new(obj, key, arr);
+        }
+    }
+    if (bad) {
+        json_decref(obj);
+        scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'%.64s' mixes text and elements",
+                    (const char *)n->name);
+        return NULL;
+    }
+    return obj;
+}
+
+static int parse_auth(xmlNode *h, struct scene7_auth *a, struct scene7_fault *f)
+{
+    if (a->present) return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'authHeader' repeats");
+    a->present = true;
+    bool bad = false;
+    for (xmlNode *c = next_element(h->children, &bad); c; c = next_element(c->next, &bad)) {
+        const char *name = (const char *)c->name;
+        char **slot = strcmp(name, "user") == 0       ? &a->user
+                      : strcmp(name, "password") == 0 ? &a->password
+                                                      : NULL;
+        bool status = strcmp(name, "faultHttpStatusCode") == 0;
+        if (!slot && !status) continue; /* locale, appName, appVersion, gzipResponse */
+        if (is_nil(c)) continue;
+        char *s = leaf_text(c, SCENE7_TEXT_MAX, f);
+        if (!s) return -1;
+        if (slot) {
+            if (*slot) {
+                free(s);
+                return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'authHeader/%s' repeats",
+                                   name);
+            }
+            *slot = s;
+            continue;
+        }
+        char *t = trim(s), *end = NULL;
+        long v = strtol(t, &end, 10);
+        bool ok = *t && *end == '\0' && v >= 100 && v <= 599;
+        free(s);
+        if (!ok)
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                               "'faultHttpStatusCode' must be an HTTP status (100-599)");
+        a->fault_http_status = (int)v;
+    }
+    if (bad) return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'authHeader' holds stray text");
+    return 0;
+}
+
+/* What each operation takes: bit per parameter, required ones separately. */
+enum {
+    P_COMPANY = 1 << 0,
+    P_JOB_HANDLE = 1 << 1,
+    P_ORIGINAL_NAME = 1 << 2,
+    P_JOB_NAME = 1 << 3,
+    P_USER_HANDLE = 1 << 4,
+    P_LOCALE = 1 << 5,
+    P_EXEC_TIME = 1 << 6,
+    P_EXEC_SCHEDULE = 1 << 7,
+    P_DESCRIPTION = 1 << 8,
+    P_DETAIL = 1 << 9,
+};
+
+static const struct {
+    unsigned allowed, required;
+} scene7_op_params[SCENE7_OP_COUNT] = {
+    [SCENE7_OP_SUBMIT_JOB] = {P_COMPANY | P_JOB_NAME | P_USER_HANDLE | P_LOCALE | P_EXEC_TIME |
+                                  P_EXEC_SCHEDULE | P_DESCRIPTION | P_DETAIL,
+                              P_COMPANY | P_JOB_NAME | P_DETAIL},
+    [SCENE7_OP_GET_ACTIVE_JOBS] = {P_COMPANY | P_JOB_HANDLE | P_ORIGINAL_NAME, 0},
+    [SCENE7_OP_STOP_JOB] = {P_COMPANY | P_JOB_HANDLE, P_COMPANY | P_JOB_HANDLE},
+    [SCENE7_OP_PAUSE_JOB] = {P_COMPANY | P_JOB_HANDLE, P_COMPANY | P_JOB_HANDLE},
+    [SCENE7_OP_RESUME_JOB] = {P_COMPANY | P_JOB_HANDLE, P_COMPANY | P_JOB_HANDLE},
+    [SCENE7_OP_EXECUTE_JOB] = {P_COMPANY | P_JOB_HANDLE, P_COMPANY | P_JOB_HANDLE},
+    [SCENE7_OP_DELETE_JOB] = {P_COMPANY | P_JOB_HANDLE, P_COMPANY | P_JOB_HANDLE},
+};
+
+static const struct {
+    const char *name;
+    unsigned bit;
+    size_t max;
+} scene7_params[] = {
+    {"companyHandle", P_COMPANY, SCENE7_HANDLE_MAX},
+    {"jobHandle", P_JOB_HANDLE, SCENE7_HANDLE_MAX},
+    {"originalName", P_ORIGINAL_NAME, SCENE7_HANDLE_MAX},
+    {"jobName", P_JOB_NAME, SCENE7_HANDLE_MAX},
+    {"userHandle", P_USER_HANDLE, SCENE7_HANDLE_MAX},
+    {"locale", P_LOCALE, 64},
+    {"execTime", P_EXEC_TIME, 64},
+    {"execSchedule", P_EXEC_SCHEDULE, 256},
+    {"description", P_DESCRIPTION, SCENE7_TEXT_MAX},
+};
+
+static char **param_slot(struct scene7_request *r, unsigned bit)
+{
+    switch (bit) {
+    case P_COMPANY: return &r->company_handle;
+    case P_JOB_HANDLE: return &r->job_handle;
+    case P_ORIGINAL_NAME: return &r->original_name;
+    case P_JOB_NAME: return &r->job_name;
+    case P_USER_HANDLE: return &r->user_handle;
+    case P_LOCALE: return &r->locale;
+    case P_DESCRIPTION: return &r->description;
+    default: return NULL;
+    }
+}
+
+static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_fault *f)
+{
+    const char *opname = scene7_op_name(r->op);
+    unsigned allowed = scene7_op_params[r->op].allowed, seen = 0;
+    bool bad = false, has_schedule = false;
+    for (xmlNode *c = next_element(param->children, &bad); c; c = next_element(c->next, &bad)) {
+        const char *name = (const char *)c->name;
+        if (c->ns && c->ns->href && strcmp((const char *)c->ns->href, SCENE7_NS) != 0)
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                               "'%.64s' of '%sParam' is in an unknown namespace", name, opname);
+        size_t i = 0, np = sizeof scene7_params / sizeof scene7_params[0];
+        while (i < np && strcmp(scene7_params[i].name, name) != 0) i++;
+        unsigned bit = i < np ? scene7_params[i].bit : 0;
+        if (!bit && (allowed & P_DETAIL) && scene7_job_type_of(name)) bit = P_DETAIL;
+        if (!bit || !(allowed & bit))
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                               "'%.64s' is not a parameter of '%s'", name, opname);
+        if (seen & bit) {
+            if (bit == P_DETAIL)
+                return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                                   "'%s' takes exactly one job-detail element; '%.64s' is a second",
+                                   opname, name);
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'%s' repeats", name);
+        }
+        if (is_nil(c)) continue;
+        seen |= bit;
+        if (bit == P_DETAIL) {
+            int nodes = 0;
+            r->job_detail = detail_json(c, 0, &nodes, f);
+            if (!r->job_detail) return -1;
+            if (!json_is_object(r->job_detail)) { /* <uploadUrlsJob/> or text only */
+                json_decref(r->job_detail);
+                r->job_detail = json_object();
+            }
+            r->job_kind = xstrdup(name);
+            continue;
+        }
+        char *s = leaf_text(c, scene7_params[i].max, f);
+        if (!s) return -1;
+        if (has_control(s)) {
+            free(s);
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                               "'%s' must not contain control characters", name);
+        }
+        if (bit == P_EXEC_TIME) {
+            int64_t ms = 0;
+            int rc = time_parse_rfc3339(trim(s), &ms);
+            free(s);
+            if (rc)
+                return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                                   "'execTime' must be an xsd:dateTime with a time zone");
+            r->has_exec_time = true;
+            r->exec_time_ms = ms;
+        } else if (bit == P_EXEC_SCHEDULE) {
+            has_schedule = *trim(s) != '\0';
+            free(s);
+        } else if (!*s) {
+            free(s); /* an empty parameter counts as absent */
+            seen &= ~bit;
+        } else {
+            *param_slot(r, bit) = s;
+        }
+    }
+    if (bad)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'%sParam' holds stray text",
+                           opname);
+    if (has_schedule && r->has_exec_time)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                           "'execTime' and 'execSchedule' exclude each other");
+    if (has_schedule)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                           "'execSchedule' (recurring jobs) is not supported; use 'execTime'");
+    unsigned missing = scene7_op_params[r->op].required & ~seen;
+    if (missing & P_DETAIL)
+        return scene7_fail(f, SCENE7_FAULT_MISSING_PARAMETER,
+                           "'%s' needs one job-detail element (e.g. 'uploadUrlsJob')", opname);
+    for (size_t i = 0; i < sizeof scene7_params / sizeof scene7_params[0]; i++)
+        if (missing & scene7_params[i].bit)
+            return scene7_fail(f, SCENE7_FAULT_MISSING_PARAMETER, "'%s' needs '%s'", opname,
+                               scene7_params[i].name);
+    return 0;
+}
+
+/* A raw scan, before libxml2: no DOCTYPE (so no entity declarations) and no NUL. */
+static int scene7_precheck(const char *body, size_t len, struct scene7_fault *f)
+{
+    if (len == 0) return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "the request body is empty");
+    if (len > SCENE7_SOAP_MAX_BYTES)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "the request exceeds %d bytes",
+                           SCENE7_SOAP_MAX_BYTES);
+    if (memchr(body, '\0', len))
+        return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                           "the request must be UTF-8 XML (it holds NUL bytes)");
+    static const char dtd[] = "<!DOCTYPE";
+    for (const char *p = body; (p = memchr(p, '<', len - (size_t)(p - body))) != NULL; p++) {
+        if ((size_t)(body + len - p) >= sizeof dtd - 1 && memcmp(p, dtd, sizeof dtd - 1) == 0)
+            return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                               "a SOAP message must not contain a DOCTYPE");
+    }
+    return 0;
+}
+
+int scene7_soap_parse(const char *body, size_t len, struct scene7_request *out,
+                      struct scene7_fault *f)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    memset(out, 0, sizeof *out);
+    f->code = 0;
+    f->reason[0] = '\0';
+    if (scene7_precheck(body, len, f)) return -1;
+    pthread_once(&once, scene7_xml_init_once);
+    xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+    if (!ctxt) return scene7_fail(f, SCENE7_FAULT_EXCEPTION, "out of memory");
+    int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_IGNORE_ENC;
+    xmlDocPtr doc = xmlCtxtReadMemory(ctxt, body, (int)len, "soap.xml", "UTF-8", opts);
+    int rc = -1;
+    if (!doc || !ctxt->wellFormed) {
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "the request is not well-formed XML");
+        goto out;
+    }
+    if (doc->intSubset || doc->extSubset) {
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "a SOAP message must not contain a DOCTYPE");
+        goto out;
+    }
+    xmlNode *env = xmlDocGetRootElement(doc);
+    if (!env || !node_is(env, SOAP11_NS, "Envelope")) {
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                    "the root element must be a SOAP 1.1 'Envelope' (namespace '%s')", SOAP11_NS);
+        goto out;
+    }
+    bool bad = false;
+    xmlNode *c = next_element(env->children, &bad), *body_el = NULL;
+    if (c && node_is(c, SOAP11_NS, "Header")) {
+        for (xmlNode *h = next_element(c->children, &bad); h; h = next_element(h->next, &bad)) {
+            if (strcmp((const char *)h->name, "authHeader") == 0) {
+                if (parse_auth(h, &out->auth, f)) goto out;
+                continue;
+            }
+            xmlChar *mu = xmlGetNsProp(h, (const xmlChar *)"mustUnderstand",
+                                       (const xmlChar *)SOAP11_NS);
+            bool must = mu && strcmp((const char *)mu, "1") == 0;
+            xmlFree(mu);
+            if (must) {
+                scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                            "header '%.64s' must be understood and is not", (const char *)h->name);
+                goto out;
+            }
+        }
+        c = next_element(c->next, &bad);
+    }
+    if (c && node_is(c, SOAP11_NS, "Body")) {
+        body_el = c;
+        c = next_element(c->next, &bad);
+    }
+    if (!body_el || c || bad) {
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                    "the envelope must hold an optional 'Header' and one 'Body'");
+        goto out;
+    }
+    xmlNode *param = next_element(body_el->children, &bad);
+    if (!param || next_element(param->next, &bad) || bad) {
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "the 'Body' must hold exactly one element");
+        goto out;
+    }
+    if (!param->ns || !param->ns->href || strcmp((const char *)param->ns->href, SCENE7_NS) != 0) {
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                    "'%.64s' must be in the namespace '%s'", (const char *)param->name, SCENE7_NS);
+        goto out;
+    }
+    const char *pname = (const char *)param->name;
+    size_t plen = strlen(pname);
+    for (int op = SCENE7_OP_NONE + 1; op < SCENE7_OP_COUNT; op++) {
+        const char *n = scene7_op_names[op];
+        size_t k = strlen(n);
+        if (plen == k + 5 && memcmp(pname, n, k) == 0 && strcmp(pname + k, "Param") == 0)
+            out->op = (enum scene7_op)op;
+    }
+    if (out->op == SCENE7_OP_NONE) {
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "unknown operation element '%.64s'", pname);
+        goto out;
+    }
+    rc = parse_params(param, out, f);
+out:
+    xmlFreeDoc(doc);
+    xmlFreeParserCtxt(ctxt);
+    return rc;
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+int scene7_basic_parse(const char *header, char *user, size_t user_n, char *password,
+                       size_t password_n)
+{
+    if (!header || strncasecmp(header, "Basic", 5) != 0 || (header[5] != ' ' && header[5] != '\t'))
+        return -1;
+    const char *p = header + 5;
+    while (*p == ' ' || *p == '\t') p++;
+    size_t n = strlen(p);
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+    if (n == 0 || n % 4 || n > 4 * ((user_n + password_n + 2) / 3)) return -1;
+    char out[(SCENE7_TEXT_MAX * 2 + 4)];
+    if (n / 4 * 3 >= sizeof out) return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        for (int k = 0; k < 4; k++) {
+            unsigned char ch = (unsigned char)p[i + k];
+            v[k] = ch == '=' ? -2 : b64_value(ch);
+            if (v[k] == -1) return -1;
+        }
+        bool last = i + 4 == n;
+        if (v[0] < 0 || v[1] < 0 || (v[2] == -2 && v[3] != -2) || (!last && (v[2] < 0 || v[3] < 0)))
+            return -1;
+        out[o++] = (char)(v[0] << 2 | v[1] >> 4);
+        if (v[2] >= 0) out[o++] = (char)((v[1] & 15) << 4 | v[2] >> 2);
+        if (v[3] >= 0) out[o++] = (char)((v[2] & 3) << 6 | v[3]);
+    }
+    out[o] = '\0';
+    if (memchr(out, '\0', o)) return -1;
+    char *colon = memchr(out, ':', o);
+    if (!colon) return -1;
+    size_t ul = (size_t)(colon - out), pl = o - ul - 1;
+    if (ul >= user_n || pl >= password_n) return -1;
+    memcpy(user, out, ul);
+    user[ul] = '\0';
+    memcpy(password, colon + 1, pl);
+    password[pl] = '\0';
+    return 0;
+}

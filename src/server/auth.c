@@ -1,0 +1,230 @@
+/*
+ * auth: who is asking, and may they? auth_check runs once per request in
+ * req_dispatch, after the route is known and before its handler.
+ *
+ * The token named by `Authorization: Bearer tm_<id>_<secret>` is read from
+ * the store on every request (no cache: a revocation counts at once), its
+ * secret hashed and compared in constant time. A non-admin token scopes
+ * the request to its namespace (r->ns); the store applies that scope, so
+ * another namespace's task is 404. With no active token in the store the
+ * server is open (loopback only, see server_start) until one appears,
+ * checked at most once a second; the open mode never returns. Requests
+ * per token are capped by a token bucket (rate_per_token, same burst).
+ * Threading: any libmicrohttpd thread. Errors: 401, 403, 429 through
+ * reply_error, each with a log line naming the token id, never the secret.
+ */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+#include "server_int.h"
+
+#define AUTH_RECHECK_MS   1000
+#define AUTH_RATE_BUCKETS 256
+
+struct rate_bucket {
+    char id[TOKEN_ID_LEN + 1];
+    double tokens;
+    int64_t at_mono_ms;
+    struct rate_bucket *next;
+};
+
+struct rate_limiter {
+    pthread_mutex_t lock;
+    struct rate_bucket *slot[AUTH_RATE_BUCKETS];
+};
+
+static unsigned auth_hash_id(const char *id) {
+    unsigned h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % AUTH_RATE_BUCKETS;
+}
+
+/* Takes one request from the token's bucket; false when it is empty. */
+static bool auth_rate_take(struct server *srv, const char *id) {
+    int rate = srv->cfg.limits.rate_per_token;
+    if (rate <= 0) return true;
+    struct rate_limiter *rl = srv->rate;
+    int64_t now = time_mono_ms();
+    unsigned h = auth_hash_id(id);
+    pthread_mutex_lock(&rl->lock);
+    struct rate_bucket *b = rl->slot[h];
+    while (b && strcmp(b->id, id) != 0)
+        b = b->next;
+    if (!b) {
+        b = xcalloc(1, sizeof *b);
+        snprintf(b->id, sizeof b->id, "%s", id);
+        b->tokens = rate;
+        b->at_mono_ms = now;
+        b->next = rl->slot[h];
+        rl->slot[h] = b;
+    }
+    b->tokens += (double)(now - b->at_mono_ms) * rate / 1000.0;
+    if (b->tokens > rate) b->tokens = rate;
+    b->at_mono_ms = now;
+    bool ok = b->tokens >= 1.0;
+    if (ok) b->tokens -= 1.0;
+    pthread_mutex_unlock(&rl->lock);
+    return ok;
+}
+
+static void auth_client_addr(struct req *r, char *out, size_t n) {
+    snprintf(out, n, "?");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+/* Replies with the refusal and logs it. */
+static int auth_refuse(struct req *r, int code, const char *token_id, const char *why,
+                       const char *message) {
+    char addr[INET6_ADDRSTRLEN + 1];
+    auth_client_addr(r, addr, sizeof addr);
+    char path[160];
+    snprintf(path, sizeof path, "%s", r->path);
+    for (char *p = path; *p; p++) /* the path is the client's: no forged log lines */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    fprintf(stderr, "taskmill: auth: %d %s %s from %s, token '%s': %s\n", err_http_status(code),
+            r->method, path, addr, token_id && *token_id ? token_id : "-", why);
+    if (code == TM_EUNAUTHENTICATED)
+        reply_add_header(r, "WWW-Authenticate", "Bearer realm=\"taskmill\"");
+    reply_error_code(r, code, code == TM_EUNAUTHENTICATED ? "Authorization" : "", message);
+    return -1;
+}
+
+/* Open mode: is it still open? Asks the store at most once a second. */
+static bool auth_is_open(struct server *srv) {
+    if (atomic_load(&srv->auth_on)) return false;
+    int64_t now = time_mono_ms(), last = atomic_load(&srv->auth_checked_mono_ms);
+    if (now - last < AUTH_RECHECK_MS) return true;
+    if (!atomic_compare_exchange_strong(&srv->auth_checked_mono_ms, &last, now)) return true;
+    bool any = false;
+    struct tm_error e;
+    err_clear(&e);
+    if (store_token_any_active(srv->store, time_now_ms(), &any, &e) || any) {
+        /* A storage error counts as "tokens exist": fail closed. */
+        if (!atomic_exchange(&srv->auth_on, true))
+            fprintf(stderr,
+                    "taskmill: auth: the store holds a token now; every request needs "
+                    "one from here on\n");
+        return false;
+    }
+    return true;
+}
+
+int auth_check(struct req *r, unsigned perm) {
+    struct server *srv = r->srv;
+    r->role = TOKEN_ADMIN;
+    r->token_id[0] = '\0';
+    if (perm & PERM_PUBLIC) return 0;
+    if (perm == 0) perm = PERM_ADMIN;
+    const char *hdr = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!hdr) {
+        if (auth_is_open(srv)) return 0;
+        return auth_refuse(r, TM_EUNAUTHENTICATED, NULL, "no credentials",
+                           "this server needs 'Authorization: Bearer <token>'");
+    }
+    char id[TOKEN_ID_LEN + 1], secret[TOKEN_SECRET_LEN + 1];
+    if (token_parse_bearer(hdr, id, secret))
+        return auth_refuse(r, TM_EUNAUTHENTICATED, NULL, "malformed credentials",
+                           "'Authorization' must be 'Bearer tm_<id>_<secret>'");
+    struct token *t = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    int rc = store_token_get(srv->store, id, &t, &e);
+    if (rc == TM_ENOT_FOUND)
+        return auth_refuse(r, TM_EUNAUTHENTICATED, id, "unknown token", "the token is not valid");
+    if (rc) {
+        reply_error_code(r, TM_EUNAVAILABLE, "", "cannot check credentials now");
+        return -1;
+    }
+    const char *why = NULL;
+    if (!token_secret_matches(t, secret))
+        why = "wrong secret";
+    else if (t->revoked_at)
+        why = "revoked";
+    else if (!token_is_active(t, time_now_ms()))
+        why = "expired";
+    if (why) {
+        token_free(t);
+        return auth_refuse(
+            r, TM_EUNAUTHENTICATED, id, why,
+            strcmp(why, "expired") == 0 ? "the token has expired" : "the token is not valid");
+    }
+    if (!(perm & TOKEN_ROLE_BIT(t->role))) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "a '%s' token may not call '%s %s'", token_role_name(t->role),
+                 r->method, r->path);
+        token_free(t);
+        return auth_refuse(r, TM_EFORBIDDEN, id, "role not allowed", msg);
+    }
+    if (!auth_rate_take(srv, id)) {
+        token_free(t);
+        char msg[128];
+        snprintf(msg, sizeof msg, "more than %d requests a second for this token",
+                 srv->cfg.limits.rate_per_token);
+        return auth_refuse(r, TM_ERATE, id, "rate limited", msg);
+    }
+    r->role = t->role;
+    memcpy(r->token_id, id, sizeof r->token_id);
+    if (t->role != TOKEN_ADMIN) {
+        r->ns_owned = t->namespace;
+        t->namespace = NULL;
+        r->ns = r->ns_owned;
+    }
+    token_free(t);
+    return 0;
+}
+
+int auth_init(struct server *srv) {
+    srv->rate = xcalloc(1, sizeof *srv->rate);
+    pthread_mutex_init(&srv->rate->lock, NULL);
+    bool any = false;
+    struct tm_error e;
+    err_clear(&e);
+    if (store_token_any_active(srv->store, time_now_ms(), &any, &e)) {
+        fprintf(stderr, "taskmill: cannot read the tokens: %s\n", e.message);
+        return -1;
+    }
+    atomic_store(&srv->auth_on, any);
+    atomic_store(&srv->auth_checked_mono_ms, time_mono_ms());
+    return 0;
+}
+
+void auth_release(struct server *srv) {
+    struct rate_limiter *rl = srv->rate;
+    if (!rl) return;
+    for (size_t i = 0; i < AUTH_RATE_BUCKETS; i++) {
+        while (rl->slot[i]) {
+            struct rate_bucket *b = rl->slot[i];
+            rl->slot[i] = b->next;
+            free(b);
+        }
+    }
+    pthread_mutex_destroy(&rl->lock);
+    free(rl);
+    srv->rate = NULL;
+}
+
+bool auth_addr_is_loopback(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return true;
+        if (IN6_IS_ADDR_V4MAPPED(a)) return a->s6_addr[12] == 127;
+    }
+    return false;
+}

@@ -1,0 +1,474 @@
+/*
+ * event_hub: see event_hub.h for the design. The states of a stream:
+ *
+ *   catching up  cursor < floor: the events it needs have left the ring
+ *                (or predate this process), so it reads pages from the
+ *                store. Leaves for `live` once its cursor reaches floor.
+ *   live         cursor >= floor: it copies frames from the ring. Falling
+ *                below floor again (the ring wrapped past it) ends it.
+ *   suspended    live with nothing to send: its connection is suspended
+ *                and only the notifier (or stop) resumes it.
+ *   closing      its last bytes are going out; then end of stream.
+ *
+ * Invariant: the ring holds every event with floor < seq <= last_seq, in
+ * seq order. Events reach the ring in commit order, and a store read sees
+ * only committed events, so a cursor moved by either path never skips an
+ * event: no gap, and since every path only moves forward, no duplicate.
+ */
+#include "event_hub.h"
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+#include "server_int.h"
+
+static const char *const event_kinds[] = {
+    "task.created",  "task.pending",   "task.waiting",  "task.running",  "task.stopping",
+    "task.completed", "task.failed",   "task.cancelled", "task.progress", "task.message",
+    "task.lease",    "task.paused",    "task.resumed",  "task.deleted",  "task.updated",
+};
+#define NKINDS (int)(sizeof event_kinds / sizeof event_kinds[0])
+
+/* The store page size while catching up, and the bytes gathered per read. */
+#define HUB_PAGE_EVENTS 256
+#define HUB_FILL_BYTES (32 * 1024)
+
+struct hub_event {
+    int64_t seq;
+    int kind;
+    enum task_phase phase;
+    char task_id[ID_LEN + 1];
+    char *ns, *queue, *type;
+    char *frame;
+    size_t frame_len;
+};
+
+struct sse_stream {
+    struct event_hub *hub;
+    struct MHD_Connection *conn;
+    struct sse_filter filter;
+    int64_t cursor;
+    bool live, suspended, closing, linked;
+    int64_t last_write_mono;
+    struct buf out;
+    size_t out_off;
+    struct sse_stream *prev, *next;
+};
+
+struct event_hub {
+    struct store *store;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct hub_event **ring;
+    size_t cap, start, n;
+    int64_t floor, last_seq;
+    struct sse_stream *streams;
+    bool stopping, wake;
+    int keepalive_ms;
+    pthread_t notifier;
+    bool notifier_started;
+    void (*on_deliveries)(void *cls);
+    void *deliveries_cls;
+    _Atomic uint64_t nstreams, events_sent, slow_disconnects;
+};
+
+int event_kind_index(const char *kind)
+{
+    for (int i = 0; i < NKINDS; i++) {
+        if (strcmp(kind, event_kinds[i]) == 0) return i;
+        if (strcmp(kind, event_kinds[i] + 5) == 0) return i; /* without "task." */
+    }
+    return -1;
+}
+
+void sse_filter_release(struct sse_filter *f)
+{
+    free(f->ns);
+    free(f->queue);
+    free(f->type);
+    free(f->task_ids);
+    memset(f, 0, sizeof *f);
+}
+
+static bool sse_filter_match(const struct sse_filter *f, const char *ns, const char *queue,
+                             const char *type, const char *task_id, enum task_phase phase,
+                             int kind)
+{
+    if (f->ns && strcmp(f->ns, ns) != 0) return false;
+    if (f->queue && strcmp(f->queue, queue) != 0) return false;
+    if (f->type && strcmp(f->type, type) != 0) return false;
+    if (f->phases && !(f->phases & (1u << phase))) return false;
+    if (f->kinds && (kind < 0 || !(f->kinds & (1u << kind)))) return false;
+    if (f->ntask_ids) {
+        for (size_t i = 0; i < f->ntask_ids; i++)
+            if (strcmp(f->task_ids[i], task_id) == 0) return true;
+        return false;
+    }
+    return true;
+}
+
+void sse_frame_write(struct buf *b, const struct store_event *ev)
+{
+    char at[TIME_RFC3339_LEN + 1];
+    time_format_rfc3339(ev->at, at);
+    buf_printf(b, "id: %lld\nevent: %s\ndata: {\"seq\":%lld,\"kind\":\"%s\",\"cause\":\"%s\",",
+               (long long)ev->seq, ev->kind, (long long)ev->seq, ev->kind, ev->cause);
+    buf_printf(b, "\"at\":\"%s\",\"task_id\":\"%s\",\"phase\":\"%s\",\"version\":%lld,\"task\":", at,
+               ev->task_id, task_phase_name(ev->phase), (long long)ev->version);
+    buf_puts(b, ev->task_json ? ev->task_json : "null");
+    buf_puts(b, "}\n\n");
+}
+
+static void hub_event_free(struct hub_event *e)
+{
+    if (!e) return;
+    free(e->ns);
+    free(e->queue);
+    free(e->type);
+    free(e->frame);
+    free(e);
+}
+
+static struct hub_event *hub_ring_at(struct event_hub *h, size_t i)
+{
+    return h->ring[(h->start + i) % h->cap];
+}
+
+/* Index of the first ring event with seq > cursor (h->n when none). Under lock. */
+static size_t hub_ring_after(struct event_hub *h, int64_t cursor)
+{
+    size_t lo = 0, hi = h->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (hub_ring_at(h, mid)->seq <= cursor)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void event_hub_publish(void *cls, const struct store_commit *c)
+{
+    struct event_hub *h = cls;
+    struct hub_event **fresh = xcalloc(c->nevents, sizeof *fresh);
+    for (size_t i = 0; i < c->nevents; i++) {
+        const struct store_event *ev = &c->events[i];
+        struct hub_event *e = xcalloc(1, sizeof *e);
+        e->seq = ev->seq;
+        e->kind = event_kind_index(ev->kind);
+        e->phase = ev->phase;
+        memcpy(e->task_id, ev->task_id, sizeof e->task_id);
+        e->ns = xstrdup(ev->ns);
+        e->queue = xstrdup(ev->queue);
+        e->type = xstrdup(ev->type);
+        struct buf b;
+        buf_init(&b);
+        sse_frame_write(&b, ev);
+        e->frame_len = b.len;
+        e->frame = buf_detach(&b);
+        fresh[i] = e;
+    }
+    struct hub_event **dropped = xcalloc(c->nevents, sizeof *dropped);
+    size_t ndropped = 0;
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < c->nevents; i++) {
+        if (h->n == h->cap) {
+            struct hub_event *old = h->ring[h->start];
+            if (old->seq > h->floor) h->floor = old->seq;
+            dropped[ndropped++] = old;
+            h->start = (h->start + 1) % h->cap;
+            h->n--;
+        }
+        h->ring[(h->start + h->n) % h->cap] = fresh[i];
+        h->n++;
+        h->last_seq = fresh[i]->seq;
+    }
+    h->wake = true;
+    pthread_cond_signal(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    for (size_t i = 0; i < ndropped; i++) hub_event_free(dropped[i]);
+    free(dropped);
+    free(fresh);
+    if (c->deliveries && h->on_deliveries) h->on_deliveries(h->deliveries_cls);
+}
+
+/* Resumes suspended streams that have something to do. Under lock. */
+static void hub_wake_streams(struct event_hub *h, bool all)
+{
+    int64_t mono = time_mono_ms();
+    for (struct sse_stream *st = h->streams; st; st = st->next) {
+        if (!st->suspended) continue;
+        if (all || st->cursor < h->last_seq || mono - st->last_write_mono >= h->keepalive_ms) {
+            st->suspended = false;
+            MHD_resume_connection(st->conn);
+        }
+    }
+}
+
+static void *hub_notifier_main(void *arg)
+{
+    struct event_hub *h = arg;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        if (!h->wake) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += 250 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&h->cond, &h->lock, &ts);
+        }
+        h->wake = false;
+        if (!h->stopping) hub_wake_streams(h, false);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+struct event_hub *event_hub_new(struct store *s, int buffer_events, int keepalive_ms,
+                                void (*on_deliveries)(void *cls), void *cls)
+{
+    struct event_hub *h = xcalloc(1, sizeof *h);
+    h->store = s;
+    h->cap = buffer_events > 0 ? (size_t)buffer_events : 4096;
+    h->ring = xcalloc(h->cap, sizeof *h->ring);
+    h->keepalive_ms = keepalive_ms > 0 ? keepalive_ms : 15000;
+    h->on_deliveries = on_deliveries;
+    h->deliveries_cls = cls;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    /* Listen first, then read the head: an event committed before the read
+     * is at or below floor (the store has it); one after reaches the ring. */
+    store_set_listener(s, event_hub_publish, h);
+    int64_t head = 0, pruned = 0;
+    struct tm_error e;
+    err_clear(&e);
+    store_events_head(s, &head, &pruned, &e);
+    pthread_mutex_lock(&h->lock);
+    h->floor = head;
+    if (h->last_seq < head) h->last_seq = head;
+    pthread_mutex_unlock(&h->lock);
+    h->notifier_started = pthread_create(&h->notifier, NULL, hub_notifier_main, h) == 0;
+    return h;
+}
+
+void event_hub_stop(struct event_hub *h)
+{
+    if (!h) return;
+    pthread_mutex_lock(&h->lock);
+    h->stopping = true;
+    hub_wake_streams(h, true);
+    pthread_cond_signal(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    if (h->notifier_started) pthread_join(h->notifier, NULL);
+    h->notifier_started = false;
+}
+
+void event_hub_free(struct event_hub *h)
+{
+    if (!h) return;
+    event_hub_stop(h);
+    /* Streams still linked belong to responses libmicrohttpd has freed by now. */
+    for (size_t i = 0; i < h->n; i++) hub_event_free(hub_ring_at(h, i));
+    free(h->ring);
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->cond);
+    free(h);
+}
+
+void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out)
+{
+    out->streams = atomic_load(&h->nstreams);
+    out->events_sent = atomic_load(&h->events_sent);
+    out->slow_disconnects = atomic_load(&h->slow_disconnects);
+}
+
+int64_t event_hub_last_seq(struct event_hub *h)
+{
+    pthread_mutex_lock(&h->lock);
+    int64_t v = h->last_seq;
+    pthread_mutex_unlock(&h->lock);
+    return v;
+}
+
+/* Reads one page from the store after the cursor (not under lock). */
+static void sse_catch_up(struct sse_stream *st)
+{
+    struct event_page page;
+    struct tm_error e;
+    err_clear(&e);
+    const char *task_id = st->filter.ntask_ids == 1 ? st->filter.task_ids[0] : NULL;
+    if (store_events_read(st->hub->store, st->filter.ns, task_id, st->cursor, HUB_PAGE_EVENTS,
+                          &page, &e)) {
+        fprintf(stderr, "taskmill: events: %s\n", e.message);
+        st->closing = true;
+        return;
+    }
+    if (page.pruned_through > st->cursor) {
+        /* What it asked for is gone: say so, then go on from what is left. */
+        struct tm_error pe;
+        err_set(&pe, TM_EGONE, "Last-Event-ID",
+                "events after %lld were removed by retention; re-read the state, then follow "
+                "from %lld",
+                (long long)st->cursor, (long long)page.pruned_through);
+        buf_printf(&st->out, "id: %lld\nevent: error\ndata: ", (long long)page.pruned_through);
+        error_json_write(&st->out, &pe);
+        buf_puts(&st->out, "\n\n");
+        st->cursor = page.pruned_through;
+        event_page_release(&page);
+        return;
+    }
+    size_t sent = 0;
+    for (size_t i = 0; i < page.n; i++) {
+        const struct store_event *ev = &page.events[i];
+        if (sse_filter_match(&st->filter, ev->ns, ev->queue, ev->type, ev->task_id, ev->phase,
+                             event_kind_index(ev->kind))) {
+            sse_frame_write(&st->out, ev);
+            sent++;
+        }
+        st->cursor = ev->seq;
+    }
+    /* A short page saw everything committed up to head in the same read. */
+    if (page.n < HUB_PAGE_EVENTS && page.head > st->cursor) st->cursor = page.head;
+    atomic_fetch_add(&st->hub->events_sent, sent);
+    event_page_release(&page);
+}
+
+/* Gathers the next bytes to send into st->out. Returns false to suspend. */
+static bool sse_fill(struct sse_stream *st)
+{
+    struct event_hub *h = st->hub;
+    pthread_mutex_lock(&h->lock);
+    if (h->stopping) {
+        st->closing = true;
+        pthread_mutex_unlock(&h->lock);
+        return true;
+    }
+    if (st->cursor < h->floor) {
+        if (st->live) {
+            atomic_fetch_add(&h->slow_disconnects, 1);
+            buf_printf(&st->out, ": too slow: the stream fell behind; reconnect with "
+                                 "Last-Event-ID %lld\n\n", (long long)st->cursor);
+            st->closing = true;
+            pthread_mutex_unlock(&h->lock);
+            return true;
+        }
+        pthread_mutex_unlock(&h->lock);
+        sse_catch_up(st);
+        if (st->out.len || st->closing) return true;
+        pthread_mutex_lock(&h->lock);
+        if (st->cursor < h->floor) {
+            pthread_mutex_unlock(&h->lock);
+            return true; /* more to read from the store; called again at once */
+        }
+    }
+    st->live = true;
+    size_t sent = 0;
+    for (size_t i = hub_ring_after(h, st->cursor); i < h->n && st->out.len < HUB_FILL_BYTES; i++) {
+        struct hub_event *e = hub_ring_at(h, i);
+        if (sse_filter_match(&st->filter, e->ns, e->queue, e->type, e->task_id, e->phase,
+                             e->kind)) {
+            buf_put(&st->out, e->frame, e->frame_len);
+            sent++;
+        }
+        st->cursor = e->seq;
+    }
+    if (!st->out.len && time_mono_ms() - st->last_write_mono >= h->keepalive_ms)
+        buf_puts(&st->out, ": keep-alive\n\n");
+    if (!st->out.len) {
+        st->suspended = true;
+        MHD_suspend_connection(st->conn);
+        pthread_mutex_unlock(&h->lock);
+        return false;
+    }
+    pthread_mutex_unlock(&h->lock);
+    atomic_fetch_add(&h->events_sent, sent);
+    return true;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct sse_stream *st = cls;
+    while (st->out_off == st->out.len) {
+        buf_clear(&st->out);
+        st->out_off = 0;
+        if (st->closing) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (!sse_fill(st)) return 0; /* suspended until there is more */
+    }
+    size_t n = st->out.len - st->out_off;
+    if (n > max) n = max;
+    memcpy(buf, st->out.p + st->out_off, n);
+    st->out_off += n;
+    st->last_write_mono = time_mono_ms();
+    return (ssize_t)n;
+}
+
+static void sse_free(void *cls)
+{
+    struct sse_stream *st = cls;
+    struct event_hub *h = st->hub;
+    pthread_mutex_lock(&h->lock);
+    if (st->linked) {
+        if (st->prev)
+            st->prev->next = st->next;
+        else
+            h->streams = st->next;
+        if (st->next) st->next->prev = st->prev;
+    }
+    pthread_mutex_unlock(&h->lock);
+    atomic_fetch_sub(&h->nstreams, 1);
+    sse_filter_release(&st->filter);
+    buf_release(&st->out);
+    free(st);
+}
+
+void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filter *f,
+                            int64_t cursor, const char *first)
+{
+    struct sse_stream *st = xcalloc(1, sizeof *st);
+    st->hub = h;
+    st->conn = r->conn;
+    st->filter = *f;
+    memset(f, 0, sizeof *f);
+    buf_init(&st->out);
+    buf_puts(&st->out, ": taskmill events\nretry: 1000\n\n");
+    if (first) buf_puts(&st->out, first);
+    st->last_write_mono = time_mono_ms();
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4 * 1024, sse_read, st, sse_free);
+    if (!resp) {
+        sse_free(st);
+        reply_error_code(r, TM_EINTERNAL, "", "cannot start the event stream");
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    pthread_mutex_lock(&h->lock);
+    st->cursor = cursor < 0 ? h->last_seq : cursor;
+    st->next = h->streams;
+    if (h->streams) h->streams->prev = st;
+    h->streams = st;
+    st->linked = true;
+    pthread_mutex_unlock(&h->lock);
+    atomic_fetch_add(&h->nstreams, 1);
+    MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    r->status_sent = 200;
+    server_count_reply(r->srv, 200);
+}

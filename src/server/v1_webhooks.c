@@ -1,0 +1,258 @@
+/*
+ * v1_webhooks: POST/GET/DELETE /v1/webhooks and a webhook's deliveries.
+ *
+ * A webhook is {url, events, secret, namespace, name}; `events` are
+ * Livepeer's names (task.spawned, task.updated, task.completed,
+ * task.failed; all four when absent). The secret signs every delivery; one
+ * is generated when the body gives none, and it is shown only in the reply
+ * to the POST. A token's namespace (r->ns) overrides the body's.
+ *
+ * Threading: handlers run on libmicrohttpd threads; writes go through the
+ * store's writer (req_submit). Ownership: the webhook handed to the op is
+ * the request's and is freed when the reply has been written.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/buf.h"
+#include "../common/id.h"
+#include "../common/xalloc.h"
+#include "server_int.h"
+#include "v1_decode.h"
+#include "webhook.h"
+
+static void webhook_json_write(struct buf *b, const struct webhook *w, bool with_secret)
+{
+    buf_puts(b, "{\"id\":");
+    json_put_str(b, w->id);
+    buf_puts(b, ",\"name\":");
+    json_put_str(b, w->name);
+    buf_puts(b, ",\"url\":");
+    json_put_str(b, w->url);
+    buf_puts(b, ",\"namespace\":");
+    json_put_str(b, w->ns);
+    buf_puts(b, ",\"events\":[");
+    bool first = true;
+    for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++) {
+        if (!(w->events & (1u << i))) continue;
+        if (!first) buf_putc(b, ',');
+        json_put_str(b, webhook_event_name(i));
+        first = false;
+    }
+    buf_puts(b, "],\"has_secret\":");
+    json_put_bool(b, w->secret != NULL);
+    if (with_secret && w->secret) {
+        buf_puts(b, ",\"secret\":");
+        json_put_str(b, w->secret);
+    }
+    buf_puts(b, ",\"created_at\":");
+    json_put_time(b, w->created_at);
+    buf_putc(b, '}');
+}
+
+/* The POST body into w; pure apart from generating a secret. */
+static int webhooks_decode(json_t *obj, struct webhook *w, struct tm_error *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        if (strcmp(key, "url") == 0) {
+            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 2048)
+                return err_set(e, TM_EINVALID, "url", "'url' must be a string of 1-2048 bytes");
+            w->url = xstrdup(json_string_value(v));
+        } else if (strcmp(key, "secret") == 0) {
+            if (!json_is_string(v) || json_string_length(v) < 8 || json_string_length(v) > 256)
+                return err_set(e, TM_EINVALID, "secret", "'secret' must be a string of 8-256 bytes");
+            w->secret = xstrdup(json_string_value(v));
+        } else if (strcmp(key, "name") == 0 || strcmp(key, "namespace") == 0) {
+            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 256)
+                return err_set(e, TM_EINVALID, key, "'%s' must be a string of 1-256 bytes", key);
+            char **slot = strcmp(key, "name") == 0 ? &w->name : &w->ns;
+            *slot = xstrdup(json_string_value(v));
+        } else if (strcmp(key, "events") == 0) {
+            if (!json_is_array(v) || json_array_size(v) == 0)
+                return err_set(e, TM_EINVALID, "events", "'events' must be a non-empty array");
+            size_t i;
+            json_t *ev;
+            json_array_foreach(v, i, ev) {
+                int bit = json_is_string(ev) ? webhook_event_parse(json_string_value(ev)) : 0;
+                if (!bit)
+                    return err_set(e, TM_EINVALID, "events",
+                                   "'events[%zu]' must be one of 'task.spawned', 'task.updated', "
+                                   "'task.completed', 'task.failed'",
+                                   i);
+                w->events |= (unsigned)bit;
+            }
+        } else {
+            return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
+        }
+    }
+    if (!w->url) return err_set(e, TM_EINVALID, "url", "'url' is required");
+    if (!w->events) w->events = WEBHOOK_SPAWNED | WEBHOOK_UPDATED | WEBHOOK_COMPLETED | WEBHOOK_FAILED;
+    if (!w->secret) {
+        char hex[ID_LEN + 1];
+        id_random_hex(hex);
+        w->secret = xstrdup(hex);
+    }
+    return 0;
+}
+
+static void webhooks_free_op(struct req *r)
+{
+    webhook_release(r->op.webhook);
+    free(r->op.webhook);
+    r->op.webhook = NULL;
+}
+
+static void webhooks_created(struct req *r)
+{
+    if (r->op.err.code) {
+        reply_error(r, &r->op.err);
+    } else {
+        struct buf b;
+        buf_init(&b);
+        webhook_json_write(&b, r->op.webhook, true);
+        char loc[64];
+        snprintf(loc, sizeof loc, "/v1/webhooks/%s", r->op.webhook->id);
+        reply_add_header(r, "Location", loc);
+        reply_json(r, 201, &b);
+    }
+    webhooks_free_op(r);
+}
+
+static void webhooks_create(struct req *r)
+{
+    if (req_json_body(r, false)) return;
+    struct webhook *w = xcalloc(1, sizeof *w);
+    struct tm_error e;
+    err_clear(&e);
+    int rc = webhooks_decode(r->json, w, &e);
+    if (rc == 0 && r->ns) {
+        free(w->ns);
+        w->ns = xstrdup(r->ns);
+    }
+    if (rc == 0) rc = webhook_url_check(w->url, r->srv->cfg.events.webhook_allow_private, &e);
+    if (rc) {
+        webhook_release(w);
+        free(w);
+        reply_error(r, &e);
+        return;
+    }
+    store_op_init(&r->op, STORE_OP_WEBHOOK_ADD);
+    r->op.webhook = w;
+    req_submit(r, webhooks_created);
+}
+
+static void webhooks_list(struct req *r)
+{
+    struct webhook *w = NULL;
+    size_t n = 0;
+    struct tm_error e;
+    err_clear(&e);
+    const char *id = r->nparams ? r->param[0] : NULL;
+    if (id && !id_is_valid(id)) {
+        reply_error_code(r, TM_ENOT_FOUND, "", "webhook not found");
+        return;
+    }
+    if (store_webhooks_list(req_store(r), r->ns, id, &w, &n, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    if (id) {
+        webhook_json_write(&b, &w[0], false);
+    } else {
+        buf_puts(&b, "{\"webhooks\":[");
+        for (size_t i = 0; i < n; i++) {
+            if (i) buf_putc(&b, ',');
+            webhook_json_write(&b, &w[i], false);
+        }
+        buf_puts(&b, "]}");
+    }
+    webhooks_free(w, n);
+    reply_json(r, 200, &b);
+}
+
+static void webhooks_deleted(struct req *r)
+{
+    if (r->op.err.code)
+        reply_error(r, &r->op.err);
+    else
+        reply_empty(r, 204);
+}
+
+static void webhooks_delete(struct req *r)
+{
+    if (!id_is_valid(r->param[0])) {
+        reply_error_code(r, TM_ENOT_FOUND, "", "webhook not found");
+        return;
+    }
+    store_op_init(&r->op, STORE_OP_WEBHOOK_DELETE);
+    r->op.ns = r->ns;
+    snprintf(r->op.id, sizeof r->op.id, "%s", r->param[0]);
+    req_submit(r, webhooks_deleted);
+}
+
+static void webhooks_deliveries(struct req *r)
+{
+    const char *id = r->param[0];
+    struct webhook *w = NULL;
+    size_t n = 0;
+    struct tm_error e;
+    err_clear(&e);
+    int64_t limit = 100;
+    const char *lim = req_query(r, "limit");
+    if (lim && v1_parse_int(lim, 1, 1000, &limit)) {
+        reply_error_code(r, TM_EINVALID, "limit", "'limit' must be an integer from 1 to 1000");
+        return;
+    }
+    if (!id_is_valid(id) || store_webhooks_list(req_store(r), r->ns, id, &w, &n, &e)) {
+        if (!e.code) err_set(&e, TM_ENOT_FOUND, "", "webhook '%s' not found", id);
+        reply_error(r, &e);
+        return;
+    }
+    webhooks_free(w, n);
+    struct webhook_delivery *d = NULL;
+    if (store_deliveries_list(req_store(r), id, (int)limit, &d, &n, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"deliveries\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i) buf_putc(&b, ',');
+        buf_puts(&b, "{\"id\":");
+        json_put_str(&b, d[i].id);
+        buf_printf(&b, ",\"seq\":%lld,\"event\":", (long long)d[i].seq);
+        json_put_str(&b, d[i].event);
+        buf_puts(&b, ",\"status\":");
+        json_put_str(&b, d[i].status);
+        buf_printf(&b, ",\"attempts\":%lld,\"last_status\":%lld,\"last_error\":",
+                   (long long)d[i].attempts, (long long)d[i].last_status);
+        json_put_str(&b, d[i].last_error);
+        buf_puts(&b, ",\"next_attempt_at\":");
+        if (strcmp(d[i].status, "pending") == 0)
+            json_put_time(&b, d[i].next_at);
+        else
+            buf_puts(&b, "null");
+        buf_puts(&b, ",\"created_at\":");
+        json_put_time(&b, d[i].created_at);
+        buf_puts(&b, ",\"updated_at\":");
+        json_put_time(&b, d[i].updated_at);
+        buf_putc(&b, '}');
+    }
+    buf_puts(&b, "]}");
+    deliveries_free(d, n);
+    reply_json(r, 200, &b);
+}
+
+const struct route v1_webhooks_routes[] = {
+    {"POST", "/v1/webhooks", webhooks_create, PERM_OWNER},
+    {"GET", "/v1/webhooks", webhooks_list, PERM_OWNER},
+    {"GET", "/v1/webhooks/:id", webhooks_list, PERM_OWNER},
+    {"DELETE", "/v1/webhooks/:id", webhooks_delete, PERM_OWNER},
+    {"GET", "/v1/webhooks/:id/deliveries", webhooks_deliveries, PERM_OWNER},
+    {NULL, NULL, NULL, 0},
+};

@@ -1,0 +1,222 @@
+/*
+ * store_events: the event log and webhooks on the store's side: naming the
+ * event of each change, the webhook writes applied by the writer thread,
+ * and the reads (events after a seq, webhooks, deliveries) that any thread
+ * may make through the backend's ops table.
+ *
+ * Threading: store_event_kind, store_event_cause, store_event_fill and
+ * store_webhook_apply run on the writer thread, inside its transaction;
+ * the store_*_list/read functions are reads and run on any thread.
+ * Ownership: every struct filled here owns its strings; the *_release and
+ * *_free functions free them and accept empty or NULL input.
+ * Errors: reads answer TM_ENOT_FOUND or TM_EINTERNAL ("storage error",
+ * with the backend's own message in the log), as store.c's reads do.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/id.h"
+#include "../common/task_json.h"
+#include "../common/xalloc.h"
+#include "store_int.h"
+
+static const char *const webhook_event_names[WEBHOOK_EVENT_COUNT] = {
+    "task.spawned",
+    "task.updated",
+    "task.completed",
+    "task.failed",
+};
+
+const char *webhook_event_name(int index)
+{
+    return index >= 0 && index < WEBHOOK_EVENT_COUNT ? webhook_event_names[index] : NULL;
+}
+
+int webhook_event_parse(const char *name)
+{
+    for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++)
+        if (strcmp(name, webhook_event_names[i]) == 0) return 1 << i;
+    return 0;
+}
+
+void store_event_release(struct store_event *ev)
+{
+    if (!ev) return;
+    free(ev->ns);
+    free(ev->queue);
+    free(ev->type);
+    free(ev->task_json);
+    ev->ns = ev->queue = ev->type = ev->task_json = NULL;
+}
+
+void store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
+                      const char *cause, int64_t now)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->at = now;
+    ev->version = t->version;
+    snprintf(ev->kind, sizeof ev->kind, "%s", kind);
+    snprintf(ev->cause, sizeof ev->cause, "%s", cause);
+    memcpy(ev->task_id, t->id, sizeof ev->task_id);
+    ev->ns = xstrdup(t->namespace ? t->namespace : "");
+    ev->queue = xstrdup(t->queue ? t->queue : "");
+    ev->type = xstrdup(t->type ? t->type : "");
+    ev->phase = t->phase;
+    struct buf b;
+    buf_init(&b);
+    task_json_write(&b, t);
+    ev->task_json = buf_detach(&b);
+}
+
+const char *store_event_kind(const struct store_op *op, int before, const struct task *t,
+                             char buf[24])
+{
+    if (before < 0) return "task.created";
+    if (before != (int)t->phase) {
+        snprintf(buf, 24, "task.%s", task_phase_name(t->phase));
+        return buf;
+    }
+    if (!op) return "task.updated";
+    switch (op->kind) {
+    case STORE_OP_PAUSE: return "task.paused";
+    case STORE_OP_RESUME: return "task.resumed";
+    case STORE_OP_HEARTBEAT:
+    case STORE_OP_COMPLETE:
+    case STORE_OP_FAIL:
+    case STORE_OP_RELEASE:
+        if (op->messages) return "task.message";
+        if (op->has_progress || op->items || op->attributes) return "task.progress";
+        return "task.lease";
+    default: return "task.updated";
+    }
+}
+
+const char *store_event_cause(const struct store_op *op, int before)
+{
+    if (!op) return before == TASK_WAITING ? "due" : "lease_expired";
+    switch (op->kind) {
+    case STORE_OP_CREATE: return "create";
+    case STORE_OP_CLAIM: return "claim";
+    case STORE_OP_HEARTBEAT: return "heartbeat";
+    case STORE_OP_COMPLETE: return "complete";
+    case STORE_OP_FAIL: return "fail";
+    case STORE_OP_RELEASE: return "release";
+    case STORE_OP_CANCEL: return "cancel";
+    case STORE_OP_RETRY: return "retry";
+    case STORE_OP_PAUSE: return "pause";
+    case STORE_OP_RESUME: return "resume";
+    case STORE_OP_DELETE: return "delete";
+    default: return "update";
+    }
+}
+
+int store_webhook_apply(struct store *s, struct store_op *op, int64_t now)
+{
+    const struct store_backend *be = store_base_of(s)->backend;
+    int rc;
+    switch (op->kind) {
+    case STORE_OP_WEBHOOK_ADD:
+        id_new(op->webhook->id);
+        op->webhook->created_at = now;
+        return be->webhook_insert(s, op->webhook);
+    case STORE_OP_WEBHOOK_DELETE:
+        rc = be->webhook_delete(s, op->ns, op->id);
+        if (rc == TM_ENOT_FOUND)
+            return err_set(&op->err, rc, "", "webhook '%s' not found", op->id);
+        return rc;
+    default: return be->delivery_update(s, op->delivery);
+    }
+}
+
+/* ---- Reads ---- */
+
+static int store_events_error(int rc, struct tm_error *e, const char *what, const char *id)
+{
+    if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "%s '%s' not found", what, id ? id : "");
+    return err_set(e, TM_EINTERNAL, "", "storage error");
+}
+
+int store_events_read(struct store *s, const char *ns, const char *task_id, int64_t after,
+                      int limit, struct event_page *out, struct tm_error *e)
+{
+    memset(out, 0, sizeof *out);
+    int rc = store_base_of(s)->backend->events_read(s, ns, task_id, after, limit, out);
+    if (rc) event_page_release(out);
+    return rc ? store_events_error(rc, e, "event", NULL) : 0;
+}
+
+void event_page_release(struct event_page *p)
+{
+    for (size_t i = 0; i < p->n; i++) store_event_release(&p->events[i]);
+    free(p->events);
+    memset(p, 0, sizeof *p);
+}
+
+int store_events_head(struct store *s, int64_t *head, int64_t *pruned_through,
+                      struct tm_error *e)
+{
+    int rc = store_base_of(s)->backend->events_head(s, head, pruned_through);
+    return rc ? store_events_error(rc, e, "event", NULL) : 0;
+}
+
+void webhook_release(struct webhook *w)
+{
+    if (!w) return;
+    free(w->ns);
+    free(w->name);
+    free(w->url);
+    free(w->secret);
+    w->ns = w->name = w->url = w->secret = NULL;
+}
+
+void webhooks_free(struct webhook *w, size_t n)
+{
+    for (size_t i = 0; w && i < n; i++) webhook_release(&w[i]);
+    free(w);
+}
+
+void deliveries_free(struct webhook_delivery *d, size_t n)
+{
+    for (size_t i = 0; d && i < n; i++) {
+        free(d[i].last_error);
+        free(d[i].url);
+        free(d[i].secret);
+        store_event_release(&d[i].ev);
+    }
+    free(d);
+}
+
+int store_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
+                        size_t *n, struct tm_error *e)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = store_base_of(s)->backend->webhooks_list(s, ns, id, out, n);
+    if (rc == 0 && id && *n == 0) rc = TM_ENOT_FOUND;
+    return rc ? store_events_error(rc, e, "webhook", id) : 0;
+}
+
+int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
+                          struct webhook_delivery **out, size_t *n, struct tm_error *e)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = store_base_of(s)->backend->deliveries_list(s, webhook_id, false, 0, limit, out, n);
+    return rc ? store_events_error(rc, e, "webhook", webhook_id) : 0;
+}
+
+int store_deliveries_due(struct store *s, int64_t now, int limit, struct webhook_delivery **out,
+                         size_t *n, struct tm_error *e)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = store_base_of(s)->backend->deliveries_list(s, NULL, true, now, limit, out, n);
+    return rc ? store_events_error(rc, e, "delivery", NULL) : 0;
+}
+
+int store_deliveries_next_at(struct store *s, int64_t *at, struct tm_error *e)
+{
+    int rc = store_base_of(s)->backend->deliveries_next_at(s, at);
+    return rc ? store_events_error(rc, e, "delivery", NULL) : 0;
+}

@@ -1,0 +1,467 @@
+/*
+ * store_sqlite_events: the SQLite backend's event log, webhooks and
+ * deliveries (tables of migration 0002).
+ *
+ * Writer ops run on the writer connection inside the batch's transaction,
+ * with statements prepared on first use and kept in struct sq_events.
+ * Appending an event also queues, with one INSERT ... SELECT, a delivery
+ * for each webhook that asked for the Livepeer events it maps to, so a
+ * delivery is durable exactly when its event is.
+ *
+ * The sequence is the events table's AUTOINCREMENT rowid: with one writer
+ * and serialized commits, a reader that saw seq N has seen every seq < N,
+ * which is what makes "everything after N" gap-free. (PostgreSQL will need
+ * a counter row updated in the transaction instead of a sequence.)
+ * Reads borrow a reader connection and copy every row out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/xalloc.h"
+#include "store_sqlite_int.h"
+
+struct sq_events {
+    sqlite3_stmt *insert, *deliver, *hook_insert, *hook_delete, *hook_delete_deliveries,
+        *delivery_update;
+};
+
+static void sqe_log(sqlite3 *db, const char *what)
+{
+    fprintf(stderr, "taskmill: sqlite: %s: %s\n", what, sqlite3_errmsg(db));
+}
+
+/* Prepares (once) a writer statement. */
+static sqlite3_stmt *sqe_stmt(struct store *s, sqlite3_stmt **slot, const char *sql)
+{
+    if (*slot) return *slot;
+    sqlite3 *db = sq_writer_db(s);
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK) {
+        sqe_log(db, sql);
+        *slot = NULL;
+    }
+    return *slot;
+}
+
+static struct sq_events *sqe(struct store *s)
+{
+    struct sq_events **slot = sq_events_slot(s);
+    if (!*slot) *slot = xcalloc(1, sizeof **slot);
+    return *slot;
+}
+
+void sq_events_close(struct store *s)
+{
+    struct sq_events **slot = sq_events_slot(s);
+    struct sq_events *q = *slot;
+    if (!q) return;
+    sqlite3_stmt *all[] = {q->insert,      q->deliver,
+                           q->hook_insert, q->hook_delete,
+                           q->hook_delete_deliveries, q->delivery_update};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+    free(q);
+    *slot = NULL;
+}
+
+static int sqe_done(sqlite3 *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        sqe_log(db, "step");
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+static void sqe_bind_text(sqlite3_stmt *st, int at, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, at, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, at);
+}
+
+static char *sqe_col_dup(sqlite3_stmt *st, int at)
+{
+    const char *v = (const char *)sqlite3_column_text(st, at);
+    return v ? xstrdup(v) : NULL;
+}
+
+int sq_event_append(struct store *s, struct store_event *ev, size_t *deliveries)
+{
+    struct sq_events *q = sqe(s);
+    sqlite3 *db = sq_writer_db(s);
+    sqlite3_stmt *st = sqe_stmt(s, &q->insert,
+                                "INSERT INTO events(at,kind,cause,task_id,namespace,queue,type,"
+                                "phase,version,task) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+    if (!st) return TM_EINTERNAL;
+    sqlite3_bind_int64(st, 1, ev->at);
+    sqlite3_bind_text(st, 2, ev->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ev->cause, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, ev->task_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, ev->ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, ev->queue, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, ev->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, task_phase_name(ev->phase), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, ev->version);
+    sqlite3_bind_text(st, 10, ev->task_json, -1, SQLITE_STATIC);
+    int rc = sqe_done(db, st);
+    if (rc) return rc;
+    ev->seq = sqlite3_last_insert_rowid(db);
+
+    /* Livepeer's names: spawned on create, updated on every later change,
+     * and completed / failed besides updated on those phases. */
+    const char *names[2] = {NULL, NULL};
+    if (strcmp(ev->kind, "task.created") == 0) {
+        names[0] = ",task.spawned,";
+    } else if (strcmp(ev->kind, "task.deleted") != 0) {
+        names[0] = ",task.updated,";
+        if (strcmp(ev->kind, "task.completed") == 0) names[1] = ",task.completed,";
+        if (strcmp(ev->kind, "task.failed") == 0) names[1] = ",task.failed,";
+    }
+    *deliveries = 0;
+    st = sqe_stmt(s, &q->deliver,
+                  "INSERT INTO webhook_deliveries(id,webhook_id,seq,event,status,next_at,"
+                  "created_at,updated_at) SELECT lower(hex(randomblob(16))),id,?1,"
+                  "substr(?2,2,length(?2)-2),'pending',?3,?3,?3 FROM webhooks"
+                  " WHERE (namespace IS NULL OR namespace=?4) AND instr(events,?2)>0");
+    if (!st) return TM_EINTERNAL;
+    for (int i = 0; i < 2 && names[i]; i++) {
+        sqlite3_bind_int64(st, 1, ev->seq);
+        sqlite3_bind_text(st, 2, names[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, ev->at);
+        sqlite3_bind_text(st, 4, ev->ns, -1, SQLITE_STATIC);
+        if ((rc = sqe_done(db, st))) return rc;
+        *deliveries += (size_t)sqlite3_changes(db);
+    }
+    return 0;
+}
+
+/* Runs a one-value query on db; *v is 0 when it gives NULL or no row. */
+static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqe_log(db, sql);
+        return TM_EINTERNAL;
+    }
+    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, a);
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sqe_log(db, sql);
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+int sq_events_prune(struct store *s, int64_t before_at, int64_t keep_count, int max_rows,
+                    int64_t *pruned, int64_t *through)
+{
+    sqlite3 *db = sq_writer_db(s);
+    int64_t head = 0, old = 0, bound = 0, v = 0, pend = 0;
+    *pruned = 0;
+    int rc = sqe_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, &head);
+    if (!rc) rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0, &old);
+    *through = old;
+    if (rc) return rc;
+    if (keep_count >= 0 && head - keep_count > bound) bound = head - keep_count;
+    if (before_at > 0) {
+        if ((rc = sqe_scalar(db, "SELECT max(seq) FROM events WHERE at<?1", before_at, &v))) return rc;
+        if (v > bound) bound = v;
+    }
+    /* Never an event that a pending webhook delivery still has to send. */
+    rc = sqe_scalar(db, "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0, &pend);
+    if (rc) return rc;
+    if (pend && pend - 1 < bound) bound = pend - 1;
+    if (bound <= old) return 0;
+    /* At most max_rows in one pass. */
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT seq FROM events WHERE seq>%lld AND seq<=?1 ORDER BY seq LIMIT 1 OFFSET %d",
+             (long long)old, max_rows - 1);
+    if ((rc = sqe_scalar(db, sql, bound, &v))) return rc;
+    if (v) bound = v;
+    if ((rc = sqe_scalar(db, "DELETE FROM events WHERE seq<=?1", bound, &v))) return rc;
+    *pruned = sqlite3_changes(db);
+    rc = sqe_scalar(db, "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1", bound, &v);
+    if (!rc) rc = sqe_scalar(db, "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", bound, &v);
+    char upd[120];
+    snprintf(upd, sizeof upd, "UPDATE event_meta SET value=value+%lld WHERE name='pruned_total'",
+             (long long)*pruned);
+    if (!rc) rc = sqe_scalar(db, upd, 0, &v);
+    if (!rc) *through = bound;
+    return rc;
+}
+
+/* ",a,b," from the event bits. */
+static void sqe_events_text(unsigned bits, char *out, size_t n)
+{
+    size_t len = (size_t)snprintf(out, n, ",");
+    for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++)
+        if (bits & (1u << i)) len += (size_t)snprintf(out + len, n - len, "%s,", webhook_event_name(i));
+}
+
+int sq_webhook_insert(struct store *s, const struct webhook *w)
+{
+    struct sq_events *q = sqe(s);
+    sqlite3_stmt *st = sqe_stmt(s, &q->hook_insert,
+                                "INSERT INTO webhooks(id,namespace,name,url,events,secret,created_at)"
+                                " VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    if (!st) return TM_EINTERNAL;
+    char events[128];
+    sqe_events_text(w->events, events, sizeof events);
+    sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+    sqe_bind_text(st, 2, w->ns);
+    sqe_bind_text(st, 3, w->name);
+    sqe_bind_text(st, 4, w->url);
+    sqlite3_bind_text(st, 5, events, -1, SQLITE_TRANSIENT);
+    sqe_bind_text(st, 6, w->secret);
+    sqlite3_bind_int64(st, 7, w->created_at);
+    return sqe_done(sq_writer_db(s), st);
+}
+
+int sq_webhook_delete(struct store *s, const char *ns, const char *id)
+{
+    struct sq_events *q = sqe(s);
+    sqlite3 *db = sq_writer_db(s);
+    sqlite3_stmt *st = sqe_stmt(s, &q->hook_delete,
+                                "DELETE FROM webhooks WHERE id=?1 AND (?2 IS NULL OR namespace=?2)");
+    if (!st) return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqe_bind_text(st, 2, ns);
+    int rc = sqe_done(db, st);
+    if (rc) return rc;
+    if (sqlite3_changes(db) == 0) return TM_ENOT_FOUND;
+    st = sqe_stmt(s, &q->hook_delete_deliveries, "DELETE FROM webhook_deliveries WHERE webhook_id=?1");
+    if (!st) return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return sqe_done(db, st);
+}
+
+int sq_delivery_update(struct store *s, const struct webhook_delivery *d)
+{
+    struct sq_events *q = sqe(s);
+    sqlite3_stmt *st = sqe_stmt(s, &q->delivery_update,
+                                "UPDATE webhook_deliveries SET status=?2,attempts=?3,next_at=?4,"
+                                "last_status=?5,last_error=?6,updated_at=?7 WHERE id=?1");
+    if (!st) return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, d->attempts);
+    sqlite3_bind_int64(st, 4, d->next_at);
+    sqlite3_bind_int64(st, 5, d->last_status);
+    sqe_bind_text(st, 6, d->last_error);
+    sqlite3_bind_int64(st, 7, d->updated_at);
+    return sqe_done(sq_writer_db(s), st);
+}
+
+/* ---- Reads ---- */
+
+#define SQE_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task"
+
+/* Reads the SQE_EVENT_COLS starting at column `at`. */
+static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->seq = sqlite3_column_int64(st, at);
+    ev->at = sqlite3_column_int64(st, at + 1);
+    snprintf(ev->kind, sizeof ev->kind, "%s", (const char *)sqlite3_column_text(st, at + 2));
+    snprintf(ev->cause, sizeof ev->cause, "%s", (const char *)sqlite3_column_text(st, at + 3));
+    snprintf(ev->task_id, sizeof ev->task_id, "%s", (const char *)sqlite3_column_text(st, at + 4));
+    ev->ns = sqe_col_dup(st, at + 5);
+    ev->queue = sqe_col_dup(st, at + 6);
+    ev->type = sqe_col_dup(st, at + 7);
+    const char *phase = (const char *)sqlite3_column_text(st, at + 8);
+    if (!phase || task_phase_parse(phase, &ev->phase)) ev->phase = TASK_PENDING;
+    ev->version = sqlite3_column_int64(st, at + 9);
+    ev->task_json = sqe_col_dup(st, at + 10);
+}
+
+static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through)
+{
+    int rc = sqe_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, head);
+    if (!rc)
+        rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
+                        pruned_through);
+    return rc;
+}
+
+int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
+                   struct event_page *out)
+{
+    void *conn;
+    sqlite3 *db = sq_reader_borrow(s, &conn);
+    if (!db) return TM_EINTERNAL;
+    sqlite3_stmt *st = NULL;
+    int ret = 0;
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        sqe_log(db, "begin");
+        sq_reader_return(s, conn);
+        return TM_EINTERNAL;
+    }
+    if ((ret = sqe_head(db, &out->head, &out->pruned_through))) goto out;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT " SQE_EVENT_COLS " FROM events WHERE seq>?1"
+                           " AND (?2 IS NULL OR namespace=?2) AND (?3 IS NULL OR task_id=?3)"
+                           " ORDER BY seq LIMIT ?4",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqe_log(db, "events read");
+        ret = TM_EINTERNAL;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, after);
+    sqe_bind_text(st, 2, ns);
+    sqe_bind_text(st, 3, task_id);
+    sqlite3_bind_int(st, 4, limit);
+    out->events = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof *out->events);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < (size_t)limit)
+        sqe_read_event(st, 0, &out->events[out->n++]);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sqe_log(db, "events read");
+        ret = TM_EINTERNAL;
+    }
+out:
+    sqlite3_finalize(st);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sq_reader_return(s, conn);
+    return ret;
+}
+
+int sq_events_head(struct store *s, int64_t *head, int64_t *pruned_through)
+{
+    void *conn;
+    sqlite3 *db = sq_reader_borrow(s, &conn);
+    if (!db) return TM_EINTERNAL;
+    int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : TM_EINTERNAL;
+    if (!rc) rc = sqe_head(db, head, pruned_through);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sq_reader_return(s, conn);
+    return rc;
+}
+
+int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
+                     size_t *n)
+{
+    void *conn;
+    sqlite3 *db = sq_reader_borrow(s, &conn);
+    if (!db) return TM_EINTERNAL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id,namespace,name,url,events,secret,created_at FROM webhooks"
+                           " WHERE (?1 IS NULL OR namespace=?1) AND (?2 IS NULL OR id=?2)"
+                           " ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqe_log(db, "webhooks");
+        sq_reader_return(s, conn);
+        return TM_EINTERNAL;
+    }
+    sqe_bind_text(st, 1, ns);
+    sqe_bind_text(st, 2, id);
+    size_t cap = 0;
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = xrealloc(*out, cap * sizeof **out);
+        }
+        struct webhook *w = &(*out)[(*n)++];
+        memset(w, 0, sizeof *w);
+        snprintf(w->id, sizeof w->id, "%s", (const char *)sqlite3_column_text(st, 0));
+        w->ns = sqe_col_dup(st, 1);
+        w->name = sqe_col_dup(st, 2);
+        w->url = sqe_col_dup(st, 3);
+        const char *ev = (const char *)sqlite3_column_text(st, 4);
+        for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++) {
+            char key[40];
+            snprintf(key, sizeof key, ",%s,", webhook_event_name(i));
+            if (ev && strstr(ev, key)) w->events |= 1u << i;
+        }
+        w->secret = sqe_col_dup(st, 5);
+        w->created_at = sqlite3_column_int64(st, 6);
+    }
+    if (rc != SQLITE_DONE) {
+        sqe_log(db, "webhooks");
+        ret = TM_EINTERNAL;
+    }
+    sqlite3_finalize(st);
+    sq_reader_return(s, conn);
+    return ret;
+}
+
+int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, int64_t now,
+                       int limit, struct webhook_delivery **out, size_t *n)
+{
+    void *conn;
+    sqlite3 *db = sq_reader_borrow(s, &conn);
+    if (!db) return TM_EINTERNAL;
+    const char *cols = "d.id,d.webhook_id,d.seq,d.event,d.status,d.attempts,d.next_at,"
+                       "d.last_status,d.last_error,d.created_at,d.updated_at";
+    char sql[1024];
+    if (due_only)
+        snprintf(sql, sizeof sql,
+                 "SELECT %s,w.url,w.secret,e.seq,e.at,e.kind,e.cause,e.task_id,e.namespace,"
+                 "e.queue,e.type,e.phase,e.version,e.task FROM webhook_deliveries d"
+                 " JOIN webhooks w ON w.id=d.webhook_id LEFT JOIN events e ON e.seq=d.seq"
+                 " WHERE d.status='pending' AND d.next_at<=?1 ORDER BY d.next_at,d.seq,"
+                 "CASE d.event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN 1 ELSE 2 END"
+                 " LIMIT ?2",
+                 cols);
+    else
+        snprintf(sql, sizeof sql,
+                 "SELECT %s FROM webhook_deliveries d WHERE d.webhook_id=?3"
+                 " ORDER BY d.seq DESC,d.event DESC LIMIT ?2",
+                 cols);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqe_log(db, "deliveries");
+        sq_reader_return(s, conn);
+        return TM_EINTERNAL;
+    }
+    if (due_only) sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, limit);
+    if (!due_only) sqe_bind_text(st, 3, webhook_id);
+    *out = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof **out);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)limit) {
+        struct webhook_delivery *d = &(*out)[(*n)++];
+        snprintf(d->id, sizeof d->id, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(d->webhook_id, sizeof d->webhook_id, "%s", (const char *)sqlite3_column_text(st, 1));
+        d->seq = sqlite3_column_int64(st, 2);
+        snprintf(d->event, sizeof d->event, "%s", (const char *)sqlite3_column_text(st, 3));
+        snprintf(d->status, sizeof d->status, "%s", (const char *)sqlite3_column_text(st, 4));
+        d->attempts = sqlite3_column_int64(st, 5);
+        d->next_at = sqlite3_column_int64(st, 6);
+        d->last_status = sqlite3_column_int64(st, 7);
+        d->last_error = sqe_col_dup(st, 8);
+        d->created_at = sqlite3_column_int64(st, 9);
+        d->updated_at = sqlite3_column_int64(st, 10);
+        if (due_only) {
+            d->url = sqe_col_dup(st, 11);
+            d->secret = sqe_col_dup(st, 12);
+            if (sqlite3_column_type(st, 13) != SQLITE_NULL) sqe_read_event(st, 13, &d->ev);
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sqe_log(db, "deliveries");
+        ret = TM_EINTERNAL;
+    }
+    sqlite3_finalize(st);
+    sq_reader_return(s, conn);
+    return ret;
+}
+
+int sq_deliveries_next_at(struct store *s, int64_t *at)
+{
+    void *conn;
+    sqlite3 *db = sq_reader_borrow(s, &conn);
+    if (!db) return TM_EINTERNAL;
+    int rc = sqe_scalar(db, "SELECT min(next_at) FROM webhook_deliveries WHERE status='pending'",
+                        0, at);
+    sq_reader_return(s, conn);
+    return rc;
+}

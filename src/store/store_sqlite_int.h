@@ -1,0 +1,42 @@
+/*
+ * store_sqlite_int: what the SQLite backend's files share, for
+ * store_sqlite.c and store_sqlite_events.c only.
+ *
+ * store_sqlite.c owns the connections; store_sqlite_events.c keeps the
+ * event log's and webhooks' statements in a struct sq_events hung off the
+ * backend's state and freed by sq_events_close before the connections
+ * close. The writer connection is the writer thread's alone; a reader
+ * connection is borrowed with sq_reader_borrow and given back after use.
+ */
+#ifndef TASKMILL_STORE_SQLITE_INT_H
+#define TASKMILL_STORE_SQLITE_INT_H
+
+#include <sqlite3.h>
+
+#include "store_int.h"
+
+struct sq_events;
+
+sqlite3 *sq_writer_db(struct store *s);
+/* A reader connection (NULL when none can be opened); give it back with sq_reader_return. */
+sqlite3 *sq_reader_borrow(struct store *s, void **conn);
+void sq_reader_return(struct store *s, void *conn);
+struct sq_events **sq_events_slot(struct store *s);
+void sq_events_close(struct store *s);
+
+int sq_event_append(struct store *s, struct store_event *ev, size_t *deliveries);
+int sq_events_prune(struct store *s, int64_t before_at, int64_t keep_count, int max_rows,
+                    int64_t *pruned, int64_t *through);
+int sq_webhook_insert(struct store *s, const struct webhook *w);
+int sq_webhook_delete(struct store *s, const char *ns, const char *id);
+int sq_delivery_update(struct store *s, const struct webhook_delivery *d);
+int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
+                   struct event_page *out);
+int sq_events_head(struct store *s, int64_t *head, int64_t *pruned_through);
+int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
+                     size_t *n);
+int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, int64_t now,
+                       int limit, struct webhook_delivery **out, size_t *n);
+int sq_deliveries_next_at(struct store *s, int64_t *at);
+
+#endif

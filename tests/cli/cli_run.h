@@ -1,0 +1,177 @@
+/*
+ * cli_run: helpers for tests that run the `taskmill` binary (TASKMILL_BIN)
+ * as a client of a test server: run to completion with captured output,
+ * start in the background, or run under a pseudo-terminal. Header-only
+ * (static functions) so each test binary stays one file plus the harness.
+ * Output buffers are malloc'ed; the caller frees them.
+ */
+#ifndef TASKMILL_TESTS_CLI_RUN_H
+#define TASKMILL_TESTS_CLI_RUN_H
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static inline const char *cli_bin(void) {
+    const char *b = getenv("TASKMILL_BIN");
+    return b ? b : "build/taskmill";
+}
+
+/* Reads a whole file into a malloc'ed string ("" when missing). */
+static inline char *cli_slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    char *p = NULL;
+    size_t n = 0, cap = 0;
+    for (int c; (c = fgetc(f)) != EOF;) {
+        if (n + 2 > cap) p = realloc(p, cap = cap * 2 + 256);
+        p[n++] = (char)c;
+    }
+    fclose(f);
+    if (!p) return strdup("");
+    p[n] = '\0';
+    return p;
+}
+
+static inline int cli_collect(char **argv, const char *const *args, int max) {
+    int n = 0;
+    argv[n++] = (char *)cli_bin();
+    for (int i = 0; args[i] && n < max - 1; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    return n;
+}
+
+/*
+ * Runs `taskmill ARGS...` against server s (TASKMILL_URL) with `in` on
+ * standard input (may be NULL); fills *out and *err (may be NULL) and
+ * returns the exit status, or 128+signal.
+ */
+static inline int cli_runv(struct th_server *s, const char *in, char **out, char **err,
+                           const char *const *args) {
+    char o[300], e[300], i[300];
+    snprintf(o, sizeof o, "%s/cli.out", s->dir);
+    snprintf(e, sizeof e, "%s/cli.err", s->dir);
+    snprintf(i, sizeof i, "%s/cli.in", s->dir);
+    FILE *f = fopen(i, "w");
+    if (f) {
+        if (in) fputs(in, f);
+        fclose(f);
+    }
+    char *argv[64];
+    cli_collect(argv, args, 64);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("TASKMILL_URL", s->url, 1);
+        int fi = open(i, O_RDONLY), fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0600),
+            fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fi, 0);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (out) *out = cli_slurp(o);
+    if (err) *err = cli_slurp(e);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define CLI_ARGS(...)                 ((const char *const[]){__VA_ARGS__, NULL})
+#define cli_run(s, in, out, err, ...) cli_runv(s, in, out, err, CLI_ARGS(__VA_ARGS__))
+
+/* Starts `taskmill ARGS...` in the background (own process group) with output to `log`. */
+static inline pid_t cli_spawnv(struct th_server *s, const char *log, const char *const *args) {
+    char *argv[64];
+    cli_collect(argv, args, 64);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        setenv("TASKMILL_URL", s->url, 1);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+#define cli_spawn(s, log, ...) cli_spawnv(s, log, CLI_ARGS(__VA_ARGS__))
+
+/* Waits up to ms for pid; returns its exit status (128+signal), or -1 if it is still running. */
+static inline int cli_wait(pid_t pid, int ms) {
+    for (int waited = 0;; waited += 20) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (waited >= ms) return -1;
+        th_sleep_ms(20);
+    }
+}
+
+/* Runs `taskmill ARGS...` under a pseudo-terminal; returns its status and all it drew. */
+static inline int cli_run_ptyv(struct th_server *s, char **out, const char *const *args) {
+    char *argv[64];
+    cli_collect(argv, args, 64);
+    int master;
+    struct winsize ws = {.ws_row = 24, .ws_col = 120};
+    fflush(stdout);
+    pid_t pid = forkpty(&master, NULL, NULL, &ws);
+    if (pid == 0) {
+        setenv("TASKMILL_URL", s->url, 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    char *buf = NULL;
+    size_t n = 0;
+    for (;;) {
+        char chunk[4096];
+        ssize_t got = read(master, chunk, sizeof chunk);
+        if (got <= 0) break; /* EIO once the child has gone */
+        buf = realloc(buf, n + (size_t)got + 1);
+        memcpy(buf + n, chunk, (size_t)got);
+        n += (size_t)got;
+    }
+    close(master);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!buf) buf = strdup("");
+    buf[n] = '\0';
+    *out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define cli_run_pty(s, out, ...) cli_run_ptyv(s, out, CLI_ARGS(__VA_ARGS__))
+
+/* Counts the occurrences of needle in hay. */
+static inline int cli_count(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Polls a task until its phase is `phase` (up to ms); returns whether it got there. */
+static inline bool cli_wait_phase(struct th_server *s, const char *id, const char *phase, int ms) {
+    for (int waited = 0; waited <= ms; waited += 50) {
+        if (strcmp(th_phase(s, id), phase) == 0) return true;
+        th_sleep_ms(50);
+    }
+    return false;
+}
+
+#endif

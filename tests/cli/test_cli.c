@@ -1,0 +1,300 @@
+/*
+ * The `taskmill` client subcommands run as a user would run them, against
+ * the real server: their output for people and with --json, their exit
+ * codes (docs/cli.md), and `watch` both through a pipe (plain lines) and
+ * in a pseudo-terminal (bars redrawn in place).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli_run.h"
+#include "harness.h"
+
+static struct th_server srv;
+
+/* The id printed by `submit` (first line of out), into id. */
+static void first_line(const char *out, char id[64]) {
+    snprintf(id, 64, "%.*s", (int)strcspn(out, "\n"), out);
+}
+
+static void test_submit_and_get(void) {
+    char *out, *err;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "submit", "resize", "--name", "cli one", "--queue",
+                      "cliq", "--priority", "5", "--param", "size=large", "--param", "n:=3",
+                      "--max-retries", "2"),
+              0);
+    char id[64];
+    first_line(out, id);
+    free(out);
+    free(err);
+    CHECK_INT(strlen(id), 32);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_STR(th_str(r->json, "name"), "cli one");
+    CHECK_STR(th_str(r->json, "queue"), "cliq");
+    CHECK_INT(th_int(r->json, "priority"), 5);
+    CHECK_INT(th_int(r->json, "max_retries"), 2);
+    CHECK_STR(th_str(r->json, "params.size"), "large");
+    CHECK_INT(th_int(r->json, "params.n"), 3);
+
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "get", id), 0);
+    CHECK(strstr(out, "phase       pending") != NULL);
+    CHECK(strstr(out, "cli one") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "get", "--json", id), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    free(out);
+    free(err);
+    CHECK(j != NULL);
+    CHECK_STR(th_str(j, "id"), id);
+    json_decref(j);
+}
+
+static void test_submit_params_file_and_json(void) {
+    char *out, *err;
+    CHECK_INT(cli_run(&srv, "{\"a\": 1, \"b\": \"x\"}", &out, &err, "submit", "--json", "p",
+                      "--params", "-", "--param", "b=y", "--at", "+1h"),
+              0);
+    json_t *j = json_loads(out, 0, NULL);
+    free(out);
+    free(err);
+    CHECK(j != NULL);
+    CHECK_INT(th_int(j, "params.a"), 1);
+    CHECK_STR(th_str(j, "params.b"), "y");
+    CHECK(th_str(j, "scheduled_at") != NULL);
+    json_decref(j);
+}
+
+static void test_exit_codes(void) {
+    char *out, *err;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "get", "0123456789abcdef0123456789abcdef"), 3);
+    CHECK(strstr(err, "not found") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "submit"), 2);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "submit", "x", "--param", "novalue"), 2);
+    CHECK(strstr(err, "'--param novalue'") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "submit", "x", "--queue", "bad queue"), 4);
+    CHECK(strstr(err, "'queue'") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "list", "--phase", "sleeping"), 4);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "get", "--server", "http://127.0.0.1:1",
+                      "0123456789abcdef0123456789abcdef"),
+              5);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "work", "--queue", "q"), 2);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "nonsense"), 2);
+    free(out);
+    free(err);
+}
+
+static void test_list_table_json_and_paging(void) {
+    for (int i = 0; i < 3; i++)
+        free(th_submit(&srv, "listed", "\"queue\":\"listq\""));
+    char *out, *err;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "list", "--queue", "listq"), 0);
+    CHECK(strncmp(out, "ID ", 3) == 0);
+    CHECK_INT(cli_count(out, "listed"), 3);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "list", "--queue", "listq", "--limit", "2"), 0);
+    CHECK_INT(cli_count(out, "listed"), 2);
+    CHECK(strstr(err, "--cursor") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "list", "--queue", "listq", "--limit", "2", "--all",
+                      "--json"),
+              0);
+    json_t *j = json_loads(out, 0, NULL);
+    free(out);
+    free(err);
+    CHECK(j != NULL);
+    CHECK_INT(json_array_size(json_object_get(j, "tasks")), 3);
+    json_decref(j);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "list", "--queue", "listq", "--phase", "running"), 0);
+    CHECK_STR(out, "");
+    free(out);
+    free(err);
+}
+
+static void test_controls(void) {
+    char *id = th_submit(&srv, "ctl", "\"queue\":\"ctlq\"");
+    char *out, *err;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "pause", id), 0);
+    CHECK(strstr(out, "pending (paused)") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "resume", id), 0);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "cancel", id), 0);
+    CHECK(strstr(out, "cancelled") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "resume", id), 4); /* 409: not pausable now */
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "retry", "--json", id), 0);
+    CHECK(strstr(out, "\"pending\"") != NULL);
+    free(out);
+    free(err);
+    free(id);
+}
+
+/* Drives a task through progress in the background: claim, two heartbeats, then how it ends. */
+static void drive(const char *queue, bool complete) {
+    char cid[33], tok[33];
+    for (int i = 0; i < 100 && th_claim(&srv, queue, NULL, cid, tok) != 200; i++)
+        th_sleep_ms(20);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", cid);
+    th_sleep_ms(300);
+    th_http(&srv, "POST", path,
+            "{\"lease_token\":\"%s\",\"progress\":{\"processed\":1,\"pending\":3,"
+            "\"message\":\"first\"}}",
+            tok);
+    th_sleep_ms(1200);
+    th_http(&srv, "POST", path,
+            "{\"lease_token\":\"%s\",\"progress\":{\"processed\":2,\"pending\":2,"
+            "\"message\":\"second\"}}",
+            tok);
+    th_sleep_ms(300);
+    snprintf(path, sizeof path, "/v1/tasks/%s/%s", cid, complete ? "complete" : "fail");
+    if (complete)
+        th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok);
+    else
+        th_http(&srv, "POST", path,
+                "{\"lease_token\":\"%s\",\"error\":\"broke\",\"retryable\":false}", tok);
+}
+
+/* Runs drive() in a child process while the parent watches. */
+static pid_t drive_async(const char *queue, bool complete) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        th_http(NULL, NULL, NULL, NULL); /* never share the parent's connection */
+        drive(queue, complete);
+        th_http(NULL, NULL, NULL, NULL);
+        _exit(0);
+    }
+    return pid;
+}
+
+static void test_watch_plain_lines(void) {
+    char *id = th_submit(&srv, "w", "\"queue\":\"plainq\",\"name\":\"plain\"");
+    pid_t d = drive_async("plainq", true);
+    char *out, *err;
+    int rc = cli_run(&srv, NULL, &out, &err, "watch", id);
+    waitpid(d, NULL, 0);
+    CHECK_INT(rc, 0);
+    CHECK(strchr(out, '\r') == NULL);
+    CHECK(strchr(out, '\033') == NULL);
+    CHECK(strstr(out, " running 25% 1/4 first") != NULL);
+    CHECK(strstr(out, " running 50% 2/4 second") != NULL);
+    CHECK(strstr(out, " completed 100%") != NULL);
+    CHECK(strncmp(out, id, 32) == 0);
+    free(out);
+    free(err);
+    free(id);
+}
+
+static void test_watch_failed_exit_code(void) {
+    char *id = th_submit(&srv, "w", "\"queue\":\"failq\"");
+    pid_t d = drive_async("failq", false);
+    char *out, *err;
+    int rc = cli_run(&srv, NULL, &out, &err, "watch", id);
+    waitpid(d, NULL, 0);
+    CHECK_INT(rc, 1);
+    CHECK(strstr(out, "failed") != NULL);
+    CHECK(strstr(out, "broke") != NULL);
+    free(out);
+    free(err);
+    /* Already ended: watch returns at once; an unknown id is 3. */
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "watch", id), 1);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "watch", "0123456789abcdef0123456789abcdef"), 3);
+    free(out);
+    free(err);
+    free(id);
+}
+
+static void test_watch_tty_redraws_in_place(void) {
+    char *a = th_submit(&srv, "w", "\"queue\":\"ttyq\",\"name\":\"bar-a\"");
+    char *b = th_submit(&srv, "w", "\"queue\":\"ttyq2\",\"name\":\"bar-b\"");
+    pid_t d1 = drive_async("ttyq", true);
+    pid_t d2 = drive_async("ttyq2", true);
+    char *out;
+    int rc = cli_run_pty(&srv, &out, "watch", a, b);
+    waitpid(d1, NULL, 0);
+    waitpid(d2, NULL, 0);
+    CHECK_INT(rc, 0);
+    /* Two rows, redrawn by moving the cursor up two lines and clearing each line. */
+    CHECK(cli_count(out, "\033[2A") >= 2);
+    CHECK(cli_count(out, "\r\033[2K") >= 6);
+    CHECK(strstr(out, "bar-a") != NULL);
+    CHECK(strstr(out, "bar-b") != NULL);
+    CHECK(strstr(out, "[#####---------------]  25% 1/4") != NULL);
+    CHECK(strstr(out, "[####################] 100%") != NULL);
+    CHECK(strstr(out, "first") != NULL);
+    CHECK(strstr(out, "ETA") != NULL);
+    free(out);
+    free(a);
+    free(b);
+}
+
+static void test_submit_wait(void) {
+    pid_t d = drive_async("waitq", true);
+    char *out, *err;
+    int rc = cli_run(&srv, NULL, &out, &err, "submit", "job", "--queue", "waitq", "--wait");
+    waitpid(d, NULL, 0);
+    CHECK_INT(rc, 0);
+    CHECK(strstr(out, "completed 100%") != NULL);
+    free(out);
+    free(err);
+    d = drive_async("waitq", false);
+    rc = cli_run(&srv, NULL, &out, &err, "submit", "job", "--queue", "waitq", "--wait", "--json");
+    waitpid(d, NULL, 0);
+    CHECK_INT(rc, 1);
+    json_t *j = json_loads(out, 0, NULL);
+    free(out);
+    free(err);
+    CHECK(j != NULL);
+    CHECK_STR(th_str(j, "phase"), "failed");
+    json_decref(j);
+}
+
+static const struct th_test tests[] = {
+    {"submit with flags, get", test_submit_and_get},
+    {"submit --params - --param --at --json", test_submit_params_file_and_json},
+    {"exit codes", test_exit_codes},
+    {"list: table, paging, --all --json", test_list_table_json_and_paging},
+    {"pause, resume, cancel, retry", test_controls},
+    {"watch through a pipe prints plain lines", test_watch_plain_lines},
+    {"watch exits 1 for a failed task, 3 for an unknown one", test_watch_failed_exit_code},
+    {"watch in a terminal redraws bars in place", test_watch_tty_redraws_in_place},
+    {"submit --wait", test_submit_wait},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    if (th_server_start(&srv, NULL)) {
+        printf("RESULT passed=0 failed=1\n");
+        return 1;
+    }
+    int rc = th_main(tests, argc, argv);
+    th_server_free(&srv);
+    return rc || th_failed();
+}

@@ -1,0 +1,277 @@
+/*
+ * libtaskmill against the real server: submit (with an idempotency key
+ * and in a batch), get, list with filters and paging, the controls, the
+ * worker calls (claim, heartbeat with progress, complete, fail, release),
+ * errors with the server's code, message and field, and tm_watch
+ * following several tasks to their end.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "taskmill.h"
+
+static struct th_server srv;
+static struct tm_client *cl;
+
+static const char *jstr(const json_t *o, const char *k) {
+    return json_string_value(json_object_get(o, k));
+}
+
+static void test_submit_get_list(void) {
+    json_t *spec = json_pack("{s:s, s:s, s:s, s:{s:i}}", "type", "resize", "name", "lib one",
+                             "queue", "libq", "params", "n", 3);
+    json_t *t = NULL, *again = NULL;
+    CHECK_INT(tm_submit(cl, spec, "key-1", &t), 0);
+    CHECK_STR(jstr(t, "phase"), "pending");
+    CHECK_INT(tm_submit(cl, spec, "key-1", &again), 0);
+    CHECK_STR(jstr(again, "id"), jstr(t, "id"));
+    json_decref(again);
+    json_decref(spec);
+
+    json_t *got = NULL;
+    CHECK_INT(tm_get(cl, jstr(t, "id"), &got), 0);
+    CHECK_STR(jstr(got, "name"), "lib one");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(got, "params"), "n")), 3);
+    json_decref(got);
+
+    json_t *batch = json_pack("[{s:s, s:s}, {s:s, s:s}]", "type", "b", "queue", "libq", "type", "b",
+                              "queue", "libq");
+    json_t *tasks = NULL;
+    CHECK_INT(tm_submit_batch(cl, batch, &tasks), 0);
+    CHECK_INT(json_array_size(tasks), 2);
+    json_decref(batch);
+    json_decref(tasks);
+
+    struct tm_list_query q = {.queue = "libq", .type = "b", .limit = 1, .order = "asc"};
+    json_t *page = NULL;
+    CHECK_INT(tm_list(cl, &q, &page), 0);
+    CHECK_INT(json_array_size(json_object_get(page, "tasks")), 1);
+    CHECK(jstr(page, "next_cursor") != NULL);
+    char cursor[64];
+    snprintf(cursor, sizeof cursor, "%s", jstr(page, "next_cursor"));
+    json_decref(page);
+    q.cursor = cursor;
+    CHECK_INT(tm_list(cl, &q, &page), 0);
+    CHECK_INT(json_array_size(json_object_get(page, "tasks")), 1);
+    CHECK(json_is_null(json_object_get(page, "next_cursor")));
+    json_decref(page);
+    json_decref(t);
+}
+
+static void test_errors_carry_server_detail(void) {
+    json_t *t = NULL;
+    CHECK_INT(tm_get(cl, "0123456789abcdef0123456789abcdef", &t), TM_CLIENT_ENOTFOUND);
+    CHECK(t == NULL);
+    const struct tm_client_error *e = tm_client_last_error(cl);
+    CHECK_INT(e->http_status, 404);
+    CHECK_STR(e->slug, "not_found");
+    CHECK(strstr(e->message, "not found") != NULL);
+
+    json_t *bad = json_pack("{s:s, s:s}", "type", "x", "priority", "high");
+    CHECK_INT(tm_submit(cl, bad, NULL, &t), TM_CLIENT_EINVALID);
+    json_decref(bad);
+    CHECK_STR(e->field, "priority");
+    CHECK_STR(e->slug, "invalid_argument");
+
+    bad = json_pack("{s:s}", "name", "no type");
+    CHECK_INT(tm_submit(cl, bad, NULL, NULL), TM_CLIENT_EINVALID);
+    json_decref(bad);
+    CHECK_STR(e->field, "type");
+
+    /* A completed task cannot be cancelled: 409. */
+    char *id = th_submit(&srv, "done", "\"queue\":\"doneq\"");
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&srv, "doneq", NULL, cid, tok), 200);
+    CHECK_INT(tm_complete(cl, id, tok, NULL, NULL, NULL), 0);
+    CHECK_INT(tm_cancel(cl, id, NULL), TM_CLIENT_ECONFLICT);
+    CHECK_INT(e->http_status, 409);
+    free(id);
+
+    struct tm_client *nowhere = tm_client_new("http://127.0.0.1:1", NULL);
+    CHECK_INT(tm_get(nowhere, "0123456789abcdef0123456789abcdef", NULL), TM_CLIENT_ECONNECT);
+    CHECK(tm_client_last_error(nowhere)->message[0] != '\0');
+    tm_client_free(nowhere);
+    CHECK(tm_client_new(NULL, NULL) == NULL);
+    CHECK_STR(tm_strerror(TM_CLIENT_ENOTFOUND), "not found");
+}
+
+static void test_controls(void) {
+    char *id = th_submit(&srv, "ctl", "\"queue\":\"ctlq\"");
+    json_t *t = NULL;
+    CHECK_INT(tm_pause(cl, id, &t), 0);
+    CHECK(json_is_true(json_object_get(t, "paused")));
+    json_decref(t);
+    json_t *claimed = NULL;
+    char tok[TM_LEASE_TOKEN_MAX];
+    struct tm_claim_options o = {.worker = "w"};
+    CHECK_INT(tm_claim(cl, "ctlq", &o, &claimed, tok), 0);
+    CHECK(claimed == NULL); /* paused: not handed out */
+    CHECK_INT(tm_resume(cl, id, NULL), 0);
+    CHECK_INT(tm_cancel(cl, id, &t), 0);
+    CHECK_STR(jstr(t, "phase"), "cancelled");
+    json_decref(t);
+    CHECK_INT(tm_retry(cl, id, &t), 0);
+    CHECK_STR(jstr(t, "phase"), "pending");
+    json_decref(t);
+    CHECK_INT(tm_cancel(cl, id, NULL), 0);
+    CHECK_INT(tm_delete(cl, id), 0);
+    CHECK_INT(tm_get(cl, id, NULL), TM_CLIENT_ENOTFOUND);
+    free(id);
+}
+
+static void test_worker_calls(void) {
+    char *id = th_submit(&srv, "enc", "\"queue\":\"wq\",\"max_retries\":1,\"backoff_ms\":0");
+    json_t *task = NULL;
+    char tok[TM_LEASE_TOKEN_MAX];
+    const char *types[] = {"enc"};
+    struct tm_claim_options o = {.worker = "lib-worker",
+                                 .types = types,
+                                 .ntypes = 1,
+                                 .lease_seconds = 30,
+                                 .wait_seconds = 1};
+    CHECK_INT(tm_claim(cl, "wq", &o, &task, tok), 0);
+    CHECK(task != NULL);
+    CHECK_STR(jstr(task, "id"), id);
+    CHECK(strlen(tok) > 0);
+    json_decref(task);
+
+    json_t *items = json_pack("[{s:s, s:f}]", "name", "a.jpg", "progress", 0.5);
+    json_t *msgs = json_pack("[{s:s, s:s}]", "level", "INFO", "text", "hello");
+    json_t *attrs = json_pack("{s:s}", "host", "h1");
+    struct tm_report r = {.has_counts = true,
+                          .processed = 1,
+                          .processing = 1,
+                          .pending = 2,
+                          .message = "working",
+                          .items = items,
+                          .messages = msgs,
+                          .attributes = attrs};
+    struct tm_heartbeat_reply reply;
+    CHECK_INT(tm_heartbeat(cl, id, tok, 0, &r, &reply), 0);
+    json_decref(items);
+    json_decref(msgs);
+    json_decref(attrs);
+    CHECK(!reply.cancel_requested);
+    CHECK(reply.lease_expires_at[0] != '\0');
+    json_t *t = NULL;
+    CHECK_INT(tm_get(cl, id, &t), 0);
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(t, "progress"), "percent")), 25);
+    CHECK_STR(jstr(json_object_get(t, "attributes"), "host"), "h1");
+    json_decref(t);
+
+    struct tm_report r2 = {.has_ratio = true, .ratio = 0.75};
+    CHECK_INT(tm_heartbeat(cl, id, tok, 10, &r2, NULL), 0);
+    CHECK_INT(tm_heartbeat(cl, id, "0000", 0, NULL, NULL), TM_CLIENT_ELEASE);
+
+    /* A retryable failure comes back; release hands it back uncounted; complete ends it. */
+    CHECK_INT(tm_fail(cl, id, tok, "disk full", true, NULL, &t), 0);
+    CHECK_STR(jstr(t, "phase"), "waiting");
+    json_decref(t);
+    CHECK_INT(tm_fail(cl, id, tok, "", true, NULL, NULL), TM_CLIENT_EINVALID);
+    task = NULL;
+    for (int i = 0; i < 50 && !task; i++)
+        CHECK_INT(tm_claim(cl, "wq", &o, &task, tok), 0);
+    CHECK(task != NULL);
+    json_decref(task);
+    CHECK_INT(tm_release(cl, id, tok, &t), 0);
+    CHECK_STR(jstr(t, "phase"), "pending");
+    json_decref(t);
+    CHECK_INT(tm_claim(cl, "wq", &o, &task, tok), 0);
+    CHECK(task != NULL);
+    json_decref(task);
+    json_t *result = json_pack("{s:i}", "frames", 12);
+    CHECK_INT(tm_complete(cl, id, tok, result, NULL, &t), 0);
+    json_decref(result);
+    CHECK_STR(jstr(t, "phase"), "completed");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(t, "result"), "frames")), 12);
+    CHECK_INT(json_integer_value(json_object_get(t, "retries")), 1);
+    json_decref(t);
+    free(id);
+}
+
+static void test_watch_follows_to_the_end(void) {
+    char *a = th_submit(&srv, "wa", "\"queue\":\"watchq\"");
+    char *b = th_submit(&srv, "wb", "\"queue\":\"watchq2\"");
+    struct tm_watch *w = tm_watch_new(cl);
+    CHECK_INT(tm_watch_add(w, a), 0);
+    CHECK_INT(tm_watch_add(w, b), 0);
+    CHECK_INT(tm_watch_add(w, "0123456789abcdef0123456789abcdef"), 0);
+    CHECK_INT(tm_watch_active(w), 3);
+    int firsts = 0, errors = 0;
+    json_t *t;
+    for (int i = 0; i < 3; i++) {
+        int rc = tm_watch_next(w, 5000, &t);
+        if (rc == 1) {
+            firsts++;
+            CHECK_STR(jstr(t, "phase"), "pending");
+            json_decref(t);
+        } else {
+            CHECK_INT(rc, TM_CLIENT_ENOTFOUND);
+            CHECK_STR(tm_watch_last_id(w), "0123456789abcdef0123456789abcdef");
+            errors++;
+        }
+    }
+    CHECK_INT(firsts, 2);
+    CHECK_INT(errors, 1);
+    CHECK_INT(tm_watch_next(w, 200, &t), 0); /* nothing changed */
+
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&srv, "watchq", NULL, cid, tok), 200);
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1);
+    CHECK_STR(tm_watch_last_id(w), a);
+    CHECK_STR(jstr(t, "phase"), "running");
+    json_decref(t);
+    CHECK_INT(tm_complete(cl, a, tok, NULL, NULL, NULL), 0);
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1);
+    CHECK_STR(jstr(t, "phase"), "completed");
+    json_decref(t);
+    CHECK_INT(tm_watch_active(w), 1);
+    CHECK_INT(tm_cancel(cl, b, NULL), 0);
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1);
+    CHECK_STR(jstr(t, "phase"), "cancelled");
+    json_decref(t);
+    CHECK_INT(tm_watch_active(w), 0);
+    CHECK_INT(tm_watch_next(w, 1000, &t), 0);
+    tm_watch_free(w);
+    free(a);
+    free(b);
+}
+
+/* examples/progress_demo.c, built next to the binary under test, runs its task to the end. */
+static void test_example_program(void) {
+    const char *bin = getenv("TASKMILL_BIN");
+    CHECK(bin != NULL);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%.*s/examples/progress_demo %s 2>&1", (int)(strrchr(bin, '/') - bin),
+             bin, srv.url);
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL);
+    char out[4096] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    CHECK_INT(pclose(p), 0);
+    CHECK(strstr(out, "completed SUCCESS") != NULL);
+}
+
+static const struct th_test tests[] = {
+    {"submit, get, list with paging", test_submit_get_list},
+    {"errors carry the server's code, message and field", test_errors_carry_server_detail},
+    {"pause, resume, cancel, retry, delete", test_controls},
+    {"claim, heartbeat, fail, release, complete", test_worker_calls},
+    {"watch follows tasks to their end", test_watch_follows_to_the_end},
+    {"the example program", test_example_program},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    if (th_server_start(&srv, NULL)) {
+        printf("RESULT passed=0 failed=1\n");
+        return 1;
+    }
+    cl = tm_client_new(srv.url, NULL);
+    int rc = th_main(tests, argc, argv);
+    tm_client_free(cl);
+    th_server_free(&srv);
+    return rc || th_failed();
+}

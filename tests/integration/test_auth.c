@@ -1,0 +1,344 @@
+/*
+ * Tokens, roles and namespaces against the real server: the open mode on
+ * loopback and its end when a token appears; every role against every
+ * endpoint (allowed and refused); another namespace's tasks answering 404;
+ * revoked, expired and malformed tokens refused; the admin token API; the
+ * refusal to listen on a non-loopback address without tokens.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "sec_util.h"
+
+static struct th_server srv;
+
+enum { ADMIN, CLIENT, WORKER, READER, CLIENT_B, WORKER_B, READER_B, NTOK };
+static const char *const tok_role[NTOK] = {"admin",  "client", "worker", "reader",
+                                           "client", "worker", "reader"};
+static const char *const tok_ns[NTOK] = {"default", "acme", "acme", "acme", "beta", "beta", "beta"};
+static char tok[NTOK][128], tok_id[NTOK][32];
+static char task_a[64], task_del[64], spare_id[32];
+
+static void test_open_mode(void) {
+    struct th_resp *r = th_http(&srv, "GET", "/v1/tasks", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK(sec_log_has(&srv, "authentication is off and only this host (loopback)"));
+}
+
+static void test_first_token_ends_open_mode(void) {
+    for (int i = 0; i < NTOK; i++)
+        CHECK(sec_token(&srv, tok_role[i], tok_ns[i], "--name test", tok[i], tok_id[i]) == 0);
+    char spare[128];
+    CHECK(sec_token(&srv, "client", "acme", "", spare, spare_id) == 0);
+    th_sleep_ms(1100); /* the open server asks the store at most once a second */
+    struct th_resp *r = th_http(&srv, "GET", "/v1/tasks", NULL);
+    CHECK_INT(r->status, 401);
+    CHECK_STR(th_str(r->json, "error.code"), "unauthenticated");
+    char h[128];
+    CHECK(th_resp_header(r, "WWW-Authenticate", h, sizeof h));
+    CHECK(sec_log_has(&srv, "every request needs one from here on"));
+    /* A restart finds the tokens at once. */
+    th_server_stop(&srv, false);
+    CHECK(th_server_restart(&srv) == 0);
+    CHECK(sec_log_has(&srv, "authentication on"));
+    CHECK_INT(th_http(&srv, "GET", "/v1/tasks", NULL)->status, 401);
+    CHECK_INT(sec_http(&srv, tok[ADMIN], "GET", "/v1/tasks", NULL)->status, 200);
+}
+
+struct endpoint {
+    const char *method, *path, *body;
+    unsigned allowed; /* bit per ADMIN..READER */
+    bool stream;      /* a stream: only refusals are checked */
+};
+#define A (1u << ADMIN)
+#define C (1u << CLIENT)
+#define W (1u << WORKER)
+#define R (1u << READER)
+
+static void fixtures(void) {
+    struct th_resp *r = sec_http(&srv, tok[CLIENT], "POST", "/v1/tasks", "{\"type\":\"a\"}");
+    snprintf(task_a, sizeof task_a, "%s", r->status == 201 ? th_str(r->json, "id") : "");
+    r = sec_http(&srv, tok[CLIENT], "POST", "/v1/tasks", "{\"type\":\"d\",\"queue\":\"dq\"}");
+    snprintf(task_del, sizeof task_del, "%s", r->status == 201 ? th_str(r->json, "id") : "");
+}
+
+static void test_every_role_every_endpoint(void) {
+    fixtures();
+    CHECK(task_a[0] && task_del[0]);
+    char p[32][160];
+    const struct endpoint ep[] = {
+        {"POST", "/v1/tasks", "{\"type\":\"m\",\"queue\":\"mq\"}", A | C, false},
+        {"GET", "/v1/tasks", NULL, A | C | R, false},
+        {"POST", "/v1/tasks/batch", "{\"tasks\":[{\"type\":\"m\",\"queue\":\"mq\"}]}", A | C,
+         false},
+        {"GET", p[0], NULL, A | C | W | R, false},
+        {"DELETE", p[1], NULL, A, false},
+        {"POST", p[2], NULL, A | C, false},
+        {"POST", p[3], NULL, A | C, false},
+        {"POST", p[4], NULL, A | C, false},
+        {"POST", p[5], NULL, A | C, false},
+        {"POST", p[6], "{\"lease_token\":\"00000000000000000000000000000000\"}", A | W, false},
+        {"POST", p[7], "{\"lease_token\":\"00000000000000000000000000000000\"}", A | W, false},
+        {"POST", p[8], "{\"lease_token\":\"00000000000000000000000000000000\"}", A | W, false},
+        {"POST", p[9], "{\"lease_token\":\"00000000000000000000000000000000\"}", A | W, false},
+        {"POST", "/v1/queues/nothing-here/claim", "{\"worker\":\"w\"}", A | W, false},
+        {"GET", "/v1/queues", NULL, A | C | R, false},
+        {"PUT", "/v1/queues/mq", "{}", A, false},
+        {"GET", "/metrics", NULL, A | R, false},
+        {"GET", "/v1/tokens", NULL, A, false},
+        {"POST", "/v1/tokens", "{\"role\":\"reader\",\"namespace\":\"acme\"}", A, false},
+        {"GET", p[10], NULL, A, false},
+        {"DELETE", p[10], NULL, A, false},
+        {"GET", "/v1/webhooks", NULL, A | C, false},
+        {"DELETE", "/v1/webhooks/00000000000000000000000000000000", NULL, A | C, false},
+        {"GET", "/v1/events", NULL, A | C | R, true},
+        {"GET", p[11], NULL, A | C | R, true},
+    };
+    snprintf(p[0], sizeof p[0], "/v1/tasks/%s", task_a);
+    snprintf(p[1], sizeof p[1], "/v1/tasks/%s", task_del);
+    const char *verbs[] = {"cancel",    "retry",    "pause", "resume",
+                           "heartbeat", "complete", "fail",  "release"};
+    for (int i = 0; i < 8; i++)
+        snprintf(p[2 + i], sizeof p[0], "/v1/tasks/%s/%s", task_a, verbs[i]);
+    snprintf(p[10], sizeof p[0], "/v1/tokens/%s", spare_id);
+    snprintf(p[11], sizeof p[0], "/v1/tasks/%s/events", task_a);
+    int checked = 0;
+    for (size_t e = 0; e < sizeof ep / sizeof ep[0]; e++) {
+        /* No token: 401 everywhere. */
+        struct th_resp *r = sec_http(&srv, NULL, ep[e].method, ep[e].path, ep[e].body);
+        if (r->status != 401) {
+            th_fail(__FILE__, __LINE__, "no token: %s %s gave %ld, not 401", ep[e].method,
+                    ep[e].path, r->status);
+            return;
+        }
+        for (int role = ADMIN; role <= READER; role++) {
+            bool allowed = ep[e].allowed & (1u << role);
+            if (allowed && ep[e].stream) continue;
+            r = sec_http(&srv, tok[role], ep[e].method, ep[e].path, ep[e].body);
+            bool ok = allowed ? (r->status != 401 && r->status != 403 && r->status > 0)
+                              : r->status == 403;
+            if (!ok) {
+                th_fail(__FILE__, __LINE__, "%s token: %s %s gave %ld (%s), expected %s",
+                        tok_role[role], ep[e].method, ep[e].path, r->status, r->body,
+                        allowed ? "not 401/403" : "403");
+                return;
+            }
+            if (!allowed) CHECK_STR(th_str(r->json, "error.code"), "permission_denied");
+            checked++;
+        }
+    }
+    CHECK(checked > 80);
+    CHECK(sec_log_has(&srv, "role not allowed"));
+    /* /healthz needs no token. */
+    CHECK_INT(sec_http(&srv, NULL, "GET", "/healthz", NULL)->status, 200);
+}
+
+static void test_other_namespace_is_404(void) {
+    struct th_resp *r =
+        sec_http(&srv, tok[CLIENT], "POST", "/v1/tasks", "{\"type\":\"secret\",\"queue\":\"xq\"}");
+    CHECK_INT(r->status, 201);
+    CHECK_STR(th_str(r->json, "namespace"), "acme");
+    char id[64], path[160];
+    snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    /* Reads from beta: as if it did not exist. */
+    r = sec_http(&srv, tok[CLIENT_B], "GET", path, NULL);
+    CHECK_INT(r->status, 404);
+    CHECK_STR(th_str(r->json, "error.code"), "not_found");
+    CHECK_INT(sec_http(&srv, tok[READER_B], "GET", path, NULL)->status, 404);
+    CHECK_INT(sec_http(&srv, tok[WORKER_B], "GET", path, NULL)->status, 404);
+    r = sec_http(&srv, tok[CLIENT_B], "GET", "/v1/tasks?queue=xq", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 0);
+    /* Writes from beta. */
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", id);
+    CHECK_INT(sec_http(&srv, tok[CLIENT_B], "POST", path, NULL)->status, 404);
+    snprintf(path, sizeof path, "/v1/tasks/%s/pause", id);
+    CHECK_INT(sec_http(&srv, tok[CLIENT_B], "POST", path, NULL)->status, 404);
+    CHECK_INT(
+        sec_http(&srv, tok[WORKER_B], "POST", "/v1/queues/xq/claim", "{\"worker\":\"b\"}")->status,
+        204);
+    /* Submitting into another namespace is refused and stores nothing. */
+    r = sec_http(&srv, tok[CLIENT], "POST", "/v1/tasks",
+                 "{\"type\":\"x\",\"queue\":\"yq\",\"namespace\":\"beta\"}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "namespace");
+    r = sec_http(&srv, tok[ADMIN], "GET", "/v1/tasks?queue=yq", NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 0);
+    /* The owner's worker claims it; beta's worker cannot touch the lease. */
+    r = sec_http(&srv, tok[WORKER], "POST", "/v1/queues/xq/claim", "{\"worker\":\"a\"}");
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "task.id"), id);
+    char body[128];
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\"}", th_str(r->json, "lease_token"));
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    CHECK_INT(sec_http(&srv, tok[WORKER_B], "POST", path, body)->status, 404);
+    CHECK_INT(sec_http(&srv, tok[WORKER], "POST", path, body)->status, 200);
+    /* The worker may read what it claimed; the admin sees every namespace. */
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    CHECK_INT(sec_http(&srv, tok[WORKER], "GET", path, NULL)->status, 200);
+    CHECK_INT(sec_http(&srv, tok[ADMIN], "GET", path, NULL)->status, 200);
+    /* Queue counts are per namespace too. */
+    r = sec_http(&srv, tok[READER_B], "GET", "/v1/queues", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK(!strstr(r->body, "\"xq\""));
+}
+
+static void test_revoked_token_refused_at_once(void) {
+    char bearer[128], id[32], out[8192];
+    CHECK(sec_token(&srv, "client", "acme", "", bearer, id) == 0);
+    CHECK_INT(sec_http(&srv, bearer, "GET", "/v1/tasks", NULL)->status, 200);
+    CHECK_INT(sec_cli(out, sizeof out, "%s token revoke %s --store 'sqlite:%s' 2>&1", sec_bin(), id,
+                      srv.db),
+              0);
+    struct th_resp *r = sec_http(&srv, bearer, "GET", "/v1/tasks", NULL);
+    CHECK_INT(r->status, 401);
+    CHECK(sec_log_has(&srv, "revoked"));
+    /* Revoking again is fine; an unknown id is an error. */
+    CHECK_INT(sec_cli(out, sizeof out, "%s token revoke %s --store 'sqlite:%s' 2>&1", sec_bin(), id,
+                      srv.db),
+              0);
+    CHECK_INT(sec_cli(out, sizeof out, "%s token revoke 0123456789abcdef --store 'sqlite:%s' 2>&1",
+                      sec_bin(), srv.db),
+              1);
+    CHECK(sec_cli(out, sizeof out, "%s token list --store 'sqlite:%s'", sec_bin(), srv.db) == 0);
+    CHECK(strstr(out, "revoked") != NULL);
+}
+
+static void test_expired_token_refused(void) {
+    char bearer[128], id[32], out[8192];
+    CHECK(sec_token(&srv, "reader", "acme", "--expires 1s", bearer, id) == 0);
+    CHECK_INT(sec_http(&srv, bearer, "GET", "/v1/tasks", NULL)->status, 200);
+    th_sleep_ms(1200);
+    struct th_resp *r = sec_http(&srv, bearer, "GET", "/v1/tasks", NULL);
+    CHECK_INT(r->status, 401);
+    CHECK_STR(th_str(r->json, "error.message"), "the token has expired");
+    CHECK(sec_cli(out, sizeof out, "%s token list --store 'sqlite:%s'", sec_bin(), srv.db) == 0);
+    CHECK(strstr(out, "expired") != NULL);
+    /* A bad duration is a usage error. */
+    CHECK_INT(sec_cli(out, sizeof out,
+                      "%s token create --store 'sqlite:%s' --role reader --namespace a "
+                      "--expires soon 2>/dev/null",
+                      sec_bin(), srv.db),
+              2);
+}
+
+static void test_malformed_credentials(void) {
+    static const char *const bad[] = {
+        "Authorization: Bearer",
+        "Authorization: Basic dXNlcjpwYXNz",
+        "Authorization: Bearer tm_x_y",
+        "Authorization: Bearer tm_0123456789abcdef_0000000000000000000000000000000000000000000000"
+        "000000000000000000",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *h[] = {bad[i], NULL};
+        struct th_resp *r = th_http_raw(&srv, "GET", "/v1/tasks", NULL, 0, h);
+        CHECK_INT(r->status, 401);
+    }
+    /* The right id with a wrong secret. */
+    char wrong[128];
+    snprintf(wrong, sizeof wrong, "%s", tok[ADMIN]);
+    size_t n = strlen(wrong);
+    wrong[n - 1] = wrong[n - 1] == '0' ? '1' : '0';
+    CHECK_INT(sec_http(&srv, wrong, "GET", "/v1/tasks", NULL)->status, 401);
+    CHECK(sec_log_has(&srv, "wrong secret"));
+    /* The scheme is case-insensitive. */
+    char ok[200];
+    snprintf(ok, sizeof ok, "Authorization: bearer %s", tok[READER]);
+    const char *h[] = {ok, NULL};
+    CHECK_INT(th_http_raw(&srv, "GET", "/v1/tasks", NULL, 0, h)->status, 200);
+}
+
+static void test_admin_token_api(void) {
+    struct th_resp *r = sec_http(&srv, tok[ADMIN], "POST", "/v1/tokens",
+                                 "{\"role\":\"reader\",\"namespace\":\"acme\",\"name\":\"remote\","
+                                 "\"expires_in\":\"1h\"}");
+    CHECK_INT(r->status, 201);
+    char id[32], bearer[128], path[64];
+    snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    snprintf(bearer, sizeof bearer, "%s", th_str(r->json, "secret"));
+    CHECK_STR(th_str(r->json, "role"), "reader");
+    CHECK(th_str(r->json, "expires_at") != NULL);
+    CHECK(th_get(r->json, "hash") == NULL);
+    CHECK_INT(sec_http(&srv, bearer, "GET", "/v1/tasks", NULL)->status, 200);
+    CHECK_INT(sec_http(&srv, bearer, "POST", "/v1/tasks", "{\"type\":\"x\"}")->status, 403);
+    r = sec_http(&srv, tok[ADMIN], "GET", "/v1/tokens", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK(strstr(r->body, id) != NULL);
+    CHECK(strstr(r->body, "tm_") == NULL); /* no secret is ever listed */
+    snprintf(path, sizeof path, "/v1/tokens/%s", id);
+    CHECK_INT(sec_http(&srv, tok[ADMIN], "DELETE", path, NULL)->status, 204);
+    CHECK_INT(sec_http(&srv, bearer, "GET", "/v1/tasks", NULL)->status, 401);
+    r = sec_http(&srv, tok[ADMIN], "GET", path, NULL);
+    CHECK_STR(th_str(r->json, "status"), "revoked");
+    CHECK_INT(sec_http(&srv, tok[ADMIN], "DELETE", "/v1/tokens/0123456789abcdef", NULL)->status,
+              404);
+    r = sec_http(&srv, tok[ADMIN], "POST", "/v1/tokens", "{\"role\":\"root\",\"namespace\":\"a\"}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "role");
+    r = sec_http(&srv, tok[ADMIN], "POST", "/v1/tokens",
+                 "{\"role\":\"reader\",\"namespace\":\"a b\"}");
+    CHECK_INT(r->status, 400);
+}
+
+static void test_non_loopback_needs_tokens_or_flag(void) {
+    struct th_server s2;
+    CHECK(th_server_start(&s2, "--listen", "0.0.0.0:0", NULL) != 0);
+    th_server_stop(&s2, true);
+    bool refused = sec_log_has(&s2, "refusing to listen on '0.0.0.0:0' without authentication");
+    th_server_free(&s2);
+    CHECK(refused);
+
+    CHECK(th_server_start(&s2, "--listen", "0.0.0.0:0", "--insecure-no-auth", NULL) == 0);
+    bool warned = sec_log_has(&s2, "ANYONE");
+    long st = th_http(&s2, "GET", "/v1/tasks", NULL)->status;
+    th_server_free(&s2);
+    CHECK(warned);
+    CHECK_INT(st, 200);
+}
+
+static void test_token_cli_usage(void) {
+    char out[256];
+    CHECK_INT(sec_cli(out, sizeof out,
+                      "%s token create --store 'sqlite:%s' --role root --namespace a 2>/dev/null",
+                      sec_bin(), srv.db),
+              2);
+    CHECK_INT(
+        sec_cli(out, sizeof out, "%s token create --store 'sqlite:%s' --role reader 2>/dev/null",
+                sec_bin(), srv.db),
+        2);
+    CHECK_INT(sec_cli(out, sizeof out, "%s token revoke nothex --store 'sqlite:%s' 2>/dev/null",
+                      sec_bin(), srv.db),
+              2);
+    /* Without --json the secret is the only line on stdout. */
+    CHECK_INT(sec_cli(out, sizeof out,
+                      "%s token create --store 'sqlite:%s' --role reader --namespace a 2>/dev/null",
+                      sec_bin(), srv.db),
+              0);
+    CHECK(strncmp(out, "tm_", 3) == 0);
+    CHECK_INT(strlen(out), 3 + 16 + 1 + 64 + 1);
+}
+
+static const struct th_test tests[] = {
+    {"open mode: no token, loopback only, no credentials needed", test_open_mode},
+    {"the first token ends the open mode", test_first_token_ends_open_mode},
+    {"every role against every endpoint", test_every_role_every_endpoint},
+    {"another namespace's task is 404, its writes refused", test_other_namespace_is_404},
+    {"a revoked token is refused on the next request", test_revoked_token_refused_at_once},
+    {"an expired token is refused", test_expired_token_refused},
+    {"malformed credentials are refused", test_malformed_credentials},
+    {"the admin token API", test_admin_token_api},
+    {"the token CLI refuses bad usage", test_token_cli_usage},
+    {"a non-loopback address needs tokens or --insecure-no-auth",
+     test_non_loopback_needs_tokens_or_flag},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    if (th_server_start(&srv, NULL)) th_fail(__FILE__, __LINE__, "server did not start");
+    int rc = th_main(tests, argc, argv);
+    th_server_free(&srv);
+    return rc || th_failed();
+}

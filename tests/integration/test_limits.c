@@ -1,0 +1,204 @@
+/*
+ * The limits against the real server, each set low by its flag: body,
+ * JSON depth, string length, items and messages per call, batch size,
+ * page size, header bytes, long-poll waiters and requests per second per
+ * token. Every oversize or malformed input is refused with a clear error
+ * and stores nothing.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "sec_util.h"
+
+static struct th_server srv;
+
+/* How many tasks the queue holds (open mode: no token needed yet). */
+static long queue_count(const char *queue) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks?queue=%s", queue);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    return r->status == 200 ? (long)json_array_size(th_get(r->json, "tasks")) : -1;
+}
+
+static void test_body_too_large(void) {
+    char *body = malloc(4096);
+    int n = snprintf(body, 4096, "{\"type\":\"big\",\"queue\":\"lq1\",\"params\":{\"s\":\"");
+    memset(body + n, 'x', 4000 - n);
+    snprintf(body + 4000, 96, "\"}}");
+    const char *h[] = {"Content-Type: application/json", NULL};
+    struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), h);
+    free(body);
+    CHECK_INT(r->status, 413);
+    CHECK_STR(th_str(r->json, "error.code"), "payload_too_large");
+    CHECK_INT(queue_count("lq1"), 0);
+}
+
+static void test_malformed_and_deep_json(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"m\",\"queue\":\"lq2\"");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.code"), "malformed_json");
+    r = th_http(&srv, "POST", "/v1/tasks",
+                "{\"type\":\"m\",\"queue\":\"lq2\",\"params\":{\"a\":[[[[[1]]]]]}}");
+    CHECK_INT(r->status, 400);
+    CHECK(strstr(th_str(r->json, "error.message"), "deeper than 4") != NULL);
+    r = th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"m\",\"queue\":\"lq2\",\"type\":\"n\"}");
+    CHECK_INT(r->status, 400);
+    const char *h[] = {"Content-Type: application/json", NULL};
+    r = th_http_raw(&srv, "POST", "/v1/tasks", "{\"type\":\"m\\u0000\",\"queue\":\"lq2\"}", 32, h);
+    CHECK_INT(r->status, 400);
+    CHECK_INT(queue_count("lq2"), 0);
+}
+
+static void test_batch_and_page(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/tasks/batch",
+                                "{\"tasks\":[{\"type\":\"b\",\"queue\":\"lq3\"},{\"type\":\"b\","
+                                "\"queue\":\"lq3\"},{\"type\":\"b\",\"queue\":\"lq3\"}]}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "tasks");
+    /* One bad entry refuses the whole batch. */
+    r = th_http(&srv, "POST", "/v1/tasks/batch",
+                "{\"tasks\":[{\"type\":\"b\",\"queue\":\"lq3\"},{\"type\":7,\"queue\":\"lq3\"}]}");
+    CHECK_INT(r->status, 400);
+    CHECK_INT(queue_count("lq3"), 0);
+    CHECK_INT(th_http(&srv, "GET", "/v1/tasks?limit=11", NULL)->status, 400);
+    CHECK_INT(th_http(&srv, "GET", "/v1/tasks?limit=10", NULL)->status, 200);
+}
+
+static void test_heartbeat_limits(void) {
+    char *id = th_submit(&srv, "hb", "\"queue\":\"lq4\"");
+    CHECK(id);
+    char cid[33], token[33], path[128], body[1024];
+    CHECK_INT(th_claim(&srv, "lq4", NULL, cid, token), 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    char longtext[200];
+    memset(longtext, 'y', 150);
+    longtext[150] = '\0';
+    snprintf(body, sizeof body,
+             "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"INFO\",\"text\":\"%s\"}]}", token,
+             longtext);
+    struct th_resp *r = th_http(&srv, "POST", path, "%s", body);
+    CHECK_INT(r->status, 400);
+    snprintf(body, sizeof body,
+             "{\"lease_token\":\"%s\",\"items\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":"
+             "\"c\"}]}",
+             token);
+    CHECK_INT(th_http(&srv, "POST", path, "%s", body)->status, 400);
+    snprintf(body, sizeof body,
+             "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"INFO\",\"text\":\"1\"},{"
+             "\"level\":\"INFO\",\"text\":\"2\"},{\"level\":\"INFO\",\"text\":\"3\"}]}",
+             token);
+    CHECK_INT(th_http(&srv, "POST", path, "%s", body)->status, 400);
+    /* Nothing of the refused calls was stored. */
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "items")), 0);
+    CHECK_INT(json_array_size(th_get(r->json, "messages")), 0);
+    free(id);
+}
+
+static void test_header_bytes(void) {
+    char *big = malloc(12000);
+    int n = snprintf(big, 12000, "X-Padding: ");
+    memset(big + n, 'p', 11000);
+    big[n + 11000] = '\0';
+    const char *h[] = {big, NULL};
+    struct th_resp *r = th_http_raw(&srv, "GET", "/healthz", NULL, 0, h);
+    free(big);
+    CHECK(r->status >= 400 || r->status == -1);
+    CHECK(r->status != 500);
+    CHECK_INT(th_http(&srv, "GET", "/healthz", NULL)->status, 200);
+}
+
+static void *long_poll(void *arg) {
+    long *status = arg;
+    *status = th_http(&srv, "POST", "/v1/queues/lq5/claim", "{\"worker\":\"w\",\"wait_seconds\":2}")
+                  ->status;
+    th_http(NULL, NULL, NULL, NULL);
+    return NULL;
+}
+
+static void test_waiters(void) {
+    long first = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, long_poll, &first);
+    th_sleep_ms(400);
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/queues/lq5/claim", "{\"worker\":\"w2\",\"wait_seconds\":2}");
+    long second = r->status;
+    char ra[16] = "";
+    bool has_ra = th_resp_header(r, "Retry-After", ra, sizeof ra);
+    /* A claim that does not wait is not counted. */
+    long nowait = th_http(&srv, "POST", "/v1/queues/lq5/claim", "{\"worker\":\"w3\"}")->status;
+    pthread_join(t, NULL);
+    CHECK_INT(first, 204);
+    CHECK_INT(second, 429);
+    CHECK(has_ra);
+    CHECK_INT(nowait, 204);
+    /* The slot is free again. */
+    CHECK_INT(th_http(&srv, "POST", "/v1/queues/lq5/claim", "{\"worker\":\"w\",\"wait_seconds\":1}")
+                  ->status,
+              204);
+}
+
+static void test_rate_per_token(void) {
+    char bearer[128], id[32], other[128], other_id[32];
+    CHECK(sec_token(&srv, "reader", "acme", "", bearer, id) == 0);
+    CHECK(sec_token(&srv, "reader", "acme", "", other, other_id) == 0);
+    th_sleep_ms(1100); /* the open mode ends */
+    int ok = 0, limited = 0;
+    bool retry_after = false;
+    for (int i = 0; i < 20; i++) {
+        struct th_resp *r = sec_http(&srv, bearer, "GET", "/v1/tasks?limit=1", NULL);
+        if (r->status == 200) ok++;
+        if (r->status == 429) {
+            limited++;
+            char ra[16];
+            retry_after = th_resp_header(r, "Retry-After", ra, sizeof ra) && atoi(ra) >= 1;
+        }
+    }
+    CHECK(ok >= 5);
+    CHECK(limited >= 10);
+    CHECK(retry_after);
+    CHECK(sec_log_has(&srv, "rate limited"));
+    /* Another token has its own bucket; this one refills. */
+    CHECK_INT(sec_http(&srv, other, "GET", "/v1/tasks?limit=1", NULL)->status, 200);
+    th_sleep_ms(1100);
+    CHECK_INT(sec_http(&srv, bearer, "GET", "/v1/tasks?limit=1", NULL)->status, 200);
+}
+
+static void test_bad_limit_flags(void) {
+    char out[64];
+    CHECK_INT(sec_cli(out, sizeof out, "%s serve --max-rate -1 2>/dev/null", sec_bin()), 2);
+    CHECK_INT(sec_cli(out, sizeof out, "%s serve --max-json-depth x 2>/dev/null", sec_bin()), 2);
+    CHECK_INT(sec_cli(out, sizeof out,
+                      "%s serve --tls-cert /nonexistent --listen 127.0.0.1:0 "
+                      "--store sqlite:/nonexistent/x.db 2>/dev/null",
+                      sec_bin()),
+              1);
+}
+
+static const struct th_test tests[] = {
+    {"a body over --max-body-bytes is 413 and stores nothing", test_body_too_large},
+    {"malformed, too deep or duplicate JSON is 400 and stores nothing",
+     test_malformed_and_deep_json},
+    {"--max-batch and --max-page", test_batch_and_page},
+    {"--max-string-bytes, --max-items, --max-messages", test_heartbeat_limits},
+    {"--max-header-bytes", test_header_bytes},
+    {"--max-waiters: one more long-poll is 429", test_waiters},
+    {"--max-rate: 429 with Retry-After per token", test_rate_per_token},
+    {"bad limit flags are usage errors", test_bad_limit_flags},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    if (th_server_start(&srv, "--max-body-bytes", "2048", "--max-json-depth", "4",
+                        "--max-string-bytes", "100", "--max-items", "2", "--max-messages", "2",
+                        "--max-batch", "2", "--max-page", "10", "--max-header-bytes", "8192",
+                        "--max-waiters", "1", "--max-rate", "5", NULL))
+        th_fail(__FILE__, __LINE__, "server did not start");
+    int rc = th_main(tests, argc, argv);
+    th_server_free(&srv);
+    return rc || th_failed();
+}

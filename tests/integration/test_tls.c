@@ -1,0 +1,130 @@
+/*
+ * TLS through libmicrohttpd: a self-signed certificate made at test time
+ * with the openssl command, the server started with --tls-cert and
+ * --tls-key, and libcurl talking to it with that certificate as its CA.
+ * A client without the CA, or speaking plain HTTP, gets nothing.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "sec_util.h"
+
+static struct th_server srv;
+static char certdir[256], cert[300], key[300];
+
+static size_t tls_sink(char *data, size_t size, size_t nmemb, void *cls) {
+    struct th_resp *r = cls;
+    size_t n = size * nmemb, have = r->body ? strlen(r->body) : 0;
+    r->body = realloc(r->body, have + n + 1);
+    memcpy(r->body + have, data, n);
+    r->body[have + n] = '\0';
+    return n;
+}
+
+/* A request over HTTPS trusting `ca` (NULL: the system's CAs). Status or -1. */
+static long tls_request(const char *url, const char *ca, const char *method, const char *body,
+                        char **out) {
+    CURL *c = curl_easy_init();
+    struct th_resp r = {0};
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tls_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    if (ca) curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    long status = -1;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (out)
+        *out = r.body;
+    else
+        free(r.body);
+    return status;
+}
+
+static void test_https_with_the_ca(void) {
+    CHECK(strncmp(srv.url, "https://", 8) == 0);
+    char url[256];
+    snprintf(url, sizeof url, "%s/healthz", srv.url);
+    CHECK_INT(tls_request(url, cert, "GET", NULL, NULL), 200);
+    snprintf(url, sizeof url, "%s/v1/tasks", srv.url);
+    char *body = NULL;
+    CHECK_INT(tls_request(url, cert, "POST", "{\"type\":\"over-tls\"}", &body), 201);
+    CHECK(body && strstr(body, "over-tls"));
+    free(body);
+}
+
+static void test_untrusted_or_plain_refused(void) {
+    /* The harness's client trusts only the system's CAs. */
+    CHECK_INT(th_http(&srv, "GET", "/healthz", NULL)->status, -1);
+    char url[256];
+    snprintf(url, sizeof url, "http://%s/healthz", srv.url + strlen("https://"));
+    CHECK(tls_request(url, NULL, "GET", NULL, NULL) != 200);
+}
+
+static void test_bad_tls_config_refused(void) {
+    char out[64];
+    CHECK_INT(sec_cli(out, sizeof out,
+                      "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
+                      "2>/dev/null",
+                      sec_bin(), certdir, cert),
+              1);
+    CHECK_INT(sec_cli(out, sizeof out,
+                      "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
+                      "--tls-key %s/missing.pem 2>/dev/null",
+                      sec_bin(), certdir, cert, certdir),
+              1);
+    /* A key that is not a key: libmicrohttpd refuses to start. */
+    CHECK_INT(sec_cli(out, sizeof out,
+                      "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
+                      "--tls-key %s 2>/dev/null",
+                      sec_bin(), certdir, cert, cert),
+              1);
+}
+
+static void test_cli_with_ca_file(void) {
+    char out[4096];
+    CHECK_INT(sec_cli(out, sizeof out, "TASKMILL_URL=%s TASKMILL_CA_FILE=%s %s list 2>&1", srv.url,
+                      cert, sec_bin()),
+              0);
+    CHECK(strstr(out, "over-tls") != NULL);
+    CHECK(sec_cli(out, sizeof out, "TASKMILL_URL=%s TASKMILL_CA_FILE= %s list 2>&1", srv.url,
+                  sec_bin()) != 0);
+}
+
+static const struct th_test tests[] = {
+    {"HTTPS with the self-signed certificate as CA", test_https_with_the_ca},
+    {"an untrusting client or plain HTTP gets nothing", test_untrusted_or_plain_refused},
+    {"a half or broken TLS configuration is refused", test_bad_tls_config_refused},
+    {"the CLI speaks https:// with TASKMILL_CA_FILE", test_cli_with_ca_file},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    snprintf(certdir, sizeof certdir, "%s/taskmill-tls-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(certdir)) return 1;
+    snprintf(cert, sizeof cert, "%s/cert.pem", certdir);
+    snprintf(key, sizeof key, "%s/key.pem", certdir);
+    char out[256];
+    int rc = sec_cli(out, sizeof out,
+                     "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 1 "
+                     "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
+                     ">/dev/null 2>&1",
+                     key, cert);
+    if (rc != 0) th_fail(__FILE__, __LINE__, "openssl could not make a certificate");
+    if (rc == 0 && th_server_start(&srv, "--tls-cert", cert, "--tls-key", key, NULL))
+        th_fail(__FILE__, __LINE__, "server did not start");
+    int res = th_main(tests, argc, argv);
+    th_server_free(&srv);
+    snprintf(out, sizeof out, "rm -rf '%s'", certdir);
+    if (system(out)) {
+    }
+    return res || th_failed();
+}

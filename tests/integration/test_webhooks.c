@@ -1,0 +1,309 @@
+/*
+ * Webhooks against the real server and a receiver thread in the test:
+ * create, list, delete; private destinations refused unless allowed; a
+ * receiver that fails the first attempts still gets every event, each with
+ * a Livepeer signature it verifies; deliveries listed with their outcome;
+ * deliveries pending across a crash of the server are sent after restart.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define SECRET "s3cret-for-tests"
+#define MAX_SEEN 256
+
+/* A tiny HTTP receiver: answers `fail_first` requests with 503, then 200. */
+struct receiver {
+    int fd, port;
+    pthread_t thread;
+    _Atomic int fail_first;
+    _Atomic bool down; /* answer 503 to everything */
+    _Atomic bool stop;
+    pthread_mutex_t lock;
+    int requests, bad_signatures;
+    char *ids[MAX_SEEN];   /* delivery ids answered 200, in order */
+    char *events[MAX_SEEN];
+    int nseen;
+};
+
+static bool receiver_verify(const char *sig, const char *body, size_t len, long long *t)
+{
+    long long ts = 0;
+    char hex[65] = "";
+    if (!sig || sscanf(sig, "t=%lld,v1=%64s", &ts, hex) != 2) return false;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (const unsigned char *)body, len, mac, &n);
+    char want[65];
+    for (unsigned i = 0; i < n; i++) snprintf(want + 2 * i, 3, "%02x", mac[i]);
+    *t = ts;
+    return CRYPTO_memcmp(want, hex, 64) == 0;
+}
+
+static void receiver_handle(struct receiver *rv, int c)
+{
+    char buf[1 << 16];
+    size_t len = 0;
+    char *body = NULL;
+    size_t clen = 0;
+    while (len < sizeof buf - 1) {
+        ssize_t n = read(c, buf + len, sizeof buf - 1 - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (!end) continue;
+        char *cl = strcasestr(buf, "content-length:");
+        clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
+        if ((size_t)(buf + len - (end + 4)) >= clen) {
+            body = end + 4;
+            break;
+        }
+    }
+    if (!body) return;
+    char sig[200] = "";
+    char *s = strcasestr(buf, "\r\nLivepeer-Signature: ");
+    if (s) sscanf(s + 22, "%199[^\r]", sig);
+    long long t = 0;
+    bool good = receiver_verify(sig[0] ? sig : NULL, body, clen, &t);
+    json_t *j = json_loadb(body, clen, 0, NULL);
+    if (good && (!j || th_int(j, "timestamp") != t)) good = false;
+    pthread_mutex_lock(&rv->lock);
+    rv->requests++;
+    if (!good) rv->bad_signatures++;
+    int status = 200;
+    if (atomic_load(&rv->down)) {
+        status = 503;
+    } else if (atomic_load(&rv->fail_first) > 0) {
+        atomic_fetch_sub(&rv->fail_first, 1);
+        status = 503;
+    }
+    if (status == 200 && j && rv->nseen < MAX_SEEN) {
+        rv->ids[rv->nseen] = strdup(th_str(j, "id") ? th_str(j, "id") : "");
+        rv->events[rv->nseen] = strdup(th_str(j, "event") ? th_str(j, "event") : "");
+        rv->nseen++;
+    }
+    pthread_mutex_unlock(&rv->lock);
+    json_decref(j);
+    char reply[128];
+    int n = snprintf(reply, sizeof reply,
+                     "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status,
+                     status == 200 ? "OK" : "Unavailable");
+    if (write(c, reply, (size_t)n) < 0) {
+    }
+}
+
+static void *receiver_main(void *arg)
+{
+    struct receiver *rv = arg;
+    while (!atomic_load(&rv->stop)) {
+        int c = accept(rv->fd, NULL, NULL);
+        if (c < 0) continue;
+        if (!atomic_load(&rv->stop)) receiver_handle(rv, c);
+        close(c);
+    }
+    return NULL;
+}
+
+static int receiver_start(struct receiver *rv)
+{
+    memset(rv, 0, sizeof *rv);
+    pthread_mutex_init(&rv->lock, NULL);
+    rv->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (bind(rv->fd, (struct sockaddr *)&sa, sizeof sa) || listen(rv->fd, 64)) return -1;
+    socklen_t sl = sizeof sa;
+    getsockname(rv->fd, (struct sockaddr *)&sa, &sl);
+    rv->port = ntohs(sa.sin_port);
+    return pthread_create(&rv->thread, NULL, receiver_main, rv);
+}
+
+static void receiver_stop(struct receiver *rv)
+{
+    atomic_store(&rv->stop, true);
+    /* Wake accept() with a connection of our own. */
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rv->port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(c, (struct sockaddr *)&sa, sizeof sa)) {
+    }
+    close(c);
+    pthread_join(rv->thread, NULL);
+    close(rv->fd);
+    for (int i = 0; i < rv->nseen; i++) {
+        free(rv->ids[i]);
+        free(rv->events[i]);
+    }
+    pthread_mutex_destroy(&rv->lock);
+}
+
+static int receiver_seen(struct receiver *rv)
+{
+    pthread_mutex_lock(&rv->lock);
+    int n = rv->nseen;
+    pthread_mutex_unlock(&rv->lock);
+    return n;
+}
+
+static bool wait_seen(struct receiver *rv, int want, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        if (receiver_seen(rv) >= want) return true;
+        th_sleep_ms(50);
+    }
+    return receiver_seen(rv) >= want;
+}
+
+static char *create_webhook(struct th_server *srv, int port, const char *events)
+{
+    struct th_resp *r = th_http(srv, "POST", "/v1/webhooks",
+                                "{\"url\":\"http://127.0.0.1:%d/hook\",\"secret\":\"" SECRET
+                                "\",\"name\":\"t\"%s%s}",
+                                port, events ? ",\"events\":" : "", events ? events : "");
+    if (r->status != 201) {
+        printf("    create webhook: %ld %s\n", r->status, r->body);
+        return NULL;
+    }
+    return strdup(th_str(r->json, "id"));
+}
+
+static void test_crud_and_private_refused(void)
+{
+    struct th_server srv;
+    CHECK(th_server_start(&srv, NULL) == 0);
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://127.0.0.1:9/hook\"}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "url");
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://10.1.2.3/x\"}")->status, 400);
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"ftp://example.com/\"}")->status, 400);
+    th_server_free(&srv);
+
+    CHECK(th_server_start(&srv, "--webhook-allow-private", NULL) == 0);
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks",
+                      "{\"url\":\"http://127.0.0.1:9/\",\"events\":[\"task.nope\"]}")
+                  ->status,
+              400);
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://127.0.0.1:9/\",\"x\":1}")->status,
+              400);
+    r = th_http(&srv, "POST", "/v1/webhooks",
+                "{\"url\":\"http://127.0.0.1:9/\",\"events\":[\"task.completed\"]}");
+    CHECK_INT(r->status, 201);
+    CHECK(th_str(r->json, "secret") != NULL); /* generated, shown once */
+    CHECK_STR(th_str(r->json, "events.0"), "task.completed");
+    char *id = strdup(th_str(r->json, "id"));
+    r = th_http(&srv, "GET", "/v1/webhooks", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "webhooks.0.id"), id);
+    CHECK(th_get(r->json, "webhooks.0.secret") == NULL);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/webhooks/%s", id);
+    CHECK_INT(th_http(&srv, "GET", path, NULL)->status, 200);
+    CHECK_INT(th_http(&srv, "DELETE", path, NULL)->status, 204);
+    CHECK_INT(th_http(&srv, "DELETE", path, NULL)->status, 404);
+    CHECK_INT(th_http(&srv, "GET", path, NULL)->status, 404);
+    free(id);
+    th_server_free(&srv);
+}
+
+static void test_failing_receiver_gets_every_event_signed(void)
+{
+    struct receiver rv;
+    CHECK(receiver_start(&rv) == 0);
+    atomic_store(&rv.fail_first, 3);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-backoff-ms", "100", NULL) == 0);
+    char *hook = create_webhook(&srv, rv.port, NULL);
+    CHECK(hook);
+    char *id = th_submit(&srv, "transcode-file", NULL);
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&srv, "default", NULL, cid, tok), 200);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5}}", tok)->status, 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", id);
+    CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok)->status, 200);
+    /* spawned; updated x3 (claim, heartbeat, complete); completed. */
+    bool all = wait_seen(&rv, 5, 20000);
+    pthread_mutex_lock(&rv.lock);
+    int n = rv.nseen, bad = rv.bad_signatures, requests = rv.requests;
+    int spawned = 0, updated = 0, completed = 0, dup = 0;
+    for (int i = 0; i < n; i++) {
+        spawned += strcmp(rv.events[i], "task.spawned") == 0;
+        updated += strcmp(rv.events[i], "task.updated") == 0;
+        completed += strcmp(rv.events[i], "task.completed") == 0;
+        for (int k = 0; k < i; k++) dup += strcmp(rv.ids[i], rv.ids[k]) == 0;
+    }
+    pthread_mutex_unlock(&rv.lock);
+    CHECK(all);
+    CHECK_INT(n, 5);
+    CHECK_INT(bad, 0);
+    CHECK_INT(requests, 8); /* three refused first */
+    CHECK_INT(spawned, 1);
+    CHECK_INT(updated, 3);
+    CHECK_INT(completed, 1);
+    CHECK_INT(dup, 0);
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries", hook);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    json_t *d = th_get(r->json, "deliveries");
+    CHECK(json_array_size(d) == 5);
+    int retried = 0;
+    for (size_t i = 0; i < json_array_size(d); i++) {
+        json_t *one = json_array_get(d, i);
+        if (strcmp(th_str(one, "status"), "delivered") != 0)
+            th_fail(__FILE__, __LINE__, "delivery %zu is '%s'", i, th_str(one, "status"));
+        if (th_int(one, "attempts") > 1) retried++;
+    }
+    CHECK(retried >= 1);
+    free(id);
+    free(hook);
+    th_server_free(&srv);
+    receiver_stop(&rv);
+}
+
+static void test_restart_during_delivery_loses_nothing(void)
+{
+    struct receiver rv;
+    CHECK(receiver_start(&rv) == 0);
+    atomic_store(&rv.down, true);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-backoff-ms", "200", NULL) == 0);
+    char *hook = create_webhook(&srv, rv.port, "[\"task.spawned\"]");
+    CHECK(hook);
+    for (int i = 0; i < 10; i++) free(th_submit(&srv, "upload", NULL));
+    th_sleep_ms(300); /* some attempts fail while the receiver is down */
+    th_server_stop(&srv, true); /* a crash */
+    atomic_store(&rv.down, false);
+    CHECK(th_server_restart(&srv) == 0);
+    bool all = wait_seen(&rv, 10, 30000);
+    CHECK(all);
+    th_sleep_ms(300);
+    CHECK_INT(receiver_seen(&rv), 10); /* each once: none doubled by the restart */
+    CHECK_INT(rv.bad_signatures, 0);
+    free(hook);
+    th_server_free(&srv);
+    receiver_stop(&rv);
+}
+
+static const struct th_test tests[] = {
+    {"create, list, delete; private destinations refused", test_crud_and_private_refused},
+    {"a failing receiver gets every event, signed", test_failing_receiver_gets_every_event_signed},
+    {"a restart during delivery loses nothing", test_restart_during_delivery_loses_nothing},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    return th_main(tests, argc, argv);
+}
