@@ -39,6 +39,6 @@ int cli_client_error(const char *cmd, struct tm_client *c, const char *what) {
 }
 
 void cli_print_json(const json_t *v) {
-    json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
     fputc('\n', stdout);
 }

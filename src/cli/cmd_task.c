@@ -300,13 +300,13 @@ static void get_print(const json_t *t) {
     if (str_or(t, "error", NULL)) printf("error       %s\n", str_or(t, "error", ""));
     const json_t *params = json_object_get(t, "params");
     if (json_is_object(params) && json_object_size(params)) {
-        char *s = json_dumps(params, JSON_COMPACT);
+        char *s = json_dumps(params, JSON_COMPACT | JSON_REAL_PRECISION(16));
         printf("params      %s\n", s ? s : "");
         free(s);
     }
     const json_t *result = json_object_get(t, "result");
     if (result && !json_is_null(result)) {
-        char *s = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
         printf("result      %s\n", s ? s : "");
         free(s);
     }

@@ -217,7 +217,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
     int exit = CLI_EXIT_OK;
     for (size_t i = 0; i < n; i++) {
         if (json && rows[i].task) {
-            json_dumpf(rows[i].task, stdout, JSON_COMPACT);
+            json_dumpf(rows[i].task, stdout, JSON_COMPACT | JSON_REAL_PRECISION(16));
             fputc('\n', stdout);
         }
         if (rows[i].error[0]) fprintf(stderr, "taskmill watch: %s\n", rows[i].error);

@@ -227,7 +227,7 @@ static int client_call(struct tm_client *c, const char *method, const char *path
     if (out) *out = NULL;
     char *text = NULL;
     if (body) {
-        text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
         if (!text) return client_fail(c, TM_CLIENT_EINVALID, "request body cannot be encoded");
     }
     if (!c->curl && !(c->curl = curl_easy_init())) abort();

@@ -12,7 +12,8 @@
 char *json_text(const json_t *v)
 {
     if (!v) return NULL;
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* 16 digits: 0.2 stays 0.2 (17 would print 0.20000000000000001). */
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
     if (!s) {
         /* jansson fails only on allocation. */
         return xstrdup("null");
