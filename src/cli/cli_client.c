@@ -5,6 +5,7 @@
  */
 #include "cli_client.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -41,4 +42,31 @@ int cli_client_error(const char *cmd, struct tm_client *c, const char *what) {
 void cli_print_json(const json_t *v) {
     json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
     fputc('\n', stdout);
+}
+
+int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, const char **server,
+                      bool *json) {
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *server = NULL;
+    *json = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's': *server = optarg; break;
+        case 'j': *json = true; break;
+        case 'h': fputs(usage, stdout); return CLI_EXIT_OK;
+        default: fputs(usage, stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    if (one_id ? optind != argc - 1 : optind >= argc) {
+        fputs(usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    return -1;
 }

@@ -31,6 +31,14 @@ enum cli_exit {
 
 /* A client for `server` (may be NULL: then TASKMILL_URL, then the default) with TASKMILL_TOKEN. */
 struct tm_client *cli_client_new(const char *server);
+/*
+ * Parses the options of the commands that take task ids (--server, --json,
+ * --help) and checks the ids: exactly one when `one_id`, else at least one.
+ * `usage` is printed for --help (to stdout) and for mistakes (to stderr).
+ * Returns -1 to go on (the ids start at optind), or the exit code to end with.
+ */
+int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, const char **server,
+                      bool *json);
 /* Prints "taskmill CMD: WHAT: message" for the client's last error; returns the exit code for it.
  */
 int cli_client_error(const char *cmd, struct tm_client *c, const char *what);

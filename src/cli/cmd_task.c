@@ -255,10 +255,6 @@ out:
 
 /* ---- get ---- */
 
-static void get_usage(FILE *f) {
-    fprintf(f, "usage: taskmill get [--server URL] [--json] ID\n");
-}
-
 static const char *str_or(const json_t *v, const char *key, const char *dflt) {
     const char *s = json_string_value(json_object_get(v, key));
     return s && *s ? s : dflt;
@@ -330,35 +326,11 @@ static void get_print(const json_t *t) {
 }
 
 int cmd_get(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *server = NULL;
-    bool json = false;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 's':
-            server = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            get_usage(stdout);
-            return CLI_EXIT_OK;
-        default:
-            get_usage(stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind != argc - 1) {
-        get_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
+    const char *server;
+    bool json;
+    int stop = cli_parse_id_args(argc, argv, "usage: taskmill get [--server URL] [--json] ID\n",
+                                 true, &server, &json);
+    if (stop >= 0) return stop;
     struct tm_client *c = cli_client_new(server);
     json_t *t = NULL;
     int rc = tm_get(c, argv[optind], &t);
@@ -533,37 +505,15 @@ int cmd_list(int argc, char **argv) {
 
 static int control_run(const char *cmd, int (*call)(struct tm_client *, const char *, json_t **),
                        int argc, char **argv) {
-    static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *server = NULL;
-    bool json = false;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 's':
-            server = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-        default:
-            fprintf(
-                ch == 'h' ? stdout : stderr,
-                "usage: taskmill %s [--server URL] [--json] ID...\n"
-                "  Prints each task's id and phase afterwards (the task as JSON with --json).\n",
-                cmd);
-            return ch == 'h' ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-        }
-    }
-    if (optind >= argc) {
-        fprintf(stderr, "usage: taskmill %s [--server URL] [--json] ID...\n", cmd);
-        return CLI_EXIT_USAGE;
-    }
+    char usage[200];
+    snprintf(usage, sizeof usage,
+             "usage: taskmill %s [--server URL] [--json] ID...\n"
+             "  Prints each task's id and phase afterwards (the task as JSON with --json).\n",
+             cmd);
+    const char *server;
+    bool json;
+    int stop = cli_parse_id_args(argc, argv, usage, false, &server, &json);
+    if (stop >= 0) return stop;
     struct tm_client *c = cli_client_new(server);
     int rc = CLI_EXIT_OK;
     for (int i = optind; i < argc; i++) {

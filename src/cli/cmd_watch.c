@@ -231,44 +231,17 @@ int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
     return exit;
 }
 
-static void watch_usage(FILE *f) {
-    fprintf(f,
-            "usage: taskmill watch [--server URL] [--json] ID...\n"
-            "  Follows tasks until each has ended: progress bars on a terminal, one line per\n"
-            "  change otherwise; --json prints each task's final state as a JSON line.\n"
-            "  Exits 0 when every task completed, 1 when one failed or was cancelled.\n");
-}
+static const char watch_usage[] =
+    "usage: taskmill watch [--server URL] [--json] ID...\n"
+    "  Follows tasks until each has ended: progress bars on a terminal, one line per\n"
+    "  change otherwise; --json prints each task's final state as a JSON line.\n"
+    "  Exits 0 when every task completed, 1 when one failed or was cancelled.\n";
 
 int cmd_watch(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *server = NULL;
-    bool json = false;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 's':
-            server = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            watch_usage(stdout);
-            return CLI_EXIT_OK;
-        default:
-            watch_usage(stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (optind >= argc) {
-        watch_usage(stderr);
-        return CLI_EXIT_USAGE;
-    }
+    const char *server;
+    bool json;
+    int stop = cli_parse_id_args(argc, argv, watch_usage, false, &server, &json);
+    if (stop >= 0) return stop;
     for (int i = optind; i < argc; i++) {
         if (strlen(argv[i]) > 200) {
             fprintf(stderr, "taskmill watch: '%.40s...' is not a task id\n", argv[i]);
