@@ -4,7 +4,8 @@
 # (durable: synchronous=FULL, group commit) on a free loopback port, runs
 # BUILD_DIR/sse_bench against it, stops it, and prints the machine.
 # The per-token rate limit is off (--max-rate 0): the writers are the load.
-# Env: EVENTS heartbeats per run (20000), WRITERS (4), SUBS ("100 1000").
+# Env: EVENTS heartbeats per run (20000), WRITERS (4), SUBS ("100 1000"),
+# BUFFER the server's --events-buffer (65536: a burst must not cut readers off).
 # Ownership: one server at a time, its own child, known by pid; the EXIT
 # trap stops it and removes the scratch directory.
 set -euo pipefail
@@ -13,6 +14,7 @@ B=${1:-build}
 EVENTS=${EVENTS:-20000}
 WRITERS=${WRITERS:-4}
 SUBS=${SUBS:-100 1000}
+BUFFER=${BUFFER:-65536}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/taskmill-sse-bench-XXXXXX")
 pid=""
 cleanup() {
@@ -22,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 for n in $SUBS; do
     rm -f "$dir"/t.db*
-    "$B/taskmill" serve --listen 127.0.0.1:0 --store "sqlite:$dir/t.db" --max-rate 0 >"$dir/out" 2>"$dir/err" &
+    "$B/taskmill" serve --listen 127.0.0.1:0 --store "sqlite:$dir/t.db" --max-rate 0 --events-buffer "$BUFFER" >"$dir/out" 2>"$dir/err" &
     pid=$!
     for _ in $(seq 50); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
     url=$(sed -n 's/^taskmill listening on //p' "$dir/out")

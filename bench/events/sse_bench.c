@@ -49,21 +49,18 @@ struct sub {
     long lat_base;  /* count when the delay phase began */
 };
 
-static double now_us(void)
-{
+static double now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static void die(const char *what)
-{
+static void die(const char *what) {
     fprintf(stderr, "sse_bench: %s: %s\n", what, strerror(errno));
     exit(1);
 }
 
-static int dial(void)
-{
+static int dial(void) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, host, &sa.sin_addr);
@@ -75,8 +72,7 @@ static int dial(void)
 
 /* One HTTP/1.1 request on a kept-alive socket; returns the status, body into out. */
 static int http(int fd, const char *method, const char *path, const char *body, char *out,
-                size_t outn)
-{
+                size_t outn) {
     char req[2048];
     int n = snprintf(req, sizeof req,
                      "%s %s HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
@@ -103,8 +99,7 @@ static int http(int fd, const char *method, const char *path, const char *body, 
 }
 
 /* Creates a task in queue `q` and claims it; fills id and lease token. */
-static void task_take(int fd, const char *q, char id[33], char tok[33])
-{
+static void task_take(int fd, const char *q, char id[33], char tok[33]) {
     char out[65536], body[256], path[128];
     snprintf(body, sizeof body, "{\"type\":\"bench\",\"queue\":\"%s\"}", q);
     http(fd, "POST", "/v1/tasks", body, out, sizeof out);
@@ -126,12 +121,11 @@ struct writer {
     int fd;
     char id[33], tok[33];
     long beats;
-    double gap_us;     /* pause between beats (delay phase) */
-    double *reply_at;  /* when each reply arrived (delay phase) */
+    double gap_us;    /* pause between beats (delay phase) */
+    double *reply_at; /* when each reply arrived (delay phase) */
 };
 
-static void *writer_main(void *arg)
-{
+static void *writer_main(void *arg) {
     struct writer *w = arg;
     char out[65536], path[128], body[256];
     snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", w->id);
@@ -152,8 +146,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-static void feed(struct sub *s, const char *p, size_t n, double t)
-{
+static void feed(struct sub *s, const char *p, size_t n, double t) {
     char joined[MLEN + 65536];
     memcpy(joined, s->tail, s->ntail);
     memcpy(joined + s->ntail, p, n);
@@ -170,14 +163,14 @@ static void feed(struct sub *s, const char *p, size_t n, double t)
 }
 
 /* Reads until every subscriber has `want` events (or started, want < 0). */
-static void pump(int ep, struct sub *subs, int n, long want, double limit_s)
-{
+static void pump(int ep, struct sub *subs, int n, long want, double limit_s) {
     struct epoll_event evs[256];
     char buf[65536];
     double end = now_us() + limit_s * 1e6;
     for (;;) {
         int ok = 0;
-        for (int i = 0; i < n; i++) ok += want < 0 ? subs[i].started : subs[i].count >= want;
+        for (int i = 0; i < n; i++)
+            ok += want < 0 ? subs[i].started : subs[i].count >= want;
         if (ok == n) return;
         if (now_us() > end) {
             fprintf(stderr, "sse_bench: timed out: %d of %d subscribers done\n", ok, n);
@@ -188,20 +181,25 @@ static void pump(int ep, struct sub *subs, int n, long want, double limit_s)
         for (int i = 0; i < k; i++) {
             struct sub *s = evs[i].data.ptr;
             ssize_t r = read(s->fd, buf, sizeof buf);
-            if (r > 0) feed(s, buf, (size_t)r, t);
-            else epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
+            if (r > 0)
+                feed(s, buf, (size_t)r, t);
+            else {
+                fprintf(stderr,
+                        "sse_bench: a subscriber's stream ended after %ld events (cut off "
+                        "as too slow? raise --events-buffer)\n",
+                        s->count);
+                exit(1);
+            }
         }
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
+static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc != 5 || sscanf(argv[1], "http://%63[^:]:%d", host, &port) != 2) {
         fprintf(stderr, "usage: sse_bench http://HOST:PORT SUBSCRIBERS EVENTS WRITERS\n");
         return 2;
@@ -232,8 +230,10 @@ int main(int argc, char **argv)
     }
     long total = (events / writers) * writers;
     double t0 = now_us();
-    for (int i = 0; i < writers; i++) pthread_create(&th[i], NULL, writer_main, &w[i]);
-    for (int i = 0; i < writers; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < writers; i++)
+        pthread_create(&th[i], NULL, writer_main, &w[i]);
+    for (int i = 0; i < writers; i++)
+        pthread_join(th[i], NULL);
     double t_written = now_us();
     pump(ep, subs, nsub, total, 300);
     double t1 = now_us();
@@ -241,12 +241,14 @@ int main(int argc, char **argv)
     printf("fan-out: %d subscribers, %ld events by %d writers\n", nsub, total, writers);
     printf("  written   %.0f events/s (%.2f s)\n", (double)total / ((t_written - t0) / 1e6),
            (t_written - t0) / 1e6);
-    printf("  delivered %.0f events/s to all subscribers (%.0f event copies/s; last arrived "
-           "after %.2f s)\n",
-           (double)total / secs, (double)total * nsub / secs, secs);
+    printf(
+        "  delivered %.0f events/s to all subscribers (%.0f event copies/s; last arrived "
+        "after %.2f s)\n",
+        (double)total / secs, (double)total * nsub / secs, secs);
 
     /* 2. Delay from a heartbeat's reply to its event at each subscriber. */
-    for (int i = 0; i < nsub; i++) subs[i].lat_base = subs[i].count;
+    for (int i = 0; i < nsub; i++)
+        subs[i].lat_base = subs[i].count;
     struct writer lw = {.fd = w[0].fd, .beats = LAT_BEATS, .gap_us = 5000};
     memcpy(lw.id, w[0].id, sizeof lw.id);
     memcpy(lw.tok, w[0].tok, sizeof lw.tok);
@@ -258,7 +260,8 @@ int main(int argc, char **argv)
     size_t nd = (size_t)nsub * LAT_BEATS, k = 0;
     double *d = calloc(nd, sizeof *d);
     for (int i = 0; i < nsub; i++)
-        for (int b = 0; b < LAT_BEATS; b++) d[k++] = (subs[i].lat_at[b] - lw.reply_at[b]) / 1000.0;
+        for (int b = 0; b < LAT_BEATS; b++)
+            d[k++] = (subs[i].lat_at[b] - lw.reply_at[b]) / 1000.0;
     qsort(d, nd, sizeof *d, cmp_double);
     printf("  reply->event delay over %zu deliveries: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", nd,
            d[nd / 2], d[nd * 99 / 100], d[nd - 1]);

@@ -25,11 +25,11 @@ static const char *const status_names[TASK_STATUS_COUNT] = {
 /* task_moves[from] has bit `to` set when from -> to is legal. */
 #define B(p) (1u << (p))
 static const unsigned task_moves[TASK_PHASE_COUNT] = {
-    [TASK_PENDING] = B(TASK_RUNNING) | B(TASK_CANCELLED),
-    [TASK_WAITING] = B(TASK_PENDING) | B(TASK_CANCELLED),
+    [TASK_PENDING] = B(TASK_RUNNING) | B(TASK_CANCELLED) | B(TASK_COMPLETED) | B(TASK_FAILED),
+    [TASK_WAITING] = B(TASK_PENDING) | B(TASK_CANCELLED) | B(TASK_COMPLETED) | B(TASK_FAILED),
     [TASK_RUNNING] = B(TASK_COMPLETED) | B(TASK_WAITING) | B(TASK_FAILED) | B(TASK_PENDING) |
-                     B(TASK_STOPPING),
-    [TASK_STOPPING] = B(TASK_CANCELLED) | B(TASK_COMPLETED),
+                     B(TASK_STOPPING) | B(TASK_CANCELLED),
+    [TASK_STOPPING] = B(TASK_CANCELLED) | B(TASK_COMPLETED) | B(TASK_FAILED),
     [TASK_COMPLETED] = 0,
     [TASK_FAILED] = B(TASK_PENDING),
     [TASK_CANCELLED] = B(TASK_PENDING),
@@ -395,6 +395,31 @@ int task_cancel(struct task *t, int64_t now, struct tm_error *e)
     case TASK_WAITING: task_stopped(t, now); return 0;
     default: return task_refuse(t, TASK_CANCELLED, e);
     }
+}
+
+int task_finish(struct task *t, enum task_status status, int64_t completed_at, int64_t now,
+                struct tm_error *e)
+{
+    enum task_phase to;
+    switch (status) {
+    case TASK_SUCCESS:
+    case TASK_WARNING: to = TASK_COMPLETED; break;
+    case TASK_ERROR:
+    case TASK_TEMPERROR: to = TASK_FAILED; break;
+    case TASK_TERMINATED: to = TASK_CANCELLED; break;
+    default: return err_set(e, TM_EINVALID, "", "a task cannot finish without a status");
+    }
+    if (!task_can_transition(t->phase, to)) return task_refuse(t, to, e);
+    t->status = status;
+    if (to == TASK_COMPLETED) {
+        t->progress.ratio = 1.0;
+        t->progress.ratio_set = true;
+        t->progress.updated_at = now;
+    }
+    if (to == TASK_FAILED) t->error_temporary = status == TASK_TEMPERROR;
+    task_move(t, to, now);
+    if (completed_at > 0) t->completed_at = completed_at;
+    return 0;
 }
 
 int task_retry(struct task *t, int64_t now, struct tm_error *e)

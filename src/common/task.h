@@ -65,6 +65,9 @@
  *   stopping  -> completed  complete (the work finished before it could stop)
  *   failed    -> pending    retry
  *   cancelled -> pending    retry
+ *   pending | waiting | running | stopping -> completed | failed | cancelled
+ *                         finish (an operator ends the task with a given
+ *                         completion status: SailPoint's PATCH)
  *
  * Every other pair is illegal and refused with TM_ECONFLICT. Repeating a
  * cancel on a stopping or cancelled task, a pause on a paused task or a
@@ -218,6 +221,15 @@ int task_cancel(struct task *t, int64_t now, struct tm_error *e);
 int task_retry(struct task *t, int64_t now, struct tm_error *e);
 int task_pause(struct task *t, int64_t now, struct tm_error *e);
 int task_resume(struct task *t, int64_t now, struct tm_error *e);
+/*
+ * An operator ends a task that is not terminal with `status` (SUCCESS or
+ * WARNING: completed; ERROR or TEMPERROR: failed; TERMINATED: cancelled),
+ * whatever its phase; a worker's lease is dropped, so its later calls get
+ * TM_ELEASE. completed_at is `completed_at` when > 0, else now. TM_ECONFLICT
+ * when already terminal, TM_EINVALID for TASK_STATUS_NONE.
+ */
+int task_finish(struct task *t, enum task_status status, int64_t completed_at, int64_t now,
+                struct tm_error *e);
 /* Deletion is allowed only for terminal tasks. */
 int task_check_delete(const struct task *t, struct tm_error *e);
 

@@ -1,8 +1,10 @@
 /*
- * livepeer: see livepeer.h. Three parts: the projection of a struct task
- * to Livepeer's Task object, the decoder of the list query (limit, cursor,
- * filters, order, count), both pure; and the routes, which read through
- * store.h and retry through a STORE_OP_RETRY like v1's.
+ * livepeer: see livepeer.h. Four parts: the projection of a struct task
+ * to Livepeer's Task object (also reached from an event's v1 JSON, for
+ * the webhook snapshots); the decoder of the list query (limit, cursor,
+ * filters, order, count) and its translation to a filter tree, all pure;
+ * and the routes, which read through store.h and retry through a
+ * STORE_OP_RETRY like v1's.
  *
  * Threading: handlers run on libmicrohttpd's threads, one request each;
  * nothing here holds state between requests. Ownership: tasks read from
@@ -23,6 +25,8 @@
 
 #include "../common/filter.h"
 #include "../common/json_parse.h"
+#include "../common/task_json.h"
+#include "../common/timeutil.h"
 #include "../common/xalloc.h"
 #include "../server/http.h"
 
@@ -153,6 +157,63 @@ void livepeer_task_write(struct buf *b, const struct task *t)
     buf_putc(b, '}');
 }
 
+/* A v1 time (RFC 3339 text or null) in ms; 0 when absent. */
+static int64_t livepeer_v1_time(const json_t *o, const char *key)
+{
+    int64_t ms = 0;
+    const char *s = json_string_value(json_object_get(o, key));
+    if (s && time_parse_rfc3339(s, &ms)) ms = 0;
+    return ms;
+}
+
+static char *livepeer_v1_str(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? xstrdup(s) : NULL;
+}
+
+static char *livepeer_v1_json(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return v && !json_is_null(v) ? json_text(v) : NULL;
+}
+
+void livepeer_task_write_v1(struct buf *b, const char *v1_json)
+{
+    json_error_t je;
+    json_t *o = v1_json ? json_loads(v1_json, 0, &je) : NULL;
+    const char *id = json_string_value(json_object_get(o, "id"));
+    const char *phase = json_string_value(json_object_get(o, "phase"));
+    struct task *t = task_new();
+    if (!json_is_object(o) || !id || strlen(id) != ID_LEN || !phase ||
+        task_phase_parse(phase, &t->phase)) {
+        buf_puts(b, "null");
+        goto out;
+    }
+    memcpy(t->id, id, ID_LEN + 1);
+    t->namespace = livepeer_v1_str(o, "namespace");
+    t->type = livepeer_v1_str(o, "type");
+    t->params = livepeer_v1_json(o, "params");
+    t->result = livepeer_v1_json(o, "result");
+    t->error = livepeer_v1_str(o, "error");
+    t->retries = json_integer_value(json_object_get(o, "retries"));
+    t->created_at = livepeer_v1_time(o, "created_at");
+    t->updated_at = livepeer_v1_time(o, "updated_at");
+    t->scheduled_at = livepeer_v1_time(o, "scheduled_at");
+    const json_t *p = json_object_get(o, "progress");
+    t->progress.updated_at = livepeer_v1_time(p, "updated_at");
+    t->progress.processed = json_integer_value(json_object_get(p, "processed"));
+    t->progress.processing = json_integer_value(json_object_get(p, "processing"));
+    t->progress.pending = json_integer_value(json_object_get(p, "pending"));
+    t->progress.ratio = json_number_value(json_object_get(p, "ratio"));
+    /* v1 shows the ratio as derived; it is the one to show. */
+    t->progress.ratio_set = t->progress.updated_at != 0 || t->progress.ratio > 0;
+    livepeer_task_write(b, t);
+out:
+    task_free(t);
+    json_decref(o);
+}
+
 void livepeer_error_write(struct buf *b, int status, const struct tm_error *e)
 {
     (void)status;
@@ -197,7 +258,7 @@ static int livepeer_field_find(const char *name)
 /* A decimal integer, the whole string; 0 or -1. */
 static int livepeer_parse_int(const char *s, int64_t max, int64_t *out)
 {
-    if (!*s || strlen(s) > 19) return -1;
+    if (!*s) return -1;
     int64_t v = 0;
     for (const char *p = s; *p; p++) {
         if (*p < '0' || *p > '9') return -1;
@@ -486,3 +547,195 @@ const char *livepeer_query_project(const struct livepeer_query *q, bool *conflic
     }
     return p;
 }
+
+/* ---- The routes ---- */
+
+/* Livepeer's words for the refusals its clients know. */
+#define LIVEPEER_NOT_FOUND "not found"
+#define LIVEPEER_NOT_RETRYABLE "task is not in a retryable state"
+
+/* The task id in the path, or NULL after a 404 (ids of another shape are
+ * never stored, so they are unknown, not malformed). */
+static const char *livepeer_path_id(struct req *r)
+{
+    if (id_is_valid(r->param[0])) return r->param[0];
+    reply_error_code(r, TM_ENOT_FOUND, "", LIVEPEER_NOT_FOUND);
+    return NULL;
+}
+
+/* Replies with the store's error, in Livepeer's words where it has them. */
+static void livepeer_reply_store_error(struct req *r, const struct tm_error *e)
+{
+    if (e->code == TM_ENOT_FOUND)
+        reply_error_code(r, TM_ENOT_FOUND, "", LIVEPEER_NOT_FOUND);
+    else
+        reply_error(r, e);
+}
+
+static void livepeer_reply_task(struct req *r, const struct task *t)
+{
+    struct buf b;
+    buf_init(&b);
+    livepeer_task_write(&b, t);
+    reply_json(r, 200, &b);
+}
+
+static void livepeer_task_get(struct req *r)
+{
+    const char *id = livepeer_path_id(r);
+    if (!id) return;
+    struct tm_error e;
+    err_clear(&e);
+    struct task *t = NULL;
+    if (store_task_get(req_store(r), r->ns, id, &t, &e)) {
+        livepeer_reply_store_error(r, &e);
+        return;
+    }
+    livepeer_reply_task(r, t);
+    task_free(t);
+}
+
+static void livepeer_task_retried(struct req *r)
+{
+    if (r->op.err.code == TM_ECONFLICT) {
+        /* Livepeer answers 400, not 409, for a task that is not failed or cancelled. */
+        reply_error_code(r, TM_EINVALID, "", LIVEPEER_NOT_RETRYABLE);
+        return;
+    }
+    if (r->op.err.code) {
+        livepeer_reply_store_error(r, &r->op.err);
+        return;
+    }
+    livepeer_reply_task(r, r->op.task);
+}
+
+/* POST /api/task/{id}/retry: a failed or cancelled task runs again. The
+ * body, if any, is not read (Livepeer takes none). */
+static void livepeer_task_retry(struct req *r)
+{
+    const char *id = livepeer_path_id(r);
+    if (!id) return;
+    store_op_init(&r->op, STORE_OP_RETRY);
+    r->op.ns = r->ns;
+    memcpy(r->op.id, id, ID_LEN + 1);
+    req_submit(r, livepeer_task_retried);
+}
+
+/* Sets the store's order from the query's (see docs/compat.md). */
+static void livepeer_filter_order(const struct livepeer_query *q, struct task_filter *f)
+{
+    static const enum task_sort_key keys[] = {
+        [LIVEPEER_F_ID] = TASK_SORT_ID,          [LIVEPEER_F_NAME] = TASK_SORT_NAME,
+        [LIVEPEER_F_CREATED_AT] = TASK_SORT_CREATED_AT, [LIVEPEER_F_UPDATED_AT] = TASK_SORT_UPDATED_AT,
+        [LIVEPEER_F_TYPE] = TASK_SORT_TYPE,      [LIVEPEER_F_PROJECT_ID] = TASK_SORT_ID,
+    };
+    struct livepeer_sort s[LIVEPEER_ORDER_MAX];
+    int n = livepeer_query_order(q, s);
+    for (int i = 0; i < n && i < TASK_SORT_MAX; i++) {
+        f->sort[i].key = keys[s[i].field];
+        f->sort[i].desc = s[i].desc;
+    }
+    f->nsort = n < TASK_SORT_MAX ? n : TASK_SORT_MAX;
+}
+
+struct livepeer_list_ctx {
+    struct livepeer_query q;
+    struct tm_error e;
+    struct buf next; /* the query of the next page, without its cursor */
+};
+
+/* Percent-encodes s for a query string (RFC 3986 unreserved kept). */
+static void livepeer_url_encode(struct buf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~')
+            buf_putc(b, (char)*p);
+        else
+            buf_printf(b, "%%%02X", *p);
+    }
+}
+
+static int livepeer_list_arg(void *cls, const char *key, const char *value)
+{
+    struct livepeer_list_ctx *c = cls;
+    if (livepeer_query_add(&c->q, key, value, &c->e)) return -1;
+    if (strcmp(key, "cursor") != 0) {
+        livepeer_url_encode(&c->next, key);
+        buf_putc(&c->next, '=');
+        livepeer_url_encode(&c->next, value ? value : "");
+        buf_putc(&c->next, '&');
+    }
+    return 0;
+}
+
+/* The Link header of the next page: the request's own URL with the cursor
+ * replaced, absolute when the Host header allows, as Livepeer sends it. */
+static void livepeer_link_next(struct req *r, struct livepeer_list_ctx *c, int64_t skip)
+{
+    struct buf b;
+    buf_init(&b);
+    const char *host = req_header(r, "Host");
+    buf_putc(&b, '<');
+    if (host && *host && !strpbrk(host, "<>\"\\ \r\n")) buf_printf(&b, "%s://%s", req_scheme(r), host);
+    buf_puts(&b, "/api/task?");
+    if (c->next.len) buf_put(&b, c->next.p, c->next.len);
+    buf_printf(&b, "cursor=skip%lld>; rel=\"next\"", (long long)skip);
+    reply_add_header(r, "Link", b.p);
+    buf_release(&b);
+}
+
+static void livepeer_task_list(struct req *r)
+{
+    struct livepeer_list_ctx c;
+    livepeer_query_init(&c.q);
+    err_clear(&c.e);
+    buf_init(&c.next);
+    struct filter_expr *expr = NULL;
+    struct task_list l = {0};
+    if (req_query_each(r, livepeer_list_arg, &c)) {
+        reply_error(r, &c.e);
+        goto out;
+    }
+    struct task_filter f = {0};
+    f.ns = r->ns;
+    f.limit = c.q.limit;
+    f.offset = c.q.skip;
+    f.want_total = c.q.count;
+    bool conflict = false;
+    const char *project = livepeer_query_project(&c.q, &conflict);
+    bool none = conflict || (project && r->ns && strcmp(project, r->ns) != 0);
+    if (project && !r->ns) f.ns = project;
+    expr = livepeer_query_expr(&c.q);
+    f.expr = expr;
+    livepeer_filter_order(&c.q, &f);
+    if (!none && store_task_list(req_store(r), &f, &l, &c.e)) {
+        reply_error(r, &c.e);
+        goto out;
+    }
+    if (c.q.count) {
+        char total[24];
+        snprintf(total, sizeof total, "%lld", (long long)l.total);
+        reply_add_header(r, "X-Total-Count", total);
+    }
+    if (l.more) livepeer_link_next(r, &c, c.q.skip + (int64_t)l.n);
+    struct buf b;
+    buf_init(&b);
+    buf_putc(&b, '[');
+    for (size_t i = 0; i < l.n; i++) {
+        if (i) buf_putc(&b, ',');
+        livepeer_task_write(&b, l.tasks[i]);
+    }
+    buf_putc(&b, ']');
+    reply_json(r, 200, &b);
+out:
+    task_list_release(&l);
+    filter_expr_free(expr);
+    buf_release(&c.next);
+}
+
+const struct route livepeer_routes[] = {
+    {"GET", "/api/task", livepeer_task_list, PERM_READ},
+    {"GET", "/api/task/:id", livepeer_task_get, PERM_READ},
+    {"POST", "/api/task/:id/retry", livepeer_task_retry, PERM_OWNER},
+    {NULL, NULL, NULL, 0},
+};

@@ -13,7 +13,7 @@
  * made where Livepeer's public material is silent.
  *
  * Errors: the decoder returns 0 or TM_EINVALID with a message in Livepeer's
- * words ("error parsing filters: ..."); it never allocates.
+ * words ("error parsing filters: ..."); a decoded query owns no memory.
  */
 #ifndef TASKMILL_LIVEPEER_H
 #define TASKMILL_LIVEPEER_H
@@ -40,6 +40,12 @@ const char *livepeer_type_of(const char *type);
 
 /* Writes the task as Livepeer's Task object (absent keys, never nulls). */
 void livepeer_task_write(struct buf *b, const struct task *t);
+/*
+ * Writes the Livepeer Task of a task's v1 JSON text (an event's stored
+ * snapshot, for the webhook bodies), through livepeer_task_write, so both
+ * shapes agree; writes `null` when the text is not a v1 task.
+ */
+void livepeer_task_write_v1(struct buf *b, const char *v1_json);
 /* Writes Livepeer's error body {"errors":["<message>"]}; http.c calls it
  * for every error on the view's paths (an error_writer_fn). */
 void livepeer_error_write(struct buf *b, int status, const struct tm_error *e);

@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,6 +142,7 @@ static int sp_value(struct sp_parser *ps, struct filter_value *v)
         sp_next(ps);
         return 0;
     }
+    if (ps->tok == SP_BAD) return sp_fail(ps, "unterminated string or unexpected character");
     if (ps->tok != SP_WORD) return sp_fail(ps, "expected a value");
     const char *w = ps->text.p;
     bool integral;

@@ -87,9 +87,9 @@ static void auth_client_addr(struct req *r, char *out, size_t n) {
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
-/* Replies with the refusal and logs it. */
-static int auth_refuse(struct req *r, int code, const char *token_id, const char *why,
-                       const char *message) {
+/* Logs a refusal: status, request, client address, token id, never the secret. */
+static void auth_log_refusal(struct req *r, int code, const char *token_id, const char *why)
+{
     char addr[INET6_ADDRSTRLEN + 1];
     auth_client_addr(r, addr, sizeof addr);
     char path[160];
@@ -98,10 +98,24 @@ static int auth_refuse(struct req *r, int code, const char *token_id, const char
         if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     fprintf(stderr, "taskmill: auth: %d %s %s from %s, token '%s': %s\n", err_http_status(code),
             r->method, path, addr, token_id && *token_id ? token_id : "-", why);
+}
+
+/* Replies with the refusal and logs it. */
+static int auth_refuse(struct req *r, int code, const char *token_id, const char *why,
+                       const char *message) {
+    auth_log_refusal(r, code, token_id, why);
     if (code == TM_EUNAUTHENTICATED)
         reply_add_header(r, "WWW-Authenticate", "Bearer realm=\"taskmill\"");
     reply_error_code(r, code, code == TM_EUNAUTHENTICATED ? "Authorization" : "", message);
     return -1;
+}
+
+/* Fills e with a refusal and logs it; returns the code. */
+static int auth_deny(struct req *r, struct tm_error *e, int code, const char *token_id,
+                     const char *why, const char *message)
+{
+    auth_log_refusal(r, code, token_id, why);
+    return err_set(e, code, code == TM_EUNAUTHENTICATED ? "Authorization" : "", "%s", message);
 }
 
 /* Open mode: is it still open? Asks the store at most once a second. */
@@ -140,16 +154,38 @@ int auth_check(struct req *r, unsigned perm) {
     if (token_parse_bearer(hdr, id, secret))
         return auth_refuse(r, TM_EUNAUTHENTICATED, NULL, "malformed credentials",
                            "'Authorization' must be 'Bearer tm_<id>_<secret>'");
-    struct token *t = NULL;
     struct tm_error e;
     err_clear(&e);
-    int rc = store_token_get(srv->store, id, &t, &e);
-    if (rc == TM_ENOT_FOUND)
-        return auth_refuse(r, TM_EUNAUTHENTICATED, id, "unknown token", "the token is not valid");
-    if (rc) {
-        reply_error_code(r, TM_EUNAVAILABLE, "", "cannot check credentials now");
-        return -1;
+    if (auth_check_credentials(r, id, secret, perm, &e) == 0) return 0;
+    if (e.code == TM_EUNAUTHENTICATED)
+        reply_add_header(r, "WWW-Authenticate", "Bearer realm=\"taskmill\"");
+    reply_error(r, &e);
+    return -1;
+}
+
+int auth_check_credentials(struct req *r, const char *id, const char *secret, unsigned perm,
+                           struct tm_error *e)
+{
+    struct server *srv = r->srv;
+    r->role = TOKEN_ADMIN;
+    r->token_id[0] = '\0';
+    if (perm & PERM_PUBLIC) return 0;
+    if (perm == 0) perm = PERM_ADMIN;
+    if (!id) {
+        if (auth_is_open(srv)) return 0;
+        return auth_deny(r, e, TM_EUNAUTHENTICATED, NULL, "no credentials",
+                         "this server needs credentials");
     }
+    if (!token_id_is_valid(id) || !secret || strlen(secret) != TOKEN_SECRET_LEN)
+        return auth_deny(r, e, TM_EUNAUTHENTICATED, NULL, "malformed credentials",
+                         "the credentials are not a token id and secret");
+    struct token *t = NULL;
+    struct tm_error se;
+    err_clear(&se);
+    int rc = store_token_get(srv->store, id, &t, &se);
+    if (rc == TM_ENOT_FOUND)
+        return auth_deny(r, e, TM_EUNAUTHENTICATED, id, "unknown token", "the token is not valid");
+    if (rc) return err_set(e, TM_EUNAVAILABLE, "", "cannot check credentials now");
     const char *why = NULL;
     if (!token_secret_matches(t, secret))
         why = "wrong secret";
@@ -159,8 +195,8 @@ int auth_check(struct req *r, unsigned perm) {
         why = "expired";
     if (why) {
         token_free(t);
-        return auth_refuse(
-            r, TM_EUNAUTHENTICATED, id, why,
+        return auth_deny(
+            r, e, TM_EUNAUTHENTICATED, id, why,
             strcmp(why, "expired") == 0 ? "the token has expired" : "the token is not valid");
     }
     if (!(perm & TOKEN_ROLE_BIT(t->role))) {
@@ -168,18 +204,19 @@ int auth_check(struct req *r, unsigned perm) {
         snprintf(msg, sizeof msg, "a '%s' token may not call '%s %s'", token_role_name(t->role),
                  r->method, r->path);
         token_free(t);
-        return auth_refuse(r, TM_EFORBIDDEN, id, "role not allowed", msg);
+        return auth_deny(r, e, TM_EFORBIDDEN, id, "role not allowed", msg);
     }
     if (!auth_rate_take(srv, id)) {
         token_free(t);
         char msg[128];
         snprintf(msg, sizeof msg, "more than %d requests a second for this token",
                  srv->cfg.limits.rate_per_token);
-        return auth_refuse(r, TM_ERATE, id, "rate limited", msg);
+        return auth_deny(r, e, TM_ERATE, id, "rate limited", msg);
     }
     r->role = t->role;
     memcpy(r->token_id, id, sizeof r->token_id);
     if (t->role != TOKEN_ADMIN) {
+        free(r->ns_owned);
         r->ns_owned = t->namespace;
         t->namespace = NULL;
         r->ns = r->ns_owned;

@@ -30,15 +30,15 @@
 #include "server_int.h"
 
 static const char *const event_kinds[] = {
-    "task.created",  "task.pending",   "task.waiting",  "task.running",  "task.stopping",
-    "task.completed", "task.failed",   "task.cancelled", "task.progress", "task.message",
-    "task.lease",    "task.paused",    "task.resumed",  "task.deleted",  "task.updated",
+    "task.created",   "task.pending", "task.waiting",   "task.running",  "task.stopping",
+    "task.completed", "task.failed",  "task.cancelled", "task.progress", "task.message",
+    "task.lease",     "task.paused",  "task.resumed",   "task.deleted",  "task.updated",
 };
 #define NKINDS (int)(sizeof event_kinds / sizeof event_kinds[0])
 
 /* The store page size while catching up, and the bytes gathered per read. */
 #define HUB_PAGE_EVENTS 256
-#define HUB_FILL_BYTES (32 * 1024)
+#define HUB_FILL_BYTES  (32 * 1024)
 
 struct hub_event {
     int64_t seq;
@@ -79,8 +79,7 @@ struct event_hub {
     _Atomic uint64_t nstreams, events_sent, slow_disconnects;
 };
 
-int event_kind_index(const char *kind)
-{
+int event_kind_index(const char *kind) {
     for (int i = 0; i < NKINDS; i++) {
         if (strcmp(kind, event_kinds[i]) == 0) return i;
         if (strcmp(kind, event_kinds[i] + 5) == 0) return i; /* without "task." */
@@ -88,8 +87,7 @@ int event_kind_index(const char *kind)
     return -1;
 }
 
-void sse_filter_release(struct sse_filter *f)
-{
+void sse_filter_release(struct sse_filter *f) {
     free(f->ns);
     free(f->queue);
     free(f->type);
@@ -99,8 +97,7 @@ void sse_filter_release(struct sse_filter *f)
 
 static bool sse_filter_match(const struct sse_filter *f, const char *ns, const char *queue,
                              const char *type, const char *task_id, enum task_phase phase,
-                             int kind)
-{
+                             int kind) {
     if (f->ns && strcmp(f->ns, ns) != 0) return false;
     if (f->queue && strcmp(f->queue, queue) != 0) return false;
     if (f->type && strcmp(f->type, type) != 0) return false;
@@ -114,20 +111,19 @@ static bool sse_filter_match(const struct sse_filter *f, const char *ns, const c
     return true;
 }
 
-void sse_frame_write(struct buf *b, const struct store_event *ev)
-{
+void sse_frame_write(struct buf *b, const struct store_event *ev) {
     char at[TIME_RFC3339_LEN + 1];
     time_format_rfc3339(ev->at, at);
     buf_printf(b, "id: %lld\nevent: %s\ndata: {\"seq\":%lld,\"kind\":\"%s\",\"cause\":\"%s\",",
                (long long)ev->seq, ev->kind, (long long)ev->seq, ev->kind, ev->cause);
-    buf_printf(b, "\"at\":\"%s\",\"task_id\":\"%s\",\"phase\":\"%s\",\"version\":%lld,\"task\":", at,
+    buf_printf(b,
+               "\"at\":\"%s\",\"task_id\":\"%s\",\"phase\":\"%s\",\"version\":%lld,\"task\":", at,
                ev->task_id, task_phase_name(ev->phase), (long long)ev->version);
     buf_puts(b, ev->task_json ? ev->task_json : "null");
     buf_puts(b, "}\n\n");
 }
 
-static void hub_event_free(struct hub_event *e)
-{
+static void hub_event_free(struct hub_event *e) {
     if (!e) return;
     free(e->ns);
     free(e->queue);
@@ -136,14 +132,12 @@ static void hub_event_free(struct hub_event *e)
     free(e);
 }
 
-static struct hub_event *hub_ring_at(struct event_hub *h, size_t i)
-{
+static struct hub_event *hub_ring_at(struct event_hub *h, size_t i) {
     return h->ring[(h->start + i) % h->cap];
 }
 
 /* Index of the first ring event with seq > cursor (h->n when none). Under lock. */
-static size_t hub_ring_after(struct event_hub *h, int64_t cursor)
-{
+static size_t hub_ring_after(struct event_hub *h, int64_t cursor) {
     size_t lo = 0, hi = h->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -155,8 +149,7 @@ static size_t hub_ring_after(struct event_hub *h, int64_t cursor)
     return lo;
 }
 
-void event_hub_publish(void *cls, const struct store_commit *c)
-{
+void event_hub_publish(void *cls, const struct store_commit *c) {
     struct event_hub *h = cls;
     struct hub_event **fresh = xcalloc(c->nevents, sizeof *fresh);
     for (size_t i = 0; i < c->nevents; i++) {
@@ -194,15 +187,15 @@ void event_hub_publish(void *cls, const struct store_commit *c)
     h->wake = true;
     pthread_cond_signal(&h->cond);
     pthread_mutex_unlock(&h->lock);
-    for (size_t i = 0; i < ndropped; i++) hub_event_free(dropped[i]);
+    for (size_t i = 0; i < ndropped; i++)
+        hub_event_free(dropped[i]);
     free(dropped);
     free(fresh);
     if (c->deliveries && h->on_deliveries) h->on_deliveries(h->deliveries_cls);
 }
 
 /* Resumes suspended streams that have something to do. Under lock. */
-static void hub_wake_streams(struct event_hub *h, bool all)
-{
+static void hub_wake_streams(struct event_hub *h, bool all) {
     int64_t mono = time_mono_ms();
     for (struct sse_stream *st = h->streams; st; st = st->next) {
         if (!st->suspended) continue;
@@ -213,8 +206,7 @@ static void hub_wake_streams(struct event_hub *h, bool all)
     }
 }
 
-static void *hub_notifier_main(void *arg)
-{
+static void *hub_notifier_main(void *arg) {
     struct event_hub *h = arg;
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
@@ -236,8 +228,7 @@ static void *hub_notifier_main(void *arg)
 }
 
 struct event_hub *event_hub_new(struct store *s, int buffer_events, int keepalive_ms,
-                                void (*on_deliveries)(void *cls), void *cls)
-{
+                                void (*on_deliveries)(void *cls), void *cls) {
     struct event_hub *h = xcalloc(1, sizeof *h);
     h->store = s;
     h->cap = buffer_events > 0 ? (size_t)buffer_events : 4096;
@@ -266,8 +257,7 @@ struct event_hub *event_hub_new(struct store *s, int buffer_events, int keepaliv
     return h;
 }
 
-void event_hub_stop(struct event_hub *h)
-{
+void event_hub_stop(struct event_hub *h) {
     if (!h) return;
     pthread_mutex_lock(&h->lock);
     h->stopping = true;
@@ -278,27 +268,25 @@ void event_hub_stop(struct event_hub *h)
     h->notifier_started = false;
 }
 
-void event_hub_free(struct event_hub *h)
-{
+void event_hub_free(struct event_hub *h) {
     if (!h) return;
     event_hub_stop(h);
     /* Streams still linked belong to responses libmicrohttpd has freed by now. */
-    for (size_t i = 0; i < h->n; i++) hub_event_free(hub_ring_at(h, i));
+    for (size_t i = 0; i < h->n; i++)
+        hub_event_free(hub_ring_at(h, i));
     free(h->ring);
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->cond);
     free(h);
 }
 
-void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out)
-{
+void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out) {
     out->streams = atomic_load(&h->nstreams);
     out->events_sent = atomic_load(&h->events_sent);
     out->slow_disconnects = atomic_load(&h->slow_disconnects);
 }
 
-int64_t event_hub_last_seq(struct event_hub *h)
-{
+int64_t event_hub_last_seq(struct event_hub *h) {
     pthread_mutex_lock(&h->lock);
     int64_t v = h->last_seq;
     pthread_mutex_unlock(&h->lock);
@@ -306,8 +294,7 @@ int64_t event_hub_last_seq(struct event_hub *h)
 }
 
 /* Reads one page from the store after the cursor (not under lock). */
-static void sse_catch_up(struct sse_stream *st)
-{
+static void sse_catch_up(struct sse_stream *st) {
     struct event_page page;
     struct tm_error e;
     err_clear(&e);
@@ -349,8 +336,7 @@ static void sse_catch_up(struct sse_stream *st)
 }
 
 /* Gathers the next bytes to send into st->out. Returns false to suspend. */
-static bool sse_fill(struct sse_stream *st)
-{
+static bool sse_fill(struct sse_stream *st) {
     struct event_hub *h = st->hub;
     pthread_mutex_lock(&h->lock);
     if (h->stopping) {
@@ -361,8 +347,10 @@ static bool sse_fill(struct sse_stream *st)
     if (st->cursor < h->floor) {
         if (st->live) {
             atomic_fetch_add(&h->slow_disconnects, 1);
-            buf_printf(&st->out, ": too slow: the stream fell behind; reconnect with "
-                                 "Last-Event-ID %lld\n\n", (long long)st->cursor);
+            buf_printf(&st->out,
+                       ": too slow: the stream fell behind; reconnect with "
+                       "Last-Event-ID %lld\n\n",
+                       (long long)st->cursor);
             st->closing = true;
             pthread_mutex_unlock(&h->lock);
             return true;
@@ -400,8 +388,7 @@ static bool sse_fill(struct sse_stream *st)
     return true;
 }
 
-static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     struct sse_stream *st = cls;
     while (st->out_off == st->out.len) {
@@ -418,8 +405,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
-static void sse_free(void *cls)
-{
+static void sse_free(void *cls) {
     struct sse_stream *st = cls;
     struct event_hub *h = st->hub;
     pthread_mutex_lock(&h->lock);
@@ -438,8 +424,7 @@ static void sse_free(void *cls)
 }
 
 void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filter *f,
-                            int64_t cursor, const char *first)
-{
+                            int64_t cursor, const char *first) {
     struct sse_stream *st = xcalloc(1, sizeof *st);
     st->hub = h;
     st->conn = r->conn;

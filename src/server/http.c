@@ -36,6 +36,10 @@ static const struct route_table route_tables[] = {
     {v1_tokens_routes, NULL},
     {v1_events_routes, NULL},
     {v1_webhooks_routes, NULL},
+    {sailpoint_routes, sailpoint_write_error},
+    {sailpoint_oauth_routes, sailpoint_oauth_write_error},
+    {livepeer_routes, livepeer_error_write},
+    {scene7_routes, scene7_error_write},
 };
 
 struct store *req_store(struct req *r)
@@ -56,6 +60,11 @@ const char *req_query(struct req *r, const char *key)
 const char *req_header(struct req *r, const char *key)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
+}
+
+const char *req_scheme(struct req *r)
+{
+    return r->srv->tls_cert ? "https" : "http";
 }
 
 struct query_iter {
@@ -150,7 +159,9 @@ void reply_error(struct req *r, const struct tm_error *e)
     else
         error_json_write(&b, e);
     if (code == TM_ERATE) reply_add_header(r, "Retry-After", "1");
-    reply_json(r, status, &b);
+    /* Every error body is JSON but the Scene7 view's SOAP faults. */
+    reply_body(r, status, &b,
+               r->write_error == scene7_error_write ? "text/xml; charset=utf-8" : "application/json");
 }
 
 void reply_error_code(struct req *r, int code, const char *field, const char *message)

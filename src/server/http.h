@@ -71,6 +71,20 @@ struct route {
 
 #define REQ_MAX_PARAMS 4
 
+/*
+ * Checks a token id and secret (64 hex) against the store, as auth_check
+ * does for a bearer header, for routes that are PERM_PUBLIC and carry
+ * their credentials elsewhere (the Scene7 SOAP authHeader, HTTP Basic).
+ * id NULL means none were given: allowed only while the server is open.
+ * On success sets r->role, r->token_id and r->ns and returns 0; otherwise
+ * logs the refusal and returns TM_EUNAUTHENTICATED, TM_EFORBIDDEN,
+ * TM_ERATE or TM_EUNAVAILABLE with e filled, and replies nothing.
+ */
+struct tm_error;
+int auth_check_credentials(struct req *r, const char *id, const char *secret, unsigned perm,
+                           struct tm_error *e);
+
+
 struct limits {
     size_t body_max_bytes;
     int json_max_depth;
@@ -123,6 +137,8 @@ const struct limits *req_limits(struct req *r);
 /* A query-string value, or NULL. */
 const char *req_query(struct req *r, const char *key);
 const char *req_header(struct req *r, const char *key);
+/* "https" when the server speaks TLS, else "http" (for absolute links). */
+const char *req_scheme(struct req *r);
 /* Calls fn for each query argument; stops early when fn returns nonzero. */
 int req_query_each(struct req *r, int (*fn)(void *cls, const char *key, const char *value),
                    void *cls);
@@ -187,5 +203,14 @@ extern const struct route health_routes[];
 extern const struct route v1_tokens_routes[];
 extern const struct route v1_events_routes[];
 extern const struct route v1_webhooks_routes[];
+/* Compatibility views (src/compat), each with its API's error writer. */
+extern const struct route sailpoint_routes[];       /* /beta, /v2024, /v2025 task-status */
+extern const struct route sailpoint_oauth_routes[]; /* POST /oauth/token */
+void sailpoint_write_error(struct buf *b, int status, const struct tm_error *e);
+void sailpoint_oauth_write_error(struct buf *b, int status, const struct tm_error *e);
+extern const struct route livepeer_routes[];        /* /api/task (livepeer.h) */
+void livepeer_error_write(struct buf *b, int status, const struct tm_error *e);
+extern const struct route scene7_routes[];          /* /scene7 SOAP 1.1 and WSDL (scene7.h) */
+void scene7_error_write(struct buf *b, int status, const struct tm_error *e);
 
 #endif

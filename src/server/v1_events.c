@@ -31,10 +31,9 @@ struct events_query {
 };
 
 /* Calls fn on each comma-separated part of value; stops at the first error. */
-static int events_split(const char *value, int (*fn)(struct events_query *q, const char *part,
-                                                     struct tm_error *e),
-                        struct events_query *q, struct tm_error *e)
-{
+static int events_split(const char *value,
+                        int (*fn)(struct events_query *q, const char *part, struct tm_error *e),
+                        struct events_query *q, struct tm_error *e) {
     const char *p = value;
     while (*p) {
         const char *comma = strchr(p, ',');
@@ -52,8 +51,7 @@ static int events_split(const char *value, int (*fn)(struct events_query *q, con
     return 0;
 }
 
-static int events_add_phase(struct events_query *q, const char *part, struct tm_error *e)
-{
+static int events_add_phase(struct events_query *q, const char *part, struct tm_error *e) {
     enum task_phase ph;
     if (task_phase_parse(part, &ph))
         return err_set(e, TM_EINVALID, "phase", "'%s' is not a phase", part);
@@ -61,17 +59,16 @@ static int events_add_phase(struct events_query *q, const char *part, struct tm_
     return 0;
 }
 
-static int events_add_kind(struct events_query *q, const char *part, struct tm_error *e)
-{
+static int events_add_kind(struct events_query *q, const char *part, struct tm_error *e) {
     int k = event_kind_index(part);
     if (k < 0) return err_set(e, TM_EINVALID, "kind", "'%s' is not an event kind", part);
     q->filter.kinds |= 1u << k;
     return 0;
 }
 
-static int events_add_task(struct events_query *q, const char *part, struct tm_error *e)
-{
-    if (!id_is_valid(part)) return err_set(e, TM_EINVALID, "task_id", "'%s' is not a task id", part);
+static int events_add_task(struct events_query *q, const char *part, struct tm_error *e) {
+    if (!id_is_valid(part))
+        return err_set(e, TM_EINVALID, "task_id", "'%s' is not a task id", part);
     if (q->filter.ntask_ids == EVENTS_MAX_TASK_IDS)
         return err_set(e, TM_EINVALID, "task_id", "at most %d task ids", EVENTS_MAX_TASK_IDS);
     q->filter.task_ids =
@@ -81,8 +78,7 @@ static int events_add_task(struct events_query *q, const char *part, struct tm_e
 }
 
 /* One query pair of an events request; pure. */
-static int events_query_add(void *cls, const char *key, const char *value)
-{
+static int events_query_add(void *cls, const char *key, const char *value) {
     struct events_query *q = ((void **)cls)[0];
     struct tm_error *e = ((void **)cls)[1];
     int64_t v;
@@ -108,8 +104,7 @@ static int events_query_add(void *cls, const char *key, const char *value)
 }
 
 /* Reads the query and Last-Event-ID; replies with the error and returns -1 on bad input. */
-static int events_query_read(struct req *r, struct events_query *q)
-{
+static int events_query_read(struct req *r, struct events_query *q) {
     struct tm_error e;
     err_clear(&e);
     void *cls[2] = {q, &e};
@@ -132,15 +127,13 @@ bad:
     return -1;
 }
 
-static void events_all(struct req *r)
-{
+static void events_all(struct req *r) {
     struct events_query q = {0};
     if (events_query_read(r, &q)) return;
     event_hub_reply_stream(r->srv->hub, r, &q.filter, q.since, NULL);
 }
 
-static void events_task(struct req *r)
-{
+static void events_task(struct req *r) {
     const char *id = r->param[0];
     if (!id_is_valid(id)) {
         reply_error_code(r, TM_ENOT_FOUND, "", "task not found");
@@ -167,8 +160,9 @@ static void events_task(struct req *r)
     }
     struct buf b;
     buf_init(&b);
-    buf_printf(&b, "id: %lld\nevent: task.snapshot\ndata: {\"seq\":%lld,\"kind\":\"task.snapshot\","
-                   "\"task_id\":\"%s\",\"phase\":\"%s\",\"version\":%lld,\"task\":",
+    buf_printf(&b,
+               "id: %lld\nevent: task.snapshot\ndata: {\"seq\":%lld,\"kind\":\"task.snapshot\","
+               "\"task_id\":\"%s\",\"phase\":\"%s\",\"version\":%lld,\"task\":",
                (long long)cursor, (long long)cursor, t->id, task_phase_name(t->phase),
                (long long)t->version);
     task_json_write(&b, t);

@@ -21,8 +21,7 @@
 #include "v1_decode.h"
 #include "webhook.h"
 
-static void webhook_json_write(struct buf *b, const struct webhook *w, bool with_secret)
-{
+static void webhook_json_write(struct buf *b, const struct webhook *w, bool with_secret) {
     buf_puts(b, "{\"id\":");
     json_put_str(b, w->id);
     buf_puts(b, ",\"name\":");
@@ -51,8 +50,7 @@ static void webhook_json_write(struct buf *b, const struct webhook *w, bool with
 }
 
 /* The POST body into w; pure apart from generating a secret. */
-static int webhooks_decode(json_t *obj, struct webhook *w, struct tm_error *e)
-{
+static int webhooks_decode(json_t *obj, struct webhook *w, struct tm_error *e) {
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v) {
@@ -62,7 +60,8 @@ static int webhooks_decode(json_t *obj, struct webhook *w, struct tm_error *e)
             w->url = xstrdup(json_string_value(v));
         } else if (strcmp(key, "secret") == 0) {
             if (!json_is_string(v) || json_string_length(v) < 8 || json_string_length(v) > 256)
-                return err_set(e, TM_EINVALID, "secret", "'secret' must be a string of 8-256 bytes");
+                return err_set(e, TM_EINVALID, "secret",
+                               "'secret' must be a string of 8-256 bytes");
             w->secret = xstrdup(json_string_value(v));
         } else if (strcmp(key, "name") == 0 || strcmp(key, "namespace") == 0) {
             if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 256)
@@ -88,7 +87,8 @@ static int webhooks_decode(json_t *obj, struct webhook *w, struct tm_error *e)
         }
     }
     if (!w->url) return err_set(e, TM_EINVALID, "url", "'url' is required");
-    if (!w->events) w->events = WEBHOOK_SPAWNED | WEBHOOK_UPDATED | WEBHOOK_COMPLETED | WEBHOOK_FAILED;
+    if (!w->events)
+        w->events = WEBHOOK_SPAWNED | WEBHOOK_UPDATED | WEBHOOK_COMPLETED | WEBHOOK_FAILED;
     if (!w->secret) {
         char hex[ID_LEN + 1];
         id_random_hex(hex);
@@ -97,15 +97,13 @@ static int webhooks_decode(json_t *obj, struct webhook *w, struct tm_error *e)
     return 0;
 }
 
-static void webhooks_free_op(struct req *r)
-{
+static void webhooks_free_op(struct req *r) {
     webhook_release(r->op.webhook);
     free(r->op.webhook);
     r->op.webhook = NULL;
 }
 
-static void webhooks_created(struct req *r)
-{
+static void webhooks_created(struct req *r) {
     if (r->op.err.code) {
         reply_error(r, &r->op.err);
     } else {
@@ -120,8 +118,7 @@ static void webhooks_created(struct req *r)
     webhooks_free_op(r);
 }
 
-static void webhooks_create(struct req *r)
-{
+static void webhooks_create(struct req *r) {
     if (req_json_body(r, false)) return;
     struct webhook *w = xcalloc(1, sizeof *w);
     struct tm_error e;
@@ -143,8 +140,7 @@ static void webhooks_create(struct req *r)
     req_submit(r, webhooks_created);
 }
 
-static void webhooks_list(struct req *r)
-{
+static void webhooks_list(struct req *r) {
     struct webhook *w = NULL;
     size_t n = 0;
     struct tm_error e;
@@ -174,16 +170,14 @@ static void webhooks_list(struct req *r)
     reply_json(r, 200, &b);
 }
 
-static void webhooks_deleted(struct req *r)
-{
+static void webhooks_deleted(struct req *r) {
     if (r->op.err.code)
         reply_error(r, &r->op.err);
     else
         reply_empty(r, 204);
 }
 
-static void webhooks_delete(struct req *r)
-{
+static void webhooks_delete(struct req *r) {
     if (!id_is_valid(r->param[0])) {
         reply_error_code(r, TM_ENOT_FOUND, "", "webhook not found");
         return;
@@ -194,8 +188,7 @@ static void webhooks_delete(struct req *r)
     req_submit(r, webhooks_deleted);
 }
 
-static void webhooks_deliveries(struct req *r)
-{
+static void webhooks_deliveries(struct req *r) {
     const char *id = r->param[0];
     struct webhook *w = NULL;
     size_t n = 0;

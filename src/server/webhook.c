@@ -27,6 +27,7 @@
 #include "../common/buf.h"
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
+#include "../compat/livepeer.h"
 
 #define WEBHOOK_BATCH 32
 
@@ -37,14 +38,13 @@ struct webhook_sender {
     bool started;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool wake;                /* under lock */
+    bool wake; /* under lock */
     _Atomic bool stopping;
     _Atomic uint64_t attempts, delivered, failed, retried;
 };
 
 /* True for addresses a webhook must not reach unless allowed. */
-static bool webhook_addr_is_private(const struct sockaddr *sa)
-{
+static bool webhook_addr_is_private(const struct sockaddr *sa) {
     if (sa->sa_family == AF_INET) {
         uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
         return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
@@ -65,8 +65,7 @@ static bool webhook_addr_is_private(const struct sockaddr *sa)
     return true;
 }
 
-int webhook_url_check(const char *url, bool allow_private, struct tm_error *e)
-{
+int webhook_url_check(const char *url, bool allow_private, struct tm_error *e) {
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         return err_set(e, TM_EINVALID, "url", "'url' must start with 'http://' or 'https://'");
     CURLU *u = curl_url();
@@ -106,18 +105,17 @@ out:
     return rc;
 }
 
-void webhook_sign(const char *secret, const char *body, size_t len, char hex[65])
-{
+void webhook_sign(const char *secret, const char *body, size_t len, char hex[65]) {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, len, mac, &n);
-    for (unsigned i = 0; i < n && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    for (unsigned i = 0; i < n && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
     hex[64] = '\0';
 }
 
 static curl_socket_t webhook_open_socket(void *cls, curlsocktype purpose,
-                                         struct curl_sockaddr *addr)
-{
+                                         struct curl_sockaddr *addr) {
     struct webhook_sender *ws = cls;
     (void)purpose;
     if (!ws->cfg.webhook_allow_private && webhook_addr_is_private(&addr->addr))
@@ -125,22 +123,19 @@ static curl_socket_t webhook_open_socket(void *cls, curlsocktype purpose,
     return socket(addr->family, addr->socktype, addr->protocol);
 }
 
-static int webhook_progress(void *cls, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
+static int webhook_progress(void *cls, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
     (void)a, (void)b, (void)c, (void)d;
     struct webhook_sender *ws = cls;
     return atomic_load(&ws->stopping) ? 1 : 0;
 }
 
-static size_t webhook_discard(char *p, size_t size, size_t n, void *cls)
-{
+static size_t webhook_discard(char *p, size_t size, size_t n, void *cls) {
     (void)p, (void)cls;
     return size * n;
 }
 
 /* Livepeer's delivery body for one attempt. */
-static void webhook_body(struct buf *b, const struct webhook_delivery *d, int64_t now)
-{
+static void webhook_body(struct buf *b, const struct webhook_delivery *d, int64_t now) {
     buf_puts(b, "{\"id\":");
     json_put_str(b, d->id);
     buf_puts(b, ",\"webhookId\":");
@@ -153,7 +148,8 @@ static void webhook_body(struct buf *b, const struct webhook_delivery *d, int64_
     buf_puts(b, ",\"type\":");
     json_put_str(b, d->ev.type);
     buf_puts(b, ",\"snapshot\":");
-    buf_puts(b, d->ev.task_json ? d->ev.task_json : "null");
+    /* Livepeer's Task object, as GET /api/task/{id} shows it (docs/compat.md). */
+    livepeer_task_write_v1(b, d->ev.task_json);
     buf_putc(b, '}');
     if (strcmp(d->event, "task.completed") == 0) buf_puts(b, ",\"success\":true");
     if (strcmp(d->event, "task.failed") == 0) buf_puts(b, ",\"success\":false");
@@ -162,8 +158,7 @@ static void webhook_body(struct buf *b, const struct webhook_delivery *d, int64_
 
 /* One attempt; fills the outcome into d (status, attempts, next_at, ...).
  * Returns false when it was cut short by a stop (record nothing). */
-static bool webhook_attempt(struct webhook_sender *ws, CURL *c, struct webhook_delivery *d)
-{
+static bool webhook_attempt(struct webhook_sender *ws, CURL *c, struct webhook_delivery *d) {
     int64_t now = time_now_ms();
     free(d->last_error);
     d->last_error = NULL;
@@ -230,7 +225,8 @@ static bool webhook_attempt(struct webhook_sender *ws, CURL *c, struct webhook_d
     }
     if (retry && d->attempts < ws->cfg.webhook_max_attempts) {
         int64_t delay = ws->cfg.webhook_backoff_ms;
-        for (int64_t i = 1; i < d->attempts && delay < ws->cfg.webhook_backoff_max_ms; i++) delay *= 2;
+        for (int64_t i = 1; i < d->attempts && delay < ws->cfg.webhook_backoff_max_ms; i++)
+            delay *= 2;
         if (delay > ws->cfg.webhook_backoff_max_ms) delay = ws->cfg.webhook_backoff_max_ms;
         d->next_at = now + delay;
         atomic_fetch_add(&ws->retried, 1);
@@ -242,8 +238,7 @@ static bool webhook_attempt(struct webhook_sender *ws, CURL *c, struct webhook_d
 }
 
 /* Sleeps until woken, stopped, or `until` (wall ms; 0 = a second). */
-static void webhook_sleep(struct webhook_sender *ws, int64_t until)
-{
+static void webhook_sleep(struct webhook_sender *ws, int64_t until) {
     int64_t now = time_now_ms();
     int64_t ms = until ? until - now : 1000;
     if (ms > 1000) ms = 1000;
@@ -264,8 +259,7 @@ static void webhook_sleep(struct webhook_sender *ws, int64_t until)
     pthread_mutex_unlock(&ws->lock);
 }
 
-static void *webhook_main(void *arg)
-{
+static void *webhook_main(void *arg) {
     struct webhook_sender *ws = arg;
     CURL *c = curl_easy_init();
     if (!c) abort();
@@ -299,8 +293,7 @@ static void *webhook_main(void *arg)
     return NULL;
 }
 
-struct webhook_sender *webhook_sender_new(struct store *s, const struct events_config *cfg)
-{
+struct webhook_sender *webhook_sender_new(struct store *s, const struct events_config *cfg) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct webhook_sender *ws = xcalloc(1, sizeof *ws);
     ws->store = s;
@@ -319,8 +312,7 @@ struct webhook_sender *webhook_sender_new(struct store *s, const struct events_c
     return ws;
 }
 
-void webhook_sender_wake(void *cls)
-{
+void webhook_sender_wake(void *cls) {
     struct webhook_sender *ws = cls;
     pthread_mutex_lock(&ws->lock);
     ws->wake = true;
@@ -328,8 +320,7 @@ void webhook_sender_wake(void *cls)
     pthread_mutex_unlock(&ws->lock);
 }
 
-void webhook_sender_stop(struct webhook_sender *ws)
-{
+void webhook_sender_stop(struct webhook_sender *ws) {
     if (!ws || !ws->started) return;
     atomic_store(&ws->stopping, true);
     webhook_sender_wake(ws);
@@ -337,8 +328,7 @@ void webhook_sender_stop(struct webhook_sender *ws)
     ws->started = false;
 }
 
-void webhook_sender_free(struct webhook_sender *ws)
-{
+void webhook_sender_free(struct webhook_sender *ws) {
     if (!ws) return;
     webhook_sender_stop(ws);
     pthread_mutex_destroy(&ws->lock);
@@ -346,8 +336,7 @@ void webhook_sender_free(struct webhook_sender *ws)
     free(ws);
 }
 
-void webhook_sender_get_stats(struct webhook_sender *ws, struct webhook_sender_stats *out)
-{
+void webhook_sender_get_stats(struct webhook_sender *ws, struct webhook_sender_stats *out) {
     out->attempts = atomic_load(&ws->attempts);
     out->delivered = atomic_load(&ws->delivered);
     out->failed = atomic_load(&ws->failed);

@@ -374,7 +374,33 @@ out:
     return rc;
 }
 
-/* Cancel, retry, pause, resume, delete: the owner's controls. */
+/* FINISH: checks everything first, then changes t (see store.h). */
+static int store_task_finish(struct task *t, struct store_op *op, int64_t now)
+{
+    bool terminal = task_is_terminal(t);
+    if (terminal && op->finish_status != TASK_STATUS_NONE)
+        return err_set(&op->err, TM_EINVALID, "completionStatus",
+                       "task '%s' has finished already ('%s')", t->id, task_status_name(t->status));
+    if (terminal && op->has_progress)
+        return err_set(&op->err, TM_EINVALID, "progress",
+                       "task '%s' has finished: its progress cannot change", t->id);
+    if (!terminal && op->finish_status == TASK_STATUS_NONE && op->finish_at)
+        return err_set(&op->err, TM_EINVALID, "completed",
+                       "task '%s' is not finished: set 'completionStatus' with 'completed'", t->id);
+    if (op->has_progress) {
+        task_set_progress(t, &op->progress, now);
+        task_touch(t, now);
+    }
+    if (op->finish_status != TASK_STATUS_NONE)
+        return task_finish(t, op->finish_status, op->finish_at, now, &op->err);
+    if (op->finish_at) {
+        t->completed_at = op->finish_at;
+        task_touch(t, now);
+    }
+    return 0;
+}
+
+/* Cancel, retry, pause, resume, run now, delete: the owner's controls. */
 static int store_apply_control(struct store *s, struct batch *b, struct store_op *op,
                                int64_t now)
 {
@@ -388,6 +414,8 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
     case STORE_OP_RETRY: rc = task_retry(t, now, &op->err); break;
     case STORE_OP_PAUSE: rc = task_pause(t, now, &op->err); break;
     case STORE_OP_RESUME: rc = task_resume(t, now, &op->err); break;
+    case STORE_OP_RUN_NOW: rc = task_wake(t, now, &op->err); break;
+    case STORE_OP_FINISH: rc = store_task_finish(t, op, now); break;
     default: rc = task_check_delete(t, &op->err); break;
     }
     if (rc) {

@@ -57,20 +57,42 @@ const char *store_backend_name(const struct store *s);
 int store_task_get(struct store *s, const char *ns, const char *id, struct task **out,
                    struct tm_error *e);
 
+struct filter_expr; /* common/filter.h */
+
+/* A sort key of a list (task_filter.sort). */
+enum task_sort_key { TASK_SORT_ID, TASK_SORT_CREATED_AT, TASK_SORT_UPDATED_AT, TASK_SORT_NAME,
+                     TASK_SORT_TYPE };
+#define TASK_SORT_MAX 4
+struct task_sort {
+    enum task_sort_key key;
+    bool desc; /* a null name sorts last either way */
+};
+
 struct task_filter {
     const char *ns;
     unsigned phases;         /* bit per enum task_phase; 0 = any */
     const char *type, *queue, *parent_id, *name_prefix;
     int64_t created_after, created_before, updated_after, updated_before; /* 0 = open */
+    /* And this expression, its leaves' `field` set and values checked
+     * (borrowed for the call); NULL = none. */
+    const struct filter_expr *expr;
     char cursor[ID_LEN + 1]; /* "" = from the start */
-    bool ascending;          /* oldest first; default newest first */
+    int64_t offset;          /* rows skipped before the page (offset paging) */
+    bool ascending;          /* oldest first; default newest first (id = creation order) */
+    bool want_total;         /* fill task_list.total */
+    /* Sort keys, most significant first; nsort 0 = by id as `ascending` says.
+     * The id breaks ties in the last key's direction. With nsort > 0 the
+     * cursor is ignored: page with offset. */
+    struct task_sort sort[TASK_SORT_MAX];
+    int nsort;
     int limit;
 };
 
 struct task_list {
     struct task **tasks;
     size_t n;
-    bool more; /* another page follows; its cursor is the last task's id */
+    bool more;     /* another page follows; its cursor is the last task's id */
+    int64_t total; /* with want_total: rows matching, ignoring cursor, offset and limit */
 };
 
 int store_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
@@ -112,6 +134,12 @@ enum store_op_kind {
     STORE_OP_DELIVERY_SET,   /* delivery: the outcome of an attempt */
     STORE_OP_TOKEN_CREATE,   /* token: inserted (store_tokens.c) */
     STORE_OP_TOKEN_REVOKE,   /* id: the token's id; revoked now (a repeat is fine) */
+    STORE_OP_RUN_NOW,        /* id: a waiting task is due now (Scene7 executeJob); else 409 */
+    /* id: an operator's edit (SailPoint PATCH), all or nothing: progress
+     * (has_progress) and/or the end of the task with finish_status at
+     * finish_at (0 = now; task_finish), or with a terminal task and no
+     * finish_status, its completed_at := finish_at. */
+    STORE_OP_FINISH,
 };
 
 struct webhook;
@@ -144,6 +172,8 @@ struct store_op {
     bool warning;                           /* COMPLETE */
     const char *error;                      /* FAIL */
     bool retryable;                         /* FAIL */
+    enum task_status finish_status;         /* FINISH; TASK_STATUS_NONE = no end */
+    int64_t finish_at;                      /* FINISH */
 
     /* WATCH */
     int64_t version;

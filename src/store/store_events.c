@@ -28,20 +28,17 @@ static const char *const webhook_event_names[WEBHOOK_EVENT_COUNT] = {
     "task.failed",
 };
 
-const char *webhook_event_name(int index)
-{
+const char *webhook_event_name(int index) {
     return index >= 0 && index < WEBHOOK_EVENT_COUNT ? webhook_event_names[index] : NULL;
 }
 
-int webhook_event_parse(const char *name)
-{
+int webhook_event_parse(const char *name) {
     for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++)
         if (strcmp(name, webhook_event_names[i]) == 0) return 1 << i;
     return 0;
 }
 
-void store_event_release(struct store_event *ev)
-{
+void store_event_release(struct store_event *ev) {
     if (!ev) return;
     free(ev->ns);
     free(ev->queue);
@@ -51,8 +48,7 @@ void store_event_release(struct store_event *ev)
 }
 
 void store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
-                      const char *cause, int64_t now)
-{
+                      const char *cause, int64_t now) {
     memset(ev, 0, sizeof *ev);
     ev->at = now;
     ev->version = t->version;
@@ -70,8 +66,7 @@ void store_event_fill(struct store_event *ev, const struct task *t, const char *
 }
 
 const char *store_event_kind(const struct store_op *op, int before, const struct task *t,
-                             char buf[24])
-{
+                             char buf[24]) {
     if (before < 0) return "task.created";
     if (before != (int)t->phase) {
         snprintf(buf, 24, "task.%s", task_phase_name(t->phase));
@@ -79,8 +74,10 @@ const char *store_event_kind(const struct store_op *op, int before, const struct
     }
     if (!op) return "task.updated";
     switch (op->kind) {
-    case STORE_OP_PAUSE: return "task.paused";
-    case STORE_OP_RESUME: return "task.resumed";
+    case STORE_OP_PAUSE:
+        return "task.paused";
+    case STORE_OP_RESUME:
+        return "task.resumed";
     case STORE_OP_HEARTBEAT:
     case STORE_OP_COMPLETE:
     case STORE_OP_FAIL:
@@ -88,31 +85,46 @@ const char *store_event_kind(const struct store_op *op, int before, const struct
         if (op->messages) return "task.message";
         if (op->has_progress || op->items || op->attributes) return "task.progress";
         return "task.lease";
-    default: return "task.updated";
+    case STORE_OP_FINISH:
+        return op->has_progress ? "task.progress" : "task.updated";
+    default:
+        return "task.updated";
     }
 }
 
-const char *store_event_cause(const struct store_op *op, int before)
-{
+const char *store_event_cause(const struct store_op *op, int before) {
     if (!op) return before == TASK_WAITING ? "due" : "lease_expired";
     switch (op->kind) {
-    case STORE_OP_CREATE: return "create";
-    case STORE_OP_CLAIM: return "claim";
-    case STORE_OP_HEARTBEAT: return "heartbeat";
-    case STORE_OP_COMPLETE: return "complete";
-    case STORE_OP_FAIL: return "fail";
-    case STORE_OP_RELEASE: return "release";
-    case STORE_OP_CANCEL: return "cancel";
-    case STORE_OP_RETRY: return "retry";
-    case STORE_OP_PAUSE: return "pause";
-    case STORE_OP_RESUME: return "resume";
-    case STORE_OP_DELETE: return "delete";
-    default: return "update";
+    case STORE_OP_CREATE:
+        return "create";
+    case STORE_OP_CLAIM:
+        return "claim";
+    case STORE_OP_HEARTBEAT:
+        return "heartbeat";
+    case STORE_OP_COMPLETE:
+        return "complete";
+    case STORE_OP_FAIL:
+        return "fail";
+    case STORE_OP_RELEASE:
+        return "release";
+    case STORE_OP_CANCEL:
+        return "cancel";
+    case STORE_OP_RETRY:
+        return "retry";
+    case STORE_OP_PAUSE:
+        return "pause";
+    case STORE_OP_RESUME:
+        return "resume";
+    case STORE_OP_DELETE:
+        return "delete";
+    case STORE_OP_FINISH:
+        return "finish";
+    default:
+        return "update";
     }
 }
 
-int store_webhook_apply(struct store *s, struct store_op *op, int64_t now)
-{
+int store_webhook_apply(struct store *s, struct store_op *op, int64_t now) {
     const struct store_backend *be = store_base_of(s)->backend;
     int rc;
     switch (op->kind) {
@@ -122,46 +134,41 @@ int store_webhook_apply(struct store *s, struct store_op *op, int64_t now)
         return be->webhook_insert(s, op->webhook);
     case STORE_OP_WEBHOOK_DELETE:
         rc = be->webhook_delete(s, op->ns, op->id);
-        if (rc == TM_ENOT_FOUND)
-            return err_set(&op->err, rc, "", "webhook '%s' not found", op->id);
+        if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "webhook '%s' not found", op->id);
         return rc;
-    default: return be->delivery_update(s, op->delivery);
+    default:
+        return be->delivery_update(s, op->delivery);
     }
 }
 
 /* ---- Reads ---- */
 
-static int store_events_error(int rc, struct tm_error *e, const char *what, const char *id)
-{
+static int store_events_error(int rc, struct tm_error *e, const char *what, const char *id) {
     if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "%s '%s' not found", what, id ? id : "");
     return err_set(e, TM_EINTERNAL, "", "storage error");
 }
 
 int store_events_read(struct store *s, const char *ns, const char *task_id, int64_t after,
-                      int limit, struct event_page *out, struct tm_error *e)
-{
+                      int limit, struct event_page *out, struct tm_error *e) {
     memset(out, 0, sizeof *out);
     int rc = store_base_of(s)->backend->events_read(s, ns, task_id, after, limit, out);
     if (rc) event_page_release(out);
     return rc ? store_events_error(rc, e, "event", NULL) : 0;
 }
 
-void event_page_release(struct event_page *p)
-{
-    for (size_t i = 0; i < p->n; i++) store_event_release(&p->events[i]);
+void event_page_release(struct event_page *p) {
+    for (size_t i = 0; i < p->n; i++)
+        store_event_release(&p->events[i]);
     free(p->events);
     memset(p, 0, sizeof *p);
 }
 
-int store_events_head(struct store *s, int64_t *head, int64_t *pruned_through,
-                      struct tm_error *e)
-{
+int store_events_head(struct store *s, int64_t *head, int64_t *pruned_through, struct tm_error *e) {
     int rc = store_base_of(s)->backend->events_head(s, head, pruned_through);
     return rc ? store_events_error(rc, e, "event", NULL) : 0;
 }
 
-void webhook_release(struct webhook *w)
-{
+void webhook_release(struct webhook *w) {
     if (!w) return;
     free(w->ns);
     free(w->name);
@@ -170,14 +177,13 @@ void webhook_release(struct webhook *w)
     w->ns = w->name = w->url = w->secret = NULL;
 }
 
-void webhooks_free(struct webhook *w, size_t n)
-{
-    for (size_t i = 0; w && i < n; i++) webhook_release(&w[i]);
+void webhooks_free(struct webhook *w, size_t n) {
+    for (size_t i = 0; w && i < n; i++)
+        webhook_release(&w[i]);
     free(w);
 }
 
-void deliveries_free(struct webhook_delivery *d, size_t n)
-{
+void deliveries_free(struct webhook_delivery *d, size_t n) {
     for (size_t i = 0; d && i < n; i++) {
         free(d[i].last_error);
         free(d[i].url);
@@ -188,8 +194,7 @@ void deliveries_free(struct webhook_delivery *d, size_t n)
 }
 
 int store_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
-                        size_t *n, struct tm_error *e)
-{
+                        size_t *n, struct tm_error *e) {
     *out = NULL;
     *n = 0;
     int rc = store_base_of(s)->backend->webhooks_list(s, ns, id, out, n);
@@ -198,8 +203,7 @@ int store_webhooks_list(struct store *s, const char *ns, const char *id, struct 
 }
 
 int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
-                          struct webhook_delivery **out, size_t *n, struct tm_error *e)
-{
+                          struct webhook_delivery **out, size_t *n, struct tm_error *e) {
     *out = NULL;
     *n = 0;
     int rc = store_base_of(s)->backend->deliveries_list(s, webhook_id, false, 0, limit, out, n);
@@ -207,16 +211,14 @@ int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
 }
 
 int store_deliveries_due(struct store *s, int64_t now, int limit, struct webhook_delivery **out,
-                         size_t *n, struct tm_error *e)
-{
+                         size_t *n, struct tm_error *e) {
     *out = NULL;
     *n = 0;
     int rc = store_base_of(s)->backend->deliveries_list(s, NULL, true, now, limit, out, n);
     return rc ? store_events_error(rc, e, "delivery", NULL) : 0;
 }
 
-int store_deliveries_next_at(struct store *s, int64_t *at, struct tm_error *e)
-{
+int store_deliveries_next_at(struct store *s, int64_t *at, struct tm_error *e) {
     int rc = store_base_of(s)->backend->deliveries_next_at(s, at);
     return rc ? store_events_error(rc, e, "delivery", NULL) : 0;
 }

@@ -26,14 +26,12 @@ struct sq_events {
         *delivery_update;
 };
 
-static void sqe_log(sqlite3 *db, const char *what)
-{
+static void sqe_log(sqlite3 *db, const char *what) {
     fprintf(stderr, "taskmill: sqlite: %s: %s\n", what, sqlite3_errmsg(db));
 }
 
 /* Prepares (once) a writer statement. */
-static sqlite3_stmt *sqe_stmt(struct store *s, sqlite3_stmt **slot, const char *sql)
-{
+static sqlite3_stmt *sqe_stmt(struct store *s, sqlite3_stmt **slot, const char *sql) {
     if (*slot) return *slot;
     sqlite3 *db = sq_writer_db(s);
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK) {
@@ -43,28 +41,26 @@ static sqlite3_stmt *sqe_stmt(struct store *s, sqlite3_stmt **slot, const char *
     return *slot;
 }
 
-static struct sq_events *sqe(struct store *s)
-{
+static struct sq_events *sqe(struct store *s) {
     struct sq_events **slot = sq_events_slot(s);
     if (!*slot) *slot = xcalloc(1, sizeof **slot);
     return *slot;
 }
 
-void sq_events_close(struct store *s)
-{
+void sq_events_close(struct store *s) {
     struct sq_events **slot = sq_events_slot(s);
     struct sq_events *q = *slot;
     if (!q) return;
-    sqlite3_stmt *all[] = {q->insert,      q->deliver,
-                           q->hook_insert, q->hook_delete,
-                           q->hook_delete_deliveries, q->delivery_update};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+    sqlite3_stmt *all[] = {
+        q->insert,         q->deliver, q->hook_insert, q->hook_delete, q->hook_delete_deliveries,
+        q->delivery_update};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        sqlite3_finalize(all[i]);
     free(q);
     *slot = NULL;
 }
 
-static int sqe_done(sqlite3 *db, sqlite3_stmt *st)
-{
+static int sqe_done(sqlite3 *db, sqlite3_stmt *st) {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -75,22 +71,19 @@ static int sqe_done(sqlite3 *db, sqlite3_stmt *st)
     return 0;
 }
 
-static void sqe_bind_text(sqlite3_stmt *st, int at, const char *v)
-{
+static void sqe_bind_text(sqlite3_stmt *st, int at, const char *v) {
     if (v)
         sqlite3_bind_text(st, at, v, -1, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(st, at);
 }
 
-static char *sqe_col_dup(sqlite3_stmt *st, int at)
-{
+static char *sqe_col_dup(sqlite3_stmt *st, int at) {
     const char *v = (const char *)sqlite3_column_text(st, at);
     return v ? xstrdup(v) : NULL;
 }
 
-int sq_event_append(struct store *s, struct store_event *ev, size_t *deliveries)
-{
+int sq_event_append(struct store *s, struct store_event *ev, size_t *deliveries) {
     struct sq_events *q = sqe(s);
     sqlite3 *db = sq_writer_db(s);
     sqlite3_stmt *st = sqe_stmt(s, &q->insert,
@@ -140,8 +133,7 @@ int sq_event_append(struct store *s, struct store_event *ev, size_t *deliveries)
 }
 
 /* Runs a one-value query on db; *v is 0 when it gives NULL or no row. */
-static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v)
-{
+static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v) {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         sqe_log(db, sql);
@@ -159,18 +151,19 @@ static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v)
 }
 
 int sq_events_prune(struct store *s, int64_t before_at, int64_t keep_count, int max_rows,
-                    int64_t *pruned, int64_t *through)
-{
+                    int64_t *pruned, int64_t *through) {
     sqlite3 *db = sq_writer_db(s);
     int64_t head = 0, old = 0, bound = 0, v = 0, pend = 0;
     *pruned = 0;
     int rc = sqe_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, &head);
-    if (!rc) rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0, &old);
+    if (!rc)
+        rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0, &old);
     *through = old;
     if (rc) return rc;
     if (keep_count >= 0 && head - keep_count > bound) bound = head - keep_count;
     if (before_at > 0) {
-        if ((rc = sqe_scalar(db, "SELECT max(seq) FROM events WHERE at<?1", before_at, &v))) return rc;
+        if ((rc = sqe_scalar(db, "SELECT max(seq) FROM events WHERE at<?1", before_at, &v)))
+            return rc;
         if (v > bound) bound = v;
     }
     /* Never an event that a pending webhook delivery still has to send. */
@@ -187,8 +180,11 @@ int sq_events_prune(struct store *s, int64_t before_at, int64_t keep_count, int 
     if (v) bound = v;
     if ((rc = sqe_scalar(db, "DELETE FROM events WHERE seq<=?1", bound, &v))) return rc;
     *pruned = sqlite3_changes(db);
-    rc = sqe_scalar(db, "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1", bound, &v);
-    if (!rc) rc = sqe_scalar(db, "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", bound, &v);
+    rc = sqe_scalar(db, "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1", bound,
+                    &v);
+    if (!rc)
+        rc =
+            sqe_scalar(db, "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", bound, &v);
     char upd[120];
     snprintf(upd, sizeof upd, "UPDATE event_meta SET value=value+%lld WHERE name='pruned_total'",
              (long long)*pruned);
@@ -198,19 +194,19 @@ int sq_events_prune(struct store *s, int64_t before_at, int64_t keep_count, int 
 }
 
 /* ",a,b," from the event bits. */
-static void sqe_events_text(unsigned bits, char *out, size_t n)
-{
+static void sqe_events_text(unsigned bits, char *out, size_t n) {
     size_t len = (size_t)snprintf(out, n, ",");
     for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++)
-        if (bits & (1u << i)) len += (size_t)snprintf(out + len, n - len, "%s,", webhook_event_name(i));
+        if (bits & (1u << i))
+            len += (size_t)snprintf(out + len, n - len, "%s,", webhook_event_name(i));
 }
 
-int sq_webhook_insert(struct store *s, const struct webhook *w)
-{
+int sq_webhook_insert(struct store *s, const struct webhook *w) {
     struct sq_events *q = sqe(s);
-    sqlite3_stmt *st = sqe_stmt(s, &q->hook_insert,
-                                "INSERT INTO webhooks(id,namespace,name,url,events,secret,created_at)"
-                                " VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    sqlite3_stmt *st =
+        sqe_stmt(s, &q->hook_insert,
+                 "INSERT INTO webhooks(id,namespace,name,url,events,secret,created_at)"
+                 " VALUES(?1,?2,?3,?4,?5,?6,?7)");
     if (!st) return TM_EINTERNAL;
     char events[128];
     sqe_events_text(w->events, events, sizeof events);
@@ -224,26 +220,25 @@ int sq_webhook_insert(struct store *s, const struct webhook *w)
     return sqe_done(sq_writer_db(s), st);
 }
 
-int sq_webhook_delete(struct store *s, const char *ns, const char *id)
-{
+int sq_webhook_delete(struct store *s, const char *ns, const char *id) {
     struct sq_events *q = sqe(s);
     sqlite3 *db = sq_writer_db(s);
-    sqlite3_stmt *st = sqe_stmt(s, &q->hook_delete,
-                                "DELETE FROM webhooks WHERE id=?1 AND (?2 IS NULL OR namespace=?2)");
+    sqlite3_stmt *st = sqe_stmt(
+        s, &q->hook_delete, "DELETE FROM webhooks WHERE id=?1 AND (?2 IS NULL OR namespace=?2)");
     if (!st) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqe_bind_text(st, 2, ns);
     int rc = sqe_done(db, st);
     if (rc) return rc;
     if (sqlite3_changes(db) == 0) return TM_ENOT_FOUND;
-    st = sqe_stmt(s, &q->hook_delete_deliveries, "DELETE FROM webhook_deliveries WHERE webhook_id=?1");
+    st = sqe_stmt(s, &q->hook_delete_deliveries,
+                  "DELETE FROM webhook_deliveries WHERE webhook_id=?1");
     if (!st) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     return sqe_done(db, st);
 }
 
-int sq_delivery_update(struct store *s, const struct webhook_delivery *d)
-{
+int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
     struct sq_events *q = sqe(s);
     sqlite3_stmt *st = sqe_stmt(s, &q->delivery_update,
                                 "UPDATE webhook_deliveries SET status=?2,attempts=?3,next_at=?4,"
@@ -264,8 +259,7 @@ int sq_delivery_update(struct store *s, const struct webhook_delivery *d)
 #define SQE_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task"
 
 /* Reads the SQE_EVENT_COLS starting at column `at`. */
-static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev)
-{
+static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev) {
     memset(ev, 0, sizeof *ev);
     ev->seq = sqlite3_column_int64(st, at);
     ev->at = sqlite3_column_int64(st, at + 1);
@@ -281,8 +275,7 @@ static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev)
     ev->task_json = sqe_col_dup(st, at + 10);
 }
 
-static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through)
-{
+static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through) {
     int rc = sqe_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, head);
     if (!rc)
         rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
@@ -291,8 +284,7 @@ static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through)
 }
 
 int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
-                   struct event_page *out)
-{
+                   struct event_page *out) {
     void *conn;
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
@@ -332,8 +324,7 @@ out:
     return ret;
 }
 
-int sq_events_head(struct store *s, int64_t *head, int64_t *pruned_through)
-{
+int sq_events_head(struct store *s, int64_t *head, int64_t *pruned_through) {
     void *conn;
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
@@ -345,8 +336,7 @@ int sq_events_head(struct store *s, int64_t *head, int64_t *pruned_through)
 }
 
 int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
-                     size_t *n)
-{
+                     size_t *n) {
     void *conn;
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
@@ -394,13 +384,13 @@ int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct web
 }
 
 int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, int64_t now,
-                       int limit, struct webhook_delivery **out, size_t *n)
-{
+                       int limit, struct webhook_delivery **out, size_t *n) {
     void *conn;
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
-    const char *cols = "d.id,d.webhook_id,d.seq,d.event,d.status,d.attempts,d.next_at,"
-                       "d.last_status,d.last_error,d.created_at,d.updated_at";
+    const char *cols =
+        "d.id,d.webhook_id,d.seq,d.event,d.status,d.attempts,d.next_at,"
+        "d.last_status,d.last_error,d.created_at,d.updated_at";
     char sql[1024];
     if (due_only)
         snprintf(sql, sizeof sql,
@@ -430,7 +420,8 @@ int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, i
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)limit) {
         struct webhook_delivery *d = &(*out)[(*n)++];
         snprintf(d->id, sizeof d->id, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(d->webhook_id, sizeof d->webhook_id, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(d->webhook_id, sizeof d->webhook_id, "%s",
+                 (const char *)sqlite3_column_text(st, 1));
         d->seq = sqlite3_column_int64(st, 2);
         snprintf(d->event, sizeof d->event, "%s", (const char *)sqlite3_column_text(st, 3));
         snprintf(d->status, sizeof d->status, "%s", (const char *)sqlite3_column_text(st, 4));
@@ -455,13 +446,12 @@ int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, i
     return ret;
 }
 
-int sq_deliveries_next_at(struct store *s, int64_t *at)
-{
+int sq_deliveries_next_at(struct store *s, int64_t *at) {
     void *conn;
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
-    int rc = sqe_scalar(db, "SELECT min(next_at) FROM webhook_deliveries WHERE status='pending'",
-                        0, at);
+    int rc =
+        sqe_scalar(db, "SELECT min(next_at) FROM webhook_deliveries WHERE status='pending'", 0, at);
     sq_reader_return(s, conn);
     return rc;
 }

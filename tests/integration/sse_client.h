@@ -28,25 +28,23 @@ struct sse_conn {
     size_t len, cap;
     bool headers_done, eof;
     int status;
-    int comments;          /* comment lines seen (keep-alives and others) */
+    int comments; /* comment lines seen (keep-alives and others) */
     char last_comment[160];
 };
 
 struct sse_event {
-    long long id;          /* -1 when the event had no id line */
+    long long id; /* -1 when the event had no id line */
     char event[48];
-    char *data;            /* malloc'd; sse_event_clear frees */
+    char *data; /* malloc'd; sse_event_clear frees */
 };
 
-static inline void sse_event_clear(struct sse_event *ev)
-{
+static inline void sse_event_clear(struct sse_event *ev) {
     free(ev->data);
     memset(ev, 0, sizeof *ev);
     ev->id = -1;
 }
 
-static inline long long sse_now_ms(void)
-{
+static inline long long sse_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -55,8 +53,7 @@ static inline long long sse_now_ms(void)
 /* Connects to url ("http://127.0.0.1:PORT") and asks for path. last_id < 0: no Last-Event-ID.
  * rcvbuf > 0 sets a small receive buffer (a slow consumer). 0 or -1. */
 static inline int sse_open(struct sse_conn *c, const char *url, const char *path, long long last_id,
-                           int rcvbuf)
-{
+                           int rcvbuf) {
     memset(c, 0, sizeof *c);
     c->fd = -1;
     const char *hp = strstr(url, "://");
@@ -74,9 +71,10 @@ static inline int sse_open(struct sse_conn *c, const char *url, const char *path
         return -1;
     }
     char req[1024];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: text/event-stream\r\n",
-                     path, host);
-    if (last_id >= 0) n += snprintf(req + n, sizeof req - (size_t)n, "Last-Event-ID: %lld\r\n", last_id);
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: text/event-stream\r\n", path, host);
+    if (last_id >= 0)
+        n += snprintf(req + n, sizeof req - (size_t)n, "Last-Event-ID: %lld\r\n", last_id);
     n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
@@ -89,8 +87,7 @@ static inline int sse_open(struct sse_conn *c, const char *url, const char *path
     return 0;
 }
 
-static inline void sse_close(struct sse_conn *c)
-{
+static inline void sse_close(struct sse_conn *c) {
     if (c->fd >= 0) close(c->fd);
     free(c->buf);
     c->fd = -1;
@@ -98,8 +95,7 @@ static inline void sse_close(struct sse_conn *c)
 }
 
 /* Reads more bytes, waiting at most timeout_ms. 1 read, 0 timeout, -1 closed. */
-static inline int sse_fill(struct sse_conn *c, int timeout_ms)
-{
+static inline int sse_fill(struct sse_conn *c, int timeout_ms) {
     if (c->eof) return -1;
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
     int pr = poll(&p, 1, timeout_ms);
@@ -119,8 +115,7 @@ static inline int sse_fill(struct sse_conn *c, int timeout_ms)
     return 1;
 }
 
-static inline void sse_consume(struct sse_conn *c, size_t n)
-{
+static inline void sse_consume(struct sse_conn *c, size_t n) {
     memmove(c->buf, c->buf + n, c->len - n);
     c->len -= n;
     c->buf[c->len] = '\0';
@@ -130,8 +125,7 @@ static inline void sse_consume(struct sse_conn *c, size_t n)
  * The next event (comments are counted, not returned). 1 with ev filled,
  * 0 on timeout, -1 when the stream ended (or the status was not 200).
  */
-static inline int sse_next(struct sse_conn *c, struct sse_event *ev, int timeout_ms)
-{
+static inline int sse_next(struct sse_conn *c, struct sse_event *ev, int timeout_ms) {
     long long deadline = sse_now_ms() + timeout_ms;
     sse_event_clear(ev);
     for (;;) {

@@ -14,8 +14,7 @@
 #include "sse_client.h"
 
 /* Reads events until `want` arrived or timeout; returns how many. */
-static int read_events(struct sse_conn *c, struct sse_event *out, int want, int timeout_ms)
-{
+static int read_events(struct sse_conn *c, struct sse_event *out, int want, int timeout_ms) {
     int n = 0;
     long long deadline = sse_now_ms() + timeout_ms;
     while (n < want) {
@@ -24,7 +23,8 @@ static int read_events(struct sse_conn *c, struct sse_event *out, int want, int 
         struct sse_event ev = {.id = -1};
         int r = sse_next(c, &ev, (int)left);
         if (r <= 0) {
-            if (getenv("SSE_DEBUG")) printf("    sse_next %d status %d buf [%.200s]\n", r, c->status, c->buf);
+            if (getenv("SSE_DEBUG"))
+                printf("    sse_next %d status %d buf [%.200s]\n", r, c->status, c->buf);
             sse_event_clear(&ev);
             break;
         }
@@ -33,13 +33,12 @@ static int read_events(struct sse_conn *c, struct sse_event *out, int want, int 
     return n;
 }
 
-static void clear_events(struct sse_event *ev, int n)
-{
-    for (int i = 0; i < n; i++) sse_event_clear(&ev[i]);
+static void clear_events(struct sse_event *ev, int n) {
+    for (int i = 0; i < n; i++)
+        sse_event_clear(&ev[i]);
 }
 
-static void test_lifecycle_kinds(void)
-{
+static void test_lifecycle_kinds(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, NULL) == 0);
     char *id = th_submit(&srv, "resize", NULL);
@@ -48,18 +47,22 @@ static void test_lifecycle_kinds(void)
     CHECK_INT(th_claim(&srv, "default", NULL, cid, tok), 200);
     char path[160];
     snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
-    CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5}}", tok)->status, 200);
-    CHECK_INT(th_http(&srv, "POST", path,
-                      "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"INFO\",\"text\":\"hi\"}]}", tok)
-                  ->status,
-              200);
+    CHECK_INT(
+        th_http(&srv, "POST", path, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5}}", tok)
+            ->status,
+        200);
+    CHECK_INT(
+        th_http(&srv, "POST", path,
+                "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"INFO\",\"text\":\"hi\"}]}", tok)
+            ->status,
+        200);
     CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok)->status, 200);
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", id);
     CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok)->status, 200);
     snprintf(path, sizeof path, "/v1/tasks/%s", id);
     CHECK_INT(th_http(&srv, "DELETE", path, NULL)->status, 204);
 
-    const char *kinds[] = {"task.created", "task.running", "task.progress", "task.message",
+    const char *kinds[] = {"task.created", "task.running",   "task.progress", "task.message",
                            "task.lease",   "task.completed", "task.deleted"};
     struct sse_conn c;
     CHECK(sse_open(&c, srv.url, "/v1/events?since=0", -1, 0) == 0);
@@ -92,8 +95,7 @@ static void test_lifecycle_kinds(void)
     th_server_free(&srv);
 }
 
-static void test_task_stream_snapshot_then_live(void)
-{
+static void test_task_stream_snapshot_then_live(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, NULL) == 0);
     char *a = th_submit(&srv, "a", "\"queue\":\"qa\"");
@@ -131,8 +133,7 @@ static void test_task_stream_snapshot_then_live(void)
     th_server_free(&srv);
 }
 
-static void test_keepalive(void)
-{
+static void test_keepalive(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, "--sse-keepalive-ms", "200", NULL) == 0);
     struct sse_conn c;
@@ -146,11 +147,11 @@ static void test_keepalive(void)
     th_server_free(&srv);
 }
 
-static void test_pruned_sequence_error_event(void)
-{
+static void test_pruned_sequence_error_event(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, "--events-max-count", "5", NULL) == 0);
-    for (int i = 0; i < 20; i++) free(th_submit(&srv, "p", NULL));
+    for (int i = 0; i < 20; i++)
+        free(th_submit(&srv, "p", NULL));
     th_sleep_ms(1500); /* a retention pass */
     /* After a restart nothing is in memory: the store is asked. */
     th_server_stop(&srv, false);
@@ -178,8 +179,7 @@ static void test_pruned_sequence_error_event(void)
     th_server_free(&srv);
 }
 
-static void test_slow_consumer_is_cut_off_and_resumes(void)
-{
+static void test_slow_consumer_is_cut_off_and_resumes(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, "--events-buffer", "16", "--relaxed", NULL) == 0);
     char *id = th_submit(&srv, "big", NULL);
@@ -198,11 +198,13 @@ static void test_slow_consumer_is_cut_off_and_resumes(void)
     snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
     const int beats = 300;
     for (int i = 0; i < beats; i++)
-        CHECK_INT(th_http(&srv, "POST", path,
-                          "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"INFO\",\"text\":\"%d %s\"}]}",
-                          tok, i, text)
-                      ->status,
-                  200);
+        CHECK_INT(
+            th_http(
+                &srv, "POST", path,
+                "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"INFO\",\"text\":\"%d %s\"}]}",
+                tok, i, text)
+                ->status,
+            200);
     /* Now read: the stream ends early, then a resume gets the rest from the store. */
     long long last = 2;
     int got = 0, reconnects = 0;
@@ -233,7 +235,7 @@ static void test_slow_consumer_is_cut_off_and_resumes(void)
 /* ---- 10,000 updates, a subscriber that keeps dropping the connection ---- */
 
 #define WRITERS 4
-#define BEATS 2500
+#define BEATS   2500
 
 struct writer {
     struct th_server *srv;
@@ -241,24 +243,22 @@ struct writer {
     bool ok;
 };
 
-static void *writer_main(void *arg)
-{
+static void *writer_main(void *arg) {
     struct writer *w = arg;
     char path[160];
     snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", w->id);
     w->ok = true;
     for (int i = 1; i <= BEATS && w->ok; i++) {
-        struct th_resp *r = th_http(w->srv, "POST", path,
-                                    "{\"lease_token\":\"%s\",\"progress\":{\"processed\":%d}}",
-                                    w->tok, i);
+        struct th_resp *r =
+            th_http(w->srv, "POST", path,
+                    "{\"lease_token\":\"%s\",\"progress\":{\"processed\":%d}}", w->tok, i);
         if (r->status != 200) w->ok = false;
     }
     th_http(NULL, NULL, NULL, NULL);
     return NULL;
 }
 
-static void test_10000_updates_resumed_subscriber(void)
-{
+static void test_10000_updates_resumed_subscriber(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, "--relaxed", "--events-buffer", "256", NULL) == 0);
     struct writer w[WRITERS];
@@ -270,10 +270,12 @@ static void test_10000_updates_resumed_subscriber(void)
         CHECK_INT(th_claim(&srv, "default", NULL, w[i].id, w[i].tok), 200);
     }
     pthread_t th[WRITERS];
-    for (int i = 0; i < WRITERS; i++) pthread_create(&th[i], NULL, writer_main, &w[i]);
+    for (int i = 0; i < WRITERS; i++)
+        pthread_create(&th[i], NULL, writer_main, &w[i]);
 
     int next[WRITERS];
-    for (int i = 0; i < WRITERS; i++) next[i] = 1;
+    for (int i = 0; i < WRITERS; i++)
+        next[i] = 1;
     long long last = 0;
     int got = 0, reconnects = 0, errors = 0;
     unsigned seed = 12345;
@@ -293,8 +295,9 @@ static void test_10000_updates_resumed_subscriber(void)
             for (int i = 0; i < WRITERS && tid; i++)
                 if (strcmp(w[i].id, tid) == 0) k = i;
             if (ev.id <= last || k < 0 || processed != next[k]) {
-                th_fail(__FILE__, __LINE__, "event id %lld (last %lld) task %d processed %lld want %d",
-                        ev.id, last, k, processed, k >= 0 ? next[k] : -1);
+                th_fail(__FILE__, __LINE__,
+                        "event id %lld (last %lld) task %d processed %lld want %d", ev.id, last, k,
+                        processed, k >= 0 ? next[k] : -1);
                 errors++;
             } else {
                 next[k]++;
@@ -312,8 +315,10 @@ static void test_10000_updates_resumed_subscriber(void)
     }
     sse_event_clear(&ev);
     sse_close(&c);
-    for (int i = 0; i < WRITERS; i++) pthread_join(th[i], NULL);
-    for (int i = 0; i < WRITERS; i++) CHECK(w[i].ok);
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < WRITERS; i++)
+        CHECK(w[i].ok);
     CHECK_INT(got, WRITERS * BEATS);
     printf("    10000 updates read exactly once across %d reconnects\n", reconnects);
     if (reconnects < 20) th_fail(__FILE__, __LINE__, "only %d reconnects", reconnects);
@@ -325,12 +330,13 @@ static const struct th_test tests[] = {
     {"the task stream opens with a snapshot, then follows", test_task_stream_snapshot_then_live},
     {"idle streams get keep-alive comments", test_keepalive},
     {"a pruned sequence gets an error event, then the rest", test_pruned_sequence_error_event},
-    {"a slow consumer is cut off and resumes with no gap", test_slow_consumer_is_cut_off_and_resumes},
-    {"10,000 updates, resumed many times: each once, in order", test_10000_updates_resumed_subscriber},
+    {"a slow consumer is cut off and resumes with no gap",
+     test_slow_consumer_is_cut_off_and_resumes},
+    {"10,000 updates, resumed many times: each once, in order",
+     test_10000_updates_resumed_subscriber},
     {NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     return th_main(tests, argc, argv);
 }

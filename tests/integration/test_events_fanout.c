@@ -16,7 +16,7 @@
 #include "sse_client.h"
 
 #define SUBSCRIBERS 1000
-#define BURST 100
+#define BURST       100
 
 struct sub {
     int fd;
@@ -27,8 +27,7 @@ struct sub {
 };
 
 /* Counts "event: task.created\n" in what arrived, including across reads. */
-static void sub_feed(struct sub *s, const char *p, size_t n)
-{
+static void sub_feed(struct sub *s, const char *p, size_t n) {
     static const char mark[] = "event: task.created\n";
     const size_t mlen = sizeof mark - 1;
     char *joined = malloc(s->ntail + n + 1);
@@ -37,15 +36,15 @@ static void sub_feed(struct sub *s, const char *p, size_t n)
     size_t len = s->ntail + n;
     joined[len] = '\0';
     if (!s->started && strstr(joined, ": taskmill events")) s->started = true;
-    for (char *q = joined; (q = strstr(q, mark)); q += mlen) s->events++;
+    for (char *q = joined; (q = strstr(q, mark)); q += mlen)
+        s->events++;
     /* Keep a tail shorter than the marker, so no marker is counted twice. */
     s->ntail = len < mlen - 1 ? len : mlen - 1;
     memcpy(s->tail, joined + len - s->ntail, s->ntail);
     free(joined);
 }
 
-static int sub_connect(const char *url)
-{
+static int sub_connect(const char *url) {
     const char *hp = strstr(url, "://") + 3;
     char host[64];
     int port = 0;
@@ -66,15 +65,16 @@ static int sub_connect(const char *url)
 }
 
 /* Reads whatever is ready for up to timeout_ms; returns how many subs satisfy pred. */
-static int pump(int ep, struct sub *subs, int timeout_ms, bool (*pred)(const struct sub *), int want)
-{
+static int pump(int ep, struct sub *subs, int timeout_ms, bool (*pred)(const struct sub *),
+                int want) {
     struct epoll_event evs[256];
     char buf[65536];
     long long deadline = sse_now_ms() + timeout_ms;
     int ok = 0;
     for (;;) {
         ok = 0;
-        for (int i = 0; i < SUBSCRIBERS; i++) ok += pred(&subs[i]);
+        for (int i = 0; i < SUBSCRIBERS; i++)
+            ok += pred(&subs[i]);
         if (ok >= want) return ok;
         long long left = deadline - sse_now_ms();
         if (left <= 0) return ok;
@@ -91,18 +91,15 @@ static int pump(int ep, struct sub *subs, int timeout_ms, bool (*pred)(const str
     }
 }
 
-static bool sub_started(const struct sub *s)
-{
+static bool sub_started(const struct sub *s) {
     return s->started;
 }
 
-static bool sub_done(const struct sub *s)
-{
+static bool sub_done(const struct sub *s) {
     return s->events >= BURST;
 }
 
-static void test_1000_subscribers_get_a_burst(void)
-{
+static void test_1000_subscribers_get_a_burst(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, NULL) == 0);
     struct sub *subs = calloc(SUBSCRIBERS, sizeof *subs);
@@ -158,7 +155,6 @@ static const struct th_test tests[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     return th_main(tests, argc, argv);
 }

@@ -18,7 +18,7 @@
 
 #include "harness.h"
 
-#define SECRET "s3cret-for-tests"
+#define SECRET   "s3cret-for-tests"
 #define MAX_SEEN 256
 
 /* A tiny HTTP receiver: answers `fail_first` requests with 503, then 200. */
@@ -30,13 +30,12 @@ struct receiver {
     _Atomic bool stop;
     pthread_mutex_t lock;
     int requests, bad_signatures;
-    char *ids[MAX_SEEN];   /* delivery ids answered 200, in order */
+    char *ids[MAX_SEEN]; /* delivery ids answered 200, in order */
     char *events[MAX_SEEN];
     int nseen;
 };
 
-static bool receiver_verify(const char *sig, const char *body, size_t len, long long *t)
-{
+static bool receiver_verify(const char *sig, const char *body, size_t len, long long *t) {
     long long ts = 0;
     char hex[65] = "";
     if (!sig || sscanf(sig, "t=%lld,v1=%64s", &ts, hex) != 2) return false;
@@ -44,13 +43,13 @@ static bool receiver_verify(const char *sig, const char *body, size_t len, long 
     unsigned int n = 0;
     HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (const unsigned char *)body, len, mac, &n);
     char want[65];
-    for (unsigned i = 0; i < n; i++) snprintf(want + 2 * i, 3, "%02x", mac[i]);
+    for (unsigned i = 0; i < n; i++)
+        snprintf(want + 2 * i, 3, "%02x", mac[i]);
     *t = ts;
     return CRYPTO_memcmp(want, hex, 64) == 0;
 }
 
-static void receiver_handle(struct receiver *rv, int c)
-{
+static void receiver_handle(struct receiver *rv, int c) {
     char buf[1 << 16];
     size_t len = 0;
     char *body = NULL;
@@ -102,8 +101,7 @@ static void receiver_handle(struct receiver *rv, int c)
     }
 }
 
-static void *receiver_main(void *arg)
-{
+static void *receiver_main(void *arg) {
     struct receiver *rv = arg;
     while (!atomic_load(&rv->stop)) {
         int c = accept(rv->fd, NULL, NULL);
@@ -114,8 +112,7 @@ static void *receiver_main(void *arg)
     return NULL;
 }
 
-static int receiver_start(struct receiver *rv)
-{
+static int receiver_start(struct receiver *rv) {
     memset(rv, 0, sizeof *rv);
     pthread_mutex_init(&rv->lock, NULL);
     rv->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -128,8 +125,7 @@ static int receiver_start(struct receiver *rv)
     return pthread_create(&rv->thread, NULL, receiver_main, rv);
 }
 
-static void receiver_stop(struct receiver *rv)
-{
+static void receiver_stop(struct receiver *rv) {
     atomic_store(&rv->stop, true);
     /* Wake accept() with a connection of our own. */
     int c = socket(AF_INET, SOCK_STREAM, 0);
@@ -147,16 +143,14 @@ static void receiver_stop(struct receiver *rv)
     pthread_mutex_destroy(&rv->lock);
 }
 
-static int receiver_seen(struct receiver *rv)
-{
+static int receiver_seen(struct receiver *rv) {
     pthread_mutex_lock(&rv->lock);
     int n = rv->nseen;
     pthread_mutex_unlock(&rv->lock);
     return n;
 }
 
-static bool wait_seen(struct receiver *rv, int want, int timeout_ms)
-{
+static bool wait_seen(struct receiver *rv, int want, int timeout_ms) {
     for (int waited = 0; waited < timeout_ms; waited += 50) {
         if (receiver_seen(rv) >= want) return true;
         th_sleep_ms(50);
@@ -164,8 +158,7 @@ static bool wait_seen(struct receiver *rv, int want, int timeout_ms)
     return receiver_seen(rv) >= want;
 }
 
-static char *create_webhook(struct th_server *srv, int port, const char *events)
-{
+static char *create_webhook(struct th_server *srv, int port, const char *events) {
     struct th_resp *r = th_http(srv, "POST", "/v1/webhooks",
                                 "{\"url\":\"http://127.0.0.1:%d/hook\",\"secret\":\"" SECRET
                                 "\",\"name\":\"t\"%s%s}",
@@ -177,16 +170,17 @@ static char *create_webhook(struct th_server *srv, int port, const char *events)
     return strdup(th_str(r->json, "id"));
 }
 
-static void test_crud_and_private_refused(void)
-{
+static void test_crud_and_private_refused(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, NULL) == 0);
     struct th_resp *r =
         th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://127.0.0.1:9/hook\"}");
     CHECK_INT(r->status, 400);
     CHECK_STR(th_str(r->json, "error.field"), "url");
-    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://10.1.2.3/x\"}")->status, 400);
-    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"ftp://example.com/\"}")->status, 400);
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://10.1.2.3/x\"}")->status,
+              400);
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"ftp://example.com/\"}")->status,
+              400);
     th_server_free(&srv);
 
     CHECK(th_server_start(&srv, "--webhook-allow-private", NULL) == 0);
@@ -194,8 +188,9 @@ static void test_crud_and_private_refused(void)
                       "{\"url\":\"http://127.0.0.1:9/\",\"events\":[\"task.nope\"]}")
                   ->status,
               400);
-    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://127.0.0.1:9/\",\"x\":1}")->status,
-              400);
+    CHECK_INT(
+        th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://127.0.0.1:9/\",\"x\":1}")->status,
+        400);
     r = th_http(&srv, "POST", "/v1/webhooks",
                 "{\"url\":\"http://127.0.0.1:9/\",\"events\":[\"task.completed\"]}");
     CHECK_INT(r->status, 201);
@@ -216,13 +211,13 @@ static void test_crud_and_private_refused(void)
     th_server_free(&srv);
 }
 
-static void test_failing_receiver_gets_every_event_signed(void)
-{
+static void test_failing_receiver_gets_every_event_signed(void) {
     struct receiver rv;
     CHECK(receiver_start(&rv) == 0);
     atomic_store(&rv.fail_first, 3);
     struct th_server srv;
-    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-backoff-ms", "100", NULL) == 0);
+    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-backoff-ms", "100", NULL) ==
+          0);
     char *hook = create_webhook(&srv, rv.port, NULL);
     CHECK(hook);
     char *id = th_submit(&srv, "transcode-file", NULL);
@@ -230,7 +225,10 @@ static void test_failing_receiver_gets_every_event_signed(void)
     CHECK_INT(th_claim(&srv, "default", NULL, cid, tok), 200);
     char path[160];
     snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
-    CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5}}", tok)->status, 200);
+    CHECK_INT(
+        th_http(&srv, "POST", path, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5}}", tok)
+            ->status,
+        200);
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", id);
     CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok)->status, 200);
     /* spawned; updated x3 (claim, heartbeat, complete); completed. */
@@ -242,7 +240,8 @@ static void test_failing_receiver_gets_every_event_signed(void)
         spawned += strcmp(rv.events[i], "task.spawned") == 0;
         updated += strcmp(rv.events[i], "task.updated") == 0;
         completed += strcmp(rv.events[i], "task.completed") == 0;
-        for (int k = 0; k < i; k++) dup += strcmp(rv.ids[i], rv.ids[k]) == 0;
+        for (int k = 0; k < i; k++)
+            dup += strcmp(rv.ids[i], rv.ids[k]) == 0;
     }
     pthread_mutex_unlock(&rv.lock);
     CHECK(all);
@@ -272,17 +271,18 @@ static void test_failing_receiver_gets_every_event_signed(void)
     receiver_stop(&rv);
 }
 
-static void test_restart_during_delivery_loses_nothing(void)
-{
+static void test_restart_during_delivery_loses_nothing(void) {
     struct receiver rv;
     CHECK(receiver_start(&rv) == 0);
     atomic_store(&rv.down, true);
     struct th_server srv;
-    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-backoff-ms", "200", NULL) == 0);
+    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-backoff-ms", "200", NULL) ==
+          0);
     char *hook = create_webhook(&srv, rv.port, "[\"task.spawned\"]");
     CHECK(hook);
-    for (int i = 0; i < 10; i++) free(th_submit(&srv, "upload", NULL));
-    th_sleep_ms(300); /* some attempts fail while the receiver is down */
+    for (int i = 0; i < 10; i++)
+        free(th_submit(&srv, "upload", NULL));
+    th_sleep_ms(300);           /* some attempts fail while the receiver is down */
     th_server_stop(&srv, true); /* a crash */
     atomic_store(&rv.down, false);
     CHECK(th_server_restart(&srv) == 0);
@@ -303,7 +303,6 @@ static const struct th_test tests[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     return th_main(tests, argc, argv);
 }

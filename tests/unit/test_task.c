@@ -22,6 +22,9 @@ static const struct {
     {P(RUNNING), P(FAILED)},     {P(RUNNING), P(PENDING)},   {P(RUNNING), P(STOPPING)},
     {P(STOPPING), P(CANCELLED)}, {P(STOPPING), P(COMPLETED)}, {P(FAILED), P(PENDING)},
     {P(CANCELLED), P(PENDING)},
+    /* finish (an operator's end, SailPoint PATCH) */
+    {P(PENDING), P(COMPLETED)},  {P(PENDING), P(FAILED)},    {P(WAITING), P(COMPLETED)},
+    {P(WAITING), P(FAILED)},     {P(RUNNING), P(CANCELLED)}, {P(STOPPING), P(FAILED)},
 };
 
 static bool is_legal(enum task_phase from, enum task_phase to)

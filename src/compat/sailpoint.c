@@ -1,0 +1,637 @@
+/*
+ * sailpoint: SailPoint Identity Security Cloud's task-status API
+ * (/beta, /v2024 and /v2025 /task-status, and POST /oauth/token), served
+ * as a projection of the canonical record: no state of its own. The field
+ * mapping and every choice made where SailPoint's material is silent are
+ * in docs/compat.md; the shapes are spec research section 2.
+ *
+ * Reads run on the calling libmicrohttpd thread; the PATCH is one
+ * STORE_OP_FINISH, answered when durable. Parsers are pure and live in
+ * sailpoint_filter.c and sailpoint_parse.c. Every error, auth refusals
+ * included, leaves through reply_error and sailpoint_write_error (the
+ * route table's error writer, http.h): SailPoint's ErrorResponseDto, or
+ * RFC 6749's {"error","error_description"} on /oauth/token.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/filter.h"
+#include "../common/id.h"
+#include "../common/task_json.h"
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+#include "../server/server_int.h"
+#include "sailpoint_filter.h"
+#include "sailpoint_parse.h"
+
+#define SP_LIMIT_MAX 250
+#define SP_TOKEN_EXPIRES_S 43199 /* what SailPoint's own tokens say */
+
+/* ---- Errors ---- */
+
+static const char *sailpoint_detail_code(int status)
+{
+    switch (status) {
+    case 400: return "400.1 Bad Request Content";
+    case 401: return "401 Unauthorized";
+    case 403: return "403 Forbidden";
+    case 404: return "404 Not found";
+    case 405: return "405 Method Not Allowed";
+    case 409: return "409 Conflict";
+    case 413: return "413 Payload Too Large";
+    case 415: return "415 Unsupported Media Type";
+    case 503: return "503 Service Unavailable";
+    default: return status >= 500 ? "500.0 Internal Fault" : "400.0 Bad Request";
+    }
+}
+
+void sailpoint_write_error(struct buf *b, int status, const struct tm_error *e)
+{
+    int code = e->code ? e->code : TM_EINTERNAL;
+    const char *text = e->message[0] ? e->message : err_default_message(code);
+    if (status == 429) { /* SailPoint's 429 body (idn/v3/responses/429.yaml) */
+        buf_puts(b, "{\"message\":");
+        json_put_str(b, text);
+        buf_putc(b, '}');
+        return;
+    }
+    char tracking[ID_LEN + 1];
+    id_random_hex(tracking);
+    buf_puts(b, "{\"detailCode\":");
+    json_put_str(b, sailpoint_detail_code(status));
+    buf_puts(b, ",\"trackingId\":");
+    json_put_str(b, tracking);
+    buf_puts(b, ",\"messages\":[{\"locale\":\"en-US\",\"localeOrigin\":\"DEFAULT\",\"text\":");
+    json_put_str(b, text);
+    buf_puts(b, "}],\"causes\":[]}");
+}
+
+void sailpoint_oauth_write_error(struct buf *b, int status, const struct tm_error *e)
+{
+    const char *kind = status == 401   ? "invalid_client"
+                       : status == 403 ? "unauthorized_client"
+                       : status >= 500 ? "server_error"
+                       : strcmp(e->field, "grant_type") == 0 ? "unsupported_grant_type"
+                                                             : "invalid_request";
+    buf_puts(b, "{\"error\":");
+    json_put_str(b, kind);
+    buf_puts(b, ",\"error_description\":");
+    json_put_str(b, e->message[0] ? e->message : err_default_message(e->code));
+    buf_putc(b, '}');
+}
+
+/* ---- Projection ---- */
+
+/* TaskStatus.type: the canonical type when it is one of SailPoint's three. */
+static const char *sp_type(const struct task *t)
+{
+    static const char *const types[] = {"QUARTZ", "QPOC", "QUEUED_TASK"};
+    for (int i = 0; i < 3; i++)
+        if (t->type && strcasecmp(t->type, types[i]) == 0) return types[i];
+    return "QUEUED_TASK";
+}
+
+/* TaskStatus.progress when no progress text was set: the phase in words. */
+static const char *sp_progress_word(const struct task *t)
+{
+    static const char *const words[TASK_PHASE_COUNT] = {
+        "Pending", "Waiting", "Running", "Stopping", "Completed", "Failed", "Cancelled",
+    };
+    if (t->paused && !task_is_terminal(t)) return "Paused";
+    return (unsigned)t->phase < TASK_PHASE_COUNT ? words[t->phase] : "Unknown";
+}
+
+static const char *sp_jstr(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static void sp_put_str_or(struct buf *b, const char *s, const char *fallback)
+{
+    json_put_str(b, s ? s : fallback);
+}
+
+static void sp_write_messages(struct buf *b, const char *text)
+{
+    json_t *all = text ? json_loads(text, 0, NULL) : NULL;
+    buf_putc(b, '[');
+    size_t i;
+    json_t *m;
+    json_array_foreach(all, i, m) {
+        if (i) buf_putc(b, ',');
+        buf_puts(b, "{\"type\":");
+        sp_put_str_or(b, sp_jstr(m, "level"), "INFO");
+        buf_puts(b, ",\"localizedText\":{\"locale\":");
+        sp_put_str_or(b, sp_jstr(m, "locale"), "en-US");
+        buf_puts(b, ",\"message\":");
+        sp_put_str_or(b, sp_jstr(m, "text"), "");
+        buf_puts(b, "},\"key\":");
+        sp_put_str_or(b, sp_jstr(m, "key"), "taskmill.message");
+        buf_puts(b, ",\"parameters\":");
+        json_t *p = json_object_get(m, "parameters");
+        char *ptext = json_is_array(p) || json_is_object(p) ? json_text(p) : NULL;
+        if (json_is_object(p)) buf_putc(b, '[');
+        buf_puts(b, ptext ? ptext : "[]");
+        if (json_is_object(p)) buf_putc(b, ']');
+        free(ptext);
+        buf_putc(b, '}');
+    }
+    buf_putc(b, ']');
+    json_decref(all);
+}
+
+static void sp_write_returns(struct buf *b, const char *text)
+{
+    json_t *all = text ? json_loads(text, 0, NULL) : NULL;
+    buf_putc(b, '[');
+    size_t i;
+    json_t *r;
+    json_array_foreach(all, i, r) {
+        if (i) buf_putc(b, ',');
+        buf_puts(b, "{\"name\":");
+        sp_put_str_or(b, sp_jstr(r, "name"), "");
+        buf_puts(b, ",\"attributeName\":");
+        sp_put_str_or(b, sp_jstr(r, "attribute"), "");
+        buf_putc(b, '}');
+    }
+    buf_putc(b, ']');
+    json_decref(all);
+}
+
+static void sp_write_target(struct buf *b, const char *text)
+{
+    json_t *tg = text ? json_loads(text, 0, NULL) : NULL;
+    if (!json_is_object(tg)) {
+        buf_puts(b, "null");
+    } else {
+        buf_puts(b, "{\"id\":");
+        sp_put_str_or(b, sp_jstr(tg, "id"), "");
+        buf_puts(b, ",\"type\":");
+        json_put_str(b, sp_jstr(tg, "type"));
+        buf_puts(b, ",\"name\":");
+        sp_put_str_or(b, sp_jstr(tg, "name"), "");
+        buf_putc(b, '}');
+    }
+    json_decref(tg);
+}
+
+/* taskDefinitionSummary, written only when the task has a definition. */
+static void sp_write_definition(struct buf *b, const char *text)
+{
+    json_t *d = text ? json_loads(text, 0, NULL) : NULL;
+    if (json_is_object(d)) {
+        const char *name = sp_jstr(d, "name");
+        buf_puts(b, ",\"taskDefinitionSummary\":{\"id\":");
+        sp_put_str_or(b, sp_jstr(d, "id"), "");
+        buf_puts(b, ",\"uniqueName\":");
+        sp_put_str_or(b, name, "");
+        buf_puts(b, ",\"description\":");
+        json_put_str(b, sp_jstr(d, "description"));
+        buf_puts(b, ",\"parentName\":");
+        sp_put_str_or(b, name, "");
+        buf_puts(b, ",\"executor\":");
+        json_put_str(b, sp_jstr(d, "executor"));
+        buf_puts(b, ",\"arguments\":");
+        json_t *args = json_object_get(d, "arguments");
+        char *atext = json_is_object(args) ? json_text(args) : NULL;
+        buf_puts(b, atext ? atext : "{}");
+        free(atext);
+        buf_putc(b, '}');
+    }
+    json_decref(d);
+}
+
+/* Writes the TaskStatus of t; parent_name is the parent's uniqueName or NULL. */
+static void sp_task_write(struct buf *b, const struct task *t, const char *parent_name)
+{
+    buf_puts(b, "{\"id\":");
+    json_put_str(b, t->id);
+    buf_puts(b, ",\"type\":");
+    json_put_str(b, sp_type(t));
+    buf_puts(b, ",\"uniqueName\":");
+    sp_put_str_or(b, t->name, t->type ? t->type : "");
+    buf_puts(b, ",\"description\":");
+    sp_put_str_or(b, t->description, "");
+    buf_puts(b, ",\"parentName\":");
+    json_put_str(b, parent_name);
+    buf_puts(b, ",\"launcher\":");
+    sp_put_str_or(b, t->launcher, t->queue ? t->queue : "");
+    buf_puts(b, ",\"target\":");
+    sp_write_target(b, t->target);
+    buf_puts(b, ",\"created\":");
+    json_put_time(b, t->created_at);
+    buf_puts(b, ",\"modified\":");
+    json_put_time(b, t->updated_at);
+    buf_puts(b, ",\"launched\":");
+    json_put_time(b, t->started_at);
+    buf_puts(b, ",\"completed\":");
+    json_put_time(b, task_is_terminal(t) ? t->completed_at : 0);
+    buf_puts(b, ",\"completionStatus\":");
+    json_put_str(b, task_is_terminal(t) ? task_status_name(t->status) : NULL);
+    buf_puts(b, ",\"messages\":");
+    sp_write_messages(b, t->messages);
+    buf_puts(b, ",\"returns\":");
+    sp_write_returns(b, t->returns);
+    buf_puts(b, ",\"attributes\":");
+    json_put_raw(b, t->attributes, "{}");
+    buf_puts(b, ",\"progress\":");
+    sp_put_str_or(b, t->progress.message, sp_progress_word(t));
+    buf_puts(b, ",\"percentComplete\":");
+    json_put_int(b, task_percent(t));
+    sp_write_definition(b, t->definition);
+    buf_putc(b, '}');
+}
+
+/* The parent's uniqueName (name, else type), read now; NULL when none. */
+static char *sp_parent_name(struct req *r, const struct task *t)
+{
+    if (!t->parent_id[0]) return NULL;
+    struct task *p = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    if (store_task_get(req_store(r), r->ns, t->parent_id, &p, &e)) return NULL;
+    char *name = xstrdup(p->name ? p->name : p->type ? p->type : "");
+    task_free(p);
+    return name;
+}
+
+static void sp_reply_task(struct req *r, const struct task *t)
+{
+    char *parent = sp_parent_name(r, t);
+    struct buf b;
+    buf_init(&b);
+    sp_task_write(&b, t, parent);
+    free(parent);
+    reply_json(r, 200, &b);
+}
+
+/* ---- GET /task-status/{id} ---- */
+
+static int sp_not_found(struct req *r, const char *id)
+{
+    struct tm_error e;
+    err_set(&e, TM_ENOT_FOUND, "id", "TaskStatus with the given id '%.64s' was not found", id);
+    reply_error(r, &e);
+    return -1;
+}
+
+static void sp_get(struct req *r)
+{
+    const char *id = r->param[0];
+    if (!id_is_valid(id)) {
+        sp_not_found(r, id);
+        return;
+    }
+    struct task *t = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    int rc = store_task_get(req_store(r), r->ns, id, &t, &e);
+    if (rc == TM_ENOT_FOUND) {
+        sp_not_found(r, id);
+        return;
+    }
+    if (rc) {
+        reply_error(r, &e);
+        return;
+    }
+    sp_reply_task(r, t);
+    task_free(t);
+}
+
+/* ---- GET /task-status: filters, sorters, paging ---- */
+
+/* SailPoint's filterable fields and their canonical fields (docs/compat.md). */
+static const struct {
+    const char *name;
+    enum filter_field field;
+} sp_fields[] = {
+    {"id", FILTER_FIELD_ID},
+    {"sourceId", FILTER_FIELD_TARGET_ID},
+    {"completionStatus", FILTER_FIELD_STATUS},
+    {"type", FILTER_FIELD_TYPE},
+    {"launcher", FILTER_FIELD_LAUNCHER},
+    {"uniqueName", FILTER_FIELD_NAME},
+    {"description", FILTER_FIELD_DESCRIPTION},
+    {"progress", FILTER_FIELD_PROGRESS_MESSAGE},
+    {"created", FILTER_FIELD_CREATED_AT},
+    {"modified", FILTER_FIELD_UPDATED_AT},
+    {"launched", FILTER_FIELD_STARTED_AT},
+    {"completed", FILTER_FIELD_COMPLETED_AT},
+};
+
+static int sp_filter_reject(struct tm_error *e, const struct filter_expr *x, const char *why)
+{
+    return err_set(e, TM_EINVALID, "filters", "filter '%s %s' is not supported: %s", x->name,
+                   filter_op_name(x->op), why);
+}
+
+/* Resolves one leaf: the field, the operator, the values (e is the cls). */
+static int sp_filter_resolve(void *cls, struct filter_expr *x)
+{
+    struct tm_error *e = cls;
+    for (size_t i = 0; i < sizeof sp_fields / sizeof sp_fields[0]; i++)
+        if (strcmp(x->name, sp_fields[i].name) == 0) x->field = sp_fields[i].field;
+    if (x->field == FILTER_FIELD_NONE)
+        return err_set(e, TM_EINVALID, "filters",
+                       "filter field '%.64s' is not supported; use id, sourceId, "
+                       "completionStatus, type, launcher, uniqueName, description, progress, "
+                       "created, modified, launched or completed", x->name);
+    bool time = filter_field_kind(x->field) == FILTER_KIND_TIME;
+    if (x->op == FILTER_CA) return sp_filter_reject(e, x, "no field is a list");
+    if (time && (x->op == FILTER_SW || x->op == FILTER_CO))
+        return sp_filter_reject(e, x, "dates take eq, ne, gt, ge, lt, le, in, isnull and pr");
+    for (size_t i = 0; i < x->nvalues; i++) {
+        struct filter_value *v = &x->values[i];
+        if (time) {
+            if (v->kind == FILTER_VAL_STR) { /* a quoted date-time is accepted too */
+                int64_t ms;
+                if (time_parse_rfc3339(v->str, &ms))
+                    return sp_filter_reject(e, x, "the value is not an RFC 3339 date-time");
+                free(v->str);
+                v->str = NULL;
+                v->kind = FILTER_VAL_TIME;
+                v->i = ms;
+            }
+            if (v->kind != FILTER_VAL_TIME)
+                return sp_filter_reject(e, x, "the value must be a date-time");
+            continue;
+        }
+        if (v->kind != FILTER_VAL_STR)
+            return sp_filter_reject(e, x, "the value must be a quoted string");
+        if (x->field == FILTER_FIELD_STATUS &&
+            (x->op == FILTER_EQ || x->op == FILTER_NE || x->op == FILTER_IN)) {
+            static const char *const ok[] = {"SUCCESS", "WARNING", "ERROR", "TERMINATED",
+                                             "TEMPERROR"};
+            bool known = false;
+            for (size_t k = 0; k < 5; k++) known = known || strcasecmp(v->str, ok[k]) == 0;
+            if (!known)
+                return sp_filter_reject(e, x, "completionStatus is SUCCESS, WARNING, ERROR, "
+                                              "TERMINATED or TEMPERROR");
+        }
+    }
+    return 0;
+}
+
+struct sp_query {
+    int limit;
+    int64_t offset;
+    bool count;
+    bool ascending;
+    struct filter_expr *expr;
+};
+
+/* A whole decimal number in [min, max], or -1 with e set. */
+static int sp_query_int(const char *s, const char *name, int64_t min, int64_t max, int64_t *out,
+                        struct tm_error *e)
+{
+    char *end;
+    long long v = s && *s ? strtoll(s, &end, 10) : 0;
+    if (!s || !*s || *end || v < min || v > max)
+        return err_set(e, TM_EINVALID, name, "'%s' must be an integer from %lld to %lld", name,
+                       (long long)min, (long long)max);
+    *out = v;
+    return 0;
+}
+
+static int sp_query_parse(struct req *r, bool with_filters, struct sp_query *q, struct tm_error *e)
+{
+    memset(q, 0, sizeof *q);
+    q->limit = SP_LIMIT_MAX;
+    q->ascending = true;
+    const char *s;
+    int64_t v;
+    if ((s = req_query(r, "limit"))) {
+        if (sp_query_int(s, "limit", 0, SP_LIMIT_MAX, &v, e)) return -1;
+        q->limit = (int)v;
+    }
+    if ((s = req_query(r, "offset"))) {
+        if (sp_query_int(s, "offset", 0, INT32_MAX, &v, e)) return -1;
+        q->offset = v;
+    }
+    if ((s = req_query(r, "count"))) {
+        if (strcasecmp(s, "true") != 0 && strcasecmp(s, "false") != 0)
+            return err_set(e, TM_EINVALID, "count", "'count' must be true or false");
+        q->count = strcasecmp(s, "true") == 0;
+    }
+    if (!with_filters) return 0;
+    if ((s = req_query(r, "sorters")) && sailpoint_sorters_parse(s, &q->ascending, e)) return -1;
+    if ((s = req_query(r, "filters"))) {
+        if (sailpoint_filter_parse(s, strlen(s), &q->expr, e)) return -1;
+        if (filter_expr_each_leaf(q->expr, sp_filter_resolve, e)) {
+            filter_expr_free(q->expr);
+            q->expr = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Lists tasks; `pending` adds `completionStatus isnull` and answers 204 when empty. */
+static void sp_list_common(struct req *r, bool pending)
+{
+    struct tm_error e;
+    err_clear(&e);
+    struct sp_query q;
+    if (sp_query_parse(r, !pending, &q, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    if (pending) {
+        struct filter_expr *x = filter_expr_new(FILTER_ISNULL);
+        x->name = xstrdup("completionStatus");
+        x->field = FILTER_FIELD_STATUS;
+        q.expr = filter_expr_and(q.expr, x);
+    }
+    struct task_filter f = {.ns = r->ns, .expr = q.expr, .offset = q.offset,
+                            .ascending = q.ascending, .want_total = q.count, .limit = q.limit};
+    struct task_list l;
+    int rc = store_task_list(req_store(r), &f, &l, &e);
+    filter_expr_free(q.expr);
+    if (rc) {
+        reply_error(r, &e);
+        return;
+    }
+    if (q.count) {
+        char total[24];
+        snprintf(total, sizeof total, "%lld", (long long)l.total);
+        reply_add_header(r, "X-Total-Count", total);
+    }
+    if (pending && l.n == 0) {
+        task_list_release(&l);
+        reply_empty(r, 204);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_putc(&b, '[');
+    for (size_t i = 0; i < l.n; i++) {
+        if (i) buf_putc(&b, ',');
+        char *parent = sp_parent_name(r, l.tasks[i]);
+        sp_task_write(&b, l.tasks[i], parent);
+        free(parent);
+    }
+    buf_putc(&b, ']');
+    task_list_release(&l);
+    reply_json(r, 200, &b);
+}
+
+static void sp_list(struct req *r)
+{
+    sp_list_common(r, false);
+}
+
+static void sp_pending(struct req *r)
+{
+    sp_list_common(r, true);
+}
+
+/* ---- PATCH /task-status/{id} ---- */
+
+static void sp_patched(struct req *r)
+{
+    if (r->op.err.code == TM_ENOT_FOUND) {
+        sp_not_found(r, r->op.id);
+        return;
+    }
+    if (r->op.err.code) {
+        reply_error(r, &r->op.err);
+        return;
+    }
+    sp_reply_task(r, r->op.task);
+}
+
+static void sp_patch(struct req *r)
+{
+    const char *id = r->param[0];
+    if (!id_is_valid(id)) {
+        sp_not_found(r, id);
+        return;
+    }
+    const char *ct = req_header(r, "Content-Type");
+    if (ct && strncasecmp(ct, "application/json-patch+json", 27) != 0 &&
+        strncasecmp(ct, "application/json", 16) != 0) {
+        reply_error_code(r, TM_EMEDIA_TYPE, "Content-Type",
+                         "'Content-Type' must be 'application/json-patch+json'");
+        return;
+    }
+    struct sailpoint_patch p;
+    struct tm_error e;
+    err_clear(&e);
+    if (sailpoint_patch_parse(r->body.p ? r->body.p : "", r->body.len,
+                              req_limits(r)->json_max_depth, &p, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    store_op_init(&r->op, STORE_OP_FINISH);
+    r->op.ns = r->ns;
+    memcpy(r->op.id, id, ID_LEN + 1);
+    r->op.finish_status = p.status;
+    r->op.finish_at = p.completed_ms;
+    if (p.has_progress || p.has_percent) {
+        r->op.has_progress = true;
+        r->op.progress.has_message = p.has_progress;
+        char *msg = xstrdup(p.progress);
+        r->owned = msg; /* the op borrows it until the reply */
+        r->owned_free = free;
+        r->op.progress.message = msg;
+        r->op.progress.has_ratio = p.has_percent;
+        r->op.progress.ratio = p.percent / 100.0;
+    }
+    req_submit(r, sp_patched);
+}
+
+/* ---- POST /oauth/token ---- */
+
+/* A form field from the body, else the query string (SailPoint's docs show both). */
+static int sp_oauth_param(struct req *r, const char *name, char *out, size_t outlen)
+{
+    int rc = TM_ENOT_FOUND;
+    if (r->body.len)
+        rc = sailpoint_form_get(req_header(r, "Content-Type"), r->body.p, r->body.len, name, out,
+                                outlen);
+    if (rc == TM_ENOT_FOUND) {
+        const char *q = req_query(r, name);
+        if (q && strlen(q) < outlen) {
+            snprintf(out, outlen, "%s", q);
+            rc = 0;
+        }
+    }
+    return rc;
+}
+
+static void sp_oauth_token(struct req *r)
+{
+    char grant[64], id[TOKEN_ID_LEN + 8], secret[TOKEN_STRING_LEN + 8];
+    struct tm_error e;
+    err_clear(&e);
+    if (sp_oauth_param(r, "grant_type", grant, sizeof grant) ||
+        strcmp(grant, "client_credentials") != 0) {
+        reply_error_code(r, TM_EINVALID, "grant_type", "'grant_type' must be 'client_credentials'");
+        return;
+    }
+    if (sp_oauth_param(r, "client_id", id, sizeof id) ||
+        sp_oauth_param(r, "client_secret", secret, sizeof secret)) {
+        reply_error_code(r, TM_EUNAUTHENTICATED, "client_id",
+                         "'client_id' and 'client_secret' are needed: a taskmill token's id and "
+                         "secret");
+        return;
+    }
+    /* The secret is the 64 hex characters, or the whole tm_<id>_<secret> string. */
+    char tid[TOKEN_ID_LEN + 1], tsecret[TOKEN_SECRET_LEN + 1];
+    if (token_parse(secret, strlen(secret), tid, tsecret) == 0) {
+        if (strcmp(tid, id) != 0) {
+            reply_error_code(r, TM_EUNAUTHENTICATED, "client_secret",
+                             "'client_secret' belongs to another 'client_id'");
+            return;
+        }
+    } else {
+        snprintf(tsecret, sizeof tsecret, "%s", secret);
+        if (strlen(secret) != TOKEN_SECRET_LEN) tsecret[0] = '\0';
+    }
+    if (auth_check_credentials(r, id, tsecret, PERM_ADMIN | PERM_CLIENT | PERM_WORKER | PERM_READER,
+                               &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    char bearer[TOKEN_STRING_LEN + 1], jti[ID_LEN + 1];
+    snprintf(bearer, sizeof bearer, "tm_%s_%s", id, tsecret);
+    id_random_hex(jti);
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"access_token\":");
+    json_put_str(&b, bearer);
+    buf_printf(&b, ",\"token_type\":\"bearer\",\"expires_in\":%d,\"scope\":\"sp:scopes:all\"",
+               SP_TOKEN_EXPIRES_S);
+    buf_puts(&b, ",\"tenant_id\":");
+    json_put_str(&b, r->ns);
+    buf_puts(&b, ",\"identity_id\":");
+    json_put_str(&b, id);
+    buf_puts(&b, ",\"jti\":");
+    json_put_str(&b, jti);
+    buf_putc(&b, '}');
+    reply_add_header(r, "Cache-Control", "no-store");
+    reply_json(r, 200, &b);
+}
+
+/* ---- Routes ---- */
+
+#define SP_ROUTES(v)                                                                      \
+    {"GET", "/" v "/task-status", sp_list, PERM_READ},                                   \
+    {"GET", "/" v "/task-status/pending-tasks", sp_pending, PERM_READ},                  \
+    {"HEAD", "/" v "/task-status/pending-tasks", sp_pending, PERM_READ},                 \
+    {"GET", "/" v "/task-status/:id", sp_get, PERM_READ},                                \
+    {"PATCH", "/" v "/task-status/:id", sp_patch, PERM_OWNER}
+
+const struct route sailpoint_routes[] = {
+    SP_ROUTES("beta"),
+    SP_ROUTES("v2024"),
+    SP_ROUTES("v2025"),
+    {NULL, NULL, NULL, 0},
+};
+
+const struct route sailpoint_oauth_routes[] = {
+    {"POST", "/oauth/token", sp_oauth_token, PERM_PUBLIC},
+    {NULL, NULL, NULL, 0},
+};

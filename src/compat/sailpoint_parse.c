@@ -1,0 +1,203 @@
+/*
+ * sailpoint_parse: see sailpoint_parse.h. The patch is decoded with
+ * jansson after the depth pre-scan of json_parse (so hostile nesting costs
+ * nothing); forms are scanned in place. Pure and thread-safe.
+ */
+#include "sailpoint_parse.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/json_parse.h"
+#include "../common/timeutil.h"
+
+#define SP_PATCH_MAX_OPS 32
+
+static const char *const sp_status_names[] = {"SUCCESS", "WARNING", "ERROR", "TERMINATED",
+                                              "TEMPERROR"};
+static const enum task_status sp_status_values[] = {TASK_SUCCESS, TASK_WARNING, TASK_ERROR,
+                                                    TASK_TERMINATED, TASK_TEMPERROR};
+
+static int sp_patch_op(json_t *op, size_t i, struct sailpoint_patch *out, struct tm_error *e)
+{
+    char field[32];
+    snprintf(field, sizeof field, "[%zu]", i);
+    if (!json_is_object(op))
+        return err_set(e, TM_EINVALID, field, "patch operation %zu must be an object", i);
+    const char *k;
+    json_t *v;
+    json_object_foreach(op, k, v) {
+        if (strcmp(k, "op") && strcmp(k, "path") && strcmp(k, "value") && strcmp(k, "from"))
+            return err_set(e, TM_EINVALID, k, "patch operation %zu has an unknown member '%.32s'",
+                           i, k);
+    }
+    const char *verb = json_string_value(json_object_get(op, "op"));
+    const char *path = json_string_value(json_object_get(op, "path"));
+    if (!verb) return err_set(e, TM_EINVALID, "op", "patch operation %zu needs a string 'op'", i);
+    if (!path) return err_set(e, TM_EINVALID, "path", "patch operation %zu needs a string 'path'", i);
+    static const char *const paths[] = {"/completionStatus", "/completed", "/progress",
+                                        "/percentComplete"};
+    int which = -1;
+    for (int p = 0; p < 4; p++)
+        if (strcmp(path, paths[p]) == 0) which = p;
+    if (which < 0)
+        return err_set(e, TM_EINVALID, "path",
+                       "path '%.64s' cannot be patched; use '/completionStatus', '/completed', "
+                       "'/progress' or '/percentComplete'", path);
+    if (strcmp(verb, "replace") != 0 && strcmp(verb, "add") != 0)
+        return err_set(e, TM_EINVALID, "op", "op '%.16s' is not supported on '%s'; use 'replace'",
+                       verb, path);
+    json_t *value = json_object_get(op, "value");
+    if (!value)
+        return err_set(e, TM_EINVALID, "value", "patch operation %zu needs a 'value'", i);
+    const char *s = json_string_value(value);
+    switch (which) {
+    case 0:
+        for (size_t n = 0; s && n < sizeof sp_status_names / sizeof sp_status_names[0]; n++) {
+            if (strcasecmp(s, sp_status_names[n]) == 0) {
+                out->status = sp_status_values[n];
+                return 0;
+            }
+        }
+        return err_set(e, TM_EINVALID, "completionStatus",
+                       "'completionStatus' must be SUCCESS, WARNING, ERROR, TERMINATED or "
+                       "TEMPERROR");
+    case 1:
+        if (!s || time_parse_rfc3339(s, &out->completed_ms) || out->completed_ms <= 0)
+            return err_set(e, TM_EINVALID, "completed",
+                           "'completed' must be an RFC 3339 date-time after 1970");
+        return 0;
+    case 2:
+        if (!s) return err_set(e, TM_EINVALID, "progress", "'progress' must be a string");
+        if (strlen(s) >= sizeof out->progress)
+            return err_set(e, TM_EINVALID, "progress", "'progress' is longer than %zu bytes",
+                           sizeof out->progress - 1);
+        snprintf(out->progress, sizeof out->progress, "%s", s);
+        out->has_progress = true;
+        return 0;
+    default:
+        if (!json_is_integer(value) || json_integer_value(value) < 0 ||
+            json_integer_value(value) > 100)
+            return err_set(e, TM_EINVALID, "percentComplete",
+                           "'percentComplete' must be an integer from 0 to 100");
+        out->percent = (int)json_integer_value(value);
+        out->has_percent = true;
+        return 0;
+    }
+}
+
+int sailpoint_patch_parse(const char *body, size_t n, int max_depth,
+                          struct sailpoint_patch *out, struct tm_error *e)
+{
+    memset(out, 0, sizeof *out);
+    if (json_depth(body, n) > max_depth)
+        return err_set(e, TM_EINVALID, "", "the patch is nested deeper than %d", max_depth);
+    json_error_t je;
+    json_t *doc = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je);
+    if (!doc) return err_set(e, TM_EMALFORMED, "", "the patch is not valid JSON: %s", je.text);
+    int rc = 0;
+    if (!json_is_array(doc)) {
+        rc = err_set(e, TM_EINVALID, "", "the patch must be a JSON array of operations");
+    } else if (json_array_size(doc) > SP_PATCH_MAX_OPS) {
+        rc = err_set(e, TM_EINVALID, "", "the patch holds more than %d operations",
+                     SP_PATCH_MAX_OPS);
+    } else {
+        size_t i;
+        json_t *op;
+        json_array_foreach(doc, i, op) {
+            if ((rc = sp_patch_op(op, i, out, e))) break;
+        }
+    }
+    json_decref(doc);
+    return rc;
+}
+
+static int sp_hex(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent- and plus-decodes [p, p+n) into out. */
+static int sp_urldecode(const char *p, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)p[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%' && i + 2 < n && sp_hex(p[i + 1]) >= 0 && sp_hex(p[i + 2]) >= 0) {
+            c = sp_hex(p[i + 1]) * 16 + sp_hex(p[i + 2]);
+            i += 2;
+        }
+        if (c == 0 || o + 1 >= outlen) return TM_EINVALID;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static const char *sp_memmem(const char *h, size_t hn, const char *n, size_t nn)
+{
+    if (nn == 0 || hn < nn) return NULL;
+    for (size_t i = 0; i + nn <= hn; i++)
+        if (h[i] == n[0] && memcmp(h + i, n, nn) == 0) return h + i;
+    return NULL;
+}
+
+int sailpoint_form_get(const char *content_type, const char *body, size_t n, const char *name,
+                       char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    if (!content_type || strncasecmp(content_type, "application/x-www-form-urlencoded", 33) == 0) {
+        const char *p = body, *end = body + n;
+        while (p < end) {
+            const char *amp = memchr(p, '&', (size_t)(end - p));
+            const char *stop = amp ? amp : end;
+            const char *eq = memchr(p, '=', (size_t)(stop - p));
+            if (eq && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0)
+                return sp_urldecode(eq + 1, (size_t)(stop - eq - 1), out, outlen);
+            p = stop + 1;
+        }
+        return TM_ENOT_FOUND;
+    }
+    if (strncasecmp(content_type, "multipart/form-data", 19) != 0) return TM_EINVALID;
+    const char *bp = strstr(content_type, "boundary=");
+    if (!bp) return TM_EINVALID;
+    bp += 9;
+    char delim[120];
+    size_t bl = strcspn(bp, "; ");
+    if (*bp == '"') {
+        bp++;
+        bl = strcspn(bp, "\"");
+    }
+    if (bl == 0 || bl > 70) return TM_EINVALID;
+    int dl = snprintf(delim, sizeof delim, "--%.*s", (int)bl, bp);
+    const char *p = sp_memmem(body, n, delim, (size_t)dl), *end = body + n;
+    while (p) {
+        p += dl;
+        if (end - p >= 2 && p[0] == '-' && p[1] == '-') break; /* the closing delimiter */
+        const char *hdr_end = sp_memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+        if (!hdr_end) break;
+        const char *next = sp_memmem(hdr_end + 4, (size_t)(end - hdr_end - 4), delim, (size_t)dl);
+        if (!next) break;
+        char want[80];
+        int wl = snprintf(want, sizeof want, "name=\"%s\"", name);
+        if (wl > 0 && (size_t)wl < sizeof want &&
+            sp_memmem(p, (size_t)(hdr_end - p), want, (size_t)wl)) {
+            const char *v = hdr_end + 4;
+            size_t vl = (size_t)(next - v);
+            if (vl >= 2 && v[vl - 2] == '\r' && v[vl - 1] == '\n') vl -= 2;
+            if (vl >= outlen || memchr(v, '\0', vl)) return TM_EINVALID;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return 0;
+        }
+        p = next;
+    }
+    return TM_ENOT_FOUND;
+}

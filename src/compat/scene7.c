@@ -1,0 +1,633 @@
+/*
+ * scene7: see scene7.h. SOAP 1.1 at /scene7/services/IpsApiService and its
+ * WSDL at /scene7/webservice/IpsApi.wsdl.
+ *
+ * The service route is PERM_PUBLIC: the credentials travel in the SOAP
+ * authHeader (or HTTP Basic, or a bearer header), so the handler parses
+ * the body first (scene7_soap_parse) and then checks them through
+ * auth_check_credentials with the operation's own permission. Every
+ * refusal is a SOAP fault (ipsApiFault, authenticationFault,
+ * authorizationFault), never v1 JSON; HTTP 500 unless the authHeader asks
+ * for another status (faultHttpStatusCode).
+ *
+ * Identity: companyHandle is the namespace, jobHandle is the task id.
+ * Reads run on the calling thread; writes are store ops (req_submit), and
+ * the parsed request lives in r->owned until the request ends.
+ */
+#include "scene7.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+#include "../server/http.h"
+#include "../server/v1_decode.h"
+#include "scene7_soap.h"
+
+#define SOAP_ENV_OPEN                                                                    \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                        \
+    "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">"     \
+    "<soapenv:Body>"
+#define SOAP_ENV_CLOSE "</soapenv:Body></soapenv:Envelope>\n"
+#define SOAP_CONTENT_TYPE "text/xml; charset=utf-8"
+/* getActiveJobs has no paging: at most this many jobs, newest first. */
+#define SCENE7_ACTIVE_JOBS_MAX 1000
+
+/* ---- Projection ---- */
+
+void scene7_xml_text(struct buf *b, const char *s)
+{
+    if (!s) return;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '&': buf_puts(b, "&amp;"); break;
+        case '<': buf_puts(b, "&lt;"); break;
+        case '>': buf_puts(b, "&gt;"); break;
+        case '\r': buf_puts(b, "&#13;"); break;
+        default:
+            if (c < 0x20 && c != '\t' && c != '\n')
+                buf_putc(b, '?');
+            else
+                buf_putc(b, (char)c);
+        }
+    }
+}
+
+static void xml_el(struct buf *b, const char *name, const char *text)
+{
+    buf_printf(b, "<%s>", name);
+    scene7_xml_text(b, text ? text : "");
+    buf_printf(b, "</%s>", name);
+}
+
+static void xml_int(struct buf *b, const char *name, int64_t v)
+{
+    if (v > INT32_MAX) v = INT32_MAX; /* xsd:int */
+    if (v < INT32_MIN) v = INT32_MIN;
+    buf_printf(b, "<%s>%lld</%s>", name, (long long)v, name);
+}
+
+static void xml_double(struct buf *b, const char *name, double v)
+{
+    buf_printf(b, "<%s>", name);
+    json_put_double(b, v);
+    buf_printf(b, "</%s>", name);
+}
+
+static void xml_time(struct buf *b, const char *name, int64_t ms)
+{
+    char tmp[TIME_RFC3339_LEN + 1];
+    time_format_rfc3339(ms, tmp);
+    xml_el(b, name, tmp);
+}
+
+const char *scene7_job_state(const struct task *t)
+{
+    switch (t->phase) {
+    case TASK_PENDING: return t->paused ? "WaitingClient" : "New";
+    case TASK_WAITING: return t->paused ? "WaitingClient" : "WaitingCoordinator";
+    case TASK_RUNNING: return t->paused ? "WaitingClient" : "Running";
+    case TASK_STOPPING: return "Stopping";
+    case TASK_COMPLETED:
+    case TASK_FAILED:
+    case TASK_CANCELLED: return "Done";
+    default: return "Unknown";
+    }
+}
+
+const char *scene7_task_state(const struct task *t)
+{
+    switch (t->phase) {
+    case TASK_PENDING:
+    case TASK_WAITING: return "New";
+    case TASK_RUNNING: return "Processing";
+    case TASK_STOPPING: return "Stopping";
+    case TASK_COMPLETED:
+    case TASK_CANCELLED: return "Done";
+    case TASK_FAILED: return "Failed";
+    default: return "Unknown";
+    }
+}
+
+static int64_t task_progress_time(const struct task *t)
+{
+    return t->progress.updated_at ? t->progress.updated_at : t->updated_at;
+}
+
+/* The progress text: the worker's message; else, once failed, the error. */
+static const char *task_progress_message(const struct task *t)
+{
+    if (t->progress.message) return t->progress.message;
+    if (t->phase == TASK_FAILED && t->error) return t->error;
+    return "";
+}
+
+static void task_items_write(struct buf *b, const struct task *t)
+{
+    buf_puts(b, "<taskItemProgressArray>");
+    json_t *items = t->items ? json_loads(t->items, 0, NULL) : NULL;
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        buf_puts(b, "<items>");
+        xml_el(b, "itemName", json_string_value(json_object_get(it, "name")));
+        xml_double(b, "progress", json_number_value(json_object_get(it, "progress")));
+        xml_el(b, "progressMessage", json_string_value(json_object_get(it, "message")));
+        int64_t at = 0;
+        const char *s = json_string_value(json_object_get(it, "updated_at"));
+        if (!s || time_parse_rfc3339(s, &at)) at = task_progress_time(t);
+        xml_time(b, "lastProgressUpdate", at);
+        buf_puts(b, "</items>");
+    }
+    json_decref(items);
+    buf_puts(b, "</taskItemProgressArray>");
+}
+
+static void task_progress_write(struct buf *b, const struct task *t)
+{
+    int64_t done, doing, todo;
+    task_counts(t, &done, &doing, &todo);
+    buf_puts(b, "<items>");
+    xml_el(b, "taskType", t->type);
+    xml_el(b, "taskState", scene7_task_state(t));
+    xml_int(b, "numProcessed", done);
+    xml_int(b, "numProcessing", doing);
+    xml_int(b, "numPending", todo);
+    xml_double(b, "progress", task_ratio(t));
+    xml_el(b, "progressMessage", task_progress_message(t));
+    xml_time(b, "lastProgressUpdate", task_progress_time(t));
+    task_items_write(b, t);
+    buf_puts(b, "</items>");
+}
+
+void scene7_active_job_write(struct buf *b, const struct task *t)
+{
+    int64_t done, doing, todo;
+    task_counts(t, &done, &doing, &todo);
+    const char *name = t->name ? t->name : t->id;
+    int64_t start = t->started_at ? t->started_at : t->scheduled_at ? t->scheduled_at : t->created_at;
+    xml_el(b, "companyHandle", t->namespace);
+    xml_el(b, "jobHandle", t->id);
+    xml_el(b, "name", name);
+    xml_el(b, "originalName", name);
+    xml_el(b, "type", t->type);
+    xml_el(b, "state", scene7_job_state(t));
+    xml_el(b, "submitUserEmail", t->launcher);
+    xml_el(b, "serverName", t->lease_worker ? t->lease_worker : "taskmill");
+    xml_time(b, "startDate", start);
+    xml_time(b, "triggerTime", t->scheduled_at ? t->scheduled_at : t->created_at);
+    xml_int(b, "totalSize", done + doing + todo);
+    xml_int(b, "progress", task_percent(t));
+    xml_el(b, "progressMessage", task_progress_message(t));
+    xml_time(b, "lastProgressUpdate", task_progress_time(t));
+    buf_puts(b, "<taskProgressArray>");
+    task_progress_write(b, t);
+    buf_puts(b, "</taskProgressArray>");
+}
+
+/* ---- Replies ---- */
+
+/* One call in flight: the parsed request, owned by the req. */
+struct scene7_call {
+    struct scene7_request q;
+    int fault_status;
+    bool delete_after_cancel;
+};
+
+static void scene7_call_free(void *p)
+{
+    struct scene7_call *c = p;
+    if (!c) return;
+    scene7_request_release(&c->q);
+    free(c);
+}
+
+/* A SOAP 1.1 Fault whose detail is `element` (ipsApiFault, ...) with code and reason. */
+static void scene7_fault_write(struct buf *b, const char *element, int code, const char *reason)
+{
+    buf_puts(b, SOAP_ENV_OPEN "<soapenv:Fault><faultcode>");
+    buf_puts(b, code == SCENE7_FAULT_EXCEPTION ? "soapenv:Server" : "soapenv:Client");
+    buf_puts(b, "</faultcode><faultstring>");
+    scene7_xml_text(b, reason);
+    buf_printf(b, "</faultstring><detail><%s xmlns=\"" SCENE7_NS "\"><code>%d</code><reason>",
+               element, code);
+    scene7_xml_text(b, reason);
+    buf_printf(b, "</reason></%s></detail></soapenv:Fault>" SOAP_ENV_CLOSE, element);
+}
+
+static void scene7_fault_reply(struct req *r, int status, const char *element, int code,
+                               const char *reason)
+{
+    struct buf b;
+    buf_init(&b);
+    scene7_fault_write(&b, element, code, reason);
+    reply_body(r, status ? status : 500, &b, SOAP_CONTENT_TYPE);
+}
+
+/* The router's errors on /scene7 paths (404, 405, body too large, ...). */
+void scene7_error_write(struct buf *b, int status, const struct tm_error *e)
+{
+    const char *msg = e->message[0] ? e->message : err_default_message(e->code);
+    if (status == 401)
+        scene7_fault_write(b, "authenticationFault", SCENE7_FAULT_INVALID_PARAMETER, msg);
+    else if (status == 403)
+        scene7_fault_write(b, "authorizationFault", SCENE7_FAULT_INVALID_PARAMETER, msg);
+    else
+        scene7_fault_write(b, "ipsApiFault",
+                           status >= 500 ? SCENE7_FAULT_EXCEPTION : SCENE7_FAULT_INVALID_REQUEST_XML,
+                           msg);
+}
+
+static struct scene7_call *call_of(struct req *r)
+{
+    return r->owned;
+}
+
+static void scene7_fault(struct req *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void scene7_fault(struct req *r, int code, const char *fmt, ...)
+{
+    char reason[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    struct scene7_call *c = call_of(r);
+    scene7_fault_reply(r, c ? c->fault_status : 0, "ipsApiFault", code, reason);
+}
+
+/* A store error as a fault: bad input and state conflicts are 30001. */
+static void scene7_fault_from(struct req *r, const struct tm_error *e)
+{
+    const char *msg = e->message[0] ? e->message : err_default_message(e->code);
+    switch (e->code) {
+    case TM_ENOT_FOUND:
+    case TM_EINVALID:
+    case TM_ECONFLICT: scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "%s", msg); break;
+    default: scene7_fault(r, SCENE7_FAULT_EXCEPTION, "%s", msg); break;
+    }
+}
+
+static void scene7_reply(struct req *r, const char *op, struct buf *content)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, SOAP_ENV_OPEN "<%sReturn xmlns=\"" SCENE7_NS "\"", op);
+    if (content && content->len) {
+        buf_putc(&b, '>');
+        buf_put(&b, content->p, content->len);
+        buf_printf(&b, "</%sReturn>", op);
+    } else {
+        buf_puts(&b, "/>");
+    }
+    buf_puts(&b, SOAP_ENV_CLOSE);
+    if (content) buf_release(content);
+    reply_body(r, 200, &b, SOAP_CONTENT_TYPE);
+}
+
+/* ---- The WSDL ---- */
+
+static void scene7_wsdl_get(struct req *r)
+{
+    const char *host = req_header(r, MHD_HTTP_HEADER_HOST);
+    char addr[512];
+    bool host_ok = host && *host && strlen(host) < 256;
+    for (const char *p = host; host_ok && *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]", *p))
+            host_ok = false; /* the Host header is the client's: no markup into the WSDL */
+    snprintf(addr, sizeof addr, "%s://%s/scene7/services/IpsApiService", req_scheme(r),
+             host_ok ? host : "localhost");
+    const char *mark = strstr(scene7_wsdl, SCENE7_WSDL_ADDRESS);
+    struct buf b;
+    buf_init(&b);
+    buf_put(&b, scene7_wsdl, (size_t)(mark - scene7_wsdl));
+    buf_puts(&b, addr);
+    buf_puts(&b, mark + strlen(SCENE7_WSDL_ADDRESS));
+    reply_body(r, 200, &b, SOAP_CONTENT_TYPE);
+}
+
+static int scene7_is_wsdl_arg(void *cls, const char *key, const char *value)
+{
+    (void)cls;
+    (void)value;
+    return strcasecmp(key, "wsdl") == 0;
+}
+
+static void scene7_service_get(struct req *r)
+{
+    if (req_query_each(r, scene7_is_wsdl_arg, NULL)) { /* "?wsdl" has no value */
+        scene7_wsdl_get(r);
+        return;
+    }
+    scene7_fault_reply(r, 405, "ipsApiFault", SCENE7_FAULT_INVALID_REQUEST_XML,
+                       "POST a SOAP 1.1 request here; the WSDL is at ?wsdl");
+}
+
+/* ---- Operations ---- */
+
+/* The namespace the call acts in: companyHandle, checked against the token. */
+static int scene7_scope(struct req *r, const char **ns)
+{
+    const char *company = call_of(r)->q.company_handle;
+    *ns = r->ns;
+    if (!company) return 0;
+    if (r->ns && strcmp(r->ns, company) != 0) {
+        scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER,
+                     "companyHandle '%.64s' is not the company of this user", company);
+        return -1;
+    }
+    *ns = company;
+    return 0;
+}
+
+/* The task id in jobHandle, or a fault naming it. */
+static const char *scene7_job_id(struct req *r)
+{
+    const char *h = call_of(r)->q.job_handle;
+    if (id_is_valid(h)) return h;
+    scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "jobHandle '%.64s' not found", h);
+    return NULL;
+}
+
+static bool scene7_matches(const struct scene7_request *q, const struct task *t)
+{
+    const char *name = t->name ? t->name : t->id;
+    return !q->original_name || strcmp(q->original_name, name) == 0;
+}
+
+static void scene7_get_active_jobs(struct req *r)
+{
+    const struct scene7_request *q = &call_of(r)->q;
+    const char *ns;
+    if (scene7_scope(r, &ns)) return;
+    struct buf jobs;
+    buf_init(&jobs);
+    buf_puts(&jobs, "<jobArray>");
+    struct tm_error e;
+    err_clear(&e);
+    if (q->job_handle) {
+        struct task *t = NULL;
+        int rc = id_is_valid(q->job_handle) ? store_task_get(req_store(r), ns, q->job_handle, &t, &e)
+                                            : TM_ENOT_FOUND;
+        if (rc && rc != TM_ENOT_FOUND) {
+            buf_release(&jobs);
+            scene7_fault_from(r, &e);
+            return;
+        }
+        if (t && scene7_matches(q, t)) {
+            buf_puts(&jobs, "<items>");
+            scene7_active_job_write(&jobs, t);
+            buf_puts(&jobs, "</items>");
+        }
+        task_free(t);
+    } else {
+        struct task_filter f = {0};
+        f.ns = ns;
+        f.name_prefix = q->original_name;
+        int page = req_limits(r)->page_max > 0 ? req_limits(r)->page_max : 100;
+        int count = 0;
+        for (;;) {
+            f.limit = page;
+            struct task_list l;
+            if (store_task_list(req_store(r), &f, &l, &e)) {
+                buf_release(&jobs);
+                scene7_fault_from(r, &e);
+                return;
+            }
+            for (size_t i = 0; i < l.n && count < SCENE7_ACTIVE_JOBS_MAX; i++) {
+                if (!scene7_matches(q, l.tasks[i])) continue;
+                buf_puts(&jobs, "<items>");
+                scene7_active_job_write(&jobs, l.tasks[i]);
+                buf_puts(&jobs, "</items>");
+                count++;
+            }
+            bool more = l.more && l.n && count < SCENE7_ACTIVE_JOBS_MAX;
+            if (more) memcpy(f.cursor, l.tasks[l.n - 1]->id, ID_LEN + 1);
+            task_list_release(&l);
+            if (!more) break;
+        }
+    }
+    buf_puts(&jobs, "</jobArray>");
+    scene7_reply(r, "getActiveJobs", &jobs);
+}
+
+static void scene7_submitted(struct req *r)
+{
+    if (r->op.err.code) {
+        scene7_fault_from(r, &r->op.err);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    xml_el(&b, "jobHandle", r->op.task->id);
+    scene7_reply(r, "submitJob", &b);
+}
+
+static void scene7_submit_job(struct req *r)
+{
+    const struct scene7_request *q = &call_of(r)->q;
+    const char *ns;
+    if (scene7_scope(r, &ns)) return;
+    if (!v1_is_name(q->company_handle, 64)) {
+        scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER,
+                     "companyHandle must be 1-64 of [A-Za-z0-9._-] (a taskmill namespace)");
+        return;
+    }
+    struct task *t = task_new();
+    t->max_retries = t->backoff_ms = t->backoff_max_ms = -1; /* the queue's */
+    t->namespace = xstrdup(q->company_handle);
+    t->type = xstrdup(scene7_job_type_of(q->job_kind));
+    t->name = xstrdup(q->job_name);
+    t->description = xstrdup(q->description);
+    t->queue = xstrdup("default");
+    t->launcher = xstrdup(q->user_handle);
+    t->scheduled_at = q->has_exec_time ? q->exec_time_ms : 0;
+    json_t *params = json_object();
+    json_object_set(params, q->job_kind, q->job_detail);
+    if (q->locale) json_object_set_new(params, "locale", json_string(q->locale));
+    t->params = json_dumps(params, JSON_COMPACT);
+    json_decref(params);
+    store_op_init(&r->op, STORE_OP_CREATE);
+    r->op.ns = ns;
+    r->op.tasks = xmalloc(sizeof *r->op.tasks);
+    r->op.tasks[0] = t;
+    r->op.ntasks = 1;
+    req_submit(r, scene7_submitted);
+}
+
+static void scene7_controlled(struct req *r)
+{
+    if (r->op.err.code) {
+        scene7_fault_from(r, &r->op.err);
+        return;
+    }
+    struct scene7_call *c = call_of(r);
+    if (c->delete_after_cancel && r->op.task && task_is_terminal(r->op.task)) {
+        c->delete_after_cancel = false;
+        const char *ns = r->op.ns;
+        char id[ID_LEN + 1];
+        memcpy(id, r->op.id, sizeof id);
+        store_op_release(&r->op);
+        store_op_init(&r->op, STORE_OP_DELETE);
+        r->op.ns = ns;
+        memcpy(r->op.id, id, sizeof id);
+        req_submit(r, scene7_controlled);
+        return;
+    }
+    scene7_reply(r, scene7_op_name(c->q.op), NULL);
+}
+
+static void scene7_control_submit(struct req *r, enum store_op_kind kind, const char *ns,
+                                  const char *id)
+{
+    store_op_init(&r->op, kind);
+    r->op.ns = ns;
+    memcpy(r->op.id, id, ID_LEN + 1);
+    req_submit(r, scene7_controlled);
+}
+
+/* stopJob, pauseJob, resumeJob, executeJob, deleteJob. */
+static void scene7_control(struct req *r)
+{
+    struct scene7_call *c = call_of(r);
+    const char *ns;
+    if (scene7_scope(r, &ns)) return;
+    const char *id = scene7_job_id(r);
+    if (!id) return;
+    switch (c->q.op) {
+    case SCENE7_OP_STOP_JOB: scene7_control_submit(r, STORE_OP_CANCEL, ns, id); return;
+    case SCENE7_OP_PAUSE_JOB: scene7_control_submit(r, STORE_OP_PAUSE, ns, id); return;
+    case SCENE7_OP_RESUME_JOB: scene7_control_submit(r, STORE_OP_RESUME, ns, id); return;
+    default: break;
+    }
+    /* executeJob and deleteJob depend on where the job is now. */
+    struct task *t = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    if (store_task_get(req_store(r), ns, id, &t, &e)) {
+        if (e.code == TM_ENOT_FOUND)
+            scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "jobHandle '%s' not found", id);
+        else
+            scene7_fault_from(r, &e);
+        return;
+    }
+    enum task_phase phase = t->phase;
+    task_free(t);
+    if (c->q.op == SCENE7_OP_EXECUTE_JOB) {
+        switch (phase) {
+        case TASK_WAITING: scene7_control_submit(r, STORE_OP_RUN_NOW, ns, id); return;
+        case TASK_FAILED:
+        case TASK_CANCELLED: scene7_control_submit(r, STORE_OP_RETRY, ns, id); return;
+        case TASK_COMPLETED:
+            scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER,
+                         "job '%s' is done; submit it again to run it again", id);
+            return;
+        default: scene7_reply(r, "executeJob", NULL); return; /* running or about to */
+        }
+    }
+    if (task_phase_is_terminal(phase)) {
+        scene7_control_submit(r, STORE_OP_DELETE, ns, id);
+        return;
+    }
+    /* Not finished: stop it first; a pending or waiting job is then deleted,
+     * a running one stays (Stopping) until its worker lets go. */
+    c->delete_after_cancel = true;
+    scene7_control_submit(r, STORE_OP_CANCEL, ns, id);
+}
+
+/* What each operation needs of the caller's token. */
+static unsigned scene7_perm(enum scene7_op op)
+{
+    switch (op) {
+    case SCENE7_OP_GET_ACTIVE_JOBS: return PERM_READ;
+    case SCENE7_OP_DELETE_JOB: return PERM_ADMIN;
+    default: return PERM_OWNER;
+    }
+}
+
+/* Checks the caller: authHeader, else HTTP Basic, else a bearer header. */
+static int scene7_authenticate(struct req *r)
+{
+    struct scene7_call *c = call_of(r);
+    char user[SCENE7_TEXT_MAX + 1], pass[SCENE7_TEXT_MAX + 1];
+    const char *u = NULL, *p = NULL;
+    const char *hdr = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    char id[TOKEN_ID_LEN + 1] = "", secret[TOKEN_SECRET_LEN + 1] = "";
+    bool given = true, bad = false;
+    if (c->q.auth.present) {
+        u = c->q.auth.user ? c->q.auth.user : "";
+        p = c->q.auth.password ? c->q.auth.password : "";
+    } else if (hdr && scene7_basic_parse(hdr, user, sizeof user, pass, sizeof pass) == 0) {
+        u = user;
+        p = pass;
+    } else if (hdr) {
+        bad = token_parse_bearer(hdr, id, secret) != 0;
+    } else {
+        given = false;
+    }
+    if (p) {
+        /* password: the 64-hex secret, or the whole tm_<id>_<secret> string */
+        if (strncmp(p, "tm_", 3) == 0) {
+            bad = token_parse(p, strlen(p), id, secret) != 0 || (*u && strcmp(u, id) != 0);
+        } else if (strlen(u) == TOKEN_ID_LEN && strlen(p) == TOKEN_SECRET_LEN) {
+            memcpy(id, u, sizeof id);
+            memcpy(secret, p, sizeof secret);
+        } else {
+            bad = true;
+        }
+    }
+    struct tm_error e;
+    err_clear(&e);
+    int rc;
+    if (bad)
+        rc = err_set(&e, TM_EUNAUTHENTICATED, "", "invalid user or password");
+    else
+        rc = auth_check_credentials(r, given ? id : NULL, given ? secret : NULL,
+                                    scene7_perm(c->q.op), &e);
+    if (rc == 0) return 0;
+    const char *msg = e.message[0] ? e.message : err_default_message(rc);
+    if (rc == TM_EUNAUTHENTICATED)
+        scene7_fault_reply(r, c->fault_status, "authenticationFault", SCENE7_FAULT_INVALID_PARAMETER,
+                           bad || !given ? "invalid user or password" : msg);
+    else if (rc == TM_EFORBIDDEN)
+        scene7_fault_reply(r, c->fault_status, "authorizationFault", SCENE7_FAULT_INVALID_PARAMETER,
+                           msg);
+    else
+        scene7_fault_reply(r, c->fault_status, "ipsApiFault", SCENE7_FAULT_EXCEPTION, msg);
+    return -1;
+}
+
+static void scene7_service_post(struct req *r)
+{
+    struct scene7_call *c = xcalloc(1, sizeof *c);
+    r->owned = c;
+    r->owned_free = scene7_call_free;
+    struct scene7_fault f;
+    if (scene7_soap_parse(r->body.p ? r->body.p : "", r->body.len, &c->q, &f)) {
+        c->fault_status = c->q.auth.fault_http_status;
+        scene7_fault(r, f.code, "%s", f.reason);
+        return;
+    }
+    c->fault_status = c->q.auth.fault_http_status;
+    if (scene7_authenticate(r)) return;
+    switch (c->q.op) {
+    case SCENE7_OP_SUBMIT_JOB: scene7_submit_job(r); return;
+    case SCENE7_OP_GET_ACTIVE_JOBS: scene7_get_active_jobs(r); return;
+    default: scene7_control(r); return;
+    }
+}
+
+const struct route scene7_routes[] = {
+    {"GET", "/scene7/webservice/IpsApi.wsdl", scene7_wsdl_get, PERM_PUBLIC},
+    {"GET", "/scene7/webservice/IpsApi-2014-04-03.wsdl", scene7_wsdl_get, PERM_PUBLIC},
+    {"GET", "/scene7/services/IpsApiService", scene7_service_get, PERM_PUBLIC},
+    {"POST", "/scene7/services/IpsApiService", scene7_service_post, PERM_PUBLIC},
+    {NULL, NULL, NULL, 0},
+};

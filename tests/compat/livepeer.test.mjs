@@ -1,0 +1,528 @@
+// The Livepeer view (src/compat/livepeer.c), driven by the real `livepeer`
+// SDK (3.5.0): task.getAll and task.get through every phase, with the
+// SDK's zod schemas as the strictest check of types and of absent keys.
+// Paging, filters, order, count, retry and the error bodies are checked
+// over plain HTTP (the SDK sends no query parameters and has no retry
+// call). Tasks are driven through the v1 API, so each check is also a
+// cross-view check: one record, two shapes.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Livepeer } from 'livepeer';
+import { startServer, v1, golden, createToken } from './server.mjs';
+
+let srv;
+let lp;
+let queueSeq = 0;
+
+before(async () => {
+  srv = await startServer();
+  lp = new Livepeer({ apiKey: srv.token, serverURL: `${srv.url}/api` });
+});
+
+after(async () => {
+  if (srv) await srv.stop();
+});
+
+// Keys the SDK's Task schema knows; the view must send no others.
+const TASK_KEYS = new Set(['id', 'type', 'createdAt', 'scheduledAt', 'inputAssetId', 'outputAssetId',
+  'projectId', 'requesterId', 'params', 'status', 'output']);
+const STATUS_KEYS = new Set(['phase', 'updatedAt', 'progress', 'errorMessage', 'retries']);
+const PHASES = new Set(['pending', 'waiting', 'running', 'failed', 'completed', 'cancelled']);
+
+/** GET/POST on the Livepeer paths with the server's token; returns {status, headers, json}. */
+async function api(method, path, token = srv.token) {
+  const r = await fetch(srv.url + path, {
+    method,
+    headers: token ? { Authorization: `Bearer ${token}` } : {},
+  });
+  const text = await r.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { status: r.status, headers: r.headers, body: text, json };
+}
+
+function ms(rfc3339) {
+  return rfc3339 === null ? null : Date.parse(rfc3339);
+}
+
+/** Checks a raw Task object: known keys only, no nulls, types right. */
+function checkRawTask(t) {
+  for (const [k, v] of Object.entries(t)) {
+    assert.ok(TASK_KEYS.has(k), `unexpected key '${k}'`);
+    assert.notEqual(v, null, `'${k}' is null`);
+  }
+  assert.equal(typeof t.id, 'string');
+  assert.equal(typeof t.createdAt, 'number');
+  assert.ok(Number.isInteger(t.createdAt));
+  for (const [k, v] of Object.entries(t.status)) {
+    assert.ok(STATUS_KEYS.has(k), `unexpected status key '${k}'`);
+    assert.notEqual(v, null, `status.${k} is null`);
+  }
+  assert.ok(PHASES.has(t.status.phase));
+  assert.ok(Number.isInteger(t.status.updatedAt));
+}
+
+/** Submits through v1; returns the v1 task. */
+async function submit(extra = {}) {
+  const queue = extra.queue || `lp${++queueSeq}`;
+  const r = await v1(srv, 'POST', '/v1/tasks', { type: 'transcode-file', queue, ...extra });
+  assert.equal(r.status, 201, r.body);
+  return r.json;
+}
+
+/** Claims the task's queue; returns the lease token. */
+async function claim(task) {
+  const r = await v1(srv, 'POST', `/v1/queues/${task.queue}/claim`, { worker: 'w1', lease_seconds: 60 });
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.task.id, task.id);
+  return r.json.lease_token;
+}
+
+async function v1get(id) {
+  const r = await v1(srv, 'GET', `/v1/tasks/${id}`);
+  assert.equal(r.status, 200, r.body);
+  return r.json;
+}
+
+/** Reads one task through the SDK and the raw view; checks they agree with v1. */
+async function viewOf(id) {
+  const res = await lp.task.get(id);
+  assert.equal(res.statusCode, 200);
+  const raw = await api('GET', `/api/task/${id}`);
+  assert.equal(raw.status, 200);
+  checkRawTask(raw.json);
+  const t = await v1get(id);
+  assert.equal(raw.json.id, t.id);
+  assert.equal(raw.json.createdAt, ms(t.created_at));
+  assert.equal(raw.json.status.updatedAt, ms(t.updated_at));
+  assert.equal(raw.json.projectId, t.namespace);
+  return { sdk: res.task, raw: raw.json, v1: t };
+}
+
+test('pending: phase and updatedAt only', async () => {
+  const t = await submit({ params: { 'transcode-file': { input: { url: 's3://in/a.mp4' } } } });
+  const { sdk, raw } = await viewOf(t.id);
+  assert.deepEqual(Object.keys(raw.status), ['phase', 'updatedAt']);
+  assert.equal(sdk.status.phase, 'pending');
+  assert.equal(sdk.type, 'transcode-file');
+  assert.equal(sdk.id, t.id);
+  assert.equal(sdk.createdAt, ms(t.created_at));
+  assert.equal(sdk.scheduledAt, undefined);
+  // The SDK renames "transcode-file" to transcodeFile when it parses params.
+  assert.deepEqual(sdk.params, { transcodeFile: { input: { url: 's3://in/a.mp4' } } });
+  assert.equal(sdk.output, undefined);
+});
+
+test('waiting (delayed start): retries 0 and scheduledAt', async () => {
+  const at = new Date(Date.now() + 3600_000).toISOString();
+  const t = await submit({ scheduled_at: at });
+  const { sdk, raw, v1: v } = await viewOf(t.id);
+  assert.equal(v.phase, 'waiting');
+  assert.deepEqual(Object.keys(raw.status), ['phase', 'updatedAt', 'retries']);
+  assert.equal(sdk.status.phase, 'waiting');
+  assert.equal(sdk.status.retries, 0);
+  assert.equal(sdk.scheduledAt, Date.parse(at));
+});
+
+test('running: retries and progress; a worker with no progress yet has no progress key', async () => {
+  const t = await submit();
+  const lease = await claim(t);
+  let { sdk, raw } = await viewOf(t.id);
+  assert.deepEqual(Object.keys(raw.status), ['phase', 'updatedAt', 'retries']);
+  assert.equal(sdk.status.phase, 'running');
+  const hb = await v1(srv, 'POST', `/v1/tasks/${t.id}/heartbeat`, { lease_token: lease, progress: { ratio: 0.5 } });
+  assert.equal(hb.status, 200, hb.body);
+  ({ sdk, raw } = await viewOf(t.id));
+  assert.deepEqual(Object.keys(raw.status), ['phase', 'updatedAt', 'retries', 'progress']);
+  assert.equal(sdk.status.progress, 0.5);
+  assert.equal(sdk.status.retries, 0);
+  // Progress from counts only: 1 of 4 done.
+  await v1(srv, 'POST', `/v1/tasks/${t.id}/heartbeat`,
+    { lease_token: lease, progress: { processed: 1, processing: 1, pending: 2 } });
+  ({ sdk } = await viewOf(t.id));
+  assert.ok(sdk.status.progress >= 0 && sdk.status.progress <= 1);
+});
+
+test('stopping shows as running; then cancelled with phase and updatedAt only', async () => {
+  const t = await submit();
+  const lease = await claim(t);
+  await v1(srv, 'POST', `/v1/tasks/${t.id}/heartbeat`, { lease_token: lease, progress: { ratio: 0.25 } });
+  const c = await v1(srv, 'POST', `/v1/tasks/${t.id}/cancel`);
+  assert.equal(c.json.phase, 'stopping');
+  let { sdk, raw } = await viewOf(t.id);
+  assert.equal(sdk.status.phase, 'running');
+  assert.equal(sdk.status.progress, 0.25);
+  assert.deepEqual(Object.keys(raw.status), ['phase', 'updatedAt', 'retries', 'progress']);
+  const f = await v1(srv, 'POST', `/v1/tasks/${t.id}/fail`, { lease_token: lease, error: 'stopped' });
+  assert.equal(f.json.phase, 'cancelled', f.body);
+  ({ sdk, raw } = await viewOf(t.id));
+  assert.equal(sdk.status.phase, 'cancelled');
+  assert.deepEqual(Object.keys(raw.status), ['phase', 'updatedAt']);
+  // A pending task cancelled at once.
+  const p = await submit();
+  await v1(srv, 'POST', `/v1/tasks/${p.id}/cancel`);
+  ({ sdk } = await viewOf(p.id));
+  assert.equal(sdk.status.phase, 'cancelled');
+});
+
+test('waiting for a retry: retries counted and the error kept', async () => {
+  const t = await submit({ max_retries: 2, backoff_ms: 600000 });
+  const lease = await claim(t);
+  const f = await v1(srv, 'POST', `/v1/tasks/${t.id}/fail`, { lease_token: lease, error: 'disk full', retryable: true });
+  assert.equal(f.json.phase, 'waiting', f.body);
+  const { sdk, raw } = await viewOf(t.id);
+  assert.deepEqual(Object.keys(raw.status), ['phase', 'updatedAt', 'retries', 'errorMessage']);
+  assert.equal(sdk.status.phase, 'waiting');
+  assert.equal(sdk.status.retries, 1);
+  assert.equal(sdk.status.errorMessage, 'disk full');
+});
+
+test('failed: errorMessage and retries', async () => {
+  const t = await submit({ max_retries: 0 });
+  const lease = await claim(t);
+  const f = await v1(srv, 'POST', `/v1/tasks/${t.id}/fail`, { lease_token: lease, error: 'bad input', retryable: false });
+  assert.equal(f.json.phase, 'failed', f.body);
+  const { sdk, raw } = await viewOf(t.id);
+  assert.deepEqual(Object.keys(raw.status), ['phase', 'updatedAt', 'errorMessage', 'retries']);
+  assert.equal(sdk.status.phase, 'failed');
+  assert.equal(sdk.status.errorMessage, 'bad input');
+  assert.equal(sdk.status.retries, 0);
+});
+
+test('completed: no progress key; output from the result', async () => {
+  const t = await submit({ type: 'export' });
+  const lease = await claim(t);
+  await v1(srv, 'POST', `/v1/tasks/${t.id}/heartbeat`, { lease_token: lease, progress: { ratio: 0.9 } });
+  const result = { export: { ipfs: { videoFileCid: 'QmX', videoFileUrl: 'ipfs://QmX' } } };
+  const c = await v1(srv, 'POST', `/v1/tasks/${t.id}/complete`, { lease_token: lease, result });
+  assert.equal(c.json.phase, 'completed', c.body);
+  const { sdk, raw } = await viewOf(t.id);
+  assert.deepEqual(Object.keys(raw.status), ['phase', 'updatedAt']);
+  assert.equal(sdk.status.phase, 'completed');
+  assert.equal(sdk.status.progress, undefined);
+  assert.equal(sdk.type, 'export');
+  assert.deepEqual(sdk.output, result);
+});
+
+test('a type outside Livepeer\'s enum is left out, with its params and result', async () => {
+  const t = await submit({ type: 'image.resize', params: { upload: 'not an object' } });
+  const lease = await claim(t);
+  await v1(srv, 'POST', `/v1/tasks/${t.id}/complete`, { lease_token: lease, result: { export: 5 } });
+  const { sdk, raw } = await viewOf(t.id);
+  assert.equal('type' in raw, false);
+  assert.equal('params' in raw, false);
+  assert.equal('output' in raw, false);
+  assert.equal(sdk.type, undefined);
+  // "transcode" was removed from Livepeer's enum: not shown either.
+  const old = await submit({ type: 'transcode' });
+  const r = await api('GET', `/api/task/${old.id}`);
+  assert.equal('type' in r.json, false);
+});
+
+test('getAll: every task parses through the SDK, newest update first, same objects as get', async () => {
+  const a = await submit();
+  const b = await submit({ type: 'clip' });
+  const res = await lp.task.getAll();
+  assert.equal(res.statusCode, 200);
+  assert.ok(Array.isArray(res.data));
+  assert.ok(res.data.length >= 2);
+  const raw = await api('GET', '/api/task?limit=1000');
+  assert.equal(raw.json.length, res.data.length);
+  for (const t of raw.json) checkRawTask(t);
+  for (let i = 1; i < raw.json.length; i++) {
+    const p = raw.json[i - 1], q = raw.json[i];
+    assert.ok(p.status.updatedAt > q.status.updatedAt ||
+      (p.status.updatedAt === q.status.updatedAt && p.createdAt >= q.createdAt), `order at ${i}`);
+  }
+  // The default limit is 20; the newest two lead.
+  assert.ok(res.data.length <= 20);
+  assert.deepEqual(res.data.slice(0, 2).map((t) => t.id), [b.id, a.id]);
+  const one = await api('GET', `/api/task/${b.id}`);
+  assert.deepEqual(raw.json.find((t) => t.id === b.id), one.json);
+});
+
+test('paging: limit, Link rel="next" with a skip cursor, count, the last page has no Link', async () => {
+  const ns = `page${Date.now()}`;
+  const tok = createToken(srv.db, 'client', ns, 'pager').token;
+  const ids = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await v1(srv, 'POST', '/v1/tasks', { type: 'upload', queue: 'pg' }, tok);
+    assert.equal(r.status, 201, r.body);
+    ids.push(r.json.id);
+  }
+  const seen = [];
+  let path = '/api/task?limit=2&count=1&order=createdAt-false';
+  let pages = 0;
+  while (path) {
+    const r = await api('GET', path, tok);
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.headers.get('x-total-count'), '5');
+    seen.push(...r.json.map((t) => t.id));
+    const link = r.headers.get('link');
+    pages++;
+    if (!link) break;
+    const m = /^<([^>]+)>; rel="next"$/.exec(link);
+    assert.ok(m, link);
+    const u = new URL(m[1]);
+    assert.equal(u.origin, srv.url);
+    assert.equal(u.searchParams.get('cursor'), `skip${seen.length}`);
+    assert.equal(u.searchParams.get('limit'), '2');
+    assert.equal(u.searchParams.get('order'), 'createdAt-false');
+    path = u.pathname + u.search;
+  }
+  assert.equal(pages, 3);
+  assert.deepEqual(seen, ids);
+  // No count asked: no header. limit above 1000 is capped, not refused.
+  const r = await api('GET', '/api/task?limit=5000', tok);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('x-total-count'), null);
+  assert.equal(r.headers.get('link'), null);
+  assert.equal(r.json.length, 5);
+  // The SDK under this token sees exactly its namespace.
+  const other = new Livepeer({ apiKey: tok, serverURL: `${srv.url}/api` });
+  const all = await other.task.getAll();
+  assert.deepEqual(all.data.map((t) => t.id).sort(), [...ids].sort());
+  assert.ok(all.data.every((t) => t.projectId === ns));
+  // A task of another namespace is unknown here.
+  const outside = await submit();
+  await assert.rejects(other.task.get(outside.id), (e) => e.statusCode === 404);
+});
+
+test('filters and order', async () => {
+  const ns = `filt${Date.now()}`;
+  const tok = createToken(srv.db, 'client', ns, 'filter').token;
+  const mk = async (body) => (await v1(srv, 'POST', '/v1/tasks', { queue: 'f', ...body }, tok)).json;
+  const a = await mk({ type: 'clip', name: 'Alpha clip' });
+  const b = await mk({ type: 'upload', name: 'beta upload' });
+  const c = await mk({ type: 'clip', name: 'gamma' });
+  const q = async (filters, extra = '') => {
+    const r = await api('GET', `/api/task?filters=${encodeURIComponent(JSON.stringify(filters))}${extra}`, tok);
+    assert.equal(r.status, 200, r.body);
+    return r.json.map((t) => t.id);
+  };
+  assert.deepEqual(await q([{ id: 'type', value: 'clip' }]), [c.id, a.id]);
+  assert.deepEqual(await q([{ id: 'name', value: 'CLIP' }]), [a.id]); // substring, any case
+  assert.deepEqual(await q([{ id: 'id', value: b.id }]), [b.id]);
+  assert.deepEqual(await q([{ id: 'type', value: 'clip' }, { id: 'name', value: 'gam' }]), [c.id]);
+  const cb = ms(b.created_at);
+  assert.deepEqual(await q([{ id: 'createdAt', value: { gte: cb } }], '&order=createdAt-false'), [b.id, c.id]);
+  assert.deepEqual(await q([{ id: 'createdAt', value: { lt: cb } }]), [a.id]);
+  assert.deepEqual(await q([{ id: 'createdAt', value: cb }]), [b.id]);
+  assert.deepEqual(await q([{ id: 'updatedAt', value: { gt: 0, lte: Date.now() + 1000 } }], '&order=name-false'),
+    [a.id, b.id, c.id]);
+  assert.deepEqual(await q([{ id: 'projectId', value: ns }], '&order=id-false'), [a.id, b.id, c.id]);
+  assert.deepEqual(await q([{ id: 'projectId', value: 'someone-else' }]), []);
+  assert.deepEqual(await q([], '&order=type-true,createdAt-false'), [b.id, a.id, c.id]);
+  // Unknown order fields are skipped (Livepeer does the same).
+  assert.deepEqual(await q([], '&order=user.email-true,createdAt-false'), [a.id, b.id, c.id]);
+  // Count with filters counts the matches, not the namespace.
+  const r = await api('GET', `/api/task?count=true&limit=1&filters=${encodeURIComponent('[{"id":"type","value":"clip"}]')}`, tok);
+  assert.equal(r.headers.get('x-total-count'), '2');
+  assert.equal(r.json.length, 1);
+  assert.ok(r.headers.get('link').includes('cursor=skip1'));
+});
+
+test('retry through Livepeer shows in v1, and a task that cannot retry is refused with 400', async () => {
+  const t = await submit({ max_retries: 0 });
+  const lease = await claim(t);
+  await v1(srv, 'POST', `/v1/tasks/${t.id}/fail`, { lease_token: lease, error: 'oops' });
+  const r = await api('POST', `/api/task/${t.id}/retry`);
+  assert.equal(r.status, 200, r.body);
+  checkRawTask(r.json);
+  assert.deepEqual(r.json.status, { phase: 'pending', updatedAt: r.json.status.updatedAt });
+  const v = await v1get(t.id);
+  assert.equal(v.phase, 'pending');
+  assert.equal(v.error, null);
+  assert.equal(r.json.status.updatedAt, ms(v.updated_at));
+  const { sdk } = await viewOf(t.id);
+  assert.equal(sdk.status.phase, 'pending');
+  // A cancelled task may be retried too.
+  const c = await submit();
+  await v1(srv, 'POST', `/v1/tasks/${c.id}/cancel`);
+  assert.equal((await api('POST', `/api/task/${c.id}/retry`)).json.status.phase, 'pending');
+  // Pending (and so any non-failed, non-cancelled) task: 400, unchanged.
+  const before = await v1get(t.id);
+  const bad = await api('POST', `/api/task/${t.id}/retry`);
+  assert.equal(bad.status, 400);
+  assert.deepEqual(bad.json, { errors: ['task is not in a retryable state'] });
+  assert.deepEqual(await v1get(t.id), before);
+  // A retry made through v1 shows in Livepeer.
+  const l2 = await claim(t);
+  await v1(srv, 'POST', `/v1/tasks/${t.id}/fail`, { lease_token: l2, error: 'again' });
+  assert.equal((await viewOf(t.id)).sdk.status.errorMessage, 'again');
+  await v1(srv, 'POST', `/v1/tasks/${t.id}/retry`);
+  assert.equal((await viewOf(t.id)).sdk.status.phase, 'pending');
+});
+
+test('bad input: Livepeer error bodies, right statuses, nothing stored changes', async () => {
+  const t = await submit();
+  const snapshot = async () => (await v1(srv, 'GET', '/v1/tasks?limit=1000')).body;
+  const before = await snapshot();
+  const cases = [
+    ['GET', '/api/task?limit=abc', 400, /^'limit' must be a positive integer/],
+    ['GET', '/api/task?limit=0', 400, /^'limit' must be a positive integer/],
+    ['GET', '/api/task?limit=-5', 400, /^'limit'/],
+    ['GET', '/api/task?cursor=skipX', 400, /^error parsing cursor/],
+    ['GET', '/api/task?cursor=undefined', 400, /^error parsing cursor/],
+    ['GET', '/api/task?filters=notjson', 400, /^error parsing filters: not valid JSON/],
+    ['GET', `/api/task?filters=${encodeURIComponent('{"id":"type"}')}`, 400, /^error parsing filters: must be an array/],
+    ['GET', `/api/task?filters=${encodeURIComponent('[{"id":"colour","value":1}]')}`, 400, /^error parsing filters: unknown field: "colour"/],
+    ['GET', `/api/task?filters=${encodeURIComponent('[{"id":"type"}]')}`, 400, /^error parsing filters: missing filter value/],
+    ['GET', `/api/task?filters=${encodeURIComponent('[{"id":"createdAt","value":{"near":1}}]')}`, 400, /^error parsing filters: unknown comparison/],
+    ['GET', `/api/task?filters=${encodeURIComponent('[{"id":"userId","value":"u"}]')}`, 400, /not supported/],
+    ['GET', '/api/task/0123456789abcdef0123456789abcdef', 404, /^not found$/],
+    ['GET', '/api/task/not-an-id', 404, /^not found$/],
+    ['POST', '/api/task/0123456789abcdef0123456789abcdef/retry', 404, /^not found$/],
+    ['POST', `/api/task/${t.id}/retry`, 400, /^task is not in a retryable state$/],
+    ['DELETE', `/api/task/${t.id}`, 405, /./],
+    ['PUT', '/api/task', 405, /./],
+    ['GET', '/api/nothing', 404, /./],
+  ];
+  for (const [method, path, status, re] of cases) {
+    const r = await api(method, path);
+    assert.equal(r.status, status, `${method} ${path}: ${r.body}`);
+    assert.match(r.headers.get('content-type'), /^application\/json/);
+    assert.ok(r.json && Array.isArray(r.json.errors) && r.json.errors.length === 1, `${path}: ${r.body}`);
+    assert.deepEqual(Object.keys(r.json), ['errors']);
+    assert.match(r.json.errors[0], re, `${method} ${path}`);
+  }
+  // Authentication refusals have Livepeer's shape too.
+  const noAuth = await api('GET', '/api/task', null);
+  assert.equal(noAuth.status, 401);
+  assert.deepEqual(Object.keys(noAuth.json), ['errors']);
+  const badKey = await api('GET', '/api/task', `tm_${'0'.repeat(16)}_${'1'.repeat(64)}`);
+  assert.equal(badKey.status, 401);
+  assert.deepEqual(Object.keys(badKey.json), ['errors']);
+  const reader = createToken(srv.db, 'reader', 'default', 'reader').token;
+  assert.equal((await api('GET', `/api/task/${t.id}`, reader)).status, 200);
+  const denied = await api('POST', `/api/task/${t.id}/retry`, reader);
+  assert.equal(denied.status, 403);
+  assert.deepEqual(Object.keys(denied.json), ['errors']);
+  assert.equal(await snapshot(), before);
+  // The SDK surfaces these as errors with the status and the body.
+  await assert.rejects(lp.task.get('0123456789abcdef0123456789abcdef'),
+    (e) => e.statusCode === 404 && JSON.parse(e.body).errors[0] === 'not found');
+  const anon = new Livepeer({ apiKey: 'nope', serverURL: `${srv.url}/api` });
+  await assert.rejects(anon.task.getAll(), (e) => e.statusCode === 401);
+});
+
+test('golden: the exact JSON of each phase', async () => {
+  const ns = `gold${Date.now()}`;
+  const tok = createToken(srv.db, 'client', ns, 'golden').token;
+  const wtok = createToken(srv.db, 'worker', ns, 'golden-worker').token;
+  const call = async (m, p, b) => {
+    const r = await v1(srv, m, p, b, p.startsWith('/v1/tasks') && !p.endsWith('/cancel') && m === 'POST' &&
+      p !== '/v1/tasks' ? wtok : tok);
+    assert.ok(r.status < 300, `${m} ${p}: ${r.body}`);
+    return r;
+  };
+  const claimIn = async (queue) => {
+    const r = await v1(srv, 'POST', `/v1/queues/${queue}/claim`, { worker: 'w', lease_seconds: 60 }, wtok);
+    assert.equal(r.status, 200, r.body);
+    return r.json.lease_token;
+  };
+  const names = [];
+  const add = async (name, body) => {
+    const r = await call('POST', '/v1/tasks', { queue: name, ...body });
+    assert.equal(r.status, 201, r.body);
+    names.push([name, r.json.id]);
+    return r.json.id;
+  };
+  await add('pending', { type: 'upload', params: { upload: { url: 'https://example.com/a.mp4' } } });
+  await add('delayed', { type: 'clip', scheduled_at: '2099-01-01T00:00:00.000Z' });
+  let id = await add('running', { type: 'transcode-file' });
+  let lease = await claimIn('running');
+  await call('POST', `/v1/tasks/${id}/heartbeat`, { lease_token: lease, progress: { ratio: 0.375 } });
+  id = await add('retrywait', { type: 'export', max_retries: 2, backoff_ms: 600000 });
+  lease = await claimIn('retrywait');
+  await call('POST', `/v1/tasks/${id}/fail`, { lease_token: lease, error: 'upload timed out', retryable: true });
+  id = await add('failed', { type: 'export-data', max_retries: 0 });
+  lease = await claimIn('failed');
+  await call('POST', `/v1/tasks/${id}/fail`, { lease_token: lease, error: 'Failed to upload file' });
+  id = await add('completed', { type: 'export' });
+  lease = await claimIn('completed');
+  await call('POST', `/v1/tasks/${id}/complete`, { lease_token: lease, result: { export: { ipfs: { videoFileCid: 'QmCid' } } } });
+  id = await add('cancelled', { type: 'other.kind' });
+  await call('POST', `/v1/tasks/${id}/cancel`);
+
+  const r = await api('GET', '/api/task?order=createdAt-false', tok);
+  assert.equal(r.status, 200);
+  // Normalise: ids by name, times to 0 (scheduledAt of the retry backoff is a time too).
+  const idName = new Map(names.map(([n, i]) => [i, `<${n}>`]));
+  const norm = r.json.map((t) => {
+    const o = { ...t, id: idName.get(t.id), createdAt: 0, status: { ...t.status, updatedAt: 0 }, projectId: '<ns>' };
+    if ('scheduledAt' in o && o.scheduledAt !== Date.parse('2099-01-01T00:00:00.000Z')) o.scheduledAt = 0;
+    return o;
+  });
+  const text = `${norm.map((t) => JSON.stringify(t)).join('\n')}\n`;
+  if (process.env.UPDATE_GOLDEN) {
+    const { writeFileSync, mkdirSync } = await import('node:fs');
+    mkdirSync(new URL('golden/livepeer/', import.meta.url), { recursive: true });
+    writeFileSync(new URL('golden/livepeer/phases.jsonl', import.meta.url), text);
+  }
+  assert.equal(text, golden('livepeer/phases.jsonl'));
+  // And every one of them parses through the SDK unchanged in meaning.
+  const other = new Livepeer({ apiKey: tok, serverURL: `${srv.url}/api` });
+  const all = await other.task.getAll();
+  assert.equal(all.data.length, names.length);
+  const err = await api('GET', '/api/task/0123456789abcdef0123456789abcdef', tok);
+  assert.equal(`${err.body}\n`, golden('livepeer/not_found.json'));
+});
+
+test('webhooks: each delivery\'s snapshot is the Livepeer Task, signed as Livepeer signs', async () => {
+  const { createServer } = await import('node:http');
+  const { createHmac } = await import('node:crypto');
+  const components = await import('livepeer/models/components/index.js');
+  const got = [];
+  let wake = null;
+  const recv = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      got.push({ headers: req.headers, body });
+      res.end('ok');
+      if (wake) wake();
+    });
+  });
+  await new Promise((r) => recv.listen(0, '127.0.0.1', r));
+  const hook = await startServer({ args: ['--webhook-allow-private'] });
+  try {
+    const secret = 'lp-webhook-secret';
+    const w = await v1(hook, 'POST', '/v1/webhooks',
+      { url: `http://127.0.0.1:${recv.address().port}/hook`, secret });
+    assert.equal(w.status, 201, w.body);
+    const t = (await v1(hook, 'POST', '/v1/tasks', { type: 'upload', queue: 'wh', params: { upload: { url: 'https://x/y.mp4' } } })).json;
+    const c = await v1(hook, 'POST', '/v1/queues/wh/claim', { worker: 'w', lease_seconds: 60 });
+    const lease = c.json.lease_token;
+    await v1(hook, 'POST', `/v1/tasks/${t.id}/heartbeat`, { lease_token: lease, progress: { ratio: 0.5 } });
+    await v1(hook, 'POST', `/v1/tasks/${t.id}/complete`, { lease_token: lease });
+    const deadline = Date.now() + 15000;
+    while (!got.some((g) => JSON.parse(g.body).event === 'task.completed') && Date.now() < deadline) {
+      await new Promise((r) => { wake = r; setTimeout(r, 200); });
+    }
+    const events = got.map((g) => JSON.parse(g.body));
+    assert.deepEqual(events.map((e) => e.event),
+      ['task.spawned', 'task.updated', 'task.updated', 'task.updated', 'task.completed']);
+    for (const g of got) {
+      const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(g.headers['livepeer-signature']);
+      assert.ok(m, g.headers['livepeer-signature']);
+      assert.equal(m[2], createHmac('sha256', secret).update(g.body).digest('hex'));
+      const e = JSON.parse(g.body);
+      assert.equal(Number(m[1]), e.timestamp);
+      const snap = e.payload.task.snapshot;
+      checkRawTask(snap);
+      components.Task$inboundSchema.parse(snap); // throws on a wrong type or a null
+      assert.equal(snap.id, t.id);
+    }
+    const phases = events.map((e) => e.payload.task.snapshot.status.phase);
+    assert.deepEqual(phases, ['pending', 'running', 'running', 'completed', 'completed']);
+    assert.equal(events[2].payload.task.snapshot.status.progress, 0.5);
+    assert.equal(events[4].payload.success, true);
+    // The last snapshot is what the view serves now.
+    const now = await fetch(`${hook.url}/api/task/${t.id}`, { headers: { Authorization: `Bearer ${hook.token}` } });
+    assert.deepEqual(events[4].payload.task.snapshot, await now.json());
+  } finally {
+    await hook.stop();
+    recv.close();
+  }
+});

@@ -1,0 +1,533 @@
+// The Scene7 IPS view (src/compat/scene7.c), driven by the `soap` package
+// (1.13.0) reading the WSDL taskmill serves: every job operation through
+// every phase, every ActiveJob / TaskProgress / TaskItemProgress field, the
+// ipsApiFault codes, authentication (authHeader, HTTP Basic, tokens of
+// other roles and namespaces), hostile XML, and golden files for the exact
+// XML. Tasks are also driven through v1 (claims, heartbeats, completion),
+// so each check is a cross-view check: one record, two shapes.
+//
+// UPDATE_GOLDEN=1 rewrites tests/compat/golden/scene7/*.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import soap from 'soap';
+import { startServer, v1, golden, createToken } from './server.mjs';
+
+const NS = 'http://www.scene7.com/IpsApi/xsd/2014-04-03';
+const OPS = ['submitJob', 'getActiveJobs', 'stopJob', 'pauseJob', 'resumeJob', 'executeJob', 'deleteJob'];
+const ACTIVE_JOB_ORDER = ['companyHandle', 'jobHandle', 'name', 'originalName', 'type', 'state',
+  'submitUserEmail', 'serverName', 'startDate', 'triggerTime', 'totalSize', 'progress', 'progressMessage',
+  'lastProgressUpdate', 'taskProgressArray'];
+const TASK_PROGRESS_ORDER = ['taskType', 'taskState', 'numProcessed', 'numProcessing', 'numPending', 'progress',
+  'progressMessage', 'lastProgressUpdate', 'taskItemProgressArray'];
+const ITEM_ORDER = ['itemName', 'progress', 'progressMessage', 'lastProgressUpdate'];
+
+let srv;
+let client;
+let queueSeq = 0;
+
+/** A soap client from the served WSDL, pointed at the service, with an authHeader. */
+async function makeClient(user, password) {
+  const c = await soap.createClientAsync(`${srv.url}/scene7/webservice/IpsApi.wsdl`);
+  c.setEndpoint(`${srv.url}/scene7/services/IpsApiService`);
+  if (user !== undefined) c.addSoapHeader({ authHeader: { user, password } }, '', 'types', NS);
+  return c;
+}
+
+before(async () => {
+  srv = await startServer();
+  client = await makeClient(srv.tokenId, srv.token);
+});
+
+after(async () => {
+  if (srv) await srv.stop();
+});
+
+/** Calls an operation; returns [result, rawXml]. */
+async function call(op, args, c = client) {
+  const [result, raw] = await c[`${op}Async`](args);
+  return [result, raw];
+}
+
+/** Calls an operation that must fail; returns the fault {element, code, reason, status, body}. */
+async function fault(op, args, c = client) {
+  try {
+    await c[`${op}Async`](args);
+  } catch (err) {
+    const detail = err.root?.Envelope?.Body?.Fault?.detail;
+    assert.ok(detail, `no SOAP fault: ${err.message}`);
+    const [element] = Object.keys(detail);
+    return { element, code: Number(detail[element].code), reason: detail[element].reason,
+      status: err.response?.status, body: err.body };
+  }
+  assert.fail(`${op} did not fail`);
+}
+
+/** POSTs raw XML to the service; returns {status, type, body}. */
+async function raw(body, headers = {}) {
+  const r = await fetch(`${srv.url}/scene7/services/IpsApiService`, {
+    method: 'POST', headers: { 'Content-Type': 'text/xml; charset=utf-8', SOAPAction: '""', ...headers }, body,
+  });
+  return { status: r.status, type: r.headers.get('content-type'), body: await r.text() };
+}
+
+function envelope(param, header = authXml()) {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:t="${NS}">
+<soapenv:Header>${header}</soapenv:Header><soapenv:Body>${param}</soapenv:Body></soapenv:Envelope>`;
+}
+
+function authXml(user = srv.tokenId, password = srv.token, extra = '') {
+  return `<t:authHeader><t:user>${user}</t:user><t:password>${password}</t:password>${extra}</t:authHeader>`;
+}
+
+/** The ipsApiFault code in a raw fault body. */
+function rawFault(body) {
+  const m = /<(ipsApiFault|authenticationFault|authorizationFault) xmlns="[^"]+"><code>(\d+)<\/code><reason>([^<]*)<\/reason>/.exec(body);
+  assert.ok(m, `not a fault: ${body}`);
+  return { element: m[1], code: Number(m[2]), reason: m[3] };
+}
+
+async function v1get(id) {
+  const r = await v1(srv, 'GET', `/v1/tasks/${id}`);
+  assert.equal(r.status, 200, r.body);
+  return r.json;
+}
+
+async function v1count() {
+  const r = await v1(srv, 'GET', '/v1/tasks?limit=1000');
+  return r.json.tasks.length;
+}
+
+/** Submits through Scene7; returns the jobHandle. */
+async function submitJob(extra = {}) {
+  const hasDetail = Object.keys(extra).some((k) => k.endsWith('Job'));
+  const [res, xml] = await call('submitJob', {
+    companyHandle: 'default', jobName: `job ${++queueSeq}`,
+    ...(hasDetail ? {} : { uploadUrlsJob: { destFolder: 'photos/', urlArray: { items: [{ sourceUrl: 'http://example.com/a.jpg' }] } } }),
+    ...extra,
+  });
+  assert.match(res.jobHandle, /^[0-9a-f]{32}$/);
+  assert.match(xml, new RegExp(`<submitJobReturn xmlns="${NS}"><jobHandle>${res.jobHandle}</jobHandle></submitJobReturn>`));
+  return res.jobHandle;
+}
+
+/** Reads one job through getActiveJobs by jobHandle; returns [activeJob, rawXml]. */
+async function activeJob(jobHandle, companyHandle = 'default') {
+  const [res, xml] = await call('getActiveJobs', { companyHandle, jobHandle });
+  const items = res?.jobArray?.items || [];
+  assert.equal(items.length, 1, xml);
+  return [items[0], xml];
+}
+
+/** Checks the element order and types of an ActiveJob in raw XML. */
+function checkOrder(xml) {
+  const job = /<items><companyHandle>[\s\S]*?<\/taskProgressArray>/.exec(xml)[0];
+  const top = [...job.replace(/<taskProgressArray>[\s\S]*<\/taskProgressArray>/, '<taskProgressArray/>')
+    .replace(/^<items>/, '').matchAll(/<([A-Za-z]+)(?:\/)?>/g)].map((m) => m[1]);
+  assert.deepEqual(top, ACTIVE_JOB_ORDER);
+  const tp = /<taskProgressArray><items>([\s\S]*?)<taskItemProgressArray>/.exec(job)[1];
+  const tpNames = [...tp.matchAll(/<([A-Za-z]+)>/g)].map((m) => m[1]);
+  assert.deepEqual([...tpNames, 'taskItemProgressArray'], TASK_PROGRESS_ORDER);
+  const items = /<taskItemProgressArray>([\s\S]*?)<\/taskItemProgressArray>/.exec(job)[1];
+  for (const it of items.matchAll(/<items>([\s\S]*?)<\/items>/g))
+    assert.deepEqual([...it[1].matchAll(/<([A-Za-z]+)>/g)].map((m) => m[1]), ITEM_ORDER);
+}
+
+const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+/** The soap client reads xsd:dateTime into a Date; back to RFC 3339 text. */
+const iso = (v) => (v instanceof Date ? v.toISOString() : v);
+
+/** Checks every field of an ActiveJob against the v1 record. */
+function checkJob(job, t, want) {
+  assert.equal(job.companyHandle, t.namespace);
+  assert.equal(job.jobHandle, t.id);
+  assert.equal(job.name, t.name ?? t.id);
+  assert.equal(job.originalName, t.name ?? t.id);
+  assert.equal(job.type, t.type);
+  assert.equal(job.state, want.state);
+  assert.equal(job.submitUserEmail, t.launcher ?? '');
+  assert.equal(job.serverName, t.lease?.worker ?? 'taskmill');
+  for (const k of ['startDate', 'triggerTime', 'lastProgressUpdate']) {
+    assert.ok(job[k] instanceof Date, k);
+    assert.match(iso(job[k]), TIME, k);
+  }
+  assert.equal(iso(job.startDate), t.started_at ?? t.scheduled_at ?? t.created_at);
+  assert.equal(iso(job.triggerTime), t.scheduled_at ?? t.created_at);
+  const p = t.progress;
+  assert.equal(job.totalSize, p.processed + p.processing + p.pending);
+  assert.equal(job.progress, p.percent);
+  assert.equal(job.progressMessage, want.message ?? p.message ?? '');
+  assert.equal(iso(job.lastProgressUpdate), p.updated_at ?? t.updated_at);
+  const tps = job.taskProgressArray.items;
+  assert.equal(tps.length, 1);
+  const tp = tps[0];
+  assert.equal(tp.taskType, t.type);
+  assert.equal(tp.taskState, want.taskState);
+  assert.equal(tp.numProcessed, p.processed);
+  assert.equal(tp.numProcessing, p.processing);
+  assert.equal(tp.numPending, p.pending);
+  assert.equal(Number(tp.progress), p.ratio); // one number writer for both views
+  assert.equal(tp.progressMessage, job.progressMessage);
+  assert.equal(iso(tp.lastProgressUpdate), iso(job.lastProgressUpdate));
+  const items = tp.taskItemProgressArray?.items || [];
+  assert.equal(items.length, (t.items || []).length);
+  items.forEach((it, i) => {
+    assert.equal(it.itemName, t.items[i].name);
+    assert.equal(Number(it.progress), t.items[i].progress);
+    assert.equal(it.progressMessage, t.items[i].message ?? '');
+    assert.equal(iso(it.lastProgressUpdate), t.items[i].updated_at);
+  });
+}
+
+/** The exact XML with ids and times replaced, for golden files. */
+function normalise(xml) {
+  return xml.replace(/[0-9a-f]{32}/g, '<ID>').replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, '<TIME>')
+    .replace(/job \d+/g, 'job N').replace(/s7q\d+/g, 's7qN');
+}
+
+const goldenOut = [];
+function record(label, xml) {
+  goldenOut.push(`== ${label}\n${normalise(xml)}`);
+}
+
+async function claim(queue, worker = 'w1') {
+  const r = await v1(srv, 'POST', `/v1/queues/${queue}/claim`, { worker, lease_seconds: 60 });
+  assert.equal(r.status, 200, r.body);
+  return r.json;
+}
+
+test('the WSDL is served and the soap client knows every operation', async () => {
+  for (const path of ['/scene7/webservice/IpsApi.wsdl', '/scene7/services/IpsApiService?wsdl']) {
+    const r = await fetch(srv.url + path);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type'), /^text\/xml/);
+    const text = await r.text();
+    assert.match(text, new RegExp(`targetNamespace="${NS}"`));
+    assert.match(text, /<soap:address location="http:\/\/127\.0\.0\.1:\d+\/scene7\/services\/IpsApiService"\/>/);
+  }
+  const d = client.describe();
+  const ops = Object.keys(d.IpsApiService.IpsApiSoapPort);
+  assert.deepEqual(ops.sort(), [...OPS].sort());
+  // The WSDL's own address works without setEndpoint.
+  const c = await soap.createClientAsync(`${srv.url}/scene7/webservice/IpsApi.wsdl`);
+  c.addSoapHeader({ authHeader: { user: srv.tokenId, password: srv.token } }, '', 'types', NS);
+  const [res] = await c.getActiveJobsAsync({ companyHandle: 'nobody' });
+  assert.equal(res.jobArray, null);
+});
+
+test('submitJob with execTime waits; executeJob runs it now; pause and resume', async () => {
+  const at = new Date(Date.now() + 3600e3).toISOString();
+  const h = await submitJob({ userHandle: 'ann@example.com', description: 'nightly import', locale: 'en-US',
+    execTime: at });
+  let t = await v1get(h);
+  assert.equal(t.phase, 'waiting');
+  assert.equal(t.scheduled_at, at);
+  assert.equal(t.type, 'UrlUpload');
+  assert.equal(t.launcher, 'ann@example.com');
+  assert.equal(t.description, 'nightly import');
+  assert.deepEqual(t.params, { uploadUrlsJob: { destFolder: 'photos/', urlArray: { items: { sourceUrl: 'http://example.com/a.jpg' } } }, locale: 'en-US' });
+  let [job, xml] = await activeJob(h);
+  checkOrder(xml);
+  checkJob(job, t, { state: 'WaitingCoordinator', taskState: 'New' });
+  record('waiting (execTime in the future)', xml);
+
+  let [res, rawXml] = await call('pauseJob', { companyHandle: 'default', jobHandle: h });
+  assert.equal(res, null);
+  assert.match(rawXml, new RegExp(`<pauseJobReturn xmlns="${NS}"/>`));
+  t = await v1get(h);
+  assert.equal(t.paused, true);
+  [job, xml] = await activeJob(h);
+  checkJob(job, t, { state: 'WaitingClient', taskState: 'New' });
+  record('waiting, paused', xml);
+
+  [res, rawXml] = await call('resumeJob', { companyHandle: 'default', jobHandle: h });
+  assert.match(rawXml, /<resumeJobReturn xmlns="[^"]+"\/>/);
+  assert.equal((await v1get(h)).paused, false);
+
+  [res, rawXml] = await call('executeJob', { companyHandle: 'default', jobHandle: h });
+  assert.match(rawXml, /<executeJobReturn xmlns="[^"]+"\/>/);
+  t = await v1get(h);
+  assert.equal(t.phase, 'pending');
+  [job, xml] = await activeJob(h);
+  checkJob(job, t, { state: 'New', taskState: 'New' });
+  record('pending (after executeJob)', xml);
+  // executeJob on a job that is already due changes nothing.
+  await call('executeJob', { companyHandle: 'default', jobHandle: h });
+  assert.equal((await v1get(h)).version, t.version);
+  await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+});
+
+test('a v1 task through running, progress with items, stop: every field', async () => {
+  const queue = `s7q${++queueSeq}`;
+  const sub = await v1(srv, 'POST', '/v1/tasks', { type: 'ImageServingPublish', name: 'publish <all> & more', queue,
+    launcher: 'bob@example.com' });
+  assert.equal(sub.status, 201);
+  const id = sub.json.id;
+  const { lease_token: lease } = await claim(queue);
+  let t = await v1get(id);
+  let [job, xml] = await activeJob(id);
+  checkOrder(xml);
+  checkJob(job, t, { state: 'Running', taskState: 'Processing' });
+  assert.match(xml, /<name>publish &lt;all&gt; &amp; more<\/name>/);
+
+  const hb = await v1(srv, 'POST', `/v1/tasks/${id}/heartbeat`, {
+    lease_token: lease,
+    progress: { processed: 1, processing: 2, pending: 1, message: 'publishing 3 of 4' },
+    items: [{ name: 'a.jpg', progress: 1, message: 'done' }, { name: 'b.jpg', progress: 0.25 }],
+  });
+  assert.equal(hb.status, 200, hb.body);
+  t = await v1get(id);
+  [job, xml] = await activeJob(id);
+  checkOrder(xml);
+  checkJob(job, t, { state: 'Running', taskState: 'Processing' });
+  assert.equal(job.progress, 25);
+  assert.equal(job.taskProgressArray.items[0].numProcessing, 2);
+  assert.equal(job.taskProgressArray.items[0].taskItemProgressArray.items.length, 2);
+  record('running with counts and items', xml);
+
+  // Scene7 pause of a running job shows in v1 and back.
+  await call('pauseJob', { companyHandle: 'default', jobHandle: id });
+  assert.equal((await v1get(id)).paused, true);
+  [job] = await activeJob(id);
+  assert.equal(job.state, 'WaitingClient');
+  assert.equal(job.taskProgressArray.items[0].taskState, 'Processing');
+  await call('resumeJob', { companyHandle: 'default', jobHandle: id });
+
+  // Scene7 stop: v1 sees stopping, the worker hears it, then cancelled.
+  await call('stopJob', { companyHandle: 'default', jobHandle: id });
+  t = await v1get(id);
+  assert.equal(t.phase, 'stopping');
+  [job, xml] = await activeJob(id);
+  checkJob(job, t, { state: 'Stopping', taskState: 'Stopping' });
+  record('stopping (after stopJob)', xml);
+  const hb2 = await v1(srv, 'POST', `/v1/tasks/${id}/heartbeat`, { lease_token: lease });
+  assert.equal(hb2.json.cancel_requested, true);
+  await v1(srv, 'POST', `/v1/tasks/${id}/fail`, { lease_token: lease, error: 'stopped' });
+  t = await v1get(id);
+  assert.equal(t.phase, 'cancelled');
+  [job, xml] = await activeJob(id);
+  checkJob(job, t, { state: 'Done', taskState: 'Done' });
+  record('cancelled', xml);
+  // A repeated stop is not an error; a pause of a finished job is.
+  await call('stopJob', { companyHandle: 'default', jobHandle: id });
+  const f = await fault('pauseJob', { companyHandle: 'default', jobHandle: id });
+  assert.equal(f.code, 30001);
+  assert.match(f.reason, /cannot be paused/);
+  // executeJob runs a stopped job again.
+  await call('executeJob', { companyHandle: 'default', jobHandle: id });
+  assert.equal((await v1get(id)).phase, 'pending');
+});
+
+test('completed and failed jobs', async () => {
+  const queue = `s7q${++queueSeq}`;
+  const h = await submitJob({ jobName: 'to complete', imageServingPublishJob: { publishType: 'Full' } });
+  const h2 = await submitJob({ jobName: 'to fail', optimizeImagesJob: {} });
+  // Scene7 jobs run on the queue 'default'; claim them by id order.
+  const done = new Set();
+  for (let i = 0; i < 2; i++) {
+    const c = await v1(srv, 'POST', '/v1/queues/default/claim', { worker: 'w2', lease_seconds: 60,
+      types: ['ImageServingPublish', 'ImageOptimization'] });
+    assert.equal(c.status, 200, c.body);
+    const { task, lease_token: lease } = c.json;
+    done.add(task.id);
+    if (task.id === h) {
+      await v1(srv, 'POST', `/v1/tasks/${h}/complete`, { lease_token: lease });
+    } else {
+      await v1(srv, 'POST', `/v1/tasks/${h2}/fail`, { lease_token: lease, error: 'bad pdf', retryable: false });
+    }
+  }
+  assert.deepEqual([...done].sort(), [h, h2].sort());
+  let t = await v1get(h);
+  assert.equal(t.phase, 'completed');
+  let [job, xml] = await activeJob(h);
+  checkJob(job, t, { state: 'Done', taskState: 'Done' });
+  assert.equal(job.progress, 100);
+  assert.equal(Number(job.taskProgressArray.items[0].progress), 1);
+  assert.equal(job.type, 'ImageServingPublish');
+  record('completed', xml);
+
+  t = await v1get(h2);
+  assert.equal(t.phase, 'failed');
+  [job, xml] = await activeJob(h2);
+  checkJob(job, t, { state: 'Done', taskState: 'Failed', message: 'bad pdf' });
+  record('failed', xml);
+
+  // executeJob: a completed job cannot run again, a failed one can.
+  const f = await fault('executeJob', { companyHandle: 'default', jobHandle: h });
+  assert.equal(f.code, 30001);
+  await call('executeJob', { companyHandle: 'default', jobHandle: h2 });
+  assert.equal((await v1get(h2)).phase, 'pending');
+  void queue;
+});
+
+test('deleteJob removes finished and waiting jobs, stops running ones', async () => {
+  const h = await submitJob({ execTime: new Date(Date.now() + 3600e3).toISOString() });
+  const [, xml] = await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+  assert.match(xml, /<deleteJobReturn xmlns="[^"]+"\/>/);
+  assert.equal((await v1(srv, 'GET', `/v1/tasks/${h}`)).status, 404);
+
+  const queue = `s7q${++queueSeq}`;
+  const id = (await v1(srv, 'POST', '/v1/tasks', { type: 'x', queue })).json.id;
+  const { lease_token: lease } = await claim(queue);
+  await call('deleteJob', { companyHandle: 'default', jobHandle: id });
+  assert.equal((await v1get(id)).phase, 'stopping');
+  await v1(srv, 'POST', `/v1/tasks/${id}/release`, { lease_token: lease });
+  assert.equal((await v1get(id)).phase, 'cancelled');
+  await call('deleteJob', { companyHandle: 'default', jobHandle: id });
+  assert.equal((await v1(srv, 'GET', `/v1/tasks/${id}`)).status, 404);
+  const f = await fault('deleteJob', { companyHandle: 'default', jobHandle: id });
+  assert.equal(f.code, 30001);
+  assert.match(f.reason, /not found/);
+});
+
+test('getActiveJobs filters by companyHandle, jobHandle and originalName', async () => {
+  const a = await submitJob({ jobName: 'filter-me', execTime: new Date(Date.now() + 3600e3).toISOString() });
+  const other = await v1(srv, 'POST', '/v1/tasks', { type: 'VideoPublish', name: 'filter-me', namespace: 'acme',
+    scheduled_at: new Date(Date.now() + 3600e3).toISOString() });
+  assert.equal(other.status, 201, other.body);
+  let [res] = await call('getActiveJobs', { originalName: 'filter-me' });
+  assert.deepEqual(res.jobArray.items.map((j) => j.jobHandle).sort(), [a, other.json.id].sort());
+  [res] = await call('getActiveJobs', { companyHandle: 'acme', originalName: 'filter-me' });
+  assert.deepEqual(res.jobArray.items.map((j) => j.jobHandle), [other.json.id]);
+  assert.equal(res.jobArray.items[0].companyHandle, 'acme');
+  [res] = await call('getActiveJobs', { companyHandle: 'acme', jobHandle: a });
+  assert.equal(res.jobArray, null);
+  [res] = await call('getActiveJobs', { companyHandle: 'default', originalName: 'filter-m' });
+  assert.equal(res.jobArray, null);
+  [res] = await call('getActiveJobs', { jobHandle: 'not-a-job' });
+  assert.equal(res.jobArray, null);
+  [res] = await call('getActiveJobs', { companyHandle: 'default' });
+  assert.ok(res.jobArray.items.every((j) => j.companyHandle === 'default'));
+  assert.ok(res.jobArray.items.some((j) => j.jobHandle === a));
+  const [, xml] = await call('getActiveJobs', { companyHandle: 'nobody' });
+  record('getActiveJobs with no match', xml);
+  await call('deleteJob', { companyHandle: 'default', jobHandle: a });
+  await call('deleteJob', { companyHandle: 'acme', jobHandle: other.json.id });
+});
+
+test('bad or missing parameters and unknown jobs are ipsApiFaults; nothing changes', async () => {
+  const before = await v1count();
+  let f = await fault('stopJob', { jobHandle: '0123' });
+  assert.deepEqual([f.element, f.code, f.status], ['ipsApiFault', 30002, 500]);
+  assert.match(f.reason, /companyHandle/);
+  f = await fault('pauseJob', { companyHandle: 'default' });
+  assert.equal(f.code, 30002);
+  f = await fault('resumeJob', { companyHandle: 'default', jobHandle: '0'.repeat(32) });
+  assert.equal(f.code, 30001);
+  assert.match(f.reason, /not found/);
+  f = await fault('submitJob', { companyHandle: 'default', jobName: 'x' });
+  assert.equal(f.code, 30002);
+  assert.match(f.reason, /job-detail/);
+  f = await fault('submitJob', { companyHandle: 'default', uploadUrlsJob: {} });
+  assert.equal(f.code, 30002);
+  f = await fault('submitJob', { companyHandle: 'default', jobName: 'x', execTime: 'tomorrow', uploadUrlsJob: {} });
+  assert.equal(f.code, 30001);
+  f = await fault('submitJob', { companyHandle: 'default', jobName: 'x', execSchedule: '0 0 * * *', uploadUrlsJob: {} });
+  assert.equal(f.code, 30001);
+  f = await fault('submitJob', { companyHandle: 'no spaces', jobName: 'x', uploadUrlsJob: {} });
+  assert.equal(f.code, 30001);
+  record('fault: invalid parameter', f.body);
+  const r = await raw(envelope(`<t:submitJobParam><t:companyHandle>default</t:companyHandle><t:jobName>x</t:jobName>
+    <t:uploadUrlsJob/><t:exportJob/></t:submitJobParam>`));
+  assert.equal(rawFault(r.body).code, 30001);
+  const r2 = await raw(envelope('<t:stopJobParam><t:companyHandle>default</t:companyHandle><t:jobHandle>x</t:jobHandle><t:bogus/></t:stopJobParam>'));
+  assert.equal(rawFault(r2.body).code, 30001);
+  const r3 = await raw(envelope('<t:getScheduledJobsParam/>'));
+  assert.equal(rawFault(r3.body).code, 30003);
+  assert.equal(await v1count(), before);
+});
+
+test('hostile and malformed XML: INVALID_REQUEST_XML, nothing stored', async () => {
+  const before = await v1count();
+  const submit = '<t:submitJobParam><t:companyHandle>default</t:companyHandle><t:jobName>&lol9;</t:jobName><t:uploadUrlsJob/></t:submitJobParam>';
+  const laughs = `<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]>
+${envelope(submit).replace(/^<\?xml[^>]*>\n/, '')}`;
+  const external = `<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+${envelope(submit.replace('&lol9;', '&xxe;')).replace(/^<\?xml[^>]*>\n/, '')}`;
+  const bodies = {
+    laughs, external,
+    undefinedEntity: envelope(submit),
+    notXml: 'hello',
+    truncated: envelope(submit).slice(0, 120),
+    empty: '',
+    wrongRoot: `<t:submitJobParam xmlns:t="${NS}"/>`,
+    soap12: envelope(submit).replace('http://schemas.xmlsoap.org/soap/envelope/', 'http://www.w3.org/2003/05/soap-envelope'),
+    twoBodies: envelope(`${submit}${submit}`),
+    wrongNamespace: envelope(submit.replace(/t:/g, 'u:').replace('<u:submitJobParam>', '<u:submitJobParam xmlns:u="urn:other">')),
+    utf16: Buffer.from(`\ufeff${envelope('<t:getActiveJobsParam/>')}`, 'utf16le'),
+  };
+  for (const [name, body] of Object.entries(bodies)) {
+    const r = await raw(body);
+    assert.equal(r.status, 500, name);
+    assert.match(r.type, /^text\/xml/, name);
+    const f = rawFault(r.body);
+    assert.equal(f.code, 30003, `${name}: ${r.body}`);
+    if (name === 'laughs') record('fault: billion laughs', r.body);
+  }
+  assert.equal(await v1count(), before);
+});
+
+test('authentication: authHeader, HTTP Basic, bearer, roles and companies', async () => {
+  // No credentials, a wrong secret, a malformed user.
+  let f = await fault('getActiveJobs', {}, await makeClient());
+  assert.deepEqual([f.element, f.status], ['authenticationFault', 500]);
+  f = await fault('getActiveJobs', {}, await makeClient(srv.tokenId, 'a'.repeat(64)));
+  assert.equal(f.element, 'authenticationFault');
+  f = await fault('getActiveJobs', {}, await makeClient('someone', 'secret'));
+  assert.equal(f.element, 'authenticationFault');
+  record('fault: authentication', f.body);
+  // The password may be the 64-hex secret alone.
+  const secret = srv.token.slice(srv.token.lastIndexOf('_') + 1);
+  await call('getActiveJobs', { companyHandle: 'nobody' }, await makeClient(srv.tokenId, secret));
+  // HTTP Basic instead of the header.
+  const basic = await makeClient();
+  basic.setSecurity(new soap.BasicAuthSecurity(srv.tokenId, secret));
+  await call('getActiveJobs', { companyHandle: 'nobody' }, basic);
+  const badBasic = await makeClient();
+  badBasic.setSecurity(new soap.BasicAuthSecurity(srv.tokenId, 'b'.repeat(64)));
+  assert.equal((await fault('getActiveJobs', {}, badBasic)).element, 'authenticationFault');
+  // A bearer header works too.
+  const r = await raw(envelope('<t:getActiveJobsParam><t:companyHandle>nobody</t:companyHandle></t:getActiveJobsParam>', ''),
+    { Authorization: `Bearer ${srv.token}` });
+  assert.equal(r.status, 200, r.body);
+  // faultHttpStatusCode changes the status of faults.
+  const r2 = await raw(envelope('<t:stopJobParam/>', authXml(srv.tokenId, srv.token,
+    '<t:faultHttpStatusCode>200</t:faultHttpStatusCode>')));
+  assert.equal(r2.status, 200);
+  assert.equal(rawFault(r2.body).code, 30002);
+
+  // A reader may read but not submit; a client of 'acme' sees only 'acme'.
+  const reader = createToken(srv.db, 'reader', 'default', 'r');
+  const rc = await makeClient(reader.id, reader.token);
+  await call('getActiveJobs', {}, rc);
+  f = await fault('submitJob', { companyHandle: 'default', jobName: 'x', uploadUrlsJob: {} }, rc);
+  assert.equal(f.element, 'authorizationFault');
+  const acme = createToken(srv.db, 'client', 'acme', 'a');
+  const ac = await makeClient(acme.id, acme.token);
+  const h = await submitJob();
+  f = await fault('stopJob', { companyHandle: 'default', jobHandle: h }, ac);
+  assert.equal(f.code, 30001);
+  f = await fault('stopJob', { companyHandle: 'acme', jobHandle: h }, ac);
+  assert.equal(f.code, 30001);
+  assert.match(f.reason, /not found/);
+  const [res] = await call('getActiveJobs', {}, ac);
+  assert.ok((res.jobArray?.items || []).every((j) => j.companyHandle === 'acme'));
+  assert.equal((await v1get(h)).phase, 'pending');
+  // deleteJob needs an admin token, as v1's DELETE does.
+  f = await fault('deleteJob', { companyHandle: 'acme', jobHandle: h }, ac);
+  assert.equal(f.element, 'authorizationFault');
+  await call('stopJob', { companyHandle: 'default', jobHandle: h });
+});
+
+test('golden XML', () => {
+  const text = `${goldenOut.join('\n')}\n`;
+  if (process.env.UPDATE_GOLDEN) {
+    mkdirSync(new URL('golden/scene7/', import.meta.url), { recursive: true });
+    writeFileSync(new URL('golden/scene7/responses.txt', import.meta.url), text);
+  }
+  assert.equal(text, golden('scene7/responses.txt'));
+});

@@ -1,0 +1,48 @@
+/*
+ * fuzz_sailpoint_filter: sailpoint_filter_parse (the `filters` query
+ * parameter of GET /beta/task-status) and sailpoint_sorters_parse. A parse
+ * gives either a tree whose every leaf has a name and the right number of
+ * values, or an error with a message: never both, never neither.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/common/buf.h"
+#include "../../src/compat/sailpoint_filter.h"
+#include "fuzz.h"
+
+static int fuzz_leaf_check(void *cls, struct filter_expr *x) {
+    (void)cls;
+    if (!x->name || !x->name[0]) abort();
+    if ((x->op == FILTER_IN || x->op == FILTER_CA) && x->nvalues == 0) abort();
+    if ((x->op == FILTER_ISNULL || x->op == FILTER_PR) && x->nvalues != 0) abort();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    struct filter_expr *x = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    if (sailpoint_filter_parse((const char *)data, size, &x, &e) == 0) {
+        if (!x || e.code) abort();
+        filter_expr_each_leaf(x, fuzz_leaf_check, NULL);
+        struct buf b;
+        buf_init(&b);
+        filter_expr_format(&b, x);
+        if (b.len < 2) abort();
+        buf_release(&b);
+        filter_expr_free(x);
+    } else if (x || !e.code || !e.message[0]) {
+        abort();
+    }
+    /* The same bytes as sorters, when they hold no NUL. */
+    if (size < 256 && !memchr(data, 0, size)) {
+        char s[256];
+        memcpy(s, data, size);
+        s[size] = '\0';
+        bool asc = false;
+        err_clear(&e);
+        if (sailpoint_sorters_parse(s, &asc, &e) != 0 && !e.code) abort();
+    }
+    return 0;
+}
