@@ -18,8 +18,7 @@ static int th_passed, th_nfailed;
 static bool th_cur_failed;
 static const char *th_cur_name;
 
-void th_fail(const char *file, int line, const char *fmt, ...)
-{
+void th_fail(const char *file, int line, const char *fmt, ...) {
     if (!th_cur_failed) printf("FAIL %s\n", th_cur_name);
     th_cur_failed = true;
     printf("    %s:%d: ", file, line);
@@ -31,13 +30,11 @@ void th_fail(const char *file, int line, const char *fmt, ...)
     fflush(stdout);
 }
 
-bool th_failed(void)
-{
+bool th_failed(void) {
     return th_cur_failed;
 }
 
-int th_main(const struct th_test *tests, int argc, char **argv)
-{
+int th_main(const struct th_test *tests, int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_ALL);
@@ -61,8 +58,7 @@ int th_main(const struct th_test *tests, int argc, char **argv)
     return th_nfailed ? 1 : 0;
 }
 
-void th_sleep_ms(int ms)
-{
+void th_sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) && errno == EINTR) {
     }
@@ -70,8 +66,7 @@ void th_sleep_ms(int ms)
 
 /* ---- Server ---- */
 
-static int th_spawn(struct th_server *s, char **extra)
-{
+static int th_spawn(struct th_server *s, char **extra) {
     const char *bin = getenv("TASKMILL_BIN");
     if (!bin) bin = "build/taskmill";
     int out[2];
@@ -80,7 +75,8 @@ static int th_spawn(struct th_server *s, char **extra)
     snprintf(store, sizeof store, "sqlite:%s", s->db);
     char *argv[32] = {(char *)bin, "serve", "--listen", "127.0.0.1:0", "--store", store};
     int n = 6;
-    for (int i = 0; extra && extra[i] && n < 31; i++) argv[n++] = extra[i];
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = extra[i];
     argv[n] = NULL;
     char log[300];
     snprintf(log, sizeof log, "%s/server.log", s->dir);
@@ -114,34 +110,34 @@ static int th_spawn(struct th_server *s, char **extra)
 
 static char *th_extra_args[32];
 
-int th_server_start(struct th_server *s, ...)
-{
+int th_server_start(struct th_server *s, ...) {
     memset(s, 0, sizeof *s);
-    snprintf(s->dir, sizeof s->dir, "%s/taskmill-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(s->dir, sizeof s->dir, "%s/taskmill-test-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(s->dir)) return -1;
     snprintf(s->db, sizeof s->db, "%s/t.db", s->dir);
     va_list ap;
     va_start(ap, s);
     int n = 0;
-    for (char *a; (a = va_arg(ap, char *)) && n < 31;) th_extra_args[n++] = a;
+    for (char *a; (a = va_arg(ap, char *)) && n < 31;)
+        th_extra_args[n++] = a;
     th_extra_args[n] = NULL;
     va_end(ap);
     return th_spawn(s, th_extra_args);
 }
 
-int th_server_restart(struct th_server *s)
-{
+int th_server_restart(struct th_server *s) {
     return th_spawn(s, th_extra_args);
 }
 
-void th_server_stop(struct th_server *s, bool kill9)
-{
+void th_server_stop(struct th_server *s, bool kill9) {
     if (s->pid <= 0) return;
     kill(s->pid, kill9 ? SIGKILL : SIGTERM);
     int status;
     waitpid(s->pid, &status, 0);
     if (!kill9 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-        printf("    harness: server exited badly (status %d); log %s/server.log:\n", status, s->dir);
+        printf("    harness: server exited badly (status %d); log %s/server.log:\n", status,
+               s->dir);
         char cmd[400];
         snprintf(cmd, sizeof cmd, "tail -n 30 %s/server.log | sed 's/^/      /'", s->dir);
         if (system(cmd)) {
@@ -151,15 +147,15 @@ void th_server_stop(struct th_server *s, bool kill9)
     s->pid = 0;
 }
 
-void th_server_free(struct th_server *s)
-{
+void th_server_free(struct th_server *s) {
     th_server_stop(s, false);
     /* A sanitizer report in the log is a failure even when the status was 0. */
     char cmd[400];
-    snprintf(cmd, sizeof cmd, "grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' %s/server.log",
-             s->dir);
+    snprintf(cmd, sizeof cmd,
+             "grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' %s/server.log", s->dir);
     if (s->dir[0] && system(cmd) == 0) {
-        snprintf(cmd, sizeof cmd, "grep -A20 -E 'Sanitizer|runtime error' %s/server.log | head -40", s->dir);
+        snprintf(cmd, sizeof cmd, "grep -A20 -E 'Sanitizer|runtime error' %s/server.log | head -40",
+                 s->dir);
         if (system(cmd)) {
         }
         th_fail(__FILE__, __LINE__, "sanitizer report in the server log");
@@ -177,8 +173,7 @@ struct th_buf {
     size_t n;
 };
 
-static size_t th_write(char *data, size_t size, size_t nmemb, void *cls)
-{
+static size_t th_write(char *data, size_t size, size_t nmemb, void *cls) {
     struct th_buf *b = cls;
     size_t n = size * nmemb;
     b->p = realloc(b->p, b->n + n + 1);
@@ -188,8 +183,7 @@ static size_t th_write(char *data, size_t size, size_t nmemb, void *cls)
     return n;
 }
 
-static size_t th_header(char *data, size_t size, size_t nmemb, void *cls)
-{
+static size_t th_header(char *data, size_t size, size_t nmemb, void *cls) {
     struct th_resp *r = cls;
     size_t n = size * nmemb, have = strlen(r->headers);
     if (have + n < sizeof r->headers) {
@@ -203,8 +197,7 @@ static __thread struct th_resp th_last;
 static __thread CURL *th_curl;
 
 struct th_resp *th_http_raw(struct th_server *s, const char *method, const char *path,
-                            const char *body, size_t body_len, const char *const *headers)
-{
+                            const char *body, size_t body_len, const char *const *headers) {
     free(th_last.body);
     json_decref(th_last.json);
     memset(&th_last, 0, sizeof th_last);
@@ -220,7 +213,8 @@ struct th_resp *th_http_raw(struct th_server *s, const char *method, const char 
     snprintf(url, sizeof url, "%s%s", s->url, path);
     struct th_buf b = {NULL, 0};
     struct curl_slist *h = NULL;
-    for (int i = 0; headers && headers[i]; i++) h = curl_slist_append(h, headers[i]);
+    for (int i = 0; headers && headers[i]; i++)
+        h = curl_slist_append(h, headers[i]);
     h = curl_slist_append(h, "Expect:");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -249,8 +243,7 @@ struct th_resp *th_http_raw(struct th_server *s, const char *method, const char 
 }
 
 struct th_resp *th_http(struct th_server *s, const char *method, const char *path,
-                        const char *body_fmt, ...)
-{
+                        const char *body_fmt, ...) {
     if (!s) return th_http_raw(NULL, NULL, NULL, NULL, 0, NULL);
     char *body = NULL;
     if (body_fmt) {
@@ -265,13 +258,13 @@ struct th_resp *th_http(struct th_server *s, const char *method, const char *pat
     return r;
 }
 
-bool th_resp_header(const struct th_resp *r, const char *name, char *out, size_t n)
-{
+bool th_resp_header(const struct th_resp *r, const char *name, char *out, size_t n) {
     size_t len = strlen(name);
     for (const char *p = r->headers; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
         if (strncasecmp(p, name, len) == 0 && p[len] == ':') {
             p += len + 1;
-            while (*p == ' ') p++;
+            while (*p == ' ')
+                p++;
             size_t m = strcspn(p, "\r\n");
             snprintf(out, n, "%.*s", (int)m, p);
             return true;
@@ -280,8 +273,7 @@ bool th_resp_header(const struct th_resp *r, const char *name, char *out, size_t
     return false;
 }
 
-json_t *th_get(json_t *root, const char *path)
-{
+json_t *th_get(json_t *root, const char *path) {
     char tmp[256];
     snprintf(tmp, sizeof tmp, "%s", path);
     json_t *v = root;
@@ -295,19 +287,16 @@ json_t *th_get(json_t *root, const char *path)
     return v;
 }
 
-const char *th_str(json_t *root, const char *path)
-{
+const char *th_str(json_t *root, const char *path) {
     return json_string_value(th_get(root, path));
 }
 
-long long th_int(json_t *root, const char *path)
-{
+long long th_int(json_t *root, const char *path) {
     json_t *v = th_get(root, path);
     return json_is_integer(v) ? json_integer_value(v) : -999999;
 }
 
-char *th_submit(struct th_server *s, const char *type, const char *extra_json)
-{
+char *th_submit(struct th_server *s, const char *type, const char *extra_json) {
     struct th_resp *r;
     if (extra_json && *extra_json)
         r = th_http(s, "POST", "/v1/tasks", "{\"type\":\"%s\",%s}", type, extra_json);
@@ -321,11 +310,11 @@ char *th_submit(struct th_server *s, const char *type, const char *extra_json)
 }
 
 long th_claim(struct th_server *s, const char *queue, const char *body_json, char id[33],
-              char token[33])
-{
+              char token[33]) {
     char path[128];
     snprintf(path, sizeof path, "/v1/queues/%s/claim", queue);
-    struct th_resp *r = th_http(s, "POST", path, "%s", body_json ? body_json : "{\"worker\":\"w\"}");
+    struct th_resp *r =
+        th_http(s, "POST", path, "%s", body_json ? body_json : "{\"worker\":\"w\"}");
     id[0] = token[0] = '\0';
     if (r->status == 200) {
         snprintf(id, 33, "%s", th_str(r->json, "task.id"));
@@ -334,8 +323,7 @@ long th_claim(struct th_server *s, const char *queue, const char *body_json, cha
     return r->status;
 }
 
-const char *th_phase(struct th_server *s, const char *id)
-{
+const char *th_phase(struct th_server *s, const char *id) {
     static __thread char phase[32];
     char path[128];
     snprintf(path, sizeof path, "/v1/tasks/%s", id);

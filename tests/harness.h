@@ -26,34 +26,35 @@ struct th_test {
 };
 
 int th_main(const struct th_test *tests, int argc, char **argv);
-void th_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void th_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 bool th_failed(void);
 
-#define CHECK(cond)                                                  \
-    do {                                                             \
-        if (!(cond)) {                                               \
-            th_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);         \
-            return;                                                  \
-        }                                                            \
+#define CHECK(cond)                                          \
+    do {                                                     \
+        if (!(cond)) {                                       \
+            th_fail(__FILE__, __LINE__, "CHECK(%s)", #cond); \
+            return;                                          \
+        }                                                    \
     } while (0)
 
-#define CHECK_INT(a, b)                                                                      \
-    do {                                                                                     \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                  \
-        if (a_ != b_) {                                                                      \
-            th_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);           \
-            return;                                                                          \
-        }                                                                                    \
+#define CHECK_INT(a, b)                                                            \
+    do {                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                        \
+        if (a_ != b_) {                                                            \
+            th_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_); \
+            return;                                                                \
+        }                                                                          \
     } while (0)
 
-#define CHECK_STR(a, b)                                                                      \
-    do {                                                                                     \
-        const char *a_ = (a), *b_ = (b);                                                     \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                             \
+#define CHECK_STR(a, b)                                                                       \
+    do {                                                                                      \
+        const char *a_ = (a), *b_ = (b);                                                      \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                              \
             th_fail(__FILE__, __LINE__, "%s == %s: '%s' != '%s'", #a, #b, a_ ? a_ : "(null)", \
-                    b_ ? b_ : "(null)");                                                     \
-            return;                                                                          \
-        }                                                                                    \
+                    b_ ? b_ : "(null)");                                                      \
+            return;                                                                           \
+        }                                                                                     \
     } while (0)
 
 /* ---- A real server ---- */
@@ -65,7 +66,8 @@ struct th_server {
     char db[300];
 };
 
-/* Starts `taskmill serve` on 127.0.0.1:0 with a fresh database; extra args may follow (NULL-ended). */
+/* Starts `taskmill serve` on 127.0.0.1:0 with a fresh database; extra args may follow (NULL-ended).
+ */
 int th_server_start(struct th_server *s, ...);
 /* Starts it again on the same database (after th_server_stop). */
 int th_server_restart(struct th_server *s);
@@ -77,7 +79,7 @@ void th_server_free(struct th_server *s);
 struct th_resp {
     long status;
     char *body;
-    json_t *json;      /* parsed body, or NULL */
+    json_t *json; /* parsed body, or NULL */
     char headers[2048];
 };
 

@@ -58,10 +58,18 @@ int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, con
     optind = 1;
     while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
         switch (ch) {
-        case 's': *server = optarg; break;
-        case 'j': *json = true; break;
-        case 'h': fputs(usage, stdout); return CLI_EXIT_OK;
-        default: fputs(usage, stderr); return CLI_EXIT_USAGE;
+        case 's':
+            *server = optarg;
+            break;
+        case 'j':
+            *json = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return CLI_EXIT_USAGE;
         }
     }
     if (one_id ? optind != argc - 1 : optind >= argc) {

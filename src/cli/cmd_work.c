@@ -604,7 +604,8 @@ static void work_task(const struct work_config *cfg, struct tm_client *c, const 
     r.messages = json_array();
     r.attributes = json_object();
     const json_t *params = json_object_get(task, "params");
-    r.in_data = json_is_object(params) ? json_dumps(params, JSON_COMPACT | JSON_REAL_PRECISION(16)) : xstrdup("{}");
+    r.in_data = json_is_object(params) ? json_dumps(params, JSON_COMPACT | JSON_REAL_PRECISION(16))
+                                       : xstrdup("{}");
     if (!r.in_data) r.in_data = xstrdup("{}");
     r.in_len = strlen(r.in_data);
     work_log(cfg, "task '%s' claimed (type '%s', attempt %lld)", r.id,

@@ -17,8 +17,7 @@
 #include "../server/v1_decode.h"
 #include "cli.h"
 
-static void serve_usage(FILE *f)
-{
+static void serve_usage(FILE *f) {
     fprintf(f,
             "usage: taskmill serve [--listen HOST:PORT] [--store URL] [--threads N]\n"
             "                      [--relaxed] [--max-body-bytes N] [--max-wait-seconds N]\n"
@@ -54,46 +53,61 @@ static void serve_usage(FILE *f)
             "  --webhook-allow-private     let webhooks reach loopback and private addresses\n");
 }
 
-static int serve_int_flag(const char *name, const char *v, int64_t min, int64_t max,
-                          int64_t *out);
+static int serve_int_flag(const char *name, const char *v, int64_t min, int64_t max, int64_t *out);
 
 /* The events flags (2000 + index in the option table). */
-static int serve_events_flag(struct events_config *ev, int which, const char *v)
-{
+static int serve_events_flag(struct events_config *ev, int which, const char *v) {
     static const struct {
         const char *name;
         int64_t min, max;
     } f[] = {
-        {"events-max-age-seconds", -1, 100LL * 365 * 86400}, {"events-max-count", -1, INT64_MAX / 2},
-        {"events-buffer", 16, 10000000},                     {"sse-keepalive-ms", 100, 3600000},
-        {"webhook-backoff-ms", 1, 86400000},                 {"webhook-max-attempts", 1, 1000},
+        {"events-max-age-seconds", -1, 100LL * 365 * 86400},
+        {"events-max-count", -1, INT64_MAX / 2},
+        {"events-buffer", 16, 10000000},
+        {"sse-keepalive-ms", 100, 3600000},
+        {"webhook-backoff-ms", 1, 86400000},
+        {"webhook-max-attempts", 1, 1000},
         {"webhook-timeout-ms", 100, 600000},
     };
     int64_t n = 0;
     if (which < 7 && serve_int_flag(f[which].name, v, f[which].min, f[which].max, &n)) return -1;
     switch (which) {
-    case 0: ev->max_age_ms = n < 0 ? -1 : (n ? n * 1000 : -1); break;
-    case 1: ev->max_count = n < 0 ? -1 : (n ? n : -1); break;
-    case 2: ev->buffer_events = (int)n; break;
-    case 3: ev->keepalive_ms = (int)n; break;
-    case 4: ev->webhook_backoff_ms = n; break;
-    case 5: ev->webhook_max_attempts = (int)n; break;
-    case 6: ev->webhook_timeout_ms = n; break;
-    default: ev->webhook_allow_private = true; break;
+    case 0:
+        ev->max_age_ms = n < 0 ? -1 : (n ? n * 1000 : -1);
+        break;
+    case 1:
+        ev->max_count = n < 0 ? -1 : (n ? n : -1);
+        break;
+    case 2:
+        ev->buffer_events = (int)n;
+        break;
+    case 3:
+        ev->keepalive_ms = (int)n;
+        break;
+    case 4:
+        ev->webhook_backoff_ms = n;
+        break;
+    case 5:
+        ev->webhook_max_attempts = (int)n;
+        break;
+    case 6:
+        ev->webhook_timeout_ms = n;
+        break;
+    default:
+        ev->webhook_allow_private = true;
+        break;
     }
     return 0;
 }
 
-static int serve_int_flag(const char *name, const char *v, int64_t min, int64_t max, int64_t *out)
-{
+static int serve_int_flag(const char *name, const char *v, int64_t min, int64_t max, int64_t *out) {
     if (v1_parse_int(v, min, max, out) == 0) return 0;
     fprintf(stderr, "taskmill serve: '--%s' must be an integer from %lld to %lld\n", name,
             (long long)min, (long long)max);
     return -1;
 }
 
-void serve_default_limits(struct limits *l)
-{
+void serve_default_limits(struct limits *l) {
     l->body_max_bytes = 1024 * 1024;
     l->json_max_depth = 32;
     l->batch_max = 1000;
@@ -109,37 +123,60 @@ void serve_default_limits(struct limits *l)
 }
 
 /* The --max-* flags past the first two, in option order (1000 + index). */
-static int serve_limit_flag(struct limits *l, int which, const char *v)
-{
+static int serve_limit_flag(struct limits *l, int which, const char *v) {
     static const struct {
         const char *name;
         int64_t min, max;
     } f[] = {
-        {"max-header-bytes", 4096, 1 << 20}, {"max-json-depth", 2, 1000},
-        {"max-string-bytes", 64, 1 << 30},   {"max-items", 1, 1000000},
-        {"max-messages", 1, 1000000},        {"max-batch", 1, 100000},
-        {"max-page", 1, 100000},             {"max-connections", 1, 1000000},
-        {"max-waiters", 0, 1000000},         {"max-rate", 0, 1000000},
+        {"max-header-bytes", 4096, 1 << 20},
+        {"max-json-depth", 2, 1000},
+        {"max-string-bytes", 64, 1 << 30},
+        {"max-items", 1, 1000000},
+        {"max-messages", 1, 1000000},
+        {"max-batch", 1, 100000},
+        {"max-page", 1, 100000},
+        {"max-connections", 1, 1000000},
+        {"max-waiters", 0, 1000000},
+        {"max-rate", 0, 1000000},
     };
     int64_t n;
     if (serve_int_flag(f[which].name, v, f[which].min, f[which].max, &n)) return -1;
     switch (which) {
-    case 0: l->header_max_bytes = (size_t)n; break;
-    case 1: l->json_max_depth = (int)n; break;
-    case 2: l->string_max_bytes = (size_t)n; break;
-    case 3: l->items_max_per_call = (int)n; break;
-    case 4: l->messages_max_per_call = (int)n; break;
-    case 5: l->batch_max = (int)n; break;
-    case 6: l->page_max = (int)n; break;
-    case 7: l->connections_max = (int)n; break;
-    case 8: l->waiters_max = (int)n; break;
-    default: l->rate_per_token = (int)n; break;
+    case 0:
+        l->header_max_bytes = (size_t)n;
+        break;
+    case 1:
+        l->json_max_depth = (int)n;
+        break;
+    case 2:
+        l->string_max_bytes = (size_t)n;
+        break;
+    case 3:
+        l->items_max_per_call = (int)n;
+        break;
+    case 4:
+        l->messages_max_per_call = (int)n;
+        break;
+    case 5:
+        l->batch_max = (int)n;
+        break;
+    case 6:
+        l->page_max = (int)n;
+        break;
+    case 7:
+        l->connections_max = (int)n;
+        break;
+    case 8:
+        l->waiters_max = (int)n;
+        break;
+    default:
+        l->rate_per_token = (int)n;
+        break;
     }
     return 0;
 }
 
-int cmd_serve(int argc, char **argv)
-{
+int cmd_serve(int argc, char **argv) {
     struct server_config cfg = {0};
     cfg.listen = getenv("TASKMILL_LISTEN") ? getenv("TASKMILL_LISTEN") : "127.0.0.1:8080";
     cfg.store_url = getenv("TASKMILL_STORE") ? getenv("TASKMILL_STORE") : "sqlite:./taskmill.db";
@@ -182,13 +219,19 @@ int cmd_serve(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': cfg.listen = optarg; break;
-        case 's': cfg.store_url = optarg; break;
+        case 'l':
+            cfg.listen = optarg;
+            break;
+        case 's':
+            cfg.store_url = optarg;
+            break;
         case 't':
             if (serve_int_flag("threads", optarg, 1, 64, &v)) return 2;
             cfg.threads = (int)v;
             break;
-        case 'r': cfg.relaxed = true; break;
+        case 'r':
+            cfg.relaxed = true;
+            break;
         case 'b':
             if (serve_int_flag("max-body-bytes", optarg, 1024, 1 << 30, &v)) return 2;
             cfg.limits.body_max_bytes = (size_t)v;
@@ -197,9 +240,15 @@ int cmd_serve(int argc, char **argv)
             if (serve_int_flag("max-wait-seconds", optarg, 1, 3600, &v)) return 2;
             cfg.limits.wait_max_seconds = (int)v;
             break;
-        case 'C': cfg.tls_cert_path = optarg; break;
-        case 'K': cfg.tls_key_path = optarg; break;
-        case 'I': cfg.insecure_no_auth = true; break;
+        case 'C':
+            cfg.tls_cert_path = optarg;
+            break;
+        case 'K':
+            cfg.tls_key_path = optarg;
+            break;
+        case 'I':
+            cfg.insecure_no_auth = true;
+            break;
         case 1000:
         case 1001:
         case 1002:
@@ -222,8 +271,12 @@ int cmd_serve(int argc, char **argv)
         case 2007:
             if (serve_events_flag(&cfg.events, c - 2000, optarg)) return 2;
             break;
-        case 'h': serve_usage(stdout); return 0;
-        default: serve_usage(stderr); return 2;
+        case 'h':
+            serve_usage(stdout);
+            return 0;
+        default:
+            serve_usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {

@@ -14,64 +14,56 @@
 #include "timeutil.h"
 #include "xalloc.h"
 
-void buf_init(struct buf *b)
-{
+void buf_init(struct buf *b) {
     b->p = NULL;
     b->len = 0;
     b->cap = 0;
 }
 
-void buf_release(struct buf *b)
-{
+void buf_release(struct buf *b) {
     free(b->p);
     buf_init(b);
 }
 
-void buf_clear(struct buf *b)
-{
+void buf_clear(struct buf *b) {
     b->len = 0;
     if (b->p) b->p[0] = '\0';
 }
 
-char *buf_detach(struct buf *b)
-{
+char *buf_detach(struct buf *b) {
     char *p = b->p;
     if (!p) p = xstrdup("");
     buf_init(b);
     return p;
 }
 
-void buf_grow(struct buf *b, size_t extra)
-{
+void buf_grow(struct buf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) cap *= 2;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
     b->p = xrealloc(b->p, cap);
     b->cap = cap;
 }
 
-void buf_put(struct buf *b, const void *p, size_t n)
-{
+void buf_put(struct buf *b, const void *p, size_t n) {
     buf_grow(b, n);
     memcpy(b->p + b->len, p, n);
     b->len += n;
     b->p[b->len] = '\0';
 }
 
-void buf_puts(struct buf *b, const char *s)
-{
+void buf_puts(struct buf *b, const char *s) {
     buf_put(b, s, strlen(s));
 }
 
-void buf_putc(struct buf *b, char c)
-{
+void buf_putc(struct buf *b, char c) {
     buf_grow(b, 1);
     b->p[b->len++] = c;
     b->p[b->len] = '\0';
 }
 
-void buf_printf(struct buf *b, const char *fmt, ...)
-{
+void buf_printf(struct buf *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     char tmp[256];
@@ -89,8 +81,7 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void json_put_strn(struct buf *b, const char *s, size_t n)
-{
+void json_put_strn(struct buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     buf_grow(b, n + 2);
     b->p[b->len++] = '"';
@@ -101,11 +92,21 @@ void json_put_strn(struct buf *b, const char *s, size_t n)
         buf_put(b, s + run, i - run);
         run = i + 1;
         switch (c) {
-        case '"': buf_put(b, "\\\"", 2); break;
-        case '\\': buf_put(b, "\\\\", 2); break;
-        case '\n': buf_put(b, "\\n", 2); break;
-        case '\r': buf_put(b, "\\r", 2); break;
-        case '\t': buf_put(b, "\\t", 2); break;
+        case '"':
+            buf_put(b, "\\\"", 2);
+            break;
+        case '\\':
+            buf_put(b, "\\\\", 2);
+            break;
+        case '\n':
+            buf_put(b, "\\n", 2);
+            break;
+        case '\r':
+            buf_put(b, "\\r", 2);
+            break;
+        case '\t':
+            buf_put(b, "\\t", 2);
+            break;
         default: {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             buf_put(b, esc, 6);
@@ -116,8 +117,7 @@ void json_put_strn(struct buf *b, const char *s, size_t n)
     buf_putc(b, '"');
 }
 
-void json_put_str(struct buf *b, const char *s)
-{
+void json_put_str(struct buf *b, const char *s) {
     if (!s) {
         buf_put(b, "null", 4);
         return;
@@ -125,8 +125,7 @@ void json_put_str(struct buf *b, const char *s)
     json_put_strn(b, s, strlen(s));
 }
 
-void json_put_int(struct buf *b, int64_t v)
-{
+void json_put_int(struct buf *b, int64_t v) {
     /* By hand: replies are full of integers and snprintf is slow at this. */
     char tmp[24], *p = tmp + sizeof tmp;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
@@ -138,24 +137,21 @@ void json_put_int(struct buf *b, int64_t v)
     buf_put(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-void json_put_double(struct buf *b, double v)
-{
+void json_put_double(struct buf *b, double v) {
     if (!isfinite(v)) v = 0;
     char tmp[32];
     int n = snprintf(tmp, sizeof tmp, "%.6g", v);
     buf_put(b, tmp, (size_t)n);
 }
 
-void json_put_bool(struct buf *b, bool v)
-{
+void json_put_bool(struct buf *b, bool v) {
     if (v)
         buf_put(b, "true", 4);
     else
         buf_put(b, "false", 5);
 }
 
-void json_put_time(struct buf *b, int64_t ms)
-{
+void json_put_time(struct buf *b, int64_t ms) {
     if (ms <= 0) {
         buf_put(b, "null", 4);
         return;
@@ -167,13 +163,11 @@ void json_put_time(struct buf *b, int64_t ms)
     buf_putc(b, '"');
 }
 
-void json_put_raw(struct buf *b, const char *json, const char *fallback)
-{
+void json_put_raw(struct buf *b, const char *json, const char *fallback) {
     buf_puts(b, json && *json ? json : fallback);
 }
 
-void json_put_key(struct buf *b, const char *key, bool first)
-{
+void json_put_key(struct buf *b, const char *key, bool first) {
     size_t n = strlen(key);
     buf_grow(b, n + 4);
     char *p = b->p + b->len;

@@ -34,12 +34,12 @@ void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* JSON writing: values only; the caller writes the punctuation. */
-void json_put_str(struct buf *b, const char *s);      /* "s" escaped, or null for NULL */
+void json_put_str(struct buf *b, const char *s); /* "s" escaped, or null for NULL */
 void json_put_strn(struct buf *b, const char *s, size_t n);
 void json_put_int(struct buf *b, int64_t v);
 void json_put_double(struct buf *b, double v);
 void json_put_bool(struct buf *b, bool v);
-void json_put_time(struct buf *b, int64_t ms);        /* RFC 3339 string, or null for 0 */
+void json_put_time(struct buf *b, int64_t ms); /* RFC 3339 string, or null for 0 */
 void json_put_raw(struct buf *b, const char *json, const char *fallback); /* verbatim JSON */
 /* Writes "key": with a leading comma unless first. */
 void json_put_key(struct buf *b, const char *key, bool first);

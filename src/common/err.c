@@ -18,31 +18,26 @@ static const struct err_entry err_table[] = {
 #undef TM_ERR_ROW
 };
 
-static const struct err_entry *err_lookup(int code)
-{
+static const struct err_entry *err_lookup(int code) {
     int i = code - TM_ERR_FIRST_ - 1;
     if (i < 0 || i >= (int)(sizeof err_table / sizeof err_table[0]))
         return &err_table[TM_EINTERNAL - TM_ERR_FIRST_ - 1];
     return &err_table[i];
 }
 
-const char *err_slug(int code)
-{
+const char *err_slug(int code) {
     return err_lookup(code)->slug;
 }
 
-int err_http_status(int code)
-{
+int err_http_status(int code) {
     return err_lookup(code)->status;
 }
 
-const char *err_default_message(int code)
-{
+const char *err_default_message(int code) {
     return err_lookup(code)->message;
 }
 
-int err_set(struct tm_error *e, int code, const char *field, const char *fmt, ...)
-{
+int err_set(struct tm_error *e, int code, const char *field, const char *fmt, ...) {
     if (!e) return code;
     e->code = code;
     snprintf(e->field, sizeof e->field, "%s", field ? field : "");
@@ -57,8 +52,7 @@ int err_set(struct tm_error *e, int code, const char *field, const char *fmt, ..
     return code;
 }
 
-void err_clear(struct tm_error *e)
-{
+void err_clear(struct tm_error *e) {
     e->code = TM_OK;
     e->field[0] = '\0';
     e->message[0] = '\0';

@@ -13,20 +13,20 @@
 #include <stdarg.h>
 
 /*      name               slug                  status  default message */
-#define TM_ERR_MAP(X)                                                                   \
-    X(INVALID, "invalid_argument", 400, "invalid argument")                            \
-    X(MALFORMED, "malformed_json", 400, "request body is not valid JSON")             \
-    X(UNAUTHENTICATED, "unauthenticated", 401, "missing or invalid credentials")      \
-    X(FORBIDDEN, "permission_denied", 403, "not allowed")                             \
-    X(NOT_FOUND, "not_found", 404, "not found")                                        \
-    X(METHOD, "method_not_allowed", 405, "method not allowed")                         \
-    X(CONFLICT, "conflict", 409, "the task cannot make that move now")                 \
-    X(LEASE, "lease_mismatch", 409, "the lease token is not the task's current lease") \
-    X(TOO_LARGE, "payload_too_large", 413, "request body too large")                  \
-    X(MEDIA_TYPE, "unsupported_media_type", 415, "body must be application/json")     \
-    X(RATE, "too_many_requests", 429, "too many requests")                             \
-    X(GONE, "events_pruned", 410, "the events asked for were removed; re-read the state")   \
-    X(INTERNAL, "internal", 500, "internal error")                                     \
+#define TM_ERR_MAP(X)                                                                     \
+    X(INVALID, "invalid_argument", 400, "invalid argument")                               \
+    X(MALFORMED, "malformed_json", 400, "request body is not valid JSON")                 \
+    X(UNAUTHENTICATED, "unauthenticated", 401, "missing or invalid credentials")          \
+    X(FORBIDDEN, "permission_denied", 403, "not allowed")                                 \
+    X(NOT_FOUND, "not_found", 404, "not found")                                           \
+    X(METHOD, "method_not_allowed", 405, "method not allowed")                            \
+    X(CONFLICT, "conflict", 409, "the task cannot make that move now")                    \
+    X(LEASE, "lease_mismatch", 409, "the lease token is not the task's current lease")    \
+    X(TOO_LARGE, "payload_too_large", 413, "request body too large")                      \
+    X(MEDIA_TYPE, "unsupported_media_type", 415, "body must be application/json")         \
+    X(RATE, "too_many_requests", 429, "too many requests")                                \
+    X(GONE, "events_pruned", 410, "the events asked for were removed; re-read the state") \
+    X(INTERNAL, "internal", 500, "internal error")                                        \
     X(UNAVAILABLE, "unavailable", 503, "server is shutting down or overloaded")
 
 enum tm_err {
@@ -39,8 +39,8 @@ enum tm_err {
 
 /* An error with the detail a client needs. Embedded; no heap. */
 struct tm_error {
-    int code;         /* TM_E..., or TM_OK */
-    char field[64];   /* the request field at fault, or "" */
+    int code;       /* TM_E..., or TM_OK */
+    char field[64]; /* the request field at fault, or "" */
     char message[256];
 };
 

@@ -12,47 +12,47 @@ static const char *const filter_op_names[FILTER_OP_COUNT] = {
     "and", "or", "not", "eq", "ne", "gt", "ge", "lt", "le", "sw", "co", "in", "ca", "isnull", "pr",
 };
 
-const char *filter_op_name(enum filter_op op)
-{
+const char *filter_op_name(enum filter_op op) {
     return (unsigned)op < FILTER_OP_COUNT ? filter_op_names[op] : "?";
 }
 
-enum filter_field_kind filter_field_kind(enum filter_field f)
-{
+enum filter_field_kind filter_field_kind(enum filter_field f) {
     switch (f) {
     case FILTER_FIELD_PRIORITY:
-    case FILTER_FIELD_RETRIES: return FILTER_KIND_INT;
-    case FILTER_FIELD_PAUSED: return FILTER_KIND_BOOL;
+    case FILTER_FIELD_RETRIES:
+        return FILTER_KIND_INT;
+    case FILTER_FIELD_PAUSED:
+        return FILTER_KIND_BOOL;
     case FILTER_FIELD_CREATED_AT:
     case FILTER_FIELD_UPDATED_AT:
     case FILTER_FIELD_STARTED_AT:
     case FILTER_FIELD_COMPLETED_AT:
-    case FILTER_FIELD_SCHEDULED_AT: return FILTER_KIND_TIME;
-    default: return FILTER_KIND_TEXT;
+    case FILTER_FIELD_SCHEDULED_AT:
+        return FILTER_KIND_TIME;
+    default:
+        return FILTER_KIND_TEXT;
     }
 }
 
-struct filter_expr *filter_expr_new(enum filter_op op)
-{
+struct filter_expr *filter_expr_new(enum filter_op op) {
     struct filter_expr *x = xcalloc(1, sizeof *x);
     x->op = op;
     x->field = FILTER_FIELD_NONE;
     return x;
 }
 
-void filter_expr_free(struct filter_expr *x)
-{
+void filter_expr_free(struct filter_expr *x) {
     if (!x) return;
     filter_expr_free(x->left);
     filter_expr_free(x->right);
-    for (size_t i = 0; i < x->nvalues; i++) free(x->values[i].str);
+    for (size_t i = 0; i < x->nvalues; i++)
+        free(x->values[i].str);
     free(x->values);
     free(x->name);
     free(x);
 }
 
-struct filter_expr *filter_expr_and(struct filter_expr *a, struct filter_expr *b)
-{
+struct filter_expr *filter_expr_and(struct filter_expr *a, struct filter_expr *b) {
     if (!a) return b;
     if (!b) return a;
     struct filter_expr *x = filter_expr_new(FILTER_AND);
@@ -62,8 +62,7 @@ struct filter_expr *filter_expr_and(struct filter_expr *a, struct filter_expr *b
 }
 
 int filter_expr_each_leaf(struct filter_expr *x, int (*fn)(void *cls, struct filter_expr *leaf),
-                          void *cls)
-{
+                          void *cls) {
     if (!x) return 0;
     if (x->op == FILTER_AND || x->op == FILTER_OR || x->op == FILTER_NOT) {
         int rc = filter_expr_each_leaf(x->left, fn, cls);
@@ -72,20 +71,31 @@ int filter_expr_each_leaf(struct filter_expr *x, int (*fn)(void *cls, struct fil
     return fn(cls, x);
 }
 
-static void filter_value_format(struct buf *b, const struct filter_value *v)
-{
+static void filter_value_format(struct buf *b, const struct filter_value *v) {
     switch (v->kind) {
-    case FILTER_VAL_STR: json_put_str(b, v->str); break;
-    case FILTER_VAL_INT: buf_printf(b, "%lld", (long long)v->i); break;
-    case FILTER_VAL_REAL: buf_printf(b, "%.17g", v->d); break;
-    case FILTER_VAL_BOOL: buf_puts(b, v->i ? "true" : "false"); break;
-    case FILTER_VAL_TIME: buf_puts(b, "@"); json_put_time(b, v->i); break;
-    case FILTER_VAL_NULL: buf_puts(b, "null"); break;
+    case FILTER_VAL_STR:
+        json_put_str(b, v->str);
+        break;
+    case FILTER_VAL_INT:
+        buf_printf(b, "%lld", (long long)v->i);
+        break;
+    case FILTER_VAL_REAL:
+        buf_printf(b, "%.17g", v->d);
+        break;
+    case FILTER_VAL_BOOL:
+        buf_puts(b, v->i ? "true" : "false");
+        break;
+    case FILTER_VAL_TIME:
+        buf_puts(b, "@");
+        json_put_time(b, v->i);
+        break;
+    case FILTER_VAL_NULL:
+        buf_puts(b, "null");
+        break;
     }
 }
 
-void filter_expr_format(struct buf *b, const struct filter_expr *x)
-{
+void filter_expr_format(struct buf *b, const struct filter_expr *x) {
     if (!x) {
         buf_puts(b, "()");
         return;

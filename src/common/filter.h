@@ -23,22 +23,38 @@
 #include "buf.h"
 
 enum filter_op {
-    FILTER_AND, FILTER_OR, FILTER_NOT,                    /* composite */
-    FILTER_EQ, FILTER_NE, FILTER_GT, FILTER_GE, FILTER_LT, FILTER_LE,
-    FILTER_SW, FILTER_CO,                                 /* starts with, contains */
-    FILTER_IN, FILTER_CA,                                 /* a list of values */
-    FILTER_ISNULL, FILTER_PR,                             /* no value */
+    FILTER_AND,
+    FILTER_OR,
+    FILTER_NOT, /* composite */
+    FILTER_EQ,
+    FILTER_NE,
+    FILTER_GT,
+    FILTER_GE,
+    FILTER_LT,
+    FILTER_LE,
+    FILTER_SW,
+    FILTER_CO, /* starts with, contains */
+    FILTER_IN,
+    FILTER_CA, /* a list of values */
+    FILTER_ISNULL,
+    FILTER_PR, /* no value */
     FILTER_OP_COUNT
 };
 
-enum filter_value_kind { FILTER_VAL_STR, FILTER_VAL_INT, FILTER_VAL_REAL, FILTER_VAL_BOOL,
-                         FILTER_VAL_TIME, FILTER_VAL_NULL };
+enum filter_value_kind {
+    FILTER_VAL_STR,
+    FILTER_VAL_INT,
+    FILTER_VAL_REAL,
+    FILTER_VAL_BOOL,
+    FILTER_VAL_TIME,
+    FILTER_VAL_NULL
+};
 
 struct filter_value {
     enum filter_value_kind kind;
-    char *str;  /* STR: owned, NUL-terminated */
-    int64_t i;  /* INT, BOOL (0/1), TIME (epoch ms) */
-    double d;   /* REAL */
+    char *str; /* STR: owned, NUL-terminated */
+    int64_t i; /* INT, BOOL (0/1), TIME (epoch ms) */
+    double d;  /* REAL */
 };
 
 /* The canonical fields a filter may test. */
@@ -52,14 +68,14 @@ enum filter_field {
     FILTER_FIELD_LAUNCHER,
     FILTER_FIELD_PARENT_ID,
     FILTER_FIELD_PHASE,
-    FILTER_FIELD_STATUS,          /* completion_status */
-    FILTER_FIELD_TARGET_ID,       /* target.id */
-    FILTER_FIELD_TARGET_TYPE,     /* target.type */
+    FILTER_FIELD_STATUS,      /* completion_status */
+    FILTER_FIELD_TARGET_ID,   /* target.id */
+    FILTER_FIELD_TARGET_TYPE, /* target.type */
     FILTER_FIELD_PROGRESS_MESSAGE,
     FILTER_FIELD_PRIORITY,
     FILTER_FIELD_RETRIES,
-    FILTER_FIELD_PAUSED,          /* BOOL */
-    FILTER_FIELD_CREATED_AT,      /* times: 0 in the record is null here */
+    FILTER_FIELD_PAUSED,     /* BOOL */
+    FILTER_FIELD_CREATED_AT, /* times: 0 in the record is null here */
     FILTER_FIELD_UPDATED_AT,
     FILTER_FIELD_STARTED_AT,
     FILTER_FIELD_COMPLETED_AT,

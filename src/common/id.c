@@ -16,8 +16,7 @@
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char id_last[16];
 
-void id_random_bytes(void *p, size_t n)
-{
+void id_random_bytes(void *p, size_t n) {
     unsigned char *q = p;
     while (n > 0) {
         ssize_t got = getrandom(q, n, 0);
@@ -30,8 +29,7 @@ void id_random_bytes(void *p, size_t n)
     }
 }
 
-static void id_hex(const unsigned char bytes[16], char out[ID_LEN + 1])
-{
+static void id_hex(const unsigned char bytes[16], char out[ID_LEN + 1]) {
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 16; i++) {
         out[2 * i] = hex[bytes[i] >> 4];
@@ -40,11 +38,11 @@ static void id_hex(const unsigned char bytes[16], char out[ID_LEN + 1])
     out[ID_LEN] = '\0';
 }
 
-void id_new(char out[ID_LEN + 1])
-{
+void id_new(char out[ID_LEN + 1]) {
     unsigned char b[16];
     uint64_t ms = (uint64_t)time_now_ms();
-    for (int i = 0; i < 6; i++) b[i] = (unsigned char)(ms >> (8 * (5 - i)));
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (8 * (5 - i)));
     id_random_bytes(b + 6, 10);
 
     pthread_mutex_lock(&id_lock);
@@ -59,15 +57,13 @@ void id_new(char out[ID_LEN + 1])
     id_hex(b, out);
 }
 
-void id_random_hex(char out[ID_LEN + 1])
-{
+void id_random_hex(char out[ID_LEN + 1]) {
     unsigned char b[16];
     id_random_bytes(b, sizeof b);
     id_hex(b, out);
 }
 
-bool id_is_valid(const char *s)
-{
+bool id_is_valid(const char *s) {
     if (!s) return false;
     for (int i = 0; i < ID_LEN; i++) {
         char c = s[i];

@@ -3,8 +3,7 @@
  */
 #include "json_parse.h"
 
-int json_depth(const char *p, size_t n)
-{
+int json_depth(const char *p, size_t n) {
     int depth = 0, max = 0;
     bool in_str = false;
     for (size_t i = 0; i < n; i++) {
@@ -27,8 +26,7 @@ int json_depth(const char *p, size_t n)
     return max;
 }
 
-json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e)
-{
+json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e) {
     if (json_depth(p, n) > max_depth) {
         err_set(e, TM_EINVALID, "", "JSON nests deeper than %d levels", max_depth);
         return NULL;
@@ -36,8 +34,8 @@ json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_erro
     json_error_t je;
     json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
     if (!v) {
-        err_set(e, TM_EMALFORMED, "", "malformed JSON at line %d column %d: %s", je.line,
-                je.column, je.text);
+        err_set(e, TM_EMALFORMED, "", "malformed JSON at line %d column %d: %s", je.line, je.column,
+                je.text);
         return NULL;
     }
     if (!json_is_object(v)) {

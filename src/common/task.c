@@ -36,8 +36,7 @@ static const unsigned task_moves[TASK_PHASE_COUNT] = {
 };
 #undef B
 
-struct task *task_new(void)
-{
+struct task *task_new(void) {
     struct task *t = xcalloc(1, sizeof *t);
     t->max_retries = TASK_DEFAULT_MAX_RETRIES;
     t->backoff_ms = TASK_DEFAULT_BACKOFF_MS;
@@ -45,23 +44,20 @@ struct task *task_new(void)
     return t;
 }
 
-void queue_settings_default(struct queue_settings *q)
-{
+void queue_settings_default(struct queue_settings *q) {
     q->max_retries = TASK_DEFAULT_MAX_RETRIES;
     q->backoff_ms = TASK_DEFAULT_BACKOFF_MS;
     q->backoff_max_ms = TASK_DEFAULT_BACKOFF_MAX_MS;
 }
 
-void task_apply_queue_settings(struct task *t, const struct queue_settings *q)
-{
+void task_apply_queue_settings(struct task *t, const struct queue_settings *q) {
     if (t->max_retries < 0) t->max_retries = q->max_retries;
     if (t->backoff_ms < 0) t->backoff_ms = q->backoff_ms;
     if (t->backoff_max_ms < 0) t->backoff_max_ms = q->backoff_max_ms;
     if (t->backoff_max_ms < t->backoff_ms) t->backoff_max_ms = t->backoff_ms;
 }
 
-void task_free(struct task *t)
-{
+void task_free(struct task *t) {
     if (!t) return;
     free(t->namespace);
     free(t->type);
@@ -84,8 +80,7 @@ void task_free(struct task *t)
     free(t);
 }
 
-struct task *task_clone(const struct task *t)
-{
+struct task *task_clone(const struct task *t) {
     struct task *c = xmalloc(sizeof *c);
     *c = *t;
     c->namespace = xstrdup(t->namespace);
@@ -109,13 +104,11 @@ struct task *task_clone(const struct task *t)
     return c;
 }
 
-const char *task_phase_name(enum task_phase p)
-{
+const char *task_phase_name(enum task_phase p) {
     return (unsigned)p < TASK_PHASE_COUNT ? phase_names[p] : "unknown";
 }
 
-int task_phase_parse(const char *s, enum task_phase *out)
-{
+int task_phase_parse(const char *s, enum task_phase *out) {
     for (int i = 0; i < TASK_PHASE_COUNT; i++) {
         if (strcmp(s, phase_names[i]) == 0) {
             *out = (enum task_phase)i;
@@ -125,39 +118,36 @@ int task_phase_parse(const char *s, enum task_phase *out)
     return -1;
 }
 
-const char *task_status_name(enum task_status s)
-{
+const char *task_status_name(enum task_status s) {
     return (unsigned)s < TASK_STATUS_COUNT ? status_names[s] : NULL;
 }
 
-bool task_phase_is_terminal(enum task_phase p)
-{
+bool task_phase_is_terminal(enum task_phase p) {
     return p == TASK_COMPLETED || p == TASK_FAILED || p == TASK_CANCELLED;
 }
 
-bool task_is_terminal(const struct task *t)
-{
+bool task_is_terminal(const struct task *t) {
     return task_phase_is_terminal(t->phase);
 }
 
-bool task_can_transition(enum task_phase from, enum task_phase to)
-{
+bool task_can_transition(enum task_phase from, enum task_phase to) {
     if ((unsigned)from >= TASK_PHASE_COUNT || (unsigned)to >= TASK_PHASE_COUNT) return false;
     return (task_moves[from] >> to) & 1u;
 }
 
-enum task_bucket task_bucket_of(enum task_phase p)
-{
+enum task_bucket task_bucket_of(enum task_phase p) {
     switch (p) {
-    case TASK_COMPLETED: return TASK_BUCKET_PROCESSED;
+    case TASK_COMPLETED:
+        return TASK_BUCKET_PROCESSED;
     case TASK_RUNNING:
-    case TASK_STOPPING: return TASK_BUCKET_PROCESSING;
-    default: return TASK_BUCKET_PENDING;
+    case TASK_STOPPING:
+        return TASK_BUCKET_PROCESSING;
+    default:
+        return TASK_BUCKET_PENDING;
     }
 }
 
-void task_counts(const struct task *t, int64_t *processed, int64_t *processing, int64_t *pending)
-{
+void task_counts(const struct task *t, int64_t *processed, int64_t *processing, int64_t *pending) {
     if (t->child_pending + t->child_processing + t->child_processed > 0) {
         *processed = t->child_processed;
         *processing = t->child_processing;
@@ -169,8 +159,7 @@ void task_counts(const struct task *t, int64_t *processed, int64_t *processing, 
     }
 }
 
-double task_ratio(const struct task *t)
-{
+double task_ratio(const struct task *t) {
     if (t->phase == TASK_COMPLETED) return 1.0;
     if (t->progress.ratio_set) return t->progress.ratio;
     int64_t done, doing, todo;
@@ -179,36 +168,36 @@ double task_ratio(const struct task *t)
     return total > 0 ? (double)done / (double)total : 0.0;
 }
 
-int task_percent(const struct task *t)
-{
+int task_percent(const struct task *t) {
     if (t->phase == TASK_COMPLETED) return 100;
     int p = (int)floor(task_ratio(t) * 100.0);
     return p > 99 ? 99 : p < 0 ? 0 : p;
 }
 
-int64_t task_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t retry, uint32_t rnd)
-{
+int64_t task_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t retry, uint32_t rnd) {
     if (base_ms <= 0) return 0;
     int64_t d = base_ms;
-    for (int64_t i = 1; i < retry && d < max_ms; i++) d *= 2;
+    for (int64_t i = 1; i < retry && d < max_ms; i++)
+        d *= 2;
     if (d > max_ms) d = max_ms;
     /* Equal jitter: half fixed, half random, so retries spread but never bunch at 0. */
     int64_t half = d / 2;
     return half + (half > 0 ? (int64_t)(rnd % (uint64_t)(half + 1)) : 0);
 }
 
-int64_t task_due_at(const struct task *t)
-{
+int64_t task_due_at(const struct task *t) {
     switch (t->phase) {
     case TASK_RUNNING:
-    case TASK_STOPPING: return t->lease_expires_at;
-    case TASK_WAITING: return t->scheduled_at;
-    default: return 0;
+    case TASK_STOPPING:
+        return t->lease_expires_at;
+    case TASK_WAITING:
+        return t->scheduled_at;
+    default:
+        return 0;
     }
 }
 
-static void task_assert_invariants(const struct task *t)
-{
+static void task_assert_invariants(const struct task *t) {
     switch (t->phase) {
     case TASK_PENDING:
         assert(!t->lease_worker && t->status == TASK_STATUS_NONE);
@@ -227,21 +216,18 @@ static void task_assert_invariants(const struct task *t)
     (void)t;
 }
 
-void task_touch(struct task *t, int64_t now)
-{
+void task_touch(struct task *t, int64_t now) {
     t->version++;
     t->updated_at = now > t->updated_at ? now : t->updated_at;
 }
 
-static int task_refuse(const struct task *t, enum task_phase to, struct tm_error *e)
-{
+static int task_refuse(const struct task *t, enum task_phase to, struct tm_error *e) {
     return err_set(e, TM_ECONFLICT, "", "task '%s' cannot move from '%s' to '%s'", t->id,
                    task_phase_name(t->phase), task_phase_name(to));
 }
 
 /* Moves the task to `to`, with the bookkeeping every move shares. */
-static void task_move(struct task *t, enum task_phase to, int64_t now)
-{
+static void task_move(struct task *t, enum task_phase to, int64_t now) {
     assert(task_can_transition(t->phase, to));
     t->phase = to;
     if (to == TASK_PENDING) t->ready_at = now;
@@ -256,9 +242,8 @@ static void task_move(struct task *t, enum task_phase to, int64_t now)
     task_assert_invariants(t);
 }
 
-int task_claim(struct task *t, const char *worker, const char *token, int64_t lease_ms,
-               int64_t now, struct tm_error *e)
-{
+int task_claim(struct task *t, const char *worker, const char *token, int64_t lease_ms, int64_t now,
+               struct tm_error *e) {
     if (!task_can_transition(t->phase, TASK_RUNNING)) return task_refuse(t, TASK_RUNNING, e);
     if (t->paused) return err_set(e, TM_ECONFLICT, "", "task '%s' is paused", t->id);
     free(t->lease_worker);
@@ -273,21 +258,19 @@ int task_claim(struct task *t, const char *worker, const char *token, int64_t le
     return 0;
 }
 
-int task_check_lease(const struct task *t, const char *token, struct tm_error *e)
-{
+int task_check_lease(const struct task *t, const char *token, struct tm_error *e) {
     if (t->phase != TASK_RUNNING && t->phase != TASK_STOPPING)
         return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s', not running", t->id,
                        task_phase_name(t->phase));
     if (!token || strcmp(token, t->lease_token) != 0)
         return err_set(e, TM_ELEASE, "lease_token",
-                       "'lease_token' is not the current lease of task '%s' (attempt %lld)",
-                       t->id, (long long)t->attempt);
+                       "'lease_token' is not the current lease of task '%s' (attempt %lld)", t->id,
+                       (long long)t->attempt);
     return 0;
 }
 
 int task_extend_lease(struct task *t, const char *token, int64_t lease_ms, int64_t now,
-                      struct tm_error *e)
-{
+                      struct tm_error *e) {
     int rc = task_check_lease(t, token, e);
     if (rc) return rc;
     if (lease_ms > 0) t->lease_ms = lease_ms;
@@ -297,8 +280,7 @@ int task_extend_lease(struct task *t, const char *token, int64_t lease_ms, int64
 }
 
 int task_complete(struct task *t, const char *token, bool warning, int64_t now,
-                  struct tm_error *e)
-{
+                  struct tm_error *e) {
     int rc = task_check_lease(t, token, e);
     if (rc) return rc;
     t->status = warning || t->warned ? TASK_WARNING : TASK_SUCCESS;
@@ -309,8 +291,7 @@ int task_complete(struct task *t, const char *token, bool warning, int64_t now,
     return 0;
 }
 
-static void task_set_error(struct task *t, const char *error, bool temporary)
-{
+static void task_set_error(struct task *t, const char *error, bool temporary) {
     free(t->error);
     t->error = xstrdup(error);
     t->error_temporary = temporary;
@@ -318,8 +299,7 @@ static void task_set_error(struct task *t, const char *error, bool temporary)
 
 /* A failed run: retry after a backoff while retries last, else fail for good. */
 static void task_after_failure(struct task *t, const char *error, bool retryable, int64_t now,
-                               uint32_t rnd)
-{
+                               uint32_t rnd) {
     task_set_error(t, error, retryable);
     if (retryable && t->retries < t->max_retries) {
         t->retries++;
@@ -332,15 +312,13 @@ static void task_after_failure(struct task *t, const char *error, bool retryable
     task_move(t, TASK_FAILED, now);
 }
 
-static void task_stopped(struct task *t, int64_t now)
-{
+static void task_stopped(struct task *t, int64_t now) {
     t->status = TASK_TERMINATED;
     task_move(t, TASK_CANCELLED, now);
 }
 
-int task_fail(struct task *t, const char *token, const char *error, bool retryable,
-              int64_t now, uint32_t rnd, struct tm_error *e)
-{
+int task_fail(struct task *t, const char *token, const char *error, bool retryable, int64_t now,
+              uint32_t rnd, struct tm_error *e) {
     int rc = task_check_lease(t, token, e);
     if (rc) return rc;
     if (t->phase == TASK_STOPPING) {
@@ -352,8 +330,7 @@ int task_fail(struct task *t, const char *token, const char *error, bool retryab
     return 0;
 }
 
-int task_release(struct task *t, const char *token, int64_t now, struct tm_error *e)
-{
+int task_release(struct task *t, const char *token, int64_t now, struct tm_error *e) {
     int rc = task_check_lease(t, token, e);
     if (rc) return rc;
     if (t->phase == TASK_STOPPING)
@@ -363,8 +340,7 @@ int task_release(struct task *t, const char *token, int64_t now, struct tm_error
     return 0;
 }
 
-int task_lease_lost(struct task *t, int64_t now, uint32_t rnd, struct tm_error *e)
-{
+int task_lease_lost(struct task *t, int64_t now, uint32_t rnd, struct tm_error *e) {
     if (t->phase == TASK_STOPPING) {
         task_stopped(t, now);
         return 0;
@@ -378,36 +354,46 @@ int task_lease_lost(struct task *t, int64_t now, uint32_t rnd, struct tm_error *
     return 0;
 }
 
-int task_wake(struct task *t, int64_t now, struct tm_error *e)
-{
+int task_wake(struct task *t, int64_t now, struct tm_error *e) {
     if (t->phase != TASK_WAITING) return task_refuse(t, TASK_PENDING, e);
     task_move(t, TASK_PENDING, now);
     return 0;
 }
 
-int task_cancel(struct task *t, int64_t now, struct tm_error *e)
-{
+int task_cancel(struct task *t, int64_t now, struct tm_error *e) {
     switch (t->phase) {
     case TASK_STOPPING:
-    case TASK_CANCELLED: return 0; /* already asked: nothing changes */
-    case TASK_RUNNING: task_move(t, TASK_STOPPING, now); return 0;
+    case TASK_CANCELLED:
+        return 0; /* already asked: nothing changes */
+    case TASK_RUNNING:
+        task_move(t, TASK_STOPPING, now);
+        return 0;
     case TASK_PENDING:
-    case TASK_WAITING: task_stopped(t, now); return 0;
-    default: return task_refuse(t, TASK_CANCELLED, e);
+    case TASK_WAITING:
+        task_stopped(t, now);
+        return 0;
+    default:
+        return task_refuse(t, TASK_CANCELLED, e);
     }
 }
 
 int task_finish(struct task *t, enum task_status status, int64_t completed_at, int64_t now,
-                struct tm_error *e)
-{
+                struct tm_error *e) {
     enum task_phase to;
     switch (status) {
     case TASK_SUCCESS:
-    case TASK_WARNING: to = TASK_COMPLETED; break;
+    case TASK_WARNING:
+        to = TASK_COMPLETED;
+        break;
     case TASK_ERROR:
-    case TASK_TEMPERROR: to = TASK_FAILED; break;
-    case TASK_TERMINATED: to = TASK_CANCELLED; break;
-    default: return err_set(e, TM_EINVALID, "", "a task cannot finish without a status");
+    case TASK_TEMPERROR:
+        to = TASK_FAILED;
+        break;
+    case TASK_TERMINATED:
+        to = TASK_CANCELLED;
+        break;
+    default:
+        return err_set(e, TM_EINVALID, "", "a task cannot finish without a status");
     }
     if (!task_can_transition(t->phase, to)) return task_refuse(t, to, e);
     t->status = status;
@@ -422,8 +408,7 @@ int task_finish(struct task *t, enum task_status status, int64_t completed_at, i
     return 0;
 }
 
-int task_retry(struct task *t, int64_t now, struct tm_error *e)
-{
+int task_retry(struct task *t, int64_t now, struct tm_error *e) {
     if (t->phase != TASK_FAILED && t->phase != TASK_CANCELLED)
         return task_refuse(t, TASK_PENDING, e);
     t->status = TASK_STATUS_NONE;
@@ -441,8 +426,7 @@ int task_retry(struct task *t, int64_t now, struct tm_error *e)
     return 0;
 }
 
-int task_pause(struct task *t, int64_t now, struct tm_error *e)
-{
+int task_pause(struct task *t, int64_t now, struct tm_error *e) {
     if (task_is_terminal(t))
         return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s' and cannot be paused", t->id,
                        task_phase_name(t->phase));
@@ -452,8 +436,7 @@ int task_pause(struct task *t, int64_t now, struct tm_error *e)
     return 0;
 }
 
-int task_resume(struct task *t, int64_t now, struct tm_error *e)
-{
+int task_resume(struct task *t, int64_t now, struct tm_error *e) {
     if (task_is_terminal(t))
         return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s' and cannot be resumed", t->id,
                        task_phase_name(t->phase));
@@ -464,16 +447,14 @@ int task_resume(struct task *t, int64_t now, struct tm_error *e)
     return 0;
 }
 
-int task_check_delete(const struct task *t, struct tm_error *e)
-{
+int task_check_delete(const struct task *t, struct tm_error *e) {
     if (!task_is_terminal(t))
         return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s'; only finished tasks can be deleted",
                        t->id, task_phase_name(t->phase));
     return 0;
 }
 
-void task_set_progress(struct task *t, const struct task_progress_update *u, int64_t now)
-{
+void task_set_progress(struct task *t, const struct task_progress_update *u, int64_t now) {
     struct task_progress *p = &t->progress;
     if (u->has_ratio) {
         p->ratio = u->ratio;

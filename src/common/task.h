@@ -98,8 +98,8 @@ enum task_status {
 enum task_bucket { TASK_BUCKET_PENDING, TASK_BUCKET_PROCESSING, TASK_BUCKET_PROCESSED };
 
 struct task_progress {
-    double ratio;     /* 0..1, as last set or derived */
-    bool ratio_set;   /* the worker gave a ratio; otherwise it is derived from counts */
+    double ratio;   /* 0..1, as last set or derived */
+    bool ratio_set; /* the worker gave a ratio; otherwise it is derived from counts */
     char *message;
     int64_t processed, processing, pending;
     int64_t updated_at;
@@ -115,38 +115,38 @@ struct task {
     int64_t priority;
     char parent_id[ID_LEN + 1]; /* "" when none */
     char *launcher;
-    char *target;      /* JSON object or NULL */
-    char *definition;  /* JSON object or NULL */
-    char *params;      /* JSON object or NULL */
+    char *target;     /* JSON object or NULL */
+    char *definition; /* JSON object or NULL */
+    char *params;     /* JSON object or NULL */
 
     enum task_phase phase;
     enum task_status status;
     struct task_progress progress;
     /* Counts of children by bucket, kept by the store as children move. */
     int64_t child_pending, child_processing, child_processed;
-    char *items;         /* JSON array or NULL */
-    char *messages;      /* JSON array or NULL */
+    char *items;    /* JSON array or NULL */
+    char *messages; /* JSON array or NULL */
     int64_t message_count;
-    bool warned;         /* a WARN message was logged this run */
+    bool warned; /* a WARN message was logged this run */
 
-    char *result;        /* JSON value or NULL */
-    char *returns;       /* JSON array or NULL */
-    char *attributes;    /* JSON object or NULL */
-    char *error;         /* last failure's message, or NULL */
+    char *result;     /* JSON value or NULL */
+    char *returns;    /* JSON array or NULL */
+    char *attributes; /* JSON object or NULL */
+    char *error;      /* last failure's message, or NULL */
     bool error_temporary;
 
-    int64_t attempt;     /* claims so far */
-    int64_t retries;     /* automatic re-runs after failure so far */
+    int64_t attempt; /* claims so far */
+    int64_t retries; /* automatic re-runs after failure so far */
     int64_t max_retries;
     int64_t backoff_ms, backoff_max_ms;
 
     char *lease_worker;
     char lease_token[ID_LEN + 1];
-    int64_t lease_ms;           /* lease length the worker asked for */
+    int64_t lease_ms; /* lease length the worker asked for */
     int64_t lease_expires_at;
 
     int64_t created_at, updated_at, scheduled_at, started_at, completed_at;
-    int64_t ready_at;    /* when it last became pending: FIFO order within a priority */
+    int64_t ready_at; /* when it last became pending: FIFO order within a priority */
     int64_t version;
     bool paused;
     char *idempotency_key;
@@ -159,8 +159,8 @@ struct task {
 struct queue_settings {
     int64_t max_retries, backoff_ms, backoff_max_ms;
 };
-#define TASK_DEFAULT_MAX_RETRIES 3
-#define TASK_DEFAULT_BACKOFF_MS 1000
+#define TASK_DEFAULT_MAX_RETRIES    3
+#define TASK_DEFAULT_BACKOFF_MS     1000
 #define TASK_DEFAULT_BACKOFF_MAX_MS 300000
 
 void queue_settings_default(struct queue_settings *q);
@@ -169,15 +169,15 @@ void task_apply_queue_settings(struct task *t, const struct queue_settings *q);
 
 /* Limits the record itself enforces. */
 #define TASK_MAX_MESSAGES 1000 /* the oldest are dropped past this */
-#define TASK_MAX_ITEMS 1000
+#define TASK_MAX_ITEMS    1000
 
 struct task *task_new(void);
 void task_free(struct task *t);
 struct task *task_clone(const struct task *t);
 
 const char *task_phase_name(enum task_phase p);
-int task_phase_parse(const char *s, enum task_phase *out);   /* 0 or -1 */
-const char *task_status_name(enum task_status s);            /* NULL for NONE */
+int task_phase_parse(const char *s, enum task_phase *out); /* 0 or -1 */
+const char *task_status_name(enum task_status s);          /* NULL for NONE */
 bool task_phase_is_terminal(enum task_phase p);
 bool task_is_terminal(const struct task *t);
 /* True when the table above has the move from -> to. */
@@ -188,8 +188,7 @@ enum task_bucket task_bucket_of(enum task_phase p);
 double task_ratio(const struct task *t);
 int task_percent(const struct task *t);
 /* The counts to show: the children's when it has any, else its own. */
-void task_counts(const struct task *t, int64_t *processed, int64_t *processing,
-                 int64_t *pending);
+void task_counts(const struct task *t, int64_t *processed, int64_t *processing, int64_t *pending);
 /* Retry delay before re-run number `retry` (1-based), with equal jitter from `rnd`. */
 int64_t task_backoff_ms(int64_t base_ms, int64_t max_ms, int64_t retry, uint32_t rnd);
 /* The time the server must next act on the task (lease expiry, due time), or 0. */
@@ -200,18 +199,17 @@ int64_t task_due_at(const struct task *t);
  * updated_at; on error the task is untouched. `now` is wall-clock ms.
  */
 /* Hands a pending, unpaused task to `worker` under a new lease `token`. */
-int task_claim(struct task *t, const char *worker, const char *token, int64_t lease_ms,
-               int64_t now, struct tm_error *e);
+int task_claim(struct task *t, const char *worker, const char *token, int64_t lease_ms, int64_t now,
+               struct tm_error *e);
 /* Checks that `token` names the current lease of a running or stopping task. */
 int task_check_lease(const struct task *t, const char *token, struct tm_error *e);
 /* Extends the lease (lease_ms 0 keeps the last length). */
 int task_extend_lease(struct task *t, const char *token, int64_t lease_ms, int64_t now,
                       struct tm_error *e);
-int task_complete(struct task *t, const char *token, bool warning, int64_t now,
-                  struct tm_error *e);
+int task_complete(struct task *t, const char *token, bool warning, int64_t now, struct tm_error *e);
 /* A failure reported by the worker; rnd feeds the backoff jitter. */
-int task_fail(struct task *t, const char *token, const char *error, bool retryable,
-              int64_t now, uint32_t rnd, struct tm_error *e);
+int task_fail(struct task *t, const char *token, const char *error, bool retryable, int64_t now,
+              uint32_t rnd, struct tm_error *e);
 int task_release(struct task *t, const char *token, int64_t now, struct tm_error *e);
 /* The lease ran out (called by the server's sweep; no token). */
 int task_lease_lost(struct task *t, int64_t now, uint32_t rnd, struct tm_error *e);

@@ -9,8 +9,7 @@
 #include "timeutil.h"
 #include "xalloc.h"
 
-char *json_text(const json_t *v)
-{
+char *json_text(const json_t *v) {
     if (!v) return NULL;
     /* 16 digits: 0.2 stays 0.2 (17 would print 0.20000000000000001). */
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
@@ -21,8 +20,7 @@ char *json_text(const json_t *v)
     return s;
 }
 
-void task_json_write(struct buf *b, const struct task *t)
-{
+void task_json_write(struct buf *b, const struct task *t) {
     buf_grow(b, 1024);
     buf_putc(b, '{');
     json_put_key(b, "id", true);
@@ -120,23 +118,20 @@ void task_json_write(struct buf *b, const struct task *t)
     buf_putc(b, '}');
 }
 
-static void json_set_time(json_t *obj, const char *key, int64_t ms)
-{
+static void json_set_time(json_t *obj, const char *key, int64_t ms) {
     char tmp[TIME_RFC3339_LEN + 1];
     time_format_rfc3339(ms, tmp);
     json_object_set_new(obj, key, json_string(tmp));
 }
 
-static json_t *json_load_or(const char *text, json_t *fallback)
-{
+static json_t *json_load_or(const char *text, json_t *fallback) {
     json_t *v = text ? json_loads(text, 0, NULL) : NULL;
     if (!v) return fallback;
     json_decref(fallback);
     return v;
 }
 
-void task_add_messages(struct task *t, json_t *messages, int64_t now)
-{
+void task_add_messages(struct task *t, json_t *messages, int64_t now) {
     size_t n = json_array_size(messages);
     if (n == 0) return;
     struct buf b;
@@ -167,7 +162,8 @@ void task_add_messages(struct task *t, json_t *messages, int64_t now)
 
     if (t->message_count > TASK_MAX_MESSAGES) {
         json_t *all = json_load_or(t->messages, json_array());
-        while (json_array_size(all) > TASK_MAX_MESSAGES) json_array_remove(all, 0);
+        while (json_array_size(all) > TASK_MAX_MESSAGES)
+            json_array_remove(all, 0);
         free(t->messages);
         t->messages = json_text(all);
         t->message_count = (int64_t)json_array_size(all);
@@ -175,8 +171,7 @@ void task_add_messages(struct task *t, json_t *messages, int64_t now)
     }
 }
 
-int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error *e)
-{
+int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error *e) {
     if (json_array_size(items) == 0) return 0;
     json_t *all = json_load_or(t->items, json_array());
     size_t i;
@@ -195,9 +190,8 @@ int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error
         if (!slot) {
             if (json_array_size(all) >= TASK_MAX_ITEMS) {
                 json_decref(all);
-                return err_set(e, TM_EINVALID, "items",
-                               "task '%s' would hold more than %d 'items'", t->id,
-                               TASK_MAX_ITEMS);
+                return err_set(e, TM_EINVALID, "items", "task '%s' would hold more than %d 'items'",
+                               t->id, TASK_MAX_ITEMS);
             }
             slot = json_object();
             json_object_set_new(slot, "name", json_string(name));
@@ -217,8 +211,7 @@ int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error
     return 0;
 }
 
-void task_merge_attributes(struct task *t, json_t *attributes)
-{
+void task_merge_attributes(struct task *t, json_t *attributes) {
     if (json_object_size(attributes) == 0) return;
     json_t *all = json_load_or(t->attributes, json_object());
     const char *key;

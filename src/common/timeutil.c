@@ -10,22 +10,19 @@
 #include <string.h>
 #include <time.h>
 
-int64_t time_now_ms(void)
-{
+int64_t time_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t time_mono_ms(void)
-{
+int64_t time_mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
     int64_t yoe = y - era * 400;
@@ -34,8 +31,7 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
     return era * 146097 + doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     int64_t doe = z - era * 146097;
@@ -47,8 +43,7 @@ static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
     *y = yoe + era * 400 + (*m <= 2);
 }
 
-void time_format_rfc3339(int64_t ms, char out[TIME_RFC3339_LEN + 1])
-{
+void time_format_rfc3339(int64_t ms, char out[TIME_RFC3339_LEN + 1]) {
     int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
     int msec = (int)(ms - secs * 1000);
     int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
@@ -74,8 +69,7 @@ void time_format_rfc3339(int64_t ms, char out[TIME_RFC3339_LEN + 1])
     *p = '\0';
 }
 
-static int take_digits(const char **s, int n, int *out)
-{
+static int take_digits(const char **s, int n, int *out) {
     int v = 0;
     for (int i = 0; i < n; i++) {
         if (!isdigit((unsigned char)(*s)[i])) return -1;
@@ -86,8 +80,7 @@ static int take_digits(const char **s, int n, int *out)
     return 0;
 }
 
-int time_parse_rfc3339(const char *s, int64_t *ms)
-{
+int time_parse_rfc3339(const char *s, int64_t *ms) {
     int y, mo, d, h, mi, se, frac = 0;
     if (take_digits(&s, 4, &y) || *s++ != '-' || take_digits(&s, 2, &mo) || *s++ != '-' ||
         take_digits(&s, 2, &d))
@@ -106,7 +99,8 @@ int time_parse_rfc3339(const char *s, int64_t *ms)
             s++;
         }
         if (n == 0 || n > 9) return -1;
-        for (; n < 3; n++) frac *= 10;
+        for (; n < 3; n++)
+            frac *= 10;
     }
     int offset_min = 0;
     if (*s == 'Z' || *s == 'z') {
@@ -121,8 +115,7 @@ int time_parse_rfc3339(const char *s, int64_t *ms)
     }
     if (*s) return -1;
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60)
-        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60) return -1;
 
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (mo == 2 && d == 29 && !leap) return -1;

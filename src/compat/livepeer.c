@@ -32,25 +32,30 @@
 
 /* ---- The projection ---- */
 
-const char *livepeer_phase_name(enum task_phase p)
-{
+const char *livepeer_phase_name(enum task_phase p) {
     switch (p) {
-    case TASK_PENDING: return "pending";
-    case TASK_WAITING: return "waiting";
+    case TASK_PENDING:
+        return "pending";
+    case TASK_WAITING:
+        return "waiting";
     case TASK_RUNNING:
-    case TASK_STOPPING: return "running"; /* Livepeer has no stopping phase */
-    case TASK_COMPLETED: return "completed";
-    case TASK_FAILED: return "failed";
-    case TASK_CANCELLED: return "cancelled";
-    default: return "pending";
+    case TASK_STOPPING:
+        return "running"; /* Livepeer has no stopping phase */
+    case TASK_COMPLETED:
+        return "completed";
+    case TASK_FAILED:
+        return "failed";
+    case TASK_CANCELLED:
+        return "cancelled";
+    default:
+        return "pending";
     }
 }
 
 static const char *const livepeer_types[] = {"upload", "export", "export-data", "transcode-file",
                                              "clip"};
 
-const char *livepeer_type_of(const char *type)
-{
+const char *livepeer_type_of(const char *type) {
     if (!type) return NULL;
     for (size_t i = 0; i < sizeof livepeer_types / sizeof livepeer_types[0]; i++)
         if (strcmp(type, livepeer_types[i]) == 0) return livepeer_types[i];
@@ -58,19 +63,19 @@ const char *livepeer_type_of(const char *type)
 }
 
 /* True for stored JSON text that is a non-empty object. */
-static bool json_text_is_object(const char *s)
-{
+static bool json_text_is_object(const char *s) {
     if (!s) return false;
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     if (*s != '{') return false;
     s++;
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     return *s != '}';
 }
 
 /* Whether anything is known of the task's progress (else the key is left out). */
-static bool livepeer_progress_known(const struct task *t)
-{
+static bool livepeer_progress_known(const struct task *t) {
     int64_t done, doing, todo;
     task_counts(t, &done, &doing, &todo);
     return t->progress.ratio_set || t->progress.updated_at || done + doing + todo > 0;
@@ -80,8 +85,7 @@ static bool livepeer_progress_known(const struct task *t)
  * Livepeer replaces the whole status object on each update, so which keys
  * it holds depends on the phase (compat-research.md 3.2); so here.
  */
-static void livepeer_status_write(struct buf *b, const struct task *t)
-{
+static void livepeer_status_write(struct buf *b, const struct task *t) {
     buf_putc(b, '{');
     json_put_key(b, "phase", true);
     json_put_str(b, livepeer_phase_name(t->phase));
@@ -121,8 +125,7 @@ static void livepeer_status_write(struct buf *b, const struct task *t)
     buf_putc(b, '}');
 }
 
-void livepeer_task_write(struct buf *b, const struct task *t)
-{
+void livepeer_task_write(struct buf *b, const struct task *t) {
     const char *type = livepeer_type_of(t->type);
     buf_grow(b, 256);
     buf_putc(b, '{');
@@ -158,28 +161,24 @@ void livepeer_task_write(struct buf *b, const struct task *t)
 }
 
 /* A v1 time (RFC 3339 text or null) in ms; 0 when absent. */
-static int64_t livepeer_v1_time(const json_t *o, const char *key)
-{
+static int64_t livepeer_v1_time(const json_t *o, const char *key) {
     int64_t ms = 0;
     const char *s = json_string_value(json_object_get(o, key));
     if (s && time_parse_rfc3339(s, &ms)) ms = 0;
     return ms;
 }
 
-static char *livepeer_v1_str(const json_t *o, const char *key)
-{
+static char *livepeer_v1_str(const json_t *o, const char *key) {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? xstrdup(s) : NULL;
 }
 
-static char *livepeer_v1_json(const json_t *o, const char *key)
-{
+static char *livepeer_v1_json(const json_t *o, const char *key) {
     const json_t *v = json_object_get(o, key);
     return v && !json_is_null(v) ? json_text(v) : NULL;
 }
 
-void livepeer_task_write_v1(struct buf *b, const char *v1_json)
-{
+void livepeer_task_write_v1(struct buf *b, const char *v1_json) {
     json_error_t je;
     json_t *o = v1_json ? json_loads(v1_json, 0, &je) : NULL;
     const char *id = json_string_value(json_object_get(o, "id"));
@@ -214,8 +213,7 @@ out:
     json_decref(o);
 }
 
-void livepeer_error_write(struct buf *b, int status, const struct tm_error *e)
-{
+void livepeer_error_write(struct buf *b, int status, const struct tm_error *e) {
     (void)status;
     int code = e->code ? e->code : TM_EINTERNAL;
     buf_puts(b, "{\"errors\":[");
@@ -225,8 +223,7 @@ void livepeer_error_write(struct buf *b, int status, const struct tm_error *e)
 
 /* ---- The query decoder ---- */
 
-void livepeer_query_init(struct livepeer_query *q)
-{
+void livepeer_query_init(struct livepeer_query *q) {
     memset(q, 0, sizeof *q);
     q->limit = LIVEPEER_LIMIT_DEFAULT;
 }
@@ -248,16 +245,14 @@ static const struct {
 static const char *const livepeer_fields_unsupported[] = {"userId", "user.email", "inputAssetId",
                                                           "outputAssetId"};
 
-static int livepeer_field_find(const char *name)
-{
+static int livepeer_field_find(const char *name) {
     for (size_t i = 0; i < sizeof livepeer_fields / sizeof livepeer_fields[0]; i++)
         if (strcmp(name, livepeer_fields[i].name) == 0) return (int)i;
     return -1;
 }
 
 /* A decimal integer, the whole string; 0 or -1. */
-static int livepeer_parse_int(const char *s, int64_t max, int64_t *out)
-{
+static int livepeer_parse_int(const char *s, int64_t max, int64_t *out) {
     if (!*s) return -1;
     int64_t v = 0;
     for (const char *p = s; *p; p++) {
@@ -269,8 +264,7 @@ static int livepeer_parse_int(const char *s, int64_t max, int64_t *out)
     return 0;
 }
 
-static int livepeer_limit(struct livepeer_query *q, const char *v, struct tm_error *e)
-{
+static int livepeer_limit(struct livepeer_query *q, const char *v, struct tm_error *e) {
     int64_t n;
     if (livepeer_parse_int(v, 1000000000, &n) || n < 1)
         return err_set(e, TM_EINVALID, "limit", "'limit' must be a positive integer, got '%.40s'",
@@ -279,8 +273,7 @@ static int livepeer_limit(struct livepeer_query *q, const char *v, struct tm_err
     return 0;
 }
 
-static int livepeer_cursor(struct livepeer_query *q, const char *v, struct tm_error *e)
-{
+static int livepeer_cursor(struct livepeer_query *q, const char *v, struct tm_error *e) {
     int64_t n;
     if (!*v) {
         q->skip = 0;
@@ -296,8 +289,7 @@ static int livepeer_cursor(struct livepeer_query *q, const char *v, struct tm_er
 
 /* Decodes %XX escapes (a filters value URL-encoded twice, as Livepeer's own
  * dashboard sends it). out holds at least strlen(s) + 1 bytes. */
-static int livepeer_pct_decode(const char *s, char *out)
-{
+static int livepeer_pct_decode(const char *s, char *out) {
     size_t n = 0;
     for (const char *p = s; *p; p++) {
         if (*p == '%') {
@@ -314,8 +306,7 @@ static int livepeer_pct_decode(const char *s, char *out)
 }
 
 static int livepeer_cond_add(struct livepeer_query *q, enum livepeer_field f, enum livepeer_op op,
-                             const char *text, int64_t num, struct tm_error *e)
-{
+                             const char *text, int64_t num, struct tm_error *e) {
     if (q->ncond == LIVEPEER_FILTERS_MAX)
         return err_set(e, TM_EINVALID, "filters", "error parsing filters: more than %d conditions",
                        LIVEPEER_FILTERS_MAX);
@@ -328,8 +319,8 @@ static int livepeer_cond_add(struct livepeer_query *q, enum livepeer_field f, en
 }
 
 /* A time value: an integer number of milliseconds (a real is truncated). */
-static int livepeer_time_value(const json_t *v, const char *field, int64_t *out, struct tm_error *e)
-{
+static int livepeer_time_value(const json_t *v, const char *field, int64_t *out,
+                               struct tm_error *e) {
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
         return 0;
@@ -343,26 +334,27 @@ static int livepeer_time_value(const json_t *v, const char *field, int64_t *out,
                    field);
 }
 
-static int livepeer_filter_one(struct livepeer_query *q, const json_t *f, struct tm_error *e)
-{
+static int livepeer_filter_one(struct livepeer_query *q, const json_t *f, struct tm_error *e) {
     if (!json_is_object(f))
         return err_set(e, TM_EINVALID, "filters",
                        "error parsing filters: each filter must be an object {\"id\",\"value\"}");
     const json_t *jid = json_object_get(f, "id");
     const json_t *val = json_object_get(f, "value");
     if (!json_is_string(jid))
-        return err_set(e, TM_EINVALID, "filters", "error parsing filters: filter \"id\" must be a string");
+        return err_set(e, TM_EINVALID, "filters",
+                       "error parsing filters: filter \"id\" must be a string");
     const char *name = json_string_value(jid);
     if (!val)
         return err_set(e, TM_EINVALID, "filters",
                        "error parsing filters: missing filter value for id \"%.64s\"", name);
     int i = livepeer_field_find(name);
     if (i < 0) {
-        for (size_t u = 0; u < sizeof livepeer_fields_unsupported / sizeof livepeer_fields_unsupported[0]; u++)
+        for (size_t u = 0;
+             u < sizeof livepeer_fields_unsupported / sizeof livepeer_fields_unsupported[0]; u++)
             if (strcmp(name, livepeer_fields_unsupported[u]) == 0)
-                return err_set(e, TM_EINVALID, "filters",
-                               "error parsing filters: field \"%s\" is not supported by this server",
-                               name);
+                return err_set(
+                    e, TM_EINVALID, "filters",
+                    "error parsing filters: field \"%s\" is not supported by this server", name);
         return err_set(e, TM_EINVALID, "filters", "error parsing filters: unknown field: \"%.64s\"",
                        name);
     }
@@ -386,13 +378,17 @@ static int livepeer_filter_one(struct livepeer_query *q, const json_t *f, struct
     static const struct {
         const char *key;
         enum livepeer_op op;
-    } cmp[] = {{"gt", LIVEPEER_GT}, {"gte", LIVEPEER_GTE}, {"lt", LIVEPEER_LT},
-               {"lte", LIVEPEER_LTE}, {"eq", LIVEPEER_EQ}};
+    } cmp[] = {{"gt", LIVEPEER_GT},
+               {"gte", LIVEPEER_GTE},
+               {"lt", LIVEPEER_LT},
+               {"lte", LIVEPEER_LTE},
+               {"eq", LIVEPEER_EQ}};
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)val, key, v) {
         size_t c = 0;
-        while (c < sizeof cmp / sizeof cmp[0] && strcmp(key, cmp[c].key) != 0) c++;
+        while (c < sizeof cmp / sizeof cmp[0] && strcmp(key, cmp[c].key) != 0)
+            c++;
         if (c == sizeof cmp / sizeof cmp[0])
             return err_set(e, TM_EINVALID, "filters",
                            "error parsing filters: unknown comparison: \"%.32s\"", key);
@@ -404,8 +400,7 @@ static int livepeer_filter_one(struct livepeer_query *q, const json_t *f, struct
 
 #define LIVEPEER_FILTERS_MAX_BYTES 8192
 
-static int livepeer_filters(struct livepeer_query *q, const char *v, struct tm_error *e)
-{
+static int livepeer_filters(struct livepeer_query *q, const char *v, struct tm_error *e) {
     size_t len = strlen(v);
     if (len == 0) return 0;
     if (len > LIVEPEER_FILTERS_MAX_BYTES)
@@ -441,8 +436,7 @@ static int livepeer_filters(struct livepeer_query *q, const char *v, struct tm_e
 
 /* `order`: comma list of <field>-<true|false> (true = descending). Entries
  * with an unknown field or another shape are skipped, as Livepeer does. */
-static int livepeer_order(struct livepeer_query *q, const char *v, struct tm_error *e)
-{
+static int livepeer_order(struct livepeer_query *q, const char *v, struct tm_error *e) {
     (void)e;
     q->norder = 0;
     const char *p = v;
@@ -472,8 +466,7 @@ static int livepeer_order(struct livepeer_query *q, const char *v, struct tm_err
 }
 
 int livepeer_query_add(struct livepeer_query *q, const char *key, const char *value,
-                       struct tm_error *e)
-{
+                       struct tm_error *e) {
     if (!value) value = "";
     if (strcmp(key, "limit") == 0) return livepeer_limit(q, value, e);
     if (strcmp(key, "cursor") == 0) return livepeer_cursor(q, value, e);
@@ -486,8 +479,7 @@ int livepeer_query_add(struct livepeer_query *q, const char *key, const char *va
     return 0; /* all, allUsers, ...: accepted and ignored */
 }
 
-int livepeer_query_order(const struct livepeer_query *q, struct livepeer_sort *out)
-{
+int livepeer_query_order(const struct livepeer_query *q, struct livepeer_sort *out) {
     if (q->norder == 0) {
         out[0] = (struct livepeer_sort){LIVEPEER_F_UPDATED_AT, true};
         out[1] = (struct livepeer_sort){LIVEPEER_F_CREATED_AT, true};
@@ -497,22 +489,33 @@ int livepeer_query_order(const struct livepeer_query *q, struct livepeer_sort *o
     return q->norder;
 }
 
-static struct filter_expr *livepeer_leaf(const struct livepeer_cond *c)
-{
+static struct filter_expr *livepeer_leaf(const struct livepeer_cond *c) {
     static const enum filter_op ops[] = {
-        [LIVEPEER_EQ] = FILTER_EQ, [LIVEPEER_CONTAINS] = FILTER_CO, [LIVEPEER_GT] = FILTER_GT,
-        [LIVEPEER_GTE] = FILTER_GE, [LIVEPEER_LT] = FILTER_LT,      [LIVEPEER_LTE] = FILTER_LE,
+        [LIVEPEER_EQ] = FILTER_EQ,  [LIVEPEER_CONTAINS] = FILTER_CO, [LIVEPEER_GT] = FILTER_GT,
+        [LIVEPEER_GTE] = FILTER_GE, [LIVEPEER_LT] = FILTER_LT,       [LIVEPEER_LTE] = FILTER_LE,
     };
     struct filter_expr *x = filter_expr_new(ops[c->op]);
     x->values = xcalloc(1, sizeof *x->values);
     x->nvalues = 1;
     switch (c->field) {
-    case LIVEPEER_F_ID: x->field = FILTER_FIELD_ID; break;
-    case LIVEPEER_F_NAME: x->field = FILTER_FIELD_NAME; x->nocase = true; break;
-    case LIVEPEER_F_TYPE: x->field = FILTER_FIELD_TYPE; break;
-    case LIVEPEER_F_CREATED_AT: x->field = FILTER_FIELD_CREATED_AT; break;
-    case LIVEPEER_F_UPDATED_AT: x->field = FILTER_FIELD_UPDATED_AT; break;
-    case LIVEPEER_F_PROJECT_ID: break; /* not reached: the namespace */
+    case LIVEPEER_F_ID:
+        x->field = FILTER_FIELD_ID;
+        break;
+    case LIVEPEER_F_NAME:
+        x->field = FILTER_FIELD_NAME;
+        x->nocase = true;
+        break;
+    case LIVEPEER_F_TYPE:
+        x->field = FILTER_FIELD_TYPE;
+        break;
+    case LIVEPEER_F_CREATED_AT:
+        x->field = FILTER_FIELD_CREATED_AT;
+        break;
+    case LIVEPEER_F_UPDATED_AT:
+        x->field = FILTER_FIELD_UPDATED_AT;
+        break;
+    case LIVEPEER_F_PROJECT_ID:
+        break; /* not reached: the namespace */
     }
     for (size_t i = 0; i < sizeof livepeer_fields / sizeof livepeer_fields[0]; i++)
         if (livepeer_fields[i].field == c->field) x->name = xstrdup(livepeer_fields[i].name);
@@ -526,8 +529,7 @@ static struct filter_expr *livepeer_leaf(const struct livepeer_cond *c)
     return x;
 }
 
-struct filter_expr *livepeer_query_expr(const struct livepeer_query *q)
-{
+struct filter_expr *livepeer_query_expr(const struct livepeer_query *q) {
     struct filter_expr *x = NULL;
     for (int i = 0; i < q->ncond; i++) {
         if (q->cond[i].field == LIVEPEER_F_PROJECT_ID) continue;
@@ -536,8 +538,7 @@ struct filter_expr *livepeer_query_expr(const struct livepeer_query *q)
     return x;
 }
 
-const char *livepeer_query_project(const struct livepeer_query *q, bool *conflict)
-{
+const char *livepeer_query_project(const struct livepeer_query *q, bool *conflict) {
     const char *p = NULL;
     *conflict = false;
     for (int i = 0; i < q->ncond; i++) {
@@ -551,37 +552,33 @@ const char *livepeer_query_project(const struct livepeer_query *q, bool *conflic
 /* ---- The routes ---- */
 
 /* Livepeer's words for the refusals its clients know. */
-#define LIVEPEER_NOT_FOUND "not found"
+#define LIVEPEER_NOT_FOUND     "not found"
 #define LIVEPEER_NOT_RETRYABLE "task is not in a retryable state"
 
 /* The task id in the path, or NULL after a 404 (ids of another shape are
  * never stored, so they are unknown, not malformed). */
-static const char *livepeer_path_id(struct req *r)
-{
+static const char *livepeer_path_id(struct req *r) {
     if (id_is_valid(r->param[0])) return r->param[0];
     reply_error_code(r, TM_ENOT_FOUND, "", LIVEPEER_NOT_FOUND);
     return NULL;
 }
 
 /* Replies with the store's error, in Livepeer's words where it has them. */
-static void livepeer_reply_store_error(struct req *r, const struct tm_error *e)
-{
+static void livepeer_reply_store_error(struct req *r, const struct tm_error *e) {
     if (e->code == TM_ENOT_FOUND)
         reply_error_code(r, TM_ENOT_FOUND, "", LIVEPEER_NOT_FOUND);
     else
         reply_error(r, e);
 }
 
-static void livepeer_reply_task(struct req *r, const struct task *t)
-{
+static void livepeer_reply_task(struct req *r, const struct task *t) {
     struct buf b;
     buf_init(&b);
     livepeer_task_write(&b, t);
     reply_json(r, 200, &b);
 }
 
-static void livepeer_task_get(struct req *r)
-{
+static void livepeer_task_get(struct req *r) {
     const char *id = livepeer_path_id(r);
     if (!id) return;
     struct tm_error e;
@@ -595,8 +592,7 @@ static void livepeer_task_get(struct req *r)
     task_free(t);
 }
 
-static void livepeer_task_retried(struct req *r)
-{
+static void livepeer_task_retried(struct req *r) {
     if (r->op.err.code == TM_ECONFLICT) {
         /* Livepeer answers 400, not 409, for a task that is not failed or cancelled. */
         reply_error_code(r, TM_EINVALID, "", LIVEPEER_NOT_RETRYABLE);
@@ -611,8 +607,7 @@ static void livepeer_task_retried(struct req *r)
 
 /* POST /api/task/{id}/retry: a failed or cancelled task runs again. The
  * body, if any, is not read (Livepeer takes none). */
-static void livepeer_task_retry(struct req *r)
-{
+static void livepeer_task_retry(struct req *r) {
     const char *id = livepeer_path_id(r);
     if (!id) return;
     store_op_init(&r->op, STORE_OP_RETRY);
@@ -622,12 +617,14 @@ static void livepeer_task_retry(struct req *r)
 }
 
 /* Sets the store's order from the query's (see docs/compat.md). */
-static void livepeer_filter_order(const struct livepeer_query *q, struct task_filter *f)
-{
+static void livepeer_filter_order(const struct livepeer_query *q, struct task_filter *f) {
     static const enum task_sort_key keys[] = {
-        [LIVEPEER_F_ID] = TASK_SORT_ID,          [LIVEPEER_F_NAME] = TASK_SORT_NAME,
-        [LIVEPEER_F_CREATED_AT] = TASK_SORT_CREATED_AT, [LIVEPEER_F_UPDATED_AT] = TASK_SORT_UPDATED_AT,
-        [LIVEPEER_F_TYPE] = TASK_SORT_TYPE,      [LIVEPEER_F_PROJECT_ID] = TASK_SORT_ID,
+        [LIVEPEER_F_ID] = TASK_SORT_ID,
+        [LIVEPEER_F_NAME] = TASK_SORT_NAME,
+        [LIVEPEER_F_CREATED_AT] = TASK_SORT_CREATED_AT,
+        [LIVEPEER_F_UPDATED_AT] = TASK_SORT_UPDATED_AT,
+        [LIVEPEER_F_TYPE] = TASK_SORT_TYPE,
+        [LIVEPEER_F_PROJECT_ID] = TASK_SORT_ID,
     };
     struct livepeer_sort s[LIVEPEER_ORDER_MAX];
     int n = livepeer_query_order(q, s);
@@ -645,8 +642,7 @@ struct livepeer_list_ctx {
 };
 
 /* Percent-encodes s for a query string (RFC 3986 unreserved kept). */
-static void livepeer_url_encode(struct buf *b, const char *s)
-{
+static void livepeer_url_encode(struct buf *b, const char *s) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~')
             buf_putc(b, (char)*p);
@@ -655,8 +651,7 @@ static void livepeer_url_encode(struct buf *b, const char *s)
     }
 }
 
-static int livepeer_list_arg(void *cls, const char *key, const char *value)
-{
+static int livepeer_list_arg(void *cls, const char *key, const char *value) {
     struct livepeer_list_ctx *c = cls;
     if (livepeer_query_add(&c->q, key, value, &c->e)) return -1;
     if (strcmp(key, "cursor") != 0) {
@@ -670,13 +665,13 @@ static int livepeer_list_arg(void *cls, const char *key, const char *value)
 
 /* The Link header of the next page: the request's own URL with the cursor
  * replaced, absolute when the Host header allows, as Livepeer sends it. */
-static void livepeer_link_next(struct req *r, struct livepeer_list_ctx *c, int64_t skip)
-{
+static void livepeer_link_next(struct req *r, struct livepeer_list_ctx *c, int64_t skip) {
     struct buf b;
     buf_init(&b);
     const char *host = req_header(r, "Host");
     buf_putc(&b, '<');
-    if (host && *host && !strpbrk(host, "<>\"\\ \r\n")) buf_printf(&b, "%s://%s", req_scheme(r), host);
+    if (host && *host && !strpbrk(host, "<>\"\\ \r\n"))
+        buf_printf(&b, "%s://%s", req_scheme(r), host);
     buf_puts(&b, "/api/task?");
     if (c->next.len) buf_put(&b, c->next.p, c->next.len);
     buf_printf(&b, "cursor=skip%lld>; rel=\"next\"", (long long)skip);
@@ -684,8 +679,7 @@ static void livepeer_link_next(struct req *r, struct livepeer_list_ctx *c, int64
     buf_release(&b);
 }
 
-static void livepeer_task_list(struct req *r)
-{
+static void livepeer_task_list(struct req *r) {
     struct livepeer_list_ctx c;
     livepeer_query_init(&c.q);
     err_clear(&c.e);

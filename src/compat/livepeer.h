@@ -26,11 +26,11 @@
 #include "../common/task.h"
 
 #define LIVEPEER_LIMIT_DEFAULT 20
-#define LIVEPEER_LIMIT_MAX 1000
-#define LIVEPEER_FILTERS_MAX 16
-#define LIVEPEER_ORDER_MAX 4
-#define LIVEPEER_VALUE_MAX 256
-#define LIVEPEER_SKIP_MAX 1000000000LL
+#define LIVEPEER_LIMIT_MAX     1000
+#define LIVEPEER_FILTERS_MAX   16
+#define LIVEPEER_ORDER_MAX     4
+#define LIVEPEER_VALUE_MAX     256
+#define LIVEPEER_SKIP_MAX      1000000000LL
 
 /* The Livepeer phase of a taskmill phase (stopping shows as running). */
 const char *livepeer_phase_name(enum task_phase p);
@@ -60,7 +60,14 @@ enum livepeer_field {
     LIVEPEER_F_PROJECT_ID,
 };
 
-enum livepeer_op { LIVEPEER_EQ, LIVEPEER_CONTAINS, LIVEPEER_GT, LIVEPEER_GTE, LIVEPEER_LT, LIVEPEER_LTE };
+enum livepeer_op {
+    LIVEPEER_EQ,
+    LIVEPEER_CONTAINS,
+    LIVEPEER_GT,
+    LIVEPEER_GTE,
+    LIVEPEER_LT,
+    LIVEPEER_LTE
+};
 
 /* One condition of `filters`: text fields compare `text`, times `num`. */
 struct livepeer_cond {

@@ -26,29 +26,37 @@
 #include "sailpoint_filter.h"
 #include "sailpoint_parse.h"
 
-#define SP_LIMIT_MAX 250
+#define SP_LIMIT_MAX       250
 #define SP_TOKEN_EXPIRES_S 43199 /* what SailPoint's own tokens say */
 
 /* ---- Errors ---- */
 
-static const char *sailpoint_detail_code(int status)
-{
+static const char *sailpoint_detail_code(int status) {
     switch (status) {
-    case 400: return "400.1 Bad Request Content";
-    case 401: return "401 Unauthorized";
-    case 403: return "403 Forbidden";
-    case 404: return "404 Not found";
-    case 405: return "405 Method Not Allowed";
-    case 409: return "409 Conflict";
-    case 413: return "413 Payload Too Large";
-    case 415: return "415 Unsupported Media Type";
-    case 503: return "503 Service Unavailable";
-    default: return status >= 500 ? "500.0 Internal Fault" : "400.0 Bad Request";
+    case 400:
+        return "400.1 Bad Request Content";
+    case 401:
+        return "401 Unauthorized";
+    case 403:
+        return "403 Forbidden";
+    case 404:
+        return "404 Not found";
+    case 405:
+        return "405 Method Not Allowed";
+    case 409:
+        return "409 Conflict";
+    case 413:
+        return "413 Payload Too Large";
+    case 415:
+        return "415 Unsupported Media Type";
+    case 503:
+        return "503 Service Unavailable";
+    default:
+        return status >= 500 ? "500.0 Internal Fault" : "400.0 Bad Request";
     }
 }
 
-void sailpoint_write_error(struct buf *b, int status, const struct tm_error *e)
-{
+void sailpoint_write_error(struct buf *b, int status, const struct tm_error *e) {
     int code = e->code ? e->code : TM_EINTERNAL;
     const char *text = e->message[0] ? e->message : err_default_message(code);
     if (status == 429) { /* SailPoint's 429 body (idn/v3/responses/429.yaml) */
@@ -68,11 +76,10 @@ void sailpoint_write_error(struct buf *b, int status, const struct tm_error *e)
     buf_puts(b, "}],\"causes\":[]}");
 }
 
-void sailpoint_oauth_write_error(struct buf *b, int status, const struct tm_error *e)
-{
-    const char *kind = status == 401   ? "invalid_client"
-                       : status == 403 ? "unauthorized_client"
-                       : status >= 500 ? "server_error"
+void sailpoint_oauth_write_error(struct buf *b, int status, const struct tm_error *e) {
+    const char *kind = status == 401                         ? "invalid_client"
+                       : status == 403                       ? "unauthorized_client"
+                       : status >= 500                       ? "server_error"
                        : strcmp(e->field, "grant_type") == 0 ? "unsupported_grant_type"
                                                              : "invalid_request";
     buf_puts(b, "{\"error\":");
@@ -85,8 +92,7 @@ void sailpoint_oauth_write_error(struct buf *b, int status, const struct tm_erro
 /* ---- Projection ---- */
 
 /* TaskStatus.type: the canonical type when it is one of SailPoint's three. */
-static const char *sp_type(const struct task *t)
-{
+static const char *sp_type(const struct task *t) {
     static const char *const types[] = {"QUARTZ", "QPOC", "QUEUED_TASK"};
     for (int i = 0; i < 3; i++)
         if (t->type && strcasecmp(t->type, types[i]) == 0) return types[i];
@@ -94,8 +100,7 @@ static const char *sp_type(const struct task *t)
 }
 
 /* TaskStatus.progress when no progress text was set: the phase in words. */
-static const char *sp_progress_word(const struct task *t)
-{
+static const char *sp_progress_word(const struct task *t) {
     static const char *const words[TASK_PHASE_COUNT] = {
         "Pending", "Waiting", "Running", "Stopping", "Completed", "Failed", "Cancelled",
     };
@@ -103,18 +108,15 @@ static const char *sp_progress_word(const struct task *t)
     return (unsigned)t->phase < TASK_PHASE_COUNT ? words[t->phase] : "Unknown";
 }
 
-static const char *sp_jstr(json_t *obj, const char *key)
-{
+static const char *sp_jstr(json_t *obj, const char *key) {
     return json_string_value(json_object_get(obj, key));
 }
 
-static void sp_put_str_or(struct buf *b, const char *s, const char *fallback)
-{
+static void sp_put_str_or(struct buf *b, const char *s, const char *fallback) {
     json_put_str(b, s ? s : fallback);
 }
 
-static void sp_write_messages(struct buf *b, const char *text)
-{
+static void sp_write_messages(struct buf *b, const char *text) {
     json_t *all = text ? json_loads(text, 0, NULL) : NULL;
     buf_putc(b, '[');
     size_t i;
@@ -142,8 +144,7 @@ static void sp_write_messages(struct buf *b, const char *text)
     json_decref(all);
 }
 
-static void sp_write_returns(struct buf *b, const char *text)
-{
+static void sp_write_returns(struct buf *b, const char *text) {
     json_t *all = text ? json_loads(text, 0, NULL) : NULL;
     buf_putc(b, '[');
     size_t i;
@@ -160,8 +161,7 @@ static void sp_write_returns(struct buf *b, const char *text)
     json_decref(all);
 }
 
-static void sp_write_target(struct buf *b, const char *text)
-{
+static void sp_write_target(struct buf *b, const char *text) {
     json_t *tg = text ? json_loads(text, 0, NULL) : NULL;
     if (!json_is_object(tg)) {
         buf_puts(b, "null");
@@ -178,8 +178,7 @@ static void sp_write_target(struct buf *b, const char *text)
 }
 
 /* taskDefinitionSummary, written only when the task has a definition. */
-static void sp_write_definition(struct buf *b, const char *text)
-{
+static void sp_write_definition(struct buf *b, const char *text) {
     json_t *d = text ? json_loads(text, 0, NULL) : NULL;
     if (json_is_object(d)) {
         const char *name = sp_jstr(d, "name");
@@ -204,8 +203,7 @@ static void sp_write_definition(struct buf *b, const char *text)
 }
 
 /* Writes the TaskStatus of t; parent_name is the parent's uniqueName or NULL. */
-static void sp_task_write(struct buf *b, const struct task *t, const char *parent_name)
-{
+static void sp_task_write(struct buf *b, const struct task *t, const char *parent_name) {
     buf_puts(b, "{\"id\":");
     json_put_str(b, t->id);
     buf_puts(b, ",\"type\":");
@@ -245,8 +243,7 @@ static void sp_task_write(struct buf *b, const struct task *t, const char *paren
 }
 
 /* The parent's uniqueName (name, else type), read now; NULL when none. */
-static char *sp_parent_name(struct req *r, const struct task *t)
-{
+static char *sp_parent_name(struct req *r, const struct task *t) {
     if (!t->parent_id[0]) return NULL;
     struct task *p = NULL;
     struct tm_error e;
@@ -257,8 +254,7 @@ static char *sp_parent_name(struct req *r, const struct task *t)
     return name;
 }
 
-static void sp_reply_task(struct req *r, const struct task *t)
-{
+static void sp_reply_task(struct req *r, const struct task *t) {
     char *parent = sp_parent_name(r, t);
     struct buf b;
     buf_init(&b);
@@ -269,16 +265,14 @@ static void sp_reply_task(struct req *r, const struct task *t)
 
 /* ---- GET /task-status/{id} ---- */
 
-static int sp_not_found(struct req *r, const char *id)
-{
+static int sp_not_found(struct req *r, const char *id) {
     struct tm_error e;
     err_set(&e, TM_ENOT_FOUND, "id", "TaskStatus with the given id '%.64s' was not found", id);
     reply_error(r, &e);
     return -1;
 }
 
-static void sp_get(struct req *r)
-{
+static void sp_get(struct req *r) {
     const char *id = r->param[0];
     if (!id_is_valid(id)) {
         sp_not_found(r, id);
@@ -321,15 +315,13 @@ static const struct {
     {"completed", FILTER_FIELD_COMPLETED_AT},
 };
 
-static int sp_filter_reject(struct tm_error *e, const struct filter_expr *x, const char *why)
-{
+static int sp_filter_reject(struct tm_error *e, const struct filter_expr *x, const char *why) {
     return err_set(e, TM_EINVALID, "filters", "filter '%s %s' is not supported: %s", x->name,
                    filter_op_name(x->op), why);
 }
 
 /* Resolves one leaf: the field, the operator, the values (e is the cls). */
-static int sp_filter_resolve(void *cls, struct filter_expr *x)
-{
+static int sp_filter_resolve(void *cls, struct filter_expr *x) {
     struct tm_error *e = cls;
     for (size_t i = 0; i < sizeof sp_fields / sizeof sp_fields[0]; i++)
         if (strcmp(x->name, sp_fields[i].name) == 0) x->field = sp_fields[i].field;
@@ -337,7 +329,8 @@ static int sp_filter_resolve(void *cls, struct filter_expr *x)
         return err_set(e, TM_EINVALID, "filters",
                        "filter field '%.64s' is not supported; use id, sourceId, "
                        "completionStatus, type, launcher, uniqueName, description, progress, "
-                       "created, modified, launched or completed", x->name);
+                       "created, modified, launched or completed",
+                       x->name);
     bool time = filter_field_kind(x->field) == FILTER_KIND_TIME;
     if (x->op == FILTER_CA) return sp_filter_reject(e, x, "no field is a list");
     if (time && (x->op == FILTER_SW || x->op == FILTER_CO))
@@ -365,10 +358,12 @@ static int sp_filter_resolve(void *cls, struct filter_expr *x)
             static const char *const ok[] = {"SUCCESS", "WARNING", "ERROR", "TERMINATED",
                                              "TEMPERROR"};
             bool known = false;
-            for (size_t k = 0; k < 5; k++) known = known || strcasecmp(v->str, ok[k]) == 0;
+            for (size_t k = 0; k < 5; k++)
+                known = known || strcasecmp(v->str, ok[k]) == 0;
             if (!known)
-                return sp_filter_reject(e, x, "completionStatus is SUCCESS, WARNING, ERROR, "
-                                              "TERMINATED or TEMPERROR");
+                return sp_filter_reject(e, x,
+                                        "completionStatus is SUCCESS, WARNING, ERROR, "
+                                        "TERMINATED or TEMPERROR");
         }
     }
     return 0;
@@ -384,8 +379,7 @@ struct sp_query {
 
 /* A whole decimal number in [min, max], or -1 with e set. */
 static int sp_query_int(const char *s, const char *name, int64_t min, int64_t max, int64_t *out,
-                        struct tm_error *e)
-{
+                        struct tm_error *e) {
     char *end;
     long long v = s && *s ? strtoll(s, &end, 10) : 0;
     if (!s || !*s || *end || v < min || v > max)
@@ -395,8 +389,8 @@ static int sp_query_int(const char *s, const char *name, int64_t min, int64_t ma
     return 0;
 }
 
-static int sp_query_parse(struct req *r, bool with_filters, struct sp_query *q, struct tm_error *e)
-{
+static int sp_query_parse(struct req *r, bool with_filters, struct sp_query *q,
+                          struct tm_error *e) {
     memset(q, 0, sizeof *q);
     q->limit = SP_LIMIT_MAX;
     q->ascending = true;
@@ -429,8 +423,7 @@ static int sp_query_parse(struct req *r, bool with_filters, struct sp_query *q, 
 }
 
 /* Lists tasks; `pending` adds `completionStatus isnull` and answers 204 when empty. */
-static void sp_list_common(struct req *r, bool pending)
-{
+static void sp_list_common(struct req *r, bool pending) {
     struct tm_error e;
     err_clear(&e);
     struct sp_query q;
@@ -444,8 +437,12 @@ static void sp_list_common(struct req *r, bool pending)
         x->field = FILTER_FIELD_STATUS;
         q.expr = filter_expr_and(q.expr, x);
     }
-    struct task_filter f = {.ns = r->ns, .expr = q.expr, .offset = q.offset,
-                            .ascending = q.ascending, .want_total = q.count, .limit = q.limit};
+    struct task_filter f = {.ns = r->ns,
+                            .expr = q.expr,
+                            .offset = q.offset,
+                            .ascending = q.ascending,
+                            .want_total = q.count,
+                            .limit = q.limit};
     struct task_list l;
     int rc = store_task_list(req_store(r), &f, &l, &e);
     filter_expr_free(q.expr);
@@ -477,20 +474,17 @@ static void sp_list_common(struct req *r, bool pending)
     reply_json(r, 200, &b);
 }
 
-static void sp_list(struct req *r)
-{
+static void sp_list(struct req *r) {
     sp_list_common(r, false);
 }
 
-static void sp_pending(struct req *r)
-{
+static void sp_pending(struct req *r) {
     sp_list_common(r, true);
 }
 
 /* ---- PATCH /task-status/{id} ---- */
 
-static void sp_patched(struct req *r)
-{
+static void sp_patched(struct req *r) {
     if (r->op.err.code == TM_ENOT_FOUND) {
         sp_not_found(r, r->op.id);
         return;
@@ -502,8 +496,7 @@ static void sp_patched(struct req *r)
     sp_reply_task(r, r->op.task);
 }
 
-static void sp_patch(struct req *r)
-{
+static void sp_patch(struct req *r) {
     const char *id = r->param[0];
     if (!id_is_valid(id)) {
         sp_not_found(r, id);
@@ -545,8 +538,7 @@ static void sp_patch(struct req *r)
 /* ---- POST /oauth/token ---- */
 
 /* A form field from the body, else the query string (SailPoint's docs show both). */
-static int sp_oauth_param(struct req *r, const char *name, char *out, size_t outlen)
-{
+static int sp_oauth_param(struct req *r, const char *name, char *out, size_t outlen) {
     int rc = TM_ENOT_FOUND;
     if (r->body.len)
         rc = sailpoint_form_get(req_header(r, "Content-Type"), r->body.p, r->body.len, name, out,
@@ -561,8 +553,7 @@ static int sp_oauth_param(struct req *r, const char *name, char *out, size_t out
     return rc;
 }
 
-static void sp_oauth_token(struct req *r)
-{
+static void sp_oauth_token(struct req *r) {
     char grant[64], id[TOKEN_ID_LEN + 8], secret[TOKEN_STRING_LEN + 8];
     struct tm_error e;
     err_clear(&e);
@@ -617,12 +608,13 @@ static void sp_oauth_token(struct req *r)
 
 /* ---- Routes ---- */
 
-#define SP_ROUTES(v)                                                                      \
-    {"GET", "/" v "/task-status", sp_list, PERM_READ},                                   \
-    {"GET", "/" v "/task-status/pending-tasks", sp_pending, PERM_READ},                  \
-    {"HEAD", "/" v "/task-status/pending-tasks", sp_pending, PERM_READ},                 \
-    {"GET", "/" v "/task-status/:id", sp_get, PERM_READ},                                \
-    {"PATCH", "/" v "/task-status/:id", sp_patch, PERM_OWNER}
+#define SP_ROUTES(v)                                                         \
+    {"GET", "/" v "/task-status", sp_list, PERM_READ},                       \
+        {"GET", "/" v "/task-status/pending-tasks", sp_pending, PERM_READ},  \
+        {"HEAD", "/" v "/task-status/pending-tasks", sp_pending, PERM_READ}, \
+        {"GET", "/" v "/task-status/:id", sp_get, PERM_READ}, {              \
+        "PATCH", "/" v "/task-status/:id", sp_patch, PERM_OWNER              \
+    }
 
 const struct route sailpoint_routes[] = {
     SP_ROUTES("beta"),

@@ -23,14 +23,13 @@ enum sp_tok { SP_END, SP_LPAREN, SP_RPAREN, SP_COMMA, SP_STRING, SP_WORD, SP_BAD
 struct sp_parser {
     const char *p, *end, *start;
     enum sp_tok tok;
-    struct buf text;  /* the token's text (strings unescaped) */
-    size_t tok_at;    /* offset of the token */
+    struct buf text; /* the token's text (strings unescaped) */
+    size_t tok_at;   /* offset of the token */
     int depth, nodes, values;
     struct tm_error *e;
 };
 
-static int sp_fail(struct sp_parser *ps, const char *what)
-{
+static int sp_fail(struct sp_parser *ps, const char *what) {
     char near[40];
     size_t n = ps->text.len < 24 ? ps->text.len : 24;
     if (ps->tok == SP_END)
@@ -43,14 +42,12 @@ static int sp_fail(struct sp_parser *ps, const char *what)
                    what, ps->tok_at, near);
 }
 
-static bool sp_is_word_char(unsigned char c)
-{
+static bool sp_is_word_char(unsigned char c) {
     return c > ' ' && c != '(' && c != ')' && c != ',' && c != '"' && c != 0x7f;
 }
 
 /* Reads the next token into ps->tok / ps->text. */
-static void sp_next(struct sp_parser *ps)
-{
+static void sp_next(struct sp_parser *ps) {
     while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
         ps->p++;
     buf_clear(&ps->text);
@@ -91,49 +88,49 @@ static void sp_next(struct sp_parser *ps)
         ps->tok = SP_BAD;
         return;
     }
-    while (ps->p < ps->end && sp_is_word_char((unsigned char)*ps->p)) buf_putc(&ps->text, *ps->p++);
+    while (ps->p < ps->end && sp_is_word_char((unsigned char)*ps->p))
+        buf_putc(&ps->text, *ps->p++);
     ps->tok = SP_WORD;
 }
 
-static bool sp_word_is(const struct sp_parser *ps, const char *w)
-{
+static bool sp_word_is(const struct sp_parser *ps, const char *w) {
     return ps->tok == SP_WORD && strcmp(ps->text.p, w) == 0;
 }
 
-static bool sp_is_field_name(const char *s)
-{
+static bool sp_is_field_name(const char *s) {
     if (!isalpha((unsigned char)*s) && *s != '_') return false;
     for (s++; *s; s++)
         if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.') return false;
     return true;
 }
 
-static bool sp_is_number(const char *s, bool *integral)
-{
+static bool sp_is_number(const char *s, bool *integral) {
     const char *p = s;
     *integral = true;
     if (*p == '-' || *p == '+') p++;
     if (!isdigit((unsigned char)*p)) return false;
-    while (isdigit((unsigned char)*p)) p++;
+    while (isdigit((unsigned char)*p))
+        p++;
     if (*p == '.') {
         *integral = false;
         p++;
         if (!isdigit((unsigned char)*p)) return false;
-        while (isdigit((unsigned char)*p)) p++;
+        while (isdigit((unsigned char)*p))
+            p++;
     }
     if (*p == 'e' || *p == 'E') {
         *integral = false;
         p++;
         if (*p == '-' || *p == '+') p++;
         if (!isdigit((unsigned char)*p)) return false;
-        while (isdigit((unsigned char)*p)) p++;
+        while (isdigit((unsigned char)*p))
+            p++;
     }
     return *p == '\0';
 }
 
 /* Reads the current token as a value into v and moves on. */
-static int sp_value(struct sp_parser *ps, struct filter_value *v)
-{
+static int sp_value(struct sp_parser *ps, struct filter_value *v) {
     if (++ps->values > FILTER_MAX_VALUES) return sp_fail(ps, "too many values");
     memset(v, 0, sizeof *v);
     if (ps->tok == SP_STRING) {
@@ -171,8 +168,9 @@ static int sp_value(struct sp_parser *ps, struct filter_value *v)
             return sp_fail(ps, "not a valid date-time");
         v->kind = FILTER_VAL_TIME;
     } else {
-        return sp_fail(ps, "an unquoted value must be a number, true, false, null or a "
-                           "date-time; quote strings");
+        return sp_fail(ps,
+                       "an unquoted value must be a number, true, false, null or a "
+                       "date-time; quote strings");
     }
     sp_next(ps);
     return 0;
@@ -180,8 +178,7 @@ static int sp_value(struct sp_parser *ps, struct filter_value *v)
 
 static int sp_or(struct sp_parser *ps, struct filter_expr **out);
 
-static struct filter_expr *sp_node(struct sp_parser *ps, enum filter_op op)
-{
+static struct filter_expr *sp_node(struct sp_parser *ps, enum filter_op op) {
     if (++ps->nodes > FILTER_MAX_NODES) return NULL;
     return filter_expr_new(op);
 }
@@ -190,14 +187,13 @@ static const struct {
     const char *name;
     enum filter_op op;
 } sp_ops[] = {
-    {"eq", FILTER_EQ}, {"ne", FILTER_NE}, {"gt", FILTER_GT}, {"ge", FILTER_GE},
-    {"lt", FILTER_LT}, {"le", FILTER_LE}, {"sw", FILTER_SW}, {"co", FILTER_CO},
+    {"eq", FILTER_EQ}, {"ne", FILTER_NE}, {"gt", FILTER_GT},         {"ge", FILTER_GE},
+    {"lt", FILTER_LT}, {"le", FILTER_LE}, {"sw", FILTER_SW},         {"co", FILTER_CO},
     {"in", FILTER_IN}, {"ca", FILTER_CA}, {"isnull", FILTER_ISNULL}, {"pr", FILTER_PR},
 };
 
 /* FIELD op ... */
-static int sp_comparison(struct sp_parser *ps, struct filter_expr **out)
-{
+static int sp_comparison(struct sp_parser *ps, struct filter_expr **out) {
     if (ps->tok != SP_WORD || !sp_is_field_name(ps->text.p) || sp_word_is(ps, "and") ||
         sp_word_is(ps, "or"))
         return sp_fail(ps, "expected a field name, 'not' or '('");
@@ -208,8 +204,9 @@ static int sp_comparison(struct sp_parser *ps, struct filter_expr **out)
         if (strcmp(ps->text.p, sp_ops[i].name) == 0) op = (int)sp_ops[i].op;
     if (op < 0) {
         free(name);
-        return sp_fail(ps, "expected an operator (eq, ne, gt, ge, lt, le, sw, co, in, ca, "
-                           "isnull, pr)");
+        return sp_fail(ps,
+                       "expected an operator (eq, ne, gt, ge, lt, le, sw, co, in, ca, "
+                       "isnull, pr)");
     }
     struct filter_expr *x = sp_node(ps, (enum filter_op)op);
     if (!x) {
@@ -262,8 +259,7 @@ out:
     return 0;
 }
 
-static int sp_not(struct sp_parser *ps, struct filter_expr **out)
-{
+static int sp_not(struct sp_parser *ps, struct filter_expr **out) {
     if (++ps->depth > FILTER_MAX_DEPTH) return sp_fail(ps, "nested too deeply");
     int rc;
     if (sp_word_is(ps, "not")) {
@@ -298,8 +294,7 @@ out:
 
 /* One level of a left-associative binary operator: and (over not) or or (over and). */
 static int sp_binary(struct sp_parser *ps, struct filter_expr **out, const char *word,
-                     enum filter_op op, int (*sub)(struct sp_parser *, struct filter_expr **))
-{
+                     enum filter_op op, int (*sub)(struct sp_parser *, struct filter_expr **)) {
     struct filter_expr *left = NULL;
     int rc = sub(ps, &left);
     if (rc) return rc;
@@ -324,18 +319,15 @@ static int sp_binary(struct sp_parser *ps, struct filter_expr **out, const char 
     return 0;
 }
 
-static int sp_and(struct sp_parser *ps, struct filter_expr **out)
-{
+static int sp_and(struct sp_parser *ps, struct filter_expr **out) {
     return sp_binary(ps, out, "and", FILTER_AND, sp_not);
 }
 
-static int sp_or(struct sp_parser *ps, struct filter_expr **out)
-{
+static int sp_or(struct sp_parser *ps, struct filter_expr **out) {
     return sp_binary(ps, out, "or", FILTER_OR, sp_and);
 }
 
-int sailpoint_filter_parse(const char *s, size_t n, struct filter_expr **out, struct tm_error *e)
-{
+int sailpoint_filter_parse(const char *s, size_t n, struct filter_expr **out, struct tm_error *e) {
     *out = NULL;
     if (n > SAILPOINT_FILTER_MAX_BYTES)
         return err_set(e, TM_EINVALID, "filters", "'filters' is longer than %d bytes",
@@ -360,15 +352,16 @@ out:
     return rc;
 }
 
-int sailpoint_sorters_parse(const char *s, bool *ascending, struct tm_error *e)
-{
+int sailpoint_sorters_parse(const char *s, bool *ascending, struct tm_error *e) {
     const char *p = s;
     bool any = false;
     do {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        while (len && (*p == ' ')) p++, len--;
-        while (len && p[len - 1] == ' ') len--;
+        while (len && (*p == ' '))
+            p++, len--;
+        while (len && p[len - 1] == ' ')
+            len--;
         bool desc = len && *p == '-';
         if (len == (desc ? 8u : 7u) && memcmp(p + desc, "created", 7) == 0) {
             *ascending = !desc;

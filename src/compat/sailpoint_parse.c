@@ -21,8 +21,7 @@ static const char *const sp_status_names[] = {"SUCCESS", "WARNING", "ERROR", "TE
 static const enum task_status sp_status_values[] = {TASK_SUCCESS, TASK_WARNING, TASK_ERROR,
                                                     TASK_TERMINATED, TASK_TEMPERROR};
 
-static int sp_patch_op(json_t *op, size_t i, struct sailpoint_patch *out, struct tm_error *e)
-{
+static int sp_patch_op(json_t *op, size_t i, struct sailpoint_patch *out, struct tm_error *e) {
     char field[32];
     snprintf(field, sizeof field, "[%zu]", i);
     if (!json_is_object(op))
@@ -37,7 +36,8 @@ static int sp_patch_op(json_t *op, size_t i, struct sailpoint_patch *out, struct
     const char *verb = json_string_value(json_object_get(op, "op"));
     const char *path = json_string_value(json_object_get(op, "path"));
     if (!verb) return err_set(e, TM_EINVALID, "op", "patch operation %zu needs a string 'op'", i);
-    if (!path) return err_set(e, TM_EINVALID, "path", "patch operation %zu needs a string 'path'", i);
+    if (!path)
+        return err_set(e, TM_EINVALID, "path", "patch operation %zu needs a string 'path'", i);
     static const char *const paths[] = {"/completionStatus", "/completed", "/progress",
                                         "/percentComplete"};
     int which = -1;
@@ -46,13 +46,13 @@ static int sp_patch_op(json_t *op, size_t i, struct sailpoint_patch *out, struct
     if (which < 0)
         return err_set(e, TM_EINVALID, "path",
                        "path '%.64s' cannot be patched; use '/completionStatus', '/completed', "
-                       "'/progress' or '/percentComplete'", path);
+                       "'/progress' or '/percentComplete'",
+                       path);
     if (strcmp(verb, "replace") != 0 && strcmp(verb, "add") != 0)
         return err_set(e, TM_EINVALID, "op", "op '%.16s' is not supported on '%s'; use 'replace'",
                        verb, path);
     json_t *value = json_object_get(op, "value");
-    if (!value)
-        return err_set(e, TM_EINVALID, "value", "patch operation %zu needs a 'value'", i);
+    if (!value) return err_set(e, TM_EINVALID, "value", "patch operation %zu needs a 'value'", i);
     const char *s = json_string_value(value);
     switch (which) {
     case 0:
@@ -89,9 +89,8 @@ static int sp_patch_op(json_t *op, size_t i, struct sailpoint_patch *out, struct
     }
 }
 
-int sailpoint_patch_parse(const char *body, size_t n, int max_depth,
-                          struct sailpoint_patch *out, struct tm_error *e)
-{
+int sailpoint_patch_parse(const char *body, size_t n, int max_depth, struct sailpoint_patch *out,
+                          struct tm_error *e) {
     memset(out, 0, sizeof *out);
     if (json_depth(body, n) > max_depth)
         return err_set(e, TM_EINVALID, "", "the patch is nested deeper than %d", max_depth);
@@ -115,16 +114,14 @@ int sailpoint_patch_parse(const char *body, size_t n, int max_depth,
     return rc;
 }
 
-static int sp_hex(int c)
-{
+static int sp_hex(int c) {
     if (c >= '0' && c <= '9') return c - '0';
     c = tolower(c);
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 /* Percent- and plus-decodes [p, p+n) into out. */
-static int sp_urldecode(const char *p, size_t n, char *out, size_t outlen)
-{
+static int sp_urldecode(const char *p, size_t n, char *out, size_t outlen) {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)p[i];
@@ -141,8 +138,7 @@ static int sp_urldecode(const char *p, size_t n, char *out, size_t outlen)
     return 0;
 }
 
-static const char *sp_memmem(const char *h, size_t hn, const char *n, size_t nn)
-{
+static const char *sp_memmem(const char *h, size_t hn, const char *n, size_t nn) {
     if (nn == 0 || hn < nn) return NULL;
     for (size_t i = 0; i + nn <= hn; i++)
         if (h[i] == n[0] && memcmp(h + i, n, nn) == 0) return h + i;
@@ -150,8 +146,7 @@ static const char *sp_memmem(const char *h, size_t hn, const char *n, size_t nn)
 }
 
 int sailpoint_form_get(const char *content_type, const char *body, size_t n, const char *name,
-                       char *out, size_t outlen)
-{
+                       char *out, size_t outlen) {
     size_t nl = strlen(name);
     if (!content_type || strncasecmp(content_type, "application/x-www-form-urlencoded", 33) == 0) {
         const char *p = body, *end = body + n;

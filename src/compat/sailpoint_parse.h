@@ -26,16 +26,16 @@
  *   /percentComplete   an integer 0..100
  */
 struct sailpoint_patch {
-    enum task_status status;   /* TASK_STATUS_NONE: not asked */
-    int64_t completed_ms;      /* 0: not asked */
+    enum task_status status; /* TASK_STATUS_NONE: not asked */
+    int64_t completed_ms;    /* 0: not asked */
     bool has_progress, has_percent;
     char progress[1024];
     int percent;
 };
 
 /* Parses a JSON Patch document (n bytes): 0, or an error with e set. */
-int sailpoint_patch_parse(const char *body, size_t n, int max_depth,
-                          struct sailpoint_patch *out, struct tm_error *e);
+int sailpoint_patch_parse(const char *body, size_t n, int max_depth, struct sailpoint_patch *out,
+                          struct tm_error *e);
 
 /*
  * Finds form field `name` in a body of the given Content-Type and copies its

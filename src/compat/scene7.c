@@ -29,27 +29,34 @@
 #include "../server/v1_decode.h"
 #include "scene7_soap.h"
 
-#define SOAP_ENV_OPEN                                                                    \
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                        \
-    "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">"     \
+#define SOAP_ENV_OPEN                                                                \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                   \
+    "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">" \
     "<soapenv:Body>"
-#define SOAP_ENV_CLOSE "</soapenv:Body></soapenv:Envelope>\n"
+#define SOAP_ENV_CLOSE    "</soapenv:Body></soapenv:Envelope>\n"
 #define SOAP_CONTENT_TYPE "text/xml; charset=utf-8"
 /* getActiveJobs has no paging: at most this many jobs, newest first. */
 #define SCENE7_ACTIVE_JOBS_MAX 1000
 
 /* ---- Projection ---- */
 
-void scene7_xml_text(struct buf *b, const char *s)
-{
+void scene7_xml_text(struct buf *b, const char *s) {
     if (!s) return;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         switch (c) {
-        case '&': buf_puts(b, "&amp;"); break;
-        case '<': buf_puts(b, "&lt;"); break;
-        case '>': buf_puts(b, "&gt;"); break;
-        case '\r': buf_puts(b, "&#13;"); break;
+        case '&':
+            buf_puts(b, "&amp;");
+            break;
+        case '<':
+            buf_puts(b, "&lt;");
+            break;
+        case '>':
+            buf_puts(b, "&gt;");
+            break;
+        case '\r':
+            buf_puts(b, "&#13;");
+            break;
         default:
             if (c < 0x20 && c != '\t' && c != '\n')
                 buf_putc(b, '?');
@@ -59,77 +66,80 @@ void scene7_xml_text(struct buf *b, const char *s)
     }
 }
 
-static void xml_el(struct buf *b, const char *name, const char *text)
-{
+static void xml_el(struct buf *b, const char *name, const char *text) {
     buf_printf(b, "<%s>", name);
     scene7_xml_text(b, text ? text : "");
     buf_printf(b, "</%s>", name);
 }
 
-static void xml_int(struct buf *b, const char *name, int64_t v)
-{
+static void xml_int(struct buf *b, const char *name, int64_t v) {
     if (v > INT32_MAX) v = INT32_MAX; /* xsd:int */
     if (v < INT32_MIN) v = INT32_MIN;
     buf_printf(b, "<%s>%lld</%s>", name, (long long)v, name);
 }
 
-static void xml_double(struct buf *b, const char *name, double v)
-{
+static void xml_double(struct buf *b, const char *name, double v) {
     buf_printf(b, "<%s>", name);
     json_put_double(b, v);
     buf_printf(b, "</%s>", name);
 }
 
-static void xml_time(struct buf *b, const char *name, int64_t ms)
-{
+static void xml_time(struct buf *b, const char *name, int64_t ms) {
     char tmp[TIME_RFC3339_LEN + 1];
     time_format_rfc3339(ms, tmp);
     xml_el(b, name, tmp);
 }
 
-const char *scene7_job_state(const struct task *t)
-{
-    switch (t->phase) {
-    case TASK_PENDING: return t->paused ? "WaitingClient" : "New";
-    case TASK_WAITING: return t->paused ? "WaitingClient" : "WaitingCoordinator";
-    case TASK_RUNNING: return t->paused ? "WaitingClient" : "Running";
-    case TASK_STOPPING: return "Stopping";
-    case TASK_COMPLETED:
-    case TASK_FAILED:
-    case TASK_CANCELLED: return "Done";
-    default: return "Unknown";
-    }
-}
-
-const char *scene7_task_state(const struct task *t)
-{
+const char *scene7_job_state(const struct task *t) {
     switch (t->phase) {
     case TASK_PENDING:
-    case TASK_WAITING: return "New";
-    case TASK_RUNNING: return "Processing";
-    case TASK_STOPPING: return "Stopping";
+        return t->paused ? "WaitingClient" : "New";
+    case TASK_WAITING:
+        return t->paused ? "WaitingClient" : "WaitingCoordinator";
+    case TASK_RUNNING:
+        return t->paused ? "WaitingClient" : "Running";
+    case TASK_STOPPING:
+        return "Stopping";
     case TASK_COMPLETED:
-    case TASK_CANCELLED: return "Done";
-    case TASK_FAILED: return "Failed";
-    default: return "Unknown";
+    case TASK_FAILED:
+    case TASK_CANCELLED:
+        return "Done";
+    default:
+        return "Unknown";
     }
 }
 
-static int64_t task_progress_time(const struct task *t)
-{
+const char *scene7_task_state(const struct task *t) {
+    switch (t->phase) {
+    case TASK_PENDING:
+    case TASK_WAITING:
+        return "New";
+    case TASK_RUNNING:
+        return "Processing";
+    case TASK_STOPPING:
+        return "Stopping";
+    case TASK_COMPLETED:
+    case TASK_CANCELLED:
+        return "Done";
+    case TASK_FAILED:
+        return "Failed";
+    default:
+        return "Unknown";
+    }
+}
+
+static int64_t task_progress_time(const struct task *t) {
     return t->progress.updated_at ? t->progress.updated_at : t->updated_at;
 }
 
 /* The progress text: the worker's message; else, once failed, the error. */
-static const char *task_progress_message(const struct task *t)
-{
+static const char *task_progress_message(const struct task *t) {
     if (t->progress.message) return t->progress.message;
     if (t->phase == TASK_FAILED && t->error) return t->error;
     return "";
 }
 
-static void task_items_write(struct buf *b, const struct task *t)
-{
+static void task_items_write(struct buf *b, const struct task *t) {
     buf_puts(b, "<taskItemProgressArray>");
     json_t *items = t->items ? json_loads(t->items, 0, NULL) : NULL;
     size_t i;
@@ -149,8 +159,7 @@ static void task_items_write(struct buf *b, const struct task *t)
     buf_puts(b, "</taskItemProgressArray>");
 }
 
-static void task_progress_write(struct buf *b, const struct task *t)
-{
+static void task_progress_write(struct buf *b, const struct task *t) {
     int64_t done, doing, todo;
     task_counts(t, &done, &doing, &todo);
     buf_puts(b, "<items>");
@@ -166,12 +175,13 @@ static void task_progress_write(struct buf *b, const struct task *t)
     buf_puts(b, "</items>");
 }
 
-void scene7_active_job_write(struct buf *b, const struct task *t)
-{
+void scene7_active_job_write(struct buf *b, const struct task *t) {
     int64_t done, doing, todo;
     task_counts(t, &done, &doing, &todo);
     const char *name = t->name ? t->name : t->id;
-    int64_t start = t->started_at ? t->started_at : t->scheduled_at ? t->scheduled_at : t->created_at;
+    int64_t start = t->started_at     ? t->started_at
+                    : t->scheduled_at ? t->scheduled_at
+                                      : t->created_at;
     xml_el(b, "companyHandle", t->namespace);
     xml_el(b, "jobHandle", t->id);
     xml_el(b, "name", name);
@@ -200,8 +210,7 @@ struct scene7_call {
     bool delete_after_cancel;
 };
 
-static void scene7_call_free(void *p)
-{
+static void scene7_call_free(void *p) {
     struct scene7_call *c = p;
     if (!c) return;
     scene7_request_release(&c->q);
@@ -209,8 +218,7 @@ static void scene7_call_free(void *p)
 }
 
 /* A SOAP 1.1 Fault whose detail is `element` (ipsApiFault, ...) with code and reason. */
-static void scene7_fault_write(struct buf *b, const char *element, int code, const char *reason)
-{
+static void scene7_fault_write(struct buf *b, const char *element, int code, const char *reason) {
     buf_puts(b, SOAP_ENV_OPEN "<soapenv:Fault><faultcode>");
     buf_puts(b, code == SCENE7_FAULT_EXCEPTION ? "soapenv:Server" : "soapenv:Client");
     buf_puts(b, "</faultcode><faultstring>");
@@ -222,8 +230,7 @@ static void scene7_fault_write(struct buf *b, const char *element, int code, con
 }
 
 static void scene7_fault_reply(struct req *r, int status, const char *element, int code,
-                               const char *reason)
-{
+                               const char *reason) {
     struct buf b;
     buf_init(&b);
     scene7_fault_write(&b, element, code, reason);
@@ -231,29 +238,26 @@ static void scene7_fault_reply(struct req *r, int status, const char *element, i
 }
 
 /* The router's errors on /scene7 paths (404, 405, body too large, ...). */
-void scene7_error_write(struct buf *b, int status, const struct tm_error *e)
-{
+void scene7_error_write(struct buf *b, int status, const struct tm_error *e) {
     const char *msg = e->message[0] ? e->message : err_default_message(e->code);
     if (status == 401)
         scene7_fault_write(b, "authenticationFault", SCENE7_FAULT_INVALID_PARAMETER, msg);
     else if (status == 403)
         scene7_fault_write(b, "authorizationFault", SCENE7_FAULT_INVALID_PARAMETER, msg);
     else
-        scene7_fault_write(b, "ipsApiFault",
-                           status >= 500 ? SCENE7_FAULT_EXCEPTION : SCENE7_FAULT_INVALID_REQUEST_XML,
-                           msg);
+        scene7_fault_write(
+            b, "ipsApiFault",
+            status >= 500 ? SCENE7_FAULT_EXCEPTION : SCENE7_FAULT_INVALID_REQUEST_XML, msg);
 }
 
-static struct scene7_call *call_of(struct req *r)
-{
+static struct scene7_call *call_of(struct req *r) {
     return r->owned;
 }
 
 static void scene7_fault(struct req *r, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void scene7_fault(struct req *r, int code, const char *fmt, ...)
-{
+static void scene7_fault(struct req *r, int code, const char *fmt, ...) {
     char reason[300];
     va_list ap;
     va_start(ap, fmt);
@@ -264,19 +268,21 @@ static void scene7_fault(struct req *r, int code, const char *fmt, ...)
 }
 
 /* A store error as a fault: bad input and state conflicts are 30001. */
-static void scene7_fault_from(struct req *r, const struct tm_error *e)
-{
+static void scene7_fault_from(struct req *r, const struct tm_error *e) {
     const char *msg = e->message[0] ? e->message : err_default_message(e->code);
     switch (e->code) {
     case TM_ENOT_FOUND:
     case TM_EINVALID:
-    case TM_ECONFLICT: scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "%s", msg); break;
-    default: scene7_fault(r, SCENE7_FAULT_EXCEPTION, "%s", msg); break;
+    case TM_ECONFLICT:
+        scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "%s", msg);
+        break;
+    default:
+        scene7_fault(r, SCENE7_FAULT_EXCEPTION, "%s", msg);
+        break;
     }
 }
 
-static void scene7_reply(struct req *r, const char *op, struct buf *content)
-{
+static void scene7_reply(struct req *r, const char *op, struct buf *content) {
     struct buf b;
     buf_init(&b);
     buf_printf(&b, SOAP_ENV_OPEN "<%sReturn xmlns=\"" SCENE7_NS "\"", op);
@@ -294,8 +300,7 @@ static void scene7_reply(struct req *r, const char *op, struct buf *content)
 
 /* ---- The WSDL ---- */
 
-static void scene7_wsdl_get(struct req *r)
-{
+static void scene7_wsdl_get(struct req *r) {
     const char *host = req_header(r, MHD_HTTP_HEADER_HOST);
     char addr[512];
     bool host_ok = host && *host && strlen(host) < 256;
@@ -313,15 +318,13 @@ static void scene7_wsdl_get(struct req *r)
     reply_body(r, 200, &b, SOAP_CONTENT_TYPE);
 }
 
-static int scene7_is_wsdl_arg(void *cls, const char *key, const char *value)
-{
+static int scene7_is_wsdl_arg(void *cls, const char *key, const char *value) {
     (void)cls;
     (void)value;
     return strcasecmp(key, "wsdl") == 0;
 }
 
-static void scene7_service_get(struct req *r)
-{
+static void scene7_service_get(struct req *r) {
     if (req_query_each(r, scene7_is_wsdl_arg, NULL)) { /* "?wsdl" has no value */
         scene7_wsdl_get(r);
         return;
@@ -333,8 +336,7 @@ static void scene7_service_get(struct req *r)
 /* ---- Operations ---- */
 
 /* The namespace the call acts in: companyHandle, checked against the token. */
-static int scene7_scope(struct req *r, const char **ns)
-{
+static int scene7_scope(struct req *r, const char **ns) {
     const char *company = call_of(r)->q.company_handle;
     *ns = r->ns;
     if (!company) return 0;
@@ -348,22 +350,19 @@ static int scene7_scope(struct req *r, const char **ns)
 }
 
 /* The task id in jobHandle, or a fault naming it. */
-static const char *scene7_job_id(struct req *r)
-{
+static const char *scene7_job_id(struct req *r) {
     const char *h = call_of(r)->q.job_handle;
     if (id_is_valid(h)) return h;
     scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "jobHandle '%.64s' not found", h);
     return NULL;
 }
 
-static bool scene7_matches(const struct scene7_request *q, const struct task *t)
-{
+static bool scene7_matches(const struct scene7_request *q, const struct task *t) {
     const char *name = t->name ? t->name : t->id;
     return !q->original_name || strcmp(q->original_name, name) == 0;
 }
 
-static void scene7_get_active_jobs(struct req *r)
-{
+static void scene7_get_active_jobs(struct req *r) {
     const struct scene7_request *q = &call_of(r)->q;
     const char *ns;
     if (scene7_scope(r, &ns)) return;
@@ -374,8 +373,9 @@ static void scene7_get_active_jobs(struct req *r)
     err_clear(&e);
     if (q->job_handle) {
         struct task *t = NULL;
-        int rc = id_is_valid(q->job_handle) ? store_task_get(req_store(r), ns, q->job_handle, &t, &e)
-                                            : TM_ENOT_FOUND;
+        int rc = id_is_valid(q->job_handle)
+                     ? store_task_get(req_store(r), ns, q->job_handle, &t, &e)
+                     : TM_ENOT_FOUND;
         if (rc && rc != TM_ENOT_FOUND) {
             buf_release(&jobs);
             scene7_fault_from(r, &e);
@@ -418,8 +418,7 @@ static void scene7_get_active_jobs(struct req *r)
     scene7_reply(r, "getActiveJobs", &jobs);
 }
 
-static void scene7_submitted(struct req *r)
-{
+static void scene7_submitted(struct req *r) {
     if (r->op.err.code) {
         scene7_fault_from(r, &r->op.err);
         return;
@@ -430,8 +429,7 @@ static void scene7_submitted(struct req *r)
     scene7_reply(r, "submitJob", &b);
 }
 
-static void scene7_submit_job(struct req *r)
-{
+static void scene7_submit_job(struct req *r) {
     const struct scene7_request *q = &call_of(r)->q;
     const char *ns;
     if (scene7_scope(r, &ns)) return;
@@ -462,8 +460,7 @@ static void scene7_submit_job(struct req *r)
     req_submit(r, scene7_submitted);
 }
 
-static void scene7_controlled(struct req *r)
-{
+static void scene7_controlled(struct req *r) {
     if (r->op.err.code) {
         scene7_fault_from(r, &r->op.err);
         return;
@@ -485,8 +482,7 @@ static void scene7_controlled(struct req *r)
 }
 
 static void scene7_control_submit(struct req *r, enum store_op_kind kind, const char *ns,
-                                  const char *id)
-{
+                                  const char *id) {
     store_op_init(&r->op, kind);
     r->op.ns = ns;
     memcpy(r->op.id, id, ID_LEN + 1);
@@ -494,18 +490,24 @@ static void scene7_control_submit(struct req *r, enum store_op_kind kind, const 
 }
 
 /* stopJob, pauseJob, resumeJob, executeJob, deleteJob. */
-static void scene7_control(struct req *r)
-{
+static void scene7_control(struct req *r) {
     struct scene7_call *c = call_of(r);
     const char *ns;
     if (scene7_scope(r, &ns)) return;
     const char *id = scene7_job_id(r);
     if (!id) return;
     switch (c->q.op) {
-    case SCENE7_OP_STOP_JOB: scene7_control_submit(r, STORE_OP_CANCEL, ns, id); return;
-    case SCENE7_OP_PAUSE_JOB: scene7_control_submit(r, STORE_OP_PAUSE, ns, id); return;
-    case SCENE7_OP_RESUME_JOB: scene7_control_submit(r, STORE_OP_RESUME, ns, id); return;
-    default: break;
+    case SCENE7_OP_STOP_JOB:
+        scene7_control_submit(r, STORE_OP_CANCEL, ns, id);
+        return;
+    case SCENE7_OP_PAUSE_JOB:
+        scene7_control_submit(r, STORE_OP_PAUSE, ns, id);
+        return;
+    case SCENE7_OP_RESUME_JOB:
+        scene7_control_submit(r, STORE_OP_RESUME, ns, id);
+        return;
+    default:
+        break;
     }
     /* executeJob and deleteJob depend on where the job is now. */
     struct task *t = NULL;
@@ -522,14 +524,20 @@ static void scene7_control(struct req *r)
     task_free(t);
     if (c->q.op == SCENE7_OP_EXECUTE_JOB) {
         switch (phase) {
-        case TASK_WAITING: scene7_control_submit(r, STORE_OP_RUN_NOW, ns, id); return;
+        case TASK_WAITING:
+            scene7_control_submit(r, STORE_OP_RUN_NOW, ns, id);
+            return;
         case TASK_FAILED:
-        case TASK_CANCELLED: scene7_control_submit(r, STORE_OP_RETRY, ns, id); return;
+        case TASK_CANCELLED:
+            scene7_control_submit(r, STORE_OP_RETRY, ns, id);
+            return;
         case TASK_COMPLETED:
             scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER,
                          "job '%s' is done; submit it again to run it again", id);
             return;
-        default: scene7_reply(r, "executeJob", NULL); return; /* running or about to */
+        default:
+            scene7_reply(r, "executeJob", NULL);
+            return; /* running or about to */
         }
     }
     if (task_phase_is_terminal(phase)) {
@@ -543,18 +551,19 @@ static void scene7_control(struct req *r)
 }
 
 /* What each operation needs of the caller's token. */
-static unsigned scene7_perm(enum scene7_op op)
-{
+static unsigned scene7_perm(enum scene7_op op) {
     switch (op) {
-    case SCENE7_OP_GET_ACTIVE_JOBS: return PERM_READ;
-    case SCENE7_OP_DELETE_JOB: return PERM_ADMIN;
-    default: return PERM_OWNER;
+    case SCENE7_OP_GET_ACTIVE_JOBS:
+        return PERM_READ;
+    case SCENE7_OP_DELETE_JOB:
+        return PERM_ADMIN;
+    default:
+        return PERM_OWNER;
     }
 }
 
 /* Checks the caller: authHeader, else HTTP Basic, else a bearer header. */
-static int scene7_authenticate(struct req *r)
-{
+static int scene7_authenticate(struct req *r) {
     struct scene7_call *c = call_of(r);
     char user[SCENE7_TEXT_MAX + 1], pass[SCENE7_TEXT_MAX + 1];
     const char *u = NULL, *p = NULL;
@@ -594,7 +603,8 @@ static int scene7_authenticate(struct req *r)
     if (rc == 0) return 0;
     const char *msg = e.message[0] ? e.message : err_default_message(rc);
     if (rc == TM_EUNAUTHENTICATED)
-        scene7_fault_reply(r, c->fault_status, "authenticationFault", SCENE7_FAULT_INVALID_PARAMETER,
+        scene7_fault_reply(r, c->fault_status, "authenticationFault",
+                           SCENE7_FAULT_INVALID_PARAMETER,
                            bad || !given ? "invalid user or password" : msg);
     else if (rc == TM_EFORBIDDEN)
         scene7_fault_reply(r, c->fault_status, "authorizationFault", SCENE7_FAULT_INVALID_PARAMETER,
@@ -604,8 +614,7 @@ static int scene7_authenticate(struct req *r)
     return -1;
 }
 
-static void scene7_service_post(struct req *r)
-{
+static void scene7_service_post(struct req *r) {
     struct scene7_call *c = xcalloc(1, sizeof *c);
     r->owned = c;
     r->owned_free = scene7_call_free;
@@ -618,9 +627,15 @@ static void scene7_service_post(struct req *r)
     c->fault_status = c->q.auth.fault_http_status;
     if (scene7_authenticate(r)) return;
     switch (c->q.op) {
-    case SCENE7_OP_SUBMIT_JOB: scene7_submit_job(r); return;
-    case SCENE7_OP_GET_ACTIVE_JOBS: scene7_get_active_jobs(r); return;
-    default: scene7_control(r); return;
+    case SCENE7_OP_SUBMIT_JOB:
+        scene7_submit_job(r);
+        return;
+    case SCENE7_OP_GET_ACTIVE_JOBS:
+        scene7_get_active_jobs(r);
+        return;
+    default:
+        scene7_control(r);
+        return;
     }
 }
 

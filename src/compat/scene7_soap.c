@@ -25,17 +25,17 @@
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
 
-#define SOAP11_NS "http://schemas.xmlsoap.org/soap/envelope/"
-#define XSI_NS "http://www.w3.org/2001/XMLSchema-instance"
+#define SOAP11_NS        "http://schemas.xmlsoap.org/soap/envelope/"
+#define XSI_NS           "http://www.w3.org/2001/XMLSchema-instance"
 #define DETAIL_MAX_DEPTH 8
 #define DETAIL_MAX_NODES 1000
 
 static const char *const scene7_op_names[SCENE7_OP_COUNT] = {
-    NULL, "submitJob", "getActiveJobs", "stopJob", "pauseJob", "resumeJob", "executeJob", "deleteJob",
+    NULL,       "submitJob", "getActiveJobs", "stopJob",
+    "pauseJob", "resumeJob", "executeJob",    "deleteJob",
 };
 
-const char *scene7_op_name(enum scene7_op op)
-{
+const char *scene7_op_name(enum scene7_op op) {
     return op > SCENE7_OP_NONE && op < SCENE7_OP_COUNT ? scene7_op_names[op] : NULL;
 }
 
@@ -55,8 +55,7 @@ static const char *const scene7_job_kinds[][2] = {
     {"exportJob", "Export"},
 };
 
-const char *scene7_job_type_of(const char *job_kind)
-{
+const char *scene7_job_type_of(const char *job_kind) {
     for (size_t i = 0; i < sizeof scene7_job_kinds / sizeof scene7_job_kinds[0]; i++)
         if (strcmp(scene7_job_kinds[i][0], job_kind) == 0) return scene7_job_kinds[i][1];
     return NULL;
@@ -65,8 +64,7 @@ const char *scene7_job_type_of(const char *job_kind)
 static int scene7_fail(struct scene7_fault *f, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int scene7_fail(struct scene7_fault *f, int code, const char *fmt, ...)
-{
+static int scene7_fail(struct scene7_fault *f, int code, const char *fmt, ...) {
     f->code = code;
     va_list ap;
     va_start(ap, fmt);
@@ -75,8 +73,7 @@ static int scene7_fail(struct scene7_fault *f, int code, const char *fmt, ...)
     return -1;
 }
 
-void scene7_request_release(struct scene7_request *r)
-{
+void scene7_request_release(struct scene7_request *r) {
     if (!r) return;
     free(r->auth.user);
     free(r->auth.password);
@@ -92,13 +89,11 @@ void scene7_request_release(struct scene7_request *r)
     memset(r, 0, sizeof *r);
 }
 
-static void scene7_xml_init_once(void)
-{
+static void scene7_xml_init_once(void) {
     xmlInitParser();
 }
 
-static bool node_is(const xmlNode *n, const char *ns, const char *local)
-{
+static bool node_is(const xmlNode *n, const char *ns, const char *local) {
     if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, local) != 0) return false;
     if (!ns) return true;
     return n->ns && n->ns->href && strcmp((const char *)n->ns->href, ns) == 0;
@@ -106,8 +101,7 @@ static bool node_is(const xmlNode *n, const char *ns, const char *local)
 
 /* The next element sibling from n (n included); NULL at the end. Text
  * other than white space between elements is refused through *bad. */
-static xmlNode *next_element(xmlNode *n, bool *bad)
-{
+static xmlNode *next_element(xmlNode *n, bool *bad) {
     for (; n; n = n->next) {
         if (n->type == XML_ELEMENT_NODE) return n;
         if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
@@ -120,8 +114,7 @@ static xmlNode *next_element(xmlNode *n, bool *bad)
     return NULL;
 }
 
-static bool is_nil(const xmlNode *n)
-{
+static bool is_nil(const xmlNode *n) {
     for (const xmlAttr *a = n->properties; a; a = a->next) {
         if (strcmp((const char *)a->name, "nil") != 0 || !a->ns || !a->ns->href ||
             strcmp((const char *)a->ns->href, XSI_NS) != 0)
@@ -138,8 +131,7 @@ static bool is_nil(const xmlNode *n)
  * The text of a leaf element, copied, at most max bytes; NULL with *f set
  * when it has element children, an entity reference or is too long.
  */
-static char *leaf_text(const xmlNode *n, size_t max, struct scene7_fault *f)
-{
+static char *leaf_text(const xmlNode *n, size_t max, struct scene7_fault *f) {
     size_t len = 0;
     for (const xmlNode *c = n->children; c; c = c->next) {
         if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
@@ -170,17 +162,16 @@ static char *leaf_text(const xmlNode *n, size_t max, struct scene7_fault *f)
 }
 
 /* Trims XML white space (xsd:int, xsd:dateTime use whiteSpace collapse). */
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') s++;
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+        s++;
     size_t n = strlen(s);
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
         s[--n] = '\0';
     return s;
 }
 
-static bool has_control(const char *s)
-{
+static bool has_control(const char *s) {
     for (; *s; s++)
         if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r') return true;
     return false;
@@ -188,8 +179,7 @@ static bool has_control(const char *s)
 
 /* A job-detail element as JSON: leaf elements are strings, repeated
  * names become arrays, attributes are dropped. NULL with *f on refusal. */
-static json_t *detail_json(const xmlNode *n, int depth, int *nodes, struct scene7_fault *f)
-{
+static json_t *detail_json(const xmlNode *n, int depth, int *nodes, struct scene7_fault *f) {
     if (depth > DETAIL_MAX_DEPTH || ++*nodes > DETAIL_MAX_NODES) {
         scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
                     "the job detail is nested deeper than %d or holds more than %d elements",
@@ -239,8 +229,7 @@ static json_t *detail_json(const xmlNode *n, int depth, int *nodes, struct scene
     return obj;
 }
 
-static int parse_auth(xmlNode *h, struct scene7_auth *a, struct scene7_fault *f)
-{
+static int parse_auth(xmlNode *h, struct scene7_auth *a, struct scene7_fault *f) {
     if (a->present) return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'authHeader' repeats");
     a->present = true;
     bool bad = false;
@@ -272,7 +261,8 @@ static int parse_auth(xmlNode *h, struct scene7_auth *a, struct scene7_fault *f)
                                "'faultHttpStatusCode' must be an HTTP status (100-599)");
         a->fault_http_status = (int)v;
     }
-    if (bad) return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'authHeader' holds stray text");
+    if (bad)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'authHeader' holds stray text");
     return 0;
 }
 
@@ -320,22 +310,28 @@ static const struct {
     {"description", P_DESCRIPTION, SCENE7_TEXT_MAX},
 };
 
-static char **param_slot(struct scene7_request *r, unsigned bit)
-{
+static char **param_slot(struct scene7_request *r, unsigned bit) {
     switch (bit) {
-    case P_COMPANY: return &r->company_handle;
-    case P_JOB_HANDLE: return &r->job_handle;
-    case P_ORIGINAL_NAME: return &r->original_name;
-    case P_JOB_NAME: return &r->job_name;
-    case P_USER_HANDLE: return &r->user_handle;
-    case P_LOCALE: return &r->locale;
-    case P_DESCRIPTION: return &r->description;
-    default: return NULL;
+    case P_COMPANY:
+        return &r->company_handle;
+    case P_JOB_HANDLE:
+        return &r->job_handle;
+    case P_ORIGINAL_NAME:
+        return &r->original_name;
+    case P_JOB_NAME:
+        return &r->job_name;
+    case P_USER_HANDLE:
+        return &r->user_handle;
+    case P_LOCALE:
+        return &r->locale;
+    case P_DESCRIPTION:
+        return &r->description;
+    default:
+        return NULL;
     }
 }
 
-static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_fault *f)
-{
+static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_fault *f) {
     const char *opname = scene7_op_name(r->op);
     unsigned allowed = scene7_op_params[r->op].allowed, seen = 0;
     bool bad = false, has_schedule = false;
@@ -345,7 +341,8 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
             return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
                                "'%.64s' of '%sParam' is in an unknown namespace", name, opname);
         size_t i = 0, np = sizeof scene7_params / sizeof scene7_params[0];
-        while (i < np && strcmp(scene7_params[i].name, name) != 0) i++;
+        while (i < np && strcmp(scene7_params[i].name, name) != 0)
+            i++;
         unsigned bit = i < np ? scene7_params[i].bit : 0;
         if (!bit && (allowed & P_DETAIL) && scene7_job_type_of(name)) bit = P_DETAIL;
         if (!bit || !(allowed & bit))
@@ -418,9 +415,9 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
 }
 
 /* A raw scan, before libxml2: no DOCTYPE (so no entity declarations) and no NUL. */
-static int scene7_precheck(const char *body, size_t len, struct scene7_fault *f)
-{
-    if (len == 0) return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "the request body is empty");
+static int scene7_precheck(const char *body, size_t len, struct scene7_fault *f) {
+    if (len == 0)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "the request body is empty");
     if (len > SCENE7_SOAP_MAX_BYTES)
         return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "the request exceeds %d bytes",
                            SCENE7_SOAP_MAX_BYTES);
@@ -437,8 +434,7 @@ static int scene7_precheck(const char *body, size_t len, struct scene7_fault *f)
 }
 
 int scene7_soap_parse(const char *body, size_t len, struct scene7_request *out,
-                      struct scene7_fault *f)
-{
+                      struct scene7_fault *f) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     memset(out, 0, sizeof *out);
     f->code = 0;
@@ -455,7 +451,8 @@ int scene7_soap_parse(const char *body, size_t len, struct scene7_request *out,
         goto out;
     }
     if (doc->intSubset || doc->extSubset) {
-        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "a SOAP message must not contain a DOCTYPE");
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                    "a SOAP message must not contain a DOCTYPE");
         goto out;
     }
     xmlNode *env = xmlDocGetRootElement(doc);
@@ -472,8 +469,8 @@ int scene7_soap_parse(const char *body, size_t len, struct scene7_request *out,
                 if (parse_auth(h, &out->auth, f)) goto out;
                 continue;
             }
-            xmlChar *mu = xmlGetNsProp(h, (const xmlChar *)"mustUnderstand",
-                                       (const xmlChar *)SOAP11_NS);
+            xmlChar *mu =
+                xmlGetNsProp(h, (const xmlChar *)"mustUnderstand", (const xmlChar *)SOAP11_NS);
             bool must = mu && strcmp((const char *)mu, "1") == 0;
             xmlFree(mu);
             if (must) {
@@ -495,12 +492,13 @@ int scene7_soap_parse(const char *body, size_t len, struct scene7_request *out,
     }
     xmlNode *param = next_element(body_el->children, &bad);
     if (!param || next_element(param->next, &bad) || bad) {
-        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "the 'Body' must hold exactly one element");
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                    "the 'Body' must hold exactly one element");
         goto out;
     }
     if (!param->ns || !param->ns->href || strcmp((const char *)param->ns->href, SCENE7_NS) != 0) {
-        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
-                    "'%.64s' must be in the namespace '%s'", (const char *)param->name, SCENE7_NS);
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'%.64s' must be in the namespace '%s'",
+                    (const char *)param->name, SCENE7_NS);
         goto out;
     }
     const char *pname = (const char *)param->name;
@@ -512,7 +510,8 @@ int scene7_soap_parse(const char *body, size_t len, struct scene7_request *out,
             out->op = (enum scene7_op)op;
     }
     if (out->op == SCENE7_OP_NONE) {
-        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "unknown operation element '%.64s'", pname);
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "unknown operation element '%.64s'",
+                    pname);
         goto out;
     }
     rc = parse_params(param, out, f);
@@ -522,8 +521,7 @@ out:
     return rc;
 }
 
-static int b64_value(unsigned char c)
-{
+static int b64_value(unsigned char c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
     if (c >= '0' && c <= '9') return c - '0' + 52;
@@ -533,14 +531,15 @@ static int b64_value(unsigned char c)
 }
 
 int scene7_basic_parse(const char *header, char *user, size_t user_n, char *password,
-                       size_t password_n)
-{
+                       size_t password_n) {
     if (!header || strncasecmp(header, "Basic", 5) != 0 || (header[5] != ' ' && header[5] != '\t'))
         return -1;
     const char *p = header + 5;
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
     size_t n = strlen(p);
-    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
     if (n == 0 || n % 4 || n > 4 * ((user_n + password_n + 2) / 3)) return -1;
     char out[(SCENE7_TEXT_MAX * 2 + 4)];
     if (n / 4 * 3 >= sizeof out) return -1;

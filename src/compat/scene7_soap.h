@@ -23,15 +23,15 @@
 #include <stdint.h>
 
 /* The service's one target namespace (WSDL 6.8 / 2014R1). */
-#define SCENE7_NS "http://www.scene7.com/IpsApi/xsd/2014-04-03"
+#define SCENE7_NS             "http://www.scene7.com/IpsApi/xsd/2014-04-03"
 #define SCENE7_SOAP_MAX_BYTES (1024 * 1024)
-#define SCENE7_HANDLE_MAX 256   /* companyHandle, jobHandle, names */
-#define SCENE7_TEXT_MAX 4096    /* description, user, password, detail values */
+#define SCENE7_HANDLE_MAX     256  /* companyHandle, jobHandle, names */
+#define SCENE7_TEXT_MAX       4096 /* description, user, password, detail values */
 
 /* ipsApiFault codes (faults/r-ips-api-fault.md). */
-#define SCENE7_FAULT_EXCEPTION 30000
-#define SCENE7_FAULT_INVALID_PARAMETER 30001
-#define SCENE7_FAULT_MISSING_PARAMETER 30002
+#define SCENE7_FAULT_EXCEPTION           30000
+#define SCENE7_FAULT_INVALID_PARAMETER   30001
+#define SCENE7_FAULT_MISSING_PARAMETER   30002
 #define SCENE7_FAULT_INVALID_REQUEST_XML 30003
 
 struct scene7_fault {

@@ -12,37 +12,47 @@
 
 #define NS "http://www.scene7.com/IpsApi/xsd/2014-04-03"
 
-#define STR(name) "<xsd:element name=\"" name "\" type=\"xsd:string\"/>"
+#define STR(name)       "<xsd:element name=\"" name "\" type=\"xsd:string\"/>"
 #define OPT(name, type) "<xsd:element name=\"" name "\" type=\"" type "\" minOccurs=\"0\"/>"
-#define HANDLES_PARAM(op)                                                                 \
+#define HANDLES_PARAM(op) \
     "<xsd:element name=\"" op "Param\"><xsd:complexType><xsd:sequence>"                    \
     STR("companyHandle") STR("jobHandle")                                                  \
     "</xsd:sequence></xsd:complexType></xsd:element>"                                     \
     "<xsd:element name=\"" op "Return\"><xsd:complexType><xsd:sequence/></xsd:complexType></xsd:element>"
-#define MESSAGES(op)                                                                      \
-    "<wsdl:message name=\"" op "Request\"><wsdl:part name=\"parameters\" element=\"types:" op "Param\"/></wsdl:message>" \
-    "<wsdl:message name=\"" op "Response\"><wsdl:part name=\"parameters\" element=\"types:" op "Return\"/></wsdl:message>"
-#define PORT_OP(op)                                                                       \
-    "<wsdl:operation name=\"" op "\">"                                                     \
-    "<wsdl:input message=\"types:" op "Request\"/>"                                        \
-    "<wsdl:output message=\"types:" op "Response\"/>"                                      \
-    "<wsdl:fault name=\"ipsApiFault\" message=\"types:ipsApiFault\"/>"                     \
-    "<wsdl:fault name=\"authenticationFault\" message=\"types:authenticationFault\"/>"     \
-    "<wsdl:fault name=\"authorizationFault\" message=\"types:authorizationFault\"/>"       \
+#define MESSAGES(op)                                                                           \
+    "<wsdl:message name=\"" op "Request\"><wsdl:part name=\"parameters\" element=\"types:" op  \
+    "Param\"/></wsdl:message>"                                                                 \
+    "<wsdl:message name=\"" op "Response\"><wsdl:part name=\"parameters\" element=\"types:" op \
+    "Return\"/></wsdl:message>"
+#define PORT_OP(op)                                                                    \
+    "<wsdl:operation name=\"" op                                                       \
+    "\">"                                                                              \
+    "<wsdl:input message=\"types:" op                                                  \
+    "Request\"/>"                                                                      \
+    "<wsdl:output message=\"types:" op                                                 \
+    "Response\"/>"                                                                     \
+    "<wsdl:fault name=\"ipsApiFault\" message=\"types:ipsApiFault\"/>"                 \
+    "<wsdl:fault name=\"authenticationFault\" message=\"types:authenticationFault\"/>" \
+    "<wsdl:fault name=\"authorizationFault\" message=\"types:authorizationFault\"/>"   \
     "</wsdl:operation>\n"
-#define BIND_OP(op)                                                                       \
-    "<wsdl:operation name=\"" op "\"><soap:operation soapAction=\"" op "\"/>"              \
+#define BIND_OP(op)                                                                               \
+    "<wsdl:operation name=\"" op "\"><soap:operation soapAction=\"" op                            \
+    "\"/>"                                                                                        \
     "<wsdl:input><soap:header message=\"types:authHeader\" part=\"authHeader\" use=\"literal\"/>" \
-    "<soap:body use=\"literal\"/></wsdl:input>"                                            \
-    "<wsdl:output><soap:body use=\"literal\"/></wsdl:output>"                              \
-    "<wsdl:fault name=\"ipsApiFault\"><soap:fault name=\"ipsApiFault\" use=\"literal\"/></wsdl:fault>" \
-    "<wsdl:fault name=\"authenticationFault\"><soap:fault name=\"authenticationFault\" use=\"literal\"/></wsdl:fault>" \
-    "<wsdl:fault name=\"authorizationFault\"><soap:fault name=\"authorizationFault\" use=\"literal\"/></wsdl:fault>" \
+    "<soap:body use=\"literal\"/></wsdl:input>"                                                   \
+    "<wsdl:output><soap:body use=\"literal\"/></wsdl:output>"                                     \
+    "<wsdl:fault name=\"ipsApiFault\"><soap:fault name=\"ipsApiFault\" "                          \
+    "use=\"literal\"/></wsdl:fault>"                                                              \
+    "<wsdl:fault name=\"authenticationFault\"><soap:fault name=\"authenticationFault\" "          \
+    "use=\"literal\"/></wsdl:fault>"                                                              \
+    "<wsdl:fault name=\"authorizationFault\"><soap:fault name=\"authorizationFault\" "            \
+    "use=\"literal\"/></wsdl:fault>"                                                              \
     "</wsdl:operation>\n"
-#define FAULT_EL(name)                                                                    \
-    "<xsd:element name=\"" name "\"><xsd:complexType><xsd:sequence>"                       \
-    "<xsd:element name=\"code\" type=\"xsd:int\"/>" STR("reason")                          \
-    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+#define FAULT_EL(name)                                   \
+    "<xsd:element name=\"" name                          \
+    "\"><xsd:complexType><xsd:sequence>"                 \
+    "<xsd:element name=\"code\" type=\"xsd:int\"/>" STR( \
+        "reason") "</xsd:sequence></xsd:complexType></xsd:element>\n"
 #define DETAIL(name) "<xsd:element name=\"" name "\" type=\"types:JobDetail\"/>"
 
 const char scene7_wsdl[] =

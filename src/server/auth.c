@@ -88,8 +88,7 @@ static void auth_client_addr(struct req *r, char *out, size_t n) {
 }
 
 /* Logs a refusal: status, request, client address, token id, never the secret. */
-static void auth_log_refusal(struct req *r, int code, const char *token_id, const char *why)
-{
+static void auth_log_refusal(struct req *r, int code, const char *token_id, const char *why) {
     char addr[INET6_ADDRSTRLEN + 1];
     auth_client_addr(r, addr, sizeof addr);
     char path[160];
@@ -112,8 +111,7 @@ static int auth_refuse(struct req *r, int code, const char *token_id, const char
 
 /* Fills e with a refusal and logs it; returns the code. */
 static int auth_deny(struct req *r, struct tm_error *e, int code, const char *token_id,
-                     const char *why, const char *message)
-{
+                     const char *why, const char *message) {
     auth_log_refusal(r, code, token_id, why);
     return err_set(e, code, code == TM_EUNAUTHENTICATED ? "Authorization" : "", "%s", message);
 }
@@ -164,8 +162,7 @@ int auth_check(struct req *r, unsigned perm) {
 }
 
 int auth_check_credentials(struct req *r, const char *id, const char *secret, unsigned perm,
-                           struct tm_error *e)
-{
+                           struct tm_error *e) {
     struct server *srv = r->srv;
     r->role = TOKEN_ADMIN;
     r->token_id[0] = '\0';

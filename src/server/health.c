@@ -11,8 +11,7 @@
 #include "server_int.h"
 #include "webhook.h"
 
-static void health_check(struct req *r)
-{
+static void health_check(struct req *r) {
     struct tm_error e;
     err_clear(&e);
     if (store_ping(req_store(r), &e)) {
@@ -27,13 +26,13 @@ static void health_check(struct req *r)
     reply_json(r, 200, &b);
 }
 
-static void health_metrics(struct req *r)
-{
+static void health_metrics(struct req *r) {
     struct server *srv = r->srv;
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "# HELP taskmill_http_replies_total HTTP replies sent, by status class.\n"
-                 "# TYPE taskmill_http_replies_total counter\n");
+    buf_puts(&b,
+             "# HELP taskmill_http_replies_total HTTP replies sent, by status class.\n"
+             "# TYPE taskmill_http_replies_total counter\n");
     for (int c = 2; c <= 5; c++)
         buf_printf(&b, "taskmill_http_replies_total{class=\"%dxx\"} %llu\n", c,
                    (unsigned long long)atomic_load(&srv->replies[c]));
@@ -49,24 +48,29 @@ static void health_metrics(struct req *r)
     } m[] = {
         {"taskmill_store_batches_total", "counter", "Group-commit transactions.", st.batches},
         {"taskmill_store_ops_total", "counter", "Write operations applied.", st.ops},
-        {"taskmill_store_commits_failed_total", "counter", "Batches rolled back.", st.commits_failed},
+        {"taskmill_store_commits_failed_total", "counter", "Batches rolled back.",
+         st.commits_failed},
         {"taskmill_store_sweeps_total", "counter", "Sweeps for due tasks.", st.sweeps},
         {"taskmill_leases_expired_total", "counter", "Leases that ran out.", st.leases_expired},
         {"taskmill_parked_claims", "gauge", "Claims waiting for work.", st.parked_claims},
         {"taskmill_parked_watches", "gauge", "Long-polls waiting for a change.", st.parked_watches},
-        {"taskmill_events_appended_total", "counter", "Events appended to the log.", st.events_appended},
+        {"taskmill_events_appended_total", "counter", "Events appended to the log.",
+         st.events_appended},
         {"taskmill_event_seq", "gauge", "The last event sequence committed.", st.event_seq},
-        {"taskmill_events_pruned_total", "counter", "Events removed by retention.", st.events_pruned},
+        {"taskmill_events_pruned_total", "counter", "Events removed by retention.",
+         st.events_pruned},
         {"taskmill_events_pruned_through", "gauge", "Events at or below this seq are gone.",
          st.events_pruned_through},
         {"taskmill_sse_streams", "gauge", "Open SSE streams.", hs.streams},
-        {"taskmill_sse_events_sent_total", "counter", "Events written to SSE streams.", hs.events_sent},
+        {"taskmill_sse_events_sent_total", "counter", "Events written to SSE streams.",
+         hs.events_sent},
         {"taskmill_sse_slow_disconnects_total", "counter", "Streams cut off for falling behind.",
          hs.slow_disconnects},
         {"taskmill_webhook_attempts_total", "counter", "Webhook delivery attempts.", ws.attempts},
         {"taskmill_webhook_delivered_total", "counter", "Webhook deliveries done.", ws.delivered},
         {"taskmill_webhook_failed_total", "counter", "Webhook deliveries given up.", ws.failed},
-        {"taskmill_webhook_retries_total", "counter", "Webhook attempts to retry later.", ws.retried},
+        {"taskmill_webhook_retries_total", "counter", "Webhook attempts to retry later.",
+         ws.retried},
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,
@@ -76,8 +80,9 @@ static void health_metrics(struct req *r)
     struct tm_error e;
     err_clear(&e);
     if (store_queue_counts(srv->store, r->ns, &qc, &n, &e) == 0) {
-        buf_puts(&b, "# HELP taskmill_tasks Tasks stored, by queue and phase.\n"
-                     "# TYPE taskmill_tasks gauge\n");
+        buf_puts(&b,
+                 "# HELP taskmill_tasks Tasks stored, by queue and phase.\n"
+                 "# TYPE taskmill_tasks gauge\n");
         for (size_t i = 0; i < n; i++)
             for (int p = 0; p < TASK_PHASE_COUNT; p++)
                 buf_printf(&b, "taskmill_tasks{queue=\"%s\",phase=\"%s\"} %lld\n", qc[i].queue,

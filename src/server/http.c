@@ -42,28 +42,23 @@ static const struct route_table route_tables[] = {
     {scene7_routes, scene7_error_write},
 };
 
-struct store *req_store(struct req *r)
-{
+struct store *req_store(struct req *r) {
     return r->srv->store;
 }
 
-const struct limits *req_limits(struct req *r)
-{
+const struct limits *req_limits(struct req *r) {
     return &r->srv->cfg.limits;
 }
 
-const char *req_query(struct req *r, const char *key)
-{
+const char *req_query(struct req *r, const char *key) {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
-const char *req_header(struct req *r, const char *key)
-{
+const char *req_header(struct req *r, const char *key) {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
 }
 
-const char *req_scheme(struct req *r)
-{
+const char *req_scheme(struct req *r) {
     return r->srv->tls_cert ? "https" : "http";
 }
 
@@ -74,8 +69,7 @@ struct query_iter {
 };
 
 static enum MHD_Result query_iter_one(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      const char *value)
-{
+                                      const char *value) {
     (void)kind;
     struct query_iter *it = cls;
     it->rc = it->fn(it->cls, key, value ? value : "");
@@ -83,59 +77,52 @@ static enum MHD_Result query_iter_one(void *cls, enum MHD_ValueKind kind, const 
 }
 
 int req_query_each(struct req *r, int (*fn)(void *cls, const char *key, const char *value),
-                   void *cls)
-{
+                   void *cls) {
     struct query_iter it = {fn, cls, 0};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_iter_one, &it);
     return it.rc;
 }
 
-void reply_add_header(struct req *r, const char *name, const char *value)
-{
+void reply_add_header(struct req *r, const char *name, const char *value) {
     if (r->nhdr == 4) return;
     r->hdr_name[r->nhdr] = xstrdup(name);
     r->hdr_value[r->nhdr] = xstrdup(value);
     r->nhdr++;
 }
 
-static void reply_send(struct req *r, int status, char *body, size_t len, const char *type)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+static void reply_send(struct req *r, int status, char *body, size_t len, const char *type) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    for (int i = 0; i < r->nhdr; i++) MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+    for (int i = 0; i < r->nhdr; i++)
+        MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
     MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->status_sent = status;
     server_count_reply(r->srv, status);
 }
 
-void reply_body(struct req *r, int status, struct buf *body, const char *content_type)
-{
+void reply_body(struct req *r, int status, struct buf *body, const char *content_type) {
     size_t len = body->len;
     reply_send(r, status, buf_detach(body), len, content_type);
 }
 
-void reply_json(struct req *r, int status, struct buf *body)
-{
+void reply_json(struct req *r, int status, struct buf *body) {
     reply_body(r, status, body, "application/json");
 }
 
-void reply_task(struct req *r, int status, const struct task *t)
-{
+void reply_task(struct req *r, int status, const struct task *t) {
     struct buf b;
     buf_init(&b);
     task_json_write(&b, t);
     reply_json(r, status, &b);
 }
 
-void reply_empty(struct req *r, int status)
-{
+void reply_empty(struct req *r, int status) {
     reply_send(r, status, NULL, 0, NULL);
 }
 
-void error_json_write(struct buf *b, const struct tm_error *e)
-{
+void error_json_write(struct buf *b, const struct tm_error *e) {
     int code = e->code ? e->code : TM_EINTERNAL;
     buf_puts(b, "{\"error\":{\"code\":");
     json_put_str(b, err_slug(code));
@@ -148,8 +135,7 @@ void error_json_write(struct buf *b, const struct tm_error *e)
     buf_puts(b, "}}");
 }
 
-void reply_error(struct req *r, const struct tm_error *e)
-{
+void reply_error(struct req *r, const struct tm_error *e) {
     int code = e->code ? e->code : TM_EINTERNAL;
     int status = err_http_status(code);
     struct buf b;
@@ -160,19 +146,18 @@ void reply_error(struct req *r, const struct tm_error *e)
         error_json_write(&b, e);
     if (code == TM_ERATE) reply_add_header(r, "Retry-After", "1");
     /* Every error body is JSON but the Scene7 view's SOAP faults. */
-    reply_body(r, status, &b,
-               r->write_error == scene7_error_write ? "text/xml; charset=utf-8" : "application/json");
+    reply_body(
+        r, status, &b,
+        r->write_error == scene7_error_write ? "text/xml; charset=utf-8" : "application/json");
 }
 
-void reply_error_code(struct req *r, int code, const char *field, const char *message)
-{
+void reply_error_code(struct req *r, int code, const char *field, const char *message) {
     struct tm_error e;
     err_set(&e, code, field, "%s", message ? message : err_default_message(code));
     reply_error(r, &e);
 }
 
-int req_json_body(struct req *r, bool empty_ok)
-{
+int req_json_body(struct req *r, bool empty_ok) {
     struct tm_error e;
     err_clear(&e);
     if (r->body.len == 0 && empty_ok) {
@@ -181,7 +166,8 @@ int req_json_body(struct req *r, bool empty_ok)
     }
     const char *ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (ct && strncmp(ct, "application/json", 16) != 0 && strncmp(ct, "text/plain", 10) != 0) {
-        reply_error_code(r, TM_EMEDIA_TYPE, "Content-Type", "'Content-Type' must be 'application/json'");
+        reply_error_code(r, TM_EMEDIA_TYPE, "Content-Type",
+                         "'Content-Type' must be 'application/json'");
         return -1;
     }
     r->json = json_parse_object(r->body.p ? r->body.p : "", r->body.len,
@@ -193,14 +179,12 @@ int req_json_body(struct req *r, bool empty_ok)
     return 0;
 }
 
-static void req_op_done(struct store_op *op)
-{
+static void req_op_done(struct store_op *op) {
     struct req *r = op->udata;
     MHD_resume_connection(r->conn);
 }
 
-void req_submit(struct req *r, handler_fn on_resume)
-{
+void req_submit(struct req *r, handler_fn on_resume) {
     if (r->op.deadline_ms > 0 && !r->waiter_counted) {
         /* A long-poll or a waiting claim holds a connection for long: cap them. */
         int max = r->srv->cfg.limits.waiters_max;
@@ -222,8 +206,7 @@ void req_submit(struct req *r, handler_fn on_resume)
 }
 
 /* Matches "/v1/tasks/:id" against a path, capturing ':' segments. */
-static bool route_match(const char *pattern, const char *path, struct req *r)
-{
+static bool route_match(const char *pattern, const char *path, struct req *r) {
     int n = 0;
     while (*pattern && *path) {
         if (*pattern != '/' || *path != '/') return false;
@@ -250,16 +233,14 @@ static bool route_match(const char *pattern, const char *path, struct req *r)
 }
 
 /* True when the pattern's first segment is the path's (a literal, not ':'). */
-static bool route_same_root(const char *pattern, const char *path)
-{
+static bool route_same_root(const char *pattern, const char *path) {
     size_t pl = strcspn(pattern + 1, "/"), sl = strcspn(path + 1, "/");
     return pattern[0] == '/' && path[0] == '/' && pl > 0 && pl == sl && pattern[1] != ':' &&
            memcmp(pattern + 1, path + 1, pl) == 0;
 }
 
 /* Picks the error writer of the API that owns the path (see http.h). */
-static void req_pick_error_writer(struct req *r)
-{
+static void req_pick_error_writer(struct req *r) {
     size_t ntables = sizeof route_tables / sizeof route_tables[0];
     for (int pass = 0; pass < 2; pass++) {
         for (size_t t = 0; t < ntables; t++) {
@@ -274,8 +255,7 @@ static void req_pick_error_writer(struct req *r)
     }
 }
 
-static void req_dispatch(struct req *r)
-{
+static void req_dispatch(struct req *r) {
     bool path_known = false;
     for (size_t t = 0; t < sizeof route_tables / sizeof route_tables[0]; t++) {
         for (const struct route *rt = route_tables[t].routes; rt->method; rt++) {
@@ -297,10 +277,8 @@ static void req_dispatch(struct req *r)
 }
 
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                   const char *method, const char *version,
-                                   const char *upload_data, size_t *upload_data_size,
-                                   void **con_cls)
-{
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls) {
     (void)version;
     struct server *srv = cls;
     struct req *r = *con_cls;
@@ -315,7 +293,8 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         buf_init(&r->body);
         req_pick_error_writer(r);
         *con_cls = r;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->cfg.limits.body_max_bytes) r->body_too_large = true;
         return MHD_YES;
     }
@@ -352,8 +331,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 }
 
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                           enum MHD_RequestTerminationCode toe)
-{
+                           enum MHD_RequestTerminationCode toe) {
     (void)cls;
     (void)conn;
     (void)toe;
@@ -374,8 +352,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 }
 
 /* Binds host:port (port 0 picks a free one); returns the socket or -1. */
-static int http_listen(const char *listen_addr, char *bound, size_t boundlen)
-{
+static int http_listen(const char *listen_addr, char *bound, size_t boundlen) {
     char host[256];
     const char *colon = strrchr(listen_addr, ':');
     if (!colon || colon == listen_addr) {
@@ -425,23 +402,22 @@ static int http_listen(const char *listen_addr, char *bound, size_t boundlen)
     return fd;
 }
 
-static void http_log(void *cls, const char *fmt, va_list ap)
-{
+static void http_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     fputs("taskmill: http: ", stderr);
     vfprintf(stderr, fmt, ap);
 }
 
 /* Reads a whole (small) file into a NUL-terminated string, or NULL. */
-static char *http_read_file(const char *path)
-{
+static char *http_read_file(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     struct buf b;
     buf_init(&b);
     char tmp[4096];
     size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0 && b.len < (1u << 20)) buf_put(&b, tmp, n);
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0 && b.len < (1u << 20))
+        buf_put(&b, tmp, n);
     bool bad = ferror(f) != 0;
     fclose(f);
     if (bad) {
@@ -452,8 +428,7 @@ static char *http_read_file(const char *path)
 }
 
 /* TLS material, when configured: 0, or -1 with a message. */
-static int server_load_tls(struct server *srv)
-{
+static int server_load_tls(struct server *srv) {
     const struct server_config *cfg = &srv->cfg;
     if (!cfg->tls_cert_path && !cfg->tls_key_path) return 0;
     if (!cfg->tls_cert_path || !cfg->tls_key_path) {
@@ -474,8 +449,7 @@ static int server_load_tls(struct server *srv)
     return 0;
 }
 
-static void server_free(struct server *srv)
-{
+static void server_free(struct server *srv) {
     if (srv->listen_fd >= 0) close(srv->listen_fd);
     event_hub_stop(srv->hub);
     webhook_sender_stop(srv->webhooks);
@@ -489,8 +463,7 @@ static void server_free(struct server *srv)
     free(srv);
 }
 
-int server_start(const struct server_config *cfg, struct server **out)
-{
+int server_start(const struct server_config *cfg, struct server **out) {
     struct server *srv = xcalloc(1, sizeof *srv);
     srv->cfg = *cfg;
     srv->listen_fd = -1;
@@ -536,14 +509,12 @@ int server_start(const struct server_config *cfg, struct server **out)
         cfg->limits.connections_max > 0 ? (unsigned)cfg->limits.connections_max : 10000u;
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, srv,
-        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 2),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->limits.wait_max_seconds + 30),
-        MHD_OPTION_CONNECTION_LIMIT, conns,
+        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(cfg->threads > 0 ? cfg->threads : 2), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->limits.wait_max_seconds + 30), MHD_OPTION_CONNECTION_LIMIT, conns,
         /* headers and read buffer; MHD zeroes it on every request */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
-        MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
-        MHD_OPTION_ARRAY, srv->tls_cert ? tls : tls + 2, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, http_completed,
+        srv, MHD_OPTION_ARRAY, srv->tls_cert ? tls : tls + 2, MHD_OPTION_END);
     if (!srv->mhd) {
         fprintf(stderr, "taskmill: cannot start the HTTP server\n");
         goto fail;
@@ -551,8 +522,9 @@ int server_start(const struct server_config *cfg, struct server **out)
     printf("taskmill listening on %s://%s\n", srv->tls_cert ? "https" : "http", bound);
     fflush(stdout);
     if (open_mode)
-        fprintf(stderr, "taskmill: no API token in the store: authentication is off%s until "
-                        "one is created ('taskmill token create')\n",
+        fprintf(stderr,
+                "taskmill: no API token in the store: authentication is off%s until "
+                "one is created ('taskmill token create')\n",
                 loopback ? " and only this host (loopback) can connect"
                          : " (--insecure-no-auth: ANYONE who can reach this address is admin)");
     else
@@ -564,8 +536,7 @@ fail:
     return -1;
 }
 
-void server_stop(struct server *srv)
-{
+void server_stop(struct server *srv) {
     if (!srv) return;
     MHD_quiesce_daemon(srv->mhd);
     /* Event streams end; the webhook sender stops before the store it writes to. */

@@ -52,7 +52,7 @@ struct route {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern; /* "/v1/tasks/:id/cancel": ':' segments are captured */
     handler_fn handler;
-    unsigned perm;       /* PERM_* bits of the roles allowed; 0 = admin only */
+    unsigned perm; /* PERM_* bits of the roles allowed; 0 = admin only */
 };
 
 /*
@@ -84,7 +84,6 @@ struct tm_error;
 int auth_check_credentials(struct req *r, const char *id, const char *secret, unsigned perm,
                            struct tm_error *e);
 
-
 struct limits {
     size_t body_max_bytes;
     int json_max_depth;
@@ -96,8 +95,8 @@ struct limits {
     int messages_max_per_call;
     size_t header_max_bytes; /* a connection's memory: request line and headers */
     int connections_max;
-    int waiters_max;         /* requests parked in a long-poll or a waiting claim */
-    int rate_per_token;      /* requests per second per token; 0 = no limit */
+    int waiters_max;    /* requests parked in a long-poll or a waiting claim */
+    int rate_per_token; /* requests per second per token; 0 = no limit */
 };
 
 struct req {
@@ -115,18 +114,18 @@ struct req {
 
     handler_fn on_resume;
     struct store_op op;
-    json_t *json;    /* the parsed body; ops borrow from it */
+    json_t *json; /* the parsed body; ops borrow from it */
     int64_t t_start_mono;
     int status_sent;
     char *hdr_name[4], *hdr_value[4];
     int nhdr;
 
     /* Who is asking, set by auth_check before the handler runs. */
-    enum token_role role;             /* TOKEN_ADMIN when authentication is off */
-    char token_id[TOKEN_ID_LEN + 1];  /* "" when authentication is off */
-    char *ns_owned;                   /* the token's namespace; r->ns points here */
-    bool waiter_counted;              /* counted against limits.waiters_max */
-    error_writer_fn write_error;      /* the path's API error shape; NULL = v1 */
+    enum token_role role;            /* TOKEN_ADMIN when authentication is off */
+    char token_id[TOKEN_ID_LEN + 1]; /* "" when authentication is off */
+    char *ns_owned;                  /* the token's namespace; r->ns points here */
+    bool waiter_counted;             /* counted against limits.waiters_max */
+    error_writer_fn write_error;     /* the path's API error shape; NULL = v1 */
     /* A handler's own allocation, freed with the request (owned_free(owned)). */
     void *owned;
     void (*owned_free)(void *p);
@@ -168,25 +167,25 @@ void reply_add_header(struct req *r, const char *name, const char *value);
 
 /* The event log, SSE streams and webhooks (docs/events.md); 0 = default. */
 struct events_config {
-    int buffer_events;            /* events kept in memory for streams (4096) */
-    int keepalive_ms;             /* SSE comment when idle this long (15000) */
-    int64_t max_age_ms;           /* event retention by age (7 days; <0 keeps) */
-    int64_t max_count;            /* event retention by count (1000000; <0 keeps) */
-    bool webhook_allow_private;   /* let webhooks reach loopback/private addresses */
-    int64_t webhook_backoff_ms;   /* first retry delay, doubling (5000) */
+    int buffer_events;              /* events kept in memory for streams (4096) */
+    int keepalive_ms;               /* SSE comment when idle this long (15000) */
+    int64_t max_age_ms;             /* event retention by age (7 days; <0 keeps) */
+    int64_t max_count;              /* event retention by count (1000000; <0 keeps) */
+    bool webhook_allow_private;     /* let webhooks reach loopback/private addresses */
+    int64_t webhook_backoff_ms;     /* first retry delay, doubling (5000) */
     int64_t webhook_backoff_max_ms; /* (3600000) */
-    int webhook_max_attempts;     /* (34: the first and 33 retries, as Livepeer) */
-    int64_t webhook_timeout_ms;   /* per attempt (10000) */
+    int webhook_max_attempts;       /* (34: the first and 33 retries, as Livepeer) */
+    int64_t webhook_timeout_ms;     /* per attempt (10000) */
 };
 
 struct server_config {
-    const char *listen;   /* host:port */
+    const char *listen; /* host:port */
     const char *store_url;
     int threads;
     bool relaxed;
     struct limits limits;
     const char *tls_cert_path, *tls_key_path; /* PEM files; both or neither */
-    bool insecure_no_auth; /* serve any address without tokens */
+    bool insecure_no_auth;                    /* serve any address without tokens */
     struct events_config events;
 };
 
@@ -208,9 +207,9 @@ extern const struct route sailpoint_routes[];       /* /beta, /v2024, /v2025 tas
 extern const struct route sailpoint_oauth_routes[]; /* POST /oauth/token */
 void sailpoint_write_error(struct buf *b, int status, const struct tm_error *e);
 void sailpoint_oauth_write_error(struct buf *b, int status, const struct tm_error *e);
-extern const struct route livepeer_routes[];        /* /api/task (livepeer.h) */
+extern const struct route livepeer_routes[]; /* /api/task (livepeer.h) */
 void livepeer_error_write(struct buf *b, int status, const struct tm_error *e);
-extern const struct route scene7_routes[];          /* /scene7 SOAP 1.1 and WSDL (scene7.h) */
+extern const struct route scene7_routes[]; /* /scene7 SOAP 1.1 and WSDL (scene7.h) */
 void scene7_error_write(struct buf *b, int status, const struct tm_error *e);
 
 #endif

@@ -20,18 +20,17 @@ struct server {
     _Atomic uint64_t replies[6];
 
     /* auth.c */
-    _Atomic bool auth_on;                  /* an active token was seen: no open mode */
-    _Atomic int64_t auth_checked_mono_ms;  /* open mode: the store was last asked then */
+    _Atomic bool auth_on;                 /* an active token was seen: no open mode */
+    _Atomic int64_t auth_checked_mono_ms; /* open mode: the store was last asked then */
     struct rate_limiter *rate;
-    _Atomic int waiters;                   /* requests counted against waiters_max */
-    char *tls_cert, *tls_key;              /* PEM, kept while libmicrohttpd runs */
+    _Atomic int waiters;      /* requests counted against waiters_max */
+    char *tls_cert, *tls_key; /* PEM, kept while libmicrohttpd runs */
 
-    struct event_hub *hub;                 /* event_hub.c: SSE streams */
-    struct webhook_sender *webhooks;       /* webhook.c: deliveries */
+    struct event_hub *hub;           /* event_hub.c: SSE streams */
+    struct webhook_sender *webhooks; /* webhook.c: deliveries */
 };
 
-static inline void server_count_reply(struct server *srv, int status)
-{
+static inline void server_count_reply(struct server *srv, int status) {
     int c = status / 100;
     if (c >= 1 && c <= 5) atomic_fetch_add_explicit(&srv->replies[c], 1, memory_order_relaxed);
 }

@@ -14,8 +14,7 @@
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
 
-bool v1_is_name(const char *s, size_t max)
-{
+bool v1_is_name(const char *s, size_t max) {
     size_t n = 0;
     for (; s[n]; n++) {
         char c = s[n];
@@ -26,8 +25,7 @@ bool v1_is_name(const char *s, size_t max)
     return n > 0;
 }
 
-int v1_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
+int v1_parse_int(const char *s, int64_t min, int64_t max, int64_t *out) {
     if (!s || !*s) return -1;
     char *end;
     errno = 0;
@@ -39,13 +37,13 @@ int v1_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 
 /* Refuses keys not in `allowed` (NULL-terminated). */
 static int check_fields(json_t *obj, const char *const *allowed, const char *prefix,
-                        struct tm_error *e)
-{
+                        struct tm_error *e) {
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v) {
         const char *const *a = allowed;
-        while (*a && strcmp(*a, key) != 0) a++;
+        while (*a && strcmp(*a, key) != 0)
+            a++;
         if (!*a) {
             char field[64];
             snprintf(field, sizeof field, "%s%s", prefix, key);
@@ -55,8 +53,7 @@ static int check_fields(json_t *obj, const char *const *allowed, const char *pre
     return 0;
 }
 
-static bool has_control(const char *s)
-{
+static bool has_control(const char *s) {
     for (; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f) return true;
     return false;
@@ -64,8 +61,7 @@ static bool has_control(const char *s)
 
 /* An optional string; *out stays NULL when absent or null. */
 static int get_str(json_t *obj, const char *key, const char *field, size_t max, bool required,
-                   const char **out, struct tm_error *e)
-{
+                   const char **out, struct tm_error *e) {
     json_t *v = json_object_get(obj, key);
     *out = NULL;
     if (!v || json_is_null(v)) {
@@ -82,8 +78,7 @@ static int get_str(json_t *obj, const char *key, const char *field, size_t max, 
 }
 
 static int get_int(json_t *obj, const char *key, const char *field, int64_t min, int64_t max,
-                   bool *has, int64_t *out, struct tm_error *e)
-{
+                   bool *has, int64_t *out, struct tm_error *e) {
     json_t *v = json_object_get(obj, key);
     if (has) *has = false;
     if (!v) return 0;
@@ -98,8 +93,7 @@ static int get_int(json_t *obj, const char *key, const char *field, int64_t min,
     return 0;
 }
 
-static int get_bool(json_t *obj, const char *key, bool *out, struct tm_error *e)
-{
+static int get_bool(json_t *obj, const char *key, bool *out, struct tm_error *e) {
     json_t *v = json_object_get(obj, key);
     if (!v) return 0;
     if (!json_is_boolean(v)) return err_set(e, TM_EINVALID, key, "'%s' must be true or false", key);
@@ -108,8 +102,7 @@ static int get_bool(json_t *obj, const char *key, bool *out, struct tm_error *e)
 }
 
 static int get_number(json_t *v, const char *field, double min, double max, double *out,
-                      struct tm_error *e)
-{
+                      struct tm_error *e) {
     if (!json_is_number(v)) return err_set(e, TM_EINVALID, field, "'%s' must be a number", field);
     double d = json_number_value(v);
     if (!(d >= min && d <= max))
@@ -119,9 +112,8 @@ static int get_number(json_t *v, const char *field, double min, double max, doub
 }
 
 /* A JSON object of strings only, with the allowed keys. */
-static int get_string_object(json_t *obj, const char *key, const char *const *allowed,
-                             size_t max, char **out, struct tm_error *e)
-{
+static int get_string_object(json_t *obj, const char *key, const char *const *allowed, size_t max,
+                             char **out, struct tm_error *e) {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) return 0;
     if (!json_is_object(v)) return err_set(e, TM_EINVALID, key, "'%s' must be an object", key);
@@ -150,17 +142,16 @@ static int get_string_object(json_t *obj, const char *key, const char *const *al
 }
 
 static const char *const task_fields[] = {
-    "namespace", "type",     "name",        "description", "queue",          "priority",
-    "parent_id", "launcher", "target",      "definition",  "params",         "max_retries",
-    "backoff_ms", "backoff_max_ms", "scheduled_at", "paused", "idempotency_key", NULL,
+    "namespace",  "type",           "name",         "description", "queue",           "priority",
+    "parent_id",  "launcher",       "target",       "definition",  "params",          "max_retries",
+    "backoff_ms", "backoff_max_ms", "scheduled_at", "paused",      "idempotency_key", NULL,
 };
 
 int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct task **out,
-                   struct tm_error *e)
-{
+                   struct tm_error *e) {
     static const char *const target_fields[] = {"id", "type", "name", NULL};
-    static const char *const definition_fields[] = {"id", "name", "description", "executor",
-                                                    "arguments", NULL};
+    static const char *const definition_fields[] = {"id",       "name",      "description",
+                                                    "executor", "arguments", NULL};
     if (!json_is_object(obj)) return err_set(e, TM_EINVALID, "", "a task must be a JSON object");
     int rc = check_fields(obj, task_fields, "", e);
     if (rc) return rc;
@@ -224,8 +215,7 @@ fail:
     return rc;
 }
 
-int v1_decode_queue_settings(json_t *obj, struct queue_settings *q, struct tm_error *e)
-{
+int v1_decode_queue_settings(json_t *obj, struct queue_settings *q, struct tm_error *e) {
     static const char *const fields[] = {"max_retries", "backoff_ms", "backoff_max_ms", NULL};
     int rc = check_fields(obj, fields, "", e);
     if (rc) return rc;
@@ -242,8 +232,7 @@ int v1_decode_queue_settings(json_t *obj, struct queue_settings *q, struct tm_er
 }
 
 int v1_decode_claim(json_t *obj, const struct limits *lim, struct store_op *op, int *wait_s,
-                    struct tm_error *e)
-{
+                    struct tm_error *e) {
     static const char *const fields[] = {"worker", "types", "lease_seconds", "wait_seconds", NULL};
     int rc = check_fields(obj, fields, "", e);
     if (rc) return rc;
@@ -267,7 +256,8 @@ int v1_decode_claim(json_t *obj, const struct limits *lim, struct store_op *op, 
     }
     int64_t lease = 60, wait = 0;
     if ((rc = get_int(obj, "lease_seconds", "lease_seconds", 1, 86400, NULL, &lease, e)) ||
-        (rc = get_int(obj, "wait_seconds", "wait_seconds", 0, lim->wait_max_seconds, NULL, &wait, e)))
+        (rc = get_int(obj, "wait_seconds", "wait_seconds", 0, lim->wait_max_seconds, NULL, &wait,
+                      e)))
         return rc;
     op->lease_ms = lease * 1000;
     *wait_s = (int)wait;
@@ -275,11 +265,11 @@ int v1_decode_claim(json_t *obj, const struct limits *lim, struct store_op *op, 
 }
 
 static int decode_progress(json_t *p, struct store_op *op, const struct limits *lim,
-                           struct tm_error *e)
-{
-    static const char *const fields[] = {"ratio", "percent", "message", "processed",
+                           struct tm_error *e) {
+    static const char *const fields[] = {"ratio",      "percent", "message",    "processed",
                                          "processing", "pending", "updated_at", NULL};
-    if (!json_is_object(p)) return err_set(e, TM_EINVALID, "progress", "'progress' must be an object");
+    if (!json_is_object(p))
+        return err_set(e, TM_EINVALID, "progress", "'progress' must be an object");
     int rc = check_fields(p, fields, "progress.", e);
     if (rc) return rc;
     struct task_progress_update *u = &op->progress;
@@ -296,7 +286,8 @@ static int decode_progress(json_t *p, struct store_op *op, const struct limits *
     }
     if ((v = json_object_get(p, "message"))) {
         if (!json_is_string(v) && !json_is_null(v))
-            return err_set(e, TM_EINVALID, "progress.message", "'progress.message' must be a string");
+            return err_set(e, TM_EINVALID, "progress.message",
+                           "'progress.message' must be a string");
         if (json_string_length(v) > lim->string_max_bytes)
             return err_set(e, TM_EINVALID, "progress.message",
                            "'progress.message' is longer than %zu bytes", lim->string_max_bytes);
@@ -304,16 +295,17 @@ static int decode_progress(json_t *p, struct store_op *op, const struct limits *
         u->has_message = true;
     }
     const int64_t big = (int64_t)1 << 53;
-    if ((rc = get_int(p, "processed", "progress.processed", 0, big, &u->has_processed, &u->processed, e)) ||
-        (rc = get_int(p, "processing", "progress.processing", 0, big, &u->has_processing, &u->processing, e)) ||
+    if ((rc = get_int(p, "processed", "progress.processed", 0, big, &u->has_processed,
+                      &u->processed, e)) ||
+        (rc = get_int(p, "processing", "progress.processing", 0, big, &u->has_processing,
+                      &u->processing, e)) ||
         (rc = get_int(p, "pending", "progress.pending", 0, big, &u->has_pending, &u->pending, e)))
         return rc;
     op->has_progress = true;
     return 0;
 }
 
-static int decode_items(json_t *items, const struct limits *lim, struct tm_error *e)
-{
+static int decode_items(json_t *items, const struct limits *lim, struct tm_error *e) {
     static const char *const fields[] = {"name", "progress", "message", NULL};
     if (!json_is_array(items)) return err_set(e, TM_EINVALID, "items", "'items' must be an array");
     if (json_array_size(items) > (size_t)lim->items_max_per_call)
@@ -341,8 +333,7 @@ static int decode_items(json_t *items, const struct limits *lim, struct tm_error
     return 0;
 }
 
-static int decode_messages(json_t *msgs, const struct limits *lim, struct tm_error *e)
-{
+static int decode_messages(json_t *msgs, const struct limits *lim, struct tm_error *e) {
     static const char *const fields[] = {"level", "key", "text", "locale", "parameters", NULL};
     if (!json_is_array(msgs))
         return err_set(e, TM_EINVALID, "messages", "'messages' must be an array");
@@ -378,8 +369,7 @@ static int decode_messages(json_t *msgs, const struct limits *lim, struct tm_err
     return 0;
 }
 
-static int decode_returns(json_t *r, struct tm_error *e)
-{
+static int decode_returns(json_t *r, struct tm_error *e) {
     static const char *const fields[] = {"name", "attribute", NULL};
     if (!json_is_array(r)) return err_set(e, TM_EINVALID, "returns", "'returns' must be an array");
     size_t i;
@@ -401,14 +391,15 @@ static int decode_returns(json_t *r, struct tm_error *e)
 }
 
 int v1_decode_worker_call(json_t *obj, const struct limits *lim, struct store_op *op,
-                          struct tm_error *e)
-{
+                          struct tm_error *e) {
     static const char *const heartbeat[] = {"lease_token", "lease_seconds", "progress", "items",
                                             "messages",    "attributes",    NULL};
-    static const char *const complete[] = {"lease_token", "result",   "returns",  "attributes",
-                                           "warning",     "progress", "messages", "items", NULL};
-    static const char *const fail[] = {"lease_token", "error",    "retryable", "result",
-                                       "attributes",  "messages", "progress",  "items", NULL};
+    static const char *const complete[] = {"lease_token", "result",  "returns",
+                                           "attributes",  "warning", "progress",
+                                           "messages",    "items",   NULL};
+    static const char *const fail[] = {"lease_token", "error",      "retryable",
+                                       "result",      "attributes", "messages",
+                                       "progress",    "items",      NULL};
     static const char *const release[] = {"lease_token", NULL};
     const char *const *fields = op->kind == STORE_OP_HEARTBEAT  ? heartbeat
                                 : op->kind == STORE_OP_COMPLETE ? complete
@@ -418,7 +409,8 @@ int v1_decode_worker_call(json_t *obj, const struct limits *lim, struct store_op
     if (rc) return rc;
     if ((rc = get_str(obj, "lease_token", "lease_token", 64, true, &op->lease_token, e))) return rc;
     int64_t lease_s = 0;
-    if ((rc = get_int(obj, "lease_seconds", "lease_seconds", 1, 86400, NULL, &lease_s, e))) return rc;
+    if ((rc = get_int(obj, "lease_seconds", "lease_seconds", 1, 86400, NULL, &lease_s, e)))
+        return rc;
     op->lease_ms = lease_s * 1000;
     json_t *v;
     if ((v = json_object_get(obj, "progress")) && (rc = decode_progress(v, op, lim, e))) return rc;
@@ -450,22 +442,19 @@ int v1_decode_worker_call(json_t *obj, const struct limits *lim, struct store_op
     return 0;
 }
 
-void v1_list_query_init(struct list_query *q)
-{
+void v1_list_query_init(struct list_query *q) {
     memset(q, 0, sizeof *q);
     q->filter.limit = 50;
 }
 
-static int list_time(const char *key, const char *value, int64_t *out, struct tm_error *e)
-{
+static int list_time(const char *key, const char *value, int64_t *out, struct tm_error *e) {
     if (time_parse_rfc3339(value, out))
         return err_set(e, TM_EINVALID, key, "'%s' must be an RFC 3339 date-time", key);
     return 0;
 }
 
 int v1_list_query_add(struct list_query *q, const struct limits *lim, const char *key,
-                      const char *value, struct tm_error *e)
-{
+                      const char *value, struct tm_error *e) {
     struct task_filter *f = &q->filter;
     if (strlen(value) > 256) return err_set(e, TM_EINVALID, key, "'%s' is too long", key);
     if (strcmp(key, "phase") == 0) {
@@ -521,8 +510,7 @@ int v1_list_query_add(struct list_query *q, const struct limits *lim, const char
 }
 
 int v1_decode_wait(const char *wait, const char *version, const struct limits *lim, int *wait_s,
-                   int64_t *ver, struct tm_error *e)
-{
+                   int64_t *ver, struct tm_error *e) {
     int64_t w = 0, v = -1;
     if (wait && v1_parse_int(wait, 0, lim->wait_max_seconds, &w))
         return err_set(e, TM_EINVALID, "wait", "'wait' must be an integer from 0 to %d",

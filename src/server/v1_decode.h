@@ -44,7 +44,7 @@ int v1_decode_wait(const char *wait, const char *version, const struct limits *l
                    int64_t *ver, struct tm_error *e);
 
 /* Validators shared with other decoders. */
-bool v1_is_name(const char *s, size_t max);   /* [A-Za-z0-9._-]{1,max} */
+bool v1_is_name(const char *s, size_t max); /* [A-Za-z0-9._-]{1,max} */
 int v1_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
 #endif

@@ -11,8 +11,7 @@
 #include "server_int.h"
 #include "v1_decode.h"
 
-static void queues_claimed(struct req *r)
-{
+static void queues_claimed(struct req *r) {
     if (r->op.err.code) {
         reply_error(r, &r->op.err);
         return;
@@ -31,8 +30,7 @@ static void queues_claimed(struct req *r)
     reply_json(r, 200, &b);
 }
 
-static void queues_claim(struct req *r)
-{
+static void queues_claim(struct req *r) {
     const char *queue = r->param[0];
     if (!v1_is_name(queue, 64)) {
         reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
@@ -54,8 +52,7 @@ static void queues_claim(struct req *r)
 }
 
 static void queue_settings_write(struct buf *b, const char *name, const struct queue_settings *q,
-                                 bool configured)
-{
+                                 bool configured) {
     buf_puts(b, "{\"name\":");
     json_put_str(b, name);
     buf_puts(b, ",\"configured\":");
@@ -69,8 +66,7 @@ static void queue_settings_write(struct buf *b, const char *name, const struct q
     buf_putc(b, '}');
 }
 
-static void queues_configured(struct req *r)
-{
+static void queues_configured(struct req *r) {
     if (r->op.err.code) {
         reply_error(r, &r->op.err);
         return;
@@ -82,8 +78,7 @@ static void queues_configured(struct req *r)
     reply_json(r, 200, &b);
 }
 
-static void queues_configure(struct req *r)
-{
+static void queues_configure(struct req *r) {
     const char *queue = r->param[0];
     if (!v1_is_name(queue, 64)) {
         reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
@@ -101,8 +96,7 @@ static void queues_configure(struct req *r)
     req_submit(r, queues_configured);
 }
 
-static void queues_list(struct req *r)
-{
+static void queues_list(struct req *r) {
     struct queue_counts *qc = NULL;
     size_t n = 0;
     struct tm_error e;

@@ -16,8 +16,7 @@
 #include "v1_decode.h"
 
 /* The task id in the path, or a 404 reply. */
-static const char *path_task_id(struct req *r)
-{
+static const char *path_task_id(struct req *r) {
     const char *id = r->param[0];
     if (id_is_valid(id)) return id;
     struct tm_error e;
@@ -26,16 +25,14 @@ static const char *path_task_id(struct req *r)
     return NULL;
 }
 
-static void reply_op_task(struct req *r)
-{
+static void reply_op_task(struct req *r) {
     if (r->op.err.code)
         reply_error(r, &r->op.err);
     else
         reply_task(r, 200, r->op.task);
 }
 
-static void tasks_submitted(struct req *r)
-{
+static void tasks_submitted(struct req *r) {
     if (r->op.err.code) {
         reply_error(r, &r->op.err);
         return;
@@ -46,8 +43,7 @@ static void tasks_submitted(struct req *r)
     reply_task(r, r->op.created ? 201 : 200, r->op.task);
 }
 
-static void tasks_submit(struct req *r)
-{
+static void tasks_submit(struct req *r) {
     if (req_json_body(r, false)) return;
     struct tm_error e;
     err_clear(&e);
@@ -81,8 +77,7 @@ static void tasks_submit(struct req *r)
     req_submit(r, tasks_submitted);
 }
 
-static void tasks_batch_submitted(struct req *r)
-{
+static void tasks_batch_submitted(struct req *r) {
     if (r->op.err.code) {
         reply_error(r, &r->op.err);
         return;
@@ -98,8 +93,7 @@ static void tasks_batch_submitted(struct req *r)
     reply_json(r, r->op.created ? 201 : 200, &b);
 }
 
-static void tasks_batch(struct req *r)
-{
+static void tasks_batch(struct req *r) {
     if (req_json_body(r, false)) return;
     const struct limits *lim = req_limits(r);
     const char *key;
@@ -147,7 +141,8 @@ static void tasks_batch(struct req *r)
         for (size_t j = 0; ikey && j < i; j++) {
             const char *other = r->op.tasks[j]->idempotency_key;
             if (!other || strcmp(other, ikey) != 0) continue;
-            err_set(&e, TM_EINVALID, "", "'idempotency_key' of 'tasks[%zu]' repeats 'tasks[%zu]'", i, j);
+            err_set(&e, TM_EINVALID, "", "'idempotency_key' of 'tasks[%zu]' repeats 'tasks[%zu]'",
+                    i, j);
             snprintf(e.field, sizeof e.field, "tasks[%zu].idempotency_key", i);
             reply_error(r, &e);
             return;
@@ -156,8 +151,7 @@ static void tasks_batch(struct req *r)
     req_submit(r, tasks_batch_submitted);
 }
 
-static void tasks_get(struct req *r)
-{
+static void tasks_get(struct req *r) {
     const char *id = path_task_id(r);
     if (!id) return;
     struct tm_error e;
@@ -194,14 +188,12 @@ struct list_ctx {
     struct tm_error e;
 };
 
-static int tasks_list_arg(void *cls, const char *key, const char *value)
-{
+static int tasks_list_arg(void *cls, const char *key, const char *value) {
     struct list_ctx *c = cls;
     return v1_list_query_add(&c->q, req_limits(c->r), key, value, &c->e);
 }
 
-static void tasks_list(struct req *r)
-{
+static void tasks_list(struct req *r) {
     struct list_ctx c = {.r = r};
     err_clear(&c.e);
     v1_list_query_init(&c.q);
@@ -230,8 +222,7 @@ static void tasks_list(struct req *r)
 }
 
 /* Cancel, retry, pause, resume: an empty body or {}. */
-static void tasks_control(struct req *r, enum store_op_kind kind)
-{
+static void tasks_control(struct req *r, enum store_op_kind kind) {
     const char *id = path_task_id(r);
     if (!id) return;
     if (req_json_body(r, true)) return;
@@ -248,36 +239,30 @@ static void tasks_control(struct req *r, enum store_op_kind kind)
     req_submit(r, reply_op_task);
 }
 
-static void tasks_cancel(struct req *r)
-{
+static void tasks_cancel(struct req *r) {
     tasks_control(r, STORE_OP_CANCEL);
 }
 
-static void tasks_retry(struct req *r)
-{
+static void tasks_retry(struct req *r) {
     tasks_control(r, STORE_OP_RETRY);
 }
 
-static void tasks_pause(struct req *r)
-{
+static void tasks_pause(struct req *r) {
     tasks_control(r, STORE_OP_PAUSE);
 }
 
-static void tasks_resume(struct req *r)
-{
+static void tasks_resume(struct req *r) {
     tasks_control(r, STORE_OP_RESUME);
 }
 
-static void tasks_deleted(struct req *r)
-{
+static void tasks_deleted(struct req *r) {
     if (r->op.err.code)
         reply_error(r, &r->op.err);
     else
         reply_empty(r, 204);
 }
 
-static void tasks_delete(struct req *r)
-{
+static void tasks_delete(struct req *r) {
     const char *id = path_task_id(r);
     if (!id) return;
     store_op_init(&r->op, STORE_OP_DELETE);

@@ -10,8 +10,7 @@
 #include "server_int.h"
 #include "v1_decode.h"
 
-static void work_heartbeat_done(struct req *r)
-{
+static void work_heartbeat_done(struct req *r) {
     if (r->op.err.code) {
         reply_error(r, &r->op.err);
         return;
@@ -31,16 +30,14 @@ static void work_heartbeat_done(struct req *r)
     reply_json(r, 200, &b);
 }
 
-static void work_finished(struct req *r)
-{
+static void work_finished(struct req *r) {
     if (r->op.err.code)
         reply_error(r, &r->op.err);
     else
         reply_task(r, 200, r->op.task);
 }
 
-static void work_call(struct req *r, enum store_op_kind kind, handler_fn done)
-{
+static void work_call(struct req *r, enum store_op_kind kind, handler_fn done) {
     const char *id = r->param[0];
     if (!id_is_valid(id)) {
         struct tm_error e;
@@ -61,23 +58,19 @@ static void work_call(struct req *r, enum store_op_kind kind, handler_fn done)
     req_submit(r, done);
 }
 
-static void work_heartbeat(struct req *r)
-{
+static void work_heartbeat(struct req *r) {
     work_call(r, STORE_OP_HEARTBEAT, work_heartbeat_done);
 }
 
-static void work_complete(struct req *r)
-{
+static void work_complete(struct req *r) {
     work_call(r, STORE_OP_COMPLETE, work_finished);
 }
 
-static void work_fail(struct req *r)
-{
+static void work_fail(struct req *r) {
     work_call(r, STORE_OP_FAIL, work_finished);
 }
 
-static void work_release(struct req *r)
-{
+static void work_release(struct req *r) {
     work_call(r, STORE_OP_RELEASE, work_finished);
 }
 

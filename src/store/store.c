@@ -41,9 +41,9 @@ struct store {
     bool writer_started;
 
     /* Writer thread only. */
-    struct store_op *parked_claims;  /* FIFO, oldest first */
+    struct store_op *parked_claims; /* FIFO, oldest first */
     struct store_op *parked_watches;
-    int64_t next_due;                /* wall ms of the earliest due task; 0 = none known */
+    int64_t next_due; /* wall ms of the earliest due task; 0 = none known */
     uint64_t rng;
     /* Queue settings read recently; emptied when a batch rolls back. */
     struct {
@@ -52,7 +52,7 @@ struct store {
     } qcache[16];
     int nqcache, qcache_next;
 
-    struct store_stats stats;        /* updated by the writer, read under lock */
+    struct store_stats stats; /* updated by the writer, read under lock */
 
     /* The event log: called after each commit that appended events. */
     void (*listener)(void *cls, const struct store_commit *c);
@@ -65,18 +65,17 @@ struct batch {
     struct store_op *done_head, *done_tail; /* finished ops, to call done() on */
     char (*changed)[ID_LEN + 1];            /* ids changed, for watches */
     size_t nchanged, capchanged;
-    char **ready;                           /* queues that gained a claimable task */
+    char **ready; /* queues that gained a claimable task */
     size_t nready, capready;
-    bool failed;                            /* a backend error: roll everything back */
-    const struct store_op *op;              /* the op being applied; NULL in the sweep */
-    struct store_event *events;             /* appended by this batch, in seq order */
+    bool failed;                /* a backend error: roll everything back */
+    const struct store_op *op;  /* the op being applied; NULL in the sweep */
+    struct store_event *events; /* appended by this batch, in seq order */
     size_t nevents, capevents, deliveries;
 };
 
 static const struct store_backend *const store_backends[] = {&store_sqlite_backend};
 
-static uint32_t store_rand(struct store *s)
-{
+static uint32_t store_rand(struct store *s) {
     /* xorshift64*: jitter only, not secrets. */
     s->rng ^= s->rng >> 12;
     s->rng ^= s->rng << 25;
@@ -84,8 +83,7 @@ static uint32_t store_rand(struct store *s)
     return (uint32_t)((s->rng * 2685821657736338717ULL) >> 32);
 }
 
-static void batch_finish(struct batch *b, struct store_op *op)
-{
+static void batch_finish(struct batch *b, struct store_op *op) {
     op->next = NULL;
     if (b->done_tail)
         b->done_tail->next = op;
@@ -94,8 +92,7 @@ static void batch_finish(struct batch *b, struct store_op *op)
     b->done_tail = op;
 }
 
-static void batch_note_changed(struct batch *b, const char *id)
-{
+static void batch_note_changed(struct batch *b, const char *id) {
     if (b->nchanged == b->capchanged) {
         b->capchanged = b->capchanged ? b->capchanged * 2 : 16;
         b->changed = xrealloc(b->changed, b->capchanged * sizeof *b->changed);
@@ -103,8 +100,7 @@ static void batch_note_changed(struct batch *b, const char *id)
     memcpy(b->changed[b->nchanged++], id, ID_LEN + 1);
 }
 
-static void batch_note_ready(struct batch *b, const char *queue)
-{
+static void batch_note_ready(struct batch *b, const char *queue) {
     for (size_t i = 0; i < b->nready; i++)
         if (strcmp(b->ready[i], queue) == 0) return;
     if (b->nready == b->capready) {
@@ -114,19 +110,19 @@ static void batch_note_ready(struct batch *b, const char *queue)
     b->ready[b->nready++] = xstrdup(queue);
 }
 
-static void batch_release(struct batch *b)
-{
-    for (size_t i = 0; i < b->nevents; i++) store_event_release(&b->events[i]);
+static void batch_release(struct batch *b) {
+    for (size_t i = 0; i < b->nevents; i++)
+        store_event_release(&b->events[i]);
     free(b->events);
     free(b->changed);
-    for (size_t i = 0; i < b->nready; i++) free(b->ready[i]);
+    for (size_t i = 0; i < b->nready; i++)
+        free(b->ready[i]);
     free(b->ready);
 }
 
 /* Appends the event of a change to the log, in the batch's transaction. */
-static int store_log_event(struct store *s, struct batch *b, const struct task *t,
-                           const char *kind, const char *cause, int64_t now)
-{
+static int store_log_event(struct store *s, struct batch *b, const struct task *t, const char *kind,
+                           const char *cause, int64_t now) {
     if (b->nevents == b->capevents) {
         b->capevents = b->capevents ? b->capevents * 2 : 16;
         b->events = xrealloc(b->events, b->capevents * sizeof *b->events);
@@ -145,16 +141,14 @@ static int store_log_event(struct store *s, struct batch *b, const struct task *
 }
 
 /* A backend failure: the batch will be rolled back. */
-static int store_backend_failed(struct batch *b, struct store_op *op, int rc)
-{
+static int store_backend_failed(struct batch *b, struct store_op *op, int rc) {
     b->failed = true;
     return err_set(&op->err, rc == TM_EINTERNAL ? rc : TM_EINTERNAL, "", "storage error");
 }
 
 /* Loads a task for a write, scoped to the op's namespace. */
 static int store_load_scoped(struct store *s, struct store_op *op, const char *id,
-                             struct task **out)
-{
+                             struct task **out) {
     int rc = s->base.backend->load(s, id, out);
     if (rc == 0 && op->ns && strcmp((*out)->namespace, op->ns) != 0) {
         task_free(*out);
@@ -166,9 +160,8 @@ static int store_load_scoped(struct store *s, struct store_op *op, const char *i
 }
 
 /* Moves a child from one bucket of its parent's counts to another. */
-static int store_parent_adjust(struct store *s, struct batch *b, const struct task *child,
-                               int from, int to, int64_t now)
-{
+static int store_parent_adjust(struct store *s, struct batch *b, const struct task *child, int from,
+                               int to, int64_t now) {
     if (!child->parent_id[0] || from == to) return 0;
     struct task *p = NULL;
     int rc = s->base.backend->load(s, child->parent_id, &p);
@@ -192,8 +185,7 @@ static int store_parent_adjust(struct store *s, struct batch *b, const struct ta
  * `before` is the phase before the change, or -1 for a new task.
  */
 static int store_save(struct store *s, struct batch *b, const struct task *t, int before,
-                      int64_t now)
-{
+                      int64_t now) {
     int rc = before < 0 ? s->base.backend->insert(s, t) : s->base.backend->update(s, t);
     if (rc) return rc;
     batch_note_changed(b, t->id);
@@ -209,8 +201,7 @@ static int store_save(struct store *s, struct batch *b, const struct task *t, in
 }
 
 /* The settings of a queue: cached, stored, or the defaults. */
-static int store_queue_settings(struct store *s, const char *queue, struct queue_settings *out)
-{
+static int store_queue_settings(struct store *s, const char *queue, struct queue_settings *out) {
     for (int i = 0; i < s->nqcache; i++) {
         if (strcmp(s->qcache[i].name, queue) == 0) {
             *out = s->qcache[i].q;
@@ -229,8 +220,7 @@ static int store_queue_settings(struct store *s, const char *queue, struct queue
     return 0;
 }
 
-static int store_apply_queue_set(struct store *s, struct batch *b, struct store_op *op)
-{
+static int store_apply_queue_set(struct store *s, struct batch *b, struct store_op *op) {
     int rc = s->base.backend->queue_put(s, op->queue, &op->queue_settings);
     if (rc) return store_backend_failed(b, op, rc);
     for (int i = 0; i < s->nqcache; i++)
@@ -238,8 +228,7 @@ static int store_apply_queue_set(struct store *s, struct batch *b, struct store_
     return 0;
 }
 
-static int store_apply_create(struct store *s, struct batch *b, struct store_op *op, int64_t now)
-{
+static int store_apply_create(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     const struct store_backend *be = s->base.backend;
     bool *repeat = xcalloc(op->ntasks, sizeof *repeat);
     int rc = 0;
@@ -303,8 +292,7 @@ out:
     return rc;
 }
 
-static int store_apply_claim(struct store *s, struct batch *b, struct store_op *op, int64_t now)
-{
+static int store_apply_claim(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     struct store_claim_query q = {op->ns, op->queue, op->types, op->ntypes};
     char id[ID_LEN + 1];
     int rc = s->base.backend->next_claimable(s, &q, id);
@@ -328,8 +316,7 @@ static int store_apply_claim(struct store *s, struct batch *b, struct store_op *
 }
 
 /* Heartbeat, complete, fail and release: the worker's calls under a lease. */
-static int store_apply_leased(struct store *s, struct batch *b, struct store_op *op, int64_t now)
-{
+static int store_apply_leased(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     struct task *t = NULL;
     int rc = store_load_scoped(s, op, op->id, &t);
     if (rc) return rc == TM_ENOT_FOUND ? rc : store_backend_failed(b, op, rc);
@@ -341,7 +328,9 @@ static int store_apply_leased(struct store *s, struct batch *b, struct store_op 
     if (op->messages) task_add_messages(t, op->messages, now);
     if (op->attributes) task_merge_attributes(t, op->attributes);
     switch (op->kind) {
-    case STORE_OP_HEARTBEAT: rc = task_extend_lease(t, op->lease_token, op->lease_ms, now, &op->err); break;
+    case STORE_OP_HEARTBEAT:
+        rc = task_extend_lease(t, op->lease_token, op->lease_ms, now, &op->err);
+        break;
     case STORE_OP_COMPLETE:
         if (op->result) {
             free(t->result);
@@ -360,7 +349,9 @@ static int store_apply_leased(struct store *s, struct batch *b, struct store_op 
         }
         rc = task_fail(t, op->lease_token, op->error, op->retryable, now, store_rand(s), &op->err);
         break;
-    default: rc = task_release(t, op->lease_token, now, &op->err); break;
+    default:
+        rc = task_release(t, op->lease_token, now, &op->err);
+        break;
     }
     if (rc) goto out;
     if ((rc = store_save(s, b, t, (int)before, now))) {
@@ -375,8 +366,7 @@ out:
 }
 
 /* FINISH: checks everything first, then changes t (see store.h). */
-static int store_task_finish(struct task *t, struct store_op *op, int64_t now)
-{
+static int store_task_finish(struct task *t, struct store_op *op, int64_t now) {
     bool terminal = task_is_terminal(t);
     if (terminal && op->finish_status != TASK_STATUS_NONE)
         return err_set(&op->err, TM_EINVALID, "completionStatus",
@@ -401,22 +391,34 @@ static int store_task_finish(struct task *t, struct store_op *op, int64_t now)
 }
 
 /* Cancel, retry, pause, resume, run now, delete: the owner's controls. */
-static int store_apply_control(struct store *s, struct batch *b, struct store_op *op,
-                               int64_t now)
-{
+static int store_apply_control(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     struct task *t = NULL;
     int rc = store_load_scoped(s, op, op->id, &t);
     if (rc) return rc == TM_ENOT_FOUND ? rc : store_backend_failed(b, op, rc);
     enum task_phase before = t->phase;
     int64_t version = t->version;
     switch (op->kind) {
-    case STORE_OP_CANCEL: rc = task_cancel(t, now, &op->err); break;
-    case STORE_OP_RETRY: rc = task_retry(t, now, &op->err); break;
-    case STORE_OP_PAUSE: rc = task_pause(t, now, &op->err); break;
-    case STORE_OP_RESUME: rc = task_resume(t, now, &op->err); break;
-    case STORE_OP_RUN_NOW: rc = task_wake(t, now, &op->err); break;
-    case STORE_OP_FINISH: rc = store_task_finish(t, op, now); break;
-    default: rc = task_check_delete(t, &op->err); break;
+    case STORE_OP_CANCEL:
+        rc = task_cancel(t, now, &op->err);
+        break;
+    case STORE_OP_RETRY:
+        rc = task_retry(t, now, &op->err);
+        break;
+    case STORE_OP_PAUSE:
+        rc = task_pause(t, now, &op->err);
+        break;
+    case STORE_OP_RESUME:
+        rc = task_resume(t, now, &op->err);
+        break;
+    case STORE_OP_RUN_NOW:
+        rc = task_wake(t, now, &op->err);
+        break;
+    case STORE_OP_FINISH:
+        rc = store_task_finish(t, op, now);
+        break;
+    default:
+        rc = task_check_delete(t, &op->err);
+        break;
     }
     if (rc) {
         task_free(t);
@@ -440,8 +442,7 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
     return 0;
 }
 
-static int store_apply_watch(struct store *s, struct batch *b, struct store_op *op)
-{
+static int store_apply_watch(struct store *s, struct batch *b, struct store_op *op) {
     struct task *t = NULL;
     int rc = store_load_scoped(s, op, op->id, &t);
     if (rc) return rc == TM_ENOT_FOUND ? rc : store_backend_failed(b, op, rc);
@@ -451,8 +452,7 @@ static int store_apply_watch(struct store *s, struct batch *b, struct store_op *
 
 /* Applies one op; returns true when it is finished (not parked). */
 static bool store_apply(struct store *s, struct batch *b, struct store_op *op, int64_t now,
-                        int64_t mono)
-{
+                        int64_t mono) {
     b->op = op;
     switch (op->kind) {
     case STORE_OP_WEBHOOK_ADD:
@@ -468,7 +468,9 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
         if (rc && !op->err.code) store_backend_failed(b, op, rc);
         return true;
     }
-    case STORE_OP_CREATE: store_apply_create(s, b, op, now); return true;
+    case STORE_OP_CREATE:
+        store_apply_create(s, b, op, now);
+        return true;
     case STORE_OP_CLAIM:
         if (store_apply_claim(s, b, op, now) == 0 && !op->claimed && op->deadline_ms > mono) {
             op->parked = true;
@@ -478,7 +480,9 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
     case STORE_OP_HEARTBEAT:
     case STORE_OP_COMPLETE:
     case STORE_OP_FAIL:
-    case STORE_OP_RELEASE: store_apply_leased(s, b, op, now); return true;
+    case STORE_OP_RELEASE:
+        store_apply_leased(s, b, op, now);
+        return true;
     case STORE_OP_WATCH:
         if (store_apply_watch(s, b, op) == 0 && op->task->version <= op->version &&
             op->deadline_ms > mono) {
@@ -488,21 +492,24 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
             return false;
         }
         return true;
-    case STORE_OP_QUEUE_SET: store_apply_queue_set(s, b, op); return true;
-    default: store_apply_control(s, b, op, now); return true;
+    case STORE_OP_QUEUE_SET:
+        store_apply_queue_set(s, b, op);
+        return true;
+    default:
+        store_apply_control(s, b, op, now);
+        return true;
     }
 }
 
-static void store_park(struct store_op **list, struct store_op *op)
-{
+static void store_park(struct store_op **list, struct store_op *op) {
     op->next = NULL;
-    while (*list) list = &(*list)->next;
+    while (*list)
+        list = &(*list)->next;
     *list = op;
 }
 
 /* Acts on every task whose lease ran out or whose wait is over. */
-static void store_sweep(struct store *s, struct batch *b, int64_t now)
-{
+static void store_sweep(struct store *s, struct batch *b, int64_t now) {
     const struct store_backend *be = s->base.backend;
     char ids[256][ID_LEN + 1];
     size_t n = 0;
@@ -534,13 +541,13 @@ static void store_sweep(struct store *s, struct batch *b, int64_t now)
 }
 
 /* Hands newly ready tasks to parked claims, oldest claim first. */
-static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t now)
-{
+static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t now) {
     struct store_op **pp = &s->parked_claims;
     while (*pp && !b->failed) {
         struct store_op *op = *pp;
         bool ready = false;
-        for (size_t i = 0; i < b->nready && !ready; i++) ready = strcmp(b->ready[i], op->queue) == 0;
+        for (size_t i = 0; i < b->nready && !ready; i++)
+            ready = strcmp(b->ready[i], op->queue) == 0;
         b->op = op;
         if (ready) store_apply_claim(s, b, op, now);
         if (op->claimed || op->err.code) {
@@ -554,8 +561,7 @@ static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t 
 }
 
 /* After commit: finish watches whose task changed and parked ops past their deadline. */
-static void store_settle_parked(struct store *s, struct batch *b, int64_t mono, bool stopping)
-{
+static void store_settle_parked(struct store *s, struct batch *b, int64_t mono, bool stopping) {
     struct store_op **lists[] = {&s->parked_watches, &s->parked_claims};
     for (int l = 0; l < 2; l++) {
         struct store_op **pp = lists[l];
@@ -585,8 +591,7 @@ static void store_prune_events(struct store *s, int64_t now);
 #define STORE_BATCH_MAX 1024
 
 /* Takes every queued op. */
-static struct store_op *store_take_queue(struct store *s)
-{
+static struct store_op *store_take_queue(struct store *s) {
     pthread_mutex_lock(&s->lock);
     struct store_op *ops = s->queue_head;
     s->queue_head = s->queue_tail = NULL;
@@ -594,8 +599,7 @@ static struct store_op *store_take_queue(struct store *s)
     return ops;
 }
 
-static void store_run_batch(struct store *s, struct store_op *ops, bool stopping)
-{
+static void store_run_batch(struct store *s, struct store_op *ops, bool stopping) {
     const struct store_backend *be = s->base.backend;
     struct batch b = {0};
     int64_t now = time_now_ms(), mono = time_mono_ms();
@@ -634,7 +638,8 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
             s->next_due = now + 1000; /* look again soon; the state is as before */
             s->nqcache = 0;
             b.nchanged = 0;
-            for (size_t i = 0; i < b.nevents; i++) store_event_release(&b.events[i]);
+            for (size_t i = 0; i < b.nevents; i++)
+                store_event_release(&b.events[i]);
             b.nevents = b.deliveries = 0;
             for (struct store_op *op = b.done_head; op; op = op->next) {
                 if (op->err.code && op->err.code != TM_EINTERNAL) continue;
@@ -672,8 +677,7 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
  * own, a bounded number of rows at a time so the writer stays responsive;
  * comes back at once while there is more to drop, else in a second.
  */
-static void store_prune_events(struct store *s, int64_t now)
-{
+static void store_prune_events(struct store *s, int64_t now) {
     const struct store_backend *be = s->base.backend;
     const int max_rows = 5000;
     int64_t before = s->opt.events_max_age_ms < 0 ? 0 : now - s->opt.events_max_age_ms;
@@ -694,8 +698,7 @@ static void store_prune_events(struct store *s, int64_t now)
 }
 
 /* Milliseconds the writer may sleep before it has something to do. */
-static int64_t store_idle_ms(struct store *s)
-{
+static int64_t store_idle_ms(struct store *s) {
     int64_t wait = s->opt.sweep_max_ms;
     if (s->next_due) {
         int64_t d = s->next_due - time_now_ms();
@@ -709,8 +712,7 @@ static int64_t store_idle_ms(struct store *s)
     return wait < 0 ? 0 : wait;
 }
 
-static void *store_writer_main(void *arg)
-{
+static void *store_writer_main(void *arg) {
     struct store *s = arg;
     for (;;) {
         int64_t idle = store_idle_ms(s);
@@ -730,8 +732,10 @@ static void *store_writer_main(void *arg)
         s->queue_head = s->queue_tail = NULL;
         bool stopping = s->stopping;
         s->stats.parked_claims = s->stats.parked_watches = 0;
-        for (struct store_op *op = s->parked_claims; op; op = op->next) s->stats.parked_claims++;
-        for (struct store_op *op = s->parked_watches; op; op = op->next) s->stats.parked_watches++;
+        for (struct store_op *op = s->parked_claims; op; op = op->next)
+            s->stats.parked_claims++;
+        for (struct store_op *op = s->parked_watches; op; op = op->next)
+            s->stats.parked_watches++;
         pthread_mutex_unlock(&s->lock);
 
         store_run_batch(s, ops, stopping);
@@ -744,8 +748,7 @@ static void *store_writer_main(void *arg)
 }
 
 int store_open(const char *url, const struct store_options *opt, struct store **out,
-               struct tm_error *e)
-{
+               struct tm_error *e) {
     const struct store_backend *be = NULL;
     const char *rest = NULL;
     for (size_t i = 0; i < sizeof store_backends / sizeof store_backends[0]; i++) {
@@ -756,7 +759,8 @@ int store_open(const char *url, const struct store_options *opt, struct store **
         }
     }
     if (!be)
-        return err_set(e, TM_EINVALID, "store", "store URL '%s' names no known backend (use 'sqlite:PATH')", url);
+        return err_set(e, TM_EINVALID, "store",
+                       "store URL '%s' names no known backend (use 'sqlite:PATH')", url);
 
     struct store *s = xcalloc(1, sizeof *s);
     s->base.backend = be;
@@ -797,8 +801,7 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     return 0;
 }
 
-void store_stop(struct store *s)
-{
+void store_stop(struct store *s) {
     if (!s || !s->writer_started) return;
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
@@ -808,8 +811,7 @@ void store_stop(struct store *s)
     s->writer_started = false;
 }
 
-void store_close(struct store *s)
-{
+void store_close(struct store *s) {
     if (!s) return;
     store_stop(s);
     s->base.backend->close(s);
@@ -818,21 +820,19 @@ void store_close(struct store *s)
     free(s);
 }
 
-const char *store_backend_name(const struct store *s)
-{
+const char *store_backend_name(const struct store *s) {
     return s->base.backend->scheme;
 }
 
-void store_op_init(struct store_op *op, enum store_op_kind kind)
-{
+void store_op_init(struct store_op *op, enum store_op_kind kind) {
     memset(op, 0, sizeof *op);
     op->kind = kind;
 }
 
-void store_op_release(struct store_op *op)
-{
+void store_op_release(struct store_op *op) {
     if (op->kind == STORE_OP_CREATE) {
-        for (size_t i = 0; i < op->ntasks; i++) task_free(op->tasks[i]);
+        for (size_t i = 0; i < op->ntasks; i++)
+            task_free(op->tasks[i]);
         free(op->tasks);
         op->tasks = NULL;
         op->ntasks = 0;
@@ -842,8 +842,7 @@ void store_op_release(struct store_op *op)
     op->task = NULL;
 }
 
-void store_submit(struct store *s, struct store_op *op)
-{
+void store_submit(struct store *s, struct store_op *op) {
     err_clear(&op->err);
     op->next = NULL;
     pthread_mutex_lock(&s->lock);
@@ -868,8 +867,7 @@ struct store_waiter {
     bool done;
 };
 
-static void store_run_done(struct store_op *op)
-{
+static void store_run_done(struct store_op *op) {
     struct store_waiter *w = op->udata;
     pthread_mutex_lock(&w->lock);
     w->done = true;
@@ -877,14 +875,14 @@ static void store_run_done(struct store_op *op)
     pthread_mutex_unlock(&w->lock);
 }
 
-int store_run(struct store *s, struct store_op *op)
-{
+int store_run(struct store *s, struct store_op *op) {
     struct store_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
     op->done = store_run_done;
     op->udata = &w;
     store_submit(s, op);
     pthread_mutex_lock(&w.lock);
-    while (!w.done) pthread_cond_wait(&w.cond, &w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.cond, &w.lock);
     pthread_mutex_unlock(&w.lock);
     pthread_mutex_destroy(&w.lock);
     pthread_cond_destroy(&w.cond);
@@ -892,16 +890,14 @@ int store_run(struct store *s, struct store_op *op)
 }
 
 void store_set_listener(struct store *s, void (*fn)(void *cls, const struct store_commit *c),
-                        void *cls)
-{
+                        void *cls) {
     pthread_mutex_lock(&s->lock);
     s->listener = fn;
     s->listener_cls = cls;
     pthread_mutex_unlock(&s->lock);
 }
 
-void store_get_stats(struct store *s, struct store_stats *out)
-{
+void store_get_stats(struct store *s, struct store_stats *out) {
     pthread_mutex_lock(&s->lock);
     *out = s->stats;
     pthread_mutex_unlock(&s->lock);
@@ -909,49 +905,44 @@ void store_get_stats(struct store *s, struct store_stats *out)
 
 /* ---- Reads ---- */
 
-static int store_read_error(int rc, struct tm_error *e, const char *id)
-{
+static int store_read_error(int rc, struct tm_error *e, const char *id) {
     if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "task '%s' not found", id ? id : "");
     return err_set(e, TM_EINTERNAL, "", "storage error");
 }
 
 int store_task_get(struct store *s, const char *ns, const char *id, struct task **out,
-                   struct tm_error *e)
-{
+                   struct tm_error *e) {
     int rc = s->base.backend->get(s, ns, id, out);
     return rc ? store_read_error(rc, e, id) : 0;
 }
 
 int store_task_list(struct store *s, const struct task_filter *f, struct task_list *out,
-                    struct tm_error *e)
-{
+                    struct tm_error *e) {
     memset(out, 0, sizeof *out);
     int rc = s->base.backend->list(s, f, out);
     return rc ? store_read_error(rc, e, NULL) : 0;
 }
 
-void task_list_release(struct task_list *l)
-{
-    for (size_t i = 0; i < l->n; i++) task_free(l->tasks[i]);
+void task_list_release(struct task_list *l) {
+    for (size_t i = 0; i < l->n; i++)
+        task_free(l->tasks[i]);
     free(l->tasks);
     memset(l, 0, sizeof *l);
 }
 
 int store_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n,
-                       struct tm_error *e)
-{
+                       struct tm_error *e) {
     int rc = s->base.backend->queue_counts(s, ns, out, n);
     return rc ? store_read_error(rc, e, NULL) : 0;
 }
 
-void queue_counts_free(struct queue_counts *q, size_t n)
-{
-    for (size_t i = 0; i < n; i++) free(q[i].queue);
+void queue_counts_free(struct queue_counts *q, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(q[i].queue);
     free(q);
 }
 
-int store_ping(struct store *s, struct tm_error *e)
-{
+int store_ping(struct store *s, struct tm_error *e) {
     int rc = s->base.backend->ping(s);
     return rc ? store_read_error(rc, e, NULL) : 0;
 }

@@ -36,8 +36,8 @@
 struct store;
 
 struct store_options {
-    bool relaxed;          /* commit without waiting for fsync */
-    int64_t sweep_max_ms;  /* longest sleep of the writer between sweeps (default 1000) */
+    bool relaxed;              /* commit without waiting for fsync */
+    int64_t sweep_max_ms;      /* longest sleep of the writer between sweeps (default 1000) */
     int64_t events_max_age_ms; /* event retention by age (default 7 days; <0 = keep) */
     int64_t events_max_count;  /* event retention by count (default 1000000; <0 = keep) */
 };
@@ -60,8 +60,13 @@ int store_task_get(struct store *s, const char *ns, const char *id, struct task 
 struct filter_expr; /* common/filter.h */
 
 /* A sort key of a list (task_filter.sort). */
-enum task_sort_key { TASK_SORT_ID, TASK_SORT_CREATED_AT, TASK_SORT_UPDATED_AT, TASK_SORT_NAME,
-                     TASK_SORT_TYPE };
+enum task_sort_key {
+    TASK_SORT_ID,
+    TASK_SORT_CREATED_AT,
+    TASK_SORT_UPDATED_AT,
+    TASK_SORT_NAME,
+    TASK_SORT_TYPE
+};
 #define TASK_SORT_MAX 4
 struct task_sort {
     enum task_sort_key key;
@@ -70,7 +75,7 @@ struct task_sort {
 
 struct task_filter {
     const char *ns;
-    unsigned phases;         /* bit per enum task_phase; 0 = any */
+    unsigned phases; /* bit per enum task_phase; 0 = any */
     const char *type, *queue, *parent_id, *name_prefix;
     int64_t created_after, created_before, updated_after, updated_before; /* 0 = open */
     /* And this expression, its leaves' `field` set and values checked
@@ -116,7 +121,7 @@ int store_ping(struct store *s, struct tm_error *e);
 /* ---- Writes ---- */
 
 enum store_op_kind {
-    STORE_OP_CREATE,    /* tasks[0..ntasks): all or none; idempotency by key */
+    STORE_OP_CREATE, /* tasks[0..ntasks): all or none; idempotency by key */
     STORE_OP_CLAIM,
     STORE_OP_HEARTBEAT,
     STORE_OP_COMPLETE,
@@ -127,8 +132,8 @@ enum store_op_kind {
     STORE_OP_PAUSE,
     STORE_OP_RESUME,
     STORE_OP_DELETE,
-    STORE_OP_WATCH,     /* parks until the task's version > version, or deadline */
-    STORE_OP_QUEUE_SET, /* queue's settings := queue_settings */
+    STORE_OP_WATCH,          /* parks until the task's version > version, or deadline */
+    STORE_OP_QUEUE_SET,      /* queue's settings := queue_settings */
     STORE_OP_WEBHOOK_ADD,    /* webhook: inserted; its id is set by the store */
     STORE_OP_WEBHOOK_DELETE, /* id: removed with its deliveries */
     STORE_OP_DELIVERY_SET,   /* delivery: the outcome of an attempt */
@@ -149,8 +154,8 @@ struct webhook_delivery;
 
 struct store_op {
     enum store_op_kind kind;
-    const char *ns;                  /* scope; NULL = any namespace */
-    char id[ID_LEN + 1];             /* the task acted on */
+    const char *ns;      /* scope; NULL = any namespace */
+    char id[ID_LEN + 1]; /* the task acted on */
 
     /* CREATE: taken over by the op (freed by store_op_release). */
     struct task **tasks;
@@ -161,19 +166,19 @@ struct store_op {
     const char *types[STORE_CLAIM_MAX_TYPES];
     int ntypes;
     int64_t lease_ms;
-    int64_t deadline_ms;             /* CLAIM and WATCH: monotonic ms; 0 = no wait */
+    int64_t deadline_ms; /* CLAIM and WATCH: monotonic ms; 0 = no wait */
 
     /* HEARTBEAT / COMPLETE / FAIL / RELEASE */
     const char *lease_token;
     struct task_progress_update progress;
     bool has_progress;
     json_t *items, *messages, *attributes; /* borrowed, validated, or NULL */
-    json_t *result, *returns;               /* COMPLETE (result also on FAIL) */
-    bool warning;                           /* COMPLETE */
-    const char *error;                      /* FAIL */
-    bool retryable;                         /* FAIL */
-    enum task_status finish_status;         /* FINISH; TASK_STATUS_NONE = no end */
-    int64_t finish_at;                      /* FINISH */
+    json_t *result, *returns;              /* COMPLETE (result also on FAIL) */
+    bool warning;                          /* COMPLETE */
+    const char *error;                     /* FAIL */
+    bool retryable;                        /* FAIL */
+    enum task_status finish_status;        /* FINISH; TASK_STATUS_NONE = no end */
+    int64_t finish_at;                     /* FINISH */
 
     /* WATCH */
     int64_t version;
@@ -189,10 +194,10 @@ struct store_op {
     const struct token *token;
 
     /* Outputs, valid in done(). */
-    struct tm_error err;             /* err.code 0 on success */
-    struct task *task;               /* the task after the change (CREATE: tasks[0]) */
-    bool created;                    /* CREATE: false when an idempotent repeat */
-    bool claimed;                    /* CLAIM: false when nothing came in time */
+    struct tm_error err; /* err.code 0 on success */
+    struct task *task;   /* the task after the change (CREATE: tasks[0]) */
+    bool created;        /* CREATE: false when an idempotent repeat */
+    bool claimed;        /* CLAIM: false when nothing came in time */
     char new_lease_token[ID_LEN + 1];
 
     void (*done)(struct store_op *op);
@@ -213,8 +218,7 @@ int store_run(struct store *s, struct store_op *op);
 
 /* Counters for /metrics. */
 struct store_stats {
-    uint64_t batches, ops, commits_failed, sweeps, leases_expired, parked_claims,
-        parked_watches;
+    uint64_t batches, ops, commits_failed, sweeps, leases_expired, parked_claims, parked_watches;
     uint64_t events_appended, events_pruned, event_seq, events_pruned_through;
 };
 void store_get_stats(struct store *s, struct store_stats *out);
@@ -275,8 +279,7 @@ int store_events_read(struct store *s, const char *ns, const char *task_id, int6
                       int limit, struct event_page *out, struct tm_error *e);
 void event_page_release(struct event_page *p);
 /* The last committed seq and the retention mark, as one read. */
-int store_events_head(struct store *s, int64_t *head, int64_t *pruned_through,
-                      struct tm_error *e);
+int store_events_head(struct store *s, int64_t *head, int64_t *pruned_through, struct tm_error *e);
 
 /* ---- Webhooks (store_events.c) ---- */
 
@@ -293,7 +296,7 @@ int webhook_event_parse(const char *name); /* the bit, or 0 */
 
 struct webhook {
     char id[ID_LEN + 1];
-    char *ns;     /* NULL = every namespace */
+    char *ns; /* NULL = every namespace */
     char *name;
     char *url;
     char *secret; /* NULL = deliveries are not signed */
@@ -307,8 +310,8 @@ struct webhook_delivery {
     char id[ID_LEN + 1];
     char webhook_id[ID_LEN + 1];
     int64_t seq;
-    char event[24];   /* Livepeer name */
-    char status[12];  /* pending, delivered, failed */
+    char event[24];  /* Livepeer name */
+    char status[12]; /* pending, delivered, failed */
     int64_t attempts, next_at, last_status, created_at, updated_at;
     char *last_error;
     /* Filled by store_deliveries_due only. */

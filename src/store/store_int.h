@@ -33,10 +33,8 @@ struct store_backend {
     int (*insert)(struct store *s, const struct task *t);
     int (*update)(struct store *s, const struct task *t);
     int (*remove)(struct store *s, const char *id);
-    int (*find_idempotent)(struct store *s, const char *ns, const char *key,
-                           char id[ID_LEN + 1]);
-    int (*next_claimable)(struct store *s, const struct store_claim_query *q,
-                          char id[ID_LEN + 1]);
+    int (*find_idempotent)(struct store *s, const char *ns, const char *key, char id[ID_LEN + 1]);
+    int (*next_claimable)(struct store *s, const struct store_claim_query *q, char id[ID_LEN + 1]);
     /* Ids of tasks whose due time is <= now, at most max. */
     int (*due)(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n);
     /* The earliest due time, or 0 when none. */
@@ -104,8 +102,7 @@ struct store_base {
     void *impl;
 };
 
-static inline struct store_base *store_base_of(struct store *s)
-{
+static inline struct store_base *store_base_of(struct store *s) {
     return (struct store_base *)s;
 }
 

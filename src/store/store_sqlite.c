@@ -37,7 +37,8 @@ struct col {
     size_t off;
 };
 
-#define C(name, kind, field) {name, kind, offsetof(struct task, field)}
+#define C(name, kind, field) \
+    { name, kind, offsetof(struct task, field) }
 static const struct col task_columns[] = {
     C("id", COL_ID, id),
     C("namespace", COL_TEXT, namespace),
@@ -111,27 +112,24 @@ struct sq_store {
     char *path;
     bool relaxed;
     struct sq_conn writer;
-    sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due,
-        *w_next_due, *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put;
+    sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due, *w_next_due,
+        *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put;
     char *select_cols; /* "id,namespace,..." */
 
     pthread_mutex_t pool_lock;
-    struct sq_conn *pool; /* idle readers */
+    struct sq_conn *pool;     /* idle readers */
     struct sq_events *events; /* store_sqlite_events.c */
 };
 
-static struct sq_store *sq(struct store *s)
-{
+static struct sq_store *sq(struct store *s) {
     return store_base_of(s)->impl;
 }
 
-static void sq_log(sqlite3 *db, const char *what)
-{
+static void sq_log(sqlite3 *db, const char *what) {
     fprintf(stderr, "taskmill: sqlite: %s: %s\n", what, db ? sqlite3_errmsg(db) : "no database");
 }
 
-static int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
-{
+static int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
         sq_log(db, sql);
         return TM_EINTERNAL;
@@ -139,8 +137,7 @@ static int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return 0;
 }
 
-static int sq_exec(sqlite3 *db, const char *sql)
-{
+static int sq_exec(sqlite3 *db, const char *sql) {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         fprintf(stderr, "taskmill: sqlite: %s\n", msg ? msg : sqlite3_errmsg(db));
@@ -151,8 +148,7 @@ static int sq_exec(sqlite3 *db, const char *sql)
 }
 
 /* Runs a statement to completion (no rows expected) and resets it. */
-static int sq_step_done(sqlite3 *db, sqlite3_stmt *st)
-{
+static int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -163,8 +159,7 @@ static int sq_step_done(sqlite3 *db, sqlite3_stmt *st)
     return 0;
 }
 
-static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_conn *c)
-{
+static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_conn *c) {
     memset(c, 0, sizeof *c);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
@@ -178,7 +173,8 @@ static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_c
     int rc = 0;
     if (writer) {
         rc = sq_exec(c->db, "PRAGMA journal_mode=WAL");
-        if (!rc) rc = sq_exec(c->db, relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+        if (!rc)
+            rc = sq_exec(c->db, relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
     } else {
         rc = sq_exec(c->db, "PRAGMA query_only=1");
     }
@@ -186,15 +182,13 @@ static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_c
     return rc;
 }
 
-static void sq_close_conn(struct sq_conn *c)
-{
+static void sq_close_conn(struct sq_conn *c) {
     sqlite3_finalize(c->get);
     sqlite3_close(c->db);
     c->db = NULL;
 }
 
-static int sq_migrate(sqlite3 *db)
-{
+static int sq_migrate(sqlite3 *db) {
     sqlite3_stmt *st;
     if (sq_prepare(db, "PRAGMA user_version", &st)) return TM_EINTERNAL;
     int have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
@@ -215,8 +209,7 @@ static int sq_migrate(sqlite3 *db)
     return 0;
 }
 
-static void sq_bind_task(sqlite3_stmt *st, const struct task *t)
-{
+static void sq_bind_task(sqlite3_stmt *st, const struct task *t) {
     for (size_t i = 0; i < NCOLS; i++) {
         const struct col *c = &task_columns[i];
         const char *p = (const char *)t + c->off;
@@ -236,9 +229,15 @@ static void sq_bind_task(sqlite3_stmt *st, const struct task *t)
             else
                 sqlite3_bind_null(st, at);
             break;
-        case COL_INT: sqlite3_bind_int64(st, at, *(const int64_t *)p); break;
-        case COL_BOOL: sqlite3_bind_int(st, at, *(const bool *)p); break;
-        case COL_REAL: sqlite3_bind_double(st, at, *(const double *)p); break;
+        case COL_INT:
+            sqlite3_bind_int64(st, at, *(const int64_t *)p);
+            break;
+        case COL_BOOL:
+            sqlite3_bind_int(st, at, *(const bool *)p);
+            break;
+        case COL_REAL:
+            sqlite3_bind_double(st, at, *(const double *)p);
+            break;
         case COL_PHASE:
             sqlite3_bind_text(st, at, task_phase_name(t->phase), -1, SQLITE_STATIC);
             break;
@@ -260,8 +259,7 @@ static void sq_bind_task(sqlite3_stmt *st, const struct task *t)
     }
 }
 
-static struct task *sq_read_task(sqlite3_stmt *st)
-{
+static struct task *sq_read_task(sqlite3_stmt *st) {
     struct task *t = task_new();
     for (size_t i = 0; i < NCOLS; i++) {
         const struct col *c = &task_columns[i];
@@ -272,11 +270,21 @@ static struct task *sq_read_task(sqlite3_stmt *st)
                        c->kind == COL_STATUS;
         const char *text = textual ? (const char *)sqlite3_column_text(st, at) : NULL;
         switch (c->kind) {
-        case COL_TEXT: *(char **)p = text ? xstrdup(text) : NULL; break;
-        case COL_ID: snprintf(p, ID_LEN + 1, "%s", text ? text : ""); break;
-        case COL_INT: *(int64_t *)p = sqlite3_column_int64(st, at); break;
-        case COL_BOOL: *(bool *)p = sqlite3_column_int(st, at) != 0; break;
-        case COL_REAL: *(double *)p = sqlite3_column_double(st, at); break;
+        case COL_TEXT:
+            *(char **)p = text ? xstrdup(text) : NULL;
+            break;
+        case COL_ID:
+            snprintf(p, ID_LEN + 1, "%s", text ? text : "");
+            break;
+        case COL_INT:
+            *(int64_t *)p = sqlite3_column_int64(st, at);
+            break;
+        case COL_BOOL:
+            *(bool *)p = sqlite3_column_int(st, at) != 0;
+            break;
+        case COL_REAL:
+            *(double *)p = sqlite3_column_double(st, at);
+            break;
         case COL_PHASE:
             if (!text || task_phase_parse(text, &t->phase)) t->phase = TASK_PENDING;
             break;
@@ -285,15 +293,15 @@ static struct task *sq_read_task(sqlite3_stmt *st)
             for (int k = 1; text && k < TASK_STATUS_COUNT; k++)
                 if (strcmp(text, stored_status[k]) == 0) t->status = (enum task_status)k;
             break;
-        case COL_DUE: break;
+        case COL_DUE:
+            break;
         }
     }
     return t;
 }
 
 /* Steps a one-row query that selects the task columns. */
-static int sq_fetch_one(sqlite3 *db, sqlite3_stmt *st, struct task **out)
-{
+static int sq_fetch_one(sqlite3 *db, sqlite3_stmt *st, struct task **out) {
     int rc = sqlite3_step(st);
     int ret = 0;
     if (rc == SQLITE_ROW) {
@@ -310,8 +318,7 @@ static int sq_fetch_one(sqlite3 *db, sqlite3_stmt *st, struct task **out)
 }
 
 static int sq_open(struct store *s, const char *path, const struct store_options *opt,
-                   struct tm_error *e)
-{
+                   struct tm_error *e) {
     struct sq_store *q = xcalloc(1, sizeof *q);
     store_base_of(s)->impl = q;
     q->path = xstrdup(path && *path ? path : "taskmill.db");
@@ -372,7 +379,8 @@ static int sq_open(struct store *s, const char *path, const struct store_options
     if (!rc) rc = sq_prepare(db, "COMMIT", &q->w_commit);
     if (!rc) rc = sq_prepare(db, "ROLLBACK", &q->w_rollback);
     if (!rc)
-        rc = sq_prepare(db, "SELECT max_retries, backoff_ms, backoff_max_ms FROM queues WHERE name=?1",
+        rc = sq_prepare(db,
+                        "SELECT max_retries, backoff_ms, backoff_max_ms FROM queues WHERE name=?1",
                         &q->w_queue_get);
     if (!rc)
         rc = sq_prepare(db,
@@ -383,19 +391,19 @@ static int sq_open(struct store *s, const char *path, const struct store_options
                         &q->w_queue_put);
     buf_release(&ins);
     buf_release(&upd);
-    if (rc) return err_set(e, TM_EINTERNAL, "store", "cannot prepare SQLite database '%s'", q->path);
+    if (rc)
+        return err_set(e, TM_EINTERNAL, "store", "cannot prepare SQLite database '%s'", q->path);
     return 0;
 }
 
-static void sq_close(struct store *s)
-{
+static void sq_close(struct store *s) {
     struct sq_store *q = sq(s);
     if (!q) return;
-    sqlite3_stmt *all[] = {q->w_insert, q->w_update,    q->w_load,  q->w_delete,
-                           q->w_idem,   q->w_claim,     q->w_due,   q->w_next_due,
-                           q->w_begin,  q->w_commit,    q->w_rollback, q->w_queue_get,
-                           q->w_queue_put};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+    sqlite3_stmt *all[] = {q->w_insert,   q->w_update,    q->w_load,     q->w_delete, q->w_idem,
+                           q->w_claim,    q->w_due,       q->w_next_due, q->w_begin,  q->w_commit,
+                           q->w_rollback, q->w_queue_get, q->w_queue_put};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        sqlite3_finalize(all[i]);
     sq_events_close(s);
     while (q->pool) {
         struct sq_conn *c = q->pool;
@@ -415,52 +423,45 @@ static void sq_close(struct store *s)
     store_base_of(s)->impl = NULL;
 }
 
-static int sq_begin(struct store *s)
-{
+static int sq_begin(struct store *s) {
     return sq_step_done(sq(s)->writer.db, sq(s)->w_begin);
 }
 
-static int sq_commit(struct store *s)
-{
+static int sq_commit(struct store *s) {
     return sq_step_done(sq(s)->writer.db, sq(s)->w_commit);
 }
 
-static void sq_rollback(struct store *s)
-{
-    if (!sqlite3_get_autocommit(sq(s)->writer.db)) sq_step_done(sq(s)->writer.db, sq(s)->w_rollback);
+static void sq_rollback(struct store *s) {
+    if (!sqlite3_get_autocommit(sq(s)->writer.db))
+        sq_step_done(sq(s)->writer.db, sq(s)->w_rollback);
 }
 
-static int sq_load(struct store *s, const char *id, struct task **out)
-{
+static int sq_load(struct store *s, const char *id, struct task **out) {
     struct sq_store *q = sq(s);
     sqlite3_bind_text(q->w_load, 1, id, -1, SQLITE_STATIC);
     return sq_fetch_one(q->writer.db, q->w_load, out);
 }
 
-static int sq_insert(struct store *s, const struct task *t)
-{
+static int sq_insert(struct store *s, const struct task *t) {
     struct sq_store *q = sq(s);
     sq_bind_task(q->w_insert, t);
     return sq_step_done(q->writer.db, q->w_insert);
 }
 
-static int sq_update(struct store *s, const struct task *t)
-{
+static int sq_update(struct store *s, const struct task *t) {
     struct sq_store *q = sq(s);
     sq_bind_task(q->w_update, t);
     return sq_step_done(q->writer.db, q->w_update);
 }
 
-static int sq_remove(struct store *s, const char *id)
-{
+static int sq_remove(struct store *s, const char *id) {
     struct sq_store *q = sq(s);
     sqlite3_bind_text(q->w_delete, 1, id, -1, SQLITE_STATIC);
     return sq_step_done(q->writer.db, q->w_delete);
 }
 
 /* Steps a query whose first column is an id; TM_ENOT_FOUND when no row. */
-static int sq_fetch_id(sqlite3 *db, sqlite3_stmt *st, char id[ID_LEN + 1])
-{
+static int sq_fetch_id(sqlite3 *db, sqlite3_stmt *st, char id[ID_LEN + 1]) {
     int rc = sqlite3_step(st), ret = 0;
     if (rc == SQLITE_ROW) {
         snprintf(id, ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -476,8 +477,7 @@ static int sq_fetch_id(sqlite3 *db, sqlite3_stmt *st, char id[ID_LEN + 1])
 }
 
 static int sq_find_idempotent(struct store *s, const char *ns, const char *key,
-                              char id[ID_LEN + 1])
-{
+                              char id[ID_LEN + 1]) {
     struct sq_store *q = sq(s);
     sqlite3_bind_text(q->w_idem, 1, ns, -1, SQLITE_STATIC);
     sqlite3_bind_text(q->w_idem, 2, key, -1, SQLITE_STATIC);
@@ -485,8 +485,7 @@ static int sq_find_idempotent(struct store *s, const char *ns, const char *key,
 }
 
 static int sq_next_claimable(struct store *s, const struct store_claim_query *cq,
-                             char id[ID_LEN + 1])
-{
+                             char id[ID_LEN + 1]) {
     struct sq_store *q = sq(s);
     struct buf types;
     buf_init(&types);
@@ -506,8 +505,7 @@ static int sq_next_claimable(struct store *s, const struct store_claim_query *cq
     return rc;
 }
 
-static int sq_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n)
-{
+static int sq_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n) {
     struct sq_store *q = sq(s);
     sqlite3_bind_int64(q->w_due, 1, now);
     sqlite3_bind_int64(q->w_due, 2, (int64_t)max);
@@ -523,8 +521,7 @@ static int sq_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t 
     return 0;
 }
 
-static int sq_next_due(struct store *s, int64_t *at)
-{
+static int sq_next_due(struct store *s, int64_t *at) {
     struct sq_store *q = sq(s);
     int rc = sqlite3_step(q->w_next_due);
     *at = rc == SQLITE_ROW ? sqlite3_column_int64(q->w_next_due, 0) : 0;
@@ -538,8 +535,7 @@ static int sq_next_due(struct store *s, int64_t *at)
 
 /* ---- Readers ---- */
 
-static struct sq_conn *sq_reader_take(struct sq_store *q)
-{
+static struct sq_conn *sq_reader_take(struct sq_store *q) {
     pthread_mutex_lock(&q->pool_lock);
     struct sq_conn *c = q->pool;
     if (c) q->pool = c->next;
@@ -556,16 +552,14 @@ static struct sq_conn *sq_reader_take(struct sq_store *q)
     return c;
 }
 
-static void sq_reader_give(struct sq_store *q, struct sq_conn *c)
-{
+static void sq_reader_give(struct sq_store *q, struct sq_conn *c) {
     pthread_mutex_lock(&q->pool_lock);
     c->next = q->pool;
     q->pool = c;
     pthread_mutex_unlock(&q->pool_lock);
 }
 
-static int sq_get(struct store *s, const char *ns, const char *id, struct task **out)
-{
+static int sq_get(struct store *s, const char *ns, const char *id, struct task **out) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
@@ -589,8 +583,7 @@ struct sq_binds {
     int n, cap;
 };
 
-static void sq_bind_slot(struct sq_binds *b)
-{
+static void sq_bind_slot(struct sq_binds *b) {
     if (b->n < b->cap) return;
     b->cap = b->cap ? b->cap * 2 : 16;
     b->text = xrealloc(b->text, (size_t)b->cap * sizeof *b->text);
@@ -599,37 +592,32 @@ static void sq_bind_slot(struct sq_binds *b)
     b->kind = xrealloc(b->kind, (size_t)b->cap);
 }
 
-static void sq_bind_add_text(struct sq_binds *b, const char *v)
-{
+static void sq_bind_add_text(struct sq_binds *b, const char *v) {
     sq_bind_slot(b);
     b->kind[b->n] = 't';
     b->text[b->n++] = v;
 }
 
-static void sq_bind_add_int(struct sq_binds *b, int64_t v)
-{
+static void sq_bind_add_int(struct sq_binds *b, int64_t v) {
     sq_bind_slot(b);
     b->kind[b->n] = 'i';
     b->ints[b->n++] = v;
 }
 
-static void sq_bind_add_real(struct sq_binds *b, double v)
-{
+static void sq_bind_add_real(struct sq_binds *b, double v) {
     sq_bind_slot(b);
     b->kind[b->n] = 'r';
     b->reals[b->n++] = v;
 }
 
-static void sq_binds_release(struct sq_binds *b)
-{
+static void sq_binds_release(struct sq_binds *b) {
     free(b->text);
     free(b->ints);
     free(b->reals);
     free(b->kind);
 }
 
-static void sq_binds_apply(const struct sq_binds *b, sqlite3_stmt *st)
-{
+static void sq_binds_apply(const struct sq_binds *b, sqlite3_stmt *st) {
     for (int i = 0; i < b->n; i++) {
         if (b->kind[i] == 't')
             sqlite3_bind_text(st, i + 1, b->text[i], -1, SQLITE_STATIC);
@@ -666,8 +654,8 @@ static const char *const sq_filter_cols[FILTER_FIELD_COUNT] = {
     [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
 };
 
-static int sq_bind_value(struct sq_binds *b, enum filter_field_kind k, const struct filter_value *v)
-{
+static int sq_bind_value(struct sq_binds *b, enum filter_field_kind k,
+                         const struct filter_value *v) {
     switch (v->kind) {
     case FILTER_VAL_STR:
         if (k != FILTER_KIND_TEXT) return TM_EINVALID;
@@ -683,14 +671,15 @@ static int sq_bind_value(struct sq_binds *b, enum filter_field_kind k, const str
         if (k == FILTER_KIND_TEXT) return TM_EINVALID;
         sq_bind_add_int(b, v->i);
         return 0;
-    default: return TM_EINVALID;
+    default:
+        return TM_EINVALID;
     }
 }
 
 /* Appends the expression as SQL; every value is a bound parameter. Each
  * leaf is 0 or 1, never NULL, so `not` is the complement. */
-static int sq_filter_sql(struct buf *sql, struct sq_binds *b, const struct filter_expr *x, int depth)
-{
+static int sq_filter_sql(struct buf *sql, struct sq_binds *b, const struct filter_expr *x,
+                         int depth) {
     if (!x || depth > 2 * FILTER_MAX_DEPTH + FILTER_MAX_NODES) return TM_EINVALID;
     int rc;
     switch (x->op) {
@@ -707,7 +696,8 @@ static int sq_filter_sql(struct buf *sql, struct sq_binds *b, const struct filte
         if ((rc = sq_filter_sql(sql, b, x->left, depth + 1))) return rc;
         buf_putc(sql, ')');
         return 0;
-    default: break;
+    default:
+        break;
     }
     if ((unsigned)x->field >= FILTER_FIELD_COUNT) return TM_EINVALID;
     const char *col = sq_filter_cols[x->field];
@@ -715,8 +705,12 @@ static int sq_filter_sql(struct buf *sql, struct sq_binds *b, const struct filte
     bool text = k == FILTER_KIND_TEXT;
     const char *coll = text && x->nocase ? " COLLATE NOCASE" : "";
     switch (x->op) {
-    case FILTER_ISNULL: buf_printf(sql, "(%s IS NULL)", col); return 0;
-    case FILTER_PR: buf_printf(sql, "(%s IS NOT NULL)", col); return 0;
+    case FILTER_ISNULL:
+        buf_printf(sql, "(%s IS NULL)", col);
+        return 0;
+    case FILTER_PR:
+        buf_printf(sql, "(%s IS NOT NULL)", col);
+        return 0;
     case FILTER_IN:
         if (x->nvalues == 0) return TM_EINVALID;
         buf_printf(sql, "coalesce(%s%s IN (", col, coll);
@@ -744,19 +738,22 @@ static int sq_filter_sql(struct buf *sql, struct sq_binds *b, const struct filte
     case FILTER_GE:
     case FILTER_LT:
     case FILTER_LE: {
-        static const char *const cmp[] = {[FILTER_EQ] = "=", [FILTER_GT] = ">", [FILTER_GE] = ">=",
-                                          [FILTER_LT] = "<", [FILTER_LE] = "<="};
+        static const char *const cmp[] = {[FILTER_EQ] = "=",
+                                          [FILTER_GT] = ">",
+                                          [FILTER_GE] = ">=",
+                                          [FILTER_LT] = "<",
+                                          [FILTER_LE] = "<="};
         if (x->nvalues != 1) return TM_EINVALID;
         buf_printf(sql, "coalesce(%s %s ?%s,0)", col, cmp[x->op], coll);
         return sq_bind_value(b, k, &x->values[0]);
     }
-    default: return TM_EINVALID; /* ca: no list-valued fields */
+    default:
+        return TM_EINVALID; /* ca: no list-valued fields */
     }
 }
 
 /* The WHERE clause of a filter (without cursor and paging). */
-static int sq_where(const struct task_filter *f, struct buf *sql, struct sq_binds *b)
-{
+static int sq_where(const struct task_filter *f, struct buf *sql, struct sq_binds *b) {
     buf_puts(sql, " WHERE 1");
     if (f->ns) {
         buf_puts(sql, " AND namespace=?");
@@ -774,7 +771,8 @@ static int sq_where(const struct task_filter *f, struct buf *sql, struct sq_bind
     }
     const struct {
         const char *sql, *v;
-    } eq[] = {{" AND type=?", f->type}, {" AND queue=?", f->queue}, {" AND parent_id=?", f->parent_id}};
+    } eq[] = {
+        {" AND type=?", f->type}, {" AND queue=?", f->queue}, {" AND parent_id=?", f->parent_id}};
     for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++) {
         if (!eq[i].v) continue;
         buf_puts(sql, eq[i].sql);
@@ -805,8 +803,7 @@ static int sq_where(const struct task_filter *f, struct buf *sql, struct sq_bind
 }
 
 /* Runs SELECT count(*) with the filter's WHERE clause. */
-static int sq_count(struct sq_conn *c, const struct task_filter *f, int64_t *total)
-{
+static int sq_count(struct sq_conn *c, const struct task_filter *f, int64_t *total) {
     struct buf sql;
     struct sq_binds b = {0};
     buf_init(&sql);
@@ -833,8 +830,7 @@ out:
     return ret;
 }
 
-static int sq_list(struct store *s, const struct task_filter *f, struct task_list *out)
-{
+static int sq_list(struct store *s, const struct task_filter *f, struct task_list *out) {
     struct sq_store *q = sq(s);
     struct buf sql;
     struct sq_binds b = {0};
@@ -851,9 +847,11 @@ static int sq_list(struct store *s, const struct task_filter *f, struct task_lis
         sq_bind_add_text(&b, f->cursor);
     }
     if (f->nsort > 0) {
-        static const char *const cols[] = {[TASK_SORT_ID] = "id", [TASK_SORT_CREATED_AT] = "created_at",
+        static const char *const cols[] = {[TASK_SORT_ID] = "id",
+                                           [TASK_SORT_CREATED_AT] = "created_at",
                                            [TASK_SORT_UPDATED_AT] = "updated_at",
-                                           [TASK_SORT_NAME] = "name", [TASK_SORT_TYPE] = "type"};
+                                           [TASK_SORT_NAME] = "name",
+                                           [TASK_SORT_TYPE] = "type"};
         buf_puts(&sql, " ORDER BY ");
         bool desc = false;
         for (int i = 0; i < f->nsort && i < TASK_SORT_MAX; i++) {
@@ -909,8 +907,7 @@ out:
 
 /* The entry for `name` in a growing list of queues, added with the defaults if new. */
 static struct queue_counts *sq_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
-                                          const char *name)
-{
+                                          const char *name) {
     for (size_t i = 0; i < *n; i++)
         if (strcmp((*qc)[i].queue, name) == 0) return &(*qc)[i];
     if (*n == *cap) {
@@ -924,8 +921,7 @@ static struct queue_counts *sq_queue_slot(struct queue_counts **qc, size_t *n, s
     return e;
 }
 
-static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n)
-{
+static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
@@ -949,7 +945,8 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
     }
     if (ns) sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct queue_counts *e = sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(st, 0));
+        struct queue_counts *e =
+            sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(st, 0));
         enum task_phase p;
         int64_t count = sqlite3_column_int64(st, 3);
         if (task_phase_parse((const char *)sqlite3_column_text(st, 1), &p) == 0)
@@ -958,7 +955,8 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
     }
     if (rc != SQLITE_DONE) ret = TM_EINTERNAL;
     while (!ret && (rc = sqlite3_step(cfg)) == SQLITE_ROW) {
-        struct queue_counts *e = sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(cfg, 0));
+        struct queue_counts *e =
+            sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(cfg, 0));
         e->configured = true;
         e->settings.max_retries = sqlite3_column_int64(cfg, 1);
         e->settings.backoff_ms = sqlite3_column_int64(cfg, 2);
@@ -974,8 +972,7 @@ out:
     return ret;
 }
 
-static int sq_queue_get(struct store *s, const char *queue, struct queue_settings *out)
-{
+static int sq_queue_get(struct store *s, const char *queue, struct queue_settings *out) {
     struct sq_store *q = sq(s);
     sqlite3_bind_text(q->w_queue_get, 1, queue, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q->w_queue_get), ret = 0;
@@ -994,8 +991,7 @@ static int sq_queue_get(struct store *s, const char *queue, struct queue_setting
     return ret;
 }
 
-static int sq_queue_put(struct store *s, const char *queue, const struct queue_settings *qs)
-{
+static int sq_queue_put(struct store *s, const char *queue, const struct queue_settings *qs) {
     struct sq_store *q = sq(s);
     sqlite3_bind_text(q->w_queue_put, 1, queue, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q->w_queue_put, 2, qs->max_retries);
@@ -1005,30 +1001,25 @@ static int sq_queue_put(struct store *s, const char *queue, const struct queue_s
 }
 
 /* For store_sqlite_events.c (store_sqlite_int.h). */
-sqlite3 *sq_writer_db(struct store *s)
-{
+sqlite3 *sq_writer_db(struct store *s) {
     return sq(s)->writer.db;
 }
 
-sqlite3 *sq_reader_borrow(struct store *s, void **conn)
-{
+sqlite3 *sq_reader_borrow(struct store *s, void **conn) {
     struct sq_conn *c = sq_reader_take(sq(s));
     *conn = c;
     return c ? c->db : NULL;
 }
 
-void sq_reader_return(struct store *s, void *conn)
-{
+void sq_reader_return(struct store *s, void *conn) {
     sq_reader_give(sq(s), conn);
 }
 
-struct sq_events **sq_events_slot(struct store *s)
-{
+struct sq_events **sq_events_slot(struct store *s) {
     return &sq(s)->events;
 }
 
-static int sq_ping(struct store *s)
-{
+static int sq_ping(struct store *s) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
@@ -1042,8 +1033,7 @@ static int sq_ping(struct store *s)
 
 #define SQ_TOKEN_COLS "id,name,role,namespace,secret_hash,created_at,expires_at,revoked_at"
 
-static struct token *sq_read_token(sqlite3_stmt *st)
-{
+static struct token *sq_read_token(sqlite3_stmt *st) {
     struct token *t = xcalloc(1, sizeof *t);
     const char *id = (const char *)sqlite3_column_text(st, 0);
     snprintf(t->id, sizeof t->id, "%s", id ? id : "");
@@ -1062,8 +1052,7 @@ static struct token *sq_read_token(sqlite3_stmt *st)
     return t;
 }
 
-static int sq_token_insert(struct store *s, const struct token *t)
-{
+static int sq_token_insert(struct store *s, const struct token *t) {
     sqlite3 *db = sq(s)->writer.db;
     sqlite3_stmt *st;
     if (sq_prepare(db, "INSERT INTO tokens(" SQ_TOKEN_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
@@ -1082,12 +1071,12 @@ static int sq_token_insert(struct store *s, const struct token *t)
     return rc;
 }
 
-static int sq_token_revoke(struct store *s, const char *id, int64_t now)
-{
+static int sq_token_revoke(struct store *s, const char *id, int64_t now) {
     sqlite3 *db = sq(s)->writer.db;
     sqlite3_stmt *st;
-    if (sq_prepare(db, "UPDATE tokens SET revoked_at=CASE WHEN revoked_at=0 THEN ?2"
-                       " ELSE revoked_at END WHERE id=?1",
+    if (sq_prepare(db,
+                   "UPDATE tokens SET revoked_at=CASE WHEN revoked_at=0 THEN ?2"
+                   " ELSE revoked_at END WHERE id=?1",
                    &st))
         return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -1098,8 +1087,7 @@ static int sq_token_revoke(struct store *s, const char *id, int64_t now)
     return rc;
 }
 
-static int sq_token_get(struct store *s, const char *id, struct token **out)
-{
+static int sq_token_get(struct store *s, const char *id, struct token **out) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
@@ -1122,8 +1110,7 @@ static int sq_token_get(struct store *s, const char *id, struct token **out)
     return ret;
 }
 
-static int sq_token_list(struct store *s, struct token ***out, size_t *n)
-{
+static int sq_token_list(struct store *s, struct token ***out, size_t *n) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
@@ -1154,8 +1141,7 @@ static int sq_token_list(struct store *s, struct token ***out, size_t *n)
     return ret;
 }
 
-static int sq_token_any_active(struct store *s, int64_t now, bool *any)
-{
+static int sq_token_any_active(struct store *s, int64_t now, bool *any) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;

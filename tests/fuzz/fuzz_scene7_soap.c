@@ -13,8 +13,7 @@
 #include "../../src/compat/scene7_soap.h"
 #include "fuzz.h"
 
-static void fuzz_check_len(const char *s, size_t max)
-{
+static void fuzz_check_len(const char *s, size_t max) {
     if (s && (strlen(s) > max || !*s)) abort();
 }
 
@@ -34,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             (!q.job_name || !q.job_kind || !scene7_job_type_of(q.job_kind) ||
              !json_is_object(q.job_detail)))
             abort();
-        if (q.auth.fault_http_status && (q.auth.fault_http_status < 100 || q.auth.fault_http_status > 599))
+        if (q.auth.fault_http_status &&
+            (q.auth.fault_http_status < 100 || q.auth.fault_http_status > 599))
             abort();
     } else if (f.code < SCENE7_FAULT_EXCEPTION || f.code > SCENE7_FAULT_INVALID_REQUEST_XML ||
                !f.reason[0]) {

@@ -13,15 +13,13 @@
 static struct th_server srv;
 
 /* "/v1/tasks/ID" followed by `suffix`. */
-static char *tpath(const char *id, const char *suffix)
-{
+static char *tpath(const char *id, const char *suffix) {
     static __thread char p[256];
     snprintf(p, sizeof p, "/v1/tasks/%s%s", id, suffix);
     return p;
 }
 
-static long long queue_total(struct th_server *s, const char *queue)
-{
+static long long queue_total(struct th_server *s, const char *queue) {
     struct th_resp *r = th_http(s, "GET", "/v1/queues", NULL);
     json_t *qs = th_get(r->json, "queues");
     size_t i;
@@ -33,9 +31,9 @@ static long long queue_total(struct th_server *s, const char *queue)
     return 0;
 }
 
-static void test_idempotency_key(void)
-{
-    static const char *const h1[] = {"Content-Type: application/json", "Idempotency-Key: k-1", NULL};
+static void test_idempotency_key(void) {
+    static const char *const h1[] = {"Content-Type: application/json", "Idempotency-Key: k-1",
+                                     NULL};
     const char *body = "{\"type\":\"idem\",\"queue\":\"idem\"}";
     struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), h1);
     CHECK_INT(r->status, 201);
@@ -43,7 +41,8 @@ static void test_idempotency_key(void)
     r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), h1);
     CHECK_INT(r->status, 200);
     CHECK_STR(th_str(r->json, "id"), id);
-    static const char *const h2[] = {"Content-Type: application/json", "Idempotency-Key: k-2", NULL};
+    static const char *const h2[] = {"Content-Type: application/json", "Idempotency-Key: k-2",
+                                     NULL};
     r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), h2);
     CHECK_INT(r->status, 201);
     CHECK(strcmp(th_str(r->json, "id"), id) != 0);
@@ -51,11 +50,11 @@ static void test_idempotency_key(void)
     free(id);
 }
 
-static void test_batch_submit(void)
-{
-    struct th_resp *r = th_http(&srv, "POST", "/v1/tasks/batch",
-                                "{\"tasks\":[{\"type\":\"b1\",\"queue\":\"batch\"},{\"type\":\"b2\","
-                                "\"queue\":\"batch\"},{\"type\":\"b3\",\"queue\":\"batch\"}]}");
+static void test_batch_submit(void) {
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/tasks/batch",
+                "{\"tasks\":[{\"type\":\"b1\",\"queue\":\"batch\"},{\"type\":\"b2\","
+                "\"queue\":\"batch\"},{\"type\":\"b3\",\"queue\":\"batch\"}]}");
     CHECK_INT(r->status, 201);
     CHECK_INT(json_array_size(th_get(r->json, "tasks")), 3);
     CHECK_STR(th_str(r->json, "tasks.2.type"), "b3");
@@ -93,8 +92,7 @@ struct longpoll {
     char body[64];
 };
 
-static void *longpoll_run(void *arg)
-{
+static void *longpoll_run(void *arg) {
     struct longpoll *lp = arg;
     struct th_resp *r = th_http(&srv, "GET", lp->path, NULL);
     lp->status = r->status;
@@ -105,8 +103,7 @@ static void *longpoll_run(void *arg)
     return NULL;
 }
 
-static void test_get_long_poll(void)
-{
+static void test_get_long_poll(void) {
     char *id = th_submit(&srv, "lp", "\"queue\":\"lp\"");
     CHECK(id);
     char path[200];
@@ -131,8 +128,7 @@ static void test_get_long_poll(void)
     free(id);
 }
 
-static void test_list_filters_and_paging(void)
-{
+static void test_list_filters_and_paging(void) {
     for (int i = 0; i < 5; i++) {
         char extra[128];
         snprintf(extra, sizeof extra, "\"queue\":\"list\",\"name\":\"img-%d\"", i);
@@ -148,7 +144,11 @@ static void test_list_filters_and_paging(void)
     CHECK_STR(th_str(r->json, "tasks.0.name"), "img-3");
     r = th_http(&srv, "GET", "/v1/tasks?queue=list&phase=running,completed", NULL);
     CHECK_INT(json_array_size(th_get(r->json, "tasks")), 0);
-    r = th_http(&srv, "GET", "/v1/tasks?queue=list&created_after=2000-01-01T00:00:00Z&created_before=2999-01-01T00:00:00Z", NULL);
+    r = th_http(
+        &srv, "GET",
+        "/v1/"
+        "tasks?queue=list&created_after=2000-01-01T00:00:00Z&created_before=2999-01-01T00:00:00Z",
+        NULL);
     CHECK_INT(json_array_size(th_get(r->json, "tasks")), 5);
     r = th_http(&srv, "GET", "/v1/tasks?queue=list&updated_after=2999-01-01T00:00:00Z", NULL);
     CHECK_INT(json_array_size(th_get(r->json, "tasks")), 0);
@@ -184,8 +184,7 @@ static void test_list_filters_and_paging(void)
     CHECK_STR(th_str(r->json, "tasks.0.name"), "img-4");
 }
 
-static void test_cancel_pending_and_running(void)
-{
+static void test_cancel_pending_and_running(void) {
     char *a = th_submit(&srv, "c", "\"queue\":\"cancel\"");
     struct th_resp *r = th_http(&srv, "POST", tpath(a, "/cancel"), NULL);
     CHECK_INT(r->status, 200);
@@ -212,8 +211,7 @@ static void test_cancel_pending_and_running(void)
     free(b);
 }
 
-static void test_pause_resume_retry_delete(void)
-{
+static void test_pause_resume_retry_delete(void) {
     char *a = th_submit(&srv, "p", "\"queue\":\"pause\"");
     CHECK_INT(th_http(&srv, "POST", tpath(a, "/pause"), NULL)->status, 200);
     char id[33], tok[33];
@@ -253,17 +251,16 @@ struct claim_wait {
     char id[33];
 };
 
-static void *claim_wait_run(void *arg)
-{
+static void *claim_wait_run(void *arg) {
     struct claim_wait *cw = arg;
     char tok[33];
-    cw->status = th_claim(&srv, cw->queue, "{\"worker\":\"waiter\",\"wait_seconds\":10}", cw->id, tok);
+    cw->status =
+        th_claim(&srv, cw->queue, "{\"worker\":\"waiter\",\"wait_seconds\":10}", cw->id, tok);
     th_http(NULL, NULL, NULL, NULL);
     return NULL;
 }
 
-static void test_claim_waits_for_work(void)
-{
+static void test_claim_waits_for_work(void) {
     struct claim_wait cw = {"waitq", 0, ""};
     pthread_t th;
     pthread_create(&th, NULL, claim_wait_run, &cw);
@@ -280,8 +277,7 @@ static void test_claim_waits_for_work(void)
     free(id);
 }
 
-static void test_retry_with_backoff_then_temperror(void)
-{
+static void test_retry_with_backoff_then_temperror(void) {
     char *a = th_submit(&srv, "flaky", "\"queue\":\"retry\",\"max_retries\":1,\"backoff_ms\":200");
     char id[33], tok[33];
     CHECK_INT(th_claim(&srv, "retry", NULL, id, tok), 200);
@@ -302,8 +298,7 @@ static void test_retry_with_backoff_then_temperror(void)
     free(a);
 }
 
-static void test_lease_expiry(void)
-{
+static void test_lease_expiry(void) {
     char *a = th_submit(&srv, "slow", "\"queue\":\"lease\",\"max_retries\":1,\"backoff_ms\":0");
     char id[33], tok[33];
     CHECK_INT(th_claim(&srv, "lease", "{\"worker\":\"w1\",\"lease_seconds\":1}", id, tok), 200);
@@ -322,15 +317,15 @@ static void test_lease_expiry(void)
     CHECK_INT(r->status, 409);
     CHECK_STR(th_str(r->json, "error.code"), "lease_mismatch");
     /* Retries spent: the second expiry fails it as temporary. */
-    for (int i = 0; i < 40 && strcmp(th_phase(&srv, a), "failed") != 0; i++) th_sleep_ms(100);
+    for (int i = 0; i < 40 && strcmp(th_phase(&srv, a), "failed") != 0; i++)
+        th_sleep_ms(100);
     r = th_http(&srv, "GET", tpath(a, ""), NULL);
     CHECK_STR(th_str(r->json, "phase"), "failed");
     CHECK_STR(th_str(r->json, "completion_status"), "TEMPERROR");
     free(a);
 }
 
-static void check_counts(const char *parent, int processed, int processing, int pending)
-{
+static void check_counts(const char *parent, int processed, int processing, int pending) {
     struct th_resp *r = th_http(&srv, "GET", tpath(parent, ""), NULL);
     if (th_int(r->json, "progress.processed") != processed ||
         th_int(r->json, "progress.processing") != processing ||
@@ -340,13 +335,14 @@ static void check_counts(const char *parent, int processed, int processing, int 
                 th_int(r->json, "progress.pending"), processed, processing, pending);
 }
 
-static void test_parent_rollup(void)
-{
+static void test_parent_rollup(void) {
     char *p = th_submit(&srv, "batch", "\"queue\":\"parents\"");
     char extra[128];
-    snprintf(extra, sizeof extra, "\"queue\":\"children\",\"parent_id\":\"%s\",\"max_retries\":0", p);
+    snprintf(extra, sizeof extra, "\"queue\":\"children\",\"parent_id\":\"%s\",\"max_retries\":0",
+             p);
     char *c[3];
-    for (int i = 0; i < 3; i++) c[i] = th_submit(&srv, "child", extra);
+    for (int i = 0; i < 3; i++)
+        c[i] = th_submit(&srv, "child", extra);
     check_counts(p, 0, 0, 3);
     char id[33], tok[33];
     CHECK_INT(th_claim(&srv, "children", NULL, id, tok), 200);
@@ -373,11 +369,11 @@ static void test_parent_rollup(void)
     CHECK_INT(r->status, 400);
     CHECK_STR(th_str(r->json, "error.field"), "parent_id");
     free(p);
-    for (int i = 0; i < 3; i++) free(c[i]);
+    for (int i = 0; i < 3; i++)
+        free(c[i]);
 }
 
-static void test_delayed_start(void)
-{
+static void test_delayed_start(void) {
     char when[64];
     time_t t = time(NULL) + 1;
     struct tm tm;
@@ -394,8 +390,7 @@ static void test_delayed_start(void)
     free(a);
 }
 
-static void test_priority_then_fifo(void)
-{
+static void test_priority_then_fifo(void) {
     char *low1 = th_submit(&srv, "x", "\"queue\":\"prio\",\"priority\":5");
     char *low2 = th_submit(&srv, "x", "\"queue\":\"prio\",\"priority\":5");
     char *high = th_submit(&srv, "x", "\"queue\":\"prio\",\"priority\":-1");
@@ -409,7 +404,8 @@ static void test_priority_then_fifo(void)
     /* Claims filter by type. */
     char *t1 = th_submit(&srv, "video", "\"queue\":\"prio\"");
     CHECK_INT(th_claim(&srv, "prio", "{\"worker\":\"w\",\"types\":[\"audio\"]}", id, tok), 204);
-    CHECK_INT(th_claim(&srv, "prio", "{\"worker\":\"w\",\"types\":[\"audio\",\"video\"]}", id, tok), 200);
+    CHECK_INT(th_claim(&srv, "prio", "{\"worker\":\"w\",\"types\":[\"audio\",\"video\"]}", id, tok),
+              200);
     CHECK_STR(id, t1);
     free(low1);
     free(low2);
@@ -417,8 +413,7 @@ static void test_priority_then_fifo(void)
     free(t1);
 }
 
-static void test_queue_counts_and_health(void)
-{
+static void test_queue_counts_and_health(void) {
     struct th_resp *r = th_http(&srv, "GET", "/v1/queues", NULL);
     CHECK_INT(r->status, 200);
     CHECK_STR(th_str(r->json, "queues.0.name"), "default");
@@ -440,8 +435,7 @@ static void test_queue_counts_and_health(void)
     CHECK(strstr(r->body, "taskmill_store_batches_total") != NULL);
 }
 
-static void test_queue_settings(void)
-{
+static void test_queue_settings(void) {
     struct th_resp *r = th_http(&srv, "PUT", "/v1/queues/strict",
                                 "{\"max_retries\":0,\"backoff_ms\":50,\"backoff_max_ms\":100}");
     CHECK_INT(r->status, 200);
@@ -492,19 +486,18 @@ struct burst {
     int ok;
 };
 
-static void *burst_run(void *arg)
-{
+static void *burst_run(void *arg) {
     struct burst *b = arg;
     for (int i = 0; i < b->n; i++) {
-        struct th_resp *r = th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"burst\",\"queue\":\"burst\"}");
+        struct th_resp *r =
+            th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"burst\",\"queue\":\"burst\"}");
         if (r->status == 201) b->ok++;
     }
     th_http(NULL, NULL, NULL, NULL);
     return NULL;
 }
 
-static long long metric(const char *name)
-{
+static long long metric(const char *name) {
     struct th_resp *r = th_http(&srv, "GET", "/metrics", NULL);
     char pat[128];
     snprintf(pat, sizeof pat, "\n%s ", name);
@@ -512,8 +505,7 @@ static long long metric(const char *name)
     return p ? atoll(p + strlen(pat)) : -1;
 }
 
-static void test_group_commit_and_crash_durability(void)
-{
+static void test_group_commit_and_crash_durability(void) {
     long long batches0 = metric("taskmill_store_batches_total");
     long long ops0 = metric("taskmill_store_ops_total");
     pthread_t th[8];
@@ -559,8 +551,7 @@ static const struct th_test tests[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (th_server_start(&srv, NULL)) {
         printf("RESULT passed=0 failed=1\n");
         return 1;

@@ -12,16 +12,14 @@ static struct th_server srv;
 static char *pending_id, *running_id, *running_token, *done_id;
 
 /* Everything stored, as text. */
-static char *snapshot(void)
-{
+static char *snapshot(void) {
     struct th_resp *r = th_http(&srv, "GET", "/v1/tasks?limit=1000", NULL);
     return strdup(r->body);
 }
 
 /* Sends a request and checks the refusal; `field` NULL means no field expected. */
 static void refused(int line, const char *method, const char *path, const char *body,
-                    const char *content_type, long status, const char *code, const char *field)
-{
+                    const char *content_type, long status, const char *code, const char *field) {
     char *before = snapshot();
     char ct[128];
     snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "application/json");
@@ -35,11 +33,13 @@ static void refused(int line, const char *method, const char *path, const char *
                 th_str(r->json, "error.code"), code);
     else if (!th_str(r->json, "error.message") || !*th_str(r->json, "error.message"))
         th_fail(__FILE__, line, "%s %s: no message", method, path);
-    else if (field && (!th_str(r->json, "error.field") || strcmp(th_str(r->json, "error.field"), field) != 0))
+    else if (field && (!th_str(r->json, "error.field") ||
+                       strcmp(th_str(r->json, "error.field"), field) != 0))
         th_fail(__FILE__, line, "%s %s: field '%s', want '%s'", method, path,
                 th_str(r->json, "error.field"), field);
     char *after = snapshot();
-    if (strcmp(before, after) != 0) th_fail(__FILE__, line, "%s %s changed stored data", method, path);
+    if (strcmp(before, after) != 0)
+        th_fail(__FILE__, line, "%s %s changed stored data", method, path);
     free(before);
     free(after);
 }
@@ -47,57 +47,73 @@ static void refused(int line, const char *method, const char *path, const char *
 #define REFUSED(m, p, b, st, code, field) refused(__LINE__, m, p, b, NULL, st, code, field)
 
 static char tpath_buf[256];
-static const char *tpath(const char *id, const char *suffix)
-{
+static const char *tpath(const char *id, const char *suffix) {
     snprintf(tpath_buf, sizeof tpath_buf, "/v1/tasks/%s%s", id, suffix);
     return tpath_buf;
 }
 
-static void test_malformed_json(void)
-{
+static void test_malformed_json(void) {
     REFUSED("POST", "/v1/tasks", "{\"type\":", 400, "malformed_json", NULL);
     REFUSED("POST", "/v1/tasks", "{\"type\":\"x\"} trailing", 400, "malformed_json", NULL);
     REFUSED("POST", "/v1/tasks", "[{\"type\":\"x\"}]", 400, "malformed_json", NULL);
     REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"type\":\"y\"}", 400, "malformed_json", NULL);
     REFUSED("POST", "/v1/tasks", "{\"type\":\"\xff\xfe\"}", 400, "malformed_json", NULL);
     REFUSED("POST", "/v1/tasks", "{\"type\":\"a\\u0000b\"}", 400, "malformed_json", NULL);
-    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"priority\":99999999999999999999999}", 400, "malformed_json", NULL);
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"priority\":99999999999999999999999}", 400,
+            "malformed_json", NULL);
     REFUSED("POST", "/v1/tasks", "", 400, "malformed_json", NULL);
-    REFUSED("POST", tpath(running_id, "/heartbeat"), "{lease_token:1}", 400, "malformed_json", NULL);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), "{lease_token:1}", 400, "malformed_json",
+            NULL);
 }
 
-static void test_wrong_types_and_unknown_fields(void)
-{
+static void test_wrong_types_and_unknown_fields(void) {
     REFUSED("POST", "/v1/tasks", "{\"type\":5}", 400, "invalid_argument", "type");
     REFUSED("POST", "/v1/tasks", "{\"name\":\"no type\"}", 400, "invalid_argument", "type");
-    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"priority\":\"1\"}", 400, "invalid_argument", "priority");
-    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"params\":\"a=b\"}", 400, "invalid_argument", "params");
-    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"queue\":\"has space\"}", 400, "invalid_argument", "queue");
-    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"retries\":3}", 400, "invalid_argument", "retries");
-    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"scheduled_at\":\"soon\"}", 400, "invalid_argument", "scheduled_at");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"priority\":\"1\"}", 400, "invalid_argument",
+            "priority");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"params\":\"a=b\"}", 400, "invalid_argument",
+            "params");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"queue\":\"has space\"}", 400,
+            "invalid_argument", "queue");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"retries\":3}", 400, "invalid_argument",
+            "retries");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"scheduled_at\":\"soon\"}", 400,
+            "invalid_argument", "scheduled_at");
     REFUSED("POST", "/v1/tasks/batch", "{\"tasks\":{}}", 400, "invalid_argument", "tasks");
     REFUSED("POST", "/v1/tasks/batch", "{\"tasks\":[],\"x\":1}", 400, "invalid_argument", "x");
     REFUSED("POST", "/v1/tasks/batch", "{\"tasks\":[]}", 400, "invalid_argument", "tasks");
     char body[256];
-    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":\"half\"}}", running_token);
-    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument", "progress.ratio");
-    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":2}}", running_token);
-    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument", "progress.ratio");
-    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"LOUD\",\"text\":\"x\"}]}", running_token);
-    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument", "messages[0].level");
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":\"half\"}}",
+             running_token);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument",
+            "progress.ratio");
+    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":2}}",
+             running_token);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument",
+            "progress.ratio");
+    snprintf(body, sizeof body,
+             "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"LOUD\",\"text\":\"x\"}]}",
+             running_token);
+    REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument",
+            "messages[0].level");
     snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"speed\":3}", running_token);
     REFUSED("POST", tpath(running_id, "/heartbeat"), body, 400, "invalid_argument", "speed");
-    REFUSED("POST", tpath(running_id, "/fail"), "{\"lease_token\":\"x\"}", 400, "invalid_argument", "error");
-    REFUSED("POST", tpath(pending_id, "/cancel"), "{\"reason\":\"x\"}", 400, "invalid_argument", "reason");
+    REFUSED("POST", tpath(running_id, "/fail"), "{\"lease_token\":\"x\"}", 400, "invalid_argument",
+            "error");
+    REFUSED("POST", tpath(pending_id, "/cancel"), "{\"reason\":\"x\"}", 400, "invalid_argument",
+            "reason");
     REFUSED("POST", "/v1/queues/default/claim", "{}", 400, "invalid_argument", "worker");
-    REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"types\":\"a\"}", 400, "invalid_argument", "types");
-    REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"wait_seconds\":3600}", 400, "invalid_argument", "wait_seconds");
-    REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"lease_seconds\":0}", 400, "invalid_argument", "lease_seconds");
-    REFUSED("POST", "/v1/queues/bad%20queue/claim", "{\"worker\":\"w\"}", 400, "invalid_argument", "queue");
+    REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"types\":\"a\"}", 400,
+            "invalid_argument", "types");
+    REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"wait_seconds\":3600}", 400,
+            "invalid_argument", "wait_seconds");
+    REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"lease_seconds\":0}", 400,
+            "invalid_argument", "lease_seconds");
+    REFUSED("POST", "/v1/queues/bad%20queue/claim", "{\"worker\":\"w\"}", 400, "invalid_argument",
+            "queue");
 }
 
-static void test_sizes(void)
-{
+static void test_sizes(void) {
     size_t n = 1024 * 1024 + 10;
     char *big = malloc(n + 64);
     memset(big, 'a', n + 64);
@@ -106,18 +122,20 @@ static void test_sizes(void)
     REFUSED("POST", "/v1/tasks", big, 413, "payload_too_large", NULL);
     free(big);
     char deep[256] = "{\"type\":\"x\",\"params\":";
-    for (int i = 0; i < 40; i++) strcat(deep, "[");
-    for (int i = 0; i < 40; i++) strcat(deep, "]");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "]");
     strcat(deep, "}");
     REFUSED("POST", "/v1/tasks", deep, 400, "invalid_argument", NULL);
     char longname[600] = "{\"type\":\"x\",\"name\":\"";
-    for (int i = 0; i < 300; i++) strcat(longname, "n");
+    for (int i = 0; i < 300; i++)
+        strcat(longname, "n");
     strcat(longname, "\"}");
     REFUSED("POST", "/v1/tasks", longname, 400, "invalid_argument", "name");
 }
 
-static void test_unknown_ids(void)
-{
+static void test_unknown_ids(void) {
     const char *ghost = "0123456789abcdef0123456789abcdef";
     REFUSED("GET", tpath(ghost, ""), NULL, 404, "not_found", NULL);
     REFUSED("GET", tpath("not-an-id", ""), NULL, 404, "not_found", NULL);
@@ -129,20 +147,19 @@ static void test_unknown_ids(void)
     REFUSED("GET", "/v1/nothing-here", NULL, 404, "not_found", NULL);
 }
 
-static void test_illegal_transitions(void)
-{
+static void test_illegal_transitions(void) {
     REFUSED("POST", tpath(done_id, "/cancel"), NULL, 409, "conflict", NULL);
     REFUSED("POST", tpath(done_id, "/retry"), NULL, 409, "conflict", NULL);
     REFUSED("POST", tpath(done_id, "/pause"), NULL, 409, "conflict", NULL);
     REFUSED("POST", tpath(pending_id, "/retry"), NULL, 409, "conflict", NULL);
     REFUSED("DELETE", tpath(pending_id, ""), NULL, 409, "conflict", NULL);
     REFUSED("DELETE", tpath(running_id, ""), NULL, 409, "conflict", NULL);
-    REFUSED("POST", tpath(pending_id, "/complete"), "{\"lease_token\":\"x\"}", 409, "conflict", NULL);
+    REFUSED("POST", tpath(pending_id, "/complete"), "{\"lease_token\":\"x\"}", 409, "conflict",
+            NULL);
     REFUSED("POST", tpath(done_id, "/heartbeat"), "{\"lease_token\":\"x\"}", 409, "conflict", NULL);
 }
 
-static void test_stale_lease(void)
-{
+static void test_stale_lease(void) {
     const char *stale = "ffffffffffffffffffffffffffffffff";
     char body[128];
     snprintf(body, sizeof body, "{\"lease_token\":\"%s\"}", stale);
@@ -150,17 +167,19 @@ static void test_stale_lease(void)
     REFUSED("POST", tpath(running_id, "/complete"), body, 409, "lease_mismatch", "lease_token");
     snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"error\":\"x\"}", stale);
     REFUSED("POST", tpath(running_id, "/fail"), body, 409, "lease_mismatch", "lease_token");
-    snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5},\"items\":[{\"name\":\"a\"}]}", stale);
+    snprintf(body, sizeof body,
+             "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5},\"items\":[{\"name\":\"a\"}]}",
+             stale);
     REFUSED("POST", tpath(running_id, "/heartbeat"), body, 409, "lease_mismatch", "lease_token");
 }
 
-static void test_bad_query_parameters(void)
-{
+static void test_bad_query_parameters(void) {
     REFUSED("GET", "/v1/tasks?limit=abc", NULL, 400, "invalid_argument", "limit");
     REFUSED("GET", "/v1/tasks?limit=100000", NULL, 400, "invalid_argument", "limit");
     REFUSED("GET", "/v1/tasks?phase=sleeping", NULL, 400, "invalid_argument", "phase");
     REFUSED("GET", "/v1/tasks?cursor=zzz", NULL, 400, "invalid_argument", "cursor");
-    REFUSED("GET", "/v1/tasks?created_after=last-week", NULL, 400, "invalid_argument", "created_after");
+    REFUSED("GET", "/v1/tasks?created_after=last-week", NULL, 400, "invalid_argument",
+            "created_after");
     REFUSED("GET", "/v1/tasks?order=up", NULL, 400, "invalid_argument", "order");
     REFUSED("GET", "/v1/tasks?colour=red", NULL, 400, "invalid_argument", "colour");
     REFUSED("GET", "/v1/tasks?parent_id=x", NULL, 400, "invalid_argument", "parent_id");
@@ -171,13 +190,14 @@ static void test_bad_query_parameters(void)
     REFUSED("GET", p, NULL, 400, "invalid_argument", "version");
 }
 
-static void test_media_type_method_idempotency_header(void)
-{
-    refused(__LINE__, "POST", "/v1/tasks", "<task/>", "application/xml", 415, "unsupported_media_type", "Content-Type");
+static void test_media_type_method_idempotency_header(void) {
+    refused(__LINE__, "POST", "/v1/tasks", "<task/>", "application/xml", 415,
+            "unsupported_media_type", "Content-Type");
     REFUSED("PUT", "/v1/tasks", "{\"type\":\"x\"}", 405, "method_not_allowed", NULL);
     REFUSED("PATCH", tpath(pending_id, ""), "{}", 405, "method_not_allowed", NULL);
     char key[400] = "Idempotency-Key: ";
-    for (int i = 0; i < 300; i++) strcat(key, "k");
+    for (int i = 0; i < 300; i++)
+        strcat(key, "k");
     const char *const headers[] = {"Content-Type: application/json", key, NULL};
     struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", "{\"type\":\"x\"}", 12, headers);
     CHECK_INT(r->status, 400);
@@ -196,8 +216,7 @@ static const struct th_test tests[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (th_server_start(&srv, NULL)) {
         printf("RESULT passed=0 failed=1\n");
         return 1;

@@ -10,18 +10,15 @@
 
 static struct th_server srv;
 
-static void setup(void)
-{
+static void setup(void) {
     if (th_server_start(&srv, NULL)) th_fail(__FILE__, __LINE__, "server did not start");
 }
 
-static void teardown(void)
-{
+static void teardown(void) {
     th_server_free(&srv);
 }
 
-static void test_submit_claim_heartbeat_complete(void)
-{
+static void test_submit_claim_heartbeat_complete(void) {
     struct th_resp *r = th_http(&srv, "POST", "/v1/tasks",
                                 "{\"type\":\"resize\",\"name\":\"batch 1\",\"params\":{\"n\":3}}");
     CHECK_INT(r->status, 201);
@@ -33,7 +30,8 @@ static void test_submit_claim_heartbeat_complete(void)
     char *id = strdup(th_str(r->json, "id"));
 
     char cid[33], tok[33];
-    CHECK_INT(th_claim(&srv, "default", "{\"worker\":\"w1\",\"types\":[\"resize\"]}", cid, tok), 200);
+    CHECK_INT(th_claim(&srv, "default", "{\"worker\":\"w1\",\"types\":[\"resize\"]}", cid, tok),
+              200);
     CHECK_STR(cid, id);
     CHECK_STR(th_phase(&srv, id), "running");
 
@@ -72,18 +70,19 @@ static void test_submit_claim_heartbeat_complete(void)
     free(id);
 }
 
-static void test_warning_completion(void)
-{
+static void test_warning_completion(void) {
     char *id = th_submit(&srv, "warn", "\"queue\":\"warnq\"");
     CHECK(id);
     char cid[33], tok[33];
     CHECK_INT(th_claim(&srv, "warnq", NULL, cid, tok), 200);
     char path[128];
     snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
-    CHECK_INT(th_http(&srv, "POST", path,
-                      "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"WARN\",\"text\":\"odd\"}]}",
-                      tok)->status,
-              200);
+    CHECK_INT(
+        th_http(&srv, "POST", path,
+                "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"WARN\",\"text\":\"odd\"}]}",
+                tok)
+            ->status,
+        200);
     snprintf(path, sizeof path, "/v1/tasks/%s/complete", id);
     struct th_resp *r = th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok);
     CHECK_STR(th_str(r->json, "completion_status"), "WARNING");
@@ -96,8 +95,7 @@ static const struct th_test tests[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     setup();
     int rc = th_main(tests, argc, argv);
     teardown();

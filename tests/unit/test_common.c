@@ -13,8 +13,7 @@
 #include "../src/server/v1_decode.h"
 #include "harness.h"
 
-static void test_time_roundtrip(void)
-{
+static void test_time_roundtrip(void) {
     char out[TIME_RFC3339_LEN + 1];
     time_format_rfc3339(0 + 1, out);
     CHECK_STR(out, "1970-01-01T00:00:00.001Z");
@@ -26,8 +25,13 @@ static void test_time_roundtrip(void)
     CHECK_INT(time_parse_rfc3339("2026-11-22T17:18:57.907+01:00", &ms), 0);
     CHECK_INT(ms, 1795364337907LL);
     CHECK_INT(time_parse_rfc3339("2024-02-29T00:00:00Z", &ms), 0);
-    const char *bad[] = {"", "2026-11-22", "2026-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
-                         "2026-11-22T25:00:00Z", "2026-11-22T10:00:00", "2026-11-22T10:00:00Zjunk",
+    const char *bad[] = {"",
+                         "2026-11-22",
+                         "2026-13-01T00:00:00Z",
+                         "2023-02-29T00:00:00Z",
+                         "2026-11-22T25:00:00Z",
+                         "2026-11-22T10:00:00",
+                         "2026-11-22T10:00:00Zjunk",
                          "2026-11-22T10:00:00.Z"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (time_parse_rfc3339(bad[i], &ms) != -1) {
@@ -37,8 +41,7 @@ static void test_time_roundtrip(void)
     }
 }
 
-static void test_json_writer_escapes(void)
-{
+static void test_json_writer_escapes(void) {
     struct buf b;
     buf_init(&b);
     json_put_str(&b, "a\"b\\c\n\x01\xc3\xa9");
@@ -51,8 +54,7 @@ static void test_json_writer_escapes(void)
     buf_release(&b);
 }
 
-static void test_ids_increase(void)
-{
+static void test_ids_increase(void) {
     char prev[ID_LEN + 1] = "", cur[ID_LEN + 1];
     for (int i = 0; i < 10000; i++) {
         id_new(cur);
@@ -64,13 +66,13 @@ static void test_ids_increase(void)
     CHECK(!id_is_valid("0123456789ABCDEF0123456789abcdef"));
 }
 
-static void test_depth(void)
-{
+static void test_depth(void) {
     CHECK_INT(json_depth("{\"a\":[[1]],\"b\":\"[[[[\"}", 22), 3);
     struct tm_error e;
     err_clear(&e);
     char deep[200] = "";
-    for (int i = 0; i < 40; i++) strcat(deep, "[");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "[");
     CHECK(json_parse_object(deep, strlen(deep), 32, &e) == NULL);
     CHECK_INT(e.code, TM_EINVALID);
     CHECK(json_parse_object("[1]", 3, 32, &e) == NULL);
@@ -84,8 +86,7 @@ static void test_depth(void)
 static struct limits lim = {1 << 20, 32, 1000, 1000, 60, 65536, 1000, 100, 16384, 10000, 4096, 0};
 
 /* Decodes a task body and returns the field named by the refusal ("" if accepted). */
-static const char *task_refusal(const char *text)
-{
+static const char *task_refusal(const char *text) {
     static char field[64];
     json_t *j = json_loads(text, 0, NULL);
     if (!j) return "(bad test JSON)";
@@ -99,8 +100,7 @@ static const char *task_refusal(const char *text)
     return field;
 }
 
-static void test_decode_task_fields(void)
-{
+static void test_decode_task_fields(void) {
     CHECK_STR(task_refusal("{\"type\":\"x\"}"), "");
     CHECK_STR(task_refusal("{}"), "type");
     CHECK_STR(task_refusal("{\"type\":\"\"}"), "type");
@@ -117,14 +117,14 @@ static void test_decode_task_fields(void)
     CHECK_STR(task_refusal("{\"type\":\"x\",\"paused\":\"yes\"}"), "paused");
     CHECK_STR(task_refusal("{\"type\":\"x\",\"target\":{\"id\":1}}"), "target.id");
     CHECK_STR(task_refusal("{\"type\":\"x\",\"target\":{\"colour\":\"r\"}}"), "target.colour");
-    CHECK_STR(task_refusal("{\"type\":\"x\",\"definition\":{\"arguments\":[]}}"), "definition.arguments");
+    CHECK_STR(task_refusal("{\"type\":\"x\",\"definition\":{\"arguments\":[]}}"),
+              "definition.arguments");
     CHECK_STR(task_refusal("{\"type\":\"x\",\"namespace\":\"a/b\"}"), "namespace");
     CHECK_STR(task_refusal("{\"type\":\"a\\nb\"}"), "type");
 }
 
 /* Decodes a worker call and returns the refused field ("" if accepted). */
-static const char *call_refusal(enum store_op_kind kind, const char *text)
-{
+static const char *call_refusal(enum store_op_kind kind, const char *text) {
     static char field[64];
     json_t *j = json_loads(text, 0, NULL);
     if (!j) return "(bad test JSON)";
@@ -138,30 +138,44 @@ static const char *call_refusal(enum store_op_kind kind, const char *text)
     return field;
 }
 
-static void test_decode_worker_calls(void)
-{
+static void test_decode_worker_calls(void) {
     enum store_op_kind hb = STORE_OP_HEARTBEAT;
     CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\"}"), "");
     CHECK_STR(call_refusal(hb, "{}"), "lease_token");
-    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"ratio\":1.5}}"), "progress.ratio");
-    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"percent\":101}}"), "progress.percent");
-    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"processed\":-1}}"), "progress.processed");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"ratio\":1.5}}"),
+              "progress.ratio");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"percent\":101}}"),
+              "progress.percent");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"processed\":-1}}"),
+              "progress.processed");
     CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"progress\":{\"eta\":3}}"), "progress.eta");
-    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"items\":[{\"progress\":1}]}"), "items[0].name");
-    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"items\":[{\"name\":\"a\",\"progress\":2}]}"), "items[0].progress");
-    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"messages\":[{\"level\":\"DEBUG\",\"text\":\"x\"}]}"), "messages[0].level");
-    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"messages\":[{\"level\":\"INFO\"}]}"), "messages[0].text");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"items\":[{\"progress\":1}]}"),
+              "items[0].name");
+    CHECK_STR(
+        call_refusal(hb, "{\"lease_token\":\"t\",\"items\":[{\"name\":\"a\",\"progress\":2}]}"),
+        "items[0].progress");
+    CHECK_STR(
+        call_refusal(hb,
+                     "{\"lease_token\":\"t\",\"messages\":[{\"level\":\"DEBUG\",\"text\":\"x\"}]}"),
+        "messages[0].level");
+    CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"messages\":[{\"level\":\"INFO\"}]}"),
+              "messages[0].text");
     CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"attributes\":[]}"), "attributes");
     CHECK_STR(call_refusal(hb, "{\"lease_token\":\"t\",\"result\":1}"), "result");
-    CHECK_STR(call_refusal(STORE_OP_COMPLETE, "{\"lease_token\":\"t\",\"result\":1,\"warning\":true}"), "");
-    CHECK_STR(call_refusal(STORE_OP_COMPLETE, "{\"lease_token\":\"t\",\"returns\":[{\"name\":\"a\"}]}"), "returns[0].attribute");
+    CHECK_STR(
+        call_refusal(STORE_OP_COMPLETE, "{\"lease_token\":\"t\",\"result\":1,\"warning\":true}"),
+        "");
+    CHECK_STR(
+        call_refusal(STORE_OP_COMPLETE, "{\"lease_token\":\"t\",\"returns\":[{\"name\":\"a\"}]}"),
+        "returns[0].attribute");
     CHECK_STR(call_refusal(STORE_OP_FAIL, "{\"lease_token\":\"t\"}"), "error");
-    CHECK_STR(call_refusal(STORE_OP_FAIL, "{\"lease_token\":\"t\",\"error\":\"x\",\"retryable\":1}"), "retryable");
+    CHECK_STR(
+        call_refusal(STORE_OP_FAIL, "{\"lease_token\":\"t\",\"error\":\"x\",\"retryable\":1}"),
+        "retryable");
     CHECK_STR(call_refusal(STORE_OP_RELEASE, "{\"lease_token\":\"t\",\"error\":\"x\"}"), "error");
 }
 
-static void test_decode_list_query(void)
-{
+static void test_decode_list_query(void) {
     struct list_query q;
     struct tm_error e;
     v1_list_query_init(&q);
@@ -192,7 +206,6 @@ static const struct th_test tests[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     return th_main(tests, argc, argv);
 }

@@ -15,8 +15,7 @@
 #include "../src/compat/livepeer.h"
 #include "harness.h"
 
-static struct task *lp_task(enum task_phase phase)
-{
+static struct task *lp_task(enum task_phase phase) {
     struct task *t = task_new();
     snprintf(t->id, sizeof t->id, "0190aaaabbbbccccddddeeeeffff0000");
     t->namespace = xstrdup("default");
@@ -29,8 +28,7 @@ static struct task *lp_task(enum task_phase phase)
 }
 
 /* The Task JSON of t, parsed (caller decrefs). */
-static json_t *lp_json(const struct task *t, char **text)
-{
+static json_t *lp_json(const struct task *t, char **text) {
     struct buf b;
     buf_init(&b);
     livepeer_task_write(&b, t);
@@ -44,8 +42,7 @@ static json_t *lp_json(const struct task *t, char **text)
 }
 
 /* The keys of the status object, in order, joined by commas. */
-static void status_keys(json_t *j, char *out, size_t n)
-{
+static void status_keys(json_t *j, char *out, size_t n) {
     out[0] = '\0';
     const char *k;
     json_t *v;
@@ -55,8 +52,7 @@ static void status_keys(json_t *j, char *out, size_t n)
     }
 }
 
-static void test_phase_names(void)
-{
+static void test_phase_names(void) {
     CHECK_STR(livepeer_phase_name(TASK_PENDING), "pending");
     CHECK_STR(livepeer_phase_name(TASK_WAITING), "waiting");
     CHECK_STR(livepeer_phase_name(TASK_RUNNING), "running");
@@ -66,8 +62,7 @@ static void test_phase_names(void)
     CHECK_STR(livepeer_phase_name(TASK_CANCELLED), "cancelled");
 }
 
-static void test_type_enum(void)
-{
+static void test_type_enum(void) {
     CHECK_STR(livepeer_type_of("upload"), "upload");
     CHECK_STR(livepeer_type_of("export-data"), "export-data");
     CHECK_STR(livepeer_type_of("transcode-file"), "transcode-file");
@@ -89,8 +84,7 @@ static void test_type_enum(void)
     task_free(t);
 }
 
-static void test_status_keys_per_phase(void)
-{
+static void test_status_keys_per_phase(void) {
     static const struct {
         enum task_phase phase;
         bool error, progress;
@@ -133,8 +127,7 @@ static void test_status_keys_per_phase(void)
     }
 }
 
-static void test_task_object_exact(void)
-{
+static void test_task_object_exact(void) {
     struct task *t = lp_task(TASK_COMPLETED);
     t->scheduled_at = 1700000000100;
     t->params = xstrdup("{\"transcode-file\":{\"input\":{\"url\":\"s3://in\"}}}");
@@ -142,20 +135,20 @@ static void test_task_object_exact(void)
     char *text = NULL;
     json_t *j = lp_json(t, &text);
     CHECK(j);
-    CHECK_STR(text, "{\"id\":\"0190aaaabbbbccccddddeeeeffff0000\",\"type\":\"transcode-file\","
-                    "\"createdAt\":1700000000000,\"scheduledAt\":1700000000100,"
-                    "\"projectId\":\"default\","
-                    "\"params\":{\"transcode-file\":{\"input\":{\"url\":\"s3://in\"}}},"
-                    "\"status\":{\"phase\":\"completed\",\"updatedAt\":1700000000500},"
-                    "\"output\":{\"export\":{\"ipfs\":{\"videoFileCid\":\"Qm\"}}}}");
+    CHECK_STR(text,
+              "{\"id\":\"0190aaaabbbbccccddddeeeeffff0000\",\"type\":\"transcode-file\","
+              "\"createdAt\":1700000000000,\"scheduledAt\":1700000000100,"
+              "\"projectId\":\"default\","
+              "\"params\":{\"transcode-file\":{\"input\":{\"url\":\"s3://in\"}}},"
+              "\"status\":{\"phase\":\"completed\",\"updatedAt\":1700000000500},"
+              "\"output\":{\"export\":{\"ipfs\":{\"videoFileCid\":\"Qm\"}}}}");
     free(text);
     json_decref(j);
     task_free(t);
 }
 
 /* The webhook snapshot path (from v1 JSON) writes what the view writes. */
-static void test_from_v1_agrees(void)
-{
+static void test_from_v1_agrees(void) {
     for (int p = 0; p < TASK_PHASE_COUNT; p++) {
         for (int variant = 0; variant < 3; variant++) {
             struct task *t = lp_task((enum task_phase)p);
@@ -186,8 +179,8 @@ static void test_from_v1_agrees(void)
             task_json_write(&v1, t);
             livepeer_task_write_v1(&via, v1.p);
             if (strcmp(direct.p, via.p) != 0)
-                th_fail(__FILE__, __LINE__, "phase %d variant %d:\n  %s\n  %s", p, variant, direct.p,
-                        via.p);
+                th_fail(__FILE__, __LINE__, "phase %d variant %d:\n  %s\n  %s", p, variant,
+                        direct.p, via.p);
             buf_release(&direct);
             buf_release(&v1);
             buf_release(&via);
@@ -205,8 +198,7 @@ static void test_from_v1_agrees(void)
     buf_release(&b);
 }
 
-static void test_error_body(void)
-{
+static void test_error_body(void) {
     struct tm_error e;
     err_set(&e, TM_ENOT_FOUND, "", "not found");
     struct buf b;
@@ -222,15 +214,13 @@ static void test_error_body(void)
 
 /* Decodes key=value pairs; returns the error code (0 on success). */
 static int lp_decode(struct livepeer_query *q, struct tm_error *e, const char *key,
-                     const char *value)
-{
+                     const char *value) {
     livepeer_query_init(q);
     err_clear(e);
     return livepeer_query_add(q, key, value, e);
 }
 
-static void test_limit(void)
-{
+static void test_limit(void) {
     struct livepeer_query q;
     struct tm_error e;
     livepeer_query_init(&q);
@@ -250,8 +240,7 @@ static void test_limit(void)
     }
 }
 
-static void test_cursor(void)
-{
+static void test_cursor(void) {
     struct livepeer_query q;
     struct tm_error e;
     CHECK_INT(lp_decode(&q, &e, "cursor", "skip40"), 0);
@@ -260,8 +249,13 @@ static void test_cursor(void)
     CHECK_INT(q.skip, 0);
     CHECK_INT(lp_decode(&q, &e, "cursor", ""), 0);
     CHECK_INT(q.skip, 0);
-    const char *bad[] = {"skip", "skip-1", "skipx", "undefined", "0190aaaabbbbccccddddeeeeffff0000",
-                         "skip99999999999", "SKIP5"};
+    const char *bad[] = {"skip",
+                         "skip-1",
+                         "skipx",
+                         "undefined",
+                         "0190aaaabbbbccccddddeeeeffff0000",
+                         "skip99999999999",
+                         "SKIP5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_INT(lp_decode(&q, &e, "cursor", bad[i]), TM_EINVALID);
         CHECK(strstr(e.message, "error parsing cursor") == e.message);
@@ -269,8 +263,7 @@ static void test_cursor(void)
 }
 
 /* The filter tree of a filters value, formatted (static buffer). */
-static const char *lp_expr(const char *filters)
-{
+static const char *lp_expr(const char *filters) {
     static char out[512];
     struct livepeer_query q;
     struct tm_error e;
@@ -288,8 +281,7 @@ static const char *lp_expr(const char *filters)
     return out;
 }
 
-static void test_filters(void)
-{
+static void test_filters(void) {
     CHECK_STR(lp_expr("[]"), "()");
     CHECK_STR(lp_expr(""), "()");
     CHECK_STR(lp_expr("[{\"id\":\"id\",\"value\":\"abc\"}]"), "(eq id \"abc\")");
@@ -297,10 +289,14 @@ static void test_filters(void)
     CHECK_STR(lp_expr("[{\"id\":\"type\",\"value\":\"clip\"}]"), "(eq type \"clip\")");
     CHECK_STR(lp_expr("[{\"id\":\"createdAt\",\"value\":1700000000000}]"),
               "(eq createdAt @\"2023-11-14T22:13:20.000Z\")");
-    CHECK_STR(lp_expr("[{\"id\":\"updatedAt\",\"value\":{\"gte\":1700000000000,\"lt\":1700000001000}}]"),
-              "(and (ge updatedAt @\"2023-11-14T22:13:20.000Z\") (lt updatedAt @\"2023-11-14T22:13:21.000Z\"))");
-    CHECK_STR(lp_expr("[{\"id\":\"type\",\"value\":\"clip\"},{\"id\":\"createdAt\",\"value\":{\"gt\":0}}]"),
-              "(and (eq type \"clip\") (gt createdAt @null))");
+    CHECK_STR(
+        lp_expr("[{\"id\":\"updatedAt\",\"value\":{\"gte\":1700000000000,\"lt\":1700000001000}}]"),
+        "(and (ge updatedAt @\"2023-11-14T22:13:20.000Z\") (lt updatedAt "
+        "@\"2023-11-14T22:13:21.000Z\"))");
+    CHECK_STR(
+        lp_expr(
+            "[{\"id\":\"type\",\"value\":\"clip\"},{\"id\":\"createdAt\",\"value\":{\"gt\":0}}]"),
+        "(and (eq type \"clip\") (gt createdAt @null))");
     /* Twice URL-encoded, as Livepeer decodes it once more. */
     CHECK_STR(lp_expr("%5B%7B%22id%22%3A%22type%22%2C%22value%22%3A%22clip%22%7D%5D"),
               "(eq type \"clip\")");
@@ -309,13 +305,16 @@ static void test_filters(void)
     struct livepeer_query q;
     struct tm_error e;
     bool conflict;
-    CHECK_INT(lp_decode(&q, &e, "filters", "[{\"id\":\"projectId\",\"value\":\"a\"},{\"id\":\"projectId\",\"value\":\"b\"}]"), 0);
+    CHECK_INT(
+        lp_decode(
+            &q, &e, "filters",
+            "[{\"id\":\"projectId\",\"value\":\"a\"},{\"id\":\"projectId\",\"value\":\"b\"}]"),
+        0);
     CHECK_STR(livepeer_query_project(&q, &conflict), "b");
     CHECK(conflict);
 }
 
-static void test_filters_refused(void)
-{
+static void test_filters_refused(void) {
     static const struct {
         const char *in, *msg;
     } bad[] = {
@@ -324,13 +323,18 @@ static void test_filters_refused(void)
         {"[1]", "error parsing filters: each filter must be an object"},
         {"[{\"value\":\"x\"}]", "error parsing filters: filter \"id\" must be a string"},
         {"[{\"id\":\"type\"}]", "error parsing filters: missing filter value for id \"type\""},
-        {"[{\"id\":\"colour\",\"value\":\"x\"}]", "error parsing filters: unknown field: \"colour\""},
-        {"[{\"id\":\"userId\",\"value\":\"x\"}]", "error parsing filters: field \"userId\" is not supported"},
+        {"[{\"id\":\"colour\",\"value\":\"x\"}]",
+         "error parsing filters: unknown field: \"colour\""},
+        {"[{\"id\":\"userId\",\"value\":\"x\"}]",
+         "error parsing filters: field \"userId\" is not supported"},
         {"[{\"id\":\"type\",\"value\":5}]", "error parsing filters: expected a string value"},
-        {"[{\"id\":\"createdAt\",\"value\":\"yesterday\"}]", "error parsing filters: expected a number"},
-        {"[{\"id\":\"createdAt\",\"value\":{\"near\":5}}]", "error parsing filters: unknown comparison: \"near\""},
+        {"[{\"id\":\"createdAt\",\"value\":\"yesterday\"}]",
+         "error parsing filters: expected a number"},
+        {"[{\"id\":\"createdAt\",\"value\":{\"near\":5}}]",
+         "error parsing filters: unknown comparison: \"near\""},
         {"[[[[[[1]]]]]]", "error parsing filters: nested too deeply"},
-        {"[{\"id\":\"type\",\"value\":\"a\",\"value\":\"b\"}]", "error parsing filters: not valid JSON"},
+        {"[{\"id\":\"type\",\"value\":\"a\",\"value\":\"b\"}]",
+         "error parsing filters: not valid JSON"},
         {"%ZZ", "error parsing filters: bad %-escape"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -342,14 +346,13 @@ static void test_filters_refused(void)
     /* More conditions than fit. */
     char many[2048] = "[";
     for (int i = 0; i <= LIVEPEER_FILTERS_MAX; i++)
-        snprintf(many + strlen(many), sizeof many - strlen(many), "%s{\"id\":\"type\",\"value\":\"x\"}",
-                 i ? "," : "");
+        snprintf(many + strlen(many), sizeof many - strlen(many),
+                 "%s{\"id\":\"type\",\"value\":\"x\"}", i ? "," : "");
     strcat(many, "]");
     CHECK(strstr(lp_expr(many), "more than 16 conditions"));
 }
 
-static void test_order_and_count(void)
-{
+static void test_order_and_count(void) {
     struct livepeer_query q;
     struct tm_error e;
     struct livepeer_sort s[LIVEPEER_ORDER_MAX];
@@ -377,8 +380,7 @@ static void test_order_and_count(void)
     CHECK_INT(lp_decode(&q, &e, "allUsers", "true"), 0); /* ignored */
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"phase_names", test_phase_names},
         {"type_enum", test_type_enum},

@@ -13,8 +13,7 @@
 #include "harness.h"
 
 /* The text form of the parse of s, or "ERR: message". Caller frees. */
-static char *parse_fmt(const char *s)
-{
+static char *parse_fmt(const char *s) {
     struct filter_expr *x = NULL;
     struct tm_error e;
     err_clear(&e);
@@ -29,27 +28,27 @@ static char *parse_fmt(const char *s)
     return buf_detach(&b);
 }
 
-#define CHECK_PARSE(in, want)                 \
-    do {                                      \
-        char *got_ = parse_fmt(in);           \
-        bool ok_ = strcmp(got_, want) == 0;   \
+#define CHECK_PARSE(in, want)                                                             \
+    do {                                                                                  \
+        char *got_ = parse_fmt(in);                                                       \
+        bool ok_ = strcmp(got_, want) == 0;                                               \
         if (!ok_) th_fail(__FILE__, __LINE__, "parse(%s): '%s' != '%s'", in, got_, want); \
-        free(got_);                           \
-        if (!ok_) return;                     \
+        free(got_);                                                                       \
+        if (!ok_) return;                                                                 \
     } while (0)
 
-#define CHECK_REFUSED(in, needle)                                                        \
-    do {                                                                                 \
-        char *got_ = parse_fmt(in);                                                      \
-        bool ok_ = strncmp(got_, "ERR: ", 5) == 0 && strstr(got_, needle) != NULL;       \
-        if (!ok_) th_fail(__FILE__, __LINE__, "parse(%s) = '%s', want an error with '%s'", \
-                          in, got_, needle);                                             \
-        free(got_);                                                                      \
-        if (!ok_) return;                                                                \
+#define CHECK_REFUSED(in, needle)                                                              \
+    do {                                                                                       \
+        char *got_ = parse_fmt(in);                                                            \
+        bool ok_ = strncmp(got_, "ERR: ", 5) == 0 && strstr(got_, needle) != NULL;             \
+        if (!ok_)                                                                              \
+            th_fail(__FILE__, __LINE__, "parse(%s) = '%s', want an error with '%s'", in, got_, \
+                    needle);                                                                   \
+        free(got_);                                                                            \
+        if (!ok_) return;                                                                      \
     } while (0)
 
-static void test_comparisons(void)
-{
+static void test_comparisons(void) {
     CHECK_PARSE("completionStatus eq \"Success\"", "(eq completionStatus \"Success\")");
     CHECK_PARSE("id ne \"a\"", "(ne id \"a\")");
     CHECK_PARSE("uniqueName sw \"Cloud\"", "(sw uniqueName \"Cloud\")");
@@ -65,18 +64,18 @@ static void test_comparisons(void)
     CHECK_PARSE("b eq null", "(eq b null)");
 }
 
-static void test_dates(void)
-{
+static void test_dates(void) {
     CHECK_PARSE("created gt 2018-12-18T23:05:55Z", "(gt created @\"2018-12-18T23:05:55.000Z\")");
-    CHECK_PARSE("created ge 2020-07-11T21:23:15.123Z", "(ge created @\"2020-07-11T21:23:15.123Z\")");
-    CHECK_PARSE("created lt 2020-07-11T23:23:15+02:00", "(lt created @\"2020-07-11T21:23:15.000Z\")");
+    CHECK_PARSE("created ge 2020-07-11T21:23:15.123Z",
+                "(ge created @\"2020-07-11T21:23:15.123Z\")");
+    CHECK_PARSE("created lt 2020-07-11T23:23:15+02:00",
+                "(lt created @\"2020-07-11T21:23:15.000Z\")");
     CHECK_PARSE("created le 2020-07-11", "(le created @\"2020-07-11T00:00:00.000Z\")");
     CHECK_REFUSED("created gt 2020-13-45T99:00:00Z", "date-time");
     CHECK_REFUSED("created gt 2020-07-11Tnoon", "date-time");
 }
 
-static void test_precedence(void)
-{
+static void test_precedence(void) {
     /* not > and > or */
     CHECK_PARSE("a eq \"1\" or b eq \"2\" and c eq \"3\"",
                 "(or (eq a \"1\") (and (eq b \"2\") (eq c \"3\")))");
@@ -92,8 +91,7 @@ static void test_precedence(void)
     CHECK_PARSE("  ( ( a pr ) )  ", "(pr a)");
 }
 
-static void test_strings(void)
-{
+static void test_strings(void) {
     CHECK_PARSE("name eq \"say \\\"hi\\\"\"", "(eq name \"say \\\"hi\\\"\")");
     CHECK_PARSE("name eq \"back\\\\slash\"", "(eq name \"back\\\\slash\")");
     CHECK_PARSE("name eq \"\"", "(eq name \"\")");
@@ -101,8 +99,7 @@ static void test_strings(void)
     CHECK_PARSE("name eq \"caf\xc3\xa9\"", "(eq name \"caf\xc3\xa9\")");
 }
 
-static void test_refusals(void)
-{
+static void test_refusals(void) {
     CHECK_REFUSED("", "empty");
     CHECK_REFUSED("   ", "empty");
     CHECK_REFUSED("id", "operator");
@@ -131,31 +128,36 @@ static void test_refusals(void)
     CHECK_STR(e.field, "filters");
 }
 
-static void test_limits(void)
-{
+static void test_limits(void) {
     struct buf b;
     buf_init(&b);
-    for (int i = 0; i < 40; i++) buf_putc(&b, '(');
+    for (int i = 0; i < 40; i++)
+        buf_putc(&b, '(');
     buf_puts(&b, "a pr");
-    for (int i = 0; i < 40; i++) buf_putc(&b, ')');
+    for (int i = 0; i < 40; i++)
+        buf_putc(&b, ')');
     char *deep = buf_detach(&b);
     CHECK_REFUSED(deep, "nested too deeply");
     free(deep);
     buf_init(&b);
-    for (int i = 0; i < 30; i++) buf_puts(&b, "not ");
+    for (int i = 0; i < 30; i++)
+        buf_puts(&b, "not ");
     buf_puts(&b, "a pr");
     char *nots = buf_detach(&b);
-    CHECK_PARSE(nots + 4 * 20, "(not (not (not (not (not (not (not (not (not (not (pr a)))))))))))");
+    CHECK_PARSE(nots + 4 * 20,
+                "(not (not (not (not (not (not (not (not (not (not (pr a)))))))))))");
     free(nots);
     buf_init(&b);
     buf_puts(&b, "id in (");
-    for (int i = 0; i < 300; i++) buf_printf(&b, "%s\"%d\"", i ? "," : "", i);
+    for (int i = 0; i < 300; i++)
+        buf_printf(&b, "%s\"%d\"", i ? "," : "", i);
     buf_putc(&b, ')');
     char *many = buf_detach(&b);
     CHECK_REFUSED(many, "too many values");
     free(many);
     buf_init(&b);
-    for (int i = 0; i < 200; i++) buf_printf(&b, "%sa%d pr", i ? " or " : "", i);
+    for (int i = 0; i < 200; i++)
+        buf_printf(&b, "%sa%d pr", i ? " or " : "", i);
     char *wide = buf_detach(&b);
     CHECK_REFUSED(wide, "too long");
     free(wide);
@@ -166,8 +168,7 @@ static void test_limits(void)
     free(huge);
 }
 
-static void test_sorters(void)
-{
+static void test_sorters(void) {
     struct tm_error e;
     err_clear(&e);
     bool asc = false;
@@ -185,78 +186,103 @@ static void test_sorters(void)
     CHECK_INT(sailpoint_sorters_parse("--created", &asc, &e), TM_EINVALID);
 }
 
-static int patch(const char *s, struct sailpoint_patch *p, struct tm_error *e)
-{
+static int patch(const char *s, struct sailpoint_patch *p, struct tm_error *e) {
     err_clear(e);
     return sailpoint_patch_parse(s, strlen(s), 32, p, e);
 }
 
-static void test_patch(void)
-{
+static void test_patch(void) {
     struct sailpoint_patch p;
     struct tm_error e;
     /* SailPoint's own example, with "Error" in mixed case. */
-    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/completionStatus\",\"value\":\"Error\"},"
-                    "{\"op\":\"replace\",\"path\":\"/completed\",\"value\":\"2024-05-17T19:33:16.470Z\"}]",
-                    &p, &e), 0);
+    CHECK_INT(
+        patch(
+            "[{\"op\":\"replace\",\"path\":\"/completionStatus\",\"value\":\"Error\"},"
+            "{\"op\":\"replace\",\"path\":\"/completed\",\"value\":\"2024-05-17T19:33:16.470Z\"}]",
+            &p, &e),
+        0);
     CHECK_INT(p.status, TASK_ERROR);
     CHECK_INT(p.completed_ms, 1715974396470LL);
     CHECK(!p.has_progress && !p.has_percent);
-    CHECK_INT(patch("[{\"op\":\"add\",\"path\":\"/completionStatus\",\"value\":\"temperror\"}]", &p, &e), 0);
+    CHECK_INT(
+        patch("[{\"op\":\"add\",\"path\":\"/completionStatus\",\"value\":\"temperror\"}]", &p, &e),
+        0);
     CHECK_INT(p.status, TASK_TEMPERROR);
     CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/progress\",\"value\":\"Half way\"},"
-                    "{\"op\":\"replace\",\"path\":\"/percentComplete\",\"value\":50}]", &p, &e), 0);
+                    "{\"op\":\"replace\",\"path\":\"/percentComplete\",\"value\":50}]",
+                    &p, &e),
+              0);
     CHECK(p.has_progress && p.has_percent);
     CHECK_STR(p.progress, "Half way");
     CHECK_INT(p.percent, 50);
     CHECK_INT(p.status, TASK_STATUS_NONE);
     CHECK_INT(patch("[]", &p, &e), 0);
 
-    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/launched\",\"value\":\"x\"}]", &p, &e), TM_EINVALID);
+    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/launched\",\"value\":\"x\"}]", &p, &e),
+              TM_EINVALID);
     CHECK_STR(e.field, "path");
     CHECK_INT(patch("[{\"op\":\"remove\",\"path\":\"/progress\"}]", &p, &e), TM_EINVALID);
     CHECK_STR(e.field, "op");
-    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/completionStatus\",\"value\":\"DONE\"}]", &p, &e), TM_EINVALID);
+    CHECK_INT(
+        patch("[{\"op\":\"replace\",\"path\":\"/completionStatus\",\"value\":\"DONE\"}]", &p, &e),
+        TM_EINVALID);
     CHECK_STR(e.field, "completionStatus");
-    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/completionStatus\",\"value\":null}]", &p, &e), TM_EINVALID);
-    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/completed\",\"value\":\"yesterday\"}]", &p, &e), TM_EINVALID);
+    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/completionStatus\",\"value\":null}]", &p, &e),
+              TM_EINVALID);
+    CHECK_INT(
+        patch("[{\"op\":\"replace\",\"path\":\"/completed\",\"value\":\"yesterday\"}]", &p, &e),
+        TM_EINVALID);
     CHECK_STR(e.field, "completed");
-    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/percentComplete\",\"value\":101}]", &p, &e), TM_EINVALID);
-    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/percentComplete\",\"value\":5.5}]", &p, &e), TM_EINVALID);
-    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/progress\",\"value\":3}]", &p, &e), TM_EINVALID);
+    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/percentComplete\",\"value\":101}]", &p, &e),
+              TM_EINVALID);
+    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/percentComplete\",\"value\":5.5}]", &p, &e),
+              TM_EINVALID);
+    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/progress\",\"value\":3}]", &p, &e),
+              TM_EINVALID);
     CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/progress\"}]", &p, &e), TM_EINVALID);
     CHECK_STR(e.field, "value");
-    CHECK_INT(patch("[{\"op\":\"replace\",\"path\":\"/progress\",\"value\":\"a\",\"x\":1}]", &p, &e), TM_EINVALID);
+    CHECK_INT(
+        patch("[{\"op\":\"replace\",\"path\":\"/progress\",\"value\":\"a\",\"x\":1}]", &p, &e),
+        TM_EINVALID);
     CHECK_INT(patch("[1]", &p, &e), TM_EINVALID);
     CHECK_INT(patch("{\"op\":\"replace\"}", &p, &e), TM_EINVALID);
     CHECK_INT(patch("[{\"op\":", &p, &e), TM_EMALFORMED);
     CHECK_INT(patch("", &p, &e), TM_EMALFORMED);
-    CHECK_INT(patch("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", &p, &e), TM_EINVALID);
+    CHECK_INT(
+        patch("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+              &p, &e),
+        TM_EINVALID);
 }
 
-static void test_form(void)
-{
+static void test_form(void) {
     char out[128];
     const char *u = "grant_type=client_credentials&client_id=abc&client_secret=a%2Bb+c";
-    CHECK_INT(sailpoint_form_get("application/x-www-form-urlencoded", u, strlen(u), "client_id", out, sizeof out), 0);
+    CHECK_INT(sailpoint_form_get("application/x-www-form-urlencoded", u, strlen(u), "client_id",
+                                 out, sizeof out),
+              0);
     CHECK_STR(out, "abc");
     CHECK_INT(sailpoint_form_get(NULL, u, strlen(u), "client_secret", out, sizeof out), 0);
     CHECK_STR(out, "a+b c");
     CHECK_INT(sailpoint_form_get(NULL, u, strlen(u), "scope", out, sizeof out), TM_ENOT_FOUND);
     CHECK_INT(sailpoint_form_get(NULL, u, strlen(u), "client_id", out, 3), TM_EINVALID);
-    const char *m = "--XyZ\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\n"
-                    "client_credentials\r\n--XyZ\r\nContent-Disposition: form-data; "
-                    "name=\"client_id\"\r\n\r\nf41a\r\n--XyZ--\r\n";
+    const char *m =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\n"
+        "client_credentials\r\n--XyZ\r\nContent-Disposition: form-data; "
+        "name=\"client_id\"\r\n\r\nf41a\r\n--XyZ--\r\n";
     const char *ct = "multipart/form-data; boundary=XyZ";
     CHECK_INT(sailpoint_form_get(ct, m, strlen(m), "grant_type", out, sizeof out), 0);
     CHECK_STR(out, "client_credentials");
     CHECK_INT(sailpoint_form_get(ct, m, strlen(m), "client_id", out, sizeof out), 0);
     CHECK_STR(out, "f41a");
-    CHECK_INT(sailpoint_form_get(ct, m, strlen(m), "client_secret", out, sizeof out), TM_ENOT_FOUND);
-    CHECK_INT(sailpoint_form_get("multipart/form-data", m, strlen(m), "client_id", out, sizeof out), TM_EINVALID);
-    CHECK_INT(sailpoint_form_get("text/plain", m, strlen(m), "client_id", out, sizeof out), TM_EINVALID);
+    CHECK_INT(sailpoint_form_get(ct, m, strlen(m), "client_secret", out, sizeof out),
+              TM_ENOT_FOUND);
+    CHECK_INT(sailpoint_form_get("multipart/form-data", m, strlen(m), "client_id", out, sizeof out),
+              TM_EINVALID);
+    CHECK_INT(sailpoint_form_get("text/plain", m, strlen(m), "client_id", out, sizeof out),
+              TM_EINVALID);
     const char *cut = "--XyZ\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\nf41a";
-    CHECK_INT(sailpoint_form_get(ct, cut, strlen(cut), "client_id", out, sizeof out), TM_ENOT_FOUND);
+    CHECK_INT(sailpoint_form_get(ct, cut, strlen(cut), "client_id", out, sizeof out),
+              TM_ENOT_FOUND);
 }
 
 static const struct th_test tests[] = {
@@ -272,7 +298,6 @@ static const struct th_test tests[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     return th_main(tests, argc, argv);
 }

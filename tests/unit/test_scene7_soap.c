@@ -11,21 +11,21 @@
 #include "../src/compat/scene7_soap.h"
 #include "harness.h"
 
-#define ENV_OPEN                                                                        \
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"                                        \
+#define ENV_OPEN                                 \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>" \
     "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:t=\"" SCENE7_NS "\">"
-#define AUTH "<s:Header><t:authHeader><t:user>u1</t:user><t:password>p1</t:password></t:authHeader></s:Header>"
+#define AUTH                                                                                  \
+    "<s:Header><t:authHeader><t:user>u1</t:user><t:password>p1</t:password></t:authHeader></" \
+    "s:Header>"
 #define ENV(body) ENV_OPEN AUTH "<s:Body>" body "</s:Body></s:Envelope>"
 
 /* Parses s; returns the fault code (0 on success) and leaves the request in q. */
-static int parse(const char *s, struct scene7_request *q, struct scene7_fault *f)
-{
+static int parse(const char *s, struct scene7_request *q, struct scene7_fault *f) {
     int rc = scene7_soap_parse(s, strlen(s), q, f);
     return rc ? f->code : 0;
 }
 
-static int parse_code(const char *s)
-{
+static int parse_code(const char *s) {
     struct scene7_request q;
     struct scene7_fault f;
     int code = parse(s, &q, &f);
@@ -33,8 +33,7 @@ static int parse_code(const char *s)
     return code;
 }
 
-static void test_get_active_jobs(void)
-{
+static void test_get_active_jobs(void) {
     struct scene7_request q;
     struct scene7_fault f;
     CHECK_INT(parse(ENV("<t:getActiveJobsParam><t:companyHandle>acme</t:companyHandle>"
@@ -53,16 +52,17 @@ static void test_get_active_jobs(void)
     CHECK_INT(parse(ENV_OPEN "<s:Body><t:getActiveJobsParam/></s:Body></s:Envelope>", &q, &f), 0);
     CHECK(!q.auth.present);
     scene7_request_release(&q);
-    CHECK_INT(parse(ENV_OPEN "<s:Body><getActiveJobsParam xmlns=\"" SCENE7_NS "\">"
-                             "<jobHandle><![CDATA[x<y]]></jobHandle></getActiveJobsParam></s:Body></s:Envelope>",
-                    &q, &f),
-              0);
+    CHECK_INT(
+        parse(ENV_OPEN
+              "<s:Body><getActiveJobsParam xmlns=\"" SCENE7_NS "\">"
+              "<jobHandle><![CDATA[x<y]]></jobHandle></getActiveJobsParam></s:Body></s:Envelope>",
+              &q, &f),
+        0);
     CHECK_STR(q.job_handle, "x<y");
     scene7_request_release(&q);
 }
 
-static void test_controls(void)
-{
+static void test_controls(void) {
     const char *ops[] = {"stopJob", "pauseJob", "resumeJob", "executeJob", "deleteJob"};
     enum scene7_op want[] = {SCENE7_OP_STOP_JOB, SCENE7_OP_PAUSE_JOB, SCENE7_OP_RESUME_JOB,
                              SCENE7_OP_EXECUTE_JOB, SCENE7_OP_DELETE_JOB};
@@ -71,7 +71,8 @@ static void test_controls(void)
         struct scene7_request q;
         struct scene7_fault f;
         snprintf(doc, sizeof doc,
-                 ENV("<t:%sParam><t:companyHandle>c</t:companyHandle><t:jobHandle>j</t:jobHandle></t:%sParam>"),
+                 ENV("<t:%sParam><t:companyHandle>c</t:companyHandle><t:jobHandle>j</t:jobHandle></"
+                     "t:%sParam>"),
                  ops[i], ops[i]);
         CHECK_INT(parse(doc, &q, &f), 0);
         CHECK_INT(q.op, want[i]);
@@ -79,45 +80,56 @@ static void test_controls(void)
         CHECK_STR(q.company_handle, "c");
         CHECK_STR(q.job_handle, "j");
         scene7_request_release(&q);
-        snprintf(doc, sizeof doc, ENV("<t:%sParam><t:companyHandle>c</t:companyHandle></t:%sParam>"),
-                 ops[i], ops[i]);
+        snprintf(doc, sizeof doc,
+                 ENV("<t:%sParam><t:companyHandle>c</t:companyHandle></t:%sParam>"), ops[i],
+                 ops[i]);
         CHECK_INT(parse(doc, &q, &f), SCENE7_FAULT_MISSING_PARAMETER);
         CHECK(strstr(f.reason, "jobHandle"));
         scene7_request_release(&q);
-        snprintf(doc, sizeof doc, ENV("<t:%sParam><t:jobHandle>j</t:jobHandle><t:companyHandle/></t:%sParam>"),
+        snprintf(doc, sizeof doc,
+                 ENV("<t:%sParam><t:jobHandle>j</t:jobHandle><t:companyHandle/></t:%sParam>"),
                  ops[i], ops[i]);
         CHECK_INT(parse(doc, &q, &f), SCENE7_FAULT_MISSING_PARAMETER);
         CHECK(strstr(f.reason, "companyHandle"));
         scene7_request_release(&q);
     }
     /* Unknown, repeated and nil parameters. */
-    CHECK_INT(parse_code(ENV("<t:stopJobParam><t:companyHandle>c</t:companyHandle><t:jobHandle>j</t:jobHandle>"
-                             "<t:extra>1</t:extra></t:stopJobParam>")),
+    CHECK_INT(parse_code(ENV(
+                  "<t:stopJobParam><t:companyHandle>c</t:companyHandle><t:jobHandle>j</t:jobHandle>"
+                  "<t:extra>1</t:extra></t:stopJobParam>")),
               SCENE7_FAULT_INVALID_PARAMETER);
-    CHECK_INT(parse_code(ENV("<t:stopJobParam><t:companyHandle>c</t:companyHandle><t:companyHandle>d</t:companyHandle>"
+    CHECK_INT(parse_code(ENV("<t:stopJobParam><t:companyHandle>c</"
+                             "t:companyHandle><t:companyHandle>d</t:companyHandle>"
                              "<t:jobHandle>j</t:jobHandle></t:stopJobParam>")),
               SCENE7_FAULT_INVALID_PARAMETER);
-    CHECK_INT(parse_code(ENV("<t:stopJobParam xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">"
-                             "<t:companyHandle>c</t:companyHandle><t:jobHandle xsi:nil=\"true\"/></t:stopJobParam>")),
-              SCENE7_FAULT_MISSING_PARAMETER);
-    CHECK_INT(parse_code(ENV("<t:stopJobParam><t:companyHandle><b>c</b></t:companyHandle><t:jobHandle>j</t:jobHandle>"
+    CHECK_INT(
+        parse_code(ENV("<t:stopJobParam xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">"
+                       "<t:companyHandle>c</t:companyHandle><t:jobHandle "
+                       "xsi:nil=\"true\"/></t:stopJobParam>")),
+        SCENE7_FAULT_MISSING_PARAMETER);
+    CHECK_INT(parse_code(ENV("<t:stopJobParam><t:companyHandle><b>c</b></"
+                             "t:companyHandle><t:jobHandle>j</t:jobHandle>"
                              "</t:stopJobParam>")),
               SCENE7_FAULT_INVALID_PARAMETER);
     /* A detail element is not a parameter of stopJob. */
-    CHECK_INT(parse_code(ENV("<t:stopJobParam><t:companyHandle>c</t:companyHandle><t:jobHandle>j</t:jobHandle>"
-                             "<t:uploadUrlsJob/></t:stopJobParam>")),
+    CHECK_INT(parse_code(ENV(
+                  "<t:stopJobParam><t:companyHandle>c</t:companyHandle><t:jobHandle>j</t:jobHandle>"
+                  "<t:uploadUrlsJob/></t:stopJobParam>")),
               SCENE7_FAULT_INVALID_PARAMETER);
 }
 
-static void test_submit_job(void)
-{
+static void test_submit_job(void) {
     struct scene7_request q;
     struct scene7_fault f;
-    CHECK_INT(parse(ENV("<t:submitJobParam><t:companyHandle>acme</t:companyHandle><t:userHandle>ann</t:userHandle>"
+    CHECK_INT(parse(ENV("<t:submitJobParam><t:companyHandle>acme</"
+                        "t:companyHandle><t:userHandle>ann</t:userHandle>"
                         "<t:locale>en-US</t:locale><t:jobName>My Test Job</t:jobName>"
-                        "<t:execTime> 2026-11-22T17:18:57.907+01:00 </t:execTime><t:description>d</t:description>"
-                        "<t:uploadUrlsJob><t:destFolder>f/</t:destFolder><t:urlArray><t:items><t:sourceUrl>a</t:sourceUrl>"
-                        "</t:items><t:items><t:sourceUrl>b</t:sourceUrl></t:items></t:urlArray></t:uploadUrlsJob>"
+                        "<t:execTime> 2026-11-22T17:18:57.907+01:00 "
+                        "</t:execTime><t:description>d</t:description>"
+                        "<t:uploadUrlsJob><t:destFolder>f/</"
+                        "t:destFolder><t:urlArray><t:items><t:sourceUrl>a</t:sourceUrl>"
+                        "</t:items><t:items><t:sourceUrl>b</t:sourceUrl></t:items></t:urlArray></"
+                        "t:uploadUrlsJob>"
                         "</t:submitJobParam>"),
                     &q, &f),
               0);
@@ -132,38 +144,48 @@ static void test_submit_job(void)
     CHECK_STR(q.job_kind, "uploadUrlsJob");
     CHECK_STR(scene7_job_type_of(q.job_kind), "UrlUpload");
     char *js = json_dumps(q.job_detail, JSON_COMPACT | JSON_SORT_KEYS);
-    CHECK_STR(js, "{\"destFolder\":\"f/\",\"urlArray\":{\"items\":[{\"sourceUrl\":\"a\"},{\"sourceUrl\":\"b\"}]}}");
+    CHECK_STR(js,
+              "{\"destFolder\":\"f/"
+              "\",\"urlArray\":{\"items\":[{\"sourceUrl\":\"a\"},{\"sourceUrl\":\"b\"}]}}");
     free(js);
     scene7_request_release(&q);
     /* An empty detail element is an empty object. */
-    CHECK_INT(parse(ENV("<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
-                        "<t:exportJob/></t:submitJobParam>"),
-                    &q, &f),
-              0);
+    CHECK_INT(
+        parse(ENV("<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
+                  "<t:exportJob/></t:submitJobParam>"),
+              &q, &f),
+        0);
     CHECK(json_is_object(q.job_detail) && json_object_size(q.job_detail) == 0);
     CHECK(!q.has_exec_time);
     scene7_request_release(&q);
     /* Refusals. */
-    CHECK_INT(parse_code(ENV("<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
-                             "</t:submitJobParam>")),
+    CHECK_INT(parse_code(ENV(
+                  "<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
+                  "</t:submitJobParam>")),
               SCENE7_FAULT_MISSING_PARAMETER);
     CHECK_INT(parse_code(ENV("<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:exportJob/>"
                              "</t:submitJobParam>")),
               SCENE7_FAULT_MISSING_PARAMETER);
-    CHECK_INT(parse_code(ENV("<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
-                             "<t:exportJob/><t:ripPdfsJob/></t:submitJobParam>")),
+    CHECK_INT(parse_code(ENV(
+                  "<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
+                  "<t:exportJob/><t:ripPdfsJob/></t:submitJobParam>")),
               SCENE7_FAULT_INVALID_PARAMETER);
-    CHECK_INT(parse_code(ENV("<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
-                             "<t:execTime>2026-11-22T17:18:57</t:execTime><t:exportJob/></t:submitJobParam>")),
+    CHECK_INT(parse_code(ENV(
+                  "<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
+                  "<t:execTime>2026-11-22T17:18:57</t:execTime><t:exportJob/></t:submitJobParam>")),
               SCENE7_FAULT_INVALID_PARAMETER);
-    CHECK_INT(parse_code(ENV("<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
-                             "<t:execSchedule>0 0 * * *</t:execSchedule><t:exportJob/></t:submitJobParam>")),
+    CHECK_INT(parse_code(ENV(
+                  "<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
+                  "<t:execSchedule>0 0 * * *</t:execSchedule><t:exportJob/></t:submitJobParam>")),
               SCENE7_FAULT_INVALID_PARAMETER);
-    CHECK_INT(parse_code(ENV("<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n&#1;</t:jobName>"
-                             "<t:exportJob/></t:submitJobParam>")),
-              SCENE7_FAULT_INVALID_REQUEST_XML); /* &#1; is not an XML 1.0 character */
-    CHECK_INT(parse_code(ENV("<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
-                             "<t:cleanupJob/></t:submitJobParam>")),
+    CHECK_INT(
+        parse_code(
+            ENV("<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n&#1;</t:jobName>"
+                "<t:exportJob/></t:submitJobParam>")),
+        SCENE7_FAULT_INVALID_REQUEST_XML); /* &#1; is not an XML 1.0 character */
+    CHECK_INT(parse_code(ENV(
+                  "<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
+                  "<t:cleanupJob/></t:submitJobParam>")),
               SCENE7_FAULT_INVALID_PARAMETER);
     /* Too long, too deep. */
     char *big = malloc(2 * SCENE7_HANDLE_MAX + 512);
@@ -173,65 +195,88 @@ static void test_submit_job(void)
              SCENE7_HANDLE_MAX + 1, 0);
     CHECK_INT(parse_code(big), SCENE7_FAULT_INVALID_PARAMETER);
     free(big);
-    char deep[2048] = ENV_OPEN "<s:Body><t:submitJobParam><t:companyHandle>a</t:companyHandle>"
-                               "<t:jobName>n</t:jobName><t:exportJob>";
-    for (int i = 0; i < 10; i++) strcat(deep, "<a>");
+    char deep[2048] = ENV_OPEN
+        "<s:Body><t:submitJobParam><t:companyHandle>a</t:companyHandle>"
+        "<t:jobName>n</t:jobName><t:exportJob>";
+    for (int i = 0; i < 10; i++)
+        strcat(deep, "<a>");
     strcat(deep, "x");
-    for (int i = 0; i < 10; i++) strcat(deep, "</a>");
+    for (int i = 0; i < 10; i++)
+        strcat(deep, "</a>");
     strcat(deep, "</t:exportJob></t:submitJobParam></s:Body></s:Envelope>");
     CHECK_INT(parse_code(deep), SCENE7_FAULT_INVALID_PARAMETER);
 }
 
-static void test_auth_header(void)
-{
+static void test_auth_header(void) {
     struct scene7_request q;
     struct scene7_fault f;
-    CHECK_INT(parse(ENV_OPEN "<s:Header><t:authHeader><t:user>u</t:user><t:password>p</t:password>"
-                             "<t:appName>x</t:appName><t:faultHttpStatusCode>200</t:faultHttpStatusCode>"
-                             "</t:authHeader><o:other xmlns:o=\"urn:o\"/></s:Header>"
-                             "<s:Body><t:getActiveJobsParam/></s:Body></s:Envelope>",
-                    &q, &f),
-              0);
+    CHECK_INT(
+        parse(ENV_OPEN "<s:Header><t:authHeader><t:user>u</t:user><t:password>p</t:password>"
+                       "<t:appName>x</t:appName><t:faultHttpStatusCode>200</t:faultHttpStatusCode>"
+                       "</t:authHeader><o:other xmlns:o=\"urn:o\"/></s:Header>"
+                       "<s:Body><t:getActiveJobsParam/></s:Body></s:Envelope>",
+              &q, &f),
+        0);
     CHECK_INT(q.auth.fault_http_status, 200);
     scene7_request_release(&q);
-    CHECK_INT(parse_code(ENV_OPEN "<s:Header><t:authHeader><t:faultHttpStatusCode>20</t:faultHttpStatusCode>"
-                                  "</t:authHeader></s:Header><s:Body><t:getActiveJobsParam/></s:Body></s:Envelope>"),
-              SCENE7_FAULT_INVALID_PARAMETER);
-    CHECK_INT(parse_code(ENV_OPEN "<s:Header><o:x xmlns:o=\"urn:o\" s:mustUnderstand=\"1\"/></s:Header>"
-                                  "<s:Body><t:getActiveJobsParam/></s:Body></s:Envelope>"),
-              SCENE7_FAULT_INVALID_REQUEST_XML);
+    CHECK_INT(
+        parse_code(
+            ENV_OPEN
+            "<s:Header><t:authHeader><t:faultHttpStatusCode>20</t:faultHttpStatusCode>"
+            "</t:authHeader></s:Header><s:Body><t:getActiveJobsParam/></s:Body></s:Envelope>"),
+        SCENE7_FAULT_INVALID_PARAMETER);
+    CHECK_INT(
+        parse_code(ENV_OPEN "<s:Header><o:x xmlns:o=\"urn:o\" s:mustUnderstand=\"1\"/></s:Header>"
+                            "<s:Body><t:getActiveJobsParam/></s:Body></s:Envelope>"),
+        SCENE7_FAULT_INVALID_REQUEST_XML);
 }
 
-static void test_bad_xml(void)
-{
-    const char *bad[] = {
-        "",
-        "not xml",
-        "<a>",
-        "<x xmlns=\"urn:x\"/>",
-        /* SOAP 1.2 */
-        "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body><t:getActiveJobsParam "
-        "xmlns:t=\"" SCENE7_NS "\"/></s:Body></s:Envelope>",
-        ENV_OPEN "</s:Envelope>",
-        ENV_OPEN "<s:Body/></s:Envelope>",
-        ENV("<t:getActiveJobsParam/><t:getActiveJobsParam/>"),
-        ENV("<t:getScheduledJobsParam/>"),
-        ENV("<t:getActiveJobs/>"),
-        ENV_OPEN "<s:Body><x:getActiveJobsParam xmlns:x=\"http://www.scene7.com/IpsApi/xsd/2013-02-15\"/></s:Body></s:Envelope>",
-        ENV("text<t:getActiveJobsParam/>"),
-        ENV("<t:getActiveJobsParam><t:jobHandle>&undefined;</t:jobHandle></t:getActiveJobsParam>"),
-        /* billion laughs, external entity, external DTD, parameter entity */
-        "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">"
-        "<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;\">]>" ENV("<t:getActiveJobsParam><t:jobHandle>&c;</t:jobHandle>"
-                                                          "</t:getActiveJobsParam>"),
-        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>" ENV("<t:getActiveJobsParam><t:jobHandle>&e;"
-                                                                        "</t:jobHandle></t:getActiveJobsParam>"),
-        "<!DOCTYPE s:Envelope SYSTEM \"http://127.0.0.1:1/x.dtd\">" ENV("<t:getActiveJobsParam/>"),
-        "<!DOCTYPE x [<!ENTITY % p SYSTEM \"http://127.0.0.1:1/p\"> %p;]>" ENV("<t:getActiveJobsParam/>"),
-        ENV("<t:getActiveJobsParam><t:jobHandle>a</t:jobHandle></t:getActiveJobsParam>") "<!DOCTYPE x>",
-        /* UTF-8 bytes that claim to be UTF-16: refused, never re-decoded */
-        "<?xml version=\"1.0\" encoding=\"UTF-16\"?>" ENV("<t:getActiveJobsParam/>"),
-    };
+static void test_bad_xml(void) {
+    const char
+        *
+            bad
+                [] =
+                    {
+                        "",
+                        "not xml",
+                        "<a>",
+                        "<x xmlns=\"urn:x\"/>",
+                        /* SOAP 1.2 */
+                        "<s:Envelope "
+                        "xmlns:s=\"http://www.w3.org/2003/05/"
+                        "soap-envelope\"><s:Body><t:getActiveJobsParam "
+                        "xmlns:t=\"" SCENE7_NS "\"/></s:Body></s:Envelope>",
+                        ENV_OPEN "</s:Envelope>",
+                        ENV_OPEN "<s:Body/></s:Envelope>",
+                        ENV("<t:getActiveJobsParam/><t:getActiveJobsParam/>"),
+                        ENV("<t:getScheduledJobsParam/>"),
+                        ENV("<t:getActiveJobs/>"),
+                        ENV_OPEN
+                        "<s:Body><x:getActiveJobsParam "
+                        "xmlns:x=\"http://www.scene7.com/IpsApi/xsd/2013-02-15\"/></s:Body></"
+                        "s:Envelope>",
+                        ENV("text<t:getActiveJobsParam/>"),
+                        ENV("<t:getActiveJobsParam><t:jobHandle>&undefined;</t:jobHandle></"
+                            "t:getActiveJobsParam>"),
+                        /* billion laughs, external entity, external DTD, parameter entity */
+                        "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b "
+                        "\"&a;&a;&a;&a;&a;&a;&a;&a;\">"
+                        "<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;\">]>" ENV(
+                            "<t:getActiveJobsParam><t:jobHandle>&c;</t:jobHandle>"
+                            "</t:getActiveJobsParam>"),
+                        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>" ENV(
+                            "<t:getActiveJobsParam><t:jobHandle>&e;"
+                            "</t:jobHandle></t:getActiveJobsParam>"),
+                        "<!DOCTYPE s:Envelope SYSTEM \"http://127.0.0.1:1/x.dtd\">" ENV(
+                            "<t:getActiveJobsParam/>"),
+                        "<!DOCTYPE x [<!ENTITY % p SYSTEM \"http://127.0.0.1:1/p\"> %p;]>" ENV(
+                            "<t:getActiveJobsParam/>"),
+                        ENV("<t:getActiveJobsParam><t:jobHandle>a</t:jobHandle></"
+                            "t:getActiveJobsParam>") "<!DOCTYPE x>",
+                        /* UTF-8 bytes that claim to be UTF-16: refused, never re-decoded */
+                        "<?xml version=\"1.0\" encoding=\"UTF-16\"?>" ENV(
+                            "<t:getActiveJobsParam/>"),
+                    };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct scene7_request q;
         struct scene7_fault f;
@@ -256,8 +301,7 @@ static void test_bad_xml(void)
     scene7_request_release(&q);
 }
 
-static void test_basic(void)
-{
+static void test_basic(void) {
     char u[64], p[128];
     CHECK_INT(scene7_basic_parse("Basic dTE6cDE=", u, sizeof u, p, sizeof p), 0); /* u1:p1 */
     CHECK_STR(u, "u1");
@@ -267,8 +311,15 @@ static void test_basic(void)
     CHECK_STR(p, "b:c");
     CHECK_INT(scene7_basic_parse("Basic Og==", u, sizeof u, p, sizeof p), 0); /* ":" */
     CHECK_STR(u, "");
-    const char *bad[] = {"Bearer x", "Basic", "Basic ", "Basic dTE", "Basic dTE2", "Basic d=E6",
-                         "Basic dTE6cDE=dTE6cDE=", "Basic AAAA", "Basicdte6cde="};
+    const char *bad[] = {"Bearer x",
+                         "Basic",
+                         "Basic ",
+                         "Basic dTE",
+                         "Basic dTE2",
+                         "Basic d=E6",
+                         "Basic dTE6cDE=dTE6cDE=",
+                         "Basic AAAA",
+                         "Basicdte6cde="};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (scene7_basic_parse(bad[i], u, sizeof u, p, sizeof p) == 0)
             th_fail(__FILE__, __LINE__, "'%s' parsed", bad[i]);
@@ -276,8 +327,7 @@ static void test_basic(void)
     CHECK_INT(scene7_basic_parse("Basic dTE6cDE=", tiny, sizeof tiny, p, sizeof p), -1);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"get_active_jobs", test_get_active_jobs},
         {"controls", test_controls},

@@ -17,25 +17,35 @@
 static const struct {
     enum task_phase from, to;
 } legal[] = {
-    {P(PENDING), P(RUNNING)},    {P(PENDING), P(CANCELLED)}, {P(WAITING), P(PENDING)},
-    {P(WAITING), P(CANCELLED)},  {P(RUNNING), P(COMPLETED)}, {P(RUNNING), P(WAITING)},
-    {P(RUNNING), P(FAILED)},     {P(RUNNING), P(PENDING)},   {P(RUNNING), P(STOPPING)},
-    {P(STOPPING), P(CANCELLED)}, {P(STOPPING), P(COMPLETED)}, {P(FAILED), P(PENDING)},
+    {P(PENDING), P(RUNNING)},
+    {P(PENDING), P(CANCELLED)},
+    {P(WAITING), P(PENDING)},
+    {P(WAITING), P(CANCELLED)},
+    {P(RUNNING), P(COMPLETED)},
+    {P(RUNNING), P(WAITING)},
+    {P(RUNNING), P(FAILED)},
+    {P(RUNNING), P(PENDING)},
+    {P(RUNNING), P(STOPPING)},
+    {P(STOPPING), P(CANCELLED)},
+    {P(STOPPING), P(COMPLETED)},
+    {P(FAILED), P(PENDING)},
     {P(CANCELLED), P(PENDING)},
     /* finish (an operator's end, SailPoint PATCH) */
-    {P(PENDING), P(COMPLETED)},  {P(PENDING), P(FAILED)},    {P(WAITING), P(COMPLETED)},
-    {P(WAITING), P(FAILED)},     {P(RUNNING), P(CANCELLED)}, {P(STOPPING), P(FAILED)},
+    {P(PENDING), P(COMPLETED)},
+    {P(PENDING), P(FAILED)},
+    {P(WAITING), P(COMPLETED)},
+    {P(WAITING), P(FAILED)},
+    {P(RUNNING), P(CANCELLED)},
+    {P(STOPPING), P(FAILED)},
 };
 
-static bool is_legal(enum task_phase from, enum task_phase to)
-{
+static bool is_legal(enum task_phase from, enum task_phase to) {
     for (size_t i = 0; i < sizeof legal / sizeof legal[0]; i++)
         if (legal[i].from == from && legal[i].to == to) return true;
     return false;
 }
 
-static void test_transition_table(void)
-{
+static void test_transition_table(void) {
     int checked = 0;
     for (int f = 0; f < TASK_PHASE_COUNT; f++) {
         for (int t = 0; t < TASK_PHASE_COUNT; t++) {
@@ -55,8 +65,7 @@ static void test_transition_table(void)
 }
 
 /* A task in the given phase with every invariant of that phase. */
-static struct task *task_in(enum task_phase p)
-{
+static struct task *task_in(enum task_phase p) {
     struct task *t = task_new();
     snprintf(t->id, sizeof t->id, "%032d", 7);
     t->namespace = xstrdup("default");
@@ -75,62 +84,90 @@ static struct task *task_in(enum task_phase p)
     if (p == TASK_WAITING) t->scheduled_at = 9000;
     if (task_phase_is_terminal(p)) {
         t->completed_at = 2000;
-        t->status = p == TASK_COMPLETED ? TASK_SUCCESS : p == TASK_FAILED ? TASK_ERROR : TASK_TERMINATED;
+        t->status = p == TASK_COMPLETED ? TASK_SUCCESS
+                    : p == TASK_FAILED  ? TASK_ERROR
+                                        : TASK_TERMINATED;
     }
     return t;
 }
 
-static char *task_text(const struct task *t)
-{
+static char *task_text(const struct task *t) {
     struct buf b;
     buf_init(&b);
     task_json_write(&b, t);
     return buf_detach(&b);
 }
 
-enum move { M_CLAIM, M_COMPLETE, M_FAIL_RETRY, M_FAIL_FATAL, M_RELEASE, M_LEASE_LOST, M_WAKE, M_CANCEL, M_RETRY, M_COUNT };
-static const char *const move_names[M_COUNT] = {"claim", "complete", "fail(retryable)", "fail(fatal)", "release", "lease lost", "wake", "cancel", "retry"};
+enum move {
+    M_CLAIM,
+    M_COMPLETE,
+    M_FAIL_RETRY,
+    M_FAIL_FATAL,
+    M_RELEASE,
+    M_LEASE_LOST,
+    M_WAKE,
+    M_CANCEL,
+    M_RETRY,
+    M_COUNT
+};
+static const char *const move_names[M_COUNT] = {"claim",       "complete", "fail(retryable)",
+                                                "fail(fatal)", "release",  "lease lost",
+                                                "wake",        "cancel",   "retry"};
 
-static int do_move(struct task *t, enum move m, struct tm_error *e)
-{
+static int do_move(struct task *t, enum move m, struct tm_error *e) {
     char tok[33];
     snprintf(tok, sizeof tok, "%032d", 1);
     switch (m) {
-    case M_CLAIM: return task_claim(t, "w2", "abcdefabcdefabcdefabcdefabcdefab", 1000, 3000, e);
-    case M_COMPLETE: return task_complete(t, tok, false, 3000, e);
-    case M_FAIL_RETRY: return task_fail(t, tok, "boom", true, 3000, 7, e);
-    case M_FAIL_FATAL: return task_fail(t, tok, "boom", false, 3000, 7, e);
-    case M_RELEASE: return task_release(t, tok, 3000, e);
-    case M_LEASE_LOST: return task_lease_lost(t, 3000, 7, e);
-    case M_WAKE: return task_wake(t, 3000, e);
-    case M_CANCEL: return task_cancel(t, 3000, e);
-    default: return task_retry(t, 3000, e);
+    case M_CLAIM:
+        return task_claim(t, "w2", "abcdefabcdefabcdefabcdefabcdefab", 1000, 3000, e);
+    case M_COMPLETE:
+        return task_complete(t, tok, false, 3000, e);
+    case M_FAIL_RETRY:
+        return task_fail(t, tok, "boom", true, 3000, 7, e);
+    case M_FAIL_FATAL:
+        return task_fail(t, tok, "boom", false, 3000, 7, e);
+    case M_RELEASE:
+        return task_release(t, tok, 3000, e);
+    case M_LEASE_LOST:
+        return task_lease_lost(t, 3000, 7, e);
+    case M_WAKE:
+        return task_wake(t, 3000, e);
+    case M_CANCEL:
+        return task_cancel(t, 3000, e);
+    default:
+        return task_retry(t, 3000, e);
     }
 }
 
 /* The phase each move leads to from each phase; -1 = refused, -2 = allowed but no change. */
-static int expected(enum task_phase p, enum move m)
-{
+static int expected(enum task_phase p, enum move m) {
     bool leased = p == TASK_RUNNING || p == TASK_STOPPING;
     switch (m) {
-    case M_CLAIM: return p == TASK_PENDING ? TASK_RUNNING : -1;
-    case M_COMPLETE: return leased ? TASK_COMPLETED : -1;
-    case M_FAIL_RETRY: return p == TASK_RUNNING ? TASK_WAITING : p == TASK_STOPPING ? TASK_CANCELLED : -1;
-    case M_FAIL_FATAL: return p == TASK_RUNNING ? TASK_FAILED : p == TASK_STOPPING ? TASK_CANCELLED : -1;
-    case M_RELEASE: return p == TASK_RUNNING ? TASK_PENDING : p == TASK_STOPPING ? TASK_CANCELLED : -1;
-    case M_LEASE_LOST: return p == TASK_RUNNING ? TASK_WAITING : p == TASK_STOPPING ? TASK_CANCELLED : -1;
-    case M_WAKE: return p == TASK_WAITING ? TASK_PENDING : -1;
+    case M_CLAIM:
+        return p == TASK_PENDING ? TASK_RUNNING : -1;
+    case M_COMPLETE:
+        return leased ? TASK_COMPLETED : -1;
+    case M_FAIL_RETRY:
+        return p == TASK_RUNNING ? TASK_WAITING : p == TASK_STOPPING ? TASK_CANCELLED : -1;
+    case M_FAIL_FATAL:
+        return p == TASK_RUNNING ? TASK_FAILED : p == TASK_STOPPING ? TASK_CANCELLED : -1;
+    case M_RELEASE:
+        return p == TASK_RUNNING ? TASK_PENDING : p == TASK_STOPPING ? TASK_CANCELLED : -1;
+    case M_LEASE_LOST:
+        return p == TASK_RUNNING ? TASK_WAITING : p == TASK_STOPPING ? TASK_CANCELLED : -1;
+    case M_WAKE:
+        return p == TASK_WAITING ? TASK_PENDING : -1;
     case M_CANCEL:
         if (p == TASK_PENDING || p == TASK_WAITING) return TASK_CANCELLED;
         if (p == TASK_RUNNING) return TASK_STOPPING;
         if (p == TASK_STOPPING || p == TASK_CANCELLED) return -2;
         return -1;
-    default: return p == TASK_FAILED || p == TASK_CANCELLED ? TASK_PENDING : -1;
+    default:
+        return p == TASK_FAILED || p == TASK_CANCELLED ? TASK_PENDING : -1;
     }
 }
 
-static void test_every_move_from_every_phase(void)
-{
+static void test_every_move_from_every_phase(void) {
     int n = 0;
     for (int p = 0; p < TASK_PHASE_COUNT; p++) {
         for (int m = 0; m < M_COUNT; m++) {
@@ -163,8 +200,7 @@ static void test_every_move_from_every_phase(void)
     CHECK_INT(n, TASK_PHASE_COUNT * M_COUNT);
 }
 
-static void test_stale_lease_refused(void)
-{
+static void test_stale_lease_refused(void) {
     struct task *t = task_in(TASK_RUNNING);
     char *before = task_text(t);
     struct tm_error e;
@@ -179,8 +215,7 @@ static void test_stale_lease_refused(void)
     task_free(t);
 }
 
-static void test_retries_then_temperror(void)
-{
+static void test_retries_then_temperror(void) {
     struct task *t = task_in(TASK_PENDING);
     t->max_retries = 2;
     struct tm_error e;
@@ -209,8 +244,7 @@ static void test_retries_then_temperror(void)
     task_free(t);
 }
 
-static void test_fatal_failure_is_error(void)
-{
+static void test_fatal_failure_is_error(void) {
     struct task *t = task_in(TASK_RUNNING);
     struct tm_error e;
     char tok[33];
@@ -222,8 +256,7 @@ static void test_fatal_failure_is_error(void)
     task_free(t);
 }
 
-static void test_progress_rules(void)
-{
+static void test_progress_rules(void) {
     struct task *t = task_in(TASK_RUNNING);
     struct task_progress_update u = {0};
     u.has_processed = u.has_processing = u.has_pending = true;
@@ -255,8 +288,7 @@ static void test_progress_rules(void)
     task_free(t);
 }
 
-static void test_pause_resume(void)
-{
+static void test_pause_resume(void) {
     struct tm_error e;
     struct task *t = task_in(TASK_PENDING);
     CHECK_INT(task_pause(t, 2000, &e), 0);
@@ -275,8 +307,7 @@ static void test_pause_resume(void)
     task_free(t);
 }
 
-static void test_backoff(void)
-{
+static void test_backoff(void) {
     /* Equal jitter: between half and all of base * 2^(n-1), capped. */
     for (uint32_t rnd = 0; rnd < 2000; rnd += 37) {
         int64_t d1 = task_backoff_ms(1000, 60000, 1, rnd);
@@ -289,8 +320,7 @@ static void test_backoff(void)
     CHECK_INT(task_backoff_ms(0, 1000, 3, 5), 0);
 }
 
-static void test_delete_only_terminal(void)
-{
+static void test_delete_only_terminal(void) {
     struct tm_error e;
     for (int p = 0; p < TASK_PHASE_COUNT; p++) {
         struct task *t = task_in((enum task_phase)p);
@@ -313,7 +343,6 @@ static const struct th_test tests[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     return th_main(tests, argc, argv);
 }
