@@ -232,51 +232,45 @@ static void test_auth_header(void) {
 }
 
 static void test_bad_xml(void) {
-    const char
-        *
-            bad
-                [] =
-                    {
-                        "",
-                        "not xml",
-                        "<a>",
-                        "<x xmlns=\"urn:x\"/>",
-                        /* SOAP 1.2 */
-                        "<s:Envelope "
-                        "xmlns:s=\"http://www.w3.org/2003/05/"
-                        "soap-envelope\"><s:Body><t:getActiveJobsParam "
-                        "xmlns:t=\"" SCENE7_NS "\"/></s:Body></s:Envelope>",
-                        ENV_OPEN "</s:Envelope>",
-                        ENV_OPEN "<s:Body/></s:Envelope>",
-                        ENV("<t:getActiveJobsParam/><t:getActiveJobsParam/>"),
-                        ENV("<t:getScheduledJobsParam/>"),
-                        ENV("<t:getActiveJobs/>"),
-                        ENV_OPEN
-                        "<s:Body><x:getActiveJobsParam "
-                        "xmlns:x=\"http://www.scene7.com/IpsApi/xsd/2013-02-15\"/></s:Body></"
-                        "s:Envelope>",
-                        ENV("text<t:getActiveJobsParam/>"),
-                        ENV("<t:getActiveJobsParam><t:jobHandle>&undefined;</t:jobHandle></"
-                            "t:getActiveJobsParam>"),
-                        /* billion laughs, external entity, external DTD, parameter entity */
-                        "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b "
-                        "\"&a;&a;&a;&a;&a;&a;&a;&a;\">"
-                        "<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;\">]>" ENV(
-                            "<t:getActiveJobsParam><t:jobHandle>&c;</t:jobHandle>"
-                            "</t:getActiveJobsParam>"),
-                        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>" ENV(
-                            "<t:getActiveJobsParam><t:jobHandle>&e;"
-                            "</t:jobHandle></t:getActiveJobsParam>"),
-                        "<!DOCTYPE s:Envelope SYSTEM \"http://127.0.0.1:1/x.dtd\">" ENV(
-                            "<t:getActiveJobsParam/>"),
-                        "<!DOCTYPE x [<!ENTITY % p SYSTEM \"http://127.0.0.1:1/p\"> %p;]>" ENV(
-                            "<t:getActiveJobsParam/>"),
-                        ENV("<t:getActiveJobsParam><t:jobHandle>a</t:jobHandle></"
-                            "t:getActiveJobsParam>") "<!DOCTYPE x>",
-                        /* UTF-8 bytes that claim to be UTF-16: refused, never re-decoded */
-                        "<?xml version=\"1.0\" encoding=\"UTF-16\"?>" ENV(
-                            "<t:getActiveJobsParam/>"),
-                    };
+    const char *bad[] = {
+        "",
+        "not xml",
+        "<a>",
+        "<x xmlns=\"urn:x\"/>",
+        /* SOAP 1.2 */
+        "<s:Envelope "
+        "xmlns:s=\"http://www.w3.org/2003/05/"
+        "soap-envelope\"><s:Body><t:getActiveJobsParam "
+        "xmlns:t=\"" SCENE7_NS "\"/></s:Body></s:Envelope>",
+        ENV_OPEN "</s:Envelope>",
+        ENV_OPEN "<s:Body/></s:Envelope>",
+        ENV("<t:getActiveJobsParam/><t:getActiveJobsParam/>"),
+        ENV("<t:getScheduledJobsParam/>"),
+        ENV("<t:getActiveJobs/>"),
+        ENV_OPEN
+        "<s:Body><x:getActiveJobsParam "
+        "xmlns:x=\"http://www.scene7.com/IpsApi/xsd/2013-02-15\"/></s:Body></"
+        "s:Envelope>",
+        ENV("text<t:getActiveJobsParam/>"),
+        ENV("<t:getActiveJobsParam><t:jobHandle>&undefined;</t:jobHandle></"
+            "t:getActiveJobsParam>"),
+        /* billion laughs, external entity, external DTD, parameter entity */
+        "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b "
+        "\"&a;&a;&a;&a;&a;&a;&a;&a;\">"
+        "<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;\">]>" ENV(
+            "<t:getActiveJobsParam><t:jobHandle>&c;</t:jobHandle>"
+            "</t:getActiveJobsParam>"),
+        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>" ENV(
+            "<t:getActiveJobsParam><t:jobHandle>&e;"
+            "</t:jobHandle></t:getActiveJobsParam>"),
+        "<!DOCTYPE s:Envelope SYSTEM \"http://127.0.0.1:1/x.dtd\">" ENV("<t:getActiveJobsParam/>"),
+        "<!DOCTYPE x [<!ENTITY % p SYSTEM \"http://127.0.0.1:1/p\"> %p;]>" ENV(
+            "<t:getActiveJobsParam/>"),
+        ENV("<t:getActiveJobsParam><t:jobHandle>a</t:jobHandle></"
+            "t:getActiveJobsParam>") "<!DOCTYPE x>",
+        /* UTF-8 bytes that claim to be UTF-16: refused, never re-decoded */
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?>" ENV("<t:getActiveJobsParam/>"),
+    };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct scene7_request q;
         struct scene7_fault f;
