@@ -184,8 +184,11 @@ void event_hub_publish(void *cls, const struct store_commit *c) {
         h->n++;
         h->last_seq = fresh[i]->seq;
     }
-    h->wake = true;
-    pthread_cond_signal(&h->cond);
+    /* No stream, no wake-up: a stream that opens later reads the ring under this lock. */
+    if (h->streams) {
+        h->wake = true;
+        pthread_cond_signal(&h->cond);
+    }
     pthread_mutex_unlock(&h->lock);
     for (size_t i = 0; i < ndropped; i++)
         hub_event_free(dropped[i]);

@@ -16,6 +16,7 @@
 
 #include "../common/task.h"
 #include "../store/store.h"
+#include "event_hub.h"
 #include "http.h"
 
 /* A task to submit. `ns` is the namespace to use when the body names none. */
@@ -42,6 +43,36 @@ int v1_list_query_add(struct list_query *q, const struct limits *lim, const char
 /* ?wait=S&version=N of GET /v1/tasks/{id}. version -1 when absent. */
 int v1_decode_wait(const char *wait, const char *version, const struct limits *lim, int *wait_s,
                    int64_t *ver, struct tm_error *e);
+
+/* The query of GET /v1/events and GET /v1/tasks/{id}/events
+ * (v1_decode_events.c). `since` is -1 (from now) unless ?since= or a
+ * Last-Event-ID gives a sequence number. A per-task query takes only
+ * since, phase and kind. The filter's strings are owned by the query until
+ * it is handed to the hub; on error the query keeps what it had taken, so
+ * release it either way. */
+#define V1_EVENTS_MAX_TASK_IDS 100
+struct events_query {
+    struct sse_filter filter;
+    int64_t since; /* -1 = from now */
+    bool per_task;
+};
+void v1_events_query_init(struct events_query *q, bool per_task);
+void v1_events_query_release(struct events_query *q);
+/* Takes one query-string pair: since, phase and kind (comma-separated
+ * lists), and unless per_task task_id (a list of at most
+ * V1_EVENTS_MAX_TASK_IDS), queue and type (1-256 bytes). */
+int v1_events_query_add(struct events_query *q, const char *key, const char *value,
+                        struct tm_error *e);
+/* Adds one task id to the filter; TM_EINVALID for a malformed id or one too many. */
+int v1_events_query_add_task(struct events_query *q, const char *id, struct tm_error *e);
+/* The Last-Event-ID header (NULL or "" when absent), which wins over ?since=. */
+int v1_events_query_last_id(struct events_query *q, const char *value, struct tm_error *e);
+
+/* The body of POST /v1/webhooks into w (zeroed by the caller): url
+ * required, secret (8-256 bytes; a random one when absent), name,
+ * namespace, events (all four when absent). Unlike the decoders above, w
+ * may hold copies of some fields on error: webhook_release it either way. */
+int v1_decode_webhook(json_t *obj, struct webhook *w, struct tm_error *e);
 
 /* Validators shared with other decoders. */
 bool v1_is_name(const char *s, size_t max); /* [A-Za-z0-9._-]{1,max} */

@@ -49,54 +49,6 @@ static void webhook_json_write(struct buf *b, const struct webhook *w, bool with
     buf_putc(b, '}');
 }
 
-/* The POST body into w; pure apart from generating a secret. */
-static int webhooks_decode(json_t *obj, struct webhook *w, struct tm_error *e) {
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v) {
-        if (strcmp(key, "url") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 2048)
-                return err_set(e, TM_EINVALID, "url", "'url' must be a string of 1-2048 bytes");
-            w->url = xstrdup(json_string_value(v));
-        } else if (strcmp(key, "secret") == 0) {
-            if (!json_is_string(v) || json_string_length(v) < 8 || json_string_length(v) > 256)
-                return err_set(e, TM_EINVALID, "secret",
-                               "'secret' must be a string of 8-256 bytes");
-            w->secret = xstrdup(json_string_value(v));
-        } else if (strcmp(key, "name") == 0 || strcmp(key, "namespace") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 256)
-                return err_set(e, TM_EINVALID, key, "'%s' must be a string of 1-256 bytes", key);
-            char **slot = strcmp(key, "name") == 0 ? &w->name : &w->ns;
-            *slot = xstrdup(json_string_value(v));
-        } else if (strcmp(key, "events") == 0) {
-            if (!json_is_array(v) || json_array_size(v) == 0)
-                return err_set(e, TM_EINVALID, "events", "'events' must be a non-empty array");
-            size_t i;
-            json_t *ev;
-            json_array_foreach(v, i, ev) {
-                int bit = json_is_string(ev) ? webhook_event_parse(json_string_value(ev)) : 0;
-                if (!bit)
-                    return err_set(e, TM_EINVALID, "events",
-                                   "'events[%zu]' must be one of 'task.spawned', 'task.updated', "
-                                   "'task.completed', 'task.failed'",
-                                   i);
-                w->events |= (unsigned)bit;
-            }
-        } else {
-            return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
-        }
-    }
-    if (!w->url) return err_set(e, TM_EINVALID, "url", "'url' is required");
-    if (!w->events)
-        w->events = WEBHOOK_SPAWNED | WEBHOOK_UPDATED | WEBHOOK_COMPLETED | WEBHOOK_FAILED;
-    if (!w->secret) {
-        char hex[ID_LEN + 1];
-        id_random_hex(hex);
-        w->secret = xstrdup(hex);
-    }
-    return 0;
-}
-
 static void webhooks_free_op(struct req *r) {
     webhook_release(r->op.webhook);
     free(r->op.webhook);
@@ -123,7 +75,7 @@ static void webhooks_create(struct req *r) {
     struct webhook *w = xcalloc(1, sizeof *w);
     struct tm_error e;
     err_clear(&e);
-    int rc = webhooks_decode(r->json, w, &e);
+    int rc = v1_decode_webhook(r->json, w, &e);
     if (rc == 0 && r->ns) {
         free(w->ns);
         w->ns = xstrdup(r->ns);
