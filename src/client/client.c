@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../common/xalloc.h"
 #include "client_int.h"
@@ -126,7 +127,7 @@ char *client_escape(const char *s) {
 
 void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, const char *path,
                        const char *body, long timeout_s, struct client_buf *b,
-                       struct curl_slist **h) {
+                       struct curl_slist **h, const char *const *extra) {
     curl_easy_reset(easy);
     size_t n = strlen(c->url) + strlen(path) + 1;
     char *url = xmalloc(n);
@@ -141,7 +142,12 @@ void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, cons
         *h = curl_slist_append(*h, auth);
         free(auth);
     }
-    *h = curl_slist_append(*h, "Accept: application/json");
+    bool accept = false;
+    for (size_t i = 0; extra && extra[i]; i++) {
+        *h = curl_slist_append(*h, extra[i]);
+        if (strncasecmp(extra[i], "Accept:", 7) == 0) accept = true;
+    }
+    if (!accept) *h = curl_slist_append(*h, "Accept: application/json");
     *h = curl_slist_append(*h, "Expect:");
     if (body) *h = curl_slist_append(*h, "Content-Type: application/json");
     if (!*h) abort(); /* curl_slist_append fails only on allocation */
@@ -233,7 +239,7 @@ static int client_call(struct tm_client *c, const char *method, const char *path
     if (!c->curl && !(c->curl = curl_easy_init())) abort();
     struct client_buf b = {NULL, 0};
     struct curl_slist *h;
-    client_easy_setup(c, c->curl, method, path, text, timeout_s, &b, &h);
+    client_easy_setup(c, c->curl, method, path, text, timeout_s, &b, &h, NULL);
     CURLcode rc = curl_easy_perform(c->curl);
     long status = 0;
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);

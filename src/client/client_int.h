@@ -1,6 +1,7 @@
 /*
  * client_int: what the files of libtaskmill share (client.c, watch.c) and
- * nobody else includes.
+ * nobody else includes. (sse.h, the pure SSE parser, is separate so that
+ * its tests and fuzz target need no libcurl.)
  *
  * The HTTP plumbing over libcurl: a growable reply buffer, an easy handle
  * set up with the client's URL and token, and the one function that turns
@@ -33,10 +34,13 @@ void client_buf_release(struct client_buf *b);
  * Sets up `easy` (reset first) for `method` on c->url + path with the
  * token, `body` (NUL-terminated JSON or NULL) and a reply into `b`; *h
  * receives the header list, which the caller frees after the transfer.
+ * `extra` (NULL-ended "Name: value" lines, may be NULL) adds headers; an
+ * Accept among them replaces the default application/json. A timeout_s
+ * of 0 means no limit on the whole transfer.
  */
 void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, const char *path,
                        const char *body, long timeout_s, struct client_buf *b,
-                       struct curl_slist **h);
+                       struct curl_slist **h, const char *const *extra);
 
 /*
  * Records the outcome of a finished transfer in c->err and returns 0 for
