@@ -61,7 +61,11 @@ $(B)/tests/%: tests/%.c tests/harness.c tests/harness.h $(B)/libtaskmill_core.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -o $@ $< tests/harness.c $(B)/libtaskmill_core.a $(LDLIBS) $(TEST_LIBS) $(LDFLAGS)
 
-run: deps all
+# deps.sh first, then a fresh make: the pkg-config flags above were read
+# before deps.sh could install the libraries they name.
+run:
+	@scripts/deps.sh
+	$(MAKE) --no-print-directory all
 	$(B)/taskmill serve
 
 # The suite runs against the sanitizer build.
@@ -74,7 +78,9 @@ test:
 
 test-build: $(B)/taskmill $(TEST_BINS)
 
-bench: all $(B)/loadgen
+bench:
+	@scripts/deps.sh
+	$(MAKE) --no-print-directory all $(B)/loadgen
 	bench/run.sh
 
 $(B)/loadgen: bench/loadgen.c
