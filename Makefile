@@ -25,7 +25,7 @@ GEN_SRC   = $(B)/gen/sqlite_migrations.c
 CORE_OBJ  = $(CORE_SRC:%.c=$(B)/obj/%.o) $(GEN_SRC:%.c=%.o)
 CLI_OBJ   = $(CLI_SRC:%.c=$(B)/obj/%.o)
 
-UNIT_SRC  = $(wildcard tests/unit/test_*.c)
+UNIT_SRC  = $(wildcard tests/unit/test_*.c tests/store/test_*.c)
 INTEG_SRC = $(wildcard tests/integration/test_*.c)
 TEST_BINS = $(UNIT_SRC:tests/%.c=$(B)/tests/%) $(INTEG_SRC:tests/%.c=$(B)/tests/%)
 TEST_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
