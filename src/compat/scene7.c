@@ -619,13 +619,13 @@ static void scene7_service_post(struct req *r) {
     r->owned = c;
     r->owned_free = scene7_call_free;
     struct scene7_fault f;
+    /* The caller's faultHttpStatusCode applies only once it is authenticated. */
     if (scene7_soap_parse(r->body.p ? r->body.p : "", r->body.len, &c->q, &f)) {
-        c->fault_status = c->q.auth.fault_http_status;
         scene7_fault(r, f.code, "%s", f.reason);
         return;
     }
-    c->fault_status = c->q.auth.fault_http_status;
     if (scene7_authenticate(r)) return;
+    c->fault_status = c->q.auth.fault_http_status;
     switch (c->q.op) {
     case SCENE7_OP_SUBMIT_JOB:
         scene7_submit_job(r);

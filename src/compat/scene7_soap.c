@@ -254,11 +254,12 @@ static int parse_auth(xmlNode *h, struct scene7_auth *a, struct scene7_fault *f)
         }
         char *t = trim(s), *end = NULL;
         long v = strtol(t, &end, 10);
-        bool ok = *t && *end == '\0' && v >= 100 && v <= 599;
+        /* 1xx would make a fault look like an upgrade or a continue to a proxy. */
+        bool ok = *t && *end == '\0' && (v == 200 || (v >= 400 && v <= 599));
         free(s);
         if (!ok)
             return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
-                               "'faultHttpStatusCode' must be an HTTP status (100-599)");
+                               "'faultHttpStatusCode' must be 200 or 400-599");
         a->fault_http_status = (int)v;
     }
     if (bad)

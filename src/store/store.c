@@ -578,8 +578,9 @@ static void store_settle_parked(struct store *s, struct batch *b, int64_t mono, 
             *pp = op->next;
             op->parked = false;
             if (stopping) err_set(&op->err, TM_EUNAVAILABLE, "", "the server is stopping");
-            if (op->kind == STORE_OP_WATCH && !op->err.code)
-                store_load_scoped(s, op, op->id, &op->task);
+            if (op->kind == STORE_OP_WATCH && !op->err.code &&
+                store_load_scoped(s, op, op->id, &op->task) && !op->err.code)
+                err_set(&op->err, TM_EINTERNAL, "", "storage error");
             batch_finish(b, op);
         }
     }
@@ -643,7 +644,8 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
             b.nevents = b.deliveries = 0;
             for (struct store_op *op = b.done_head; op; op = op->next) {
                 if (op->err.code && op->err.code != TM_EINTERNAL) continue;
-                task_free(op->task);
+                /* A create's task is its tasks[0], which store_op_release frees. */
+                if (op->kind != STORE_OP_CREATE) task_free(op->task);
                 op->task = NULL;
                 op->claimed = op->created = false;
                 err_set(&op->err, TM_EINTERNAL, "", "storage error");

@@ -225,6 +225,18 @@ static void test_auth_header(void) {
             "<s:Header><t:authHeader><t:faultHttpStatusCode>20</t:faultHttpStatusCode>"
             "</t:authHeader></s:Header><s:Body><t:getActiveJobsParam/></s:Body></s:Envelope>"),
         SCENE7_FAULT_INVALID_PARAMETER);
+    /* 1xx and 3xx are refused: a 101 would look like a protocol switch to a proxy. */
+    const char *const statuses[] = {"101", "100", "302", "399", "600"};
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body,
+                 ENV_OPEN
+                 "<s:Header><t:authHeader><t:faultHttpStatusCode>%s</t:faultHttpStatusCode>"
+                 "</t:authHeader></s:Header><s:Body><t:getActiveJobsParam/></s:Body>"
+                 "</s:Envelope>",
+                 statuses[i]);
+        CHECK_INT(parse_code(body), SCENE7_FAULT_INVALID_PARAMETER);
+    }
     CHECK_INT(
         parse_code(ENV_OPEN "<s:Header><o:x xmlns:o=\"urn:o\" s:mustUnderstand=\"1\"/></s:Header>"
                             "<s:Body><t:getActiveJobsParam/></s:Body></s:Envelope>"),
