@@ -563,7 +563,8 @@ static unsigned scene7_perm(enum scene7_op op) {
 }
 
 /* Checks the caller: authHeader, else HTTP Basic, else a bearer header. */
-static int scene7_authenticate(struct req *r) {
+/* Checks the caller's credentials; on refusal replies with the fault when `reply`. */
+static int scene7_authenticate(struct req *r, bool reply) {
     struct scene7_call *c = call_of(r);
     char user[SCENE7_TEXT_MAX + 1], pass[SCENE7_TEXT_MAX + 1];
     const char *u = NULL, *p = NULL;
@@ -600,7 +601,7 @@ static int scene7_authenticate(struct req *r) {
     else
         rc = auth_check_credentials(r, given ? id : NULL, given ? secret : NULL,
                                     scene7_perm(c->q.op), &e);
-    if (rc == 0) return 0;
+    if (rc == 0 || !reply) return rc;
     const char *msg = e.message[0] ? e.message : err_default_message(rc);
     if (rc == TM_EUNAUTHENTICATED)
         scene7_fault_reply(r, c->fault_status, "authenticationFault",
@@ -621,10 +622,12 @@ static void scene7_service_post(struct req *r) {
     struct scene7_fault f;
     /* The caller's faultHttpStatusCode applies only once it is authenticated. */
     if (scene7_soap_parse(r->body.p ? r->body.p : "", r->body.len, &c->q, &f)) {
+        if (c->q.auth.present && scene7_authenticate(r, false) == 0)
+            c->fault_status = c->q.auth.fault_http_status;
         scene7_fault(r, f.code, "%s", f.reason);
         return;
     }
-    if (scene7_authenticate(r)) return;
+    if (scene7_authenticate(r, true)) return;
     c->fault_status = c->q.auth.fault_http_status;
     switch (c->q.op) {
     case SCENE7_OP_SUBMIT_JOB:

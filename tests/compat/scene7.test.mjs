@@ -499,6 +499,11 @@ test('authentication: authHeader, HTTP Basic, bearer, roles and companies', asyn
     '<t:faultHttpStatusCode>200</t:faultHttpStatusCode>')));
   assert.equal(r2.status, 200);
   assert.equal(rawFault(r2.body).code, 30002);
+  // ... but only for a caller it could authenticate: a stranger gets the default 500.
+  const r3 = await raw(envelope('<t:getActiveJobsParam/>', authXml(srv.tokenId, 'c'.repeat(64),
+    '<t:faultHttpStatusCode>200</t:faultHttpStatusCode>')));
+  assert.equal(r3.status, 500);
+  assert.match(r3.body, /authenticationFault/);
 
   // A reader may read but not submit; a client of 'acme' sees only 'acme'.
   const reader = createToken(srv.db, 'reader', 'default', 'r');
