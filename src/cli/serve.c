@@ -42,10 +42,16 @@ static void serve_usage(FILE *f) {
             "  --max-connections N      open connections [10000]\n"
             "  --max-waiters N          requests parked in long-polls and claims [4096]\n"
             "  --max-rate N             requests per second per token, 0 = none [1000]\n"
+            "  --max-streams N          open event streams (SSE), 0 = no cap [1024]\n"
+            "  --max-webhooks N         webhooks per namespace [100]\n"
+            "  --max-attributes N       keys of a task's attributes [1000]\n"
+            "  --max-attributes-bytes N a task's attributes as JSON [262144]\n"
             "\nevents and webhooks (docs/events.md):\n"
             "  --events-max-age-seconds N  keep events this long, -1 = forever [604800]\n"
             "  --events-max-count N        keep at most this many events, -1 = no cap [1000000]\n"
             "  --events-buffer N           events kept in memory for streams [4096]\n"
+            "  --events-buffer-bytes N     bytes of those events at most [67108864]\n"
+            "  --events-task-max-bytes N   task JSON in one event; larger is reduced [65536]\n"
             "  --sse-keepalive-ms N        comment on an idle stream this often [15000]\n"
             "  --webhook-backoff-ms N      first retry delay, doubling up to 1 h [5000]\n"
             "  --webhook-max-attempts N    attempts per delivery [34]\n"
@@ -68,9 +74,13 @@ static int serve_events_flag(struct events_config *ev, int which, const char *v)
         {"webhook-backoff-ms", 1, 86400000},
         {"webhook-max-attempts", 1, 1000},
         {"webhook-timeout-ms", 100, 600000},
+        {NULL, 0, 0}, /* webhook-allow-private */
+        {"events-buffer-bytes", 64 * 1024, INT64_C(1) << 40},
+        {"events-task-max-bytes", 4096, 1 << 30},
     };
     int64_t n = 0;
-    if (which < 7 && serve_int_flag(f[which].name, v, f[which].min, f[which].max, &n)) return -1;
+    if (f[which].name && serve_int_flag(f[which].name, v, f[which].min, f[which].max, &n))
+        return -1;
     switch (which) {
     case 0:
         ev->max_age_ms = n < 0 ? -1 : (n ? n * 1000 : -1);
@@ -93,8 +103,14 @@ static int serve_events_flag(struct events_config *ev, int which, const char *v)
     case 6:
         ev->webhook_timeout_ms = n;
         break;
-    default:
+    case 7:
         ev->webhook_allow_private = true;
+        break;
+    case 8:
+        ev->buffer_bytes = n;
+        break;
+    default:
+        ev->task_max_bytes = n;
         break;
     }
     return 0;
@@ -120,6 +136,10 @@ void serve_default_limits(struct limits *l) {
     l->connections_max = 10000;
     l->waiters_max = 4096;
     l->rate_per_token = 1000;
+    l->streams_max = 1024;
+    l->webhooks_max = 100;
+    l->attributes_max_keys = 1000;
+    l->attributes_max_bytes = 256 * 1024;
 }
 
 /* The --max-* flags past the first two, in option order (1000 + index). */
@@ -138,6 +158,10 @@ static int serve_limit_flag(struct limits *l, int which, const char *v) {
         {"max-connections", 1, 1000000},
         {"max-waiters", 0, 1000000},
         {"max-rate", 0, 1000000},
+        {"max-streams", 0, 1000000},
+        {"max-webhooks", 1, 100000},
+        {"max-attributes", 1, 1000000},
+        {"max-attributes-bytes", 1024, 1 << 30},
     };
     int64_t n;
     if (serve_int_flag(f[which].name, v, f[which].min, f[which].max, &n)) return -1;
@@ -169,8 +193,20 @@ static int serve_limit_flag(struct limits *l, int which, const char *v) {
     case 8:
         l->waiters_max = (int)n;
         break;
-    default:
+    case 9:
         l->rate_per_token = (int)n;
+        break;
+    case 10:
+        l->streams_max = (int)n;
+        break;
+    case 11:
+        l->webhooks_max = (int)n;
+        break;
+    case 12:
+        l->attributes_max_keys = (int)n;
+        break;
+    default:
+        l->attributes_max_bytes = (size_t)n;
         break;
     }
     return 0;
@@ -203,6 +239,10 @@ int cmd_serve(int argc, char **argv) {
         {"max-connections", required_argument, NULL, 1007},
         {"max-waiters", required_argument, NULL, 1008},
         {"max-rate", required_argument, NULL, 1009},
+        {"max-streams", required_argument, NULL, 1010},
+        {"max-webhooks", required_argument, NULL, 1011},
+        {"max-attributes", required_argument, NULL, 1012},
+        {"max-attributes-bytes", required_argument, NULL, 1013},
         {"events-max-age-seconds", required_argument, NULL, 2000},
         {"events-max-count", required_argument, NULL, 2001},
         {"events-buffer", required_argument, NULL, 2002},
@@ -211,6 +251,8 @@ int cmd_serve(int argc, char **argv) {
         {"webhook-max-attempts", required_argument, NULL, 2005},
         {"webhook-timeout-ms", required_argument, NULL, 2006},
         {"webhook-allow-private", no_argument, NULL, 2007},
+        {"events-buffer-bytes", required_argument, NULL, 2008},
+        {"events-task-max-bytes", required_argument, NULL, 2009},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -259,6 +301,10 @@ int cmd_serve(int argc, char **argv) {
         case 1007:
         case 1008:
         case 1009:
+        case 1010:
+        case 1011:
+        case 1012:
+        case 1013:
             if (serve_limit_flag(&cfg.limits, c - 1000, optarg)) return 2;
             break;
         case 2000:
@@ -269,6 +315,8 @@ int cmd_serve(int argc, char **argv) {
         case 2005:
         case 2006:
         case 2007:
+        case 2008:
+        case 2009:
             if (serve_events_flag(&cfg.events, c - 2000, optarg)) return 2;
             break;
         case 'h':

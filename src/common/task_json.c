@@ -118,6 +118,30 @@ void task_json_write(struct buf *b, const struct task *t) {
     buf_putc(b, '}');
 }
 
+bool task_json_write_capped(struct buf *b, const struct task *t, size_t max_bytes) {
+    size_t start = b->len;
+    task_json_write(b, t);
+    if (!max_bytes || b->len - start <= max_bytes) return false;
+    /* A shallow copy without the parts of unbounded size; t is not changed. */
+    struct task r = *t;
+    r.params = r.target = r.definition = r.attributes = NULL;
+    r.items = r.messages = r.returns = r.result = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        b->len = start;
+        b->p[start] = '\0';
+        task_json_write(b, &r);
+        if (b->len - start <= max_bytes) break;
+        r.description = r.error = r.progress.message = NULL;
+    }
+    /* Replace the closing brace. */
+    b->len--;
+    b->p[b->len] = '\0';
+    json_put_key(b, "truncated", false);
+    json_put_bool(b, true);
+    buf_putc(b, '}');
+    return true;
+}
+
 static void json_set_time(json_t *obj, const char *key, int64_t ms) {
     char tmp[TIME_RFC3339_LEN + 1];
     time_format_rfc3339(ms, tmp);
@@ -211,8 +235,9 @@ int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error
     return 0;
 }
 
-void task_merge_attributes(struct task *t, json_t *attributes) {
-    if (json_object_size(attributes) == 0) return;
+int task_merge_attributes(struct task *t, json_t *attributes, int max_keys, size_t max_bytes,
+                          struct tm_error *e) {
+    if (json_object_size(attributes) == 0) return 0;
     json_t *all = json_load_or(t->attributes, json_object());
     const char *key;
     json_t *v;
@@ -222,7 +247,20 @@ void task_merge_attributes(struct task *t, json_t *attributes) {
         else
             json_object_set(all, key, v);
     }
-    free(t->attributes);
-    t->attributes = json_text(all);
+    if (max_keys > 0 && json_object_size(all) > (size_t)max_keys) {
+        json_decref(all);
+        return err_set(e, TM_EINVALID, "attributes",
+                       "task '%s' would hold more than %d 'attributes' keys", t->id, max_keys);
+    }
+    char *text = json_text(all);
     json_decref(all);
+    if (max_bytes && strlen(text) > max_bytes) {
+        free(text);
+        return err_set(e, TM_EINVALID, "attributes",
+                       "task '%s' would hold more than %zu bytes of 'attributes'", t->id,
+                       max_bytes);
+    }
+    free(t->attributes);
+    t->attributes = text;
+    return 0;
 }

@@ -15,6 +15,16 @@
 #include "task.h"
 
 void task_json_write(struct buf *b, const struct task *t);
+/*
+ * Writes the v1 JSON of t as task_json_write does when it takes at most
+ * max_bytes (0: no bound). Past that it writes a reduced form instead,
+ * with the same keys and shapes: params, target, definition, attributes
+ * `{}`-or-null, items, messages, returns `[]`, result null, and one more
+ * key, "truncated": true. If even that is over max_bytes, description,
+ * error and progress.message are null too, which leaves only fields of
+ * fixed bound. Returns whether it reduced. Readers re-read the task.
+ */
+bool task_json_write_capped(struct buf *b, const struct task *t, size_t max_bytes);
 
 /* Appends messages (array of {level,key,text,locale,parameters}), stamping `at`,
  * dropping the oldest past TASK_MAX_MESSAGES; a WARN marks the run warned. */
@@ -22,8 +32,12 @@ void task_add_messages(struct task *t, json_t *messages, int64_t now);
 /* Upserts items by name (array of {name,progress,message}). Returns
  * TM_EINVALID if the task would hold more than TASK_MAX_ITEMS. */
 int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error *e);
-/* Shallow-merges an object into attributes; a null value removes the key. */
-void task_merge_attributes(struct task *t, json_t *attributes);
+/* Shallow-merges an object into attributes; a null value removes the key.
+ * Returns TM_EINVALID (field `attributes`), leaving t unchanged, if the
+ * result would hold more than max_keys keys or more than max_bytes of
+ * JSON text (0: no bound). */
+int task_merge_attributes(struct task *t, json_t *attributes, int max_keys, size_t max_bytes,
+                          struct tm_error *e);
 
 /* Compact JSON text of a value (caller frees), or NULL for NULL. */
 char *json_text(const json_t *v);

@@ -11,8 +11,10 @@
  *   closing      its last bytes are going out; then end of stream.
  *
  * Invariant: the ring holds every event with floor < seq <= last_seq, in
- * seq order. Events reach the ring in commit order, and a store read sees
- * only committed events, so a cursor moved by either path never skips an
+ * seq order, at most `cap` of them and (but for the newest alone) at most
+ * `max_bytes` of frames: publishing evicts the oldest to keep both.
+ * Events reach the ring in commit order, and a store read sees only
+ * committed events, so a cursor moved by either path never skips an
  * event: no gap, and since every path only moves forward, no duplicate.
  */
 #include "event_hub.h"
@@ -36,7 +38,8 @@ static const char *const event_kinds[] = {
 };
 #define NKINDS (int)(sizeof event_kinds / sizeof event_kinds[0])
 
-/* The store page size while catching up, and the bytes gathered per read. */
+/* The store page size while catching up, and the bytes gathered per fill:
+ * a stream holds at most this plus one frame unsent. */
 #define HUB_PAGE_EVENTS 256
 #define HUB_FILL_BYTES  (32 * 1024)
 
@@ -57,6 +60,7 @@ struct sse_stream {
     int64_t cursor;
     bool live, suspended, closing, linked;
     int64_t last_write_mono;
+    bool counted; /* counted in hub->nstreams */
     struct buf out;
     size_t out_off;
     struct sse_stream *prev, *next;
@@ -68,10 +72,12 @@ struct event_hub {
     pthread_cond_t cond;
     struct hub_event **ring;
     size_t cap, start, n;
+    size_t bytes, max_bytes; /* frames held, and the most to hold */
     int64_t floor, last_seq;
     struct sse_stream *streams;
     bool stopping, wake;
     int keepalive_ms;
+    int streams_max; /* 0 = no cap */
     pthread_t notifier;
     bool notifier_started;
     void (*on_deliveries)(void *cls);
@@ -169,19 +175,26 @@ void event_hub_publish(void *cls, const struct store_commit *c) {
         e->frame = buf_detach(&b);
         fresh[i] = e;
     }
-    struct hub_event **dropped = xcalloc(c->nevents, sizeof *dropped);
-    size_t ndropped = 0;
+    /* The byte bound may evict more events than arrive. */
+    size_t capdropped = c->nevents + 16, ndropped = 0;
+    struct hub_event **dropped = xcalloc(capdropped, sizeof *dropped);
     pthread_mutex_lock(&h->lock);
     for (size_t i = 0; i < c->nevents; i++) {
-        if (h->n == h->cap) {
+        while (h->n == h->cap || (h->n && h->bytes + fresh[i]->frame_len > h->max_bytes)) {
             struct hub_event *old = h->ring[h->start];
             if (old->seq > h->floor) h->floor = old->seq;
+            h->bytes -= old->frame_len;
+            if (ndropped == capdropped) {
+                capdropped *= 2;
+                dropped = xrealloc(dropped, capdropped * sizeof *dropped);
+            }
             dropped[ndropped++] = old;
             h->start = (h->start + 1) % h->cap;
             h->n--;
         }
         h->ring[(h->start + h->n) % h->cap] = fresh[i];
         h->n++;
+        h->bytes += fresh[i]->frame_len;
         h->last_seq = fresh[i]->seq;
     }
     /* No stream, no wake-up: a stream that opens later reads the ring under this lock. */
@@ -230,13 +243,15 @@ static void *hub_notifier_main(void *arg) {
     return NULL;
 }
 
-struct event_hub *event_hub_new(struct store *s, int buffer_events, int keepalive_ms,
+struct event_hub *event_hub_new(struct store *s, const struct events_config *cfg, int streams_max,
                                 void (*on_deliveries)(void *cls), void *cls) {
     struct event_hub *h = xcalloc(1, sizeof *h);
     h->store = s;
-    h->cap = buffer_events > 0 ? (size_t)buffer_events : 4096;
+    h->cap = cfg->buffer_events > 0 ? (size_t)cfg->buffer_events : 4096;
+    h->max_bytes = cfg->buffer_bytes > 0 ? (size_t)cfg->buffer_bytes : 64u << 20;
     h->ring = xcalloc(h->cap, sizeof *h->ring);
-    h->keepalive_ms = keepalive_ms > 0 ? keepalive_ms : 15000;
+    h->keepalive_ms = cfg->keepalive_ms > 0 ? cfg->keepalive_ms : 15000;
+    h->streams_max = streams_max;
     h->on_deliveries = on_deliveries;
     h->deliveries_cls = cls;
     pthread_mutex_init(&h->lock, NULL);
@@ -287,6 +302,10 @@ void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out) {
     out->streams = atomic_load(&h->nstreams);
     out->events_sent = atomic_load(&h->events_sent);
     out->slow_disconnects = atomic_load(&h->slow_disconnects);
+    pthread_mutex_lock(&h->lock);
+    out->buffer_events = h->n;
+    out->buffer_bytes = h->bytes;
+    pthread_mutex_unlock(&h->lock);
 }
 
 int64_t event_hub_last_seq(struct event_hub *h) {
@@ -303,7 +322,7 @@ static void sse_catch_up(struct sse_stream *st) {
     err_clear(&e);
     const char *task_id = st->filter.ntask_ids == 1 ? st->filter.task_ids[0] : NULL;
     if (store_events_read(st->hub->store, st->filter.ns, task_id, st->cursor, HUB_PAGE_EVENTS,
-                          &page, &e)) {
+                          HUB_FILL_BYTES, &page, &e)) {
         fprintf(stderr, "taskmill: events: %s\n", e.message);
         st->closing = true;
         return;
@@ -322,8 +341,10 @@ static void sse_catch_up(struct sse_stream *st) {
         event_page_release(&page);
         return;
     }
-    size_t sent = 0;
-    for (size_t i = 0; i < page.n; i++) {
+    /* Stop once HUB_FILL_BYTES are gathered, the cursor on the last event
+     * looked at: the next fill reads on from there. */
+    size_t sent = 0, i;
+    for (i = 0; i < page.n && st->out.len < HUB_FILL_BYTES; i++) {
         const struct store_event *ev = &page.events[i];
         if (sse_filter_match(&st->filter, ev->ns, ev->queue, ev->type, ev->task_id, ev->phase,
                              event_kind_index(ev->kind))) {
@@ -332,8 +353,9 @@ static void sse_catch_up(struct sse_stream *st) {
         }
         st->cursor = ev->seq;
     }
-    /* A short page saw everything committed up to head in the same read. */
-    if (page.n < HUB_PAGE_EVENTS && page.head > st->cursor) st->cursor = page.head;
+    /* A short page read whole saw everything committed up to head in the same read. */
+    if (i == page.n && !page.more && page.n < HUB_PAGE_EVENTS && page.head > st->cursor)
+        st->cursor = page.head;
     atomic_fetch_add(&st->hub->events_sent, sent);
     event_page_release(&page);
 }
@@ -420,7 +442,7 @@ static void sse_free(void *cls) {
         if (st->next) st->next->prev = st->prev;
     }
     pthread_mutex_unlock(&h->lock);
-    atomic_fetch_sub(&h->nstreams, 1);
+    if (st->counted) atomic_fetch_sub(&h->nstreams, 1);
     sse_filter_release(&st->filter);
     buf_release(&st->out);
     free(st);
@@ -428,7 +450,19 @@ static void sse_free(void *cls) {
 
 void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filter *f,
                             int64_t cursor, const char *first) {
+    /* Count the stream before spending anything on it; give the slot back
+     * if it does not start. */
+    if (h->streams_max > 0 && atomic_fetch_add(&h->nstreams, 1) >= (uint64_t)h->streams_max) {
+        atomic_fetch_sub(&h->nstreams, 1);
+        sse_filter_release(f);
+        struct tm_error e;
+        err_set(&e, TM_ERATE, "", "%d event streams are open already; try again", h->streams_max);
+        reply_error(r, &e);
+        return;
+    }
+    if (h->streams_max <= 0) atomic_fetch_add(&h->nstreams, 1);
     struct sse_stream *st = xcalloc(1, sizeof *st);
+    st->counted = true;
     st->hub = h;
     st->conn = r->conn;
     st->filter = *f;
@@ -454,7 +488,6 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
     h->streams = st;
     st->linked = true;
     pthread_mutex_unlock(&h->lock);
-    atomic_fetch_add(&h->nstreams, 1);
     MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     r->status_sent = 200;

@@ -3,7 +3,8 @@
  *
  * The store's writer hands each commit's events to event_hub_publish
  * (its listener); the hub formats each event's SSE frame once and keeps
- * the newest `buffer_events` in a ring shared by every stream. A stream is
+ * the newest `buffer_events` (at most `buffer_bytes` of frames) in a ring
+ * shared by every stream. A stream is
  * a cursor (the last seq it has passed) over that ring, reading from the
  * store instead while it is catching up on older events. A stream with
  * nothing to send suspends its connection; the hub's notifier thread
@@ -40,8 +41,10 @@ void sse_filter_release(struct sse_filter *f);
 int event_kind_index(const char *kind);
 
 /* Becomes the store's listener and starts the notifier; `on_deliveries`
- * is called (writer thread) when a commit queued webhook deliveries. */
-struct event_hub *event_hub_new(struct store *s, int buffer_events, int keepalive_ms,
+ * is called (writer thread) when a commit queued webhook deliveries. Reads
+ * buffer_events, buffer_bytes and keepalive_ms of cfg (0: the default);
+ * at most `streams_max` streams are open at once (0: no cap). */
+struct event_hub *event_hub_new(struct store *s, const struct events_config *cfg, int streams_max,
                                 void (*on_deliveries)(void *cls), void *cls);
 /* The store listener (store_set_listener(s, event_hub_publish, hub)). */
 void event_hub_publish(void *hub, const struct store_commit *c);
@@ -51,12 +54,15 @@ void event_hub_free(struct event_hub *h);
 
 struct event_hub_stats {
     uint64_t streams, events_sent, slow_disconnects;
+    uint64_t buffer_events, buffer_bytes; /* what the ring holds now */
 };
 void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out);
 
 /*
  * Replies 200 with an SSE stream of the events after `cursor` (-1: from
- * now) that match `f` (taken). `first` (may be NULL) is sent first, as is.
+ * now) that match `f` (taken, also on refusal). `first` (may be NULL) is
+ * sent first, as is. With streams_max streams open already it replies 429
+ * (Retry-After) instead.
  */
 void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filter *f,
                             int64_t cursor, const char *first);

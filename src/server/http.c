@@ -469,9 +469,15 @@ int server_start(const struct server_config *cfg, struct server **out) {
     srv->listen_fd = -1;
     struct tm_error e;
     err_clear(&e);
+    if (srv->cfg.events.task_max_bytes <= 0)
+        srv->cfg.events.task_max_bytes = STORE_EVENT_TASK_MAX_BYTES;
     struct store_options so = {.relaxed = cfg->relaxed,
                                .events_max_age_ms = cfg->events.max_age_ms,
-                               .events_max_count = cfg->events.max_count};
+                               .events_max_count = cfg->events.max_count,
+                               .event_task_max_bytes = (size_t)srv->cfg.events.task_max_bytes,
+                               .attributes_max_keys = cfg->limits.attributes_max_keys,
+                               .attributes_max_bytes = cfg->limits.attributes_max_bytes,
+                               .webhooks_max = cfg->limits.webhooks_max};
     if (server_load_tls(srv)) goto fail;
     if (store_open(cfg->store_url, &so, &srv->store, &e)) {
         fprintf(stderr, "taskmill: %s\n", e.message);
@@ -479,8 +485,8 @@ int server_start(const struct server_config *cfg, struct server **out) {
     }
     if (auth_init(srv)) goto fail;
     srv->webhooks = webhook_sender_new(srv->store, &cfg->events);
-    srv->hub = event_hub_new(srv->store, cfg->events.buffer_events, cfg->events.keepalive_ms,
-                             webhook_sender_wake, srv->webhooks);
+    srv->hub = event_hub_new(srv->store, &cfg->events, cfg->limits.streams_max, webhook_sender_wake,
+                             srv->webhooks);
     char bound[300];
     srv->listen_fd = http_listen(cfg->listen, bound, sizeof bound);
     if (srv->listen_fd < 0) goto fail;

@@ -95,8 +95,12 @@ struct limits {
     int messages_max_per_call;
     size_t header_max_bytes; /* a connection's memory: request line and headers */
     int connections_max;
-    int waiters_max;    /* requests parked in a long-poll or a waiting claim */
-    int rate_per_token; /* requests per second per token; 0 = no limit */
+    int waiters_max;             /* requests parked in a long-poll or a waiting claim */
+    int rate_per_token;          /* requests per second per token; 0 = no limit */
+    int streams_max;             /* open SSE streams; 0 = no cap */
+    int webhooks_max;            /* webhooks per namespace */
+    int attributes_max_keys;     /* keys of a task's attributes */
+    size_t attributes_max_bytes; /* a task's attributes as JSON text */
 };
 
 struct req {
@@ -168,6 +172,8 @@ void reply_add_header(struct req *r, const char *name, const char *value);
 /* The event log, SSE streams and webhooks (docs/events.md); 0 = default. */
 struct events_config {
     int buffer_events;              /* events kept in memory for streams (4096) */
+    int64_t buffer_bytes;           /* their frames' bytes at most (64 MiB) */
+    int64_t task_max_bytes;         /* task JSON carried by one event (64 KiB) */
     int keepalive_ms;               /* SSE comment when idle this long (15000) */
     int64_t max_age_ms;             /* event retention by age (7 days; <0 keeps) */
     int64_t max_count;              /* event retention by count (1000000; <0 keeps) */

@@ -12,7 +12,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,26 +44,98 @@ struct webhook_sender {
     _Atomic uint64_t attempts, delivered, failed, retried;
 };
 
-/* True for addresses a webhook must not reach unless allowed. */
-static bool webhook_addr_is_private(const struct sockaddr *sa) {
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
-               (a >> 20) == (172u << 4 | 1) || (a >> 16) == (192u << 8 | 168) ||
-               (a >> 16) == (169u << 8 | 254) || (a >> 22) == (100u << 2 | 1) ||
-               (a >> 28) >= 14; /* 100.64/10 above; multicast and reserved */
+/* True for an IPv4 address (host order) a webhook must not reach: every
+ * special-purpose block of RFC 6890 and its updates but the few that are
+ * globally routable unicast. */
+bool webhook_ipv4_is_private(uint32_t a) {
+    static const struct {
+        uint32_t net;
+        int bits;
+    } blocked[] = {
+        {0x00000000, 8},  /* 0/8 "this network" */
+        {0x0a000000, 8},  /* 10/8 private */
+        {0x64400000, 10}, /* 100.64/10 CGNAT */
+        {0x7f000000, 8},  /* 127/8 loopback */
+        {0xa9fe0000, 16}, /* 169.254/16 link-local (cloud metadata) */
+        {0xac100000, 12}, /* 172.16/12 private */
+        {0xc0000000, 24}, /* 192.0.0/24 IETF protocol assignments */
+        {0xc0000200, 24}, /* 192.0.2/24 TEST-NET-1 */
+        {0xc0586300, 24}, /* 192.88.99/24 6to4 relay anycast */
+        {0xc0a80000, 16}, /* 192.168/16 private */
+        {0xc6120000, 15}, /* 198.18/15 benchmarking */
+        {0xc6336400, 24}, /* 198.51.100/24 TEST-NET-2 */
+        {0xcb007100, 24}, /* 203.0.113/24 TEST-NET-3 */
+        {0xe0000000, 4},  /* 224/4 multicast */
+        {0xf0000000, 4},  /* 240/4 reserved, and the broadcast address */
+    };
+    for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++) {
+        uint32_t mask = ~0u << (32 - blocked[i].bits);
+        if ((a & mask) == blocked[i].net) return true;
     }
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            struct sockaddr_in v4 = {.sin_family = AF_INET};
-            memcpy(&v4.sin_addr, &a->s6_addr[12], 4);
-            return webhook_addr_is_private((const struct sockaddr *)&v4);
-        }
-        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
-               IN6_IS_ADDR_MULTICAST(a) || (a->s6_addr[0] & 0xfe) == 0xfc;
+    return false;
+}
+
+static uint32_t webhook_v4_at(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Whether the first `bits` bits of a equal those of prefix (bits a multiple of 8 or not). */
+static bool webhook_v6_in(const unsigned char a[16], const unsigned char *prefix, int bits) {
+    int whole = bits / 8, rest = bits % 8;
+    if (memcmp(a, prefix, (size_t)whole) != 0) return false;
+    if (!rest) return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[whole] & mask) == (prefix[whole] & mask);
+}
+
+bool webhook_ipv6_is_private(const unsigned char a[16]) {
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char translated[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
+    static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b};
+    /* Forms that carry an IPv4 address: it decides. */
+    if (webhook_v6_in(a, mapped, 96) || webhook_v6_in(a, translated, 96) ||
+        webhook_v6_in(a, nat64, 96))
+        return webhook_ipv4_is_private(webhook_v4_at(a + 12));
+    if (a[0] == 0x20 && a[1] == 0x02) /* 2002::/16 6to4: 2002:AABB:CCDD:: */
+        return webhook_ipv4_is_private(webhook_v4_at(a + 2));
+    static const struct {
+        unsigned char prefix[4];
+        int bits;
+    } blocked[] = {
+        {{0x00, 0x00, 0x00, 0x00}, 96}, /* ::/96: ::, ::1, IPv4-compatible (::127.0.0.1) */
+        {{0x00, 0x64, 0xff, 0x9b}, 32}, /* 64:ff9b::/32 past the /96: local-use NAT64 */
+        {{0x01, 0x00, 0x00, 0x00}, 64}, /* 100::/64 discard-only */
+        {{0x20, 0x01, 0x00, 0x00}, 23}, /* 2001::/23 IETF protocol assignments, Teredo */
+        {{0x20, 0x01, 0x0d, 0xb8}, 32}, /* 2001:db8::/32 documentation */
+        {{0x3f, 0xff, 0x00, 0x00}, 20}, /* 3fff::/20 documentation */
+        {{0x5f, 0x00, 0x00, 0x00}, 16}, /* 5f00::/16 segment routing */
+        {{0xfc, 0x00, 0x00, 0x00}, 7},  /* fc00::/7 unique local */
+        {{0xfe, 0x80, 0x00, 0x00}, 10}, /* fe80::/10 link-local */
+        {{0xfe, 0xc0, 0x00, 0x00}, 10}, /* fec0::/10 site-local (deprecated) */
+        {{0xff, 0x00, 0x00, 0x00}, 8},  /* ff00::/8 multicast */
+    };
+    for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++) {
+        unsigned char p[16] = {0};
+        memcpy(p, blocked[i].prefix, 4);
+        if (webhook_v6_in(a, p, blocked[i].bits)) return true;
     }
+    return false;
+}
+
+bool webhook_addr_is_private(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET)
+        return webhook_ipv4_is_private(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+    if (sa->sa_family == AF_INET6)
+        return webhook_ipv6_is_private(((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
     return true;
+}
+
+/* True for a host name that names this machine without DNS (RFC 6761). */
+static bool webhook_host_is_localhost(const char *name) {
+    size_t n = strlen(name);
+    if (n && name[n - 1] == '.') n--;
+    if (n == 9 && strncasecmp(name, "localhost", 9) == 0) return true;
+    return n > 10 && strncasecmp(name + n - 10, ".localhost", 10) == 0;
 }
 
 int webhook_url_check(const char *url, bool allow_private, struct tm_error *e) {
@@ -77,28 +150,30 @@ int webhook_url_check(const char *url, bool allow_private, struct tm_error *e) {
         rc = err_set(e, TM_EINVALID, "url", "'url' is not a valid URL");
         goto out;
     }
+    if (allow_private) goto out;
     char name[256];
     snprintf(name, sizeof name, "%s", host);
     size_t len = strlen(name);
     if (len > 1 && name[0] == '[' && name[len - 1] == ']') {
         memmove(name, name + 1, len - 2);
         name[len - 2] = '\0';
+        char *zone = strchr(name, '%');
+        if (zone) *zone = '\0';
     }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(name, NULL, &hints, &ai) != 0) {
-        rc = err_set(e, TM_EINVALID, "url", "host '%s' does not resolve", name);
-        goto out;
-    }
-    for (struct addrinfo *p = ai; p && !allow_private; p = p->ai_next) {
-        if (webhook_addr_is_private(p->ai_addr)) {
-            rc = err_set(e, TM_EINVALID, "url",
-                         "host '%s' is a private or loopback address (the server must be started "
-                         "with --webhook-allow-private)",
-                         name);
-            break;
-        }
-    }
-    freeaddrinfo(ai);
+    /* Literal addresses only: a name is not resolved here (that would block
+     * an HTTP thread); its addresses are checked on every connection. */
+    struct in_addr v4;
+    struct in6_addr v6;
+    bool private = webhook_host_is_localhost(name);
+    if (inet_pton(AF_INET6, name, &v6) == 1)
+    private = webhook_ipv6_is_private(v6.s6_addr);
+    else if (inet_aton(name, &v4)) /* also 127.1, 0x7f000001, 2130706433 */
+        private = webhook_ipv4_is_private(ntohl(v4.s_addr));
+    if (private)
+        rc = err_set(e, TM_EINVALID, "url",
+                     "host '%s' is a private or loopback address (the server must be started "
+                     "with --webhook-allow-private)",
+                     name);
 out:
     curl_free(host);
     curl_url_cleanup(u);
@@ -199,6 +274,9 @@ static bool webhook_attempt(struct webhook_sender *ws, CURL *c, struct webhook_d
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, webhook_discard);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* No proxy, whatever the environment says: a proxy would make the
+     * connection the open-socket check sees the proxy's, not the receiver's. */
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
     CURLcode cc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

@@ -10,8 +10,9 @@
  * bounded number of attempts); other statuses failed at once.
  *
  * Destinations on loopback, private, link-local or otherwise non-public
- * addresses are refused (when a webhook is created and again when each
- * connection is opened) unless the operator allowed them.
+ * addresses are refused unless the operator allowed them: literal ones
+ * when a webhook is created (never resolving a name there), and every
+ * address when a connection is opened. Deliveries never use a proxy.
  *
  * Threading: webhook_sender_wake may be called from any thread (the store
  * writer calls it); the rest from the server's start and stop.
@@ -39,9 +40,23 @@ struct webhook_sender_stats {
 };
 void webhook_sender_get_stats(struct webhook_sender *ws, struct webhook_sender_stats *out);
 
-/* Checks a destination: http(s), a host that resolves, and (unless allowed)
- * only public addresses. TM_EINVALID with the reason in e. */
+/* Checks a destination without resolving it: http(s), a valid URL, and
+ * (unless allowed) a host that is neither `localhost` nor a literal
+ * non-public address. Names are checked when each connection is opened.
+ * TM_EINVALID with the reason in e. */
 int webhook_url_check(const char *url, bool allow_private, struct tm_error *e);
+/*
+ * The destination classifier, pure: true for addresses a webhook must not
+ * reach unless allowed (loopback, private, link-local, CGNAT, multicast,
+ * documentation, benchmarking and reserved blocks). An IPv6 address that
+ * embeds an IPv4 one (mapped, translated, NAT64 64:ff9b::/96, 6to4
+ * 2002::/16) is judged by the IPv4 address. IPv4 in host order; a family
+ * other than AF_INET and AF_INET6 is private.
+ */
+bool webhook_ipv4_is_private(uint32_t addr);
+bool webhook_ipv6_is_private(const unsigned char addr[16]);
+struct sockaddr;
+bool webhook_addr_is_private(const struct sockaddr *sa);
 /* Lowercase hex HMAC-SHA256 of body under secret. */
 void webhook_sign(const char *secret, const char *body, size_t len, char hex[65]);
 

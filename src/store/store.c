@@ -128,7 +128,7 @@ static int store_log_event(struct store *s, struct batch *b, const struct task *
         b->events = xrealloc(b->events, b->capevents * sizeof *b->events);
     }
     struct store_event *ev = &b->events[b->nevents];
-    store_event_fill(ev, t, kind, cause, now);
+    store_event_fill(ev, t, kind, cause, now, s->opt.event_task_max_bytes);
     size_t nd = 0;
     int rc = s->base.backend->event_append(s, ev, &nd);
     if (rc) {
@@ -326,7 +326,9 @@ static int store_apply_leased(struct store *s, struct batch *b, struct store_op 
     if (op->items && (rc = task_merge_items(t, op->items, now, &op->err))) goto out;
     if (op->has_progress) task_set_progress(t, &op->progress, now);
     if (op->messages) task_add_messages(t, op->messages, now);
-    if (op->attributes) task_merge_attributes(t, op->attributes);
+    if (op->attributes && (rc = task_merge_attributes(t, op->attributes, s->opt.attributes_max_keys,
+                                                      s->opt.attributes_max_bytes, &op->err)))
+        goto out;
     switch (op->kind) {
     case STORE_OP_HEARTBEAT:
         rc = task_extend_lease(t, op->lease_token, op->lease_ms, now, &op->err);
@@ -749,6 +751,10 @@ static void *store_writer_main(void *arg) {
     return NULL;
 }
 
+const struct store_options *store_options_of(const struct store *s) {
+    return &s->opt;
+}
+
 int store_open(const char *url, const struct store_options *opt, struct store **out,
                struct tm_error *e) {
     const struct store_backend *be = NULL;
@@ -770,6 +776,10 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     if (s->opt.sweep_max_ms <= 0) s->opt.sweep_max_ms = 1000;
     if (s->opt.events_max_age_ms == 0) s->opt.events_max_age_ms = 7LL * 24 * 3600 * 1000;
     if (s->opt.events_max_count == 0) s->opt.events_max_count = 1000000;
+    if (s->opt.event_task_max_bytes == 0) s->opt.event_task_max_bytes = STORE_EVENT_TASK_MAX_BYTES;
+    if (s->opt.attributes_max_keys <= 0) s->opt.attributes_max_keys = 1000;
+    if (s->opt.attributes_max_bytes == 0) s->opt.attributes_max_bytes = 256 * 1024;
+    if (s->opt.webhooks_max <= 0) s->opt.webhooks_max = 100;
     id_random_bytes(&s->rng, sizeof s->rng);
     s->rng |= 1;
     pthread_mutex_init(&s->lock, NULL);

@@ -35,11 +35,18 @@
 
 struct store;
 
+#define STORE_EVENT_TASK_MAX_BYTES (64 * 1024) /* store_options.event_task_max_bytes */
+
 struct store_options {
     bool relaxed;              /* commit without waiting for fsync */
     int64_t sweep_max_ms;      /* longest sleep of the writer between sweeps (default 1000) */
     int64_t events_max_age_ms; /* event retention by age (default 7 days; <0 = keep) */
     int64_t events_max_count;  /* event retention by count (default 1000000; <0 = keep) */
+    /* Size caps the writer enforces (0: the default). */
+    size_t event_task_max_bytes; /* task JSON an event carries (64 KiB; larger is reduced) */
+    int attributes_max_keys;     /* keys of a task's attributes (1000) */
+    size_t attributes_max_bytes; /* a task's attributes as JSON text (256 KiB) */
+    int webhooks_max;            /* webhooks per namespace (100) */
 };
 
 int store_open(const char *url, const struct store_options *opt, struct store **out,
@@ -269,14 +276,17 @@ struct event_page {
     size_t n;
     int64_t pruned_through; /* events with seq <= this are gone (retention) */
     int64_t head;           /* the last seq committed when read */
+    bool more;              /* stopped by max_bytes: events may follow before head */
 };
 /*
  * Reads up to `limit` events with seq > after, oldest first, in one read
- * transaction (so pruned_through and head agree with the events).
+ * transaction (so pruned_through and head agree with the events), and
+ * stops after the event that brings their task JSON to `max_bytes` (0: no
+ * byte bound), so a page's memory is bounded by max_bytes plus one event.
  * `ns` and `task_id` narrow it (NULL = any). Caller releases the page.
  */
 int store_events_read(struct store *s, const char *ns, const char *task_id, int64_t after,
-                      int limit, struct event_page *out, struct tm_error *e);
+                      int limit, size_t max_bytes, struct event_page *out, struct tm_error *e);
 void event_page_release(struct event_page *p);
 /* The last committed seq and the retention mark, as one read. */
 int store_events_head(struct store *s, int64_t *head, int64_t *pruned_through, struct tm_error *e);

@@ -48,7 +48,7 @@ void store_event_release(struct store_event *ev) {
 }
 
 void store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
-                      const char *cause, int64_t now) {
+                      const char *cause, int64_t now, size_t task_max_bytes) {
     memset(ev, 0, sizeof *ev);
     ev->at = now;
     ev->version = t->version;
@@ -61,7 +61,7 @@ void store_event_fill(struct store_event *ev, const struct task *t, const char *
     ev->phase = t->phase;
     struct buf b;
     buf_init(&b);
-    task_json_write(&b, t);
+    task_json_write_capped(&b, t, task_max_bytes);
     ev->task_json = buf_detach(&b);
 }
 
@@ -128,10 +128,27 @@ int store_webhook_apply(struct store *s, struct store_op *op, int64_t now) {
     const struct store_backend *be = store_base_of(s)->backend;
     int rc;
     switch (op->kind) {
-    case STORE_OP_WEBHOOK_ADD:
+    case STORE_OP_WEBHOOK_ADD: {
+        /* Each webhook adds a delivery row to every matching event's
+         * transaction, which every tenant's writes share: cap them. */
+        int64_t n = 0;
+        int max = store_options_of(s)->webhooks_max;
+        if ((rc = be->webhook_count(s, op->webhook->ns, &n))) return rc;
+        if (max > 0 && n >= max) {
+            if (op->webhook->ns)
+                return err_set(&op->err, TM_ECONFLICT, "namespace",
+                               "namespace '%s' has %d webhooks already, the most allowed; "
+                               "delete one first",
+                               op->webhook->ns, max);
+            return err_set(&op->err, TM_ECONFLICT, "namespace",
+                           "%d webhooks without a namespace exist already, the most allowed; "
+                           "delete one first",
+                           max);
+        }
         id_new(op->webhook->id);
         op->webhook->created_at = now;
         return be->webhook_insert(s, op->webhook);
+    }
     case STORE_OP_WEBHOOK_DELETE:
         rc = be->webhook_delete(s, op->ns, op->id);
         if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "webhook '%s' not found", op->id);
@@ -149,9 +166,9 @@ static int store_events_error(int rc, struct tm_error *e, const char *what, cons
 }
 
 int store_events_read(struct store *s, const char *ns, const char *task_id, int64_t after,
-                      int limit, struct event_page *out, struct tm_error *e) {
+                      int limit, size_t max_bytes, struct event_page *out, struct tm_error *e) {
     memset(out, 0, sizeof *out);
-    int rc = store_base_of(s)->backend->events_read(s, ns, task_id, after, limit, out);
+    int rc = store_base_of(s)->backend->events_read(s, ns, task_id, after, limit, max_bytes, out);
     if (rc) event_page_release(out);
     return rc ? store_events_error(rc, e, "event", NULL) : 0;
 }

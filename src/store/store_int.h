@@ -57,11 +57,13 @@ struct store_backend {
     int (*events_prune)(struct store *s, int64_t before_at, int64_t keep_count, int max_rows,
                         int64_t *pruned, int64_t *through);
     int (*webhook_insert)(struct store *s, const struct webhook *w);
+    /* How many webhooks have exactly this namespace (NULL: those without one). */
+    int (*webhook_count)(struct store *s, const char *ns, int64_t *n);
     int (*webhook_delete)(struct store *s, const char *ns, const char *id);
     int (*delivery_update)(struct store *s, const struct webhook_delivery *d);
     /* Any thread: */
     int (*events_read)(struct store *s, const char *ns, const char *task_id, int64_t after,
-                       int limit, struct event_page *out);
+                       int limit, size_t max_bytes, struct event_page *out);
     int (*events_head)(struct store *s, int64_t *head, int64_t *pruned_through);
     int (*webhooks_list)(struct store *s, const char *ns, const char *id, struct webhook **out,
                          size_t *n);
@@ -80,10 +82,14 @@ struct store_backend {
     int (*token_any_active)(struct store *s, int64_t now, bool *any);
 };
 
+/* The options the store was opened with, defaults filled in (store.c). */
+const struct store_options *store_options_of(const struct store *s);
+
 /* store_events.c: helpers of the writer (store.c). */
-/* Fills ev from the task after a change; ev owns copies. */
+/* Fills ev from the task after a change; ev owns copies. The task JSON is
+ * reduced past task_max_bytes (task_json_write_capped). */
 void store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
-                      const char *cause, int64_t now);
+                      const char *cause, int64_t now, size_t task_max_bytes);
 /* The kind of the change an op made to t, whose phase was `before` (-1: new). */
 const char *store_event_kind(const struct store_op *op, int before, const struct task *t,
                              char buf[24]);

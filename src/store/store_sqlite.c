@@ -1194,6 +1194,7 @@ const struct store_backend store_sqlite_backend = {
     .event_append = sq_event_append,
     .events_prune = sq_events_prune,
     .webhook_insert = sq_webhook_insert,
+    .webhook_count = sq_webhook_count,
     .webhook_delete = sq_webhook_delete,
     .delivery_update = sq_delivery_update,
     .events_read = sq_events_read,

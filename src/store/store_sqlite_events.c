@@ -23,7 +23,7 @@
 
 struct sq_events {
     sqlite3_stmt *insert, *deliver, *hook_insert, *hook_delete, *hook_delete_deliveries,
-        *delivery_update;
+        *delivery_update, *hook_count;
 };
 
 static void sqe_log(sqlite3 *db, const char *what) {
@@ -52,8 +52,8 @@ void sq_events_close(struct store *s) {
     struct sq_events *q = *slot;
     if (!q) return;
     sqlite3_stmt *all[] = {
-        q->insert,         q->deliver, q->hook_insert, q->hook_delete, q->hook_delete_deliveries,
-        q->delivery_update};
+        q->insert,          q->deliver,   q->hook_insert, q->hook_delete, q->hook_delete_deliveries,
+        q->delivery_update, q->hook_count};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     free(q);
@@ -220,6 +220,24 @@ int sq_webhook_insert(struct store *s, const struct webhook *w) {
     return sqe_done(sq_writer_db(s), st);
 }
 
+int sq_webhook_count(struct store *s, const char *ns, int64_t *n) {
+    struct sq_events *q = sqe(s);
+    sqlite3 *db = sq_writer_db(s);
+    sqlite3_stmt *st =
+        sqe_stmt(s, &q->hook_count, "SELECT count(*) FROM webhooks WHERE namespace IS ?1");
+    if (!st) return TM_EINTERNAL;
+    sqe_bind_text(st, 1, ns);
+    int rc = sqlite3_step(st);
+    *n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW) {
+        sqe_log(db, "webhook count");
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
 int sq_webhook_delete(struct store *s, const char *ns, const char *id) {
     struct sq_events *q = sqe(s);
     sqlite3 *db = sq_writer_db(s);
@@ -284,7 +302,7 @@ static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through) {
 }
 
 int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
-                   struct event_page *out) {
+                   size_t max_bytes, struct event_page *out) {
     void *conn;
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
@@ -311,8 +329,17 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
     sqlite3_bind_int(st, 4, limit);
     out->events = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof *out->events);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < (size_t)limit)
-        sqe_read_event(st, 0, &out->events[out->n++]);
+    size_t bytes = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < (size_t)limit) {
+        struct store_event *ev = &out->events[out->n++];
+        sqe_read_event(st, 0, ev);
+        bytes += ev->task_json ? strlen(ev->task_json) : 0;
+        if (max_bytes && bytes >= max_bytes) {
+            out->more = true;
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         sqe_log(db, "events read");
         ret = TM_EINTERNAL;

@@ -28,10 +28,11 @@ int sq_event_append(struct store *s, struct store_event *ev, size_t *deliveries)
 int sq_events_prune(struct store *s, int64_t before_at, int64_t keep_count, int max_rows,
                     int64_t *pruned, int64_t *through);
 int sq_webhook_insert(struct store *s, const struct webhook *w);
+int sq_webhook_count(struct store *s, const char *ns, int64_t *n);
 int sq_webhook_delete(struct store *s, const char *ns, const char *id);
 int sq_delivery_update(struct store *s, const struct webhook_delivery *d);
 int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
-                   struct event_page *out);
+                   size_t max_bytes, struct event_page *out);
 int sq_events_head(struct store *s, int64_t *head, int64_t *pruned_through);
 int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
                      size_t *n);

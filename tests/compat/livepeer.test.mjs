@@ -469,6 +469,43 @@ test('golden: the exact JSON of each phase', async () => {
   assert.equal(`${err.body}\n`, golden('livepeer/not_found.json'));
 });
 
+test('webhooks: a task too large for one event is sent as a valid Task without params', async () => {
+  const { createServer } = await import('node:http');
+  const components = await import('livepeer/models/components/index.js');
+  const got = [];
+  const recv = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => { got.push(body); res.end('ok'); });
+  });
+  await new Promise((r) => recv.listen(0, '127.0.0.1', r));
+  const hook = await startServer({ args: ['--webhook-allow-private', '--events-task-max-bytes', '4096'] });
+  try {
+    const w = await v1(hook, 'POST', '/v1/webhooks',
+      { url: `http://127.0.0.1:${recv.address().port}/hook`, events: ['task.spawned'] });
+    assert.equal(w.status, 201, w.body);
+    const url = `https://x/${'a'.repeat(10000)}.mp4`;
+    const t = (await v1(hook, 'POST', '/v1/tasks', { type: 'upload', queue: 'big', params: { upload: { url } } })).json;
+    const deadline = Date.now() + 15000;
+    while (got.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(got.length, 1);
+    assert.ok(got[0].length < 4096, `delivery of ${got[0].length} bytes`);
+    const snap = JSON.parse(got[0]).payload.task.snapshot;
+    checkRawTask(snap);
+    components.Task$inboundSchema.parse(snap);
+    assert.equal(snap.id, t.id);
+    assert.equal(snap.type, 'upload');
+    assert.equal(snap.params, undefined);
+    assert.equal(snap.status.phase, 'pending');
+    // The whole task is a GET away.
+    const now = await fetch(`${hook.url}/api/task/${t.id}`, { headers: { Authorization: `Bearer ${hook.token}` } });
+    assert.equal((await now.json()).params.upload.url, url);
+  } finally {
+    await hook.stop();
+    recv.close();
+  }
+});
+
 test('webhooks: each delivery\'s snapshot is the Livepeer Task, signed as Livepeer signs', async () => {
   const { createServer } = await import('node:http');
   const { createHmac } = await import('node:crypto');

@@ -1,0 +1,335 @@
+/*
+ * The byte and count bounds of the event log, its streams and webhooks,
+ * against the real server: a large task's events carry a reduced task
+ * marked "truncated"; the in-memory ring is bounded in bytes; catching up
+ * on large events from the store sends each exactly once, in order; SSE
+ * streams past --max-streams get 429 with Retry-After and a closed stream
+ * frees its slot; a task's attributes are capped in keys and bytes, a
+ * refused heartbeat storing nothing; webhooks are capped per namespace;
+ * and creating a webhook never resolves its host.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "sse_client.h"
+
+/* A JSON string value of n 'x' (malloc'd, without quotes). */
+static char *filler(size_t n) {
+    char *s = malloc(n + 1);
+    memset(s, 'x', n);
+    s[n] = '\0';
+    return s;
+}
+
+/* Submits a task whose params hold `bytes` of text; returns its id. */
+static char *submit_big(struct th_server *srv, const char *queue, size_t bytes) {
+    char *pad = filler(bytes);
+    struct th_resp *r =
+        th_http(srv, "POST", "/v1/tasks",
+                "{\"type\":\"big\",\"queue\":\"%s\",\"params\":{\"pad\":\"%s\"}}", queue, pad);
+    free(pad);
+    if (r->status != 201) {
+        printf("    submit: %ld %.200s\n", r->status, r->body);
+        return NULL;
+    }
+    return strdup(th_str(r->json, "id"));
+}
+
+/* A gauge or counter from /metrics, or -1. */
+static long long metric(struct th_server *srv, const char *name) {
+    struct th_resp *r = th_http(srv, "GET", "/metrics", NULL);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = r->body ? strstr(r->body, key) : NULL;
+    return p ? atoll(p + strlen(key)) : -1;
+}
+
+static void test_large_task_event_is_reduced(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--events-task-max-bytes", "4096", NULL) == 0);
+    char *big = submit_big(&srv, "q", 20000);
+    char *small = th_submit(&srv, "small", "\"params\":{\"a\":1}");
+    CHECK(big && small);
+    struct sse_conn c;
+    CHECK(sse_open(&c, srv.url, "/v1/events?since=0", -1, 0) == 0);
+    struct sse_event ev = {.id = -1};
+    CHECK_INT(sse_next(&c, &ev, 5000), 1);
+    json_t *j = json_loads(ev.data, 0, NULL);
+    size_t len = strlen(ev.data);
+    sse_event_clear(&ev);
+    CHECK(j);
+    CHECK(len < 4096 + 512);
+    CHECK_STR(th_str(j, "task.id"), big);
+    CHECK(json_is_true(th_get(j, "task.truncated")));
+    CHECK(json_object_size(th_get(j, "task.params")) == 0);
+    CHECK(json_is_null(th_get(j, "task.result")));
+    CHECK(json_is_array(th_get(j, "task.items")));
+    CHECK_STR(th_str(j, "task.phase"), "pending");
+    CHECK_INT(th_int(j, "task.version"), th_int(j, "version"));
+    json_decref(j);
+    CHECK_INT(sse_next(&c, &ev, 5000), 1);
+    j = json_loads(ev.data, 0, NULL);
+    sse_event_clear(&ev);
+    sse_close(&c);
+    CHECK(j);
+    CHECK_STR(th_str(j, "task.id"), small);
+    CHECK(th_get(j, "task.truncated") == NULL); /* a small task is whole */
+    CHECK_INT(th_int(j, "task.params.a"), 1);
+    json_decref(j);
+    /* The task itself keeps everything. */
+    char path[160];
+    snprintf(path, sizeof path, "/v1/tasks/%s", big);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_INT(strlen(th_str(r->json, "params.pad")), 20000);
+    /* The task stream's snapshot is bounded the same way. */
+    snprintf(path, sizeof path, "/v1/tasks/%s/events", big);
+    CHECK(sse_open(&c, srv.url, path, -1, 0) == 0);
+    CHECK_INT(sse_next(&c, &ev, 5000), 1);
+    bool ok = strcmp(ev.event, "task.snapshot") == 0 && strlen(ev.data) < 4096 + 512 &&
+              strstr(ev.data, "\"truncated\":true");
+    sse_event_clear(&ev);
+    sse_close(&c);
+    CHECK(ok);
+    free(big);
+    free(small);
+    th_server_free(&srv);
+}
+
+static void test_ring_is_bounded_in_bytes(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--events-buffer-bytes", "65536", "--events-task-max-bytes", "8192",
+                          NULL) == 0);
+    for (int i = 0; i < 60; i++) {
+        char *id = submit_big(&srv, "q", 3000);
+        CHECK(id);
+        free(id);
+    }
+    long long bytes = metric(&srv, "taskmill_sse_buffer_bytes");
+    long long events = metric(&srv, "taskmill_sse_buffer_events");
+    if (bytes <= 0 || bytes > 65536 || events <= 0 || events >= 60)
+        th_fail(__FILE__, __LINE__, "ring holds %lld events, %lld bytes", events, bytes);
+    /* Everything is still served, from the store below the ring. */
+    struct sse_conn c;
+    CHECK(sse_open(&c, srv.url, "/v1/events?since=0", -1, 0) == 0);
+    int n = 0;
+    struct sse_event ev = {.id = -1};
+    while (n < 60 && sse_next(&c, &ev, 5000) == 1) {
+        if (ev.id != n + 1) break;
+        n++;
+    }
+    sse_event_clear(&ev);
+    sse_close(&c);
+    CHECK_INT(n, 60);
+    th_server_free(&srv);
+}
+
+/* Catching up on events larger than one fill: each once, in order, for two readers. */
+static void test_catch_up_of_large_events(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--events-buffer", "16", NULL) == 0);
+    for (int i = 0; i < 40; i++) {
+        char *id = submit_big(&srv, i % 2 ? "odd" : "even", 50000);
+        CHECK(id);
+        free(id);
+    }
+    struct sse_conn all, odd;
+    CHECK(sse_open(&all, srv.url, "/v1/events?since=0", -1, 0) == 0);
+    CHECK(sse_open(&odd, srv.url, "/v1/events?since=0&queue=odd", -1, 0) == 0);
+    struct sse_event ev = {.id = -1};
+    int n = 0;
+    while (n < 40 && sse_next(&all, &ev, 5000) == 1) {
+        if (ev.id != n + 1 || strlen(ev.data) < 50000) break;
+        n++;
+    }
+    CHECK_INT(n, 40);
+    n = 0;
+    while (n < 20 && sse_next(&odd, &ev, 5000) == 1) {
+        if (ev.id != 2 * n + 2) break;
+        n++;
+    }
+    sse_event_clear(&ev);
+    sse_close(&all);
+    sse_close(&odd);
+    CHECK_INT(n, 20);
+    th_server_free(&srv);
+}
+
+/* Opens a stream and waits for its first bytes; returns the HTTP status. */
+static int stream_open(struct sse_conn *c, struct th_server *srv, const char *path) {
+    if (sse_open(c, srv->url, path, -1, 0)) return -1;
+    long long deadline = sse_now_ms() + 5000;
+    while (!strstr(c->buf, "\r\n\r\n") && sse_now_ms() < deadline)
+        if (sse_fill(c, 200) < 0) break;
+    int status = 0;
+    sscanf(c->buf, "HTTP/%*s %d", &status);
+    /* A refusal is a whole reply: read it to its end. */
+    while (status != 200 && sse_now_ms() < deadline)
+        if (sse_fill(c, 200) < 0) break;
+    return status;
+}
+
+static void test_streams_are_capped(void) {
+    struct th_server srv;
+    /* A stream whose client left is noticed at its next write: keep-alives often. */
+    CHECK(th_server_start(&srv, "--max-streams", "2", "--sse-keepalive-ms", "200", NULL) == 0);
+    char *id = th_submit(&srv, "t", NULL);
+    CHECK(id);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/tasks/%s/events", id);
+    struct sse_conn a, b, c;
+    CHECK_INT(stream_open(&a, &srv, "/v1/events"), 200);
+    CHECK_INT(stream_open(&b, &srv, path), 200);
+    CHECK_INT(stream_open(&c, &srv, "/v1/events?since=0"), 429);
+    if (!strstr(c.buf, "Retry-After: 1")) {
+        th_fail(__FILE__, __LINE__, "no Retry-After in [%.300s]", c.buf);
+        sse_close(&c);
+        return;
+    }
+    bool refused = strstr(c.buf, "too_many_requests") != NULL;
+    sse_close(&c);
+    CHECK(refused);
+    CHECK_INT(metric(&srv, "taskmill_sse_streams"), 2);
+    /* A stream that ends gives its slot back. */
+    sse_close(&a);
+    long long open = 2;
+    for (int i = 0; i < 50 && open != 1; i++) {
+        th_sleep_ms(100);
+        open = metric(&srv, "taskmill_sse_streams");
+    }
+    CHECK_INT(open, 1);
+    CHECK_INT(stream_open(&a, &srv, "/v1/events?since=0"), 200);
+    sse_close(&a);
+    sse_close(&b);
+    for (int i = 0; i < 50 && open != 0; i++) {
+        th_sleep_ms(100);
+        open = metric(&srv, "taskmill_sse_streams");
+    }
+    CHECK_INT(open, 0);
+    free(id);
+    th_server_free(&srv);
+}
+
+static void test_attributes_are_capped(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--max-attributes", "3", "--max-attributes-bytes", "1024", NULL) ==
+          0);
+    char *id = th_submit(&srv, "t", NULL);
+    CHECK(id);
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&srv, "default", NULL, cid, tok), 200);
+    char hb[160], get[160];
+    snprintf(hb, sizeof hb, "/v1/tasks/%s/heartbeat", id);
+    snprintf(get, sizeof get, "/v1/tasks/%s", id);
+    CHECK_INT(
+        th_http(&srv, "POST", hb, "{\"lease_token\":\"%s\",\"attributes\":{\"a\":1,\"b\":2}}", tok)
+            ->status,
+        200);
+    long long version = th_int(th_http(&srv, "GET", get, NULL)->json, "version");
+    long long seq = metric(&srv, "taskmill_event_seq");
+    /* Two new keys make four: refused, and nothing of the call is stored. */
+    struct th_resp *r =
+        th_http(&srv, "POST", hb,
+                "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5},\"attributes\":{\"c\":3,"
+                "\"d\":4}}",
+                tok);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "attributes");
+    r = th_http(&srv, "GET", get, NULL);
+    CHECK_INT(th_int(r->json, "version"), version);
+    CHECK(th_get(r->json, "attributes.c") == NULL);
+    CHECK(th_get(r->json, "progress.ratio") &&
+          json_number_value(th_get(r->json, "progress.ratio")) < 0.5);
+    CHECK_INT(metric(&srv, "taskmill_event_seq"), seq);
+    /* Removing one makes room. */
+    CHECK_INT(
+        th_http(&srv, "POST", hb,
+                "{\"lease_token\":\"%s\",\"attributes\":{\"a\":null,\"c\":3,\"d\":4,\"e\":5}}", tok)
+            ->status,
+        400);
+    CHECK_INT(th_http(&srv, "POST", hb,
+                      "{\"lease_token\":\"%s\",\"attributes\":{\"a\":null,\"c\":3}}", tok)
+                  ->status,
+              200);
+    /* Bytes: one value past the bound. */
+    char *pad = filler(1100);
+    r = th_http(&srv, "POST", hb, "{\"lease_token\":\"%s\",\"attributes\":{\"b\":\"%s\"}}", tok,
+                pad);
+    free(pad);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "attributes");
+    CHECK(strstr(th_str(r->json, "error.message"), "bytes") != NULL);
+    r = th_http(&srv, "GET", get, NULL);
+    CHECK_INT(th_int(r->json, "attributes.b"), 2);
+    CHECK_INT(th_int(r->json, "attributes.c"), 3);
+    /* complete carries attributes too, under the same cap. */
+    snprintf(hb, sizeof hb, "/v1/tasks/%s/complete", id);
+    CHECK_INT(
+        th_http(&srv, "POST", hb, "{\"lease_token\":\"%s\",\"attributes\":{\"x\":1,\"y\":2}}", tok)
+            ->status,
+        400);
+    CHECK_STR(th_phase(&srv, id), "running");
+    free(id);
+    th_server_free(&srv);
+}
+
+static void test_webhooks_are_capped_per_namespace(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--max-webhooks", "2", NULL) == 0);
+#define HOOK_BODY "{\"url\":\"https://hooks.example.com/%s\",\"namespace\":\"%s\"}"
+    struct th_resp *r = th_http(&srv, "POST", "/v1/webhooks", HOOK_BODY, "1", "acme");
+    CHECK_INT(r->status, 201);
+    char *first = strdup(th_str(r->json, "id"));
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", HOOK_BODY, "2", "acme")->status, 201);
+    r = th_http(&srv, "POST", "/v1/webhooks", HOOK_BODY, "3", "acme");
+    CHECK_INT(r->status, 409);
+    CHECK(strstr(th_str(r->json, "error.message"), "'acme'") != NULL);
+    /* Another tenant has its own allowance. */
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", HOOK_BODY, "1", "beta")->status, 201);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/webhooks/%s", first);
+    CHECK_INT(th_http(&srv, "DELETE", path, NULL)->status, 204);
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", HOOK_BODY, "3", "acme")->status, 201);
+    r = th_http(&srv, "GET", "/v1/webhooks", NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "webhooks")), 3);
+    free(first);
+    th_server_free(&srv);
+#undef HOOK_BODY
+}
+
+static void test_webhook_create_does_not_resolve(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, NULL) == 0);
+    /* A name that cannot resolve is accepted at once: it is checked when a
+     * delivery connects. Literal private addresses are still refused. */
+    long long t0 = sse_now_ms();
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://no-such-host.invalid/hook\"}");
+    CHECK_INT(r->status, 201);
+    CHECK(sse_now_ms() - t0 < 2000);
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://[::127.0.0.1]/x\"}")->status,
+              400);
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://localhost:9/x\"}")->status,
+              400);
+    CHECK_INT(th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://[64:ff9b::a9fe:a9fe]/x\"}")
+                  ->status,
+              400);
+    th_server_free(&srv);
+}
+
+static const struct th_test tests[] = {
+    {"a large task's events carry a reduced, marked task", test_large_task_event_is_reduced},
+    {"the in-memory ring is bounded in bytes", test_ring_is_bounded_in_bytes},
+    {"catching up on large events sends each once, in order", test_catch_up_of_large_events},
+    {"streams past --max-streams get 429; a closed one frees its slot", test_streams_are_capped},
+    {"attributes are capped in keys and bytes; a refusal stores nothing",
+     test_attributes_are_capped},
+    {"webhooks are capped per namespace", test_webhooks_are_capped_per_namespace},
+    {"creating a webhook does not resolve its host", test_webhook_create_does_not_resolve},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    return th_main(tests, argc, argv);
+}
