@@ -7,6 +7,7 @@
  * finishes its queue and checkpoints.
  */
 #include <getopt.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ static void serve_usage(FILE *f) {
             "  --max-wait-seconds N     a long-poll or a waiting claim [60]\n"
             "  --max-connections N      open connections [10000]\n"
             "  --max-waiters N          requests parked in long-polls and claims [4096]\n"
+            "  --max-waiters-per-token N  of those, from one token [256]\n"
             "  --max-rate N             requests per second per token, 0 = none [1000]\n"
             "  --max-streams N          open event streams (SSE), 0 = no cap [1024]\n"
             "  --max-webhooks N         webhooks per namespace [100]\n"
@@ -135,6 +137,7 @@ void serve_default_limits(struct limits *l) {
     l->header_max_bytes = 16 * 1024;
     l->connections_max = 10000;
     l->waiters_max = 4096;
+    l->waiters_per_token_max = 256;
     l->rate_per_token = 1000;
     l->streams_max = 1024;
     l->webhooks_max = 100;
@@ -142,73 +145,58 @@ void serve_default_limits(struct limits *l) {
     l->attributes_max_bytes = 256 * 1024;
 }
 
-/* The --max-* flags past the first two, in option order (1000 + index). */
-static int serve_limit_flag(struct limits *l, int which, const char *v) {
-    static const struct {
-        const char *name;
-        int64_t min, max;
-    } f[] = {
-        {"max-header-bytes", 4096, 1 << 20},
-        {"max-json-depth", 2, 1000},
-        {"max-string-bytes", 64, 1 << 30},
-        {"max-items", 1, 1000000},
-        {"max-messages", 1, 1000000},
-        {"max-batch", 1, 100000},
-        {"max-page", 1, 100000},
-        {"max-connections", 1, 1000000},
-        {"max-waiters", 0, 1000000},
-        {"max-rate", 0, 1000000},
-        {"max-streams", 0, 1000000},
-        {"max-webhooks", 1, 100000},
-        {"max-attributes", 1, 1000000},
-        {"max-attributes-bytes", 1024, 1 << 30},
-    };
-    int64_t n;
-    if (serve_int_flag(f[which].name, v, f[which].min, f[which].max, &n)) return -1;
-    switch (which) {
-    case 0:
-        l->header_max_bytes = (size_t)n;
-        break;
-    case 1:
-        l->json_max_depth = (int)n;
-        break;
-    case 2:
-        l->string_max_bytes = (size_t)n;
-        break;
-    case 3:
-        l->items_max_per_call = (int)n;
-        break;
-    case 4:
-        l->messages_max_per_call = (int)n;
-        break;
-    case 5:
-        l->batch_max = (int)n;
-        break;
-    case 6:
-        l->page_max = (int)n;
-        break;
-    case 7:
-        l->connections_max = (int)n;
-        break;
-    case 8:
-        l->waiters_max = (int)n;
-        break;
-    case 9:
-        l->rate_per_token = (int)n;
-        break;
-    case 10:
-        l->streams_max = (int)n;
-        break;
-    case 11:
-        l->webhooks_max = (int)n;
-        break;
-    case 12:
-        l->attributes_max_keys = (int)n;
-        break;
-    default:
-        l->attributes_max_bytes = (size_t)n;
-        break;
+/*
+ * The --max-* flags: one row each, naming the field of struct limits it
+ * sets, so the option list, the range check and the assignment cannot
+ * drift apart. Defaults are in serve_default_limits; docs/security.md
+ * lists them all.
+ */
+struct limit_flag {
+    const char *name;
+    int64_t min, max;
+    size_t offset;
+    bool is_size; /* a size_t field; otherwise an int */
+};
+
+#define LIMIT(flag, lo, hi, field)                       \
+    {                                                    \
+        flag, lo, hi, offsetof(struct limits, field),    \
+            _Generic(((struct limits *)0)->field, size_t \
+                     : true, default                     \
+                     : false)                            \
     }
+static const struct limit_flag limit_flags[] = {
+    LIMIT("max-body-bytes", 1024, 1 << 30, body_max_bytes),
+    LIMIT("max-wait-seconds", 1, 3600, wait_max_seconds),
+    LIMIT("max-header-bytes", 4096, 1 << 20, header_max_bytes),
+    LIMIT("max-json-depth", 2, 1000, json_max_depth),
+    LIMIT("max-string-bytes", 64, 1 << 30, string_max_bytes),
+    LIMIT("max-items", 1, 1000000, items_max_per_call),
+    LIMIT("max-messages", 1, 1000000, messages_max_per_call),
+    LIMIT("max-batch", 1, 100000, batch_max),
+    LIMIT("max-page", 1, 100000, page_max),
+    LIMIT("max-connections", 1, 1000000, connections_max),
+    LIMIT("max-waiters", 0, 1000000, waiters_max),
+    LIMIT("max-waiters-per-token", 0, 1000000, waiters_per_token_max),
+    LIMIT("max-rate", 0, 1000000, rate_per_token),
+    LIMIT("max-streams", 0, 1000000, streams_max),
+    LIMIT("max-webhooks", 1, 100000, webhooks_max),
+    LIMIT("max-attributes", 1, 1000000, attributes_max_keys),
+    LIMIT("max-attributes-bytes", 1024, 1 << 30, attributes_max_bytes),
+};
+#undef LIMIT
+#define NLIMIT_FLAGS (sizeof limit_flags / sizeof limit_flags[0])
+#define LIMIT_OPT    1000 /* getopt value of limit_flags[0] */
+
+static int serve_limit_flag(struct limits *l, size_t which, const char *v) {
+    const struct limit_flag *f = &limit_flags[which];
+    int64_t n;
+    if (serve_int_flag(f->name, v, f->min, f->max, &n)) return -1;
+    char *field = (char *)l + f->offset;
+    if (f->is_size)
+        *(size_t *)field = (size_t)n;
+    else
+        *(int *)field = (int)n;
     return 0;
 }
 
@@ -219,30 +207,14 @@ int cmd_serve(int argc, char **argv) {
     cfg.threads = 2;
     serve_default_limits(&cfg.limits);
 
-    static const struct option opts[] = {
+    static const struct option fixed_opts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"store", required_argument, NULL, 's'},
         {"threads", required_argument, NULL, 't'},
         {"relaxed", no_argument, NULL, 'r'},
-        {"max-body-bytes", required_argument, NULL, 'b'},
-        {"max-wait-seconds", required_argument, NULL, 'w'},
         {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'K'},
         {"insecure-no-auth", no_argument, NULL, 'I'},
-        {"max-header-bytes", required_argument, NULL, 1000},
-        {"max-json-depth", required_argument, NULL, 1001},
-        {"max-string-bytes", required_argument, NULL, 1002},
-        {"max-items", required_argument, NULL, 1003},
-        {"max-messages", required_argument, NULL, 1004},
-        {"max-batch", required_argument, NULL, 1005},
-        {"max-page", required_argument, NULL, 1006},
-        {"max-connections", required_argument, NULL, 1007},
-        {"max-waiters", required_argument, NULL, 1008},
-        {"max-rate", required_argument, NULL, 1009},
-        {"max-streams", required_argument, NULL, 1010},
-        {"max-webhooks", required_argument, NULL, 1011},
-        {"max-attributes", required_argument, NULL, 1012},
-        {"max-attributes-bytes", required_argument, NULL, 1013},
         {"events-max-age-seconds", required_argument, NULL, 2000},
         {"events-max-count", required_argument, NULL, 2001},
         {"events-buffer", required_argument, NULL, 2002},
@@ -254,8 +226,16 @@ int cmd_serve(int argc, char **argv) {
         {"events-buffer-bytes", required_argument, NULL, 2008},
         {"events-task-max-bytes", required_argument, NULL, 2009},
         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
     };
+    /* The fixed options, then one per limit flag, then the end. */
+    struct option opts[sizeof fixed_opts / sizeof fixed_opts[0] + NLIMIT_FLAGS + 1];
+    size_t nopts = 0;
+    for (size_t i = 0; i < sizeof fixed_opts / sizeof fixed_opts[0]; i++)
+        opts[nopts++] = fixed_opts[i];
+    for (size_t i = 0; i < NLIMIT_FLAGS; i++)
+        opts[nopts++] =
+            (struct option){limit_flags[i].name, required_argument, NULL, LIMIT_OPT + (int)i};
+    opts[nopts] = (struct option){NULL, 0, NULL, 0};
     int c;
     int64_t v;
     optind = 1;
@@ -274,14 +254,6 @@ int cmd_serve(int argc, char **argv) {
         case 'r':
             cfg.relaxed = true;
             break;
-        case 'b':
-            if (serve_int_flag("max-body-bytes", optarg, 1024, 1 << 30, &v)) return 2;
-            cfg.limits.body_max_bytes = (size_t)v;
-            break;
-        case 'w':
-            if (serve_int_flag("max-wait-seconds", optarg, 1, 3600, &v)) return 2;
-            cfg.limits.wait_max_seconds = (int)v;
-            break;
         case 'C':
             cfg.tls_cert_path = optarg;
             break;
@@ -290,22 +262,6 @@ int cmd_serve(int argc, char **argv) {
             break;
         case 'I':
             cfg.insecure_no_auth = true;
-            break;
-        case 1000:
-        case 1001:
-        case 1002:
-        case 1003:
-        case 1004:
-        case 1005:
-        case 1006:
-        case 1007:
-        case 1008:
-        case 1009:
-        case 1010:
-        case 1011:
-        case 1012:
-        case 1013:
-            if (serve_limit_flag(&cfg.limits, c - 1000, optarg)) return 2;
             break;
         case 2000:
         case 2001:
@@ -323,6 +279,10 @@ int cmd_serve(int argc, char **argv) {
             serve_usage(stdout);
             return 0;
         default:
+            if (c >= LIMIT_OPT && c < LIMIT_OPT + (int)NLIMIT_FLAGS) {
+                if (serve_limit_flag(&cfg.limits, (size_t)(c - LIMIT_OPT), optarg)) return 2;
+                break;
+            }
             serve_usage(stderr);
             return 2;
         }

@@ -184,18 +184,69 @@ static void req_op_done(struct store_op *op) {
     MHD_resume_connection(r->conn);
 }
 
+/* A token's count of parked requests. */
+struct token_waiters {
+    char id[TOKEN_ID_LEN + 1];
+    int n;
+    struct token_waiters *next;
+};
+
+/* Counts one more parked request for the token; false when it has its fill. */
+static bool token_waiters_take(struct server *srv, const char *id, int max) {
+    pthread_mutex_lock(&srv->waiters_lock);
+    struct token_waiters *w = srv->token_waiters;
+    while (w && strcmp(w->id, id) != 0)
+        w = w->next;
+    bool ok = !w || w->n < max;
+    if (ok && !w) {
+        w = xcalloc(1, sizeof *w);
+        snprintf(w->id, sizeof w->id, "%s", id);
+        w->next = srv->token_waiters;
+        srv->token_waiters = w;
+    }
+    if (ok) w->n++;
+    pthread_mutex_unlock(&srv->waiters_lock);
+    return ok;
+}
+
+static void token_waiters_give(struct server *srv, const char *id) {
+    pthread_mutex_lock(&srv->waiters_lock);
+    for (struct token_waiters **pp = &srv->token_waiters; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, id) != 0) continue;
+        struct token_waiters *w = *pp;
+        if (--w->n == 0) {
+            *pp = w->next;
+            free(w);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&srv->waiters_lock);
+}
+
 void req_submit(struct req *r, handler_fn on_resume) {
     if (r->op.deadline_ms > 0 && !r->waiter_counted) {
-        /* A long-poll or a waiting claim holds a connection for long: cap them. */
-        int max = r->srv->cfg.limits.waiters_max;
-        if (max > 0 && atomic_fetch_add(&r->srv->waiters, 1) >= max) {
+        /* A long-poll or a waiting claim holds a connection for long: cap them,
+         * in all and per token, so one tenant cannot take every place. */
+        const struct limits *lim = &r->srv->cfg.limits;
+        struct tm_error e;
+        if (lim->waiters_max > 0 && atomic_fetch_add(&r->srv->waiters, 1) >= lim->waiters_max) {
             atomic_fetch_sub(&r->srv->waiters, 1);
-            struct tm_error e;
-            err_set(&e, TM_ERATE, "", "%d requests are waiting already; try again", max);
+            err_set(&e, TM_ERATE, "", "%d requests are waiting already; try again",
+                    lim->waiters_max);
             reply_error(r, &e);
             return;
         }
+        if (lim->waiters_max <= 0) atomic_fetch_add(&r->srv->waiters, 1);
         r->waiter_counted = true;
+        if (r->token_id[0] && lim->waiters_per_token_max > 0) {
+            if (!token_waiters_take(r->srv, r->token_id, lim->waiters_per_token_max)) {
+                err_set(&e, TM_ERATE, "", "this token has %d requests waiting already; try again",
+                        lim->waiters_per_token_max);
+                reply_error(r, &e);
+                return;
+            }
+            r->waiter_token_counted = true;
+        }
     }
     r->on_resume = on_resume;
     r->op.done = req_op_done;
@@ -339,6 +390,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     if (!r) return;
     store_op_release(&r->op);
     if (r->waiter_counted) atomic_fetch_sub(&r->srv->waiters, 1);
+    if (r->waiter_token_counted) token_waiters_give(r->srv, r->token_id);
     free(r->ns_owned);
     if (r->owned_free) r->owned_free(r->owned);
     json_decref(r->json);
@@ -457,6 +509,12 @@ static void server_free(struct server *srv) {
     event_hub_free(srv->hub);
     webhook_sender_free(srv->webhooks);
     auth_release(srv);
+    while (srv->token_waiters) {
+        struct token_waiters *w = srv->token_waiters;
+        srv->token_waiters = w->next;
+        free(w);
+    }
+    pthread_mutex_destroy(&srv->waiters_lock);
     if (srv->tls_key) memset(srv->tls_key, 0, strlen(srv->tls_key));
     free(srv->tls_key);
     free(srv->tls_cert);
@@ -465,6 +523,7 @@ static void server_free(struct server *srv) {
 
 int server_start(const struct server_config *cfg, struct server **out) {
     struct server *srv = xcalloc(1, sizeof *srv);
+    pthread_mutex_init(&srv->waiters_lock, NULL);
     srv->cfg = *cfg;
     srv->listen_fd = -1;
     struct tm_error e;

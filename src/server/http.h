@@ -96,6 +96,7 @@ struct limits {
     size_t header_max_bytes; /* a connection's memory: request line and headers */
     int connections_max;
     int waiters_max;             /* requests parked in a long-poll or a waiting claim */
+    int waiters_per_token_max;   /* of those, from one token; 0 = no cap */
     int rate_per_token;          /* requests per second per token; 0 = no limit */
     int streams_max;             /* open SSE streams; 0 = no cap */
     int webhooks_max;            /* webhooks per namespace */
@@ -129,6 +130,7 @@ struct req {
     char token_id[TOKEN_ID_LEN + 1]; /* "" when authentication is off */
     char *ns_owned;                  /* the token's namespace; r->ns points here */
     bool waiter_counted;             /* counted against limits.waiters_max */
+    bool waiter_token_counted;       /* and against limits.waiters_per_token_max */
     error_writer_fn write_error;     /* the path's API error shape; NULL = v1 */
     /* A handler's own allocation, freed with the request (owned_free(owned)). */
     void *owned;

@@ -4,6 +4,7 @@
 #ifndef TASKMILL_SERVER_INT_H
 #define TASKMILL_SERVER_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,7 +24,11 @@ struct server {
     _Atomic bool auth_on;                 /* an active token was seen: no open mode */
     _Atomic int64_t auth_checked_mono_ms; /* open mode: the store was last asked then */
     struct rate_limiter *rate;
-    _Atomic int waiters;      /* requests counted against waiters_max */
+    _Atomic int waiters; /* requests counted against waiters_max */
+    /* Parked requests per token, for waiters_per_token_max: a short list, since
+     * only tokens with a request parked right now are in it. */
+    pthread_mutex_t waiters_lock;
+    struct token_waiters *token_waiters;
     char *tls_cert, *tls_key; /* PEM, kept while libmicrohttpd runs */
 
     struct event_hub *hub;           /* event_hub.c: SSE streams */

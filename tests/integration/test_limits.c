@@ -142,6 +142,51 @@ static void test_waiters(void) {
               204);
 }
 
+struct token_poll {
+    struct th_server *s;
+    const char *bearer;
+    long status;
+};
+
+static void *token_long_poll(void *arg) {
+    struct token_poll *tp = arg;
+    tp->status = sec_http(tp->s, tp->bearer, "POST", "/v1/queues/tq/claim",
+                          "{\"worker\":\"w1\",\"wait_seconds\":2}")
+                     ->status;
+    th_http(NULL, NULL, NULL, NULL);
+    return NULL;
+}
+
+static void test_waiters_per_token(void) {
+    struct th_server s;
+    CHECK_INT(th_server_start(&s, "--max-waiters-per-token", "1", NULL), 0);
+    char a[128], a_id[32], b[128], b_id[32];
+    CHECK(sec_token(&s, "worker", "acme", "", a, a_id) == 0);
+    CHECK(sec_token(&s, "worker", "acme", "", b, b_id) == 0);
+    th_sleep_ms(1100); /* the open mode ends */
+    struct token_poll first = {&s, a, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, token_long_poll, &first);
+    th_sleep_ms(400);
+    /* Token a has its one place; token b still has its own. */
+    long again =
+        sec_http(&s, a, "POST", "/v1/queues/tq/claim", "{\"worker\":\"w2\",\"wait_seconds\":1}")
+            ->status;
+    long other =
+        sec_http(&s, b, "POST", "/v1/queues/tq/claim", "{\"worker\":\"w3\",\"wait_seconds\":1}")
+            ->status;
+    pthread_join(t, NULL);
+    CHECK_INT(first.status, 204);
+    CHECK_INT(again, 429);
+    CHECK_INT(other, 204);
+    /* The place is given back when the wait ends. */
+    CHECK_INT(
+        sec_http(&s, a, "POST", "/v1/queues/tq/claim", "{\"worker\":\"w\",\"wait_seconds\":1}")
+            ->status,
+        204);
+    th_server_free(&s);
+}
+
 static void test_rate_per_token(void) {
     char bearer[128], id[32], other[128], other_id[32];
     CHECK(sec_token(&srv, "reader", "acme", "", bearer, id) == 0);
@@ -187,6 +232,7 @@ static const struct th_test tests[] = {
     {"--max-string-bytes, --max-items, --max-messages", test_heartbeat_limits},
     {"--max-header-bytes", test_header_bytes},
     {"--max-waiters: one more long-poll is 429", test_waiters},
+    {"--max-waiters-per-token: one token cannot take every place", test_waiters_per_token},
     {"--max-rate: 429 with Retry-After per token", test_rate_per_token},
     {"bad limit flags are usage errors", test_bad_limit_flags},
     {NULL, NULL},

@@ -83,8 +83,16 @@ static void test_depth(void) {
     CHECK(json_parse_object("{\"a\":99999999999999999999}", 26, 32, &e) == NULL);
 }
 
-static struct limits lim = {1 << 20, 32,    1000, 1000, 60,   65536, 1000, 100,
-                            16384,   10000, 4096, 0,    1024, 100,   1000, 262144};
+static struct limits lim = {
+    .body_max_bytes = 1 << 20,
+    .json_max_depth = 32,
+    .batch_max = 1000,
+    .page_max = 1000,
+    .wait_max_seconds = 60,
+    .string_max_bytes = 65536,
+    .items_max_per_call = 1000,
+    .messages_max_per_call = 100,
+};
 
 /* Decodes a task body and returns the field named by the refusal ("" if accepted). */
 static const char *task_refusal(const char *text) {
