@@ -149,16 +149,33 @@ TM_API int tm_delete(struct tm_client *c, const char *id);
 
 struct tm_watch;
 
+/* How a watch follows its tasks. */
+enum tm_watch_mode {
+    TM_WATCH_AUTO = 0, /* SSE, and the long-poll for a task whose event stream cannot be opened */
+    TM_WATCH_SSE = 1,  /* SSE only: a stream that cannot be opened is that task's error */
+    TM_WATCH_POLL = 2, /* the long-poll only, GET /v1/tasks/{id}?wait=&version= */
+};
+
 /*
  * Makes a watch that follows tasks' changes on the client's server. Keeps
  * a pointer to `c`, which must outlive the watch; errors land in c's last
  * error. The watch makes its own connections, so c stays usable.
+ *
+ * Each task is followed through its event stream, GET /v1/tasks/{id}/events
+ * (docs/events.md): the snapshot first, then each change as it commits. A
+ * stream that ends is resumed with Last-Event-ID, so nothing is missed or
+ * given twice; after an `events_pruned` error the task is read again. When
+ * the server has no event stream (404/405) or refuses it, the task is
+ * long-polled instead. The mode starts from the environment variable
+ * TASKMILL_WATCH_MODE ("auto", "sse" or "poll"; auto when unset or unknown).
  */
 TM_API struct tm_watch *tm_watch_new(struct tm_client *c);
 TM_API void tm_watch_free(struct tm_watch *w);
+/* Sets how tasks added from now on are followed (overrides TASKMILL_WATCH_MODE). */
+TM_API int tm_watch_set_mode(struct tm_watch *w, enum tm_watch_mode mode);
 /* Starts following task `id`; its current state is the first thing tm_watch_next gives. */
 TM_API int tm_watch_add(struct tm_watch *w, const char *id);
-/* How many tasks are still followed (not yet seen terminal, not failed). */
+/* How many tasks are still followed (not yet ended or failed) or have states left to hand out. */
 TM_API size_t tm_watch_active(const struct tm_watch *w);
 /*
  * Waits up to `timeout_ms` for a followed task to change. Returns 1 and
@@ -166,8 +183,9 @@ TM_API size_t tm_watch_active(const struct tm_watch *w);
  * ran out or nothing is followed any more, or a negative code when
  * following one task failed (c's last error names it; that task is
  * dropped, the others go on). A task is dropped after its terminal state
- * has been given. Every version is not promised: a fast task may skip
- * some, but the latest state always comes.
+ * has been given. States come in version order, never twice. Over SSE
+ * every change comes; the long-poll (and a re-read after pruned events)
+ * may skip versions of a fast task, but the latest state always comes.
  */
 TM_API int tm_watch_next(struct tm_watch *w, int timeout_ms, json_t **task);
 /* The id of the task tm_watch_next last reported (a change or an error), or NULL. */

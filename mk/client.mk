@@ -56,3 +56,8 @@ $(B)/tests/cli/%: tests/cli/%.c tests/harness.c tests/harness.h tests/cli/cli_ru
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -Isrc -o $@ $< tests/harness.c $(CLI_TEST_OBJ) $(B)/libtaskmill.a \
 	  $(B)/libtaskmill_core.a $(LDLIBS) $(CLIENT_LIBS) -lutil $(LDFLAGS)
+
+# The SSE parser tm_watch reads event streams with lives in the library, outside the core
+# (mk/security.mk's FUZZ_EXTRA_ pattern).
+FUZZ_EXTRA_sse = src/client/sse.c
+$(B)/fuzz/fuzz_sse $(B)/tests/fuzz/replay_sse: src/client/sse.c src/client/sse.h

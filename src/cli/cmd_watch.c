@@ -5,7 +5,8 @@
  * On a terminal each task gets one line with a progress bar, redrawn in
  * place (cursor up, clear line) on every change and once a second for the
  * clocks; otherwise each visible change prints one plain line, so logs
- * and pipes read well. Changes come from libtaskmill's tm_watch. The exit
+ * and pipes read well. Changes come from libtaskmill's tm_watch (SSE,
+ * with the long-poll as fallback; TASKMILL_WATCH_MODE). The exit
  * code says how the tasks ended (cli_client.h). Single-threaded.
  */
 #include <getopt.h>
@@ -235,7 +236,9 @@ static const char watch_usage[] =
     "usage: taskmill watch [--server URL] [--json] ID...\n"
     "  Follows tasks until each has ended: progress bars on a terminal, one line per\n"
     "  change otherwise; --json prints each task's final state as a JSON line.\n"
-    "  Exits 0 when every task completed, 1 when one failed or was cancelled.\n";
+    "  Exits 0 when every task completed, 1 when one failed or was cancelled.\n"
+    "  Follows each task's event stream (SSE), or long-polls when the server has\n"
+    "  none; TASKMILL_WATCH_MODE=sse|poll|auto (default auto) picks one.\n";
 
 int cmd_watch(int argc, char **argv) {
     const char *server;
