@@ -58,6 +58,7 @@ static void serve_usage(FILE *f) {
             "  --webhook-backoff-ms N      first retry delay, doubling up to 1 h [5000]\n"
             "  --webhook-max-attempts N    attempts per delivery [34]\n"
             "  --webhook-timeout-ms N      per attempt [10000]\n"
+            "  --webhook-senders N         deliveries in flight, one per webhook at most [4]\n"
             "  --webhook-allow-private     let webhooks reach loopback and private addresses\n");
 }
 
@@ -79,6 +80,7 @@ static int serve_events_flag(struct events_config *ev, int which, const char *v)
         {NULL, 0, 0}, /* webhook-allow-private */
         {"events-buffer-bytes", 64 * 1024, INT64_C(1) << 40},
         {"events-task-max-bytes", 4096, 1 << 30},
+        {"webhook-senders", 1, 64},
     };
     int64_t n = 0;
     if (f[which].name && serve_int_flag(f[which].name, v, f[which].min, f[which].max, &n))
@@ -110,6 +112,9 @@ static int serve_events_flag(struct events_config *ev, int which, const char *v)
         break;
     case 8:
         ev->buffer_bytes = n;
+        break;
+    case 10:
+        ev->webhook_senders = (int)n;
         break;
     default:
         ev->task_max_bytes = n;
@@ -225,6 +230,7 @@ int cmd_serve(int argc, char **argv) {
         {"webhook-allow-private", no_argument, NULL, 2007},
         {"events-buffer-bytes", required_argument, NULL, 2008},
         {"events-task-max-bytes", required_argument, NULL, 2009},
+        {"webhook-senders", required_argument, NULL, 2010},
         {"help", no_argument, NULL, 'h'},
     };
     /* The fixed options, then one per limit flag, then the end. */
@@ -273,6 +279,7 @@ int cmd_serve(int argc, char **argv) {
         case 2007:
         case 2008:
         case 2009:
+        case 2010:
             if (serve_events_flag(&cfg.events, c - 2000, optarg)) return 2;
             break;
         case 'h':

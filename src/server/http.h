@@ -184,6 +184,7 @@ struct events_config {
     int64_t webhook_backoff_max_ms; /* (3600000) */
     int webhook_max_attempts;       /* (34: the first and 33 retries, as Livepeer) */
     int64_t webhook_timeout_ms;     /* per attempt (10000) */
+    int webhook_senders;            /* sender workers, one webhook each at a time (4) */
 };
 
 struct server_config {

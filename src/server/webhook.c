@@ -1,8 +1,25 @@
 /*
- * webhook: see webhook.h. One sender thread, one attempt at a time, in
+ * webhook: see webhook.h. A small pool of sender workers
+ * (--webhook-senders, default 4) shares the due deliveries, with one rule:
+ * a webhook has at most one delivery in flight. So deliveries to different
+ * webhooks never wait for each other, a receiver that hangs holds at most
+ * one worker, and each webhook still gets its deliveries one at a time in
  * order of due time then event seq, so a healthy receiver sees a task's
  * events in order; a retried delivery waits out its backoff without
  * holding back the others.
+ *
+ * Choosing is serialized by pick_lock: a worker reads the first due
+ * delivery of a webhook that is neither busy nor held (the store leaves
+ * those out, so they cannot fill the page) and marks its webhook busy in
+ * the same critical section. A worker records the outcome through the
+ * store's writer before it clears busy, so no read sees a stale row.
+ *
+ * Circuit breaker: after WEBHOOK_BREAK_AFTER consecutive attempts that
+ * found no receiver (network error, timeout, 5xx), the webhook as a whole
+ * is held, for the backoff doubling per further failure (capped as a
+ * delivery's): one probe attempt per hold, not one per pending delivery.
+ * A held delivery's attempts are not spent. The streaks live in memory
+ * only; a restart forgets them and keeps every delivery.
  *
  * Each attempt sends the same `id` (the delivery's, so receivers can drop
  * repeats) with a fresh `timestamp` and signature. Delivery is at least
@@ -30,16 +47,31 @@
 #include "../common/xalloc.h"
 #include "../compat/livepeer.h"
 
-#define WEBHOOK_BATCH 32
+#define WEBHOOK_BREAK_AFTER 5 /* failures in a row before a webhook is held as a whole */
+
+/* What the sender knows of one webhook; kept while a worker sends to it or
+ * while it has a failure streak, then dropped. */
+struct webhook_state {
+    char id[ID_LEN + 1];
+    bool busy;          /* a worker has one of its deliveries in flight */
+    int failures;       /* attempts in a row that found no receiver */
+    int64_t failed_at;  /* wall ms of the last of them */
+    int64_t held_until; /* wall ms: its deliveries wait until then */
+};
 
 struct webhook_sender {
     struct store *store;
     struct events_config cfg;
-    pthread_t thread;
-    bool started;
+    pthread_t *threads;
+    int nthreads; /* started */
+    /* Reading and choosing a due delivery; guards hooks. */
+    pthread_mutex_t pick_lock;
+    struct webhook_state *hooks;
+    size_t nhooks, caphooks;
+    /* Sleeping and waking. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool wake; /* under lock */
+    uint64_t wake_gen; /* under lock: bumped by each wake */
     _Atomic bool stopping;
     _Atomic uint64_t attempts, delivered, failed, retried;
 };
@@ -209,6 +241,14 @@ static size_t webhook_discard(char *p, size_t size, size_t n, void *cls) {
     return size * n;
 }
 
+/* The wait after the n-th failure (n >= 1): the first delay, doubling, capped. */
+static int64_t webhook_backoff_ms(const struct webhook_sender *ws, int64_t n) {
+    int64_t delay = ws->cfg.webhook_backoff_ms;
+    for (int64_t i = 1; i < n && delay < ws->cfg.webhook_backoff_max_ms; i++)
+        delay *= 2;
+    return delay > ws->cfg.webhook_backoff_max_ms ? ws->cfg.webhook_backoff_max_ms : delay;
+}
+
 /* Livepeer's delivery body for one attempt. */
 static void webhook_body(struct buf *b, const struct webhook_delivery *d, int64_t now) {
     buf_puts(b, "{\"id\":");
@@ -231,9 +271,16 @@ static void webhook_body(struct buf *b, const struct webhook_delivery *d, int64_
     buf_puts(b, "}}");
 }
 
-/* One attempt; fills the outcome into d (status, attempts, next_at, ...).
- * Returns false when it was cut short by a stop (record nothing). */
-static bool webhook_attempt(struct webhook_sender *ws, CURL *c, struct webhook_delivery *d) {
+/* How an attempt went, for the circuit breaker. */
+enum webhook_outcome {
+    WEBHOOK_STOPPED,   /* cut short by a stop: record nothing */
+    WEBHOOK_ANSWERED,  /* the receiver answered, or there was nothing to send */
+    WEBHOOK_UNREACHED, /* network error, timeout or 5xx */
+};
+
+/* One attempt; fills the outcome into d (status, attempts, next_at, ...). */
+static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
+                                            struct webhook_delivery *d) {
     int64_t now = time_now_ms();
     free(d->last_error);
     d->last_error = NULL;
@@ -241,7 +288,7 @@ static bool webhook_attempt(struct webhook_sender *ws, CURL *c, struct webhook_d
     if (!d->ev.seq) {
         snprintf(d->status, sizeof d->status, "failed");
         d->last_error = xstrdup("the event is no longer stored");
-        return true;
+        return WEBHOOK_ANSWERED;
     }
     struct buf body;
     buf_init(&body);
@@ -282,7 +329,7 @@ static bool webhook_attempt(struct webhook_sender *ws, CURL *c, struct webhook_d
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hdr);
     buf_release(&body);
-    if (cc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&ws->stopping)) return false;
+    if (cc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&ws->stopping)) return WEBHOOK_STOPPED;
 
     atomic_fetch_add(&ws->attempts, 1);
     d->attempts++;
@@ -294,7 +341,7 @@ static bool webhook_attempt(struct webhook_sender *ws, CURL *c, struct webhook_d
     } else if (status >= 200 && status < 300) {
         snprintf(d->status, sizeof d->status, "delivered");
         atomic_fetch_add(&ws->delivered, 1);
-        return true;
+        return WEBHOOK_ANSWERED;
     } else {
         char msg[64];
         snprintf(msg, sizeof msg, "the receiver answered %ld", status);
@@ -302,27 +349,30 @@ static bool webhook_attempt(struct webhook_sender *ws, CURL *c, struct webhook_d
         retry = status >= 500;
     }
     if (retry && d->attempts < ws->cfg.webhook_max_attempts) {
-        int64_t delay = ws->cfg.webhook_backoff_ms;
-        for (int64_t i = 1; i < d->attempts && delay < ws->cfg.webhook_backoff_max_ms; i++)
-            delay *= 2;
-        if (delay > ws->cfg.webhook_backoff_max_ms) delay = ws->cfg.webhook_backoff_max_ms;
-        d->next_at = now + delay;
+        d->next_at = now + webhook_backoff_ms(ws, d->attempts);
         atomic_fetch_add(&ws->retried, 1);
     } else {
         snprintf(d->status, sizeof d->status, "failed");
         atomic_fetch_add(&ws->failed, 1);
     }
-    return true;
+    return retry ? WEBHOOK_UNREACHED : WEBHOOK_ANSWERED;
 }
 
-/* Sleeps until woken, stopped, or `until` (wall ms; 0 = a second). */
-static void webhook_sleep(struct webhook_sender *ws, int64_t until) {
+static uint64_t webhook_wake_gen(struct webhook_sender *ws) {
+    pthread_mutex_lock(&ws->lock);
+    uint64_t gen = ws->wake_gen;
+    pthread_mutex_unlock(&ws->lock);
+    return gen;
+}
+
+/* Sleeps until woken after `gen`, stopped, or `until` (wall ms; 0 = a second). */
+static void webhook_sleep(struct webhook_sender *ws, uint64_t gen, int64_t until) {
     int64_t now = time_now_ms();
     int64_t ms = until ? until - now : 1000;
     if (ms > 1000) ms = 1000;
     if (ms <= 0) return;
     pthread_mutex_lock(&ws->lock);
-    if (!ws->wake && !atomic_load(&ws->stopping)) {
+    if (ws->wake_gen == gen && !atomic_load(&ws->stopping)) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += ms / 1000;
@@ -333,8 +383,99 @@ static void webhook_sleep(struct webhook_sender *ws, int64_t until) {
         }
         pthread_cond_timedwait(&ws->cond, &ws->lock, &ts);
     }
-    ws->wake = false;
     pthread_mutex_unlock(&ws->lock);
+}
+
+/* The state of webhook `id`, added when `add`; NULL when absent. Under pick_lock. */
+static struct webhook_state *webhook_state_of(struct webhook_sender *ws, const char *id, bool add) {
+    for (size_t i = 0; i < ws->nhooks; i++)
+        if (strcmp(ws->hooks[i].id, id) == 0) return &ws->hooks[i];
+    if (!add) return NULL;
+    if (ws->nhooks == ws->caphooks) {
+        ws->caphooks = ws->caphooks ? 2 * ws->caphooks : 16;
+        ws->hooks = xrealloc(ws->hooks, ws->caphooks * sizeof *ws->hooks);
+    }
+    struct webhook_state *h = &ws->hooks[ws->nhooks++];
+    memset(h, 0, sizeof *h);
+    snprintf(h->id, sizeof h->id, "%s", id);
+    return h;
+}
+
+/*
+ * Takes the first due delivery of a webhook that is neither busy nor held
+ * and marks that webhook busy. Returns 1 with *out (one row, the caller's
+ * to free with deliveries_free(*out, 1)), or 0 with *until set to when to
+ * look again (0: in a second, or when woken).
+ */
+static int webhook_pick(struct webhook_sender *ws, struct webhook_delivery **out, int64_t *until) {
+    *out = NULL;
+    *until = 0;
+    pthread_mutex_lock(&ws->pick_lock);
+    int64_t now = time_now_ms(), held_min = 0;
+    struct buf skip;
+    buf_init(&skip);
+    buf_putc(&skip, '[');
+    for (size_t i = 0; i < ws->nhooks;) {
+        struct webhook_state *h = &ws->hooks[i];
+        /* A streak that has been quiet for a whole maximum backoff is over:
+         * its webhook was deleted or has nothing pending. */
+        if (!h->busy && h->failed_at + ws->cfg.webhook_backoff_max_ms < now) {
+            *h = ws->hooks[--ws->nhooks];
+            continue;
+        }
+        if (h->busy || h->held_until > now) {
+            if (skip.len > 1) buf_putc(&skip, ',');
+            json_put_str(&skip, h->id);
+        }
+        if (!h->busy && h->held_until > now && (!held_min || h->held_until < held_min))
+            held_min = h->held_until;
+        i++;
+    }
+    buf_putc(&skip, ']');
+    struct webhook_delivery *d = NULL;
+    size_t n = 0;
+    struct tm_error e;
+    err_clear(&e);
+    int rc = store_deliveries_due(ws->store, now, skip.len > 2 ? skip.p : NULL, 1, &d, &n, &e);
+    buf_release(&skip);
+    if (!rc && n == 1) {
+        webhook_state_of(ws, d->webhook_id, true)->busy = true;
+        *out = d;
+        pthread_mutex_unlock(&ws->pick_lock);
+        return 1;
+    }
+    deliveries_free(d, n);
+    pthread_mutex_unlock(&ws->pick_lock);
+    if (rc) return 0;
+    int64_t next = 0;
+    /* Due rows of a busy webhook make next <= now: its worker wakes us. */
+    if (store_deliveries_next_at(ws->store, &next, &e) || next <= now) next = 0;
+    if (held_min && (!next || held_min < next)) next = held_min;
+    *until = next;
+    return 0;
+}
+
+/* The attempt at d is over: its webhook is free again, its streak updated. */
+static void webhook_done(struct webhook_sender *ws, const struct webhook_delivery *d,
+                         enum webhook_outcome how) {
+    pthread_mutex_lock(&ws->pick_lock);
+    struct webhook_state *h = webhook_state_of(ws, d->webhook_id, false);
+    if (h) {
+        h->busy = false;
+        if (how == WEBHOOK_ANSWERED) {
+            h->failures = 0;
+            h->held_until = 0;
+        } else if (how == WEBHOOK_UNREACHED) {
+            h->failed_at = time_now_ms();
+            if (++h->failures >= WEBHOOK_BREAK_AFTER)
+                h->held_until =
+                    h->failed_at + webhook_backoff_ms(ws, h->failures - WEBHOOK_BREAK_AFTER + 1);
+        }
+        if (!h->failures) *h = ws->hooks[--ws->nhooks];
+    }
+    pthread_mutex_unlock(&ws->pick_lock);
+    /* Its next delivery may be due: let an idle worker take it. */
+    webhook_sender_wake(ws);
 }
 
 static void *webhook_main(void *arg) {
@@ -342,30 +483,25 @@ static void *webhook_main(void *arg) {
     CURL *c = curl_easy_init();
     if (!c) abort();
     while (!atomic_load(&ws->stopping)) {
-        pthread_mutex_lock(&ws->lock);
-        ws->wake = false;
-        pthread_mutex_unlock(&ws->lock);
+        uint64_t gen = webhook_wake_gen(ws);
         struct webhook_delivery *d = NULL;
-        size_t n = 0;
-        struct tm_error e;
-        err_clear(&e);
-        if (store_deliveries_due(ws->store, time_now_ms(), WEBHOOK_BATCH, &d, &n, &e)) {
-            webhook_sleep(ws, 0);
+        int64_t until = 0;
+        if (!webhook_pick(ws, &d, &until)) {
+            webhook_sleep(ws, gen, until);
             continue;
         }
-        for (size_t i = 0; i < n && !atomic_load(&ws->stopping); i++) {
-            if (!webhook_attempt(ws, c, &d[i])) break;
+        enum webhook_outcome how = webhook_attempt(ws, c, d);
+        if (how != WEBHOOK_STOPPED) {
+            /* Recorded before the webhook is freed, so no later pick reads
+             * the row as it was. */
             struct store_op op;
             store_op_init(&op, STORE_OP_DELIVERY_SET);
-            op.delivery = &d[i];
+            op.delivery = d;
             store_run(ws->store, &op);
             store_op_release(&op);
         }
-        deliveries_free(d, n);
-        if (n == WEBHOOK_BATCH) continue;
-        int64_t next = 0;
-        if (store_deliveries_next_at(ws->store, &next, &e)) next = 0;
-        webhook_sleep(ws, next);
+        webhook_done(ws, d, how);
+        deliveries_free(d, 1);
     }
     curl_easy_cleanup(c);
     return NULL;
@@ -380,37 +516,46 @@ struct webhook_sender *webhook_sender_new(struct store *s, const struct events_c
     if (ws->cfg.webhook_backoff_max_ms <= 0) ws->cfg.webhook_backoff_max_ms = 3600 * 1000;
     if (ws->cfg.webhook_max_attempts <= 0) ws->cfg.webhook_max_attempts = 34;
     if (ws->cfg.webhook_timeout_ms <= 0) ws->cfg.webhook_timeout_ms = 10000;
+    if (ws->cfg.webhook_senders <= 0) ws->cfg.webhook_senders = 4;
+    pthread_mutex_init(&ws->pick_lock, NULL);
     pthread_mutex_init(&ws->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ws->cond, &ca);
     pthread_condattr_destroy(&ca);
-    ws->started = pthread_create(&ws->thread, NULL, webhook_main, ws) == 0;
+    ws->threads = xcalloc((size_t)ws->cfg.webhook_senders, sizeof *ws->threads);
+    while (ws->nthreads < ws->cfg.webhook_senders &&
+           pthread_create(&ws->threads[ws->nthreads], NULL, webhook_main, ws) == 0)
+        ws->nthreads++;
     return ws;
 }
 
 void webhook_sender_wake(void *cls) {
     struct webhook_sender *ws = cls;
     pthread_mutex_lock(&ws->lock);
-    ws->wake = true;
-    pthread_cond_signal(&ws->cond);
+    ws->wake_gen++;
+    pthread_cond_broadcast(&ws->cond);
     pthread_mutex_unlock(&ws->lock);
 }
 
 void webhook_sender_stop(struct webhook_sender *ws) {
-    if (!ws || !ws->started) return;
+    if (!ws || !ws->nthreads) return;
     atomic_store(&ws->stopping, true);
     webhook_sender_wake(ws);
-    pthread_join(ws->thread, NULL);
-    ws->started = false;
+    for (int i = 0; i < ws->nthreads; i++)
+        pthread_join(ws->threads[i], NULL);
+    ws->nthreads = 0;
 }
 
 void webhook_sender_free(struct webhook_sender *ws) {
     if (!ws) return;
     webhook_sender_stop(ws);
+    pthread_mutex_destroy(&ws->pick_lock);
     pthread_mutex_destroy(&ws->lock);
     pthread_cond_destroy(&ws->cond);
+    free(ws->threads);
+    free(ws->hooks);
     free(ws);
 }
 

@@ -2,8 +2,9 @@
  * webhook: signed delivery of task events to webhooks, Livepeer's way.
  *
  * Deliveries are rows the store queues in the transaction of each event
- * (store.h), so they survive restarts. One sender thread reads the due
- * ones, POSTs Livepeer's body signed with `Livepeer-Signature:
+ * (store.h), so they survive restarts. A pool of sender threads reads the
+ * due ones, at most one in flight per webhook (webhook.c tells how), POSTs
+ * Livepeer's body signed with `Livepeer-Signature:
  * t=<ms>,v1=<hex HMAC-SHA256 of the raw body>`, and records each outcome
  * through the store's writer: 2xx delivered; network errors and 5xx
  * retried with exponential backoff (first delay doubling up to a cap, a
@@ -15,7 +16,8 @@
  * address when a connection is opened. Deliveries never use a proxy.
  *
  * Threading: webhook_sender_wake may be called from any thread (the store
- * writer calls it); the rest from the server's start and stop.
+ * writer calls it; it never waits for a store read); the rest from the
+ * server's start and stop.
  */
 #ifndef TASKMILL_WEBHOOK_H
 #define TASKMILL_WEBHOOK_H
@@ -31,7 +33,7 @@ struct webhook_sender;
 struct webhook_sender *webhook_sender_new(struct store *s, const struct events_config *cfg);
 /* New deliveries were queued: look now. `ws` is a struct webhook_sender. */
 void webhook_sender_wake(void *ws);
-/* Stops the thread (an attempt in flight is abandoned and stays pending). */
+/* Stops the threads (attempts in flight are abandoned and stay pending). */
 void webhook_sender_stop(struct webhook_sender *ws);
 void webhook_sender_free(struct webhook_sender *ws);
 

@@ -336,9 +336,11 @@ int store_webhooks_list(struct store *s, const char *ns, const char *id, struct 
 /* A webhook's deliveries, newest first, at most limit. */
 int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
                           struct webhook_delivery **out, size_t *n, struct tm_error *e);
-/* Pending deliveries due at `now`, oldest event first, with url, secret and event. */
-int store_deliveries_due(struct store *s, int64_t now, int limit, struct webhook_delivery **out,
-                         size_t *n, struct tm_error *e);
+/* Pending deliveries due at `now`, in order of due time then event, with url,
+ * secret and event; none of the webhooks whose ids the JSON array `skip_json`
+ * lists (NULL: skip none), so busy or held webhooks cannot fill the page. */
+int store_deliveries_due(struct store *s, int64_t now, const char *skip_json, int limit,
+                         struct webhook_delivery **out, size_t *n, struct tm_error *e);
 /* When the next pending delivery is due; 0 when none. */
 int store_deliveries_next_at(struct store *s, int64_t *at, struct tm_error *e);
 

@@ -223,15 +223,17 @@ int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
                           struct webhook_delivery **out, size_t *n, struct tm_error *e) {
     *out = NULL;
     *n = 0;
-    int rc = store_base_of(s)->backend->deliveries_list(s, webhook_id, false, 0, limit, out, n);
+    int rc =
+        store_base_of(s)->backend->deliveries_list(s, webhook_id, false, 0, NULL, limit, out, n);
     return rc ? store_events_error(rc, e, "webhook", webhook_id) : 0;
 }
 
-int store_deliveries_due(struct store *s, int64_t now, int limit, struct webhook_delivery **out,
-                         size_t *n, struct tm_error *e) {
+int store_deliveries_due(struct store *s, int64_t now, const char *skip_json, int limit,
+                         struct webhook_delivery **out, size_t *n, struct tm_error *e) {
     *out = NULL;
     *n = 0;
-    int rc = store_base_of(s)->backend->deliveries_list(s, NULL, true, now, limit, out, n);
+    int rc =
+        store_base_of(s)->backend->deliveries_list(s, NULL, true, now, skip_json, limit, out, n);
     return rc ? store_events_error(rc, e, "delivery", NULL) : 0;
 }
 

@@ -67,9 +67,11 @@ struct store_backend {
     int (*events_head)(struct store *s, int64_t *head, int64_t *pruned_through);
     int (*webhooks_list)(struct store *s, const char *ns, const char *id, struct webhook **out,
                          size_t *n);
-    /* due_only: pending with next_at <= now, joined with url, secret, event. */
+    /* due_only: pending with next_at <= now, joined with url, secret, event,
+     * leaving out the webhooks whose ids `skip_json` (a JSON array or NULL) lists. */
     int (*deliveries_list)(struct store *s, const char *webhook_id, bool due_only, int64_t now,
-                           int limit, struct webhook_delivery **out, size_t *n);
+                           const char *skip_json, int limit, struct webhook_delivery **out,
+                           size_t *n);
     int (*deliveries_next_at)(struct store *s, int64_t *at);
 
     /* API tokens (store_tokens.c). Writer thread: */

@@ -411,7 +411,7 @@ int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct web
 }
 
 int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, int64_t now,
-                       int limit, struct webhook_delivery **out, size_t *n) {
+                       const char *skip_json, int limit, struct webhook_delivery **out, size_t *n) {
     void *conn;
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
@@ -424,7 +424,9 @@ int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, i
                  "SELECT %s,w.url,w.secret,e.seq,e.at,e.kind,e.cause,e.task_id,e.namespace,"
                  "e.queue,e.type,e.phase,e.version,e.task FROM webhook_deliveries d"
                  " JOIN webhooks w ON w.id=d.webhook_id LEFT JOIN events e ON e.seq=d.seq"
-                 " WHERE d.status='pending' AND d.next_at<=?1 ORDER BY d.next_at,d.seq,"
+                 " WHERE d.status='pending' AND d.next_at<=?1"
+                 " AND (?3 IS NULL OR d.webhook_id NOT IN (SELECT value FROM json_each(?3)))"
+                 " ORDER BY d.next_at,d.seq,"
                  "CASE d.event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN 1 ELSE 2 END"
                  " LIMIT ?2",
                  cols);
@@ -441,7 +443,7 @@ int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, i
     }
     if (due_only) sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int(st, 2, limit);
-    if (!due_only) sqe_bind_text(st, 3, webhook_id);
+    sqe_bind_text(st, 3, due_only ? skip_json : webhook_id);
     *out = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof **out);
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)limit) {

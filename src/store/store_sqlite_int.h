@@ -37,7 +37,7 @@ int sq_events_head(struct store *s, int64_t *head, int64_t *pruned_through);
 int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
                      size_t *n);
 int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, int64_t now,
-                       int limit, struct webhook_delivery **out, size_t *n);
+                       const char *skip_json, int limit, struct webhook_delivery **out, size_t *n);
 int sq_deliveries_next_at(struct store *s, int64_t *at);
 
 #endif

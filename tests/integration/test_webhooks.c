@@ -3,7 +3,9 @@
  * create, list, delete; private destinations refused unless allowed; a
  * receiver that fails the first attempts still gets every event, each with
  * a Livepeer signature it verifies; deliveries listed with their outcome;
- * deliveries pending across a crash of the server are sent after restart.
+ * deliveries pending across a crash of the server are sent after restart;
+ * a receiver that accepts and never answers holds up neither another
+ * webhook's deliveries nor more than one connection, and is retried.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -296,10 +299,118 @@ static void test_restart_during_delivery_loses_nothing(void) {
     receiver_stop(&rv);
 }
 
+/* A black hole: accepts connections and never answers, keeping them open. */
+struct black_hole {
+    int fd, port;
+    pthread_t thread;
+    _Atomic bool stop;
+    _Atomic int accepted;
+    int conns[64];
+};
+
+static void *black_hole_main(void *arg) {
+    struct black_hole *bh = arg;
+    while (!atomic_load(&bh->stop)) {
+        int c = accept(bh->fd, NULL, NULL);
+        if (c < 0) continue;
+        int n = atomic_load(&bh->accepted);
+        if (atomic_load(&bh->stop) || n >= 64) {
+            close(c);
+            continue;
+        }
+        bh->conns[n] = c;
+        atomic_store(&bh->accepted, n + 1);
+    }
+    return NULL;
+}
+
+static int black_hole_start(struct black_hole *bh) {
+    memset(bh, 0, sizeof *bh);
+    bh->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (bind(bh->fd, (struct sockaddr *)&sa, sizeof sa) || listen(bh->fd, 64)) return -1;
+    socklen_t sl = sizeof sa;
+    getsockname(bh->fd, (struct sockaddr *)&sa, &sl);
+    bh->port = ntohs(sa.sin_port);
+    return pthread_create(&bh->thread, NULL, black_hole_main, bh);
+}
+
+static void black_hole_stop(struct black_hole *bh) {
+    atomic_store(&bh->stop, true);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)bh->port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(c, (struct sockaddr *)&sa, sizeof sa)) {
+    }
+    close(c);
+    pthread_join(bh->thread, NULL);
+    close(bh->fd);
+    for (int i = 0; i < atomic_load(&bh->accepted); i++)
+        close(bh->conns[i]);
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_black_hole_holds_up_no_other_webhook(void) {
+    struct black_hole bh;
+    struct receiver rv;
+    CHECK(black_hole_start(&bh) == 0);
+    CHECK(receiver_start(&rv) == 0);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-timeout-ms", "3000",
+                          "--webhook-backoff-ms", "500", "--webhook-senders", "2", NULL) == 0);
+    /* The black hole first, so its deliveries come first in due order. */
+    char *dark = create_webhook(&srv, bh.port, "[\"task.spawned\"]");
+    char *good = create_webhook(&srv, rv.port, "[\"task.spawned\"]");
+    CHECK(dark && good);
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < 5; i++)
+        free(th_submit(&srv, "upload", NULL));
+    /* One sender used to wait out 3 s per black-hole delivery first. */
+    bool all = wait_seen(&rv, 5, 10000);
+    int64_t took = mono_ms() - t0;
+    CHECK(all);
+    if (took >= 1500)
+        th_fail(__FILE__, __LINE__, "the healthy receiver waited %lld ms", (long long)took);
+    /* At most one delivery in flight per webhook: one connection so far. */
+    CHECK_INT(atomic_load(&bh.accepted), 1);
+    /* After the timeout the black hole's deliveries are tried again. */
+    for (int waited = 0; waited < 8000 && atomic_load(&bh.accepted) < 2; waited += 50)
+        th_sleep_ms(50);
+    CHECK(atomic_load(&bh.accepted) >= 2);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries", dark);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    json_t *d = th_get(r->json, "deliveries");
+    int tried = 0, pending = 0;
+    for (size_t i = 0; i < json_array_size(d); i++) {
+        json_t *one = json_array_get(d, i);
+        pending += strcmp(th_str(one, "status"), "pending") == 0;
+        tried += th_int(one, "attempts") >= 1 && th_str(one, "last_error") != NULL;
+    }
+    CHECK_INT((int)json_array_size(d), 5);
+    CHECK_INT(pending, 5); /* none given up, none lost */
+    CHECK(tried >= 1);
+    CHECK_INT(receiver_seen(&rv), 5); /* each once */
+    CHECK_INT(rv.bad_signatures, 0);
+    free(dark);
+    free(good);
+    th_server_free(&srv);
+    receiver_stop(&rv);
+    black_hole_stop(&bh);
+}
+
 static const struct th_test tests[] = {
     {"create, list, delete; private destinations refused", test_crud_and_private_refused},
     {"a failing receiver gets every event, signed", test_failing_receiver_gets_every_event_signed},
     {"a restart during delivery loses nothing", test_restart_during_delivery_loses_nothing},
+    {"a black-hole receiver holds up no other webhook", test_black_hole_holds_up_no_other_webhook},
     {NULL, NULL},
 };
 
