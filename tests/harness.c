@@ -110,20 +110,40 @@ static int th_spawn(struct th_server *s, char **extra) {
 
 static char *th_extra_args[32];
 
-int th_server_start(struct th_server *s, ...) {
+/* th_server_start with the extra arguments as a va_list. */
+static int th_server_startv(struct th_server *s, va_list ap) {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "%s/taskmill-test-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(s->dir)) return -1;
     snprintf(s->db, sizeof s->db, "%s/t.db", s->dir);
-    va_list ap;
-    va_start(ap, s);
     int n = 0;
     for (char *a; (a = va_arg(ap, char *)) && n < 31;)
         th_extra_args[n++] = a;
     th_extra_args[n] = NULL;
-    va_end(ap);
     return th_spawn(s, th_extra_args);
+}
+
+int th_server_start(struct th_server *s, ...) {
+    va_list ap;
+    va_start(ap, s);
+    int rc = th_server_startv(s, ap);
+    va_end(ap);
+    return rc;
+}
+
+int th_main_server(const struct th_test *tests, int argc, char **argv, struct th_server *srv, ...) {
+    va_list ap;
+    va_start(ap, srv);
+    int started = th_server_startv(srv, ap);
+    va_end(ap);
+    if (started) {
+        printf("RESULT passed=0 failed=1\n");
+        return 1;
+    }
+    int rc = th_main(tests, argc, argv);
+    th_server_free(srv);
+    return rc || th_failed();
 }
 
 int th_server_restart(struct th_server *s) {

@@ -26,6 +26,10 @@ struct th_test {
 };
 
 int th_main(const struct th_test *tests, int argc, char **argv);
+struct th_server;
+/* th_main around one server every test shares: started first (extra args
+ * NULL-ended after srv), freed last. Returns main's exit code. */
+int th_main_server(const struct th_test *tests, int argc, char **argv, struct th_server *srv, ...);
 void th_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool th_failed(void);

@@ -304,11 +304,5 @@ static const struct th_test tests[] = {
 };
 
 int main(int argc, char **argv) {
-    if (th_server_start(&srv, NULL)) {
-        printf("RESULT passed=0 failed=1\n");
-        return 1;
-    }
-    int rc = th_main(tests, argc, argv);
-    th_server_free(&srv);
-    return rc || th_failed();
+    return th_main_server(tests, argc, argv, &srv, NULL);
 }
