@@ -142,16 +142,19 @@ enum task_bucket task_bucket_of(enum task_phase p) {
     case TASK_RUNNING:
     case TASK_STOPPING:
         return TASK_BUCKET_PROCESSING;
+    case TASK_FAILED:
+    case TASK_CANCELLED:
+        return TASK_BUCKET_ENDED;
     default:
         return TASK_BUCKET_PENDING;
     }
 }
 
 void task_counts(const struct task *t, int64_t *processed, int64_t *processing, int64_t *pending) {
-    if (t->child_pending + t->child_processing + t->child_processed > 0) {
+    if (t->child_pending + t->child_processing + t->child_processed + t->child_ended > 0) {
         *processed = t->child_processed;
         *processing = t->child_processing;
-        *pending = t->child_pending;
+        *pending = t->child_pending + t->child_ended;
     } else {
         *processed = t->progress.processed;
         *processing = t->progress.processing;
@@ -203,7 +206,7 @@ static void task_assert_invariants(const struct task *t) {
         assert(!t->lease_worker && t->status == TASK_STATUS_NONE);
         break;
     case TASK_WAITING:
-        assert(!t->lease_worker && t->scheduled_at > 0);
+        assert(!t->lease_worker && (t->scheduled_at > 0 || t->awaiting_children));
         break;
     case TASK_RUNNING:
     case TASK_STOPPING:
@@ -238,6 +241,7 @@ static void task_move(struct task *t, enum task_phase to, int64_t now) {
         t->lease_expires_at = 0;
     }
     if (task_phase_is_terminal(to)) t->completed_at = now;
+    if (to != TASK_WAITING) t->awaiting_children = false;
     task_touch(t, now);
     task_assert_invariants(t);
 }
@@ -283,6 +287,14 @@ int task_complete(struct task *t, const char *token, bool warning, int64_t now,
                   struct tm_error *e) {
     int rc = task_check_lease(t, token, e);
     if (rc) return rc;
+    if (t->phase == TASK_RUNNING && task_has_open_children(t)) {
+        /* The parent's own work is done; it completes with its last child. */
+        t->warned = t->warned || warning;
+        t->scheduled_at = 0;
+        t->awaiting_children = true;
+        task_move(t, TASK_WAITING, now);
+        return 0;
+    }
     t->status = warning || t->warned ? TASK_WARNING : TASK_SUCCESS;
     t->progress.ratio = 1.0;
     t->progress.ratio_set = true;
@@ -354,8 +366,23 @@ int task_lease_lost(struct task *t, int64_t now, uint32_t rnd, struct tm_error *
     return 0;
 }
 
+bool task_has_open_children(const struct task *t) {
+    return t->child_pending + t->child_processing > 0;
+}
+
+int task_children_done(struct task *t, int64_t now, struct tm_error *e) {
+    if (t->phase != TASK_WAITING || !t->awaiting_children || task_has_open_children(t))
+        return task_refuse(t, TASK_COMPLETED, e);
+    t->status = t->warned || t->child_ended > 0 ? TASK_WARNING : TASK_SUCCESS;
+    t->progress.ratio = 1.0;
+    t->progress.ratio_set = true;
+    t->progress.updated_at = now;
+    task_move(t, TASK_COMPLETED, now);
+    return 0;
+}
+
 int task_wake(struct task *t, int64_t now, struct tm_error *e) {
-    if (t->phase != TASK_WAITING) return task_refuse(t, TASK_PENDING, e);
+    if (t->phase != TASK_WAITING || t->awaiting_children) return task_refuse(t, TASK_PENDING, e);
     task_move(t, TASK_PENDING, now);
     return 0;
 }

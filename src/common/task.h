@@ -33,7 +33,10 @@
  * waiting    Not to run before scheduled_at: a delayed start, or the backoff
  *            before an automatic retry. Entered on create with a future
  *            scheduled_at, on a retryable failure or a lost lease with
- *            retries left. Invariants: scheduled_at set, no lease.
+ *            retries left. Also a parent whose worker completed it while
+ *            children were still unfinished (awaiting_children): it
+ *            completes when its last child ends. Invariants: no lease;
+ *            scheduled_at set, or awaiting_children.
  * running    Claimed by a worker that holds the lease. Entered only by claim,
  *            which increments attempt and issues a new lease token.
  *            Invariants: lease worker, token and expiry set.
@@ -62,6 +65,8 @@
  *   running   -> pending    release (handed back; not counted as a retry)
  *   running   -> stopping   cancel
  *   stopping  -> cancelled  fail, release or lease lost (the worker stopped)
+ *   running   -> waiting    complete while children are unfinished (awaits them)
+ *   waiting   -> completed  the last child of an awaiting parent ended
  *   stopping  -> completed  complete (the work finished before it could stop)
  *   failed    -> pending    retry
  *   cancelled -> pending    retry
@@ -95,7 +100,14 @@ enum task_status {
 };
 
 /* The bucket a child counts in on its parent's progress. */
-enum task_bucket { TASK_BUCKET_PENDING, TASK_BUCKET_PROCESSING, TASK_BUCKET_PROCESSED };
+/* The bucket a child counts in on its parent: failed and cancelled children
+ * (ENDED) show as pending but do not hold up an awaiting parent. */
+enum task_bucket {
+    TASK_BUCKET_PENDING,
+    TASK_BUCKET_PROCESSING,
+    TASK_BUCKET_PROCESSED,
+    TASK_BUCKET_ENDED
+};
 
 struct task_progress {
     double ratio;   /* 0..1, as last set or derived */
@@ -123,9 +135,10 @@ struct task {
     enum task_status status;
     struct task_progress progress;
     /* Counts of children by bucket, kept by the store as children move. */
-    int64_t child_pending, child_processing, child_processed;
-    char *items;    /* JSON array or NULL */
-    char *messages; /* JSON array or NULL */
+    int64_t child_pending, child_processing, child_processed, child_ended;
+    bool awaiting_children; /* waiting for its children to end (see phases) */
+    char *items;            /* JSON array or NULL */
+    char *messages;         /* JSON array or NULL */
     int64_t message_count;
     bool warned; /* a WARN message was logged this run */
 
@@ -228,6 +241,10 @@ int task_resume(struct task *t, int64_t now, struct tm_error *e);
  */
 int task_finish(struct task *t, enum task_status status, int64_t completed_at, int64_t now,
                 struct tm_error *e);
+/* True when some child is neither completed, failed nor cancelled. */
+bool task_has_open_children(const struct task *t);
+/* An awaiting parent's last child ended: completed (WARNING if a child failed). */
+int task_children_done(struct task *t, int64_t now, struct tm_error *e);
 /* Deletion is allowed only for terminal tasks. */
 int task_check_delete(const struct task *t, struct tm_error *e);
 

@@ -115,6 +115,8 @@ void task_json_write(struct buf *b, const struct task *t) {
     json_put_int(b, t->version);
     json_put_key(b, "paused", false);
     json_put_bool(b, t->paused);
+    json_put_key(b, "awaiting_children", false);
+    json_put_bool(b, t->awaiting_children);
     buf_putc(b, '}');
 }
 

@@ -159,7 +159,12 @@ static int store_load_scoped(struct store *s, struct store_op *op, const char *i
     return rc;
 }
 
-/* Moves a child from one bucket of its parent's counts to another. */
+static int store_save(struct store *s, struct batch *b, const struct task *t, int before,
+                      int64_t now);
+
+/* Moves a child from one bucket of its parent's counts to another; an
+ * awaiting parent whose last open child ended completes here, in the same
+ * transaction as the child's change. */
 static int store_parent_adjust(struct store *s, struct batch *b, const struct task *child, int from,
                                int to, int64_t now) {
     if (!child->parent_id[0] || from == to) return 0;
@@ -167,10 +172,18 @@ static int store_parent_adjust(struct store *s, struct batch *b, const struct ta
     int rc = s->base.backend->load(s, child->parent_id, &p);
     if (rc == TM_ENOT_FOUND) return 0; /* the parent was deleted: the child lives on */
     if (rc) return rc;
-    int64_t *slot[] = {&p->child_pending, &p->child_processing, &p->child_processed};
+    int64_t *slot[] = {&p->child_pending, &p->child_processing, &p->child_processed,
+                       &p->child_ended};
     if (from >= 0 && *slot[from] > 0) (*slot[from])--;
     if (to >= 0) (*slot[to])++;
     p->progress.updated_at = now;
+    if (p->awaiting_children && !task_has_open_children(p)) {
+        enum task_phase before = p->phase;
+        rc = task_children_done(p, now, NULL);
+        if (rc == 0) rc = store_save(s, b, p, (int)before, now);
+        task_free(p);
+        return rc;
+    }
     task_touch(p, now);
     rc = s->base.backend->update(s, p);
     if (rc == 0) batch_note_changed(b, p->id);

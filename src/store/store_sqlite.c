@@ -64,6 +64,8 @@ static const struct col task_columns[] = {
     C("child_pending", COL_INT, child_pending),
     C("child_processing", COL_INT, child_processing),
     C("child_processed", COL_INT, child_processed),
+    C("child_ended", COL_INT, child_ended),
+    C("awaiting_children", COL_BOOL, awaiting_children),
     C("items", COL_TEXT, items),
     C("messages", COL_TEXT, messages),
     C("message_count", COL_INT, message_count),

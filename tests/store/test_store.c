@@ -332,6 +332,49 @@ static void test_parent_counts(void) {
     store_close(s);
 }
 
+static void test_parent_waits_for_children(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    char p[ID_LEN + 1], c1[ID_LEN + 1], c2[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("n", "wpar", "x", 0), p), 0);
+    struct task *t = new_task("n", "wkids", "x", 0);
+    memcpy(t->parent_id, p, sizeof t->parent_id);
+    CHECK_INT(create(s, t, c1), 0);
+    t = new_task("n", "wkids", "x", 0);
+    memcpy(t->parent_id, p, sizeof t->parent_id);
+    CHECK_INT(create(s, t, c2), 0);
+    char id[ID_LEN + 1], ptok[ID_LEN + 1], tok[ID_LEN + 1];
+    CHECK_INT(claim(s, "n", "wpar", NULL, 60000, 0, id, ptok), 0);
+    CHECK_STR(id, p);
+    CHECK_INT(simple(s, STORE_OP_COMPLETE, "n", p, ptok, NULL), 0);
+    struct task *r = get(s, "n", p);
+    CHECK_INT(r->phase, TASK_WAITING);
+    CHECK(r->awaiting_children);
+    task_free(r);
+    /* First child completes: still waiting. Second fails for good: it completes. */
+    CHECK_INT(claim(s, "n", "wkids", NULL, 60000, 0, id, tok), 0);
+    CHECK_INT(simple(s, STORE_OP_COMPLETE, "n", id, tok, NULL), 0);
+    r = get(s, "n", p);
+    CHECK_INT(r->phase, TASK_WAITING);
+    task_free(r);
+    CHECK_INT(claim(s, "n", "wkids", NULL, 60000, 0, id, tok), 0);
+    struct store_op op;
+    store_op_init(&op, STORE_OP_FAIL);
+    snprintf(op.id, sizeof op.id, "%s", id);
+    op.lease_token = tok;
+    op.error = "no";
+    op.retryable = false;
+    CHECK_INT(store_run(s, &op), 0);
+    store_op_release(&op);
+    r = get(s, "n", p);
+    CHECK_INT(r->phase, TASK_COMPLETED);
+    CHECK_INT(r->status, TASK_WARNING);
+    CHECK_INT(r->child_ended, 1);
+    CHECK_INT(r->child_processed, 1);
+    task_free(r);
+    store_close(s);
+}
+
 static void test_list_filters_and_cursor(void) {
     struct store *s = open_store(0);
     CHECK(s);
@@ -437,6 +480,7 @@ static const struct th_test tests[] = {
     {"parked claims and watches wake on commit", test_parked_claim_and_watch},
     {"the sweep expires leases and wakes waiting tasks", test_sweep_expires_leases_and_wakes},
     {"parent counts follow children", test_parent_counts},
+    {"a completed parent waits for its children", test_parent_waits_for_children},
     {"list filters and cursor", test_list_filters_and_cursor},
     {"queue settings and counts", test_queue_counts_and_settings},
     {"durable across close and open", test_durable_across_reopen},

@@ -280,10 +280,15 @@ static void test_progress_rules(void) {
     t->child_processing = 0;
     t->child_pending = 1;
     CHECK_INT(task_percent(t), 75);
+    /* The open child ends (a parent with open children would wait for them:
+     * test_parent_awaits_children); completing it then shows 100. */
+    t->child_pending = 0;
+    t->child_ended = 1;
     struct tm_error e;
     char tok[33];
     snprintf(tok, sizeof tok, "%032d", 1);
     CHECK_INT(task_complete(t, tok, false, 4000, &e), 0);
+    CHECK_INT(t->phase, TASK_COMPLETED);
     CHECK_INT(task_percent(t), 100);
     task_free(t);
 }
@@ -330,6 +335,50 @@ static void test_delete_only_terminal(void) {
     }
 }
 
+static void test_parent_awaits_children(void) {
+    struct tm_error e;
+    struct task *t = task_in(TASK_RUNNING);
+    t->child_pending = 1;
+    t->child_processed = 1;
+    char tok[33];
+    snprintf(tok, sizeof tok, "%032d", 1);
+    /* Its own work done, a child still open: it waits, with no lease. */
+    CHECK_INT(task_complete(t, tok, false, 3000, &e), 0);
+    CHECK_INT(t->phase, TASK_WAITING);
+    CHECK(t->awaiting_children);
+    CHECK(t->lease_worker == NULL);
+    CHECK_INT(task_due_at(t), 0); /* not the sweep's to wake */
+    CHECK_INT(task_wake(t, 3500, &e), TM_ECONFLICT);
+    CHECK_INT(task_children_done(t, 3500, &e), TM_ECONFLICT); /* a child is still open */
+    /* The child ends failed: the parent completes, with a warning. */
+    t->child_pending = 0;
+    t->child_ended = 1;
+    CHECK(!task_has_open_children(t));
+    CHECK_INT(task_children_done(t, 4000, &e), 0);
+    CHECK_INT(t->phase, TASK_COMPLETED);
+    CHECK_INT(t->status, TASK_WARNING);
+    CHECK(!t->awaiting_children);
+    CHECK_INT(task_percent(t), 100);
+    task_free(t);
+    /* Failed and cancelled children show as pending. */
+    t = task_in(TASK_PENDING);
+    t->child_ended = 2;
+    t->child_processed = 2;
+    int64_t done, doing, todo;
+    task_counts(t, &done, &doing, &todo);
+    CHECK_INT(todo, 2);
+    CHECK_INT(task_percent(t), 50);
+    /* Cancelling an awaiting parent ends the wait. */
+    task_free(t);
+    t = task_in(TASK_RUNNING);
+    t->child_processing = 1;
+    CHECK_INT(task_complete(t, tok, false, 3000, &e), 0);
+    CHECK_INT(task_cancel(t, 3100, &e), 0);
+    CHECK_INT(t->phase, TASK_CANCELLED);
+    CHECK(!t->awaiting_children);
+    task_free(t);
+}
+
 static const struct th_test tests[] = {
     {"transition table matches DESIGN.md", test_transition_table},
     {"every move from every phase", test_every_move_from_every_phase},
@@ -340,6 +389,7 @@ static const struct th_test tests[] = {
     {"pause and resume", test_pause_resume},
     {"backoff is exponential, jittered and capped", test_backoff},
     {"only terminal tasks can be deleted", test_delete_only_terminal},
+    {"a parent completed with open children waits for them", test_parent_awaits_children},
     {NULL, NULL},
 };
 
