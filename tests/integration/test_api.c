@@ -373,6 +373,33 @@ static void test_parent_rollup(void) {
         free(c[i]);
 }
 
+static void test_parent_waits_for_children(void) {
+    char *p = th_submit(&srv, "batch", "\"queue\":\"wparents\"");
+    char extra[128];
+    snprintf(extra, sizeof extra, "\"queue\":\"wchildren\",\"parent_id\":\"%s\"", p);
+    char *c = th_submit(&srv, "child", extra);
+    char id[33], tok[33];
+    CHECK_INT(th_claim(&srv, "wparents", NULL, id, tok), 200);
+    struct th_resp *r = th_http(&srv, "POST", tpath(p, "/complete"),
+                                "{\"lease_token\":\"%s\",\"result\":{\"n\":1}}", tok);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "phase"), "waiting");
+    CHECK(json_is_true(th_get(r->json, "awaiting_children")));
+    CHECK(json_is_null(th_get(r->json, "lease")));
+    CHECK_INT(th_claim(&srv, "wchildren", NULL, id, tok), 200);
+    CHECK_STR(id, c);
+    CHECK_INT(th_http(&srv, "POST", tpath(c, "/complete"), "{\"lease_token\":\"%s\"}", tok)->status,
+              200);
+    r = th_http(&srv, "GET", tpath(p, ""), NULL);
+    CHECK_STR(th_str(r->json, "phase"), "completed");
+    CHECK_STR(th_str(r->json, "completion_status"), "SUCCESS");
+    CHECK(json_is_false(th_get(r->json, "awaiting_children")));
+    CHECK_INT(th_int(r->json, "result.n"), 1);
+    CHECK_INT(th_int(r->json, "progress.percent"), 100);
+    free(p);
+    free(c);
+}
+
 static void test_delayed_start(void) {
     char when[64];
     time_t t = time(NULL) + 1;
@@ -543,6 +570,7 @@ static const struct th_test tests[] = {
     {"retryable failure backs off, then TEMPERROR", test_retry_with_backoff_then_temperror},
     {"an expired lease is retried, then failed; old token fenced", test_lease_expiry},
     {"children roll up into the parent's counts", test_parent_rollup},
+    {"a parent completed early waits for its children", test_parent_waits_for_children},
     {"scheduled_at delays the start", test_delayed_start},
     {"priority first, then FIFO; claim by type", test_priority_then_fifo},
     {"queue counts, healthz, metrics", test_queue_counts_and_health},
