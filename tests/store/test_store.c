@@ -301,17 +301,25 @@ static void test_sweep_expires_leases_and_wakes(void) {
     store_close(s);
 }
 
+/* A parent in `pqueue` with two children in `cqueue`, in namespace n. */
+static int create_family(struct store *s, const char *pqueue, const char *cqueue,
+                         char parent[ID_LEN + 1]) {
+    int rc = create(s, new_task("n", pqueue, "x", 0), parent);
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        struct task *t = new_task("n", cqueue, "x", 0);
+        memcpy(t->parent_id, parent, sizeof t->parent_id);
+        char child[ID_LEN + 1];
+        rc = create(s, t, child);
+    }
+    return rc;
+}
+
 static void test_parent_counts(void) {
     struct store *s = open_store(0);
     CHECK(s);
-    char p[ID_LEN + 1], c1[ID_LEN + 1], c2[ID_LEN + 1];
-    CHECK_INT(create(s, new_task("n", "par", "x", 0), p), 0);
-    struct task *t = new_task("n", "kids", "x", 0);
-    memcpy(t->parent_id, p, sizeof t->parent_id);
-    CHECK_INT(create(s, t, c1), 0);
-    t = new_task("n", "kids", "x", 0);
-    memcpy(t->parent_id, p, sizeof t->parent_id);
-    CHECK_INT(create(s, t, c2), 0);
+    char p[ID_LEN + 1];
+    CHECK_INT(create_family(s, "par", "kids", p), 0);
+    struct task *t;
     char id[ID_LEN + 1], tok[ID_LEN + 1];
     CHECK_INT(claim(s, "n", "kids", NULL, 60000, 0, id, tok), 0);
     CHECK_INT(simple(s, STORE_OP_COMPLETE, "n", id, tok, NULL), 0);
@@ -335,14 +343,8 @@ static void test_parent_counts(void) {
 static void test_parent_waits_for_children(void) {
     struct store *s = open_store(0);
     CHECK(s);
-    char p[ID_LEN + 1], c1[ID_LEN + 1], c2[ID_LEN + 1];
-    CHECK_INT(create(s, new_task("n", "wpar", "x", 0), p), 0);
-    struct task *t = new_task("n", "wkids", "x", 0);
-    memcpy(t->parent_id, p, sizeof t->parent_id);
-    CHECK_INT(create(s, t, c1), 0);
-    t = new_task("n", "wkids", "x", 0);
-    memcpy(t->parent_id, p, sizeof t->parent_id);
-    CHECK_INT(create(s, t, c2), 0);
+    char p[ID_LEN + 1];
+    CHECK_INT(create_family(s, "wpar", "wkids", p), 0);
     char id[ID_LEN + 1], ptok[ID_LEN + 1], tok[ID_LEN + 1];
     CHECK_INT(claim(s, "n", "wpar", NULL, 60000, 0, id, ptok), 0);
     CHECK_STR(id, p);
