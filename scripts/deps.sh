@@ -9,12 +9,15 @@ cd "$(dirname "$0")/.."
 pkgs=(
   build-essential pkg-config
   libmicrohttpd-dev libjansson-dev libsqlite3-dev
-  libcurl4-openssl-dev libssl-dev libxml2-dev
+  libcurl4-openssl-dev libssl-dev libxml2-dev libpq-dev
   curl sqlite3 openssl
 )
 testing=false
 [ "${1:-}" = "--test" ] && testing=true
 $testing && pkgs+=(libclang-rt-14-dev clang)
+# The PostgreSQL server and psql: tests/run.sh runs the store and integration
+# suites again on a throwaway cluster (scripts/pg.sh).
+$testing && pkgs+=(postgresql)
 # Node runs the compatibility tests; the machine may have its own newer one.
 $testing && ! command -v node >/dev/null && pkgs+=(nodejs)
 $testing && ! command -v npm >/dev/null && pkgs+=(npm)
