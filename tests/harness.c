@@ -5,6 +5,8 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,8 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static int th_passed, th_nfailed;
-static bool th_cur_failed;
+static int th_passed, th_nfailed, th_nskipped;
+static bool th_cur_failed, th_cur_skipped;
+static char th_skip_why[256];
 static const char *th_cur_name;
 
 void th_fail(const char *file, int line, const char *fmt, ...) {
@@ -34,6 +37,14 @@ bool th_failed(void) {
     return th_cur_failed;
 }
 
+void th_skip(const char *fmt, ...) {
+    th_cur_skipped = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(th_skip_why, sizeof th_skip_why, fmt, ap);
+    va_end(ap);
+}
+
 int th_main(const struct th_test *tests, int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     signal(SIGPIPE, SIG_IGN);
@@ -41,10 +52,13 @@ int th_main(const struct th_test *tests, int argc, char **argv) {
     for (const struct th_test *t = tests; t->name; t++) {
         if (only && !strstr(t->name, only)) continue;
         th_cur_name = t->name;
-        th_cur_failed = false;
+        th_cur_failed = th_cur_skipped = false;
         t->fn();
         if (th_cur_failed) {
             th_nfailed++;
+        } else if (th_cur_skipped) {
+            th_nskipped++;
+            printf("skip %s: %s\n", t->name, th_skip_why);
         } else {
             th_passed++;
             printf("ok   %s\n", t->name);
@@ -53,7 +67,10 @@ int th_main(const struct th_test *tests, int argc, char **argv) {
     }
     th_http(NULL, NULL, NULL, NULL); /* frees the last response */
     curl_global_cleanup();
-    printf("RESULT passed=%d failed=%d\n", th_passed, th_nfailed);
+    if (th_nskipped)
+        printf("RESULT passed=%d failed=%d skipped=%d\n", th_passed, th_nfailed, th_nskipped);
+    else
+        printf("RESULT passed=%d failed=%d\n", th_passed, th_nfailed);
     fflush(stdout); /* before any sanitizer report ends the process */
     return th_nfailed ? 1 : 0;
 }
@@ -66,17 +83,149 @@ void th_sleep_ms(int ms) {
 
 /* ---- Server ---- */
 
-static int th_spawn(struct th_server *s, char **extra) {
+/*
+ * What a test leaves behind when a CHECK returns early: servers still
+ * running and PostgreSQL databases not dropped. Kept by value (a test's
+ * struct th_server may be gone), cleared by stop and drop, and cleaned
+ * up at exit so that nothing outlives the binary.
+ */
+#define TH_LEFT_MAX 64
+static pthread_mutex_t th_left_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t th_left_pids[TH_LEFT_MAX];
+static char th_left_dbs[TH_LEFT_MAX][64];
+static pid_t th_left_owner; /* a forked child that calls exit() cleans up nothing */
+
+static void th_left_cleanup(void) {
+    if (getpid() != th_left_owner) return;
+    pthread_mutex_lock(&th_left_lock);
+    for (int i = 0; i < TH_LEFT_MAX; i++) {
+        if (th_left_pids[i] <= 0) continue;
+        kill(th_left_pids[i], SIGKILL);
+        waitpid(th_left_pids[i], NULL, 0);
+        th_left_pids[i] = 0;
+    }
+    char dbs[TH_LEFT_MAX][64];
+    memcpy(dbs, th_left_dbs, sizeof dbs);
+    pthread_mutex_unlock(&th_left_lock);
+    for (int i = 0; i < TH_LEFT_MAX; i++)
+        if (dbs[i][0]) th_pg_db_drop(dbs[i]);
+}
+
+static void th_left_arm(void) {
+    if (!th_left_owner) {
+        th_left_owner = getpid();
+        atexit(th_left_cleanup);
+    }
+}
+
+static void th_left_pid(pid_t pid, bool add) {
+    pthread_mutex_lock(&th_left_lock);
+    th_left_arm();
+    for (int i = 0; i < TH_LEFT_MAX; i++) {
+        if (add ? th_left_pids[i] == 0 : th_left_pids[i] == pid) {
+            th_left_pids[i] = add ? pid : 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&th_left_lock);
+}
+
+static void th_left_db(const char *name, bool add) {
+    pthread_mutex_lock(&th_left_lock);
+    th_left_arm();
+    for (int i = 0; i < TH_LEFT_MAX; i++) {
+        if (add ? th_left_dbs[i][0] == '\0' : strcmp(th_left_dbs[i], name) == 0) {
+            snprintf(th_left_dbs[i], sizeof th_left_dbs[i], "%s", add ? name : "");
+            break;
+        }
+    }
+    pthread_mutex_unlock(&th_left_lock);
+}
+
+bool th_backend_is_pg(void) {
+    const char *pg = getenv("TASKMILL_TEST_PG");
+    return pg && *pg;
+}
+
+int th_pg_url(const char *base, const char *dbname, char *out, size_t n) {
+    const char *host = strstr(base, "://");
+    if (!host) return -1;
+    host += 3;
+    /* The path starts at the first '/' before any '?': a socket directory
+     * in the query (host=/tmp/...) is not the path. */
+    size_t auth = strcspn(host, "/?");
+    const char *query = strchr(host, '?');
+    int len =
+        snprintf(out, n, "%.*s/%s%s", (int)(host + auth - base), base, dbname, query ? query : "");
+    return len < 0 || (size_t)len >= n ? -1 : 0;
+}
+
+/* Runs one SQL statement with psql on the base URL's own database; its
+ * messages go to stderr. Bounded: a connect and a statement timeout. */
+static int th_psql(const char *sql) {
+    const char *base = getenv("TASKMILL_TEST_PG");
+    if (!base || !*base) return -1;
+    char conn[1024];
+    int len =
+        snprintf(conn, sizeof conn, "%s%sconnect_timeout=10&options=-cstatement_timeout%%3D60000",
+                 base, strchr(base, '?') ? "&" : "?");
+    if (len < 0 || (size_t)len >= sizeof conn) return -1;
+    char *argv[] = {"psql", "-X", "-q", "-v",        "ON_ERROR_STOP=1",
+                    "-d",   conn, "-c", (char *)sql, NULL};
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+        }
+        execvp("psql", argv);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    fprintf(stderr, "harness: psql failed (status %d): %s\n", status, sql);
+    return -1;
+}
+
+int th_pg_db_create(char name[64], char *url, size_t url_size) {
+    static int counter;
+    int n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+    snprintf(name, 64, "tm_%ld_%d", (long)getpid(), n);
+    const char *base = getenv("TASKMILL_TEST_PG");
+    if (!base || th_pg_url(base, name, url, url_size)) {
+        fprintf(stderr, "harness: TASKMILL_TEST_PG '%s' is not a postgres:// URL\n",
+                base ? base : "");
+        return -1;
+    }
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    if (th_psql(sql)) return -1;
+    th_left_db(name, true);
+    return 0;
+}
+
+int th_pg_db_drop(const char *name) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    int rc = th_psql(sql);
+    if (rc == 0) th_left_db(name, false);
+    return rc;
+}
+
+static int th_spawn(struct th_server *s) {
     const char *bin = getenv("TASKMILL_BIN");
     if (!bin) bin = "build/taskmill";
     int out[2];
     if (pipe(out)) return -1;
-    char store[320];
-    snprintf(store, sizeof store, "sqlite:%s", s->db);
-    char *argv[32] = {(char *)bin, "serve", "--listen", "127.0.0.1:0", "--store", store};
+    char *argv[40] = {(char *)bin, "serve", "--listen", "127.0.0.1:0", "--store", s->store};
     int n = 6;
-    for (int i = 0; extra && extra[i] && n < 31; i++)
-        argv[n++] = extra[i];
+    for (int i = 0; s->args[i] && n < 39; i++)
+        argv[n++] = s->args[i];
     argv[n] = NULL;
     char log[300];
     snprintf(log, sizeof log, "%s/server.log", s->dir);
@@ -92,6 +241,7 @@ static int th_spawn(struct th_server *s, char **extra) {
     }
     close(out[1]);
     s->pid = pid;
+    if (pid > 0) th_left_pid(pid, true);
     FILE *f = fdopen(out[0], "r");
     char line[256] = "";
     if (!f || !fgets(line, sizeof line, f)) {
@@ -108,10 +258,8 @@ static int th_spawn(struct th_server *s, char **extra) {
     return 0;
 }
 
-static char *th_extra_args[32];
-
-/* th_server_start with the extra arguments as a va_list. */
-static int th_server_startv(struct th_server *s, va_list ap) {
+/* A fresh temporary directory for s, and its extra args from ap. */
+static int th_server_prepare(struct th_server *s, va_list ap) {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "%s/taskmill-test-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -119,9 +267,24 @@ static int th_server_startv(struct th_server *s, va_list ap) {
     snprintf(s->db, sizeof s->db, "%s/t.db", s->dir);
     int n = 0;
     for (char *a; (a = va_arg(ap, char *)) && n < 31;)
-        th_extra_args[n++] = a;
-    th_extra_args[n] = NULL;
-    return th_spawn(s, th_extra_args);
+        s->args[n++] = a;
+    s->args[n] = NULL;
+    return 0;
+}
+
+/* th_server_start with the extra arguments as a va_list. */
+static int th_server_startv(struct th_server *s, va_list ap) {
+    if (th_server_prepare(s, ap)) return -1;
+    if (th_backend_is_pg()) {
+        if (th_pg_db_create(s->pgdb, s->store, sizeof s->store)) {
+            s->pgdb[0] = '\0';
+            return -1;
+        }
+        s->owns_db = true;
+    } else {
+        snprintf(s->store, sizeof s->store, "sqlite:%s", s->db);
+    }
+    return th_spawn(s);
 }
 
 int th_server_start(struct th_server *s, ...) {
@@ -129,6 +292,27 @@ int th_server_start(struct th_server *s, ...) {
     va_start(ap, s);
     int rc = th_server_startv(s, ap);
     va_end(ap);
+    return rc;
+}
+
+int th_server_start_peer(struct th_server *peer, const struct th_server *of, ...) {
+    if (!of->pgdb[0]) {
+        memset(peer, 0, sizeof *peer);
+        th_skip("several servers on one database need PostgreSQL (TASKMILL_TEST_PG)");
+        return -1;
+    }
+    va_list ap;
+    va_start(ap, of);
+    int rc = th_server_prepare(peer, ap);
+    va_end(ap);
+    if (rc == 0) {
+        snprintf(peer->store, sizeof peer->store, "%s", of->store);
+        snprintf(peer->pgdb, sizeof peer->pgdb, "%s", of->pgdb);
+        rc = th_spawn(peer);
+    }
+    if (rc)
+        th_fail(__FILE__, __LINE__, "peer server on '%s' did not start (log %s/server.log)",
+                of->pgdb, peer->dir);
     return rc;
 }
 
@@ -147,7 +331,7 @@ int th_main_server(const struct th_test *tests, int argc, char **argv, struct th
 }
 
 int th_server_restart(struct th_server *s) {
-    return th_spawn(s, th_extra_args);
+    return th_spawn(s);
 }
 
 void th_server_stop(struct th_server *s, bool kill9) {
@@ -155,6 +339,7 @@ void th_server_stop(struct th_server *s, bool kill9) {
     kill(s->pid, kill9 ? SIGKILL : SIGTERM);
     int status;
     waitpid(s->pid, &status, 0);
+    th_left_pid(s->pid, false);
     if (!kill9 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
         printf("    harness: server exited badly (status %d); log %s/server.log:\n", status,
                s->dir);
@@ -180,6 +365,9 @@ void th_server_free(struct th_server *s) {
         }
         th_fail(__FILE__, __LINE__, "sanitizer report in the server log");
     }
+    if (s->pgdb[0] && s->owns_db) th_pg_db_drop(s->pgdb);
+    s->pgdb[0] = '\0';
+    s->owns_db = false;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
     if (s->dir[0] && system(cmd)) {
     }

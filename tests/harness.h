@@ -10,6 +10,14 @@
  * Integration tests start the real server (TASKMILL_BIN, built with the
  * sanitizers) on port 0 with a temporary database, and talk HTTP to it
  * with libcurl. Single-threaded unless a test makes threads itself.
+ *
+ * The backend comes from the environment: with TASKMILL_TEST_PG set to a
+ * PostgreSQL base URL (as scripts/pg.sh prints it), every server gets a
+ * fresh database of its own, created with psql and dropped by
+ * th_server_free; without it, a SQLite file in the server's temporary
+ * directory. Tests read s->store for the URL either way. A server or
+ * database a test leaves behind (a failed CHECK returns early) is killed
+ * or dropped when the binary exits.
  */
 #ifndef TASKMILL_HARNESS_H
 #define TASKMILL_HARNESS_H
@@ -33,6 +41,9 @@ int th_main_server(const struct th_test *tests, int argc, char **argv, struct th
 void th_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool th_failed(void);
+/* Marks the running test skipped (printed, counted as neither passed nor
+ * failed) unless it also fails. For tests that do not apply to the backend. */
+void th_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define CHECK(cond)                                          \
     do {                                                     \
@@ -66,19 +77,50 @@ bool th_failed(void);
 struct th_server {
     pid_t pid;
     char url[128];
-    char dir[256];
-    char db[300];
+    char dir[256];   /* temporary: server.log, and the SQLite file */
+    char db[300];    /* the SQLite file (there but unused on PostgreSQL) */
+    char store[512]; /* the --store URL the server runs on, either backend */
+    char pgdb[64];   /* PostgreSQL: the database's name; "" on SQLite */
+    bool owns_db;    /* th_server_free drops pgdb (not so for a peer) */
+    char *args[32];  /* the extra args, NULL-ended, borrowed: used again by restart */
 };
+
+/* Whether the tests run on PostgreSQL (TASKMILL_TEST_PG is set). */
+bool th_backend_is_pg(void);
 
 /* Starts `taskmill serve` on 127.0.0.1:0 with a fresh database; extra args may follow (NULL-ended).
  */
 int th_server_start(struct th_server *s, ...);
-/* Starts it again on the same database (after th_server_stop). */
+/* Starts it again on the same database, with the same extra args (after th_server_stop). */
 int th_server_restart(struct th_server *s);
+/*
+ * Starts another server (a second node) on the database of `of`, with its
+ * own port and directory and the extra args given (NULL-ended; not those
+ * of `of`). Several nodes on one database need PostgreSQL: on SQLite it
+ * marks the test skipped (th_skip) and returns -1. On PostgreSQL it returns
+ * 0, or -1 after th_fail when the server did not start. So a multi-node
+ * test begins `if (th_server_start_peer(&b, &a, NULL)) return;` and is a
+ * skip on SQLite, a failure on PostgreSQL. Free peers before `of`: its
+ * th_server_free drops the database under them.
+ */
+int th_server_start_peer(struct th_server *peer, const struct th_server *of, ...);
 /* SIGTERM and wait; `kill9` for a crash. Keeps the database. */
 void th_server_stop(struct th_server *s, bool kill9);
-/* Stops and removes the temporary directory. */
+/* Stops, removes the temporary directory and drops its PostgreSQL database (if it owns one). */
 void th_server_free(struct th_server *s);
+
+/*
+ * PostgreSQL plumbing, for tests that open a store themselves: creates a
+ * fresh database `tm_<pid>_<n>` on TASKMILL_TEST_PG's cluster and writes its
+ * name and URL (the base URL with its database replaced). Returns 0, or -1
+ * (psql's message on stderr). Databases not dropped are dropped at exit.
+ */
+int th_pg_db_create(char name[64], char *url, size_t url_size);
+/* Drops a database made by th_pg_db_create (WITH (FORCE)). Returns 0 or -1. */
+int th_pg_db_drop(const char *name);
+/* `base` (a postgres:// URL) with its database replaced by `dbname`. Returns 0, or -1 when
+ * it is not a URL or does not fit. */
+int th_pg_url(const char *base, const char *dbname, char *out, size_t n);
 
 struct th_resp {
     long status;
