@@ -1,56 +1,144 @@
 #!/usr/bin/env bash
-# Runs every test binary under BUILD/tests and prints the suite's total as
-# its last line: `N passed, N failed`. Exits non-zero on any failure.
+# Runs every test binary under BUILD/tests and the compatibility tests on
+# SQLite, then the store and integration suites (tests/store, tests/integration)
+# again on a throwaway PostgreSQL cluster (scripts/pg.sh), named `pg:NAME`.
+# Prints the suite's total as its last line: `N passed, N failed`. Exits
+# non-zero on any failure.
+#
+# Usage: tests/run.sh [BUILD_DIR] [FILTER]
+#   FILTER: a substring of a test's name (`integration/test_api`, `pg:store`)
+# Environment:
+#   TASKMILL_TEST_BACKENDS  sqlite | pg | both (default sqlite until the
+#                           PostgreSQL backend, src/store/store_pg*.c, lands)
+#   TASKMILL_TEST_TIMEOUT   seconds one test binary may take (default 300)
+#
+# Every binary runs under `timeout`, which signals its whole process group,
+# so a hung test takes its servers with it. PostgreSQL missing is a failure,
+# not a skip: `scripts/deps.sh --test` installs it.
 set -u
-# Usage: tests/run.sh [BUILD_DIR] [FILTER]  (FILTER: a substring of test binary paths)
 build=${1:-build/asan}
 filter=${2:-}
+backends=${TASKMILL_TEST_BACKENDS:-sqlite}
+limit=${TASKMILL_TEST_TIMEOUT:-300}
+case "$backends" in sqlite | pg | both) ;; *)
+  echo "run.sh: TASKMILL_TEST_BACKENDS must be sqlite, pg or both, not '$backends'" >&2
+  exit 2
+  ;;
+esac
+root=$(cd "$(dirname "$0")/.." && pwd)
 export TASKMILL_BIN="$PWD/$build/taskmill"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+unset TASKMILL_TEST_PG
 passed=0
 failed=0
-for t in $(find "$build/tests" -type f -perm -u+x | sort); do
-  name=${t#"$build/tests/"}
-  case "$name" in *"$filter"*) ;; *) continue ;; esac
+skipped=0
+
+# run_bin NAME BINARY: runs one test binary and adds up its RESULT line.
+run_bin() {
+  local name=$1 t=$2 out rc line p f s start=$SECONDS
   echo "== $name"
-  out=$("$t" 2>&1)
+  out=$(timeout -k 10 "$limit" "$t" </dev/null 2>&1)
   rc=$?
   printf '%s\n' "$out" | grep -v '^RESULT '
+  # 124: the TERM at the limit ended it; 137: the KILL 10 s later had to.
+  if [ "$rc" -eq 124 ] || { [ "$rc" -eq 137 ] && [ $((SECONDS - start)) -ge "$limit" ]; }; then
+    # What finished before the limit still counts.
+    p=$(printf '%s\n' "$out" | grep -c '^ok ')
+    f=$(printf '%s\n' "$out" | grep -c '^FAIL ')
+    echo "FAIL $name: timed out after $limit s"
+    passed=$((passed + p))
+    failed=$((failed + f + 1))
+    return
+  fi
   line=$(printf '%s\n' "$out" | grep '^RESULT ' | tail -n 1)
   if [ -z "$line" ]; then
     echo "FAIL $name: crashed or printed no result (exit $rc)"
     failed=$((failed + 1))
-    continue
+    return
   fi
   p=$(echo "$line" | sed 's/.*passed=\([0-9]*\).*/\1/')
   f=$(echo "$line" | sed 's/.*failed=\([0-9]*\).*/\1/')
+  s=$(echo "$line" | sed -n 's/.*skipped=\([0-9]*\).*/\1/p')
   passed=$((passed + p))
   failed=$((failed + f))
+  skipped=$((skipped + ${s:-0}))
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     echo "FAIL $name: exit $rc after all tests passed (sanitizer or leak report?)"
     failed=$((failed + 1))
   fi
-done
-# The compatibility views, driven by their original clients (node's test runner).
-compat=$(ls tests/compat/*.test.mjs 2>/dev/null || true)
-if [ -n "$compat" ] && { [ -z "$filter" ] || [[ compat == *"$filter"* ]] || [[ $compat == *"$filter"* ]]; }; then
-  echo "== compat (node --test)"
-  out=$(cd tests/compat && node --test --test-reporter=tap $(for f in $compat; do basename "$f"; done) 2>&1)
-  rc=$?
-  printf '%s\n' "$out" | grep -E '^(not )?ok |^# (pass|fail)|^ +(not ok|ok) ' | grep -v '^ \{8,\}' || true
-  p=$(printf '%s\n' "$out" | sed -n 's/^# pass \([0-9]*\)$/\1/p' | tail -n 1)
-  f=$(printf '%s\n' "$out" | sed -n 's/^# fail \([0-9]*\)$/\1/p' | tail -n 1)
-  if [ -z "$p" ]; then
-    printf '%s\n' "$out" | tail -n 30
-    echo "FAIL compat: node printed no summary (exit $rc)"
-    failed=$((failed + 1))
-  else
-    passed=$((passed + p))
-    failed=$((failed + ${f:-0}))
-    [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && { echo "FAIL compat: exit $rc"; failed=$((failed + 1)); }
+}
+
+# ---- SQLite: every binary, then the compatibility views ----
+if [ "$backends" != pg ]; then
+  for t in $(find "$build/tests" -type f -perm -u+x | sort); do
+    name=${t#"$build/tests/"}
+    case "$name" in *"$filter"*) ;; *) continue ;; esac
+    run_bin "$name" "$t"
+  done
+  # The compatibility views, driven by their original clients (node's test runner).
+  compat=$(ls tests/compat/*.test.mjs 2>/dev/null || true)
+  if [ -n "$compat" ] && { [ -z "$filter" ] || [[ compat == *"$filter"* ]] || [[ $compat == *"$filter"* ]]; }; then
+    echo "== compat (node --test)"
+    out=$(cd tests/compat && timeout -k 10 "$limit" node --test --test-reporter=tap \
+      $(for f in $compat; do basename "$f"; done) </dev/null 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | grep -E '^(not )?ok |^# (pass|fail)|^ +(not ok|ok) ' | grep -v '^ \{8,\}' || true
+    p=$(printf '%s\n' "$out" | sed -n 's/^# pass \([0-9]*\)$/\1/p' | tail -n 1)
+    f=$(printf '%s\n' "$out" | sed -n 's/^# fail \([0-9]*\)$/\1/p' | tail -n 1)
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+      printf '%s\n' "$out" | tail -n 30
+      echo "FAIL compat: timed out after $limit s"
+      failed=$((failed + 1))
+    elif [ -z "$p" ]; then
+      printf '%s\n' "$out" | tail -n 30
+      echo "FAIL compat: node printed no summary (exit $rc)"
+      failed=$((failed + 1))
+    else
+      passed=$((passed + p))
+      failed=$((failed + ${f:-0}))
+      [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && { echo "FAIL compat: exit $rc"; failed=$((failed + 1)); }
+    fi
   fi
 fi
 
+# ---- PostgreSQL: the store and integration suites again, a fresh database per server ----
+pg_names=()
+if [ "$backends" != sqlite ]; then
+  for t in $(find "$build/tests/store" "$build/tests/integration" -type f -perm -u+x 2>/dev/null | sort); do
+    name=pg:${t#"$build/tests/"}
+    case "$name" in *"$filter"*) pg_names+=("$t") ;; esac
+  done
+fi
+if [ ${#pg_names[@]} -gt 0 ]; then
+  if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+    echo "== pg"
+    echo "FAIL pg: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/pg_ctl;" \
+      "scripts/deps.sh --test installs it) (${#pg_names[@]} test binaries did not run)"
+    failed=$((failed + 1))
+  else
+    pgdir=$(mktemp -d /tmp/taskmill-pg-XXXXXX)
+    trap '"$root/scripts/pg.sh" stop "$pgdir" >/dev/null 2>&1' EXIT
+    trap 'exit 130' INT TERM
+    echo "== pg: a cluster in $pgdir"
+    if pgurl=$(timeout -k 5 120 "$root/scripts/pg.sh" start "$pgdir"); then
+      export TASKMILL_TEST_PG=$pgurl
+      before=$failed
+      for t in "${pg_names[@]}"; do
+        run_bin "pg:${t#"$build/tests/"}" "$t"
+      done
+      unset TASKMILL_TEST_PG
+      if [ "$failed" -ne "$before" ] && [ -s "$pgdir/server.log" ]; then
+        echo "== pg: the end of the cluster's log ($pgdir/server.log)"
+        tail -n 20 "$pgdir/server.log" | sed 's/^/    /'
+      fi
+    else
+      echo "FAIL pg: the PostgreSQL cluster did not start (${#pg_names[@]} test binaries did not run)"
+      failed=$((failed + 1))
+    fi
+  fi
+fi
+
+[ "$skipped" -gt 0 ] && echo "($skipped skipped: they do not apply to their backend)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
