@@ -412,9 +412,8 @@ static int webhook_pick(struct webhook_sender *ws, struct webhook_delivery **out
     *until = 0;
     pthread_mutex_lock(&ws->pick_lock);
     int64_t now = time_now_ms(), held_min = 0;
-    struct buf skip;
-    buf_init(&skip);
-    buf_putc(&skip, '[');
+    const char **skip = xcalloc(ws->nhooks + 1, sizeof *skip);
+    size_t nskip = 0;
     for (size_t i = 0; i < ws->nhooks;) {
         struct webhook_state *h = &ws->hooks[i];
         /* A streak that has been quiet for a whole maximum backoff is over:
@@ -423,30 +422,34 @@ static int webhook_pick(struct webhook_sender *ws, struct webhook_delivery **out
             *h = ws->hooks[--ws->nhooks];
             continue;
         }
-        if (h->busy || h->held_until > now) {
-            if (skip.len > 1) buf_putc(&skip, ',');
-            json_put_str(&skip, h->id);
-        }
+        if (h->busy || h->held_until > now) skip[nskip++] = h->id;
         if (!h->busy && h->held_until > now && (!held_min || h->held_until < held_min))
             held_min = h->held_until;
         i++;
     }
-    buf_putc(&skip, ']');
-    struct webhook_delivery *d = NULL;
-    size_t n = 0;
-    struct tm_error e;
-    err_clear(&e);
-    int rc = store_deliveries_due(ws->store, now, skip.len > 2 ? skip.p : NULL, 1, &d, &n, &e);
-    buf_release(&skip);
-    if (!rc && n == 1) {
+    /* The claim marks the webhook busy in the store, for every node's
+     * senders, for longer than an attempt can take. */
+    struct store_op op;
+    store_op_init(&op, STORE_OP_DELIVERY_CLAIM);
+    op.skip = skip;
+    op.nskip = nskip;
+    op.lease_ms = ws->cfg.webhook_timeout_ms + 5000;
+    int rc = store_run(ws->store, &op);
+    free(skip);
+    if (!rc && op.claimed) {
+        struct webhook_delivery *d = op.claimed_delivery;
+        op.claimed_delivery = NULL;
         webhook_state_of(ws, d->webhook_id, true)->busy = true;
         *out = d;
         pthread_mutex_unlock(&ws->pick_lock);
+        store_op_release(&op);
         return 1;
     }
-    deliveries_free(d, n);
+    store_op_release(&op);
     pthread_mutex_unlock(&ws->pick_lock);
     if (rc) return 0;
+    struct tm_error e;
+    err_clear(&e);
     int64_t next = 0;
     /* Due rows of a busy webhook make next <= now: its worker wakes us. */
     if (store_deliveries_next_at(ws->store, &next, &e) || next <= now) next = 0;

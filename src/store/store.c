@@ -12,7 +12,21 @@
  *
  * Parked claims and watches live only on the writer thread, so the moment a
  * task becomes ready or changes is seen by the same thread that parks them:
- * no wake-up can be lost between "nothing found" and "waiting".
+ * no wake-up can be lost between "nothing found" and "waiting". An op that
+ * parks, and a parked claim that a batch serves, move between the lists
+ * only once the batch has committed, so a batch can be applied again.
+ *
+ * Several writers (a shared backend: PostgreSQL with N nodes): the backend
+ * locks every row it loads, so two nodes never act on one version of a
+ * task; a batch that loses a race (serialization failure, deadlock) is
+ * rolled back and applied again from its ops, up to STORE_RETRIES times.
+ * The events of a batch are numbered and appended as one block just before
+ * commit, which makes seq order the commit order. The feed thread tails the
+ * event log after every commit, ours or another node's (woken by the
+ * backend's announcement, or by a poll when one is lost): it hands the
+ * events to the listener in seq order and tells the writer which tasks
+ * changed and which queues may have work, so parked claims and watches
+ * wake for every node's writes, and the writer looks again for due tasks.
  */
 #include "store.h"
 
@@ -43,14 +57,36 @@ struct store {
     /* Writer thread only. */
     struct store_op *parked_claims; /* FIFO, oldest first */
     struct store_op *parked_watches;
-    int64_t next_due; /* wall ms of the earliest due task; 0 = none known */
+    int64_t next_due;    /* wall ms of the earliest due task; 0 = none known */
+    int64_t due_checked; /* wall ms next_due was last read (shared backends) */
     uint64_t rng;
-    /* Queue settings read recently; emptied when a batch rolls back. */
+    /* Queue settings read recently (at read_at); emptied when a batch rolls
+     * back. A shared backend's entries live a second: another node may set them. */
     struct {
         char name[65];
         struct queue_settings q;
+        int64_t read_at;
     } qcache[16];
     int nqcache, qcache_next;
+
+    /* Other nodes' changes, from the feed thread to the writer; under lock. */
+    struct store_remote {
+        struct remote_change {
+            char id[ID_LEN + 1];
+            int64_t version;
+        } * changed;
+        size_t nchanged, capchanged;
+        char **ready; /* queues with a pending task */
+        size_t nready;
+        bool due; /* look for due tasks again */
+    } remote;
+
+    /* The feed thread (shared backends). */
+    pthread_t feed;
+    bool feed_started;
+    bool feed_stopping; /* under lock */
+    bool feed_poke;     /* under lock: we committed events */
+    int64_t feed_seq;   /* feed thread: the last seq handed to the listener */
 
     struct store_stats stats; /* updated by the writer, read under lock */
 
@@ -63,17 +99,37 @@ struct store {
 /* What one batch changed, for parked ops and the notifications after commit. */
 struct batch {
     struct store_op *done_head, *done_tail; /* finished ops, to call done() on */
-    char (*changed)[ID_LEN + 1];            /* ids changed, for watches */
+    struct remote_change *changed; /* tasks changed (with their new version), for watches */
     size_t nchanged, capchanged;
     char **ready; /* queues that gained a claimable task */
     size_t nready, capready;
+    struct store_op **served; /* parked claims this batch served */
+    size_t nserved, capserved;
     bool failed;                /* a backend error: roll everything back */
+    int fail_code;              /* TM_ERETRY, TM_EUNAVAILABLE or TM_EINTERNAL */
     const struct store_op *op;  /* the op being applied; NULL in the sweep */
     struct store_event *events; /* appended by this batch, in seq order */
     size_t nevents, capevents, deliveries;
 };
 
 static const struct store_backend *const store_backends[] = {&store_sqlite_backend};
+
+/* How many times a batch that lost a race is applied before its ops fail. */
+#define STORE_RETRIES 20
+
+static const char *const store_status_names[TASK_STATUS_COUNT] = {
+    NULL, "success", "warning", "error", "terminated", "temperror",
+};
+
+const char *store_status_name(enum task_status st) {
+    return (unsigned)st < TASK_STATUS_COUNT ? store_status_names[st] : NULL;
+}
+
+enum task_status store_status_parse(const char *name) {
+    for (int k = 1; name && k < TASK_STATUS_COUNT; k++)
+        if (strcmp(name, store_status_names[k]) == 0) return (enum task_status)k;
+    return TASK_STATUS_NONE;
+}
 
 static uint32_t store_rand(struct store *s) {
     /* xorshift64*: jitter only, not secrets. */
@@ -92,12 +148,19 @@ static void batch_finish(struct batch *b, struct store_op *op) {
     b->done_tail = op;
 }
 
-static void batch_note_changed(struct batch *b, const char *id) {
-    if (b->nchanged == b->capchanged) {
-        b->capchanged = b->capchanged ? b->capchanged * 2 : 16;
-        b->changed = xrealloc(b->changed, b->capchanged * sizeof *b->changed);
+static void changes_add(struct remote_change **v, size_t *n, size_t *cap, const char *id,
+                        int64_t version) {
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *v = xrealloc(*v, *cap * sizeof **v);
     }
-    memcpy(b->changed[b->nchanged++], id, ID_LEN + 1);
+    memcpy((*v)[*n].id, id, ID_LEN + 1);
+    (*v)[(*n)++].version = version;
+}
+
+/* A task changed to `version` (INT64_MAX: deleted). */
+static void batch_note_changed(struct batch *b, const char *id, int64_t version) {
+    changes_add(&b->changed, &b->nchanged, &b->capchanged, id, version);
 }
 
 static void batch_note_ready(struct batch *b, const char *queue) {
@@ -110,40 +173,55 @@ static void batch_note_ready(struct batch *b, const char *queue) {
     b->ready[b->nready++] = xstrdup(queue);
 }
 
-static void batch_release(struct batch *b) {
+/* Forgets what an attempt at the batch did, keeping the buffers. */
+static void batch_reset(struct batch *b) {
     for (size_t i = 0; i < b->nevents; i++)
         store_event_release(&b->events[i]);
-    free(b->events);
-    free(b->changed);
     for (size_t i = 0; i < b->nready; i++)
         free(b->ready[i]);
-    free(b->ready);
+    b->nevents = b->deliveries = b->nready = b->nchanged = b->nserved = 0;
+    b->done_head = b->done_tail = NULL;
+    b->failed = false;
+    b->fail_code = 0;
+    b->op = NULL;
 }
 
-/* Appends the event of a change to the log, in the batch's transaction. */
+static void batch_release(struct batch *b) {
+    batch_reset(b);
+    free(b->events);
+    free(b->changed);
+    free(b->ready);
+    free(b->served);
+}
+
+/* Keeps the event of a change; the batch appends its events just before commit. */
 static int store_log_event(struct store *s, struct batch *b, const struct task *t, const char *kind,
                            const char *cause, int64_t now) {
     if (b->nevents == b->capevents) {
         b->capevents = b->capevents ? b->capevents * 2 : 16;
         b->events = xrealloc(b->events, b->capevents * sizeof *b->events);
     }
-    struct store_event *ev = &b->events[b->nevents];
-    store_event_fill(ev, t, kind, cause, now, s->opt.event_task_max_bytes);
-    size_t nd = 0;
-    int rc = s->base.backend->event_append(s, ev, &nd);
-    if (rc) {
-        store_event_release(ev);
-        return rc;
-    }
-    b->nevents++;
-    b->deliveries += nd;
+    store_event_fill(&b->events[b->nevents++], t, kind, cause, now, s->opt.event_task_max_bytes);
     return 0;
 }
 
-/* A backend failure: the batch will be rolled back. */
-static int store_backend_failed(struct batch *b, struct store_op *op, int rc) {
+/* Marks the batch failed by backend code rc (kept: the first one decides). */
+static void batch_fail(struct batch *b, int rc) {
+    if (!b->failed) b->fail_code = rc == TM_ERETRY || rc == TM_EUNAVAILABLE ? rc : TM_EINTERNAL;
     b->failed = true;
-    return err_set(&op->err, rc == TM_EINTERNAL ? rc : TM_EINTERNAL, "", "storage error");
+}
+
+/* The error an op gets when its batch failed for good. */
+static int store_fail_op(struct store_op *op, int code) {
+    if (code == TM_EUNAVAILABLE)
+        return err_set(&op->err, TM_EUNAVAILABLE, "", "storage unavailable; try again");
+    return err_set(&op->err, TM_EINTERNAL, "", "storage error");
+}
+
+/* A backend failure: the batch will be rolled back (and maybe applied again). */
+static int store_backend_failed(struct batch *b, struct store_op *op, int rc) {
+    batch_fail(b, rc);
+    return store_fail_op(op, b->fail_code);
 }
 
 /* Loads a task for a write, scoped to the op's namespace. */
@@ -186,7 +264,7 @@ static int store_parent_adjust(struct store *s, struct batch *b, const struct ta
     }
     task_touch(p, now);
     rc = s->base.backend->update(s, p);
-    if (rc == 0) batch_note_changed(b, p->id);
+    if (rc == 0) batch_note_changed(b, p->id, p->version);
     if (rc == 0) rc = store_log_event(s, b, p, "task.progress", "child", now);
     task_free(p);
     return rc;
@@ -201,7 +279,7 @@ static int store_save(struct store *s, struct batch *b, const struct task *t, in
                       int64_t now) {
     int rc = before < 0 ? s->base.backend->insert(s, t) : s->base.backend->update(s, t);
     if (rc) return rc;
-    batch_note_changed(b, t->id);
+    batch_note_changed(b, t->id, t->version);
     char kind[24];
     rc = store_log_event(s, b, t, store_event_kind(b->op, before, t, kind),
                          store_event_cause(b->op, before), now);
@@ -214,12 +292,16 @@ static int store_save(struct store *s, struct batch *b, const struct task *t, in
 }
 
 /* The settings of a queue: cached, stored, or the defaults. */
-static int store_queue_settings(struct store *s, const char *queue, struct queue_settings *out) {
+static int store_queue_settings(struct store *s, const char *queue, struct queue_settings *out,
+                                int64_t now) {
+    int slot = -1;
     for (int i = 0; i < s->nqcache; i++) {
-        if (strcmp(s->qcache[i].name, queue) == 0) {
+        if (strcmp(s->qcache[i].name, queue) != 0) continue;
+        if (!s->base.backend->shared || now - s->qcache[i].read_at < 1000) {
             *out = s->qcache[i].q;
             return 0;
         }
+        slot = i; /* stale: read again into the same slot */
     }
     int rc = s->base.backend->queue_get(s, queue, out);
     if (rc == TM_ENOT_FOUND) {
@@ -227,9 +309,10 @@ static int store_queue_settings(struct store *s, const char *queue, struct queue
         rc = 0;
     }
     if (rc) return rc;
-    int slot = s->nqcache < 16 ? s->nqcache++ : s->qcache_next++ % 16;
+    if (slot < 0) slot = s->nqcache < 16 ? s->nqcache++ : s->qcache_next++ % 16;
     snprintf(s->qcache[slot].name, sizeof s->qcache[slot].name, "%s", queue);
     s->qcache[slot].q = *out;
+    s->qcache[slot].read_at = now;
     return 0;
 }
 
@@ -241,7 +324,8 @@ static int store_apply_queue_set(struct store *s, struct batch *b, struct store_
     return 0;
 }
 
-static int store_apply_create(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
+static int store_apply_create_once(struct store *s, struct batch *b, struct store_op *op,
+                                   int64_t now) {
     const struct store_backend *be = s->base.backend;
     bool *repeat = xcalloc(op->ntasks, sizeof *repeat);
     int rc = 0;
@@ -281,7 +365,7 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
         struct task *t = op->tasks[i];
         if (repeat[i]) continue;
         struct queue_settings qs;
-        if ((rc = store_queue_settings(s, t->queue, &qs))) goto backend;
+        if ((rc = store_queue_settings(s, t->queue, &qs, now))) goto backend;
         task_apply_queue_settings(t, &qs);
         id_new(t->id);
         t->created_at = t->updated_at = now;
@@ -299,19 +383,57 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
     op->task = op->tasks[0];
     goto out;
 backend:
+    /* Another node took an idempotency key between our check and our
+     * insert: the caller rolls back to its savepoint and looks again. */
+    if (rc == TM_ECONFLICT && be->shared) goto out;
     rc = store_backend_failed(b, op, rc);
 out:
     free(repeat);
     return rc;
 }
 
+static bool store_op_has_idempotency(const struct store_op *op) {
+    for (size_t i = 0; i < op->ntasks; i++)
+        if (op->tasks[i]->idempotency_key) return true;
+    return false;
+}
+
+/*
+ * Submits. On a shared backend a submit with an idempotency key runs under
+ * a savepoint: when another node inserts the same key first, our insert is
+ * refused (the batch's transaction stays usable), the savepoint undoes the
+ * op's writes, and the op runs again, now finding the other node's task.
+ */
+static int store_apply_create(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
+    const struct store_backend *be = s->base.backend;
+    if (!be->shared || !store_op_has_idempotency(op)) return store_apply_create_once(s, b, op, now);
+    for (int attempt = 0;; attempt++) {
+        size_t nevents = b->nevents;
+        int rc = be->savepoint(s);
+        if (rc) return store_backend_failed(b, op, rc);
+        rc = store_apply_create_once(s, b, op, now);
+        if (rc != TM_ECONFLICT || op->err.code) {
+            int rs = be->savepoint_release(s);
+            if (rs && !b->failed) return store_backend_failed(b, op, rs);
+            return rc;
+        }
+        if ((rc = be->savepoint_rollback(s))) return store_backend_failed(b, op, rc);
+        for (size_t i = nevents; i < b->nevents; i++)
+            store_event_release(&b->events[i]);
+        b->nevents = nevents;
+        op->created = false;
+        op->task = NULL;
+        if (attempt == 2)
+            return err_set(&op->err, TM_ECONFLICT, "Idempotency-Key",
+                           "the idempotency key is being used by another request; try again");
+    }
+}
+
 static int store_apply_claim(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     struct store_claim_query q = {op->ns, op->queue, op->types, op->ntypes};
-    char id[ID_LEN + 1];
-    int rc = s->base.backend->next_claimable(s, &q, id);
-    if (rc == TM_ENOT_FOUND) return 0; /* nothing now: op->claimed stays false */
     struct task *t = NULL;
-    if (rc == 0) rc = s->base.backend->load(s, id, &t);
+    int rc = s->base.backend->claim_next(s, &q, &t);
+    if (rc == TM_ENOT_FOUND) return 0; /* nothing now: op->claimed stays false */
     if (rc) return store_backend_failed(b, op, rc);
     char token[ID_LEN + 1];
     id_random_hex(token);
@@ -443,7 +565,7 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
         rc = s->base.backend->remove(s, t->id);
         if (rc == 0) rc = store_log_event(s, b, t, "task.deleted", "delete", now);
         if (rc == 0) {
-            batch_note_changed(b, t->id);
+            batch_note_changed(b, t->id, INT64_MAX);
             rc = store_parent_adjust(s, b, t, (int)task_bucket_of(before), -1, now);
         }
     } else if (t->version != version) {
@@ -457,15 +579,28 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
     return 0;
 }
 
+/* A watch reads committed state (a reader): a change later in this batch
+ * reaches it through the batch's changed list once committed. */
 static int store_apply_watch(struct store *s, struct batch *b, struct store_op *op) {
-    struct task *t = NULL;
-    int rc = store_load_scoped(s, op, op->id, &t);
-    if (rc) return rc == TM_ENOT_FOUND ? rc : store_backend_failed(b, op, rc);
-    op->task = t;
+    int rc = s->base.backend->get(s, op->ns, op->id, &op->task);
+    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "task '%s' not found", op->id);
+    if (rc) return store_backend_failed(b, op, rc);
     return 0;
 }
 
-/* Applies one op; returns true when it is finished (not parked). */
+static int store_apply_delivery_claim(struct store *s, struct batch *b, struct store_op *op,
+                                      int64_t now) {
+    int64_t hold = op->lease_ms > 0 ? op->lease_ms : 60000;
+    int rc = s->base.backend->delivery_claim(s, now, op->skip, op->nskip, now + hold,
+                                             &op->claimed_delivery);
+    if (rc == TM_ENOT_FOUND) return 0;
+    if (rc) return store_backend_failed(b, op, rc);
+    op->claimed = true;
+    return 0;
+}
+
+/* Applies one op; returns true when it is finished, false when it waits
+ * (op->park: it parks once the batch commits). */
 static bool store_apply(struct store *s, struct batch *b, struct store_op *op, int64_t now,
                         int64_t mono) {
     b->op = op;
@@ -477,6 +612,9 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
         if (rc && !op->err.code) store_backend_failed(b, op, rc);
         return true;
     }
+    case STORE_OP_DELIVERY_CLAIM:
+        store_apply_delivery_claim(s, b, op, now);
+        return true;
     case STORE_OP_TOKEN_CREATE:
     case STORE_OP_TOKEN_REVOKE: {
         int rc = store_token_apply(s, op, now);
@@ -487,10 +625,8 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
         store_apply_create(s, b, op, now);
         return true;
     case STORE_OP_CLAIM:
-        if (store_apply_claim(s, b, op, now) == 0 && !op->claimed && op->deadline_ms > mono) {
-            op->parked = true;
+        if (store_apply_claim(s, b, op, now) == 0 && !op->claimed && op->deadline_ms > mono)
             return false;
-        }
         return true;
     case STORE_OP_HEARTBEAT:
     case STORE_OP_COMPLETE:
@@ -503,7 +639,6 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
             op->deadline_ms > mono) {
             task_free(op->task);
             op->task = NULL;
-            op->parked = true;
             return false;
         }
         return true;
@@ -516,86 +651,125 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
     }
 }
 
+/* Forgets an op's outputs, so that it can be applied again. */
+static void store_op_reset(struct store_op *op) {
+    if (op->kind != STORE_OP_CREATE) task_free(op->task);
+    op->task = NULL;
+    deliveries_free(op->claimed_delivery, op->claimed_delivery ? 1 : 0);
+    op->claimed_delivery = NULL;
+    op->claimed = op->created = false;
+    op->new_lease_token[0] = '\0';
+    op->park = op->taken = false;
+    err_clear(&op->err);
+}
+
 static void store_park(struct store_op **list, struct store_op *op) {
     op->next = NULL;
+    op->parked = true;
     while (*list)
         list = &(*list)->next;
     *list = op;
 }
 
-/* Acts on every task whose lease ran out or whose wait is over. */
+/* Acts on every task whose lease ran out or whose wait is over. The rows
+ * come locked and skip those another node holds, so no task is expired or
+ * woken twice. */
 static void store_sweep(struct store *s, struct batch *b, int64_t now) {
     const struct store_backend *be = s->base.backend;
     char ids[256][ID_LEN + 1];
     size_t n = 0;
     s->stats.sweeps++;
     b->op = NULL;
-    if (be->due(s, now, ids, 256, &n)) {
-        b->failed = true;
+    int rc = be->due(s, now, ids, 256, &n);
+    if (rc) {
+        batch_fail(b, rc);
         return;
     }
     for (size_t i = 0; i < n && !b->failed; i++) {
         struct task *t = NULL;
-        if (be->load(s, ids[i], &t)) {
-            b->failed = true;
-            break;
+        if ((rc = be->load(s, ids[i], &t))) {
+            if (rc != TM_ENOT_FOUND) batch_fail(b, rc);
+            continue;
         }
         enum task_phase before = t->phase;
         struct tm_error e;
-        int rc = t->phase == TASK_WAITING ? task_wake(t, now, &e)
-                                          : task_lease_lost(t, now, store_rand(s), &e);
+        if (task_due_at(t) > now || task_due_at(t) == 0) { /* another node was first */
+            task_free(t);
+            continue;
+        }
+        rc = t->phase == TASK_WAITING ? task_wake(t, now, &e)
+                                      : task_lease_lost(t, now, store_rand(s), &e);
         if (rc == 0) {
             if (before == TASK_RUNNING || before == TASK_STOPPING) s->stats.leases_expired++;
-            if (store_save(s, b, t, (int)before, now)) b->failed = true;
+            if ((rc = store_save(s, b, t, (int)before, now))) batch_fail(b, rc);
         }
         task_free(t);
     }
     int64_t next = 0;
-    if (!b->failed && be->next_due(s, &next)) b->failed = true;
+    if (!b->failed && (rc = be->next_due(s, &next))) batch_fail(b, rc);
     s->next_due = next;
+    s->due_checked = now;
 }
 
-/* Hands newly ready tasks to parked claims, oldest claim first. */
+/* Hands newly ready tasks to parked claims, oldest claim first. A served
+ * claim stays on its list until the batch commits (op->taken). */
 static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t now) {
-    struct store_op **pp = &s->parked_claims;
-    while (*pp && !b->failed) {
-        struct store_op *op = *pp;
+    for (struct store_op *op = s->parked_claims; op && !b->failed; op = op->next) {
+        if (op->taken) continue;
         bool ready = false;
         for (size_t i = 0; i < b->nready && !ready; i++)
             ready = strcmp(b->ready[i], op->queue) == 0;
+        if (!ready) continue;
         b->op = op;
-        if (ready) store_apply_claim(s, b, op, now);
+        store_apply_claim(s, b, op, now);
         if (op->claimed || op->err.code) {
-            *pp = op->next;
-            op->parked = false;
-            batch_finish(b, op);
-        } else {
-            pp = &op->next;
+            op->taken = true;
+            if (b->nserved == b->capserved) {
+                b->capserved = b->capserved ? 2 * b->capserved : 8;
+                b->served = xrealloc(b->served, b->capserved * sizeof *b->served);
+            }
+            b->served[b->nserved++] = op;
         }
     }
 }
 
-/* After commit: finish watches whose task changed and parked ops past their deadline. */
-static void store_settle_parked(struct store *s, struct batch *b, int64_t mono, bool stopping) {
+/* Whether a change of a task to `version` satisfies a parked watch. */
+static bool store_watch_fires(const struct store_op *op, const struct remote_change *c, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c[i].id, op->id) == 0 && c[i].version > op->version) return true;
+    return false;
+}
+
+/* After commit: finish served claims, watches whose task changed (here or
+ * on another node: `remote`) and parked ops past their deadline. */
+static void store_settle_parked(struct store *s, struct batch *b, const struct store_remote *remote,
+                                int64_t mono, bool stopping) {
     struct store_op **lists[] = {&s->parked_watches, &s->parked_claims};
     for (int l = 0; l < 2; l++) {
         struct store_op **pp = lists[l];
         while (*pp) {
             struct store_op *op = *pp;
-            bool fire = stopping || op->deadline_ms <= mono;
+            bool fire = op->taken || stopping || op->deadline_ms <= mono;
             if (!fire && op->kind == STORE_OP_WATCH)
-                for (size_t i = 0; i < b->nchanged && !fire; i++)
-                    fire = strcmp(b->changed[i], op->id) == 0;
+                fire = store_watch_fires(op, b->changed, b->nchanged) ||
+                       (remote && store_watch_fires(op, remote->changed, remote->nchanged));
             if (!fire) {
                 pp = &op->next;
                 continue;
             }
             *pp = op->next;
             op->parked = false;
-            if (stopping) err_set(&op->err, TM_EUNAVAILABLE, "", "the server is stopping");
-            if (op->kind == STORE_OP_WATCH && !op->err.code &&
-                store_load_scoped(s, op, op->id, &op->task) && !op->err.code)
-                err_set(&op->err, TM_EINTERNAL, "", "storage error");
+            if (op->taken) {
+                op->taken = false;
+            } else if (stopping) {
+                err_set(&op->err, TM_EUNAVAILABLE, "", "the server is stopping");
+            } else if (op->kind == STORE_OP_WATCH) {
+                int rc = s->base.backend->get(s, op->ns, op->id, &op->task);
+                if (rc == TM_ENOT_FOUND)
+                    err_set(&op->err, rc, "", "task '%s' not found", op->id);
+                else if (rc)
+                    store_fail_op(op, rc == TM_EUNAVAILABLE ? rc : TM_EINTERNAL);
+            }
             batch_finish(b, op);
         }
     }
@@ -615,69 +789,150 @@ static struct store_op *store_take_queue(struct store *s) {
     return ops;
 }
 
+/* Takes what the feed thread learnt of other nodes' commits. */
+static void store_take_remote(struct store *s, struct store_remote *out) {
+    pthread_mutex_lock(&s->lock);
+    *out = s->remote;
+    memset(&s->remote, 0, sizeof s->remote);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void store_remote_release(struct store_remote *r) {
+    free(r->changed);
+    for (size_t i = 0; i < r->nready; i++)
+        free(r->ready[i]);
+    free(r->ready);
+    memset(r, 0, sizeof *r);
+}
+
+/* The ops of a batch, in the order they came. */
+struct opvec {
+    struct store_op **v;
+    size_t n, cap;
+};
+
+static void opvec_add_list(struct opvec *ov, struct store_op *ops) {
+    for (struct store_op *op = ops; op; op = op->next) {
+        if (ov->n == ov->cap)
+            ov->v = xrealloc(ov->v, (ov->cap = ov->cap ? 2 * ov->cap : 64) * sizeof *ov->v);
+        ov->v[ov->n++] = op;
+    }
+}
+
+/* One attempt at a batch: begin, apply, sweep, serve, append events, commit. */
+static void store_attempt(struct store *s, struct batch *b, struct opvec *ov,
+                          const struct store_remote *remote, int64_t now, int64_t mono) {
+    const struct store_backend *be = s->base.backend;
+    int rc = be->begin(s);
+    if (rc) {
+        batch_fail(b, rc);
+        return;
+    }
+    for (size_t i = 0; i < ov->n && !b->failed; i++) {
+        struct store_op *op = ov->v[i];
+        op->park = !store_apply(s, b, op, now, mono);
+        /* Ops that came while this batch was applied join it: same fsync, no wait. */
+        if (i + 1 == ov->n && ov->n < STORE_BATCH_MAX) opvec_add_list(ov, store_take_queue(s));
+    }
+    if (!b->failed && s->next_due && s->next_due <= now) store_sweep(s, b, now);
+    for (size_t i = 0; remote && i < remote->nready; i++)
+        batch_note_ready(b, remote->ready[i]);
+    if (!b->failed && b->nready && s->parked_claims) store_serve_parked_claims(s, b, now);
+    if (!b->failed && b->nevents &&
+        (rc = be->events_append(s, b->events, b->nevents, &b->deliveries)))
+        batch_fail(b, rc);
+    if (!b->failed && (rc = be->commit(s))) batch_fail(b, rc);
+    if (b->failed) be->rollback(s);
+}
+
 static void store_run_batch(struct store *s, struct store_op *ops, bool stopping) {
     const struct store_backend *be = s->base.backend;
     struct batch b = {0};
     int64_t now = time_now_ms(), mono = time_mono_ms();
-    uint64_t nops = 0;
-    bool in_txn = false;
-
-    bool work = ops || (s->next_due && s->next_due <= now);
-    if (work) {
-        if (be->begin(s)) {
-            b.failed = true;
-        } else {
-            in_txn = true;
+    struct store_remote remote;
+    store_take_remote(s, &remote);
+    if (remote.due || (be->shared && now - s->due_checked >= s->opt.sweep_max_ms)) {
+        /* Another node may have made a task due (or died holding leases). */
+        int64_t next = 0;
+        if (be->next_due(s, &next) == 0) {
+            s->next_due = next;
+            s->due_checked = now;
         }
     }
-    for (struct store_op *op = ops, *next; op; op = next) {
-        next = op->next;
-        nops++;
-        if (b.failed) {
-            err_set(&op->err, TM_EINTERNAL, "", "storage error");
-            batch_finish(&b, op);
-        } else if (store_apply(s, &b, op, now, mono)) {
-            batch_finish(&b, op);
-        } else {
-            store_park(op->kind == STORE_OP_CLAIM ? &s->parked_claims : &s->parked_watches, op);
-        }
-        /* Ops that came while this batch was applied join it: same fsync, no wait. */
-        if (!next && in_txn && !b.failed && nops < STORE_BATCH_MAX) next = store_take_queue(s);
+    /* The ops of this batch, in order; more join while it is applied. */
+    struct opvec ov = {0};
+    opvec_add_list(&ov, ops);
+    bool work = ov.n || (s->next_due && s->next_due <= now) || (remote.nready && s->parked_claims);
+    int tries = 0;
+    while (work) {
+        store_attempt(s, &b, &ov, &remote, now, mono);
+        if (!b.failed || b.fail_code != TM_ERETRY || tries >= STORE_RETRIES) break;
+        /* Lost a race with another node: undo everything and apply again. */
+        tries++;
+        s->stats.batch_retries++;
+        for (size_t i = 0; i < ov.n; i++)
+            store_op_reset(ov.v[i]);
+        for (size_t i = 0; i < b.nserved; i++)
+            store_op_reset(b.served[i]);
+        s->nqcache = 0;
+        batch_reset(&b);
+        now = time_now_ms();
+        struct timespec pause = {0, (long)(store_rand(s) % (1000u * (unsigned)tries)) * 1000L};
+        nanosleep(&pause, NULL);
     }
-    if (in_txn && !b.failed && s->next_due && s->next_due <= now) store_sweep(s, &b, now);
-    if (in_txn && !b.failed && b.nready && s->parked_claims) store_serve_parked_claims(s, &b, now);
-    if (in_txn) {
-        if (!b.failed && be->commit(s)) b.failed = true;
-        if (b.failed) {
-            be->rollback(s);
-            s->stats.commits_failed++;
-            s->next_due = now + 1000; /* look again soon; the state is as before */
-            s->nqcache = 0;
-            b.nchanged = 0;
-            for (size_t i = 0; i < b.nevents; i++)
-                store_event_release(&b.events[i]);
-            b.nevents = b.deliveries = 0;
-            for (struct store_op *op = b.done_head; op; op = op->next) {
-                if (op->err.code && op->err.code != TM_EINTERNAL) continue;
-                /* A create's task is its tasks[0], which store_op_release frees. */
-                if (op->kind != STORE_OP_CREATE) task_free(op->task);
-                op->task = NULL;
-                op->claimed = op->created = false;
-                err_set(&op->err, TM_EINTERNAL, "", "storage error");
+    if (b.failed) {
+        s->stats.commits_failed++;
+        s->next_due = now + 1000; /* look again soon; the state is as before */
+        s->nqcache = 0;
+        int code = b.fail_code;
+        for (size_t i = 0; i < b.nserved; i++)
+            store_op_reset(b.served[i]); /* still parked: nothing was handed out */
+        b.nserved = 0;
+        b.nchanged = 0;
+        for (size_t i = 0; i < b.nevents; i++)
+            store_event_release(&b.events[i]);
+        b.nevents = b.deliveries = 0;
+        for (size_t i = 0; i < ov.n; i++) {
+            struct store_op *op = ov.v[i];
+            bool client_error =
+                op->err.code && op->err.code != TM_EINTERNAL && op->err.code != TM_EUNAVAILABLE;
+            bool park = op->park;
+            if (!client_error) store_op_reset(op);
+            /* A claim or watch that found nothing still waits; the rest fail. */
+            if (park) {
+                op->park = true;
+            } else if (!client_error) {
+                store_fail_op(op, code);
             }
         }
     }
-    store_settle_parked(s, &b, mono, stopping);
-    if (b.nevents && s->listener) {
-        struct store_commit c = {b.events, b.nevents, b.deliveries};
-        s->listener(s->listener_cls, &c);
+    for (size_t i = 0; i < ov.n; i++) {
+        struct store_op *op = ov.v[i];
+        if (op->park)
+            store_park(op->kind == STORE_OP_CLAIM ? &s->parked_claims : &s->parked_watches, op);
+        else
+            batch_finish(&b, op);
+    }
+    store_settle_parked(s, &b, &remote, mono, stopping);
+    if (b.nevents) {
+        if (!be->shared && s->listener) {
+            struct store_commit c = {b.events, b.nevents, b.deliveries};
+            s->listener(s->listener_cls, &c);
+        }
+        if (be->shared) {
+            pthread_mutex_lock(&s->lock);
+            s->feed_poke = true;
+            pthread_mutex_unlock(&s->lock);
+            be->feed_interrupt(s);
+        }
     }
 
     pthread_mutex_lock(&s->lock);
     if (work) s->stats.batches++;
-    s->stats.ops += nops;
+    s->stats.ops += ov.n;
     s->stats.events_appended += b.nevents;
-    if (b.nevents) s->stats.event_seq = (uint64_t)b.events[b.nevents - 1].seq;
+    if (b.nevents && (uint64_t)b.events[b.nevents - 1].seq > s->stats.event_seq)
+        s->stats.event_seq = (uint64_t)b.events[b.nevents - 1].seq;
     pthread_mutex_unlock(&s->lock);
     if (now >= s->next_prune) store_prune_events(s, now);
 
@@ -687,31 +942,47 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         op->done(op);
     }
     batch_release(&b);
+    store_remote_release(&remote);
+    free(ov.v);
 }
 
 /*
  * Retention: drops events past their age or count in a transaction of its
  * own, a bounded number of rows at a time so the writer stays responsive;
- * comes back at once while there is more to drop, else in a second.
+ * comes back at once while there is more to drop, else in a second. Never
+ * an event that a pending webhook delivery still has to send. The backend
+ * locks the retention state, so nodes pruning at once take turns.
  */
 static void store_prune_events(struct store *s, int64_t now) {
     const struct store_backend *be = s->base.backend;
     const int max_rows = 5000;
     int64_t before = s->opt.events_max_age_ms < 0 ? 0 : now - s->opt.events_max_age_ms;
-    int64_t pruned = 0, through = 0;
     s->next_prune = now + 1000;
     if (s->opt.events_max_age_ms < 0 && s->opt.events_max_count < 0) return;
     if (be->begin(s)) return;
-    if (be->events_prune(s, before, s->opt.events_max_count, max_rows, &pruned, &through) ||
-        be->commit(s)) {
+    struct store_prune_info in = {0};
+    int64_t bound = 0, nth = 0, deleted = 0;
+    int rc = be->events_prune_info(s, before, &in);
+    if (rc) goto fail;
+    if (s->opt.events_max_count >= 0 && in.head - s->opt.events_max_count > bound)
+        bound = in.head - s->opt.events_max_count;
+    if (before > 0 && in.aged_through > bound) bound = in.aged_through;
+    if (in.pending_min && in.pending_min - 1 < bound) bound = in.pending_min - 1;
+    if (bound <= in.pruned_through) {
         be->rollback(s);
         return;
     }
-    if (pruned == max_rows) s->next_prune = now;
+    if ((rc = be->events_nth(s, in.pruned_through, max_rows, &nth))) goto fail;
+    if (nth && nth < bound) bound = nth;
+    if ((rc = be->events_delete(s, bound, &deleted)) || (rc = be->commit(s))) goto fail;
+    if (deleted >= max_rows) s->next_prune = now;
     pthread_mutex_lock(&s->lock);
-    s->stats.events_pruned += (uint64_t)pruned;
-    s->stats.events_pruned_through = (uint64_t)through;
+    s->stats.events_pruned += (uint64_t)deleted;
+    s->stats.events_pruned_through = (uint64_t)bound;
     pthread_mutex_unlock(&s->lock);
+    return;
+fail:
+    be->rollback(s);
 }
 
 /* Milliseconds the writer may sleep before it has something to do. */
@@ -729,12 +1000,16 @@ static int64_t store_idle_ms(struct store *s) {
     return wait < 0 ? 0 : wait;
 }
 
+static bool store_remote_pending(const struct store *s) {
+    return s->remote.nchanged || s->remote.nready || s->remote.due;
+}
+
 static void *store_writer_main(void *arg) {
     struct store *s = arg;
     for (;;) {
         int64_t idle = store_idle_ms(s);
         pthread_mutex_lock(&s->lock);
-        if (!s->queue_head && !s->stopping && idle > 0) {
+        if (!s->queue_head && !s->stopping && idle > 0 && !store_remote_pending(s)) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += idle / 1000;
@@ -764,6 +1039,108 @@ static void *store_writer_main(void *arg) {
     return NULL;
 }
 
+/* ---- The feed (shared backends) ---- */
+
+/* How long the feed waits for an announcement before it reads the log anyway. */
+#define STORE_FEED_POLL_MS    500
+#define STORE_FEED_PAGE       1000
+#define STORE_FEED_PAGE_BYTES (8u << 20)
+
+/* Tells the writer what a page of the log changed. */
+static void store_feed_note(struct store *s, const struct event_page *p) {
+    pthread_mutex_lock(&s->lock);
+    struct store_remote *r = &s->remote;
+    for (size_t i = 0; i < p->n; i++) {
+        const struct store_event *ev = &p->events[i];
+        int64_t version = strcmp(ev->kind, "task.deleted") == 0 ? INT64_MAX : ev->version;
+        changes_add(&r->changed, &r->nchanged, &r->capchanged, ev->task_id, version);
+        if (ev->phase == TASK_PENDING && ev->queue) {
+            bool seen = false;
+            for (size_t k = 0; k < r->nready && !seen; k++)
+                seen = strcmp(r->ready[k], ev->queue) == 0;
+            if (!seen) {
+                r->ready = xrealloc(r->ready, (r->nready + 1) * sizeof *r->ready);
+                r->ready[r->nready++] = xstrdup(ev->queue);
+            }
+        }
+        if (ev->phase == TASK_WAITING || ev->phase == TASK_RUNNING || ev->phase == TASK_STOPPING)
+            r->due = true;
+    }
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Tails the event log: after each announcement (ours, through
+ * feed_interrupt, or another node's) and at least every
+ * STORE_FEED_POLL_MS, reads every event after the last one it passed, in
+ * seq order, and hands them to the listener and the writer. Since seq
+ * order is commit order, reading `seq > last` never skips one.
+ */
+static void *store_feed_main(void *arg) {
+    struct store *s = arg;
+    const struct store_backend *be = s->base.backend;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        bool stopping = s->feed_stopping, poked = s->feed_poke;
+        s->feed_poke = false;
+        pthread_mutex_unlock(&s->lock);
+        if (stopping) break;
+        int64_t head = 0;
+        int rc = poked ? 0 : be->feed_wait(s, STORE_FEED_POLL_MS, &head);
+        if (rc == 0 && !poked) {
+            pthread_mutex_lock(&s->lock);
+            s->stats.feed_wakeups++;
+            pthread_mutex_unlock(&s->lock);
+        } else if (rc && rc != TM_ENOT_FOUND) {
+            pthread_mutex_lock(&s->lock);
+            s->stats.feed_errors++;
+            pthread_mutex_unlock(&s->lock);
+            struct timespec pause = {0, 100 * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+        for (;;) {
+            struct event_page p = {0};
+            rc = be->events_read(s, NULL, NULL, s->feed_seq, STORE_FEED_PAGE, STORE_FEED_PAGE_BYTES,
+                                 &p);
+            if (rc) {
+                event_page_release(&p);
+                pthread_mutex_lock(&s->lock);
+                s->stats.feed_errors++;
+                pthread_mutex_unlock(&s->lock);
+                break;
+            }
+            /* Retention went past us (a long outage): the listener's
+             * readers see pruned_through and re-read state. */
+            if (p.pruned_through > s->feed_seq && (p.n == 0 || p.events[0].seq > s->feed_seq + 1))
+                s->feed_seq = p.pruned_through;
+            size_t n = p.n;
+            if (n) {
+                size_t deliveries = 0;
+                for (size_t i = 0; i < n; i++)
+                    if ((p.events[i].hooks = store_event_hooks(p.events[i].kind))) deliveries++;
+                pthread_mutex_lock(&s->lock);
+                void (*fn)(void *, const struct store_commit *) = s->listener;
+                void *cls = s->listener_cls;
+                s->stats.feed_events += n;
+                if ((uint64_t)p.events[n - 1].seq > s->stats.event_seq)
+                    s->stats.event_seq = (uint64_t)p.events[n - 1].seq;
+                pthread_mutex_unlock(&s->lock);
+                if (fn) {
+                    struct store_commit c = {p.events, n, deliveries};
+                    fn(cls, &c);
+                }
+                store_feed_note(s, &p);
+                s->feed_seq = p.events[n - 1].seq;
+            }
+            bool more = p.more || n == STORE_FEED_PAGE;
+            event_page_release(&p);
+            if (!more) break;
+        }
+    }
+    return NULL;
+}
+
 const struct store_options *store_options_of(const struct store *s) {
     return &s->opt;
 }
@@ -771,17 +1148,18 @@ const struct store_options *store_options_of(const struct store *s) {
 int store_open(const char *url, const struct store_options *opt, struct store **out,
                struct tm_error *e) {
     const struct store_backend *be = NULL;
-    const char *rest = NULL;
     for (size_t i = 0; i < sizeof store_backends / sizeof store_backends[0]; i++) {
-        size_t n = strlen(store_backends[i]->scheme);
-        if (strncmp(url, store_backends[i]->scheme, n) == 0 && url[n] == ':') {
-            be = store_backends[i];
-            rest = url + n + 1;
+        const char *schemes[] = {store_backends[i]->scheme, store_backends[i]->scheme2};
+        for (int k = 0; k < 2; k++) {
+            size_t n = schemes[k] ? strlen(schemes[k]) : 0;
+            if (n && strncmp(url, schemes[k], n) == 0 && url[n] == ':') be = store_backends[i];
         }
     }
     if (!be)
         return err_set(e, TM_EINVALID, "store",
-                       "store URL '%s' names no known backend (use 'sqlite:PATH')", url);
+                       "store URL '%s' names no known backend (use 'sqlite:PATH' or "
+                       "'postgres://...')",
+                       url);
 
     struct store *s = xcalloc(1, sizeof *s);
     s->base.backend = be;
@@ -802,12 +1180,14 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     pthread_cond_init(&s->cond, &ca);
     pthread_condattr_destroy(&ca);
 
-    int rc = be->open(s, rest, &s->opt, e);
+    int rc = be->open(s, url, &s->opt, e);
     if (rc == 0) rc = be->next_due(s, &s->next_due);
     int64_t head = 0, through = 0;
     if (rc == 0) rc = be->events_head(s, &head, &through);
     s->stats.event_seq = (uint64_t)head;
     s->stats.events_pruned_through = (uint64_t)through;
+    s->feed_seq = head;
+    s->due_checked = time_now_ms();
     if (rc) {
         if (!e || !e->code) err_set(e, rc, "store", "cannot open store '%s'", url);
         be->close(s);
@@ -822,12 +1202,22 @@ int store_open(const char *url, const struct store_options *opt, struct store **
         return err_set(e, TM_EINTERNAL, "", "cannot start the store's writer thread");
     }
     s->writer_started = true;
+    if (be->shared) s->feed_started = pthread_create(&s->feed, NULL, store_feed_main, s) == 0;
     *out = s;
     return 0;
 }
 
 void store_stop(struct store *s) {
-    if (!s || !s->writer_started) return;
+    if (!s) return;
+    if (s->feed_started) {
+        pthread_mutex_lock(&s->lock);
+        s->feed_stopping = true;
+        pthread_mutex_unlock(&s->lock);
+        s->base.backend->feed_interrupt(s);
+        pthread_join(s->feed, NULL);
+        s->feed_started = false;
+    }
+    if (!s->writer_started) return;
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
     pthread_cond_signal(&s->cond);
@@ -840,6 +1230,7 @@ void store_close(struct store *s) {
     if (!s) return;
     store_stop(s);
     s->base.backend->close(s);
+    store_remote_release(&s->remote);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s);
@@ -865,6 +1256,8 @@ void store_op_release(struct store_op *op) {
         task_free(op->task);
     }
     op->task = NULL;
+    deliveries_free(op->claimed_delivery, op->claimed_delivery ? 1 : 0);
+    op->claimed_delivery = NULL;
 }
 
 void store_submit(struct store *s, struct store_op *op) {
@@ -932,6 +1325,7 @@ void store_get_stats(struct store *s, struct store_stats *out) {
 
 static int store_read_error(int rc, struct tm_error *e, const char *id) {
     if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "task '%s' not found", id ? id : "");
+    if (rc == TM_EUNAVAILABLE) return err_set(e, rc, "", "storage unavailable; try again");
     return err_set(e, TM_EINTERNAL, "", "storage error");
 }
 

@@ -1,8 +1,9 @@
 /*
  * store: the one interface to task storage.
  *
- * Backends (SQLite now, PostgreSQL later) sit behind an ops table and are
- * picked from the URL (`sqlite:path`). Callers never see SQL.
+ * Backends sit behind an ops table (store_int.h) and are picked from the
+ * URL: `sqlite:PATH` or `postgres://...` (several servers may share one
+ * PostgreSQL database). Callers never see SQL.
  *
  * Reads are synchronous, from any thread, and see every committed write.
  *
@@ -143,10 +144,14 @@ enum store_op_kind {
     STORE_OP_QUEUE_SET,      /* queue's settings := queue_settings */
     STORE_OP_WEBHOOK_ADD,    /* webhook: inserted; its id is set by the store */
     STORE_OP_WEBHOOK_DELETE, /* id: removed with its deliveries */
-    STORE_OP_DELIVERY_SET,   /* delivery: the outcome of an attempt */
-    STORE_OP_TOKEN_CREATE,   /* token: inserted (store_tokens.c) */
-    STORE_OP_TOKEN_REVOKE,   /* id: the token's id; revoked now (a repeat is fine) */
-    STORE_OP_RUN_NOW,        /* id: a waiting task is due now (Scene7 executeJob); else 409 */
+    STORE_OP_DELIVERY_SET,   /* delivery: the outcome of an attempt; frees its webhook */
+    /* Takes the next due delivery of a webhook that no node is sending to
+     * (none of skip[0..nskip)), marking that webhook busy for lease_ms;
+     * claimed and claimed_delivery say what came (store_op_release frees it). */
+    STORE_OP_DELIVERY_CLAIM,
+    STORE_OP_TOKEN_CREATE, /* token: inserted (store_tokens.c) */
+    STORE_OP_TOKEN_REVOKE, /* id: the token's id; revoked now (a repeat is fine) */
+    STORE_OP_RUN_NOW,      /* id: a waiting task is due now (Scene7 executeJob); else 409 */
     /* id: an operator's edit (SailPoint PATCH), all or nothing: progress
      * (has_progress) and/or the end of the task with finish_status at
      * finish_at (0 = now; task_finish), or with a terminal task and no
@@ -200,12 +205,17 @@ struct store_op {
     /* TOKEN_CREATE: borrowed. */
     const struct token *token;
 
+    /* DELIVERY_CLAIM: webhook ids to leave out (borrowed). */
+    const char *const *skip;
+    size_t nskip;
+
     /* Outputs, valid in done(). */
     struct tm_error err; /* err.code 0 on success */
     struct task *task;   /* the task after the change (CREATE: tasks[0]) */
     bool created;        /* CREATE: false when an idempotent repeat */
     bool claimed;        /* CLAIM: false when nothing came in time */
     char new_lease_token[ID_LEN + 1];
+    struct webhook_delivery *claimed_delivery; /* DELIVERY_CLAIM */
 
     void (*done)(struct store_op *op);
     void *udata;
@@ -213,6 +223,8 @@ struct store_op {
     /* Private to the store. */
     struct store_op *next;
     bool parked;
+    bool park;  /* wants to park once its batch commits */
+    bool taken; /* a parked claim served by the running batch */
 };
 
 void store_op_init(struct store_op *op, enum store_op_kind kind);
@@ -227,6 +239,10 @@ int store_run(struct store *s, struct store_op *op);
 struct store_stats {
     uint64_t batches, ops, commits_failed, sweeps, leases_expired, parked_claims, parked_watches;
     uint64_t events_appended, events_pruned, event_seq, events_pruned_through;
+    uint64_t batch_retries; /* batches applied again after a serialization failure */
+    uint64_t feed_events;   /* events read back from the log by the feed (shared backends) */
+    uint64_t feed_wakeups;  /* announcements from other nodes */
+    uint64_t feed_errors;   /* feed reads or listens that failed */
 };
 void store_get_stats(struct store *s, struct store_stats *out);
 
@@ -253,6 +269,7 @@ struct store_event {
     char task_id[ID_LEN + 1];
     char *ns, *queue, *type;
     enum task_phase phase;
+    unsigned hooks;  /* Livepeer webhook events it is delivered as (WEBHOOK_* bits) */
     char *task_json; /* the task's v1 JSON after the change */
 };
 void store_event_release(struct store_event *ev);
@@ -264,9 +281,13 @@ struct store_commit {
     size_t deliveries; /* webhook deliveries queued by this commit */
 };
 /*
- * Sets the one function called on the writer thread after every commit
- * that appended events, in commit order (so in seq order). It must be
- * quick and must not call into the store. Set it before the first write.
+ * Sets the one function called after every commit that appended events,
+ * in seq order, which is commit order. With one process on the database
+ * (SQLite) it runs on the writer thread with each commit's events; with a
+ * shared backend (PostgreSQL) it runs on the store's feed thread with the
+ * events of every node, read back from the log in order, so each event
+ * reaches it exactly once. It must be quick and must not call into the
+ * store. Set it before the first write.
  */
 void store_set_listener(struct store *s, void (*fn)(void *cls, const struct store_commit *c),
                         void *cls);
@@ -324,7 +345,7 @@ struct webhook_delivery {
     char status[12]; /* pending, delivered, failed */
     int64_t attempts, next_at, last_status, created_at, updated_at;
     char *last_error;
-    /* Filled by store_deliveries_due only. */
+    /* Filled by STORE_OP_DELIVERY_CLAIM only. */
     char *url, *secret;
     struct store_event ev;
 };
@@ -336,11 +357,6 @@ int store_webhooks_list(struct store *s, const char *ns, const char *id, struct 
 /* A webhook's deliveries, newest first, at most limit. */
 int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
                           struct webhook_delivery **out, size_t *n, struct tm_error *e);
-/* Pending deliveries due at `now`, in order of due time then event, with url,
- * secret and event; none of the webhooks whose ids the JSON array `skip_json`
- * lists (NULL: skip none), so busy or held webhooks cannot fill the page. */
-int store_deliveries_due(struct store *s, int64_t now, const char *skip_json, int limit,
-                         struct webhook_delivery **out, size_t *n, struct tm_error *e);
 /* When the next pending delivery is due; 0 when none. */
 int store_deliveries_next_at(struct store *s, int64_t *at, struct tm_error *e);
 

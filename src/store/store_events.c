@@ -59,10 +59,21 @@ void store_event_fill(struct store_event *ev, const struct task *t, const char *
     ev->queue = xstrdup(t->queue ? t->queue : "");
     ev->type = xstrdup(t->type ? t->type : "");
     ev->phase = t->phase;
+    ev->hooks = store_event_hooks(kind);
     struct buf b;
     buf_init(&b);
     task_json_write_capped(&b, t, task_max_bytes);
     ev->task_json = buf_detach(&b);
+}
+
+/* Livepeer's names: spawned on create, updated on every later change, and
+ * completed / failed besides updated on those phases. */
+unsigned store_event_hooks(const char *kind) {
+    if (strcmp(kind, "task.created") == 0) return WEBHOOK_SPAWNED;
+    if (strcmp(kind, "task.deleted") == 0) return 0;
+    if (strcmp(kind, "task.completed") == 0) return WEBHOOK_UPDATED | WEBHOOK_COMPLETED;
+    if (strcmp(kind, "task.failed") == 0) return WEBHOOK_UPDATED | WEBHOOK_FAILED;
+    return WEBHOOK_UPDATED;
 }
 
 const char *store_event_kind(const struct store_op *op, int before, const struct task *t,
@@ -162,6 +173,7 @@ int store_webhook_apply(struct store *s, struct store_op *op, int64_t now) {
 
 static int store_events_error(int rc, struct tm_error *e, const char *what, const char *id) {
     if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "%s '%s' not found", what, id ? id : "");
+    if (rc == TM_EUNAVAILABLE) return err_set(e, rc, "", "storage unavailable; try again");
     return err_set(e, TM_EINTERNAL, "", "storage error");
 }
 
@@ -223,18 +235,8 @@ int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
                           struct webhook_delivery **out, size_t *n, struct tm_error *e) {
     *out = NULL;
     *n = 0;
-    int rc =
-        store_base_of(s)->backend->deliveries_list(s, webhook_id, false, 0, NULL, limit, out, n);
+    int rc = store_base_of(s)->backend->deliveries_list(s, webhook_id, limit, out, n);
     return rc ? store_events_error(rc, e, "webhook", webhook_id) : 0;
-}
-
-int store_deliveries_due(struct store *s, int64_t now, const char *skip_json, int limit,
-                         struct webhook_delivery **out, size_t *n, struct tm_error *e) {
-    *out = NULL;
-    *n = 0;
-    int rc =
-        store_base_of(s)->backend->deliveries_list(s, NULL, true, now, skip_json, limit, out, n);
-    return rc ? store_events_error(rc, e, "delivery", NULL) : 0;
 }
 
 int store_deliveries_next_at(struct store *s, int64_t *at, struct tm_error *e) {

@@ -1,17 +1,34 @@
 /*
  * store_int: the backend ops table behind store.h. Included only by the
- * files that implement the store (store.c and one file per backend), as
- * curl's vtls_int.h is.
+ * files that implement the store (store.c, store_events.c, store_tokens.c,
+ * store_sql.c and one file per backend), as curl's vtls_int.h is.
  *
  * Writer-side ops run only on the writer thread, between begin and commit,
  * on the backend's one write connection. Reader-side ops may run on any
  * thread at once; the backend keeps its own reader connections. Every op
  * returns 0 or a negative TM_E code; rows are copied out before return.
+ *
+ * Several writers (PostgreSQL, `shared` below): every row a write reads
+ * through `load`, `claim_next` or `due` is locked until the transaction
+ * ends, so two nodes never both act on the same version of a task. A
+ * writer op that fails on a serialization failure or a deadlock returns
+ * TM_ERETRY: store.c rolls the batch back and applies it again. A lost
+ * connection is TM_EUNAVAILABLE (reads too); the backend reconnects by
+ * itself on a later call. Any other failure is TM_EINTERNAL, with the
+ * backend's own message in the log.
+ *
+ * Domain logic (which Livepeer events an event is delivered as, retention
+ * arithmetic, the filter grammar's SQL, stored enum names) lives in
+ * store.c, store_events.c and store_sql.c, shared by every backend.
  */
 #ifndef TASKMILL_STORE_INT_H
 #define TASKMILL_STORE_INT_H
 
 #include "store.h"
+
+/* Not in err.h's table: never reaches a client. A serialization failure or
+ * deadlock; the batch is applied again. */
+#define TM_ERETRY (-1)
 
 struct store_claim_query {
     const char *ns, *queue;
@@ -19,62 +36,135 @@ struct store_claim_query {
     int ntypes;
 };
 
+/* What retention needs to know, read in the pruning transaction. */
+struct store_prune_info {
+    int64_t head;           /* the last seq handed out (0: none yet) */
+    int64_t pruned_through; /* every event with seq <= this is gone */
+    int64_t aged_through;   /* the highest seq with at < before_at (0: none) */
+    int64_t pending_min;    /* the lowest seq a pending delivery needs (0: none) */
+};
+
 struct store_backend {
-    const char *scheme; /* "sqlite" */
-    int (*open)(struct store *s, const char *rest, const struct store_options *opt,
+    const char *scheme;  /* "sqlite", "postgres" */
+    const char *scheme2; /* another accepted URL scheme ("postgresql"), or NULL */
+    /* Other processes may write the same database at once: store.c then
+     * learns of commits from the event log (feed_wait + events_read),
+     * not only from its own writer. */
+    bool shared;
+    /* `url` is the whole URL as given (scheme included). Applies the
+     * backend's numbered migrations, safely when several nodes start at once. */
+    int (*open)(struct store *s, const char *url, const struct store_options *opt,
                 struct tm_error *e);
     void (*close)(struct store *s);
 
-    /* Writer thread only. */
+    /* ---- Writer thread only. ---- */
     int (*begin)(struct store *s);
+    /* TM_ERETRY: the transaction lost a race; it is rolled back already. */
     int (*commit)(struct store *s);
     void (*rollback)(struct store *s);
+    /* One level of savepoint around an op that may hit a unique key, so a
+     * refused op does not poison the batch's transaction. */
+    int (*savepoint)(struct store *s);
+    int (*savepoint_release)(struct store *s);
+    int (*savepoint_rollback)(struct store *s);
+    /* Loads and locks (PostgreSQL: FOR UPDATE) a task; TM_ENOT_FOUND when absent. */
     int (*load)(struct store *s, const char *id, struct task **out);
+    /* TM_ECONFLICT when a unique key (idempotency per namespace) is taken. */
     int (*insert)(struct store *s, const struct task *t);
     int (*update)(struct store *s, const struct task *t);
     int (*remove)(struct store *s, const char *id);
     int (*find_idempotent)(struct store *s, const char *ns, const char *key, char id[ID_LEN + 1]);
-    int (*next_claimable)(struct store *s, const struct store_claim_query *q, char id[ID_LEN + 1]);
-    /* Ids of tasks whose due time is <= now, at most max. */
+    /* The next task to claim (pending, not paused, lowest priority, then
+     * ready_at, then id), loaded and locked in one statement, skipping rows
+     * other transactions hold (SKIP LOCKED); TM_ENOT_FOUND when none. */
+    int (*claim_next)(struct store *s, const struct store_claim_query *q, struct task **out);
+    /* Ids of tasks whose due time (due_at) is <= now, earliest first, at most
+     * max, locked and skipping locked ones. */
     int (*due)(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n);
-    /* The earliest due time, or 0 when none. */
+    /* The earliest due time, or 0 when none. May run outside a transaction. */
     int (*next_due)(struct store *s, int64_t *at);
     /* A queue's settings; TM_ENOT_FOUND when it has none. */
     int (*queue_get)(struct store *s, const char *queue, struct queue_settings *out);
     int (*queue_put)(struct store *s, const char *queue, const struct queue_settings *q);
 
-    /* Any thread. */
+    /* ---- Any thread. ---- */
     int (*get)(struct store *s, const char *ns, const char *id, struct task **out);
+    /* SQL from store_sql.c (sql_where / sql_list_tail). */
     int (*list)(struct store *s, const struct task_filter *f, struct task_list *out);
     int (*queue_counts)(struct store *s, const char *ns, struct queue_counts **out, size_t *n);
     int (*ping)(struct store *s);
 
-    /* The event log and webhooks (store_events.c). Writer thread: */
-    /* Appends ev (sets ev->seq) and queues the webhook deliveries it calls for. */
-    int (*event_append)(struct store *s, struct store_event *ev, size_t *deliveries);
-    /* Removes at most max_rows events older than before_at or below the newest
-     * keep_count, never one a pending delivery still needs. */
-    int (*events_prune)(struct store *s, int64_t before_at, int64_t keep_count, int max_rows,
-                        int64_t *pruned, int64_t *through);
+    /* ---- The event log and webhooks. Writer thread: ---- */
+    /*
+     * Appends evs[0..n) as one block, once per batch, just before commit:
+     * sets evs[i].seq to consecutive numbers after the last seq any writer
+     * handed out, and queues one pending delivery for every webhook whose
+     * namespace matches (a webhook without one matches all) and that asked
+     * for one of the Livepeer events in evs[i].hooks (WEBHOOK_* bits), with
+     * the event name stored per row. The numbering must make seq order the
+     * commit order across writers (PostgreSQL: a counter row updated in the
+     * transaction, so concurrent batches number in turn), so a reader that
+     * has seen seq N has seen every seq below it. A shared backend also
+     * announces the new head to the other nodes at commit (NOTIFY).
+     */
+    int (*events_append)(struct store *s, struct store_event *evs, size_t n, size_t *deliveries);
+    /* Reads the retention state, locking it (PostgreSQL: FOR UPDATE on the
+     * meta row) so that two nodes pruning at once take turns. */
+    int (*events_prune_info)(struct store *s, int64_t before_at, struct store_prune_info *out);
+    /* Deletes the events with seq in (pruned_through, through], the delivered
+     * and failed deliveries with seq <= through, and records through as the
+     * new pruned_through (adding *deleted to the pruned total). */
+    int (*events_delete)(struct store *s, int64_t through, int64_t *deleted);
+    /* The seq of the max_rows-th event after `after` (so a pass deletes at
+     * most max_rows), or 0 when fewer follow. */
+    int (*events_nth)(struct store *s, int64_t after, int max_rows, int64_t *seq);
     int (*webhook_insert)(struct store *s, const struct webhook *w);
     /* How many webhooks have exactly this namespace (NULL: those without one). */
     int (*webhook_count)(struct store *s, const char *ns, int64_t *n);
+    /* Removes the webhook (scoped to ns unless NULL) with its deliveries;
+     * TM_ENOT_FOUND when absent. */
     int (*webhook_delete)(struct store *s, const char *ns, const char *id);
+    /* Records an attempt's outcome and frees its webhook (busy_until = 0). */
     int (*delivery_update)(struct store *s, const struct webhook_delivery *d);
-    /* Any thread: */
+    /*
+     * Takes the first due delivery (pending, next_at <= now; by next_at,
+     * seq, then spawned < updated < completed/failed) of a webhook that is
+     * not busy (busy_until <= now) and not in skip[0..nskip), locking that
+     * webhook's row (SKIP LOCKED) and marking it busy until busy_until, so
+     * one delivery per webhook is in flight across every node. Fills *out
+     * (one row, with url, secret and the event; the caller frees it with
+     * deliveries_free(*out, 1)); TM_ENOT_FOUND when none is due.
+     */
+    int (*delivery_claim)(struct store *s, int64_t now, const char *const *skip, size_t nskip,
+                          int64_t busy_until, struct webhook_delivery **out);
+    /* ---- Any thread: ---- */
+    /* One read transaction: head, pruned_through and the events agree. */
     int (*events_read)(struct store *s, const char *ns, const char *task_id, int64_t after,
                        int limit, size_t max_bytes, struct event_page *out);
     int (*events_head)(struct store *s, int64_t *head, int64_t *pruned_through);
     int (*webhooks_list)(struct store *s, const char *ns, const char *id, struct webhook **out,
                          size_t *n);
-    /* due_only: pending with next_at <= now, joined with url, secret, event,
-     * leaving out the webhooks whose ids `skip_json` (a JSON array or NULL) lists. */
-    int (*deliveries_list)(struct store *s, const char *webhook_id, bool due_only, int64_t now,
-                           const char *skip_json, int limit, struct webhook_delivery **out,
-                           size_t *n);
+    /* A webhook's deliveries, newest first (seq desc, event desc), at most limit. */
+    int (*deliveries_list)(struct store *s, const char *webhook_id, int limit,
+                           struct webhook_delivery **out, size_t *n);
+    /* The earliest next_at of a pending delivery, or 0 when none. */
     int (*deliveries_next_at)(struct store *s, int64_t *at);
 
+    /*
+     * ---- Shared backends only (NULL otherwise); the feed thread. ----
+     * Waits up to timeout_ms for another node's announcement of a new head
+     * (LISTEN on a connection of its own). Returns 0 when one came (*head is
+     * the newest announced, or 0 when unknown), TM_ENOT_FOUND on timeout, or
+     * an error when the listening connection is lost (it is reopened, and
+     * LISTEN issued again, on the next call). A half-open connection must be
+     * noticed: probe it when it has been quiet for a while.
+     */
+    int (*feed_wait)(struct store *s, int timeout_ms, int64_t *head);
+    /* Wakes a feed_wait in progress at once (from any thread). */
+    void (*feed_interrupt)(struct store *s);
+
     /* API tokens (store_tokens.c). Writer thread: */
+    /* TM_ECONFLICT when the id is taken. */
     int (*token_insert)(struct store *s, const struct token *t);
     /* Sets revoked_at unless already set; TM_ENOT_FOUND when no such token. */
     int (*token_revoke)(struct store *s, const char *id, int64_t now);
@@ -87,11 +177,18 @@ struct store_backend {
 /* The options the store was opened with, defaults filled in (store.c). */
 const struct store_options *store_options_of(const struct store *s);
 
+/* Stored enum names (lower case, stable): "success" .. "temperror"; NULL for
+ * TASK_STATUS_NONE. Parse answers TASK_STATUS_NONE for NULL or unknown. */
+const char *store_status_name(enum task_status st);
+enum task_status store_status_parse(const char *name);
+
 /* store_events.c: helpers of the writer (store.c). */
 /* Fills ev from the task after a change; ev owns copies. The task JSON is
- * reduced past task_max_bytes (task_json_write_capped). */
+ * reduced past task_max_bytes (task_json_write_capped). Sets ev->hooks. */
 void store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
                       const char *cause, int64_t now, size_t task_max_bytes);
+/* The Livepeer events (WEBHOOK_* bits) an event of this kind is delivered as. */
+unsigned store_event_hooks(const char *kind);
 /* The kind of the change an op made to t, whose phase was `before` (-1: new). */
 const char *store_event_kind(const struct store_op *op, int before, const struct task *t,
                              char buf[24]);
@@ -115,5 +212,6 @@ static inline struct store_base *store_base_of(struct store *s) {
 }
 
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend;
 
 #endif

@@ -98,11 +98,6 @@ static const struct col task_columns[] = {
 #undef C
 #define NCOLS (sizeof task_columns / sizeof task_columns[0])
 
-/* Stored enums are lower-case strings. */
-static const char *const stored_status[TASK_STATUS_COUNT] = {
-    NULL, "success", "warning", "error", "terminated", "temperror",
-};
-
 /* One connection with its cached statements. */
 struct sq_conn {
     sqlite3 *db;
@@ -115,7 +110,8 @@ struct sq_store {
     bool relaxed;
     struct sq_conn writer;
     sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due, *w_next_due,
-        *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put;
+        *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put, *w_savepoint, *w_release,
+        *w_rollback_to;
     char *select_cols; /* "id,namespace,..." */
 
     pthread_mutex_t pool_lock;
@@ -245,7 +241,7 @@ static void sq_bind_task(sqlite3_stmt *st, const struct task *t) {
             break;
         case COL_STATUS:
             if (t->status != TASK_STATUS_NONE)
-                sqlite3_bind_text(st, at, stored_status[t->status], -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, at, store_status_name(t->status), -1, SQLITE_STATIC);
             else
                 sqlite3_bind_null(st, at);
             break;
@@ -291,9 +287,7 @@ static struct task *sq_read_task(sqlite3_stmt *st) {
             if (!text || task_phase_parse(text, &t->phase)) t->phase = TASK_PENDING;
             break;
         case COL_STATUS:
-            t->status = TASK_STATUS_NONE;
-            for (int k = 1; text && k < TASK_STATUS_COUNT; k++)
-                if (strcmp(text, stored_status[k]) == 0) t->status = (enum task_status)k;
+            t->status = store_status_parse(text);
             break;
         case COL_DUE:
             break;
@@ -319,8 +313,9 @@ static int sq_fetch_one(sqlite3 *db, sqlite3_stmt *st, struct task **out) {
     return ret;
 }
 
-static int sq_open(struct store *s, const char *path, const struct store_options *opt,
+static int sq_open(struct store *s, const char *url, const struct store_options *opt,
                    struct tm_error *e) {
+    const char *path = strchr(url, ':') ? strchr(url, ':') + 1 : url;
     struct sq_store *q = xcalloc(1, sizeof *q);
     store_base_of(s)->impl = q;
     q->path = xstrdup(path && *path ? path : "taskmill.db");
@@ -352,8 +347,10 @@ static int sq_open(struct store *s, const char *path, const struct store_options
         return err_set(e, TM_EINTERNAL, "store", "cannot open SQLite database '%s'", q->path);
     }
     sqlite3 *db = q->writer.db;
-    char sql[1024];
+    char sql[2048];
     rc = sq_migrate(db);
+    /* One process owns a SQLite database: no delivery is in flight at open. */
+    if (!rc) rc = sq_exec(db, "UPDATE webhooks SET busy_until=0 WHERE busy_until<>0");
     if (!rc) rc = sq_prepare(db, ins.p, &q->w_insert);
     if (!rc) rc = sq_prepare(db, upd.p, &q->w_update);
     snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id=?1", q->select_cols);
@@ -362,13 +359,16 @@ static int sq_open(struct store *s, const char *path, const struct store_options
     if (!rc)
         rc = sq_prepare(db, "SELECT id FROM tasks WHERE namespace=?1 AND idempotency_key=?2",
                         &q->w_idem);
-    if (!rc)
-        rc = sq_prepare(db,
-                        "SELECT id FROM tasks WHERE phase='pending' AND paused=0 AND queue=?1"
-                        " AND (?2 IS NULL OR namespace=?2)"
-                        " AND (?3 IS NULL OR type IN (SELECT value FROM json_each(?3)))"
-                        " ORDER BY priority, ready_at, id LIMIT 1",
-                        &q->w_claim);
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM tasks WHERE phase='pending' AND paused=0 AND queue=?1"
+             " AND (?2 IS NULL OR namespace=?2)"
+             " AND (?3 IS NULL OR type IN (SELECT value FROM json_each(?3)))"
+             " ORDER BY priority, ready_at, id LIMIT 1",
+             q->select_cols);
+    if (!rc) rc = sq_prepare(db, sql, &q->w_claim);
+    if (!rc) rc = sq_prepare(db, "SAVEPOINT op", &q->w_savepoint);
+    if (!rc) rc = sq_prepare(db, "RELEASE op", &q->w_release);
+    if (!rc) rc = sq_prepare(db, "ROLLBACK TO op", &q->w_rollback_to);
     if (!rc)
         rc = sq_prepare(db,
                         "SELECT id FROM tasks WHERE due_at IS NOT NULL AND due_at<=?1"
@@ -401,9 +401,10 @@ static int sq_open(struct store *s, const char *path, const struct store_options
 static void sq_close(struct store *s) {
     struct sq_store *q = sq(s);
     if (!q) return;
-    sqlite3_stmt *all[] = {q->w_insert,   q->w_update,    q->w_load,     q->w_delete, q->w_idem,
-                           q->w_claim,    q->w_due,       q->w_next_due, q->w_begin,  q->w_commit,
-                           q->w_rollback, q->w_queue_get, q->w_queue_put};
+    sqlite3_stmt *all[] = {q->w_insert,    q->w_update,    q->w_load,     q->w_delete,
+                           q->w_idem,      q->w_claim,     q->w_due,      q->w_next_due,
+                           q->w_begin,     q->w_commit,    q->w_rollback, q->w_queue_get,
+                           q->w_queue_put, q->w_savepoint, q->w_release,  q->w_rollback_to};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_events_close(s);
@@ -436,6 +437,20 @@ static int sq_commit(struct store *s) {
 static void sq_rollback(struct store *s) {
     if (!sqlite3_get_autocommit(sq(s)->writer.db))
         sq_step_done(sq(s)->writer.db, sq(s)->w_rollback);
+}
+
+static int sq_savepoint(struct store *s) {
+    return sq_step_done(sq(s)->writer.db, sq(s)->w_savepoint);
+}
+
+static int sq_savepoint_release(struct store *s) {
+    return sq_step_done(sq(s)->writer.db, sq(s)->w_release);
+}
+
+/* Undoes the op's writes and leaves the savepoint. */
+static int sq_savepoint_rollback(struct store *s) {
+    int rc = sq_step_done(sq(s)->writer.db, sq(s)->w_rollback_to);
+    return rc ? rc : sq_savepoint_release(s);
 }
 
 static int sq_load(struct store *s, const char *id, struct task **out) {
@@ -486,8 +501,7 @@ static int sq_find_idempotent(struct store *s, const char *ns, const char *key,
     return sq_fetch_id(q->writer.db, q->w_idem, id);
 }
 
-static int sq_next_claimable(struct store *s, const struct store_claim_query *cq,
-                             char id[ID_LEN + 1]) {
+static int sq_claim_next(struct store *s, const struct store_claim_query *cq, struct task **out) {
     struct sq_store *q = sq(s);
     struct buf types;
     buf_init(&types);
@@ -502,7 +516,7 @@ static int sq_next_claimable(struct store *s, const struct store_claim_query *cq
         buf_putc(&types, ']');
         sqlite3_bind_text(q->w_claim, 3, types.p, (int)types.len, SQLITE_STATIC);
     }
-    int rc = sq_fetch_id(q->writer.db, q->w_claim, id);
+    int rc = sq_fetch_one(q->writer.db, q->w_claim, out);
     buf_release(&types);
     return rc;
 }
@@ -1169,17 +1183,21 @@ static int sq_token_any_active(struct store *s, int64_t now, bool *any) {
 
 const struct store_backend store_sqlite_backend = {
     .scheme = "sqlite",
+    .shared = false,
     .open = sq_open,
     .close = sq_close,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .savepoint_release = sq_savepoint_release,
+    .savepoint_rollback = sq_savepoint_rollback,
     .load = sq_load,
     .insert = sq_insert,
     .update = sq_update,
     .remove = sq_remove,
     .find_idempotent = sq_find_idempotent,
-    .next_claimable = sq_next_claimable,
+    .claim_next = sq_claim_next,
     .due = sq_due,
     .next_due = sq_next_due,
     .queue_get = sq_queue_get,
@@ -1193,8 +1211,11 @@ const struct store_backend store_sqlite_backend = {
     .token_get = sq_token_get,
     .token_list = sq_token_list,
     .token_any_active = sq_token_any_active,
-    .event_append = sq_event_append,
-    .events_prune = sq_events_prune,
+    .events_append = sq_events_append,
+    .events_prune_info = sq_events_prune_info,
+    .events_delete = sq_events_delete,
+    .events_nth = sq_events_nth,
+    .delivery_claim = sq_delivery_claim,
     .webhook_insert = sq_webhook_insert,
     .webhook_count = sq_webhook_count,
     .webhook_delete = sq_webhook_delete,

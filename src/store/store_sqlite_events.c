@@ -10,20 +10,21 @@
  *
  * The sequence is the events table's AUTOINCREMENT rowid: with one writer
  * and serialized commits, a reader that saw seq N has seen every seq < N,
- * which is what makes "everything after N" gap-free. (PostgreSQL will need
- * a counter row updated in the transaction instead of a sequence.)
+ * which is what makes "everything after N" gap-free. (PostgreSQL numbers
+ * with a counter row updated in the transaction instead: store_pg.c.)
  * Reads borrow a reader connection and copy every row out.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/buf.h"
 #include "../common/xalloc.h"
 #include "store_sqlite_int.h"
 
 struct sq_events {
     sqlite3_stmt *insert, *deliver, *hook_insert, *hook_delete, *hook_delete_deliveries,
-        *delivery_update, *hook_count;
+        *delivery_update, *hook_count, *hook_free, *hook_busy;
 };
 
 static void sqe_log(sqlite3 *db, const char *what) {
@@ -51,9 +52,15 @@ void sq_events_close(struct store *s) {
     struct sq_events **slot = sq_events_slot(s);
     struct sq_events *q = *slot;
     if (!q) return;
-    sqlite3_stmt *all[] = {
-        q->insert,          q->deliver,   q->hook_insert, q->hook_delete, q->hook_delete_deliveries,
-        q->delivery_update, q->hook_count};
+    sqlite3_stmt *all[] = {q->insert,
+                           q->deliver,
+                           q->hook_insert,
+                           q->hook_delete,
+                           q->hook_delete_deliveries,
+                           q->delivery_update,
+                           q->hook_count,
+                           q->hook_free,
+                           q->hook_busy};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     free(q);
@@ -83,55 +90,6 @@ static char *sqe_col_dup(sqlite3_stmt *st, int at) {
     return v ? xstrdup(v) : NULL;
 }
 
-int sq_event_append(struct store *s, struct store_event *ev, size_t *deliveries) {
-    struct sq_events *q = sqe(s);
-    sqlite3 *db = sq_writer_db(s);
-    sqlite3_stmt *st = sqe_stmt(s, &q->insert,
-                                "INSERT INTO events(at,kind,cause,task_id,namespace,queue,type,"
-                                "phase,version,task) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
-    if (!st) return TM_EINTERNAL;
-    sqlite3_bind_int64(st, 1, ev->at);
-    sqlite3_bind_text(st, 2, ev->kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, ev->cause, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, ev->task_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, ev->ns, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, ev->queue, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, ev->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, task_phase_name(ev->phase), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, ev->version);
-    sqlite3_bind_text(st, 10, ev->task_json, -1, SQLITE_STATIC);
-    int rc = sqe_done(db, st);
-    if (rc) return rc;
-    ev->seq = sqlite3_last_insert_rowid(db);
-
-    /* Livepeer's names: spawned on create, updated on every later change,
-     * and completed / failed besides updated on those phases. */
-    const char *names[2] = {NULL, NULL};
-    if (strcmp(ev->kind, "task.created") == 0) {
-        names[0] = ",task.spawned,";
-    } else if (strcmp(ev->kind, "task.deleted") != 0) {
-        names[0] = ",task.updated,";
-        if (strcmp(ev->kind, "task.completed") == 0) names[1] = ",task.completed,";
-        if (strcmp(ev->kind, "task.failed") == 0) names[1] = ",task.failed,";
-    }
-    *deliveries = 0;
-    st = sqe_stmt(s, &q->deliver,
-                  "INSERT INTO webhook_deliveries(id,webhook_id,seq,event,status,next_at,"
-                  "created_at,updated_at) SELECT lower(hex(randomblob(16))),id,?1,"
-                  "substr(?2,2,length(?2)-2),'pending',?3,?3,?3 FROM webhooks"
-                  " WHERE (namespace IS NULL OR namespace=?4) AND instr(events,?2)>0");
-    if (!st) return TM_EINTERNAL;
-    for (int i = 0; i < 2 && names[i]; i++) {
-        sqlite3_bind_int64(st, 1, ev->seq);
-        sqlite3_bind_text(st, 2, names[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, ev->at);
-        sqlite3_bind_text(st, 4, ev->ns, -1, SQLITE_STATIC);
-        if ((rc = sqe_done(db, st))) return rc;
-        *deliveries += (size_t)sqlite3_changes(db);
-    }
-    return 0;
-}
-
 /* Runs a one-value query on db; *v is 0 when it gives NULL or no row. */
 static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v) {
     sqlite3_stmt *st = NULL;
@@ -150,46 +108,87 @@ static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v) {
     return 0;
 }
 
-int sq_events_prune(struct store *s, int64_t before_at, int64_t keep_count, int max_rows,
-                    int64_t *pruned, int64_t *through) {
+int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries) {
+    struct sq_events *q = sqe(s);
     sqlite3 *db = sq_writer_db(s);
-    int64_t head = 0, old = 0, bound = 0, v = 0, pend = 0;
-    *pruned = 0;
-    int rc = sqe_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, &head);
-    if (!rc)
-        rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0, &old);
-    *through = old;
-    if (rc) return rc;
-    if (keep_count >= 0 && head - keep_count > bound) bound = head - keep_count;
-    if (before_at > 0) {
-        if ((rc = sqe_scalar(db, "SELECT max(seq) FROM events WHERE at<?1", before_at, &v)))
-            return rc;
-        if (v > bound) bound = v;
+    sqlite3_stmt *st = sqe_stmt(s, &q->insert,
+                                "INSERT INTO events(at,kind,cause,task_id,namespace,queue,type,"
+                                "phase,version,task) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+    sqlite3_stmt *dl =
+        sqe_stmt(s, &q->deliver,
+                 "INSERT INTO webhook_deliveries(id,webhook_id,seq,event,status,next_at,"
+                 "created_at,updated_at) SELECT lower(hex(randomblob(16))),id,?1,"
+                 "substr(?2,2,length(?2)-2),'pending',?3,?3,?3 FROM webhooks"
+                 " WHERE (namespace IS NULL OR namespace=?4) AND instr(events,?2)>0");
+    if (!st || !dl) return TM_EINTERNAL;
+    *deliveries = 0;
+    for (size_t k = 0; k < n; k++) {
+        struct store_event *ev = &evs[k];
+        sqlite3_bind_int64(st, 1, ev->at);
+        sqlite3_bind_text(st, 2, ev->kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, ev->cause, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, ev->task_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, ev->ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, ev->queue, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, ev->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, task_phase_name(ev->phase), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, ev->version);
+        sqlite3_bind_text(st, 10, ev->task_json, -1, SQLITE_STATIC);
+        int rc = sqe_done(db, st);
+        if (rc) return rc;
+        ev->seq = sqlite3_last_insert_rowid(db);
+        for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++) {
+            if (!(ev->hooks & (1u << i))) continue;
+            char name[40];
+            snprintf(name, sizeof name, ",%s,", webhook_event_name(i));
+            sqlite3_bind_int64(dl, 1, ev->seq);
+            sqlite3_bind_text(dl, 2, name, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(dl, 3, ev->at);
+            sqlite3_bind_text(dl, 4, ev->ns, -1, SQLITE_STATIC);
+            if ((rc = sqe_done(db, dl))) return rc;
+            *deliveries += (size_t)sqlite3_changes(db);
+        }
     }
-    /* Never an event that a pending webhook delivery still has to send. */
-    rc = sqe_scalar(db, "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0, &pend);
-    if (rc) return rc;
-    if (pend && pend - 1 < bound) bound = pend - 1;
-    if (bound <= old) return 0;
-    /* At most max_rows in one pass. */
-    char sql[160];
-    snprintf(sql, sizeof sql,
-             "SELECT seq FROM events WHERE seq>%lld AND seq<=?1 ORDER BY seq LIMIT 1 OFFSET %d",
-             (long long)old, max_rows - 1);
-    if ((rc = sqe_scalar(db, sql, bound, &v))) return rc;
-    if (v) bound = v;
-    if ((rc = sqe_scalar(db, "DELETE FROM events WHERE seq<=?1", bound, &v))) return rc;
-    *pruned = sqlite3_changes(db);
-    rc = sqe_scalar(db, "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1", bound,
-                    &v);
+    return 0;
+}
+
+int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out) {
+    sqlite3 *db = sq_writer_db(s);
+    memset(out, 0, sizeof *out);
+    int rc = sqe_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, &out->head);
     if (!rc)
-        rc =
-            sqe_scalar(db, "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", bound, &v);
-    char upd[120];
-    snprintf(upd, sizeof upd, "UPDATE event_meta SET value=value+%lld WHERE name='pruned_total'",
-             (long long)*pruned);
-    if (!rc) rc = sqe_scalar(db, upd, 0, &v);
-    if (!rc) *through = bound;
+        rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
+                        &out->pruned_through);
+    if (!rc && before_at > 0)
+        rc = sqe_scalar(db, "SELECT max(seq) FROM events WHERE at<?1", before_at,
+                        &out->aged_through);
+    if (!rc)
+        rc = sqe_scalar(db, "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0,
+                        &out->pending_min);
+    return rc;
+}
+
+int sq_events_nth(struct store *s, int64_t after, int max_rows, int64_t *seq) {
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT seq FROM events WHERE seq>?1 ORDER BY seq LIMIT 1 OFFSET %d",
+             max_rows > 0 ? max_rows - 1 : 0);
+    return sqe_scalar(sq_writer_db(s), sql, after, seq);
+}
+
+int sq_events_delete(struct store *s, int64_t through, int64_t *deleted) {
+    sqlite3 *db = sq_writer_db(s);
+    int64_t v = 0;
+    int rc = sqe_scalar(db, "DELETE FROM events WHERE seq<=?1", through, &v);
+    if (rc) return rc;
+    *deleted = sqlite3_changes(db);
+    rc = sqe_scalar(db, "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1",
+                    through, &v);
+    if (!rc)
+        rc = sqe_scalar(db, "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", through,
+                        &v);
+    if (!rc)
+        rc = sqe_scalar(db, "UPDATE event_meta SET value=value+?1 WHERE name='pruned_total'",
+                        *deleted, &v);
     return rc;
 }
 
@@ -261,7 +260,11 @@ int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
     sqlite3_stmt *st = sqe_stmt(s, &q->delivery_update,
                                 "UPDATE webhook_deliveries SET status=?2,attempts=?3,next_at=?4,"
                                 "last_status=?5,last_error=?6,updated_at=?7 WHERE id=?1");
-    if (!st) return TM_EINTERNAL;
+    sqlite3_stmt *fr = sqe_stmt(s, &q->hook_free, "UPDATE webhooks SET busy_until=0 WHERE id=?1");
+    if (!st || !fr) return TM_EINTERNAL;
+    sqlite3_bind_text(fr, 1, d->webhook_id, -1, SQLITE_STATIC);
+    int rc = sqe_done(sq_writer_db(s), fr);
+    if (rc) return rc;
     sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, d->status, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, d->attempts);
@@ -275,6 +278,9 @@ int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
 /* ---- Reads ---- */
 
 #define SQE_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task"
+/* The same after a table alias "e.". */
+#define SQE_EVENT_COLS_E \
+    "seq,e.at,e.kind,e.cause,e.task_id,e.namespace,e.queue,e.type,e.phase,e.version,e.task"
 
 /* Reads the SQE_EVENT_COLS starting at column `at`. */
 static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev) {
@@ -410,62 +416,108 @@ int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct web
     return ret;
 }
 
-int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, int64_t now,
-                       const char *skip_json, int limit, struct webhook_delivery **out, size_t *n) {
+#define SQE_DELIVERY_COLS                                            \
+    "d.id,d.webhook_id,d.seq,d.event,d.status,d.attempts,d.next_at," \
+    "d.last_status,d.last_error,d.created_at,d.updated_at"
+
+/* Reads the SQE_DELIVERY_COLS at columns 0..10. */
+static void sqe_read_delivery(sqlite3_stmt *st, struct webhook_delivery *d) {
+    memset(d, 0, sizeof *d);
+    snprintf(d->id, sizeof d->id, "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(d->webhook_id, sizeof d->webhook_id, "%s", (const char *)sqlite3_column_text(st, 1));
+    d->seq = sqlite3_column_int64(st, 2);
+    snprintf(d->event, sizeof d->event, "%s", (const char *)sqlite3_column_text(st, 3));
+    snprintf(d->status, sizeof d->status, "%s", (const char *)sqlite3_column_text(st, 4));
+    d->attempts = sqlite3_column_int64(st, 5);
+    d->next_at = sqlite3_column_int64(st, 6);
+    d->last_status = sqlite3_column_int64(st, 7);
+    d->last_error = sqe_col_dup(st, 8);
+    d->created_at = sqlite3_column_int64(st, 9);
+    d->updated_at = sqlite3_column_int64(st, 10);
+}
+
+int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
+                      int64_t busy_until, struct webhook_delivery **out) {
+    sqlite3 *db = sq_writer_db(s);
+    struct buf sql;
+    buf_init(&sql);
+    buf_puts(&sql, "SELECT " SQE_DELIVERY_COLS ",w.url,w.secret,e." SQE_EVENT_COLS_E
+                   " FROM webhook_deliveries d JOIN webhooks w ON w.id=d.webhook_id"
+                   " LEFT JOIN events e ON e.seq=d.seq"
+                   " WHERE d.status='pending' AND d.next_at<=?1 AND w.busy_until<=?1");
+    if (nskip) {
+        buf_puts(&sql, " AND d.webhook_id NOT IN (");
+        for (size_t i = 0; i < nskip; i++)
+            buf_printf(&sql, "%s?%zu", i ? "," : "", i + 2);
+        buf_putc(&sql, ')');
+    }
+    buf_puts(&sql,
+             " ORDER BY d.next_at,d.seq,"
+             "CASE d.event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN 1 ELSE 2 END"
+             " LIMIT 1");
+    sqlite3_stmt *st = NULL;
+    int ret = 0;
+    if (sqlite3_prepare_v2(db, sql.p, -1, &st, NULL) != SQLITE_OK) {
+        sqe_log(db, "claim delivery");
+        buf_release(&sql);
+        return TM_EINTERNAL;
+    }
+    buf_release(&sql);
+    sqlite3_bind_int64(st, 1, now);
+    for (size_t i = 0; i < nskip; i++)
+        sqlite3_bind_text(st, (int)i + 2, skip[i], -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        struct webhook_delivery *d = xcalloc(1, sizeof *d);
+        sqe_read_delivery(st, d);
+        d->url = sqe_col_dup(st, 11);
+        d->secret = sqe_col_dup(st, 12);
+        if (sqlite3_column_type(st, 13) != SQLITE_NULL) sqe_read_event(st, 13, &d->ev);
+        *out = d;
+    } else if (rc == SQLITE_DONE) {
+        ret = TM_ENOT_FOUND;
+    } else {
+        sqe_log(db, "claim delivery");
+        ret = TM_EINTERNAL;
+    }
+    sqlite3_finalize(st);
+    if (ret) return ret;
+    struct sq_events *q = sqe(s);
+    sqlite3_stmt *busy =
+        sqe_stmt(s, &q->hook_busy, "UPDATE webhooks SET busy_until=?2 WHERE id=?1");
+    if (!busy) ret = TM_EINTERNAL;
+    if (!ret) {
+        sqlite3_bind_text(busy, 1, (*out)->webhook_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(busy, 2, busy_until);
+        ret = sqe_done(db, busy);
+    }
+    if (ret) {
+        deliveries_free(*out, 1);
+        *out = NULL;
+    }
+    return ret;
+}
+
+int sq_deliveries_list(struct store *s, const char *webhook_id, int limit,
+                       struct webhook_delivery **out, size_t *n) {
     void *conn;
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
-    const char *cols =
-        "d.id,d.webhook_id,d.seq,d.event,d.status,d.attempts,d.next_at,"
-        "d.last_status,d.last_error,d.created_at,d.updated_at";
-    char sql[1024];
-    if (due_only)
-        snprintf(sql, sizeof sql,
-                 "SELECT %s,w.url,w.secret,e.seq,e.at,e.kind,e.cause,e.task_id,e.namespace,"
-                 "e.queue,e.type,e.phase,e.version,e.task FROM webhook_deliveries d"
-                 " JOIN webhooks w ON w.id=d.webhook_id LEFT JOIN events e ON e.seq=d.seq"
-                 " WHERE d.status='pending' AND d.next_at<=?1"
-                 " AND (?3 IS NULL OR d.webhook_id NOT IN (SELECT value FROM json_each(?3)))"
-                 " ORDER BY d.next_at,d.seq,"
-                 "CASE d.event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN 1 ELSE 2 END"
-                 " LIMIT ?2",
-                 cols);
-    else
-        snprintf(sql, sizeof sql,
-                 "SELECT %s FROM webhook_deliveries d WHERE d.webhook_id=?3"
-                 " ORDER BY d.seq DESC,d.event DESC LIMIT ?2",
-                 cols);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db,
+                           "SELECT " SQE_DELIVERY_COLS " FROM webhook_deliveries d"
+                           " WHERE d.webhook_id=?1 ORDER BY d.seq DESC,d.event DESC LIMIT ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
         sqe_log(db, "deliveries");
         sq_reader_return(s, conn);
         return TM_EINTERNAL;
     }
-    if (due_only) sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_text(st, 1, webhook_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, limit);
-    sqe_bind_text(st, 3, due_only ? skip_json : webhook_id);
     *out = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof **out);
     int rc, ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)limit) {
-        struct webhook_delivery *d = &(*out)[(*n)++];
-        snprintf(d->id, sizeof d->id, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(d->webhook_id, sizeof d->webhook_id, "%s",
-                 (const char *)sqlite3_column_text(st, 1));
-        d->seq = sqlite3_column_int64(st, 2);
-        snprintf(d->event, sizeof d->event, "%s", (const char *)sqlite3_column_text(st, 3));
-        snprintf(d->status, sizeof d->status, "%s", (const char *)sqlite3_column_text(st, 4));
-        d->attempts = sqlite3_column_int64(st, 5);
-        d->next_at = sqlite3_column_int64(st, 6);
-        d->last_status = sqlite3_column_int64(st, 7);
-        d->last_error = sqe_col_dup(st, 8);
-        d->created_at = sqlite3_column_int64(st, 9);
-        d->updated_at = sqlite3_column_int64(st, 10);
-        if (due_only) {
-            d->url = sqe_col_dup(st, 11);
-            d->secret = sqe_col_dup(st, 12);
-            if (sqlite3_column_type(st, 13) != SQLITE_NULL) sqe_read_event(st, 13, &d->ev);
-        }
-    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)limit)
+        sqe_read_delivery(st, &(*out)[(*n)++]);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         sqe_log(db, "deliveries");
         ret = TM_EINTERNAL;

@@ -24,9 +24,12 @@ void sq_reader_return(struct store *s, void *conn);
 struct sq_events **sq_events_slot(struct store *s);
 void sq_events_close(struct store *s);
 
-int sq_event_append(struct store *s, struct store_event *ev, size_t *deliveries);
-int sq_events_prune(struct store *s, int64_t before_at, int64_t keep_count, int max_rows,
-                    int64_t *pruned, int64_t *through);
+int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries);
+int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out);
+int sq_events_delete(struct store *s, int64_t through, int64_t *deleted);
+int sq_events_nth(struct store *s, int64_t after, int max_rows, int64_t *seq);
+int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
+                      int64_t busy_until, struct webhook_delivery **out);
 int sq_webhook_insert(struct store *s, const struct webhook *w);
 int sq_webhook_count(struct store *s, const char *ns, int64_t *n);
 int sq_webhook_delete(struct store *s, const char *ns, const char *id);
@@ -36,8 +39,8 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
 int sq_events_head(struct store *s, int64_t *head, int64_t *pruned_through);
 int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
                      size_t *n);
-int sq_deliveries_list(struct store *s, const char *webhook_id, bool due_only, int64_t now,
-                       const char *skip_json, int limit, struct webhook_delivery **out, size_t *n);
+int sq_deliveries_list(struct store *s, const char *webhook_id, int limit,
+                       struct webhook_delivery **out, size_t *n);
 int sq_deliveries_next_at(struct store *s, int64_t *at);
 
 #endif
