@@ -1,0 +1,361 @@
+/*
+ * store_sql: the task-list SQL of every SQL backend (store_sql.h), from a
+ * struct task_filter and a dialect. Moved out of store_sqlite.c, whose
+ * statements it reproduces with the SQLite dialect: each placeholder is
+ * numbered (?N), which SQLite reads as the plain `?` it replaces.
+ *
+ * Every leaf of a filter expression is 0 or 1 (false or true), never
+ * NULL, so `not` is the complement; every value is a bound parameter. The
+ * only text written from a filter besides placeholders is the phase names
+ * of its bitmask and the LIMIT, which are not client text.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/task.h"
+#include "../common/xalloc.h"
+#include "store_int.h"
+#include "store_sql.h"
+
+const struct sql_dialect sql_dialect_sqlite = {
+    .name = "sqlite",
+    .placeholder = '?',
+    .cast = {"", "", ""},
+    .true_sql = "1",
+    .false_sql = "0",
+    .fields =
+        {
+            [FILTER_FIELD_ID] = "id",
+            [FILTER_FIELD_TYPE] = "type",
+            [FILTER_FIELD_NAME] = "name",
+            [FILTER_FIELD_DESCRIPTION] = "description",
+            [FILTER_FIELD_QUEUE] = "queue",
+            [FILTER_FIELD_LAUNCHER] = "launcher",
+            [FILTER_FIELD_PARENT_ID] = "parent_id",
+            [FILTER_FIELD_PHASE] = "phase",
+            [FILTER_FIELD_STATUS] = "upper(completion_status)",
+            [FILTER_FIELD_TARGET_ID] = "json_extract(target,'$.id')",
+            [FILTER_FIELD_TARGET_TYPE] = "json_extract(target,'$.type')",
+            [FILTER_FIELD_PROGRESS_MESSAGE] = "progress_message",
+            [FILTER_FIELD_PRIORITY] = "priority",
+            [FILTER_FIELD_RETRIES] = "retries",
+            [FILTER_FIELD_PAUSED] = "paused",
+            [FILTER_FIELD_CREATED_AT] = "nullif(created_at,0)",
+            [FILTER_FIELD_UPDATED_AT] = "nullif(updated_at,0)",
+            [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
+            [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
+            [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
+        },
+    .strpos = "instr",
+    /* An explicit collation on the left operand decides the comparison
+     * (and is the only one IN honours). */
+    .nocase_col = "%s COLLATE NOCASE",
+    .nocase_val = "%s",
+    .is_distinct = "IS NOT",
+};
+
+/*
+ * PostgreSQL: the task table's text columns are COLLATE "C" (migrations/pg
+ * 0001) and every text value is bound as text COLLATE "C", so comparisons
+ * and sorts are bytewise and lower()/upper() fold ASCII only, as SQLite's
+ * BINARY collation and built-in lower() do. Values carry their type, so
+ * an int column compared with a real compares numerically, as in SQLite.
+ */
+const struct sql_dialect sql_dialect_pg = {
+    .name = "postgres",
+    .placeholder = '$',
+    .cast = {"::text COLLATE \"C\"", "::bigint", "::double precision"},
+    .true_sql = "true",
+    .false_sql = "false",
+    .fields =
+        {
+            [FILTER_FIELD_ID] = "id",
+            [FILTER_FIELD_TYPE] = "type",
+            [FILTER_FIELD_NAME] = "name",
+            [FILTER_FIELD_DESCRIPTION] = "description",
+            [FILTER_FIELD_QUEUE] = "queue",
+            [FILTER_FIELD_LAUNCHER] = "launcher",
+            [FILTER_FIELD_PARENT_ID] = "parent_id",
+            [FILTER_FIELD_PHASE] = "phase",
+            [FILTER_FIELD_STATUS] = "upper(completion_status)",
+            /* json, not jsonb: a nested value comes back as written, as
+             * SQLite's json_extract gives it; NULL when absent or when
+             * target is not an object. */
+            [FILTER_FIELD_TARGET_ID] = "(target::json->>'id')",
+            [FILTER_FIELD_TARGET_TYPE] = "(target::json->>'type')",
+            [FILTER_FIELD_PROGRESS_MESSAGE] = "progress_message",
+            [FILTER_FIELD_PRIORITY] = "priority",
+            [FILTER_FIELD_RETRIES] = "retries",
+            [FILTER_FIELD_PAUSED] = "paused",
+            [FILTER_FIELD_CREATED_AT] = "nullif(created_at,0)",
+            [FILTER_FIELD_UPDATED_AT] = "nullif(updated_at,0)",
+            [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
+            [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
+            [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
+        },
+    .strpos = "strpos",
+    .nocase_col = "lower(%s)",
+    .nocase_val = "lower(%s)",
+    .is_distinct = "IS DISTINCT FROM",
+};
+
+void sql_binds_release(struct sql_binds *b) {
+    free(b->v);
+    b->v = NULL;
+    b->n = b->cap = 0;
+}
+
+static struct sql_bind *sql_bind_new(struct sql_binds *b, enum sql_bind_kind kind) {
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->v = xrealloc(b->v, (size_t)b->cap * sizeof *b->v);
+    }
+    struct sql_bind *v = &b->v[b->n++];
+    *v = (struct sql_bind){.kind = kind};
+    return v;
+}
+
+/* Writes placeholder number `num` (1-based) with its cast into ph. */
+static void sql_ph(const struct sql_dialect *d, int num, enum sql_bind_kind kind, char *ph,
+                   size_t n) {
+    snprintf(ph, n, "%c%d%s", d->placeholder, num, d->cast[kind]);
+}
+
+/* Binds a text value and appends its placeholder. */
+static void sql_put_text(const struct sql_dialect *d, struct buf *sql, struct sql_binds *b,
+                         const char *v) {
+    sql_bind_new(b, SQL_BIND_TEXT)->text = v;
+    char ph[64];
+    sql_ph(d, b->n, SQL_BIND_TEXT, ph, sizeof ph);
+    buf_puts(sql, ph);
+}
+
+static void sql_put_int(const struct sql_dialect *d, struct buf *sql, struct sql_binds *b,
+                        int64_t v) {
+    sql_bind_new(b, SQL_BIND_INT)->i = v;
+    char ph[64];
+    sql_ph(d, b->n, SQL_BIND_INT, ph, sizeof ph);
+    buf_puts(sql, ph);
+}
+
+/* Binds a filter value compared with a field of kind k and writes its
+ * placeholder into ph; TM_EINVALID when the value cannot be compared. */
+static int sql_value(const struct sql_dialect *d, struct sql_binds *b, enum filter_field_kind k,
+                     const struct filter_value *v, char *ph, size_t n) {
+    struct sql_bind *x;
+    switch (v->kind) {
+    case FILTER_VAL_STR:
+        if (k != FILTER_KIND_TEXT) return TM_EINVALID;
+        x = sql_bind_new(b, SQL_BIND_TEXT);
+        x->text = v->str ? v->str : "";
+        break;
+    case FILTER_VAL_REAL:
+        if (k != FILTER_KIND_INT) return TM_EINVALID;
+        x = sql_bind_new(b, SQL_BIND_REAL);
+        x->d = v->d;
+        break;
+    case FILTER_VAL_INT:
+    case FILTER_VAL_BOOL:
+    case FILTER_VAL_TIME:
+        if (k == FILTER_KIND_TEXT) return TM_EINVALID;
+        x = sql_bind_new(b, SQL_BIND_INT);
+        x->i = v->i;
+        break;
+    default:
+        return TM_EINVALID;
+    }
+    sql_ph(d, b->n, x->kind, ph, n);
+    return 0;
+}
+
+/* Appends fmt with its one "%s" replaced by arg when `wrap`, else arg. */
+static void sql_wrapped(struct buf *sql, bool wrap, const char *fmt, const char *arg) {
+    const char *at = wrap ? strstr(fmt, "%s") : NULL;
+    if (!at) {
+        buf_puts(sql, arg);
+        return;
+    }
+    buf_put(sql, fmt, (size_t)(at - fmt));
+    buf_puts(sql, arg);
+    buf_puts(sql, at + 2);
+}
+
+/* Appends the expression as SQL. */
+static int sql_filter(const struct sql_dialect *d, struct buf *sql, struct sql_binds *b,
+                      const struct filter_expr *x, int depth) {
+    if (!x || depth > 2 * FILTER_MAX_DEPTH + FILTER_MAX_NODES) return TM_EINVALID;
+    int rc;
+    switch (x->op) {
+    case FILTER_AND:
+    case FILTER_OR:
+        buf_putc(sql, '(');
+        if ((rc = sql_filter(d, sql, b, x->left, depth + 1))) return rc;
+        buf_puts(sql, x->op == FILTER_AND ? " AND " : " OR ");
+        if ((rc = sql_filter(d, sql, b, x->right, depth + 1))) return rc;
+        buf_putc(sql, ')');
+        return 0;
+    case FILTER_NOT:
+        buf_puts(sql, "(NOT ");
+        if ((rc = sql_filter(d, sql, b, x->left, depth + 1))) return rc;
+        buf_putc(sql, ')');
+        return 0;
+    default:
+        break;
+    }
+    if ((unsigned)x->field >= FILTER_FIELD_COUNT) return TM_EINVALID;
+    const char *col = d->fields[x->field];
+    enum filter_field_kind k = filter_field_kind(x->field);
+    bool nocase = k == FILTER_KIND_TEXT && x->nocase;
+    char ph[64];
+    switch (x->op) {
+    case FILTER_ISNULL:
+        buf_printf(sql, "(%s IS NULL)", col);
+        return 0;
+    case FILTER_PR:
+        buf_printf(sql, "(%s IS NOT NULL)", col);
+        return 0;
+    case FILTER_IN:
+        if (x->nvalues == 0) return TM_EINVALID;
+        buf_puts(sql, "coalesce(");
+        sql_wrapped(sql, nocase, d->nocase_col, col);
+        buf_puts(sql, " IN (");
+        for (size_t i = 0; i < x->nvalues; i++) {
+            if (i) buf_putc(sql, ',');
+            if ((rc = sql_value(d, b, k, &x->values[i], ph, sizeof ph))) return rc;
+            sql_wrapped(sql, nocase, d->nocase_val, ph);
+        }
+        buf_printf(sql, "),%s)", d->false_sql);
+        return 0;
+    case FILTER_SW:
+    case FILTER_CO:
+        if (k != FILTER_KIND_TEXT || x->nvalues != 1) return TM_EINVALID;
+        if ((rc = sql_value(d, b, k, &x->values[0], ph, sizeof ph))) return rc;
+        if (x->nocase)
+            buf_printf(sql, "coalesce(%s(lower(%s),lower(%s))%s,%s)", d->strpos, col, ph,
+                       x->op == FILTER_SW ? "=1" : ">0", d->false_sql);
+        else
+            buf_printf(sql, "coalesce(%s(%s,%s)%s,%s)", d->strpos, col, ph,
+                       x->op == FILTER_SW ? "=1" : ">0", d->false_sql);
+        return 0;
+    case FILTER_NE:
+        if (x->nvalues != 1) return TM_EINVALID;
+        if ((rc = sql_value(d, b, k, &x->values[0], ph, sizeof ph))) return rc;
+        buf_putc(sql, '(');
+        sql_wrapped(sql, nocase, d->nocase_col, col);
+        buf_printf(sql, " %s ", d->is_distinct);
+        sql_wrapped(sql, nocase, d->nocase_val, ph);
+        buf_putc(sql, ')');
+        return 0;
+    case FILTER_EQ:
+    case FILTER_GT:
+    case FILTER_GE:
+    case FILTER_LT:
+    case FILTER_LE: {
+        static const char *const cmp[] = {[FILTER_EQ] = "=",
+                                          [FILTER_GT] = ">",
+                                          [FILTER_GE] = ">=",
+                                          [FILTER_LT] = "<",
+                                          [FILTER_LE] = "<="};
+        if (x->nvalues != 1) return TM_EINVALID;
+        if ((rc = sql_value(d, b, k, &x->values[0], ph, sizeof ph))) return rc;
+        buf_puts(sql, "coalesce(");
+        sql_wrapped(sql, nocase, d->nocase_col, col);
+        buf_printf(sql, " %s ", cmp[x->op]);
+        sql_wrapped(sql, nocase, d->nocase_val, ph);
+        buf_printf(sql, ",%s)", d->false_sql);
+        return 0;
+    }
+    default:
+        return TM_EINVALID; /* ca: no list-valued fields */
+    }
+}
+
+int sql_where(const struct sql_dialect *d, const struct task_filter *f, struct buf *sql,
+              struct sql_binds *b) {
+    buf_printf(sql, " WHERE %s", d->true_sql);
+    if (f->ns) {
+        buf_puts(sql, " AND namespace=");
+        sql_put_text(d, sql, b, f->ns);
+    }
+    if (f->phases) {
+        buf_puts(sql, " AND phase IN (");
+        bool first = true;
+        for (int p = 0; p < TASK_PHASE_COUNT; p++) {
+            if (!(f->phases & (1u << p))) continue;
+            buf_printf(sql, "%s'%s'", first ? "" : ",", task_phase_name((enum task_phase)p));
+            first = false;
+        }
+        buf_putc(sql, ')');
+    }
+    const struct {
+        const char *sql, *v;
+    } eq[] = {
+        {" AND type=", f->type}, {" AND queue=", f->queue}, {" AND parent_id=", f->parent_id}};
+    for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++) {
+        if (!eq[i].v) continue;
+        buf_puts(sql, eq[i].sql);
+        sql_put_text(d, sql, b, eq[i].v);
+    }
+    if (f->name_prefix) {
+        /* One parameter, named twice. */
+        sql_bind_new(b, SQL_BIND_TEXT)->text = f->name_prefix;
+        char ph[64];
+        sql_ph(d, b->n, SQL_BIND_TEXT, ph, sizeof ph);
+        buf_printf(sql, " AND substr(name,1,length(%s))=%s", ph, ph);
+    }
+    const struct {
+        const char *sql;
+        int64_t v;
+    } range[] = {{" AND created_at>", f->created_after},
+                 {" AND created_at<", f->created_before},
+                 {" AND updated_at>", f->updated_after},
+                 {" AND updated_at<", f->updated_before}};
+    for (size_t i = 0; i < sizeof range / sizeof range[0]; i++) {
+        if (!range[i].v) continue;
+        buf_puts(sql, range[i].sql);
+        sql_put_int(d, sql, b, range[i].v);
+    }
+    if (f->expr) {
+        buf_puts(sql, " AND ");
+        return sql_filter(d, sql, b, f->expr, 0);
+    }
+    return 0;
+}
+
+void sql_list_tail(const struct sql_dialect *d, const struct task_filter *f, struct buf *sql,
+                   struct sql_binds *b) {
+    if (f->cursor[0] && f->nsort == 0) {
+        buf_puts(sql, f->ascending ? " AND id>" : " AND id<");
+        sql_put_text(d, sql, b, f->cursor);
+    }
+    if (f->nsort > 0) {
+        static const char *const cols[] = {[TASK_SORT_ID] = "id",
+                                           [TASK_SORT_CREATED_AT] = "created_at",
+                                           [TASK_SORT_UPDATED_AT] = "updated_at",
+                                           [TASK_SORT_NAME] = "name",
+                                           [TASK_SORT_TYPE] = "type"};
+        buf_puts(sql, " ORDER BY ");
+        bool desc = false;
+        for (int i = 0; i < f->nsort && i < TASK_SORT_MAX; i++) {
+            if ((unsigned)f->sort[i].key > TASK_SORT_TYPE) continue;
+            desc = f->sort[i].desc;
+            buf_printf(sql, "%s %s NULLS LAST, ", cols[f->sort[i].key], desc ? "DESC" : "ASC");
+        }
+        buf_printf(sql, "id %s LIMIT %d", desc ? "DESC" : "ASC", f->limit + 1);
+    } else {
+        buf_printf(sql, " ORDER BY id %s LIMIT %d", f->ascending ? "ASC" : "DESC", f->limit + 1);
+    }
+    if (f->offset > 0) {
+        buf_puts(sql, " OFFSET ");
+        sql_put_int(d, sql, b, f->offset);
+    }
+}
+
+int sql_list_query(const struct sql_dialect *d, const char *select_cols,
+                   const struct task_filter *f, bool count, struct buf *sql, struct sql_binds *b) {
+    buf_printf(sql, "SELECT %s FROM tasks", count ? "count(*)" : select_cols);
+    int rc = sql_where(d, f, sql, b);
+    if (rc == 0 && !count) sql_list_tail(d, f, sql, b);
+    return rc;
+}

@@ -1,0 +1,87 @@
+/*
+ * store_sql: the SQL of task lists, shared by the SQL backends: the WHERE
+ * clause of a struct task_filter (its fixed fields and its filter_expr
+ * tree), the cursor, ORDER BY, LIMIT and OFFSET of a page, and the count.
+ *
+ * A small dialect struct says how each backend spells what differs
+ * (placeholders ?N or $N, the column expression of each filter field, the
+ * substring test, case-insensitive comparison, `IS NOT` or `IS DISTINCT
+ * FROM`, boolean literals); the generated statement means the same on
+ * every backend. Every value from a filter is a bound parameter: the
+ * compiler writes SQL text and a typed bind list (text, int, real) in
+ * placeholder order, which the backend binds with its own API.
+ *
+ * Pure (no I/O), thread-safe. The bind list borrows the filter's strings:
+ * keep the filter alive until the statement has run.
+ */
+#ifndef TASKMILL_STORE_SQL_H
+#define TASKMILL_STORE_SQL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/buf.h"
+#include "../common/filter.h"
+#include "store.h"
+
+enum sql_bind_kind { SQL_BIND_TEXT, SQL_BIND_INT, SQL_BIND_REAL, SQL_BIND_KIND_COUNT };
+
+struct sql_bind {
+    enum sql_bind_kind kind;
+    const char *text; /* TEXT: borrowed, never NULL */
+    int64_t i;        /* INT */
+    double d;         /* REAL */
+};
+
+/* Binds in placeholder order: v[k] is placeholder number k + 1. */
+struct sql_binds {
+    struct sql_bind *v;
+    int n, cap;
+};
+
+struct sql_dialect {
+    const char *name;
+    char placeholder; /* '?': ?N (SQLite), '$': $N (PostgreSQL) */
+    /* Written after a placeholder, by bind kind ("" or a cast). */
+    const char *cast[SQL_BIND_KIND_COUNT];
+    const char *true_sql, *false_sql;
+    /* The expression of each canonical filter field (common/filter.h).
+     * Times are 0 when unset in the row and NULL here; phase and status
+     * names are the v1 ones (the stored status is lower case). */
+    const char *fields[FILTER_FIELD_COUNT];
+    const char *strpos; /* strpos(haystack, needle): 1-based position, 0 when absent */
+    /* Case-insensitive (ASCII) text comparison `col OP val`, written as
+     * nocase_col OP nocase_val, each with its one "%s" replaced by the
+     * column or the placeholder. */
+    const char *nocase_col, *nocase_val;
+    const char *is_distinct; /* null-safe `<>` */
+};
+
+extern const struct sql_dialect sql_dialect_sqlite;
+extern const struct sql_dialect sql_dialect_pg;
+
+void sql_binds_release(struct sql_binds *b);
+
+/*
+ * Appends " WHERE ..." for the filter's fixed fields and expression (no
+ * cursor, no paging) to sql, and its values to b. Returns 0, or
+ * TM_EINVALID when the expression is malformed (a leaf's field unset, a
+ * value of the wrong kind, too deep); sql and b are then partly written.
+ */
+int sql_where(const struct sql_dialect *d, const struct task_filter *f, struct buf *sql,
+              struct sql_binds *b);
+/* Appends the cursor condition (it continues sql_where's clause), ORDER BY,
+ * LIMIT f->limit + 1 (one more row says whether another page follows) and
+ * OFFSET. */
+void sql_list_tail(const struct sql_dialect *d, const struct task_filter *f, struct buf *sql,
+                   struct sql_binds *b);
+/*
+ * The whole statement: `SELECT select_cols FROM tasks WHERE ... ORDER BY ...
+ * LIMIT ...`, or with count `SELECT count(*) FROM tasks WHERE ...` (the
+ * rows matching, ignoring cursor, offset and limit: task_list.total).
+ * Returns 0 or TM_EINVALID, as sql_where.
+ */
+int sql_list_query(const struct sql_dialect *d, const char *select_cols,
+                   const struct task_filter *f, bool count, struct buf *sql, struct sql_binds *b);
+
+#endif
