@@ -1,0 +1,1376 @@
+/*
+ * store_pg: the PostgreSQL backend of store.h, on libpq, for URLs
+ * `postgres://...` and `postgresql://...` (given to libpq as they are).
+ * Several taskmill nodes may share one database (`shared`).
+ *
+ * Connections: one writer, used by the store's writer thread only, with an
+ * explicit BEGIN (READ COMMITTED) ... COMMIT per batch; synchronous_commit
+ * is the server's (on by default: COMMIT is durable), off when the store
+ * is relaxed. Readers come from a pool (opened on demand, shared under a
+ * mutex, given back after each call). The listener, used by feed_wait on
+ * the feed thread only, LISTENs for the writers' NOTIFY; feed_interrupt
+ * wakes it from any thread through a self-pipe polled with its socket.
+ *
+ * Rows a write reads are locked until its transaction ends: load is
+ * SELECT ... FOR UPDATE, claim_next and due skip rows other nodes hold
+ * (FOR UPDATE SKIP LOCKED), so two nodes never act on one version of a
+ * task. Statements are prepared once per connection. No call blocks for
+ * ever: the server ends a statement after 30 s (statement_timeout), the
+ * client gives up 5 s later, connects give up after connect_timeout, and
+ * TCP keepalives and tcp_user_timeout notice a dead peer. A connection
+ * that breaks is closed (TM_EUNAVAILABLE) and reopened on a later call.
+ *
+ * The task row is described once, in task_columns; insert, update and
+ * reads are generated from it. Migrations are the numbered files in
+ * migrations/pg, embedded at build (pg_migrations) and applied at open in
+ * one transaction holding an advisory lock, recorded in
+ * taskmill_migrations, so nodes that start at once take turns. The event
+ * log and webhooks are in store_pg_events.c; task lists take their SQL
+ * from store_sql.c.
+ */
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/buf.h"
+#include "../common/embedded.h"
+#include "../common/timeutil.h"
+#include "../common/token.h"
+#include "../common/xalloc.h"
+#include "store_int.h"
+#include "store_pg_int.h"
+#include "store_sql.h"
+
+extern const struct embedded_file pg_migrations[];
+
+#define PG_STATEMENT_TIMEOUT_MS 30000
+#define PG_CALL_TIMEOUT_MS      (PG_STATEMENT_TIMEOUT_MS + 5000) /* the client's own bound */
+#define PG_MIGRATE_TIMEOUT_MS   300000
+#define PG_RECONNECT_MS         500   /* no new connection sooner after one failed */
+#define PG_LISTEN_PROBE_MS      30000 /* a quiet listener is probed after this */
+#define PG_PROBE_TIMEOUT_MS     10000
+#define PG_CHANNEL              "taskmill_events"
+/* pg_advisory_xact_lock key of the migrations: "taskmill" in ASCII. */
+#define PG_MIGRATE_LOCK "8386110886374894700"
+#define PGSTR_(x)       #x
+#define PGSTR(x)        PGSTR_(x)
+
+enum col_kind { COL_TEXT, COL_ID, COL_INT, COL_BOOL, COL_REAL, COL_PHASE, COL_STATUS, COL_DUE };
+
+struct col {
+    const char *name;
+    enum col_kind kind;
+    size_t off;
+};
+
+#define C(name, kind, field) \
+    { name, kind, offsetof(struct task, field) }
+static const struct col task_columns[] = {
+    C("id", COL_ID, id),
+    C("namespace", COL_TEXT, namespace),
+    C("type", COL_TEXT, type),
+    C("name", COL_TEXT, name),
+    C("description", COL_TEXT, description),
+    C("queue", COL_TEXT, queue),
+    C("priority", COL_INT, priority),
+    C("parent_id", COL_ID, parent_id),
+    C("launcher", COL_TEXT, launcher),
+    C("target", COL_TEXT, target),
+    C("definition", COL_TEXT, definition),
+    C("params", COL_TEXT, params),
+    C("phase", COL_PHASE, phase),
+    C("completion_status", COL_STATUS, status),
+    C("ratio", COL_REAL, progress.ratio),
+    C("ratio_set", COL_BOOL, progress.ratio_set),
+    C("progress_message", COL_TEXT, progress.message),
+    C("processed", COL_INT, progress.processed),
+    C("processing", COL_INT, progress.processing),
+    C("pending", COL_INT, progress.pending),
+    C("progress_at", COL_INT, progress.updated_at),
+    C("child_pending", COL_INT, child_pending),
+    C("child_processing", COL_INT, child_processing),
+    C("child_processed", COL_INT, child_processed),
+    C("child_ended", COL_INT, child_ended),
+    C("awaiting_children", COL_BOOL, awaiting_children),
+    C("items", COL_TEXT, items),
+    C("messages", COL_TEXT, messages),
+    C("message_count", COL_INT, message_count),
+    C("warned", COL_BOOL, warned),
+    C("result", COL_TEXT, result),
+    C("returns", COL_TEXT, returns),
+    C("attributes", COL_TEXT, attributes),
+    C("error", COL_TEXT, error),
+    C("error_temporary", COL_BOOL, error_temporary),
+    C("attempt", COL_INT, attempt),
+    C("retries", COL_INT, retries),
+    C("max_retries", COL_INT, max_retries),
+    C("backoff_ms", COL_INT, backoff_ms),
+    C("backoff_max_ms", COL_INT, backoff_max_ms),
+    C("lease_worker", COL_TEXT, lease_worker),
+    C("lease_token", COL_ID, lease_token),
+    C("lease_ms", COL_INT, lease_ms),
+    C("lease_expires_at", COL_INT, lease_expires_at),
+    C("created_at", COL_INT, created_at),
+    C("updated_at", COL_INT, updated_at),
+    C("scheduled_at", COL_INT, scheduled_at),
+    C("started_at", COL_INT, started_at),
+    C("completed_at", COL_INT, completed_at),
+    C("ready_at", COL_INT, ready_at),
+    C("version", COL_INT, version),
+    C("paused", COL_BOOL, paused),
+    C("idempotency_key", COL_TEXT, idempotency_key),
+    C("due_at", COL_DUE, id), /* derived: task_due_at(); written, never read */
+};
+#undef C
+#define NCOLS      (sizeof task_columns / sizeof task_columns[0])
+#define NREAD_COLS (NCOLS - 1) /* all but due_at */
+
+struct pg_store {
+    char *url;
+    bool relaxed;
+    struct pg_conn writer;
+    int64_t writer_retry_at; /* monotonic ms: no reconnect before */
+    /* Statements generated from task_columns. */
+    struct pg_stmt st_load, st_insert, st_update, st_get, st_claim;
+    char *select_cols; /* "id,namespace,..." (no due_at) */
+
+    pthread_mutex_t pool_lock;
+    struct pg_conn *pool; /* idle readers */
+    int64_t reader_retry_at;
+
+    struct pg_conn listener;
+    int64_t listener_retry_at, listener_heard_at;
+    int wake[2]; /* feed_interrupt -> feed_wait */
+};
+
+static struct pg_store *pq(struct store *s) {
+    return store_base_of(s)->impl;
+}
+
+/* ---- Parameters ---- */
+
+void pgp_init(struct pg_params *p) {
+    p->n = 0;
+}
+
+static int pgp_slot(struct pg_params *p) {
+    if (p->n >= PG_MAX_PARAMS) {
+        fprintf(stderr, "taskmill: postgres: too many parameters\n");
+        abort();
+    }
+    return p->n++;
+}
+
+void pgp_text(struct pg_params *p, const char *s) {
+    int i = pgp_slot(p);
+    p->v[i] = s;
+    p->len[i] = 0;
+    p->fmt[i] = 0;
+}
+
+void pgp_int(struct pg_params *p, int64_t v) {
+    int i = pgp_slot(p);
+    snprintf(p->num[i], sizeof p->num[i], "%lld", (long long)v);
+    p->v[i] = p->num[i];
+    p->len[i] = 0;
+    p->fmt[i] = 0;
+}
+
+void pgp_real(struct pg_params *p, double v) {
+    int i = pgp_slot(p);
+    snprintf(p->num[i], sizeof p->num[i], "%.17g", v);
+    p->v[i] = p->num[i];
+    p->len[i] = 0;
+    p->fmt[i] = 0;
+}
+
+void pgp_bin(struct pg_params *p, const void *data, size_t n) {
+    int i = pgp_slot(p);
+    p->v[i] = data;
+    p->len[i] = (int)n;
+    p->fmt[i] = 1;
+}
+
+static void pga_be32(struct buf *b, uint32_t v) {
+    v = htonl(v);
+    buf_put(b, &v, 4);
+}
+
+void pga_begin(struct buf *b, unsigned oid, size_t n) {
+    pga_be32(b, n ? 1 : 0); /* dimensions: an empty array has none */
+    pga_be32(b, 0);         /* no NULLs */
+    pga_be32(b, oid);
+    if (n) {
+        pga_be32(b, (uint32_t)n);
+        pga_be32(b, 1); /* lower bound */
+    }
+}
+
+void pga_text(struct buf *b, const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    pga_be32(b, (uint32_t)n);
+    if (n) buf_put(b, s, n);
+}
+
+void pga_int8(struct buf *b, int64_t v) {
+    pga_be32(b, 8);
+    uint64_t be = htobe64((uint64_t)v);
+    buf_put(b, &be, 8);
+}
+
+void pga_int4(struct buf *b, int32_t v) {
+    pga_be32(b, 4);
+    pga_be32(b, (uint32_t)v);
+}
+
+/* ---- Results ---- */
+
+char *pg_dup(const PGresult *r, int row, int col) {
+    if (PQgetisnull(r, row, col)) return NULL;
+    return xstrdup(PQgetvalue(r, row, col));
+}
+
+int64_t pg_int(const PGresult *r, int row, int col) {
+    if (PQgetisnull(r, row, col)) return 0;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+void pg_copy(char *dst, size_t n, const PGresult *r, int row, int col) {
+    snprintf(dst, n, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}
+
+/* ---- Running statements ---- */
+
+static void pg_notice(void *arg, const char *message) {
+    (void)arg;
+    fprintf(stderr, "taskmill: postgres: %s", message);
+}
+
+/* Closes a connection that broke; it is reopened on a later call. */
+static void pg_conn_drop(struct pg_conn *c) {
+    if (c->pg) PQfinish(c->pg);
+    c->pg = NULL;
+    memset(c->prepared, 0, sizeof c->prepared);
+}
+
+/* The first line of a libpq message, for one-line logs. */
+static void pg_log(const struct pg_conn *c, const char *what, const char *msg) {
+    size_t n = strcspn(msg, "\n");
+    fprintf(stderr, "taskmill: postgres: %s: %s: %.*s\n", c->role, what, (int)n, msg);
+}
+
+/* What to name a statement in a log: its first words. */
+static void pg_what(char *out, size_t n, const char *sql) {
+    snprintf(out, n, "%.60s%s", sql, strlen(sql) > 60 ? "..." : "");
+    for (char *p = out; *p; p++)
+        if (*p == '\n') *p = ' ';
+}
+
+/* Maps a finished command's result (NULL: none came) to 0 or a TM_E code. */
+static int pg_classify(struct pg_conn *c, const PGresult *r, const char *sql) {
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return 0;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r ? PQresultErrorMessage(r) : "";
+    if (!*msg) msg = PQerrorMessage(c->pg);
+    char what[80];
+    pg_what(what, sizeof what, sql);
+    bool lost = PQstatus(c->pg) != CONNECTION_OK ||
+                (state && (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+                           strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0));
+    if (lost) {
+        pg_log(c, "connection lost", msg);
+        pg_conn_drop(c);
+        return TM_EUNAVAILABLE;
+    }
+    if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)) return TM_ERETRY;
+    if (state && strcmp(state, "23505") == 0) return TM_ECONFLICT;
+    pg_log(c, what, msg);
+    return TM_EINTERNAL;
+}
+
+/* Waits (at most timeout_ms) for the results of the command just sent;
+ * keeps the first error, else the last result. */
+static int pg_wait(struct pg_conn *c, const char *sql, int64_t timeout_ms, PGresult **res) {
+    *res = NULL;
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    PGresult *keep = NULL;
+    for (;;) {
+        while (PQisBusy(c->pg)) {
+            int64_t left = deadline - time_mono_ms();
+            if (left <= 0) {
+                char what[80];
+                pg_what(what, sizeof what, sql);
+                pg_log(c, what, "no answer in time; closing the connection");
+                PQclear(keep);
+                pg_conn_drop(c);
+                return TM_EUNAVAILABLE;
+            }
+            struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
+            int n = poll(&pfd, 1, (int)(left < 1000 ? left : 1000));
+            if ((n < 0 && errno != EINTR) ||
+                (n > 0 && !PQconsumeInput(c->pg) && PQstatus(c->pg) == CONNECTION_OK)) {
+                pg_log(c, "read", n < 0 ? strerror(errno) : PQerrorMessage(c->pg));
+                PQclear(keep);
+                pg_conn_drop(c);
+                return TM_EUNAVAILABLE;
+            }
+            /* A lost connection is no longer busy: PQgetResult says why. */
+        }
+        PGresult *r = PQgetResult(c->pg);
+        if (!r) break;
+        bool keep_is_error = keep && PQresultStatus(keep) != PGRES_COMMAND_OK &&
+                             PQresultStatus(keep) != PGRES_TUPLES_OK;
+        if (keep_is_error) {
+            PQclear(r);
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+        if (PQstatus(c->pg) != CONNECTION_OK) break;
+    }
+    int rc = pg_classify(c, keep, sql);
+    if (rc) {
+        PQclear(keep);
+        if (!c->err) c->err = rc;
+        return rc;
+    }
+    *res = keep;
+    return 0;
+}
+
+/* The send failed: the connection is gone (or was never there). */
+static int pg_send_failed(struct pg_conn *c, const char *sql) {
+    if (!c->pg) return TM_EUNAVAILABLE;
+    int rc = pg_classify(c, NULL, sql);
+    if (!c->err) c->err = rc;
+    return rc;
+}
+
+static int pg_exec(struct pg_conn *c, const char *name, const char *sql, int n,
+                   const char *const *v, const int *len, const int *fmt, int64_t timeout_ms,
+                   PGresult **res) {
+    *res = NULL;
+    if (!c->pg) return TM_EUNAVAILABLE;
+    int ok;
+    if (name)
+        ok = PQsendQueryPrepared(c->pg, name, n, v, len, fmt, 0);
+    else if (n)
+        ok = PQsendQueryParams(c->pg, sql, n, NULL, v, len, fmt, 0);
+    else
+        ok = PQsendQuery(c->pg, sql); /* simple protocol: several statements may follow */
+    if (!ok) return pg_send_failed(c, sql);
+    return pg_wait(c, sql, timeout_ms, res);
+}
+
+int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p, PGresult **res) {
+    *res = NULL;
+    if (!c->pg) return TM_EUNAVAILABLE;
+    char name[16];
+    snprintf(name, sizeof name, "tm%d", (int)st->id);
+    if (!c->prepared[st->id]) {
+        if (!PQsendPrepare(c->pg, name, st->sql, 0, NULL)) return pg_send_failed(c, st->sql);
+        PGresult *r;
+        int rc = pg_wait(c, st->sql, PG_CALL_TIMEOUT_MS, &r);
+        PQclear(r);
+        if (rc) return rc;
+        c->prepared[st->id] = true;
+    }
+    return pg_exec(c, name, st->sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                   p ? p->fmt : NULL, PG_CALL_TIMEOUT_MS, res);
+}
+
+int pg_run_sql(struct pg_conn *c, const char *sql, const struct pg_params *p, PGresult **res) {
+    return pg_exec(c, NULL, sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                   p ? p->fmt : NULL, PG_CALL_TIMEOUT_MS, res);
+}
+
+/* Runs a command whose rows, if any, do not matter. */
+static int pg_cmd(struct pg_conn *c, const char *sql) {
+    PGresult *r;
+    int rc = pg_run_sql(c, sql, NULL, &r);
+    PQclear(r);
+    return rc;
+}
+
+/* ---- Connections ---- */
+
+/* Opens c with the session settings `setup`; 0, or TM_EUNAVAILABLE with
+ * libpq's message in why. */
+static int pg_conn_open(struct pg_store *q, struct pg_conn *c, const char *setup, char *why,
+                        size_t why_n) {
+    /* Ours first: what the URL says wins (dbname expands it last). */
+    static const char *const kw[] = {"connect_timeout",     "keepalives",       "keepalives_idle",
+                                     "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                                     "application_name",    "dbname",           NULL};
+    const char *val[] = {"10", "1", "30", "10", "3", "40000", "taskmill", q->url, NULL};
+    pg_conn_drop(c);
+    c->pg = PQconnectdbParams(kw, val, 1);
+    if (!c->pg) {
+        fprintf(stderr, "taskmill: out of memory\n");
+        abort();
+    }
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        const char *msg = PQerrorMessage(c->pg);
+        snprintf(why, why_n, "%.*s", (int)strcspn(msg, "\n"), msg);
+        pg_conn_drop(c);
+        return TM_EUNAVAILABLE;
+    }
+    PQsetNoticeProcessor(c->pg, pg_notice, NULL);
+    if (PQserverVersion(c->pg) < 130000) {
+        snprintf(why, why_n, "PostgreSQL %d is too old (13 or later is needed)",
+                 PQserverVersion(c->pg));
+        pg_conn_drop(c);
+        return TM_EUNAVAILABLE;
+    }
+    if (setup && pg_cmd(c, setup)) {
+        snprintf(why, why_n, "cannot set up the session");
+        pg_conn_drop(c);
+        return TM_EUNAVAILABLE;
+    }
+    return 0;
+}
+
+/* Every writer and reader session. */
+// clang-format off
+#define PG_SESSION                                               \
+    "SET statement_timeout = " PGSTR(PG_STATEMENT_TIMEOUT_MS) ";" \
+    " SET idle_in_transaction_session_timeout = 60000"
+// clang-format on
+
+static const char *pg_writer_setup(const struct pg_store *q) {
+    return q->relaxed ? PG_SESSION "; SET synchronous_commit = off" : PG_SESSION;
+}
+
+/* An idle connection with input waiting is being closed by the server
+ * (or has a notice, which is rare): it is not worth a failed call. */
+static bool pg_idle_ok(struct pg_conn *c) {
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) return false;
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) return false;
+    struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
+    return poll(&pfd, 1, 0) == 0;
+}
+
+/* Makes sure the writer is connected (outside a transaction). */
+static int pg_writer_ready(struct pg_store *q) {
+    struct pg_conn *c = &q->writer;
+    /* A batch left open (its rollback could not be sent): end it first. */
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        pg_cmd(c, "ROLLBACK");
+    if (c->pg && !pg_idle_ok(c)) {
+        pg_log(c, "connection lost", "closed while idle");
+        pg_conn_drop(c);
+    }
+    if (c->pg) return 0;
+    int64_t now = time_mono_ms();
+    if (now < q->writer_retry_at) return TM_EUNAVAILABLE;
+    char why[256];
+    if (pg_conn_open(q, c, pg_writer_setup(q), why, sizeof why)) {
+        pg_log(c, "cannot reconnect", why);
+        q->writer_retry_at = now + PG_RECONNECT_MS;
+        return TM_EUNAVAILABLE;
+    }
+    return 0;
+}
+
+struct pg_conn *pg_writer(struct store *s) {
+    return &pq(s)->writer;
+}
+
+struct pg_conn *pg_reader_take(struct store *s) {
+    struct pg_store *q = pq(s);
+    for (;;) {
+        pthread_mutex_lock(&q->pool_lock);
+        struct pg_conn *c = q->pool;
+        if (c) q->pool = c->next;
+        pthread_mutex_unlock(&q->pool_lock);
+        if (!c) break;
+        c->next = NULL;
+        if (pg_idle_ok(c)) return c;
+        pg_conn_drop(c);
+        free(c);
+    }
+    int64_t now = time_mono_ms();
+    pthread_mutex_lock(&q->pool_lock);
+    bool wait = now < q->reader_retry_at;
+    pthread_mutex_unlock(&q->pool_lock);
+    if (wait) return NULL;
+    struct pg_conn *c = xcalloc(1, sizeof *c);
+    c->role = "reader";
+    char why[256];
+    if (pg_conn_open(q, c, PG_SESSION "; SET default_transaction_read_only = on", why,
+                     sizeof why)) {
+        pg_log(c, "cannot connect", why);
+        free(c);
+        pthread_mutex_lock(&q->pool_lock);
+        q->reader_retry_at = now + PG_RECONNECT_MS;
+        pthread_mutex_unlock(&q->pool_lock);
+        return NULL;
+    }
+    return c;
+}
+
+void pg_reader_give(struct store *s, struct pg_conn *c) {
+    struct pg_store *q = pq(s);
+    if (!c) return;
+    if (!c->pg) { /* broken: the next take opens a new one */
+        free(c);
+        return;
+    }
+    c->err = 0;
+    pthread_mutex_lock(&q->pool_lock);
+    c->next = q->pool;
+    q->pool = c;
+    pthread_mutex_unlock(&q->pool_lock);
+}
+
+/* ---- Tasks: rows to structs and back ---- */
+
+static void pg_task_params(struct pg_params *p, const struct task *t) {
+    for (size_t i = 0; i < NCOLS; i++) {
+        const struct col *c = &task_columns[i];
+        const char *f = (const char *)t + c->off;
+        switch (c->kind) {
+        case COL_TEXT:
+            pgp_text(p, *(char *const *)f);
+            break;
+        case COL_ID:
+            pgp_text(p, *f ? f : NULL);
+            break;
+        case COL_INT:
+            pgp_int(p, *(const int64_t *)f);
+            break;
+        case COL_BOOL:
+            pgp_int(p, *(const bool *)f);
+            break;
+        case COL_REAL:
+            pgp_real(p, *(const double *)f);
+            break;
+        case COL_PHASE:
+            pgp_text(p, task_phase_name(t->phase));
+            break;
+        case COL_STATUS:
+            pgp_text(p, store_status_name(t->status));
+            break;
+        case COL_DUE: {
+            int64_t due = task_due_at(t);
+            if (due)
+                pgp_int(p, due);
+            else
+                pgp_text(p, NULL);
+            break;
+        }
+        }
+    }
+}
+
+static struct task *pg_read_task(const PGresult *r, int row) {
+    struct task *t = task_new();
+    for (size_t i = 0; i < NREAD_COLS; i++) {
+        const struct col *c = &task_columns[i];
+        char *f = (char *)t + c->off;
+        int at = (int)i;
+        bool null = PQgetisnull(r, row, at);
+        const char *v = null ? NULL : PQgetvalue(r, row, at);
+        switch (c->kind) {
+        case COL_TEXT:
+            *(char **)f = v ? xstrdup(v) : NULL;
+            break;
+        case COL_ID:
+            snprintf(f, ID_LEN + 1, "%s", v ? v : "");
+            break;
+        case COL_INT:
+            *(int64_t *)f = v ? strtoll(v, NULL, 10) : 0;
+            break;
+        case COL_BOOL:
+            *(bool *)f = v && strcmp(v, "0") != 0;
+            break;
+        case COL_REAL:
+            *(double *)f = v ? strtod(v, NULL) : 0;
+            break;
+        case COL_PHASE:
+            if (!v || task_phase_parse(v, &t->phase)) t->phase = TASK_PENDING;
+            break;
+        case COL_STATUS:
+            t->status = store_status_parse(v);
+            break;
+        case COL_DUE:
+            break;
+        }
+    }
+    return t;
+}
+
+/* The one task a statement selected; TM_ENOT_FOUND when none. */
+static int pg_fetch_task(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p,
+                         struct task **out) {
+    PGresult *r;
+    int rc = pg_run(c, st, p, &r);
+    if (rc) return rc;
+    if (PQntuples(r) == 0)
+        rc = TM_ENOT_FOUND;
+    else
+        *out = pg_read_task(r, 0);
+    PQclear(r);
+    return rc;
+}
+
+/* ---- Migrations ---- */
+
+static int pg_migrate(struct pg_conn *c) {
+    PGresult *r = NULL;
+    int rc = pg_cmd(c, "BEGIN");
+    if (rc) return rc;
+    /* Nodes that start at once take turns here; then each sees what the
+     * others applied. */
+    rc = pg_run_sql(c,
+                    "SET LOCAL client_min_messages = warning;"
+                    " SET LOCAL statement_timeout = " PGSTR(PG_MIGRATE_TIMEOUT_MS) ";"
+                    " SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK ");"
+                    " CREATE TABLE IF NOT EXISTS taskmill_migrations ("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL);"
+                    " SELECT coalesce(max(version), 0) FROM taskmill_migrations",
+                    NULL, &r);
+    int have = rc == 0 && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    for (const struct embedded_file *m = pg_migrations; rc == 0 && m->name; m++) {
+        int number = atoi(m->name);
+        if (number <= have) continue;
+        if ((rc = pg_exec(c, NULL, m->data, 0, NULL, NULL, NULL, PG_MIGRATE_TIMEOUT_MS, &r))) {
+            fprintf(stderr, "taskmill: postgres: migration '%s' failed\n", m->name);
+            break;
+        }
+        PQclear(r);
+        struct pg_params p;
+        pgp_init(&p);
+        pgp_int(&p, number);
+        pgp_text(&p, m->name);
+        pgp_int(&p, time_now_ms());
+        rc = pg_run_sql(c,
+                        "INSERT INTO taskmill_migrations(version, name, applied_at)"
+                        " VALUES($1::integer, $2, $3::bigint)",
+                        &p, &r);
+        PQclear(r);
+    }
+    if (rc == 0) rc = pg_cmd(c, "COMMIT");
+    if (rc && c->pg) pg_cmd(c, "ROLLBACK");
+    return rc;
+}
+
+/* ---- open / close ---- */
+
+static void pg_build_statements(struct pg_store *q) {
+    struct buf cols, ins, upd, sel;
+    buf_init(&cols);
+    buf_init(&ins);
+    buf_init(&upd);
+    buf_init(&sel);
+    for (size_t i = 0; i < NREAD_COLS; i++)
+        buf_printf(&cols, "%s%s", i ? "," : "", task_columns[i].name);
+    buf_puts(&ins, "INSERT INTO tasks(");
+    for (size_t i = 0; i < NCOLS; i++)
+        buf_printf(&ins, "%s%s", i ? "," : "", task_columns[i].name);
+    buf_puts(&ins, ") VALUES(");
+    buf_puts(&upd, "UPDATE tasks SET ");
+    for (size_t i = 0; i < NCOLS; i++) {
+        buf_printf(&ins, "%s$%zu", i ? "," : "", i + 1);
+        if (i) buf_printf(&upd, "%s%s=$%zu", i > 1 ? "," : "", task_columns[i].name, i + 1);
+    }
+    buf_puts(&ins, ")");
+    buf_puts(&upd, " WHERE id=$1");
+    q->select_cols = buf_detach(&cols);
+    q->st_insert = (struct pg_stmt){PGS_INSERT, buf_detach(&ins)};
+    q->st_update = (struct pg_stmt){PGS_UPDATE, buf_detach(&upd)};
+    buf_printf(&sel, "SELECT %s FROM tasks WHERE id=$1 FOR UPDATE", q->select_cols);
+    q->st_load = (struct pg_stmt){PGS_LOAD, buf_detach(&sel)};
+    buf_printf(&sel, "SELECT %s FROM tasks WHERE id=$1", q->select_cols);
+    q->st_get = (struct pg_stmt){PGS_GET, buf_detach(&sel)};
+    /* One statement finds, loads and locks; the partial index tasks_claim
+     * serves it whatever the namespace and types. */
+    buf_printf(&sel,
+               "SELECT %s FROM tasks WHERE queue=$1 AND phase='pending' AND paused=0"
+               " AND ($2::text IS NULL OR namespace=$2)"
+               " AND ($3::text[] IS NULL OR type = ANY($3::text[]))"
+               " ORDER BY priority, ready_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+               q->select_cols);
+    q->st_claim = (struct pg_stmt){PGS_CLAIM, buf_detach(&sel)};
+}
+
+static int pg_open(struct store *s, const char *url, const struct store_options *opt,
+                   struct tm_error *e) {
+    struct pg_store *q = xcalloc(1, sizeof *q);
+    store_base_of(s)->impl = q;
+    q->url = xstrdup(url);
+    q->relaxed = opt->relaxed;
+    q->writer.role = "writer";
+    q->listener.role = "listener";
+    q->wake[0] = q->wake[1] = -1;
+    pthread_mutex_init(&q->pool_lock, NULL);
+    pg_build_statements(q);
+    if (pipe2(q->wake, O_CLOEXEC | O_NONBLOCK))
+        return err_set(e, TM_EINTERNAL, "store", "cannot make a pipe: %s", strerror(errno));
+    char why[256];
+    if (pg_conn_open(q, &q->writer, pg_writer_setup(q), why, sizeof why))
+        return err_set(e, TM_EUNAVAILABLE, "store", "cannot connect to PostgreSQL: %s", why);
+    if (pg_migrate(&q->writer))
+        return err_set(e, TM_EINTERNAL, "store", "cannot migrate the PostgreSQL database");
+    return 0;
+}
+
+static void pg_close(struct store *s) {
+    struct pg_store *q = pq(s);
+    if (!q) return;
+    if (q->writer.pg && PQtransactionStatus(q->writer.pg) != PQTRANS_IDLE)
+        pg_cmd(&q->writer, "ROLLBACK");
+    pg_conn_drop(&q->writer);
+    pg_conn_drop(&q->listener);
+    while (q->pool) {
+        struct pg_conn *c = q->pool;
+        q->pool = c->next;
+        pg_conn_drop(c);
+        free(c);
+    }
+    for (int i = 0; i < 2; i++)
+        if (q->wake[i] >= 0) close(q->wake[i]);
+    pthread_mutex_destroy(&q->pool_lock);
+    free((char *)q->st_load.sql);
+    free((char *)q->st_insert.sql);
+    free((char *)q->st_update.sql);
+    free((char *)q->st_get.sql);
+    free((char *)q->st_claim.sql);
+    free(q->select_cols);
+    free(q->url);
+    free(q);
+    store_base_of(s)->impl = NULL;
+}
+
+/* ---- Writer: transactions ---- */
+
+static int pg_begin(struct store *s) {
+    struct pg_store *q = pq(s);
+    int rc = pg_writer_ready(q);
+    if (rc) return rc;
+    q->writer.err = 0;
+    return pg_cmd(&q->writer, "BEGIN ISOLATION LEVEL READ COMMITTED");
+}
+
+static int pg_commit(struct store *s) {
+    struct pg_conn *c = &pq(s)->writer;
+    if (!c->pg) return TM_EUNAVAILABLE;
+    if (PQtransactionStatus(c->pg) == PQTRANS_INERROR) {
+        /* A statement failed and nobody rolled back to a savepoint. */
+        int rc = c->err ? c->err : TM_EINTERNAL;
+        pg_cmd(c, "ROLLBACK");
+        return rc;
+    }
+    PGresult *r;
+    int rc = pg_run_sql(c, "COMMIT", NULL, &r);
+    if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+        pg_log(c, "commit", "the transaction was rolled back");
+        rc = TM_EINTERNAL;
+    }
+    PQclear(r);
+    if (rc && c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE) pg_cmd(c, "ROLLBACK");
+    return rc;
+}
+
+static void pg_rollback(struct store *s) {
+    struct pg_conn *c = &pq(s)->writer;
+    if (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE) pg_cmd(c, "ROLLBACK");
+}
+
+static int pg_savepoint(struct store *s) {
+    return pg_cmd(&pq(s)->writer, "SAVEPOINT tm_op");
+}
+
+static int pg_savepoint_release(struct store *s) {
+    return pg_cmd(&pq(s)->writer, "RELEASE SAVEPOINT tm_op");
+}
+
+static int pg_savepoint_rollback(struct store *s) {
+    struct pg_conn *c = &pq(s)->writer;
+    int rc = pg_cmd(c, "ROLLBACK TO SAVEPOINT tm_op");
+    if (rc == 0) c->err = 0; /* the transaction is usable again */
+    return rc;
+}
+
+/* ---- Writer: tasks ---- */
+
+static const struct pg_stmt st_remove = {PGS_REMOVE, "DELETE FROM tasks WHERE id=$1"};
+static const struct pg_stmt st_idem = {
+    PGS_IDEM, "SELECT id FROM tasks WHERE namespace=$1 AND idempotency_key=$2"};
+static const struct pg_stmt st_due = {PGS_DUE,
+                                      "SELECT id FROM tasks WHERE due_at IS NOT NULL AND due_at<=$1"
+                                      " ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED"};
+static const struct pg_stmt st_next_due = {
+    PGS_NEXT_DUE, "SELECT coalesce(min(due_at), 0) FROM tasks WHERE due_at IS NOT NULL"};
+static const struct pg_stmt st_queue_get = {
+    PGS_QUEUE_GET, "SELECT max_retries, backoff_ms, backoff_max_ms FROM queues WHERE name=$1"};
+static const struct pg_stmt st_queue_put = {
+    PGS_QUEUE_PUT,
+    "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms) VALUES($1,$2,$3,$4)"
+    " ON CONFLICT(name) DO UPDATE SET max_retries=excluded.max_retries,"
+    " backoff_ms=excluded.backoff_ms, backoff_max_ms=excluded.backoff_max_ms"};
+
+static int pg_load(struct store *s, const char *id, struct task **out) {
+    struct pg_store *q = pq(s);
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, id);
+    return pg_fetch_task(&q->writer, &q->st_load, &p, out);
+}
+
+static int pg_write_task(struct store *s, const struct pg_stmt *st, const struct task *t) {
+    struct pg_params p;
+    pgp_init(&p);
+    pg_task_params(&p, t);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, st, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_insert(struct store *s, const struct task *t) {
+    return pg_write_task(s, &pq(s)->st_insert, t);
+}
+
+static int pg_update(struct store *s, const struct task *t) {
+    return pg_write_task(s, &pq(s)->st_update, t);
+}
+
+static int pg_remove(struct store *s, const char *id) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, id);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_remove, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_find_idempotent(struct store *s, const char *ns, const char *key,
+                              char id[ID_LEN + 1]) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, ns);
+    pgp_text(&p, key);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_idem, &p, &r);
+    if (rc) return rc;
+    if (PQntuples(r) == 0)
+        rc = TM_ENOT_FOUND;
+    else
+        pg_copy(id, ID_LEN + 1, r, 0, 0);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_claim_next(struct store *s, const struct store_claim_query *cq, struct task **out) {
+    struct pg_store *q = pq(s);
+    struct buf types;
+    buf_init(&types);
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, cq->queue);
+    pgp_text(&p, cq->ns);
+    if (cq->ntypes > 0) {
+        pga_begin(&types, PG_OID_TEXT, (size_t)cq->ntypes);
+        for (int i = 0; i < cq->ntypes; i++)
+            pga_text(&types, cq->types[i]);
+        pgp_bin(&p, types.p, types.len);
+    } else {
+        pgp_text(&p, NULL);
+    }
+    int rc = pg_fetch_task(&q->writer, &q->st_claim, &p, out);
+    buf_release(&types);
+    return rc;
+}
+
+static int pg_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, now);
+    pgp_int(&p, (int64_t)max);
+    PGresult *r;
+    *n = 0;
+    int rc = pg_run(&pq(s)->writer, &st_due, &p, &r);
+    if (rc) return rc;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++)
+        pg_copy(ids[(*n)++], ID_LEN + 1, r, i, 0);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_next_due(struct store *s, int64_t *at) {
+    struct pg_store *q = pq(s);
+    *at = 0;
+    /* Outside a batch too: then it may have to reconnect. */
+    if (!q->writer.pg || PQtransactionStatus(q->writer.pg) == PQTRANS_IDLE) {
+        int rc = pg_writer_ready(q);
+        if (rc) return rc;
+    }
+    PGresult *r;
+    int rc = pg_run(&q->writer, &st_next_due, NULL, &r);
+    if (rc) return rc;
+    *at = pg_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_queue_get(struct store *s, const char *queue, struct queue_settings *out) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, queue);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_queue_get, &p, &r);
+    if (rc) return rc;
+    if (PQntuples(r) == 0) {
+        rc = TM_ENOT_FOUND;
+    } else {
+        out->max_retries = pg_int(r, 0, 0);
+        out->backoff_ms = pg_int(r, 0, 1);
+        out->backoff_max_ms = pg_int(r, 0, 2);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_queue_put(struct store *s, const char *queue, const struct queue_settings *qs) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, queue);
+    pgp_int(&p, qs->max_retries);
+    pgp_int(&p, qs->backoff_ms);
+    pgp_int(&p, qs->backoff_max_ms);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_queue_put, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+/* ---- Readers ---- */
+
+static int pg_get(struct store *s, const char *ns, const char *id, struct task **out) {
+    struct pg_store *q = pq(s);
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, id);
+    int rc = pg_fetch_task(c, &q->st_get, &p, out);
+    pg_reader_give(s, c);
+    if (rc == 0 && ns && strcmp((*out)->namespace, ns) != 0) {
+        task_free(*out);
+        *out = NULL;
+        rc = TM_ENOT_FOUND;
+    }
+    return rc;
+}
+
+/* Runs SQL from store_sql.c with its binds. */
+static int pg_run_binds(struct pg_conn *c, const char *sql, const struct sql_binds *b,
+                        PGresult **res) {
+    int n = b->n;
+    const char **v = xcalloc((size_t)(n ? n : 1), sizeof *v);
+    char(*num)[32] = xcalloc((size_t)(n ? n : 1), sizeof *num);
+    for (int i = 0; i < n; i++) {
+        const struct sql_bind *x = &b->v[i];
+        if (x->kind == SQL_BIND_TEXT) {
+            v[i] = x->text;
+            continue;
+        }
+        if (x->kind == SQL_BIND_INT)
+            snprintf(num[i], sizeof num[i], "%lld", (long long)x->i);
+        else
+            snprintf(num[i], sizeof num[i], "%.17g", x->d);
+        v[i] = num[i];
+    }
+    int rc = pg_exec(c, NULL, sql, n, v, NULL, NULL, PG_CALL_TIMEOUT_MS, res);
+    free(num);
+    free(v);
+    return rc;
+}
+
+static int pg_list(struct store *s, const struct task_filter *f, struct task_list *out) {
+    struct pg_store *q = pq(s);
+    struct buf sql;
+    struct sql_binds b = {0};
+    buf_init(&sql);
+    int rc = sql_list_query(&sql_dialect_pg, q->select_cols, f, false, &sql, &b);
+    struct pg_conn *c = NULL;
+    PGresult *r = NULL;
+    if (rc) goto out;
+    if (!(c = pg_reader_take(s))) {
+        rc = TM_EUNAVAILABLE;
+        goto out;
+    }
+    if ((rc = pg_run_binds(c, sql.p, &b, &r))) goto out;
+    int rows = PQntuples(r);
+    out->tasks = xcalloc((size_t)f->limit + 1, sizeof *out->tasks);
+    for (int i = 0; i < rows; i++) {
+        if (out->n == (size_t)f->limit) {
+            out->more = true;
+            break;
+        }
+        out->tasks[out->n++] = pg_read_task(r, i);
+    }
+    PQclear(r);
+    r = NULL;
+    /* The count is a second statement: the two may see different commits,
+     * as two requests would. */
+    if (f->want_total) {
+        buf_clear(&sql);
+        sql_binds_release(&b);
+        if ((rc = sql_list_query(&sql_dialect_pg, q->select_cols, f, true, &sql, &b))) goto out;
+        if ((rc = pg_run_binds(c, sql.p, &b, &r))) goto out;
+        out->total = pg_int(r, 0, 0);
+    }
+out:
+    PQclear(r);
+    pg_reader_give(s, c);
+    sql_binds_release(&b);
+    buf_release(&sql);
+    return rc;
+}
+
+static const struct pg_stmt st_queue_counts = {
+    PGS_QUEUE_COUNTS,
+    "SELECT queue, phase, paused, count(*) FROM tasks WHERE ($1::text IS NULL OR namespace=$1)"
+    " GROUP BY queue, phase, paused ORDER BY queue"};
+static const struct pg_stmt st_queue_cfg = {
+    PGS_QUEUE_CFG,
+    "SELECT name, max_retries, backoff_ms, backoff_max_ms FROM queues ORDER BY name"};
+
+/* The entry for `name` in a growing list of queues, added with the defaults if new. */
+static struct queue_counts *pg_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
+                                          const char *name) {
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*qc)[i].queue, name) == 0) return &(*qc)[i];
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        *qc = xrealloc(*qc, *cap * sizeof **qc);
+    }
+    struct queue_counts *e = &(*qc)[(*n)++];
+    memset(e, 0, sizeof *e);
+    e->queue = xstrdup(name);
+    queue_settings_default(&e->settings);
+    return e;
+}
+
+static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    size_t cap = 0;
+    struct queue_counts *qc = NULL;
+    *n = 0;
+    pg_queue_slot(&qc, n, &cap, "default");
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, ns);
+    PGresult *r = NULL;
+    int rc = pg_run(c, &st_queue_counts, &p, &r);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        struct queue_counts *e = pg_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
+        enum task_phase ph;
+        int64_t count = pg_int(r, i, 3);
+        if (task_phase_parse(PQgetvalue(r, i, 1), &ph) == 0) e->phase[ph] += count;
+        if (pg_int(r, i, 2)) e->paused += count;
+    }
+    PQclear(r);
+    r = NULL;
+    if (rc == 0) rc = pg_run(c, &st_queue_cfg, NULL, &r);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        struct queue_counts *e = pg_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
+        e->configured = true;
+        e->settings.max_retries = pg_int(r, i, 1);
+        e->settings.backoff_ms = pg_int(r, i, 2);
+        e->settings.backoff_max_ms = pg_int(r, i, 3);
+    }
+    PQclear(r);
+    pg_reader_give(s, c);
+    *out = qc;
+    return rc;
+}
+
+static const struct pg_stmt st_ping = {PGS_PING, "SELECT 1 FROM tasks LIMIT 1"};
+
+static int pg_ping(struct store *s) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    PGresult *r;
+    int rc = pg_run(c, &st_ping, NULL, &r);
+    PQclear(r);
+    pg_reader_give(s, c);
+    return rc;
+}
+
+/* ---- The feed: LISTEN on a connection of its own (feed thread only) ---- */
+
+/* Waits for the interrupt pipe until the deadline; true when woken. */
+static bool pg_feed_sleep(struct pg_store *q, int64_t until) {
+    int64_t left = until - time_mono_ms();
+    if (left <= 0) return false;
+    struct pollfd pfd = {.fd = q->wake[0], .events = POLLIN};
+    return poll(&pfd, 1, (int)left) > 0;
+}
+
+static void pg_feed_drain(struct pg_store *q) {
+    char b[64];
+    while (read(q->wake[0], b, sizeof b) > 0) {
+    }
+}
+
+static int pg_feed_wait(struct store *s, int timeout_ms, int64_t *head) {
+    struct pg_store *q = pq(s);
+    struct pg_conn *c = &q->listener;
+    *head = 0;
+    int64_t deadline = time_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    if (!c->pg) {
+        int64_t now = time_mono_ms();
+        if (now < q->listener_retry_at) {
+            /* A new connection failed a moment ago: do not spin on it. */
+            int64_t until = q->listener_retry_at < deadline ? q->listener_retry_at : deadline;
+            if (pg_feed_sleep(q, until)) {
+                pg_feed_drain(q);
+                return TM_ENOT_FOUND;
+            }
+            return TM_EUNAVAILABLE;
+        }
+        char why[256];
+        if (pg_conn_open(q, c, "LISTEN " PG_CHANNEL, why, sizeof why)) {
+            pg_log(c, "cannot connect", why);
+            q->listener_retry_at = now + PG_RECONNECT_MS;
+            return TM_EUNAVAILABLE;
+        }
+        q->listener_heard_at = time_mono_ms();
+    }
+    for (;;) {
+        bool got = false;
+        PGnotify *nt;
+        while ((nt = PQnotifies(c->pg))) {
+            if (strcmp(nt->relname, PG_CHANNEL) == 0) {
+                int64_t h = nt->extra ? strtoll(nt->extra, NULL, 10) : 0;
+                if (h > *head) *head = h;
+                got = true;
+            }
+            PQfreemem(nt);
+        }
+        if (got) return 0;
+        int64_t now = time_mono_ms();
+        if (now >= deadline) return TM_ENOT_FOUND;
+        if (now - q->listener_heard_at >= PG_LISTEN_PROBE_MS) {
+            /* Quiet for long: a half-open connection would stay quiet for
+             * ever, so ask it something. */
+            PGresult *r;
+            int rc = pg_exec(c, NULL, "SELECT 1", 0, NULL, NULL, NULL, PG_PROBE_TIMEOUT_MS, &r);
+            PQclear(r);
+            c->err = 0;
+            if (rc) {
+                pg_conn_drop(c);
+                return TM_EUNAVAILABLE;
+            }
+            q->listener_heard_at = time_mono_ms();
+            continue;
+        }
+        int64_t until = q->listener_heard_at + PG_LISTEN_PROBE_MS;
+        if (until > deadline) until = deadline;
+        struct pollfd pfd[2] = {{.fd = PQsocket(c->pg), .events = POLLIN},
+                                {.fd = q->wake[0], .events = POLLIN}};
+        int n = poll(pfd, 2, (int)(until - now));
+        if (n < 0 && errno != EINTR) {
+            pg_log(c, "poll", strerror(errno));
+            pg_conn_drop(c);
+            return TM_EUNAVAILABLE;
+        }
+        if (n > 0 && pfd[1].revents) {
+            pg_feed_drain(q);
+            return TM_ENOT_FOUND;
+        }
+        if (n > 0 && pfd[0].revents) {
+            if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
+                pg_log(c, "connection lost", PQerrorMessage(c->pg));
+                pg_conn_drop(c);
+                return TM_EUNAVAILABLE;
+            }
+            q->listener_heard_at = time_mono_ms();
+        }
+    }
+}
+
+static void pg_feed_interrupt(struct store *s) {
+    struct pg_store *q = pq(s);
+    if (!q || q->wake[1] < 0) return;
+    ssize_t w = write(q->wake[1], "!", 1); /* full pipe: a wake is pending anyway */
+    (void)w;
+}
+
+/* ---- API tokens (store_tokens.c) ---- */
+
+#define PG_TOKEN_COLS "id,name,role,namespace,secret_hash,created_at,expires_at,revoked_at"
+
+static const struct pg_stmt st_token_insert = {
+    PGS_TOKEN_INSERT, "INSERT INTO tokens(" PG_TOKEN_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8)"};
+static const struct pg_stmt st_token_revoke = {
+    PGS_TOKEN_REVOKE,
+    "UPDATE tokens SET revoked_at=CASE WHEN revoked_at=0 THEN $2 ELSE revoked_at END WHERE id=$1"};
+static const struct pg_stmt st_token_get = {PGS_TOKEN_GET,
+                                            "SELECT " PG_TOKEN_COLS " FROM tokens WHERE id=$1"};
+static const struct pg_stmt st_token_list = {
+    PGS_TOKEN_LIST, "SELECT " PG_TOKEN_COLS " FROM tokens ORDER BY created_at, id"};
+static const struct pg_stmt st_token_any = {
+    PGS_TOKEN_ANY,
+    "SELECT 1 FROM tokens WHERE revoked_at=0 AND (expires_at=0 OR expires_at>$1) LIMIT 1"};
+
+static struct token *pg_read_token(const PGresult *r, int row) {
+    struct token *t = xcalloc(1, sizeof *t);
+    pg_copy(t->id, sizeof t->id, r, row, 0);
+    t->name = pg_dup(r, row, 1);
+    enum token_role role = TOKEN_READER; /* an unknown stored role gets the least */
+    token_role_parse(PQgetvalue(r, row, 2), &role);
+    t->role = role;
+    t->namespace = xstrdup(PQgetvalue(r, row, 3));
+    size_t n = 0;
+    unsigned char *hash = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, 4), &n);
+    if (hash && n == TOKEN_HASH_LEN) memcpy(t->hash, hash, TOKEN_HASH_LEN);
+    PQfreemem(hash);
+    t->created_at = pg_int(r, row, 5);
+    t->expires_at = pg_int(r, row, 6);
+    t->revoked_at = pg_int(r, row, 7);
+    return t;
+}
+
+static int pg_token_insert(struct store *s, const struct token *t) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, t->id);
+    pgp_text(&p, t->name);
+    pgp_text(&p, token_role_name(t->role));
+    pgp_text(&p, t->namespace);
+    pgp_bin(&p, t->hash, TOKEN_HASH_LEN);
+    pgp_int(&p, t->created_at);
+    pgp_int(&p, t->expires_at);
+    pgp_int(&p, t->revoked_at);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_token_insert, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_token_revoke(struct store *s, const char *id, int64_t now) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, id);
+    pgp_int(&p, now);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_token_revoke, &p, &r);
+    if (rc) return rc;
+    if (atoi(PQcmdTuples(r)) == 0) rc = TM_ENOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_token_get(struct store *s, const char *id, struct token **out) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, id);
+    PGresult *r;
+    int rc = pg_run(c, &st_token_get, &p, &r);
+    if (rc == 0) {
+        if (PQntuples(r) == 0)
+            rc = TM_ENOT_FOUND;
+        else
+            *out = pg_read_token(r, 0);
+        PQclear(r);
+    }
+    pg_reader_give(s, c);
+    return rc;
+}
+
+static int pg_token_list(struct store *s, struct token ***out, size_t *n) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    PGresult *r;
+    int rc = pg_run(c, &st_token_list, NULL, &r);
+    pg_reader_give(s, c);
+    if (rc) return rc;
+    int rows = PQntuples(r);
+    *out = xcalloc((size_t)(rows ? rows : 1), sizeof **out);
+    for (int i = 0; i < rows; i++)
+        (*out)[(*n)++] = pg_read_token(r, i);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_token_any_active(struct store *s, int64_t now, bool *any) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, now);
+    PGresult *r;
+    int rc = pg_run(c, &st_token_any, &p, &r);
+    pg_reader_give(s, c);
+    if (rc) return rc;
+    *any = PQntuples(r) > 0;
+    PQclear(r);
+    return 0;
+}
+
+const struct store_backend store_pg_backend = {
+    .scheme = "postgres",
+    .scheme2 = "postgresql",
+    .shared = true,
+    .open = pg_open,
+    .close = pg_close,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .savepoint = pg_savepoint,
+    .savepoint_release = pg_savepoint_release,
+    .savepoint_rollback = pg_savepoint_rollback,
+    .load = pg_load,
+    .insert = pg_insert,
+    .update = pg_update,
+    .remove = pg_remove,
+    .find_idempotent = pg_find_idempotent,
+    .claim_next = pg_claim_next,
+    .due = pg_due,
+    .next_due = pg_next_due,
+    .queue_get = pg_queue_get,
+    .queue_put = pg_queue_put,
+    .get = pg_get,
+    .list = pg_list,
+    .queue_counts = pg_queue_counts,
+    .ping = pg_ping,
+    .events_append = pg_events_append,
+    .events_prune_info = pg_events_prune_info,
+    .events_delete = pg_events_delete,
+    .events_nth = pg_events_nth,
+    .webhook_insert = pg_webhook_insert,
+    .webhook_count = pg_webhook_count,
+    .webhook_delete = pg_webhook_delete,
+    .delivery_update = pg_delivery_update,
+    .delivery_claim = pg_delivery_claim,
+    .events_read = pg_events_read,
+    .events_head = pg_events_head,
+    .webhooks_list = pg_webhooks_list,
+    .deliveries_list = pg_deliveries_list,
+    .deliveries_next_at = pg_deliveries_next_at,
+    .feed_wait = pg_feed_wait,
+    .feed_interrupt = pg_feed_interrupt,
+    .token_insert = pg_token_insert,
+    .token_revoke = pg_token_revoke,
+    .token_get = pg_token_get,
+    .token_list = pg_token_list,
+    .token_any_active = pg_token_any_active,
+};

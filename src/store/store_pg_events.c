@@ -1,0 +1,515 @@
+/*
+ * store_pg_events: the PostgreSQL backend's event log, webhooks and
+ * deliveries (tables of migrations/pg/0002).
+ *
+ * Numbering: every batch takes its block of seqs from the `head` row of
+ * event_meta (UPDATE ... RETURNING, in its transaction), so the row lock
+ * makes concurrent batches of several nodes number in turn: a batch's
+ * seqs are above those of every batch that committed before it took the
+ * lock, and nobody else numbers until it commits. Seq order is therefore
+ * commit order, and a reader that has seen seq N has seen every seq below
+ * it. The lock is held only from the append, the last statement of a
+ * batch, to its COMMIT.
+ *
+ * One append is one statement (one round trip): the head, the events (from
+ * arrays bound in binary), the deliveries they call for, and one NOTIFY
+ * with the new head, which PostgreSQL delivers to every listener at commit
+ * (once per batch: that is the debounce). Writer ops run on the writer
+ * connection inside the batch's transaction; reads borrow a reader and run
+ * one statement each, so what they read comes from one snapshot. Every
+ * row is copied out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/xalloc.h"
+#include "store_pg_int.h"
+
+#define PG_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task"
+#define PG_DELIVERY_COLS                                                                        \
+    "d.id,d.webhook_id,d.seq,d.event,d.status,d.attempts,d.next_at,d.last_status,d.last_error," \
+    "d.created_at,d.updated_at"
+
+/* $1 n, $2..$12 the events' columns as arrays, $13 the Livepeer names
+ * (element k is the name of bit 1 << k). */
+static const struct pg_stmt st_append = {
+    PGS_EV_APPEND,
+    "WITH h AS (UPDATE event_meta SET value = value + $1::bigint WHERE name = 'head'"
+    " RETURNING value),"
+    " inp AS (SELECT h.value - $1::bigint + u.ord AS seq, u.at, u.kind, u.cause, u.task_id,"
+    " u.namespace, u.queue, u.type, u.phase, u.version, u.task, u.hooks"
+    " FROM h, unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+    " $8::text[], $9::text[], $10::bigint[], $11::text[], $12::integer[]) WITH ORDINALITY"
+    " AS u(at, kind, cause, task_id, namespace, queue, type, phase, version, task, hooks, ord)),"
+    " ev AS (INSERT INTO events(" PG_EVENT_COLS
+    ")"
+    " SELECT seq, at, kind, cause, task_id, namespace, queue, type, phase, version, task"
+    " FROM inp),"
+    " dl AS (INSERT INTO webhook_deliveries(id, webhook_id, seq, event, status, next_at,"
+    " created_at, updated_at)"
+    " SELECT replace(gen_random_uuid()::text, '-', ''), w.id, inp.seq, n.name, 'pending',"
+    " inp.at, inp.at, inp.at"
+    " FROM inp JOIN unnest($13::text[]) WITH ORDINALITY AS n(name, bit)"
+    " ON (inp.hooks >> (n.bit::integer - 1)) & 1 = 1"
+    " JOIN webhooks w ON (w.namespace IS NULL OR w.namespace = inp.namespace)"
+    " AND strpos(w.events, ',' || n.name || ',') > 0"
+    " RETURNING 1),"
+    " note AS (SELECT pg_notify('taskmill_events', h.value::text) FROM h)"
+    " SELECT h.value, (SELECT count(*) FROM dl), (SELECT count(*) FROM note) FROM h"};
+
+int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries) {
+    *deliveries = 0;
+    if (n == 0) return 0;
+    struct buf a[12];
+    for (int i = 0; i < 12; i++)
+        buf_init(&a[i]);
+    static const unsigned oid[12] = {PG_OID_INT8, PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT,
+                                     PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT,
+                                     PG_OID_INT8, PG_OID_TEXT, PG_OID_INT4, PG_OID_TEXT};
+    for (int i = 0; i < 11; i++)
+        pga_begin(&a[i], oid[i], n);
+    for (size_t i = 0; i < n; i++) {
+        const struct store_event *ev = &evs[i];
+        pga_int8(&a[0], ev->at);
+        pga_text(&a[1], ev->kind);
+        pga_text(&a[2], ev->cause);
+        pga_text(&a[3], ev->task_id);
+        pga_text(&a[4], ev->ns);
+        pga_text(&a[5], ev->queue);
+        pga_text(&a[6], ev->type);
+        pga_text(&a[7], task_phase_name(ev->phase));
+        pga_int8(&a[8], ev->version);
+        pga_text(&a[9], ev->task_json);
+        pga_int4(&a[10], (int32_t)ev->hooks);
+    }
+    pga_begin(&a[11], PG_OID_TEXT, WEBHOOK_EVENT_COUNT);
+    for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++)
+        pga_text(&a[11], webhook_event_name(i));
+
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, (int64_t)n);
+    for (int i = 0; i < 12; i++)
+        pgp_bin(&p, a[i].p, a[i].len);
+    PGresult *r;
+    int rc = pg_run(pg_writer(s), &st_append, &p, &r);
+    for (int i = 0; i < 12; i++)
+        buf_release(&a[i]);
+    if (rc) return rc;
+    if (PQntuples(r) != 1) {
+        fprintf(stderr, "taskmill: postgres: writer: the event_meta row 'head' is missing\n");
+        PQclear(r);
+        return TM_EINTERNAL;
+    }
+    int64_t head = pg_int(r, 0, 0);
+    *deliveries = (size_t)pg_int(r, 0, 1);
+    PQclear(r);
+    for (size_t i = 0; i < n; i++)
+        evs[i].seq = head - (int64_t)n + 1 + (int64_t)i;
+    return 0;
+}
+
+/* ---- Retention (writer) ---- */
+
+static const struct pg_stmt st_prune_info = {
+    PGS_EV_PRUNE_INFO,
+    "SELECT (SELECT value FROM event_meta WHERE name = 'head'), m.value,"
+    " CASE WHEN $1::bigint > 0"
+    " THEN (SELECT coalesce(max(seq), 0) FROM events WHERE at < $1::bigint) ELSE 0 END,"
+    " (SELECT coalesce(min(seq), 0) FROM webhook_deliveries WHERE status = 'pending')"
+    " FROM event_meta m WHERE m.name = 'pruned_through' FOR UPDATE OF m"};
+
+int pg_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out) {
+    memset(out, 0, sizeof *out);
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, before_at);
+    PGresult *r;
+    int rc = pg_run(pg_writer(s), &st_prune_info, &p, &r);
+    if (rc) return rc;
+    if (PQntuples(r) == 1) {
+        out->head = pg_int(r, 0, 0);
+        out->pruned_through = pg_int(r, 0, 1);
+        out->aged_through = pg_int(r, 0, 2);
+        out->pending_min = pg_int(r, 0, 3);
+    } else {
+        fprintf(stderr,
+                "taskmill: postgres: writer: the event_meta row 'pruned_through' is missing\n");
+        rc = TM_EINTERNAL;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static const struct pg_stmt st_delete = {
+    PGS_EV_DELETE,
+    "WITH e AS (DELETE FROM events WHERE seq <= $1::bigint"
+    " AND seq > (SELECT value FROM event_meta WHERE name = 'pruned_through') RETURNING 1),"
+    " d AS (DELETE FROM webhook_deliveries WHERE status <> 'pending' AND seq <= $1::bigint),"
+    " n AS (SELECT count(*) AS n FROM e),"
+    " m AS (UPDATE event_meta SET value = CASE name WHEN 'pruned_through' THEN $1::bigint"
+    " ELSE value + (SELECT n FROM n) END WHERE name IN ('pruned_through', 'pruned_total'))"
+    " SELECT n FROM n"};
+
+int pg_events_delete(struct store *s, int64_t through, int64_t *deleted) {
+    *deleted = 0;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, through);
+    PGresult *r;
+    int rc = pg_run(pg_writer(s), &st_delete, &p, &r);
+    if (rc) return rc;
+    *deleted = pg_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+static const struct pg_stmt st_nth = {
+    PGS_EV_NTH, "SELECT seq FROM events WHERE seq > $1 ORDER BY seq OFFSET $2 LIMIT 1"};
+
+int pg_events_nth(struct store *s, int64_t after, int max_rows, int64_t *seq) {
+    *seq = 0;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, after);
+    pgp_int(&p, max_rows > 1 ? max_rows - 1 : 0);
+    PGresult *r;
+    int rc = pg_run(pg_writer(s), &st_nth, &p, &r);
+    if (rc) return rc;
+    if (PQntuples(r) == 1) *seq = pg_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+/* ---- Webhooks (writer) ---- */
+
+/* ",a,b," from the event bits. */
+static void pg_events_text(unsigned bits, char *out, size_t n) {
+    size_t len = (size_t)snprintf(out, n, ",");
+    for (int i = 0; i < WEBHOOK_EVENT_COUNT && len < n; i++)
+        if (bits & (1u << i))
+            len += (size_t)snprintf(out + len, n - len, "%s,", webhook_event_name(i));
+}
+
+static const struct pg_stmt st_hook_insert = {
+    PGS_HOOK_INSERT,
+    "INSERT INTO webhooks(id,namespace,name,url,events,secret,created_at)"
+    " VALUES($1,$2,$3,$4,$5,$6,$7)"};
+
+int pg_webhook_insert(struct store *s, const struct webhook *w) {
+    char events[128];
+    pg_events_text(w->events, events, sizeof events);
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, w->id);
+    pgp_text(&p, w->ns);
+    pgp_text(&p, w->name);
+    pgp_text(&p, w->url);
+    pgp_text(&p, events);
+    pgp_text(&p, w->secret);
+    pgp_int(&p, w->created_at);
+    PGresult *r;
+    int rc = pg_run(pg_writer(s), &st_hook_insert, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static const struct pg_stmt st_hook_count = {
+    PGS_HOOK_COUNT, "SELECT count(*) FROM webhooks WHERE namespace IS NOT DISTINCT FROM $1::text"};
+
+int pg_webhook_count(struct store *s, const char *ns, int64_t *n) {
+    *n = 0;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, ns);
+    PGresult *r;
+    int rc = pg_run(pg_writer(s), &st_hook_count, &p, &r);
+    if (rc) return rc;
+    *n = pg_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+static const struct pg_stmt st_hook_delete = {
+    PGS_HOOK_DELETE,
+    "WITH w AS (DELETE FROM webhooks WHERE id = $1 AND ($2::text IS NULL OR namespace = $2)"
+    " RETURNING id),"
+    " d AS (DELETE FROM webhook_deliveries WHERE webhook_id IN (SELECT id FROM w))"
+    " SELECT count(*) FROM w"};
+
+int pg_webhook_delete(struct store *s, const char *ns, const char *id) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, id);
+    pgp_text(&p, ns);
+    PGresult *r;
+    int rc = pg_run(pg_writer(s), &st_hook_delete, &p, &r);
+    if (rc) return rc;
+    if (pg_int(r, 0, 0) == 0) rc = TM_ENOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
+static const struct pg_stmt st_delivery_update = {
+    PGS_DELIVERY_UPDATE,
+    "WITH d AS (UPDATE webhook_deliveries SET status=$2, attempts=$3, next_at=$4,"
+    " last_status=$5, last_error=$6, updated_at=$7 WHERE id=$1)"
+    " UPDATE webhooks SET busy_until = 0 WHERE id = $8"};
+
+int pg_delivery_update(struct store *s, const struct webhook_delivery *d) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, d->id);
+    pgp_text(&p, d->status);
+    pgp_int(&p, d->attempts);
+    pgp_int(&p, d->next_at);
+    pgp_int(&p, d->last_status);
+    pgp_text(&p, d->last_error);
+    pgp_int(&p, d->updated_at);
+    pgp_text(&p, d->webhook_id);
+    PGresult *r;
+    int rc = pg_run(pg_writer(s), &st_delivery_update, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+/* Reads PG_EVENT_COLS starting at column `at`. */
+static void pg_read_event(const PGresult *r, int row, int at, struct store_event *ev) {
+    memset(ev, 0, sizeof *ev);
+    ev->seq = pg_int(r, row, at);
+    ev->at = pg_int(r, row, at + 1);
+    pg_copy(ev->kind, sizeof ev->kind, r, row, at + 2);
+    pg_copy(ev->cause, sizeof ev->cause, r, row, at + 3);
+    pg_copy(ev->task_id, sizeof ev->task_id, r, row, at + 4);
+    ev->ns = pg_dup(r, row, at + 5);
+    ev->queue = pg_dup(r, row, at + 6);
+    ev->type = pg_dup(r, row, at + 7);
+    if (PQgetisnull(r, row, at + 8) || task_phase_parse(PQgetvalue(r, row, at + 8), &ev->phase))
+        ev->phase = TASK_PENDING;
+    ev->version = pg_int(r, row, at + 9);
+    ev->task_json = pg_dup(r, row, at + 10);
+    ev->hooks = store_event_hooks(ev->kind);
+}
+
+/* Reads PG_DELIVERY_COLS starting at column 0. */
+static void pg_read_delivery(const PGresult *r, int row, struct webhook_delivery *d) {
+    memset(d, 0, sizeof *d);
+    pg_copy(d->id, sizeof d->id, r, row, 0);
+    pg_copy(d->webhook_id, sizeof d->webhook_id, r, row, 1);
+    d->seq = pg_int(r, row, 2);
+    pg_copy(d->event, sizeof d->event, r, row, 3);
+    pg_copy(d->status, sizeof d->status, r, row, 4);
+    d->attempts = pg_int(r, row, 5);
+    d->next_at = pg_int(r, row, 6);
+    d->last_status = pg_int(r, row, 7);
+    d->last_error = pg_dup(r, row, 8);
+    d->created_at = pg_int(r, row, 9);
+    d->updated_at = pg_int(r, row, 10);
+}
+
+/* $1 now, $2 webhook ids to skip, $3 busy_until. The webhook row is the
+ * lock: SKIP LOCKED passes over webhooks another node is claiming, and a
+ * row another node just made busy fails busy_until <= now on recheck. */
+static const struct pg_stmt st_delivery_claim = {
+    PGS_DELIVERY_CLAIM,
+    "WITH c AS (SELECT d.id AS did, w.id AS wid FROM webhook_deliveries d"
+    " JOIN webhooks w ON w.id = d.webhook_id"
+    " WHERE d.status = 'pending' AND d.next_at <= $1::bigint AND w.busy_until <= $1::bigint"
+    " AND w.id <> ALL($2::text[])"
+    " ORDER BY d.next_at, d.seq,"
+    " CASE d.event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN 1 ELSE 2 END"
+    " LIMIT 1 FOR UPDATE OF w SKIP LOCKED),"
+    " u AS (UPDATE webhooks w SET busy_until = $3::bigint FROM c WHERE w.id = c.wid"
+    " RETURNING w.url, w.secret)"
+    " SELECT " PG_DELIVERY_COLS
+    ", u.url, u.secret,"
+    " e.seq, e.at, e.kind, e.cause, e.task_id, e.namespace, e.queue, e.type, e.phase,"
+    " e.version, e.task"
+    " FROM c JOIN webhook_deliveries d ON d.id = c.did CROSS JOIN u"
+    " LEFT JOIN events e ON e.seq = d.seq"};
+
+int pg_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
+                      int64_t busy_until, struct webhook_delivery **out) {
+    *out = NULL;
+    struct buf ids;
+    buf_init(&ids);
+    pga_begin(&ids, PG_OID_TEXT, nskip);
+    for (size_t i = 0; i < nskip; i++)
+        pga_text(&ids, skip[i]);
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, now);
+    pgp_bin(&p, ids.p, ids.len);
+    pgp_int(&p, busy_until);
+    PGresult *r;
+    int rc = pg_run(pg_writer(s), &st_delivery_claim, &p, &r);
+    buf_release(&ids);
+    if (rc) return rc;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return TM_ENOT_FOUND;
+    }
+    struct webhook_delivery *d = xcalloc(1, sizeof *d);
+    pg_read_delivery(r, 0, d);
+    d->url = pg_dup(r, 0, 11);
+    d->secret = pg_dup(r, 0, 12);
+    if (!PQgetisnull(r, 0, 13)) pg_read_event(r, 0, 13, &d->ev);
+    PQclear(r);
+    *out = d;
+    return 0;
+}
+
+/* ---- Reads ---- */
+
+/*
+ * Head, pruned_through and the page in one statement (one snapshot). The
+ * byte bound is applied in SQL: a row is returned while the task JSON
+ * before it stays under $4 bytes, so the page holds at most max_bytes plus
+ * one event and the rest never leaves the server; `run` says whether the
+ * last row reached the bound. $1 after, $2 namespace, $3 limit, $4
+ * max_bytes (0: none), and $5 the task (by-task variant).
+ */
+#define PG_EVENTS_PAGE(where)                                                                     \
+    "SELECT m.head, m.pt, e.seq, e.at, e.kind, e.cause, e.task_id, e.namespace, e.queue, e.type," \
+    " e.phase, e.version, e.task, e.run"                                                          \
+    " FROM (SELECT (SELECT value FROM event_meta WHERE name = 'head') AS head,"                   \
+    " (SELECT value FROM event_meta WHERE name = 'pruned_through') AS pt) m"                      \
+    " LEFT JOIN (SELECT * FROM (SELECT x.*, sum(octet_length(x.task)) OVER (ORDER BY x.seq)"      \
+    " AS run FROM (SELECT " PG_EVENT_COLS " FROM events WHERE " where                             \
+    " AND seq > $1::bigint AND ($2::text IS NULL OR namespace = $2::text)"                        \
+    " ORDER BY seq LIMIT $3::integer) x) y"                                                       \
+    " WHERE $4::bigint = 0 OR y.run - octet_length(y.task) < $4::bigint) e ON true"               \
+    " ORDER BY e.seq"
+
+static const struct pg_stmt st_read = {PGS_EV_READ, PG_EVENTS_PAGE("true")};
+static const struct pg_stmt st_read_task = {PGS_EV_READ_TASK, PG_EVENTS_PAGE("task_id = $5::text")};
+
+int pg_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
+                   size_t max_bytes, struct event_page *out) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, after);
+    pgp_text(&p, ns);
+    pgp_int(&p, limit > 0 ? limit : 0);
+    pgp_int(&p, (int64_t)max_bytes);
+    if (task_id) pgp_text(&p, task_id);
+    PGresult *r;
+    int rc = pg_run(c, task_id ? &st_read_task : &st_read, &p, &r);
+    pg_reader_give(s, c);
+    if (rc) return rc;
+    int rows = PQntuples(r);
+    out->events = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof *out->events);
+    for (int i = 0; i < rows; i++) {
+        if (i == 0) {
+            out->head = pg_int(r, 0, 0);
+            out->pruned_through = pg_int(r, 0, 1);
+        }
+        if (PQgetisnull(r, i, 2) || out->n >= (size_t)limit) continue;
+        pg_read_event(r, i, 2, &out->events[out->n++]);
+        if (max_bytes && pg_int(r, i, 13) >= (int64_t)max_bytes) out->more = true;
+    }
+    PQclear(r);
+    return 0;
+}
+
+static const struct pg_stmt st_head = {
+    PGS_EV_HEAD,
+    "SELECT (SELECT value FROM event_meta WHERE name = 'head'),"
+    " (SELECT value FROM event_meta WHERE name = 'pruned_through')"};
+
+int pg_events_head(struct store *s, int64_t *head, int64_t *pruned_through) {
+    *head = *pruned_through = 0;
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    PGresult *r;
+    int rc = pg_run(c, &st_head, NULL, &r);
+    pg_reader_give(s, c);
+    if (rc) return rc;
+    *head = pg_int(r, 0, 0);
+    *pruned_through = pg_int(r, 0, 1);
+    PQclear(r);
+    return 0;
+}
+
+static const struct pg_stmt st_hooks_list = {
+    PGS_HOOKS_LIST,
+    "SELECT id,namespace,name,url,events,secret,created_at FROM webhooks"
+    " WHERE ($1::text IS NULL OR namespace = $1) AND ($2::text IS NULL OR id = $2) ORDER BY id"};
+
+int pg_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
+                     size_t *n) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, ns);
+    pgp_text(&p, id);
+    PGresult *r;
+    int rc = pg_run(c, &st_hooks_list, &p, &r);
+    pg_reader_give(s, c);
+    if (rc) return rc;
+    int rows = PQntuples(r);
+    *out = xcalloc((size_t)(rows ? rows : 1), sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        struct webhook *w = &(*out)[(*n)++];
+        pg_copy(w->id, sizeof w->id, r, i, 0);
+        w->ns = pg_dup(r, i, 1);
+        w->name = pg_dup(r, i, 2);
+        w->url = pg_dup(r, i, 3);
+        const char *ev = PQgetvalue(r, i, 4);
+        for (int k = 0; k < WEBHOOK_EVENT_COUNT; k++) {
+            char key[40];
+            snprintf(key, sizeof key, ",%s,", webhook_event_name(k));
+            if (strstr(ev, key)) w->events |= 1u << k;
+        }
+        w->secret = pg_dup(r, i, 5);
+        w->created_at = pg_int(r, i, 6);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static const struct pg_stmt st_deliveries_list = {
+    PGS_DELIVERIES_LIST, "SELECT " PG_DELIVERY_COLS
+                         " FROM webhook_deliveries d"
+                         " WHERE d.webhook_id = $1 ORDER BY d.seq DESC, d.event DESC LIMIT $2"};
+
+int pg_deliveries_list(struct store *s, const char *webhook_id, int limit,
+                       struct webhook_delivery **out, size_t *n) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, webhook_id);
+    pgp_int(&p, limit > 0 ? limit : 0);
+    PGresult *r;
+    int rc = pg_run(c, &st_deliveries_list, &p, &r);
+    pg_reader_give(s, c);
+    if (rc) return rc;
+    int rows = PQntuples(r);
+    *out = xcalloc((size_t)(rows ? rows : 1), sizeof **out);
+    for (int i = 0; i < rows; i++)
+        pg_read_delivery(r, i, &(*out)[(*n)++]);
+    PQclear(r);
+    return 0;
+}
+
+static const struct pg_stmt st_deliveries_next_at = {
+    PGS_DELIVERIES_NEXT_AT,
+    "SELECT coalesce(min(next_at), 0) FROM webhook_deliveries WHERE status = 'pending'"};
+
+int pg_deliveries_next_at(struct store *s, int64_t *at) {
+    *at = 0;
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    PGresult *r;
+    int rc = pg_run(c, &st_deliveries_next_at, NULL, &r);
+    pg_reader_give(s, c);
+    if (rc) return rc;
+    *at = pg_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}

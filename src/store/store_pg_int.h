@@ -1,0 +1,141 @@
+/*
+ * store_pg_int: what the PostgreSQL backend's files share, for store_pg.c
+ * and store_pg_events.c only.
+ *
+ * store_pg.c owns the connections: the writer (writer thread only), a pool
+ * of readers (borrowed with pg_reader_take, given back with
+ * pg_reader_give) and the listener (feed thread only). Every statement
+ * goes through pg_run or pg_run_sql, which prepare it once per connection,
+ * wait for the result with a deadline, and turn a failure into a TM_E
+ * code: TM_EUNAVAILABLE when the connection broke (it is closed, and
+ * reopened on a later call), TM_ERETRY on a serialization failure or
+ * deadlock, TM_ECONFLICT on a unique key, TM_EINTERNAL otherwise (logged
+ * with `taskmill: postgres:`). A PGresult is the caller's to PQclear;
+ * nothing may point into it after the op returns.
+ */
+#ifndef TASKMILL_STORE_PG_INT_H
+#define TASKMILL_STORE_PG_INT_H
+
+#include <libpq-fe.h>
+
+#include "../common/buf.h"
+#include "store_int.h"
+
+/* Every prepared statement, one name per id ("tm<id>") on each connection. */
+enum pg_stmt_id {
+    PGS_LOAD,
+    PGS_INSERT,
+    PGS_UPDATE,
+    PGS_REMOVE,
+    PGS_IDEM,
+    PGS_CLAIM,
+    PGS_DUE,
+    PGS_NEXT_DUE,
+    PGS_QUEUE_GET,
+    PGS_QUEUE_PUT,
+    PGS_GET,
+    PGS_QUEUE_COUNTS,
+    PGS_QUEUE_CFG,
+    PGS_PING,
+    PGS_TOKEN_INSERT,
+    PGS_TOKEN_REVOKE,
+    PGS_TOKEN_GET,
+    PGS_TOKEN_LIST,
+    PGS_TOKEN_ANY,
+    PGS_EV_APPEND,
+    PGS_EV_PRUNE_INFO,
+    PGS_EV_DELETE,
+    PGS_EV_NTH,
+    PGS_HOOK_INSERT,
+    PGS_HOOK_COUNT,
+    PGS_HOOK_DELETE,
+    PGS_DELIVERY_UPDATE,
+    PGS_DELIVERY_CLAIM,
+    PGS_EV_READ,
+    PGS_EV_READ_TASK,
+    PGS_EV_HEAD,
+    PGS_HOOKS_LIST,
+    PGS_DELIVERIES_LIST,
+    PGS_DELIVERIES_NEXT_AT,
+    PGS_COUNT
+};
+
+struct pg_stmt {
+    enum pg_stmt_id id;
+    const char *sql;
+};
+
+/* One connection and the statements prepared on it. */
+struct pg_conn {
+    PGconn *pg; /* NULL when closed (broken, or not opened yet) */
+    const char *role;
+    bool prepared[PGS_COUNT];
+    int err;              /* the writer: the first failure of the open transaction */
+    struct pg_conn *next; /* reader free list */
+};
+
+/* Parameters of one statement, sent as text unless pgp_bin'd. */
+#define PG_MAX_PARAMS 64
+struct pg_params {
+    int n;
+    const char *v[PG_MAX_PARAMS];
+    int len[PG_MAX_PARAMS];
+    int fmt[PG_MAX_PARAMS];
+    char num[PG_MAX_PARAMS][32];
+};
+
+void pgp_init(struct pg_params *p);
+/* Borrowed until the statement has run; NULL is SQL NULL. */
+void pgp_text(struct pg_params *p, const char *s);
+void pgp_int(struct pg_params *p, int64_t v);
+void pgp_real(struct pg_params *p, double v);
+/* Binary format (bytea, or an array built with pga_*); borrowed. */
+void pgp_bin(struct pg_params *p, const void *data, size_t n);
+
+/* One-dimensional arrays in PostgreSQL's binary format, for $n::T[]
+ * parameters (no text escaping of large JSON). */
+#define PG_OID_INT4 23
+#define PG_OID_INT8 20
+#define PG_OID_TEXT 25
+void pga_begin(struct buf *b, unsigned oid, size_t n);
+void pga_text(struct buf *b, const char *s); /* NULL: an empty string */
+void pga_int8(struct buf *b, int64_t v);
+void pga_int4(struct buf *b, int32_t v);
+
+/* Runs a prepared statement (preparing it on this connection first);
+ * on 0, *res holds the rows (PQclear it). */
+int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p, PGresult **res);
+/* Runs SQL text once (unnamed statement); p may be NULL. */
+int pg_run_sql(struct pg_conn *c, const char *sql, const struct pg_params *p, PGresult **res);
+
+struct pg_conn *pg_writer(struct store *s);
+/* A reader (opened on demand), or NULL when none can be opened (TM_EUNAVAILABLE). */
+struct pg_conn *pg_reader_take(struct store *s);
+void pg_reader_give(struct store *s, struct pg_conn *c);
+
+/* Copies out of a result. */
+char *pg_dup(const PGresult *r, int row, int col); /* NULL for SQL NULL */
+int64_t pg_int(const PGresult *r, int row, int col);
+void pg_copy(char *dst, size_t n, const PGresult *r, int row, int col);
+
+/* store_pg_events.c */
+int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries);
+int pg_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out);
+int pg_events_delete(struct store *s, int64_t through, int64_t *deleted);
+int pg_events_nth(struct store *s, int64_t after, int max_rows, int64_t *seq);
+int pg_webhook_insert(struct store *s, const struct webhook *w);
+int pg_webhook_count(struct store *s, const char *ns, int64_t *n);
+int pg_webhook_delete(struct store *s, const char *ns, const char *id);
+int pg_delivery_update(struct store *s, const struct webhook_delivery *d);
+int pg_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
+                      int64_t busy_until, struct webhook_delivery **out);
+int pg_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
+                   size_t max_bytes, struct event_page *out);
+int pg_events_head(struct store *s, int64_t *head, int64_t *pruned_through);
+int pg_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
+                     size_t *n);
+int pg_deliveries_list(struct store *s, const char *webhook_id, int limit,
+                       struct webhook_delivery **out, size_t *n);
+int pg_deliveries_next_at(struct store *s, int64_t *at);
+
+#endif
