@@ -25,6 +25,7 @@
 #include "../common/token.h"
 #include "../common/xalloc.h"
 #include "store_int.h"
+#include "store_sql.h"
 #include "store_sqlite_int.h"
 
 extern const struct embedded_file sqlite_migrations[];
@@ -590,313 +591,61 @@ static int sq_get(struct store *s, const char *ns, const char *id, struct task *
     return rc;
 }
 
-/* Binds the filter's values in the order sq_list wrote their placeholders. */
-struct sq_binds {
-    const char **text;
-    int64_t *ints;
-    double *reals;
-    char *kind; /* 't'ext, 'i'nt, 'r'eal */
-    int n, cap;
-};
-
-static void sq_bind_slot(struct sq_binds *b) {
-    if (b->n < b->cap) return;
-    b->cap = b->cap ? b->cap * 2 : 16;
-    b->text = xrealloc(b->text, (size_t)b->cap * sizeof *b->text);
-    b->ints = xrealloc(b->ints, (size_t)b->cap * sizeof *b->ints);
-    b->reals = xrealloc(b->reals, (size_t)b->cap * sizeof *b->reals);
-    b->kind = xrealloc(b->kind, (size_t)b->cap);
-}
-
-static void sq_bind_add_text(struct sq_binds *b, const char *v) {
-    sq_bind_slot(b);
-    b->kind[b->n] = 't';
-    b->text[b->n++] = v;
-}
-
-static void sq_bind_add_int(struct sq_binds *b, int64_t v) {
-    sq_bind_slot(b);
-    b->kind[b->n] = 'i';
-    b->ints[b->n++] = v;
-}
-
-static void sq_bind_add_real(struct sq_binds *b, double v) {
-    sq_bind_slot(b);
-    b->kind[b->n] = 'r';
-    b->reals[b->n++] = v;
-}
-
-static void sq_binds_release(struct sq_binds *b) {
-    free(b->text);
-    free(b->ints);
-    free(b->reals);
-    free(b->kind);
-}
-
-static void sq_binds_apply(const struct sq_binds *b, sqlite3_stmt *st) {
+/* Binds a compiled list query's values (store_sql.c). */
+static void sq_binds_apply(const struct sql_binds *b, sqlite3_stmt *st) {
     for (int i = 0; i < b->n; i++) {
-        if (b->kind[i] == 't')
-            sqlite3_bind_text(st, i + 1, b->text[i], -1, SQLITE_STATIC);
-        else if (b->kind[i] == 'r')
-            sqlite3_bind_double(st, i + 1, b->reals[i]);
+        const struct sql_bind *v = &b->v[i];
+        if (v->kind == SQL_BIND_TEXT)
+            sqlite3_bind_text(st, i + 1, v->text, -1, SQLITE_STATIC);
+        else if (v->kind == SQL_BIND_REAL)
+            sqlite3_bind_double(st, i + 1, v->d);
         else
-            sqlite3_bind_int64(st, i + 1, b->ints[i]);
+            sqlite3_bind_int64(st, i + 1, v->i);
     }
 }
 
-/* The SQL of each canonical filter field (common/filter.h). Times are 0
- * when unset in the row, NULL in a filter; phase and status names are the
- * v1 ones (stored status is lower case). */
-static const char *const sq_filter_cols[FILTER_FIELD_COUNT] = {
-    [FILTER_FIELD_ID] = "id",
-    [FILTER_FIELD_TYPE] = "type",
-    [FILTER_FIELD_NAME] = "name",
-    [FILTER_FIELD_DESCRIPTION] = "description",
-    [FILTER_FIELD_QUEUE] = "queue",
-    [FILTER_FIELD_LAUNCHER] = "launcher",
-    [FILTER_FIELD_PARENT_ID] = "parent_id",
-    [FILTER_FIELD_PHASE] = "phase",
-    [FILTER_FIELD_STATUS] = "upper(completion_status)",
-    [FILTER_FIELD_TARGET_ID] = "json_extract(target,'$.id')",
-    [FILTER_FIELD_TARGET_TYPE] = "json_extract(target,'$.type')",
-    [FILTER_FIELD_PROGRESS_MESSAGE] = "progress_message",
-    [FILTER_FIELD_PRIORITY] = "priority",
-    [FILTER_FIELD_RETRIES] = "retries",
-    [FILTER_FIELD_PAUSED] = "paused",
-    [FILTER_FIELD_CREATED_AT] = "nullif(created_at,0)",
-    [FILTER_FIELD_UPDATED_AT] = "nullif(updated_at,0)",
-    [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
-    [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
-    [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
-};
-
-static int sq_bind_value(struct sq_binds *b, enum filter_field_kind k,
-                         const struct filter_value *v) {
-    switch (v->kind) {
-    case FILTER_VAL_STR:
-        if (k != FILTER_KIND_TEXT) return TM_EINVALID;
-        sq_bind_add_text(b, v->str);
-        return 0;
-    case FILTER_VAL_REAL:
-        if (k != FILTER_KIND_INT) return TM_EINVALID;
-        sq_bind_add_real(b, v->d);
-        return 0;
-    case FILTER_VAL_INT:
-    case FILTER_VAL_BOOL:
-    case FILTER_VAL_TIME:
-        if (k == FILTER_KIND_TEXT) return TM_EINVALID;
-        sq_bind_add_int(b, v->i);
-        return 0;
-    default:
-        return TM_EINVALID;
+/* Prepares the list statement (or its count) of a filter on c. */
+static int sq_list_prepare(struct sq_store *q, struct sq_conn *c, const struct task_filter *f,
+                           bool count, sqlite3_stmt **st, struct sql_binds *b) {
+    struct buf sql;
+    buf_init(&sql);
+    int ret = sql_list_query(&sql_dialect_sqlite, q->select_cols, f, count, &sql, b);
+    if (ret == 0 && sqlite3_prepare_v2(c->db, sql.p, -1, st, NULL) != SQLITE_OK) {
+        sq_log(c->db, sql.p);
+        ret = TM_EINTERNAL;
     }
-}
-
-/* Appends the expression as SQL; every value is a bound parameter. Each
- * leaf is 0 or 1, never NULL, so `not` is the complement. */
-static int sq_filter_sql(struct buf *sql, struct sq_binds *b, const struct filter_expr *x,
-                         int depth) {
-    if (!x || depth > 2 * FILTER_MAX_DEPTH + FILTER_MAX_NODES) return TM_EINVALID;
-    int rc;
-    switch (x->op) {
-    case FILTER_AND:
-    case FILTER_OR:
-        buf_putc(sql, '(');
-        if ((rc = sq_filter_sql(sql, b, x->left, depth + 1))) return rc;
-        buf_puts(sql, x->op == FILTER_AND ? " AND " : " OR ");
-        if ((rc = sq_filter_sql(sql, b, x->right, depth + 1))) return rc;
-        buf_putc(sql, ')');
-        return 0;
-    case FILTER_NOT:
-        buf_puts(sql, "(NOT ");
-        if ((rc = sq_filter_sql(sql, b, x->left, depth + 1))) return rc;
-        buf_putc(sql, ')');
-        return 0;
-    default:
-        break;
-    }
-    if ((unsigned)x->field >= FILTER_FIELD_COUNT) return TM_EINVALID;
-    const char *col = sq_filter_cols[x->field];
-    enum filter_field_kind k = filter_field_kind(x->field);
-    bool text = k == FILTER_KIND_TEXT;
-    const char *coll = text && x->nocase ? " COLLATE NOCASE" : "";
-    switch (x->op) {
-    case FILTER_ISNULL:
-        buf_printf(sql, "(%s IS NULL)", col);
-        return 0;
-    case FILTER_PR:
-        buf_printf(sql, "(%s IS NOT NULL)", col);
-        return 0;
-    case FILTER_IN:
-        if (x->nvalues == 0) return TM_EINVALID;
-        buf_printf(sql, "coalesce(%s%s IN (", col, coll);
-        for (size_t i = 0; i < x->nvalues; i++) {
-            buf_puts(sql, i ? ",?" : "?");
-            if ((rc = sq_bind_value(b, k, &x->values[i]))) return rc;
-        }
-        buf_puts(sql, "),0)");
-        return 0;
-    case FILTER_SW:
-    case FILTER_CO:
-        if (!text || x->nvalues != 1) return TM_EINVALID;
-        if (x->nocase)
-            buf_printf(sql, "coalesce(instr(lower(%s),lower(?))%s,0)", col,
-                       x->op == FILTER_SW ? "=1" : ">0");
-        else
-            buf_printf(sql, "coalesce(instr(%s,?)%s,0)", col, x->op == FILTER_SW ? "=1" : ">0");
-        return sq_bind_value(b, k, &x->values[0]);
-    case FILTER_NE:
-        if (x->nvalues != 1) return TM_EINVALID;
-        buf_printf(sql, "(%s IS NOT ?%s)", col, coll);
-        return sq_bind_value(b, k, &x->values[0]);
-    case FILTER_EQ:
-    case FILTER_GT:
-    case FILTER_GE:
-    case FILTER_LT:
-    case FILTER_LE: {
-        static const char *const cmp[] = {[FILTER_EQ] = "=",
-                                          [FILTER_GT] = ">",
-                                          [FILTER_GE] = ">=",
-                                          [FILTER_LT] = "<",
-                                          [FILTER_LE] = "<="};
-        if (x->nvalues != 1) return TM_EINVALID;
-        buf_printf(sql, "coalesce(%s %s ?%s,0)", col, cmp[x->op], coll);
-        return sq_bind_value(b, k, &x->values[0]);
-    }
-    default:
-        return TM_EINVALID; /* ca: no list-valued fields */
-    }
-}
-
-/* The WHERE clause of a filter (without cursor and paging). */
-static int sq_where(const struct task_filter *f, struct buf *sql, struct sq_binds *b) {
-    buf_puts(sql, " WHERE 1");
-    if (f->ns) {
-        buf_puts(sql, " AND namespace=?");
-        sq_bind_add_text(b, f->ns);
-    }
-    if (f->phases) {
-        buf_puts(sql, " AND phase IN (");
-        bool first = true;
-        for (int p = 0; p < TASK_PHASE_COUNT; p++) {
-            if (!(f->phases & (1u << p))) continue;
-            buf_printf(sql, "%s'%s'", first ? "" : ",", task_phase_name((enum task_phase)p));
-            first = false;
-        }
-        buf_putc(sql, ')');
-    }
-    const struct {
-        const char *sql, *v;
-    } eq[] = {
-        {" AND type=?", f->type}, {" AND queue=?", f->queue}, {" AND parent_id=?", f->parent_id}};
-    for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++) {
-        if (!eq[i].v) continue;
-        buf_puts(sql, eq[i].sql);
-        sq_bind_add_text(b, eq[i].v);
-    }
-    if (f->name_prefix) {
-        /* ?N names the same value twice; the next plain ? is numbered N+1. */
-        buf_printf(sql, " AND substr(name,1,length(?%d))=?%d", b->n + 1, b->n + 1);
-        sq_bind_add_text(b, f->name_prefix);
-    }
-    const struct {
-        const char *sql;
-        int64_t v;
-    } range[] = {{" AND created_at>?", f->created_after},
-                 {" AND created_at<?", f->created_before},
-                 {" AND updated_at>?", f->updated_after},
-                 {" AND updated_at<?", f->updated_before}};
-    for (size_t i = 0; i < sizeof range / sizeof range[0]; i++) {
-        if (!range[i].v) continue;
-        buf_puts(sql, range[i].sql);
-        sq_bind_add_int(b, range[i].v);
-    }
-    if (f->expr) {
-        buf_puts(sql, " AND ");
-        return sq_filter_sql(sql, b, f->expr, 0);
-    }
-    return 0;
+    if (ret == 0) sq_binds_apply(b, *st);
+    buf_release(&sql);
+    return ret;
 }
 
 /* Runs SELECT count(*) with the filter's WHERE clause. */
-static int sq_count(struct sq_conn *c, const struct task_filter *f, int64_t *total) {
-    struct buf sql;
-    struct sq_binds b = {0};
-    buf_init(&sql);
-    buf_puts(&sql, "SELECT count(*) FROM tasks");
-    int ret = sq_where(f, &sql, &b);
+static int sq_count(struct sq_store *q, struct sq_conn *c, const struct task_filter *f,
+                    int64_t *total) {
+    struct sql_binds b = {0};
     sqlite3_stmt *st = NULL;
-    if (ret) goto out;
-    if (sqlite3_prepare_v2(c->db, sql.p, -1, &st, NULL) != SQLITE_OK) {
-        sq_log(c->db, sql.p);
-        ret = TM_EINTERNAL;
-        goto out;
+    int ret = sq_list_prepare(q, c, f, true, &st, &b);
+    if (ret == 0) {
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *total = sqlite3_column_int64(st, 0);
+        } else {
+            sq_log(c->db, "count");
+            ret = TM_EINTERNAL;
+        }
     }
-    sq_binds_apply(&b, st);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *total = sqlite3_column_int64(st, 0);
-    } else {
-        sq_log(c->db, "count");
-        ret = TM_EINTERNAL;
-    }
-out:
     sqlite3_finalize(st);
-    sq_binds_release(&b);
-    buf_release(&sql);
+    sql_binds_release(&b);
     return ret;
 }
 
 static int sq_list(struct store *s, const struct task_filter *f, struct task_list *out) {
     struct sq_store *q = sq(s);
-    struct buf sql;
-    struct sq_binds b = {0};
-    buf_init(&sql);
-    buf_printf(&sql, "SELECT %s FROM tasks", q->select_cols);
-    int ret = sq_where(f, &sql, &b);
-    if (ret) {
-        sq_binds_release(&b);
-        buf_release(&sql);
-        return ret;
-    }
-    if (f->cursor[0] && f->nsort == 0) {
-        buf_puts(&sql, f->ascending ? " AND id>?" : " AND id<?");
-        sq_bind_add_text(&b, f->cursor);
-    }
-    if (f->nsort > 0) {
-        static const char *const cols[] = {[TASK_SORT_ID] = "id",
-                                           [TASK_SORT_CREATED_AT] = "created_at",
-                                           [TASK_SORT_UPDATED_AT] = "updated_at",
-                                           [TASK_SORT_NAME] = "name",
-                                           [TASK_SORT_TYPE] = "type"};
-        buf_puts(&sql, " ORDER BY ");
-        bool desc = false;
-        for (int i = 0; i < f->nsort && i < TASK_SORT_MAX; i++) {
-            if ((unsigned)f->sort[i].key > TASK_SORT_TYPE) continue;
-            desc = f->sort[i].desc;
-            buf_printf(&sql, "%s %s NULLS LAST, ", cols[f->sort[i].key], desc ? "DESC" : "ASC");
-        }
-        buf_printf(&sql, "id %s LIMIT %d", desc ? "DESC" : "ASC", f->limit + 1);
-    } else {
-        buf_printf(&sql, " ORDER BY id %s LIMIT %d", f->ascending ? "ASC" : "DESC", f->limit + 1);
-    }
-    if (f->offset > 0) {
-        buf_puts(&sql, " OFFSET ?");
-        sq_bind_add_int(&b, f->offset);
-    }
-
     struct sq_conn *c = sq_reader_take(q);
-    if (!c) {
-        sq_binds_release(&b);
-        buf_release(&sql);
-        return TM_EINTERNAL;
-    }
+    if (!c) return TM_EINTERNAL;
+    struct sql_binds b = {0};
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, sql.p, -1, &st, NULL) != SQLITE_OK) {
-        sq_log(c->db, sql.p);
-        ret = TM_EINTERNAL;
-        goto out;
-    }
-    sq_binds_apply(&b, st);
+    int ret = sq_list_prepare(q, c, f, false, &st, &b);
+    if (ret) goto out;
     out->tasks = xcalloc((size_t)f->limit + 1, sizeof *out->tasks);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -912,12 +661,11 @@ static int sq_list(struct store *s, const struct task_filter *f, struct task_lis
     }
     /* The count runs on the same connection, after the page: the two may see
      * different commits, as two requests would. */
-    if (ret == 0 && f->want_total) ret = sq_count(c, f, &out->total);
+    if (ret == 0 && f->want_total) ret = sq_count(q, c, f, &out->total);
 out:
     sqlite3_finalize(st);
     sq_reader_give(q, c);
-    sq_binds_release(&b);
-    buf_release(&sql);
+    sql_binds_release(&b);
     return ret;
 }
 
