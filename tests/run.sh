@@ -114,7 +114,7 @@ if [ ${#pg_names[@]} -gt 0 ]; then
   if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
     echo "== pg"
     echo "FAIL pg: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/pg_ctl;" \
-      "scripts/deps.sh --test installs it) (${#pg_names[@]} test binaries did not run)"
+      "scripts/deps.sh --test installs it); ${#pg_names[@]} test binaries did not run"
     failed=$((failed + 1))
   else
     pgdir=$(mktemp -d /tmp/taskmill-pg-XXXXXX)
