@@ -21,10 +21,14 @@
 static void serve_usage(FILE *f) {
     fprintf(f,
             "usage: taskmill serve [--listen HOST:PORT] [--store URL] [--threads N]\n"
-            "                      [--relaxed] [--max-body-bytes N] [--max-wait-seconds N]\n"
+            "                      [--relaxed] [--reuse-port] [--max-body-bytes N] ...\n"
             "  --listen    address to listen on (TASKMILL_LISTEN; default 127.0.0.1:8080;\n"
             "              port 0 picks a free port)\n"
-            "  --store     sqlite:PATH (TASKMILL_STORE; default sqlite:./taskmill.db)\n"
+            "  --store     sqlite:PATH, or postgres://USER@HOST/DB (several servers may share\n"
+            "              one PostgreSQL database: docs/operations.md) (TASKMILL_STORE;\n"
+            "              default sqlite:./taskmill.db)\n"
+            "  --reuse-port  let other taskmill servers on this machine listen on the same\n"
+            "              port; the kernel spreads connections over them\n"
             "  --threads   HTTP threads (default 2)\n"
             "  --relaxed   acknowledge writes before they are fsynced (faster, not durable)\n"
             "\nsecurity (docs/security.md):\n"
@@ -205,6 +209,18 @@ static int serve_limit_flag(struct limits *l, size_t which, const char *v) {
     return 0;
 }
 
+/* The store URL without a password (postgres://user:secret@host -> user:***@host). */
+static void serve_redact_url(const char *url, char *out, size_t n) {
+    const char *scheme_end = strstr(url, "://");
+    const char *at = scheme_end ? strchr(scheme_end + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme_end + 3, ':', (size_t)(at - scheme_end - 3)) : NULL;
+    if (!colon) {
+        snprintf(out, n, "%s", url);
+        return;
+    }
+    snprintf(out, n, "%.*s:***%s", (int)(colon - url), url, at);
+}
+
 int cmd_serve(int argc, char **argv) {
     struct server_config cfg = {0};
     cfg.listen = getenv("TASKMILL_LISTEN") ? getenv("TASKMILL_LISTEN") : "127.0.0.1:8080";
@@ -217,6 +233,7 @@ int cmd_serve(int argc, char **argv) {
         {"store", required_argument, NULL, 's'},
         {"threads", required_argument, NULL, 't'},
         {"relaxed", no_argument, NULL, 'r'},
+        {"reuse-port", no_argument, NULL, 'R'},
         {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'K'},
         {"insecure-no-auth", no_argument, NULL, 'I'},
@@ -259,6 +276,9 @@ int cmd_serve(int argc, char **argv) {
             break;
         case 'r':
             cfg.relaxed = true;
+            break;
+        case 'R':
+            cfg.reuse_port = true;
             break;
         case 'C':
             cfg.tls_cert_path = optarg;
@@ -309,7 +329,9 @@ int cmd_serve(int argc, char **argv) {
 
     struct server *srv = NULL;
     if (server_start(&cfg, &srv)) return 1;
-    fprintf(stderr, "taskmill: store %s%s\n", cfg.store_url,
+    char shown[512];
+    serve_redact_url(cfg.store_url, shown, sizeof shown);
+    fprintf(stderr, "taskmill: store %s%s\n", shown,
             cfg.relaxed ? " (relaxed: writes acknowledged before fsync)" : "");
     int sig = 0;
     sigwait(&set, &sig);

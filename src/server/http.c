@@ -403,8 +403,10 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     *con_cls = NULL;
 }
 
-/* Binds host:port (port 0 picks a free one); returns the socket or -1. */
-static int http_listen(const char *listen_addr, char *bound, size_t boundlen) {
+/* Binds host:port (port 0 picks a free one); returns the socket or -1.
+ * With reuse_port, other processes may bind the same port (SO_REUSEPORT)
+ * and the kernel spreads new connections over them. */
+static int http_listen(const char *listen_addr, bool reuse_port, char *bound, size_t boundlen) {
     char host[256];
     const char *colon = strrchr(listen_addr, ':');
     if (!colon || colon == listen_addr) {
@@ -428,6 +430,7 @@ static int http_listen(const char *listen_addr, char *bound, size_t boundlen) {
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd >= 0 && reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024)) {
         fprintf(stderr, "taskmill: cannot listen on '%s': %s\n", listen_addr, strerror(errno));
         if (fd >= 0) close(fd);
@@ -547,7 +550,7 @@ int server_start(const struct server_config *cfg, struct server **out) {
     srv->hub = event_hub_new(srv->store, &cfg->events, cfg->limits.streams_max, webhook_sender_wake,
                              srv->webhooks);
     char bound[300];
-    srv->listen_fd = http_listen(cfg->listen, bound, sizeof bound);
+    srv->listen_fd = http_listen(cfg->listen, cfg->reuse_port, bound, sizeof bound);
     if (srv->listen_fd < 0) goto fail;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;

@@ -112,7 +112,8 @@ struct batch {
     size_t nevents, capevents, deliveries;
 };
 
-static const struct store_backend *const store_backends[] = {&store_sqlite_backend};
+static const struct store_backend *const store_backends[] = {&store_sqlite_backend,
+                                                             &store_pg_backend};
 
 /* How many times a batch that lost a race is applied before its ops fail. */
 #define STORE_RETRIES 20
