@@ -1304,7 +1304,8 @@ static int pg_token_list(struct store *s, struct token ***out, size_t *n) {
     pg_reader_give(s, c);
     if (rc) return rc;
     int rows = PQntuples(r);
-    *out = xcalloc((size_t)(rows ? rows : 1), sizeof **out);
+    /* Nothing allocated for no rows: a caller may treat none as not found. */
+    if (rows > 0) *out = xcalloc((size_t)rows, sizeof **out);
     for (int i = 0; i < rows; i++)
         (*out)[(*n)++] = pg_read_token(r, i);
     PQclear(r);

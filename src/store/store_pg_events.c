@@ -452,7 +452,8 @@ int pg_webhooks_list(struct store *s, const char *ns, const char *id, struct web
     pg_reader_give(s, c);
     if (rc) return rc;
     int rows = PQntuples(r);
-    *out = xcalloc((size_t)(rows ? rows : 1), sizeof **out);
+    /* Nothing allocated for no rows: a caller may treat none as not found. */
+    if (rows > 0) *out = xcalloc((size_t)rows, sizeof **out);
     for (int i = 0; i < rows; i++) {
         struct webhook *w = &(*out)[(*n)++];
         pg_copy(w->id, sizeof w->id, r, i, 0);
@@ -490,7 +491,8 @@ int pg_deliveries_list(struct store *s, const char *webhook_id, int limit,
     pg_reader_give(s, c);
     if (rc) return rc;
     int rows = PQntuples(r);
-    *out = xcalloc((size_t)(rows ? rows : 1), sizeof **out);
+    /* Nothing allocated for no rows: a caller may treat none as not found. */
+    if (rows > 0) *out = xcalloc((size_t)rows, sizeof **out);
     for (int i = 0; i < rows; i++)
         pg_read_delivery(r, i, &(*out)[(*n)++]);
     PQclear(r);
