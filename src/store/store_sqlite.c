@@ -192,6 +192,16 @@ static int sq_migrate(sqlite3 *db) {
     if (sq_prepare(db, "PRAGMA user_version", &st)) return TM_EINTERNAL;
     int have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
+    int known = 0;
+    for (const struct embedded_file *m = sqlite_migrations; m->name; m++)
+        if (atoi(m->name) > known) known = atoi(m->name);
+    if (have > known) {
+        fprintf(stderr,
+                "taskmill: sqlite: the database has migration %d, newer than this binary knows"
+                " (%d): upgrade taskmill, or restore a backup\n",
+                have, known);
+        return TM_EINTERNAL;
+    }
     for (const struct embedded_file *m = sqlite_migrations; m->name; m++) {
         int number = atoi(m->name);
         if (number <= have) continue;
