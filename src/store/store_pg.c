@@ -148,7 +148,8 @@ struct pg_store {
 
     struct pg_conn listener;
     int64_t listener_retry_at, listener_heard_at;
-    int wake[2]; /* feed_interrupt -> feed_wait */
+    int64_t listener_probe_at; /* a probe is outstanding since (0: none) */
+    int wake[2];               /* feed_interrupt -> feed_wait */
 };
 
 static struct pg_store *pq(struct store *s) {
@@ -1128,6 +1129,36 @@ static void pg_feed_drain(struct pg_store *q) {
     }
 }
 
+/* The listener broke: closed, reopened on a later call. */
+static int pg_feed_lost(struct pg_store *q, const char *why) {
+    pg_log(&q->listener, "connection lost", why);
+    pg_conn_drop(&q->listener);
+    q->listener_probe_at = 0;
+    return TM_EUNAVAILABLE;
+}
+
+/* Reads what the listener's socket holds: notifications, and the answer to
+ * an outstanding probe. */
+static int pg_feed_read(struct pg_store *q) {
+    PGconn *pg = q->listener.pg;
+    if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK)
+        return pg_feed_lost(q, PQerrorMessage(pg));
+    q->listener_heard_at = time_mono_ms();
+    while (q->listener_probe_at && !PQisBusy(pg)) {
+        PGresult *r = PQgetResult(pg);
+        if (!r) {
+            q->listener_probe_at = 0; /* answered */
+            break;
+        }
+        bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        char why[256];
+        snprintf(why, sizeof why, "probe: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        if (!ok) return pg_feed_lost(q, why);
+    }
+    return 0;
+}
+
 static int pg_feed_wait(struct store *s, int timeout_ms, int64_t *head) {
     struct pg_store *q = pq(s);
     struct pg_conn *c = &q->listener;
@@ -1151,6 +1182,7 @@ static int pg_feed_wait(struct store *s, int timeout_ms, int64_t *head) {
             return TM_EUNAVAILABLE;
         }
         q->listener_heard_at = time_mono_ms();
+        q->listener_probe_at = 0;
     }
     for (;;) {
         bool got = false;
@@ -1166,41 +1198,28 @@ static int pg_feed_wait(struct store *s, int timeout_ms, int64_t *head) {
         if (got) return 0;
         int64_t now = time_mono_ms();
         if (now >= deadline) return TM_ENOT_FOUND;
-        if (now - q->listener_heard_at >= PG_LISTEN_PROBE_MS) {
-            /* Quiet for long: a half-open connection would stay quiet for
-             * ever, so ask it something. */
-            PGresult *r;
-            int rc = pg_exec(c, NULL, "SELECT 1", 0, NULL, NULL, NULL, PG_PROBE_TIMEOUT_MS, &r);
-            PQclear(r);
-            c->err = 0;
-            if (rc) {
-                pg_conn_drop(c);
-                return TM_EUNAVAILABLE;
-            }
-            q->listener_heard_at = time_mono_ms();
-            continue;
+        /* Quiet for long: a half-open connection would stay quiet for ever,
+         * so ask it something, without waiting here for the answer. */
+        if (!q->listener_probe_at && now - q->listener_heard_at >= PG_LISTEN_PROBE_MS) {
+            if (!PQsendQuery(c->pg, "SELECT 1")) return pg_feed_lost(q, PQerrorMessage(c->pg));
+            q->listener_probe_at = now;
         }
-        int64_t until = q->listener_heard_at + PG_LISTEN_PROBE_MS;
+        if (q->listener_probe_at && now - q->listener_probe_at >= PG_PROBE_TIMEOUT_MS)
+            return pg_feed_lost(q, "no answer to a probe in time");
+        int64_t until = q->listener_probe_at ? q->listener_probe_at + PG_PROBE_TIMEOUT_MS
+                                             : q->listener_heard_at + PG_LISTEN_PROBE_MS;
         if (until > deadline) until = deadline;
         struct pollfd pfd[2] = {{.fd = PQsocket(c->pg), .events = POLLIN},
                                 {.fd = q->wake[0], .events = POLLIN}};
-        int n = poll(pfd, 2, (int)(until - now));
-        if (n < 0 && errno != EINTR) {
-            pg_log(c, "poll", strerror(errno));
-            pg_conn_drop(c);
-            return TM_EUNAVAILABLE;
+        int n = poll(pfd, 2, (int)(until > now ? until - now : 0));
+        if (n < 0 && errno != EINTR) return pg_feed_lost(q, strerror(errno));
+        if (n > 0 && pfd[0].revents) {
+            int rc = pg_feed_read(q);
+            if (rc) return rc;
         }
         if (n > 0 && pfd[1].revents) {
             pg_feed_drain(q);
             return TM_ENOT_FOUND;
-        }
-        if (n > 0 && pfd[0].revents) {
-            if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
-                pg_log(c, "connection lost", PQerrorMessage(c->pg));
-                pg_conn_drop(c);
-                return TM_EUNAVAILABLE;
-            }
-            q->listener_heard_at = time_mono_ms();
         }
     }
 }
