@@ -192,6 +192,10 @@ static int th_psql(const char *sql) {
     return -1;
 }
 
+int th_pg_sql(const char *sql) {
+    return th_psql(sql);
+}
+
 int th_pg_db_create(char name[64], char *url, size_t url_size) {
     static int counter;
     int n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);

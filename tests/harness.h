@@ -118,6 +118,9 @@ void th_server_free(struct th_server *s);
 int th_pg_db_create(char name[64], char *url, size_t url_size);
 /* Drops a database made by th_pg_db_create (WITH (FORCE)). Returns 0 or -1. */
 int th_pg_db_drop(const char *name);
+/* Runs one SQL statement with psql as the cluster's superuser, on its
+ * `postgres` database (pg_terminate_backend and such). Returns 0 or -1. */
+int th_pg_sql(const char *sql);
 /* `base` (a postgres:// URL) with its database replaced by `dbname`. Returns 0, or -1 when
  * it is not a URL or does not fit. */
 int th_pg_url(const char *base, const char *dbname, char *out, size_t n);
