@@ -642,6 +642,16 @@ static int pg_migrate(struct pg_conn *c) {
                     NULL, &r);
     int have = rc == 0 && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
     PQclear(r);
+    int known = 0;
+    for (const struct embedded_file *m = pg_migrations; m->name; m++)
+        if (atoi(m->name) > known) known = atoi(m->name);
+    if (rc == 0 && have > known) {
+        fprintf(stderr,
+                "taskmill: postgres: the database has migration %d, newer than this binary knows"
+                " (%d): upgrade taskmill, or restore a backup\n",
+                have, known);
+        rc = TM_EINTERNAL;
+    }
     for (const struct embedded_file *m = pg_migrations; rc == 0 && m->name; m++) {
         int number = atoi(m->name);
         if (number <= have) continue;
