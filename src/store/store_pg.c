@@ -348,6 +348,31 @@ static int pg_wait(struct pg_conn *c, const char *sql, int64_t timeout_ms, PGres
     return 0;
 }
 
+/* Sends what libpq buffered (the connection is non-blocking, so a large
+ * statement cannot block the caller on a peer that stopped reading). */
+static int pg_flush(struct pg_conn *c, const char *sql, int64_t timeout_ms) {
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    int f;
+    while ((f = PQflush(c->pg)) == 1) {
+        int64_t left = deadline - time_mono_ms();
+        if (left <= 0) {
+            char what[80];
+            pg_what(what, sizeof what, sql);
+            pg_log(c, what, "cannot send in time; closing the connection");
+            pg_conn_drop(c);
+            return TM_EUNAVAILABLE;
+        }
+        struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN | POLLOUT};
+        int n = poll(&pfd, 1, (int)(left < 1000 ? left : 1000));
+        /* Input while sending (a notice, an early error): libpq wants it read. */
+        if (n > 0 && (pfd.revents & POLLIN) && !PQconsumeInput(c->pg)) break;
+    }
+    if (f == 0) return 0;
+    int rc = pg_classify(c, NULL, sql);
+    if (!c->err) c->err = rc;
+    return rc;
+}
+
 /* The send failed: the connection is gone (or was never there). */
 static int pg_send_failed(struct pg_conn *c, const char *sql) {
     if (!c->pg) return TM_EUNAVAILABLE;
@@ -369,7 +394,8 @@ static int pg_exec(struct pg_conn *c, const char *name, const char *sql, int n,
     else
         ok = PQsendQuery(c->pg, sql); /* simple protocol: several statements may follow */
     if (!ok) return pg_send_failed(c, sql);
-    return pg_wait(c, sql, timeout_ms, res);
+    int rc = pg_flush(c, sql, timeout_ms);
+    return rc ? rc : pg_wait(c, sql, timeout_ms, res);
 }
 
 int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p, PGresult **res) {
@@ -379,8 +405,9 @@ int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *
     snprintf(name, sizeof name, "tm%d", (int)st->id);
     if (!c->prepared[st->id]) {
         if (!PQsendPrepare(c->pg, name, st->sql, 0, NULL)) return pg_send_failed(c, st->sql);
-        PGresult *r;
-        int rc = pg_wait(c, st->sql, PG_CALL_TIMEOUT_MS, &r);
+        PGresult *r = NULL;
+        int rc = pg_flush(c, st->sql, PG_CALL_TIMEOUT_MS);
+        if (rc == 0) rc = pg_wait(c, st->sql, PG_CALL_TIMEOUT_MS, &r);
         PQclear(r);
         if (rc) return rc;
         c->prepared[st->id] = true;
@@ -426,6 +453,11 @@ static int pg_conn_open(struct pg_store *q, struct pg_conn *c, const char *setup
         return TM_EUNAVAILABLE;
     }
     PQsetNoticeProcessor(c->pg, pg_notice, NULL);
+    if (PQsetnonblocking(c->pg, 1)) {
+        snprintf(why, why_n, "cannot make the connection non-blocking");
+        pg_conn_drop(c);
+        return TM_EUNAVAILABLE;
+    }
     if (PQserverVersion(c->pg) < 130000) {
         snprintf(why, why_n, "PostgreSQL %d is too old (13 or later is needed)",
                  PQserverVersion(c->pg));
@@ -1211,7 +1243,8 @@ static int pg_feed_wait(struct store *s, int timeout_ms, int64_t *head) {
         /* Quiet for long: a half-open connection would stay quiet for ever,
          * so ask it something, without waiting here for the answer. */
         if (!q->listener_probe_at && now - q->listener_heard_at >= PG_LISTEN_PROBE_MS) {
-            if (!PQsendQuery(c->pg, "SELECT 1")) return pg_feed_lost(q, PQerrorMessage(c->pg));
+            if (!PQsendQuery(c->pg, "SELECT 1") || PQflush(c->pg) < 0)
+                return pg_feed_lost(q, PQerrorMessage(c->pg));
             q->listener_probe_at = now;
         }
         if (q->listener_probe_at && now - q->listener_probe_at >= PG_PROBE_TIMEOUT_MS)
