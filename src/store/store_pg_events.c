@@ -308,18 +308,27 @@ static void pg_read_delivery(const PGresult *r, int row, struct webhook_delivery
     d->updated_at = pg_int(r, row, 10);
 }
 
-/* $1 now, $2 webhook ids to skip, $3 busy_until. The webhook row is the
- * lock: SKIP LOCKED passes over webhooks another node is claiming, and a
- * row another node just made busy fails busy_until <= now on recheck. */
+/*
+ * $1 now, $2 webhook ids to skip, $3 busy_until. Each free webhook's first
+ * due delivery (index webhook_deliveries_hook_due), then the first of
+ * those: the same row as the first due delivery of any free webhook, but
+ * the cost follows the number of webhooks, not the backlog of busy ones.
+ * The webhook row is the lock: SKIP LOCKED passes over webhooks another
+ * node is claiming, and a row another node just made busy fails
+ * busy_until <= now when rechecked.
+ */
+#define PG_EVENT_ORDER \
+    "CASE x.event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN 1 ELSE 2 END"
 static const struct pg_stmt st_delivery_claim = {
     PGS_DELIVERY_CLAIM,
-    "WITH c AS (SELECT d.id AS did, w.id AS wid FROM webhook_deliveries d"
-    " JOIN webhooks w ON w.id = d.webhook_id"
-    " WHERE d.status = 'pending' AND d.next_at <= $1::bigint AND w.busy_until <= $1::bigint"
-    " AND w.id <> ALL($2::text[])"
-    " ORDER BY d.next_at, d.seq,"
-    " CASE d.event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN 1 ELSE 2 END"
-    " LIMIT 1 FOR UPDATE OF w SKIP LOCKED),"
+    "WITH c AS (SELECT f.id AS did, w.id AS wid FROM webhooks w CROSS JOIN LATERAL"
+    " (SELECT x.id, x.next_at, x.seq, " PG_EVENT_ORDER
+    " AS ord FROM webhook_deliveries x"
+    " WHERE x.webhook_id = w.id AND x.status = 'pending' AND x.next_at <= $1::bigint"
+    " ORDER BY x.next_at, x.seq, " PG_EVENT_ORDER
+    " LIMIT 1) f"
+    " WHERE w.busy_until <= $1::bigint AND w.id <> ALL($2::text[])"
+    " ORDER BY f.next_at, f.seq, f.ord LIMIT 1 FOR UPDATE OF w SKIP LOCKED),"
     " u AS (UPDATE webhooks w SET busy_until = $3::bigint FROM c WHERE w.id = c.wid"
     " RETURNING w.url, w.secret)"
     " SELECT " PG_DELIVERY_COLS

@@ -65,3 +65,9 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at, seq) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, seq);
 CREATE INDEX webhook_deliveries_seq ON webhook_deliveries (seq) WHERE status = 'pending';
+-- delivery_claim: each free webhook's first due delivery, in the claim's
+-- order (next_at, seq, then spawned < updated < completed/failed), so a
+-- claim costs one probe per webhook however long a busy one's backlog is.
+CREATE INDEX webhook_deliveries_hook_due ON webhook_deliveries (webhook_id, next_at, seq,
+    (CASE event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN 1 ELSE 2 END))
+    WHERE status = 'pending';
