@@ -16,9 +16,10 @@
  * (FOR UPDATE SKIP LOCKED), so two nodes never act on one version of a
  * task. Statements are prepared once per connection. No call blocks for
  * ever: the server ends a statement after 30 s (statement_timeout), the
- * client gives up 5 s later, connects give up after connect_timeout, and
- * TCP keepalives and tcp_user_timeout notice a dead peer. A connection
- * that breaks is closed (TM_EUNAVAILABLE) and reopened on a later call.
+ * client (non-blocking connections, sends and waits polled) gives up 5 s
+ * later, connects give up after connect_timeout, and TCP keepalives and
+ * tcp_user_timeout notice a dead peer. A connection that breaks is closed
+ * (TM_EUNAVAILABLE) and reopened on a later call, at most every 0.5 s.
  *
  * The task row is described once, in task_columns; insert, update and
  * reads are generated from it. Migrations are the numbered files in
