@@ -116,38 +116,52 @@ static int auth_deny(struct req *r, struct tm_error *e, int code, const char *to
     return err_set(e, code, code == TM_EUNAUTHENTICATED ? "Authorization" : "", "%s", message);
 }
 
-/* Open mode: is it still open? Asks the store at most once a second. */
-static bool auth_is_open(struct server *srv) {
-    if (atomic_load(&srv->auth_on)) return false;
+/* Open mode: is it still open? Asks the store at most once a second.
+ * 1 open, 0 closed (for good: tokens exist), -1 unknown (the store could
+ * not be read: this request fails closed, and the next one asks again, so
+ * a database outage does not lock an open server into 401s). */
+static int auth_is_open(struct server *srv) {
+    if (atomic_load(&srv->auth_on)) return 0;
     int64_t now = time_mono_ms(), last = atomic_load(&srv->auth_checked_mono_ms);
-    if (now - last < AUTH_RECHECK_MS) return true;
-    if (!atomic_compare_exchange_strong(&srv->auth_checked_mono_ms, &last, now)) return true;
+    if (now - last < AUTH_RECHECK_MS) return 1;
+    if (!atomic_compare_exchange_strong(&srv->auth_checked_mono_ms, &last, now)) return 1;
     bool any = false;
     struct tm_error e;
     err_clear(&e);
-    if (store_token_any_active(srv->store, time_now_ms(), &any, &e) || any) {
-        /* A storage error counts as "tokens exist": fail closed. */
+    if (store_token_any_active(srv->store, time_now_ms(), &any, &e)) {
+        atomic_store(&srv->auth_checked_mono_ms, last);
+        return -1;
+    }
+    if (any) {
         if (!atomic_exchange(&srv->auth_on, true))
             fprintf(stderr,
                     "taskmill: auth: the store holds a token now; every request needs "
                     "one from here on\n");
-        return false;
+        return 0;
     }
-    return true;
+    return 1;
+}
+
+/* A request without credentials: let it through while the server is open. */
+static int auth_open_or_refuse(struct req *r, const char *why, const char *message) {
+    int open = auth_is_open(r->srv);
+    if (open == 1) return 0;
+    if (open < 0) {
+        reply_error_code(r, TM_EUNAVAILABLE, "", "storage unavailable; try again");
+        return -1;
+    }
+    return auth_refuse(r, TM_EUNAUTHENTICATED, NULL, why, message);
 }
 
 int auth_check(struct req *r, unsigned perm) {
-    struct server *srv = r->srv;
     r->role = TOKEN_ADMIN;
     r->token_id[0] = '\0';
     if (perm & PERM_PUBLIC) return 0;
     if (perm == 0) perm = PERM_ADMIN;
     const char *hdr = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!hdr) {
-        if (auth_is_open(srv)) return 0;
-        return auth_refuse(r, TM_EUNAUTHENTICATED, NULL, "no credentials",
-                           "this server needs 'Authorization: Bearer <token>'");
-    }
+    if (!hdr)
+        return auth_open_or_refuse(r, "no credentials",
+                                   "this server needs 'Authorization: Bearer <token>'");
     char id[TOKEN_ID_LEN + 1], secret[TOKEN_SECRET_LEN + 1];
     if (token_parse_bearer(hdr, id, secret))
         return auth_refuse(r, TM_EUNAUTHENTICATED, NULL, "malformed credentials",
@@ -169,7 +183,9 @@ int auth_check_credentials(struct req *r, const char *id, const char *secret, un
     if (perm & PERM_PUBLIC) return 0;
     if (perm == 0) perm = PERM_ADMIN;
     if (!id) {
-        if (auth_is_open(srv)) return 0;
+        int open = auth_is_open(srv);
+        if (open == 1) return 0;
+        if (open < 0) return err_set(e, TM_EUNAVAILABLE, "", "storage unavailable; try again");
         return auth_deny(r, e, TM_EUNAUTHENTICATED, NULL, "no credentials",
                          "this server needs credentials");
     }

@@ -427,6 +427,19 @@ static int webhook_pick(struct webhook_sender *ws, struct webhook_delivery **out
             held_min = h->held_until;
         i++;
     }
+    /* A read first: a claim is a write (a commit), not to be made every
+     * time a sender looks and nothing is due. */
+    struct tm_error e;
+    err_clear(&e);
+    int64_t next = 0;
+    if (store_deliveries_next_at(ws->store, &next, &e) || !next || next > now) {
+        free(skip);
+        pthread_mutex_unlock(&ws->pick_lock);
+        if (next && held_min && held_min < next) next = held_min;
+        if (!next) next = held_min;
+        *until = next;
+        return 0;
+    }
     /* The claim marks the webhook busy in the store, for every node's
      * senders, for longer than an attempt can take. */
     struct store_op op;
@@ -448,9 +461,7 @@ static int webhook_pick(struct webhook_sender *ws, struct webhook_delivery **out
     store_op_release(&op);
     pthread_mutex_unlock(&ws->pick_lock);
     if (rc) return 0;
-    struct tm_error e;
-    err_clear(&e);
-    int64_t next = 0;
+    next = 0;
     /* Due rows of a busy webhook make next <= now: its worker wakes us. */
     if (store_deliveries_next_at(ws->store, &next, &e) || next <= now) next = 0;
     if (held_min && (!next || held_min < next)) next = held_min;

@@ -59,7 +59,10 @@ struct store_backend {
 
     /* ---- Writer thread only. ---- */
     int (*begin)(struct store *s);
-    /* TM_ERETRY: the transaction lost a race; it is rolled back already. */
+    /* TM_ERETRY: the transaction lost a race; it is rolled back already.
+     * TM_EUNAVAILABLE: the connection broke during COMMIT, so whether it
+     * committed is unknown; the batch is not applied again (its ops answer
+     * 503, and a client may retry with its idempotency key). */
     int (*commit)(struct store *s);
     void (*rollback)(struct store *s);
     /* One level of savepoint around an op that may hit a unique key, so a
@@ -154,10 +157,11 @@ struct store_backend {
      * ---- Shared backends only (NULL otherwise); the feed thread. ----
      * Waits up to timeout_ms for another node's announcement of a new head
      * (LISTEN on a connection of its own). Returns 0 when one came (*head is
-     * the newest announced, or 0 when unknown), TM_ENOT_FOUND on timeout, or
-     * an error when the listening connection is lost (it is reopened, and
-     * LISTEN issued again, on the next call). A half-open connection must be
-     * noticed: probe it when it has been quiet for a while.
+     * the newest announced, or 0 when unknown), TM_ENOT_FOUND on timeout or
+     * when feed_interrupt woke it, or an error when the listening connection
+     * is lost (it is reopened, and LISTEN issued again, on the next call). A
+     * half-open connection must be noticed: probe it when it has been quiet
+     * for a while. Either way the caller then reads the log.
      */
     int (*feed_wait)(struct store *s, int timeout_ms, int64_t *head);
     /* Wakes a feed_wait in progress at once (from any thread). */

@@ -296,6 +296,12 @@ static int pg_classify(struct pg_conn *c, const PGresult *r, const char *sql) {
     if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)) return TM_ERETRY;
     if (state && strcmp(state, "23505") == 0) return TM_ECONFLICT;
     pg_log(c, what, msg);
+    /* The database is there but cannot serve us now: a statement past its
+     * timeout, a read-only standby (a failover in progress), too many
+     * connections. The client may try again: 503, not 500. */
+    if (state &&
+        (strcmp(state, "57014") == 0 || strcmp(state, "25006") == 0 || strcmp(state, "53300") == 0))
+        return TM_EUNAVAILABLE;
     return TM_EINTERNAL;
 }
 

@@ -49,9 +49,9 @@ static inline int sec_token(struct th_server *s, const char *role, const char *n
                             const char *extra, char bearer[128], char id[32]) {
     char out[2048];
     int rc = sec_cli(out, sizeof out,
-                     "%s token create --store 'sqlite:%s' --role %s --namespace %s %s --json "
+                     "%s token create --store '%s' --role %s --namespace %s %s --json "
                      "2>/dev/null",
-                     sec_bin(), s->db, role, ns, extra ? extra : "");
+                     sec_bin(), s->store, role, ns, extra ? extra : "");
     json_t *j = json_loads(out, 0, NULL);
     const char *sec = json_string_value(json_object_get(j, "secret"));
     const char *tid = json_string_value(json_object_get(j, "id"));

@@ -189,20 +189,20 @@ static void test_revoked_token_refused_at_once(void) {
     char bearer[128], id[32], out[8192];
     CHECK(sec_token(&srv, "client", "acme", "", bearer, id) == 0);
     CHECK_INT(sec_http(&srv, bearer, "GET", "/v1/tasks", NULL)->status, 200);
-    CHECK_INT(sec_cli(out, sizeof out, "%s token revoke %s --store 'sqlite:%s' 2>&1", sec_bin(), id,
-                      srv.db),
-              0);
+    CHECK_INT(
+        sec_cli(out, sizeof out, "%s token revoke %s --store '%s' 2>&1", sec_bin(), id, srv.store),
+        0);
     struct th_resp *r = sec_http(&srv, bearer, "GET", "/v1/tasks", NULL);
     CHECK_INT(r->status, 401);
     CHECK(sec_log_has(&srv, "revoked"));
     /* Revoking again is fine; an unknown id is an error. */
-    CHECK_INT(sec_cli(out, sizeof out, "%s token revoke %s --store 'sqlite:%s' 2>&1", sec_bin(), id,
-                      srv.db),
-              0);
-    CHECK_INT(sec_cli(out, sizeof out, "%s token revoke 0123456789abcdef --store 'sqlite:%s' 2>&1",
-                      sec_bin(), srv.db),
+    CHECK_INT(
+        sec_cli(out, sizeof out, "%s token revoke %s --store '%s' 2>&1", sec_bin(), id, srv.store),
+        0);
+    CHECK_INT(sec_cli(out, sizeof out, "%s token revoke 0123456789abcdef --store '%s' 2>&1",
+                      sec_bin(), srv.store),
               1);
-    CHECK(sec_cli(out, sizeof out, "%s token list --store 'sqlite:%s'", sec_bin(), srv.db) == 0);
+    CHECK(sec_cli(out, sizeof out, "%s token list --store '%s'", sec_bin(), srv.store) == 0);
     CHECK(strstr(out, "revoked") != NULL);
 }
 
@@ -214,13 +214,13 @@ static void test_expired_token_refused(void) {
     struct th_resp *r = sec_http(&srv, bearer, "GET", "/v1/tasks", NULL);
     CHECK_INT(r->status, 401);
     CHECK_STR(th_str(r->json, "error.message"), "the token has expired");
-    CHECK(sec_cli(out, sizeof out, "%s token list --store 'sqlite:%s'", sec_bin(), srv.db) == 0);
+    CHECK(sec_cli(out, sizeof out, "%s token list --store '%s'", sec_bin(), srv.store) == 0);
     CHECK(strstr(out, "expired") != NULL);
     /* A bad duration is a usage error. */
     CHECK_INT(sec_cli(out, sizeof out,
-                      "%s token create --store 'sqlite:%s' --role reader --namespace a "
+                      "%s token create --store '%s' --role reader --namespace a "
                       "--expires soon 2>/dev/null",
-                      sec_bin(), srv.db),
+                      sec_bin(), srv.store),
               2);
 }
 
@@ -302,20 +302,19 @@ static void test_non_loopback_needs_tokens_or_flag(void) {
 static void test_token_cli_usage(void) {
     char out[256];
     CHECK_INT(sec_cli(out, sizeof out,
-                      "%s token create --store 'sqlite:%s' --role root --namespace a 2>/dev/null",
-                      sec_bin(), srv.db),
+                      "%s token create --store '%s' --role root --namespace a 2>/dev/null",
+                      sec_bin(), srv.store),
               2);
-    CHECK_INT(
-        sec_cli(out, sizeof out, "%s token create --store 'sqlite:%s' --role reader 2>/dev/null",
-                sec_bin(), srv.db),
-        2);
-    CHECK_INT(sec_cli(out, sizeof out, "%s token revoke nothex --store 'sqlite:%s' 2>/dev/null",
-                      sec_bin(), srv.db),
+    CHECK_INT(sec_cli(out, sizeof out, "%s token create --store '%s' --role reader 2>/dev/null",
+                      sec_bin(), srv.store),
+              2);
+    CHECK_INT(sec_cli(out, sizeof out, "%s token revoke nothex --store '%s' 2>/dev/null", sec_bin(),
+                      srv.store),
               2);
     /* Without --json the secret is the only line on stdout. */
     CHECK_INT(sec_cli(out, sizeof out,
-                      "%s token create --store 'sqlite:%s' --role reader --namespace a 2>/dev/null",
-                      sec_bin(), srv.db),
+                      "%s token create --store '%s' --role reader --namespace a 2>/dev/null",
+                      sec_bin(), srv.store),
               0);
     CHECK(strncmp(out, "tm_", 3) == 0);
     CHECK_INT(strlen(out), 3 + 16 + 1 + 64 + 1);
