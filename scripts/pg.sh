@@ -4,6 +4,8 @@
 #   scripts/pg.sh start DIR   initdb in DIR/data (once), start it, print its base URL
 #   scripts/pg.sh url DIR     print the base URL again
 #   scripts/pg.sh stop DIR    stop it (fast shutdown) and remove DIR
+#   scripts/pg.sh halt DIR    stop it (fast shutdown) and keep DIR: `start` brings it back
+#                             (tests of a database that goes away and comes back)
 #
 # The URL names the role `taskmill` (a superuser, trust auth) and the database
 # `postgres`; tests replace the database with a fresh one of their own:
@@ -24,7 +26,7 @@ die() {
 }
 
 usage() {
-  echo "usage: scripts/pg.sh start|stop|url DIR" >&2
+  echo "usage: scripts/pg.sh start|stop|halt|url DIR" >&2
   exit 2
 }
 
@@ -117,6 +119,12 @@ EOF
   url
 }
 
+halt() {
+  [ -f "$dir/data/postmaster.pid" ] || return 0
+  as_owner timeout -k 5 40 "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+    die "the server did not stop: $(tail -n 20 "$dir/server.log" 2>/dev/null)"
+}
+
 stop() {
   [ -d "$dir" ] || return 0
   if [ -f "$dir/data/postmaster.pid" ]; then
@@ -140,6 +148,10 @@ start)
 stop)
   if [ -f "$dir/data/postmaster.pid" ]; then bin=$(pgbin); fi
   stop
+  ;;
+halt)
+  bin=$(pgbin)
+  halt
   ;;
 url) url ;;
 *) usage ;;

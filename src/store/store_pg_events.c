@@ -309,33 +309,47 @@ static void pg_read_delivery(const PGresult *r, int row, struct webhook_delivery
 }
 
 /*
- * $1 now, $2 webhook ids to skip, $3 busy_until. Each free webhook's first
- * due delivery (index webhook_deliveries_hook_due), then the first of
- * those: the same row as the first due delivery of any free webhook, but
- * the cost follows the number of webhooks, not the backlog of busy ones.
- * The webhook row is the lock: SKIP LOCKED passes over webhooks another
- * node is claiming, and a row another node just made busy fails
- * busy_until <= now when rechecked.
+ * Two statements, so that the delivery is read after the webhook's lock is
+ * held. The first picks the free webhook whose first due delivery comes
+ * first (each free webhook's first due delivery, from the index
+ * webhook_deliveries_hook_due: the cost follows the number of webhooks,
+ * not the backlog of busy ones) and locks it, skipping webhooks another
+ * node is claiming or freeing (SKIP LOCKED); a row another node made busy
+ * meanwhile fails busy_until <= now when rechecked. It must not decide the
+ * delivery: a webhook freed by a commit after this statement's snapshot is
+ * rechecked under the lock, but its deliveries are not, so the first due
+ * delivery it saw may be the one just delivered. The second statement,
+ * with a snapshot taken under the lock, takes the webhook's first due
+ * delivery as it is now and marks the webhook busy.
+ * $1 now, $2 webhook ids to skip.
  */
 #define PG_EVENT_ORDER \
     "CASE x.event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN 1 ELSE 2 END"
 static const struct pg_stmt st_delivery_claim = {
     PGS_DELIVERY_CLAIM,
-    "WITH c AS (SELECT f.id AS did, w.id AS wid FROM webhooks w CROSS JOIN LATERAL"
-    " (SELECT x.id, x.next_at, x.seq, " PG_EVENT_ORDER
+    "SELECT w.id FROM webhooks w CROSS JOIN LATERAL"
+    " (SELECT x.next_at, x.seq, " PG_EVENT_ORDER
     " AS ord FROM webhook_deliveries x"
     " WHERE x.webhook_id = w.id AND x.status = 'pending' AND x.next_at <= $1::bigint"
     " ORDER BY x.next_at, x.seq, " PG_EVENT_ORDER
     " LIMIT 1) f"
     " WHERE w.busy_until <= $1::bigint AND w.id <> ALL($2::text[])"
-    " ORDER BY f.next_at, f.seq, f.ord LIMIT 1 FOR UPDATE OF w SKIP LOCKED),"
-    " u AS (UPDATE webhooks w SET busy_until = $3::bigint FROM c WHERE w.id = c.wid"
-    " RETURNING w.url, w.secret)"
+    " ORDER BY f.next_at, f.seq, f.ord LIMIT 1 FOR UPDATE OF w SKIP LOCKED"};
+
+/* $1 now, $2 the webhook (locked), $3 busy_until. */
+static const struct pg_stmt st_delivery_take = {
+    PGS_DELIVERY_TAKE,
+    "WITH f AS (SELECT x.id FROM webhook_deliveries x"
+    " WHERE x.webhook_id = $2::text AND x.status = 'pending' AND x.next_at <= $1::bigint"
+    " ORDER BY x.next_at, x.seq, " PG_EVENT_ORDER
+    " LIMIT 1),"
+    " u AS (UPDATE webhooks w SET busy_until = $3::bigint WHERE w.id = $2::text"
+    " AND EXISTS (SELECT 1 FROM f) RETURNING w.url, w.secret)"
     " SELECT " PG_DELIVERY_COLS
     ", u.url, u.secret,"
     " e.seq, e.at, e.kind, e.cause, e.task_id, e.namespace, e.queue, e.type, e.phase,"
     " e.version, e.task"
-    " FROM c JOIN webhook_deliveries d ON d.id = c.did CROSS JOIN u"
+    " FROM f JOIN webhook_deliveries d ON d.id = f.id CROSS JOIN u"
     " LEFT JOIN events e ON e.seq = d.seq"};
 
 int pg_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
@@ -350,12 +364,23 @@ int pg_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
     pgp_init(&p);
     pgp_int(&p, now);
     pgp_bin(&p, ids.p, ids.len);
-    pgp_int(&p, busy_until);
     PGresult *r;
     int rc = pg_run(pg_writer(s), &st_delivery_claim, &p, &r);
     buf_release(&ids);
     if (rc) return rc;
     if (PQntuples(r) == 0) {
+        PQclear(r);
+        return TM_ENOT_FOUND;
+    }
+    char hook[ID_LEN + 1];
+    pg_copy(hook, sizeof hook, r, 0, 0);
+    PQclear(r);
+    pgp_init(&p);
+    pgp_int(&p, now);
+    pgp_text(&p, hook);
+    pgp_int(&p, busy_until);
+    if ((rc = pg_run(pg_writer(s), &st_delivery_take, &p, &r))) return rc;
+    if (PQntuples(r) == 0) { /* delivered by another node just now */
         PQclear(r);
         return TM_ENOT_FOUND;
     }
