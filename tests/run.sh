@@ -9,8 +9,7 @@
 #   FILTER: a substring of a test's name (`integration/test_api`); one that
 #           starts with `pg:` (`pg:`, `pg:store`) runs the PostgreSQL side only
 # Environment:
-#   TASKMILL_TEST_BACKENDS  sqlite | pg | both (default sqlite while pg: runs
-#                           still fail, so that make test stays green; both then)
+#   TASKMILL_TEST_BACKENDS  sqlite | pg | both (default both)
 #   TASKMILL_TEST_TIMEOUT   seconds one test binary may take (default 300)
 #
 # Every binary runs under `timeout`, which signals its whole process group,
@@ -19,7 +18,7 @@
 set -u
 build=${1:-build/asan}
 filter=${2:-}
-backends=${TASKMILL_TEST_BACKENDS:-sqlite}
+backends=${TASKMILL_TEST_BACKENDS:-both}
 # A filter that names the PostgreSQL runs (`make test TESTS=pg:`) asks for them.
 case "$filter" in pg:*) backends=${TASKMILL_TEST_BACKENDS:-pg} ;; esac
 limit=${TASKMILL_TEST_TIMEOUT:-300}
