@@ -186,6 +186,31 @@ const struct store_options *store_options_of(const struct store *s);
 const char *store_status_name(enum task_status st);
 enum task_status store_status_parse(const char *name);
 
+/*
+ * The task row as every SQL backend stores it: one column per entry, in
+ * this order, with the struct task field it holds (store_sql.c). Insert,
+ * update and read statements are generated from it, so the row is
+ * described once. The last column, due_at, is derived (task_due_at):
+ * written, never read back.
+ */
+enum store_col_kind {
+    STORE_COL_TEXT,
+    STORE_COL_ID,
+    STORE_COL_INT,
+    STORE_COL_BOOL,
+    STORE_COL_REAL,
+    STORE_COL_PHASE,
+    STORE_COL_STATUS, /* store_status_name */
+    STORE_COL_DUE
+};
+struct store_col {
+    const char *name;
+    enum store_col_kind kind;
+    size_t off; /* offsetof(struct task, ...) */
+};
+extern const struct store_col store_task_columns[];
+extern const size_t store_task_ncols;
+
 /* store_events.c: helpers of the writer (store.c). */
 /* Fills ev from the task after a change; ev owns copies. The task JSON is
  * reduced past task_max_bytes (task_json_write_capped). Sets ev->hooks. */

@@ -21,7 +21,8 @@
  * tcp_user_timeout notice a dead peer. A connection that breaks is closed
  * (TM_EUNAVAILABLE) and reopened on a later call, at most every 0.5 s.
  *
- * The task row is described once, in task_columns; insert, update and
+ * The task row is described once, in store_task_columns (store_sql.c, shared
+ * with the other SQL backend); insert, update and
  * reads are generated from it. Migrations are the numbered files in
  * migrations/pg, embedded at build (pg_migrations) and applied at open in
  * one transaction holding an advisory lock, recorded in
@@ -64,74 +65,7 @@ extern const struct embedded_file pg_migrations[];
 #define PGSTR_(x)       #x
 #define PGSTR(x)        PGSTR_(x)
 
-enum col_kind { COL_TEXT, COL_ID, COL_INT, COL_BOOL, COL_REAL, COL_PHASE, COL_STATUS, COL_DUE };
-
-struct col {
-    const char *name;
-    enum col_kind kind;
-    size_t off;
-};
-
-#define C(name, kind, field) \
-    { name, kind, offsetof(struct task, field) }
-static const struct col task_columns[] = {
-    C("id", COL_ID, id),
-    C("namespace", COL_TEXT, namespace),
-    C("type", COL_TEXT, type),
-    C("name", COL_TEXT, name),
-    C("description", COL_TEXT, description),
-    C("queue", COL_TEXT, queue),
-    C("priority", COL_INT, priority),
-    C("parent_id", COL_ID, parent_id),
-    C("launcher", COL_TEXT, launcher),
-    C("target", COL_TEXT, target),
-    C("definition", COL_TEXT, definition),
-    C("params", COL_TEXT, params),
-    C("phase", COL_PHASE, phase),
-    C("completion_status", COL_STATUS, status),
-    C("ratio", COL_REAL, progress.ratio),
-    C("ratio_set", COL_BOOL, progress.ratio_set),
-    C("progress_message", COL_TEXT, progress.message),
-    C("processed", COL_INT, progress.processed),
-    C("processing", COL_INT, progress.processing),
-    C("pending", COL_INT, progress.pending),
-    C("progress_at", COL_INT, progress.updated_at),
-    C("child_pending", COL_INT, child_pending),
-    C("child_processing", COL_INT, child_processing),
-    C("child_processed", COL_INT, child_processed),
-    C("child_ended", COL_INT, child_ended),
-    C("awaiting_children", COL_BOOL, awaiting_children),
-    C("items", COL_TEXT, items),
-    C("messages", COL_TEXT, messages),
-    C("message_count", COL_INT, message_count),
-    C("warned", COL_BOOL, warned),
-    C("result", COL_TEXT, result),
-    C("returns", COL_TEXT, returns),
-    C("attributes", COL_TEXT, attributes),
-    C("error", COL_TEXT, error),
-    C("error_temporary", COL_BOOL, error_temporary),
-    C("attempt", COL_INT, attempt),
-    C("retries", COL_INT, retries),
-    C("max_retries", COL_INT, max_retries),
-    C("backoff_ms", COL_INT, backoff_ms),
-    C("backoff_max_ms", COL_INT, backoff_max_ms),
-    C("lease_worker", COL_TEXT, lease_worker),
-    C("lease_token", COL_ID, lease_token),
-    C("lease_ms", COL_INT, lease_ms),
-    C("lease_expires_at", COL_INT, lease_expires_at),
-    C("created_at", COL_INT, created_at),
-    C("updated_at", COL_INT, updated_at),
-    C("scheduled_at", COL_INT, scheduled_at),
-    C("started_at", COL_INT, started_at),
-    C("completed_at", COL_INT, completed_at),
-    C("ready_at", COL_INT, ready_at),
-    C("version", COL_INT, version),
-    C("paused", COL_BOOL, paused),
-    C("idempotency_key", COL_TEXT, idempotency_key),
-    C("due_at", COL_DUE, id), /* derived: task_due_at(); written, never read */
-};
-#undef C
-#define NCOLS      (sizeof task_columns / sizeof task_columns[0])
+#define NCOLS      store_task_ncols
 #define NREAD_COLS (NCOLS - 1) /* all but due_at */
 
 struct pg_store {
@@ -139,7 +73,7 @@ struct pg_store {
     bool relaxed;
     struct pg_conn writer;
     int64_t writer_retry_at; /* monotonic ms: no reconnect before */
-    /* Statements generated from task_columns. */
+    /* Statements generated from store_task_columns. */
     struct pg_stmt st_load, st_insert, st_update, st_get, st_claim;
     char *select_cols; /* "id,namespace,..." (no due_at) */
 
@@ -576,31 +510,31 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
 
 static void pg_task_params(struct pg_params *p, const struct task *t) {
     for (size_t i = 0; i < NCOLS; i++) {
-        const struct col *c = &task_columns[i];
+        const struct store_col *c = &store_task_columns[i];
         const char *f = (const char *)t + c->off;
         switch (c->kind) {
-        case COL_TEXT:
+        case STORE_COL_TEXT:
             pgp_text(p, *(char *const *)f);
             break;
-        case COL_ID:
+        case STORE_COL_ID:
             pgp_text(p, *f ? f : NULL);
             break;
-        case COL_INT:
+        case STORE_COL_INT:
             pgp_int(p, *(const int64_t *)f);
             break;
-        case COL_BOOL:
+        case STORE_COL_BOOL:
             pgp_int(p, *(const bool *)f);
             break;
-        case COL_REAL:
+        case STORE_COL_REAL:
             pgp_real(p, *(const double *)f);
             break;
-        case COL_PHASE:
+        case STORE_COL_PHASE:
             pgp_text(p, task_phase_name(t->phase));
             break;
-        case COL_STATUS:
+        case STORE_COL_STATUS:
             pgp_text(p, store_status_name(t->status));
             break;
-        case COL_DUE: {
+        case STORE_COL_DUE: {
             int64_t due = task_due_at(t);
             if (due)
                 pgp_int(p, due);
@@ -615,34 +549,34 @@ static void pg_task_params(struct pg_params *p, const struct task *t) {
 static struct task *pg_read_task(const PGresult *r, int row) {
     struct task *t = task_new();
     for (size_t i = 0; i < NREAD_COLS; i++) {
-        const struct col *c = &task_columns[i];
+        const struct store_col *c = &store_task_columns[i];
         char *f = (char *)t + c->off;
         int at = (int)i;
         bool null = PQgetisnull(r, row, at);
         const char *v = null ? NULL : PQgetvalue(r, row, at);
         switch (c->kind) {
-        case COL_TEXT:
+        case STORE_COL_TEXT:
             *(char **)f = v ? xstrdup(v) : NULL;
             break;
-        case COL_ID:
+        case STORE_COL_ID:
             snprintf(f, ID_LEN + 1, "%s", v ? v : "");
             break;
-        case COL_INT:
+        case STORE_COL_INT:
             *(int64_t *)f = v ? strtoll(v, NULL, 10) : 0;
             break;
-        case COL_BOOL:
+        case STORE_COL_BOOL:
             *(bool *)f = v && strcmp(v, "0") != 0;
             break;
-        case COL_REAL:
+        case STORE_COL_REAL:
             *(double *)f = v ? strtod(v, NULL) : 0;
             break;
-        case COL_PHASE:
+        case STORE_COL_PHASE:
             if (!v || task_phase_parse(v, &t->phase)) t->phase = TASK_PENDING;
             break;
-        case COL_STATUS:
+        case STORE_COL_STATUS:
             t->status = store_status_parse(v);
             break;
-        case COL_DUE:
+        case STORE_COL_DUE:
             break;
         }
     }
@@ -724,15 +658,15 @@ static void pg_build_statements(struct pg_store *q) {
     buf_init(&upd);
     buf_init(&sel);
     for (size_t i = 0; i < NREAD_COLS; i++)
-        buf_printf(&cols, "%s%s", i ? "," : "", task_columns[i].name);
+        buf_printf(&cols, "%s%s", i ? "," : "", store_task_columns[i].name);
     buf_puts(&ins, "INSERT INTO tasks(");
     for (size_t i = 0; i < NCOLS; i++)
-        buf_printf(&ins, "%s%s", i ? "," : "", task_columns[i].name);
+        buf_printf(&ins, "%s%s", i ? "," : "", store_task_columns[i].name);
     buf_puts(&ins, ") VALUES(");
     buf_puts(&upd, "UPDATE tasks SET ");
     for (size_t i = 0; i < NCOLS; i++) {
         buf_printf(&ins, "%s$%zu", i ? "," : "", i + 1);
-        if (i) buf_printf(&upd, "%s%s=$%zu", i > 1 ? "," : "", task_columns[i].name, i + 1);
+        if (i) buf_printf(&upd, "%s%s=$%zu", i > 1 ? "," : "", store_task_columns[i].name, i + 1);
     }
     buf_puts(&ins, ")");
     buf_puts(&upd, " WHERE id=$1");

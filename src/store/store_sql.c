@@ -16,6 +16,8 @@
 #include "../common/task.h"
 #include "../common/xalloc.h"
 #include "store_int.h"
+#include <stddef.h>
+
 #include "store_sql.h"
 
 const struct sql_dialect sql_dialect_sqlite = {
@@ -359,3 +361,65 @@ int sql_list_query(const struct sql_dialect *d, const char *select_cols,
     if (rc == 0 && !count) sql_list_tail(d, f, sql, b);
     return rc;
 }
+
+/* The task row, for every SQL backend (store_int.h). */
+#define C(name, kind, field) \
+    { name, kind, offsetof(struct task, field) }
+const struct store_col store_task_columns[] = {
+    C("id", STORE_COL_ID, id),
+    C("namespace", STORE_COL_TEXT, namespace),
+    C("type", STORE_COL_TEXT, type),
+    C("name", STORE_COL_TEXT, name),
+    C("description", STORE_COL_TEXT, description),
+    C("queue", STORE_COL_TEXT, queue),
+    C("priority", STORE_COL_INT, priority),
+    C("parent_id", STORE_COL_ID, parent_id),
+    C("launcher", STORE_COL_TEXT, launcher),
+    C("target", STORE_COL_TEXT, target),
+    C("definition", STORE_COL_TEXT, definition),
+    C("params", STORE_COL_TEXT, params),
+    C("phase", STORE_COL_PHASE, phase),
+    C("completion_status", STORE_COL_STATUS, status),
+    C("ratio", STORE_COL_REAL, progress.ratio),
+    C("ratio_set", STORE_COL_BOOL, progress.ratio_set),
+    C("progress_message", STORE_COL_TEXT, progress.message),
+    C("processed", STORE_COL_INT, progress.processed),
+    C("processing", STORE_COL_INT, progress.processing),
+    C("pending", STORE_COL_INT, progress.pending),
+    C("progress_at", STORE_COL_INT, progress.updated_at),
+    C("child_pending", STORE_COL_INT, child_pending),
+    C("child_processing", STORE_COL_INT, child_processing),
+    C("child_processed", STORE_COL_INT, child_processed),
+    C("child_ended", STORE_COL_INT, child_ended),
+    C("awaiting_children", STORE_COL_BOOL, awaiting_children),
+    C("items", STORE_COL_TEXT, items),
+    C("messages", STORE_COL_TEXT, messages),
+    C("message_count", STORE_COL_INT, message_count),
+    C("warned", STORE_COL_BOOL, warned),
+    C("result", STORE_COL_TEXT, result),
+    C("returns", STORE_COL_TEXT, returns),
+    C("attributes", STORE_COL_TEXT, attributes),
+    C("error", STORE_COL_TEXT, error),
+    C("error_temporary", STORE_COL_BOOL, error_temporary),
+    C("attempt", STORE_COL_INT, attempt),
+    C("retries", STORE_COL_INT, retries),
+    C("max_retries", STORE_COL_INT, max_retries),
+    C("backoff_ms", STORE_COL_INT, backoff_ms),
+    C("backoff_max_ms", STORE_COL_INT, backoff_max_ms),
+    C("lease_worker", STORE_COL_TEXT, lease_worker),
+    C("lease_token", STORE_COL_ID, lease_token),
+    C("lease_ms", STORE_COL_INT, lease_ms),
+    C("lease_expires_at", STORE_COL_INT, lease_expires_at),
+    C("created_at", STORE_COL_INT, created_at),
+    C("updated_at", STORE_COL_INT, updated_at),
+    C("scheduled_at", STORE_COL_INT, scheduled_at),
+    C("started_at", STORE_COL_INT, started_at),
+    C("completed_at", STORE_COL_INT, completed_at),
+    C("ready_at", STORE_COL_INT, ready_at),
+    C("version", STORE_COL_INT, version),
+    C("paused", STORE_COL_BOOL, paused),
+    C("idempotency_key", STORE_COL_TEXT, idempotency_key),
+    C("due_at", STORE_COL_DUE, id), /* derived: task_due_at(); written, never read */
+};
+#undef C
+const size_t store_task_ncols = sizeof store_task_columns / sizeof store_task_columns[0];

@@ -7,7 +7,8 @@
  * demand, returned after each call), so reads run in parallel with each
  * other and with the writer and see the last commit.
  *
- * The task row is described once, in task_columns; insert, update and
+ * The task row is described once, in store_task_columns (store_sql.c, shared
+ * with the other SQL backend); insert, update and
  * read are generated from it. Migrations are the numbered files in
  * migrations/sqlite, embedded at build and applied at open in one
  * transaction each; PRAGMA user_version records the last one applied.
@@ -30,74 +31,7 @@
 
 extern const struct embedded_file sqlite_migrations[];
 
-enum col_kind { COL_TEXT, COL_ID, COL_INT, COL_BOOL, COL_REAL, COL_PHASE, COL_STATUS, COL_DUE };
-
-struct col {
-    const char *name;
-    enum col_kind kind;
-    size_t off;
-};
-
-#define C(name, kind, field) \
-    { name, kind, offsetof(struct task, field) }
-static const struct col task_columns[] = {
-    C("id", COL_ID, id),
-    C("namespace", COL_TEXT, namespace),
-    C("type", COL_TEXT, type),
-    C("name", COL_TEXT, name),
-    C("description", COL_TEXT, description),
-    C("queue", COL_TEXT, queue),
-    C("priority", COL_INT, priority),
-    C("parent_id", COL_ID, parent_id),
-    C("launcher", COL_TEXT, launcher),
-    C("target", COL_TEXT, target),
-    C("definition", COL_TEXT, definition),
-    C("params", COL_TEXT, params),
-    C("phase", COL_PHASE, phase),
-    C("completion_status", COL_STATUS, status),
-    C("ratio", COL_REAL, progress.ratio),
-    C("ratio_set", COL_BOOL, progress.ratio_set),
-    C("progress_message", COL_TEXT, progress.message),
-    C("processed", COL_INT, progress.processed),
-    C("processing", COL_INT, progress.processing),
-    C("pending", COL_INT, progress.pending),
-    C("progress_at", COL_INT, progress.updated_at),
-    C("child_pending", COL_INT, child_pending),
-    C("child_processing", COL_INT, child_processing),
-    C("child_processed", COL_INT, child_processed),
-    C("child_ended", COL_INT, child_ended),
-    C("awaiting_children", COL_BOOL, awaiting_children),
-    C("items", COL_TEXT, items),
-    C("messages", COL_TEXT, messages),
-    C("message_count", COL_INT, message_count),
-    C("warned", COL_BOOL, warned),
-    C("result", COL_TEXT, result),
-    C("returns", COL_TEXT, returns),
-    C("attributes", COL_TEXT, attributes),
-    C("error", COL_TEXT, error),
-    C("error_temporary", COL_BOOL, error_temporary),
-    C("attempt", COL_INT, attempt),
-    C("retries", COL_INT, retries),
-    C("max_retries", COL_INT, max_retries),
-    C("backoff_ms", COL_INT, backoff_ms),
-    C("backoff_max_ms", COL_INT, backoff_max_ms),
-    C("lease_worker", COL_TEXT, lease_worker),
-    C("lease_token", COL_ID, lease_token),
-    C("lease_ms", COL_INT, lease_ms),
-    C("lease_expires_at", COL_INT, lease_expires_at),
-    C("created_at", COL_INT, created_at),
-    C("updated_at", COL_INT, updated_at),
-    C("scheduled_at", COL_INT, scheduled_at),
-    C("started_at", COL_INT, started_at),
-    C("completed_at", COL_INT, completed_at),
-    C("ready_at", COL_INT, ready_at),
-    C("version", COL_INT, version),
-    C("paused", COL_BOOL, paused),
-    C("idempotency_key", COL_TEXT, idempotency_key),
-    C("due_at", COL_DUE, id), /* derived: task_due_at() */
-};
-#undef C
-#define NCOLS (sizeof task_columns / sizeof task_columns[0])
+#define NCOLS store_task_ncols
 
 /* One connection with its cached statements. */
 struct sq_conn {
@@ -220,11 +154,11 @@ static int sq_migrate(sqlite3 *db) {
 
 static void sq_bind_task(sqlite3_stmt *st, const struct task *t) {
     for (size_t i = 0; i < NCOLS; i++) {
-        const struct col *c = &task_columns[i];
+        const struct store_col *c = &store_task_columns[i];
         const char *p = (const char *)t + c->off;
         int at = (int)i + 1;
         switch (c->kind) {
-        case COL_TEXT: {
+        case STORE_COL_TEXT: {
             const char *v = *(char *const *)p;
             if (v)
                 sqlite3_bind_text(st, at, v, -1, SQLITE_STATIC);
@@ -232,31 +166,31 @@ static void sq_bind_task(sqlite3_stmt *st, const struct task *t) {
                 sqlite3_bind_null(st, at);
             break;
         }
-        case COL_ID:
+        case STORE_COL_ID:
             if (*p)
                 sqlite3_bind_text(st, at, p, ID_LEN, SQLITE_STATIC);
             else
                 sqlite3_bind_null(st, at);
             break;
-        case COL_INT:
+        case STORE_COL_INT:
             sqlite3_bind_int64(st, at, *(const int64_t *)p);
             break;
-        case COL_BOOL:
+        case STORE_COL_BOOL:
             sqlite3_bind_int(st, at, *(const bool *)p);
             break;
-        case COL_REAL:
+        case STORE_COL_REAL:
             sqlite3_bind_double(st, at, *(const double *)p);
             break;
-        case COL_PHASE:
+        case STORE_COL_PHASE:
             sqlite3_bind_text(st, at, task_phase_name(t->phase), -1, SQLITE_STATIC);
             break;
-        case COL_STATUS:
+        case STORE_COL_STATUS:
             if (t->status != TASK_STATUS_NONE)
                 sqlite3_bind_text(st, at, store_status_name(t->status), -1, SQLITE_STATIC);
             else
                 sqlite3_bind_null(st, at);
             break;
-        case COL_DUE: {
+        case STORE_COL_DUE: {
             int64_t due = task_due_at(t);
             if (due)
                 sqlite3_bind_int64(st, at, due);
@@ -271,36 +205,36 @@ static void sq_bind_task(sqlite3_stmt *st, const struct task *t) {
 static struct task *sq_read_task(sqlite3_stmt *st) {
     struct task *t = task_new();
     for (size_t i = 0; i < NCOLS; i++) {
-        const struct col *c = &task_columns[i];
+        const struct store_col *c = &store_task_columns[i];
         char *p = (char *)t + c->off;
         int at = (int)i;
         /* Text only for text columns: asking an integer for text converts it. */
-        bool textual = c->kind == COL_TEXT || c->kind == COL_ID || c->kind == COL_PHASE ||
-                       c->kind == COL_STATUS;
+        bool textual = c->kind == STORE_COL_TEXT || c->kind == STORE_COL_ID ||
+                       c->kind == STORE_COL_PHASE || c->kind == STORE_COL_STATUS;
         const char *text = textual ? (const char *)sqlite3_column_text(st, at) : NULL;
         switch (c->kind) {
-        case COL_TEXT:
+        case STORE_COL_TEXT:
             *(char **)p = text ? xstrdup(text) : NULL;
             break;
-        case COL_ID:
+        case STORE_COL_ID:
             snprintf(p, ID_LEN + 1, "%s", text ? text : "");
             break;
-        case COL_INT:
+        case STORE_COL_INT:
             *(int64_t *)p = sqlite3_column_int64(st, at);
             break;
-        case COL_BOOL:
+        case STORE_COL_BOOL:
             *(bool *)p = sqlite3_column_int(st, at) != 0;
             break;
-        case COL_REAL:
+        case STORE_COL_REAL:
             *(double *)p = sqlite3_column_double(st, at);
             break;
-        case COL_PHASE:
+        case STORE_COL_PHASE:
             if (!text || task_phase_parse(text, &t->phase)) t->phase = TASK_PENDING;
             break;
-        case COL_STATUS:
+        case STORE_COL_STATUS:
             t->status = store_status_parse(text);
             break;
-        case COL_DUE:
+        case STORE_COL_DUE:
             break;
         }
     }
@@ -339,13 +273,13 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     buf_init(&upd);
     for (size_t i = 0; i < NCOLS; i++) {
         if (i) buf_putc(&cols, ',');
-        buf_puts(&cols, task_columns[i].name);
+        buf_puts(&cols, store_task_columns[i].name);
     }
     buf_printf(&ins, "INSERT INTO tasks(%s) VALUES(", cols.p);
     buf_puts(&upd, "UPDATE tasks SET ");
     for (size_t i = 0; i < NCOLS; i++) {
         buf_printf(&ins, "%s?%zu", i ? "," : "", i + 1);
-        if (i) buf_printf(&upd, "%s%s=?%zu", i > 1 ? "," : "", task_columns[i].name, i + 1);
+        if (i) buf_printf(&upd, "%s%s=?%zu", i > 1 ? "," : "", store_task_columns[i].name, i + 1);
     }
     buf_puts(&ins, ")");
     buf_puts(&upd, " WHERE id=?1");
