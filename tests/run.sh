@@ -43,6 +43,8 @@ run_bin() {
   out=$(timeout -k 10 "$limit" "$t" </dev/null 2>&1)
   rc=$?
   printf '%s\n' "$out" | grep -v '^RESULT '
+  # The slow ones, to see them coming near the limit.
+  [ $((SECONDS - start)) -ge 30 ] && echo "    ($name took $((SECONDS - start)) s of its $limit s)"
   # 124: the TERM at the limit ended it; 137: the KILL 10 s later had to.
   if [ "$rc" -eq 124 ] || { [ "$rc" -eq 137 ] && [ $((SECONDS - start)) -ge "$limit" ]; }; then
     # What finished before the limit still counts.
