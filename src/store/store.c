@@ -87,6 +87,13 @@ struct store {
     bool feed_stopping; /* under lock */
     bool feed_poke;     /* under lock: we committed events */
     int64_t feed_seq;   /* feed thread: the last seq handed to the listener */
+    /* Our own committed batches' events, oldest first, for the feed to hand
+     * on without reading them back when nothing came between (under lock). */
+    struct feed_local {
+        struct store_event *events;
+        size_t n;
+        struct feed_local *next;
+    } * local_head, *local_tail;
 
     struct store_stats stats; /* updated by the writer, read under lock */
 
@@ -915,19 +922,6 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
             batch_finish(&b, op);
     }
     store_settle_parked(s, &b, &remote, mono, stopping);
-    if (b.nevents) {
-        if (!be->shared && s->listener) {
-            struct store_commit c = {b.events, b.nevents, b.deliveries};
-            s->listener(s->listener_cls, &c);
-        }
-        if (be->shared) {
-            pthread_mutex_lock(&s->lock);
-            s->feed_poke = true;
-            pthread_mutex_unlock(&s->lock);
-            be->feed_interrupt(s);
-        }
-    }
-
     pthread_mutex_lock(&s->lock);
     if (work) s->stats.batches++;
     s->stats.ops += ov.n;
@@ -935,6 +929,27 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
     if (b.nevents && (uint64_t)b.events[b.nevents - 1].seq > s->stats.event_seq)
         s->stats.event_seq = (uint64_t)b.events[b.nevents - 1].seq;
     pthread_mutex_unlock(&s->lock);
+    if (b.nevents && !be->shared && s->listener) {
+        struct store_commit c = {b.events, b.nevents, b.deliveries};
+        s->listener(s->listener_cls, &c);
+    } else if (b.nevents) {
+        /* The feed hands them on, in seq order with other nodes' events. */
+        struct feed_local *fl = xmalloc(sizeof *fl);
+        fl->events = b.events;
+        fl->n = b.nevents;
+        fl->next = NULL;
+        b.events = NULL;
+        b.nevents = b.capevents = 0;
+        pthread_mutex_lock(&s->lock);
+        if (s->local_tail)
+            s->local_tail->next = fl;
+        else
+            s->local_head = fl;
+        s->local_tail = fl;
+        s->feed_poke = true;
+        pthread_mutex_unlock(&s->lock);
+        be->feed_interrupt(s);
+    }
     if (now >= s->next_prune) store_prune_events(s, now);
 
     for (struct store_op *op = b.done_head, *next; op; op = next) {
@@ -1071,29 +1086,103 @@ static void store_feed_note(struct store *s, const struct event_page *p) {
     pthread_mutex_unlock(&s->lock);
 }
 
+static void feed_local_free(struct feed_local *fl) {
+    while (fl) {
+        struct feed_local *next = fl->next;
+        for (size_t i = 0; i < fl->n; i++)
+            store_event_release(&fl->events[i]);
+        free(fl->events);
+        free(fl);
+        fl = next;
+    }
+}
+
+/* Hands events on to the listener (and, when `note`, to the writer). */
+static void store_feed_deliver(struct store *s, struct store_event *ev, size_t n, bool note) {
+    size_t deliveries = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((ev[i].hooks = store_event_hooks(ev[i].kind))) deliveries++;
+    pthread_mutex_lock(&s->lock);
+    void (*fn)(void *, const struct store_commit *) = s->listener;
+    void *cls = s->listener_cls;
+    s->stats.feed_events += n;
+    if ((uint64_t)ev[n - 1].seq > s->stats.event_seq) s->stats.event_seq = (uint64_t)ev[n - 1].seq;
+    pthread_mutex_unlock(&s->lock);
+    if (fn) {
+        struct store_commit c = {ev, n, deliveries};
+        fn(cls, &c);
+    }
+    if (note) {
+        struct event_page p = {.events = ev, .n = n};
+        store_feed_note(s, &p);
+    }
+    s->feed_seq = ev[n - 1].seq;
+}
+
+/* Reads one page of the log after feed_seq and hands it on. Returns 1 when
+ * more may follow, 0 when caught up, -1 on an error. */
+static int store_feed_read(struct store *s) {
+    struct event_page p = {0};
+    int rc = s->base.backend->events_read(s, NULL, NULL, s->feed_seq, STORE_FEED_PAGE,
+                                          STORE_FEED_PAGE_BYTES, &p);
+    if (rc) {
+        event_page_release(&p);
+        pthread_mutex_lock(&s->lock);
+        s->stats.feed_errors++;
+        pthread_mutex_unlock(&s->lock);
+        return -1;
+    }
+    /* Retention went past us (a long outage): the listener's readers see
+     * pruned_through and re-read state. */
+    if (p.pruned_through > s->feed_seq && (p.n == 0 || p.events[0].seq > s->feed_seq + 1))
+        s->feed_seq = p.pruned_through;
+    if (p.n) store_feed_deliver(s, p.events, p.n, true);
+    int more = p.n && (p.more || p.n == STORE_FEED_PAGE);
+    event_page_release(&p);
+    return more;
+}
+
 /*
  * Tails the event log: after each announcement (ours, through
  * feed_interrupt, or another node's) and at least every
- * STORE_FEED_POLL_MS, reads every event after the last one it passed, in
- * seq order, and hands them to the listener and the writer. Since seq
- * order is commit order, reading `seq > last` never skips one.
+ * STORE_FEED_POLL_MS, hands every event after the last one it passed to
+ * the listener and the writer, in seq order. Since seq order is commit
+ * order, reading `seq > last` never skips one. Our own batches need no
+ * read: when a batch of ours starts right after the last seq passed, no
+ * other node's event can come between, and its events (kept by the
+ * writer) are handed on as they are; only a gap (another node committed
+ * first) or another node's announcement sends the feed to the log. With
+ * one node, the log is read only by the poll.
  */
 static void *store_feed_main(void *arg) {
     struct store *s = arg;
     const struct store_backend *be = s->base.backend;
+    struct feed_local *local = NULL;
     for (;;) {
         pthread_mutex_lock(&s->lock);
         bool stopping = s->feed_stopping, poked = s->feed_poke;
         s->feed_poke = false;
+        struct feed_local *taken = s->local_head;
+        s->local_head = s->local_tail = NULL;
         pthread_mutex_unlock(&s->lock);
+        struct feed_local **tail = &local;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = taken;
         if (stopping) break;
-        int64_t head = 0;
-        int rc = poked ? 0 : be->feed_wait(s, STORE_FEED_POLL_MS, &head);
-        if (rc == 0 && !poked) {
+        int64_t head = 0, waited_from = time_mono_ms();
+        int rc = poked ? TM_ENOT_FOUND : be->feed_wait(s, STORE_FEED_POLL_MS, &head);
+        /* Read the log when another node may have written: an announcement
+         * past what we passed, a poll (the wait ran out), or a lost
+         * listener; not when the writer woke us with a batch of ours. */
+        bool need_read =
+            !poked && (rc != TM_ENOT_FOUND || time_mono_ms() - waited_from >= STORE_FEED_POLL_MS);
+        if (rc == 0) {
             pthread_mutex_lock(&s->lock);
             s->stats.feed_wakeups++;
             pthread_mutex_unlock(&s->lock);
-        } else if (rc && rc != TM_ENOT_FOUND) {
+            need_read = head == 0 || head > s->feed_seq;
+        } else if (rc != TM_ENOT_FOUND) {
             pthread_mutex_lock(&s->lock);
             s->stats.feed_errors++;
             pthread_mutex_unlock(&s->lock);
@@ -1101,44 +1190,35 @@ static void *store_feed_main(void *arg) {
             nanosleep(&pause, NULL);
         }
         for (;;) {
-            struct event_page p = {0};
-            rc = be->events_read(s, NULL, NULL, s->feed_seq, STORE_FEED_PAGE, STORE_FEED_PAGE_BYTES,
-                                 &p);
-            if (rc) {
-                event_page_release(&p);
+            /* Ours that were read from the log already. */
+            while (local && local->events[local->n - 1].seq <= s->feed_seq) {
+                struct feed_local *done = local;
+                local = local->next;
+                done->next = NULL;
+                feed_local_free(done);
+            }
+            if (local && local->events[0].seq <= s->feed_seq + 1) {
+                size_t skip = (size_t)(s->feed_seq + 1 - local->events[0].seq);
+                store_feed_deliver(s, local->events + skip, local->n - skip, false);
+                continue;
+            }
+            if (!local && !need_read) break;
+            int more = store_feed_read(s);
+            if (more < 0) break;
+            /* A gap before our batch that the log does not fill yet: a
+             * commit is not visible to readers at once; look again soon. */
+            if (!more && local && local->events[0].seq > s->feed_seq + 1) {
                 pthread_mutex_lock(&s->lock);
-                s->stats.feed_errors++;
+                s->feed_poke = true;
                 pthread_mutex_unlock(&s->lock);
+                struct timespec pause = {0, 1000000L};
+                nanosleep(&pause, NULL);
                 break;
             }
-            /* Retention went past us (a long outage): the listener's
-             * readers see pruned_through and re-read state. */
-            if (p.pruned_through > s->feed_seq && (p.n == 0 || p.events[0].seq > s->feed_seq + 1))
-                s->feed_seq = p.pruned_through;
-            size_t n = p.n;
-            if (n) {
-                size_t deliveries = 0;
-                for (size_t i = 0; i < n; i++)
-                    if ((p.events[i].hooks = store_event_hooks(p.events[i].kind))) deliveries++;
-                pthread_mutex_lock(&s->lock);
-                void (*fn)(void *, const struct store_commit *) = s->listener;
-                void *cls = s->listener_cls;
-                s->stats.feed_events += n;
-                if ((uint64_t)p.events[n - 1].seq > s->stats.event_seq)
-                    s->stats.event_seq = (uint64_t)p.events[n - 1].seq;
-                pthread_mutex_unlock(&s->lock);
-                if (fn) {
-                    struct store_commit c = {p.events, n, deliveries};
-                    fn(cls, &c);
-                }
-                store_feed_note(s, &p);
-                s->feed_seq = p.events[n - 1].seq;
-            }
-            bool more = p.more || n == STORE_FEED_PAGE;
-            event_page_release(&p);
-            if (!more) break;
+            need_read = more > 0;
         }
     }
+    feed_local_free(local);
     return NULL;
 }
 
@@ -1232,6 +1312,7 @@ void store_close(struct store *s) {
     store_stop(s);
     s->base.backend->close(s);
     store_remote_release(&s->remote);
+    feed_local_free(s->local_head);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s);

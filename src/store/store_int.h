@@ -156,7 +156,8 @@ struct store_backend {
     /*
      * ---- Shared backends only (NULL otherwise); the feed thread. ----
      * Waits up to timeout_ms for another node's announcement of a new head
-     * (LISTEN on a connection of its own). Returns 0 when one came (*head is
+     * (LISTEN on a connection of its own; this node's own announcements are
+     * passed over: its commits reach the feed from the writer). Returns 0 when one came (*head is
      * the newest announced, or 0 when unknown), TM_ENOT_FOUND on timeout or
      * when feed_interrupt woke it, or an error when the listening connection
      * is lost (it is reopened, and LISTEN issued again, on the next call). A

@@ -33,6 +33,7 @@
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -73,6 +74,9 @@ struct pg_store {
     bool relaxed;
     struct pg_conn writer;
     int64_t writer_retry_at; /* monotonic ms: no reconnect before */
+    /* The writer's server process: the feed ignores its announcements (our
+     * own commits reach the feed from the writer). Set on each connect. */
+    _Atomic int writer_pid;
     /* Statements generated from store_task_columns. */
     struct pg_stmt st_load, st_insert, st_update, st_get, st_claim;
     char *select_cols; /* "id,namespace,..." (no due_at) */
@@ -452,6 +456,7 @@ static int pg_writer_ready(struct pg_store *q) {
         q->writer_retry_at = now + PG_RECONNECT_MS;
         return TM_EUNAVAILABLE;
     }
+    atomic_store(&q->writer_pid, PQbackendPID(c->pg));
     return 0;
 }
 
@@ -704,6 +709,7 @@ static int pg_open(struct store *s, const char *url, const struct store_options 
     char why[256];
     if (pg_conn_open(q, &q->writer, pg_writer_setup(q), why, sizeof why))
         return err_set(e, TM_EUNAVAILABLE, "store", "cannot connect to PostgreSQL: %s", why);
+    atomic_store(&q->writer_pid, PQbackendPID(q->writer.pg));
     if (pg_migrate(&q->writer))
         return err_set(e, TM_EINTERNAL, "store", "cannot migrate the PostgreSQL database");
     return 0;
@@ -1170,8 +1176,9 @@ static int pg_feed_wait(struct store *s, int timeout_ms, int64_t *head) {
     for (;;) {
         bool got = false;
         PGnotify *nt;
+        int own = atomic_load(&q->writer_pid);
         while ((nt = PQnotifies(c->pg))) {
-            if (strcmp(nt->relname, PG_CHANNEL) == 0) {
+            if (strcmp(nt->relname, PG_CHANNEL) == 0 && nt->be_pid != own) {
                 int64_t h = nt->extra ? strtoll(nt->extra, NULL, 10) : 0;
                 if (h > *head) *head = h;
                 got = true;
