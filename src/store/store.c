@@ -929,9 +929,11 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
     if (b.nevents && (uint64_t)b.events[b.nevents - 1].seq > s->stats.event_seq)
         s->stats.event_seq = (uint64_t)b.events[b.nevents - 1].seq;
     pthread_mutex_unlock(&s->lock);
-    if (b.nevents && !be->shared && s->listener) {
-        struct store_commit c = {b.events, b.nevents, b.deliveries};
-        s->listener(s->listener_cls, &c);
+    if (b.nevents && !be->shared) {
+        if (s->listener) {
+            struct store_commit c = {b.events, b.nevents, b.deliveries};
+            s->listener(s->listener_cls, &c);
+        }
     } else if (b.nevents) {
         /* The feed hands them on, in seq order with other nodes' events. */
         struct feed_local *fl = xmalloc(sizeof *fl);
