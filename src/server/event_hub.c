@@ -308,11 +308,18 @@ void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out) {
     pthread_mutex_unlock(&h->lock);
 }
 
-int64_t event_hub_last_seq(struct event_hub *h) {
+/* The store's head when it is ahead of the hub: with several nodes the hub
+ * hears of a commit (even this node's) a moment after it is made, and a
+ * stream opened after a 2xx must not replay that write. */
+int64_t event_hub_now(struct event_hub *h) {
+    int64_t head = 0, pruned = 0;
+    struct tm_error e;
+    err_clear(&e);
+    if (store_events_head(h->store, &head, &pruned, &e)) head = 0;
     pthread_mutex_lock(&h->lock);
-    int64_t v = h->last_seq;
+    if (h->last_seq > head) head = h->last_seq;
     pthread_mutex_unlock(&h->lock);
-    return v;
+    return head;
 }
 
 /* Reads one page from the store after the cursor (not under lock). */
@@ -481,18 +488,9 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    /* "From now" is the store's head when it is ahead of the hub: with
-     * several nodes the hub hears of a commit (even this node's) a moment
-     * after it is made, and a stream opened after a 2xx must not replay
-     * that write. */
-    int64_t head = -1, pruned = 0;
-    if (cursor < 0) {
-        struct tm_error e;
-        err_clear(&e);
-        if (store_events_head(h->store, &head, &pruned, &e)) head = -1;
-    }
+    if (cursor < 0) cursor = event_hub_now(h);
     pthread_mutex_lock(&h->lock);
-    st->cursor = cursor < 0 ? (head > h->last_seq ? head : h->last_seq) : cursor;
+    st->cursor = cursor;
     st->next = h->streams;
     if (h->streams) h->streams->prev = st;
     h->streams = st;

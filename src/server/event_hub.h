@@ -66,8 +66,9 @@ void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out);
  */
 void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filter *f,
                             int64_t cursor, const char *first);
-/* The last seq the hub has published. */
-int64_t event_hub_last_seq(struct event_hub *h);
+/* "Now" for a stream that starts from the present: the last seq committed
+ * (the store's head, or the hub's last published seq if that is later). */
+int64_t event_hub_now(struct event_hub *h);
 /* Writes one SSE frame for a store event. */
 void sse_frame_write(struct buf *b, const struct store_event *ev);
 

@@ -66,15 +66,10 @@ static void events_task(struct req *r) {
     }
     /* From now, opening with the task as it is. The snapshot is read after
      * the cursor is fixed, so it may already show an event that follows;
-     * clients skip events whose task version is not above the snapshot's.
-     * The cursor is the store's head, not the hub's: with several nodes the
-     * hub hears of a commit (even this node's) a moment after it is made,
-     * and a stream opened after a 2xx must not replay that write. */
+     * clients skip events whose task version is not above the snapshot's. */
+    int64_t cursor = event_hub_now(r->srv->hub);
     struct tm_error e;
     err_clear(&e);
-    int64_t cursor = 0, pruned = 0;
-    if (store_events_head(req_store(r), &cursor, &pruned, &e))
-        cursor = event_hub_last_seq(r->srv->hub);
     struct task *t = NULL;
     if (store_task_get(req_store(r), r->ns, id, &t, &e)) {
         v1_events_query_release(&q);
