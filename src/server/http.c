@@ -36,6 +36,7 @@ static const struct route_table route_tables[] = {
     {v1_tokens_routes, NULL},
     {v1_events_routes, NULL},
     {v1_webhooks_routes, NULL},
+    {web_routes, NULL},
     {sailpoint_routes, sailpoint_write_error},
     {sailpoint_oauth_routes, sailpoint_oauth_write_error},
     {livepeer_routes, livepeer_error_write},

@@ -1,0 +1,248 @@
+// app.js: the dashboard's entry point. It finds out who the viewer is
+// (GET /v1/whoami; a 401 asks for a token, kept in sessionStorage only),
+// follows the one live stream (/v1/events) for every view, shows the
+// disconnected banner while that stream is down, and routes the hash
+// (#/queues, #/tasks?..., #/tasks/ID, #/webhooks[/ID], #/tokens) to a view.
+//
+// A view is a module with mount(main, route, ctx) returning
+// {unmount?, onevents?(batch), refresh?()}; ctx holds the session (role and
+// what it may do), and the helpers views share.
+
+import { api, ApiError, getToken, setToken, onUnauthenticated } from './api.js';
+import { EventStream } from './live.js';
+import { h, clear } from './dom.js';
+import * as queuesView from './queues.js';
+import * as tasksView from './tasks.js';
+import * as taskView from './task.js';
+import * as webhooksView from './webhooks.js';
+import * as tokensView from './tokens.js';
+
+const main = () => document.getElementById('main');
+
+/** What each role may do (docs/security.md's table); the server refuses the rest anyway. */
+function permsOf(role) {
+  return {
+    read: role !== 'worker',
+    control: role === 'admin' || role === 'client',
+    delete: role === 'admin',
+    queuePause: role === 'admin',
+    webhooks: role === 'admin' || role === 'client',
+    tokens: role === 'admin',
+  };
+}
+
+const ctx = {
+  session: null,
+  can: permsOf('reader'),
+  stream: null,
+  liveState: 'connecting',
+  tokenNames: new Map(), // token id -> name, for admins (the timeline's actor)
+  /** Who caused an event: a token (by name when known), open mode, or the server. */
+  actorLabel(actor) {
+    if (actor === null || actor === undefined) return 'server';
+    if (actor === 'open') return 'open mode';
+    const n = ctx.tokenNames.get(actor);
+    return n ? `${n} (${actor})` : `token ${actor}`;
+  },
+};
+
+let current = null; // {name, route, view}
+
+// ---- the live stream and the banner ----
+
+function setLive(state) {
+  const prev = ctx.liveState;
+  ctx.liveState = state;
+  const el = document.getElementById('live');
+  el.dataset.state = state;
+  el.textContent = { live: 'live', down: 'disconnected', connecting: 'connecting', off: 'not live' }[state];
+  document.getElementById('banner').hidden = state !== 'down';
+  // Back after a drop: the stream resumed from its Last-Event-ID, so no
+  // event was lost, but a view whose reads failed meanwhile reads again.
+  if (prev === 'down' && state === 'live' && current && current.view.onreconnect) current.view.onreconnect();
+}
+
+function startStream() {
+  if (ctx.stream) ctx.stream.stop();
+  if (!ctx.can.read) {
+    setLive('off');
+    return Promise.resolve();
+  }
+  let firstUp;
+  const up = new Promise((resolve) => { firstUp = resolve; });
+  ctx.stream = new EventStream('/v1/events', {
+    onevents: (batch) => {
+      if (current && current.view.onevents) current.view.onevents(batch);
+    },
+    onstate: (st) => {
+      setLive(st);
+      if (st !== 'connecting') firstUp();
+    },
+    onpruned: () => {
+      if (current && current.view.refresh) current.view.refresh();
+    },
+    onstatus: (status) => {
+      if (status === 401) signedOut('The server refused the token (revoked or expired?).');
+      firstUp();
+    },
+  }).start();
+  // The views read their state once the stream is subscribed, so nothing
+  // that changes after their read is missed; a slow start does not block them.
+  return Promise.race([up, new Promise((r) => setTimeout(r, 2000))]);
+}
+
+// ---- who is looking ----
+
+async function whoami() {
+  try {
+    return await api('GET', '/v1/whoami', undefined, { quiet401: true });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) {
+      // A server without /v1/whoami: show everything; it refuses what the
+      // token may not do.
+      return { open: !getToken(), role: 'admin', namespace: null, token_id: null, name: null };
+    }
+    throw e;
+  }
+}
+
+function renderIdentity() {
+  const s = ctx.session;
+  const el = document.getElementById('identity');
+  document.getElementById('signout').hidden = !getToken();
+  if (!s) {
+    el.textContent = '';
+    return;
+  }
+  if (s.open) {
+    el.textContent = 'open mode (admin)';
+    el.title = 'No API token exists yet: anyone on this host acts as admin.';
+  } else {
+    el.textContent = `${s.name ? `${s.name}: ` : ''}${s.role} · namespace ${s.namespace ?? 'all'}`;
+    el.title = s.role === 'admin' ? 'Admin tokens see every namespace.' : `This token sees namespace '${s.namespace}' only.`;
+  }
+  el.dataset.role = s.role;
+  for (const a of document.querySelectorAll('#nav a')) {
+    const v = a.dataset.view;
+    a.hidden = (v === 'webhooks' && !ctx.can.webhooks) || (v === 'tokens' && !ctx.can.tokens) ||
+      ((v === 'queues' || v === 'tasks') && !ctx.can.read);
+  }
+}
+
+function signedOut(message) {
+  if (ctx.stream) ctx.stream.stop();
+  ctx.stream = null;
+  setToken(null);
+  ctx.session = null;
+  unmountCurrent();
+  renderIdentity();
+  setLive('off');
+  showLogin(message);
+}
+
+function showLogin(message) {
+  document.getElementById('nav').hidden = true;
+  const input = h('input', {
+    id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true,
+    placeholder: 'tm_…', 'data-testid': 'login-token',
+  });
+  const err = h('p', { class: 'error', 'data-testid': 'login-error', role: 'alert' }, message || '');
+  const form = h('form', { class: 'panel login', 'data-testid': 'login' },
+    h('h1', {}, 'Sign in'),
+    h('p', {}, 'This server needs an API token. It is kept in this tab only (sessionStorage) and sent with each API call.'),
+    h('label', { for: 'token' }, 'API token', input),
+    err,
+    h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit', 'data-testid': 'login-submit' }, 'Sign in')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const t = input.value.trim();
+    if (!t) return;
+    setToken(t);
+    try {
+      await boot();
+    } catch (e) {
+      setToken(null);
+      err.textContent = e.status === 401 ? 'That token was refused.' : e.message;
+    }
+  });
+  clear(main()).append(form);
+  input.focus();
+}
+
+// ---- routing ----
+
+function parseRoute() {
+  const raw = location.hash.replace(/^#/, '') || '/queues';
+  const [path, query = ''] = raw.split('?');
+  const parts = path.split('/').filter(Boolean);
+  const params = new URLSearchParams(query);
+  if (parts[0] === 'tasks' && parts[1]) return { name: 'task', id: parts[1], params };
+  if (parts[0] === 'webhooks') return { name: 'webhooks', id: parts[1] || null, params };
+  if (['queues', 'tasks', 'tokens'].includes(parts[0])) return { name: parts[0], params };
+  return { name: 'queues', params };
+}
+
+const views = { queues: queuesView, tasks: tasksView, task: taskView, webhooks: webhooksView, tokens: tokensView };
+
+function unmountCurrent() {
+  if (current && current.view.unmount) current.view.unmount();
+  current = null;
+}
+
+function route() {
+  if (!ctx.session) return;
+  const r = parseRoute();
+  const prevName = current && current.name;
+  unmountCurrent();
+  for (const a of document.querySelectorAll('#nav a')) {
+    const on = a.dataset.view === r.name || (r.name === 'task' && a.dataset.view === 'tasks');
+    if (on) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  const m = clear(main());
+  const view = views[r.name].mount(m, r, ctx) || {};
+  current = { name: r.name, route: r, view };
+  document.title = `${{ queues: 'Queues', tasks: 'Tasks', task: 'Task', webhooks: 'Webhooks', tokens: 'Tokens' }[r.name]} · taskmill`;
+  // Moving to another view puts the focus on its content (for keyboards
+  // and screen readers); paging within a view leaves it where it was.
+  if (prevName && prevName !== r.name) m.focus();
+}
+
+// ---- start ----
+
+async function boot() {
+  const who = await whoami();
+  ctx.session = who;
+  ctx.can = permsOf(who.role);
+  document.getElementById('nav').hidden = false;
+  renderIdentity();
+  if (ctx.can.tokens) {
+    api('GET', '/v1/tokens').then((r) => {
+      for (const t of r.tokens || []) ctx.tokenNames.set(t.id, t.name || t.role);
+    }).catch(() => {});
+  }
+  await startStream();
+  route();
+}
+
+async function start() {
+  onUnauthenticated(() => signedOut('The server refused the token (revoked or expired?).'));
+  window.addEventListener('hashchange', route);
+  document.getElementById('signout').addEventListener('click', () => signedOut(''));
+  try {
+    await boot();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      const had = getToken();
+      setToken(null);
+      showLogin(had ? 'The saved token was refused.' : '');
+      return;
+    }
+    clear(main()).append(h('div', { class: 'panel' },
+      h('h1', {}, 'The server does not answer'),
+      h('p', { class: 'error' }, e.message),
+      h('button', { onclick: () => location.reload() }, 'Try again')));
+  }
+}
+
+start();

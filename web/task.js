@@ -1,0 +1,482 @@
+// task.js: one task's page. Its phase and progress (ratio, percent,
+// message, item counts), per-item progress, messages by level, attempts
+// (GET /v1/tasks/ID/attempts), lease and timings, params, result, returns
+// and attributes; its children as a tree with their progress (GET
+// /v1/tasks?parent_id=); its event timeline with who caused each event;
+// and the actions the viewer's role may take.
+//
+// Live: the task's own stream (/v1/tasks/ID/events?since=0) fills the
+// timeline from the log and then follows it; each event carries the task,
+// and a newer version re-renders the sections whose data changed. The
+// app's stream (/v1/events) brings the children's changes.
+
+import { api, qs } from './api.js';
+import {
+  h, add, clear, timeEl, shortId, phaseBadge, pausedBadge, progressBar, setProgress, prettyJson,
+  TERMINAL, toast, confirmDialog, fmtNum, fmtDuration, throttle, errText,
+} from './dom.js';
+import { EventStream, latestByTask } from './live.js';
+
+const LEVELS = ['INFO', 'WARN', 'ERROR'];
+const TIMELINE_MAX = 2000; // entries kept on the page; older ones are dropped from view
+const CHILDREN_PAGE = 200;
+
+/** Which controls a phase allows (docs/api.md §3.2, §7.5, §7.6). */
+function legal(t) {
+  const term = TERMINAL.has(t.phase);
+  return {
+    cancel: ['pending', 'waiting', 'running'].includes(t.phase),
+    retry: t.phase === 'failed' || t.phase === 'cancelled',
+    pause: !term && !t.paused,
+    resume: !term && !!t.paused,
+    delete: term,
+  };
+}
+
+/** Replaces a section's content only when its data changed (keeps focus and scroll elsewhere). */
+const sigs = new WeakMap();
+function section(box, data, build) {
+  const sig = JSON.stringify(data);
+  if (sigs.get(box) === sig) return;
+  sigs.set(box, sig);
+  const a = document.activeElement;
+  const focusId = a && box.contains(a) && a.dataset ? a.dataset.testid : null;
+  clear(box).append(...[].concat(build()).filter(Boolean));
+  if (focusId) {
+    const again = box.querySelector(`[data-testid="${CSS.escape(focusId)}"]:not([disabled])`);
+    if (again) again.focus();
+  }
+}
+
+function jsonPanel(key, title, value) {
+  return h('section', { class: 'panel', 'aria-labelledby': `${key}-h`, 'data-testid': key },
+    h('h2', { id: `${key}-h` }, title), prettyJson(value));
+}
+
+function summary(ev, actorLabel) {
+  const t = ev.task || {};
+  const k = ev.kind.replace(/^task\./, '');
+  let what;
+  switch (k) {
+    case 'created': what = `created in queue ${t.queue}`; break;
+    case 'progress': what = `${t.progress ? `${t.progress.percent}%` : ''}${t.progress && t.progress.message ? ` · ${t.progress.message}` : ''}`; break;
+    case 'message': {
+      const m = t.messages && t.messages[t.messages.length - 1];
+      what = m ? `${m.level}: ${m.text}` : 'message';
+      break;
+    }
+    case 'lease': what = `lease extended to ${t.lease ? new Date(t.lease.expires_at).toLocaleTimeString() : '?'}`; break;
+    case 'running': what = `claimed by ${t.lease ? t.lease.worker : '?'} (attempt ${t.attempt})`; break;
+    case 'failed': case 'waiting': what = t.error ? `error: ${t.error}` : ''; break;
+    default: what = '';
+  }
+  return { k, what, actor: actorLabel(ev.actor) };
+}
+
+export function mount(root, route, ctx) {
+  const id = route.id;
+  let task = null;
+  let gone = false;
+  let deleted = false;
+  let msgLevel = 'all';
+  let showBeats = false;
+  const timeline = []; // events, oldest first
+  const seen = new Set();
+  const children = new Map(); // id -> {li, task, bar, parts}
+  const childLists = new Map(); // parent id -> ul of its loaded children
+
+  const head = h('div', { 'data-testid': 'task-head' });
+  const actions = h('div', { class: 'actions task-actions', 'data-testid': 'task-actions', role: 'group', 'aria-label': 'Actions on this task' });
+  const note = h('div', { class: 'notice', hidden: true, 'data-testid': 'task-note', role: 'status' });
+  const bar = progressBar(0, { big: true, label: 'Progress of this task', testid: 'progress-bar' });
+  const progressText = h('div', { class: 'progress-line' });
+  const items = h('div', { 'data-testid': 'items' });
+  const messages = h('div', { 'data-testid': 'messages' });
+  const attempts = h('div', { class: 'scroll', 'data-testid': 'attempts' }, h('p', { class: 'muted' }, 'Loading…'));
+  const timings = h('div', { 'data-testid': 'timings' });
+  const errorBox = h('div', { 'data-testid': 'task-error' });
+  const data = h('div', { class: 'grid4', 'data-testid': 'task-data' });
+  const kidsHead = h('p', { class: 'muted', 'data-testid': 'children-summary' });
+  const kids = h('ul', { class: 'tree', 'data-testid': 'children', 'aria-label': 'Children' });
+  const timelineList = h('ol', { class: 'plain timeline', 'data-testid': 'timeline', 'aria-label': 'Events, newest first' });
+  const timelineNote = h('p', { class: 'muted', 'data-testid': 'timeline-note' });
+  const beats = h('input', { type: 'checkbox', id: 'tl-beats', 'data-testid': 'timeline-heartbeats' });
+  beats.addEventListener('change', () => {
+    showBeats = beats.checked;
+    renderTimeline(true);
+  });
+
+  add(root,
+    h('p', {}, h('a', { href: '#/tasks' }, '« Tasks')),
+    head, note,
+    ctx.can.control ? actions : null,
+    h('section', { class: 'panel', 'aria-labelledby': 'progress-h' },
+      h('h2', { id: 'progress-h' }, 'Progress'), bar, progressText, errorBox),
+    h('div', { class: 'grid2' },
+      h('section', { class: 'panel', 'aria-labelledby': 'items-h' }, h('h2', { id: 'items-h' }, 'Items'), items),
+      h('section', { class: 'panel', 'aria-labelledby': 'messages-h' }, h('h2', { id: 'messages-h' }, 'Messages'), messages)),
+    h('section', { class: 'panel', 'aria-labelledby': 'children-h' }, h('h2', { id: 'children-h' }, 'Children'), kidsHead, kids),
+    h('div', { class: 'grid2' },
+      h('section', { class: 'panel', 'aria-labelledby': 'timings-h' }, h('h2', { id: 'timings-h' }, 'Lease and timings'), timings),
+      h('section', { class: 'panel', 'aria-labelledby': 'attempts-h' }, h('h2', { id: 'attempts-h' }, 'Attempts'), attempts)),
+    h('section', { 'aria-label': 'Data' }, data),
+    h('section', { class: 'panel', 'aria-labelledby': 'timeline-h' },
+      h('h2', { id: 'timeline-h' }, 'Timeline'),
+      h('label', { class: 'inline', for: 'tl-beats' }, beats, 'Show heartbeats (progress and lease events)'),
+      timelineNote, timelineList),
+  );
+
+  // ---- rendering ----
+
+  function render() {
+    if (!task) return;
+    const t = task;
+    section(head, [t.name, t.type, t.phase, t.paused, t.completion_status, t.queue, t.namespace, t.priority, t.awaiting_children], () => [
+      h('h1', {}, t.name || t.type, ' ', phaseBadge(t.phase, 'task-phase'), ' ', t.paused ? pausedBadge('task-paused') : null),
+      h('p', { class: 'muted' },
+        h('span', { class: 'mono', 'data-testid': 'task-id' }, t.id), ' · type ', t.type, ' · queue ',
+        h('a', { href: `#/tasks${qs({ queue: t.queue })}` }, t.queue), ' · namespace ', t.namespace,
+        ' · priority ', String(t.priority),
+        t.completion_status ? [' · ', h('strong', { 'data-testid': 'completion-status' }, t.completion_status)] : null,
+        t.awaiting_children ? ' · completed by its worker, waiting for its children' : null),
+      t.description ? h('p', {}, t.description) : null,
+    ]);
+    if (ctx.can.control) renderActions(t);
+    setProgress(bar, t.progress.ratio, t.phase);
+    const p = t.progress;
+    section(progressText, [p, t.phase], () => [
+      h('span', { class: 'pct', 'data-testid': 'progress-percent' }, `${p.percent}%`),
+      h('span', { class: 'muted', 'data-testid': 'progress-ratio', title: 'ratio' }, `ratio ${p.ratio}`),
+      h('span', { 'data-testid': 'progress-message' }, p.message || ''),
+      h('span', { 'data-testid': 'progress-counts' },
+        `processed ${fmtNum(p.processed)} · processing ${fmtNum(p.processing)} · pending ${fmtNum(p.pending)}`),
+      h('span', { class: 'muted' }, 'updated ', timeEl(p.updated_at)),
+    ]);
+    section(errorBox, [t.error], () => (t.error ? h('p', { class: 'error' }, h('strong', {}, 'Last error: '), h('span', { 'data-testid': 'error-text' }, t.error)) : null));
+    section(items, t.items, () => renderItems(t.items));
+    section(messages, [t.messages, msgLevel], () => renderMessages(t.messages));
+    section(timings, [t.lease, t.created_at, t.scheduled_at, t.started_at, t.updated_at, t.completed_at, t.attempt, t.retries, t.max_retries, t.version, t.parent_id, t.launcher], () => renderTimings(t));
+    section(data, [t.params, t.result, t.returns, t.attributes, t.target, t.definition], () => [
+      jsonPanel('params', 'Params', t.params),
+      jsonPanel('result', 'Result', t.result),
+      jsonPanel('returns', 'Returns', t.returns),
+      jsonPanel('attributes', 'Attributes', t.attributes),
+      t.target ? jsonPanel('target', 'Target', t.target) : null,
+      t.definition ? jsonPanel('definition', 'Definition', t.definition) : null,
+    ]);
+    const c = t.progress;
+    const n = c.processed + c.processing + c.pending;
+    kidsHead.textContent = children.size || n
+      ? `Rolled up from the children: ${fmtNum(c.processed)} processed, ${fmtNum(c.processing)} processing, ${fmtNum(c.pending)} pending.`
+      : '';
+  }
+
+  function renderActions(t) {
+    const can = legal(t);
+    const list = ['cancel', 'retry', 'pause', 'resume'].concat(ctx.can.delete ? ['delete'] : []);
+    section(actions, [can, deleted, list], () => list.map((a) => h('button', {
+      type: 'button', 'data-testid': `action-${a}`, class: a === 'delete' ? 'danger' : '',
+      disabled: deleted || !can[a],
+      title: can[a] ? '' : `not possible while the task is ${t.phase}${t.paused ? ' and paused' : ''}`,
+      onclick: () => act(a),
+    }, a[0].toUpperCase() + a.slice(1))));
+  }
+
+  function renderItems(list) {
+    if (!list.length) return h('p', { class: 'muted' }, 'No items.');
+    const shown = list.slice(0, 500);
+    return [
+      h('div', { class: 'scroll' }, h('table', { 'data-testid': 'items-table' },
+        h('thead', {}, h('tr', {}, ['Item', 'Progress', '', 'Message', 'Updated'].map((c, i) => h('th', { scope: 'col', class: i === 4 ? 'hide-narrow' : '' }, c)))),
+        h('tbody', {}, shown.map((it) => h('tr', { 'data-testid': 'item-row' },
+          h('th', { scope: 'row' }, it.name),
+          h('td', { class: 'cell-progress' }, progressBar(it.progress, { label: `Progress of ${it.name}` })),
+          h('td', { class: 'num' }, `${Math.floor((it.progress || 0) * 100)}%`),
+          h('td', {}, it.message || ''),
+          h('td', { class: 'hide-narrow' }, timeEl(it.updated_at))))))),
+      list.length > shown.length ? h('p', { class: 'muted' }, `${list.length - shown.length} more items are in the task's JSON.`) : null,
+    ];
+  }
+
+  function renderMessages(list) {
+    const counts = { all: list.length };
+    for (const l of LEVELS) counts[l] = list.filter((m) => m.level === l).length;
+    const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': 'Show messages of level' },
+      ['all', ...LEVELS].map((l) => h('button', {
+        type: 'button', 'aria-pressed': String(msgLevel === l), 'data-testid': `messages-level-${l}`,
+        onclick: () => {
+          msgLevel = l;
+          render();
+        },
+      }, `${l === 'all' ? 'All' : l} (${counts[l]})`)));
+    const shown = list.filter((m) => msgLevel === 'all' || m.level === msgLevel).slice(-300).reverse();
+    return [tabs, shown.length
+      ? h('ul', { class: 'plain msgs', 'aria-label': 'Messages, newest first' }, shown.map((m) => h('li', { 'data-testid': 'message', 'data-level': m.level },
+        h('span', { class: 'muted' }, timeEl(m.at)),
+        h('span', { class: `badge lvl-${m.level}` }, m.level),
+        h('span', {}, m.text),
+        m.key ? h('span', { class: 'muted mono' }, m.key) : null)))
+      : h('p', { class: 'muted' }, 'No messages.')];
+  }
+
+  function renderTimings(t) {
+    const dl = [];
+    const kv = (k, v, testid) => dl.push(h('dt', {}, k), h('dd', { 'data-testid': testid }, v));
+    kv('Lease', t.lease ? [t.lease.worker, ' until ', timeEl(t.lease.expires_at)] : 'none', 'lease');
+    kv('Attempt', `${t.attempt}; automatic retries ${t.retries} of ${t.max_retries}`, 'attempt');
+    kv('Created', timeEl(t.created_at));
+    if (t.scheduled_at) kv('Scheduled', timeEl(t.scheduled_at));
+    kv('Started', timeEl(t.started_at));
+    kv('Updated', timeEl(t.updated_at));
+    kv('Finished', timeEl(t.completed_at));
+    if (t.started_at) {
+      const end = t.completed_at ? Date.parse(t.completed_at) : Date.now();
+      kv(t.completed_at ? 'Ran for' : 'Running for', fmtDuration(end - Date.parse(t.started_at)));
+    }
+    kv('Version', String(t.version));
+    if (t.parent_id) kv('Parent', h('a', { href: `#/tasks/${t.parent_id}`, class: 'mono' }, shortId(t.parent_id)));
+    if (t.launcher) kv('Launcher', t.launcher);
+    return h('dl', { class: 'kv' }, dl);
+  }
+
+  // ---- attempts ----
+
+  async function loadAttempts() {
+    try {
+      const r = await api('GET', `/v1/tasks/${id}/attempts`);
+      if (gone) return;
+      const list = r.attempts || [];
+      section(attempts, list, () => (list.length ? h('table', { 'data-testid': 'attempts-table' },
+        h('thead', {}, h('tr', {}, ['#', 'Worker', 'Started', 'Ended', 'Took', 'Outcome', 'Error'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, list.map((a) => h('tr', { 'data-testid': 'attempt-row' },
+          h('td', { class: 'num' }, String(a.attempt)),
+          h('td', {}, a.worker || '—'),
+          h('td', {}, timeEl(a.started_at)),
+          h('td', {}, timeEl(a.ended_at)),
+          h('td', { class: 'num' }, a.started_at ? fmtDuration((a.ended_at ? Date.parse(a.ended_at) : Date.now()) - Date.parse(a.started_at)) : '—'),
+          h('td', { 'data-testid': 'attempt-outcome' }, h('span', { class: `badge ph-${{ completed: 'completed', failed: 'failed', running: 'running', cancelled: 'cancelled' }[a.outcome] || 'stopping'}` }, a.outcome)),
+          h('td', { class: 'error' }, a.error || '')))))
+        : h('p', { class: 'muted' }, 'Not claimed yet.')));
+    } catch (e) {
+      if (gone) return;
+      section(attempts, ['err', e.message], () => h('p', { class: 'muted' }, `The attempt history is not available: ${errText(e)}`));
+    }
+  }
+  const attemptsLater = throttle(loadAttempts, 1000);
+
+  // ---- children ----
+
+  function childNode(t) {
+    const b = progressBar(t.progress.ratio, { phase: t.phase, label: `Progress of ${t.name || t.type}` });
+    const pct = h('span', { class: 'muted' }, `${t.progress.percent}%`);
+    const phase = h('span', {}, phaseBadge(t.phase), t.paused ? [' ', pausedBadge()] : null);
+    const toggle = h('button', { type: 'button', class: 'link', 'aria-expanded': 'false', 'aria-label': `Children of ${t.name || t.type}` }, '▸ children');
+    const li = h('li', { 'data-testid': `child-${t.id}`, 'data-task-id': t.id },
+      h('div', { class: 'node' },
+        h('span', {}, h('a', { href: `#/tasks/${t.id}` }, t.name || t.type), ' ', h('span', { class: 'id' }, shortId(t.id))),
+        phase, b, h('span', {}, pct, ' ', toggle)));
+    const node = { li, task: t, bar: b, pct, phase };
+    toggle.addEventListener('click', async () => {
+      const open = toggle.getAttribute('aria-expanded') === 'true';
+      toggle.textContent = open ? '▸ children' : '▾ children';
+      if (open) {
+        toggle.setAttribute('aria-expanded', 'false');
+        const ul = childLists.get(t.id);
+        if (ul) ul.remove();
+        childLists.delete(t.id);
+        return;
+      }
+      toggle.setAttribute('aria-expanded', 'true');
+      const ul = h('ul', { class: 'tree' });
+      li.append(ul);
+      childLists.set(t.id, ul);
+      await loadChildren(t.id, ul);
+    });
+    children.set(t.id, node);
+    return li;
+  }
+
+  function updateChild(node, t) {
+    setProgress(node.bar, t.progress.ratio, t.phase);
+    node.pct.textContent = `${t.progress.percent}%`;
+    const phase = h('span', {}, phaseBadge(t.phase), t.paused ? [' ', pausedBadge()] : null);
+    node.phase.replaceWith(phase);
+    node.phase = phase;
+    node.task = t;
+  }
+
+  async function loadChildren(parent, ul) {
+    try {
+      const r = await api('GET', `/v1/tasks${qs({ parent_id: parent, order: 'asc', limit: CHILDREN_PAGE })}`);
+      if (gone) return;
+      clear(ul).append(...r.tasks.map(childNode));
+      if (!r.tasks.length) ul.append(h('li', { class: 'muted' }, 'No children.'));
+      if (r.next_cursor) ul.append(h('li', {}, h('a', { href: `#/tasks${qs({ parent_id: parent })}` }, `More children: see them all in the task list`)));
+    } catch (e) {
+      if (!gone) clear(ul).append(h('li', { class: 'muted' }, `The children cannot be listed: ${errText(e)}`));
+    }
+  }
+
+  // ---- timeline ----
+
+  function renderTimeline(all) {
+    const visible = (ev) => showBeats || !/^task\.(progress|lease)$/.test(ev.kind);
+    if (all) clear(timelineList);
+    const start = all ? 0 : renderTimeline.done || 0;
+    for (let i = start; i < timeline.length; i++) {
+      const ev = timeline[i];
+      if (!visible(ev)) continue;
+      const s = summary(ev, ctx.actorLabel);
+      timelineList.prepend(h('li', { 'data-testid': 'timeline-entry', 'data-kind': ev.kind, 'data-seq': String(ev.seq) },
+        h('span', { class: 'muted' }, timeEl(ev.at)),
+        h('span', { class: 'kind' }, s.k),
+        ev.cause ? h('span', { class: 'muted' }, `(${ev.cause})`) : null,
+        h('span', {}, s.what),
+        h('span', { class: 'actor', 'data-testid': 'timeline-actor', 'data-actor': ev.actor ?? '' }, `by ${s.actor}`)));
+    }
+    renderTimeline.done = timeline.length;
+    while (timelineList.children.length > TIMELINE_MAX) timelineList.lastElementChild.remove();
+    const hidden = timeline.filter((ev) => !visible(ev)).length;
+    timelineNote.textContent = `${fmtNum(timeline.length)} event${timeline.length === 1 ? '' : 's'}` +
+      (hidden ? ` (${fmtNum(hidden)} heartbeats hidden)` : '') + '.';
+  }
+
+  // ---- live ----
+
+  function takeTask(t) {
+    if (!t || t.truncated) {
+      refetch.call();
+      return;
+    }
+    if (task && (t.version || 0) <= (task.version || 0)) return;
+    const phaseChanged = !task || task.phase !== t.phase || task.attempt !== t.attempt;
+    task = t;
+    render();
+    if (phaseChanged) attemptsLater.call();
+  }
+
+  const stream = ctx.can.read ? new EventStream(`/v1/tasks/${id}/events?since=0`, {
+    onevents(batch) {
+      for (const ev of batch) {
+        if (seen.has(ev.seq)) continue;
+        seen.add(ev.seq);
+        timeline.push(ev);
+        if (ev.kind === 'task.deleted') {
+          deleted = true;
+          note.hidden = false;
+          note.textContent = 'This task was deleted. What you see is its last state.';
+        }
+      }
+      if (timeline.length > TIMELINE_MAX * 2) {
+        timeline.splice(0, timeline.length - TIMELINE_MAX);
+        renderTimeline(true);
+      } else {
+        renderTimeline(false);
+      }
+      const last = batch[batch.length - 1];
+      if (last && last.task && !loading) takeTask(last.task);
+      else if (last && last.task) early = last.task;
+    },
+    onpruned() {
+      refetch.call();
+      timelineNote.textContent = 'Older events were removed by the server\'s retention.';
+    },
+    onstatus(status) {
+      timelineNote.textContent = status === 403 ? 'This token may not read the event log.' : `The timeline is not available (${status}).`;
+    },
+  }) : null;
+  if (!stream) timelineNote.textContent = 'This token may not read the event log.';
+
+  let loading = true;
+  let early = null;
+  async function load() {
+    try {
+      const t = await api('GET', `/v1/tasks/${id}`);
+      if (gone) return;
+      loading = false;
+      if (task && t.version <= task.version) return;
+      task = null;
+      takeTask(t);
+      if (early) takeTask(early);
+      early = null;
+      loadAttempts();
+    } catch (e) {
+      if (gone) return;
+      loading = false;
+      if (e.status === 404 && !task) {
+        add(clear(root), h('p', {}, h('a', { href: '#/tasks' }, '« Tasks')),
+          h('h1', {}, 'No such task'),
+          h('p', { 'data-testid': 'task-missing' }, `There is no task '${id}' that this token can see.`));
+        gone = true;
+        if (stream) stream.stop();
+        return;
+      }
+      note.hidden = false;
+      note.textContent = `Could not read the task: ${errText(e)}`;
+    }
+  }
+  const refetch = throttle(load, 1000);
+
+  async function act(a) {
+    if (a === 'delete') {
+      const ok = await confirmDialog('Delete this task?', `Delete '${task.name || task.type}' (${task.id})? It cannot be undone.`, 'Delete');
+      if (!ok) return;
+    }
+    try {
+      const r = await api(a === 'delete' ? 'DELETE' : 'POST', a === 'delete' ? `/v1/tasks/${id}` : `/v1/tasks/${id}/${a}`);
+      if (a === 'delete') {
+        toast('Task deleted.');
+        location.hash = '#/tasks';
+        return;
+      }
+      toast({ cancel: r.phase === 'stopping' ? 'Cancel requested: the worker stops at its next heartbeat.' : 'Task cancelled.', retry: 'Task queued again.', pause: 'Task paused.', resume: 'Task resumed.' }[a]);
+      takeTask(r);
+    } catch (e) {
+      toast(`Could not ${a} the task: ${errText(e)}`, true);
+    }
+  }
+
+  load();
+  if (ctx.can.read) {
+    loadChildren(id, kids);
+    childLists.set(id, kids);
+  } else {
+    kidsHead.textContent = 'This token may not list tasks.';
+  }
+  if (stream) stream.start();
+
+  return {
+    // The app's stream: the children (at every level shown) and this task too.
+    onevents(batch) {
+      for (const [cid, ev] of latestByTask(batch)) {
+        if (cid === id) continue; // the task's own stream has it
+        const node = children.get(cid);
+        if (node) {
+          if (ev.kind === 'task.deleted') node.li.remove();
+          else if (!ev.task.truncated && (ev.task.version || 0) > (node.task.version || 0)) updateChild(node, ev.task);
+          continue;
+        }
+        const ul = ev.kind === 'task.created' && childLists.get(ev.task.parent_id);
+        if (ul) {
+          const empty = ul.querySelector('li.muted');
+          if (empty) empty.remove();
+          ul.append(childNode(ev.task));
+        }
+      }
+    },
+    refresh() {
+      load();
+      loadChildren(id, kids);
+    },
+    onreconnect() {
+      load();
+      loadChildren(id, kids);
+    },
+    unmount() {
+      gone = true;
+      if (stream) stream.stop();
+      attemptsLater.cancel();
+      refetch.cancel();
+    },
+  };
+}

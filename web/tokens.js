@@ -1,0 +1,116 @@
+// tokens.js: the Tokens view (admin tokens only). Every token (GET
+// /v1/tokens: never a secret), a form that creates one and shows its bearer
+// string this once, and revoke (DELETE /v1/tokens/ID), which the server
+// honours on the token's very next request.
+
+import { api } from './api.js';
+import { h, add, clear, timeEl, toast, confirmDialog, errText } from './dom.js';
+
+const ROLES = ['reader', 'client', 'worker', 'admin'];
+
+export function mount(root, _route, ctx) {
+  let gone = false;
+  const list = h('div', { class: 'scroll', 'data-testid': 'tokens' }, h('p', { class: 'muted' }, 'Loading…'));
+  const created = h('div', { 'data-testid': 'token-created', role: 'status' });
+  const role = h('select', { id: 'tk-role', 'data-testid': 'token-role' }, ROLES.map((r) => h('option', { value: r }, r)));
+  const ns = h('input', { id: 'tk-ns', value: 'default', required: true, pattern: '[A-Za-z0-9._-]{1,64}', 'data-testid': 'token-namespace' });
+  const name = h('input', { id: 'tk-name', 'data-testid': 'token-name' });
+  const expires = h('input', { id: 'tk-exp', placeholder: 'e.g. 90d, 12h', 'data-testid': 'token-expires' });
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'tk-new-h', 'data-testid': 'token-form' },
+    h('h2', { id: 'tk-new-h' }, 'Create a token'),
+    ctx.session && ctx.session.open
+      ? h('p', { class: 'notice' }, 'The server is in open mode. The first token ends it: from then on every call needs a token, and this page asks for one. Copy the new admin token before you leave this page.')
+      : null,
+    h('div', { class: 'filters' },
+      h('label', { for: 'tk-role' }, 'Role', role),
+      h('label', { for: 'tk-ns' }, 'Namespace', ns),
+      h('label', { for: 'tk-name' }, 'Name (optional)', name),
+      h('label', { for: 'tk-exp' }, 'Expires in (optional)', expires)),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'token-create' }, 'Create token')),
+    created);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const body = { role: role.value, namespace: ns.value.trim() };
+    if (name.value.trim()) body.name = name.value.trim();
+    if (expires.value.trim()) body.expires_in = expires.value.trim();
+    try {
+      const t = await api('POST', '/v1/tokens', body);
+      ctx.tokenNames.set(t.id, t.name || t.role);
+      const secret = h('div', { class: 'secret', 'data-testid': 'token-secret', tabindex: '0' }, t.secret);
+      const copy = h('button', {
+        type: 'button', 'data-testid': 'token-copy',
+        onclick: async () => {
+          try {
+            await navigator.clipboard.writeText(t.secret);
+            toast('Copied.');
+          } catch {
+            getSelection().selectAllChildren(secret);
+            toast('Select and copy the token by hand.');
+          }
+        },
+      }, 'Copy');
+      clear(created).append(
+        h('p', {}, h('strong', {}, `Token ${t.id} (${t.role}, namespace ${t.namespace}) created.`),
+          ' This is the only time its secret is shown: copy it now.'),
+        secret, h('div', { class: 'actions' }, copy));
+      name.value = '';
+      expires.value = '';
+      load();
+    } catch (e) {
+      clear(created).append(h('p', { class: 'error', role: 'alert' }, `Could not create the token: ${errText(e)}`));
+    }
+  });
+
+  add(root, h('h1', {}, 'Tokens'), form, h('section', { class: 'panel', 'aria-label': 'Tokens' }, list));
+
+  async function load() {
+    try {
+      const r = await api('GET', '/v1/tokens');
+      if (gone) return;
+      const ts = r.tokens || [];
+      for (const t of ts) ctx.tokenNames.set(t.id, t.name || t.role);
+      clear(list).append(ts.length ? h('table', { 'data-testid': 'tokens-table' },
+        h('thead', {}, h('tr', {}, ['Id', 'Name', 'Role', 'Namespace', 'Status', 'Created', 'Expires', 'Revoked', ''].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, ts.map((t) => h('tr', { 'data-testid': `token-row-${t.id}` },
+          h('th', { scope: 'row', class: 'mono' }, t.id),
+          h('td', {}, t.name || ''),
+          h('td', {}, t.role),
+          h('td', {}, t.namespace),
+          h('td', { 'data-testid': 'token-status' }, h('span', { class: `badge ph-${t.status === 'active' ? 'completed' : 'cancelled'}` }, t.status)),
+          h('td', {}, timeEl(t.created_at)),
+          h('td', {}, timeEl(t.expires_at)),
+          h('td', {}, timeEl(t.revoked_at)),
+          h('td', {}, t.status === 'active' ? h('button', {
+            type: 'button', class: 'danger', 'data-testid': `token-revoke-${t.id}`,
+            'aria-label': `Revoke token ${t.name || t.id}`, onclick: () => revoke(t),
+          }, 'Revoke') : null)))))
+        : h('p', { class: 'muted' }, 'No tokens: the server is in open mode.'));
+    } catch (e) {
+      if (!gone) clear(list).append(h('p', { class: 'error', role: 'alert' }, `Could not read the tokens: ${errText(e)}`));
+    }
+  }
+
+  async function revoke(t) {
+    const mine = ctx.session && ctx.session.token_id === t.id;
+    const ok = await confirmDialog('Revoke this token?',
+      `Revoke ${t.name || t.id} (${t.role}, namespace ${t.namespace})? Every call with it is refused from now on.${mine ? ' It is the token this page uses: you will have to sign in again.' : ''}`,
+      'Revoke');
+    if (!ok) return;
+    try {
+      await api('DELETE', `/v1/tokens/${encodeURIComponent(t.id)}`);
+      toast('Token revoked.');
+      load();
+    } catch (e) {
+      toast(`Could not revoke the token: ${errText(e)}`, true);
+    }
+  }
+
+  load();
+  return {
+    refresh: load,
+    onreconnect: load,
+    unmount() {
+      gone = true;
+    },
+  };
+}

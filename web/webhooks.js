@@ -1,0 +1,131 @@
+// webhooks.js: the Webhooks view (admin and client tokens). The webhooks
+// of the viewer's namespace (GET /v1/webhooks), a form to add one (its
+// secret is shown once), delete, and for the webhook in the hash
+// (#/webhooks/ID) its latest deliveries and their outcomes.
+
+import { api, qs } from './api.js';
+import { h, add, clear, timeEl, toast, confirmDialog, errText } from './dom.js';
+
+const EVENTS = ['task.spawned', 'task.updated', 'task.completed', 'task.failed'];
+
+export function mount(root, route) {
+  const selected = route.id;
+  let gone = false;
+  const list = h('div', { class: 'scroll', 'data-testid': 'webhooks' }, h('p', { class: 'muted' }, 'Loading…'));
+  const deliveries = h('div', { class: 'scroll', 'data-testid': 'deliveries' });
+  const created = h('div', { 'data-testid': 'webhook-created', role: 'status' });
+
+  const url = h('input', { id: 'wh-url', type: 'url', required: true, placeholder: 'https://example.com/hook', 'data-testid': 'webhook-url' });
+  const name = h('input', { id: 'wh-name', 'data-testid': 'webhook-name' });
+  const boxes = EVENTS.map((e) => h('label', { class: 'inline' }, h('input', { type: 'checkbox', name: 'events', value: e, checked: true }), e));
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'wh-new-h', 'data-testid': 'webhook-form' },
+    h('h2', { id: 'wh-new-h' }, 'Add a webhook'),
+    h('div', { class: 'filters' },
+      h('label', { for: 'wh-url' }, 'URL', url),
+      h('label', { for: 'wh-name' }, 'Name (optional)', name),
+      h('fieldset', {}, h('legend', {}, 'Events'), boxes)),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'webhook-create' }, 'Add webhook')),
+    created);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const events = boxes.map((b) => b.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
+    try {
+      const w = await api('POST', '/v1/webhooks', { url: url.value.trim(), name: name.value.trim() || undefined, events });
+      clear(created).append(h('p', {}, `Webhook ${w.id} added. Its signing secret, shown this once:`),
+        h('div', { class: 'secret', 'data-testid': 'webhook-secret' }, w.secret || ''));
+      url.value = '';
+      name.value = '';
+      load();
+    } catch (e) {
+      clear(created).append(h('p', { class: 'error', role: 'alert' }, `Could not add the webhook: ${errText(e)}`));
+    }
+  });
+
+  add(root, h('h1', {}, 'Webhooks'),
+    h('section', { class: 'panel', 'aria-label': 'Webhooks' }, list),
+    selected ? h('section', { class: 'panel', 'aria-labelledby': 'dl-h' },
+      h('div', { class: 'row' }, h('h2', { id: 'dl-h' }, `Deliveries of ${selected}`),
+        h('button', { type: 'button', onclick: () => loadDeliveries(), 'data-testid': 'deliveries-refresh' }, 'Read again')),
+      deliveries) : null,
+    form);
+
+  async function load() {
+    try {
+      const r = await api('GET', '/v1/webhooks');
+      if (gone) return;
+      const ws = r.webhooks || [];
+      if (!ws.length) {
+        clear(list).append(h('p', { class: 'muted' }, 'No webhooks yet.'));
+        return;
+      }
+      clear(list).append(h('table', { 'data-testid': 'webhooks-table' },
+        h('thead', {}, h('tr', {}, ['Name', 'URL', 'Namespace', 'Events', 'Created', ''].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, ws.map((w) => h('tr', { 'data-testid': `webhook-row-${w.id}`, 'aria-current': w.id === selected ? 'true' : null },
+          h('th', { scope: 'row' }, h('a', { href: `#/webhooks/${w.id}` }, w.name || w.id)),
+          h('td', { class: 'mono' }, w.url),
+          h('td', {}, w.namespace || 'all'),
+          h('td', {}, (w.events || []).join(', ')),
+          h('td', {}, timeEl(w.created_at)),
+          h('td', {}, h('div', { class: 'actions' },
+            h('a', { class: 'button', href: `#/webhooks/${w.id}`, 'data-testid': `webhook-deliveries-${w.id}` }, 'Deliveries'),
+            h('button', {
+              type: 'button', class: 'danger', 'data-testid': `webhook-delete-${w.id}`, 'aria-label': `Delete webhook ${w.name || w.id}`,
+              onclick: () => remove(w),
+            }, 'Delete'))))))));
+    } catch (e) {
+      if (!gone) clear(list).append(h('p', { class: 'error', role: 'alert' }, `Could not read the webhooks: ${errText(e)}`));
+    }
+  }
+
+  async function loadDeliveries() {
+    if (!selected) return;
+    try {
+      const r = await api('GET', `/v1/webhooks/${encodeURIComponent(selected)}/deliveries${qs({ limit: 100 })}`);
+      if (gone) return;
+      const ds = r.deliveries || [];
+      clear(deliveries).append(ds.length ? h('table', { 'data-testid': 'deliveries-table' },
+        h('thead', {}, h('tr', {}, ['Event', 'Outcome', 'Attempts', 'Last HTTP status', 'Last error', 'Next attempt', 'Created', 'Updated'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, ds.map((d) => h('tr', { 'data-testid': 'delivery-row' },
+          h('td', {}, d.event, ' ', h('span', { class: 'id' }, `#${d.seq}`)),
+          h('td', {}, h('span', { class: `badge ph-${{ delivered: 'completed', failed: 'failed', pending: 'pending' }[d.status] || 'pending'}`, 'data-testid': 'delivery-status' }, d.status)),
+          h('td', { class: 'num' }, String(d.attempts)),
+          h('td', { class: 'num' }, d.last_status ? String(d.last_status) : '—'),
+          h('td', { class: 'error' }, d.last_error || ''),
+          h('td', {}, timeEl(d.next_attempt_at)),
+          h('td', {}, timeEl(d.created_at)),
+          h('td', {}, timeEl(d.updated_at))))))
+        : h('p', { class: 'muted' }, 'No deliveries yet.'));
+    } catch (e) {
+      if (!gone) clear(deliveries).append(h('p', { class: 'error', role: 'alert' }, `Could not read the deliveries: ${errText(e)}`));
+    }
+  }
+
+  async function remove(w) {
+    const ok = await confirmDialog('Delete this webhook?', `Delete the webhook to ${w.url}? Its pending deliveries are dropped.`, 'Delete');
+    if (!ok) return;
+    try {
+      await api('DELETE', `/v1/webhooks/${encodeURIComponent(w.id)}`);
+      toast('Webhook deleted.');
+      if (w.id === selected) location.hash = '#/webhooks';
+      else load();
+    } catch (e) {
+      toast(`Could not delete the webhook: ${errText(e)}`, true);
+    }
+  }
+
+  load();
+  loadDeliveries();
+  return {
+    refresh() {
+      load();
+      loadDeliveries();
+    },
+    onreconnect() {
+      load();
+      loadDeliveries();
+    },
+    unmount() {
+      gone = true;
+    },
+  };
+}
