@@ -145,6 +145,14 @@ TM_API int tm_resume(struct tm_client *c, const char *id, json_t **out);
 /* Removes a finished task for good. */
 TM_API int tm_delete(struct tm_client *c, const char *id);
 
+/* ---- Queues ---- */
+
+/* Every queue with its settings, state and counts: *out is {"queues": [...]}. */
+TM_API int tm_queues(struct tm_client *c, json_t **out);
+/* Pauses (paused true) or resumes a whole queue: a paused queue hands out
+ * no task. Sets *out to the queue (out may be NULL). Admin tokens only. */
+TM_API int tm_queue_pause(struct tm_client *c, const char *queue, bool paused, json_t **out);
+
 /* ---- Watching ---- */
 
 struct tm_watch;

@@ -21,5 +21,6 @@ int cmd_retry(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_work(int argc, char **argv);
+int cmd_queue(int argc, char **argv); /* cmd_queue.c */
 
 #endif

@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"pause", cmd_pause, "keep tasks from being claimed"},
     {"resume", cmd_resume, "let paused tasks be claimed again"},
     {"work", cmd_work, "run a command for each task of a queue"},
+    {"queue", cmd_queue, "list queues; pause or resume a whole queue"},
 };
 
 static void usage(FILE *f) {

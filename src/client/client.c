@@ -427,6 +427,30 @@ int tm_delete(struct tm_client *c, const char *id) {
     return rc;
 }
 
+/* ---- Queues ---- */
+
+int tm_queues(struct tm_client *c, json_t **out) {
+    *out = NULL;
+    json_t *reply = NULL;
+    int rc = client_call(c, "GET", "/v1/queues", NULL, CLIENT_TIMEOUT_S, &reply);
+    return client_want_object(c, rc, &reply, out);
+}
+
+int tm_queue_pause(struct tm_client *c, const char *queue, bool paused, json_t **out) {
+    if (out) *out = NULL;
+    if (!queue || !*queue) return client_fail(c, TM_CLIENT_EINVALID, "'queue' must not be empty");
+    char *e = client_escape(queue);
+    size_t n = strlen(e) + 32;
+    char *path = xmalloc(n);
+    snprintf(path, n, "/v1/queues/%s/%s", e, paused ? "pause" : "resume");
+    free(e);
+    json_t *body = json_object(), *reply = NULL;
+    int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
+    json_decref(body);
+    free(path);
+    return client_want_object(c, rc, &reply, out);
+}
+
 /* ---- Workers ---- */
 
 int tm_claim(struct tm_client *c, const char *queue, const struct tm_claim_options *o,

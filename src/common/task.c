@@ -48,6 +48,7 @@ void queue_settings_default(struct queue_settings *q) {
     q->max_retries = TASK_DEFAULT_MAX_RETRIES;
     q->backoff_ms = TASK_DEFAULT_BACKOFF_MS;
     q->backoff_max_ms = TASK_DEFAULT_BACKOFF_MAX_MS;
+    q->paused = false;
 }
 
 void task_apply_queue_settings(struct task *t, const struct queue_settings *q) {
@@ -77,6 +78,7 @@ void task_free(struct task *t) {
     free(t->error);
     free(t->lease_worker);
     free(t->idempotency_key);
+    free(t->attempts);
     free(t);
 }
 
@@ -101,6 +103,7 @@ struct task *task_clone(const struct task *t) {
     c->error = xstrdup(t->error);
     c->lease_worker = xstrdup(t->lease_worker);
     c->idempotency_key = xstrdup(t->idempotency_key);
+    c->attempts = xstrdup(t->attempts);
     return c;
 }
 

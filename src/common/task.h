@@ -163,6 +163,9 @@ struct task {
     int64_t version;
     bool paused;
     char *idempotency_key;
+    /* Each claim, oldest first: a JSON array of {attempt, worker,
+     * started_at, ended_at, outcome, error} (task_attempt_begin/end), or NULL. */
+    char *attempts;
 };
 
 /*
@@ -171,6 +174,7 @@ struct task {
  */
 struct queue_settings {
     int64_t max_retries, backoff_ms, backoff_max_ms;
+    bool paused; /* the queue hands out no task (POST /v1/queues/{queue}/pause) */
 };
 #define TASK_DEFAULT_MAX_RETRIES    3
 #define TASK_DEFAULT_BACKOFF_MS     1000

@@ -157,6 +157,40 @@ static json_t *json_load_or(const char *text, json_t *fallback) {
     return v;
 }
 
+void task_attempt_begin(struct task *t, int64_t now) {
+    json_t *all = json_load_or(t->attempts, json_array());
+    if (!json_is_array(all)) {
+        json_decref(all);
+        all = json_array();
+    }
+    json_t *a = json_object();
+    json_object_set_new(a, "attempt", json_integer(t->attempt));
+    json_object_set_new(a, "worker", t->lease_worker ? json_string(t->lease_worker) : json_null());
+    json_set_time(a, "started_at", now);
+    json_object_set_new(a, "ended_at", json_null());
+    json_object_set_new(a, "outcome", json_string("running"));
+    json_object_set_new(a, "error", json_null());
+    json_array_append_new(all, a);
+    while (json_array_size(all) > TASK_MAX_ATTEMPTS)
+        json_array_remove(all, 0);
+    free(t->attempts);
+    t->attempts = json_text(all);
+    json_decref(all);
+}
+
+void task_attempt_end(struct task *t, const char *outcome, const char *error, int64_t now) {
+    json_t *all = json_load_or(t->attempts, NULL);
+    json_t *last = json_array_get(all, json_array_size(all) - 1);
+    if (last && json_is_null(json_object_get(last, "ended_at"))) {
+        json_set_time(last, "ended_at", now);
+        json_object_set_new(last, "outcome", json_string(outcome));
+        json_object_set_new(last, "error", error ? json_string(error) : json_null());
+        free(t->attempts);
+        t->attempts = json_text(all);
+    }
+    json_decref(all);
+}
+
 void task_add_messages(struct task *t, json_t *messages, int64_t now) {
     size_t n = json_array_size(messages);
     if (n == 0) return;

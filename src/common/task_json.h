@@ -26,6 +26,17 @@ void task_json_write(struct buf *b, const struct task *t);
  */
 bool task_json_write_capped(struct buf *b, const struct task *t, size_t max_bytes);
 
+/*
+ * The attempt history (task.attempts). A claim opens an entry {attempt,
+ * worker, started_at, ended_at: null, outcome: "running", error: null};
+ * the end of the run closes the open one with its outcome (completed,
+ * failed, retry, released, lease_expired, cancelled) and error. The
+ * newest TASK_MAX_ATTEMPTS are kept.
+ */
+#define TASK_MAX_ATTEMPTS 50
+void task_attempt_begin(struct task *t, int64_t now);
+void task_attempt_end(struct task *t, const char *outcome, const char *error, int64_t now);
+
 /* Appends messages (array of {level,key,text,locale,parameters}), stamping `at`,
  * dropping the oldest past TASK_MAX_MESSAGES; a WARN marks the run warned. */
 void task_add_messages(struct task *t, json_t *messages, int64_t now);

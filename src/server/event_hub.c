@@ -122,6 +122,11 @@ void sse_frame_write(struct buf *b, const struct store_event *ev) {
     time_format_rfc3339(ev->at, at);
     buf_printf(b, "id: %lld\nevent: %s\ndata: {\"seq\":%lld,\"kind\":\"%s\",\"cause\":\"%s\",",
                (long long)ev->seq, ev->kind, (long long)ev->seq, ev->kind, ev->cause);
+    /* Token ids and "open" need no escaping. */
+    if (ev->actor[0])
+        buf_printf(b, "\"actor\":\"%s\",", ev->actor);
+    else
+        buf_puts(b, "\"actor\":null,");
     buf_printf(b,
                "\"at\":\"%s\",\"task_id\":\"%s\",\"phase\":\"%s\",\"version\":%lld,\"task\":", at,
                ev->task_id, task_phase_name(ev->phase), (long long)ev->version);

@@ -225,6 +225,8 @@ static void token_waiters_give(struct server *srv, const char *id) {
 }
 
 void req_submit(struct req *r, handler_fn on_resume) {
+    /* Who asked, for the events of the change: the token, or "open" in open mode. */
+    if (!r->op.actor) r->op.actor = r->token_id[0] ? r->token_id : "open";
     if (r->op.deadline_ms > 0 && !r->waiter_counted) {
         /* A long-poll or a waiting claim holds a connection for long: cap them,
          * in all and per token, so one tenant cannot take every place. */

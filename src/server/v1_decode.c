@@ -478,6 +478,12 @@ int v1_list_query_add(struct list_query *q, const struct limits *lim, const char
         f->parent_id = value;
     } else if (strcmp(key, "name_prefix") == 0) {
         f->name_prefix = value;
+    } else if (strcmp(key, "q") == 0) {
+        if (!*value) return err_set(e, TM_EINVALID, key, "'q' must not be empty");
+        f->search = value;
+    } else if (strcmp(key, "namespace") == 0) {
+        if (!*value) return err_set(e, TM_EINVALID, key, "'namespace' must not be empty");
+        f->namespace_eq = value;
     } else if (strcmp(key, "created_after") == 0) {
         return list_time(key, value, &f->created_after, e);
     } else if (strcmp(key, "created_before") == 0) {

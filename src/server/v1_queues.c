@@ -3,6 +3,8 @@
  * in the store's writer, so a task submitted during the wait is handed
  * over in the same commit) and the counts per queue and phase.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../common/buf.h"
@@ -96,6 +98,25 @@ static void queues_configure(struct req *r) {
     req_submit(r, queues_configured);
 }
 
+/* One entry of GET /v1/queues. */
+static void queue_entry_write(struct buf *b, const struct queue_counts *q) {
+    queue_settings_write(b, q->queue, &q->settings, q->configured);
+    json_put_key(b, "state", false);
+    json_put_str(b, q->settings.paused ? "paused" : "active");
+    buf_puts(b, ",\"counts\":{");
+    int64_t total = 0;
+    for (int p = 0; p < TASK_PHASE_COUNT; p++) {
+        json_put_key(b, task_phase_name((enum task_phase)p), p == 0);
+        json_put_int(b, q->phase[p]);
+        total += q->phase[p];
+    }
+    buf_puts(b, "},\"paused\":");
+    json_put_int(b, q->paused);
+    buf_puts(b, ",\"total\":");
+    json_put_int(b, total);
+    buf_putc(b, '}');
+}
+
 static void queues_list(struct req *r) {
     struct queue_counts *qc = NULL;
     size_t n = 0;
@@ -110,22 +131,151 @@ static void queues_list(struct req *r) {
     buf_puts(&b, "{\"queues\":[");
     for (size_t i = 0; i < n; i++) {
         if (i) buf_putc(&b, ',');
-        queue_settings_write(&b, qc[i].queue, &qc[i].settings, qc[i].configured);
-        buf_puts(&b, ",\"counts\":{");
-        int64_t total = 0;
-        for (int p = 0; p < TASK_PHASE_COUNT; p++) {
-            json_put_key(&b, task_phase_name((enum task_phase)p), p == 0);
-            json_put_int(&b, qc[i].phase[p]);
-            total += qc[i].phase[p];
-        }
-        buf_puts(&b, "},\"paused\":");
-        json_put_int(&b, qc[i].paused);
-        buf_puts(&b, ",\"total\":");
-        json_put_int(&b, total);
-        buf_putc(&b, '}');
+        queue_entry_write(&b, &qc[i]);
     }
     buf_puts(&b, "]}");
     queue_counts_free(qc, n);
+    reply_json(r, 200, &b);
+}
+
+/* After a pause or resume: the queue as GET /v1/queues lists it. */
+static void queues_paused(struct req *r) {
+    if (r->op.err.code) {
+        reply_error(r, &r->op.err);
+        return;
+    }
+    struct queue_counts *qc = NULL;
+    size_t n = 0;
+    struct tm_error e;
+    err_clear(&e);
+    if (store_queue_counts(req_store(r), r->ns, &qc, &n, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    for (size_t i = 0; i < n && !b.len; i++)
+        if (strcmp(qc[i].queue, r->op.queue) == 0) queue_entry_write(&b, &qc[i]);
+    queue_counts_free(qc, n);
+    if (!b.len) { /* not listed: only another node's change in between could do that */
+        buf_release(&b);
+        reply_error_code(r, TM_ENOT_FOUND, "queue", "queue not found");
+        return;
+    }
+    reply_json(r, 200, &b);
+}
+
+/* POST /v1/queues/{queue}/pause and /resume: an empty body or {}. */
+static void queues_pause_set(struct req *r, bool paused) {
+    const char *queue = r->param[0];
+    if (!v1_is_name(queue, 64)) {
+        reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
+        return;
+    }
+    if (req_json_body(r, true)) return;
+    const char *key = json_object_iter_key(json_object_iter(r->json));
+    if (key) {
+        struct tm_error e;
+        err_set(&e, TM_EINVALID, key, "unknown field '%s'", key);
+        reply_error(r, &e);
+        return;
+    }
+    store_op_init(&r->op, STORE_OP_QUEUE_PAUSE);
+    r->op.queue = queue;
+    r->op.queue_settings.paused = paused;
+    req_submit(r, queues_paused);
+}
+
+static void queues_pause(struct req *r) {
+    queues_pause_set(r, true);
+}
+
+static void queues_resume(struct req *r) {
+    queues_pause_set(r, false);
+}
+
+static int queues_stats_arg(void *cls, const char *key, const char *value) {
+    (void)value;
+    if (strcmp(key, "range") == 0) return 0;
+    return err_set(cls, TM_EINVALID, key, "unknown query parameter '%s'", key);
+}
+
+/*
+ * GET /v1/queues/{queue}/stats?range=hour|day: per bucket (a minute over
+ * the last hour, 15 minutes over the last day; the last bucket holds the
+ * current minute), the tasks submitted, completed and failed, and the
+ * queue latency of the claims (ms from ready to claimed; null without claims).
+ */
+static void queues_stats(struct req *r) {
+    const char *queue = r->param[0];
+    if (!v1_is_name(queue, 64)) {
+        reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
+        return;
+    }
+    const char *range = "hour";
+    int64_t step = 1, nb = 60;
+    const char *rv = req_query(r, "range");
+    if (rv) {
+        if (strcmp(rv, "hour") == 0) {
+            range = "hour";
+        } else if (strcmp(rv, "day") == 0) {
+            range = "day";
+            step = 15;
+            nb = 96;
+        } else {
+            reply_error_code(r, TM_EINVALID, "range", "'range' must be 'hour' or 'day'");
+            return;
+        }
+    }
+    struct tm_error e;
+    err_clear(&e);
+    if (req_query_each(r, queues_stats_arg, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    int64_t now_min = time_now_ms() / 60000;
+    int64_t end = (now_min / step + 1) * step, start = end - nb * step;
+    struct queue_stat *st = NULL;
+    size_t n = 0;
+    if (store_queue_stats(req_store(r), r->ns, queue, start, end, &st, &n, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"queue\":");
+    json_put_str(&b, queue);
+    json_put_key(&b, "range", false);
+    json_put_str(&b, range);
+    buf_printf(&b, ",\"bucket_seconds\":%lld,\"buckets\":[", (long long)(step * 60));
+    size_t k = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        int64_t from = start + i * step;
+        struct queue_stat sum = {0};
+        for (; k < n && st[k].minute < from + step; k++) {
+            if (st[k].minute < from) continue;
+            sum.submitted += st[k].submitted;
+            sum.completed += st[k].completed;
+            sum.failed += st[k].failed;
+            sum.latency_sum += st[k].latency_sum;
+            sum.latency_n += st[k].latency_n;
+            if (st[k].latency_max > sum.latency_max) sum.latency_max = st[k].latency_max;
+        }
+        char at[TIME_RFC3339_LEN + 1];
+        time_format_rfc3339(from * 60000, at);
+        buf_printf(&b,
+                   "%s{\"at\":\"%s\",\"submitted\":%lld,\"completed\":%lld,\"failed\":%lld,"
+                   "\"latency_ms_avg\":",
+                   i ? "," : "", at, (long long)sum.submitted, (long long)sum.completed,
+                   (long long)sum.failed);
+        if (sum.latency_n)
+            buf_printf(&b, "%.1f,\"latency_ms_max\":%lld}",
+                       (double)sum.latency_sum / (double)sum.latency_n, (long long)sum.latency_max);
+        else
+            buf_puts(&b, "null,\"latency_ms_max\":null}");
+    }
+    buf_puts(&b, "]}");
+    free(st);
     reply_json(r, 200, &b);
 }
 
@@ -133,5 +283,8 @@ const struct route v1_queues_routes[] = {
     {"POST", "/v1/queues/:queue/claim", queues_claim, PERM_WORK},
     {"GET", "/v1/queues", queues_list, PERM_READ},
     {"PUT", "/v1/queues/:queue", queues_configure, PERM_ADMIN},
+    {"POST", "/v1/queues/:queue/pause", queues_pause, PERM_ADMIN},
+    {"POST", "/v1/queues/:queue/resume", queues_resume, PERM_ADMIN},
+    {"GET", "/v1/queues/:queue/stats", queues_stats, PERM_READ},
     {NULL, NULL, NULL, 0},
 };

@@ -5,6 +5,7 @@
  * Writes go to the store as ops and reply when durable; reads are served
  * on the calling thread from a reader connection.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,10 +272,236 @@ static void tasks_delete(struct req *r) {
     req_submit(r, tasks_deleted);
 }
 
+/* GET /v1/tasks/{id}/attempts: each claim of the task, oldest first. */
+static void tasks_attempts(struct req *r) {
+    const char *id = path_task_id(r);
+    if (!id) return;
+    struct tm_error e;
+    err_clear(&e);
+    struct task *t = NULL;
+    if (store_task_get(req_store(r), r->ns, id, &t, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"task_id\":");
+    json_put_str(&b, t->id);
+    json_put_key(&b, "attempt", false);
+    json_put_int(&b, t->attempt);
+    json_put_key(&b, "attempts", false);
+    buf_puts(&b, t->attempts ? t->attempts : "[]");
+    buf_putc(&b, '}');
+    task_free(t);
+    reply_json(r, 200, &b);
+}
+
+/*
+ * POST /v1/tasks/bulk: one control on every task matching a filter.
+ * {"action", "filter": {GET /v1/tasks parameters}, "dry_run": true} counts;
+ * {"action", "filter", "expected": N} acts when the filter still matches N
+ * tasks (else 409), at most BULK_MAX. Each task goes through its own op (so
+ * each gets its event and its state machine check); the ops are handed to
+ * the store at once and share its group commits. Tasks the action does not
+ * apply to (a retry of a running task) are counted as skipped.
+ */
+#define BULK_MAX 10000
+
+static const struct {
+    const char *name;
+    enum store_op_kind kind;
+    bool admin;
+} bulk_actions[] = {
+    {"cancel", STORE_OP_CANCEL, false}, {"retry", STORE_OP_RETRY, false},
+    {"pause", STORE_OP_PAUSE, false},   {"resume", STORE_OP_RESUME, false},
+    {"delete", STORE_OP_DELETE, true},
+};
+
+struct bulk_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t left;
+};
+
+static void bulk_op_done(struct store_op *op) {
+    struct bulk_wait *w = op->udata;
+    pthread_mutex_lock(&w->lock);
+    if (--w->left == 0) pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Reads the filter object into q; each value a string (or a number for limit-free keys). */
+static int bulk_filter(struct req *r, json_t *filter, struct list_query *q, struct tm_error *e) {
+    v1_list_query_init(q);
+    if (!filter) return 0;
+    if (!json_is_object(filter))
+        return err_set(e, TM_EINVALID, "filter", "'filter' must be an object of list parameters");
+    const char *key;
+    json_t *v;
+    json_object_foreach(filter, key, v) {
+        if (strcmp(key, "limit") == 0 || strcmp(key, "cursor") == 0 || strcmp(key, "order") == 0)
+            return err_set(e, TM_EINVALID, "filter", "'filter' may not hold '%s'", key);
+        if (!json_is_string(v))
+            return err_set(e, TM_EINVALID, "filter", "'filter.%s' must be a string", key);
+        if (v1_list_query_add(q, req_limits(r), key, json_string_value(v), e)) {
+            char field[sizeof e->field];
+            snprintf(field, sizeof field, "filter.%s", e->field);
+            snprintf(e->field, sizeof e->field, "%s", field);
+            return -1;
+        }
+    }
+    q->filter.ns = r->ns;
+    return 0;
+}
+
+static void tasks_bulk(struct req *r) {
+    if (req_json_body(r, false)) return;
+    struct tm_error e;
+    err_clear(&e);
+    const char *key;
+    json_t *v;
+    json_object_foreach(r->json, key, v) {
+        if (strcmp(key, "action") && strcmp(key, "filter") && strcmp(key, "dry_run") &&
+            strcmp(key, "expected")) {
+            err_set(&e, TM_EINVALID, key, "unknown field '%s'", key);
+            reply_error(r, &e);
+            return;
+        }
+    }
+    const char *action = json_string_value(json_object_get(r->json, "action"));
+    int a = -1;
+    for (size_t i = 0; action && i < sizeof bulk_actions / sizeof bulk_actions[0]; i++)
+        if (strcmp(action, bulk_actions[i].name) == 0) a = (int)i;
+    if (a < 0) {
+        reply_error_code(r, TM_EINVALID, "action",
+                         "'action' must be one of cancel, retry, pause, resume, delete");
+        return;
+    }
+    if (bulk_actions[a].admin && r->role != TOKEN_ADMIN) {
+        reply_error_code(r, TM_EFORBIDDEN, "action", "only an admin token may delete tasks");
+        return;
+    }
+    json_t *dry = json_object_get(r->json, "dry_run"), *exp = json_object_get(r->json, "expected");
+    if (dry && !json_is_boolean(dry)) {
+        reply_error_code(r, TM_EINVALID, "dry_run", "'dry_run' must be true or false");
+        return;
+    }
+    bool dry_run = json_is_true(dry);
+    if (!dry_run && (!json_is_integer(exp) || json_integer_value(exp) < 0)) {
+        reply_error_code(r, TM_EINVALID, "expected",
+                         "'expected' must be the count a dry run gave (an integer >= 0), or "
+                         "'dry_run' true");
+        return;
+    }
+    struct list_query q;
+    if (bulk_filter(r, json_object_get(r->json, "filter"), &q, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    struct task_list l;
+    q.filter.want_total = true;
+    q.filter.limit = 1;
+    if (store_task_list(req_store(r), &q.filter, &l, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    int64_t matched = l.total;
+    task_list_release(&l);
+    struct buf b;
+    buf_init(&b);
+    if (dry_run) {
+        buf_printf(&b, "{\"matched\":%lld,\"max\":%d}", (long long)matched, BULK_MAX);
+        reply_json(r, 200, &b);
+        return;
+    }
+    if (matched != json_integer_value(exp)) {
+        err_set(&e, TM_ECONFLICT, "expected",
+                "the filter matches %lld tasks now, not %lld; count again", (long long)matched,
+                (long long)json_integer_value(exp));
+        reply_error(r, &e);
+        return;
+    }
+    if (matched > BULK_MAX) {
+        err_set(&e, TM_EINVALID, "filter",
+                "the filter matches %lld tasks; at most %d per request (narrow the filter)",
+                (long long)matched, BULK_MAX);
+        reply_error(r, &e);
+        return;
+    }
+    /* The ids, page by page, oldest first. */
+    char(*ids)[ID_LEN + 1] = xcalloc((size_t)matched + 1, sizeof *ids);
+    size_t n = 0;
+    q.filter.want_total = false;
+    q.filter.ascending = true;
+    q.filter.limit = 1000;
+    for (;;) {
+        if (store_task_list(req_store(r), &q.filter, &l, &e)) {
+            free(ids);
+            reply_error(r, &e);
+            return;
+        }
+        for (size_t i = 0; i < l.n && n < (size_t)matched; i++)
+            memcpy(ids[n++], l.tasks[i]->id, ID_LEN + 1);
+        bool more = l.more && l.n && n < (size_t)matched;
+        if (more) memcpy(q.filter.cursor, l.tasks[l.n - 1]->id, ID_LEN + 1);
+        task_list_release(&l);
+        if (!more) break;
+    }
+    struct store_op *ops = xcalloc(n ? n : 1, sizeof *ops);
+    struct bulk_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, n};
+    const char *actor = r->token_id[0] ? r->token_id : "open";
+    for (size_t i = 0; i < n; i++) {
+        store_op_init(&ops[i], bulk_actions[a].kind);
+        ops[i].ns = r->ns;
+        ops[i].actor = actor;
+        memcpy(ops[i].id, ids[i], ID_LEN + 1);
+        ops[i].done = bulk_op_done;
+        ops[i].udata = &w;
+    }
+    for (size_t i = 0; i < n; i++)
+        store_submit(req_store(r), &ops[i]);
+    pthread_mutex_lock(&w.lock);
+    while (w.left)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    size_t changed = 0, skipped = 0, failed = 0;
+    const struct tm_error *first = NULL;
+    for (size_t i = 0; i < n; i++) {
+        int code = ops[i].err.code;
+        if (code == 0)
+            changed++;
+        else if (code == TM_ECONFLICT || code == TM_ENOT_FOUND)
+            skipped++;
+        else if (failed++ == 0)
+            first = &ops[i].err;
+    }
+    if (failed) {
+        struct tm_error copy = *first;
+        for (size_t i = 0; i < n; i++)
+            store_op_release(&ops[i]);
+        free(ops);
+        free(ids);
+        buf_release(&b);
+        reply_error(r, &copy);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        store_op_release(&ops[i]);
+    free(ops);
+    free(ids);
+    buf_printf(&b, "{\"action\":\"%s\",\"matched\":%lld,\"changed\":%zu,\"skipped\":%zu}",
+               bulk_actions[a].name, (long long)matched, changed, skipped);
+    reply_json(r, 200, &b);
+}
+
 const struct route v1_tasks_routes[] = {
     {"POST", "/v1/tasks", tasks_submit, PERM_OWNER},
     {"GET", "/v1/tasks", tasks_list, PERM_READ},
     {"POST", "/v1/tasks/batch", tasks_batch, PERM_OWNER},
+    {"POST", "/v1/tasks/bulk", tasks_bulk, PERM_OWNER},
+    {"GET", "/v1/tasks/:id/attempts", tasks_attempts, PERM_READ},
     {"GET", "/v1/tasks/:id", tasks_get, PERM_READ | PERM_WORKER},
     {"DELETE", "/v1/tasks/:id", tasks_delete, PERM_ADMIN},
     {"POST", "/v1/tasks/:id/cancel", tasks_cancel, PERM_OWNER},

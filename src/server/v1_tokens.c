@@ -173,7 +173,40 @@ static void tokens_revoke(struct req *r) {
     req_submit(r, tokens_revoked);
 }
 
+/*
+ * GET /v1/whoami: who the caller is, for any role: {"open", "role",
+ * "namespace", "token_id", "name"}. In open mode (no token configured)
+ * open is true and the role admin; otherwise a request without a token
+ * gets 401 like any other.
+ */
+static void tokens_whoami(struct req *r) {
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"open\":");
+    json_put_bool(&b, !r->token_id[0]);
+    json_put_key(&b, "role", false);
+    json_put_str(&b, token_role_name(r->role));
+    json_put_key(&b, "namespace", false);
+    json_put_str(&b, r->role == TOKEN_ADMIN ? NULL : r->ns);
+    json_put_key(&b, "token_id", false);
+    json_put_str(&b, r->token_id[0] ? r->token_id : NULL);
+    struct token *t = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    if (r->token_id[0]) store_token_get(req_store(r), r->token_id, &t, &e);
+    json_put_key(&b, "name", false);
+    json_put_str(&b, t ? t->name : NULL);
+    if (t && r->role == TOKEN_ADMIN) { /* an admin token still has a home namespace */
+        json_put_key(&b, "token_namespace", false);
+        json_put_str(&b, t->namespace);
+    }
+    buf_putc(&b, '}');
+    token_free(t);
+    reply_json(r, 200, &b);
+}
+
 const struct route v1_tokens_routes[] = {
+    {"GET", "/v1/whoami", tokens_whoami, PERM_READ | PERM_WORKER},
     {"POST", "/v1/tokens", tokens_create, PERM_ADMIN},
     {"GET", "/v1/tokens", tokens_list, PERM_ADMIN},
     {"GET", "/v1/tokens/:id", tokens_get, PERM_ADMIN},

@@ -100,7 +100,9 @@ struct store {
     /* The event log: called after each commit that appended events. */
     void (*listener)(void *cls, const struct store_commit *c);
     void *listener_cls;
-    int64_t next_prune; /* wall ms of the next retention pass */
+    int64_t next_prune;       /* wall ms of the next retention pass */
+    int64_t next_stats_prune; /* wall ms of the next pass over queue_stats */
+    char node[ID_LEN + 1];    /* this process, in the rows only it writes (queue_stats) */
 };
 
 /* What one batch changed, for parked ops and the notifications after commit. */
@@ -117,6 +119,8 @@ struct batch {
     const struct store_op *op;  /* the op being applied; NULL in the sweep */
     struct store_event *events; /* appended by this batch, in seq order */
     size_t nevents, capevents, deliveries;
+    struct store_stat_add *stats; /* queue_stats to add, written just before commit */
+    size_t nstats, capstats;
 };
 
 static const struct store_backend *const store_backends[] = {&store_sqlite_backend,
@@ -187,7 +191,11 @@ static void batch_reset(struct batch *b) {
         store_event_release(&b->events[i]);
     for (size_t i = 0; i < b->nready; i++)
         free(b->ready[i]);
-    b->nevents = b->deliveries = b->nready = b->nchanged = b->nserved = 0;
+    for (size_t i = 0; i < b->nstats; i++) {
+        free(b->stats[i].queue);
+        free(b->stats[i].ns);
+    }
+    b->nevents = b->deliveries = b->nready = b->nchanged = b->nserved = b->nstats = 0;
     b->done_head = b->done_tail = NULL;
     b->failed = false;
     b->fail_code = 0;
@@ -200,6 +208,66 @@ static void batch_release(struct batch *b) {
     free(b->changed);
     free(b->ready);
     free(b->served);
+    free(b->stats);
+}
+
+/* The batch's queue_stats row of t's queue and namespace at now's minute. */
+static struct queue_stat *batch_stat(struct batch *b, const struct task *t, int64_t now) {
+    int64_t minute = now / 60000;
+    for (size_t i = 0; i < b->nstats; i++) {
+        struct store_stat_add *a = &b->stats[i];
+        if (a->st.minute == minute && strcmp(a->queue, t->queue) == 0 &&
+            strcmp(a->ns, t->namespace) == 0)
+            return &a->st;
+    }
+    if (b->nstats == b->capstats) {
+        b->capstats = b->capstats ? b->capstats * 2 : 4;
+        b->stats = xrealloc(b->stats, b->capstats * sizeof *b->stats);
+    }
+    struct store_stat_add *a = &b->stats[b->nstats++];
+    memset(a, 0, sizeof *a);
+    a->queue = xstrdup(t->queue);
+    a->ns = xstrdup(t->namespace);
+    a->st.minute = minute;
+    return &a->st;
+}
+
+/* What a change adds to its queue's stats, and to the task's attempts. */
+static void store_note_change(struct batch *b, struct task *t, int before, int64_t now) {
+    enum task_phase after = t->phase;
+    if (before == (int)after) return;
+    if (before < 0) {
+        batch_stat(b, t, now)->submitted++;
+        return;
+    }
+    bool ran = before == TASK_RUNNING || before == TASK_STOPPING;
+    bool runs = after == TASK_RUNNING || after == TASK_STOPPING;
+    if (before == TASK_PENDING && after == TASK_RUNNING) {
+        struct queue_stat *st = batch_stat(b, t, now);
+        int64_t wait = t->ready_at && now > t->ready_at ? now - t->ready_at : 0;
+        st->latency_sum += wait;
+        st->latency_n++;
+        if (wait > st->latency_max) st->latency_max = wait;
+        task_attempt_begin(t, now);
+    } else if (ran && !runs) {
+        const char *cause = store_event_cause(b->op, before), *outcome = cause;
+        const char *error = NULL;
+        if (after == TASK_CANCELLED) {
+            outcome = "cancelled";
+        } else if (strcmp(cause, "complete") == 0) {
+            outcome = "completed";
+        } else if (strcmp(cause, "fail") == 0) {
+            outcome = after == TASK_FAILED ? "failed" : "retry";
+            error = t->error;
+        } else if (strcmp(cause, "release") == 0) {
+            outcome = "released";
+        } else if (strcmp(cause, "lease_expired") == 0) {
+            error = t->error;
+        }
+        task_attempt_end(t, outcome, error, now);
+    }
+    if (after == TASK_COMPLETED) batch_stat(b, t, now)->completed++;
+    if (after == TASK_FAILED) batch_stat(b, t, now)->failed++;
 }
 
 /* Keeps the event of a change; the batch appends its events just before commit. */
@@ -209,7 +277,9 @@ static int store_log_event(struct store *s, struct batch *b, const struct task *
         b->capevents = b->capevents ? b->capevents * 2 : 16;
         b->events = xrealloc(b->events, b->capevents * sizeof *b->events);
     }
-    store_event_fill(&b->events[b->nevents++], t, kind, cause, now, s->opt.event_task_max_bytes);
+    struct store_event *ev = &b->events[b->nevents++];
+    store_event_fill(ev, t, kind, cause, now, s->opt.event_task_max_bytes);
+    if (b->op && b->op->actor) snprintf(ev->actor, sizeof ev->actor, "%s", b->op->actor);
     return 0;
 }
 
@@ -245,8 +315,7 @@ static int store_load_scoped(struct store *s, struct store_op *op, const char *i
     return rc;
 }
 
-static int store_save(struct store *s, struct batch *b, const struct task *t, int before,
-                      int64_t now);
+static int store_save(struct store *s, struct batch *b, struct task *t, int before, int64_t now);
 
 /* Moves a child from one bucket of its parent's counts to another; an
  * awaiting parent whose last open child ended completes here, in the same
@@ -283,8 +352,8 @@ static int store_parent_adjust(struct store *s, struct batch *b, const struct ta
  * parent's counts, the due time, waking claimers, watchers.
  * `before` is the phase before the change, or -1 for a new task.
  */
-static int store_save(struct store *s, struct batch *b, const struct task *t, int before,
-                      int64_t now) {
+static int store_save(struct store *s, struct batch *b, struct task *t, int before, int64_t now) {
+    store_note_change(b, t, before, now);
     int rc = before < 0 ? s->base.backend->insert(s, t) : s->base.backend->update(s, t);
     if (rc) return rc;
     batch_note_changed(b, t->id, t->version);
@@ -328,7 +397,22 @@ static int store_apply_queue_set(struct store *s, struct batch *b, struct store_
     int rc = s->base.backend->queue_put(s, op->queue, &op->queue_settings);
     if (rc) return store_backend_failed(b, op, rc);
     for (int i = 0; i < s->nqcache; i++)
-        if (strcmp(s->qcache[i].name, op->queue) == 0) s->qcache[i].q = op->queue_settings;
+        if (strcmp(s->qcache[i].name, op->queue) == 0) {
+            bool paused = s->qcache[i].q.paused; /* settings leave the pause alone */
+            s->qcache[i].q = op->queue_settings;
+            s->qcache[i].q.paused = paused;
+        }
+    return 0;
+}
+
+/* Pauses or resumes a queue; its other settings stay. Resuming wakes its parked claims. */
+static int store_apply_queue_pause(struct store *s, struct batch *b, struct store_op *op) {
+    int rc = s->base.backend->queue_pause(s, op->queue, op->queue_settings.paused);
+    if (rc) return store_backend_failed(b, op, rc);
+    for (int i = 0; i < s->nqcache; i++)
+        if (strcmp(s->qcache[i].name, op->queue) == 0)
+            s->qcache[i].q.paused = op->queue_settings.paused;
+    if (!op->queue_settings.paused) batch_note_ready(b, op->queue);
     return 0;
 }
 
@@ -440,7 +524,11 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
 static int store_apply_claim(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     struct store_claim_query q = {op->ns, op->queue, op->types, op->ntypes};
     struct task *t = NULL;
-    int rc = s->base.backend->claim_next(s, &q, &t);
+    struct queue_settings qs;
+    int rc = store_queue_settings(s, op->queue, &qs, now);
+    if (rc) return store_backend_failed(b, op, rc);
+    if (qs.paused) return 0; /* a paused queue hands out nothing: op->claimed stays false */
+    rc = s->base.backend->claim_next(s, &q, &t);
     if (rc == TM_ENOT_FOUND) return 0; /* nothing now: op->claimed stays false */
     if (rc) return store_backend_failed(b, op, rc);
     char token[ID_LEN + 1];
@@ -653,6 +741,9 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
     case STORE_OP_QUEUE_SET:
         store_apply_queue_set(s, b, op);
         return true;
+    case STORE_OP_QUEUE_PAUSE:
+        store_apply_queue_pause(s, b, op);
+        return true;
     default:
         store_apply_control(s, b, op, now);
         return true;
@@ -784,6 +875,7 @@ static void store_settle_parked(struct store *s, struct batch *b, const struct s
 }
 
 static void store_prune_events(struct store *s, int64_t now);
+static void store_prune_stats(struct store *s, int64_t now);
 
 /* The most ops one transaction takes before it commits. */
 #define STORE_BATCH_MAX 1024
@@ -846,6 +938,8 @@ static void store_attempt(struct store *s, struct batch *b, struct opvec *ov,
     for (size_t i = 0; remote && i < remote->nready; i++)
         batch_note_ready(b, remote->ready[i]);
     if (!b->failed && b->nready && s->parked_claims) store_serve_parked_claims(s, b, now);
+    if (!b->failed && b->nstats && (rc = be->stats_add(s, s->node, b->stats, b->nstats)))
+        batch_fail(b, rc);
     if (!b->failed && b->nevents &&
         (rc = be->events_append(s, b->events, b->nevents, &b->deliveries)))
         batch_fail(b, rc);
@@ -953,6 +1047,7 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         be->feed_interrupt(s);
     }
     if (now >= s->next_prune) store_prune_events(s, now);
+    if (now >= s->next_stats_prune) store_prune_stats(s, now);
 
     for (struct store_op *op = b.done_head, *next; op; op = next) {
         next = op->next;
@@ -1001,6 +1096,15 @@ static void store_prune_events(struct store *s, int64_t now) {
     return;
 fail:
     be->rollback(s);
+}
+
+/* Drops queue_stats minutes older than STORE_STATS_KEEP_MINUTES, once a minute. */
+static void store_prune_stats(struct store *s, int64_t now) {
+    const struct store_backend *be = s->base.backend;
+    s->next_stats_prune = now + 60000;
+    if (be->begin(s)) return;
+    if (be->stats_prune(s, now / 60000 - STORE_STATS_KEEP_MINUTES) || be->commit(s))
+        be->rollback(s);
 }
 
 /* Milliseconds the writer may sleep before it has something to do. */
@@ -1256,6 +1360,7 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     if (s->opt.webhooks_max <= 0) s->opt.webhooks_max = 100;
     id_random_bytes(&s->rng, sizeof s->rng);
     s->rng |= 1;
+    id_random_hex(s->node);
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1443,6 +1548,14 @@ void queue_counts_free(struct queue_counts *q, size_t n) {
     for (size_t i = 0; i < n; i++)
         free(q[i].queue);
     free(q);
+}
+
+int store_queue_stats(struct store *s, const char *ns, const char *queue, int64_t from_minute,
+                      int64_t to_minute, struct queue_stat **out, size_t *n, struct tm_error *e) {
+    *out = NULL;
+    *n = 0;
+    int rc = s->base.backend->stats_read(s, ns, queue, from_minute, to_minute, out, n);
+    return rc ? store_read_error(rc, e, NULL) : 0;
 }
 
 int store_ping(struct store *s, struct tm_error *e) {

@@ -85,6 +85,11 @@ struct task_filter {
     const char *ns;
     unsigned phases; /* bit per enum task_phase; 0 = any */
     const char *type, *queue, *parent_id, *name_prefix;
+    /* A case-insensitive (ASCII) substring of the name, the params' JSON
+     * text or the error (a scan: not backed by an index); NULL = none. */
+    const char *search;
+    /* Only this namespace, within ns (an admin's choice); NULL = any. */
+    const char *namespace_eq;
     int64_t created_after, created_before, updated_after, updated_before; /* 0 = open */
     /* And this expression, its leaves' `field` set and values checked
      * (borrowed for the call); NULL = none. */
@@ -126,6 +131,22 @@ int store_queue_counts(struct store *s, const char *ns, struct queue_counts **ou
 void queue_counts_free(struct queue_counts *q, size_t n);
 int store_ping(struct store *s, struct tm_error *e);
 
+/*
+ * What happened in a queue, per minute (kept STORE_STATS_KEEP_MINUTES): the
+ * tasks submitted, completed and failed (for good), and the queue latency
+ * of each claim (from when the task became ready to its claim).
+ */
+#define STORE_STATS_KEEP_MINUTES (2 * 24 * 60)
+struct queue_stat {
+    int64_t minute; /* wall ms / 60000 */
+    int64_t submitted, completed, failed;
+    int64_t latency_sum, latency_n, latency_max; /* ms */
+};
+/* A queue's minutes in [from, to), oldest first, summed over the nodes and,
+ * with ns NULL, the namespaces; minutes with nothing are left out. */
+int store_queue_stats(struct store *s, const char *ns, const char *queue, int64_t from_minute,
+                      int64_t to_minute, struct queue_stat **out, size_t *n, struct tm_error *e);
+
 /* ---- Writes ---- */
 
 enum store_op_kind {
@@ -157,6 +178,8 @@ enum store_op_kind {
      * finish_at (0 = now; task_finish), or with a terminal task and no
      * finish_status, its completed_at := finish_at. */
     STORE_OP_FINISH,
+    /* queue: paused := queue_settings.paused (its other settings stay). */
+    STORE_OP_QUEUE_PAUSE,
 };
 
 struct webhook;
@@ -167,6 +190,7 @@ struct webhook_delivery;
 struct store_op {
     enum store_op_kind kind;
     const char *ns;      /* scope; NULL = any namespace */
+    const char *actor;   /* who asks (a token id, "open"), kept in its events; NULL = none */
     char id[ID_LEN + 1]; /* the task acted on */
 
     /* CREATE: taken over by the op (freed by store_op_release). */
@@ -271,6 +295,7 @@ struct store_event {
     enum task_phase phase;
     unsigned hooks;  /* Livepeer webhook events it is delivered as (WEBHOOK_* bits) */
     char *task_json; /* the task's v1 JSON after the change */
+    char actor[24];  /* the token that caused it, "open" in open mode; "" = the server */
 };
 void store_event_release(struct store_event *ev);
 

@@ -44,6 +44,12 @@ struct store_prune_info {
     int64_t pending_min;    /* the lowest seq a pending delivery needs (0: none) */
 };
 
+/* What a batch adds to one queue_stats row (store.c). */
+struct store_stat_add {
+    char *queue, *ns;
+    struct queue_stat st;
+};
+
 struct store_backend {
     const char *scheme;  /* "sqlite", "postgres" */
     const char *scheme2; /* another accepted URL scheme ("postgresql"), or NULL */
@@ -86,15 +92,25 @@ struct store_backend {
     int (*due)(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n);
     /* The earliest due time, or 0 when none. May run outside a transaction. */
     int (*next_due)(struct store *s, int64_t *at);
-    /* A queue's settings; TM_ENOT_FOUND when it has none. */
+    /* A queue's settings and paused flag; TM_ENOT_FOUND when it has no row. */
     int (*queue_get)(struct store *s, const char *queue, struct queue_settings *out);
+    /* Sets the retry settings (the row becomes configured); paused stays. */
     int (*queue_put)(struct store *s, const char *queue, const struct queue_settings *q);
+    /* Sets paused; a new row gets the default settings and is not configured. */
+    int (*queue_pause)(struct store *s, const char *queue, bool paused);
+    /* Adds each entry to the queue_stats row of (queue, ns, minute, node). */
+    int (*stats_add)(struct store *s, const char *node, const struct store_stat_add *v, size_t n);
+    /* Deletes queue_stats rows with minute < before_minute. */
+    int (*stats_prune)(struct store *s, int64_t before_minute);
 
     /* ---- Any thread. ---- */
     int (*get)(struct store *s, const char *ns, const char *id, struct task **out);
     /* SQL from store_sql.c (sql_where / sql_list_tail). */
     int (*list)(struct store *s, const struct task_filter *f, struct task_list *out);
     int (*queue_counts)(struct store *s, const char *ns, struct queue_counts **out, size_t *n);
+    /* store_queue_stats: *out is malloc'd (NULL when n is 0). */
+    int (*stats_read)(struct store *s, const char *ns, const char *queue, int64_t from_minute,
+                      int64_t to_minute, struct queue_stat **out, size_t *n);
     int (*ping)(struct store *s);
 
     /* ---- The event log and webhooks. Writer thread: ---- */

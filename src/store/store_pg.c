@@ -803,12 +803,35 @@ static const struct pg_stmt st_due = {PGS_DUE,
 static const struct pg_stmt st_next_due = {
     PGS_NEXT_DUE, "SELECT coalesce(min(due_at), 0) FROM tasks WHERE due_at IS NOT NULL"};
 static const struct pg_stmt st_queue_get = {
-    PGS_QUEUE_GET, "SELECT max_retries, backoff_ms, backoff_max_ms FROM queues WHERE name=$1"};
+    PGS_QUEUE_GET,
+    "SELECT max_retries, backoff_ms, backoff_max_ms, paused FROM queues WHERE name=$1"};
 static const struct pg_stmt st_queue_put = {
     PGS_QUEUE_PUT,
     "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms) VALUES($1,$2,$3,$4)"
     " ON CONFLICT(name) DO UPDATE SET max_retries=excluded.max_retries,"
-    " backoff_ms=excluded.backoff_ms, backoff_max_ms=excluded.backoff_max_ms"};
+    " backoff_ms=excluded.backoff_ms, backoff_max_ms=excluded.backoff_max_ms, configured=1"};
+static const struct pg_stmt st_queue_pause = {
+    PGS_QUEUE_PAUSE,
+    "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms, paused, configured)"
+    " VALUES($1,$2,$3,$4,$5,0) ON CONFLICT(name) DO UPDATE SET paused=excluded.paused"};
+/* $1 node, $2.. the entries' columns as arrays. */
+static const struct pg_stmt st_stats_add = {
+    PGS_STATS_ADD,
+    "INSERT INTO queue_stats(queue, namespace, minute, node, submitted, completed, failed,"
+    " latency_sum, latency_n, latency_max)"
+    " SELECT u.queue, u.ns, u.minute, $1, u.sub, u.comp, u.fail, u.lsum, u.ln, u.lmax"
+    " FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],"
+    " $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])"
+    " AS u(queue, ns, minute, sub, comp, fail, lsum, ln, lmax)"
+    " ON CONFLICT(queue, namespace, minute, node) DO UPDATE SET"
+    " submitted=queue_stats.submitted+excluded.submitted,"
+    " completed=queue_stats.completed+excluded.completed,"
+    " failed=queue_stats.failed+excluded.failed,"
+    " latency_sum=queue_stats.latency_sum+excluded.latency_sum,"
+    " latency_n=queue_stats.latency_n+excluded.latency_n,"
+    " latency_max=greatest(queue_stats.latency_max, excluded.latency_max)"};
+static const struct pg_stmt st_stats_prune = {PGS_STATS_PRUNE,
+                                              "DELETE FROM queue_stats WHERE minute < $1"};
 
 static int pg_load(struct store *s, const char *id, struct task **out) {
     struct pg_store *q = pq(s);
@@ -928,6 +951,7 @@ static int pg_queue_get(struct store *s, const char *queue, struct queue_setting
         out->max_retries = pg_int(r, 0, 0);
         out->backoff_ms = pg_int(r, 0, 1);
         out->backoff_max_ms = pg_int(r, 0, 2);
+        out->paused = pg_int(r, 0, 3) != 0;
     }
     PQclear(r);
     return rc;
@@ -942,6 +966,61 @@ static int pg_queue_put(struct store *s, const char *queue, const struct queue_s
     pgp_int(&p, qs->backoff_max_ms);
     PGresult *r;
     int rc = pg_run(&pq(s)->writer, &st_queue_put, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_queue_pause(struct store *s, const char *queue, bool paused) {
+    struct queue_settings d;
+    queue_settings_default(&d);
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, queue);
+    pgp_int(&p, d.max_retries);
+    pgp_int(&p, d.backoff_ms);
+    pgp_int(&p, d.backoff_max_ms);
+    pgp_int(&p, paused);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_queue_pause, &p, &r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_stats_add(struct store *s, const char *node, const struct store_stat_add *v,
+                        size_t n) {
+    struct buf a[9];
+    for (int i = 0; i < 9; i++) {
+        buf_init(&a[i]);
+        pga_begin(&a[i], i < 2 ? PG_OID_TEXT : PG_OID_INT8, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct queue_stat *x = &v[i].st;
+        pga_text(&a[0], v[i].queue);
+        pga_text(&a[1], v[i].ns);
+        int64_t cols[7] = {x->minute,      x->submitted, x->completed,  x->failed,
+                           x->latency_sum, x->latency_n, x->latency_max};
+        for (int k = 0; k < 7; k++)
+            pga_int8(&a[2 + k], cols[k]);
+    }
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, node);
+    for (int i = 0; i < 9; i++)
+        pgp_bin(&p, a[i].p, a[i].len);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_stats_add, &p, &r);
+    PQclear(r);
+    for (int i = 0; i < 9; i++)
+        buf_release(&a[i]);
+    return rc;
+}
+
+static int pg_stats_prune(struct store *s, int64_t before_minute) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, before_minute);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_stats_prune, &p, &r);
     PQclear(r);
     return rc;
 }
@@ -1037,7 +1116,44 @@ static const struct pg_stmt st_queue_counts = {
     " GROUP BY queue, phase, paused ORDER BY queue"};
 static const struct pg_stmt st_queue_cfg = {
     PGS_QUEUE_CFG,
-    "SELECT name, max_retries, backoff_ms, backoff_max_ms FROM queues ORDER BY name"};
+    "SELECT name, max_retries, backoff_ms, backoff_max_ms, paused, configured FROM queues"
+    " ORDER BY name"};
+static const struct pg_stmt st_stats_read = {
+    PGS_STATS_READ,
+    "SELECT minute, sum(submitted), sum(completed), sum(failed), sum(latency_sum),"
+    " sum(latency_n), max(latency_max) FROM queue_stats WHERE queue=$1"
+    " AND ($2::text IS NULL OR namespace=$2) AND minute>=$3 AND minute<$4"
+    " GROUP BY minute ORDER BY minute"};
+
+static int pg_stats_read(struct store *s, const char *ns, const char *queue, int64_t from_minute,
+                         int64_t to_minute, struct queue_stat **out, size_t *n) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, queue);
+    pgp_text(&p, ns);
+    pgp_int(&p, from_minute);
+    pgp_int(&p, to_minute);
+    PGresult *r = NULL;
+    int rc = pg_run(c, &st_stats_read, &p, &r);
+    int rows = rc == 0 ? PQntuples(r) : 0;
+    if (rows) *out = xcalloc((size_t)rows, sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        struct queue_stat *x = &(*out)[i];
+        x->minute = pg_int(r, i, 0);
+        x->submitted = pg_int(r, i, 1);
+        x->completed = pg_int(r, i, 2);
+        x->failed = pg_int(r, i, 3);
+        x->latency_sum = pg_int(r, i, 4);
+        x->latency_n = pg_int(r, i, 5);
+        x->latency_max = pg_int(r, i, 6);
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    pg_reader_give(s, c);
+    return rc;
+}
 
 /* The entry for `name` in a growing list of queues, added with the defaults if new. */
 static struct queue_counts *pg_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
@@ -1079,10 +1195,11 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
     if (rc == 0) rc = pg_run(c, &st_queue_cfg, NULL, &r);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         struct queue_counts *e = pg_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
-        e->configured = true;
+        e->configured = pg_int(r, i, 5) != 0;
         e->settings.max_retries = pg_int(r, i, 1);
         e->settings.backoff_ms = pg_int(r, i, 2);
         e->settings.backoff_max_ms = pg_int(r, i, 3);
+        e->settings.paused = pg_int(r, i, 4) != 0;
     }
     PQclear(r);
     pg_reader_give(s, c);
@@ -1359,6 +1476,10 @@ const struct store_backend store_pg_backend = {
     .next_due = pg_next_due,
     .queue_get = pg_queue_get,
     .queue_put = pg_queue_put,
+    .queue_pause = pg_queue_pause,
+    .stats_add = pg_stats_add,
+    .stats_prune = pg_stats_prune,
+    .stats_read = pg_stats_read,
     .get = pg_get,
     .list = pg_list,
     .queue_counts = pg_queue_counts,

@@ -26,31 +26,33 @@
 #include "../common/xalloc.h"
 #include "store_pg_int.h"
 
-#define PG_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task"
+#define PG_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task,actor"
 #define PG_DELIVERY_COLS                                                                        \
     "d.id,d.webhook_id,d.seq,d.event,d.status,d.attempts,d.next_at,d.last_status,d.last_error," \
     "d.created_at,d.updated_at"
 
-/* $1 n, $2..$12 the events' columns as arrays, $13 the Livepeer names
- * (element k is the name of bit 1 << k). */
+/* $1 n, $2..$13 the events' columns as arrays (actor last), $14 the
+ * Livepeer names (element k is the name of bit 1 << k). */
 static const struct pg_stmt st_append = {
     PGS_EV_APPEND,
     "WITH h AS (UPDATE event_meta SET value = value + $1::bigint WHERE name = 'head'"
     " RETURNING value),"
     " inp AS (SELECT h.value - $1::bigint + u.ord AS seq, u.at, u.kind, u.cause, u.task_id,"
-    " u.namespace, u.queue, u.type, u.phase, u.version, u.task, u.hooks"
+    " u.namespace, u.queue, u.type, u.phase, u.version, u.task, u.hooks, u.actor"
     " FROM h, unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
-    " $8::text[], $9::text[], $10::bigint[], $11::text[], $12::integer[]) WITH ORDINALITY"
-    " AS u(at, kind, cause, task_id, namespace, queue, type, phase, version, task, hooks, ord)),"
+    " $8::text[], $9::text[], $10::bigint[], $11::text[], $12::integer[], $13::text[])"
+    " WITH ORDINALITY"
+    " AS u(at, kind, cause, task_id, namespace, queue, type, phase, version, task, hooks, actor,"
+    " ord)),"
     " ev AS (INSERT INTO events(" PG_EVENT_COLS
     ")"
-    " SELECT seq, at, kind, cause, task_id, namespace, queue, type, phase, version, task"
-    " FROM inp),"
+    " SELECT seq, at, kind, cause, task_id, namespace, queue, type, phase, version, task,"
+    " NULLIF(actor, '') FROM inp),"
     " dl AS (INSERT INTO webhook_deliveries(id, webhook_id, seq, event, status, next_at,"
     " created_at, updated_at)"
     " SELECT replace(gen_random_uuid()::text, '-', ''), w.id, inp.seq, n.name, 'pending',"
     " inp.at, inp.at, inp.at"
-    " FROM inp JOIN unnest($13::text[]) WITH ORDINALITY AS n(name, bit)"
+    " FROM inp JOIN unnest($14::text[]) WITH ORDINALITY AS n(name, bit)"
     " ON (inp.hooks >> (n.bit::integer - 1)) & 1 = 1"
     " JOIN webhooks w ON (w.namespace IS NULL OR w.namespace = inp.namespace)"
     " AND strpos(w.events, ',' || n.name || ',') > 0"
@@ -61,13 +63,13 @@ static const struct pg_stmt st_append = {
 int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries) {
     *deliveries = 0;
     if (n == 0) return 0;
-    struct buf a[12];
-    for (int i = 0; i < 12; i++)
+    struct buf a[13];
+    for (int i = 0; i < 13; i++)
         buf_init(&a[i]);
-    static const unsigned oid[12] = {PG_OID_INT8, PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT,
-                                     PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT,
-                                     PG_OID_INT8, PG_OID_TEXT, PG_OID_INT4, PG_OID_TEXT};
-    for (int i = 0; i < 11; i++)
+    static const unsigned oid[13] = {
+        PG_OID_INT8, PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT,
+        PG_OID_TEXT, PG_OID_INT8, PG_OID_TEXT, PG_OID_INT4, PG_OID_TEXT, PG_OID_TEXT};
+    for (int i = 0; i < 12; i++)
         pga_begin(&a[i], oid[i], n);
     for (size_t i = 0; i < n; i++) {
         const struct store_event *ev = &evs[i];
@@ -82,19 +84,20 @@ int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
         pga_int8(&a[8], ev->version);
         pga_text(&a[9], ev->task_json);
         pga_int4(&a[10], (int32_t)ev->hooks);
+        pga_text(&a[11], ev->actor);
     }
-    pga_begin(&a[11], PG_OID_TEXT, WEBHOOK_EVENT_COUNT);
+    pga_begin(&a[12], PG_OID_TEXT, WEBHOOK_EVENT_COUNT);
     for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++)
-        pga_text(&a[11], webhook_event_name(i));
+        pga_text(&a[12], webhook_event_name(i));
 
     struct pg_params p;
     pgp_init(&p);
     pgp_int(&p, (int64_t)n);
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < 13; i++)
         pgp_bin(&p, a[i].p, a[i].len);
     PGresult *r;
     int rc = pg_run(pg_writer(s), &st_append, &p, &r);
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < 13; i++)
         buf_release(&a[i]);
     if (rc) return rc;
     if (PQntuples(r) != 1) {
@@ -289,6 +292,7 @@ static void pg_read_event(const PGresult *r, int row, int at, struct store_event
         ev->phase = TASK_PENDING;
     ev->version = pg_int(r, row, at + 9);
     ev->task_json = pg_dup(r, row, at + 10);
+    pg_copy(ev->actor, sizeof ev->actor, r, row, at + 11);
     ev->hooks = store_event_hooks(ev->kind);
 }
 
@@ -348,7 +352,7 @@ static const struct pg_stmt st_delivery_take = {
     " SELECT " PG_DELIVERY_COLS
     ", u.url, u.secret,"
     " e.seq, e.at, e.kind, e.cause, e.task_id, e.namespace, e.queue, e.type, e.phase,"
-    " e.version, e.task"
+    " e.version, e.task, e.actor"
     " FROM f JOIN webhook_deliveries d ON d.id = f.id CROSS JOIN u"
     " LEFT JOIN events e ON e.seq = d.seq"};
 
@@ -406,7 +410,7 @@ int pg_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
  */
 #define PG_EVENTS_PAGE(where)                                                                     \
     "SELECT m.head, m.pt, e.seq, e.at, e.kind, e.cause, e.task_id, e.namespace, e.queue, e.type," \
-    " e.phase, e.version, e.task, e.run"                                                          \
+    " e.phase, e.version, e.task, e.actor, e.run"                                                 \
     " FROM (SELECT (SELECT value FROM event_meta WHERE name = 'head') AS head,"                   \
     " (SELECT value FROM event_meta WHERE name = 'pruned_through') AS pt) m"                      \
     " LEFT JOIN (SELECT * FROM (SELECT x.*, sum(octet_length(x.task)) OVER (ORDER BY x.seq)"      \
@@ -443,7 +447,7 @@ int pg_events_read(struct store *s, const char *ns, const char *task_id, int64_t
         }
         if (PQgetisnull(r, i, 2) || out->n >= (size_t)limit) continue;
         pg_read_event(r, i, 2, &out->events[out->n++]);
-        if (max_bytes && pg_int(r, i, 13) >= (int64_t)max_bytes) out->more = true;
+        if (max_bytes && pg_int(r, i, 14) >= (int64_t)max_bytes) out->more = true;
     }
     PQclear(r);
     return 0;

@@ -299,6 +299,22 @@ int sql_where(const struct sql_dialect *d, const struct task_filter *f, struct b
         buf_puts(sql, eq[i].sql);
         sql_put_text(d, sql, b, eq[i].v);
     }
+    if (f->namespace_eq) {
+        buf_puts(sql, " AND namespace=");
+        sql_put_text(d, sql, b, f->namespace_eq);
+    }
+    if (f->search) {
+        /* One parameter, named three times. */
+        sql_bind_new(b, SQL_BIND_TEXT)->text = f->search;
+        char ph[64];
+        sql_ph(d, b->n, SQL_BIND_TEXT, ph, sizeof ph);
+        buf_puts(sql, " AND (");
+        static const char *const cols[] = {"name", "params", "error"};
+        for (int i = 0; i < 3; i++)
+            buf_printf(sql, "%scoalesce(%s(lower(%s),lower(%s)),0)>0", i ? " OR " : "", d->strpos,
+                       cols[i], ph);
+        buf_putc(sql, ')');
+    }
     if (f->name_prefix) {
         /* One parameter, named twice. */
         sql_bind_new(b, SQL_BIND_TEXT)->text = f->name_prefix;
@@ -419,6 +435,7 @@ const struct store_col store_task_columns[] = {
     C("version", STORE_COL_INT, version),
     C("paused", STORE_COL_BOOL, paused),
     C("idempotency_key", STORE_COL_TEXT, idempotency_key),
+    C("attempts", STORE_COL_TEXT, attempts),
     C("due_at", STORE_COL_DUE, id), /* derived: task_due_at(); written, never read */
 };
 #undef C

@@ -46,7 +46,7 @@ struct sq_store {
     struct sq_conn writer;
     sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due, *w_next_due,
         *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put, *w_savepoint, *w_release,
-        *w_rollback_to;
+        *w_rollback_to, *w_queue_pause, *w_stats_add, *w_stats_prune;
     char *select_cols; /* "id,namespace,..." */
 
     pthread_mutex_t pool_lock;
@@ -327,15 +327,35 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     if (!rc) rc = sq_prepare(db, "ROLLBACK", &q->w_rollback);
     if (!rc)
         rc = sq_prepare(db,
-                        "SELECT max_retries, backoff_ms, backoff_max_ms FROM queues WHERE name=?1",
+                        "SELECT max_retries, backoff_ms, backoff_max_ms, paused FROM queues"
+                        " WHERE name=?1",
                         &q->w_queue_get);
     if (!rc)
         rc = sq_prepare(db,
                         "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms)"
                         " VALUES(?1,?2,?3,?4) ON CONFLICT(name) DO UPDATE SET"
                         " max_retries=excluded.max_retries, backoff_ms=excluded.backoff_ms,"
-                        " backoff_max_ms=excluded.backoff_max_ms",
+                        " backoff_max_ms=excluded.backoff_max_ms, configured=1",
                         &q->w_queue_put);
+    if (!rc)
+        rc = sq_prepare(db,
+                        "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms, paused,"
+                        " configured) VALUES(?1,?2,?3,?4,?5,0) ON CONFLICT(name) DO UPDATE SET"
+                        " paused=excluded.paused",
+                        &q->w_queue_pause);
+    if (!rc)
+        rc = sq_prepare(db,
+                        "INSERT INTO queue_stats(queue, namespace, minute, node, submitted,"
+                        " completed, failed, latency_sum, latency_n, latency_max)"
+                        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+                        " ON CONFLICT(queue, namespace, minute, node) DO UPDATE SET"
+                        " submitted=submitted+excluded.submitted,"
+                        " completed=completed+excluded.completed, failed=failed+excluded.failed,"
+                        " latency_sum=latency_sum+excluded.latency_sum,"
+                        " latency_n=latency_n+excluded.latency_n,"
+                        " latency_max=max(latency_max, excluded.latency_max)",
+                        &q->w_stats_add);
+    if (!rc) rc = sq_prepare(db, "DELETE FROM queue_stats WHERE minute < ?1", &q->w_stats_prune);
     buf_release(&ins);
     buf_release(&upd);
     if (rc)
@@ -346,10 +366,11 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
 static void sq_close(struct store *s) {
     struct sq_store *q = sq(s);
     if (!q) return;
-    sqlite3_stmt *all[] = {q->w_insert,    q->w_update,    q->w_load,     q->w_delete,
-                           q->w_idem,      q->w_claim,     q->w_due,      q->w_next_due,
-                           q->w_begin,     q->w_commit,    q->w_rollback, q->w_queue_get,
-                           q->w_queue_put, q->w_savepoint, q->w_release,  q->w_rollback_to};
+    sqlite3_stmt *all[] = {q->w_insert,      q->w_update,    q->w_load,       q->w_delete,
+                           q->w_idem,        q->w_claim,     q->w_due,        q->w_next_due,
+                           q->w_begin,       q->w_commit,    q->w_rollback,   q->w_queue_get,
+                           q->w_queue_put,   q->w_savepoint, q->w_release,    q->w_rollback_to,
+                           q->w_queue_pause, q->w_stats_add, q->w_stats_prune};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_events_close(s);
@@ -645,8 +666,8 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
                            " GROUP BY queue, phase, paused ORDER BY queue",
                            -1, &st, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(c->db,
-                           "SELECT name, max_retries, backoff_ms, backoff_max_ms FROM queues"
-                           " ORDER BY name",
+                           "SELECT name, max_retries, backoff_ms, backoff_max_ms, paused,"
+                           " configured FROM queues ORDER BY name",
                            -1, &cfg, NULL) != SQLITE_OK) {
         ret = TM_EINTERNAL;
         goto out;
@@ -665,10 +686,11 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
     while (!ret && (rc = sqlite3_step(cfg)) == SQLITE_ROW) {
         struct queue_counts *e =
             sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(cfg, 0));
-        e->configured = true;
+        e->configured = sqlite3_column_int(cfg, 5) != 0;
         e->settings.max_retries = sqlite3_column_int64(cfg, 1);
         e->settings.backoff_ms = sqlite3_column_int64(cfg, 2);
         e->settings.backoff_max_ms = sqlite3_column_int64(cfg, 3);
+        e->settings.paused = sqlite3_column_int(cfg, 4) != 0;
     }
     if (!ret && rc != SQLITE_DONE) ret = TM_EINTERNAL;
 out:
@@ -688,6 +710,7 @@ static int sq_queue_get(struct store *s, const char *queue, struct queue_setting
         out->max_retries = sqlite3_column_int64(q->w_queue_get, 0);
         out->backoff_ms = sqlite3_column_int64(q->w_queue_get, 1);
         out->backoff_max_ms = sqlite3_column_int64(q->w_queue_get, 2);
+        out->paused = sqlite3_column_int(q->w_queue_get, 3) != 0;
     } else if (rc == SQLITE_DONE) {
         ret = TM_ENOT_FOUND;
     } else {
@@ -706,6 +729,89 @@ static int sq_queue_put(struct store *s, const char *queue, const struct queue_s
     sqlite3_bind_int64(q->w_queue_put, 3, qs->backoff_ms);
     sqlite3_bind_int64(q->w_queue_put, 4, qs->backoff_max_ms);
     return sq_step_done(q->writer.db, q->w_queue_put);
+}
+
+static int sq_queue_pause(struct store *s, const char *queue, bool paused) {
+    struct sq_store *q = sq(s);
+    struct queue_settings d;
+    queue_settings_default(&d);
+    sqlite3_bind_text(q->w_queue_pause, 1, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q->w_queue_pause, 2, d.max_retries);
+    sqlite3_bind_int64(q->w_queue_pause, 3, d.backoff_ms);
+    sqlite3_bind_int64(q->w_queue_pause, 4, d.backoff_max_ms);
+    sqlite3_bind_int(q->w_queue_pause, 5, paused);
+    return sq_step_done(q->writer.db, q->w_queue_pause);
+}
+
+static int sq_stats_add(struct store *s, const char *node, const struct store_stat_add *v,
+                        size_t n) {
+    struct sq_store *q = sq(s);
+    sqlite3_stmt *st = q->w_stats_add;
+    for (size_t i = 0; i < n; i++) {
+        const struct queue_stat *x = &v[i].st;
+        sqlite3_bind_text(st, 1, v[i].queue, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, v[i].ns, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, x->minute);
+        sqlite3_bind_text(st, 4, node, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, x->submitted);
+        sqlite3_bind_int64(st, 6, x->completed);
+        sqlite3_bind_int64(st, 7, x->failed);
+        sqlite3_bind_int64(st, 8, x->latency_sum);
+        sqlite3_bind_int64(st, 9, x->latency_n);
+        sqlite3_bind_int64(st, 10, x->latency_max);
+        int rc = sq_step_done(q->writer.db, st);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int sq_stats_prune(struct store *s, int64_t before_minute) {
+    struct sq_store *q = sq(s);
+    sqlite3_bind_int64(q->w_stats_prune, 1, before_minute);
+    return sq_step_done(q->writer.db, q->w_stats_prune);
+}
+
+static int sq_stats_read(struct store *s, const char *ns, const char *queue, int64_t from_minute,
+                         int64_t to_minute, struct queue_stat **out, size_t *n) {
+    struct sq_store *q = sq(s);
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) return TM_EINTERNAL;
+    sqlite3_stmt *st = NULL;
+    int ret = 0, rc;
+    size_t cap = 0;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT minute, sum(submitted), sum(completed), sum(failed),"
+                           " sum(latency_sum), sum(latency_n), max(latency_max) FROM queue_stats"
+                           " WHERE queue=?1 AND (?2 IS NULL OR namespace=?2) AND minute>=?3"
+                           " AND minute<?4 GROUP BY minute ORDER BY minute",
+                           -1, &st, NULL) != SQLITE_OK) {
+        ret = TM_EINTERNAL;
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    if (ns) sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, from_minute);
+    sqlite3_bind_int64(st, 4, to_minute);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            *out = xrealloc(*out, cap * sizeof **out);
+        }
+        struct queue_stat *x = &(*out)[(*n)++];
+        x->minute = sqlite3_column_int64(st, 0);
+        x->submitted = sqlite3_column_int64(st, 1);
+        x->completed = sqlite3_column_int64(st, 2);
+        x->failed = sqlite3_column_int64(st, 3);
+        x->latency_sum = sqlite3_column_int64(st, 4);
+        x->latency_n = sqlite3_column_int64(st, 5);
+        x->latency_max = sqlite3_column_int64(st, 6);
+    }
+    if (rc != SQLITE_DONE) ret = TM_EINTERNAL;
+out:
+    if (ret) sq_log(c->db, "queue stats");
+    sqlite3_finalize(st);
+    sq_reader_give(q, c);
+    return ret;
 }
 
 /* For store_sqlite_events.c (store_sqlite_int.h). */
@@ -894,6 +1000,10 @@ const struct store_backend store_sqlite_backend = {
     .next_due = sq_next_due,
     .queue_get = sq_queue_get,
     .queue_put = sq_queue_put,
+    .queue_pause = sq_queue_pause,
+    .stats_add = sq_stats_add,
+    .stats_prune = sq_stats_prune,
+    .stats_read = sq_stats_read,
     .get = sq_get,
     .list = sq_list,
     .queue_counts = sq_queue_counts,

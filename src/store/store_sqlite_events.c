@@ -113,7 +113,8 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
     sqlite3 *db = sq_writer_db(s);
     sqlite3_stmt *st = sqe_stmt(s, &q->insert,
                                 "INSERT INTO events(at,kind,cause,task_id,namespace,queue,type,"
-                                "phase,version,task) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+                                "phase,version,task,actor)"
+                                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
     sqlite3_stmt *dl =
         sqe_stmt(s, &q->deliver,
                  "INSERT INTO webhook_deliveries(id,webhook_id,seq,event,status,next_at,"
@@ -134,6 +135,10 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
         sqlite3_bind_text(st, 8, task_phase_name(ev->phase), -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 9, ev->version);
         sqlite3_bind_text(st, 10, ev->task_json, -1, SQLITE_STATIC);
+        if (ev->actor[0])
+            sqlite3_bind_text(st, 11, ev->actor, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 11);
         int rc = sqe_done(db, st);
         if (rc) return rc;
         ev->seq = sqlite3_last_insert_rowid(db);
@@ -277,10 +282,11 @@ int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
 
 /* ---- Reads ---- */
 
-#define SQE_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task"
+#define SQE_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task,actor"
 /* The same after a table alias "e.". */
-#define SQE_EVENT_COLS_E \
-    "seq,e.at,e.kind,e.cause,e.task_id,e.namespace,e.queue,e.type,e.phase,e.version,e.task"
+#define SQE_EVENT_COLS_E                                                                     \
+    "seq,e.at,e.kind,e.cause,e.task_id,e.namespace,e.queue,e.type,e.phase,e.version,e.task," \
+    "e.actor"
 
 /* Reads the SQE_EVENT_COLS starting at column `at`. */
 static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev) {
@@ -297,6 +303,8 @@ static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev) {
     if (!phase || task_phase_parse(phase, &ev->phase)) ev->phase = TASK_PENDING;
     ev->version = sqlite3_column_int64(st, at + 9);
     ev->task_json = sqe_col_dup(st, at + 10);
+    const char *actor = (const char *)sqlite3_column_text(st, at + 11);
+    snprintf(ev->actor, sizeof ev->actor, "%s", actor ? actor : "");
 }
 
 static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through) {

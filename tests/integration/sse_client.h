@@ -51,9 +51,10 @@ static inline long long sse_now_ms(void) {
 }
 
 /* Connects to url ("http://127.0.0.1:PORT") and asks for path. last_id < 0: no Last-Event-ID.
- * rcvbuf > 0 sets a small receive buffer (a slow consumer). 0 or -1. */
-static inline int sse_open(struct sse_conn *c, const char *url, const char *path, long long last_id,
-                           int rcvbuf) {
+ * rcvbuf > 0 sets a small receive buffer (a slow consumer). `header` is one
+ * more request header line ("Authorization: Bearer ..."), or NULL. 0 or -1. */
+static inline int sse_open_with(struct sse_conn *c, const char *url, const char *path,
+                                long long last_id, int rcvbuf, const char *header) {
     memset(c, 0, sizeof *c);
     c->fd = -1;
     const char *hp = strstr(url, "://");
@@ -75,6 +76,7 @@ static inline int sse_open(struct sse_conn *c, const char *url, const char *path
                      "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: text/event-stream\r\n", path, host);
     if (last_id >= 0)
         n += snprintf(req + n, sizeof req - (size_t)n, "Last-Event-ID: %lld\r\n", last_id);
+    if (header) n += snprintf(req + n, sizeof req - (size_t)n, "%s\r\n", header);
     n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
@@ -85,6 +87,11 @@ static inline int sse_open(struct sse_conn *c, const char *url, const char *path
     c->buf = malloc(c->cap);
     c->buf[0] = '\0';
     return 0;
+}
+
+static inline int sse_open(struct sse_conn *c, const char *url, const char *path, long long last_id,
+                           int rcvbuf) {
+    return sse_open_with(c, url, path, last_id, rcvbuf, NULL);
 }
 
 static inline void sse_close(struct sse_conn *c) {

@@ -453,7 +453,8 @@ static void test_queue_counts_and_settings(void) {
     struct store_op op;
     store_op_init(&op, STORE_OP_QUEUE_SET);
     op.queue = "cfgq";
-    op.queue_settings = (struct queue_settings){0, 10, 20};
+    op.queue_settings =
+        (struct queue_settings){.max_retries = 0, .backoff_ms = 10, .backoff_max_ms = 20};
     CHECK_INT(store_run(s, &op), 0);
     store_op_release(&op);
     struct task *t = new_task("n", "cfgq", "x", 0);
