@@ -35,7 +35,7 @@ function legal(t) {
 
 /** Replaces a section's content only when its data changed (keeps focus and scroll elsewhere). */
 const sigs = new WeakMap();
-function section(box, data, build) {
+function section(box, data, build, alt = {}) {
   const sig = JSON.stringify(data);
   if (sigs.get(box) === sig) return;
   sigs.set(box, sig);
@@ -43,7 +43,9 @@ function section(box, data, build) {
   const focusId = a && box.contains(a) && a.dataset ? a.dataset.testid : null;
   clear(box).append(...[].concat(build()).filter(Boolean));
   if (focusId) {
-    const again = box.querySelector(`[data-testid="${CSS.escape(focusId)}"]:not([disabled])`);
+    // The same control again, or its counterpart (Resume for Pause), or the first one enabled.
+    const find = (id) => id && box.querySelector(`[data-testid="${CSS.escape(id)}"]:not([disabled])`);
+    const again = find(focusId) || find(alt[focusId]) || box.querySelector('button:not([disabled])');
     if (again) again.focus();
   }
 }
@@ -179,7 +181,7 @@ export function mount(root, route, ctx) {
       disabled: deleted || !can[a],
       title: can[a] ? '' : `not possible while the task is ${t.phase}${t.paused ? ' and paused' : ''}`,
       onclick: () => act(a),
-    }, a[0].toUpperCase() + a.slice(1))));
+    }, a[0].toUpperCase() + a.slice(1))), { 'action-pause': 'action-resume', 'action-resume': 'action-pause', 'action-cancel': 'action-retry' });
   }
 
   function renderItems(list) {

@@ -13,7 +13,7 @@ export function mount(root, _route, ctx) {
   const list = h('div', { class: 'scroll', 'data-testid': 'tokens' }, h('p', { class: 'muted' }, 'Loading…'));
   const created = h('div', { 'data-testid': 'token-created', role: 'status' });
   const role = h('select', { id: 'tk-role', 'data-testid': 'token-role' }, ROLES.map((r) => h('option', { value: r }, r)));
-  const ns = h('input', { id: 'tk-ns', value: 'default', required: true, pattern: '[A-Za-z0-9._-]{1,64}', 'data-testid': 'token-namespace' });
+  const ns = h('input', { id: 'tk-ns', value: 'default', required: true, pattern: '[A-Za-z0-9._\\-]{1,64}', 'data-testid': 'token-namespace' });
   const name = h('input', { id: 'tk-name', 'data-testid': 'token-name' });
   const expires = h('input', { id: 'tk-exp', placeholder: 'e.g. 90d, 12h', 'data-testid': 'token-expires' });
   const form = h('form', { class: 'panel', 'aria-labelledby': 'tk-new-h', 'data-testid': 'token-form' },

@@ -1,0 +1,495 @@
+// The web dashboard (issue 10) in Debian's headless chromium, against a real
+// server: live progress, a cancel that reaches the worker, filters and a
+// bulk retry, the disconnected banner and the recovery, what a reader token
+// sees, sign-in, the keyboard, and a phone-width page.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startServer, v1, ok, submit, claim, heartbeat, finish, until, launch, openPage, live,
+} from './server.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser.close(); });
+
+const tid = (id) => `[data-testid="${id}"]`;
+
+/** Waits until the element's attribute has the value. */
+async function attrIs(page, sel, attr, value, timeout = 10000) {
+  await page.waitForFunction(([s, a, v]) => {
+    const el = document.querySelector(s);
+    return el && el.getAttribute(a) === v;
+  }, [sel, attr, value], { timeout });
+}
+
+async function textIs(page, sel, re, timeout = 10000) {
+  await page.waitForFunction(([s, src]) => {
+    const el = document.querySelector(s);
+    return el && new RegExp(src).test(el.textContent);
+  }, [sel, re.source], { timeout });
+}
+
+describe('served by the binary', () => {
+  test('/ and /ui/ files, with types, ETag and 304; an unknown file is a JSON 404', async () => {
+    const srv = await startServer();
+    try {
+      const index = await fetch(`${srv.url}/`);
+      assert.equal(index.status, 200);
+      assert.match(index.headers.get('content-type'), /^text\/html/);
+      assert.match(index.headers.get('content-security-policy'), /default-src 'none'/);
+      const html = await index.text();
+      assert.match(html, /<script type="module" src="\/ui\/app.js">/);
+      assert.doesNotMatch(html, /https?:\/\//, 'no external resource');
+      for (const [f, type] of [['app.js', /^text\/javascript/], ['app.css', /^text\/css/], ['live.js', /^text\/javascript/]]) {
+        const r = await fetch(`${srv.url}/ui/${f}`);
+        assert.equal(r.status, 200, f);
+        assert.match(r.headers.get('content-type'), type, f);
+        assert.equal(r.headers.get('cache-control'), 'no-cache');
+        const etag = r.headers.get('etag');
+        assert.match(etag, /^"[0-9a-f]{16}"$/);
+        const again = await fetch(`${srv.url}/ui/${f}`, { headers: { 'If-None-Match': etag } });
+        assert.equal(again.status, 304, `${f} revalidated`);
+        const other = await fetch(`${srv.url}/ui/${f}`, { headers: { 'If-None-Match': '"0000000000000000"' } });
+        assert.equal(other.status, 200);
+      }
+      const missing = await v1(srv, 'GET', '/ui/nothing.js');
+      assert.equal(missing.status, 404);
+      assert.equal(missing.json.error.code, 'not_found');
+      // The page is public even with tokens; its API calls are not.
+      const s2 = await startServer({ tokens: true });
+      try {
+        assert.equal((await fetch(`${s2.url}/`)).status, 200);
+        assert.equal((await fetch(`${s2.url}/v1/tasks`)).status, 401);
+      } finally {
+        await s2.close();
+      }
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('live', () => {
+  test('a worker heartbeats and the progress bar moves without a reload', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'encode-1', queue: 'media' });
+      const c = await claim(srv, 'media');
+      const page = await openPage(browser, srv, { hash: `#/tasks/${t.id}` });
+      await live(page);
+      await attrIs(page, tid('progress-bar'), 'aria-valuenow', '0');
+      await page.evaluate(() => { window.__noReload = true; });
+      await heartbeat(srv, c, { progress: { ratio: 0.25, message: 'pass 1' } });
+      await attrIs(page, tid('progress-bar'), 'aria-valuenow', '25');
+      await textIs(page, tid('progress-message'), /pass 1/);
+      await heartbeat(srv, c, {
+        progress: { processed: 3, processing: 1, pending: 1, message: 'pass 2' },
+        items: [{ name: 'a.mp4', progress: 0.5 }],
+        messages: [{ level: 'WARN', text: 'slow disk' }],
+      });
+      await attrIs(page, tid('progress-bar'), 'aria-valuenow', '60');
+      await textIs(page, tid('progress-counts'), /processed 3 · processing 1 · pending 1/);
+      await page.locator(tid('items-table')).getByText('a.mp4').waitFor();
+      await page.locator(`${tid('message')}[data-level="WARN"]`).getByText('slow disk').waitFor();
+      assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was not reloaded');
+
+      // The list moves too.
+      await page.click(tid('nav-tasks'));
+      const row = `${tid(`task-row-${t.id}`)} ${tid('row-progress')}`;
+      await attrIs(page, row, 'aria-valuenow', '60');
+      await heartbeat(srv, c, { progress: { ratio: 0.9 } });
+      await attrIs(page, row, 'aria-valuenow', '90');
+      await finish(srv, c, 'complete');
+      await attrIs(page, `${tid(`task-row-${t.id}`)} .badge`, 'data-phase', 'completed');
+      assert.equal(await page.evaluate(() => window.__noReload), true);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('a cancel clicked in the page reaches the worker in its next heartbeat reply', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'long-1' });
+      const c = await claim(srv);
+      assert.equal((await heartbeat(srv, c)).cancel_requested, false);
+      const page = await openPage(browser, srv, { hash: `#/tasks/${t.id}` });
+      await live(page);
+      await attrIs(page, tid('task-phase'), 'data-phase', 'running');
+      await page.click(tid('action-cancel'));
+      await attrIs(page, tid('task-phase'), 'data-phase', 'stopping');
+      const hb = await heartbeat(srv, c);
+      assert.equal(hb.cancel_requested, true, 'the worker learns of the cancel');
+      await finish(srv, c, 'fail', { error: 'stopped on request' });
+      await attrIs(page, tid('task-phase'), 'data-phase', 'cancelled');
+      // The timeline says who asked: open mode, here.
+      const stopping = page.locator(`${tid('timeline-entry')}[data-kind="task.stopping"] ${tid('timeline-actor')}`);
+      await stopping.waitFor();
+      assert.equal(await stopping.getAttribute('data-actor'), 'open');
+      // Retry is possible now, cancel is not.
+      assert.equal(await page.locator(tid('action-cancel')).isDisabled(), true);
+      assert.equal(await page.locator(tid('action-retry')).isEnabled(), true);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('the disconnected banner shows while the server is down, and goes when it is back', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'survivor', queue: 'q1' });
+      const c = await claim(srv, 'q1');
+      const page = await openPage(browser, srv, { hash: `#/tasks/${t.id}` });
+      await live(page);
+      assert.equal(await page.locator(tid('banner-disconnected')).isVisible(), false);
+      await srv.stop();
+      await page.locator(tid('banner-disconnected')).waitFor({ state: 'visible', timeout: 10000 });
+      assert.equal(await page.locator(tid('live-state')).getAttribute('data-state'), 'down');
+      await srv.start(); // the same port and database
+      // A change made before the page is back still reaches it.
+      await heartbeat(srv, c, { progress: { ratio: 0.5, message: 'after the restart' } });
+      await page.locator(tid('banner-disconnected')).waitFor({ state: 'hidden', timeout: 20000 });
+      await attrIs(page, tid('progress-bar'), 'aria-valuenow', '50');
+      await textIs(page, tid('progress-message'), /after the restart/);
+      // And it is live again.
+      await heartbeat(srv, c, { progress: { ratio: 0.7 } });
+      await attrIs(page, tid('progress-bar'), 'aria-valuenow', '70');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('tasks', () => {
+  test('a filter, search, paging and a bulk retry with its count confirmed', async () => {
+    const srv = await startServer();
+    try {
+      const ids = [];
+      for (let i = 0; i < 3; i++) ids.push((await submit(srv, { name: `bq-${i}`, queue: 'bq', params: { album: i === 1 ? 'holiday' : 'work' } })).id);
+      const other = (await submit(srv, { name: 'other-0', queue: 'oq' })).id;
+      await submit(srv, { name: 'bq-pending', queue: 'bq' });
+      for (let i = 0; i < 3; i++) await finish(srv, await claim(srv, 'bq'), 'fail', { error: 'disk full', retryable: false });
+      await finish(srv, await claim(srv, 'oq'), 'fail', { error: 'disk full', retryable: false });
+
+      const page = await openPage(browser, srv, { hash: '#/tasks' });
+      await live(page);
+      await page.locator(tid('tasks-table')).waitFor();
+      await page.check(tid('filter-phase-failed'));
+      await page.fill(tid('filter-queue'), 'bq');
+      await page.click(tid('filter-apply'));
+      await until(async () => page.url().includes('phase=failed') && page.url().includes('queue=bq'), 'the filter in the hash');
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 3, 'three failed tasks of bq');
+      for (const id of ids) await page.locator(tid(`task-row-${id}`)).waitFor();
+      assert.equal(await page.locator(tid(`task-row-${other}`)).count(), 0);
+
+      // Server-side search over params.
+      await page.fill(tid('filter-q'), 'holiday');
+      await page.click(tid('filter-apply'));
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 1, 'one task matching the search');
+      await page.locator(tid(`task-row-${ids[1]}`)).waitFor();
+      await page.fill(tid('filter-q'), '');
+      await page.click(tid('filter-apply'));
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 3, 'the search cleared');
+
+      // Bulk retry: counted, confirmed, applied.
+      await page.selectOption(tid('bulk-action'), 'retry');
+      await page.click(tid('bulk-apply'));
+      await page.locator(tid('confirm-dialog')).waitFor({ state: 'visible' });
+      assert.match(await page.textContent(tid('confirm-message')), /That is 3 tasks/);
+      await page.click(tid('confirm-ok'));
+      await textIs(page, tid('bulk-result'), /retried 3 of 3/);
+      for (const id of ids) assert.equal((await ok(srv, 'GET', `/v1/tasks/${id}`)).phase, 'pending');
+      assert.equal((await ok(srv, 'GET', `/v1/tasks/${other}`)).phase, 'failed', 'outside the filter: untouched');
+      // The list re-read: none of them is failed now.
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 0, 'the retried tasks leave the failed filter');
+
+      // A bulk action cancelled in the dialog does nothing.
+      await page.click(tid('filter-clear'));
+      await page.locator(tid('tasks-table')).waitFor();
+      await page.selectOption(tid('bulk-action'), 'cancel');
+      await page.click(tid('bulk-apply'));
+      await page.locator(tid('confirm-dialog')).waitFor({ state: 'visible' });
+      await page.click(tid('confirm-cancel'));
+      assert.equal((await ok(srv, 'GET', `/v1/tasks/${ids[0]}`)).phase, 'pending');
+
+      // Paging: 50 a page.
+      await ok(srv, 'POST', '/v1/tasks/batch', { tasks: Array.from({ length: 55 }, (_, i) => ({ type: 'page', name: `p-${i}`, queue: 'pq' })) });
+      await page.goto(`${srv.url}/#/tasks?queue=pq`);
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 50, 'a first page of 50');
+      await page.click(tid('next-page'));
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 5, 'a second page of 5');
+      assert.equal(await page.locator(tid('next-page')).count(), 0);
+      await page.click(tid('first-page'));
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 50, 'back to the first page');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('a paused task is marked paused, and the children are a tree with their progress', async () => {
+    const srv = await startServer();
+    try {
+      const parent = await submit(srv, { name: 'album' });
+      const kids = [];
+      for (let i = 0; i < 3; i++) kids.push(await submit(srv, { name: `photo-${i}`, parent_id: parent.id, queue: 'photos' }));
+      await ok(srv, 'POST', `/v1/tasks/${kids[2].id}/pause`);
+      const page = await openPage(browser, srv, { hash: `#/tasks/${parent.id}` });
+      await live(page);
+      for (const k of kids) await page.locator(tid(`child-${k.id}`)).waitFor();
+      assert.equal(await page.locator(`${tid(`child-${kids[2].id}`)} .badge.paused`).count(), 1);
+      await textIs(page, tid('children-summary'), /0 processed, 0 processing, 3 pending/);
+      const c = await claim(srv, 'photos');
+      await heartbeat(srv, c, { progress: { ratio: 0.5 } });
+      await attrIs(page, `${tid(`child-${c.task.id}`)} [role="progressbar"]`, 'aria-valuenow', '50');
+      await finish(srv, c, 'complete');
+      await textIs(page, tid('children-summary'), /1 processed, 0 processing, 2 pending/);
+      await attrIs(page, tid('progress-bar'), 'aria-valuenow', '33');
+      // A new child shows up live.
+      const late = await submit(srv, { name: 'photo-late', parent_id: parent.id, queue: 'photos' });
+      await page.locator(tid(`child-${late.id}`)).waitFor();
+      // The list marks the paused task.
+      await page.goto(`${srv.url}/#/tasks?queue=photos`);
+      await page.locator(`${tid(`task-row-${kids[2].id}`)} ${tid('task-paused')}`).waitFor();
+      assert.equal(await page.locator(`${tid(`task-row-${kids[1].id}`)} ${tid('task-paused')}`).count(), 0);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('queues', () => {
+  test('counts per phase, a queue paused and resumed from the page, and the charts', async () => {
+    const srv = await startServer();
+    try {
+      for (let i = 0; i < 3; i++) await submit(srv, { queue: 'qa' });
+      await finish(srv, await claim(srv, 'qa'), 'complete');
+      const page = await openPage(browser, srv, { hash: '#/queues' });
+      await live(page);
+      await textIs(page, tid('queue-count-qa-completed'), /^1$/);
+      await textIs(page, tid('queue-count-qa-pending'), /^2$/);
+      // Counts follow the events.
+      await submit(srv, { queue: 'qa' });
+      await textIs(page, tid('queue-count-qa-pending'), /^3$/);
+
+      await page.click(tid('queue-pause-qa'));
+      await attrIs(page, tid('queue-state-qa'), 'data-state', 'paused');
+      const q = (await ok(srv, 'GET', '/v1/queues')).queues.find((x) => x.name === 'qa');
+      assert.equal(q.state, 'paused');
+      assert.equal(await claim(srv, 'qa'), null, 'a paused queue hands out nothing');
+      await page.click(tid('queue-resume-qa'));
+      await attrIs(page, tid('queue-state-qa'), 'data-state', 'active');
+      assert.notEqual(await claim(srv, 'qa'), null);
+
+      await page.selectOption(tid('stats-queue'), 'qa');
+      await page.locator(tid('chart-throughput')).waitFor();
+      await page.locator(tid('chart-failures')).waitFor();
+      await page.locator(tid('chart-latency')).waitFor();
+      await textIs(page, tid('stats-note'), /1 completed/);
+      await page.click(tid('stats-range-day'));
+      await textIs(page, tid('stats-note'), /last day, in 15 min buckets: 1 completed/);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('auth', () => {
+  test('the page asks for a token, keeps it in sessionStorage only, and shows its role', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      const page = await openPage(browser, srv, { hash: '#/queues' });
+      await page.locator(tid('login')).waitFor();
+      await page.fill(tid('login-token'), 'tm_0000000000000000_' + '0'.repeat(64));
+      await page.click(tid('login-submit'));
+      await textIs(page, tid('login-error'), /refused/);
+      await page.fill(tid('login-token'), srv.token);
+      await page.click(tid('login-submit'));
+      await live(page);
+      await textIs(page, tid('identity'), /admin/);
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('taskmill.token')), srv.token);
+      assert.equal(await page.evaluate(() => localStorage.length), 0);
+      await page.locator(tid('queues-table')).waitFor();
+      await page.click(tid('signout'));
+      await page.locator(tid('login')).waitFor();
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('taskmill.token')), null);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('a reader token sees no action buttons', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      const reader = await ok(srv, 'POST', '/v1/tokens', { role: 'reader', namespace: 'default', name: 'watcher' });
+      const t = await submit(srv, { name: 'seen-not-touched' });
+      const page = await openPage(browser, srv, { token: reader.secret, hash: `#/tasks/${t.id}` });
+      await live(page);
+      await textIs(page, tid('identity'), /reader · namespace default/);
+      await attrIs(page, tid('task-phase'), 'data-phase', 'pending');
+      assert.equal(await page.locator('[data-testid^="action-"]').count(), 0, 'no task actions');
+      await page.click(tid('nav-tasks'));
+      await page.locator(tid(`task-row-${t.id}`)).waitFor();
+      assert.equal(await page.locator(tid('bulk-apply')).count(), 0, 'no bulk action');
+      await page.click(tid('nav-queues'));
+      await page.locator(tid('queues-table')).waitFor();
+      assert.equal(await page.locator('[data-testid^="queue-pause-"], [data-testid^="queue-resume-"]').count(), 0, 'no queue pause');
+      assert.equal(await page.locator(tid('nav-tokens')).isVisible(), false);
+      assert.equal(await page.locator(tid('nav-webhooks')).isVisible(), false);
+      assert.equal(await page.locator('main button.danger').count(), 0);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('the timeline names the token that acted; an admin creates and revokes a token', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      const t = await submit(srv, { name: 'to-cancel' });
+      const page = await openPage(browser, srv, { token: srv.token, hash: `#/tasks/${t.id}` });
+      await live(page);
+      await page.click(tid('action-cancel'));
+      await attrIs(page, tid('task-phase'), 'data-phase', 'cancelled');
+      const actor = page.locator(`${tid('timeline-entry')}[data-kind="task.cancelled"] ${tid('timeline-actor')}`);
+      await actor.waitFor();
+      assert.equal(await actor.getAttribute('data-actor'), srv.tokenId);
+      assert.match(await actor.textContent(), /admin/, 'by the token\'s name');
+
+      await page.click(tid('nav-tokens'));
+      await page.selectOption(tid('token-role'), 'reader');
+      await page.fill(tid('token-name'), 'made-in-the-page');
+      await page.click(tid('token-create'));
+      const secret = (await page.locator(tid('token-secret')).textContent()).trim();
+      assert.match(secret, /^tm_[0-9a-f]{16}_[0-9a-f]{64}$/);
+      assert.equal((await v1(srv, 'GET', '/v1/tasks', undefined, secret)).status, 200);
+      const id = secret.split('_')[1];
+      await page.click(tid(`token-revoke-${id}`));
+      await page.click(tid('confirm-ok'));
+      await textIs(page, `${tid(`token-row-${id}`)} ${tid('token-status')}`, /revoked/);
+      assert.equal((await v1(srv, 'GET', '/v1/tasks', undefined, secret)).status, 401);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('accessible and plain', () => {
+  test('keyboard: skip link, navigation, an action and the confirm dialog without a mouse', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'by-keyboard' });
+      const page = await openPage(browser, srv, { hash: '#/queues' });
+      await live(page);
+      await page.locator(tid('queues-table')).waitFor();
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), 'skip-link');
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), 'nav-queues');
+      await page.keyboard.press('Tab');
+      await page.keyboard.press('Enter');
+      await page.locator(tid('tasks-table')).waitFor();
+      assert.match(page.url(), /#\/tasks$/);
+      // Every control has a name a screen reader can say.
+      const unnamed = await page.evaluate(() => [...document.querySelectorAll('main input, main select, main button, main a')]
+        .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+        .map((el) => el.outerHTML.slice(0, 80)));
+      assert.deepEqual(unnamed, []);
+      // Tab to the task's link and open it.
+      await page.locator(tid(`task-row-${t.id}`)).waitFor();
+      await page.focus(`${tid(`task-row-${t.id}`)} a`);
+      await page.keyboard.press('Enter');
+      await attrIs(page, tid('task-phase'), 'data-phase', 'pending');
+      // Pause with the keyboard; the focus moves to Resume.
+      await page.focus(tid('action-pause'));
+      await page.keyboard.press('Enter');
+      await page.locator(tid('task-paused')).waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), 'action-resume');
+      // A dialog: Escape closes it and gives the focus back.
+      await ok(srv, 'POST', `/v1/tasks/${t.id}/cancel`);
+      await page.locator(`${tid('action-delete')}:not([disabled])`).waitFor();
+      await page.focus(tid('action-delete'));
+      await page.keyboard.press('Enter');
+      await page.locator(tid('confirm-dialog')).waitFor({ state: 'visible' });
+      assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), 'confirm-cancel', 'the safe choice has the focus');
+      await page.keyboard.press('Escape');
+      await page.locator(tid('confirm-dialog')).waitFor({ state: 'hidden' });
+      assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), 'action-delete');
+      assert.equal((await v1(srv, 'GET', `/v1/tasks/${t.id}`)).status, 200, 'not deleted');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('every view fits a 390 px phone without sideways scrolling; times show UTC on hover', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'a-task-with-a-rather-long-name-for-a-phone', params: { path: '/a/very/long/path/'.repeat(8) } });
+      const c = await claim(srv);
+      await heartbeat(srv, c, { progress: { ratio: 0.3, message: 'working' }, items: [{ name: 'item-1', progress: 0.3 }] });
+      const page = await openPage(browser, srv, { hash: '#/queues', width: 390, height: 844 });
+      await live(page);
+      for (const hash of ['#/queues', '#/tasks', `#/tasks/${t.id}`, '#/webhooks', '#/tokens']) {
+        await page.goto(`${srv.url}/${hash}`);
+        await page.locator('main h1').waitFor();
+        await page.waitForTimeout(300);
+        const w = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(w <= 391, `${hash} is ${w} px wide`);
+      }
+      await page.goto(`${srv.url}/#/tasks/${t.id}`);
+      const title = await page.locator(`${tid('timings')} time`).first().getAttribute('title');
+      assert.match(title, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('a burst of 3,000 events keeps the page responsive (rendering is batched)', async () => {
+    const srv = await startServer();
+    try {
+      const page = await openPage(browser, srv, { hash: '#/tasks?queue=burst' });
+      await live(page);
+      await page.locator(tid('tasks-table')).waitFor();
+      await page.evaluate(() => {
+        window.__long = 0;
+        new PerformanceObserver((l) => {
+          for (const e of l.getEntries()) window.__long = Math.max(window.__long, e.duration);
+        }).observe({ type: 'longtask', buffered: false });
+      });
+      for (let b = 0; b < 3; b++) {
+        await ok(srv, 'POST', '/v1/tasks/batch', { tasks: Array.from({ length: 1000 }, (_, i) => ({ type: 'burst', queue: 'burst', name: `b${b}-${i}` })) });
+      }
+      await page.locator(tid('new-tasks')).waitFor({ state: 'visible' });
+      await textIs(page, tid('new-tasks'), /3,000 new tasks/);
+      const t0 = Date.now();
+      await page.evaluate(() => 1);
+      assert.ok(Date.now() - t0 < 1000, 'the page answers');
+      const longest = await page.evaluate(() => window.__long);
+      assert.ok(longest < 1000, `the longest task on the page's thread took ${longest} ms`);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
