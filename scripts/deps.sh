@@ -21,6 +21,8 @@ $testing && pkgs+=(postgresql)
 # Node runs the compatibility tests; the machine may have its own newer one.
 $testing && ! command -v node >/dev/null && pkgs+=(nodejs)
 $testing && ! command -v npm >/dev/null && pkgs+=(npm)
+# Debian's chromium runs the dashboard's browser tests (tests/browser, through playwright-core).
+$testing && pkgs+=(chromium)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -42,5 +44,13 @@ if $testing && [ -f tests/compat/package-lock.json ]; then
     echo "deps.sh: npm ci in tests/compat" >&2
     (cd tests/compat && npm ci --no-audit --no-fund </dev/null >&2)
     cp tests/compat/package-lock.json "$stamp"
+  fi
+fi
+if $testing && [ -f tests/browser/package-lock.json ]; then
+  stamp=tests/browser/node_modules/.taskmill-lock
+  if [ ! -f "$stamp" ] || ! cmp -s tests/browser/package-lock.json "$stamp"; then
+    echo "deps.sh: npm ci in tests/browser" >&2
+    (cd tests/browser && npm ci --no-audit --no-fund </dev/null >&2)
+    cp tests/browser/package-lock.json "$stamp"
   fi
 fi

@@ -2,6 +2,7 @@
 # Runs every test binary under BUILD/tests and the compatibility tests on
 # SQLite, then the store and integration suites (tests/store, tests/integration)
 # again on a throwaway PostgreSQL cluster (scripts/pg.sh), named `pg:NAME`.
+# The dashboard's browser tests (tests/browser) run after the compatibility tests.
 # Prints the suite's total as its last line: `N passed, N failed`. Exits
 # non-zero on any failure.
 #
@@ -102,6 +103,31 @@ if [ "$backends" != pg ]; then
       passed=$((passed + p))
       failed=$((failed + ${f:-0}))
       [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && { echo "FAIL compat: exit $rc"; failed=$((failed + 1)); }
+    fi
+  fi
+  # The web dashboard in Debian's headless chromium (playwright-core; node's test runner).
+  browser=$(ls tests/browser/*.test.mjs 2>/dev/null || true)
+  if [ -n "$browser" ] && { [ -z "$filter" ] || [[ browser == *"$filter"* ]] || [[ $browser == *"$filter"* ]]; }; then
+    echo "== browser (node --test)"
+    out=$(cd tests/browser && timeout -k 10 "$limit" node --test --test-reporter=tap \
+      $(for f in $browser; do basename "$f"; done) </dev/null 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | grep -E '^(not )?ok |^# (pass|fail)|^ +(not ok|ok) ' | grep -v '^ \{8,\}' || true
+    p=$(printf '%s\n' "$out" | sed -n 's/^# pass \([0-9]*\)$/\1/p' | tail -n 1)
+    f=$(printf '%s\n' "$out" | sed -n 's/^# fail \([0-9]*\)$/\1/p' | tail -n 1)
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+      printf '%s\n' "$out" | tail -n 30
+      echo "FAIL browser: timed out after $limit s"
+      failed=$((failed + 1))
+    elif [ -z "$p" ]; then
+      printf '%s\n' "$out" | tail -n 30
+      echo "FAIL browser: node printed no summary (exit $rc)"
+      failed=$((failed + 1))
+    else
+      [ "${f:-0}" -gt 0 ] && printf '%s\n' "$out" | grep -A 12 '^ *not ok ' | head -n 60
+      passed=$((passed + p))
+      failed=$((failed + ${f:-0}))
+      [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && { echo "FAIL browser: exit $rc"; failed=$((failed + 1)); }
     fi
   fi
 fi
