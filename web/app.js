@@ -118,7 +118,7 @@ function renderIdentity() {
     el.textContent = 'open mode (admin)';
     el.title = 'No API token exists yet: anyone on this host acts as admin.';
   } else {
-    el.textContent = `${s.name ? `${s.name}: ` : ''}${s.role} · namespace ${s.namespace ?? 'all'}`;
+    el.textContent = `${s.role} · ${s.namespace ? `namespace ${s.namespace}` : 'all namespaces'}${s.name ? ` · token "${s.name}"` : ''}`;
     el.title = s.role === 'admin' ? 'Admin tokens see every namespace.' : `This token sees namespace '${s.namespace}' only.`;
   }
   el.dataset.role = s.role;

@@ -8,12 +8,19 @@ import { s, fmtClock } from './dom.js';
 const W = 400, H = 170;
 const PAD = { l: 44, r: 8, t: 8, b: 22 };
 
-/** A round number >= v for the top of the y axis. */
-function niceMax(v, unit) {
-  if (!(v > 0)) return unit === 'ms' ? 1000 : 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
-  return 10 * p;
+/** The y axis: a round step (1, 2 or 5 times a power of ten) and a top that is a whole number of steps. */
+function yAxis(max, unit) {
+  if (!(max > 0)) return unit === 'ms' ? { top: 1000, step: 250 } : { top: 4, step: 1 };
+  const raw = max / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  let step = 10 * p;
+  for (const m of [1, 2, 5]) {
+    if (raw <= m * p) {
+      step = m * p;
+      break;
+    }
+  }
+  return { top: Math.ceil(max / step - 1e-9) * step, step };
 }
 
 function fmtTick(v, unit) {
@@ -35,7 +42,7 @@ export function chart({ times, series, unit = "", label, testid }) {
   const n = times.length;
   let max = 0;
   for (const se of series) for (const v of se.values) if (v !== null && v > max) max = v;
-  const top = niceMax(max, unit);
+  const { top, step } = yAxis(max, unit);
   const iw = W - PAD.l - PAD.r, ih = H - PAD.t - PAD.b;
   const x = (i) => PAD.l + (n <= 1 ? 0 : (i * iw) / (n - 1));
   const bw = n ? iw / n : iw;
@@ -45,8 +52,7 @@ export function chart({ times, series, unit = "", label, testid }) {
   const svg = s('svg', {
     class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, 'data-testid': testid,
   });
-  for (let k = 0; k <= 4; k++) {
-    const v = (top * k) / 4;
+  for (let v = 0; v <= top + step / 2; v += step) {
     svg.append(
       s('line', { class: 'grid', x1: PAD.l, x2: W - PAD.r, y1: y(v), y2: y(v) }),
       s('text', { x: PAD.l - 4, y: y(v) + 3, 'text-anchor': 'end' }, fmtTick(v, unit)),

@@ -158,7 +158,7 @@ export function mount(root, route, ctx) {
           times, testid: 'chart-failures', label: `Failures of ${r.queue}: ${fmtNum(totalFailed)}`,
           series: [{ name: 'failed', values: failed, kind: 'bar' }],
         })),
-      fig('Queue latency (submit or ready to claim)',
+      fig('Queue latency (ready to claimed)',
         h('div', { class: 'legend' }, h('span', { class: 'k0' }, 'average'), h('span', { class: 'k1' }, 'maximum')),
         chart({
           times, unit: 'ms', testid: 'chart-latency',

@@ -100,6 +100,9 @@ export function mount(root, route, ctx) {
   const data = h('div', { class: 'grid4', 'data-testid': 'task-data' });
   const kidsHead = h('p', { class: 'muted', 'data-testid': 'children-summary' });
   const kids = h('ul', { class: 'tree', 'data-testid': 'children', 'aria-label': 'Children' });
+  // Shown once the task has children (a leaf task has no use for it).
+  const kidsBox = h('section', { class: 'panel', 'aria-labelledby': 'children-h', hidden: true },
+    h('h2', { id: 'children-h' }, 'Children'), kidsHead, kids);
   const timelineList = h('ol', { class: 'plain timeline', 'data-testid': 'timeline', 'aria-label': 'Events, newest first' });
   const timelineNote = h('p', { class: 'muted', 'data-testid': 'timeline-note' });
   const beats = h('input', { type: 'checkbox', id: 'tl-beats', 'data-testid': 'timeline-heartbeats' });
@@ -114,10 +117,10 @@ export function mount(root, route, ctx) {
     ctx.can.control ? actions : null,
     h('section', { class: 'panel', 'aria-labelledby': 'progress-h' },
       h('h2', { id: 'progress-h' }, 'Progress'), bar, progressText, errorBox),
+    kidsBox,
     h('div', { class: 'grid2' },
       h('section', { class: 'panel', 'aria-labelledby': 'items-h' }, h('h2', { id: 'items-h' }, 'Items'), items),
       h('section', { class: 'panel', 'aria-labelledby': 'messages-h' }, h('h2', { id: 'messages-h' }, 'Messages'), messages)),
-    h('section', { class: 'panel', 'aria-labelledby': 'children-h' }, h('h2', { id: 'children-h' }, 'Children'), kidsHead, kids),
     h('div', { class: 'grid2' },
       h('section', { class: 'panel', 'aria-labelledby': 'timings-h' }, h('h2', { id: 'timings-h' }, 'Lease and timings'), timings),
       h('section', { class: 'panel', 'aria-labelledby': 'attempts-h' }, h('h2', { id: 'attempts-h' }, 'Attempts'), attempts)),
@@ -312,10 +315,13 @@ export function mount(root, route, ctx) {
       const r = await api('GET', `/v1/tasks${qs({ parent_id: parent, order: 'asc', limit: CHILDREN_PAGE })}`);
       if (gone) return;
       clear(ul).append(...r.tasks.map(childNode));
+      if (r.tasks.length && ul === kids) kidsBox.hidden = false;
       if (!r.tasks.length) ul.append(h('li', { class: 'muted' }, 'No children.'));
       if (r.next_cursor) ul.append(h('li', {}, h('a', { href: `#/tasks${qs({ parent_id: parent })}` }, `More children: see them all in the task list`)));
     } catch (e) {
-      if (!gone) clear(ul).append(h('li', { class: 'muted' }, `The children cannot be listed: ${errText(e)}`));
+      if (gone) return;
+      clear(ul).append(h('li', { class: 'muted' }, `The children cannot be listed: ${errText(e)}`));
+      if (ul === kids) kidsBox.hidden = false;
     }
   }
 
@@ -442,8 +448,6 @@ export function mount(root, route, ctx) {
   if (ctx.can.read) {
     loadChildren(id, kids);
     childLists.set(id, kids);
-  } else {
-    kidsHead.textContent = 'This token may not list tasks.';
   }
   if (stream) stream.start();
 
@@ -463,6 +467,7 @@ export function mount(root, route, ctx) {
           const empty = ul.querySelector('li.muted');
           if (empty) empty.remove();
           ul.append(childNode(ev.task));
+          if (ul === kids) kidsBox.hidden = false;
         }
       }
     },

@@ -140,14 +140,21 @@ export function mount(root, route, ctx) {
     const body = { action, filter };
     bulkResult.textContent = 'Counting…';
     let n;
+    let max = null;
     try {
-      n = (await api('POST', '/v1/tasks/bulk', { ...body, dry_run: true })).matched;
+      const r = await api('POST', '/v1/tasks/bulk', { ...body, dry_run: true });
+      n = r.matched;
+      max = r.max ?? null;
     } catch (e) {
       bulkResult.textContent = `Could not count the tasks: ${errText(e)}`;
       return;
     }
     if (!n) {
       bulkResult.textContent = 'No task matches the filter.';
+      return;
+    }
+    if (max !== null && n > max) {
+      bulkResult.textContent = `The filter matches ${fmtNum(n)} tasks; one bulk action takes at most ${fmtNum(max)}. Narrow the filter.`;
       return;
     }
     bulkResult.textContent = '';
