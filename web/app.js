@@ -200,12 +200,32 @@ function route() {
     else a.removeAttribute('aria-current');
   }
   const m = clear(main());
+  if (!ctx.can.read && r.name !== 'task') {
+    showWorkerHome(m);
+    return;
+  }
   const view = views[r.name].mount(m, r, ctx) || {};
   current = { name: r.name, route: r, view };
   document.title = `${{ queues: 'Queues', tasks: 'Tasks', task: 'Task', webhooks: 'Webhooks', tokens: 'Tokens' }[r.name]} · taskmill`;
   // Moving to another view puts the focus on its content (for keyboards
   // and screen readers); paging within a view leaves it where it was.
   if (prevName && prevName !== r.name) m.focus();
+}
+
+/** A worker token may read a task by its id, and nothing else the views list. */
+function showWorkerHome(m) {
+  const input = h('input', { id: 'task-id', required: true, pattern: '[0-9a-f]{32}', spellcheck: 'false', 'data-testid': 'task-id-input' });
+  const form = h('form', { class: 'panel' },
+    h('h1', {}, 'A worker token'),
+    h('p', {}, 'Worker tokens claim and work tasks; they cannot list tasks or queues. You can open a task by its id.'),
+    h('label', { for: 'task-id' }, 'Task id', input),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Open')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    location.hash = `#/tasks/${input.value.trim()}`;
+  });
+  m.append(form);
+  current = { name: 'worker', route: null, view: {} };
 }
 
 // ---- start ----

@@ -357,6 +357,26 @@ describe('auth', () => {
     }
   });
 
+  test('a worker token opens a task by its id and has nothing to act with', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      const worker = await ok(srv, 'POST', '/v1/tokens', { role: 'worker', namespace: 'default', name: 'farm' });
+      const t = await submit(srv, { name: 'for-the-worker' });
+      const page = await openPage(browser, srv, { token: worker.secret, hash: '#/queues' });
+      await textIs(page, tid('identity'), /worker · namespace default/);
+      await page.fill(tid('task-id-input'), t.id);
+      await page.keyboard.press('Enter');
+      await attrIs(page, tid('task-phase'), 'data-phase', 'pending');
+      assert.equal(await page.locator('[data-testid^="action-"]').count(), 0);
+      assert.equal(await page.locator(tid('nav-tasks')).isVisible(), false);
+      assert.equal(await page.locator(tid('banner-disconnected')).isVisible(), false, 'no stream to lose');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('the timeline names the token that acted; an admin creates and revokes a token', async () => {
     const srv = await startServer({ tokens: true });
     try {
