@@ -82,6 +82,7 @@ export function mount(root, route, ctx) {
   let deleted = false;
   let msgLevel = 'all';
   let showBeats = false;
+  let pruned = false; // the server's retention removed some of this task's events
   const timeline = []; // events, oldest first
   const seen = new Set();
   const children = new Map(); // id -> {li, task, bar, parts}
@@ -346,7 +347,8 @@ export function mount(root, route, ctx) {
     while (timelineList.children.length > TIMELINE_MAX) timelineList.lastElementChild.remove();
     const hidden = timeline.filter((ev) => !visible(ev)).length;
     timelineNote.textContent = `${fmtNum(timeline.length)} event${timeline.length === 1 ? '' : 's'}` +
-      (hidden ? ` (${fmtNum(hidden)} heartbeats hidden)` : '') + '.';
+      (hidden ? ` (${fmtNum(hidden)} heartbeats hidden)` : '') + '.' +
+      (pruned ? ' Older events were removed by the server\'s retention.' : '');
   }
 
   // ---- live ----
@@ -386,8 +388,9 @@ export function mount(root, route, ctx) {
       else if (last && last.task) early = last.task;
     },
     onpruned() {
+      pruned = true;
       refetch.call();
-      timelineNote.textContent = 'Older events were removed by the server\'s retention.';
+      renderTimeline(false);
     },
     onstatus(status) {
       timelineNote.textContent = status === 403 ? 'This token may not read the event log.' : `The timeline is not available (${status}).`;

@@ -166,6 +166,34 @@ describe('live', () => {
   });
 });
 
+describe('retention', () => {
+  test('a timeline whose oldest events were pruned says so and still shows the task', async () => {
+    const srv = await startServer({ args: ['--events-max-count', '3'] });
+    try {
+      const t = await submit(srv, { name: 'pruned' });
+      const c = await claim(srv);
+      for (let i = 1; i <= 8; i++) await heartbeat(srv, c, { progress: { ratio: i / 10 } });
+      await until(async () => {
+        const m = await (await fetch(`${srv.url}/metrics`)).text();
+        return Number((/^taskmill_events_pruned_through (\d+)$/m.exec(m) || [])[1]) > 0;
+      }, 'the retention pass');
+      // The server's memory still holds them until a restart; then only the log counts.
+      await srv.stop();
+      await srv.start();
+      const page = await openPage(browser, srv, { hash: `#/tasks/${t.id}` });
+      await live(page);
+      await textIs(page, tid('timeline-note'), /retention/);
+      await attrIs(page, tid('progress-bar'), 'aria-valuenow', '80');
+      await heartbeat(srv, c, { progress: { ratio: 0.9 } });
+      await attrIs(page, tid('progress-bar'), 'aria-valuenow', '90');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
 describe('tasks', () => {
   test('a filter, search, paging and a bulk retry with its count confirmed', async () => {
     const srv = await startServer();
