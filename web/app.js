@@ -249,6 +249,11 @@ async function start() {
   onUnauthenticated(() => signedOut('The server refused the token (revoked or expired?).'));
   window.addEventListener('hashchange', route);
   document.getElementById('signout').addEventListener('click', () => signedOut(''));
+  // The skip link moves the focus; following its href would change the route.
+  document.querySelector('.skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    main().focus();
+  });
   try {
     await boot();
   } catch (e) {

@@ -91,7 +91,13 @@ export function mount(root, route, ctx) {
       field('type', 'Type'),
       h('div', { class: 'actions' },
         h('button', { type: 'submit', class: 'primary', 'data-testid': 'filter-apply' }, 'Apply'),
-        h('button', { type: 'button', 'data-testid': 'filter-clear', onclick: () => { location.hash = '#/tasks'; } }, 'Clear'))),
+        h('button', {
+          type: 'button', 'data-testid': 'filter-clear',
+          onclick: () => {
+            if (location.hash === '#/tasks') form.reset();
+            else location.hash = '#/tasks';
+          },
+        }, 'Clear'))),
     h('details', { open: more, 'data-testid': 'more-filters' },
       h('summary', {}, 'More filters: namespace, name, times, order'),
       h('div', { class: 'filters' },

@@ -448,6 +448,11 @@ describe('accessible and plain', () => {
       await page.locator(tid('queues-table')).waitFor();
       await page.keyboard.press('Tab');
       assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), 'skip-link');
+      await page.keyboard.press('Enter');
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'main', 'the skip link moves the focus');
+      assert.match(page.url(), /#\/queues$/, 'and not the route');
+      await page.locator(tid('queues-table')).waitFor();
+      await page.focus(tid('skip-link'));
       await page.keyboard.press('Tab');
       assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), 'nav-queues');
       await page.keyboard.press('Tab');
