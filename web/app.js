@@ -93,17 +93,8 @@ function startStream() {
 
 // ---- who is looking ----
 
-async function whoami() {
-  try {
-    return await api('GET', '/v1/whoami', undefined, { quiet401: true });
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404) {
-      // A server without /v1/whoami: show everything; it refuses what the
-      // token may not do.
-      return { open: !getToken(), role: 'admin', namespace: null, token_id: null, name: null };
-    }
-    throw e;
-  }
+function whoami() {
+  return api('GET', '/v1/whoami', undefined, { quiet401: true });
 }
 
 function renderIdentity() {
