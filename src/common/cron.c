@@ -94,6 +94,7 @@ static int cron_element(const struct cron_field *f, const char *s, size_t len, u
     const char *slash = memchr(s, '/', len);
     size_t base_len = slash ? (size_t)(slash - s) : len;
     int a, b, step = 1;
+    if (base_len == 0) return cron_fail(e, f, "", s, len, " has no value before '/'");
     if (base_len == 1 && s[0] == '*') {
         a = f->lo;
         b = f->bits_hi;
@@ -101,6 +102,8 @@ static int cron_element(const struct cron_field *f, const char *s, size_t len, u
         const char *dash = memchr(s, '-', base_len);
         int rc;
         if (dash) {
+            if (dash == s || dash == s + base_len - 1)
+                return cron_fail(e, f, "range ", s, base_len, " is missing a bound");
             if ((rc = cron_value(f, s, (size_t)(dash - s), &a, e)) ||
                 (rc = cron_value(f, dash + 1, base_len - (size_t)(dash - s) - 1, &b, e)))
                 return rc;
