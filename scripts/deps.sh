@@ -10,7 +10,7 @@ pkgs=(
   build-essential pkg-config
   libmicrohttpd-dev libjansson-dev libsqlite3-dev
   libcurl4-openssl-dev libssl-dev libxml2-dev libpq-dev
-  curl sqlite3 openssl
+  curl sqlite3 openssl tzdata
 )
 testing=false
 [ "${1:-}" = "--test" ] && testing=true
