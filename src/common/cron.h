@@ -19,12 +19,15 @@
  *
  * Daylight saving (see cron_next): matches are read on the zone's wall
  * clock, and each wall-clock slot fires at most once. A slot that falls in
- * a spring-forward gap fires once, at the first instant after the gap; a
- * slot that happens twice in a fall back fires at its first occurrence
- * only. So an expression that fires many times an hour ("0,15,30,45 * * * *")
- * fires through the first pass of a repeated hour and not the second: in
- * America/New_York on 2026-11-01 it fires at 01:00, 01:15, 01:30 and 01:45
- * EDT, then at 02:00 EST, an hour and a quarter later.
+ * a spring-forward gap fires once, at the first instant after the gap
+ * (all the slots of one gap, and a slot at the gap's end, fire as one,
+ * flagged shifted: hourly in New York on 2026-03-08 gives 01:00 EST, then
+ * 03:00 EDT for 02:00 and 03:00); a slot that happens twice in a fall back
+ * fires at its first occurrence only. So an expression that fires many
+ * times an hour ("0,15,30,45 * * * *") fires through the first pass of a
+ * repeated hour and not the second: in America/New_York on 2026-11-01 it
+ * fires at 01:00, 01:15, 01:30 and 01:45 EDT, then at 02:00 EST, an hour
+ * and a quarter later.
  */
 #ifndef TASKMILL_CRON_H
 #define TASKMILL_CRON_H
