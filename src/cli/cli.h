@@ -21,6 +21,8 @@ int cmd_retry(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_work(int argc, char **argv);
-int cmd_queue(int argc, char **argv); /* cmd_queue.c */
+int cmd_queue(int argc, char **argv);      /* cmd_queue.c */
+int cmd_schedule(int argc, char **argv);   /* cmd_schedule.c */
+int cmd_definition(int argc, char **argv); /* cmd_schedule.c */
 
 #endif

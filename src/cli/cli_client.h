@@ -44,6 +44,8 @@ int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, con
 int cli_client_error(const char *cmd, struct tm_client *c, const char *what);
 /* The exit code for a TM_CLIENT_E... code. */
 int cli_exit_for(int code);
+/* Adds "KEY=VALUE" (a string) or "KEY:=JSON" to params; -1 after a message naming cmd. */
+int cli_param_add(const char *cmd, json_t *params, const char *arg);
 /* Prints a JSON value on stdout, indented, with a newline. */
 void cli_print_json(const json_t *v);
 

@@ -53,18 +53,17 @@ static int submit_load_params(const char *path, json_t **out) {
     return 0;
 }
 
-/* Adds "KEY=VALUE" (a string) or "KEY:=JSON" to params. */
-static int submit_add_param(json_t *params, const char *arg) {
+int cli_param_add(const char *cmd, json_t *params, const char *arg) {
     const char *eq = strchr(arg, '=');
     if (!eq || eq == arg || (eq == arg + 1 && arg[0] == ':')) {
-        fprintf(stderr, "taskmill submit: '--param %s' must be KEY=VALUE or KEY:=JSON\n", arg);
+        fprintf(stderr, "taskmill %s: '--param %s' must be KEY=VALUE or KEY:=JSON\n", cmd, arg);
         return -1;
     }
     bool raw = eq[-1] == ':';
     size_t klen = (size_t)(eq - arg) - (raw ? 1 : 0);
     char key[256];
     if (klen >= sizeof key) {
-        fprintf(stderr, "taskmill submit: '--param' key '%.32s...' is too long\n", arg);
+        fprintf(stderr, "taskmill %s: '--param' key '%.32s...' is too long\n", cmd, arg);
         return -1;
     }
     memcpy(key, arg, klen);
@@ -74,13 +73,13 @@ static int submit_add_param(json_t *params, const char *arg) {
         json_error_t err;
         v = json_loads(eq + 1, JSON_DECODE_ANY, &err);
         if (!v) {
-            fprintf(stderr, "taskmill submit: '--param %s' is not JSON: %s\n", arg, err.text);
+            fprintf(stderr, "taskmill %s: '--param %s' is not JSON: %s\n", cmd, arg, err.text);
             return -1;
         }
     } else {
         v = json_string(eq + 1);
         if (!v) {
-            fprintf(stderr, "taskmill submit: '--param %s' is not UTF-8\n", arg);
+            fprintf(stderr, "taskmill %s: '--param %s' is not UTF-8\n", cmd, arg);
             return -1;
         }
     }
@@ -190,7 +189,7 @@ int cmd_submit(int argc, char **argv) {
             json_object_set_new(task, "max_retries", json_integer(n));
             break;
         case 'p':
-            if (submit_add_param(params, optarg)) goto out;
+            if (cli_param_add("submit", params, optarg)) goto out;
             break;
         case 'F':
             json_decref(file_params);

@@ -25,6 +25,8 @@ static const struct command commands[] = {
     {"resume", cmd_resume, "let paused tasks be claimed again"},
     {"work", cmd_work, "run a command for each task of a queue"},
     {"queue", cmd_queue, "list queues; pause or resume a whole queue"},
+    {"schedule", cmd_schedule, "recurring tasks: create, list, pause, trigger, backfill"},
+    {"definition", cmd_definition, "named task templates: create, list, launch"},
 };
 
 static void usage(FILE *f) {

@@ -91,9 +91,12 @@ void sailpoint_oauth_write_error(struct buf *b, int status, const struct tm_erro
 
 /* ---- Projection ---- */
 
-/* TaskStatus.type: the canonical type when it is one of SailPoint's three. */
+/* TaskStatus.type: QUARTZ for a task a schedule launched (launcher
+ * "schedule:<name>"), else the canonical type when it is one of SailPoint's
+ * three, else QUEUED_TASK. */
 static const char *sp_type(const struct task *t) {
     static const char *const types[] = {"QUARTZ", "QPOC", "QUEUED_TASK"};
+    if (t->launcher && strncmp(t->launcher, "schedule:", 9) == 0) return "QUARTZ";
     for (int i = 0; i < 3; i++)
         if (t->type && strcasecmp(t->type, types[i]) == 0) return types[i];
     return "QUEUED_TASK";

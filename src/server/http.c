@@ -26,6 +26,7 @@
 #include "../common/xalloc.h"
 #include "event_hub.h"
 #include "server_int.h"
+#include "v1_decode.h"
 #include "webhook.h"
 
 static const struct route_table route_tables[] = {
@@ -36,6 +37,8 @@ static const struct route_table route_tables[] = {
     {v1_tokens_routes, NULL},
     {v1_events_routes, NULL},
     {v1_webhooks_routes, NULL},
+    {v1_definitions_routes, NULL},
+    {v1_schedules_routes, NULL},
     {web_routes, NULL},
     {sailpoint_routes, sailpoint_write_error},
     {sailpoint_oauth_routes, sailpoint_oauth_write_error},
@@ -486,6 +489,13 @@ static char *http_read_file(const char *path) {
 }
 
 /* TLS material, when configured: 0, or -1 with a message. */
+/* The tasks that schedules launch are decoded as a submit is (store_options.make_task). */
+static int server_make_task(void *cls, json_t *body, const char *ns, struct task **out,
+                            struct tm_error *e) {
+    struct server *srv = cls;
+    return v1_decode_task(body, &srv->cfg.limits, ns, out, e);
+}
+
 static int server_load_tls(struct server *srv) {
     const struct server_config *cfg = &srv->cfg;
     if (!cfg->tls_cert_path && !cfg->tls_key_path) return 0;
@@ -542,7 +552,9 @@ int server_start(const struct server_config *cfg, struct server **out) {
                                .event_task_max_bytes = (size_t)srv->cfg.events.task_max_bytes,
                                .attributes_max_keys = cfg->limits.attributes_max_keys,
                                .attributes_max_bytes = cfg->limits.attributes_max_bytes,
-                               .webhooks_max = cfg->limits.webhooks_max};
+                               .webhooks_max = cfg->limits.webhooks_max,
+                               .make_task = server_make_task,
+                               .make_task_cls = srv};
     if (server_load_tls(srv)) goto fail;
     if (store_open(cfg->store_url, &so, &srv->store, &e)) {
         fprintf(stderr, "taskmill: %s\n", e.message);

@@ -212,7 +212,9 @@ extern const struct route health_routes[];
 extern const struct route v1_tokens_routes[];
 extern const struct route v1_events_routes[];
 extern const struct route v1_webhooks_routes[];
-extern const struct route web_routes[]; /* the dashboard at / and /ui/ (web.c) */
+extern const struct route v1_definitions_routes[]; /* v1_definitions.c */
+extern const struct route v1_schedules_routes[];   /* v1_schedules.c */
+extern const struct route web_routes[];            /* the dashboard at / and /ui/ (web.c) */
 /* Compatibility views (src/compat), each with its API's error writer. */
 extern const struct route sailpoint_routes[];       /* /beta, /v2024, /v2025 task-status */
 extern const struct route sailpoint_oauth_routes[]; /* POST /oauth/token */

@@ -102,6 +102,8 @@ struct store {
     void *listener_cls;
     int64_t next_prune;       /* wall ms of the next retention pass */
     int64_t next_stats_prune; /* wall ms of the next pass over queue_stats */
+    int64_t next_fire;        /* wall ms of the earliest schedule fire; 0 = none known */
+    int64_t fire_checked;     /* wall ms next_fire was last read (shared backends) */
     char node[ID_LEN + 1];    /* this process, in the rows only it writes (queue_stats) */
 };
 
@@ -744,10 +746,81 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
     case STORE_OP_QUEUE_PAUSE:
         store_apply_queue_pause(s, b, op);
         return true;
+    case STORE_OP_DOC_PUT:
+    case STORE_OP_DOC_DELETE:
+    case STORE_OP_SCHED_PAUSE:
+    case STORE_OP_SCHED_TRIGGER:
+    case STORE_OP_SCHED_BACKFILL: {
+        int rc = store_schedule_apply(s, b, op, now);
+        if (rc && !op->err.code) store_backend_failed(b, op, rc);
+        if (!b->failed && op->kind != STORE_OP_DOC_DELETE) s->fire_checked = 0; /* look again */
+        b->op = op;
+        return true;
+    }
     default:
         store_apply_control(s, b, op, now);
         return true;
     }
+}
+
+/* ---- For store_schedules.c (store_int.h) ---- */
+
+int store_batch_create(struct store *s, struct batch *b, struct task *t, int64_t now,
+                       struct tm_error *e, char id[ID_LEN + 1]) {
+    id[0] = '\0';
+    struct store_op op;
+    store_op_init(&op, STORE_OP_CREATE);
+    op.tasks = xmalloc(sizeof *op.tasks);
+    op.tasks[0] = t;
+    op.ntasks = 1;
+    const struct store_op *was = b->op;
+    b->op = &op;
+    int rc = store_apply_create_once(s, b, &op, now);
+    b->op = was;
+    if (op.err.code) *e = op.err;
+    if (rc == 0 && op.task) memcpy(id, op.task->id, ID_LEN + 1);
+    store_op_release(&op); /* frees t */
+    return b->failed ? TM_EINTERNAL : (rc ? (e->code ? e->code : rc) : 0);
+}
+
+int store_batch_cancel(struct store *s, struct batch *b, const char *id, int64_t now) {
+    struct task *t = NULL;
+    int rc = s->base.backend->load(s, id, &t);
+    if (rc == TM_ENOT_FOUND) return 0;
+    if (rc) return rc;
+    enum task_phase before = t->phase;
+    struct tm_error e;
+    err_clear(&e);
+    if (!task_is_terminal(t) && task_cancel(t, now, &e) == 0)
+        rc = store_save(s, b, t, (int)before, now);
+    task_free(t);
+    return rc;
+}
+
+void store_batch_failed(struct batch *b, int rc) {
+    batch_fail(b, rc);
+}
+
+bool store_batch_has_failed(const struct batch *b) {
+    return b->failed;
+}
+
+void store_count_schedules(struct store *s, int64_t fires, int64_t missed) {
+    pthread_mutex_lock(&s->lock);
+    s->stats.schedule_fires += (uint64_t)fires;
+    s->stats.schedule_missed += (uint64_t)missed;
+    pthread_mutex_unlock(&s->lock);
+}
+
+uint32_t store_random(struct store *s) {
+    return store_rand(s);
+}
+
+int store_make_task(struct store *s, json_t *body, const char *ns, struct task **out,
+                    struct tm_error *e) {
+    if (!s->opt.make_task)
+        return err_set(e, TM_EINTERNAL, "", "this server cannot launch tasks from schedules");
+    return s->opt.make_task(s->opt.make_task_cls, body, ns, out, e);
 }
 
 /* Forgets an op's outputs, so that it can be applied again. */
@@ -935,6 +1008,16 @@ static void store_attempt(struct store *s, struct batch *b, struct opvec *ov,
         if (i + 1 == ov->n && ov->n < STORE_BATCH_MAX) opvec_add_list(ov, store_take_queue(s));
     }
     if (!b->failed && s->next_due && s->next_due <= now) store_sweep(s, b, now);
+    if (!b->failed && s->opt.make_task &&
+        ((s->next_fire && s->next_fire <= now) || s->fire_checked == 0 ||
+         (be->shared && now - s->fire_checked >= s->opt.sweep_max_ms))) {
+        int64_t next = store_schedules_fire(s, b, now);
+        if (!b->failed) {
+            s->next_fire = next;
+            s->fire_checked = now;
+        }
+        b->op = NULL;
+    }
     for (size_t i = 0; remote && i < remote->nready; i++)
         batch_note_ready(b, remote->ready[i]);
     if (!b->failed && b->nready && s->parked_claims) store_serve_parked_claims(s, b, now);
@@ -964,7 +1047,11 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
     /* The ops of this batch, in order; more join while it is applied. */
     struct opvec ov = {0};
     opvec_add_list(&ov, ops);
-    bool work = ov.n || (s->next_due && s->next_due <= now) || (remote.nready && s->parked_claims);
+    bool fire =
+        s->opt.make_task && ((s->next_fire && s->next_fire <= now) || s->fire_checked == 0 ||
+                             (be->shared && now - s->fire_checked >= s->opt.sweep_max_ms));
+    bool work =
+        ov.n || (s->next_due && s->next_due <= now) || fire || (remote.nready && s->parked_claims);
     int tries = 0;
     while (work) {
         store_attempt(s, &b, &ov, &remote, now, mono);
@@ -1112,6 +1199,10 @@ static int64_t store_idle_ms(struct store *s) {
     int64_t wait = s->opt.sweep_max_ms;
     if (s->next_due) {
         int64_t d = s->next_due - time_now_ms();
+        if (d < wait) wait = d;
+    }
+    if (s->next_fire) {
+        int64_t d = s->next_fire - time_now_ms();
         if (d < wait) wait = d;
     }
     int64_t mono = time_mono_ms();
@@ -1548,6 +1639,47 @@ void queue_counts_free(struct queue_counts *q, size_t n) {
     for (size_t i = 0; i < n; i++)
         free(q[i].queue);
     free(q);
+}
+
+void store_doc_release(struct store_doc *d) {
+    if (!d) return;
+    free(d->ns);
+    free(d->name);
+    free(d->body);
+    free(d->state);
+    d->ns = d->name = d->body = d->state = NULL;
+}
+
+void store_docs_free(struct store_doc *d, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        store_doc_release(&d[i]);
+    free(d);
+}
+
+int store_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+                  struct store_doc *out, struct tm_error *e) {
+    memset(out, 0, sizeof *out);
+    int rc = s->base.backend->doc_get(s, k, ns, key, out);
+    if (rc == TM_ENOT_FOUND)
+        return err_set(e, rc, "", "%s '%.64s' not found",
+                       k == STORE_DOC_SCHEDULE ? "schedule" : "definition", key);
+    return rc ? store_read_error(rc, e, NULL) : 0;
+}
+
+int store_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,
+                   size_t *n, struct tm_error *e) {
+    *out = NULL;
+    *n = 0;
+    int rc = s->base.backend->doc_list(s, k, ns, out, n);
+    return rc ? store_read_error(rc, e, NULL) : 0;
+}
+
+int store_fires_list(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,
+                     size_t *n, struct tm_error *e) {
+    *out = NULL;
+    *n = 0;
+    int rc = s->base.backend->fires_list(s, sched_id, limit, out, n);
+    return rc ? store_read_error(rc, e, NULL) : 0;
 }
 
 int store_queue_stats(struct store *s, const char *ns, const char *queue, int64_t from_minute,

@@ -48,6 +48,12 @@ struct store_options {
     int attributes_max_keys;     /* keys of a task's attributes (1000) */
     size_t attributes_max_bytes; /* a task's attributes as JSON text (256 KiB) */
     int webhooks_max;            /* webhooks per namespace (100) */
+    /* Turns a v1 submit body into a task (the server's decoder), for the
+     * tasks schedules launch on the writer thread. NULL: schedules do not
+     * fire (their slots wait for a server that can). */
+    int (*make_task)(void *cls, json_t *body, const char *ns, struct task **out,
+                     struct tm_error *e);
+    void *make_task_cls;
 };
 
 int store_open(const char *url, const struct store_options *opt, struct store **out,
@@ -180,10 +186,19 @@ enum store_op_kind {
     STORE_OP_FINISH,
     /* queue: paused := queue_settings.paused (its other settings stay). */
     STORE_OP_QUEUE_PAUSE,
+    /* doc_kind, doc: a definition or schedule created (flag; the store sets
+     * doc->id) or replaced (by doc->id, in ns); a name taken is 409.
+     * A schedule's next fire is computed here; its state is kept. */
+    STORE_OP_DOC_PUT,
+    STORE_OP_DOC_DELETE,     /* doc_kind, id: removed (a schedule's fires with it) */
+    STORE_OP_SCHED_PAUSE,    /* id: paused := flag, with note */
+    STORE_OP_SCHED_TRIGGER,  /* id: launch one run now (kind trigger); task set */
+    STORE_OP_SCHED_BACKFILL, /* id: fire each slot in [from_ms, to_ms) not fired yet */
 };
 
 struct webhook;
 struct webhook_delivery;
+enum store_doc_kind { STORE_DOC_DEFINITION, STORE_DOC_SCHEDULE };
 
 #define STORE_CLAIM_MAX_TYPES 16
 
@@ -233,6 +248,14 @@ struct store_op {
     const char *const *skip;
     size_t nskip;
 
+    /* DOC_PUT (borrowed; its id is set on create), SCHED_*: the schedule after. */
+    enum store_doc_kind doc_kind;
+    struct store_doc *doc;
+    bool flag;              /* SCHED_PAUSE: paused; DOC_PUT: create */
+    const char *note;       /* SCHED_PAUSE */
+    int64_t from_ms, to_ms; /* SCHED_BACKFILL */
+    int64_t fired, skipped; /* SCHED_BACKFILL: slots fired, slots already fired before */
+
     /* Outputs, valid in done(). */
     struct tm_error err; /* err.code 0 on success */
     struct task *task;   /* the task after the change (CREATE: tasks[0]) */
@@ -263,10 +286,12 @@ int store_run(struct store *s, struct store_op *op);
 struct store_stats {
     uint64_t batches, ops, commits_failed, sweeps, leases_expired, parked_claims, parked_watches;
     uint64_t events_appended, events_pruned, event_seq, events_pruned_through;
-    uint64_t batch_retries; /* batches applied again after a serialization failure */
-    uint64_t feed_events;   /* events read back from the log by the feed (shared backends) */
-    uint64_t feed_wakeups;  /* announcements from other nodes */
-    uint64_t feed_errors;   /* feed reads or listens that failed */
+    uint64_t batch_retries;   /* batches applied again after a serialization failure */
+    uint64_t feed_events;     /* events read back from the log by the feed (shared backends) */
+    uint64_t feed_wakeups;    /* announcements from other nodes */
+    uint64_t feed_errors;     /* feed reads or listens that failed */
+    uint64_t schedule_fires;  /* slots that schedules fired (a task, a skip or an error) */
+    uint64_t schedule_missed; /* slots past the catch-up window, not fired */
 };
 void store_get_stats(struct store *s, struct store_stats *out);
 
@@ -385,6 +410,36 @@ int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
 /* When the next pending delivery is due; 0 when none. */
 int store_deliveries_next_at(struct store *s, int64_t *at, struct tm_error *e);
 
+/* ---- Definitions and schedules (store_schedules.c; docs/schedules.md) ---- */
+
+/* A definition or a schedule: its JSON as checked (common/schedule.h). */
+struct store_doc {
+    char id[ID_LEN + 1];
+    char *ns, *name;
+    char *body;      /* JSON object text */
+    char *state;     /* schedules: what firing keeps (JSON object text) */
+    int64_t next_at; /* schedules: wall ms of the next fire; 0 = none (paused, ended) */
+    int64_t created_at, updated_at;
+};
+void store_doc_release(struct store_doc *d);
+void store_docs_free(struct store_doc *d, size_t n);
+/* By id (32 hex) or by name, in ns (NULL = any). TM_ENOT_FOUND when absent. */
+int store_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+                  struct store_doc *out, struct tm_error *e);
+/* Every one of a namespace (NULL = all), by name. */
+int store_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,
+                   size_t *n, struct tm_error *e);
+
+/* One fired slot of a schedule (the unique key that makes it fire once). */
+struct schedule_fire {
+    int64_t slot, at;
+    char kind[12];            /* slot, catchup, trigger, backfill */
+    char outcome[24];         /* created, skipped, cancelled_previous, error */
+    char task_id[ID_LEN + 1]; /* "" when no task was made */
+};
+/* A schedule's fires, newest slot first, at most limit. */
+int store_fires_list(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,
+                     size_t *n, struct tm_error *e);
 /* ---- API tokens (store_tokens.c; docs/security.md) ---- */
 
 struct token;

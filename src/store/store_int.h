@@ -103,6 +103,20 @@ struct store_backend {
     /* Deletes queue_stats rows with minute < before_minute. */
     int (*stats_prune)(struct store *s, int64_t before_minute);
 
+    /* Definitions and schedules (store_schedules.c). `key` is an id or a name. */
+    int (*doc_write)(struct store *s, enum store_doc_kind k, const struct store_doc *d,
+                     bool insert); /* TM_ECONFLICT: the id or (namespace, name) is taken */
+    int (*doc_load)(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+                    struct store_doc *out); /* locked (FOR UPDATE) */
+    int (*doc_delete)(struct store *s, enum store_doc_kind k, const char *ns, const char *id);
+    /* Schedules with next_at <= now, locked, skipping locked ones. */
+    int (*sched_due)(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n);
+    int (*sched_next_at)(struct store *s, int64_t *at); /* 0 when none */
+    /* 0 when inserted, TM_ECONFLICT when the slot has fired already. */
+    int (*fire_insert)(struct store *s, const char *sched_id, const struct schedule_fire *f);
+    int (*fire_exists)(struct store *s, const char *sched_id,
+                       int64_t slot); /* 0 or TM_ENOT_FOUND */
+
     /* ---- Any thread. ---- */
     int (*get)(struct store *s, const char *ns, const char *id, struct task **out);
     /* SQL from store_sql.c (sql_where / sql_list_tail). */
@@ -112,6 +126,12 @@ struct store_backend {
     int (*stats_read)(struct store *s, const char *ns, const char *queue, int64_t from_minute,
                       int64_t to_minute, struct queue_stat **out, size_t *n);
     int (*ping)(struct store *s);
+    int (*doc_get)(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+                   struct store_doc *out);
+    int (*doc_list)(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,
+                    size_t *n);
+    int (*fires_list)(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,
+                      size_t *n);
 
     /* ---- The event log and webhooks. Writer thread: ---- */
     /*
@@ -259,5 +279,26 @@ static inline struct store_base *store_base_of(struct store *s) {
 
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_pg_backend;
+
+/* ---- store.c's writer, for store_schedules.c ---- */
+struct batch;
+/* Creates t (taken, and freed) inside the running batch, as a submit
+ * would; its id into id. 0, or an error in e (a client error) or a backend
+ * code (the batch has failed). */
+int store_batch_create(struct store *s, struct batch *b, struct task *t, int64_t now,
+                       struct tm_error *e, char id[ID_LEN + 1]);
+/* Cancels a task inside the batch (nothing when it is finished or gone). */
+int store_batch_cancel(struct store *s, struct batch *b, const char *id, int64_t now);
+void store_batch_failed(struct batch *b, int rc);
+bool store_batch_has_failed(const struct batch *b);
+uint32_t store_random(struct store *s);
+void store_count_schedules(struct store *s, int64_t fires, int64_t missed); /* for /metrics */
+int store_make_task(struct store *s, json_t *body, const char *ns, struct task **out,
+                    struct tm_error *e);
+
+/* store_schedules.c, called by store.c's writer. */
+int store_schedule_apply(struct store *s, struct batch *b, struct store_op *op, int64_t now);
+/* Fires every due schedule; returns the earliest next_at left (0: none). */
+int64_t store_schedules_fire(struct store *s, struct batch *b, int64_t now);
 
 #endif

@@ -143,4 +143,20 @@ int pg_deliveries_list(struct store *s, const char *webhook_id, int limit,
                        struct webhook_delivery **out, size_t *n);
 int pg_deliveries_next_at(struct store *s, int64_t *at);
 
+/* store_pg_docs.c */
+int pg_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc *d, bool insert);
+int pg_doc_load(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+                struct store_doc *out);
+int pg_doc_delete(struct store *s, enum store_doc_kind k, const char *ns, const char *id);
+int pg_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n);
+int pg_sched_next_at(struct store *s, int64_t *at);
+int pg_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f);
+int pg_fire_exists(struct store *s, const char *sched_id, int64_t slot);
+int pg_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+               struct store_doc *out);
+int pg_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,
+                size_t *n);
+int pg_fires_list(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,
+                  size_t *n);
+
 #endif

@@ -43,4 +43,20 @@ int sq_deliveries_list(struct store *s, const char *webhook_id, int limit,
                        struct webhook_delivery **out, size_t *n);
 int sq_deliveries_next_at(struct store *s, int64_t *at);
 
+/* store_sqlite_docs.c */
+int sq_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc *d, bool insert);
+int sq_doc_load(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+                struct store_doc *out);
+int sq_doc_delete(struct store *s, enum store_doc_kind k, const char *ns, const char *id);
+int sq_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n);
+int sq_sched_next_at(struct store *s, int64_t *at);
+int sq_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f);
+int sq_fire_exists(struct store *s, const char *sched_id, int64_t slot);
+int sq_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+               struct store_doc *out);
+int sq_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,
+                size_t *n);
+int sq_fires_list(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,
+                  size_t *n);
+
 #endif

@@ -276,6 +276,102 @@ static void test_submit_wait(void) {
     json_decref(j);
 }
 
+/* queue list|pause|resume: state shown, claims refused while paused, usage errors. */
+static void test_queue_commands(void) {
+    char *id = th_submit(&srv, "qc", "\"queue\":\"cliq\"");
+    char *out, *err;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "queue", "pause", "cliq"), 0);
+    CHECK(strstr(out, "cliq paused") != NULL);
+    free(out);
+    free(err);
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&srv, "cliq", NULL, cid, tok), 204);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "queue", "list"), 0);
+    CHECK(strstr(out, "STATE") != NULL);
+    CHECK(strstr(out, "cliq") != NULL && strstr(strstr(out, "cliq"), "paused") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "queue", "resume", "--json", "cliq"), 0);
+    CHECK(strstr(out, "\"active\"") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(th_claim(&srv, "cliq", NULL, cid, tok), 200);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "queue", "pause", "bad name"), 4);
+    CHECK(strstr(err, "queue") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "queue", "explode"), 2);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "queue", "list", "extra"), 2);
+    free(out);
+    free(err);
+    free(id);
+}
+
+/* definition create|list|launch and schedule create|list|preview|pause|trigger|delete. */
+static void test_schedule_commands(void) {
+    char *out, *err;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "definition", "create", "clidef", "--type", "rep",
+                      "--queue", "cdq", "--param", "kind=daily", "--param", "n:=3"),
+              0);
+    CHECK(strstr(out, "clidef") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "definition", "list"), 0);
+    CHECK(strstr(out, "clidef") != NULL && strstr(out, "cdq") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "definition", "launch", "--json", "clidef", "--param",
+                      "kind=weekly"),
+              0);
+    CHECK(strstr(out, "\"weekly\"") != NULL && strstr(out, "\"clidef\"") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(
+        cli_run(&srv, NULL, &out, &err, "schedule", "create", "clisched", "--cron", "30 2 * * *",
+                "--timezone", "America/New_York", "--definition", "clidef", "--paused"),
+        0);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "list"), 0);
+    CHECK(strstr(out, "NEXT FIRE") != NULL && strstr(out, "clisched") != NULL);
+    CHECK(strstr(out, "paused") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "preview", "clisched"), 0);
+    CHECK(strstr(out, "local") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "trigger", "--json", "clisched"), 0);
+    CHECK(strstr(out, "schedule:clisched") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "resume", "clisched", "--note", "go"), 0);
+    CHECK(strstr(out, "active") != NULL);
+    free(out);
+    free(err);
+    /* Bad input: the server's message names the field; exit 4. */
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "create", "bad", "--cron", "61 * * * *",
+                      "--type", "x"),
+              4);
+    CHECK(strstr(err, "minute") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "create", "bad", "--every", "10",
+                      "--timezone", "Nowhere/City", "--type", "x"),
+              4);
+    CHECK(strstr(err, "Nowhere/City") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "delete", "clisched"), 0);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "get", "clisched"), 3);
+    free(out);
+    free(err);
+}
+
 static const struct th_test tests[] = {
     {"submit with flags, get", test_submit_and_get},
     {"submit --params - --param --at --json", test_submit_params_file_and_json},
@@ -286,6 +382,8 @@ static const struct th_test tests[] = {
     {"watch exits 1 for a failed task, 3 for an unknown one", test_watch_failed_exit_code},
     {"watch in a terminal redraws bars in place", test_watch_tty_redraws_in_place},
     {"submit --wait", test_submit_wait},
+    {"queue list, pause, resume", test_queue_commands},
+    {"definition and schedule commands", test_schedule_commands},
     {NULL, NULL},
 };
 

@@ -1,0 +1,406 @@
+/*
+ * cmd_schedule: `taskmill schedule ...` and `taskmill definition ...`, the
+ * CLI of /v1/schedules and /v1/definitions (docs/schedules.md, docs/cli.md).
+ *
+ * Each verb parses its flags into a request body, sends it with
+ * tm_client_request, and prints a short form for people or, with --json,
+ * the server's JSON. Single-threaded; everything is freed before return.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_client.h"
+
+static const char schedule_usage[] =
+    "usage: taskmill schedule create NAME (--cron EXPR | --every SECONDS) [--timezone ZONE]\n"
+    "                         (--definition NAME | --type TYPE [--queue Q] [--param K=V]...)\n"
+    "                         [--overlap skip|buffer_one|allow_all|cancel_running]\n"
+    "                         [--catchup SECONDS] [--jitter SECONDS] [--start TIME] [--end TIME]\n"
+    "                         [--paused]\n"
+    "       taskmill schedule list\n"
+    "       taskmill schedule get|delete|trigger|preview NAME\n"
+    "       taskmill schedule pause|resume NAME [--note TEXT]\n"
+    "       taskmill schedule backfill NAME --from TIME --to TIME\n"
+    "  Every form takes --server URL and --json. NAME may be the id.\n";
+
+static const char definition_usage[] =
+    "usage: taskmill definition create NAME --type TYPE [--queue Q] [--priority N]\n"
+    "                           [--param K=V]... [--max-retries N] [--description TEXT]\n"
+    "                           [--executor TEXT] [--timeout SECONDS]\n"
+    "       taskmill definition list\n"
+    "       taskmill definition get|delete NAME\n"
+    "       taskmill definition launch NAME [--param K=V]...\n"
+    "  Every form takes --server URL and --json. NAME may be the id.\n";
+
+/* The flags of both commands; each verb uses the ones it names. */
+struct sched_args {
+    const char *server, *cron, *every, *zone, *definition, *type, *queue, *overlap, *catchup;
+    const char *jitter, *start, *end, *note, *from, *to, *priority, *max_retries, *description;
+    const char *executor, *timeout;
+    bool json, paused;
+    json_t *params;
+};
+
+static int sched_parse_args(int argc, char **argv, const char *cmd, const char *usage,
+                            struct sched_args *a) {
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {"cron", required_argument, NULL, 'c'},
+        {"every", required_argument, NULL, 'e'},
+        {"timezone", required_argument, NULL, 'z'},
+        {"definition", required_argument, NULL, 'd'},
+        {"type", required_argument, NULL, 't'},
+        {"queue", required_argument, NULL, 'q'},
+        {"param", required_argument, NULL, 'p'},
+        {"overlap", required_argument, NULL, 'o'},
+        {"catchup", required_argument, NULL, 'C'},
+        {"jitter", required_argument, NULL, 'J'},
+        {"start", required_argument, NULL, 'S'},
+        {"end", required_argument, NULL, 'E'},
+        {"paused", no_argument, NULL, 'P'},
+        {"note", required_argument, NULL, 'n'},
+        {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 'T'},
+        {"priority", required_argument, NULL, 'r'},
+        {"max-retries", required_argument, NULL, 'm'},
+        {"description", required_argument, NULL, 'D'},
+        {"executor", required_argument, NULL, 'x'},
+        {"timeout", required_argument, NULL, 'O'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(a, 0, sizeof *a);
+    a->params = json_object();
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            a->server = optarg;
+            break;
+        case 'j':
+            a->json = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CLI_EXIT_OK;
+        case 'c':
+            a->cron = optarg;
+            break;
+        case 'e':
+            a->every = optarg;
+            break;
+        case 'z':
+            a->zone = optarg;
+            break;
+        case 'd':
+            a->definition = optarg;
+            break;
+        case 't':
+            a->type = optarg;
+            break;
+        case 'q':
+            a->queue = optarg;
+            break;
+        case 'p':
+            if (cli_param_add(cmd, a->params, optarg)) return CLI_EXIT_USAGE;
+            break;
+        case 'o':
+            a->overlap = optarg;
+            break;
+        case 'C':
+            a->catchup = optarg;
+            break;
+        case 'J':
+            a->jitter = optarg;
+            break;
+        case 'S':
+            a->start = optarg;
+            break;
+        case 'E':
+            a->end = optarg;
+            break;
+        case 'P':
+            a->paused = true;
+            break;
+        case 'n':
+            a->note = optarg;
+            break;
+        case 'f':
+            a->from = optarg;
+            break;
+        case 'T':
+            a->to = optarg;
+            break;
+        case 'r':
+            a->priority = optarg;
+            break;
+        case 'm':
+            a->max_retries = optarg;
+            break;
+        case 'D':
+            a->description = optarg;
+            break;
+        case 'x':
+            a->executor = optarg;
+            break;
+        case 'O':
+            a->timeout = optarg;
+            break;
+        default:
+            fputs(usage, stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    return -1;
+}
+
+/* Sets key to the integer in text (the server checks the range). */
+static int set_int(json_t *o, const char *cmd, const char *key, const char *text) {
+    if (!text) return 0;
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (!*text || *end) {
+        fprintf(stderr, "taskmill %s: '%s' must be an integer, not '%s'\n", cmd, key, text);
+        return -1;
+    }
+    json_object_set_new(o, key, json_integer(v));
+    return 0;
+}
+
+static void set_str(json_t *o, const char *key, const char *v) {
+    if (v) json_object_set_new(o, key, json_string(v));
+}
+
+/* "/v1/<coll>/<name>/<tail>" with the name escaped by libtaskmill's rules (no '/' allowed). */
+static int doc_path(char *out, size_t n, const char *cmd, const char *coll, const char *name,
+                    const char *tail) {
+    if (strpbrk(name, "/?#% ")) {
+        fprintf(stderr, "taskmill %s: '%s' cannot be used in a path; use the id\n", cmd, name);
+        return -1;
+    }
+    snprintf(out, n, "/v1/%s/%s%s", coll, name, tail);
+    return 0;
+}
+
+static void print_schedule_row(const json_t *s) {
+    const char *cron = json_string_value(json_object_get(s, "cron"));
+    char when[64];
+    if (cron)
+        snprintf(when, sizeof when, "%s", cron);
+    else
+        snprintf(when, sizeof when, "every %llds",
+                 (long long)json_integer_value(json_object_get(s, "interval_seconds")));
+    const char *next = json_string_value(json_object_get(s, "next_fire_at"));
+    const char *last = json_string_value(json_object_get(s, "last_outcome"));
+    printf("%-24s  %-20s  %-18s  %-6s  %-24s  %s\n", json_string_value(json_object_get(s, "name")),
+           when,
+           json_string_value(json_object_get(s, "timezone"))
+               ? json_string_value(json_object_get(s, "timezone"))
+               : "UTC",
+           json_is_true(json_object_get(s, "paused")) ? "paused" : "active", next ? next : "-",
+           last ? last : "-");
+}
+
+static int run(struct tm_client *c, const char *cmd, const char *method, const char *path,
+               const json_t *body, bool json, void (*print)(const json_t *)) {
+    json_t *out = NULL;
+    if (tm_client_request(c, method, path, body, &out)) return cli_client_error(cmd, c, NULL);
+    if (json && out)
+        cli_print_json(out);
+    else if (print && out)
+        print(out);
+    json_decref(out);
+    return CLI_EXIT_OK;
+}
+
+static void print_schedule(const json_t *s) {
+    print_schedule_row(json_object_get(s, "schedule") ? json_object_get(s, "schedule") : s);
+    const json_t *t = json_object_get(s, "task");
+    if (json_is_object(t)) printf("task %s\n", json_string_value(json_object_get(t, "id")));
+    if (json_object_get(s, "fired"))
+        printf("fired %lld, already fired %lld\n",
+               (long long)json_integer_value(json_object_get(s, "fired")),
+               (long long)json_integer_value(json_object_get(s, "skipped")));
+}
+
+static void print_schedules(const json_t *o) {
+    printf("%-24s  %-20s  %-18s  %-6s  %-24s  %s\n", "NAME", "WHEN", "TIMEZONE", "STATE",
+           "NEXT FIRE (UTC)", "LAST OUTCOME");
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(o, "schedules"), i, s) print_schedule_row(s);
+}
+
+static void print_preview(const json_t *o) {
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(o, "fires"), i, f) {
+        bool shifted = json_is_true(json_object_get(f, "shifted"));
+        bool repeated = json_is_true(json_object_get(f, "repeated"));
+        printf("%s  local %s%s\n", json_string_value(json_object_get(f, "at")),
+               json_string_value(json_object_get(f, "local")),
+               shifted    ? "  (moved by a daylight-saving change)"
+               : repeated ? "  (the first of a repeated hour)"
+                          : "");
+    }
+}
+
+static void print_id(const json_t *o) {
+    printf("%s %s\n", json_string_value(json_object_get(o, "id")),
+           json_string_value(json_object_get(o, "name"))
+               ? json_string_value(json_object_get(o, "name"))
+               : "");
+}
+
+static void print_definitions(const json_t *o) {
+    printf("%-32s  %-24s  %-16s  %s\n", "ID", "NAME", "TYPE", "QUEUE");
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(o, "definitions"), i, d) {
+        const char *q = json_string_value(json_object_get(d, "queue"));
+        printf("%-32s  %-24s  %-16s  %s\n", json_string_value(json_object_get(d, "id")),
+               json_string_value(json_object_get(d, "name")),
+               json_string_value(json_object_get(d, "type")), q ? q : "default");
+    }
+}
+
+int cmd_schedule(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+        fputs(schedule_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    const char *verb = argv[1];
+    struct sched_args a;
+    int stop = sched_parse_args(argc - 1, argv + 1, "schedule", schedule_usage, &a);
+    if (stop >= 0) {
+        json_decref(a.params);
+        return stop;
+    }
+    int nargs = (argc - 1) - optind;
+    const char *name = nargs > 0 ? argv[1 + optind] : NULL;
+    bool list = strcmp(verb, "list") == 0;
+    int rc = CLI_EXIT_USAGE;
+    json_t *body = json_object();
+    char path[512];
+    struct tm_client *c = NULL;
+    if (list ? nargs != 0 : nargs != 1) {
+        fputs(schedule_usage, stderr);
+        goto out;
+    }
+    c = cli_client_new(a.server);
+    if (list) {
+        rc = run(c, "schedule list", "GET", "/v1/schedules", NULL, a.json, print_schedules);
+    } else if (strcmp(verb, "create") == 0) {
+        set_str(body, "name", name);
+        set_str(body, "cron", a.cron);
+        if (set_int(body, "schedule create", "interval_seconds", a.every) ||
+            set_int(body, "schedule create", "catchup_seconds", a.catchup) ||
+            set_int(body, "schedule create", "jitter_seconds", a.jitter))
+            goto out;
+        set_str(body, "timezone", a.zone);
+        set_str(body, "overlap", a.overlap);
+        set_str(body, "start_at", a.start);
+        set_str(body, "end_at", a.end);
+        if (a.paused) json_object_set_new(body, "paused", json_true());
+        if (a.definition) {
+            set_str(body, "definition", a.definition);
+            if (json_object_size(a.params)) json_object_set(body, "params", a.params);
+        } else {
+            json_t *t = json_object();
+            set_str(t, "type", a.type);
+            set_str(t, "queue", a.queue);
+            if (json_object_size(a.params)) json_object_set(t, "params", a.params);
+            json_object_set_new(body, "task", t);
+        }
+        rc = run(c, "schedule create", "POST", "/v1/schedules", body, a.json, print_schedule);
+    } else if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, "")) goto out;
+        rc = run(c, verb[0] == 'g' ? "schedule get" : "schedule delete",
+                 verb[0] == 'g' ? "GET" : "DELETE", path, NULL, a.json, print_schedule);
+    } else if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 ||
+               strcmp(verb, "trigger") == 0) {
+        char tail[16];
+        snprintf(tail, sizeof tail, "/%s", verb);
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, tail)) goto out;
+        set_str(body, "note", a.note);
+        rc = run(c, "schedule", "POST", path, body, a.json, print_schedule);
+    } else if (strcmp(verb, "backfill") == 0) {
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/backfill")) goto out;
+        set_str(body, "from", a.from);
+        set_str(body, "to", a.to);
+        rc = run(c, "schedule backfill", "POST", path, body, a.json, print_schedule);
+    } else if (strcmp(verb, "preview") == 0) {
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/preview")) goto out;
+        rc = run(c, "schedule preview", "GET", path, NULL, a.json, print_preview);
+    } else {
+        fprintf(stderr, "taskmill schedule: unknown verb '%s'\n", verb);
+        fputs(schedule_usage, stderr);
+    }
+out:
+    json_decref(body);
+    json_decref(a.params);
+    if (c) tm_client_free(c);
+    return rc;
+}
+
+int cmd_definition(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+        fputs(definition_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    const char *verb = argv[1];
+    struct sched_args a;
+    int stop = sched_parse_args(argc - 1, argv + 1, "definition", definition_usage, &a);
+    if (stop >= 0) {
+        json_decref(a.params);
+        return stop;
+    }
+    int nargs = (argc - 1) - optind;
+    const char *name = nargs > 0 ? argv[1 + optind] : NULL;
+    bool list = strcmp(verb, "list") == 0;
+    int rc = CLI_EXIT_USAGE;
+    json_t *body = json_object();
+    char path[512];
+    struct tm_client *c = NULL;
+    if (list ? nargs != 0 : nargs != 1) {
+        fputs(definition_usage, stderr);
+        goto out;
+    }
+    c = cli_client_new(a.server);
+    if (list) {
+        rc = run(c, "definition list", "GET", "/v1/definitions", NULL, a.json, print_definitions);
+    } else if (strcmp(verb, "create") == 0) {
+        set_str(body, "name", name);
+        set_str(body, "type", a.type);
+        set_str(body, "queue", a.queue);
+        set_str(body, "description", a.description);
+        set_str(body, "executor", a.executor);
+        if (set_int(body, "definition create", "priority", a.priority) ||
+            set_int(body, "definition create", "max_retries", a.max_retries) ||
+            set_int(body, "definition create", "timeout_seconds", a.timeout))
+            goto out;
+        if (json_object_size(a.params)) json_object_set(body, "params", a.params);
+        rc = run(c, "definition create", "POST", "/v1/definitions", body, a.json, print_id);
+    } else if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
+        if (doc_path(path, sizeof path, "definition", "definitions", name, "")) goto out;
+        rc = run(c, verb[0] == 'g' ? "definition get" : "definition delete",
+                 verb[0] == 'g' ? "GET" : "DELETE", path, NULL, true, NULL);
+    } else if (strcmp(verb, "launch") == 0) {
+        if (doc_path(path, sizeof path, "definition", "definitions", name, "/launch")) goto out;
+        if (json_object_size(a.params)) json_object_set(body, "params", a.params);
+        rc = run(c, "definition launch", "POST", path, body, a.json, print_id);
+    } else {
+        fprintf(stderr, "taskmill definition: unknown verb '%s'\n", verb);
+        fputs(definition_usage, stderr);
+    }
+out:
+    json_decref(body);
+    json_decref(a.params);
+    if (c) tm_client_free(c);
+    return rc;
+}

@@ -1,0 +1,274 @@
+/*
+ * schedule: checks definitions and schedules, computes a schedule's slots
+ * and composes the task a slot launches (schedule.h).
+ */
+#include "schedule.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "timeutil.h"
+
+static const char *const overlap_names[] = {"skip", "buffer_one", "allow_all", "cancel_running"};
+
+const char *schedule_overlap_name(enum schedule_overlap o) {
+    return (unsigned)o < 4 ? overlap_names[o] : "skip";
+}
+
+/* A name: 1..max bytes, no control characters. */
+static bool name_ok(const char *s, size_t max) {
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > max) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return false;
+    return true;
+}
+
+static int get_seconds(json_t *body, const char *key, int64_t lo, int64_t hi, int64_t dflt,
+                       int64_t *out_ms, struct tm_error *e) {
+    json_t *v = json_object_get(body, key);
+    if (!v) {
+        *out_ms = dflt * 1000;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return err_set(e, TM_EINVALID, key, "'%s' must be an integer from %lld to %lld", key,
+                       (long long)lo, (long long)hi);
+    *out_ms = json_integer_value(v) * 1000;
+    return 0;
+}
+
+static int get_time(json_t *body, const char *key, int64_t *out, struct tm_error *e) {
+    json_t *v = json_object_get(body, key);
+    *out = 0;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v), out))
+        return err_set(e, TM_EINVALID, key, "'%s' must be an RFC 3339 date-time", key);
+    return 0;
+}
+
+int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
+    static const char *const known[] = {
+        "name",     "description", "cron",           "interval_seconds",
+        "timezone", "start_at",    "end_at",         "definition",
+        "task",     "params",      "overlap",        "catchup_seconds",
+        "paused",   "note",        "jitter_seconds",
+    };
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(body)) return err_set(e, TM_EINVALID, "", "the body must be an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++)
+            ok = strcmp(key, known[i]) == 0;
+        if (!ok) return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
+    }
+    int rc = TM_EINVALID;
+    const char *name = json_string_value(json_object_get(body, "name"));
+    if (!name_ok(name, SCHEDULE_NAME_MAX)) {
+        err_set(e, rc, "name", "'name' must be 1 to %d bytes with no control characters",
+                SCHEDULE_NAME_MAX);
+        goto fail;
+    }
+    v = json_object_get(body, "description");
+    if (v && !json_is_null(v) && (!json_is_string(v) || strlen(json_string_value(v)) > 4096)) {
+        err_set(e, rc, "description", "'description' must be a string of at most 4096 bytes");
+        goto fail;
+    }
+    v = json_object_get(body, "note");
+    if (v && !json_is_null(v) && (!json_is_string(v) || strlen(json_string_value(v)) > 1024)) {
+        err_set(e, rc, "note", "'note' must be a string of at most 1024 bytes");
+        goto fail;
+    }
+    v = json_object_get(body, "paused");
+    if (v && !json_is_boolean(v)) {
+        err_set(e, rc, "paused", "'paused' must be true or false");
+        goto fail;
+    }
+    json_t *cron = json_object_get(body, "cron"), *iv = json_object_get(body, "interval_seconds");
+    if ((cron != NULL) == (iv != NULL)) {
+        err_set(e, rc, cron ? "cron" : "interval_seconds",
+                "give exactly one of 'cron' and 'interval_seconds'");
+        goto fail;
+    }
+    if (cron) {
+        if (!json_is_string(cron)) {
+            err_set(e, rc, "cron", "'cron' must be a string such as \"0 * * * *\"");
+            goto fail;
+        }
+        if (cron_parse(json_string_value(cron), &out->cron, e)) goto fail;
+        out->has_cron = true;
+        snprintf(out->cron_text, sizeof out->cron_text, "%s", json_string_value(cron));
+    } else if (get_seconds(body, "interval_seconds", 1, SCHEDULE_INTERVAL_MAX_S, 0,
+                           &out->interval_ms, e)) {
+        goto fail;
+    }
+    v = json_object_get(body, "timezone");
+    const char *zone = v ? json_string_value(v) : "UTC";
+    if (!zone) {
+        err_set(e, rc, "timezone", "'timezone' must be an IANA zone name such as \"Europe/Paris\"");
+        goto fail;
+    }
+    if (tz_get(zone, &out->tz, e)) {
+        snprintf(e->field, sizeof e->field, "timezone");
+        goto fail;
+    }
+    snprintf(out->tz_name, sizeof out->tz_name, "%s", zone);
+    if (get_time(body, "start_at", &out->start_at, e) || get_time(body, "end_at", &out->end_at, e))
+        goto fail;
+    if (out->start_at && out->end_at && out->end_at <= out->start_at) {
+        err_set(e, rc, "end_at", "'end_at' must be after 'start_at'");
+        goto fail;
+    }
+    json_t *def = json_object_get(body, "definition"), *task = json_object_get(body, "task");
+    if ((def != NULL) == (task != NULL)) {
+        err_set(e, rc, def ? "definition" : "task",
+                "give exactly one of 'definition' (a definition's id or name) and 'task'");
+        goto fail;
+    }
+    if (def) {
+        if (!name_ok(json_string_value(def), SCHEDULE_NAME_MAX)) {
+            err_set(e, rc, "definition", "'definition' must be a definition's id or name");
+            goto fail;
+        }
+        snprintf(out->definition, sizeof out->definition, "%s", json_string_value(def));
+        json_t *p = json_object_get(body, "params");
+        if (p && !json_is_object(p)) {
+            err_set(e, rc, "params", "'params' must be an object");
+            goto fail;
+        }
+        out->params = p ? json_incref(p) : NULL;
+    } else {
+        if (!json_is_object(task)) {
+            err_set(e, rc, "task", "'task' must be a task object as POST /v1/tasks takes");
+            goto fail;
+        }
+        if (json_object_get(body, "params")) {
+            err_set(e, rc, "params", "'params' goes with 'definition'; put it in 'task'");
+            goto fail;
+        }
+        out->task = json_incref(task);
+    }
+    v = json_object_get(body, "overlap");
+    out->overlap = SCHEDULE_OVERLAP_SKIP;
+    if (v) {
+        int found = -1;
+        for (int i = 0; i < 4 && json_is_string(v); i++)
+            if (strcmp(json_string_value(v), overlap_names[i]) == 0) found = i;
+        if (found < 0) {
+            err_set(e, rc, "overlap",
+                    "'overlap' must be skip, buffer_one, allow_all or cancel_running");
+            goto fail;
+        }
+        out->overlap = (enum schedule_overlap)found;
+    }
+    if (get_seconds(body, "catchup_seconds", 0, SCHEDULE_CATCHUP_MAX_S, 3600, &out->catchup_ms,
+                    e) ||
+        get_seconds(body, "jitter_seconds", 0, SCHEDULE_JITTER_MAX_S, 0, &out->jitter_ms, e))
+        goto fail;
+    return 0;
+fail:
+    schedule_release(out);
+    return rc;
+}
+
+void schedule_release(struct schedule *s) {
+    json_decref(s->task);
+    json_decref(s->params);
+    s->task = s->params = NULL;
+}
+
+int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned *flags) {
+    if (flags) *flags = 0;
+    int64_t slot = 0;
+    if (s->has_cron) {
+        int64_t from = s->start_at && after_ms < s->start_at ? s->start_at - 1 : after_ms;
+        if (cron_next(&s->cron, s->tz, from, &slot, flags)) return 0;
+    } else {
+        int64_t start = s->start_at;
+        if (after_ms < start) {
+            slot = start;
+        } else {
+            int64_t k = (after_ms - start) / s->interval_ms + 1;
+            slot = start + k * s->interval_ms;
+        }
+    }
+    if (s->end_at && slot > s->end_at) return 0;
+    return slot;
+}
+
+int definition_check(json_t *body, struct tm_error *e) {
+    static const char *const known[] = {"name",     "type",     "description", "queue",
+                                        "priority", "params",   "max_retries", "timeout_seconds",
+                                        "executor", "arguments"};
+    if (!json_is_object(body)) return err_set(e, TM_EINVALID, "", "the body must be an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++)
+            ok = strcmp(key, known[i]) == 0;
+        if (!ok) return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
+    }
+    if (!name_ok(json_string_value(json_object_get(body, "name")), SCHEDULE_NAME_MAX))
+        return err_set(e, TM_EINVALID, "name",
+                       "'name' must be 1 to %d bytes with no control characters",
+                       SCHEDULE_NAME_MAX);
+    if (!name_ok(json_string_value(json_object_get(body, "type")), 64))
+        return err_set(e, TM_EINVALID, "type", "'type' must be 1 to 64 bytes");
+    static const char *const strs[] = {"description", "queue", "executor"};
+    for (int i = 0; i < 3; i++) {
+        v = json_object_get(body, strs[i]);
+        if (v && !json_is_null(v) && (!json_is_string(v) || strlen(json_string_value(v)) > 4096))
+            return err_set(e, TM_EINVALID, strs[i], "'%s' must be a string", strs[i]);
+    }
+    static const char *const objs[] = {"params", "arguments"};
+    for (int i = 0; i < 2; i++) {
+        v = json_object_get(body, objs[i]);
+        if (v && !json_is_null(v) && !json_is_object(v))
+            return err_set(e, TM_EINVALID, objs[i], "'%s' must be an object", objs[i]);
+    }
+    v = json_object_get(body, "timeout_seconds");
+    if (v && !json_is_null(v) &&
+        (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 7 * 86400))
+        return err_set(e, TM_EINVALID, "timeout_seconds",
+                       "'timeout_seconds' must be an integer from 1 to 604800");
+    return 0; /* priority, max_retries, queue's shape: checked as the task is (v1_decode_task) */
+}
+
+json_t *schedule_task_body(const json_t *def_body, const char *def_id, const json_t *inline_task,
+                           const json_t *params, const char *sched_name) {
+    json_t *t;
+    if (def_body) {
+        t = json_object();
+        static const char *const copy[] = {"type", "queue", "priority", "max_retries",
+                                           "description"};
+        for (int i = 0; i < 5; i++) {
+            json_t *v = json_object_get(def_body, copy[i]);
+            if (v && !json_is_null(v)) json_object_set(t, copy[i], v);
+        }
+        json_t *p = json_object();
+        json_t *dp = json_object_get(def_body, "params");
+        if (json_is_object(dp)) json_object_update(p, dp);
+        if (json_is_object(params)) json_object_update(p, (json_t *)params);
+        json_object_set_new(t, "params", p);
+        json_t *d = json_object();
+        json_object_set_new(d, "id", json_string(def_id));
+        json_object_set(d, "name", json_object_get(def_body, "name"));
+        static const char *const dk[] = {"description", "executor", "arguments"};
+        for (int i = 0; i < 3; i++) {
+            json_t *v = json_object_get(def_body, dk[i]);
+            json_object_set(d, dk[i], v ? v : json_null());
+        }
+        json_object_set_new(t, "definition", d);
+    } else {
+        t = json_deep_copy(inline_task);
+    }
+    if (sched_name) {
+        char launcher[SCHEDULE_NAME_MAX + 16];
+        snprintf(launcher, sizeof launcher, "schedule:%s", sched_name);
+        json_object_set_new(t, "launcher", json_string(launcher));
+    }
+    return t;
+}

@@ -1,0 +1,137 @@
+/*
+ * v1_definitions: task definitions, named templates of a task
+ * (docs/schedules.md):
+ *
+ *   POST   /v1/definitions              {name, type, ...} -> 201
+ *   GET    /v1/definitions              {"definitions": [...]}
+ *   GET    /v1/definitions/{id|name}
+ *   PUT    /v1/definitions/{id|name}    the whole definition again
+ *   DELETE /v1/definitions/{id|name}    204
+ *   POST   /v1/definitions/{id|name}/launch  {params?, name?, ...} -> 201 the task
+ *
+ * A task launched from one carries `definition` {id, name, description,
+ * executor, arguments}. Writes are store ops; reads run on the caller.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/schedule.h"
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+#include "server_int.h"
+#include "v1_decode.h"
+#include "v1_docs.h"
+
+/* Checks a definition body as a task would be (type, queue, priority, retries). */
+static int definition_check_task(struct req *r, const char *ns, struct tm_error *e) {
+    if (definition_check(r->json, e)) return -1;
+    json_t *tb = schedule_task_body(r->json, "00000000000000000000000000000000", NULL, NULL, NULL);
+    struct task *t = NULL;
+    int rc = v1_decode_task(tb, req_limits(r), ns, &t, e);
+    json_decref(tb);
+    task_free(t);
+    return rc ? -1 : 0;
+}
+
+static void definitions_create(struct req *r) {
+    v1_doc_put(r, STORE_DOC_DEFINITION, NULL, definition_check_task);
+}
+
+static void definitions_replace(struct req *r) {
+    v1_doc_put(r, STORE_DOC_DEFINITION, r->param[0], definition_check_task);
+}
+
+static void definitions_list(struct req *r) {
+    v1_doc_list_reply(r, STORE_DOC_DEFINITION, "definitions");
+}
+
+static void definitions_get(struct req *r) {
+    struct store_doc d;
+    struct tm_error e;
+    err_clear(&e);
+    if (store_doc_get(req_store(r), STORE_DOC_DEFINITION, r->ns, r->param[0], &d, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    v1_doc_reply(r, 200, &d);
+    store_doc_release(&d);
+}
+
+static void definitions_delete(struct req *r) {
+    v1_doc_delete(r, STORE_DOC_DEFINITION);
+}
+
+static void definitions_launched(struct req *r) {
+    if (r->op.err.code) {
+        reply_error(r, &r->op.err);
+        return;
+    }
+    char loc[64];
+    snprintf(loc, sizeof loc, "/v1/tasks/%s", r->op.task->id);
+    reply_add_header(r, "Location", loc);
+    reply_task(r, 201, r->op.task);
+}
+
+/* POST /v1/definitions/{id|name}/launch: {params?} over the defaults, and
+ * the submit fields a launch may set: name, parent_id, scheduled_at,
+ * paused, idempotency_key, priority. */
+static void definitions_launch(struct req *r) {
+    if (req_json_body(r, true)) return;
+    static const char *const allowed[] = {"params", "name",     "parent_id",       "scheduled_at",
+                                          "paused", "launcher", "idempotency_key", "priority"};
+    const char *k;
+    json_t *v;
+    struct tm_error e;
+    err_clear(&e);
+    json_object_foreach(r->json, k, v) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && !ok; i++)
+            ok = strcmp(k, allowed[i]) == 0;
+        if (!ok) {
+            err_set(&e, TM_EINVALID, k, "unknown field '%s'", k);
+            reply_error(r, &e);
+            return;
+        }
+    }
+    json_t *params = json_object_get(r->json, "params");
+    if (params && !json_is_object(params)) {
+        reply_error_code(r, TM_EINVALID, "params", "'params' must be an object");
+        return;
+    }
+    struct store_doc d;
+    if (store_doc_get(req_store(r), STORE_DOC_DEFINITION, r->ns, r->param[0], &d, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    json_t *def = json_loads(d.body, 0, NULL);
+    json_t *tb = schedule_task_body(def, d.id, NULL, params, NULL);
+    json_decref(def);
+    json_object_foreach(r->json, k, v) {
+        if (strcmp(k, "params") != 0) json_object_set(tb, k, v);
+    }
+    struct task *t = NULL;
+    int rc = v1_decode_task(tb, req_limits(r), r->ns ? r->ns : d.ns, &t, &e);
+    json_decref(tb);
+    store_doc_release(&d);
+    if (rc) {
+        reply_error(r, &e);
+        return;
+    }
+    store_op_init(&r->op, STORE_OP_CREATE);
+    r->op.ns = r->ns;
+    r->op.tasks = xmalloc(sizeof *r->op.tasks);
+    r->op.tasks[0] = t;
+    r->op.ntasks = 1;
+    req_submit(r, definitions_launched);
+}
+
+const struct route v1_definitions_routes[] = {
+    {"POST", "/v1/definitions", definitions_create, PERM_OWNER},
+    {"GET", "/v1/definitions", definitions_list, PERM_READ},
+    {"GET", "/v1/definitions/:id", definitions_get, PERM_READ},
+    {"PUT", "/v1/definitions/:id", definitions_replace, PERM_OWNER},
+    {"DELETE", "/v1/definitions/:id", definitions_delete, PERM_OWNER},
+    {"POST", "/v1/definitions/:id/launch", definitions_launch, PERM_OWNER},
+    {NULL, NULL, NULL, 0},
+};

@@ -1,0 +1,241 @@
+/*
+ * store_pg_docs: definitions, schedules and their fires on PostgreSQL
+ * (store_schedules.c holds the logic). Writer functions run on the writer
+ * connection in the batch's transaction: a schedule is loaded FOR UPDATE,
+ * due ones FOR UPDATE SKIP LOCKED (so nodes firing at once take different
+ * schedules, and none waits), and a fire is inserted ON CONFLICT DO NOTHING
+ * (a slot taken is an answer, not an error that aborts the transaction).
+ * Statements are sent as text per call: these are rare next to task writes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/xalloc.h"
+#include "store_pg_int.h"
+
+static const char *table(enum store_doc_kind k) {
+    return k == STORE_DOC_SCHEDULE ? "schedules" : "definitions";
+}
+
+static const char *cols(enum store_doc_kind k) {
+    return k == STORE_DOC_SCHEDULE ? "id,namespace,name,body,created_at,updated_at,state,next_at"
+                                   : "id,namespace,name,body,created_at,updated_at,NULL,NULL";
+}
+
+static void read_doc(const PGresult *r, int row, struct store_doc *d) {
+    memset(d, 0, sizeof *d);
+    pg_copy(d->id, sizeof d->id, r, row, 0);
+    d->ns = pg_dup(r, row, 1);
+    d->name = pg_dup(r, row, 2);
+    d->body = pg_dup(r, row, 3);
+    d->created_at = pg_int(r, row, 4);
+    d->updated_at = pg_int(r, row, 5);
+    d->state = pg_dup(r, row, 6);
+    d->next_at = PQgetisnull(r, row, 7) ? 0 : pg_int(r, row, 7);
+}
+
+static int get_on(struct pg_conn *c, enum store_doc_kind k, const char *ns, const char *key,
+                  bool lock, struct store_doc *out) {
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM %s WHERE (id=$1 OR name=$1) AND ($2::text IS NULL OR namespace=$2)"
+             " ORDER BY id=$1 DESC LIMIT 1%s",
+             cols(k), table(k), lock ? " FOR UPDATE" : "");
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, key);
+    pgp_text(&p, ns);
+    PGresult *r = NULL;
+    int rc = pg_run_sql(c, sql, &p, &r);
+    if (rc == 0) {
+        if (PQntuples(r) == 0)
+            rc = TM_ENOT_FOUND;
+        else
+            read_doc(r, 0, out);
+    }
+    PQclear(r);
+    return rc;
+}
+
+int pg_doc_load(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+                struct store_doc *out) {
+    return get_on(pg_writer(s), k, ns, key, true, out);
+}
+
+int pg_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+               struct store_doc *out) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    int rc = get_on(c, k, ns, key, false, out);
+    pg_reader_give(s, c);
+    return rc;
+}
+
+int pg_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,
+                size_t *n) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM %s WHERE $1::text IS NULL OR namespace=$1 ORDER BY name, namespace",
+             cols(k), table(k));
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, ns);
+    PGresult *r = NULL;
+    int rc = pg_run_sql(c, sql, &p, &r);
+    int rows = rc == 0 ? PQntuples(r) : 0;
+    if (rows) *out = xcalloc((size_t)rows, sizeof **out);
+    for (int i = 0; i < rows; i++)
+        read_doc(r, i, &(*out)[i]);
+    *n = (size_t)rows;
+    PQclear(r);
+    pg_reader_give(s, c);
+    return rc;
+}
+
+int pg_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc *d, bool insert) {
+    const char *sql;
+    if (k == STORE_DOC_SCHEDULE)
+        sql = insert ? "INSERT INTO schedules(id,namespace,name,body,created_at,updated_at,state,"
+                       "next_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING RETURNING 1"
+                     : "UPDATE schedules SET namespace=$2,name=$3,body=$4,created_at=$5,"
+                       "updated_at=$6,state=$7,next_at=$8 WHERE id=$1 RETURNING 1";
+    else
+        sql = insert ? "INSERT INTO definitions(id,namespace,name,body,created_at,updated_at)"
+                       " VALUES($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING RETURNING 1"
+                     : "UPDATE definitions SET namespace=$2,name=$3,body=$4,created_at=$5,"
+                       "updated_at=$6 WHERE id=$1 RETURNING 1";
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, d->id);
+    pgp_text(&p, d->ns);
+    pgp_text(&p, d->name);
+    pgp_text(&p, d->body);
+    pgp_int(&p, d->created_at);
+    pgp_int(&p, d->updated_at);
+    if (k == STORE_DOC_SCHEDULE) {
+        pgp_text(&p, d->state ? d->state : "{}");
+        if (d->next_at)
+            pgp_int(&p, d->next_at);
+        else
+            pgp_text(&p, NULL);
+    }
+    PGresult *r = NULL;
+    int rc = pg_run_sql(pg_writer(s), sql, &p, &r);
+    if (rc == 0 && PQntuples(r) == 0) rc = insert ? TM_ECONFLICT : TM_ENOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
+int pg_doc_delete(struct store *s, enum store_doc_kind k, const char *ns, const char *id) {
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "DELETE FROM %s WHERE id=$1 AND ($2::text IS NULL OR namespace=$2) RETURNING 1",
+             table(k));
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, id);
+    pgp_text(&p, ns);
+    PGresult *r = NULL;
+    int rc = pg_run_sql(pg_writer(s), sql, &p, &r);
+    if (rc == 0 && PQntuples(r) == 0) rc = TM_ENOT_FOUND;
+    PQclear(r);
+    if (rc == 0 && k == STORE_DOC_SCHEDULE) {
+        pgp_init(&p);
+        pgp_text(&p, id);
+        rc = pg_run_sql(pg_writer(s), "DELETE FROM schedule_fires WHERE schedule_id=$1", &p, &r);
+        PQclear(r);
+    }
+    return rc;
+}
+
+int pg_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, now);
+    pgp_int(&p, (int64_t)max);
+    PGresult *r = NULL;
+    *n = 0;
+    int rc = pg_run_sql(pg_writer(s),
+                        "SELECT id FROM schedules WHERE next_at IS NOT NULL AND next_at<=$1"
+                        " ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                        &p, &r);
+    for (int i = 0; rc == 0 && i < PQntuples(r) && (size_t)i < max; i++)
+        pg_copy(ids[(*n)++], ID_LEN + 1, r, i, 0);
+    PQclear(r);
+    return rc;
+}
+
+int pg_sched_next_at(struct store *s, int64_t *at) {
+    PGresult *r = NULL;
+    *at = 0;
+    int rc = pg_run_sql(pg_writer(s),
+                        "SELECT coalesce(min(next_at), 0) FROM schedules WHERE next_at IS NOT NULL",
+                        NULL, &r);
+    if (rc == 0 && PQntuples(r) == 1) *at = pg_int(r, 0, 0);
+    PQclear(r);
+    return rc;
+}
+
+int pg_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, sched_id);
+    pgp_int(&p, f->slot);
+    pgp_text(&p, f->kind);
+    pgp_text(&p, f->task_id[0] ? f->task_id : NULL);
+    pgp_text(&p, f->outcome);
+    pgp_int(&p, f->at);
+    PGresult *r = NULL;
+    int rc = pg_run_sql(pg_writer(s),
+                        "INSERT INTO schedule_fires(schedule_id,slot,kind,task_id,outcome,at)"
+                        " VALUES($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING RETURNING 1",
+                        &p, &r);
+    if (rc == 0 && PQntuples(r) == 0) rc = TM_ECONFLICT;
+    PQclear(r);
+    return rc;
+}
+
+int pg_fire_exists(struct store *s, const char *sched_id, int64_t slot) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, sched_id);
+    pgp_int(&p, slot);
+    PGresult *r = NULL;
+    int rc = pg_run_sql(pg_writer(s),
+                        "SELECT 1 FROM schedule_fires WHERE schedule_id=$1 AND slot=$2", &p, &r);
+    if (rc == 0 && PQntuples(r) == 0) rc = TM_ENOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
+int pg_fires_list(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,
+                  size_t *n) {
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, sched_id);
+    pgp_int(&p, limit);
+    PGresult *r = NULL;
+    int rc = pg_run_sql(c,
+                        "SELECT slot,at,kind,outcome,task_id FROM schedule_fires"
+                        " WHERE schedule_id=$1 ORDER BY slot DESC LIMIT $2",
+                        &p, &r);
+    int rows = rc == 0 ? PQntuples(r) : 0;
+    if (rows) *out = xcalloc((size_t)rows, sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        struct schedule_fire *f = &(*out)[i];
+        f->slot = pg_int(r, i, 0);
+        f->at = pg_int(r, i, 1);
+        pg_copy(f->kind, sizeof f->kind, r, i, 2);
+        pg_copy(f->outcome, sizeof f->outcome, r, i, 3);
+        pg_copy(f->task_id, sizeof f->task_id, r, i, 4);
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    pg_reader_give(s, c);
+    return rc;
+}

@@ -1,0 +1,443 @@
+/*
+ * store_schedules: definitions and schedules on the writer thread
+ * (docs/schedules.md).
+ *
+ * A schedule row keeps its checked JSON (body), what firing keeps (state:
+ * the cursor after which slots are still unfired, the runs not finished,
+ * counts and the last outcome) and next_at, the wall time of its next
+ * fire. Firing runs inside a batch, like the sweep: the due rows come
+ * locked (SKIP LOCKED on PostgreSQL, so a node never waits on another),
+ * and every slot is first recorded in schedule_fires, whose key (schedule,
+ * slot) is the guarantee: a slot launches at most one task however many
+ * nodes fire, and a node that restarts mid-slot finds the slot taken. There
+ * is no leader to go stale.
+ *
+ * Missed slots: those older than the catch-up window are counted
+ * (state.missed), the ones inside it fire once each, oldest first.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/id.h"
+#include "../common/schedule.h"
+#include "../common/task_json.h"
+#include "../common/xalloc.h"
+#include "store_int.h"
+
+#define FIRE_MAX_PER_PASS 100    /* slots one schedule fires per pass (more: next pass) */
+#define MISSED_SCAN_MAX   100000 /* slots counted as missed one by one */
+#define ACTIVE_MAX        8      /* unfinished runs remembered per schedule */
+
+static const char *doc_noun(enum store_doc_kind k) {
+    return k == STORE_DOC_SCHEDULE ? "schedule" : "definition";
+}
+
+/* The state's fields, with defaults. */
+static json_t *state_load(const char *text) {
+    json_t *st = text ? json_loads(text, 0, NULL) : NULL;
+    if (!json_is_object(st)) {
+        json_decref(st);
+        st = json_object();
+    }
+    return st;
+}
+
+static int64_t state_int(const json_t *st, const char *key) {
+    return json_integer_value(json_object_get(st, key));
+}
+
+static void state_set_int(json_t *st, const char *key, int64_t v) {
+    json_object_set_new(st, key, json_integer(v));
+}
+
+static void state_store(struct store_doc *d, json_t *st) {
+    free(d->state);
+    d->state = json_dumps(st, JSON_COMPACT);
+}
+
+/* The next fire after the cursor (the slot plus its jitter), or 0. */
+static int64_t sched_next_at(struct store *s, const struct schedule *sc, bool paused,
+                             int64_t cursor) {
+    if (paused) return 0;
+    int64_t slot = schedule_next_slot(sc, cursor, NULL);
+    if (!slot) return 0;
+    return slot + (sc->jitter_ms ? (int64_t)(store_random(s) % (uint32_t)(sc->jitter_ms + 1)) : 0);
+}
+
+/* Parses a stored schedule's body. */
+static int sched_parse(const struct store_doc *d, struct schedule *sc, bool *paused) {
+    json_t *body = json_loads(d->body, 0, NULL);
+    struct tm_error e;
+    err_clear(&e);
+    int rc = schedule_parse(body, sc, &e);
+    json_t *st = state_load(d->state);
+    *paused = json_is_true(json_object_get(st, "paused"));
+    json_decref(st);
+    json_decref(body);
+    if (rc)
+        fprintf(stderr, "taskmill: schedule '%s': stored body unreadable: %s\n", d->id, e.message);
+    return rc;
+}
+
+/* Keeps only the runs that are not finished. */
+static int active_refresh(struct store *s, json_t *st) {
+    json_t *act = json_object_get(st, "active"), *keep = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(act, i, v) {
+        struct task *t = NULL;
+        int rc = store_base_of(s)->backend->load(s, json_string_value(v), &t);
+        if (rc && rc != TM_ENOT_FOUND) {
+            json_decref(keep);
+            return rc;
+        }
+        if (t && !task_is_terminal(t)) json_array_append(keep, v);
+        task_free(t);
+    }
+    json_object_set_new(st, "active", keep);
+    return 0;
+}
+
+/* Launches one slot: records it, applies the overlap policy, creates the task. */
+static int fire_one(struct store *s, struct batch *b, struct store_doc *d,
+                    const struct schedule *sc, json_t *st, int64_t slot, const char *kind,
+                    int64_t now, char task_id[ID_LEN + 1]) {
+    const struct store_backend *be = store_base_of(s)->backend;
+    task_id[0] = '\0';
+    int rc = be->fire_exists(s, d->id, slot);
+    if (rc == 0) return TM_ECONFLICT; /* fired already: once per slot */
+    if (rc != TM_ENOT_FOUND) return rc;
+    struct schedule_fire f = {.slot = slot, .at = now};
+    snprintf(f.kind, sizeof f.kind, "%s", kind);
+    snprintf(f.outcome, sizeof f.outcome, "created");
+    if ((rc = active_refresh(s, st))) return rc;
+    json_t *act = json_object_get(st, "active");
+    size_t nact = json_array_size(act);
+    bool manual = strcmp(kind, "trigger") == 0 || strcmp(kind, "backfill") == 0;
+    if (!manual && ((sc->overlap == SCHEDULE_OVERLAP_SKIP && nact > 0) ||
+                    (sc->overlap == SCHEDULE_OVERLAP_BUFFER_ONE && nact > 1))) {
+        snprintf(f.outcome, sizeof f.outcome, "skipped");
+    } else if (!manual && sc->overlap == SCHEDULE_OVERLAP_CANCEL_RUNNING && nact > 0) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(act, i, v) {
+            if ((rc = store_batch_cancel(s, b, json_string_value(v), now))) return rc;
+        }
+        json_array_clear(act);
+        snprintf(f.outcome, sizeof f.outcome, "cancelled_previous");
+    }
+    char error[200] = "";
+    if (strcmp(f.outcome, "skipped") != 0) {
+        struct store_doc def = {0};
+        bool have_def = false;
+        if (sc->definition[0]) {
+            rc = be->doc_load(s, STORE_DOC_DEFINITION, d->ns, sc->definition, &def);
+            if (rc == TM_ENOT_FOUND)
+                snprintf(error, sizeof error, "definition '%s' not found", sc->definition);
+            else if (rc)
+                return rc;
+            have_def = rc == 0;
+        }
+        if (!error[0]) {
+            json_t *db = have_def ? json_loads(def.body, 0, NULL) : NULL;
+            json_t *tb =
+                schedule_task_body(db, have_def ? def.id : NULL, sc->task, sc->params, d->name);
+            json_decref(db);
+            struct task *t = NULL;
+            struct tm_error e;
+            err_clear(&e);
+            rc = store_make_task(s, tb, d->ns, &t, &e);
+            json_decref(tb);
+            if (rc == 0) {
+                rc = store_batch_create(s, b, t, now, &e, task_id);
+                if (store_batch_has_failed(b)) {
+                    store_doc_release(&def);
+                    return TM_EINTERNAL;
+                }
+            }
+            if (rc) snprintf(error, sizeof error, "%s", e.message[0] ? e.message : "cannot launch");
+        }
+        store_doc_release(&def);
+        if (error[0]) {
+            snprintf(f.outcome, sizeof f.outcome, "error");
+            json_object_set_new(st, "last_error", json_string(error));
+        }
+    }
+    memcpy(f.task_id, task_id, ID_LEN + 1);
+    rc = be->fire_insert(s, d->id, &f);
+    if (rc == TM_ECONFLICT) return TM_ERETRY; /* another node fired it meanwhile: start over */
+    if (rc) return rc;
+    if (task_id[0]) {
+        json_array_append_new(act, json_string(task_id));
+        while (json_array_size(act) > ACTIVE_MAX)
+            json_array_remove(act, 0);
+        json_object_set_new(st, "last_task_id", json_string(task_id));
+    }
+    json_object_set_new(st, "last_outcome", json_string(f.outcome));
+    state_set_int(st, "last_slot", slot);
+    state_set_int(st, "last_fire_at", now);
+    state_set_int(st, "fires", state_int(st, "fires") + 1);
+    return 0;
+}
+
+/* Fires one due schedule (locked): missed slots counted, due ones fired. */
+static int fire_schedule(struct store *s, struct batch *b, const char *id, int64_t now) {
+    const struct store_backend *be = store_base_of(s)->backend;
+    struct store_doc d = {0};
+    int rc = be->doc_load(s, STORE_DOC_SCHEDULE, NULL, id, &d);
+    if (rc == TM_ENOT_FOUND) return 0;
+    if (rc) return rc;
+    if (!d.next_at || d.next_at > now) { /* another node was first */
+        store_doc_release(&d);
+        return 0;
+    }
+    struct schedule sc;
+    bool paused;
+    if (sched_parse(&d, &sc, &paused)) {
+        d.next_at = 0; /* unreadable: stop firing it rather than loop */
+        rc = be->doc_write(s, STORE_DOC_SCHEDULE, &d, false);
+        store_doc_release(&d);
+        return rc;
+    }
+    json_t *st = state_load(d.state);
+    int64_t cursor = state_int(st, "cursor");
+    int64_t horizon = now - sc.catchup_ms, missed = 0, slot;
+    for (int i = 0;
+         i < MISSED_SCAN_MAX && (slot = schedule_next_slot(&sc, cursor, NULL)) && slot < horizon;
+         i++) {
+        missed++;
+        cursor = slot;
+    }
+    if (missed == MISSED_SCAN_MAX && cursor < horizon - 1) cursor = horizon - 1;
+    if (missed) {
+        state_set_int(st, "missed", state_int(st, "missed") + missed);
+        store_count_schedules(s, 0, missed);
+    }
+    for (int i = 0; i < FIRE_MAX_PER_PASS && !paused &&
+                    (slot = schedule_next_slot(&sc, cursor, NULL)) && slot <= now;
+         i++) {
+        char task_id[ID_LEN + 1];
+        /* Late by more than its jitter and a second: a slot missed while down. */
+        const char *kind = now - slot > sc.jitter_ms + 1000 ? "catchup" : "slot";
+        rc = fire_one(s, b, &d, &sc, st, slot, kind, now, task_id);
+        if (rc && rc != TM_ECONFLICT) goto out;
+        if (rc == 0) store_count_schedules(s, 1, 0);
+        cursor = slot;
+    }
+    state_set_int(st, "cursor", cursor);
+    state_store(&d, st);
+    d.next_at = sched_next_at(s, &sc, paused, cursor);
+    if (d.next_at && d.next_at <= now) d.next_at = now + 1; /* more than one pass holds */
+    d.updated_at = now;
+    rc = be->doc_write(s, STORE_DOC_SCHEDULE, &d, false);
+out:
+    json_decref(st);
+    schedule_release(&sc);
+    store_doc_release(&d);
+    return rc;
+}
+
+int64_t store_schedules_fire(struct store *s, struct batch *b, int64_t now) {
+    const struct store_backend *be = store_base_of(s)->backend;
+    char ids[64][ID_LEN + 1];
+    size_t n = 0;
+    int rc = be->sched_due(s, now, ids, 64, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = fire_schedule(s, b, ids[i], now);
+    int64_t next = 0;
+    if (rc == 0) rc = be->sched_next_at(s, &next);
+    if (rc) {
+        store_batch_failed(b, rc);
+        return 0;
+    }
+    return next;
+}
+
+/* ---- The API's ops ---- */
+
+static int doc_put(struct store *s, struct store_op *op, int64_t now) {
+    const struct store_backend *be = store_base_of(s)->backend;
+    struct store_doc *d = op->doc;
+    bool create = op->flag; /* not d->id: a batch applied again has set it */
+    struct store_doc old = {0};
+    int rc;
+    if (!create) {
+        rc = be->doc_load(s, op->doc_kind, op->ns, d->id, &old);
+        if (rc == TM_ENOT_FOUND)
+            return err_set(&op->err, rc, "", "%s '%s' not found", doc_noun(op->doc_kind), d->id);
+        if (rc) return rc;
+        d->created_at = old.created_at;
+        free(d->ns);
+        d->ns = xstrdup(old.ns);
+    } else {
+        id_new(d->id);
+        d->created_at = now;
+    }
+    /* A name another one of the namespace has is refused (checked first, so
+     * PostgreSQL's transaction is not aborted by the unique key). */
+    struct store_doc other = {0};
+    rc = be->doc_load(s, op->doc_kind, d->ns, d->name, &other);
+    bool taken = rc == 0 && strcmp(other.id, d->id) != 0;
+    store_doc_release(&other);
+    if (rc && rc != TM_ENOT_FOUND) goto out;
+    if (taken) {
+        rc = err_set(&op->err, TM_ECONFLICT, "name", "a %s named '%s' exists already",
+                     doc_noun(op->doc_kind), d->name);
+        goto out;
+    }
+    d->updated_at = now;
+    if (op->doc_kind == STORE_DOC_SCHEDULE) {
+        json_t *st = state_load(create ? NULL : old.state);
+        json_t *body = json_loads(d->body, 0, NULL);
+        bool paused = json_is_true(json_object_get(body, "paused"));
+        json_t *note = json_object_get(body, "note");
+        json_object_set_new(st, "paused", json_boolean(paused));
+        if (note) json_object_set(st, "note", note);
+        json_decref(body);
+        /* A new or changed schedule fires from now on: no catch-up of its past. */
+        state_set_int(st, "cursor", now);
+        struct schedule sc;
+        bool ignored;
+        free(d->state);
+        d->state = json_dumps(st, JSON_COMPACT);
+        json_decref(st);
+        if (sched_parse(d, &sc, &ignored)) {
+            rc = err_set(&op->err, TM_EINVALID, "", "the schedule cannot be read back");
+            goto out;
+        }
+        d->next_at = sched_next_at(s, &sc, paused, now);
+        schedule_release(&sc);
+    }
+    rc = be->doc_write(s, op->doc_kind, d, create);
+    if (rc == 0) op->created = create;
+    if (rc == TM_ECONFLICT)
+        rc = err_set(&op->err, TM_ECONFLICT, "name", "a %s named '%s' exists already",
+                     doc_noun(op->doc_kind), d->name);
+out:
+    store_doc_release(&old);
+    return rc;
+}
+
+/* Loads the op's schedule for a change; fills op->err when absent. */
+static int sched_load(struct store *s, struct store_op *op, struct store_doc *d) {
+    int rc = store_base_of(s)->backend->doc_load(s, STORE_DOC_SCHEDULE, op->ns, op->id, d);
+    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "schedule '%s' not found", op->id);
+    return rc;
+}
+
+/* Hands the changed schedule back to the caller. */
+static void sched_output(struct store_op *op, struct store_doc *d) {
+    if (!op->doc) return;
+    store_doc_release(op->doc);
+    *op->doc = *d;
+    memset(d, 0, sizeof *d);
+}
+
+static int sched_pause(struct store *s, struct store_op *op, int64_t now) {
+    struct store_doc d = {0};
+    int rc = sched_load(s, op, &d);
+    if (rc) return rc;
+    struct schedule sc;
+    bool was;
+    if ((rc = sched_parse(&d, &sc, &was))) {
+        store_doc_release(&d);
+        return rc;
+    }
+    json_t *st = state_load(d.state);
+    json_object_set_new(st, "paused", json_boolean(op->flag));
+    if (op->note) json_object_set_new(st, "note", json_string(op->note));
+    if (!op->flag && was)
+        state_set_int(st, "cursor", now); /* a resume does not catch up the pause */
+    d.next_at = sched_next_at(s, &sc, op->flag, state_int(st, "cursor"));
+    state_store(&d, st);
+    json_decref(st);
+    schedule_release(&sc);
+    d.updated_at = now;
+    rc = store_base_of(s)->backend->doc_write(s, STORE_DOC_SCHEDULE, &d, false);
+    if (rc == 0) sched_output(op, &d);
+    store_doc_release(&d);
+    return rc;
+}
+
+static int sched_fire_manual(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
+    struct store_doc d = {0};
+    int rc = sched_load(s, op, &d);
+    if (rc) return rc;
+    struct schedule sc;
+    bool paused;
+    if ((rc = sched_parse(&d, &sc, &paused))) {
+        store_doc_release(&d);
+        return rc;
+    }
+    json_t *st = state_load(d.state);
+    char task_id[ID_LEN + 1] = "";
+    if (op->kind == STORE_OP_SCHED_TRIGGER) {
+        /* A trigger's key is the moment asked, a millisecond past any slot it meets. */
+        int64_t key = now;
+        while ((rc = fire_one(s, b, &d, &sc, st, key, "trigger", now, task_id)) == TM_ECONFLICT)
+            key++;
+        if (rc == 0 && !task_id[0] && !op->err.code)
+            rc = err_set(&op->err, TM_EINVALID, "", "the schedule launched nothing: %s",
+                         json_string_value(json_object_get(st, "last_error"))
+                             ? json_string_value(json_object_get(st, "last_error"))
+                             : "no task");
+        if (rc == 0 && task_id[0]) rc = store_base_of(s)->backend->load(s, task_id, &op->task);
+    } else {
+        int64_t cursor = op->from_ms - 1, slot;
+        int n = 0;
+        /* Count first: a range too long fires nothing. */
+        while ((slot = schedule_next_slot(&sc, cursor, NULL)) && slot < op->to_ms &&
+               n <= SCHEDULE_BACKFILL_MAX) {
+            n++;
+            cursor = slot;
+        }
+        if (n > SCHEDULE_BACKFILL_MAX)
+            rc = err_set(&op->err, TM_EINVALID, "to",
+                         "the range holds more than %d slots; backfill it in parts",
+                         SCHEDULE_BACKFILL_MAX);
+        cursor = op->from_ms - 1;
+        while (rc == 0 && (slot = schedule_next_slot(&sc, cursor, NULL)) && slot < op->to_ms) {
+            rc = fire_one(s, b, &d, &sc, st, slot, "backfill", now, task_id);
+            if (rc == TM_ECONFLICT) {
+                op->skipped++;
+                rc = 0;
+            } else if (rc == 0) {
+                op->fired++;
+            }
+            cursor = slot;
+        }
+    }
+    if (rc == 0 && !store_batch_has_failed(b)) {
+        state_store(&d, st);
+        d.updated_at = now;
+        rc = store_base_of(s)->backend->doc_write(s, STORE_DOC_SCHEDULE, &d, false);
+        if (rc == 0) sched_output(op, &d);
+    }
+    json_decref(st);
+    schedule_release(&sc);
+    store_doc_release(&d);
+    return rc;
+}
+
+int store_schedule_apply(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
+    int rc;
+    switch (op->kind) {
+    case STORE_OP_DOC_PUT:
+        rc = doc_put(s, op, now);
+        break;
+    case STORE_OP_DOC_DELETE:
+        rc = store_base_of(s)->backend->doc_delete(s, op->doc_kind, op->ns, op->id);
+        if (rc == TM_ENOT_FOUND)
+            rc = err_set(&op->err, rc, "", "%s '%s' not found", doc_noun(op->doc_kind), op->id);
+        break;
+    case STORE_OP_SCHED_PAUSE:
+        rc = sched_pause(s, op, now);
+        break;
+    default:
+        rc = sched_fire_manual(s, b, op, now);
+        break;
+    }
+    if (op->err.code) return op->err.code;
+    return rc;
+}

@@ -1,0 +1,277 @@
+/*
+ * store_sqlite_docs: definitions, schedules and their fires on SQLite
+ * (store_schedules.c holds the logic). Writer functions run on the writer
+ * connection inside the batch's transaction; reads borrow a reader.
+ * Statements are prepared per call: these are rare next to task writes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/xalloc.h"
+#include "store_sqlite_int.h"
+
+static const char *table(enum store_doc_kind k) {
+    return k == STORE_DOC_SCHEDULE ? "schedules" : "definitions";
+}
+
+/* The columns read into a store_doc, in order. */
+static const char *cols(enum store_doc_kind k) {
+    return k == STORE_DOC_SCHEDULE ? "id,namespace,name,body,created_at,updated_at,state,next_at"
+                                   : "id,namespace,name,body,created_at,updated_at,NULL,NULL";
+}
+
+static char *col_dup(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+static void read_doc(sqlite3_stmt *st, struct store_doc *d) {
+    memset(d, 0, sizeof *d);
+    snprintf(d->id, sizeof d->id, "%s", (const char *)sqlite3_column_text(st, 0));
+    d->ns = col_dup(st, 1);
+    d->name = col_dup(st, 2);
+    d->body = col_dup(st, 3);
+    d->created_at = sqlite3_column_int64(st, 4);
+    d->updated_at = sqlite3_column_int64(st, 5);
+    d->state = col_dup(st, 6);
+    d->next_at = sqlite3_column_int64(st, 7);
+}
+
+static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
+    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK) return 0;
+    fprintf(stderr, "taskmill: sqlite: %s: %s\n", sqlite3_errmsg(db), sql);
+    return TM_EINTERNAL;
+}
+
+static int step_rc(int rc) {
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : TM_EINTERNAL;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* One doc by id or name (ns NULL: any) on db; TM_ENOT_FOUND. */
+static int get_on(sqlite3 *db, enum store_doc_kind k, const char *ns, const char *key,
+                  struct store_doc *out) {
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM %s WHERE (id=?1 OR name=?1) AND (?2 IS NULL OR namespace=?2)"
+             " ORDER BY id=?1 DESC LIMIT 1",
+             cols(k), table(k));
+    sqlite3_stmt *st;
+    if (prep(db, sql, &st)) return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 2, ns);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW)
+        read_doc(st, out);
+    else
+        ret = rc == SQLITE_DONE ? TM_ENOT_FOUND : TM_EINTERNAL;
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int sq_doc_load(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+                struct store_doc *out) {
+    return get_on(sq_writer_db(s), k, ns, key, out);
+}
+
+int sq_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
+               struct store_doc *out) {
+    void *conn;
+    sqlite3 *db = sq_reader_borrow(s, &conn);
+    if (!db) return TM_EINTERNAL;
+    int rc = get_on(db, k, ns, key, out);
+    sq_reader_return(s, conn);
+    return rc;
+}
+
+int sq_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,
+                size_t *n) {
+    void *conn;
+    sqlite3 *db = sq_reader_borrow(s, &conn);
+    if (!db) return TM_EINTERNAL;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM %s WHERE ?1 IS NULL OR namespace=?1 ORDER BY name, namespace", cols(k),
+             table(k));
+    sqlite3_stmt *st;
+    int ret = prep(db, sql, &st), rc;
+    size_t cap = 0;
+    if (!ret) {
+        bind_text_or_null(st, 1, ns);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                *out = xrealloc(*out, cap * sizeof **out);
+            }
+            read_doc(st, &(*out)[(*n)++]);
+        }
+        ret = step_rc(rc);
+        sqlite3_finalize(st);
+    }
+    sq_reader_return(s, conn);
+    return ret;
+}
+
+int sq_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc *d, bool insert) {
+    sqlite3 *db = sq_writer_db(s);
+    char sql[512];
+    if (k == STORE_DOC_SCHEDULE)
+        snprintf(sql, sizeof sql,
+                 insert ? "INSERT INTO schedules(id,namespace,name,body,created_at,updated_at,"
+                          "state,next_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT DO NOTHING"
+                        : "UPDATE schedules SET namespace=?2,name=?3,body=?4,created_at=?5,"
+                          "updated_at=?6,state=?7,next_at=?8 WHERE id=?1");
+    else
+        snprintf(sql, sizeof sql,
+                 insert ? "INSERT INTO definitions(id,namespace,name,body,created_at,updated_at)"
+                          " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT DO NOTHING"
+                        : "UPDATE definitions SET namespace=?2,name=?3,body=?4,created_at=?5,"
+                          "updated_at=?6 WHERE id=?1");
+    sqlite3_stmt *st;
+    if (prep(db, sql, &st)) return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, d->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, d->created_at);
+    sqlite3_bind_int64(st, 6, d->updated_at);
+    if (k == STORE_DOC_SCHEDULE) {
+        sqlite3_bind_text(st, 7, d->state ? d->state : "{}", -1, SQLITE_STATIC);
+        if (d->next_at)
+            sqlite3_bind_int64(st, 8, d->next_at);
+        else
+            sqlite3_bind_null(st, 8);
+    }
+    int rc = sqlite3_step(st);
+    int ret = rc == SQLITE_DONE ? 0 : rc == SQLITE_CONSTRAINT ? TM_ECONFLICT : TM_EINTERNAL;
+    if (ret == 0 && sqlite3_changes(db) == 0) ret = insert ? TM_ECONFLICT : TM_ENOT_FOUND;
+    if (ret == TM_EINTERNAL) fprintf(stderr, "taskmill: sqlite: %s\n", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int sq_doc_delete(struct store *s, enum store_doc_kind k, const char *ns, const char *id) {
+    sqlite3 *db = sq_writer_db(s);
+    char sql[160];
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE id=?1 AND (?2 IS NULL OR namespace=?2)",
+             table(k));
+    sqlite3_stmt *st;
+    if (prep(db, sql, &st)) return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 2, ns);
+    int ret = step_rc(sqlite3_step(st));
+    if (ret == 0 && sqlite3_changes(db) == 0) ret = TM_ENOT_FOUND;
+    sqlite3_finalize(st);
+    if (ret == 0 && k == STORE_DOC_SCHEDULE) {
+        if (prep(db, "DELETE FROM schedule_fires WHERE schedule_id=?1", &st)) return TM_EINTERNAL;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        ret = step_rc(sqlite3_step(st));
+        sqlite3_finalize(st);
+    }
+    return ret;
+}
+
+int sq_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n) {
+    sqlite3 *db = sq_writer_db(s);
+    sqlite3_stmt *st;
+    *n = 0;
+    if (prep(db,
+             "SELECT id FROM schedules WHERE next_at IS NOT NULL AND next_at<=?1"
+             " ORDER BY next_at LIMIT ?2",
+             &st))
+        return TM_EINTERNAL;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, (int64_t)max);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+        snprintf(ids[(*n)++], ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return step_rc(rc);
+}
+
+int sq_sched_next_at(struct store *s, int64_t *at) {
+    sqlite3 *db = sq_writer_db(s);
+    sqlite3_stmt *st;
+    *at = 0;
+    if (prep(db, "SELECT min(next_at) FROM schedules WHERE next_at IS NOT NULL", &st))
+        return TM_EINTERNAL;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *at = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return step_rc(rc);
+}
+
+int sq_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f) {
+    sqlite3 *db = sq_writer_db(s);
+    sqlite3_stmt *st;
+    if (prep(db,
+             "INSERT INTO schedule_fires(schedule_id,slot,kind,task_id,outcome,at)"
+             " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT DO NOTHING",
+             &st))
+        return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, f->slot);
+    sqlite3_bind_text(st, 3, f->kind, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 4, f->task_id[0] ? f->task_id : NULL);
+    sqlite3_bind_text(st, 5, f->outcome, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, f->at);
+    int ret = step_rc(sqlite3_step(st));
+    if (ret == 0 && sqlite3_changes(db) == 0) ret = TM_ECONFLICT;
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int sq_fire_exists(struct store *s, const char *sched_id, int64_t slot) {
+    sqlite3 *db = sq_writer_db(s);
+    sqlite3_stmt *st;
+    if (prep(db, "SELECT 1 FROM schedule_fires WHERE schedule_id=?1 AND slot=?2", &st))
+        return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, slot);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TM_ENOT_FOUND : TM_EINTERNAL;
+}
+
+int sq_fires_list(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,
+                  size_t *n) {
+    void *conn;
+    sqlite3 *db = sq_reader_borrow(s, &conn);
+    if (!db) return TM_EINTERNAL;
+    sqlite3_stmt *st;
+    int ret = prep(db,
+                   "SELECT slot,at,kind,outcome,task_id FROM schedule_fires WHERE schedule_id=?1"
+                   " ORDER BY slot DESC LIMIT ?2",
+                   &st),
+        rc;
+    if (!ret) {
+        sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, limit);
+        size_t cap = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                *out = xrealloc(*out, cap * sizeof **out);
+            }
+            struct schedule_fire *f = &(*out)[(*n)++];
+            memset(f, 0, sizeof *f);
+            f->slot = sqlite3_column_int64(st, 0);
+            f->at = sqlite3_column_int64(st, 1);
+            snprintf(f->kind, sizeof f->kind, "%s", (const char *)sqlite3_column_text(st, 2));
+            snprintf(f->outcome, sizeof f->outcome, "%s", (const char *)sqlite3_column_text(st, 3));
+            const unsigned char *t = sqlite3_column_text(st, 4);
+            snprintf(f->task_id, sizeof f->task_id, "%s", t ? (const char *)t : "");
+        }
+        ret = step_rc(rc);
+        sqlite3_finalize(st);
+    }
+    sq_reader_return(s, conn);
+    return ret;
+}

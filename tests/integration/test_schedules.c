@@ -1,0 +1,398 @@
+/*
+ * Task definitions and schedules (docs/schedules.md), on both backends:
+ * templates and launches, bad input refused with nothing stored, slots
+ * fired once each whatever happens (overlap policies, pause, trigger,
+ * backfill, catch-up after downtime, kill -9 and restarts, two nodes),
+ * and the preview across daylight-saving changes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "harness.h"
+
+static struct th_server srv;
+
+static long count_tasks(struct th_server *s, const char *query) {
+    struct th_resp *r = th_http(s, "GET", query, NULL);
+    return r->status == 200 ? (long)json_array_size(th_get(r->json, "tasks")) : -1;
+}
+
+/* The schedule's fires: how many, how many made a task, and whether a slot repeats. */
+static void fires_of(struct th_server *s, const char *sched, long *n, long *created, bool *dup) {
+    char path[200];
+    snprintf(path, sizeof path, "/v1/schedules/%s/fires?limit=1000", sched);
+    struct th_resp *r = th_http(s, "GET", path, NULL);
+    json_t *f = th_get(r->json, "fires");
+    *n = (long)json_array_size(f);
+    *created = 0;
+    *dup = false;
+    for (size_t i = 0; i < json_array_size(f); i++) {
+        json_t *a = json_array_get(f, i);
+        if (json_string_value(json_object_get(a, "task_id"))) (*created)++;
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(json_object_get(a, "slot"),
+                           json_object_get(json_array_get(f, j), "slot")))
+                *dup = true;
+    }
+}
+
+static void test_definitions(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/definitions",
+                                "{\"name\":\"resize\",\"type\":\"img.resize\",\"queue\":\"dq\","
+                                "\"params\":{\"w\":100,\"fmt\":\"jpg\"},\"executor\":\"resizer\","
+                                "\"arguments\":{\"a\":1},\"description\":\"Resize\","
+                                "\"max_retries\":2,\"timeout_seconds\":60}");
+    CHECK_INT(r->status, 201);
+    char id[33];
+    snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    CHECK_STR(th_str(r->json, "namespace"), "default");
+    CHECK_INT(th_int(r->json, "params.w"), 100);
+    r = th_http(&srv, "POST", "/v1/definitions", "{\"name\":\"resize\",\"type\":\"x\"}");
+    CHECK_INT(r->status, 409);
+    CHECK_STR(th_str(r->json, "error.field"), "name");
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"{\"type\":\"x\"}", "name"},
+        {"{\"name\":\"a\"}", "type"},
+        {"{\"name\":\"a\",\"type\":\"x\",\"params\":[1]}", "params"},
+        {"{\"name\":\"a\",\"type\":\"x\",\"colour\":1}", "colour"},
+        {"{\"name\":\"a\",\"type\":\"x\",\"queue\":\"bad queue\"}", "queue"},
+        {"{\"name\":\"a\",\"type\":\"x\",\"timeout_seconds\":0}", "timeout_seconds"},
+        {"{\"name\":\"a\",\"type\":\"x\",\"priority\":\"high\"}", "priority"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = th_http(&srv, "POST", "/v1/definitions", "%s", bad[i].body);
+        if (r->status != 400 || !th_str(r->json, "error.field") ||
+            strcmp(th_str(r->json, "error.field"), bad[i].field) != 0) {
+            th_fail(__FILE__, __LINE__, "%s: %ld %s", bad[i].body, r->status, r->body);
+            return;
+        }
+    }
+    r = th_http(&srv, "GET", "/v1/definitions", NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "definitions")), 1);
+    r = th_http(&srv, "GET", "/v1/definitions/resize", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "id"), id);
+    r = th_http(&srv, "POST", "/v1/definitions/resize/launch",
+                "{\"params\":{\"w\":300},\"name\":\"one\"}");
+    CHECK_INT(r->status, 201);
+    CHECK_STR(th_str(r->json, "type"), "img.resize");
+    CHECK_STR(th_str(r->json, "queue"), "dq");
+    CHECK_STR(th_str(r->json, "name"), "one");
+    CHECK_INT(th_int(r->json, "params.w"), 300);
+    CHECK_STR(th_str(r->json, "params.fmt"), "jpg");
+    CHECK_INT(th_int(r->json, "max_retries"), 2);
+    CHECK_STR(th_str(r->json, "definition.id"), id);
+    CHECK_STR(th_str(r->json, "definition.name"), "resize");
+    CHECK_STR(th_str(r->json, "definition.executor"), "resizer");
+    r = th_http(&srv, "POST", "/v1/definitions/resize/launch", "{\"params\":[]}");
+    CHECK_INT(r->status, 400);
+    r = th_http(&srv, "POST", "/v1/definitions/nothing/launch", NULL);
+    CHECK_INT(r->status, 404);
+    r = th_http(&srv, "PUT", "/v1/definitions/resize",
+                "{\"name\":\"resize\",\"type\":\"img.resize2\"}");
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "type"), "img.resize2");
+    CHECK_STR(th_str(r->json, "id"), id);
+    r = th_http(&srv, "DELETE", "/v1/definitions/resize", NULL);
+    CHECK_INT(r->status, 204);
+    r = th_http(&srv, "GET", "/v1/definitions/resize", NULL);
+    CHECK_INT(r->status, 404);
+}
+
+static void test_schedule_bad_input(void) {
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"{\"name\":\"b\",\"cron\":\"61 * * * *\",\"task\":{\"type\":\"x\"}}", "cron"},
+        {"{\"name\":\"b\",\"cron\":\"* * *\",\"task\":{\"type\":\"x\"}}", "cron"},
+        {"{\"name\":\"b\",\"cron\":\"0 0 30 2 *\",\"task\":{\"type\":\"x\"}}", "cron"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"timezone\":\"Mars/Olympus\",\"task\":{\"type\":"
+         "\"x\"}}",
+         "timezone"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"timezone\":\"../etc/passwd\",\"task\":{\"type\":"
+         "\"x\"}}",
+         "timezone"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"start_at\":\"2027-01-02T00:00:00Z\",\"end_at\":"
+         "\"2027-01-01T00:00:00Z\",\"task\":{\"type\":\"x\"}}",
+         "end_at"},
+        {"{\"name\":\"b\",\"interval_seconds\":0,\"task\":{\"type\":\"x\"}}", "interval_seconds"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"interval_seconds\":5,\"task\":{\"type\":\"x\"}}",
+         "cron"},
+        {"{\"name\":\"b\",\"task\":{\"type\":\"x\"}}", "interval_seconds"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\"}", "task"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"definition\":\"nope\"}", "definition"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"task\":{\"queue\":\"q\"}}", "task.type"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"},\"overlap\":\"maybe\"}",
+         "overlap"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"},\"catchup_seconds\":-1}",
+         "catchup_seconds"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"},\"jitter_seconds\":"
+         "99999}",
+         "jitter_seconds"},
+        {"{\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"}}", "name"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"},\"when\":1}", "when"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct th_resp *r = th_http(&srv, "POST", "/v1/schedules", "%s", bad[i].body);
+        if (r->status != 400 || !th_str(r->json, "error.field") ||
+            strcmp(th_str(r->json, "error.field"), bad[i].field) != 0) {
+            th_fail(__FILE__, __LINE__, "%s: %ld %s", bad[i].body, r->status, r->body);
+            return;
+        }
+    }
+    struct th_resp *r = th_http(&srv, "GET", "/v1/schedules", NULL);
+    CHECK_INT(r->status, 200);
+    json_t *all = th_get(r->json, "schedules");
+    for (size_t i = 0; i < json_array_size(all); i++)
+        CHECK(strcmp(json_string_value(json_object_get(json_array_get(all, i), "name")), "b"));
+}
+
+/* An every-second schedule fires once per slot, each run a task launched by it. */
+static void test_interval_fires(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                "{\"name\":\"tick\",\"interval_seconds\":1,\"overlap\":"
+                                "\"allow_all\",\"task\":{\"type\":\"tick\",\"queue\":\"tq\"}}");
+    CHECK_INT(r->status, 201);
+    char id[33];
+    snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    CHECK(th_str(r->json, "next_fire_at"));
+    th_sleep_ms(3500);
+    r = th_http(&srv, "DELETE", "/v1/schedules/tick", NULL);
+    CHECK_INT(r->status, 204);
+    long tasks = count_tasks(&srv, "/v1/tasks?queue=tq&limit=1000");
+    CHECK(tasks >= 2 && tasks <= 5);
+    r = th_http(&srv, "GET", "/v1/tasks?queue=tq&limit=1", NULL);
+    CHECK_STR(th_str(r->json, "tasks.0.launcher"), "schedule:tick");
+    r = th_http(&srv, "GET", "/v1/schedules/tick", NULL);
+    CHECK_INT(r->status, 404);
+}
+
+static void test_overlap_and_pause(void) {
+    /* skip: the first run is never claimed, so later slots are skipped. */
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                "{\"name\":\"sk\",\"interval_seconds\":1,\"task\":{\"type\":"
+                                "\"s\",\"queue\":\"skq\"}}");
+    CHECK_INT(r->status, 201);
+    char sk[33];
+    snprintf(sk, sizeof sk, "%s", th_str(r->json, "id"));
+    /* cancel_running: each slot cancels the one before. */
+    r = th_http(&srv, "POST", "/v1/schedules",
+                "{\"name\":\"cr\",\"interval_seconds\":1,\"overlap\":\"cancel_running\","
+                "\"task\":{\"type\":\"c\",\"queue\":\"crq\"}}");
+    CHECK_INT(r->status, 201);
+    char cr[33];
+    snprintf(cr, sizeof cr, "%s", th_str(r->json, "id"));
+    th_sleep_ms(3500);
+    r = th_http(&srv, "POST", "/v1/schedules/sk/pause", "{\"note\":\"maintenance\"}");
+    CHECK_INT(r->status, 200);
+    CHECK(json_is_true(th_get(r->json, "paused")));
+    CHECK_STR(th_str(r->json, "note"), "maintenance");
+    CHECK(json_is_null(th_get(r->json, "next_fire_at")));
+    th_http(&srv, "POST", "/v1/schedules/cr/pause", NULL);
+    long n, created;
+    bool dup;
+    fires_of(&srv, sk, &n, &created, &dup);
+    CHECK(!dup);
+    CHECK_INT(created, 1);
+    CHECK(n >= 2);
+    CHECK_INT(count_tasks(&srv, "/v1/tasks?queue=skq"), 1);
+    r = th_http(&srv, "GET", "/v1/schedules/sk", NULL);
+    CHECK_STR(th_str(r->json, "last_outcome"), "skipped");
+    fires_of(&srv, cr, &n, &created, &dup);
+    CHECK(!dup);
+    CHECK(created >= 2);
+    long cancelled = count_tasks(&srv, "/v1/tasks?queue=crq&phase=cancelled");
+    CHECK_INT(cancelled, created - 1);
+    /* Paused: nothing more fires. */
+    long before = n;
+    th_sleep_ms(1500);
+    fires_of(&srv, cr, &n, &created, &dup);
+    CHECK_INT(n, before);
+    /* Resume fires again; a trigger launches one now even with skip. */
+    r = th_http(&srv, "POST", "/v1/schedules/cr/resume", "{\"note\":\"back\"}");
+    CHECK_INT(r->status, 200);
+    CHECK(th_str(r->json, "next_fire_at"));
+    th_sleep_ms(1500);
+    fires_of(&srv, cr, &n, &created, &dup);
+    CHECK(n > before);
+    r = th_http(&srv, "POST", "/v1/schedules/sk/trigger", NULL);
+    CHECK_INT(r->status, 201);
+    CHECK_STR(th_str(r->json, "task.launcher"), "schedule:sk");
+    CHECK_INT(count_tasks(&srv, "/v1/tasks?queue=skq"), 2);
+    r = th_http(&srv, "POST", "/v1/schedules/sk/trigger", "{\"x\":1}");
+    CHECK_INT(r->status, 400);
+    r = th_http(&srv, "POST", "/v1/schedules/sk/pause", "{\"note\":5}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "note");
+    th_http(&srv, "DELETE", "/v1/schedules/sk", NULL);
+    th_http(&srv, "DELETE", "/v1/schedules/cr", NULL);
+}
+
+static void test_backfill_and_definition(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/definitions",
+                                "{\"name\":\"report\",\"type\":\"rep\",\"queue\":\"bfq\","
+                                "\"params\":{\"kind\":\"daily\"}}");
+    CHECK_INT(r->status, 201);
+    r = th_http(&srv, "POST", "/v1/schedules",
+                "{\"name\":\"hourly\",\"cron\":\"0 * * * *\",\"definition\":\"report\","
+                "\"params\":{\"kind\":\"hourly\"}}");
+    CHECK_INT(r->status, 201);
+    /* Three whole hours, ending at the last full hour. */
+    int64_t now = time(NULL), last = now - now % 3600;
+    char from[40], to[40];
+    time_t f = (time_t)(last - 3 * 3600), t = (time_t)last;
+    strftime(from, sizeof from, "%Y-%m-%dT%H:%M:%SZ", gmtime(&f));
+    strftime(to, sizeof to, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    r = th_http(&srv, "POST", "/v1/schedules/hourly/backfill", "{\"from\":\"%s\",\"to\":\"%s\"}",
+                from, to);
+    CHECK_INT(r->status, 200);
+    CHECK_INT(th_int(r->json, "fired"), 3);
+    CHECK_INT(th_int(r->json, "skipped"), 0);
+    r = th_http(&srv, "POST", "/v1/schedules/hourly/backfill", "{\"from\":\"%s\",\"to\":\"%s\"}",
+                from, to);
+    CHECK_INT(th_int(r->json, "fired"), 0);
+    CHECK_INT(th_int(r->json, "skipped"), 3);
+    CHECK_INT(count_tasks(&srv, "/v1/tasks?queue=bfq"), 3);
+    r = th_http(&srv, "GET", "/v1/tasks?queue=bfq&limit=1", NULL);
+    CHECK_STR(th_str(r->json, "tasks.0.params.kind"), "hourly");
+    CHECK_STR(th_str(r->json, "tasks.0.definition.name"), "report");
+    r = th_http(&srv, "POST", "/v1/schedules/hourly/backfill", "{\"from\":\"%s\",\"to\":\"%s\"}",
+                to, from);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "to");
+    r = th_http(&srv, "POST", "/v1/schedules/hourly/backfill", "{\"from\":\"yesterday\"}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "from");
+    r = th_http(&srv, "POST", "/v1/schedules/hourly/backfill",
+                "{\"from\":\"2020-01-01T00:00:00Z\",\"to\":\"2021-01-01T00:00:00Z\"}");
+    CHECK_INT(r->status, 400); /* more slots than one request takes */
+    CHECK_INT(count_tasks(&srv, "/v1/tasks?queue=bfq"), 3);
+    th_http(&srv, "DELETE", "/v1/schedules/hourly", NULL);
+}
+
+/* The preview marks the fires a daylight-saving change moves. */
+static void test_preview_dst(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                "{\"name\":\"ny\",\"cron\":\"30 2 * * *\",\"timezone\":"
+                                "\"America/New_York\",\"task\":{\"type\":\"x\"},\"paused\":true}");
+    CHECK_INT(r->status, 201);
+    r = th_http(&srv, "GET", "/v1/schedules/ny/preview?count=2&after=2026-03-07T12:00:00Z", NULL);
+    CHECK_INT(r->status, 200);
+    /* 02:30 does not exist on 8 March: the first valid instant, 03:00 EDT. */
+    CHECK_STR(th_str(r->json, "fires.0.at"), "2026-03-08T07:00:00.000Z");
+    CHECK(json_is_true(th_get(r->json, "fires.0.shifted")));
+    CHECK_STR(th_str(r->json, "fires.1.at"), "2026-03-09T06:30:00.000Z");
+    CHECK(json_is_false(th_get(r->json, "fires.1.shifted")));
+    r = th_http(&srv, "PUT", "/v1/schedules/ny",
+                "{\"name\":\"ny\",\"cron\":\"30 1 * * *\",\"timezone\":\"America/New_York\","
+                "\"task\":{\"type\":\"x\"},\"paused\":true}");
+    CHECK_INT(r->status, 200);
+    r = th_http(&srv, "GET", "/v1/schedules/ny/preview?count=2&after=2026-10-31T12:00:00Z", NULL);
+    /* 01:30 happens twice on 1 November: once, at the first (EDT). */
+    CHECK_STR(th_str(r->json, "fires.0.at"), "2026-11-01T05:30:00.000Z");
+    CHECK(json_is_true(th_get(r->json, "fires.0.repeated")));
+    CHECK_STR(th_str(r->json, "fires.1.at"), "2026-11-02T06:30:00.000Z");
+    r = th_http(&srv, "GET", "/v1/schedules/ny/preview?count=0", NULL);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "count");
+    th_http(&srv, "DELETE", "/v1/schedules/ny", NULL);
+}
+
+/* Down for a while: slots inside the catch-up window run once each, older ones are counted. */
+static void test_catchup_and_kill9(void) {
+    struct th_server s;
+    CHECK(th_server_start(&s, NULL) == 0);
+    struct th_resp *r = th_http(&s, "POST", "/v1/schedules",
+                                "{\"name\":\"cu\",\"interval_seconds\":1,\"overlap\":"
+                                "\"allow_all\",\"catchup_seconds\":2,\"task\":{\"type\":\"c\","
+                                "\"queue\":\"cuq\"}}");
+    char id[33] = "";
+    if (r->status == 201) snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    bool ok = id[0];
+    /* Crashes mid-stream, then a long stop. */
+    for (int i = 0; ok && i < 3; i++) {
+        th_sleep_ms(700 + 300 * i);
+        th_server_stop(&s, true);
+        ok = th_server_restart(&s) == 0;
+    }
+    if (ok) {
+        th_server_stop(&s, false);
+        th_sleep_ms(6000);
+        ok = th_server_restart(&s) == 0;
+    }
+    th_sleep_ms(1500);
+    long n = 0, created = 0, tasks = -1, missed = -1;
+    bool dup = true;
+    if (ok) {
+        th_http(&s, "POST", "/v1/schedules/cu/pause", NULL);
+        fires_of(&s, id, &n, &created, &dup);
+        tasks = count_tasks(&s, "/v1/tasks?queue=cuq&limit=1000");
+        r = th_http(&s, "GET", "/v1/schedules/cu", NULL);
+        missed = th_int(r->json, "missed");
+    }
+    r = ok ? th_http(&s, "GET", "/v1/schedules/cu/fires?limit=1000", NULL) : NULL;
+    bool catchup = false;
+    for (size_t i = 0; r && i < json_array_size(th_get(r->json, "fires")); i++)
+        catchup = catchup || strcmp(json_string_value(json_object_get(
+                                        json_array_get(th_get(r->json, "fires"), i), "kind")),
+                                    "catchup") == 0;
+    th_server_free(&s);
+    CHECK(ok);
+    CHECK(!dup);
+    CHECK_INT(tasks, created); /* each task has its fired slot, and no slot two tasks */
+    CHECK(created >= 4);
+    CHECK(missed >= 2); /* about 6 s down with a 2 s window */
+    CHECK(catchup);
+}
+
+/* Two nodes on one database fire each slot once. */
+static void test_two_nodes(void) {
+    struct th_server a, b;
+    if (!th_backend_is_pg()) {
+        th_skip("two nodes on one database need PostgreSQL");
+        return;
+    }
+    CHECK(th_server_start(&a, NULL) == 0);
+    if (th_server_start_peer(&b, &a, NULL)) {
+        th_server_free(&a);
+        return;
+    }
+    struct th_resp *r = th_http(&a, "POST", "/v1/schedules",
+                                "{\"name\":\"both\",\"cron\":\"* * * * * *\",\"overlap\":"
+                                "\"allow_all\",\"task\":{\"type\":\"b\",\"queue\":\"2nq\"}}");
+    char id[33] = "";
+    if (r->status == 201) snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    th_sleep_ms(4500);
+    th_http(&b, "POST", "/v1/schedules/both/pause", NULL);
+    th_sleep_ms(300);
+    long n = 0, created = 0;
+    bool dup = true;
+    fires_of(&b, id, &n, &created, &dup);
+    long tasks = count_tasks(&a, "/v1/tasks?queue=2nq&limit=1000");
+    th_server_free(&b);
+    th_server_free(&a);
+    CHECK(id[0]);
+    CHECK(!dup);
+    CHECK(created >= 3);
+    CHECK_INT(tasks, created);
+}
+
+int main(int argc, char **argv) {
+    static const struct th_test tests[] = {
+        {"definitions: create, name taken, bad input, launch, replace, delete", test_definitions},
+        {"schedules: bad input named, nothing stored", test_schedule_bad_input},
+        {"an interval schedule fires each slot, tasks launched by it", test_interval_fires},
+        {"overlap skip and cancel_running; pause with a note, resume, trigger",
+         test_overlap_and_pause},
+        {"backfill fires each slot once, a definition's params overlaid",
+         test_backfill_and_definition},
+        {"preview across daylight-saving changes (America/New_York)", test_preview_dst},
+        {"catch-up after downtime, kill -9 mid-stream: one task per slot", test_catchup_and_kill9},
+        {"two nodes fire each slot once", test_two_nodes},
+        {NULL, NULL},
+    };
+    return th_main_server(tests, argc, argv, &srv, NULL);
+}

@@ -1,0 +1,170 @@
+/*
+ * common/schedule: checking schedules and definitions, slots of intervals
+ * and cron expressions within start and end, and the task a slot launches.
+ */
+#include <stdlib.h>
+
+#include "../src/common/schedule.h"
+#include "../src/common/timeutil.h"
+#include "harness.h"
+
+static int parse(const char *text, struct schedule *sc, struct tm_error *e) {
+    json_t *j = json_loads(text, 0, NULL);
+    err_clear(e);
+    int rc = j ? schedule_parse(j, sc, e) : -1;
+    json_decref(j);
+    return rc;
+}
+
+static int64_t at(const char *rfc) {
+    int64_t ms = 0;
+    time_parse_rfc3339(rfc, &ms);
+    return ms;
+}
+
+static void test_parse_errors(void) {
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"[]", ""},
+        {"{\"cron\":\"@daily\",\"task\":{}}", "name"},
+        {"{\"name\":\"a\\u0001\",\"cron\":\"@daily\",\"task\":{}}", "name"},
+        {"{\"name\":\"a\",\"task\":{}}", "interval_seconds"},
+        {"{\"name\":\"a\",\"cron\":5,\"task\":{}}", "cron"},
+        {"{\"name\":\"a\",\"cron\":\"* * * * * * *\",\"task\":{}}", "cron"},
+        {"{\"name\":\"a\",\"interval_seconds\":1.5,\"task\":{}}", "interval_seconds"},
+        {"{\"name\":\"a\",\"cron\":\"@daily\",\"timezone\":7,\"task\":{}}", "timezone"},
+        {"{\"name\":\"a\",\"cron\":\"@daily\",\"timezone\":\"Etc/Nowhere\",\"task\":{}}",
+         "timezone"},
+        {"{\"name\":\"a\",\"cron\":\"@daily\",\"start_at\":\"soon\",\"task\":{}}", "start_at"},
+        {"{\"name\":\"a\",\"cron\":\"@daily\",\"task\":{},\"definition\":\"d\"}", "definition"},
+        {"{\"name\":\"a\",\"cron\":\"@daily\",\"task\":[]}", "task"},
+        {"{\"name\":\"a\",\"cron\":\"@daily\",\"task\":{},\"params\":{}}", "params"},
+        {"{\"name\":\"a\",\"cron\":\"@daily\",\"definition\":\"d\",\"params\":1}", "params"},
+        {"{\"name\":\"a\",\"cron\":\"@daily\",\"task\":{},\"paused\":1}", "paused"},
+        {"{\"name\":\"a\",\"cron\":\"@daily\",\"task\":{},\"note\":false}", "note"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct schedule sc;
+        struct tm_error e;
+        int rc = parse(bad[i].body, &sc, &e);
+        if (rc != TM_EINVALID || strcmp(e.field, bad[i].field) != 0) {
+            th_fail(__FILE__, __LINE__, "%s: rc %d field '%s' (%s)", bad[i].body, rc, e.field,
+                    e.message);
+            return;
+        }
+    }
+}
+
+static void test_interval_slots(void) {
+    struct schedule sc;
+    struct tm_error e;
+    CHECK_INT(parse("{\"name\":\"i\",\"interval_seconds\":60,\"start_at\":\"2026-01-01T00:00:00Z\","
+                    "\"end_at\":\"2026-01-01T00:03:00Z\",\"task\":{\"type\":\"x\"}}",
+                    &sc, &e),
+              0);
+    CHECK_INT(schedule_next_slot(&sc, at("2025-12-31T00:00:00Z"), NULL),
+              at("2026-01-01T00:00:00Z"));
+    CHECK_INT(schedule_next_slot(&sc, at("2026-01-01T00:00:00Z"), NULL),
+              at("2026-01-01T00:01:00Z"));
+    CHECK_INT(schedule_next_slot(&sc, at("2026-01-01T00:01:30Z"), NULL),
+              at("2026-01-01T00:02:00Z"));
+    CHECK_INT(schedule_next_slot(&sc, at("2026-01-01T00:02:00Z"), NULL),
+              at("2026-01-01T00:03:00Z"));
+    CHECK_INT(schedule_next_slot(&sc, at("2026-01-01T00:03:00Z"), NULL), 0); /* past end_at */
+    CHECK_INT(sc.overlap, SCHEDULE_OVERLAP_SKIP);
+    CHECK_INT(sc.catchup_ms, 3600000);
+    schedule_release(&sc);
+}
+
+static void test_cron_slots_in_zone(void) {
+    struct schedule sc;
+    struct tm_error e;
+    CHECK_INT(parse("{\"name\":\"c\",\"cron\":\"0 9 * * 1-5\",\"timezone\":\"Asia/Kolkata\","
+                    "\"start_at\":\"2026-06-01T00:00:00Z\",\"definition\":\"d\","
+                    "\"overlap\":\"buffer_one\",\"jitter_seconds\":5,\"catchup_seconds\":0}",
+                    &sc, &e),
+              0);
+    /* 09:00 IST is 03:30 UTC; 2026-06-06 is a Saturday, so Friday's is followed by Monday's. */
+    CHECK_INT(schedule_next_slot(&sc, at("2026-01-01T00:00:00Z"), NULL),
+              at("2026-06-01T03:30:00Z"));
+    CHECK_INT(schedule_next_slot(&sc, at("2026-06-05T03:30:00Z"), NULL),
+              at("2026-06-08T03:30:00Z"));
+    CHECK_INT(sc.overlap, SCHEDULE_OVERLAP_BUFFER_ONE);
+    CHECK_INT(sc.jitter_ms, 5000);
+    CHECK_INT(sc.catchup_ms, 0);
+    CHECK_STR(sc.definition, "d");
+    schedule_release(&sc);
+}
+
+static void test_task_body(void) {
+    json_t *def = json_loads(
+        "{\"name\":\"rep\",\"type\":\"report\",\"queue\":\"q\",\"priority\":2,"
+        "\"params\":{\"a\":1,\"b\":2},\"executor\":\"ex\",\"arguments\":{"
+        "\"x\":true},\"description\":\"D\",\"timeout_seconds\":9}",
+        0, NULL);
+    json_t *params = json_loads("{\"b\":3,\"c\":4}", 0, NULL);
+    json_t *t = schedule_task_body(def, "0123456789abcdef0123456789abcdef", NULL, params, "s1");
+    CHECK_STR(json_string_value(json_object_get(t, "type")), "report");
+    CHECK_STR(json_string_value(json_object_get(t, "queue")), "q");
+    CHECK_INT(json_integer_value(json_object_get(t, "priority")), 2);
+    json_t *p = json_object_get(t, "params");
+    CHECK_INT(json_integer_value(json_object_get(p, "a")), 1);
+    CHECK_INT(json_integer_value(json_object_get(p, "b")), 3);
+    CHECK_INT(json_integer_value(json_object_get(p, "c")), 4);
+    json_t *d = json_object_get(t, "definition");
+    CHECK_STR(json_string_value(json_object_get(d, "id")), "0123456789abcdef0123456789abcdef");
+    CHECK_STR(json_string_value(json_object_get(d, "name")), "rep");
+    CHECK_STR(json_string_value(json_object_get(d, "executor")), "ex");
+    CHECK(json_object_get(d, "timeout_seconds") == NULL); /* not part of a task's definition */
+    CHECK_STR(json_string_value(json_object_get(t, "launcher")), "schedule:s1");
+    json_decref(t);
+    json_t *inl = json_loads("{\"type\":\"x\",\"params\":{\"k\":1}}", 0, NULL);
+    t = schedule_task_body(NULL, NULL, inl, NULL, NULL);
+    CHECK(json_equal(t, inl)); /* no launcher without a schedule */
+    json_decref(t);
+    json_decref(inl);
+    json_decref(params);
+    json_decref(def);
+}
+
+static void test_definition_check(void) {
+    struct tm_error e;
+    json_t *ok =
+        json_loads("{\"name\":\"n\",\"type\":\"t\",\"params\":{},\"timeout_seconds\":5}", 0, NULL);
+    err_clear(&e);
+    CHECK_INT(definition_check(ok, &e), 0);
+    json_decref(ok);
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"{\"type\":\"t\"}", "name"},
+        {"{\"name\":\"n\"}", "type"},
+        {"{\"name\":\"n\",\"type\":\"t\",\"arguments\":[]}", "arguments"},
+        {"{\"name\":\"n\",\"type\":\"t\",\"executor\":1}", "executor"},
+        {"{\"name\":\"n\",\"type\":\"t\",\"timeout_seconds\":604801}", "timeout_seconds"},
+        {"{\"name\":\"n\",\"type\":\"t\",\"x\":1}", "x"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *j = json_loads(bad[i].body, 0, NULL);
+        err_clear(&e);
+        int rc = definition_check(j, &e);
+        json_decref(j);
+        if (rc != TM_EINVALID || strcmp(e.field, bad[i].field) != 0) {
+            th_fail(__FILE__, __LINE__, "%s: rc %d field '%s'", bad[i].body, rc, e.field);
+            return;
+        }
+    }
+}
+
+int main(int argc, char **argv) {
+    static const struct th_test tests[] = {
+        {"schedule_parse refuses bad fields, naming each", test_parse_errors},
+        {"interval slots from start_at, none past end_at", test_interval_slots},
+        {"cron slots in a zone, weekdays only", test_cron_slots_in_zone},
+        {"the task a slot launches: defaults, params over them, definition", test_task_body},
+        {"definition_check", test_definition_check},
+        {NULL, NULL},
+    };
+    return th_main(tests, argc, argv);
+}
