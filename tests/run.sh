@@ -74,6 +74,36 @@ run_bin() {
   fi
 }
 
+# run_node NAME DIR: runs DIR/*.test.mjs with node's test runner (TAP) when the
+# filter names NAME or one of the files, and adds up its pass and fail counts.
+run_node() {
+  local name=$1 dir=$2 files out rc p f
+  files=$(ls "$dir"/*.test.mjs 2>/dev/null || true)
+  [ -n "$files" ] || return 0
+  if [ -n "$filter" ] && [[ $name != *"$filter"* ]] && [[ $files != *"$filter"* ]]; then return 0; fi
+  echo "== $name (node --test)"
+  out=$(cd "$dir" && timeout -k 10 "$limit" node --test --test-reporter=tap \
+    $(for x in $files; do basename "$x"; done) </dev/null 2>&1)
+  rc=$?
+  printf '%s\n' "$out" | grep -E '^(not )?ok |^# (pass|fail)|^ +(not ok|ok) ' | grep -v '^ \{8,\}' || true
+  p=$(printf '%s\n' "$out" | sed -n 's/^# pass \([0-9]*\)$/\1/p' | tail -n 1)
+  f=$(printf '%s\n' "$out" | sed -n 's/^# fail \([0-9]*\)$/\1/p' | tail -n 1)
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    printf '%s\n' "$out" | tail -n 30
+    echo "FAIL $name: timed out after $limit s"
+    failed=$((failed + 1))
+  elif [ -z "$p" ]; then
+    printf '%s\n' "$out" | tail -n 30
+    echo "FAIL $name: node printed no summary (exit $rc)"
+    failed=$((failed + 1))
+  else
+    [ "${f:-0}" -gt 0 ] && printf '%s\n' "$out" | grep -A 12 '^ *not ok ' | head -n 60
+    passed=$((passed + p))
+    failed=$((failed + ${f:-0}))
+    [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && { echo "FAIL $name: exit $rc"; failed=$((failed + 1)); }
+  fi
+}
+
 # ---- SQLite: every binary, then the compatibility views ----
 if [ "$backends" != pg ]; then
   for t in $(find "$build/tests" -type f -perm -u+x | sort); do
@@ -81,55 +111,10 @@ if [ "$backends" != pg ]; then
     case "$name" in *"$filter"*) ;; *) continue ;; esac
     run_bin "$name" "$t"
   done
-  # The compatibility views, driven by their original clients (node's test runner).
-  compat=$(ls tests/compat/*.test.mjs 2>/dev/null || true)
-  if [ -n "$compat" ] && { [ -z "$filter" ] || [[ compat == *"$filter"* ]] || [[ $compat == *"$filter"* ]]; }; then
-    echo "== compat (node --test)"
-    out=$(cd tests/compat && timeout -k 10 "$limit" node --test --test-reporter=tap \
-      $(for f in $compat; do basename "$f"; done) </dev/null 2>&1)
-    rc=$?
-    printf '%s\n' "$out" | grep -E '^(not )?ok |^# (pass|fail)|^ +(not ok|ok) ' | grep -v '^ \{8,\}' || true
-    p=$(printf '%s\n' "$out" | sed -n 's/^# pass \([0-9]*\)$/\1/p' | tail -n 1)
-    f=$(printf '%s\n' "$out" | sed -n 's/^# fail \([0-9]*\)$/\1/p' | tail -n 1)
-    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-      printf '%s\n' "$out" | tail -n 30
-      echo "FAIL compat: timed out after $limit s"
-      failed=$((failed + 1))
-    elif [ -z "$p" ]; then
-      printf '%s\n' "$out" | tail -n 30
-      echo "FAIL compat: node printed no summary (exit $rc)"
-      failed=$((failed + 1))
-    else
-      passed=$((passed + p))
-      failed=$((failed + ${f:-0}))
-      [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && { echo "FAIL compat: exit $rc"; failed=$((failed + 1)); }
-    fi
-  fi
-  # The web dashboard in Debian's headless chromium (playwright-core; node's test runner).
-  browser=$(ls tests/browser/*.test.mjs 2>/dev/null || true)
-  if [ -n "$browser" ] && { [ -z "$filter" ] || [[ browser == *"$filter"* ]] || [[ $browser == *"$filter"* ]]; }; then
-    echo "== browser (node --test)"
-    out=$(cd tests/browser && timeout -k 10 "$limit" node --test --test-reporter=tap \
-      $(for f in $browser; do basename "$f"; done) </dev/null 2>&1)
-    rc=$?
-    printf '%s\n' "$out" | grep -E '^(not )?ok |^# (pass|fail)|^ +(not ok|ok) ' | grep -v '^ \{8,\}' || true
-    p=$(printf '%s\n' "$out" | sed -n 's/^# pass \([0-9]*\)$/\1/p' | tail -n 1)
-    f=$(printf '%s\n' "$out" | sed -n 's/^# fail \([0-9]*\)$/\1/p' | tail -n 1)
-    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-      printf '%s\n' "$out" | tail -n 30
-      echo "FAIL browser: timed out after $limit s"
-      failed=$((failed + 1))
-    elif [ -z "$p" ]; then
-      printf '%s\n' "$out" | tail -n 30
-      echo "FAIL browser: node printed no summary (exit $rc)"
-      failed=$((failed + 1))
-    else
-      [ "${f:-0}" -gt 0 ] && printf '%s\n' "$out" | grep -A 12 '^ *not ok ' | head -n 60
-      passed=$((passed + p))
-      failed=$((failed + ${f:-0}))
-      [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && { echo "FAIL browser: exit $rc"; failed=$((failed + 1)); }
-    fi
-  fi
+  # The compatibility views, driven by their original clients, and the web
+  # dashboard in Debian's headless chromium (playwright-core): node's test runner.
+  run_node compat tests/compat
+  run_node browser tests/browser
 fi
 
 # ---- PostgreSQL: the store and integration suites again, a fresh database per server ----
