@@ -183,6 +183,9 @@ static void queues_pause_set(struct req *r, bool paused) {
     store_op_init(&r->op, STORE_OP_QUEUE_PAUSE);
     r->op.queue = queue;
     r->op.queue_settings.paused = paused;
+    /* Not a task's change, so no event: the log says who did it. */
+    fprintf(stderr, "taskmill: queue '%s' %s by '%s'\n", queue, paused ? "paused" : "resumed",
+            r->token_id[0] ? r->token_id : "open mode");
     req_submit(r, queues_paused);
 }
 
