@@ -443,3 +443,44 @@ test('another namespace\'s task is 404 through SailPoint', async () => {
   checkErrorBody(p, 404, '404 Not found');
   assert.equal((await v1(srv, 'GET', `/v1/tasks/${t.id}`)).json.phase, 'pending');
 });
+
+test('a task a schedule launched is QUARTZ, with its definition as taskDefinitionSummary', async () => {
+  const def = await v1(srv, 'POST', '/v1/definitions', { name: 'Nightly Aggregation', type: 'CLOUD_ACCOUNT_AGGREGATION',
+    description: 'Aggregates every source.', queue: 'sp-quartz', executor: 'sailpoint.task.ServiceTaskExecutor',
+    arguments: { serviceMethod: 'accountAggregationTask' } });
+  assert.equal(def.status, 201, def.body);
+  const sch = await v1(srv, 'POST', '/v1/schedules', { name: 'nightly', cron: '0 2 * * *', timezone: 'Europe/Paris',
+    definition: 'Nightly Aggregation' });
+  assert.equal(sch.status, 201, sch.body);
+  const fired = await v1(srv, 'POST', `/v1/schedules/${sch.json.id}/trigger`);
+  assert.equal(fired.status, 201, fired.body);
+  const id = fired.json.task.id;
+  const summary = { id: def.json.id, uniqueName: 'Nightly Aggregation', description: 'Aggregates every source.',
+    parentName: 'Nightly Aggregation', executor: 'sailpoint.task.ServiceTaskExecutor',
+    arguments: { serviceMethod: 'accountAggregationTask' } };
+
+  let { data } = await api.getTaskStatus({ id });
+  checkShape(data);
+  assert.equal(data.type, 'QUARTZ');
+  assert.equal(data.launcher, 'schedule:nightly');
+  assert.deepEqual(data.taskDefinitionSummary, summary);
+  // The list shows it the same way.
+  ({ data } = await api.getTaskStatusList({ filters: `id eq "${id}"` }));
+  assert.equal(data.length, 1);
+  assert.equal(data[0].type, 'QUARTZ');
+  assert.deepEqual(data[0].taskDefinitionSummary, summary);
+  // Through a run: still QUARTZ once it has finished.
+  const c = await claim('sp-quartz');
+  assert.equal(c.task.id, id);
+  await v1(srv, 'POST', `/v1/tasks/${id}/complete`, { lease_token: c.lease_token });
+  ({ data } = await api.getTaskStatus({ id }));
+  assert.deepEqual([data.type, data.completionStatus], ['QUARTZ', 'SUCCESS']);
+
+  // The same definition launched by hand is not a scheduled task.
+  const manual = await v1(srv, 'POST', `/v1/definitions/${def.json.id}/launch`, {});
+  assert.equal(manual.status, 201, manual.body);
+  ({ data } = await api.getTaskStatus({ id: manual.json.id }));
+  assert.equal(data.type, 'QUEUED_TASK');
+  assert.deepEqual(data.taskDefinitionSummary, summary);
+  assert.equal((await v1(srv, 'DELETE', `/v1/schedules/${sch.json.id}`)).status, 204);
+});
