@@ -256,6 +256,26 @@ TM_API int tm_fail(struct tm_client *c, const char *id, const char *token, const
 /* Hands the task back unfinished without counting a retry (cancelled if a cancel was asked). */
 TM_API int tm_release(struct tm_client *c, const char *id, const char *token, json_t **out);
 
+/* ---- Workers, many tasks per request (docs/api.md, the batched protocol) ---- */
+
+/*
+ * Claims up to `max` (1..100) tasks of `queue` at once, with the options of
+ * tm_claim (the wait applies to the first). Sets *claims to an array of
+ * {"task": {...}, "lease_token": "..."} (the caller owns it), empty when
+ * nothing came within the wait.
+ */
+TM_API int tm_claim_many(struct tm_client *c, const char *queue, const struct tm_claim_options *o,
+                         int max, json_t **claims);
+/*
+ * One request for many tasks' calls: `verb` is "heartbeat", "complete",
+ * "fail" or "release"; `entries` an array of {"id", "lease_token", ...the
+ * body of the one-task call}. Each entry succeeds or fails on its own: sets
+ * *results to the array of outcomes in order, each {"id", "phase",
+ * "version", ...} or {"id", "error": {"code", "message", "field"}}.
+ */
+TM_API int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries,
+                         json_t **results);
+
 #ifdef __cplusplus
 }
 #endif

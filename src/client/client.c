@@ -427,6 +427,78 @@ int tm_delete(struct tm_client *c, const char *id) {
     return rc;
 }
 
+/* ---- Workers, many tasks per request ---- */
+
+int tm_claim_many(struct tm_client *c, const char *queue, const struct tm_claim_options *o, int max,
+                  json_t **claims) {
+    *claims = NULL;
+    if (!queue || !*queue) return client_fail(c, TM_CLIENT_EINVALID, "'queue' must not be empty");
+    if (!o || !o->worker || !*o->worker)
+        return client_fail(c, TM_CLIENT_EINVALID, "'worker' must not be empty");
+    json_t *body = json_pack("{s:s,s:i}", "worker", o->worker, "max", max);
+    if (!body) return client_fail(c, TM_CLIENT_EINVALID, "'worker' must be UTF-8");
+    if (o->types && o->ntypes) {
+        json_t *types = json_array();
+        for (size_t i = 0; i < o->ntypes; i++)
+            json_array_append_new(types, json_string(o->types[i]));
+        json_object_set_new(body, "types", types);
+    }
+    if (o->lease_seconds > 0)
+        json_object_set_new(body, "lease_seconds", json_integer(o->lease_seconds));
+    if (o->wait_seconds > 0)
+        json_object_set_new(body, "wait_seconds", json_integer(o->wait_seconds));
+    char *e = client_escape(queue);
+    size_t n = strlen(e) + 32;
+    char *path = xmalloc(n);
+    snprintf(path, n, "/v1/queues/%s/claims", e);
+    free(e);
+    json_t *reply = NULL;
+    int rc = client_call(c, "POST", path, body,
+                         CLIENT_TIMEOUT_S + (o->wait_seconds > 0 ? o->wait_seconds : 0), &reply);
+    free(path);
+    json_decref(body);
+    if (rc) return rc;
+    if (!reply) { /* 204: nothing came */
+        *claims = json_array();
+        return 0;
+    }
+    json_t *arr = json_object_get(reply, "claims");
+    if (!json_is_array(arr)) {
+        json_decref(reply);
+        return client_fail(c, TM_CLIENT_EPROTOCOL, "the claims reply holds no 'claims' array");
+    }
+    *claims = json_incref(arr);
+    json_decref(reply);
+    return 0;
+}
+
+int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries, json_t **results) {
+    *results = NULL;
+    static const char *const verbs[] = {"heartbeat", "complete", "fail", "release"};
+    bool ok = false;
+    for (int i = 0; i < 4 && verb && !ok; i++)
+        ok = strcmp(verb, verbs[i]) == 0;
+    if (!ok)
+        return client_fail(c, TM_CLIENT_EINVALID,
+                           "'verb' must be heartbeat, complete, fail or release");
+    if (!json_is_array(entries))
+        return client_fail(c, TM_CLIENT_EINVALID, "'entries' must be an array");
+    char path[64];
+    snprintf(path, sizeof path, "/v1/work/%s", verb);
+    json_t *body = json_pack("{s:O}", "entries", entries), *reply = NULL;
+    int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
+    json_decref(body);
+    if (rc) return rc;
+    json_t *arr = json_object_get(reply, "results");
+    if (!json_is_array(arr)) {
+        json_decref(reply);
+        return client_fail(c, TM_CLIENT_EPROTOCOL, "the reply holds no 'results' array");
+    }
+    *results = json_incref(arr);
+    json_decref(reply);
+    return 0;
+}
+
 /* ---- Queues ---- */
 
 int tm_queues(struct tm_client *c, json_t **out) {

@@ -227,39 +227,71 @@ static void token_waiters_give(struct server *srv, const char *id) {
     pthread_mutex_unlock(&srv->waiters_lock);
 }
 
+/* Counts a request that will wait (a long-poll, a waiting claim) against
+ * the limits on waiting requests, in all and per token; false after
+ * replying 429 when it has no place. */
+static bool req_waiter_admit(struct req *r) {
+    if (r->waiter_counted) return true;
+    /* A long-poll or a waiting claim holds a connection for long: cap them,
+     * in all and per token, so one tenant cannot take every place. */
+    const struct limits *lim = &r->srv->cfg.limits;
+    struct tm_error e;
+    if (lim->waiters_max > 0 && atomic_fetch_add(&r->srv->waiters, 1) >= lim->waiters_max) {
+        atomic_fetch_sub(&r->srv->waiters, 1);
+        err_set(&e, TM_ERATE, "", "%d requests are waiting already; try again", lim->waiters_max);
+        reply_error(r, &e);
+        return false;
+    }
+    if (lim->waiters_max <= 0) atomic_fetch_add(&r->srv->waiters, 1);
+    r->waiter_counted = true;
+    if (r->token_id[0] && lim->waiters_per_token_max > 0) {
+        if (!token_waiters_take(r->srv, r->token_id, lim->waiters_per_token_max)) {
+            err_set(&e, TM_ERATE, "", "this token has %d requests waiting already; try again",
+                    lim->waiters_per_token_max);
+            reply_error(r, &e);
+            return false;
+        }
+        r->waiter_token_counted = true;
+    }
+    return true;
+}
+
 void req_submit(struct req *r, handler_fn on_resume) {
     /* Who asked, for the events of the change: the token, or "open" in open mode. */
     if (!r->op.actor) r->op.actor = r->token_id[0] ? r->token_id : "open";
-    if (r->op.deadline_ms > 0 && !r->waiter_counted) {
-        /* A long-poll or a waiting claim holds a connection for long: cap them,
-         * in all and per token, so one tenant cannot take every place. */
-        const struct limits *lim = &r->srv->cfg.limits;
-        struct tm_error e;
-        if (lim->waiters_max > 0 && atomic_fetch_add(&r->srv->waiters, 1) >= lim->waiters_max) {
-            atomic_fetch_sub(&r->srv->waiters, 1);
-            err_set(&e, TM_ERATE, "", "%d requests are waiting already; try again",
-                    lim->waiters_max);
-            reply_error(r, &e);
-            return;
-        }
-        if (lim->waiters_max <= 0) atomic_fetch_add(&r->srv->waiters, 1);
-        r->waiter_counted = true;
-        if (r->token_id[0] && lim->waiters_per_token_max > 0) {
-            if (!token_waiters_take(r->srv, r->token_id, lim->waiters_per_token_max)) {
-                err_set(&e, TM_ERATE, "", "this token has %d requests waiting already; try again",
-                        lim->waiters_per_token_max);
-                reply_error(r, &e);
-                return;
-            }
-            r->waiter_token_counted = true;
-        }
-    }
+    if (r->op.deadline_ms > 0 && !req_waiter_admit(r)) return;
     r->on_resume = on_resume;
     r->op.done = req_op_done;
     r->op.udata = r;
     r->suspended = true;
     MHD_suspend_connection(r->conn);
     store_submit(r->srv->store, &r->op);
+}
+
+static void req_many_done(struct store_op *op) {
+    struct req *r = op->udata;
+    if (atomic_fetch_sub(&r->ops_left, 1) == 1) MHD_resume_connection(r->conn);
+}
+
+void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn on_resume) {
+    size_t todo = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].err.code) continue;
+        todo++;
+        if (ops[i].deadline_ms > 0 && !req_waiter_admit(r)) return;
+    }
+    const char *actor = r->token_id[0] ? r->token_id : "open";
+    r->on_resume = on_resume;
+    atomic_store(&r->ops_left, todo);
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].err.code) continue; /* refused before the store: not sent */
+        if (!ops[i].actor) ops[i].actor = actor;
+        ops[i].done = req_many_done;
+        ops[i].udata = r;
+        store_submit(r->srv->store, &ops[i]);
+    }
 }
 
 /* Matches "/v1/tasks/:id" against a path, capturing ':' segments. */
@@ -488,7 +520,6 @@ static char *http_read_file(const char *path) {
     return b.p ? buf_detach(&b) : xstrdup("");
 }
 
-/* TLS material, when configured: 0, or -1 with a message. */
 /* The tasks that schedules launch are decoded as a submit is (store_options.make_task). */
 static int server_make_task(void *cls, json_t *body, const char *ns, struct task **out,
                             struct tm_error *e) {
@@ -496,6 +527,7 @@ static int server_make_task(void *cls, json_t *body, const char *ns, struct task
     return v1_decode_task(body, &srv->cfg.limits, ns, out, e);
 }
 
+/* TLS material, when configured: 0, or -1 with a message. */
 static int server_load_tls(struct server *srv) {
     const struct server_config *cfg = &srv->cfg;
     if (!cfg->tls_cert_path && !cfg->tls_key_path) return 0;

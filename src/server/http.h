@@ -17,6 +17,7 @@
 #define TASKMILL_HTTP_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -119,7 +120,8 @@ struct req {
 
     handler_fn on_resume;
     struct store_op op;
-    json_t *json; /* the parsed body; ops borrow from it */
+    _Atomic size_t ops_left; /* req_submit_many: ops not done yet */
+    json_t *json;            /* the parsed body; ops borrow from it */
     int64_t t_start_mono;
     int status_sent;
     char *hdr_name[4], *hdr_value[4];
@@ -156,6 +158,11 @@ int req_json_body(struct req *r, bool empty_ok);
 
 /* Suspends the request and hands r->op to the store; on_resume runs when it is done. */
 void req_submit(struct req *r, handler_fn on_resume);
+/* Suspends the request and hands ops[0..n) (the caller's, kept alive
+ * until on_resume) to the store at once, except those with err.code set
+ * already (at least one must be without); on_resume runs when every one
+ * sent is done. Their writes share the store's group commits. */
+void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn on_resume);
 
 /* Replies. Each takes the body. Exactly one reply per request. */
 void reply_json(struct req *r, int status, struct buf *body);

@@ -4,9 +4,13 @@
  * is refused with 409 lease_mismatch, so a worker that lost its lease can
  * never overwrite the work of the next one.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "../common/buf.h"
+#include "../common/task_json.h"
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
 #include "server_int.h"
 #include "v1_decode.h"
 
@@ -74,10 +78,243 @@ static void work_release(struct req *r) {
     work_call(r, STORE_OP_RELEASE, work_finished);
 }
 
+/* ---- The batched protocol: many tasks per request (docs/api.md section 7.8a) ---- */
+
+#define WORK_BATCH_MAX 1000 /* entries of one batched call */
+#define CLAIM_MANY_MAX 100  /* tasks of one claim */
+
+/* The request's ops, freed with it. */
+struct work_batch {
+    struct store_op *ops;
+    size_t n;
+};
+
+static void work_batch_free(void *p) {
+    struct work_batch *wb = p;
+    for (size_t i = 0; i < wb->n; i++)
+        store_op_release(&wb->ops[i]);
+    free(wb->ops);
+    free(wb);
+}
+
+static struct work_batch *work_batch_new(struct req *r, size_t n) {
+    struct work_batch *wb = xcalloc(1, sizeof *wb);
+    wb->ops = xcalloc(n, sizeof *wb->ops);
+    wb->n = n;
+    r->owned = wb;
+    r->owned_free = work_batch_free;
+    return wb;
+}
+
+/* Writes {"code","message","field"} of an entry's error. */
+static void work_put_error(struct buf *b, const struct tm_error *e) {
+    buf_puts(b, "\"error\":{\"code\":");
+    json_put_str(b, err_slug(e->code));
+    json_put_key(b, "message", false);
+    json_put_str(b, e->message[0] ? e->message : err_default_message(e->code));
+    json_put_key(b, "field", false);
+    json_put_str(b, e->field);
+    buf_putc(b, '}');
+}
+
+static void claims_many_done(struct req *r) {
+    struct work_batch *wb = r->owned;
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"claims\":[");
+    size_t got = 0;
+    const struct tm_error *err = NULL;
+    for (size_t i = 0; i < wb->n; i++) {
+        struct store_op *op = &wb->ops[i];
+        if (op->err.code && !err) err = &op->err;
+        if (!op->claimed) continue;
+        buf_puts(&b, got++ ? ",{\"task\":" : "{\"task\":");
+        task_json_write(&b, op->task);
+        buf_puts(&b, ",\"lease_token\":");
+        json_put_str(&b, op->new_lease_token);
+        buf_putc(&b, '}');
+    }
+    buf_puts(&b, "]}");
+    if (!got && err) { /* nothing claimed and a failure: say so (503 and such) */
+        buf_release(&b);
+        reply_error(r, err);
+        return;
+    }
+    if (!got) {
+        buf_release(&b);
+        reply_empty(r, 204);
+        return;
+    }
+    reply_json(r, 200, &b);
+}
+
+/*
+ * POST /v1/queues/{queue}/claims {"worker", "max": 1..100, "types",
+ * "lease_seconds", "wait_seconds"}: up to max tasks, each with its own
+ * lease token. With wait_seconds and nothing ready, waits for the first.
+ */
+static void queues_claim_many(struct req *r) {
+    const char *queue = r->param[0];
+    if (!v1_is_name(queue, 64)) {
+        reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
+        return;
+    }
+    if (req_json_body(r, false)) return;
+    json_t *mx = json_object_get(r->json, "max");
+    if (!json_is_integer(mx) || json_integer_value(mx) < 1 ||
+        json_integer_value(mx) > CLAIM_MANY_MAX) {
+        struct tm_error e;
+        err_set(&e, TM_EINVALID, "max", "'max' must be an integer from 1 to %d", CLAIM_MANY_MAX);
+        reply_error(r, &e);
+        return;
+    }
+    size_t n = (size_t)json_integer_value(mx);
+    json_object_del(r->json, "max");
+    struct work_batch *wb = work_batch_new(r, n);
+    int wait_s = 0;
+    struct tm_error e;
+    err_clear(&e);
+    store_op_init(&wb->ops[0], STORE_OP_CLAIM);
+    if (v1_decode_claim(r->json, req_limits(r), &wb->ops[0], &wait_s, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    wb->ops[0].ns = r->ns;
+    wb->ops[0].queue = queue;
+    for (size_t i = 1; i < n; i++) {
+        wb->ops[i] = wb->ops[0]; /* the same claim, borrowing the same strings */
+        wb->ops[i].next = NULL;
+    }
+    /* Only the first waits: the others take what is ready now. */
+    if (wait_s > 0) wb->ops[0].deadline_ms = time_mono_ms() + (int64_t)wait_s * 1000;
+    req_submit_many(r, wb->ops, n, claims_many_done);
+}
+
+static void work_batch_done(struct req *r) {
+    struct work_batch *wb = r->owned;
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"results\":[");
+    for (size_t i = 0; i < wb->n; i++) {
+        struct store_op *op = &wb->ops[i];
+        const struct tm_error *e = op->err.code ? &op->err : NULL;
+        buf_puts(&b, i ? ",{\"id\":" : "{\"id\":");
+        json_put_str(&b, op->id[0] ? op->id : NULL);
+        buf_putc(&b, ',');
+        if (e) {
+            work_put_error(&b, e);
+        } else {
+            const struct task *t = op->task;
+            buf_puts(&b, "\"phase\":");
+            json_put_str(&b, task_phase_name(t->phase));
+            json_put_key(&b, "version", false);
+            json_put_int(&b, t->version);
+            if (op->kind == STORE_OP_HEARTBEAT) {
+                json_put_key(&b, "cancel_requested", false);
+                json_put_bool(&b, t->phase == TASK_STOPPING);
+                json_put_key(&b, "pause_requested", false);
+                json_put_bool(&b, t->paused);
+                json_put_key(&b, "lease_expires_at", false);
+                json_put_time(&b, t->lease_expires_at);
+            } else {
+                json_put_key(&b, "completion_status", false);
+                json_put_str(&b, task_status_name(t->status));
+            }
+        }
+        buf_putc(&b, '}');
+    }
+    buf_puts(&b, "]}");
+    reply_json(r, 200, &b);
+}
+
+/*
+ * POST /v1/work/heartbeat|complete|fail|release {"entries": [{"id",
+ * "lease_token", ...the fields of the one-task call}]}: each entry is its
+ * task's call, with its own fenced lease; one bad entry fails only itself.
+ * The reply lists each entry's outcome in order.
+ */
+static void work_batch(struct req *r, enum store_op_kind kind) {
+    if (req_json_body(r, false)) return;
+    const char *key;
+    json_t *v;
+    json_object_foreach(r->json, key, v) {
+        if (strcmp(key, "entries") != 0) {
+            struct tm_error e;
+            err_set(&e, TM_EINVALID, key, "unknown field '%s'", key);
+            reply_error(r, &e);
+            return;
+        }
+    }
+    json_t *entries = json_object_get(r->json, "entries");
+    size_t n = json_array_size(entries);
+    if (!json_is_array(entries) || n == 0 || n > WORK_BATCH_MAX) {
+        struct tm_error e;
+        err_set(&e, TM_EINVALID, "entries", "'entries' must be an array of 1 to %d calls",
+                WORK_BATCH_MAX);
+        reply_error(r, &e);
+        return;
+    }
+    struct work_batch *wb = work_batch_new(r, n);
+    size_t good = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *entry = json_array_get(entries, i);
+        struct store_op *op = &wb->ops[i];
+        store_op_init(op, kind);
+        op->ns = r->ns;
+        /* An entry refused here keeps its error in op->err and is not sent to the store. */
+        json_t *id = json_object_get(entry, "id");
+        if (!json_is_object(entry)) {
+            err_set(&op->err, TM_EINVALID, "", "'entries[%zu]' must be an object", i);
+            continue;
+        }
+        if (!json_is_string(id) || !id_is_valid(json_string_value(id))) {
+            err_set(&op->err, TM_EINVALID, "id", "'entries[%zu].id' must be a task id", i);
+            continue;
+        }
+        memcpy(op->id, json_string_value(id), ID_LEN + 1);
+        json_t *call = json_copy(entry); /* without its id, as the one-task call takes it */
+        json_object_del(call, "id");
+        json_array_set_new(entries, i, call); /* kept alive by r->json; the op borrows from it */
+        struct tm_error e;
+        err_clear(&e);
+        if (v1_decode_worker_call(call, req_limits(r), op, &e)) {
+            op->err = e;
+            continue;
+        }
+        good++;
+    }
+    if (!good) { /* nothing for the store: answer now */
+        work_batch_done(r);
+        return;
+    }
+    req_submit_many(r, wb->ops, n, work_batch_done);
+}
+
+static void work_batch_heartbeat(struct req *r) {
+    work_batch(r, STORE_OP_HEARTBEAT);
+}
+
+static void work_batch_complete(struct req *r) {
+    work_batch(r, STORE_OP_COMPLETE);
+}
+
+static void work_batch_fail(struct req *r) {
+    work_batch(r, STORE_OP_FAIL);
+}
+
+static void work_batch_release(struct req *r) {
+    work_batch(r, STORE_OP_RELEASE);
+}
+
 const struct route v1_work_routes[] = {
     {"POST", "/v1/tasks/:id/heartbeat", work_heartbeat, PERM_WORK},
     {"POST", "/v1/tasks/:id/complete", work_complete, PERM_WORK},
     {"POST", "/v1/tasks/:id/fail", work_fail, PERM_WORK},
     {"POST", "/v1/tasks/:id/release", work_release, PERM_WORK},
+    {"POST", "/v1/queues/:queue/claims", queues_claim_many, PERM_WORK},
+    {"POST", "/v1/work/heartbeat", work_batch_heartbeat, PERM_WORK},
+    {"POST", "/v1/work/complete", work_batch_complete, PERM_WORK},
+    {"POST", "/v1/work/fail", work_batch_fail, PERM_WORK},
+    {"POST", "/v1/work/release", work_batch_release, PERM_WORK},
     {NULL, NULL, NULL, 0},
 };

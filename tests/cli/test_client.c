@@ -190,6 +190,41 @@ static void test_worker_calls(void) {
     free(id);
 }
 
+/* tm_claim_many and tm_work_batch: several tasks per request, each entry on its own. */
+static void test_batched_worker_calls(void) {
+    for (int i = 0; i < 3; i++)
+        free(th_submit(&srv, "bat", "\"queue\":\"batq\""));
+    struct tm_claim_options o = {.worker = "lib-batch", .lease_seconds = 30};
+    json_t *claims = NULL;
+    CHECK_INT(tm_claim_many(cl, "batq", &o, 5, &claims), 0);
+    CHECK_INT(json_array_size(claims), 3);
+    json_t *entries = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(claims, i, c) {
+        json_t *t = json_object_get(c, "task");
+        json_array_append_new(
+            entries, json_pack("{s:O,s:O,s:{s:i}}", "id", json_object_get(t, "id"), "lease_token",
+                               json_object_get(c, "lease_token"), "result", "n", (int)i));
+    }
+    json_array_append_new(entries, json_pack("{s:s,s:s}", "id", "0123456789abcdef0123456789abcdef",
+                                             "lease_token", "x"));
+    json_t *results = NULL;
+    CHECK_INT(tm_work_batch(cl, "complete", entries, &results), 0);
+    CHECK_INT(json_array_size(results), 4);
+    CHECK_STR(jstr(json_array_get(results, 0), "phase"), "completed");
+    CHECK_STR(jstr(json_array_get(results, 2), "phase"), "completed");
+    CHECK_STR(jstr(json_object_get(json_array_get(results, 3), "error"), "code"), "not_found");
+    json_decref(results);
+    CHECK_INT(tm_work_batch(cl, "finish", entries, &results), TM_CLIENT_EINVALID);
+    json_decref(entries);
+    json_decref(claims);
+    CHECK_INT(tm_claim_many(cl, "batq", &o, 5, &claims), 0); /* nothing left: empty, not an error */
+    CHECK_INT(json_array_size(claims), 0);
+    json_decref(claims);
+    CHECK_INT(tm_claim_many(cl, "batq", &o, 0, &claims), TM_CLIENT_EINVALID); /* the server's 400 */
+}
+
 static void test_watch_follows_to_the_end(void) {
     char *a = th_submit(&srv, "wa", "\"queue\":\"watchq\"");
     char *b = th_submit(&srv, "wb", "\"queue\":\"watchq2\"");
@@ -255,6 +290,7 @@ static void test_example_program(void) {
 }
 
 static const struct th_test tests[] = {
+    {"claim many, complete many (libtaskmill)", test_batched_worker_calls},
     {"submit, get, list with paging", test_submit_get_list},
     {"errors carry the server's code, message and field", test_errors_carry_server_detail},
     {"pause, resume, cancel, retry, delete", test_controls},
