@@ -10,9 +10,11 @@
  * authorizationFault), never v1 JSON; HTTP 500 unless the authHeader asks
  * for another status (faultHttpStatusCode).
  *
- * Identity: companyHandle is the namespace, jobHandle is the task id.
- * Reads run on the calling thread; writes are store ops (req_submit), and
- * the parsed request lives in r->owned until the request ends.
+ * Identity: companyHandle is the namespace, jobHandle is the task id (or,
+ * for a recurring job, the schedule id: scene7_schedule.c). Reads run on
+ * the calling thread; writes are store ops (req_submit), and the parsed
+ * request lives in r->owned until the request ends. scene7_int.h lists
+ * what the other scene7_*.c files take from here.
  */
 #include "scene7.h"
 
@@ -25,9 +27,8 @@
 
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
-#include "../server/http.h"
 #include "../server/v1_decode.h"
-#include "scene7_soap.h"
+#include "scene7_int.h"
 
 #define SOAP_ENV_OPEN                                                                \
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                   \
@@ -66,13 +67,13 @@ void scene7_xml_text(struct buf *b, const char *s) {
     }
 }
 
-static void xml_el(struct buf *b, const char *name, const char *text) {
+void scene7_xml_el(struct buf *b, const char *name, const char *text) {
     buf_printf(b, "<%s>", name);
     scene7_xml_text(b, text ? text : "");
     buf_printf(b, "</%s>", name);
 }
 
-static void xml_int(struct buf *b, const char *name, int64_t v) {
+void scene7_xml_int(struct buf *b, const char *name, int64_t v) {
     if (v > INT32_MAX) v = INT32_MAX; /* xsd:int */
     if (v < INT32_MIN) v = INT32_MIN;
     buf_printf(b, "<%s>%lld</%s>", name, (long long)v, name);
@@ -84,10 +85,10 @@ static void xml_double(struct buf *b, const char *name, double v) {
     buf_printf(b, "</%s>", name);
 }
 
-static void xml_time(struct buf *b, const char *name, int64_t ms) {
+void scene7_xml_time(struct buf *b, const char *name, int64_t ms) {
     char tmp[TIME_RFC3339_LEN + 1];
     time_format_rfc3339(ms, tmp);
-    xml_el(b, name, tmp);
+    scene7_xml_el(b, name, tmp);
 }
 
 const char *scene7_job_state(const struct task *t) {
@@ -146,13 +147,13 @@ static void task_items_write(struct buf *b, const struct task *t) {
     json_t *it;
     json_array_foreach(items, i, it) {
         buf_puts(b, "<items>");
-        xml_el(b, "itemName", json_string_value(json_object_get(it, "name")));
+        scene7_xml_el(b, "itemName", json_string_value(json_object_get(it, "name")));
         xml_double(b, "progress", json_number_value(json_object_get(it, "progress")));
-        xml_el(b, "progressMessage", json_string_value(json_object_get(it, "message")));
+        scene7_xml_el(b, "progressMessage", json_string_value(json_object_get(it, "message")));
         int64_t at = 0;
         const char *s = json_string_value(json_object_get(it, "updated_at"));
         if (!s || time_parse_rfc3339(s, &at)) at = task_progress_time(t);
-        xml_time(b, "lastProgressUpdate", at);
+        scene7_xml_time(b, "lastProgressUpdate", at);
         buf_puts(b, "</items>");
     }
     json_decref(items);
@@ -163,14 +164,14 @@ static void task_progress_write(struct buf *b, const struct task *t) {
     int64_t done, doing, todo;
     task_counts(t, &done, &doing, &todo);
     buf_puts(b, "<items>");
-    xml_el(b, "taskType", t->type);
-    xml_el(b, "taskState", scene7_task_state(t));
-    xml_int(b, "numProcessed", done);
-    xml_int(b, "numProcessing", doing);
-    xml_int(b, "numPending", todo);
+    scene7_xml_el(b, "taskType", t->type);
+    scene7_xml_el(b, "taskState", scene7_task_state(t));
+    scene7_xml_int(b, "numProcessed", done);
+    scene7_xml_int(b, "numProcessing", doing);
+    scene7_xml_int(b, "numPending", todo);
     xml_double(b, "progress", task_ratio(t));
-    xml_el(b, "progressMessage", task_progress_message(t));
-    xml_time(b, "lastProgressUpdate", task_progress_time(t));
+    scene7_xml_el(b, "progressMessage", task_progress_message(t));
+    scene7_xml_time(b, "lastProgressUpdate", task_progress_time(t));
     task_items_write(b, t);
     buf_puts(b, "</items>");
 }
@@ -182,20 +183,20 @@ void scene7_active_job_write(struct buf *b, const struct task *t) {
     int64_t start = t->started_at     ? t->started_at
                     : t->scheduled_at ? t->scheduled_at
                                       : t->created_at;
-    xml_el(b, "companyHandle", t->namespace);
-    xml_el(b, "jobHandle", t->id);
-    xml_el(b, "name", name);
-    xml_el(b, "originalName", name);
-    xml_el(b, "type", t->type);
-    xml_el(b, "state", scene7_job_state(t));
-    xml_el(b, "submitUserEmail", t->launcher);
-    xml_el(b, "serverName", t->lease_worker ? t->lease_worker : "taskmill");
-    xml_time(b, "startDate", start);
-    xml_time(b, "triggerTime", t->scheduled_at ? t->scheduled_at : t->created_at);
-    xml_int(b, "totalSize", done + doing + todo);
-    xml_int(b, "progress", task_percent(t));
-    xml_el(b, "progressMessage", task_progress_message(t));
-    xml_time(b, "lastProgressUpdate", task_progress_time(t));
+    scene7_xml_el(b, "companyHandle", t->namespace);
+    scene7_xml_el(b, "jobHandle", t->id);
+    scene7_xml_el(b, "name", name);
+    scene7_xml_el(b, "originalName", name);
+    scene7_xml_el(b, "type", t->type);
+    scene7_xml_el(b, "state", scene7_job_state(t));
+    scene7_xml_el(b, "submitUserEmail", t->launcher);
+    scene7_xml_el(b, "serverName", t->lease_worker ? t->lease_worker : "taskmill");
+    scene7_xml_time(b, "startDate", start);
+    scene7_xml_time(b, "triggerTime", t->scheduled_at ? t->scheduled_at : t->created_at);
+    scene7_xml_int(b, "totalSize", done + doing + todo);
+    scene7_xml_int(b, "progress", task_percent(t));
+    scene7_xml_el(b, "progressMessage", task_progress_message(t));
+    scene7_xml_time(b, "lastProgressUpdate", task_progress_time(t));
     buf_puts(b, "<taskProgressArray>");
     task_progress_write(b, t);
     buf_puts(b, "</taskProgressArray>");
@@ -203,17 +204,12 @@ void scene7_active_job_write(struct buf *b, const struct task *t) {
 
 /* ---- Replies ---- */
 
-/* One call in flight: the parsed request, owned by the req. */
-struct scene7_call {
-    struct scene7_request q;
-    int fault_status;
-    bool delete_after_cancel;
-};
-
 static void scene7_call_free(void *p) {
     struct scene7_call *c = p;
     if (!c) return;
     scene7_request_release(&c->q);
+    store_doc_release(&c->doc);
+    free(c->stop_ids);
     free(c);
 }
 
@@ -250,25 +246,21 @@ void scene7_error_write(struct buf *b, int status, const struct tm_error *e) {
             status >= 500 ? SCENE7_FAULT_EXCEPTION : SCENE7_FAULT_INVALID_REQUEST_XML, msg);
 }
 
-static struct scene7_call *call_of(struct req *r) {
+struct scene7_call *scene7_call_of(struct req *r) {
     return r->owned;
 }
 
-static void scene7_fault(struct req *r, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void scene7_fault(struct req *r, int code, const char *fmt, ...) {
+void scene7_fault(struct req *r, int code, const char *fmt, ...) {
     char reason[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    struct scene7_call *c = call_of(r);
+    struct scene7_call *c = scene7_call_of(r);
     scene7_fault_reply(r, c ? c->fault_status : 0, "ipsApiFault", code, reason);
 }
 
-/* A store error as a fault: bad input and state conflicts are 30001. */
-static void scene7_fault_from(struct req *r, const struct tm_error *e) {
+void scene7_fault_from(struct req *r, const struct tm_error *e) {
     const char *msg = e->message[0] ? e->message : err_default_message(e->code);
     switch (e->code) {
     case TM_ENOT_FOUND:
@@ -282,7 +274,7 @@ static void scene7_fault_from(struct req *r, const struct tm_error *e) {
     }
 }
 
-static void scene7_reply(struct req *r, const char *op, struct buf *content) {
+void scene7_reply(struct req *r, const char *op, struct buf *content) {
     struct buf b;
     buf_init(&b);
     buf_printf(&b, SOAP_ENV_OPEN "<%sReturn xmlns=\"" SCENE7_NS "\"", op);
@@ -335,9 +327,8 @@ static void scene7_service_get(struct req *r) {
 
 /* ---- Operations ---- */
 
-/* The namespace the call acts in: companyHandle, checked against the token. */
-static int scene7_scope(struct req *r, const char **ns) {
-    const char *company = call_of(r)->q.company_handle;
+int scene7_scope(struct req *r, const char **ns) {
+    const char *company = scene7_call_of(r)->q.company_handle;
     *ns = r->ns;
     if (!company) return 0;
     if (r->ns && strcmp(r->ns, company) != 0) {
@@ -351,7 +342,7 @@ static int scene7_scope(struct req *r, const char **ns) {
 
 /* The task id in jobHandle, or a fault naming it. */
 static const char *scene7_job_id(struct req *r) {
-    const char *h = call_of(r)->q.job_handle;
+    const char *h = scene7_call_of(r)->q.job_handle;
     if (id_is_valid(h)) return h;
     scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "jobHandle '%.64s' not found", h);
     return NULL;
@@ -363,7 +354,7 @@ static bool scene7_matches(const struct scene7_request *q, const struct task *t)
 }
 
 static void scene7_get_active_jobs(struct req *r) {
-    const struct scene7_request *q = &call_of(r)->q;
+    const struct scene7_request *q = &scene7_call_of(r)->q;
     const char *ns;
     if (scene7_scope(r, &ns)) return;
     struct buf jobs;
@@ -425,12 +416,31 @@ static void scene7_submitted(struct req *r) {
     }
     struct buf b;
     buf_init(&b);
-    xml_el(&b, "jobHandle", r->op.task->id);
+    scene7_xml_el(&b, "jobHandle", r->op.task->id);
     scene7_reply(r, "submitJob", &b);
 }
 
+/* The v1 submit body (POST /v1/tasks) of the job a submitJob describes. */
+static json_t *scene7_task_body(const struct scene7_request *q) {
+    json_t *b = json_object(), *params = json_object();
+    json_object_set_new(b, "type", json_string(scene7_job_type_of(q->job_kind)));
+    json_object_set_new(b, "name", json_string(q->job_name));
+    if (q->description) json_object_set_new(b, "description", json_string(q->description));
+    json_object_set_new(b, "queue", json_string("default"));
+    if (q->user_handle) json_object_set_new(b, "launcher", json_string(q->user_handle));
+    if (q->has_exec_time) {
+        char at[TIME_RFC3339_LEN + 1];
+        time_format_rfc3339(q->exec_time_ms, at);
+        json_object_set_new(b, "scheduled_at", json_string(at));
+    }
+    json_object_set(params, q->job_kind, q->job_detail);
+    if (q->locale) json_object_set_new(params, "locale", json_string(q->locale));
+    json_object_set_new(b, "params", params);
+    return b;
+}
+
 static void scene7_submit_job(struct req *r) {
-    const struct scene7_request *q = &call_of(r)->q;
+    const struct scene7_request *q = &scene7_call_of(r)->q;
     const char *ns;
     if (scene7_scope(r, &ns)) return;
     if (!v1_is_name(q->company_handle, 64)) {
@@ -438,20 +448,20 @@ static void scene7_submit_job(struct req *r) {
                      "companyHandle must be 1-64 of [A-Za-z0-9._-] (a taskmill namespace)");
         return;
     }
-    struct task *t = task_new();
-    t->max_retries = t->backoff_ms = t->backoff_max_ms = -1; /* the queue's */
-    t->namespace = xstrdup(q->company_handle);
-    t->type = xstrdup(scene7_job_type_of(q->job_kind));
-    t->name = xstrdup(q->job_name);
-    t->description = xstrdup(q->description);
-    t->queue = xstrdup("default");
-    t->launcher = xstrdup(q->user_handle);
-    t->scheduled_at = q->has_exec_time ? q->exec_time_ms : 0;
-    json_t *params = json_object();
-    json_object_set(params, q->job_kind, q->job_detail);
-    if (q->locale) json_object_set_new(params, "locale", json_string(q->locale));
-    t->params = json_dumps(params, JSON_COMPACT);
-    json_decref(params);
+    json_t *body = scene7_task_body(q);
+    if (q->exec_schedule) {
+        scene7_schedule_submit(r, ns, body);
+        return;
+    }
+    struct task *t = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    int rc = v1_decode_task(body, req_limits(r), q->company_handle, &t, &e);
+    json_decref(body);
+    if (rc) {
+        scene7_fault_from(r, &e);
+        return;
+    }
     store_op_init(&r->op, STORE_OP_CREATE);
     r->op.ns = ns;
     r->op.tasks = xmalloc(sizeof *r->op.tasks);
@@ -465,7 +475,7 @@ static void scene7_controlled(struct req *r) {
         scene7_fault_from(r, &r->op.err);
         return;
     }
-    struct scene7_call *c = call_of(r);
+    struct scene7_call *c = scene7_call_of(r);
     if (c->delete_after_cancel && r->op.task && task_is_terminal(r->op.task)) {
         c->delete_after_cancel = false;
         const char *ns = r->op.ns;
@@ -489,13 +499,35 @@ static void scene7_control_submit(struct req *r, enum store_op_kind kind, const 
     req_submit(r, scene7_controlled);
 }
 
-/* stopJob, pauseJob, resumeJob, executeJob, deleteJob. */
+/* stopJob, pauseJob, resumeJob, executeJob, deleteJob: on a job (a task),
+ * or on a recurring job (a schedule, scene7_schedule.c). */
 static void scene7_control(struct req *r) {
-    struct scene7_call *c = call_of(r);
+    struct scene7_call *c = scene7_call_of(r);
     const char *ns;
     if (scene7_scope(r, &ns)) return;
     const char *id = scene7_job_id(r);
     if (!id) return;
+    struct task *t = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    int rc = store_task_get(req_store(r), ns, id, &t, &e);
+    if (rc == TM_ENOT_FOUND) {
+        err_clear(&e);
+        rc = scene7_schedule_find(r, ns, id, &e);
+        if (rc == 0) {
+            scene7_schedule_control(r, ns, id);
+            return;
+        }
+    }
+    if (rc) {
+        if (rc == TM_ENOT_FOUND)
+            scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "jobHandle '%s' not found", id);
+        else
+            scene7_fault_from(r, &e);
+        return;
+    }
+    enum task_phase phase = t->phase;
+    task_free(t);
     switch (c->q.op) {
     case SCENE7_OP_STOP_JOB:
         scene7_control_submit(r, STORE_OP_CANCEL, ns, id);
@@ -510,18 +542,6 @@ static void scene7_control(struct req *r) {
         break;
     }
     /* executeJob and deleteJob depend on where the job is now. */
-    struct task *t = NULL;
-    struct tm_error e;
-    err_clear(&e);
-    if (store_task_get(req_store(r), ns, id, &t, &e)) {
-        if (e.code == TM_ENOT_FOUND)
-            scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "jobHandle '%s' not found", id);
-        else
-            scene7_fault_from(r, &e);
-        return;
-    }
-    enum task_phase phase = t->phase;
-    task_free(t);
     if (c->q.op == SCENE7_OP_EXECUTE_JOB) {
         switch (phase) {
         case TASK_WAITING:
@@ -554,6 +574,9 @@ static void scene7_control(struct req *r) {
 static unsigned scene7_perm(enum scene7_op op) {
     switch (op) {
     case SCENE7_OP_GET_ACTIVE_JOBS:
+    case SCENE7_OP_GET_SCHEDULED_JOBS:
+    case SCENE7_OP_GET_JOB_LOGS:
+    case SCENE7_OP_GET_JOB_LOG_DETAILS:
         return PERM_READ;
     case SCENE7_OP_DELETE_JOB:
         return PERM_ADMIN;
@@ -565,7 +588,7 @@ static unsigned scene7_perm(enum scene7_op op) {
 /* Checks the caller: authHeader, else HTTP Basic, else a bearer header. */
 /* Checks the caller's credentials; on refusal replies with the fault when `reply`. */
 static int scene7_authenticate(struct req *r, bool reply) {
-    struct scene7_call *c = call_of(r);
+    struct scene7_call *c = scene7_call_of(r);
     char user[SCENE7_TEXT_MAX + 1], pass[SCENE7_TEXT_MAX + 1];
     const char *u = NULL, *p = NULL;
     const char *hdr = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -635,6 +658,15 @@ static void scene7_service_post(struct req *r) {
         return;
     case SCENE7_OP_GET_ACTIVE_JOBS:
         scene7_get_active_jobs(r);
+        return;
+    case SCENE7_OP_GET_SCHEDULED_JOBS:
+        scene7_get_scheduled_jobs(r);
+        return;
+    case SCENE7_OP_GET_JOB_LOGS:
+        scene7_get_job_logs(r);
+        return;
+    case SCENE7_OP_GET_JOB_LOG_DETAILS:
+        scene7_get_job_log_details(r);
         return;
     default:
         scene7_control(r);

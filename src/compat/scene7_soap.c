@@ -13,6 +13,7 @@
  */
 #include "scene7_soap.h"
 
+#include <errno.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../common/cron.h"
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
 
@@ -31,8 +33,8 @@
 #define DETAIL_MAX_NODES 1000
 
 static const char *const scene7_op_names[SCENE7_OP_COUNT] = {
-    NULL,       "submitJob", "getActiveJobs", "stopJob",
-    "pauseJob", "resumeJob", "executeJob",    "deleteJob",
+    NULL,         "submitJob", "getActiveJobs",    "stopJob",    "pauseJob",         "resumeJob",
+    "executeJob", "deleteJob", "getScheduledJobs", "getJobLogs", "getJobLogDetails",
 };
 
 const char *scene7_op_name(enum scene7_op op) {
@@ -86,6 +88,11 @@ void scene7_request_release(struct scene7_request *r) {
     free(r->description);
     free(r->job_kind);
     json_decref(r->job_detail);
+    free(r->exec_schedule);
+    free(r->exec_cron);
+    for (size_t i = 0; i < r->nlog_types; i++)
+        free(r->log_types[i]);
+    free(r->log_types);
     memset(r, 0, sizeof *r);
 }
 
@@ -267,6 +274,103 @@ static int parse_auth(xmlNode *h, struct scene7_auth *a, struct scene7_fault *f)
     return 0;
 }
 
+/* ---- execSchedule: Quartz style to taskmill cron ---- */
+
+static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* A day field that restricts nothing: cron.h's "only the other counts". */
+static bool day_is_open(const char *field) {
+    return strcmp(field, "*") == 0 || strcmp(field, "?") == 0;
+}
+
+/* Appends a Quartz day-of-week field with its numbers moved from 1-7
+ * (Sunday 1) to cron's 0-6; names and steps are copied as they are. */
+static int dow_append(char *out, size_t n, size_t *len, const char *dow, struct scene7_fault *f) {
+    for (const char *p = dow; *p;) {
+        char tmp[8];
+        size_t k = 0;
+        if (*p >= '0' && *p <= '9') {
+            const char *start = p;
+            long v = 0;
+            while (*p >= '0' && *p <= '9' && v < 1000)
+                v = v * 10 + (*p++ - '0');
+            bool step = start > dow && start[-1] == '/';
+            if (!step && (v < 1 || v > 7))
+                return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                                   "'execSchedule' day-of-week '%.32s' is out of range 1-7 "
+                                   "(1 = Sunday)",
+                                   dow);
+            k = (size_t)snprintf(tmp, sizeof tmp, "%ld", step ? v : v - 1);
+        } else {
+            tmp[k++] = *p++;
+        }
+        if (*len + k >= n)
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'execSchedule' is too long");
+        memcpy(out + *len, tmp, k);
+        *len += k;
+        out[*len] = '\0';
+    }
+    return 0;
+}
+
+int scene7_exec_schedule_cron(const char *text, char *out, size_t n, struct scene7_fault *f) {
+    char copy[SCENE7_SCHEDULE_MAX + 1];
+    if (strlen(text) > SCENE7_SCHEDULE_MAX)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                           "'execSchedule' is longer than %d bytes", SCENE7_SCHEDULE_MAX);
+    snprintf(copy, sizeof copy, "%s", text);
+    char *field[8];
+    int nf = 0;
+    for (char *p = copy; *p && nf < 8;) {
+        while (is_space(*p))
+            p++;
+        if (!*p) break;
+        field[nf++] = p;
+        while (*p && !is_space(*p))
+            p++;
+        if (*p) *p++ = '\0';
+    }
+    if (nf < 5 || nf > 7)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                           "'execSchedule' must have 5 to 7 fields: seconds minutes hours "
+                           "day-of-month month [day-of-week [year]]");
+    if (nf == 7 && strcmp(field[6], "*") != 0)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                           "'execSchedule' year '%.32s' is not supported: give '*' or no year",
+                           field[6]);
+    const char *dom = field[3], *dow = nf >= 6 ? field[5] : "?";
+    if (strpbrk(dom, "LWlw"))
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                           "'execSchedule' day-of-month '%.32s': 'L' and 'W' are not supported",
+                           dom);
+    if (strpbrk(dow, "Ll#"))
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                           "'execSchedule' day-of-week '%.32s': 'L' and '#' are not supported",
+                           dow);
+    if (!day_is_open(dom) && !day_is_open(dow))
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                           "'execSchedule' restricts both the day of the month and the day of the "
+                           "week; put '?' in one of them");
+    int k = snprintf(out, n, "%s %s %s %s %s ", field[0], field[1], field[2], dom, field[4]);
+    if (k < 0 || (size_t)k >= n)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'execSchedule' is too long");
+    size_t len = (size_t)k;
+    if (dow_append(out, n, &len, dow, f)) return -1;
+    struct cron_expr c;
+    struct tm_error e;
+    err_clear(&e);
+    if (cron_parse(out, &c, &e)) {
+        const char *msg = e.message;
+        if (strncmp(msg, "'cron' ", 7) == 0) msg += 7;
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'execSchedule' %s", msg);
+    }
+    return 0;
+}
+
+/* ---- Parameters ---- */
+
 /* What each operation takes: bit per parameter, required ones separately. */
 enum {
     P_COMPANY = 1 << 0,
@@ -279,6 +383,14 @@ enum {
     P_EXEC_SCHEDULE = 1 << 7,
     P_DESCRIPTION = 1 << 8,
     P_DETAIL = 1 << 9,
+    P_SORT_BY = 1 << 10,
+    P_SORT_DIRECTION = 1 << 11,
+    P_START_DATE = 1 << 12,
+    P_END_DATE = 1 << 13,
+    P_NUM_ROWS = 1 << 14,
+    P_LOG_TYPES = 1 << 15,
+    P_RECORDS_PER_PAGE = 1 << 16,
+    P_RESULTS_PAGE = 1 << 17,
 };
 
 static const struct {
@@ -293,6 +405,14 @@ static const struct {
     [SCENE7_OP_RESUME_JOB] = {P_COMPANY | P_JOB_HANDLE, P_COMPANY | P_JOB_HANDLE},
     [SCENE7_OP_EXECUTE_JOB] = {P_COMPANY | P_JOB_HANDLE, P_COMPANY | P_JOB_HANDLE},
     [SCENE7_OP_DELETE_JOB] = {P_COMPANY | P_JOB_HANDLE, P_COMPANY | P_JOB_HANDLE},
+    [SCENE7_OP_GET_SCHEDULED_JOBS] = {P_COMPANY | P_JOB_HANDLE | P_ORIGINAL_NAME, P_COMPANY},
+    [SCENE7_OP_GET_JOB_LOGS] = {P_COMPANY | P_USER_HANDLE | P_SORT_BY | P_SORT_DIRECTION |
+                                    P_START_DATE | P_END_DATE | P_NUM_ROWS,
+                                0},
+    [SCENE7_OP_GET_JOB_LOG_DETAILS] = {P_COMPANY | P_JOB_HANDLE | P_ORIGINAL_NAME | P_LOG_TYPES |
+                                           P_RECORDS_PER_PAGE | P_RESULTS_PAGE | P_SORT_BY |
+                                           P_SORT_DIRECTION,
+                                       P_COMPANY},
 };
 
 static const struct {
@@ -307,8 +427,16 @@ static const struct {
     {"userHandle", P_USER_HANDLE, SCENE7_HANDLE_MAX},
     {"locale", P_LOCALE, 64},
     {"execTime", P_EXEC_TIME, 64},
-    {"execSchedule", P_EXEC_SCHEDULE, 256},
+    {"execSchedule", P_EXEC_SCHEDULE, SCENE7_SCHEDULE_MAX},
     {"description", P_DESCRIPTION, SCENE7_TEXT_MAX},
+    {"sortBy", P_SORT_BY, 64},
+    {"sortDirection", P_SORT_DIRECTION, 64},
+    {"startDate", P_START_DATE, 64},
+    {"endDate", P_END_DATE, 64},
+    {"numRows", P_NUM_ROWS, 64},
+    {"logTypeArray", P_LOG_TYPES, 0},
+    {"recordsPerPage", P_RECORDS_PER_PAGE, 64},
+    {"resultsPage", P_RESULTS_PAGE, 64},
 };
 
 static char **param_slot(struct scene7_request *r, unsigned bit) {
@@ -332,10 +460,141 @@ static char **param_slot(struct scene7_request *r, unsigned bit) {
     }
 }
 
+/* The sort fields each operation takes, by name (any case). */
+static const struct {
+    const char *name;
+    enum scene7_sort sort;
+    enum scene7_op op;
+} scene7_sorts[] = {
+    {"JobName", SCENE7_SORT_JOB_NAME, SCENE7_OP_GET_JOB_LOGS},
+    {"LogType", SCENE7_SORT_LOG_TYPE, SCENE7_OP_GET_JOB_LOGS},
+    {"StartDate", SCENE7_SORT_START_DATE, SCENE7_OP_GET_JOB_LOGS},
+    {"CompanyName", SCENE7_SORT_COMPANY_NAME, SCENE7_OP_GET_JOB_LOGS},
+    {"UserId", SCENE7_SORT_USER_ID, SCENE7_OP_GET_JOB_LOGS},
+    {"Email", SCENE7_SORT_EMAIL, SCENE7_OP_GET_JOB_LOGS},
+    {"FileErrorCount", SCENE7_SORT_FILE_ERROR_COUNT, SCENE7_OP_GET_JOB_LOGS},
+    {"FileWarningCount", SCENE7_SORT_FILE_WARNING_COUNT, SCENE7_OP_GET_JOB_LOGS},
+    {"FileSuccessCount", SCENE7_SORT_FILE_SUCCESS_COUNT, SCENE7_OP_GET_JOB_LOGS},
+    {"Date", SCENE7_SORT_DATE, SCENE7_OP_GET_JOB_LOG_DETAILS},
+    {"LogType", SCENE7_SORT_LOG_TYPE, SCENE7_OP_GET_JOB_LOG_DETAILS},
+};
+
+/* An xsd:int in [lo, hi]; larger values are taken as `cap` when cap > 0. */
+static int parse_int(const char *name, char *s, int64_t lo, int64_t hi, int64_t cap, int64_t *out,
+                     struct scene7_fault *f) {
+    char *t = trim(s), *end = NULL;
+    errno = 0;
+    long long v = strtoll(t, &end, 10);
+    if (!*t || *end || errno || v < lo || v > INT32_MAX || (!cap && v > hi))
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                           "'%s' must be an integer from %lld to %lld", name, (long long)lo,
+                           (long long)hi);
+    *out = cap && v > hi ? cap : v;
+    return 0;
+}
+
+/* logTypeArray: a StringArray, its strings in `items` elements. */
+static int parse_log_types(xmlNode *n, struct scene7_request *r, struct scene7_fault *f) {
+    bool bad = false;
+    for (xmlNode *c = next_element(n->children, &bad); c; c = next_element(c->next, &bad)) {
+        if (strcmp((const char *)c->name, "items") != 0)
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                               "'logTypeArray' holds 'items' elements only, not '%.64s'",
+                               (const char *)c->name);
+        if (r->nlog_types == SCENE7_LOG_TYPES_MAX)
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                               "'logTypeArray' holds more than %d items", SCENE7_LOG_TYPES_MAX);
+        char *s = leaf_text(c, 64, f);
+        if (!s) return -1;
+        char *t = trim(s);
+        if (!*t || has_control(t)) {
+            free(s);
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                               "'logTypeArray' items must be Log Type constants");
+        }
+        if (!r->log_types) r->log_types = xcalloc(SCENE7_LOG_TYPES_MAX, sizeof *r->log_types);
+        r->log_types[r->nlog_types++] = xstrdup(t);
+        free(s);
+    }
+    if (bad)
+        return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'logTypeArray' holds stray text");
+    return 0;
+}
+
+/* A typed parameter's value into r; s is the element's text, freed here. */
+static int parse_value(struct scene7_request *r, unsigned bit, const char *name, char *s,
+                       struct scene7_fault *f) {
+    int rc = 0;
+    char *t = trim(s);
+    switch (bit) {
+    case P_EXEC_TIME:
+    case P_START_DATE:
+    case P_END_DATE: {
+        int64_t ms = 0;
+        if (time_parse_rfc3339(t, &ms)) {
+            rc = scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                             "'%s' must be an xsd:dateTime with a time zone", name);
+            break;
+        }
+        if (bit == P_EXEC_TIME) {
+            r->has_exec_time = true;
+            r->exec_time_ms = ms;
+        } else if (bit == P_START_DATE) {
+            r->has_start_date = true;
+            r->start_date_ms = ms;
+        } else {
+            r->has_end_date = true;
+            r->end_date_ms = ms;
+        }
+        break;
+    }
+    case P_EXEC_SCHEDULE:
+        if (!*t) break; /* empty: absent */
+        r->exec_cron = xmalloc(CRON_MAX_TEXT + 1);
+        r->exec_schedule = xstrdup(t);
+        rc = scene7_exec_schedule_cron(t, r->exec_cron, CRON_MAX_TEXT + 1, f);
+        break;
+    case P_NUM_ROWS:
+        rc = parse_int(name, t, 1, SCENE7_ROWS_MAX, SCENE7_ROWS_MAX, &r->num_rows, f);
+        break;
+    case P_RECORDS_PER_PAGE:
+        rc = parse_int(name, t, 1, SCENE7_ROWS_MAX, SCENE7_ROWS_MAX, &r->records_per_page, f);
+        break;
+    case P_RESULTS_PAGE:
+        rc = parse_int(name, t, 1, INT32_MAX, 0, &r->results_page, f);
+        break;
+    case P_SORT_DIRECTION:
+        if (strcasecmp(t, "Ascending") == 0)
+            r->sort_direction = 1;
+        else if (strcasecmp(t, "Descending") == 0)
+            r->sort_direction = -1;
+        else
+            rc = scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                             "'sortDirection' must be Ascending or Descending");
+        break;
+    case P_SORT_BY:
+        for (size_t i = 0; i < sizeof scene7_sorts / sizeof scene7_sorts[0]; i++)
+            if (scene7_sorts[i].op == r->op && strcasecmp(t, scene7_sorts[i].name) == 0)
+                r->sort_by = scene7_sorts[i].sort;
+        if (r->sort_by == SCENE7_SORT_DEFAULT)
+            rc = scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                             r->op == SCENE7_OP_GET_JOB_LOGS
+                                 ? "'sortBy' must be a Job Log Sort Field (JobName, LogType, "
+                                   "StartDate, CompanyName, UserId, Email, FileErrorCount, "
+                                   "FileWarningCount, FileSuccessCount)"
+                                 : "'sortBy' must be Date or LogType");
+        break;
+    default:
+        break;
+    }
+    free(s);
+    return rc;
+}
+
 static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_fault *f) {
     const char *opname = scene7_op_name(r->op);
     unsigned allowed = scene7_op_params[r->op].allowed, seen = 0;
-    bool bad = false, has_schedule = false;
+    bool bad = false;
     for (xmlNode *c = next_element(param->children, &bad); c; c = next_element(c->next, &bad)) {
         const char *name = (const char *)c->name;
         if (c->ns && c->ns->href && strcmp((const char *)c->ns->href, SCENE7_NS) != 0)
@@ -369,6 +628,10 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
             r->job_kind = xstrdup(name);
             continue;
         }
+        if (bit == P_LOG_TYPES) {
+            if (parse_log_types(c, r, f)) return -1;
+            continue;
+        }
         char *s = leaf_text(c, scene7_params[i].max, f);
         if (!s) return -1;
         if (has_control(s)) {
@@ -376,34 +639,25 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
             return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
                                "'%s' must not contain control characters", name);
         }
-        if (bit == P_EXEC_TIME) {
-            int64_t ms = 0;
-            int rc = time_parse_rfc3339(trim(s), &ms);
-            free(s);
-            if (rc)
-                return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
-                                   "'execTime' must be an xsd:dateTime with a time zone");
-            r->has_exec_time = true;
-            r->exec_time_ms = ms;
-        } else if (bit == P_EXEC_SCHEDULE) {
-            has_schedule = *trim(s) != '\0';
-            free(s);
+        char **slot = param_slot(r, bit);
+        if (!slot) {
+            if (parse_value(r, bit, name, s, f)) return -1;
         } else if (!*s) {
             free(s); /* an empty parameter counts as absent */
             seen &= ~bit;
         } else {
-            *param_slot(r, bit) = s;
+            *slot = s;
         }
     }
     if (bad)
         return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'%sParam' holds stray text",
                            opname);
-    if (has_schedule && r->has_exec_time)
+    if (r->exec_schedule && r->has_exec_time)
         return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
                            "'execTime' and 'execSchedule' exclude each other");
-    if (has_schedule)
+    if (r->has_start_date && r->has_end_date && r->end_date_ms < r->start_date_ms)
         return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
-                           "'execSchedule' (recurring jobs) is not supported; use 'execTime'");
+                           "'endDate' must not be before 'startDate'");
     unsigned missing = scene7_op_params[r->op].required & ~seen;
     if (missing & P_DETAIL)
         return scene7_fail(f, SCENE7_FAULT_MISSING_PARAMETER,

@@ -27,6 +27,9 @@
 #define SCENE7_SOAP_MAX_BYTES (1024 * 1024)
 #define SCENE7_HANDLE_MAX     256  /* companyHandle, jobHandle, names */
 #define SCENE7_TEXT_MAX       4096 /* description, user, password, detail values */
+#define SCENE7_SCHEDULE_MAX   256  /* execSchedule */
+#define SCENE7_LOG_TYPES_MAX  100  /* logTypeArray items */
+#define SCENE7_ROWS_MAX       1000 /* numRows and recordsPerPage: larger asks get this many */
 
 /* ipsApiFault codes (faults/r-ips-api-fault.md). */
 #define SCENE7_FAULT_EXCEPTION           30000
@@ -48,7 +51,25 @@ enum scene7_op {
     SCENE7_OP_RESUME_JOB,
     SCENE7_OP_EXECUTE_JOB,
     SCENE7_OP_DELETE_JOB,
+    SCENE7_OP_GET_SCHEDULED_JOBS,
+    SCENE7_OP_GET_JOB_LOGS,
+    SCENE7_OP_GET_JOB_LOG_DETAILS,
     SCENE7_OP_COUNT
+};
+
+/* sortBy of getJobLogs (Job Log Sort Fields) and getJobLogDetails (Date, LogType). */
+enum scene7_sort {
+    SCENE7_SORT_DEFAULT, /* not given: StartDate (getJobLogs), Date (getJobLogDetails) */
+    SCENE7_SORT_JOB_NAME,
+    SCENE7_SORT_LOG_TYPE,
+    SCENE7_SORT_START_DATE,
+    SCENE7_SORT_COMPANY_NAME,
+    SCENE7_SORT_USER_ID,
+    SCENE7_SORT_EMAIL,
+    SCENE7_SORT_FILE_ERROR_COUNT,
+    SCENE7_SORT_FILE_WARNING_COUNT,
+    SCENE7_SORT_FILE_SUCCESS_COUNT,
+    SCENE7_SORT_DATE,
 };
 
 /* The SOAP `authHeader`. */
@@ -66,6 +87,17 @@ struct scene7_request {
     char *job_name, *user_handle, *locale, *description;
     bool has_exec_time;
     int64_t exec_time_ms;
+    /* submitJob: execSchedule as sent (trimmed), and the same schedule as a
+     * taskmill cron expression (scene7_exec_schedule_cron); NULL when absent. */
+    char *exec_schedule, *exec_cron;
+    /* getJobLogs and getJobLogDetails. */
+    enum scene7_sort sort_by;
+    int sort_direction; /* 0 not given, 1 Ascending, -1 Descending */
+    bool has_start_date, has_end_date;
+    int64_t start_date_ms, end_date_ms;
+    int64_t num_rows, records_per_page, results_page; /* 0 = not given; rows capped */
+    char **log_types;                                 /* logTypeArray items */
+    size_t nlog_types;
     /* submitJob: the job-detail element's local name ("uploadUrlsJob") and
      * its content as a JSON object (leaf elements strings, repeated names
      * arrays). */
@@ -92,6 +124,17 @@ void scene7_request_release(struct scene7_request *r);
  */
 int scene7_basic_parse(const char *header, char *user, size_t user_n, char *password,
                        size_t password_n);
+
+/*
+ * Turns an execSchedule (Quartz style, as IPS takes it: seconds minutes
+ * hours day-of-month month [day-of-week [year]], day-of-week 1 = Sunday
+ * to 7 = Saturday) into a taskmill cron expression of six fields (cron.h)
+ * in out (n bytes). Five fields are the IPS example's form without a
+ * day-of-week; a year must be '*'. Refuses what cron.h cannot express
+ * (L, W, #, a day-of-month and a day-of-week both restricted) and what it
+ * refuses, with fault 30001 naming execSchedule. Returns 0 or -1. Pure.
+ */
+int scene7_exec_schedule_cron(const char *text, char *out, size_t n, struct scene7_fault *f);
 
 /*
  * The Scene7 Job Types constant for a job-detail element

@@ -3,6 +3,10 @@
  * /scene7/webservice/IpsApi.wsdl, written by hand from
  * spec/compat-research.md section 1 (namespace 2014-04-03, document /
  * literal SOAP 1.1). Only the job operations taskmill serves are declared.
+ * ScheduledJob, JobLog and JobLogDetail follow the order of their doc
+ * pages' tables (the examples agree); an element taskmill may leave out
+ * is minOccurs="0". triggerState is a string: the doc types it xsd:int,
+ * its example and the Job Trigger States constants are strings.
  * Element order inside each type is the XSD order the research gives;
  * scene7.c writes its replies in exactly this order. The service address
  * is left as SCENE7_WSDL_ADDRESS and filled in per request from the Host
@@ -14,6 +18,7 @@
 
 #define STR(name)       "<xsd:element name=\"" name "\" type=\"xsd:string\"/>"
 #define OPT(name, type) "<xsd:element name=\"" name "\" type=\"" type "\" minOccurs=\"0\"/>"
+#define INT(name)       "<xsd:element name=\"" name "\" type=\"xsd:int\"/>"
 #define HANDLES_PARAM(op) \
     "<xsd:element name=\"" op "Param\"><xsd:complexType><xsd:sequence>"                    \
     STR("companyHandle") STR("jobHandle")                                                  \
@@ -107,6 +112,39 @@ const char scene7_wsdl[] =
     "<xsd:complexType name=\"JobDetail\"><xsd:sequence>"
     "<xsd:any namespace=\"##any\" processContents=\"skip\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
     "</xsd:sequence></xsd:complexType>\n"
+    /* Scheduled jobs and job logs. */
+    "<xsd:complexType name=\"ScheduledJob\"><xsd:sequence>"
+    STR("companyHandle") STR("jobHandle") STR("name") STR("originalName") STR("type")
+    STR("submitUserEmail") OPT("locale", "xsd:string") OPT("description", "xsd:string")
+    STR("execSchedule") OPT("nextFireTime", "xsd:dateTime") STR("timeZone") STR("triggerState")
+    "</xsd:sequence></xsd:complexType>\n"
+    "<xsd:complexType name=\"ScheduledJobArray\"><xsd:sequence>"
+    "<xsd:element name=\"items\" type=\"types:ScheduledJob\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
+    "</xsd:sequence></xsd:complexType>\n"
+    "<xsd:complexType name=\"StringArray\"><xsd:sequence>"
+    "<xsd:element name=\"items\" type=\"xsd:string\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
+    "</xsd:sequence></xsd:complexType>\n"
+    "<xsd:complexType name=\"JobLogDetail\"><xsd:sequence>"
+    STR("logMessage") STR("logType") OPT("assetName", "xsd:string") OPT("assetType", "xsd:string")
+    OPT("assetHandle", "xsd:string")
+    "</xsd:sequence></xsd:complexType>\n"
+    "<xsd:complexType name=\"JobLogDetailArray\"><xsd:sequence>"
+    "<xsd:element name=\"items\" type=\"types:JobLogDetail\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
+    "</xsd:sequence></xsd:complexType>\n"
+    "<xsd:complexType name=\"JobLog\"><xsd:sequence>"
+    STR("companyHandle") STR("jobHandle") STR("jobName") OPT("originalJobName", "xsd:string")
+    STR("submitUserEmail") STR("logType") OPT("jobSubType", "xsd:string")
+    "<xsd:element name=\"startDate\" type=\"xsd:dateTime\"/>" OPT("endDate", "xsd:dateTime")
+    OPT("description", "xsd:string")
+    INT("fileSuccessCount") INT("fileErrorCount") INT("fileWarningCount") INT("fileDuplicateCount")
+    INT("fileUpdateCount") INT("totalFileCount") OPT("transferSuccessCount", "xsd:int")
+    OPT("transferErrorCount", "xsd:int") OPT("transferWarningCount", "xsd:int")
+    "<xsd:element name=\"fatalError\" type=\"xsd:boolean\"/>"
+    OPT("detailTotalRows", "xsd:int") OPT("detailArray", "types:JobLogDetailArray")
+    "</xsd:sequence></xsd:complexType>\n"
+    "<xsd:complexType name=\"JobLogArray\"><xsd:sequence>"
+    "<xsd:element name=\"items\" type=\"types:JobLog\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
+    "</xsd:sequence></xsd:complexType>\n"
     /* Operations. */
     "<xsd:element name=\"submitJobParam\"><xsd:complexType><xsd:sequence>"
     STR("companyHandle") OPT("userHandle", "xsd:string") OPT("locale", "xsd:string") STR("jobName")
@@ -128,6 +166,28 @@ const char scene7_wsdl[] =
     "<xsd:element name=\"getActiveJobsReturn\"><xsd:complexType><xsd:sequence>"
     "<xsd:element name=\"jobArray\" type=\"types:ActiveJobArray\"/>"
     "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    "<xsd:element name=\"getScheduledJobsParam\"><xsd:complexType><xsd:sequence>"
+    STR("companyHandle") OPT("jobHandle", "xsd:string") OPT("originalName", "xsd:string")
+    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    "<xsd:element name=\"getScheduledJobsReturn\"><xsd:complexType><xsd:sequence>"
+    "<xsd:element name=\"jobArray\" type=\"types:ScheduledJobArray\"/>"
+    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    "<xsd:element name=\"getJobLogsParam\"><xsd:complexType><xsd:sequence>"
+    OPT("companyHandle", "xsd:string") OPT("userHandle", "xsd:string")
+    OPT("sortBy", "xsd:string") OPT("sortDirection", "xsd:string")
+    OPT("startDate", "xsd:dateTime") OPT("endDate", "xsd:dateTime") OPT("numRows", "xsd:int")
+    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    "<xsd:element name=\"getJobLogsReturn\"><xsd:complexType><xsd:sequence>"
+    "<xsd:element name=\"jobLogArray\" type=\"types:JobLogArray\"/>"
+    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    "<xsd:element name=\"getJobLogDetailsParam\"><xsd:complexType><xsd:sequence>"
+    STR("companyHandle") OPT("jobHandle", "xsd:string") OPT("originalName", "xsd:string")
+    OPT("logTypeArray", "types:StringArray") OPT("recordsPerPage", "xsd:int")
+    OPT("resultsPage", "xsd:int") OPT("sortBy", "xsd:string") OPT("sortDirection", "xsd:string")
+    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    "<xsd:element name=\"getJobLogDetailsReturn\"><xsd:complexType><xsd:sequence>"
+    "<xsd:element name=\"jobLogArray\" type=\"types:JobLogArray\"/>"
+    "</xsd:sequence></xsd:complexType></xsd:element>\n"
     HANDLES_PARAM("stopJob") "\n" HANDLES_PARAM("pauseJob") "\n" HANDLES_PARAM("resumeJob") "\n"
     HANDLES_PARAM("executeJob") "\n" HANDLES_PARAM("deleteJob") "\n"
     "</xsd:schema>\n"
@@ -138,15 +198,18 @@ const char scene7_wsdl[] =
     "<wsdl:message name=\"authorizationFault\"><wsdl:part name=\"fault\" element=\"types:authorizationFault\"/></wsdl:message>\n"
     MESSAGES("submitJob") "\n" MESSAGES("getActiveJobs") "\n" MESSAGES("stopJob") "\n"
     MESSAGES("pauseJob") "\n" MESSAGES("resumeJob") "\n" MESSAGES("executeJob") "\n"
-    MESSAGES("deleteJob") "\n"
+    MESSAGES("deleteJob") "\n" MESSAGES("getScheduledJobs") "\n" MESSAGES("getJobLogs") "\n"
+    MESSAGES("getJobLogDetails") "\n"
     "<wsdl:portType name=\"IpsApiPortType\">\n"
     PORT_OP("submitJob") PORT_OP("getActiveJobs") PORT_OP("stopJob") PORT_OP("pauseJob")
-    PORT_OP("resumeJob") PORT_OP("executeJob") PORT_OP("deleteJob")
+    PORT_OP("resumeJob") PORT_OP("executeJob") PORT_OP("deleteJob") PORT_OP("getScheduledJobs")
+    PORT_OP("getJobLogs") PORT_OP("getJobLogDetails")
     "</wsdl:portType>\n"
     "<wsdl:binding name=\"IpsApiSoapBinding\" type=\"types:IpsApiPortType\">"
     "<soap:binding style=\"document\" transport=\"http://schemas.xmlsoap.org/soap/http\"/>\n"
     BIND_OP("submitJob") BIND_OP("getActiveJobs") BIND_OP("stopJob") BIND_OP("pauseJob")
-    BIND_OP("resumeJob") BIND_OP("executeJob") BIND_OP("deleteJob")
+    BIND_OP("resumeJob") BIND_OP("executeJob") BIND_OP("deleteJob") BIND_OP("getScheduledJobs")
+    BIND_OP("getJobLogs") BIND_OP("getJobLogDetails")
     "</wsdl:binding>\n"
     "<wsdl:service name=\"IpsApiService\">"
     "<wsdl:port name=\"IpsApiSoapPort\" binding=\"types:IpsApiSoapBinding\">"

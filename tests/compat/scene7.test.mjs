@@ -14,7 +14,8 @@ import soap from 'soap';
 import { startServer, v1, golden, createToken } from './server.mjs';
 
 const NS = 'http://www.scene7.com/IpsApi/xsd/2014-04-03';
-const OPS = ['submitJob', 'getActiveJobs', 'stopJob', 'pauseJob', 'resumeJob', 'executeJob', 'deleteJob'];
+const OPS = ['submitJob', 'getActiveJobs', 'stopJob', 'pauseJob', 'resumeJob', 'executeJob', 'deleteJob',
+  'getScheduledJobs', 'getJobLogs', 'getJobLogDetails'];
 const ACTIVE_JOB_ORDER = ['companyHandle', 'jobHandle', 'name', 'originalName', 'type', 'state',
   'submitUserEmail', 'serverName', 'startDate', 'triggerTime', 'totalSize', 'progress', 'progressMessage',
   'lastProgressUpdate', 'taskProgressArray'];
@@ -423,7 +424,7 @@ test('bad or missing parameters and unknown jobs are ipsApiFaults; nothing chang
   assert.equal(f.code, 30002);
   f = await fault('submitJob', { companyHandle: 'default', jobName: 'x', execTime: 'tomorrow', uploadUrlsJob: {} });
   assert.equal(f.code, 30001);
-  f = await fault('submitJob', { companyHandle: 'default', jobName: 'x', execSchedule: '0 0 * * *', uploadUrlsJob: {} });
+  f = await fault('submitJob', { companyHandle: 'default', jobName: 'x', execSchedule: '0 0 * *', uploadUrlsJob: {} });
   assert.equal(f.code, 30001);
   f = await fault('submitJob', { companyHandle: 'no spaces', jobName: 'x', uploadUrlsJob: {} });
   assert.equal(f.code, 30001);
@@ -433,8 +434,25 @@ test('bad or missing parameters and unknown jobs are ipsApiFaults; nothing chang
   assert.equal(rawFault(r.body).code, 30001);
   const r2 = await raw(envelope('<t:stopJobParam><t:companyHandle>default</t:companyHandle><t:jobHandle>x</t:jobHandle><t:bogus/></t:stopJobParam>'));
   assert.equal(rawFault(r2.body).code, 30001);
-  const r3 = await raw(envelope('<t:getScheduledJobsParam/>'));
+  const r3 = await raw(envelope('<t:getAssetJobLogsParam/>'));
   assert.equal(rawFault(r3.body).code, 30003);
+  f = await fault('getScheduledJobs', {});
+  assert.deepEqual([f.code, f.reason], [30002, "'getScheduledJobs' needs 'companyHandle'"]);
+  f = await fault('getJobLogDetails', { jobHandle: '0'.repeat(32) });
+  assert.equal(f.code, 30002);
+  f = await fault('getJobLogs', { sortBy: 'Size' });
+  assert.equal(f.code, 30001);
+  assert.match(f.reason, /Job Log Sort Field/);
+  f = await fault('getJobLogs', { numRows: 0 });
+  assert.equal(f.code, 30001);
+  f = await fault('getJobLogs', { sortDirection: 'up' });
+  assert.equal(f.code, 30001);
+  f = await fault('getJobLogs', { startDate: '2026-01-02T00:00:00Z', endDate: '2026-01-01T00:00:00Z' });
+  assert.match(f.reason, /endDate/);
+  f = await fault('getJobLogDetails', { companyHandle: 'default', sortBy: 'StartDate' });
+  assert.match(f.reason, /Date or LogType/);
+  f = await fault('getJobLogDetails', { companyHandle: 'default', resultsPage: -1 });
+  assert.equal(f.code, 30001);
   assert.equal(await v1count(), before);
 });
 
@@ -526,6 +544,355 @@ test('authentication: authHeader, HTTP Basic, bearer, roles and companies', asyn
   f = await fault('deleteJob', { companyHandle: 'acme', jobHandle: h }, ac);
   assert.equal(f.element, 'authorizationFault');
   await call('stopJob', { companyHandle: 'default', jobHandle: h });
+});
+
+// ---- Recurring jobs (execSchedule), getScheduledJobs, job logs ----
+
+const SCHEDULED_JOB_ORDER = ['companyHandle', 'jobHandle', 'name', 'originalName', 'type', 'submitUserEmail',
+  'locale', 'description', 'execSchedule', 'nextFireTime', 'timeZone', 'triggerState'];
+const JOB_LOG_ORDER = ['companyHandle', 'jobHandle', 'jobName', 'originalJobName', 'submitUserEmail', 'logType',
+  'startDate', 'endDate', 'description', 'fileSuccessCount', 'fileErrorCount', 'fileWarningCount',
+  'fileDuplicateCount', 'fileUpdateCount', 'totalFileCount', 'fatalError', 'detailTotalRows', 'detailArray'];
+
+const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
+
+/** Polls fn until it returns something truthy. */
+async function until(fn, what, ms = 8000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** Checks that the elements of each <items> in xml come in `order` (absent ones skipped). */
+function checkItemsOrder(xml, order, first) {
+  const re = new RegExp(`<items><${first}>([\\s\\S]*?)</items>(?=<items><${first}>|</jobArray>|</jobLogArray>)`, 'g');
+  let seen = 0;
+  for (const m of xml.matchAll(re)) {
+    const body = `<${first}>${m[1]}`.replace(/<detailArray>[\s\S]*<\/detailArray>/, '<detailArray/>');
+    const names = [...body.matchAll(/<([A-Za-z]+)\/?>/g)].map((x) => x[1]);
+    assert.deepEqual(names, order.filter((n) => names.includes(n)), xml);
+    seen++;
+  }
+  assert.ok(seen > 0, xml);
+}
+
+async function scheduledJobs(args) {
+  const [res, xml] = await call('getScheduledJobs', args);
+  return [res?.jobArray?.items || [], xml];
+}
+
+async function v1schedule(id) {
+  const r = await v1(srv, 'GET', `/v1/schedules/${id}`);
+  assert.equal(r.status, 200, r.body);
+  return r.json;
+}
+
+/** Claims the next task of `type` from the queue 'default'. */
+async function claimType(type, worker) {
+  const r = await v1(srv, 'POST', '/v1/queues/default/claim', { worker, lease_seconds: 60, types: [type],
+    wait_seconds: 5 });
+  assert.equal(r.status, 200, r.body);
+  return r.json;
+}
+
+async function worker(path, body) {
+  const r = await v1(srv, 'POST', path, body);
+  assert.equal(r.status, 200, r.body);
+  return r.json;
+}
+
+const rowsOf = (log) => (log.detailArray?.items || []).map((d) => [d.logType, d.logMessage]);
+
+test('submitJob with execSchedule: a recurring job that fires; getScheduledJobs, job logs and control', async () => {
+  const nsched = (await v1(srv, 'GET', '/v1/schedules')).json.schedules.length;
+  const exec = '* * * * * ?';
+  const h = await submitJob({ jobName: 'every second', userHandle: 'ann@example.com', description: 'sync the catalogue',
+    locale: 'en-US', execSchedule: exec, videoPublishJob: { videoFolder: 'v/' } });
+  // The jobHandle is a taskmill schedule's id; its inline task is the job an immediate submit makes.
+  let sc = await v1schedule(h);
+  assert.equal(sc.name, 'every second');
+  assert.equal(sc.cron, '* * * * * ?');
+  assert.equal(sc.timezone, 'UTC');
+  assert.equal(sc.description, 'sync the catalogue');
+  assert.deepEqual(sc.task, { type: 'VideoPublish', name: 'every second', description: 'sync the catalogue',
+    queue: 'default', launcher: 'ann@example.com',
+    params: { videoPublishJob: { videoFolder: 'v/' }, locale: 'en-US', execSchedule: exec } });
+  assert.equal((await v1(srv, 'GET', '/v1/schedules')).json.schedules.length, nsched + 1);
+
+  let [items, xml] = await scheduledJobs({ companyHandle: 'default', jobHandle: h });
+  assert.equal(items.length, 1, xml);
+  checkItemsOrder(xml, SCHEDULED_JOB_ORDER, 'companyHandle');
+  const j = items[0];
+  assert.deepEqual([j.companyHandle, j.jobHandle, j.name, j.originalName, j.type, j.submitUserEmail, j.locale,
+    j.description, j.execSchedule, j.timeZone],
+  ['default', h, 'every second', 'every second', 'VideoPublish', 'ann@example.com', 'en-US', 'sync the catalogue',
+    exec, 'UTC']);
+  assert.ok(j.nextFireTime instanceof Date);
+  assert.ok(['Normal', 'Blocked'].includes(j.triggerState), j.triggerState);
+  [items] = await scheduledJobs({ companyHandle: 'default', originalName: 'every second' });
+  assert.deepEqual(items.map((x) => x.jobHandle), [h]);
+  [items] = await scheduledJobs({ companyHandle: 'acme', jobHandle: h });
+  assert.equal(items.length, 0);
+
+  // It fires every second; with the default overlap (skip) one run at a time.
+  const run1 = await until(async () => (await v1schedule(h)).last_task_id, 'the first run');
+  const t1 = await v1get(run1);
+  assert.equal(t1.launcher, 'schedule:every second');
+  assert.equal(t1.name, 'every second');
+  assert.deepEqual(t1.params, sc.task.params);
+  [items] = await scheduledJobs({ companyHandle: 'default', jobHandle: h });
+  assert.equal(items[0].triggerState, 'Blocked');
+  // getActiveJobs shows a run by its own handle.
+  const [aj] = await activeJob(run1);
+  assert.equal(aj.submitUserEmail, 'schedule:every second');
+
+  // Run 1 completes with messages, run 2 fails.
+  let c = await claimType('VideoPublish', 'w7');
+  assert.equal(c.task.id, run1);
+  await worker(`/v1/tasks/${run1}/heartbeat`, { lease_token: c.lease_token, progress: { processed: 2, pending: 0 },
+    messages: [{ level: 'INFO', text: 'a.mp4 published' }, { level: 'WARN', text: 'b.mp4 has no poster' }] });
+  await worker(`/v1/tasks/${run1}/complete`, { lease_token: c.lease_token });
+  const run2 = await until(async () => { const id = (await v1schedule(h)).last_task_id; return id !== run1 && id; },
+    'the second run');
+  c = await claimType('VideoPublish', 'w7');
+  assert.equal(c.task.id, run2);
+  await worker(`/v1/tasks/${run2}/fail`, { lease_token: c.lease_token, error: 'disk full', retryable: false });
+  const run3 = await until(async () => { const id = (await v1schedule(h)).last_task_id; return id !== run2 && id; },
+    'the third run');
+
+  // getJobLogs: the runs that started, newest first; the pending third has no log yet.
+  let [res] = await call('getJobLogs', { companyHandle: 'default', userHandle: 'schedule:every second' });
+  const logs = res.jobLogArray.items;
+  assert.deepEqual(logs.map((l) => l.jobHandle), [run2, run1]);
+  assert.equal(logs[1].detailArray, undefined);
+  assert.deepEqual([logs[1].jobName, logs[1].logType, logs[1].fileSuccessCount, logs[1].fileWarningCount,
+    logs[1].fileErrorCount, logs[1].totalFileCount, logs[1].fatalError],
+  ['every second', 'VideoPublishSuccess', 2, 1, 0, 2, false]);
+  assert.equal(iso(logs[1].endDate), (await v1get(run1)).completed_at);
+  assert.deepEqual([logs[0].logType, logs[0].fatalError], ['VideoPublishError', true]);
+
+  // getJobLogDetails of the schedule's handle: each run's log with its rows.
+  [res, xml] = await call('getJobLogDetails', { companyHandle: 'default', jobHandle: h });
+  const det = res.jobLogArray.items;
+  checkItemsOrder(xml, JOB_LOG_ORDER, 'companyHandle');
+  assert.deepEqual(det.map((l) => l.jobHandle), [run2, run1]);
+  assert.deepEqual(rowsOf(det[1]), [
+    ['OriginalJobName', 'every second'], ['JobType', 'VideoPublish'], ['InitiatingJobName', 'every second'],
+    ['BeginVideoPublish', "attempt 1 started on worker 'w7'"], ['FileProgress', 'a.mp4 published'],
+    ['VideoPublishWarning', 'b.mp4 has no poster'], ['VideoPublishSuccess', 'job completed with warnings'],
+    ['EndVideoPublish', 'job ended']]);
+  assert.equal(det[1].detailTotalRows, 8);
+  assert.deepEqual(rowsOf(det[0]).slice(3), [['BeginVideoPublish', "attempt 1 started on worker 'w7'"],
+    ['FatalError', 'disk full'], ['EndVideoPublish', 'job ended']]);
+
+  // pauseJob: Paused, the next slot still shown; stopJob stops its runs in progress.
+  await call('pauseJob', { companyHandle: 'default', jobHandle: h });
+  assert.equal((await v1schedule(h)).paused, true);
+  [items] = await scheduledJobs({ companyHandle: 'default', jobHandle: h });
+  assert.equal(items[0].triggerState, 'Paused');
+  assert.ok(items[0].nextFireTime instanceof Date);
+  const [, sxml] = await call('stopJob', { companyHandle: 'default', jobHandle: h });
+  assert.match(sxml, /<stopJobReturn xmlns="[^"]+"\/>/);
+  assert.equal((await v1get(run3)).phase, 'cancelled');
+  assert.equal((await v1get(run1)).phase, 'completed');
+  // resumeJob, executeJob (a run now, whatever the slots say), then delete.
+  await call('resumeJob', { companyHandle: 'default', jobHandle: h });
+  assert.equal((await v1schedule(h)).paused, false);
+  await call('pauseJob', { companyHandle: 'default', jobHandle: h });
+  await call('executeJob', { companyHandle: 'default', jobHandle: h });
+  sc = await v1schedule(h);
+  const fires = (await v1(srv, 'GET', `/v1/schedules/${h}/fires?limit=1`)).json.fires;
+  assert.deepEqual([fires[0].kind, fires[0].task_id], ['trigger', sc.last_task_id]);
+  assert.equal((await v1get(sc.last_task_id)).phase, 'pending');
+  await call('stopJob', { companyHandle: 'default', jobHandle: h });
+  assert.equal((await v1get(sc.last_task_id)).phase, 'cancelled');
+  const [, dxml] = await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+  assert.match(dxml, /<deleteJobReturn xmlns="[^"]+"\/>/);
+  assert.equal((await v1(srv, 'GET', `/v1/schedules/${h}`)).status, 404);
+  [items] = await scheduledJobs({ companyHandle: 'default', jobHandle: h });
+  assert.equal(items.length, 0);
+  // Its runs stay, each a job of its own.
+  assert.equal((await v1get(run1)).phase, 'completed');
+  const f = await fault('pauseJob', { companyHandle: 'default', jobHandle: h });
+  assert.match(f.reason, /not found/);
+});
+
+test('execSchedule: Quartz fields mapped onto cron; what cannot be mapped is refused, nothing stored', async () => {
+  const counts = async () => [(await v1(srv, 'GET', '/v1/schedules')).json.schedules.length, await v1count()];
+  const before = await counts();
+  const bad = [
+    ['every day', /5 to 7 fields/],
+    ['0 0 12 L * ?', /'L' and 'W'/],
+    ['0 0 12 15W * ?', /'L' and 'W'/],
+    ['0 0 12 ? * 6#3', /'L' and '#'/],
+    ['0 0 12 ? * 6L', /'L' and '#'/],
+    ['0 0 12 1 * 2', /day of the month and the day of the week/],
+    ['0 61 * * * ?', /minute/],
+    ['0 0 12 ? * 8', /day-of-week '8' is out of range 1-7/],
+    ['0 0 12 ? * 0', /out of range 1-7/],
+    ['0 0 12 * * ? 2030', /year/],
+    ['0 0 0 30 2 ?', /./],
+    ['0 0 12 ? JANUARY *', /month/],
+  ];
+  for (const [exec, why] of bad) {
+    const f = await fault('submitJob', { companyHandle: 'default', jobName: 'bad', execSchedule: exec, uploadUrlsJob: {} });
+    assert.equal(f.code, 30001, exec);
+    assert.match(f.reason, /^'execSchedule' /, exec);
+    assert.match(f.reason, why, `${exec}: ${f.reason}`);
+  }
+  let f = await fault('submitJob', { companyHandle: 'default', jobName: 'bad', execSchedule: '0 0 12 * * ?',
+    execTime: new Date(Date.now() + 3600e3).toISOString(), uploadUrlsJob: {} });
+  assert.match(f.reason, /exclude each other/);
+  f = await fault('submitJob', { companyHandle: 'default', jobName: 'n'.repeat(129), execSchedule: '0 0 12 * * ?',
+    uploadUrlsJob: {} });
+  assert.match(f.reason, /at most 128 bytes/);
+  assert.deepEqual(await counts(), before);
+
+  const good = [
+    // The IPS example (getScheduledJobs): five fields, no day-of-week.
+    ['00 00 00 * * ', '00 00 00 * * ?', (d) => d.getUTCHours() === 0 && d.getUTCMinutes() === 0],
+    ['0 0 12 ? * 2', '0 0 12 ? * 1', (d) => d.getUTCDay() === 1 && d.getUTCHours() === 12],
+    ['0 30 9 ? * MON-FRI *', '0 30 9 ? * MON-FRI', (d) => d.getUTCDay() >= 1 && d.getUTCDay() <= 5],
+    ['0 0 8 ? * 1,7', '0 0 8 ? * 0,6', (d) => d.getUTCDay() === 0 || d.getUTCDay() === 6],
+    ['0 0 6 ? * 2-6/2', '0 0 6 ? * 1-5/2', (d) => [1, 3, 5].includes(d.getUTCDay())],
+    ['0 0/15 * * * ?', '0 0/15 * * * ?', (d) => d.getUTCMinutes() % 15 === 0 && d.getUTCSeconds() === 0],
+    ['30 0 0 1 JAN ?', '30 0 0 1 JAN ?', (d) => d.getUTCMonth() === 0 && d.getUTCDate() === 1],
+  ];
+  for (const [i, [exec, cron, ok]] of good.entries()) {
+    const h = await submitJob({ jobName: `quartz ${i}`, execSchedule: exec });
+    assert.equal((await v1schedule(h)).cron, cron, exec);
+    const [items] = await scheduledJobs({ companyHandle: 'default', jobHandle: h });
+    assert.equal(items[0].execSchedule, exec.trim());
+    assert.ok(ok(items[0].nextFireTime), `${exec}: ${iso(items[0].nextFireTime)}`);
+    if (i === 0) {
+      const [, xml] = await call('getScheduledJobs', { companyHandle: 'default', jobHandle: h });
+      record('getScheduledJobs (the IPS example schedule)', xml.replace(/quartz 0/g, 'quartz N'));
+    }
+    await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+  }
+  // A jobName a scheduled job has already.
+  const h = await submitJob({ jobName: 'twice', execSchedule: '0 0 12 * * ?' });
+  f = await fault('submitJob', { companyHandle: 'default', jobName: 'twice', execSchedule: '0 0 13 * * ?',
+    uploadUrlsJob: {} });
+  assert.equal(f.code, 30001);
+  assert.match(f.reason, /a scheduled job named 'twice' exists/);
+  await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+  assert.deepEqual(await counts(), before);
+});
+
+test('getScheduledJobs lists jobs waiting for their execTime as one-off schedules', async () => {
+  const at = new Date(Date.now() + 7200e3).toISOString();
+  const w = await submitJob({ jobName: 'later', execTime: at, locale: 'fr-FR', description: 'once', userHandle: 'bo@example.com' });
+  let [items, xml] = await scheduledJobs({ companyHandle: 'default', originalName: 'later' });
+  assert.equal(items.length, 1, xml);
+  checkItemsOrder(xml, SCHEDULED_JOB_ORDER, 'companyHandle');
+  const j = items[0];
+  assert.deepEqual([j.jobHandle, j.name, j.originalName, j.type, j.submitUserEmail, j.locale, j.description,
+    j.execSchedule, iso(j.nextFireTime), j.timeZone, j.triggerState],
+  [w, 'later', 'later', 'UrlUpload', 'bo@example.com', 'fr-FR', 'once', '', at, 'UTC', 'Normal']);
+  await call('pauseJob', { companyHandle: 'default', jobHandle: w });
+  [items] = await scheduledJobs({ companyHandle: 'default', jobHandle: w });
+  assert.equal(items[0].triggerState, 'Paused');
+  // Once due it is no longer scheduled.
+  await call('executeJob', { companyHandle: 'default', jobHandle: w });
+  [items] = await scheduledJobs({ companyHandle: 'default', jobHandle: w });
+  assert.equal(items.length, 0);
+  // A job that has not started has no log yet.
+  const [res] = await call('getJobLogDetails', { companyHandle: 'default', jobHandle: w });
+  assert.equal(res.jobLogArray, null);
+  await call('deleteJob', { companyHandle: 'default', jobHandle: w });
+});
+
+test('getJobLogDetails of a finished job: its attempts and messages, filtered, sorted and paged', async () => {
+  const h = await submitJob({ jobName: 'logged job', userHandle: 'cy@example.com', description: 'three files',
+    serverDirectoryPublishJob: { publishType: 'Full' } });
+  // Attempt 1 logs an error and fails for now; attempt 2 does the work.
+  let c = await claimType('ServerDirectoryPublish', 'w8');
+  assert.equal(c.task.id, h);
+  await worker(`/v1/tasks/${h}/heartbeat`, { lease_token: c.lease_token,
+    messages: [{ level: 'ERROR', text: 'c.tif is corrupt' }] });
+  await worker(`/v1/tasks/${h}/fail`, { lease_token: c.lease_token, error: 'network down', retryable: true });
+  c = await claimType('ServerDirectoryPublish', 'w8');
+  assert.equal(c.task.id, h);
+  await worker(`/v1/tasks/${h}/heartbeat`, { lease_token: c.lease_token, progress: { processed: 3, pending: 0 },
+    messages: [{ level: 'INFO', text: 'a.tif' }, { level: 'INFO', text: 'b.tif' }] });
+  await worker(`/v1/tasks/${h}/complete`, { lease_token: c.lease_token });
+  const t = await v1get(h);
+
+  let [res, xml] = await call('getJobLogDetails', { companyHandle: 'default', jobHandle: h });
+  checkItemsOrder(xml, JOB_LOG_ORDER, 'companyHandle');
+  record('getJobLogDetails of a job retried once, then completed', xml);
+  assert.equal(res.jobLogArray.items.length, 1);
+  const log = res.jobLogArray.items[0];
+  assert.deepEqual([log.companyHandle, log.jobHandle, log.jobName, log.originalJobName, log.submitUserEmail,
+    log.logType, iso(log.startDate), iso(log.endDate), log.description, log.fileSuccessCount, log.fileErrorCount,
+    log.fileWarningCount, log.fileDuplicateCount, log.fileUpdateCount, log.totalFileCount, log.fatalError],
+  ['default', h, 'logged job', 'logged job', 'cy@example.com', 'ServerDirectoryPublishSuccess', t.started_at,
+    t.completed_at, 'three files', 3, 1, 0, 0, 0, 3, false]);
+  const all = [
+    ['OriginalJobName', 'logged job'], ['JobType', 'ServerDirectoryPublish'],
+    ['BeginServerDirectoryPublish', "attempt 1 started on worker 'w8'"],
+    ['ServerDirectoryPublishError', 'c.tif is corrupt'],
+    ['ServerDirectoryPublishError', 'attempt 1 failed: network down'],
+    ['BeginServerDirectoryPublish', "attempt 2 started on worker 'w8'"],
+    ['FileProgress', 'a.tif'], ['FileProgress', 'b.tif'],
+    ['ServerDirectoryPublishSuccess', 'job completed'], ['EndServerDirectoryPublish', 'job ended']];
+  assert.deepEqual(rowsOf(log), all);
+  assert.equal(log.detailTotalRows, all.length);
+
+  const details = async (args) => {
+    const [r] = await call('getJobLogDetails', { companyHandle: 'default', jobHandle: h, ...args });
+    return r.jobLogArray.items[0];
+  };
+  let l = await details({ logTypeArray: { items: ['FileProgress', 'serverdirectorypublisherror'] } });
+  assert.deepEqual(rowsOf(l), all.filter(([k]) => k === 'FileProgress' || k === 'ServerDirectoryPublishError'));
+  assert.equal(l.detailTotalRows, 4);
+  l = await details({ recordsPerPage: 3, resultsPage: 2 });
+  assert.deepEqual(rowsOf(l), all.slice(3, 6));
+  assert.equal(l.detailTotalRows, all.length);
+  l = await details({ resultsPage: 99 });
+  assert.deepEqual(rowsOf(l), []);
+  l = await details({ recordsPerPage: 5000 }); // past the maximum: the maximum
+  assert.equal(rowsOf(l).length, all.length);
+  l = await details({ sortDirection: 'Descending' });
+  assert.deepEqual(rowsOf(l), [...all].reverse());
+  l = await details({ sortBy: 'LogType' });
+  assert.deepEqual(rowsOf(l).map(([k]) => k), all.map(([k]) => k).sort());
+  // By originalName instead of jobHandle; unknown handles are empty, as getActiveJobs.
+  [res] = await call('getJobLogDetails', { companyHandle: 'default', originalName: 'logged job' });
+  assert.deepEqual(res.jobLogArray.items.map((x) => x.jobHandle), [h]);
+  for (const jobHandle of ['0'.repeat(32), 'nope']) {
+    [res] = await call('getJobLogDetails', { companyHandle: 'default', jobHandle });
+    assert.equal(res.jobLogArray, null);
+  }
+  [res] = await call('getJobLogDetails', { companyHandle: 'acme', jobHandle: h });
+  assert.equal(res.jobLogArray, null);
+
+  // getJobLogs: no details; filters, sort, numRows.
+  [res, xml] = await call('getJobLogs', { companyHandle: 'default', userHandle: 'cy@example.com' });
+  assert.deepEqual(res.jobLogArray.items.map((x) => x.jobHandle), [h]);
+  assert.doesNotMatch(xml, /detailArray|detailTotalRows/);
+  [res] = await call('getJobLogs', { companyHandle: 'default', sortBy: 'FileErrorCount', sortDirection: 'Descending',
+    numRows: 1 });
+  assert.deepEqual(res.jobLogArray.items.map((x) => x.jobHandle), [h]);
+  [res] = await call('getJobLogs', { companyHandle: 'default', sortBy: 'JobName' });
+  const names = res.jobLogArray.items.map((x) => x.jobName);
+  assert.deepEqual(names, [...names].sort());
+  assert.ok(res.jobLogArray.items.length > 3);
+  [res] = await call('getJobLogs', { companyHandle: 'default', startDate: t.started_at, endDate: t.started_at });
+  assert.deepEqual(res.jobLogArray.items.map((x) => x.jobHandle), [h]);
+  [res] = await call('getJobLogs', { startDate: new Date(Date.now() + 60e3).toISOString() });
+  assert.equal(res.jobLogArray, null);
+  // A reader may read logs and schedules.
+  const reader = createToken(srv.db, 'reader', 'default', 'r2');
+  const rc = await makeClient(reader.id, reader.token);
+  [res] = await call('getJobLogs', { userHandle: 'cy@example.com' }, rc);
+  assert.equal(res.jobLogArray.items.length, 1);
+  await call('getScheduledJobs', { companyHandle: 'default' }, rc);
 });
 
 test('golden XML', () => {

@@ -176,7 +176,7 @@ static void test_submit_job(void) {
               SCENE7_FAULT_INVALID_PARAMETER);
     CHECK_INT(parse_code(ENV(
                   "<t:submitJobParam><t:companyHandle>a</t:companyHandle><t:jobName>n</t:jobName>"
-                  "<t:execSchedule>0 0 * * *</t:execSchedule><t:exportJob/></t:submitJobParam>")),
+                  "<t:execSchedule>0 0 * *</t:execSchedule><t:exportJob/></t:submitJobParam>")),
               SCENE7_FAULT_INVALID_PARAMETER);
     CHECK_INT(
         parse_code(
@@ -257,7 +257,7 @@ static void test_bad_xml(void) {
         ENV_OPEN "</s:Envelope>",
         ENV_OPEN "<s:Body/></s:Envelope>",
         ENV("<t:getActiveJobsParam/><t:getActiveJobsParam/>"),
-        ENV("<t:getScheduledJobsParam/>"),
+        ENV("<t:getAssetJobLogsParam/>"),
         ENV("<t:getActiveJobs/>"),
         ENV_OPEN
         "<s:Body><x:getActiveJobsParam "
