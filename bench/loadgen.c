@@ -39,7 +39,7 @@
 enum {
     ID_HEX_LEN = 32,             /* task ids: 32 lowercase hex */
     TOKEN_MAX_BYTES = 512,       /* longest lease_token we echo back */
-    REQUEST_MAX_BYTES = 2048,    /* our requests are small and fixed-shape */
+    REQUEST_MAX_BYTES = 64 << 10, /* our requests are small (a --batch one holds 32 calls) */
     HEADER_MAX_BYTES = 64 << 10, /* reply header block */
     REPLY_MAX_BYTES = 64 << 20,  /* reply header block plus body */
     IO_TIMEOUT_S = 30,           /* per send/recv; claims long-poll for 1 s */
@@ -62,6 +62,7 @@ struct options {
     int duration_s;
     int timeout_s;
     long server_pid; /* 0: server CPU is not measured */
+    int batch;       /* lifecycle: tasks per worker request (the batched protocol); 0 = one */
     bool allow_remote;
 };
 
@@ -973,6 +974,8 @@ static void *submitter_main(void *arg) {
 
 /* Claims tasks until every task has been claimed, runs each through 4
  * heartbeats and a completion, and records its end-to-end latency. */
+static void worker_batch_loop(struct client *cl);
+
 static void *worker_main(void *arg) {
     static const char claim_path[] = "/v1/queues/default/claim";
     struct client *cl = arg;
@@ -983,6 +986,10 @@ static void *worker_main(void *arg) {
              "{\"worker\":\"w%d\",\"types\":[\"bench\"],\"lease_seconds\":60,\"wait_seconds\":1}",
              cl->index);
     pthread_barrier_wait(&g_run.start);
+    if (g_run.opt->batch > 0) {
+        worker_batch_loop(cl);
+        return NULL;
+    }
     while (!run_is_stopping() && atomic_load(&g_run.claimed) < n) {
         struct http_reply r;
         if (!client_send(cl, "POST", claim_path, claim_body, &r)) break;
@@ -1071,6 +1078,157 @@ static void *worker_main(void *arg) {
     }
 out:
     return NULL;
+}
+
+/* One claimed task of a batch. */
+struct held {
+    char id[ID_HEX_LEN + 1];
+    char token[TOKEN_MAX_BYTES + 1];
+    int64_t seq;
+};
+
+/* Appends printf output to a request body; false (and a run failure) past its end. */
+__attribute__((format(printf, 4, 5))) static bool body_add(char *b, size_t cap, size_t *len,
+                                                            const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap - *len) {
+        run_fail("a batched request grew past %zu bytes", cap);
+        return false;
+    }
+    *len += (size_t)n;
+    return true;
+}
+
+/* Checks a batched reply: `results` holds one entry per task, none with an error. */
+static bool batch_results_ok(const struct http_reply *r, int count, const char *what,
+                             const char *path) {
+    struct json_span root = {r->body, r->body + r->body_len}, res;
+    if (r->status != 200 || !json_object_get(root, "results", &res) || *res.p != '[') {
+        run_fail_reply(what, "POST", path, r);
+        return false;
+    }
+    const char *p = json_skip_ws(res.p + 1, res.end);
+    int got = 0;
+    while (p < res.end && *p == '{') {
+        const char *end = json_skip_value(p, res.end);
+        struct json_span e = {p, end}, err;
+        if (!end || json_object_get(e, "error", &err)) {
+            run_fail_reply(what, "POST", path, r);
+            return false;
+        }
+        got++;
+        p = json_skip_ws(end, res.end);
+        if (p < res.end && *p == ',') p = json_skip_ws(p + 1, res.end);
+    }
+    if (got != count) {
+        run_fail_reply(what, "POST", path, r);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The lifecycle with the batched protocol (--batch B): claim up to B tasks
+ * in one request, send their four heartbeats as four requests carrying all
+ * of them, and complete them in one.
+ */
+static void worker_batch_loop(struct client *cl) {
+    static const char hb_path[] = "/v1/work/heartbeat", done_path[] = "/v1/work/complete";
+    long n = g_run.opt->n;
+    int max = g_run.opt->batch;
+    char claim_path[] = "/v1/queues/default/claims", claim_body[200];
+    snprintf(claim_body, sizeof claim_body,
+             "{\"worker\":\"w%d\",\"max\":%d,\"types\":[\"bench\"],\"lease_seconds\":60,"
+             "\"wait_seconds\":1}",
+             cl->index, max);
+    struct held *held = xcalloc((size_t)max, sizeof *held);
+    size_t cap = REQUEST_MAX_BYTES - 512;
+    char *body = xmalloc(cap);
+    while (!run_is_stopping() && atomic_load(&g_run.claimed) < n) {
+        struct http_reply r;
+        if (!client_send(cl, "POST", claim_path, claim_body, &r)) break;
+        if (r.status == 204) {
+            atomic_fetch_add(&g_run.empty_claims, 1);
+            continue;
+        }
+        struct json_span root = {r.body, r.body + r.body_len}, arr;
+        if (r.status != 200 || !json_object_get(root, "claims", &arr) || *arr.p != '[') {
+            run_fail_reply("claims not answered 200 with 'claims'", "POST", claim_path, &r);
+            break;
+        }
+        int count = 0;
+        const char *p = json_skip_ws(arr.p + 1, arr.end);
+        while (p < arr.end && *p == '{' && count < max) {
+            const char *end = json_skip_value(p, arr.end);
+            struct json_span c = {p, end}, task, params, tid, lease;
+            struct held *h = &held[count];
+            if (!end || !json_object_get(c, "task", &task) || !json_get_str(task, "id", &tid) ||
+                !id_is_valid(tid) || !json_get_str(c, "lease_token", &lease) ||
+                lease.end - lease.p > TOKEN_MAX_BYTES || !json_object_get(task, "params", &params) ||
+                !json_get_i64(params, "seq", &h->seq) || h->seq < 0 || h->seq >= n) {
+                run_fail_reply("a claim lacks 'task.id', 'lease_token' or 'params.seq'", "POST",
+                               claim_path, &r);
+                goto out;
+            }
+            memcpy(h->id, tid.p, ID_HEX_LEN);
+            h->id[ID_HEX_LEN] = '\0';
+            memcpy(h->token, lease.p, (size_t)(lease.end - lease.p));
+            h->token[lease.end - lease.p] = '\0';
+            int before = id_set_mark(&g_run.set, h->id, ID_CLAIMED);
+            if (before < 0 || (before & ID_CLAIMED)) {
+                run_fail("task '%s' was claimed twice (or the id set is full)", h->id);
+                goto out;
+            }
+            count++;
+            p = json_skip_ws(end, arr.end);
+            if (p < arr.end && *p == ',') p = json_skip_ws(p + 1, arr.end);
+        }
+        atomic_fetch_add(&g_run.claimed, count);
+        for (int k = 1; k <= HEARTBEATS_PER_TASK; k++) {
+            size_t len = 0;
+            if (!body_add(body, cap, &len, "{\"entries\":[")) goto out;
+            for (int i = 0; i < count; i++)
+                if (!body_add(body, cap, &len,
+                              "%s{\"id\":\"%s\",\"lease_token\":\"%s\",\"progress\":{\"ratio\":"
+                              "%.2f,\"message\":\"step %d/%d\"}}",
+                              i ? "," : "", held[i].id, held[i].token,
+                              (double)k / HEARTBEATS_PER_TASK, k, HEARTBEATS_PER_TASK))
+                    goto out;
+            if (!body_add(body, cap, &len, "]}")) goto out;
+            if (!client_send(cl, "POST", hb_path, body, &r)) goto out;
+            if (!batch_results_ok(&r, count, "batched heartbeat not all answered", hb_path))
+                goto out;
+            atomic_fetch_add(&g_run.heartbeats, count);
+        }
+        size_t len = 0;
+        if (!body_add(body, cap, &len, "{\"entries\":[")) goto out;
+        for (int i = 0; i < count; i++)
+            if (!body_add(body, cap, &len,
+                          "%s{\"id\":\"%s\",\"lease_token\":\"%s\",\"result\":{\"ok\":true}}",
+                          i ? "," : "", held[i].id, held[i].token))
+                goto out;
+        if (!body_add(body, cap, &len, "]}")) goto out;
+        if (!client_send(cl, "POST", done_path, body, &r)) goto out;
+        if (!batch_results_ok(&r, count, "batched complete not all answered", done_path)) goto out;
+        uint64_t now = clock_now_ns();
+        for (int i = 0; i < count; i++) {
+            uint64_t submitted_ns =
+                atomic_load_explicit(&g_run.submit_ns[held[i].seq], memory_order_acquire);
+            if (submitted_ns > 0 && submitted_ns <= now) samples_push(&cl->lat, now - submitted_ns);
+            id_set_mark(&g_run.set, held[i].id, ID_COMPLETED);
+            if (atomic_fetch_add(&g_run.completed, 1) + 1 == n) {
+                window_mark(&g_run.last_ack);
+                g_run.last_ack.wall_ns = now;
+                g_run.last_ack_requests = atomic_load(&g_run.requests);
+            }
+        }
+    }
+out:
+    free(body);
+    free(held);
 }
 
 static uint64_t rng_next(uint64_t *state) { /* xorshift64* */
@@ -1407,7 +1565,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: loadgen --url http://HOST:PORT --workload submit|lifecycle|read\n"
             "               [-n N] [-c C] [-w W] [--duration S] [--timeout S]\n"
-            "               [--server-pid PID] [--allow-remote]\n"
+            "               [--server-pid PID] [--allow-remote] [--batch B]\n"
             "\n"
             "  submit     N tasks submitted by C clients sharing one counter; submits/s and\n"
             "             per-request latency; every reply must be 201, pending, a fresh id\n"
@@ -1424,6 +1582,8 @@ static void usage(FILE *out) {
             "  --timeout S     watchdog per workload, plus --duration for read (default 60)\n"
             "  --server-pid P  also report the server's CPU time over the timed window\n"
             "  --allow-remote  allow a non-loopback target (default: loopback only)\n"
+            "  --batch B       lifecycle: each worker claims up to B (1..32) tasks per request\n"
+            "                  and heartbeats and completes them together (the batched protocol)\n"
             "\n"
             "Prints figures and one 'RESULT {json}' line. Exit 0: all checks passed;\n"
             "1: a check failed or a reply was not 2xx (the first is printed); 2: usage;\n"
@@ -1450,6 +1610,7 @@ static void options_parse(int argc, char **argv, struct options *opt) {
         {"timeout", required_argument, NULL, 't'},
         {"server-pid", required_argument, NULL, 'p'},
         {"allow-remote", no_argument, NULL, 'r'},
+        {"batch", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1484,6 +1645,9 @@ static void options_parse(int argc, char **argv, struct options *opt) {
             break;
         case 'r':
             opt->allow_remote = true;
+            break;
+        case 'b':
+            opt->batch = (int)parse_long(optarg, "--batch", 1, 32);
             break;
         case 'h':
             usage(stdout);

@@ -6,7 +6,8 @@
 # machine it was measured on. `make bench` runs it after building both.
 #
 # Env: N tasks (20000), C clients (8), DURATION read seconds (10), WORKERS
-# lifecycle workers (8), WORKLOADS ("submit lifecycle read"), TIMEOUT loadgen
+# lifecycle workers (8), WORKLOADS ("submit lifecycle read"; also "batch": the
+# lifecycle through the batched worker protocol, BATCH tasks a request, 16), TIMEOUT loadgen
 # watchdog per workload (60), TASKMILL_BIN, LOADGEN_BIN, TMPDIR.
 # Ownership: it runs one server at a time, its own child, known by pid; the
 # EXIT trap stops it (TERM, then KILL after 10 s) and removes the scratch dir.
@@ -19,6 +20,7 @@ N=${N:-20000}
 C=${C:-8}
 DURATION=${DURATION:-10}
 WORKERS=${WORKERS:-8}
+BATCH=${BATCH:-16}
 WORKLOADS=${WORKLOADS:-submit lifecycle read}
 TIMEOUT=${TIMEOUT:-60}
 TASKMILL=${TASKMILL_BIN:-build/taskmill}
@@ -30,11 +32,11 @@ die() {
     exit 1
 }
 
-for var in N C DURATION WORKERS TIMEOUT; do
+for var in N C DURATION WORKERS TIMEOUT BATCH; do
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "'$var' must be a positive integer, not '${!var}'"
 done
 for w in $WORKLOADS; do
-    [[ $w == submit || $w == lifecycle || $w == read ]] || die "unknown workload '$w'"
+    [[ $w == submit || $w == lifecycle || $w == read || $w == batch ]] || die "unknown workload '$w'"
 done
 for bin in "$TASKMILL" "$LOADGEN"; do
     [[ -x $bin ]] || die "'$bin' is missing: build it first (make bench builds both)"
@@ -142,9 +144,12 @@ run_workload() {
         return 0
     fi
     echo "== $w: server pid $SERVER_PID on 127.0.0.1:$SERVER_PORT, database $SCRATCH/bench-$w.db"
-    local -a args=(--url "http://127.0.0.1:$SERVER_PORT" --workload "$w" -n "$N" -c "$C"
+    local lw=$w
+    [[ $w != batch ]] || lw=lifecycle
+    local -a args=(--url "http://127.0.0.1:$SERVER_PORT" --workload "$lw" -n "$N" -c "$C"
         --timeout "$TIMEOUT" --server-pid "$SERVER_PID")
-    [[ $w != lifecycle ]] || args+=(-w "$WORKERS")
+    [[ $lw != lifecycle ]] || args+=(-w "$WORKERS")
+    [[ $w != batch ]] || args+=(--batch "$BATCH")
     [[ $w != read ]] || args+=(--duration "$DURATION")
 
     local cpu0 cpu1 t0 t1
@@ -180,7 +185,8 @@ run_workload() {
     win_us=$(json_field server_cpu_us_per_op "$result")
     steal=$(json_field steal_pct "$result")
     other=$(json_field other_cpu_pct "$result")
-    [[ $w != lifecycle ]] || extra="$(json_field heartbeats_per_s "$result") heartbeats/s; latency is end to end"
+    [[ $lw != lifecycle ]] || extra="$(json_field heartbeats_per_s "$result") heartbeats/s; latency is end to end"
+    [[ $w != batch ]] || extra="$extra; $BATCH tasks a worker request"
     SUMMARY+=("$(awk -v w="$w" -v ops="$ops" -v ops_s="$ops_s" -v p50="$p50" -v p99="$p99" \
         -v max="$max" -v win="${win_us:--}" -v c0="$cpu0" -v c1="$cpu1" -v tck="$CLK_TCK" \
         -v steal="${steal:--}" -v other="${other:--}" -v wall0="$t0" -v wall1="$t1" \
