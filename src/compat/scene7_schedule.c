@@ -27,6 +27,8 @@
 
 /* getScheduledJobs has no paging: at most this many jobs. */
 #define SCENE7_SCHEDULED_JOBS_MAX 1000
+/* The unfinished runs a schedule's state remembers (store_schedules.c keeps 8). */
+#define SCENE7_RUNS_MAX 8
 
 /* ---- submitJob with execSchedule ---- */
 
@@ -132,9 +134,9 @@ static const char *trigger_state(struct req *r, const struct store_doc *d, const
     const char *last = jstr(st, "last_outcome");
     if (last && strcmp(last, "error") == 0) return "Error";
     if (sc->overlap == SCHEDULE_OVERLAP_SKIP || sc->overlap == SCHEDULE_OVERLAP_BUFFER_ONE) {
-        char ids[8][ID_LEN + 1];
+        char ids[SCENE7_RUNS_MAX][ID_LEN + 1];
         size_t n = 0;
-        if (unfinished_runs(r, d->ns, st, ids, 8, &n) == 0 &&
+        if (unfinished_runs(r, d->ns, st, ids, SCENE7_RUNS_MAX, &n) == 0 &&
             n >= (sc->overlap == SCHEDULE_OVERLAP_SKIP ? 1u : 2u))
             return "Blocked";
     }
@@ -308,10 +310,8 @@ int scene7_schedule_find(struct req *r, const char *ns, const char *id, struct t
 static void schedule_controlled(struct req *r);
 
 /* stopJob: cancels the next unfinished run, or replies when none is left. */
-static void schedule_stop_next(struct req *r) {
+static void schedule_stop_next(struct req *r, const char *ns) {
     struct scene7_call *c = scene7_call_of(r);
-    const char *ns = r->op.ns;
-    store_op_release(&r->op);
     if (c->istop == c->nstop) {
         scene7_reply(r, "stopJob", NULL);
         return;
@@ -327,7 +327,9 @@ static void schedule_controlled(struct req *r) {
     int code = r->op.err.code;
     if (c->q.op == SCENE7_OP_STOP_JOB &&
         (code == 0 || code == TM_ENOT_FOUND || code == TM_ECONFLICT)) { /* it ended meanwhile */
-        schedule_stop_next(r);
+        const char *ns = r->op.ns;
+        store_op_release(&r->op);
+        schedule_stop_next(r, ns);
         return;
     }
     if (code) {
@@ -358,8 +360,8 @@ void scene7_schedule_control(struct req *r, const char *ns, const char *id) {
         int rc = store_doc_get(req_store(r), STORE_DOC_SCHEDULE, ns, id, &d, &e);
         json_t *st = rc ? NULL : json_loads(d.state ? d.state : "{}", 0, NULL);
         if (rc == 0) {
-            c->stop_ids = xcalloc(8, sizeof *c->stop_ids);
-            rc = unfinished_runs(r, d.ns, st, c->stop_ids, 8, &c->nstop);
+            c->stop_ids = xcalloc(SCENE7_RUNS_MAX, sizeof *c->stop_ids);
+            rc = unfinished_runs(r, d.ns, st, c->stop_ids, SCENE7_RUNS_MAX, &c->nstop);
             if (rc) err_set(&e, rc, "", "cannot read the runs of schedule '%s'", id);
             store_doc_release(&d);
         }
@@ -368,9 +370,7 @@ void scene7_schedule_control(struct req *r, const char *ns, const char *id) {
             scene7_fault_from(r, &e);
             return;
         }
-        store_op_init(&r->op, STORE_OP_CANCEL);
-        r->op.ns = ns;
-        schedule_stop_next(r);
+        schedule_stop_next(r, ns);
         return;
     }
     }
