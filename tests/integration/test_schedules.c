@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../src/common/timeutil.h"
 #include "harness.h"
 
 static struct th_server srv;
@@ -185,7 +186,15 @@ static void test_overlap_and_pause(void) {
     CHECK_INT(r->status, 201);
     char cr[33];
     snprintf(cr, sizeof cr, "%s", th_str(r->json, "id"));
+    /* buffer_one: one run waits behind the unfinished one; later slots are skipped. */
+    r = th_http(&srv, "POST", "/v1/schedules",
+                "{\"name\":\"bo\",\"interval_seconds\":1,\"overlap\":\"buffer_one\","
+                "\"task\":{\"type\":\"b\",\"queue\":\"boq\"}}");
+    CHECK_INT(r->status, 201);
+    char bo[33];
+    snprintf(bo, sizeof bo, "%s", th_str(r->json, "id"));
     th_sleep_ms(3500);
+    th_http(&srv, "POST", "/v1/schedules/bo/pause", NULL);
     r = th_http(&srv, "POST", "/v1/schedules/sk/pause", "{\"note\":\"maintenance\"}");
     CHECK_INT(r->status, 200);
     CHECK(json_is_true(th_get(r->json, "paused")));
@@ -199,6 +208,12 @@ static void test_overlap_and_pause(void) {
     CHECK_INT(created, 1);
     CHECK(n >= 2);
     CHECK_INT(count_tasks(&srv, "/v1/tasks?queue=skq"), 1);
+    fires_of(&srv, bo, &n, &created, &dup);
+    CHECK(!dup);
+    CHECK_INT(created, 2);
+    CHECK(n >= 3);
+    CHECK_INT(count_tasks(&srv, "/v1/tasks?queue=boq"), 2);
+    th_http(&srv, "DELETE", "/v1/schedules/bo", NULL);
     r = th_http(&srv, "GET", "/v1/schedules/sk", NULL);
     CHECK_STR(th_str(r->json, "last_outcome"), "skipped");
     fires_of(&srv, cr, &n, &created, &dup);
@@ -271,6 +286,25 @@ static void test_backfill_and_definition(void) {
     CHECK_INT(r->status, 400); /* more slots than one request takes */
     CHECK_INT(count_tasks(&srv, "/v1/tasks?queue=bfq"), 3);
     th_http(&srv, "DELETE", "/v1/schedules/hourly", NULL);
+}
+
+/* Jitter delays a fire by up to jitter_seconds after its slot; the slot stays the key. */
+static void test_jitter(void) {
+    int64_t before = (int64_t)time(NULL) * 1000;
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                "{\"name\":\"jit\",\"interval_seconds\":60,\"jitter_seconds\":30,"
+                                "\"start_at\":\"2026-01-01T00:00:00Z\",\"task\":{\"type\":\"j\"}}");
+    int64_t after = (int64_t)time(NULL) * 1000 + 999;
+    CHECK_INT(r->status, 201);
+    int64_t next = 0;
+    CHECK(th_str(r->json, "next_fire_at") &&
+          time_parse_rfc3339(th_str(r->json, "next_fire_at"), &next) == 0);
+    th_http(&srv, "DELETE", "/v1/schedules/jit", NULL);
+    /* start_at is on a whole minute: the next slot is the minute after creation. */
+    int64_t lo = (before / 60000 + 1) * 60000, hi = (after / 60000 + 1) * 60000 + 30000;
+    if (next < lo || next > hi)
+        th_fail(__FILE__, __LINE__, "next_fire_at %lld not within [%lld, %lld]", (long long)next,
+                (long long)lo, (long long)hi);
 }
 
 /* The preview marks the fires a daylight-saving change moves. */
@@ -385,10 +419,11 @@ int main(int argc, char **argv) {
         {"definitions: create, name taken, bad input, launch, replace, delete", test_definitions},
         {"schedules: bad input named, nothing stored", test_schedule_bad_input},
         {"an interval schedule fires each slot, tasks launched by it", test_interval_fires},
-        {"overlap skip and cancel_running; pause with a note, resume, trigger",
+        {"overlap skip, buffer_one and cancel_running; pause with a note, resume, trigger",
          test_overlap_and_pause},
         {"backfill fires each slot once, a definition's params overlaid",
          test_backfill_and_definition},
+        {"jitter delays a fire within its bound", test_jitter},
         {"preview across daylight-saving changes (America/New_York)", test_preview_dst},
         {"catch-up after downtime, kill -9 mid-stream: one task per slot", test_catchup_and_kill9},
         {"two nodes fire each slot once", test_two_nodes},
