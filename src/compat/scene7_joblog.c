@@ -1,14 +1,16 @@
 /*
  * scene7_joblog: getJobLogs and getJobLogDetails (scene7_int.h).
  *
- * A job (a task) has a log once it has started or ended. Its JobLog is
- * read from the task record alone: the counters from its progress and
- * messages, and the detail rows from its attempt history (each claim with
- * worker, start, end, outcome and error: what GET /v1/tasks/{id}/attempts
- * serves) and its messages. Both are written in the transaction of each
- * change, like the event log's entries, but are kept as long as the task
- * (the event log is pruned by its own retention) and cost one read per
- * job. A schedule's log is the logs of the tasks it launched (its fires).
+ * A job (a task) has a log once it has started or ended. Its JobLog's
+ * counters come from its progress and messages; its detail rows from its
+ * attempt history (each claim with worker, start, end, outcome and error:
+ * what GET /v1/tasks/{id}/attempts serves), its messages, and, from the
+ * event log, the owner's controls with the token that asked (pause,
+ * resume, stop, retry). The attempts and messages are written in the
+ * transaction of each change, like the event log's entries, but are kept
+ * as long as the task, while the event log is pruned by its own retention;
+ * the control rows go with the log. A schedule's log is the logs of the
+ * tasks it launched (its fires).
  *
  * Log types: the IPS list (string-constants/r-job-log-types.md) has
  * Begin/End/Success/Error/Warning names per kind of job; a job type with
@@ -173,8 +175,44 @@ static void attempt_end_row(struct log_rows *rows, const char *stem, json_t *a) 
     }
 }
 
+/*
+ * The owner's controls on a job, from the event log while retention keeps
+ * them (GET /v1/tasks/{id}/events has the same): a pause, a resume, a stop
+ * request and a retry, each with the token that asked ("open" without
+ * tokens). The attempts and messages above outlive the log; these do not.
+ */
+static void control_rows(struct store *s, const struct task *t, struct log_rows *rows) {
+    static const struct {
+        const char *cause, *type, *text;
+    } controls[] = {
+        {"pause", "PauseJob", "job paused"},
+        {"resume", "ResumeJob", "job resumed"},
+        {"cancel", "StopJob", "job stop requested"},
+        {"retry", "RetryJob", "job run again"},
+    };
+    int64_t after = 0;
+    for (int page = 0; page < 8; page++) { /* at most 8 pages of 256 events */
+        struct event_page p;
+        struct tm_error e;
+        err_clear(&e);
+        if (store_events_read(s, t->namespace, t->id, after, 256, 64 * 1024, &p, &e)) return;
+        for (size_t i = 0; i < p.n; i++) {
+            const struct store_event *ev = &p.events[i];
+            for (size_t k = 0; k < sizeof controls / sizeof controls[0]; k++) {
+                if (strcmp(ev->cause, controls[k].cause) != 0) continue;
+                row_add(rows, ev->at, controls[k].type, "%s by '%s'", controls[k].text,
+                        ev->actor[0] ? ev->actor : "the server");
+            }
+            after = ev->seq;
+        }
+        bool more = p.n == 256 || p.more;
+        event_page_release(&p);
+        if (!more) return;
+    }
+}
+
 /* The detail rows of a job, oldest first. */
-static void rows_build(const struct task *t, struct log_rows *rows) {
+static void rows_build(struct store *s, const struct task *t, struct log_rows *rows) {
     const char *stem = log_stem(t->type);
     char type[LOG_TYPE_LEN];
     row_add(rows, t->created_at, "OriginalJobName", "%s", t->name ? t->name : t->id);
@@ -207,6 +245,7 @@ static void rows_build(const struct task *t, struct log_rows *rows) {
         row_add(rows, json_time(m, "at"), type, "%s", text ? text : "");
     }
     json_decref(msgs);
+    control_rows(s, t, rows);
     if (!task_is_terminal(t)) return;
     if (t->phase == TASK_COMPLETED) {
         snprintf(type, sizeof type, "%sSuccess", stem);
@@ -480,7 +519,7 @@ void scene7_get_job_log_details(struct req *r) {
     buf_puts(&b, "<jobLogArray>");
     for (size_t i = 0; i < n; i++) {
         struct log_rows rows = {0};
-        rows_build(logs[i].t, &rows);
+        rows_build(req_store(r), logs[i].t, &rows);
         size_t kept = 0; /* the asked log types only */
         for (size_t k = 0; k < rows.n; k++) {
             if (wanted_type(q, rows.v[k].type))

@@ -807,6 +807,24 @@ test('getScheduledJobs lists jobs waiting for their execTime as one-off schedule
   await call('deleteJob', { companyHandle: 'default', jobHandle: w });
 });
 
+test('getJobLogDetails: the owner\'s pause, resume and stop, from the event log, with the token that asked', async () => {
+  const h = await submitJob({ jobName: 'controlled job' });
+  await call('pauseJob', { companyHandle: 'default', jobHandle: h });
+  await call('resumeJob', { companyHandle: 'default', jobHandle: h });
+  const c = await claimType('UrlUpload', 'w9');
+  assert.equal(c.task.id, h);
+  await call('stopJob', { companyHandle: 'default', jobHandle: h });
+  await worker(`/v1/tasks/${h}/release`, { lease_token: c.lease_token });
+  const [res] = await call('getJobLogDetails', { companyHandle: 'default', jobHandle: h });
+  const rows = rowsOf(res.jobLogArray.items[0]);
+  for (const [type, text] of [['PauseJob', `job paused by '${srv.tokenId}'`],
+    ['ResumeJob', `job resumed by '${srv.tokenId}'`], ['StopJob', `job stop requested by '${srv.tokenId}'`]])
+    assert.ok(rows.some(([k, m]) => k === type && m === text), `${type} in ${JSON.stringify(rows)}`);
+  // The rows keep the order in which things happened.
+  const order = rows.map(([k]) => k).filter((k) => ['PauseJob', 'ResumeJob', 'BeginUpload', 'StopJob'].includes(k));
+  assert.deepEqual(order, ['PauseJob', 'ResumeJob', 'BeginUpload', 'StopJob']);
+});
+
 test('getJobLogDetails of a finished job: its attempts and messages, filtered, sorted and paged', async () => {
   const h = await submitJob({ jobName: 'logged job', userHandle: 'cy@example.com', description: 'three files',
     serverDirectoryPublishJob: { publishType: 'Full' } });
