@@ -269,30 +269,43 @@ static void print_definitions(const json_t *o) {
     }
 }
 
-int cmd_schedule(int argc, char **argv) {
+/* What both commands start with: the verb, the flags, one NAME (none for list). */
+struct verb {
+    const char *verb, *name;
+    bool list;
+    struct sched_args a;
+};
+
+/* -1 to go on (v filled; v->a.params to be freed), or the exit code. */
+static int verb_begin(int argc, char **argv, const char *cmd, const char *usage, struct verb *v) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-        fputs(schedule_usage, argc < 2 ? stderr : stdout);
+        fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
-    const char *verb = argv[1];
-    struct sched_args a;
-    int stop = sched_parse_args(argc - 1, argv + 1, "schedule", schedule_usage, &a);
-    if (stop >= 0) {
-        json_decref(a.params);
-        return stop;
-    }
+    v->verb = argv[1];
+    int stop = sched_parse_args(argc - 1, argv + 1, cmd, usage, &v->a);
     int nargs = (argc - 1) - optind;
-    const char *name = nargs > 0 ? argv[1 + optind] : NULL;
-    bool list = strcmp(verb, "list") == 0;
+    v->name = nargs > 0 ? argv[1 + optind] : NULL;
+    v->list = strcmp(v->verb, "list") == 0;
+    if (stop < 0 && (v->list ? nargs != 0 : nargs != 1)) {
+        fputs(usage, stderr);
+        stop = CLI_EXIT_USAGE;
+    }
+    if (stop >= 0) json_decref(v->a.params);
+    return stop;
+}
+
+int cmd_schedule(int argc, char **argv) {
+    struct verb v;
+    int stop = verb_begin(argc, argv, "schedule", schedule_usage, &v);
+    if (stop >= 0) return stop;
+    struct sched_args a = v.a;
+    const char *verb = v.verb, *name = v.name;
+    bool list = v.list;
     int rc = CLI_EXIT_USAGE;
     json_t *body = json_object();
     char path[512];
-    struct tm_client *c = NULL;
-    if (list ? nargs != 0 : nargs != 1) {
-        fputs(schedule_usage, stderr);
-        goto out;
-    }
-    c = cli_client_new(a.server);
+    struct tm_client *c = cli_client_new(a.server);
     if (list) {
         rc = run(c, "schedule list", "GET", "/v1/schedules", NULL, a.json, print_schedules);
     } else if (strcmp(verb, "create") == 0) {
@@ -349,29 +362,16 @@ out:
 }
 
 int cmd_definition(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-        fputs(definition_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-    }
-    const char *verb = argv[1];
-    struct sched_args a;
-    int stop = sched_parse_args(argc - 1, argv + 1, "definition", definition_usage, &a);
-    if (stop >= 0) {
-        json_decref(a.params);
-        return stop;
-    }
-    int nargs = (argc - 1) - optind;
-    const char *name = nargs > 0 ? argv[1 + optind] : NULL;
-    bool list = strcmp(verb, "list") == 0;
+    struct verb v;
+    int stop = verb_begin(argc, argv, "definition", definition_usage, &v);
+    if (stop >= 0) return stop;
+    struct sched_args a = v.a;
+    const char *verb = v.verb, *name = v.name;
+    bool list = v.list;
     int rc = CLI_EXIT_USAGE;
     json_t *body = json_object();
     char path[512];
-    struct tm_client *c = NULL;
-    if (list ? nargs != 0 : nargs != 1) {
-        fputs(definition_usage, stderr);
-        goto out;
-    }
-    c = cli_client_new(a.server);
+    struct tm_client *c = cli_client_new(a.server);
     if (list) {
         rc = run(c, "definition list", "GET", "/v1/definitions", NULL, a.json, print_definitions);
     } else if (strcmp(verb, "create") == 0) {

@@ -429,14 +429,17 @@ int tm_delete(struct tm_client *c, const char *id) {
 
 /* ---- Workers, many tasks per request ---- */
 
-int tm_claim_many(struct tm_client *c, const char *queue, const struct tm_claim_options *o, int max,
-                  json_t **claims) {
-    *claims = NULL;
+/* POSTs a claim of `queue` (`many`: the batched form, /claims, with max)
+ * and sets *reply (NULL on 204). */
+static int client_claim_call(struct tm_client *c, const char *queue,
+                             const struct tm_claim_options *o, bool many, int max, json_t **reply) {
+    *reply = NULL;
     if (!queue || !*queue) return client_fail(c, TM_CLIENT_EINVALID, "'queue' must not be empty");
     if (!o || !o->worker || !*o->worker)
         return client_fail(c, TM_CLIENT_EINVALID, "'worker' must not be empty");
-    json_t *body = json_pack("{s:s,s:i}", "worker", o->worker, "max", max);
+    json_t *body = json_pack("{s:s}", "worker", o->worker);
     if (!body) return client_fail(c, TM_CLIENT_EINVALID, "'worker' must be UTF-8");
+    if (many) json_object_set_new(body, "max", json_integer(max));
     if (o->types && o->ntypes) {
         json_t *types = json_array();
         for (size_t i = 0; i < o->ntypes; i++)
@@ -450,13 +453,20 @@ int tm_claim_many(struct tm_client *c, const char *queue, const struct tm_claim_
     char *e = client_escape(queue);
     size_t n = strlen(e) + 32;
     char *path = xmalloc(n);
-    snprintf(path, n, "/v1/queues/%s/claims", e);
+    snprintf(path, n, "/v1/queues/%s/%s", e, many ? "claims" : "claim");
     free(e);
-    json_t *reply = NULL;
     int rc = client_call(c, "POST", path, body,
-                         CLIENT_TIMEOUT_S + (o->wait_seconds > 0 ? o->wait_seconds : 0), &reply);
+                         CLIENT_TIMEOUT_S + (o->wait_seconds > 0 ? o->wait_seconds : 0), reply);
     free(path);
     json_decref(body);
+    return rc;
+}
+
+int tm_claim_many(struct tm_client *c, const char *queue, const struct tm_claim_options *o, int max,
+                  json_t **claims) {
+    *claims = NULL;
+    json_t *reply = NULL;
+    int rc = client_claim_call(c, queue, o, true, max, &reply);
     if (rc) return rc;
     if (!reply) { /* 204: nothing came */
         *claims = json_array();
@@ -529,31 +539,8 @@ int tm_claim(struct tm_client *c, const char *queue, const struct tm_claim_optio
              json_t **task, char token[TM_LEASE_TOKEN_MAX]) {
     *task = NULL;
     token[0] = '\0';
-    if (!queue || !*queue) return client_fail(c, TM_CLIENT_EINVALID, "'queue' must not be empty");
-    if (!o || !o->worker || !*o->worker)
-        return client_fail(c, TM_CLIENT_EINVALID, "'worker' must not be empty");
-    json_t *body = json_pack("{s:s}", "worker", o->worker);
-    if (!body) return client_fail(c, TM_CLIENT_EINVALID, "'worker' must be UTF-8");
-    if (o->types && o->ntypes) {
-        json_t *types = json_array();
-        for (size_t i = 0; i < o->ntypes; i++)
-            json_array_append_new(types, json_string(o->types[i]));
-        json_object_set_new(body, "types", types);
-    }
-    if (o->lease_seconds > 0)
-        json_object_set_new(body, "lease_seconds", json_integer(o->lease_seconds));
-    if (o->wait_seconds > 0)
-        json_object_set_new(body, "wait_seconds", json_integer(o->wait_seconds));
-    char *e = client_escape(queue);
-    size_t n = strlen(e) + 32;
-    char *path = xmalloc(n);
-    snprintf(path, n, "/v1/queues/%s/claim", e);
-    free(e);
     json_t *reply = NULL;
-    int rc = client_call(c, "POST", path, body,
-                         CLIENT_TIMEOUT_S + (o->wait_seconds > 0 ? o->wait_seconds : 0), &reply);
-    free(path);
-    json_decref(body);
+    int rc = client_claim_call(c, queue, o, false, 0, &reply);
     if (rc) return rc;
     if (!reply) return 0; /* 204: nothing to do */
     json_t *t = json_object_get(reply, "task");

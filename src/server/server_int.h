@@ -47,6 +47,9 @@ int auth_check(struct req *r, unsigned perm);
 /* Reads whether the store holds tokens (open mode when not). 0 or -1. */
 int auth_init(struct server *srv);
 void auth_release(struct server *srv);
+
+/* v1_queues.c: the queue name in the path (r->param[0]), or NULL after a 400 naming 'queue'. */
+const char *v1_path_queue(struct req *r);
 bool auth_addr_is_loopback(const struct sockaddr *sa);
 
 #endif

@@ -13,6 +13,13 @@
 #include "server_int.h"
 #include "v1_decode.h"
 
+const char *v1_path_queue(struct req *r) {
+    const char *queue = r->param[0];
+    if (v1_is_name(queue, 64)) return queue;
+    reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
+    return NULL;
+}
+
 static void queues_claimed(struct req *r) {
     if (r->op.err.code) {
         reply_error(r, &r->op.err);
@@ -33,11 +40,8 @@ static void queues_claimed(struct req *r) {
 }
 
 static void queues_claim(struct req *r) {
-    const char *queue = r->param[0];
-    if (!v1_is_name(queue, 64)) {
-        reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
-        return;
-    }
+    const char *queue = v1_path_queue(r);
+    if (!queue) return;
     if (req_json_body(r, false)) return;
     store_op_init(&r->op, STORE_OP_CLAIM);
     r->op.ns = r->ns;
@@ -81,11 +85,8 @@ static void queues_configured(struct req *r) {
 }
 
 static void queues_configure(struct req *r) {
-    const char *queue = r->param[0];
-    if (!v1_is_name(queue, 64)) {
-        reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
-        return;
-    }
+    const char *queue = v1_path_queue(r);
+    if (!queue) return;
     if (req_json_body(r, false)) return;
     store_op_init(&r->op, STORE_OP_QUEUE_SET);
     r->op.queue = queue;
@@ -167,11 +168,8 @@ static void queues_paused(struct req *r) {
 
 /* POST /v1/queues/{queue}/pause and /resume: an empty body or {}. */
 static void queues_pause_set(struct req *r, bool paused) {
-    const char *queue = r->param[0];
-    if (!v1_is_name(queue, 64)) {
-        reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
-        return;
-    }
+    const char *queue = v1_path_queue(r);
+    if (!queue) return;
     if (req_json_body(r, true)) return;
     const char *key = json_object_iter_key(json_object_iter(r->json));
     if (key) {
@@ -210,11 +208,8 @@ static int queues_stats_arg(void *cls, const char *key, const char *value) {
  * queue latency of the claims (ms from ready to claimed; null without claims).
  */
 static void queues_stats(struct req *r) {
-    const char *queue = r->param[0];
-    if (!v1_is_name(queue, 64)) {
-        reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
-        return;
-    }
+    const char *queue = v1_path_queue(r);
+    if (!queue) return;
     const char *range = "hour";
     int64_t step = 1, nb = 60;
     const char *rv = req_query(r, "range");

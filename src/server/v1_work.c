@@ -154,11 +154,8 @@ static void claims_many_done(struct req *r) {
  * lease token. With wait_seconds and nothing ready, waits for the first.
  */
 static void queues_claim_many(struct req *r) {
-    const char *queue = r->param[0];
-    if (!v1_is_name(queue, 64)) {
-        reply_error_code(r, TM_EINVALID, "queue", "queue name must be 1-64 of [A-Za-z0-9._-]");
-        return;
-    }
+    const char *queue = v1_path_queue(r);
+    if (!queue) return;
     if (req_json_body(r, false)) return;
     json_t *mx = json_object_get(r->json, "max");
     if (!json_is_integer(mx) || json_integer_value(mx) < 1 ||
