@@ -37,13 +37,13 @@
 #include <unistd.h>
 
 enum {
-    ID_HEX_LEN = 32,             /* task ids: 32 lowercase hex */
-    TOKEN_MAX_BYTES = 512,       /* longest lease_token we echo back */
+    ID_HEX_LEN = 32,              /* task ids: 32 lowercase hex */
+    TOKEN_MAX_BYTES = 512,        /* longest lease_token we echo back */
     REQUEST_MAX_BYTES = 64 << 10, /* our requests are small (a --batch one holds 32 calls) */
-    HEADER_MAX_BYTES = 64 << 10, /* reply header block */
-    REPLY_MAX_BYTES = 64 << 20,  /* reply header block plus body */
-    IO_TIMEOUT_S = 30,           /* per send/recv; claims long-poll for 1 s */
-    PRELOAD_CLIENTS = 8,         /* read workload: clients that preload tasks */
+    HEADER_MAX_BYTES = 64 << 10,  /* reply header block */
+    REPLY_MAX_BYTES = 64 << 20,   /* reply header block plus body */
+    IO_TIMEOUT_S = 30,            /* per send/recv; claims long-poll for 1 s */
+    PRELOAD_CLIENTS = 8,          /* read workload: clients that preload tasks */
     HEARTBEATS_PER_TASK = 4,
     READ_SETTLE_MS = 1000,              /* pause between preload and reads */
     READ_SAMPLES_PER_S_MAX = 200 * 1000 /* per reader thread; bounds its loop */
@@ -1089,7 +1089,7 @@ struct held {
 
 /* Appends printf output to a request body; false (and a run failure) past its end. */
 __attribute__((format(printf, 4, 5))) static bool body_add(char *b, size_t cap, size_t *len,
-                                                            const char *fmt, ...) {
+                                                           const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(b + *len, cap - *len, fmt, ap);
@@ -1167,7 +1167,8 @@ static void worker_batch_loop(struct client *cl) {
             struct held *h = &held[count];
             if (!end || !json_object_get(c, "task", &task) || !json_get_str(task, "id", &tid) ||
                 !id_is_valid(tid) || !json_get_str(c, "lease_token", &lease) ||
-                lease.end - lease.p > TOKEN_MAX_BYTES || !json_object_get(task, "params", &params) ||
+                lease.end - lease.p > TOKEN_MAX_BYTES ||
+                !json_object_get(task, "params", &params) ||
                 !json_get_i64(params, "seq", &h->seq) || h->seq < 0 || h->seq >= n) {
                 run_fail_reply("a claim lacks 'task.id', 'lease_token' or 'params.seq'", "POST",
                                claim_path, &r);
