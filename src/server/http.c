@@ -183,6 +183,23 @@ int req_json_body(struct req *r, bool empty_ok) {
     return 0;
 }
 
+int req_json_fields(struct req *r, bool empty_ok, const char *const *fields) {
+    if (req_json_body(r, empty_ok)) return -1;
+    const char *key;
+    json_t *v;
+    json_object_foreach(r->json, key, v) {
+        bool known = false;
+        for (size_t i = 0; fields && fields[i] && !known; i++)
+            known = strcmp(key, fields[i]) == 0;
+        if (known) continue;
+        struct tm_error e;
+        err_set(&e, TM_EINVALID, key, "unknown field '%s'", key);
+        reply_error(r, &e);
+        return -1;
+    }
+    return 0;
+}
+
 static void req_op_done(struct store_op *op) {
     struct req *r = op->udata;
     MHD_resume_connection(r->conn);

@@ -155,6 +155,9 @@ int req_query_each(struct req *r, int (*fn)(void *cls, const char *key, const ch
  * `empty_ok`). Replies with the error and returns -1 on failure.
  */
 int req_json_body(struct req *r, bool empty_ok);
+/* req_json_body, then 400 'unknown field' (naming it) for a key not in
+ * `fields` (NULL-ended; NULL: no field at all). */
+int req_json_fields(struct req *r, bool empty_ok, const char *const *fields);
 
 /* Suspends the request and hands r->op to the store; on_resume runs when it is done. */
 void req_submit(struct req *r, handler_fn on_resume);

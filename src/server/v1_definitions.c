@@ -77,23 +77,14 @@ static void definitions_launched(struct req *r) {
  * the submit fields a launch may set: name, parent_id, scheduled_at,
  * paused, idempotency_key, priority. */
 static void definitions_launch(struct req *r) {
-    if (req_json_body(r, true)) return;
-    static const char *const allowed[] = {"params", "name",     "parent_id",       "scheduled_at",
-                                          "paused", "launcher", "idempotency_key", "priority"};
+    static const char *const fields[] = {"params",          "name",     "parent_id",
+                                         "scheduled_at",    "paused",   "launcher",
+                                         "idempotency_key", "priority", NULL};
+    if (req_json_fields(r, true, fields)) return;
     const char *k;
     json_t *v;
     struct tm_error e;
     err_clear(&e);
-    json_object_foreach(r->json, k, v) {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && !ok; i++)
-            ok = strcmp(k, allowed[i]) == 0;
-        if (!ok) {
-            err_set(&e, TM_EINVALID, k, "unknown field '%s'", k);
-            reply_error(r, &e);
-            return;
-        }
-    }
     json_t *params = json_object_get(r->json, "params");
     if (params && !json_is_object(params)) {
         reply_error_code(r, TM_EINVALID, "params", "'params' must be an object");

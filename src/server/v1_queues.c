@@ -170,14 +170,7 @@ static void queues_paused(struct req *r) {
 static void queues_pause_set(struct req *r, bool paused) {
     const char *queue = v1_path_queue(r);
     if (!queue) return;
-    if (req_json_body(r, true)) return;
-    const char *key = json_object_iter_key(json_object_iter(r->json));
-    if (key) {
-        struct tm_error e;
-        err_set(&e, TM_EINVALID, key, "unknown field '%s'", key);
-        reply_error(r, &e);
-        return;
-    }
+    if (req_json_fields(r, true, NULL)) return;
     store_op_init(&r->op, STORE_OP_QUEUE_PAUSE);
     r->op.queue = queue;
     r->op.queue_settings.paused = paused;

@@ -123,17 +123,8 @@ static struct store_op *schedule_op(struct req *r, enum store_op_kind kind) {
 }
 
 static void schedules_pause_set(struct req *r, bool paused) {
-    if (req_json_body(r, true)) return;
-    const char *k;
-    json_t *v;
-    json_object_foreach(r->json, k, v) {
-        if (strcmp(k, "note") != 0) {
-            struct tm_error e;
-            err_set(&e, TM_EINVALID, k, "unknown field '%s'", k);
-            reply_error(r, &e);
-            return;
-        }
-    }
+    static const char *const fields[] = {"note", NULL};
+    if (req_json_fields(r, true, fields)) return;
     json_t *note = json_object_get(r->json, "note");
     if (note && (!json_is_string(note) || strlen(json_string_value(note)) > 1024)) {
         reply_error_code(r, TM_EINVALID, "note", "'note' must be a string of at most 1024 bytes");
@@ -172,14 +163,7 @@ static void schedules_triggered(struct req *r) {
 }
 
 static void schedules_trigger(struct req *r) {
-    if (req_json_body(r, true)) return;
-    const char *k = json_object_iter_key(json_object_iter(r->json));
-    if (k) {
-        struct tm_error e;
-        err_set(&e, TM_EINVALID, k, "unknown field '%s'", k);
-        reply_error(r, &e);
-        return;
-    }
+    if (req_json_fields(r, true, NULL)) return;
     if (!schedule_op(r, STORE_OP_SCHED_TRIGGER)) return;
     req_submit(r, schedules_triggered);
 }
@@ -200,18 +184,8 @@ static void schedules_backfilled(struct req *r) {
 
 /* POST .../backfill {from, to}: every slot in [from, to) not fired yet. */
 static void schedules_backfill(struct req *r) {
-    if (req_json_body(r, false)) return;
-    struct tm_error e;
-    err_clear(&e);
-    const char *k;
-    json_t *v;
-    json_object_foreach(r->json, k, v) {
-        if (strcmp(k, "from") != 0 && strcmp(k, "to") != 0) {
-            err_set(&e, TM_EINVALID, k, "unknown field '%s'", k);
-            reply_error(r, &e);
-            return;
-        }
-    }
+    static const char *const fields[] = {"from", "to", NULL};
+    if (req_json_fields(r, false, fields)) return;
     int64_t from = 0, to = 0;
     const char *fs = json_string_value(json_object_get(r->json, "from"));
     const char *ts = json_string_value(json_object_get(r->json, "to"));

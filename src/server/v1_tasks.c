@@ -226,14 +226,7 @@ static void tasks_list(struct req *r) {
 static void tasks_control(struct req *r, enum store_op_kind kind) {
     const char *id = path_task_id(r);
     if (!id) return;
-    if (req_json_body(r, true)) return;
-    const char *key = json_object_iter_key(json_object_iter(r->json));
-    if (key) {
-        struct tm_error e;
-        err_set(&e, TM_EINVALID, key, "unknown field '%s'", key);
-        reply_error(r, &e);
-        return;
-    }
+    if (req_json_fields(r, true, NULL)) return;
     store_op_init(&r->op, kind);
     r->op.ns = r->ns;
     memcpy(r->op.id, id, ID_LEN + 1);
@@ -355,19 +348,10 @@ static int bulk_filter(struct req *r, json_t *filter, struct list_query *q, stru
 }
 
 static void tasks_bulk(struct req *r) {
-    if (req_json_body(r, false)) return;
+    static const char *const fields[] = {"action", "filter", "dry_run", "expected", NULL};
+    if (req_json_fields(r, false, fields)) return;
     struct tm_error e;
     err_clear(&e);
-    const char *key;
-    json_t *v;
-    json_object_foreach(r->json, key, v) {
-        if (strcmp(key, "action") && strcmp(key, "filter") && strcmp(key, "dry_run") &&
-            strcmp(key, "expected")) {
-            err_set(&e, TM_EINVALID, key, "unknown field '%s'", key);
-            reply_error(r, &e);
-            return;
-        }
-    }
     const char *action = json_string_value(json_object_get(r->json, "action"));
     int a = -1;
     for (size_t i = 0; action && i < sizeof bulk_actions / sizeof bulk_actions[0]; i++)

@@ -231,17 +231,8 @@ static void work_batch_done(struct req *r) {
  * The reply lists each entry's outcome in order.
  */
 static void work_batch(struct req *r, enum store_op_kind kind) {
-    if (req_json_body(r, false)) return;
-    const char *key;
-    json_t *v;
-    json_object_foreach(r->json, key, v) {
-        if (strcmp(key, "entries") != 0) {
-            struct tm_error e;
-            err_set(&e, TM_EINVALID, key, "unknown field '%s'", key);
-            reply_error(r, &e);
-            return;
-        }
-    }
+    static const char *const fields[] = {"entries", NULL};
+    if (req_json_fields(r, false, fields)) return;
     json_t *entries = json_object_get(r->json, "entries");
     size_t n = json_array_size(entries);
     if (!json_is_array(entries) || n == 0 || n > WORK_BATCH_MAX) {
