@@ -183,10 +183,17 @@ static void test_sigterm_hands_task_back(void) {
     char *id = th_submit(&srv, "slow", "\"queue\":\"stopq\"");
     char script[600];
     snprintf(script, sizeof script,
-             "trap 'touch %s/stop_term; exit 143' TERM; while :; do sleep 0.1; done", srv.dir);
+             "trap 'touch %s/stop_term; exit 143' TERM; touch %s/stop_ready; "
+             "while :; do sleep 0.1; done",
+             srv.dir, srv.dir);
     pid_t w =
         cli_spawn(&srv, worker_log("stop"), "work", "--queue", "stopq", "--", "sh", "-c", script);
     CHECK(cli_wait_phase(&srv, id, "running", 10000));
+    /* The task runs once claimed, but its command may not have set its trap yet: a
+     * SIGTERM before that ends the shell without the file. Wait for the command. */
+    for (int i = 0; i < 200 && !file_exists("stop_ready"); i++)
+        th_sleep_ms(50);
+    CHECK(file_exists("stop_ready"));
     kill(w, SIGTERM);
     int rc = cli_wait(w, 10000);
     if (rc != 0) show_log("stop");
