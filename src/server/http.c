@@ -425,6 +425,12 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         return MHD_YES;
     }
     if (r->status_sent) return MHD_YES;
+    if (atomic_load(&srv->stopping)) {
+        struct tm_error e;
+        err_set(&e, TM_EUNAVAILABLE, "", "the server is stopping");
+        reply_error(r, &e);
+        return MHD_YES;
+    }
     if (r->body_too_large) {
         struct tm_error e;
         err_set(&e, TM_ETOO_LARGE, "", "request body exceeds %zu bytes",
@@ -670,7 +676,11 @@ fail:
 
 void server_stop(struct server *srv) {
     if (!srv) return;
-    MHD_quiesce_daemon(srv->mhd);
+    /* New requests get 503 from here on. Not MHD_quiesce_daemon: in
+     * libmicrohttpd 0.9.75 it races its own epoll workers removing the listen
+     * socket, and the loser aborts the process ("Failed to remove listen FD
+     * from epoll set"). */
+    atomic_store(&srv->stopping, true);
     /* Event streams end; the webhook sender stops before the store it writes to. */
     event_hub_stop(srv->hub);
     webhook_sender_stop(srv->webhooks);
@@ -678,5 +688,6 @@ void server_stop(struct server *srv) {
     store_stop(srv->store);
     usleep(100 * 1000);
     MHD_stop_daemon(srv->mhd);
+    srv->listen_fd = -1; /* MHD_stop_daemon closed it */
     server_free(srv);
 }

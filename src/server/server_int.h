@@ -21,6 +21,7 @@ struct server {
     _Atomic uint64_t replies[6];
 
     /* auth.c */
+    _Atomic bool stopping;                /* server_stop began: new requests get 503 */
     _Atomic bool auth_on;                 /* an active token was seen: no open mode */
     _Atomic int64_t auth_checked_mono_ms; /* open mode: the store was last asked then */
     struct rate_limiter *rate;
