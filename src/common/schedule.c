@@ -43,7 +43,7 @@ static int get_time(json_t *body, const char *key, int64_t *out, struct tm_error
     *out = 0;
     if (!v || json_is_null(v)) return 0;
     if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v), out))
-        return err_set(e, TM_EINVALID, key, "'%s' must be an RFC 3339 date-time", key);
+        return err_set(e, TM_EINVALID, key, "'%s' must be " TIME_RFC3339_WANT, key);
     return 0;
 }
 

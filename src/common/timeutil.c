@@ -121,6 +121,8 @@ int time_parse_rfc3339(const char *s, int64_t *ms) {
     if (mo == 2 && d == 29 && !leap) return -1;
     if (se == 60) se = 59;
     int64_t days = days_from_civil(y, mo, d);
-    *ms = ((days * 86400 + h * 3600 + mi * 60 + se) - (int64_t)offset_min * 60) * 1000 + frac;
+    int64_t t = ((days * 86400 + h * 3600 + mi * 60 + se) - (int64_t)offset_min * 60) * 1000 + frac;
+    if (t < TIME_MIN_MS || t > TIME_MAX_MS) return -1;
+    *ms = t;
     return 0;
 }

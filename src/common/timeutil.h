@@ -17,9 +17,14 @@ int64_t time_now_ms(void);
 int64_t time_mono_ms(void);
 /* Writes exactly TIME_RFC3339_LEN characters and a NUL into out. */
 void time_format_rfc3339(int64_t ms, char out[TIME_RFC3339_LEN + 1]);
+/* Every date the API takes lies in this range, so every view can show it. */
+#define TIME_MIN_MS       INT64_C(0)               /* 1970-01-01T00:00:00.000Z */
+#define TIME_MAX_MS       INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
+#define TIME_RFC3339_WANT "an RFC 3339 date-time from 1970 to 9999 UTC"
 /*
  * Parses an RFC 3339 date-time (fraction optional, `Z` or `+hh:mm` offset).
- * Returns 0 and sets *ms, or -1 when the text is not one.
+ * Returns 0 and sets *ms, or -1 when the text is not one or lies outside
+ * TIME_MIN_MS..TIME_MAX_MS once its offset is applied.
  */
 int time_parse_rfc3339(const char *s, int64_t *ms);
 

@@ -533,7 +533,8 @@ static int parse_value(struct scene7_request *r, unsigned bit, const char *name,
         int64_t ms = 0;
         if (time_parse_rfc3339(t, &ms)) {
             rc = scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
-                             "'%s' must be an xsd:dateTime with a time zone", name);
+                             "'%s' must be an xsd:dateTime with a time zone, from 1970 to 9999 UTC",
+                             name);
             break;
         }
         if (bit == P_EXEC_TIME) {

@@ -178,8 +178,7 @@ int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct
         return err_set(e, TM_EINVALID, "parent_id", "'parent_id' must be a task id (32 hex)");
     int64_t sched_ms = 0;
     if (sched && time_parse_rfc3339(sched, &sched_ms))
-        return err_set(e, TM_EINVALID, "scheduled_at",
-                       "'scheduled_at' must be an RFC 3339 date-time");
+        return err_set(e, TM_EINVALID, "scheduled_at", "'scheduled_at' must be " TIME_RFC3339_WANT);
     json_t *params = json_object_get(obj, "params");
     if (params && !json_is_object(params) && !json_is_null(params))
         return err_set(e, TM_EINVALID, "params", "'params' must be an object");
@@ -449,7 +448,7 @@ void v1_list_query_init(struct list_query *q) {
 
 static int list_time(const char *key, const char *value, int64_t *out, struct tm_error *e) {
     if (time_parse_rfc3339(value, out))
-        return err_set(e, TM_EINVALID, key, "'%s' must be an RFC 3339 date-time", key);
+        return err_set(e, TM_EINVALID, key, "'%s' must be " TIME_RFC3339_WANT, key);
     return 0;
 }
 
@@ -476,6 +475,14 @@ int v1_list_query_add(struct list_query *q, const struct limits *lim, const char
         if (!id_is_valid(value))
             return err_set(e, TM_EINVALID, key, "'parent_id' must be a task id (32 hex)");
         f->parent_id = value;
+    } else if (strcmp(key, "id_prefix") == 0) {
+        size_t n = strlen(value);
+        if (n < 1 || n > ID_LEN || strspn(value, "0123456789abcdef") != n)
+            return err_set(e, TM_EINVALID, key,
+                           "'id_prefix' must be 1 to 32 lowercase hex characters");
+        memcpy(f->id_prefix, value, n + 1);
+        memcpy(f->id_prefix_end, value, n + 1);
+        f->id_prefix_end[n - 1]++; /* '9' + 1 is ':', below 'a': still the end */
     } else if (strcmp(key, "name_prefix") == 0) {
         f->name_prefix = value;
     } else if (strcmp(key, "q") == 0) {

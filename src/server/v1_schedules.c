@@ -190,11 +190,11 @@ static void schedules_backfill(struct req *r) {
     const char *fs = json_string_value(json_object_get(r->json, "from"));
     const char *ts = json_string_value(json_object_get(r->json, "to"));
     if (!fs || time_parse_rfc3339(fs, &from)) {
-        reply_error_code(r, TM_EINVALID, "from", "'from' must be an RFC 3339 date-time");
+        reply_error_code(r, TM_EINVALID, "from", "'from' must be " TIME_RFC3339_WANT);
         return;
     }
     if (!ts || time_parse_rfc3339(ts, &to)) {
-        reply_error_code(r, TM_EINVALID, "to", "'to' must be an RFC 3339 date-time");
+        reply_error_code(r, TM_EINVALID, "to", "'to' must be " TIME_RFC3339_WANT);
         return;
     }
     if (to <= from) {
@@ -229,7 +229,7 @@ static void schedules_preview(struct req *r) {
     }
     if (as && time_parse_rfc3339(as, &after)) {
         store_doc_release(&d);
-        reply_error_code(r, TM_EINVALID, "after", "'after' must be an RFC 3339 date-time");
+        reply_error_code(r, TM_EINVALID, "after", "'after' must be " TIME_RFC3339_WANT);
         return;
     }
     json_t *body = json_loads(d.body, 0, NULL);

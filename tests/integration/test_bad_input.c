@@ -79,6 +79,15 @@ static void test_wrong_types_and_unknown_fields(void) {
             "retries");
     REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"scheduled_at\":\"soon\"}", 400,
             "invalid_argument", "scheduled_at");
+    /* Dates outside 1970..9999 UTC, also when the offset carries them over. */
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"scheduled_at\":\"0000-01-01T00:00:00Z\"}", 400,
+            "invalid_argument", "scheduled_at");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"scheduled_at\":\"1969-12-31T23:59:59Z\"}", 400,
+            "invalid_argument", "scheduled_at");
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"scheduled_at\":\"9999-12-31T23:30:00-01:00\"}",
+            400, "invalid_argument", "scheduled_at");
+    REFUSED("GET", "/v1/tasks?created_after=0001-01-01T00:00:00Z", NULL, 400, "invalid_argument",
+            "created_after");
     REFUSED("POST", "/v1/tasks/batch", "{\"tasks\":{}}", 400, "invalid_argument", "tasks");
     REFUSED("POST", "/v1/tasks/batch", "{\"tasks\":[],\"x\":1}", 400, "invalid_argument", "x");
     REFUSED("POST", "/v1/tasks/batch", "{\"tasks\":[]}", 400, "invalid_argument", "tasks");

@@ -25,14 +25,16 @@ static void test_time_roundtrip(void) {
     CHECK_INT(time_parse_rfc3339("2026-11-22T17:18:57.907+01:00", &ms), 0);
     CHECK_INT(ms, 1795364337907LL);
     CHECK_INT(time_parse_rfc3339("2024-02-29T00:00:00Z", &ms), 0);
-    const char *bad[] = {"",
-                         "2026-11-22",
-                         "2026-13-01T00:00:00Z",
-                         "2023-02-29T00:00:00Z",
-                         "2026-11-22T25:00:00Z",
-                         "2026-11-22T10:00:00",
-                         "2026-11-22T10:00:00Zjunk",
-                         "2026-11-22T10:00:00.Z"};
+    CHECK_INT(time_parse_rfc3339("1970-01-01T00:00:00Z", &ms), 0);
+    CHECK_INT(ms, 0);
+    CHECK_INT(time_parse_rfc3339("9999-12-31T23:59:59.999Z", &ms), 0);
+    CHECK_INT(ms, TIME_MAX_MS);
+    const char *bad[] = {"", "2026-11-22", "2026-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
+                         "2026-11-22T25:00:00Z", "2026-11-22T10:00:00", "2026-11-22T10:00:00Zjunk",
+                         "2026-11-22T10:00:00.Z",
+                         /* outside 1970..9999 UTC */
+                         "0000-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z",
+                         "1970-01-01T00:30:00+01:00", "9999-12-31T23:59:59-00:01"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (time_parse_rfc3339(bad[i], &ms) != -1) {
             th_fail(__FILE__, __LINE__, "'%s' parsed", bad[i]);
