@@ -126,6 +126,7 @@ struct tm_list_query {
     const char *cursor; /* "next_cursor" of the previous page */
     const char *order;  /* "asc" or "desc" (the default: newest first) */
     int limit;          /* page size; 0 for the server's default (50) */
+    const char *id_prefix; /* ids that start with these lowercase hex digits */
 };
 
 /* Lists one page of tasks: *out is {"tasks": [...], "next_cursor": "..." or null}. q may be NULL.

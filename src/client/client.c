@@ -365,6 +365,7 @@ int tm_list(struct tm_client *c, const struct tm_list_query *q, json_t **out) {
         client_query_add(&rest, &len, "queue", q->queue);
         client_query_add(&rest, &len, "parent_id", q->parent_id);
         client_query_add(&rest, &len, "name_prefix", q->name_prefix);
+        client_query_add(&rest, &len, "id_prefix", q->id_prefix);
         client_query_add(&rest, &len, "created_after", q->created_after);
         client_query_add(&rest, &len, "created_before", q->created_before);
         client_query_add(&rest, &len, "updated_after", q->updated_after);

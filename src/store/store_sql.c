@@ -315,6 +315,12 @@ int sql_where(const struct sql_dialect *d, const struct task_filter *f, struct b
                        cols[i], ph);
         buf_putc(sql, ')');
     }
+    if (f->id_prefix[0]) {
+        buf_puts(sql, " AND id>=");
+        sql_put_text(d, sql, b, f->id_prefix);
+        buf_puts(sql, " AND id<");
+        sql_put_text(d, sql, b, f->id_prefix_end);
+    }
     if (f->name_prefix) {
         /* One parameter, named twice. */
         sql_bind_new(b, SQL_BIND_TEXT)->text = f->name_prefix;
