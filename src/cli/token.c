@@ -1,5 +1,5 @@
 /*
- * token: `taskmill token create|list|revoke`, managing API tokens by
+ * token: `taskmill token create|list|revoke|purge`, managing API tokens by
  * opening the store directly (docs/security.md). A running server on the
  * same store sees the change on its next request: SQLite's WAL lets this
  * process write while the server reads, and the busy timeout covers the
@@ -34,6 +34,7 @@ static void token_usage(FILE *f) {
             "                             [--expires DURATION] [--json] [--store URL]\n"
             "       taskmill token list [--json] [--store URL]\n"
             "       taskmill token revoke ID [--store URL]\n"
+            "       taskmill token purge [--store URL]\n"
             "  ROLE       admin (everything), client (submit, read and control tasks),\n"
             "             worker (claim and work tasks), reader (read only)\n"
             "  NS         the namespace the token sees (admin tokens see every one)\n"
@@ -148,6 +149,32 @@ static int token_list(const struct token_args *a) {
     return 0;
 }
 
+/* Deletes revoked and expired tokens. When none is left, the store is as
+ * if no token had ever existed: a server started on it is open again. */
+static int token_purge(const struct token_args *a) {
+    struct store *s;
+    if (token_open(a, &s)) return 1;
+    struct store_op op;
+    store_op_init(&op, STORE_OP_TOKEN_PURGE);
+    int rc = store_run(s, &op);
+    bool any = true;
+    struct tm_error e;
+    err_clear(&e);
+    if (rc) {
+        fprintf(stderr, "taskmill token: %s\n", op.err.message);
+    } else {
+        fprintf(stderr, "taskmill token: deleted %lld revoked or expired token(s)\n",
+                (long long)op.fired);
+        if (store_token_any(s, &any, &e) == 0 && !any)
+            fprintf(stderr,
+                    "taskmill token: the store holds no token now: a server started on it "
+                    "runs in open mode (loopback only) until one is created\n");
+    }
+    store_op_release(&op);
+    store_close(s);
+    return rc ? 1 : 0;
+}
+
 static int token_revoke(const struct token_args *a, const char *id) {
     if (!token_id_is_valid(id)) {
         fprintf(stderr, "taskmill token: '%s' is not a token id (16 hex characters)\n", id);
@@ -221,6 +248,7 @@ int cmd_token(int argc, char **argv) {
     if (strcmp(sub, "create") == 0 && nargs == 0) return token_create(&a);
     if (strcmp(sub, "list") == 0 && nargs == 0) return token_list(&a);
     if (strcmp(sub, "revoke") == 0 && nargs == 1) return token_revoke(&a, args[0]);
+    if (strcmp(sub, "purge") == 0 && nargs == 0) return token_purge(&a);
     fprintf(stderr, "taskmill token: unknown or incomplete command 'token %s'\n", sub);
     token_usage(stderr);
     return 2;

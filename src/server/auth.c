@@ -6,9 +6,12 @@
  * the store on every request (no cache: a revocation counts at once), its
  * secret hashed and compared in constant time. A non-admin token scopes
  * the request to its namespace (r->ns); the store applies that scope, so
- * another namespace's task is 404. With no active token in the store the
- * server is open (loopback only, see server_start) until one appears,
- * checked at most once a second; the open mode never returns. Requests
+ * another namespace's task is 404. While the store has never held a token
+ * (no row at all: revoked and expired tokens count) the server is open
+ * (loopback only, see server_start) until one appears, checked at most
+ * once a second; the open mode never returns, not even after a restart
+ * with every token revoked. Only `taskmill token purge` deleting every
+ * token reopens it. Requests
  * per token are capped by a token bucket (rate_per_token, same burst).
  * Threading: any libmicrohttpd thread. Errors: 401, 403, 429 through
  * reply_error, each with a log line naming the token id, never the secret.
@@ -128,7 +131,7 @@ static int auth_is_open(struct server *srv) {
     bool any = false;
     struct tm_error e;
     err_clear(&e);
-    if (store_token_any_active(srv->store, time_now_ms(), &any, &e)) {
+    if (store_token_any(srv->store, &any, &e)) {
         atomic_store(&srv->auth_checked_mono_ms, last);
         return -1;
     }
@@ -244,7 +247,7 @@ int auth_init(struct server *srv) {
     bool any = false;
     struct tm_error e;
     err_clear(&e);
-    if (store_token_any_active(srv->store, time_now_ms(), &any, &e)) {
+    if (store_token_any(srv->store, &any, &e)) {
         fprintf(stderr, "taskmill: cannot read the tokens: %s\n", e.message);
         return -1;
     }

@@ -714,7 +714,8 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
         store_apply_delivery_claim(s, b, op, now);
         return true;
     case STORE_OP_TOKEN_CREATE:
-    case STORE_OP_TOKEN_REVOKE: {
+    case STORE_OP_TOKEN_REVOKE:
+    case STORE_OP_TOKEN_PURGE: {
         int rc = store_token_apply(s, op, now);
         if (rc && !op->err.code) store_backend_failed(b, op, rc);
         return true;

@@ -91,6 +91,10 @@ struct task_filter {
     const char *ns;
     unsigned phases; /* bit per enum task_phase; 0 = any */
     const char *type, *queue, *parent_id, *name_prefix;
+    /* Only ids that start with id_prefix (lowercase hex, "" = any): the range
+     * [id_prefix, id_prefix_end), id_prefix_end being the prefix with its last
+     * character one higher, so the primary key's index serves it. */
+    char id_prefix[ID_LEN + 1], id_prefix_end[ID_LEN + 1];
     /* A case-insensitive (ASCII) substring of the name, the params' JSON
      * text or the error (a scan: not backed by an index); NULL = none. */
     const char *search;
@@ -178,6 +182,7 @@ enum store_op_kind {
     STORE_OP_DELIVERY_CLAIM,
     STORE_OP_TOKEN_CREATE, /* token: inserted (store_tokens.c) */
     STORE_OP_TOKEN_REVOKE, /* id: the token's id; revoked now (a repeat is fine) */
+    STORE_OP_TOKEN_PURGE,  /* revoked and expired tokens deleted; fired := how many */
     STORE_OP_RUN_NOW,      /* id: a waiting task is due now (Scene7 executeJob); else 409 */
     /* id: an operator's edit (SailPoint PATCH), all or nothing: progress
      * (has_progress) and/or the end of the task with finish_status at
@@ -254,7 +259,8 @@ struct store_op {
     bool flag;              /* SCHED_PAUSE: paused; DOC_PUT: create */
     const char *note;       /* SCHED_PAUSE */
     int64_t from_ms, to_ms; /* SCHED_BACKFILL */
-    int64_t fired, skipped; /* SCHED_BACKFILL: slots fired, slots already fired before */
+    int64_t fired, skipped; /* SCHED_BACKFILL: slots fired, slots already fired before;
+                             * TOKEN_PURGE: fired = tokens deleted */
 
     /* Outputs, valid in done(). */
     struct tm_error err; /* err.code 0 on success */
@@ -448,7 +454,9 @@ struct token;
 int store_token_get(struct store *s, const char *id, struct token **out, struct tm_error *e);
 /* Every token, oldest first. The caller frees them with tokens_free. */
 int store_token_list(struct store *s, struct token ***out, size_t *n, struct tm_error *e);
-/* Whether any token is neither revoked nor expired at now_ms. */
-int store_token_any_active(struct store *s, int64_t now_ms, bool *any, struct tm_error *e);
+/* Whether the store holds any token, revoked and expired ones too: once
+ * one has existed the server never falls back to open mode by itself
+ * (only `taskmill token purge` deleting every token reopens it). */
+int store_token_any(struct store *s, bool *any, struct tm_error *e);
 
 #endif

@@ -209,10 +209,12 @@ struct store_backend {
     int (*token_insert)(struct store *s, const struct token *t);
     /* Sets revoked_at unless already set; TM_ENOT_FOUND when no such token. */
     int (*token_revoke)(struct store *s, const char *id, int64_t now);
+    /* Deletes revoked tokens and those expired at now; *deleted := how many. */
+    int (*token_purge)(struct store *s, int64_t now, int64_t *deleted);
     /* Any thread: */
     int (*token_get)(struct store *s, const char *id, struct token **out);
     int (*token_list)(struct store *s, struct token ***out, size_t *n);
-    int (*token_any_active)(struct store *s, int64_t now, bool *any);
+    int (*token_any)(struct store *s, bool *any);
 };
 
 /* The options the store was opened with, defaults filled in (store.c). */

@@ -1352,9 +1352,10 @@ static const struct pg_stmt st_token_get = {PGS_TOKEN_GET,
                                             "SELECT " PG_TOKEN_COLS " FROM tokens WHERE id=$1"};
 static const struct pg_stmt st_token_list = {
     PGS_TOKEN_LIST, "SELECT " PG_TOKEN_COLS " FROM tokens ORDER BY created_at, id"};
-static const struct pg_stmt st_token_any = {
-    PGS_TOKEN_ANY,
-    "SELECT 1 FROM tokens WHERE revoked_at=0 AND (expires_at=0 OR expires_at>$1) LIMIT 1"};
+static const struct pg_stmt st_token_any = {PGS_TOKEN_ANY, "SELECT 1 FROM tokens LIMIT 1"};
+static const struct pg_stmt st_token_purge = {
+    PGS_TOKEN_PURGE,
+    "DELETE FROM tokens WHERE revoked_at<>0 OR (expires_at<>0 AND expires_at<=$1)"};
 
 static struct token *pg_read_token(const PGresult *r, int row) {
     struct token *t = xcalloc(1, sizeof *t);
@@ -1404,6 +1405,18 @@ static int pg_token_revoke(struct store *s, const char *id, int64_t now) {
     return rc;
 }
 
+static int pg_token_purge(struct store *s, int64_t now, int64_t *deleted) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, now);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_token_purge, &p, &r);
+    if (rc) return rc;
+    *deleted = atoll(PQcmdTuples(r));
+    PQclear(r);
+    return 0;
+}
+
 static int pg_token_get(struct store *s, const char *id, struct token **out) {
     struct pg_conn *c = pg_reader_take(s);
     if (!c) return TM_EUNAVAILABLE;
@@ -1439,12 +1452,11 @@ static int pg_token_list(struct store *s, struct token ***out, size_t *n) {
     return 0;
 }
 
-static int pg_token_any_active(struct store *s, int64_t now, bool *any) {
+static int pg_token_any(struct store *s, bool *any) {
     struct pg_conn *c = pg_reader_take(s);
     if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
-    pgp_int(&p, now);
     PGresult *r;
     int rc = pg_run(c, &st_token_any, &p, &r);
     pg_reader_give(s, c);
@@ -1514,5 +1526,6 @@ const struct store_backend store_pg_backend = {
     .token_revoke = pg_token_revoke,
     .token_get = pg_token_get,
     .token_list = pg_token_list,
-    .token_any_active = pg_token_any_active,
+    .token_purge = pg_token_purge,
+    .token_any = pg_token_any,
 };

@@ -46,6 +46,7 @@ enum pg_stmt_id {
     PGS_TOKEN_GET,
     PGS_TOKEN_LIST,
     PGS_TOKEN_ANY,
+    PGS_TOKEN_PURGE,
     PGS_EV_APPEND,
     PGS_EV_PRUNE_INFO,
     PGS_EV_DELETE,

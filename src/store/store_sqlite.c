@@ -13,12 +13,14 @@
  * migrations/sqlite, embedded at build and applied at open in one
  * transaction each; PRAGMA user_version records the last one applied.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/buf.h"
 #include "../common/embedded.h"
@@ -95,6 +97,13 @@ static int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
 static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_conn *c) {
     memset(c, 0, sizeof *c);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    /* A new database file is the owner's alone (0600): it holds token hashes
+     * and every task's params. SQLite gives its -wal and -shm files the same
+     * mode. An existing file keeps the mode its operator chose. */
+    if (writer && strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd);
+    }
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
         sq_log(c->db, path);
         sqlite3_close(c->db);
@@ -901,6 +910,20 @@ static int sq_token_revoke(struct store *s, const char *id, int64_t now) {
     return rc;
 }
 
+static int sq_token_purge(struct store *s, int64_t now, int64_t *deleted) {
+    sqlite3 *db = sq(s)->writer.db;
+    sqlite3_stmt *st;
+    if (sq_prepare(db,
+                   "DELETE FROM tokens WHERE revoked_at<>0 OR (expires_at<>0 AND expires_at<=?1)",
+                   &st))
+        return TM_EINTERNAL;
+    sqlite3_bind_int64(st, 1, now);
+    int rc = sq_step_done(db, st);
+    sqlite3_finalize(st);
+    if (rc == 0) *deleted = sqlite3_changes(db);
+    return rc;
+}
+
 static int sq_token_get(struct store *s, const char *id, struct token **out) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
@@ -955,17 +978,13 @@ static int sq_token_list(struct store *s, struct token ***out, size_t *n) {
     return ret;
 }
 
-static int sq_token_any_active(struct store *s, int64_t now, bool *any) {
+static int sq_token_any(struct store *s, bool *any) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
     sqlite3_stmt *st;
     int ret = TM_EINTERNAL;
-    if (sq_prepare(c->db,
-                   "SELECT 1 FROM tokens WHERE revoked_at=0 AND (expires_at=0 OR expires_at>?1)"
-                   " LIMIT 1",
-                   &st) == 0) {
-        sqlite3_bind_int64(st, 1, now);
+    if (sq_prepare(c->db, "SELECT 1 FROM tokens LIMIT 1", &st) == 0) {
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
             *any = rc == SQLITE_ROW;
@@ -1022,7 +1041,8 @@ const struct store_backend store_sqlite_backend = {
     .token_revoke = sq_token_revoke,
     .token_get = sq_token_get,
     .token_list = sq_token_list,
-    .token_any_active = sq_token_any_active,
+    .token_purge = sq_token_purge,
+    .token_any = sq_token_any,
     .events_append = sq_events_append,
     .events_prune_info = sq_events_prune_info,
     .events_delete = sq_events_delete,

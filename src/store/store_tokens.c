@@ -1,5 +1,5 @@
 /*
- * store_tokens: API tokens on the store's side: the create and revoke ops
+ * store_tokens: API tokens on the store's side: the create, revoke and purge ops
  * applied by the writer thread, and the reads the server makes on every
  * authenticated request.
  *
@@ -24,6 +24,7 @@ int store_token_apply(struct store *s, struct store_op *op, int64_t now) {
             return err_set(&op->err, rc, "id", "token '%s' exists already", op->token->id);
         return rc;
     }
+    if (op->kind == STORE_OP_TOKEN_PURGE) return be->token_purge(s, now, &op->fired);
     int rc = be->token_revoke(s, op->id, now);
     if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "token '%s' not found", op->id);
     return rc;
@@ -47,8 +48,8 @@ int store_token_list(struct store *s, struct token ***out, size_t *n, struct tm_
     return rc ? store_token_error(rc, e, NULL) : 0;
 }
 
-int store_token_any_active(struct store *s, int64_t now_ms, bool *any, struct tm_error *e) {
+int store_token_any(struct store *s, bool *any, struct tm_error *e) {
     *any = false;
-    int rc = store_base_of(s)->backend->token_any_active(s, now_ms, any);
+    int rc = store_base_of(s)->backend->token_any(s, any);
     return rc ? store_token_error(rc, e, NULL) : 0;
 }

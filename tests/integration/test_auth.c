@@ -6,6 +6,8 @@
  * refusal to listen on a non-loopback address without tokens.
  */
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 
 #include "harness.h"
@@ -283,6 +285,48 @@ static void test_admin_token_api(void) {
     CHECK_INT(r->status, 400);
 }
 
+/* Empties a server's log, so the next start's lines are its own. */
+static void log_clear(struct th_server *s) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/server.log", s->dir);
+    FILE *f = fopen(path, "w");
+    if (f) fclose(f);
+}
+
+static void test_revoked_tokens_keep_it_closed(void) {
+    struct th_server s2;
+    CHECK(th_server_start(&s2, NULL) == 0);
+    if (!th_backend_is_pg()) {
+        struct stat st;
+        CHECK(stat(s2.store + strlen("sqlite:"), &st) == 0);
+        CHECK_INT(st.st_mode & 0777, 0600);
+    }
+    char bearer[128], id[32], out[8192];
+    CHECK(sec_token(&s2, "admin", "default", "", bearer, id) == 0);
+    CHECK_INT(
+        sec_cli(out, sizeof out, "%s token revoke %s --store '%s' 2>&1", sec_bin(), id, s2.store),
+        0);
+    /* Every token revoked, then a restart: still closed, not open mode. */
+    th_server_stop(&s2, false);
+    log_clear(&s2);
+    CHECK(th_server_restart(&s2) == 0);
+    CHECK(sec_log_has(&s2, "authentication on"));
+    CHECK_INT(th_http(&s2, "GET", "/v1/tasks", NULL)->status, 401);
+    CHECK_INT(sec_http(&s2, bearer, "GET", "/v1/tasks", NULL)->status, 401);
+    /* The operator's deliberate way back: purge the dead tokens. */
+    CHECK_INT(sec_cli(out, sizeof out, "%s token purge --store '%s' 2>&1", sec_bin(), s2.store), 0);
+    CHECK(strstr(out, "deleted 1 revoked or expired token(s)") != NULL);
+    CHECK(strstr(out, "holds no token now") != NULL);
+    CHECK_INT(
+        sec_cli(out, sizeof out, "%s token purge extra --store '%s' 2>&1", sec_bin(), s2.store), 2);
+    th_server_stop(&s2, false);
+    log_clear(&s2);
+    CHECK(th_server_restart(&s2) == 0);
+    CHECK(sec_log_has(&s2, "authentication is off"));
+    CHECK_INT(th_http(&s2, "GET", "/v1/tasks", NULL)->status, 200);
+    th_server_free(&s2);
+}
+
 static void test_non_loopback_needs_tokens_or_flag(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--listen", "0.0.0.0:0", NULL) != 0);
@@ -330,6 +374,8 @@ static const struct th_test tests[] = {
     {"malformed credentials are refused", test_malformed_credentials},
     {"the admin token API", test_admin_token_api},
     {"the token CLI refuses bad usage", test_token_cli_usage},
+    {"only revoked tokens: a restart stays closed; purge reopens; the file is 0600",
+     test_revoked_tokens_keep_it_closed},
     {"a non-loopback address needs tokens or --insecure-no-auth",
      test_non_loopback_needs_tokens_or_flag},
     {NULL, NULL},
