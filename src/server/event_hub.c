@@ -60,7 +60,9 @@ struct sse_stream {
     int64_t cursor;
     bool live, suspended, closing, linked;
     int64_t last_write_mono;
-    bool counted; /* counted in hub->nstreams */
+    bool counted;                    /* counted in hub->nstreams */
+    char token_id[TOKEN_ID_LEN + 1]; /* "" in open mode */
+    bool revoked;                    /* its token was revoked: it ends */
     struct buf out;
     size_t out_off;
     struct sse_stream *prev, *next;
@@ -381,6 +383,12 @@ static bool sse_fill(struct sse_stream *st) {
         pthread_mutex_unlock(&h->lock);
         return true;
     }
+    if (st->revoked) {
+        buf_puts(&st->out, ": the token was revoked or has expired\n\n");
+        st->closing = true;
+        pthread_mutex_unlock(&h->lock);
+        return true;
+    }
     if (st->cursor < h->floor) {
         if (st->live) {
             atomic_fetch_add(&h->slow_disconnects, 1);
@@ -460,6 +468,36 @@ static void sse_free(void *cls) {
     free(st);
 }
 
+size_t event_hub_stream_tokens(struct event_hub *h, char (*out)[TOKEN_ID_LEN + 1], size_t max) {
+    size_t n = 0;
+    pthread_mutex_lock(&h->lock);
+    for (struct sse_stream *st = h->streams; st && n < max; st = st->next) {
+        if (!st->token_id[0]) continue;
+        bool seen = false;
+        for (size_t i = 0; i < n && !seen; i++)
+            seen = strcmp(out[i], st->token_id) == 0;
+        if (!seen) memcpy(out[n++], st->token_id, TOKEN_ID_LEN + 1);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+size_t event_hub_end_token(struct event_hub *h, const char *token_id) {
+    size_t n = 0;
+    pthread_mutex_lock(&h->lock);
+    for (struct sse_stream *st = h->streams; st; st = st->next) {
+        if (st->revoked || strcmp(st->token_id, token_id) != 0) continue;
+        st->revoked = true;
+        n++;
+        if (st->suspended) {
+            st->suspended = false;
+            MHD_resume_connection(st->conn);
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
 void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filter *f,
                             int64_t cursor, const char *first) {
     /* Count the stream before spending anything on it; give the slot back
@@ -476,6 +514,7 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
     struct sse_stream *st = xcalloc(1, sizeof *st);
     st->counted = true;
     st->hub = h;
+    memcpy(st->token_id, r->token_id, sizeof st->token_id);
     st->conn = r->conn;
     st->filter = *f;
     memset(f, 0, sizeof *f);

@@ -69,6 +69,12 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
 /* "Now" for a stream that starts from the present: the last seq committed
  * (the store's head, or the hub's last published seq if that is later). */
 int64_t event_hub_now(struct event_hub *h);
+/* The distinct tokens that hold streams open (at most max), for the
+ * revocation watch (auth_watch.c); open-mode streams have none. */
+size_t event_hub_stream_tokens(struct event_hub *h, char (*out)[TOKEN_ID_LEN + 1], size_t max);
+/* Ends every stream opened with token_id (a last comment says why);
+ * returns how many. */
+size_t event_hub_end_token(struct event_hub *h, const char *token_id);
 /* Writes one SSE frame for a store event. */
 void sse_frame_write(struct buf *b, const struct store_event *ev);
 

@@ -277,6 +277,7 @@ void req_submit(struct req *r, handler_fn on_resume) {
     /* Who asked, for the events of the change: the token, or "open" in open mode. */
     if (!r->op.actor) r->op.actor = r->token_id[0] ? r->token_id : "open";
     if (r->op.deadline_ms > 0 && !req_waiter_admit(r)) return;
+    if (r->op.deadline_ms > 0) auth_wait_add(r, &r->op, 1);
     r->on_resume = on_resume;
     r->op.done = req_op_done;
     r->op.udata = r;
@@ -292,11 +293,14 @@ static void req_many_done(struct store_op *op) {
 
 void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn on_resume) {
     size_t todo = 0;
+    bool waits = false;
     for (size_t i = 0; i < n; i++) {
         if (ops[i].err.code) continue;
         todo++;
         if (ops[i].deadline_ms > 0 && !req_waiter_admit(r)) return;
+        waits |= ops[i].deadline_ms > 0;
     }
+    if (waits) auth_wait_add(r, ops, n);
     const char *actor = r->token_id[0] ? r->token_id : "open";
     r->on_resume = on_resume;
     atomic_store(&r->ops_left, todo);
@@ -449,6 +453,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     (void)toe;
     struct req *r = *con_cls;
     if (!r) return;
+    auth_wait_remove(r);
     store_op_release(&r->op);
     if (r->waiter_counted) atomic_fetch_sub(&r->srv->waiters, 1);
     if (r->waiter_token_counted) token_waiters_give(r->srv, r->token_id);
@@ -574,6 +579,7 @@ static int server_load_tls(struct server *srv) {
 
 static void server_free(struct server *srv) {
     if (srv->listen_fd >= 0) close(srv->listen_fd);
+    auth_watch_stop(srv);
     event_hub_stop(srv->hub);
     webhook_sender_stop(srv->webhooks);
     store_close(srv->store);
@@ -586,6 +592,7 @@ static void server_free(struct server *srv) {
         free(w);
     }
     pthread_mutex_destroy(&srv->waiters_lock);
+    pthread_mutex_destroy(&srv->wait_lock);
     if (srv->tls_key) memset(srv->tls_key, 0, strlen(srv->tls_key));
     free(srv->tls_key);
     free(srv->tls_cert);
@@ -595,6 +602,7 @@ static void server_free(struct server *srv) {
 int server_start(const struct server_config *cfg, struct server **out) {
     struct server *srv = xcalloc(1, sizeof *srv);
     pthread_mutex_init(&srv->waiters_lock, NULL);
+    pthread_mutex_init(&srv->wait_lock, NULL);
     srv->cfg = *cfg;
     srv->listen_fd = -1;
     struct tm_error e;
@@ -619,6 +627,7 @@ int server_start(const struct server_config *cfg, struct server **out) {
     srv->webhooks = webhook_sender_new(srv->store, &cfg->events);
     srv->hub = event_hub_new(srv->store, &cfg->events, cfg->limits.streams_max, webhook_sender_wake,
                              srv->webhooks);
+    if (auth_watch_start(srv)) goto fail;
     char bound[300];
     srv->listen_fd = http_listen(cfg->listen, cfg->reuse_port, bound, sizeof bound);
     if (srv->listen_fd < 0) goto fail;
@@ -681,6 +690,7 @@ void server_stop(struct server *srv) {
      * socket, and the loser aborts the process ("Failed to remove listen FD
      * from epoll set"). */
     atomic_store(&srv->stopping, true);
+    auth_watch_stop(srv);
     /* Event streams end; the webhook sender stops before the store it writes to. */
     event_hub_stop(srv->hub);
     webhook_sender_stop(srv->webhooks);

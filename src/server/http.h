@@ -133,7 +133,12 @@ struct req {
     char *ns_owned;                  /* the token's namespace; r->ns points here */
     bool waiter_counted;             /* counted against limits.waiters_max */
     bool waiter_token_counted;       /* and against limits.waiters_per_token_max */
-    error_writer_fn write_error;     /* the path's API error shape; NULL = v1 */
+    /* auth_watch.c: listed while it waits with a token. */
+    struct store_op *wait_ops;
+    size_t nwait_ops;
+    struct req *wait_prev, *wait_next;
+    bool wait_listed;
+    error_writer_fn write_error; /* the path's API error shape; NULL = v1 */
     /* A handler's own allocation, freed with the request (owned_free(owned)). */
     void *owned;
     void (*owned_free)(void *p);

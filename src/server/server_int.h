@@ -30,6 +30,13 @@ struct server {
      * only tokens with a request parked right now are in it. */
     pthread_mutex_t waiters_lock;
     struct token_waiters *token_waiters;
+    /* auth_watch.c: waiting requests with a token, and the thread that
+     * cuts them when the token is revoked or expires. */
+    pthread_mutex_t wait_lock;
+    struct req *wait_list;
+    pthread_cond_t watch_cond;
+    pthread_t watch_thread;
+    bool watch_started, watch_cond_ready, watch_stopping;
     char *tls_cert, *tls_key; /* PEM, kept while libmicrohttpd runs */
 
     struct event_hub *hub;           /* event_hub.c: SSE streams */
@@ -48,6 +55,15 @@ int auth_check(struct req *r, unsigned perm);
 /* Reads whether the store holds tokens (open mode when not). 0 or -1. */
 int auth_init(struct server *srv);
 void auth_release(struct server *srv);
+
+/* auth_watch.c: lists a waiting request (its ops[0..n) that wait, kept
+ * alive until it is removed) under its token, if it has one; removes it
+ * before libmicrohttpd frees it. The watch answers those ops with 401 and
+ * ends the token's event streams within a second of a revocation. */
+void auth_wait_add(struct req *r, struct store_op *ops, size_t n);
+void auth_wait_remove(struct req *r);
+int auth_watch_start(struct server *srv);
+void auth_watch_stop(struct server *srv);
 
 /* v1_queues.c: the queue name in the path (r->param[0]), or NULL after a 400 naming 'queue'. */
 const char *v1_path_queue(struct req *r);

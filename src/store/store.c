@@ -31,6 +31,7 @@
 #include "store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -922,7 +923,8 @@ static void store_settle_parked(struct store *s, struct batch *b, const struct s
         struct store_op **pp = lists[l];
         while (*pp) {
             struct store_op *op = *pp;
-            bool fire = op->taken || stopping || op->deadline_ms <= mono;
+            int cancel = atomic_load(&op->cancel_code);
+            bool fire = op->taken || stopping || cancel || op->deadline_ms <= mono;
             if (!fire && op->kind == STORE_OP_WATCH)
                 fire = store_watch_fires(op, b->changed, b->nchanged) ||
                        (remote && store_watch_fires(op, remote->changed, remote->nchanged));
@@ -936,6 +938,8 @@ static void store_settle_parked(struct store *s, struct batch *b, const struct s
                 op->taken = false;
             } else if (stopping) {
                 err_set(&op->err, TM_EUNAVAILABLE, "", "the server is stopping");
+            } else if (cancel) {
+                err_set(&op->err, cancel, "", "%s", op->cancel_message);
             } else if (op->kind == STORE_OP_WATCH) {
                 int rc = s->base.backend->get(s, op->ns, op->id, &op->task);
                 if (rc == TM_ENOT_FOUND)
@@ -1539,6 +1543,15 @@ void store_op_release(struct store_op *op) {
     op->task = NULL;
     deliveries_free(op->claimed_delivery, op->claimed_delivery ? 1 : 0);
     op->claimed_delivery = NULL;
+}
+
+void store_op_cancel(struct store *s, struct store_op *op, int code, const char *message) {
+    if (atomic_load(&op->cancel_code)) return;
+    snprintf(op->cancel_message, sizeof op->cancel_message, "%s", message);
+    atomic_store(&op->cancel_code, code);
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
 }
 
 void store_submit(struct store *s, struct store_op *op) {

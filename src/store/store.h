@@ -278,6 +278,9 @@ struct store_op {
     bool parked;
     bool park;  /* wants to park once its batch commits */
     bool taken; /* a parked claim served by the running batch */
+    /* store_op_cancel: when set, a parked op is answered with this error. */
+    _Atomic int cancel_code;
+    char cancel_message[96];
 };
 
 void store_op_init(struct store_op *op, enum store_op_kind kind);
@@ -287,6 +290,11 @@ void store_op_release(struct store_op *op);
 void store_submit(struct store *s, struct store_op *op);
 /* Submits and waits for done (for tools and tests). Returns op->err.code. */
 int store_run(struct store *s, struct store_op *op);
+/* Asks the writer to answer a waiting op (a parked claim or watch) at once
+ * with error `code` and `message` (e.g. its token was revoked); one that
+ * parks later is answered as it parks. No effect on an op that does not
+ * wait. Any thread; the caller keeps op alive until its done() as always. */
+void store_op_cancel(struct store *s, struct store_op *op, int code, const char *message);
 
 /* Counters for /metrics. */
 struct store_stats {

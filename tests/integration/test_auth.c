@@ -5,6 +5,7 @@
  * revoked, expired and malformed tokens refused; the admin token API; the
  * refusal to listen on a non-loopback address without tokens.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 
 #include "harness.h"
 #include "sec_util.h"
+#include "sse_client.h"
 
 static struct th_server srv;
 
@@ -285,6 +287,68 @@ static void test_admin_token_api(void) {
     CHECK_INT(r->status, 400);
 }
 
+struct claim_arg {
+    const char *bearer;
+    long status;
+};
+
+static void *claim_waiting(void *p) {
+    struct claim_arg *a = p;
+    a->status = sec_http(&srv, a->bearer, "POST", "/v1/queues/revq/claim",
+                         "{\"worker\":\"w1\",\"wait_seconds\":30}")
+                    ->status;
+    th_http(NULL, NULL, NULL, NULL); /* frees this thread's handle */
+    return NULL;
+}
+
+/* Waits (up to 10 s) until /metrics shows `line`. */
+static bool metrics_show(const char *line) {
+    for (int i = 0; i < 200; i++) {
+        struct th_resp *r = sec_http(&srv, tok[ADMIN], "GET", "/metrics", NULL);
+        if (r->status == 200 && strstr(r->body, line)) return true;
+        th_sleep_ms(50);
+    }
+    return false;
+}
+
+static void test_revocation_ends_streams_and_waits(void) {
+    char worker[128], wid[32], reader[128], rid[32], out[8192], hdr[200];
+    CHECK(sec_token(&srv, "worker", "acme", "", worker, wid) == 0);
+    CHECK(sec_token(&srv, "reader", "acme", "", reader, rid) == 0);
+    /* An event stream of the reader's, and a claim of the worker's parked for 30 s. */
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", reader);
+    struct sse_conn c;
+    CHECK(sse_open_with(&c, srv.url, "/v1/events", -1, 0, hdr) == 0);
+    struct sse_event ev = {.id = -1};
+    CHECK_INT(sse_next(&c, &ev, 300), 0);
+    CHECK_INT(c.status, 200);
+    pthread_t th;
+    struct claim_arg a = {worker, 0};
+    CHECK(pthread_create(&th, NULL, claim_waiting, &a) == 0);
+    CHECK(metrics_show("taskmill_parked_claims 1"));
+    CHECK_INT(
+        sec_cli(out, sizeof out, "%s token revoke %s --store '%s' 2>&1", sec_bin(), rid, srv.store),
+        0);
+    CHECK_INT(
+        sec_cli(out, sizeof out, "%s token revoke %s --store '%s' 2>&1", sec_bin(), wid, srv.store),
+        0);
+    /* Both end long before their own time: the stream with a last comment,
+     * the claim with 401 instead of 204 after 30 s. */
+    CHECK_INT(sse_next(&c, &ev, 10000), -1);
+    CHECK(strstr(c.last_comment, "the token was revoked") != NULL);
+    pthread_join(th, NULL);
+    CHECK_INT(a.status, 401);
+    CHECK(sec_log_has(&srv, "1 waiting request(s) answered 401"));
+    sse_event_clear(&ev);
+    sse_close(&c);
+    /* A new stream with the revoked token is refused. */
+    CHECK(sse_open_with(&c, srv.url, "/v1/events", -1, 0, hdr) == 0);
+    CHECK_INT(sse_next(&c, &ev, 5000), -1);
+    CHECK_INT(c.status, 401);
+    sse_event_clear(&ev);
+    sse_close(&c);
+}
+
 /* Empties a server's log, so the next start's lines are its own. */
 static void log_clear(struct th_server *s) {
     char path[400];
@@ -374,6 +438,8 @@ static const struct th_test tests[] = {
     {"malformed credentials are refused", test_malformed_credentials},
     {"the admin token API", test_admin_token_api},
     {"the token CLI refuses bad usage", test_token_cli_usage},
+    {"revoking a token ends its event streams and parked claims",
+     test_revocation_ends_streams_and_waits},
     {"only revoked tokens: a restart stays closed; purge reopens; the file is 0600",
      test_revoked_tokens_keep_it_closed},
     {"a non-loopback address needs tokens or --insecure-no-auth",
