@@ -123,9 +123,9 @@ struct tm_list_query {
     const char *name_prefix;
     const char *created_after, *created_before;
     const char *updated_after, *updated_before;
-    const char *cursor; /* "next_cursor" of the previous page */
-    const char *order;  /* "asc" or "desc" (the default: newest first) */
-    int limit;          /* page size; 0 for the server's default (50) */
+    const char *cursor;    /* "next_cursor" of the previous page */
+    const char *order;     /* "asc" or "desc" (the default: newest first) */
+    int limit;             /* page size; 0 for the server's default (50) */
     const char *id_prefix; /* ids that start with these lowercase hex digits */
 };
 
@@ -199,6 +199,13 @@ TM_API size_t tm_watch_active(const struct tm_watch *w);
 TM_API int tm_watch_next(struct tm_watch *w, int timeout_ms, json_t **task);
 /* The id of the task tm_watch_next last reported (a change or an error), or NULL. */
 TM_API const char *tm_watch_last_id(const struct tm_watch *w);
+/*
+ * How long, in milliseconds, the server has not answered for task `id`
+ * (its stream was cut and reconnecting fails), or 0 while it answers or
+ * the task is not followed. For showing "reconnecting" instead of a
+ * frozen state; it says nothing about the task itself.
+ */
+TM_API int64_t tm_watch_lost_ms(const struct tm_watch *w, const char *id);
 
 /* ---- Workers ---- */
 

@@ -20,8 +20,10 @@ int cmd_cancel(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
 int cmd_work(int argc, char **argv);
 int cmd_queue(int argc, char **argv);      /* cmd_queue.c */
+int cmd_queues(int argc, char **argv);     /* cmd_queue.c: `queue list`, or `queue VERB` */
 int cmd_schedule(int argc, char **argv);   /* cmd_schedule.c */
 int cmd_definition(int argc, char **argv); /* cmd_schedule.c */
 

@@ -5,9 +5,13 @@
  */
 #include "cli_client.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "../common/timeutil.h"
 
 struct tm_client *cli_client_new(const char *server) {
     const char *url = server && *server ? server : getenv("TASKMILL_URL");
@@ -33,10 +37,135 @@ int cli_exit_for(int code) {
 }
 
 int cli_client_error(const char *cmd, struct tm_client *c, const char *what) {
+    return cli_client_error_flags(cmd, c, what, NULL);
+}
+
+int cli_client_error_flags(const char *cmd, struct tm_client *c, const char *what,
+                           const struct cli_flag *flags) {
     const struct tm_client_error *e = tm_client_last_error(c);
-    fprintf(stderr, "taskmill %s: %s%s%s\n", cmd, what ? what : "", what ? ": " : "",
-            e->message[0] ? e->message : tm_strerror(e->code));
+    const char *msg = e->message[0] ? e->message : tm_strerror(e->code);
+    const struct cli_flag *f = flags;
+    while (f && f->field && strcmp(f->field, e->field) != 0)
+        f++;
+    char said[1024];
+    if (f && f->field && e->field[0]) {
+        /* Every "'field'" of the message becomes "'--flag'". */
+        char quoted[80];
+        snprintf(quoted, sizeof quoted, "'%s'", f->field);
+        size_t n = 0, qlen = strlen(quoted);
+        for (const char *p = msg; *p && n + 1 < sizeof said;) {
+            if (strncmp(p, quoted, qlen) == 0) {
+                n += (size_t)snprintf(said + n, sizeof said - n, "'%s'", f->flag);
+                if (n >= sizeof said) n = sizeof said - 1;
+                p += qlen;
+            } else {
+                said[n++] = *p++;
+            }
+        }
+        said[n] = '\0';
+        if (!strstr(said, f->flag)) snprintf(said, sizeof said, "'%s': %s", f->flag, msg);
+        msg = said;
+    }
+    fprintf(stderr, "taskmill %s: %s%s%s\n", cmd, what ? what : "", what ? ": " : "", msg);
     return cli_exit_for(e->code);
+}
+
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *opts) {
+    int idx = -1;
+    int ch = getopt_long(argc, argv, shortopts, opts, &idx);
+    if (ch == -1 || ch == '?' || ch == ':' || idx < 0) return ch;
+    /* The word the option was read from: the one before its separate argument, if any. */
+    const char *word =
+        optarg && optind >= 2 && optarg == argv[optind - 1] ? argv[optind - 2] : argv[optind - 1];
+    size_t n = strncmp(word, "--", 2) == 0 ? strcspn(word + 2, "=") : 0;
+    if (n == strlen(opts[idx].name) && strncmp(word + 2, opts[idx].name, n) == 0) return ch;
+    fprintf(stderr, "taskmill %s: unknown option '%.*s' (options are not abbreviated: '--%s'?)\n",
+            cmd, (int)(n + 2), word, opts[idx].name);
+    return '?';
+}
+
+int cli_short_id_len(char *const *ids, size_t n, size_t i) {
+    size_t len = CLI_SHORT_ID_MIN, full = strlen(ids[i]);
+    for (size_t j = 0; j < n; j++) {
+        if (j == i || strcmp(ids[i], ids[j]) == 0) continue;
+        size_t common = 0;
+        while (ids[i][common] && ids[i][common] == ids[j][common])
+            common++;
+        if (common + 1 > len) len = common + 1;
+    }
+    return (int)(len < full ? len : full);
+}
+
+int cli_resolve_id(const char *cmd, struct tm_client *c, const char *arg, char out[TM_ID_MAX]) {
+    size_t n = strlen(arg);
+    if (n == 0 || n >= TM_ID_MAX - 1 || strspn(arg, "0123456789abcdef") != n) {
+        snprintf(out, TM_ID_MAX, "%s", arg); /* a whole id, or not an id: the server says */
+        if (n >= TM_ID_MAX) {
+            fprintf(stderr, "taskmill %s: '%.40s...' is not a task id\n", cmd, arg);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    }
+    if (n < CLI_ID_PREFIX_MIN) {
+        fprintf(stderr,
+                "taskmill %s: '%s' is too short for an id prefix (at least %d hex digits)\n", cmd,
+                arg, CLI_ID_PREFIX_MIN);
+        return CLI_EXIT_USAGE;
+    }
+    struct tm_list_query q = {.id_prefix = arg, .limit = 3};
+    json_t *page = NULL;
+    if (tm_list(c, &q, &page)) return cli_client_error(cmd, c, NULL);
+    json_t *tasks = json_object_get(page, "tasks");
+    size_t found = json_array_size(tasks);
+    const char *first = json_string_value(json_object_get(json_array_get(tasks, 0), "id"));
+    const char *second = json_string_value(json_object_get(json_array_get(tasks, 1), "id"));
+    int rc = 0;
+    if (found == 0 || !first) {
+        fprintf(stderr, "taskmill %s: no task has an id that starts with '%s'\n", cmd, arg);
+        rc = CLI_EXIT_NOT_FOUND;
+    } else if (found > 1) {
+        fprintf(stderr,
+                "taskmill %s: id prefix '%s' is ambiguous: it matches %s, %s%s; give more "
+                "digits\n",
+                cmd, arg, first, second ? second : "?", found > 2 ? " and more" : "");
+        rc = CLI_EXIT_USAGE;
+    } else {
+        snprintf(out, TM_ID_MAX, "%s", first);
+    }
+    json_decref(page);
+    return rc;
+}
+
+int cli_parse_time(const char *cmd, const char *flag, const char *value, char out[32]) {
+    const char *s = value;
+    if (s[0] == '+' || s[0] == '-') {
+        char *end;
+        errno = 0;
+        long long n = strtoll(s + 1, &end, 10);
+        int64_t unit = 0;
+        if (end != s + 1 && s[1] >= '0' && s[1] <= '9' && end[0] && !end[1])
+            unit = end[0] == 's'   ? 1000
+                   : end[0] == 'm' ? 60000
+                   : end[0] == 'h' ? 3600000
+                   : end[0] == 'd' ? 86400000
+                                   : 0;
+        if (!errno && unit && n <= 3650LL * 86400) {
+            time_format_rfc3339(time_now_ms() + (s[0] == '-' ? -1 : 1) * (int64_t)n * unit, out);
+            return 0;
+        }
+    } else {
+        int64_t ms;
+        if (time_parse_rfc3339(s, &ms) == 0) {
+            time_format_rfc3339(ms, out);
+            return 0;
+        }
+    }
+    fprintf(stderr,
+            "taskmill %s: '%s %s' must be RFC 3339 (2026-03-01T09:00:00Z) or relative to now: "
+            "+N or -N with s, m, h or d (+1h, -30m)\n",
+            cmd, flag, value);
+    return -1;
 }
 
 void cli_print_json(const json_t *v) {
@@ -56,7 +185,7 @@ int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, con
     *json = false;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+    while ((ch = cli_getopt(argv[0], argc, argv, "s:jh", opts)) != -1) {
         switch (ch) {
         case 's':
             *server = optarg;

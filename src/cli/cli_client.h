@@ -11,8 +11,10 @@
 #ifndef TASKMILL_CLI_CLIENT_H
 #define TASKMILL_CLI_CLIENT_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "taskmill.h"
 
@@ -46,6 +48,61 @@ int cli_client_error(const char *cmd, struct tm_client *c, const char *what);
 int cli_exit_for(int code);
 /* Adds "KEY=VALUE" (a string) or "KEY:=JSON" to params; -1 after a message naming cmd. */
 int cli_param_add(const char *cmd, json_t *params, const char *arg);
+/*
+ * getopt_long for the subcommands, except that a long option must be
+ * spelt out: getopt_long takes any unambiguous prefix (`--prio` for
+ * `--priority`), which hides typos in scripts. A prefix is refused with a
+ * message naming what was typed and the option it would have meant, and
+ * '?' is returned as for any unknown option.
+ */
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *opts);
+
+/* The flag a command's user typed for an API field: {"scheduled_at", "--at"}. */
+struct cli_flag {
+    const char *field, *flag;
+};
+/*
+ * As cli_client_error, but when the server named a field that `flags`
+ * (ended by {NULL, NULL}) maps to a flag, the message names the flag the
+ * user typed instead of the field: "'--at' must be ..." for "'scheduled_at'
+ * must be ...".
+ */
+int cli_client_error_flags(const char *cmd, struct tm_client *c, const char *what,
+                           const struct cli_flag *flags);
+
+/* The shortest id prefix `taskmill` prints (the first 12 digits are the
+ * creation time in ms): watch and work print at least this much. */
+#define CLI_SHORT_ID_MIN 12
+/* How many digits of ids[i] tell it apart from every other id of ids, at
+ * least CLI_SHORT_ID_MIN (git's short ids, among what is shown). */
+int cli_short_id_len(char *const *ids, size_t n, size_t i);
+/* The fewest digits a prefix given for an id must have. */
+#define CLI_ID_PREFIX_MIN 4
+/*
+ * Turns what the user typed for a task id into the id: a whole id as it
+ * is; a shorter run of hex digits (at least CLI_ID_PREFIX_MIN) into the one
+ * task whose id starts with it. Anything else is passed on as typed (the
+ * server says what is wrong). Returns 0 with out set, or prints
+ * "taskmill CMD: ..." and returns the exit code: not found (3), ambiguous
+ * (2, naming the first matches), too short (2), or the list request's.
+ */
+int cli_resolve_id(const char *cmd, struct tm_client *c, const char *arg, char out[TM_ID_MAX]);
+
+/*
+ * A time flag: RFC 3339, or relative to now: "+30s", "+5m", "+2h", "+1d"
+ * ahead, or with '-' that long ago. Writes RFC 3339 (UTC, ms) into out.
+ * Returns 0, or -1 after a message naming `flag` as typed.
+ */
+int cli_parse_time(const char *cmd, const char *flag, const char *value, char out[32]);
+
+/*
+ * A task's state in words for tables and bars (cmd_task.c): the phase,
+ * " (paused)" when paused, and for a waiting task its time ("waiting
+ * 14:03:00Z", or "waiting 12-04 09:00Z" on another day, UTC).
+ */
+void cli_task_state(const json_t *t, int64_t now_ms, char *out, size_t n);
+
 /* Prints a JSON value on stdout, indented, with a newline. */
 void cli_print_json(const json_t *v);
 

@@ -13,10 +13,11 @@
 #include "cli_client.h"
 
 static const char queue_usage[] =
-    "usage: taskmill queue list [--server URL] [--json]\n"
-    "       taskmill queue pause|resume [--server URL] [--json] QUEUE...\n"
-    "  list: each queue's state (active or paused) and its tasks per phase.\n"
-    "  pause: the queue hands out no task until resumed (admin tokens only).\n";
+    "usage: taskmill queues [list] [--server URL] [--json]\n"
+    "       taskmill queues pause|resume [--server URL] [--json] QUEUE...\n"
+    "  list (the default): each queue's state (active or paused) and its tasks per\n"
+    "  phase. pause: the queue hands out no task until resumed (admin tokens only).\n"
+    "  'taskmill queue' is the same command.\n";
 
 static long long count_of(const json_t *q, const char *phase) {
     return (long long)json_integer_value(json_object_get(json_object_get(q, "counts"), phase));
@@ -51,6 +52,7 @@ int cmd_queue(int argc, char **argv) {
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
     const char *verb = argv[1];
+    if (strcmp(verb, "ls") == 0) verb = "list";
     bool list = strcmp(verb, "list") == 0, pause = strcmp(verb, "pause") == 0;
     if (!list && !pause && strcmp(verb, "resume") != 0) {
         fprintf(stderr, "taskmill queue: unknown subcommand '%s'\n", verb);
@@ -69,7 +71,7 @@ int cmd_queue(int argc, char **argv) {
     optind = 1;
     argc--;
     argv++; /* argv[0] is now the subcommand */
-    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+    while ((ch = cli_getopt("queue", argc, argv, "s:jh", opts)) != -1) {
         switch (ch) {
         case 's':
             server = optarg;
@@ -110,4 +112,21 @@ int cmd_queue(int argc, char **argv) {
     }
     tm_client_free(c);
     return rc;
+}
+
+int cmd_queues(int argc, char **argv) {
+    /* `taskmill queues` and `taskmill queues --json` list; a verb works as for `queue`. */
+    if (argc < 2 || argv[1][0] == '-') {
+        char *args[64];
+        int n = 0;
+        args[n++] = argv[0];
+        args[n++] = (char *)"list";
+        for (int i = 1; i < argc && n < 63; i++)
+            args[n++] = argv[i];
+        args[n] = NULL;
+        if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+            return cmd_queue(argc, argv);
+        return cmd_queue(n, args);
+    }
+    return cmd_queue(argc, argv);
 }

@@ -77,7 +77,7 @@ static int sched_parse_args(int argc, char **argv, const char *cmd, const char *
     a->params = json_object();
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+    while ((ch = cli_getopt(cmd, argc, argv, "s:jh", opts)) != -1) {
         switch (ch) {
         case 's':
             a->server = optarg;

@@ -87,30 +87,6 @@ int cli_param_add(const char *cmd, json_t *params, const char *arg) {
     return 0;
 }
 
-/* "+30s" / "+5m" / "+2h" / "+1d" from now, or an RFC 3339 time, into RFC 3339. */
-static int submit_parse_at(const char *s, char out[TIME_RFC3339_LEN + 1]) {
-    int64_t ms;
-    if (s[0] == '+') {
-        char *end;
-        errno = 0;
-        long long n = strtoll(s + 1, &end, 10);
-        int64_t unit = 0;
-        if (end != s + 1 && end[0] && !end[1]) {
-            unit = end[0] == 's'   ? 1000
-                   : end[0] == 'm' ? 60000
-                   : end[0] == 'h' ? 3600000
-                   : end[0] == 'd' ? 86400000
-                                   : 0;
-        }
-        if (errno || !unit || n < 0 || n > 3650LL * 86400) return -1;
-        time_format_rfc3339(time_now_ms() + (int64_t)n * unit, out);
-        return 0;
-    }
-    if (time_parse_rfc3339(s, &ms)) return -1;
-    time_format_rfc3339(ms, out);
-    return 0;
-}
-
 /* An integer flag in [min, max]. */
 static int parse_int_flag(const char *cmd, const char *flag, const char *v, long long min,
                           long long max, long long *out) {
@@ -125,6 +101,21 @@ static int parse_int_flag(const char *cmd, const char *flag, const char *v, long
     *out = n;
     return 0;
 }
+
+/* The API fields of a submit, as the user typed them. */
+static const struct cli_flag submit_flags[] = {
+    {"type", "TYPE"},
+    {"name", "--name"},
+    {"description", "--description"},
+    {"queue", "--queue"},
+    {"priority", "--priority"},
+    {"params", "--param"},
+    {"parent_id", "--parent"},
+    {"max_retries", "--max-retries"},
+    {"scheduled_at", "--at"},
+    {"paused", "--paused"},
+    {NULL, NULL},
+};
 
 int cmd_submit(int argc, char **argv) {
     static const struct option opts[] = {
@@ -145,13 +136,13 @@ int cmd_submit(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *server = NULL, *key = NULL;
+    const char *server = NULL, *key = NULL, *parent = NULL;
     bool wait = false, json = false;
     json_t *task = json_object(), *params = json_object(), *file_params = NULL;
     int rc = CLI_EXIT_USAGE, ch;
     long long n;
-    char at[TIME_RFC3339_LEN + 1];
-    while ((ch = getopt_long(argc, argv, "s:n:d:q:P:p:F:r:m:a:k:zwjh", opts, NULL)) != -1) {
+    char at[32];
+    while ((ch = cli_getopt("submit", argc, argv, "s:n:d:q:P:p:F:r:m:a:k:zwjh", opts)) != -1) {
         switch (ch) {
         case 's':
             server = optarg;
@@ -166,7 +157,7 @@ int cmd_submit(int argc, char **argv) {
             json_object_set_new(task, "queue", json_string(optarg));
             break;
         case 'r':
-            json_object_set_new(task, "parent_id", json_string(optarg));
+            parent = optarg;
             break;
         case 'k':
             key = optarg;
@@ -197,11 +188,7 @@ int cmd_submit(int argc, char **argv) {
             if (submit_load_params(optarg, &file_params)) goto out;
             break;
         case 'a':
-            if (submit_parse_at(optarg, at)) {
-                fprintf(stderr, "taskmill submit: '--at %s' must be RFC 3339 or +N[smhd]\n",
-                        optarg);
-                goto out;
-            }
+            if (cli_parse_time("submit", "--at", optarg, at)) goto out;
             json_object_set_new(task, "scheduled_at", json_string(at));
             break;
         case 'h':
@@ -223,9 +210,17 @@ int cmd_submit(int argc, char **argv) {
     if (json_object_size(all)) json_object_set(task, "params", all);
 
     struct tm_client *c = cli_client_new(server);
+    if (parent) {
+        char pid[TM_ID_MAX];
+        if ((rc = cli_resolve_id("submit", c, parent, pid))) {
+            tm_client_free(c);
+            goto out;
+        }
+        json_object_set_new(task, "parent_id", json_string(pid));
+    }
     json_t *out = NULL;
     if (tm_submit(c, task, key, &out)) {
-        rc = cli_client_error("submit", c, NULL);
+        rc = cli_client_error_flags("submit", c, NULL, submit_flags);
         tm_client_free(c);
         goto out;
     }
@@ -327,13 +322,18 @@ static void get_print(const json_t *t) {
 int cmd_get(int argc, char **argv) {
     const char *server;
     bool json;
-    int stop = cli_parse_id_args(argc, argv, "usage: taskmill get [--server URL] [--json] ID\n",
+    int stop = cli_parse_id_args(argc, argv,
+                                 "usage: taskmill get [--server URL] [--json] ID\n"
+                                 "  ID may be any unique prefix of at least 4 digits.\n",
                                  true, &server, &json);
     if (stop >= 0) return stop;
     struct tm_client *c = cli_client_new(server);
     json_t *t = NULL;
-    int rc = tm_get(c, argv[optind], &t);
+    char id[TM_ID_MAX];
+    int rc = cli_resolve_id("get", c, argv[optind], id);
     if (rc) {
+        /* said */
+    } else if (tm_get(c, id, &t)) {
         rc = cli_client_error("get", c, NULL);
     } else if (json) {
         cli_print_json(t);
@@ -355,17 +355,80 @@ static void list_usage(FILE *f) {
         "                     [--updated-after TIME] [--updated-before TIME] [--limit N]\n"
         "                     [--cursor C] [--order asc|desc] [--all] [--json] [--server URL]\n"
         "  Newest first by default. Without --all, prints one page and, when there are\n"
-        "  more, the cursor of the next on standard error.\n");
+        "  more, the command for the next on standard error. TIME is RFC 3339 or\n"
+        "  relative to now: -1h (an hour ago), +30m, -2d.\n");
 }
 
-static void list_print_row(const json_t *t) {
+/*
+ * What a task's STATE column says: its phase, "(paused)" when it is held,
+ * and for a waiting task the time it waits for (scheduled_at: a time of
+ * day when it is today, UTC, else the date too).
+ */
+void cli_task_state(const json_t *t, int64_t now_ms, char *out, size_t n) {
+    const char *phase = str_or(t, "phase", "-");
+    bool paused = json_is_true(json_object_get(t, "paused"));
+    const char *at = str_or(t, "scheduled_at", NULL);
+    int64_t at_ms = 0;
+    if (strcmp(phase, "waiting") == 0 && at && time_parse_rfc3339(at, &at_ms) == 0 &&
+        at_ms > now_ms) {
+        char f[TIME_RFC3339_LEN + 1], today[TIME_RFC3339_LEN + 1];
+        time_format_rfc3339(at_ms, f);
+        time_format_rfc3339(now_ms, today);
+        if (strncmp(f, today, 10) == 0)
+            snprintf(out, n, "waiting %.8sZ%s", f + 11, paused ? " (paused)" : "");
+        else
+            snprintf(out, n, "waiting %.5s %.5sZ%s", f + 5, f + 11, paused ? " (paused)" : "");
+        return;
+    }
+    snprintf(out, n, "%s%s", phase, paused ? " (paused)" : "");
+}
+
+static void list_print_row(const json_t *t, int64_t now_ms, int state_w) {
     const json_t *p = json_object_get(t, "progress");
-    char pct[16];
+    char pct[16], state[64];
     snprintf(pct, sizeof pct, "%lld%%",
              (long long)json_integer_value(json_object_get(p, "percent")));
-    printf("%-32s  %-9s  %-16s  %-10s  %4s  %s\n", str_or(t, "id", "-"), str_or(t, "phase", "-"),
+    cli_task_state(t, now_ms, state, sizeof state);
+    printf("%-32s  %-*s  %-16s  %-10s  %4s  %s\n", str_or(t, "id", "-"), state_w, state,
            str_or(t, "type", "-"), str_or(t, "queue", "-"), pct, str_or(t, "name", ""));
 }
+
+/* Appends " --flag VALUE" to the hint, VALUE quoted for a POSIX shell when it needs it. */
+static void list_hint_add(char *hint, size_t n, const char *flag, const char *value) {
+    if (!value) return;
+    size_t len = strlen(hint);
+    if (*value && strspn(value,
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                         "0123456789_.,:+/=@%-") == strlen(value)) {
+        snprintf(hint + len, n - len, " %s %s", flag, value);
+        return;
+    }
+    len += (size_t)snprintf(hint + len, n - len, " %s '", flag);
+    for (const char *v = value; *v && len + 5 < n; v++) {
+        if (*v == '\'')
+            len += (size_t)snprintf(hint + len, n - len, "'\\''");
+        else
+            hint[len++] = *v;
+    }
+    snprintf(hint + (len < n ? len : n - 1), n - (len < n ? len : n - 1), "'");
+}
+
+/* The API fields of a list, as the user typed them. */
+static const struct cli_flag list_flags[] = {
+    {"phase", "--phase"},
+    {"type", "--type"},
+    {"queue", "--queue"},
+    {"parent_id", "--parent"},
+    {"name_prefix", "--name-prefix"},
+    {"created_after", "--created-after"},
+    {"created_before", "--created-before"},
+    {"updated_after", "--updated-after"},
+    {"updated_before", "--updated-before"},
+    {"limit", "--limit"},
+    {"cursor", "--cursor"},
+    {"order", "--order"},
+    {NULL, NULL},
+};
 
 int cmd_list(int argc, char **argv) {
     static const struct option opts[] = {
@@ -388,11 +451,16 @@ int cmd_list(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     struct tm_list_query q = {0};
-    const char *server = NULL;
+    const char *server = NULL, *parent = NULL;
+    /* The times as typed (for the hint) and as sent. */
+    const char *typed[4] = {NULL, NULL, NULL, NULL};
+    static const char *const time_flags[4] = {"--created-after", "--created-before",
+                                              "--updated-after", "--updated-before"};
+    char times[4][32];
     bool json = false, all = false;
     long long n;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "s:p:t:q:r:n:A:B:U:V:l:c:o:ajh", opts, NULL)) != -1) {
+    int ch, ti;
+    while ((ch = cli_getopt("list", argc, argv, "s:p:t:q:r:n:A:B:U:V:l:c:o:ajh", opts)) != -1) {
         switch (ch) {
         case 's':
             server = optarg;
@@ -407,22 +475,18 @@ int cmd_list(int argc, char **argv) {
             q.queue = optarg;
             break;
         case 'r':
-            q.parent_id = optarg;
+            parent = optarg;
             break;
         case 'n':
             q.name_prefix = optarg;
             break;
         case 'A':
-            q.created_after = optarg;
-            break;
         case 'B':
-            q.created_before = optarg;
-            break;
         case 'U':
-            q.updated_after = optarg;
-            break;
         case 'V':
-            q.updated_before = optarg;
+            ti = ch == 'A' ? 0 : ch == 'B' ? 1 : ch == 'U' ? 2 : 3;
+            if (cli_parse_time("list", time_flags[ti], optarg, times[ti])) return CLI_EXIT_USAGE;
+            typed[ti] = optarg;
             break;
         case 'c':
             q.cursor = optarg;
@@ -449,18 +513,35 @@ int cmd_list(int argc, char **argv) {
         }
     }
     if (optind != argc) {
+        fprintf(stderr, "taskmill list: unexpected argument '%s' (filters are flags)\n",
+                argv[optind]);
         list_usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    if (typed[0]) q.created_after = times[0];
+    if (typed[1]) q.created_before = times[1];
+    if (typed[2]) q.updated_after = times[2];
+    if (typed[3]) q.updated_before = times[3];
     struct tm_client *c = cli_client_new(server);
+    char parent_id[TM_ID_MAX];
+    if (parent) {
+        int rc = cli_resolve_id("list", c, parent, parent_id);
+        if (rc) {
+            tm_client_free(c);
+            return rc;
+        }
+        q.parent_id = parent_id;
+    }
     json_t *collected = json_array(), *page = NULL;
     char cursor[TM_ID_MAX + 64] = "";
     int rc = CLI_EXIT_OK;
     bool header = false;
+    int64_t now = time_now_ms();
+    int state_w = 9;
     for (;;) {
         if (cursor[0]) q.cursor = cursor;
         if (tm_list(c, &q, &page)) {
-            rc = cli_client_error("list", c, NULL);
+            rc = cli_client_error_flags("list", c, NULL, list_flags);
             break;
         }
         json_t *tasks = json_object_get(page, "tasks");
@@ -468,14 +549,20 @@ int cmd_list(int argc, char **argv) {
         if (json) {
             json_array_extend(collected, tasks);
         } else {
-            if (!header && json_array_size(tasks)) {
-                printf("%-32s  %-9s  %-16s  %-10s  %4s  %s\n", "ID", "PHASE", "TYPE", "QUEUE",
-                       "PCT", "NAME");
-                header = true;
-            }
             size_t i;
             json_t *t;
-            json_array_foreach(tasks, i, t) list_print_row(t);
+            if (!header && json_array_size(tasks)) {
+                /* The STATE column is as wide as the first page needs. */
+                json_array_foreach(tasks, i, t) {
+                    char st[64];
+                    cli_task_state(t, now, st, sizeof st);
+                    if ((int)strlen(st) > state_w) state_w = (int)strlen(st);
+                }
+                printf("%-32s  %-*s  %-16s  %-10s  %4s  %s\n", "ID", state_w, "STATE", "TYPE",
+                       "QUEUE", "PCT", "NAME");
+                header = true;
+            }
+            json_array_foreach(tasks, i, t) list_print_row(t, now, state_w);
         }
         if (!next || !*next) {
             cursor[0] = '\0';
@@ -492,7 +579,25 @@ int cmd_list(int argc, char **argv) {
         cli_print_json(outv);
         json_decref(outv);
     } else if (rc == CLI_EXIT_OK && cursor[0]) {
-        fprintf(stderr, "more: taskmill list --cursor %s\n", cursor);
+        /* The next page is the same query from the cursor: every filter goes with it. The
+         * relative times are given as they were resolved, so the pages agree. */
+        char hint[4096] = "taskmill list";
+        list_hint_add(hint, sizeof hint, "--server", server);
+        list_hint_add(hint, sizeof hint, "--phase", q.phase);
+        list_hint_add(hint, sizeof hint, "--type", q.type);
+        list_hint_add(hint, sizeof hint, "--queue", q.queue);
+        list_hint_add(hint, sizeof hint, "--parent", q.parent_id);
+        list_hint_add(hint, sizeof hint, "--name-prefix", q.name_prefix);
+        for (int i = 0; i < 4; i++)
+            list_hint_add(hint, sizeof hint, time_flags[i], typed[i] ? times[i] : NULL);
+        if (q.limit) {
+            char lim[16];
+            snprintf(lim, sizeof lim, "%d", q.limit);
+            list_hint_add(hint, sizeof hint, "--limit", lim);
+        }
+        list_hint_add(hint, sizeof hint, "--order", q.order);
+        list_hint_add(hint, sizeof hint, "--cursor", cursor);
+        fprintf(stderr, "more: %s\n", hint);
     }
     json_decref(page);
     json_decref(collected);
@@ -507,7 +612,8 @@ static int control_run(const char *cmd, int (*call)(struct tm_client *, const ch
     char usage[200];
     snprintf(usage, sizeof usage,
              "usage: taskmill %s [--server URL] [--json] ID...\n"
-             "  Prints each task's id and phase afterwards (the task as JSON with --json).\n",
+             "  Prints each task's id and phase afterwards (the task as JSON with --json).\n"
+             "  An ID may be any unique prefix of at least 4 digits.\n",
              cmd);
     const char *server;
     bool json;
@@ -517,8 +623,10 @@ static int control_run(const char *cmd, int (*call)(struct tm_client *, const ch
     int rc = CLI_EXIT_OK;
     for (int i = optind; i < argc; i++) {
         json_t *t = NULL;
-        if (call(c, argv[i], &t)) {
-            int r = cli_client_error(cmd, c, NULL);
+        char id[TM_ID_MAX];
+        int r = cli_resolve_id(cmd, c, argv[i], id);
+        if (!r && call(c, id, &t)) r = cli_client_error(cmd, c, NULL);
+        if (r) {
             if (r > rc) rc = r;
             continue;
         }
@@ -547,4 +655,15 @@ int cmd_pause(int argc, char **argv) {
 
 int cmd_resume(int argc, char **argv) {
     return control_run("resume", tm_resume, argc, argv);
+}
+
+/* tm_delete in control_run's shape: the task is gone, so *out is just its id. */
+static int delete_call(struct tm_client *c, const char *id, json_t **out) {
+    int rc = tm_delete(c, id);
+    if (!rc) *out = json_pack("{s:s, s:s}", "id", id, "phase", "deleted");
+    return rc;
+}
+
+int cmd_delete(int argc, char **argv) {
+    return control_run("delete", delete_call, argc, argv);
 }

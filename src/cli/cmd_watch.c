@@ -3,11 +3,14 @@
  * shares (cli_watch_run).
  *
  * On a terminal each task gets one line with a progress bar, redrawn in
- * place (cursor up, clear line) on every change and once a second for the
- * clocks; otherwise each visible change prints one plain line, so logs
- * and pipes read well. Changes come from libtaskmill's tm_watch (SSE,
- * with the long-poll as fallback; TASKMILL_WATCH_MODE). The exit
- * code says how the tasks ended (cli_client.h). Single-threaded.
+ * place on every change and once a second for the clocks. Between draws
+ * the cursor rests at the start of the first bar, so a line another
+ * program writes to the same terminal (a worker beside it) lands there
+ * and pushes the bars down: the next draw clears from the cursor down and
+ * draws them below it, and the bars stay the last lines. Otherwise each
+ * visible change prints one plain line, so logs and pipes read well. Changes come from
+ * libtaskmill's tm_watch (SSE, with the long-poll as fallback; TASKMILL_WATCH_MODE). The exit code
+ * says how the tasks ended (cli_client.h). Single-threaded.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -25,9 +28,11 @@
 
 struct watch_row {
     const char *id;
-    json_t *task; /* latest state, owned; NULL until the first */
-    int exit;     /* CLI_EXIT_... once the task is settled */
-    bool settled; /* terminal, or no longer followed */
+    int short_len;   /* digits of the id shown: enough to tell the rows apart */
+    int64_t lost_ms; /* how long the server has not answered for it, 0 = it answers */
+    json_t *task;    /* latest state, owned; NULL until the first */
+    int exit;        /* CLI_EXIT_... once the task is settled */
+    bool settled;    /* terminal, or no longer followed */
     char plain[600];
     char error[600]; /* why following it failed, printed at the end */
 };
@@ -85,7 +90,9 @@ static void watch_plain_line(const char *id, const json_t *task, char *out, size
     char counts[48], note[400];
     watch_counts(p, counts, sizeof counts);
     watch_note(task, note, sizeof note);
-    snprintf(out, n, "%s %s %lld%%%s%s%s%s", id, watch_str(task, "phase"),
+    char state[64];
+    cli_task_state(task, time_now_ms(), state, sizeof state);
+    snprintf(out, n, "%s %s %lld%%%s%s%s%s", id, state,
              (long long)json_integer_value(json_object_get(p, "percent")), counts[0] ? " " : "",
              counts, note[0] ? " " : "", note);
 }
@@ -102,11 +109,27 @@ static void watch_fit(char *s, int width) {
     }
 }
 
-/* The terminal line of a task: `ID8 NAME [#####-----] PCT% P/T PHASE NOTE ELAPSED ETA`. */
+/* Columns s takes, counting each UTF-8 sequence as one. */
+static int watch_cols(const char *s) {
+    int cols = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80) cols++;
+    return cols;
+}
+
+/*
+ * The terminal line of a task:
+ *   ID NAME [#####-----] PCT% P/T STATE ELAPSED ETA  NOTE
+ * fitted to `width`: the name is shortened first (to 8 columns, then
+ * dropped), then the note is cut, so the bar, the numbers and the clocks
+ * stay readable at 80 columns. A waiting task shows when it starts; a task
+ * whose server does not answer says so instead of a frozen ETA.
+ */
 static void watch_bar_line(const struct watch_row *r, int64_t now, int width, char *out, size_t n) {
     const json_t *t = r->task;
     if (!t) {
-        snprintf(out, n, "%.8s  %s", r->id, r->error[0] ? r->error : "(waiting for the server)");
+        snprintf(out, n, "%.*s  %s", r->short_len, r->id,
+                 r->error[0] ? r->error : "(waiting for the server)");
         watch_fit(out, width);
         return;
     }
@@ -123,22 +146,57 @@ static void watch_bar_line(const struct watch_row *r, int64_t now, int width, ch
     bar[WATCH_BAR_WIDTH] = '\0';
     const char *label = watch_str(t, "name");
     if (!label || !*label) label = watch_str(t, "type");
-    char counts[48], note[400], elapsed[32] = "", eta[40] = "";
+    if (!label) label = "";
+    char counts[48], note[400], elapsed[32] = "", eta[40] = "", state[96];
     watch_counts(p, counts, sizeof counts);
     watch_note(t, note, sizeof note);
+    cli_task_state(t, time_now_ms(), state, sizeof state);
+    int64_t at_ms = watch_time(t, "scheduled_at");
+    if (phase && strcmp(phase, "waiting") == 0 && at_ms > time_now_ms()) {
+        char d[24];
+        watch_duration(at_ms - time_now_ms() + 999, d, sizeof d);
+        snprintf(state, sizeof state, "waiting, starts in %s%s", d,
+                 json_is_true(json_object_get(t, "paused")) ? " (paused)" : "");
+    }
     int64_t started = watch_time(t, "started_at"), ended = watch_time(t, "completed_at");
     if (started) {
         int64_t e = (ended ? ended : now) - started;
         watch_duration(e, elapsed, sizeof elapsed);
-        if (!ended && ratio > 0.001 && ratio < 1 && phase && strcmp(phase, "running") == 0) {
+        if (!ended && !r->lost_ms && ratio > 0.001 && ratio < 1 && phase &&
+            strcmp(phase, "running") == 0) {
             char d[24];
             watch_duration((int64_t)((double)e * (1 - ratio) / ratio), d, sizeof d);
             snprintf(eta, sizeof eta, " ETA %s", d);
         }
     }
-    snprintf(out, n, "%.8s %-16.16s [%s] %3lld%% %s%s%-9s %s  %s%s", r->id, label ? label : "", bar,
-             (long long)json_integer_value(json_object_get(p, "percent")), counts,
-             counts[0] ? " " : "", phase ? phase : "?", note, elapsed, eta);
+    if (r->lost_ms) {
+        char d[24];
+        watch_duration(r->lost_ms, d, sizeof d);
+        snprintf(note, sizeof note, "server not answering for %s; reconnecting", d);
+    }
+    char head[160], tail[600];
+    snprintf(head, sizeof head, "[%s] %3lld%%%s%s %s", bar,
+             (long long)json_integer_value(json_object_get(p, "percent")), counts[0] ? " " : "",
+             counts, state);
+    snprintf(tail, sizeof tail, "%s%s%s%s%s", elapsed[0] ? " " : "", elapsed, eta,
+             note[0] ? "  " : "", note);
+    /* Without the note: the id, the name and the numbers must fit; the name gives way first. */
+    int fixed = r->short_len + 1 + watch_cols(head) + (watch_cols(tail) - watch_cols(note));
+    int name_w = watch_cols(label);
+    if (name_w > 24) name_w = 24;
+    if (fixed + name_w + 1 > width) name_w = width - fixed - 1;
+    if (name_w < 8 && watch_cols(label) > name_w) name_w = name_w >= 4 ? name_w : 0;
+    char name[128] = "";
+    if (name_w > 0) {
+        snprintf(name, sizeof name, "%s", label);
+        watch_fit(name, name_w);
+        if (watch_cols(label) > name_w && name_w > 1) {
+            watch_fit(name, name_w - 1);
+            strcat(name, "~"); /* shortened */
+        }
+    }
+    snprintf(out, n, "%.*s %-*s%s%s%s", r->short_len, r->id, name_w > 0 ? name_w : 0, name,
+             name_w > 0 ? " " : "", head, tail);
     watch_fit(out, width);
 }
 
@@ -148,15 +206,26 @@ static int watch_term_width(void) {
     return 79;
 }
 
-/* Draws every row; after the first time, moves up over the previous drawing first. */
-static void watch_draw(struct watch_row *rows, size_t n, bool redraw) {
+/*
+ * Draws every row from the cursor down, clearing what is below it first,
+ * and leaves the cursor at the start of the first row (`park`), or after
+ * the last one for good. The previous draw left the cursor at its first
+ * row, or under lines another program wrote since: either way the bars
+ * are drawn where the cursor is, below anything written meanwhile.
+ */
+static void watch_draw(struct watch_row *rows, size_t n, bool park) {
     int64_t now = time_now_ms();
     int width = watch_term_width();
-    if (redraw) printf("\033[%zuA", n);
+    fputs("\r\033[J", stdout);
     for (size_t i = 0; i < n; i++) {
         char line[1024];
         watch_bar_line(&rows[i], now, width, line, sizeof line);
-        printf("\r\033[2K%s\n", line);
+        fputs(line, stdout);
+        if (i + 1 < n || !park) fputc('\n', stdout);
+    }
+    if (park) {
+        if (n > 1) printf("\033[%zuA", n - 1);
+        fputc('\r', stdout);
     }
     fflush(stdout);
 }
@@ -192,6 +261,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
     struct tm_watch *w = tm_watch_new(c);
     for (size_t i = 0; i < n; i++) {
         rows[i].id = ids[i];
+        rows[i].short_len = cli_short_id_len(ids, n, i);
         int rc = tm_watch_add(w, ids[i]);
         if (rc) {
             rows[i].settled = true;
@@ -199,7 +269,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
             snprintf(rows[i].error, sizeof rows[i].error, "%s", tm_client_last_error(c)->message);
         }
     }
-    if (tty) watch_draw(rows, n, false);
+    if (tty) watch_draw(rows, n, true);
     while (tm_watch_active(w) > 0) {
         json_t *task = NULL;
         int rc = tm_watch_next(w, tty ? 1000 : 60000, &task);
@@ -213,8 +283,11 @@ int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
         } else {
             json_decref(task);
         }
+        for (size_t i = 0; i < n; i++)
+            rows[i].lost_ms = rows[i].settled ? 0 : tm_watch_lost_ms(w, rows[i].id);
         if (tty) watch_draw(rows, n, true);
     }
+    if (tty) watch_draw(rows, n, false);
     int exit = CLI_EXIT_OK;
     for (size_t i = 0; i < n; i++) {
         if (json && rows[i].task) {
@@ -236,6 +309,7 @@ static const char watch_usage[] =
     "usage: taskmill watch [--server URL] [--json] ID...\n"
     "  Follows tasks until each has ended: progress bars on a terminal, one line per\n"
     "  change otherwise; --json prints each task's final state as a JSON line.\n"
+    "  An ID may be any unique prefix of at least 4 digits.\n"
     "  Exits 0 when every task completed, 1 when one failed or was cancelled.\n"
     "  Follows each task's event stream (SSE), or long-polls when the server has\n"
     "  none; TASKMILL_WATCH_MODE=sse|poll|auto (default auto) picks one.\n";
@@ -252,7 +326,17 @@ int cmd_watch(int argc, char **argv) {
         }
     }
     struct tm_client *c = cli_client_new(server);
-    int rc = cli_watch_run(c, argv + optind, (size_t)(argc - optind), json);
+    size_t n = (size_t)(argc - optind);
+    char(*resolved)[TM_ID_MAX] = xcalloc(n, sizeof *resolved);
+    char **ids = xcalloc(n, sizeof *ids);
+    int rc = CLI_EXIT_OK;
+    for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
+        rc = cli_resolve_id("watch", c, argv[optind + (int)i], resolved[i]);
+        ids[i] = resolved[i];
+    }
+    if (rc == CLI_EXIT_OK) rc = cli_watch_run(c, ids, n, json);
+    free(ids);
+    free(resolved);
     tm_client_free(c);
     return rc;
 }

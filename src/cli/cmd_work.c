@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,14 +38,17 @@
 
 extern char **environ;
 
-#define WORK_LOG_LINES    20    /* lines of output kept as attributes.log_tail */
-#define WORK_LOG_LINE_MAX 1000  /* bytes kept of one log line */
-#define WORK_LINE_MAX     65536 /* a longer line is cut into pieces */
-#define WORK_MESSAGES_MAX 100   /* the server's cap per heartbeat */
-#define WORK_ITEMS_MAX    1000  /* the server's cap per heartbeat */
-#define WORK_FLUSH_MS     250   /* reported lines go out at most this often */
-#define WORK_CLAIM_WAIT_S 2     /* claim long-poll; bounds how long a stop takes */
-#define WORK_DRAIN_MS     1000  /* output read after the command exits */
+#define WORK_LOG_LINES            20    /* lines of output kept as attributes.log_tail */
+#define WORK_LOG_LINE_MAX         1000  /* bytes kept of one log line */
+#define WORK_LINE_MAX             65536 /* a longer line is cut into pieces */
+#define WORK_MESSAGES_MAX         100   /* the server's cap per heartbeat */
+#define WORK_ITEMS_MAX            1000  /* the server's cap per heartbeat */
+#define WORK_FLUSH_MS             250   /* reported lines go out at most this often */
+#define WORK_CLAIM_WAIT_S         2     /* claim long-poll; bounds how long a stop takes */
+#define WORK_DRAIN_MS             1000  /* output read after the command exits */
+#define WORK_HEARTBEAT_MS         2000 /* default --heartbeat: how soon a cancel reaches a command */
+#define WORK_SPAWN_BACKOFF_MAX_MS 30000 /* the longest pause after a command failed to start */
+#define WORK_SHOWN_IDS            64    /* recent ids a short id must tell apart */
 
 struct work_config {
     const char *server;
@@ -53,6 +57,7 @@ struct work_config {
     size_t ntypes;
     int concurrency;
     int lease_s;
+    int heartbeat_ms;
     int grace_s;
     int permanent_exit;
     int max_tasks;
@@ -66,6 +71,14 @@ static atomic_int work_stop;
 static atomic_int work_started; /* tasks claimed, for --max-tasks */
 static atomic_int work_running; /* slot threads still running */
 static atomic_int work_fatal;   /* an exit code that ends the worker, or 0 */
+/* 1 while the server cannot be reached: the slots say so once, and once when it is back. */
+static atomic_int work_server_down;
+static bool work_tty; /* stderr is a terminal: lines end by erasing the rest of the row */
+
+/* The ids shown lately, so that a short id tells a task apart from them. */
+static pthread_mutex_t work_shown_lock = PTHREAD_MUTEX_INITIALIZER;
+static char work_shown[WORK_SHOWN_IDS][TM_ID_MAX];
+static size_t work_shown_n, work_shown_next;
 
 static int64_t work_now_ms(void) {
     struct timespec ts;
@@ -89,7 +102,43 @@ static void work_log(const struct work_config *cfg, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "taskmill work: %s\n", line);
+    /* On a terminal, "\033[K" clears what a `watch` drew on the row (docs/cli.md). */
+    fprintf(stderr, "taskmill work: %s%s\n", line, work_tty ? "\033[K" : "");
+}
+
+/*
+ * The server went away (down true) or answered again: one line for each
+ * change, whichever slot saw it first, not one per failed call.
+ */
+static void work_server_state(const struct work_config *cfg, struct tm_client *c, bool down) {
+    if (down) {
+        if (atomic_exchange(&work_server_down, 1) == 0)
+            work_log(cfg, "lost the server: %s; retrying (running commands go on)",
+                     tm_client_last_error(c)->message);
+    } else if (atomic_exchange(&work_server_down, 0) == 1) {
+        work_log(cfg, "the server answers again");
+    }
+}
+
+/* Whether a call failed because the server is unreachable or broken (not a refusal). */
+static bool work_is_outage(int rc) {
+    return rc == TM_CLIENT_ECONNECT || rc == TM_CLIENT_ESERVER;
+}
+
+/* Records id as shown; returns how many of its digits tell it from the ids shown lately. */
+static int work_short_id_len(const char *id) {
+    pthread_mutex_lock(&work_shown_lock);
+    char *ids[WORK_SHOWN_IDS + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < work_shown_n; i++)
+        ids[n++] = work_shown[i];
+    ids[n++] = (char *)id;
+    int len = cli_short_id_len(ids, n, n - 1);
+    snprintf(work_shown[work_shown_next], TM_ID_MAX, "%s", id);
+    work_shown_next = (work_shown_next + 1) % WORK_SHOWN_IDS;
+    if (work_shown_n < WORK_SHOWN_IDS) work_shown_n++;
+    pthread_mutex_unlock(&work_shown_lock);
+    return len;
 }
 
 /* A JSON string of n bytes; invalid UTF-8 bytes become '?'. */
@@ -120,6 +169,7 @@ struct work_run {
     const struct work_config *cfg;
     struct tm_client *c;
     char id[TM_ID_MAX];
+    int short_len; /* digits of id shown before its output lines */
     char token[TM_LEASE_TOKEN_MAX];
     pid_t pid;
     int in_fd; /* -1 once the params are written */
@@ -158,7 +208,9 @@ static void work_run_log_line(struct work_run *r, const char *p, size_t n, bool 
     }
     r->log[r->log_n++] = xstrndup(p, n);
     r->log_dirty = r->dirty = true;
-    if (forward && !r->cfg->quiet) fprintf(stderr, "[%.8s] %.*s\n", r->id, (int)n, p);
+    if (forward && !r->cfg->quiet)
+        fprintf(stderr, "[%.*s] %.*s%s\n", r->short_len, r->id, (int)n, p,
+                work_tty ? "\033[K" : "");
 }
 
 static void work_run_message(struct work_run *r, const char *level, json_t *text) {
@@ -291,10 +343,10 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
     struct tm_heartbeat_reply reply;
     int rc = tm_heartbeat(r->c, r->id, r->token, 0, &rep, &reply);
     json_decref(attrs);
-    int interval = r->cfg->lease_s * 1000 / 3;
     r->last_hb_ms = now;
-    r->next_hb_ms = now + (interval > 100 ? interval : 100);
+    r->next_hb_ms = now + r->cfg->heartbeat_ms;
     if (rc == 0) {
+        work_server_state(r->cfg, r->c, false);
         work_run_reported(r);
         if (reply.cancel_requested && !r->cancel_requested) {
             r->cancel_requested = true;
@@ -310,7 +362,11 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
         work_run_terminate(r, now);
         return;
     }
-    work_log(r->cfg, "task '%s': heartbeat failed: %s", r->id, tm_client_last_error(r->c)->message);
+    if (work_is_outage(rc))
+        work_server_state(r->cfg, r->c, true);
+    else
+        work_log(r->cfg, "task '%s': heartbeat refused: %s", r->id,
+                 tm_client_last_error(r->c)->message);
     if (r->next_hb_ms > now + 1000) r->next_hb_ms = now + 1000;
 }
 
@@ -563,6 +619,7 @@ static void work_run_finish(struct work_run *r) {
         }
         json_decref(attrs);
         if (rc == 0) {
+            work_server_state(cfg, r->c, false);
             const char *phase = json_string_value(json_object_get(out, "phase"));
             work_log(cfg, "task '%s' %s (now '%s')%s%s", r->id, what, phase ? phase : "?",
                      strcmp(what, "failed") == 0 ? ": " : "",
@@ -570,10 +627,12 @@ static void work_run_finish(struct work_run *r) {
             json_decref(out);
             return;
         }
-        work_log(cfg, "task '%s': cannot report it %s: %s", r->id, what,
-                 tm_client_last_error(r->c)->message);
-        if (rc != TM_CLIENT_ECONNECT && rc != TM_CLIENT_ESERVER) return;
-        if (attempt >= 30 || atomic_load(&work_stop) >= 2) return;
+        if (!work_is_outage(rc) || attempt >= 30 || atomic_load(&work_stop) >= 2) {
+            work_log(cfg, "task '%s': cannot report it %s: %s", r->id, what,
+                     tm_client_last_error(r->c)->message);
+            return;
+        }
+        work_server_state(cfg, r->c, true);
         work_sleep_ms(1000);
     }
 }
@@ -594,8 +653,13 @@ static void work_run_release(struct work_run *r) {
     json_decref(r->result);
 }
 
-/* Runs one claimed task from start to its reported end. */
-static void work_task(const struct work_config *cfg, struct tm_client *c, const json_t *task,
+/*
+ * Runs one claimed task from start to its reported end. Returns false when
+ * the command could not be started: that is the worker's fault, not the
+ * task's, so the task is released (no retry counted) for a worker that can
+ * run it, and the caller backs off before claiming again.
+ */
+static bool work_task(const struct work_config *cfg, struct tm_client *c, const json_t *task,
                       const char *token) {
     struct work_run r = {.cfg = cfg, .c = c, .in_fd = -1, .out = {.fd = -1}, .err = {.fd = -1}};
     snprintf(r.id, sizeof r.id, "%s", json_string_value(json_object_get(task, "id")));
@@ -608,6 +672,7 @@ static void work_task(const struct work_config *cfg, struct tm_client *c, const 
                                        : xstrdup("{}");
     if (!r.in_data) r.in_data = xstrdup("{}");
     r.in_len = strlen(r.in_data);
+    r.short_len = work_short_id_len(r.id);
     work_log(cfg, "task '%s' claimed (type '%s', attempt %lld)", r.id,
              json_string_value(json_object_get(task, "type")),
              (long long)json_integer_value(json_object_get(task, "attempt")));
@@ -615,27 +680,34 @@ static void work_task(const struct work_config *cfg, struct tm_client *c, const 
     int rc = work_spawn(&r, env);
     work_env_free(env);
     if (rc) {
-        char error[512];
-        snprintf(error, sizeof error, "cannot run '%s': %s", cfg->argv[0], strerror(rc));
-        work_log(cfg, "task '%s': %s", r.id, error);
-        if (tm_fail(c, r.id, r.token, error, false, NULL, NULL))
-            work_log(cfg, "task '%s': cannot report the failure: %s", r.id,
+        /* Not the task's failure (it may run elsewhere): hand it back uncounted. */
+        fprintf(stderr, "taskmill work: cannot start '%s': %s; task '%s' handed back%s\n",
+                cfg->argv[0], strerror(rc), r.id, work_tty ? "\033[K" : "");
+        if (tm_release(c, r.id, r.token, NULL))
+            work_log(cfg, "task '%s': cannot hand it back: %s", r.id,
                      tm_client_last_error(c)->message);
         work_run_release(&r);
-        return;
+        return false;
     }
     /* The claim counts as the first heartbeat. */
     r.last_hb_ms = work_now_ms();
-    r.next_hb_ms = r.last_hb_ms + cfg->lease_s * 1000 / 3;
+    r.next_hb_ms = r.last_hb_ms + cfg->heartbeat_ms;
     work_run_loop(&r);
     work_run_finish(&r);
     work_run_release(&r);
+    return true;
+}
+
+/* Sleeps ms, waking early when the worker is asked to stop. */
+static void work_pause_ms(int ms) {
+    for (int slept = 0; slept < ms && !atomic_load(&work_stop); slept += 100)
+        work_sleep_ms(ms - slept < 100 ? ms - slept : 100);
 }
 
 static void *work_slot_main(void *arg) {
     const struct work_config *cfg = arg;
     struct tm_client *c = cli_client_new(cfg->server);
-    int failures = 0;
+    int failures = 0, spawn_failures = 0;
     struct tm_claim_options o = {.worker = cfg->worker,
                                  .types = cfg->types,
                                  .ntypes = cfg->ntypes,
@@ -657,17 +729,32 @@ static void *work_slot_main(void *arg) {
             break;
         }
         if (rc) {
-            if (failures++ == 0)
+            if (work_is_outage(rc))
+                work_server_state(cfg, c, true);
+            else if (failures == 0)
                 work_log(cfg, "cannot claim from queue '%s': %s (retrying)", cfg->queue,
                          tm_client_last_error(c)->message);
+            failures++;
             work_sleep_ms(failures < 5 ? 200 * failures : 1000);
             continue;
         }
-        if (failures) work_log(cfg, "claiming from queue '%s' again", cfg->queue);
+        work_server_state(cfg, c, false);
         failures = 0;
         if (!task) continue;
-        work_task(cfg, c, task, token);
+        bool ran = work_task(cfg, c, task, token);
         json_decref(task);
+        if (ran) {
+            spawn_failures = 0;
+            continue;
+        }
+        /* 1 s, 2 s, 4 s ... at most 30 s: a command that cannot start now may later
+         * (a file being deployed), and meanwhile other workers take the tasks. */
+        if (cfg->max_tasks) atomic_fetch_sub(&work_started, 1);
+        int backoff = 1000 << (spawn_failures < 5 ? spawn_failures : 5);
+        if (backoff > WORK_SPAWN_BACKOFF_MAX_MS) backoff = WORK_SPAWN_BACKOFF_MAX_MS;
+        spawn_failures++;
+        work_log(cfg, "waiting %d s before claiming again", backoff / 1000);
+        work_pause_ms(backoff);
     }
     tm_client_free(c);
     atomic_fetch_sub(&work_running, 1);
@@ -677,7 +764,8 @@ static void *work_slot_main(void *arg) {
 static void work_usage(FILE *f) {
     fprintf(f,
             "usage: taskmill work --queue Q [--type T ...] [--concurrency N] [--lease S]\n"
-            "                     [--grace S] [--permanent-exit-code N] [--max-tasks N]\n"
+            "                     [--heartbeat S] [--grace S] [--permanent-exit-code N] "
+            "[--max-tasks N]\n"
             "                     [--name NAME] [--quiet] [--server URL] -- COMMAND [ARGS...]\n"
             "  Claims tasks from queue Q and runs COMMAND for each: params as JSON on\n"
             "  standard input and in TASKMILL_PARAMS / TASKMILL_PARAM_<KEY>; progress lines\n"
@@ -685,9 +773,48 @@ static void work_usage(FILE *f) {
             "  (--permanent-exit-code, default 3) fails it for good, other exits fail it\n"
             "  for a retry.\n"
             "  --concurrency N   tasks run at once (default 1)\n"
-            "  --lease S         lease seconds (default 60); heartbeats every S/3\n"
+            "  --lease S         lease seconds (default 60)\n"
+            "  --heartbeat S     seconds between heartbeats, output or not (default 2, at\n"
+            "                    most lease/3): a cancel reaches the command that soon\n"
             "  --grace S         seconds between SIGTERM and SIGKILL (default 10)\n"
             "  --max-tasks N     exit after N tasks (default: run until SIGINT/SIGTERM)\n");
+}
+
+/*
+ * Whether the command can be started: a path must name an executable
+ * file; a bare name must be one in PATH (as posix_spawnp looks). Checked
+ * once at start, so a typo stops the worker with a message instead of
+ * taking tasks it cannot run. Returns 0, or -1 after the message.
+ */
+static int work_check_command(const char *cmd) {
+    struct stat st;
+    if (strchr(cmd, '/')) {
+        const char *why = NULL;
+        if (stat(cmd, &st))
+            why = strerror(errno);
+        else if (S_ISDIR(st.st_mode))
+            why = "it is a directory";
+        else if (access(cmd, X_OK))
+            why = "it is not executable (chmod +x?)";
+        if (!why) return 0;
+        fprintf(stderr, "taskmill work: cannot run '%s': %s\n", cmd, why);
+        return -1;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/bin:/usr/bin";
+    for (const char *p = path;;) {
+        size_t n = strcspn(p, ":");
+        char full[4096];
+        snprintf(full, sizeof full, "%.*s%s%s", (int)n, p, n ? "/" : "", cmd);
+        if (stat(full, &st) == 0 && !S_ISDIR(st.st_mode) && access(full, X_OK) == 0) return 0;
+        if (!p[n]) break;
+        p += n + 1;
+    }
+    bool here = stat(cmd, &st) == 0 && !S_ISDIR(st.st_mode);
+    fprintf(stderr, "taskmill work: cannot run '%s': no executable of that name in PATH%s%s%s\n",
+            cmd, here ? " (for the one in this directory, write './" : "", here ? cmd : "",
+            here ? "')" : "");
+    return -1;
 }
 
 static int work_int_flag(const char *flag, const char *v, long min, long max, int *out) {
@@ -710,6 +837,7 @@ int cmd_work(int argc, char **argv) {
         {"type", required_argument, NULL, 't'},
         {"concurrency", required_argument, NULL, 'c'},
         {"lease", required_argument, NULL, 'l'},
+        {"heartbeat", required_argument, NULL, 'b'},
         {"grace", required_argument, NULL, 'g'},
         {"permanent-exit-code", required_argument, NULL, 'x'},
         {"max-tasks", required_argument, NULL, 'm'},
@@ -720,8 +848,9 @@ int cmd_work(int argc, char **argv) {
     };
     struct work_config cfg = {.concurrency = 1, .lease_s = 60, .grace_s = 10, .permanent_exit = 3};
     const char *types[64];
+    double heartbeat = 0; /* seconds; 0: the default */
     int ch;
-    while ((ch = getopt_long(argc, argv, "+s:q:t:c:l:g:x:m:n:Qh", opts, NULL)) != -1) {
+    while ((ch = cli_getopt("work", argc, argv, "+s:q:t:c:l:b:g:x:m:n:Qh", opts)) != -1) {
         switch (ch) {
         case 's':
             cfg.server = optarg;
@@ -749,6 +878,20 @@ int cmd_work(int argc, char **argv) {
         case 'l':
             if (work_int_flag("lease", optarg, 1, 86400, &cfg.lease_s)) return CLI_EXIT_USAGE;
             break;
+        case 'b': {
+            char *end;
+            errno = 0;
+            double sec = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(sec >= 0.1 && sec <= 3600)) {
+                fprintf(stderr,
+                        "taskmill work: '--heartbeat %s' must be a number of seconds from 0.1 "
+                        "to 3600\n",
+                        optarg);
+                return CLI_EXIT_USAGE;
+            }
+            heartbeat = sec;
+            break;
+        }
         case 'g':
             if (work_int_flag("grace", optarg, 0, 3600, &cfg.grace_s)) return CLI_EXIT_USAGE;
             break;
@@ -769,9 +912,32 @@ int cmd_work(int argc, char **argv) {
         }
     }
     if (!cfg.queue || optind >= argc) {
-        work_usage(stderr);
+        if (!cfg.queue && optind >= argc)
+            fprintf(stderr,
+                    "taskmill work: '--queue Q' and the command to run (after '--') "
+                    "are missing\n");
+        else if (!cfg.queue)
+            fprintf(stderr, "taskmill work: '--queue Q' is missing: which queue to claim from\n");
+        else
+            fprintf(stderr,
+                    "taskmill work: the command to run is missing: give it after '--', "
+                    "as in 'taskmill work --queue %s -- ./script.sh'\n",
+                    cfg.queue);
+        fprintf(stderr, "('taskmill work --help' describes every flag)\n");
         return CLI_EXIT_USAGE;
     }
+    if (heartbeat > 0 && heartbeat * 3 > cfg.lease_s) {
+        fprintf(stderr,
+                "taskmill work: '--heartbeat %g' must be at most a third of '--lease' (%d s), "
+                "so a late heartbeat still keeps the lease\n",
+                heartbeat, cfg.lease_s);
+        return CLI_EXIT_USAGE;
+    }
+    cfg.heartbeat_ms = heartbeat > 0 ? (int)(heartbeat * 1000) : WORK_HEARTBEAT_MS;
+    if (cfg.heartbeat_ms > cfg.lease_s * 1000 / 3) cfg.heartbeat_ms = cfg.lease_s * 1000 / 3;
+    if (cfg.heartbeat_ms < 100) cfg.heartbeat_ms = 100;
+    if (work_check_command(argv[optind])) return CLI_EXIT_USAGE;
+    work_tty = isatty(STDERR_FILENO);
     cfg.types = cfg.ntypes ? types : NULL;
     cfg.argv = argv + optind;
     if (!cfg.worker[0]) {

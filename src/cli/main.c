@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../common/version.h"
 #include "cli.h"
 
 struct command {
@@ -23,8 +24,10 @@ static const struct command commands[] = {
     {"retry", cmd_retry, "run failed or cancelled tasks again"},
     {"pause", cmd_pause, "keep tasks from being claimed"},
     {"resume", cmd_resume, "let paused tasks be claimed again"},
+    {"delete", cmd_delete, "remove finished tasks for good"},
     {"work", cmd_work, "run a command for each task of a queue"},
-    {"queue", cmd_queue, "list queues; pause or resume a whole queue"},
+    {"queues", cmd_queues, "queues with their counts; 'queues pause|resume Q' (also 'queue')"},
+    {"queue", cmd_queues, NULL},
     {"schedule", cmd_schedule, "recurring tasks: create, list, pause, trigger, backfill"},
     {"definition", cmd_definition, "named task templates: create, list, launch"},
 };
@@ -32,8 +35,10 @@ static const struct command commands[] = {
 static void usage(FILE *f) {
     fprintf(f, "usage: taskmill COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n'taskmill COMMAND --help' describes each.\n");
+        if (commands[i].help) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f,
+            "\n'taskmill COMMAND --help' describes each; 'taskmill --version' says which "
+            "taskmill this is.\n");
 }
 
 int main(int argc, char **argv) {
@@ -41,8 +46,13 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("taskmill %s\n", TASKMILL_VERSION);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

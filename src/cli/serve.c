@@ -17,6 +17,7 @@
 #include "../server/http.h"
 #include "../server/v1_decode.h"
 #include "cli.h"
+#include "cli_client.h"
 
 static void serve_usage(FILE *f) {
     fprintf(f,
@@ -262,7 +263,7 @@ int cmd_serve(int argc, char **argv) {
     int c;
     int64_t v;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cli_getopt("serve", argc, argv, "", opts)) != -1) {
         switch (c) {
         case 'l':
             cfg.listen = optarg;

@@ -22,6 +22,7 @@
 #include "../server/v1_decode.h"
 #include "../store/store.h"
 #include "cli.h"
+#include "cli_client.h"
 
 struct token_args {
     const char *store_url, *role, *ns, *name, *expires;
@@ -215,7 +216,7 @@ int cmd_token(int argc, char **argv) {
     };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+    while ((c = cli_getopt("token", argc - 1, argv + 1, "", opts)) != -1) {
         switch (c) {
         case 's':
             a.store_url = optarg;

@@ -75,6 +75,7 @@ struct watch_task {
     bool refresh;             /* a re-read is wanted once `req` is free */
     bool sse_probe;           /* the events path said 404/405: does the task exist? */
     int failures;             /* opens failed in a row since the last open stream */
+    int64_t lost_at_ms;       /* when the server stopped answering (monotonic); 0 = it answers */
     int64_t retry_at_ms;      /* waiting: reconnect then (monotonic); 0 = not waiting */
     int64_t retry_ms;         /* the server's `retry:`, bounded */
     size_t queued;            /* its events not yet handed out */
@@ -266,6 +267,7 @@ static size_t watch_on_stream(char *data, size_t size, size_t nmemb, void *cls) 
             t->stream_open = true;
             t->ever_open = true;
             t->failures = 0;
+            t->lost_at_ms = 0;
         } else {
             struct client_buf *b = &t->stream.body;
             if (b->len + n > WATCH_ERROR_BODY_MAX) return 0;
@@ -414,6 +416,7 @@ static void watch_stream_done(struct watch_task *t, CURLcode rc) {
     }
     bool transient = rc != CURLE_OK && status == 0; /* no reply at all */
     if ((transient || status >= 500) && t->ever_open && t->failures < WATCH_SSE_RETRIES) {
+        if (!t->lost_at_ms) t->lost_at_ms = watch_now_ms();
         t->failures++;
         watch_stream_retry_later(t);
         goto out;
@@ -513,4 +516,15 @@ int tm_watch_next(struct tm_watch *w, int timeout_ms, json_t **task) {
 
 const char *tm_watch_last_id(const struct tm_watch *w) {
     return w->last_id[0] ? w->last_id : NULL;
+}
+
+int64_t tm_watch_lost_ms(const struct tm_watch *w, const char *id) {
+    for (size_t i = 0; id && i < w->ntasks; i++) {
+        const struct watch_task *t = w->tasks[i];
+        if (strcmp(t->id, id) == 0 && t->active && t->lost_at_ms) {
+            int64_t d = watch_now_ms() - t->lost_at_ms;
+            return d > 0 ? d : 1;
+        }
+    }
+    return 0;
 }

@@ -157,6 +157,98 @@ static inline int cli_run_ptyv(struct th_server *s, char **out, const char *cons
 
 #define cli_run_pty(s, out, ...) cli_run_ptyv(s, out, CLI_ARGS(__VA_ARGS__))
 
+/*
+ * Runs argv (any program; argv[0] searched in PATH) under a pseudo-terminal
+ * `cols` wide with TASKMILL_URL set; returns its status and all that was
+ * written to the terminal, by it and by its children.
+ */
+static inline int cli_run_pty_cmd(struct th_server *s, int cols, char **out,
+                                  const char *const *argv) {
+    int master;
+    struct winsize ws = {.ws_row = 40, .ws_col = (unsigned short)cols};
+    fflush(stdout);
+    pid_t pid = forkpty(&master, NULL, NULL, &ws);
+    if (pid == 0) {
+        setenv("TASKMILL_URL", s->url, 1);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    char *buf = NULL;
+    size_t n = 0;
+    for (;;) {
+        char chunk[4096];
+        ssize_t got = read(master, chunk, sizeof chunk);
+        if (got <= 0) break;
+        buf = realloc(buf, n + (size_t)got + 1);
+        memcpy(buf + n, chunk, (size_t)got);
+        n += (size_t)got;
+    }
+    close(master);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!buf) buf = strdup("");
+    buf[n] = '\0';
+    *out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * What a terminal shows after `bytes`: a small emulator of what taskmill
+ * draws with (text, \r, \n, ESC[K, ESC[2K, ESC[J, ESC[nA; lines do not
+ * wrap). Returns the screen's lines joined by '\n' (malloc'ed).
+ */
+static inline char *cli_screen(const char *bytes) {
+    enum { ROWS = 2000, COLS = 1024 };
+    char(*grid)[COLS + 1] = calloc(ROWS, sizeof *grid);
+    int row = 0, col = 0, used = 1;
+    for (const char *p = bytes; *p; p++) {
+        if (*p == '\r') {
+            col = 0;
+        } else if (*p == '\n') {
+            if (row + 1 < ROWS) row++;
+            col = 0;
+            if (row + 1 > used) used = row + 1;
+        } else if (*p == '\033' && p[1] == '[') {
+            int num = 0;
+            const char *q = p + 2;
+            while (*q >= '0' && *q <= '9')
+                num = num * 10 + (*q++ - '0');
+            if (*q == 'K') {
+                if (num == 2)
+                    memset(grid[row], 0, COLS);
+                else if (col < COLS)
+                    memset(grid[row] + col, 0, (size_t)(COLS - col));
+            } else if (*q == 'J') {
+                if (col < COLS) memset(grid[row] + col, 0, (size_t)(COLS - col));
+                for (int r = row + 1; r < used; r++)
+                    memset(grid[r], 0, COLS);
+                used = row + 1;
+            } else if (*q == 'A') {
+                row -= num ? num : 1;
+                if (row < 0) row = 0;
+            }
+            if (!*q) break;
+            p = q;
+        } else if (col < COLS) {
+            /* A cell left empty before this one reads as a space. */
+            for (int c = 0; c < col; c++)
+                if (!grid[row][c]) grid[row][c] = ' ';
+            grid[row][col++] = *p;
+        }
+    }
+    size_t cap = (size_t)used * (COLS + 1) + 1, len = 0;
+    char *outs = malloc(cap);
+    for (int r = 0; r < used; r++) {
+        size_t l = strnlen(grid[r], COLS);
+        memcpy(outs + len, grid[r], l);
+        len += l;
+        outs[len++] = '\n';
+    }
+    outs[len] = '\0';
+    free(grid);
+    return outs;
+}
+
 /* Counts the occurrences of needle in hay. */
 static inline int cli_count(const char *hay, const char *needle) {
     int n = 0;
