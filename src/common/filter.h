@@ -80,6 +80,15 @@ enum filter_field {
     FILTER_FIELD_STARTED_AT,
     FILTER_FIELD_COMPLETED_AT,
     FILTER_FIELD_SCHEDULED_AT,
+    /* Derived values, as a view serves them, each backed by an index of
+     * the same expression (docs/storage.md, "Indexes"): */
+    FILTER_FIELD_NAME_OR_TYPE,      /* the name, else the type */
+    FILTER_FIELD_LAUNCHER_OR_QUEUE, /* the launcher, else the queue */
+    /* The progress message, else the phase in words ("Pending", "Waiting",
+     * "Running", "Stopping", "Completed", "Failed", "Cancelled"; "Paused"
+     * for a paused task that has not finished). */
+    FILTER_FIELD_PROGRESS_TEXT,
+    FILTER_FIELD_DESCRIPTION_OR_EMPTY, /* the description, else "" */
     FILTER_FIELD_COUNT
 };
 

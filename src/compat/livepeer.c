@@ -30,6 +30,10 @@
 #include "../common/xalloc.h"
 #include "../server/http.h"
 
+/* `count` counts at most this many tasks; past it X-Total-Count is this
+ * bound and X-Total-Count-Capped: true (docs/compat.md). */
+#define LIVEPEER_TOTAL_MAX 10000
+
 /* ---- The projection ---- */
 
 const char *livepeer_phase_name(enum task_phase p) {
@@ -695,6 +699,7 @@ static void livepeer_task_list(struct req *r) {
     f.limit = c.q.limit;
     f.offset = c.q.skip;
     f.want_total = c.q.count;
+    f.total_max = LIVEPEER_TOTAL_MAX;
     bool conflict = false;
     const char *project = livepeer_query_project(&c.q, &conflict);
     bool none = conflict || (project && r->ns && strcmp(project, r->ns) != 0);
@@ -710,6 +715,7 @@ static void livepeer_task_list(struct req *r) {
         char total[24];
         snprintf(total, sizeof total, "%lld", (long long)l.total);
         reply_add_header(r, "X-Total-Count", total);
+        if (l.total_capped) reply_add_header(r, "X-Total-Count-Capped", "true");
     }
     if (l.more) livepeer_link_next(r, &c, c.q.skip + (int64_t)l.n);
     struct buf b;

@@ -26,7 +26,10 @@
 #include "sailpoint_filter.h"
 #include "sailpoint_parse.h"
 
-#define SP_LIMIT_MAX       250
+#define SP_LIMIT_MAX 250
+/* X-Total-Count counts at most this many tasks; past it the header says
+ * this bound and X-Total-Count-Capped: true (docs/compat.md). */
+#define SP_TOTAL_MAX       10000
 #define SP_TOKEN_EXPIRES_S 43199 /* what SailPoint's own tokens say */
 
 /* ---- Errors ---- */
@@ -299,7 +302,11 @@ static void sp_get(struct req *r) {
 
 /* ---- GET /task-status: filters, sorters, paging ---- */
 
-/* SailPoint's filterable fields and their canonical fields (docs/compat.md). */
+/* SailPoint's filterable fields and their canonical fields (docs/compat.md).
+ * A field the view fills in from another (sp_task_write: uniqueName from
+ * the type, launcher from the queue, description "", progress from the
+ * phase) is filtered on that derived value, so a filter finds what a read
+ * shows; uniqueName and launcher are indexed as such (docs/storage.md). */
 static const struct {
     const char *name;
     enum filter_field field;
@@ -308,10 +315,10 @@ static const struct {
     {"sourceId", FILTER_FIELD_TARGET_ID},
     {"completionStatus", FILTER_FIELD_STATUS},
     {"type", FILTER_FIELD_TYPE},
-    {"launcher", FILTER_FIELD_LAUNCHER},
-    {"uniqueName", FILTER_FIELD_NAME},
-    {"description", FILTER_FIELD_DESCRIPTION},
-    {"progress", FILTER_FIELD_PROGRESS_MESSAGE},
+    {"launcher", FILTER_FIELD_LAUNCHER_OR_QUEUE},
+    {"uniqueName", FILTER_FIELD_NAME_OR_TYPE},
+    {"description", FILTER_FIELD_DESCRIPTION_OR_EMPTY},
+    {"progress", FILTER_FIELD_PROGRESS_TEXT},
     {"created", FILTER_FIELD_CREATED_AT},
     {"modified", FILTER_FIELD_UPDATED_AT},
     {"launched", FILTER_FIELD_STARTED_AT},
@@ -445,6 +452,7 @@ static void sp_list_common(struct req *r, bool pending) {
                             .offset = q.offset,
                             .ascending = q.ascending,
                             .want_total = q.count,
+                            .total_max = SP_TOTAL_MAX,
                             .limit = q.limit};
     struct task_list l;
     int rc = store_task_list(req_store(r), &f, &l, &e);
@@ -457,6 +465,7 @@ static void sp_list_common(struct req *r, bool pending) {
         char total[24];
         snprintf(total, sizeof total, "%lld", (long long)l.total);
         reply_add_header(r, "X-Total-Count", total);
+        if (l.total_capped) reply_add_header(r, "X-Total-Count-Capped", "true");
     }
     if (pending && l.n == 0) {
         task_list_release(&l);

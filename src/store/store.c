@@ -1633,6 +1633,10 @@ int store_task_list(struct store *s, const struct task_filter *f, struct task_li
                     struct tm_error *e) {
     memset(out, 0, sizeof *out);
     int rc = s->base.backend->list(s, f, out);
+    if (rc == 0 && f->want_total && f->total_max > 0 && out->total > f->total_max) {
+        out->total = f->total_max; /* the backend counted one row past the bound */
+        out->total_capped = true;
+    }
     return rc ? store_read_error(rc, e, NULL) : 0;
 }
 

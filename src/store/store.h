@@ -108,6 +108,9 @@ struct task_filter {
     int64_t offset;          /* rows skipped before the page (offset paging) */
     bool ascending;          /* oldest first; default newest first (id = creation order) */
     bool want_total;         /* fill task_list.total */
+    /* With want_total: count at most this many rows (0: exact). Counting
+     * is linear in the rows that match; a bound keeps it cheap. */
+    int64_t total_max;
     /* Sort keys, most significant first; nsort 0 = by id as `ascending` says.
      * The id breaks ties in the last key's direction. With nsort > 0 the
      * cursor is ignored: page with offset. */
@@ -121,6 +124,8 @@ struct task_list {
     size_t n;
     bool more;     /* another page follows; its cursor is the last task's id */
     int64_t total; /* with want_total: rows matching, ignoring cursor, offset and limit */
+    /* More than total_max rows match: total is total_max. */
+    bool total_capped;
 };
 
 int store_task_list(struct store *s, const struct task_filter *f, struct task_list *out,

@@ -832,6 +832,23 @@ static const struct pg_stmt st_stats_add = {
     " latency_max=greatest(queue_stats.latency_max, excluded.latency_max)"};
 static const struct pg_stmt st_stats_prune = {PGS_STATS_PRUNE,
                                               "DELETE FROM queue_stats WHERE minute < $1"};
+/*
+ * Folds the task_counts rows of connections that are gone (their shard is
+ * no live backend's pid) into this connection's own, and drops rows that
+ * sum to nothing, so the table stays a few rows per queue and phase
+ * however often nodes reconnect. SKIP LOCKED: a row another transaction
+ * holds is left for the next pass.
+ */
+static const struct pg_stmt st_counts_fold = {
+    PGS_COUNTS_FOLD,
+    "WITH gone AS (DELETE FROM task_counts WHERE ctid IN (SELECT ctid FROM task_counts"
+    " WHERE shard<>pg_backend_pid() AND (n=0 OR shard NOT IN (SELECT pid FROM pg_stat_activity))"
+    " FOR UPDATE SKIP LOCKED) RETURNING namespace, queue, phase, paused, n),"
+    " sums AS (SELECT namespace, queue, phase, paused, sum(n) AS n FROM gone"
+    " GROUP BY namespace, queue, phase, paused HAVING sum(n)<>0)"
+    " INSERT INTO task_counts AS c (namespace, queue, phase, paused, shard, n)"
+    " SELECT namespace, queue, phase, paused, pg_backend_pid(), n FROM sums"
+    " ON CONFLICT (namespace, queue, phase, paused, shard) DO UPDATE SET n=c.n+excluded.n"};
 
 static int pg_load(struct store *s, const char *id, struct task **out) {
     struct pg_store *q = pq(s);
@@ -1022,6 +1039,10 @@ static int pg_stats_prune(struct store *s, int64_t before_minute) {
     PGresult *r;
     int rc = pg_run(&pq(s)->writer, &st_stats_prune, &p, &r);
     PQclear(r);
+    r = NULL;
+    /* The same once-a-minute pass keeps task_counts small. */
+    if (rc == 0) rc = pg_run(&pq(s)->writer, &st_counts_fold, NULL, &r);
+    PQclear(r);
     return rc;
 }
 
@@ -1112,8 +1133,9 @@ out:
 
 static const struct pg_stmt st_queue_counts = {
     PGS_QUEUE_COUNTS,
-    "SELECT queue, phase, paused, count(*) FROM tasks WHERE ($1::text IS NULL OR namespace=$1)"
-    " GROUP BY queue, phase, paused ORDER BY queue"};
+    "SELECT queue, phase, paused, sum(n) FROM task_counts"
+    " WHERE ($1::text IS NULL OR namespace=$1::text)"
+    " GROUP BY queue, phase, paused HAVING sum(n)<>0 ORDER BY queue"};
 static const struct pg_stmt st_queue_cfg = {
     PGS_QUEUE_CFG,
     "SELECT name, max_retries, backoff_ms, backoff_max_ms, paused, configured FROM queues"

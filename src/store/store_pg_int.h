@@ -36,6 +36,7 @@ enum pg_stmt_id {
     PGS_QUEUE_PAUSE,
     PGS_STATS_ADD,
     PGS_STATS_PRUNE,
+    PGS_COUNTS_FOLD,
     PGS_STATS_READ,
     PGS_GET,
     PGS_QUEUE_COUNTS,

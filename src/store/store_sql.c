@@ -17,8 +17,23 @@
 #include "../common/xalloc.h"
 #include "store_int.h"
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store_sql.h"
+
+/*
+ * The derived fields, spelt alike on both backends. Each indexed one is
+ * written in its migration (sqlite 0009, pg 0008) with exactly this text
+ * inside lower(), as an index on an expression serves only a query that
+ * repeats it.
+ */
+#define SQL_NAME_OR_TYPE         "coalesce(name,type)"
+#define SQL_LAUNCHER_OR_QUEUE    "coalesce(launcher,queue)"
+#define SQL_DESCRIPTION_OR_EMPTY "coalesce(description,'')"
+#define SQL_PROGRESS_TEXT                                            \
+    "coalesce(progress_message,CASE WHEN paused<>0 AND phase NOT IN" \
+    " ('completed','failed','cancelled') THEN 'Paused'"              \
+    " ELSE upper(substr(phase,1,1))||substr(phase,2) END)"
 
 const struct sql_dialect sql_dialect_sqlite = {
     .name = "sqlite",
@@ -48,12 +63,17 @@ const struct sql_dialect sql_dialect_sqlite = {
             [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
             [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
             [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
+            [FILTER_FIELD_NAME_OR_TYPE] = SQL_NAME_OR_TYPE,
+            [FILTER_FIELD_LAUNCHER_OR_QUEUE] = SQL_LAUNCHER_OR_QUEUE,
+            [FILTER_FIELD_PROGRESS_TEXT] = SQL_PROGRESS_TEXT,
+            [FILTER_FIELD_DESCRIPTION_OR_EMPTY] = SQL_DESCRIPTION_OR_EMPTY,
         },
+    .nocase_fields = {[FILTER_FIELD_STATUS] = "completion_status"},
     .strpos = "instr",
-    /* An explicit collation on the left operand decides the comparison
-     * (and is the only one IN honours). */
-    .nocase_col = "%s COLLATE NOCASE",
-    .nocase_val = "%s",
+    /* lower() as PostgreSQL's, so an index on lower(expr) serves both;
+     * SQLite's built-in lower() folds ASCII only, as COLLATE NOCASE does. */
+    .nocase_col = "lower(%s)",
+    .nocase_val = "lower(%s)",
     .is_distinct = "IS NOT",
 };
 
@@ -95,7 +115,12 @@ const struct sql_dialect sql_dialect_pg = {
             [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
             [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
             [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
+            [FILTER_FIELD_NAME_OR_TYPE] = SQL_NAME_OR_TYPE,
+            [FILTER_FIELD_LAUNCHER_OR_QUEUE] = SQL_LAUNCHER_OR_QUEUE,
+            [FILTER_FIELD_PROGRESS_TEXT] = SQL_PROGRESS_TEXT,
+            [FILTER_FIELD_DESCRIPTION_OR_EMPTY] = SQL_DESCRIPTION_OR_EMPTY,
         },
+    .nocase_fields = {[FILTER_FIELD_STATUS] = "completion_status"},
     .strpos = "strpos",
     .nocase_col = "lower(%s)",
     .nocase_val = "lower(%s)",
@@ -104,8 +129,107 @@ const struct sql_dialect sql_dialect_pg = {
 
 void sql_binds_release(struct sql_binds *b) {
     free(b->v);
+    for (int i = 0; i < b->nowned; i++)
+        free(b->owned[i]);
+    free(b->owned);
     b->v = NULL;
-    b->n = b->cap = 0;
+    b->owned = NULL;
+    b->n = b->cap = b->nowned = 0;
+}
+
+/* Keeps s (malloc'd) until the binds are released; returns it. */
+static const char *sql_own(struct sql_binds *b, char *s) {
+    b->owned = xrealloc(b->owned, (size_t)(b->nowned + 1) * sizeof *b->owned);
+    b->owned[b->nowned++] = s;
+    return s;
+}
+
+/*
+ * The least string above every string that starts with p, so that
+ * `col >= p AND col < bound` is `col starts with p` as a range an index
+ * serves: p with its last code point raised by one (U+10FFFF dropped and
+ * the one before raised instead; surrogates skipped). UTF-8 sorts
+ * bytewise in code point order and the bound stays valid UTF-8, which
+ * PostgreSQL insists on. NULL when there is none (p empty, or all
+ * U+10FFFF) or p is not valid UTF-8; *bad says which.
+ */
+static char *sql_prefix_bound(const char *p, bool *bad) {
+    size_t n = strlen(p), k = 0, nc = 0;
+    uint32_t *cp = xmalloc((n + 1) * sizeof *cp);
+    *bad = false;
+    while (k < n) {
+        const unsigned char *u = (const unsigned char *)p + k;
+        uint32_t c;
+        size_t len;
+        if (u[0] < 0x80) {
+            c = u[0];
+            len = 1;
+        } else if (u[0] >= 0xC2 && u[0] < 0xE0) {
+            c = u[0] & 0x1F;
+            len = 2;
+        } else if (u[0] >= 0xE0 && u[0] < 0xF0) {
+            c = u[0] & 0x0F;
+            len = 3;
+        } else if (u[0] >= 0xF0 && u[0] < 0xF5) {
+            c = u[0] & 0x07;
+            len = 4;
+        } else {
+            *bad = true;
+            break;
+        }
+        if (k + len > n) {
+            *bad = true;
+            break;
+        }
+        for (size_t i = 1; i < len; i++) {
+            if ((u[i] & 0xC0) != 0x80) *bad = true;
+            c = (c << 6) | (u[i] & 0x3F);
+        }
+        static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (*bad || c < least[len] || c > 0x10FFFF || (c >= 0xD800 && c < 0xE000)) {
+            *bad = true;
+            break;
+        }
+        cp[nc++] = c;
+        k += len;
+    }
+    while (!*bad && nc > 0 && cp[nc - 1] == 0x10FFFF)
+        nc--;
+    if (*bad || nc == 0) {
+        free(cp);
+        return NULL;
+    }
+    cp[nc - 1] = cp[nc - 1] == 0xD7FF ? 0xE000 : cp[nc - 1] + 1;
+    char *out = xmalloc(4 * nc + 1), *o = out;
+    for (size_t i = 0; i < nc; i++) {
+        uint32_t c = cp[i];
+        if (c < 0x80) {
+            *o++ = (char)c;
+        } else if (c < 0x800) {
+            *o++ = (char)(0xC0 | (c >> 6));
+            *o++ = (char)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            *o++ = (char)(0xE0 | (c >> 12));
+            *o++ = (char)(0x80 | ((c >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (c & 0x3F));
+        } else {
+            *o++ = (char)(0xF0 | (c >> 18));
+            *o++ = (char)(0x80 | ((c >> 12) & 0x3F));
+            *o++ = (char)(0x80 | ((c >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    *o = '\0';
+    free(cp);
+    return out;
+}
+
+/* A copy of s with ASCII letters lowered, as SQL lower() does on both backends. */
+static char *sql_ascii_lower(const char *s) {
+    char *l = xstrdup(s);
+    for (char *c = l; *c; c++)
+        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+    return l;
 }
 
 static struct sql_bind *sql_bind_new(struct sql_binds *b, enum sql_bind_kind kind) {
@@ -183,23 +307,72 @@ static void sql_wrapped(struct buf *sql, bool wrap, const char *fmt, const char 
     buf_puts(sql, at + 2);
 }
 
-/* Appends the expression as SQL. */
+/* Appends `col` as a case-insensitive comparison reads it. */
+static void sql_nocase_col(const struct sql_dialect *d, struct buf *sql, enum filter_field f,
+                           bool nocase) {
+    if (nocase && d->nocase_fields[f])
+        buf_puts(sql, d->nocase_fields[f]);
+    else
+        sql_wrapped(sql, nocase, d->nocase_col, d->fields[f]);
+}
+
+/* Appends a text value's placeholder as a case-insensitive comparison
+ * reads it (an overridden field's values are lowered here instead). */
+static void sql_nocase_val(const struct sql_dialect *d, struct buf *sql, enum filter_field f,
+                           bool nocase, const char *ph) {
+    if (nocase && d->nocase_fields[f])
+        sql_wrapped(sql, true, "lower(%s)", ph);
+    else
+        sql_wrapped(sql, nocase, d->nocase_val, ph);
+}
+
+/*
+ * `starts with` as a range an index serves: col >= p AND col < bound
+ * (sql_prefix_bound). Returns 1 when p is not valid UTF-8 (the caller
+ * writes the substring test instead).
+ */
+static int sql_prefix_range(const struct sql_dialect *d, struct buf *sql, struct sql_binds *b,
+                            enum filter_field f, bool nocase, const char *p) {
+    const char *low = nocase ? sql_own(b, sql_ascii_lower(p)) : p;
+    bool bad;
+    char *bound = sql_prefix_bound(low, &bad);
+    if (bad) return 1;
+    buf_putc(sql, '(');
+    sql_nocase_col(d, sql, f, nocase);
+    buf_puts(sql, ">=");
+    sql_put_text(d, sql, b, low);
+    if (bound) {
+        buf_puts(sql, " AND ");
+        sql_nocase_col(d, sql, f, nocase);
+        buf_puts(sql, "<");
+        sql_put_text(d, sql, b, sql_own(b, bound));
+    }
+    buf_putc(sql, ')');
+    return 0;
+}
+
+/*
+ * Appends the expression as SQL. `pos`: no `not` above this node, so a
+ * leaf that is NULL (unknown) rejects the row just as false does, and the
+ * leaf is written bare (`col = ?`), which an index serves; under a `not`
+ * it is wrapped in coalesce(..., false) so that `not` is the complement.
+ */
 static int sql_filter(const struct sql_dialect *d, struct buf *sql, struct sql_binds *b,
-                      const struct filter_expr *x, int depth) {
+                      const struct filter_expr *x, int depth, bool pos) {
     if (!x || depth > 2 * FILTER_MAX_DEPTH + FILTER_MAX_NODES) return TM_EINVALID;
     int rc;
     switch (x->op) {
     case FILTER_AND:
     case FILTER_OR:
         buf_putc(sql, '(');
-        if ((rc = sql_filter(d, sql, b, x->left, depth + 1))) return rc;
+        if ((rc = sql_filter(d, sql, b, x->left, depth + 1, pos))) return rc;
         buf_puts(sql, x->op == FILTER_AND ? " AND " : " OR ");
-        if ((rc = sql_filter(d, sql, b, x->right, depth + 1))) return rc;
+        if ((rc = sql_filter(d, sql, b, x->right, depth + 1, pos))) return rc;
         buf_putc(sql, ')');
         return 0;
     case FILTER_NOT:
         buf_puts(sql, "(NOT ");
-        if ((rc = sql_filter(d, sql, b, x->left, depth + 1))) return rc;
+        if ((rc = sql_filter(d, sql, b, x->left, depth + 1, false))) return rc;
         buf_putc(sql, ')');
         return 0;
     default:
@@ -219,19 +392,26 @@ static int sql_filter(const struct sql_dialect *d, struct buf *sql, struct sql_b
         return 0;
     case FILTER_IN:
         if (x->nvalues == 0) return TM_EINVALID;
-        buf_puts(sql, "coalesce(");
-        sql_wrapped(sql, nocase, d->nocase_col, col);
+        buf_puts(sql, pos ? "(" : "coalesce(");
+        sql_nocase_col(d, sql, x->field, nocase);
         buf_puts(sql, " IN (");
         for (size_t i = 0; i < x->nvalues; i++) {
             if (i) buf_putc(sql, ',');
             if ((rc = sql_value(d, b, k, &x->values[i], ph, sizeof ph))) return rc;
-            sql_wrapped(sql, nocase, d->nocase_val, ph);
+            sql_nocase_val(d, sql, x->field, nocase, ph);
         }
-        buf_printf(sql, "),%s)", d->false_sql);
+        if (pos)
+            buf_puts(sql, "))");
+        else
+            buf_printf(sql, "),%s)", d->false_sql);
         return 0;
     case FILTER_SW:
     case FILTER_CO:
         if (k != FILTER_KIND_TEXT || x->nvalues != 1) return TM_EINVALID;
+        if (x->op == FILTER_SW && pos && x->values[0].kind == FILTER_VAL_STR &&
+            sql_prefix_range(d, sql, b, x->field, nocase,
+                             x->values[0].str ? x->values[0].str : "") == 0)
+            return 0;
         if ((rc = sql_value(d, b, k, &x->values[0], ph, sizeof ph))) return rc;
         if (x->nocase)
             buf_printf(sql, "coalesce(%s(lower(%s),lower(%s))%s,%s)", d->strpos, col, ph,
@@ -244,9 +424,9 @@ static int sql_filter(const struct sql_dialect *d, struct buf *sql, struct sql_b
         if (x->nvalues != 1) return TM_EINVALID;
         if ((rc = sql_value(d, b, k, &x->values[0], ph, sizeof ph))) return rc;
         buf_putc(sql, '(');
-        sql_wrapped(sql, nocase, d->nocase_col, col);
+        sql_nocase_col(d, sql, x->field, nocase);
         buf_printf(sql, " %s ", d->is_distinct);
-        sql_wrapped(sql, nocase, d->nocase_val, ph);
+        sql_nocase_val(d, sql, x->field, nocase, ph);
         buf_putc(sql, ')');
         return 0;
     case FILTER_EQ:
@@ -261,11 +441,14 @@ static int sql_filter(const struct sql_dialect *d, struct buf *sql, struct sql_b
                                           [FILTER_LE] = "<="};
         if (x->nvalues != 1) return TM_EINVALID;
         if ((rc = sql_value(d, b, k, &x->values[0], ph, sizeof ph))) return rc;
-        buf_puts(sql, "coalesce(");
-        sql_wrapped(sql, nocase, d->nocase_col, col);
+        buf_puts(sql, pos ? "(" : "coalesce(");
+        sql_nocase_col(d, sql, x->field, nocase);
         buf_printf(sql, " %s ", cmp[x->op]);
-        sql_wrapped(sql, nocase, d->nocase_val, ph);
-        buf_printf(sql, ",%s)", d->false_sql);
+        sql_nocase_val(d, sql, x->field, nocase, ph);
+        if (pos)
+            buf_putc(sql, ')');
+        else
+            buf_printf(sql, ",%s)", d->false_sql);
         return 0;
     }
     default:
@@ -322,11 +505,14 @@ int sql_where(const struct sql_dialect *d, const struct task_filter *f, struct b
         sql_put_text(d, sql, b, f->id_prefix_end);
     }
     if (f->name_prefix) {
-        /* One parameter, named twice. */
-        sql_bind_new(b, SQL_BIND_TEXT)->text = f->name_prefix;
-        char ph[64];
-        sql_ph(d, b->n, SQL_BIND_TEXT, ph, sizeof ph);
-        buf_printf(sql, " AND substr(name,1,length(%s))=%s", ph, ph);
+        buf_puts(sql, " AND ");
+        if (sql_prefix_range(d, sql, b, FILTER_FIELD_NAME, false, f->name_prefix)) {
+            /* Not UTF-8: no range; one parameter, named twice. */
+            sql_bind_new(b, SQL_BIND_TEXT)->text = f->name_prefix;
+            char ph[64];
+            sql_ph(d, b->n, SQL_BIND_TEXT, ph, sizeof ph);
+            buf_printf(sql, "substr(name,1,length(%s))=%s", ph, ph);
+        }
     }
     const struct {
         const char *sql;
@@ -342,7 +528,7 @@ int sql_where(const struct sql_dialect *d, const struct task_filter *f, struct b
     }
     if (f->expr) {
         buf_puts(sql, " AND ");
-        return sql_filter(d, sql, b, f->expr, 0);
+        return sql_filter(d, sql, b, f->expr, 0, true);
     }
     return 0;
 }
@@ -364,7 +550,10 @@ void sql_list_tail(const struct sql_dialect *d, const struct task_filter *f, str
         for (int i = 0; i < f->nsort && i < TASK_SORT_MAX; i++) {
             if ((unsigned)f->sort[i].key > TASK_SORT_TYPE) continue;
             desc = f->sort[i].desc;
-            buf_printf(sql, "%s %s NULLS LAST, ", cols[f->sort[i].key], desc ? "DESC" : "ASC");
+            /* Only the name may be null; saying NULLS LAST of the others
+             * would keep PostgreSQL from reading an index backwards. */
+            buf_printf(sql, "%s %s%s, ", cols[f->sort[i].key], desc ? "DESC" : "ASC",
+                       f->sort[i].key == TASK_SORT_NAME ? " NULLS LAST" : "");
         }
         buf_printf(sql, "id %s LIMIT %d", desc ? "DESC" : "ASC", f->limit + 1);
     } else {
@@ -376,12 +565,23 @@ void sql_list_tail(const struct sql_dialect *d, const struct task_filter *f, str
     }
 }
 
-int sql_list_query(const struct sql_dialect *d, const char *select_cols,
-                   const struct task_filter *f, bool count, struct buf *sql, struct sql_binds *b) {
-    buf_printf(sql, "SELECT %s FROM tasks", count ? "count(*)" : select_cols);
+int sql_list_query_from(const struct sql_dialect *d, const char *select_cols, const char *from,
+                        const struct task_filter *f, bool count, struct buf *sql,
+                        struct sql_binds *b) {
+    bool capped = count && f->total_max > 0;
+    if (capped)
+        buf_printf(sql, "SELECT count(*) FROM (SELECT 1 FROM %s", from);
+    else
+        buf_printf(sql, "SELECT %s FROM %s", count ? "count(*)" : select_cols, from);
     int rc = sql_where(d, f, sql, b);
+    if (rc == 0 && capped) buf_printf(sql, " LIMIT %lld) AS c", (long long)f->total_max + 1);
     if (rc == 0 && !count) sql_list_tail(d, f, sql, b);
     return rc;
+}
+
+int sql_list_query(const struct sql_dialect *d, const char *select_cols,
+                   const struct task_filter *f, bool count, struct buf *sql, struct sql_binds *b) {
+    return sql_list_query_from(d, select_cols, "tasks", f, count, sql, b);
 }
 
 /* The task row, for every SQL backend (store_int.h). */

@@ -33,10 +33,14 @@ struct sql_bind {
     double d;         /* REAL */
 };
 
-/* Binds in placeholder order: v[k] is placeholder number k + 1. */
+/* Binds in placeholder order: v[k] is placeholder number k + 1. The
+ * strings the compiler makes itself (a prefix's upper bound) are owned
+ * here and freed by sql_binds_release. */
 struct sql_binds {
     struct sql_bind *v;
     int n, cap;
+    char **owned;
+    int nowned;
 };
 
 struct sql_dialect {
@@ -49,6 +53,10 @@ struct sql_dialect {
      * Times are 0 when unset in the row and NULL here; phase and status
      * names are the v1 ones (the stored status is lower case). */
     const char *fields[FILTER_FIELD_COUNT];
+    /* Where set, the expression a case-insensitive comparison reads
+     * instead of nocase_col around fields[] (the stored status is lower
+     * case already, so its plain index serves). */
+    const char *nocase_fields[FILTER_FIELD_COUNT];
     const char *strpos; /* strpos(haystack, needle): 1-based position, 0 when absent */
     /* Case-insensitive (ASCII) text comparison `col OP val`, written as
      * nocase_col OP nocase_val, each with its one "%s" replaced by the
@@ -83,5 +91,10 @@ void sql_list_tail(const struct sql_dialect *d, const struct task_filter *f, str
  */
 int sql_list_query(const struct sql_dialect *d, const char *select_cols,
                    const struct task_filter *f, bool count, struct buf *sql, struct sql_binds *b);
+/* The same, reading `from` instead of "tasks" (SQLite's `tasks INDEXED BY
+ * ...`). With count and f->total_max, counts at most total_max + 1 rows. */
+int sql_list_query_from(const struct sql_dialect *d, const char *select_cols, const char *from,
+                        const struct task_filter *f, bool count, struct buf *sql,
+                        struct sql_binds *b);
 
 #endif

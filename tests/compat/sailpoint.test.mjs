@@ -307,6 +307,44 @@ test('getTaskStatusList: limit, offset, count, filters and sorters', async () =>
   assert.equal(g.data.completionStatus, 'SUCCESS');
 });
 
+test('a filter on a field finds the value the view serves for it (issue 15 item 11)', async () => {
+  const ns = `proj${Date.now()}`;
+  const tok = await v1(srv, 'POST', '/v1/tokens', { role: 'client', namespace: ns });
+  assert.equal(tok.status, 201, tok.body);
+  const auth = { headers: { Authorization: `Bearer ${tok.json.secret || tok.json.token}` } };
+  const mk = async (body) => {
+    const r = await fetch(`${srv.url}/v1/tasks`, { method: 'POST', headers: { ...auth.headers, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ type: 'CLOUD_ACCOUNT_AGGREGATION', queue: ns, ...body }) });
+    assert.equal(r.status, 201);
+    return (await r.json()).id;
+  };
+  // a: name, launcher and description of its own; b: none of them; c: paused
+  const a = await mk({ name: 'Nightly', launcher: 'alice', description: 'the nightly run' });
+  const b = await mk({});
+  const c = await mk({ name: 'held' });
+  const p = await fetch(`${srv.url}/v1/tasks/${c}/pause`, { method: 'POST', headers: auth.headers });
+  assert.equal(p.status, 200);
+  const served = async (id) => (await api.getTaskStatus({ id }, auth)).data;
+  const sb = await served(b);
+  assert.equal(sb.progress, 'Pending');
+  assert.equal(sb.launcher, ns, 'the launcher falls back to the queue');
+  assert.equal(sb.uniqueName, 'CLOUD_ACCOUNT_AGGREGATION', 'uniqueName falls back to the type');
+  assert.equal(sb.description, '');
+  assert.equal((await served(c)).progress, 'Paused');
+  const ids = async (filters) => (await api.getTaskStatusList({ filters, count: true }, auth)).data.map((x) => x.id);
+  assert.deepEqual(await ids('progress eq "Pending"'), [a, b]);
+  assert.deepEqual(await ids('progress eq "paused"'), [c], 'case-insensitive, as every SailPoint filter');
+  assert.deepEqual(await ids(`launcher eq "${ns}"`), [b, c]);
+  assert.deepEqual(await ids('launcher eq "alice"'), [a]);
+  assert.deepEqual(await ids('uniqueName eq "cloud_account_aggregation"'), [b]);
+  assert.deepEqual(await ids('uniqueName sw "CLOUD_"'), [b]);
+  assert.deepEqual(await ids('uniqueName in ("nightly","held")'), [a, c]);
+  assert.deepEqual(await ids('description eq ""'), [b, c]);
+  assert.deepEqual(await ids('not (progress eq "Pending")'), [c]);
+  // every row a filter returns serves the value it was filtered on
+  for (const x of (await api.getTaskStatusList({ filters: 'progress eq "Pending"' }, auth)).data) assert.equal(x.progress, 'Pending');
+});
+
 test('pending tasks: GET and HEAD, 204 when none', async () => {
   const ns = `pend${Date.now()}`;
   const tok = await v1(srv, 'POST', '/v1/tokens', { role: 'client', namespace: ns });

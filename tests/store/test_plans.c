@@ -1,0 +1,459 @@
+/*
+ * Query plans of the lists the APIs offer: each filter, sort and count
+ * that the v1 API, the dashboard and the views send is answered from an
+ * index, on the backend of the run (docs/storage.md, "Indexes and
+ * counters"). A plan is what the database says it will do, so this is
+ * not a timing test: the figures are in bench/scale and
+ * docs/performance.md.
+ *
+ * The statements are the ones the backends run: sql_list_query with the
+ * backend's dialect, on a store migrated by store_open. SQLite's plan is
+ * read with EXPLAIN QUERY PLAN; PostgreSQL's with EXPLAIN and
+ * enable_seqscan off (on a near-empty table a sequential scan is always
+ * cheapest, so the question asked is whether an index *can* serve).
+ *
+ * Also here: queue counts (GET /v1/queues) read maintained counters that
+ * follow every insert, phase change, pause and delete, and agree with a
+ * count of the rows.
+ */
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/common/filter.h"
+#include "../src/common/xalloc.h"
+#include "../src/store/store.h"
+#include "../src/store/store_sql.h"
+#include "harness.h"
+
+static char dir[256], url[512];
+static bool pg;
+
+/* The plan of the list (or count) of f read from `from`, as one text;
+ * NULL on error. */
+static char *plan_of_from(const struct task_filter *f, bool count, const char *from) {
+    const struct sql_dialect *d = pg ? &sql_dialect_pg : &sql_dialect_sqlite;
+    struct buf sql;
+    buf_init(&sql);
+    struct sql_binds b = {0};
+    buf_puts(&sql, pg ? "EXPLAIN " : "EXPLAIN QUERY PLAN ");
+    char *out = NULL;
+    if (sql_list_query_from(d, "id", from, f, count, &sql, &b)) goto done;
+    struct buf plan;
+    buf_init(&plan);
+    if (pg) {
+        PGconn *c = PQconnectdb(url);
+        if (PQstatus(c) != CONNECTION_OK) {
+            PQfinish(c);
+            buf_release(&plan);
+            goto done;
+        }
+        PQclear(PQexec(c, "SET enable_seqscan = off"));
+        const char **vals = xcalloc((size_t)b.n + 1, sizeof *vals);
+        char(*nums)[24] = xcalloc((size_t)b.n + 1, sizeof *nums);
+        for (int i = 0; i < b.n; i++) {
+            if (b.v[i].kind == SQL_BIND_TEXT) {
+                vals[i] = b.v[i].text;
+            } else {
+                if (b.v[i].kind == SQL_BIND_INT)
+                    snprintf(nums[i], sizeof nums[i], "%lld", (long long)b.v[i].i);
+                else
+                    snprintf(nums[i], sizeof nums[i], "%.17g", b.v[i].d);
+                vals[i] = nums[i];
+            }
+        }
+        PGresult *r = PQexecParams(c, sql.p, b.n, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK)
+            for (int i = 0; i < PQntuples(r); i++)
+                buf_printf(&plan, "%s\n", PQgetvalue(r, i, 0));
+        else
+            fprintf(stderr, "explain: %s\n", PQerrorMessage(c));
+        PQclear(r);
+        free(vals);
+        free(nums);
+        PQfinish(c);
+    } else {
+        const char *path = strchr(url, ':') + 1;
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, sql.p, -1, &st, NULL) == SQLITE_OK) {
+            for (int i = 0; i < b.n; i++) {
+                if (b.v[i].kind == SQL_BIND_TEXT)
+                    sqlite3_bind_text(st, i + 1, b.v[i].text, -1, SQLITE_STATIC);
+                else if (b.v[i].kind == SQL_BIND_INT)
+                    sqlite3_bind_int64(st, i + 1, b.v[i].i);
+                else
+                    sqlite3_bind_double(st, i + 1, b.v[i].d);
+            }
+            while (sqlite3_step(st) == SQLITE_ROW)
+                buf_printf(&plan, "%s\n", (const char *)sqlite3_column_text(st, 3));
+        } else {
+            fprintf(stderr, "explain: %s\n", sqlite3_errmsg(db));
+        }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    out = plan.len ? buf_detach(&plan) : NULL;
+    buf_release(&plan);
+done:
+    buf_release(&sql);
+    sql_binds_release(&b);
+    return out;
+}
+
+static char *plan_of(const struct task_filter *f, bool count) {
+    return plan_of_from(f, count, "tasks");
+}
+
+/* Whether the plan reads index `index` (the whole name). */
+static bool plan_uses(const char *plan, const char *index) {
+    static const char *const sqlite_forms[] = {"INDEX ", NULL};
+    static const char *const pg_forms[] = {"using ", "Index Scan on ", NULL};
+    for (const char *const *form = pg ? pg_forms : sqlite_forms; *form; form++) {
+        char needle[96];
+        snprintf(needle, sizeof needle, "%s%s", *form, index);
+        for (const char *at = strstr(plan, needle); at; at = strstr(at + 1, needle)) {
+            char c = at[strlen(needle)];
+            if (c == ' ' || c == '\n' || c == '\0' || c == '(') return true;
+        }
+    }
+    return false;
+}
+
+/* The plan of f (read from `from`) reads the index `index`, and unless
+ * `sorted`, never sorts the rows it found. */
+static void expect_index_from(int line, const char *what, const struct task_filter *f, bool count,
+                              const char *from, const char *index, bool sorted) {
+    char *plan = plan_of_from(f, count, from);
+    if (!plan) {
+        th_fail(__FILE__, line, "%s: no plan", what);
+        return;
+    }
+    if (!plan_uses(plan, index))
+        th_fail(__FILE__, line, "%s: the plan does not use index %s:\n%s", what, index, plan);
+    if (!sorted && (strstr(plan, "TEMP B-TREE") || strstr(plan, "Sort")))
+        th_fail(__FILE__, line, "%s: the plan sorts the rows it found:\n%s", what, plan);
+    free(plan);
+}
+
+static void expect_index(int line, const char *what, const struct task_filter *f, bool count,
+                         const char *index, bool sorted) {
+    expect_index_from(line, what, f, count, "tasks", index, sorted);
+}
+
+/*
+ * A time range read in id order. SQLite has no range statistics: its
+ * backend asks the range's index how many rows it holds and, when they
+ * are few, reads the page `FROM tasks INDEXED BY` it (store_sqlite.c,
+ * sq_list_from); that statement is the one checked. PostgreSQL's planner
+ * weighs the range with its statistics and may as well walk the primary
+ * key backwards: either index is an answer there.
+ */
+static void expect_range(int line, const char *what, const struct task_filter *f,
+                         const char *index) {
+    if (!pg) {
+        char from[64];
+        snprintf(from, sizeof from, "tasks INDEXED BY %s", index);
+        expect_index_from(line, what, f, false, from, index, true);
+        return;
+    }
+    char *plan = plan_of(f, false);
+    if (!plan || !(plan_uses(plan, index) || plan_uses(plan, "tasks_pkey")))
+        th_fail(__FILE__, line, "%s: the plan reads no index:\n%s", what, plan ? plan : "");
+    free(plan);
+}
+
+static struct filter_expr *leaf(enum filter_op op, enum filter_field field, const char *v) {
+    struct filter_expr *x = filter_expr_new(op);
+    x->name = xstrdup("f");
+    x->field = field;
+    x->nocase = true; /* as SailPoint's filters are */
+    x->values = xcalloc(1, sizeof *x->values);
+    x->nvalues = 1;
+    x->values[0].kind = FILTER_VAL_STR;
+    x->values[0].str = xstrdup(v);
+    return x;
+}
+
+static void test_every_list_filter_uses_an_index(void) {
+    struct task_filter f = {.limit = 20};
+    /* v1 and the dashboard */
+    f.phases = 1u << TASK_COMPLETED;
+    expect_index(__LINE__, "?phase=completed", &f, false, "tasks_phase", false);
+    f.phases = 0;
+    f.name_prefix = "img-";
+    expect_index(__LINE__, "?name_prefix=img-", &f, false, "tasks_name", true);
+    f.name_prefix = "\xc3\xa9t\xc3\xa9-"; /* a bound past a multi-byte character */
+    expect_index(__LINE__, "?name_prefix=été-", &f, false, "tasks_name", true);
+    f.name_prefix = NULL;
+    f.created_before = 1700000000000;
+    expect_range(__LINE__, "?created_before=", &f, "tasks_created");
+    f.created_before = 0;
+    f.created_after = 1700000000000;
+    expect_range(__LINE__, "?created_after=", &f, "tasks_created");
+    f.created_after = 0;
+    f.updated_after = 1700000000000;
+    expect_range(__LINE__, "?updated_after=", &f, "tasks_updated");
+    f.updated_after = 0;
+    /* SailPoint: completionStatus, with the count, and projected fields */
+    struct filter_expr *x = leaf(FILTER_EQ, FILTER_FIELD_STATUS, "SUCCESS");
+    f.expr = x;
+    f.ascending = true;
+    expect_index(__LINE__, "completionStatus eq \"SUCCESS\"", &f, false, "tasks_status", false);
+    expect_index(__LINE__, "completionStatus eq \"SUCCESS\" (count)", &f, true, "tasks_status",
+                 true);
+    filter_expr_free(x);
+    x = leaf(FILTER_IN, FILTER_FIELD_STATUS, "ERROR");
+    f.expr = x;
+    expect_index(__LINE__, "completionStatus in (\"ERROR\")", &f, false, "tasks_status", true);
+    filter_expr_free(x);
+    x = leaf(FILTER_EQ, FILTER_FIELD_NAME_OR_TYPE, "Cloud Group Aggregation");
+    f.expr = x;
+    expect_index(__LINE__, "uniqueName eq", &f, false, "tasks_name_or_type", false);
+    filter_expr_free(x);
+    x = leaf(FILTER_SW, FILTER_FIELD_NAME_OR_TYPE, "Cloud");
+    f.expr = x;
+    expect_index(__LINE__, "uniqueName sw", &f, false, "tasks_name_or_type", true);
+    filter_expr_free(x);
+    x = leaf(FILTER_EQ, FILTER_FIELD_LAUNCHER_OR_QUEUE, "support");
+    f.expr = x;
+    expect_index(__LINE__, "launcher eq", &f, false, "tasks_launcher_or_queue", false);
+    filter_expr_free(x);
+    /* and the same leaf inside an `and` with another */
+    x = filter_expr_and(leaf(FILTER_EQ, FILTER_FIELD_STATUS, "ERROR"),
+                        leaf(FILTER_EQ, FILTER_FIELD_NAME_OR_TYPE, "nightly"));
+    f.expr = x;
+    char *plan = plan_of(&f, false);
+    CHECK(plan && (strstr(plan, "tasks_status") || strstr(plan, "tasks_name_or_type")));
+    free(plan);
+    filter_expr_free(x);
+    f.expr = NULL;
+    f.ascending = false;
+    /* Livepeer's first page: updatedAt desc, then createdAt desc */
+    f.sort[0] = (struct task_sort){TASK_SORT_UPDATED_AT, true};
+    f.sort[1] = (struct task_sort){TASK_SORT_CREATED_AT, true};
+    f.nsort = 2;
+    expect_index(__LINE__, "Livepeer GET /api/task", &f, false, "tasks_updated", false);
+    f.nsort = 1;
+    f.sort[0] = (struct task_sort){TASK_SORT_CREATED_AT, false};
+    expect_index(__LINE__, "order by createdAt", &f, false, "tasks_created", false);
+}
+
+static struct task *new_task(const char *ns, const char *queue) {
+    struct task *t = task_new();
+    t->namespace = xstrdup(ns);
+    t->queue = xstrdup(queue);
+    t->type = xstrdup("x");
+    return t;
+}
+
+static int64_t count_of(struct store *s, const char *ns, const char *queue, int phase) {
+    struct queue_counts *qc = NULL;
+    size_t n = 0;
+    struct tm_error e;
+    int64_t v = -1;
+    if (store_queue_counts(s, ns, &qc, &n, &e) != 0) return -2;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(qc[i].queue, queue) == 0) v = phase < 0 ? qc[i].paused : qc[i].phase[phase];
+    queue_counts_free(qc, n);
+    return v;
+}
+
+static int run_op(struct store *s, enum store_op_kind kind, const char *id) {
+    struct store_op op;
+    store_op_init(&op, kind);
+    snprintf(op.id, sizeof op.id, "%s", id);
+    int rc = store_run(s, &op);
+    store_op_release(&op);
+    return rc;
+}
+
+static void test_queue_counts_follow_every_write(void) {
+    struct store *s = NULL;
+    struct store_options opt = {0};
+    struct tm_error e;
+    CHECK_INT(store_open(url, &opt, &s, &e), 0);
+    char ids[3][ID_LEN + 1];
+    for (int i = 0; i < 3; i++) {
+        struct store_op op;
+        store_op_init(&op, STORE_OP_CREATE);
+        op.tasks = xmalloc(sizeof *op.tasks);
+        op.tasks[0] = new_task(i == 2 ? "cnt2" : "cnt", "cntq");
+        op.ntasks = 1;
+        CHECK_INT(store_run(s, &op), 0);
+        memcpy(ids[i], op.task->id, ID_LEN + 1);
+        store_op_release(&op);
+    }
+    CHECK_INT(count_of(s, NULL, "cntq", TASK_PENDING), 3);
+    CHECK_INT(count_of(s, "cnt", "cntq", TASK_PENDING), 2);
+    CHECK_INT(count_of(s, "cnt2", "cntq", TASK_PENDING), 1);
+    /* a pause moves a task to the paused count; a cancel to cancelled */
+    CHECK_INT(run_op(s, STORE_OP_PAUSE, ids[0]), 0);
+    CHECK_INT(count_of(s, NULL, "cntq", -1), 1);
+    CHECK_INT(count_of(s, NULL, "cntq", TASK_PENDING), 3);
+    CHECK_INT(run_op(s, STORE_OP_CANCEL, ids[1]), 0);
+    CHECK_INT(count_of(s, NULL, "cntq", TASK_PENDING), 2);
+    CHECK_INT(count_of(s, NULL, "cntq", TASK_CANCELLED), 1);
+    /* a refused op (retry of a pending task) changes no count */
+    CHECK_INT(run_op(s, STORE_OP_RETRY, ids[2]), TM_ECONFLICT);
+    CHECK_INT(count_of(s, NULL, "cntq", TASK_CANCELLED), 1);
+    CHECK_INT(count_of(s, NULL, "cntq", TASK_PENDING), 2);
+    /* a delete takes the task out */
+    CHECK_INT(run_op(s, STORE_OP_DELETE, ids[1]), 0);
+    CHECK_INT(count_of(s, NULL, "cntq", TASK_CANCELLED), 0);
+    CHECK_INT(count_of(s, NULL, "cntq", TASK_PENDING), 2);
+    /* the counts agree with a count of the rows, after close and open */
+    store_close(s);
+    s = NULL;
+    CHECK_INT(store_open(url, &opt, &s, &e), 0);
+    struct task_filter f = {.ns = "cnt", .queue = "cntq", .limit = 10, .want_total = true};
+    struct task_list l;
+    CHECK_INT(store_task_list(s, &f, &l, &e), 0);
+    CHECK_INT(l.total, 1);
+    task_list_release(&l);
+    CHECK_INT(count_of(s, "cnt", "cntq", TASK_PENDING), 1);
+    CHECK_INT(count_of(s, "cnt", "cntq", -1), 1);
+    store_close(s);
+}
+
+/* The ids of the tasks in namespace ns that x matches, in id order, as
+ * one string of their names' first letters. */
+static void match(struct store *s, const char *ns, struct filter_expr *x, char *out, size_t n) {
+    struct task_filter f = {
+        .ns = ns, .expr = x, .ascending = true, .limit = 50, .want_total = true};
+    struct task_list l;
+    struct tm_error e;
+    out[0] = '\0';
+    if (store_task_list(s, &f, &l, &e) != 0) {
+        snprintf(out, n, "error: %s", e.message);
+    } else {
+        size_t k = 0;
+        for (size_t i = 0; i < l.n && k + 1 < n; i++)
+            out[k++] = l.tasks[i]->description[0];
+        out[k] = '\0';
+        if ((int64_t)l.n != l.total) snprintf(out, n, "count %lld", (long long)l.total);
+    }
+    task_list_release(&l);
+    filter_expr_free(x);
+}
+
+static void test_derived_fields_filter_as_served(void) {
+    struct store *s = NULL;
+    struct store_options opt = {0};
+    struct tm_error e;
+    CHECK_INT(store_open(url, &opt, &s, &e), 0);
+    /* a: named, launched by someone; b: no name, no launcher; c: message
+     * set; d: paused and pending; the description's letter names each. */
+    const char *names[] = {"Nightly Run", NULL, NULL, NULL};
+    const char *launchers[] = {"alice", NULL, NULL, NULL};
+    char ids[4][ID_LEN + 1];
+    for (int i = 0; i < 4; i++) {
+        struct store_op op;
+        store_op_init(&op, STORE_OP_CREATE);
+        struct task *t = new_task("derived", i == 3 ? "other" : "dq");
+        free(t->type);
+        t->type = xstrdup("Aggregation");
+        if (names[i]) t->name = xstrdup(names[i]);
+        if (launchers[i]) t->launcher = xstrdup(launchers[i]);
+        char d[2] = {(char)('a' + i), 0};
+        t->description = xstrdup(d);
+        if (i == 2) t->progress.message = xstrdup("Step 2 of 5");
+        op.tasks = xmalloc(sizeof *op.tasks);
+        op.tasks[0] = t;
+        op.ntasks = 1;
+        CHECK_INT(store_run(s, &op), 0);
+        memcpy(ids[i], op.task->id, ID_LEN + 1);
+        store_op_release(&op);
+    }
+    CHECK_INT(run_op(s, STORE_OP_PAUSE, ids[3]), 0);
+    char got[64];
+    match(s, "derived", leaf(FILTER_EQ, FILTER_FIELD_NAME_OR_TYPE, "aggregation"), got, sizeof got);
+    CHECK_STR(got, "bcd");
+    match(s, "derived", leaf(FILTER_SW, FILTER_FIELD_NAME_OR_TYPE, "NIGHTLY"), got, sizeof got);
+    CHECK_STR(got, "a");
+    match(s, "derived", leaf(FILTER_EQ, FILTER_FIELD_LAUNCHER_OR_QUEUE, "dq"), got, sizeof got);
+    CHECK_STR(got, "bc");
+    match(s, "derived", leaf(FILTER_EQ, FILTER_FIELD_LAUNCHER_OR_QUEUE, "ALICE"), got, sizeof got);
+    CHECK_STR(got, "a");
+    match(s, "derived", leaf(FILTER_EQ, FILTER_FIELD_PROGRESS_TEXT, "pending"), got, sizeof got);
+    CHECK_STR(got, "ab");
+    match(s, "derived", leaf(FILTER_EQ, FILTER_FIELD_PROGRESS_TEXT, "Paused"), got, sizeof got);
+    CHECK_STR(got, "d");
+    match(s, "derived", leaf(FILTER_SW, FILTER_FIELD_PROGRESS_TEXT, "step 2"), got, sizeof got);
+    CHECK_STR(got, "c");
+    match(s, "derived", leaf(FILTER_EQ, FILTER_FIELD_DESCRIPTION_OR_EMPTY, "c"), got, sizeof got);
+    CHECK_STR(got, "c");
+    /* under a `not`, a derived field is the complement */
+    struct filter_expr *n = filter_expr_new(FILTER_NOT);
+    n->left = leaf(FILTER_EQ, FILTER_FIELD_PROGRESS_TEXT, "Pending");
+    match(s, "derived", n, got, sizeof got);
+    CHECK_STR(got, "cd");
+    /* a cancelled task's progress is its phase in words */
+    CHECK_INT(run_op(s, STORE_OP_CANCEL, ids[1]), 0);
+    match(s, "derived", leaf(FILTER_EQ, FILTER_FIELD_PROGRESS_TEXT, "Cancelled"), got, sizeof got);
+    CHECK_STR(got, "b");
+    /* a prefix past a multi-byte character, and one of U+10FFFF alone */
+    match(s, "derived", leaf(FILTER_SW, FILTER_FIELD_NAME_OR_TYPE, "Nightly Ru\xc3\xa9"), got,
+          sizeof got);
+    CHECK_STR(got, "");
+    match(s, "derived", leaf(FILTER_SW, FILTER_FIELD_NAME_OR_TYPE, "\xf4\x8f\xbf\xbf"), got,
+          sizeof got);
+    CHECK_STR(got, "");
+    /* the count is capped past total_max, and says so */
+    struct task_filter f = {.ns = "derived", .limit = 1, .want_total = true, .total_max = 2};
+    struct task_list l;
+    CHECK_INT(store_task_list(s, &f, &l, &e), 0);
+    CHECK_INT(l.total, 2);
+    CHECK(l.total_capped);
+    task_list_release(&l);
+    f.total_max = 4;
+    CHECK_INT(store_task_list(s, &f, &l, &e), 0);
+    CHECK_INT(l.total, 4);
+    CHECK(!l.total_capped);
+    task_list_release(&l);
+    store_close(s);
+}
+
+static const struct th_test tests[] = {
+    {"derived fields filter as a view serves them", test_derived_fields_filter_as_served},
+    {"every list filter, sort and count reads an index", test_every_list_filter_uses_an_index},
+    {"queue counts follow every write", test_queue_counts_follow_every_write},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    snprintf(dir, sizeof dir, "%s/taskmill-plans-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir)) return 1;
+    char pgdb[64] = "";
+    pg = th_backend_is_pg();
+    if (pg) {
+        if (th_pg_db_create(pgdb, url, sizeof url)) {
+            printf("FAIL no database for the plan suite on '%s'\n", getenv("TASKMILL_TEST_PG"));
+            printf("RESULT passed=0 failed=1\n");
+            return 1;
+        }
+    } else {
+        snprintf(url, sizeof url, "sqlite:%s/plans.db", dir);
+    }
+    /* Migrate once, before any plan is asked for. */
+    struct store *s = NULL;
+    struct store_options opt = {0};
+    struct tm_error e;
+    if (store_open(url, &opt, &s, &e)) {
+        printf("FAIL store_open('%s'): %s\n", url, e.message);
+        printf("RESULT passed=0 failed=1\n");
+        return 1;
+    }
+    store_close(s);
+    int rc = th_main(tests, argc, argv);
+    if (pgdb[0] && th_pg_db_drop(pgdb)) rc = 1;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) {
+    }
+    return rc;
+}
