@@ -1,15 +1,291 @@
 /*
- * health: /healthz (is the store answering?) and /metrics (Prometheus
- * text format: replies by status class, the writer's batches and ops,
- * expired leases, parked claims and watches, tasks per queue and phase).
+ * health: /healthz (is the store answering? GET and HEAD), /readyz (may
+ * this node take traffic: the store answers a query on its tables, which
+ * exist once the migrations ran, and the server is not stopping) and
+ * /metrics (Prometheus text format: replies by status class, the writer's
+ * batches and ops, expired leases, parked claims and watches, tasks per
+ * queue and phase; time queued and time running per queue and type and
+ * outcomes per type, from this node's own requests (health.h); build_info;
+ * the process's memory, CPU, descriptors and start time from /proc).
+ *
+ * The observations live in one process-wide table under a mutex, bounded:
+ * past HEALTH_SERIES_MAX (queue, type) pairs or types, new ones are
+ * counted under queue and type "_other", so a flood of type names cannot
+ * grow memory or the scrape without end. docs/operations.md describes
+ * every metric and what each node reports when several share a database.
  */
+#include "health.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "../common/buf.h"
 #include "../common/timeutil.h"
+#include "../common/version.h"
 #include "event_hub.h"
 #include "server_int.h"
 #include "webhook.h"
+
+/* ---- Observations (health.h) ---- */
+
+#define HEALTH_SERIES_MAX 500
+#define HEALTH_LABEL_MAX  128 /* bytes of a type kept as a label */
+
+/* Upper bounds of the duration histograms' buckets, in seconds (then +Inf). */
+static const double health_buckets[] = {0.005, 0.01, 0.05, 0.1, 0.5,  1,    2.5,  5,     10,
+                                        30,    60,   300,  900, 1800, 3600, 7200, 21600, 86400};
+#define HEALTH_NBUCKETS (sizeof health_buckets / sizeof health_buckets[0])
+
+struct health_hist {
+    uint64_t bucket[HEALTH_NBUCKETS]; /* observations <= the bound (not cumulative here) */
+    uint64_t count;
+    double sum;
+};
+
+struct health_series {
+    char queue[HEALTH_LABEL_MAX + 1], type[HEALTH_LABEL_MAX + 1];
+    struct health_hist queued, running;
+};
+
+struct health_outcomes {
+    char type[HEALTH_LABEL_MAX + 1];
+    uint64_t completed, failed;
+};
+
+static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct health_series health_series[HEALTH_SERIES_MAX + 1]; /* the last: "_other" */
+static size_t health_nseries;
+static struct health_outcomes health_types[HEALTH_SERIES_MAX + 1];
+static size_t health_ntypes;
+
+static void health_hist_add(struct health_hist *h, int64_t ms) {
+    double sec = ms < 0 ? 0 : (double)ms / 1000.0;
+    for (size_t i = 0; i < HEALTH_NBUCKETS; i++) {
+        if (sec <= health_buckets[i]) {
+            h->bucket[i]++;
+            break;
+        }
+    }
+    h->count++;
+    h->sum += sec;
+}
+
+/* The series of (queue, type), made on first use; "_other" once the table is full. */
+static struct health_series *health_series_of(const char *queue, const char *type) {
+    for (size_t i = 0; i < health_nseries; i++)
+        if (strncmp(health_series[i].queue, queue, HEALTH_LABEL_MAX) == 0 &&
+            strncmp(health_series[i].type, type, HEALTH_LABEL_MAX) == 0)
+            return &health_series[i];
+    struct health_series *s = &health_series[HEALTH_SERIES_MAX];
+    if (health_nseries < HEALTH_SERIES_MAX) {
+        s = &health_series[health_nseries++];
+        snprintf(s->queue, sizeof s->queue, "%s", queue);
+        snprintf(s->type, sizeof s->type, "%s", type);
+    } else if (!s->queue[0]) {
+        snprintf(s->queue, sizeof s->queue, "_other");
+        snprintf(s->type, sizeof s->type, "_other");
+    }
+    return s;
+}
+
+static struct health_outcomes *health_type_of(const char *type) {
+    for (size_t i = 0; i < health_ntypes; i++)
+        if (strncmp(health_types[i].type, type, HEALTH_LABEL_MAX) == 0) return &health_types[i];
+    struct health_outcomes *o = &health_types[HEALTH_SERIES_MAX];
+    if (health_ntypes < HEALTH_SERIES_MAX) {
+        o = &health_types[health_ntypes++];
+        snprintf(o->type, sizeof o->type, "%s", type);
+    } else if (!o->type[0]) {
+        snprintf(o->type, sizeof o->type, "_other");
+    }
+    return o;
+}
+
+void health_observe(const struct store_op *op) {
+    const struct task *t = op->task;
+    if (!t || op->err.code) return;
+    bool claim = op->kind == STORE_OP_CLAIM && op->claimed;
+    bool done = op->kind == STORE_OP_COMPLETE || op->kind == STORE_OP_FAIL;
+    if (!claim && !done) return;
+    const char *queue = t->queue ? t->queue : "", *type = t->type ? t->type : "";
+    pthread_mutex_lock(&health_lock);
+    struct health_series *s = health_series_of(queue, type);
+    if (claim) {
+        /* From when it last became ready (created, due, or put back) to this claim. */
+        if (t->ready_at > 0 && t->started_at >= t->ready_at)
+            health_hist_add(&s->queued, t->started_at - t->ready_at);
+    } else {
+        int64_t end = t->completed_at > 0 ? t->completed_at : time_now_ms();
+        if (t->started_at > 0 && end >= t->started_at)
+            health_hist_add(&s->running, end - t->started_at);
+        struct health_outcomes *o = health_type_of(type);
+        if (op->kind == STORE_OP_COMPLETE && t->phase == TASK_COMPLETED) o->completed++;
+        if (op->kind == STORE_OP_FAIL && t->phase == TASK_FAILED) o->failed++;
+    }
+    pthread_mutex_unlock(&health_lock);
+}
+
+/* A label value in Prometheus's text format: backslash, quote and newline escaped. */
+static void health_label(struct buf *b, const char *v) {
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            buf_putc(b, '\\'), buf_putc(b, *v);
+        else if (*v == '\n')
+            buf_puts(b, "\\n");
+        else
+            buf_putc(b, *v);
+    }
+}
+
+static void health_hist_write(struct buf *b, const char *name, const struct health_series *s,
+                              const struct health_hist *h) {
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= HEALTH_NBUCKETS; i++) {
+        cum += i < HEALTH_NBUCKETS ? h->bucket[i] : 0;
+        buf_printf(b, "%s_bucket{queue=\"", name);
+        health_label(b, s->queue);
+        buf_puts(b, "\",type=\"");
+        health_label(b, s->type);
+        if (i < HEALTH_NBUCKETS)
+            buf_printf(b, "\",le=\"%g\"} %llu\n", health_buckets[i], (unsigned long long)cum);
+        else
+            buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)h->count);
+    }
+    const char *parts[2] = {"sum", "count"};
+    for (int p = 0; p < 2; p++) {
+        buf_printf(b, "%s_%s{queue=\"", name, parts[p]);
+        health_label(b, s->queue);
+        buf_puts(b, "\",type=\"");
+        health_label(b, s->type);
+        if (p == 0)
+            buf_printf(b, "\"} %.6f\n", h->sum);
+        else
+            buf_printf(b, "\"} %llu\n", (unsigned long long)h->count);
+    }
+}
+
+static void health_observations_write(struct buf *b) {
+    pthread_mutex_lock(&health_lock);
+    size_t n = health_nseries + (health_series[HEALTH_SERIES_MAX].queue[0] ? 1 : 0);
+    const struct {
+        const char *name, *help;
+        size_t off;
+    } hists[] = {
+        {"taskmill_task_queued_seconds",
+         "Time from when a task became ready (created, due, or put back) to its claim, "
+         "observed at the claims this node served.",
+         offsetof(struct health_series, queued)},
+        {"taskmill_task_running_seconds",
+         "Time from a claim to the completion or failure of that attempt, observed at the "
+         "reports this node served.",
+         offsetof(struct health_series, running)},
+    };
+    for (size_t k = 0; k < 2; k++) {
+        buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", hists[k].name, hists[k].help,
+                   hists[k].name);
+        for (size_t i = 0; i < n; i++) {
+            const struct health_series *s =
+                &health_series[i < health_nseries ? i : HEALTH_SERIES_MAX];
+            const struct health_hist *h =
+                (const struct health_hist *)((const char *)s + hists[k].off);
+            if (h->count) health_hist_write(b, hists[k].name, s, h);
+        }
+    }
+    size_t nt = health_ntypes + (health_types[HEALTH_SERIES_MAX].type[0] ? 1 : 0);
+    const char *names[2] = {"taskmill_tasks_completed_total", "taskmill_tasks_failed_total"};
+    const char *helps[2] = {"Tasks completed through this node, by type.",
+                            "Tasks failed for good through this node's fail calls, by type."};
+    for (int k = 0; k < 2; k++) {
+        buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", names[k], helps[k], names[k]);
+        for (size_t i = 0; i < nt; i++) {
+            const struct health_outcomes *o =
+                &health_types[i < health_ntypes ? i : HEALTH_SERIES_MAX];
+            buf_printf(b, "%s{type=\"", names[k]);
+            health_label(b, o->type);
+            buf_printf(b, "\"} %llu\n", (unsigned long long)(k ? o->failed : o->completed));
+        }
+    }
+    pthread_mutex_unlock(&health_lock);
+}
+
+/* ---- The process (Prometheus's standard process_* names), from /proc ---- */
+
+static void health_process_write(struct buf *b) {
+    long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/stat", "r");
+    char stat[2048] = "";
+    if (f) {
+        if (!fgets(stat, sizeof stat, f)) stat[0] = '\0';
+        fclose(f);
+    }
+    /* The fields after the command name, which may hold spaces: from the last ')'. */
+    const char *p = strrchr(stat, ')');
+    unsigned long long utime = 0, stime = 0, start = 0, vsize = 0, rss = 0;
+    if (p && tick > 0) {
+        /* state(3) ... utime(14) stime(15) ... starttime(22) vsize(23) rss(24) */
+        int field = 2;
+        for (const char *q = p + 1; *q && field < 24;) {
+            while (*q == ' ')
+                q++;
+            field++;
+            unsigned long long v = strtoull(q, NULL, 10);
+            if (field == 14) utime = v;
+            if (field == 15) stime = v;
+            if (field == 22) start = v;
+            if (field == 23) vsize = v;
+            if (field == 24) rss = v;
+            while (*q && *q != ' ')
+                q++;
+        }
+    }
+    double boot = 0;
+    f = fopen("/proc/stat", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "btime ", 6) == 0) boot = strtod(line + 6, NULL);
+        fclose(f);
+    }
+    size_t fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));)
+            if (e->d_name[0] != '.') fds++;
+        closedir(d);
+        if (fds) fds--; /* the directory's own descriptor */
+    }
+    struct rlimit rl = {0, 0};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    buf_printf(b,
+               "# HELP process_cpu_seconds_total User and system CPU time spent, in seconds.\n"
+               "# TYPE process_cpu_seconds_total counter\n"
+               "process_cpu_seconds_total %.2f\n"
+               "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+               "# TYPE process_resident_memory_bytes gauge\n"
+               "process_resident_memory_bytes %llu\n"
+               "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+               "# TYPE process_virtual_memory_bytes gauge\n"
+               "process_virtual_memory_bytes %llu\n"
+               "# HELP process_open_fds Open file descriptors.\n"
+               "# TYPE process_open_fds gauge\n"
+               "process_open_fds %zu\n"
+               "# HELP process_max_fds The limit on open file descriptors.\n"
+               "# TYPE process_max_fds gauge\n"
+               "process_max_fds %llu\n"
+               "# HELP process_start_time_seconds Start time since the Unix epoch, in seconds.\n"
+               "# TYPE process_start_time_seconds gauge\n"
+               "process_start_time_seconds %.2f\n",
+               tick > 0 ? (double)(utime + stime) / (double)tick : 0.0,
+               rss * (unsigned long long)(page > 0 ? page : 4096), vsize, fds,
+               (unsigned long long)rl.rlim_cur, tick > 0 ? boot + (double)start / (double)tick : 0);
+}
 
 static void health_check(struct req *r) {
     struct tm_error e;
@@ -26,10 +302,40 @@ static void health_check(struct req *r) {
     reply_json(r, 200, &b);
 }
 
+/* GET /readyz: 200 {"status":"ready",...} when this node may take traffic, else 503. */
+static void health_ready(struct req *r) {
+    struct tm_error e;
+    err_clear(&e);
+    if (atomic_load(&r->srv->stopping)) {
+        reply_error_code(r, TM_EUNAVAILABLE, "", "the server is stopping");
+        return;
+    }
+    /* The query reads the tasks table, which exists once the migrations ran; the
+     * server applies every migration before it listens (a failure stops the start). */
+    if (store_ping(req_store(r), &e)) {
+        reply_error_code(r, TM_EUNAVAILABLE, "", "the store does not answer");
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"status\":\"ready\",\"store\":");
+    json_put_str(&b, store_backend_name(req_store(r)));
+    buf_puts(&b, ",\"migrations\":\"applied\",\"version\":");
+    json_put_str(&b, TASKMILL_VERSION);
+    buf_putc(&b, '}');
+    reply_json(r, 200, &b);
+}
+
 static void health_metrics(struct req *r) {
     struct server *srv = r->srv;
     struct buf b;
     buf_init(&b);
+    buf_puts(&b,
+             "# HELP taskmill_build_info The taskmill this node runs (always 1).\n"
+             "# TYPE taskmill_build_info gauge\n"
+             "taskmill_build_info{version=\"" TASKMILL_VERSION "\",store=\"");
+    buf_puts(&b, store_backend_name(srv->store));
+    buf_puts(&b, "\"} 1\n");
     buf_puts(&b,
              "# HELP taskmill_http_replies_total HTTP replies sent, by status class.\n"
              "# TYPE taskmill_http_replies_total counter\n");
@@ -107,11 +413,16 @@ static void health_metrics(struct req *r) {
                            task_phase_name((enum task_phase)p), (long long)qc[i].phase[p]);
         queue_counts_free(qc, n);
     }
+    health_observations_write(&b);
+    health_process_write(&b);
     reply_body(r, 200, &b, "text/plain; version=0.0.4");
 }
 
 const struct route health_routes[] = {
     {"GET", "/healthz", health_check, PERM_PUBLIC},
+    {"HEAD", "/healthz", health_check, PERM_PUBLIC},
+    {"GET", "/readyz", health_ready, PERM_PUBLIC},
+    {"HEAD", "/readyz", health_ready, PERM_PUBLIC},
     {"GET", "/metrics", health_metrics, PERM_ADMIN | PERM_READER},
     {NULL, NULL, NULL, 0},
 };

@@ -10,6 +10,7 @@
 #include "../common/buf.h"
 #include "../common/task_json.h"
 #include "../common/timeutil.h"
+#include "health.h"
 #include "server_int.h"
 #include "v1_decode.h"
 
@@ -29,6 +30,7 @@ static void queues_claimed(struct req *r) {
         reply_empty(r, 204);
         return;
     }
+    health_observe(&r->op);
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"task\":");

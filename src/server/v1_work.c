@@ -11,6 +11,7 @@
 #include "../common/task_json.h"
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
+#include "health.h"
 #include "server_int.h"
 #include "v1_decode.h"
 
@@ -35,10 +36,12 @@ static void work_heartbeat_done(struct req *r) {
 }
 
 static void work_finished(struct req *r) {
-    if (r->op.err.code)
+    if (r->op.err.code) {
         reply_error(r, &r->op.err);
-    else
-        reply_task(r, 200, r->op.task);
+        return;
+    }
+    health_observe(&r->op);
+    reply_task(r, 200, r->op.task);
 }
 
 static void work_call(struct req *r, enum store_op_kind kind, handler_fn done) {
@@ -128,6 +131,7 @@ static void claims_many_done(struct req *r) {
         struct store_op *op = &wb->ops[i];
         if (op->err.code && !err) err = &op->err;
         if (!op->claimed) continue;
+        health_observe(op);
         buf_puts(&b, got++ ? ",{\"task\":" : "{\"task\":");
         task_json_write(&b, op->task);
         buf_puts(&b, ",\"lease_token\":");
@@ -202,6 +206,7 @@ static void work_batch_done(struct req *r) {
             work_put_error(&b, e);
         } else {
             const struct task *t = op->task;
+            health_observe(op);
             buf_puts(&b, "\"phase\":");
             json_put_str(&b, task_phase_name(t->phase));
             json_put_key(&b, "version", false);
