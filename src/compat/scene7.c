@@ -585,18 +585,20 @@ static unsigned scene7_perm(enum scene7_op op) {
     }
 }
 
-/* Checks the caller: authHeader, else HTTP Basic, else a bearer header. */
-/* Checks the caller's credentials; on refusal replies with the fault when `reply`. */
-static int scene7_authenticate(struct req *r, bool reply) {
+/* Checks the caller: the authHeader's soap_user and soap_pass (when
+ * soap_user is not NULL), else HTTP Basic, else a bearer header, against
+ * `perm`; on refusal replies with the fault when `reply`. */
+static int scene7_check_caller(struct req *r, const char *soap_user, const char *soap_pass,
+                               unsigned perm, bool reply) {
     struct scene7_call *c = scene7_call_of(r);
     char user[SCENE7_TEXT_MAX + 1], pass[SCENE7_TEXT_MAX + 1];
     const char *u = NULL, *p = NULL;
     const char *hdr = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
     char id[TOKEN_ID_LEN + 1] = "", secret[TOKEN_SECRET_LEN + 1] = "";
     bool given = true, bad = false;
-    if (c->q.auth.present) {
-        u = c->q.auth.user ? c->q.auth.user : "";
-        p = c->q.auth.password ? c->q.auth.password : "";
+    if (soap_user) {
+        u = soap_user;
+        p = soap_pass ? soap_pass : "";
     } else if (hdr && scene7_basic_parse(hdr, user, sizeof user, pass, sizeof pass) == 0) {
         u = user;
         p = pass;
@@ -622,8 +624,7 @@ static int scene7_authenticate(struct req *r, bool reply) {
     if (bad)
         rc = err_set(&e, TM_EUNAUTHENTICATED, "", "invalid user or password");
     else
-        rc = auth_check_credentials(r, given ? id : NULL, given ? secret : NULL,
-                                    scene7_perm(c->q.op), &e);
+        rc = auth_check_credentials(r, given ? id : NULL, given ? secret : NULL, perm, &e);
     if (rc == 0 || !reply) return rc;
     const char *msg = e.message[0] ? e.message : err_default_message(rc);
     if (rc == TM_EUNAUTHENTICATED)
@@ -638,10 +639,31 @@ static int scene7_authenticate(struct req *r, bool reply) {
     return -1;
 }
 
+/* The caller, as the parsed request names it, with its operation's permission. */
+static int scene7_authenticate(struct req *r, bool reply) {
+    struct scene7_call *c = scene7_call_of(r);
+    const struct scene7_auth *a = &c->q.auth;
+    return scene7_check_caller(r, a->present ? (a->user ? a->user : "") : NULL, a->password,
+                               scene7_perm(c->q.op), reply);
+}
+
+/* Before the parse: are these credentials of any role at all (or is the
+ * server open)? So that no one without them makes the server parse up to
+ * SCENE7_SOAP_MAX_BYTES of XML. The operation's own permission is checked
+ * after the parse. */
+static int scene7_authenticate_early(struct req *r) {
+    char user[SCENE7_TEXT_MAX + 1], pass[SCENE7_TEXT_MAX + 1];
+    bool soap = scene7_soap_peek_auth(r->body.p ? r->body.p : "", r->body.len, user, sizeof user,
+                                      pass, sizeof pass) == 1;
+    return scene7_check_caller(r, soap ? user : NULL, soap ? pass : NULL,
+                               PERM_ADMIN | PERM_CLIENT | PERM_WORKER | PERM_READER, true);
+}
+
 static void scene7_service_post(struct req *r) {
     struct scene7_call *c = xcalloc(1, sizeof *c);
     r->owned = c;
     r->owned_free = scene7_call_free;
+    if (scene7_authenticate_early(r)) return;
     struct scene7_fault f;
     /* The caller's faultHttpStatusCode applies only once it is authenticated. */
     if (scene7_soap_parse(r->body.p ? r->body.p : "", r->body.len, &c->q, &f)) {

@@ -13,6 +13,7 @@
  */
 #include "scene7_soap.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -670,7 +671,12 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
     return 0;
 }
 
-/* A raw scan, before libxml2: no DOCTYPE (so no entity declarations) and no NUL. */
+/* A raw scan, before libxml2, linear in the body: no DOCTYPE (so no entity
+ * declarations), no NUL, and at most SCENE7_ELEMENTS_MAX elements and
+ * SCENE7_ATTRS_MAX attributes (SCENE7_ELEMENT_ATTRS_MAX on one element),
+ * so that no document makes libxml2 (whose duplicate-attribute check is
+ * quadratic) or the readers after it spend more than a bounded time.
+ * Comments, CDATA and processing instructions are skipped whole. */
 static int scene7_precheck(const char *body, size_t len, struct scene7_fault *f) {
     if (len == 0)
         return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "the request body is empty");
@@ -680,13 +686,122 @@ static int scene7_precheck(const char *body, size_t len, struct scene7_fault *f)
     if (memchr(body, '\0', len))
         return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
                            "the request must be UTF-8 XML (it holds NUL bytes)");
-    static const char dtd[] = "<!DOCTYPE";
-    for (const char *p = body; (p = memchr(p, '<', len - (size_t)(p - body))) != NULL; p++) {
-        if ((size_t)(body + len - p) >= sizeof dtd - 1 && memcmp(p, dtd, sizeof dtd - 1) == 0)
+    const char *end = body + len;
+    long elements = 0, attrs = 0;
+    for (const char *p = body; (p = memchr(p, '<', (size_t)(end - p))) != NULL;) {
+        size_t left = (size_t)(end - p);
+        const char *close = NULL;
+        if (left >= 9 && memcmp(p, "<!DOCTYPE", 9) == 0)
             return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
                                "a SOAP message must not contain a DOCTYPE");
+        if (left >= 4 && memcmp(p, "<!--", 4) == 0) {
+            close = memmem(p + 4, left - 4, "-->", 3);
+        } else if (left >= 9 && memcmp(p, "<![CDATA[", 9) == 0) {
+            close = memmem(p + 9, left - 9, "]]>", 3);
+        } else if (left >= 2 && (p[1] == '?' || p[1] == '!')) {
+            close = memchr(p, '>', left);
+        } else if (left >= 2 && p[1] == '/') {
+            close = memchr(p, '>', left);
+        } else {
+            /* A start tag: count it and its attributes (each '=' outside quotes). */
+            if (++elements > SCENE7_ELEMENTS_MAX)
+                return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                                   "the request has more than %d elements", SCENE7_ELEMENTS_MAX);
+            long here = 0;
+            char quote = 0;
+            const char *q = p + 1;
+            for (; q < end && (quote || *q != '>'); q++) {
+                if (quote) {
+                    if (*q == quote) quote = 0;
+                } else if (*q == '"' || *q == '\'') {
+                    quote = *q;
+                } else if (*q == '=') {
+                    if (++here > SCENE7_ELEMENT_ATTRS_MAX)
+                        return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                                           "an element of the request has more than %d attributes",
+                                           SCENE7_ELEMENT_ATTRS_MAX);
+                    if (++attrs > SCENE7_ATTRS_MAX)
+                        return scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
+                                           "the request has more than %d attributes",
+                                           SCENE7_ATTRS_MAX);
+                }
+            }
+            close = q < end ? q : NULL;
+        }
+        if (!close) break; /* unterminated: libxml2 refuses it, cheaply */
+        p = close + 1;
     }
     return 0;
+}
+
+/* The text of the first element named `name` (any prefix) in [p, end),
+ * trimmed, into out; false when there is none or it does not fit. */
+static bool peek_leaf(const char *p, const char *end, const char *name, char *out, size_t n) {
+    size_t nl = strlen(name);
+    for (; (p = memchr(p, '<', (size_t)(end - p))) != NULL; p++) {
+        const char *q = p + 1;
+        if (q < end && *q == '/') continue;
+        const char *colon = NULL;
+        while (q < end &&
+               (isalnum((unsigned char)*q) || *q == '_' || *q == '-' || *q == '.' || *q == ':')) {
+            if (*q == ':') colon = q;
+            q++;
+        }
+        const char *local = colon ? colon + 1 : p + 1;
+        if ((size_t)(q - local) != nl || memcmp(local, name, nl) != 0) continue;
+        const char *gt = memchr(q, '>', (size_t)(end - q));
+        if (!gt || gt[-1] == '/') return false;
+        const char *text = gt + 1, *lt = memchr(text, '<', (size_t)(end - text));
+        if (!lt) return false;
+        while (text < lt && isspace((unsigned char)*text))
+            text++;
+        while (lt > text && isspace((unsigned char)lt[-1]))
+            lt--;
+        if ((size_t)(lt - text) >= n) return false;
+        memcpy(out, text, (size_t)(lt - text));
+        out[lt - text] = '\0';
+        return true;
+    }
+    return false;
+}
+
+int scene7_soap_peek_auth(const char *body, size_t len, char *user, size_t user_n, char *password,
+                          size_t password_n) {
+    if (len > SCENE7_AUTH_PEEK_BYTES) len = SCENE7_AUTH_PEEK_BYTES;
+    const char *end = body + len;
+    /* The authHeader element (any prefix), up to its end tag. */
+    static const char name[] = "authHeader";
+    const char *start = NULL;
+    for (const char *p = body; (p = memmem(p, (size_t)(end - p), name, sizeof name - 1)) != NULL;
+         p++) {
+        const char *b = p;
+        while (b > body && (isalnum((unsigned char)b[-1]) || b[-1] == '_' || b[-1] == '-' ||
+                            b[-1] == '.' || b[-1] == ':'))
+            b--;
+        const char *after = p + sizeof name - 1;
+        if (b > body && b[-1] == '<' && (b == p || p[-1] == ':') && after < end &&
+            (*after == '>' || isspace((unsigned char)*after))) {
+            start = after;
+            break;
+        }
+    }
+    if (!start) return 0;
+    const char *stop = start;
+    for (const char *p = start; (p = memmem(p, (size_t)(end - p), name, sizeof name - 1)) != NULL;
+         p++) {
+        const char *b = p;
+        while (b > start && b[-1] != '<' && b[-1] != '>')
+            b--;
+        if (b > start && b[-1] == '<' && *b == '/') {
+            stop = b - 1;
+            break;
+        }
+    }
+    if (stop == start) return 0; /* no end tag in the look: not there */
+    user[0] = password[0] = '\0';
+    peek_leaf(start, stop, "user", user, user_n);
+    peek_leaf(start, stop, "password", password, password_n);
+    return 1;
 }
 
 int scene7_soap_parse(const char *body, size_t len, struct scene7_request *out,

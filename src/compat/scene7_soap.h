@@ -25,11 +25,18 @@
 /* The service's one target namespace (WSDL 6.8 / 2014R1). */
 #define SCENE7_NS             "http://www.scene7.com/IpsApi/xsd/2014-04-03"
 #define SCENE7_SOAP_MAX_BYTES (1024 * 1024)
-#define SCENE7_HANDLE_MAX     256  /* companyHandle, jobHandle, names */
-#define SCENE7_TEXT_MAX       4096 /* description, user, password, detail values */
-#define SCENE7_SCHEDULE_MAX   256  /* execSchedule */
-#define SCENE7_LOG_TYPES_MAX  100  /* logTypeArray items */
-#define SCENE7_ROWS_MAX       1000 /* numRows and recordsPerPage: larger asks get this many */
+/* The most elements and attributes a request may have (checked by a raw
+ * scan before libxml2 sees it), and how far the credentials are looked
+ * for before the parse (scene7_soap_peek_auth). */
+#define SCENE7_ELEMENTS_MAX      10000
+#define SCENE7_ATTRS_MAX         10000
+#define SCENE7_ELEMENT_ATTRS_MAX 64
+#define SCENE7_AUTH_PEEK_BYTES   (64 * 1024)
+#define SCENE7_HANDLE_MAX        256  /* companyHandle, jobHandle, names */
+#define SCENE7_TEXT_MAX          4096 /* description, user, password, detail values */
+#define SCENE7_SCHEDULE_MAX      256  /* execSchedule */
+#define SCENE7_LOG_TYPES_MAX     100  /* logTypeArray items */
+#define SCENE7_ROWS_MAX          1000 /* numRows and recordsPerPage: larger asks get this many */
 
 /* ipsApiFault codes (faults/r-ips-api-fault.md). */
 #define SCENE7_FAULT_EXCEPTION           30000
@@ -116,6 +123,19 @@ const char *scene7_op_name(enum scene7_op op);
 int scene7_soap_parse(const char *body, size_t len, struct scene7_request *out,
                       struct scene7_fault *f);
 void scene7_request_release(struct scene7_request *r);
+
+/*
+ * A first look, before any parse, at the credentials of a request: the
+ * `user` and `password` of an `authHeader` element (any prefix) found whole
+ * within the first SCENE7_AUTH_PEEK_BYTES (the SOAP Header comes before
+ * the Body), as raw text (an escaped character fails the credential
+ * check, as no valid one has any). Returns 1 with both set (empty when
+ * absent), or 0 when there is no authHeader in the look. Linear; no
+ * allocation. The full parse checks the credentials again, with the
+ * operation's own permission.
+ */
+int scene7_soap_peek_auth(const char *body, size_t len, char *user, size_t user_n, char *password,
+                          size_t password_n);
 
 /*
  * Parses an `Authorization: Basic base64(user:password)` header value into

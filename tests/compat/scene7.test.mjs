@@ -478,14 +478,51 @@ ${envelope(submit.replace('&lol9;', '&xxe;')).replace(/^<\?xml[^>]*>\n/, '')}`;
     wrongNamespace: envelope(submit.replace(/t:/g, 'u:').replace('<u:submitJobParam>', '<u:submitJobParam xmlns:u="urn:other">')),
     utf16: Buffer.from(`\ufeff${envelope('<t:getActiveJobsParam/>')}`, 'utf16le'),
   };
+  // A caller with credentials (the bearer header where the body has no
+  // authHeader the server can find before parsing) gets INVALID_REQUEST_XML;
+  // one without gets authenticationFault before any parse.
   for (const [name, body] of Object.entries(bodies)) {
-    const r = await raw(body);
+    const r = await raw(body, { Authorization: `Bearer ${srv.token}` });
     assert.equal(r.status, 500, name);
     assert.match(r.type, /^text\/xml/, name);
     const f = rawFault(r.body);
     assert.equal(f.code, 30003, `${name}: ${r.body}`);
     if (name === 'laughs') record('fault: billion laughs', r.body);
   }
+  for (const name of ['notXml', 'truncated', 'empty', 'wrongRoot', 'utf16']) {
+    const r = await raw(bodies[name]);
+    assert.equal(rawFault(r.body).element, 'authenticationFault', name);
+  }
+  assert.equal(await v1count(), before);
+});
+
+test('credentials before the parse; elements and attributes capped', async () => {
+  const before = await v1count();
+  const attrs = Array.from({ length: 20000 }, (_, i) => `a${i}="x"`).join(' ');
+  const wide = (header) => envelope(`<t:getActiveJobsParam ${attrs}/>`, header);
+  // No credentials, or wrong ones: refused before the body is parsed.
+  let r = await raw(wide(''));
+  assert.equal(rawFault(r.body).element, 'authenticationFault');
+  r = await raw(wide(authXml(srv.tokenId, 'c'.repeat(64))));
+  assert.equal(rawFault(r.body).element, 'authenticationFault');
+  // With them: the caps, by a linear scan, before libxml2.
+  r = await raw(wide(authXml()));
+  let f = rawFault(r.body);
+  assert.deepEqual([r.status, f.element, f.code], [500, 'ipsApiFault', 30003]);
+  assert.match(f.reason, /more than 64 attributes/);
+  const many = Array.from({ length: 170 }, () => `<x ${Array.from({ length: 60 }, (_, i) => `b${i}="y"`).join(' ')}/>`).join('');
+  r = await raw(envelope(`<t:getActiveJobsParam>${many}</t:getActiveJobsParam>`));
+  f = rawFault(r.body);
+  assert.equal(f.code, 30003);
+  assert.match(f.reason, /more than 10000 attributes/);
+  r = await raw(envelope(`<t:getActiveJobsParam>${'<e/>'.repeat(10001)}</t:getActiveJobsParam>`));
+  f = rawFault(r.body);
+  assert.equal(f.code, 30003);
+  assert.match(f.reason, /more than 10000 elements/);
+  // Attribute-like text inside comments, CDATA and quoted values is not counted.
+  const quiet = `<!-- ${'<z a="1" b="2">'.repeat(5000)} --><t:companyHandle>nobody</t:companyHandle>`;
+  r = await raw(envelope(`<t:getActiveJobsParam>${quiet}</t:getActiveJobsParam>`));
+  assert.equal(r.status, 200, r.body);
   assert.equal(await v1count(), before);
 });
 

@@ -307,6 +307,35 @@ static void test_bad_xml(void) {
     scene7_request_release(&q);
 }
 
+static void test_peek_auth(void) {
+    char u[64], pw[128];
+    const char *prefixed =
+        "<s:Envelope xmlns:s='x'><s:Header><t:authHeader xmlns:t='y'>"
+        "<t:user> abc </t:user><t:password>tm_1_2</t:password>"
+        "</t:authHeader></s:Header><s:Body/></s:Envelope>";
+    CHECK_INT(scene7_soap_peek_auth(prefixed, strlen(prefixed), u, sizeof u, pw, sizeof pw), 1);
+    CHECK_STR(u, "abc");
+    CHECK_STR(pw, "tm_1_2");
+    const char *bare =
+        "<Envelope><Header><authHeader><password>p</password></authHeader>"
+        "</Header></Envelope>";
+    CHECK_INT(scene7_soap_peek_auth(bare, strlen(bare), u, sizeof u, pw, sizeof pw), 1);
+    CHECK_STR(u, "");
+    CHECK_STR(pw, "p");
+    /* Not an authHeader element, no end tag, or out of the look: none. */
+    const char *none[] = {"<Envelope><xauthHeader><user>a</user></xauthHeader></Envelope>",
+                          "<Envelope><authHeader><user>a</user>",
+                          "<Envelope>authHeader <user>a</user></Envelope>", ""};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+        CHECK_INT(scene7_soap_peek_auth(none[i], strlen(none[i]), u, sizeof u, pw, sizeof pw), 0);
+    size_t pad = SCENE7_AUTH_PEEK_BYTES;
+    char *far = malloc(pad + 200);
+    memset(far, ' ', pad);
+    strcpy(far + pad, "<authHeader><user>a</user><password>b</password></authHeader>");
+    CHECK_INT(scene7_soap_peek_auth(far, strlen(far), u, sizeof u, pw, sizeof pw), 0);
+    free(far);
+}
+
 static void test_basic(void) {
     char u[64], p[128];
     CHECK_INT(scene7_basic_parse("Basic dTE6cDE=", u, sizeof u, p, sizeof p), 0); /* u1:p1 */
@@ -341,6 +370,7 @@ int main(int argc, char **argv) {
         {"auth_header", test_auth_header},
         {"bad_xml", test_bad_xml},
         {"basic", test_basic},
+        {"peek_auth", test_peek_auth},
         {NULL, NULL},
     };
     return th_main(tests, argc, argv);
