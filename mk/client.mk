@@ -30,13 +30,17 @@ $(B)/libtaskmill.so.$(CLIENT_SOVERSION): $(CLIENT_OBJ)
 $(B)/libtaskmill.so: $(B)/libtaskmill.so.$(CLIENT_SOVERSION)
 	ln -sf libtaskmill.so.$(CLIENT_SOVERSION) $@
 
-# A pkg-config file for the build tree: PKG_CONFIG_PATH=build pkg-config --libs taskmill
-$(B)/taskmill.pc: mk/client.mk
+# A pkg-config file for the build tree: PKG_CONFIG_PATH=build pkg-config --libs taskmill.
+# Its Libs carry a runtime path to the build tree, so a program linked with it runs
+# as it is (mk/install.mk writes the installed one the same way).
+TM_VERSION := $(shell sed -n 's/^\#define TASKMILL_VERSION "\(.*\)"/\1/p' src/common/version.h)
+$(B)/taskmill.pc: mk/client.mk src/common/version.h
 	@mkdir -p $(@D)
 	printf '%s\n' 'prefix=$(abspath .)' 'includedir=$${prefix}/include' 'libdir=$(abspath $(B))' '' \
 	  'Name: taskmill' 'Description: C client library for the taskmill task server' \
-	  'Version: 0.1.0' 'Requires: jansson' 'Requires.private: libcurl' \
-	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -ltaskmill' 'Libs.private: -lpthread' > $@
+	  'Version: $(TM_VERSION)' 'Requires: jansson' 'Requires.private: libcurl' \
+	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -ltaskmill' \
+	  'Libs.private: -lpthread' > $@
 
 # The CLI is built on the library (prerequisites merge with the Makefile's rule).
 $(B)/taskmill: $(B)/libtaskmill.a
