@@ -187,6 +187,11 @@ void task_apply_queue_settings(struct task *t, const struct queue_settings *q);
 /* Limits the record itself enforces. */
 #define TASK_MAX_MESSAGES 1000 /* the oldest are dropped past this */
 #define TASK_MAX_ITEMS    1000
+/* Bytes of a task's stored messages (JSON text): the oldest are dropped
+ * past this, leaving a first message that counts them. */
+#define TASK_MESSAGES_MAX_BYTES (256 * 1024)
+/* Bytes of a task's stored items (JSON text): a call past it is refused. */
+#define TASK_ITEMS_MAX_BYTES (512 * 1024)
 
 struct task *task_new(void);
 void task_free(struct task *t);

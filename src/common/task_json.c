@@ -191,6 +191,46 @@ void task_attempt_end(struct task *t, const char *outcome, const char *error, in
     json_decref(all);
 }
 
+#define DROPPED_KEY "taskmill.messages_dropped"
+
+/* The count of a "messages dropped" first message, or 0 when m is not one. */
+static int64_t dropped_count(json_t *m) {
+    const char *key = json_string_value(json_object_get(m, "key"));
+    if (!key || strcmp(key, DROPPED_KEY) != 0) return 0;
+    return json_integer_value(json_object_get(json_object_get(m, "parameters"), "dropped"));
+}
+
+/* Drops the oldest messages until at most TASK_MAX_MESSAGES of them and
+ * TASK_MESSAGES_MAX_BYTES of text are left, the count message included. */
+static void task_trim_messages(struct task *t, int64_t now) {
+    json_t *all = json_load_or(t->messages, json_array());
+    int64_t dropped = 0;
+    if (json_array_size(all) && (dropped = dropped_count(json_array_get(all, 0))))
+        json_array_remove(all, 0);
+    size_t bytes = strlen(t->messages);
+    /* Room for the count message (about 200 bytes) and a separator each. */
+    while (json_array_size(all) && (json_array_size(all) + 1 > TASK_MAX_MESSAGES ||
+                                    bytes + 256 > TASK_MESSAGES_MAX_BYTES)) {
+        char *s = json_text(json_array_get(all, 0));
+        bytes -= strlen(s) + 1 < bytes ? strlen(s) + 1 : bytes;
+        free(s);
+        json_array_remove(all, 0);
+        dropped++;
+    }
+    if (dropped) {
+        char text[96];
+        snprintf(text, sizeof text, "%lld earlier messages were dropped", (long long)dropped);
+        json_t *m = json_pack("{s:s, s:s, s:s, s:{s:I}}", "level", "INFO", "key", DROPPED_KEY,
+                              "text", text, "parameters", "dropped", (json_int_t)dropped);
+        json_set_time(m, "at", now);
+        json_array_insert_new(all, 0, m);
+    }
+    free(t->messages);
+    t->messages = json_text(all);
+    t->message_count = (int64_t)json_array_size(all);
+    json_decref(all);
+}
+
 void task_add_messages(struct task *t, json_t *messages, int64_t now) {
     size_t n = json_array_size(messages);
     if (n == 0) return;
@@ -219,16 +259,8 @@ void task_add_messages(struct task *t, json_t *messages, int64_t now) {
     free(t->messages);
     t->messages = buf_detach(&b);
     t->message_count += (int64_t)n;
-
-    if (t->message_count > TASK_MAX_MESSAGES) {
-        json_t *all = json_load_or(t->messages, json_array());
-        while (json_array_size(all) > TASK_MAX_MESSAGES)
-            json_array_remove(all, 0);
-        free(t->messages);
-        t->messages = json_text(all);
-        t->message_count = (int64_t)json_array_size(all);
-        json_decref(all);
-    }
+    if (t->message_count > TASK_MAX_MESSAGES || strlen(t->messages) > TASK_MESSAGES_MAX_BYTES)
+        task_trim_messages(t, now);
 }
 
 int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error *e) {
@@ -265,9 +297,16 @@ int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error
         if (msg) json_object_set(slot, "message", msg);
         json_set_time(slot, "updated_at", now);
     }
-    free(t->items);
-    t->items = json_text(all);
+    char *text = json_text(all);
     json_decref(all);
+    if (strlen(text) > TASK_ITEMS_MAX_BYTES) {
+        free(text);
+        return err_set(e, TM_EINVALID, "items",
+                       "task '%s' would hold more than %d bytes of 'items'", t->id,
+                       TASK_ITEMS_MAX_BYTES);
+    }
+    free(t->items);
+    t->items = text;
     return 0;
 }
 

@@ -38,10 +38,14 @@ void task_attempt_begin(struct task *t, int64_t now);
 void task_attempt_end(struct task *t, const char *outcome, const char *error, int64_t now);
 
 /* Appends messages (array of {level,key,text,locale,parameters}), stamping `at`,
- * dropping the oldest past TASK_MAX_MESSAGES; a WARN marks the run warned. */
+ * dropping the oldest past TASK_MAX_MESSAGES or TASK_MESSAGES_MAX_BYTES; a WARN
+ * marks the run warned. What was dropped is counted by a first message
+ * {"level":"INFO","key":"taskmill.messages_dropped","text":"N earlier
+ * messages were dropped",...,"parameters":{"dropped":N}}, itself kept. */
 void task_add_messages(struct task *t, json_t *messages, int64_t now);
 /* Upserts items by name (array of {name,progress,message}). Returns
- * TM_EINVALID if the task would hold more than TASK_MAX_ITEMS. */
+ * TM_EINVALID (field `items`), leaving t unchanged, if the task would hold
+ * more than TASK_MAX_ITEMS or TASK_ITEMS_MAX_BYTES of items. */
 int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error *e);
 /* Shallow-merges an object into attributes; a null value removes the key.
  * Returns TM_EINVALID (field `attributes`), leaving t unchanged, if the

@@ -16,6 +16,9 @@
 #include "server_int.h"
 #include "v1_decode.h"
 
+/* The bytes of tasks one list reply holds before it ends its page early. */
+#define V1_LIST_REPLY_MAX_BYTES (8u << 20)
+
 /* The task id in the path, or a 404 reply. */
 static const char *path_task_id(struct req *r) {
     const char *id = r->param[0];
@@ -211,12 +214,15 @@ static void tasks_list(struct req *r) {
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"tasks\":[");
-    for (size_t i = 0; i < l.n; i++) {
-        if (i) buf_putc(&b, ',');
-        task_json_write(&b, l.tasks[i]);
+    /* A page ends early, with a cursor, once it holds V1_LIST_REPLY_MAX_BYTES. */
+    size_t n = 0;
+    while (n < l.n && (n == 0 || b.len < V1_LIST_REPLY_MAX_BYTES)) {
+        if (n) buf_putc(&b, ',');
+        task_json_write(&b, l.tasks[n++]);
     }
+    bool more = l.more || n < l.n;
     buf_puts(&b, "],\"next_cursor\":");
-    json_put_str(&b, l.more && l.n ? l.tasks[l.n - 1]->id : NULL);
+    json_put_str(&b, more && n ? l.tasks[n - 1]->id : NULL);
     buf_putc(&b, '}');
     task_list_release(&l);
     reply_json(r, 200, &b);

@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "../src/common/buf.h"
 #include "harness.h"
 
 static struct th_server srv;
@@ -559,6 +561,67 @@ static void test_group_commit_and_crash_durability(void) {
     CHECK_INT(queue_total(&srv, "burst"), 400);
 }
 
+/* A list page ends early once it holds 8 MiB of tasks; the cursor goes on. */
+static void test_list_bounded_in_bytes(void) {
+    size_t pad = 600 * 1000;
+    char *body = malloc(pad + 100);
+    int n = snprintf(body, pad + 100, "{\"type\":\"big\",\"queue\":\"bigq\",\"params\":{\"p\":\"");
+    memset(body + n, 'x', pad);
+    snprintf(body + n + pad, 100, "\"}}");
+    const char *h[] = {"Content-Type: application/json", NULL};
+    for (int i = 0; i < 20; i++)
+        CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), h)->status, 201);
+    free(body);
+    char path[160] = "/v1/tasks?queue=bigq&limit=100";
+    int pages = 0, seen = 0;
+    for (;;) {
+        struct th_resp *r = th_http(&srv, "GET", path, NULL);
+        CHECK_INT(r->status, 200);
+        if (r->status != 200) break;
+        CHECK(strlen(r->body) <= (8u << 20) + 700 * 1000); /* the bound plus one task */
+        seen += (int)json_array_size(th_get(r->json, "tasks"));
+        pages++;
+        const char *next = th_str(r->json, "next_cursor");
+        if (!next || pages > 20) break;
+        snprintf(path, sizeof path, "/v1/tasks?queue=bigq&limit=100&cursor=%s", next);
+    }
+    CHECK_INT(seen, 20);
+    CHECK(pages >= 2);
+}
+
+/* A task's messages stay bounded in bytes; a first message counts the dropped. */
+static void test_messages_bounded(void) {
+    char *id = th_submit(&srv, "chatty", "\"queue\":\"chatq\"");
+    char cid[33], token[33], path[128];
+    CHECK_INT(th_claim(&srv, "chatq", NULL, cid, token), 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    struct buf b;
+    buf_init(&b);
+    char pad[3001];
+    memset(pad, 'q', 3000);
+    pad[3000] = '\0';
+    for (int call = 0; call < 4; call++) {
+        buf_clear(&b);
+        buf_printf(&b, "{\"lease_token\":\"%s\",\"messages\":[", token);
+        for (int i = 0; i < 100; i++)
+            buf_printf(&b, "%s{\"level\":\"INFO\",\"text\":\"m%d\",\"parameters\":{\"p\":\"%s\"}}",
+                       i ? "," : "", call * 100 + i, pad);
+        buf_puts(&b, "]}");
+        const char *h[] = {"Content-Type: application/json", NULL};
+        CHECK_INT(th_http_raw(&srv, "POST", path, b.p, b.len, h)->status, 200);
+    }
+    buf_release(&b);
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    json_t *msgs = th_get(r->json, "messages");
+    CHECK(json_array_size(msgs) < 400);
+    CHECK_STR(th_str(json_array_get(msgs, 0), "key"), "taskmill.messages_dropped");
+    long long dropped = th_int(json_array_get(msgs, 0), "parameters.dropped");
+    CHECK_INT(dropped + (long long)json_array_size(msgs) - 1, 400);
+    CHECK_STR(th_str(json_array_get(msgs, json_array_size(msgs) - 1), "text"), "m399");
+    free(id);
+}
+
 static const struct th_test tests[] = {
     {"Idempotency-Key returns the first task", test_idempotency_key},
     {"batch submit is all or nothing", test_batch_submit},
@@ -575,6 +638,8 @@ static const struct th_test tests[] = {
     {"priority first, then FIFO; claim by type", test_priority_then_fifo},
     {"queue counts, healthz, metrics", test_queue_counts_and_health},
     {"queues give retry settings to their tasks", test_queue_settings},
+    {"a list page is bounded in bytes; the cursor goes on", test_list_bounded_in_bytes},
+    {"a task's messages are bounded in bytes, the dropped counted", test_messages_bounded},
     {"group commit; acknowledged writes survive kill -9", test_group_commit_and_crash_durability},
     {NULL, NULL},
 };

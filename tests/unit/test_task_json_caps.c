@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../src/common/buf.h"
 #include "../src/common/task.h"
@@ -115,9 +116,94 @@ static void test_attributes_caps(void) {
     task_free(t);
 }
 
+/* n messages of `pad` bytes of parameters each, as one call's array. */
+static json_t *messages_of(int n, size_t pad) {
+    char *big = xmalloc(pad + 1);
+    memset(big, 'p', pad);
+    big[pad] = '\0';
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:s, s:s, s:{s:s}}", "level", "INFO", "text", "m",
+                                           "parameters", "pad", big));
+    free(big);
+    return a;
+}
+
+static void test_messages_caps(void) {
+    struct task *t = task_with_params(1);
+    /* By count: 2000 small messages keep 999 and a first one counting the rest. */
+    for (int i = 0; i < 20; i++) {
+        json_t *m = messages_of(100, 1);
+        task_add_messages(t, m, 1000 + i);
+        json_decref(m);
+    }
+    json_t *all = json_loads(t->messages, 0, NULL);
+    CHECK_INT(json_array_size(all), TASK_MAX_MESSAGES);
+    CHECK_INT(t->message_count, TASK_MAX_MESSAGES);
+    json_t *first = json_array_get(all, 0);
+    CHECK_STR(json_string_value(json_object_get(first, "key")), "taskmill.messages_dropped");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(first, "parameters"), "dropped")),
+              1001);
+    json_decref(all);
+    task_free(t);
+
+    /* By bytes: 60 messages of 20 KB hold at most TASK_MESSAGES_MAX_BYTES. */
+    t = task_with_params(1);
+    for (int i = 0; i < 6; i++) {
+        json_t *m = messages_of(10, 20000);
+        task_add_messages(t, m, 1000 + i);
+        json_decref(m);
+    }
+    CHECK(strlen(t->messages) <= TASK_MESSAGES_MAX_BYTES);
+    all = json_loads(t->messages, 0, NULL);
+    first = json_array_get(all, 0);
+    int64_t dropped =
+        json_integer_value(json_object_get(json_object_get(first, "parameters"), "dropped"));
+    CHECK(dropped > 0);
+    CHECK_INT(dropped + (int64_t)json_array_size(all) - 1, 60);
+    /* The newest is kept, whole. */
+    json_t *last = json_array_get(all, json_array_size(all) - 1);
+    CHECK_INT(
+        strlen(json_string_value(json_object_get(json_object_get(last, "parameters"), "pad"))),
+        20000);
+    json_decref(all);
+    task_free(t);
+}
+
+static void test_items_caps(void) {
+    struct task *t = task_with_params(1);
+    char msg[2001];
+    memset(msg, 'i', 2000);
+    msg[2000] = '\0';
+    int refused_at = -1;
+    for (int i = 0; i < 400 && refused_at < 0; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "item-%d", i);
+        json_t *items =
+            json_pack("[{s:s, s:f, s:s}]", "name", name, "progress", 0.5, "message", msg);
+        char *before = t->items ? xstrdup(t->items) : NULL;
+        struct tm_error e;
+        err_clear(&e);
+        if (task_merge_items(t, items, 1000, &e)) {
+            refused_at = i;
+            CHECK_STR(e.field, "items");
+            CHECK(strstr(e.message, "bytes of 'items'") != NULL);
+            CHECK_STR(t->items, before); /* unchanged */
+        }
+        free(before);
+        json_decref(items);
+    }
+    CHECK(refused_at > 200); /* 2 KB each: about 256 fit in 512 KiB */
+    CHECK(strlen(t->items) <= TASK_ITEMS_MAX_BYTES);
+    task_free(t);
+}
+
 static const struct th_test tests[] = {
     {"past its bound a task is written reduced and marked", test_capped_write},
     {"attributes are capped in keys and bytes; a refusal changes nothing", test_attributes_caps},
+    {"messages are capped in count and bytes; a first message counts the dropped",
+     test_messages_caps},
+    {"items are capped in bytes; a refusal changes nothing", test_items_caps},
     {NULL, NULL},
 };
 
