@@ -131,6 +131,9 @@ static const struct store_backend *const store_backends[] = {&store_sqlite_backe
 
 /* How many times a batch that lost a race is applied before its ops fail. */
 #define STORE_RETRIES 20
+/* Events one retention step deletes (store_prune_events): small enough
+ * that a write arriving meanwhile waits a few milliseconds at most. */
+#define STORE_PRUNE_STEP 1000
 
 static const char *const store_status_names[TASK_STATUS_COUNT] = {
     NULL, "success", "warning", "error", "terminated", "temperror",
@@ -1138,14 +1141,14 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         pthread_mutex_unlock(&s->lock);
         be->feed_interrupt(s);
     }
-    if (now >= s->next_prune) store_prune_events(s, now);
-    if (now >= s->next_stats_prune) store_prune_stats(s, now);
-
     for (struct store_op *op = b.done_head, *next; op; op = next) {
         next = op->next;
         op->next = NULL;
         op->done(op);
     }
+    /* After the replies: a batch's writes never wait for retention. */
+    if (now >= s->next_prune) store_prune_events(s, now);
+    if (now >= s->next_stats_prune) store_prune_stats(s, now);
     batch_release(&b);
     store_remote_release(&remote);
     free(ov.v);
@@ -1153,18 +1156,21 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
 
 /*
  * Retention: drops events past their age or count in a transaction of its
- * own, a bounded number of rows at a time so the writer stays responsive;
- * comes back at once while there is more to drop, else in a second. Never
- * an event that a pending webhook delivery still has to send. The backend
- * locks the retention state, so nodes pruning at once take turns.
+ * own, between two batches, STORE_PRUNE_STEP rows at a time, so a write
+ * that arrives meanwhile waits for one small step at most; comes back
+ * after the next batch while there is more to drop, else in a second.
+ * The step's commit does not flush on its own (begin_lazy): the next
+ * batch's durable commit covers it. Never an event that a pending webhook
+ * delivery still has to send. The backend locks the retention state, so
+ * nodes pruning at once take turns.
  */
 static void store_prune_events(struct store *s, int64_t now) {
     const struct store_backend *be = s->base.backend;
-    const int max_rows = 5000;
+    const int max_rows = STORE_PRUNE_STEP;
     int64_t before = s->opt.events_max_age_ms < 0 ? 0 : now - s->opt.events_max_age_ms;
     s->next_prune = now + 1000;
     if (s->opt.events_max_age_ms < 0 && s->opt.events_max_count < 0) return;
-    if (be->begin(s)) return;
+    if (be->begin_lazy(s)) return;
     struct store_prune_info in = {0};
     int64_t bound = 0, nth = 0, deleted = 0;
     int rc = be->events_prune_info(s, before, &in);

@@ -65,6 +65,10 @@ struct store_backend {
 
     /* ---- Writer thread only. ---- */
     int (*begin)(struct store *s);
+    /* As begin, for a transaction whose commit need not be durable at once
+     * (retention): it may skip its own flush, as long as a later durable
+     * commit makes it durable too and a crash can only undo it whole. */
+    int (*begin_lazy)(struct store *s);
     /* TM_ERETRY: the transaction lost a race; it is rolled back already.
      * TM_EUNAVAILABLE: the connection broke during COMMIT, so whether it
      * committed is unknown; the batch is not applied again (its ops answer

@@ -752,6 +752,15 @@ static int pg_begin(struct store *s) {
     return pg_cmd(&q->writer, "BEGIN ISOLATION LEVEL READ COMMITTED");
 }
 
+/* Retention's transaction: its commit does not wait for the WAL flush
+ * (synchronous_commit off for this transaction alone); a later durable
+ * commit flushes it, and a crash before then only brings rows back. */
+static int pg_begin_lazy(struct store *s) {
+    int rc = pg_begin(s);
+    if (rc == 0) rc = pg_cmd(&pq(s)->writer, "SET LOCAL synchronous_commit TO off");
+    return rc;
+}
+
 static int pg_commit(struct store *s) {
     struct pg_conn *c = &pq(s)->writer;
     if (!c->pg) return TM_EUNAVAILABLE;
@@ -1495,6 +1504,7 @@ const struct store_backend store_pg_backend = {
     .open = pg_open,
     .close = pg_close,
     .begin = pg_begin,
+    .begin_lazy = pg_begin_lazy,
     .commit = pg_commit,
     .rollback = pg_rollback,
     .savepoint = pg_savepoint,

@@ -45,6 +45,7 @@ struct sq_conn {
 struct sq_store {
     char *path;
     bool relaxed;
+    bool lazy; /* the open transaction is begin_lazy's: synchronous is NORMAL until it ends */
     struct sq_conn writer;
     sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due, *w_next_due,
         *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put, *w_savepoint, *w_release,
@@ -405,13 +406,39 @@ static int sq_begin(struct store *s) {
     return sq_step_done(sq(s)->writer.db, sq(s)->w_begin);
 }
 
+/*
+ * Retention's transaction: its commit does not fsync (synchronous=NORMAL
+ * for this one; WAL order is kept, so the next durable commit's fsync
+ * covers it, and a crash before then only brings the pruned rows back).
+ * Pruning then costs the writers no fsync of its own.
+ */
+static int sq_begin_lazy(struct store *s) {
+    struct sq_store *q = sq(s);
+    if (!q->relaxed) {
+        int rc = sq_exec(q->writer.db, "PRAGMA synchronous=NORMAL");
+        if (rc) return rc;
+        q->lazy = true;
+    }
+    return sq_step_done(q->writer.db, q->w_begin);
+}
+
+/* Back to the durable setting after begin_lazy's transaction ends. */
+static void sq_lazy_end(struct sq_store *q) {
+    if (!q->lazy) return;
+    q->lazy = false;
+    sq_exec(q->writer.db, "PRAGMA synchronous=FULL");
+}
+
 static int sq_commit(struct store *s) {
-    return sq_step_done(sq(s)->writer.db, sq(s)->w_commit);
+    int rc = sq_step_done(sq(s)->writer.db, sq(s)->w_commit);
+    sq_lazy_end(sq(s));
+    return rc;
 }
 
 static void sq_rollback(struct store *s) {
     if (!sqlite3_get_autocommit(sq(s)->writer.db))
         sq_step_done(sq(s)->writer.db, sq(s)->w_rollback);
+    sq_lazy_end(sq(s));
 }
 
 static int sq_savepoint(struct store *s) {
@@ -1047,6 +1074,7 @@ const struct store_backend store_sqlite_backend = {
     .open = sq_open,
     .close = sq_close,
     .begin = sq_begin,
+    .begin_lazy = sq_begin_lazy,
     .commit = sq_commit,
     .rollback = sq_rollback,
     .savepoint = sq_savepoint,
