@@ -46,6 +46,8 @@ static void serve_usage(FILE *f) {
             "  --max-page N             tasks in one page of a list [1000]\n"
             "  --max-wait-seconds N     a long-poll or a waiting claim [60]\n"
             "  --max-connections N      open connections [10000]\n"
+            "  --max-connections-per-address N  of those, from one address; 0 = none [1024]\n"
+            "  --idle-timeout-seconds N  close a connection idle between requests [15]\n"
             "  --max-waiters N          requests parked in long-polls and claims [4096]\n"
             "  --max-waiters-per-token N  of those, from one token [256]\n"
             "  --max-rate N             requests per second per token, 0 = none [1000]\n"
@@ -146,6 +148,8 @@ void serve_default_limits(struct limits *l) {
     l->messages_max_per_call = 100;
     l->header_max_bytes = 16 * 1024;
     l->connections_max = 10000;
+    l->connections_per_address_max = 1024;
+    l->idle_timeout_seconds = 15;
     l->waiters_max = 4096;
     l->waiters_per_token_max = 256;
     l->rate_per_token = 1000;
@@ -186,6 +190,8 @@ static const struct limit_flag limit_flags[] = {
     LIMIT("max-batch", 1, 100000, batch_max),
     LIMIT("max-page", 1, 100000, page_max),
     LIMIT("max-connections", 1, 1000000, connections_max),
+    LIMIT("max-connections-per-address", 0, 1000000, connections_per_address_max),
+    LIMIT("idle-timeout-seconds", 1, 3600, idle_timeout_seconds),
     LIMIT("max-waiters", 0, 1000000, waiters_max),
     LIMIT("max-waiters-per-token", 0, 1000000, waiters_per_token_max),
     LIMIT("max-rate", 0, 1000000, rate_per_token),

@@ -342,6 +342,12 @@ static void health_metrics(struct req *r) {
     for (int c = 2; c <= 5; c++)
         buf_printf(&b, "taskmill_http_replies_total{class=\"%dxx\"} %llu\n", c,
                    (unsigned long long)atomic_load(&srv->replies[c]));
+    buf_printf(&b,
+               "# HELP taskmill_connections_refused_total Connections refused at accept: their "
+               "address held --max-connections-per-address.\n"
+               "# TYPE taskmill_connections_refused_total counter\n"
+               "taskmill_connections_refused_total{reason=\"per_address\"} %llu\n",
+               (unsigned long long)atomic_load(&srv->conns_refused));
     struct store_stats st;
     store_get_stats(srv->store, &st);
     struct event_hub_stats hs;

@@ -400,6 +400,10 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         r->path = url;
         r->ns = NULL;
         r->t_start_mono = time_mono_ms();
+        /* A request in progress may wait, stream or upload slowly: it gets
+         * the long timeout; http_completed gives the idle one back. */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)(srv->cfg.limits.wait_max_seconds + 30));
         buf_init(&r->body);
         req_pick_error_writer(r);
         *con_cls = r;
@@ -446,13 +450,36 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     return MHD_YES;
 }
 
+/* libmicrohttpd's accept policy: the per-address cap (conn_limit.c). */
+static enum MHD_Result http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+    (void)addrlen;
+    return conn_limit_admit(cls, addr) ? MHD_YES : MHD_NO;
+}
+
+/* Counts a connection of its address from start to close. */
+static void http_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                            enum MHD_ConnectionNotificationCode toe) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_limit_opened(cls, sa);
+        *socket_context = cls; /* counted: its close is counted too */
+    } else if (*socket_context) {
+        conn_limit_closed(cls, sa);
+        *socket_context = NULL;
+    }
+}
+
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            enum MHD_RequestTerminationCode toe) {
     (void)cls;
-    (void)conn;
     (void)toe;
     struct req *r = *con_cls;
     if (!r) return;
+    if (r->srv->cfg.limits.idle_timeout_seconds > 0)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)r->srv->cfg.limits.idle_timeout_seconds);
     auth_wait_remove(r);
     store_op_release(&r->op);
     if (r->waiter_counted) atomic_fetch_sub(&r->srv->waiters, 1);
@@ -583,6 +610,7 @@ static void server_free(struct server *srv) {
     event_hub_stop(srv->hub);
     webhook_sender_stop(srv->webhooks);
     store_close(srv->store);
+    conn_limit_release(srv);
     event_hub_free(srv->hub);
     webhook_sender_free(srv->webhooks);
     auth_release(srv);
@@ -604,6 +632,7 @@ int server_start(const struct server_config *cfg, struct server **out) {
     pthread_mutex_init(&srv->waiters_lock, NULL);
     pthread_mutex_init(&srv->wait_lock, NULL);
     srv->cfg = *cfg;
+    conn_limit_init(srv);
     srv->listen_fd = -1;
     struct tm_error e;
     err_clear(&e);
@@ -654,11 +683,16 @@ int server_start(const struct server_config *cfg, struct server **out) {
     size_t memory = cfg->limits.header_max_bytes ? cfg->limits.header_max_bytes : 16 * 1024;
     unsigned conns =
         cfg->limits.connections_max > 0 ? (unsigned)cfg->limits.connections_max : 10000u;
+    /* A connection with no request in progress closes after the idle
+     * timeout; one with a request gets the long one (http_access). */
+    unsigned idle = cfg->limits.idle_timeout_seconds > 0
+                        ? (unsigned)cfg->limits.idle_timeout_seconds
+                        : (unsigned)(cfg->limits.wait_max_seconds + 30);
     srv->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, srv,
+        flags, 0, http_accept, srv, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, srv,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(cfg->threads > 0 ? cfg->threads : 2), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)(cfg->limits.wait_max_seconds + 30), MHD_OPTION_CONNECTION_LIMIT, conns,
+        (unsigned)(cfg->threads > 0 ? cfg->threads : 2), MHD_OPTION_CONNECTION_TIMEOUT, idle,
+        MHD_OPTION_NOTIFY_CONNECTION, http_connection, srv, MHD_OPTION_CONNECTION_LIMIT, conns,
         /* headers and read buffer; MHD zeroes it on every request */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, http_completed,
         srv, MHD_OPTION_ARRAY, srv->tls_cert ? tls : tls + 2, MHD_OPTION_END);

@@ -96,13 +96,15 @@ struct limits {
     int messages_max_per_call;
     size_t header_max_bytes; /* a connection's memory: request line and headers */
     int connections_max;
-    int waiters_max;             /* requests parked in a long-poll or a waiting claim */
-    int waiters_per_token_max;   /* of those, from one token; 0 = no cap */
-    int rate_per_token;          /* requests per second per token; 0 = no limit */
-    int streams_max;             /* open SSE streams; 0 = no cap */
-    int webhooks_max;            /* webhooks per namespace */
-    int attributes_max_keys;     /* keys of a task's attributes */
-    size_t attributes_max_bytes; /* a task's attributes as JSON text */
+    int connections_per_address_max; /* open connections from one address; 0 = no cap */
+    int idle_timeout_seconds;        /* a connection without a request in progress */
+    int waiters_max;                 /* requests parked in a long-poll or a waiting claim */
+    int waiters_per_token_max;       /* of those, from one token; 0 = no cap */
+    int rate_per_token;              /* requests per second per token; 0 = no limit */
+    int streams_max;                 /* open SSE streams; 0 = no cap */
+    int webhooks_max;                /* webhooks per namespace */
+    int attributes_max_keys;         /* keys of a task's attributes */
+    size_t attributes_max_bytes;     /* a task's attributes as JSON text */
 };
 
 struct req {

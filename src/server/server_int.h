@@ -39,6 +39,8 @@ struct server {
     bool watch_started, watch_cond_ready, watch_stopping;
     char *tls_cert, *tls_key; /* PEM, kept while libmicrohttpd runs */
 
+    struct conn_limit *conns;        /* conn_limit.c: connections per address */
+    _Atomic uint64_t conns_refused;  /* connections refused for their address's cap */
     struct event_hub *hub;           /* event_hub.c: SSE streams */
     struct webhook_sender *webhooks; /* webhook.c: deliveries */
 };
@@ -64,6 +66,14 @@ void auth_wait_add(struct req *r, struct store_op *ops, size_t n);
 void auth_wait_remove(struct req *r);
 int auth_watch_start(struct server *srv);
 void auth_watch_stop(struct server *srv);
+
+/* conn_limit.c: connections per client address (limits.connections_per_address_max). */
+void conn_limit_init(struct server *srv);
+void conn_limit_release(struct server *srv);
+/* The accept policy: false (counted in conns_refused) when the address holds its cap. */
+bool conn_limit_admit(struct server *srv, const struct sockaddr *sa);
+void conn_limit_opened(struct server *srv, const struct sockaddr *sa);
+void conn_limit_closed(struct server *srv, const struct sockaddr *sa);
 
 /* v1_queues.c: the queue name in the path (r->param[0]), or NULL after a 400 naming 'queue'. */
 const char *v1_path_queue(struct req *r);

@@ -5,9 +5,15 @@
  * token. Every oversize or malformed input is refused with a clear error
  * and stores nothing.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "sec_util.h"
@@ -224,6 +230,82 @@ static void test_bad_limit_flags(void) {
               1);
 }
 
+/* A TCP connection to s from source address `from` ("127.0.0.2"), or -1. */
+static int tcp_from(const struct th_server *s, const char *from) {
+    int port = atoi(strrchr(s->url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    inet_pton(AF_INET, from, &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    dst.sin_port = htons((uint16_t)port);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof src) ||
+        connect(fd, (struct sockaddr *)&dst, sizeof dst)) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Whether the server closes fd (EOF or reset) within ms. */
+static bool closed_within(int fd, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) <= 0) return false;
+    char c;
+    return recv(fd, &c, 1, 0) <= 0;
+}
+
+/* GET /healthz over fd; the status, or -1. */
+static int get_status(int fd) {
+    const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof req - 1)) return -1;
+    char buf[256];
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    int status = -1;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+static void test_connections_per_address(void) {
+    struct th_server s2;
+    CHECK(th_server_start(&s2, "--max-connections-per-address", "4", "--idle-timeout-seconds", "1",
+                          NULL) == 0);
+    int idle[4];
+    for (int i = 0; i < 4; i++)
+        CHECK((idle[i] = tcp_from(&s2, "127.0.0.1")) >= 0);
+    /* A fifth from that address is closed at accept; another address is served. */
+    th_sleep_ms(100);
+    int fifth = tcp_from(&s2, "127.0.0.1");
+    CHECK(fifth >= 0 && closed_within(fifth, 5000));
+    if (fifth >= 0) close(fifth);
+    int other = tcp_from(&s2, "127.0.0.2");
+    CHECK_INT(get_status(other), 200);
+    if (other >= 0) close(other);
+    /* Connections that never sent a request are closed after the idle timeout. */
+    for (int i = 0; i < 4; i++) {
+        CHECK(idle[i] >= 0 && closed_within(idle[i], 10000));
+        if (idle[i] >= 0) close(idle[i]);
+    }
+    /* Then the address is served again; the refusal was counted. */
+    bool served = false;
+    for (int i = 0; i < 50 && !served; i++) {
+        int fd = tcp_from(&s2, "127.0.0.1");
+        served = get_status(fd) == 200;
+        if (fd >= 0) close(fd);
+        if (!served) th_sleep_ms(100);
+    }
+    CHECK(served);
+    /* The harness's keep-alive connection may have been closed as idle: once more then. */
+    struct th_resp *r = th_http(&s2, "GET", "/metrics", NULL);
+    for (int i = 0; i < 3 && r->status != 200; i++)
+        r = th_http(&s2, "GET", "/metrics", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK(strstr(r->body, "taskmill_connections_refused_total{reason=\"per_address\"} ") != NULL);
+    CHECK(!strstr(r->body, "taskmill_connections_refused_total{reason=\"per_address\"} 0\n"));
+    th_server_free(&s2);
+}
+
 static const struct th_test tests[] = {
     {"a body over --max-body-bytes is 413 and stores nothing", test_body_too_large},
     {"malformed, too deep or duplicate JSON is 400 and stores nothing",
@@ -234,6 +316,7 @@ static const struct th_test tests[] = {
     {"--max-waiters: one more long-poll is 429", test_waiters},
     {"--max-waiters-per-token: one token cannot take every place", test_waiters_per_token},
     {"--max-rate: 429 with Retry-After per token", test_rate_per_token},
+    {"--max-connections-per-address and --idle-timeout-seconds", test_connections_per_address},
     {"bad limit flags are usage errors", test_bad_limit_flags},
     {NULL, NULL},
 };
