@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cli_run.h"
 #include "harness.h"
@@ -525,6 +526,57 @@ static void test_worker_says_once_server_gone_and_back(void) {
     th_server_free(&own);
 }
 
+static void test_watch_shows_waiting_and_a_lost_server(void) {
+    struct th_server own;
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", free_port());
+    CHECK(th_server_start(&own, "--listen", listen, NULL) == 0);
+    char at[64];
+    time_t later = time(NULL) + 3600;
+    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", gmtime(&later));
+    char extra[200];
+    snprintf(extra, sizeof extra, "\"queue\":\"lostq\",\"scheduled_at\":\"%s\"", at);
+    char *w = th_submit(&own, "later", extra);
+    char *p = th_submit(&own, "now", "\"queue\":\"lostq\",\"paused\":true");
+    char rawpath[400];
+    snprintf(rawpath, sizeof rawpath, "%s/lost.raw", srv.dir);
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        char *raw;
+        cli_run_pty_cmd(&own, 120, &raw, CLI_ARGS(cli_bin(), "watch", w, p));
+        FILE *f = fopen(rawpath, "w");
+        if (f) {
+            fputs(raw, f);
+            fclose(f);
+        }
+        _exit(0);
+    }
+    th_sleep_ms(1500);
+    th_server_stop(&own, true); /* the watch's streams are cut; reconnecting fails */
+    th_sleep_ms(3000);
+    CHECK(th_server_restart(&own) == 0);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", w);
+    CHECK_INT(th_http(&own, "POST", path, NULL)->status, 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", p);
+    CHECK_INT(th_http(&own, "POST", path, NULL)->status, 200);
+    int status;
+    waitpid(child, &status, 0);
+    char *raw = cli_slurp(rawpath);
+    bool ok = strstr(raw, "waiting, starts in 59m") != NULL && strstr(raw, "pending (paused)") &&
+              strstr(raw, "server not answering for") != NULL && strstr(raw, "cancelled");
+    if (!ok) printf("    raw:\n%s\n", raw);
+    CHECK(strstr(raw, "waiting, starts in 59m") != NULL);
+    CHECK(strstr(raw, "pending (paused)") != NULL);
+    CHECK(strstr(raw, "server not answering for") != NULL);
+    CHECK(strstr(raw, "cancelled") != NULL);
+    free(raw);
+    free(w);
+    free(p);
+    th_server_free(&own);
+}
+
 /* The line of screen that contains needle, copied into out (or ""). */
 static void screen_line(const char *screen, const char *needle, char *out, size_t n) {
     const char *hit = strstr(screen, needle);
@@ -593,6 +645,8 @@ static const struct th_test tests[] = {
     {"the worker says once the server went away and once it is back",
      test_worker_says_once_server_gone_and_back},
     {"watch beside a worker in 80 columns", test_watch_beside_a_worker_in_80_columns},
+    {"watch shows a waiting task's start, a paused one, and a lost server",
+     test_watch_shows_waiting_and_a_lost_server},
     {NULL, NULL},
 };
 
