@@ -159,13 +159,42 @@ static int sched_parse_args(int argc, char **argv, const char *cmd, const char *
     return -1;
 }
 
+/* The API fields of schedules and definitions, as the user typed them. */
+static const struct cli_flag sched_flags[] = {
+    {"cron", "--cron"},
+    {"interval_seconds", "--every"},
+    {"catchup_seconds", "--catchup"},
+    {"jitter_seconds", "--jitter"},
+    {"timezone", "--timezone"},
+    {"overlap", "--overlap"},
+    {"start_at", "--start"},
+    {"end_at", "--end"},
+    {"definition", "--definition"},
+    {"from", "--from"},
+    {"to", "--to"},
+    {"note", "--note"},
+    {"type", "--type"},
+    {"queue", "--queue"},
+    {"params", "--param"},
+    {"priority", "--priority"},
+    {"max_retries", "--max-retries"},
+    {"description", "--description"},
+    {"executor", "--executor"},
+    {"timeout_seconds", "--timeout"},
+    {NULL, NULL},
+};
+
 /* Sets key to the integer in text (the server checks the range). */
 static int set_int(json_t *o, const char *cmd, const char *key, const char *text) {
     if (!text) return 0;
     char *end;
     long long v = strtoll(text, &end, 10);
     if (!*text || *end) {
-        fprintf(stderr, "taskmill %s: '%s' must be an integer, not '%s'\n", cmd, key, text);
+        const struct cli_flag *f = sched_flags;
+        while (f->field && strcmp(f->field, key) != 0)
+            f++;
+        fprintf(stderr, "taskmill %s: '%s' must be an integer, not '%s'\n", cmd,
+                f->field ? f->flag : key, text);
         return -1;
     }
     json_object_set_new(o, key, json_integer(v));
@@ -209,7 +238,8 @@ static void print_schedule_row(const json_t *s) {
 static int run(struct tm_client *c, const char *cmd, const char *method, const char *path,
                const json_t *body, bool json, void (*print)(const json_t *)) {
     json_t *out = NULL;
-    if (tm_client_request(c, method, path, body, &out)) return cli_client_error(cmd, c, NULL);
+    if (tm_client_request(c, method, path, body, &out))
+        return cli_client_error_flags(cmd, c, NULL, sched_flags);
     if (json && out)
         cli_print_json(out);
     else if (print && out)

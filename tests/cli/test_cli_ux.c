@@ -322,6 +322,25 @@ static void test_flags_spelt_out_and_named(void) {
     CHECK(strstr(err, "'--max-retries'") != NULL);
     free(out);
     free(err);
+    /* Schedules and definitions name their flags too. */
+    CHECK_INT(
+        cli_run(&srv, NULL, &out, &err, "schedule", "create", "s", "--every", "ten", "--type", "x"),
+        2);
+    CHECK(strstr(err, "'--every'") != NULL && strstr(err, "interval_seconds") == NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "create", "s", "--every", "10", "--type",
+                      "x", "--start", "yesterday"),
+              4);
+    CHECK(strstr(err, "'--start'") != NULL && strstr(err, "start_at") == NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "definition", "create", "d", "--type", "x",
+                      "--timeout", "soon"),
+              2);
+    CHECK(strstr(err, "'--timeout'") != NULL);
+    free(out);
+    free(err);
     /* work says which of --queue and the command is missing. */
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "work", "--queue", "q"), 2);
     CHECK(strstr(err, "command to run is missing") != NULL);
