@@ -668,8 +668,12 @@ static int livepeer_list_arg(void *cls, const char *key, const char *value) {
 }
 
 /* The Link header of the next page: the request's own URL with the cursor
- * replaced, absolute when the Host header allows, as Livepeer sends it. */
-static void livepeer_link_next(struct req *r, struct livepeer_list_ctx *c, int64_t skip) {
+ * replaced, absolute when the Host header allows, as Livepeer sends it.
+ * A reply's headers share the connection's memory with the request's
+ * (--max-header-bytes), so a link longer than a quarter of it is refused
+ * (400 naming the filters) rather than sent as a reply libmicrohttpd
+ * cannot build. 0, or -1 after replying. */
+static int livepeer_link_next(struct req *r, struct livepeer_list_ctx *c, int64_t skip) {
     struct buf b;
     buf_init(&b);
     const char *host = req_header(r, "Host");
@@ -679,8 +683,20 @@ static void livepeer_link_next(struct req *r, struct livepeer_list_ctx *c, int64
     buf_puts(&b, "/api/task?");
     if (c->next.len) buf_put(&b, c->next.p, c->next.len);
     buf_printf(&b, "cursor=skip%lld>; rel=\"next\"", (long long)skip);
+    size_t max = req_limits(r)->header_max_bytes / 4;
+    if (b.len > max) {
+        buf_release(&b);
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "the query is too long to link its next page (at most %zu bytes); use fewer "
+                 "filters",
+                 max);
+        reply_error_code(r, TM_EINVALID, "filters", msg);
+        return -1;
+    }
     reply_add_header(r, "Link", b.p);
     buf_release(&b);
+    return 0;
 }
 
 static void livepeer_task_list(struct req *r) {
@@ -717,7 +733,7 @@ static void livepeer_task_list(struct req *r) {
         reply_add_header(r, "X-Total-Count", total);
         if (l.total_capped) reply_add_header(r, "X-Total-Count-Capped", "true");
     }
-    if (l.more) livepeer_link_next(r, &c, c.q.skip + (int64_t)l.n);
+    if (l.more && livepeer_link_next(r, &c, c.q.skip + (int64_t)l.n)) goto out;
     struct buf b;
     buf_init(&b);
     buf_putc(&b, '[');

@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -161,6 +163,32 @@ void reply_error_code(struct req *r, int code, const char *field, const char *me
     reply_error(r, &e);
 }
 
+/* Whether a Content-Type names JSON text: exactly application/json (or
+ * text/plain, what a browser's simple request sends), case aside, with no
+ * parameter but a UTF-8 charset. */
+static bool http_content_type_is_json(const char *ct) {
+    size_t n = strcspn(ct, ";");
+    while (n && isspace((unsigned char)ct[n - 1]))
+        n--;
+    bool json = (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
+                (n == 10 && strncasecmp(ct, "text/plain", 10) == 0);
+    for (const char *p = strchr(ct, ';'); json && p; p = strchr(p + 1, ';')) {
+        const char *q = p + 1;
+        while (isspace((unsigned char)*q))
+            q++;
+        if (!*q) continue;
+        json = strncasecmp(q, "charset=", 8) == 0 &&
+               (strncasecmp(q + 8, "utf-8", 5) == 0 || strncasecmp(q + 8, "\"utf-8\"", 7) == 0);
+        size_t len = strncasecmp(q + 8, "utf-8", 5) == 0 ? 13 : 15;
+        const char *rest = q + len;
+        while (json && *rest && *rest != ';') {
+            if (!isspace((unsigned char)*rest)) json = false;
+            rest++;
+        }
+    }
+    return json;
+}
+
 int req_json_body(struct req *r, bool empty_ok) {
     struct tm_error e;
     err_clear(&e);
@@ -169,9 +197,9 @@ int req_json_body(struct req *r, bool empty_ok) {
         return 0;
     }
     const char *ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (ct && strncmp(ct, "application/json", 16) != 0 && strncmp(ct, "text/plain", 10) != 0) {
+    if (ct && !http_content_type_is_json(ct)) {
         reply_error_code(r, TM_EMEDIA_TYPE, "Content-Type",
-                         "'Content-Type' must be 'application/json'");
+                         "'Content-Type' must be 'application/json' (UTF-8)");
         return -1;
     }
     r->json = json_parse_object(r->body.p ? r->body.p : "", r->body.len,
@@ -386,6 +414,83 @@ static void req_dispatch(struct req *r) {
     reply_error(r, &e);
 }
 
+struct cl_count {
+    int n;
+    bool differ;
+    const char *first;
+};
+
+static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value) {
+    (void)kind;
+    struct cl_count *c = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
+    if (c->n++ == 0)
+        c->first = value;
+    else if (strcmp(c->first ? c->first : "", value ? value : "") != 0)
+        c->differ = true;
+    return MHD_YES;
+}
+
+/* Checks the framing of a request before its body is read: a body over
+ * the limit by its Content-Length, a Transfer-Encoding other than chunked,
+ * both framings at once, Content-Length headers that disagree, NUL in the
+ * path (%00: http_unescape keeps it). 1 with e filled, or 0. */
+static int http_framing_refused(struct req *r, struct tm_error *e) {
+    struct MHD_Connection *conn = r->conn;
+    size_t max = r->srv->cfg.limits.body_max_bytes;
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    struct cl_count n = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, http_count_cl, &n);
+    if (strstr(r->path, "%00")) {
+        err_set(e, TM_EINVALID, "path", "the path must not hold a NUL byte (%%00)");
+        return 1;
+    }
+    if (te && strcasecmp(te, "chunked") != 0) {
+        err_set(e, TM_EINVALID, "Transfer-Encoding",
+                "'Transfer-Encoding' '%.40s' is not supported: send the body plain or chunked", te);
+        return 1;
+    }
+    if (te && n.n) {
+        err_set(e, TM_EINVALID, "Content-Length",
+                "a request must not carry both 'Transfer-Encoding' and 'Content-Length'");
+        return 1;
+    }
+    if (n.differ) {
+        err_set(e, TM_EINVALID, "Content-Length", "the 'Content-Length' headers disagree");
+        return 1;
+    }
+    if (cl && strtoull(cl, NULL, 10) > max) {
+        err_set(e, TM_ETOO_LARGE, "", "request body exceeds %zu bytes", max);
+        return 1;
+    }
+    return 0;
+}
+
+/* Decodes %XX in place, as libmicrohttpd's own unescaper, but keeps %00
+ * as it is, so a NUL never cuts a path or value short unseen:
+ * http_framing_refused refuses such a path. Returns the new length. */
+static size_t http_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+    (void)cls;
+    (void)conn;
+    char *w = s;
+    for (const char *p = s; *p; p++) {
+        if (p[0] == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]) &&
+            !(p[1] == '0' && p[2] == '0')) {
+            char hex[3] = {p[1], p[2], '\0'};
+            *w++ = (char)strtol(hex, NULL, 16);
+            p += 2;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls) {
@@ -407,9 +512,13 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         buf_init(&r->body);
         req_pick_error_writer(r);
         *con_cls = r;
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > srv->cfg.limits.body_max_bytes) r->body_too_large = true;
+        /* Refused before the body is read: no 100 Continue is sent, and
+         * libmicrohttpd closes the connection after the reply. */
+        struct tm_error e;
+        if (http_framing_refused(r, &e)) {
+            r->body_too_large = true; /* nothing of a body is kept */
+            reply_error(r, &e);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -692,7 +801,8 @@ int server_start(const struct server_config *cfg, struct server **out) {
         flags, 0, http_accept, srv, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, srv,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(cfg->threads > 0 ? cfg->threads : 2), MHD_OPTION_CONNECTION_TIMEOUT, idle,
-        MHD_OPTION_NOTIFY_CONNECTION, http_connection, srv, MHD_OPTION_CONNECTION_LIMIT, conns,
+        MHD_OPTION_NOTIFY_CONNECTION, http_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
+        http_unescape, NULL, MHD_OPTION_CONNECTION_LIMIT, conns,
         /* headers and read buffer; MHD zeroes it on every request */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, http_completed,
         srv, MHD_OPTION_ARRAY, srv->tls_cert ? tls : tls + 2, MHD_OPTION_END);

@@ -37,7 +37,6 @@ enum pg_stmt_id {
     PGS_STATS_ADD,
     PGS_STATS_PRUNE,
     PGS_COUNTS_FOLD,
-    PGS_COUNTS_ADD,
     PGS_STATS_READ,
     PGS_GET,
     PGS_QUEUE_COUNTS,

@@ -241,6 +241,25 @@ test('getAll: every task parses through the SDK, newest update first, same objec
   assert.deepEqual(raw.json.find((t) => t.id === b.id), one.json);
 });
 
+test('a query too long to link its next page is a 400, not a dropped reply', async () => {
+  const ns = `longq${Date.now()}`;
+  const tok = createToken(srv.db, 'client', ns, 'longq').token;
+  for (let i = 0; i < 3; i++) {
+    const r = await v1(srv, 'POST', '/v1/tasks', { type: 'upload', queue: 'lq' }, tok);
+    assert.equal(r.status, 201, r.body);
+  }
+  // 16 conditions (the cap), padded with JSON whitespace: about 5 KB once encoded.
+  const one = `{"id":"type",${' '.repeat(100)}"value":"upload"}`;
+  const filters = encodeURIComponent(`[${Array.from({ length: 16 }, () => one).join(',')}]`);
+  const long = await api('GET', `/api/task?limit=1&filters=${filters}`, tok);
+  assert.equal(long.status, 400, long.body);
+  assert.match(long.body, /too long to link its next page/);
+  // The same filters on a page with nothing after it need no Link: 200.
+  const all = await api('GET', `/api/task?limit=10&filters=${filters}`, tok);
+  assert.equal(all.status, 200, all.body);
+  assert.equal(all.json.length, 3);
+});
+
 test('paging: limit, Link rel="next" with a skip cursor, count, the last page has no Link', async () => {
   const ns = `page${Date.now()}`;
   const tok = createToken(srv.db, 'client', ns, 'pager').token;

@@ -3,8 +3,14 @@
  * error shape naming the field, and changes nothing stored (the full list
  * of tasks, versions included, is the same before and after).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -45,6 +51,9 @@ static void refused(int line, const char *method, const char *path, const char *
 }
 
 #define REFUSED(m, p, b, st, code, field) refused(__LINE__, m, p, b, NULL, st, code, field)
+#define REFUSED_CT(ct)                                                                            \
+    refused(__LINE__, "POST", "/v1/tasks", "{\"type\":\"x\"}", ct, 415, "unsupported_media_type", \
+            "Content-Type")
 
 static char tpath_buf[256];
 static const char *tpath(const char *id, const char *suffix) {
@@ -213,6 +222,81 @@ static void test_media_type_method_idempotency_header(void) {
     CHECK_STR(th_str(r->json, "error.field"), "Idempotency-Key");
 }
 
+/* Sends raw bytes on a new connection; the reply's status line and body, or "" when closed. */
+static void raw_exchange(const char *req, size_t len, char *out, size_t n) {
+    int port = atoi(strrchr(srv.url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    out[0] = '\0';
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        if (fd >= 0) close(fd);
+        return;
+    }
+    send(fd, req, len, MSG_NOSIGNAL);
+    size_t got = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (got + 1 < n && poll(&p, 1, 5000) > 0) {
+        ssize_t k = recv(fd, out + got, n - 1 - got, 0);
+        if (k <= 0) break;
+        got += (size_t)k;
+        out[got] = '\0';
+        if (strstr(out, "\r\n\r\n") && strstr(out, "}}")) break;
+    }
+    close(fd);
+}
+
+/* A raw request's refusal: its status, JSON error code and field, nothing stored. */
+static void raw_refused(int line, const char *req, const char *status, const char *code,
+                        const char *field) {
+    char *before = snapshot();
+    char out[4096];
+    raw_exchange(req, strlen(req), out, sizeof out);
+    char want[96];
+    snprintf(want, sizeof want, "\"field\":\"%s\"", field ? field : "");
+    if (strncmp(out, status, strlen(status)) != 0 || !strstr(out, code) ||
+        (field && !strstr(out, want)) || strstr(out, "100 Continue"))
+        th_fail(__FILE__, line, "%.60s...: got '%.300s'", req, out);
+    char *after = snapshot();
+    if (strcmp(before, after) != 0) th_fail(__FILE__, line, "%.60s changed stored data", req);
+    free(before);
+    free(after);
+}
+
+static void test_http_edges(void) {
+    /* An oversize Content-Length is 413 at once: no 100 Continue, no body read. */
+    raw_refused(__LINE__,
+                "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: 99999999\r\nExpect: 100-continue\r\n\r\n",
+                "HTTP/1.1 413", "payload_too_large", NULL);
+    raw_refused(__LINE__,
+                "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: gzip\r\n\r\nabc",
+                "HTTP/1.1 400", "invalid_argument", "Transfer-Encoding");
+    raw_refused(__LINE__,
+                "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: 5\r\nContent-Length: 12\r\n\r\n{\"type\":\"x\"}",
+                "HTTP/1.1 400", "invalid_argument", "Content-Length");
+    raw_refused(__LINE__,
+                "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\nContent-Length: 12\r\n\r\n0\r\n\r\n",
+                "HTTP/1.1 400", "invalid_argument", "Content-Length");
+    raw_refused(__LINE__, "GET /v1/tasks/%00abc HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400",
+                "invalid_argument", "path");
+    /* A Content-Type that is not exactly JSON in UTF-8. */
+    REFUSED_CT("application/jsonx");
+    REFUSED_CT("application/json; charset=latin1");
+    REFUSED_CT("text/json");
+    const char *const ok_ct[] = {"Content-Type: Application/JSON; charset=\"UTF-8\"", NULL};
+    struct th_resp *r =
+        th_http_raw(&srv, "GET", "/v1/tasks?limit=1", NULL, 0, ok_ct); /* no body: not looked at */
+    CHECK_INT(r->status, 200);
+    /* A garbage request line gets no reply: the connection is closed (documented). */
+    char out[256];
+    raw_exchange("GARBAGE\r\n\r\n", 11, out, sizeof out);
+    CHECK(strncmp(out, "HTTP/1.1 2", 10) != 0);
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -222,6 +306,7 @@ static const struct th_test tests[] = {
     {"stale lease tokens are 409 lease_mismatch", test_stale_lease},
     {"bad query parameters", test_bad_query_parameters},
     {"content type, method, idempotency header", test_media_type_method_idempotency_header},
+    {"HTTP edges: Expect, framing, NUL, media type", test_http_edges},
     {NULL, NULL},
 };
 
