@@ -65,3 +65,7 @@ $(B)/tests/cli/%: tests/cli/%.c tests/harness.c tests/harness.h tests/cli/cli_ru
 # (mk/security.mk's FUZZ_EXTRA_ pattern).
 FUZZ_EXTRA_sse = src/client/sse.c
 $(B)/fuzz/fuzz_sse $(B)/tests/fuzz/replay_sse: src/client/sse.c src/client/sse.h
+
+# tests/cli/test_install.c installs and links the shared library and the .pc file, which
+# `make test-build` does not otherwise build.
+$(B)/tests/cli/test_install: $(B)/libtaskmill.so $(B)/taskmill.pc

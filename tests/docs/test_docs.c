@@ -128,6 +128,19 @@ static int make_scratch(const char *dir) {
     return symlink(build, to);
 }
 
+/*
+ * A build with the sanitizers (`make test`) has a library that only links
+ * into programs built with them too: `cc` in the blocks gets the same
+ * flags then, as a reader's cc matches a reader's build.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+static const char cc_for_build[] =
+    "cc() { command cc -fsanitize=address,undefined \"$@\"; }\n"
+    "export ASAN_OPTIONS=detect_leaks=0\n";
+#else
+static const char cc_for_build[] = "";
+#endif
+
 /* Runs the shell blocks of one markdown file (relative to root). */
 static void run_file(const char *rel) {
     char path[2048];
@@ -176,8 +189,9 @@ static void run_file(const char *rel) {
             "export TASKMILL_URL='%s' PATH='%s/build':\"$PATH\"\n"
             "unset TASKMILL_TOKEN TASKMILL_WATCH_MODE\n"
             "curl() { command curl --fail-with-body \"$@\"; }\n"
+            "%s"
             "trap 'st=$?; kill $(jobs -p) 2>/dev/null || true; exit $st' EXIT\n",
-            scratch, srv.url, scratch);
+            scratch, srv.url, scratch, cc_for_build);
     for (size_t i = 0; i < n; i++) {
         if (strncmp(blocks[i].text, "# untested:", 11) != 0) {
             fprintf(f, "echo '### %s:%d'\n", rel, blocks[i].line);
