@@ -124,6 +124,8 @@ struct batch {
     size_t nevents, capevents, deliveries;
     struct store_stat_add *stats; /* queue_stats to add, written just before commit */
     size_t nstats, capstats;
+    struct store_count_add *counts; /* task_counts to add, written just before commit */
+    size_t ncounts, capcounts;
 };
 
 static const struct store_backend *const store_backends[] = {&store_sqlite_backend,
@@ -132,8 +134,9 @@ static const struct store_backend *const store_backends[] = {&store_sqlite_backe
 /* How many times a batch that lost a race is applied before its ops fail. */
 #define STORE_RETRIES 20
 /* Events one retention step deletes (store_prune_events): small enough
- * that a write arriving meanwhile waits a few milliseconds at most. */
-#define STORE_PRUNE_STEP 1000
+ * that a write arriving meanwhile waits a few milliseconds at most (about
+ * 4 ms on SQLite for 500 events of 1 KB). */
+#define STORE_PRUNE_STEP 500
 
 static const char *const store_status_names[TASK_STATUS_COUNT] = {
     NULL, "success", "warning", "error", "terminated", "temperror",
@@ -201,6 +204,11 @@ static void batch_reset(struct batch *b) {
         free(b->stats[i].queue);
         free(b->stats[i].ns);
     }
+    for (size_t i = 0; i < b->ncounts; i++) {
+        free(b->counts[i].queue);
+        free(b->counts[i].ns);
+    }
+    b->ncounts = 0;
     b->nevents = b->deliveries = b->nready = b->nchanged = b->nserved = b->nstats = 0;
     b->done_head = b->done_tail = NULL;
     b->failed = false;
@@ -215,6 +223,62 @@ static void batch_release(struct batch *b) {
     free(b->ready);
     free(b->served);
     free(b->stats);
+    free(b->counts);
+}
+
+/*
+ * Adds n to the batch's task_counts entry of t's namespace and queue with
+ * this phase and paused flag. GET /v1/queues reads these rows: every
+ * insert, delete, and change of phase or paused goes through here, in the
+ * batch that makes it (store_save_paused, the delete in
+ * store_apply_control).
+ */
+static void batch_count(struct batch *b, const struct task *t, enum task_phase phase, bool paused,
+                        int64_t n) {
+    for (size_t i = 0; i < b->ncounts; i++) {
+        struct store_count_add *a = &b->counts[i];
+        if (a->phase == phase && a->paused == paused && strcmp(a->queue, t->queue) == 0 &&
+            strcmp(a->ns, t->namespace) == 0) {
+            a->n += n;
+            return;
+        }
+    }
+    if (b->ncounts == b->capcounts) {
+        b->capcounts = b->capcounts ? b->capcounts * 2 : 8;
+        b->counts = xrealloc(b->counts, b->capcounts * sizeof *b->counts);
+    }
+    b->counts[b->ncounts++] = (struct store_count_add){.ns = xstrdup(t->namespace),
+                                                       .queue = xstrdup(t->queue),
+                                                       .phase = phase,
+                                                       .paused = paused,
+                                                       .n = n};
+}
+
+static int count_add_cmp(const void *pa, const void *pb) {
+    const struct store_count_add *a = pa, *b = pb;
+    int c = strcmp(a->ns, b->ns);
+    if (!c) c = strcmp(a->queue, b->queue);
+    if (!c) c = (int)a->phase - (int)b->phase;
+    if (!c) c = (int)a->paused - (int)b->paused;
+    return c;
+}
+
+/* Writes the batch's task_counts changes, sorted, the entries that net
+ * to nothing left out. */
+static int batch_counts_write(struct store *s, struct batch *b) {
+    size_t k = 0;
+    for (size_t i = 0; i < b->ncounts; i++) {
+        if (b->counts[i].n == 0) {
+            free(b->counts[i].ns);
+            free(b->counts[i].queue);
+            continue;
+        }
+        b->counts[k++] = b->counts[i];
+    }
+    b->ncounts = k;
+    if (k == 0) return 0;
+    qsort(b->counts, k, sizeof *b->counts, count_add_cmp);
+    return s->base.backend->counts_add(s, b->counts, k);
 }
 
 /* The batch's queue_stats row of t's queue and namespace at now's minute. */
@@ -358,7 +422,23 @@ static int store_parent_adjust(struct store *s, struct batch *b, const struct ta
  * parent's counts, the due time, waking claimers, watchers.
  * `before` is the phase before the change, or -1 for a new task.
  */
+static int store_save_paused(struct store *s, struct batch *b, struct task *t, int before,
+                             bool paused_before, int64_t now);
+
 static int store_save(struct store *s, struct batch *b, struct task *t, int before, int64_t now) {
+    return store_save_paused(s, b, t, before, t->paused, now);
+}
+
+/* store_save, for a change that may also have flipped the paused flag
+ * (paused_before is the flag as loaded). */
+static int store_save_paused(struct store *s, struct batch *b, struct task *t, int before,
+                             bool paused_before, int64_t now) {
+    if (before < 0) {
+        batch_count(b, t, t->phase, t->paused, 1);
+    } else if (before != (int)t->phase || paused_before != t->paused) {
+        batch_count(b, t, (enum task_phase)before, paused_before, -1);
+        batch_count(b, t, t->phase, t->paused, 1);
+    }
     store_note_change(b, t, before, now);
     int rc = before < 0 ? s->base.backend->insert(s, t) : s->base.backend->update(s, t);
     if (rc) return rc;
@@ -505,25 +585,44 @@ static bool store_op_has_idempotency(const struct store_op *op) {
 static int store_apply_create(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     const struct store_backend *be = s->base.backend;
     if (!be->shared || !store_op_has_idempotency(op)) return store_apply_create_once(s, b, op, now);
+    /* The batch's task_counts as they were, to undo this op's with its
+     * savepoint (entries it added are dropped, the others' n restored). */
+    size_t ncounts = b->ncounts;
+    int64_t *counts_n = xcalloc(ncounts + 1, sizeof *counts_n);
+    for (size_t i = 0; i < ncounts; i++)
+        counts_n[i] = b->counts[i].n;
     for (int attempt = 0;; attempt++) {
         size_t nevents = b->nevents;
         int rc = be->savepoint(s);
         if (rc) return store_backend_failed(b, op, rc);
         rc = store_apply_create_once(s, b, op, now);
         if (rc != TM_ECONFLICT || op->err.code) {
+            free(counts_n);
             int rs = be->savepoint_release(s);
             if (rs && !b->failed) return store_backend_failed(b, op, rs);
             return rc;
         }
-        if ((rc = be->savepoint_rollback(s))) return store_backend_failed(b, op, rc);
+        if ((rc = be->savepoint_rollback(s))) {
+            free(counts_n);
+            return store_backend_failed(b, op, rc);
+        }
         for (size_t i = nevents; i < b->nevents; i++)
             store_event_release(&b->events[i]);
         b->nevents = nevents;
+        for (size_t i = ncounts; i < b->ncounts; i++) {
+            free(b->counts[i].ns);
+            free(b->counts[i].queue);
+        }
+        b->ncounts = ncounts;
+        for (size_t i = 0; i < ncounts; i++)
+            b->counts[i].n = counts_n[i];
         op->created = false;
         op->task = NULL;
-        if (attempt == 2)
+        if (attempt == 2) {
+            free(counts_n);
             return err_set(&op->err, TM_ECONFLICT, "Idempotency-Key",
                            "the idempotency key is being used by another request; try again");
+        }
     }
 }
 
@@ -635,6 +734,7 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
     int rc = store_load_scoped(s, op, op->id, &t);
     if (rc) return rc == TM_ENOT_FOUND ? rc : store_backend_failed(b, op, rc);
     enum task_phase before = t->phase;
+    bool paused_before = t->paused;
     int64_t version = t->version;
     switch (op->kind) {
     case STORE_OP_CANCEL:
@@ -665,13 +765,14 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
     }
     if (op->kind == STORE_OP_DELETE) {
         rc = s->base.backend->remove(s, t->id);
+        if (rc == 0) batch_count(b, t, before, paused_before, -1);
         if (rc == 0) rc = store_log_event(s, b, t, "task.deleted", "delete", now);
         if (rc == 0) {
             batch_note_changed(b, t->id, INT64_MAX);
             rc = store_parent_adjust(s, b, t, (int)task_bucket_of(before), -1, now);
         }
     } else if (t->version != version) {
-        rc = store_save(s, b, t, (int)before, now);
+        rc = store_save_paused(s, b, t, (int)before, paused_before, now);
     }
     if (rc) {
         task_free(t);
@@ -1031,6 +1132,7 @@ static void store_attempt(struct store *s, struct batch *b, struct opvec *ov,
     if (!b->failed && b->nready && s->parked_claims) store_serve_parked_claims(s, b, now);
     if (!b->failed && b->nstats && (rc = be->stats_add(s, s->node, b->stats, b->nstats)))
         batch_fail(b, rc);
+    if (!b->failed && b->ncounts && (rc = batch_counts_write(s, b))) batch_fail(b, rc);
     if (!b->failed && b->nevents &&
         (rc = be->events_append(s, b->events, b->nevents, &b->deliveries)))
         batch_fail(b, rc);

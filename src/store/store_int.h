@@ -50,6 +50,15 @@ struct store_stat_add {
     struct queue_stat st;
 };
 
+/* What a batch adds to one task_counts row (store.c): n tasks more (or
+ * fewer) of (namespace, queue, phase, paused). */
+struct store_count_add {
+    char *ns, *queue;
+    enum task_phase phase;
+    bool paused;
+    int64_t n;
+};
+
 struct store_backend {
     const char *scheme;  /* "sqlite", "postgres" */
     const char *scheme2; /* another accepted URL scheme ("postgresql"), or NULL */
@@ -104,6 +113,10 @@ struct store_backend {
     int (*queue_pause)(struct store *s, const char *queue, bool paused);
     /* Adds each entry to the queue_stats row of (queue, ns, minute, node). */
     int (*stats_add)(struct store *s, const char *node, const struct store_stat_add *v, size_t n);
+    /* Adds each entry's n to its task_counts row (this writer's own rows
+     * on a shared backend). The entries come sorted by namespace, queue,
+     * phase and paused, so two writers take the rows' locks in one order. */
+    int (*counts_add)(struct store *s, const struct store_count_add *v, size_t n);
     /* Deletes queue_stats rows with minute < before_minute. */
     int (*stats_prune)(struct store *s, int64_t before_minute);
 

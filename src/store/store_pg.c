@@ -841,6 +841,14 @@ static const struct pg_stmt st_stats_add = {
     " latency_max=greatest(queue_stats.latency_max, excluded.latency_max)"};
 static const struct pg_stmt st_stats_prune = {PGS_STATS_PRUNE,
                                               "DELETE FROM queue_stats WHERE minute < $1"};
+/* $1.. the entries' columns as arrays; this connection's shard. */
+static const struct pg_stmt st_counts_add = {
+    PGS_COUNTS_ADD,
+    "INSERT INTO task_counts AS c (namespace, queue, phase, paused, shard, n)"
+    " SELECT u.ns, u.queue, u.phase, u.paused, pg_backend_pid(), u.n"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[])"
+    " AS u(ns, queue, phase, paused, n)"
+    " ON CONFLICT(namespace, queue, phase, paused, shard) DO UPDATE SET n=c.n+excluded.n"};
 /*
  * Folds the task_counts rows of connections that are gone (their shard is
  * no live backend's pid) into this connection's own, and drops rows that
@@ -1037,6 +1045,31 @@ static int pg_stats_add(struct store *s, const char *node, const struct store_st
     int rc = pg_run(&pq(s)->writer, &st_stats_add, &p, &r);
     PQclear(r);
     for (int i = 0; i < 9; i++)
+        buf_release(&a[i]);
+    return rc;
+}
+
+static int pg_counts_add(struct store *s, const struct store_count_add *v, size_t n) {
+    struct buf a[5];
+    for (int i = 0; i < 5; i++) {
+        buf_init(&a[i]);
+        pga_begin(&a[i], i < 3 ? PG_OID_TEXT : i == 3 ? PG_OID_INT4 : PG_OID_INT8, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        pga_text(&a[0], v[i].ns);
+        pga_text(&a[1], v[i].queue);
+        pga_text(&a[2], task_phase_name(v[i].phase));
+        pga_int4(&a[3], v[i].paused);
+        pga_int8(&a[4], v[i].n);
+    }
+    struct pg_params p;
+    pgp_init(&p);
+    for (int i = 0; i < 5; i++)
+        pgp_bin(&p, a[i].p, a[i].len);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_counts_add, &p, &r);
+    PQclear(r);
+    for (int i = 0; i < 5; i++)
         buf_release(&a[i]);
     return rc;
 }
@@ -1522,6 +1555,7 @@ const struct store_backend store_pg_backend = {
     .queue_put = pg_queue_put,
     .queue_pause = pg_queue_pause,
     .stats_add = pg_stats_add,
+    .counts_add = pg_counts_add,
     .stats_prune = pg_stats_prune,
     .stats_read = pg_stats_read,
     .doc_write = pg_doc_write,

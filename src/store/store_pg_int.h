@@ -37,6 +37,7 @@ enum pg_stmt_id {
     PGS_STATS_ADD,
     PGS_STATS_PRUNE,
     PGS_COUNTS_FOLD,
+    PGS_COUNTS_ADD,
     PGS_STATS_READ,
     PGS_GET,
     PGS_QUEUE_COUNTS,

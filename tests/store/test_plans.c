@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "../src/common/filter.h"
+#include "../src/common/timeutil.h"
 #include "../src/common/xalloc.h"
 #include "../src/store/store.h"
 #include "../src/store/store_sql.h"
@@ -319,6 +320,115 @@ static void test_queue_counts_follow_every_write(void) {
     store_close(s);
 }
 
+/* Claims the next task of queue q in namespace ns with a lease of
+ * lease_ms; fills id and token ("" when none). */
+static int claim_one(struct store *s, const char *ns, const char *q, int64_t lease_ms,
+                     char id[ID_LEN + 1], char token[ID_LEN + 1]) {
+    struct store_op op;
+    store_op_init(&op, STORE_OP_CLAIM);
+    op.ns = ns;
+    op.queue = q;
+    op.worker = "w";
+    op.lease_ms = lease_ms;
+    int rc = store_run(s, &op);
+    id[0] = token[0] = '\0';
+    if (rc == 0 && op.claimed) {
+        memcpy(id, op.task->id, ID_LEN + 1);
+        memcpy(token, op.new_lease_token, ID_LEN + 1);
+    }
+    store_op_release(&op);
+    return rc;
+}
+
+static int leased(struct store *s, enum store_op_kind kind, const char *id, const char *token) {
+    struct store_op op;
+    store_op_init(&op, kind);
+    snprintf(op.id, sizeof op.id, "%s", id);
+    op.lease_token = token;
+    op.error = "boom";
+    op.retryable = false;
+    int rc = store_run(s, &op);
+    store_op_release(&op);
+    return rc;
+}
+
+/* Every phase's counter of queue q in ns equals a count of its rows. */
+static void expect_counts_match_rows(int line, struct store *s, const char *ns, const char *q) {
+    for (int p = 0; p < TASK_PHASE_COUNT; p++) {
+        struct task_filter f = {
+            .ns = ns, .queue = q, .phases = 1u << p, .limit = 1, .want_total = true};
+        struct task_list l;
+        struct tm_error e;
+        if (store_task_list(s, &f, &l, &e) != 0) {
+            th_fail(__FILE__, line, "list: %s", e.message);
+            return;
+        }
+        int64_t counted = count_of(s, ns, q, p);
+        if (counted < 0) counted = 0; /* the queue is not listed when it has no task */
+        if (counted != l.total)
+            th_fail(__FILE__, line, "phase '%s': the counter says %lld, the rows %lld",
+                    task_phase_name((enum task_phase)p), (long long)counted, (long long)l.total);
+        task_list_release(&l);
+    }
+}
+
+static void test_queue_counts_after_a_busy_run(void) {
+    struct store *s = NULL;
+    struct store_options opt = {.sweep_max_ms = 20};
+    struct tm_error e;
+    CHECK_INT(store_open(url, &opt, &s, &e), 0);
+    /* twelve tasks, two of them paused, one waiting for later */
+    char ids[12][ID_LEN + 1];
+    struct store_op op;
+    store_op_init(&op, STORE_OP_CREATE);
+    op.tasks = xcalloc(12, sizeof *op.tasks);
+    op.ntasks = 12;
+    for (int i = 0; i < 12; i++) {
+        op.tasks[i] = new_task("busy", "busyq");
+        op.tasks[i]->max_retries = 0;
+    }
+    op.tasks[11]->scheduled_at = time_now_ms() + 3600 * 1000;
+    CHECK_INT(store_run(s, &op), 0);
+    for (size_t i = 0; i < op.ntasks; i++)
+        memcpy(ids[i], op.tasks[i]->id, ID_LEN + 1);
+    store_op_release(&op);
+    CHECK_INT(run_op(s, STORE_OP_PAUSE, ids[9]), 0);
+    CHECK_INT(run_op(s, STORE_OP_PAUSE, ids[10]), 0);
+    CHECK_INT(run_op(s, STORE_OP_RESUME, ids[10]), 0);
+    expect_counts_match_rows(__LINE__, s, "busy", "busyq");
+    /* claims: complete two, fail one, release one, cancel one running,
+     * let one lease run out (no retries left: failed), keep one running */
+    char id[ID_LEN + 1], tok[7][ID_LEN + 1], cid[7][ID_LEN + 1];
+    for (int i = 0; i < 7; i++) {
+        CHECK_INT(claim_one(s, "busy", "busyq", i == 5 ? 50 : 600000, cid[i], tok[i]), 0);
+        CHECK(cid[i][0]);
+    }
+    CHECK_INT(leased(s, STORE_OP_COMPLETE, cid[0], tok[0]), 0);
+    CHECK_INT(leased(s, STORE_OP_COMPLETE, cid[1], tok[1]), 0);
+    CHECK_INT(leased(s, STORE_OP_FAIL, cid[2], tok[2]), 0);
+    CHECK_INT(leased(s, STORE_OP_RELEASE, cid[3], tok[3]), 0);
+    CHECK_INT(run_op(s, STORE_OP_CANCEL, cid[4]), 0); /* running: now stopping */
+    /* a stale lease is refused and changes no count */
+    CHECK_INT(leased(s, STORE_OP_COMPLETE, cid[0], tok[1]), TM_ECONFLICT);
+    for (int i = 0; i < 100; i++) {
+        struct task *t = NULL;
+        if (store_task_get(s, NULL, cid[5], &t, &e) == 0 && t->phase == TASK_FAILED) {
+            task_free(t);
+            break;
+        }
+        task_free(t);
+        th_sleep_ms(20);
+    }
+    expect_counts_match_rows(__LINE__, s, "busy", "busyq");
+    /* retry a failed one, delete a completed one */
+    CHECK_INT(run_op(s, STORE_OP_RETRY, cid[2]), 0);
+    CHECK_INT(run_op(s, STORE_OP_DELETE, cid[0]), 0);
+    CHECK(claim_one(s, "busy", "busyq", 600000, id, tok[0]) == 0);
+    expect_counts_match_rows(__LINE__, s, "busy", "busyq");
+    CHECK_INT(count_of(s, "busy", "busyq", -1), 1);
+    store_close(s);
+}
+
 /* The ids of the tasks in namespace ns that x matches, in id order, as
  * one string of their names' first letters. */
 static void match(struct store *s, const char *ns, struct filter_expr *x, char *out, size_t n) {
@@ -421,6 +531,7 @@ static const struct th_test tests[] = {
     {"derived fields filter as a view serves them", test_derived_fields_filter_as_served},
     {"every list filter, sort and count reads an index", test_every_list_filter_uses_an_index},
     {"queue counts follow every write", test_queue_counts_follow_every_write},
+    {"queue counts equal a count of the rows after a busy run", test_queue_counts_after_a_busy_run},
     {NULL, NULL},
 };
 
