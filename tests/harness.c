@@ -421,7 +421,7 @@ struct th_resp *th_http_raw(struct th_server *s, const char *method, const char 
     if (!th_curl) th_curl = curl_easy_init();
     CURL *c = th_curl;
     curl_easy_reset(c);
-    char url[1024];
+    char url[16384]; /* long queries too (filter cost tests) */
     snprintf(url, sizeof url, "%s%s", s->url, path);
     struct th_buf b = {NULL, 0};
     struct curl_slist *h = NULL;

@@ -55,6 +55,7 @@ static void serve_usage(FILE *f) {
             "  --max-webhooks N         webhooks per namespace [100]\n"
             "  --max-attributes N       keys of a task's attributes [1000]\n"
             "  --max-attributes-bytes N a task's attributes as JSON [262144]\n"
+            "  --query-timeout-ms N     how long one list query may run [5000]\n"
             "\nevents and webhooks (docs/events.md):\n"
             "  --events-max-age-seconds N  keep events this long, -1 = forever [604800]\n"
             "  --events-max-count N        keep at most this many events, -1 = no cap [1000000]\n"
@@ -157,6 +158,7 @@ void serve_default_limits(struct limits *l) {
     l->webhooks_max = 100;
     l->attributes_max_keys = 1000;
     l->attributes_max_bytes = 256 * 1024;
+    l->query_timeout_ms = 5000;
 }
 
 /*
@@ -199,6 +201,7 @@ static const struct limit_flag limit_flags[] = {
     LIMIT("max-webhooks", 1, 100000, webhooks_max),
     LIMIT("max-attributes", 1, 1000000, attributes_max_keys),
     LIMIT("max-attributes-bytes", 1024, 1 << 30, attributes_max_bytes),
+    LIMIT("query-timeout-ms", 1, 3600000, query_timeout_ms),
 };
 #undef LIMIT
 #define NLIMIT_FLAGS (sizeof limit_flags / sizeof limit_flags[0])

@@ -27,7 +27,8 @@
     X(RATE, "too_many_requests", 429, "too many requests")                                \
     X(GONE, "events_pruned", 410, "the events asked for were removed; re-read the state") \
     X(INTERNAL, "internal", 500, "internal error")                                        \
-    X(UNAVAILABLE, "unavailable", 503, "server is shutting down or overloaded")
+    X(UNAVAILABLE, "unavailable", 503, "server is shutting down or overloaded")           \
+    X(QUERY_TIMEOUT, "query_timeout", 400, "the query ran past its time limit")
 
 enum tm_err {
     TM_OK = 0,

@@ -41,6 +41,41 @@ struct filter_expr *filter_expr_new(enum filter_op op) {
     return x;
 }
 
+struct filter_cost {
+    int terms, substring, depth;
+};
+
+static void filter_cost_walk(const struct filter_expr *x, int depth, struct filter_cost *c) {
+    if (!x) return;
+    if (depth > c->depth) c->depth = depth;
+    if (x->op == FILTER_AND || x->op == FILTER_OR || x->op == FILTER_NOT) {
+        filter_cost_walk(x->left, depth + 1, c);
+        filter_cost_walk(x->right, depth + 1, c);
+        return;
+    }
+    c->terms++;
+    if (x->op == FILTER_CO || (x->nocase && x->op != FILTER_ISNULL && x->op != FILTER_PR &&
+                               x->field >= 0 && filter_field_kind(x->field) == FILTER_KIND_TEXT))
+        c->substring++;
+}
+
+int filter_expr_check_cost(const struct filter_expr *x, const char *field, struct tm_error *e) {
+    struct filter_cost c = {0, 0, 0};
+    filter_cost_walk(x, 1, &c);
+    if (c.terms > FILTER_MAX_TERMS)
+        return err_set(e, TM_EINVALID, field, "'%s' has %d terms; at most %d", field, c.terms,
+                       FILTER_MAX_TERMS);
+    if (c.substring > FILTER_MAX_SUBSTRING_TERMS)
+        return err_set(e, TM_EINVALID, field,
+                       "'%s' has %d substring terms ('co', or text ignoring case), which no index "
+                       "serves; at most %d",
+                       field, c.substring, FILTER_MAX_SUBSTRING_TERMS);
+    if (c.depth > FILTER_MAX_TREE_DEPTH)
+        return err_set(e, TM_EINVALID, field, "'%s' is nested %d deep; at most %d", field, c.depth,
+                       FILTER_MAX_TREE_DEPTH);
+    return 0;
+}
+
 void filter_expr_free(struct filter_expr *x) {
     if (!x) return;
     filter_expr_free(x->left);

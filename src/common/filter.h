@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "err.h"
 
 enum filter_op {
     FILTER_AND,
@@ -99,6 +100,13 @@ enum filter_field_kind filter_field_kind(enum filter_field f);
 #define FILTER_MAX_NODES  256 /* leaves and operators in one tree */
 #define FILTER_MAX_VALUES 256 /* values in one tree, all lists together */
 #define FILTER_MAX_DEPTH  32  /* nesting of not/and/or/parentheses */
+/* The cost bound a tree must meet before it runs (filter_expr_check_cost):
+ * leaves, leaves that no index serves (contains, and any text comparison
+ * that ignores case), and the depth of the tree itself (an 'or' chain of n
+ * terms is n deep; SQLite's parser takes about 90). */
+#define FILTER_MAX_TERMS           64
+#define FILTER_MAX_SUBSTRING_TERMS 8
+#define FILTER_MAX_TREE_DEPTH      64
 
 struct filter_expr {
     enum filter_op op;
@@ -120,6 +128,9 @@ struct filter_expr *filter_expr_and(struct filter_expr *a, struct filter_expr *b
 /* Visits every leaf; stops and returns the first nonzero fn result. */
 int filter_expr_each_leaf(struct filter_expr *x, int (*fn)(void *cls, struct filter_expr *leaf),
                           void *cls);
+/* Checks the tree against the cost bound above. 0, or TM_EINVALID naming
+ * `field` (e.g. "filters") and the bound passed. */
+int filter_expr_check_cost(const struct filter_expr *x, const char *field, struct tm_error *e);
 /* A fully parenthesised, unambiguous text form, for tests and logs:
  * (and (eq id "a") (not (isnull completionStatus))). */
 void filter_expr_format(struct buf *b, const struct filter_expr *x);

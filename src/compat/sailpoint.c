@@ -423,7 +423,8 @@ static int sp_query_parse(struct req *r, bool with_filters, struct sp_query *q,
     if ((s = req_query(r, "sorters")) && sailpoint_sorters_parse(s, &q->ascending, e)) return -1;
     if ((s = req_query(r, "filters"))) {
         if (sailpoint_filter_parse(s, strlen(s), &q->expr, e)) return -1;
-        if (filter_expr_each_leaf(q->expr, sp_filter_resolve, e)) {
+        if (filter_expr_each_leaf(q->expr, sp_filter_resolve, e) ||
+            filter_expr_check_cost(q->expr, "filters", e)) {
             filter_expr_free(q->expr);
             q->expr = NULL;
             return -1;

@@ -754,6 +754,7 @@ int server_start(const struct server_config *cfg, struct server **out) {
                                .attributes_max_keys = cfg->limits.attributes_max_keys,
                                .attributes_max_bytes = cfg->limits.attributes_max_bytes,
                                .webhooks_max = cfg->limits.webhooks_max,
+                               .query_timeout_ms = cfg->limits.query_timeout_ms,
                                .make_task = server_make_task,
                                .make_task_cls = srv};
     if (server_load_tls(srv)) goto fail;

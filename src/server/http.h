@@ -105,6 +105,7 @@ struct limits {
     int webhooks_max;                /* webhooks per namespace */
     int attributes_max_keys;         /* keys of a task's attributes */
     size_t attributes_max_bytes;     /* a task's attributes as JSON text */
+    int query_timeout_ms;            /* how long one list query may run on a reader */
 };
 
 struct req {

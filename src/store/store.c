@@ -1562,6 +1562,7 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     if (s->opt.attributes_max_keys <= 0) s->opt.attributes_max_keys = 1000;
     if (s->opt.attributes_max_bytes == 0) s->opt.attributes_max_bytes = 256 * 1024;
     if (s->opt.webhooks_max <= 0) s->opt.webhooks_max = 100;
+    if (s->opt.query_timeout_ms == 0) s->opt.query_timeout_ms = 5000;
     id_random_bytes(&s->rng, sizeof s->rng);
     s->rng |= 1;
     id_random_hex(s->node);
@@ -1728,6 +1729,10 @@ void store_get_stats(struct store *s, struct store_stats *out) {
 static int store_read_error(int rc, struct tm_error *e, const char *id) {
     if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "task '%s' not found", id ? id : "");
     if (rc == TM_EUNAVAILABLE) return err_set(e, rc, "", "storage unavailable; try again");
+    if (rc == TM_EQUERY_TIMEOUT)
+        return err_set(e, rc, "",
+                       "the query ran past its time limit (--query-timeout-ms); narrow "
+                       "its filters or its search");
     return err_set(e, TM_EINTERNAL, "", "storage error");
 }
 
@@ -1741,6 +1746,7 @@ int store_task_list(struct store *s, const struct task_filter *f, struct task_li
                     struct tm_error *e) {
     memset(out, 0, sizeof *out);
     int rc = s->base.backend->list(s, f, out);
+    if (rc) task_list_release(out); /* a page read before a failure (a count timed out) */
     if (rc == 0 && f->want_total && f->total_max > 0 && out->total > f->total_max) {
         out->total = f->total_max; /* the backend counted one row past the bound */
         out->total_capped = true;

@@ -48,6 +48,9 @@ struct store_options {
     int attributes_max_keys;     /* keys of a task's attributes (1000) */
     size_t attributes_max_bytes; /* a task's attributes as JSON text (256 KiB) */
     int webhooks_max;            /* webhooks per namespace (100) */
+    /* How long one list query may run on a reader (5000; <0: no limit):
+     * past it the backend stops it and the list fails TM_EQUERY_TIMEOUT. */
+    int64_t query_timeout_ms;
     /* Turns a v1 submit body into a task (the server's decoder), for the
      * tasks schedules launch on the writer thread. NULL: schedules do not
      * fire (their slots wait for a server that can). */

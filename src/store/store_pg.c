@@ -72,6 +72,7 @@ extern const struct embedded_file pg_migrations[];
 struct pg_store {
     char *url;
     bool relaxed;
+    int64_t query_timeout_ms; /* store_options.query_timeout_ms: readers' statement_timeout */
     struct pg_conn writer;
     int64_t writer_retry_at; /* monotonic ms: no reconnect before */
     /* The writer's server process: the feed ignores its announcements (our
@@ -233,6 +234,9 @@ static int pg_classify(struct pg_conn *c, const PGresult *r, const char *sql) {
     }
     if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)) return TM_ERETRY;
     if (state && strcmp(state, "23505") == 0) return TM_ECONFLICT;
+    /* A reader's statement past the query time limit (statement_timeout). */
+    if (state && strcmp(state, "57014") == 0 && strcmp(c->role, "reader") == 0)
+        return TM_EQUERY_TIMEOUT;
     pg_log(c, what, msg);
     /* The database is there but cannot serve us now: a statement past its
      * timeout, a read-only standby (a failover in progress), too many
@@ -699,6 +703,7 @@ static int pg_open(struct store *s, const char *url, const struct store_options 
     store_base_of(s)->impl = q;
     q->url = xstrdup(url);
     q->relaxed = opt->relaxed;
+    q->query_timeout_ms = opt->query_timeout_ms;
     q->writer.role = "writer";
     q->listener.role = "listener";
     q->wake[0] = q->wake[1] = -1;
@@ -1139,11 +1144,19 @@ static int pg_list(struct store *s, const struct task_filter *f, struct task_lis
     int rc = sql_list_query(&sql_dialect_pg, q->select_cols, f, false, &sql, &b);
     struct pg_conn *c = NULL;
     PGresult *r = NULL;
+    bool timed = false;
     if (rc) goto out;
     if (!(c = pg_reader_take(s))) {
         rc = TM_EUNAVAILABLE;
         goto out;
     }
+    /* The list and its count stop past the query time limit (pg_classify:
+     * TM_EQUERY_TIMEOUT); the reader's other statements have none. */
+    char limit[64];
+    snprintf(limit, sizeof limit, "SET statement_timeout = %lld",
+             (long long)(q->query_timeout_ms > 0 ? q->query_timeout_ms : 0));
+    if ((rc = pg_cmd(c, limit))) goto out;
+    timed = true;
     if ((rc = pg_run_binds(c, sql.p, &b, &r))) goto out;
     int rows = PQntuples(r);
     out->tasks = xcalloc((size_t)f->limit + 1, sizeof *out->tasks);
@@ -1167,6 +1180,7 @@ static int pg_list(struct store *s, const struct task_filter *f, struct task_lis
     }
 out:
     PQclear(r);
+    if (timed && c->pg) pg_cmd(c, "SET statement_timeout = 0");
     pg_reader_give(s, c);
     sql_binds_release(&b);
     buf_release(&sql);

@@ -25,6 +25,7 @@
 #include "../common/buf.h"
 #include "../common/embedded.h"
 #include "../common/filter.h"
+#include "../common/timeutil.h"
 #include "../common/token.h"
 #include "../common/xalloc.h"
 #include "store_int.h"
@@ -39,12 +40,15 @@ extern const struct embedded_file sqlite_migrations[];
 struct sq_conn {
     sqlite3 *db;
     sqlite3_stmt *get;
+    /* A reader's list query stops past this monotonic time (0: none). */
+    int64_t deadline_mono;
     struct sq_conn *next; /* reader free list */
 };
 
 struct sq_store {
     char *path;
     bool relaxed;
+    int64_t query_timeout_ms; /* store_options.query_timeout_ms */
     bool lazy; /* the open transaction is begin_lazy's: synchronous is NORMAL until it ends */
     struct sq_conn writer;
     sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due, *w_next_due,
@@ -280,6 +284,7 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     store_base_of(s)->impl = q;
     q->path = xstrdup(path && *path ? path : "taskmill.db");
     q->relaxed = opt->relaxed;
+    q->query_timeout_ms = opt->query_timeout_ms;
     pthread_mutex_init(&q->pool_lock, NULL);
 
     struct buf cols, ins, upd;
@@ -564,6 +569,13 @@ static int sq_next_due(struct store *s, int64_t *at) {
 
 /* ---- Readers ---- */
 
+/* SQLite calls this every few thousand VM steps of a reader's statement;
+ * nonzero stops the statement with SQLITE_INTERRUPT. */
+static int sq_progress(void *cls) {
+    const struct sq_conn *c = cls;
+    return c->deadline_mono && time_mono_ms() > c->deadline_mono;
+}
+
 static struct sq_conn *sq_reader_take(struct sq_store *q) {
     pthread_mutex_lock(&q->pool_lock);
     struct sq_conn *c = q->pool;
@@ -578,6 +590,8 @@ static struct sq_conn *sq_reader_take(struct sq_store *q) {
         free(c);
         return NULL;
     }
+    c->deadline_mono = 0;
+    sqlite3_progress_handler(c->db, 4000, sq_progress, c);
     return c;
 }
 
@@ -681,8 +695,11 @@ static int sq_count(struct sq_store *q, struct sq_conn *c, const struct task_fil
     sqlite3_stmt *st = NULL;
     int ret = sq_list_prepare(q, c, f, true, &st, &b);
     if (ret == 0) {
-        if (sqlite3_step(st) == SQLITE_ROW) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
             *total = sqlite3_column_int64(st, 0);
+        } else if (rc == SQLITE_INTERRUPT) {
+            ret = TM_EQUERY_TIMEOUT;
         } else {
             sq_log(c->db, "count");
             ret = TM_EINTERNAL;
@@ -699,6 +716,7 @@ static int sq_list(struct store *s, const struct task_filter *f, struct task_lis
     if (!c) return TM_EINTERNAL;
     struct sql_binds b = {0};
     sqlite3_stmt *st = NULL;
+    if (q->query_timeout_ms > 0) c->deadline_mono = time_mono_ms() + q->query_timeout_ms;
     int ret = sq_list_prepare(q, c, f, false, &st, &b);
     if (ret) goto out;
     out->tasks = xcalloc((size_t)f->limit + 1, sizeof *out->tasks);
@@ -710,7 +728,9 @@ static int sq_list(struct store *s, const struct task_filter *f, struct task_lis
         }
         out->tasks[out->n++] = sq_read_task(st);
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (rc == SQLITE_INTERRUPT) {
+        ret = TM_EQUERY_TIMEOUT;
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         sq_log(c->db, "list");
         ret = TM_EINTERNAL;
     }
@@ -719,6 +739,7 @@ static int sq_list(struct store *s, const struct task_filter *f, struct task_lis
     if (ret == 0 && f->want_total) ret = sq_count(q, c, f, &out->total);
 out:
     sqlite3_finalize(st);
+    c->deadline_mono = 0;
     sq_reader_give(q, c);
     sql_binds_release(&b);
     return ret;
