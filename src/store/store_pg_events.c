@@ -115,11 +115,18 @@ int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
 
 /* ---- Retention (writer) ---- */
 
+/* The aged bound is the seq of an event with the newest `at` before the
+ * limit, the first entry of events_at read backwards: max(seq) over at < $1
+ * may be planned as a walk down the primary key from the newest event, a
+ * scan of the log when no event is that old. Among events of one `at`, or
+ * where clocks stepped back, this seq may be below the max, never above,
+ * so retention only keeps an event longer. */
 static const struct pg_stmt st_prune_info = {
     PGS_EV_PRUNE_INFO,
     "SELECT (SELECT value FROM event_meta WHERE name = 'head'), m.value,"
     " CASE WHEN $1::bigint > 0"
-    " THEN (SELECT coalesce(max(seq), 0) FROM events WHERE at < $1::bigint) ELSE 0 END,"
+    " THEN coalesce((SELECT seq FROM events WHERE at < $1::bigint ORDER BY at DESC LIMIT 1), 0)"
+    " ELSE 0 END,"
     " (SELECT coalesce(min(seq), 0) FROM webhook_deliveries WHERE status = 'pending')"
     " FROM event_meta m WHERE m.name = 'pruned_through' FOR UPDATE OF m"};
 

@@ -164,9 +164,15 @@ int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_
     if (!rc)
         rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
                         &out->pruned_through);
+    /* Not max(seq) ... WHERE at<?1: SQLite answers that by walking the
+     * primary key down from the newest event, testing `at`, which reads
+     * the whole log while no event is that old (each retention step did,
+     * at a million events). The newest event by `at` comes from events_at;
+     * where the clock stepped back its seq may be lower than the max, so
+     * retention only keeps an event longer. */
     if (!rc && before_at > 0)
-        rc = sqe_scalar(db, "SELECT max(seq) FROM events WHERE at<?1", before_at,
-                        &out->aged_through);
+        rc = sqe_scalar(db, "SELECT seq FROM events WHERE at<?1 ORDER BY at DESC, seq DESC LIMIT 1",
+                        before_at, &out->aged_through);
     if (!rc)
         rc = sqe_scalar(db, "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0,
                         &out->pending_min);
