@@ -56,6 +56,7 @@ static void serve_usage(FILE *f) {
             "  --max-attributes N       keys of a task's attributes [1000]\n"
             "  --max-attributes-bytes N a task's attributes as JSON [262144]\n"
             "  --query-timeout-ms N     how long one list query may run [5000]\n"
+            "  --finished-max-age-seconds N  delete finished tasks after this, 0 = keep [0]\n"
             "\nevents and webhooks (docs/events.md):\n"
             "  --events-max-age-seconds N  keep events this long, -1 = forever [604800]\n"
             "  --events-max-count N        keep at most this many events, -1 = no cap [1000000]\n"
@@ -202,6 +203,7 @@ static const struct limit_flag limit_flags[] = {
     LIMIT("max-attributes", 1, 1000000, attributes_max_keys),
     LIMIT("max-attributes-bytes", 1024, 1 << 30, attributes_max_bytes),
     LIMIT("query-timeout-ms", 1, 3600000, query_timeout_ms),
+    LIMIT("finished-max-age-seconds", 0, 3650 * 86400, finished_max_age_seconds),
 };
 #undef LIMIT
 #define NLIMIT_FLAGS (sizeof limit_flags / sizeof limit_flags[0])

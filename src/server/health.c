@@ -385,6 +385,8 @@ static void health_metrics(struct req *r) {
         {"taskmill_event_seq", "gauge", "The last event sequence committed.", st.event_seq},
         {"taskmill_events_pruned_total", "counter", "Events removed by retention.",
          st.events_pruned},
+        {"taskmill_tasks_pruned_total", "counter",
+         "Finished tasks deleted by retention (--finished-max-age-seconds).", st.tasks_pruned},
         {"taskmill_events_pruned_through", "gauge", "Events at or below this seq are gone.",
          st.events_pruned_through},
         {"taskmill_sse_streams", "gauge", "Open SSE streams.", hs.streams},

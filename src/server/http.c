@@ -747,16 +747,18 @@ int server_start(const struct server_config *cfg, struct server **out) {
     err_clear(&e);
     if (srv->cfg.events.task_max_bytes <= 0)
         srv->cfg.events.task_max_bytes = STORE_EVENT_TASK_MAX_BYTES;
-    struct store_options so = {.relaxed = cfg->relaxed,
-                               .events_max_age_ms = cfg->events.max_age_ms,
-                               .events_max_count = cfg->events.max_count,
-                               .event_task_max_bytes = (size_t)srv->cfg.events.task_max_bytes,
-                               .attributes_max_keys = cfg->limits.attributes_max_keys,
-                               .attributes_max_bytes = cfg->limits.attributes_max_bytes,
-                               .webhooks_max = cfg->limits.webhooks_max,
-                               .query_timeout_ms = cfg->limits.query_timeout_ms,
-                               .make_task = server_make_task,
-                               .make_task_cls = srv};
+    struct store_options so = {
+        .relaxed = cfg->relaxed,
+        .events_max_age_ms = cfg->events.max_age_ms,
+        .events_max_count = cfg->events.max_count,
+        .event_task_max_bytes = (size_t)srv->cfg.events.task_max_bytes,
+        .attributes_max_keys = cfg->limits.attributes_max_keys,
+        .attributes_max_bytes = cfg->limits.attributes_max_bytes,
+        .webhooks_max = cfg->limits.webhooks_max,
+        .query_timeout_ms = cfg->limits.query_timeout_ms,
+        .finished_max_age_ms = (int64_t)cfg->limits.finished_max_age_seconds * 1000,
+        .make_task = server_make_task,
+        .make_task_cls = srv};
     if (server_load_tls(srv)) goto fail;
     if (store_open(cfg->store_url, &so, &srv->store, &e)) {
         fprintf(stderr, "taskmill: %s\n", e.message);

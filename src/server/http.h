@@ -106,6 +106,7 @@ struct limits {
     int attributes_max_keys;         /* keys of a task's attributes */
     size_t attributes_max_bytes;     /* a task's attributes as JSON text */
     int query_timeout_ms;            /* how long one list query may run on a reader */
+    int finished_max_age_seconds;    /* finished tasks are deleted after this (0: kept) */
 };
 
 struct req {

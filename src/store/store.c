@@ -101,6 +101,10 @@ struct store {
     /* The event log: called after each commit that appended events. */
     void (*listener)(void *cls, const struct store_commit *c);
     void *listener_cls;
+    /* Finished tasks' retention: its next pass (wall ms), and its delete
+     * ops not done yet. */
+    int64_t next_task_prune;
+    _Atomic int task_prune_inflight;
     int64_t next_prune;       /* wall ms of the next retention pass */
     int64_t next_stats_prune; /* wall ms of the next pass over queue_stats */
     int64_t next_fire;        /* wall ms of the earliest schedule fire; 0 = none known */
@@ -1057,6 +1061,7 @@ static void store_settle_parked(struct store *s, struct batch *b, const struct s
 }
 
 static void store_prune_events(struct store *s, int64_t now);
+static void store_prune_finished(struct store *s, int64_t now);
 static void store_prune_stats(struct store *s, int64_t now);
 
 /* The most ops one transaction takes before it commits. */
@@ -1250,6 +1255,7 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
     }
     /* After the replies: a batch's writes never wait for retention. */
     if (now >= s->next_prune) store_prune_events(s, now);
+    if (now >= s->next_task_prune) store_prune_finished(s, now);
     if (now >= s->next_stats_prune) store_prune_stats(s, now);
     batch_release(&b);
     store_remote_release(&remote);
@@ -1296,6 +1302,54 @@ static void store_prune_events(struct store *s, int64_t now) {
     return;
 fail:
     be->rollback(s);
+}
+
+/* Finished tasks one retention step deletes (store_prune_finished). */
+#define STORE_TASK_PRUNE_STEP 500
+
+static void store_prune_done(struct store_op *op) {
+    struct store *s = op->udata;
+    atomic_fetch_sub(&s->task_prune_inflight, 1);
+    store_op_release(op);
+    free(op);
+}
+
+/* Retention of finished tasks (finished_max_age_ms > 0): queues, as
+ * ordinary delete ops (so counts, parents and the event log follow, and
+ * each commit is durable), up to STORE_TASK_PRUNE_STEP completed, failed or
+ * cancelled tasks unchanged for that long, oldest first; again as soon as
+ * those are done while a step finds a full page, else a second later. On
+ * several nodes two may pick the same task: the second delete finds it
+ * gone, which is fine. */
+static void store_prune_finished(struct store *s, int64_t now) {
+    s->next_task_prune = now + 1000;
+    if (s->opt.finished_max_age_ms <= 0 || atomic_load(&s->task_prune_inflight) > 0) {
+        if (s->opt.finished_max_age_ms > 0) s->next_task_prune = now; /* after those */
+        return;
+    }
+    struct task_filter f = {0};
+    f.phases = (1u << TASK_COMPLETED) | (1u << TASK_FAILED) | (1u << TASK_CANCELLED);
+    f.updated_before = now - s->opt.finished_max_age_ms;
+    f.limit = STORE_TASK_PRUNE_STEP;
+    struct task_list l = {0};
+    if (s->base.backend->list(s, &f, &l)) {
+        task_list_release(&l);
+        return;
+    }
+    if (l.more) s->next_task_prune = now;
+    atomic_store(&s->task_prune_inflight, (int)l.n);
+    for (size_t i = 0; i < l.n; i++) {
+        struct store_op *op = xcalloc(1, sizeof *op);
+        store_op_init(op, STORE_OP_DELETE);
+        memcpy(op->id, l.tasks[i]->id, ID_LEN + 1);
+        op->done = store_prune_done;
+        op->udata = s;
+        store_submit(s, op);
+    }
+    pthread_mutex_lock(&s->lock);
+    s->stats.tasks_pruned += (uint64_t)l.n;
+    pthread_mutex_unlock(&s->lock);
+    task_list_release(&l);
 }
 
 /* Drops queue_stats minutes older than STORE_STATS_KEEP_MINUTES, once a minute. */

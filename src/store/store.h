@@ -51,6 +51,9 @@ struct store_options {
     /* How long one list query may run on a reader (5000; <0: no limit):
      * past it the backend stops it and the list fails TM_EQUERY_TIMEOUT. */
     int64_t query_timeout_ms;
+    /* Finished (completed, failed, cancelled) tasks unchanged this long are
+     * deleted by the writer, in small steps (0: kept for ever). */
+    int64_t finished_max_age_ms;
     /* Turns a v1 submit body into a task (the server's decoder), for the
      * tasks schedules launch on the writer thread. NULL: schedules do not
      * fire (their slots wait for a server that can). */
@@ -308,6 +311,7 @@ void store_op_cancel(struct store *s, struct store_op *op, int code, const char 
 struct store_stats {
     uint64_t batches, ops, commits_failed, sweeps, leases_expired, parked_claims, parked_watches;
     uint64_t events_appended, events_pruned, event_seq, events_pruned_through;
+    uint64_t tasks_pruned;    /* finished tasks retention queued for deletion */
     uint64_t batch_retries;   /* batches applied again after a serialization failure */
     uint64_t feed_events;     /* events read back from the log by the feed (shared backends) */
     uint64_t feed_wakeups;    /* announcements from other nodes */
