@@ -1141,15 +1141,26 @@ static int pg_list(struct store *s, const struct task_filter *f, struct task_lis
     struct buf sql;
     struct sql_binds b = {0};
     buf_init(&sql);
-    int rc = sql_list_query(&sql_dialect_pg, q->select_cols, f, false, &sql, &b);
     struct pg_conn *c = NULL;
     PGresult *r = NULL;
     bool timed = false;
-    if (rc) goto out;
+    int rc = 0;
     if (!(c = pg_reader_take(s))) {
         rc = TM_EUNAVAILABLE;
         goto out;
     }
+    /* A time range: read from its index when it holds few rows (store_sql.h,
+     * sql_range_probe). */
+    const char *index = sql_range_probe(&sql_dialect_pg, f, &sql, &b);
+    if (index) {
+        if ((rc = pg_run_binds(c, sql.p, &b, &r))) goto out;
+        if (pg_int(r, 0, 0) >= SQL_RANGE_PROBE) index = NULL;
+        PQclear(r);
+        r = NULL;
+        buf_clear(&sql);
+        sql_binds_release(&b);
+    }
+    if ((rc = sql_list_query_range(&sql_dialect_pg, q->select_cols, index, f, &sql, &b))) goto out;
     /* The list and its count stop past the query time limit (pg_classify:
      * TM_EQUERY_TIMEOUT); the reader's other statements have none. */
     char limit[64];

@@ -565,6 +565,59 @@ void sql_list_tail(const struct sql_dialect *d, const struct task_filter *f, str
     }
 }
 
+const char *sql_range_probe(const struct sql_dialect *d, const struct task_filter *f,
+                            struct buf *sql, struct sql_binds *b) {
+    if (f->nsort > 0) return NULL;
+    const char *col, *index;
+    int64_t lo, hi;
+    if (f->created_after || f->created_before) {
+        col = "created_at";
+        index = "tasks_created";
+        lo = f->created_after;
+        hi = f->created_before;
+    } else if (f->updated_after || f->updated_before) {
+        col = "updated_at";
+        index = "tasks_updated";
+        lo = f->updated_after;
+        hi = f->updated_before;
+    } else {
+        return NULL;
+    }
+    buf_puts(sql, "SELECT count(*) FROM (SELECT 1 FROM tasks");
+    if (d->placeholder == '?') buf_printf(sql, " INDEXED BY %s", index);
+    buf_printf(sql, " WHERE %s>", col);
+    sql_put_int(d, sql, b, lo);
+    buf_printf(sql, " AND %s<", col);
+    sql_put_int(d, sql, b, hi ? hi : INT64_MAX);
+    buf_printf(sql, " LIMIT %d) AS c", SQL_RANGE_PROBE);
+    return index;
+}
+
+int sql_list_query_range(const struct sql_dialect *d, const char *select_cols, const char *index,
+                         const struct task_filter *f, struct buf *sql, struct sql_binds *b) {
+    if (!index) return sql_list_query(d, select_cols, f, false, sql, b);
+    if (d->placeholder == '?') {
+        char from[64];
+        snprintf(from, sizeof from, "tasks INDEXED BY %s", index);
+        return sql_list_query_from(d, select_cols, from, f, false, sql, b);
+    }
+    /* PostgreSQL: an order the primary key cannot give (id||'' sorts as
+     * id: the column is COLLATE "C"), so the planner reads the range. */
+    buf_printf(sql, "SELECT %s FROM tasks", select_cols);
+    int rc = sql_where(d, f, sql, b);
+    if (rc) return rc;
+    if (f->cursor[0]) {
+        buf_puts(sql, f->ascending ? " AND id>" : " AND id<");
+        sql_put_text(d, sql, b, f->cursor);
+    }
+    buf_printf(sql, " ORDER BY id||'' %s LIMIT %d", f->ascending ? "ASC" : "DESC", f->limit + 1);
+    if (f->offset > 0) {
+        buf_puts(sql, " OFFSET ");
+        sql_put_int(d, sql, b, f->offset);
+    }
+    return 0;
+}
+
 int sql_list_query_from(const struct sql_dialect *d, const char *select_cols, const char *from,
                         const struct task_filter *f, bool count, struct buf *sql,
                         struct sql_binds *b) {

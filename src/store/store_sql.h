@@ -91,6 +91,26 @@ void sql_list_tail(const struct sql_dialect *d, const struct task_filter *f, str
  */
 int sql_list_query(const struct sql_dialect *d, const char *select_cols,
                    const struct task_filter *f, bool count, struct buf *sql, struct sql_binds *b);
+/*
+ * A page in id order with a time range (created_* or updated_*): neither
+ * planner knows that old rows sit at the old end of the id order, so each
+ * walks the primary key from the newest row, a scan when the range holds
+ * only old tasks. The backend first runs the probe: `SELECT count(*)` of
+ * the range's rows in its index, at most SQL_RANGE_PROBE. When fewer, the
+ * page is read with sql_list_query_range(..., index): from that index
+ * (SQLite INDEXED BY; PostgreSQL an ORDER BY the primary key cannot
+ * serve), and those rows are sorted; otherwise in id order as usual, which
+ * then meets matching rows soon. sql_range_probe writes the probe and
+ * returns the index's name, or NULL (and writes nothing) when f has no
+ * time range or is sorted by other keys.
+ */
+#define SQL_RANGE_PROBE 4096
+const char *sql_range_probe(const struct sql_dialect *d, const struct task_filter *f,
+                            struct buf *sql, struct sql_binds *b);
+/* The list statement of f; with index (from sql_range_probe, fewer rows
+ * than SQL_RANGE_PROBE), read from that index. NULL: sql_list_query. */
+int sql_list_query_range(const struct sql_dialect *d, const char *select_cols, const char *index,
+                         const struct task_filter *f, struct buf *sql, struct sql_binds *b);
 /* The same, reading `from` instead of "tasks" (SQLite's `tasks INDEXED BY
  * ...`). With count and f->total_max, counts at most total_max + 1 rows. */
 int sql_list_query_from(const struct sql_dialect *d, const char *select_cols, const char *from,

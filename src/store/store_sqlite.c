@@ -630,46 +630,23 @@ static void sq_binds_apply(const struct sql_binds *b, sqlite3_stmt *st) {
     }
 }
 
-/*
- * A page in id order with a time range (created_* or updated_*): SQLite,
- * without range statistics, reads the primary key in id order and tests
- * each row, which is a scan when the range holds old tasks only. So ask
- * the range's index how many rows it holds, up to SQ_RANGE_PROBE: when
- * fewer, the page is read from that index (and those rows sorted);
- * otherwise in id order, which then meets matching rows soon. Returns the
- * FROM clause to use.
- */
-#define SQ_RANGE_PROBE 4096
-static const char *sq_list_from(struct sq_conn *c, const struct task_filter *f) {
-    if (f->nsort > 0) return "tasks";
-    const char *col, *from;
-    int64_t lo, hi;
-    if (f->created_after || f->created_before) {
-        col = "created_at";
-        from = "tasks INDEXED BY tasks_created";
-        lo = f->created_after;
-        hi = f->created_before;
-    } else if (f->updated_after || f->updated_before) {
-        col = "updated_at";
-        from = "tasks INDEXED BY tasks_updated";
-        lo = f->updated_after;
-        hi = f->updated_before;
-    } else {
-        return "tasks";
-    }
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM (SELECT 1 FROM %s WHERE %s>?1 AND %s<?2 LIMIT %d)", from, col,
-             col, SQ_RANGE_PROBE);
+/* The index a time-range page is read from (store_sql.h,
+ * sql_range_probe), or NULL: in id order. */
+static const char *sq_list_range(struct sq_conn *c, const struct task_filter *f) {
+    struct buf sql;
+    buf_init(&sql);
+    struct sql_binds b = {0};
+    const char *index = sql_range_probe(&sql_dialect_sqlite, f, &sql, &b);
     sqlite3_stmt *st = NULL;
-    int64_t n = SQ_RANGE_PROBE;
-    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, lo);
-        sqlite3_bind_int64(st, 2, hi ? hi : INT64_MAX);
+    int64_t n = SQL_RANGE_PROBE;
+    if (index && sqlite3_prepare_v2(c->db, sql.p, -1, &st, NULL) == SQLITE_OK) {
+        sq_binds_apply(&b, st);
         if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
-    return n < SQ_RANGE_PROBE ? from : "tasks";
+    buf_release(&sql);
+    sql_binds_release(&b);
+    return index && n < SQL_RANGE_PROBE ? index : NULL;
 }
 
 /* Prepares the list statement (or its count) of a filter on c. */
@@ -677,8 +654,9 @@ static int sq_list_prepare(struct sq_store *q, struct sq_conn *c, const struct t
                            bool count, sqlite3_stmt **st, struct sql_binds *b) {
     struct buf sql;
     buf_init(&sql);
-    int ret = sql_list_query_from(&sql_dialect_sqlite, q->select_cols,
-                                  count ? "tasks" : sq_list_from(c, f), f, count, &sql, b);
+    int ret = count ? sql_list_query(&sql_dialect_sqlite, q->select_cols, f, true, &sql, b)
+                    : sql_list_query_range(&sql_dialect_sqlite, q->select_cols, sq_list_range(c, f),
+                                           f, &sql, b);
     if (ret == 0 && sqlite3_prepare_v2(c->db, sql.p, -1, st, NULL) != SQLITE_OK) {
         sq_log(c->db, sql.p);
         ret = TM_EINTERNAL;
