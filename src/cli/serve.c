@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../compat/views.h"
 #include "../server/http.h"
 #include "../server/v1_decode.h"
 #include "cli.h"
@@ -339,6 +340,9 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The one place the server and the compatibility views meet. */
+    cfg.views = compat_views;
+    cfg.events.webhook_body = livepeer_webhook_body;
     struct server *srv = NULL;
     if (server_start(&cfg, &srv)) return 1;
     char shown[512];

@@ -29,6 +29,7 @@
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
 #include "../server/http.h"
+#include "views.h"
 
 /* `count` counts at most this many tasks; past it X-Total-Count is this
  * bound and X-Total-Count-Capped: true (docs/compat.md). */
@@ -755,3 +756,24 @@ const struct route livepeer_routes[] = {
     {"POST", "/api/task/:id/retry", livepeer_task_retry, PERM_OWNER},
     {NULL, NULL, NULL, 0},
 };
+
+void livepeer_webhook_body(struct buf *b, const struct webhook_delivery *d, int64_t now) {
+    buf_puts(b, "{\"id\":");
+    json_put_str(b, d->id);
+    buf_puts(b, ",\"webhookId\":");
+    json_put_str(b, d->webhook_id);
+    buf_printf(b, ",\"createdAt\":%lld,\"timestamp\":%lld,\"event\":", (long long)d->ev.at,
+               (long long)now);
+    json_put_str(b, d->event);
+    buf_puts(b, ",\"payload\":{\"task\":{\"id\":");
+    json_put_str(b, d->ev.task_id);
+    buf_puts(b, ",\"type\":");
+    json_put_str(b, d->ev.type);
+    buf_puts(b, ",\"snapshot\":");
+    /* Livepeer's Task object, as GET /api/task/{id} shows it (docs/compat.md). */
+    livepeer_task_write_v1(b, d->ev.task_json);
+    buf_putc(b, '}');
+    if (strcmp(d->event, "task.completed") == 0) buf_puts(b, ",\"success\":true");
+    if (strcmp(d->event, "task.failed") == 0) buf_puts(b, ",\"success\":false");
+    buf_puts(b, "}}");
+}

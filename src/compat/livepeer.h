@@ -49,6 +49,7 @@ void livepeer_task_write_v1(struct buf *b, const char *v1_json);
 /* Writes Livepeer's error body {"errors":["<message>"]}; http.c calls it
  * for every error on the view's paths (an error_writer_fn). */
 void livepeer_error_write(struct buf *b, int status, const struct tm_error *e);
+/* livepeer_webhook_body and the routes: views.h. */
 
 /* Fields a list may be filtered or ordered by. */
 enum livepeer_field {

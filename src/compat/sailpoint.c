@@ -22,7 +22,8 @@
 #include "../common/task_json.h"
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
-#include "../server/server_int.h"
+#include "../server/http.h"
+#include "views.h"
 #include "sailpoint_filter.h"
 #include "sailpoint_parse.h"
 

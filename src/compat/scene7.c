@@ -29,6 +29,7 @@
 #include "../common/xalloc.h"
 #include "../server/v1_decode.h"
 #include "scene7_int.h"
+#include "views.h"
 
 #define SOAP_ENV_OPEN                                                                \
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                   \

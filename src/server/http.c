@@ -32,21 +32,22 @@
 #include "webhook.h"
 
 static const struct route_table route_tables[] = {
-    {v1_tasks_routes, NULL},
-    {v1_work_routes, NULL},
-    {v1_queues_routes, NULL},
-    {health_routes, NULL},
-    {v1_tokens_routes, NULL},
-    {v1_events_routes, NULL},
-    {v1_webhooks_routes, NULL},
-    {v1_definitions_routes, NULL},
-    {v1_schedules_routes, NULL},
-    {web_routes, NULL},
-    {sailpoint_routes, sailpoint_write_error},
-    {sailpoint_oauth_routes, sailpoint_oauth_write_error},
-    {livepeer_routes, livepeer_error_write},
-    {scene7_routes, scene7_error_write},
+    {v1_tasks_routes, NULL, NULL},     {v1_work_routes, NULL, NULL},
+    {v1_queues_routes, NULL, NULL},    {health_routes, NULL, NULL},
+    {v1_tokens_routes, NULL, NULL},    {v1_events_routes, NULL, NULL},
+    {v1_webhooks_routes, NULL, NULL},  {v1_definitions_routes, NULL, NULL},
+    {v1_schedules_routes, NULL, NULL}, {web_routes, NULL, NULL},
 };
+#define NV1_TABLES (sizeof route_tables / sizeof route_tables[0])
+
+/* The i-th route table: v1's, then the views' the server was handed; NULL past the end. */
+static const struct route_table *route_table_at(const struct server *srv, size_t i) {
+    if (i < NV1_TABLES) return &route_tables[i];
+    const struct route_table *v = srv->cfg.views;
+    for (size_t k = NV1_TABLES; v && v->routes; k++, v++)
+        if (k == i) return v;
+    return NULL;
+}
 
 struct store *req_store(struct req *r) {
     return r->srv->store;
@@ -151,10 +152,7 @@ void reply_error(struct req *r, const struct tm_error *e) {
     else
         error_json_write(&b, e);
     if (code == TM_ERATE) reply_add_header(r, "Retry-After", "1");
-    /* Every error body is JSON but the Scene7 view's SOAP faults. */
-    reply_body(
-        r, status, &b,
-        r->write_error == scene7_error_write ? "text/xml; charset=utf-8" : "application/json");
+    reply_body(r, status, &b, r->error_type ? r->error_type : "application/json");
 }
 
 void reply_error_code(struct req *r, int code, const char *field, const char *message) {
@@ -379,13 +377,14 @@ static bool route_same_root(const char *pattern, const char *path) {
 
 /* Picks the error writer of the API that owns the path (see http.h). */
 static void req_pick_error_writer(struct req *r) {
-    size_t ntables = sizeof route_tables / sizeof route_tables[0];
+    const struct route_table *tb;
     for (int pass = 0; pass < 2; pass++) {
-        for (size_t t = 0; t < ntables; t++) {
-            for (const struct route *rt = route_tables[t].routes; rt->method; rt++) {
+        for (size_t t = 0; (tb = route_table_at(r->srv, t)); t++) {
+            for (const struct route *rt = tb->routes; rt->method; rt++) {
                 if (pass == 0 ? route_match(rt->pattern, r->path, r)
                               : route_same_root(rt->pattern, r->path)) {
-                    r->write_error = route_tables[t].write_error;
+                    r->write_error = tb->write_error;
+                    r->error_type = tb->error_type;
                     return;
                 }
             }
@@ -395,8 +394,9 @@ static void req_pick_error_writer(struct req *r) {
 
 static void req_dispatch(struct req *r) {
     bool path_known = false;
-    for (size_t t = 0; t < sizeof route_tables / sizeof route_tables[0]; t++) {
-        for (const struct route *rt = route_tables[t].routes; rt->method; rt++) {
+    const struct route_table *tb;
+    for (size_t t = 0; (tb = route_table_at(r->srv, t)); t++) {
+        for (const struct route *rt = tb->routes; rt->method; rt++) {
             if (!route_match(rt->pattern, r->path, r)) continue;
             path_known = true;
             if (strcmp(rt->method, r->method) != 0) continue;

@@ -33,8 +33,9 @@ typedef void (*handler_fn)(struct req *r);
 
 /*
  * An API's own error body. A compatibility view whose errors have another
- * shape than v1's lists its routes in route_tables[] (http.c) as
- * {my_routes, my_write_error}. The writer is picked when the request
+ * shape than v1's hands its routes to the server as a route_table
+ * {my_routes, my_write_error, my_error_type} (server_config.views, which
+ * the `serve` command assembles: server/ knows no view). The writer is picked when the request
  * arrives, from the table whose route matches the path, or else whose
  * routes share the path's first segment ("/beta/..." for "/beta/x/y"), so
  * every error on those paths -- the router's 404 and 405, body too large,
@@ -47,6 +48,7 @@ typedef void (*error_writer_fn)(struct buf *b, int status, const struct tm_error
 struct route_table {
     const struct route *routes;
     error_writer_fn write_error; /* NULL: error_json_write */
+    const char *error_type;      /* its Content-Type; NULL: application/json */
 };
 
 struct route {
@@ -143,6 +145,7 @@ struct req {
     struct req *wait_prev, *wait_next;
     bool wait_listed;
     error_writer_fn write_error; /* the path's API error shape; NULL = v1 */
+    const char *error_type;      /* its Content-Type; NULL = application/json */
     /* A handler's own allocation, freed with the request (owned_free(owned)). */
     void *owned;
     void (*owned_free)(void *p);
@@ -204,6 +207,9 @@ struct events_config {
     int webhook_max_attempts;       /* (34: the first and 33 retries, as Livepeer) */
     int64_t webhook_timeout_ms;     /* per attempt (10000) */
     int webhook_senders;            /* sender workers, one webhook each at a time (4) */
+    /* Writes the body of one delivery attempt (Livepeer's shape, from
+     * src/compat, set by `serve`); NULL: webhook.c's plain v1 body. */
+    void (*webhook_body)(struct buf *b, const struct webhook_delivery *d, int64_t now);
 };
 
 struct server_config {
@@ -216,6 +222,9 @@ struct server_config {
     const char *tls_cert_path, *tls_key_path; /* PEM files; both or neither */
     bool insecure_no_auth;                    /* serve any address without tokens */
     struct events_config events;
+    /* The compatibility views' route tables, after v1's (NULL-ended, or
+     * NULL for none): the `serve` command hands them in. */
+    const struct route_table *views;
 };
 
 /* Starts serving; prints the listening line. Returns 0 or -1. */
@@ -234,14 +243,5 @@ extern const struct route v1_webhooks_routes[];
 extern const struct route v1_definitions_routes[]; /* v1_definitions.c */
 extern const struct route v1_schedules_routes[];   /* v1_schedules.c */
 extern const struct route web_routes[];            /* the dashboard at / and /ui/ (web.c) */
-/* Compatibility views (src/compat), each with its API's error writer. */
-extern const struct route sailpoint_routes[];       /* /beta, /v2024, /v2025 task-status */
-extern const struct route sailpoint_oauth_routes[]; /* POST /oauth/token */
-void sailpoint_write_error(struct buf *b, int status, const struct tm_error *e);
-void sailpoint_oauth_write_error(struct buf *b, int status, const struct tm_error *e);
-extern const struct route livepeer_routes[]; /* /api/task (livepeer.h) */
-void livepeer_error_write(struct buf *b, int status, const struct tm_error *e);
-extern const struct route scene7_routes[]; /* /scene7 SOAP 1.1 and WSDL (scene7.h) */
-void scene7_error_write(struct buf *b, int status, const struct tm_error *e);
 
 #endif

@@ -45,7 +45,6 @@
 #include "../common/buf.h"
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
-#include "../compat/livepeer.h"
 
 #define WEBHOOK_BREAK_AFTER 5 /* failures in a row before a webhook is held as a whole */
 
@@ -249,8 +248,9 @@ static int64_t webhook_backoff_ms(const struct webhook_sender *ws, int64_t n) {
     return delay > ws->cfg.webhook_backoff_max_ms ? ws->cfg.webhook_backoff_max_ms : delay;
 }
 
-/* Livepeer's delivery body for one attempt. */
-static void webhook_body(struct buf *b, const struct webhook_delivery *d, int64_t now) {
+/* The delivery body when no view gave one (events_config.webhook_body):
+ * the same envelope with the v1 task. `serve` always sets Livepeer's. */
+static void webhook_body_v1(struct buf *b, const struct webhook_delivery *d, int64_t now) {
     buf_puts(b, "{\"id\":");
     json_put_str(b, d->id);
     buf_puts(b, ",\"webhookId\":");
@@ -258,16 +258,8 @@ static void webhook_body(struct buf *b, const struct webhook_delivery *d, int64_
     buf_printf(b, ",\"createdAt\":%lld,\"timestamp\":%lld,\"event\":", (long long)d->ev.at,
                (long long)now);
     json_put_str(b, d->event);
-    buf_puts(b, ",\"payload\":{\"task\":{\"id\":");
-    json_put_str(b, d->ev.task_id);
-    buf_puts(b, ",\"type\":");
-    json_put_str(b, d->ev.type);
-    buf_puts(b, ",\"snapshot\":");
-    /* Livepeer's Task object, as GET /api/task/{id} shows it (docs/compat.md). */
-    livepeer_task_write_v1(b, d->ev.task_json);
-    buf_putc(b, '}');
-    if (strcmp(d->event, "task.completed") == 0) buf_puts(b, ",\"success\":true");
-    if (strcmp(d->event, "task.failed") == 0) buf_puts(b, ",\"success\":false");
+    buf_puts(b, ",\"payload\":{\"task\":");
+    buf_puts(b, d->ev.task_json && *d->ev.task_json ? d->ev.task_json : "null");
     buf_puts(b, "}}");
 }
 
@@ -292,7 +284,7 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
     }
     struct buf body;
     buf_init(&body);
-    webhook_body(&body, d, now);
+    (ws->cfg.webhook_body ? ws->cfg.webhook_body : webhook_body_v1)(&body, d, now);
     struct curl_slist *hdr = NULL;
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
     hdr = curl_slist_append(hdr, "User-Agent: taskmill");
