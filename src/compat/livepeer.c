@@ -31,6 +31,9 @@
 #include "../server/http.h"
 #include "views.h"
 
+/* The bytes of tasks one list reply holds before its page ends early. */
+#define LIVEPEER_REPLY_MAX_BYTES (8u << 20)
+
 /* `count` counts at most this many tasks; past it X-Total-Count is this
  * bound and X-Total-Count-Capped: true (docs/compat.md). */
 #define LIVEPEER_TOTAL_MAX 10000
@@ -734,15 +737,21 @@ static void livepeer_task_list(struct req *r) {
         reply_add_header(r, "X-Total-Count", total);
         if (l.total_capped) reply_add_header(r, "X-Total-Count-Capped", "true");
     }
-    if (l.more && livepeer_link_next(r, &c, c.q.skip + (int64_t)l.n)) goto out;
+    /* A page ends early (its Link says where the next begins) once it holds
+     * LIVEPEER_REPLY_MAX_BYTES: bounded in bytes, not only in rows. */
     struct buf b;
     buf_init(&b);
     buf_putc(&b, '[');
-    for (size_t i = 0; i < l.n; i++) {
-        if (i) buf_putc(&b, ',');
-        livepeer_task_write(&b, l.tasks[i]);
+    size_t n = 0;
+    while (n < l.n && (n == 0 || b.len < LIVEPEER_REPLY_MAX_BYTES)) {
+        if (n) buf_putc(&b, ',');
+        livepeer_task_write(&b, l.tasks[n++]);
     }
     buf_putc(&b, ']');
+    if ((l.more || n < l.n) && livepeer_link_next(r, &c, c.q.skip + (int64_t)n)) {
+        buf_release(&b);
+        goto out;
+    }
     reply_json(r, 200, &b);
 out:
     task_list_release(&l);

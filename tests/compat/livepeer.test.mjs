@@ -260,6 +260,31 @@ test('a query too long to link its next page is a 400, not a dropped reply', asy
   assert.equal(all.json.length, 3);
 });
 
+test('a page is bounded in bytes: it ends early and its Link goes on', async () => {
+  const ns = `bytes${Date.now()}`;
+  const tok = createToken(srv.db, 'client', ns, 'bytes').token;
+  const ids = [];
+  for (let i = 0; i < 20; i++) {
+    const r = await v1(srv, 'POST', '/v1/tasks', { type: 'upload', queue: 'bq', params: { pad: 'x'.repeat(600000) } }, tok);
+    assert.equal(r.status, 201, r.body);
+    ids.push(r.json.id);
+  }
+  const seen = [];
+  let path = '/api/task?limit=100&order=createdAt-false';
+  let pages = 0;
+  while (path && pages < 30) {
+    const r = await api('GET', path, tok);
+    assert.equal(r.status, 200, r.body);
+    assert.ok(r.body.length <= 8 * 1024 * 1024 + 700000, `a page of ${r.body.length} bytes`);
+    seen.push(...r.json.map((t) => t.id));
+    pages++;
+    const link = r.headers.get('link');
+    path = link ? new URL(/^<([^>]+)>/.exec(link)[1]).pathname + new URL(/^<([^>]+)>/.exec(link)[1]).search : null;
+  }
+  assert.ok(pages >= 2, `${pages} pages`);
+  assert.deepEqual(seen, ids);
+});
+
 test('paging: limit, Link rel="next" with a skip cursor, count, the last page has no Link', async () => {
   const ns = `page${Date.now()}`;
   const tok = createToken(srv.db, 'client', ns, 'pager').token;
