@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "../compat/views.h"
-#include "../server/http.h"
+#include "../server/server.h"
 #include "../server/v1_decode.h"
 #include "cli.h"
 #include "cli_client.h"

@@ -11,6 +11,13 @@
 
 #include "http.h"
 
+/* Requests waiting per token (limits.waiters_per_token_max), in a short list. */
+struct token_waiters {
+    char id[TOKEN_ID_LEN + 1];
+    int n;
+    struct token_waiters *next;
+};
+
 struct server {
     struct server_config cfg;
     struct store *store;
@@ -57,6 +64,11 @@ int auth_check(struct req *r, unsigned perm);
 /* Reads whether the store holds tokens (open mode when not). 0 or -1. */
 int auth_init(struct server *srv);
 void auth_release(struct server *srv);
+
+/* http.c: the HTTP daemon on srv->listen_fd with the server's callbacks;
+ * stopping it closes the socket. 0, or -1 with a message. */
+int http_daemon_start(struct server *srv);
+void http_daemon_stop(struct server *srv);
 
 /* auth_watch.c: lists a waiting request (its ops[0..n) that wait, kept
  * alive until it is removed) under its token, if it has one; removes it
