@@ -1,5 +1,5 @@
 /*
- * web: the dashboard's static files (web/, embedded by mk/web.mk as
+ * web: the dashboard's static files (web/, embedded by mk/core.mk as
  * web_assets[]) at GET / (index.html) and GET /ui/<file>.
  *
  * The routes are public: the page holds no data of its own, and every

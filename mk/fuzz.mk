@@ -1,10 +1,6 @@
-# security.mk: the build rules of issue 4 (tokens, TLS, limits, fuzzing).
+# fuzz.mk: the parsers' fuzzing.
 #
-# Token secrets are hashed with SHA-256 from OpenSSL's libcrypto; TLS is
-# libmicrohttpd's own (GnuTLS inside the Debian build), so the server
-# links nothing more for it.
-#
-# Fuzzing: each tests/fuzz/fuzz_<target>.c is one libFuzzer target.
+# Each tests/fuzz/fuzz_<target>.c is one libFuzzer target.
 #   make fuzz                     builds them with clang under $(FUZZ_B) and
 #                                 runs each for FUZZ_SECONDS, one after another
 #   make fuzz FUZZ_TARGETS=v1_task   just one
@@ -15,8 +11,6 @@
 # TEST_BINS, which feeds it the seed corpus and every saved crash.
 
 .DEFAULT_GOAL := all
-
-LDLIBS += -lcrypto
 
 FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_B       ?= build/fuzz
