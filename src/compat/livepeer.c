@@ -29,6 +29,7 @@
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
 #include "../server/http.h"
+#include "../server/webhook.h"
 #include "views.h"
 
 /* The bytes of tasks one list reply holds before its page ends early. */
@@ -767,14 +768,8 @@ const struct route livepeer_routes[] = {
 };
 
 void livepeer_webhook_body(struct buf *b, const struct webhook_delivery *d, int64_t now) {
+    webhook_body_begin(b, d, now);
     buf_puts(b, "{\"id\":");
-    json_put_str(b, d->id);
-    buf_puts(b, ",\"webhookId\":");
-    json_put_str(b, d->webhook_id);
-    buf_printf(b, ",\"createdAt\":%lld,\"timestamp\":%lld,\"event\":", (long long)d->ev.at,
-               (long long)now);
-    json_put_str(b, d->event);
-    buf_puts(b, ",\"payload\":{\"task\":{\"id\":");
     json_put_str(b, d->ev.task_id);
     buf_puts(b, ",\"type\":");
     json_put_str(b, d->ev.type);

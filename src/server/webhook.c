@@ -250,7 +250,7 @@ static int64_t webhook_backoff_ms(const struct webhook_sender *ws, int64_t n) {
 
 /* The delivery body when no view gave one (events_config.webhook_body):
  * the same envelope with the v1 task. `serve` always sets Livepeer's. */
-static void webhook_body_v1(struct buf *b, const struct webhook_delivery *d, int64_t now) {
+void webhook_body_begin(struct buf *b, const struct webhook_delivery *d, int64_t now) {
     buf_puts(b, "{\"id\":");
     json_put_str(b, d->id);
     buf_puts(b, ",\"webhookId\":");
@@ -259,6 +259,10 @@ static void webhook_body_v1(struct buf *b, const struct webhook_delivery *d, int
                (long long)now);
     json_put_str(b, d->event);
     buf_puts(b, ",\"payload\":{\"task\":");
+}
+
+static void webhook_body_v1(struct buf *b, const struct webhook_delivery *d, int64_t now) {
+    webhook_body_begin(b, d, now);
     buf_puts(b, d->ev.task_json && *d->ev.task_json ? d->ev.task_json : "null");
     buf_puts(b, "}}");
 }

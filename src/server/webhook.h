@@ -42,6 +42,11 @@ struct webhook_sender_stats {
 };
 void webhook_sender_get_stats(struct webhook_sender *ws, struct webhook_sender_stats *out);
 
+/* Opens a delivery body, up to the task: {"id","webhookId","createdAt",
+ * "timestamp","event","payload":{"task": ... for a body writer
+ * (events_config.webhook_body) to finish with the task and "}}". */
+void webhook_body_begin(struct buf *b, const struct webhook_delivery *d, int64_t now);
+
 /* Checks a destination without resolving it: http(s), a valid URL, and
  * (unless allowed) a host that is neither `localhost` nor a literal
  * non-public address. Names are checked when each connection is opened.
