@@ -9,8 +9,9 @@
 # lifecycle workers (8), WORKLOADS ("submit lifecycle read"; also "batch": the
 # lifecycle through the batched worker protocol, BATCH tasks a request, 16), TIMEOUT loadgen
 # watchdog per workload (60), TASKMILL_BIN, LOADGEN_BIN, TMPDIR.
-# Ownership: it runs one server at a time, its own child, known by pid; the
-# EXIT trap stops it (TERM, then KILL after 10 s) and removes the scratch dir.
+# Ownership: it runs one server at a time, its own child, known by pid
+# (bench/lib.sh starts and stops it); the EXIT trap stops it (TERM, then KILL
+# after 10 s) and removes the scratch dir.
 # Exit status: 0 when every workload passed loadgen's checks, else 1.
 set -euo pipefail
 
@@ -43,27 +44,9 @@ for bin in "$TASKMILL" "$LOADGEN"; do
 done
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/taskmill-bench.XXXXXX")
-SERVER_PID=""
-SERVER_PORT=""
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 CLK_TCK=$(getconf CLK_TCK)
-
-stop_server() {
-    [[ -n $SERVER_PID ]] || return 0
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "run.sh: server $SERVER_PID ignored SIGTERM for 10 s; killing it" >&2
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
-        fi
-    fi
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
 
 cleanup() {
     stop_server
@@ -73,40 +56,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Starts a server on database $1; sets SERVER_PID and SERVER_PORT.
-start_server() {
-    local db=$1 out="$SCRATCH/server.out" err="$SCRATCH/server.err" line="" i
-    : >"$out"
-    "$TASKMILL" serve --listen 127.0.0.1:0 --store "sqlite:$db" </dev/null >"$out" 2>"$err" &
-    SERVER_PID=$!
-    for ((i = 0; i < 100; i++)); do
-        # read succeeds only on a whole line, so a half-written port is never taken.
-        if IFS= read -r line <"$out" && [[ $line == "taskmill listening on http://"* ]]; then
-            break
-        fi
-        line=""
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "run.sh: the server exited at start; its stderr:" >&2
-            tail -n 20 "$err" >&2
-            SERVER_PID=""
-            return 1
-        fi
-        sleep 0.1
-    done
-    if [[ -z $line ]]; then
-        echo "run.sh: no 'taskmill listening on http://HOST:PORT' line on the server's" \
-            "stdout within 10 s (is it flushed?); first bytes: '$(head -c 200 "$out")'" >&2
-        stop_server
-        return 1
-    fi
-    SERVER_PORT=${line##*:}
-    if ! [[ $SERVER_PORT =~ ^[0-9]+$ ]]; then
-        echo "run.sh: cannot read a port from '$line'" >&2
-        stop_server
-        return 1
-    fi
-}
-
 # utime + stime of process $1, in clock ticks.
 proc_cpu_ticks() {
     local stat
@@ -115,11 +64,6 @@ proc_cpu_ticks() {
     local -a f
     read -r -a f <<<"$stat"
     echo $((f[11] + f[12])) # fields 14 and 15; f[0] is field 3
-}
-
-# Prints the value of "key" in the one-line JSON object $2 (numbers and plain strings).
-json_field() {
-    sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$2"
 }
 
 machine_lines() {
@@ -139,7 +83,7 @@ FAILED=()
 run_workload() {
     local w=$1
     local out="$SCRATCH/$w.out" rc=0
-    if ! start_server "$SCRATCH/bench-$w.db"; then
+    if ! start_server "sqlite:$SCRATCH/bench-$w.db"; then
         FAILED+=("$w (server did not start)")
         return 0
     fi
