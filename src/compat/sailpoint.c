@@ -123,13 +123,44 @@ static void sp_put_str_or(struct buf *b, const char *s, const char *fallback) {
     json_put_str(b, s ? s : fallback);
 }
 
-static void sp_write_messages(struct buf *b, const char *text) {
-    json_t *all = text ? json_loads(text, 0, NULL) : NULL;
+/* A message's parameters in the seed's type, a list of objects (or
+ * strings), whatever a worker sent: an object is one entry, a string stays,
+ * any other value becomes its JSON text; a scalar alone becomes a list of one. */
+static void sp_write_parameters(struct buf *b, json_t *p) {
+    if (!p || json_is_null(p)) {
+        buf_puts(b, "[]");
+        return;
+    }
+    json_t *list = json_is_array(p) ? json_incref(p) : json_pack("[O]", p);
+    buf_putc(b, '[');
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        if (i) buf_putc(b, ',');
+        if (json_is_object(v) || json_is_string(v)) {
+            char *text = json_text(v);
+            buf_puts(b, text);
+            free(text);
+        } else {
+            char *text = json_text(v);
+            json_put_str(b, text);
+            free(text);
+        }
+    }
+    buf_putc(b, ']');
+    json_decref(list);
+}
+
+/* The messages; a failed task's v1 error comes last as an ERROR message
+ * (key taskmill.error), so the view says why it failed. */
+static void sp_write_messages(struct buf *b, const struct task *t) {
+    json_t *all = t->messages ? json_loads(t->messages, 0, NULL) : NULL;
     buf_putc(b, '[');
     size_t i;
     json_t *m;
+    size_t n = 0;
     json_array_foreach(all, i, m) {
-        if (i) buf_putc(b, ',');
+        if (n++) buf_putc(b, ',');
         buf_puts(b, "{\"type\":");
         sp_put_str_or(b, sp_jstr(m, "level"), "INFO");
         buf_puts(b, ",\"localizedText\":{\"locale\":");
@@ -139,13 +170,14 @@ static void sp_write_messages(struct buf *b, const char *text) {
         buf_puts(b, "},\"key\":");
         sp_put_str_or(b, sp_jstr(m, "key"), "taskmill.message");
         buf_puts(b, ",\"parameters\":");
-        json_t *p = json_object_get(m, "parameters");
-        char *ptext = json_is_array(p) || json_is_object(p) ? json_text(p) : NULL;
-        if (json_is_object(p)) buf_putc(b, '[');
-        buf_puts(b, ptext ? ptext : "[]");
-        if (json_is_object(p)) buf_putc(b, ']');
-        free(ptext);
+        sp_write_parameters(b, json_object_get(m, "parameters"));
         buf_putc(b, '}');
+    }
+    if (t->error && *t->error && t->phase == TASK_FAILED) {
+        if (n) buf_putc(b, ',');
+        buf_puts(b, "{\"type\":\"ERROR\",\"localizedText\":{\"locale\":\"en-US\",\"message\":");
+        json_put_str(b, t->error);
+        buf_puts(b, "},\"key\":\"taskmill.error\",\"parameters\":[]}");
     }
     buf_putc(b, ']');
     json_decref(all);
@@ -236,7 +268,7 @@ static void sp_task_write(struct buf *b, const struct task *t, const char *paren
     buf_puts(b, ",\"completionStatus\":");
     json_put_str(b, task_is_terminal(t) ? task_status_name(t->status) : NULL);
     buf_puts(b, ",\"messages\":");
-    sp_write_messages(b, t->messages);
+    sp_write_messages(b, t);
     buf_puts(b, ",\"returns\":");
     sp_write_returns(b, t->returns);
     buf_puts(b, ",\"attributes\":");

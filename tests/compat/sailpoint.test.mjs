@@ -209,6 +209,23 @@ test('failed, temporary failure, cancelled and stopping map onto completionStatu
   let { data } = await api.getTaskStatus({ id: f.id });
   assert.equal(data.completionStatus, 'ERROR');
   assert.equal(data.progress, 'Failed');
+  // The v1 error is served as the last message, an ERROR.
+  const last = data.messages[data.messages.length - 1];
+  assert.deepEqual([last.type, last.localizedText.message, last.key], ['ERROR', 'boom', 'taskmill.error']);
+
+  // Message parameters come in the seed's type (a list of objects or strings),
+  // whatever the worker sent.
+  const pm = await submit({ name: 'params', queue: 'f5' });
+  c = await claim('f5');
+  const sent = [{ a: 1 }, 'text', 7, [1, 2], null];
+  await v1(srv, 'POST', `/v1/tasks/${pm.id}/heartbeat`, { lease_token: c.lease_token, messages: [
+    { level: 'INFO', text: 'object', parameters: { k: 'v' } },
+    { level: 'INFO', text: 'list', parameters: sent },
+  ] });
+  ({ data } = await api.getTaskStatus({ id: pm.id }));
+  assert.deepEqual(data.messages[0].parameters, [{ k: 'v' }]);
+  assert.deepEqual(data.messages[1].parameters, [{ a: 1 }, 'text', '7', '[1,2]', 'null']);
+  for (const m of data.messages) for (const x of m.parameters) assert.ok(typeof x === 'string' || (x && typeof x === 'object' && !Array.isArray(x)));
 
   const w = await submit({ name: 'will retry', queue: 'f2', max_retries: 1, backoff_ms: 60000 });
   c = await claim('f2');
