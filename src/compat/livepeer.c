@@ -726,6 +726,10 @@ static void livepeer_task_list(struct req *r) {
     bool none = conflict || (project && r->ns && strcmp(project, r->ns) != 0);
     if (project && !r->ns) f.ns = project;
     expr = livepeer_query_expr(&c.q);
+    if (filter_expr_check_cost(expr, "filters", &c.e)) {
+        reply_error(r, &c.e);
+        goto out;
+    }
     f.expr = expr;
     livepeer_filter_order(&c.q, &f);
     if (!none && store_task_list(req_store(r), &f, &l, &c.e)) {

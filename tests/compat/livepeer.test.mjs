@@ -241,6 +241,15 @@ test('getAll: every task parses through the SDK, newest update first, same objec
   assert.deepEqual(raw.json.find((t) => t.id === b.id), one.json);
 });
 
+test('filters past the cost bound (9 substring terms) are a 400 before they run', async () => {
+  const nine = Array.from({ length: 9 }, (_, i) => ({ id: 'name', value: `x${i}` }));
+  const r = await api('GET', `/api/task?filters=${encodeURIComponent(JSON.stringify(nine))}`);
+  assert.equal(r.status, 400, r.body);
+  assert.match(r.body, /substring terms/);
+  const eight = nine.slice(1);
+  assert.equal((await api('GET', `/api/task?filters=${encodeURIComponent(JSON.stringify(eight))}`)).status, 200);
+});
+
 test('a query too long to link its next page is a 400, not a dropped reply', async () => {
   const ns = `longq${Date.now()}`;
   const tok = createToken(srv.db, 'client', ns, 'longq').token;
