@@ -9,18 +9,14 @@
  */
 #include "http.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "../common/json_parse.h"
 #include "../common/task_json.h"
@@ -29,7 +25,6 @@
 #include "event_hub.h"
 #include "server_int.h"
 #include "v1_decode.h"
-#include "webhook.h"
 
 static const struct route_table route_tables[] = {
     {v1_tasks_routes, NULL, NULL},     {v1_work_routes, NULL, NULL},

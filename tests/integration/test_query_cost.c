@@ -47,7 +47,8 @@ static void test_statement_time_limit(void) {
     CHECK_STR(th_str(r->json, "error.code"), "query_timeout");
     CHECK(strstr(th_str(r->json, "error.message"), "--query-timeout-ms") != NULL);
     /* The same through a vendor view: its own error shape, the same status. */
-    r = th_http(&srv, "GET", "/v2025/task-status?filters=description%20co%20%22zzz%22&count=true", NULL);
+    r = th_http(&srv, "GET", "/v2025/task-status?filters=description%20co%20%22zzz%22&count=true",
+                NULL);
     CHECK_INT(r->status, 400);
     /* The server goes on: a point read and healthz answer. */
     CHECK_INT(th_http(&srv, "GET", "/healthz", NULL)->status, 200);
