@@ -21,7 +21,12 @@ char *json_text(const json_t *v) {
 }
 
 void task_json_write(struct buf *b, const struct task *t) {
+    task_json_write_at(b, t, NULL);
+}
+
+void task_json_write_at(struct buf *b, const struct task *t, size_t *phase_at) {
     buf_grow(b, 1024);
+    size_t start = b->len;
     buf_putc(b, '{');
     json_put_key(b, "id", true);
     json_put_str(b, t->id);
@@ -47,6 +52,7 @@ void task_json_write(struct buf *b, const struct task *t) {
     json_put_raw(b, t->definition, "null");
     json_put_key(b, "params", false);
     json_put_raw(b, t->params, "{}");
+    if (phase_at) *phase_at = b->len - start;
     json_put_key(b, "phase", false);
     json_put_str(b, task_phase_name(t->phase));
     json_put_key(b, "completion_status", false);
@@ -120,9 +126,10 @@ void task_json_write(struct buf *b, const struct task *t) {
     buf_putc(b, '}');
 }
 
-bool task_json_write_capped(struct buf *b, const struct task *t, size_t max_bytes) {
+bool task_json_write_capped(struct buf *b, const struct task *t, size_t max_bytes,
+                            size_t *phase_at) {
     size_t start = b->len;
-    task_json_write(b, t);
+    task_json_write_at(b, t, phase_at);
     if (!max_bytes || b->len - start <= max_bytes) return false;
     /* A shallow copy without the parts of unbounded size; t is not changed. */
     struct task r = *t;
@@ -135,6 +142,7 @@ bool task_json_write_capped(struct buf *b, const struct task *t, size_t max_byte
         if (b->len - start <= max_bytes) break;
         r.description = r.error = r.progress.message = NULL;
     }
+    if (phase_at) *phase_at = 0;
     /* Replace the closing brace. */
     b->len--;
     b->p[b->len] = '\0';
@@ -142,6 +150,60 @@ bool task_json_write_capped(struct buf *b, const struct task *t, size_t max_byte
     json_put_bool(b, true);
     buf_putc(b, '}');
     return true;
+}
+
+#define WHOLE_PREFIX  "{\"id\":"
+#define TRUNCATED_END ",\"truncated\":true}"
+
+bool task_json_is_whole(const char *json) {
+    return json && strncmp(json, WHOLE_PREFIX, sizeof WHOLE_PREFIX - 1) == 0;
+}
+
+/* The offset of the comma before the top-level "phase" key of a whole
+ * task's JSON, or 0 when there is none. Keys at depth 1 follow a comma;
+ * strings are skipped whole, so a "phase" inside params is not taken. */
+static size_t phase_at(const char *j) {
+    int depth = 0;
+    for (size_t i = 0; j[i]; i++) {
+        char c = j[i];
+        if (c == '"') {
+            if (depth == 1 && i > 0 && j[i - 1] == ',' && strncmp(j + i, "\"phase\":", 8) == 0)
+                return i - 1;
+            for (i++; j[i] && j[i] != '"'; i++)
+                if (j[i] == '\\' && j[i + 1]) i++;
+            if (!j[i]) return 0;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+static bool ends_with(const char *s, size_t len, const char *end) {
+    size_t n = strlen(end);
+    return len >= n && memcmp(s + len - n, end, n) == 0;
+}
+
+char *task_json_join(const char *base, const char *rest, bool truncated) {
+    size_t at = base ? phase_at(base) : 0;
+    if (!at || !rest || rest[0] != '{') return NULL;
+    size_t rlen = strlen(rest);
+    truncated = truncated || ends_with(base, strlen(base), TRUNCATED_END);
+    truncated = truncated && !ends_with(rest, rlen, TRUNCATED_END);
+    struct buf b;
+    buf_init(&b);
+    buf_grow(&b, at + rlen + sizeof TRUNCATED_END);
+    buf_put(&b, base, at);
+    buf_putc(&b, ',');
+    if (truncated) {
+        buf_put(&b, rest + 1, rlen - 2);
+        buf_puts(&b, TRUNCATED_END);
+    } else {
+        buf_put(&b, rest + 1, rlen - 1);
+    }
+    return buf_detach(&b);
 }
 
 static void json_set_time(json_t *obj, const char *key, int64_t ms) {

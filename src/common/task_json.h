@@ -15,6 +15,10 @@
 #include "task.h"
 
 void task_json_write(struct buf *b, const struct task *t);
+/* As task_json_write; also sets *phase_at (when not NULL) to the length,
+ * from where it started writing, of the keys set at creation (id to
+ * params), which end just before the comma of "phase". */
+void task_json_write_at(struct buf *b, const struct task *t, size_t *phase_at);
 /*
  * Writes the v1 JSON of t as task_json_write does when it takes at most
  * max_bytes (0: no bound). Past that it writes a reduced form instead,
@@ -24,7 +28,23 @@ void task_json_write(struct buf *b, const struct task *t);
  * error and progress.message are null too, which leaves only fields of
  * fixed bound. Returns whether it reduced. Readers re-read the task.
  */
-bool task_json_write_capped(struct buf *b, const struct task *t, size_t max_bytes);
+bool task_json_write_capped(struct buf *b, const struct task *t, size_t max_bytes,
+                            size_t *phase_at);
+
+/*
+ * A task's JSON in two parts, as the event log stores most events: the
+ * keys set at creation (id to params, which never change) and the rest
+ * (`{"phase":...}`, every key from phase on). task_json_write_at gives the
+ * split point; the rest is "{" plus what follows the comma there.
+ * task_json_is_whole: json begins with the "id" key (not a rest).
+ * task_json_join: base's creation keys (base is any whole JSON of the
+ * same task) followed by rest's keys: the whole task again, byte for byte.
+ * When base was reduced ("truncated": true), or `truncated` is asked, the
+ * result ends with "truncated": true too. NULL when base has no "phase"
+ * key or rest is not an object. Returns malloc'd text.
+ */
+bool task_json_is_whole(const char *json);
+char *task_json_join(const char *base, const char *rest, bool truncated);
 
 /*
  * The attempt history (task.attempts). A claim opens an entry {attempt,

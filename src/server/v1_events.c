@@ -84,7 +84,7 @@ static void events_task(struct req *r) {
                (long long)cursor, (long long)cursor, t->id, task_phase_name(t->phase),
                (long long)t->version);
     /* Bounded as every event's task is (docs/events.md). */
-    task_json_write_capped(&b, t, (size_t)r->srv->cfg.events.task_max_bytes);
+    task_json_write_capped(&b, t, (size_t)r->srv->cfg.events.task_max_bytes, NULL);
     buf_puts(&b, "}\n\n");
     task_free(t);
     event_hub_reply_stream(r->srv->hub, r, &q.filter, cursor, b.p);

@@ -802,6 +802,7 @@ static int store_apply_delivery_claim(struct store *s, struct batch *b, struct s
                                              &op->claimed_delivery);
     if (rc == TM_ENOT_FOUND) return 0;
     if (rc) return store_backend_failed(b, op, rc);
+    store_events_resolve(s, &op->claimed_delivery->ev, 1);
     op->claimed = true;
     return 0;
 }
@@ -1500,6 +1501,7 @@ static int store_feed_read(struct store *s) {
      * pruned_through and re-read state. */
     if (p.pruned_through > s->feed_seq && (p.n == 0 || p.events[0].seq > s->feed_seq + 1))
         s->feed_seq = p.pruned_through;
+    store_events_resolve(s, p.events, p.n);
     if (p.n) store_feed_deliver(s, p.events, p.n, true);
     int more = p.n && (p.more || p.n == STORE_FEED_PAGE);
     event_page_release(&p);

@@ -347,6 +347,11 @@ struct store_event {
     unsigned hooks;  /* Livepeer webhook events it is delivered as (WEBHOOK_* bits) */
     char *task_json; /* the task's v1 JSON after the change */
     char actor[24];  /* the token that caused it, "open" in open mode; "" = the server */
+    /* Inside the store only. Writer: what the log stores, the part of
+     * task_json from "phase" on (task_json_join), or NULL to store it
+     * whole. Readers: a whole JSON of the same task to join a stored part
+     * with, or NULL; store_events_resolve consumes it. */
+    char *stored, *base;
 };
 void store_event_release(struct store_event *ev);
 

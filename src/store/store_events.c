@@ -44,7 +44,9 @@ void store_event_release(struct store_event *ev) {
     free(ev->queue);
     free(ev->type);
     free(ev->task_json);
-    ev->ns = ev->queue = ev->type = ev->task_json = NULL;
+    free(ev->stored);
+    free(ev->base);
+    ev->ns = ev->queue = ev->type = ev->task_json = ev->stored = ev->base = NULL;
 }
 
 void store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
@@ -62,8 +64,75 @@ void store_event_fill(struct store_event *ev, const struct task *t, const char *
     ev->hooks = store_event_hooks(kind);
     struct buf b;
     buf_init(&b);
-    task_json_write_capped(&b, t, task_max_bytes);
+    size_t at = 0;
+    task_json_write_capped(&b, t, task_max_bytes, &at);
     ev->task_json = buf_detach(&b);
+    /* A task's first and last (deleted) events carry it whole; the others
+     * store only what can change (from "phase" on), unless reduced. */
+    if (at && strcmp(kind, "task.created") != 0 && strcmp(kind, "task.deleted") != 0) {
+        size_t n = strlen(ev->task_json + at + 1);
+        ev->stored = xmalloc(n + 2);
+        ev->stored[0] = '{';
+        memcpy(ev->stored + 1, ev->task_json + at + 1, n + 1);
+    }
+}
+
+/* The task as stored now, as whole JSON (its creation keys never
+ * change), or NULL when it is gone. */
+static char *store_event_task_now(struct store *s, const char *id) {
+    struct task *t = NULL;
+    if (store_base_of(s)->backend->get(s, NULL, id, &t) != 0) return NULL;
+    struct buf b;
+    buf_init(&b);
+    task_json_write(&b, t);
+    task_free(t);
+    return buf_detach(&b);
+}
+
+/* The creation keys the event row has (id, namespace, type, queue), the
+ * others reduced: for a deleted task whose first events retention removed
+ * (its task.deleted event, later in the log, is whole). */
+static char *store_event_reduced(const struct store_event *ev) {
+    struct task r = {0};
+    memcpy(r.id, ev->task_id, sizeof r.id);
+    r.namespace = ev->ns;
+    r.type = ev->type;
+    r.queue = ev->queue;
+    struct buf b;
+    buf_init(&b);
+    task_json_write(&b, &r);
+    char *whole = task_json_join(b.p, ev->task_json, true);
+    buf_release(&b);
+    return whole;
+}
+
+void store_events_resolve(struct store *s, struct store_event *evs, size_t n) {
+    char *now = NULL; /* the task as stored now, of now_id */
+    const char *now_id = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct store_event *ev = &evs[i];
+        char *whole = NULL;
+        if (ev->task_json && !task_json_is_whole(ev->task_json)) {
+            if (task_json_is_whole(ev->base)) {
+                whole = task_json_join(ev->base, ev->task_json, false);
+            } else {
+                if (!now_id || strcmp(now_id, ev->task_id) != 0) {
+                    free(now);
+                    now = store_event_task_now(s, ev->task_id);
+                    now_id = ev->task_id;
+                }
+                if (now) whole = task_json_join(now, ev->task_json, false);
+            }
+            if (!whole) whole = store_event_reduced(ev);
+        }
+        free(ev->base);
+        ev->base = NULL;
+        if (whole) {
+            free(ev->task_json);
+            ev->task_json = whole;
+        }
+    }
+    free(now);
 }
 
 /* Livepeer's names: spawned on create, updated on every later change, and
@@ -182,6 +251,7 @@ int store_events_read(struct store *s, const char *ns, const char *task_id, int6
     memset(out, 0, sizeof *out);
     int rc = store_base_of(s)->backend->events_read(s, ns, task_id, after, limit, max_bytes, out);
     if (rc) event_page_release(out);
+    if (!rc) store_events_resolve(s, out->events, out->n);
     return rc ? store_events_error(rc, e, "event", NULL) : 0;
 }
 

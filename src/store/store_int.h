@@ -272,6 +272,11 @@ extern const size_t store_task_ncols;
  * reduced past task_max_bytes (task_json_write_capped). Sets ev->hooks. */
 void store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
                       const char *cause, int64_t now, size_t task_max_bytes);
+/* After a read from the log: makes each event's task_json whole where the
+ * row held only the part from "phase" on (store_event.stored), from its
+ * base, else the task as stored now (read once for a run of events of one
+ * task), else reduced and marked truncated. Any thread; may read the store. */
+void store_events_resolve(struct store *s, struct store_event *evs, size_t n);
 /* The Livepeer events (WEBHOOK_* bits) an event of this kind is delivered as. */
 unsigned store_event_hooks(const char *kind);
 /* The kind of the change an op made to t, whose phase was `before` (-1: new). */

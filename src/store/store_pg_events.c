@@ -27,6 +27,12 @@
 #include "store_pg_int.h"
 
 #define PG_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task,actor"
+/* The base to join an event "e"'s stored part with (store_event.base): the
+ * task's first event in the log, found through events_task. */
+#define PG_EVENT_BASE(e)                                                 \
+    "CASE WHEN left(" e                                                  \
+    ".task, 6) = '{\"id\":' THEN NULL ELSE (SELECT f.task FROM events f" \
+    " WHERE f.task_id = " e ".task_id ORDER BY f.seq LIMIT 1) END"
 #define PG_DELIVERY_COLS                                                                        \
     "d.id,d.webhook_id,d.seq,d.event,d.status,d.attempts,d.next_at,d.last_status,d.last_error," \
     "d.created_at,d.updated_at"
@@ -82,7 +88,7 @@ int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
         pga_text(&a[6], ev->type);
         pga_text(&a[7], task_phase_name(ev->phase));
         pga_int8(&a[8], ev->version);
-        pga_text(&a[9], ev->task_json);
+        pga_text(&a[9], ev->stored ? ev->stored : ev->task_json);
         pga_int4(&a[10], (int32_t)ev->hooks);
         pga_text(&a[11], ev->actor);
     }
@@ -300,6 +306,7 @@ static void pg_read_event(const PGresult *r, int row, int at, struct store_event
     ev->version = pg_int(r, row, at + 9);
     ev->task_json = pg_dup(r, row, at + 10);
     pg_copy(ev->actor, sizeof ev->actor, r, row, at + 11);
+    ev->base = pg_dup(r, row, at + 12);
     ev->hooks = store_event_hooks(ev->kind);
 }
 
@@ -359,7 +366,7 @@ static const struct pg_stmt st_delivery_take = {
     " SELECT " PG_DELIVERY_COLS
     ", u.url, u.secret,"
     " e.seq, e.at, e.kind, e.cause, e.task_id, e.namespace, e.queue, e.type, e.phase,"
-    " e.version, e.task, e.actor"
+    " e.version, e.task, e.actor, " PG_EVENT_BASE("e")
     " FROM f JOIN webhook_deliveries d ON d.id = f.id CROSS JOIN u"
     " LEFT JOIN events e ON e.seq = d.seq"};
 
@@ -410,21 +417,22 @@ int pg_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
 /*
  * Head, pruned_through and the page in one statement (one snapshot). The
  * byte bound is applied in SQL: a row is returned while the task JSON
- * before it stays under $4 bytes, so the page holds at most max_bytes plus
- * one event and the rest never leaves the server; `run` says whether the
- * last row reached the bound. $1 after, $2 namespace, $3 limit, $4
- * max_bytes (0: none), and $5 the task (by-task variant).
+ * before it (the stored part and its base) stays under $4 bytes, so the page holds at most
+ * max_bytes plus one event and the rest never leaves the server; `run` says whether the last row
+ * reached the bound. $1 after, $2 namespace, $3 limit, $4 max_bytes (0: none), and $5 the task
+ * (by-task variant).
  */
-#define PG_EVENTS_PAGE(where)                                                                     \
+#define PG_EVENTS_PAGE(where) \
     "SELECT m.head, m.pt, e.seq, e.at, e.kind, e.cause, e.task_id, e.namespace, e.queue, e.type," \
-    " e.phase, e.version, e.task, e.actor, e.run"                                                 \
+    " e.phase, e.version, e.task, e.actor, e.base, e.run"                                         \
     " FROM (SELECT (SELECT value FROM event_meta WHERE name = 'head') AS head,"                   \
     " (SELECT value FROM event_meta WHERE name = 'pruned_through') AS pt) m"                      \
-    " LEFT JOIN (SELECT * FROM (SELECT x.*, sum(octet_length(x.task)) OVER (ORDER BY x.seq)"      \
-    " AS run FROM (SELECT " PG_EVENT_COLS " FROM events WHERE " where                             \
-    " AND seq > $1::bigint AND ($2::text IS NULL OR namespace = $2::text)"                        \
-    " ORDER BY seq LIMIT $3::integer) x) y"                                                       \
-    " WHERE $4::bigint = 0 OR y.run - octet_length(y.task) < $4::bigint) e ON true"               \
+    " LEFT JOIN (SELECT * FROM (SELECT x.*, sum(x.len) OVER (ORDER BY x.seq) AS run"              \
+    " FROM (SELECT z.*, octet_length(z.task) + coalesce(octet_length(z.base), 0) AS len"          \
+    " FROM (SELECT " PG_EVENT_COLS ", " PG_EVENT_BASE("v") " AS base"                             \
+    " FROM events v WHERE " where " AND seq > $1::bigint"                                         \
+    " AND ($2::text IS NULL OR namespace = $2::text) ORDER BY seq LIMIT $3::integer) z) x) y"     \
+    " WHERE $4::bigint = 0 OR y.run - y.len < $4::bigint) e ON true"                              \
     " ORDER BY e.seq"
 
 static const struct pg_stmt st_read = {PGS_EV_READ, PG_EVENTS_PAGE("true")};
@@ -454,7 +462,7 @@ int pg_events_read(struct store *s, const char *ns, const char *task_id, int64_t
         }
         if (PQgetisnull(r, i, 2) || out->n >= (size_t)limit) continue;
         pg_read_event(r, i, 2, &out->events[out->n++]);
-        if (max_bytes && pg_int(r, i, 14) >= (int64_t)max_bytes) out->more = true;
+        if (max_bytes && pg_int(r, i, 15) >= (int64_t)max_bytes) out->more = true;
     }
     PQclear(r);
     return 0;

@@ -134,7 +134,7 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
         sqlite3_bind_text(st, 7, ev->type, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 8, task_phase_name(ev->phase), -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 9, ev->version);
-        sqlite3_bind_text(st, 10, ev->task_json, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10, ev->stored ? ev->stored : ev->task_json, -1, SQLITE_STATIC);
         if (ev->actor[0])
             sqlite3_bind_text(st, 11, ev->actor, -1, SQLITE_STATIC);
         else
@@ -288,13 +288,15 @@ int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
 
 /* ---- Reads ---- */
 
-#define SQE_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task,actor"
-/* The same after a table alias "e.". */
-#define SQE_EVENT_COLS_E                                                                     \
-    "seq,e.at,e.kind,e.cause,e.task_id,e.namespace,e.queue,e.type,e.phase,e.version,e.task," \
-    "e.actor"
+/* The columns of an event "e", and the base to join a stored part with
+ * (store_event.base): the task's first event in the log, found through
+ * events_task. */
+#define SQE_EVENT_COLS_E                                                                       \
+    "e.seq,e.at,e.kind,e.cause,e.task_id,e.namespace,e.queue,e.type,e.phase,e.version,e.task," \
+    "e.actor,CASE WHEN substr(e.task,1,6)='{\"id\":' THEN NULL ELSE"                           \
+    " (SELECT f.task FROM events f WHERE f.task_id=e.task_id ORDER BY f.seq LIMIT 1) END"
 
-/* Reads the SQE_EVENT_COLS starting at column `at`. */
+/* Reads the SQE_EVENT_COLS_E starting at column `at`. */
 static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev) {
     memset(ev, 0, sizeof *ev);
     ev->seq = sqlite3_column_int64(st, at);
@@ -311,6 +313,7 @@ static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev) {
     ev->task_json = sqe_col_dup(st, at + 10);
     const char *actor = (const char *)sqlite3_column_text(st, at + 11);
     snprintf(ev->actor, sizeof ev->actor, "%s", actor ? actor : "");
+    ev->base = sqe_col_dup(st, at + 12);
 }
 
 static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through) {
@@ -335,9 +338,9 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
     }
     if ((ret = sqe_head(db, &out->head, &out->pruned_through))) goto out;
     if (sqlite3_prepare_v2(db,
-                           "SELECT " SQE_EVENT_COLS " FROM events WHERE seq>?1"
-                           " AND (?2 IS NULL OR namespace=?2) AND (?3 IS NULL OR task_id=?3)"
-                           " ORDER BY seq LIMIT ?4",
+                           "SELECT " SQE_EVENT_COLS_E " FROM events e WHERE e.seq>?1"
+                           " AND (?2 IS NULL OR e.namespace=?2) AND (?3 IS NULL OR e.task_id=?3)"
+                           " ORDER BY e.seq LIMIT ?4",
                            -1, &st, NULL) != SQLITE_OK) {
         sqe_log(db, "events read");
         ret = TM_EINTERNAL;
@@ -353,7 +356,7 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < (size_t)limit) {
         struct store_event *ev = &out->events[out->n++];
         sqe_read_event(st, 0, ev);
-        bytes += ev->task_json ? strlen(ev->task_json) : 0;
+        bytes += (ev->task_json ? strlen(ev->task_json) : 0) + (ev->base ? strlen(ev->base) : 0);
         if (max_bytes && bytes >= max_bytes) {
             out->more = true;
             rc = SQLITE_DONE;
@@ -455,7 +458,7 @@ int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
     sqlite3 *db = sq_writer_db(s);
     struct buf sql;
     buf_init(&sql);
-    buf_puts(&sql, "SELECT " SQE_DELIVERY_COLS ",w.url,w.secret,e." SQE_EVENT_COLS_E
+    buf_puts(&sql, "SELECT " SQE_DELIVERY_COLS ",w.url,w.secret," SQE_EVENT_COLS_E
                    " FROM webhook_deliveries d JOIN webhooks w ON w.id=d.webhook_id"
                    " LEFT JOIN events e ON e.seq=d.seq"
                    " WHERE d.status='pending' AND d.next_at<=?1 AND w.busy_until<=?1");

@@ -35,9 +35,9 @@ static void test_capped_write(void) {
     buf_init(&a);
     buf_init(&b);
     task_json_write(&a, t);
-    CHECK(!task_json_write_capped(&b, t, 4096)); /* under the bound: the same bytes */
+    CHECK(!task_json_write_capped(&b, t, 4096, NULL)); /* under the bound: the same bytes */
     CHECK_STR(a.p, b.p);
-    CHECK(!task_json_write_capped(&b, t, 0) && b.len == 2 * a.len);
+    CHECK(!task_json_write_capped(&b, t, 0, NULL) && b.len == 2 * a.len);
     task_free(t);
     buf_release(&a);
     buf_release(&b);
@@ -46,7 +46,7 @@ static void test_capped_write(void) {
     t->error = xstrdup("boom");
     buf_init(&b);
     buf_puts(&b, "prefix:");
-    CHECK(task_json_write_capped(&b, t, 4096));
+    CHECK(task_json_write_capped(&b, t, 4096, NULL));
     CHECK(strncmp(b.p, "prefix:", 7) == 0);
     CHECK(b.len - 7 <= 4096 + 32);
     json_t *j = json_loads(b.p + 7, 0, NULL);
@@ -71,7 +71,7 @@ static void test_capped_write(void) {
     memset(t->error, 'e', 9000);
     t->error[9000] = '\0';
     buf_init(&b);
-    CHECK(task_json_write_capped(&b, t, 4096));
+    CHECK(task_json_write_capped(&b, t, 4096, NULL));
     CHECK(b.len <= 4096 + 32);
     j = json_loads(b.p, 0, NULL);
     buf_release(&b);
@@ -198,7 +198,63 @@ static void test_items_caps(void) {
     task_free(t);
 }
 
+/* The event log's split (task_json_write_at, task_json_join): the part
+ * from "phase" on joined to any whole JSON of the task gives it back. */
+static void test_split_and_join(void) {
+    struct task *t = task_with_params(4);
+    free(t->params);
+    /* A top-level "phase" key, an escaped quote and `,"phase":` in strings. */
+    t->params =
+        xstrdup("{\"q\":\"a\\\",\\\"phase\\\":1\",\"phase\":{\"phase\":[\",\\\"phase\\\":\"]}}");
+    t->name = xstrdup(",\"phase\":\"name\"");
+    struct buf a;
+    buf_init(&a);
+    size_t at = 0;
+    task_json_write_at(&a, t, &at);
+    CHECK(at > 0 && strncmp(a.p + at, ",\"phase\":\"pending\"", 18) == 0);
+    char *rest = xmalloc(a.len - at + 1);
+    rest[0] = '{';
+    memcpy(rest + 1, a.p + at + 1, a.len - at);
+    CHECK(task_json_is_whole(a.p) && !task_json_is_whole(rest) && !task_json_is_whole(NULL));
+    /* The base may be an older state of the task: only its creation keys count. */
+    t->phase = TASK_COMPLETED;
+    t->version = 99;
+    struct buf older;
+    buf_init(&older);
+    task_json_write(&older, t);
+    char *again = task_json_join(older.p, rest, false);
+    bool same = again && strcmp(again, a.p) == 0;
+    if (!same) th_fail(__FILE__, __LINE__, "joined: %s", again ? again : "(null)");
+    free(again);
+    /* Asked for, or from a reduced base: marked truncated. */
+    char *marked = task_json_join(a.p, rest, true);
+    bool ends = marked && strlen(marked) == a.len + 17 &&
+                strcmp(marked + a.len - 1, ",\"truncated\":true}") == 0;
+    free(marked);
+    struct buf reduced;
+    buf_init(&reduced);
+    CHECK(task_json_write_capped(&reduced, t, 700, &at) && at == 0);
+    char *from_reduced = task_json_join(reduced.p, rest, false);
+    bool reduced_marked =
+        from_reduced && strstr(from_reduced, "\"params\":{},\"phase\":\"pending\"") &&
+        strcmp(from_reduced + strlen(from_reduced) - 18, ",\"truncated\":true}") == 0;
+    free(from_reduced);
+    /* Not a task, or not a part: no join. */
+    char *none1 = task_json_join("{\"id\":\"x\"}", rest, false);
+    char *none2 = task_json_join(a.p, "\"phase\"", false);
+    CHECK(!none1 && !none2);
+    free(rest);
+    buf_release(&a);
+    buf_release(&older);
+    buf_release(&reduced);
+    task_free(t);
+    CHECK(same);
+    CHECK(ends);
+    CHECK(reduced_marked);
+}
+
 static const struct th_test tests[] = {
+    {"an event's stored part joins back to the whole task, byte for byte", test_split_and_join},
     {"past its bound a task is written reduced and marked", test_capped_write},
     {"attributes are capped in keys and bytes; a refusal changes nothing", test_attributes_caps},
     {"messages are capped in count and bytes; a first message counts the dropped",
