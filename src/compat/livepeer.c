@@ -1,10 +1,11 @@
 /*
  * livepeer: see livepeer.h. Four parts: the projection of a struct task
  * to Livepeer's Task object (also reached from an event's v1 JSON, for
- * the webhook snapshots); the decoder of the list query (limit, cursor,
- * filters, order, count) and its translation to a filter tree, all pure;
- * and the routes, which read through store.h and retry through a
- * STORE_OP_RETRY like v1's.
+ * the webhook snapshots), serving only the members of params and result
+ * that livepeer_schema.c finds in the SDK's shapes; the decoder of the
+ * list query (limit, cursor, filters, order, count) and its translation
+ * to a filter tree, all pure; and the routes, which read through store.h
+ * and retry through a STORE_OP_RETRY like v1's.
  *
  * Threading: handlers run on libmicrohttpd's threads, one request each;
  * nothing here holds state between requests. Ownership: tasks read from
@@ -15,6 +16,7 @@
  * Livepeer's body `{"errors":["..."]}`.
  */
 #include "livepeer.h"
+#include "livepeer_schema.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -71,16 +73,29 @@ const char *livepeer_type_of(const char *type) {
     return NULL;
 }
 
-/* True for stored JSON text that is a non-empty object. */
-static bool json_text_is_object(const char *s) {
-    if (!s) return false;
-    while (isspace((unsigned char)*s))
-        s++;
-    if (*s != '{') return false;
-    s++;
-    while (isspace((unsigned char)*s))
-        s++;
-    return *s != '}';
+/*
+ * Writes `"key":` and the stored object (params or result) with the members
+ * the SDK cannot parse left out (livepeer_schema.h), so one task's data
+ * never fails a page in the SDK; writes nothing when the text is not an
+ * object or nothing is left of it. When nothing is left out the stored
+ * text goes as it is.
+ */
+static void livepeer_part_write(struct buf *b, const char *key, enum livepeer_part part,
+                                const char *text) {
+    size_t dropped = 0;
+    json_t *o = livepeer_schema_keep(part, text, &dropped);
+    if (!o) return;
+    if (json_object_size(o) > 0) {
+        json_put_key(b, key, false);
+        if (dropped == 0) {
+            json_put_raw(b, text, "{}");
+        } else {
+            char *kept = json_text(o);
+            buf_puts(b, kept);
+            free(kept);
+        }
+    }
+    json_decref(o);
 }
 
 /* Whether anything is known of the task's progress (else the key is left out). */
@@ -154,18 +169,13 @@ void livepeer_task_write(struct buf *b, const struct task *t) {
         json_put_key(b, "projectId", false);
         json_put_str(b, t->namespace);
     }
-    /* Type-specific parts only for Livepeer's own types, whose shapes the
-     * producer is expected to follow; anything else would not parse. */
-    if (type && json_text_is_object(t->params)) {
-        json_put_key(b, "params", false);
-        json_put_raw(b, t->params, "{}");
-    }
+    /* Type-specific parts only for Livepeer's own types, and of those only
+     * the members in the SDK's shapes (docs/compat.md). */
+    if (type) livepeer_part_write(b, "params", LIVEPEER_PART_PARAMS, t->params);
     json_put_key(b, "status", false);
     livepeer_status_write(b, t);
-    if (type && t->phase == TASK_COMPLETED && json_text_is_object(t->result)) {
-        json_put_key(b, "output", false);
-        json_put_raw(b, t->result, "{}");
-    }
+    if (type && t->phase == TASK_COMPLETED)
+        livepeer_part_write(b, "output", LIVEPEER_PART_OUTPUT, t->result);
     buf_putc(b, '}');
 }
 

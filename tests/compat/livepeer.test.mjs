@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Livepeer } from 'livepeer';
+import * as components from 'livepeer/models/components/index.js';
 import { startServer, v1, golden, createToken } from './server.mjs';
 
 let srv;
@@ -615,4 +616,299 @@ test('webhooks: each delivery\'s snapshot is the Livepeer Task, signed as Livepe
     await hook.stop();
     recv.close();
   }
+});
+
+// ---- Params and results in shapes the SDK cannot parse (issue 15 item 13) ----
+
+const PROFILE = { width: 1280, name: '720p', height: 720, bitrate: 3000000, quality: 23, fps: 30, fpsDen: 1,
+  gop: '2.0', profile: 'H264High', encoder: 'H.264' };
+const ASSET = {
+  id: 'as1', type: 'video', playbackId: 'pb1', userId: 'u1', playbackUrl: 'https://p/1.m3u8',
+  downloadUrl: 'https://d/1.mp4',
+  playbackPolicy: { type: 'webhook', webhookId: 'wh1', webhookContext: { k: 'v' }, refreshInterval: 600,
+    allowedOrigins: ['https://o'] },
+  source: { type: 'url', url: 'https://s/1.mp4', gatewayUrl: 'https://g/1', encryption: { k: 1 } },
+  creatorId: { type: 'unverified', value: 'me' },
+  profiles: [PROFILE],
+  storage: {
+    ipfs: { spec: { nftMetadataTemplate: 'player', nftMetadata: { a: 1 } }, $ref: 'r',
+      nftMetadata: { cid: 'bafy', url: 'ipfs://bafy', gatewayUrl: 'https://g/bafy' }, updatedAt: 1 },
+    status: { phase: 'ready', progress: 1, errorMessage: 'none', tasks: { pending: 'p', last: 'l', failed: 'f' } },
+  },
+  status: { phase: 'ready', updatedAt: 1700000000000, progress: 1, errorMessage: 'none' },
+  name: 'a.mp4', projectId: 'pr1', createdAt: 1700000000000, createdByTokenName: 'tok', size: 1024,
+  hash: [{ hash: 'abc', algorithm: 'md5' }],
+  videoSpec: { format: 'mp4', duration: 10.5, bitrate: 1000, tracks: [{ type: 'video', codec: 'h264',
+    startTime: 0, duration: 10.5, bitrate: 1000, width: 1280, height: 720, pixelFormat: 'yuv420p', fps: 29.97,
+    channels: 2, sampleRate: 44100, bitDepth: 8 }] },
+};
+
+// Members in the SDK's shapes with every key its schemas know, by part and key.
+const SAMPLES = {
+  params: {
+    upload: [{ url: 'https://x/a.mp4', encryption: { encryptedKey: 'k' }, c2pa: true, profiles: [PROFILE],
+      targetSegmentSizeSecs: 6 }],
+    export: [
+      { custom: { url: 'https://x/put', method: 'POST', headers: { 'x-a': 'b' } } },
+      { ipfs: { $ref: 'r', pinata: { apiKey: 'k' } } },
+    ],
+    exportData: [{ content: { a: [1] }, ipfs: { $ref: 'r2', pinata: { apiKey: 'k2' } }, type: 'json', id: 'd1' }],
+    'transcode-file': [
+      { input: { url: 's3+https://in/a.mp4' }, storage: { url: 's3+https://out/' },
+        outputs: { hls: { path: '/hls' }, mp4: { path: '/mp4' } }, profiles: [PROFILE], targetSegmentSizeSecs: 10,
+        creatorId: { type: 'unverified', value: 'me' }, c2pa: false },
+      { creatorId: 'me' },
+    ],
+    clip: [{ url: 'https://x/h.m3u8', clipStrategy: { startTime: 1000, endTime: 2000, playbackId: 'pb' },
+      catalystPipelineStrategy: 'catalyst_ffmpeg', sessionId: 's1', inputId: 'i1' }],
+  },
+  output: {
+    upload: [
+      { assetSpec: ASSET, note: 'kept' },
+      { assetSpec: { id: 'as2', name: 'r', source: { type: 'recording', sessionId: 's2' }, playbackPolicy: null,
+        hash: null } },
+      { assetSpec: { id: 'as3', name: 'c', source: { type: 'directUpload', encryption: {}, sourceId: 'so',
+        sessionId: 'se', playbackId: 'pb', requesterId: 'rq', assetId: 'as' } } },
+    ],
+    export: [{ ipfs: { videoFileCid: 'Qm1', videoFileUrl: 'ipfs://Qm1', videoFileGatewayUrl: 'https://g/Qm1',
+      nftMetadataCid: 'Qm2', nftMetadataUrl: 'ipfs://Qm2', nftMetadataGatewayUrl: 'https://g/Qm2' } }],
+    exportData: [{ ipfs: { cid: 'bafy' } }],
+  },
+};
+
+const SCHEMA = { params: components.Params$inboundSchema, output: components.Output$inboundSchema };
+
+/** Whether the SDK parses v as member `key` of the part. */
+function sdkTakes(part, key, v) {
+  return SCHEMA[part].safeParse({ [key]: v }).success;
+}
+
+/** Every path in v: [] first, then each key and index, depth first. */
+function paths(v, at = []) {
+  const out = [at];
+  if (Array.isArray(v)) v.forEach((e, i) => out.push(...paths(e, [...at, i])));
+  else if (v && typeof v === 'object') for (const k of Object.keys(v)) out.push(...paths(v[k], [...at, k]));
+  return out;
+}
+
+const DELETE = Symbol('delete');
+
+/** JSON of v, cut to 60 characters. */
+function brief(v) {
+  const j = JSON.stringify(v);
+  return j.length > 60 ? `${j.slice(0, 57)}...` : j;
+}
+
+/** A copy of root with the value at path replaced (or its key deleted). */
+function replaced(root, path, value) {
+  if (path.length === 0) return value;
+  const copy = structuredClone(root);
+  let p = copy;
+  for (const k of path.slice(0, -1)) p = p[k];
+  if (value === DELETE) delete p[path[path.length - 1]];
+  else p[path[path.length - 1]] = value;
+  return copy;
+}
+
+/** Wrong (and some right) values for a place holding v: wrong types, nulls, arrays for objects, ... */
+function mutations(v, isKey) {
+  const out = [null];
+  if (typeof v === 'string') out.push(7, 'no-such-value', '');
+  else if (typeof v === 'number') out.push(String(v), 1.5, 2 ** 53, -3);
+  else if (typeof v === 'boolean') out.push(1, 'true');
+  else if (Array.isArray(v)) out.push({}, [], [null], 'list');
+  else if (v && typeof v === 'object') out.push([], {}, { ...v, junk: [null, { x: 1 }] }, 'text', [v]);
+  if (isKey) out.push(DELETE);
+  return out;
+}
+
+/** The object keys a zod schema knows, as dotted paths ("[]" for array elements). */
+function schemaPaths(s, at = '', seen = new Set()) {
+  const def = s._zod.def;
+  switch (def.type) {
+    case 'optional': case 'nullable': case 'default': return schemaPaths(def.innerType, at, seen);
+    case 'lazy': return schemaPaths(def.getter(), at, seen);
+    case 'pipe': return schemaPaths(def.in, at, seen);
+    case 'array': return schemaPaths(def.element, `${at}[]`, seen);
+    case 'union': return def.options.flatMap((o) => schemaPaths(o, at, seen));
+    case 'object': return Object.entries(def.shape).flatMap(([k, v]) => [`${at}.${k}`, ...schemaPaths(v, `${at}.${k}`, seen)]);
+    default: return [];
+  }
+}
+
+function valuePaths(v, at = '') {
+  if (Array.isArray(v)) return v.flatMap((e) => valuePaths(e, `${at}[]`));
+  if (v && typeof v === 'object') return Object.entries(v).flatMap(([k, e]) => [`${at}.${k}`, ...valuePaths(e, `${at}.${k}`)]);
+  return [];
+}
+
+/** Submits tasks through v1 in one batch and completes those with a result (the
+ * others stay pending, in a queue of their own); returns their ids. */
+async function storeTasks(tok, wtok, tasks, queue) {
+  const b = await v1(srv, 'POST', '/v1/tasks/batch', {
+    tasks: tasks.map((t) => ({ type: t.type, queue: t.result === undefined ? `${queue}-idle` : queue,
+      ...(t.params !== undefined ? { params: t.params } : {}) })),
+  }, tok);
+  assert.equal(b.status, 201, b.body);
+  const ids = b.json.tasks.map((t) => t.id);
+  const result = new Map(ids.map((id, i) => [id, tasks[i].result]));
+  const entries = [];
+  for (;;) {
+    const c = await v1(srv, 'POST', `/v1/queues/${queue}/claims`, { worker: 'w', max: 100, lease_seconds: 300 }, wtok);
+    if (c.status === 204) break;
+    assert.equal(c.status, 200, c.body);
+    for (const { task, lease_token: lease } of c.json.claims) {
+      if (result.get(task.id) !== undefined) entries.push({ id: task.id, lease_token: lease, result: result.get(task.id) });
+    }
+  }
+  for (let i = 0; i < entries.length; i += 1000) {
+    const done = await v1(srv, 'POST', '/v1/work/complete', { entries: entries.slice(i, i + 1000) }, wtok);
+    assert.equal(done.status, 200, done.body);
+    for (const r of done.json.results) assert.equal(r.phase, 'completed', JSON.stringify(r));
+  }
+  return ids;
+}
+
+test('params and results in wrong shapes: getAll and get parse every task, the bad members are left out, v1 keeps them', async () => {
+  const ns = `shape${Date.now()}`;
+  const tok = createToken(srv.db, 'client', ns, 'shapes').token;
+  const wtok = createToken(srv.db, 'worker', ns, 'shapes-worker').token;
+  const same = Symbol('same');
+  // Each: type, params, result (the task is completed when there is one), then
+  // the params and output the view serves: `same` as stored, undefined for none.
+  const cases = [
+    // In the SDK's shapes: served as stored.
+    { type: 'upload', params: { upload: SAMPLES.params.upload[0] }, result: SAMPLES.output.upload[0], p: same, o: same },
+    { type: 'export', params: { export: SAMPLES.params.export[0] }, result: SAMPLES.output.export[0], p: same, o: same },
+    { type: 'export-data', params: { exportData: SAMPLES.params.exportData[0] }, result: SAMPLES.output.exportData[0],
+      p: same, o: same },
+    { type: 'transcode-file', params: { 'transcode-file': SAMPLES.params['transcode-file'][0] }, p: same },
+    { type: 'clip', params: { clip: SAMPLES.params.clip[0], extra: { any: ['thing'] } }, p: same },
+    // Wrong types.
+    { type: 'upload', params: { upload: { url: 5 } }, result: { upload: { assetSpec: { ...ASSET, size: '1 KB' } } },
+      p: undefined, o: undefined },
+    { type: 'transcode-file', params: { 'transcode-file': { input: 's3://in/a.mp4' } }, p: undefined },
+    { type: 'clip', params: { clip: { catalystPipelineStrategy: 'fastest' } }, p: undefined },
+    // Missing required keys.
+    { type: 'export', params: { export: { url: 'https://x/put' } }, result: { export: { ipfs: { videoFileUrl: 'ipfs://x' } } },
+      p: undefined, o: undefined },
+    { type: 'export-data', params: { exportData: { type: 'json' } }, result: { exportData: { ipfs: {} } },
+      p: undefined, o: undefined },
+    { type: 'transcode-file', params: { 'transcode-file': { profiles: [{ width: 1280, height: 720 }] } }, p: undefined },
+    // Nulls, and arrays where objects go.
+    { type: 'upload', params: { upload: null }, result: { upload: [] }, p: undefined, o: undefined },
+    { type: 'export-data', params: { exportData: [] }, result: { exportData: { ipfs: { cid: null } } },
+      p: undefined, o: undefined },
+    { type: 'export', params: { export: { custom: { url: 'https://x', headers: ['a'] } } }, result: { export: null },
+      p: undefined, o: undefined },
+    // One bad member among good ones, and junk beside: only the bad member goes.
+    { type: 'clip', params: { clip: { sessionId: 5 }, upload: { url: 'https://x/u.mp4' }, junk: [1, null] },
+      p: { upload: { url: 'https://x/u.mp4' }, junk: [1, null] } },
+    { type: 'upload', params: { upload: { c2pa: 'yes' } }, result: { upload: { assetSpec: { id: 'a', name: 'n' } },
+      export: { ipfs: { videoFileCid: 'Qm' } }, note: 'worker notes' },
+    p: undefined, o: { export: { ipfs: { videoFileCid: 'Qm' } }, note: 'worker notes' } },
+  ];
+  const ids = await storeTasks(tok, wtok, cases, 'shapes');
+  assert.ok(cases.length <= 20); // one SDK page
+
+  // Served whole, a bad case would fail the SDK's Task schema, and so the page.
+  for (const c of cases) {
+    const whole = { id: 'x', status: { phase: 'completed', updatedAt: 1 }, params: c.params, output: c.result };
+    const good = c.p === same && (c.o === same || c.result === undefined);
+    assert.equal(components.Task$inboundSchema.safeParse(whole).success, good, JSON.stringify(c));
+  }
+
+  const sdk = new Livepeer({ apiKey: tok, serverURL: `${srv.url}/api` });
+  const all = await sdk.task.getAll();
+  assert.equal(all.statusCode, 200);
+  assert.deepEqual(all.data.map((t) => t.id).sort(), [...ids].sort());
+  const raw = await api('GET', '/api/task?limit=100', tok);
+  assert.equal(raw.status, 200);
+  for (const [i, c] of cases.entries()) {
+    const id = ids[i];
+    const served = raw.json.find((t) => t.id === id);
+    checkRawTask(served);
+    const wantP = c.p === same ? c.params : c.p;
+    const wantO = c.o === same ? c.result : c.o;
+    assert.deepEqual(served.params, wantP, `case ${i} params`);
+    assert.deepEqual(served.output, wantO, `case ${i} output`);
+    assert.equal(served.type, c.type);
+    assert.equal(served.status.phase, c.result === undefined ? 'pending' : 'completed');
+    // get agrees with the page, and the SDK holds the data (with its own renames and defaults).
+    const one = await api('GET', `/api/task/${id}`, tok);
+    assert.deepEqual(one.json, served);
+    const got = await sdk.task.get(id);
+    assert.equal(got.statusCode, 200);
+    assert.deepEqual(got.task, all.data.find((t) => t.id === id));
+    assert.deepEqual(got.task.params, wantP === undefined ? undefined : components.Params$inboundSchema.parse(wantP));
+    assert.deepEqual(got.task.output, wantO === undefined ? undefined : components.Output$inboundSchema.parse(wantO));
+    // v1 still shows the task whole.
+    const v = await v1(srv, 'GET', `/v1/tasks/${id}`, undefined, tok);
+    assert.deepEqual(v.json.params, c.params, `case ${i} v1 params`);
+    assert.deepEqual(v.json.result, c.result === undefined ? null : c.result, `case ${i} v1 result`);
+  }
+  // The transcode-file params came through the SDK's rename untouched.
+  assert.deepEqual(all.data.find((t) => t.id === ids[3]).params,
+    { transcodeFile: SAMPLES.params['transcode-file'][0] });
+});
+
+test('the view\'s schema check agrees with the SDK\'s zod schemas on every key they know', async () => {
+  // The samples hold every key the SDK's schemas have, so each is varied below.
+  for (const part of ['params', 'output']) {
+    const def = SCHEMA[part]._zod.def; // Params is a pipe (its rename), Output an object
+    const shape = (def.type === 'pipe' ? def.in._zod.def : def).shape;
+    for (const [key, s] of Object.entries(shape)) {
+      const have = new Set(SAMPLES[part][key].flatMap((v) => valuePaths(v)));
+      for (const p of schemaPaths(s)) assert.ok(have.has(p), `no sample sets ${part}.${key}${p}`);
+      for (const v of SAMPLES[part][key]) assert.ok(sdkTakes(part, key, v), `${part}.${key} sample`);
+    }
+  }
+  // Variants: each place of each sample given wrong and right values, each
+  // with a name saying what was done (`params.upload#0.profiles.0.gop := 7`).
+  const variants = { params: {}, output: {} };
+  for (const part of ['params', 'output']) {
+    for (const [key, samples] of Object.entries(SAMPLES[part])) {
+      variants[part][key] = samples.flatMap((sample, j) => paths(sample).flatMap((path) =>
+        mutations(path.reduce((v, k) => v[k], sample), path.length > 0 && typeof path[path.length - 1] === 'string')
+          .map((m) => ({
+            name: `${part}.${key}#${j}${path.map((k) => `.${k}`).join('')} ${m === DELETE ? 'deleted' : `:= ${brief(m)}`}`,
+            value: replaced(sample, path, m),
+          }))));
+    }
+  }
+  // Task i holds variant i of every member (members are checked one by one).
+  const n = Math.max(...['params', 'output'].flatMap((part) => Object.values(variants[part]).map((a) => a.length)));
+  const tasks = [];
+  for (let i = 0; i < n; i++) {
+    const pick = (part) => Object.entries(variants[part]).filter(([, a]) => i < a.length).map(([k, a]) => [k, a[i]]);
+    const members = { params: pick('params'), output: pick('output') };
+    tasks.push({ type: 'upload', members, params: Object.fromEntries(members.params.map(([k, m]) => [k, m.value])),
+      result: Object.fromEntries(members.output.map(([k, m]) => [k, m.value])) });
+  }
+  const ns = `zod${Date.now()}`;
+  const tok = createToken(srv.db, 'client', ns, 'zod').token;
+  const wtok = createToken(srv.db, 'worker', ns, 'zod-worker').token;
+  const ids = await storeTasks(tok, wtok, tasks, 'zod');
+  const raw = await api('GET', '/api/task?limit=1000', tok);
+  assert.equal(raw.status, 200);
+  assert.equal(raw.json.length, n);
+  const byId = new Map(raw.json.map((t) => [t.id, t]));
+  const wrong = [];
+  let kept = 0, dropped = 0;
+  for (const [i, t] of tasks.entries()) {
+    const served = byId.get(ids[i]);
+    for (const part of ['params', 'output']) {
+      const got = served[part] || {};
+      for (const [key, { name, value }] of t.members[part]) {
+        const want = sdkTakes(part, key, value);
+        if (want !== key in got) wrong.push(`${name}: the SDK ${want ? 'takes' : 'refuses'} it, the view ${want ? 'left it out' : 'served it'}`);
+        else if (want) assert.deepEqual(got[key], value, name);
+        if (want) kept++; else dropped++;
+      }
+    }
+  }
+  assert.deepEqual(wrong, []);
+  // And so the whole page parses, task by task.
+  for (const t of raw.json) components.Task$inboundSchema.parse(t);
+  assert.ok(kept > 100 && dropped > 300, `${kept} kept, ${dropped} dropped`);
 });
