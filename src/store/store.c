@@ -598,7 +598,10 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
     for (int attempt = 0;; attempt++) {
         size_t nevents = b->nevents;
         int rc = be->savepoint(s);
-        if (rc) return store_backend_failed(b, op, rc);
+        if (rc) {
+            free(counts_n);
+            return store_backend_failed(b, op, rc);
+        }
         rc = store_apply_create_once(s, b, op, now);
         if (rc != TM_ECONFLICT || op->err.code) {
             free(counts_n);
