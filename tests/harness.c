@@ -33,6 +33,16 @@ void th_fail(const char *file, int line, const char *fmt, ...) {
     fflush(stdout);
 }
 
+void th_wait_failed(const char *file, int line, int timeout_ms, const char *cond, const char *fmt,
+                    ...) {
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    th_fail(file, line, "waited %d ms for %s: (%s) never held", timeout_ms, what, cond);
+}
+
 bool th_failed(void) {
     return th_cur_failed;
 }
@@ -45,6 +55,12 @@ void th_skip(const char *fmt, ...) {
     va_end(ap);
 }
 
+/* Line-buffered standard output, set before main prints anything: what a
+ * test printed before a hang reaches tests/run.sh even when it is killed. */
+__attribute__((constructor)) static void th_stdout_by_line(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
 int th_main(const struct th_test *tests, int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     signal(SIGPIPE, SIG_IGN);
@@ -52,6 +68,9 @@ int th_main(const struct th_test *tests, int argc, char **argv) {
     for (const struct th_test *t = tests; t->name; t++) {
         if (only && !strstr(t->name, only)) continue;
         th_cur_name = t->name;
+        /* Before the test runs: what tests/run.sh names when the binary hangs. */
+        printf("run  %s\n", t->name);
+        fflush(stdout);
         th_cur_failed = th_cur_skipped = false;
         t->fn();
         if (th_cur_failed) {
@@ -73,6 +92,12 @@ int th_main(const struct th_test *tests, int argc, char **argv) {
         printf("RESULT passed=%d failed=%d\n", th_passed, th_nfailed);
     fflush(stdout); /* before any sanitizer report ends the process */
     return th_nfailed ? 1 : 0;
+}
+
+long long th_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void th_sleep_ms(int ms) {
@@ -533,6 +558,16 @@ long th_claim(struct th_server *s, const char *queue, const char *body_json, cha
         snprintf(token, 33, "%s", th_str(r->json, "lease_token"));
     }
     return r->status;
+}
+
+long long th_metric(struct th_server *s, const char *series) {
+    struct th_resp *r = th_http(s, "GET", "/metrics", NULL);
+    if (r->status != 200 || !r->body) return -1;
+    size_t n = strlen(series);
+    for (const char *p = r->body; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') return atoll(p + n + 1);
+    }
+    return -1;
 }
 
 const char *th_phase(struct th_server *s, const char *id) {

@@ -3,9 +3,18 @@
  *
  * A test file lists its tests in a NULL-terminated table and calls
  * th_main. A CHECK that fails records file, line and expression, and ends
- * that test (the next test still runs). Each binary prints one line per
- * test and a last line `RESULT passed=N failed=M` that tests/run.sh adds
- * up into the suite's `N passed, N failed`.
+ * that test (the next test still runs). Each binary prints `run  NAME` as
+ * a test starts and `ok   NAME` (or `FAIL NAME`, `skip NAME: why`) for its
+ * outcome, and a last line `RESULT passed=N failed=M` that tests/run.sh
+ * adds up into the suite's `N passed, N failed`; when run.sh's timeout
+ * kills a binary, the last `run` line without an outcome names the test
+ * that hung. Standard output is line-buffered, so nothing printed before
+ * a hang is lost.
+ *
+ * Tests wait on conditions, not fixed times: WAIT_UNTIL polls a condition
+ * up to a deadline and fails naming what it waited for. th_sleep_ms is
+ * left for time that must pass by design (a window in which something
+ * must not happen, a clock or lease boundary to cross), with a comment.
  *
  * Integration tests start the real server (TASKMILL_BIN, built with the
  * sanitizers) on port 0 with a temporary database, and talk HTTP to it
@@ -158,6 +167,46 @@ long th_claim(struct th_server *s, const char *queue, const char *body_json, cha
 /* Reads a task's phase (static buffer). */
 const char *th_phase(struct th_server *s, const char *id);
 
+/* The value of one series of the server's /metrics (`taskmill_parked_claims`,
+ * `name{label="v"}`), or -1 when it is absent or /metrics does not answer.
+ * Frees the last th_http response of this thread, as th_http does. */
+long long th_metric(struct th_server *s, const char *series);
+
+/* Sleeps ms: only for time that must pass by design (see the top). */
 void th_sleep_ms(int ms);
+/* Milliseconds on the monotonic clock, for deadlines. */
+long long th_now_ms(void);
+
+/* ---- Waiting on a condition ---- */
+
+#define TH_WAIT_POLL_MS 20
+
+/*
+ * Polls `cond` every TH_WAIT_POLL_MS until it holds, for at most
+ * `timeout_ms`. When it still does not hold then, the test fails with
+ * `waited N ms for WHAT` (WHAT: printf-style, what was awaited) and
+ * WAIT_UNTIL returns, as CHECK does. TRY_WAIT_UNTIL records the same
+ * failure but goes on with `ok` (a bool) false, for a test that must still
+ * join its threads and free its servers. `cond` is evaluated once more
+ * after the deadline has passed, never after it first holds.
+ */
+#define TRY_WAIT_UNTIL(ok, cond, timeout_ms, ...)                                        \
+    do {                                                                                 \
+        long long th_deadline_ = th_now_ms() + (timeout_ms);                             \
+        while (!((ok) = (cond)) && th_now_ms() < th_deadline_)                           \
+            th_sleep_ms(TH_WAIT_POLL_MS);                                                \
+        if (!(ok)) th_wait_failed(__FILE__, __LINE__, (timeout_ms), #cond, __VA_ARGS__); \
+    } while (0)
+
+#define WAIT_UNTIL(cond, timeout_ms, ...)                      \
+    do {                                                       \
+        bool th_ok_;                                           \
+        TRY_WAIT_UNTIL(th_ok_, cond, timeout_ms, __VA_ARGS__); \
+        if (!th_ok_) return;                                   \
+    } while (0)
+
+/* The failure of a wait: th_fail with what was awaited, for how long, and the condition. */
+void th_wait_failed(const char *file, int line, int timeout_ms, const char *cond, const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -14,7 +14,9 @@
 #   TASKMILL_TEST_TIMEOUT   seconds one test binary may take (default 300)
 #
 # Every binary runs under `timeout`, which signals its whole process group,
-# so a hung test takes its servers with it. PostgreSQL missing is a failure,
+# so a hung test takes its servers with it; the failure names the test that
+# was running (`FAIL integration/test_api: timed out after 300 s in test
+# 'x'`). The node suites name theirs the same way (tests/node_marks.mjs). PostgreSQL missing is a failure,
 # not a skip: `scripts/deps.sh --test` installs it.
 set -u
 build=${1:-build/asan}
@@ -37,13 +39,35 @@ passed=0
 failed=0
 skipped=0
 
+# hung_case OUTPUT: where a binary the timeout ended was, from the harness's
+# lines: `run  NAME` as each test starts, `ok   NAME` or `skip NAME: ...` as
+# it ends (a `FAIL NAME` line comes at the first failure, not at the end).
+hung_case() {
+  local last rest
+  if printf '%s\n' "$1" | grep -q '^RESULT '; then
+    echo "after its last test, in its teardown"
+    return
+  fi
+  last=$(printf '%s\n' "$1" | grep '^run  ' | tail -n 1)
+  if [ -z "$last" ]; then
+    echo "before its first test (starting its server?)"
+    return
+  fi
+  rest=$(printf '%s\n' "$1" | L=$last awk 'seen { print } $0 == ENVIRON["L"] { seen = 1 }')
+  if printf '%s\n' "$rest" | grep -q -e '^ok   ' -e '^skip '; then
+    echo "after test '${last#run  }' ended"
+  else
+    echo "in test '${last#run  }'"
+  fi
+}
+
 # run_bin NAME BINARY: runs one test binary and adds up its RESULT line.
 run_bin() {
   local name=$1 t=$2 out rc line p f s start=$SECONDS
   echo "== $name"
   out=$(timeout -k 10 "$limit" "$t" </dev/null 2>&1)
   rc=$?
-  printf '%s\n' "$out" | grep -v '^RESULT '
+  printf '%s\n' "$out" | grep -v -e '^RESULT ' -e '^run  '
   # The slow ones, to see them coming near the limit.
   [ $((SECONDS - start)) -ge 30 ] && echo "    ($name took $((SECONDS - start)) s of its $limit s)"
   # 124: the TERM at the limit ended it; 137: the KILL 10 s later had to.
@@ -51,7 +75,7 @@ run_bin() {
     # What finished before the limit still counts.
     p=$(printf '%s\n' "$out" | grep -c '^ok ')
     f=$(printf '%s\n' "$out" | grep -c '^FAIL ')
-    echo "FAIL $name: timed out after $limit s"
+    echo "FAIL $name: timed out after $limit s $(hung_case "$out")"
     passed=$((passed + p))
     failed=$((failed + f + 1))
     return
@@ -82,18 +106,31 @@ run_node() {
   [ -n "$files" ] || return 0
   if [ -n "$filter" ] && [[ $name != *"$filter"* ]] && [[ $files != *"$filter"* ]]; then return 0; fi
   echo "== $name (node --test)"
-  out=$(cd "$dir" && timeout -k 10 "$limit" node --test --test-reporter=tap \
+  out=$(cd "$dir" && timeout -k 10 "$limit" node --test \
+    --test-reporter=tap --test-reporter-destination=stdout \
+    --test-reporter="$root/tests/node_marks.mjs" --test-reporter-destination=stdout \
     $(for x in $files; do basename "$x"; done) </dev/null 2>&1)
   rc=$?
   printf '%s\n' "$out" | grep -E '^(not )?ok |^# (pass|fail)|^ +(not ok|ok) ' | grep -v '^ \{8,\}' || true
   p=$(printf '%s\n' "$out" | sed -n 's/^# pass \([0-9]*\)$/\1/p' | tail -n 1)
   f=$(printf '%s\n' "$out" | sed -n 's/^# fail \([0-9]*\)$/\1/p' | tail -n 1)
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    printf '%s\n' "$out" | tail -n 30
-    echo "FAIL $name: timed out after $limit s"
+    printf '%s\n' "$out" | grep -v '^# \(run\|end\)  ' | tail -n 30
+    # The tests node_marks.mjs saw start and never end.
+    hung=$(printf '%s\n' "$out" | awk '
+      /^# run  / { k = substr($0, 8); if (!(k in open)) order[n++] = k; open[k] = 1 }
+      /^# end  / { delete open[substr($0, 8)] }
+      END {
+        for (i = 0; i < n; i++) {
+          if (!(order[i] in open)) continue
+          j = index(order[i], ": ")
+          printf "%s%s '\''%s'\''", (s++ ? ", " : ""), substr(order[i], 1, j - 1), substr(order[i], j + 2)
+        }
+      }')
+    echo "FAIL $name: timed out after $limit s ${hung:+in }${hung:-before any test started}"
     failed=$((failed + 1))
   elif [ -z "$p" ]; then
-    printf '%s\n' "$out" | tail -n 30
+    printf '%s\n' "$out" | grep -v '^# \(run\|end\)  ' | tail -n 30
     echo "FAIL $name: node printed no summary (exit $rc)"
     failed=$((failed + 1))
   else

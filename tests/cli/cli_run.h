@@ -123,6 +123,38 @@ static inline int cli_wait(pid_t pid, int ms) {
     }
 }
 
+/*
+ * Reads all that the child pid writes to the pseudo-terminal `master`
+ * until it has gone, also into DIR/cli.pty as it comes (for a test that
+ * waits on the screen while it runs); then reaps it. Returns its status
+ * (128+signal) and, in *out, all it wrote.
+ */
+static inline int cli_pty_read(struct th_server *s, int master, pid_t pid, char **out) {
+    char tee_path[300];
+    snprintf(tee_path, sizeof tee_path, "%s/cli.pty", s->dir);
+    int tee = open(tee_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char *buf = NULL;
+    size_t n = 0;
+    for (;;) {
+        char chunk[4096];
+        ssize_t got = read(master, chunk, sizeof chunk);
+        if (got <= 0) break; /* EIO once the child has gone */
+        if (tee >= 0 && write(tee, chunk, (size_t)got) != got) {
+        }
+        buf = realloc(buf, n + (size_t)got + 1);
+        memcpy(buf + n, chunk, (size_t)got);
+        n += (size_t)got;
+    }
+    if (tee >= 0) close(tee);
+    close(master);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!buf) buf = strdup("");
+    buf[n] = '\0';
+    *out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /* Runs `taskmill ARGS...` under a pseudo-terminal; returns its status and all it drew. */
 static inline int cli_run_ptyv(struct th_server *s, char **out, const char *const *args) {
     char *argv[64];
@@ -136,23 +168,7 @@ static inline int cli_run_ptyv(struct th_server *s, char **out, const char *cons
         execv(argv[0], argv);
         _exit(127);
     }
-    char *buf = NULL;
-    size_t n = 0;
-    for (;;) {
-        char chunk[4096];
-        ssize_t got = read(master, chunk, sizeof chunk);
-        if (got <= 0) break; /* EIO once the child has gone */
-        buf = realloc(buf, n + (size_t)got + 1);
-        memcpy(buf + n, chunk, (size_t)got);
-        n += (size_t)got;
-    }
-    close(master);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (!buf) buf = strdup("");
-    buf[n] = '\0';
-    *out = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return cli_pty_read(s, master, pid, out);
 }
 
 #define cli_run_pty(s, out, ...) cli_run_ptyv(s, out, CLI_ARGS(__VA_ARGS__))
@@ -173,23 +189,7 @@ static inline int cli_run_pty_cmd(struct th_server *s, int cols, char **out,
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
-    char *buf = NULL;
-    size_t n = 0;
-    for (;;) {
-        char chunk[4096];
-        ssize_t got = read(master, chunk, sizeof chunk);
-        if (got <= 0) break;
-        buf = realloc(buf, n + (size_t)got + 1);
-        memcpy(buf + n, chunk, (size_t)got);
-        n += (size_t)got;
-    }
-    close(master);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (!buf) buf = strdup("");
-    buf[n] = '\0';
-    *out = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return cli_pty_read(s, master, pid, out);
 }
 
 /*

@@ -155,24 +155,63 @@ static void test_controls(void) {
     free(id);
 }
 
-/* Drives a task through progress in the background: claim, two heartbeats, then how it ends. */
-static void drive(const char *queue, bool complete) {
+/*
+ * Whether the watch's output (the file at out) has a row for key (the
+ * task's id, or its name on a terminal) showing text: some occurrence of
+ * key is followed by text before its line ends (a newline, a carriage
+ * return, or an escape that redraws).
+ */
+static bool watch_shows(const char *out, const char *key, const char *text) {
+    char *all = cli_slurp(out);
+    bool shown = false;
+    for (const char *p = all; !shown && (p = strstr(p, key)); p += strlen(key)) {
+        size_t row = strcspn(p, "\n\r\033");
+        const char *at = strstr(p, text);
+        shown = at && at < p + row;
+    }
+    free(all);
+    return shown;
+}
+
+/* Waits (up to 20 s) until the watch shows text for key; a watch that never
+ * does is said here (a forked child's failure) and fails the test's checks. */
+static void drive_await(const char *out, const char *key, const char *text) {
+    if (!out) return;
+    long long deadline = th_now_ms() + 20000;
+    while (!watch_shows(out, key, text)) {
+        if (th_now_ms() >= deadline) {
+            printf("    drive: waited 20000 ms for the watch to show '%s' for '%s' in %s\n", text,
+                   key, out);
+            return;
+        }
+        th_sleep_ms(TH_WAIT_POLL_MS);
+    }
+}
+
+/*
+ * Drives a task through progress in the background: claim, two heartbeats,
+ * then how it ends. With `out`, the watch's output file, each change waits
+ * until the watch shows the one before it (keyed by `name` on a terminal,
+ * else by the task's id), so it sees every one.
+ */
+static void drive(const char *queue, bool complete, const char *out, const char *name) {
     char cid[33], tok[33];
     for (int i = 0; i < 100 && th_claim(&srv, queue, NULL, cid, tok) != 200; i++)
         th_sleep_ms(20);
+    const char *key = name ? name : cid;
     char path[128];
     snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", cid);
-    th_sleep_ms(300);
+    drive_await(out, key, "running");
     th_http(&srv, "POST", path,
             "{\"lease_token\":\"%s\",\"progress\":{\"processed\":1,\"pending\":3,"
             "\"message\":\"first\"}}",
             tok);
-    th_sleep_ms(1200);
+    drive_await(out, key, "1/4");
     th_http(&srv, "POST", path,
             "{\"lease_token\":\"%s\",\"progress\":{\"processed\":2,\"pending\":2,"
             "\"message\":\"second\"}}",
             tok);
-    th_sleep_ms(300);
+    drive_await(out, key, "2/4");
     snprintf(path, sizeof path, "/v1/tasks/%s/%s", cid, complete ? "complete" : "fail");
     if (complete)
         th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok);
@@ -181,13 +220,18 @@ static void drive(const char *queue, bool complete) {
                 "{\"lease_token\":\"%s\",\"error\":\"broke\",\"retryable\":false}", tok);
 }
 
-/* Runs drive() in a child process while the parent watches. */
-static pid_t drive_async(const char *queue, bool complete) {
+/* Runs drive() in a child process while the parent watches. `out`: "plain"
+ * for cli_run's output, "tty" for cli_run_pty's, NULL for none to wait on. */
+static pid_t drive_async(const char *queue, bool complete, const char *out, const char *name) {
+    char file[400];
+    if (out)
+        snprintf(file, sizeof file, "%s/%s", srv.dir,
+                 strcmp(out, "tty") == 0 ? "cli.pty" : "cli.out");
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
         th_http(NULL, NULL, NULL, NULL); /* never share the parent's connection */
-        drive(queue, complete);
+        drive(queue, complete, out ? file : NULL, name);
         th_http(NULL, NULL, NULL, NULL);
         _exit(0);
     }
@@ -196,7 +240,7 @@ static pid_t drive_async(const char *queue, bool complete) {
 
 static void test_watch_plain_lines(void) {
     char *id = th_submit(&srv, "w", "\"queue\":\"plainq\",\"name\":\"plain\"");
-    pid_t d = drive_async("plainq", true);
+    pid_t d = drive_async("plainq", true, "plain", NULL);
     char *out, *err;
     int rc = cli_run(&srv, NULL, &out, &err, "watch", id);
     waitpid(d, NULL, 0);
@@ -214,7 +258,7 @@ static void test_watch_plain_lines(void) {
 
 static void test_watch_failed_exit_code(void) {
     char *id = th_submit(&srv, "w", "\"queue\":\"failq\"");
-    pid_t d = drive_async("failq", false);
+    pid_t d = drive_async("failq", false, "plain", NULL);
     char *out, *err;
     int rc = cli_run(&srv, NULL, &out, &err, "watch", id);
     waitpid(d, NULL, 0);
@@ -236,8 +280,8 @@ static void test_watch_failed_exit_code(void) {
 static void test_watch_tty_redraws_in_place(void) {
     char *a = th_submit(&srv, "w", "\"queue\":\"ttyq\",\"name\":\"bar-a\"");
     char *b = th_submit(&srv, "w", "\"queue\":\"ttyq2\",\"name\":\"bar-b\"");
-    pid_t d1 = drive_async("ttyq", true);
-    pid_t d2 = drive_async("ttyq2", true);
+    pid_t d1 = drive_async("ttyq", true, "tty", "bar-a");
+    pid_t d2 = drive_async("ttyq2", true, "tty", "bar-b");
     char *out;
     int rc = cli_run_pty(&srv, &out, "watch", a, b);
     waitpid(d1, NULL, 0);
@@ -260,7 +304,7 @@ static void test_watch_tty_redraws_in_place(void) {
 }
 
 static void test_submit_wait(void) {
-    pid_t d = drive_async("waitq", true);
+    pid_t d = drive_async("waitq", true, "plain", NULL);
     char *out, *err;
     int rc = cli_run(&srv, NULL, &out, &err, "submit", "job", "--queue", "waitq", "--wait");
     waitpid(d, NULL, 0);
@@ -268,7 +312,7 @@ static void test_submit_wait(void) {
     CHECK(strstr(out, "completed 100%") != NULL);
     free(out);
     free(err);
-    d = drive_async("waitq", false);
+    d = drive_async("waitq", false, NULL, NULL); /* --json: only the end */
     rc = cli_run(&srv, NULL, &out, &err, "submit", "job", "--queue", "waitq", "--wait", "--json");
     waitpid(d, NULL, 0);
     CHECK_INT(rc, 1);

@@ -28,6 +28,14 @@ static const char *worker_log(const char *name) {
     return logpath;
 }
 
+/* Whether the file at path contains needle. */
+static bool file_has(const char *path, const char *needle) {
+    char *text = cli_slurp(path);
+    bool has = strstr(text, needle) != NULL;
+    free(text);
+    return has;
+}
+
 static void show_log(const char *path) {
     char *s = cli_slurp(path);
     printf("    --- %s ---\n%s\n", path, s);
@@ -523,7 +531,7 @@ static void test_worker_says_once_server_gone_and_back(void) {
         th_sleep_ms(50);
     }
     CHECK(lost);
-    th_sleep_ms(1500);
+    th_sleep_ms(1500); /* by design: gone while many heartbeats (0.2 s) and progress lines fail */
     CHECK(th_server_restart(&own) == 0);
     bool back = false;
     for (int i = 0; i < 300 && !back; i++) {
@@ -571,9 +579,16 @@ static void test_watch_shows_waiting_and_a_lost_server(void) {
         }
         _exit(0);
     }
-    th_sleep_ms(1500);
+    /* The watch draws both tasks from their streams; then the server dies. */
+    char screen[400];
+    snprintf(screen, sizeof screen, "%s/cli.pty", own.dir); /* what the watch draws, as it comes */
+    bool shown, said;
+    TRY_WAIT_UNTIL(
+        shown, file_has(screen, "waiting, starts in 59m") && file_has(screen, "pending (paused)"),
+        20000, "the watch to draw both tasks");
     th_server_stop(&own, true); /* the watch's streams are cut; reconnecting fails */
-    th_sleep_ms(3000);
+    TRY_WAIT_UNTIL(said, file_has(screen, "server not answering for"), 20000,
+                   "the watch to say the server is not answering");
     CHECK(th_server_restart(&own) == 0);
     char path[128];
     snprintf(path, sizeof path, "/v1/tasks/%s/cancel", w);

@@ -227,15 +227,38 @@ static void drive(struct tm_client *c, const char *id, const char *tok, int n) {
     tm_complete(c, id, tok, NULL, NULL, NULL);
 }
 
+/* States follow() has taken, for drive_main in another thread; a test sets it to 0 first. */
+static _Atomic int followed;
+
+/* Whether the file at path (a CLI watch's output) names task id yet. */
+static bool output_names(const char *path, const char *id) {
+    char *text = cli_slurp(path);
+    bool named = strstr(text, id) != NULL;
+    free(text);
+    return named;
+}
+
+/*
+ * What drive_main waits for before it drives: the watch must have its
+ * first state, so that its stream is open (a task stream starts at the
+ * present) and sees every change that follows.
+ */
 struct drive_args {
     const char *url, *id, *tok;
-    int n, delay_ms;
+    int n;
+    const char *watch_out; /* a CLI watch's output file: wait until it names the task */
+    bool after_follow;     /* wait until follow() has taken a state */
 };
 
 static void *drive_main(void *arg) {
     struct drive_args *a = arg;
+    bool ready = true;
+    if (a->watch_out)
+        TRY_WAIT_UNTIL(ready, output_names(a->watch_out, a->id), 10000,
+                       "the watch to print task %s", a->id);
+    if (a->after_follow)
+        TRY_WAIT_UNTIL(ready, atomic_load(&followed) >= 1, 10000, "the watch's first state");
     struct tm_client *c = tm_client_new(a->url, NULL);
-    th_sleep_ms(a->delay_ms);
     drive(c, a->id, a->tok, a->n);
     tm_client_free(c);
     return NULL;
@@ -266,6 +289,7 @@ static const char *follow(struct tm_watch *w, int *nseen, bool *consecutive) {
         }
         last = v;
         (*nseen)++;
+        atomic_fetch_add(&followed, 1);
         snprintf(phase, sizeof phase, "%s", jstr(t, "phase") ? jstr(t, "phase") : "?");
         json_decref(t);
     }
@@ -294,7 +318,7 @@ static void test_follows_over_sse(void) {
     char cid[33], tok[33];
     CHECK_INT(th_claim(&srv, "sseq", NULL, cid, tok), 200);
     pthread_t th;
-    struct drive_args a = {srv.url, id, tok, 20, 0};
+    struct drive_args a = {srv.url, id, tok, 20, NULL, false}; /* the watch has its first state */
     pthread_create(&th, NULL, drive_main, &a);
     int n;
     bool consecutive;
@@ -321,7 +345,9 @@ static void test_cli_watch_uses_sse(void) {
     long long sent0 = metric(&srv, "taskmill_sse_events_sent_total");
     setenv("TASKMILL_WATCH_MODE", "sse", 1);
     pthread_t th;
-    struct drive_args a = {srv.url, id, tok, 5, 1000};
+    char watch_out[400];
+    snprintf(watch_out, sizeof watch_out, "%s/cli.out", srv.dir); /* where cli_run writes */
+    struct drive_args a = {srv.url, id, tok, 5, watch_out, false};
     pthread_create(&th, NULL, drive_main, &a);
     char *out = NULL, *err = NULL;
     int rc = cli_run(&srv, NULL, &out, &err, "watch", id);
@@ -347,7 +373,8 @@ static void test_resumes_after_cuts(void) {
     CHECK_INT(tm_watch_set_mode(w, TM_WATCH_SSE), 0);
     CHECK_INT(tm_watch_add(w, id), 0);
     pthread_t th;
-    struct drive_args a = {srv.url, id, tok, 30, 200};
+    struct drive_args a = {srv.url, id, tok, 30, NULL, true};
+    atomic_store(&followed, 0);
     pthread_create(&th, NULL, drive_main, &a);
     int n;
     bool consecutive;
@@ -523,7 +550,9 @@ static void test_falls_back_to_long_poll(void) {
     char *d = th_submit(&srv, "fd", "\"queue\":\"fbq3\"");
     CHECK_INT(th_claim(&srv, "fbq3", NULL, cid, tok), 200);
     pthread_t th;
-    struct drive_args da = {srv.url, d, tok, 3, 300};
+    char watch_out[400];
+    snprintf(watch_out, sizeof watch_out, "%s/cli.out", srv.dir); /* where cli_run writes */
+    struct drive_args da = {srv.url, d, tok, 3, watch_out, false};
     pthread_create(&th, NULL, drive_main, &da);
     struct th_server via = srv; /* the CLI talks to the proxy */
     snprintf(via.url, sizeof via.url, "%s", p.url);

@@ -41,6 +41,22 @@ static bool file_exists(const char *name) {
     return access(p, F_OK) == 0;
 }
 
+/* Whether the task's progress message is `message` (the command printed its line). */
+static bool progress_says(const char *id, const char *message) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    const char *m = th_str(th_http(&srv, "GET", path, NULL)->json, "progress.message");
+    return m && strcmp(m, message) == 0;
+}
+
+/* The pid written in the file at path, or 0. */
+static int pid_in(const char *path) {
+    char *text = cli_slurp(path);
+    int pid = atoi(text);
+    free(text);
+    return pid;
+}
+
 static const char *report_script =
     "read -r params; "
     "echo \"message INFO got $params\"; "
@@ -140,7 +156,8 @@ static void test_cancel_reaches_command(void) {
     pid_t w = cli_spawn(&srv, worker_log("cancel"), "work", "--queue", "cancelq", "--lease", "3",
                         "--", "sh", "-c", script);
     CHECK(cli_wait_phase(&srv, id, "running", 10000));
-    th_sleep_ms(300);
+    /* Its progress line comes after its trap is set. */
+    WAIT_UNTIL(progress_says(id, "started"), 10000, "the command's first progress line");
     char *out, *err;
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "cancel", id), 0);
     free(out);
@@ -228,15 +245,14 @@ static void test_killed_worker_lease_expires(void) {
     pid_t w = cli_spawn(&srv, worker_log("kill"), "work", "--queue", "killq", "--lease", "2", "--",
                         "sh", "-c", script);
     CHECK(cli_wait_phase(&srv, id, "running", 10000));
-    th_sleep_ms(300);
+    char pidfile[400];
+    snprintf(pidfile, sizeof pidfile, "%s/cmd.pid", srv.dir);
+    WAIT_UNTIL(pid_in(pidfile) > 0, 10000, "the command to write its pid to %s", pidfile);
     kill(w, SIGKILL);
     CHECK_INT(cli_wait(w, 5000), 128 + SIGKILL);
     /* The command outlives a SIGKILLed worker (own process group); end it here. */
-    char pidfile[400];
-    snprintf(pidfile, sizeof pidfile, "%s/cmd.pid", srv.dir);
-    char *pidtext = cli_slurp(pidfile);
-    if (atoi(pidtext) > 0) kill(atoi(pidtext), SIGKILL);
-    free(pidtext);
+    int cmd = pid_in(pidfile);
+    if (cmd > 0) kill(cmd, SIGKILL);
     /* The lease runs out within ~2 s and the sweep puts the task back for a retry. */
     bool back = false;
     for (int i = 0; i < 100 && !back; i++) {

@@ -113,7 +113,13 @@ static void test_get_long_poll(void) {
     struct longpoll lp = {path, 0, 0, ""};
     pthread_t th;
     pthread_create(&th, NULL, longpoll_run, &lp);
-    th_sleep_ms(300);
+    bool parked;
+    TRY_WAIT_UNTIL(parked, th_metric(&srv, "taskmill_parked_watches") >= 1, 10000,
+                   "the long-poll to be parked");
+    if (!parked) {
+        pthread_join(th, NULL);
+        return;
+    }
     CHECK_INT(lp.status, 0); /* still waiting */
     CHECK_INT(th_http(&srv, "POST", tpath(id, "/pause"), NULL)->status, 200);
     pthread_join(th, NULL);
@@ -266,7 +272,13 @@ static void test_claim_waits_for_work(void) {
     struct claim_wait cw = {"waitq", 0, ""};
     pthread_t th;
     pthread_create(&th, NULL, claim_wait_run, &cw);
-    th_sleep_ms(300);
+    bool parked;
+    TRY_WAIT_UNTIL(parked, th_metric(&srv, "taskmill_parked_claims") >= 1, 10000,
+                   "the claim to be parked");
+    if (!parked) {
+        pthread_join(th, NULL);
+        return;
+    }
     CHECK_INT(cw.status, 0);
     char *id = th_submit(&srv, "w", "\"queue\":\"waitq\"");
     pthread_join(th, NULL);

@@ -99,6 +99,13 @@ static int cmp_id(const void *a, const void *b) {
 }
 
 /* Sorts the ids; returns how many appear more than once (and prints the first). */
+static size_t idset_count(struct idset *s) {
+    pthread_mutex_lock(&s->lock);
+    size_t n = s->n;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
 static size_t idset_duplicates(struct idset *s, size_t *distinct) {
     qsort(s->ids, s->n, sizeof *s->ids, cmp_id);
     size_t dups = 0, d = 0;
@@ -315,9 +322,13 @@ static void test_kill9_node_leases_rerun_elsewhere(void) {
     idset_init(&h.acked);
     pthread_t ht;
     pthread_create(&ht, NULL, hammer_main, &h);
-    th_sleep_ms(700);
+    bool hammering, refused;
+    TRY_WAIT_UNTIL(hammering, idset_count(&h.acked) >= 20, 30000,
+                   "node 2 to acknowledge 20 submits");
     th_server_stop(&n[2], true);
-    th_sleep_ms(200);
+    /* The writes go on against the dead node until some are refused. */
+    TRY_WAIT_UNTIL(refused, atomic_load(&h.failed) >= 1, 10000,
+                   "a submit to the killed node to be refused");
     atomic_store(&h.stop, true);
     pthread_join(ht, NULL);
     printf("    node 2 acknowledged %zu submits before kill -9\n", h.acked.n);
@@ -473,7 +484,7 @@ static void test_webhooks_once_with_two_senders(void) {
     long long deadline = sse_now_ms() + 60000;
     while (receiver_count(&rv) < HOOK_TASKS && sse_now_ms() < deadline)
         th_sleep_ms(50);
-    th_sleep_ms(1500); /* a double delivery would come by now */
+    th_sleep_ms(1500); /* by design: a window in which a double delivery would come */
     size_t got = receiver_count(&rv), distinct = 0;
     pthread_mutex_lock(&rv.seen.lock);
     size_t dups = idset_duplicates(&rv.seen, &distinct);
@@ -650,11 +661,17 @@ static void test_database_stops_and_comes_back(void) {
         idset_init(&k[i].ids);
         pthread_create(&t[i], NULL, keyed_main, &k[i]);
     }
-    th_sleep_ms(800);
+    bool writing, down;
+    TRY_WAIT_UNTIL(writing, atomic_load(&k[0].acked) >= 20 && atomic_load(&k[1].acked) >= 20, 30000,
+                   "both writers to have 20 submits acknowledged");
     char cmd[512];
     snprintf(cmd, sizeof cmd, "scripts/pg.sh halt '%s' >/dev/null 2>&1", dir);
     int halted = system(cmd);
-    th_sleep_ms(2000);
+    /* Down: both writers get 503s and /healthz says so. */
+    TRY_WAIT_UNTIL(down,
+                   atomic_load(&k[0].unavailable) >= 1 && atomic_load(&k[1].unavailable) >= 1 &&
+                       th_http(&n[2], "GET", "/healthz", NULL)->status == 503,
+                   30000, "both writers refused with 503 and /healthz at 503 while it is down");
     int healthz_down = (int)th_http(&n[2], "GET", "/healthz", NULL)->status;
     snprintf(cmd, sizeof cmd, "scripts/pg.sh start '%s' >/dev/null 2>&1", dir);
     int started = system(cmd);

@@ -383,7 +383,9 @@ static void test_queue_resume_wakes_claim(void) {
     struct parked p = {0};
     pthread_t t;
     pthread_create(&t, NULL, parked_claim, &p);
-    th_sleep_ms(500);
+    bool parked;
+    TRY_WAIT_UNTIL(parked, th_metric(&srv, "taskmill_parked_claims") >= 1, 10000,
+                   "the claim on the paused queue to be parked");
     struct th_resp *r = th_http(&srv, "POST", "/v1/queues/pw/resume", NULL);
     long resumed = r->status;
     pthread_join(t, NULL);

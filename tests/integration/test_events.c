@@ -152,7 +152,9 @@ static void test_pruned_sequence_error_event(void) {
     CHECK(th_server_start(&srv, "--events-max-count", "5", NULL) == 0);
     for (int i = 0; i < 20; i++)
         free(th_submit(&srv, "p", NULL));
-    th_sleep_ms(1500); /* a retention pass */
+    /* A retention pass keeps the last 5 of the 20 events. */
+    WAIT_UNTIL(th_metric(&srv, "taskmill_events_pruned_through") >= 15, 10000,
+               "a retention pass to prune through event 15");
     /* After a restart nothing is in memory: the store is asked. */
     th_server_stop(&srv, false);
     CHECK(th_server_restart(&srv) == 0);

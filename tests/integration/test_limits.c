@@ -129,7 +129,9 @@ static void test_waiters(void) {
     long first = 0;
     pthread_t t;
     pthread_create(&t, NULL, long_poll, &first);
-    th_sleep_ms(400);
+    bool parked;
+    TRY_WAIT_UNTIL(parked, th_metric(&srv, "taskmill_parked_claims") >= 1, 10000,
+                   "the first long-poll to be parked");
     struct th_resp *r =
         th_http(&srv, "POST", "/v1/queues/lq5/claim", "{\"worker\":\"w2\",\"wait_seconds\":2}");
     long second = r->status;
@@ -163,17 +165,27 @@ static void *token_long_poll(void *arg) {
     return NULL;
 }
 
+/* A /metrics series read with a bearer token, once the open mode has ended; or -1. */
+static long long metric_as(struct th_server *s, const char *bearer, const char *series) {
+    struct th_resp *r = sec_http(s, bearer, "GET", "/metrics", NULL);
+    const char *at = r->status == 200 && r->body ? strstr(r->body, series) : NULL;
+    return at && at[strlen(series)] == ' ' ? atoll(at + strlen(series) + 1) : -1;
+}
+
 static void test_waiters_per_token(void) {
     struct th_server s;
     CHECK_INT(th_server_start(&s, "--max-waiters-per-token", "1", NULL), 0);
-    char a[128], a_id[32], b[128], b_id[32];
+    char a[128], a_id[32], b[128], b_id[32], rd[128], rd_id[32];
     CHECK(sec_token(&s, "worker", "acme", "", a, a_id) == 0);
     CHECK(sec_token(&s, "worker", "acme", "", b, b_id) == 0);
-    th_sleep_ms(1100); /* the open mode ends */
+    CHECK(sec_token(&s, "reader", "acme", "", rd, rd_id) == 0); /* reads /metrics */
+    WAIT_UNTIL(th_http(&s, "GET", "/v1/tasks", NULL)->status == 401, 5000, "the open mode to end");
     struct token_poll first = {&s, a, 0};
     pthread_t t;
     pthread_create(&t, NULL, token_long_poll, &first);
-    th_sleep_ms(400);
+    bool parked;
+    TRY_WAIT_UNTIL(parked, metric_as(&s, rd, "\ntaskmill_parked_claims") >= 1, 10000,
+                   "token a's long-poll to be parked");
     /* Token a has its one place; token b still has its own. */
     long again =
         sec_http(&s, a, "POST", "/v1/queues/tq/claim", "{\"worker\":\"w2\",\"wait_seconds\":1}")
@@ -197,7 +209,8 @@ static void test_rate_per_token(void) {
     char bearer[128], id[32], other[128], other_id[32];
     CHECK(sec_token(&srv, "reader", "acme", "", bearer, id) == 0);
     CHECK(sec_token(&srv, "reader", "acme", "", other, other_id) == 0);
-    th_sleep_ms(1100); /* the open mode ends */
+    WAIT_UNTIL(th_http(&srv, "GET", "/v1/tasks", NULL)->status == 401, 5000,
+               "the open mode to end");
     int ok = 0, limited = 0;
     bool retry_after = false;
     for (int i = 0; i < 20; i++) {
@@ -215,7 +228,7 @@ static void test_rate_per_token(void) {
     CHECK(sec_log_has(&srv, "rate limited"));
     /* Another token has its own bucket; this one refills. */
     CHECK_INT(sec_http(&srv, other, "GET", "/v1/tasks?limit=1", NULL)->status, 200);
-    th_sleep_ms(1100);
+    th_sleep_ms(1100); /* by design: a second passes and the bucket refills */
     CHECK_INT(sec_http(&srv, bearer, "GET", "/v1/tasks?limit=1", NULL)->status, 200);
 }
 
@@ -244,6 +257,23 @@ static int tcp_from(const struct th_server *s, const char *from) {
         return -1;
     }
     return fd;
+}
+
+/* Connections to 127.0.0.1:port the server has not accepted yet: the
+ * accept queue of its listening socket (/proc/net/tcp); -1 when not found. */
+static int accept_queue(int port) {
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f) return -1;
+    char line[512];
+    int n = -1;
+    while (n < 0 && fgets(line, sizeof line, f)) {
+        unsigned lport, state, rxq;
+        if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%x", &lport, &state, &rxq) == 3 &&
+            state == 0x0A /* LISTEN */ && (int)lport == port)
+            n = (int)rxq;
+    }
+    fclose(f);
+    return n;
 }
 
 /* Whether the server closes fd (EOF or reset) within ms. */
@@ -275,7 +305,8 @@ static void test_connections_per_address(void) {
     for (int i = 0; i < 4; i++)
         CHECK((idle[i] = tcp_from(&s2, "127.0.0.1")) >= 0);
     /* A fifth from that address is closed at accept; another address is served. */
-    th_sleep_ms(100);
+    WAIT_UNTIL(accept_queue(atoi(strrchr(s2.url, ':') + 1)) == 0, 5000,
+               "the server to accept the 4 idle connections");
     int fifth = tcp_from(&s2, "127.0.0.1");
     CHECK(fifth >= 0 && closed_within(fifth, 5000));
     if (fifth >= 0) close(fifth);

@@ -106,7 +106,9 @@ static void test_parked_claim_woken_by_other_node(void) {
                        .body = "{\"worker\":\"w\",\"wait_seconds\":20}"};
     pthread_t th;
     pthread_create(&th, NULL, waiter_run, &w);
-    th_sleep_ms(500);
+    bool parked;
+    TRY_WAIT_UNTIL(parked, th_metric(&b, "taskmill_parked_claims") >= 1, 10000,
+                   "the claim to be parked on node b");
     char *id = th_submit(&a, "wake", "\"queue\":\"wakeq\"");
     pthread_join(th, NULL);
     free_nodes(&a, &b);
@@ -132,7 +134,9 @@ static void test_long_poll_woken_by_other_node(void) {
     struct waiter w = {.node = &b, .path = path};
     pthread_t th;
     pthread_create(&th, NULL, waiter_run, &w);
-    th_sleep_ms(500);
+    bool parked;
+    TRY_WAIT_UNTIL(parked, th_metric(&b, "taskmill_parked_watches") >= 1, 10000,
+                   "the long-poll to be parked on node b");
     long paused = th_http(&a, "POST", tpath(id, "/pause"), NULL)->status;
     pthread_join(th, NULL);
     free_nodes(&a, &b);
@@ -277,7 +281,7 @@ static void test_expired_lease_swept_once(void) {
             ? th_claim(&a, "sweepq", "{\"worker\":\"w2\",\"lease_seconds\":60,\"wait_seconds\":10}",
                        cid2, tok2)
             : 0;
-    th_sleep_ms(1500); /* time for a second, wrong, sweep to show */
+    th_sleep_ms(1500); /* by design: time for a second, wrong, sweep to show */
     struct th_resp *r = id ? th_http(&b, "GET", tpath(id, ""), NULL) : NULL;
     long long retries = r ? th_int(r->json, "retries") : -1;
     long long attempt = r ? th_int(r->json, "attempt") : -1;

@@ -132,7 +132,9 @@ static void test_parked_claim_hears_other_node_after_cut(void) {
     struct parked p = {&a, 0, ""};
     pthread_t th;
     pthread_create(&th, NULL, parked_claim, &p);
-    th_sleep_ms(500);
+    bool parked;
+    TRY_WAIT_UNTIL(parked, th_metric(&a, "taskmill_parked_claims") >= 1, 10000,
+                   "the claim to be parked on node a");
     int unavailable = 0, other = 0;
     long other_status = 0;
     char *id = submit_until_ok(&b, "rcwake", &unavailable, &other, &other_status);

@@ -151,6 +151,46 @@ static void test_schedule_bad_input(void) {
         CHECK(strcmp(json_string_value(json_object_get(json_array_get(all, i), "name")), "b"));
 }
 
+/* Whether the schedule has fired at least `fires` slots, `created` of them with a task. */
+static bool fires_at_least(struct th_server *s, const char *sched, long fires, long created) {
+    long n, c;
+    bool dup;
+    fires_of(s, sched, &n, &c, &dup);
+    return n >= fires && c >= created;
+}
+
+/*
+ * The schedule's fires (read on fs) and the tasks of `query` (read on ts),
+ * read together: true when the fires are the same before and after the
+ * tasks are counted, so that no fire landed in between.
+ */
+static bool fires_and_tasks(struct th_server *fs, const char *sched, struct th_server *ts,
+                            const char *query, long *n, long *created, bool *dup, long *tasks) {
+    long again, c;
+    bool d;
+    fires_of(fs, sched, n, created, dup);
+    *tasks = count_tasks(ts, query);
+    fires_of(fs, sched, &again, &c, &d);
+    return again == *n && c == *created;
+}
+
+/* 'cu' after its long stop: a catch-up fire, 4 runs or more, 2 missed slots or more. */
+static bool caught_up_after_stop(struct th_server *s, const char *sched) {
+    long n, created;
+    bool dup;
+    fires_of(s, sched, &n, &created, &dup);
+    char path[200];
+    snprintf(path, sizeof path, "/v1/schedules/%s", sched);
+    if (created < 4 || th_int(th_http(s, "GET", path, NULL)->json, "missed") < 2) return false;
+    snprintf(path, sizeof path, "/v1/schedules/%s/fires?limit=1000", sched);
+    json_t *f = th_get(th_http(s, "GET", path, NULL)->json, "fires");
+    for (size_t i = 0; i < json_array_size(f); i++) {
+        const char *kind = json_string_value(json_object_get(json_array_get(f, i), "kind"));
+        if (kind && strcmp(kind, "catchup") == 0) return true;
+    }
+    return false;
+}
+
 /* An every-second schedule fires once per slot, each run a task launched by it. */
 static void test_interval_fires(void) {
     struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
@@ -160,7 +200,7 @@ static void test_interval_fires(void) {
     char id[33];
     snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
     CHECK(th_str(r->json, "next_fire_at"));
-    th_sleep_ms(3500);
+    th_sleep_ms(3500); /* by design: the window whose fires are counted (2 to 5 in 3.5 s) */
     r = th_http(&srv, "DELETE", "/v1/schedules/tick", NULL);
     CHECK_INT(r->status, 204);
     long tasks = count_tasks(&srv, "/v1/tasks?queue=tq&limit=1000");
@@ -193,7 +233,10 @@ static void test_overlap_and_pause(void) {
     CHECK_INT(r->status, 201);
     char bo[33];
     snprintf(bo, sizeof bo, "%s", th_str(r->json, "id"));
-    th_sleep_ms(3500);
+    /* Enough slots for each policy to show: a skip, a buffered run, a cancel. */
+    WAIT_UNTIL(fires_at_least(&srv, sk, 2, 0) && fires_at_least(&srv, bo, 3, 0) &&
+                   fires_at_least(&srv, cr, 0, 2),
+               20000, "2 fires of 'sk', 3 of 'bo' and 2 runs of 'cr'");
     th_http(&srv, "POST", "/v1/schedules/bo/pause", NULL);
     r = th_http(&srv, "POST", "/v1/schedules/sk/pause", "{\"note\":\"maintenance\"}");
     CHECK_INT(r->status, 200);
@@ -223,14 +266,14 @@ static void test_overlap_and_pause(void) {
     CHECK_INT(cancelled, created - 1);
     /* Paused: nothing more fires. */
     long before = n;
-    th_sleep_ms(1500);
+    th_sleep_ms(1500); /* by design: a window of a slot and more in which nothing may fire */
     fires_of(&srv, cr, &n, &created, &dup);
     CHECK_INT(n, before);
     /* Resume fires again; a trigger launches one now even with skip. */
     r = th_http(&srv, "POST", "/v1/schedules/cr/resume", "{\"note\":\"back\"}");
     CHECK_INT(r->status, 200);
     CHECK(th_str(r->json, "next_fire_at"));
-    th_sleep_ms(1500);
+    WAIT_UNTIL(fires_at_least(&srv, cr, before + 1, 0), 10000, "'cr' to fire again once resumed");
     fires_of(&srv, cr, &n, &created, &dup);
     CHECK(n > before);
     r = th_http(&srv, "POST", "/v1/schedules/sk/trigger", NULL);
@@ -348,16 +391,20 @@ static void test_catchup_and_kill9(void) {
     bool ok = id[0];
     /* Crashes mid-stream, then a long stop. */
     for (int i = 0; ok && i < 3; i++) {
-        th_sleep_ms(700 + 300 * i);
+        th_sleep_ms(700 + 300 * i); /* by design: each crash at another point of a slot */
         th_server_stop(&s, true);
         ok = th_server_restart(&s) == 0;
     }
     if (ok) {
         th_server_stop(&s, false);
-        th_sleep_ms(6000);
+        th_sleep_ms(6000); /* by design: down for 6 slots, more than the 2 s catch-up window */
         ok = th_server_restart(&s) == 0;
     }
-    th_sleep_ms(1500);
+    /* The catch-up after the long stop: its fires, and the older slots counted as missed. */
+    bool caught_up = false;
+    if (ok)
+        TRY_WAIT_UNTIL(caught_up, caught_up_after_stop(&s, id), 20000,
+                       "a catch-up fire, 4 runs and 2 missed slots of 'cu'");
     long n = 0, created = 0, tasks = -1, missed = -1;
     bool dup = true;
     if (ok) {
@@ -399,13 +446,17 @@ static void test_two_nodes(void) {
                                 "\"allow_all\",\"task\":{\"type\":\"b\",\"queue\":\"2nq\"}}");
     char id[33] = "";
     if (r->status == 201) snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
-    th_sleep_ms(4500);
+    bool fired = false;
+    if (id[0])
+        TRY_WAIT_UNTIL(fired, fires_at_least(&b, id, 0, 3), 20000,
+                       "3 runs of 'both' between the two nodes");
     th_http(&b, "POST", "/v1/schedules/both/pause", NULL);
-    th_sleep_ms(300);
-    long n = 0, created = 0;
-    bool dup = true;
-    fires_of(&b, id, &n, &created, &dup);
-    long tasks = count_tasks(&a, "/v1/tasks?queue=2nq&limit=1000");
+    long n = 0, created = 0, tasks = -1;
+    bool dup = true, still;
+    TRY_WAIT_UNTIL(
+        still,
+        fires_and_tasks(&b, id, &a, "/v1/tasks?queue=2nq&limit=1000", &n, &created, &dup, &tasks),
+        10000, "the fires of 'both' to stand still once it is paused");
     th_server_free(&b);
     th_server_free(&a);
     CHECK(id[0]);

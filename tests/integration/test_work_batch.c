@@ -78,7 +78,9 @@ static void test_claim_many_waits(void) {
     struct waiter w = {0};
     pthread_t t;
     pthread_create(&t, NULL, claim_wait, &w);
-    th_sleep_ms(400);
+    bool parked;
+    TRY_WAIT_UNTIL(parked, th_metric(&srv, "taskmill_parked_claims") >= 1, 10000,
+                   "the claim of many to be parked");
     char *id = th_submit(&srv, "cw", "\"queue\":\"cwq\"");
     pthread_join(t, NULL);
     CHECK(id);

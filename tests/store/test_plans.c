@@ -559,7 +559,7 @@ static void test_time_ranges_list_the_right_rows(void) {
         memcpy(ids[i], op.task->id, ID_LEN + 1);
         at[i] = op.task->created_at;
         store_op_release(&op);
-        th_sleep_ms(3);
+        th_sleep_ms(3); /* by design: each task a created_at (ms) of its own */
     }
     /* created_before at[3]: the first three, newest first, paged by two */
     struct task_filter f = {.ns = "ranges", .created_before = at[3], .limit = 2};

@@ -58,14 +58,14 @@ static void test_events_past_their_age_go(void) {
     int64_t head = 0, pruned = 0;
     CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
     int64_t old_head = head;
-    th_sleep_ms(400);
+    th_sleep_ms(400); /* by design: the 50 events grow older than their 300 ms */
     /* every event of the 50 is past its age now: they go */
     CHECK(wait_pruned(s, old_head) >= old_head);
     /* and a fresh one stays */
     CHECK_INT(submit(s, "retage", 1), 0);
     CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
     int64_t fresh = head;
-    th_sleep_ms(100);
+    th_sleep_ms(100); /* by design: a window, shorter than its age, in which it must not go */
     CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
     CHECK(pruned < fresh);
     store_close(s);

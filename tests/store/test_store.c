@@ -250,15 +250,23 @@ static void *watch_thread(void *arg) {
     return NULL;
 }
 
+/* How many claims, or watches, the store holds parked now. */
+static uint64_t parked(struct store *s, bool watches) {
+    struct store_stats st;
+    store_get_stats(s, &st);
+    return watches ? st.parked_watches : st.parked_claims;
+}
+
 struct later {
     struct store *s;
-    int delay_ms;
     char id[ID_LEN + 1];
 };
 
+/* Creates a task once a claim is parked, to wake it. */
 static void *later_create(void *arg) {
     struct later *l = arg;
-    th_sleep_ms(l->delay_ms);
+    bool ok;
+    TRY_WAIT_UNTIL(ok, parked(l->s, false) >= 1, 10000, "the claim to be parked");
     create(l->s, new_task("n", "park", "x", 0), l->id);
     return NULL;
 }
@@ -266,7 +274,7 @@ static void *later_create(void *arg) {
 static void test_parked_claim_and_watch(void) {
     struct store *s = open_store(0);
     CHECK(s);
-    struct later l = {s, 200, ""};
+    struct later l = {s, ""};
     pthread_t th;
     pthread_create(&th, NULL, later_create, &l);
     char id[ID_LEN + 1], tok[ID_LEN + 1];
@@ -279,7 +287,8 @@ static void test_parked_claim_and_watch(void) {
     struct watch_run wr = {s, "", 2, -1, 0};
     memcpy(wr.id, id, sizeof wr.id);
     pthread_create(&th, NULL, watch_thread, &wr);
-    th_sleep_ms(200);
+    bool watching;
+    TRY_WAIT_UNTIL(watching, parked(s, true) >= 1, 10000, "the watch to be parked");
     CHECK_INT(wr.rc, -1); /* still parked */
     struct store_op hb;
     store_op_init(&hb, STORE_OP_HEARTBEAT);
