@@ -976,9 +976,10 @@ struct work_batch {
 /* Takes the claims of the inbox and starts their commands. */
 static void work_batch_take(struct work_batch *b, int64_t now) {
     pthread_mutex_lock(&work_inbox_lock);
-    json_t *in = work_inbox;
-    work_inbox = json_array();
+    json_t *in = json_array_size(work_inbox) ? work_inbox : NULL;
+    if (in) work_inbox = json_array();
     pthread_mutex_unlock(&work_inbox_lock);
+    if (!in) return;
     int bad = 0;
     bool started = false, failed = false;
     size_t i;
