@@ -2,17 +2,20 @@
  * cmd_work: `taskmill work --queue Q -- COMMAND ARGS...`, a worker that
  * runs any command for each task it claims.
  *
- * Each of --concurrency slots is a thread with its own libtaskmill client:
- * it claims a task (long-poll), starts COMMAND in a new process group with
- * the params on stdin and in TASKMILL_* variables, reads its stdout and
- * stderr without blocking, turns protocol lines (progress_line.h) into
- * heartbeats, keeps other lines as the log tail, and heartbeats on its own
- * every lease/3. Exit 0 completes the task; another status fails it. A
- * cancel in a heartbeat reply, or SIGINT/SIGTERM to the worker, sends
- * SIGTERM to the command's group and SIGKILL after --grace seconds; a
- * stopping worker releases its tasks. The main thread only waits for
- * signals; slots share nothing but atomics and the read-only config.
- * Messages go to stderr as `taskmill work: ...`.
+ * Each task claimed (long-poll) gets COMMAND started in a new process
+ * group with the params on stdin and in TASKMILL_* variables; its stdout
+ * and stderr are read without blocking, protocol lines (progress_line.h)
+ * become heartbeats, other lines the log tail, and a timer heartbeats
+ * every --heartbeat seconds whatever the output. Exit 0 completes the
+ * task; another status fails it. A cancel in a heartbeat reply, or
+ * SIGINT/SIGTERM to the worker, sends SIGTERM to the command's group and
+ * SIGKILL after --grace seconds; a stopping worker releases its tasks.
+ * With --concurrency 1 one thread does all of this with the one-task
+ * calls. With more, a claimer thread and a runner thread speak the batched
+ * protocol for every task at once ("Batched mode" below). The main thread
+ * only waits for signals; threads share atomics, the read-only config and
+ * (batched) the inbox under its lock. Messages go to stderr as
+ * `taskmill work: ...`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -197,6 +200,11 @@ struct work_run {
     bool exited;
     int status;
     int64_t exit_ms;
+
+    /* Batched mode: the run's end on its way to the server. */
+    bool start_failed;       /* the command could not start: the task is handed back */
+    int report_tries;        /* reports the server could not take */
+    int64_t report_after_ms; /* when to send it again */
 };
 
 static void work_run_log_line(struct work_run *r, const char *p, size_t n, bool forward) {
@@ -524,60 +532,75 @@ static int work_spawn(struct work_run *r, char **env) {
     return 0;
 }
 
+/* A stopping worker's SIGTERM to the command, and SIGKILL once the grace is over. */
+static void work_run_step(struct work_run *r, int64_t now) {
+    int stop = atomic_load(&work_stop);
+    if (stop && !r->term_ms && !r->exited) {
+        r->stopped_by_worker = true;
+        work_run_terminate(r, now);
+    }
+    if (r->term_ms && !r->killed && !r->exited &&
+        (now - r->term_ms >= r->cfg->grace_s * 1000LL || stop >= 2)) {
+        r->killed = true;
+        work_run_signal(r, SIGKILL);
+    }
+}
+
+/* Notes the command's exit, without waiting for it. */
+static void work_run_reap(struct work_run *r, int64_t now) {
+    if (!r->exited && waitpid(r->pid, &r->status, WNOHANG) == r->pid) {
+        r->exited = true;
+        r->exit_ms = now;
+    }
+}
+
+/* Whether the command has exited and its output is read (or has had its time). */
+static bool work_run_is_done(const struct work_run *r, int64_t now) {
+    return r->exited && ((r->out.fd < 0 && r->err.fd < 0) || now - r->exit_ms > WORK_DRAIN_MS);
+}
+
+/* Adds the run's open pipes to fds (room for 3); returns how many. */
+static int work_run_pollfds(const struct work_run *r, struct pollfd *fds) {
+    int n = 0;
+    if (r->out.fd >= 0) fds[n++] = (struct pollfd){r->out.fd, POLLIN, 0};
+    if (r->err.fd >= 0) fds[n++] = (struct pollfd){r->err.fd, POLLIN, 0};
+    if (r->in_fd >= 0) fds[n++] = (struct pollfd){r->in_fd, POLLOUT, 0};
+    return n;
+}
+
+/* Serves the pipes that poll found ready, fds as work_run_pollfds filled them. */
+static void work_run_io(struct work_run *r, const struct pollfd *fds, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!fds[i].revents) continue;
+        if (fds[i].fd == r->in_fd) {
+            ssize_t w = write(r->in_fd, r->in_data + r->in_off, r->in_len - r->in_off);
+            if (w > 0) r->in_off += (size_t)w;
+            if ((w < 0 && errno != EAGAIN && errno != EINTR) || r->in_off == r->in_len) {
+                close(r->in_fd);
+                r->in_fd = -1;
+            }
+        } else if (fds[i].fd == r->out.fd) {
+            work_stream_read(r, &r->out, true);
+        } else if (fds[i].fd == r->err.fd) {
+            work_stream_read(r, &r->err, false);
+        }
+    }
+}
+
 /* Runs the command until it exits (or was stopped) and its output is read. */
 static void work_run_loop(struct work_run *r) {
     for (;;) {
         int64_t now = work_now_ms();
-        int stop = atomic_load(&work_stop);
-        if (stop && !r->term_ms && !r->exited) {
-            r->stopped_by_worker = true;
-            work_run_terminate(r, now);
-        }
-        if (r->term_ms && !r->killed && !r->exited &&
-            (now - r->term_ms >= r->cfg->grace_s * 1000LL || stop >= 2)) {
-            r->killed = true;
-            work_run_signal(r, SIGKILL);
-        }
+        work_run_step(r, now);
         if (!r->lease_lost && !r->exited &&
             (now >= r->next_hb_ms || (r->dirty && now - r->last_hb_ms >= WORK_FLUSH_MS)))
             work_run_heartbeat(r, now);
-        if (!r->exited && waitpid(r->pid, &r->status, WNOHANG) == r->pid) {
-            r->exited = true;
-            r->exit_ms = now;
-        }
-        if (r->exited && ((r->out.fd < 0 && r->err.fd < 0) || now - r->exit_ms > WORK_DRAIN_MS))
-            break;
+        work_run_reap(r, now);
+        if (work_run_is_done(r, now)) break;
         struct pollfd fds[3];
-        struct work_stream *streams[3];
-        int nfds = 0;
-        if (r->out.fd >= 0) {
-            streams[nfds] = &r->out;
-            fds[nfds++] = (struct pollfd){r->out.fd, POLLIN, 0};
-        }
-        if (r->err.fd >= 0) {
-            streams[nfds] = &r->err;
-            fds[nfds++] = (struct pollfd){r->err.fd, POLLIN, 0};
-        }
-        int in_at = -1;
-        if (r->in_fd >= 0) {
-            in_at = nfds;
-            streams[nfds] = NULL;
-            fds[nfds++] = (struct pollfd){r->in_fd, POLLOUT, 0};
-        }
+        int nfds = work_run_pollfds(r, fds);
         if (poll(fds, (nfds_t)nfds, 100) <= 0) continue;
-        for (int i = 0; i < nfds; i++) {
-            if (!fds[i].revents) continue;
-            if (i == in_at) {
-                ssize_t w = write(r->in_fd, r->in_data + r->in_off, r->in_len - r->in_off);
-                if (w > 0) r->in_off += (size_t)w;
-                if ((w < 0 && errno != EAGAIN && errno != EINTR) || r->in_off == r->in_len) {
-                    close(r->in_fd);
-                    r->in_fd = -1;
-                }
-            } else {
-                work_stream_read(r, streams[i], streams[i] == &r->out);
-            }
-        }
+        work_run_io(r, fds, nfds);
     }
     if (!r->exited) {
         waitpid(r->pid, &r->status, 0);
@@ -585,45 +608,72 @@ static void work_run_loop(struct work_run *r) {
     }
 }
 
+/* How a run ends on the server. */
+enum work_outcome { WORK_RELEASE, WORK_COMPLETE, WORK_FAIL };
+
+/*
+ * What the end of a run reports: release for a task the worker gave up,
+ * complete for exit 0, else fail; for fail, the error (into error, n
+ * bytes; also set for the others) and whether a retry is allowed. *what
+ * names it for the log: released, completed, cancelled or failed.
+ */
+static enum work_outcome work_run_outcome(const struct work_run *r, char *error, size_t n,
+                                          bool *retryable, const char **what) {
+    const char *last = r->log_n ? r->log[r->log_n - 1] : NULL;
+    if (WIFEXITED(r->status))
+        snprintf(error, n, "command exited with status %d%s%s", WEXITSTATUS(r->status),
+                 last ? ": " : "", last ? last : "");
+    else
+        snprintf(error, n, "command killed by signal %d (SIG%s)", WTERMSIG(r->status),
+                 sigabbrev_np(WTERMSIG(r->status)) ? sigabbrev_np(WTERMSIG(r->status)) : "?");
+    bool ok = WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
+    *retryable = !(WIFEXITED(r->status) && WEXITSTATUS(r->status) == r->cfg->permanent_exit);
+    if (r->stopped_by_worker && !r->cancel_requested) {
+        *what = "released";
+        return WORK_RELEASE;
+    }
+    if (ok && !r->cancel_requested) {
+        *what = "completed";
+        return WORK_COMPLETE;
+    }
+    *what = r->cancel_requested ? "cancelled" : "failed";
+    return WORK_FAIL;
+}
+
+/* Logs a reported end: `task 'ID' completed (now 'completed')`. */
+static void work_run_log_end(const struct work_run *r, const char *what, const char *phase,
+                             const char *error) {
+    bool failed = strcmp(what, "failed") == 0;
+    work_log(r->cfg, "task '%s' %s (now '%s')%s%s", r->id, what, phase ? phase : "?",
+             failed ? ": " : "", failed ? error : "");
+}
+
 /* Sends the outcome, retrying while the server cannot be reached. */
 static void work_run_finish(struct work_run *r) {
     const struct work_config *cfg = r->cfg;
     if (r->lease_lost) return;
     char error[WORK_LOG_LINE_MAX + 128];
-    const char *last = r->log_n ? r->log[r->log_n - 1] : NULL;
-    if (WIFEXITED(r->status))
-        snprintf(error, sizeof error, "command exited with status %d%s%s", WEXITSTATUS(r->status),
-                 last ? ": " : "", last ? last : "");
-    else
-        snprintf(error, sizeof error, "command killed by signal %d (SIG%s)", WTERMSIG(r->status),
-                 sigabbrev_np(WTERMSIG(r->status)) ? sigabbrev_np(WTERMSIG(r->status)) : "?");
-    bool ok = WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
-    bool retryable = !(WIFEXITED(r->status) && WEXITSTATUS(r->status) == cfg->permanent_exit);
+    bool retryable;
+    const char *what;
+    enum work_outcome how = work_run_outcome(r, error, sizeof error, &retryable, &what);
     for (int attempt = 0;; attempt++) {
         struct tm_report rep;
         json_t *attrs, *out = NULL;
         work_run_report(r, &rep, &attrs);
         int rc;
-        const char *what;
-        if (r->stopped_by_worker && !r->cancel_requested) {
-            what = "released";
+        if (how == WORK_RELEASE) {
             rc = tm_release(r->c, r->id, r->token, &out);
-        } else if (ok && !r->cancel_requested) {
-            what = "completed";
+        } else if (how == WORK_COMPLETE) {
             rc = tm_complete(r->c, r->id, r->token, r->result, &rep, &out);
         } else {
             char msg[sizeof error + 32];
             snprintf(msg, sizeof msg, "%s%s", r->cancel_requested ? "cancelled: " : "", error);
-            what = r->cancel_requested ? "cancelled" : "failed";
             rc = tm_fail(r->c, r->id, r->token, msg, retryable, &rep, &out);
         }
         json_decref(attrs);
         if (rc == 0) {
             work_server_state(cfg, r->c, false);
-            const char *phase = json_string_value(json_object_get(out, "phase"));
-            work_log(cfg, "task '%s' %s (now '%s')%s%s", r->id, what, phase ? phase : "?",
-                     strcmp(what, "failed") == 0 ? ": " : "",
-                     strcmp(what, "failed") == 0 ? error : "");
+            work_run_log_end(r, what, json_string_value(json_object_get(out, "phase")), error);
             json_decref(out);
             return;
         }
@@ -653,36 +703,60 @@ static void work_run_release(struct work_run *r) {
     json_decref(r->result);
 }
 
+/* Sets up the run of a claimed task (not started yet) and says it was claimed. */
+static void work_run_init(struct work_run *r, const struct work_config *cfg, struct tm_client *c,
+                          const json_t *task, const char *token) {
+    *r = (struct work_run){.cfg = cfg, .c = c, .in_fd = -1, .out = {.fd = -1}, .err = {.fd = -1}};
+    snprintf(r->id, sizeof r->id, "%s", json_string_value(json_object_get(task, "id")));
+    snprintf(r->token, sizeof r->token, "%s", token);
+    r->items = json_array();
+    r->messages = json_array();
+    r->attributes = json_object();
+    const json_t *params = json_object_get(task, "params");
+    r->in_data = json_is_object(params) ? json_dumps(params, JSON_COMPACT | JSON_REAL_PRECISION(16))
+                                        : xstrdup("{}");
+    if (!r->in_data) r->in_data = xstrdup("{}");
+    r->in_len = strlen(r->in_data);
+    r->short_len = work_short_id_len(r->id);
+    work_log(cfg, "task '%s' claimed (type '%s', attempt %lld)", r->id,
+             json_string_value(json_object_get(task, "type")),
+             (long long)json_integer_value(json_object_get(task, "attempt")));
+}
+
+/*
+ * Starts the command of a run. Returns 0, or the errno of a command that
+ * could not be started, after saying so: that is the worker's fault, not
+ * the task's, so the caller hands the task back uncounted.
+ */
+static int work_run_start(struct work_run *r, const json_t *task) {
+    char **env = work_env(r->cfg, task, r->in_data);
+    int rc = work_spawn(r, env);
+    work_env_free(env);
+    if (rc)
+        fprintf(stderr, "taskmill work: cannot start '%s': %s; task '%s' handed back%s\n",
+                r->cfg->argv[0], strerror(rc), r->id, work_tty ? "\033[K" : "");
+    return rc;
+}
+
+/* The pause before claiming again after the nth command in a row could not start: 1 s, 2 s, 4 s
+ * ... at most 30 s: a command that cannot start now may later (a file being deployed), and
+ * meanwhile other workers take the tasks. */
+static int work_spawn_backoff_ms(int failures) {
+    int backoff = 1000 << (failures < 5 ? failures : 5);
+    return backoff > WORK_SPAWN_BACKOFF_MAX_MS ? WORK_SPAWN_BACKOFF_MAX_MS : backoff;
+}
+
 /*
  * Runs one claimed task from start to its reported end. Returns false when
- * the command could not be started: that is the worker's fault, not the
- * task's, so the task is released (no retry counted) for a worker that can
- * run it, and the caller backs off before claiming again.
+ * the command could not be started: the task is released (no retry
+ * counted) for a worker that can run it, and the caller backs off before
+ * claiming again.
  */
 static bool work_task(const struct work_config *cfg, struct tm_client *c, const json_t *task,
                       const char *token) {
-    struct work_run r = {.cfg = cfg, .c = c, .in_fd = -1, .out = {.fd = -1}, .err = {.fd = -1}};
-    snprintf(r.id, sizeof r.id, "%s", json_string_value(json_object_get(task, "id")));
-    snprintf(r.token, sizeof r.token, "%s", token);
-    r.items = json_array();
-    r.messages = json_array();
-    r.attributes = json_object();
-    const json_t *params = json_object_get(task, "params");
-    r.in_data = json_is_object(params) ? json_dumps(params, JSON_COMPACT | JSON_REAL_PRECISION(16))
-                                       : xstrdup("{}");
-    if (!r.in_data) r.in_data = xstrdup("{}");
-    r.in_len = strlen(r.in_data);
-    r.short_len = work_short_id_len(r.id);
-    work_log(cfg, "task '%s' claimed (type '%s', attempt %lld)", r.id,
-             json_string_value(json_object_get(task, "type")),
-             (long long)json_integer_value(json_object_get(task, "attempt")));
-    char **env = work_env(cfg, task, r.in_data);
-    int rc = work_spawn(&r, env);
-    work_env_free(env);
-    if (rc) {
-        /* Not the task's failure (it may run elsewhere): hand it back uncounted. */
-        fprintf(stderr, "taskmill work: cannot start '%s': %s; task '%s' handed back%s\n",
-                cfg->argv[0], strerror(rc), r.id, work_tty ? "\033[K" : "");
+    struct work_run r;
+    work_run_init(&r, cfg, c, task, token);
+    if (work_run_start(&r, task)) {
         if (tm_release(c, r.id, r.token, NULL))
             work_log(cfg, "task '%s': cannot hand it back: %s", r.id,
                      tm_client_last_error(c)->message);
@@ -704,6 +778,30 @@ static void work_pause_ms(int ms) {
         work_sleep_ms(ms - slept < 100 ? ms - slept : 100);
 }
 
+/*
+ * A claim failed (rc): returns true when the worker must stop (the server
+ * refuses this worker's claims for good), after saying so; otherwise says
+ * what went wrong (the first time) and pauses before the next try.
+ */
+static bool work_claim_failed(const struct work_config *cfg, struct tm_client *c, int rc,
+                              int *failures) {
+    if (rc == TM_CLIENT_EINVALID || rc == TM_CLIENT_EAUTH) {
+        fprintf(stderr, "taskmill work: cannot claim from queue '%s': %s\n", cfg->queue,
+                tm_client_last_error(c)->message);
+        atomic_store(&work_fatal, cli_exit_for(rc));
+        atomic_store(&work_stop, 1);
+        return true;
+    }
+    if (work_is_outage(rc))
+        work_server_state(cfg, c, true);
+    else if (*failures == 0)
+        work_log(cfg, "cannot claim from queue '%s': %s (retrying)", cfg->queue,
+                 tm_client_last_error(c)->message);
+    (*failures)++;
+    work_sleep_ms(*failures < 5 ? 200 * *failures : 1000);
+    return false;
+}
+
 static void *work_slot_main(void *arg) {
     const struct work_config *cfg = arg;
     struct tm_client *c = cli_client_new(cfg->server);
@@ -721,21 +819,8 @@ static void *work_slot_main(void *arg) {
         if (rc || !task) {
             if (cfg->max_tasks) atomic_fetch_sub(&work_started, 1);
         }
-        if (rc == TM_CLIENT_EINVALID || rc == TM_CLIENT_EAUTH) {
-            fprintf(stderr, "taskmill work: cannot claim from queue '%s': %s\n", cfg->queue,
-                    tm_client_last_error(c)->message);
-            atomic_store(&work_fatal, cli_exit_for(rc));
-            atomic_store(&work_stop, 1);
-            break;
-        }
         if (rc) {
-            if (work_is_outage(rc))
-                work_server_state(cfg, c, true);
-            else if (failures == 0)
-                work_log(cfg, "cannot claim from queue '%s': %s (retrying)", cfg->queue,
-                         tm_client_last_error(c)->message);
-            failures++;
-            work_sleep_ms(failures < 5 ? 200 * failures : 1000);
+            if (work_claim_failed(cfg, c, rc, &failures)) break;
             continue;
         }
         work_server_state(cfg, c, false);
@@ -747,16 +832,510 @@ static void *work_slot_main(void *arg) {
             spawn_failures = 0;
             continue;
         }
-        /* 1 s, 2 s, 4 s ... at most 30 s: a command that cannot start now may later
-         * (a file being deployed), and meanwhile other workers take the tasks. */
         if (cfg->max_tasks) atomic_fetch_sub(&work_started, 1);
-        int backoff = 1000 << (spawn_failures < 5 ? spawn_failures : 5);
-        if (backoff > WORK_SPAWN_BACKOFF_MAX_MS) backoff = WORK_SPAWN_BACKOFF_MAX_MS;
-        spawn_failures++;
+        int backoff = work_spawn_backoff_ms(spawn_failures++);
         work_log(cfg, "waiting %d s before claiming again", backoff / 1000);
         work_pause_ms(backoff);
     }
     tm_client_free(c);
+    atomic_fetch_sub(&work_running, 1);
+    return NULL;
+}
+
+/* ---- Batched mode: --concurrency N > 1 ---- */
+
+/*
+ * With more than one slot the worker speaks the batched protocol
+ * (docs/api.md section 7.8a) from two threads. The claimer long-polls
+ * POST /v1/queues/Q/claims for as many tasks as there are free slots and
+ * puts the claims in the inbox. The runner starts their commands, reads
+ * every command's output in one poll loop and speaks for all of them:
+ * each heartbeat tick is one request with an entry for every running
+ * lease (between ticks, output that changed goes out at most every
+ * WORK_FLUSH_MS, one request for all the runs it changed), and the runs
+ * that end in the same pass of its loop are reported in one request per
+ * verb, so no result waits for another. An entry's error touches only its
+ * own task. A slot is busy from its claim until its run is reported.
+ */
+#define WORK_CLAIM_MAX    100    /* the server's cap on one claim */
+#define WORK_BATCH_BYTES  262144 /* a larger batched request is split; the server takes 1 MiB */
+#define WORK_REPORT_TRIES 30     /* reports sent again, a second apart, while the server is away */
+
+static pthread_mutex_t work_inbox_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_slot_freed = PTHREAD_COND_INITIALIZER;
+static json_t *work_inbox;     /* claims the runner has not taken yet; under the lock */
+static int work_busy;          /* slots taken (claims in the inbox, runs not reported); locked */
+static bool work_claimer_done; /* under the lock */
+/* Under the lock: a claim request is out. The runner hands no task back meanwhile (a
+ * stopping worker, a command that cannot start), or that claim could take it again. */
+static bool work_claiming;
+static int work_wake[2] = {-1, -1};         /* a byte written to [1] wakes the runner's poll */
+static _Atomic int64_t work_claim_after_ms; /* no claim before then: a command could not start */
+
+static void work_wake_runner(void) {
+    if (write(work_wake[1], "", 1) < 0) {
+        /* The pipe is full: the runner has wake-ups waiting already. */
+    }
+}
+
+/* n slots are free again (their runs are reported): tells the claimer. */
+static void work_slots_free(int n) {
+    if (!n) return;
+    pthread_mutex_lock(&work_inbox_lock);
+    work_busy -= n;
+    pthread_cond_signal(&work_slot_freed);
+    pthread_mutex_unlock(&work_inbox_lock);
+}
+
+/* Claims as many tasks as there are free slots, one request at a time. */
+static void *work_claimer_main(void *arg) {
+    const struct work_config *cfg = arg;
+    struct tm_client *c = cli_client_new(cfg->server);
+    int failures = 0;
+    struct tm_claim_options o = {.worker = cfg->worker,
+                                 .types = cfg->types,
+                                 .ntypes = cfg->ntypes,
+                                 .lease_seconds = cfg->lease_s,
+                                 .wait_seconds = WORK_CLAIM_WAIT_S};
+    while (!atomic_load(&work_stop)) {
+        int64_t pause_ms = atomic_load(&work_claim_after_ms) - work_now_ms();
+        if (pause_ms > 0) {
+            work_pause_ms(pause_ms < 100 ? (int)pause_ms : 100);
+            continue;
+        }
+        pthread_mutex_lock(&work_inbox_lock);
+        /* Checked again under the lock, which the runner holds to see that no claim is out. */
+        if (atomic_load(&work_stop) || atomic_load(&work_claim_after_ms) > work_now_ms()) {
+            pthread_mutex_unlock(&work_inbox_lock);
+            continue;
+        }
+        int free_slots = cfg->concurrency - work_busy;
+        int left = cfg->max_tasks ? cfg->max_tasks - atomic_load(&work_started) : WORK_CLAIM_MAX;
+        if (free_slots <= 0 || left <= 0) {
+            /* --max-tasks is reached once no run can hand a task back uncounted. */
+            bool over = left <= 0 && work_busy == 0;
+            if (!over) {
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += 200 * 1000000L;
+                if (until.tv_nsec >= 1000000000L) {
+                    until.tv_sec++;
+                    until.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&work_slot_freed, &work_inbox_lock, &until);
+            }
+            pthread_mutex_unlock(&work_inbox_lock);
+            if (over) break;
+            continue;
+        }
+        work_claiming = true;
+        pthread_mutex_unlock(&work_inbox_lock);
+        int max = free_slots < left ? free_slots : left;
+        if (max > WORK_CLAIM_MAX) max = WORK_CLAIM_MAX;
+        json_t *claims = NULL;
+        int rc = tm_claim_many(c, cfg->queue, &o, max, &claims);
+        int n = (int)json_array_size(claims);
+        if (n) atomic_fetch_add(&work_started, n);
+        pthread_mutex_lock(&work_inbox_lock);
+        work_claiming = false;
+        if (n) {
+            json_array_extend(work_inbox, claims);
+            work_busy += n;
+        }
+        pthread_mutex_unlock(&work_inbox_lock);
+        json_decref(claims);
+        if (n) work_wake_runner();
+        if (rc) {
+            if (work_claim_failed(cfg, c, rc, &failures)) break;
+            continue;
+        }
+        work_server_state(cfg, c, false);
+        failures = 0;
+    }
+    pthread_mutex_lock(&work_inbox_lock);
+    work_claimer_done = true;
+    pthread_mutex_unlock(&work_inbox_lock);
+    work_wake_runner();
+    tm_client_free(c);
+    atomic_fetch_sub(&work_running, 1);
+    return NULL;
+}
+
+/* The runner's state. */
+struct work_batch {
+    const struct work_config *cfg;
+    struct tm_client *c;
+    struct work_run **runs; /* claimed and not yet reported, in claim order */
+    size_t nruns, cap;
+    int64_t next_tick_ms;  /* the next heartbeat of every running lease */
+    int64_t last_flush_ms; /* the last heartbeat request */
+    int spawn_failures;    /* commands in a row that could not start */
+    char why[512];         /* why the last batched request failed as a whole */
+};
+
+/* Takes the claims of the inbox and starts their commands. */
+static void work_batch_take(struct work_batch *b, int64_t now) {
+    pthread_mutex_lock(&work_inbox_lock);
+    json_t *in = json_array_size(work_inbox) ? work_inbox : NULL;
+    if (in) work_inbox = json_array();
+    pthread_mutex_unlock(&work_inbox_lock);
+    if (!in) return;
+    int bad = 0;
+    bool started = false, failed = false;
+    size_t i;
+    json_t *claim;
+    json_array_foreach(in, i, claim) {
+        const json_t *task = json_object_get(claim, "task");
+        const char *id = json_string_value(json_object_get(task, "id"));
+        const char *token = json_string_value(json_object_get(claim, "lease_token"));
+        if (!id || strlen(id) >= TM_ID_MAX || !token || strlen(token) >= TM_LEASE_TOKEN_MAX) {
+            work_log(b->cfg, "a claim without a task id or lease token; ignored");
+            bad++;
+            continue;
+        }
+        struct work_run *r = xmalloc(sizeof *r);
+        work_run_init(r, b->cfg, b->c, task, token);
+        if (atomic_load(&work_stop)) {
+            /* Claimed as the worker was stopping: handed back unstarted. */
+            r->exited = r->stopped_by_worker = true;
+        } else if (work_run_start(r, task)) {
+            r->exited = r->stopped_by_worker = r->start_failed = true;
+            if (b->cfg->max_tasks) atomic_fetch_sub(&work_started, 1);
+            failed = true;
+        } else {
+            r->last_hb_ms = now; /* the claim counts as the first heartbeat */
+            started = true;
+        }
+        if (b->nruns == b->cap) {
+            b->cap = b->cap ? 2 * b->cap : 16;
+            b->runs = xrealloc(b->runs, b->cap * sizeof *b->runs);
+        }
+        b->runs[b->nruns++] = r;
+    }
+    json_decref(in);
+    work_slots_free(bad);
+    if (failed) {
+        int backoff = work_spawn_backoff_ms(b->spawn_failures++);
+        atomic_store(&work_claim_after_ms, now + backoff);
+        work_log(b->cfg, "waiting %d s before claiming again", backoff / 1000);
+    } else if (started) {
+        b->spawn_failures = 0;
+    }
+}
+
+/* A run's entry in a batched call: its id, lease token and report (rep may be NULL). */
+static json_t *work_entry_new(const struct work_run *r, const struct tm_report *rep) {
+    json_t *e = json_object();
+    json_object_set_new(e, "id", json_string(r->id));
+    json_object_set_new(e, "lease_token", work_json_text(r->token, strlen(r->token)));
+    if (!rep) return e;
+    if (rep->has_ratio || rep->message || rep->has_counts) {
+        json_t *p = json_object();
+        if (rep->has_ratio) json_object_set_new(p, "ratio", json_real(rep->ratio));
+        if (rep->message)
+            json_object_set_new(p, "message", work_json_text(rep->message, strlen(rep->message)));
+        if (rep->has_counts) {
+            json_object_set_new(p, "processed", json_integer(rep->processed));
+            json_object_set_new(p, "processing", json_integer(rep->processing));
+            json_object_set_new(p, "pending", json_integer(rep->pending));
+        }
+        json_object_set_new(e, "progress", p);
+    }
+    /* Shared with the run, which does not change them until the reply. */
+    if (rep->items) json_object_set(e, "items", (json_t *)rep->items);
+    if (rep->messages) json_object_set(e, "messages", (json_t *)rep->messages);
+    if (rep->attributes) json_object_set(e, "attributes", (json_t *)rep->attributes);
+    return e;
+}
+
+/*
+ * One batched request of verb for n entries: sets results[i] to entry i's
+ * outcome (a new reference), or to NULL when the request failed as a
+ * whole. Returns 0 or that failure's code, with b->why saying it; says
+ * when the server goes away and comes back. A request the server finds too
+ * large is sent again in halves.
+ */
+static int work_batch_request(struct work_batch *b, const char *verb, json_t *const *entries,
+                              size_t n, json_t **results) {
+    json_t *arr = json_array(), *res = NULL;
+    for (size_t i = 0; i < n; i++)
+        json_array_append(arr, entries[i]);
+    int rc = tm_work_batch(b->c, verb, arr, &res);
+    json_decref(arr);
+    if (rc == TM_CLIENT_ETOOLARGE && n > 1) {
+        int first = work_batch_request(b, verb, entries, n / 2, results);
+        int second = work_batch_request(b, verb, entries + n / 2, n - n / 2, results + n / 2);
+        return second ? second : first;
+    }
+    if (rc == 0 && json_array_size(res) != n) {
+        snprintf(b->why, sizeof b->why, "the server answered %zu results for %zu entries",
+                 json_array_size(res), n);
+        rc = TM_CLIENT_EPROTOCOL;
+    } else if (rc) {
+        snprintf(b->why, sizeof b->why, "%s", tm_client_last_error(b->c)->message);
+    }
+    for (size_t i = 0; i < n; i++)
+        results[i] = rc ? NULL : json_incref(json_array_get(res, i));
+    json_decref(res);
+    work_server_state(b->cfg, b->c, work_is_outage(rc));
+    return rc;
+}
+
+/*
+ * Sends n entries as verb's batched calls, no request larger than
+ * WORK_BATCH_BYTES unless one entry is; results as work_batch_request
+ * sets them. Returns 0, or the code of the last request that failed as a
+ * whole.
+ */
+static int work_batch_send(struct work_batch *b, const char *verb, json_t *const *entries, size_t n,
+                           json_t **results) {
+    int last = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i, bytes = 0;
+        while (j < n && j - i < 1000) {
+            size_t sz = json_dumpb(entries[j], NULL, 0, JSON_COMPACT | JSON_REAL_PRECISION(16));
+            if (j > i && bytes + sz > WORK_BATCH_BYTES) break;
+            bytes += sz;
+            j++;
+        }
+        int rc = work_batch_request(b, verb, entries + i, j - i, results + i);
+        if (rc) last = rc;
+        i = j;
+    }
+    return last;
+}
+
+/* An entry's error code as the one-task call's return code would be. */
+static int work_entry_code(const json_t *result) {
+    const char *slug = json_string_value(json_object_get(json_object_get(result, "error"), "code"));
+    if (!slug) return 0;
+    if (strcmp(slug, "lease_mismatch") == 0) return TM_CLIENT_ELEASE;
+    if (strcmp(slug, "conflict") == 0) return TM_CLIENT_ECONFLICT;
+    if (strcmp(slug, "not_found") == 0) return TM_CLIENT_ENOTFOUND;
+    if (strcmp(slug, "internal") == 0 || strcmp(slug, "unavailable") == 0) return TM_CLIENT_ESERVER;
+    return TM_CLIENT_EINVALID;
+}
+
+static const char *work_entry_message(const json_t *result) {
+    const char *m = json_string_value(json_object_get(json_object_get(result, "error"), "message"));
+    return m ? m : "?";
+}
+
+/*
+ * One heartbeat request: for every running lease at a tick (tick true),
+ * else for the runs with output not yet reported. A lost lease stops that
+ * run's command; a cancel asked stops it too.
+ */
+static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
+    const struct work_config *cfg = b->cfg;
+    json_t **entries = xcalloc(b->nruns + 1, sizeof *entries);
+    json_t **results = xcalloc(b->nruns + 1, sizeof *results);
+    struct work_run **sent = xcalloc(b->nruns + 1, sizeof *sent);
+    size_t n = 0;
+    for (size_t i = 0; i < b->nruns; i++) {
+        struct work_run *r = b->runs[i];
+        if (r->lease_lost || r->exited || (!tick && !r->dirty)) continue;
+        struct tm_report rep;
+        json_t *attrs;
+        work_run_report(r, &rep, &attrs);
+        entries[n] = work_entry_new(r, &rep);
+        json_decref(attrs);
+        sent[n++] = r;
+    }
+    b->last_flush_ms = now;
+    if (tick) b->next_tick_ms = now + cfg->heartbeat_ms;
+    int rc = n ? work_batch_send(b, "heartbeat", entries, n, results) : 0;
+    bool again_soon = rc != 0;
+    for (size_t i = 0; i < n; i++) {
+        struct work_run *r = sent[i];
+        const json_t *res = results[i];
+        r->last_hb_ms = now;
+        int code = res ? work_entry_code(res) : 0;
+        if (!res) {
+            /* The whole request failed: said below. */
+        } else if (code == TM_CLIENT_ELEASE || code == TM_CLIENT_ENOTFOUND ||
+                   code == TM_CLIENT_ECONFLICT) {
+            r->lease_lost = true;
+            work_log(cfg, "task '%s': lease lost (%s); stopping the command", r->id,
+                     work_entry_message(res));
+            work_run_terminate(r, now);
+        } else if (code) {
+            work_log(cfg, "task '%s': heartbeat refused: %s", r->id, work_entry_message(res));
+            again_soon = true;
+        } else {
+            work_run_reported(r);
+            if (json_is_true(json_object_get(res, "cancel_requested")) && !r->cancel_requested) {
+                r->cancel_requested = true;
+                work_log(cfg, "task '%s': cancel requested; stopping the command", r->id);
+                work_run_terminate(r, now);
+            }
+        }
+        json_decref(results[i]);
+        json_decref(entries[i]);
+    }
+    if (rc && !work_is_outage(rc)) work_log(cfg, "heartbeat refused: %s", b->why);
+    if (again_soon && b->next_tick_ms > now + 1000) b->next_tick_ms = now + 1000;
+    free(entries);
+    free(results);
+    free(sent);
+}
+
+/* The entry that reports how a run ended (its outcome `how`, error and retryable as set). */
+static json_t *work_end_entry(struct work_run *r, enum work_outcome how, const char *error,
+                              bool retryable) {
+    if (how == WORK_RELEASE) return work_entry_new(r, NULL);
+    struct tm_report rep;
+    json_t *attrs;
+    work_run_report(r, &rep, &attrs);
+    json_t *e = work_entry_new(r, &rep);
+    json_decref(attrs);
+    if (how == WORK_COMPLETE) {
+        if (r->result) json_object_set(e, "result", r->result);
+    } else {
+        char msg[WORK_LOG_LINE_MAX + 160];
+        snprintf(msg, sizeof msg, "%s%s", r->cancel_requested ? "cancelled: " : "", error);
+        json_object_set_new(e, "error", work_json_text(msg, strlen(msg)));
+        json_object_set_new(e, "retryable", json_boolean(retryable));
+    }
+    return e;
+}
+
+/*
+ * Reports the ends of the runs that are over, one request per verb, and
+ * forgets the runs reported, given up, or whose lease was lost. Tasks the
+ * worker hands back wait while a claim is out (see work_claiming). A
+ * report the server could not take is sent again a second later, up to
+ * WORK_REPORT_TRIES times (not once the worker is told to kill).
+ */
+static void work_batch_report(struct work_batch *b, int64_t now) {
+    static const char *const verbs[] = {"release", "complete", "fail"};
+    const struct work_config *cfg = b->cfg;
+    json_t **entries = xcalloc(b->nruns + 1, sizeof *entries);
+    json_t **results = xcalloc(b->nruns + 1, sizeof *results);
+    size_t *sent = xcalloc(b->nruns + 1, sizeof *sent); /* entry i is runs[sent[i]]'s */
+    bool *gone = xcalloc(b->nruns + 1, sizeof *gone);
+    char error[WORK_LOG_LINE_MAX + 128];
+    pthread_mutex_lock(&work_inbox_lock);
+    bool may_release = !work_claiming;
+    pthread_mutex_unlock(&work_inbox_lock);
+    for (int how = may_release ? WORK_RELEASE : WORK_COMPLETE; how <= WORK_FAIL; how++) {
+        size_t n = 0;
+        for (size_t i = 0; i < b->nruns; i++) {
+            struct work_run *r = b->runs[i];
+            if (!work_run_is_done(r, now) || r->lease_lost || r->report_after_ms > now) continue;
+            bool retryable;
+            const char *what;
+            if ((int)work_run_outcome(r, error, sizeof error, &retryable, &what) != how) continue;
+            entries[n] = work_end_entry(r, (enum work_outcome)how, error, retryable);
+            sent[n++] = i;
+        }
+        if (!n) continue;
+        int rc = work_batch_send(b, verbs[how], entries, n, results);
+        for (size_t i = 0; i < n; i++) {
+            struct work_run *r = b->runs[sent[i]];
+            const json_t *res = results[i];
+            bool retryable;
+            const char *what;
+            work_run_outcome(r, error, sizeof error, &retryable, &what);
+            int code = res ? work_entry_code(res) : rc;
+            const char *why = res ? work_entry_message(res) : b->why;
+            bool done = true;
+            if (code == 0) {
+                if (!r->start_failed)
+                    work_run_log_end(r, what, json_string_value(json_object_get(res, "phase")),
+                                     error);
+            } else if (work_is_outage(code) && ++r->report_tries < WORK_REPORT_TRIES &&
+                       atomic_load(&work_stop) < 2) {
+                r->report_after_ms = now + 1000;
+                done = false;
+            } else if (r->start_failed) {
+                work_log(cfg, "task '%s': cannot hand it back: %s", r->id, why);
+            } else {
+                work_log(cfg, "task '%s': cannot report it %s: %s", r->id, what, why);
+            }
+            gone[sent[i]] = done;
+            json_decref(results[i]);
+            json_decref(entries[i]);
+        }
+    }
+    /* A run whose lease was lost reports nothing: it ends with its command. */
+    size_t kept = 0;
+    int freed = 0;
+    for (size_t i = 0; i < b->nruns; i++) {
+        struct work_run *r = b->runs[i];
+        if (gone[i] || (r->lease_lost && work_run_is_done(r, now))) {
+            work_run_release(r);
+            free(r);
+            freed++;
+        } else {
+            b->runs[kept++] = r;
+        }
+    }
+    b->nruns = kept;
+    work_slots_free(freed);
+    free(entries);
+    free(results);
+    free(sent);
+    free(gone);
+}
+
+/* Runs every claimed task's command and speaks for all of them. */
+static void *work_runner_main(void *arg) {
+    const struct work_config *cfg = arg;
+    struct work_batch b = {.cfg = cfg, .c = cli_client_new(cfg->server)};
+    struct pollfd *fds = NULL;
+    int *at = NULL; /* runs[i]'s pipes are fds[at[i]] to fds[at[i + 1] - 1] */
+    size_t fds_cap = 0;
+    for (;;) {
+        int64_t now = work_now_ms();
+        work_batch_take(&b, now);
+        bool live = false, dirty = false;
+        for (size_t i = 0; i < b.nruns; i++) {
+            struct work_run *r = b.runs[i];
+            work_run_step(r, now);
+            if (r->lease_lost || r->exited) continue;
+            live = true;
+            dirty = dirty || r->dirty;
+        }
+        if (!live)
+            b.next_tick_ms = now + cfg->heartbeat_ms; /* the next claim is its first heartbeat */
+        else if (now >= b.next_tick_ms)
+            work_batch_heartbeat(&b, now, true);
+        else if (dirty && now - b.last_flush_ms >= WORK_FLUSH_MS)
+            work_batch_heartbeat(&b, now, false);
+        for (size_t i = 0; i < b.nruns; i++)
+            work_run_reap(b.runs[i], now);
+        work_batch_report(&b, now);
+        pthread_mutex_lock(&work_inbox_lock);
+        bool over = work_claimer_done && json_array_size(work_inbox) == 0;
+        pthread_mutex_unlock(&work_inbox_lock);
+        if (over && b.nruns == 0) break;
+        if (fds_cap < 3 * b.nruns + 1) {
+            fds_cap = 3 * b.nruns + 1;
+            fds = xrealloc(fds, fds_cap * sizeof *fds);
+            at = xrealloc(at, (fds_cap + 1) * sizeof *at);
+        }
+        fds[0] = (struct pollfd){work_wake[0], POLLIN, 0};
+        int nfds = 1;
+        for (size_t i = 0; i < b.nruns; i++) {
+            at[i] = nfds;
+            nfds += work_run_pollfds(b.runs[i], fds + nfds);
+        }
+        at[b.nruns] = nfds;
+        if (poll(fds, (nfds_t)nfds, 100) <= 0) continue;
+        if (fds[0].revents) {
+            char drain[64];
+            while (read(work_wake[0], drain, sizeof drain) > 0) {
+            }
+        }
+        /* Each run's pipes follow the wake pipe, in the order of runs. */
+        for (size_t i = 0; i < b.nruns; i++)
+            work_run_io(b.runs[i], fds + at[i], at[i + 1] - at[i]);
+    }
+    free(fds);
+    free(at);
+    free(b.runs);
+    tm_client_free(b.c);
     atomic_fetch_sub(&work_running, 1);
     return NULL;
 }
@@ -772,7 +1351,8 @@ static void work_usage(FILE *f) {
             "  on its standard output (docs/cli.md). Exit 0 completes the task, exit N\n"
             "  (--permanent-exit-code, default 3) fails it for good, other exits fail it\n"
             "  for a retry.\n"
-            "  --concurrency N   tasks run at once (default 1)\n"
+            "  --concurrency N   tasks run at once (default 1); above 1, each claim,\n"
+            "                    heartbeat and report is one request for all of them\n"
             "  --lease S         lease seconds (default 60)\n"
             "  --heartbeat S     seconds between heartbeats, output or not (default 2, at\n"
             "                    most lease/3): a cancel reaches the command that soon\n"
@@ -955,11 +1535,23 @@ int cmd_work(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     atomic_store(&work_stop, 0);
-    atomic_store(&work_running, cfg.concurrency);
-    pthread_t *th = xcalloc((size_t)cfg.concurrency, sizeof *th);
-    for (int i = 0; i < cfg.concurrency; i++) {
-        if (pthread_create(&th[i], NULL, work_slot_main, &cfg)) {
-            fprintf(stderr, "taskmill work: cannot start slot %d\n", i);
+    /* One slot: one thread and the one-task calls. More: the runner and the claimer. */
+    int nthreads = cfg.concurrency > 1 ? 2 : 1;
+    if (nthreads == 2) {
+        work_inbox = json_array();
+        if (pipe2(work_wake, O_NONBLOCK | O_CLOEXEC)) {
+            fprintf(stderr, "taskmill work: cannot make a pipe: %s\n", strerror(errno));
+            abort();
+        }
+    }
+    atomic_store(&work_running, nthreads);
+    pthread_t th[2];
+    for (int i = 0; i < nthreads; i++) {
+        void *(*fn)(void *) = nthreads == 1 ? work_slot_main
+                              : i == 0      ? work_runner_main
+                                            : work_claimer_main;
+        if (pthread_create(&th[i], NULL, fn, &cfg)) {
+            fprintf(stderr, "taskmill work: cannot start thread %d\n", i);
             abort();
         }
     }
@@ -975,8 +1567,12 @@ int cmd_work(int argc, char **argv) {
                                       : "killing the commands");
         }
     }
-    for (int i = 0; i < cfg.concurrency; i++)
+    for (int i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);
-    free(th);
+    if (nthreads == 2) {
+        json_decref(work_inbox);
+        close(work_wake[0]);
+        close(work_wake[1]);
+    }
     return atomic_load(&work_fatal);
 }

@@ -7,8 +7,12 @@
  * by heartbeats; a SIGKILLed worker's lease expires and another worker
  * finishes the task.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "cli_run.h"
 #include "harness.h"
@@ -312,6 +316,542 @@ static void test_example_script(void) {
     free(id);
 }
 
+/* ---- --concurrency N > 1: the batched protocol ---- */
+
+/*
+ * A relay between a worker and the server that keeps a copy of the bytes
+ * of each connection, what the worker sent (PREFIX.up.K) and what it got
+ * (PREFIX.down.K), so a test sees the very requests the worker made. A
+ * child process with one poll loop; it ends when the test process does.
+ */
+struct relay {
+    pid_t pid;
+    int port;
+    struct th_server via; /* srv with the relay's URL, for cli_spawn */
+    char prefix[400];
+};
+
+static void relay_serve(int lfd, int server_port, const char *prefix, pid_t parent) {
+    struct {
+        int fd[2], log[2]; /* [0] the worker's side, [1] the server's */
+    } c[64];
+    int n = 0, accepted = 0;
+    for (;;) {
+        if (getppid() != parent) _exit(0);
+        struct pollfd p[1 + 2 * 64];
+        p[0] = (struct pollfd){lfd, POLLIN, 0};
+        for (int i = 0; i < n; i++) {
+            p[1 + 2 * i] = (struct pollfd){c[i].fd[0], POLLIN, 0};
+            p[2 + 2 * i] = (struct pollfd){c[i].fd[1], POLLIN, 0};
+        }
+        if (poll(p, (nfds_t)(1 + 2 * n), 500) <= 0) continue;
+        int polled = n;
+        for (int i = 0; i < polled; i++) {
+            for (int side = 0; side < 2 && c[i].fd[0] >= 0; side++) {
+                if (!p[1 + 2 * i + side].revents) continue;
+                char buf[65536];
+                ssize_t got = read(c[i].fd[side], buf, sizeof buf);
+                bool ok = got > 0 && write(c[i].log[side], buf, (size_t)got) == got;
+                for (ssize_t off = 0; ok && off < got;) {
+                    ssize_t w = write(c[i].fd[!side], buf + off, (size_t)(got - off));
+                    ok = w > 0;
+                    off += w;
+                }
+                if (!ok) {
+                    for (int k = 0; k < 2; k++) {
+                        close(c[i].fd[k]);
+                        close(c[i].log[k]);
+                    }
+                    c[i].fd[0] = -1;
+                }
+            }
+        }
+        int kept = 0;
+        for (int i = 0; i < n; i++)
+            if (c[i].fd[0] >= 0) c[kept++] = c[i];
+        n = kept;
+        if (p[0].revents && n < 64) {
+            int a = accept(lfd, NULL, NULL);
+            int b = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in sa = {.sin_family = AF_INET,
+                                     .sin_port = htons((uint16_t)server_port),
+                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+            if (a < 0 || b < 0 || connect(b, (struct sockaddr *)&sa, sizeof sa)) {
+                close(a);
+                close(b);
+                continue;
+            }
+            char path[460];
+            snprintf(path, sizeof path, "%s.up.%d", prefix, accepted);
+            c[n].log[0] = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            snprintf(path, sizeof path, "%s.down.%d", prefix, accepted++);
+            c[n].log[1] = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            c[n].fd[0] = a;
+            c[n].fd[1] = b;
+            n++;
+        }
+    }
+}
+
+/* Starts a relay to srv on `port` (0: any free one); files under srv.dir named after tag. */
+static int relay_start(struct relay *rl, const char *tag, int port) {
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 16) ||
+        getsockname(lfd, (struct sockaddr *)&a, &len)) {
+        if (lfd >= 0) close(lfd);
+        return -1;
+    }
+    rl->port = ntohs(a.sin_port);
+    rl->via = srv;
+    snprintf(rl->via.url, sizeof rl->via.url, "http://127.0.0.1:%d", rl->port);
+    snprintf(rl->prefix, sizeof rl->prefix, "%s/%s", srv.dir, tag);
+    const char *colon = strrchr(srv.url, ':');
+    int server_port = colon ? atoi(colon + 1) : 0;
+    pid_t parent = getpid();
+    fflush(stdout);
+    rl->pid = fork();
+    if (rl->pid == 0) {
+        relay_serve(lfd, server_port, rl->prefix, parent);
+        _exit(0);
+    }
+    close(lfd);
+    return rl->pid > 0 ? 0 : -1;
+}
+
+static void relay_stop(struct relay *rl) {
+    if (rl->pid <= 0) return;
+    kill(rl->pid, SIGKILL);
+    waitpid(rl->pid, NULL, 0);
+    rl->pid = 0;
+}
+
+/* What went through the relay one way ("up" or "down"), connection after connection. */
+static char *relay_text(const struct relay *rl, const char *way) {
+    char *all = strdup("");
+    for (int k = 0;; k++) {
+        char path[460];
+        snprintf(path, sizeof path, "%s.%s.%d", rl->prefix, way, k);
+        if (access(path, F_OK)) break;
+        char *s = cli_slurp(path);
+        size_t n = strlen(all);
+        all = realloc(all, n + strlen(s) + 1);
+        strcpy(all + n, s);
+        free(s);
+    }
+    return all;
+}
+
+/*
+ * The messages in text that start with `start` (a request line, or a
+ * status line): how many there are (*count), and the most and the sum of
+ * `needle` one of them holds, up to the next request or status line.
+ */
+static int relay_most(const char *text, const char *start, const char *needle, int *count,
+                      int *sum) {
+    int most = 0;
+    *count = *sum = 0;
+    for (const char *p = strstr(text, start); p; p = strstr(p + 1, start)) {
+        const char *end = strstr(p + 1, "POST /"), *status = strstr(p + 1, "HTTP/1.1 ");
+        if (status && strncmp(start, "HTTP/1.1", 8) == 0 && (!end || status < end)) end = status;
+        int k = 0;
+        for (const char *q = strstr(p, needle); q && (!end || q < end); q = strstr(q + 1, needle))
+            k++;
+        (*count)++;
+        *sum += k;
+        if (k > most) most = k;
+    }
+    return most;
+}
+
+/* Ends a worker that a failed check leaves behind, its commands with it. */
+static void worker_end(pid_t w) {
+    kill(w, SIGTERM);
+    if (cli_wait(w, 15000) == -1) {
+        kill(w, SIGKILL);
+        cli_wait(w, 5000);
+    }
+}
+
+/* Waits up to ms for a heartbeat request through rl with `entries` entries. */
+static bool relay_wait_heartbeat(const struct relay *rl, int entries, int ms) {
+    for (int waited = 0; waited <= ms; waited += 50) {
+        char *up = relay_text(rl, "up");
+        int count, sum;
+        int most = relay_most(up, "POST /v1/work/heartbeat ", "\"lease_token\"", &count, &sum);
+        free(up);
+        if (most >= entries) return true;
+        th_sleep_ms(50);
+    }
+    return false;
+}
+
+/* Whether srv.dir holds a file named PREFIX-ID. */
+static bool task_file(const char *prefix, const char *id) {
+    char name[200];
+    snprintf(name, sizeof name, "%s-%s", prefix, id);
+    return file_exists(name);
+}
+
+static void test_batched_concurrency(void) {
+    char *ids[8];
+    for (int i = 0; i < 8; i++) {
+        char extra[100];
+        snprintf(extra, sizeof extra, "\"queue\":\"batchq\",\"params\":{\"n\":%d}", i);
+        ids[i] = th_submit(&srv, "many", extra);
+    }
+    struct relay rl;
+    CHECK(relay_start(&rl, "batch", 0) == 0);
+    /* Each command holds its slot until the test lets it go: the 4 run together. */
+    char script[800];
+    snprintf(script, sizeof script,
+             "echo 'progress 0.5 half'; echo \"result {\\\"n\\\":$TASKMILL_PARAM_N}\"; "
+             "i=0; while [ ! -e %s/batch-go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); "
+             "done; if [ \"$TASKMILL_PARAM_N\" = 7 ]; then echo 'bad input'; exit 3; fi; exit 0",
+             srv.dir);
+    pid_t w = cli_spawn(&rl.via, worker_log("batch"), "work", "--queue", "batchq", "--concurrency",
+                        "4", "--heartbeat", "0.2", "--max-tasks", "8", "--", "sh", "-c", script);
+    /* One heartbeat request carries the leases of all 4 running tasks. */
+    bool four = relay_wait_heartbeat(&rl, 4, 15000);
+    struct th_resp *r = th_http(&srv, "GET", "/v1/tasks?queue=batchq&phase=running", NULL);
+    size_t running = json_array_size(th_get(r->json, "tasks"));
+    r = th_http(&srv, "GET", "/v1/tasks?queue=batchq&phase=pending", NULL);
+    size_t pending = json_array_size(th_get(r->json, "tasks"));
+    if (!four || running != 4 || pending != 4) {
+        show_log("batch");
+        worker_end(w);
+        relay_stop(&rl);
+    }
+    CHECK(four);
+    CHECK_INT(running, 4);
+    CHECK_INT(pending, 4);
+    char go[460];
+    snprintf(go, sizeof go, "%s/batch-go", srv.dir);
+    FILE *f = fopen(go, "w");
+    CHECK(f != NULL);
+    fclose(f);
+    int rc = cli_wait(w, 30000);
+    if (rc != 0) {
+        show_log("batch");
+        worker_end(w);
+    }
+    relay_stop(&rl);
+    CHECK_INT(rc, 0);
+    for (int i = 0; i < 8; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/tasks/%s", ids[i]);
+        r = th_http(&srv, "GET", path, NULL);
+        if (i == 7) {
+            CHECK_STR(th_str(r->json, "phase"), "failed");
+            CHECK_STR(th_str(r->json, "error"), "command exited with status 3: bad input");
+        } else {
+            CHECK_STR(th_str(r->json, "phase"), "completed");
+            CHECK_INT(th_int(r->json, "result.n"), i);
+        }
+        CHECK_STR(th_str(r->json, "progress.message"), "half");
+        free(ids[i]);
+    }
+    /* What the worker asked: batched claims, heartbeats and ends, no one-task call. */
+    char *up = relay_text(&rl, "up"), *down = relay_text(&rl, "down");
+    int one_task =
+        cli_count(up, "POST /v1/tasks/") + cli_count(up, "POST /v1/queues/batchq/claim ");
+    int claims, asked4, replies, tokens, completes, completed, fails, failed;
+    relay_most(up, "POST /v1/queues/batchq/claims ", "\"max\":4", &claims, &asked4);
+    /* One claim brought 4 tasks, each with its own lease token. */
+    int most_claimed = relay_most(down, "HTTP/1.1 200", "\"lease_token\"", &replies, &tokens);
+    relay_most(up, "POST /v1/work/complete ", "\"lease_token\"", &completes, &completed);
+    relay_most(up, "POST /v1/work/fail ", "\"lease_token\"", &fails, &failed);
+    free(up);
+    free(down);
+    CHECK_INT(one_task, 0);
+    CHECK(claims >= 2 && asked4 >= 1); /* 8 tasks through 4 slots; the first claim asked for 4 */
+    CHECK_INT(most_claimed, 4);
+    CHECK_INT(completed, 7);
+    CHECK(completes >= 1 && completes <= 7);
+    CHECK_INT(failed, 1);
+}
+
+/* Creates srv.dir/NAME, which the commands of these tests wait for. */
+static bool let_go(const char *name) {
+    char path[460];
+    snprintf(path, sizeof path, "%s/%s", srv.dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* A command that says it is ready, notes a SIGTERM, and ends 0 when NAME-go exists. */
+static void waiting_script(char *out, size_t n, const char *name) {
+    snprintf(out, n,
+             "trap 'touch %s/%s-term-$TASKMILL_TASK_ID; exit 143' TERM; "
+             "touch %s/%s-ready-$TASKMILL_TASK_ID; "
+             "i=0; while [ ! -e %s/%s-go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; "
+             "exit 0",
+             srv.dir, name, srv.dir, name, srv.dir, name);
+}
+
+/* Waits up to ms for every task's command to have written PREFIX-ID. */
+static bool tasks_files(const char *prefix, char **ids, int n, int ms) {
+    for (int waited = 0; waited <= ms; waited += 50) {
+        int have = 0;
+        for (int i = 0; i < n; i++)
+            have += task_file(prefix, ids[i]);
+        if (have == n) return true;
+        th_sleep_ms(50);
+    }
+    return false;
+}
+
+static void test_batched_lost_lease_and_cancel(void) {
+    char *ids[4];
+    for (int i = 0; i < 4; i++)
+        ids[i] = th_submit(&srv, "held", "\"queue\":\"lostq\"");
+    struct relay rl;
+    CHECK(relay_start(&rl, "lost", 0) == 0);
+    char script[800];
+    waiting_script(script, sizeof script, "lost");
+    pid_t w = cli_spawn(&rl.via, worker_log("lost"), "work", "--queue", "lostq", "--concurrency",
+                        "4", "--lease", "6", "--heartbeat", "0.2", "--max-tasks", "4", "--", "sh",
+                        "-c", script);
+    bool ready = tasks_files("lost-ready", ids, 4, 15000) && relay_wait_heartbeat(&rl, 4, 15000);
+    /* Task 0's lease goes to another worker: released with the token the worker was
+     * given (read from the relay), then claimed by "thief". Task 1 is cancelled. */
+    char *down = relay_text(&rl, "down");
+    char needle[80], token[65] = "";
+    snprintf(needle, sizeof needle, "\"id\":\"%s\"", ids[0]);
+    const char *at = strstr(down, needle);
+    at = at ? strstr(at, "\"lease_token\":\"") : NULL;
+    if (at) sscanf(at + strlen("\"lease_token\":\""), "%64[0-9a-f]", token);
+    free(down);
+    char path[200];
+    snprintf(path, sizeof path, "/v1/tasks/%s/release", ids[0]);
+    long released = th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", token)->status;
+    char got[33], thief_token[33];
+    long claimed =
+        th_claim(&srv, "lostq", "{\"worker\":\"thief\",\"lease_seconds\":60}", got, thief_token);
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", ids[1]);
+    long cancelled = th_http(&srv, "POST", path, NULL)->status;
+    bool stopped = tasks_files("lost-term", ids, 2, 15000);
+    bool ok = ready && token[0] && released == 200 && claimed == 200 && strcmp(got, ids[0]) == 0 &&
+              cancelled == 200 && stopped;
+    if (!ok) {
+        show_log("lost");
+        worker_end(w);
+        relay_stop(&rl);
+    }
+    CHECK(ready);
+    CHECK(token[0]);
+    CHECK_INT(released, 200);
+    CHECK_INT(claimed, 200);
+    CHECK_STR(got, ids[0]);
+    CHECK_INT(cancelled, 200);
+    CHECK(stopped);
+    /* The two others run on, untouched. */
+    bool others = !task_file("lost-term", ids[2]) && !task_file("lost-term", ids[3]) &&
+                  strcmp(th_phase(&srv, ids[2]), "running") == 0 &&
+                  strcmp(th_phase(&srv, ids[3]), "running") == 0;
+    bool go = let_go("lost-go");
+    int rc = cli_wait(w, 30000);
+    if (rc != 0 || !others) {
+        show_log("lost");
+        worker_end(w);
+    }
+    relay_stop(&rl);
+    CHECK(others);
+    CHECK(go);
+    CHECK_INT(rc, 0);
+    CHECK(cli_wait_phase(&srv, ids[1], "cancelled", 10000));
+    CHECK_STR(th_phase(&srv, ids[2]), "completed");
+    CHECK_STR(th_phase(&srv, ids[3]), "completed");
+    /* Task 0 is the thief's still: the worker reported nothing more for it. */
+    snprintf(path, sizeof path, "/v1/tasks/%s", ids[0]);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_STR(th_str(r->json, "phase"), "running");
+    CHECK_STR(th_str(r->json, "lease.worker"), "thief");
+    char *log = cli_slurp(worker_log("lost"));
+    char said[2][120];
+    snprintf(said[0], sizeof said[0], "task '%s': lease lost", ids[0]);
+    snprintf(said[1], sizeof said[1], "task '%s': cancel requested", ids[1]);
+    bool lost = strstr(log, said[0]) != NULL, asked = strstr(log, said[1]) != NULL;
+    int losses = cli_count(log, "lease lost");
+    free(log);
+    CHECK(lost);
+    CHECK(asked);
+    CHECK_INT(losses, 1);
+    for (int i = 0; i < 4; i++)
+        free(ids[i]);
+}
+
+static void test_batched_sigterm_hands_back(void) {
+    char *ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = th_submit(&srv, "slow", "\"queue\":\"stopbq\"");
+    struct relay rl;
+    CHECK(relay_start(&rl, "stopb", 0) == 0);
+    char script[800];
+    waiting_script(script, sizeof script, "stopb");
+    /* A free slot keeps a claim out: the tasks handed back must not go to it. */
+    pid_t w = cli_spawn(&rl.via, worker_log("stopb"), "work", "--queue", "stopbq", "--concurrency",
+                        "4", "--", "sh", "-c", script);
+    bool ready = tasks_files("stopb-ready", ids, 3, 15000);
+    if (!ready) {
+        show_log("stopb");
+        worker_end(w);
+        relay_stop(&rl);
+    }
+    CHECK(ready);
+    kill(w, SIGTERM);
+    int rc = cli_wait(w, 20000);
+    if (rc != 0) {
+        show_log("stopb");
+        worker_end(w);
+    }
+    relay_stop(&rl);
+    CHECK_INT(rc, 0);
+    CHECK(tasks_files("stopb-term", ids, 3, 0));
+    for (int i = 0; i < 3; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/tasks/%s", ids[i]);
+        struct th_resp *r = th_http(&srv, "GET", path, NULL);
+        CHECK_STR(th_str(r->json, "phase"), "pending");
+        CHECK_INT(th_int(r->json, "retries"), 0);
+        CHECK_INT(th_int(r->json, "attempt"), 1);
+        free(ids[i]);
+    }
+    char *up = relay_text(&rl, "up");
+    int count, released;
+    relay_most(up, "POST /v1/work/release ", "\"lease_token\"", &count, &released);
+    int one_task = cli_count(up, "POST /v1/tasks/");
+    free(up);
+    CHECK_INT(one_task, 0);
+    CHECK_INT(released, 3);
+}
+
+static void test_batched_hands_back_when_start_fails(void) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "%s/deployed-b.sh", srv.dir);
+    FILE *f = fopen(cmd, "w");
+    CHECK(f != NULL);
+    fputs("#!/bin/sh\nexit 0\n", f);
+    fclose(f);
+    chmod(cmd, 0755);
+    pid_t w = cli_spawn(&srv, worker_log("handb"), "work", "--queue", "handbq", "--concurrency",
+                        "2", "--", cmd);
+    /* The command vanishes after the worker checked it, before the tasks come. */
+    bool started = false;
+    for (int i = 0; i < 300 && !started; i++) {
+        char *s = cli_slurp(worker_log("handb"));
+        started = strstr(s, "claiming from queue") != NULL;
+        free(s);
+        if (!started) th_sleep_ms(50);
+    }
+    unlink(cmd);
+    char *ids[2];
+    for (int i = 0; i < 2; i++)
+        ids[i] = th_submit(&srv, "t", "\"queue\":\"handbq\",\"max_retries\":0");
+    int handed = 0;
+    for (int i = 0; i < 300 && handed < 2; i++) {
+        char *s = cli_slurp(worker_log("handb"));
+        handed = cli_count(s, "handed back");
+        free(s);
+        if (handed < 2) th_sleep_ms(50);
+    }
+    /* Handed back, not failed, no retry counted, even with max_retries 0. */
+    bool back = true;
+    for (int i = 0; i < 2; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/tasks/%s", ids[i]);
+        struct th_resp *r = th_http(&srv, "GET", path, NULL);
+        back = back && strcmp(th_str(r->json, "phase"), "failed") != 0 &&
+               th_int(r->json, "retries") == 0;
+    }
+    /* Once the command is there again, the worker runs the tasks after its pause. */
+    f = fopen(cmd, "w");
+    if (f) {
+        fputs("#!/bin/sh\necho 'progress 1 done'\nexit 0\n", f);
+        fclose(f);
+        chmod(cmd, 0755);
+    }
+    bool done = cli_wait_phase(&srv, ids[0], "completed", 60000) &&
+                cli_wait_phase(&srv, ids[1], "completed", 60000);
+    if (!started || handed < 2 || !back || !done) show_log("handb");
+    kill(w, SIGTERM);
+    int rc = cli_wait(w, 20000);
+    if (rc == -1) worker_end(w);
+    CHECK(started);
+    CHECK(handed >= 2);
+    CHECK(back);
+    CHECK(f != NULL);
+    CHECK(done);
+    CHECK_INT(rc, 0);
+    for (int i = 0; i < 2; i++)
+        free(ids[i]);
+}
+
+static void test_batched_server_gone_and_back(void) {
+    char *ids[2];
+    for (int i = 0; i < 2; i++)
+        ids[i] = th_submit(&srv, "long", "\"queue\":\"goneb\"");
+    struct relay rl;
+    CHECK(relay_start(&rl, "goneb", 0) == 0);
+    char script[800];
+    snprintf(
+        script, sizeof script,
+        "i=0; while [ ! -e %s/goneb-go ] && [ $i -lt 600 ]; do echo \"progress 0.$((i %% 10))\"; "
+        "sleep 0.05; i=$((i+1)); done; exit 0",
+        srv.dir);
+    char logcopy[400];
+    snprintf(logcopy, sizeof logcopy, "%s", worker_log("goneb"));
+    pid_t w = cli_spawn(&rl.via, logcopy, "work", "--queue", "goneb", "--concurrency", "2",
+                        "--heartbeat", "0.2", "--max-tasks", "2", "--", "sh", "-c", script);
+    bool running = relay_wait_heartbeat(&rl, 2, 15000);
+    /* The server is out of reach: many heartbeats fail while the commands run on. */
+    relay_stop(&rl);
+    bool lost = false;
+    for (int i = 0; i < 300 && !lost; i++) {
+        char *s = cli_slurp(logcopy);
+        lost = strstr(s, "lost the server") != NULL;
+        free(s);
+        if (!lost) th_sleep_ms(50);
+    }
+    th_sleep_ms(1000);
+    int port = rl.port;
+    bool again = relay_start(&rl, "goneb2", port) == 0;
+    bool back = false;
+    for (int i = 0; again && i < 300 && !back; i++) {
+        char *s = cli_slurp(logcopy);
+        back = strstr(s, "answers again") != NULL;
+        free(s);
+        if (!back) th_sleep_ms(50);
+    }
+    bool go = let_go("goneb-go");
+    int rc = cli_wait(w, 30000);
+    if (rc == -1) worker_end(w);
+    relay_stop(&rl);
+    char *s = cli_slurp(logcopy);
+    int losses = cli_count(s, "lost the server"), returns = cli_count(s, "answers again"),
+        refusals = cli_count(s, "refused");
+    free(s);
+    if (!running || !lost || !back || rc != 0 || losses != 1) show_log("goneb");
+    CHECK(running);
+    CHECK(lost);
+    CHECK(again);
+    CHECK(back);
+    CHECK(go);
+    CHECK_INT(rc, 0);
+    CHECK_INT(losses, 1);
+    CHECK_INT(returns, 1);
+    CHECK_INT(refusals, 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK_STR(th_phase(&srv, ids[i]), "completed");
+        free(ids[i]);
+    }
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -323,6 +863,13 @@ static const struct th_test tests[] = {
     {"a SIGKILLed worker's lease expires", test_killed_worker_lease_expires},
     {"--concurrency runs tasks at once", test_concurrency},
     {"examples/report_progress.sh", test_example_script},
+    {"--concurrency 4: batched claims, heartbeats and ends", test_batched_concurrency},
+    {"batched: a lost lease and a cancel stop only their commands",
+     test_batched_lost_lease_and_cancel},
+    {"batched: SIGTERM to the worker hands every task back", test_batched_sigterm_hands_back},
+    {"batched: a command that cannot start hands its tasks back",
+     test_batched_hands_back_when_start_fails},
+    {"batched: the server goes away and comes back", test_batched_server_gone_and_back},
     {NULL, NULL},
 };
 
