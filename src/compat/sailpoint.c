@@ -535,10 +535,7 @@ static void sp_patched(struct req *r) {
         sp_not_found(r, r->op.id);
         return;
     }
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     sp_reply_task(r, r->op.task);
 }
 

@@ -63,13 +63,8 @@ static void definitions_delete(struct req *r) {
 }
 
 static void definitions_launched(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
-    char loc[64];
-    snprintf(loc, sizeof loc, "/v1/tasks/%s", r->op.task->id);
-    reply_add_header(r, "Location", loc);
+    if (reply_if_op_failed(r)) return;
+    reply_add_location(r, "tasks", r->op.task->id);
     reply_task(r, 201, r->op.task);
 }
 

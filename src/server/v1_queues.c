@@ -22,10 +22,7 @@ const char *v1_path_queue(struct req *r) {
 }
 
 static void queues_claimed(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     if (!r->op.claimed) {
         reply_empty(r, 204);
         return;
@@ -75,10 +72,7 @@ static void queue_settings_write(struct buf *b, const char *name, const struct q
 }
 
 static void queues_configured(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     struct buf b;
     buf_init(&b);
     queue_settings_write(&b, r->op.queue, &r->op.queue_settings, true);
@@ -143,10 +137,7 @@ static void queues_list(struct req *r) {
 
 /* After a pause or resume: the queue as GET /v1/queues lists it. */
 static void queues_paused(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     struct queue_counts *qc = NULL;
     size_t n = 0;
     struct tm_error e;

@@ -103,10 +103,7 @@ static void schedules_delete(struct req *r) {
 }
 
 static void schedules_changed(struct req *r) {
-    if (r->op.err.code)
-        reply_error(r, &r->op.err);
-    else
-        v1_doc_reply(r, 200, r->op.doc);
+    if (!reply_if_op_failed(r)) v1_doc_reply(r, 200, r->op.doc);
 }
 
 /* Starts an op on the path's schedule; NULL after a reply. */
@@ -145,10 +142,7 @@ static void schedules_resume(struct req *r) {
 }
 
 static void schedules_triggered(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"task\":");
@@ -169,10 +163,7 @@ static void schedules_trigger(struct req *r) {
 }
 
 static void schedules_backfilled(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     struct buf b;
     buf_init(&b);
     buf_printf(&b, "{\"fired\":%lld,\"skipped\":%lld,\"schedule\":", (long long)r->op.fired,

@@ -29,21 +29,9 @@ static const char *path_task_id(struct req *r) {
     return NULL;
 }
 
-static void reply_op_task(struct req *r) {
-    if (r->op.err.code)
-        reply_error(r, &r->op.err);
-    else
-        reply_task(r, 200, r->op.task);
-}
-
 static void tasks_submitted(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
-    char loc[64];
-    snprintf(loc, sizeof loc, "/v1/tasks/%s", r->op.task->id);
-    reply_add_header(r, "Location", loc);
+    if (reply_if_op_failed(r)) return;
+    reply_add_location(r, "tasks", r->op.task->id);
     reply_task(r, r->op.created ? 201 : 200, r->op.task);
 }
 
@@ -82,10 +70,7 @@ static void tasks_submit(struct req *r) {
 }
 
 static void tasks_batch_submitted(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"tasks\":[");
@@ -255,20 +240,13 @@ static void tasks_resume(struct req *r) {
     tasks_control(r, STORE_OP_RESUME);
 }
 
-static void tasks_deleted(struct req *r) {
-    if (r->op.err.code)
-        reply_error(r, &r->op.err);
-    else
-        reply_empty(r, 204);
-}
-
 static void tasks_delete(struct req *r) {
     const char *id = path_task_id(r);
     if (!id) return;
     store_op_init(&r->op, STORE_OP_DELETE);
     r->op.ns = r->ns;
     memcpy(r->op.id, id, ID_LEN + 1);
-    req_submit(r, tasks_deleted);
+    req_submit(r, reply_op_empty);
 }
 
 /* GET /v1/tasks/{id}/attempts: each claim of the task, oldest first. */

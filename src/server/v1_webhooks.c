@@ -56,15 +56,11 @@ static void webhooks_free_op(struct req *r) {
 }
 
 static void webhooks_created(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-    } else {
+    if (!reply_if_op_failed(r)) {
         struct buf b;
         buf_init(&b);
         webhook_json_write(&b, r->op.webhook, true);
-        char loc[64];
-        snprintf(loc, sizeof loc, "/v1/webhooks/%s", r->op.webhook->id);
-        reply_add_header(r, "Location", loc);
+        reply_add_location(r, "webhooks", r->op.webhook->id);
         reply_json(r, 201, &b);
     }
     webhooks_free_op(r);
@@ -122,13 +118,6 @@ static void webhooks_list(struct req *r) {
     reply_json(r, 200, &b);
 }
 
-static void webhooks_deleted(struct req *r) {
-    if (r->op.err.code)
-        reply_error(r, &r->op.err);
-    else
-        reply_empty(r, 204);
-}
-
 static void webhooks_delete(struct req *r) {
     if (!id_is_valid(r->param[0])) {
         reply_error_code(r, TM_ENOT_FOUND, "", "webhook not found");
@@ -137,7 +126,7 @@ static void webhooks_delete(struct req *r) {
     store_op_init(&r->op, STORE_OP_WEBHOOK_DELETE);
     r->op.ns = r->ns;
     snprintf(r->op.id, sizeof r->op.id, "%s", r->param[0]);
-    req_submit(r, webhooks_deleted);
+    req_submit(r, reply_op_empty);
 }
 
 static void webhooks_deliveries(struct req *r) {

@@ -16,10 +16,7 @@
 #include "v1_decode.h"
 
 static void work_heartbeat_done(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     const struct task *t = r->op.task;
     struct buf b;
     buf_init(&b);
@@ -36,10 +33,7 @@ static void work_heartbeat_done(struct req *r) {
 }
 
 static void work_finished(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     health_observe(&r->op);
     reply_task(r, 200, r->op.task);
 }
