@@ -134,10 +134,10 @@ void error_json_write(struct buf *b, const struct tm_error *e) {
     int code = e->code ? e->code : TM_EINTERNAL;
     buf_puts(b, "{\"error\":{\"code\":");
     json_put_str(b, err_slug(code));
-    buf_puts(b, ",\"message\":");
+    json_put_key(b, "message", false);
     json_put_str(b, e->message[0] ? e->message : err_default_message(code));
     if (e->field[0]) {
-        buf_puts(b, ",\"field\":");
+        json_put_key(b, "field", false);
         json_put_str(b, e->field);
     }
     buf_puts(b, "}}");

@@ -32,7 +32,7 @@ static void queues_claimed(struct req *r) {
     buf_init(&b);
     buf_puts(&b, "{\"task\":");
     task_json_write(&b, r->op.task);
-    buf_puts(&b, ",\"lease_token\":");
+    json_put_key(&b, "lease_token", false);
     json_put_str(&b, r->op.new_lease_token);
     buf_putc(&b, '}');
     reply_json(r, 200, &b);
@@ -60,13 +60,15 @@ static void queue_settings_write(struct buf *b, const char *name, const struct q
                                  bool configured) {
     buf_puts(b, "{\"name\":");
     json_put_str(b, name);
-    buf_puts(b, ",\"configured\":");
+    json_put_key(b, "configured", false);
     json_put_bool(b, configured);
-    buf_puts(b, ",\"settings\":{\"max_retries\":");
+    json_put_key(b, "settings", false);
+    buf_putc(b, '{');
+    json_put_key(b, "max_retries", true);
     json_put_int(b, q->max_retries);
-    buf_puts(b, ",\"backoff_ms\":");
+    json_put_key(b, "backoff_ms", false);
     json_put_int(b, q->backoff_ms);
-    buf_puts(b, ",\"backoff_max_ms\":");
+    json_put_key(b, "backoff_max_ms", false);
     json_put_int(b, q->backoff_max_ms);
     buf_putc(b, '}');
 }
@@ -100,7 +102,8 @@ static void queue_entry_write(struct buf *b, const struct queue_counts *q) {
     queue_settings_write(b, q->queue, &q->settings, q->configured);
     json_put_key(b, "state", false);
     json_put_str(b, q->settings.paused ? "paused" : "active");
-    buf_puts(b, ",\"counts\":{");
+    json_put_key(b, "counts", false);
+    buf_putc(b, '{');
     int64_t total = 0;
     for (int p = 0; p < TASK_PHASE_COUNT; p++) {
         json_put_key(b, task_phase_name((enum task_phase)p), p == 0);
@@ -109,7 +112,7 @@ static void queue_entry_write(struct buf *b, const struct queue_counts *q) {
     }
     buf_puts(b, "},\"paused\":");
     json_put_int(b, q->paused);
-    buf_puts(b, ",\"total\":");
+    json_put_key(b, "total", false);
     json_put_int(b, total);
     buf_putc(b, '}');
 }

@@ -150,7 +150,7 @@ static void schedules_triggered(struct req *r) {
         task_json_write(&b, r->op.task);
     else
         buf_puts(&b, "null");
-    buf_puts(&b, ",\"schedule\":");
+    json_put_key(&b, "schedule", false);
     v1_doc_write(&b, r->op.doc);
     buf_putc(&b, '}');
     reply_json(r, 201, &b);
@@ -238,7 +238,8 @@ static void schedules_preview(struct req *r) {
     json_put_str(&b, d.id);
     json_put_key(&b, "timezone", false);
     json_put_str(&b, sc.tz_name);
-    buf_puts(&b, ",\"fires\":[");
+    json_put_key(&b, "fires", false);
+    buf_putc(&b, '[');
     int64_t cur = after;
     for (int64_t i = 0; i < count; i++) {
         unsigned flags = 0;

@@ -50,7 +50,7 @@ static void tokens_created(struct req *r) {
     buf_init(&b);
     token_json_write(&b, c->token, time_now_ms());
     b.len--; /* reopen the object to add the secret */
-    buf_puts(&b, ",\"secret\":");
+    json_put_key(&b, "secret", false);
     json_put_str(&b, c->bearer);
     buf_putc(&b, '}');
     reply_add_location(r, "tokens", c->token->id);

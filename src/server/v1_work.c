@@ -22,11 +22,11 @@ static void work_heartbeat_done(struct req *r) {
     buf_init(&b);
     buf_puts(&b, "{\"cancel_requested\":");
     json_put_bool(&b, t->phase == TASK_STOPPING);
-    buf_puts(&b, ",\"pause_requested\":");
+    json_put_key(&b, "pause_requested", false);
     json_put_bool(&b, t->paused);
-    buf_puts(&b, ",\"lease_expires_at\":");
+    json_put_key(&b, "lease_expires_at", false);
     json_put_time(&b, t->lease_expires_at);
-    buf_puts(&b, ",\"version\":");
+    json_put_key(&b, "version", false);
     json_put_int(&b, t->version);
     buf_putc(&b, '}');
     reply_json(r, 200, &b);
@@ -128,7 +128,7 @@ static void claims_many_done(struct req *r) {
         health_observe(op);
         buf_puts(&b, got++ ? ",{\"task\":" : "{\"task\":");
         task_json_write(&b, op->task);
-        buf_puts(&b, ",\"lease_token\":");
+        json_put_key(&b, "lease_token", false);
         json_put_str(&b, op->new_lease_token);
         buf_putc(&b, '}');
     }

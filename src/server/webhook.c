@@ -253,12 +253,14 @@ static int64_t webhook_backoff_ms(const struct webhook_sender *ws, int64_t n) {
 void webhook_body_begin(struct buf *b, const struct webhook_delivery *d, int64_t now) {
     buf_puts(b, "{\"id\":");
     json_put_str(b, d->id);
-    buf_puts(b, ",\"webhookId\":");
+    json_put_key(b, "webhookId", false);
     json_put_str(b, d->webhook_id);
     buf_printf(b, ",\"createdAt\":%lld,\"timestamp\":%lld,\"event\":", (long long)d->ev.at,
                (long long)now);
     json_put_str(b, d->event);
-    buf_puts(b, ",\"payload\":{\"task\":");
+    json_put_key(b, "payload", false);
+    buf_putc(b, '{');
+    json_put_key(b, "task", true);
 }
 
 static void webhook_body_v1(struct buf *b, const struct webhook_delivery *d, int64_t now) {
