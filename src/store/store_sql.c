@@ -35,6 +35,40 @@
     " ('completed','failed','cancelled') THEN 'Paused'"              \
     " ELSE upper(substr(phase,1,1))||substr(phase,2) END)"
 
+/* The expression of each canonical filter field, but for those a dialect
+ * spells its own way (sql_dialect.fields). */
+static const char *const sql_fields[FILTER_FIELD_COUNT] = {
+    [FILTER_FIELD_ID] = "id",
+    [FILTER_FIELD_TYPE] = "type",
+    [FILTER_FIELD_NAME] = "name",
+    [FILTER_FIELD_DESCRIPTION] = "description",
+    [FILTER_FIELD_QUEUE] = "queue",
+    [FILTER_FIELD_LAUNCHER] = "launcher",
+    [FILTER_FIELD_PARENT_ID] = "parent_id",
+    [FILTER_FIELD_PHASE] = "phase",
+    [FILTER_FIELD_STATUS] = "upper(completion_status)",
+    [FILTER_FIELD_PROGRESS_MESSAGE] = "progress_message",
+    [FILTER_FIELD_PRIORITY] = "priority",
+    [FILTER_FIELD_RETRIES] = "retries",
+    [FILTER_FIELD_PAUSED] = "paused",
+    [FILTER_FIELD_CREATED_AT] = "nullif(created_at,0)",
+    [FILTER_FIELD_UPDATED_AT] = "nullif(updated_at,0)",
+    [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
+    [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
+    [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
+    [FILTER_FIELD_NAME_OR_TYPE] = SQL_NAME_OR_TYPE,
+    [FILTER_FIELD_LAUNCHER_OR_QUEUE] = SQL_LAUNCHER_OR_QUEUE,
+    [FILTER_FIELD_PROGRESS_TEXT] = SQL_PROGRESS_TEXT,
+    [FILTER_FIELD_DESCRIPTION_OR_EMPTY] = SQL_DESCRIPTION_OR_EMPTY,
+};
+
+/* Where set, the expression a case-insensitive comparison reads instead of
+ * nocase_col around the field's (the stored status is lower case already,
+ * so its plain index serves). */
+static const char *const sql_nocase_fields[FILTER_FIELD_COUNT] = {
+    [FILTER_FIELD_STATUS] = "completion_status",
+};
+
 const struct sql_dialect sql_dialect_sqlite = {
     .name = "sqlite",
     .placeholder = '?',
@@ -43,32 +77,9 @@ const struct sql_dialect sql_dialect_sqlite = {
     .false_sql = "0",
     .fields =
         {
-            [FILTER_FIELD_ID] = "id",
-            [FILTER_FIELD_TYPE] = "type",
-            [FILTER_FIELD_NAME] = "name",
-            [FILTER_FIELD_DESCRIPTION] = "description",
-            [FILTER_FIELD_QUEUE] = "queue",
-            [FILTER_FIELD_LAUNCHER] = "launcher",
-            [FILTER_FIELD_PARENT_ID] = "parent_id",
-            [FILTER_FIELD_PHASE] = "phase",
-            [FILTER_FIELD_STATUS] = "upper(completion_status)",
             [FILTER_FIELD_TARGET_ID] = "json_extract(target,'$.id')",
             [FILTER_FIELD_TARGET_TYPE] = "json_extract(target,'$.type')",
-            [FILTER_FIELD_PROGRESS_MESSAGE] = "progress_message",
-            [FILTER_FIELD_PRIORITY] = "priority",
-            [FILTER_FIELD_RETRIES] = "retries",
-            [FILTER_FIELD_PAUSED] = "paused",
-            [FILTER_FIELD_CREATED_AT] = "nullif(created_at,0)",
-            [FILTER_FIELD_UPDATED_AT] = "nullif(updated_at,0)",
-            [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
-            [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
-            [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
-            [FILTER_FIELD_NAME_OR_TYPE] = SQL_NAME_OR_TYPE,
-            [FILTER_FIELD_LAUNCHER_OR_QUEUE] = SQL_LAUNCHER_OR_QUEUE,
-            [FILTER_FIELD_PROGRESS_TEXT] = SQL_PROGRESS_TEXT,
-            [FILTER_FIELD_DESCRIPTION_OR_EMPTY] = SQL_DESCRIPTION_OR_EMPTY,
         },
-    .nocase_fields = {[FILTER_FIELD_STATUS] = "completion_status"},
     .strpos = "instr",
     /* lower() as PostgreSQL's, so an index on lower(expr) serves both;
      * SQLite's built-in lower() folds ASCII only, as COLLATE NOCASE does. */
@@ -92,40 +103,22 @@ const struct sql_dialect sql_dialect_pg = {
     .false_sql = "false",
     .fields =
         {
-            [FILTER_FIELD_ID] = "id",
-            [FILTER_FIELD_TYPE] = "type",
-            [FILTER_FIELD_NAME] = "name",
-            [FILTER_FIELD_DESCRIPTION] = "description",
-            [FILTER_FIELD_QUEUE] = "queue",
-            [FILTER_FIELD_LAUNCHER] = "launcher",
-            [FILTER_FIELD_PARENT_ID] = "parent_id",
-            [FILTER_FIELD_PHASE] = "phase",
-            [FILTER_FIELD_STATUS] = "upper(completion_status)",
             /* json, not jsonb: a nested value comes back as written, as
              * SQLite's json_extract gives it; NULL when absent or when
              * target is not an object. */
             [FILTER_FIELD_TARGET_ID] = "(target::json->>'id')",
             [FILTER_FIELD_TARGET_TYPE] = "(target::json->>'type')",
-            [FILTER_FIELD_PROGRESS_MESSAGE] = "progress_message",
-            [FILTER_FIELD_PRIORITY] = "priority",
-            [FILTER_FIELD_RETRIES] = "retries",
-            [FILTER_FIELD_PAUSED] = "paused",
-            [FILTER_FIELD_CREATED_AT] = "nullif(created_at,0)",
-            [FILTER_FIELD_UPDATED_AT] = "nullif(updated_at,0)",
-            [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
-            [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
-            [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
-            [FILTER_FIELD_NAME_OR_TYPE] = SQL_NAME_OR_TYPE,
-            [FILTER_FIELD_LAUNCHER_OR_QUEUE] = SQL_LAUNCHER_OR_QUEUE,
-            [FILTER_FIELD_PROGRESS_TEXT] = SQL_PROGRESS_TEXT,
-            [FILTER_FIELD_DESCRIPTION_OR_EMPTY] = SQL_DESCRIPTION_OR_EMPTY,
         },
-    .nocase_fields = {[FILTER_FIELD_STATUS] = "completion_status"},
     .strpos = "strpos",
     .nocase_col = "lower(%s)",
     .nocase_val = "lower(%s)",
     .is_distinct = "IS DISTINCT FROM",
 };
+
+/* The expression of field f in dialect d. */
+static const char *sql_field(const struct sql_dialect *d, enum filter_field f) {
+    return d->fields[f] ? d->fields[f] : sql_fields[f];
+}
 
 void sql_binds_release(struct sql_binds *b) {
     free(b->v);
@@ -310,17 +303,17 @@ static void sql_wrapped(struct buf *sql, bool wrap, const char *fmt, const char 
 /* Appends `col` as a case-insensitive comparison reads it. */
 static void sql_nocase_col(const struct sql_dialect *d, struct buf *sql, enum filter_field f,
                            bool nocase) {
-    if (nocase && d->nocase_fields[f])
-        buf_puts(sql, d->nocase_fields[f]);
+    if (nocase && sql_nocase_fields[f])
+        buf_puts(sql, sql_nocase_fields[f]);
     else
-        sql_wrapped(sql, nocase, d->nocase_col, d->fields[f]);
+        sql_wrapped(sql, nocase, d->nocase_col, sql_field(d, f));
 }
 
 /* Appends a text value's placeholder as a case-insensitive comparison
  * reads it (an overridden field's values are lowered here instead). */
 static void sql_nocase_val(const struct sql_dialect *d, struct buf *sql, enum filter_field f,
                            bool nocase, const char *ph) {
-    if (nocase && d->nocase_fields[f])
+    if (nocase && sql_nocase_fields[f])
         sql_wrapped(sql, true, "lower(%s)", ph);
     else
         sql_wrapped(sql, nocase, d->nocase_val, ph);
@@ -379,7 +372,7 @@ static int sql_filter(const struct sql_dialect *d, struct buf *sql, struct sql_b
         break;
     }
     if ((unsigned)x->field >= FILTER_FIELD_COUNT) return TM_EINVALID;
-    const char *col = d->fields[x->field];
+    const char *col = sql_field(d, x->field);
     enum filter_field_kind k = filter_field_kind(x->field);
     bool nocase = k == FILTER_KIND_TEXT && x->nocase;
     char ph[64];

@@ -49,14 +49,12 @@ struct sql_dialect {
     /* Written after a placeholder, by bind kind ("" or a cast). */
     const char *cast[SQL_BIND_KIND_COUNT];
     const char *true_sql, *false_sql;
-    /* The expression of each canonical filter field (common/filter.h).
-     * Times are 0 when unset in the row and NULL here; phase and status
-     * names are the v1 ones (the stored status is lower case). */
+    /* Where set, the dialect's own expression of a canonical filter field
+     * (common/filter.h); the others are spelt alike on every backend
+     * (store_sql.c). Times are 0 when unset in the row and NULL here;
+     * phase and status names are the v1 ones (the stored status is lower
+     * case). */
     const char *fields[FILTER_FIELD_COUNT];
-    /* Where set, the expression a case-insensitive comparison reads
-     * instead of nocase_col around fields[] (the stored status is lower
-     * case already, so its plain index serves). */
-    const char *nocase_fields[FILTER_FIELD_COUNT];
     const char *strpos; /* strpos(haystack, needle): 1-based position, 0 when absent */
     /* Case-insensitive (ASCII) text comparison `col OP val`, written as
      * nocase_col OP nocase_val, each with its one "%s" replaced by the
