@@ -267,6 +267,20 @@ struct store_col {
 extern const struct store_col store_task_columns[];
 extern const size_t store_task_ncols;
 
+/* A column's value as a backend binds it: NULL, text, an integer or a real. */
+struct store_value {
+    enum { STORE_VALUE_NULL, STORE_VALUE_TEXT, STORE_VALUE_INT, STORE_VALUE_REAL } kind;
+    const char *text; /* borrowed from the task, or static */
+    int64_t i;
+    double r;
+};
+/* The value task t stores in column c (store_sql.c), so that every backend
+ * writes a row alike. */
+struct store_value store_col_value(const struct task *t, const struct store_col *c);
+/* Sets the field of column c in t from the row's text v (NULL for NULL),
+ * as every backend reads text columns (and PostgreSQL every column). */
+void store_col_set_text(struct task *t, const struct store_col *c, const char *v);
+
 /* store_events.c: helpers of the writer (store.c). */
 /* Fills ev from the task after a change; ev owns copies. The task JSON is
  * reduced past task_max_bytes (task_json_write_capped). Sets ev->hooks. */

@@ -519,75 +519,22 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
 
 static void pg_task_params(struct pg_params *p, const struct task *t) {
     for (size_t i = 0; i < NCOLS; i++) {
-        const struct store_col *c = &store_task_columns[i];
-        const char *f = (const char *)t + c->off;
-        switch (c->kind) {
-        case STORE_COL_TEXT:
-            pgp_text(p, *(char *const *)f);
-            break;
-        case STORE_COL_ID:
-            pgp_text(p, *f ? f : NULL);
-            break;
-        case STORE_COL_INT:
-            pgp_int(p, *(const int64_t *)f);
-            break;
-        case STORE_COL_BOOL:
-            pgp_int(p, *(const bool *)f);
-            break;
-        case STORE_COL_REAL:
-            pgp_real(p, *(const double *)f);
-            break;
-        case STORE_COL_PHASE:
-            pgp_text(p, task_phase_name(t->phase));
-            break;
-        case STORE_COL_STATUS:
-            pgp_text(p, store_status_name(t->status));
-            break;
-        case STORE_COL_DUE: {
-            int64_t due = task_due_at(t);
-            if (due)
-                pgp_int(p, due);
-            else
-                pgp_text(p, NULL);
-            break;
-        }
-        }
+        struct store_value v = store_col_value(t, &store_task_columns[i]);
+        if (v.kind == STORE_VALUE_INT)
+            pgp_int(p, v.i);
+        else if (v.kind == STORE_VALUE_REAL)
+            pgp_real(p, v.r);
+        else
+            pgp_text(p, v.text);
     }
 }
 
 static struct task *pg_read_task(const PGresult *r, int row) {
     struct task *t = task_new();
     for (size_t i = 0; i < NREAD_COLS; i++) {
-        const struct store_col *c = &store_task_columns[i];
-        char *f = (char *)t + c->off;
         int at = (int)i;
-        bool null = PQgetisnull(r, row, at);
-        const char *v = null ? NULL : PQgetvalue(r, row, at);
-        switch (c->kind) {
-        case STORE_COL_TEXT:
-            *(char **)f = v ? xstrdup(v) : NULL;
-            break;
-        case STORE_COL_ID:
-            snprintf(f, ID_LEN + 1, "%s", v ? v : "");
-            break;
-        case STORE_COL_INT:
-            *(int64_t *)f = v ? strtoll(v, NULL, 10) : 0;
-            break;
-        case STORE_COL_BOOL:
-            *(bool *)f = v && strcmp(v, "0") != 0;
-            break;
-        case STORE_COL_REAL:
-            *(double *)f = v ? strtod(v, NULL) : 0;
-            break;
-        case STORE_COL_PHASE:
-            if (!v || task_phase_parse(v, &t->phase)) t->phase = TASK_PENDING;
-            break;
-        case STORE_COL_STATUS:
-            t->status = store_status_parse(v);
-            break;
-        case STORE_COL_DUE:
-            break;
-        }
+        const char *v = PQgetisnull(r, row, at) ? NULL : PQgetvalue(r, row, at);
+        store_col_set_text(t, &store_task_columns[i], v);
     }
     return t;
 }

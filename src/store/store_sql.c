@@ -692,3 +692,69 @@ const struct store_col store_task_columns[] = {
 };
 #undef C
 const size_t store_task_ncols = sizeof store_task_columns / sizeof store_task_columns[0];
+
+struct store_value store_col_value(const struct task *t, const struct store_col *c) {
+    const char *f = (const char *)t + c->off;
+    struct store_value v = {.kind = STORE_VALUE_NULL};
+    switch (c->kind) {
+    case STORE_COL_TEXT:
+        v.text = *(char *const *)f;
+        break;
+    case STORE_COL_ID:
+        v.text = *f ? f : NULL;
+        break;
+    case STORE_COL_INT:
+        v.kind = STORE_VALUE_INT;
+        v.i = *(const int64_t *)f;
+        return v;
+    case STORE_COL_BOOL:
+        v.kind = STORE_VALUE_INT;
+        v.i = *(const bool *)f;
+        return v;
+    case STORE_COL_REAL:
+        v.kind = STORE_VALUE_REAL;
+        v.r = *(const double *)f;
+        return v;
+    case STORE_COL_PHASE:
+        v.text = task_phase_name(t->phase);
+        break;
+    case STORE_COL_STATUS:
+        v.text = store_status_name(t->status);
+        break;
+    case STORE_COL_DUE:
+        v.i = task_due_at(t);
+        if (v.i) v.kind = STORE_VALUE_INT;
+        return v;
+    }
+    if (v.text) v.kind = STORE_VALUE_TEXT;
+    return v;
+}
+
+void store_col_set_text(struct task *t, const struct store_col *c, const char *v) {
+    char *f = (char *)t + c->off;
+    switch (c->kind) {
+    case STORE_COL_TEXT:
+        *(char **)f = v ? xstrdup(v) : NULL;
+        break;
+    case STORE_COL_ID:
+        snprintf(f, ID_LEN + 1, "%s", v ? v : "");
+        break;
+    case STORE_COL_INT:
+        *(int64_t *)f = v ? strtoll(v, NULL, 10) : 0;
+        break;
+    case STORE_COL_BOOL:
+        *(bool *)f = v && strcmp(v, "0") != 0;
+        break;
+    case STORE_COL_REAL:
+        *(double *)f = v ? strtod(v, NULL) : 0;
+        break;
+    case STORE_COL_PHASE:
+        if (!v || task_phase_parse(v, &t->phase)) t->phase = TASK_PENDING;
+        break;
+    case STORE_COL_STATUS:
+        t->status = store_status_parse(v);
+        break;
+    case STORE_COL_DUE:
+        break;
+    }
+}

@@ -173,50 +173,21 @@ static int sq_migrate(sqlite3 *db) {
 
 static void sq_bind_task(sqlite3_stmt *st, const struct task *t) {
     for (size_t i = 0; i < NCOLS; i++) {
-        const struct store_col *c = &store_task_columns[i];
-        const char *p = (const char *)t + c->off;
+        struct store_value v = store_col_value(t, &store_task_columns[i]);
         int at = (int)i + 1;
-        switch (c->kind) {
-        case STORE_COL_TEXT: {
-            const char *v = *(char *const *)p;
-            if (v)
-                sqlite3_bind_text(st, at, v, -1, SQLITE_STATIC);
-            else
-                sqlite3_bind_null(st, at);
+        switch (v.kind) {
+        case STORE_VALUE_NULL:
+            sqlite3_bind_null(st, at);
             break;
-        }
-        case STORE_COL_ID:
-            if (*p)
-                sqlite3_bind_text(st, at, p, ID_LEN, SQLITE_STATIC);
-            else
-                sqlite3_bind_null(st, at);
+        case STORE_VALUE_TEXT:
+            sqlite3_bind_text(st, at, v.text, -1, SQLITE_STATIC);
             break;
-        case STORE_COL_INT:
-            sqlite3_bind_int64(st, at, *(const int64_t *)p);
+        case STORE_VALUE_INT:
+            sqlite3_bind_int64(st, at, v.i);
             break;
-        case STORE_COL_BOOL:
-            sqlite3_bind_int(st, at, *(const bool *)p);
+        case STORE_VALUE_REAL:
+            sqlite3_bind_double(st, at, v.r);
             break;
-        case STORE_COL_REAL:
-            sqlite3_bind_double(st, at, *(const double *)p);
-            break;
-        case STORE_COL_PHASE:
-            sqlite3_bind_text(st, at, task_phase_name(t->phase), -1, SQLITE_STATIC);
-            break;
-        case STORE_COL_STATUS:
-            if (t->status != TASK_STATUS_NONE)
-                sqlite3_bind_text(st, at, store_status_name(t->status), -1, SQLITE_STATIC);
-            else
-                sqlite3_bind_null(st, at);
-            break;
-        case STORE_COL_DUE: {
-            int64_t due = task_due_at(t);
-            if (due)
-                sqlite3_bind_int64(st, at, due);
-            else
-                sqlite3_bind_null(st, at);
-            break;
-        }
         }
     }
 }
@@ -227,17 +198,8 @@ static struct task *sq_read_task(sqlite3_stmt *st) {
         const struct store_col *c = &store_task_columns[i];
         char *p = (char *)t + c->off;
         int at = (int)i;
-        /* Text only for text columns: asking an integer for text converts it. */
-        bool textual = c->kind == STORE_COL_TEXT || c->kind == STORE_COL_ID ||
-                       c->kind == STORE_COL_PHASE || c->kind == STORE_COL_STATUS;
-        const char *text = textual ? (const char *)sqlite3_column_text(st, at) : NULL;
+        /* Numbers as numbers: asking an integer for text converts it. */
         switch (c->kind) {
-        case STORE_COL_TEXT:
-            *(char **)p = text ? xstrdup(text) : NULL;
-            break;
-        case STORE_COL_ID:
-            snprintf(p, ID_LEN + 1, "%s", text ? text : "");
-            break;
         case STORE_COL_INT:
             *(int64_t *)p = sqlite3_column_int64(st, at);
             break;
@@ -247,13 +209,10 @@ static struct task *sq_read_task(sqlite3_stmt *st) {
         case STORE_COL_REAL:
             *(double *)p = sqlite3_column_double(st, at);
             break;
-        case STORE_COL_PHASE:
-            if (!text || task_phase_parse(text, &t->phase)) t->phase = TASK_PENDING;
+        case STORE_COL_DUE: /* written, never read back */
             break;
-        case STORE_COL_STATUS:
-            t->status = store_status_parse(text);
-            break;
-        case STORE_COL_DUE:
+        default:
+            store_col_set_text(t, c, (const char *)sqlite3_column_text(st, at));
             break;
         }
     }
