@@ -1389,17 +1389,8 @@ static void *store_writer_main(void *arg) {
     for (;;) {
         int64_t idle = store_idle_ms(s);
         pthread_mutex_lock(&s->lock);
-        if (!s->queue_head && !s->stopping && idle > 0 && !store_remote_pending(s)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += idle / 1000;
-            ts.tv_nsec += (idle % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-        }
+        if (!s->queue_head && !s->stopping && idle > 0 && !store_remote_pending(s))
+            time_cond_wait_ms(&s->cond, &s->lock, idle);
         struct store_op *ops = s->queue_head;
         s->queue_head = s->queue_tail = NULL;
         bool stopping = s->stopping;
@@ -1621,11 +1612,7 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     s->rng |= 1;
     id_random_hex(s->node);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    time_cond_init(&s->cond);
 
     int rc = be->open(s, url, &s->opt, e);
     if (rc == 0) rc = be->next_due(s, &s->next_due);
