@@ -5,7 +5,6 @@
  * Writes go to the store as ops and reply when durable; reads are served
  * on the calling thread from a reader connection.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,19 +293,6 @@ static const struct {
     {"delete", STORE_OP_DELETE, true},
 };
 
-struct bulk_wait {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    size_t left;
-};
-
-static void bulk_op_done(struct store_op *op) {
-    struct bulk_wait *w = op->udata;
-    pthread_mutex_lock(&w->lock);
-    if (--w->left == 0) pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
-
 /* Reads the filter object into q; each value a string (or a number for limit-free keys). */
 static int bulk_filter(struct req *r, json_t *filter, struct list_query *q, struct tm_error *e) {
     v1_list_query_init(q);
@@ -416,24 +402,14 @@ static void tasks_bulk(struct req *r) {
         if (!more) break;
     }
     struct store_op *ops = xcalloc(n ? n : 1, sizeof *ops);
-    struct bulk_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, n};
     const char *actor = r->token_id[0] ? r->token_id : "open";
     for (size_t i = 0; i < n; i++) {
         store_op_init(&ops[i], bulk_actions[a].kind);
         ops[i].ns = r->ns;
         ops[i].actor = actor;
         memcpy(ops[i].id, ids[i], ID_LEN + 1);
-        ops[i].done = bulk_op_done;
-        ops[i].udata = &w;
     }
-    for (size_t i = 0; i < n; i++)
-        store_submit(req_store(r), &ops[i]);
-    pthread_mutex_lock(&w.lock);
-    while (w.left)
-        pthread_cond_wait(&w.cond, &w.lock);
-    pthread_mutex_unlock(&w.lock);
-    pthread_mutex_destroy(&w.lock);
-    pthread_cond_destroy(&w.cond);
+    store_run_many(req_store(r), ops, n);
     size_t changed = 0, skipped = 0, failed = 0;
     const struct tm_error *first = NULL;
     for (size_t i = 0; i < n; i++) {

@@ -1726,28 +1726,34 @@ void store_submit(struct store *s, struct store_op *op) {
 struct store_waiter {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool done;
+    size_t left; /* ops not done yet */
 };
 
 static void store_run_done(struct store_op *op) {
     struct store_waiter *w = op->udata;
     pthread_mutex_lock(&w->lock);
-    w->done = true;
-    pthread_cond_signal(&w->cond);
+    if (--w->left == 0) pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
 }
 
-int store_run(struct store *s, struct store_op *op) {
-    struct store_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-    op->done = store_run_done;
-    op->udata = &w;
-    store_submit(s, op);
+void store_run_many(struct store *s, struct store_op *ops, size_t n) {
+    struct store_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, n};
+    for (size_t i = 0; i < n; i++) {
+        ops[i].done = store_run_done;
+        ops[i].udata = &w;
+    }
+    for (size_t i = 0; i < n; i++)
+        store_submit(s, &ops[i]);
     pthread_mutex_lock(&w.lock);
-    while (!w.done)
+    while (w.left)
         pthread_cond_wait(&w.cond, &w.lock);
     pthread_mutex_unlock(&w.lock);
     pthread_mutex_destroy(&w.lock);
     pthread_cond_destroy(&w.cond);
+}
+
+int store_run(struct store *s, struct store_op *op) {
+    store_run_many(s, op, 1);
     return op->err.code;
 }
 
