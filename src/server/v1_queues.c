@@ -117,9 +117,11 @@ static void queue_entry_write(struct buf *b, const struct queue_counts *q) {
     buf_putc(b, '}');
 }
 
-static void queues_list(struct req *r) {
+/* Replies with the queues as GET /v1/queues lists them, or with only the
+ * entry of the queue `only`. */
+static void queues_reply(struct req *r, const char *only) {
     struct queue_counts *qc = NULL;
-    size_t n = 0;
+    size_t n = 0, listed = 0;
     struct tm_error e;
     err_clear(&e);
     if (store_queue_counts(req_store(r), r->ns, &qc, &n, &e)) {
@@ -128,38 +130,30 @@ static void queues_list(struct req *r) {
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"queues\":[");
+    if (!only) buf_puts(&b, "{\"queues\":[");
     for (size_t i = 0; i < n; i++) {
-        if (i) buf_putc(&b, ',');
+        if (only && (listed || strcmp(qc[i].queue, only) != 0)) continue;
+        if (listed++) buf_putc(&b, ',');
         queue_entry_write(&b, &qc[i]);
     }
-    buf_puts(&b, "]}");
     queue_counts_free(qc, n);
-    reply_json(r, 200, &b);
-}
-
-/* After a pause or resume: the queue as GET /v1/queues lists it. */
-static void queues_paused(struct req *r) {
-    if (reply_if_op_failed(r)) return;
-    struct queue_counts *qc = NULL;
-    size_t n = 0;
-    struct tm_error e;
-    err_clear(&e);
-    if (store_queue_counts(req_store(r), r->ns, &qc, &n, &e)) {
-        reply_error(r, &e);
-        return;
-    }
-    struct buf b;
-    buf_init(&b);
-    for (size_t i = 0; i < n && !b.len; i++)
-        if (strcmp(qc[i].queue, r->op.queue) == 0) queue_entry_write(&b, &qc[i]);
-    queue_counts_free(qc, n);
-    if (!b.len) { /* not listed: only another node's change in between could do that */
+    if (!only) {
+        buf_puts(&b, "]}");
+    } else if (!listed) { /* only another node's change in between could do that */
         buf_release(&b);
         reply_error_code(r, TM_ENOT_FOUND, "queue", "queue not found");
         return;
     }
     reply_json(r, 200, &b);
+}
+
+static void queues_list(struct req *r) {
+    queues_reply(r, NULL);
+}
+
+/* After a pause or resume: the queue as GET /v1/queues lists it. */
+static void queues_paused(struct req *r) {
+    if (!reply_if_op_failed(r)) queues_reply(r, r->op.queue);
 }
 
 /* POST /v1/queues/{queue}/pause and /resume: an empty body or {}. */
