@@ -463,11 +463,7 @@ static void scene7_submit_job(struct req *r) {
         scene7_fault_from(r, &e);
         return;
     }
-    store_op_init(&r->op, STORE_OP_CREATE);
-    r->op.ns = ns;
-    r->op.tasks = xmalloc(sizeof *r->op.tasks);
-    r->op.tasks[0] = t;
-    r->op.ntasks = 1;
+    store_op_init_create(&r->op, ns, t);
     req_submit(r, scene7_submitted);
 }
 

@@ -18,7 +18,6 @@
 
 #include "../common/schedule.h"
 #include "../common/timeutil.h"
-#include "../common/xalloc.h"
 #include "server_int.h"
 #include "v1_decode.h"
 #include "v1_docs.h"
@@ -104,11 +103,7 @@ static void definitions_launch(struct req *r) {
         reply_error(r, &e);
         return;
     }
-    store_op_init(&r->op, STORE_OP_CREATE);
-    r->op.ns = r->ns;
-    r->op.tasks = xmalloc(sizeof *r->op.tasks);
-    r->op.tasks[0] = t;
-    r->op.ntasks = 1;
+    store_op_init_create(&r->op, r->ns, t);
     req_submit(r, definitions_launched);
 }
 

@@ -18,14 +18,19 @@
 /* The bytes of tasks one list reply holds before it ends its page early. */
 #define V1_LIST_REPLY_MAX_BYTES (8u << 20)
 
-/* The task id in the path, or a 404 reply. */
-static const char *path_task_id(struct req *r) {
+const char *v1_path_task_id(struct req *r) {
     const char *id = r->param[0];
     if (id_is_valid(id)) return id;
     struct tm_error e;
     err_set(&e, TM_ENOT_FOUND, "", "task '%.64s' not found", id);
     reply_error(r, &e);
     return NULL;
+}
+
+void v1_task_op_init(struct req *r, enum store_op_kind kind, const char *id) {
+    store_op_init(&r->op, kind);
+    r->op.ns = r->ns;
+    memcpy(r->op.id, id, ID_LEN + 1);
 }
 
 static void tasks_submitted(struct req *r) {
@@ -60,11 +65,7 @@ static void tasks_submit(struct req *r) {
         free(t->idempotency_key);
         t->idempotency_key = xstrdup(key);
     }
-    store_op_init(&r->op, STORE_OP_CREATE);
-    r->op.ns = r->ns;
-    r->op.tasks = xmalloc(sizeof *r->op.tasks);
-    r->op.tasks[0] = t;
-    r->op.ntasks = 1;
+    store_op_init_create(&r->op, r->ns, t);
     req_submit(r, tasks_submitted);
 }
 
@@ -140,7 +141,7 @@ static void tasks_batch(struct req *r) {
 }
 
 static void tasks_get(struct req *r) {
-    const char *id = path_task_id(r);
+    const char *id = v1_path_task_id(r);
     if (!id) return;
     struct tm_error e;
     err_clear(&e);
@@ -157,9 +158,7 @@ static void tasks_get(struct req *r) {
         return;
     }
     if (wait_s > 0 && t->version <= (version < 0 ? t->version : version)) {
-        store_op_init(&r->op, STORE_OP_WATCH);
-        r->op.ns = r->ns;
-        memcpy(r->op.id, id, ID_LEN + 1);
+        v1_task_op_init(r, STORE_OP_WATCH, id);
         r->op.version = version < 0 ? t->version : version;
         r->op.deadline_ms = time_mono_ms() + wait_s * 1000;
         task_free(t);
@@ -214,12 +213,10 @@ static void tasks_list(struct req *r) {
 
 /* Cancel, retry, pause, resume: an empty body or {}. */
 static void tasks_control(struct req *r, enum store_op_kind kind) {
-    const char *id = path_task_id(r);
+    const char *id = v1_path_task_id(r);
     if (!id) return;
     if (req_json_fields(r, true, NULL)) return;
-    store_op_init(&r->op, kind);
-    r->op.ns = r->ns;
-    memcpy(r->op.id, id, ID_LEN + 1);
+    v1_task_op_init(r, kind, id);
     req_submit(r, reply_op_task);
 }
 
@@ -240,17 +237,15 @@ static void tasks_resume(struct req *r) {
 }
 
 static void tasks_delete(struct req *r) {
-    const char *id = path_task_id(r);
+    const char *id = v1_path_task_id(r);
     if (!id) return;
-    store_op_init(&r->op, STORE_OP_DELETE);
-    r->op.ns = r->ns;
-    memcpy(r->op.id, id, ID_LEN + 1);
+    v1_task_op_init(r, STORE_OP_DELETE, id);
     req_submit(r, reply_op_empty);
 }
 
 /* GET /v1/tasks/{id}/attempts: each claim of the task, oldest first. */
 static void tasks_attempts(struct req *r) {
-    const char *id = path_task_id(r);
+    const char *id = v1_path_task_id(r);
     if (!id) return;
     struct tm_error e;
     err_clear(&e);

@@ -39,17 +39,10 @@ static void work_finished(struct req *r) {
 }
 
 static void work_call(struct req *r, enum store_op_kind kind, handler_fn done) {
-    const char *id = r->param[0];
-    if (!id_is_valid(id)) {
-        struct tm_error e;
-        err_set(&e, TM_ENOT_FOUND, "", "task '%.64s' not found", id);
-        reply_error(r, &e);
-        return;
-    }
+    const char *id = v1_path_task_id(r);
+    if (!id) return;
     if (req_json_body(r, false)) return;
-    store_op_init(&r->op, kind);
-    r->op.ns = r->ns;
-    memcpy(r->op.id, id, ID_LEN + 1);
+    v1_task_op_init(r, kind, id);
     struct tm_error e;
     err_clear(&e);
     if (v1_decode_worker_call(r->json, req_limits(r), &r->op, &e)) {

@@ -1680,6 +1680,14 @@ void store_op_init(struct store_op *op, enum store_op_kind kind) {
     op->kind = kind;
 }
 
+void store_op_init_create(struct store_op *op, const char *ns, struct task *t) {
+    store_op_init(op, STORE_OP_CREATE);
+    op->ns = ns;
+    op->tasks = xmalloc(sizeof *op->tasks);
+    op->tasks[0] = t;
+    op->ntasks = 1;
+}
+
 void store_op_release(struct store_op *op) {
     if (op->kind == STORE_OP_CREATE) {
         for (size_t i = 0; i < op->ntasks; i++)

@@ -295,6 +295,8 @@ struct store_op {
 };
 
 void store_op_init(struct store_op *op, enum store_op_kind kind);
+/* Inits op as a STORE_OP_CREATE of the one task t (which the op takes) in ns. */
+void store_op_init_create(struct store_op *op, const char *ns, struct task *t);
 /* Frees the op's outputs and taken inputs; the op itself is the caller's. */
 void store_op_release(struct store_op *op);
 /* Queues the op for the writer. `done` is always called exactly once. */
