@@ -1822,6 +1822,21 @@ int store_queue_counts(struct store *s, const char *ns, struct queue_counts **ou
     return rc ? store_read_error(rc, e, NULL) : 0;
 }
 
+struct queue_counts *store_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
+                                      const char *name) {
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*qc)[i].queue, name) == 0) return &(*qc)[i];
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        *qc = xrealloc(*qc, *cap * sizeof **qc);
+    }
+    struct queue_counts *e = &(*qc)[(*n)++];
+    memset(e, 0, sizeof *e);
+    e->queue = xstrdup(name);
+    queue_settings_default(&e->settings);
+    return e;
+}
+
 void queue_counts_free(struct queue_counts *q, size_t n) {
     for (size_t i = 0; i < n; i++)
         free(q[i].queue);

@@ -533,8 +533,10 @@ static struct task *pg_read_task(const PGresult *r, int row) {
     struct task *t = task_new();
     for (size_t i = 0; i < NREAD_COLS; i++) {
         int at = (int)i;
-        const char *v = PQgetisnull(r, row, at) ? NULL : PQgetvalue(r, row, at);
-        store_col_set_text(t, &store_task_columns[i], v);
+        struct store_value v = {.kind = STORE_VALUE_NULL};
+        if (!PQgetisnull(r, row, at))
+            v = (struct store_value){STORE_VALUE_TEXT, PQgetvalue(r, row, at), 0, 0};
+        store_col_set(t, &store_task_columns[i], &v);
     }
     return t;
 }
@@ -1191,36 +1193,20 @@ static int pg_stats_read(struct store *s, const char *ns, const char *queue, int
     return rc;
 }
 
-/* The entry for `name` in a growing list of queues, added with the defaults if new. */
-static struct queue_counts *pg_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
-                                          const char *name) {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*qc)[i].queue, name) == 0) return &(*qc)[i];
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 4;
-        *qc = xrealloc(*qc, *cap * sizeof **qc);
-    }
-    struct queue_counts *e = &(*qc)[(*n)++];
-    memset(e, 0, sizeof *e);
-    e->queue = xstrdup(name);
-    queue_settings_default(&e->settings);
-    return e;
-}
-
 static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n) {
     struct pg_conn *c = pg_reader_take(s);
     if (!c) return TM_EUNAVAILABLE;
     size_t cap = 0;
     struct queue_counts *qc = NULL;
     *n = 0;
-    pg_queue_slot(&qc, n, &cap, "default");
+    store_queue_slot(&qc, n, &cap, "default");
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, ns);
     PGresult *r = NULL;
     int rc = pg_run(c, &st_queue_counts, &p, &r);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-        struct queue_counts *e = pg_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
+        struct queue_counts *e = store_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
         enum task_phase ph;
         int64_t count = pg_int(r, i, 3);
         if (task_phase_parse(PQgetvalue(r, i, 1), &ph) == 0) e->phase[ph] += count;
@@ -1230,7 +1216,7 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
     r = NULL;
     if (rc == 0) rc = pg_run(c, &st_queue_cfg, NULL, &r);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-        struct queue_counts *e = pg_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
+        struct queue_counts *e = store_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
         e->configured = pg_int(r, i, 5) != 0;
         e->settings.max_retries = pg_int(r, i, 1);
         e->settings.backoff_ms = pg_int(r, i, 2);

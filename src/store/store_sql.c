@@ -730,31 +730,32 @@ struct store_value store_col_value(const struct task *t, const struct store_col 
     return v;
 }
 
-void store_col_set_text(struct task *t, const struct store_col *c, const char *v) {
+void store_col_set(struct task *t, const struct store_col *c, const struct store_value *v) {
     char *f = (char *)t + c->off;
+    const char *text = v->kind == STORE_VALUE_TEXT ? v->text : NULL;
     switch (c->kind) {
     case STORE_COL_TEXT:
-        *(char **)f = v ? xstrdup(v) : NULL;
+        *(char **)f = text ? xstrdup(text) : NULL;
         break;
     case STORE_COL_ID:
-        snprintf(f, ID_LEN + 1, "%s", v ? v : "");
+        snprintf(f, ID_LEN + 1, "%s", text ? text : "");
         break;
     case STORE_COL_INT:
-        *(int64_t *)f = v ? strtoll(v, NULL, 10) : 0;
+        *(int64_t *)f = text ? strtoll(text, NULL, 10) : v->i;
         break;
     case STORE_COL_BOOL:
-        *(bool *)f = v && strcmp(v, "0") != 0;
+        *(bool *)f = text ? strcmp(text, "0") != 0 : v->i != 0;
         break;
     case STORE_COL_REAL:
-        *(double *)f = v ? strtod(v, NULL) : 0;
+        *(double *)f = text ? strtod(text, NULL) : v->r;
         break;
     case STORE_COL_PHASE:
-        if (!v || task_phase_parse(v, &t->phase)) t->phase = TASK_PENDING;
+        if (!text || task_phase_parse(text, &t->phase)) t->phase = TASK_PENDING;
         break;
     case STORE_COL_STATUS:
-        t->status = store_status_parse(v);
+        t->status = store_status_parse(text);
         break;
-    case STORE_COL_DUE:
+    case STORE_COL_DUE: /* written, never read back */
         break;
     }
 }

@@ -196,25 +196,17 @@ static struct task *sq_read_task(sqlite3_stmt *st) {
     struct task *t = task_new();
     for (size_t i = 0; i < NCOLS; i++) {
         const struct store_col *c = &store_task_columns[i];
-        char *p = (char *)t + c->off;
         int at = (int)i;
         /* Numbers as numbers: asking an integer for text converts it. */
-        switch (c->kind) {
-        case STORE_COL_INT:
-            *(int64_t *)p = sqlite3_column_int64(st, at);
-            break;
-        case STORE_COL_BOOL:
-            *(bool *)p = sqlite3_column_int(st, at) != 0;
-            break;
-        case STORE_COL_REAL:
-            *(double *)p = sqlite3_column_double(st, at);
-            break;
-        case STORE_COL_DUE: /* written, never read back */
-            break;
-        default:
-            store_col_set_text(t, c, (const char *)sqlite3_column_text(st, at));
-            break;
-        }
+        struct store_value v = {.kind = STORE_VALUE_NULL};
+        if (c->kind == STORE_COL_INT || c->kind == STORE_COL_BOOL)
+            v = (struct store_value){STORE_VALUE_INT, NULL, sqlite3_column_int64(st, at), 0};
+        else if (c->kind == STORE_COL_REAL)
+            v = (struct store_value){STORE_VALUE_REAL, NULL, 0, sqlite3_column_double(st, at)};
+        else if (c->kind != STORE_COL_DUE && sqlite3_column_type(st, at) != SQLITE_NULL)
+            v = (struct store_value){STORE_VALUE_TEXT, (const char *)sqlite3_column_text(st, at), 0,
+                                     0};
+        store_col_set(t, c, &v);
     }
     return t;
 }
@@ -682,22 +674,6 @@ out:
     return ret;
 }
 
-/* The entry for `name` in a growing list of queues, added with the defaults if new. */
-static struct queue_counts *sq_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
-                                          const char *name) {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*qc)[i].queue, name) == 0) return &(*qc)[i];
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 4;
-        *qc = xrealloc(*qc, *cap * sizeof **qc);
-    }
-    struct queue_counts *e = &(*qc)[(*n)++];
-    memset(e, 0, sizeof *e);
-    e->queue = xstrdup(name);
-    queue_settings_default(&e->settings);
-    return e;
-}
-
 static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
@@ -706,7 +682,7 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
     size_t cap = 0;
     struct queue_counts *qc = NULL;
     *n = 0;
-    sq_queue_slot(&qc, n, &cap, "default");
+    store_queue_slot(&qc, n, &cap, "default");
     int ret = 0, rc;
     if (sqlite3_prepare_v2(c->db,
                            "SELECT queue, phase, paused, sum(n) FROM task_counts"
@@ -723,7 +699,7 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
     if (ns) sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct queue_counts *e =
-            sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(st, 0));
+            store_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(st, 0));
         enum task_phase p;
         int64_t count = sqlite3_column_int64(st, 3);
         if (task_phase_parse((const char *)sqlite3_column_text(st, 1), &p) == 0)
@@ -733,7 +709,7 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
     if (rc != SQLITE_DONE) ret = TM_EINTERNAL;
     while (!ret && (rc = sqlite3_step(cfg)) == SQLITE_ROW) {
         struct queue_counts *e =
-            sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(cfg, 0));
+            store_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(cfg, 0));
         e->configured = sqlite3_column_int(cfg, 5) != 0;
         e->settings.max_retries = sqlite3_column_int64(cfg, 1);
         e->settings.backoff_ms = sqlite3_column_int64(cfg, 2);
