@@ -1819,7 +1819,11 @@ void task_list_release(struct task_list *l) {
 int store_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n,
                        struct tm_error *e) {
     int rc = s->base.backend->queue_counts(s, ns, out, n);
-    return rc ? store_read_error(rc, e, NULL) : 0;
+    if (!rc) return 0;
+    queue_counts_free(*out, *n); /* what the backend listed before it failed */
+    *out = NULL;
+    *n = 0;
+    return store_read_error(rc, e, NULL);
 }
 
 struct queue_counts *store_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,

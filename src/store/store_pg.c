@@ -365,9 +365,45 @@ int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *
                    p ? p->fmt : NULL, PG_CALL_TIMEOUT_MS, res);
 }
 
+int pg_run_cmd(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p) {
+    PGresult *r;
+    int rc = pg_run(c, st, p, &r);
+    PQclear(r);
+    return rc;
+}
+
+int pg_run_int(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p,
+               int64_t *out) {
+    PGresult *r;
+    int rc = pg_run(c, st, p, &r);
+    if (rc) return rc;
+    *out = pg_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
 int pg_run_sql(struct pg_conn *c, const char *sql, const struct pg_params *p, PGresult **res) {
     return pg_exec(c, NULL, sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                    p ? p->fmt : NULL, PG_CALL_TIMEOUT_MS, res);
+}
+
+/* pg_run (st) or pg_run_sql (sql) on a reader taken for it. */
+static int pg_read_on(struct store *s, const struct pg_stmt *st, const char *sql,
+                      const struct pg_params *p, PGresult **res) {
+    *res = NULL;
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    int rc = st ? pg_run(c, st, p, res) : pg_run_sql(c, sql, p, res);
+    pg_reader_give(s, c);
+    return rc;
+}
+
+int pg_read(struct store *s, const struct pg_stmt *st, const struct pg_params *p, PGresult **res) {
+    return pg_read_on(s, st, NULL, p, res);
+}
+
+int pg_read_sql(struct store *s, const char *sql, const struct pg_params *p, PGresult **res) {
+    return pg_read_on(s, NULL, sql, p, res);
 }
 
 /* Runs a command whose rows, if any, do not matter. */
@@ -833,10 +869,7 @@ static int pg_write_task(struct store *s, const struct pg_stmt *st, const struct
     struct pg_params p;
     pgp_init(&p);
     pg_task_params(&p, t);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, st, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(&pq(s)->writer, st, &p);
 }
 
 static int pg_insert(struct store *s, const struct task *t) {
@@ -851,10 +884,7 @@ static int pg_remove(struct store *s, const char *id) {
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, id);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_remove, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(&pq(s)->writer, &st_remove, &p);
 }
 
 static int pg_find_idempotent(struct store *s, const char *ns, const char *key,
@@ -918,12 +948,7 @@ static int pg_next_due(struct store *s, int64_t *at) {
         int rc = pg_writer_ready(q);
         if (rc) return rc;
     }
-    PGresult *r;
-    int rc = pg_run(&q->writer, &st_next_due, NULL, &r);
-    if (rc) return rc;
-    *at = pg_int(r, 0, 0);
-    PQclear(r);
-    return 0;
+    return pg_run_int(&q->writer, &st_next_due, NULL, at);
 }
 
 static int pg_queue_get(struct store *s, const char *queue, struct queue_settings *out) {
@@ -952,10 +977,7 @@ static int pg_queue_put(struct store *s, const char *queue, const struct queue_s
     pgp_int(&p, qs->max_retries);
     pgp_int(&p, qs->backoff_ms);
     pgp_int(&p, qs->backoff_max_ms);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_queue_put, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(&pq(s)->writer, &st_queue_put, &p);
 }
 
 static int pg_queue_pause(struct store *s, const char *queue, bool paused) {
@@ -968,10 +990,7 @@ static int pg_queue_pause(struct store *s, const char *queue, bool paused) {
     pgp_int(&p, d.backoff_ms);
     pgp_int(&p, d.backoff_max_ms);
     pgp_int(&p, paused);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_queue_pause, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(&pq(s)->writer, &st_queue_pause, &p);
 }
 
 static int pg_stats_add(struct store *s, const char *node, const struct store_stat_add *v,
@@ -1165,8 +1184,6 @@ static const struct pg_stmt st_stats_read = {
 
 static int pg_stats_read(struct store *s, const char *ns, const char *queue, int64_t from_minute,
                          int64_t to_minute, struct queue_stat **out, size_t *n) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, queue);
@@ -1174,7 +1191,7 @@ static int pg_stats_read(struct store *s, const char *ns, const char *queue, int
     pgp_int(&p, from_minute);
     pgp_int(&p, to_minute);
     PGresult *r = NULL;
-    int rc = pg_run(c, &st_stats_read, &p, &r);
+    int rc = pg_read(s, &st_stats_read, &p, &r);
     int rows = rc == 0 ? PQntuples(r) : 0;
     if (rows) *out = xcalloc((size_t)rows, sizeof **out);
     for (int i = 0; i < rows; i++) {
@@ -1189,13 +1206,10 @@ static int pg_stats_read(struct store *s, const char *ns, const char *queue, int
     }
     *n = (size_t)rows;
     PQclear(r);
-    pg_reader_give(s, c);
     return rc;
 }
 
 static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     size_t cap = 0;
     struct queue_counts *qc = NULL;
     *n = 0;
@@ -1204,7 +1218,7 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
     pgp_init(&p);
     pgp_text(&p, ns);
     PGresult *r = NULL;
-    int rc = pg_run(c, &st_queue_counts, &p, &r);
+    int rc = pg_read(s, &st_queue_counts, &p, &r);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         struct queue_counts *e = store_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
         enum task_phase ph;
@@ -1214,7 +1228,7 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
     }
     PQclear(r);
     r = NULL;
-    if (rc == 0) rc = pg_run(c, &st_queue_cfg, NULL, &r);
+    if (rc == 0) rc = pg_read(s, &st_queue_cfg, NULL, &r);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
         struct queue_counts *e = store_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
         e->configured = pg_int(r, i, 5) != 0;
@@ -1224,7 +1238,6 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
         e->settings.paused = pg_int(r, i, 4) != 0;
     }
     PQclear(r);
-    pg_reader_give(s, c);
     *out = qc;
     return rc;
 }
@@ -1232,12 +1245,9 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
 static const struct pg_stmt st_ping = {PGS_PING, "SELECT 1 FROM tasks LIMIT 1"};
 
 static int pg_ping(struct store *s) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     PGresult *r;
-    int rc = pg_run(c, &st_ping, NULL, &r);
+    int rc = pg_read(s, &st_ping, NULL, &r);
     PQclear(r);
-    pg_reader_give(s, c);
     return rc;
 }
 
@@ -1408,10 +1418,7 @@ static int pg_token_insert(struct store *s, const struct token *t) {
     pgp_int(&p, t->created_at);
     pgp_int(&p, t->expires_at);
     pgp_int(&p, t->revoked_at);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_token_insert, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(&pq(s)->writer, &st_token_insert, &p);
 }
 
 static int pg_token_revoke(struct store *s, const char *id, int64_t now) {
@@ -1440,13 +1447,11 @@ static int pg_token_purge(struct store *s, int64_t now, int64_t *deleted) {
 }
 
 static int pg_token_get(struct store *s, const char *id, struct token **out) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, id);
     PGresult *r;
-    int rc = pg_run(c, &st_token_get, &p, &r);
+    int rc = pg_read(s, &st_token_get, &p, &r);
     if (rc == 0) {
         if (PQntuples(r) == 0)
             rc = TM_ENOT_FOUND;
@@ -1454,16 +1459,12 @@ static int pg_token_get(struct store *s, const char *id, struct token **out) {
             *out = pg_read_token(r, 0);
         PQclear(r);
     }
-    pg_reader_give(s, c);
     return rc;
 }
 
 static int pg_token_list(struct store *s, struct token ***out, size_t *n) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     PGresult *r;
-    int rc = pg_run(c, &st_token_list, NULL, &r);
-    pg_reader_give(s, c);
+    int rc = pg_read(s, &st_token_list, NULL, &r);
     if (rc) return rc;
     int rows = PQntuples(r);
     /* Nothing allocated for no rows: a caller may treat none as not found. */
@@ -1475,13 +1476,10 @@ static int pg_token_list(struct store *s, struct token ***out, size_t *n) {
 }
 
 static int pg_token_any(struct store *s, bool *any) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
     PGresult *r;
-    int rc = pg_run(c, &st_token_any, &p, &r);
-    pg_reader_give(s, c);
+    int rc = pg_read(s, &st_token_any, &p, &r);
     if (rc) return rc;
     *any = PQntuples(r) > 0;
     PQclear(r);
