@@ -651,19 +651,7 @@ static void pg_build_statements(struct pg_store *q) {
     buf_init(&ins);
     buf_init(&upd);
     buf_init(&sel);
-    for (size_t i = 0; i < NREAD_COLS; i++)
-        buf_printf(&cols, "%s%s", i ? "," : "", store_task_columns[i].name);
-    buf_puts(&ins, "INSERT INTO tasks(");
-    for (size_t i = 0; i < NCOLS; i++)
-        buf_printf(&ins, "%s%s", i ? "," : "", store_task_columns[i].name);
-    buf_puts(&ins, ") VALUES(");
-    buf_puts(&upd, "UPDATE tasks SET ");
-    for (size_t i = 0; i < NCOLS; i++) {
-        buf_printf(&ins, "%s$%zu", i ? "," : "", i + 1);
-        if (i) buf_printf(&upd, "%s%s=$%zu", i > 1 ? "," : "", store_task_columns[i].name, i + 1);
-    }
-    buf_puts(&ins, ")");
-    buf_puts(&upd, " WHERE id=$1");
+    sql_task_statements(&sql_dialect_pg, NREAD_COLS, &cols, &ins, &upd);
     q->select_cols = buf_detach(&cols);
     q->st_insert = (struct pg_stmt){PGS_INSERT, buf_detach(&ins)};
     q->st_update = (struct pg_stmt){PGS_UPDATE, buf_detach(&upd)};

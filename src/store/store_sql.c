@@ -693,6 +693,25 @@ const struct store_col store_task_columns[] = {
 #undef C
 const size_t store_task_ncols = sizeof store_task_columns / sizeof store_task_columns[0];
 
+void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct buf *select_cols,
+                         struct buf *insert, struct buf *update) {
+    for (size_t i = 0; i < ncols_read; i++)
+        buf_printf(select_cols, "%s%s", i ? "," : "", store_task_columns[i].name);
+    buf_puts(insert, "INSERT INTO tasks(");
+    for (size_t i = 0; i < store_task_ncols; i++)
+        buf_printf(insert, "%s%s", i ? "," : "", store_task_columns[i].name);
+    buf_puts(insert, ") VALUES(");
+    buf_puts(update, "UPDATE tasks SET ");
+    for (size_t i = 0; i < store_task_ncols; i++) {
+        buf_printf(insert, "%s%c%zu", i ? "," : "", d->placeholder, i + 1);
+        if (i)
+            buf_printf(update, "%s%s=%c%zu", i > 1 ? "," : "", store_task_columns[i].name,
+                       d->placeholder, i + 1);
+    }
+    buf_puts(insert, ")");
+    buf_printf(update, " WHERE id=%c1", d->placeholder);
+}
+
 struct store_value store_col_value(const struct task *t, const struct store_col *c) {
     const char *f = (const char *)t + c->off;
     struct store_value v = {.kind = STORE_VALUE_NULL};

@@ -66,6 +66,13 @@ struct sql_dialect {
 extern const struct sql_dialect sql_dialect_sqlite;
 extern const struct sql_dialect sql_dialect_pg;
 
+/* Appends the task row's statements in dialect d (store_task_columns): the
+ * first ncols_read column names, as a read selects them; the INSERT of
+ * every column; and the UPDATE of all but id (WHERE id=), each value a
+ * placeholder numbered by column. */
+void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct buf *select_cols,
+                         struct buf *insert, struct buf *update);
+
 void sql_binds_release(struct sql_binds *b);
 
 /*

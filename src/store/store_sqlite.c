@@ -242,18 +242,7 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     buf_init(&cols);
     buf_init(&ins);
     buf_init(&upd);
-    for (size_t i = 0; i < NCOLS; i++) {
-        if (i) buf_putc(&cols, ',');
-        buf_puts(&cols, store_task_columns[i].name);
-    }
-    buf_printf(&ins, "INSERT INTO tasks(%s) VALUES(", cols.p);
-    buf_puts(&upd, "UPDATE tasks SET ");
-    for (size_t i = 0; i < NCOLS; i++) {
-        buf_printf(&ins, "%s?%zu", i ? "," : "", i + 1);
-        if (i) buf_printf(&upd, "%s%s=?%zu", i > 1 ? "," : "", store_task_columns[i].name, i + 1);
-    }
-    buf_puts(&ins, ")");
-    buf_puts(&upd, " WHERE id=?1");
+    sql_task_statements(&sql_dialect_sqlite, NCOLS, &cols, &ins, &upd);
     q->select_cols = buf_detach(&cols);
 
     int rc = sq_open_conn(q->path, true, q->relaxed, &q->writer);
