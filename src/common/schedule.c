@@ -47,6 +47,25 @@ static int get_time(json_t *body, const char *key, int64_t *out, struct tm_error
     return 0;
 }
 
+/* An optional string of at most max bytes (null as absent). */
+static int get_text(json_t *body, const char *key, size_t max, struct tm_error *e) {
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v) || (json_is_string(v) && strlen(json_string_value(v)) <= max))
+        return 0;
+    return err_set(e, TM_EINVALID, key, "'%s' must be a string of at most %zu bytes", key, max);
+}
+
+/* Exactly one of the fields a and b, into *va and *vb; a_note follows 'a'
+ * in the message. */
+static int get_one_of(json_t *body, const char *a, const char *a_note, const char *b, json_t **va,
+                      json_t **vb, struct tm_error *e) {
+    *va = json_object_get(body, a);
+    *vb = json_object_get(body, b);
+    if ((*va != NULL) != (*vb != NULL)) return 0;
+    return err_set(e, TM_EINVALID, *va ? a : b, "give exactly one of '%s'%s and '%s'", a, a_note,
+                   b);
+}
+
 int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
     static const char *const known[] = {
         "name",     "description", "cron",           "interval_seconds",
@@ -71,27 +90,14 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
                 SCHEDULE_NAME_MAX);
         goto fail;
     }
-    v = json_object_get(body, "description");
-    if (v && !json_is_null(v) && (!json_is_string(v) || strlen(json_string_value(v)) > 4096)) {
-        err_set(e, rc, "description", "'description' must be a string of at most 4096 bytes");
-        goto fail;
-    }
-    v = json_object_get(body, "note");
-    if (v && !json_is_null(v) && (!json_is_string(v) || strlen(json_string_value(v)) > 1024)) {
-        err_set(e, rc, "note", "'note' must be a string of at most 1024 bytes");
-        goto fail;
-    }
+    if (get_text(body, "description", 4096, e) || get_text(body, "note", 1024, e)) goto fail;
     v = json_object_get(body, "paused");
     if (v && !json_is_boolean(v)) {
         err_set(e, rc, "paused", "'paused' must be true or false");
         goto fail;
     }
-    json_t *cron = json_object_get(body, "cron"), *iv = json_object_get(body, "interval_seconds");
-    if ((cron != NULL) == (iv != NULL)) {
-        err_set(e, rc, cron ? "cron" : "interval_seconds",
-                "give exactly one of 'cron' and 'interval_seconds'");
-        goto fail;
-    }
+    json_t *cron, *iv;
+    if (get_one_of(body, "cron", "", "interval_seconds", &cron, &iv, e)) goto fail;
     if (cron) {
         if (!json_is_string(cron)) {
             err_set(e, rc, "cron", "'cron' must be a string such as \"0 * * * *\"");
@@ -121,12 +127,9 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
         err_set(e, rc, "end_at", "'end_at' must be after 'start_at'");
         goto fail;
     }
-    json_t *def = json_object_get(body, "definition"), *task = json_object_get(body, "task");
-    if ((def != NULL) == (task != NULL)) {
-        err_set(e, rc, def ? "definition" : "task",
-                "give exactly one of 'definition' (a definition's id or name) and 'task'");
+    json_t *def, *task;
+    if (get_one_of(body, "definition", " (a definition's id or name)", "task", &def, &task, e))
         goto fail;
-    }
     if (def) {
         if (!name_ok(json_string_value(def), SCHEDULE_NAME_MAX)) {
             err_set(e, rc, "definition", "'definition' must be a definition's id or name");
