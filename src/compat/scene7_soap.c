@@ -33,10 +33,9 @@
 #define DETAIL_MAX_DEPTH 8
 #define DETAIL_MAX_NODES 1000
 
-static const char *const scene7_op_names[SCENE7_OP_COUNT] = {
-    NULL,         "submitJob", "getActiveJobs",    "stopJob",    "pauseJob",         "resumeJob",
-    "executeJob", "deleteJob", "getScheduledJobs", "getJobLogs", "getJobLogDetails",
-};
+#define SCENE7_OP_NAME(id, name) name,
+static const char *const scene7_op_names[SCENE7_OP_COUNT] = {NULL, SCENE7_OPS(SCENE7_OP_NAME)};
+#undef SCENE7_OP_NAME
 
 const char *scene7_op_name(enum scene7_op op) {
     return op > SCENE7_OP_NONE && op < SCENE7_OP_COUNT ? scene7_op_names[op] : NULL;
