@@ -47,6 +47,20 @@ static int get_time(json_t *body, const char *key, int64_t *out, struct tm_error
     return 0;
 }
 
+/* The body must be an object whose every key is one of known[0..n). */
+static int check_fields(json_t *body, const char *const *known, size_t n, struct tm_error *e) {
+    if (!json_is_object(body)) return err_set(e, TM_EINVALID, "", "the body must be an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(key, known[i]) == 0;
+        if (!ok) return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
+    }
+    return 0;
+}
+
 /* An optional string of at most max bytes (null as absent). */
 static int get_text(json_t *body, const char *key, size_t max, struct tm_error *e) {
     json_t *v = json_object_get(body, key);
@@ -74,15 +88,8 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
         "paused",   "note",        "jitter_seconds",
     };
     memset(out, 0, sizeof *out);
-    if (!json_is_object(body)) return err_set(e, TM_EINVALID, "", "the body must be an object");
-    const char *key;
+    if (check_fields(body, known, sizeof known / sizeof known[0], e)) return TM_EINVALID;
     json_t *v;
-    json_object_foreach(body, key, v) {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++)
-            ok = strcmp(key, known[i]) == 0;
-        if (!ok) return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
-    }
     int rc = TM_EINVALID;
     const char *name = json_string_value(json_object_get(body, "name"));
     if (!name_ok(name, SCHEDULE_NAME_MAX)) {
@@ -205,15 +212,8 @@ int definition_check(json_t *body, struct tm_error *e) {
     static const char *const known[] = {"name",     "type",     "description", "queue",
                                         "priority", "params",   "max_retries", "timeout_seconds",
                                         "executor", "arguments"};
-    if (!json_is_object(body)) return err_set(e, TM_EINVALID, "", "the body must be an object");
-    const char *key;
+    if (check_fields(body, known, sizeof known / sizeof known[0], e)) return TM_EINVALID;
     json_t *v;
-    json_object_foreach(body, key, v) {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++)
-            ok = strcmp(key, known[i]) == 0;
-        if (!ok) return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
-    }
     if (!name_ok(json_string_value(json_object_get(body, "name")), SCHEDULE_NAME_MAX))
         return err_set(e, TM_EINVALID, "name",
                        "'name' must be 1 to %d bytes with no control characters",
