@@ -46,15 +46,7 @@ static void definitions_list(struct req *r) {
 }
 
 static void definitions_get(struct req *r) {
-    struct store_doc d;
-    struct tm_error e;
-    err_clear(&e);
-    if (store_doc_get(req_store(r), STORE_DOC_DEFINITION, r->ns, r->param[0], &d, &e)) {
-        reply_error(r, &e);
-        return;
-    }
-    v1_doc_reply(r, 200, &d);
-    store_doc_release(&d);
+    v1_doc_get_reply(r, STORE_DOC_DEFINITION);
 }
 
 static void definitions_delete(struct req *r) {
@@ -85,10 +77,7 @@ static void definitions_launch(struct req *r) {
         return;
     }
     struct store_doc d;
-    if (store_doc_get(req_store(r), STORE_DOC_DEFINITION, r->ns, r->param[0], &d, &e)) {
-        reply_error(r, &e);
-        return;
-    }
+    if (v1_doc_path_get(r, STORE_DOC_DEFINITION, &d)) return;
     json_t *def = json_loads(d.body, 0, NULL);
     json_t *tb = schedule_task_body(def, d.id, NULL, params, NULL);
     json_decref(def);

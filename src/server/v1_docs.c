@@ -151,14 +151,24 @@ void v1_doc_put(struct req *r, enum store_doc_kind k, const char *key,
     req_submit(r, doc_put_done);
 }
 
-void v1_doc_delete(struct req *r, enum store_doc_kind k) {
-    struct store_doc d;
+int v1_doc_path_get(struct req *r, enum store_doc_kind k, struct store_doc *d) {
     struct tm_error e;
     err_clear(&e);
-    if (store_doc_get(req_store(r), k, r->ns, r->param[0], &d, &e)) {
-        reply_error(r, &e);
-        return;
-    }
+    if (store_doc_get(req_store(r), k, r->ns, r->param[0], d, &e) == 0) return 0;
+    reply_error(r, &e);
+    return -1;
+}
+
+void v1_doc_get_reply(struct req *r, enum store_doc_kind k) {
+    struct store_doc d;
+    if (v1_doc_path_get(r, k, &d)) return;
+    v1_doc_reply(r, 200, &d);
+    store_doc_release(&d);
+}
+
+void v1_doc_delete(struct req *r, enum store_doc_kind k) {
+    struct store_doc d;
+    if (v1_doc_path_get(r, k, &d)) return;
     store_op_init(&r->op, STORE_OP_DOC_DELETE);
     r->op.ns = r->ns;
     r->op.doc_kind = k;

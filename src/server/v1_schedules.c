@@ -83,19 +83,8 @@ static void schedules_list(struct req *r) {
 }
 
 /* The schedule of the path, or a reply. */
-static int path_schedule(struct req *r, struct store_doc *d) {
-    struct tm_error e;
-    err_clear(&e);
-    if (store_doc_get(req_store(r), STORE_DOC_SCHEDULE, r->ns, r->param[0], d, &e) == 0) return 0;
-    reply_error(r, &e);
-    return -1;
-}
-
 static void schedules_get(struct req *r) {
-    struct store_doc d;
-    if (path_schedule(r, &d)) return;
-    v1_doc_reply(r, 200, &d);
-    store_doc_release(&d);
+    v1_doc_get_reply(r, STORE_DOC_SCHEDULE);
 }
 
 static void schedules_delete(struct req *r) {
@@ -109,7 +98,7 @@ static void schedules_changed(struct req *r) {
 /* Starts an op on the path's schedule; NULL after a reply. */
 static struct store_op *schedule_op(struct req *r, enum store_op_kind kind) {
     struct store_doc d;
-    if (path_schedule(r, &d)) return NULL;
+    if (v1_doc_path_get(r, STORE_DOC_SCHEDULE, &d)) return NULL;
     store_op_init(&r->op, kind);
     r->op.ns = r->ns;
     r->op.doc_kind = STORE_DOC_SCHEDULE;
@@ -206,7 +195,7 @@ static void schedules_backfill(struct req *r) {
  * daylight-saving change moves marked. */
 static void schedules_preview(struct req *r) {
     struct store_doc d;
-    if (path_schedule(r, &d)) return;
+    if (v1_doc_path_get(r, STORE_DOC_SCHEDULE, &d)) return;
     struct tm_error e;
     err_clear(&e);
     int64_t count = 10, after = time_now_ms();
@@ -269,7 +258,7 @@ static void schedules_preview(struct req *r) {
 /* GET .../fires?limit=N (1..1000, 100): what each slot did, newest first. */
 static void schedules_fires(struct req *r) {
     struct store_doc d;
-    if (path_schedule(r, &d)) return;
+    if (v1_doc_path_get(r, STORE_DOC_SCHEDULE, &d)) return;
     struct tm_error e;
     err_clear(&e);
     int64_t limit = 100;
