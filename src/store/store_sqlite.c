@@ -65,8 +65,21 @@ static struct sq_store *sq(struct store *s) {
     return store_base_of(s)->impl;
 }
 
-static void sq_log(sqlite3 *db, const char *what) {
+void sq_log(sqlite3 *db, const char *what) {
     fprintf(stderr, "taskmill: sqlite: %s: %s\n", what, db ? sqlite3_errmsg(db) : "no database");
+}
+
+int sq_step_one(sqlite3 *db, sqlite3_stmt *st, const char *what) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return TM_ENOT_FOUND;
+    sq_log(db, what);
+    return TM_EINTERNAL;
+}
+
+char *sq_col_dup(sqlite3_stmt *st, int at) {
+    const char *v = (const char *)sqlite3_column_text(st, at);
+    return v ? xstrdup(v) : NULL;
 }
 
 static int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
@@ -213,16 +226,8 @@ static struct task *sq_read_task(sqlite3_stmt *st) {
 
 /* Steps a one-row query that selects the task columns. */
 static int sq_fetch_one(sqlite3 *db, sqlite3_stmt *st, struct task **out) {
-    int rc = sqlite3_step(st);
-    int ret = 0;
-    if (rc == SQLITE_ROW) {
-        *out = sq_read_task(st);
-    } else if (rc == SQLITE_DONE) {
-        ret = TM_ENOT_FOUND;
-    } else {
-        sq_log(db, "read task");
-        ret = TM_EINTERNAL;
-    }
+    int ret = sq_step_one(db, st, "read task");
+    if (!ret) *out = sq_read_task(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return ret;
@@ -437,15 +442,8 @@ static int sq_remove(struct store *s, const char *id) {
 
 /* Steps a query whose first column is an id; TM_ENOT_FOUND when no row. */
 static int sq_fetch_id(sqlite3 *db, sqlite3_stmt *st, char id[ID_LEN + 1]) {
-    int rc = sqlite3_step(st), ret = 0;
-    if (rc == SQLITE_ROW) {
-        snprintf(id, ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
-    } else if (rc == SQLITE_DONE) {
-        ret = TM_ENOT_FOUND;
-    } else {
-        sq_log(db, "read id");
-        ret = TM_EINTERNAL;
-    }
+    int ret = sq_step_one(db, st, "read id");
+    if (!ret) snprintf(id, ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return ret;
@@ -718,17 +716,12 @@ out:
 static int sq_queue_get(struct store *s, const char *queue, struct queue_settings *out) {
     struct sq_store *q = sq(s);
     sqlite3_bind_text(q->w_queue_get, 1, queue, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q->w_queue_get), ret = 0;
-    if (rc == SQLITE_ROW) {
+    int ret = sq_step_one(q->writer.db, q->w_queue_get, "queue settings");
+    if (!ret) {
         out->max_retries = sqlite3_column_int64(q->w_queue_get, 0);
         out->backoff_ms = sqlite3_column_int64(q->w_queue_get, 1);
         out->backoff_max_ms = sqlite3_column_int64(q->w_queue_get, 2);
         out->paused = sqlite3_column_int(q->w_queue_get, 3) != 0;
-    } else if (rc == SQLITE_DONE) {
-        ret = TM_ENOT_FOUND;
-    } else {
-        sq_log(q->writer.db, "queue settings");
-        ret = TM_EINTERNAL;
     }
     sqlite3_reset(q->w_queue_get);
     sqlite3_clear_bindings(q->w_queue_get);
@@ -951,15 +944,8 @@ static int sq_token_get(struct store *s, const char *id, struct token **out) {
     int ret = TM_EINTERNAL;
     if (sq_prepare(c->db, "SELECT " SQ_TOKEN_COLS " FROM tokens WHERE id=?1", &st) == 0) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = sq_read_token(st);
-            ret = 0;
-        } else if (rc == SQLITE_DONE) {
-            ret = TM_ENOT_FOUND;
-        } else {
-            sq_log(c->db, "read token");
-        }
+        ret = sq_step_one(c->db, st, "read token");
+        if (!ret) *out = sq_read_token(st);
         sqlite3_finalize(st);
     }
     sq_reader_give(q, c);
