@@ -806,6 +806,12 @@ static int store_apply_delivery_claim(struct store *s, struct batch *b, struct s
     return 0;
 }
 
+/* After an op another module applied (tokens, webhooks, schedules): a
+ * failure it left unexplained in op->err is the backend's. */
+static void store_apply_done(struct batch *b, struct store_op *op, int rc) {
+    if (rc && !op->err.code) store_backend_failed(b, op, rc);
+}
+
 /* Applies one op; returns true when it is finished, false when it waits
  * (op->park: it parks once the batch commits). */
 static bool store_apply(struct store *s, struct batch *b, struct store_op *op, int64_t now,
@@ -814,21 +820,17 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
     switch (op->kind) {
     case STORE_OP_WEBHOOK_ADD:
     case STORE_OP_WEBHOOK_DELETE:
-    case STORE_OP_DELIVERY_SET: {
-        int rc = store_webhook_apply(s, op, now);
-        if (rc && !op->err.code) store_backend_failed(b, op, rc);
+    case STORE_OP_DELIVERY_SET:
+        store_apply_done(b, op, store_webhook_apply(s, op, now));
         return true;
-    }
     case STORE_OP_DELIVERY_CLAIM:
         store_apply_delivery_claim(s, b, op, now);
         return true;
     case STORE_OP_TOKEN_CREATE:
     case STORE_OP_TOKEN_REVOKE:
-    case STORE_OP_TOKEN_PURGE: {
-        int rc = store_token_apply(s, op, now);
-        if (rc && !op->err.code) store_backend_failed(b, op, rc);
+    case STORE_OP_TOKEN_PURGE:
+        store_apply_done(b, op, store_token_apply(s, op, now));
         return true;
-    }
     case STORE_OP_CREATE:
         store_apply_create(s, b, op, now);
         return true;
@@ -860,13 +862,11 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
     case STORE_OP_DOC_DELETE:
     case STORE_OP_SCHED_PAUSE:
     case STORE_OP_SCHED_TRIGGER:
-    case STORE_OP_SCHED_BACKFILL: {
-        int rc = store_schedule_apply(s, b, op, now);
-        if (rc && !op->err.code) store_backend_failed(b, op, rc);
+    case STORE_OP_SCHED_BACKFILL:
+        store_apply_done(b, op, store_schedule_apply(s, b, op, now));
         if (!b->failed && op->kind != STORE_OP_DOC_DELETE) s->fire_checked = 0; /* look again */
         b->op = op;
         return true;
-    }
     default:
         store_apply_control(s, b, op, now);
         return true;
