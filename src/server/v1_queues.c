@@ -38,13 +38,19 @@ static void queues_claimed(struct req *r) {
     reply_json(r, 200, &b);
 }
 
-static void queues_claim(struct req *r) {
+/* Reads the path's queue and the JSON body, then inits r->op as a `kind`
+ * op on that queue; false after a reply. */
+static bool queue_op_begin(struct req *r, enum store_op_kind kind) {
     const char *queue = v1_path_queue(r);
-    if (!queue) return;
-    if (req_json_body(r, false)) return;
-    store_op_init(&r->op, STORE_OP_CLAIM);
-    r->op.ns = r->ns;
+    if (!queue || req_json_body(r, false)) return false;
+    store_op_init(&r->op, kind);
     r->op.queue = queue;
+    return true;
+}
+
+static void queues_claim(struct req *r) {
+    if (!queue_op_begin(r, STORE_OP_CLAIM)) return;
+    r->op.ns = r->ns;
     int wait_s = 0;
     struct tm_error e;
     err_clear(&e);
@@ -83,11 +89,7 @@ static void queues_configured(struct req *r) {
 }
 
 static void queues_configure(struct req *r) {
-    const char *queue = v1_path_queue(r);
-    if (!queue) return;
-    if (req_json_body(r, false)) return;
-    store_op_init(&r->op, STORE_OP_QUEUE_SET);
-    r->op.queue = queue;
+    if (!queue_op_begin(r, STORE_OP_QUEUE_SET)) return;
     struct tm_error e;
     err_clear(&e);
     if (v1_decode_queue_settings(r->json, &r->op.queue_settings, &e)) {
