@@ -732,7 +732,16 @@ static int store_task_finish(struct task *t, struct store_op *op, int64_t now) {
     return 0;
 }
 
-/* Cancel, retry, pause, resume, run now, delete: the owner's controls. */
+/* The owner's controls that are one move of the task (common/task.h). */
+static const struct {
+    enum store_op_kind kind;
+    int (*move)(struct task *t, int64_t now, struct tm_error *e);
+} store_task_moves[] = {
+    {STORE_OP_CANCEL, task_cancel}, {STORE_OP_RETRY, task_retry},  {STORE_OP_PAUSE, task_pause},
+    {STORE_OP_RESUME, task_resume}, {STORE_OP_RUN_NOW, task_wake},
+};
+
+/* Cancel, retry, pause, resume, run now, finish, delete: the owner's controls. */
 static int store_apply_control(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     struct task *t = NULL;
     int rc = store_load_scoped(s, op, op->id, &t);
@@ -740,29 +749,15 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
     enum task_phase before = t->phase;
     bool paused_before = t->paused;
     int64_t version = t->version;
-    switch (op->kind) {
-    case STORE_OP_CANCEL:
-        rc = task_cancel(t, now, &op->err);
-        break;
-    case STORE_OP_RETRY:
-        rc = task_retry(t, now, &op->err);
-        break;
-    case STORE_OP_PAUSE:
-        rc = task_pause(t, now, &op->err);
-        break;
-    case STORE_OP_RESUME:
-        rc = task_resume(t, now, &op->err);
-        break;
-    case STORE_OP_RUN_NOW:
-        rc = task_wake(t, now, &op->err);
-        break;
-    case STORE_OP_FINISH:
+    size_t m = 0, nmoves = sizeof store_task_moves / sizeof store_task_moves[0];
+    while (m < nmoves && store_task_moves[m].kind != op->kind)
+        m++;
+    if (m < nmoves)
+        rc = store_task_moves[m].move(t, now, &op->err);
+    else if (op->kind == STORE_OP_FINISH)
         rc = store_task_finish(t, op, now);
-        break;
-    default:
+    else
         rc = task_check_delete(t, &op->err);
-        break;
-    }
     if (rc) {
         task_free(t);
         return rc;
