@@ -157,6 +157,8 @@ static void serve_usage(FILE *f) {
         const struct serve_flag *fl = &serve_flags[i];
         if (i == 0 || fl->section != serve_flags[i - 1].section) fputs(heads[fl->section], f);
         int n = fprintf(f, "  --%s%s%s", fl->name, fl->arg ? " " : "", fl->arg ? fl->arg : "");
+        /* Each line of the help at the column: the first after the flag (two
+         * spaces at least), the others under it; the default ends the last. */
         for (const char *h = fl->help; *h; n = 0) {
             size_t len = strcspn(h, "\n");
             fprintf(f, "%*s%.*s", n < SERVE_HELP_COL - 2 ? SERVE_HELP_COL - n : 2, "", (int)len, h);
