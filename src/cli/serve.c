@@ -20,117 +20,153 @@
 #include "cli.h"
 #include "cli_client.h"
 
-static void serve_usage(FILE *f) {
-    fprintf(f,
-            "usage: taskmill serve [--listen HOST:PORT] [--store URL] [--threads N]\n"
-            "                      [--relaxed] [--reuse-port] [--max-body-bytes N] ...\n"
-            "  --listen    address to listen on (TASKMILL_LISTEN; default 127.0.0.1:8080;\n"
-            "              port 0 picks a free port)\n"
-            "  --store     sqlite:PATH, or postgres://USER@HOST/DB (several servers may share\n"
-            "              one PostgreSQL database: docs/operations.md) (TASKMILL_STORE;\n"
-            "              default sqlite:./taskmill.db)\n"
-            "  --reuse-port  let other taskmill servers on this machine listen on the same\n"
-            "              port; the kernel spreads connections over them\n"
-            "  --threads   HTTP threads (default 2)\n"
-            "  --relaxed   acknowledge writes before they are fsynced (faster, not durable)\n"
-            "\nsecurity (docs/security.md):\n"
-            "  --tls-cert FILE, --tls-key FILE   serve HTTPS with this PEM certificate and key\n"
-            "  --insecure-no-auth   allow a non-loopback --listen with no API token in the store\n"
-            "\nlimits (default in brackets):\n"
-            "  --max-body-bytes N       request body [1048576]\n"
-            "  --max-header-bytes N     request line and headers, per connection [16384]\n"
-            "  --max-json-depth N       nesting of a JSON body [32]\n"
-            "  --max-string-bytes N     a string field of a task [65536]\n"
-            "  --max-items N            items in one call [1000]\n"
-            "  --max-messages N         messages in one call [100]\n"
-            "  --max-batch N            tasks in one batch submit [1000]\n"
-            "  --max-page N             tasks in one page of a list [1000]\n"
-            "  --max-wait-seconds N     a long-poll or a waiting claim [60]\n"
-            "  --max-connections N      open connections [10000]\n"
-            "  --max-connections-per-address N  of those, from one address; 0 = none [1024]\n"
-            "  --idle-timeout-seconds N  close a connection idle between requests [15]\n"
-            "  --max-waiters N          requests parked in long-polls and claims [4096]\n"
-            "  --max-waiters-per-token N  of those, from one token [256]\n"
-            "  --max-rate N             requests per second per token, 0 = none [1000]\n"
-            "  --max-streams N          open event streams (SSE), 0 = no cap [1024]\n"
-            "  --max-webhooks N         webhooks per namespace [100]\n"
-            "  --max-attributes N       keys of a task's attributes [1000]\n"
-            "  --max-attributes-bytes N a task's attributes as JSON [262144]\n"
-            "  --query-timeout-ms N     how long one list query may run [5000]\n"
-            "  --finished-max-age-seconds N  delete finished tasks after this, 0 = keep [0]\n"
-            "\nevents and webhooks (docs/events.md):\n"
-            "  --events-max-age-seconds N  keep events this long, -1 = forever [604800]\n"
-            "  --events-max-count N        keep at most this many events, -1 = no cap [1000000]\n"
-            "  --events-buffer N           events kept in memory for streams [4096]\n"
-            "  --events-buffer-bytes N     bytes of those events at most [67108864]\n"
-            "  --events-task-max-bytes N   task JSON in one event; larger is reduced [65536]\n"
-            "  --sse-keepalive-ms N        comment on an idle stream this often [15000]\n"
-            "  --webhook-backoff-ms N      first retry delay, doubling up to 1 h [5000]\n"
-            "  --webhook-max-attempts N    attempts per delivery [34]\n"
-            "  --webhook-timeout-ms N      per attempt [10000]\n"
-            "  --webhook-senders N         deliveries in flight, one per webhook at most [4]\n"
-            "  --webhook-allow-private     let webhooks reach loopback and private addresses\n");
-}
+/*
+ * Every flag of `serve`: one row each, naming the field of struct
+ * server_config it sets, its range, its default and its help line, so the
+ * option list, the range check, the assignment, the default and the help
+ * cannot drift apart. serve sets each default before it reads the flags,
+ * but an events flag's: that one is the server's own (it applies it for
+ * 0 in the config) and the help shows it. docs/security.md and
+ * docs/events.md list the flags.
+ */
+enum serve_flag_kind {
+    SF_STR,             /* const char *: the argument itself */
+    SF_TRUE,            /* bool: no argument, sets true */
+    SF_INT,             /* an integer in [min, max], into an int, */
+    SF_SIZE,            /* a size_t */
+    SF_INT64,           /* or an int64_t */
+    SF_KEEP_SECONDS_MS, /* int64_t ms from seconds; 0 or -1: keep forever (-1) */
+    SF_KEEP_COUNT,      /* int64_t; 0 or -1: no cap (-1) */
+};
 
-static int serve_int_flag(const char *name, const char *v, int64_t min, int64_t max, int64_t *out);
+enum serve_section { SS_GENERAL, SS_SECURITY, SS_LIMITS, SS_EVENTS };
 
-/* The events flags (2000 + index in the option table). */
-static int serve_events_flag(struct events_config *ev, int which, const char *v) {
-    static const struct {
-        const char *name;
-        int64_t min, max;
-    } f[] = {
-        {"events-max-age-seconds", -1, 100LL * 365 * 86400},
-        {"events-max-count", -1, INT64_MAX / 2},
-        {"events-buffer", 16, 10000000},
-        {"sse-keepalive-ms", 100, 3600000},
-        {"webhook-backoff-ms", 1, 86400000},
-        {"webhook-max-attempts", 1, 1000},
-        {"webhook-timeout-ms", 100, 600000},
-        {NULL, 0, 0}, /* webhook-allow-private */
-        {"events-buffer-bytes", 64 * 1024, INT64_C(1) << 40},
-        {"events-task-max-bytes", 4096, 1 << 30},
-        {"webhook-senders", 1, 64},
-    };
-    int64_t n = 0;
-    if (f[which].name && serve_int_flag(f[which].name, v, f[which].min, f[which].max, &n))
-        return -1;
-    switch (which) {
-    case 0:
-        ev->max_age_ms = n < 0 ? -1 : (n ? n * 1000 : -1);
-        break;
-    case 1:
-        ev->max_count = n < 0 ? -1 : (n ? n : -1);
-        break;
-    case 2:
-        ev->buffer_events = (int)n;
-        break;
-    case 3:
-        ev->keepalive_ms = (int)n;
-        break;
-    case 4:
-        ev->webhook_backoff_ms = n;
-        break;
-    case 5:
-        ev->webhook_max_attempts = (int)n;
-        break;
-    case 6:
-        ev->webhook_timeout_ms = n;
-        break;
-    case 7:
-        ev->webhook_allow_private = true;
-        break;
-    case 8:
-        ev->buffer_bytes = n;
-        break;
-    case 10:
-        ev->webhook_senders = (int)n;
-        break;
-    default:
-        ev->task_max_bytes = n;
-        break;
+struct serve_flag {
+    enum serve_section section;
+    const char *name, *arg; /* arg: what the help shows it takes; NULL: none */
+    enum serve_flag_kind kind;
+    size_t offset; /* in struct server_config */
+    int64_t min, max;
+    bool show_default; /* the help ends with " [def]" */
+    int64_t def;
+    const char *help; /* '\n' continues it on the next line */
+};
+
+#define FIELD_KIND(member) \
+    _Generic(((struct server_config *)0)->member, const char *: SF_STR, bool: SF_TRUE, int    \
+             : SF_INT, size_t: SF_SIZE, int64_t: SF_INT64)
+/* A flag whose kind follows its field's type. */
+#define FLAG(sec, flag, arg, member, lo, hi, help)                                                 \
+    {                                                                                              \
+        sec, flag, arg, FIELD_KIND(member), offsetof(struct server_config, member), lo, hi, false, \
+            0, help                                                                                \
     }
-    return 0;
+/* An integer flag with its default: a limit's, set by serve; an event's, the server's. */
+#define NUM(sec, flag, kind, member, lo, hi, def, help) \
+    { sec, flag, "N", kind, offsetof(struct server_config, member), lo, hi, true, def, help }
+#define LIMIT(flag, member, lo, hi, def, help) \
+    NUM(SS_LIMITS, flag, FIELD_KIND(limits.member), limits.member, lo, hi, def, help)
+#define EVENT(flag, member, lo, hi, def, help) \
+    NUM(SS_EVENTS, flag, FIELD_KIND(events.member), events.member, lo, hi, def, help)
+
+static const struct serve_flag serve_flags[] = {
+    FLAG(SS_GENERAL, "listen", "HOST:PORT", listen, 0, 0,
+         "address to listen on (TASKMILL_LISTEN;\ndefault 127.0.0.1:8080; port 0 picks a free "
+         "port)"),
+    FLAG(SS_GENERAL, "store", "URL", store_url, 0, 0,
+         "sqlite:PATH, or postgres://USER@HOST/DB\n(several servers may share one PostgreSQL\n"
+         "database: docs/operations.md) (TASKMILL_STORE;\ndefault sqlite:./taskmill.db)"),
+    FLAG(SS_GENERAL, "reuse-port", NULL, reuse_port, 0, 0,
+         "let other taskmill servers on this machine\nlisten on the same port; the kernel "
+         "spreads\nconnections over them"),
+    NUM(SS_GENERAL, "threads", SF_INT, threads, 1, 64, 2, "HTTP threads"),
+    FLAG(SS_GENERAL, "relaxed", NULL, relaxed, 0, 0,
+         "acknowledge writes before they are fsynced\n(faster, not durable)"),
+    FLAG(SS_SECURITY, "tls-cert", "FILE", tls_cert_path, 0, 0,
+         "serve HTTPS with this PEM certificate"),
+    FLAG(SS_SECURITY, "tls-key", "FILE", tls_key_path, 0, 0, "and this PEM private key"),
+    FLAG(SS_SECURITY, "insecure-no-auth", NULL, insecure_no_auth, 0, 0,
+         "allow a non-loopback --listen with no API\ntoken in the store"),
+    LIMIT("max-body-bytes", body_max_bytes, 1024, 1 << 30, 1024 * 1024, "request body"),
+    LIMIT("max-header-bytes", header_max_bytes, 4096, 1 << 20, 16 * 1024,
+          "request line and headers, per connection"),
+    LIMIT("max-json-depth", json_max_depth, 2, 1000, 32, "nesting of a JSON body"),
+    LIMIT("max-string-bytes", string_max_bytes, 64, 1 << 30, 64 * 1024, "a string field of a task"),
+    LIMIT("max-items", items_max_per_call, 1, 1000000, 1000, "items in one call"),
+    LIMIT("max-messages", messages_max_per_call, 1, 1000000, 100, "messages in one call"),
+    LIMIT("max-batch", batch_max, 1, 100000, 1000, "tasks in one batch submit"),
+    LIMIT("max-page", page_max, 1, 100000, 1000, "tasks in one page of a list"),
+    LIMIT("max-wait-seconds", wait_max_seconds, 1, 3600, 60, "a long-poll or a waiting claim"),
+    LIMIT("max-connections", connections_max, 1, 1000000, 10000, "open connections"),
+    LIMIT("max-connections-per-address", connections_per_address_max, 0, 1000000, 1024,
+          "of those, from one address; 0 = none"),
+    LIMIT("idle-timeout-seconds", idle_timeout_seconds, 1, 3600, 15,
+          "close a connection idle between requests"),
+    LIMIT("max-waiters", waiters_max, 0, 1000000, 4096, "requests parked in long-polls and claims"),
+    LIMIT("max-waiters-per-token", waiters_per_token_max, 0, 1000000, 256,
+          "of those, from one token"),
+    LIMIT("max-rate", rate_per_token, 0, 1000000, 1000, "requests per second per token, 0 = none"),
+    LIMIT("max-streams", streams_max, 0, 1000000, 1024, "open event streams (SSE), 0 = no cap"),
+    LIMIT("max-webhooks", webhooks_max, 1, 100000, 100, "webhooks per namespace"),
+    LIMIT("max-attributes", attributes_max_keys, 1, 1000000, 1000, "keys of a task's attributes"),
+    LIMIT("max-attributes-bytes", attributes_max_bytes, 1024, 1 << 30, 256 * 1024,
+          "a task's attributes as JSON"),
+    LIMIT("query-timeout-ms", query_timeout_ms, 1, 3600000, 5000,
+          "how long one list query may run"),
+    LIMIT("finished-max-age-seconds", finished_max_age_seconds, 0, 3650 * 86400, 0,
+          "delete finished tasks after this, 0 = keep"),
+    NUM(SS_EVENTS, "events-max-age-seconds", SF_KEEP_SECONDS_MS, events.max_age_ms, -1,
+        100LL * 365 * 86400, 7 * 86400, "keep events this long, -1 = forever"),
+    NUM(SS_EVENTS, "events-max-count", SF_KEEP_COUNT, events.max_count, -1, INT64_MAX / 2, 1000000,
+        "keep at most this many events, -1 = no cap"),
+    EVENT("events-buffer", buffer_events, 16, 10000000, 4096, "events kept in memory for streams"),
+    EVENT("events-buffer-bytes", buffer_bytes, 64 * 1024, INT64_C(1) << 40, 64 << 20,
+          "bytes of those events at most"),
+    EVENT("events-task-max-bytes", task_max_bytes, 4096, 1 << 30, 64 * 1024,
+          "task JSON in one event; larger is reduced"),
+    EVENT("sse-keepalive-ms", keepalive_ms, 100, 3600000, 15000,
+          "comment on an idle stream this often"),
+    EVENT("webhook-backoff-ms", webhook_backoff_ms, 1, 86400000, 5000,
+          "first retry delay, doubling up to 1 h"),
+    EVENT("webhook-max-attempts", webhook_max_attempts, 1, 1000, 34, "attempts per delivery"),
+    EVENT("webhook-timeout-ms", webhook_timeout_ms, 100, 600000, 10000, "per attempt"),
+    EVENT("webhook-senders", webhook_senders, 1, 64, 4,
+          "deliveries in flight, one per webhook at most"),
+    FLAG(SS_EVENTS, "webhook-allow-private", NULL, events.webhook_allow_private, 0, 0,
+         "let webhooks reach loopback and private\naddresses"),
+};
+#undef EVENT
+#undef LIMIT
+#undef NUM
+#undef FLAG
+#undef FIELD_KIND
+#define NSERVE_FLAGS   (sizeof serve_flags / sizeof serve_flags[0])
+#define SERVE_FLAG_OPT 1000 /* getopt value of serve_flags[0] */
+#define SERVE_HELP_COL 30   /* where the help lines' text starts */
+
+static void serve_usage(FILE *f) {
+    static const char *const heads[] = {
+        [SS_GENERAL] =
+            "usage: taskmill serve [--listen HOST:PORT] [--store URL] [--threads N]\n"
+            "                      [--relaxed] [--reuse-port] [--max-body-bytes N] ...\n",
+        [SS_SECURITY] = "\nsecurity (docs/security.md):\n",
+        [SS_LIMITS] = "\nlimits (default in brackets):\n",
+        [SS_EVENTS] = "\nevents and webhooks (docs/events.md):\n",
+    };
+    for (size_t i = 0; i < NSERVE_FLAGS; i++) {
+        const struct serve_flag *fl = &serve_flags[i];
+        if (i == 0 || fl->section != serve_flags[i - 1].section) fputs(heads[fl->section], f);
+        int n = fprintf(f, "  --%s%s%s", fl->name, fl->arg ? " " : "", fl->arg ? fl->arg : "");
+        /* Each line of the help at the column: the first after the flag (two
+         * spaces at least), the others under it; the default ends the last. */
+        for (const char *h = fl->help; *h; n = 0) {
+            size_t len = strcspn(h, "\n");
+            fprintf(f, "%*s%.*s", n < SERVE_HELP_COL - 2 ? SERVE_HELP_COL - n : 2, "", (int)len, h);
+            h += len + (h[len] == '\n');
+            if (!*h && fl->show_default) fprintf(f, " [%lld]", (long long)fl->def);
+            fputc('\n', f);
+        }
+    }
 }
 
 static int serve_int_flag(const char *name, const char *v, int64_t min, int64_t max, int64_t *out) {
@@ -140,86 +176,56 @@ static int serve_int_flag(const char *name, const char *v, int64_t min, int64_t 
     return -1;
 }
 
-void serve_default_limits(struct limits *l) {
-    l->body_max_bytes = 1024 * 1024;
-    l->json_max_depth = 32;
-    l->batch_max = 1000;
-    l->page_max = 1000;
-    l->wait_max_seconds = 60;
-    l->string_max_bytes = 64 * 1024;
-    l->items_max_per_call = 1000;
-    l->messages_max_per_call = 100;
-    l->header_max_bytes = 16 * 1024;
-    l->connections_max = 10000;
-    l->connections_per_address_max = 1024;
-    l->idle_timeout_seconds = 15;
-    l->waiters_max = 4096;
-    l->waiters_per_token_max = 256;
-    l->rate_per_token = 1000;
-    l->streams_max = 1024;
-    l->webhooks_max = 100;
-    l->attributes_max_keys = 1000;
-    l->attributes_max_bytes = 256 * 1024;
-    l->query_timeout_ms = 5000;
+/* Stores n (or the argument v) in the flag's field of cfg. */
+static void serve_flag_store(struct server_config *cfg, const struct serve_flag *fl, const char *v,
+                             int64_t n) {
+    char *field = (char *)cfg + fl->offset;
+    switch (fl->kind) {
+    case SF_STR:
+        *(const char **)field = v;
+        break;
+    case SF_TRUE:
+        *(bool *)field = true;
+        break;
+    case SF_INT:
+        *(int *)field = (int)n;
+        break;
+    case SF_SIZE:
+        *(size_t *)field = (size_t)n;
+        break;
+    case SF_INT64:
+        *(int64_t *)field = n;
+        break;
+    case SF_KEEP_SECONDS_MS:
+        *(int64_t *)field = n > 0 ? n * 1000 : -1;
+        break;
+    case SF_KEEP_COUNT:
+        *(int64_t *)field = n > 0 ? n : -1;
+        break;
+    }
 }
 
-/*
- * The --max-* flags: one row each, naming the field of struct limits it
- * sets, so the option list, the range check and the assignment cannot
- * drift apart. Defaults are in serve_default_limits; docs/security.md
- * lists them all.
- */
-struct limit_flag {
-    const char *name;
-    int64_t min, max;
-    size_t offset;
-    bool is_size; /* a size_t field; otherwise an int */
-};
-
-#define LIMIT(flag, lo, hi, field)                       \
-    {                                                    \
-        flag, lo, hi, offsetof(struct limits, field),    \
-            _Generic(((struct limits *)0)->field, size_t \
-                     : true, default                     \
-                     : false)                            \
-    }
-static const struct limit_flag limit_flags[] = {
-    LIMIT("max-body-bytes", 1024, 1 << 30, body_max_bytes),
-    LIMIT("max-wait-seconds", 1, 3600, wait_max_seconds),
-    LIMIT("max-header-bytes", 4096, 1 << 20, header_max_bytes),
-    LIMIT("max-json-depth", 2, 1000, json_max_depth),
-    LIMIT("max-string-bytes", 64, 1 << 30, string_max_bytes),
-    LIMIT("max-items", 1, 1000000, items_max_per_call),
-    LIMIT("max-messages", 1, 1000000, messages_max_per_call),
-    LIMIT("max-batch", 1, 100000, batch_max),
-    LIMIT("max-page", 1, 100000, page_max),
-    LIMIT("max-connections", 1, 1000000, connections_max),
-    LIMIT("max-connections-per-address", 0, 1000000, connections_per_address_max),
-    LIMIT("idle-timeout-seconds", 1, 3600, idle_timeout_seconds),
-    LIMIT("max-waiters", 0, 1000000, waiters_max),
-    LIMIT("max-waiters-per-token", 0, 1000000, waiters_per_token_max),
-    LIMIT("max-rate", 0, 1000000, rate_per_token),
-    LIMIT("max-streams", 0, 1000000, streams_max),
-    LIMIT("max-webhooks", 1, 100000, webhooks_max),
-    LIMIT("max-attributes", 1, 1000000, attributes_max_keys),
-    LIMIT("max-attributes-bytes", 1024, 1 << 30, attributes_max_bytes),
-    LIMIT("query-timeout-ms", 1, 3600000, query_timeout_ms),
-    LIMIT("finished-max-age-seconds", 0, 3650 * 86400, finished_max_age_seconds),
-};
-#undef LIMIT
-#define NLIMIT_FLAGS (sizeof limit_flags / sizeof limit_flags[0])
-#define LIMIT_OPT    1000 /* getopt value of limit_flags[0] */
-
-static int serve_limit_flag(struct limits *l, size_t which, const char *v) {
-    const struct limit_flag *f = &limit_flags[which];
-    int64_t n;
-    if (serve_int_flag(f->name, v, f->min, f->max, &n)) return -1;
-    char *field = (char *)l + f->offset;
-    if (f->is_size)
-        *(size_t *)field = (size_t)n;
-    else
-        *(int *)field = (int)n;
+/* Sets the flag from its argument v; -1 after a message when v is out of range. */
+static int serve_flag_set(struct server_config *cfg, const struct serve_flag *fl, const char *v) {
+    int64_t n = 0;
+    if (fl->kind != SF_STR && fl->kind != SF_TRUE &&
+        serve_int_flag(fl->name, v, fl->min, fl->max, &n))
+        return -1;
+    serve_flag_store(cfg, fl, v, n);
     return 0;
+}
+
+/* The defaults serve sets: every flag's but the events ones (the server's own). */
+static void serve_flags_default(struct server_config *cfg) {
+    for (size_t i = 0; i < NSERVE_FLAGS; i++)
+        if (serve_flags[i].show_default && serve_flags[i].section != SS_EVENTS)
+            serve_flag_store(cfg, &serve_flags[i], NULL, serve_flags[i].def);
+}
+
+void serve_default_limits(struct limits *l) {
+    struct server_config cfg = {0};
+    serve_flags_default(&cfg);
+    *l = cfg.limits;
 }
 
 /* The store URL without a password (postgres://user:secret@host -> user:***@host). */
@@ -238,94 +244,28 @@ int cmd_serve(int argc, char **argv) {
     struct server_config cfg = {0};
     cfg.listen = getenv("TASKMILL_LISTEN") ? getenv("TASKMILL_LISTEN") : "127.0.0.1:8080";
     cfg.store_url = getenv("TASKMILL_STORE") ? getenv("TASKMILL_STORE") : "sqlite:./taskmill.db";
-    cfg.threads = 2;
-    serve_default_limits(&cfg.limits);
+    serve_flags_default(&cfg);
 
-    static const struct option fixed_opts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"store", required_argument, NULL, 's'},
-        {"threads", required_argument, NULL, 't'},
-        {"relaxed", no_argument, NULL, 'r'},
-        {"reuse-port", no_argument, NULL, 'R'},
-        {"tls-cert", required_argument, NULL, 'C'},
-        {"tls-key", required_argument, NULL, 'K'},
-        {"insecure-no-auth", no_argument, NULL, 'I'},
-        {"events-max-age-seconds", required_argument, NULL, 2000},
-        {"events-max-count", required_argument, NULL, 2001},
-        {"events-buffer", required_argument, NULL, 2002},
-        {"sse-keepalive-ms", required_argument, NULL, 2003},
-        {"webhook-backoff-ms", required_argument, NULL, 2004},
-        {"webhook-max-attempts", required_argument, NULL, 2005},
-        {"webhook-timeout-ms", required_argument, NULL, 2006},
-        {"webhook-allow-private", no_argument, NULL, 2007},
-        {"events-buffer-bytes", required_argument, NULL, 2008},
-        {"events-task-max-bytes", required_argument, NULL, 2009},
-        {"webhook-senders", required_argument, NULL, 2010},
-        {"help", no_argument, NULL, 'h'},
-    };
-    /* The fixed options, then one per limit flag, then the end. */
-    struct option opts[sizeof fixed_opts / sizeof fixed_opts[0] + NLIMIT_FLAGS + 1];
-    size_t nopts = 0;
-    for (size_t i = 0; i < sizeof fixed_opts / sizeof fixed_opts[0]; i++)
-        opts[nopts++] = fixed_opts[i];
-    for (size_t i = 0; i < NLIMIT_FLAGS; i++)
-        opts[nopts++] =
-            (struct option){limit_flags[i].name, required_argument, NULL, LIMIT_OPT + (int)i};
-    opts[nopts] = (struct option){NULL, 0, NULL, 0};
+    /* One option per flag, then --help, then the end. */
+    struct option opts[NSERVE_FLAGS + 2];
+    for (size_t i = 0; i < NSERVE_FLAGS; i++)
+        opts[i] = (struct option){serve_flags[i].name,
+                                  serve_flags[i].kind == SF_TRUE ? no_argument : required_argument,
+                                  NULL, SERVE_FLAG_OPT + (int)i};
+    opts[NSERVE_FLAGS] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[NSERVE_FLAGS + 1] = (struct option){NULL, 0, NULL, 0};
     int c;
-    int64_t v;
     optind = 1;
     while ((c = cli_getopt("serve", argc, argv, "", opts)) != -1) {
-        switch (c) {
-        case 'l':
-            cfg.listen = optarg;
-            break;
-        case 's':
-            cfg.store_url = optarg;
-            break;
-        case 't':
-            if (serve_int_flag("threads", optarg, 1, 64, &v)) return 2;
-            cfg.threads = (int)v;
-            break;
-        case 'r':
-            cfg.relaxed = true;
-            break;
-        case 'R':
-            cfg.reuse_port = true;
-            break;
-        case 'C':
-            cfg.tls_cert_path = optarg;
-            break;
-        case 'K':
-            cfg.tls_key_path = optarg;
-            break;
-        case 'I':
-            cfg.insecure_no_auth = true;
-            break;
-        case 2000:
-        case 2001:
-        case 2002:
-        case 2003:
-        case 2004:
-        case 2005:
-        case 2006:
-        case 2007:
-        case 2008:
-        case 2009:
-        case 2010:
-            if (serve_events_flag(&cfg.events, c - 2000, optarg)) return 2;
-            break;
-        case 'h':
+        if (c == 'h') {
             serve_usage(stdout);
             return 0;
-        default:
-            if (c >= LIMIT_OPT && c < LIMIT_OPT + (int)NLIMIT_FLAGS) {
-                if (serve_limit_flag(&cfg.limits, (size_t)(c - LIMIT_OPT), optarg)) return 2;
-                break;
-            }
+        }
+        if (c < SERVE_FLAG_OPT || c >= SERVE_FLAG_OPT + (int)NSERVE_FLAGS) {
             serve_usage(stderr);
             return 2;
         }
+        if (serve_flag_set(&cfg, &serve_flags[c - SERVE_FLAG_OPT], optarg)) return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "taskmill serve: unexpected argument '%s'\n", argv[optind]);

@@ -83,6 +83,10 @@ void buf_printf(struct buf *b, const char *fmt, ...) {
 
 void json_put_strn(struct buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
+    /* The bytes with a two-character escape; other control bytes are \u00XX. */
+    static const char short_escape[128] = {
+        ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+    };
     buf_grow(b, n + 2);
     b->p[b->len++] = '"';
     size_t run = 0; /* start of the pending run of plain bytes */
@@ -91,26 +95,12 @@ void json_put_strn(struct buf *b, const char *s, size_t n) {
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         buf_put(b, s + run, i - run);
         run = i + 1;
-        switch (c) {
-        case '"':
-            buf_put(b, "\\\"", 2);
-            break;
-        case '\\':
-            buf_put(b, "\\\\", 2);
-            break;
-        case '\n':
-            buf_put(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_put(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_put(b, "\\t", 2);
-            break;
-        default: {
+        if (short_escape[c]) {
+            char esc[2] = {'\\', short_escape[c]};
+            buf_put(b, esc, 2);
+        } else {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             buf_put(b, esc, 6);
-        }
         }
     }
     buf_put(b, s + run, n - run);

@@ -47,6 +47,39 @@ static int get_time(json_t *body, const char *key, int64_t *out, struct tm_error
     return 0;
 }
 
+/* The body must be an object whose every key is one of known[0..n). */
+static int check_fields(json_t *body, const char *const *known, size_t n, struct tm_error *e) {
+    if (!json_is_object(body)) return err_set(e, TM_EINVALID, "", "the body must be an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(key, known[i]) == 0;
+        if (!ok) return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
+    }
+    return 0;
+}
+
+/* An optional string of at most max bytes (null as absent). */
+static int get_text(json_t *body, const char *key, size_t max, struct tm_error *e) {
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v) || (json_is_string(v) && strlen(json_string_value(v)) <= max))
+        return 0;
+    return err_set(e, TM_EINVALID, key, "'%s' must be a string of at most %zu bytes", key, max);
+}
+
+/* Exactly one of the fields a and b, into *va and *vb; a_note follows 'a'
+ * in the message. */
+static int get_one_of(json_t *body, const char *a, const char *a_note, const char *b, json_t **va,
+                      json_t **vb, struct tm_error *e) {
+    *va = json_object_get(body, a);
+    *vb = json_object_get(body, b);
+    if ((*va != NULL) != (*vb != NULL)) return 0;
+    return err_set(e, TM_EINVALID, *va ? a : b, "give exactly one of '%s'%s and '%s'", a, a_note,
+                   b);
+}
+
 int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
     static const char *const known[] = {
         "name",     "description", "cron",           "interval_seconds",
@@ -55,15 +88,8 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
         "paused",   "note",        "jitter_seconds",
     };
     memset(out, 0, sizeof *out);
-    if (!json_is_object(body)) return err_set(e, TM_EINVALID, "", "the body must be an object");
-    const char *key;
+    if (check_fields(body, known, sizeof known / sizeof known[0], e)) return TM_EINVALID;
     json_t *v;
-    json_object_foreach(body, key, v) {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++)
-            ok = strcmp(key, known[i]) == 0;
-        if (!ok) return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
-    }
     int rc = TM_EINVALID;
     const char *name = json_string_value(json_object_get(body, "name"));
     if (!name_ok(name, SCHEDULE_NAME_MAX)) {
@@ -71,27 +97,14 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
                 SCHEDULE_NAME_MAX);
         goto fail;
     }
-    v = json_object_get(body, "description");
-    if (v && !json_is_null(v) && (!json_is_string(v) || strlen(json_string_value(v)) > 4096)) {
-        err_set(e, rc, "description", "'description' must be a string of at most 4096 bytes");
-        goto fail;
-    }
-    v = json_object_get(body, "note");
-    if (v && !json_is_null(v) && (!json_is_string(v) || strlen(json_string_value(v)) > 1024)) {
-        err_set(e, rc, "note", "'note' must be a string of at most 1024 bytes");
-        goto fail;
-    }
+    if (get_text(body, "description", 4096, e) || get_text(body, "note", 1024, e)) goto fail;
     v = json_object_get(body, "paused");
     if (v && !json_is_boolean(v)) {
         err_set(e, rc, "paused", "'paused' must be true or false");
         goto fail;
     }
-    json_t *cron = json_object_get(body, "cron"), *iv = json_object_get(body, "interval_seconds");
-    if ((cron != NULL) == (iv != NULL)) {
-        err_set(e, rc, cron ? "cron" : "interval_seconds",
-                "give exactly one of 'cron' and 'interval_seconds'");
-        goto fail;
-    }
+    json_t *cron, *iv;
+    if (get_one_of(body, "cron", "", "interval_seconds", &cron, &iv, e)) goto fail;
     if (cron) {
         if (!json_is_string(cron)) {
             err_set(e, rc, "cron", "'cron' must be a string such as \"0 * * * *\"");
@@ -121,12 +134,9 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
         err_set(e, rc, "end_at", "'end_at' must be after 'start_at'");
         goto fail;
     }
-    json_t *def = json_object_get(body, "definition"), *task = json_object_get(body, "task");
-    if ((def != NULL) == (task != NULL)) {
-        err_set(e, rc, def ? "definition" : "task",
-                "give exactly one of 'definition' (a definition's id or name) and 'task'");
+    json_t *def, *task;
+    if (get_one_of(body, "definition", " (a definition's id or name)", "task", &def, &task, e))
         goto fail;
-    }
     if (def) {
         if (!name_ok(json_string_value(def), SCHEDULE_NAME_MAX)) {
             err_set(e, rc, "definition", "'definition' must be a definition's id or name");
@@ -202,15 +212,8 @@ int definition_check(json_t *body, struct tm_error *e) {
     static const char *const known[] = {"name",     "type",     "description", "queue",
                                         "priority", "params",   "max_retries", "timeout_seconds",
                                         "executor", "arguments"};
-    if (!json_is_object(body)) return err_set(e, TM_EINVALID, "", "the body must be an object");
-    const char *key;
+    if (check_fields(body, known, sizeof known / sizeof known[0], e)) return TM_EINVALID;
     json_t *v;
-    json_object_foreach(body, key, v) {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++)
-            ok = strcmp(key, known[i]) == 0;
-        if (!ok) return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
-    }
     if (!name_ok(json_string_value(json_object_get(body, "name")), SCHEDULE_NAME_MAX))
         return err_set(e, TM_EINVALID, "name",
                        "'name' must be 1 to %d bytes with no control characters",

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,52 +59,36 @@ void task_apply_queue_settings(struct task *t, const struct queue_settings *q) {
     if (t->backoff_max_ms < t->backoff_ms) t->backoff_max_ms = t->backoff_ms;
 }
 
+/* Every string a task owns: task_free frees them and task_clone copies them. */
+static const size_t task_strings[] = {
+    offsetof(struct task, namespace),    offsetof(struct task, type),
+    offsetof(struct task, name),         offsetof(struct task, description),
+    offsetof(struct task, queue),        offsetof(struct task, launcher),
+    offsetof(struct task, target),       offsetof(struct task, definition),
+    offsetof(struct task, params),       offsetof(struct task, progress.message),
+    offsetof(struct task, items),        offsetof(struct task, messages),
+    offsetof(struct task, result),       offsetof(struct task, returns),
+    offsetof(struct task, attributes),   offsetof(struct task, error),
+    offsetof(struct task, lease_worker), offsetof(struct task, idempotency_key),
+    offsetof(struct task, attempts),
+};
+
+static char **task_string(struct task *t, size_t i) {
+    return (char **)((char *)t + task_strings[i]);
+}
+
 void task_free(struct task *t) {
     if (!t) return;
-    free(t->namespace);
-    free(t->type);
-    free(t->name);
-    free(t->description);
-    free(t->queue);
-    free(t->launcher);
-    free(t->target);
-    free(t->definition);
-    free(t->params);
-    free(t->progress.message);
-    free(t->items);
-    free(t->messages);
-    free(t->result);
-    free(t->returns);
-    free(t->attributes);
-    free(t->error);
-    free(t->lease_worker);
-    free(t->idempotency_key);
-    free(t->attempts);
+    for (size_t i = 0; i < sizeof task_strings / sizeof task_strings[0]; i++)
+        free(*task_string(t, i));
     free(t);
 }
 
 struct task *task_clone(const struct task *t) {
     struct task *c = xmalloc(sizeof *c);
-    *c = *t;
-    c->namespace = xstrdup(t->namespace);
-    c->type = xstrdup(t->type);
-    c->name = xstrdup(t->name);
-    c->description = xstrdup(t->description);
-    c->queue = xstrdup(t->queue);
-    c->launcher = xstrdup(t->launcher);
-    c->target = xstrdup(t->target);
-    c->definition = xstrdup(t->definition);
-    c->params = xstrdup(t->params);
-    c->progress.message = xstrdup(t->progress.message);
-    c->items = xstrdup(t->items);
-    c->messages = xstrdup(t->messages);
-    c->result = xstrdup(t->result);
-    c->returns = xstrdup(t->returns);
-    c->attributes = xstrdup(t->attributes);
-    c->error = xstrdup(t->error);
-    c->lease_worker = xstrdup(t->lease_worker);
-    c->idempotency_key = xstrdup(t->idempotency_key);
-    c->attempts = xstrdup(t->attempts);
+    *c = *t; /* then c's own copy of each string it shares with t */
+    for (size_t i = 0; i < sizeof task_strings / sizeof task_strings[0]; i++)
+        *task_string(c, i) = xstrdup(*task_string(c, i));
     return c;
 }
 

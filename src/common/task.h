@@ -7,8 +7,9 @@
  * alone and every other module asks it whether a move is legal.
  *
  * Ownership: a struct task owns every string it points to; task_free frees
- * them all. JSON-valued fields (params, result, ...) are held as compact
- * JSON text, already validated, and written out verbatim.
+ * them all and task_clone copies them all, as listed in task_strings
+ * (task.c), where a new string field goes too. JSON-valued fields (params, result, ...) are held as
+ * compact JSON text, already validated, and written out verbatim.
  *
  * Errors: the task_* moves return 0, or TM_ECONFLICT / TM_ELEASE with the
  * reason in a struct tm_error, and leave the task unchanged on error.

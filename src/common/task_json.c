@@ -325,6 +325,22 @@ void task_add_messages(struct task *t, json_t *messages, int64_t now) {
         task_trim_messages(t, now);
 }
 
+/* Stores the merged value `all` (taken) as the task's JSON field *dst,
+ * named `field`, unless its text is longer than max_bytes (0: no cap). */
+static int task_set_json(struct task *t, json_t *all, const char *field, size_t max_bytes,
+                         char **dst, struct tm_error *e) {
+    char *text = json_text(all);
+    json_decref(all);
+    if (max_bytes && strlen(text) > max_bytes) {
+        free(text);
+        return err_set(e, TM_EINVALID, field, "task '%s' would hold more than %zu bytes of '%s'",
+                       t->id, max_bytes, field);
+    }
+    free(*dst);
+    *dst = text;
+    return 0;
+}
+
 int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error *e) {
     if (json_array_size(items) == 0) return 0;
     json_t *all = json_load_or(t->items, json_array());
@@ -359,17 +375,7 @@ int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error
         if (msg) json_object_set(slot, "message", msg);
         json_set_time(slot, "updated_at", now);
     }
-    char *text = json_text(all);
-    json_decref(all);
-    if (strlen(text) > TASK_ITEMS_MAX_BYTES) {
-        free(text);
-        return err_set(e, TM_EINVALID, "items",
-                       "task '%s' would hold more than %d bytes of 'items'", t->id,
-                       TASK_ITEMS_MAX_BYTES);
-    }
-    free(t->items);
-    t->items = text;
-    return 0;
+    return task_set_json(t, all, "items", TASK_ITEMS_MAX_BYTES, &t->items, e);
 }
 
 int task_merge_attributes(struct task *t, json_t *attributes, int max_keys, size_t max_bytes,
@@ -389,15 +395,5 @@ int task_merge_attributes(struct task *t, json_t *attributes, int max_keys, size
         return err_set(e, TM_EINVALID, "attributes",
                        "task '%s' would hold more than %d 'attributes' keys", t->id, max_keys);
     }
-    char *text = json_text(all);
-    json_decref(all);
-    if (max_bytes && strlen(text) > max_bytes) {
-        free(text);
-        return err_set(e, TM_EINVALID, "attributes",
-                       "task '%s' would hold more than %zu bytes of 'attributes'", t->id,
-                       max_bytes);
-    }
-    free(t->attributes);
-    t->attributes = text;
-    return 0;
+    return task_set_json(t, all, "attributes", max_bytes, &t->attributes, e);
 }

@@ -189,19 +189,19 @@ const char *token_status(const struct token *t, int64_t now_ms) {
 void token_json_write(struct buf *b, const struct token *t, int64_t now_ms) {
     buf_puts(b, "{\"id\":");
     json_put_str(b, t->id);
-    buf_puts(b, ",\"name\":");
+    json_put_key(b, "name", false);
     json_put_str(b, t->name);
-    buf_puts(b, ",\"role\":");
+    json_put_key(b, "role", false);
     json_put_str(b, token_role_name(t->role));
-    buf_puts(b, ",\"namespace\":");
+    json_put_key(b, "namespace", false);
     json_put_str(b, t->namespace);
-    buf_puts(b, ",\"status\":");
+    json_put_key(b, "status", false);
     json_put_str(b, token_status(t, now_ms));
-    buf_puts(b, ",\"created_at\":");
+    json_put_key(b, "created_at", false);
     json_put_time(b, t->created_at);
-    buf_puts(b, ",\"expires_at\":");
+    json_put_key(b, "expires_at", false);
     json_put_time(b, t->expires_at);
-    buf_puts(b, ",\"revoked_at\":");
+    json_put_key(b, "revoked_at", false);
     json_put_time(b, t->revoked_at);
     buf_putc(b, '}');
 }

@@ -73,7 +73,7 @@ void sailpoint_write_error(struct buf *b, int status, const struct tm_error *e) 
     id_random_hex(tracking);
     buf_puts(b, "{\"detailCode\":");
     json_put_str(b, sailpoint_detail_code(status));
-    buf_puts(b, ",\"trackingId\":");
+    json_put_key(b, "trackingId", false);
     json_put_str(b, tracking);
     buf_puts(b, ",\"messages\":[{\"locale\":\"en-US\",\"localeOrigin\":\"DEFAULT\",\"text\":");
     json_put_str(b, text);
@@ -88,7 +88,7 @@ void sailpoint_oauth_write_error(struct buf *b, int status, const struct tm_erro
                                                              : "invalid_request";
     buf_puts(b, "{\"error\":");
     json_put_str(b, kind);
-    buf_puts(b, ",\"error_description\":");
+    json_put_key(b, "error_description", false);
     json_put_str(b, e->message[0] ? e->message : err_default_message(e->code));
     buf_putc(b, '}');
 }
@@ -163,13 +163,15 @@ static void sp_write_messages(struct buf *b, const struct task *t) {
         if (n++) buf_putc(b, ',');
         buf_puts(b, "{\"type\":");
         sp_put_str_or(b, sp_jstr(m, "level"), "INFO");
-        buf_puts(b, ",\"localizedText\":{\"locale\":");
+        json_put_key(b, "localizedText", false);
+        buf_putc(b, '{');
+        json_put_key(b, "locale", true);
         sp_put_str_or(b, sp_jstr(m, "locale"), "en-US");
-        buf_puts(b, ",\"message\":");
+        json_put_key(b, "message", false);
         sp_put_str_or(b, sp_jstr(m, "text"), "");
         buf_puts(b, "},\"key\":");
         sp_put_str_or(b, sp_jstr(m, "key"), "taskmill.message");
-        buf_puts(b, ",\"parameters\":");
+        json_put_key(b, "parameters", false);
         sp_write_parameters(b, json_object_get(m, "parameters"));
         buf_putc(b, '}');
     }
@@ -192,7 +194,7 @@ static void sp_write_returns(struct buf *b, const char *text) {
         if (i) buf_putc(b, ',');
         buf_puts(b, "{\"name\":");
         sp_put_str_or(b, sp_jstr(r, "name"), "");
-        buf_puts(b, ",\"attributeName\":");
+        json_put_key(b, "attributeName", false);
         sp_put_str_or(b, sp_jstr(r, "attribute"), "");
         buf_putc(b, '}');
     }
@@ -207,9 +209,9 @@ static void sp_write_target(struct buf *b, const char *text) {
     } else {
         buf_puts(b, "{\"id\":");
         sp_put_str_or(b, sp_jstr(tg, "id"), "");
-        buf_puts(b, ",\"type\":");
+        json_put_key(b, "type", false);
         json_put_str(b, sp_jstr(tg, "type"));
-        buf_puts(b, ",\"name\":");
+        json_put_key(b, "name", false);
         sp_put_str_or(b, sp_jstr(tg, "name"), "");
         buf_putc(b, '}');
     }
@@ -221,17 +223,19 @@ static void sp_write_definition(struct buf *b, const char *text) {
     json_t *d = text ? json_loads(text, 0, NULL) : NULL;
     if (json_is_object(d)) {
         const char *name = sp_jstr(d, "name");
-        buf_puts(b, ",\"taskDefinitionSummary\":{\"id\":");
+        json_put_key(b, "taskDefinitionSummary", false);
+        buf_putc(b, '{');
+        json_put_key(b, "id", true);
         sp_put_str_or(b, sp_jstr(d, "id"), "");
-        buf_puts(b, ",\"uniqueName\":");
+        json_put_key(b, "uniqueName", false);
         sp_put_str_or(b, name, "");
-        buf_puts(b, ",\"description\":");
+        json_put_key(b, "description", false);
         json_put_str(b, sp_jstr(d, "description"));
-        buf_puts(b, ",\"parentName\":");
+        json_put_key(b, "parentName", false);
         sp_put_str_or(b, name, "");
-        buf_puts(b, ",\"executor\":");
+        json_put_key(b, "executor", false);
         json_put_str(b, sp_jstr(d, "executor"));
-        buf_puts(b, ",\"arguments\":");
+        json_put_key(b, "arguments", false);
         json_t *args = json_object_get(d, "arguments");
         char *atext = json_is_object(args) ? json_text(args) : NULL;
         buf_puts(b, atext ? atext : "{}");
@@ -245,37 +249,37 @@ static void sp_write_definition(struct buf *b, const char *text) {
 static void sp_task_write(struct buf *b, const struct task *t, const char *parent_name) {
     buf_puts(b, "{\"id\":");
     json_put_str(b, t->id);
-    buf_puts(b, ",\"type\":");
+    json_put_key(b, "type", false);
     json_put_str(b, sp_type(t));
-    buf_puts(b, ",\"uniqueName\":");
+    json_put_key(b, "uniqueName", false);
     sp_put_str_or(b, t->name, t->type ? t->type : "");
-    buf_puts(b, ",\"description\":");
+    json_put_key(b, "description", false);
     sp_put_str_or(b, t->description, "");
-    buf_puts(b, ",\"parentName\":");
+    json_put_key(b, "parentName", false);
     json_put_str(b, parent_name);
-    buf_puts(b, ",\"launcher\":");
+    json_put_key(b, "launcher", false);
     sp_put_str_or(b, t->launcher, t->queue ? t->queue : "");
-    buf_puts(b, ",\"target\":");
+    json_put_key(b, "target", false);
     sp_write_target(b, t->target);
-    buf_puts(b, ",\"created\":");
+    json_put_key(b, "created", false);
     json_put_time(b, t->created_at);
-    buf_puts(b, ",\"modified\":");
+    json_put_key(b, "modified", false);
     json_put_time(b, t->updated_at);
-    buf_puts(b, ",\"launched\":");
+    json_put_key(b, "launched", false);
     json_put_time(b, t->started_at);
-    buf_puts(b, ",\"completed\":");
+    json_put_key(b, "completed", false);
     json_put_time(b, task_is_terminal(t) ? t->completed_at : 0);
-    buf_puts(b, ",\"completionStatus\":");
+    json_put_key(b, "completionStatus", false);
     json_put_str(b, task_is_terminal(t) ? task_status_name(t->status) : NULL);
-    buf_puts(b, ",\"messages\":");
+    json_put_key(b, "messages", false);
     sp_write_messages(b, t);
-    buf_puts(b, ",\"returns\":");
+    json_put_key(b, "returns", false);
     sp_write_returns(b, t->returns);
-    buf_puts(b, ",\"attributes\":");
+    json_put_key(b, "attributes", false);
     json_put_raw(b, t->attributes, "{}");
-    buf_puts(b, ",\"progress\":");
+    json_put_key(b, "progress", false);
     sp_put_str_or(b, t->progress.message, sp_progress_word(t));
-    buf_puts(b, ",\"percentComplete\":");
+    json_put_key(b, "percentComplete", false);
     json_put_int(b, task_percent(t));
     sp_write_definition(b, t->definition);
     buf_putc(b, '}');
@@ -535,10 +539,7 @@ static void sp_patched(struct req *r) {
         sp_not_found(r, r->op.id);
         return;
     }
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     sp_reply_task(r, r->op.task);
 }
 
@@ -641,11 +642,11 @@ static void sp_oauth_token(struct req *r) {
     json_put_str(&b, bearer);
     buf_printf(&b, ",\"token_type\":\"bearer\",\"expires_in\":%d,\"scope\":\"sp:scopes:all\"",
                SP_TOKEN_EXPIRES_S);
-    buf_puts(&b, ",\"tenant_id\":");
+    json_put_key(&b, "tenant_id", false);
     json_put_str(&b, r->ns);
-    buf_puts(&b, ",\"identity_id\":");
+    json_put_key(&b, "identity_id", false);
     json_put_str(&b, id);
-    buf_puts(&b, ",\"jti\":");
+    json_put_key(&b, "jti", false);
     json_put_str(&b, jti);
     buf_putc(&b, '}');
     reply_add_header(r, "Cache-Control", "no-store");

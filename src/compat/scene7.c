@@ -43,28 +43,21 @@
 /* ---- Projection ---- */
 
 void scene7_xml_text(struct buf *b, const char *s) {
+    static const char *const entities[128] = {
+        ['&'] = "&amp;",
+        ['<'] = "&lt;",
+        ['>'] = "&gt;",
+        ['\r'] = "&#13;",
+    };
     if (!s) return;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        switch (c) {
-        case '&':
-            buf_puts(b, "&amp;");
-            break;
-        case '<':
-            buf_puts(b, "&lt;");
-            break;
-        case '>':
-            buf_puts(b, "&gt;");
-            break;
-        case '\r':
-            buf_puts(b, "&#13;");
-            break;
-        default:
-            if (c < 0x20 && c != '\t' && c != '\n')
-                buf_putc(b, '?');
-            else
-                buf_putc(b, (char)c);
-        }
+        if (c < 128 && entities[c])
+            buf_puts(b, entities[c]);
+        else if (c < 0x20 && c != '\t' && c != '\n')
+            buf_putc(b, '?'); /* not allowed in XML 1.0 */
+        else
+            buf_putc(b, (char)c);
     }
 }
 
@@ -463,11 +456,7 @@ static void scene7_submit_job(struct req *r) {
         scene7_fault_from(r, &e);
         return;
     }
-    store_op_init(&r->op, STORE_OP_CREATE);
-    r->op.ns = ns;
-    r->op.tasks = xmalloc(sizeof *r->op.tasks);
-    r->op.tasks[0] = t;
-    r->op.ntasks = 1;
+    store_op_init_create(&r->op, ns, t);
     req_submit(r, scene7_submitted);
 }
 

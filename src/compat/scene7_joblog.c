@@ -390,19 +390,30 @@ static int job_logs_collect(struct req *r, const char *ns, const char *name, siz
     }
 }
 
-void scene7_get_job_logs(struct req *r) {
-    struct scene7_request *q = &scene7_call_of(r)->q;
+static int details_collect(struct req *r, const char *ns, struct job_log **out, size_t *n,
+                           struct tm_error *e);
+
+/* The jobs the call asks for, in the caller's scope: getJobLogs', or with
+ * `details` getJobLogDetails'. 0, or -1 after a fault. */
+static int job_logs_read(struct req *r, bool details, struct job_log **logs, size_t *n) {
     const char *ns;
-    if (scene7_scope(r, &ns)) return;
-    struct job_log *logs = NULL;
-    size_t n = 0;
+    if (scene7_scope(r, &ns)) return -1;
     struct tm_error e;
     err_clear(&e);
-    if (job_logs_collect(r, ns, NULL, SCENE7_JOB_LOGS_MAX, job_logs_wants, &logs, &n, &e)) {
-        job_logs_free(logs, n);
-        scene7_fault_from(r, &e);
-        return;
-    }
+    int rc = details
+                 ? details_collect(r, ns, logs, n, &e)
+                 : job_logs_collect(r, ns, NULL, SCENE7_JOB_LOGS_MAX, job_logs_wants, logs, n, &e);
+    if (!rc) return 0;
+    job_logs_free(*logs, *n);
+    scene7_fault_from(r, &e);
+    return -1;
+}
+
+void scene7_get_job_logs(struct req *r) {
+    struct scene7_request *q = &scene7_call_of(r)->q;
+    struct job_log *logs = NULL;
+    size_t n = 0;
+    if (job_logs_read(r, false, &logs, &n)) return;
     if (n) qsort_r(logs, n, sizeof *logs, job_log_cmp, q);
     size_t rows = q->num_rows ? (size_t)q->num_rows : SCENE7_ROWS_MAX;
     struct buf b;
@@ -501,17 +512,9 @@ static int details_collect(struct req *r, const char *ns, struct job_log **out, 
 
 void scene7_get_job_log_details(struct req *r) {
     struct scene7_request *q = &scene7_call_of(r)->q;
-    const char *ns;
-    if (scene7_scope(r, &ns)) return;
     struct job_log *logs = NULL;
     size_t n = 0;
-    struct tm_error e;
-    err_clear(&e);
-    if (details_collect(r, ns, &logs, &n, &e)) {
-        job_logs_free(logs, n);
-        scene7_fault_from(r, &e);
-        return;
-    }
+    if (job_logs_read(r, true, &logs, &n)) return;
     size_t per = q->records_per_page ? (size_t)q->records_per_page : SCENE7_ROWS_MAX;
     size_t skip = ((size_t)(q->results_page ? q->results_page : 1) - 1) * per;
     struct buf b;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <strings.h>
 
 #include "../common/cron.h"
@@ -33,10 +34,9 @@
 #define DETAIL_MAX_DEPTH 8
 #define DETAIL_MAX_NODES 1000
 
-static const char *const scene7_op_names[SCENE7_OP_COUNT] = {
-    NULL,         "submitJob", "getActiveJobs",    "stopJob",    "pauseJob",         "resumeJob",
-    "executeJob", "deleteJob", "getScheduledJobs", "getJobLogs", "getJobLogDetails",
-};
+#define SCENE7_OP_NAME(id, name) name,
+static const char *const scene7_op_names[SCENE7_OP_COUNT] = {NULL, SCENE7_OPS(SCENE7_OP_NAME)};
+#undef SCENE7_OP_NAME
 
 const char *scene7_op_name(enum scene7_op op) {
     return op > SCENE7_OP_NONE && op < SCENE7_OP_COUNT ? scene7_op_names[op] : NULL;
@@ -74,27 +74,6 @@ static int scene7_fail(struct scene7_fault *f, int code, const char *fmt, ...) {
     vsnprintf(f->reason, sizeof f->reason, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-void scene7_request_release(struct scene7_request *r) {
-    if (!r) return;
-    free(r->auth.user);
-    free(r->auth.password);
-    free(r->company_handle);
-    free(r->job_handle);
-    free(r->original_name);
-    free(r->job_name);
-    free(r->user_handle);
-    free(r->locale);
-    free(r->description);
-    free(r->job_kind);
-    json_decref(r->job_detail);
-    free(r->exec_schedule);
-    free(r->exec_cron);
-    for (size_t i = 0; i < r->nlog_types; i++)
-        free(r->log_types[i]);
-    free(r->log_types);
-    memset(r, 0, sizeof *r);
 }
 
 static void scene7_xml_init_once(void) {
@@ -416,49 +395,56 @@ static const struct {
                                        P_COMPANY},
 };
 
+/* Each parameter: its bit, its length cap and, for one kept as sent, its
+ * char * field in struct scene7_request (0: parsed by parse_value, or
+ * logTypeArray). */
+#define TEXT(field) offsetof(struct scene7_request, field)
 static const struct {
     const char *name;
     unsigned bit;
     size_t max;
+    size_t text;
 } scene7_params[] = {
-    {"companyHandle", P_COMPANY, SCENE7_HANDLE_MAX},
-    {"jobHandle", P_JOB_HANDLE, SCENE7_HANDLE_MAX},
-    {"originalName", P_ORIGINAL_NAME, SCENE7_HANDLE_MAX},
-    {"jobName", P_JOB_NAME, SCENE7_HANDLE_MAX},
-    {"userHandle", P_USER_HANDLE, SCENE7_HANDLE_MAX},
-    {"locale", P_LOCALE, 64},
-    {"execTime", P_EXEC_TIME, 64},
-    {"execSchedule", P_EXEC_SCHEDULE, SCENE7_SCHEDULE_MAX},
-    {"description", P_DESCRIPTION, SCENE7_TEXT_MAX},
-    {"sortBy", P_SORT_BY, 64},
-    {"sortDirection", P_SORT_DIRECTION, 64},
-    {"startDate", P_START_DATE, 64},
-    {"endDate", P_END_DATE, 64},
-    {"numRows", P_NUM_ROWS, 64},
-    {"logTypeArray", P_LOG_TYPES, 0},
-    {"recordsPerPage", P_RECORDS_PER_PAGE, 64},
-    {"resultsPage", P_RESULTS_PAGE, 64},
+    {"companyHandle", P_COMPANY, SCENE7_HANDLE_MAX, TEXT(company_handle)},
+    {"jobHandle", P_JOB_HANDLE, SCENE7_HANDLE_MAX, TEXT(job_handle)},
+    {"originalName", P_ORIGINAL_NAME, SCENE7_HANDLE_MAX, TEXT(original_name)},
+    {"jobName", P_JOB_NAME, SCENE7_HANDLE_MAX, TEXT(job_name)},
+    {"userHandle", P_USER_HANDLE, SCENE7_HANDLE_MAX, TEXT(user_handle)},
+    {"locale", P_LOCALE, 64, TEXT(locale)},
+    {"execTime", P_EXEC_TIME, 64, 0},
+    {"execSchedule", P_EXEC_SCHEDULE, SCENE7_SCHEDULE_MAX, 0},
+    {"description", P_DESCRIPTION, SCENE7_TEXT_MAX, TEXT(description)},
+    {"sortBy", P_SORT_BY, 64, 0},
+    {"sortDirection", P_SORT_DIRECTION, 64, 0},
+    {"startDate", P_START_DATE, 64, 0},
+    {"endDate", P_END_DATE, 64, 0},
+    {"numRows", P_NUM_ROWS, 64, 0},
+    {"logTypeArray", P_LOG_TYPES, 0, 0},
+    {"recordsPerPage", P_RECORDS_PER_PAGE, 64, 0},
+    {"resultsPage", P_RESULTS_PAGE, 64, 0},
 };
+#undef TEXT
+#define NPARAMS (sizeof scene7_params / sizeof scene7_params[0])
 
-static char **param_slot(struct scene7_request *r, unsigned bit) {
-    switch (bit) {
-    case P_COMPANY:
-        return &r->company_handle;
-    case P_JOB_HANDLE:
-        return &r->job_handle;
-    case P_ORIGINAL_NAME:
-        return &r->original_name;
-    case P_JOB_NAME:
-        return &r->job_name;
-    case P_USER_HANDLE:
-        return &r->user_handle;
-    case P_LOCALE:
-        return &r->locale;
-    case P_DESCRIPTION:
-        return &r->description;
-    default:
-        return NULL;
-    }
+/* The field of parameter i kept as sent, or NULL. */
+static char **param_slot(struct scene7_request *r, size_t i) {
+    return scene7_params[i].text ? (char **)((char *)r + scene7_params[i].text) : NULL;
+}
+
+void scene7_request_release(struct scene7_request *r) {
+    if (!r) return;
+    free(r->auth.user);
+    free(r->auth.password);
+    for (size_t i = 0; i < NPARAMS; i++)
+        if (param_slot(r, i)) free(*param_slot(r, i));
+    free(r->job_kind);
+    json_decref(r->job_detail);
+    free(r->exec_schedule);
+    free(r->exec_cron);
+    for (size_t i = 0; i < r->nlog_types; i++)
+        free(r->log_types[i]);
+    free(r->log_types);
+    memset(r, 0, sizeof *r);
 }
 
 /* The sort fields each operation takes, by name (any case). */
@@ -602,10 +588,10 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
         if (c->ns && c->ns->href && strcmp((const char *)c->ns->href, SCENE7_NS) != 0)
             return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
                                "'%.64s' of '%sParam' is in an unknown namespace", name, opname);
-        size_t i = 0, np = sizeof scene7_params / sizeof scene7_params[0];
-        while (i < np && strcmp(scene7_params[i].name, name) != 0)
+        size_t i = 0;
+        while (i < NPARAMS && strcmp(scene7_params[i].name, name) != 0)
             i++;
-        unsigned bit = i < np ? scene7_params[i].bit : 0;
+        unsigned bit = i < NPARAMS ? scene7_params[i].bit : 0;
         if (!bit && (allowed & P_DETAIL) && scene7_job_type_of(name)) bit = P_DETAIL;
         if (!bit || !(allowed & bit))
             return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
@@ -641,7 +627,7 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
             return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
                                "'%s' must not contain control characters", name);
         }
-        char **slot = param_slot(r, bit);
+        char **slot = param_slot(r, i);
         if (!slot) {
             if (parse_value(r, bit, name, s, f)) return -1;
         } else if (!*s) {
@@ -664,7 +650,7 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
     if (missing & P_DETAIL)
         return scene7_fail(f, SCENE7_FAULT_MISSING_PARAMETER,
                            "'%s' needs one job-detail element (e.g. 'uploadUrlsJob')", opname);
-    for (size_t i = 0; i < sizeof scene7_params / sizeof scene7_params[0]; i++)
+    for (size_t i = 0; i < NPARAMS; i++)
         if (missing & scene7_params[i].bit)
             return scene7_fail(f, SCENE7_FAULT_MISSING_PARAMETER, "'%s' needs '%s'", opname,
                                scene7_params[i].name);

@@ -49,20 +49,29 @@ struct scene7_fault {
     char reason[256];
 };
 
+/* The operations served, X(ID, "soapName"), in the WSDL's order: they give
+ * enum scene7_op, scene7_op_name and the WSDL's operations (scene7_wsdl.c). */
+#define SCENE7_OPS(X)                         \
+    X(SUBMIT_JOB, "submitJob")                \
+    X(GET_ACTIVE_JOBS, "getActiveJobs")       \
+    X(STOP_JOB, "stopJob")                    \
+    X(PAUSE_JOB, "pauseJob")                  \
+    X(RESUME_JOB, "resumeJob")                \
+    X(EXECUTE_JOB, "executeJob")              \
+    X(DELETE_JOB, "deleteJob")                \
+    X(GET_SCHEDULED_JOBS, "getScheduledJobs") \
+    X(GET_JOB_LOGS, "getJobLogs")             \
+    X(GET_JOB_LOG_DETAILS, "getJobLogDetails")
+
+// clang-format off
 enum scene7_op {
     SCENE7_OP_NONE,
-    SCENE7_OP_SUBMIT_JOB,
-    SCENE7_OP_GET_ACTIVE_JOBS,
-    SCENE7_OP_STOP_JOB,
-    SCENE7_OP_PAUSE_JOB,
-    SCENE7_OP_RESUME_JOB,
-    SCENE7_OP_EXECUTE_JOB,
-    SCENE7_OP_DELETE_JOB,
-    SCENE7_OP_GET_SCHEDULED_JOBS,
-    SCENE7_OP_GET_JOB_LOGS,
-    SCENE7_OP_GET_JOB_LOG_DETAILS,
+#define SCENE7_OP_ENUM(id, name) SCENE7_OP_##id,
+    SCENE7_OPS(SCENE7_OP_ENUM)
+#undef SCENE7_OP_ENUM
     SCENE7_OP_COUNT
 };
+// clang-format on
 
 /* sortBy of getJobLogs (Job Log Sort Fields) and getJobLogDetails (Date, LogType). */
 enum scene7_sort {

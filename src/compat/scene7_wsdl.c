@@ -13,6 +13,7 @@
  * header. Constant data; no threading or ownership concerns.
  */
 #include "scene7.h"
+#include "scene7_soap.h"
 
 #define NS "http://www.scene7.com/IpsApi/xsd/2014-04-03"
 
@@ -53,6 +54,10 @@
     "<wsdl:fault name=\"authorizationFault\"><soap:fault name=\"authorizationFault\" "            \
     "use=\"literal\"/></wsdl:fault>"                                                              \
     "</wsdl:operation>\n"
+/* Each operation's messages, port operation and binding (SCENE7_OPS). */
+#define OP_MESSAGES(id, op) MESSAGES(op) "\n"
+#define OP_PORT(id, op)     PORT_OP(op)
+#define OP_BIND(id, op)     BIND_OP(op)
 #define FAULT_EL(name)                                   \
     "<xsd:element name=\"" name                          \
     "\"><xsd:complexType><xsd:sequence>"                 \
@@ -196,20 +201,13 @@ const char scene7_wsdl[] =
     "<wsdl:message name=\"ipsApiFault\"><wsdl:part name=\"fault\" element=\"types:ipsApiFault\"/></wsdl:message>\n"
     "<wsdl:message name=\"authenticationFault\"><wsdl:part name=\"fault\" element=\"types:authenticationFault\"/></wsdl:message>\n"
     "<wsdl:message name=\"authorizationFault\"><wsdl:part name=\"fault\" element=\"types:authorizationFault\"/></wsdl:message>\n"
-    MESSAGES("submitJob") "\n" MESSAGES("getActiveJobs") "\n" MESSAGES("stopJob") "\n"
-    MESSAGES("pauseJob") "\n" MESSAGES("resumeJob") "\n" MESSAGES("executeJob") "\n"
-    MESSAGES("deleteJob") "\n" MESSAGES("getScheduledJobs") "\n" MESSAGES("getJobLogs") "\n"
-    MESSAGES("getJobLogDetails") "\n"
+    SCENE7_OPS(OP_MESSAGES)
     "<wsdl:portType name=\"IpsApiPortType\">\n"
-    PORT_OP("submitJob") PORT_OP("getActiveJobs") PORT_OP("stopJob") PORT_OP("pauseJob")
-    PORT_OP("resumeJob") PORT_OP("executeJob") PORT_OP("deleteJob") PORT_OP("getScheduledJobs")
-    PORT_OP("getJobLogs") PORT_OP("getJobLogDetails")
+    SCENE7_OPS(OP_PORT)
     "</wsdl:portType>\n"
     "<wsdl:binding name=\"IpsApiSoapBinding\" type=\"types:IpsApiPortType\">"
     "<soap:binding style=\"document\" transport=\"http://schemas.xmlsoap.org/soap/http\"/>\n"
-    BIND_OP("submitJob") BIND_OP("getActiveJobs") BIND_OP("stopJob") BIND_OP("pauseJob")
-    BIND_OP("resumeJob") BIND_OP("executeJob") BIND_OP("deleteJob") BIND_OP("getScheduledJobs")
-    BIND_OP("getJobLogs") BIND_OP("getJobLogDetails")
+    SCENE7_OPS(OP_BIND)
     "</wsdl:binding>\n"
     "<wsdl:service name=\"IpsApiService\">"
     "<wsdl:port name=\"IpsApiSoapPort\" binding=\"types:IpsApiSoapBinding\">"

@@ -123,14 +123,7 @@ static void *auth_watch_main(void *arg) {
     struct server *srv = arg;
     pthread_mutex_lock(&srv->wait_lock);
     while (!srv->watch_stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += AUTH_WATCH_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&srv->watch_cond, &srv->wait_lock, &ts);
+        time_cond_wait_ms(&srv->watch_cond, &srv->wait_lock, AUTH_WATCH_MS);
         if (srv->watch_stopping || !atomic_load(&srv->auth_on)) continue;
         pthread_mutex_unlock(&srv->wait_lock);
         auth_watch_round(srv);
@@ -141,11 +134,7 @@ static void *auth_watch_main(void *arg) {
 }
 
 int auth_watch_start(struct server *srv) {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&srv->watch_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    time_cond_init(&srv->watch_cond);
     srv->watch_cond_ready = true;
     if (pthread_create(&srv->watch_thread, NULL, auth_watch_main, srv) != 0) {
         fprintf(stderr, "taskmill: cannot start the token watch\n");

@@ -96,30 +96,30 @@ bool conn_limit_admit(struct server *srv, const struct sockaddr *sa) {
     return ok;
 }
 
-void conn_limit_opened(struct server *srv, const struct sockaddr *sa) {
+/* Counts a connection from sa's address opened (+1) or closed (-1); an
+ * address leaves the table when its last one closes. */
+static void conn_count(struct server *srv, const struct sockaddr *sa, int delta) {
     unsigned char key[17];
     if (!conn_key(sa, key)) return;
     struct conn_limit *cl = srv->conns;
     pthread_mutex_lock(&cl->lock);
     struct conn_addr **pp = conn_slot(cl, key);
-    if (!*pp) {
+    if (!*pp && delta > 0) {
         *pp = xcalloc(1, sizeof **pp);
         memcpy((*pp)->key, key, 17);
     }
-    (*pp)->open++;
-    pthread_mutex_unlock(&cl->lock);
-}
-
-void conn_limit_closed(struct server *srv, const struct sockaddr *sa) {
-    unsigned char key[17];
-    if (!conn_key(sa, key)) return;
-    struct conn_limit *cl = srv->conns;
-    pthread_mutex_lock(&cl->lock);
-    struct conn_addr **pp = conn_slot(cl, key);
-    if (*pp && --(*pp)->open <= 0) {
+    if (*pp && ((*pp)->open += delta) <= 0) {
         struct conn_addr *a = *pp;
         *pp = a->next;
         free(a);
     }
     pthread_mutex_unlock(&cl->lock);
+}
+
+void conn_limit_opened(struct server *srv, const struct sockaddr *sa) {
+    conn_count(srv, sa, 1);
+}
+
+void conn_limit_closed(struct server *srv, const struct sockaddr *sa) {
+    conn_count(srv, sa, -1);
 }

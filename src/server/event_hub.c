@@ -233,16 +233,7 @@ static void *hub_notifier_main(void *arg) {
     struct event_hub *h = arg;
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
-        if (!h->wake) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_nsec += 250 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&h->cond, &h->lock, &ts);
-        }
+        if (!h->wake) time_cond_wait_ms(&h->cond, &h->lock, 250);
         h->wake = false;
         if (!h->stopping) hub_wake_streams(h, false);
     }
@@ -262,11 +253,7 @@ struct event_hub *event_hub_new(struct store *s, const struct events_config *cfg
     h->on_deliveries = on_deliveries;
     h->deliveries_cls = cls;
     pthread_mutex_init(&h->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    time_cond_init(&h->cond);
     /* Listen first, then read the head: an event committed before the read
      * is at or below floor (the store has it); one after reaches the ring. */
     store_set_listener(s, event_hub_publish, h);

@@ -287,26 +287,13 @@ static void health_process_write(struct buf *b) {
                (unsigned long long)rl.rlim_cur, tick > 0 ? boot + (double)start / (double)tick : 0);
 }
 
-static void health_check(struct req *r) {
+/* GET /healthz: 200 {"status":"ok","store":...} when the store answers,
+ * else 503. With `ready`, GET /readyz: 200 {"status":"ready",...} when
+ * this node may take traffic, else 503 (also while the server stops). */
+static void health_reply(struct req *r, bool ready) {
     struct tm_error e;
     err_clear(&e);
-    if (store_ping(req_store(r), &e)) {
-        reply_error_code(r, TM_EUNAVAILABLE, "", "the store does not answer");
-        return;
-    }
-    struct buf b;
-    buf_init(&b);
-    buf_puts(&b, "{\"status\":\"ok\",\"store\":");
-    json_put_str(&b, store_backend_name(req_store(r)));
-    buf_putc(&b, '}');
-    reply_json(r, 200, &b);
-}
-
-/* GET /readyz: 200 {"status":"ready",...} when this node may take traffic, else 503. */
-static void health_ready(struct req *r) {
-    struct tm_error e;
-    err_clear(&e);
-    if (atomic_load(&r->srv->stopping)) {
+    if (ready && atomic_load(&r->srv->stopping)) {
         reply_error_code(r, TM_EUNAVAILABLE, "", "the server is stopping");
         return;
     }
@@ -318,12 +305,22 @@ static void health_ready(struct req *r) {
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"status\":\"ready\",\"store\":");
+    buf_puts(&b, ready ? "{\"status\":\"ready\",\"store\":" : "{\"status\":\"ok\",\"store\":");
     json_put_str(&b, store_backend_name(req_store(r)));
-    buf_puts(&b, ",\"migrations\":\"applied\",\"version\":");
-    json_put_str(&b, TASKMILL_VERSION);
+    if (ready) {
+        buf_puts(&b, ",\"migrations\":\"applied\",\"version\":");
+        json_put_str(&b, TASKMILL_VERSION);
+    }
     buf_putc(&b, '}');
     reply_json(r, 200, &b);
+}
+
+static void health_check(struct req *r) {
+    health_reply(r, false);
+}
+
+static void health_ready(struct req *r) {
+    health_reply(r, true);
 }
 
 static void health_metrics(struct req *r) {

@@ -92,6 +92,12 @@ void reply_add_header(struct req *r, const char *name, const char *value) {
     r->nhdr++;
 }
 
+void reply_add_location(struct req *r, const char *collection, const char *id) {
+    char loc[128];
+    snprintf(loc, sizeof loc, "/v1/%s/%s", collection, id);
+    reply_add_header(r, "Location", loc);
+}
+
 static void reply_send(struct req *r, int status, char *body, size_t len, const char *type) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -128,10 +134,10 @@ void error_json_write(struct buf *b, const struct tm_error *e) {
     int code = e->code ? e->code : TM_EINTERNAL;
     buf_puts(b, "{\"error\":{\"code\":");
     json_put_str(b, err_slug(code));
-    buf_puts(b, ",\"message\":");
+    json_put_key(b, "message", false);
     json_put_str(b, e->message[0] ? e->message : err_default_message(code));
     if (e->field[0]) {
-        buf_puts(b, ",\"field\":");
+        json_put_key(b, "field", false);
         json_put_str(b, e->field);
     }
     buf_puts(b, "}}");
@@ -148,6 +154,20 @@ void reply_error(struct req *r, const struct tm_error *e) {
         error_json_write(&b, e);
     if (code == TM_ERATE) reply_add_header(r, "Retry-After", "1");
     reply_body(r, status, &b, r->error_type ? r->error_type : "application/json");
+}
+
+bool reply_if_op_failed(struct req *r) {
+    if (!r->op.err.code) return false;
+    reply_error(r, &r->op.err);
+    return true;
+}
+
+void reply_op_empty(struct req *r) {
+    if (!reply_if_op_failed(r)) reply_empty(r, 204);
+}
+
+void reply_op_task(struct req *r) {
+    if (!reply_if_op_failed(r)) reply_task(r, 200, r->op.task);
 }
 
 void reply_error_code(struct req *r, int code, const char *field, const char *message) {

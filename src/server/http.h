@@ -162,6 +162,15 @@ void reply_body(struct req *r, int status, struct buf *body, const char *content
 void reply_empty(struct req *r, int status);
 void reply_error(struct req *r, const struct tm_error *e);
 void reply_error_code(struct req *r, int code, const char *field, const char *message);
+/*
+ * The store op's answer, for an on_resume: when r->op failed, replies with
+ * its error (reply_error) and returns true; false leaves the reply to the
+ * caller, which has a result in r->op. reply_op_empty and reply_op_task
+ * are whole on_resumes: the error, or else 204, or else 200 with r->op.task.
+ */
+bool reply_if_op_failed(struct req *r);
+void reply_op_empty(struct req *r);
+void reply_op_task(struct req *r);
 /* Writes v1's error JSON (reply_error's unless the route table has a writer;
  * also for an SSE error event). */
 void error_json_write(struct buf *b, const struct tm_error *e);
@@ -169,6 +178,8 @@ void error_json_write(struct buf *b, const struct tm_error *e);
 void reply_task(struct req *r, int status, const struct task *t);
 /* Adds a header to the reply about to be sent (call before reply_*). */
 void reply_add_header(struct req *r, const char *name, const char *value);
+/* Adds "Location: /v1/{collection}/{id}", for a reply to what created it. */
+void reply_add_location(struct req *r, const char *collection, const char *id);
 
 /* The route tables, one per resource file. */
 extern const struct route v1_tasks_routes[];

@@ -89,6 +89,10 @@ void conn_limit_closed(struct server *srv, const struct sockaddr *sa);
 
 /* v1_queues.c: the queue name in the path (r->param[0]), or NULL after a 400 naming 'queue'. */
 const char *v1_path_queue(struct req *r);
+/* v1_tasks.c: the task id in the path (r->param[0]), or NULL after a 404. */
+const char *v1_path_task_id(struct req *r);
+/* v1_tasks.c: inits r->op as a `kind` op on the task `id` in the caller's namespace. */
+void v1_task_op_init(struct req *r, enum store_op_kind kind, const char *id);
 bool auth_addr_is_loopback(const struct sockaddr *sa);
 
 #endif

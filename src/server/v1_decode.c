@@ -304,89 +304,101 @@ static int decode_progress(json_t *p, struct store_op *op, const struct limits *
     return 0;
 }
 
+/* One entry of an array decode_entries checks; `prefix` names its fields
+ * in errors ("items[3]."). */
+typedef int (*entry_fn)(json_t *entry, const char *prefix, const struct limits *lim,
+                        struct tm_error *e);
+
+/*
+ * The skeleton of every array of objects a worker sends: `arr` (the body's
+ * `name`) must be an array of at most `max` entries (-1: no cap), each an
+ * object holding only `fields`, which `entry` then checks.
+ */
+static int decode_entries(json_t *arr, const char *name, int max, const char *const *fields,
+                          entry_fn entry, const struct limits *lim, struct tm_error *e) {
+    if (!json_is_array(arr)) return err_set(e, TM_EINVALID, name, "'%s' must be an array", name);
+    if (max >= 0 && json_array_size(arr) > (size_t)max)
+        return err_set(e, TM_EINVALID, name, "'%s' holds more than %d entries", name, max);
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "%s[%zu].", name, i);
+        if (!json_is_object(x))
+            return err_set(e, TM_EINVALID, name, "'%s[%zu]' must be an object", name, i);
+        int rc = check_fields(x, fields, prefix, e);
+        if (!rc) rc = entry(x, prefix, lim, e);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* get_str on an entry's `key`, named prefix + key in errors. */
+static int get_entry_str(json_t *obj, const char *prefix, const char *key, size_t max,
+                         bool required, const char **out, struct tm_error *e) {
+    char field[64];
+    snprintf(field, sizeof field, "%s%s", prefix, key);
+    return get_str(obj, key, field, max, required, out, e);
+}
+
+static int decode_item(json_t *it, const char *prefix, const struct limits *lim,
+                       struct tm_error *e) {
+    const char *name, *msg;
+    int rc;
+    if ((rc = get_entry_str(it, prefix, "name", 256, true, &name, e)) ||
+        (rc = get_entry_str(it, prefix, "message", lim->string_max_bytes, false, &msg, e)))
+        return rc;
+    json_t *p = json_object_get(it, "progress");
+    char field[64];
+    double d;
+    snprintf(field, sizeof field, "%sprogress", prefix);
+    return p ? get_number(p, field, 0, 1, &d, e) : 0;
+}
+
 static int decode_items(json_t *items, const struct limits *lim, struct tm_error *e) {
     static const char *const fields[] = {"name", "progress", "message", NULL};
-    if (!json_is_array(items)) return err_set(e, TM_EINVALID, "items", "'items' must be an array");
-    if (json_array_size(items) > (size_t)lim->items_max_per_call)
-        return err_set(e, TM_EINVALID, "items", "'items' holds more than %d entries",
-                       lim->items_max_per_call);
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it) {
-        char field[64], prefix[32];
-        snprintf(prefix, sizeof prefix, "items[%zu].", i);
-        if (!json_is_object(it))
-            return err_set(e, TM_EINVALID, "items", "'items[%zu]' must be an object", i);
-        int rc = check_fields(it, fields, prefix, e);
-        if (rc) return rc;
-        const char *name, *msg;
-        snprintf(field, sizeof field, "items[%zu].name", i);
-        if ((rc = get_str(it, "name", field, 256, true, &name, e))) return rc;
-        snprintf(field, sizeof field, "items[%zu].message", i);
-        if ((rc = get_str(it, "message", field, lim->string_max_bytes, false, &msg, e))) return rc;
-        json_t *p = json_object_get(it, "progress");
-        double d;
-        snprintf(field, sizeof field, "items[%zu].progress", i);
-        if (p && (rc = get_number(p, field, 0, 1, &d, e))) return rc;
+    return decode_entries(items, "items", lim->items_max_per_call, fields, decode_item, lim, e);
+}
+
+static int decode_message(json_t *m, const char *prefix, const struct limits *lim,
+                          struct tm_error *e) {
+    const char *level, *text, *key, *locale;
+    char field[64];
+    int rc;
+    if ((rc = get_entry_str(m, prefix, "level", 8, true, &level, e))) return rc;
+    if (strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR")) {
+        snprintf(field, sizeof field, "%slevel", prefix);
+        return err_set(e, TM_EINVALID, field, "'%s' must be INFO, WARN or ERROR", field);
+    }
+    if ((rc = get_entry_str(m, prefix, "text", lim->string_max_bytes, true, &text, e)) ||
+        (rc = get_entry_str(m, prefix, "key", 256, false, &key, e)) ||
+        (rc = get_entry_str(m, prefix, "locale", 32, false, &locale, e)))
+        return rc;
+    json_t *params = json_object_get(m, "parameters");
+    if (params && !json_is_array(params) && !json_is_object(params) && !json_is_null(params)) {
+        snprintf(field, sizeof field, "%sparameters", prefix);
+        return err_set(e, TM_EINVALID, field, "'%s' must be an array or object", field);
     }
     return 0;
 }
 
 static int decode_messages(json_t *msgs, const struct limits *lim, struct tm_error *e) {
     static const char *const fields[] = {"level", "key", "text", "locale", "parameters", NULL};
-    if (!json_is_array(msgs))
-        return err_set(e, TM_EINVALID, "messages", "'messages' must be an array");
-    if (json_array_size(msgs) > (size_t)lim->messages_max_per_call)
-        return err_set(e, TM_EINVALID, "messages", "'messages' holds more than %d entries",
-                       lim->messages_max_per_call);
-    size_t i;
-    json_t *m;
-    json_array_foreach(msgs, i, m) {
-        char field[64], prefix[32];
-        snprintf(prefix, sizeof prefix, "messages[%zu].", i);
-        if (!json_is_object(m))
-            return err_set(e, TM_EINVALID, "messages", "'messages[%zu]' must be an object", i);
-        int rc = check_fields(m, fields, prefix, e);
-        if (rc) return rc;
-        const char *level, *text, *key, *locale;
-        snprintf(field, sizeof field, "messages[%zu].level", i);
-        if ((rc = get_str(m, "level", field, 8, true, &level, e))) return rc;
-        if (strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR"))
-            return err_set(e, TM_EINVALID, field, "'%s' must be INFO, WARN or ERROR", field);
-        snprintf(field, sizeof field, "messages[%zu].text", i);
-        if ((rc = get_str(m, "text", field, lim->string_max_bytes, true, &text, e))) return rc;
-        snprintf(field, sizeof field, "messages[%zu].key", i);
-        if ((rc = get_str(m, "key", field, 256, false, &key, e))) return rc;
-        snprintf(field, sizeof field, "messages[%zu].locale", i);
-        if ((rc = get_str(m, "locale", field, 32, false, &locale, e))) return rc;
-        json_t *params = json_object_get(m, "parameters");
-        if (params && !json_is_array(params) && !json_is_object(params) && !json_is_null(params)) {
-            snprintf(field, sizeof field, "messages[%zu].parameters", i);
-            return err_set(e, TM_EINVALID, field, "'%s' must be an array or object", field);
-        }
-    }
-    return 0;
+    return decode_entries(msgs, "messages", lim->messages_max_per_call, fields, decode_message, lim,
+                          e);
 }
 
-static int decode_returns(json_t *r, struct tm_error *e) {
+static int decode_return(json_t *x, const char *prefix, const struct limits *lim,
+                         struct tm_error *e) {
+    (void)lim;
+    const char *s;
+    int rc = get_entry_str(x, prefix, "name", 256, true, &s, e);
+    return rc ? rc : get_entry_str(x, prefix, "attribute", 256, true, &s, e);
+}
+
+static int decode_returns(json_t *r, const struct limits *lim, struct tm_error *e) {
     static const char *const fields[] = {"name", "attribute", NULL};
-    if (!json_is_array(r)) return err_set(e, TM_EINVALID, "returns", "'returns' must be an array");
-    size_t i;
-    json_t *x;
-    json_array_foreach(r, i, x) {
-        char prefix[32], field[64];
-        snprintf(prefix, sizeof prefix, "returns[%zu].", i);
-        if (!json_is_object(x))
-            return err_set(e, TM_EINVALID, "returns", "'returns[%zu]' must be an object", i);
-        int rc = check_fields(x, fields, prefix, e);
-        const char *s;
-        snprintf(field, sizeof field, "returns[%zu].name", i);
-        if (!rc) rc = get_str(x, "name", field, 256, true, &s, e);
-        snprintf(field, sizeof field, "returns[%zu].attribute", i);
-        if (!rc) rc = get_str(x, "attribute", field, 256, true, &s, e);
-        if (rc) return rc;
-    }
-    return 0;
+    return decode_entries(r, "returns", -1, fields, decode_return, lim, e);
 }
 
 int v1_decode_worker_call(json_t *obj, const struct limits *lim, struct store_op *op,
@@ -427,7 +439,7 @@ int v1_decode_worker_call(json_t *obj, const struct limits *lim, struct store_op
         op->attributes = v;
     }
     if ((v = json_object_get(obj, "returns"))) {
-        if ((rc = decode_returns(v, e))) return rc;
+        if ((rc = decode_returns(v, lim, e))) return rc;
         op->returns = v;
     }
     op->result = json_object_get(obj, "result");

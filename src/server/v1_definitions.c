@@ -18,7 +18,6 @@
 
 #include "../common/schedule.h"
 #include "../common/timeutil.h"
-#include "../common/xalloc.h"
 #include "server_int.h"
 #include "v1_decode.h"
 #include "v1_docs.h"
@@ -47,15 +46,7 @@ static void definitions_list(struct req *r) {
 }
 
 static void definitions_get(struct req *r) {
-    struct store_doc d;
-    struct tm_error e;
-    err_clear(&e);
-    if (store_doc_get(req_store(r), STORE_DOC_DEFINITION, r->ns, r->param[0], &d, &e)) {
-        reply_error(r, &e);
-        return;
-    }
-    v1_doc_reply(r, 200, &d);
-    store_doc_release(&d);
+    v1_doc_get_reply(r, STORE_DOC_DEFINITION);
 }
 
 static void definitions_delete(struct req *r) {
@@ -63,13 +54,8 @@ static void definitions_delete(struct req *r) {
 }
 
 static void definitions_launched(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
-    char loc[64];
-    snprintf(loc, sizeof loc, "/v1/tasks/%s", r->op.task->id);
-    reply_add_header(r, "Location", loc);
+    if (reply_if_op_failed(r)) return;
+    reply_add_location(r, "tasks", r->op.task->id);
     reply_task(r, 201, r->op.task);
 }
 
@@ -91,10 +77,7 @@ static void definitions_launch(struct req *r) {
         return;
     }
     struct store_doc d;
-    if (store_doc_get(req_store(r), STORE_DOC_DEFINITION, r->ns, r->param[0], &d, &e)) {
-        reply_error(r, &e);
-        return;
-    }
+    if (v1_doc_path_get(r, STORE_DOC_DEFINITION, &d)) return;
     json_t *def = json_loads(d.body, 0, NULL);
     json_t *tb = schedule_task_body(def, d.id, NULL, params, NULL);
     json_decref(def);
@@ -109,11 +92,7 @@ static void definitions_launch(struct req *r) {
         reply_error(r, &e);
         return;
     }
-    store_op_init(&r->op, STORE_OP_CREATE);
-    r->op.ns = r->ns;
-    r->op.tasks = xmalloc(sizeof *r->op.tasks);
-    r->op.tasks[0] = t;
-    r->op.ntasks = 1;
+    store_op_init_create(&r->op, r->ns, t);
     req_submit(r, definitions_launched);
 }
 

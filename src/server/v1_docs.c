@@ -114,16 +114,10 @@ void v1_doc_list_reply(struct req *r, enum store_doc_kind k, const char *key) {
 }
 
 static void doc_put_done(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
-    if (r->op.created) {
-        char loc[64];
-        snprintf(loc, sizeof loc, "/v1/%s/%s",
-                 r->op.doc_kind == STORE_DOC_SCHEDULE ? "schedules" : "definitions", r->op.doc->id);
-        reply_add_header(r, "Location", loc);
-    }
+    if (reply_if_op_failed(r)) return;
+    if (r->op.created)
+        reply_add_location(r, r->op.doc_kind == STORE_DOC_SCHEDULE ? "schedules" : "definitions",
+                           r->op.doc->id);
     v1_doc_reply(r, r->op.created ? 201 : 200, r->op.doc);
 }
 
@@ -157,25 +151,28 @@ void v1_doc_put(struct req *r, enum store_doc_kind k, const char *key,
     req_submit(r, doc_put_done);
 }
 
-static void doc_deleted(struct req *r) {
-    if (r->op.err.code)
-        reply_error(r, &r->op.err);
-    else
-        reply_empty(r, 204);
+int v1_doc_path_get(struct req *r, enum store_doc_kind k, struct store_doc *d) {
+    struct tm_error e;
+    err_clear(&e);
+    if (store_doc_get(req_store(r), k, r->ns, r->param[0], d, &e) == 0) return 0;
+    reply_error(r, &e);
+    return -1;
+}
+
+void v1_doc_get_reply(struct req *r, enum store_doc_kind k) {
+    struct store_doc d;
+    if (v1_doc_path_get(r, k, &d)) return;
+    v1_doc_reply(r, 200, &d);
+    store_doc_release(&d);
 }
 
 void v1_doc_delete(struct req *r, enum store_doc_kind k) {
     struct store_doc d;
-    struct tm_error e;
-    err_clear(&e);
-    if (store_doc_get(req_store(r), k, r->ns, r->param[0], &d, &e)) {
-        reply_error(r, &e);
-        return;
-    }
+    if (v1_doc_path_get(r, k, &d)) return;
     store_op_init(&r->op, STORE_OP_DOC_DELETE);
     r->op.ns = r->ns;
     r->op.doc_kind = k;
     memcpy(r->op.id, d.id, ID_LEN + 1);
     store_doc_release(&d);
-    req_submit(r, doc_deleted);
+    req_submit(r, reply_op_empty);
 }

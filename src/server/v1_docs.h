@@ -25,6 +25,11 @@ void v1_doc_put(struct req *r, enum store_doc_kind k, const char *key,
                 int (*check)(struct req *r, const char *ns, struct tm_error *e));
 /* GET of the collection: {"<key>": [...]}. */
 void v1_doc_list_reply(struct req *r, enum store_doc_kind k, const char *key);
+/* The definition or schedule r->param[0] names (id or name), read now:
+ * 0, or -1 after replying (404 or the store's error). */
+int v1_doc_path_get(struct req *r, enum store_doc_kind k, struct store_doc *d);
+/* GET of r->param[0] (id or name). */
+void v1_doc_get_reply(struct req *r, enum store_doc_kind k);
 /* DELETE of r->param[0] (id or name): 204. */
 void v1_doc_delete(struct req *r, enum store_doc_kind k);
 

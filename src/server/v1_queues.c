@@ -22,10 +22,7 @@ const char *v1_path_queue(struct req *r) {
 }
 
 static void queues_claimed(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     if (!r->op.claimed) {
         reply_empty(r, 204);
         return;
@@ -35,19 +32,25 @@ static void queues_claimed(struct req *r) {
     buf_init(&b);
     buf_puts(&b, "{\"task\":");
     task_json_write(&b, r->op.task);
-    buf_puts(&b, ",\"lease_token\":");
+    json_put_key(&b, "lease_token", false);
     json_put_str(&b, r->op.new_lease_token);
     buf_putc(&b, '}');
     reply_json(r, 200, &b);
 }
 
-static void queues_claim(struct req *r) {
+/* Reads the path's queue and the JSON body, then inits r->op as a `kind`
+ * op on that queue; false after a reply. */
+static bool queue_op_begin(struct req *r, enum store_op_kind kind) {
     const char *queue = v1_path_queue(r);
-    if (!queue) return;
-    if (req_json_body(r, false)) return;
-    store_op_init(&r->op, STORE_OP_CLAIM);
-    r->op.ns = r->ns;
+    if (!queue || req_json_body(r, false)) return false;
+    store_op_init(&r->op, kind);
     r->op.queue = queue;
+    return true;
+}
+
+static void queues_claim(struct req *r) {
+    if (!queue_op_begin(r, STORE_OP_CLAIM)) return;
+    r->op.ns = r->ns;
     int wait_s = 0;
     struct tm_error e;
     err_clear(&e);
@@ -63,22 +66,21 @@ static void queue_settings_write(struct buf *b, const char *name, const struct q
                                  bool configured) {
     buf_puts(b, "{\"name\":");
     json_put_str(b, name);
-    buf_puts(b, ",\"configured\":");
+    json_put_key(b, "configured", false);
     json_put_bool(b, configured);
-    buf_puts(b, ",\"settings\":{\"max_retries\":");
+    json_put_key(b, "settings", false);
+    buf_putc(b, '{');
+    json_put_key(b, "max_retries", true);
     json_put_int(b, q->max_retries);
-    buf_puts(b, ",\"backoff_ms\":");
+    json_put_key(b, "backoff_ms", false);
     json_put_int(b, q->backoff_ms);
-    buf_puts(b, ",\"backoff_max_ms\":");
+    json_put_key(b, "backoff_max_ms", false);
     json_put_int(b, q->backoff_max_ms);
     buf_putc(b, '}');
 }
 
 static void queues_configured(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     struct buf b;
     buf_init(&b);
     queue_settings_write(&b, r->op.queue, &r->op.queue_settings, true);
@@ -87,11 +89,7 @@ static void queues_configured(struct req *r) {
 }
 
 static void queues_configure(struct req *r) {
-    const char *queue = v1_path_queue(r);
-    if (!queue) return;
-    if (req_json_body(r, false)) return;
-    store_op_init(&r->op, STORE_OP_QUEUE_SET);
-    r->op.queue = queue;
+    if (!queue_op_begin(r, STORE_OP_QUEUE_SET)) return;
     struct tm_error e;
     err_clear(&e);
     if (v1_decode_queue_settings(r->json, &r->op.queue_settings, &e)) {
@@ -106,7 +104,8 @@ static void queue_entry_write(struct buf *b, const struct queue_counts *q) {
     queue_settings_write(b, q->queue, &q->settings, q->configured);
     json_put_key(b, "state", false);
     json_put_str(b, q->settings.paused ? "paused" : "active");
-    buf_puts(b, ",\"counts\":{");
+    json_put_key(b, "counts", false);
+    buf_putc(b, '{');
     int64_t total = 0;
     for (int p = 0; p < TASK_PHASE_COUNT; p++) {
         json_put_key(b, task_phase_name((enum task_phase)p), p == 0);
@@ -115,14 +114,16 @@ static void queue_entry_write(struct buf *b, const struct queue_counts *q) {
     }
     buf_puts(b, "},\"paused\":");
     json_put_int(b, q->paused);
-    buf_puts(b, ",\"total\":");
+    json_put_key(b, "total", false);
     json_put_int(b, total);
     buf_putc(b, '}');
 }
 
-static void queues_list(struct req *r) {
+/* Replies with the queues as GET /v1/queues lists them, or with only the
+ * entry of the queue `only`. */
+static void queues_reply(struct req *r, const char *only) {
     struct queue_counts *qc = NULL;
-    size_t n = 0;
+    size_t n = 0, listed = 0;
     struct tm_error e;
     err_clear(&e);
     if (store_queue_counts(req_store(r), r->ns, &qc, &n, &e)) {
@@ -131,41 +132,30 @@ static void queues_list(struct req *r) {
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"queues\":[");
+    if (!only) buf_puts(&b, "{\"queues\":[");
     for (size_t i = 0; i < n; i++) {
-        if (i) buf_putc(&b, ',');
+        if (only && (listed || strcmp(qc[i].queue, only) != 0)) continue;
+        if (listed++) buf_putc(&b, ',');
         queue_entry_write(&b, &qc[i]);
     }
-    buf_puts(&b, "]}");
     queue_counts_free(qc, n);
-    reply_json(r, 200, &b);
-}
-
-/* After a pause or resume: the queue as GET /v1/queues lists it. */
-static void queues_paused(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
-    struct queue_counts *qc = NULL;
-    size_t n = 0;
-    struct tm_error e;
-    err_clear(&e);
-    if (store_queue_counts(req_store(r), r->ns, &qc, &n, &e)) {
-        reply_error(r, &e);
-        return;
-    }
-    struct buf b;
-    buf_init(&b);
-    for (size_t i = 0; i < n && !b.len; i++)
-        if (strcmp(qc[i].queue, r->op.queue) == 0) queue_entry_write(&b, &qc[i]);
-    queue_counts_free(qc, n);
-    if (!b.len) { /* not listed: only another node's change in between could do that */
+    if (!only) {
+        buf_puts(&b, "]}");
+    } else if (!listed) { /* only another node's change in between could do that */
         buf_release(&b);
         reply_error_code(r, TM_ENOT_FOUND, "queue", "queue not found");
         return;
     }
     reply_json(r, 200, &b);
+}
+
+static void queues_list(struct req *r) {
+    queues_reply(r, NULL);
+}
+
+/* After a pause or resume: the queue as GET /v1/queues lists it. */
+static void queues_paused(struct req *r) {
+    if (!reply_if_op_failed(r)) queues_reply(r, r->op.queue);
 }
 
 /* POST /v1/queues/{queue}/pause and /resume: an empty body or {}. */

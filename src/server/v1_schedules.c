@@ -83,19 +83,8 @@ static void schedules_list(struct req *r) {
 }
 
 /* The schedule of the path, or a reply. */
-static int path_schedule(struct req *r, struct store_doc *d) {
-    struct tm_error e;
-    err_clear(&e);
-    if (store_doc_get(req_store(r), STORE_DOC_SCHEDULE, r->ns, r->param[0], d, &e) == 0) return 0;
-    reply_error(r, &e);
-    return -1;
-}
-
 static void schedules_get(struct req *r) {
-    struct store_doc d;
-    if (path_schedule(r, &d)) return;
-    v1_doc_reply(r, 200, &d);
-    store_doc_release(&d);
+    v1_doc_get_reply(r, STORE_DOC_SCHEDULE);
 }
 
 static void schedules_delete(struct req *r) {
@@ -103,16 +92,13 @@ static void schedules_delete(struct req *r) {
 }
 
 static void schedules_changed(struct req *r) {
-    if (r->op.err.code)
-        reply_error(r, &r->op.err);
-    else
-        v1_doc_reply(r, 200, r->op.doc);
+    if (!reply_if_op_failed(r)) v1_doc_reply(r, 200, r->op.doc);
 }
 
 /* Starts an op on the path's schedule; NULL after a reply. */
 static struct store_op *schedule_op(struct req *r, enum store_op_kind kind) {
     struct store_doc d;
-    if (path_schedule(r, &d)) return NULL;
+    if (v1_doc_path_get(r, STORE_DOC_SCHEDULE, &d)) return NULL;
     store_op_init(&r->op, kind);
     r->op.ns = r->ns;
     r->op.doc_kind = STORE_DOC_SCHEDULE;
@@ -145,10 +131,7 @@ static void schedules_resume(struct req *r) {
 }
 
 static void schedules_triggered(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"task\":");
@@ -156,7 +139,7 @@ static void schedules_triggered(struct req *r) {
         task_json_write(&b, r->op.task);
     else
         buf_puts(&b, "null");
-    buf_puts(&b, ",\"schedule\":");
+    json_put_key(&b, "schedule", false);
     v1_doc_write(&b, r->op.doc);
     buf_putc(&b, '}');
     reply_json(r, 201, &b);
@@ -169,10 +152,7 @@ static void schedules_trigger(struct req *r) {
 }
 
 static void schedules_backfilled(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     struct buf b;
     buf_init(&b);
     buf_printf(&b, "{\"fired\":%lld,\"skipped\":%lld,\"schedule\":", (long long)r->op.fired,
@@ -215,7 +195,7 @@ static void schedules_backfill(struct req *r) {
  * daylight-saving change moves marked. */
 static void schedules_preview(struct req *r) {
     struct store_doc d;
-    if (path_schedule(r, &d)) return;
+    if (v1_doc_path_get(r, STORE_DOC_SCHEDULE, &d)) return;
     struct tm_error e;
     err_clear(&e);
     int64_t count = 10, after = time_now_ms();
@@ -247,7 +227,8 @@ static void schedules_preview(struct req *r) {
     json_put_str(&b, d.id);
     json_put_key(&b, "timezone", false);
     json_put_str(&b, sc.tz_name);
-    buf_puts(&b, ",\"fires\":[");
+    json_put_key(&b, "fires", false);
+    buf_putc(&b, '[');
     int64_t cur = after;
     for (int64_t i = 0; i < count; i++) {
         unsigned flags = 0;
@@ -277,7 +258,7 @@ static void schedules_preview(struct req *r) {
 /* GET .../fires?limit=N (1..1000, 100): what each slot did, newest first. */
 static void schedules_fires(struct req *r) {
     struct store_doc d;
-    if (path_schedule(r, &d)) return;
+    if (v1_doc_path_get(r, STORE_DOC_SCHEDULE, &d)) return;
     struct tm_error e;
     err_clear(&e);
     int64_t limit = 100;

@@ -5,7 +5,6 @@
  * Writes go to the store as ops and reply when durable; reads are served
  * on the calling thread from a reader connection.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +18,7 @@
 /* The bytes of tasks one list reply holds before it ends its page early. */
 #define V1_LIST_REPLY_MAX_BYTES (8u << 20)
 
-/* The task id in the path, or a 404 reply. */
-static const char *path_task_id(struct req *r) {
+const char *v1_path_task_id(struct req *r) {
     const char *id = r->param[0];
     if (id_is_valid(id)) return id;
     struct tm_error e;
@@ -29,21 +27,15 @@ static const char *path_task_id(struct req *r) {
     return NULL;
 }
 
-static void reply_op_task(struct req *r) {
-    if (r->op.err.code)
-        reply_error(r, &r->op.err);
-    else
-        reply_task(r, 200, r->op.task);
+void v1_task_op_init(struct req *r, enum store_op_kind kind, const char *id) {
+    store_op_init(&r->op, kind);
+    r->op.ns = r->ns;
+    memcpy(r->op.id, id, ID_LEN + 1);
 }
 
 static void tasks_submitted(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
-    char loc[64];
-    snprintf(loc, sizeof loc, "/v1/tasks/%s", r->op.task->id);
-    reply_add_header(r, "Location", loc);
+    if (reply_if_op_failed(r)) return;
+    reply_add_location(r, "tasks", r->op.task->id);
     reply_task(r, r->op.created ? 201 : 200, r->op.task);
 }
 
@@ -73,19 +65,12 @@ static void tasks_submit(struct req *r) {
         free(t->idempotency_key);
         t->idempotency_key = xstrdup(key);
     }
-    store_op_init(&r->op, STORE_OP_CREATE);
-    r->op.ns = r->ns;
-    r->op.tasks = xmalloc(sizeof *r->op.tasks);
-    r->op.tasks[0] = t;
-    r->op.ntasks = 1;
+    store_op_init_create(&r->op, r->ns, t);
     req_submit(r, tasks_submitted);
 }
 
 static void tasks_batch_submitted(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"tasks\":[");
@@ -156,7 +141,7 @@ static void tasks_batch(struct req *r) {
 }
 
 static void tasks_get(struct req *r) {
-    const char *id = path_task_id(r);
+    const char *id = v1_path_task_id(r);
     if (!id) return;
     struct tm_error e;
     err_clear(&e);
@@ -173,9 +158,7 @@ static void tasks_get(struct req *r) {
         return;
     }
     if (wait_s > 0 && t->version <= (version < 0 ? t->version : version)) {
-        store_op_init(&r->op, STORE_OP_WATCH);
-        r->op.ns = r->ns;
-        memcpy(r->op.id, id, ID_LEN + 1);
+        v1_task_op_init(r, STORE_OP_WATCH, id);
         r->op.version = version < 0 ? t->version : version;
         r->op.deadline_ms = time_mono_ms() + wait_s * 1000;
         task_free(t);
@@ -230,12 +213,10 @@ static void tasks_list(struct req *r) {
 
 /* Cancel, retry, pause, resume: an empty body or {}. */
 static void tasks_control(struct req *r, enum store_op_kind kind) {
-    const char *id = path_task_id(r);
+    const char *id = v1_path_task_id(r);
     if (!id) return;
     if (req_json_fields(r, true, NULL)) return;
-    store_op_init(&r->op, kind);
-    r->op.ns = r->ns;
-    memcpy(r->op.id, id, ID_LEN + 1);
+    v1_task_op_init(r, kind, id);
     req_submit(r, reply_op_task);
 }
 
@@ -255,25 +236,16 @@ static void tasks_resume(struct req *r) {
     tasks_control(r, STORE_OP_RESUME);
 }
 
-static void tasks_deleted(struct req *r) {
-    if (r->op.err.code)
-        reply_error(r, &r->op.err);
-    else
-        reply_empty(r, 204);
-}
-
 static void tasks_delete(struct req *r) {
-    const char *id = path_task_id(r);
+    const char *id = v1_path_task_id(r);
     if (!id) return;
-    store_op_init(&r->op, STORE_OP_DELETE);
-    r->op.ns = r->ns;
-    memcpy(r->op.id, id, ID_LEN + 1);
-    req_submit(r, tasks_deleted);
+    v1_task_op_init(r, STORE_OP_DELETE, id);
+    req_submit(r, reply_op_empty);
 }
 
 /* GET /v1/tasks/{id}/attempts: each claim of the task, oldest first. */
 static void tasks_attempts(struct req *r) {
-    const char *id = path_task_id(r);
+    const char *id = v1_path_task_id(r);
     if (!id) return;
     struct tm_error e;
     err_clear(&e);
@@ -315,19 +287,6 @@ static const struct {
     {"pause", STORE_OP_PAUSE, false},   {"resume", STORE_OP_RESUME, false},
     {"delete", STORE_OP_DELETE, true},
 };
-
-struct bulk_wait {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    size_t left;
-};
-
-static void bulk_op_done(struct store_op *op) {
-    struct bulk_wait *w = op->udata;
-    pthread_mutex_lock(&w->lock);
-    if (--w->left == 0) pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
 
 /* Reads the filter object into q; each value a string (or a number for limit-free keys). */
 static int bulk_filter(struct req *r, json_t *filter, struct list_query *q, struct tm_error *e) {
@@ -438,24 +397,14 @@ static void tasks_bulk(struct req *r) {
         if (!more) break;
     }
     struct store_op *ops = xcalloc(n ? n : 1, sizeof *ops);
-    struct bulk_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, n};
     const char *actor = r->token_id[0] ? r->token_id : "open";
     for (size_t i = 0; i < n; i++) {
         store_op_init(&ops[i], bulk_actions[a].kind);
         ops[i].ns = r->ns;
         ops[i].actor = actor;
         memcpy(ops[i].id, ids[i], ID_LEN + 1);
-        ops[i].done = bulk_op_done;
-        ops[i].udata = &w;
     }
-    for (size_t i = 0; i < n; i++)
-        store_submit(req_store(r), &ops[i]);
-    pthread_mutex_lock(&w.lock);
-    while (w.left)
-        pthread_cond_wait(&w.cond, &w.lock);
-    pthread_mutex_unlock(&w.lock);
-    pthread_mutex_destroy(&w.lock);
-    pthread_cond_destroy(&w.cond);
+    store_run_many(req_store(r), ops, n);
     size_t changed = 0, skipped = 0, failed = 0;
     const struct tm_error *first = NULL;
     for (size_t i = 0; i < n; i++) {

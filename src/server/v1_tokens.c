@@ -44,21 +44,16 @@ static const char *path_token_id(struct req *r) {
 }
 
 static void tokens_created(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     struct token_create *c = r->owned;
     struct buf b;
     buf_init(&b);
     token_json_write(&b, c->token, time_now_ms());
     b.len--; /* reopen the object to add the secret */
-    buf_puts(&b, ",\"secret\":");
+    json_put_key(&b, "secret", false);
     json_put_str(&b, c->bearer);
     buf_putc(&b, '}');
-    char loc[64];
-    snprintf(loc, sizeof loc, "/v1/tokens/%s", c->token->id);
-    reply_add_header(r, "Location", loc);
+    reply_add_location(r, "tokens", c->token->id);
     reply_json(r, 201, &b);
 }
 
@@ -156,13 +151,6 @@ static void tokens_get(struct req *r) {
     reply_json(r, 200, &b);
 }
 
-static void tokens_revoked(struct req *r) {
-    if (r->op.err.code)
-        reply_error(r, &r->op.err);
-    else
-        reply_empty(r, 204);
-}
-
 static void tokens_revoke(struct req *r) {
     const char *id = path_token_id(r);
     if (!id) return;
@@ -170,7 +158,7 @@ static void tokens_revoke(struct req *r) {
     memcpy(r->op.id, id, TOKEN_ID_LEN + 1);
     fprintf(stderr, "taskmill: auth: token '%s' revoked by '%s'\n", id,
             r->token_id[0] ? r->token_id : "open mode");
-    req_submit(r, tokens_revoked);
+    req_submit(r, reply_op_empty);
 }
 
 /*

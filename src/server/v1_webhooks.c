@@ -24,13 +24,14 @@
 static void webhook_json_write(struct buf *b, const struct webhook *w, bool with_secret) {
     buf_puts(b, "{\"id\":");
     json_put_str(b, w->id);
-    buf_puts(b, ",\"name\":");
+    json_put_key(b, "name", false);
     json_put_str(b, w->name);
-    buf_puts(b, ",\"url\":");
+    json_put_key(b, "url", false);
     json_put_str(b, w->url);
-    buf_puts(b, ",\"namespace\":");
+    json_put_key(b, "namespace", false);
     json_put_str(b, w->ns);
-    buf_puts(b, ",\"events\":[");
+    json_put_key(b, "events", false);
+    buf_putc(b, '[');
     bool first = true;
     for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++) {
         if (!(w->events & (1u << i))) continue;
@@ -41,10 +42,10 @@ static void webhook_json_write(struct buf *b, const struct webhook *w, bool with
     buf_puts(b, "],\"has_secret\":");
     json_put_bool(b, w->secret != NULL);
     if (with_secret && w->secret) {
-        buf_puts(b, ",\"secret\":");
+        json_put_key(b, "secret", false);
         json_put_str(b, w->secret);
     }
-    buf_puts(b, ",\"created_at\":");
+    json_put_key(b, "created_at", false);
     json_put_time(b, w->created_at);
     buf_putc(b, '}');
 }
@@ -56,15 +57,11 @@ static void webhooks_free_op(struct req *r) {
 }
 
 static void webhooks_created(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-    } else {
+    if (!reply_if_op_failed(r)) {
         struct buf b;
         buf_init(&b);
         webhook_json_write(&b, r->op.webhook, true);
-        char loc[64];
-        snprintf(loc, sizeof loc, "/v1/webhooks/%s", r->op.webhook->id);
-        reply_add_header(r, "Location", loc);
+        reply_add_location(r, "webhooks", r->op.webhook->id);
         reply_json(r, 201, &b);
     }
     webhooks_free_op(r);
@@ -122,13 +119,6 @@ static void webhooks_list(struct req *r) {
     reply_json(r, 200, &b);
 }
 
-static void webhooks_deleted(struct req *r) {
-    if (r->op.err.code)
-        reply_error(r, &r->op.err);
-    else
-        reply_empty(r, 204);
-}
-
 static void webhooks_delete(struct req *r) {
     if (!id_is_valid(r->param[0])) {
         reply_error_code(r, TM_ENOT_FOUND, "", "webhook not found");
@@ -137,7 +127,7 @@ static void webhooks_delete(struct req *r) {
     store_op_init(&r->op, STORE_OP_WEBHOOK_DELETE);
     r->op.ns = r->ns;
     snprintf(r->op.id, sizeof r->op.id, "%s", r->param[0]);
-    req_submit(r, webhooks_deleted);
+    req_submit(r, reply_op_empty);
 }
 
 static void webhooks_deliveries(struct req *r) {
@@ -172,19 +162,19 @@ static void webhooks_deliveries(struct req *r) {
         json_put_str(&b, d[i].id);
         buf_printf(&b, ",\"seq\":%lld,\"event\":", (long long)d[i].seq);
         json_put_str(&b, d[i].event);
-        buf_puts(&b, ",\"status\":");
+        json_put_key(&b, "status", false);
         json_put_str(&b, d[i].status);
         buf_printf(&b, ",\"attempts\":%lld,\"last_status\":%lld,\"last_error\":",
                    (long long)d[i].attempts, (long long)d[i].last_status);
         json_put_str(&b, d[i].last_error);
-        buf_puts(&b, ",\"next_attempt_at\":");
+        json_put_key(&b, "next_attempt_at", false);
         if (strcmp(d[i].status, "pending") == 0)
             json_put_time(&b, d[i].next_at);
         else
             buf_puts(&b, "null");
-        buf_puts(&b, ",\"created_at\":");
+        json_put_key(&b, "created_at", false);
         json_put_time(&b, d[i].created_at);
-        buf_puts(&b, ",\"updated_at\":");
+        json_put_key(&b, "updated_at", false);
         json_put_time(&b, d[i].updated_at);
         buf_putc(&b, '}');
     }

@@ -16,46 +16,33 @@
 #include "v1_decode.h"
 
 static void work_heartbeat_done(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     const struct task *t = r->op.task;
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"cancel_requested\":");
     json_put_bool(&b, t->phase == TASK_STOPPING);
-    buf_puts(&b, ",\"pause_requested\":");
+    json_put_key(&b, "pause_requested", false);
     json_put_bool(&b, t->paused);
-    buf_puts(&b, ",\"lease_expires_at\":");
+    json_put_key(&b, "lease_expires_at", false);
     json_put_time(&b, t->lease_expires_at);
-    buf_puts(&b, ",\"version\":");
+    json_put_key(&b, "version", false);
     json_put_int(&b, t->version);
     buf_putc(&b, '}');
     reply_json(r, 200, &b);
 }
 
 static void work_finished(struct req *r) {
-    if (r->op.err.code) {
-        reply_error(r, &r->op.err);
-        return;
-    }
+    if (reply_if_op_failed(r)) return;
     health_observe(&r->op);
     reply_task(r, 200, r->op.task);
 }
 
 static void work_call(struct req *r, enum store_op_kind kind, handler_fn done) {
-    const char *id = r->param[0];
-    if (!id_is_valid(id)) {
-        struct tm_error e;
-        err_set(&e, TM_ENOT_FOUND, "", "task '%.64s' not found", id);
-        reply_error(r, &e);
-        return;
-    }
+    const char *id = v1_path_task_id(r);
+    if (!id) return;
     if (req_json_body(r, false)) return;
-    store_op_init(&r->op, kind);
-    r->op.ns = r->ns;
-    memcpy(r->op.id, id, ID_LEN + 1);
+    v1_task_op_init(r, kind, id);
     struct tm_error e;
     err_clear(&e);
     if (v1_decode_worker_call(r->json, req_limits(r), &r->op, &e)) {
@@ -134,7 +121,7 @@ static void claims_many_done(struct req *r) {
         health_observe(op);
         buf_puts(&b, got++ ? ",{\"task\":" : "{\"task\":");
         task_json_write(&b, op->task);
-        buf_puts(&b, ",\"lease_token\":");
+        json_put_key(&b, "lease_token", false);
         json_put_str(&b, op->new_lease_token);
         buf_putc(&b, '}');
     }

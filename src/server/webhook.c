@@ -253,12 +253,14 @@ static int64_t webhook_backoff_ms(const struct webhook_sender *ws, int64_t n) {
 void webhook_body_begin(struct buf *b, const struct webhook_delivery *d, int64_t now) {
     buf_puts(b, "{\"id\":");
     json_put_str(b, d->id);
-    buf_puts(b, ",\"webhookId\":");
+    json_put_key(b, "webhookId", false);
     json_put_str(b, d->webhook_id);
     buf_printf(b, ",\"createdAt\":%lld,\"timestamp\":%lld,\"event\":", (long long)d->ev.at,
                (long long)now);
     json_put_str(b, d->event);
-    buf_puts(b, ",\"payload\":{\"task\":");
+    json_put_key(b, "payload", false);
+    buf_putc(b, '{');
+    json_put_key(b, "task", true);
 }
 
 static void webhook_body_v1(struct buf *b, const struct webhook_delivery *d, int64_t now) {
@@ -368,17 +370,8 @@ static void webhook_sleep(struct webhook_sender *ws, uint64_t gen, int64_t until
     if (ms > 1000) ms = 1000;
     if (ms <= 0) return;
     pthread_mutex_lock(&ws->lock);
-    if (ws->wake_gen == gen && !atomic_load(&ws->stopping)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&ws->cond, &ws->lock, &ts);
-    }
+    if (ws->wake_gen == gen && !atomic_load(&ws->stopping))
+        time_cond_wait_ms(&ws->cond, &ws->lock, ms);
     pthread_mutex_unlock(&ws->lock);
 }
 
@@ -529,11 +522,7 @@ struct webhook_sender *webhook_sender_new(struct store *s, const struct events_c
     if (ws->cfg.webhook_senders <= 0) ws->cfg.webhook_senders = 4;
     pthread_mutex_init(&ws->pick_lock, NULL);
     pthread_mutex_init(&ws->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ws->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    time_cond_init(&ws->cond);
     ws->threads = xcalloc((size_t)ws->cfg.webhook_senders, sizeof *ws->threads);
     while (ws->nthreads < ws->cfg.webhook_senders &&
            pthread_create(&ws->threads[ws->nthreads], NULL, webhook_main, ws) == 0)

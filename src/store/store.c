@@ -735,7 +735,16 @@ static int store_task_finish(struct task *t, struct store_op *op, int64_t now) {
     return 0;
 }
 
-/* Cancel, retry, pause, resume, run now, delete: the owner's controls. */
+/* The owner's controls that are one move of the task (common/task.h). */
+static const struct {
+    enum store_op_kind kind;
+    int (*move)(struct task *t, int64_t now, struct tm_error *e);
+} store_task_moves[] = {
+    {STORE_OP_CANCEL, task_cancel}, {STORE_OP_RETRY, task_retry},  {STORE_OP_PAUSE, task_pause},
+    {STORE_OP_RESUME, task_resume}, {STORE_OP_RUN_NOW, task_wake},
+};
+
+/* Cancel, retry, pause, resume, run now, finish, delete: the owner's controls. */
 static int store_apply_control(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     struct task *t = NULL;
     int rc = store_load_scoped(s, op, op->id, &t);
@@ -743,29 +752,15 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
     enum task_phase before = t->phase;
     bool paused_before = t->paused;
     int64_t version = t->version;
-    switch (op->kind) {
-    case STORE_OP_CANCEL:
-        rc = task_cancel(t, now, &op->err);
-        break;
-    case STORE_OP_RETRY:
-        rc = task_retry(t, now, &op->err);
-        break;
-    case STORE_OP_PAUSE:
-        rc = task_pause(t, now, &op->err);
-        break;
-    case STORE_OP_RESUME:
-        rc = task_resume(t, now, &op->err);
-        break;
-    case STORE_OP_RUN_NOW:
-        rc = task_wake(t, now, &op->err);
-        break;
-    case STORE_OP_FINISH:
+    size_t m = 0, nmoves = sizeof store_task_moves / sizeof store_task_moves[0];
+    while (m < nmoves && store_task_moves[m].kind != op->kind)
+        m++;
+    if (m < nmoves)
+        rc = store_task_moves[m].move(t, now, &op->err);
+    else if (op->kind == STORE_OP_FINISH)
         rc = store_task_finish(t, op, now);
-        break;
-    default:
+    else
         rc = task_check_delete(t, &op->err);
-        break;
-    }
     if (rc) {
         task_free(t);
         return rc;
@@ -810,6 +805,12 @@ static int store_apply_delivery_claim(struct store *s, struct batch *b, struct s
     return 0;
 }
 
+/* After an op another module applied (tokens, webhooks, schedules): a
+ * failure it left unexplained in op->err is the backend's. */
+static void store_apply_done(struct batch *b, struct store_op *op, int rc) {
+    if (rc && !op->err.code) store_backend_failed(b, op, rc);
+}
+
 /* Applies one op; returns true when it is finished, false when it waits
  * (op->park: it parks once the batch commits). */
 static bool store_apply(struct store *s, struct batch *b, struct store_op *op, int64_t now,
@@ -818,21 +819,17 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
     switch (op->kind) {
     case STORE_OP_WEBHOOK_ADD:
     case STORE_OP_WEBHOOK_DELETE:
-    case STORE_OP_DELIVERY_SET: {
-        int rc = store_webhook_apply(s, op, now);
-        if (rc && !op->err.code) store_backend_failed(b, op, rc);
+    case STORE_OP_DELIVERY_SET:
+        store_apply_done(b, op, store_webhook_apply(s, op, now));
         return true;
-    }
     case STORE_OP_DELIVERY_CLAIM:
         store_apply_delivery_claim(s, b, op, now);
         return true;
     case STORE_OP_TOKEN_CREATE:
     case STORE_OP_TOKEN_REVOKE:
-    case STORE_OP_TOKEN_PURGE: {
-        int rc = store_token_apply(s, op, now);
-        if (rc && !op->err.code) store_backend_failed(b, op, rc);
+    case STORE_OP_TOKEN_PURGE:
+        store_apply_done(b, op, store_token_apply(s, op, now));
         return true;
-    }
     case STORE_OP_CREATE:
         store_apply_create(s, b, op, now);
         return true;
@@ -864,13 +861,11 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
     case STORE_OP_DOC_DELETE:
     case STORE_OP_SCHED_PAUSE:
     case STORE_OP_SCHED_TRIGGER:
-    case STORE_OP_SCHED_BACKFILL: {
-        int rc = store_schedule_apply(s, b, op, now);
-        if (rc && !op->err.code) store_backend_failed(b, op, rc);
+    case STORE_OP_SCHED_BACKFILL:
+        store_apply_done(b, op, store_schedule_apply(s, b, op, now));
         if (!b->failed && op->kind != STORE_OP_DOC_DELETE) s->fire_checked = 0; /* look again */
         b->op = op;
         return true;
-    }
     default:
         store_apply_control(s, b, op, now);
         return true;
@@ -1393,17 +1388,8 @@ static void *store_writer_main(void *arg) {
     for (;;) {
         int64_t idle = store_idle_ms(s);
         pthread_mutex_lock(&s->lock);
-        if (!s->queue_head && !s->stopping && idle > 0 && !store_remote_pending(s)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += idle / 1000;
-            ts.tv_nsec += (idle % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-        }
+        if (!s->queue_head && !s->stopping && idle > 0 && !store_remote_pending(s))
+            time_cond_wait_ms(&s->cond, &s->lock, idle);
         struct store_op *ops = s->queue_head;
         s->queue_head = s->queue_tail = NULL;
         bool stopping = s->stopping;
@@ -1626,11 +1612,7 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     s->rng |= 1;
     id_random_hex(s->node);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    time_cond_init(&s->cond);
 
     int rc = be->open(s, url, &s->opt, e);
     if (rc == 0) rc = be->next_due(s, &s->next_due);
@@ -1698,6 +1680,14 @@ void store_op_init(struct store_op *op, enum store_op_kind kind) {
     op->kind = kind;
 }
 
+void store_op_init_create(struct store_op *op, const char *ns, struct task *t) {
+    store_op_init(op, STORE_OP_CREATE);
+    op->ns = ns;
+    op->tasks = xmalloc(sizeof *op->tasks);
+    op->tasks[0] = t;
+    op->ntasks = 1;
+}
+
 void store_op_release(struct store_op *op) {
     if (op->kind == STORE_OP_CREATE) {
         for (size_t i = 0; i < op->ntasks; i++)
@@ -1744,28 +1734,34 @@ void store_submit(struct store *s, struct store_op *op) {
 struct store_waiter {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool done;
+    size_t left; /* ops not done yet */
 };
 
 static void store_run_done(struct store_op *op) {
     struct store_waiter *w = op->udata;
     pthread_mutex_lock(&w->lock);
-    w->done = true;
-    pthread_cond_signal(&w->cond);
+    if (--w->left == 0) pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
 }
 
-int store_run(struct store *s, struct store_op *op) {
-    struct store_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-    op->done = store_run_done;
-    op->udata = &w;
-    store_submit(s, op);
+void store_run_many(struct store *s, struct store_op *ops, size_t n) {
+    struct store_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, n};
+    for (size_t i = 0; i < n; i++) {
+        ops[i].done = store_run_done;
+        ops[i].udata = &w;
+    }
+    for (size_t i = 0; i < n; i++)
+        store_submit(s, &ops[i]);
     pthread_mutex_lock(&w.lock);
-    while (!w.done)
+    while (w.left)
         pthread_cond_wait(&w.cond, &w.lock);
     pthread_mutex_unlock(&w.lock);
     pthread_mutex_destroy(&w.lock);
     pthread_cond_destroy(&w.cond);
+}
+
+int store_run(struct store *s, struct store_op *op) {
+    store_run_many(s, op, 1);
     return op->err.code;
 }
 
@@ -1823,7 +1819,26 @@ void task_list_release(struct task_list *l) {
 int store_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n,
                        struct tm_error *e) {
     int rc = s->base.backend->queue_counts(s, ns, out, n);
-    return rc ? store_read_error(rc, e, NULL) : 0;
+    if (!rc) return 0;
+    queue_counts_free(*out, *n); /* what the backend listed before it failed */
+    *out = NULL;
+    *n = 0;
+    return store_read_error(rc, e, NULL);
+}
+
+struct queue_counts *store_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
+                                      const char *name) {
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*qc)[i].queue, name) == 0) return &(*qc)[i];
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        *qc = xrealloc(*qc, *cap * sizeof **qc);
+    }
+    struct queue_counts *e = &(*qc)[(*n)++];
+    memset(e, 0, sizeof *e);
+    e->queue = xstrdup(name);
+    queue_settings_default(&e->settings);
+    return e;
 }
 
 void queue_counts_free(struct queue_counts *q, size_t n) {

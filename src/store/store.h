@@ -295,12 +295,17 @@ struct store_op {
 };
 
 void store_op_init(struct store_op *op, enum store_op_kind kind);
+/* Inits op as a STORE_OP_CREATE of the one task t (which the op takes) in ns. */
+void store_op_init_create(struct store_op *op, const char *ns, struct task *t);
 /* Frees the op's outputs and taken inputs; the op itself is the caller's. */
 void store_op_release(struct store_op *op);
 /* Queues the op for the writer. `done` is always called exactly once. */
 void store_submit(struct store *s, struct store_op *op);
 /* Submits and waits for done (for tools and tests). Returns op->err.code. */
 int store_run(struct store *s, struct store_op *op);
+/* Submits ops[0..n) at once (their writes share group commits) and waits
+ * until every one is done; each op's outcome is in its err. */
+void store_run_many(struct store *s, struct store_op *ops, size_t n);
 /* Asks the writer to answer a waiting op (a parked claim or watch) at once
  * with error `code` and `message` (e.g. its token was revoked); one that
  * parks later is answered as it parks. No effect on an op that does not

@@ -264,8 +264,27 @@ struct store_col {
     enum store_col_kind kind;
     size_t off; /* offsetof(struct task, ...) */
 };
+/* The entry for `name` in a growing list of queues (*qc, *n of *cap), added
+ * with the default settings if new: store_queue_counts of every backend. */
+struct queue_counts *store_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
+                                      const char *name);
+
 extern const struct store_col store_task_columns[];
 extern const size_t store_task_ncols;
+
+/* A column's value as a backend binds it: NULL, text, an integer or a real. */
+struct store_value {
+    enum { STORE_VALUE_NULL, STORE_VALUE_TEXT, STORE_VALUE_INT, STORE_VALUE_REAL } kind;
+    const char *text; /* borrowed from the task, or static */
+    int64_t i;
+    double r;
+};
+/* The value task t stores in column c (store_sql.c), so that every backend
+ * writes a row alike. */
+struct store_value store_col_value(const struct task *t, const struct store_col *c);
+/* Sets the field of column c in t from the row's value v: every backend
+ * reads a row alike. A number may come as text (PostgreSQL's rows do). */
+void store_col_set(struct task *t, const struct store_col *c, const struct store_value *v);
 
 /* store_events.c: helpers of the writer (store.c). */
 /* Fills ev from the task after a change; ev owns copies. The task JSON is

@@ -365,9 +365,45 @@ int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *
                    p ? p->fmt : NULL, PG_CALL_TIMEOUT_MS, res);
 }
 
+int pg_run_cmd(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p) {
+    PGresult *r;
+    int rc = pg_run(c, st, p, &r);
+    PQclear(r);
+    return rc;
+}
+
+int pg_run_int(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p,
+               int64_t *out) {
+    PGresult *r;
+    int rc = pg_run(c, st, p, &r);
+    if (rc) return rc;
+    *out = pg_int(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
 int pg_run_sql(struct pg_conn *c, const char *sql, const struct pg_params *p, PGresult **res) {
     return pg_exec(c, NULL, sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                    p ? p->fmt : NULL, PG_CALL_TIMEOUT_MS, res);
+}
+
+/* pg_run (st) or pg_run_sql (sql) on a reader taken for it. */
+static int pg_read_on(struct store *s, const struct pg_stmt *st, const char *sql,
+                      const struct pg_params *p, PGresult **res) {
+    *res = NULL;
+    struct pg_conn *c = pg_reader_take(s);
+    if (!c) return TM_EUNAVAILABLE;
+    int rc = st ? pg_run(c, st, p, res) : pg_run_sql(c, sql, p, res);
+    pg_reader_give(s, c);
+    return rc;
+}
+
+int pg_read(struct store *s, const struct pg_stmt *st, const struct pg_params *p, PGresult **res) {
+    return pg_read_on(s, st, NULL, p, res);
+}
+
+int pg_read_sql(struct store *s, const char *sql, const struct pg_params *p, PGresult **res) {
+    return pg_read_on(s, NULL, sql, p, res);
 }
 
 /* Runs a command whose rows, if any, do not matter. */
@@ -519,75 +555,24 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
 
 static void pg_task_params(struct pg_params *p, const struct task *t) {
     for (size_t i = 0; i < NCOLS; i++) {
-        const struct store_col *c = &store_task_columns[i];
-        const char *f = (const char *)t + c->off;
-        switch (c->kind) {
-        case STORE_COL_TEXT:
-            pgp_text(p, *(char *const *)f);
-            break;
-        case STORE_COL_ID:
-            pgp_text(p, *f ? f : NULL);
-            break;
-        case STORE_COL_INT:
-            pgp_int(p, *(const int64_t *)f);
-            break;
-        case STORE_COL_BOOL:
-            pgp_int(p, *(const bool *)f);
-            break;
-        case STORE_COL_REAL:
-            pgp_real(p, *(const double *)f);
-            break;
-        case STORE_COL_PHASE:
-            pgp_text(p, task_phase_name(t->phase));
-            break;
-        case STORE_COL_STATUS:
-            pgp_text(p, store_status_name(t->status));
-            break;
-        case STORE_COL_DUE: {
-            int64_t due = task_due_at(t);
-            if (due)
-                pgp_int(p, due);
-            else
-                pgp_text(p, NULL);
-            break;
-        }
-        }
+        struct store_value v = store_col_value(t, &store_task_columns[i]);
+        if (v.kind == STORE_VALUE_INT)
+            pgp_int(p, v.i);
+        else if (v.kind == STORE_VALUE_REAL)
+            pgp_real(p, v.r);
+        else
+            pgp_text(p, v.text);
     }
 }
 
 static struct task *pg_read_task(const PGresult *r, int row) {
     struct task *t = task_new();
     for (size_t i = 0; i < NREAD_COLS; i++) {
-        const struct store_col *c = &store_task_columns[i];
-        char *f = (char *)t + c->off;
         int at = (int)i;
-        bool null = PQgetisnull(r, row, at);
-        const char *v = null ? NULL : PQgetvalue(r, row, at);
-        switch (c->kind) {
-        case STORE_COL_TEXT:
-            *(char **)f = v ? xstrdup(v) : NULL;
-            break;
-        case STORE_COL_ID:
-            snprintf(f, ID_LEN + 1, "%s", v ? v : "");
-            break;
-        case STORE_COL_INT:
-            *(int64_t *)f = v ? strtoll(v, NULL, 10) : 0;
-            break;
-        case STORE_COL_BOOL:
-            *(bool *)f = v && strcmp(v, "0") != 0;
-            break;
-        case STORE_COL_REAL:
-            *(double *)f = v ? strtod(v, NULL) : 0;
-            break;
-        case STORE_COL_PHASE:
-            if (!v || task_phase_parse(v, &t->phase)) t->phase = TASK_PENDING;
-            break;
-        case STORE_COL_STATUS:
-            t->status = store_status_parse(v);
-            break;
-        case STORE_COL_DUE:
-            break;
-        }
+        struct store_value v = {.kind = STORE_VALUE_NULL};
+        if (!PQgetisnull(r, row, at))
+            v = (struct store_value){STORE_VALUE_TEXT, PQgetvalue(r, row, at), 0, 0};
+        store_col_set(t, &store_task_columns[i], &v);
     }
     return t;
 }
@@ -666,19 +651,7 @@ static void pg_build_statements(struct pg_store *q) {
     buf_init(&ins);
     buf_init(&upd);
     buf_init(&sel);
-    for (size_t i = 0; i < NREAD_COLS; i++)
-        buf_printf(&cols, "%s%s", i ? "," : "", store_task_columns[i].name);
-    buf_puts(&ins, "INSERT INTO tasks(");
-    for (size_t i = 0; i < NCOLS; i++)
-        buf_printf(&ins, "%s%s", i ? "," : "", store_task_columns[i].name);
-    buf_puts(&ins, ") VALUES(");
-    buf_puts(&upd, "UPDATE tasks SET ");
-    for (size_t i = 0; i < NCOLS; i++) {
-        buf_printf(&ins, "%s$%zu", i ? "," : "", i + 1);
-        if (i) buf_printf(&upd, "%s%s=$%zu", i > 1 ? "," : "", store_task_columns[i].name, i + 1);
-    }
-    buf_puts(&ins, ")");
-    buf_puts(&upd, " WHERE id=$1");
+    sql_task_statements(&sql_dialect_pg, NREAD_COLS, &cols, &ins, &upd);
     q->select_cols = buf_detach(&cols);
     q->st_insert = (struct pg_stmt){PGS_INSERT, buf_detach(&ins)};
     q->st_update = (struct pg_stmt){PGS_UPDATE, buf_detach(&upd)};
@@ -884,10 +857,7 @@ static int pg_write_task(struct store *s, const struct pg_stmt *st, const struct
     struct pg_params p;
     pgp_init(&p);
     pg_task_params(&p, t);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, st, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(&pq(s)->writer, st, &p);
 }
 
 static int pg_insert(struct store *s, const struct task *t) {
@@ -902,10 +872,7 @@ static int pg_remove(struct store *s, const char *id) {
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, id);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_remove, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(&pq(s)->writer, &st_remove, &p);
 }
 
 static int pg_find_idempotent(struct store *s, const char *ns, const char *key,
@@ -969,12 +936,7 @@ static int pg_next_due(struct store *s, int64_t *at) {
         int rc = pg_writer_ready(q);
         if (rc) return rc;
     }
-    PGresult *r;
-    int rc = pg_run(&q->writer, &st_next_due, NULL, &r);
-    if (rc) return rc;
-    *at = pg_int(r, 0, 0);
-    PQclear(r);
-    return 0;
+    return pg_run_int(&q->writer, &st_next_due, NULL, at);
 }
 
 static int pg_queue_get(struct store *s, const char *queue, struct queue_settings *out) {
@@ -1003,10 +965,7 @@ static int pg_queue_put(struct store *s, const char *queue, const struct queue_s
     pgp_int(&p, qs->max_retries);
     pgp_int(&p, qs->backoff_ms);
     pgp_int(&p, qs->backoff_max_ms);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_queue_put, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(&pq(s)->writer, &st_queue_put, &p);
 }
 
 static int pg_queue_pause(struct store *s, const char *queue, bool paused) {
@@ -1019,10 +978,7 @@ static int pg_queue_pause(struct store *s, const char *queue, bool paused) {
     pgp_int(&p, d.backoff_ms);
     pgp_int(&p, d.backoff_max_ms);
     pgp_int(&p, paused);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_queue_pause, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(&pq(s)->writer, &st_queue_pause, &p);
 }
 
 static int pg_stats_add(struct store *s, const char *node, const struct store_stat_add *v,
@@ -1216,8 +1172,6 @@ static const struct pg_stmt st_stats_read = {
 
 static int pg_stats_read(struct store *s, const char *ns, const char *queue, int64_t from_minute,
                          int64_t to_minute, struct queue_stat **out, size_t *n) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, queue);
@@ -1225,7 +1179,7 @@ static int pg_stats_read(struct store *s, const char *ns, const char *queue, int
     pgp_int(&p, from_minute);
     pgp_int(&p, to_minute);
     PGresult *r = NULL;
-    int rc = pg_run(c, &st_stats_read, &p, &r);
+    int rc = pg_read(s, &st_stats_read, &p, &r);
     int rows = rc == 0 ? PQntuples(r) : 0;
     if (rows) *out = xcalloc((size_t)rows, sizeof **out);
     for (int i = 0; i < rows; i++) {
@@ -1240,40 +1194,21 @@ static int pg_stats_read(struct store *s, const char *ns, const char *queue, int
     }
     *n = (size_t)rows;
     PQclear(r);
-    pg_reader_give(s, c);
     return rc;
 }
 
-/* The entry for `name` in a growing list of queues, added with the defaults if new. */
-static struct queue_counts *pg_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
-                                          const char *name) {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*qc)[i].queue, name) == 0) return &(*qc)[i];
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 4;
-        *qc = xrealloc(*qc, *cap * sizeof **qc);
-    }
-    struct queue_counts *e = &(*qc)[(*n)++];
-    memset(e, 0, sizeof *e);
-    e->queue = xstrdup(name);
-    queue_settings_default(&e->settings);
-    return e;
-}
-
 static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     size_t cap = 0;
     struct queue_counts *qc = NULL;
     *n = 0;
-    pg_queue_slot(&qc, n, &cap, "default");
+    store_queue_slot(&qc, n, &cap, "default");
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, ns);
     PGresult *r = NULL;
-    int rc = pg_run(c, &st_queue_counts, &p, &r);
+    int rc = pg_read(s, &st_queue_counts, &p, &r);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-        struct queue_counts *e = pg_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
+        struct queue_counts *e = store_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
         enum task_phase ph;
         int64_t count = pg_int(r, i, 3);
         if (task_phase_parse(PQgetvalue(r, i, 1), &ph) == 0) e->phase[ph] += count;
@@ -1281,9 +1216,9 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
     }
     PQclear(r);
     r = NULL;
-    if (rc == 0) rc = pg_run(c, &st_queue_cfg, NULL, &r);
+    if (rc == 0) rc = pg_read(s, &st_queue_cfg, NULL, &r);
     for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-        struct queue_counts *e = pg_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
+        struct queue_counts *e = store_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
         e->configured = pg_int(r, i, 5) != 0;
         e->settings.max_retries = pg_int(r, i, 1);
         e->settings.backoff_ms = pg_int(r, i, 2);
@@ -1291,7 +1226,6 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
         e->settings.paused = pg_int(r, i, 4) != 0;
     }
     PQclear(r);
-    pg_reader_give(s, c);
     *out = qc;
     return rc;
 }
@@ -1299,12 +1233,9 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
 static const struct pg_stmt st_ping = {PGS_PING, "SELECT 1 FROM tasks LIMIT 1"};
 
 static int pg_ping(struct store *s) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     PGresult *r;
-    int rc = pg_run(c, &st_ping, NULL, &r);
+    int rc = pg_read(s, &st_ping, NULL, &r);
     PQclear(r);
-    pg_reader_give(s, c);
     return rc;
 }
 
@@ -1475,10 +1406,7 @@ static int pg_token_insert(struct store *s, const struct token *t) {
     pgp_int(&p, t->created_at);
     pgp_int(&p, t->expires_at);
     pgp_int(&p, t->revoked_at);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_token_insert, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(&pq(s)->writer, &st_token_insert, &p);
 }
 
 static int pg_token_revoke(struct store *s, const char *id, int64_t now) {
@@ -1507,13 +1435,11 @@ static int pg_token_purge(struct store *s, int64_t now, int64_t *deleted) {
 }
 
 static int pg_token_get(struct store *s, const char *id, struct token **out) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, id);
     PGresult *r;
-    int rc = pg_run(c, &st_token_get, &p, &r);
+    int rc = pg_read(s, &st_token_get, &p, &r);
     if (rc == 0) {
         if (PQntuples(r) == 0)
             rc = TM_ENOT_FOUND;
@@ -1521,16 +1447,12 @@ static int pg_token_get(struct store *s, const char *id, struct token **out) {
             *out = pg_read_token(r, 0);
         PQclear(r);
     }
-    pg_reader_give(s, c);
     return rc;
 }
 
 static int pg_token_list(struct store *s, struct token ***out, size_t *n) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     PGresult *r;
-    int rc = pg_run(c, &st_token_list, NULL, &r);
-    pg_reader_give(s, c);
+    int rc = pg_read(s, &st_token_list, NULL, &r);
     if (rc) return rc;
     int rows = PQntuples(r);
     /* Nothing allocated for no rows: a caller may treat none as not found. */
@@ -1542,13 +1464,10 @@ static int pg_token_list(struct store *s, struct token ***out, size_t *n) {
 }
 
 static int pg_token_any(struct store *s, bool *any) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
     PGresult *r;
-    int rc = pg_run(c, &st_token_any, &p, &r);
-    pg_reader_give(s, c);
+    int rc = pg_read(s, &st_token_any, &p, &r);
     if (rc) return rc;
     *any = PQntuples(r) > 0;
     PQclear(r);

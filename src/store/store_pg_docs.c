@@ -74,8 +74,6 @@ int pg_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const cha
 
 int pg_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,
                 size_t *n) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT %s FROM %s WHERE $1::text IS NULL OR namespace=$1 ORDER BY name, namespace",
@@ -84,14 +82,13 @@ int pg_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct s
     pgp_init(&p);
     pgp_text(&p, ns);
     PGresult *r = NULL;
-    int rc = pg_run_sql(c, sql, &p, &r);
+    int rc = pg_read_sql(s, sql, &p, &r);
     int rows = rc == 0 ? PQntuples(r) : 0;
     if (rows) *out = xcalloc((size_t)rows, sizeof **out);
     for (int i = 0; i < rows; i++)
         read_doc(r, i, &(*out)[i]);
     *n = (size_t)rows;
     PQclear(r);
-    pg_reader_give(s, c);
     return rc;
 }
 
@@ -213,17 +210,15 @@ int pg_fire_exists(struct store *s, const char *sched_id, int64_t slot) {
 
 int pg_fires_list(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,
                   size_t *n) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, sched_id);
     pgp_int(&p, limit);
     PGresult *r = NULL;
-    int rc = pg_run_sql(c,
-                        "SELECT slot,at,kind,outcome,task_id FROM schedule_fires"
-                        " WHERE schedule_id=$1 ORDER BY slot DESC LIMIT $2",
-                        &p, &r);
+    int rc = pg_read_sql(s,
+                         "SELECT slot,at,kind,outcome,task_id FROM schedule_fires"
+                         " WHERE schedule_id=$1 ORDER BY slot DESC LIMIT $2",
+                         &p, &r);
     int rows = rc == 0 ? PQntuples(r) : 0;
     if (rows) *out = xcalloc((size_t)rows, sizeof **out);
     for (int i = 0; i < rows; i++) {
@@ -236,6 +231,5 @@ int pg_fires_list(struct store *s, const char *sched_id, int limit, struct sched
     }
     *n = (size_t)rows;
     PQclear(r);
-    pg_reader_give(s, c);
     return rc;
 }

@@ -173,12 +173,7 @@ int pg_events_delete(struct store *s, int64_t through, int64_t *deleted) {
     struct pg_params p;
     pgp_init(&p);
     pgp_int(&p, through);
-    PGresult *r;
-    int rc = pg_run(pg_writer(s), &st_delete, &p, &r);
-    if (rc) return rc;
-    *deleted = pg_int(r, 0, 0);
-    PQclear(r);
-    return 0;
+    return pg_run_int(pg_writer(s), &st_delete, &p, deleted);
 }
 
 static const struct pg_stmt st_nth = {
@@ -225,10 +220,7 @@ int pg_webhook_insert(struct store *s, const struct webhook *w) {
     pgp_text(&p, events);
     pgp_text(&p, w->secret);
     pgp_int(&p, w->created_at);
-    PGresult *r;
-    int rc = pg_run(pg_writer(s), &st_hook_insert, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(pg_writer(s), &st_hook_insert, &p);
 }
 
 static const struct pg_stmt st_hook_count = {
@@ -239,12 +231,7 @@ int pg_webhook_count(struct store *s, const char *ns, int64_t *n) {
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, ns);
-    PGresult *r;
-    int rc = pg_run(pg_writer(s), &st_hook_count, &p, &r);
-    if (rc) return rc;
-    *n = pg_int(r, 0, 0);
-    PQclear(r);
-    return 0;
+    return pg_run_int(pg_writer(s), &st_hook_count, &p, n);
 }
 
 static const struct pg_stmt st_hook_delete = {
@@ -284,10 +271,7 @@ int pg_delivery_update(struct store *s, const struct webhook_delivery *d) {
     pgp_text(&p, d->last_error);
     pgp_int(&p, d->updated_at);
     pgp_text(&p, d->webhook_id);
-    PGresult *r;
-    int rc = pg_run(pg_writer(s), &st_delivery_update, &p, &r);
-    PQclear(r);
-    return rc;
+    return pg_run_cmd(pg_writer(s), &st_delivery_update, &p);
 }
 
 /* Reads PG_EVENT_COLS starting at column `at`. */
@@ -440,8 +424,6 @@ static const struct pg_stmt st_read_task = {PGS_EV_READ_TASK, PG_EVENTS_PAGE("ta
 
 int pg_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
                    size_t max_bytes, struct event_page *out) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
     pgp_int(&p, after);
@@ -450,8 +432,7 @@ int pg_events_read(struct store *s, const char *ns, const char *task_id, int64_t
     pgp_int(&p, (int64_t)max_bytes);
     if (task_id) pgp_text(&p, task_id);
     PGresult *r;
-    int rc = pg_run(c, task_id ? &st_read_task : &st_read, &p, &r);
-    pg_reader_give(s, c);
+    int rc = pg_read(s, task_id ? &st_read_task : &st_read, &p, &r);
     if (rc) return rc;
     int rows = PQntuples(r);
     out->events = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof *out->events);
@@ -475,11 +456,8 @@ static const struct pg_stmt st_head = {
 
 int pg_events_head(struct store *s, int64_t *head, int64_t *pruned_through) {
     *head = *pruned_through = 0;
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     PGresult *r;
-    int rc = pg_run(c, &st_head, NULL, &r);
-    pg_reader_give(s, c);
+    int rc = pg_read(s, &st_head, NULL, &r);
     if (rc) return rc;
     *head = pg_int(r, 0, 0);
     *pruned_through = pg_int(r, 0, 1);
@@ -494,15 +472,12 @@ static const struct pg_stmt st_hooks_list = {
 
 int pg_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
                      size_t *n) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, ns);
     pgp_text(&p, id);
     PGresult *r;
-    int rc = pg_run(c, &st_hooks_list, &p, &r);
-    pg_reader_give(s, c);
+    int rc = pg_read(s, &st_hooks_list, &p, &r);
     if (rc) return rc;
     int rows = PQntuples(r);
     /* Nothing allocated for no rows: a caller may treat none as not found. */
@@ -533,15 +508,12 @@ static const struct pg_stmt st_deliveries_list = {
 
 int pg_deliveries_list(struct store *s, const char *webhook_id, int limit,
                        struct webhook_delivery **out, size_t *n) {
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, webhook_id);
     pgp_int(&p, limit > 0 ? limit : 0);
     PGresult *r;
-    int rc = pg_run(c, &st_deliveries_list, &p, &r);
-    pg_reader_give(s, c);
+    int rc = pg_read(s, &st_deliveries_list, &p, &r);
     if (rc) return rc;
     int rows = PQntuples(r);
     /* Nothing allocated for no rows: a caller may treat none as not found. */
@@ -558,11 +530,8 @@ static const struct pg_stmt st_deliveries_next_at = {
 
 int pg_deliveries_next_at(struct store *s, int64_t *at) {
     *at = 0;
-    struct pg_conn *c = pg_reader_take(s);
-    if (!c) return TM_EUNAVAILABLE;
     PGresult *r;
-    int rc = pg_run(c, &st_deliveries_next_at, NULL, &r);
-    pg_reader_give(s, c);
+    int rc = pg_read(s, &st_deliveries_next_at, NULL, &r);
     if (rc) return rc;
     *at = pg_int(r, 0, 0);
     PQclear(r);

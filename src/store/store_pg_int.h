@@ -113,8 +113,18 @@ void pga_int4(struct buf *b, int32_t v);
 /* Runs a prepared statement (preparing it on this connection first);
  * on 0, *res holds the rows (PQclear it). */
 int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p, PGresult **res);
+/* pg_run for a statement whose rows, if any, do not matter. */
+int pg_run_cmd(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p);
+/* pg_run for one integer: the first row's first column (0 for no row, or NULL). */
+int pg_run_int(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p,
+               int64_t *out);
 /* Runs SQL text once (unnamed statement); p may be NULL. */
 int pg_run_sql(struct pg_conn *c, const char *sql, const struct pg_params *p, PGresult **res);
+
+/* pg_run and pg_run_sql on a reader, taken for the one statement and given
+ * back (the rows outlive it); TM_EUNAVAILABLE when none can be opened. */
+int pg_read(struct store *s, const struct pg_stmt *st, const struct pg_params *p, PGresult **res);
+int pg_read_sql(struct store *s, const char *sql, const struct pg_params *p, PGresult **res);
 
 struct pg_conn *pg_writer(struct store *s);
 /* A reader (opened on demand), or NULL when none can be opened (TM_EUNAVAILABLE). */

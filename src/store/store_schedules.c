@@ -319,10 +319,13 @@ out:
     return rc;
 }
 
-/* Loads the op's schedule for a change; fills op->err when absent. */
-static int sched_load(struct store *s, struct store_op *op, struct store_doc *d) {
+/* Loads and parses the op's schedule for a change (fills op->err when it
+ * is absent); on 0 the caller releases d and sc. */
+static int sched_load(struct store *s, struct store_op *op, struct store_doc *d,
+                      struct schedule *sc, bool *paused) {
     int rc = store_base_of(s)->backend->doc_load(s, STORE_DOC_SCHEDULE, op->ns, op->id, d);
     if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "schedule '%s' not found", op->id);
+    if (!rc && (rc = sched_parse(d, sc, paused))) store_doc_release(d);
     return rc;
 }
 
@@ -336,14 +339,10 @@ static void sched_output(struct store_op *op, struct store_doc *d) {
 
 static int sched_pause(struct store *s, struct store_op *op, int64_t now) {
     struct store_doc d = {0};
-    int rc = sched_load(s, op, &d);
-    if (rc) return rc;
     struct schedule sc;
     bool was;
-    if ((rc = sched_parse(&d, &sc, &was))) {
-        store_doc_release(&d);
-        return rc;
-    }
+    int rc = sched_load(s, op, &d, &sc, &was);
+    if (rc) return rc;
     json_t *st = state_load(d.state);
     json_object_set_new(st, "paused", json_boolean(op->flag));
     if (op->note) json_object_set_new(st, "note", json_string(op->note));
@@ -362,14 +361,10 @@ static int sched_pause(struct store *s, struct store_op *op, int64_t now) {
 
 static int sched_fire_manual(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     struct store_doc d = {0};
-    int rc = sched_load(s, op, &d);
-    if (rc) return rc;
     struct schedule sc;
     bool paused;
-    if ((rc = sched_parse(&d, &sc, &paused))) {
-        store_doc_release(&d);
-        return rc;
-    }
+    int rc = sched_load(s, op, &d, &sc, &paused);
+    if (rc) return rc;
     json_t *st = state_load(d.state);
     char task_id[ID_LEN + 1] = "";
     if (op->kind == STORE_OP_SCHED_TRIGGER) {

@@ -35,6 +35,40 @@
     " ('completed','failed','cancelled') THEN 'Paused'"              \
     " ELSE upper(substr(phase,1,1))||substr(phase,2) END)"
 
+/* The expression of each canonical filter field, but for those a dialect
+ * spells its own way (sql_dialect.fields). */
+static const char *const sql_fields[FILTER_FIELD_COUNT] = {
+    [FILTER_FIELD_ID] = "id",
+    [FILTER_FIELD_TYPE] = "type",
+    [FILTER_FIELD_NAME] = "name",
+    [FILTER_FIELD_DESCRIPTION] = "description",
+    [FILTER_FIELD_QUEUE] = "queue",
+    [FILTER_FIELD_LAUNCHER] = "launcher",
+    [FILTER_FIELD_PARENT_ID] = "parent_id",
+    [FILTER_FIELD_PHASE] = "phase",
+    [FILTER_FIELD_STATUS] = "upper(completion_status)",
+    [FILTER_FIELD_PROGRESS_MESSAGE] = "progress_message",
+    [FILTER_FIELD_PRIORITY] = "priority",
+    [FILTER_FIELD_RETRIES] = "retries",
+    [FILTER_FIELD_PAUSED] = "paused",
+    [FILTER_FIELD_CREATED_AT] = "nullif(created_at,0)",
+    [FILTER_FIELD_UPDATED_AT] = "nullif(updated_at,0)",
+    [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
+    [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
+    [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
+    [FILTER_FIELD_NAME_OR_TYPE] = SQL_NAME_OR_TYPE,
+    [FILTER_FIELD_LAUNCHER_OR_QUEUE] = SQL_LAUNCHER_OR_QUEUE,
+    [FILTER_FIELD_PROGRESS_TEXT] = SQL_PROGRESS_TEXT,
+    [FILTER_FIELD_DESCRIPTION_OR_EMPTY] = SQL_DESCRIPTION_OR_EMPTY,
+};
+
+/* Where set, the expression a case-insensitive comparison reads instead of
+ * nocase_col around the field's (the stored status is lower case already,
+ * so its plain index serves). */
+static const char *const sql_nocase_fields[FILTER_FIELD_COUNT] = {
+    [FILTER_FIELD_STATUS] = "completion_status",
+};
+
 const struct sql_dialect sql_dialect_sqlite = {
     .name = "sqlite",
     .placeholder = '?',
@@ -43,32 +77,9 @@ const struct sql_dialect sql_dialect_sqlite = {
     .false_sql = "0",
     .fields =
         {
-            [FILTER_FIELD_ID] = "id",
-            [FILTER_FIELD_TYPE] = "type",
-            [FILTER_FIELD_NAME] = "name",
-            [FILTER_FIELD_DESCRIPTION] = "description",
-            [FILTER_FIELD_QUEUE] = "queue",
-            [FILTER_FIELD_LAUNCHER] = "launcher",
-            [FILTER_FIELD_PARENT_ID] = "parent_id",
-            [FILTER_FIELD_PHASE] = "phase",
-            [FILTER_FIELD_STATUS] = "upper(completion_status)",
             [FILTER_FIELD_TARGET_ID] = "json_extract(target,'$.id')",
             [FILTER_FIELD_TARGET_TYPE] = "json_extract(target,'$.type')",
-            [FILTER_FIELD_PROGRESS_MESSAGE] = "progress_message",
-            [FILTER_FIELD_PRIORITY] = "priority",
-            [FILTER_FIELD_RETRIES] = "retries",
-            [FILTER_FIELD_PAUSED] = "paused",
-            [FILTER_FIELD_CREATED_AT] = "nullif(created_at,0)",
-            [FILTER_FIELD_UPDATED_AT] = "nullif(updated_at,0)",
-            [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
-            [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
-            [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
-            [FILTER_FIELD_NAME_OR_TYPE] = SQL_NAME_OR_TYPE,
-            [FILTER_FIELD_LAUNCHER_OR_QUEUE] = SQL_LAUNCHER_OR_QUEUE,
-            [FILTER_FIELD_PROGRESS_TEXT] = SQL_PROGRESS_TEXT,
-            [FILTER_FIELD_DESCRIPTION_OR_EMPTY] = SQL_DESCRIPTION_OR_EMPTY,
         },
-    .nocase_fields = {[FILTER_FIELD_STATUS] = "completion_status"},
     .strpos = "instr",
     /* lower() as PostgreSQL's, so an index on lower(expr) serves both;
      * SQLite's built-in lower() folds ASCII only, as COLLATE NOCASE does. */
@@ -92,40 +103,22 @@ const struct sql_dialect sql_dialect_pg = {
     .false_sql = "false",
     .fields =
         {
-            [FILTER_FIELD_ID] = "id",
-            [FILTER_FIELD_TYPE] = "type",
-            [FILTER_FIELD_NAME] = "name",
-            [FILTER_FIELD_DESCRIPTION] = "description",
-            [FILTER_FIELD_QUEUE] = "queue",
-            [FILTER_FIELD_LAUNCHER] = "launcher",
-            [FILTER_FIELD_PARENT_ID] = "parent_id",
-            [FILTER_FIELD_PHASE] = "phase",
-            [FILTER_FIELD_STATUS] = "upper(completion_status)",
             /* json, not jsonb: a nested value comes back as written, as
              * SQLite's json_extract gives it; NULL when absent or when
              * target is not an object. */
             [FILTER_FIELD_TARGET_ID] = "(target::json->>'id')",
             [FILTER_FIELD_TARGET_TYPE] = "(target::json->>'type')",
-            [FILTER_FIELD_PROGRESS_MESSAGE] = "progress_message",
-            [FILTER_FIELD_PRIORITY] = "priority",
-            [FILTER_FIELD_RETRIES] = "retries",
-            [FILTER_FIELD_PAUSED] = "paused",
-            [FILTER_FIELD_CREATED_AT] = "nullif(created_at,0)",
-            [FILTER_FIELD_UPDATED_AT] = "nullif(updated_at,0)",
-            [FILTER_FIELD_STARTED_AT] = "nullif(started_at,0)",
-            [FILTER_FIELD_COMPLETED_AT] = "nullif(completed_at,0)",
-            [FILTER_FIELD_SCHEDULED_AT] = "nullif(scheduled_at,0)",
-            [FILTER_FIELD_NAME_OR_TYPE] = SQL_NAME_OR_TYPE,
-            [FILTER_FIELD_LAUNCHER_OR_QUEUE] = SQL_LAUNCHER_OR_QUEUE,
-            [FILTER_FIELD_PROGRESS_TEXT] = SQL_PROGRESS_TEXT,
-            [FILTER_FIELD_DESCRIPTION_OR_EMPTY] = SQL_DESCRIPTION_OR_EMPTY,
         },
-    .nocase_fields = {[FILTER_FIELD_STATUS] = "completion_status"},
     .strpos = "strpos",
     .nocase_col = "lower(%s)",
     .nocase_val = "lower(%s)",
     .is_distinct = "IS DISTINCT FROM",
 };
+
+/* The expression of field f in dialect d. */
+static const char *sql_field(const struct sql_dialect *d, enum filter_field f) {
+    return d->fields[f] ? d->fields[f] : sql_fields[f];
+}
 
 void sql_binds_release(struct sql_binds *b) {
     free(b->v);
@@ -310,17 +303,17 @@ static void sql_wrapped(struct buf *sql, bool wrap, const char *fmt, const char 
 /* Appends `col` as a case-insensitive comparison reads it. */
 static void sql_nocase_col(const struct sql_dialect *d, struct buf *sql, enum filter_field f,
                            bool nocase) {
-    if (nocase && d->nocase_fields[f])
-        buf_puts(sql, d->nocase_fields[f]);
+    if (nocase && sql_nocase_fields[f])
+        buf_puts(sql, sql_nocase_fields[f]);
     else
-        sql_wrapped(sql, nocase, d->nocase_col, d->fields[f]);
+        sql_wrapped(sql, nocase, d->nocase_col, sql_field(d, f));
 }
 
 /* Appends a text value's placeholder as a case-insensitive comparison
  * reads it (an overridden field's values are lowered here instead). */
 static void sql_nocase_val(const struct sql_dialect *d, struct buf *sql, enum filter_field f,
                            bool nocase, const char *ph) {
-    if (nocase && d->nocase_fields[f])
+    if (nocase && sql_nocase_fields[f])
         sql_wrapped(sql, true, "lower(%s)", ph);
     else
         sql_wrapped(sql, nocase, d->nocase_val, ph);
@@ -379,7 +372,7 @@ static int sql_filter(const struct sql_dialect *d, struct buf *sql, struct sql_b
         break;
     }
     if ((unsigned)x->field >= FILTER_FIELD_COUNT) return TM_EINVALID;
-    const char *col = d->fields[x->field];
+    const char *col = sql_field(d, x->field);
     enum filter_field_kind k = filter_field_kind(x->field);
     bool nocase = k == FILTER_KIND_TEXT && x->nocase;
     char ph[64];
@@ -712,3 +705,89 @@ const struct store_col store_task_columns[] = {
 };
 #undef C
 const size_t store_task_ncols = sizeof store_task_columns / sizeof store_task_columns[0];
+
+void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct buf *select_cols,
+                         struct buf *insert, struct buf *update) {
+    for (size_t i = 0; i < ncols_read; i++)
+        buf_printf(select_cols, "%s%s", i ? "," : "", store_task_columns[i].name);
+    buf_puts(insert, "INSERT INTO tasks(");
+    for (size_t i = 0; i < store_task_ncols; i++)
+        buf_printf(insert, "%s%s", i ? "," : "", store_task_columns[i].name);
+    buf_puts(insert, ") VALUES(");
+    buf_puts(update, "UPDATE tasks SET ");
+    for (size_t i = 0; i < store_task_ncols; i++) {
+        buf_printf(insert, "%s%c%zu", i ? "," : "", d->placeholder, i + 1);
+        if (i)
+            buf_printf(update, "%s%s=%c%zu", i > 1 ? "," : "", store_task_columns[i].name,
+                       d->placeholder, i + 1);
+    }
+    buf_puts(insert, ")");
+    buf_printf(update, " WHERE id=%c1", d->placeholder);
+}
+
+struct store_value store_col_value(const struct task *t, const struct store_col *c) {
+    const char *f = (const char *)t + c->off;
+    struct store_value v = {.kind = STORE_VALUE_NULL};
+    switch (c->kind) {
+    case STORE_COL_TEXT:
+        v.text = *(char *const *)f;
+        break;
+    case STORE_COL_ID:
+        v.text = *f ? f : NULL;
+        break;
+    case STORE_COL_INT:
+        v.kind = STORE_VALUE_INT;
+        v.i = *(const int64_t *)f;
+        return v;
+    case STORE_COL_BOOL:
+        v.kind = STORE_VALUE_INT;
+        v.i = *(const bool *)f;
+        return v;
+    case STORE_COL_REAL:
+        v.kind = STORE_VALUE_REAL;
+        v.r = *(const double *)f;
+        return v;
+    case STORE_COL_PHASE:
+        v.text = task_phase_name(t->phase);
+        break;
+    case STORE_COL_STATUS:
+        v.text = store_status_name(t->status);
+        break;
+    case STORE_COL_DUE:
+        v.i = task_due_at(t);
+        if (v.i) v.kind = STORE_VALUE_INT;
+        return v;
+    }
+    if (v.text) v.kind = STORE_VALUE_TEXT;
+    return v;
+}
+
+void store_col_set(struct task *t, const struct store_col *c, const struct store_value *v) {
+    char *f = (char *)t + c->off;
+    const char *text = v->kind == STORE_VALUE_TEXT ? v->text : NULL;
+    switch (c->kind) {
+    case STORE_COL_TEXT:
+        *(char **)f = text ? xstrdup(text) : NULL;
+        break;
+    case STORE_COL_ID:
+        snprintf(f, ID_LEN + 1, "%s", text ? text : "");
+        break;
+    case STORE_COL_INT:
+        *(int64_t *)f = text ? strtoll(text, NULL, 10) : v->i;
+        break;
+    case STORE_COL_BOOL:
+        *(bool *)f = text ? strcmp(text, "0") != 0 : v->i != 0;
+        break;
+    case STORE_COL_REAL:
+        *(double *)f = text ? strtod(text, NULL) : v->r;
+        break;
+    case STORE_COL_PHASE:
+        if (!text || task_phase_parse(text, &t->phase)) t->phase = TASK_PENDING;
+        break;
+    case STORE_COL_STATUS:
+        t->status = store_status_parse(text);
+        break;
+    case STORE_COL_DUE: /* written, never read back */
+        break;
+    }
+}

@@ -49,14 +49,12 @@ struct sql_dialect {
     /* Written after a placeholder, by bind kind ("" or a cast). */
     const char *cast[SQL_BIND_KIND_COUNT];
     const char *true_sql, *false_sql;
-    /* The expression of each canonical filter field (common/filter.h).
-     * Times are 0 when unset in the row and NULL here; phase and status
-     * names are the v1 ones (the stored status is lower case). */
+    /* Where set, the dialect's own expression of a canonical filter field
+     * (common/filter.h); the others are spelt alike on every backend
+     * (store_sql.c). Times are 0 when unset in the row and NULL here;
+     * phase and status names are the v1 ones (the stored status is lower
+     * case). */
     const char *fields[FILTER_FIELD_COUNT];
-    /* Where set, the expression a case-insensitive comparison reads
-     * instead of nocase_col around fields[] (the stored status is lower
-     * case already, so its plain index serves). */
-    const char *nocase_fields[FILTER_FIELD_COUNT];
     const char *strpos; /* strpos(haystack, needle): 1-based position, 0 when absent */
     /* Case-insensitive (ASCII) text comparison `col OP val`, written as
      * nocase_col OP nocase_val, each with its one "%s" replaced by the
@@ -67,6 +65,13 @@ struct sql_dialect {
 
 extern const struct sql_dialect sql_dialect_sqlite;
 extern const struct sql_dialect sql_dialect_pg;
+
+/* Appends the task row's statements in dialect d (store_task_columns): the
+ * first ncols_read column names, as a read selects them; the INSERT of
+ * every column; and the UPDATE of all but id (WHERE id=), each value a
+ * placeholder numbered by column. */
+void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct buf *select_cols,
+                         struct buf *insert, struct buf *update);
 
 void sql_binds_release(struct sql_binds *b);
 

@@ -65,8 +65,21 @@ static struct sq_store *sq(struct store *s) {
     return store_base_of(s)->impl;
 }
 
-static void sq_log(sqlite3 *db, const char *what) {
+void sq_log(sqlite3 *db, const char *what) {
     fprintf(stderr, "taskmill: sqlite: %s: %s\n", what, db ? sqlite3_errmsg(db) : "no database");
+}
+
+int sq_step_one(sqlite3 *db, sqlite3_stmt *st, const char *what) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return TM_ENOT_FOUND;
+    sq_log(db, what);
+    return TM_EINTERNAL;
+}
+
+char *sq_col_dup(sqlite3_stmt *st, int at) {
+    const char *v = (const char *)sqlite3_column_text(st, at);
+    return v ? xstrdup(v) : NULL;
 }
 
 static int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
@@ -173,50 +186,21 @@ static int sq_migrate(sqlite3 *db) {
 
 static void sq_bind_task(sqlite3_stmt *st, const struct task *t) {
     for (size_t i = 0; i < NCOLS; i++) {
-        const struct store_col *c = &store_task_columns[i];
-        const char *p = (const char *)t + c->off;
+        struct store_value v = store_col_value(t, &store_task_columns[i]);
         int at = (int)i + 1;
-        switch (c->kind) {
-        case STORE_COL_TEXT: {
-            const char *v = *(char *const *)p;
-            if (v)
-                sqlite3_bind_text(st, at, v, -1, SQLITE_STATIC);
-            else
-                sqlite3_bind_null(st, at);
+        switch (v.kind) {
+        case STORE_VALUE_NULL:
+            sqlite3_bind_null(st, at);
             break;
-        }
-        case STORE_COL_ID:
-            if (*p)
-                sqlite3_bind_text(st, at, p, ID_LEN, SQLITE_STATIC);
-            else
-                sqlite3_bind_null(st, at);
+        case STORE_VALUE_TEXT:
+            sqlite3_bind_text(st, at, v.text, -1, SQLITE_STATIC);
             break;
-        case STORE_COL_INT:
-            sqlite3_bind_int64(st, at, *(const int64_t *)p);
+        case STORE_VALUE_INT:
+            sqlite3_bind_int64(st, at, v.i);
             break;
-        case STORE_COL_BOOL:
-            sqlite3_bind_int(st, at, *(const bool *)p);
+        case STORE_VALUE_REAL:
+            sqlite3_bind_double(st, at, v.r);
             break;
-        case STORE_COL_REAL:
-            sqlite3_bind_double(st, at, *(const double *)p);
-            break;
-        case STORE_COL_PHASE:
-            sqlite3_bind_text(st, at, task_phase_name(t->phase), -1, SQLITE_STATIC);
-            break;
-        case STORE_COL_STATUS:
-            if (t->status != TASK_STATUS_NONE)
-                sqlite3_bind_text(st, at, store_status_name(t->status), -1, SQLITE_STATIC);
-            else
-                sqlite3_bind_null(st, at);
-            break;
-        case STORE_COL_DUE: {
-            int64_t due = task_due_at(t);
-            if (due)
-                sqlite3_bind_int64(st, at, due);
-            else
-                sqlite3_bind_null(st, at);
-            break;
-        }
         }
     }
 }
@@ -225,53 +209,25 @@ static struct task *sq_read_task(sqlite3_stmt *st) {
     struct task *t = task_new();
     for (size_t i = 0; i < NCOLS; i++) {
         const struct store_col *c = &store_task_columns[i];
-        char *p = (char *)t + c->off;
         int at = (int)i;
-        /* Text only for text columns: asking an integer for text converts it. */
-        bool textual = c->kind == STORE_COL_TEXT || c->kind == STORE_COL_ID ||
-                       c->kind == STORE_COL_PHASE || c->kind == STORE_COL_STATUS;
-        const char *text = textual ? (const char *)sqlite3_column_text(st, at) : NULL;
-        switch (c->kind) {
-        case STORE_COL_TEXT:
-            *(char **)p = text ? xstrdup(text) : NULL;
-            break;
-        case STORE_COL_ID:
-            snprintf(p, ID_LEN + 1, "%s", text ? text : "");
-            break;
-        case STORE_COL_INT:
-            *(int64_t *)p = sqlite3_column_int64(st, at);
-            break;
-        case STORE_COL_BOOL:
-            *(bool *)p = sqlite3_column_int(st, at) != 0;
-            break;
-        case STORE_COL_REAL:
-            *(double *)p = sqlite3_column_double(st, at);
-            break;
-        case STORE_COL_PHASE:
-            if (!text || task_phase_parse(text, &t->phase)) t->phase = TASK_PENDING;
-            break;
-        case STORE_COL_STATUS:
-            t->status = store_status_parse(text);
-            break;
-        case STORE_COL_DUE:
-            break;
-        }
+        /* Numbers as numbers: asking an integer for text converts it. */
+        struct store_value v = {.kind = STORE_VALUE_NULL};
+        if (c->kind == STORE_COL_INT || c->kind == STORE_COL_BOOL)
+            v = (struct store_value){STORE_VALUE_INT, NULL, sqlite3_column_int64(st, at), 0};
+        else if (c->kind == STORE_COL_REAL)
+            v = (struct store_value){STORE_VALUE_REAL, NULL, 0, sqlite3_column_double(st, at)};
+        else if (c->kind != STORE_COL_DUE && sqlite3_column_type(st, at) != SQLITE_NULL)
+            v = (struct store_value){STORE_VALUE_TEXT, (const char *)sqlite3_column_text(st, at), 0,
+                                     0};
+        store_col_set(t, c, &v);
     }
     return t;
 }
 
 /* Steps a one-row query that selects the task columns. */
 static int sq_fetch_one(sqlite3 *db, sqlite3_stmt *st, struct task **out) {
-    int rc = sqlite3_step(st);
-    int ret = 0;
-    if (rc == SQLITE_ROW) {
-        *out = sq_read_task(st);
-    } else if (rc == SQLITE_DONE) {
-        ret = TM_ENOT_FOUND;
-    } else {
-        sq_log(db, "read task");
-        ret = TM_EINTERNAL;
-    }
+    int ret = sq_step_one(db, st, "read task");
+    if (!ret) *out = sq_read_task(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return ret;
@@ -291,18 +247,7 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     buf_init(&cols);
     buf_init(&ins);
     buf_init(&upd);
-    for (size_t i = 0; i < NCOLS; i++) {
-        if (i) buf_putc(&cols, ',');
-        buf_puts(&cols, store_task_columns[i].name);
-    }
-    buf_printf(&ins, "INSERT INTO tasks(%s) VALUES(", cols.p);
-    buf_puts(&upd, "UPDATE tasks SET ");
-    for (size_t i = 0; i < NCOLS; i++) {
-        buf_printf(&ins, "%s?%zu", i ? "," : "", i + 1);
-        if (i) buf_printf(&upd, "%s%s=?%zu", i > 1 ? "," : "", store_task_columns[i].name, i + 1);
-    }
-    buf_puts(&ins, ")");
-    buf_puts(&upd, " WHERE id=?1");
+    sql_task_statements(&sql_dialect_sqlite, NCOLS, &cols, &ins, &upd);
     q->select_cols = buf_detach(&cols);
 
     int rc = sq_open_conn(q->path, true, q->relaxed, &q->writer);
@@ -497,15 +442,8 @@ static int sq_remove(struct store *s, const char *id) {
 
 /* Steps a query whose first column is an id; TM_ENOT_FOUND when no row. */
 static int sq_fetch_id(sqlite3 *db, sqlite3_stmt *st, char id[ID_LEN + 1]) {
-    int rc = sqlite3_step(st), ret = 0;
-    if (rc == SQLITE_ROW) {
-        snprintf(id, ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
-    } else if (rc == SQLITE_DONE) {
-        ret = TM_ENOT_FOUND;
-    } else {
-        sq_log(db, "read id");
-        ret = TM_EINTERNAL;
-    }
+    int ret = sq_step_one(db, st, "read id");
+    if (!ret) snprintf(id, ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return ret;
@@ -723,22 +661,6 @@ out:
     return ret;
 }
 
-/* The entry for `name` in a growing list of queues, added with the defaults if new. */
-static struct queue_counts *sq_queue_slot(struct queue_counts **qc, size_t *n, size_t *cap,
-                                          const char *name) {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*qc)[i].queue, name) == 0) return &(*qc)[i];
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 4;
-        *qc = xrealloc(*qc, *cap * sizeof **qc);
-    }
-    struct queue_counts *e = &(*qc)[(*n)++];
-    memset(e, 0, sizeof *e);
-    e->queue = xstrdup(name);
-    queue_settings_default(&e->settings);
-    return e;
-}
-
 static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
@@ -747,7 +669,7 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
     size_t cap = 0;
     struct queue_counts *qc = NULL;
     *n = 0;
-    sq_queue_slot(&qc, n, &cap, "default");
+    store_queue_slot(&qc, n, &cap, "default");
     int ret = 0, rc;
     if (sqlite3_prepare_v2(c->db,
                            "SELECT queue, phase, paused, sum(n) FROM task_counts"
@@ -764,7 +686,7 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
     if (ns) sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct queue_counts *e =
-            sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(st, 0));
+            store_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(st, 0));
         enum task_phase p;
         int64_t count = sqlite3_column_int64(st, 3);
         if (task_phase_parse((const char *)sqlite3_column_text(st, 1), &p) == 0)
@@ -774,7 +696,7 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
     if (rc != SQLITE_DONE) ret = TM_EINTERNAL;
     while (!ret && (rc = sqlite3_step(cfg)) == SQLITE_ROW) {
         struct queue_counts *e =
-            sq_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(cfg, 0));
+            store_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(cfg, 0));
         e->configured = sqlite3_column_int(cfg, 5) != 0;
         e->settings.max_retries = sqlite3_column_int64(cfg, 1);
         e->settings.backoff_ms = sqlite3_column_int64(cfg, 2);
@@ -794,17 +716,12 @@ out:
 static int sq_queue_get(struct store *s, const char *queue, struct queue_settings *out) {
     struct sq_store *q = sq(s);
     sqlite3_bind_text(q->w_queue_get, 1, queue, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q->w_queue_get), ret = 0;
-    if (rc == SQLITE_ROW) {
+    int ret = sq_step_one(q->writer.db, q->w_queue_get, "queue settings");
+    if (!ret) {
         out->max_retries = sqlite3_column_int64(q->w_queue_get, 0);
         out->backoff_ms = sqlite3_column_int64(q->w_queue_get, 1);
         out->backoff_max_ms = sqlite3_column_int64(q->w_queue_get, 2);
         out->paused = sqlite3_column_int(q->w_queue_get, 3) != 0;
-    } else if (rc == SQLITE_DONE) {
-        ret = TM_ENOT_FOUND;
-    } else {
-        sq_log(q->writer.db, "queue settings");
-        ret = TM_EINTERNAL;
     }
     sqlite3_reset(q->w_queue_get);
     sqlite3_clear_bindings(q->w_queue_get);
@@ -1027,15 +944,8 @@ static int sq_token_get(struct store *s, const char *id, struct token **out) {
     int ret = TM_EINTERNAL;
     if (sq_prepare(c->db, "SELECT " SQ_TOKEN_COLS " FROM tokens WHERE id=?1", &st) == 0) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = sq_read_token(st);
-            ret = 0;
-        } else if (rc == SQLITE_DONE) {
-            ret = TM_ENOT_FOUND;
-        } else {
-            sq_log(c->db, "read token");
-        }
+        ret = sq_step_one(c->db, st, "read token");
+        if (!ret) *out = sq_read_token(st);
         sqlite3_finalize(st);
     }
     sq_reader_give(q, c);

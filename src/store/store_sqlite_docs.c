@@ -21,20 +21,15 @@ static const char *cols(enum store_doc_kind k) {
                                    : "id,namespace,name,body,created_at,updated_at,NULL,NULL";
 }
 
-static char *col_dup(sqlite3_stmt *st, int i) {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? xstrdup((const char *)t) : NULL;
-}
-
 static void read_doc(sqlite3_stmt *st, struct store_doc *d) {
     memset(d, 0, sizeof *d);
     snprintf(d->id, sizeof d->id, "%s", (const char *)sqlite3_column_text(st, 0));
-    d->ns = col_dup(st, 1);
-    d->name = col_dup(st, 2);
-    d->body = col_dup(st, 3);
+    d->ns = sq_col_dup(st, 1);
+    d->name = sq_col_dup(st, 2);
+    d->body = sq_col_dup(st, 3);
     d->created_at = sqlite3_column_int64(st, 4);
     d->updated_at = sqlite3_column_int64(st, 5);
-    d->state = col_dup(st, 6);
+    d->state = sq_col_dup(st, 6);
     d->next_at = sqlite3_column_int64(st, 7);
 }
 
@@ -67,11 +62,8 @@ static int get_on(sqlite3 *db, enum store_doc_kind k, const char *ns, const char
     if (prep(db, sql, &st)) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     bind_text_or_null(st, 2, ns);
-    int rc = sqlite3_step(st), ret = 0;
-    if (rc == SQLITE_ROW)
-        read_doc(st, out);
-    else
-        ret = rc == SQLITE_DONE ? TM_ENOT_FOUND : TM_EINTERNAL;
+    int ret = sq_step_one(db, st, "read document");
+    if (!ret) read_doc(st, out);
     sqlite3_finalize(st);
     return ret;
 }
@@ -235,9 +227,9 @@ int sq_fire_exists(struct store *s, const char *sched_id, int64_t slot) {
         return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, slot);
-    int rc = sqlite3_step(st);
+    int ret = sq_step_one(db, st, "schedule fire");
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? TM_ENOT_FOUND : TM_EINTERNAL;
+    return ret;
 }
 
 int sq_fires_list(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,

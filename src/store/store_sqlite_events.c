@@ -27,16 +27,12 @@ struct sq_events {
         *delivery_update, *hook_count, *hook_free, *hook_busy;
 };
 
-static void sqe_log(sqlite3 *db, const char *what) {
-    fprintf(stderr, "taskmill: sqlite: %s: %s\n", what, sqlite3_errmsg(db));
-}
-
 /* Prepares (once) a writer statement. */
 static sqlite3_stmt *sqe_stmt(struct store *s, sqlite3_stmt **slot, const char *sql) {
     if (*slot) return *slot;
     sqlite3 *db = sq_writer_db(s);
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK) {
-        sqe_log(db, sql);
+        sq_log(db, sql);
         *slot = NULL;
     }
     return *slot;
@@ -72,7 +68,7 @@ static int sqe_done(sqlite3 *db, sqlite3_stmt *st) {
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE) {
-        sqe_log(db, "step");
+        sq_log(db, "step");
         return TM_EINTERNAL;
     }
     return 0;
@@ -85,16 +81,11 @@ static void sqe_bind_text(sqlite3_stmt *st, int at, const char *v) {
         sqlite3_bind_null(st, at);
 }
 
-static char *sqe_col_dup(sqlite3_stmt *st, int at) {
-    const char *v = (const char *)sqlite3_column_text(st, at);
-    return v ? xstrdup(v) : NULL;
-}
-
 /* Runs a one-value query on db; *v is 0 when it gives NULL or no row. */
 static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v) {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sqe_log(db, sql);
+        sq_log(db, sql);
         return TM_EINTERNAL;
     }
     if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, a);
@@ -102,7 +93,7 @@ static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v) {
     *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sqe_log(db, sql);
+        sq_log(db, sql);
         return TM_EINTERNAL;
     }
     return 0;
@@ -242,7 +233,7 @@ int sq_webhook_count(struct store *s, const char *ns, int64_t *n) {
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_ROW) {
-        sqe_log(db, "webhook count");
+        sq_log(db, "webhook count");
         return TM_EINTERNAL;
     }
     return 0;
@@ -304,16 +295,16 @@ static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev) {
     snprintf(ev->kind, sizeof ev->kind, "%s", (const char *)sqlite3_column_text(st, at + 2));
     snprintf(ev->cause, sizeof ev->cause, "%s", (const char *)sqlite3_column_text(st, at + 3));
     snprintf(ev->task_id, sizeof ev->task_id, "%s", (const char *)sqlite3_column_text(st, at + 4));
-    ev->ns = sqe_col_dup(st, at + 5);
-    ev->queue = sqe_col_dup(st, at + 6);
-    ev->type = sqe_col_dup(st, at + 7);
+    ev->ns = sq_col_dup(st, at + 5);
+    ev->queue = sq_col_dup(st, at + 6);
+    ev->type = sq_col_dup(st, at + 7);
     const char *phase = (const char *)sqlite3_column_text(st, at + 8);
     if (!phase || task_phase_parse(phase, &ev->phase)) ev->phase = TASK_PENDING;
     ev->version = sqlite3_column_int64(st, at + 9);
-    ev->task_json = sqe_col_dup(st, at + 10);
+    ev->task_json = sq_col_dup(st, at + 10);
     const char *actor = (const char *)sqlite3_column_text(st, at + 11);
     snprintf(ev->actor, sizeof ev->actor, "%s", actor ? actor : "");
-    ev->base = sqe_col_dup(st, at + 12);
+    ev->base = sq_col_dup(st, at + 12);
 }
 
 static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through) {
@@ -332,7 +323,7 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
     sqlite3_stmt *st = NULL;
     int ret = 0;
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        sqe_log(db, "begin");
+        sq_log(db, "begin");
         sq_reader_return(s, conn);
         return TM_EINTERNAL;
     }
@@ -342,7 +333,7 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
                            " AND (?2 IS NULL OR e.namespace=?2) AND (?3 IS NULL OR e.task_id=?3)"
                            " ORDER BY e.seq LIMIT ?4",
                            -1, &st, NULL) != SQLITE_OK) {
-        sqe_log(db, "events read");
+        sq_log(db, "events read");
         ret = TM_EINTERNAL;
         goto out;
     }
@@ -364,7 +355,7 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
         }
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sqe_log(db, "events read");
+        sq_log(db, "events read");
         ret = TM_EINTERNAL;
     }
 out:
@@ -396,7 +387,7 @@ int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct web
                            " WHERE (?1 IS NULL OR namespace=?1) AND (?2 IS NULL OR id=?2)"
                            " ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK) {
-        sqe_log(db, "webhooks");
+        sq_log(db, "webhooks");
         sq_reader_return(s, conn);
         return TM_EINTERNAL;
     }
@@ -412,20 +403,20 @@ int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct web
         struct webhook *w = &(*out)[(*n)++];
         memset(w, 0, sizeof *w);
         snprintf(w->id, sizeof w->id, "%s", (const char *)sqlite3_column_text(st, 0));
-        w->ns = sqe_col_dup(st, 1);
-        w->name = sqe_col_dup(st, 2);
-        w->url = sqe_col_dup(st, 3);
+        w->ns = sq_col_dup(st, 1);
+        w->name = sq_col_dup(st, 2);
+        w->url = sq_col_dup(st, 3);
         const char *ev = (const char *)sqlite3_column_text(st, 4);
         for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++) {
             char key[40];
             snprintf(key, sizeof key, ",%s,", webhook_event_name(i));
             if (ev && strstr(ev, key)) w->events |= 1u << i;
         }
-        w->secret = sqe_col_dup(st, 5);
+        w->secret = sq_col_dup(st, 5);
         w->created_at = sqlite3_column_int64(st, 6);
     }
     if (rc != SQLITE_DONE) {
-        sqe_log(db, "webhooks");
+        sq_log(db, "webhooks");
         ret = TM_EINTERNAL;
     }
     sqlite3_finalize(st);
@@ -448,7 +439,7 @@ static void sqe_read_delivery(sqlite3_stmt *st, struct webhook_delivery *d) {
     d->attempts = sqlite3_column_int64(st, 5);
     d->next_at = sqlite3_column_int64(st, 6);
     d->last_status = sqlite3_column_int64(st, 7);
-    d->last_error = sqe_col_dup(st, 8);
+    d->last_error = sq_col_dup(st, 8);
     d->created_at = sqlite3_column_int64(st, 9);
     d->updated_at = sqlite3_column_int64(st, 10);
 }
@@ -475,7 +466,7 @@ int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
     sqlite3_stmt *st = NULL;
     int ret = 0;
     if (sqlite3_prepare_v2(db, sql.p, -1, &st, NULL) != SQLITE_OK) {
-        sqe_log(db, "claim delivery");
+        sq_log(db, "claim delivery");
         buf_release(&sql);
         return TM_EINTERNAL;
     }
@@ -483,19 +474,14 @@ int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
     sqlite3_bind_int64(st, 1, now);
     for (size_t i = 0; i < nskip; i++)
         sqlite3_bind_text(st, (int)i + 2, skip[i], -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    ret = sq_step_one(db, st, "claim delivery");
+    if (!ret) {
         struct webhook_delivery *d = xcalloc(1, sizeof *d);
         sqe_read_delivery(st, d);
-        d->url = sqe_col_dup(st, 11);
-        d->secret = sqe_col_dup(st, 12);
+        d->url = sq_col_dup(st, 11);
+        d->secret = sq_col_dup(st, 12);
         if (sqlite3_column_type(st, 13) != SQLITE_NULL) sqe_read_event(st, 13, &d->ev);
         *out = d;
-    } else if (rc == SQLITE_DONE) {
-        ret = TM_ENOT_FOUND;
-    } else {
-        sqe_log(db, "claim delivery");
-        ret = TM_EINTERNAL;
     }
     sqlite3_finalize(st);
     if (ret) return ret;
@@ -525,7 +511,7 @@ int sq_deliveries_list(struct store *s, const char *webhook_id, int limit,
                            "SELECT " SQE_DELIVERY_COLS " FROM webhook_deliveries d"
                            " WHERE d.webhook_id=?1 ORDER BY d.seq DESC,d.event DESC LIMIT ?2",
                            -1, &st, NULL) != SQLITE_OK) {
-        sqe_log(db, "deliveries");
+        sq_log(db, "deliveries");
         sq_reader_return(s, conn);
         return TM_EINTERNAL;
     }
@@ -536,7 +522,7 @@ int sq_deliveries_list(struct store *s, const char *webhook_id, int limit,
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)limit)
         sqe_read_delivery(st, &(*out)[(*n)++]);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sqe_log(db, "deliveries");
+        sq_log(db, "deliveries");
         ret = TM_EINTERNAL;
     }
     sqlite3_finalize(st);

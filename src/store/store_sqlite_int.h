@@ -17,6 +17,15 @@
 
 struct sq_events;
 
+/* Logs the connection's last error after `what`. */
+void sq_log(sqlite3 *db, const char *what);
+/* Steps a statement that gives at most one row: 0 with the row to read,
+ * TM_ENOT_FOUND for none, TM_EINTERNAL (logged with `what`) on error. The
+ * caller resets or finalizes st. */
+int sq_step_one(sqlite3 *db, sqlite3_stmt *st, const char *what);
+/* Column `at` as a string of its own, or NULL for NULL. */
+char *sq_col_dup(sqlite3_stmt *st, int at);
+
 sqlite3 *sq_writer_db(struct store *s);
 /* A reader connection (NULL when none can be opened); give it back with sq_reader_return. */
 sqlite3 *sq_reader_borrow(struct store *s, void **conn);

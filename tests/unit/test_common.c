@@ -3,6 +3,7 @@
  * and the v1 request decoders (src/server/v1_decode.c), which must name
  * the offending field for every refusal.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -41,6 +42,24 @@ static void test_time_roundtrip(void) {
             return;
         }
     }
+}
+
+/* time_cond_wait_ms waits its time on the monotonic clock, across a second. */
+static void test_cond_wait_ms(void) {
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c;
+    time_cond_init(&c);
+    pthread_mutex_lock(&m);
+    const int64_t waits[] = {40, 1010};
+    for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++) {
+        int64_t start = time_mono_ms();
+        time_cond_wait_ms(&c, &m, waits[i]); /* nobody signals: it times out */
+        int64_t took = time_mono_ms() - start;
+        CHECK(took >= waits[i] - 1); /* the clock reads whole ms */
+        CHECK(took < waits[i] + 2000);
+    }
+    pthread_mutex_unlock(&m);
+    pthread_cond_destroy(&c);
 }
 
 static void test_json_writer_escapes(void) {
@@ -208,6 +227,7 @@ static void test_decode_list_query(void) {
 
 static const struct th_test tests[] = {
     {"RFC 3339 format and parse", test_time_roundtrip},
+    {"condition waits timed on the monotonic clock", test_cond_wait_ms},
     {"JSON writer escapes", test_json_writer_escapes},
     {"ids are valid and strictly increasing", test_ids_increase},
     {"depth limit and strict JSON", test_depth},
