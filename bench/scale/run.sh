@@ -3,6 +3,7 @@
 # (bench/scale/scale.c; docs/performance.md, "At scale").
 #
 #   bench/scale/run.sh [--pg URL] [--sizes 10000,100000,1000000] [--samples 200]
+#                      [--rate-tasks 30000]
 #
 # SQLite (the default) in a fresh temporary directory; with --pg, a
 # PostgreSQL database URL that must be empty (scripts/pg.sh makes one).
@@ -19,8 +20,8 @@ ARGS=()
 while (($#)); do
     case $1 in
     --pg) PG=$2; shift 2 ;;
-    --sizes | --samples) ARGS+=("$1" "$2"); shift 2 ;;
-    *) echo "usage: $0 [--pg URL] [--sizes A,B,...] [--samples N]" >&2; exit 2 ;;
+    --sizes | --samples | --rate-tasks) ARGS+=("$1" "$2"); shift 2 ;;
+    *) echo "usage: $0 [--pg URL] [--sizes A,B,...] [--samples N] [--rate-tasks N]" >&2; exit 2 ;;
     esac
 done
 for bin in "$TASKMILL" "$SCALE"; do

@@ -11,7 +11,9 @@
  * 250 pending. At each size asked for it times `--samples` requests of
  * each kind and prints p50 and p99 (ms), then the store's bytes per task
  * and per event and the server's RSS, and the rate of a batched worker
- * (claims of 100 and completes of 100) over 3,000 tasks.
+ * (claims of 100 and completes of 100) over `--rate-tasks` fresh tasks
+ * (30,000 by default), with the p50 and p99 of its claim and complete
+ * calls: above about 380,000 tasks these run while retention prunes.
  *
  * Not a test: it asserts nothing but that each request answers as the API
  * says (a wrong status stops the run with the reply, so a figure is never
@@ -32,10 +34,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BATCH      1000
-#define IDS_KEPT   4096
-#define MAX_SIZES  8
-#define RATE_TASKS 3000
+#define BATCH     1000
+#define IDS_KEPT  4096
+#define MAX_SIZES 8
 
 struct body {
     char *p;
@@ -320,7 +321,8 @@ static void url_escape(const char *in, char *out, size_t n) {
 }
 
 /* Times `samples` of each request kind at the current size. */
-static void measure(int samples, int pid, const char *sqlite_path, const char *pg_url) {
+static void measure(int samples, int rate_tasks, int pid, const char *sqlite_path,
+                    const char *pg_url) {
     double *t = calloc((size_t)samples, sizeof *t);
     char path[1024], body[512], enc[512];
     printf("\n### %lld tasks\n\n| request | p50 ms | p99 ms |\n|---|---|---|\n", grown);
@@ -413,9 +415,10 @@ static void measure(int samples, int pid, const char *sqlite_path, const char *p
     report("POST /v1/tasks/{id}/complete", cp, samples);
     free(hb);
     free(cp);
-    /* the batched worker's rate over RATE_TASKS fresh tasks */
+    /* the batched worker's rate over rate_tasks fresh tasks, and the
+     * latency of its calls (the claims are what retention must not stall) */
     static char big[BATCH * 80 + 64];
-    for (int b = 0; b < RATE_TASKS / BATCH; b++) {
+    for (int b = 0; b < rate_tasks / BATCH; b++) {
         size_t len = (size_t)snprintf(big, sizeof big, "{\"tasks\":[");
         for (int i = 0; i < BATCH; i++)
             len += (size_t)snprintf(big + len, sizeof big - len,
@@ -423,20 +426,32 @@ static void measure(int samples, int pid, const char *sqlite_path, const char *p
         snprintf(big + len, sizeof big - len, "]}");
         req("POST", "/v1/tasks/batch", big, 201, false);
     }
+    int calls = rate_tasks / 100 + 1, nclaims = 0, ncompletes = 0;
+    double *claim_ms = calloc((size_t)calls, sizeof *claim_ms);
+    double *complete_ms = calloc((size_t)calls, sizeof *complete_ms);
     struct claim c[100];
     int moved = 0;
     double t0 = now_ms();
-    while (moved < RATE_TASKS) {
+    while (moved < rate_tasks && nclaims < calls) {
+        double t1 = now_ms();
         int n = claim_many("wq", 100, c);
+        claim_ms[nclaims++] = now_ms() - t1;
         if (n == 0) break;
+        t1 = now_ms();
         finish_many("complete", c, n);
+        complete_ms[ncompletes++] = now_ms() - t1;
         moved += n;
     }
     double rate = moved / ((now_ms() - t0) / 1000.0);
+    report("batched claim of 100 (worker run)", claim_ms, nclaims);
+    if (ncompletes) report("batched complete of 100 (worker run)", complete_ms, ncompletes);
+    free(claim_ms);
+    free(complete_ms);
     struct sizes sz;
     store_sizes(sqlite_path, pg_url, &sz);
-    long long ntasks = grown + 2 * samples + RATE_TASKS;
-    printf("\nbatched worker (claims of 100, completes of 100): %.0f tasks/s\n", rate);
+    long long ntasks = grown + 2 * samples + rate_tasks;
+    printf("\nbatched worker (claims of 100, completes of 100): %.0f tasks/s over %d tasks\n", rate,
+           moved);
     printf(
         "store: %.1f MiB in all, %.0f bytes/task (database / tasks), tasks table and indexes "
         "%.0f bytes/task, events %lld (%.0f bytes/event), server RSS %.1f MiB\n",
@@ -450,7 +465,7 @@ static void measure(int samples, int pid, const char *sqlite_path, const char *p
 int main(int argc, char **argv) {
     const char *url = NULL, *sqlite_path = NULL, *pg_url = NULL;
     long long sizes[MAX_SIZES] = {10000, 100000, 1000000};
-    int nsizes = 3, samples = 200, pid = 0;
+    int nsizes = 3, samples = 200, rate_tasks = 30000, pid = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--url") == 0 && v) {
@@ -463,6 +478,8 @@ int main(int argc, char **argv) {
             pg_url = v;
         } else if (strcmp(a, "--samples") == 0 && v) {
             samples = atoi(v);
+        } else if (strcmp(a, "--rate-tasks") == 0 && v) {
+            rate_tasks = atoi(v);
         } else if (strcmp(a, "--sizes") == 0 && v) {
             nsizes = 0;
             char tmp[256];
@@ -471,11 +488,12 @@ int main(int argc, char **argv) {
                 sizes[nsizes++] = atoll(s);
         } else {
             die("usage: scale --url http://HOST:PORT --pid PID (--sqlite PATH | --pg URL)"
-                " [--sizes 10000,100000,1000000] [--samples 200]");
+                " [--sizes 10000,100000,1000000] [--samples 200] [--rate-tasks 30000]");
         }
         i++;
     }
-    if (!url || samples < 10 || nsizes == 0) die("--url is required; --samples >= 10");
+    if (!url || samples < 10 || nsizes == 0 || rate_tasks < BATCH)
+        die("--url is required; --samples >= 10; --rate-tasks >= %d", BATCH);
     snprintf(base, sizeof base, "%s", url);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     curl = curl_easy_init();
@@ -498,7 +516,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "scale: %lld tasks after %.0f s\n", grown, (now_ms() - t0) / 1e3);
             }
         }
-        measure(samples, pid, sqlite_path, pg_url);
+        measure(samples, rate_tasks, pid, sqlite_path, pg_url);
     }
     curl_slist_free_all(h);
     curl_easy_cleanup(curl);
