@@ -263,6 +263,10 @@ struct store_col {
     const char *name;
     enum store_col_kind kind;
     size_t off; /* offsetof(struct task, ...) */
+    /* Set when the task is created and never changed after: an UPDATE
+     * leaves it out where the dialect allows (sql_dialect.update_skips_fixed),
+     * so the indexes on it are not rewritten with each write. */
+    bool fixed;
 };
 /* The entry for `name` in a growing list of queues (*qc, *n of *cap), added
  * with the default settings if new: store_queue_counts of every backend. */

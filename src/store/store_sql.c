@@ -86,6 +86,7 @@ const struct sql_dialect sql_dialect_sqlite = {
     .nocase_col = "lower(%s)",
     .nocase_val = "lower(%s)",
     .is_distinct = "IS NOT",
+    .update_skips_fixed = true,
 };
 
 /*
@@ -645,17 +646,20 @@ int sql_list_query(const struct sql_dialect *d, const char *select_cols,
 
 /* The task row, for every SQL backend (store_int.h). */
 #define C(name, kind, field) \
-    { name, kind, offsetof(struct task, field) }
+    { name, kind, offsetof(struct task, field), false }
+/* A column that no op changes after the task is created (store_col.fixed). */
+#define F(name, kind, field) \
+    { name, kind, offsetof(struct task, field), true }
 const struct store_col store_task_columns[] = {
-    C("id", STORE_COL_ID, id),
-    C("namespace", STORE_COL_TEXT, namespace),
-    C("type", STORE_COL_TEXT, type),
-    C("name", STORE_COL_TEXT, name),
+    F("id", STORE_COL_ID, id),
+    F("namespace", STORE_COL_TEXT, namespace),
+    F("type", STORE_COL_TEXT, type),
+    F("name", STORE_COL_TEXT, name),
     C("description", STORE_COL_TEXT, description),
-    C("queue", STORE_COL_TEXT, queue),
+    F("queue", STORE_COL_TEXT, queue),
     C("priority", STORE_COL_INT, priority),
-    C("parent_id", STORE_COL_ID, parent_id),
-    C("launcher", STORE_COL_TEXT, launcher),
+    F("parent_id", STORE_COL_ID, parent_id),
+    F("launcher", STORE_COL_TEXT, launcher),
     C("target", STORE_COL_TEXT, target),
     C("definition", STORE_COL_TEXT, definition),
     C("params", STORE_COL_TEXT, params),
@@ -691,7 +695,7 @@ const struct store_col store_task_columns[] = {
     C("lease_token", STORE_COL_ID, lease_token),
     C("lease_ms", STORE_COL_INT, lease_ms),
     C("lease_expires_at", STORE_COL_INT, lease_expires_at),
-    C("created_at", STORE_COL_INT, created_at),
+    F("created_at", STORE_COL_INT, created_at),
     C("updated_at", STORE_COL_INT, updated_at),
     C("scheduled_at", STORE_COL_INT, scheduled_at),
     C("started_at", STORE_COL_INT, started_at),
@@ -699,11 +703,12 @@ const struct store_col store_task_columns[] = {
     C("ready_at", STORE_COL_INT, ready_at),
     C("version", STORE_COL_INT, version),
     C("paused", STORE_COL_BOOL, paused),
-    C("idempotency_key", STORE_COL_TEXT, idempotency_key),
+    F("idempotency_key", STORE_COL_TEXT, idempotency_key),
     C("attempts", STORE_COL_TEXT, attempts),
     C("due_at", STORE_COL_DUE, id), /* derived: task_due_at(); written, never read */
 };
 #undef C
+#undef F
 const size_t store_task_ncols = sizeof store_task_columns / sizeof store_task_columns[0];
 
 void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct buf *select_cols,
@@ -715,11 +720,13 @@ void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct 
         buf_printf(insert, "%s%s", i ? "," : "", store_task_columns[i].name);
     buf_puts(insert, ") VALUES(");
     buf_puts(update, "UPDATE tasks SET ");
+    bool first = true;
     for (size_t i = 0; i < store_task_ncols; i++) {
         buf_printf(insert, "%s%c%zu", i ? "," : "", d->placeholder, i + 1);
-        if (i)
-            buf_printf(update, "%s%s=%c%zu", i > 1 ? "," : "", store_task_columns[i].name,
-                       d->placeholder, i + 1);
+        const struct store_col *c = &store_task_columns[i];
+        if (i == 0 || (c->fixed && d->update_skips_fixed)) continue; /* id: the WHERE */
+        buf_printf(update, "%s%s=%c%zu", first ? "" : ",", c->name, d->placeholder, i + 1);
+        first = false;
     }
     buf_puts(insert, ")");
     buf_printf(update, " WHERE id=%c1", d->placeholder);

@@ -61,6 +61,13 @@ struct sql_dialect {
      * column or the placeholder. */
     const char *nocase_col, *nocase_val;
     const char *is_distinct; /* null-safe `<>` */
+    /* The task UPDATE leaves out the columns that never change
+     * (store_col.fixed), their numbered parameters unused: SQLite then
+     * skips every index on them alone. PostgreSQL infers each parameter's
+     * type from its use, so there an unused one is an error; and since an
+     * UPDATE that changes an indexed column writes a new entry in every
+     * index anyway (no HOT update), naming them costs nothing there. */
+    bool update_skips_fixed;
 };
 
 extern const struct sql_dialect sql_dialect_sqlite;
@@ -68,8 +75,9 @@ extern const struct sql_dialect sql_dialect_pg;
 
 /* Appends the task row's statements in dialect d (store_task_columns): the
  * first ncols_read column names, as a read selects them; the INSERT of
- * every column; and the UPDATE of all but id (WHERE id=), each value a
- * placeholder numbered by column. */
+ * every column; and the UPDATE of all but id (WHERE id=) and, where the
+ * dialect allows, the fixed columns, each value a placeholder numbered by
+ * column. */
 void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct buf *select_cols,
                          struct buf *insert, struct buf *update);
 

@@ -200,6 +200,12 @@ static void test_every_list_filter_uses_an_index(void) {
     f.phases = 1u << TASK_COMPLETED;
     expect_index(__LINE__, "?phase=completed", &f, false, "tasks_phase", false);
     f.phases = 0;
+    f.queue = "images";
+    expect_index(__LINE__, "?queue=images", &f, false, "tasks_queue", false);
+    f.queue = NULL;
+    f.type = "resize";
+    expect_index(__LINE__, "?type=resize", &f, false, "tasks_type", false);
+    f.type = NULL;
     f.name_prefix = "img-";
     expect_index(__LINE__, "?name_prefix=img-", &f, false, "tasks_name", true);
     f.name_prefix = "\xc3\xa9t\xc3\xa9-"; /* a bound past a multi-byte character */
