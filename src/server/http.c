@@ -409,6 +409,7 @@ static void req_dispatch(struct req *r) {
             path_known = true;
             if (strcmp(rt->method, r->method) != 0) continue;
             if (auth_check(r, rt->perm)) return;
+            r->route = rt;
             rt->handler(r);
             return;
         }

@@ -57,6 +57,14 @@ struct route {
     const char *pattern; /* "/v1/tasks/:id/cancel": ':' segments are captured */
     handler_fn handler;
     unsigned perm; /* PERM_* bits of the roles allowed; 0 = admin only */
+    /*
+     * For a handler that serves several routes, what this one asks of it
+     * (the handler reads r->route): `arg`, an op kind or a flag; `data`, the
+     * resource it serves (a definition or schedule's struct v1_doc_type).
+     * An entry that needs neither leaves them out (0, NULL).
+     */
+    int arg;
+    const void *data;
 };
 
 /*
@@ -100,6 +108,7 @@ struct req {
     const char *param[REQ_MAX_PARAMS];
     char param_buf[REQ_MAX_PARAMS][128];
     int nparams;
+    const struct route *route; /* the route matched, set before its handler runs */
 
     handler_fn on_resume;
     struct store_op op;

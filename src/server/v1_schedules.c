@@ -70,26 +70,7 @@ static int schedule_check(struct req *r, const char *ns, struct tm_error *e) {
     return rc ? -1 : 0;
 }
 
-static void schedules_create(struct req *r) {
-    v1_doc_put(r, STORE_DOC_SCHEDULE, NULL, schedule_check);
-}
-
-static void schedules_replace(struct req *r) {
-    v1_doc_put(r, STORE_DOC_SCHEDULE, r->param[0], schedule_check);
-}
-
-static void schedules_list(struct req *r) {
-    v1_doc_list_reply(r, STORE_DOC_SCHEDULE, "schedules");
-}
-
-/* The schedule of the path, or a reply. */
-static void schedules_get(struct req *r) {
-    v1_doc_get_reply(r, STORE_DOC_SCHEDULE);
-}
-
-static void schedules_delete(struct req *r) {
-    v1_doc_delete(r, STORE_DOC_SCHEDULE);
-}
+static const struct v1_doc_type schedules = {STORE_DOC_SCHEDULE, "schedules", schedule_check};
 
 static void schedules_changed(struct req *r) {
     if (!reply_if_op_failed(r)) v1_doc_reply(r, 200, r->op.doc);
@@ -108,7 +89,8 @@ static struct store_op *schedule_op(struct req *r, enum store_op_kind kind) {
     return &r->op;
 }
 
-static void schedules_pause_set(struct req *r, bool paused) {
+/* POST .../pause and .../resume (the route's arg: 1 pauses, 0 resumes). */
+static void schedules_pause_set(struct req *r) {
     static const char *const fields[] = {"note", NULL};
     if (req_json_fields(r, true, fields)) return;
     json_t *note = json_object_get(r->json, "note");
@@ -117,17 +99,9 @@ static void schedules_pause_set(struct req *r, bool paused) {
         return;
     }
     if (!schedule_op(r, STORE_OP_SCHED_PAUSE)) return;
-    r->op.flag = paused;
+    r->op.flag = r->route->arg != 0;
     r->op.note = json_string_value(note);
     req_submit(r, schedules_changed);
-}
-
-static void schedules_pause(struct req *r) {
-    schedules_pause_set(r, true);
-}
-
-static void schedules_resume(struct req *r) {
-    schedules_pause_set(r, false);
 }
 
 static void schedules_triggered(struct req *r) {
@@ -294,13 +268,13 @@ static void schedules_fires(struct req *r) {
 }
 
 const struct route v1_schedules_routes[] = {
-    {"POST", "/v1/schedules", schedules_create, PERM_OWNER},
-    {"GET", "/v1/schedules", schedules_list, PERM_READ},
-    {"GET", "/v1/schedules/:id", schedules_get, PERM_READ},
-    {"PUT", "/v1/schedules/:id", schedules_replace, PERM_OWNER},
-    {"DELETE", "/v1/schedules/:id", schedules_delete, PERM_OWNER},
-    {"POST", "/v1/schedules/:id/pause", schedules_pause, PERM_OWNER},
-    {"POST", "/v1/schedules/:id/resume", schedules_resume, PERM_OWNER},
+    {"POST", "/v1/schedules", v1_doc_create, PERM_OWNER, .data = &schedules},
+    {"GET", "/v1/schedules", v1_doc_list, PERM_READ, .data = &schedules},
+    {"GET", "/v1/schedules/:id", v1_doc_get, PERM_READ, .data = &schedules},
+    {"PUT", "/v1/schedules/:id", v1_doc_replace, PERM_OWNER, .data = &schedules},
+    {"DELETE", "/v1/schedules/:id", v1_doc_delete, PERM_OWNER, .data = &schedules},
+    {"POST", "/v1/schedules/:id/pause", schedules_pause_set, PERM_OWNER, true},
+    {"POST", "/v1/schedules/:id/resume", schedules_pause_set, PERM_OWNER, false},
     {"POST", "/v1/schedules/:id/trigger", schedules_trigger, PERM_OWNER},
     {"POST", "/v1/schedules/:id/backfill", schedules_backfill, PERM_OWNER},
     {"GET", "/v1/schedules/:id/preview", schedules_preview, PERM_READ},

@@ -211,29 +211,13 @@ static void tasks_list(struct req *r) {
     reply_json(r, 200, &b);
 }
 
-/* Cancel, retry, pause, resume: an empty body or {}. */
-static void tasks_control(struct req *r, enum store_op_kind kind) {
+/* Cancel, retry, pause, resume (the route's arg is the op): an empty body or {}. */
+static void tasks_control(struct req *r) {
     const char *id = v1_path_task_id(r);
     if (!id) return;
     if (req_json_fields(r, true, NULL)) return;
-    v1_task_op_init(r, kind, id);
+    v1_task_op_init(r, (enum store_op_kind)r->route->arg, id);
     req_submit(r, reply_op_task);
-}
-
-static void tasks_cancel(struct req *r) {
-    tasks_control(r, STORE_OP_CANCEL);
-}
-
-static void tasks_retry(struct req *r) {
-    tasks_control(r, STORE_OP_RETRY);
-}
-
-static void tasks_pause(struct req *r) {
-    tasks_control(r, STORE_OP_PAUSE);
-}
-
-static void tasks_resume(struct req *r) {
-    tasks_control(r, STORE_OP_RESUME);
 }
 
 static void tasks_delete(struct req *r) {
@@ -443,9 +427,9 @@ const struct route v1_tasks_routes[] = {
     {"GET", "/v1/tasks/:id/attempts", tasks_attempts, PERM_READ},
     {"GET", "/v1/tasks/:id", tasks_get, PERM_READ | PERM_WORKER},
     {"DELETE", "/v1/tasks/:id", tasks_delete, PERM_ADMIN},
-    {"POST", "/v1/tasks/:id/cancel", tasks_cancel, PERM_OWNER},
-    {"POST", "/v1/tasks/:id/retry", tasks_retry, PERM_OWNER},
-    {"POST", "/v1/tasks/:id/pause", tasks_pause, PERM_OWNER},
-    {"POST", "/v1/tasks/:id/resume", tasks_resume, PERM_OWNER},
+    {"POST", "/v1/tasks/:id/cancel", tasks_control, PERM_OWNER, STORE_OP_CANCEL},
+    {"POST", "/v1/tasks/:id/retry", tasks_control, PERM_OWNER, STORE_OP_RETRY},
+    {"POST", "/v1/tasks/:id/pause", tasks_control, PERM_OWNER, STORE_OP_PAUSE},
+    {"POST", "/v1/tasks/:id/resume", tasks_control, PERM_OWNER, STORE_OP_RESUME},
     {NULL, NULL, NULL, 0},
 };
