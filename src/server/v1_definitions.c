@@ -80,11 +80,7 @@ static void definitions_launch(struct req *r) {
 }
 
 const struct route v1_definitions_routes[] = {
-    {"POST", "/v1/definitions", v1_doc_create, PERM_OWNER, .data = &definitions},
-    {"GET", "/v1/definitions", v1_doc_list, PERM_READ, .data = &definitions},
-    {"GET", "/v1/definitions/:id", v1_doc_get, PERM_READ, .data = &definitions},
-    {"PUT", "/v1/definitions/:id", v1_doc_replace, PERM_OWNER, .data = &definitions},
-    {"DELETE", "/v1/definitions/:id", v1_doc_delete, PERM_OWNER, .data = &definitions},
+    V1_DOC_ROUTES("definitions", definitions),
     {"POST", "/v1/definitions/:id/launch", definitions_launch, PERM_OWNER},
     {NULL, NULL, NULL, 0},
 };

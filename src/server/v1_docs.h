@@ -45,4 +45,15 @@ void v1_doc_list(struct req *r);
 void v1_doc_get(struct req *r);
 void v1_doc_delete(struct req *r);
 
+/* The five routes above for a resource's route table, with who may call
+ * each: `collection` a string literal ("definitions"), `type` its struct
+ * v1_doc_type. */
+#define V1_DOC_ROUTES(collection, type)                                                   \
+    {"POST", "/v1/" collection, v1_doc_create, PERM_OWNER, .data = &(type)},              \
+        {"GET", "/v1/" collection, v1_doc_list, PERM_READ, .data = &(type)},              \
+        {"GET", "/v1/" collection "/:id", v1_doc_get, PERM_READ, .data = &(type)},        \
+        {"PUT", "/v1/" collection "/:id", v1_doc_replace, PERM_OWNER, .data = &(type)}, { \
+        "DELETE", "/v1/" collection "/:id", v1_doc_delete, PERM_OWNER, .data = &(type)    \
+    }
+
 #endif

@@ -268,11 +268,7 @@ static void schedules_fires(struct req *r) {
 }
 
 const struct route v1_schedules_routes[] = {
-    {"POST", "/v1/schedules", v1_doc_create, PERM_OWNER, .data = &schedules},
-    {"GET", "/v1/schedules", v1_doc_list, PERM_READ, .data = &schedules},
-    {"GET", "/v1/schedules/:id", v1_doc_get, PERM_READ, .data = &schedules},
-    {"PUT", "/v1/schedules/:id", v1_doc_replace, PERM_OWNER, .data = &schedules},
-    {"DELETE", "/v1/schedules/:id", v1_doc_delete, PERM_OWNER, .data = &schedules},
+    V1_DOC_ROUTES("schedules", schedules),
     {"POST", "/v1/schedules/:id/pause", schedules_pause_set, PERM_OWNER, true},
     {"POST", "/v1/schedules/:id/resume", schedules_pause_set, PERM_OWNER, false},
     {"POST", "/v1/schedules/:id/trigger", schedules_trigger, PERM_OWNER},
