@@ -91,6 +91,9 @@ void conn_limit_closed(struct server *srv, const struct sockaddr *sa);
 const char *v1_path_queue(struct req *r);
 /* v1_tasks.c: the task id in the path (r->param[0]), or NULL after a 404. */
 const char *v1_path_task_id(struct req *r);
+/* v1_tasks.c: the task `id` in the caller's namespace, read now; NULL after
+ * replying with the store's error (404 when there is none). Caller frees. */
+struct task *v1_task_read(struct req *r, const char *id);
 /* v1_tasks.c: inits r->op as a `kind` op on the task `id` in the caller's namespace. */
 void v1_task_op_init(struct req *r, enum store_op_kind kind, const char *id);
 bool auth_addr_is_loopback(const struct sockaddr *sa);

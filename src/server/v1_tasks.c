@@ -27,6 +27,15 @@ const char *v1_path_task_id(struct req *r) {
     return NULL;
 }
 
+struct task *v1_task_read(struct req *r, const char *id) {
+    struct tm_error e;
+    err_clear(&e);
+    struct task *t = NULL;
+    if (store_task_get(req_store(r), r->ns, id, &t, &e) == 0) return t;
+    reply_error(r, &e);
+    return NULL;
+}
+
 void v1_task_op_init(struct req *r, enum store_op_kind kind, const char *id) {
     store_op_init(&r->op, kind);
     r->op.ns = r->ns;
@@ -152,11 +161,8 @@ static void tasks_get(struct req *r) {
         reply_error(r, &e);
         return;
     }
-    struct task *t = NULL;
-    if (store_task_get(req_store(r), r->ns, id, &t, &e)) {
-        reply_error(r, &e);
-        return;
-    }
+    struct task *t = v1_task_read(r, id);
+    if (!t) return;
     if (wait_s > 0 && t->version <= (version < 0 ? t->version : version)) {
         v1_task_op_init(r, STORE_OP_WATCH, id);
         r->op.version = version < 0 ? t->version : version;
@@ -231,13 +237,8 @@ static void tasks_delete(struct req *r) {
 static void tasks_attempts(struct req *r) {
     const char *id = v1_path_task_id(r);
     if (!id) return;
-    struct tm_error e;
-    err_clear(&e);
-    struct task *t = NULL;
-    if (store_task_get(req_store(r), r->ns, id, &t, &e)) {
-        reply_error(r, &e);
-        return;
-    }
+    struct task *t = v1_task_read(r, id);
+    if (!t) return;
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"task_id\":");
