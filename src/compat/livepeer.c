@@ -734,24 +734,15 @@ static void livepeer_task_list(struct req *r) {
         reply_error(r, &c.e);
         goto out;
     }
-    if (c.q.count) {
-        char total[24];
-        snprintf(total, sizeof total, "%lld", (long long)l.total);
-        reply_add_header(r, "X-Total-Count", total);
-        if (l.total_capped) reply_add_header(r, "X-Total-Count-Capped", "true");
-    }
-    /* A page ends early (its Link says where the next begins) once it holds
-     * LIVEPEER_REPLY_MAX_BYTES: bounded in bytes, not only in rows. */
+    if (c.q.count) reply_add_total(r, &l);
+    /* A page that ends early has a Link to where the next begins. */
     struct buf b;
     buf_init(&b);
     buf_putc(&b, '[');
-    size_t n = 0;
-    while (n < l.n && (n == 0 || b.len < LIVEPEER_REPLY_MAX_BYTES)) {
-        if (n) buf_putc(&b, ',');
-        livepeer_task_write(&b, l.tasks[n++]);
-    }
+    bool more;
+    size_t n = task_page_write(&b, &l, LIVEPEER_REPLY_MAX_BYTES, livepeer_task_write, &more);
     buf_putc(&b, ']');
-    if ((l.more || n < l.n) && livepeer_link_next(r, &c, c.q.skip + (int64_t)n)) {
+    if (more && livepeer_link_next(r, &c, c.q.skip + (int64_t)n)) {
         buf_release(&b);
         goto out;
     }

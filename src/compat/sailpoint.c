@@ -501,12 +501,7 @@ static void sp_list(struct req *r) {
         reply_error(r, &e);
         return;
     }
-    if (q.count) {
-        char total[24];
-        snprintf(total, sizeof total, "%lld", (long long)l.total);
-        reply_add_header(r, "X-Total-Count", total);
-        if (l.total_capped) reply_add_header(r, "X-Total-Count-Capped", "true");
-    }
+    if (q.count) reply_add_total(r, &l);
     if (pending && l.n == 0) {
         task_list_release(&l);
         reply_empty(r, 204);

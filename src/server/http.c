@@ -126,6 +126,24 @@ void reply_task(struct req *r, int status, const struct task *t) {
     reply_json(r, status, &b);
 }
 
+size_t task_page_write(struct buf *b, const struct task_list *l, size_t max_bytes,
+                       void (*write)(struct buf *b, const struct task *t), bool *more) {
+    size_t n = 0;
+    while (n < l->n && (n == 0 || b->len < max_bytes)) {
+        if (n) buf_putc(b, ',');
+        write(b, l->tasks[n++]);
+    }
+    *more = l->more || n < l->n;
+    return n;
+}
+
+void reply_add_total(struct req *r, const struct task_list *l) {
+    char total[24];
+    snprintf(total, sizeof total, "%lld", (long long)l->total);
+    reply_add_header(r, "X-Total-Count", total);
+    if (l->total_capped) reply_add_header(r, "X-Total-Count-Capped", "true");
+}
+
 void reply_empty(struct req *r, int status) {
     reply_send(r, status, NULL, 0, NULL);
 }

@@ -185,6 +185,18 @@ void reply_op_task(struct req *r);
 void error_json_write(struct buf *b, const struct tm_error *e);
 /* Replies with the task's v1 JSON. */
 void reply_task(struct req *r, int status, const struct task *t);
+/*
+ * Writes a page of a task list for a list reply: l's tasks, each with
+ * `write` (the task's JSON in the caller's API), comma-separated, ending the
+ * page early once b holds max_bytes (one task at least), so a reply is
+ * bounded in bytes as well as in rows. Returns how many it wrote; *more says
+ * whether a page follows (the store has more, or the page ended early).
+ */
+size_t task_page_write(struct buf *b, const struct task_list *l, size_t max_bytes,
+                       void (*write)(struct buf *b, const struct task *t), bool *more);
+/* Adds X-Total-Count: l->total, and X-Total-Count-Capped: true when the
+ * count stopped at its bound (a list the caller asked to count). */
+void reply_add_total(struct req *r, const struct task_list *l);
 /* Adds a header to the reply about to be sent (call before reply_*). */
 void reply_add_header(struct req *r, const char *name, const char *value);
 /* Adds "Location: /v1/{collection}/{id}", for a reply to what created it. */

@@ -203,13 +203,9 @@ static void tasks_list(struct req *r) {
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"tasks\":[");
-    /* A page ends early, with a cursor, once it holds V1_LIST_REPLY_MAX_BYTES. */
-    size_t n = 0;
-    while (n < l.n && (n == 0 || b.len < V1_LIST_REPLY_MAX_BYTES)) {
-        if (n) buf_putc(&b, ',');
-        task_json_write(&b, l.tasks[n++]);
-    }
-    bool more = l.more || n < l.n;
+    /* A page that ends early has a cursor too. */
+    bool more;
+    size_t n = task_page_write(&b, &l, V1_LIST_REPLY_MAX_BYTES, task_json_write, &more);
     buf_puts(&b, "],\"next_cursor\":");
     json_put_str(&b, more && n ? l.tasks[n - 1]->id : NULL);
     buf_putc(&b, '}');
