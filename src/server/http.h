@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 
 #include "../common/buf.h"
 #include "../common/err.h"
@@ -128,7 +129,7 @@ struct req {
     /* auth_watch.c: listed while it waits with a token. */
     struct store_op *wait_ops;
     size_t nwait_ops;
-    struct req *wait_prev, *wait_next;
+    LIST_ENTRY(req) wait_link;
     bool wait_listed;
     error_writer_fn write_error; /* the path's API error shape; NULL = v1 */
     const char *error_type;      /* its Content-Type; NULL = application/json */

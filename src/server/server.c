@@ -152,6 +152,7 @@ int server_start(const struct server_config *cfg, struct server **out) {
     struct server *srv = xcalloc(1, sizeof *srv);
     pthread_mutex_init(&srv->waiters_lock, NULL);
     pthread_mutex_init(&srv->wait_lock, NULL);
+    LIST_INIT(&srv->wait_list);
     srv->cfg = *cfg;
     conn_limit_init(srv);
     srv->listen_fd = -1;

@@ -40,7 +40,7 @@ struct server {
     /* auth_watch.c: waiting requests with a token, and the thread that
      * cuts them when the token is revoked or expires. */
     pthread_mutex_t wait_lock;
-    struct req *wait_list;
+    LIST_HEAD(, req) wait_list;
     pthread_cond_t watch_cond;
     pthread_t watch_thread;
     bool watch_started, watch_cond_ready, watch_stopping;
