@@ -266,34 +266,20 @@ static void req_op_done(struct store_op *op) {
 
 /* Counts one more parked request for the token; false when it has its fill. */
 static bool token_waiters_take(struct server *srv, const char *id, int max) {
-    pthread_mutex_lock(&srv->waiters_lock);
-    struct token_waiters *w = srv->token_waiters;
-    while (w && strcmp(w->id, id) != 0)
-        w = w->next;
+    pthread_mutex_lock(&srv->token_waiters.lock);
+    struct token_waiters *w = key_table_find(&srv->token_waiters, id, strlen(id));
     bool ok = !w || w->n < max;
-    if (ok && !w) {
-        w = xcalloc(1, sizeof *w);
-        snprintf(w->id, sizeof w->id, "%s", id);
-        w->next = srv->token_waiters;
-        srv->token_waiters = w;
-    }
+    if (ok && !w) w = key_table_add(&srv->token_waiters, id, strlen(id), sizeof *w);
     if (ok) w->n++;
-    pthread_mutex_unlock(&srv->waiters_lock);
+    pthread_mutex_unlock(&srv->token_waiters.lock);
     return ok;
 }
 
 static void token_waiters_give(struct server *srv, const char *id) {
-    pthread_mutex_lock(&srv->waiters_lock);
-    for (struct token_waiters **pp = &srv->token_waiters; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->id, id) != 0) continue;
-        struct token_waiters *w = *pp;
-        if (--w->n == 0) {
-            *pp = w->next;
-            free(w);
-        }
-        break;
-    }
-    pthread_mutex_unlock(&srv->waiters_lock);
+    pthread_mutex_lock(&srv->token_waiters.lock);
+    struct token_waiters *w = key_table_find(&srv->token_waiters, id, strlen(id));
+    if (w && --w->n == 0) key_table_remove(&srv->token_waiters, w);
+    pthread_mutex_unlock(&srv->token_waiters.lock);
 }
 
 /* Counts a request that will wait (a long-poll, a waiting claim) against
