@@ -738,10 +738,8 @@ static void livepeer_task_list(struct req *r) {
     /* A page that ends early has a Link to where the next begins. */
     struct buf b;
     buf_init(&b);
-    buf_putc(&b, '[');
     bool more;
     size_t n = task_page_write(&b, &l, LIVEPEER_REPLY_MAX_BYTES, livepeer_task_write, &more);
-    buf_putc(&b, ']');
     if (more && livepeer_link_next(r, &c, c.q.skip + (int64_t)n)) {
         buf_release(&b);
         goto out;

@@ -129,10 +129,12 @@ void reply_task(struct req *r, int status, const struct task *t) {
 size_t task_page_write(struct buf *b, const struct task_list *l, size_t max_bytes,
                        void (*write)(struct buf *b, const struct task *t), bool *more) {
     size_t n = 0;
+    buf_putc(b, '[');
     while (n < l->n && (n == 0 || b->len < max_bytes)) {
         if (n) buf_putc(b, ',');
         write(b, l->tasks[n++]);
     }
+    buf_putc(b, ']');
     *more = l->more || n < l->n;
     return n;
 }

@@ -187,8 +187,8 @@ void error_json_write(struct buf *b, const struct tm_error *e);
 /* Replies with the task's v1 JSON. */
 void reply_task(struct req *r, int status, const struct task *t);
 /*
- * Writes a page of a task list for a list reply: l's tasks, each with
- * `write` (the task's JSON in the caller's API), comma-separated, ending the
+ * Writes a page of a task list for a list reply, as a JSON array: l's
+ * tasks, each with `write` (the task's JSON in the caller's API), ending the
  * page early once b holds max_bytes (one task at least), so a reply is
  * bounded in bytes as well as in rows. Returns how many it wrote; *more says
  * whether a page follows (the store has more, or the page ended early).

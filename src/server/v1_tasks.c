@@ -202,11 +202,11 @@ static void tasks_list(struct req *r) {
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"tasks\":[");
+    buf_puts(&b, "{\"tasks\":");
     /* A page that ends early has a cursor too. */
     bool more;
     size_t n = task_page_write(&b, &l, V1_LIST_REPLY_MAX_BYTES, task_json_write, &more);
-    buf_puts(&b, "],\"next_cursor\":");
+    buf_puts(&b, ",\"next_cursor\":");
     json_put_str(&b, more && n ? l.tasks[n - 1]->id : NULL);
     buf_putc(&b, '}');
     task_list_release(&l);
