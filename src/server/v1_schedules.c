@@ -235,16 +235,15 @@ static void schedules_fires(struct req *r) {
     if (v1_doc_path_get(r, STORE_DOC_SCHEDULE, &d)) return;
     struct tm_error e;
     err_clear(&e);
-    int64_t limit = 100;
-    const char *ls = req_query(r, "limit");
-    if (ls && v1_parse_int(ls, 1, 1000, &limit)) {
+    int limit;
+    if (v1_decode_history_limit(req_query(r, "limit"), &limit, &e)) {
         store_doc_release(&d);
-        reply_error_code(r, TM_EINVALID, "limit", "'limit' must be an integer from 1 to 1000");
+        reply_error(r, &e);
         return;
     }
     struct schedule_fire *f = NULL;
     size_t n = 0;
-    int rc = store_fires_list(req_store(r), d.id, (int)limit, &f, &n, &e);
+    int rc = store_fires_list(req_store(r), d.id, limit, &f, &n, &e);
     store_doc_release(&d);
     if (rc) {
         reply_error(r, &e);
