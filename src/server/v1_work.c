@@ -15,17 +15,24 @@
 #include "server_int.h"
 #include "v1_decode.h"
 
+/* What a heartbeat tells its worker, one task's or a batch entry's: stop,
+ * pause, and when the lease runs out. `first`: no comma before it. */
+static void work_heartbeat_write(struct buf *b, const struct task *t, bool first) {
+    json_put_key(b, "cancel_requested", first);
+    json_put_bool(b, t->phase == TASK_STOPPING);
+    json_put_key(b, "pause_requested", false);
+    json_put_bool(b, t->paused);
+    json_put_key(b, "lease_expires_at", false);
+    json_put_time(b, t->lease_expires_at);
+}
+
 static void work_heartbeat_done(struct req *r) {
     if (reply_if_op_failed(r)) return;
     const struct task *t = r->op.task;
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"cancel_requested\":");
-    json_put_bool(&b, t->phase == TASK_STOPPING);
-    json_put_key(&b, "pause_requested", false);
-    json_put_bool(&b, t->paused);
-    json_put_key(&b, "lease_expires_at", false);
-    json_put_time(&b, t->lease_expires_at);
+    buf_putc(&b, '{');
+    work_heartbeat_write(&b, t, true);
     json_put_key(&b, "version", false);
     json_put_int(&b, t->version);
     buf_putc(&b, '}');
@@ -185,12 +192,7 @@ static void work_batch_done(struct req *r) {
             json_put_key(&b, "version", false);
             json_put_int(&b, t->version);
             if (op->kind == STORE_OP_HEARTBEAT) {
-                json_put_key(&b, "cancel_requested", false);
-                json_put_bool(&b, t->phase == TASK_STOPPING);
-                json_put_key(&b, "pause_requested", false);
-                json_put_bool(&b, t->paused);
-                json_put_key(&b, "lease_expires_at", false);
-                json_put_time(&b, t->lease_expires_at);
+                work_heartbeat_write(&b, t, false);
             } else {
                 json_put_key(&b, "completion_status", false);
                 json_put_str(&b, task_status_name(t->status));
