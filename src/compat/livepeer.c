@@ -247,17 +247,21 @@ void livepeer_query_init(struct livepeer_query *q) {
     q->limit = LIVEPEER_LIMIT_DEFAULT;
 }
 
+/* Livepeer's filter and sort fields, and what a filter on each reads of the
+ * record (projectId: none, it picks the namespace). */
 static const struct {
     const char *name;
     enum livepeer_field field;
     bool is_time;
+    enum filter_field filter;
+    bool nocase; /* compared without case */
 } livepeer_fields[] = {
-    {"id", LIVEPEER_F_ID, false},
-    {"name", LIVEPEER_F_NAME, false},
-    {"createdAt", LIVEPEER_F_CREATED_AT, true},
-    {"updatedAt", LIVEPEER_F_UPDATED_AT, true},
-    {"type", LIVEPEER_F_TYPE, false},
-    {"projectId", LIVEPEER_F_PROJECT_ID, false},
+    {"id", LIVEPEER_F_ID, false, FILTER_FIELD_ID, false},
+    {"name", LIVEPEER_F_NAME, false, FILTER_FIELD_NAME, true},
+    {"createdAt", LIVEPEER_F_CREATED_AT, true, FILTER_FIELD_CREATED_AT, false},
+    {"updatedAt", LIVEPEER_F_UPDATED_AT, true, FILTER_FIELD_UPDATED_AT, false},
+    {"type", LIVEPEER_F_TYPE, false, FILTER_FIELD_TYPE, false},
+    {"projectId", LIVEPEER_F_PROJECT_ID, false, FILTER_FIELD_NONE, false},
 };
 
 /* Fields Livepeer filters on that have no counterpart in the record. */
@@ -516,28 +520,12 @@ static struct filter_expr *livepeer_leaf(const struct livepeer_cond *c) {
     struct filter_expr *x = filter_expr_new(ops[c->op]);
     x->values = xcalloc(1, sizeof *x->values);
     x->nvalues = 1;
-    switch (c->field) {
-    case LIVEPEER_F_ID:
-        x->field = FILTER_FIELD_ID;
-        break;
-    case LIVEPEER_F_NAME:
-        x->field = FILTER_FIELD_NAME;
-        x->nocase = true;
-        break;
-    case LIVEPEER_F_TYPE:
-        x->field = FILTER_FIELD_TYPE;
-        break;
-    case LIVEPEER_F_CREATED_AT:
-        x->field = FILTER_FIELD_CREATED_AT;
-        break;
-    case LIVEPEER_F_UPDATED_AT:
-        x->field = FILTER_FIELD_UPDATED_AT;
-        break;
-    case LIVEPEER_F_PROJECT_ID:
-        break; /* not reached: the namespace */
+    for (size_t i = 0; i < sizeof livepeer_fields / sizeof livepeer_fields[0]; i++) {
+        if (livepeer_fields[i].field != c->field) continue;
+        x->name = xstrdup(livepeer_fields[i].name);
+        x->field = livepeer_fields[i].filter;
+        x->nocase = livepeer_fields[i].nocase;
     }
-    for (size_t i = 0; i < sizeof livepeer_fields / sizeof livepeer_fields[0]; i++)
-        if (livepeer_fields[i].field == c->field) x->name = xstrdup(livepeer_fields[i].name);
     if (filter_field_kind(x->field) == FILTER_KIND_TIME) {
         x->values[0].kind = FILTER_VAL_TIME;
         x->values[0].i = c->num;
@@ -746,24 +734,13 @@ static void livepeer_task_list(struct req *r) {
         reply_error(r, &c.e);
         goto out;
     }
-    if (c.q.count) {
-        char total[24];
-        snprintf(total, sizeof total, "%lld", (long long)l.total);
-        reply_add_header(r, "X-Total-Count", total);
-        if (l.total_capped) reply_add_header(r, "X-Total-Count-Capped", "true");
-    }
-    /* A page ends early (its Link says where the next begins) once it holds
-     * LIVEPEER_REPLY_MAX_BYTES: bounded in bytes, not only in rows. */
+    if (c.q.count) reply_add_total(r, &l);
+    /* A page that ends early has a Link to where the next begins. */
     struct buf b;
     buf_init(&b);
-    buf_putc(&b, '[');
-    size_t n = 0;
-    while (n < l.n && (n == 0 || b.len < LIVEPEER_REPLY_MAX_BYTES)) {
-        if (n) buf_putc(&b, ',');
-        livepeer_task_write(&b, l.tasks[n++]);
-    }
-    buf_putc(&b, ']');
-    if ((l.more || n < l.n) && livepeer_link_next(r, &c, c.q.skip + (int64_t)n)) {
+    bool more;
+    size_t n = task_page_write(&b, &l, LIVEPEER_REPLY_MAX_BYTES, livepeer_task_write, &more);
+    if (more && livepeer_link_next(r, &c, c.q.skip + (int64_t)n)) {
         buf_release(&b);
         goto out;
     }

@@ -470,8 +470,10 @@ static int sp_query_parse(struct req *r, bool with_filters, struct sp_query *q,
     return 0;
 }
 
-/* Lists tasks; `pending` adds `completionStatus isnull` and answers 204 when empty. */
-static void sp_list_common(struct req *r, bool pending) {
+/* GET .../task-status: lists tasks. With `pending` (the route's arg), GET
+ * .../pending-tasks: adds `completionStatus isnull` and answers 204 when empty. */
+static void sp_list(struct req *r) {
+    bool pending = r->route->arg != 0;
     struct tm_error e;
     err_clear(&e);
     struct sp_query q;
@@ -499,12 +501,7 @@ static void sp_list_common(struct req *r, bool pending) {
         reply_error(r, &e);
         return;
     }
-    if (q.count) {
-        char total[24];
-        snprintf(total, sizeof total, "%lld", (long long)l.total);
-        reply_add_header(r, "X-Total-Count", total);
-        if (l.total_capped) reply_add_header(r, "X-Total-Count-Capped", "true");
-    }
+    if (q.count) reply_add_total(r, &l);
     if (pending && l.n == 0) {
         task_list_release(&l);
         reply_empty(r, 204);
@@ -522,14 +519,6 @@ static void sp_list_common(struct req *r, bool pending) {
     buf_putc(&b, ']');
     task_list_release(&l);
     reply_json(r, 200, &b);
-}
-
-static void sp_list(struct req *r) {
-    sp_list_common(r, false);
-}
-
-static void sp_pending(struct req *r) {
-    sp_list_common(r, true);
 }
 
 /* ---- PATCH /task-status/{id} ---- */
@@ -655,12 +644,12 @@ static void sp_oauth_token(struct req *r) {
 
 /* ---- Routes ---- */
 
-#define SP_ROUTES(v)                                                         \
-    {"GET", "/" v "/task-status", sp_list, PERM_READ},                       \
-        {"GET", "/" v "/task-status/pending-tasks", sp_pending, PERM_READ},  \
-        {"HEAD", "/" v "/task-status/pending-tasks", sp_pending, PERM_READ}, \
-        {"GET", "/" v "/task-status/:id", sp_get, PERM_READ}, {              \
-        "PATCH", "/" v "/task-status/:id", sp_patch, PERM_OWNER              \
+#define SP_ROUTES(v)                                                            \
+    {"GET", "/" v "/task-status", sp_list, PERM_READ},                          \
+        {"GET", "/" v "/task-status/pending-tasks", sp_list, PERM_READ, true},  \
+        {"HEAD", "/" v "/task-status/pending-tasks", sp_list, PERM_READ, true}, \
+        {"GET", "/" v "/task-status/:id", sp_get, PERM_READ}, {                 \
+        "PATCH", "/" v "/task-status/:id", sp_patch, PERM_OWNER                 \
     }
 
 const struct route sailpoint_routes[] = {

@@ -64,6 +64,20 @@
     "<xsd:element name=\"code\" type=\"xsd:int\"/>" STR( \
         "reason") "</xsd:sequence></xsd:complexType></xsd:element>\n"
 #define DETAIL(name) "<xsd:element name=\"" name "\" type=\"types:JobDetail\"/>"
+/* A type `name` holding any number of `items` of the type `item`. */
+#define ARRAY_OF(name, item)                       \
+    "<xsd:complexType name=\"" name                \
+    "\"><xsd:sequence>"                            \
+    "<xsd:element name=\"items\" type=\"" item     \
+    "\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>" \
+    "</xsd:sequence></xsd:complexType>\n"
+/* The reply element of operation `op`: one element `name` of the type `type`. */
+#define RETURNS(op, name, type)                   \
+    "<xsd:element name=\"" op                     \
+    "Return\"><xsd:complexType><xsd:sequence>"    \
+    "<xsd:element name=\"" name "\" type=\"" type \
+    "\"/>"                                        \
+    "</xsd:sequence></xsd:complexType></xsd:element>\n"
 
 const char scene7_wsdl[] =
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -85,9 +99,7 @@ const char scene7_wsdl[] =
     STR("itemName") "<xsd:element name=\"progress\" type=\"xsd:double\"/>" STR("progressMessage")
     "<xsd:element name=\"lastProgressUpdate\" type=\"xsd:dateTime\"/>"
     "</xsd:sequence></xsd:complexType>\n"
-    "<xsd:complexType name=\"TaskItemProgressArray\"><xsd:sequence>"
-    "<xsd:element name=\"items\" type=\"types:TaskItemProgress\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
-    "</xsd:sequence></xsd:complexType>\n"
+    ARRAY_OF("TaskItemProgressArray", "types:TaskItemProgress")
     "<xsd:complexType name=\"TaskProgress\"><xsd:sequence>"
     STR("taskType") STR("taskState")
     "<xsd:element name=\"numProcessed\" type=\"xsd:int\"/>"
@@ -97,9 +109,7 @@ const char scene7_wsdl[] =
     "<xsd:element name=\"lastProgressUpdate\" type=\"xsd:dateTime\"/>"
     "<xsd:element name=\"taskItemProgressArray\" type=\"types:TaskItemProgressArray\"/>"
     "</xsd:sequence></xsd:complexType>\n"
-    "<xsd:complexType name=\"TaskProgressArray\"><xsd:sequence>"
-    "<xsd:element name=\"items\" type=\"types:TaskProgress\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
-    "</xsd:sequence></xsd:complexType>\n"
+    ARRAY_OF("TaskProgressArray", "types:TaskProgress")
     "<xsd:complexType name=\"ActiveJob\"><xsd:sequence>"
     STR("companyHandle") STR("jobHandle") STR("name") STR("originalName") STR("type") STR("state")
     STR("submitUserEmail") STR("serverName")
@@ -110,9 +120,7 @@ const char scene7_wsdl[] =
     "<xsd:element name=\"lastProgressUpdate\" type=\"xsd:dateTime\"/>"
     "<xsd:element name=\"taskProgressArray\" type=\"types:TaskProgressArray\"/>"
     "</xsd:sequence></xsd:complexType>\n"
-    "<xsd:complexType name=\"ActiveJobArray\"><xsd:sequence>"
-    "<xsd:element name=\"items\" type=\"types:ActiveJob\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
-    "</xsd:sequence></xsd:complexType>\n"
+    ARRAY_OF("ActiveJobArray", "types:ActiveJob")
     /* A job's details: taken as given, stored as the task's params. */
     "<xsd:complexType name=\"JobDetail\"><xsd:sequence>"
     "<xsd:any namespace=\"##any\" processContents=\"skip\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
@@ -123,19 +131,13 @@ const char scene7_wsdl[] =
     STR("submitUserEmail") OPT("locale", "xsd:string") OPT("description", "xsd:string")
     STR("execSchedule") OPT("nextFireTime", "xsd:dateTime") STR("timeZone") STR("triggerState")
     "</xsd:sequence></xsd:complexType>\n"
-    "<xsd:complexType name=\"ScheduledJobArray\"><xsd:sequence>"
-    "<xsd:element name=\"items\" type=\"types:ScheduledJob\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
-    "</xsd:sequence></xsd:complexType>\n"
-    "<xsd:complexType name=\"StringArray\"><xsd:sequence>"
-    "<xsd:element name=\"items\" type=\"xsd:string\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
-    "</xsd:sequence></xsd:complexType>\n"
+    ARRAY_OF("ScheduledJobArray", "types:ScheduledJob")
+    ARRAY_OF("StringArray", "xsd:string")
     "<xsd:complexType name=\"JobLogDetail\"><xsd:sequence>"
     STR("logMessage") STR("logType") OPT("assetName", "xsd:string") OPT("assetType", "xsd:string")
     OPT("assetHandle", "xsd:string")
     "</xsd:sequence></xsd:complexType>\n"
-    "<xsd:complexType name=\"JobLogDetailArray\"><xsd:sequence>"
-    "<xsd:element name=\"items\" type=\"types:JobLogDetail\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
-    "</xsd:sequence></xsd:complexType>\n"
+    ARRAY_OF("JobLogDetailArray", "types:JobLogDetail")
     "<xsd:complexType name=\"JobLog\"><xsd:sequence>"
     STR("companyHandle") STR("jobHandle") STR("jobName") OPT("originalJobName", "xsd:string")
     STR("submitUserEmail") STR("logType") OPT("jobSubType", "xsd:string")
@@ -147,9 +149,7 @@ const char scene7_wsdl[] =
     "<xsd:element name=\"fatalError\" type=\"xsd:boolean\"/>"
     OPT("detailTotalRows", "xsd:int") OPT("detailArray", "types:JobLogDetailArray")
     "</xsd:sequence></xsd:complexType>\n"
-    "<xsd:complexType name=\"JobLogArray\"><xsd:sequence>"
-    "<xsd:element name=\"items\" type=\"types:JobLog\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>"
-    "</xsd:sequence></xsd:complexType>\n"
+    ARRAY_OF("JobLogArray", "types:JobLog")
     /* Operations. */
     "<xsd:element name=\"submitJobParam\"><xsd:complexType><xsd:sequence>"
     STR("companyHandle") OPT("userHandle", "xsd:string") OPT("locale", "xsd:string") STR("jobName")
@@ -162,37 +162,28 @@ const char scene7_wsdl[] =
     DETAIL("automatedSetGenerationJob") DETAIL("exportJob")
     "</xsd:choice>"
     "</xsd:sequence></xsd:complexType></xsd:element>\n"
-    "<xsd:element name=\"submitJobReturn\"><xsd:complexType><xsd:sequence>" STR("jobHandle")
-    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    RETURNS("submitJob", "jobHandle", "xsd:string")
     "<xsd:element name=\"getActiveJobsParam\"><xsd:complexType><xsd:sequence>"
     OPT("companyHandle", "xsd:string") OPT("jobHandle", "xsd:string")
     OPT("originalName", "xsd:string")
     "</xsd:sequence></xsd:complexType></xsd:element>\n"
-    "<xsd:element name=\"getActiveJobsReturn\"><xsd:complexType><xsd:sequence>"
-    "<xsd:element name=\"jobArray\" type=\"types:ActiveJobArray\"/>"
-    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    RETURNS("getActiveJobs", "jobArray", "types:ActiveJobArray")
     "<xsd:element name=\"getScheduledJobsParam\"><xsd:complexType><xsd:sequence>"
     STR("companyHandle") OPT("jobHandle", "xsd:string") OPT("originalName", "xsd:string")
     "</xsd:sequence></xsd:complexType></xsd:element>\n"
-    "<xsd:element name=\"getScheduledJobsReturn\"><xsd:complexType><xsd:sequence>"
-    "<xsd:element name=\"jobArray\" type=\"types:ScheduledJobArray\"/>"
-    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    RETURNS("getScheduledJobs", "jobArray", "types:ScheduledJobArray")
     "<xsd:element name=\"getJobLogsParam\"><xsd:complexType><xsd:sequence>"
     OPT("companyHandle", "xsd:string") OPT("userHandle", "xsd:string")
     OPT("sortBy", "xsd:string") OPT("sortDirection", "xsd:string")
     OPT("startDate", "xsd:dateTime") OPT("endDate", "xsd:dateTime") OPT("numRows", "xsd:int")
     "</xsd:sequence></xsd:complexType></xsd:element>\n"
-    "<xsd:element name=\"getJobLogsReturn\"><xsd:complexType><xsd:sequence>"
-    "<xsd:element name=\"jobLogArray\" type=\"types:JobLogArray\"/>"
-    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    RETURNS("getJobLogs", "jobLogArray", "types:JobLogArray")
     "<xsd:element name=\"getJobLogDetailsParam\"><xsd:complexType><xsd:sequence>"
     STR("companyHandle") OPT("jobHandle", "xsd:string") OPT("originalName", "xsd:string")
     OPT("logTypeArray", "types:StringArray") OPT("recordsPerPage", "xsd:int")
     OPT("resultsPage", "xsd:int") OPT("sortBy", "xsd:string") OPT("sortDirection", "xsd:string")
     "</xsd:sequence></xsd:complexType></xsd:element>\n"
-    "<xsd:element name=\"getJobLogDetailsReturn\"><xsd:complexType><xsd:sequence>"
-    "<xsd:element name=\"jobLogArray\" type=\"types:JobLogArray\"/>"
-    "</xsd:sequence></xsd:complexType></xsd:element>\n"
+    RETURNS("getJobLogDetails", "jobLogArray", "types:JobLogArray")
     HANDLES_PARAM("stopJob") "\n" HANDLES_PARAM("pauseJob") "\n" HANDLES_PARAM("resumeJob") "\n"
     HANDLES_PARAM("executeJob") "\n" HANDLES_PARAM("deleteJob") "\n"
     "</xsd:schema>\n"

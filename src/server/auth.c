@@ -25,56 +25,37 @@
 #include <string.h>
 
 #include "../common/timeutil.h"
-#include "../common/xalloc.h"
+#include "key_table.h"
 #include "server_int.h"
 
 #define AUTH_RECHECK_MS   1000
 #define AUTH_RATE_BUCKETS 256
 
+/* A token's bucket in srv->rate, keyed by its id. */
 struct rate_bucket {
-    char id[TOKEN_ID_LEN + 1];
+    struct key_entry e;
     double tokens;
     int64_t at_mono_ms;
-    struct rate_bucket *next;
 };
-
-struct rate_limiter {
-    pthread_mutex_t lock;
-    struct rate_bucket *slot[AUTH_RATE_BUCKETS];
-};
-
-static unsigned auth_hash_id(const char *id) {
-    unsigned h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h % AUTH_RATE_BUCKETS;
-}
 
 /* Takes one request from the token's bucket; false when it is empty. */
 static bool auth_rate_take(struct server *srv, const char *id) {
     int rate = srv->cfg.limits.rate_per_token;
     if (rate <= 0) return true;
-    struct rate_limiter *rl = srv->rate;
     int64_t now = time_mono_ms();
-    unsigned h = auth_hash_id(id);
-    pthread_mutex_lock(&rl->lock);
-    struct rate_bucket *b = rl->slot[h];
-    while (b && strcmp(b->id, id) != 0)
-        b = b->next;
+    pthread_mutex_lock(&srv->rate.lock);
+    struct rate_bucket *b = key_table_find(&srv->rate, id, strlen(id));
     if (!b) {
-        b = xcalloc(1, sizeof *b);
-        snprintf(b->id, sizeof b->id, "%s", id);
+        b = key_table_add(&srv->rate, id, strlen(id), sizeof *b);
         b->tokens = rate;
         b->at_mono_ms = now;
-        b->next = rl->slot[h];
-        rl->slot[h] = b;
     }
     b->tokens += (double)(now - b->at_mono_ms) * rate / 1000.0;
     if (b->tokens > rate) b->tokens = rate;
     b->at_mono_ms = now;
     bool ok = b->tokens >= 1.0;
     if (ok) b->tokens -= 1.0;
-    pthread_mutex_unlock(&rl->lock);
+    pthread_mutex_unlock(&srv->rate.lock);
     return ok;
 }
 
@@ -242,8 +223,7 @@ int auth_check_credentials(struct req *r, const char *id, const char *secret, un
 }
 
 int auth_init(struct server *srv) {
-    srv->rate = xcalloc(1, sizeof *srv->rate);
-    pthread_mutex_init(&srv->rate->lock, NULL);
+    key_table_init(&srv->rate, AUTH_RATE_BUCKETS);
     bool any = false;
     struct tm_error e;
     err_clear(&e);
@@ -257,18 +237,7 @@ int auth_init(struct server *srv) {
 }
 
 void auth_release(struct server *srv) {
-    struct rate_limiter *rl = srv->rate;
-    if (!rl) return;
-    for (size_t i = 0; i < AUTH_RATE_BUCKETS; i++) {
-        while (rl->slot[i]) {
-            struct rate_bucket *b = rl->slot[i];
-            rl->slot[i] = b->next;
-            free(b);
-        }
-    }
-    pthread_mutex_destroy(&rl->lock);
-    free(rl);
-    srv->rate = NULL;
+    key_table_release(&srv->rate);
 }
 
 bool auth_addr_is_loopback(const struct sockaddr *sa) {

@@ -40,10 +40,7 @@ void auth_wait_add(struct req *r, struct store_op *ops, size_t n) {
     r->wait_ops = ops;
     r->nwait_ops = n;
     pthread_mutex_lock(&srv->wait_lock);
-    r->wait_prev = NULL;
-    r->wait_next = srv->wait_list;
-    if (srv->wait_list) srv->wait_list->wait_prev = r;
-    srv->wait_list = r;
+    LIST_INSERT_HEAD(&srv->wait_list, r, wait_link);
     r->wait_listed = true;
     pthread_mutex_unlock(&srv->wait_lock);
 }
@@ -52,11 +49,7 @@ void auth_wait_remove(struct req *r) {
     if (!r->wait_listed) return;
     struct server *srv = r->srv;
     pthread_mutex_lock(&srv->wait_lock);
-    if (r->wait_prev)
-        r->wait_prev->wait_next = r->wait_next;
-    else
-        srv->wait_list = r->wait_next;
-    if (r->wait_next) r->wait_next->wait_prev = r->wait_prev;
+    LIST_REMOVE(r, wait_link);
     r->wait_listed = false;
     pthread_mutex_unlock(&srv->wait_lock);
 }
@@ -85,9 +78,10 @@ static bool token_alive(struct server *srv, const char *id, int64_t now) {
 static void auth_watch_round(struct server *srv) {
     char(*ids)[TOKEN_ID_LEN + 1] = xcalloc(AUTH_WATCH_TOKENS, sizeof *ids);
     size_t n = 0;
+    struct req *r;
     pthread_mutex_lock(&srv->wait_lock);
-    for (struct req *r = srv->wait_list; r; r = r->wait_next)
-        ids_add(ids, &n, r->token_id);
+    LIST_FOREACH(r, &srv->wait_list, wait_link)
+    ids_add(ids, &n, r->token_id);
     pthread_mutex_unlock(&srv->wait_lock);
     char(*streams)[TOKEN_ID_LEN + 1] = xcalloc(AUTH_WATCH_TOKENS, sizeof *streams);
     size_t ns = event_hub_stream_tokens(srv->hub, streams, AUTH_WATCH_TOKENS);
@@ -99,7 +93,7 @@ static void auth_watch_round(struct server *srv) {
         if (token_alive(srv, ids[i], now)) continue;
         size_t cut = 0;
         pthread_mutex_lock(&srv->wait_lock);
-        for (struct req *r = srv->wait_list; r; r = r->wait_next) {
+        LIST_FOREACH(r, &srv->wait_list, wait_link) {
             if (strcmp(r->token_id, ids[i]) != 0) continue;
             for (size_t k = 0; k < r->nwait_ops; k++) {
                 if (r->wait_ops[k].deadline_ms <= 0) continue;

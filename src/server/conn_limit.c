@@ -20,25 +20,21 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../common/xalloc.h"
+#include "key_table.h"
 #include "server_int.h"
 
 #define CONN_BUCKETS 1024
 
+/* An address's open connections in srv->conns, keyed by conn_key. */
 struct conn_addr {
-    unsigned char key[17]; /* family tag, then 4 or 16 bytes */
+    struct key_entry e;
     int open;
-    struct conn_addr *next;
 };
 
-struct conn_limit {
-    pthread_mutex_t lock;
-    struct conn_addr *bucket[CONN_BUCKETS];
-};
-
-/* The address's key; false for a family without one (then no cap applies). */
-static bool conn_key(const struct sockaddr *sa, unsigned char key[17]) {
-    memset(key, 0, 17);
+/* The address's key (a family tag, then 4 or 16 bytes); false for a family
+ * without one (then no cap applies). */
+static bool conn_key(const struct sockaddr *sa, unsigned char key[KEY_TABLE_KEY_LEN]) {
+    memset(key, 0, KEY_TABLE_KEY_LEN);
     if (!sa) return false;
     if (sa->sa_family == AF_INET) {
         key[0] = 4;
@@ -53,45 +49,22 @@ static bool conn_key(const struct sockaddr *sa, unsigned char key[17]) {
     return false;
 }
 
-static struct conn_addr **conn_slot(struct conn_limit *cl, const unsigned char key[17]) {
-    uint32_t h = 2166136261u;
-    for (int i = 0; i < 17; i++)
-        h = (h ^ key[i]) * 16777619u;
-    struct conn_addr **pp = &cl->bucket[h % CONN_BUCKETS];
-    while (*pp && memcmp((*pp)->key, key, 17) != 0)
-        pp = &(*pp)->next;
-    return pp;
-}
-
 void conn_limit_init(struct server *srv) {
-    srv->conns = xcalloc(1, sizeof *srv->conns);
-    pthread_mutex_init(&srv->conns->lock, NULL);
+    key_table_init(&srv->conns, CONN_BUCKETS);
 }
 
 void conn_limit_release(struct server *srv) {
-    struct conn_limit *cl = srv->conns;
-    if (!cl) return;
-    for (size_t i = 0; i < CONN_BUCKETS; i++) {
-        while (cl->bucket[i]) {
-            struct conn_addr *a = cl->bucket[i];
-            cl->bucket[i] = a->next;
-            free(a);
-        }
-    }
-    pthread_mutex_destroy(&cl->lock);
-    free(cl);
-    srv->conns = NULL;
+    key_table_release(&srv->conns);
 }
 
 bool conn_limit_admit(struct server *srv, const struct sockaddr *sa) {
     int cap = srv->cfg.limits.connections_per_address_max;
-    unsigned char key[17];
+    unsigned char key[KEY_TABLE_KEY_LEN];
     if (cap <= 0 || !conn_key(sa, key)) return true;
-    struct conn_limit *cl = srv->conns;
-    pthread_mutex_lock(&cl->lock);
-    struct conn_addr *a = *conn_slot(cl, key);
+    pthread_mutex_lock(&srv->conns.lock);
+    struct conn_addr *a = key_table_find(&srv->conns, key, sizeof key);
     bool ok = !a || a->open < cap;
-    pthread_mutex_unlock(&cl->lock);
+    pthread_mutex_unlock(&srv->conns.lock);
     if (!ok) atomic_fetch_add(&srv->conns_refused, 1);
     return ok;
 }
@@ -99,21 +72,13 @@ bool conn_limit_admit(struct server *srv, const struct sockaddr *sa) {
 /* Counts a connection from sa's address opened (+1) or closed (-1); an
  * address leaves the table when its last one closes. */
 static void conn_count(struct server *srv, const struct sockaddr *sa, int delta) {
-    unsigned char key[17];
+    unsigned char key[KEY_TABLE_KEY_LEN];
     if (!conn_key(sa, key)) return;
-    struct conn_limit *cl = srv->conns;
-    pthread_mutex_lock(&cl->lock);
-    struct conn_addr **pp = conn_slot(cl, key);
-    if (!*pp && delta > 0) {
-        *pp = xcalloc(1, sizeof **pp);
-        memcpy((*pp)->key, key, 17);
-    }
-    if (*pp && ((*pp)->open += delta) <= 0) {
-        struct conn_addr *a = *pp;
-        *pp = a->next;
-        free(a);
-    }
-    pthread_mutex_unlock(&cl->lock);
+    pthread_mutex_lock(&srv->conns.lock);
+    struct conn_addr *a = key_table_find(&srv->conns, key, sizeof key);
+    if (!a && delta > 0) a = key_table_add(&srv->conns, key, sizeof key, sizeof *a);
+    if (a && (a->open += delta) <= 0) key_table_remove(&srv->conns, a);
+    pthread_mutex_unlock(&srv->conns.lock);
 }
 
 void conn_limit_opened(struct server *srv, const struct sockaddr *sa) {

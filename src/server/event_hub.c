@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include "../common/timeutil.h"
@@ -65,7 +66,7 @@ struct sse_stream {
     bool revoked;                    /* its token was revoked: it ends */
     struct buf out;
     size_t out_off;
-    struct sse_stream *prev, *next;
+    LIST_ENTRY(sse_stream) link; /* in hub->streams while `linked` */
 };
 
 struct event_hub {
@@ -76,7 +77,7 @@ struct event_hub {
     size_t cap, start, n;
     size_t bytes, max_bytes; /* frames held, and the most to hold */
     int64_t floor, last_seq;
-    struct sse_stream *streams;
+    LIST_HEAD(, sse_stream) streams;
     bool stopping, wake;
     int keepalive_ms;
     int streams_max; /* 0 = no cap */
@@ -205,7 +206,7 @@ void event_hub_publish(void *cls, const struct store_commit *c) {
         h->last_seq = fresh[i]->seq;
     }
     /* No stream, no wake-up: a stream that opens later reads the ring under this lock. */
-    if (h->streams) {
+    if (!LIST_EMPTY(&h->streams)) {
         h->wake = true;
         pthread_cond_signal(&h->cond);
     }
@@ -220,7 +221,8 @@ void event_hub_publish(void *cls, const struct store_commit *c) {
 /* Resumes suspended streams that have something to do. Under lock. */
 static void hub_wake_streams(struct event_hub *h, bool all) {
     int64_t mono = time_mono_ms();
-    for (struct sse_stream *st = h->streams; st; st = st->next) {
+    struct sse_stream *st;
+    LIST_FOREACH(st, &h->streams, link) {
         if (!st->suspended) continue;
         if (all || st->cursor < h->last_seq || mono - st->last_write_mono >= h->keepalive_ms) {
             st->suspended = false;
@@ -250,6 +252,7 @@ struct event_hub *event_hub_new(struct store *s, const struct events_config *cfg
     h->ring = xcalloc(h->cap, sizeof *h->ring);
     h->keepalive_ms = cfg->keepalive_ms > 0 ? cfg->keepalive_ms : 15000;
     h->streams_max = streams_max;
+    LIST_INIT(&h->streams);
     h->on_deliveries = on_deliveries;
     h->deliveries_cls = cls;
     pthread_mutex_init(&h->lock, NULL);
@@ -441,13 +444,7 @@ static void sse_free(void *cls) {
     struct sse_stream *st = cls;
     struct event_hub *h = st->hub;
     pthread_mutex_lock(&h->lock);
-    if (st->linked) {
-        if (st->prev)
-            st->prev->next = st->next;
-        else
-            h->streams = st->next;
-        if (st->next) st->next->prev = st->prev;
-    }
+    if (st->linked) LIST_REMOVE(st, link);
     pthread_mutex_unlock(&h->lock);
     if (st->counted) atomic_fetch_sub(&h->nstreams, 1);
     sse_filter_release(&st->filter);
@@ -458,7 +455,7 @@ static void sse_free(void *cls) {
 size_t event_hub_stream_tokens(struct event_hub *h, char (*out)[TOKEN_ID_LEN + 1], size_t max) {
     size_t n = 0;
     pthread_mutex_lock(&h->lock);
-    for (struct sse_stream *st = h->streams; st && n < max; st = st->next) {
+    for (struct sse_stream *st = LIST_FIRST(&h->streams); st && n < max; st = LIST_NEXT(st, link)) {
         if (!st->token_id[0]) continue;
         bool seen = false;
         for (size_t i = 0; i < n && !seen; i++)
@@ -472,7 +469,8 @@ size_t event_hub_stream_tokens(struct event_hub *h, char (*out)[TOKEN_ID_LEN + 1
 size_t event_hub_end_token(struct event_hub *h, const char *token_id) {
     size_t n = 0;
     pthread_mutex_lock(&h->lock);
-    for (struct sse_stream *st = h->streams; st; st = st->next) {
+    struct sse_stream *st;
+    LIST_FOREACH(st, &h->streams, link) {
         if (st->revoked || strcmp(st->token_id, token_id) != 0) continue;
         st->revoked = true;
         n++;
@@ -522,9 +520,7 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
     if (cursor < 0) cursor = event_hub_now(h);
     pthread_mutex_lock(&h->lock);
     st->cursor = cursor;
-    st->next = h->streams;
-    if (h->streams) h->streams->prev = st;
-    h->streams = st;
+    LIST_INSERT_HEAD(&h->streams, st, link);
     st->linked = true;
     pthread_mutex_unlock(&h->lock);
     MHD_queue_response(r->conn, MHD_HTTP_OK, resp);

@@ -288,9 +288,11 @@ static void health_process_write(struct buf *b) {
 }
 
 /* GET /healthz: 200 {"status":"ok","store":...} when the store answers,
- * else 503. With `ready`, GET /readyz: 200 {"status":"ready",...} when
- * this node may take traffic, else 503 (also while the server stops). */
-static void health_reply(struct req *r, bool ready) {
+ * else 503. With `ready` (the route's arg), GET /readyz: 200
+ * {"status":"ready",...} when this node may take traffic, else 503 (also
+ * while the server stops). */
+static void health_reply(struct req *r) {
+    bool ready = r->route->arg != 0;
     struct tm_error e;
     err_clear(&e);
     if (ready && atomic_load(&r->srv->stopping)) {
@@ -313,14 +315,6 @@ static void health_reply(struct req *r, bool ready) {
     }
     buf_putc(&b, '}');
     reply_json(r, 200, &b);
-}
-
-static void health_check(struct req *r) {
-    health_reply(r, false);
-}
-
-static void health_ready(struct req *r) {
-    health_reply(r, true);
 }
 
 static void health_metrics(struct req *r) {
@@ -424,10 +418,10 @@ static void health_metrics(struct req *r) {
 }
 
 const struct route health_routes[] = {
-    {"GET", "/healthz", health_check, PERM_PUBLIC},
-    {"HEAD", "/healthz", health_check, PERM_PUBLIC},
-    {"GET", "/readyz", health_ready, PERM_PUBLIC},
-    {"HEAD", "/readyz", health_ready, PERM_PUBLIC},
+    {"GET", "/healthz", health_reply, PERM_PUBLIC, false},
+    {"HEAD", "/healthz", health_reply, PERM_PUBLIC, false},
+    {"GET", "/readyz", health_reply, PERM_PUBLIC, true},
+    {"HEAD", "/readyz", health_reply, PERM_PUBLIC, true},
     {"GET", "/metrics", health_metrics, PERM_ADMIN | PERM_READER},
     {NULL, NULL, NULL, 0},
 };

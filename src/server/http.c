@@ -126,6 +126,26 @@ void reply_task(struct req *r, int status, const struct task *t) {
     reply_json(r, status, &b);
 }
 
+size_t task_page_write(struct buf *b, const struct task_list *l, size_t max_bytes,
+                       void (*write)(struct buf *b, const struct task *t), bool *more) {
+    size_t n = 0;
+    buf_putc(b, '[');
+    while (n < l->n && (n == 0 || b->len < max_bytes)) {
+        if (n) buf_putc(b, ',');
+        write(b, l->tasks[n++]);
+    }
+    buf_putc(b, ']');
+    *more = l->more || n < l->n;
+    return n;
+}
+
+void reply_add_total(struct req *r, const struct task_list *l) {
+    char total[24];
+    snprintf(total, sizeof total, "%lld", (long long)l->total);
+    reply_add_header(r, "X-Total-Count", total);
+    if (l->total_capped) reply_add_header(r, "X-Total-Count-Capped", "true");
+}
+
 void reply_empty(struct req *r, int status) {
     reply_send(r, status, NULL, 0, NULL);
 }
@@ -248,34 +268,20 @@ static void req_op_done(struct store_op *op) {
 
 /* Counts one more parked request for the token; false when it has its fill. */
 static bool token_waiters_take(struct server *srv, const char *id, int max) {
-    pthread_mutex_lock(&srv->waiters_lock);
-    struct token_waiters *w = srv->token_waiters;
-    while (w && strcmp(w->id, id) != 0)
-        w = w->next;
+    pthread_mutex_lock(&srv->token_waiters.lock);
+    struct token_waiters *w = key_table_find(&srv->token_waiters, id, strlen(id));
     bool ok = !w || w->n < max;
-    if (ok && !w) {
-        w = xcalloc(1, sizeof *w);
-        snprintf(w->id, sizeof w->id, "%s", id);
-        w->next = srv->token_waiters;
-        srv->token_waiters = w;
-    }
+    if (ok && !w) w = key_table_add(&srv->token_waiters, id, strlen(id), sizeof *w);
     if (ok) w->n++;
-    pthread_mutex_unlock(&srv->waiters_lock);
+    pthread_mutex_unlock(&srv->token_waiters.lock);
     return ok;
 }
 
 static void token_waiters_give(struct server *srv, const char *id) {
-    pthread_mutex_lock(&srv->waiters_lock);
-    for (struct token_waiters **pp = &srv->token_waiters; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->id, id) != 0) continue;
-        struct token_waiters *w = *pp;
-        if (--w->n == 0) {
-            *pp = w->next;
-            free(w);
-        }
-        break;
-    }
-    pthread_mutex_unlock(&srv->waiters_lock);
+    pthread_mutex_lock(&srv->token_waiters.lock);
+    struct token_waiters *w = key_table_find(&srv->token_waiters, id, strlen(id));
+    if (w && --w->n == 0) key_table_remove(&srv->token_waiters, w);
+    pthread_mutex_unlock(&srv->token_waiters.lock);
 }
 
 /* Counts a request that will wait (a long-poll, a waiting claim) against
@@ -409,6 +415,7 @@ static void req_dispatch(struct req *r) {
             path_known = true;
             if (strcmp(rt->method, r->method) != 0) continue;
             if (auth_check(r, rt->perm)) return;
+            r->route = rt;
             rt->handler(r);
             return;
         }

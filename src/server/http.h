@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 
 #include "../common/buf.h"
 #include "../common/err.h"
@@ -57,6 +58,14 @@ struct route {
     const char *pattern; /* "/v1/tasks/:id/cancel": ':' segments are captured */
     handler_fn handler;
     unsigned perm; /* PERM_* bits of the roles allowed; 0 = admin only */
+    /*
+     * For a handler that serves several routes, what this one asks of it
+     * (the handler reads r->route): `arg`, an op kind or a flag; `data`, the
+     * resource it serves (a definition or schedule's struct v1_doc_type).
+     * An entry that needs neither leaves them out (0, NULL).
+     */
+    int arg;
+    const void *data;
 };
 
 /*
@@ -100,6 +109,7 @@ struct req {
     const char *param[REQ_MAX_PARAMS];
     char param_buf[REQ_MAX_PARAMS][128];
     int nparams;
+    const struct route *route; /* the route matched, set before its handler runs */
 
     handler_fn on_resume;
     struct store_op op;
@@ -119,7 +129,7 @@ struct req {
     /* auth_watch.c: listed while it waits with a token. */
     struct store_op *wait_ops;
     size_t nwait_ops;
-    struct req *wait_prev, *wait_next;
+    LIST_ENTRY(req) wait_link;
     bool wait_listed;
     error_writer_fn write_error; /* the path's API error shape; NULL = v1 */
     const char *error_type;      /* its Content-Type; NULL = application/json */
@@ -176,6 +186,18 @@ void reply_op_task(struct req *r);
 void error_json_write(struct buf *b, const struct tm_error *e);
 /* Replies with the task's v1 JSON. */
 void reply_task(struct req *r, int status, const struct task *t);
+/*
+ * Writes a page of a task list for a list reply, as a JSON array: l's
+ * tasks, each with `write` (the task's JSON in the caller's API), ending the
+ * page early once b holds max_bytes (one task at least), so a reply is
+ * bounded in bytes as well as in rows. Returns how many it wrote; *more says
+ * whether a page follows (the store has more, or the page ended early).
+ */
+size_t task_page_write(struct buf *b, const struct task_list *l, size_t max_bytes,
+                       void (*write)(struct buf *b, const struct task *t), bool *more);
+/* Adds X-Total-Count: l->total, and X-Total-Count-Capped: true when the
+ * count stopped at its bound (a list the caller asked to count). */
+void reply_add_total(struct req *r, const struct task_list *l);
 /* Adds a header to the reply about to be sent (call before reply_*). */
 void reply_add_header(struct req *r, const char *name, const char *value);
 /* Adds "Location: /v1/{collection}/{id}", for a reply to what created it. */

@@ -135,12 +135,7 @@ static void server_free(struct server *srv) {
     event_hub_free(srv->hub);
     webhook_sender_free(srv->webhooks);
     auth_release(srv);
-    while (srv->token_waiters) {
-        struct token_waiters *w = srv->token_waiters;
-        srv->token_waiters = w->next;
-        free(w);
-    }
-    pthread_mutex_destroy(&srv->waiters_lock);
+    key_table_release(&srv->token_waiters);
     pthread_mutex_destroy(&srv->wait_lock);
     if (srv->tls_key) memset(srv->tls_key, 0, strlen(srv->tls_key));
     free(srv->tls_key);
@@ -150,8 +145,9 @@ static void server_free(struct server *srv) {
 
 int server_start(const struct server_config *cfg, struct server **out) {
     struct server *srv = xcalloc(1, sizeof *srv);
-    pthread_mutex_init(&srv->waiters_lock, NULL);
+    key_table_init(&srv->token_waiters, 64);
     pthread_mutex_init(&srv->wait_lock, NULL);
+    LIST_INIT(&srv->wait_list);
     srv->cfg = *cfg;
     conn_limit_init(srv);
     srv->listen_fd = -1;

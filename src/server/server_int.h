@@ -10,12 +10,12 @@
 #include <stdint.h>
 
 #include "http.h"
+#include "key_table.h"
 
-/* Requests waiting per token (limits.waiters_per_token_max), in a short list. */
+/* Requests waiting for one token (limits.waiters_per_token_max), keyed by its id. */
 struct token_waiters {
-    char id[TOKEN_ID_LEN + 1];
+    struct key_entry e;
     int n;
-    struct token_waiters *next;
 };
 
 struct server {
@@ -31,22 +31,21 @@ struct server {
     _Atomic bool stopping;                /* server_stop began: new requests get 503 */
     _Atomic bool auth_on;                 /* an active token was seen: no open mode */
     _Atomic int64_t auth_checked_mono_ms; /* open mode: the store was last asked then */
-    struct rate_limiter *rate;
-    _Atomic int waiters; /* requests counted against waiters_max */
-    /* Parked requests per token, for waiters_per_token_max: a short list, since
+    struct key_table rate;                /* a struct rate_bucket per token id */
+    _Atomic int waiters;                  /* requests counted against waiters_max */
+    /* Parked requests per token, for waiters_per_token_max: small, since
      * only tokens with a request parked right now are in it. */
-    pthread_mutex_t waiters_lock;
-    struct token_waiters *token_waiters;
+    struct key_table token_waiters;
     /* auth_watch.c: waiting requests with a token, and the thread that
      * cuts them when the token is revoked or expires. */
     pthread_mutex_t wait_lock;
-    struct req *wait_list;
+    LIST_HEAD(, req) wait_list;
     pthread_cond_t watch_cond;
     pthread_t watch_thread;
     bool watch_started, watch_cond_ready, watch_stopping;
     char *tls_cert, *tls_key; /* PEM, kept while libmicrohttpd runs */
 
-    struct conn_limit *conns;        /* conn_limit.c: connections per address */
+    struct key_table conns;          /* conn_limit.c: connections per address */
     _Atomic uint64_t conns_refused;  /* connections refused for their address's cap */
     struct event_hub *hub;           /* event_hub.c: SSE streams */
     struct webhook_sender *webhooks; /* webhook.c: deliveries */
@@ -91,6 +90,9 @@ void conn_limit_closed(struct server *srv, const struct sockaddr *sa);
 const char *v1_path_queue(struct req *r);
 /* v1_tasks.c: the task id in the path (r->param[0]), or NULL after a 404. */
 const char *v1_path_task_id(struct req *r);
+/* v1_tasks.c: the task `id` in the caller's namespace, read now; NULL after
+ * replying with the store's error (404 when there is none). Caller frees. */
+struct task *v1_task_read(struct req *r, const char *id);
 /* v1_tasks.c: inits r->op as a `kind` op on the task `id` in the caller's namespace. */
 void v1_task_op_init(struct req *r, enum store_op_kind kind, const char *id);
 bool auth_addr_is_loopback(const struct sockaddr *sa);

@@ -534,6 +534,14 @@ int v1_list_query_add(struct list_query *q, const struct limits *lim, const char
     return 0;
 }
 
+int v1_decode_history_limit(const char *value, int *limit, struct tm_error *e) {
+    int64_t n = 100;
+    if (value && v1_parse_int(value, 1, 1000, &n))
+        return err_set(e, TM_EINVALID, "limit", "'limit' must be an integer from 1 to 1000");
+    *limit = (int)n;
+    return 0;
+}
+
 int v1_decode_wait(const char *wait, const char *version, const struct limits *lim, int *wait_s,
                    int64_t *ver, struct tm_error *e) {
     int64_t w = 0, v = -1;

@@ -40,6 +40,10 @@ void v1_list_query_init(struct list_query *q);
 int v1_list_query_add(struct list_query *q, const struct limits *lim, const char *key,
                       const char *value, struct tm_error *e);
 
+/* ?limit=N of a resource's history (a schedule's fires, a webhook's
+ * deliveries, newest first): 1 to 1000, 100 when absent (value NULL). */
+int v1_decode_history_limit(const char *value, int *limit, struct tm_error *e);
+
 /* ?wait=S&version=N of GET /v1/tasks/{id}. version -1 when absent. */
 int v1_decode_wait(const char *wait, const char *version, const struct limits *lim, int *wait_s,
                    int64_t *ver, struct tm_error *e);

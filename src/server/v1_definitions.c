@@ -33,25 +33,8 @@ static int definition_check_task(struct req *r, const char *ns, struct tm_error 
     return rc ? -1 : 0;
 }
 
-static void definitions_create(struct req *r) {
-    v1_doc_put(r, STORE_DOC_DEFINITION, NULL, definition_check_task);
-}
-
-static void definitions_replace(struct req *r) {
-    v1_doc_put(r, STORE_DOC_DEFINITION, r->param[0], definition_check_task);
-}
-
-static void definitions_list(struct req *r) {
-    v1_doc_list_reply(r, STORE_DOC_DEFINITION, "definitions");
-}
-
-static void definitions_get(struct req *r) {
-    v1_doc_get_reply(r, STORE_DOC_DEFINITION);
-}
-
-static void definitions_delete(struct req *r) {
-    v1_doc_delete(r, STORE_DOC_DEFINITION);
-}
+static const struct v1_doc_type definitions = {STORE_DOC_DEFINITION, "definitions",
+                                               definition_check_task};
 
 static void definitions_launched(struct req *r) {
     if (reply_if_op_failed(r)) return;
@@ -97,11 +80,7 @@ static void definitions_launch(struct req *r) {
 }
 
 const struct route v1_definitions_routes[] = {
-    {"POST", "/v1/definitions", definitions_create, PERM_OWNER},
-    {"GET", "/v1/definitions", definitions_list, PERM_READ},
-    {"GET", "/v1/definitions/:id", definitions_get, PERM_READ},
-    {"PUT", "/v1/definitions/:id", definitions_replace, PERM_OWNER},
-    {"DELETE", "/v1/definitions/:id", definitions_delete, PERM_OWNER},
+    V1_DOC_ROUTES("definitions", definitions),
     {"POST", "/v1/definitions/:id/launch", definitions_launch, PERM_OWNER},
     {NULL, NULL, NULL, 0},
 };

@@ -92,18 +92,19 @@ void v1_doc_reply(struct req *r, int status, const struct store_doc *d) {
     reply_json(r, status, &b);
 }
 
-void v1_doc_list_reply(struct req *r, enum store_doc_kind k, const char *key) {
+void v1_doc_list(struct req *r) {
+    const struct v1_doc_type *ty = r->route->data;
     struct store_doc *d = NULL;
     size_t n = 0;
     struct tm_error e;
     err_clear(&e);
-    if (store_doc_list(req_store(r), k, r->ns, &d, &n, &e)) {
+    if (store_doc_list(req_store(r), ty->kind, r->ns, &d, &n, &e)) {
         reply_error(r, &e);
         return;
     }
     struct buf b;
     buf_init(&b);
-    buf_printf(&b, "{\"%s\":[", key);
+    buf_printf(&b, "{\"%s\":[", ty->collection);
     for (size_t i = 0; i < n; i++) {
         if (i) buf_putc(&b, ',');
         v1_doc_write(&b, &d[i]);
@@ -114,20 +115,21 @@ void v1_doc_list_reply(struct req *r, enum store_doc_kind k, const char *key) {
 }
 
 static void doc_put_done(struct req *r) {
+    const struct v1_doc_type *ty = r->route->data;
     if (reply_if_op_failed(r)) return;
-    if (r->op.created)
-        reply_add_location(r, r->op.doc_kind == STORE_DOC_SCHEDULE ? "schedules" : "definitions",
-                           r->op.doc->id);
+    if (r->op.created) reply_add_location(r, ty->collection, r->op.doc->id);
     v1_doc_reply(r, r->op.created ? 201 : 200, r->op.doc);
 }
 
-void v1_doc_put(struct req *r, enum store_doc_kind k, const char *key,
-                int (*check)(struct req *r, const char *ns, struct tm_error *e)) {
+/* POST (key NULL: create) or PUT (replace the one named key). */
+static void doc_put(struct req *r, const char *key) {
+    const struct v1_doc_type *ty = r->route->data;
+    enum store_doc_kind k = ty->kind;
     if (req_json_body(r, false)) return;
     struct tm_error e;
     err_clear(&e);
     char ns[65];
-    if (v1_doc_namespace(r, ns, &e) || check(r, ns, &e)) {
+    if (v1_doc_namespace(r, ns, &e) || ty->check(r, ns, &e)) {
         reply_error(r, &e);
         return;
     }
@@ -151,6 +153,14 @@ void v1_doc_put(struct req *r, enum store_doc_kind k, const char *key,
     req_submit(r, doc_put_done);
 }
 
+void v1_doc_create(struct req *r) {
+    doc_put(r, NULL);
+}
+
+void v1_doc_replace(struct req *r) {
+    doc_put(r, r->param[0]);
+}
+
 int v1_doc_path_get(struct req *r, enum store_doc_kind k, struct store_doc *d) {
     struct tm_error e;
     err_clear(&e);
@@ -159,19 +169,21 @@ int v1_doc_path_get(struct req *r, enum store_doc_kind k, struct store_doc *d) {
     return -1;
 }
 
-void v1_doc_get_reply(struct req *r, enum store_doc_kind k) {
+void v1_doc_get(struct req *r) {
+    const struct v1_doc_type *ty = r->route->data;
     struct store_doc d;
-    if (v1_doc_path_get(r, k, &d)) return;
+    if (v1_doc_path_get(r, ty->kind, &d)) return;
     v1_doc_reply(r, 200, &d);
     store_doc_release(&d);
 }
 
-void v1_doc_delete(struct req *r, enum store_doc_kind k) {
+void v1_doc_delete(struct req *r) {
+    const struct v1_doc_type *ty = r->route->data;
     struct store_doc d;
-    if (v1_doc_path_get(r, k, &d)) return;
+    if (v1_doc_path_get(r, ty->kind, &d)) return;
     store_op_init(&r->op, STORE_OP_DOC_DELETE);
     r->op.ns = r->ns;
-    r->op.doc_kind = k;
+    r->op.doc_kind = ty->kind;
     memcpy(r->op.id, d.id, ID_LEN + 1);
     store_doc_release(&d);
     req_submit(r, reply_op_empty);

@@ -68,12 +68,9 @@ static void events_task(struct req *r) {
      * the cursor is fixed, so it may already show an event that follows;
      * clients skip events whose task version is not above the snapshot's. */
     int64_t cursor = event_hub_now(r->srv->hub);
-    struct tm_error e;
-    err_clear(&e);
-    struct task *t = NULL;
-    if (store_task_get(req_store(r), r->ns, id, &t, &e)) {
+    struct task *t = v1_task_read(r, id);
+    if (!t) {
         v1_events_query_release(&q);
-        reply_error(r, &e);
         return;
     }
     struct buf b;

@@ -158,8 +158,10 @@ static void queues_paused(struct req *r) {
     if (!reply_if_op_failed(r)) queues_reply(r, r->op.queue);
 }
 
-/* POST /v1/queues/{queue}/pause and /resume: an empty body or {}. */
-static void queues_pause_set(struct req *r, bool paused) {
+/* POST /v1/queues/{queue}/pause and /resume (the route's arg: 1 pauses,
+ * 0 resumes): an empty body or {}. */
+static void queues_pause_set(struct req *r) {
+    bool paused = r->route->arg != 0;
     const char *queue = v1_path_queue(r);
     if (!queue) return;
     if (req_json_fields(r, true, NULL)) return;
@@ -170,14 +172,6 @@ static void queues_pause_set(struct req *r, bool paused) {
     fprintf(stderr, "taskmill: queue '%s' %s by '%s'\n", queue, paused ? "paused" : "resumed",
             r->token_id[0] ? r->token_id : "open mode");
     req_submit(r, queues_paused);
-}
-
-static void queues_pause(struct req *r) {
-    queues_pause_set(r, true);
-}
-
-static void queues_resume(struct req *r) {
-    queues_pause_set(r, false);
 }
 
 static int queues_stats_arg(void *cls, const char *key, const char *value) {
@@ -266,8 +260,8 @@ const struct route v1_queues_routes[] = {
     {"POST", "/v1/queues/:queue/claim", queues_claim, PERM_WORK},
     {"GET", "/v1/queues", queues_list, PERM_READ},
     {"PUT", "/v1/queues/:queue", queues_configure, PERM_ADMIN},
-    {"POST", "/v1/queues/:queue/pause", queues_pause, PERM_ADMIN},
-    {"POST", "/v1/queues/:queue/resume", queues_resume, PERM_ADMIN},
+    {"POST", "/v1/queues/:queue/pause", queues_pause_set, PERM_ADMIN, true},
+    {"POST", "/v1/queues/:queue/resume", queues_pause_set, PERM_ADMIN, false},
     {"GET", "/v1/queues/:queue/stats", queues_stats, PERM_READ},
     {NULL, NULL, NULL, 0},
 };

@@ -70,26 +70,7 @@ static int schedule_check(struct req *r, const char *ns, struct tm_error *e) {
     return rc ? -1 : 0;
 }
 
-static void schedules_create(struct req *r) {
-    v1_doc_put(r, STORE_DOC_SCHEDULE, NULL, schedule_check);
-}
-
-static void schedules_replace(struct req *r) {
-    v1_doc_put(r, STORE_DOC_SCHEDULE, r->param[0], schedule_check);
-}
-
-static void schedules_list(struct req *r) {
-    v1_doc_list_reply(r, STORE_DOC_SCHEDULE, "schedules");
-}
-
-/* The schedule of the path, or a reply. */
-static void schedules_get(struct req *r) {
-    v1_doc_get_reply(r, STORE_DOC_SCHEDULE);
-}
-
-static void schedules_delete(struct req *r) {
-    v1_doc_delete(r, STORE_DOC_SCHEDULE);
-}
+static const struct v1_doc_type schedules = {STORE_DOC_SCHEDULE, "schedules", schedule_check};
 
 static void schedules_changed(struct req *r) {
     if (!reply_if_op_failed(r)) v1_doc_reply(r, 200, r->op.doc);
@@ -108,7 +89,8 @@ static struct store_op *schedule_op(struct req *r, enum store_op_kind kind) {
     return &r->op;
 }
 
-static void schedules_pause_set(struct req *r, bool paused) {
+/* POST .../pause and .../resume (the route's arg: 1 pauses, 0 resumes). */
+static void schedules_pause_set(struct req *r) {
     static const char *const fields[] = {"note", NULL};
     if (req_json_fields(r, true, fields)) return;
     json_t *note = json_object_get(r->json, "note");
@@ -117,17 +99,9 @@ static void schedules_pause_set(struct req *r, bool paused) {
         return;
     }
     if (!schedule_op(r, STORE_OP_SCHED_PAUSE)) return;
-    r->op.flag = paused;
+    r->op.flag = r->route->arg != 0;
     r->op.note = json_string_value(note);
     req_submit(r, schedules_changed);
-}
-
-static void schedules_pause(struct req *r) {
-    schedules_pause_set(r, true);
-}
-
-static void schedules_resume(struct req *r) {
-    schedules_pause_set(r, false);
 }
 
 static void schedules_triggered(struct req *r) {
@@ -261,16 +235,15 @@ static void schedules_fires(struct req *r) {
     if (v1_doc_path_get(r, STORE_DOC_SCHEDULE, &d)) return;
     struct tm_error e;
     err_clear(&e);
-    int64_t limit = 100;
-    const char *ls = req_query(r, "limit");
-    if (ls && v1_parse_int(ls, 1, 1000, &limit)) {
+    int limit;
+    if (v1_decode_history_limit(req_query(r, "limit"), &limit, &e)) {
         store_doc_release(&d);
-        reply_error_code(r, TM_EINVALID, "limit", "'limit' must be an integer from 1 to 1000");
+        reply_error(r, &e);
         return;
     }
     struct schedule_fire *f = NULL;
     size_t n = 0;
-    int rc = store_fires_list(req_store(r), d.id, (int)limit, &f, &n, &e);
+    int rc = store_fires_list(req_store(r), d.id, limit, &f, &n, &e);
     store_doc_release(&d);
     if (rc) {
         reply_error(r, &e);
@@ -294,13 +267,9 @@ static void schedules_fires(struct req *r) {
 }
 
 const struct route v1_schedules_routes[] = {
-    {"POST", "/v1/schedules", schedules_create, PERM_OWNER},
-    {"GET", "/v1/schedules", schedules_list, PERM_READ},
-    {"GET", "/v1/schedules/:id", schedules_get, PERM_READ},
-    {"PUT", "/v1/schedules/:id", schedules_replace, PERM_OWNER},
-    {"DELETE", "/v1/schedules/:id", schedules_delete, PERM_OWNER},
-    {"POST", "/v1/schedules/:id/pause", schedules_pause, PERM_OWNER},
-    {"POST", "/v1/schedules/:id/resume", schedules_resume, PERM_OWNER},
+    V1_DOC_ROUTES("schedules", schedules),
+    {"POST", "/v1/schedules/:id/pause", schedules_pause_set, PERM_OWNER, true},
+    {"POST", "/v1/schedules/:id/resume", schedules_pause_set, PERM_OWNER, false},
     {"POST", "/v1/schedules/:id/trigger", schedules_trigger, PERM_OWNER},
     {"POST", "/v1/schedules/:id/backfill", schedules_backfill, PERM_OWNER},
     {"GET", "/v1/schedules/:id/preview", schedules_preview, PERM_READ},

@@ -27,6 +27,15 @@ const char *v1_path_task_id(struct req *r) {
     return NULL;
 }
 
+struct task *v1_task_read(struct req *r, const char *id) {
+    struct tm_error e;
+    err_clear(&e);
+    struct task *t = NULL;
+    if (store_task_get(req_store(r), r->ns, id, &t, &e) == 0) return t;
+    reply_error(r, &e);
+    return NULL;
+}
+
 void v1_task_op_init(struct req *r, enum store_op_kind kind, const char *id) {
     store_op_init(&r->op, kind);
     r->op.ns = r->ns;
@@ -152,11 +161,8 @@ static void tasks_get(struct req *r) {
         reply_error(r, &e);
         return;
     }
-    struct task *t = NULL;
-    if (store_task_get(req_store(r), r->ns, id, &t, &e)) {
-        reply_error(r, &e);
-        return;
-    }
+    struct task *t = v1_task_read(r, id);
+    if (!t) return;
     if (wait_s > 0 && t->version <= (version < 0 ? t->version : version)) {
         v1_task_op_init(r, STORE_OP_WATCH, id);
         r->op.version = version < 0 ? t->version : version;
@@ -196,44 +202,24 @@ static void tasks_list(struct req *r) {
     }
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"tasks\":[");
-    /* A page ends early, with a cursor, once it holds V1_LIST_REPLY_MAX_BYTES. */
-    size_t n = 0;
-    while (n < l.n && (n == 0 || b.len < V1_LIST_REPLY_MAX_BYTES)) {
-        if (n) buf_putc(&b, ',');
-        task_json_write(&b, l.tasks[n++]);
-    }
-    bool more = l.more || n < l.n;
-    buf_puts(&b, "],\"next_cursor\":");
+    buf_puts(&b, "{\"tasks\":");
+    /* A page that ends early has a cursor too. */
+    bool more;
+    size_t n = task_page_write(&b, &l, V1_LIST_REPLY_MAX_BYTES, task_json_write, &more);
+    buf_puts(&b, ",\"next_cursor\":");
     json_put_str(&b, more && n ? l.tasks[n - 1]->id : NULL);
     buf_putc(&b, '}');
     task_list_release(&l);
     reply_json(r, 200, &b);
 }
 
-/* Cancel, retry, pause, resume: an empty body or {}. */
-static void tasks_control(struct req *r, enum store_op_kind kind) {
+/* Cancel, retry, pause, resume (the route's arg is the op): an empty body or {}. */
+static void tasks_control(struct req *r) {
     const char *id = v1_path_task_id(r);
     if (!id) return;
     if (req_json_fields(r, true, NULL)) return;
-    v1_task_op_init(r, kind, id);
+    v1_task_op_init(r, (enum store_op_kind)r->route->arg, id);
     req_submit(r, reply_op_task);
-}
-
-static void tasks_cancel(struct req *r) {
-    tasks_control(r, STORE_OP_CANCEL);
-}
-
-static void tasks_retry(struct req *r) {
-    tasks_control(r, STORE_OP_RETRY);
-}
-
-static void tasks_pause(struct req *r) {
-    tasks_control(r, STORE_OP_PAUSE);
-}
-
-static void tasks_resume(struct req *r) {
-    tasks_control(r, STORE_OP_RESUME);
 }
 
 static void tasks_delete(struct req *r) {
@@ -247,13 +233,8 @@ static void tasks_delete(struct req *r) {
 static void tasks_attempts(struct req *r) {
     const char *id = v1_path_task_id(r);
     if (!id) return;
-    struct tm_error e;
-    err_clear(&e);
-    struct task *t = NULL;
-    if (store_task_get(req_store(r), r->ns, id, &t, &e)) {
-        reply_error(r, &e);
-        return;
-    }
+    struct task *t = v1_task_read(r, id);
+    if (!t) return;
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"task_id\":");
@@ -443,9 +424,9 @@ const struct route v1_tasks_routes[] = {
     {"GET", "/v1/tasks/:id/attempts", tasks_attempts, PERM_READ},
     {"GET", "/v1/tasks/:id", tasks_get, PERM_READ | PERM_WORKER},
     {"DELETE", "/v1/tasks/:id", tasks_delete, PERM_ADMIN},
-    {"POST", "/v1/tasks/:id/cancel", tasks_cancel, PERM_OWNER},
-    {"POST", "/v1/tasks/:id/retry", tasks_retry, PERM_OWNER},
-    {"POST", "/v1/tasks/:id/pause", tasks_pause, PERM_OWNER},
-    {"POST", "/v1/tasks/:id/resume", tasks_resume, PERM_OWNER},
+    {"POST", "/v1/tasks/:id/cancel", tasks_control, PERM_OWNER, STORE_OP_CANCEL},
+    {"POST", "/v1/tasks/:id/retry", tasks_control, PERM_OWNER, STORE_OP_RETRY},
+    {"POST", "/v1/tasks/:id/pause", tasks_control, PERM_OWNER, STORE_OP_PAUSE},
+    {"POST", "/v1/tasks/:id/resume", tasks_control, PERM_OWNER, STORE_OP_RESUME},
     {NULL, NULL, NULL, 0},
 };

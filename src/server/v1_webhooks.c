@@ -136,10 +136,9 @@ static void webhooks_deliveries(struct req *r) {
     size_t n = 0;
     struct tm_error e;
     err_clear(&e);
-    int64_t limit = 100;
-    const char *lim = req_query(r, "limit");
-    if (lim && v1_parse_int(lim, 1, 1000, &limit)) {
-        reply_error_code(r, TM_EINVALID, "limit", "'limit' must be an integer from 1 to 1000");
+    int limit;
+    if (v1_decode_history_limit(req_query(r, "limit"), &limit, &e)) {
+        reply_error(r, &e);
         return;
     }
     if (!id_is_valid(id) || store_webhooks_list(req_store(r), r->ns, id, &w, &n, &e)) {
@@ -149,7 +148,7 @@ static void webhooks_deliveries(struct req *r) {
     }
     webhooks_free(w, n);
     struct webhook_delivery *d = NULL;
-    if (store_deliveries_list(req_store(r), id, (int)limit, &d, &n, &e)) {
+    if (store_deliveries_list(req_store(r), id, limit, &d, &n, &e)) {
         reply_error(r, &e);
         return;
     }

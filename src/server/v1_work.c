@@ -15,17 +15,24 @@
 #include "server_int.h"
 #include "v1_decode.h"
 
+/* What a heartbeat tells its worker, one task's or a batch entry's: stop,
+ * pause, and when the lease runs out. `first`: no comma before it. */
+static void work_heartbeat_write(struct buf *b, const struct task *t, bool first) {
+    json_put_key(b, "cancel_requested", first);
+    json_put_bool(b, t->phase == TASK_STOPPING);
+    json_put_key(b, "pause_requested", false);
+    json_put_bool(b, t->paused);
+    json_put_key(b, "lease_expires_at", false);
+    json_put_time(b, t->lease_expires_at);
+}
+
 static void work_heartbeat_done(struct req *r) {
     if (reply_if_op_failed(r)) return;
     const struct task *t = r->op.task;
     struct buf b;
     buf_init(&b);
-    buf_puts(&b, "{\"cancel_requested\":");
-    json_put_bool(&b, t->phase == TASK_STOPPING);
-    json_put_key(&b, "pause_requested", false);
-    json_put_bool(&b, t->paused);
-    json_put_key(&b, "lease_expires_at", false);
-    json_put_time(&b, t->lease_expires_at);
+    buf_putc(&b, '{');
+    work_heartbeat_write(&b, t, true);
     json_put_key(&b, "version", false);
     json_put_int(&b, t->version);
     buf_putc(&b, '}');
@@ -38,7 +45,9 @@ static void work_finished(struct req *r) {
     reply_task(r, 200, r->op.task);
 }
 
-static void work_call(struct req *r, enum store_op_kind kind, handler_fn done) {
+/* POST /v1/tasks/{id}/heartbeat|complete|fail|release: the route's arg is the op. */
+static void work_call(struct req *r) {
+    enum store_op_kind kind = (enum store_op_kind)r->route->arg;
     const char *id = v1_path_task_id(r);
     if (!id) return;
     if (req_json_body(r, false)) return;
@@ -49,23 +58,7 @@ static void work_call(struct req *r, enum store_op_kind kind, handler_fn done) {
         reply_error(r, &e);
         return;
     }
-    req_submit(r, done);
-}
-
-static void work_heartbeat(struct req *r) {
-    work_call(r, STORE_OP_HEARTBEAT, work_heartbeat_done);
-}
-
-static void work_complete(struct req *r) {
-    work_call(r, STORE_OP_COMPLETE, work_finished);
-}
-
-static void work_fail(struct req *r) {
-    work_call(r, STORE_OP_FAIL, work_finished);
-}
-
-static void work_release(struct req *r) {
-    work_call(r, STORE_OP_RELEASE, work_finished);
+    req_submit(r, kind == STORE_OP_HEARTBEAT ? work_heartbeat_done : work_finished);
 }
 
 /* ---- The batched protocol: many tasks per request (docs/api.md section 7.8a) ---- */
@@ -199,12 +192,7 @@ static void work_batch_done(struct req *r) {
             json_put_key(&b, "version", false);
             json_put_int(&b, t->version);
             if (op->kind == STORE_OP_HEARTBEAT) {
-                json_put_key(&b, "cancel_requested", false);
-                json_put_bool(&b, t->phase == TASK_STOPPING);
-                json_put_key(&b, "pause_requested", false);
-                json_put_bool(&b, t->paused);
-                json_put_key(&b, "lease_expires_at", false);
-                json_put_time(&b, t->lease_expires_at);
+                work_heartbeat_write(&b, t, false);
             } else {
                 json_put_key(&b, "completion_status", false);
                 json_put_str(&b, task_status_name(t->status));
@@ -219,10 +207,11 @@ static void work_batch_done(struct req *r) {
 /*
  * POST /v1/work/heartbeat|complete|fail|release {"entries": [{"id",
  * "lease_token", ...the fields of the one-task call}]}: each entry is its
- * task's call, with its own fenced lease; one bad entry fails only itself.
- * The reply lists each entry's outcome in order.
+ * task's call (the route's arg is the op), with its own fenced lease; one
+ * bad entry fails only itself. The reply lists each entry's outcome in order.
  */
-static void work_batch(struct req *r, enum store_op_kind kind) {
+static void work_batch(struct req *r) {
+    enum store_op_kind kind = (enum store_op_kind)r->route->arg;
     static const char *const fields[] = {"entries", NULL};
     if (req_json_fields(r, false, fields)) return;
     json_t *entries = json_object_get(r->json, "entries");
@@ -270,31 +259,15 @@ static void work_batch(struct req *r, enum store_op_kind kind) {
     req_submit_many(r, wb->ops, n, work_batch_done);
 }
 
-static void work_batch_heartbeat(struct req *r) {
-    work_batch(r, STORE_OP_HEARTBEAT);
-}
-
-static void work_batch_complete(struct req *r) {
-    work_batch(r, STORE_OP_COMPLETE);
-}
-
-static void work_batch_fail(struct req *r) {
-    work_batch(r, STORE_OP_FAIL);
-}
-
-static void work_batch_release(struct req *r) {
-    work_batch(r, STORE_OP_RELEASE);
-}
-
 const struct route v1_work_routes[] = {
-    {"POST", "/v1/tasks/:id/heartbeat", work_heartbeat, PERM_WORK},
-    {"POST", "/v1/tasks/:id/complete", work_complete, PERM_WORK},
-    {"POST", "/v1/tasks/:id/fail", work_fail, PERM_WORK},
-    {"POST", "/v1/tasks/:id/release", work_release, PERM_WORK},
+    {"POST", "/v1/tasks/:id/heartbeat", work_call, PERM_WORK, STORE_OP_HEARTBEAT},
+    {"POST", "/v1/tasks/:id/complete", work_call, PERM_WORK, STORE_OP_COMPLETE},
+    {"POST", "/v1/tasks/:id/fail", work_call, PERM_WORK, STORE_OP_FAIL},
+    {"POST", "/v1/tasks/:id/release", work_call, PERM_WORK, STORE_OP_RELEASE},
     {"POST", "/v1/queues/:queue/claims", queues_claim_many, PERM_WORK},
-    {"POST", "/v1/work/heartbeat", work_batch_heartbeat, PERM_WORK},
-    {"POST", "/v1/work/complete", work_batch_complete, PERM_WORK},
-    {"POST", "/v1/work/fail", work_batch_fail, PERM_WORK},
-    {"POST", "/v1/work/release", work_batch_release, PERM_WORK},
+    {"POST", "/v1/work/heartbeat", work_batch, PERM_WORK, STORE_OP_HEARTBEAT},
+    {"POST", "/v1/work/complete", work_batch, PERM_WORK, STORE_OP_COMPLETE},
+    {"POST", "/v1/work/fail", work_batch, PERM_WORK, STORE_OP_FAIL},
+    {"POST", "/v1/work/release", work_batch, PERM_WORK, STORE_OP_RELEASE},
     {NULL, NULL, NULL, 0},
 };

@@ -1,0 +1,45 @@
+/*
+ * key_table: a small chained hash of heap entries, each keyed by a short
+ * byte string, with its lock, for the server's counters per token and per
+ * client address: auth.c's rate buckets, conn_limit.c's open connections
+ * and http.c's waiting requests per token.
+ *
+ * An entry is its owner's struct with a struct key_entry as its first
+ * member; the table allocates it (zeroed) on key_table_add and frees it on
+ * key_table_remove or key_table_release. Keys are compared as
+ * KEY_TABLE_KEY_LEN bytes, zero-padded. Threading: callers hold t->lock
+ * around find, add, remove and their use of the entry.
+ */
+#ifndef TASKMILL_KEY_TABLE_H
+#define TASKMILL_KEY_TABLE_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+/* A token id with its NUL, or an address: a family tag and 16 bytes. */
+#define KEY_TABLE_KEY_LEN 17
+
+struct key_entry {
+    struct key_entry *next;
+    unsigned char key[KEY_TABLE_KEY_LEN];
+};
+
+struct key_table {
+    pthread_mutex_t lock;
+    struct key_entry **bucket; /* NULL until key_table_init */
+    size_t nbuckets;
+};
+
+void key_table_init(struct key_table *t, size_t nbuckets);
+/* Frees every entry, the buckets and the lock; a table never initialised
+ * (all zero) or released already is left as it is. */
+void key_table_release(struct key_table *t);
+/* The entry keyed by key[0..klen) (at most KEY_TABLE_KEY_LEN bytes count), or NULL. */
+void *key_table_find(struct key_table *t, const void *key, size_t klen);
+/* Adds a zeroed entry of `size` bytes (its struct key_entry first) keyed
+ * by key[0..klen), which is not in the table yet; returns it. */
+void *key_table_add(struct key_table *t, const void *key, size_t klen, size_t size);
+/* Takes the entry out of the table and frees it. */
+void key_table_remove(struct key_table *t, void *entry);
+
+#endif
