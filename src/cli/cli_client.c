@@ -173,8 +173,8 @@ void cli_print_json(const json_t *v) {
     fputc('\n', stdout);
 }
 
-int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, const char **server,
-                      bool *json) {
+int cli_parse_args(const char *cmd, int argc, char **argv, const char *usage,
+                   enum cli_operands want, const char **server, bool *json) {
     static const struct option opts[] = {
         {"server", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
@@ -185,7 +185,7 @@ int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, con
     *json = false;
     int ch;
     optind = 1;
-    while ((ch = cli_getopt(argv[0], argc, argv, "s:jh", opts)) != -1) {
+    while ((ch = cli_getopt(cmd, argc, argv, "s:jh", opts)) != -1) {
         switch (ch) {
         case 's':
             *server = optarg;
@@ -201,7 +201,10 @@ int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, con
             return CLI_EXIT_USAGE;
         }
     }
-    if (one_id ? optind != argc - 1 : optind >= argc) {
+    int operands = argc - optind;
+    if (want == CLI_OPERANDS_NONE  ? operands != 0
+        : want == CLI_OPERANDS_ONE ? operands != 1
+                                   : operands < 1) {
         fputs(usage, stderr);
         return CLI_EXIT_USAGE;
     }

@@ -33,14 +33,17 @@ enum cli_exit {
 
 /* A client for `server` (may be NULL: then TASKMILL_URL, then the default) with TASKMILL_TOKEN. */
 struct tm_client *cli_client_new(const char *server);
+/* How many operands (task ids, queue names) a command takes after its options. */
+enum cli_operands { CLI_OPERANDS_NONE, CLI_OPERANDS_ONE, CLI_OPERANDS_SOME };
 /*
- * Parses the options of the commands that take task ids (--server, --json,
- * --help) and checks the ids: exactly one when `one_id`, else at least one.
+ * Parses the options of the commands that take only --server, --json and
+ * --help (get, watch, the controls, queue) and checks the operands' count.
  * `usage` is printed for --help (to stdout) and for mistakes (to stderr).
- * Returns -1 to go on (the ids start at optind), or the exit code to end with.
+ * Returns -1 to go on (the operands start at optind), or the exit code to
+ * end with.
  */
-int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, const char **server,
-                      bool *json);
+int cli_parse_args(const char *cmd, int argc, char **argv, const char *usage,
+                   enum cli_operands want, const char **server, bool *json);
 /* Prints "taskmill CMD: WHAT: message" for the client's last error; returns the exit code for it.
  */
 int cli_client_error(const char *cmd, struct tm_client *c, const char *what);
