@@ -325,112 +325,129 @@ static int verb_begin(int argc, char **argv, const char *cmd, const char *usage,
     return stop;
 }
 
-int cmd_schedule(int argc, char **argv) {
+/* What an act returns for a verb it does not know. */
+#define VERB_UNKNOWN (-1)
+
+/*
+ * Runs `cmd` (schedule or definition): its verb, flags and NAME, then act
+ * with a client and an empty request body, which are freed after it.
+ * Returns act's exit code, or the usage error's.
+ */
+static int verb_run(int argc, char **argv, const char *cmd, const char *usage,
+                    int (*act)(const struct verb *v, struct tm_client *c, json_t *body)) {
     struct verb v;
-    int stop = verb_begin(argc, argv, "schedule", schedule_usage, &v);
+    int stop = verb_begin(argc, argv, cmd, usage, &v);
     if (stop >= 0) return stop;
-    struct sched_args a = v.a;
-    const char *verb = v.verb, *name = v.name;
-    bool list = v.list;
-    int rc = CLI_EXIT_USAGE;
     json_t *body = json_object();
-    char path[512];
-    struct tm_client *c = cli_client_new(a.server);
-    if (list) {
-        rc = run(c, "schedule list", "GET", "/v1/schedules", NULL, a.json, print_schedules);
-    } else if (strcmp(verb, "create") == 0) {
-        set_str(body, "name", name);
-        set_str(body, "cron", a.cron);
-        if (set_int(body, "schedule create", "interval_seconds", a.every) ||
-            set_int(body, "schedule create", "catchup_seconds", a.catchup) ||
-            set_int(body, "schedule create", "jitter_seconds", a.jitter))
-            goto out;
-        set_str(body, "timezone", a.zone);
-        set_str(body, "overlap", a.overlap);
-        set_str(body, "start_at", a.start);
-        set_str(body, "end_at", a.end);
-        if (a.paused) json_object_set_new(body, "paused", json_true());
-        if (a.definition) {
-            set_str(body, "definition", a.definition);
-            if (json_object_size(a.params)) json_object_set(body, "params", a.params);
-        } else {
-            json_t *t = json_object();
-            set_str(t, "type", a.type);
-            set_str(t, "queue", a.queue);
-            if (json_object_size(a.params)) json_object_set(t, "params", a.params);
-            json_object_set_new(body, "task", t);
-        }
-        rc = run(c, "schedule create", "POST", "/v1/schedules", body, a.json, print_schedule);
-    } else if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, "")) goto out;
-        rc = run(c, verb[0] == 'g' ? "schedule get" : "schedule delete",
-                 verb[0] == 'g' ? "GET" : "DELETE", path, NULL, a.json, print_schedule);
-    } else if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 ||
-               strcmp(verb, "trigger") == 0) {
-        char tail[16];
-        snprintf(tail, sizeof tail, "/%s", verb);
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, tail)) goto out;
-        set_str(body, "note", a.note);
-        rc = run(c, "schedule", "POST", path, body, a.json, print_schedule);
-    } else if (strcmp(verb, "backfill") == 0) {
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/backfill")) goto out;
-        set_str(body, "from", a.from);
-        set_str(body, "to", a.to);
-        rc = run(c, "schedule backfill", "POST", path, body, a.json, print_schedule);
-    } else if (strcmp(verb, "preview") == 0) {
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/preview")) goto out;
-        rc = run(c, "schedule preview", "GET", path, NULL, a.json, print_preview);
-    } else {
-        fprintf(stderr, "taskmill schedule: unknown verb '%s'\n", verb);
-        fputs(schedule_usage, stderr);
+    struct tm_client *c = cli_client_new(v.a.server);
+    int rc = act(&v, c, body);
+    if (rc == VERB_UNKNOWN) {
+        fprintf(stderr, "taskmill %s: unknown verb '%s'\n", cmd, v.verb);
+        fputs(usage, stderr);
+        rc = CLI_EXIT_USAGE;
     }
-out:
     json_decref(body);
-    json_decref(a.params);
-    if (c) tm_client_free(c);
+    json_decref(v.a.params);
+    tm_client_free(c);
     return rc;
 }
 
-int cmd_definition(int argc, char **argv) {
-    struct verb v;
-    int stop = verb_begin(argc, argv, "definition", definition_usage, &v);
-    if (stop >= 0) return stop;
-    struct sched_args a = v.a;
-    const char *verb = v.verb, *name = v.name;
-    bool list = v.list;
-    int rc = CLI_EXIT_USAGE;
-    json_t *body = json_object();
+static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body) {
+    const struct sched_args *a = &v->a;
+    const char *verb = v->verb, *name = v->name;
     char path[512];
-    struct tm_client *c = cli_client_new(a.server);
-    if (list) {
-        rc = run(c, "definition list", "GET", "/v1/definitions", NULL, a.json, print_definitions);
-    } else if (strcmp(verb, "create") == 0) {
+    if (v->list)
+        return run(c, "schedule list", "GET", "/v1/schedules", NULL, a->json, print_schedules);
+    if (strcmp(verb, "create") == 0) {
         set_str(body, "name", name);
-        set_str(body, "type", a.type);
-        set_str(body, "queue", a.queue);
-        set_str(body, "description", a.description);
-        set_str(body, "executor", a.executor);
-        if (set_int(body, "definition create", "priority", a.priority) ||
-            set_int(body, "definition create", "max_retries", a.max_retries) ||
-            set_int(body, "definition create", "timeout_seconds", a.timeout))
-            goto out;
-        if (json_object_size(a.params)) json_object_set(body, "params", a.params);
-        rc = run(c, "definition create", "POST", "/v1/definitions", body, a.json, print_id);
-    } else if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
-        if (doc_path(path, sizeof path, "definition", "definitions", name, "")) goto out;
-        rc = run(c, verb[0] == 'g' ? "definition get" : "definition delete",
-                 verb[0] == 'g' ? "GET" : "DELETE", path, NULL, true, NULL);
-    } else if (strcmp(verb, "launch") == 0) {
-        if (doc_path(path, sizeof path, "definition", "definitions", name, "/launch")) goto out;
-        if (json_object_size(a.params)) json_object_set(body, "params", a.params);
-        rc = run(c, "definition launch", "POST", path, body, a.json, print_id);
-    } else {
-        fprintf(stderr, "taskmill definition: unknown verb '%s'\n", verb);
-        fputs(definition_usage, stderr);
+        set_str(body, "cron", a->cron);
+        if (set_int(body, "schedule create", "interval_seconds", a->every) ||
+            set_int(body, "schedule create", "catchup_seconds", a->catchup) ||
+            set_int(body, "schedule create", "jitter_seconds", a->jitter))
+            return CLI_EXIT_USAGE;
+        set_str(body, "timezone", a->zone);
+        set_str(body, "overlap", a->overlap);
+        set_str(body, "start_at", a->start);
+        set_str(body, "end_at", a->end);
+        if (a->paused) json_object_set_new(body, "paused", json_true());
+        if (a->definition) {
+            set_str(body, "definition", a->definition);
+            if (json_object_size(a->params)) json_object_set(body, "params", a->params);
+        } else {
+            json_t *t = json_object();
+            set_str(t, "type", a->type);
+            set_str(t, "queue", a->queue);
+            if (json_object_size(a->params)) json_object_set(t, "params", a->params);
+            json_object_set_new(body, "task", t);
+        }
+        return run(c, "schedule create", "POST", "/v1/schedules", body, a->json, print_schedule);
     }
-out:
-    json_decref(body);
-    json_decref(a.params);
-    if (c) tm_client_free(c);
-    return rc;
+    if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, "")) return CLI_EXIT_USAGE;
+        return run(c, verb[0] == 'g' ? "schedule get" : "schedule delete",
+                   verb[0] == 'g' ? "GET" : "DELETE", path, NULL, a->json, print_schedule);
+    }
+    if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 || strcmp(verb, "trigger") == 0) {
+        char tail[16];
+        snprintf(tail, sizeof tail, "/%s", verb);
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, tail)) return CLI_EXIT_USAGE;
+        set_str(body, "note", a->note);
+        return run(c, "schedule", "POST", path, body, a->json, print_schedule);
+    }
+    if (strcmp(verb, "backfill") == 0) {
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/backfill"))
+            return CLI_EXIT_USAGE;
+        set_str(body, "from", a->from);
+        set_str(body, "to", a->to);
+        return run(c, "schedule backfill", "POST", path, body, a->json, print_schedule);
+    }
+    if (strcmp(verb, "preview") == 0) {
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/preview"))
+            return CLI_EXIT_USAGE;
+        return run(c, "schedule preview", "GET", path, NULL, a->json, print_preview);
+    }
+    return VERB_UNKNOWN;
+}
+
+int cmd_schedule(int argc, char **argv) {
+    return verb_run(argc, argv, "schedule", schedule_usage, schedule_act);
+}
+
+static int definition_act(const struct verb *v, struct tm_client *c, json_t *body) {
+    const struct sched_args *a = &v->a;
+    const char *verb = v->verb, *name = v->name;
+    char path[512];
+    if (v->list)
+        return run(c, "definition list", "GET", "/v1/definitions", NULL, a->json,
+                   print_definitions);
+    if (strcmp(verb, "create") == 0) {
+        set_str(body, "name", name);
+        set_str(body, "type", a->type);
+        set_str(body, "queue", a->queue);
+        set_str(body, "description", a->description);
+        set_str(body, "executor", a->executor);
+        if (set_int(body, "definition create", "priority", a->priority) ||
+            set_int(body, "definition create", "max_retries", a->max_retries) ||
+            set_int(body, "definition create", "timeout_seconds", a->timeout))
+            return CLI_EXIT_USAGE;
+        if (json_object_size(a->params)) json_object_set(body, "params", a->params);
+        return run(c, "definition create", "POST", "/v1/definitions", body, a->json, print_id);
+    }
+    if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
+        if (doc_path(path, sizeof path, "definition", "definitions", name, ""))
+            return CLI_EXIT_USAGE;
+        return run(c, verb[0] == 'g' ? "definition get" : "definition delete",
+                   verb[0] == 'g' ? "GET" : "DELETE", path, NULL, true, NULL);
+    }
+    if (strcmp(verb, "launch") == 0) {
+        if (doc_path(path, sizeof path, "definition", "definitions", name, "/launch"))
+            return CLI_EXIT_USAGE;
+        if (json_object_size(a->params)) json_object_set(body, "params", a->params);
+        return run(c, "definition launch", "POST", path, body, a->json, print_id);
+    }
+    return VERB_UNKNOWN;
+}
+
+int cmd_definition(int argc, char **argv) {
+    return verb_run(argc, argv, "definition", definition_usage, definition_act);
 }
