@@ -778,6 +778,15 @@ static void work_pause_ms(int ms) {
         work_sleep_ms(ms - slept < 100 ? ms - slept : 100);
 }
 
+/* What every claim of this worker asks for: its name, types and lease, and the long-poll. */
+static struct tm_claim_options work_claim_options(const struct work_config *cfg) {
+    return (struct tm_claim_options){.worker = cfg->worker,
+                                     .types = cfg->types,
+                                     .ntypes = cfg->ntypes,
+                                     .lease_seconds = cfg->lease_s,
+                                     .wait_seconds = WORK_CLAIM_WAIT_S};
+}
+
 /*
  * A claim failed (rc): returns true when the worker must stop (the server
  * refuses this worker's claims for good), after saying so; otherwise says
@@ -806,11 +815,7 @@ static void *work_slot_main(void *arg) {
     const struct work_config *cfg = arg;
     struct tm_client *c = cli_client_new(cfg->server);
     int failures = 0, spawn_failures = 0;
-    struct tm_claim_options o = {.worker = cfg->worker,
-                                 .types = cfg->types,
-                                 .ntypes = cfg->ntypes,
-                                 .lease_seconds = cfg->lease_s,
-                                 .wait_seconds = WORK_CLAIM_WAIT_S};
+    struct tm_claim_options o = work_claim_options(cfg);
     while (!atomic_load(&work_stop)) {
         if (cfg->max_tasks && atomic_fetch_add(&work_started, 1) >= cfg->max_tasks) break;
         json_t *task = NULL;
@@ -892,11 +897,7 @@ static void *work_claimer_main(void *arg) {
     const struct work_config *cfg = arg;
     struct tm_client *c = cli_client_new(cfg->server);
     int failures = 0;
-    struct tm_claim_options o = {.worker = cfg->worker,
-                                 .types = cfg->types,
-                                 .ntypes = cfg->ntypes,
-                                 .lease_seconds = cfg->lease_s,
-                                 .wait_seconds = WORK_CLAIM_WAIT_S};
+    struct tm_claim_options o = work_claim_options(cfg);
     while (!atomic_load(&work_stop)) {
         int64_t pause_ms = atomic_load(&work_claim_after_ms) - work_now_ms();
         if (pause_ms > 0) {
