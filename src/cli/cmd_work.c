@@ -26,6 +26,7 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1398,16 +1399,39 @@ static int work_check_command(const char *cmd) {
     return -1;
 }
 
-static int work_int_flag(const char *flag, const char *v, long min, long max, int *out) {
+/* The integer flags of work: the option's letter, its name, its range, and the field it sets. */
+static const struct work_int_flag {
+    int ch;
+    const char *name;
+    long min, max;
+    size_t off; /* an int in struct work_config */
+} work_int_flags[] = {
+    {'c', "concurrency", 1, 256, offsetof(struct work_config, concurrency)},
+    {'l', "lease", 1, 86400, offsetof(struct work_config, lease_s)},
+    {'g', "grace", 0, 3600, offsetof(struct work_config, grace_s)},
+    {'x', "permanent-exit-code", 1, 255, offsetof(struct work_config, permanent_exit)},
+    {'m', "max-tasks", 1, 1000000000, offsetof(struct work_config, max_tasks)},
+};
+
+/* The integer flag of option ch, or NULL when ch is not one. */
+static const struct work_int_flag *work_int_flag_of(int ch) {
+    for (size_t i = 0; i < sizeof work_int_flags / sizeof work_int_flags[0]; i++)
+        if (work_int_flags[i].ch == ch) return &work_int_flags[i];
+    return NULL;
+}
+
+/* Sets fl's field of cfg from v; -1 after a message when v is out of range. */
+static int work_int_flag_set(struct work_config *cfg, const struct work_int_flag *fl,
+                             const char *v) {
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < min || n > max) {
-        fprintf(stderr, "taskmill work: '--%s' must be an integer from %ld to %ld\n", flag, min,
-                max);
+    if (errno || end == v || *end || n < fl->min || n > fl->max) {
+        fprintf(stderr, "taskmill work: '--%s' must be an integer from %ld to %ld\n", fl->name,
+                fl->min, fl->max);
         return -1;
     }
-    *out = (int)n;
+    *(int *)((char *)cfg + fl->off) = (int)n;
     return 0;
 }
 
@@ -1452,13 +1476,6 @@ int cmd_work(int argc, char **argv) {
             }
             types[cfg.ntypes++] = optarg;
             break;
-        case 'c':
-            if (work_int_flag("concurrency", optarg, 1, 256, &cfg.concurrency))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'l':
-            if (work_int_flag("lease", optarg, 1, 86400, &cfg.lease_s)) return CLI_EXIT_USAGE;
-            break;
         case 'b': {
             char *end;
             errno = 0;
@@ -1473,23 +1490,18 @@ int cmd_work(int argc, char **argv) {
             heartbeat = sec;
             break;
         }
-        case 'g':
-            if (work_int_flag("grace", optarg, 0, 3600, &cfg.grace_s)) return CLI_EXIT_USAGE;
-            break;
-        case 'x':
-            if (work_int_flag("permanent-exit-code", optarg, 1, 255, &cfg.permanent_exit))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'm':
-            if (work_int_flag("max-tasks", optarg, 1, 1000000000, &cfg.max_tasks))
-                return CLI_EXIT_USAGE;
-            break;
         case 'h':
             work_usage(stdout);
             return CLI_EXIT_OK;
-        default:
-            work_usage(stderr);
-            return CLI_EXIT_USAGE;
+        default: {
+            const struct work_int_flag *fl = work_int_flag_of(ch);
+            if (!fl) {
+                work_usage(stderr);
+                return CLI_EXIT_USAGE;
+            }
+            if (work_int_flag_set(&cfg, fl, optarg)) return CLI_EXIT_USAGE;
+            break;
+        }
         }
     }
     if (!cfg.queue || optind >= argc) {
