@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +85,14 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
     fprintf(stderr, "taskmill %s: unknown option '%.*s' (options are not abbreviated: '--%s'?)\n",
             cmd, (int)(n + 2), word, opts[idx].name);
     return '?';
+}
+
+void cli_block_stop_signals(sigset_t *stop) {
+    sigemptyset(stop);
+    sigaddset(stop, SIGINT);
+    sigaddset(stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int cli_short_id_len(char *const *ids, size_t n, size_t i) {

@@ -12,6 +12,7 @@
 #define TASKMILL_CLI_CLIENT_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +61,14 @@ int cli_param_add(const char *cmd, json_t *params, const char *arg);
  */
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                const struct option *opts);
+
+/*
+ * Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
+ * it starts after, and sets *stop to them for the one thread that waits
+ * (sigwait): serve and work. Ignores SIGPIPE: a peer that went away is an
+ * error return, not the end of the process.
+ */
+void cli_block_stop_signals(sigset_t *stop);
 
 /* The flag a command's user typed for an API field: {"scheduled_at", "--at"}. */
 struct cli_flag {

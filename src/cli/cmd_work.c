@@ -1542,11 +1542,7 @@ int cmd_work(int argc, char **argv) {
 
     /* Slots inherit a mask without the stop signals; this thread takes them. */
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_stop_signals(&stop);
     atomic_store(&work_stop, 0);
     /* One slot: one thread and the one-task calls. More: the runner and the claimer. */
     int nthreads = cfg.concurrency > 1 ? 2 : 1;
