@@ -430,6 +430,17 @@ int tm_delete(struct tm_client *c, const char *id) {
 
 /* ---- Workers, many tasks per request ---- */
 
+/* Sets *out to the array `key` of reply (a new reference) and frees the
+ * reply; TM_CLIENT_EPROTOCOL with `missing` as the message when it has none. */
+static int client_take_array(struct tm_client *c, json_t *reply, const char *key,
+                             const char *missing, json_t **out) {
+    json_t *arr = json_object_get(reply, key);
+    int rc = json_is_array(arr) ? 0 : client_fail(c, TM_CLIENT_EPROTOCOL, "%s", missing);
+    if (!rc) *out = json_incref(arr);
+    json_decref(reply);
+    return rc;
+}
+
 /* POSTs a claim of `queue` (`many`: the batched form, /claims, with max)
  * and sets *reply (NULL on 204). */
 static int client_claim_call(struct tm_client *c, const char *queue,
@@ -473,14 +484,8 @@ int tm_claim_many(struct tm_client *c, const char *queue, const struct tm_claim_
         *claims = json_array();
         return 0;
     }
-    json_t *arr = json_object_get(reply, "claims");
-    if (!json_is_array(arr)) {
-        json_decref(reply);
-        return client_fail(c, TM_CLIENT_EPROTOCOL, "the claims reply holds no 'claims' array");
-    }
-    *claims = json_incref(arr);
-    json_decref(reply);
-    return 0;
+    return client_take_array(c, reply, "claims", "the claims reply holds no 'claims' array",
+                             claims);
 }
 
 int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries, json_t **results) {
@@ -500,14 +505,7 @@ int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries, 
     int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
     json_decref(body);
     if (rc) return rc;
-    json_t *arr = json_object_get(reply, "results");
-    if (!json_is_array(arr)) {
-        json_decref(reply);
-        return client_fail(c, TM_CLIENT_EPROTOCOL, "the reply holds no 'results' array");
-    }
-    *results = json_incref(arr);
-    json_decref(reply);
-    return 0;
+    return client_take_array(c, reply, "results", "the reply holds no 'results' array", results);
 }
 
 /* ---- Queues ---- */
