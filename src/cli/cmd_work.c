@@ -1025,28 +1025,13 @@ static void work_batch_take(struct work_batch *b, int64_t now) {
     }
 }
 
-/* A run's entry in a batched call: its id, lease token and report (rep may be NULL). */
+/* A run's entry in a batched call: its id, lease token and report (rep may be NULL). A
+ * message that is not UTF-8 goes with '?' for its bad bytes, where tm_work_entry drops it. */
 static json_t *work_entry_new(const struct work_run *r, const struct tm_report *rep) {
-    json_t *e = json_object();
-    json_object_set_new(e, "id", json_string(r->id));
-    json_object_set_new(e, "lease_token", work_json_text(r->token, strlen(r->token)));
-    if (!rep) return e;
-    if (rep->has_ratio || rep->message || rep->has_counts) {
-        json_t *p = json_object();
-        if (rep->has_ratio) json_object_set_new(p, "ratio", json_real(rep->ratio));
-        if (rep->message)
-            json_object_set_new(p, "message", work_json_text(rep->message, strlen(rep->message)));
-        if (rep->has_counts) {
-            json_object_set_new(p, "processed", json_integer(rep->processed));
-            json_object_set_new(p, "processing", json_integer(rep->processing));
-            json_object_set_new(p, "pending", json_integer(rep->pending));
-        }
-        json_object_set_new(e, "progress", p);
-    }
-    /* Shared with the run, which does not change them until the reply. */
-    if (rep->items) json_object_set(e, "items", (json_t *)rep->items);
-    if (rep->messages) json_object_set(e, "messages", (json_t *)rep->messages);
-    if (rep->attributes) json_object_set(e, "attributes", (json_t *)rep->attributes);
+    json_t *e = tm_work_entry(r->id, r->token, rep);
+    if (rep && rep->message)
+        json_object_set_new(json_object_get(e, "progress"), "message",
+                            work_json_text(rep->message, strlen(rep->message)));
     return e;
 }
 
