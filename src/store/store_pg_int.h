@@ -135,6 +135,12 @@ void pg_reader_give(struct store *s, struct pg_conn *c);
 char *pg_dup(const PGresult *r, int row, int col); /* NULL for SQL NULL */
 int64_t pg_int(const PGresult *r, int row, int col);
 void pg_copy(char *dst, size_t n, const PGresult *r, int row, int col);
+/* Reads row's columns from col on into out's fields, as `fields` says (store_int.h). */
+void pg_read_fields(const PGresult *r, int row, int col, const struct store_field *fields,
+                    void *out);
+/* Every row of r read as pg_read_fields does, into a new array of *n
+ * structs of `size` bytes (NULL when none; the caller frees it). */
+void *pg_read_rows(const PGresult *r, const struct store_field *fields, size_t size, size_t *n);
 
 /* store_pg_events.c */
 int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries);

@@ -82,6 +82,46 @@ char *sq_col_dup(sqlite3_stmt *st, int at) {
     return v ? xstrdup(v) : NULL;
 }
 
+/* Column `at` as a store_value: a number when `number` (asking an integer
+ * for text converts it), else its text, or NULL. */
+static struct store_value sq_value(sqlite3_stmt *st, int at, enum store_col_kind number) {
+    if (number == STORE_COL_INT || number == STORE_COL_BOOL)
+        return (struct store_value){.kind = STORE_VALUE_INT, .i = sqlite3_column_int64(st, at)};
+    if (number == STORE_COL_REAL)
+        return (struct store_value){.kind = STORE_VALUE_REAL, .r = sqlite3_column_double(st, at)};
+    if (number == STORE_COL_DUE || sqlite3_column_type(st, at) == SQLITE_NULL)
+        return (struct store_value){.kind = STORE_VALUE_NULL};
+    return (struct store_value){.kind = STORE_VALUE_TEXT,
+                                .text = (const char *)sqlite3_column_text(st, at)};
+}
+
+void sq_read_fields(sqlite3_stmt *st, int at, const struct store_field *fields, void *row) {
+    for (const struct store_field *f = fields; f->kind != STORE_FIELD_END; f++, at++) {
+        struct store_value v =
+            sq_value(st, at, f->kind == STORE_FIELD_INT ? STORE_COL_INT : STORE_COL_TEXT);
+        store_field_set(row, f, &v);
+    }
+}
+
+void *sq_read_rows(sqlite3_stmt *st, const struct store_field *fields, size_t size, size_t *n,
+                   int *rc) {
+    char *rows = NULL;
+    size_t cap = 0;
+    int step;
+    *n = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            rows = xrealloc(rows, cap * size);
+        }
+        char *row = rows + (*n)++ * size;
+        memset(row, 0, size);
+        sq_read_fields(st, 0, fields, row);
+    }
+    *rc = step == SQLITE_DONE ? 0 : TM_EINTERNAL;
+    return rows;
+}
+
 static int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
         sq_log(db, sql);
@@ -209,16 +249,7 @@ static struct task *sq_read_task(sqlite3_stmt *st) {
     struct task *t = task_new();
     for (size_t i = 0; i < NCOLS; i++) {
         const struct store_col *c = &store_task_columns[i];
-        int at = (int)i;
-        /* Numbers as numbers: asking an integer for text converts it. */
-        struct store_value v = {.kind = STORE_VALUE_NULL};
-        if (c->kind == STORE_COL_INT || c->kind == STORE_COL_BOOL)
-            v = (struct store_value){STORE_VALUE_INT, NULL, sqlite3_column_int64(st, at), 0};
-        else if (c->kind == STORE_COL_REAL)
-            v = (struct store_value){STORE_VALUE_REAL, NULL, 0, sqlite3_column_double(st, at)};
-        else if (c->kind != STORE_COL_DUE && sqlite3_column_type(st, at) != SQLITE_NULL)
-            v = (struct store_value){STORE_VALUE_TEXT, (const char *)sqlite3_column_text(st, at), 0,
-                                     0};
+        struct store_value v = sq_value(st, (int)i, c->kind);
         store_col_set(t, c, &v);
     }
     return t;
@@ -798,8 +829,7 @@ static int sq_stats_read(struct store *s, const char *ns, const char *queue, int
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
     sqlite3_stmt *st = NULL;
-    int ret = 0, rc;
-    size_t cap = 0;
+    int ret = 0;
     if (sqlite3_prepare_v2(c->db,
                            "SELECT minute, sum(submitted), sum(completed), sum(failed),"
                            " sum(latency_sum), sum(latency_n), max(latency_max) FROM queue_stats"
@@ -813,21 +843,7 @@ static int sq_stats_read(struct store *s, const char *ns, const char *queue, int
     if (ns) sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, from_minute);
     sqlite3_bind_int64(st, 4, to_minute);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            *out = xrealloc(*out, cap * sizeof **out);
-        }
-        struct queue_stat *x = &(*out)[(*n)++];
-        x->minute = sqlite3_column_int64(st, 0);
-        x->submitted = sqlite3_column_int64(st, 1);
-        x->completed = sqlite3_column_int64(st, 2);
-        x->failed = sqlite3_column_int64(st, 3);
-        x->latency_sum = sqlite3_column_int64(st, 4);
-        x->latency_n = sqlite3_column_int64(st, 5);
-        x->latency_max = sqlite3_column_int64(st, 6);
-    }
-    if (rc != SQLITE_DONE) ret = TM_EINTERNAL;
+    *out = sq_read_rows(st, store_stat_fields, sizeof **out, n, &ret);
 out:
     if (ret) sq_log(c->db, "queue stats");
     sqlite3_finalize(st);

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/xalloc.h"
 #include "store_sqlite_int.h"
 
 static const char *table(enum store_doc_kind k) {
@@ -19,18 +18,6 @@ static const char *table(enum store_doc_kind k) {
 static const char *cols(enum store_doc_kind k) {
     return k == STORE_DOC_SCHEDULE ? "id,namespace,name,body,created_at,updated_at,state,next_at"
                                    : "id,namespace,name,body,created_at,updated_at,NULL,NULL";
-}
-
-static void read_doc(sqlite3_stmt *st, struct store_doc *d) {
-    memset(d, 0, sizeof *d);
-    snprintf(d->id, sizeof d->id, "%s", (const char *)sqlite3_column_text(st, 0));
-    d->ns = sq_col_dup(st, 1);
-    d->name = sq_col_dup(st, 2);
-    d->body = sq_col_dup(st, 3);
-    d->created_at = sqlite3_column_int64(st, 4);
-    d->updated_at = sqlite3_column_int64(st, 5);
-    d->state = sq_col_dup(st, 6);
-    d->next_at = sqlite3_column_int64(st, 7);
 }
 
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
@@ -63,7 +50,7 @@ static int get_on(sqlite3 *db, enum store_doc_kind k, const char *ns, const char
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     bind_text_or_null(st, 2, ns);
     int ret = sq_step_one(db, st, "read document");
-    if (!ret) read_doc(st, out);
+    if (!ret) sq_read_fields(st, 0, store_doc_fields, out);
     sqlite3_finalize(st);
     return ret;
 }
@@ -93,18 +80,10 @@ int sq_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct s
              "SELECT %s FROM %s WHERE ?1 IS NULL OR namespace=?1 ORDER BY name, namespace", cols(k),
              table(k));
     sqlite3_stmt *st;
-    int ret = prep(db, sql, &st), rc;
-    size_t cap = 0;
+    int ret = prep(db, sql, &st);
     if (!ret) {
         bind_text_or_null(st, 1, ns);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 16;
-                *out = xrealloc(*out, cap * sizeof **out);
-            }
-            read_doc(st, &(*out)[(*n)++]);
-        }
-        ret = step_rc(rc);
+        *out = sq_read_rows(st, store_doc_fields, sizeof **out, n, &ret);
         sqlite3_finalize(st);
     }
     sq_reader_return(s, conn);
@@ -241,27 +220,11 @@ int sq_fires_list(struct store *s, const char *sched_id, int limit, struct sched
     int ret = prep(db,
                    "SELECT slot,at,kind,outcome,task_id FROM schedule_fires WHERE schedule_id=?1"
                    " ORDER BY slot DESC LIMIT ?2",
-                   &st),
-        rc;
+                   &st);
     if (!ret) {
         sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, limit);
-        size_t cap = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 16;
-                *out = xrealloc(*out, cap * sizeof **out);
-            }
-            struct schedule_fire *f = &(*out)[(*n)++];
-            memset(f, 0, sizeof *f);
-            f->slot = sqlite3_column_int64(st, 0);
-            f->at = sqlite3_column_int64(st, 1);
-            snprintf(f->kind, sizeof f->kind, "%s", (const char *)sqlite3_column_text(st, 2));
-            snprintf(f->outcome, sizeof f->outcome, "%s", (const char *)sqlite3_column_text(st, 3));
-            const unsigned char *t = sqlite3_column_text(st, 4);
-            snprintf(f->task_id, sizeof f->task_id, "%s", t ? (const char *)t : "");
-        }
-        ret = step_rc(rc);
+        *out = sq_read_rows(st, store_fire_fields, sizeof **out, n, &ret);
         sqlite3_finalize(st);
     }
     sq_reader_return(s, conn);

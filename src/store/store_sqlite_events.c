@@ -431,17 +431,7 @@ int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct web
 /* Reads the SQE_DELIVERY_COLS at columns 0..10. */
 static void sqe_read_delivery(sqlite3_stmt *st, struct webhook_delivery *d) {
     memset(d, 0, sizeof *d);
-    snprintf(d->id, sizeof d->id, "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(d->webhook_id, sizeof d->webhook_id, "%s", (const char *)sqlite3_column_text(st, 1));
-    d->seq = sqlite3_column_int64(st, 2);
-    snprintf(d->event, sizeof d->event, "%s", (const char *)sqlite3_column_text(st, 3));
-    snprintf(d->status, sizeof d->status, "%s", (const char *)sqlite3_column_text(st, 4));
-    d->attempts = sqlite3_column_int64(st, 5);
-    d->next_at = sqlite3_column_int64(st, 6);
-    d->last_status = sqlite3_column_int64(st, 7);
-    d->last_error = sq_col_dup(st, 8);
-    d->created_at = sqlite3_column_int64(st, 9);
-    d->updated_at = sqlite3_column_int64(st, 10);
+    sq_read_fields(st, 0, store_delivery_fields, d);
 }
 
 int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
@@ -516,15 +506,10 @@ int sq_deliveries_list(struct store *s, const char *webhook_id, int limit,
         return TM_EINTERNAL;
     }
     sqlite3_bind_text(st, 1, webhook_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, limit);
-    *out = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof **out);
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)limit)
-        sqe_read_delivery(st, &(*out)[(*n)++]);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sq_log(db, "deliveries");
-        ret = TM_EINTERNAL;
-    }
+    sqlite3_bind_int(st, 2, limit > 0 ? limit : 0);
+    int ret;
+    *out = sq_read_rows(st, store_delivery_fields, sizeof **out, n, &ret);
+    if (ret) sq_log(db, "deliveries");
     sqlite3_finalize(st);
     sq_reader_return(s, conn);
     return ret;

@@ -25,6 +25,13 @@ void sq_log(sqlite3 *db, const char *what);
 int sq_step_one(sqlite3 *db, sqlite3_stmt *st, const char *what);
 /* Column `at` as a string of its own, or NULL for NULL. */
 char *sq_col_dup(sqlite3_stmt *st, int at);
+/* Reads the columns from `at` on into row's fields, as `fields` says (store_int.h). */
+void sq_read_fields(sqlite3_stmt *st, int at, const struct store_field *fields, void *row);
+/* Steps st to its end, each row read as sq_read_fields does into a new
+ * array of *n structs of `size` bytes, which it returns (NULL for none;
+ * the caller frees it). *rc: 0, or TM_EINTERNAL when a step failed. */
+void *sq_read_rows(sqlite3_stmt *st, const struct store_field *fields, size_t size, size_t *n,
+                   int *rc);
 
 sqlite3 *sq_writer_db(struct store *s);
 /* A reader connection (NULL when none can be opened); give it back with sq_reader_return. */
