@@ -122,7 +122,7 @@ void *sq_read_rows(sqlite3_stmt *st, const struct store_field *fields, size_t si
     return rows;
 }
 
-static int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
         sq_log(db, sql);
         return TM_EINTERNAL;
@@ -140,8 +140,7 @@ static int sq_exec(sqlite3 *db, const char *sql) {
     return 0;
 }
 
-/* Runs a statement to completion (no rows expected) and resets it. */
-static int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
+int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -150,6 +149,13 @@ static int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
         return rc == SQLITE_CONSTRAINT ? TM_ECONFLICT : TM_EINTERNAL;
     }
     return 0;
+}
+
+void sq_bind_text(sqlite3_stmt *st, int at, const char *v) {
+    if (v)
+        sqlite3_bind_text(st, at, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, at);
 }
 
 static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_conn *c) {

@@ -20,21 +20,8 @@ static const char *cols(enum store_doc_kind k) {
                                    : "id,namespace,name,body,created_at,updated_at,NULL,NULL";
 }
 
-static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
-    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK) return 0;
-    fprintf(stderr, "taskmill: sqlite: %s: %s\n", sqlite3_errmsg(db), sql);
-    return TM_EINTERNAL;
-}
-
 static int step_rc(int rc) {
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : TM_EINTERNAL;
-}
-
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
-    if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
 }
 
 /* One doc by id or name (ns NULL: any) on db; TM_ENOT_FOUND. */
@@ -46,9 +33,9 @@ static int get_on(sqlite3 *db, enum store_doc_kind k, const char *ns, const char
              " ORDER BY id=?1 DESC LIMIT 1",
              cols(k), table(k));
     sqlite3_stmt *st;
-    if (prep(db, sql, &st)) return TM_EINTERNAL;
+    if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 2, ns);
+    sq_bind_text(st, 2, ns);
     int ret = sq_step_one(db, st, "read document");
     if (!ret) sq_read_fields(st, 0, store_doc_fields, out);
     sqlite3_finalize(st);
@@ -80,9 +67,9 @@ int sq_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct s
              "SELECT %s FROM %s WHERE ?1 IS NULL OR namespace=?1 ORDER BY name, namespace", cols(k),
              table(k));
     sqlite3_stmt *st;
-    int ret = prep(db, sql, &st);
+    int ret = sq_prepare(db, sql, &st);
     if (!ret) {
-        bind_text_or_null(st, 1, ns);
+        sq_bind_text(st, 1, ns);
         *out = sq_read_rows(st, store_doc_fields, sizeof **out, n, &ret);
         sqlite3_finalize(st);
     }
@@ -106,7 +93,7 @@ int sq_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc 
                         : "UPDATE definitions SET namespace=?2,name=?3,body=?4,created_at=?5,"
                           "updated_at=?6 WHERE id=?1");
     sqlite3_stmt *st;
-    if (prep(db, sql, &st)) return TM_EINTERNAL;
+    if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, d->ns, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, d->name, -1, SQLITE_STATIC);
@@ -134,14 +121,15 @@ int sq_doc_delete(struct store *s, enum store_doc_kind k, const char *ns, const 
     snprintf(sql, sizeof sql, "DELETE FROM %s WHERE id=?1 AND (?2 IS NULL OR namespace=?2)",
              table(k));
     sqlite3_stmt *st;
-    if (prep(db, sql, &st)) return TM_EINTERNAL;
+    if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 2, ns);
+    sq_bind_text(st, 2, ns);
     int ret = step_rc(sqlite3_step(st));
     if (ret == 0 && sqlite3_changes(db) == 0) ret = TM_ENOT_FOUND;
     sqlite3_finalize(st);
     if (ret == 0 && k == STORE_DOC_SCHEDULE) {
-        if (prep(db, "DELETE FROM schedule_fires WHERE schedule_id=?1", &st)) return TM_EINTERNAL;
+        if (sq_prepare(db, "DELETE FROM schedule_fires WHERE schedule_id=?1", &st))
+            return TM_EINTERNAL;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         ret = step_rc(sqlite3_step(st));
         sqlite3_finalize(st);
@@ -153,10 +141,10 @@ int sq_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t m
     sqlite3 *db = sq_writer_db(s);
     sqlite3_stmt *st;
     *n = 0;
-    if (prep(db,
-             "SELECT id FROM schedules WHERE next_at IS NOT NULL AND next_at<=?1"
-             " ORDER BY next_at LIMIT ?2",
-             &st))
+    if (sq_prepare(db,
+                   "SELECT id FROM schedules WHERE next_at IS NOT NULL AND next_at<=?1"
+                   " ORDER BY next_at LIMIT ?2",
+                   &st))
         return TM_EINTERNAL;
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, (int64_t)max);
@@ -171,7 +159,7 @@ int sq_sched_next_at(struct store *s, int64_t *at) {
     sqlite3 *db = sq_writer_db(s);
     sqlite3_stmt *st;
     *at = 0;
-    if (prep(db, "SELECT min(next_at) FROM schedules WHERE next_at IS NOT NULL", &st))
+    if (sq_prepare(db, "SELECT min(next_at) FROM schedules WHERE next_at IS NOT NULL", &st))
         return TM_EINTERNAL;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *at = sqlite3_column_int64(st, 0);
@@ -182,15 +170,15 @@ int sq_sched_next_at(struct store *s, int64_t *at) {
 int sq_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f) {
     sqlite3 *db = sq_writer_db(s);
     sqlite3_stmt *st;
-    if (prep(db,
-             "INSERT INTO schedule_fires(schedule_id,slot,kind,task_id,outcome,at)"
-             " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT DO NOTHING",
-             &st))
+    if (sq_prepare(db,
+                   "INSERT INTO schedule_fires(schedule_id,slot,kind,task_id,outcome,at)"
+                   " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT DO NOTHING",
+                   &st))
         return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, f->slot);
     sqlite3_bind_text(st, 3, f->kind, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 4, f->task_id[0] ? f->task_id : NULL);
+    sq_bind_text(st, 4, f->task_id[0] ? f->task_id : NULL);
     sqlite3_bind_text(st, 5, f->outcome, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, f->at);
     int ret = step_rc(sqlite3_step(st));
@@ -202,7 +190,7 @@ int sq_fire_insert(struct store *s, const char *sched_id, const struct schedule_
 int sq_fire_exists(struct store *s, const char *sched_id, int64_t slot) {
     sqlite3 *db = sq_writer_db(s);
     sqlite3_stmt *st;
-    if (prep(db, "SELECT 1 FROM schedule_fires WHERE schedule_id=?1 AND slot=?2", &st))
+    if (sq_prepare(db, "SELECT 1 FROM schedule_fires WHERE schedule_id=?1 AND slot=?2", &st))
         return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, slot);
@@ -217,7 +205,8 @@ int sq_fires_list(struct store *s, const char *sched_id, int limit, struct sched
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
     sqlite3_stmt *st;
-    int ret = prep(db,
+    int ret =
+        sq_prepare(db,
                    "SELECT slot,at,kind,outcome,task_id FROM schedule_fires WHERE schedule_id=?1"
                    " ORDER BY slot DESC LIMIT ?2",
                    &st);

@@ -63,24 +63,6 @@ void sq_events_close(struct store *s) {
     *slot = NULL;
 }
 
-static int sqe_done(sqlite3 *db, sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE) {
-        sq_log(db, "step");
-        return TM_EINTERNAL;
-    }
-    return 0;
-}
-
-static void sqe_bind_text(sqlite3_stmt *st, int at, const char *v) {
-    if (v)
-        sqlite3_bind_text(st, at, v, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, at);
-}
-
 /* Runs a one-value query on db; *v is 0 when it gives NULL or no row. */
 static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v) {
     sqlite3_stmt *st = NULL;
@@ -130,7 +112,7 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
             sqlite3_bind_text(st, 11, ev->actor, -1, SQLITE_STATIC);
         else
             sqlite3_bind_null(st, 11);
-        int rc = sqe_done(db, st);
+        int rc = sq_step_done(db, st);
         if (rc) return rc;
         ev->seq = sqlite3_last_insert_rowid(db);
         for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++) {
@@ -141,7 +123,7 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
             sqlite3_bind_text(dl, 2, name, -1, SQLITE_TRANSIENT);
             sqlite3_bind_int64(dl, 3, ev->at);
             sqlite3_bind_text(dl, 4, ev->ns, -1, SQLITE_STATIC);
-            if ((rc = sqe_done(db, dl))) return rc;
+            if ((rc = sq_step_done(db, dl))) return rc;
             *deliveries += (size_t)sqlite3_changes(db);
         }
     }
@@ -212,13 +194,13 @@ int sq_webhook_insert(struct store *s, const struct webhook *w) {
     char events[128];
     sqe_events_text(w->events, events, sizeof events);
     sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
-    sqe_bind_text(st, 2, w->ns);
-    sqe_bind_text(st, 3, w->name);
-    sqe_bind_text(st, 4, w->url);
+    sq_bind_text(st, 2, w->ns);
+    sq_bind_text(st, 3, w->name);
+    sq_bind_text(st, 4, w->url);
     sqlite3_bind_text(st, 5, events, -1, SQLITE_TRANSIENT);
-    sqe_bind_text(st, 6, w->secret);
+    sq_bind_text(st, 6, w->secret);
     sqlite3_bind_int64(st, 7, w->created_at);
-    return sqe_done(sq_writer_db(s), st);
+    return sq_step_done(sq_writer_db(s), st);
 }
 
 int sq_webhook_count(struct store *s, const char *ns, int64_t *n) {
@@ -227,7 +209,7 @@ int sq_webhook_count(struct store *s, const char *ns, int64_t *n) {
     sqlite3_stmt *st =
         sqe_stmt(s, &q->hook_count, "SELECT count(*) FROM webhooks WHERE namespace IS ?1");
     if (!st) return TM_EINTERNAL;
-    sqe_bind_text(st, 1, ns);
+    sq_bind_text(st, 1, ns);
     int rc = sqlite3_step(st);
     *n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
@@ -246,15 +228,15 @@ int sq_webhook_delete(struct store *s, const char *ns, const char *id) {
         s, &q->hook_delete, "DELETE FROM webhooks WHERE id=?1 AND (?2 IS NULL OR namespace=?2)");
     if (!st) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqe_bind_text(st, 2, ns);
-    int rc = sqe_done(db, st);
+    sq_bind_text(st, 2, ns);
+    int rc = sq_step_done(db, st);
     if (rc) return rc;
     if (sqlite3_changes(db) == 0) return TM_ENOT_FOUND;
     st = sqe_stmt(s, &q->hook_delete_deliveries,
                   "DELETE FROM webhook_deliveries WHERE webhook_id=?1");
     if (!st) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    return sqe_done(db, st);
+    return sq_step_done(db, st);
 }
 
 int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
@@ -265,16 +247,16 @@ int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
     sqlite3_stmt *fr = sqe_stmt(s, &q->hook_free, "UPDATE webhooks SET busy_until=0 WHERE id=?1");
     if (!st || !fr) return TM_EINTERNAL;
     sqlite3_bind_text(fr, 1, d->webhook_id, -1, SQLITE_STATIC);
-    int rc = sqe_done(sq_writer_db(s), fr);
+    int rc = sq_step_done(sq_writer_db(s), fr);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, d->status, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, d->attempts);
     sqlite3_bind_int64(st, 4, d->next_at);
     sqlite3_bind_int64(st, 5, d->last_status);
-    sqe_bind_text(st, 6, d->last_error);
+    sq_bind_text(st, 6, d->last_error);
     sqlite3_bind_int64(st, 7, d->updated_at);
-    return sqe_done(sq_writer_db(s), st);
+    return sq_step_done(sq_writer_db(s), st);
 }
 
 /* ---- Reads ---- */
@@ -338,8 +320,8 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
         goto out;
     }
     sqlite3_bind_int64(st, 1, after);
-    sqe_bind_text(st, 2, ns);
-    sqe_bind_text(st, 3, task_id);
+    sq_bind_text(st, 2, ns);
+    sq_bind_text(st, 3, task_id);
     sqlite3_bind_int(st, 4, limit);
     out->events = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof *out->events);
     int rc;
@@ -391,8 +373,8 @@ int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct web
         sq_reader_return(s, conn);
         return TM_EINTERNAL;
     }
-    sqe_bind_text(st, 1, ns);
-    sqe_bind_text(st, 2, id);
+    sq_bind_text(st, 1, ns);
+    sq_bind_text(st, 2, id);
     size_t cap = 0;
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -482,7 +464,7 @@ int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
     if (!ret) {
         sqlite3_bind_text(busy, 1, (*out)->webhook_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(busy, 2, busy_until);
-        ret = sqe_done(db, busy);
+        ret = sq_step_done(db, busy);
     }
     if (ret) {
         deliveries_free(*out, 1);

@@ -23,6 +23,14 @@ void sq_log(sqlite3 *db, const char *what);
  * TM_ENOT_FOUND for none, TM_EINTERNAL (logged with `what`) on error. The
  * caller resets or finalizes st. */
 int sq_step_one(sqlite3 *db, sqlite3_stmt *st, const char *what);
+/* Prepares a statement on db; TM_EINTERNAL (logged with the SQL) when it cannot. */
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
+/* Runs a statement to completion (no rows expected), then resets it and
+ * clears its bindings: 0, TM_ECONFLICT on a unique key, else TM_EINTERNAL
+ * (logged). */
+int sq_step_done(sqlite3 *db, sqlite3_stmt *st);
+/* Binds text (copied), or NULL when v is. */
+void sq_bind_text(sqlite3_stmt *st, int at, const char *v);
 /* Column `at` as a string of its own, or NULL for NULL. */
 char *sq_col_dup(sqlite3_stmt *st, int at);
 /* Reads the columns from `at` on into row's fields, as `fields` says (store_int.h). */
