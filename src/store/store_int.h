@@ -310,8 +310,16 @@ extern const struct store_field store_delivery_fields[];
 extern const struct store_field store_fire_fields[];
 /* minute and the sums of submitted,completed,failed,latency_sum,latency_n, and max(latency_max) */
 extern const struct store_field store_stat_fields[];
+/* The first fields of store_doc_fields, which definitions have too:
+ * schedules add state and next_at. */
+#define STORE_DOC_COMMON_FIELDS 6
+/* What updating a delivery writes: id,status,attempts,next_at,last_status,last_error,updated_at */
+extern const struct store_field store_delivery_set_fields[];
 /* Sets the field f of row from a column's value v, as store_col_set does a task's. */
 void store_field_set(void *row, const struct store_field *f, const struct store_value *v);
+/* The value row's field f is written as, as store_col_value is a task's
+ * (text borrowed from the row). */
+struct store_value store_field_value(const void *row, const struct store_field *f);
 
 /* store_events.c: helpers of the writer (store.c). */
 /* Fills ev from the task after a change; ev owns copies. The task JSON is

@@ -575,15 +575,28 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
 
 /* ---- Tasks: rows to structs and back ---- */
 
+/* Adds a store_value as the next parameter. */
+static void pgp_value(struct pg_params *p, const struct store_value *v) {
+    if (v->kind == STORE_VALUE_INT)
+        pgp_int(p, v->i);
+    else if (v->kind == STORE_VALUE_REAL)
+        pgp_real(p, v->r);
+    else
+        pgp_text(p, v->kind == STORE_VALUE_TEXT ? v->text : NULL);
+}
+
+void pgp_fields(struct pg_params *p, const struct store_field *fields, size_t max,
+                const void *row) {
+    for (size_t i = 0; i < max && fields[i].kind != STORE_FIELD_END; i++) {
+        struct store_value v = store_field_value(row, &fields[i]);
+        pgp_value(p, &v);
+    }
+}
+
 static void pg_task_params(struct pg_params *p, const struct task *t) {
     for (size_t i = 0; i < NCOLS; i++) {
         struct store_value v = store_col_value(t, &store_task_columns[i]);
-        if (v.kind == STORE_VALUE_INT)
-            pgp_int(p, v.i);
-        else if (v.kind == STORE_VALUE_REAL)
-            pgp_real(p, v.r);
-        else
-            pgp_text(p, v.text);
+        pgp_value(p, &v);
     }
 }
 

@@ -90,12 +90,7 @@ int pg_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc 
                        "updated_at=$6 WHERE id=$1 RETURNING 1";
     struct pg_params p;
     pgp_init(&p);
-    pgp_text(&p, d->id);
-    pgp_text(&p, d->ns);
-    pgp_text(&p, d->name);
-    pgp_text(&p, d->body);
-    pgp_int(&p, d->created_at);
-    pgp_int(&p, d->updated_at);
+    pgp_fields(&p, store_doc_fields, STORE_DOC_COMMON_FIELDS, d);
     if (k == STORE_DOC_SCHEDULE) {
         pgp_text(&p, d->state ? d->state : "{}");
         if (d->next_at)

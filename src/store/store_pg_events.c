@@ -263,13 +263,7 @@ static const struct pg_stmt st_delivery_update = {
 int pg_delivery_update(struct store *s, const struct webhook_delivery *d) {
     struct pg_params p;
     pgp_init(&p);
-    pgp_text(&p, d->id);
-    pgp_text(&p, d->status);
-    pgp_int(&p, d->attempts);
-    pgp_int(&p, d->next_at);
-    pgp_int(&p, d->last_status);
-    pgp_text(&p, d->last_error);
-    pgp_int(&p, d->updated_at);
+    pgp_fields(&p, store_delivery_set_fields, SIZE_MAX, d);
     pgp_text(&p, d->webhook_id);
     return pg_run_cmd(pg_writer(s), &st_delivery_update, &p);
 }

@@ -97,6 +97,9 @@ void pgp_init(struct pg_params *p);
 void pgp_text(struct pg_params *p, const char *s);
 void pgp_int(struct pg_params *p, int64_t v);
 void pgp_real(struct pg_params *p, double v);
+/* Adds row's first `max` fields (all: SIZE_MAX) as parameters, as `fields`
+ * says (store_int.h); borrowed. */
+void pgp_fields(struct pg_params *p, const struct store_field *fields, size_t max, const void *row);
 /* Binary format (bytea, or an array built with pga_*); borrowed. */
 void pgp_bin(struct pg_params *p, const void *data, size_t n);
 

@@ -734,6 +734,16 @@ const struct store_field store_delivery_fields[] = {
     F(STORE_FIELD_INT, struct webhook_delivery, updated_at),
     {STORE_FIELD_END, 0, 0},
 };
+const struct store_field store_delivery_set_fields[] = {
+    F(STORE_FIELD_COPY, struct webhook_delivery, id),
+    F(STORE_FIELD_COPY, struct webhook_delivery, status),
+    F(STORE_FIELD_INT, struct webhook_delivery, attempts),
+    F(STORE_FIELD_INT, struct webhook_delivery, next_at),
+    F(STORE_FIELD_INT, struct webhook_delivery, last_status),
+    F(STORE_FIELD_DUP, struct webhook_delivery, last_error),
+    F(STORE_FIELD_INT, struct webhook_delivery, updated_at),
+    {STORE_FIELD_END, 0, 0},
+};
 const struct store_field store_fire_fields[] = {
     F(STORE_FIELD_INT, struct schedule_fire, slot),
     F(STORE_FIELD_INT, struct schedule_fire, at),
@@ -770,6 +780,21 @@ void store_field_set(void *row, const struct store_field *f, const struct store_
     case STORE_FIELD_END:
         break;
     }
+}
+
+struct store_value store_field_value(const void *row, const struct store_field *f) {
+    const char *p = (const char *)row + f->off;
+    switch (f->kind) {
+    case STORE_FIELD_INT:
+        return (struct store_value){.kind = STORE_VALUE_INT, .i = *(const int64_t *)p};
+    case STORE_FIELD_DUP:
+        p = *(char *const *)p;
+        break;
+    case STORE_FIELD_COPY:
+    case STORE_FIELD_END:
+        break;
+    }
+    return (struct store_value){.kind = p ? STORE_VALUE_TEXT : STORE_VALUE_NULL, .text = p};
 }
 
 void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct buf *select_cols,

@@ -151,6 +151,17 @@ int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
     return 0;
 }
 
+void sq_bind_fields(sqlite3_stmt *st, const struct store_field *fields, size_t max,
+                    const void *row) {
+    for (size_t i = 0; i < max && fields[i].kind != STORE_FIELD_END; i++) {
+        struct store_value v = store_field_value(row, &fields[i]);
+        if (v.kind == STORE_VALUE_INT)
+            sqlite3_bind_int64(st, (int)i + 1, v.i);
+        else
+            sq_bind_text(st, (int)i + 1, v.text);
+    }
+}
+
 void sq_bind_text(sqlite3_stmt *st, int at, const char *v) {
     if (v)
         sqlite3_bind_text(st, at, v, -1, SQLITE_TRANSIENT);

@@ -94,12 +94,7 @@ int sq_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc 
                           "updated_at=?6 WHERE id=?1");
     sqlite3_stmt *st;
     if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
-    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, d->ns, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, d->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, d->body, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, d->created_at);
-    sqlite3_bind_int64(st, 6, d->updated_at);
+    sq_bind_fields(st, store_doc_fields, STORE_DOC_COMMON_FIELDS, d);
     if (k == STORE_DOC_SCHEDULE) {
         sqlite3_bind_text(st, 7, d->state ? d->state : "{}", -1, SQLITE_STATIC);
         if (d->next_at)

@@ -249,13 +249,7 @@ int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
     sqlite3_bind_text(fr, 1, d->webhook_id, -1, SQLITE_STATIC);
     int rc = sq_step_done(sq_writer_db(s), fr);
     if (rc) return rc;
-    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, d->status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, d->attempts);
-    sqlite3_bind_int64(st, 4, d->next_at);
-    sqlite3_bind_int64(st, 5, d->last_status);
-    sq_bind_text(st, 6, d->last_error);
-    sqlite3_bind_int64(st, 7, d->updated_at);
+    sq_bind_fields(st, store_delivery_set_fields, SIZE_MAX, d);
     return sq_step_done(sq_writer_db(s), st);
 }
 

@@ -31,6 +31,10 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
 int sq_step_done(sqlite3 *db, sqlite3_stmt *st);
 /* Binds text (copied), or NULL when v is. */
 void sq_bind_text(sqlite3_stmt *st, int at, const char *v);
+/* Binds row's first `max` fields (all: SIZE_MAX) to ?1, ?2, ..., as
+ * `fields` says (store_int.h). */
+void sq_bind_fields(sqlite3_stmt *st, const struct store_field *fields, size_t max,
+                    const void *row);
 /* Column `at` as a string of its own, or NULL for NULL. */
 char *sq_col_dup(sqlite3_stmt *st, int at);
 /* Reads the columns from `at` on into row's fields, as `fields` says (store_int.h). */
