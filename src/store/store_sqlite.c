@@ -151,6 +151,36 @@ int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
     return 0;
 }
 
+int sq_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v) {
+    sqlite3_stmt *st = NULL;
+    if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
+    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, a);
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(db, sql);
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+int sq_read_ids(sqlite3 *db, sqlite3_stmt *st, int64_t now, char (*ids)[ID_LEN + 1], size_t max,
+                size_t *n) {
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, (int64_t)max);
+    *n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+        snprintf(ids[(*n)++], ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(db, "due");
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
 void sq_bind_fields(sqlite3_stmt *st, const struct store_field *fields, size_t max,
                     const void *row) {
     for (size_t i = 0; i < max && fields[i].kind != STORE_FIELD_END; i++) {
@@ -527,18 +557,7 @@ static int sq_claim_next(struct store *s, const struct store_claim_query *cq, st
 
 static int sq_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n) {
     struct sq_store *q = sq(s);
-    sqlite3_bind_int64(q->w_due, 1, now);
-    sqlite3_bind_int64(q->w_due, 2, (int64_t)max);
-    *n = 0;
-    int rc;
-    while ((rc = sqlite3_step(q->w_due)) == SQLITE_ROW && *n < max)
-        snprintf(ids[(*n)++], ID_LEN + 1, "%s", (const char *)sqlite3_column_text(q->w_due, 0));
-    sqlite3_reset(q->w_due);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sq_log(q->writer.db, "due");
-        return TM_EINTERNAL;
-    }
-    return 0;
+    return sq_read_ids(q->writer.db, q->w_due, now, ids, max, n);
 }
 
 static int sq_next_due(struct store *s, int64_t *at) {

@@ -141,25 +141,14 @@ int sq_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t m
                    " ORDER BY next_at LIMIT ?2",
                    &st))
         return TM_EINTERNAL;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, (int64_t)max);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
-        snprintf(ids[(*n)++], ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+    int rc = sq_read_ids(db, st, now, ids, max, n);
     sqlite3_finalize(st);
-    return step_rc(rc);
+    return rc;
 }
 
 int sq_sched_next_at(struct store *s, int64_t *at) {
-    sqlite3 *db = sq_writer_db(s);
-    sqlite3_stmt *st;
-    *at = 0;
-    if (sq_prepare(db, "SELECT min(next_at) FROM schedules WHERE next_at IS NOT NULL", &st))
-        return TM_EINTERNAL;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *at = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return step_rc(rc);
+    return sq_scalar(sq_writer_db(s),
+                     "SELECT min(next_at) FROM schedules WHERE next_at IS NOT NULL", 0, at);
 }
 
 int sq_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f) {

@@ -63,24 +63,6 @@ void sq_events_close(struct store *s) {
     *slot = NULL;
 }
 
-/* Runs a one-value query on db; *v is 0 when it gives NULL or no row. */
-static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sq_log(db, sql);
-        return TM_EINTERNAL;
-    }
-    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, a);
-    int rc = sqlite3_step(st);
-    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sq_log(db, sql);
-        return TM_EINTERNAL;
-    }
-    return 0;
-}
-
 int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries) {
     struct sq_events *q = sqe(s);
     sqlite3 *db = sq_writer_db(s);
@@ -133,10 +115,10 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
 int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out) {
     sqlite3 *db = sq_writer_db(s);
     memset(out, 0, sizeof *out);
-    int rc = sqe_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, &out->head);
+    int rc = sq_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, &out->head);
     if (!rc)
-        rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
-                        &out->pruned_through);
+        rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
+                       &out->pruned_through);
     /* Not max(seq) ... WHERE at<?1: SQLite answers that by walking the
      * primary key down from the newest event, testing `at`, which reads
      * the whole log while no event is that old (each retention step did,
@@ -144,11 +126,11 @@ int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_
      * where the clock stepped back its seq may be lower than the max, so
      * retention only keeps an event longer. */
     if (!rc && before_at > 0)
-        rc = sqe_scalar(db, "SELECT seq FROM events WHERE at<?1 ORDER BY at DESC, seq DESC LIMIT 1",
-                        before_at, &out->aged_through);
+        rc = sq_scalar(db, "SELECT seq FROM events WHERE at<?1 ORDER BY at DESC, seq DESC LIMIT 1",
+                       before_at, &out->aged_through);
     if (!rc)
-        rc = sqe_scalar(db, "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0,
-                        &out->pending_min);
+        rc = sq_scalar(db, "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0,
+                       &out->pending_min);
     return rc;
 }
 
@@ -156,23 +138,23 @@ int sq_events_nth(struct store *s, int64_t after, int max_rows, int64_t *seq) {
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT seq FROM events WHERE seq>?1 ORDER BY seq LIMIT 1 OFFSET %d",
              max_rows > 0 ? max_rows - 1 : 0);
-    return sqe_scalar(sq_writer_db(s), sql, after, seq);
+    return sq_scalar(sq_writer_db(s), sql, after, seq);
 }
 
 int sq_events_delete(struct store *s, int64_t through, int64_t *deleted) {
     sqlite3 *db = sq_writer_db(s);
     int64_t v = 0;
-    int rc = sqe_scalar(db, "DELETE FROM events WHERE seq<=?1", through, &v);
+    int rc = sq_scalar(db, "DELETE FROM events WHERE seq<=?1", through, &v);
     if (rc) return rc;
     *deleted = sqlite3_changes(db);
-    rc = sqe_scalar(db, "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1",
-                    through, &v);
+    rc = sq_scalar(db, "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1",
+                   through, &v);
     if (!rc)
-        rc = sqe_scalar(db, "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", through,
-                        &v);
+        rc = sq_scalar(db, "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", through,
+                       &v);
     if (!rc)
-        rc = sqe_scalar(db, "UPDATE event_meta SET value=value+?1 WHERE name='pruned_total'",
-                        *deleted, &v);
+        rc = sq_scalar(db, "UPDATE event_meta SET value=value+?1 WHERE name='pruned_total'",
+                       *deleted, &v);
     return rc;
 }
 
@@ -284,10 +266,10 @@ static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev) {
 }
 
 static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through) {
-    int rc = sqe_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, head);
+    int rc = sq_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, head);
     if (!rc)
-        rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
-                        pruned_through);
+        rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
+                       pruned_through);
     return rc;
 }
 
@@ -496,7 +478,7 @@ int sq_deliveries_next_at(struct store *s, int64_t *at) {
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
     int rc =
-        sqe_scalar(db, "SELECT min(next_at) FROM webhook_deliveries WHERE status='pending'", 0, at);
+        sq_scalar(db, "SELECT min(next_at) FROM webhook_deliveries WHERE status='pending'", 0, at);
     sq_reader_return(s, conn);
     return rc;
 }

@@ -35,6 +35,13 @@ void sq_bind_text(sqlite3_stmt *st, int at, const char *v);
  * `fields` says (store_int.h). */
 void sq_bind_fields(sqlite3_stmt *st, const struct store_field *fields, size_t max,
                     const void *row);
+/* Runs a one-value statement (?1, if it has one, is a) once on db: *v is
+ * 0 when it gives NULL or no row. 0, or TM_EINTERNAL (logged). */
+int sq_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v);
+/* Runs st, a "due" statement (?1 now, ?2 max) that selects ids, into
+ * ids[0..*n) and resets it. 0, or TM_EINTERNAL (logged). */
+int sq_read_ids(sqlite3 *db, sqlite3_stmt *st, int64_t now, char (*ids)[ID_LEN + 1], size_t max,
+                size_t *n);
 /* Column `at` as a string of its own, or NULL for NULL. */
 char *sq_col_dup(sqlite3_stmt *st, int at);
 /* Reads the columns from `at` on into row's fields, as `fields` says (store_int.h). */
