@@ -317,6 +317,8 @@ extern const struct store_field store_stat_fields[];
 extern const struct store_field store_delivery_set_fields[];
 /* Sets the field f of row from a column's value v, as store_col_set does a task's. */
 void store_field_set(void *row, const struct store_field *f, const struct store_value *v);
+/* Frees row's DUP fields and sets them to NULL (the rest stay). */
+void store_fields_release(void *row, const struct store_field *fields);
 /* The value row's field f is written as, as store_col_value is a task's
  * (text borrowed from the row). */
 struct store_value store_field_value(const void *row, const struct store_field *f);

@@ -782,6 +782,15 @@ void store_field_set(void *row, const struct store_field *f, const struct store_
     }
 }
 
+void store_fields_release(void *row, const struct store_field *fields) {
+    for (const struct store_field *f = fields; f->kind != STORE_FIELD_END; f++) {
+        if (f->kind != STORE_FIELD_DUP) continue;
+        char **p = (char **)((char *)row + f->off);
+        free(*p);
+        *p = NULL;
+    }
+}
+
 struct store_value store_field_value(const void *row, const struct store_field *f) {
     const char *p = (const char *)row + f->off;
     switch (f->kind) {
