@@ -7,6 +7,7 @@
  * the server's JSON. Single-threaded; everything is freed before return.
  */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,35 +45,49 @@ struct sched_args {
     json_t *params;
 };
 
+/* The flags of both commands that take a value, each kept as typed in its
+ * field of struct sched_args (--server, --param and the switches are
+ * parsed apart). */
+static const struct sched_flag {
+    const char *name;
+    size_t off; /* a const char * in struct sched_args */
+} sched_value_flags[] = {
+    {"cron", offsetof(struct sched_args, cron)},
+    {"every", offsetof(struct sched_args, every)},
+    {"timezone", offsetof(struct sched_args, zone)},
+    {"definition", offsetof(struct sched_args, definition)},
+    {"type", offsetof(struct sched_args, type)},
+    {"queue", offsetof(struct sched_args, queue)},
+    {"overlap", offsetof(struct sched_args, overlap)},
+    {"catchup", offsetof(struct sched_args, catchup)},
+    {"jitter", offsetof(struct sched_args, jitter)},
+    {"start", offsetof(struct sched_args, start)},
+    {"end", offsetof(struct sched_args, end)},
+    {"note", offsetof(struct sched_args, note)},
+    {"from", offsetof(struct sched_args, from)},
+    {"to", offsetof(struct sched_args, to)},
+    {"priority", offsetof(struct sched_args, priority)},
+    {"max-retries", offsetof(struct sched_args, max_retries)},
+    {"description", offsetof(struct sched_args, description)},
+    {"executor", offsetof(struct sched_args, executor)},
+    {"timeout", offsetof(struct sched_args, timeout)},
+};
+#define NSCHED_VALUE_FLAGS (sizeof sched_value_flags / sizeof sched_value_flags[0])
+#define SCHED_FLAG_OPT     1000 /* getopt's value for sched_value_flags[0] */
+
 static int sched_parse_args(int argc, char **argv, const char *cmd, const char *usage,
                             struct sched_args *a) {
-    static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {"cron", required_argument, NULL, 'c'},
-        {"every", required_argument, NULL, 'e'},
-        {"timezone", required_argument, NULL, 'z'},
-        {"definition", required_argument, NULL, 'd'},
-        {"type", required_argument, NULL, 't'},
-        {"queue", required_argument, NULL, 'q'},
-        {"param", required_argument, NULL, 'p'},
-        {"overlap", required_argument, NULL, 'o'},
-        {"catchup", required_argument, NULL, 'C'},
-        {"jitter", required_argument, NULL, 'J'},
-        {"start", required_argument, NULL, 'S'},
-        {"end", required_argument, NULL, 'E'},
-        {"paused", no_argument, NULL, 'P'},
-        {"note", required_argument, NULL, 'n'},
-        {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 'T'},
-        {"priority", required_argument, NULL, 'r'},
-        {"max-retries", required_argument, NULL, 'm'},
-        {"description", required_argument, NULL, 'D'},
-        {"executor", required_argument, NULL, 'x'},
-        {"timeout", required_argument, NULL, 'O'},
-        {NULL, 0, NULL, 0},
+    /* One option per value flag, then the others, then the end. */
+    static const struct option others[] = {
+        {"server", required_argument, NULL, 's'}, {"param", required_argument, NULL, 'p'},
+        {"paused", no_argument, NULL, 'P'},       {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
+    struct option opts[NSCHED_VALUE_FLAGS + sizeof others / sizeof others[0]];
+    for (size_t i = 0; i < NSCHED_VALUE_FLAGS; i++)
+        opts[i] = (struct option){sched_value_flags[i].name, required_argument, NULL,
+                                  SCHED_FLAG_OPT + (int)i};
+    memcpy(opts + NSCHED_VALUE_FLAGS, others, sizeof others);
     memset(a, 0, sizeof *a);
     a->params = json_object();
     int ch;
@@ -88,72 +103,19 @@ static int sched_parse_args(int argc, char **argv, const char *cmd, const char *
         case 'h':
             fputs(usage, stdout);
             return CLI_EXIT_OK;
-        case 'c':
-            a->cron = optarg;
-            break;
-        case 'e':
-            a->every = optarg;
-            break;
-        case 'z':
-            a->zone = optarg;
-            break;
-        case 'd':
-            a->definition = optarg;
-            break;
-        case 't':
-            a->type = optarg;
-            break;
-        case 'q':
-            a->queue = optarg;
-            break;
         case 'p':
             if (cli_param_add(cmd, a->params, optarg)) return CLI_EXIT_USAGE;
-            break;
-        case 'o':
-            a->overlap = optarg;
-            break;
-        case 'C':
-            a->catchup = optarg;
-            break;
-        case 'J':
-            a->jitter = optarg;
-            break;
-        case 'S':
-            a->start = optarg;
-            break;
-        case 'E':
-            a->end = optarg;
             break;
         case 'P':
             a->paused = true;
             break;
-        case 'n':
-            a->note = optarg;
-            break;
-        case 'f':
-            a->from = optarg;
-            break;
-        case 'T':
-            a->to = optarg;
-            break;
-        case 'r':
-            a->priority = optarg;
-            break;
-        case 'm':
-            a->max_retries = optarg;
-            break;
-        case 'D':
-            a->description = optarg;
-            break;
-        case 'x':
-            a->executor = optarg;
-            break;
-        case 'O':
-            a->timeout = optarg;
-            break;
         default:
-            fputs(usage, stderr);
-            return CLI_EXIT_USAGE;
+            if (ch < SCHED_FLAG_OPT || ch >= SCHED_FLAG_OPT + (int)NSCHED_VALUE_FLAGS) {
+                fputs(usage, stderr);
+                return CLI_EXIT_USAGE;
+            }
+            *(const char **)((char *)a + sched_value_flags[ch - SCHED_FLAG_OPT].off) = optarg;
+            break;
         }
     }
     return -1;
