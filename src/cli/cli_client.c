@@ -87,6 +87,22 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
     return '?';
 }
 
+void cli_options_build(struct option *opts, const struct cli_value_flag *flags, size_t n,
+                       const struct option *others) {
+    for (size_t i = 0; i < n; i++)
+        opts[i] = (struct option){flags[i].name, required_argument, NULL, CLI_VALUE_OPT + (int)i};
+    size_t k = 0;
+    do
+        opts[n + k] = others[k];
+    while (others[k++].name);
+}
+
+bool cli_value_flag_set(int ch, const struct cli_value_flag *flags, size_t n, void *args) {
+    if (ch < CLI_VALUE_OPT || ch >= CLI_VALUE_OPT + (int)n) return false;
+    *(const char **)((char *)args + flags[ch - CLI_VALUE_OPT].off) = optarg;
+    return true;
+}
+
 void cli_block_stop_signals(sigset_t *stop) {
     sigemptyset(stop);
     sigaddset(stop, SIGINT);

@@ -62,6 +62,25 @@ int cli_param_add(const char *cmd, json_t *params, const char *arg);
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                const struct option *opts);
 
+/* A flag whose value a command keeps as typed, in a `const char *` field of
+ * its arguments' struct (at `off`). */
+struct cli_value_flag {
+    const char *name;
+    size_t off;
+};
+/* The getopt value of a command's value_flags[0] (the others follow). */
+#define CLI_VALUE_OPT 1000
+/*
+ * Fills opts, which has room for n + the others' count, with one option per
+ * value flag (taking an argument, with getopt value CLI_VALUE_OPT + i), then
+ * `others` up to and including its {NULL} end.
+ */
+void cli_options_build(struct option *opts, const struct cli_value_flag *flags, size_t n,
+                       const struct option *others);
+/* When ch (from cli_getopt) is one of the n value flags, stores optarg in
+ * its field of args and returns true; otherwise false. */
+bool cli_value_flag_set(int ch, const struct cli_value_flag *flags, size_t n, void *args);
+
 /*
  * Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
  * it starts after, and sets *stop to them for the one thread that waits

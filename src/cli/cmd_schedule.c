@@ -48,10 +48,7 @@ struct sched_args {
 /* The flags of both commands that take a value, each kept as typed in its
  * field of struct sched_args (--server, --param and the switches are
  * parsed apart). */
-static const struct sched_flag {
-    const char *name;
-    size_t off; /* a const char * in struct sched_args */
-} sched_value_flags[] = {
+static const struct cli_value_flag sched_value_flags[] = {
     {"cron", offsetof(struct sched_args, cron)},
     {"every", offsetof(struct sched_args, every)},
     {"timezone", offsetof(struct sched_args, zone)},
@@ -73,7 +70,6 @@ static const struct sched_flag {
     {"timeout", offsetof(struct sched_args, timeout)},
 };
 #define NSCHED_VALUE_FLAGS (sizeof sched_value_flags / sizeof sched_value_flags[0])
-#define SCHED_FLAG_OPT     1000 /* getopt's value for sched_value_flags[0] */
 
 static int sched_parse_args(int argc, char **argv, const char *cmd, const char *usage,
                             struct sched_args *a) {
@@ -84,10 +80,7 @@ static int sched_parse_args(int argc, char **argv, const char *cmd, const char *
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     struct option opts[NSCHED_VALUE_FLAGS + sizeof others / sizeof others[0]];
-    for (size_t i = 0; i < NSCHED_VALUE_FLAGS; i++)
-        opts[i] = (struct option){sched_value_flags[i].name, required_argument, NULL,
-                                  SCHED_FLAG_OPT + (int)i};
-    memcpy(opts + NSCHED_VALUE_FLAGS, others, sizeof others);
+    cli_options_build(opts, sched_value_flags, NSCHED_VALUE_FLAGS, others);
     memset(a, 0, sizeof *a);
     a->params = json_object();
     int ch;
@@ -110,11 +103,10 @@ static int sched_parse_args(int argc, char **argv, const char *cmd, const char *
             a->paused = true;
             break;
         default:
-            if (ch < SCHED_FLAG_OPT || ch >= SCHED_FLAG_OPT + (int)NSCHED_VALUE_FLAGS) {
+            if (!cli_value_flag_set(ch, sched_value_flags, NSCHED_VALUE_FLAGS, a)) {
                 fputs(usage, stderr);
                 return CLI_EXIT_USAGE;
             }
-            *(const char **)((char *)a + sched_value_flags[ch - SCHED_FLAG_OPT].off) = optarg;
             break;
         }
     }
