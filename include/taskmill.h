@@ -283,6 +283,15 @@ TM_API int tm_claim_many(struct tm_client *c, const char *queue, const struct tm
  */
 TM_API int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries,
                          json_t **results);
+/*
+ * An entry of tm_work_batch for one task: {"id", "lease_token"} and the
+ * report r (may be NULL) as tm_heartbeat, tm_complete and tm_fail send it
+ * (with `id` NULL, that call's body itself). The caller owns it and adds
+ * the verb's own fields ("result", or "error" and "retryable"); the
+ * report's items, messages and attributes are shared, not copied. A
+ * message that is not UTF-8 is left out.
+ */
+TM_API json_t *tm_work_entry(const char *id, const char *token, const struct tm_report *r);
 
 #ifdef __cplusplus
 }

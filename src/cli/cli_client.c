@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +85,30 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
     fprintf(stderr, "taskmill %s: unknown option '%.*s' (options are not abbreviated: '--%s'?)\n",
             cmd, (int)(n + 2), word, opts[idx].name);
     return '?';
+}
+
+void cli_options_build(struct option *opts, const struct cli_value_flag *flags, size_t n,
+                       const struct option *others) {
+    for (size_t i = 0; i < n; i++)
+        opts[i] = (struct option){flags[i].name, required_argument, NULL, CLI_VALUE_OPT + (int)i};
+    size_t k = 0;
+    do
+        opts[n + k] = others[k];
+    while (others[k++].name);
+}
+
+bool cli_value_flag_set(int ch, const struct cli_value_flag *flags, size_t n, void *args) {
+    if (ch < CLI_VALUE_OPT || ch >= CLI_VALUE_OPT + (int)n) return false;
+    *(const char **)((char *)args + flags[ch - CLI_VALUE_OPT].off) = optarg;
+    return true;
+}
+
+void cli_block_stop_signals(sigset_t *stop) {
+    sigemptyset(stop);
+    sigaddset(stop, SIGINT);
+    sigaddset(stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int cli_short_id_len(char *const *ids, size_t n, size_t i) {
@@ -173,8 +199,8 @@ void cli_print_json(const json_t *v) {
     fputc('\n', stdout);
 }
 
-int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, const char **server,
-                      bool *json) {
+int cli_parse_args(const char *cmd, int argc, char **argv, const char *usage,
+                   enum cli_operands want, const char **server, bool *json) {
     static const struct option opts[] = {
         {"server", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
@@ -185,7 +211,7 @@ int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, con
     *json = false;
     int ch;
     optind = 1;
-    while ((ch = cli_getopt(argv[0], argc, argv, "s:jh", opts)) != -1) {
+    while ((ch = cli_getopt(cmd, argc, argv, "s:jh", opts)) != -1) {
         switch (ch) {
         case 's':
             *server = optarg;
@@ -201,7 +227,10 @@ int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, con
             return CLI_EXIT_USAGE;
         }
     }
-    if (one_id ? optind != argc - 1 : optind >= argc) {
+    int operands = argc - optind;
+    if (want == CLI_OPERANDS_NONE  ? operands != 0
+        : want == CLI_OPERANDS_ONE ? operands != 1
+                                   : operands < 1) {
         fputs(usage, stderr);
         return CLI_EXIT_USAGE;
     }

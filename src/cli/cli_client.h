@@ -12,6 +12,7 @@
 #define TASKMILL_CLI_CLIENT_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,14 +34,17 @@ enum cli_exit {
 
 /* A client for `server` (may be NULL: then TASKMILL_URL, then the default) with TASKMILL_TOKEN. */
 struct tm_client *cli_client_new(const char *server);
+/* How many operands (task ids, queue names) a command takes after its options. */
+enum cli_operands { CLI_OPERANDS_NONE, CLI_OPERANDS_ONE, CLI_OPERANDS_SOME };
 /*
- * Parses the options of the commands that take task ids (--server, --json,
- * --help) and checks the ids: exactly one when `one_id`, else at least one.
+ * Parses the options of the commands that take only --server, --json and
+ * --help (get, watch, the controls, queue) and checks the operands' count.
  * `usage` is printed for --help (to stdout) and for mistakes (to stderr).
- * Returns -1 to go on (the ids start at optind), or the exit code to end with.
+ * Returns -1 to go on (the operands start at optind), or the exit code to
+ * end with.
  */
-int cli_parse_id_args(int argc, char **argv, const char *usage, bool one_id, const char **server,
-                      bool *json);
+int cli_parse_args(const char *cmd, int argc, char **argv, const char *usage,
+                   enum cli_operands want, const char **server, bool *json);
 /* Prints "taskmill CMD: WHAT: message" for the client's last error; returns the exit code for it.
  */
 int cli_client_error(const char *cmd, struct tm_client *c, const char *what);
@@ -57,6 +61,33 @@ int cli_param_add(const char *cmd, json_t *params, const char *arg);
  */
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                const struct option *opts);
+
+/* A flag whose value a command keeps as typed, in a `const char *` field of
+ * its arguments' struct (at `off`). */
+struct cli_value_flag {
+    const char *name;
+    size_t off;
+};
+/* The getopt value of a command's value_flags[0] (the others follow). */
+#define CLI_VALUE_OPT 1000
+/*
+ * Fills opts, which has room for n + the others' count, with one option per
+ * value flag (taking an argument, with getopt value CLI_VALUE_OPT + i), then
+ * `others` up to and including its {NULL} end.
+ */
+void cli_options_build(struct option *opts, const struct cli_value_flag *flags, size_t n,
+                       const struct option *others);
+/* When ch (from cli_getopt) is one of the n value flags, stores optarg in
+ * its field of args and returns true; otherwise false. */
+bool cli_value_flag_set(int ch, const struct cli_value_flag *flags, size_t n, void *args);
+
+/*
+ * Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
+ * it starts after, and sets *stop to them for the one thread that waits
+ * (sigwait): serve and work. Ignores SIGPIPE: a peer that went away is an
+ * error return, not the end of the process.
+ */
+void cli_block_stop_signals(sigset_t *stop);
 
 /* The flag a command's user typed for an API field: {"scheduled_at", "--at"}. */
 struct cli_flag {

@@ -5,7 +5,6 @@
  *
  * Single-threaded; every allocation is freed before the command returns.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -59,38 +58,13 @@ int cmd_queue(int argc, char **argv) {
         fputs(queue_usage, stderr);
         return CLI_EXIT_USAGE;
     }
-    static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *server = NULL;
-    bool json = false;
-    int ch;
-    optind = 1;
+    const char *server;
+    bool json;
     argc--;
     argv++; /* argv[0] is now the subcommand */
-    while ((ch = cli_getopt("queue", argc, argv, "s:jh", opts)) != -1) {
-        switch (ch) {
-        case 's':
-            server = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            fputs(queue_usage, stdout);
-            return CLI_EXIT_OK;
-        default:
-            fputs(queue_usage, stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (list ? optind != argc : optind >= argc) {
-        fputs(queue_usage, stderr);
-        return CLI_EXIT_USAGE;
-    }
+    int stop = cli_parse_args("queue", argc, argv, queue_usage,
+                              list ? CLI_OPERANDS_NONE : CLI_OPERANDS_SOME, &server, &json);
+    if (stop >= 0) return stop;
     struct tm_client *c = cli_client_new(server);
     int rc = CLI_EXIT_OK;
     if (list) {

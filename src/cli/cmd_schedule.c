@@ -7,6 +7,7 @@
  * the server's JSON. Single-threaded; everything is freed before return.
  */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,35 +45,42 @@ struct sched_args {
     json_t *params;
 };
 
+/* The flags of both commands that take a value, each kept as typed in its
+ * field of struct sched_args (--server, --param and the switches are
+ * parsed apart). */
+static const struct cli_value_flag sched_value_flags[] = {
+    {"cron", offsetof(struct sched_args, cron)},
+    {"every", offsetof(struct sched_args, every)},
+    {"timezone", offsetof(struct sched_args, zone)},
+    {"definition", offsetof(struct sched_args, definition)},
+    {"type", offsetof(struct sched_args, type)},
+    {"queue", offsetof(struct sched_args, queue)},
+    {"overlap", offsetof(struct sched_args, overlap)},
+    {"catchup", offsetof(struct sched_args, catchup)},
+    {"jitter", offsetof(struct sched_args, jitter)},
+    {"start", offsetof(struct sched_args, start)},
+    {"end", offsetof(struct sched_args, end)},
+    {"note", offsetof(struct sched_args, note)},
+    {"from", offsetof(struct sched_args, from)},
+    {"to", offsetof(struct sched_args, to)},
+    {"priority", offsetof(struct sched_args, priority)},
+    {"max-retries", offsetof(struct sched_args, max_retries)},
+    {"description", offsetof(struct sched_args, description)},
+    {"executor", offsetof(struct sched_args, executor)},
+    {"timeout", offsetof(struct sched_args, timeout)},
+};
+#define NSCHED_VALUE_FLAGS (sizeof sched_value_flags / sizeof sched_value_flags[0])
+
 static int sched_parse_args(int argc, char **argv, const char *cmd, const char *usage,
                             struct sched_args *a) {
-    static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {"cron", required_argument, NULL, 'c'},
-        {"every", required_argument, NULL, 'e'},
-        {"timezone", required_argument, NULL, 'z'},
-        {"definition", required_argument, NULL, 'd'},
-        {"type", required_argument, NULL, 't'},
-        {"queue", required_argument, NULL, 'q'},
-        {"param", required_argument, NULL, 'p'},
-        {"overlap", required_argument, NULL, 'o'},
-        {"catchup", required_argument, NULL, 'C'},
-        {"jitter", required_argument, NULL, 'J'},
-        {"start", required_argument, NULL, 'S'},
-        {"end", required_argument, NULL, 'E'},
-        {"paused", no_argument, NULL, 'P'},
-        {"note", required_argument, NULL, 'n'},
-        {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 'T'},
-        {"priority", required_argument, NULL, 'r'},
-        {"max-retries", required_argument, NULL, 'm'},
-        {"description", required_argument, NULL, 'D'},
-        {"executor", required_argument, NULL, 'x'},
-        {"timeout", required_argument, NULL, 'O'},
-        {NULL, 0, NULL, 0},
+    /* One option per value flag, then the others, then the end. */
+    static const struct option others[] = {
+        {"server", required_argument, NULL, 's'}, {"param", required_argument, NULL, 'p'},
+        {"paused", no_argument, NULL, 'P'},       {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
+    struct option opts[NSCHED_VALUE_FLAGS + sizeof others / sizeof others[0]];
+    cli_options_build(opts, sched_value_flags, NSCHED_VALUE_FLAGS, others);
     memset(a, 0, sizeof *a);
     a->params = json_object();
     int ch;
@@ -88,72 +96,18 @@ static int sched_parse_args(int argc, char **argv, const char *cmd, const char *
         case 'h':
             fputs(usage, stdout);
             return CLI_EXIT_OK;
-        case 'c':
-            a->cron = optarg;
-            break;
-        case 'e':
-            a->every = optarg;
-            break;
-        case 'z':
-            a->zone = optarg;
-            break;
-        case 'd':
-            a->definition = optarg;
-            break;
-        case 't':
-            a->type = optarg;
-            break;
-        case 'q':
-            a->queue = optarg;
-            break;
         case 'p':
             if (cli_param_add(cmd, a->params, optarg)) return CLI_EXIT_USAGE;
-            break;
-        case 'o':
-            a->overlap = optarg;
-            break;
-        case 'C':
-            a->catchup = optarg;
-            break;
-        case 'J':
-            a->jitter = optarg;
-            break;
-        case 'S':
-            a->start = optarg;
-            break;
-        case 'E':
-            a->end = optarg;
             break;
         case 'P':
             a->paused = true;
             break;
-        case 'n':
-            a->note = optarg;
-            break;
-        case 'f':
-            a->from = optarg;
-            break;
-        case 'T':
-            a->to = optarg;
-            break;
-        case 'r':
-            a->priority = optarg;
-            break;
-        case 'm':
-            a->max_retries = optarg;
-            break;
-        case 'D':
-            a->description = optarg;
-            break;
-        case 'x':
-            a->executor = optarg;
-            break;
-        case 'O':
-            a->timeout = optarg;
-            break;
         default:
-            fputs(usage, stderr);
-            return CLI_EXIT_USAGE;
+            if (!cli_value_flag_set(ch, sched_value_flags, NSCHED_VALUE_FLAGS, a)) {
+                fputs(usage, stderr);
+                return CLI_EXIT_USAGE;
+            }
+            break;
         }
     }
     return -1;
@@ -325,112 +279,129 @@ static int verb_begin(int argc, char **argv, const char *cmd, const char *usage,
     return stop;
 }
 
-int cmd_schedule(int argc, char **argv) {
+/* What an act returns for a verb it does not know. */
+#define VERB_UNKNOWN (-1)
+
+/*
+ * Runs `cmd` (schedule or definition): its verb, flags and NAME, then act
+ * with a client and an empty request body, which are freed after it.
+ * Returns act's exit code, or the usage error's.
+ */
+static int verb_run(int argc, char **argv, const char *cmd, const char *usage,
+                    int (*act)(const struct verb *v, struct tm_client *c, json_t *body)) {
     struct verb v;
-    int stop = verb_begin(argc, argv, "schedule", schedule_usage, &v);
+    int stop = verb_begin(argc, argv, cmd, usage, &v);
     if (stop >= 0) return stop;
-    struct sched_args a = v.a;
-    const char *verb = v.verb, *name = v.name;
-    bool list = v.list;
-    int rc = CLI_EXIT_USAGE;
     json_t *body = json_object();
-    char path[512];
-    struct tm_client *c = cli_client_new(a.server);
-    if (list) {
-        rc = run(c, "schedule list", "GET", "/v1/schedules", NULL, a.json, print_schedules);
-    } else if (strcmp(verb, "create") == 0) {
-        set_str(body, "name", name);
-        set_str(body, "cron", a.cron);
-        if (set_int(body, "schedule create", "interval_seconds", a.every) ||
-            set_int(body, "schedule create", "catchup_seconds", a.catchup) ||
-            set_int(body, "schedule create", "jitter_seconds", a.jitter))
-            goto out;
-        set_str(body, "timezone", a.zone);
-        set_str(body, "overlap", a.overlap);
-        set_str(body, "start_at", a.start);
-        set_str(body, "end_at", a.end);
-        if (a.paused) json_object_set_new(body, "paused", json_true());
-        if (a.definition) {
-            set_str(body, "definition", a.definition);
-            if (json_object_size(a.params)) json_object_set(body, "params", a.params);
-        } else {
-            json_t *t = json_object();
-            set_str(t, "type", a.type);
-            set_str(t, "queue", a.queue);
-            if (json_object_size(a.params)) json_object_set(t, "params", a.params);
-            json_object_set_new(body, "task", t);
-        }
-        rc = run(c, "schedule create", "POST", "/v1/schedules", body, a.json, print_schedule);
-    } else if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, "")) goto out;
-        rc = run(c, verb[0] == 'g' ? "schedule get" : "schedule delete",
-                 verb[0] == 'g' ? "GET" : "DELETE", path, NULL, a.json, print_schedule);
-    } else if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 ||
-               strcmp(verb, "trigger") == 0) {
-        char tail[16];
-        snprintf(tail, sizeof tail, "/%s", verb);
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, tail)) goto out;
-        set_str(body, "note", a.note);
-        rc = run(c, "schedule", "POST", path, body, a.json, print_schedule);
-    } else if (strcmp(verb, "backfill") == 0) {
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/backfill")) goto out;
-        set_str(body, "from", a.from);
-        set_str(body, "to", a.to);
-        rc = run(c, "schedule backfill", "POST", path, body, a.json, print_schedule);
-    } else if (strcmp(verb, "preview") == 0) {
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/preview")) goto out;
-        rc = run(c, "schedule preview", "GET", path, NULL, a.json, print_preview);
-    } else {
-        fprintf(stderr, "taskmill schedule: unknown verb '%s'\n", verb);
-        fputs(schedule_usage, stderr);
+    struct tm_client *c = cli_client_new(v.a.server);
+    int rc = act(&v, c, body);
+    if (rc == VERB_UNKNOWN) {
+        fprintf(stderr, "taskmill %s: unknown verb '%s'\n", cmd, v.verb);
+        fputs(usage, stderr);
+        rc = CLI_EXIT_USAGE;
     }
-out:
     json_decref(body);
-    json_decref(a.params);
-    if (c) tm_client_free(c);
+    json_decref(v.a.params);
+    tm_client_free(c);
     return rc;
 }
 
-int cmd_definition(int argc, char **argv) {
-    struct verb v;
-    int stop = verb_begin(argc, argv, "definition", definition_usage, &v);
-    if (stop >= 0) return stop;
-    struct sched_args a = v.a;
-    const char *verb = v.verb, *name = v.name;
-    bool list = v.list;
-    int rc = CLI_EXIT_USAGE;
-    json_t *body = json_object();
+static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body) {
+    const struct sched_args *a = &v->a;
+    const char *verb = v->verb, *name = v->name;
     char path[512];
-    struct tm_client *c = cli_client_new(a.server);
-    if (list) {
-        rc = run(c, "definition list", "GET", "/v1/definitions", NULL, a.json, print_definitions);
-    } else if (strcmp(verb, "create") == 0) {
+    if (v->list)
+        return run(c, "schedule list", "GET", "/v1/schedules", NULL, a->json, print_schedules);
+    if (strcmp(verb, "create") == 0) {
         set_str(body, "name", name);
-        set_str(body, "type", a.type);
-        set_str(body, "queue", a.queue);
-        set_str(body, "description", a.description);
-        set_str(body, "executor", a.executor);
-        if (set_int(body, "definition create", "priority", a.priority) ||
-            set_int(body, "definition create", "max_retries", a.max_retries) ||
-            set_int(body, "definition create", "timeout_seconds", a.timeout))
-            goto out;
-        if (json_object_size(a.params)) json_object_set(body, "params", a.params);
-        rc = run(c, "definition create", "POST", "/v1/definitions", body, a.json, print_id);
-    } else if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
-        if (doc_path(path, sizeof path, "definition", "definitions", name, "")) goto out;
-        rc = run(c, verb[0] == 'g' ? "definition get" : "definition delete",
-                 verb[0] == 'g' ? "GET" : "DELETE", path, NULL, true, NULL);
-    } else if (strcmp(verb, "launch") == 0) {
-        if (doc_path(path, sizeof path, "definition", "definitions", name, "/launch")) goto out;
-        if (json_object_size(a.params)) json_object_set(body, "params", a.params);
-        rc = run(c, "definition launch", "POST", path, body, a.json, print_id);
-    } else {
-        fprintf(stderr, "taskmill definition: unknown verb '%s'\n", verb);
-        fputs(definition_usage, stderr);
+        set_str(body, "cron", a->cron);
+        if (set_int(body, "schedule create", "interval_seconds", a->every) ||
+            set_int(body, "schedule create", "catchup_seconds", a->catchup) ||
+            set_int(body, "schedule create", "jitter_seconds", a->jitter))
+            return CLI_EXIT_USAGE;
+        set_str(body, "timezone", a->zone);
+        set_str(body, "overlap", a->overlap);
+        set_str(body, "start_at", a->start);
+        set_str(body, "end_at", a->end);
+        if (a->paused) json_object_set_new(body, "paused", json_true());
+        if (a->definition) {
+            set_str(body, "definition", a->definition);
+            if (json_object_size(a->params)) json_object_set(body, "params", a->params);
+        } else {
+            json_t *t = json_object();
+            set_str(t, "type", a->type);
+            set_str(t, "queue", a->queue);
+            if (json_object_size(a->params)) json_object_set(t, "params", a->params);
+            json_object_set_new(body, "task", t);
+        }
+        return run(c, "schedule create", "POST", "/v1/schedules", body, a->json, print_schedule);
     }
-out:
-    json_decref(body);
-    json_decref(a.params);
-    if (c) tm_client_free(c);
-    return rc;
+    if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, "")) return CLI_EXIT_USAGE;
+        return run(c, verb[0] == 'g' ? "schedule get" : "schedule delete",
+                   verb[0] == 'g' ? "GET" : "DELETE", path, NULL, a->json, print_schedule);
+    }
+    if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 || strcmp(verb, "trigger") == 0) {
+        char tail[16];
+        snprintf(tail, sizeof tail, "/%s", verb);
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, tail)) return CLI_EXIT_USAGE;
+        set_str(body, "note", a->note);
+        return run(c, "schedule", "POST", path, body, a->json, print_schedule);
+    }
+    if (strcmp(verb, "backfill") == 0) {
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/backfill"))
+            return CLI_EXIT_USAGE;
+        set_str(body, "from", a->from);
+        set_str(body, "to", a->to);
+        return run(c, "schedule backfill", "POST", path, body, a->json, print_schedule);
+    }
+    if (strcmp(verb, "preview") == 0) {
+        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/preview"))
+            return CLI_EXIT_USAGE;
+        return run(c, "schedule preview", "GET", path, NULL, a->json, print_preview);
+    }
+    return VERB_UNKNOWN;
+}
+
+int cmd_schedule(int argc, char **argv) {
+    return verb_run(argc, argv, "schedule", schedule_usage, schedule_act);
+}
+
+static int definition_act(const struct verb *v, struct tm_client *c, json_t *body) {
+    const struct sched_args *a = &v->a;
+    const char *verb = v->verb, *name = v->name;
+    char path[512];
+    if (v->list)
+        return run(c, "definition list", "GET", "/v1/definitions", NULL, a->json,
+                   print_definitions);
+    if (strcmp(verb, "create") == 0) {
+        set_str(body, "name", name);
+        set_str(body, "type", a->type);
+        set_str(body, "queue", a->queue);
+        set_str(body, "description", a->description);
+        set_str(body, "executor", a->executor);
+        if (set_int(body, "definition create", "priority", a->priority) ||
+            set_int(body, "definition create", "max_retries", a->max_retries) ||
+            set_int(body, "definition create", "timeout_seconds", a->timeout))
+            return CLI_EXIT_USAGE;
+        if (json_object_size(a->params)) json_object_set(body, "params", a->params);
+        return run(c, "definition create", "POST", "/v1/definitions", body, a->json, print_id);
+    }
+    if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
+        if (doc_path(path, sizeof path, "definition", "definitions", name, ""))
+            return CLI_EXIT_USAGE;
+        return run(c, verb[0] == 'g' ? "definition get" : "definition delete",
+                   verb[0] == 'g' ? "GET" : "DELETE", path, NULL, true, NULL);
+    }
+    if (strcmp(verb, "launch") == 0) {
+        if (doc_path(path, sizeof path, "definition", "definitions", name, "/launch"))
+            return CLI_EXIT_USAGE;
+        if (json_object_size(a->params)) json_object_set(body, "params", a->params);
+        return run(c, "definition launch", "POST", path, body, a->json, print_id);
+    }
+    return VERB_UNKNOWN;
+}
+
+int cmd_definition(int argc, char **argv) {
+    return verb_run(argc, argv, "definition", definition_usage, definition_act);
 }

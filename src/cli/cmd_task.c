@@ -322,10 +322,10 @@ static void get_print(const json_t *t) {
 int cmd_get(int argc, char **argv) {
     const char *server;
     bool json;
-    int stop = cli_parse_id_args(argc, argv,
-                                 "usage: taskmill get [--server URL] [--json] ID\n"
-                                 "  ID may be any unique prefix of at least 4 digits.\n",
-                                 true, &server, &json);
+    int stop = cli_parse_args("get", argc, argv,
+                              "usage: taskmill get [--server URL] [--json] ID\n"
+                              "  ID may be any unique prefix of at least 4 digits.\n",
+                              CLI_OPERANDS_ONE, &server, &json);
     if (stop >= 0) return stop;
     struct tm_client *c = cli_client_new(server);
     json_t *t = NULL;
@@ -617,7 +617,7 @@ static int control_run(const char *cmd, int (*call)(struct tm_client *, const ch
              cmd);
     const char *server;
     bool json;
-    int stop = cli_parse_id_args(argc, argv, usage, false, &server, &json);
+    int stop = cli_parse_args(cmd, argc, argv, usage, CLI_OPERANDS_SOME, &server, &json);
     if (stop >= 0) return stop;
     struct tm_client *c = cli_client_new(server);
     int rc = CLI_EXIT_OK;

@@ -317,7 +317,7 @@ static const char watch_usage[] =
 int cmd_watch(int argc, char **argv) {
     const char *server;
     bool json;
-    int stop = cli_parse_id_args(argc, argv, watch_usage, false, &server, &json);
+    int stop = cli_parse_args("watch", argc, argv, watch_usage, CLI_OPERANDS_SOME, &server, &json);
     if (stop >= 0) return stop;
     for (int i = optind; i < argc; i++) {
         if (strlen(argv[i]) > 200) {

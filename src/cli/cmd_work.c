@@ -26,6 +26,7 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -778,6 +779,15 @@ static void work_pause_ms(int ms) {
         work_sleep_ms(ms - slept < 100 ? ms - slept : 100);
 }
 
+/* What every claim of this worker asks for: its name, types and lease, and the long-poll. */
+static struct tm_claim_options work_claim_options(const struct work_config *cfg) {
+    return (struct tm_claim_options){.worker = cfg->worker,
+                                     .types = cfg->types,
+                                     .ntypes = cfg->ntypes,
+                                     .lease_seconds = cfg->lease_s,
+                                     .wait_seconds = WORK_CLAIM_WAIT_S};
+}
+
 /*
  * A claim failed (rc): returns true when the worker must stop (the server
  * refuses this worker's claims for good), after saying so; otherwise says
@@ -806,11 +816,7 @@ static void *work_slot_main(void *arg) {
     const struct work_config *cfg = arg;
     struct tm_client *c = cli_client_new(cfg->server);
     int failures = 0, spawn_failures = 0;
-    struct tm_claim_options o = {.worker = cfg->worker,
-                                 .types = cfg->types,
-                                 .ntypes = cfg->ntypes,
-                                 .lease_seconds = cfg->lease_s,
-                                 .wait_seconds = WORK_CLAIM_WAIT_S};
+    struct tm_claim_options o = work_claim_options(cfg);
     while (!atomic_load(&work_stop)) {
         if (cfg->max_tasks && atomic_fetch_add(&work_started, 1) >= cfg->max_tasks) break;
         json_t *task = NULL;
@@ -892,11 +898,7 @@ static void *work_claimer_main(void *arg) {
     const struct work_config *cfg = arg;
     struct tm_client *c = cli_client_new(cfg->server);
     int failures = 0;
-    struct tm_claim_options o = {.worker = cfg->worker,
-                                 .types = cfg->types,
-                                 .ntypes = cfg->ntypes,
-                                 .lease_seconds = cfg->lease_s,
-                                 .wait_seconds = WORK_CLAIM_WAIT_S};
+    struct tm_claim_options o = work_claim_options(cfg);
     while (!atomic_load(&work_stop)) {
         int64_t pause_ms = atomic_load(&work_claim_after_ms) - work_now_ms();
         if (pause_ms > 0) {
@@ -1023,28 +1025,13 @@ static void work_batch_take(struct work_batch *b, int64_t now) {
     }
 }
 
-/* A run's entry in a batched call: its id, lease token and report (rep may be NULL). */
+/* A run's entry in a batched call: its id, lease token and report (rep may be NULL). A
+ * message that is not UTF-8 goes with '?' for its bad bytes, where tm_work_entry drops it. */
 static json_t *work_entry_new(const struct work_run *r, const struct tm_report *rep) {
-    json_t *e = json_object();
-    json_object_set_new(e, "id", json_string(r->id));
-    json_object_set_new(e, "lease_token", work_json_text(r->token, strlen(r->token)));
-    if (!rep) return e;
-    if (rep->has_ratio || rep->message || rep->has_counts) {
-        json_t *p = json_object();
-        if (rep->has_ratio) json_object_set_new(p, "ratio", json_real(rep->ratio));
-        if (rep->message)
-            json_object_set_new(p, "message", work_json_text(rep->message, strlen(rep->message)));
-        if (rep->has_counts) {
-            json_object_set_new(p, "processed", json_integer(rep->processed));
-            json_object_set_new(p, "processing", json_integer(rep->processing));
-            json_object_set_new(p, "pending", json_integer(rep->pending));
-        }
-        json_object_set_new(e, "progress", p);
-    }
-    /* Shared with the run, which does not change them until the reply. */
-    if (rep->items) json_object_set(e, "items", (json_t *)rep->items);
-    if (rep->messages) json_object_set(e, "messages", (json_t *)rep->messages);
-    if (rep->attributes) json_object_set(e, "attributes", (json_t *)rep->attributes);
+    json_t *e = tm_work_entry(r->id, r->token, rep);
+    if (rep && rep->message)
+        json_object_set_new(json_object_get(e, "progress"), "message",
+                            work_json_text(rep->message, strlen(rep->message)));
     return e;
 }
 
@@ -1397,16 +1384,39 @@ static int work_check_command(const char *cmd) {
     return -1;
 }
 
-static int work_int_flag(const char *flag, const char *v, long min, long max, int *out) {
+/* The integer flags of work: the option's letter, its name, its range, and the field it sets. */
+static const struct work_int_flag {
+    int ch;
+    const char *name;
+    long min, max;
+    size_t off; /* an int in struct work_config */
+} work_int_flags[] = {
+    {'c', "concurrency", 1, 256, offsetof(struct work_config, concurrency)},
+    {'l', "lease", 1, 86400, offsetof(struct work_config, lease_s)},
+    {'g', "grace", 0, 3600, offsetof(struct work_config, grace_s)},
+    {'x', "permanent-exit-code", 1, 255, offsetof(struct work_config, permanent_exit)},
+    {'m', "max-tasks", 1, 1000000000, offsetof(struct work_config, max_tasks)},
+};
+
+/* The integer flag of option ch, or NULL when ch is not one. */
+static const struct work_int_flag *work_int_flag_of(int ch) {
+    for (size_t i = 0; i < sizeof work_int_flags / sizeof work_int_flags[0]; i++)
+        if (work_int_flags[i].ch == ch) return &work_int_flags[i];
+    return NULL;
+}
+
+/* Sets fl's field of cfg from v; -1 after a message when v is out of range. */
+static int work_int_flag_set(struct work_config *cfg, const struct work_int_flag *fl,
+                             const char *v) {
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < min || n > max) {
-        fprintf(stderr, "taskmill work: '--%s' must be an integer from %ld to %ld\n", flag, min,
-                max);
+    if (errno || end == v || *end || n < fl->min || n > fl->max) {
+        fprintf(stderr, "taskmill work: '--%s' must be an integer from %ld to %ld\n", fl->name,
+                fl->min, fl->max);
         return -1;
     }
-    *out = (int)n;
+    *(int *)((char *)cfg + fl->off) = (int)n;
     return 0;
 }
 
@@ -1451,13 +1461,6 @@ int cmd_work(int argc, char **argv) {
             }
             types[cfg.ntypes++] = optarg;
             break;
-        case 'c':
-            if (work_int_flag("concurrency", optarg, 1, 256, &cfg.concurrency))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'l':
-            if (work_int_flag("lease", optarg, 1, 86400, &cfg.lease_s)) return CLI_EXIT_USAGE;
-            break;
         case 'b': {
             char *end;
             errno = 0;
@@ -1472,23 +1475,18 @@ int cmd_work(int argc, char **argv) {
             heartbeat = sec;
             break;
         }
-        case 'g':
-            if (work_int_flag("grace", optarg, 0, 3600, &cfg.grace_s)) return CLI_EXIT_USAGE;
-            break;
-        case 'x':
-            if (work_int_flag("permanent-exit-code", optarg, 1, 255, &cfg.permanent_exit))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'm':
-            if (work_int_flag("max-tasks", optarg, 1, 1000000000, &cfg.max_tasks))
-                return CLI_EXIT_USAGE;
-            break;
         case 'h':
             work_usage(stdout);
             return CLI_EXIT_OK;
-        default:
-            work_usage(stderr);
-            return CLI_EXIT_USAGE;
+        default: {
+            const struct work_int_flag *fl = work_int_flag_of(ch);
+            if (!fl) {
+                work_usage(stderr);
+                return CLI_EXIT_USAGE;
+            }
+            if (work_int_flag_set(&cfg, fl, optarg)) return CLI_EXIT_USAGE;
+            break;
+        }
         }
     }
     if (!cfg.queue || optind >= argc) {
@@ -1529,11 +1527,7 @@ int cmd_work(int argc, char **argv) {
 
     /* Slots inherit a mask without the stop signals; this thread takes them. */
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_stop_signals(&stop);
     atomic_store(&work_stop, 0);
     /* One slot: one thread and the one-task calls. More: the runner and the claimer. */
     int nthreads = cfg.concurrency > 1 ? 2 : 1;

@@ -123,12 +123,11 @@ void progress_line_parse(const char *line, size_t len, struct progress_line *out
     if (kw.p != line) return; /* a protocol line starts at the first byte */
     struct progress_line r;
     memset(&r, 0, sizeof r);
+    const char *bad = NULL; /* what a malformed line lacks: it is then output */
     if (slice_is(kw, "progress")) {
         r.kind = PROGRESS_LINE_PROGRESS;
-        if (parse_ratio(scan_word(&s), &r.ratio)) {
-            line_text(out, line, len, "'progress' needs a ratio (0.4) or a percent (40%)");
-            return;
-        }
+        if (parse_ratio(scan_word(&s), &r.ratio))
+            bad = "'progress' needs a ratio (0.4) or a percent (40%)";
         r.text = scan_rest(&s);
     } else if (slice_is(kw, "items")) {
         r.kind = PROGRESS_LINE_ITEMS;
@@ -136,19 +135,15 @@ void progress_line_parse(const char *line, size_t len, struct progress_line *out
         const char *slash = w.n ? memchr(w.p, '/', w.n) : NULL;
         if (!slash || parse_count(w.p, (size_t)(slash - w.p), &r.processed) ||
             parse_count(slash + 1, (size_t)(w.p + w.n - slash - 1), &r.total) ||
-            r.processed > r.total) {
-            line_text(out, line, len, "'items' needs PROCESSED/TOTAL, e.g. 3/10");
-            return;
-        }
+            r.processed > r.total)
+            bad = "'items' needs PROCESSED/TOTAL, e.g. 3/10";
         r.ratio = r.total ? (double)r.processed / (double)r.total : 0;
         r.text = scan_rest(&s);
     } else if (slice_is(kw, "item")) {
         r.kind = PROGRESS_LINE_ITEM;
         r.name = scan_word(&s);
-        if (r.name.n == 0 || parse_ratio(scan_word(&s), &r.ratio)) {
-            line_text(out, line, len, "'item' needs a NAME and a PROGRESS (0.4 or 40%)");
-            return;
-        }
+        if (r.name.n == 0 || parse_ratio(scan_word(&s), &r.ratio))
+            bad = "'item' needs a NAME and a PROGRESS (0.4 or 40%)";
         r.text = scan_rest(&s);
     } else if (slice_is(kw, "message")) {
         r.kind = PROGRESS_LINE_MESSAGE;
@@ -156,34 +151,25 @@ void progress_line_parse(const char *line, size_t len, struct progress_line *out
         if (slice_is(lv, "INFO") || slice_is(lv, "WARN") || slice_is(lv, "ERROR")) {
             memcpy(r.level, lv.p, lv.n);
             r.level[lv.n] = '\0';
+            r.text = scan_rest(&s);
+            if (r.text.n == 0) bad = "'message' needs a text";
         } else {
-            {
-                line_text(out, line, len, "'message' needs a level: INFO, WARN or ERROR");
-                return;
-            }
-        }
-        r.text = scan_rest(&s);
-        if (r.text.n == 0) {
-            line_text(out, line, len, "'message' needs a text");
-            return;
+            bad = "'message' needs a level: INFO, WARN or ERROR";
         }
     } else if (slice_is(kw, "result")) {
         r.kind = PROGRESS_LINE_RESULT;
         r.text = scan_rest(&s);
-        if (r.text.n == 0) {
-            line_text(out, line, len, "'result' needs a JSON value");
-            return;
-        }
+        if (r.text.n == 0) bad = "'result' needs a JSON value";
     } else if (slice_is(kw, "attribute")) {
         r.kind = PROGRESS_LINE_ATTRIBUTE;
         r.name = scan_word(&s);
         r.text = scan_rest(&s);
-        if (r.name.n == 0 || r.text.n == 0) {
-            line_text(out, line, len, "'attribute' needs a KEY and a VALUE");
-            return;
-        }
+        if (r.name.n == 0 || r.text.n == 0) bad = "'attribute' needs a KEY and a VALUE";
     } else {
         return;
     }
-    *out = r;
+    if (bad)
+        line_text(out, line, len, bad);
+    else
+        *out = r;
 }

@@ -8,7 +8,6 @@
  */
 #include <getopt.h>
 #include <stddef.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,11 +273,7 @@ int cmd_serve(int argc, char **argv) {
 
     /* Block the stop signals in every thread; this one waits for them. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_stop_signals(&set);
 
     /* The one place the server and the compatibility views meet. */
     cfg.views = compat_views;

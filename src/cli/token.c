@@ -12,6 +12,7 @@
  * apart from the store's writer.
  */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,42 +205,30 @@ int cmd_token(int argc, char **argv) {
     const char *sub = argv[1];
     struct token_args a = {0};
     a.store_url = getenv("TASKMILL_STORE") ? getenv("TASKMILL_STORE") : "sqlite:./taskmill.db";
-    static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'},
-        {"role", required_argument, NULL, 'r'},
-        {"namespace", required_argument, NULL, 'n'},
-        {"name", required_argument, NULL, 'N'},
-        {"expires", required_argument, NULL, 'e'},
+    /* The value flags, then the others, then the end. */
+    static const struct cli_value_flag values[] = {
+        {"store", offsetof(struct token_args, store_url)},
+        {"role", offsetof(struct token_args, role)},
+        {"namespace", offsetof(struct token_args, ns)},
+        {"name", offsetof(struct token_args, name)},
+        {"expires", offsetof(struct token_args, expires)},
+    };
+    static const struct option others[] = {
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    struct option opts[sizeof values / sizeof values[0] + sizeof others / sizeof others[0]];
+    cli_options_build(opts, values, sizeof values / sizeof values[0], others);
     int c;
     optind = 1;
     while ((c = cli_getopt("token", argc - 1, argv + 1, "", opts)) != -1) {
-        switch (c) {
-        case 's':
-            a.store_url = optarg;
-            break;
-        case 'r':
-            a.role = optarg;
-            break;
-        case 'n':
-            a.ns = optarg;
-            break;
-        case 'N':
-            a.name = optarg;
-            break;
-        case 'e':
-            a.expires = optarg;
-            break;
-        case 'j':
+        if (c == 'j') {
             a.json = true;
-            break;
-        case 'h':
+        } else if (c == 'h') {
             token_usage(stdout);
             return 0;
-        default:
+        } else if (!cli_value_flag_set(c, values, sizeof values / sizeof values[0], &a)) {
             token_usage(stderr);
             return 2;
         }

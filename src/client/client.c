@@ -430,6 +430,17 @@ int tm_delete(struct tm_client *c, const char *id) {
 
 /* ---- Workers, many tasks per request ---- */
 
+/* Sets *out to the array `key` of reply (a new reference) and frees the
+ * reply; TM_CLIENT_EPROTOCOL with `missing` as the message when it has none. */
+static int client_take_array(struct tm_client *c, json_t *reply, const char *key,
+                             const char *missing, json_t **out) {
+    json_t *arr = json_object_get(reply, key);
+    int rc = json_is_array(arr) ? 0 : client_fail(c, TM_CLIENT_EPROTOCOL, "%s", missing);
+    if (!rc) *out = json_incref(arr);
+    json_decref(reply);
+    return rc;
+}
+
 /* POSTs a claim of `queue` (`many`: the batched form, /claims, with max)
  * and sets *reply (NULL on 204). */
 static int client_claim_call(struct tm_client *c, const char *queue,
@@ -473,14 +484,8 @@ int tm_claim_many(struct tm_client *c, const char *queue, const struct tm_claim_
         *claims = json_array();
         return 0;
     }
-    json_t *arr = json_object_get(reply, "claims");
-    if (!json_is_array(arr)) {
-        json_decref(reply);
-        return client_fail(c, TM_CLIENT_EPROTOCOL, "the claims reply holds no 'claims' array");
-    }
-    *claims = json_incref(arr);
-    json_decref(reply);
-    return 0;
+    return client_take_array(c, reply, "claims", "the claims reply holds no 'claims' array",
+                             claims);
 }
 
 int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries, json_t **results) {
@@ -500,14 +505,7 @@ int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries, 
     int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
     json_decref(body);
     if (rc) return rc;
-    json_t *arr = json_object_get(reply, "results");
-    if (!json_is_array(arr)) {
-        json_decref(reply);
-        return client_fail(c, TM_CLIENT_EPROTOCOL, "the reply holds no 'results' array");
-    }
-    *results = json_incref(arr);
-    json_decref(reply);
-    return 0;
+    return client_take_array(c, reply, "results", "the reply holds no 'results' array", results);
 }
 
 /* ---- Queues ---- */
@@ -556,9 +554,9 @@ int tm_claim(struct tm_client *c, const char *queue, const struct tm_claim_optio
     return 0;
 }
 
-/* The body of heartbeat, complete and fail: the token and the report. */
-static json_t *client_report_body(const char *token, const struct tm_report *r) {
-    json_t *body = json_pack("{s:s}", "lease_token", token ? token : "");
+json_t *tm_work_entry(const char *id, const char *token, const struct tm_report *r) {
+    json_t *body = id ? json_pack("{s:s, s:s}", "id", id, "lease_token", token ? token : "")
+                      : json_pack("{s:s}", "lease_token", token ? token : "");
     if (!body) abort();
     if (!r) return body;
     if (r->has_ratio || r->message || r->has_counts) {
@@ -583,7 +581,7 @@ int tm_heartbeat(struct tm_client *c, const char *id, const char *token, int lea
     if (reply) memset(reply, 0, sizeof *reply);
     char *path = client_task_path(c, id, "/heartbeat");
     if (!path) return c->err.code;
-    json_t *body = client_report_body(token, r), *out = NULL;
+    json_t *body = tm_work_entry(NULL, token, r), *out = NULL;
     if (lease_seconds > 0) json_object_set_new(body, "lease_seconds", json_integer(lease_seconds));
     int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &out);
     free(path);
@@ -606,7 +604,7 @@ int tm_complete(struct tm_client *c, const char *id, const char *token, const js
     if (out) *out = NULL;
     char *path = client_task_path(c, id, "/complete");
     if (!path) return c->err.code;
-    json_t *body = client_report_body(token, r), *reply = NULL;
+    json_t *body = tm_work_entry(NULL, token, r), *reply = NULL;
     if (result) json_object_set(body, "result", (json_t *)result);
     int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
     free(path);
@@ -620,7 +618,7 @@ int tm_fail(struct tm_client *c, const char *id, const char *token, const char *
     if (!error || !*error) return client_fail(c, TM_CLIENT_EINVALID, "'error' must not be empty");
     char *path = client_task_path(c, id, "/fail");
     if (!path) return c->err.code;
-    json_t *body = client_report_body(token, r), *reply = NULL;
+    json_t *body = tm_work_entry(NULL, token, r), *reply = NULL;
     json_object_set_new(body, "error", json_string(error));
     json_object_set_new(body, "retryable", json_boolean(retryable));
     int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
@@ -633,7 +631,7 @@ int tm_release(struct tm_client *c, const char *id, const char *token, json_t **
     if (out) *out = NULL;
     char *path = client_task_path(c, id, "/release");
     if (!path) return c->err.code;
-    json_t *body = client_report_body(token, NULL), *reply = NULL;
+    json_t *body = tm_work_entry(NULL, token, NULL), *reply = NULL;
     int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
     free(path);
     json_decref(body);

@@ -1848,12 +1848,7 @@ void queue_counts_free(struct queue_counts *q, size_t n) {
 }
 
 void store_doc_release(struct store_doc *d) {
-    if (!d) return;
-    free(d->ns);
-    free(d->name);
-    free(d->body);
-    free(d->state);
-    d->ns = d->name = d->body = d->state = NULL;
+    if (d) store_fields_release(d, store_doc_fields);
 }
 
 void store_docs_free(struct store_doc *d, size_t n) {

@@ -290,6 +290,43 @@ struct store_value store_col_value(const struct task *t, const struct store_col 
  * reads a row alike. A number may come as text (PostgreSQL's rows do). */
 void store_col_set(struct task *t, const struct store_col *c, const struct store_value *v);
 
+/*
+ * The smaller rows every SQL backend reads (store_sql.c): one entry per
+ * column of the SELECT, in order, with the field of the row struct it
+ * fills, ended by STORE_FIELD_END; so a row is read alike on every
+ * backend, and a column added is added once.
+ */
+enum store_field_kind {
+    STORE_FIELD_END,
+    STORE_FIELD_INT,  /* int64_t; NULL reads as 0 */
+    STORE_FIELD_DUP,  /* char *, a copy of its own; NULL stays NULL */
+    STORE_FIELD_COPY, /* char[size], cut to fit; NULL reads as "" */
+};
+struct store_field {
+    enum store_field_kind kind;
+    size_t off, size; /* where the field is in the row struct, and its size */
+};
+/* id,namespace,name,body,created_at,updated_at,state,next_at */
+extern const struct store_field store_doc_fields[];
+/* id,webhook_id,seq,event,status,attempts,next_at,last_status,last_error,created_at,updated_at */
+extern const struct store_field store_delivery_fields[];
+/* slot,at,kind,outcome,task_id */
+extern const struct store_field store_fire_fields[];
+/* minute and the sums of submitted,completed,failed,latency_sum,latency_n, and max(latency_max) */
+extern const struct store_field store_stat_fields[];
+/* The first fields of store_doc_fields, which definitions have too:
+ * schedules add state and next_at. */
+#define STORE_DOC_COMMON_FIELDS 6
+/* What updating a delivery writes: id,status,attempts,next_at,last_status,last_error,updated_at */
+extern const struct store_field store_delivery_set_fields[];
+/* Sets the field f of row from a column's value v, as store_col_set does a task's. */
+void store_field_set(void *row, const struct store_field *f, const struct store_value *v);
+/* Frees row's DUP fields and sets them to NULL (the rest stay). */
+void store_fields_release(void *row, const struct store_field *fields);
+/* The value row's field f is written as, as store_col_value is a task's
+ * (text borrowed from the row). */
+struct store_value store_field_value(const void *row, const struct store_field *f);
+
 /* store_events.c: helpers of the writer (store.c). */
 /* Fills ev from the task after a change; ev owns copies. The task JSON is
  * reduced past task_max_bytes (task_json_write_capped). Sets ev->hooks. */

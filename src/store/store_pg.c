@@ -188,6 +188,28 @@ void pg_copy(char *dst, size_t n, const PGresult *r, int row, int col) {
     snprintf(dst, n, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
 }
 
+/* A column as text, or NULL: PostgreSQL sends every value as text. */
+static struct store_value pg_value(const PGresult *r, int row, int col) {
+    if (PQgetisnull(r, row, col)) return (struct store_value){.kind = STORE_VALUE_NULL};
+    return (struct store_value){.kind = STORE_VALUE_TEXT, .text = PQgetvalue(r, row, col)};
+}
+
+void pg_read_fields(const PGresult *r, int row, int col, const struct store_field *fields,
+                    void *out) {
+    for (const struct store_field *f = fields; f->kind != STORE_FIELD_END; f++, col++) {
+        struct store_value v = pg_value(r, row, col);
+        store_field_set(out, f, &v);
+    }
+}
+
+void *pg_read_rows(const PGresult *r, const struct store_field *fields, size_t size, size_t *n) {
+    *n = (size_t)PQntuples(r);
+    char *rows = *n ? xcalloc(*n, size) : NULL;
+    for (size_t i = 0; i < *n; i++)
+        pg_read_fields(r, (int)i, 0, fields, rows + i * size);
+    return rows;
+}
+
 /* ---- Running statements ---- */
 
 static void pg_notice(void *arg, const char *message) {
@@ -553,25 +575,35 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
 
 /* ---- Tasks: rows to structs and back ---- */
 
+/* Adds a store_value as the next parameter. */
+static void pgp_value(struct pg_params *p, const struct store_value *v) {
+    if (v->kind == STORE_VALUE_INT)
+        pgp_int(p, v->i);
+    else if (v->kind == STORE_VALUE_REAL)
+        pgp_real(p, v->r);
+    else
+        pgp_text(p, v->kind == STORE_VALUE_TEXT ? v->text : NULL);
+}
+
+void pgp_fields(struct pg_params *p, const struct store_field *fields, size_t max,
+                const void *row) {
+    for (size_t i = 0; i < max && fields[i].kind != STORE_FIELD_END; i++) {
+        struct store_value v = store_field_value(row, &fields[i]);
+        pgp_value(p, &v);
+    }
+}
+
 static void pg_task_params(struct pg_params *p, const struct task *t) {
     for (size_t i = 0; i < NCOLS; i++) {
         struct store_value v = store_col_value(t, &store_task_columns[i]);
-        if (v.kind == STORE_VALUE_INT)
-            pgp_int(p, v.i);
-        else if (v.kind == STORE_VALUE_REAL)
-            pgp_real(p, v.r);
-        else
-            pgp_text(p, v.text);
+        pgp_value(p, &v);
     }
 }
 
 static struct task *pg_read_task(const PGresult *r, int row) {
     struct task *t = task_new();
     for (size_t i = 0; i < NREAD_COLS; i++) {
-        int at = (int)i;
-        struct store_value v = {.kind = STORE_VALUE_NULL};
-        if (!PQgetisnull(r, row, at))
-            v = (struct store_value){STORE_VALUE_TEXT, PQgetvalue(r, row, at), 0, 0};
+        struct store_value v = pg_value(r, row, (int)i);
         store_col_set(t, &store_task_columns[i], &v);
     }
     return t;
@@ -1180,19 +1212,7 @@ static int pg_stats_read(struct store *s, const char *ns, const char *queue, int
     pgp_int(&p, to_minute);
     PGresult *r = NULL;
     int rc = pg_read(s, &st_stats_read, &p, &r);
-    int rows = rc == 0 ? PQntuples(r) : 0;
-    if (rows) *out = xcalloc((size_t)rows, sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        struct queue_stat *x = &(*out)[i];
-        x->minute = pg_int(r, i, 0);
-        x->submitted = pg_int(r, i, 1);
-        x->completed = pg_int(r, i, 2);
-        x->failed = pg_int(r, i, 3);
-        x->latency_sum = pg_int(r, i, 4);
-        x->latency_n = pg_int(r, i, 5);
-        x->latency_max = pg_int(r, i, 6);
-    }
-    *n = (size_t)rows;
+    if (rc == 0) *out = pg_read_rows(r, store_stat_fields, sizeof **out, n);
     PQclear(r);
     return rc;
 }

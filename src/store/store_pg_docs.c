@@ -23,18 +23,6 @@ static const char *cols(enum store_doc_kind k) {
                                    : "id,namespace,name,body,created_at,updated_at,NULL,NULL";
 }
 
-static void read_doc(const PGresult *r, int row, struct store_doc *d) {
-    memset(d, 0, sizeof *d);
-    pg_copy(d->id, sizeof d->id, r, row, 0);
-    d->ns = pg_dup(r, row, 1);
-    d->name = pg_dup(r, row, 2);
-    d->body = pg_dup(r, row, 3);
-    d->created_at = pg_int(r, row, 4);
-    d->updated_at = pg_int(r, row, 5);
-    d->state = pg_dup(r, row, 6);
-    d->next_at = PQgetisnull(r, row, 7) ? 0 : pg_int(r, row, 7);
-}
-
 static int get_on(struct pg_conn *c, enum store_doc_kind k, const char *ns, const char *key,
                   bool lock, struct store_doc *out) {
     char sql[320];
@@ -52,7 +40,7 @@ static int get_on(struct pg_conn *c, enum store_doc_kind k, const char *ns, cons
         if (PQntuples(r) == 0)
             rc = TM_ENOT_FOUND;
         else
-            read_doc(r, 0, out);
+            pg_read_fields(r, 0, 0, store_doc_fields, out);
     }
     PQclear(r);
     return rc;
@@ -83,11 +71,7 @@ int pg_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct s
     pgp_text(&p, ns);
     PGresult *r = NULL;
     int rc = pg_read_sql(s, sql, &p, &r);
-    int rows = rc == 0 ? PQntuples(r) : 0;
-    if (rows) *out = xcalloc((size_t)rows, sizeof **out);
-    for (int i = 0; i < rows; i++)
-        read_doc(r, i, &(*out)[i]);
-    *n = (size_t)rows;
+    if (rc == 0) *out = pg_read_rows(r, store_doc_fields, sizeof **out, n);
     PQclear(r);
     return rc;
 }
@@ -106,12 +90,7 @@ int pg_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc 
                        "updated_at=$6 WHERE id=$1 RETURNING 1";
     struct pg_params p;
     pgp_init(&p);
-    pgp_text(&p, d->id);
-    pgp_text(&p, d->ns);
-    pgp_text(&p, d->name);
-    pgp_text(&p, d->body);
-    pgp_int(&p, d->created_at);
-    pgp_int(&p, d->updated_at);
+    pgp_fields(&p, store_doc_fields, STORE_DOC_COMMON_FIELDS, d);
     if (k == STORE_DOC_SCHEDULE) {
         pgp_text(&p, d->state ? d->state : "{}");
         if (d->next_at)
@@ -219,17 +198,7 @@ int pg_fires_list(struct store *s, const char *sched_id, int limit, struct sched
                          "SELECT slot,at,kind,outcome,task_id FROM schedule_fires"
                          " WHERE schedule_id=$1 ORDER BY slot DESC LIMIT $2",
                          &p, &r);
-    int rows = rc == 0 ? PQntuples(r) : 0;
-    if (rows) *out = xcalloc((size_t)rows, sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        struct schedule_fire *f = &(*out)[i];
-        f->slot = pg_int(r, i, 0);
-        f->at = pg_int(r, i, 1);
-        pg_copy(f->kind, sizeof f->kind, r, i, 2);
-        pg_copy(f->outcome, sizeof f->outcome, r, i, 3);
-        pg_copy(f->task_id, sizeof f->task_id, r, i, 4);
-    }
-    *n = (size_t)rows;
+    if (rc == 0) *out = pg_read_rows(r, store_fire_fields, sizeof **out, n);
     PQclear(r);
     return rc;
 }

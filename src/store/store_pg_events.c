@@ -263,13 +263,7 @@ static const struct pg_stmt st_delivery_update = {
 int pg_delivery_update(struct store *s, const struct webhook_delivery *d) {
     struct pg_params p;
     pgp_init(&p);
-    pgp_text(&p, d->id);
-    pgp_text(&p, d->status);
-    pgp_int(&p, d->attempts);
-    pgp_int(&p, d->next_at);
-    pgp_int(&p, d->last_status);
-    pgp_text(&p, d->last_error);
-    pgp_int(&p, d->updated_at);
+    pgp_fields(&p, store_delivery_set_fields, SIZE_MAX, d);
     pgp_text(&p, d->webhook_id);
     return pg_run_cmd(pg_writer(s), &st_delivery_update, &p);
 }
@@ -297,17 +291,7 @@ static void pg_read_event(const PGresult *r, int row, int at, struct store_event
 /* Reads PG_DELIVERY_COLS starting at column 0. */
 static void pg_read_delivery(const PGresult *r, int row, struct webhook_delivery *d) {
     memset(d, 0, sizeof *d);
-    pg_copy(d->id, sizeof d->id, r, row, 0);
-    pg_copy(d->webhook_id, sizeof d->webhook_id, r, row, 1);
-    d->seq = pg_int(r, row, 2);
-    pg_copy(d->event, sizeof d->event, r, row, 3);
-    pg_copy(d->status, sizeof d->status, r, row, 4);
-    d->attempts = pg_int(r, row, 5);
-    d->next_at = pg_int(r, row, 6);
-    d->last_status = pg_int(r, row, 7);
-    d->last_error = pg_dup(r, row, 8);
-    d->created_at = pg_int(r, row, 9);
-    d->updated_at = pg_int(r, row, 10);
+    pg_read_fields(r, row, 0, store_delivery_fields, d);
 }
 
 /*
@@ -515,11 +499,8 @@ int pg_deliveries_list(struct store *s, const char *webhook_id, int limit,
     PGresult *r;
     int rc = pg_read(s, &st_deliveries_list, &p, &r);
     if (rc) return rc;
-    int rows = PQntuples(r);
     /* Nothing allocated for no rows: a caller may treat none as not found. */
-    if (rows > 0) *out = xcalloc((size_t)rows, sizeof **out);
-    for (int i = 0; i < rows; i++)
-        pg_read_delivery(r, i, &(*out)[(*n)++]);
+    *out = pg_read_rows(r, store_delivery_fields, sizeof **out, n);
     PQclear(r);
     return 0;
 }

@@ -97,6 +97,9 @@ void pgp_init(struct pg_params *p);
 void pgp_text(struct pg_params *p, const char *s);
 void pgp_int(struct pg_params *p, int64_t v);
 void pgp_real(struct pg_params *p, double v);
+/* Adds row's first `max` fields (all: SIZE_MAX) as parameters, as `fields`
+ * says (store_int.h); borrowed. */
+void pgp_fields(struct pg_params *p, const struct store_field *fields, size_t max, const void *row);
 /* Binary format (bytea, or an array built with pga_*); borrowed. */
 void pgp_bin(struct pg_params *p, const void *data, size_t n);
 
@@ -135,6 +138,12 @@ void pg_reader_give(struct store *s, struct pg_conn *c);
 char *pg_dup(const PGresult *r, int row, int col); /* NULL for SQL NULL */
 int64_t pg_int(const PGresult *r, int row, int col);
 void pg_copy(char *dst, size_t n, const PGresult *r, int row, int col);
+/* Reads row's columns from col on into out's fields, as `fields` says (store_int.h). */
+void pg_read_fields(const PGresult *r, int row, int col, const struct store_field *fields,
+                    void *out);
+/* Every row of r read as pg_read_fields does, into a new array of *n
+ * structs of `size` bytes (NULL when none; the caller frees it). */
+void *pg_read_rows(const PGresult *r, const struct store_field *fields, size_t size, size_t *n);
 
 /* store_pg_events.c */
 int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries);

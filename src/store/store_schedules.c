@@ -319,58 +319,73 @@ out:
     return rc;
 }
 
-/* Loads and parses the op's schedule for a change (fills op->err when it
- * is absent); on 0 the caller releases d and sc. */
-static int sched_load(struct store *s, struct store_op *op, struct store_doc *d,
-                      struct schedule *sc, bool *paused) {
-    int rc = store_base_of(s)->backend->doc_load(s, STORE_DOC_SCHEDULE, op->ns, op->id, d);
+/* A schedule an op changes: its row, its parsed form, whether it was
+ * paused before the op, and its state (sched_change_begin to
+ * sched_change_end). */
+struct sched_change {
+    struct store_doc d;
+    struct schedule sc;
+    bool paused;
+    json_t *st;
+};
+
+/* Loads and parses the op's schedule and its state (fills op->err when it
+ * is absent); on 0 the caller ends with sched_change_end. */
+static int sched_change_begin(struct store *s, struct store_op *op, struct sched_change *c) {
+    memset(c, 0, sizeof *c);
+    int rc = store_base_of(s)->backend->doc_load(s, STORE_DOC_SCHEDULE, op->ns, op->id, &c->d);
     if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "schedule '%s' not found", op->id);
-    if (!rc && (rc = sched_parse(d, sc, paused))) store_doc_release(d);
+    if (!rc && (rc = sched_parse(&c->d, &c->sc, &c->paused))) store_doc_release(&c->d);
+    if (!rc) c->st = state_load(c->d.state);
     return rc;
 }
 
-/* Hands the changed schedule back to the caller. */
-static void sched_output(struct store_op *op, struct store_doc *d) {
-    if (!op->doc) return;
-    store_doc_release(op->doc);
-    *op->doc = *d;
-    memset(d, 0, sizeof *d);
+/* Writes the changed schedule, state included, when `write` and hands it
+ * back to the caller (op->doc); releases c either way. Returns the
+ * write's code (0 when nothing was written). */
+static int sched_change_end(struct store *s, struct store_op *op, struct sched_change *c,
+                            bool write, int64_t now) {
+    int rc = 0;
+    if (write) {
+        state_store(&c->d, c->st);
+        c->d.updated_at = now;
+        rc = store_base_of(s)->backend->doc_write(s, STORE_DOC_SCHEDULE, &c->d, false);
+        if (rc == 0 && op->doc) {
+            store_doc_release(op->doc);
+            *op->doc = c->d;
+            memset(&c->d, 0, sizeof c->d);
+        }
+    }
+    json_decref(c->st);
+    schedule_release(&c->sc);
+    store_doc_release(&c->d);
+    return rc;
 }
 
 static int sched_pause(struct store *s, struct store_op *op, int64_t now) {
-    struct store_doc d = {0};
-    struct schedule sc;
-    bool was;
-    int rc = sched_load(s, op, &d, &sc, &was);
+    struct sched_change c;
+    int rc = sched_change_begin(s, op, &c);
     if (rc) return rc;
-    json_t *st = state_load(d.state);
-    json_object_set_new(st, "paused", json_boolean(op->flag));
-    if (op->note) json_object_set_new(st, "note", json_string(op->note));
-    if (!op->flag && was)
-        state_set_int(st, "cursor", now); /* a resume does not catch up the pause */
-    d.next_at = sched_next_at(s, &sc, op->flag, state_int(st, "cursor"));
-    state_store(&d, st);
-    json_decref(st);
-    schedule_release(&sc);
-    d.updated_at = now;
-    rc = store_base_of(s)->backend->doc_write(s, STORE_DOC_SCHEDULE, &d, false);
-    if (rc == 0) sched_output(op, &d);
-    store_doc_release(&d);
-    return rc;
+    json_object_set_new(c.st, "paused", json_boolean(op->flag));
+    if (op->note) json_object_set_new(c.st, "note", json_string(op->note));
+    if (!op->flag && c.paused)
+        state_set_int(c.st, "cursor", now); /* a resume does not catch up the pause */
+    c.d.next_at = sched_next_at(s, &c.sc, op->flag, state_int(c.st, "cursor"));
+    return sched_change_end(s, op, &c, true, now);
 }
 
 static int sched_fire_manual(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
-    struct store_doc d = {0};
-    struct schedule sc;
-    bool paused;
-    int rc = sched_load(s, op, &d, &sc, &paused);
+    struct sched_change c;
+    int rc = sched_change_begin(s, op, &c);
     if (rc) return rc;
-    json_t *st = state_load(d.state);
+    struct store_doc *d = &c.d;
+    struct schedule *sc = &c.sc;
+    json_t *st = c.st;
     char task_id[ID_LEN + 1] = "";
     if (op->kind == STORE_OP_SCHED_TRIGGER) {
         /* A trigger's key is the moment asked, a millisecond past any slot it meets. */
         int64_t key = now;
-        while ((rc = fire_one(s, b, &d, &sc, st, key, "trigger", now, task_id)) == TM_ECONFLICT)
+        while ((rc = fire_one(s, b, d, sc, st, key, "trigger", now, task_id)) == TM_ECONFLICT)
             key++;
         if (rc == 0 && !task_id[0] && !op->err.code)
             rc = err_set(&op->err, TM_EINVALID, "", "the schedule launched nothing: %s",
@@ -382,7 +397,7 @@ static int sched_fire_manual(struct store *s, struct batch *b, struct store_op *
         int64_t cursor = op->from_ms - 1, slot;
         int n = 0;
         /* Count first: a range too long fires nothing. */
-        while ((slot = schedule_next_slot(&sc, cursor, NULL)) && slot < op->to_ms &&
+        while ((slot = schedule_next_slot(sc, cursor, NULL)) && slot < op->to_ms &&
                n <= SCHEDULE_BACKFILL_MAX) {
             n++;
             cursor = slot;
@@ -392,8 +407,8 @@ static int sched_fire_manual(struct store *s, struct batch *b, struct store_op *
                          "the range holds more than %d slots; backfill it in parts",
                          SCHEDULE_BACKFILL_MAX);
         cursor = op->from_ms - 1;
-        while (rc == 0 && (slot = schedule_next_slot(&sc, cursor, NULL)) && slot < op->to_ms) {
-            rc = fire_one(s, b, &d, &sc, st, slot, "backfill", now, task_id);
+        while (rc == 0 && (slot = schedule_next_slot(sc, cursor, NULL)) && slot < op->to_ms) {
+            rc = fire_one(s, b, d, sc, st, slot, "backfill", now, task_id);
             if (rc == TM_ECONFLICT) {
                 op->skipped++;
                 rc = 0;
@@ -403,16 +418,8 @@ static int sched_fire_manual(struct store *s, struct batch *b, struct store_op *
             cursor = slot;
         }
     }
-    if (rc == 0 && !store_batch_has_failed(b)) {
-        state_store(&d, st);
-        d.updated_at = now;
-        rc = store_base_of(s)->backend->doc_write(s, STORE_DOC_SCHEDULE, &d, false);
-        if (rc == 0) sched_output(op, &d);
-    }
-    json_decref(st);
-    schedule_release(&sc);
-    store_doc_release(&d);
-    return rc;
+    int written = sched_change_end(s, op, &c, rc == 0 && !store_batch_has_failed(b), now);
+    return rc ? rc : written;
 }
 
 int store_schedule_apply(struct store *s, struct batch *b, struct store_op *op, int64_t now) {

@@ -711,6 +711,106 @@ const struct store_col store_task_columns[] = {
 #undef F
 const size_t store_task_ncols = sizeof store_task_columns / sizeof store_task_columns[0];
 
+/* The other rows, for every SQL backend (store_int.h). */
+#define F(kind, type, field) \
+    { kind, offsetof(type, field), sizeof(((type *)0)->field) }
+const struct store_field store_doc_fields[] = {
+    F(STORE_FIELD_COPY, struct store_doc, id),
+    F(STORE_FIELD_DUP, struct store_doc, ns),
+    F(STORE_FIELD_DUP, struct store_doc, name),
+    F(STORE_FIELD_DUP, struct store_doc, body),
+    F(STORE_FIELD_INT, struct store_doc, created_at),
+    F(STORE_FIELD_INT, struct store_doc, updated_at),
+    F(STORE_FIELD_DUP, struct store_doc, state),
+    F(STORE_FIELD_INT, struct store_doc, next_at),
+    {STORE_FIELD_END, 0, 0},
+};
+const struct store_field store_delivery_fields[] = {
+    F(STORE_FIELD_COPY, struct webhook_delivery, id),
+    F(STORE_FIELD_COPY, struct webhook_delivery, webhook_id),
+    F(STORE_FIELD_INT, struct webhook_delivery, seq),
+    F(STORE_FIELD_COPY, struct webhook_delivery, event),
+    F(STORE_FIELD_COPY, struct webhook_delivery, status),
+    F(STORE_FIELD_INT, struct webhook_delivery, attempts),
+    F(STORE_FIELD_INT, struct webhook_delivery, next_at),
+    F(STORE_FIELD_INT, struct webhook_delivery, last_status),
+    F(STORE_FIELD_DUP, struct webhook_delivery, last_error),
+    F(STORE_FIELD_INT, struct webhook_delivery, created_at),
+    F(STORE_FIELD_INT, struct webhook_delivery, updated_at),
+    {STORE_FIELD_END, 0, 0},
+};
+const struct store_field store_delivery_set_fields[] = {
+    F(STORE_FIELD_COPY, struct webhook_delivery, id),
+    F(STORE_FIELD_COPY, struct webhook_delivery, status),
+    F(STORE_FIELD_INT, struct webhook_delivery, attempts),
+    F(STORE_FIELD_INT, struct webhook_delivery, next_at),
+    F(STORE_FIELD_INT, struct webhook_delivery, last_status),
+    F(STORE_FIELD_DUP, struct webhook_delivery, last_error),
+    F(STORE_FIELD_INT, struct webhook_delivery, updated_at),
+    {STORE_FIELD_END, 0, 0},
+};
+const struct store_field store_fire_fields[] = {
+    F(STORE_FIELD_INT, struct schedule_fire, slot),
+    F(STORE_FIELD_INT, struct schedule_fire, at),
+    F(STORE_FIELD_COPY, struct schedule_fire, kind),
+    F(STORE_FIELD_COPY, struct schedule_fire, outcome),
+    F(STORE_FIELD_COPY, struct schedule_fire, task_id),
+    {STORE_FIELD_END, 0, 0},
+};
+const struct store_field store_stat_fields[] = {
+    F(STORE_FIELD_INT, struct queue_stat, minute),
+    F(STORE_FIELD_INT, struct queue_stat, submitted),
+    F(STORE_FIELD_INT, struct queue_stat, completed),
+    F(STORE_FIELD_INT, struct queue_stat, failed),
+    F(STORE_FIELD_INT, struct queue_stat, latency_sum),
+    F(STORE_FIELD_INT, struct queue_stat, latency_n),
+    F(STORE_FIELD_INT, struct queue_stat, latency_max),
+    {STORE_FIELD_END, 0, 0},
+};
+#undef F
+
+void store_field_set(void *row, const struct store_field *f, const struct store_value *v) {
+    char *p = (char *)row + f->off;
+    const char *text = v->kind == STORE_VALUE_TEXT ? v->text : NULL;
+    switch (f->kind) {
+    case STORE_FIELD_INT:
+        *(int64_t *)p = text ? strtoll(text, NULL, 10) : v->kind == STORE_VALUE_INT ? v->i : 0;
+        break;
+    case STORE_FIELD_DUP:
+        *(char **)p = text ? xstrdup(text) : NULL;
+        break;
+    case STORE_FIELD_COPY:
+        snprintf(p, f->size, "%s", text ? text : "");
+        break;
+    case STORE_FIELD_END:
+        break;
+    }
+}
+
+void store_fields_release(void *row, const struct store_field *fields) {
+    for (const struct store_field *f = fields; f->kind != STORE_FIELD_END; f++) {
+        if (f->kind != STORE_FIELD_DUP) continue;
+        char **p = (char **)((char *)row + f->off);
+        free(*p);
+        *p = NULL;
+    }
+}
+
+struct store_value store_field_value(const void *row, const struct store_field *f) {
+    const char *p = (const char *)row + f->off;
+    switch (f->kind) {
+    case STORE_FIELD_INT:
+        return (struct store_value){.kind = STORE_VALUE_INT, .i = *(const int64_t *)p};
+    case STORE_FIELD_DUP:
+        p = *(char *const *)p;
+        break;
+    case STORE_FIELD_COPY:
+    case STORE_FIELD_END:
+        break;
+    }
+    return (struct store_value){.kind = p ? STORE_VALUE_TEXT : STORE_VALUE_NULL, .text = p};
+}
+
 void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct buf *select_cols,
                          struct buf *insert, struct buf *update) {
     for (size_t i = 0; i < ncols_read; i++)

@@ -82,7 +82,47 @@ char *sq_col_dup(sqlite3_stmt *st, int at) {
     return v ? xstrdup(v) : NULL;
 }
 
-static int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
+/* Column `at` as a store_value: a number when `number` (asking an integer
+ * for text converts it), else its text, or NULL. */
+static struct store_value sq_value(sqlite3_stmt *st, int at, enum store_col_kind number) {
+    if (number == STORE_COL_INT || number == STORE_COL_BOOL)
+        return (struct store_value){.kind = STORE_VALUE_INT, .i = sqlite3_column_int64(st, at)};
+    if (number == STORE_COL_REAL)
+        return (struct store_value){.kind = STORE_VALUE_REAL, .r = sqlite3_column_double(st, at)};
+    if (number == STORE_COL_DUE || sqlite3_column_type(st, at) == SQLITE_NULL)
+        return (struct store_value){.kind = STORE_VALUE_NULL};
+    return (struct store_value){.kind = STORE_VALUE_TEXT,
+                                .text = (const char *)sqlite3_column_text(st, at)};
+}
+
+void sq_read_fields(sqlite3_stmt *st, int at, const struct store_field *fields, void *row) {
+    for (const struct store_field *f = fields; f->kind != STORE_FIELD_END; f++, at++) {
+        struct store_value v =
+            sq_value(st, at, f->kind == STORE_FIELD_INT ? STORE_COL_INT : STORE_COL_TEXT);
+        store_field_set(row, f, &v);
+    }
+}
+
+void *sq_read_rows(sqlite3_stmt *st, const struct store_field *fields, size_t size, size_t *n,
+                   int *rc) {
+    char *rows = NULL;
+    size_t cap = 0;
+    int step;
+    *n = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            rows = xrealloc(rows, cap * size);
+        }
+        char *row = rows + (*n)++ * size;
+        memset(row, 0, size);
+        sq_read_fields(st, 0, fields, row);
+    }
+    *rc = step == SQLITE_DONE ? 0 : TM_EINTERNAL;
+    return rows;
+}
+
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
         sq_log(db, sql);
         return TM_EINTERNAL;
@@ -100,8 +140,7 @@ static int sq_exec(sqlite3 *db, const char *sql) {
     return 0;
 }
 
-/* Runs a statement to completion (no rows expected) and resets it. */
-static int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
+int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -110,6 +149,54 @@ static int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
         return rc == SQLITE_CONSTRAINT ? TM_ECONFLICT : TM_EINTERNAL;
     }
     return 0;
+}
+
+int sq_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v) {
+    sqlite3_stmt *st = NULL;
+    if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
+    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, a);
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(db, sql);
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+int sq_read_ids(sqlite3 *db, sqlite3_stmt *st, int64_t now, char (*ids)[ID_LEN + 1], size_t max,
+                size_t *n) {
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, (int64_t)max);
+    *n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+        snprintf(ids[(*n)++], ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(db, "due");
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+void sq_bind_fields(sqlite3_stmt *st, const struct store_field *fields, size_t max,
+                    const void *row) {
+    for (size_t i = 0; i < max && fields[i].kind != STORE_FIELD_END; i++) {
+        struct store_value v = store_field_value(row, &fields[i]);
+        if (v.kind == STORE_VALUE_INT)
+            sqlite3_bind_int64(st, (int)i + 1, v.i);
+        else
+            sq_bind_text(st, (int)i + 1, v.text);
+    }
+}
+
+void sq_bind_text(sqlite3_stmt *st, int at, const char *v) {
+    if (v)
+        sqlite3_bind_text(st, at, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, at);
 }
 
 static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_conn *c) {
@@ -209,16 +296,7 @@ static struct task *sq_read_task(sqlite3_stmt *st) {
     struct task *t = task_new();
     for (size_t i = 0; i < NCOLS; i++) {
         const struct store_col *c = &store_task_columns[i];
-        int at = (int)i;
-        /* Numbers as numbers: asking an integer for text converts it. */
-        struct store_value v = {.kind = STORE_VALUE_NULL};
-        if (c->kind == STORE_COL_INT || c->kind == STORE_COL_BOOL)
-            v = (struct store_value){STORE_VALUE_INT, NULL, sqlite3_column_int64(st, at), 0};
-        else if (c->kind == STORE_COL_REAL)
-            v = (struct store_value){STORE_VALUE_REAL, NULL, 0, sqlite3_column_double(st, at)};
-        else if (c->kind != STORE_COL_DUE && sqlite3_column_type(st, at) != SQLITE_NULL)
-            v = (struct store_value){STORE_VALUE_TEXT, (const char *)sqlite3_column_text(st, at), 0,
-                                     0};
+        struct store_value v = sq_value(st, (int)i, c->kind);
         store_col_set(t, c, &v);
     }
     return t;
@@ -479,18 +557,7 @@ static int sq_claim_next(struct store *s, const struct store_claim_query *cq, st
 
 static int sq_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n) {
     struct sq_store *q = sq(s);
-    sqlite3_bind_int64(q->w_due, 1, now);
-    sqlite3_bind_int64(q->w_due, 2, (int64_t)max);
-    *n = 0;
-    int rc;
-    while ((rc = sqlite3_step(q->w_due)) == SQLITE_ROW && *n < max)
-        snprintf(ids[(*n)++], ID_LEN + 1, "%s", (const char *)sqlite3_column_text(q->w_due, 0));
-    sqlite3_reset(q->w_due);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sq_log(q->writer.db, "due");
-        return TM_EINTERNAL;
-    }
-    return 0;
+    return sq_read_ids(q->writer.db, q->w_due, now, ids, max, n);
 }
 
 static int sq_next_due(struct store *s, int64_t *at) {
@@ -798,8 +865,7 @@ static int sq_stats_read(struct store *s, const char *ns, const char *queue, int
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
     sqlite3_stmt *st = NULL;
-    int ret = 0, rc;
-    size_t cap = 0;
+    int ret = 0;
     if (sqlite3_prepare_v2(c->db,
                            "SELECT minute, sum(submitted), sum(completed), sum(failed),"
                            " sum(latency_sum), sum(latency_n), max(latency_max) FROM queue_stats"
@@ -813,21 +879,7 @@ static int sq_stats_read(struct store *s, const char *ns, const char *queue, int
     if (ns) sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, from_minute);
     sqlite3_bind_int64(st, 4, to_minute);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            *out = xrealloc(*out, cap * sizeof **out);
-        }
-        struct queue_stat *x = &(*out)[(*n)++];
-        x->minute = sqlite3_column_int64(st, 0);
-        x->submitted = sqlite3_column_int64(st, 1);
-        x->completed = sqlite3_column_int64(st, 2);
-        x->failed = sqlite3_column_int64(st, 3);
-        x->latency_sum = sqlite3_column_int64(st, 4);
-        x->latency_n = sqlite3_column_int64(st, 5);
-        x->latency_max = sqlite3_column_int64(st, 6);
-    }
-    if (rc != SQLITE_DONE) ret = TM_EINTERNAL;
+    *out = sq_read_rows(st, store_stat_fields, sizeof **out, n, &ret);
 out:
     if (ret) sq_log(c->db, "queue stats");
     sqlite3_finalize(st);

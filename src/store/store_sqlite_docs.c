@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/xalloc.h"
 #include "store_sqlite_int.h"
 
 static const char *table(enum store_doc_kind k) {
@@ -21,33 +20,8 @@ static const char *cols(enum store_doc_kind k) {
                                    : "id,namespace,name,body,created_at,updated_at,NULL,NULL";
 }
 
-static void read_doc(sqlite3_stmt *st, struct store_doc *d) {
-    memset(d, 0, sizeof *d);
-    snprintf(d->id, sizeof d->id, "%s", (const char *)sqlite3_column_text(st, 0));
-    d->ns = sq_col_dup(st, 1);
-    d->name = sq_col_dup(st, 2);
-    d->body = sq_col_dup(st, 3);
-    d->created_at = sqlite3_column_int64(st, 4);
-    d->updated_at = sqlite3_column_int64(st, 5);
-    d->state = sq_col_dup(st, 6);
-    d->next_at = sqlite3_column_int64(st, 7);
-}
-
-static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
-    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK) return 0;
-    fprintf(stderr, "taskmill: sqlite: %s: %s\n", sqlite3_errmsg(db), sql);
-    return TM_EINTERNAL;
-}
-
 static int step_rc(int rc) {
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : TM_EINTERNAL;
-}
-
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
-    if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
 }
 
 /* One doc by id or name (ns NULL: any) on db; TM_ENOT_FOUND. */
@@ -59,11 +33,11 @@ static int get_on(sqlite3 *db, enum store_doc_kind k, const char *ns, const char
              " ORDER BY id=?1 DESC LIMIT 1",
              cols(k), table(k));
     sqlite3_stmt *st;
-    if (prep(db, sql, &st)) return TM_EINTERNAL;
+    if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 2, ns);
+    sq_bind_text(st, 2, ns);
     int ret = sq_step_one(db, st, "read document");
-    if (!ret) read_doc(st, out);
+    if (!ret) sq_read_fields(st, 0, store_doc_fields, out);
     sqlite3_finalize(st);
     return ret;
 }
@@ -93,18 +67,10 @@ int sq_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct s
              "SELECT %s FROM %s WHERE ?1 IS NULL OR namespace=?1 ORDER BY name, namespace", cols(k),
              table(k));
     sqlite3_stmt *st;
-    int ret = prep(db, sql, &st), rc;
-    size_t cap = 0;
+    int ret = sq_prepare(db, sql, &st);
     if (!ret) {
-        bind_text_or_null(st, 1, ns);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 16;
-                *out = xrealloc(*out, cap * sizeof **out);
-            }
-            read_doc(st, &(*out)[(*n)++]);
-        }
-        ret = step_rc(rc);
+        sq_bind_text(st, 1, ns);
+        *out = sq_read_rows(st, store_doc_fields, sizeof **out, n, &ret);
         sqlite3_finalize(st);
     }
     sq_reader_return(s, conn);
@@ -127,13 +93,8 @@ int sq_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc 
                         : "UPDATE definitions SET namespace=?2,name=?3,body=?4,created_at=?5,"
                           "updated_at=?6 WHERE id=?1");
     sqlite3_stmt *st;
-    if (prep(db, sql, &st)) return TM_EINTERNAL;
-    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, d->ns, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, d->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, d->body, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, d->created_at);
-    sqlite3_bind_int64(st, 6, d->updated_at);
+    if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
+    sq_bind_fields(st, store_doc_fields, STORE_DOC_COMMON_FIELDS, d);
     if (k == STORE_DOC_SCHEDULE) {
         sqlite3_bind_text(st, 7, d->state ? d->state : "{}", -1, SQLITE_STATIC);
         if (d->next_at)
@@ -155,14 +116,15 @@ int sq_doc_delete(struct store *s, enum store_doc_kind k, const char *ns, const 
     snprintf(sql, sizeof sql, "DELETE FROM %s WHERE id=?1 AND (?2 IS NULL OR namespace=?2)",
              table(k));
     sqlite3_stmt *st;
-    if (prep(db, sql, &st)) return TM_EINTERNAL;
+    if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 2, ns);
+    sq_bind_text(st, 2, ns);
     int ret = step_rc(sqlite3_step(st));
     if (ret == 0 && sqlite3_changes(db) == 0) ret = TM_ENOT_FOUND;
     sqlite3_finalize(st);
     if (ret == 0 && k == STORE_DOC_SCHEDULE) {
-        if (prep(db, "DELETE FROM schedule_fires WHERE schedule_id=?1", &st)) return TM_EINTERNAL;
+        if (sq_prepare(db, "DELETE FROM schedule_fires WHERE schedule_id=?1", &st))
+            return TM_EINTERNAL;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         ret = step_rc(sqlite3_step(st));
         sqlite3_finalize(st);
@@ -174,44 +136,33 @@ int sq_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t m
     sqlite3 *db = sq_writer_db(s);
     sqlite3_stmt *st;
     *n = 0;
-    if (prep(db,
-             "SELECT id FROM schedules WHERE next_at IS NOT NULL AND next_at<=?1"
-             " ORDER BY next_at LIMIT ?2",
-             &st))
+    if (sq_prepare(db,
+                   "SELECT id FROM schedules WHERE next_at IS NOT NULL AND next_at<=?1"
+                   " ORDER BY next_at LIMIT ?2",
+                   &st))
         return TM_EINTERNAL;
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, (int64_t)max);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
-        snprintf(ids[(*n)++], ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+    int rc = sq_read_ids(db, st, now, ids, max, n);
     sqlite3_finalize(st);
-    return step_rc(rc);
+    return rc;
 }
 
 int sq_sched_next_at(struct store *s, int64_t *at) {
-    sqlite3 *db = sq_writer_db(s);
-    sqlite3_stmt *st;
-    *at = 0;
-    if (prep(db, "SELECT min(next_at) FROM schedules WHERE next_at IS NOT NULL", &st))
-        return TM_EINTERNAL;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *at = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return step_rc(rc);
+    return sq_scalar(sq_writer_db(s),
+                     "SELECT min(next_at) FROM schedules WHERE next_at IS NOT NULL", 0, at);
 }
 
 int sq_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f) {
     sqlite3 *db = sq_writer_db(s);
     sqlite3_stmt *st;
-    if (prep(db,
-             "INSERT INTO schedule_fires(schedule_id,slot,kind,task_id,outcome,at)"
-             " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT DO NOTHING",
-             &st))
+    if (sq_prepare(db,
+                   "INSERT INTO schedule_fires(schedule_id,slot,kind,task_id,outcome,at)"
+                   " VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT DO NOTHING",
+                   &st))
         return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, f->slot);
     sqlite3_bind_text(st, 3, f->kind, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 4, f->task_id[0] ? f->task_id : NULL);
+    sq_bind_text(st, 4, f->task_id[0] ? f->task_id : NULL);
     sqlite3_bind_text(st, 5, f->outcome, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, f->at);
     int ret = step_rc(sqlite3_step(st));
@@ -223,7 +174,7 @@ int sq_fire_insert(struct store *s, const char *sched_id, const struct schedule_
 int sq_fire_exists(struct store *s, const char *sched_id, int64_t slot) {
     sqlite3 *db = sq_writer_db(s);
     sqlite3_stmt *st;
-    if (prep(db, "SELECT 1 FROM schedule_fires WHERE schedule_id=?1 AND slot=?2", &st))
+    if (sq_prepare(db, "SELECT 1 FROM schedule_fires WHERE schedule_id=?1 AND slot=?2", &st))
         return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, slot);
@@ -238,30 +189,15 @@ int sq_fires_list(struct store *s, const char *sched_id, int limit, struct sched
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
     sqlite3_stmt *st;
-    int ret = prep(db,
+    int ret =
+        sq_prepare(db,
                    "SELECT slot,at,kind,outcome,task_id FROM schedule_fires WHERE schedule_id=?1"
                    " ORDER BY slot DESC LIMIT ?2",
-                   &st),
-        rc;
+                   &st);
     if (!ret) {
         sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, limit);
-        size_t cap = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 16;
-                *out = xrealloc(*out, cap * sizeof **out);
-            }
-            struct schedule_fire *f = &(*out)[(*n)++];
-            memset(f, 0, sizeof *f);
-            f->slot = sqlite3_column_int64(st, 0);
-            f->at = sqlite3_column_int64(st, 1);
-            snprintf(f->kind, sizeof f->kind, "%s", (const char *)sqlite3_column_text(st, 2));
-            snprintf(f->outcome, sizeof f->outcome, "%s", (const char *)sqlite3_column_text(st, 3));
-            const unsigned char *t = sqlite3_column_text(st, 4);
-            snprintf(f->task_id, sizeof f->task_id, "%s", t ? (const char *)t : "");
-        }
-        ret = step_rc(rc);
+        *out = sq_read_rows(st, store_fire_fields, sizeof **out, n, &ret);
         sqlite3_finalize(st);
     }
     sq_reader_return(s, conn);

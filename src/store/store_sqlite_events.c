@@ -63,42 +63,6 @@ void sq_events_close(struct store *s) {
     *slot = NULL;
 }
 
-static int sqe_done(sqlite3 *db, sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE) {
-        sq_log(db, "step");
-        return TM_EINTERNAL;
-    }
-    return 0;
-}
-
-static void sqe_bind_text(sqlite3_stmt *st, int at, const char *v) {
-    if (v)
-        sqlite3_bind_text(st, at, v, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, at);
-}
-
-/* Runs a one-value query on db; *v is 0 when it gives NULL or no row. */
-static int sqe_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sq_log(db, sql);
-        return TM_EINTERNAL;
-    }
-    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, a);
-    int rc = sqlite3_step(st);
-    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sq_log(db, sql);
-        return TM_EINTERNAL;
-    }
-    return 0;
-}
-
 int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries) {
     struct sq_events *q = sqe(s);
     sqlite3 *db = sq_writer_db(s);
@@ -130,7 +94,7 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
             sqlite3_bind_text(st, 11, ev->actor, -1, SQLITE_STATIC);
         else
             sqlite3_bind_null(st, 11);
-        int rc = sqe_done(db, st);
+        int rc = sq_step_done(db, st);
         if (rc) return rc;
         ev->seq = sqlite3_last_insert_rowid(db);
         for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++) {
@@ -141,7 +105,7 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
             sqlite3_bind_text(dl, 2, name, -1, SQLITE_TRANSIENT);
             sqlite3_bind_int64(dl, 3, ev->at);
             sqlite3_bind_text(dl, 4, ev->ns, -1, SQLITE_STATIC);
-            if ((rc = sqe_done(db, dl))) return rc;
+            if ((rc = sq_step_done(db, dl))) return rc;
             *deliveries += (size_t)sqlite3_changes(db);
         }
     }
@@ -151,10 +115,10 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
 int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out) {
     sqlite3 *db = sq_writer_db(s);
     memset(out, 0, sizeof *out);
-    int rc = sqe_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, &out->head);
+    int rc = sq_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, &out->head);
     if (!rc)
-        rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
-                        &out->pruned_through);
+        rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
+                       &out->pruned_through);
     /* Not max(seq) ... WHERE at<?1: SQLite answers that by walking the
      * primary key down from the newest event, testing `at`, which reads
      * the whole log while no event is that old (each retention step did,
@@ -162,11 +126,11 @@ int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_
      * where the clock stepped back its seq may be lower than the max, so
      * retention only keeps an event longer. */
     if (!rc && before_at > 0)
-        rc = sqe_scalar(db, "SELECT seq FROM events WHERE at<?1 ORDER BY at DESC, seq DESC LIMIT 1",
-                        before_at, &out->aged_through);
+        rc = sq_scalar(db, "SELECT seq FROM events WHERE at<?1 ORDER BY at DESC, seq DESC LIMIT 1",
+                       before_at, &out->aged_through);
     if (!rc)
-        rc = sqe_scalar(db, "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0,
-                        &out->pending_min);
+        rc = sq_scalar(db, "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0,
+                       &out->pending_min);
     return rc;
 }
 
@@ -174,23 +138,23 @@ int sq_events_nth(struct store *s, int64_t after, int max_rows, int64_t *seq) {
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT seq FROM events WHERE seq>?1 ORDER BY seq LIMIT 1 OFFSET %d",
              max_rows > 0 ? max_rows - 1 : 0);
-    return sqe_scalar(sq_writer_db(s), sql, after, seq);
+    return sq_scalar(sq_writer_db(s), sql, after, seq);
 }
 
 int sq_events_delete(struct store *s, int64_t through, int64_t *deleted) {
     sqlite3 *db = sq_writer_db(s);
     int64_t v = 0;
-    int rc = sqe_scalar(db, "DELETE FROM events WHERE seq<=?1", through, &v);
+    int rc = sq_scalar(db, "DELETE FROM events WHERE seq<=?1", through, &v);
     if (rc) return rc;
     *deleted = sqlite3_changes(db);
-    rc = sqe_scalar(db, "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1",
-                    through, &v);
+    rc = sq_scalar(db, "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1",
+                   through, &v);
     if (!rc)
-        rc = sqe_scalar(db, "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", through,
-                        &v);
+        rc = sq_scalar(db, "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", through,
+                       &v);
     if (!rc)
-        rc = sqe_scalar(db, "UPDATE event_meta SET value=value+?1 WHERE name='pruned_total'",
-                        *deleted, &v);
+        rc = sq_scalar(db, "UPDATE event_meta SET value=value+?1 WHERE name='pruned_total'",
+                       *deleted, &v);
     return rc;
 }
 
@@ -212,13 +176,13 @@ int sq_webhook_insert(struct store *s, const struct webhook *w) {
     char events[128];
     sqe_events_text(w->events, events, sizeof events);
     sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
-    sqe_bind_text(st, 2, w->ns);
-    sqe_bind_text(st, 3, w->name);
-    sqe_bind_text(st, 4, w->url);
+    sq_bind_text(st, 2, w->ns);
+    sq_bind_text(st, 3, w->name);
+    sq_bind_text(st, 4, w->url);
     sqlite3_bind_text(st, 5, events, -1, SQLITE_TRANSIENT);
-    sqe_bind_text(st, 6, w->secret);
+    sq_bind_text(st, 6, w->secret);
     sqlite3_bind_int64(st, 7, w->created_at);
-    return sqe_done(sq_writer_db(s), st);
+    return sq_step_done(sq_writer_db(s), st);
 }
 
 int sq_webhook_count(struct store *s, const char *ns, int64_t *n) {
@@ -227,7 +191,7 @@ int sq_webhook_count(struct store *s, const char *ns, int64_t *n) {
     sqlite3_stmt *st =
         sqe_stmt(s, &q->hook_count, "SELECT count(*) FROM webhooks WHERE namespace IS ?1");
     if (!st) return TM_EINTERNAL;
-    sqe_bind_text(st, 1, ns);
+    sq_bind_text(st, 1, ns);
     int rc = sqlite3_step(st);
     *n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
@@ -246,15 +210,15 @@ int sq_webhook_delete(struct store *s, const char *ns, const char *id) {
         s, &q->hook_delete, "DELETE FROM webhooks WHERE id=?1 AND (?2 IS NULL OR namespace=?2)");
     if (!st) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqe_bind_text(st, 2, ns);
-    int rc = sqe_done(db, st);
+    sq_bind_text(st, 2, ns);
+    int rc = sq_step_done(db, st);
     if (rc) return rc;
     if (sqlite3_changes(db) == 0) return TM_ENOT_FOUND;
     st = sqe_stmt(s, &q->hook_delete_deliveries,
                   "DELETE FROM webhook_deliveries WHERE webhook_id=?1");
     if (!st) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    return sqe_done(db, st);
+    return sq_step_done(db, st);
 }
 
 int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
@@ -265,16 +229,10 @@ int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
     sqlite3_stmt *fr = sqe_stmt(s, &q->hook_free, "UPDATE webhooks SET busy_until=0 WHERE id=?1");
     if (!st || !fr) return TM_EINTERNAL;
     sqlite3_bind_text(fr, 1, d->webhook_id, -1, SQLITE_STATIC);
-    int rc = sqe_done(sq_writer_db(s), fr);
+    int rc = sq_step_done(sq_writer_db(s), fr);
     if (rc) return rc;
-    sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, d->status, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, d->attempts);
-    sqlite3_bind_int64(st, 4, d->next_at);
-    sqlite3_bind_int64(st, 5, d->last_status);
-    sqe_bind_text(st, 6, d->last_error);
-    sqlite3_bind_int64(st, 7, d->updated_at);
-    return sqe_done(sq_writer_db(s), st);
+    sq_bind_fields(st, store_delivery_set_fields, SIZE_MAX, d);
+    return sq_step_done(sq_writer_db(s), st);
 }
 
 /* ---- Reads ---- */
@@ -308,10 +266,10 @@ static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev) {
 }
 
 static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through) {
-    int rc = sqe_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, head);
+    int rc = sq_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, head);
     if (!rc)
-        rc = sqe_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
-                        pruned_through);
+        rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
+                       pruned_through);
     return rc;
 }
 
@@ -338,8 +296,8 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
         goto out;
     }
     sqlite3_bind_int64(st, 1, after);
-    sqe_bind_text(st, 2, ns);
-    sqe_bind_text(st, 3, task_id);
+    sq_bind_text(st, 2, ns);
+    sq_bind_text(st, 3, task_id);
     sqlite3_bind_int(st, 4, limit);
     out->events = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof *out->events);
     int rc;
@@ -391,8 +349,8 @@ int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct web
         sq_reader_return(s, conn);
         return TM_EINTERNAL;
     }
-    sqe_bind_text(st, 1, ns);
-    sqe_bind_text(st, 2, id);
+    sq_bind_text(st, 1, ns);
+    sq_bind_text(st, 2, id);
     size_t cap = 0;
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -431,17 +389,7 @@ int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct web
 /* Reads the SQE_DELIVERY_COLS at columns 0..10. */
 static void sqe_read_delivery(sqlite3_stmt *st, struct webhook_delivery *d) {
     memset(d, 0, sizeof *d);
-    snprintf(d->id, sizeof d->id, "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(d->webhook_id, sizeof d->webhook_id, "%s", (const char *)sqlite3_column_text(st, 1));
-    d->seq = sqlite3_column_int64(st, 2);
-    snprintf(d->event, sizeof d->event, "%s", (const char *)sqlite3_column_text(st, 3));
-    snprintf(d->status, sizeof d->status, "%s", (const char *)sqlite3_column_text(st, 4));
-    d->attempts = sqlite3_column_int64(st, 5);
-    d->next_at = sqlite3_column_int64(st, 6);
-    d->last_status = sqlite3_column_int64(st, 7);
-    d->last_error = sq_col_dup(st, 8);
-    d->created_at = sqlite3_column_int64(st, 9);
-    d->updated_at = sqlite3_column_int64(st, 10);
+    sq_read_fields(st, 0, store_delivery_fields, d);
 }
 
 int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
@@ -492,7 +440,7 @@ int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
     if (!ret) {
         sqlite3_bind_text(busy, 1, (*out)->webhook_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(busy, 2, busy_until);
-        ret = sqe_done(db, busy);
+        ret = sq_step_done(db, busy);
     }
     if (ret) {
         deliveries_free(*out, 1);
@@ -516,15 +464,10 @@ int sq_deliveries_list(struct store *s, const char *webhook_id, int limit,
         return TM_EINTERNAL;
     }
     sqlite3_bind_text(st, 1, webhook_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, limit);
-    *out = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof **out);
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < (size_t)limit)
-        sqe_read_delivery(st, &(*out)[(*n)++]);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sq_log(db, "deliveries");
-        ret = TM_EINTERNAL;
-    }
+    sqlite3_bind_int(st, 2, limit > 0 ? limit : 0);
+    int ret;
+    *out = sq_read_rows(st, store_delivery_fields, sizeof **out, n, &ret);
+    if (ret) sq_log(db, "deliveries");
     sqlite3_finalize(st);
     sq_reader_return(s, conn);
     return ret;
@@ -535,7 +478,7 @@ int sq_deliveries_next_at(struct store *s, int64_t *at) {
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
     int rc =
-        sqe_scalar(db, "SELECT min(next_at) FROM webhook_deliveries WHERE status='pending'", 0, at);
+        sq_scalar(db, "SELECT min(next_at) FROM webhook_deliveries WHERE status='pending'", 0, at);
     sq_reader_return(s, conn);
     return rc;
 }

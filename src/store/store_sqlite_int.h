@@ -23,8 +23,34 @@ void sq_log(sqlite3 *db, const char *what);
  * TM_ENOT_FOUND for none, TM_EINTERNAL (logged with `what`) on error. The
  * caller resets or finalizes st. */
 int sq_step_one(sqlite3 *db, sqlite3_stmt *st, const char *what);
+/* Prepares a statement on db; TM_EINTERNAL (logged with the SQL) when it cannot. */
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
+/* Runs a statement to completion (no rows expected), then resets it and
+ * clears its bindings: 0, TM_ECONFLICT on a unique key, else TM_EINTERNAL
+ * (logged). */
+int sq_step_done(sqlite3 *db, sqlite3_stmt *st);
+/* Binds text (copied), or NULL when v is. */
+void sq_bind_text(sqlite3_stmt *st, int at, const char *v);
+/* Binds row's first `max` fields (all: SIZE_MAX) to ?1, ?2, ..., as
+ * `fields` says (store_int.h). */
+void sq_bind_fields(sqlite3_stmt *st, const struct store_field *fields, size_t max,
+                    const void *row);
+/* Runs a one-value statement (?1, if it has one, is a) once on db: *v is
+ * 0 when it gives NULL or no row. 0, or TM_EINTERNAL (logged). */
+int sq_scalar(sqlite3 *db, const char *sql, int64_t a, int64_t *v);
+/* Runs st, a "due" statement (?1 now, ?2 max) that selects ids, into
+ * ids[0..*n) and resets it. 0, or TM_EINTERNAL (logged). */
+int sq_read_ids(sqlite3 *db, sqlite3_stmt *st, int64_t now, char (*ids)[ID_LEN + 1], size_t max,
+                size_t *n);
 /* Column `at` as a string of its own, or NULL for NULL. */
 char *sq_col_dup(sqlite3_stmt *st, int at);
+/* Reads the columns from `at` on into row's fields, as `fields` says (store_int.h). */
+void sq_read_fields(sqlite3_stmt *st, int at, const struct store_field *fields, void *row);
+/* Steps st to its end, each row read as sq_read_fields does into a new
+ * array of *n structs of `size` bytes, which it returns (NULL for none;
+ * the caller frees it). *rc: 0, or TM_EINTERNAL when a step failed. */
+void *sq_read_rows(sqlite3_stmt *st, const struct store_field *fields, size_t size, size_t *n,
+                   int *rc);
 
 sqlite3 *sq_writer_db(struct store *s);
 /* A reader connection (NULL when none can be opened); give it back with sq_reader_return. */

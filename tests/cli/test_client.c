@@ -225,6 +225,20 @@ static void test_batched_worker_calls(void) {
     CHECK_INT(tm_claim_many(cl, "batq", &o, 0, &claims), TM_CLIENT_EINVALID); /* the server's 400 */
 }
 
+/* tm_work_entry: a batched entry is the one-task call's body with the task's id. */
+static void test_work_entry(void) {
+    struct tm_report r = {.has_ratio = true, .ratio = 0.5, .message = "half"};
+    json_t *e = tm_work_entry("0123456789abcdef0123456789abcdef", "tok", &r);
+    CHECK_STR(jstr(e, "id"), "0123456789abcdef0123456789abcdef");
+    CHECK_STR(jstr(e, "lease_token"), "tok");
+    CHECK_STR(jstr(json_object_get(e, "progress"), "message"), "half");
+    json_decref(e);
+    e = tm_work_entry(NULL, "tok", NULL); /* the body of tm_release */
+    CHECK(json_object_get(e, "id") == NULL);
+    CHECK_INT(json_object_size(e), 1);
+    json_decref(e);
+}
+
 static void test_watch_follows_to_the_end(void) {
     char *a = th_submit(&srv, "wa", "\"queue\":\"watchq\"");
     char *b = th_submit(&srv, "wb", "\"queue\":\"watchq2\"");
@@ -291,6 +305,7 @@ static void test_example_program(void) {
 
 static const struct th_test tests[] = {
     {"claim many, complete many (libtaskmill)", test_batched_worker_calls},
+    {"a batched entry is the one-task body with the id", test_work_entry},
     {"submit, get, list with paging", test_submit_get_list},
     {"errors carry the server's code, message and field", test_errors_carry_server_detail},
     {"pause, resume, cancel, retry, delete", test_controls},
