@@ -1279,7 +1279,7 @@ static void store_prune_events(struct store *s, int64_t now) {
     if (s->opt.events_max_age_ms < 0 && s->opt.events_max_count < 0) return;
     if (be->begin_lazy(s)) return;
     struct store_prune_info in = {0};
-    int64_t bound = 0, nth = 0, deleted = 0;
+    int64_t bound = 0, deleted = 0;
     int rc = be->events_prune_info(s, before, &in);
     if (rc) goto fail;
     if (s->opt.events_max_count >= 0 && in.head - s->opt.events_max_count > bound)
@@ -1290,10 +1290,14 @@ static void store_prune_events(struct store *s, int64_t now) {
         be->rollback(s);
         return;
     }
-    if ((rc = be->events_nth(s, in.pruned_through, max_rows, &nth))) goto fail;
-    if (nth && nth < bound) bound = nth;
+    /* At most max_rows seqs a step. The log's seqs have no gaps but those
+     * retention made (both backends number events in the transaction that
+     * appends them), so this is max_rows events, found without reading
+     * them (counting them with OFFSET took a sixth of retention's CPU). */
+    int64_t target = bound;
+    if (bound - in.pruned_through > max_rows) bound = in.pruned_through + max_rows;
     if ((rc = be->events_delete(s, bound, &deleted)) || (rc = be->commit(s))) goto fail;
-    if (deleted >= max_rows) s->next_prune = now;
+    if (bound < target) s->next_prune = now; /* more to drop: again after the next batch */
     pthread_mutex_lock(&s->lock);
     s->stats.events_pruned += (uint64_t)deleted;
     s->stats.events_pruned_through = (uint64_t)bound;

@@ -171,9 +171,6 @@ struct store_backend {
      * and failed deliveries with seq <= through, and records through as the
      * new pruned_through (adding *deleted to the pruned total). */
     int (*events_delete)(struct store *s, int64_t through, int64_t *deleted);
-    /* The seq of the max_rows-th event after `after` (so a pass deletes at
-     * most max_rows), or 0 when fewer follow. */
-    int (*events_nth)(struct store *s, int64_t after, int max_rows, int64_t *seq);
     int (*webhook_insert)(struct store *s, const struct webhook *w);
     /* How many webhooks have exactly this namespace (NULL: those without one). */
     int (*webhook_count)(struct store *s, const char *ns, int64_t *n);

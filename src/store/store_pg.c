@@ -1539,7 +1539,6 @@ const struct store_backend store_pg_backend = {
     .events_append = pg_events_append,
     .events_prune_info = pg_events_prune_info,
     .events_delete = pg_events_delete,
-    .events_nth = pg_events_nth,
     .webhook_insert = pg_webhook_insert,
     .webhook_count = pg_webhook_count,
     .webhook_delete = pg_webhook_delete,

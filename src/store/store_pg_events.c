@@ -176,23 +176,6 @@ int pg_events_delete(struct store *s, int64_t through, int64_t *deleted) {
     return pg_run_int(pg_writer(s), &st_delete, &p, deleted);
 }
 
-static const struct pg_stmt st_nth = {
-    PGS_EV_NTH, "SELECT seq FROM events WHERE seq > $1 ORDER BY seq OFFSET $2 LIMIT 1"};
-
-int pg_events_nth(struct store *s, int64_t after, int max_rows, int64_t *seq) {
-    *seq = 0;
-    struct pg_params p;
-    pgp_init(&p);
-    pgp_int(&p, after);
-    pgp_int(&p, max_rows > 1 ? max_rows - 1 : 0);
-    PGresult *r;
-    int rc = pg_run(pg_writer(s), &st_nth, &p, &r);
-    if (rc) return rc;
-    if (PQntuples(r) == 1) *seq = pg_int(r, 0, 0);
-    PQclear(r);
-    return 0;
-}
-
 /* ---- Webhooks (writer) ---- */
 
 /* ",a,b," from the event bits. */

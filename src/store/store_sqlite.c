@@ -1105,7 +1105,6 @@ const struct store_backend store_sqlite_backend = {
     .events_append = sq_events_append,
     .events_prune_info = sq_events_prune_info,
     .events_delete = sq_events_delete,
-    .events_nth = sq_events_nth,
     .delivery_claim = sq_delivery_claim,
     .webhook_insert = sq_webhook_insert,
     .webhook_count = sq_webhook_count,

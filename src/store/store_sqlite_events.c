@@ -134,13 +134,6 @@ int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_
     return rc;
 }
 
-int sq_events_nth(struct store *s, int64_t after, int max_rows, int64_t *seq) {
-    char sql[160];
-    snprintf(sql, sizeof sql, "SELECT seq FROM events WHERE seq>?1 ORDER BY seq LIMIT 1 OFFSET %d",
-             max_rows > 0 ? max_rows - 1 : 0);
-    return sq_scalar(sq_writer_db(s), sql, after, seq);
-}
-
 int sq_events_delete(struct store *s, int64_t through, int64_t *deleted) {
     sqlite3 *db = sq_writer_db(s);
     int64_t v = 0;

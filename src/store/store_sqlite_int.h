@@ -62,7 +62,6 @@ void sq_events_close(struct store *s);
 int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries);
 int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out);
 int sq_events_delete(struct store *s, int64_t through, int64_t *deleted);
-int sq_events_nth(struct store *s, int64_t after, int max_rows, int64_t *seq);
 int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
                       int64_t busy_until, struct webhook_delivery **out);
 int sq_webhook_insert(struct store *s, const struct webhook *w);
