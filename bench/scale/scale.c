@@ -492,8 +492,8 @@ int main(int argc, char **argv) {
         }
         i++;
     }
-    if (!url || samples < 10 || nsizes == 0 || rate_tasks < BATCH)
-        die("--url is required; --samples >= 10; --rate-tasks >= %d", BATCH);
+    if (!url || samples < 10 || nsizes == 0 || rate_tasks < BATCH || rate_tasks % BATCH)
+        die("--url is required; --samples >= 10; --rate-tasks a multiple of %d", BATCH);
     snprintf(base, sizeof base, "%s", url);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     curl = curl_easy_init();

@@ -648,18 +648,18 @@ int sql_list_query(const struct sql_dialect *d, const char *select_cols,
 #define C(name, kind, field) \
     { name, kind, offsetof(struct task, field), false }
 /* A column that no op changes after the task is created (store_col.fixed). */
-#define F(name, kind, field) \
+#define FIXED(name, kind, field) \
     { name, kind, offsetof(struct task, field), true }
 const struct store_col store_task_columns[] = {
-    F("id", STORE_COL_ID, id),
-    F("namespace", STORE_COL_TEXT, namespace),
-    F("type", STORE_COL_TEXT, type),
-    F("name", STORE_COL_TEXT, name),
+    FIXED("id", STORE_COL_ID, id),
+    FIXED("namespace", STORE_COL_TEXT, namespace),
+    FIXED("type", STORE_COL_TEXT, type),
+    FIXED("name", STORE_COL_TEXT, name),
     C("description", STORE_COL_TEXT, description),
-    F("queue", STORE_COL_TEXT, queue),
+    FIXED("queue", STORE_COL_TEXT, queue),
     C("priority", STORE_COL_INT, priority),
-    F("parent_id", STORE_COL_ID, parent_id),
-    F("launcher", STORE_COL_TEXT, launcher),
+    FIXED("parent_id", STORE_COL_ID, parent_id),
+    FIXED("launcher", STORE_COL_TEXT, launcher),
     C("target", STORE_COL_TEXT, target),
     C("definition", STORE_COL_TEXT, definition),
     C("params", STORE_COL_TEXT, params),
@@ -695,7 +695,7 @@ const struct store_col store_task_columns[] = {
     C("lease_token", STORE_COL_ID, lease_token),
     C("lease_ms", STORE_COL_INT, lease_ms),
     C("lease_expires_at", STORE_COL_INT, lease_expires_at),
-    F("created_at", STORE_COL_INT, created_at),
+    FIXED("created_at", STORE_COL_INT, created_at),
     C("updated_at", STORE_COL_INT, updated_at),
     C("scheduled_at", STORE_COL_INT, scheduled_at),
     C("started_at", STORE_COL_INT, started_at),
@@ -703,12 +703,12 @@ const struct store_col store_task_columns[] = {
     C("ready_at", STORE_COL_INT, ready_at),
     C("version", STORE_COL_INT, version),
     C("paused", STORE_COL_BOOL, paused),
-    F("idempotency_key", STORE_COL_TEXT, idempotency_key),
+    FIXED("idempotency_key", STORE_COL_TEXT, idempotency_key),
     C("attempts", STORE_COL_TEXT, attempts),
     C("due_at", STORE_COL_DUE, id), /* derived: task_due_at(); written, never read */
 };
 #undef C
-#undef F
+#undef FIXED
 const size_t store_task_ncols = sizeof store_task_columns / sizeof store_task_columns[0];
 
 /* The other rows, for every SQL backend (store_int.h). */
