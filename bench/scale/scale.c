@@ -14,6 +14,8 @@
  * (claims of 100 and completes of 100) over `--rate-tasks` fresh tasks
  * (30,000 by default), with the p50 and p99 of its claim and complete
  * calls: above about 380,000 tasks these run while retention prunes.
+ * With --rate-only it runs only that worker, on the store as it is (to
+ * compare two servers on copies of one grown store).
  *
  * Not a test: it asserts nothing but that each request answers as the API
  * says (a wrong status stops the run with the reply, so a figure is never
@@ -252,6 +254,25 @@ static long rss_kib(int pid) {
     return kib;
 }
 
+/* The process's user + system CPU so far, in seconds (0 when unknown). */
+static double cpu_seconds(int pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[1024];
+    double sec = 0;
+    if (fgets(line, sizeof line, f)) {
+        char *p = strrchr(line, ')'); /* the command may hold spaces */
+        unsigned long ut = 0, st = 0;
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+            sec = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    fclose(f);
+    return sec;
+}
+
 struct sizes {
     long long db, tasks, events, nevents;
 };
@@ -318,6 +339,44 @@ static void url_escape(const char *in, char *out, size_t n) {
         }
     }
     out[k] = '\0';
+}
+
+/* The batched worker's rate over rate_tasks fresh tasks, and the latency
+ * of its calls (the claims are what retention must not stall). */
+static double worker_rate(int rate_tasks, int pid, int *moved_out, double *cpu_us) {
+    static char big[BATCH * 80 + 64];
+    for (int b = 0; b < rate_tasks / BATCH; b++) {
+        size_t len = (size_t)snprintf(big, sizeof big, "{\"tasks\":[");
+        for (int i = 0; i < BATCH; i++)
+            len += (size_t)snprintf(big + len, sizeof big - len,
+                                    "%s{\"type\":\"t1\",\"queue\":\"wq\"}", i ? "," : "");
+        snprintf(big + len, sizeof big - len, "]}");
+        req("POST", "/v1/tasks/batch", big, 201, false);
+    }
+    int calls = rate_tasks / 100 + 1, nclaims = 0, ncompletes = 0;
+    double *claim_ms = calloc((size_t)calls, sizeof *claim_ms);
+    double *complete_ms = calloc((size_t)calls, sizeof *complete_ms);
+    struct claim c[100];
+    int moved = 0;
+    double t0 = now_ms(), c0 = cpu_seconds(pid);
+    while (moved < rate_tasks && nclaims < calls) {
+        double t1 = now_ms();
+        int n = claim_many("wq", 100, c);
+        claim_ms[nclaims++] = now_ms() - t1;
+        if (n == 0) break;
+        t1 = now_ms();
+        finish_many("complete", c, n);
+        complete_ms[ncompletes++] = now_ms() - t1;
+        moved += n;
+    }
+    double rate = moved / ((now_ms() - t0) / 1000.0);
+    *cpu_us = moved ? (cpu_seconds(pid) - c0) * 1e6 / moved : 0;
+    report("batched claim of 100 (worker run)", claim_ms, nclaims);
+    if (ncompletes) report("batched complete of 100 (worker run)", complete_ms, ncompletes);
+    free(claim_ms);
+    free(complete_ms);
+    *moved_out = moved;
+    return rate;
 }
 
 /* Times `samples` of each request kind at the current size. */
@@ -415,43 +474,16 @@ static void measure(int samples, int rate_tasks, int pid, const char *sqlite_pat
     report("POST /v1/tasks/{id}/complete", cp, samples);
     free(hb);
     free(cp);
-    /* the batched worker's rate over rate_tasks fresh tasks, and the
-     * latency of its calls (the claims are what retention must not stall) */
-    static char big[BATCH * 80 + 64];
-    for (int b = 0; b < rate_tasks / BATCH; b++) {
-        size_t len = (size_t)snprintf(big, sizeof big, "{\"tasks\":[");
-        for (int i = 0; i < BATCH; i++)
-            len += (size_t)snprintf(big + len, sizeof big - len,
-                                    "%s{\"type\":\"t1\",\"queue\":\"wq\"}", i ? "," : "");
-        snprintf(big + len, sizeof big - len, "]}");
-        req("POST", "/v1/tasks/batch", big, 201, false);
-    }
-    int calls = rate_tasks / 100 + 1, nclaims = 0, ncompletes = 0;
-    double *claim_ms = calloc((size_t)calls, sizeof *claim_ms);
-    double *complete_ms = calloc((size_t)calls, sizeof *complete_ms);
-    struct claim c[100];
     int moved = 0;
-    double t0 = now_ms();
-    while (moved < rate_tasks && nclaims < calls) {
-        double t1 = now_ms();
-        int n = claim_many("wq", 100, c);
-        claim_ms[nclaims++] = now_ms() - t1;
-        if (n == 0) break;
-        t1 = now_ms();
-        finish_many("complete", c, n);
-        complete_ms[ncompletes++] = now_ms() - t1;
-        moved += n;
-    }
-    double rate = moved / ((now_ms() - t0) / 1000.0);
-    report("batched claim of 100 (worker run)", claim_ms, nclaims);
-    if (ncompletes) report("batched complete of 100 (worker run)", complete_ms, ncompletes);
-    free(claim_ms);
-    free(complete_ms);
+    double cpu_us = 0;
+    double rate = worker_rate(rate_tasks, pid, &moved, &cpu_us);
     struct sizes sz;
     store_sizes(sqlite_path, pg_url, &sz);
     long long ntasks = grown + 2 * samples + rate_tasks;
-    printf("\nbatched worker (claims of 100, completes of 100): %.0f tasks/s over %d tasks\n", rate,
-           moved);
+    printf(
+        "\nbatched worker (claims of 100, completes of 100): %.0f tasks/s over %d tasks,"
+        " server CPU %.1f us a task\n",
+        rate, moved, cpu_us);
     printf(
         "store: %.1f MiB in all, %.0f bytes/task (database / tasks), tasks table and indexes "
         "%.0f bytes/task, events %lld (%.0f bytes/event), server RSS %.1f MiB\n",
@@ -466,8 +498,13 @@ int main(int argc, char **argv) {
     const char *url = NULL, *sqlite_path = NULL, *pg_url = NULL;
     long long sizes[MAX_SIZES] = {10000, 100000, 1000000};
     int nsizes = 3, samples = 200, rate_tasks = 30000, pid = 0;
+    bool rate_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--rate-only") == 0) {
+            rate_only = true;
+            continue;
+        }
         if (strcmp(a, "--url") == 0 && v) {
             url = v;
         } else if (strcmp(a, "--pid") == 0 && v) {
@@ -488,7 +525,8 @@ int main(int argc, char **argv) {
                 sizes[nsizes++] = atoll(s);
         } else {
             die("usage: scale --url http://HOST:PORT --pid PID (--sqlite PATH | --pg URL)"
-                " [--sizes 10000,100000,1000000] [--samples 200] [--rate-tasks 30000]");
+                " [--sizes 10000,100000,1000000] [--samples 200] [--rate-tasks 30000]"
+                " [--rate-only]");
         }
         i++;
     }
@@ -508,6 +546,17 @@ int main(int argc, char **argv) {
     printf("## bench/scale on %s %s, %ld CPUs; store %s; %d samples a request\n", u.sysname,
            u.release, cpus, sqlite_path ? "SQLite" : "PostgreSQL", samples);
     double t0 = now_ms();
+    if (rate_only) { /* the store as it is: no growth, no other request */
+        int moved = 0;
+        printf("\n| request | p50 ms | p99 ms |\n|---|---|---|\n");
+        double cpu_us = 0;
+        double rate = worker_rate(rate_tasks, pid, &moved, &cpu_us);
+        printf(
+            "\nbatched worker (claims of 100, completes of 100): %.0f tasks/s over %d tasks,"
+            " server CPU %.1f us a task\n",
+            rate, moved, cpu_us);
+        nsizes = 0;
+    }
     for (int s = 0; s < nsizes; s++) {
         while (grown < sizes[s]) {
             grow_batch();
