@@ -130,6 +130,9 @@ struct batch {
     size_t nstats, capstats;
     struct store_count_add *counts; /* task_counts to add, written just before commit */
     size_t ncounts, capcounts;
+    /* Retention done in this batch's transaction (store_prune_inline). */
+    bool pruned, prune_more;
+    int64_t prune_bound, prune_deleted;
 };
 
 static const struct store_backend *const store_backends[] = {&store_sqlite_backend,
@@ -218,6 +221,8 @@ static void batch_reset(struct batch *b) {
     b->failed = false;
     b->fail_code = 0;
     b->op = NULL;
+    b->pruned = b->prune_more = false;
+    b->prune_bound = b->prune_deleted = 0;
 }
 
 static void batch_release(struct batch *b) {
@@ -1060,6 +1065,8 @@ static void store_settle_parked(struct store *s, struct batch *b, const struct s
 }
 
 static void store_prune_events(struct store *s, int64_t now);
+static void store_prune_inline(struct store *s, struct batch *b, int64_t now);
+static void store_pruned(struct store *s, int64_t now, int64_t bound, bool more, int64_t deleted);
 static void store_prune_finished(struct store *s, int64_t now);
 static void store_prune_stats(struct store *s, int64_t now);
 
@@ -1140,6 +1147,7 @@ static void store_attempt(struct store *s, struct batch *b, struct opvec *ov,
     if (!b->failed && b->nevents &&
         (rc = be->events_append(s, b->events, b->nevents, &b->deliveries)))
         batch_fail(b, rc);
+    if (!b->failed) store_prune_inline(s, b, now);
     if (!b->failed && (rc = be->commit(s))) batch_fail(b, rc);
     if (b->failed) be->rollback(s);
 }
@@ -1252,7 +1260,13 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         op->next = NULL;
         op->done(op);
     }
-    /* After the replies: a batch's writes never wait for retention. */
+    if (!b.failed && b.pruned) {
+        if (b.prune_bound)
+            store_pruned(s, now, b.prune_bound, b.prune_more, b.prune_deleted);
+        else
+            s->next_prune = now + 1000;
+    }
+    /* After the replies: a batch's writes never wait for a step of its own. */
     if (now >= s->next_prune) store_prune_events(s, now);
     if (now >= s->next_task_prune) store_prune_finished(s, now);
     if (now >= s->next_stats_prune) store_prune_stats(s, now);
@@ -1262,49 +1276,107 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
 }
 
 /*
- * Retention: drops events past their age or count in a transaction of its
- * own, between two batches, STORE_PRUNE_STEP rows at a time, so a write
- * that arrives meanwhile waits for one small step at most; comes back
- * after the next batch while there is more to drop, else in a second.
- * The step's commit does not flush on its own (begin_lazy): the next
- * batch's durable commit covers it. Never an event that a pending webhook
- * delivery still has to send. The backend locks the retention state, so
- * nodes pruning at once take turns.
+ * Retention: drops events past their age or count, STORE_PRUNE_STEP rows
+ * at a time, never an event that a pending webhook delivery still has to
+ * send. On a backend with one writer (SQLite) a batch that takes the log
+ * past its count cap drops the excess in its own transaction, just before
+ * its commit (store_prune_inline): one commit instead of two, and no step
+ * that other writes wait behind. Otherwise (PostgreSQL, where the
+ * retention state's row lock would make nodes' batches take turns, or
+ * to catch up) a step runs in a transaction of its own between two
+ * batches, so a write that arrives meanwhile waits for one small step at
+ * most; it comes back after the next batch while there is more to drop,
+ * else in a second. That step's commit does not flush on its own
+ * (begin_lazy): the next batch's durable commit covers it. The backend
+ * locks the retention state, so nodes pruning at once take turns.
  */
-static void store_prune_events(struct store *s, int64_t now) {
+
+/* One step in the open transaction: *bound is the seq dropped through (0:
+ * nothing to drop), *more says whether the step stopped short. */
+static int store_prune_step(struct store *s, int64_t now, int64_t *bound_out, bool *more,
+                            int64_t *deleted) {
     const struct store_backend *be = s->base.backend;
-    const int max_rows = STORE_PRUNE_STEP;
     int64_t before = s->opt.events_max_age_ms < 0 ? 0 : now - s->opt.events_max_age_ms;
-    s->next_prune = now + 1000;
-    if (s->opt.events_max_age_ms < 0 && s->opt.events_max_count < 0) return;
-    if (be->begin_lazy(s)) return;
     struct store_prune_info in = {0};
-    int64_t bound = 0, deleted = 0;
+    int64_t bound = 0;
+    *bound_out = *deleted = 0;
+    *more = false;
     int rc = be->events_prune_info(s, before, &in);
-    if (rc) goto fail;
+    if (rc) return rc;
     if (s->opt.events_max_count >= 0 && in.head - s->opt.events_max_count > bound)
         bound = in.head - s->opt.events_max_count;
     if (before > 0 && in.aged_through > bound) bound = in.aged_through;
     if (in.pending_min && in.pending_min - 1 < bound) bound = in.pending_min - 1;
-    if (bound <= in.pruned_through) {
-        be->rollback(s);
-        return;
+    if (bound <= in.pruned_through) return 0;
+    /* At most STORE_PRUNE_STEP seqs a step. The log's seqs have no gaps
+     * but those retention made (both backends number events in the
+     * transaction that appends them), so this is that many events, found
+     * without reading them (counting them with OFFSET took a sixth of
+     * retention's CPU). */
+    if (bound - in.pruned_through > STORE_PRUNE_STEP) {
+        bound = in.pruned_through + STORE_PRUNE_STEP;
+        *more = true;
     }
-    /* At most max_rows seqs a step. The log's seqs have no gaps but those
-     * retention made (both backends number events in the transaction that
-     * appends them), so this is max_rows events, found without reading
-     * them (counting them with OFFSET took a sixth of retention's CPU). */
-    int64_t target = bound;
-    if (bound - in.pruned_through > max_rows) bound = in.pruned_through + max_rows;
-    if ((rc = be->events_delete(s, bound, &deleted)) || (rc = be->commit(s))) goto fail;
-    if (bound < target) s->next_prune = now; /* more to drop: again after the next batch */
+    if ((rc = be->events_delete(s, bound, deleted))) return rc;
+    *bound_out = bound;
+    return 0;
+}
+
+static bool store_retention_on(const struct store *s) {
+    return s->opt.events_max_age_ms >= 0 || s->opt.events_max_count >= 0;
+}
+
+/* After a commit that pruned: the next step's time and the counters. */
+static void store_pruned(struct store *s, int64_t now, int64_t bound, bool more, int64_t deleted) {
+    s->next_prune = more ? now : now + 1000; /* more: again after the next batch */
     pthread_mutex_lock(&s->lock);
     s->stats.events_pruned += (uint64_t)deleted;
     s->stats.events_pruned_through = (uint64_t)bound;
     pthread_mutex_unlock(&s->lock);
-    return;
-fail:
-    be->rollback(s);
+}
+
+/* In the batch's transaction (one writer only), after its events are
+ * appended: when a second has passed or the batch took the log past its
+ * count cap. A failed step is undone alone; the batch goes on. */
+static void store_prune_inline(struct store *s, struct batch *b, int64_t now) {
+    const struct store_backend *be = s->base.backend;
+    if (be->shared || !store_retention_on(s)) return;
+    int64_t head = b->nevents ? b->events[b->nevents - 1].seq : 0;
+    bool over = s->opt.events_max_count >= 0 &&
+                head - s->opt.events_max_count > (int64_t)s->stats.events_pruned_through;
+    if (now < s->next_prune && !over) return;
+    if (be->savepoint(s)) return;
+    int rc = store_prune_step(s, now, &b->prune_bound, &b->prune_more, &b->prune_deleted);
+    if (rc) {
+        be->savepoint_rollback(s);
+        b->prune_bound = b->prune_deleted = 0;
+        return;
+    }
+    if (be->savepoint_release(s)) {
+        batch_fail(b, TM_EINTERNAL);
+        return;
+    }
+    b->pruned = true;
+}
+
+/* A step in a transaction of its own, between two batches. */
+static void store_prune_events(struct store *s, int64_t now) {
+    const struct store_backend *be = s->base.backend;
+    s->next_prune = now + 1000;
+    if (!store_retention_on(s)) return;
+    if (be->begin_lazy(s)) return;
+    int64_t bound = 0, deleted = 0;
+    bool more = false;
+    int rc = store_prune_step(s, now, &bound, &more, &deleted);
+    if (rc || !bound) {
+        be->rollback(s);
+        return;
+    }
+    if (be->commit(s)) {
+        be->rollback(s);
+        return;
+    }
+    store_pruned(s, now, bound, more, deleted);
 }
 
 /* Finished tasks one retention step deletes (store_prune_finished). */

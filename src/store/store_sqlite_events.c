@@ -25,6 +25,10 @@
 struct sq_events {
     sqlite3_stmt *insert, *deliver, *hook_insert, *hook_delete, *hook_delete_deliveries,
         *delivery_update, *hook_count, *hook_free, *hook_busy;
+    /* retention, once a batch at the count cap (store.c) */
+    sqlite3_stmt *head, *pruned, *probe, *pending_min, *del_events, *del_deliveries, *set_pruned,
+        *add_pruned;
+    int64_t aged_before, aged_seq; /* the last age bound searched for, and its answer */
 };
 
 /* Prepares (once) a writer statement. */
@@ -56,7 +60,15 @@ void sq_events_close(struct store *s) {
                            q->delivery_update,
                            q->hook_count,
                            q->hook_free,
-                           q->hook_busy};
+                           q->hook_busy,
+                           q->head,
+                           q->pruned,
+                           q->probe,
+                           q->pending_min,
+                           q->del_events,
+                           q->del_deliveries,
+                           q->set_pruned,
+                           q->add_pruned};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     free(q);
@@ -112,42 +124,102 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
     return 0;
 }
 
+/* Runs a kept statement that gives at most one integer (0 when no row). */
+static int sqe_scalar(struct store *s, sqlite3_stmt **slot, const char *sql, int64_t a,
+                      int64_t *v) {
+    sqlite3_stmt *st = sqe_stmt(s, slot, sql);
+    if (!st) return TM_EINTERNAL;
+    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, a);
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(sq_writer_db(s), sql);
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+/*
+ * The highest seq in (lo, hi] whose event is older than before_at (0 when
+ * none), by a binary search on seq: the one writer numbers events in the
+ * order it appends them, stamped with the time it appends them, so `at`
+ * grows with seq and no index on `at` is needed (migration 0012). Where
+ * the clock stepped back, `at` does not grow for a while: the bound found
+ * is then off by at most the step, so an event may go up to that much
+ * early or late. A probe reads the first event at or after a seq, so a gap
+ * in the seqs is no matter.
+ */
+static int sqe_aged_through(struct store *s, int64_t lo, int64_t hi, int64_t before_at,
+                            int64_t *out) {
+    struct sq_events *q = sqe(s);
+    sqlite3_stmt *st =
+        sqe_stmt(s, &q->probe, "SELECT seq,at FROM events WHERE seq>=?1 ORDER BY seq LIMIT 1");
+    if (!st) return TM_EINTERNAL;
+    int64_t l = lo, r = hi + 1; /* seqs <= l are older; seqs >= r are not (or absent) */
+    while (r - l > 1) {
+        int64_t m = l + (r - l) / 2;
+        sqlite3_bind_int64(st, 1, m);
+        int rc = sqlite3_step(st);
+        int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        int64_t at = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            sq_log(sq_writer_db(s), "retention: age bound");
+            return TM_EINTERNAL;
+        }
+        if (rc == SQLITE_ROW && seq < r && at < before_at)
+            l = seq;
+        else
+            r = m; /* seqs m..seq-1 are absent, seq is not older (or past r) */
+    }
+    *out = l > lo ? l : 0;
+    return 0;
+}
+
 int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out) {
-    sqlite3 *db = sq_writer_db(s);
+    struct sq_events *q = sqe(s);
     memset(out, 0, sizeof *out);
-    int rc = sq_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, &out->head);
+    int rc = sqe_scalar(s, &q->head, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0,
+                        &out->head);
     if (!rc)
-        rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
-                       &out->pruned_through);
-    /* Not max(seq) ... WHERE at<?1: SQLite answers that by walking the
-     * primary key down from the newest event, testing `at`, which reads
-     * the whole log while no event is that old (each retention step did,
-     * at a million events). The newest event by `at` comes from events_at;
-     * where the clock stepped back its seq may be lower than the max, so
-     * retention only keeps an event longer. */
-    if (!rc && before_at > 0)
-        rc = sq_scalar(db, "SELECT seq FROM events WHERE at<?1 ORDER BY at DESC, seq DESC LIMIT 1",
-                       before_at, &out->aged_through);
+        rc = sqe_scalar(s, &q->pruned, "SELECT value FROM event_meta WHERE name='pruned_through'",
+                        0, &out->pruned_through);
+    if (!rc && before_at > 0) {
+        /* Searched at most every 100 ms: a batch at the count cap asks each time. */
+        if (q->aged_before && before_at - q->aged_before < 100 && before_at >= q->aged_before) {
+            out->aged_through = q->aged_seq;
+        } else {
+            rc = sqe_aged_through(s, out->pruned_through, out->head, before_at, &out->aged_through);
+            if (!rc) {
+                q->aged_before = before_at;
+                q->aged_seq = out->aged_through;
+            }
+        }
+    }
     if (!rc)
-        rc = sq_scalar(db, "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0,
-                       &out->pending_min);
+        rc = sqe_scalar(s, &q->pending_min,
+                        "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0,
+                        &out->pending_min);
     return rc;
 }
 
 int sq_events_delete(struct store *s, int64_t through, int64_t *deleted) {
-    sqlite3 *db = sq_writer_db(s);
+    struct sq_events *q = sqe(s);
     int64_t v = 0;
-    int rc = sq_scalar(db, "DELETE FROM events WHERE seq<=?1", through, &v);
+    int rc = sqe_scalar(s, &q->del_events, "DELETE FROM events WHERE seq<=?1", through, &v);
     if (rc) return rc;
-    *deleted = sqlite3_changes(db);
-    rc = sq_scalar(db, "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1",
-                   through, &v);
+    *deleted = sqlite3_changes(sq_writer_db(s));
+    rc = sqe_scalar(s, &q->del_deliveries,
+                    "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1", through,
+                    &v);
     if (!rc)
-        rc = sq_scalar(db, "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", through,
-                       &v);
+        rc = sqe_scalar(s, &q->set_pruned,
+                        "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", through, &v);
     if (!rc)
-        rc = sq_scalar(db, "UPDATE event_meta SET value=value+?1 WHERE name='pruned_total'",
-                       *deleted, &v);
+        rc = sqe_scalar(s, &q->add_pruned,
+                        "UPDATE event_meta SET value=value+?1 WHERE name='pruned_total'", *deleted,
+                        &v);
     return rc;
 }
 

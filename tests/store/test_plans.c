@@ -604,12 +604,31 @@ static void test_time_ranges_list_the_right_rows(void) {
     store_close(s);
 }
 
+/* Retention deletes the sent (or given up) deliveries of the events it
+ * drops, with this statement (store_sqlite_events.c, store_pg_events.c):
+ * it read the whole deliveries table at every step before
+ * webhook_deliveries_done. */
+static void test_retention_reads_an_index(void) {
+    struct sql_binds none = {0};
+    char *plan = plan_sql(pg ? "EXPLAIN DELETE FROM webhook_deliveries"
+                               " WHERE status <> 'pending' AND seq <= 5::bigint"
+                             : "EXPLAIN QUERY PLAN DELETE FROM webhook_deliveries"
+                               " WHERE status<>'pending' AND seq<=5",
+                          &none);
+    CHECK(plan != NULL);
+    if (plan && !plan_uses(plan, "webhook_deliveries_done"))
+        th_fail(__FILE__, __LINE__, "the delete of sent deliveries does not read its index:\n%s",
+                plan);
+    free(plan);
+}
+
 static const struct th_test tests[] = {
     {"time ranges list the right rows, read from their index",
      test_time_ranges_list_the_right_rows},
     {"derived fields filter as a view serves them", test_derived_fields_filter_as_served},
     {"every list filter, sort and count reads an index", test_every_list_filter_uses_an_index},
     {"queue counts follow every write", test_queue_counts_follow_every_write},
+    {"retention's delete of sent deliveries reads an index", test_retention_reads_an_index},
     {"queue counts equal a count of the rows after a busy run", test_queue_counts_after_a_busy_run},
     {NULL, NULL},
 };

@@ -71,6 +71,28 @@ static void test_events_past_their_age_go(void) {
     store_close(s);
 }
 
+/* The age bound falls between two runs of events: the old run goes whole,
+ * the newer one stays (on SQLite the bound is a search on seq, not an
+ * index on the time). */
+static void test_the_age_bound_splits_the_log(void) {
+    struct store *s = NULL;
+    struct store_options opt = {.events_max_age_ms = 2000, .events_max_count = -1};
+    struct tm_error e;
+    CHECK_INT(store_open(url, &opt, &s, &e), 0);
+    CHECK_INT(submit(s, "retold", 50), 0);
+    int64_t head = 0, pruned = 0;
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    int64_t old_head = head;
+    th_sleep_ms(2100); /* by design: the first 50 grow older than their 2 s */
+    CHECK_INT(submit(s, "retnew", 50), 0);
+    /* retention runs at least once a second: the old run goes well before
+     * the new one is 2 s old */
+    CHECK(wait_pruned(s, old_head) >= old_head);
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK_INT(pruned, old_head); /* none of the new run */
+    store_close(s);
+}
+
 static void test_events_past_the_count_go_in_steps(void) {
     struct store *s = NULL;
     struct store_options opt = {.events_max_age_ms = -1, .events_max_count = 100};
@@ -92,6 +114,8 @@ static void test_events_past_the_count_go_in_steps(void) {
 
 static const struct th_test tests[] = {
     {"events past their age go", test_events_past_their_age_go},
+    {"the age bound splits the log between an old run and a new one",
+     test_the_age_bound_splits_the_log},
     {"events past the count go, in steps, while writes go on",
      test_events_past_the_count_go_in_steps},
     {NULL, NULL},
