@@ -1337,7 +1337,10 @@ static void store_pruned(struct store *s, int64_t now, int64_t bound, bool more,
 
 /* In the batch's transaction (one writer only), after its events are
  * appended: when a second has passed or the batch took the log past its
- * count cap. A failed step is undone alone; the batch goes on. */
+ * count cap. No savepoint: on SQLite one would copy every page the step
+ * touches to a statement journal, and the step's statements fail only as
+ * the storage fails (an I/O error, a full disk), which fails the commit
+ * too, so its failure is the batch's. */
 static void store_prune_inline(struct store *s, struct batch *b, int64_t now) {
     const struct store_backend *be = s->base.backend;
     if (be->shared || !store_retention_on(s)) return;
@@ -1345,15 +1348,9 @@ static void store_prune_inline(struct store *s, struct batch *b, int64_t now) {
     bool over = s->opt.events_max_count >= 0 &&
                 head - s->opt.events_max_count > (int64_t)s->stats.events_pruned_through;
     if (now < s->next_prune && !over) return;
-    if (be->savepoint(s)) return;
     int rc = store_prune_step(s, now, &b->prune_bound, &b->prune_more, &b->prune_deleted);
     if (rc) {
-        be->savepoint_rollback(s);
-        b->prune_bound = b->prune_deleted = 0;
-        return;
-    }
-    if (be->savepoint_release(s)) {
-        batch_fail(b, TM_EINTERNAL);
+        batch_fail(b, rc);
         return;
     }
     b->pruned = true;
