@@ -14,12 +14,16 @@
  * Rows a write reads are locked until its transaction ends: load is
  * SELECT ... FOR UPDATE, claim_next and due skip rows other nodes hold
  * (FOR UPDATE SKIP LOCKED), so two nodes never act on one version of a
- * task. Statements are prepared once per connection. No call blocks for
- * ever: the server ends a statement after 30 s (statement_timeout), the
- * client (non-blocking connections, sends and waits polled) gives up 5 s
- * later, connects give up after connect_timeout, and TCP keepalives and
- * tcp_user_timeout notice a dead peer. A connection that breaks is closed
- * (TM_EUNAVAILABLE) and reopened on a later call, at most every 0.5 s.
+ * task. Because of that the writer keeps a copy of each row its batch
+ * read or wrote, and a batch costs a few statements rather than a few per
+ * op: preload reads the rows of its by-id ops at once, loads are answered
+ * from the copies, and updates are kept and written together before the
+ * next statement that could see them ("the batch's rows", below). Statements are prepared once per
+ * connection. No call blocks for ever: the server ends a statement after 30 s (statement_timeout),
+ * the client (non-blocking connections, sends and waits polled) gives up 5 s later, connects give
+ * up after connect_timeout, and TCP keepalives and tcp_user_timeout notice a dead peer. A
+ * connection that breaks is closed (TM_EUNAVAILABLE) and reopened on a later call, at most every
+ * 0.5 s.
  *
  * The task row is described once, in store_task_columns (store_sql.c, shared
  * with the other SQL backend); insert, update and
@@ -79,8 +83,13 @@ struct pg_store {
      * own commits reach the feed from the writer). Set on each connect. */
     _Atomic int writer_pid;
     /* Statements generated from store_task_columns. */
-    struct pg_stmt st_load, st_insert, st_update, st_get, st_claim;
+    struct pg_stmt st_load, st_preload, st_insert, st_flush, st_get, st_claim;
     char *select_cols; /* "id,namespace,..." (no due_at) */
+    /* The columns st_flush writes, in its parameters' order: id, then
+     * every column an update may change (not the fixed ones). */
+    size_t flush_cols[PG_MAX_PARAMS];
+    size_t nflush_cols;
+    struct pg_tx *tx; /* the writer's (writer.tx) */
 
     pthread_mutex_t pool_lock;
     struct pg_conn *pool; /* idle readers */
@@ -170,6 +179,20 @@ void pga_int8(struct buf *b, int64_t v) {
 void pga_int4(struct buf *b, int32_t v) {
     pga_be32(b, 4);
     pga_be32(b, (uint32_t)v);
+}
+
+void pga_float8(struct buf *b, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    pga_be32(b, 8);
+    u = htobe64(u);
+    buf_put(b, &u, 8);
+}
+
+void pga_null(struct buf *b) {
+    pga_be32(b, UINT32_MAX); /* length -1 */
+    uint32_t has_nulls = htonl(1);
+    memcpy(b->p + 4, &has_nulls, 4);
 }
 
 /* ---- Results ---- */
@@ -369,8 +392,25 @@ static int pg_exec(struct pg_conn *c, const char *name, const char *sql, int n,
     return rc ? rc : pg_wait(c, sql, timeout_ms, res);
 }
 
+static int pg_tx_flush(struct pg_conn *c);
+static void pg_tx_clear(struct pg_tx *tx);
+
+/* Whether a writer statement could read a row whose update the writer
+ * keeps (pg_tx_flush), so that the update must be written first: every
+ * one but these. A load or preload reads only rows that are not in the
+ * transaction's cache, and every kept update is in it; an insert reads no
+ * other row but the unique index entries of (namespace, idempotency key),
+ * which no update changes; and the flush is what writes them. */
+static bool pg_stmt_sees_kept(enum pg_stmt_id id) {
+    return id != PGS_LOAD && id != PGS_PRELOAD && id != PGS_INSERT && id != PGS_FLUSH;
+}
+
 int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p, PGresult **res) {
     *res = NULL;
+    if (c->tx && pg_stmt_sees_kept(st->id)) {
+        int rc = pg_tx_flush(c);
+        if (rc) return rc;
+    }
     if (!c->pg) return TM_EUNAVAILABLE;
     char name[16];
     snprintf(name, sizeof name, "tm%d", (int)st->id);
@@ -405,6 +445,15 @@ int pg_run_int(struct pg_conn *c, const struct pg_stmt *st, const struct pg_para
 }
 
 int pg_run_sql(struct pg_conn *c, const char *sql, const struct pg_params *p, PGresult **res) {
+    /* Any statement by text may read tasks (COMMIT: the updates must be
+     * in). Whoever rolls back drops the kept updates first (pg_tx_clear). */
+    if (c->tx) {
+        int rc = pg_tx_flush(c);
+        if (rc) {
+            *res = NULL;
+            return rc;
+        }
+    }
     return pg_exec(c, NULL, sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                    p ? p->fmt : NULL, PG_CALL_TIMEOUT_MS, res);
 }
@@ -503,6 +552,7 @@ static bool pg_idle_ok(struct pg_conn *c) {
 static int pg_writer_ready(struct pg_store *q) {
     struct pg_conn *c = &q->writer;
     /* A batch left open (its rollback could not be sent): end it first. */
+    pg_tx_clear(c->tx);
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         pg_cmd(c, "ROLLBACK");
     if (c->pg && !pg_idle_ok(c)) {
@@ -623,6 +673,185 @@ static int pg_fetch_task(struct pg_conn *c, const struct pg_stmt *st, const stru
     return rc;
 }
 
+/*
+ * ---- Writer: the batch's rows ----
+ *
+ * A batch is one transaction, and every task row it reads is locked until
+ * the transaction ends (FOR UPDATE), or was inserted by it: no other
+ * transaction can change such a row meanwhile, so the writer keeps a copy
+ * of each and answers the batch's later loads of it from memory. The
+ * state below lives from begin to commit or rollback (pg_tx_clear), on the
+ * writer thread only:
+ *
+ *   rows   every task row the transaction read (load, preload), inserted
+ *          or updated, by id; t NULL when the id names no task (a load or
+ *          preload found none, or it was removed).
+ *   dirty  an update kept in rows[i].t and not yet written. pg_update only
+ *          keeps the new row (a later update of the same id replaces it);
+ *          pg_tx_flush writes every kept row in one UPDATE ... FROM
+ *          unnest(...), which pg_run and pg_run_sql do before any statement
+ *          that could read a task (pg_stmt_sees_kept: all but a load or
+ *          preload of rows not kept here, an insert, and the flush itself),
+ *          so COMMIT too. A failed flush fails that statement.
+ *
+ * A savepoint rolled back releases the locks taken after it: pg_savepoint
+ * writes the kept rows first, and its rollback drops them all (what was
+ * kept after it is undone with it; what was loaded before is loaded again).
+ */
+struct pg_row {
+    char id[ID_LEN + 1];
+    struct task *t; /* NULL: no task has this id */
+    bool dirty;     /* an update of t is kept, not yet written */
+};
+
+struct pg_tx {
+    struct pg_row *rows;
+    size_t nrows, caprows, ndirty;
+    size_t *slots; /* open addressing on the id: an index in rows + 1; 0: empty */
+    size_t nslots; /* 0, or a power of two above twice nrows */
+    const struct pg_store *q;
+};
+
+static size_t pg_id_hash(const char *id) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h;
+}
+
+static struct pg_row *pg_tx_find(struct pg_tx *tx, const char *id) {
+    if (!tx->nslots) return NULL;
+    size_t mask = tx->nslots - 1;
+    for (size_t i = pg_id_hash(id) & mask;; i = (i + 1) & mask) {
+        size_t k = tx->slots[i];
+        if (!k) return NULL;
+        if (strcmp(tx->rows[k - 1].id, id) == 0) return &tx->rows[k - 1];
+    }
+}
+
+static void pg_tx_slot(struct pg_tx *tx, size_t row) {
+    size_t mask = tx->nslots - 1, i = pg_id_hash(tx->rows[row].id) & mask;
+    while (tx->slots[i])
+        i = (i + 1) & mask;
+    tx->slots[i] = row + 1;
+}
+
+/* Sets the row of id to t (taken; NULL: no such task), adding it when new;
+ * returns its index. Its dirty flag stays. */
+static size_t pg_tx_set(struct pg_tx *tx, const char *id, struct task *t) {
+    struct pg_row *r = pg_tx_find(tx, id);
+    if (r) {
+        task_free(r->t);
+        r->t = t;
+        return (size_t)(r - tx->rows);
+    }
+    if (2 * (tx->nrows + 1) > tx->nslots) {
+        free(tx->slots);
+        tx->nslots = tx->nslots ? 2 * tx->nslots : 256;
+        tx->slots = xcalloc(tx->nslots, sizeof *tx->slots);
+        for (size_t i = 0; i < tx->nrows; i++)
+            pg_tx_slot(tx, i);
+    }
+    if (tx->nrows == tx->caprows) {
+        tx->caprows = tx->caprows ? 2 * tx->caprows : 64;
+        tx->rows = xrealloc(tx->rows, tx->caprows * sizeof *tx->rows);
+    }
+    r = &tx->rows[tx->nrows];
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->t = t;
+    pg_tx_slot(tx, tx->nrows);
+    return tx->nrows++;
+}
+
+/* Forgets the transaction's rows and kept updates (it ended, or will be
+ * rolled back). */
+static void pg_tx_clear(struct pg_tx *tx) {
+    if (!tx) return;
+    for (size_t i = 0; i < tx->nrows; i++)
+        task_free(tx->rows[i].t);
+    tx->nrows = tx->ndirty = 0;
+    if (tx->nslots) memset(tx->slots, 0, tx->nslots * sizeof *tx->slots);
+}
+
+static void pg_tx_release(struct pg_tx *tx) {
+    pg_tx_clear(tx);
+    free(tx->rows);
+    free(tx->slots);
+}
+
+/* One element of a flush array: the column's value as its array's type
+ * (pg_build_statements: text, bigint, integer or float8). */
+static void pga_col(struct buf *b, const struct store_col *c, const struct task *t) {
+    struct store_value v = store_col_value(t, c);
+    if (v.kind == STORE_VALUE_NULL)
+        pga_null(b);
+    else if (c->kind == STORE_COL_BOOL)
+        pga_int4(b, (int32_t)v.i);
+    else if (v.kind == STORE_VALUE_INT)
+        pga_int8(b, v.i);
+    else if (v.kind == STORE_VALUE_REAL)
+        pga_float8(b, v.r);
+    else
+        pga_text(b, v.text);
+}
+
+static unsigned pg_col_oid(const struct store_col *c) {
+    switch (c->kind) {
+    case STORE_COL_INT:
+    case STORE_COL_DUE:
+        return PG_OID_INT8;
+    case STORE_COL_BOOL:
+        return PG_OID_INT4;
+    case STORE_COL_REAL:
+        return PG_OID_FLOAT8;
+    default:
+        return PG_OID_TEXT;
+    }
+}
+
+/* Writes every kept update in one statement (none: nothing). On a failure
+ * the transaction is lost: its state is dropped, and the caller's
+ * statement fails with the flush's code. */
+static int pg_tx_flush(struct pg_conn *c) {
+    struct pg_tx *tx = c->tx;
+    if (!tx || !tx->ndirty) return 0;
+    const struct pg_store *q = tx->q;
+    size_t n = tx->ndirty, ncols = q->nflush_cols;
+    struct buf a[PG_MAX_PARAMS];
+    for (size_t k = 0; k < ncols; k++) {
+        buf_init(&a[k]);
+        pga_begin(&a[k], pg_col_oid(&store_task_columns[q->flush_cols[k]]), n);
+    }
+    for (size_t i = 0; i < tx->nrows; i++) {
+        struct pg_row *r = &tx->rows[i];
+        if (!r->dirty) continue;
+        for (size_t k = 0; k < ncols; k++)
+            pga_col(&a[k], &store_task_columns[q->flush_cols[k]], r->t);
+        r->dirty = false;
+    }
+    tx->ndirty = 0;
+    struct pg_params p;
+    pgp_init(&p);
+    for (size_t k = 0; k < ncols; k++)
+        pgp_bin(&p, a[k].p, a[k].len);
+    PGresult *r = NULL;
+    int rc = pg_run(c, &q->st_flush, &p, &r);
+    if (rc == 0 && strtoull(PQcmdTuples(r), NULL, 10) != n) {
+        /* Every kept row is locked by this transaction: none can be gone. */
+        char why[96];
+        snprintf(why, sizeof why, "%s of %zu kept rows written", PQcmdTuples(r), n);
+        pg_log(c, "flush", why);
+        rc = TM_EINTERNAL;
+        if (!c->err) c->err = rc;
+    }
+    PQclear(r);
+    for (size_t k = 0; k < ncols; k++)
+        buf_release(&a[k]);
+    if (rc) pg_tx_clear(tx);
+    return rc;
+}
+
 /* ---- Migrations ---- */
 
 static int pg_migrate(struct pg_conn *c) {
@@ -684,11 +913,44 @@ static void pg_build_statements(struct pg_store *q) {
     buf_init(&upd);
     buf_init(&sel);
     sql_task_statements(&sql_dialect_pg, NREAD_COLS, &cols, &ins, &upd);
+    buf_release(&upd); /* one row at a time: pg_tx_flush writes them all at once */
     q->select_cols = buf_detach(&cols);
     q->st_insert = (struct pg_stmt){PGS_INSERT, buf_detach(&ins)};
-    q->st_update = (struct pg_stmt){PGS_UPDATE, buf_detach(&upd)};
     buf_printf(&sel, "SELECT %s FROM tasks WHERE id=$1 FOR UPDATE", q->select_cols);
     q->st_load = (struct pg_stmt){PGS_LOAD, buf_detach(&sel)};
+    /* In id order, so that two nodes preloading rows they share lock them
+     * in one order and neither waits for the other holding half. */
+    buf_printf(&sel, "SELECT %s FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+               q->select_cols);
+    q->st_preload = (struct pg_stmt){PGS_PRELOAD, buf_detach(&sel)};
+    /* The kept updates (pg_tx_flush): one array per column written, the
+     * fixed columns left out (no op changes them). The arrays are typed,
+     * so no column has to be named for its parameter's type to be known. */
+    struct buf set, from, as;
+    buf_init(&set);
+    buf_init(&from);
+    buf_init(&as);
+    q->nflush_cols = 0;
+    for (size_t i = 0; i < NCOLS; i++) {
+        const struct store_col *c = &store_task_columns[i];
+        if (i > 0 && c->fixed) continue;
+        size_t k = q->nflush_cols++;
+        q->flush_cols[k] = i;
+        unsigned oid = pg_col_oid(c);
+        const char *type = oid == PG_OID_INT8     ? "bigint"
+                           : oid == PG_OID_INT4   ? "integer"
+                           : oid == PG_OID_FLOAT8 ? "float8"
+                                                  : "text";
+        buf_printf(&from, "%s$%zu::%s[]", k ? "," : "", k + 1, type);
+        buf_printf(&as, "%s%s", k ? "," : "", c->name);
+        if (k) buf_printf(&set, "%s%s=u.%s", k > 1 ? "," : "", c->name, c->name);
+    }
+    buf_printf(&sel, "UPDATE tasks AS t SET %s FROM unnest(%s) AS u(%s) WHERE t.id=u.id", set.p,
+               from.p, as.p);
+    q->st_flush = (struct pg_stmt){PGS_FLUSH, buf_detach(&sel)};
+    buf_release(&set);
+    buf_release(&from);
+    buf_release(&as);
     buf_printf(&sel, "SELECT %s FROM tasks WHERE id=$1", q->select_cols);
     q->st_get = (struct pg_stmt){PGS_GET, buf_detach(&sel)};
     /* One statement finds, loads and locks; the partial index tasks_claim
@@ -710,6 +972,9 @@ static int pg_open(struct store *s, const char *url, const struct store_options 
     q->relaxed = opt->relaxed;
     q->query_timeout_ms = opt->query_timeout_ms;
     q->writer.role = "writer";
+    q->tx = xcalloc(1, sizeof *q->tx);
+    q->tx->q = q;
+    q->writer.tx = q->tx;
     q->listener.role = "listener";
     q->wake[0] = q->wake[1] = -1;
     pthread_mutex_init(&q->pool_lock, NULL);
@@ -728,6 +993,7 @@ static int pg_open(struct store *s, const char *url, const struct store_options 
 static void pg_close(struct store *s) {
     struct pg_store *q = pq(s);
     if (!q) return;
+    pg_tx_clear(q->tx);
     if (q->writer.pg && PQtransactionStatus(q->writer.pg) != PQTRANS_IDLE)
         pg_cmd(&q->writer, "ROLLBACK");
     pg_conn_drop(&q->writer);
@@ -741,9 +1007,12 @@ static void pg_close(struct store *s) {
     for (int i = 0; i < 2; i++)
         if (q->wake[i] >= 0) close(q->wake[i]);
     pthread_mutex_destroy(&q->pool_lock);
+    pg_tx_release(q->tx);
+    free(q->tx);
     free((char *)q->st_load.sql);
+    free((char *)q->st_preload.sql);
     free((char *)q->st_insert.sql);
-    free((char *)q->st_update.sql);
+    free((char *)q->st_flush.sql);
     free((char *)q->st_get.sql);
     free((char *)q->st_claim.sql);
     free(q->select_cols);
@@ -756,6 +1025,7 @@ static void pg_close(struct store *s) {
 
 static int pg_begin(struct store *s) {
     struct pg_store *q = pq(s);
+    pg_tx_clear(q->tx);
     int rc = pg_writer_ready(q);
     if (rc) return rc;
     q->writer.err = 0;
@@ -773,15 +1043,22 @@ static int pg_begin_lazy(struct store *s) {
 
 static int pg_commit(struct store *s) {
     struct pg_conn *c = &pq(s)->writer;
-    if (!c->pg) return TM_EUNAVAILABLE;
+    if (!c->pg) {
+        pg_tx_clear(c->tx);
+        return TM_EUNAVAILABLE;
+    }
     if (PQtransactionStatus(c->pg) == PQTRANS_INERROR) {
         /* A statement failed and nobody rolled back to a savepoint. */
         int rc = c->err ? c->err : TM_EINTERNAL;
+        pg_tx_clear(c->tx);
         pg_cmd(c, "ROLLBACK");
         return rc;
     }
     PGresult *r;
+    /* pg_run_sql writes the kept updates first (pg_tx_flush); when that
+     * fails, COMMIT is not sent and the transaction is rolled back below. */
     int rc = pg_run_sql(c, "COMMIT", NULL, &r);
+    pg_tx_clear(c->tx);
     if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
         pg_log(c, "commit", "the transaction was rolled back");
         rc = TM_EINTERNAL;
@@ -793,9 +1070,12 @@ static int pg_commit(struct store *s) {
 
 static void pg_rollback(struct store *s) {
     struct pg_conn *c = &pq(s)->writer;
+    pg_tx_clear(c->tx);
     if (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE) pg_cmd(c, "ROLLBACK");
 }
 
+/* pg_cmd writes the kept updates first: a rollback to it drops every one
+ * kept after it. */
 static int pg_savepoint(struct store *s) {
     return pg_cmd(&pq(s)->writer, "SAVEPOINT tm_op");
 }
@@ -804,8 +1084,12 @@ static int pg_savepoint_release(struct store *s) {
     return pg_cmd(&pq(s)->writer, "RELEASE SAVEPOINT tm_op");
 }
 
+/* Undoes what followed the savepoint, and releases the row locks taken
+ * since: the cached rows are dropped with the updates kept since
+ * (pg_tx_clear); a later load reads its row again. */
 static int pg_savepoint_rollback(struct store *s) {
     struct pg_conn *c = &pq(s)->writer;
+    pg_tx_clear(c->tx);
     int rc = pg_cmd(c, "ROLLBACK TO SAVEPOINT tm_op");
     if (rc == 0) c->err = 0; /* the transaction is usable again */
     return rc;
@@ -877,34 +1161,100 @@ static const struct pg_stmt st_counts_fold = {
     " SELECT namespace, queue, phase, paused, pg_backend_pid(), n FROM sums"
     " ON CONFLICT (namespace, queue, phase, paused, shard) DO UPDATE SET n=c.n+excluded.n"};
 
+/* A copy of the transaction's row of id (the batch's rows), else one
+ * statement, whose row (or its absence) is kept for the next load. */
 static int pg_load(struct store *s, const char *id, struct task **out) {
+    struct pg_store *q = pq(s);
+    struct pg_row *row = pg_tx_find(q->tx, id);
+    if (row) {
+        if (!row->t) return TM_ENOT_FOUND;
+        *out = task_clone(row->t);
+        return 0;
+    }
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, id);
+    int rc = pg_fetch_task(&q->writer, &q->st_load, &p, out);
+    if (rc == 0) pg_tx_set(q->tx, id, task_clone(*out));
+    if (rc == TM_ENOT_FOUND) pg_tx_set(q->tx, id, NULL);
+    return rc;
+}
+
+static int id_cmp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* One statement for the ids the transaction has no row of yet. */
+static int pg_preload(struct store *s, const char (*ids)[ID_LEN + 1], size_t n) {
+    struct pg_store *q = pq(s);
+    const char **want = xmalloc((n ? n : 1) * sizeof *want);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!pg_tx_find(q->tx, ids[i])) want[k++] = ids[i];
+    qsort(want, k, sizeof *want, id_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || strcmp(want[u - 1], want[i]) != 0) want[u++] = want[i];
+    int rc = 0;
+    if (u) {
+        struct buf arr;
+        buf_init(&arr);
+        pga_begin(&arr, PG_OID_TEXT, u);
+        for (size_t i = 0; i < u; i++)
+            pga_text(&arr, want[i]);
+        struct pg_params p;
+        pgp_init(&p);
+        pgp_bin(&p, arr.p, arr.len);
+        PGresult *r = NULL;
+        rc = pg_run(&q->writer, &q->st_preload, &p, &r);
+        for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+            struct task *t = pg_read_task(r, i);
+            pg_tx_set(q->tx, t->id, t);
+        }
+        /* The ids that name no task: their loads answer TM_ENOT_FOUND. */
+        for (size_t i = 0; rc == 0 && i < u; i++)
+            if (!pg_tx_find(q->tx, want[i])) pg_tx_set(q->tx, want[i], NULL);
+        PQclear(r);
+        buf_release(&arr);
+    }
+    free(want);
+    return rc;
+}
+
+static int pg_insert(struct store *s, const struct task *t) {
+    struct pg_store *q = pq(s);
+    struct pg_params p;
+    pgp_init(&p);
+    pg_task_params(&p, t);
+    int rc = pg_run_cmd(&q->writer, &q->st_insert, &p);
+    if (rc) return rc;
+    pg_tx_set(q->tx, t->id, task_clone(t));
+    return 0;
+}
+
+/* Keeps the new row; pg_tx_flush writes it before a statement that could
+ * see it (the batch's rows). */
+static int pg_update(struct store *s, const struct task *t) {
+    struct pg_tx *tx = pq(s)->tx;
+    size_t k = pg_tx_set(tx, t->id, task_clone(t)); /* first: it may move rows */
+    struct pg_row *row = &tx->rows[k];
+    if (!row->dirty) tx->ndirty++;
+    row->dirty = true;
+    return 0;
+}
+
+static int pg_remove(struct store *s, const char *id) {
     struct pg_store *q = pq(s);
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, id);
-    return pg_fetch_task(&q->writer, &q->st_load, &p, out);
-}
-
-static int pg_write_task(struct store *s, const struct pg_stmt *st, const struct task *t) {
-    struct pg_params p;
-    pgp_init(&p);
-    pg_task_params(&p, t);
-    return pg_run_cmd(&pq(s)->writer, st, &p);
-}
-
-static int pg_insert(struct store *s, const struct task *t) {
-    return pg_write_task(s, &pq(s)->st_insert, t);
-}
-
-static int pg_update(struct store *s, const struct task *t) {
-    return pg_write_task(s, &pq(s)->st_update, t);
-}
-
-static int pg_remove(struct store *s, const char *id) {
-    struct pg_params p;
-    pgp_init(&p);
-    pgp_text(&p, id);
-    return pg_run_cmd(&pq(s)->writer, &st_remove, &p);
+    int rc = pg_run_cmd(&q->writer, &st_remove, &p);
+    if (rc) return rc;
+    size_t k = pg_tx_set(q->tx, id, NULL); /* first: it may move rows */
+    struct pg_row *row = &q->tx->rows[k];
+    if (row->dirty) q->tx->ndirty--; /* not so: pg_run_cmd wrote it first */
+    row->dirty = false;
+    return 0;
 }
 
 static int pg_find_idempotent(struct store *s, const char *ns, const char *key,
@@ -1508,6 +1858,7 @@ const struct store_backend store_pg_backend = {
     .savepoint_release = pg_savepoint_release,
     .savepoint_rollback = pg_savepoint_rollback,
     .load = pg_load,
+    .preload = pg_preload,
     .insert = pg_insert,
     .update = pg_update,
     .remove = pg_remove,
