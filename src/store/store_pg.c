@@ -17,13 +17,15 @@
  * task. Because of that the writer keeps a copy of each row its batch
  * read or wrote, and a batch costs a few statements rather than a few per
  * op: preload reads the rows of its by-id ops at once, loads are answered
- * from the copies, and updates are kept and written together before the
- * next statement that could see them ("the batch's rows", below). Statements are prepared once per
- * connection. No call blocks for ever: the server ends a statement after 30 s (statement_timeout),
- * the client (non-blocking connections, sends and waits polled) gives up 5 s later, connects give
- * up after connect_timeout, and TCP keepalives and tcp_user_timeout notice a dead peer. A
- * connection that breaks is closed (TM_EUNAVAILABLE) and reopened on a later call, at most every
- * 0.5 s.
+ * from the copies, updates are kept and written together before the next
+ * statement that could see them, and a claim finds the tasks of the
+ * batch's next claims of its query with its own ("the batch's rows",
+ * below). Statements are prepared once per connection. No call blocks for
+ * ever: the server ends a statement after 30 s (statement_timeout), the
+ * client (non-blocking connections, sends and waits polled) gives up 5 s
+ * later, connects give up after connect_timeout, and TCP keepalives and
+ * tcp_user_timeout notice a dead peer. A connection that breaks is closed
+ * (TM_EUNAVAILABLE) and reopened on a later call, at most every 0.5 s.
  *
  * The task row is described once, in store_task_columns (store_sql.c, shared
  * with the other SQL backend); insert, update and
@@ -683,9 +685,9 @@ static int pg_fetch_task(struct pg_conn *c, const struct pg_stmt *st, const stru
  * state below lives from begin to commit or rollback (pg_tx_clear), on the
  * writer thread only:
  *
- *   rows   every task row the transaction read (load, preload), inserted
- *          or updated, by id; t NULL when the id names no task (a load or
- *          preload found none, or it was removed).
+ *   rows   every task row the transaction read (load, preload, a claim's
+ *          candidates), inserted or updated, by id; t NULL when the id
+ *          names no task (a load or preload found none, or it was removed).
  *   dirty  an update kept in rows[i].t and not yet written. pg_update only
  *          keeps the new row (a later update of the same id replaces it);
  *          pg_tx_flush writes every kept row in one UPDATE ... FROM
@@ -693,6 +695,16 @@ static int pg_fetch_task(struct pg_conn *c, const struct pg_stmt *st, const stru
  *          that could read a task (pg_stmt_sees_kept: all but a load or
  *          preload of rows not kept here, an insert, and the flush itself),
  *          so COMMIT too. A failed flush fails that statement.
+ *   sets   claim candidates: a claim that the batch will repeat
+ *          (store_claim_query.count) finds that many tasks in one
+ *          statement, hands out the first and keeps the rest, in order,
+ *          for the next claims of the same query. A candidate is handed out
+ *          only if its row has not been written since it was found
+ *          (rows[i].writes), and every set is dropped when the batch
+ *          inserts a task or makes one pending, so a task that became
+ *          claimable (maybe ahead of them) is not passed over. A set whose
+ *          statement found fewer tasks than its LIMIT (`more` false) answers
+ *          "none" when used up, without a statement.
  *
  * A savepoint rolled back releases the locks taken after it: pg_savepoint
  * writes the kept rows first, and its rollback drops them all (what was
@@ -700,8 +712,25 @@ static int pg_fetch_task(struct pg_conn *c, const struct pg_stmt *st, const stru
  */
 struct pg_row {
     char id[ID_LEN + 1];
-    struct task *t; /* NULL: no task has this id */
-    bool dirty;     /* an update of t is kept, not yet written */
+    struct task *t;  /* NULL: no task has this id */
+    bool dirty;      /* an update of t is kept, not yet written */
+    uint32_t writes; /* updates and removes of the row in this transaction */
+};
+
+struct pg_cand {
+    size_t row;      /* index in rows */
+    uint32_t writes; /* the row's writes when it was found */
+};
+
+/* The candidates of one claim query. */
+struct pg_cands {
+    char *ns, *queue;
+    char **types;
+    int ntypes;
+    struct pg_cand *v;
+    size_t n, next, cap;
+    bool more; /* the statement filled its LIMIT: more tasks may be there */
+    struct pg_cands *next_set;
 };
 
 struct pg_tx {
@@ -709,8 +738,12 @@ struct pg_tx {
     size_t nrows, caprows, ndirty;
     size_t *slots; /* open addressing on the id: an index in rows + 1; 0: empty */
     size_t nslots; /* 0, or a power of two above twice nrows */
+    struct pg_cands *sets;
     const struct pg_store *q;
 };
+
+/* The most candidates one claim statement takes (LIMIT). */
+#define PG_CLAIM_MAX 1000
 
 static size_t pg_id_hash(const char *id) {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -737,7 +770,7 @@ static void pg_tx_slot(struct pg_tx *tx, size_t row) {
 }
 
 /* Sets the row of id to t (taken; NULL: no such task), adding it when new;
- * returns its index. Its dirty flag stays. */
+ * returns its index. Its dirty flag and writes stay. */
 static size_t pg_tx_set(struct pg_tx *tx, const char *id, struct task *t) {
     struct pg_row *r = pg_tx_find(tx, id);
     if (r) {
@@ -764,14 +797,35 @@ static size_t pg_tx_set(struct pg_tx *tx, const char *id, struct task *t) {
     return tx->nrows++;
 }
 
-/* Forgets the transaction's rows and kept updates (it ended, or will be
- * rolled back). */
+static void pg_cands_free(struct pg_cands *c) {
+    while (c) {
+        struct pg_cands *next = c->next_set;
+        free(c->ns);
+        free(c->queue);
+        for (int i = 0; i < c->ntypes; i++)
+            free(c->types[i]);
+        free(c->types);
+        free(c->v);
+        free(c);
+        c = next;
+    }
+}
+
+/* Every claim candidate is dropped: a task was inserted or made pending. */
+static void pg_tx_drop_candidates(struct pg_tx *tx) {
+    pg_cands_free(tx->sets);
+    tx->sets = NULL;
+}
+
+/* Forgets the transaction's rows, kept updates and candidates (it ended,
+ * or will be rolled back). */
 static void pg_tx_clear(struct pg_tx *tx) {
     if (!tx) return;
     for (size_t i = 0; i < tx->nrows; i++)
         task_free(tx->rows[i].t);
     tx->nrows = tx->ndirty = 0;
     if (tx->nslots) memset(tx->slots, 0, tx->nslots * sizeof *tx->slots);
+    pg_tx_drop_candidates(tx);
 }
 
 static void pg_tx_release(struct pg_tx *tx) {
@@ -953,13 +1007,14 @@ static void pg_build_statements(struct pg_store *q) {
     buf_release(&as);
     buf_printf(&sel, "SELECT %s FROM tasks WHERE id=$1", q->select_cols);
     q->st_get = (struct pg_stmt){PGS_GET, buf_detach(&sel)};
-    /* One statement finds, loads and locks; the partial index tasks_claim
+    /* One statement finds, loads and locks the next $4 tasks (the batch's
+     * claims of this query: pg_claim_next); the partial index tasks_claim
      * serves it whatever the namespace and types. */
     buf_printf(&sel,
                "SELECT %s FROM tasks WHERE queue=$1 AND phase='pending' AND paused=0"
                " AND ($2::text IS NULL OR namespace=$2)"
                " AND ($3::text[] IS NULL OR type = ANY($3::text[]))"
-               " ORDER BY priority, ready_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+               " ORDER BY priority, ready_at, id LIMIT $4 FOR UPDATE SKIP LOCKED",
                q->select_cols);
     q->st_claim = (struct pg_stmt){PGS_CLAIM, buf_detach(&sel)};
 }
@@ -1085,8 +1140,8 @@ static int pg_savepoint_release(struct store *s) {
 }
 
 /* Undoes what followed the savepoint, and releases the row locks taken
- * since: the cached rows are dropped with the updates kept since
- * (pg_tx_clear); a later load reads its row again. */
+ * since: the cached rows and candidates are dropped with the updates kept
+ * since (pg_tx_clear); a later load reads its row again. */
 static int pg_savepoint_rollback(struct store *s) {
     struct pg_conn *c = &pq(s)->writer;
     pg_tx_clear(c->tx);
@@ -1229,6 +1284,7 @@ static int pg_insert(struct store *s, const struct task *t) {
     int rc = pg_run_cmd(&q->writer, &q->st_insert, &p);
     if (rc) return rc;
     pg_tx_set(q->tx, t->id, task_clone(t));
+    pg_tx_drop_candidates(q->tx); /* it may come before them */
     return 0;
 }
 
@@ -1240,6 +1296,8 @@ static int pg_update(struct store *s, const struct task *t) {
     struct pg_row *row = &tx->rows[k];
     if (!row->dirty) tx->ndirty++;
     row->dirty = true;
+    row->writes++;
+    if (t->phase == TASK_PENDING) pg_tx_drop_candidates(tx); /* it may come before them */
     return 0;
 }
 
@@ -1254,6 +1312,7 @@ static int pg_remove(struct store *s, const char *id) {
     struct pg_row *row = &q->tx->rows[k];
     if (row->dirty) q->tx->ndirty--; /* not so: pg_run_cmd wrote it first */
     row->dirty = false;
+    row->writes++;
     return 0;
 }
 
@@ -1274,8 +1333,54 @@ static int pg_find_idempotent(struct store *s, const char *ns, const char *key,
     return rc;
 }
 
+static bool pg_str_same(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The candidates kept for this query, or NULL. */
+static struct pg_cands *pg_cands_find(struct pg_tx *tx, const struct store_claim_query *cq) {
+    for (struct pg_cands *c = tx->sets; c; c = c->next_set) {
+        bool same = c->ntypes == cq->ntypes && pg_str_same(c->ns, cq->ns) &&
+                    pg_str_same(c->queue, cq->queue);
+        for (int i = 0; same && i < c->ntypes; i++)
+            same = pg_str_same(c->types[i], cq->types[i]);
+        if (same) return c;
+    }
+    return NULL;
+}
+
+static struct pg_cands *pg_cands_new(struct pg_tx *tx, const struct store_claim_query *cq) {
+    struct pg_cands *c = xcalloc(1, sizeof *c);
+    c->ns = xstrdup(cq->ns);
+    c->queue = xstrdup(cq->queue);
+    c->ntypes = cq->ntypes;
+    c->types = xcalloc((size_t)(cq->ntypes > 0 ? cq->ntypes : 1), sizeof *c->types);
+    for (int i = 0; i < cq->ntypes; i++)
+        c->types[i] = xstrdup(cq->types[i]);
+    c->next_set = tx->sets;
+    tx->sets = c;
+    return c;
+}
+
+/*
+ * The next candidate kept for the query that is still as found, else the
+ * next cq->count tasks (at most PG_CLAIM_MAX) found and locked in one
+ * statement, the first handed out and the rest kept (the batch's rows).
+ */
 static int pg_claim_next(struct store *s, const struct store_claim_query *cq, struct task **out) {
     struct pg_store *q = pq(s);
+    struct pg_tx *tx = q->tx;
+    struct pg_cands *set = pg_cands_find(tx, cq);
+    while (set && set->next < set->n) {
+        struct pg_cand c = set->v[set->next++];
+        const struct pg_row *row = &tx->rows[c.row];
+        if (row->t && row->writes == c.writes) {
+            *out = task_clone(row->t);
+            return 0;
+        }
+    }
+    if (set && !set->more) return TM_ENOT_FOUND; /* all there was, handed out */
+    int64_t limit = cq->count < 1 ? 1 : cq->count > PG_CLAIM_MAX ? PG_CLAIM_MAX : cq->count;
     struct buf types;
     buf_init(&types);
     struct pg_params p;
@@ -1290,9 +1395,31 @@ static int pg_claim_next(struct store *s, const struct store_claim_query *cq, st
     } else {
         pgp_text(&p, NULL);
     }
-    int rc = pg_fetch_task(&q->writer, &q->st_claim, &p, out);
+    pgp_int(&p, limit);
+    PGresult *r = NULL;
+    int rc = pg_run(&q->writer, &q->st_claim, &p, &r);
     buf_release(&types);
-    return rc;
+    if (rc) return rc;
+    /* pg_run wrote the kept updates first, and may have dropped the sets. */
+    set = pg_cands_find(tx, cq);
+    if (!set) set = pg_cands_new(tx, cq);
+    size_t rows = (size_t)PQntuples(r);
+    set->n = set->next = 0;
+    set->more = rows == (size_t)limit;
+    if (rows > set->cap) {
+        set->cap = rows;
+        set->v = xrealloc(set->v, set->cap * sizeof *set->v);
+    }
+    for (size_t i = 0; i < rows; i++) {
+        struct task *t = pg_read_task(r, (int)i);
+        size_t k = pg_tx_set(tx, t->id, t);
+        set->v[set->n++] = (struct pg_cand){k, tx->rows[k].writes};
+    }
+    PQclear(r);
+    if (set->n == 0) return TM_ENOT_FOUND;
+    set->next = 1;
+    *out = task_clone(tx->rows[set->v[0].row].t);
+    return 0;
 }
 
 static int pg_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n) {
