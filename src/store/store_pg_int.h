@@ -26,6 +26,7 @@ enum pg_stmt_id {
     PGS_LOAD,
     PGS_PRELOAD,
     PGS_INSERT,
+    PGS_UPDATE,
     PGS_FLUSH,
     PGS_REMOVE,
     PGS_IDEM,
