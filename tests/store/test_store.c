@@ -1803,6 +1803,122 @@ static void test_two_stores_work_batches(void) {
     store_close(a);
 }
 
+/* ---- A batch that loses a deadlock is applied again, from the database ---- */
+
+/* One statement on a connection of the test's own; its rows, or NULL on a
+ * failure (reported). */
+static PGresult *pg_exec_ok(PGconn *c, const char *sql) {
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        th_fail(__FILE__, __LINE__, "%s: %s", sql, PQresultErrorMessage(r));
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+struct batch_run {
+    struct store *s;
+    struct store_op *ops;
+    size_t n;
+};
+
+static void *batch_thread(void *arg) {
+    struct batch_run *br = arg;
+    run_one_batch(br->s, br->ops, br->n);
+    return NULL;
+}
+
+static void test_batch_retried_after_deadlock(void) {
+    if (strncmp(url, "postgres", 8) != 0) {
+        th_skip("a deadlock with another connection needs PostgreSQL");
+        return;
+    }
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    /* Two parents, one child each: completing the children loads and
+     * updates P1, then P2. */
+    char p1[ID_LEN + 1], p2[ID_LEN + 1], c1[ID_LEN + 1], c2[ID_LEN + 1];
+    char t1[ID_LEN + 1], t2[ID_LEN + 1], got[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("dl", "dlpar", "x", 0), p1), 0);
+    CHECK_INT(create(s, new_task("dl", "dlpar", "x", 0), p2), 0);
+    struct task *t = new_task("dl", "dlkid", "x", 0);
+    memcpy(t->parent_id, p1, sizeof t->parent_id);
+    CHECK_INT(create(s, t, c1), 0);
+    t = new_task("dl", "dlkid", "x", 1);
+    memcpy(t->parent_id, p2, sizeof t->parent_id);
+    CHECK_INT(create(s, t, c2), 0);
+    CHECK_INT(claim(s, "dl", "dlkid", NULL, 60000, 0, got, t1), 0);
+    CHECK_STR(got, c1);
+    CHECK_INT(claim(s, "dl", "dlkid", NULL, 60000, 0, got, t2), 0);
+    CHECK_STR(got, c2);
+    struct task *before1 = get(s, "dl", p1), *before2 = get(s, "dl", p2);
+    CHECK(before1 && before2);
+    struct store_stats st0;
+    store_get_stats(s, &st0);
+    /* Another connection holds P2; once the batch has P1 and waits for P2,
+     * it asks for P1: a deadlock, which the batch's writer detects first
+     * (the other's deadlock_timeout is long), so the batch is the one
+     * rolled back, with the update of P1 it kept, and applied again. */
+    PGconn *x = PQconnectdb(url);
+    CHECK(PQstatus(x) == CONNECTION_OK);
+    char sql[256];
+    PQclear(pg_exec_ok(x, "SET deadlock_timeout = '20s'"));
+    PQclear(pg_exec_ok(x, "BEGIN"));
+    snprintf(sql, sizeof sql, "SELECT 1 FROM tasks WHERE id='%s' FOR UPDATE", p2);
+    PQclear(pg_exec_ok(x, sql));
+    struct store_op ops[2];
+    id_op_init(&ops[0], STORE_OP_COMPLETE, "dl", c1, t1);
+    id_op_init(&ops[1], STORE_OP_COMPLETE, "dl", c2, t2);
+    struct batch_run br = {s, ops, 2};
+    pthread_t th;
+    pthread_create(&th, NULL, batch_thread, &br);
+    bool waiting = false;
+    for (int i = 0; i < 2000 && !waiting; i++) {
+        PGresult *r = pg_exec_ok(
+            x, "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()");
+        waiting = r && atoi(PQgetvalue(r, 0, 0)) > 0;
+        PQclear(r);
+        if (!waiting) th_sleep_ms(5);
+    }
+    CHECK(waiting);
+    snprintf(sql, sizeof sql, "SELECT 1 FROM tasks WHERE id='%s' FOR UPDATE", p1);
+    PQclear(pg_exec_ok(x, sql)); /* waits until the batch is rolled back */
+    PQclear(pg_exec_ok(x, "COMMIT"));
+    PQfinish(x);
+    pthread_join(th, NULL);
+    CHECK_INT(ops[0].err.code, 0);
+    CHECK_INT(ops[1].err.code, 0);
+    store_op_release(&ops[0]);
+    store_op_release(&ops[1]);
+    struct store_stats st1;
+    store_get_stats(s, &st1);
+    CHECK(st1.batch_retries > st0.batch_retries);
+    /* Applied once: each parent moved its child once, one version up. */
+    const char *ps[] = {p1, p2};
+    struct task *before[] = {before1, before2};
+    for (int i = 0; i < 2; i++) {
+        struct task *p = get(s, "dl", ps[i]);
+        CHECK(p && before[i]);
+        if (p && before[i]) {
+            CHECK_INT(p->child_processed, 1);
+            CHECK_INT(p->child_processing, 0);
+            CHECK_INT(p->version, before[i]->version + 1);
+        }
+        task_free(p);
+        task_free(before[i]);
+    }
+    const char *cs[] = {c1, c2};
+    for (int i = 0; i < 2; i++) {
+        struct task *c = get(s, "dl", cs[i]);
+        CHECK(c && c->phase == TASK_COMPLETED && c->version == 3);
+        task_free(c);
+    }
+    store_close(s);
+}
+
 static const struct th_test tests[] = {
     {"create and read back; namespaces", test_create_and_read_back},
     {"idempotency keys are per namespace", test_idempotency_per_namespace},
@@ -1833,6 +1949,7 @@ static const struct th_test tests[] = {
      test_batch_child_and_parent},
     {"two stores claiming and completing batches: each task once, no update lost",
      test_two_stores_work_batches},
+    {"a batch that loses a deadlock is applied again, once", test_batch_retried_after_deadlock},
     {NULL, NULL},
 };
 
