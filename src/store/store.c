@@ -20,6 +20,11 @@
  * locks every row it loads, so two nodes never act on one version of a
  * task; a batch that loses a race (serialization failure, deadlock) is
  * rolled back and applied again from its ops, up to STORE_RETRIES times.
+ * So that a batch costs a few round trips rather than a few per op, the
+ * writer tells the backend up front which tasks its ops load by id
+ * (preload), and each claim how many claims of its query the batch still
+ * has (store_claim_query.count); PostgreSQL also keeps the batch's updates
+ * and writes them together (store_pg.c, "the batch's rows").
  * The events of a batch are numbered and appended as one block just before
  * commit, which makes seq order the commit order. The feed thread tails the
  * event log after every commit, ours or another node's (woken by the
@@ -121,9 +126,12 @@ struct batch {
     size_t nready, capready;
     struct store_op **served; /* parked claims this batch served */
     size_t nserved, capserved;
-    bool failed;                /* a backend error: roll everything back */
-    int fail_code;              /* TM_ERETRY, TM_EUNAVAILABLE or TM_EINTERNAL */
-    const struct store_op *op;  /* the op being applied; NULL in the sweep */
+    bool failed;               /* a backend error: roll everything back */
+    int fail_code;             /* TM_ERETRY, TM_EUNAVAILABLE or TM_EINTERNAL */
+    const struct store_op *op; /* the op being applied; NULL in the sweep */
+    /* Claims of the claim being applied's query that the batch still
+     * applies, itself included (store_claim_query.count). */
+    int claim_count;
     struct store_event *events; /* appended by this batch, in seq order */
     size_t nevents, capevents, deliveries;
     struct store_stat_add *stats; /* queue_stats to add, written just before commit */
@@ -638,8 +646,51 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
     }
 }
 
+static bool str_same(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether two ops are claims of one query: namespace, queue and types
+ * (store_claim_query), which find the same tasks in the same order. */
+static bool store_claim_same(const struct store_op *a, const struct store_op *b) {
+    if (a->kind != STORE_OP_CLAIM || b->kind != STORE_OP_CLAIM || a->ntypes != b->ntypes ||
+        !str_same(a->ns, b->ns) || !str_same(a->queue, b->queue))
+        return false;
+    for (int i = 0; i < a->ntypes; i++)
+        if (!str_same(a->types[i], b->types[i])) return false;
+    return true;
+}
+
+/*
+ * Counts claims of one query in a run of ops (store_claim_query.count):
+ * how many of v[i..n) are claims of v[i]'s query, for claims counted in
+ * order. When the claim counted last had the same query and no op joined
+ * since, the count is one less than its, so a batched claim of n tasks
+ * costs n comparisons here, not n * n / 2.
+ */
+struct claim_counter {
+    const struct store_op *last;
+    int left;
+    size_t n;
+};
+
+static int claims_of_query(struct claim_counter *cc, struct store_op *const *v, size_t i,
+                           size_t n) {
+    if (cc->last && cc->n == n && cc->left > 1 && store_claim_same(cc->last, v[i])) {
+        cc->left--;
+    } else {
+        cc->left = 0;
+        for (size_t k = i; k < n; k++)
+            cc->left += store_claim_same(v[i], v[k]);
+        cc->n = n;
+    }
+    cc->last = v[i];
+    return cc->left;
+}
+
 static int store_apply_claim(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
-    struct store_claim_query q = {op->ns, op->queue, op->types, op->ntypes};
+    struct store_claim_query q = {op->ns, op->queue, op->types, op->ntypes,
+                                  b->claim_count > 0 ? b->claim_count : 1};
     struct task *t = NULL;
     struct queue_settings qs;
     int rc = store_queue_settings(s, op->queue, &qs, now);
@@ -967,6 +1018,7 @@ static void store_sweep(struct store *s, struct batch *b, int64_t now) {
     s->stats.sweeps++;
     b->op = NULL;
     int rc = be->due(s, now, ids, 256, &n);
+    if (rc == 0 && n && be->preload) rc = be->preload(s, (const char(*)[ID_LEN + 1]) ids, n);
     if (rc) {
         batch_fail(b, rc);
         return;
@@ -1000,13 +1052,23 @@ static void store_sweep(struct store *s, struct batch *b, int64_t now) {
 /* Hands newly ready tasks to parked claims, oldest claim first. A served
  * claim stays on its list until the batch commits (op->taken). */
 static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t now) {
-    for (struct store_op *op = s->parked_claims; op && !b->failed; op = op->next) {
+    /* The claims to serve, in order, to count those of each query. */
+    struct store_op **v = NULL;
+    size_t n = 0, cap = 0;
+    for (struct store_op *op = s->parked_claims; op; op = op->next) {
         if (op->taken) continue;
         bool ready = false;
         for (size_t i = 0; i < b->nready && !ready; i++)
             ready = strcmp(b->ready[i], op->queue) == 0;
         if (!ready) continue;
+        if (n == cap) v = xrealloc(v, (cap = cap ? 2 * cap : 16) * sizeof *v);
+        v[n++] = op;
+    }
+    struct claim_counter cc = {0};
+    for (size_t i = 0; i < n && !b->failed; i++) {
+        struct store_op *op = v[i];
         b->op = op;
+        b->claim_count = claims_of_query(&cc, v, i, n);
         store_apply_claim(s, b, op, now);
         if (op->claimed || op->err.code) {
             op->taken = true;
@@ -1017,6 +1079,7 @@ static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t 
             b->served[b->nserved++] = op;
         }
     }
+    free(v);
 }
 
 /* Whether a change of a task to `version` satisfies a parked watch. */
@@ -1112,6 +1175,53 @@ static void opvec_add_list(struct opvec *ov, struct store_op *ops) {
     }
 }
 
+static void ids_add(char (**ids)[ID_LEN + 1], size_t *n, size_t *cap, const char *id) {
+    if (*n == *cap) *ids = xrealloc(*ids, (*cap = *cap ? 2 * *cap : 64) * sizeof **ids);
+    memcpy((*ids)[(*n)++], id, ID_LEN + 1);
+}
+
+/*
+ * Hands the backend (store_backend.preload) the ids that ov[from..n) will
+ * load by id: the task of each worker call and owner control, and the
+ * parent of each task submitted with one. On PostgreSQL that is one
+ * statement for the batch instead of one per op. Each of these ops loads
+ * (and locks) them first thing anyway: they are only locked earlier, all
+ * at once, and in id order.
+ */
+static void store_preload(struct store *s, struct batch *b, const struct opvec *ov, size_t from) {
+    const struct store_backend *be = s->base.backend;
+    if (!be->preload || b->failed) return;
+    char(*ids)[ID_LEN + 1] = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = from; i < ov->n; i++) {
+        const struct store_op *op = ov->v[i];
+        switch (op->kind) {
+        case STORE_OP_HEARTBEAT:
+        case STORE_OP_COMPLETE:
+        case STORE_OP_FAIL:
+        case STORE_OP_RELEASE:
+        case STORE_OP_CANCEL:
+        case STORE_OP_RETRY:
+        case STORE_OP_PAUSE:
+        case STORE_OP_RESUME:
+        case STORE_OP_DELETE:
+        case STORE_OP_RUN_NOW:
+        case STORE_OP_FINISH:
+            if (op->id[0]) ids_add(&ids, &n, &cap, op->id);
+            break;
+        case STORE_OP_CREATE:
+            for (size_t k = 0; k < op->ntasks; k++)
+                if (op->tasks[k]->parent_id[0]) ids_add(&ids, &n, &cap, op->tasks[k]->parent_id);
+            break;
+        default:
+            break;
+        }
+    }
+    int rc = n ? be->preload(s, (const char(*)[ID_LEN + 1]) ids, n) : 0;
+    if (rc) batch_fail(b, rc);
+    free(ids);
+}
+
 /* One attempt at a batch: begin, apply, sweep, serve, append events, commit. */
 static void store_attempt(struct store *s, struct batch *b, struct opvec *ov,
                           const struct store_remote *remote, int64_t now, int64_t mono) {
@@ -1121,11 +1231,18 @@ static void store_attempt(struct store *s, struct batch *b, struct opvec *ov,
         batch_fail(b, rc);
         return;
     }
+    store_preload(s, b, ov, 0);
+    struct claim_counter cc = {0};
     for (size_t i = 0; i < ov->n && !b->failed; i++) {
         struct store_op *op = ov->v[i];
+        b->claim_count = op->kind == STORE_OP_CLAIM ? claims_of_query(&cc, ov->v, i, ov->n) : 1;
         op->park = !store_apply(s, b, op, now, mono);
         /* Ops that came while this batch was applied join it: same fsync, no wait. */
-        if (i + 1 == ov->n && ov->n < STORE_BATCH_MAX) opvec_add_list(ov, store_take_queue(s));
+        if (i + 1 == ov->n && ov->n < STORE_BATCH_MAX) {
+            size_t had = ov->n;
+            opvec_add_list(ov, store_take_queue(s));
+            store_preload(s, b, ov, had);
+        }
     }
     if (!b->failed && s->next_due && s->next_due <= now) store_sweep(s, b, now);
     if (!b->failed && s->opt.make_task &&

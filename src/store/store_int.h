@@ -34,6 +34,11 @@ struct store_claim_query {
     const char *ns, *queue;
     const char *const *types;
     int ntypes;
+    /* Claims of this very query (namespace, queue, types) the batch still
+     * applies, this one included (>= 1): a backend may find that many
+     * tasks in one statement and hand them to the next claims of the
+     * query in the same transaction (PostgreSQL). A hint: SQLite ignores it. */
+    int count;
 };
 
 /* What retention needs to know, read in the pruning transaction. */
@@ -91,14 +96,31 @@ struct store_backend {
     int (*savepoint_rollback)(struct store *s);
     /* Loads and locks (PostgreSQL: FOR UPDATE) a task; TM_ENOT_FOUND when absent. */
     int (*load)(struct store *s, const char *id, struct task **out);
+    /*
+     * Optional (NULL: none, as on SQLite). Loads and locks ids[0..n) (in
+     * any order, repeats allowed) at once, as `load` would one by one, so
+     * that the transaction's later loads of them need no statement of their
+     * own; an id that names no task stays TM_ENOT_FOUND for them. store.c
+     * calls it after begin with the ids the batch's by-id ops will load,
+     * again for ops that join the batch, and with the ids `due` returned.
+     */
+    int (*preload)(struct store *s, const char (*ids)[ID_LEN + 1], size_t n);
     /* TM_ECONFLICT when a unique key (idempotency per namespace) is taken. */
     int (*insert)(struct store *s, const struct task *t);
+    /* May be kept and written later in the transaction (PostgreSQL writes
+     * a batch's updates in one statement), as long as every later op of
+     * the transaction, and its commit, sees it; a failure to write it
+     * then fails that op (or the commit) as the update's own would have. */
     int (*update)(struct store *s, const struct task *t);
     int (*remove)(struct store *s, const char *id);
     int (*find_idempotent)(struct store *s, const char *ns, const char *key, char id[ID_LEN + 1]);
     /* The next task to claim (pending, not paused, lowest priority, then
      * ready_at, then id), loaded and locked in one statement, skipping rows
-     * other transactions hold (SKIP LOCKED); TM_ENOT_FOUND when none. */
+     * other transactions hold (SKIP LOCKED); TM_ENOT_FOUND when none. Never
+     * a task this transaction has changed since it was found: a backend
+     * that keeps candidates (q->count) drops those the batch updated or
+     * removed, and all of them once the batch inserts a task or makes one
+     * pending. */
     int (*claim_next)(struct store *s, const struct store_claim_query *q, struct task **out);
     /* Ids of tasks whose due time (due_at) is <= now, earliest first, at most
      * max, locked and skipping locked ones. */

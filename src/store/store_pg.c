@@ -14,7 +14,13 @@
  * Rows a write reads are locked until its transaction ends: load is
  * SELECT ... FOR UPDATE, claim_next and due skip rows other nodes hold
  * (FOR UPDATE SKIP LOCKED), so two nodes never act on one version of a
- * task. Statements are prepared once per connection. No call blocks for
+ * task. Because of that the writer keeps a copy of each row its batch
+ * read or wrote, and a batch costs a few statements rather than a few per
+ * op: preload reads the rows of its by-id ops at once, loads are answered
+ * from the copies, updates are kept and written together before the next
+ * statement that could see them, and a claim finds the tasks of the
+ * batch's next claims of its query with its own ("the batch's rows",
+ * below). Statements are prepared once per connection. No call blocks for
  * ever: the server ends a statement after 30 s (statement_timeout), the
  * client (non-blocking connections, sends and waits polled) gives up 5 s
  * later, connects give up after connect_timeout, and TCP keepalives and
@@ -79,8 +85,13 @@ struct pg_store {
      * own commits reach the feed from the writer). Set on each connect. */
     _Atomic int writer_pid;
     /* Statements generated from store_task_columns. */
-    struct pg_stmt st_load, st_insert, st_update, st_get, st_claim;
+    struct pg_stmt st_load, st_preload, st_insert, st_update, st_flush, st_get, st_claim;
     char *select_cols; /* "id,namespace,..." (no due_at) */
+    /* The columns st_flush writes, in its parameters' order: id, then
+     * every column an update may change (not the fixed ones). */
+    size_t flush_cols[PG_MAX_PARAMS];
+    size_t nflush_cols;
+    struct pg_tx *tx; /* the writer's (writer.tx) */
 
     pthread_mutex_t pool_lock;
     struct pg_conn *pool; /* idle readers */
@@ -170,6 +181,20 @@ void pga_int8(struct buf *b, int64_t v) {
 void pga_int4(struct buf *b, int32_t v) {
     pga_be32(b, 4);
     pga_be32(b, (uint32_t)v);
+}
+
+void pga_float8(struct buf *b, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    pga_be32(b, 8);
+    u = htobe64(u);
+    buf_put(b, &u, 8);
+}
+
+void pga_null(struct buf *b) {
+    pga_be32(b, UINT32_MAX); /* length -1 */
+    uint32_t has_nulls = htonl(1);
+    memcpy(b->p + 4, &has_nulls, 4);
 }
 
 /* ---- Results ---- */
@@ -369,8 +394,26 @@ static int pg_exec(struct pg_conn *c, const char *name, const char *sql, int n,
     return rc ? rc : pg_wait(c, sql, timeout_ms, res);
 }
 
+static int pg_tx_flush(struct pg_conn *c);
+static void pg_tx_clear(struct pg_tx *tx);
+
+/* Whether a writer statement could read a row whose update the writer
+ * keeps (pg_tx_flush), so that the update must be written first: every
+ * one but these. A load or preload reads only rows that are not in the
+ * transaction's cache, and every kept update is in it; an insert reads no
+ * other row but the unique index entries of (namespace, idempotency key),
+ * which no update changes; and the flush is what writes them. */
+static bool pg_stmt_sees_kept(enum pg_stmt_id id) {
+    return id != PGS_LOAD && id != PGS_PRELOAD && id != PGS_INSERT && id != PGS_UPDATE &&
+           id != PGS_FLUSH;
+}
+
 int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p, PGresult **res) {
     *res = NULL;
+    if (c->tx && pg_stmt_sees_kept(st->id)) {
+        int rc = pg_tx_flush(c);
+        if (rc) return rc;
+    }
     if (!c->pg) return TM_EUNAVAILABLE;
     char name[16];
     snprintf(name, sizeof name, "tm%d", (int)st->id);
@@ -405,6 +448,15 @@ int pg_run_int(struct pg_conn *c, const struct pg_stmt *st, const struct pg_para
 }
 
 int pg_run_sql(struct pg_conn *c, const char *sql, const struct pg_params *p, PGresult **res) {
+    /* Any statement by text may read tasks (COMMIT: the updates must be
+     * in). Whoever rolls back drops the kept updates first (pg_tx_clear). */
+    if (c->tx) {
+        int rc = pg_tx_flush(c);
+        if (rc) {
+            *res = NULL;
+            return rc;
+        }
+    }
     return pg_exec(c, NULL, sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                    p ? p->fmt : NULL, PG_CALL_TIMEOUT_MS, res);
 }
@@ -503,6 +555,7 @@ static bool pg_idle_ok(struct pg_conn *c) {
 static int pg_writer_ready(struct pg_store *q) {
     struct pg_conn *c = &q->writer;
     /* A batch left open (its rollback could not be sent): end it first. */
+    pg_tx_clear(c->tx);
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         pg_cmd(c, "ROLLBACK");
     if (c->pg && !pg_idle_ok(c)) {
@@ -623,6 +676,269 @@ static int pg_fetch_task(struct pg_conn *c, const struct pg_stmt *st, const stru
     return rc;
 }
 
+/*
+ * ---- Writer: the batch's rows ----
+ *
+ * A batch is one transaction, and every task row it reads is locked until
+ * the transaction ends (FOR UPDATE), or was inserted by it: no other
+ * transaction can change such a row meanwhile, so the writer keeps a copy
+ * of each and answers the batch's later loads of it from memory. The
+ * state below lives from begin to commit or rollback (pg_tx_clear), on the
+ * writer thread only:
+ *
+ *   rows   every task row the transaction read (load, preload, a claim's
+ *          candidates), inserted or updated, by id; t NULL when the id
+ *          names no task (a load or preload found none, or it was removed).
+ *   dirty  an update kept in rows[i].t and not yet written. pg_update only
+ *          keeps the new row (a later update of the same id replaces it);
+ *          pg_tx_flush writes every kept row in one UPDATE ... FROM
+ *          unnest(...) (one row: the keyed UPDATE, pg_tx_flush_one), which
+ *          pg_run and pg_run_sql do before any statement that could read a
+ *          task (pg_stmt_sees_kept: all but a load or preload of rows not
+ *          kept here, an insert, and the flush itself), so COMMIT too. A
+ *          failed flush fails that statement.
+ *   sets   claim candidates: a claim that the batch will repeat
+ *          (store_claim_query.count) finds that many tasks in one
+ *          statement, hands out the first and keeps the rest, in order,
+ *          for the next claims of the same query. A candidate is handed out
+ *          only if its row has not been written since it was found
+ *          (rows[i].writes), and every set is dropped when the batch
+ *          inserts a task or makes one pending, so a task that became
+ *          claimable (maybe ahead of them) is not passed over. A set whose
+ *          statement found fewer tasks than its LIMIT (`more` false) answers
+ *          "none" when used up, without a statement.
+ *
+ * A savepoint rolled back releases the locks taken after it: pg_savepoint
+ * writes the kept rows first, and its rollback drops them all (what was
+ * kept after it is undone with it; what was loaded before is loaded again).
+ */
+struct pg_row {
+    char id[ID_LEN + 1];
+    struct task *t;  /* NULL: no task has this id */
+    bool dirty;      /* an update of t is kept, not yet written */
+    uint32_t writes; /* updates and removes of the row in this transaction */
+};
+
+struct pg_cand {
+    size_t row;      /* index in rows */
+    uint32_t writes; /* the row's writes when it was found */
+};
+
+/* The candidates of one claim query. */
+struct pg_cands {
+    char *ns, *queue;
+    char **types;
+    int ntypes;
+    struct pg_cand *v;
+    size_t n, next, cap;
+    bool more; /* the statement filled its LIMIT: more tasks may be there */
+    struct pg_cands *next_set;
+};
+
+struct pg_tx {
+    struct pg_row *rows;
+    size_t nrows, caprows, ndirty;
+    size_t *slots; /* open addressing on the id: an index in rows + 1; 0: empty */
+    size_t nslots; /* 0, or a power of two above twice nrows */
+    struct pg_cands *sets;
+    const struct pg_store *q;
+};
+
+/* The most candidates one claim statement takes (LIMIT). */
+#define PG_CLAIM_MAX 1000
+
+static size_t pg_id_hash(const char *id) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h;
+}
+
+static struct pg_row *pg_tx_find(struct pg_tx *tx, const char *id) {
+    if (!tx->nslots) return NULL;
+    size_t mask = tx->nslots - 1;
+    for (size_t i = pg_id_hash(id) & mask;; i = (i + 1) & mask) {
+        size_t k = tx->slots[i];
+        if (!k) return NULL;
+        if (strcmp(tx->rows[k - 1].id, id) == 0) return &tx->rows[k - 1];
+    }
+}
+
+static void pg_tx_slot(struct pg_tx *tx, size_t row) {
+    size_t mask = tx->nslots - 1, i = pg_id_hash(tx->rows[row].id) & mask;
+    while (tx->slots[i])
+        i = (i + 1) & mask;
+    tx->slots[i] = row + 1;
+}
+
+/* Sets the row of id to t (taken; NULL: no such task), adding it when new;
+ * returns its index. Its dirty flag and writes stay. */
+static size_t pg_tx_set(struct pg_tx *tx, const char *id, struct task *t) {
+    struct pg_row *r = pg_tx_find(tx, id);
+    if (r) {
+        task_free(r->t);
+        r->t = t;
+        return (size_t)(r - tx->rows);
+    }
+    if (2 * (tx->nrows + 1) > tx->nslots) {
+        free(tx->slots);
+        tx->nslots = tx->nslots ? 2 * tx->nslots : 256;
+        tx->slots = xcalloc(tx->nslots, sizeof *tx->slots);
+        for (size_t i = 0; i < tx->nrows; i++)
+            pg_tx_slot(tx, i);
+    }
+    if (tx->nrows == tx->caprows) {
+        tx->caprows = tx->caprows ? 2 * tx->caprows : 64;
+        tx->rows = xrealloc(tx->rows, tx->caprows * sizeof *tx->rows);
+    }
+    r = &tx->rows[tx->nrows];
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->t = t;
+    pg_tx_slot(tx, tx->nrows);
+    return tx->nrows++;
+}
+
+static void pg_cands_free(struct pg_cands *c) {
+    while (c) {
+        struct pg_cands *next = c->next_set;
+        free(c->ns);
+        free(c->queue);
+        for (int i = 0; i < c->ntypes; i++)
+            free(c->types[i]);
+        free(c->types);
+        free(c->v);
+        free(c);
+        c = next;
+    }
+}
+
+/* Every claim candidate is dropped: a task was inserted or made pending. */
+static void pg_tx_drop_candidates(struct pg_tx *tx) {
+    pg_cands_free(tx->sets);
+    tx->sets = NULL;
+}
+
+/* Forgets the transaction's rows, kept updates and candidates (it ended,
+ * or will be rolled back). */
+static void pg_tx_clear(struct pg_tx *tx) {
+    if (!tx) return;
+    for (size_t i = 0; i < tx->nrows; i++)
+        task_free(tx->rows[i].t);
+    tx->nrows = tx->ndirty = 0;
+    if (tx->nslots) memset(tx->slots, 0, tx->nslots * sizeof *tx->slots);
+    pg_tx_drop_candidates(tx);
+}
+
+static void pg_tx_release(struct pg_tx *tx) {
+    pg_tx_clear(tx);
+    free(tx->rows);
+    free(tx->slots);
+}
+
+/* One element of a flush array: the column's value as its array's type
+ * (pg_build_statements: text, bigint, integer or float8). */
+static void pga_col(struct buf *b, const struct store_col *c, const struct task *t) {
+    struct store_value v = store_col_value(t, c);
+    if (v.kind == STORE_VALUE_NULL)
+        pga_null(b);
+    else if (c->kind == STORE_COL_BOOL)
+        pga_int4(b, (int32_t)v.i);
+    else if (v.kind == STORE_VALUE_INT)
+        pga_int8(b, v.i);
+    else if (v.kind == STORE_VALUE_REAL)
+        pga_float8(b, v.r);
+    else
+        pga_text(b, v.text);
+}
+
+static unsigned pg_col_oid(const struct store_col *c) {
+    switch (c->kind) {
+    case STORE_COL_INT:
+    case STORE_COL_DUE:
+        return PG_OID_INT8;
+    case STORE_COL_BOOL:
+        return PG_OID_INT4;
+    case STORE_COL_REAL:
+        return PG_OID_FLOAT8;
+    default:
+        return PG_OID_TEXT;
+    }
+}
+
+/*
+ * One kept row is written by the keyed UPDATE (st_update), not the array
+ * one: PostgreSQL plans a statement on an array parameter again at every
+ * call while one from its plan cache would look dearer for an array so
+ * short (its generic plan guesses 10 elements), which cost a single
+ * heartbeat about 0.13 ms of planning and 0.3 to 0.6 ms in all. The keyed
+ * statement's generic plan is its best.
+ */
+static int pg_tx_flush_one(struct pg_conn *c) {
+    struct pg_tx *tx = c->tx;
+    struct pg_row *row = NULL;
+    for (size_t i = 0; i < tx->nrows && !row; i++)
+        if (tx->rows[i].dirty) row = &tx->rows[i];
+    row->dirty = false;
+    tx->ndirty = 0;
+    struct pg_params p;
+    pgp_init(&p);
+    pg_task_params(&p, row->t);
+    PGresult *r = NULL;
+    int rc = pg_run(c, &tx->q->st_update, &p, &r);
+    if (rc == 0 && strtoull(PQcmdTuples(r), NULL, 10) != 1) {
+        pg_log(c, "flush", "the kept row was not written");
+        rc = TM_EINTERNAL;
+        if (!c->err) c->err = rc;
+    }
+    PQclear(r);
+    if (rc) pg_tx_clear(tx);
+    return rc;
+}
+
+/* Writes every kept update in one statement (none: nothing). On a failure
+ * the transaction is lost: its state is dropped, and the caller's
+ * statement fails with the flush's code. */
+static int pg_tx_flush(struct pg_conn *c) {
+    struct pg_tx *tx = c->tx;
+    if (!tx || !tx->ndirty) return 0;
+    const struct pg_store *q = tx->q;
+    size_t n = tx->ndirty, ncols = q->nflush_cols;
+    if (n == 1) return pg_tx_flush_one(c);
+    struct buf a[PG_MAX_PARAMS];
+    for (size_t k = 0; k < ncols; k++) {
+        buf_init(&a[k]);
+        pga_begin(&a[k], pg_col_oid(&store_task_columns[q->flush_cols[k]]), n);
+    }
+    for (size_t i = 0; i < tx->nrows; i++) {
+        struct pg_row *r = &tx->rows[i];
+        if (!r->dirty) continue;
+        for (size_t k = 0; k < ncols; k++)
+            pga_col(&a[k], &store_task_columns[q->flush_cols[k]], r->t);
+        r->dirty = false;
+    }
+    tx->ndirty = 0;
+    struct pg_params p;
+    pgp_init(&p);
+    for (size_t k = 0; k < ncols; k++)
+        pgp_bin(&p, a[k].p, a[k].len);
+    PGresult *r = NULL;
+    int rc = pg_run(c, &q->st_flush, &p, &r);
+    if (rc == 0 && strtoull(PQcmdTuples(r), NULL, 10) != n) {
+        /* Every kept row is locked by this transaction: none can be gone. */
+        char why[96];
+        snprintf(why, sizeof why, "%s of %zu kept rows written", PQcmdTuples(r), n);
+        pg_log(c, "flush", why);
+        rc = TM_EINTERNAL;
+        if (!c->err) c->err = rc;
+    }
+    PQclear(r);
+    for (size_t k = 0; k < ncols; k++)
+        buf_release(&a[k]);
+    if (rc) pg_tx_clear(tx);
+    return rc;
+}
+
 /* ---- Migrations ---- */
 
 static int pg_migrate(struct pg_conn *c) {
@@ -686,18 +1002,52 @@ static void pg_build_statements(struct pg_store *q) {
     sql_task_statements(&sql_dialect_pg, NREAD_COLS, &cols, &ins, &upd);
     q->select_cols = buf_detach(&cols);
     q->st_insert = (struct pg_stmt){PGS_INSERT, buf_detach(&ins)};
-    q->st_update = (struct pg_stmt){PGS_UPDATE, buf_detach(&upd)};
+    q->st_update = (struct pg_stmt){PGS_UPDATE, buf_detach(&upd)}; /* one kept row */
     buf_printf(&sel, "SELECT %s FROM tasks WHERE id=$1 FOR UPDATE", q->select_cols);
     q->st_load = (struct pg_stmt){PGS_LOAD, buf_detach(&sel)};
+    /* In id order, so that two nodes preloading rows they share lock them
+     * in one order and neither waits for the other holding half. */
+    buf_printf(&sel, "SELECT %s FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+               q->select_cols);
+    q->st_preload = (struct pg_stmt){PGS_PRELOAD, buf_detach(&sel)};
+    /* The kept updates (pg_tx_flush): one array per column written, the
+     * fixed columns left out (no op changes them). The arrays are typed,
+     * so no column has to be named for its parameter's type to be known. */
+    struct buf set, from, as;
+    buf_init(&set);
+    buf_init(&from);
+    buf_init(&as);
+    q->nflush_cols = 0;
+    for (size_t i = 0; i < NCOLS; i++) {
+        const struct store_col *c = &store_task_columns[i];
+        if (i > 0 && c->fixed) continue;
+        size_t k = q->nflush_cols++;
+        q->flush_cols[k] = i;
+        unsigned oid = pg_col_oid(c);
+        const char *type = oid == PG_OID_INT8     ? "bigint"
+                           : oid == PG_OID_INT4   ? "integer"
+                           : oid == PG_OID_FLOAT8 ? "float8"
+                                                  : "text";
+        buf_printf(&from, "%s$%zu::%s[]", k ? "," : "", k + 1, type);
+        buf_printf(&as, "%s%s", k ? "," : "", c->name);
+        if (k) buf_printf(&set, "%s%s=u.%s", k > 1 ? "," : "", c->name, c->name);
+    }
+    buf_printf(&sel, "UPDATE tasks AS t SET %s FROM unnest(%s) AS u(%s) WHERE t.id=u.id", set.p,
+               from.p, as.p);
+    q->st_flush = (struct pg_stmt){PGS_FLUSH, buf_detach(&sel)};
+    buf_release(&set);
+    buf_release(&from);
+    buf_release(&as);
     buf_printf(&sel, "SELECT %s FROM tasks WHERE id=$1", q->select_cols);
     q->st_get = (struct pg_stmt){PGS_GET, buf_detach(&sel)};
-    /* One statement finds, loads and locks; the partial index tasks_claim
+    /* One statement finds, loads and locks the next $4 tasks (the batch's
+     * claims of this query: pg_claim_next); the partial index tasks_claim
      * serves it whatever the namespace and types. */
     buf_printf(&sel,
                "SELECT %s FROM tasks WHERE queue=$1 AND phase='pending' AND paused=0"
                " AND ($2::text IS NULL OR namespace=$2)"
                " AND ($3::text[] IS NULL OR type = ANY($3::text[]))"
-               " ORDER BY priority, ready_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+               " ORDER BY priority, ready_at, id LIMIT $4 FOR UPDATE SKIP LOCKED",
                q->select_cols);
     q->st_claim = (struct pg_stmt){PGS_CLAIM, buf_detach(&sel)};
 }
@@ -710,6 +1060,9 @@ static int pg_open(struct store *s, const char *url, const struct store_options 
     q->relaxed = opt->relaxed;
     q->query_timeout_ms = opt->query_timeout_ms;
     q->writer.role = "writer";
+    q->tx = xcalloc(1, sizeof *q->tx);
+    q->tx->q = q;
+    q->writer.tx = q->tx;
     q->listener.role = "listener";
     q->wake[0] = q->wake[1] = -1;
     pthread_mutex_init(&q->pool_lock, NULL);
@@ -728,6 +1081,7 @@ static int pg_open(struct store *s, const char *url, const struct store_options 
 static void pg_close(struct store *s) {
     struct pg_store *q = pq(s);
     if (!q) return;
+    pg_tx_clear(q->tx);
     if (q->writer.pg && PQtransactionStatus(q->writer.pg) != PQTRANS_IDLE)
         pg_cmd(&q->writer, "ROLLBACK");
     pg_conn_drop(&q->writer);
@@ -741,9 +1095,13 @@ static void pg_close(struct store *s) {
     for (int i = 0; i < 2; i++)
         if (q->wake[i] >= 0) close(q->wake[i]);
     pthread_mutex_destroy(&q->pool_lock);
+    pg_tx_release(q->tx);
+    free(q->tx);
     free((char *)q->st_load.sql);
+    free((char *)q->st_preload.sql);
     free((char *)q->st_insert.sql);
     free((char *)q->st_update.sql);
+    free((char *)q->st_flush.sql);
     free((char *)q->st_get.sql);
     free((char *)q->st_claim.sql);
     free(q->select_cols);
@@ -756,6 +1114,7 @@ static void pg_close(struct store *s) {
 
 static int pg_begin(struct store *s) {
     struct pg_store *q = pq(s);
+    pg_tx_clear(q->tx);
     int rc = pg_writer_ready(q);
     if (rc) return rc;
     q->writer.err = 0;
@@ -773,15 +1132,22 @@ static int pg_begin_lazy(struct store *s) {
 
 static int pg_commit(struct store *s) {
     struct pg_conn *c = &pq(s)->writer;
-    if (!c->pg) return TM_EUNAVAILABLE;
+    if (!c->pg) {
+        pg_tx_clear(c->tx);
+        return TM_EUNAVAILABLE;
+    }
     if (PQtransactionStatus(c->pg) == PQTRANS_INERROR) {
         /* A statement failed and nobody rolled back to a savepoint. */
         int rc = c->err ? c->err : TM_EINTERNAL;
+        pg_tx_clear(c->tx);
         pg_cmd(c, "ROLLBACK");
         return rc;
     }
     PGresult *r;
+    /* pg_run_sql writes the kept updates first (pg_tx_flush); when that
+     * fails, COMMIT is not sent and the transaction is rolled back below. */
     int rc = pg_run_sql(c, "COMMIT", NULL, &r);
+    pg_tx_clear(c->tx);
     if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
         pg_log(c, "commit", "the transaction was rolled back");
         rc = TM_EINTERNAL;
@@ -793,9 +1159,12 @@ static int pg_commit(struct store *s) {
 
 static void pg_rollback(struct store *s) {
     struct pg_conn *c = &pq(s)->writer;
+    pg_tx_clear(c->tx);
     if (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE) pg_cmd(c, "ROLLBACK");
 }
 
+/* pg_cmd writes the kept updates first: a rollback to it drops every one
+ * kept after it. */
 static int pg_savepoint(struct store *s) {
     return pg_cmd(&pq(s)->writer, "SAVEPOINT tm_op");
 }
@@ -804,8 +1173,12 @@ static int pg_savepoint_release(struct store *s) {
     return pg_cmd(&pq(s)->writer, "RELEASE SAVEPOINT tm_op");
 }
 
+/* Undoes what followed the savepoint, and releases the row locks taken
+ * since: the cached rows and candidates are dropped with the updates kept
+ * since (pg_tx_clear); a later load reads its row again. */
 static int pg_savepoint_rollback(struct store *s) {
     struct pg_conn *c = &pq(s)->writer;
+    pg_tx_clear(c->tx);
     int rc = pg_cmd(c, "ROLLBACK TO SAVEPOINT tm_op");
     if (rc == 0) c->err = 0; /* the transaction is usable again */
     return rc;
@@ -877,34 +1250,111 @@ static const struct pg_stmt st_counts_fold = {
     " SELECT namespace, queue, phase, paused, pg_backend_pid(), n FROM sums"
     " ON CONFLICT (namespace, queue, phase, paused, shard) DO UPDATE SET n=c.n+excluded.n"};
 
+/* A copy of the transaction's row of id (the batch's rows), else one
+ * statement, whose row (or its absence) is kept for the next load. */
 static int pg_load(struct store *s, const char *id, struct task **out) {
+    struct pg_store *q = pq(s);
+    struct pg_row *row = pg_tx_find(q->tx, id);
+    if (row) {
+        if (!row->t) return TM_ENOT_FOUND;
+        *out = task_clone(row->t);
+        return 0;
+    }
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, id);
+    int rc = pg_fetch_task(&q->writer, &q->st_load, &p, out);
+    if (rc == 0) pg_tx_set(q->tx, id, task_clone(*out));
+    if (rc == TM_ENOT_FOUND) pg_tx_set(q->tx, id, NULL);
+    return rc;
+}
+
+static int id_cmp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* One statement for the ids the transaction has no row of yet. */
+static int pg_preload(struct store *s, const char (*ids)[ID_LEN + 1], size_t n) {
+    struct pg_store *q = pq(s);
+    const char **want = xmalloc((n ? n : 1) * sizeof *want);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!pg_tx_find(q->tx, ids[i])) want[k++] = ids[i];
+    qsort(want, k, sizeof *want, id_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || strcmp(want[u - 1], want[i]) != 0) want[u++] = want[i];
+    int rc = 0;
+    if (u == 1) {
+        /* One id: the keyed load, whose cached plan serves it (an array of
+         * one would be planned again each time, as pg_tx_flush_one says). */
+        struct task *t = NULL;
+        rc = pg_load(s, want[0], &t);
+        task_free(t);
+        if (rc == TM_ENOT_FOUND) rc = 0;
+    } else if (u) {
+        struct buf arr;
+        buf_init(&arr);
+        pga_begin(&arr, PG_OID_TEXT, u);
+        for (size_t i = 0; i < u; i++)
+            pga_text(&arr, want[i]);
+        struct pg_params p;
+        pgp_init(&p);
+        pgp_bin(&p, arr.p, arr.len);
+        PGresult *r = NULL;
+        rc = pg_run(&q->writer, &q->st_preload, &p, &r);
+        for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+            struct task *t = pg_read_task(r, i);
+            pg_tx_set(q->tx, t->id, t);
+        }
+        /* The ids that name no task: their loads answer TM_ENOT_FOUND. */
+        for (size_t i = 0; rc == 0 && i < u; i++)
+            if (!pg_tx_find(q->tx, want[i])) pg_tx_set(q->tx, want[i], NULL);
+        PQclear(r);
+        buf_release(&arr);
+    }
+    free(want);
+    return rc;
+}
+
+static int pg_insert(struct store *s, const struct task *t) {
+    struct pg_store *q = pq(s);
+    struct pg_params p;
+    pgp_init(&p);
+    pg_task_params(&p, t);
+    int rc = pg_run_cmd(&q->writer, &q->st_insert, &p);
+    if (rc) return rc;
+    pg_tx_set(q->tx, t->id, task_clone(t));
+    pg_tx_drop_candidates(q->tx); /* it may come before them */
+    return 0;
+}
+
+/* Keeps the new row; pg_tx_flush writes it before a statement that could
+ * see it (the batch's rows). */
+static int pg_update(struct store *s, const struct task *t) {
+    struct pg_tx *tx = pq(s)->tx;
+    size_t k = pg_tx_set(tx, t->id, task_clone(t)); /* first: it may move rows */
+    struct pg_row *row = &tx->rows[k];
+    if (!row->dirty) tx->ndirty++;
+    row->dirty = true;
+    row->writes++;
+    if (t->phase == TASK_PENDING) pg_tx_drop_candidates(tx); /* it may come before them */
+    return 0;
+}
+
+static int pg_remove(struct store *s, const char *id) {
     struct pg_store *q = pq(s);
     struct pg_params p;
     pgp_init(&p);
     pgp_text(&p, id);
-    return pg_fetch_task(&q->writer, &q->st_load, &p, out);
-}
-
-static int pg_write_task(struct store *s, const struct pg_stmt *st, const struct task *t) {
-    struct pg_params p;
-    pgp_init(&p);
-    pg_task_params(&p, t);
-    return pg_run_cmd(&pq(s)->writer, st, &p);
-}
-
-static int pg_insert(struct store *s, const struct task *t) {
-    return pg_write_task(s, &pq(s)->st_insert, t);
-}
-
-static int pg_update(struct store *s, const struct task *t) {
-    return pg_write_task(s, &pq(s)->st_update, t);
-}
-
-static int pg_remove(struct store *s, const char *id) {
-    struct pg_params p;
-    pgp_init(&p);
-    pgp_text(&p, id);
-    return pg_run_cmd(&pq(s)->writer, &st_remove, &p);
+    int rc = pg_run_cmd(&q->writer, &st_remove, &p);
+    if (rc) return rc;
+    size_t k = pg_tx_set(q->tx, id, NULL); /* first: it may move rows */
+    struct pg_row *row = &q->tx->rows[k];
+    if (row->dirty) q->tx->ndirty--; /* not so: pg_run_cmd wrote it first */
+    row->dirty = false;
+    row->writes++;
+    return 0;
 }
 
 static int pg_find_idempotent(struct store *s, const char *ns, const char *key,
@@ -924,8 +1374,54 @@ static int pg_find_idempotent(struct store *s, const char *ns, const char *key,
     return rc;
 }
 
+static bool pg_str_same(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The candidates kept for this query, or NULL. */
+static struct pg_cands *pg_cands_find(struct pg_tx *tx, const struct store_claim_query *cq) {
+    for (struct pg_cands *c = tx->sets; c; c = c->next_set) {
+        bool same = c->ntypes == cq->ntypes && pg_str_same(c->ns, cq->ns) &&
+                    pg_str_same(c->queue, cq->queue);
+        for (int i = 0; same && i < c->ntypes; i++)
+            same = pg_str_same(c->types[i], cq->types[i]);
+        if (same) return c;
+    }
+    return NULL;
+}
+
+static struct pg_cands *pg_cands_new(struct pg_tx *tx, const struct store_claim_query *cq) {
+    struct pg_cands *c = xcalloc(1, sizeof *c);
+    c->ns = xstrdup(cq->ns);
+    c->queue = xstrdup(cq->queue);
+    c->ntypes = cq->ntypes;
+    c->types = xcalloc((size_t)(cq->ntypes > 0 ? cq->ntypes : 1), sizeof *c->types);
+    for (int i = 0; i < cq->ntypes; i++)
+        c->types[i] = xstrdup(cq->types[i]);
+    c->next_set = tx->sets;
+    tx->sets = c;
+    return c;
+}
+
+/*
+ * The next candidate kept for the query that is still as found, else the
+ * next cq->count tasks (at most PG_CLAIM_MAX) found and locked in one
+ * statement, the first handed out and the rest kept (the batch's rows).
+ */
 static int pg_claim_next(struct store *s, const struct store_claim_query *cq, struct task **out) {
     struct pg_store *q = pq(s);
+    struct pg_tx *tx = q->tx;
+    struct pg_cands *set = pg_cands_find(tx, cq);
+    while (set && set->next < set->n) {
+        struct pg_cand c = set->v[set->next++];
+        const struct pg_row *row = &tx->rows[c.row];
+        if (row->t && row->writes == c.writes) {
+            *out = task_clone(row->t);
+            return 0;
+        }
+    }
+    if (set && !set->more) return TM_ENOT_FOUND; /* all there was, handed out */
+    int64_t limit = cq->count < 1 ? 1 : cq->count > PG_CLAIM_MAX ? PG_CLAIM_MAX : cq->count;
     struct buf types;
     buf_init(&types);
     struct pg_params p;
@@ -940,9 +1436,31 @@ static int pg_claim_next(struct store *s, const struct store_claim_query *cq, st
     } else {
         pgp_text(&p, NULL);
     }
-    int rc = pg_fetch_task(&q->writer, &q->st_claim, &p, out);
+    pgp_int(&p, limit);
+    PGresult *r = NULL;
+    int rc = pg_run(&q->writer, &q->st_claim, &p, &r);
     buf_release(&types);
-    return rc;
+    if (rc) return rc;
+    /* pg_run wrote the kept updates first, and may have dropped the sets. */
+    set = pg_cands_find(tx, cq);
+    if (!set) set = pg_cands_new(tx, cq);
+    size_t rows = (size_t)PQntuples(r);
+    set->n = set->next = 0;
+    set->more = rows == (size_t)limit;
+    if (rows > set->cap) {
+        set->cap = rows;
+        set->v = xrealloc(set->v, set->cap * sizeof *set->v);
+    }
+    for (size_t i = 0; i < rows; i++) {
+        struct task *t = pg_read_task(r, (int)i);
+        size_t k = pg_tx_set(tx, t->id, t);
+        set->v[set->n++] = (struct pg_cand){k, tx->rows[k].writes};
+    }
+    PQclear(r);
+    if (set->n == 0) return TM_ENOT_FOUND;
+    set->next = 1;
+    *out = task_clone(tx->rows[set->v[0].row].t);
+    return 0;
 }
 
 static int pg_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n) {
@@ -1508,6 +2026,7 @@ const struct store_backend store_pg_backend = {
     .savepoint_release = pg_savepoint_release,
     .savepoint_rollback = pg_savepoint_rollback,
     .load = pg_load,
+    .preload = pg_preload,
     .insert = pg_insert,
     .update = pg_update,
     .remove = pg_remove,

@@ -24,8 +24,10 @@
 /* Every prepared statement, one name per id ("tm<id>") on each connection. */
 enum pg_stmt_id {
     PGS_LOAD,
+    PGS_PRELOAD,
     PGS_INSERT,
     PGS_UPDATE,
+    PGS_FLUSH,
     PGS_REMOVE,
     PGS_IDEM,
     PGS_CLAIM,
@@ -72,6 +74,8 @@ struct pg_stmt {
     const char *sql;
 };
 
+struct pg_tx;
+
 /* One connection and the statements prepared on it. */
 struct pg_conn {
     PGconn *pg; /* NULL when closed (broken, or not opened yet) */
@@ -79,6 +83,10 @@ struct pg_conn {
     bool prepared[PGS_COUNT];
     int err;              /* the writer: the first failure of the open transaction */
     struct pg_conn *next; /* reader free list */
+    /* The writer: its transaction's rows and the updates it keeps, which
+     * pg_run and pg_run_sql write first when a statement could see them
+     * (store_pg.c, "the batch's rows"). NULL on readers and the listener. */
+    struct pg_tx *tx;
 };
 
 /* Parameters of one statement, sent as text unless pgp_bin'd. */
@@ -104,13 +112,18 @@ void pgp_bin(struct pg_params *p, const void *data, size_t n);
 
 /* One-dimensional arrays in PostgreSQL's binary format, for $n::T[]
  * parameters (no text escaping of large JSON). */
-#define PG_OID_INT4 23
-#define PG_OID_INT8 20
-#define PG_OID_TEXT 25
+#define PG_OID_INT4   23
+#define PG_OID_INT8   20
+#define PG_OID_TEXT   25
+#define PG_OID_FLOAT8 701
 void pga_begin(struct buf *b, unsigned oid, size_t n);
 void pga_text(struct buf *b, const char *s); /* NULL: an empty string */
 void pga_int8(struct buf *b, int64_t v);
 void pga_int4(struct buf *b, int32_t v);
+void pga_float8(struct buf *b, double v);
+/* An SQL NULL element; b must hold this one array from its start (the
+ * header's has-NULLs flag is set). */
+void pga_null(struct buf *b);
 
 /* Runs a prepared statement (preparing it on this connection first);
  * on 0, *res holds the rows (PQclear it). */

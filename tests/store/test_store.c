@@ -1348,6 +1348,577 @@ static void test_two_stores_claim_once_each(void) {
     store_close(a);
 }
 
+/* ---- Ops of one batch: what a backend keeps between them ---- */
+
+/*
+ * A gate on the writer: an op whose done() (called on the writer thread,
+ * after its batch commits) waits until the gate opens. Ops submitted
+ * meanwhile queue up, and the writer takes them all as its next batch:
+ * the one way to be sure that several ops share one transaction.
+ */
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool entered, open;
+    int left; /* ops of the batch not done yet */
+};
+
+static void gate_hold(struct store_op *op) {
+    struct gate *g = op->udata;
+    pthread_mutex_lock(&g->lock);
+    g->entered = true;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_op_done(struct store_op *op) {
+    struct gate *g = op->udata;
+    pthread_mutex_lock(&g->lock);
+    g->left--;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Applies ops[0..n) as one batch of the writer (see struct gate) and
+ * waits until each is done; each op's outcome is in its err. */
+static void run_one_batch(struct store *s, struct store_op *ops, size_t n) {
+    struct gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, (int)n};
+    struct store_op hold;
+    store_op_init(&hold, STORE_OP_WATCH); /* of no task: done at once */
+    snprintf(hold.id, sizeof hold.id, "%s", "00000000000000000000000000000000");
+    hold.done = gate_hold;
+    hold.udata = &g;
+    store_submit(s, &hold);
+    pthread_mutex_lock(&g.lock);
+    while (!g.entered)
+        pthread_cond_wait(&g.cond, &g.lock);
+    pthread_mutex_unlock(&g.lock);
+    for (size_t i = 0; i < n; i++) {
+        ops[i].done = gate_op_done;
+        ops[i].udata = &g;
+        store_submit(s, &ops[i]);
+    }
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_broadcast(&g.cond);
+    while (g.left > 0)
+        pthread_cond_wait(&g.cond, &g.lock);
+    pthread_mutex_unlock(&g.lock);
+    store_op_release(&hold);
+    pthread_mutex_destroy(&g.lock);
+    pthread_cond_destroy(&g.cond);
+}
+
+static void claim_op_init(struct store_op *op, const char *ns, const char *queue) {
+    store_op_init(op, STORE_OP_CLAIM);
+    op->ns = ns;
+    op->queue = queue;
+    op->worker = "w";
+    op->lease_ms = 60000;
+}
+
+static void id_op_init(struct store_op *op, enum store_op_kind kind, const char *ns, const char *id,
+                       const char *token) {
+    store_op_init(op, kind);
+    op->ns = ns;
+    snprintf(op->id, sizeof op->id, "%s", id);
+    op->lease_token = token;
+}
+
+static void test_batch_claim_many_in_order(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    enum { N = 20, CLAIMS = 25 };
+    char ids[N][ID_LEN + 1];
+    /* Priorities in a shuffled order: i * 7 % N is a permutation of 0..N-1. */
+    for (int i = 0; i < N; i++)
+        CHECK_INT(create(s, new_task("bc", "bclaim", "x", i * 7 % N), ids[i]), 0);
+    struct store_op ops[CLAIMS];
+    for (int i = 0; i < CLAIMS; i++)
+        claim_op_init(&ops[i], "bc", "bclaim");
+    run_one_batch(s, ops, CLAIMS);
+    /* The first N claims get every task, lowest priority first; the rest none. */
+    for (int i = 0; i < CLAIMS; i++) {
+        CHECK_INT(ops[i].err.code, 0);
+        CHECK(ops[i].claimed == (i < N));
+        if (i >= N || !ops[i].claimed) continue;
+        CHECK_INT(ops[i].task->priority, i);
+        CHECK_INT(ops[i].task->phase, TASK_RUNNING);
+        struct task *t = get(s, "bc", ops[i].task->id);
+        CHECK(t);
+        if (!t) continue;
+        CHECK_INT(t->phase, TASK_RUNNING);
+        CHECK_INT(t->attempt, 1);
+        CHECK_INT(t->priority, i);
+        CHECK_STR(t->lease_token, ops[i].new_lease_token);
+        task_free(t);
+        for (int k = 0; k < i; k++)
+            CHECK(strcmp(ops[k].task->id, ops[i].task->id) != 0);
+    }
+    for (int i = 0; i < CLAIMS; i++)
+        store_op_release(&ops[i]);
+    char id[ID_LEN + 1], tok[ID_LEN + 1];
+    CHECK_INT(claim(s, "bc", "bclaim", NULL, 1000, 0, id, tok), 0);
+    CHECK_STR(id, "");
+    store_close(s);
+}
+
+static void test_batch_claim_skips_changed(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    char a[ID_LEN + 1], b[ID_LEN + 1], c[ID_LEN + 1], d[ID_LEN + 1], e[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("bk", "bskip", "x", 1), a), 0);
+    CHECK_INT(create(s, new_task("bk", "bskip", "x", 2), b), 0);
+    CHECK_INT(create(s, new_task("bk", "bskip", "x", 3), c), 0);
+    CHECK_INT(create(s, new_task("bk", "bskip", "x", 4), d), 0);
+    CHECK_INT(create(s, new_task("bk", "bskip", "x", 0), e), 0);
+    /* E, first in line, is cancelled before any claim. The first claim
+     * may find A, B and C at once (three claims of the queue): C, cancelled
+     * after it, must not reach the third. */
+    enum { N = 5 };
+    struct store_op ops[N];
+    id_op_init(&ops[0], STORE_OP_CANCEL, "bk", e, NULL);
+    claim_op_init(&ops[1], "bk", "bskip");
+    id_op_init(&ops[2], STORE_OP_CANCEL, "bk", c, NULL);
+    claim_op_init(&ops[3], "bk", "bskip");
+    claim_op_init(&ops[4], "bk", "bskip");
+    run_one_batch(s, ops, N);
+    for (int i = 0; i < N; i++)
+        CHECK_INT(ops[i].err.code, 0);
+    CHECK(ops[0].task && ops[0].task->phase == TASK_CANCELLED);
+    CHECK(ops[1].claimed && strcmp(ops[1].task->id, a) == 0);
+    CHECK(ops[2].task && ops[2].task->phase == TASK_CANCELLED);
+    CHECK(ops[3].claimed && strcmp(ops[3].task->id, b) == 0);
+    CHECK(ops[4].claimed && strcmp(ops[4].task->id, d) == 0);
+    for (int i = 0; i < N; i++)
+        store_op_release(&ops[i]);
+    const char *cancelled[] = {c, e};
+    for (int i = 0; i < 2; i++) {
+        struct task *t = get(s, "bk", cancelled[i]);
+        CHECK(t && t->phase == TASK_CANCELLED && t->attempt == 0);
+        task_free(t);
+    }
+    /* The same with a pause: G paused between two claims is not handed out. */
+    char f[ID_LEN + 1], g[ID_LEN + 1], h[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("bk", "bpause", "x", 1), f), 0);
+    CHECK_INT(create(s, new_task("bk", "bpause", "x", 2), g), 0);
+    CHECK_INT(create(s, new_task("bk", "bpause", "x", 3), h), 0);
+    claim_op_init(&ops[0], "bk", "bpause");
+    id_op_init(&ops[1], STORE_OP_PAUSE, "bk", g, NULL);
+    claim_op_init(&ops[2], "bk", "bpause");
+    claim_op_init(&ops[3], "bk", "bpause");
+    run_one_batch(s, ops, 4);
+    for (int i = 0; i < 4; i++)
+        CHECK_INT(ops[i].err.code, 0);
+    CHECK(ops[0].claimed && strcmp(ops[0].task->id, f) == 0);
+    CHECK(ops[1].task && ops[1].task->paused);
+    CHECK(ops[2].claimed && strcmp(ops[2].task->id, h) == 0);
+    CHECK(!ops[3].claimed);
+    for (int i = 0; i < 4; i++)
+        store_op_release(&ops[i]);
+    struct task *t = get(s, "bk", g);
+    CHECK(t && t->phase == TASK_PENDING && t->paused && t->attempt == 0);
+    task_free(t);
+    store_close(s);
+}
+
+static void test_batch_claim_sees_new_ready(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    char x[ID_LEN + 1], y[ID_LEN + 1], z[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("bn", "bnew", "x", 5), x), 0);
+    CHECK_INT(create(s, new_task("bn", "bnew", "x", 6), y), 0);
+    CHECK_INT(create(s, new_task("bn", "bnew", "x", 0), z), 0);
+    CHECK_INT(simple(s, STORE_OP_PAUSE, "bn", z, NULL, NULL), 0);
+    /* X goes first (Y may be kept for the next claim); Z resumed, then W
+     * submitted, each ahead of Y, come before it. */
+    struct store_op ops[5];
+    claim_op_init(&ops[0], "bn", "bnew");
+    id_op_init(&ops[1], STORE_OP_RESUME, "bn", z, NULL);
+    claim_op_init(&ops[2], "bn", "bnew");
+    store_op_init_create(&ops[3], "bn", new_task("bn", "bnew", "x", -1));
+    claim_op_init(&ops[4], "bn", "bnew");
+    run_one_batch(s, ops, 5);
+    for (int i = 0; i < 5; i++)
+        CHECK_INT(ops[i].err.code, 0);
+    CHECK(ops[0].claimed && strcmp(ops[0].task->id, x) == 0);
+    CHECK(ops[2].claimed && strcmp(ops[2].task->id, z) == 0);
+    CHECK(ops[3].task && ops[3].created);
+    CHECK(ops[4].claimed && ops[3].task && strcmp(ops[4].task->id, ops[3].task->id) == 0);
+    for (int i = 0; i < 5; i++)
+        store_op_release(&ops[i]);
+    struct task *t = get(s, "bn", y);
+    CHECK(t && t->phase == TASK_PENDING);
+    task_free(t);
+    store_close(s);
+}
+
+static void test_batch_two_heartbeats(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    char id[ID_LEN + 1], cid[ID_LEN + 1], tok[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("bh", "bhb", "x", 0), id), 0);
+    CHECK_INT(claim(s, "bh", "bhb", NULL, 60000, 0, cid, tok), 0);
+    CHECK_STR(cid, id);
+    struct task *before = get(s, "bh", id);
+    CHECK(before);
+    if (!before) return;
+    json_t *a1 = json_pack("{s:i}", "first", 1), *a2 = json_pack("{s:i}", "second", 2);
+    struct store_op ops[2];
+    for (int i = 0; i < 2; i++) {
+        id_op_init(&ops[i], STORE_OP_HEARTBEAT, "bh", id, tok);
+        ops[i].lease_ms = 60000;
+        ops[i].attributes = i ? a2 : a1;
+        ops[i].has_progress = true;
+        ops[i].progress.has_processed = true;
+        ops[i].progress.processed = i + 1;
+    }
+    ops[1].progress.has_ratio = true;
+    ops[1].progress.ratio = 0.5;
+    run_one_batch(s, ops, 2);
+    CHECK_INT(ops[0].err.code, 0);
+    CHECK_INT(ops[1].err.code, 0);
+    /* The second saw the first: both attributes, and one version each. */
+    CHECK(ops[1].task && ops[1].task->version == before->version + 2);
+    for (int i = 0; i < 2; i++)
+        store_op_release(&ops[i]);
+    json_decref(a1);
+    json_decref(a2);
+    struct task *t = get(s, "bh", id);
+    CHECK(t);
+    if (t) {
+        CHECK_INT(t->version, before->version + 2);
+        CHECK(t->attributes && strstr(t->attributes, "\"first\"") &&
+              strstr(t->attributes, "\"second\""));
+        CHECK_INT(t->progress.processed, 2);
+        CHECK(t->progress.ratio == 0.5);
+        CHECK_INT(t->phase, TASK_RUNNING);
+    }
+    task_free(t);
+    task_free(before);
+    /* The events of the batch: one per heartbeat, versions in order. */
+    struct event_page p = {0};
+    struct tm_error e;
+    err_clear(&e);
+    CHECK_INT(store_events_read(s, "bh", id, 0, 100, 0, &p, &e), 0);
+    int64_t last = 0;
+    size_t hb = 0;
+    for (size_t i = 0; i < p.n; i++) {
+        CHECK(p.events[i].version > last);
+        last = p.events[i].version;
+        hb += strcmp(p.events[i].cause, "heartbeat") == 0;
+    }
+    CHECK_INT(hb, 2);
+    event_page_release(&p);
+    store_close(s);
+}
+
+static void test_batch_child_and_parent(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    char p[ID_LEN + 1];
+    CHECK_INT(create_family(s, "bpar", "bkids", p), 0);
+    char pid[ID_LEN + 1], ptok[ID_LEN + 1];
+    CHECK_INT(claim(s, "n", "bpar", NULL, 60000, 0, pid, ptok), 0);
+    CHECK_STR(pid, p);
+    CHECK_INT(simple(s, STORE_OP_COMPLETE, "n", p, ptok, NULL), 0);
+    struct task *r = get(s, "n", p);
+    CHECK(r && r->phase == TASK_WAITING && r->awaiting_children);
+    int64_t version = r ? r->version : 0;
+    task_free(r);
+    /* Both children claimed in one batch, then completed in another: each
+     * roll-up sees the one before it, and the last completes the parent. */
+    struct store_op ops[2];
+    claim_op_init(&ops[0], "n", "bkids");
+    claim_op_init(&ops[1], "n", "bkids");
+    run_one_batch(s, ops, 2);
+    CHECK(ops[0].claimed && ops[1].claimed);
+    r = get(s, "n", p);
+    CHECK(r && r->child_processing == 2 && r->child_pending == 0);
+    CHECK(r && r->version == version + 2);
+    task_free(r);
+    struct store_op done[2];
+    for (int i = 0; i < 2; i++) {
+        id_op_init(&done[i], STORE_OP_COMPLETE, "n", ops[i].claimed ? ops[i].task->id : "",
+                   ops[i].new_lease_token);
+    }
+    run_one_batch(s, done, 2);
+    CHECK_INT(done[0].err.code, 0);
+    CHECK_INT(done[1].err.code, 0);
+    for (int i = 0; i < 2; i++) {
+        store_op_release(&ops[i]);
+        store_op_release(&done[i]);
+    }
+    r = get(s, "n", p);
+    CHECK(r);
+    if (r) {
+        CHECK_INT(r->child_processed, 2);
+        CHECK_INT(r->child_processing, 0);
+        CHECK_INT(r->child_pending, 0);
+        CHECK_INT(r->phase, TASK_COMPLETED);
+        CHECK(!r->awaiting_children);
+    }
+    task_free(r);
+    store_close(s);
+}
+
+/* ---- Two writers claiming and completing batches at once ---- */
+
+#define WORK_TASKS   150
+#define WORK_THREADS 4
+#define WORK_CLAIMS  8
+
+struct work_run {
+    struct store *s[2];
+    pthread_mutex_t lock;
+    char ids[WORK_TASKS * 2][ID_LEN + 1];
+    int n, errors;
+};
+
+struct work_arg {
+    struct work_run *w;
+    int index;
+};
+
+/* Claims WORK_CLAIMS at a time, then heartbeats and completes what came,
+ * each task's two calls in one batch, until a claim finds nothing twice. */
+static void *work_thread(void *arg) {
+    struct work_arg *a = arg;
+    struct work_run *w = a->w;
+    struct store *s = w->s[a->index % 2] ? w->s[a->index % 2] : w->s[0];
+    for (int empty = 0; empty < 2;) {
+        struct store_op ops[WORK_CLAIMS];
+        for (int i = 0; i < WORK_CLAIMS; i++)
+            claim_op_init(&ops[i], "wk", "work");
+        store_run_many(s, ops, WORK_CLAIMS);
+        struct store_op calls[2 * WORK_CLAIMS];
+        int ncalls = 0, got = 0;
+        pthread_mutex_lock(&w->lock);
+        for (int i = 0; i < WORK_CLAIMS; i++) {
+            if (ops[i].err.code) w->errors++;
+            if (!ops[i].claimed) continue;
+            got++;
+            if (w->n < WORK_TASKS * 2) memcpy(w->ids[w->n++], ops[i].task->id, ID_LEN + 1);
+            id_op_init(&calls[ncalls], STORE_OP_HEARTBEAT, "wk", ops[i].task->id,
+                       ops[i].new_lease_token);
+            calls[ncalls++].lease_ms = 60000;
+            id_op_init(&calls[ncalls++], STORE_OP_COMPLETE, "wk", ops[i].task->id,
+                       ops[i].new_lease_token);
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (ncalls) store_run_many(s, calls, (size_t)ncalls);
+        pthread_mutex_lock(&w->lock);
+        for (int i = 0; i < ncalls; i++) {
+            if (calls[i].err.code) w->errors++;
+            store_op_release(&calls[i]);
+        }
+        pthread_mutex_unlock(&w->lock);
+        for (int i = 0; i < WORK_CLAIMS; i++)
+            store_op_release(&ops[i]);
+        empty = got ? 0 : empty + 1;
+    }
+    return NULL;
+}
+
+static void test_two_stores_work_batches(void) {
+    if (strncmp(url, "postgres", 8) != 0) {
+        th_skip("two stores on one database need PostgreSQL");
+        return;
+    }
+    struct store *a = open_store(0);
+    CHECK(a);
+    struct store *b = open_store(0);
+    if (!a || !b) {
+        store_close(a);
+        store_close(b);
+        return;
+    }
+    /* Every task a child of one parent: every claim and completion, on
+     * either store, also writes the parent's row. */
+    char parent[ID_LEN + 1];
+    CHECK_INT(create(a, new_task("wk", "workparent", "x", 0), parent), 0);
+    static char ids[WORK_TASKS][ID_LEN + 1];
+    for (int k = 0; k < WORK_TASKS; k += 25) {
+        struct store_op op;
+        store_op_init(&op, STORE_OP_CREATE);
+        op.tasks = xcalloc(25, sizeof *op.tasks);
+        for (int i = 0; i < 25; i++) {
+            op.tasks[i] = new_task("wk", "work", "x", (k + i) % 7);
+            memcpy(op.tasks[i]->parent_id, parent, ID_LEN + 1);
+        }
+        op.ntasks = 25;
+        CHECK_INT(store_run(b, &op), 0);
+        for (int i = 0; i < 25 && op.task; i++)
+            memcpy(ids[k + i], op.tasks[i]->id, ID_LEN + 1);
+        store_op_release(&op);
+    }
+    static struct work_run w;
+    memset(&w, 0, sizeof w);
+    w.s[0] = a;
+    w.s[1] = b;
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_t th[WORK_THREADS];
+    struct work_arg args[WORK_THREADS];
+    for (int i = 0; i < WORK_THREADS; i++) {
+        args[i] = (struct work_arg){&w, i};
+        pthread_create(&th[i], NULL, work_thread, &args[i]);
+    }
+    for (int i = 0; i < WORK_THREADS; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&w.lock);
+    CHECK_INT(w.errors, 0);
+    CHECK_INT(w.n, WORK_TASKS);
+    /* Each task handed out once, then heartbeated and completed once. */
+    for (int i = 0; i < WORK_TASKS; i++) {
+        int seen = 0;
+        for (int j = 0; j < w.n; j++)
+            seen += strcmp(w.ids[j], ids[i]) == 0;
+        if (seen != 1) {
+            th_fail(__FILE__, __LINE__, "task %s handed out %d times", ids[i], seen);
+            break;
+        }
+        struct task *t = get(a, "wk", ids[i]);
+        bool once = t && t->phase == TASK_COMPLETED && t->attempt == 1 && t->version == 4;
+        if (!once)
+            th_fail(__FILE__, __LINE__, "task %s: phase %d, attempt %lld, version %lld", ids[i],
+                    t ? (int)t->phase : -1, t ? (long long)t->attempt : -1,
+                    t ? (long long)t->version : -1);
+        task_free(t);
+        if (!once) break;
+    }
+    /* No roll-up lost: created (+1), claimed (+1) and completed (+1) each
+     * moved the parent's counts once. */
+    struct task *p = get(a, "wk", parent);
+    CHECK(p);
+    if (p) {
+        CHECK_INT(p->child_processed, WORK_TASKS);
+        CHECK_INT(p->child_processing, 0);
+        CHECK_INT(p->child_pending, 0);
+        CHECK_INT(p->version, 1 + 3 * WORK_TASKS);
+    }
+    task_free(p);
+    store_close(b);
+    store_close(a);
+}
+
+/* ---- A batch that loses a deadlock is applied again, from the database ---- */
+
+/* One statement on a connection of the test's own; its rows, or NULL on a
+ * failure (reported). */
+static PGresult *pg_exec_ok(PGconn *c, const char *sql) {
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        th_fail(__FILE__, __LINE__, "%s: %s", sql, PQresultErrorMessage(r));
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+struct batch_run {
+    struct store *s;
+    struct store_op *ops;
+    size_t n;
+};
+
+static void *batch_thread(void *arg) {
+    struct batch_run *br = arg;
+    run_one_batch(br->s, br->ops, br->n);
+    return NULL;
+}
+
+static void test_batch_retried_after_deadlock(void) {
+    if (strncmp(url, "postgres", 8) != 0) {
+        th_skip("a deadlock with another connection needs PostgreSQL");
+        return;
+    }
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    /* Two parents, one child each: completing the children loads and
+     * updates P1, then P2. */
+    char p1[ID_LEN + 1], p2[ID_LEN + 1], c1[ID_LEN + 1], c2[ID_LEN + 1];
+    char t1[ID_LEN + 1], t2[ID_LEN + 1], got[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("dl", "dlpar", "x", 0), p1), 0);
+    CHECK_INT(create(s, new_task("dl", "dlpar", "x", 0), p2), 0);
+    struct task *t = new_task("dl", "dlkid", "x", 0);
+    memcpy(t->parent_id, p1, sizeof t->parent_id);
+    CHECK_INT(create(s, t, c1), 0);
+    t = new_task("dl", "dlkid", "x", 1);
+    memcpy(t->parent_id, p2, sizeof t->parent_id);
+    CHECK_INT(create(s, t, c2), 0);
+    CHECK_INT(claim(s, "dl", "dlkid", NULL, 60000, 0, got, t1), 0);
+    CHECK_STR(got, c1);
+    CHECK_INT(claim(s, "dl", "dlkid", NULL, 60000, 0, got, t2), 0);
+    CHECK_STR(got, c2);
+    struct task *before1 = get(s, "dl", p1), *before2 = get(s, "dl", p2);
+    CHECK(before1 && before2);
+    struct store_stats st0;
+    store_get_stats(s, &st0);
+    /* Another connection holds P2; once the batch has P1 and waits for P2,
+     * it asks for P1: a deadlock, which the batch's writer detects first
+     * (the other's deadlock_timeout is long), so the batch is the one
+     * rolled back, with the update of P1 it kept, and applied again. */
+    PGconn *x = PQconnectdb(url);
+    CHECK(PQstatus(x) == CONNECTION_OK);
+    char sql[256];
+    PQclear(pg_exec_ok(x, "SET deadlock_timeout = '20s'"));
+    PQclear(pg_exec_ok(x, "BEGIN"));
+    snprintf(sql, sizeof sql, "SELECT 1 FROM tasks WHERE id='%s' FOR UPDATE", p2);
+    PQclear(pg_exec_ok(x, sql));
+    struct store_op ops[2];
+    id_op_init(&ops[0], STORE_OP_COMPLETE, "dl", c1, t1);
+    id_op_init(&ops[1], STORE_OP_COMPLETE, "dl", c2, t2);
+    struct batch_run br = {s, ops, 2};
+    pthread_t th;
+    pthread_create(&th, NULL, batch_thread, &br);
+    bool waiting = false;
+    for (int i = 0; i < 2000 && !waiting; i++) {
+        PGresult *r = pg_exec_ok(
+            x, "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()");
+        waiting = r && atoi(PQgetvalue(r, 0, 0)) > 0;
+        PQclear(r);
+        if (!waiting) th_sleep_ms(5);
+    }
+    CHECK(waiting);
+    snprintf(sql, sizeof sql, "SELECT 1 FROM tasks WHERE id='%s' FOR UPDATE", p1);
+    PQclear(pg_exec_ok(x, sql)); /* waits until the batch is rolled back */
+    PQclear(pg_exec_ok(x, "COMMIT"));
+    PQfinish(x);
+    pthread_join(th, NULL);
+    CHECK_INT(ops[0].err.code, 0);
+    CHECK_INT(ops[1].err.code, 0);
+    store_op_release(&ops[0]);
+    store_op_release(&ops[1]);
+    struct store_stats st1;
+    store_get_stats(s, &st1);
+    CHECK(st1.batch_retries > st0.batch_retries);
+    /* Applied once: each parent moved its child once, one version up. */
+    const char *ps[] = {p1, p2};
+    struct task *before[] = {before1, before2};
+    for (int i = 0; i < 2; i++) {
+        struct task *p = get(s, "dl", ps[i]);
+        CHECK(p && before[i]);
+        if (p && before[i]) {
+            CHECK_INT(p->child_processed, 1);
+            CHECK_INT(p->child_processing, 0);
+            CHECK_INT(p->version, before[i]->version + 1);
+        }
+        task_free(p);
+        task_free(before[i]);
+    }
+    const char *cs[] = {c1, c2};
+    for (int i = 0; i < 2; i++) {
+        struct task *c = get(s, "dl", cs[i]);
+        CHECK(c && c->phase == TASK_COMPLETED && c->version == 3);
+        task_free(c);
+    }
+    store_close(s);
+}
+
 static const struct th_test tests[] = {
     {"create and read back; namespaces", test_create_and_read_back},
     {"idempotency keys are per namespace", test_idempotency_per_namespace},
@@ -1369,6 +1940,16 @@ static const struct th_test tests[] = {
     {"claims from many threads at once: every task exactly once", test_concurrent_claims_once_each},
     {"claims from two stores on one database: every task exactly once",
      test_two_stores_claim_once_each},
+    {"a batched claim of N: N distinct tasks, in priority order", test_batch_claim_many_in_order},
+    {"a batch's claims skip tasks it cancelled or paused", test_batch_claim_skips_changed},
+    {"a batch's claims see tasks it made ready", test_batch_claim_sees_new_ready},
+    {"two heartbeats of one task in one batch: the second sees the first",
+     test_batch_two_heartbeats},
+    {"children's claims and completions roll up into the parent in one batch",
+     test_batch_child_and_parent},
+    {"two stores claiming and completing batches: each task once, no update lost",
+     test_two_stores_work_batches},
+    {"a batch that loses a deadlock is applied again, once", test_batch_retried_after_deadlock},
     {NULL, NULL},
 };
 
