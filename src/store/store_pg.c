@@ -85,7 +85,8 @@ struct pg_store {
      * own commits reach the feed from the writer). Set on each connect. */
     _Atomic int writer_pid;
     /* Statements generated from store_task_columns. */
-    struct pg_stmt st_load, st_preload, st_insert, st_update, st_flush, st_get, st_claim;
+    struct pg_stmt st_load, st_preload, st_insert, st_update, st_flush, st_get, st_claim,
+        st_claim_one;
     char *select_cols; /* "id,namespace,..." (no due_at) */
     /* The columns st_flush writes, in its parameters' order: id, then
      * every column an update may change (not the fixed ones). */
@@ -692,7 +693,8 @@ static int pg_fetch_task(struct pg_conn *c, const struct pg_stmt *st, const stru
  *   dirty  an update kept in rows[i].t and not yet written. pg_update only
  *          keeps the new row (a later update of the same id replaces it);
  *          pg_tx_flush writes every kept row in one UPDATE ... FROM
- *          unnest(...) (one row: the keyed UPDATE, pg_tx_flush_one), which
+ *          unnest(...) (fewer than PG_ARRAY_MIN: the keyed UPDATE, row by
+ *          row), which
  *          pg_run and pg_run_sql do before any statement that could read a
  *          task (pg_stmt_sees_kept: all but a load or preload of rows not
  *          kept here, an insert, and the flush itself), so COMMIT too. A
@@ -746,6 +748,17 @@ struct pg_tx {
 
 /* The most candidates one claim statement takes (LIMIT). */
 #define PG_CLAIM_MAX 1000
+/*
+ * The fewest rows a preload or a flush reads or writes with one statement
+ * on arrays; below it, each row goes by the keyed statement as it comes.
+ * Measured (server log, one-task-per-request lifecycle at 3,000 tasks):
+ * the array UPDATE of about 4 rows took 1.38 ms, 330 us a row, against
+ * 103 us for the keyed UPDATE of one, and an array preload 277 us; that
+ * lifecycle ran at half its rate with PostgreSQL's CPU a task doubled.
+ * A batched call of 100 tasks costs a third of its time with the arrays
+ * (docs/performance.md).
+ */
+#define PG_ARRAY_MIN 16
 
 static size_t pg_id_hash(const char *id) {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -867,20 +880,14 @@ static unsigned pg_col_oid(const struct store_col *c) {
 }
 
 /*
- * One kept row is written by the keyed UPDATE (st_update), not the array
- * one: PostgreSQL plans a statement on an array parameter again at every
- * call while one from its plan cache would look dearer for an array so
- * short (its generic plan guesses 10 elements), which cost a single
- * heartbeat about 0.13 ms of planning and 0.3 to 0.6 ms in all. The keyed
- * statement's generic plan is its best.
+ * One kept row, written by the keyed UPDATE (st_update). (For one row the
+ * array statement is planned again at every call, since its generic plan
+ * guesses 10 elements: 0.13 ms of planning, 0.3 to 0.6 ms in all.)
  */
-static int pg_tx_flush_one(struct pg_conn *c) {
+static int pg_tx_flush_row(struct pg_conn *c, struct pg_row *row) {
     struct pg_tx *tx = c->tx;
-    struct pg_row *row = NULL;
-    for (size_t i = 0; i < tx->nrows && !row; i++)
-        if (tx->rows[i].dirty) row = &tx->rows[i];
     row->dirty = false;
-    tx->ndirty = 0;
+    tx->ndirty--;
     struct pg_params p;
     pgp_init(&p);
     pg_task_params(&p, row->t);
@@ -904,7 +911,14 @@ static int pg_tx_flush(struct pg_conn *c) {
     if (!tx || !tx->ndirty) return 0;
     const struct pg_store *q = tx->q;
     size_t n = tx->ndirty, ncols = q->nflush_cols;
-    if (n == 1) return pg_tx_flush_one(c);
+    if (n < PG_ARRAY_MIN) { /* row by row: see PG_ARRAY_MIN */
+        for (size_t i = 0; i < tx->nrows && tx->ndirty; i++) {
+            if (!tx->rows[i].dirty) continue;
+            int rc = pg_tx_flush_row(c, &tx->rows[i]);
+            if (rc) return rc;
+        }
+        return 0;
+    }
     struct buf a[PG_MAX_PARAMS];
     for (size_t k = 0; k < ncols; k++) {
         buf_init(&a[k]);
@@ -1043,13 +1057,19 @@ static void pg_build_statements(struct pg_store *q) {
     /* One statement finds, loads and locks the next $4 tasks (the batch's
      * claims of this query: pg_claim_next); the partial index tasks_claim
      * serves it whatever the namespace and types. */
-    buf_printf(&sel,
-               "SELECT %s FROM tasks WHERE queue=$1 AND phase='pending' AND paused=0"
-               " AND ($2::text IS NULL OR namespace=$2)"
-               " AND ($3::text[] IS NULL OR type = ANY($3::text[]))"
-               " ORDER BY priority, ready_at, id LIMIT $4 FOR UPDATE SKIP LOCKED",
-               q->select_cols);
+    static const char claim[] =
+        "SELECT %s FROM tasks WHERE queue=$1 AND phase='pending' AND paused=0"
+        " AND ($2::text IS NULL OR namespace=$2)"
+        " AND ($3::text[] IS NULL OR type = ANY($3::text[]))"
+        " ORDER BY priority, ready_at, id LIMIT %s FOR UPDATE SKIP LOCKED";
+    buf_printf(&sel, claim, q->select_cols, "$4");
     q->st_claim = (struct pg_stmt){PGS_CLAIM, buf_detach(&sel)};
+    /* A claim of one task has its own statement with LIMIT 1 written in:
+     * the plan of one LIMIT $4 is made for an unknown limit, and the
+     * one-task-per-request lifecycle ran at half its rate with it (twice
+     * PostgreSQL's CPU a task, docs/performance.md). */
+    buf_printf(&sel, claim, q->select_cols, "1");
+    q->st_claim_one = (struct pg_stmt){PGS_CLAIM_ONE, buf_detach(&sel)};
 }
 
 static int pg_open(struct store *s, const char *url, const struct store_options *opt,
@@ -1104,6 +1124,7 @@ static void pg_close(struct store *s) {
     free((char *)q->st_flush.sql);
     free((char *)q->st_get.sql);
     free((char *)q->st_claim.sql);
+    free((char *)q->st_claim_one.sql);
     free(q->select_cols);
     free(q->url);
     free(q);
@@ -1285,14 +1306,9 @@ static int pg_preload(struct store *s, const char (*ids)[ID_LEN + 1], size_t n) 
     for (size_t i = 0; i < k; i++)
         if (u == 0 || strcmp(want[u - 1], want[i]) != 0) want[u++] = want[i];
     int rc = 0;
-    if (u == 1) {
-        /* One id: the keyed load, whose cached plan serves it (an array of
-         * one would be planned again each time, as pg_tx_flush_one says). */
-        struct task *t = NULL;
-        rc = pg_load(s, want[0], &t);
-        task_free(t);
-        if (rc == TM_ENOT_FOUND) rc = 0;
-    } else if (u) {
+    /* Fewer than PG_ARRAY_MIN: each op's load reads its row by the keyed
+     * statement, when it comes. */
+    if (u >= PG_ARRAY_MIN) {
         struct buf arr;
         buf_init(&arr);
         pga_begin(&arr, PG_OID_TEXT, u);
@@ -1436,9 +1452,9 @@ static int pg_claim_next(struct store *s, const struct store_claim_query *cq, st
     } else {
         pgp_text(&p, NULL);
     }
-    pgp_int(&p, limit);
+    if (limit > 1) pgp_int(&p, limit);
     PGresult *r = NULL;
-    int rc = pg_run(&q->writer, &q->st_claim, &p, &r);
+    int rc = pg_run(&q->writer, limit > 1 ? &q->st_claim : &q->st_claim_one, &p, &r);
     buf_release(&types);
     if (rc) return rc;
     /* pg_run wrote the kept updates first, and may have dropped the sets. */
