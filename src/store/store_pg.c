@@ -173,6 +173,13 @@ void pga_text(struct buf *b, const char *s) {
     if (n) buf_put(b, s, n);
 }
 
+void pgp_text_array(struct pg_params *p, struct buf *arr, const char *const *v, size_t n) {
+    pga_begin(arr, PG_OID_TEXT, n);
+    for (size_t i = 0; i < n; i++)
+        pga_text(arr, v[i]);
+    pgp_bin(p, arr->p, arr->len);
+}
+
 void pga_int8(struct buf *b, int64_t v) {
     pga_be32(b, 8);
     uint64_t be = htobe64((uint64_t)v);
@@ -1311,12 +1318,9 @@ static int pg_preload(struct store *s, const char (*ids)[ID_LEN + 1], size_t n) 
     if (u >= PG_ARRAY_MIN) {
         struct buf arr;
         buf_init(&arr);
-        pga_begin(&arr, PG_OID_TEXT, u);
-        for (size_t i = 0; i < u; i++)
-            pga_text(&arr, want[i]);
         struct pg_params p;
         pgp_init(&p);
-        pgp_bin(&p, arr.p, arr.len);
+        pgp_text_array(&p, &arr, want, u);
         PGresult *r = NULL;
         rc = pg_run(&q->writer, &q->st_preload, &p, &r);
         for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
@@ -1445,10 +1449,7 @@ static int pg_claim_next(struct store *s, const struct store_claim_query *cq, st
     pgp_text(&p, cq->queue);
     pgp_text(&p, cq->ns);
     if (cq->ntypes > 0) {
-        pga_begin(&types, PG_OID_TEXT, (size_t)cq->ntypes);
-        for (int i = 0; i < cq->ntypes; i++)
-            pga_text(&types, cq->types[i]);
-        pgp_bin(&p, types.p, types.len);
+        pgp_text_array(&p, &types, cq->types, (size_t)cq->ntypes);
     } else {
         pgp_text(&p, NULL);
     }

@@ -326,13 +326,10 @@ int pg_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
     *out = NULL;
     struct buf ids;
     buf_init(&ids);
-    pga_begin(&ids, PG_OID_TEXT, nskip);
-    for (size_t i = 0; i < nskip; i++)
-        pga_text(&ids, skip[i]);
     struct pg_params p;
     pgp_init(&p);
     pgp_int(&p, now);
-    pgp_bin(&p, ids.p, ids.len);
+    pgp_text_array(&p, &ids, skip, nskip);
     PGresult *r;
     int rc = pg_run(pg_writer(s), &st_delivery_claim, &p, &r);
     buf_release(&ids);

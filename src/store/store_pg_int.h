@@ -119,6 +119,9 @@ void pgp_bin(struct pg_params *p, const void *data, size_t n);
 #define PG_OID_FLOAT8 701
 void pga_begin(struct buf *b, unsigned oid, size_t n);
 void pga_text(struct buf *b, const char *s); /* NULL: an empty string */
+/* Adds a text[] parameter of v[0..n-1], built in arr (the caller's, kept
+ * until the statement has run, then released). */
+void pgp_text_array(struct pg_params *p, struct buf *arr, const char *const *v, size_t n);
 void pga_int8(struct buf *b, int64_t v);
 void pga_int4(struct buf *b, int32_t v);
 void pga_float8(struct buf *b, double v);
