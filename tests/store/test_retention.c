@@ -76,17 +76,17 @@ static void test_events_past_their_age_go(void) {
  * index on the time). */
 static void test_the_age_bound_splits_the_log(void) {
     struct store *s = NULL;
-    struct store_options opt = {.events_max_age_ms = 2000, .events_max_count = -1};
+    struct store_options opt = {.events_max_age_ms = 3000, .events_max_count = -1};
     struct tm_error e;
     CHECK_INT(store_open(url, &opt, &s, &e), 0);
     CHECK_INT(submit(s, "retold", 50), 0);
     int64_t head = 0, pruned = 0;
     CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
     int64_t old_head = head;
-    th_sleep_ms(2100); /* by design: the first 50 grow older than their 2 s */
+    th_sleep_ms(3100); /* by design: the first 50 grow older than their 3 s */
     CHECK_INT(submit(s, "retnew", 50), 0);
-    /* retention runs at least once a second: the old run goes well before
-     * the new one is 2 s old */
+    /* retention runs at least once a second: the old run goes about 2 s
+     * before the new one is 3 s old */
     CHECK(wait_pruned(s, old_head) >= old_head);
     CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
     CHECK_INT(pruned, old_head); /* none of the new run */
