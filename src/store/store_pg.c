@@ -85,8 +85,7 @@ struct pg_store {
      * own commits reach the feed from the writer). Set on each connect. */
     _Atomic int writer_pid;
     /* Statements generated from store_task_columns. */
-    struct pg_stmt st_load, st_preload, st_insert, st_update, st_flush, st_get, st_claim,
-        st_claim_one;
+    struct pg_stmt st_load, st_preload, st_insert, st_update, st_flush, st_get, st_claim;
     char *select_cols; /* "id,namespace,..." (no due_at) */
     /* The columns st_flush writes, in its parameters' order: id, then
      * every column an update may change (not the fixed ones). */
@@ -701,9 +700,8 @@ static int pg_fetch_task(struct pg_conn *c, const struct pg_stmt *st, const stru
  *          keeps the new row (a later update of the same id replaces it);
  *          pg_tx_flush writes every kept row in one UPDATE ... FROM
  *          unnest(...) (fewer than PG_ARRAY_MIN: the keyed UPDATE, row by
- *          row), which
- *          pg_run and pg_run_sql do before any statement that could read a
- *          task (pg_stmt_sees_kept: all but a load or preload of rows not
+ *          row), which pg_run and pg_run_sql do before any statement that
+ *          could read a task (pg_stmt_sees_kept: all but a load or preload of rows not
  *          kept here, an insert, and the flush itself), so COMMIT too. A
  *          failed flush fails that statement.
  *   sets   claim candidates: a claim that the batch will repeat
@@ -759,9 +757,10 @@ struct pg_tx {
  * The fewest rows a preload or a flush reads or writes with one statement
  * on arrays; below it, each row goes by the keyed statement as it comes.
  * Measured (server log, one-task-per-request lifecycle at 3,000 tasks):
- * the array UPDATE of about 4 rows took 1.38 ms, 330 us a row, against
- * 103 us for the keyed UPDATE of one, and an array preload 277 us; that
- * lifecycle ran at half its rate with PostgreSQL's CPU a task doubled.
+ * the array UPDATE took 1.38 ms a call for about 5 rows (3,418 calls and
+ * 600 keyed updates for 18,000), near 270 us a row, against 103 us for the
+ * keyed UPDATE of one; that lifecycle ran at half its rate with
+ * PostgreSQL's CPU a task doubled.
  * A batched call of 100 tasks costs a third of its time with the arrays
  * (docs/performance.md).
  */
@@ -886,28 +885,32 @@ static unsigned pg_col_oid(const struct store_col *c) {
     }
 }
 
-/*
- * One kept row, written by the keyed UPDATE (st_update). (For one row the
- * array statement is planned again at every call, since its generic plan
- * guesses 10 elements: 0.13 ms of planning, 0.3 to 0.6 ms in all.)
- */
-static int pg_tx_flush_row(struct pg_conn *c, struct pg_row *row) {
-    struct pg_tx *tx = c->tx;
-    row->dirty = false;
-    tx->ndirty--;
-    struct pg_params p;
-    pgp_init(&p);
-    pg_task_params(&p, row->t);
-    PGresult *r = NULL;
-    int rc = pg_run(c, &tx->q->st_update, &p, &r);
-    if (rc == 0 && strtoull(PQcmdTuples(r), NULL, 10) != 1) {
-        pg_log(c, "flush", "the kept row was not written");
+/* The end of a flush statement that ran with rc and should have written
+ * n kept rows. Every kept row is locked by this transaction, so none can
+ * be gone; on a failure the transaction's state is dropped. */
+static int pg_tx_flushed(struct pg_conn *c, int rc, PGresult *r, size_t n) {
+    if (rc == 0 && strtoull(PQcmdTuples(r), NULL, 10) != n) {
+        char why[96];
+        snprintf(why, sizeof why, "%s of %zu kept rows written", PQcmdTuples(r), n);
+        pg_log(c, "flush", why);
         rc = TM_EINTERNAL;
         if (!c->err) c->err = rc;
     }
     PQclear(r);
-    if (rc) pg_tx_clear(tx);
+    if (rc) pg_tx_clear(c->tx);
     return rc;
+}
+
+/* One kept row, written by the keyed UPDATE (st_update). */
+static int pg_tx_flush_row(struct pg_conn *c, struct pg_row *row) {
+    row->dirty = false;
+    c->tx->ndirty--;
+    struct pg_params p;
+    pgp_init(&p);
+    pg_task_params(&p, row->t);
+    PGresult *r = NULL;
+    int rc = pg_run(c, &c->tx->q->st_update, &p, &r);
+    return pg_tx_flushed(c, rc, r, 1);
 }
 
 /* Writes every kept update in one statement (none: nothing). On a failure
@@ -945,19 +948,9 @@ static int pg_tx_flush(struct pg_conn *c) {
         pgp_bin(&p, a[k].p, a[k].len);
     PGresult *r = NULL;
     int rc = pg_run(c, &q->st_flush, &p, &r);
-    if (rc == 0 && strtoull(PQcmdTuples(r), NULL, 10) != n) {
-        /* Every kept row is locked by this transaction: none can be gone. */
-        char why[96];
-        snprintf(why, sizeof why, "%s of %zu kept rows written", PQcmdTuples(r), n);
-        pg_log(c, "flush", why);
-        rc = TM_EINTERNAL;
-        if (!c->err) c->err = rc;
-    }
-    PQclear(r);
     for (size_t k = 0; k < ncols; k++)
         buf_release(&a[k]);
-    if (rc) pg_tx_clear(tx);
-    return rc;
+    return pg_tx_flushed(c, rc, r, n);
 }
 
 /* ---- Migrations ---- */
@@ -1064,19 +1057,13 @@ static void pg_build_statements(struct pg_store *q) {
     /* One statement finds, loads and locks the next $4 tasks (the batch's
      * claims of this query: pg_claim_next); the partial index tasks_claim
      * serves it whatever the namespace and types. */
-    static const char claim[] =
-        "SELECT %s FROM tasks WHERE queue=$1 AND phase='pending' AND paused=0"
-        " AND ($2::text IS NULL OR namespace=$2)"
-        " AND ($3::text[] IS NULL OR type = ANY($3::text[]))"
-        " ORDER BY priority, ready_at, id LIMIT %s FOR UPDATE SKIP LOCKED";
-    buf_printf(&sel, claim, q->select_cols, "$4");
+    buf_printf(&sel,
+               "SELECT %s FROM tasks WHERE queue=$1 AND phase='pending' AND paused=0"
+               " AND ($2::text IS NULL OR namespace=$2)"
+               " AND ($3::text[] IS NULL OR type = ANY($3::text[]))"
+               " ORDER BY priority, ready_at, id LIMIT $4 FOR UPDATE SKIP LOCKED",
+               q->select_cols);
     q->st_claim = (struct pg_stmt){PGS_CLAIM, buf_detach(&sel)};
-    /* A claim of one task has its own statement with LIMIT 1 written in:
-     * the plan of one LIMIT $4 is made for an unknown limit, and the
-     * one-task-per-request lifecycle ran at half its rate with it (twice
-     * PostgreSQL's CPU a task, docs/performance.md). */
-    buf_printf(&sel, claim, q->select_cols, "1");
-    q->st_claim_one = (struct pg_stmt){PGS_CLAIM_ONE, buf_detach(&sel)};
 }
 
 static int pg_open(struct store *s, const char *url, const struct store_options *opt,
@@ -1131,7 +1118,6 @@ static void pg_close(struct store *s) {
     free((char *)q->st_flush.sql);
     free((char *)q->st_get.sql);
     free((char *)q->st_claim.sql);
-    free((char *)q->st_claim_one.sql);
     free(q->select_cols);
     free(q->url);
     free(q);
@@ -1304,6 +1290,9 @@ static int id_cmp(const void *a, const void *b) {
 /* One statement for the ids the transaction has no row of yet. */
 static int pg_preload(struct store *s, const char (*ids)[ID_LEN + 1], size_t n) {
     struct pg_store *q = pq(s);
+    /* Fewer than PG_ARRAY_MIN: each op's load reads its row by the keyed
+     * statement, when it comes. */
+    if (n < PG_ARRAY_MIN) return 0;
     const char **want = xmalloc((n ? n : 1) * sizeof *want);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
@@ -1313,9 +1302,7 @@ static int pg_preload(struct store *s, const char (*ids)[ID_LEN + 1], size_t n) 
     for (size_t i = 0; i < k; i++)
         if (u == 0 || strcmp(want[u - 1], want[i]) != 0) want[u++] = want[i];
     int rc = 0;
-    /* Fewer than PG_ARRAY_MIN: each op's load reads its row by the keyed
-     * statement, when it comes. */
-    if (u >= PG_ARRAY_MIN) {
+    if (u >= PG_ARRAY_MIN) { /* not counting ids kept already, or twice */
         struct buf arr;
         buf_init(&arr);
         struct pg_params p;
@@ -1453,9 +1440,9 @@ static int pg_claim_next(struct store *s, const struct store_claim_query *cq, st
     } else {
         pgp_text(&p, NULL);
     }
-    if (limit > 1) pgp_int(&p, limit);
+    pgp_int(&p, limit);
     PGresult *r = NULL;
-    int rc = pg_run(&q->writer, limit > 1 ? &q->st_claim : &q->st_claim_one, &p, &r);
+    int rc = pg_run(&q->writer, &q->st_claim, &p, &r);
     buf_release(&types);
     if (rc) return rc;
     /* pg_run wrote the kept updates first, and may have dropped the sets. */

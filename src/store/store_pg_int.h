@@ -31,7 +31,6 @@ enum pg_stmt_id {
     PGS_REMOVE,
     PGS_IDEM,
     PGS_CLAIM,
-    PGS_CLAIM_ONE,
     PGS_DUE,
     PGS_NEXT_DUE,
     PGS_QUEUE_GET,
