@@ -295,7 +295,10 @@ static void store_sizes(const char *sqlite_path, const char *pg_url, struct size
                 "'tasks_%' OR name LIKE 'sqlite_autoindex_tasks%'",
                 "SELECT coalesce(sum(pgsize),0) FROM dbstat WHERE name='events' OR name LIKE "
                 "'events_%'",
-                "SELECT count(*) FROM events"};
+                /* the log has no gaps above the retention mark (in segments
+                 * on SQLite, docs/storage.md) */
+                "SELECT (SELECT value FROM event_meta WHERE name='head')"
+                " - (SELECT value FROM event_meta WHERE name='pruned_through')"};
             long long *dst[] = {&out->tasks, &out->events, &out->nevents};
             for (int i = 0; i < 3; i++) {
                 sqlite3_stmt *st;

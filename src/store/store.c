@@ -1425,17 +1425,22 @@ static int store_prune_step(struct store *s, int64_t now, int64_t *bound_out, bo
     if (before > 0 && in.aged_through > bound) bound = in.aged_through;
     if (in.pending_min && in.pending_min - 1 < bound) bound = in.pending_min - 1;
     if (bound <= in.pruned_through) return 0;
-    /* At most STORE_PRUNE_STEP seqs a step. The log's seqs have no gaps
-     * but those retention made (both backends number events in the
-     * transaction that appends them), so this is that many events, found
-     * without reading them (counting them with OFFSET took a sixth of
-     * retention's CPU). */
-    if (bound - in.pruned_through > STORE_PRUNE_STEP) {
-        bound = in.pruned_through + STORE_PRUNE_STEP;
+    /* At most STORE_PRUNE_STEP seqs a step, or one whole segment when a
+     * segment is more. The log's seqs have no gaps but those retention
+     * made (both backends number events in the transaction that appends
+     * them), so this is that many events, found without reading them
+     * (counting them with OFFSET took a sixth of retention's CPU). */
+    int64_t step = in.pruned_through + STORE_PRUNE_STEP;
+    if (in.whole) {
+        if (!in.whole_through || bound < in.whole_through) return 0;
+        if (in.whole_through > step) step = in.whole_through;
+    }
+    if (bound > step) {
+        bound = step;
         *more = true;
     }
-    if ((rc = be->events_delete(s, bound, deleted))) return rc;
-    *bound_out = bound;
+    if ((rc = be->events_delete(s, &bound, deleted))) return rc;
+    *bound_out = bound > in.pruned_through ? bound : 0;
     return 0;
 }
 

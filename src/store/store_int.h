@@ -47,6 +47,12 @@ struct store_prune_info {
     int64_t pruned_through; /* every event with seq <= this is gone */
     int64_t aged_through;   /* the highest seq with at < before_at (0: none) */
     int64_t pending_min;    /* the lowest seq a pending delivery needs (0: none) */
+    /* A backend whose log is in segments (SQLite) drops whole ones only:
+     * `whole` is then set, and whole_through is the last seq of the oldest
+     * segment that may go (0: none can). Otherwise (PostgreSQL, or an old
+     * segment far larger than the rest) events go by rows, up to any seq. */
+    bool whole;
+    int64_t whole_through;
 };
 
 /* What a batch adds to one queue_stats row (store.c). */
@@ -189,10 +195,12 @@ struct store_backend {
     /* Reads the retention state, locking it (PostgreSQL: FOR UPDATE on the
      * meta row) so that two nodes pruning at once take turns. */
     int (*events_prune_info)(struct store *s, int64_t before_at, struct store_prune_info *out);
-    /* Deletes the events with seq in (pruned_through, through], the delivered
-     * and failed deliveries with seq <= through, and records through as the
-     * new pruned_through (adding *deleted to the pruned total). */
-    int (*events_delete)(struct store *s, int64_t through, int64_t *deleted);
+    /* Deletes the events with seq in (pruned_through, *through], the
+     * delivered and failed deliveries with seq <= that, and records it as
+     * the new pruned_through (adding *deleted to the pruned total). A
+     * backend that drops whole segments stops at the end of the last one
+     * that fits and sets *through to it. */
+    int (*events_delete)(struct store *s, int64_t *through, int64_t *deleted);
     int (*webhook_insert)(struct store *s, const struct webhook *w);
     /* How many webhooks have exactly this namespace (NULL: those without one). */
     int (*webhook_count)(struct store *s, const char *ns, int64_t *n);

@@ -168,11 +168,11 @@ static const struct pg_stmt st_delete = {
     " ELSE value + (SELECT n FROM n) END WHERE name IN ('pruned_through', 'pruned_total'))"
     " SELECT n FROM n"};
 
-int pg_events_delete(struct store *s, int64_t through, int64_t *deleted) {
+int pg_events_delete(struct store *s, int64_t *through, int64_t *deleted) {
     *deleted = 0;
     struct pg_params p;
     pgp_init(&p);
-    pgp_int(&p, through);
+    pgp_int(&p, *through);
     return pg_run_int(pg_writer(s), &st_delete, &p, deleted);
 }
 

@@ -163,7 +163,7 @@ void *pg_read_rows(const PGresult *r, const struct store_field *fields, size_t s
 /* store_pg_events.c */
 int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries);
 int pg_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out);
-int pg_events_delete(struct store *s, int64_t through, int64_t *deleted);
+int pg_events_delete(struct store *s, int64_t *through, int64_t *deleted);
 int pg_webhook_insert(struct store *s, const struct webhook *w);
 int pg_webhook_count(struct store *s, const char *ns, int64_t *n);
 int pg_webhook_delete(struct store *s, const char *ns, const char *id);

@@ -49,6 +49,7 @@ struct sq_store {
     char *path;
     bool relaxed;
     int64_t query_timeout_ms; /* store_options.query_timeout_ms */
+    int64_t events_max_count, events_max_age_ms; /* store_options', for the log's segments */
     bool lazy; /* the open transaction is begin_lazy's: synchronous is NORMAL until it ends */
     struct sq_conn writer;
     sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due, *w_next_due,
@@ -319,6 +320,8 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     q->path = xstrdup(path && *path ? path : "taskmill.db");
     q->relaxed = opt->relaxed;
     q->query_timeout_ms = opt->query_timeout_ms;
+    q->events_max_count = opt->events_max_count;
+    q->events_max_age_ms = opt->events_max_age_ms;
     pthread_mutex_init(&q->pool_lock, NULL);
 
     struct buf cols, ins, upd;
@@ -478,6 +481,7 @@ static void sq_rollback(struct store *s) {
     if (!sqlite3_get_autocommit(sq(s)->writer.db))
         sq_step_done(sq(s)->writer.db, sq(s)->w_rollback);
     sq_lazy_end(sq(s));
+    sq_events_rolled_back(s);
 }
 
 static int sq_savepoint(struct store *s) {
@@ -900,6 +904,11 @@ sqlite3 *sq_reader_borrow(struct store *s, void **conn) {
 
 void sq_reader_return(struct store *s, void *conn) {
     sq_reader_give(sq(s), conn);
+}
+
+void sq_events_limits(struct store *s, int64_t *max_count, int64_t *max_age_ms) {
+    *max_count = sq(s)->events_max_count;
+    *max_age_ms = sq(s)->events_max_age_ms;
 }
 
 struct sq_events **sq_events_slot(struct store *s) {

@@ -1,6 +1,6 @@
 /*
  * store_sqlite_events: the SQLite backend's event log, webhooks and
- * deliveries (tables of migration 0002).
+ * deliveries (tables of migrations 0002 and 0013).
  *
  * Writer ops run on the writer connection inside the batch's transaction,
  * with statements prepared on first use and kept in struct sq_events.
@@ -8,11 +8,25 @@
  * for each webhook that asked for the Livepeer events it maps to, so a
  * delivery is durable exactly when its event is.
  *
- * The sequence is the events table's AUTOINCREMENT rowid: with one writer
- * and serialized commits, a reader that saw seq N has seen every seq < N,
- * which is what makes "everything after N" gap-free. (PostgreSQL numbers
- * with a counter row updated in the transaction instead: store_pg.c.)
- * Reads borrow a reader connection and copy every row out.
+ * The log is a run of segments (docs/storage.md, "The event log in
+ * segments"): tables events_<slot>, each holding a range of seqs, listed
+ * in event_segments. The writer appends to the newest, the open one, and
+ * starts another when it holds seg_max events or, with an age limit, when
+ * its first event is a sixteenth of that age old. Retention empties the
+ * oldest segment whole: a DELETE without WHERE, which SQLite turns into
+ * freeing the table's and its index's pages, with no row visited; the
+ * emptied table is filled again later, so the schema stops changing once
+ * the log has its size. A segment far larger than seg_max (the table of
+ * before migration 0013, or one from when the cap was higher) goes by
+ * rows, STORE_PRUNE_STEP at a time, as the whole log used to.
+ *
+ * The writer numbers events itself (event_meta 'head', written in the
+ * transaction): with one writer and serialized commits, a reader that saw
+ * seq N has seen every seq < N, which is what makes "everything after N"
+ * gap-free. (PostgreSQL numbers with a counter row updated in the
+ * transaction too: store_pg.c.) What the writer knows of the segments is
+ * read again after a rollback. Reads borrow a reader connection, list the
+ * segments in their snapshot and copy every row out.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +36,38 @@
 #include "../common/xalloc.h"
 #include "store_sqlite_int.h"
 
+/* Count rolls stop at this many live segments (a burst at a tiny cap);
+ * the age rolls go on, and make at most about 17 over the age limit. */
+#define SQE_SEGMENTS_MAX 128
+/* The largest segment: emptying one of 16,384 events of about 900 bytes
+ * takes a few milliseconds, its pages mostly out of SQLite's cache. */
+#define SQE_SEGMENT_MAX_EVENTS 16384
+/* A segment this many times seg_max goes by rows. */
+#define SQE_OVERSIZED 4
+
+struct sqe_seg {
+    int64_t slot, first_seq;
+    int64_t last_seq, last_at; /* 0, 0: the open segment */
+};
+
 struct sq_events {
-    sqlite3_stmt *insert, *deliver, *hook_insert, *hook_delete, *hook_delete_deliveries,
-        *delivery_update, *hook_count, *hook_free, *hook_busy;
-    /* retention, once a batch at the count cap (store.c) */
-    sqlite3_stmt *head, *pruned, *probe, *pending_min, *del_events, *del_deliveries, *set_pruned,
-        *add_pruned;
-    int64_t aged_before, aged_seq; /* the last age bound searched for, and its answer */
+    sqlite3_stmt *deliver, *hook_insert, *hook_delete, *hook_delete_deliveries, *delivery_update,
+        *hook_count, *hook_free, *hook_busy;
+    /* the log's shape and retention */
+    sqlite3_stmt *set_head, *seg_close, *seg_reuse, *seg_add, *seg_free, *seg_first, *pending_min,
+        *del_deliveries, *set_pruned, *add_pruned;
+    sqlite3_stmt *insert, *probe, *del_rows; /* on the segment of *_slot */
+    int64_t insert_slot, probe_slot, del_rows_slot;
+    int64_t aged_before, aged_seq; /* the last rows-mode age bound searched for, and its answer */
+    int64_t seg_max, seg_span_ms;  /* when the open segment is full (seg_span_ms 0: no age) */
+    /* Read at the first use after open or a rollback (loaded). */
+    bool loaded;
+    struct sqe_seg *segs; /* live, oldest first; the last is open */
+    size_t nsegs, capsegs;
+    int64_t *free_slots; /* emptied tables, to fill again */
+    size_t nfree, capfree;
+    int64_t max_slot, head, pruned_through;
+    int64_t open_first_at, open_last_at; /* the open segment's first and last event times */
 };
 
 /* Prepares (once) a writer statement. */
@@ -42,9 +81,31 @@ static sqlite3_stmt *sqe_stmt(struct store *s, sqlite3_stmt **slot, const char *
     return *slot;
 }
 
+/* Prepares a writer statement on the table of segment `slot`, named
+ * between `head` and `tail`. Kept in *st while *at is that slot. */
+static sqlite3_stmt *sqe_seg_stmt(struct store *s, sqlite3_stmt **st, int64_t *at, int64_t slot,
+                                  const char *head, const char *tail) {
+    if (*st && *at == slot) return *st;
+    sqlite3_finalize(*st);
+    *st = NULL;
+    char sql[512];
+    snprintf(sql, sizeof sql, "%sevents_%lld%s", head, (long long)slot, tail);
+    if (sqe_stmt(s, st, sql)) *at = slot;
+    return *st;
+}
+
 static struct sq_events *sqe(struct store *s) {
     struct sq_events **slot = sq_events_slot(s);
-    if (!*slot) *slot = xcalloc(1, sizeof **slot);
+    if (!*slot) {
+        struct sq_events *q = xcalloc(1, sizeof *q);
+        int64_t max_count, max_age;
+        sq_events_limits(s, &max_count, &max_age);
+        q->seg_max = SQE_SEGMENT_MAX_EVENTS;
+        if (max_count >= 0 && max_count / 64 < q->seg_max)
+            q->seg_max = max_count / 64 > 1 ? max_count / 64 : 1;
+        q->seg_span_ms = max_age >= 0 ? (max_age / 16 > 1 ? max_age / 16 : 1) : 0;
+        *slot = q;
+    }
     return *slot;
 }
 
@@ -52,46 +113,211 @@ void sq_events_close(struct store *s) {
     struct sq_events **slot = sq_events_slot(s);
     struct sq_events *q = *slot;
     if (!q) return;
-    sqlite3_stmt *all[] = {q->insert,
-                           q->deliver,
-                           q->hook_insert,
-                           q->hook_delete,
-                           q->hook_delete_deliveries,
-                           q->delivery_update,
-                           q->hook_count,
-                           q->hook_free,
-                           q->hook_busy,
-                           q->head,
-                           q->pruned,
-                           q->probe,
-                           q->pending_min,
-                           q->del_events,
-                           q->del_deliveries,
-                           q->set_pruned,
-                           q->add_pruned};
+    sqlite3_stmt *all[] = {
+        q->deliver,         q->hook_insert, q->hook_delete, q->hook_delete_deliveries,
+        q->delivery_update, q->hook_count,  q->hook_free,   q->hook_busy,
+        q->set_head,        q->seg_close,   q->seg_reuse,   q->seg_add,
+        q->seg_free,        q->seg_first,   q->pending_min, q->del_deliveries,
+        q->set_pruned,      q->add_pruned,  q->insert,      q->probe,
+        q->del_rows};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
+    free(q->segs);
+    free(q->free_slots);
     free(q);
     *slot = NULL;
+}
+
+void sq_events_rolled_back(struct store *s) {
+    struct sq_events *q = *sq_events_slot(s);
+    if (q) q->loaded = false;
+}
+
+/* Runs a kept statement with up to three integer parameters that gives at
+ * most one integer (0 when no row). */
+static int sqe_run(struct store *s, sqlite3_stmt *st, int64_t a, int64_t b, int64_t c, int64_t *v) {
+    if (!st) return TM_EINTERNAL;
+    int np = sqlite3_bind_parameter_count(st);
+    if (np >= 1) sqlite3_bind_int64(st, 1, a);
+    if (np >= 2) sqlite3_bind_int64(st, 2, b);
+    if (np >= 3) sqlite3_bind_int64(st, 3, c);
+    int rc = sqlite3_step(st);
+    if (v) *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(sq_writer_db(s), sqlite3_sql(st));
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+static int sqe_scalar(struct store *s, sqlite3_stmt **slot, const char *sql, int64_t a,
+                      int64_t *v) {
+    return sqe_run(s, sqe_stmt(s, slot, sql), a, 0, 0, v);
+}
+
+/* The first event at or after `seq` in segment `slot`: its seq and time
+ * (0, 0 when none). */
+static int sqe_probe(struct store *s, int64_t slot, int64_t seq, int64_t *found, int64_t *at) {
+    struct sq_events *q = sqe(s);
+    sqlite3_stmt *st = sqe_seg_stmt(s, &q->probe, &q->probe_slot, slot, "SELECT seq,at FROM ",
+                                    " WHERE seq>=?1 ORDER BY seq LIMIT 1");
+    if (!st) return TM_EINTERNAL;
+    sqlite3_bind_int64(st, 1, seq);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    *at = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(sq_writer_db(s), "event log: probe");
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+static void sqe_push_seg(struct sq_events *q, struct sqe_seg g) {
+    if (q->nsegs == q->capsegs) {
+        q->capsegs = q->capsegs ? 2 * q->capsegs : 16;
+        q->segs = xrealloc(q->segs, q->capsegs * sizeof *q->segs);
+    }
+    q->segs[q->nsegs++] = g;
+}
+
+static void sqe_push_free(struct sq_events *q, int64_t slot) {
+    if (q->nfree == q->capfree) {
+        q->capfree = q->capfree ? 2 * q->capfree : 16;
+        q->free_slots = xrealloc(q->free_slots, q->capfree * sizeof *q->free_slots);
+    }
+    q->free_slots[q->nfree++] = slot;
+}
+
+/* Reads the log's shape into q (in the writer's transaction). */
+static int sqe_load(struct store *s) {
+    struct sq_events *q = sqe(s);
+    if (q->loaded) return 0;
+    sqlite3 *db = sq_writer_db(s);
+    q->nsegs = q->nfree = 0;
+    q->max_slot = 0;
+    sqlite3_stmt *st;
+    if (sq_prepare(db,
+                   "SELECT slot,first_seq,coalesce(last_seq,0),coalesce(last_at,0)"
+                   " FROM event_segments ORDER BY first_seq IS NULL, first_seq",
+                   &st))
+        return TM_EINTERNAL;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t slot = sqlite3_column_int64(st, 0);
+        if (slot > q->max_slot) q->max_slot = slot;
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+            sqe_push_free(q, slot);
+            continue;
+        }
+        struct sqe_seg g = {slot, sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+                            sqlite3_column_int64(st, 3)};
+        sqe_push_seg(q, g);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE || !q->nsegs || q->segs[q->nsegs - 1].last_seq) {
+        if (rc != SQLITE_DONE)
+            sq_log(db, "event log: segments");
+        else
+            fprintf(stderr, "taskmill: sqlite: event log: no open segment in event_segments\n");
+        return TM_EINTERNAL;
+    }
+    rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='head'", 0, &q->head);
+    if (!rc)
+        rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
+                       &q->pruned_through);
+    const struct sqe_seg *open = &q->segs[q->nsegs - 1];
+    q->open_first_at = q->open_last_at = 0;
+    int64_t found;
+    if (!rc && q->head >= open->first_seq) {
+        rc = sqe_probe(s, open->slot, open->first_seq, &found, &q->open_first_at);
+        if (!rc) rc = sqe_probe(s, open->slot, q->head, &found, &q->open_last_at);
+    }
+    if (!rc) q->loaded = true;
+    return rc;
+}
+
+/* Closes the open segment and opens the next, in a free table or a new one. */
+static int sqe_roll(struct store *s) {
+    struct sq_events *q = sqe(s);
+    sqlite3 *db = sq_writer_db(s);
+    struct sqe_seg *open = &q->segs[q->nsegs - 1];
+    int rc = sqe_run(s,
+                     sqe_stmt(s, &q->seg_close,
+                              "UPDATE event_segments SET last_seq=?2,last_at=?3 WHERE slot=?1"),
+                     open->slot, q->head, q->open_last_at, NULL);
+    if (rc) return rc;
+    open->last_seq = q->head;
+    open->last_at = q->open_last_at;
+    int64_t slot;
+    if (q->nfree) {
+        slot = q->free_slots[q->nfree - 1];
+        rc = sqe_run(s,
+                     sqe_stmt(s, &q->seg_reuse,
+                              "UPDATE event_segments SET first_seq=?2,last_seq=NULL,last_at=NULL"
+                              " WHERE slot=?1"),
+                     slot, q->head + 1, 0, NULL);
+        if (rc) return rc;
+        q->nfree--;
+    } else {
+        slot = q->max_slot + 1;
+        char sql[640];
+        snprintf(sql, sizeof sql,
+                 "CREATE TABLE events_%lld (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+                 " kind TEXT NOT NULL, cause TEXT NOT NULL, task_id TEXT NOT NULL,"
+                 " namespace TEXT NOT NULL, queue TEXT NOT NULL, type TEXT NOT NULL,"
+                 " phase TEXT NOT NULL, version INTEGER NOT NULL, task TEXT NOT NULL, actor TEXT);"
+                 "CREATE INDEX events_%lld_task ON events_%lld (task_id, seq);",
+                 (long long)slot, (long long)slot, (long long)slot);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            sq_log(db, "event log: new segment");
+            return TM_EINTERNAL;
+        }
+        rc = sqe_run(
+            s, sqe_stmt(s, &q->seg_add, "INSERT INTO event_segments(slot,first_seq) VALUES(?1,?2)"),
+            slot, q->head + 1, 0, NULL);
+        if (rc) return rc;
+        q->max_slot = slot;
+    }
+    struct sqe_seg g = {slot, q->head + 1, 0, 0};
+    sqe_push_seg(q, g);
+    q->open_first_at = q->open_last_at = 0;
+    return 0;
+}
+
+/* Whether the open segment is full before an event at `at` goes in. */
+static bool sqe_full(const struct sq_events *q, int64_t at) {
+    const struct sqe_seg *open = &q->segs[q->nsegs - 1];
+    int64_t n = q->head - open->first_seq + 1;
+    if (n <= 0) return false;
+    if (n >= q->seg_max && q->nsegs < SQE_SEGMENTS_MAX) return true;
+    return q->seg_span_ms > 0 && at - q->open_first_at >= q->seg_span_ms;
 }
 
 int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries) {
     struct sq_events *q = sqe(s);
     sqlite3 *db = sq_writer_db(s);
-    sqlite3_stmt *st = sqe_stmt(s, &q->insert,
-                                "INSERT INTO events(at,kind,cause,task_id,namespace,queue,type,"
-                                "phase,version,task,actor)"
-                                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
     sqlite3_stmt *dl =
         sqe_stmt(s, &q->deliver,
                  "INSERT INTO webhook_deliveries(id,webhook_id,seq,event,status,next_at,"
                  "created_at,updated_at) SELECT lower(hex(randomblob(16))),id,?1,"
                  "substr(?2,2,length(?2)-2),'pending',?3,?3,?3 FROM webhooks"
                  " WHERE (namespace IS NULL OR namespace=?4) AND instr(events,?2)>0");
-    if (!st || !dl) return TM_EINTERNAL;
+    if (!dl) return TM_EINTERNAL;
+    int rc = sqe_load(s);
+    if (rc) return rc;
     *deliveries = 0;
     for (size_t k = 0; k < n; k++) {
         struct store_event *ev = &evs[k];
+        if (sqe_full(q, ev->at) && (rc = sqe_roll(s))) return rc;
+        const struct sqe_seg *open = &q->segs[q->nsegs - 1];
+        sqlite3_stmt *st = sqe_seg_stmt(s, &q->insert, &q->insert_slot, open->slot, "INSERT INTO ",
+                                        "(seq,at,kind,cause,task_id,"
+                                        "namespace,queue,type,phase,version,task,actor)"
+                                        " VALUES(?12,?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
+        if (!st) return TM_EINTERNAL;
         sqlite3_bind_int64(st, 1, ev->at);
         sqlite3_bind_text(st, 2, ev->kind, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, ev->cause, -1, SQLITE_STATIC);
@@ -106,9 +332,11 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
             sqlite3_bind_text(st, 11, ev->actor, -1, SQLITE_STATIC);
         else
             sqlite3_bind_null(st, 11);
-        int rc = sq_step_done(db, st);
-        if (rc) return rc;
-        ev->seq = sqlite3_last_insert_rowid(db);
+        sqlite3_bind_int64(st, 12, q->head + 1);
+        if ((rc = sq_step_done(db, st))) return rc;
+        ev->seq = ++q->head;
+        if (q->head == open->first_seq) q->open_first_at = ev->at;
+        q->open_last_at = ev->at;
         for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++) {
             if (!(ev->hooks & (1u << i))) continue;
             char name[40];
@@ -121,54 +349,35 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
             *deliveries += (size_t)sqlite3_changes(db);
         }
     }
-    return 0;
+    return n ? sqe_scalar(s, &q->set_head, "UPDATE event_meta SET value=?1 WHERE name='head'",
+                          q->head, NULL)
+             : 0;
 }
 
-/* Runs a kept statement that gives at most one integer (0 when no row). */
-static int sqe_scalar(struct store *s, sqlite3_stmt **slot, const char *sql, int64_t a,
-                      int64_t *v) {
-    sqlite3_stmt *st = sqe_stmt(s, slot, sql);
-    if (!st) return TM_EINTERNAL;
-    if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, a);
-    int rc = sqlite3_step(st);
-    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sq_log(sq_writer_db(s), sql);
-        return TM_EINTERNAL;
-    }
-    return 0;
+/* Whether segment g goes by rows rather than whole. */
+static bool sqe_oversized(const struct sq_events *q, const struct sqe_seg *g) {
+    int64_t last = g->last_seq ? g->last_seq : q->head;
+    return last - g->first_seq + 1 > SQE_OVERSIZED * q->seg_max;
 }
 
 /*
- * The highest seq in (lo, hi] whose event is older than before_at (0 when
- * none), by a binary search on seq: the one writer numbers events in the
- * order it appends them, stamped with the time it appends them, so `at`
- * grows with seq and no index on `at` is needed (migration 0012). Where
- * the clock stepped back, `at` does not grow for a while: the bound found
- * is then off by at most the step, so an event may go up to that much
- * early or late. A probe reads the first event at or after a seq, so a gap
- * in the seqs is no matter.
+ * The highest seq in (lo, hi] of segment `slot` whose event is older than
+ * before_at (0 when none), by a binary search on seq: the one writer
+ * numbers events in the order it appends them, stamped with the time it
+ * appends them, so `at` grows with seq and no index on `at` is needed
+ * (migration 0012). Where the clock stepped back, `at` does not grow for a
+ * while: the bound found is then off by at most the step, so an event may
+ * go up to that much early or late. A probe reads the first event at or
+ * after a seq, so a gap in the seqs is no matter.
  */
-static int sqe_aged_through(struct store *s, int64_t lo, int64_t hi, int64_t before_at,
-                            int64_t *out) {
-    struct sq_events *q = sqe(s);
-    sqlite3_stmt *st =
-        sqe_stmt(s, &q->probe, "SELECT seq,at FROM events WHERE seq>=?1 ORDER BY seq LIMIT 1");
-    if (!st) return TM_EINTERNAL;
+static int sqe_aged_through(struct store *s, int64_t slot, int64_t lo, int64_t hi,
+                            int64_t before_at, int64_t *out) {
     int64_t l = lo, r = hi + 1; /* seqs <= l are older; seqs >= r are not (or absent) */
     while (r - l > 1) {
-        int64_t m = l + (r - l) / 2;
-        sqlite3_bind_int64(st, 1, m);
-        int rc = sqlite3_step(st);
-        int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-        int64_t at = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
-        sqlite3_reset(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-            sq_log(sq_writer_db(s), "retention: age bound");
-            return TM_EINTERNAL;
-        }
-        if (rc == SQLITE_ROW && seq < r && at < before_at)
+        int64_t m = l + (r - l) / 2, seq, at;
+        int rc = sqe_probe(s, slot, m, &seq, &at);
+        if (rc) return rc;
+        if (seq && seq < r && at < before_at)
             l = seq;
         else
             r = m; /* seqs m..seq-1 are absent, seq is not older (or past r) */
@@ -180,46 +389,96 @@ static int sqe_aged_through(struct store *s, int64_t lo, int64_t hi, int64_t bef
 int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out) {
     struct sq_events *q = sqe(s);
     memset(out, 0, sizeof *out);
-    int rc = sqe_scalar(s, &q->head, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0,
-                        &out->head);
-    if (!rc)
-        rc = sqe_scalar(s, &q->pruned, "SELECT value FROM event_meta WHERE name='pruned_through'",
-                        0, &out->pruned_through);
-    if (!rc && before_at > 0) {
-        /* Searched at most every 100 ms: a batch at the count cap asks each time. */
-        if (q->aged_before && before_at - q->aged_before < 100 && before_at >= q->aged_before) {
-            out->aged_through = q->aged_seq;
-        } else {
-            rc = sqe_aged_through(s, out->pruned_through, out->head, before_at, &out->aged_through);
-            if (!rc) {
+    int rc = sqe_load(s);
+    if (rc) return rc;
+    out->head = q->head;
+    out->pruned_through = q->pruned_through;
+    const struct sqe_seg *old = &q->segs[0];
+    bool rows = sqe_oversized(q, old);
+    out->whole = !rows;
+    out->whole_through = rows ? 0 : old->last_seq;
+    if (before_at > 0) {
+        /* Whole segments whose last event is older; within an oversized
+         * oldest one, a search (at most every 100 ms: a batch at the count
+         * cap asks each time). */
+        size_t i = 0;
+        for (; i < q->nsegs && q->segs[i].last_seq && q->segs[i].last_at < before_at; i++)
+            out->aged_through = q->segs[i].last_seq;
+        if (i == 0 && rows) {
+            int64_t hi = old->last_seq ? old->last_seq : q->head;
+            if (q->aged_before && before_at - q->aged_before < 100 && before_at >= q->aged_before) {
+                out->aged_through = q->aged_seq;
+            } else {
+                rc = sqe_aged_through(s, old->slot, q->pruned_through, hi, before_at,
+                                      &out->aged_through);
+                if (rc) return rc;
                 q->aged_before = before_at;
                 q->aged_seq = out->aged_through;
             }
         }
     }
-    if (!rc)
-        rc = sqe_scalar(s, &q->pending_min,
-                        "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0,
-                        &out->pending_min);
-    return rc;
+    return sqe_scalar(s, &q->pending_min,
+                      "SELECT min(seq) FROM webhook_deliveries WHERE status='pending'", 0,
+                      &out->pending_min);
 }
 
-int sq_events_delete(struct store *s, int64_t through, int64_t *deleted) {
+int sq_events_delete(struct store *s, int64_t *through, int64_t *deleted) {
     struct sq_events *q = sqe(s);
-    int64_t v = 0;
-    int rc = sqe_scalar(s, &q->del_events, "DELETE FROM events WHERE seq<=?1", through, &v);
+    sqlite3 *db = sq_writer_db(s);
+    *deleted = 0;
+    int rc = sqe_load(s);
     if (rc) return rc;
-    *deleted = sqlite3_changes(sq_writer_db(s));
+    int64_t done = q->pruned_through;
+    /* Whole segments: emptied without a row visited, the table kept. */
+    while (q->nsegs > 1 && q->segs[0].last_seq <= *through) {
+        struct sqe_seg g = q->segs[0];
+        char sql[64];
+        snprintf(sql, sizeof sql, "DELETE FROM events_%lld", (long long)g.slot);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            sq_log(db, "event log: empty a segment");
+            return TM_EINTERNAL;
+        }
+        rc = sqe_run(s,
+                     sqe_stmt(s, &q->seg_free,
+                              "UPDATE event_segments SET first_seq=NULL,last_seq=NULL,"
+                              "last_at=NULL WHERE slot=?1"),
+                     g.slot, 0, 0, NULL);
+        if (rc) return rc;
+        *deleted += g.last_seq - g.first_seq + 1;
+        done = g.last_seq;
+        memmove(q->segs, q->segs + 1, --q->nsegs * sizeof *q->segs);
+        sqe_push_free(q, g.slot);
+    }
+    /* Rows, from an oversized oldest segment. */
+    struct sqe_seg *old = &q->segs[0];
+    if (*through > done && sqe_oversized(q, old) && *through >= old->first_seq) {
+        int64_t upto = old->last_seq && old->last_seq < *through ? old->last_seq : *through;
+        rc = sqe_run(s,
+                     sqe_seg_stmt(s, &q->del_rows, &q->del_rows_slot, old->slot, "DELETE FROM ",
+                                  " WHERE seq<=?1"),
+                     upto, 0, 0, NULL);
+        if (rc) return rc;
+        *deleted += sqlite3_changes(db);
+        rc = sqe_run(
+            s, sqe_stmt(s, &q->seg_first, "UPDATE event_segments SET first_seq=?2 WHERE slot=?1"),
+            old->slot, upto + 1, 0, NULL);
+        if (rc) return rc;
+        old->first_seq = upto + 1;
+        done = upto;
+    }
+    *through = done;
+    if (done == q->pruned_through) return 0;
     rc = sqe_scalar(s, &q->del_deliveries,
-                    "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1", through,
-                    &v);
+                    "DELETE FROM webhook_deliveries WHERE status<>'pending' AND seq<=?1", done,
+                    NULL);
     if (!rc)
         rc = sqe_scalar(s, &q->set_pruned,
-                        "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", through, &v);
+                        "UPDATE event_meta SET value=?1 WHERE name='pruned_through'", done, NULL);
     if (!rc)
         rc = sqe_scalar(s, &q->add_pruned,
                         "UPDATE event_meta SET value=value+?1 WHERE name='pruned_total'", *deleted,
-                        &v);
+                        NULL);
+    if (!rc) q->pruned_through = done;
     return rc;
 }
 
@@ -302,40 +561,140 @@ int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
 
 /* ---- Reads ---- */
 
-/* The columns of an event "e", and the base to join a stored part with
- * (store_event.base): the task's first event in the log, found through
- * events_task. */
-#define SQE_EVENT_COLS_E                                                                       \
-    "e.seq,e.at,e.kind,e.cause,e.task_id,e.namespace,e.queue,e.type,e.phase,e.version,e.task," \
-    "e.actor,CASE WHEN substr(e.task,1,6)='{\"id\":' THEN NULL ELSE"                           \
-    " (SELECT f.task FROM events f WHERE f.task_id=e.task_id ORDER BY f.seq LIMIT 1) END"
+/* A reader's list of the live segments, in its snapshot. */
+struct sqe_view {
+    struct sqe_seg *segs;
+    size_t n;
+    bool borrowed;       /* segs are the writer's */
+    sqlite3_stmt **base; /* per segment, the first event of a task (prepared on use) */
+};
 
-/* Reads the SQE_EVENT_COLS_E starting at column `at`. */
-static void sqe_read_event(sqlite3_stmt *st, int at, struct store_event *ev) {
-    memset(ev, 0, sizeof *ev);
-    ev->seq = sqlite3_column_int64(st, at);
-    ev->at = sqlite3_column_int64(st, at + 1);
-    snprintf(ev->kind, sizeof ev->kind, "%s", (const char *)sqlite3_column_text(st, at + 2));
-    snprintf(ev->cause, sizeof ev->cause, "%s", (const char *)sqlite3_column_text(st, at + 3));
-    snprintf(ev->task_id, sizeof ev->task_id, "%s", (const char *)sqlite3_column_text(st, at + 4));
-    ev->ns = sq_col_dup(st, at + 5);
-    ev->queue = sq_col_dup(st, at + 6);
-    ev->type = sq_col_dup(st, at + 7);
-    const char *phase = (const char *)sqlite3_column_text(st, at + 8);
-    if (!phase || task_phase_parse(phase, &ev->phase)) ev->phase = TASK_PENDING;
-    ev->version = sqlite3_column_int64(st, at + 9);
-    ev->task_json = sq_col_dup(st, at + 10);
-    const char *actor = (const char *)sqlite3_column_text(st, at + 11);
-    snprintf(ev->actor, sizeof ev->actor, "%s", actor ? actor : "");
-    ev->base = sq_col_dup(st, at + 12);
+static void sqe_view_release(struct sqe_view *v) {
+    for (size_t i = 0; v->base && i < v->n; i++)
+        sqlite3_finalize(v->base[i]);
+    free(v->base);
+    if (!v->borrowed) free(v->segs);
 }
 
-static int sqe_head(sqlite3 *db, int64_t *head, int64_t *pruned_through) {
-    int rc = sq_scalar(db, "SELECT seq FROM sqlite_sequence WHERE name='events'", 0, head);
+/* The head, the pruned mark and the segments (v may be NULL), read in the
+ * reader's open transaction. */
+static int sqe_snapshot(sqlite3 *db, int64_t *head, int64_t *pruned_through, struct sqe_view *v) {
+    int rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='head'", 0, head);
     if (!rc)
         rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
                        pruned_through);
-    return rc;
+    if (rc || !v) return rc;
+    sqlite3_stmt *st;
+    if (sq_prepare(db,
+                   "SELECT slot,first_seq,coalesce(last_seq,0),coalesce(last_at,0)"
+                   " FROM event_segments WHERE first_seq IS NOT NULL ORDER BY first_seq",
+                   &st))
+        return TM_EINTERNAL;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (v->n == cap) {
+            cap = cap ? 2 * cap : 16;
+            v->segs = xrealloc(v->segs, cap * sizeof *v->segs);
+        }
+        struct sqe_seg g = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
+        v->segs[v->n++] = g;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        sq_log(db, "events: segments");
+        return TM_EINTERNAL;
+    }
+    v->base = xcalloc(v->n ? v->n : 1, sizeof *v->base);
+    return 0;
+}
+
+/* A task's events come after its creation, whose time its id starts with
+ * (id.h); a segment that ended this long before it has none of them. The
+ * margin is for a clock stepped back: further than that, a lookup below
+ * may miss a task's first event and fall back as for a pruned one. */
+#define SQE_CLOCK_MARGIN_MS (10 * 60 * 1000)
+
+static int64_t sqe_id_ms(const char *id) {
+    char hex[13];
+    memcpy(hex, id, 12);
+    hex[12] = '\0';
+    return strtoll(hex, NULL, 16);
+}
+
+static bool sqe_before_task(const struct sqe_seg *g, int64_t id_ms) {
+    return g->last_seq && g->last_at < id_ms - SQE_CLOCK_MARGIN_MS;
+}
+
+/* The text of task_id's first event in the log, up to segment `upto` of
+ * the view (the event's own), or NULL: the base a stored part is joined
+ * with (store_event.base). */
+static char *sqe_base(sqlite3 *db, struct sqe_view *v, size_t upto, const char *task_id) {
+    int64_t id_ms = strlen(task_id) >= 12 ? sqe_id_ms(task_id) : 0;
+    for (size_t i = 0; i <= upto && i < v->n; i++) {
+        if (sqe_before_task(&v->segs[i], id_ms)) continue;
+        if (!v->base[i]) {
+            char sql[128];
+            snprintf(sql, sizeof sql,
+                     "SELECT task FROM events_%lld WHERE task_id=?1 ORDER BY seq LIMIT 1",
+                     (long long)v->segs[i].slot);
+            if (sq_prepare(db, sql, &v->base[i])) return NULL;
+        }
+        sqlite3_stmt *st = v->base[i];
+        sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+        char *out = sqlite3_step(st) == SQLITE_ROW ? sq_col_dup(st, 0) : NULL;
+        sqlite3_reset(st);
+        if (out) return out;
+    }
+    return NULL;
+}
+
+#define SQE_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task,actor"
+
+/* Reads the SQE_EVENT_COLS; the base is the caller's. */
+static void sqe_read_event(sqlite3_stmt *st, struct store_event *ev) {
+    memset(ev, 0, sizeof *ev);
+    ev->seq = sqlite3_column_int64(st, 0);
+    ev->at = sqlite3_column_int64(st, 1);
+    snprintf(ev->kind, sizeof ev->kind, "%s", (const char *)sqlite3_column_text(st, 2));
+    snprintf(ev->cause, sizeof ev->cause, "%s", (const char *)sqlite3_column_text(st, 3));
+    snprintf(ev->task_id, sizeof ev->task_id, "%s", (const char *)sqlite3_column_text(st, 4));
+    ev->ns = sq_col_dup(st, 5);
+    ev->queue = sq_col_dup(st, 6);
+    ev->type = sq_col_dup(st, 7);
+    const char *phase = (const char *)sqlite3_column_text(st, 8);
+    if (!phase || task_phase_parse(phase, &ev->phase)) ev->phase = TASK_PENDING;
+    ev->version = sqlite3_column_int64(st, 9);
+    ev->task_json = sq_col_dup(st, 10);
+    const char *actor = (const char *)sqlite3_column_text(st, 11);
+    snprintf(ev->actor, sizeof ev->actor, "%s", actor ? actor : "");
+}
+
+/* Event `seq` with its base into ev, from the view's segment that holds
+ * it; ev stays empty when the event is gone. */
+static int sqe_event_at(sqlite3 *db, struct sqe_view *v, int64_t seq, struct store_event *ev) {
+    size_t i = 0;
+    while (i < v->n && v->segs[i].last_seq && v->segs[i].last_seq < seq)
+        i++;
+    if (i == v->n || seq < v->segs[i].first_seq) return 0;
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT " SQE_EVENT_COLS " FROM events_%lld WHERE seq=?1",
+             (long long)v->segs[i].slot);
+    sqlite3_stmt *st;
+    if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
+    sqlite3_bind_int64(st, 1, seq);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        sqe_read_event(st, ev);
+        if (ev->task_json && strncmp(ev->task_json, "{\"id\":", 6) != 0)
+            ev->base = sqe_base(db, v, i, ev->task_id);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(db, "event by seq");
+        return TM_EINTERNAL;
+    }
+    return 0;
 }
 
 int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
@@ -343,46 +702,60 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
     void *conn;
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
-    sqlite3_stmt *st = NULL;
+    struct sqe_view v = {0};
     int ret = 0;
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
         sq_log(db, "begin");
         sq_reader_return(s, conn);
         return TM_EINTERNAL;
     }
-    if ((ret = sqe_head(db, &out->head, &out->pruned_through))) goto out;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT " SQE_EVENT_COLS_E " FROM events e WHERE e.seq>?1"
-                           " AND (?2 IS NULL OR e.namespace=?2) AND (?3 IS NULL OR e.task_id=?3)"
-                           " ORDER BY e.seq LIMIT ?4",
-                           -1, &st, NULL) != SQLITE_OK) {
-        sq_log(db, "events read");
-        ret = TM_EINTERNAL;
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, after);
-    sq_bind_text(st, 2, ns);
-    sq_bind_text(st, 3, task_id);
-    sqlite3_bind_int(st, 4, limit);
+    if ((ret = sqe_snapshot(db, &out->head, &out->pruned_through, &v))) goto out;
     out->events = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof *out->events);
-    int rc;
+    int64_t id_ms = task_id && strlen(task_id) >= 12 ? sqe_id_ms(task_id) : 0;
     size_t bytes = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < (size_t)limit) {
-        struct store_event *ev = &out->events[out->n++];
-        sqe_read_event(st, 0, ev);
-        bytes += (ev->task_json ? strlen(ev->task_json) : 0) + (ev->base ? strlen(ev->base) : 0);
-        if (max_bytes && bytes >= max_bytes) {
-            out->more = true;
-            rc = SQLITE_DONE;
+    /* Segment by segment, in seq order, until the page is full. */
+    for (size_t i = 0; i < v.n && out->n < (size_t)limit && !out->more; i++) {
+        if (v.segs[i].last_seq && v.segs[i].last_seq <= after) continue;
+        if (task_id && sqe_before_task(&v.segs[i], id_ms)) continue;
+        char sql[320];
+        snprintf(sql, sizeof sql,
+                 "SELECT " SQE_EVENT_COLS
+                 " FROM events_%lld WHERE seq>?1"
+                 " AND (?2 IS NULL OR namespace=?2) AND (?3 IS NULL OR task_id=?3)"
+                 " ORDER BY seq LIMIT ?4",
+                 (long long)v.segs[i].slot);
+        sqlite3_stmt *st;
+        if (sq_prepare(db, sql, &st)) {
+            ret = TM_EINTERNAL;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, after);
+        sq_bind_text(st, 2, ns);
+        sq_bind_text(st, 3, task_id);
+        sqlite3_bind_int(st, 4, limit - (int)out->n);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < (size_t)limit) {
+            struct store_event *ev = &out->events[out->n++];
+            sqe_read_event(st, ev);
+            if (ev->task_json && strncmp(ev->task_json, "{\"id\":", 6) != 0)
+                ev->base = sqe_base(db, &v, i, ev->task_id);
+            bytes +=
+                (ev->task_json ? strlen(ev->task_json) : 0) + (ev->base ? strlen(ev->base) : 0);
+            if (max_bytes && bytes >= max_bytes) {
+                out->more = true;
+                rc = SQLITE_DONE;
+                break;
+            }
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            sq_log(db, "events read");
+            ret = TM_EINTERNAL;
             break;
         }
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sq_log(db, "events read");
-        ret = TM_EINTERNAL;
-    }
 out:
-    sqlite3_finalize(st);
+    sqe_view_release(&v);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     sq_reader_return(s, conn);
     return ret;
@@ -393,7 +766,7 @@ int sq_events_head(struct store *s, int64_t *head, int64_t *pruned_through) {
     sqlite3 *db = sq_reader_borrow(s, &conn);
     if (!db) return TM_EINTERNAL;
     int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : TM_EINTERNAL;
-    if (!rc) rc = sqe_head(db, head, pruned_through);
+    if (!rc) rc = sqe_snapshot(db, head, pruned_through, NULL);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     sq_reader_return(s, conn);
     return rc;
@@ -462,9 +835,9 @@ int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
     sqlite3 *db = sq_writer_db(s);
     struct buf sql;
     buf_init(&sql);
-    buf_puts(&sql, "SELECT " SQE_DELIVERY_COLS ",w.url,w.secret," SQE_EVENT_COLS_E
+    buf_puts(&sql, "SELECT " SQE_DELIVERY_COLS
+                   ",w.url,w.secret"
                    " FROM webhook_deliveries d JOIN webhooks w ON w.id=d.webhook_id"
-                   " LEFT JOIN events e ON e.seq=d.seq"
                    " WHERE d.status='pending' AND d.next_at<=?1 AND w.busy_until<=?1");
     if (nskip) {
         buf_puts(&sql, " AND d.webhook_id NOT IN (");
@@ -493,12 +866,22 @@ int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
         sqe_read_delivery(st, d);
         d->url = sq_col_dup(st, 11);
         d->secret = sq_col_dup(st, 12);
-        if (sqlite3_column_type(st, 13) != SQLITE_NULL) sqe_read_event(st, 13, &d->ev);
         *out = d;
     }
     sqlite3_finalize(st);
     if (ret) return ret;
+    /* Its event, from the segment that holds it (gone: d->ev stays empty). */
     struct sq_events *q = sqe(s);
+    if (!(ret = sqe_load(s))) {
+        struct sqe_view v = {q->segs, q->nsegs, true, xcalloc(q->nsegs, sizeof *v.base)};
+        ret = sqe_event_at(db, &v, (*out)->seq, &(*out)->ev);
+        sqe_view_release(&v);
+    }
+    if (ret) {
+        deliveries_free(*out, 1);
+        *out = NULL;
+        return ret;
+    }
     sqlite3_stmt *busy =
         sqe_stmt(s, &q->hook_busy, "UPDATE webhooks SET busy_until=?2 WHERE id=?1");
     if (!busy) ret = TM_EINTERNAL;

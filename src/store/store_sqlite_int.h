@@ -57,11 +57,16 @@ sqlite3 *sq_writer_db(struct store *s);
 sqlite3 *sq_reader_borrow(struct store *s, void **conn);
 void sq_reader_return(struct store *s, void *conn);
 struct sq_events **sq_events_slot(struct store *s);
+/* The retention limits of store_options (the segments' size follows them). */
+void sq_events_limits(struct store *s, int64_t *max_count, int64_t *max_age_ms);
+/* The writer's transaction was rolled back: what it knew of the log may
+ * be stale. */
+void sq_events_rolled_back(struct store *s);
 void sq_events_close(struct store *s);
 
 int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries);
 int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out);
-int sq_events_delete(struct store *s, int64_t through, int64_t *deleted);
+int sq_events_delete(struct store *s, int64_t *through, int64_t *deleted);
 int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
                       int64_t busy_until, struct webhook_delivery **out);
 int sq_webhook_insert(struct store *s, const struct webhook *w);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "../src/common/timeutil.h"
 #include "../src/common/xalloc.h"
 #include "../src/store/store.h"
@@ -112,12 +114,110 @@ static void test_events_past_the_count_go_in_steps(void) {
     store_close(s);
 }
 
+/* The log from `after` on reads back whole: every seq up to the head,
+ * once, in order (across the segments of a SQLite log). */
+static void check_log_reads_back(struct store *s, int64_t after, int64_t head) {
+    int64_t next = after + 1;
+    struct tm_error e;
+    while (next <= head) {
+        struct event_page p = {0};
+        if (store_events_read(s, NULL, NULL, next - 1, 500, 0, &p, &e) != 0 || p.n == 0) {
+            th_fail(__FILE__, __LINE__, "no events after %lld (head %lld)", (long long)next - 1,
+                    (long long)head);
+            event_page_release(&p);
+            return;
+        }
+        for (size_t i = 0; i < p.n; i++, next++)
+            if (p.events[i].seq != next) {
+                th_fail(__FILE__, __LINE__, "read seq %lld where %lld was due",
+                        (long long)p.events[i].seq, (long long)next);
+                event_page_release(&p);
+                return;
+            }
+        event_page_release(&p);
+    }
+}
+
+/* On SQLite: the segments listed (live: holding events) and the tables
+ * there are; 0, 0 on another backend. */
+static void segments(int *live, int *tables) {
+    *live = *tables = 0;
+    if (th_backend_is_pg()) return;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(url + 7, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(first_seq), count(*) FROM event_segments", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        *live = sqlite3_column_int(st, 0);
+        *tables = sqlite3_column_int(st, 1);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* A cap of 640 makes SQLite segments of 10 events: 3,000 events go
+ * through about 300 of them, in 30 batches of 100 events each. */
+static void test_segments_go_whole_and_their_tables_are_used_again(void) {
+    struct store *s = NULL;
+    struct store_options opt = {.events_max_age_ms = -1, .events_max_count = 640};
+    struct tm_error e;
+    CHECK_INT(store_open(url, &opt, &s, &e), 0);
+    int64_t head = 0, pruned = 0;
+    int live = 0, tables = 0, tables0 = 0;
+    segments(&live, &tables0); /* the other tests' are there too */
+    for (int i = 0; i < 30; i++)
+        CHECK_INT(submit(s, "segs", 100), 0);
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    /* the log keeps its newest 640 and at most one segment more */
+    CHECK(wait_pruned(s, head - 650) >= head - 650);
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK(head - pruned >= 640);
+    check_log_reads_back(s, pruned, head);
+    segments(&live, &tables);
+    if (!th_backend_is_pg()) {
+        /* 64 or 65 segments of 10 hold the 640 to 650 events, and the
+         * emptied tables were filled again rather than made anew */
+        if (live < 64 || live > 66 || tables - tables0 >= 100)
+            printf("    %d segments live, %d tables, %d before\n", live, tables, tables0);
+        CHECK(live >= 64 && live <= 66);
+        CHECK(tables - tables0 < 100);
+        CHECK(head - pruned <= 650);
+    }
+    store_close(s);
+}
+
+/* Segments far larger than the cap's size now (an old log, or a lower
+ * cap than before) go by rows, in steps, and the log still reads back. */
+static void test_oversized_segments_go_by_rows(void) {
+    struct store *s = NULL;
+    struct store_options big = {.events_max_age_ms = -1, .events_max_count = 6400};
+    struct tm_error e;
+    CHECK_INT(store_open(url, &big, &s, &e), 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_INT(submit(s, "rows", 100), 0); /* segments of 100 on SQLite */
+    store_close(s);
+    struct store_options small = {.events_max_age_ms = -1, .events_max_count = 64};
+    CHECK_INT(store_open(url, &small, &s, &e), 0);
+    int64_t head = 0, pruned = 0;
+    CHECK_INT(submit(s, "rows", 1), 0);
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK(wait_pruned(s, head - 64) >= head - 64);
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK(head - pruned >= 64);
+    check_log_reads_back(s, pruned, head);
+    store_close(s);
+}
+
 static const struct th_test tests[] = {
     {"events past their age go", test_events_past_their_age_go},
     {"the age bound splits the log between an old run and a new one",
      test_the_age_bound_splits_the_log},
     {"events past the count go, in steps, while writes go on",
      test_events_past_the_count_go_in_steps},
+    {"segments go whole, and their tables are used again",
+     test_segments_go_whole_and_their_tables_are_used_again},
+    {"oversized segments go by rows, in steps", test_oversized_segments_go_by_rows},
     {NULL, NULL},
 };
 

@@ -695,9 +695,21 @@ static char *stored_text(const char *db_url, int64_t seq) {
     if (strncmp(db_url, "sqlite:", 7) == 0) {
         sqlite3 *db = NULL;
         sqlite3_stmt *st = NULL;
+        /* the log is in segments: the one that holds seq, then the row */
+        long long slot = 0;
         if (sqlite3_open_v2(db_url + 7, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-            sqlite3_prepare_v2(db, "SELECT task FROM events WHERE seq=?1", -1, &st, NULL) ==
-                SQLITE_OK) {
+            sqlite3_prepare_v2(db,
+                               "SELECT slot FROM event_segments WHERE first_seq<=?1"
+                               " AND (last_seq IS NULL OR last_seq>=?1)",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, seq);
+            if (sqlite3_step(st) == SQLITE_ROW) slot = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        char q[80];
+        snprintf(q, sizeof q, "SELECT task FROM events_%lld WHERE seq=?1", slot);
+        if (slot && sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK) {
             sqlite3_bind_int64(st, 1, seq);
             if (sqlite3_step(st) == SQLITE_ROW)
                 out = xstrdup((const char *)sqlite3_column_text(st, 0));
