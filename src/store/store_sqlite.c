@@ -48,7 +48,7 @@ struct sq_conn {
 struct sq_store {
     char *path;
     bool relaxed;
-    int64_t query_timeout_ms; /* store_options.query_timeout_ms */
+    int64_t query_timeout_ms;                    /* store_options.query_timeout_ms */
     int64_t events_max_count, events_max_age_ms; /* store_options', for the log's segments */
     bool lazy; /* the open transaction is begin_lazy's: synchronous is NORMAL until it ends */
     struct sq_conn writer;
