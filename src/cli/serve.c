@@ -117,7 +117,7 @@ static const struct serve_flag serve_flags[] = {
     NUM(SS_EVENTS, "events-max-age-seconds", SF_KEEP_SECONDS_MS, events.max_age_ms, -1,
         100LL * 365 * 86400, 7 * 86400, "keep events this long, -1 = forever"),
     NUM(SS_EVENTS, "events-max-count", SF_KEEP_COUNT, events.max_count, -1, INT64_MAX / 2, 1000000,
-        "keep at most this many events, -1 = no cap"),
+        "keep this many events (SQLite: up to a 64th more), -1 = no cap"),
     EVENT("events-buffer", buffer_events, 16, 10000000, 4096, "events kept in memory for streams"),
     EVENT("events-buffer-bytes", buffer_bytes, 64 * 1024, INT64_C(1) << 40, 64 << 20,
           "bytes of those events at most"),

@@ -128,9 +128,19 @@ void sq_events_close(struct store *s) {
     *slot = NULL;
 }
 
+/* A rollback may have undone a segment's CREATE TABLE: a statement kept
+ * on that table could later pass for one prepared on a table made again
+ * under the same name and schema cookie, with another root page. So the
+ * statements on segments go too. */
 void sq_events_rolled_back(struct store *s) {
     struct sq_events *q = *sq_events_slot(s);
-    if (q) q->loaded = false;
+    if (!q) return;
+    q->loaded = false;
+    sqlite3_stmt **kept[] = {&q->insert, &q->probe, &q->del_rows};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        sqlite3_finalize(*kept[i]);
+        *kept[i] = NULL;
+    }
 }
 
 /* Runs a kept statement with up to three integer parameters that gives at
