@@ -755,16 +755,41 @@ struct pg_tx {
 #define PG_CLAIM_MAX 1000
 /*
  * The fewest rows a preload or a flush reads or writes with one statement
- * on arrays; below it, each row goes by the keyed statement as it comes.
- * Measured (server log, one-task-per-request lifecycle at 3,000 tasks):
- * the array UPDATE took 1.38 ms a call for about 5 rows (3,418 calls and
- * 600 keyed updates for 18,000), near 270 us a row, against 103 us for the
- * keyed UPDATE of one; that lifecycle ran at half its rate with
- * PostgreSQL's CPU a task doubled.
- * A batched call of 100 tasks costs a third of its time with the arrays
- * (docs/performance.md).
+ * on arrays; below it (one row), the row goes by the keyed statement.
+ * With the statements' shape of PG_ONE_ROW, an array UPDATE costs about
+ * what the keyed UPDATEs of its rows do (the row's write through the
+ * table's indexes is most of it) and saves their round trips: on the
+ * one-task-per-request lifecycle, 290 us a call for about 6 rows (48 us a
+ * row) against 54 us a keyed UPDATE. Before that shape (unnest in FROM,
+ * the plan left to the planner) it took 1.05 to 1.38 ms a call, and
+ * arrays were used only from 16 rows.
  */
-#define PG_ARRAY_MIN 16
+#define PG_ARRAY_MIN 2
+/*
+ * The statements on arrays (flush, preload) unnest them in their select
+ * list, one unnest() per array, and join tasks on tasks_pkey with
+ * PG_ONE_ROW(the id) as a condition. Measured on the one-task-per-request
+ * lifecycle, where a flush writes about 5 rows:
+ *   - unnest(a, b, ...) in FROM materializes each array in a tuplestore of
+ *     its own, 16 kB each when empty: 47 arrays asked glibc for about
+ *     750 kB, given back on every call (brk, then page faults on the next):
+ *     0.45 to 0.5 ms a call whatever the rows. In the select list
+ *     (ProjectSet) nothing is materialized.
+ *   - a prepared statement runs on its generic plan from the sixth call
+ *     when that costs no more than the custom plans did, and there the
+ *     planner does not know an array parameter's length: it counts 10
+ *     elements. On a young tasks table (never analyzed, 10 pages to the
+ *     planner) that plan hash-joins with a sequential scan of tasks, kept
+ *     while the table grows: each flush read the whole table (438 pages
+ *     at 3,000 tasks). On an analyzed table the generic plan costs more
+ *     than a custom one of a few rows, so each call was planned again
+ *     (100 to 150 us).
+ * PG_ONE_ROW is true of every element, but the planner cannot estimate
+ * the range and counts 0.5% of the rows (DEFAULT_RANGE_INEQ_SEL): one.
+ * The plan is then the nested loop on tasks_pkey at any table size, the
+ * generic and custom plans cost the same, and the generic one is kept.
+ */
+#define PG_ONE_ROW(id) "length(" id ") BETWEEN 0 AND 2147483647"
 
 static size_t pg_id_hash(const char *id) {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -1020,17 +1045,19 @@ static void pg_build_statements(struct pg_store *q) {
     buf_printf(&sel, "SELECT %s FROM tasks WHERE id=$1 FOR UPDATE", q->select_cols);
     q->st_load = (struct pg_stmt){PGS_LOAD, buf_detach(&sel)};
     /* In id order, so that two nodes preloading rows they share lock them
-     * in one order and neither waits for the other holding half. */
-    buf_printf(&sel, "SELECT %s FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+     * in one order and neither waits for the other holding half. The ids
+     * are distinct (pg_preload). The statement's shape: see PG_ONE_ROW. */
+    buf_printf(&sel,
+               "SELECT %s FROM (SELECT unnest($1::text[]) AS uid) AS u JOIN tasks ON id = u.uid"
+               " WHERE " PG_ONE_ROW("u.uid") " ORDER BY id FOR UPDATE OF tasks",
                q->select_cols);
     q->st_preload = (struct pg_stmt){PGS_PRELOAD, buf_detach(&sel)};
     /* The kept updates (pg_tx_flush): one array per column written, the
      * fixed columns left out (no op changes them). The arrays are typed,
      * so no column has to be named for its parameter's type to be known. */
-    struct buf set, from, as;
+    struct buf set, from;
     buf_init(&set);
     buf_init(&from);
-    buf_init(&as);
     q->nflush_cols = 0;
     for (size_t i = 0; i < NCOLS; i++) {
         const struct store_col *c = &store_task_columns[i];
@@ -1042,16 +1069,16 @@ static void pg_build_statements(struct pg_store *q) {
                            : oid == PG_OID_INT4   ? "integer"
                            : oid == PG_OID_FLOAT8 ? "float8"
                                                   : "text";
-        buf_printf(&from, "%s$%zu::%s[]", k ? "," : "", k + 1, type);
-        buf_printf(&as, "%s%s", k ? "," : "", c->name);
+        buf_printf(&from, "%sunnest($%zu::%s[]) AS %s", k ? "," : "", k + 1, type, c->name);
         if (k) buf_printf(&set, "%s%s=u.%s", k > 1 ? "," : "", c->name, c->name);
     }
-    buf_printf(&sel, "UPDATE tasks AS t SET %s FROM unnest(%s) AS u(%s) WHERE t.id=u.id", set.p,
-               from.p, as.p);
+    buf_printf(
+        &sel,
+        "UPDATE tasks AS t SET %s FROM (SELECT %s) AS u WHERE t.id=u.id AND " PG_ONE_ROW("u.id"),
+        set.p, from.p);
     q->st_flush = (struct pg_stmt){PGS_FLUSH, buf_detach(&sel)};
     buf_release(&set);
     buf_release(&from);
-    buf_release(&as);
     buf_printf(&sel, "SELECT %s FROM tasks WHERE id=$1", q->select_cols);
     q->st_get = (struct pg_stmt){PGS_GET, buf_detach(&sel)};
     /* One statement finds, loads and locks the next $4 tasks (the batch's
