@@ -727,13 +727,14 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
     for (size_t i = 0; i < v.n && out->n < (size_t)limit && !out->more; i++) {
         if (v.segs[i].last_seq && v.segs[i].last_seq <= after) continue;
         if (task_id && sqe_before_task(&v.segs[i], id_ms)) continue;
+        /* One task's: through the segment's (task_id, seq) index, which a
+         * "?3 IS NULL OR" form would leave unused (a scan by seq). */
         char sql[320];
         snprintf(sql, sizeof sql,
                  "SELECT " SQE_EVENT_COLS
                  " FROM events_%lld WHERE seq>?1"
-                 " AND (?2 IS NULL OR namespace=?2) AND (?3 IS NULL OR task_id=?3)"
-                 " ORDER BY seq LIMIT ?4",
-                 (long long)v.segs[i].slot);
+                 " AND (?2 IS NULL OR namespace=?2)%s ORDER BY seq LIMIT ?4",
+                 (long long)v.segs[i].slot, task_id ? " AND task_id=?3" : "");
         sqlite3_stmt *st;
         if (sq_prepare(db, sql, &st)) {
             ret = TM_EINTERNAL;
@@ -741,7 +742,7 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
         }
         sqlite3_bind_int64(st, 1, after);
         sq_bind_text(st, 2, ns);
-        sq_bind_text(st, 3, task_id);
+        if (task_id) sq_bind_text(st, 3, task_id);
         sqlite3_bind_int(st, 4, limit - (int)out->n);
         int rc;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < (size_t)limit) {

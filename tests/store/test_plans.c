@@ -622,6 +622,25 @@ static void test_retention_reads_an_index(void) {
     free(plan);
 }
 
+/* One task's events after a seq (a stream or a page of /v1/events with
+ * task=, the Scene7 job log), as the backends read them
+ * (store_sqlite_events.c: each segment; the first, events_1, keeps the
+ * index name events_task; store_pg_events.c): from the per-task index,
+ * not a scan of the log by seq. */
+static void test_a_tasks_events_read_an_index(void) {
+    struct sql_binds none = {0};
+    char *plan = plan_sql(pg ? "EXPLAIN SELECT seq FROM events WHERE seq > 5::bigint"
+                               " AND task_id = '0123' ORDER BY seq LIMIT 100"
+                             : "EXPLAIN QUERY PLAN SELECT seq FROM events_1 WHERE seq>5"
+                               " AND (NULL IS NULL OR namespace=NULL) AND task_id='0123'"
+                               " ORDER BY seq LIMIT 100",
+                          &none);
+    CHECK(plan != NULL);
+    if (plan && !plan_uses(plan, "events_task"))
+        th_fail(__FILE__, __LINE__, "a task's events are not read through its index:\n%s", plan);
+    free(plan);
+}
+
 static const struct th_test tests[] = {
     {"time ranges list the right rows, read from their index",
      test_time_ranges_list_the_right_rows},
@@ -629,6 +648,7 @@ static const struct th_test tests[] = {
     {"every list filter, sort and count reads an index", test_every_list_filter_uses_an_index},
     {"queue counts follow every write", test_queue_counts_follow_every_write},
     {"retention's delete of sent deliveries reads an index", test_retention_reads_an_index},
+    {"a task's events are read through its index", test_a_tasks_events_read_an_index},
     {"queue counts equal a count of the rows after a busy run", test_queue_counts_after_a_busy_run},
     {NULL, NULL},
 };
