@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "../common/buf.h"
+#include "../common/task_json.h"
 #include "../common/xalloc.h"
 #include "store_sqlite_int.h"
 
@@ -201,6 +202,15 @@ static void sqe_push_free(struct sq_events *q, int64_t slot) {
     q->free_slots[q->nfree++] = slot;
 }
 
+/* The head and the pruned mark, in the open transaction of db. */
+static int sqe_marks(sqlite3 *db, int64_t *head, int64_t *pruned_through) {
+    int rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='head'", 0, head);
+    if (!rc)
+        rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
+                       pruned_through);
+    return rc;
+}
+
 /* Reads the log's shape into q (in the writer's transaction). */
 static int sqe_load(struct store *s) {
     struct sq_events *q = sqe(s);
@@ -234,10 +244,7 @@ static int sqe_load(struct store *s) {
             fprintf(stderr, "taskmill: sqlite: event log: no open segment in event_segments\n");
         return TM_EINTERNAL;
     }
-    rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='head'", 0, &q->head);
-    if (!rc)
-        rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
-                       &q->pruned_through);
+    rc = sqe_marks(db, &q->head, &q->pruned_through);
     const struct sqe_seg *open = &q->segs[q->nsegs - 1];
     q->open_first_at = q->open_last_at = 0;
     int64_t found;
@@ -589,10 +596,7 @@ static void sqe_view_release(struct sqe_view *v) {
 /* The head, the pruned mark and the segments (v may be NULL), read in the
  * reader's open transaction. */
 static int sqe_snapshot(sqlite3 *db, int64_t *head, int64_t *pruned_through, struct sqe_view *v) {
-    int rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='head'", 0, head);
-    if (!rc)
-        rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
-                       pruned_through);
+    int rc = sqe_marks(db, head, pruned_through);
     if (rc || !v) return rc;
     sqlite3_stmt *st;
     if (sq_prepare(db,
@@ -625,7 +629,9 @@ static int sqe_snapshot(sqlite3 *db, int64_t *head, int64_t *pruned_through, str
  * may miss a task's first event and fall back as for a pruned one. */
 #define SQE_CLOCK_MARGIN_MS (10 * 60 * 1000)
 
+/* The creation time an id starts with (0 when there is no id). */
 static int64_t sqe_id_ms(const char *id) {
+    if (!id || strlen(id) < 12) return 0;
     char hex[13];
     memcpy(hex, id, 12);
     hex[12] = '\0';
@@ -640,7 +646,7 @@ static bool sqe_before_task(const struct sqe_seg *g, int64_t id_ms) {
  * the view (the event's own), or NULL: the base a stored part is joined
  * with (store_event.base). */
 static char *sqe_base(sqlite3 *db, struct sqe_view *v, size_t upto, const char *task_id) {
-    int64_t id_ms = strlen(task_id) >= 12 ? sqe_id_ms(task_id) : 0;
+    int64_t id_ms = sqe_id_ms(task_id);
     for (size_t i = 0; i <= upto && i < v->n; i++) {
         if (sqe_before_task(&v->segs[i], id_ms)) continue;
         if (!v->base[i]) {
@@ -661,8 +667,10 @@ static char *sqe_base(sqlite3 *db, struct sqe_view *v, size_t upto, const char *
 
 #define SQE_EVENT_COLS "seq,at,kind,cause,task_id,namespace,queue,type,phase,version,task,actor"
 
-/* Reads the SQE_EVENT_COLS; the base is the caller's. */
-static void sqe_read_event(sqlite3_stmt *st, struct store_event *ev) {
+/* Reads the SQE_EVENT_COLS of a row of the view's segment i, with the
+ * base to join a stored part with. */
+static void sqe_read_event(sqlite3 *db, struct sqe_view *v, size_t i, sqlite3_stmt *st,
+                           struct store_event *ev) {
     memset(ev, 0, sizeof *ev);
     ev->seq = sqlite3_column_int64(st, 0);
     ev->at = sqlite3_column_int64(st, 1);
@@ -678,6 +686,8 @@ static void sqe_read_event(sqlite3_stmt *st, struct store_event *ev) {
     ev->task_json = sq_col_dup(st, 10);
     const char *actor = (const char *)sqlite3_column_text(st, 11);
     snprintf(ev->actor, sizeof ev->actor, "%s", actor ? actor : "");
+    if (ev->task_json && !task_json_is_whole(ev->task_json))
+        ev->base = sqe_base(db, v, i, ev->task_id);
 }
 
 /* Event `seq` with its base into ev, from the view's segment that holds
@@ -695,9 +705,7 @@ static int sqe_event_at(sqlite3 *db, struct sqe_view *v, int64_t seq, struct sto
     sqlite3_bind_int64(st, 1, seq);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        sqe_read_event(st, ev);
-        if (ev->task_json && strncmp(ev->task_json, "{\"id\":", 6) != 0)
-            ev->base = sqe_base(db, v, i, ev->task_id);
+        sqe_read_event(db, v, i, st, ev);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -721,7 +729,7 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
     }
     if ((ret = sqe_snapshot(db, &out->head, &out->pruned_through, &v))) goto out;
     out->events = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof *out->events);
-    int64_t id_ms = task_id && strlen(task_id) >= 12 ? sqe_id_ms(task_id) : 0;
+    int64_t id_ms = sqe_id_ms(task_id);
     size_t bytes = 0;
     /* Segment by segment, in seq order, until the page is full. */
     for (size_t i = 0; i < v.n && out->n < (size_t)limit && !out->more; i++) {
@@ -747,9 +755,7 @@ int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t
         int rc;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < (size_t)limit) {
             struct store_event *ev = &out->events[out->n++];
-            sqe_read_event(st, ev);
-            if (ev->task_json && strncmp(ev->task_json, "{\"id\":", 6) != 0)
-                ev->base = sqe_base(db, &v, i, ev->task_id);
+            sqe_read_event(db, &v, i, st, ev);
             bytes +=
                 (ev->task_json ? strlen(ev->task_json) : 0) + (ev->base ? strlen(ev->base) : 0);
             if (max_bytes && bytes >= max_bytes) {

@@ -608,18 +608,25 @@ static void test_time_ranges_list_the_right_rows(void) {
  * drops, with this statement (store_sqlite_events.c, store_pg_events.c):
  * it read the whole deliveries table at every step before
  * webhook_deliveries_done. */
-static void test_retention_reads_an_index(void) {
+/* The plan of a statement without binds (PostgreSQL's text or SQLite's)
+ * reads `index`; `what` names it in the failure. */
+static void check_reads_index(const char *pg_sql, const char *sqlite_sql, const char *index,
+                              const char *what) {
     struct sql_binds none = {0};
-    char *plan = plan_sql(pg ? "EXPLAIN DELETE FROM webhook_deliveries"
-                               " WHERE status <> 'pending' AND seq <= 5::bigint"
-                             : "EXPLAIN QUERY PLAN DELETE FROM webhook_deliveries"
-                               " WHERE status<>'pending' AND seq<=5",
-                          &none);
+    char *plan = plan_sql(pg ? pg_sql : sqlite_sql, &none);
     CHECK(plan != NULL);
-    if (plan && !plan_uses(plan, "webhook_deliveries_done"))
-        th_fail(__FILE__, __LINE__, "the delete of sent deliveries does not read its index:\n%s",
-                plan);
+    if (plan && !plan_uses(plan, index))
+        th_fail(__FILE__, __LINE__, "%s does not read %s:\n%s", what, index, plan);
     free(plan);
+}
+
+static void test_retention_reads_an_index(void) {
+    check_reads_index(
+        "EXPLAIN DELETE FROM webhook_deliveries"
+        " WHERE status <> 'pending' AND seq <= 5::bigint",
+        "EXPLAIN QUERY PLAN DELETE FROM webhook_deliveries"
+        " WHERE status<>'pending' AND seq<=5",
+        "webhook_deliveries_done", "the delete of sent deliveries");
 }
 
 /* One task's events after a seq (a stream or a page of /v1/events with
@@ -628,17 +635,13 @@ static void test_retention_reads_an_index(void) {
  * index name events_task; store_pg_events.c): from the per-task index,
  * not a scan of the log by seq. */
 static void test_a_tasks_events_read_an_index(void) {
-    struct sql_binds none = {0};
-    char *plan = plan_sql(pg ? "EXPLAIN SELECT seq FROM events WHERE seq > 5::bigint"
-                               " AND task_id = '0123' ORDER BY seq LIMIT 100"
-                             : "EXPLAIN QUERY PLAN SELECT seq FROM events_1 WHERE seq>5"
-                               " AND (NULL IS NULL OR namespace=NULL) AND task_id='0123'"
-                               " ORDER BY seq LIMIT 100",
-                          &none);
-    CHECK(plan != NULL);
-    if (plan && !plan_uses(plan, "events_task"))
-        th_fail(__FILE__, __LINE__, "a task's events are not read through its index:\n%s", plan);
-    free(plan);
+    check_reads_index(
+        "EXPLAIN SELECT seq FROM events WHERE seq > 5::bigint"
+        " AND task_id = '0123' ORDER BY seq LIMIT 100",
+        "EXPLAIN QUERY PLAN SELECT seq FROM events_1 WHERE seq>5"
+        " AND (NULL IS NULL OR namespace=NULL) AND task_id='0123'"
+        " ORDER BY seq LIMIT 100",
+        "events_task", "the read of a task's events");
 }
 
 static const struct th_test tests[] = {
