@@ -17,6 +17,18 @@
 
 struct sq_events;
 
+/* store_sqlite_vfs.c: the VFS every connection of the backend opens with,
+ * the default one gathering a commit's WAL appends into one write. */
+#define SQ_VFS_NAME "taskmill"
+/* Registers the VFS once: its name, or NULL (use the default) when it cannot. */
+const char *sq_vfs_name(void);
+/* Gathering on or off for db's WAL: on only while every commit of db
+ * syncs (synchronous=FULL). */
+void sq_vfs_gather(sqlite3 *db, bool on);
+/* Since the process started: WAL writes SQLite asked for that were
+ * gathered, and the writes that carried them to the file. */
+void sq_vfs_counts(uint64_t *gathered, uint64_t *written);
+
 /* Logs the connection's last error after `what`. */
 void sq_log(sqlite3 *db, const char *what);
 /* Steps a statement that gives at most one row: 0 with the row to read,

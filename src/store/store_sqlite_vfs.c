@@ -1,0 +1,289 @@
+/*
+ * store_sqlite_vfs: SQLite's default VFS with one change, for the SQLite
+ * backend's connections: the frames a commit appends to the WAL go to the
+ * file in one write instead of two per page.
+ *
+ * SQLite writes each WAL frame as two pwrite calls (its 24-byte header,
+ * then the page), so a commit that touches 30 pages costs 60 system calls
+ * before its fsync. Here a WAL file that a connection has switched to
+ * "gathering" (sq_vfs_gather) keeps appends in a buffer and writes them at
+ * once when anything else happens to the file: the commit's xSync, a read,
+ * a size query, a truncate, a write elsewhere, a file control, a close, or
+ * a full buffer.
+ *
+ * Why it is safe. SQLite publishes frames to other connections through the
+ * wal-index in shared memory, after writing them. With synchronous=FULL a
+ * commit syncs the WAL before it publishes, and the sync writes the buffer
+ * first, so no reader is told of a frame that is not in the file, and a
+ * failed write fails the commit as it did before. A connection gathers only
+ * while every commit of it syncs: the store switches gathering off for its
+ * transactions with synchronous=NORMAL (the relaxed store, retention). As a
+ * second guard the database file's shared-memory barrier and locks write a
+ * pending buffer first: SQLite takes them on its way to publishing.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/xalloc.h"
+#include "store_sqlite_int.h"
+
+/* The file control that switches gathering on or off (int 1 or 0). */
+#define WV_FCNTL_GATHER 0x7467 /* "tg"; SQLite's own opcodes stay below 100 */
+/* A buffer larger than this is written before the next append. */
+#define WV_BUF_MAX (1u << 20)
+/* The unix VFS writes at most this much in one call (it masks the length
+ * with 0x1ffff), so a buffer goes in pieces of this size. */
+#define WV_WRITE_MAX 0x1ffff
+
+struct wv_file {
+    sqlite3_file base;
+    sqlite3_file *real;  /* the default VFS's file, right after this struct */
+    struct wv_file *db;  /* a WAL's database file */
+    struct wv_file *wal; /* a database file's open WAL */
+    bool gather;         /* a database file's setting, for its WAL */
+    unsigned char *buf;  /* a WAL's appends not yet written (WV_BUF_MAX bytes) */
+    size_t len;
+    sqlite3_int64 at; /* file offset of buf[0] */
+};
+
+static sqlite3_vfs *wv_real;
+static sqlite3_vfs wv_vfs;
+static sqlite3_io_methods wv_methods;
+static pthread_once_t wv_once = PTHREAD_ONCE_INIT;
+static int wv_registered = SQLITE_ERROR;
+static _Atomic uint64_t wv_gathered, wv_written; /* sq_vfs_counts */
+
+static struct wv_file *wv(sqlite3_file *f) {
+    return (struct wv_file *)f;
+}
+
+/* Writes what the WAL holds back; the buffer is empty after, even on error
+ * (SQLite fails the transaction and rewrites what it needs). */
+static int wv_flush(struct wv_file *f) {
+    if (!f->len) return SQLITE_OK;
+    size_t len = f->len;
+    f->len = 0;
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < WV_WRITE_MAX ? len - done : WV_WRITE_MAX;
+        int rc =
+            f->real->pMethods->xWrite(f->real, f->buf + done, (int)n, f->at + (sqlite3_int64)done);
+        if (rc != SQLITE_OK) return rc;
+        atomic_fetch_add_explicit(&wv_written, 1, memory_order_relaxed);
+        done += n;
+    }
+    return SQLITE_OK;
+}
+
+static bool wv_gathering(const struct wv_file *f) {
+    return f->db && f->db->gather;
+}
+
+static int wv_close(sqlite3_file *file) {
+    struct wv_file *f = wv(file);
+    int rc = wv_flush(f);
+    if (f->db && f->db->wal == f) f->db->wal = NULL;
+    if (f->wal) f->wal->db = NULL;
+    free(f->buf);
+    f->buf = NULL;
+    int rc2 = f->real->pMethods->xClose(f->real);
+    return rc != SQLITE_OK ? rc : rc2;
+}
+
+static int wv_read(sqlite3_file *file, void *out, int n, sqlite3_int64 off) {
+    struct wv_file *f = wv(file);
+    int rc = wv_flush(f);
+    if (rc != SQLITE_OK) return rc;
+    return f->real->pMethods->xRead(f->real, out, n, off);
+}
+
+static int wv_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 off) {
+    struct wv_file *f = wv(file);
+    if (!wv_gathering(f) || n <= 0 || n > WV_WRITE_MAX) {
+        int rc = wv_flush(f);
+        if (rc != SQLITE_OK) return rc;
+        return f->real->pMethods->xWrite(f->real, data, n, off);
+    }
+    size_t un = (size_t)n;
+    if (f->len && off >= f->at && off + n <= f->at + (sqlite3_int64)f->len) {
+        /* A frame of this commit written again (SQLite recomputes checksums). */
+        memcpy(f->buf + (off - f->at), data, un);
+        atomic_fetch_add_explicit(&wv_gathered, 1, memory_order_relaxed);
+        return SQLITE_OK;
+    }
+    if (f->len && (off != f->at + (sqlite3_int64)f->len || f->len + un > WV_BUF_MAX)) {
+        int rc = wv_flush(f);
+        if (rc != SQLITE_OK) return rc;
+    }
+    if (!f->len) f->at = off;
+    if (!f->buf) {
+        /* Allocated once, whole: a block this size is mapped on its own, and
+         * only the pages used become resident. */
+        f->buf = xmalloc(WV_BUF_MAX);
+    }
+    memcpy(f->buf + f->len, data, un);
+    f->len += un;
+    atomic_fetch_add_explicit(&wv_gathered, 1, memory_order_relaxed);
+    return SQLITE_OK;
+}
+
+static int wv_truncate(sqlite3_file *file, sqlite3_int64 size) {
+    struct wv_file *f = wv(file);
+    int rc = wv_flush(f);
+    if (rc != SQLITE_OK) return rc;
+    return f->real->pMethods->xTruncate(f->real, size);
+}
+
+static int wv_sync(sqlite3_file *file, int flags) {
+    struct wv_file *f = wv(file);
+    int rc = wv_flush(f);
+    if (rc != SQLITE_OK) return rc;
+    return f->real->pMethods->xSync(f->real, flags);
+}
+
+static int wv_file_size(sqlite3_file *file, sqlite3_int64 *size) {
+    struct wv_file *f = wv(file);
+    int rc = wv_flush(f);
+    if (rc != SQLITE_OK) return rc;
+    return f->real->pMethods->xFileSize(f->real, size);
+}
+
+static int wv_lock(sqlite3_file *file, int level) {
+    return wv(file)->real->pMethods->xLock(wv(file)->real, level);
+}
+
+static int wv_unlock(sqlite3_file *file, int level) {
+    return wv(file)->real->pMethods->xUnlock(wv(file)->real, level);
+}
+
+static int wv_check_reserved(sqlite3_file *file, int *out) {
+    return wv(file)->real->pMethods->xCheckReservedLock(wv(file)->real, out);
+}
+
+static int wv_file_control(sqlite3_file *file, int op, void *arg) {
+    struct wv_file *f = wv(file);
+    if (op == WV_FCNTL_GATHER) {
+        f->gather = *(int *)arg != 0;
+        return f->wal ? wv_flush(f->wal) : SQLITE_OK;
+    }
+    int rc = wv_flush(f);
+    if (rc != SQLITE_OK) return rc;
+    return f->real->pMethods->xFileControl(f->real, op, arg);
+}
+
+static int wv_sector_size(sqlite3_file *file) {
+    return wv(file)->real->pMethods->xSectorSize(wv(file)->real);
+}
+
+static int wv_device_characteristics(sqlite3_file *file) {
+    return wv(file)->real->pMethods->xDeviceCharacteristics(wv(file)->real);
+}
+
+static int wv_shm_map(sqlite3_file *file, int region, int size, int extend, void volatile **out) {
+    return wv(file)->real->pMethods->xShmMap(wv(file)->real, region, size, extend, out);
+}
+
+/* The second guard: a database file's WAL is written before SQLite takes a
+ * shared-memory lock or barrier on the way to publishing frames. */
+static void wv_flush_wal(struct wv_file *f) {
+    if (f->wal && f->wal->len && wv_flush(f->wal) != SQLITE_OK)
+        fprintf(stderr, "taskmill: sqlite: writing the WAL before publishing it failed\n");
+}
+
+static int wv_shm_lock(sqlite3_file *file, int offset, int n, int flags) {
+    wv_flush_wal(wv(file));
+    return wv(file)->real->pMethods->xShmLock(wv(file)->real, offset, n, flags);
+}
+
+static void wv_shm_barrier(sqlite3_file *file) {
+    wv_flush_wal(wv(file));
+    wv(file)->real->pMethods->xShmBarrier(wv(file)->real);
+}
+
+static int wv_shm_unmap(sqlite3_file *file, int delete_flag) {
+    return wv(file)->real->pMethods->xShmUnmap(wv(file)->real, delete_flag);
+}
+
+static int wv_fetch(sqlite3_file *file, sqlite3_int64 off, int n, void **out) {
+    return wv(file)->real->pMethods->xFetch(wv(file)->real, off, n, out);
+}
+
+static int wv_unfetch(sqlite3_file *file, sqlite3_int64 off, void *p) {
+    return wv(file)->real->pMethods->xUnfetch(wv(file)->real, off, p);
+}
+
+static int wv_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags,
+                   int *out_flags) {
+    (void)vfs;
+    struct wv_file *f = wv(file);
+    memset(f, 0, sizeof *f);
+    f->real = (sqlite3_file *)(f + 1);
+    int rc = wv_real->xOpen(wv_real, name, f->real, flags, out_flags);
+    if (!f->real->pMethods) return rc;
+    f->base.pMethods = &wv_methods;
+    if (rc == SQLITE_OK && (flags & SQLITE_OPEN_WAL) && name) {
+        struct wv_file *db = wv(sqlite3_database_file_object(name));
+        if (db && db->base.pMethods == &wv_methods) {
+            f->db = db;
+            db->wal = f;
+        }
+    }
+    return rc;
+}
+
+static void wv_init(void) {
+    /* Only over "unix", whose files all have version 3 methods (shared
+     * memory, memory maps), as the methods here claim. */
+    wv_real = sqlite3_vfs_find(NULL);
+    if (!wv_real || strcmp(wv_real->zName, "unix") != 0) return;
+    const sqlite3_io_methods m = {
+        .iVersion = 3,
+        .xClose = wv_close,
+        .xRead = wv_read,
+        .xWrite = wv_write,
+        .xTruncate = wv_truncate,
+        .xSync = wv_sync,
+        .xFileSize = wv_file_size,
+        .xLock = wv_lock,
+        .xUnlock = wv_unlock,
+        .xCheckReservedLock = wv_check_reserved,
+        .xFileControl = wv_file_control,
+        .xSectorSize = wv_sector_size,
+        .xDeviceCharacteristics = wv_device_characteristics,
+        .xShmMap = wv_shm_map,
+        .xShmLock = wv_shm_lock,
+        .xShmBarrier = wv_shm_barrier,
+        .xShmUnmap = wv_shm_unmap,
+        .xFetch = wv_fetch,
+        .xUnfetch = wv_unfetch,
+    };
+    wv_methods = m;
+    /* Everything but opening a file is the default VFS's own (its methods
+     * read only pAppData and mxPathname, copied with it). */
+    wv_vfs = *wv_real;
+    wv_vfs.zName = SQ_VFS_NAME;
+    wv_vfs.szOsFile = (int)sizeof(struct wv_file) + wv_real->szOsFile;
+    wv_vfs.xOpen = wv_open;
+    wv_vfs.pNext = NULL;
+    wv_registered = sqlite3_vfs_register(&wv_vfs, 0);
+}
+
+const char *sq_vfs_name(void) {
+    pthread_once(&wv_once, wv_init);
+    return wv_registered == SQLITE_OK ? SQ_VFS_NAME : NULL;
+}
+
+void sq_vfs_gather(sqlite3 *db, bool on) {
+    int v = on;
+    sqlite3_file_control(db, "main", WV_FCNTL_GATHER, &v);
+}
+
+void sq_vfs_counts(uint64_t *gathered, uint64_t *written) {
+    *gathered = atomic_load_explicit(&wv_gathered, memory_order_relaxed);
+    *written = atomic_load_explicit(&wv_written, memory_order_relaxed);
+}
