@@ -15,6 +15,11 @@
 
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char id_last[16];
+/* Task ids' random bits, drawn from the kernel 400 ids at a time rather
+ * than one getrandom call per id (a submit's one system call that is not
+ * I/O). Not for secrets: those take id_random_bytes directly. */
+static unsigned char id_pool[4000];
+static size_t id_pool_left;
 
 void id_random_bytes(void *p, size_t n) {
     unsigned char *q = p;
@@ -43,9 +48,14 @@ void id_new(char out[ID_LEN + 1]) {
     uint64_t ms = (uint64_t)time_now_ms();
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (8 * (5 - i)));
-    id_random_bytes(b + 6, 10);
 
     pthread_mutex_lock(&id_lock);
+    if (id_pool_left < 10) {
+        id_random_bytes(id_pool, sizeof id_pool);
+        id_pool_left = sizeof id_pool;
+    }
+    memcpy(b + 6, id_pool + sizeof id_pool - id_pool_left, 10);
+    id_pool_left -= 10;
     if (memcmp(b, id_last, 16) <= 0) {
         /* Same millisecond (or the clock stepped back): one past the last. */
         memcpy(b, id_last, 16);

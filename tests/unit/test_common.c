@@ -87,6 +87,28 @@ static void test_ids_increase(void) {
     CHECK(!id_is_valid("0123456789ABCDEF0123456789abcdef"));
 }
 
+/* The random part comes from a pool refilled every 400 ids: ids made in
+ * different milliseconds (so not one past the last) across several
+ * refills never repeat a random part. */
+static void test_id_random_parts_differ(void) {
+    enum { N = 900 };
+    static char rand_part[N][21];
+    char prev[ID_LEN + 1] = "", cur[ID_LEN + 1];
+    int n = 0;
+    while (n < N) {
+        id_new(cur);
+        if (strncmp(prev, cur, 12) != 0 && prev[0]) {
+            memcpy(rand_part[n], cur + 12, 20);
+            rand_part[n][20] = '\0';
+            n++;
+        }
+        memcpy(prev, cur, sizeof cur);
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++)
+            CHECK(strcmp(rand_part[i], rand_part[j]) != 0);
+}
+
 static void test_depth(void) {
     CHECK_INT(json_depth("{\"a\":[[1]],\"b\":\"[[[[\"}", 22), 3);
     struct tm_error e;
@@ -230,6 +252,7 @@ static const struct th_test tests[] = {
     {"condition waits timed on the monotonic clock", test_cond_wait_ms},
     {"JSON writer escapes", test_json_writer_escapes},
     {"ids are valid and strictly increasing", test_ids_increase},
+    {"ids from different milliseconds have different random parts", test_id_random_parts_differ},
     {"depth limit and strict JSON", test_depth},
     {"task decoder names each bad field", test_decode_task_fields},
     {"worker call decoder names each bad field", test_decode_worker_calls},
