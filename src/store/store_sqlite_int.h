@@ -20,7 +20,8 @@ struct sq_events;
 /* store_sqlite_vfs.c: the VFS every connection of the backend opens with,
  * the default one gathering a commit's WAL appends into one write. */
 #define SQ_VFS_NAME "taskmill"
-/* Registers the VFS once: its name, or NULL (use the default) when it cannot. */
+/* Sets SQLite up and registers the VFS, once: its name, or NULL (use the
+ * default) when it cannot. Called before any other use of SQLite. */
 const char *sq_vfs_name(void);
 /* Gathering on or off for db's WAL: on only while every commit of db
  * syncs (synchronous=FULL). */

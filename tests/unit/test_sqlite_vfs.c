@@ -6,6 +6,8 @@
  * process, and the database passes integrity_check after commits larger
  * than the buffer, after frames rewritten within one transaction (a small
  * page cache spills them), and with gathering off (synchronous=NORMAL).
+ * Also the one-time setup that comes with registering it: SQLite keeps no
+ * memory statistics.
  */
 #include <signal.h>
 #include <sqlite3.h>
@@ -242,6 +244,21 @@ static void test_acknowledged_commits_survive_kill9(void) {
     sqlite3_close(r);
 }
 
+/* sq_vfs_name ran before SQLite's first use (main): no memory statistics,
+ * so no process-wide mutex on each allocation. */
+static void test_memory_statistics_off(void) {
+    char path[300];
+    db_path(path, sizeof path);
+    sqlite3 *w = open_db(path, true);
+    CHECK(w);
+    CHECK_INT(
+        sqlite3_exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)", NULL, NULL, NULL),
+        SQLITE_OK);
+    CHECK_INT(insert_rows(w, 0, 100, 1000), 0);
+    CHECK_INT(sqlite3_memory_used(), 0);
+    sqlite3_close(w);
+}
+
 static const struct th_test tests[] = {
     {"a commit's WAL writes are gathered, and read at once",
      test_commits_are_gathered_and_read_at_once},
@@ -250,6 +267,7 @@ static const struct th_test tests[] = {
      test_frames_rewritten_within_a_transaction},
     {"no gathering with synchronous=NORMAL", test_gathering_off_with_synchronous_normal},
     {"acknowledged commits survive kill -9", test_acknowledged_commits_survive_kill9},
+    {"SQLite keeps no memory statistics", test_memory_statistics_off},
     {NULL, NULL},
 };
 
