@@ -23,11 +23,6 @@
 static char dir[256];
 static int serial;
 
-/* A fresh database path in the test's directory. */
-static void db_path(char *out, size_t n) {
-    snprintf(out, n, "%s/v%d.db", dir, ++serial);
-}
-
 static sqlite3 *open_db(const char *path, bool writer) {
     sqlite3 *db = NULL;
     const char *vfs = sq_vfs_name();
@@ -43,6 +38,19 @@ static sqlite3 *open_db(const char *path, bool writer) {
         sq_vfs_gather(db, true);
     }
     return db;
+}
+
+/* A fresh database in the test's directory, its path in path, with one
+ * table t(id, body): its writer connection, gathering, or NULL. */
+static sqlite3 *new_db(char path[300]) {
+    snprintf(path, 300, "%s/v%d.db", dir, ++serial);
+    sqlite3 *w = open_db(path, true);
+    if (w && sqlite3_exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)", NULL, NULL,
+                          NULL) != SQLITE_OK) {
+        sqlite3_close(w);
+        w = NULL;
+    }
+    return w;
 }
 
 static int64_t scalar(sqlite3 *db, const char *sql) {
@@ -84,12 +92,8 @@ static int insert_rows(sqlite3 *db, int from, int to, int size) {
 
 static void test_commits_are_gathered_and_read_at_once(void) {
     char path[300];
-    db_path(path, sizeof path);
-    sqlite3 *w = open_db(path, true), *r = NULL;
+    sqlite3 *w = new_db(path), *r = NULL;
     CHECK(w);
-    CHECK_INT(
-        sqlite3_exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)", NULL, NULL, NULL),
-        SQLITE_OK);
     r = open_db(path, false);
     CHECK(r);
     uint64_t g0, w0, g1, w1;
@@ -112,12 +116,8 @@ static void test_commits_are_gathered_and_read_at_once(void) {
 
 static void test_a_commit_larger_than_the_buffer(void) {
     char path[300];
-    db_path(path, sizeof path);
-    sqlite3 *w = open_db(path, true);
+    sqlite3 *w = new_db(path);
     CHECK(w);
-    CHECK_INT(
-        sqlite3_exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)", NULL, NULL, NULL),
-        SQLITE_OK);
     /* 3,000 rows of 1,000 bytes: about 3 MB of frames in one commit, more
      * than the 1 MiB buffer and than one write of the unix VFS (128 KiB). */
     CHECK_INT(insert_rows(w, 0, 3000, 1000), 0);
@@ -134,12 +134,8 @@ static void test_a_commit_larger_than_the_buffer(void) {
 
 static void test_frames_rewritten_within_a_transaction(void) {
     char path[300];
-    db_path(path, sizeof path);
-    sqlite3 *w = open_db(path, true);
+    sqlite3 *w = new_db(path);
     CHECK(w);
-    CHECK_INT(
-        sqlite3_exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)", NULL, NULL, NULL),
-        SQLITE_OK);
     CHECK_INT(insert_rows(w, 0, 400, 200), 0);
     /* A page cache of 8 pages spills dirty pages to the WAL mid-transaction;
      * updating every row 5 times then writes spilled pages again, over
@@ -168,12 +164,8 @@ static void test_frames_rewritten_within_a_transaction(void) {
 
 static void test_gathering_off_with_synchronous_normal(void) {
     char path[300];
-    db_path(path, sizeof path);
-    sqlite3 *w = open_db(path, true);
+    sqlite3 *w = new_db(path);
     CHECK(w);
-    CHECK_INT(
-        sqlite3_exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)", NULL, NULL, NULL),
-        SQLITE_OK);
     sqlite3 *r = open_db(path, false);
     CHECK(r);
     uint64_t g0, w0, g1, w1;
@@ -202,12 +194,8 @@ static void test_gathering_off_with_synchronous_normal(void) {
 
 static void test_acknowledged_commits_survive_kill9(void) {
     char path[300];
-    db_path(path, sizeof path);
-    sqlite3 *w = open_db(path, true);
+    sqlite3 *w = new_db(path);
     CHECK(w);
-    CHECK_INT(
-        sqlite3_exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)", NULL, NULL, NULL),
-        SQLITE_OK);
     sqlite3_close(w);
     int fds[2];
     CHECK_INT(pipe(fds), 0);
@@ -248,12 +236,8 @@ static void test_acknowledged_commits_survive_kill9(void) {
  * so no process-wide mutex on each allocation. */
 static void test_memory_statistics_off(void) {
     char path[300];
-    db_path(path, sizeof path);
-    sqlite3 *w = open_db(path, true);
+    sqlite3 *w = new_db(path);
     CHECK(w);
-    CHECK_INT(
-        sqlite3_exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)", NULL, NULL, NULL),
-        SQLITE_OK);
     CHECK_INT(insert_rows(w, 0, 100, 1000), 0);
     CHECK_INT(sqlite3_memory_used(), 0);
     sqlite3_close(w);
