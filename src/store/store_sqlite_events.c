@@ -69,6 +69,10 @@ struct sq_events {
     size_t nfree, capfree;
     int64_t max_slot, head, pruned_through;
     int64_t open_first_at, open_last_at; /* the open segment's first and last event times */
+    /* Whether any webhook is registered: read again after a webhook is
+     * added or deleted, and after a rollback (-1: not known). With none, an
+     * append looks for no subscriber (one statement an event spared). */
+    int hooks;
 };
 
 /* Prepares (once) a writer statement. */
@@ -105,6 +109,7 @@ static struct sq_events *sqe(struct store *s) {
         if (max_count >= 0 && max_count / 64 < q->seg_max)
             q->seg_max = max_count / 64 > 1 ? max_count / 64 : 1;
         q->seg_span_ms = max_age >= 0 ? (max_age / 16 > 1 ? max_age / 16 : 1) : 0;
+        q->hooks = -1;
         *slot = q;
     }
     return *slot;
@@ -137,6 +142,7 @@ void sq_events_rolled_back(struct store *s) {
     struct sq_events *q = *sq_events_slot(s);
     if (!q) return;
     q->loaded = false;
+    q->hooks = -1;
     sqlite3_stmt **kept[] = {&q->insert, &q->probe, &q->del_rows};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
         sqlite3_finalize(*kept[i]);
@@ -325,6 +331,11 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
     if (!dl) return TM_EINTERNAL;
     int rc = sqe_load(s);
     if (rc) return rc;
+    if (q->hooks < 0) {
+        int64_t any;
+        if ((rc = sq_scalar(db, "SELECT EXISTS(SELECT 1 FROM webhooks)", 0, &any))) return rc;
+        q->hooks = any != 0;
+    }
     *deliveries = 0;
     for (size_t k = 0; k < n; k++) {
         struct store_event *ev = &evs[k];
@@ -354,7 +365,7 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
         ev->seq = ++q->head;
         if (q->head == open->first_seq) q->open_first_at = ev->at;
         q->open_last_at = ev->at;
-        for (int i = 0; i < WEBHOOK_EVENT_COUNT; i++) {
+        for (int i = 0; q->hooks && i < WEBHOOK_EVENT_COUNT; i++) {
             if (!(ev->hooks & (1u << i))) continue;
             char name[40];
             snprintf(name, sizeof name, ",%s,", webhook_event_name(i));
@@ -523,6 +534,7 @@ int sq_webhook_insert(struct store *s, const struct webhook *w) {
     sqlite3_bind_text(st, 5, events, -1, SQLITE_TRANSIENT);
     sq_bind_text(st, 6, w->secret);
     sqlite3_bind_int64(st, 7, w->created_at);
+    q->hooks = -1;
     return sq_step_done(sq_writer_db(s), st);
 }
 
@@ -552,6 +564,7 @@ int sq_webhook_delete(struct store *s, const char *ns, const char *id) {
     if (!st) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sq_bind_text(st, 2, ns);
+    q->hooks = -1;
     int rc = sq_step_done(db, st);
     if (rc) return rc;
     if (sqlite3_changes(db) == 0) return TM_ENOT_FOUND;

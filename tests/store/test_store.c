@@ -928,6 +928,72 @@ static int delivery_set(struct store *s, const struct webhook_delivery *d, const
     return rc;
 }
 
+/* Deliveries queued for a task's events from its webhook, or -1. */
+static int64_t deliveries_of(struct store *s, const char *hook) {
+    struct webhook_delivery *d = NULL;
+    size_t n = 0;
+    struct tm_error e;
+    int rc = store_deliveries_list(s, hook, 100, &d, &n, &e);
+    deliveries_free(d, n);
+    return rc ? -1 : (int64_t)n;
+}
+
+static void test_deliveries_follow_the_webhooks_there_are(void) {
+    /* A database of its own, with no webhook of any other test: the first
+     * events find none; each add and delete after is seen by the next
+     * event. */
+    char db_url[600], pgdb[64] = "";
+    if (strncmp(url, "sqlite:", 7) == 0)
+        snprintf(db_url, sizeof db_url, "sqlite:%s/hooks.db", dir);
+    else
+        CHECK_INT(th_pg_db_create(pgdb, db_url, sizeof db_url), 0);
+    struct store_options opt = {0};
+    struct store *s = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    if (store_open(db_url, &opt, &s, &e)) th_fail(__FILE__, __LINE__, "%s", e.message);
+    CHECK(s);
+    char id[ID_LEN + 1], hook[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("fw", "fwq", "x", 0), id), 0);
+    struct webhook w;
+    CHECK_INT(webhook_add(s, "fw", WEBHOOK_SPAWNED, &w), 0);
+    memcpy(hook, w.id, sizeof hook);
+    webhook_release(&w);
+    CHECK_INT(deliveries_of(s, hook), 0); /* added after the first task */
+    CHECK_INT(create(s, new_task("fw", "fwq", "x", 0), id), 0);
+    CHECK_INT(deliveries_of(s, hook), 1);
+    CHECK_INT(webhook_delete(s, "fw", hook), 0);
+    CHECK_INT(create(s, new_task("fw", "fwq", "x", 0), id), 0);
+    /* None again, then one more added: its first task is delivered. */
+    CHECK_INT(webhook_add(s, "fw", WEBHOOK_SPAWNED, &w), 0);
+    memcpy(hook, w.id, sizeof hook);
+    webhook_release(&w);
+    CHECK_INT(create(s, new_task("fw", "fwq", "x", 0), id), 0);
+    CHECK_INT(deliveries_of(s, hook), 1);
+    /* Added just before a task, in one call: that task is delivered to it. */
+    struct webhook w2;
+    memset(&w2, 0, sizeof w2);
+    w2.ns = xstrdup("fw");
+    w2.name = xstrdup("hook2");
+    w2.url = xstrdup("http://127.0.0.1:9/hook2");
+    w2.secret = xstrdup("sekret");
+    w2.events = WEBHOOK_SPAWNED;
+    struct store_op ops[2];
+    store_op_init(&ops[0], STORE_OP_WEBHOOK_ADD);
+    ops[0].webhook = &w2;
+    store_op_init_create(&ops[1], "fw", new_task("fw", "fwq", "x", 0));
+    store_run_many(s, ops, 2);
+    CHECK_INT(ops[0].err.code, 0);
+    CHECK_INT(ops[1].err.code, 0);
+    CHECK_INT(deliveries_of(s, w2.id), 1);
+    CHECK_INT(deliveries_of(s, hook), 2);
+    store_op_release(&ops[0]);
+    store_op_release(&ops[1]);
+    webhook_release(&w2);
+    store_close(s);
+    if (pgdb[0]) th_pg_db_drop(pgdb);
+}
+
 static void test_webhooks_and_deliveries(void) {
     struct store_options opt = {.webhooks_max = 2};
     struct store *s = open_store_opt(&opt);
@@ -1948,6 +2014,8 @@ static const struct th_test tests[] = {
     {"events store the changing part; reads give the whole task back, byte for byte",
      test_events_store_the_changing_part},
     {"webhooks: add, list, cap, delete; deliveries queued and due", test_webhooks_and_deliveries},
+    {"deliveries follow the webhooks there are, added and deleted",
+     test_deliveries_follow_the_webhooks_there_are},
     {"tokens: create, get, list, revoke, any active", test_tokens},
     {"claims from many threads at once: every task exactly once", test_concurrent_claims_once_each},
     {"claims from two stores on one database: every task exactly once",
