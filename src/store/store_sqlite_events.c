@@ -52,6 +52,7 @@ struct sqe_seg {
 };
 
 struct sq_events {
+    sqlite3_stmt *seg_autoinc; /* sqe_plain */
     sqlite3_stmt *deliver, *hook_insert, *hook_delete, *hook_delete_deliveries, *delivery_update,
         *hook_count, *hook_free, *hook_busy;
     /* the log's shape and retention */
@@ -125,7 +126,7 @@ void sq_events_close(struct store *s) {
         q->set_head,        q->seg_close,   q->seg_reuse,   q->seg_add,
         q->seg_free,        q->seg_first,   q->pending_min, q->del_deliveries,
         q->set_pruned,      q->add_pruned,  q->insert,      q->probe,
-        q->del_rows};
+        q->del_rows,        q->seg_autoinc};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     free(q->segs);
@@ -218,6 +219,8 @@ static int sqe_marks(sqlite3 *db, int64_t *head, int64_t *pruned_through) {
 }
 
 /* Reads the log's shape into q (in the writer's transaction). */
+static int sqe_plain(struct store *s, int64_t slot);
+
 static int sqe_load(struct store *s) {
     struct sq_events *q = sqe(s);
     if (q->loaded) return 0;
@@ -258,8 +261,71 @@ static int sqe_load(struct store *s) {
         rc = sqe_probe(s, open->slot, open->first_seq, &found, &q->open_first_at);
         if (!rc) rc = sqe_probe(s, open->slot, q->head, &found, &q->open_last_at);
     }
+    /* A new store's first segment, still empty: see sqe_plain. */
+    if (!rc && q->head < open->first_seq) rc = sqe_plain(s, open->slot);
     if (!rc) q->loaded = true;
     return rc;
+}
+
+/* Creates segment `slot`'s table and index; with `renew`, drops the table
+ * there first (an empty one). */
+static int sqe_create_segment(sqlite3 *db, int64_t slot, bool renew) {
+    char drop[64] = "", sql[700];
+    if (renew) snprintf(drop, sizeof drop, "DROP TABLE events_%lld;", (long long)slot);
+    snprintf(sql, sizeof sql,
+             "%sCREATE TABLE events_%lld (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+             " kind TEXT NOT NULL, cause TEXT NOT NULL, task_id TEXT NOT NULL,"
+             " namespace TEXT NOT NULL, queue TEXT NOT NULL, type TEXT NOT NULL,"
+             " phase TEXT NOT NULL, version INTEGER NOT NULL, task TEXT NOT NULL, actor TEXT);"
+             "CREATE INDEX events_%lld_task ON events_%lld (task_id, seq);",
+             drop, (long long)slot, (long long)slot, (long long)slot);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        sq_log(db, renew ? "event log: renew a segment" : "event log: new segment");
+        return TM_EINTERNAL;
+    }
+    return 0;
+}
+
+/*
+ * Segment 1 is the events table of migration 0002, whose seq is
+ * AUTOINCREMENT: each batch appended to it also rewrote its row of
+ * sqlite_sequence, a page of the WAL a batch. The log numbers its events
+ * itself (event_meta's head), so once that table is empty (a new store,
+ * or the segment emptied to be used again) it is made again as the other
+ * segments are.
+ */
+static int sqe_plain(struct store *s, int64_t slot) {
+    struct sq_events *q = sqe(s);
+    sqlite3 *db = sq_writer_db(s);
+    char name[40], sql[160];
+    snprintf(name, sizeof name, "events_%lld", (long long)slot);
+    sqlite3_stmt *st = sqe_stmt(s, &q->seg_autoinc,
+                                "SELECT instr(upper(sql),'AUTOINCREMENT')>0 FROM sqlite_schema"
+                                " WHERE type='table' AND name=?1");
+    if (!st) return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    bool autoinc = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sq_log(db, "event log: a segment's table");
+        return TM_EINTERNAL;
+    }
+    if (!autoinc) return 0;
+    snprintf(sql, sizeof sql, "SELECT EXISTS(SELECT 1 FROM %s)", name);
+    int64_t rows;
+    if ((rc = sq_scalar(db, sql, 0, &rows))) return rc;
+    if (rows) return 0;
+    /* The kept statements on this slot go with its table. */
+    sqlite3_stmt **kept[] = {&q->insert, &q->probe, &q->del_rows};
+    int64_t *at[] = {&q->insert_slot, &q->probe_slot, &q->del_rows_slot};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        if (*kept[i] && *at[i] == slot) {
+            sqlite3_finalize(*kept[i]);
+            *kept[i] = NULL;
+        }
+    return sqe_create_segment(db, slot, true);
 }
 
 /* Closes the open segment and opens the next, in a free table or a new one. */
@@ -284,20 +350,10 @@ static int sqe_roll(struct store *s) {
                      slot, q->head + 1, 0, NULL);
         if (rc) return rc;
         q->nfree--;
+        if ((rc = sqe_plain(s, slot))) return rc;
     } else {
         slot = q->max_slot + 1;
-        char sql[640];
-        snprintf(sql, sizeof sql,
-                 "CREATE TABLE events_%lld (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
-                 " kind TEXT NOT NULL, cause TEXT NOT NULL, task_id TEXT NOT NULL,"
-                 " namespace TEXT NOT NULL, queue TEXT NOT NULL, type TEXT NOT NULL,"
-                 " phase TEXT NOT NULL, version INTEGER NOT NULL, task TEXT NOT NULL, actor TEXT);"
-                 "CREATE INDEX events_%lld_task ON events_%lld (task_id, seq);",
-                 (long long)slot, (long long)slot, (long long)slot);
-        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-            sq_log(db, "event log: new segment");
-            return TM_EINTERNAL;
-        }
+        if ((rc = sqe_create_segment(db, slot, false))) return rc;
         rc = sqe_run(
             s, sqe_stmt(s, &q->seg_add, "INSERT INTO event_segments(slot,first_seq) VALUES(?1,?2)"),
             slot, q->head + 1, 0, NULL);

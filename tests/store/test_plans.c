@@ -635,13 +635,26 @@ static void test_retention_reads_an_index(void) {
  * index name events_task; store_pg_events.c): from the per-task index,
  * not a scan of the log by seq. */
 static void test_a_tasks_events_read_an_index(void) {
+    /* On SQLite, slot 1's index is events_task while it is migration
+     * 0002's table, and events_1_task once the writer has made it again
+     * as the other segments (docs/storage.md): at the first append, which
+     * this makes sure of. */
+    struct store *s = NULL;
+    struct store_options opt = {0};
+    struct tm_error e;
+    CHECK_INT(store_open(url, &opt, &s, &e), 0);
+    struct store_op op;
+    store_op_init_create(&op, "plans-events", new_task("plans-events", "q"));
+    CHECK_INT(store_run(s, &op), 0);
+    store_op_release(&op);
+    store_close(s);
     check_reads_index(
         "EXPLAIN SELECT seq FROM events WHERE seq > 5::bigint"
         " AND task_id = '0123' ORDER BY seq LIMIT 100",
         "EXPLAIN QUERY PLAN SELECT seq FROM events_1 WHERE seq>5"
         " AND (NULL IS NULL OR namespace=NULL) AND task_id='0123'"
         " ORDER BY seq LIMIT 100",
-        "events_task", "the read of a task's events");
+        pg ? "events_task" : "events_1_task", "the read of a task's events");
 }
 
 static const struct th_test tests[] = {

@@ -209,6 +209,107 @@ static void test_oversized_segments_go_by_rows(void) {
     store_close(s);
 }
 
+/* On SQLite: 1 when the SQL of table `name` in the database at path has
+ * AUTOINCREMENT, 0 when not, -1 when there is no such table. */
+static int autoincrement(const char *path, const char *name) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int has = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db,
+                           "SELECT instr(upper(sql),'AUTOINCREMENT')>0 FROM sqlite_schema"
+                           " WHERE type='table' AND name=?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) has = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return has;
+}
+
+/* On SQLite: the first seq segment 1 holds (0: free, -1: none). */
+static int64_t slot1_first(const char *path) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t first = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT coalesce(first_seq, 0) FROM event_segments WHERE slot=1", -1,
+                           &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        first = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return first;
+}
+
+static void test_the_first_segment_numbers_nothing_itself(void) {
+    if (th_backend_is_pg()) {
+        th_skip("segments are SQLite's");
+        return;
+    }
+    /* A new store: migration 0002's events table, AUTOINCREMENT and empty,
+     * is made again at the first append, as the other segments are. */
+    char path[300], u[320];
+    snprintf(path, sizeof path, "%s/plain.db", dir);
+    snprintf(u, sizeof u, "sqlite:%s", path);
+    struct store *s = NULL;
+    struct store_options opt = {.events_max_age_ms = -1, .events_max_count = 640};
+    struct tm_error e;
+    CHECK_INT(store_open(u, &opt, &s, &e), 0);
+    CHECK_INT(submit(s, "plain", 5), 0);
+    CHECK_INT(autoincrement(path, "events_1"), 0);
+    int64_t head = 0, pruned = 0;
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK_INT(head, 5);
+    check_log_reads_back(s, 0, head);
+    store_close(s);
+
+    /* An older store: its first segment still has AUTOINCREMENT and holds
+     * events. It keeps them, and its table, until retention empties it;
+     * when the slot is used again, it is made again. */
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    const char *old =
+        "BEGIN;"
+        "ALTER TABLE events_1 RENAME TO events_old;"
+        "CREATE TABLE events_1 (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
+        " kind TEXT NOT NULL, cause TEXT NOT NULL, task_id TEXT NOT NULL,"
+        " namespace TEXT NOT NULL, queue TEXT NOT NULL, type TEXT NOT NULL,"
+        " phase TEXT NOT NULL, version INTEGER NOT NULL, task TEXT NOT NULL, actor TEXT);"
+        "INSERT INTO events_1 SELECT * FROM events_old;"
+        "DROP TABLE events_old;"
+        "CREATE INDEX events_task ON events_1 (task_id, seq);"
+        "COMMIT;";
+    CHECK_INT(sqlite3_exec(db, old, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_INT(autoincrement(path, "events_1"), 1);
+    CHECK_INT(store_open(u, &opt, &s, &e), 0);
+    CHECK_INT(submit(s, "plain", 3), 0);
+    CHECK_INT(autoincrement(path, "events_1"), 1); /* still holds events 1 to 8 */
+    /* Segments of 10 events: after some 700 more, slot 1 was emptied; the
+     * writer takes emptied slots again as it needs them. */
+    int64_t first = 1;
+    for (int i = 0; i < 40 && (first == 1 || first == 0); i++) {
+        CHECK_INT(submit(s, "plain", 50), 0);
+        first = slot1_first(path);
+    }
+    CHECK(first > 1);
+    CHECK_INT(autoincrement(path, "events_1"), 0);
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK(head - pruned >= 640);
+    check_log_reads_back(s, pruned, head);
+    store_close(s);
+    /* and the numbering goes on after a restart */
+    CHECK_INT(store_open(u, &opt, &s, &e), 0);
+    int64_t before = head;
+    CHECK_INT(submit(s, "plain", 1), 0);
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK_INT(head, before + 1);
+    check_log_reads_back(s, pruned, head);
+    store_close(s);
+}
+
 static const struct th_test tests[] = {
     {"events past their age go", test_events_past_their_age_go},
     {"the age bound splits the log between an old run and a new one",
@@ -218,6 +319,7 @@ static const struct th_test tests[] = {
     {"segments go whole, and their tables are used again",
      test_segments_go_whole_and_their_tables_are_used_again},
     {"oversized segments go by rows, in steps", test_oversized_segments_go_by_rows},
+    {"the first segment numbers nothing itself", test_the_first_segment_numbers_nothing_itself},
     {NULL, NULL},
 };
 
