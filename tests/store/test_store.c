@@ -840,19 +840,32 @@ static void slim_steps(struct store *s, const char *db_url) {
     CHECK_INT(good, 4);
 }
 
-static void test_events_store_the_changing_part(void) {
-    /* A database of its own: other tests' leftovers would take events
-     * from the retention count. */
-    char db_url[600], pgdb[64] = "";
-    if (strncmp(url, "sqlite:", 7) == 0)
-        snprintf(db_url, sizeof db_url, "sqlite:%s/slim.db", dir);
-    else
-        CHECK_INT(th_pg_db_create(pgdb, db_url, sizeof db_url), 0);
-    struct store_options opt = {.events_max_count = 4, .events_max_age_ms = -1};
+/* A store on a database of the test's own: a SQLite file `name` in the
+ * run's directory, or a fresh PostgreSQL database (named in pgdb, for the
+ * test to drop). Its URL in db_url; NULL (the failure reported) when it
+ * cannot open. */
+static struct store *open_own_store(const char *name, const struct store_options *opt,
+                                    char db_url[600], char pgdb[64]) {
+    pgdb[0] = 0;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        snprintf(db_url, 600, "sqlite:%s/%s.db", dir, name);
+    } else if (th_pg_db_create(pgdb, db_url, 600)) {
+        th_fail(__FILE__, __LINE__, "no PostgreSQL database of its own");
+        return NULL;
+    }
     struct store *s = NULL;
     struct tm_error e;
     err_clear(&e);
-    if (store_open(db_url, &opt, &s, &e)) th_fail(__FILE__, __LINE__, "%s", e.message);
+    if (store_open(db_url, opt, &s, &e)) th_fail(__FILE__, __LINE__, "%s", e.message);
+    return s;
+}
+
+static void test_events_store_the_changing_part(void) {
+    /* A database of its own: other tests' leftovers would take events
+     * from the retention count. */
+    char db_url[600], pgdb[64];
+    struct store_options opt = {.events_max_count = 4, .events_max_age_ms = -1};
+    struct store *s = open_own_store("slim", &opt, db_url, pgdb);
     if (s) {
         store_set_listener(s, keep_fn, NULL);
         slim_steps(s, db_url);
@@ -942,16 +955,9 @@ static void test_deliveries_follow_the_webhooks_there_are(void) {
     /* A database of its own, with no webhook of any other test: the first
      * events find none; each add and delete after is seen by the next
      * event. */
-    char db_url[600], pgdb[64] = "";
-    if (strncmp(url, "sqlite:", 7) == 0)
-        snprintf(db_url, sizeof db_url, "sqlite:%s/hooks.db", dir);
-    else
-        CHECK_INT(th_pg_db_create(pgdb, db_url, sizeof db_url), 0);
+    char db_url[600], pgdb[64];
     struct store_options opt = {0};
-    struct store *s = NULL;
-    struct tm_error e;
-    err_clear(&e);
-    if (store_open(db_url, &opt, &s, &e)) th_fail(__FILE__, __LINE__, "%s", e.message);
+    struct store *s = open_own_store("hooks", &opt, db_url, pgdb);
     CHECK(s);
     char id[ID_LEN + 1], hook[ID_LEN + 1];
     CHECK_INT(create(s, new_task("fw", "fwq", "x", 0), id), 0);
