@@ -20,11 +20,12 @@
  * before migration 0013, or one from when the cap was higher) goes by
  * rows, STORE_PRUNE_STEP at a time, as the whole log used to.
  *
- * The writer numbers events itself (event_meta 'head', written in the
- * transaction): with one writer and serialized commits, a reader that saw
- * seq N has seen every seq < N, which is what makes "everything after N"
- * gap-free. (PostgreSQL numbers with a counter row updated in the
- * transaction too: store_pg.c.) What the writer knows of the segments is
+ * The writer numbers events itself, from the head it keeps: with one
+ * writer and serialized commits, a reader that saw seq N has seen every
+ * seq < N, which is what makes "everything after N" gap-free. The head is
+ * not stored on its own (since migration 0014): it is the open segment's
+ * last seq, or one before its first when it holds none (sqe_head). (PostgreSQL numbers with a
+ * counter row updated in the transaction too: store_pg.c.) What the writer knows of the segments is
  * read again after a rollback. Reads borrow a reader connection, list the
  * segments in their snapshot and copy every row out.
  */
@@ -56,7 +57,7 @@ struct sq_events {
     sqlite3_stmt *deliver, *hook_insert, *hook_delete, *hook_delete_deliveries, *delivery_update,
         *hook_count, *hook_free, *hook_busy;
     /* the log's shape and retention */
-    sqlite3_stmt *set_head, *seg_close, *seg_reuse, *seg_add, *seg_free, *seg_first, *pending_min,
+    sqlite3_stmt *seg_close, *seg_reuse, *seg_add, *seg_free, *seg_first, *pending_min,
         *del_deliveries, *set_pruned, *add_pruned;
     sqlite3_stmt *insert, *probe, *del_rows; /* on the segment of *_slot */
     int64_t insert_slot, probe_slot, del_rows_slot;
@@ -121,12 +122,12 @@ void sq_events_close(struct store *s) {
     struct sq_events *q = *slot;
     if (!q) return;
     sqlite3_stmt *all[] = {
-        q->deliver,         q->hook_insert, q->hook_delete, q->hook_delete_deliveries,
-        q->delivery_update, q->hook_count,  q->hook_free,   q->hook_busy,
-        q->set_head,        q->seg_close,   q->seg_reuse,   q->seg_add,
-        q->seg_free,        q->seg_first,   q->pending_min, q->del_deliveries,
-        q->set_pruned,      q->add_pruned,  q->insert,      q->probe,
-        q->del_rows,        q->seg_autoinc};
+        q->deliver,         q->hook_insert, q->hook_delete,    q->hook_delete_deliveries,
+        q->delivery_update, q->hook_count,  q->hook_free,      q->hook_busy,
+        q->seg_close,       q->seg_reuse,   q->seg_add,        q->seg_free,
+        q->seg_first,       q->pending_min, q->del_deliveries, q->set_pruned,
+        q->add_pruned,      q->insert,      q->probe,          q->del_rows,
+        q->seg_autoinc};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     free(q->segs);
@@ -209,9 +210,45 @@ static void sqe_push_free(struct sq_events *q, int64_t slot) {
     q->free_slots[q->nfree++] = slot;
 }
 
+/*
+ * The head, the last seq handed out, in the open transaction of db. Events
+ * are appended to the open segment in seq order, and only ever deleted
+ * from the bottom of a segment (retention) or, the open one never, whole;
+ * the open segment starts at the head + 1 when a roll opens it, and
+ * retention moves its first_seq past what it deletes from it. So the
+ * head is its last seq, or its first_seq - 1 when it holds none: written
+ * in the same transactions as the events, without a row of its own that
+ * every batch would rewrite (a page of the WAL a batch).
+ */
+static int sqe_head(sqlite3 *db, int64_t *head) {
+    sqlite3_stmt *st;
+    if (sq_prepare(db,
+                   "SELECT slot, first_seq FROM event_segments"
+                   " WHERE first_seq IS NOT NULL AND last_seq IS NULL",
+                   &st))
+        return TM_EINTERNAL;
+    int rc = sqlite3_step(st);
+    int64_t slot = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    int64_t first = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE)
+            fprintf(stderr, "taskmill: sqlite: event log: no open segment in event_segments\n");
+        else
+            sq_log(db, "event log: the open segment");
+        return TM_EINTERNAL;
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT max(seq) FROM events_%lld", (long long)slot);
+    int64_t last = 0; /* 0 for none: a seq is at least 1 */
+    if ((rc = sq_scalar(db, sql, 0, &last))) return rc;
+    *head = last ? last : first - 1;
+    return 0;
+}
+
 /* The head and the pruned mark, in the open transaction of db. */
 static int sqe_marks(sqlite3 *db, int64_t *head, int64_t *pruned_through) {
-    int rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='head'", 0, head);
+    int rc = sqe_head(db, head);
     if (!rc)
         rc = sq_scalar(db, "SELECT value FROM event_meta WHERE name='pruned_through'", 0,
                        pruned_through);
@@ -433,9 +470,7 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
             *deliveries += (size_t)sqlite3_changes(db);
         }
     }
-    return n ? sqe_scalar(s, &q->set_head, "UPDATE event_meta SET value=?1 WHERE name='head'",
-                          q->head, NULL)
-             : 0;
+    return 0;
 }
 
 /* Whether segment g goes by rows rather than whole. */
