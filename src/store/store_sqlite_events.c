@@ -24,9 +24,10 @@
  * writer and serialized commits, a reader that saw seq N has seen every
  * seq < N, which is what makes "everything after N" gap-free. The head is
  * not stored on its own (since migration 0014): it is the open segment's
- * last seq, or one before its first when it holds none (sqe_head). (PostgreSQL numbers with a
- * counter row updated in the transaction too: store_pg.c.) What the writer knows of the segments is
- * read again after a rollback. Reads borrow a reader connection, list the
+ * last seq, or one before its first when it holds none (sqe_head).
+ * (PostgreSQL numbers with a counter row updated in the transaction:
+ * store_pg.c.) What the writer knows of the segments is read again after
+ * a rollback. Reads borrow a reader connection, list the
  * segments in their snapshot and copy every row out.
  */
 #include <stdio.h>
@@ -53,12 +54,11 @@ struct sqe_seg {
 };
 
 struct sq_events {
-    sqlite3_stmt *seg_autoinc; /* sqe_plain */
     sqlite3_stmt *deliver, *hook_insert, *hook_delete, *hook_delete_deliveries, *delivery_update,
         *hook_count, *hook_free, *hook_busy;
     /* the log's shape and retention */
     sqlite3_stmt *seg_close, *seg_reuse, *seg_add, *seg_free, *seg_first, *pending_min,
-        *del_deliveries, *set_pruned, *add_pruned;
+        *del_deliveries, *set_pruned, *add_pruned, *seg_autoinc;
     sqlite3_stmt *insert, *probe, *del_rows; /* on the segment of *_slot */
     int64_t insert_slot, probe_slot, del_rows_slot;
     int64_t aged_before, aged_seq; /* the last rows-mode age bound searched for, and its answer */
@@ -327,8 +327,8 @@ static int sqe_create_segment(sqlite3 *db, int64_t slot, bool renew) {
  * Segment 1 is the events table of migration 0002, whose seq is
  * AUTOINCREMENT: each batch appended to it also rewrote its row of
  * sqlite_sequence, a page of the WAL a batch. The log numbers its events
- * itself (event_meta's head), so once that table is empty (a new store,
- * or the segment emptied to be used again) it is made again as the other
+ * itself (sqe_head), so once that table is empty (a new store, or the
+ * segment emptied to be used again) it is made again as the other
  * segments are.
  */
 static int sqe_plain(struct store *s, int64_t slot) {
