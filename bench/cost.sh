@@ -88,6 +88,12 @@ stop() {
     wait "$PID" 2>/dev/null
 }
 
+# A failure once the server runs: stop it first.
+fail() {
+    stop
+    die "$@"
+}
+
 # Instructions of the server over one run of n operations.
 instructions() {
     local bin=$1 wl=$2 n=$3
@@ -95,7 +101,7 @@ instructions() {
         --cachegrind-out-file=/dev/null --log-file="$SCRATCH/vg.%p" "$bin"
     # shellcheck disable=SC2046
     "$LOADGEN" --url "http://127.0.0.1:$PORT" $(load_args "$wl" "$n") --timeout 900 \
-        >"$RUN/load" 2>&1 || die "loadgen failed under valgrind: $(tail -2 "$RUN/load")"
+        >"$RUN/load" 2>&1 || fail "loadgen failed under valgrind: $(tail -2 "$RUN/load")"
     stop
     local ir
     ir=$(sed -n 's/.*I *refs: *\([0-9,]*\).*/\1/p' "$SCRATCH/vg.$PID" | tr -d ,)
@@ -113,7 +119,7 @@ syscalls() {
     sleep 0.5
     # shellcheck disable=SC2046
     "$LOADGEN" --url "http://127.0.0.1:$PORT" $(load_args "$wl" "$n") >"$RUN/load" 2>&1 ||
-        die "loadgen failed under strace: $(tail -2 "$RUN/load")"
+        fail "loadgen failed under strace: $(tail -2 "$RUN/load")"
     kill -INT "$tracer"
     wait "$tracer" 2>/dev/null
     stop

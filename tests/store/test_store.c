@@ -941,7 +941,7 @@ static int delivery_set(struct store *s, const struct webhook_delivery *d, const
     return rc;
 }
 
-/* Deliveries queued for a task's events from its webhook, or -1. */
+/* The deliveries queued for webhook `hook` (up to 100), or -1. */
 static int64_t deliveries_of(struct store *s, const char *hook) {
     struct webhook_delivery *d = NULL;
     size_t n = 0;
