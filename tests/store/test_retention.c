@@ -209,50 +209,48 @@ static void test_oversized_segments_go_by_rows(void) {
     store_close(s);
 }
 
-/* On SQLite: 1 when the SQL of table `name` in the database at path has
- * AUTOINCREMENT, 0 when not, -1 when there is no such table. */
-static int autoincrement(const char *path, const char *name) {
+/* On SQLite: the one value `sql` gives (with ?1 bound to `arg` when not
+ * NULL) on the database at path, read on a connection of its own; -1 when
+ * it gives no row or fails. */
+static int64_t sqlite_value(const char *path, const char *sql, const char *arg) {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    int has = -1;
+    int64_t v = -1;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db,
-                           "SELECT instr(upper(sql),'AUTOINCREMENT')>0 FROM sqlite_schema"
-                           " WHERE type='table' AND name=?1",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) has = sqlite3_column_int(st, 0);
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (arg) sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
-    return has;
+    return v;
 }
 
-/* On SQLite: the first seq segment 1 holds (0: free, -1: none). */
-static int64_t slot1_first(const char *path) {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t first = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "SELECT coalesce(first_seq, 0) FROM event_segments WHERE slot=1", -1,
-                           &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        first = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return first;
+/* 1 when table `name`'s SQL has AUTOINCREMENT, 0 when not, -1: no table. */
+static int64_t autoincrement(const char *path, const char *name) {
+    return sqlite_value(path,
+                        "SELECT instr(upper(sql),'AUTOINCREMENT')>0 FROM sqlite_schema"
+                        " WHERE type='table' AND name=?1",
+                        name);
+}
+
+/* The tests of SQLite's segments, on a database file of their own: its
+ * path and URL; false (the test skipped) on PostgreSQL. */
+static bool own_sqlite(const char *name, char path[300], char u[320]) {
+    if (th_backend_is_pg()) {
+        th_skip("segments are SQLite's");
+        return false;
+    }
+    snprintf(path, 300, "%s/%s.db", dir, name);
+    snprintf(u, 320, "sqlite:%s", path);
+    return true;
 }
 
 static void test_the_first_segment_numbers_nothing_itself(void) {
-    if (th_backend_is_pg()) {
-        th_skip("segments are SQLite's");
-        return;
-    }
     /* A new store: migration 0002's events table, AUTOINCREMENT and empty,
      * is made again at the first append, as the other segments are. */
     char path[300], u[320];
-    snprintf(path, sizeof path, "%s/plain.db", dir);
-    snprintf(u, sizeof u, "sqlite:%s", path);
+    if (!own_sqlite("plain", path, u)) return;
     struct store *s = NULL;
     struct store_options opt = {.events_max_age_ms = -1, .events_max_count = 640};
     struct tm_error e;
@@ -292,7 +290,8 @@ static void test_the_first_segment_numbers_nothing_itself(void) {
     int64_t first = 1;
     for (int i = 0; i < 40 && (first == 1 || first == 0); i++) {
         CHECK_INT(submit(s, "plain", 50), 0);
-        first = slot1_first(path);
+        first = sqlite_value(path, "SELECT coalesce(first_seq, 0) FROM event_segments WHERE slot=1",
+                             NULL);
     }
     CHECK(first > 1);
     CHECK_INT(autoincrement(path, "events_1"), 0);
@@ -310,42 +309,13 @@ static void test_the_first_segment_numbers_nothing_itself(void) {
     store_close(s);
 }
 
-/* On SQLite: the rows of the open segment, -1 on error. */
-static int64_t open_segment_rows(const char *path) {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t slot = -1, rows = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db,
-                           "SELECT slot FROM event_segments"
-                           " WHERE first_seq IS NOT NULL AND last_seq IS NULL",
-                           -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        slot = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    st = NULL;
-    char sql[64];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM events_%lld", (long long)slot);
-    if (slot > 0 && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        rows = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return rows;
-}
-
 static void test_the_head_outlives_the_events(void) {
-    if (th_backend_is_pg()) {
-        th_skip("segments are SQLite's");
-        return;
-    }
     /* One open segment of 90 events; then a cap that makes it oversized
      * (so retention goes through it by rows) and an age that all of them
      * pass: retention empties the open segment. The head is not a row of
      * its own: after a restart it must still be 90, not 0. */
     char path[300], u[320];
-    snprintf(path, sizeof path, "%s/head.db", dir);
-    snprintf(u, sizeof u, "sqlite:%s", path);
+    if (!own_sqlite("head", path, u)) return;
     struct store *s = NULL;
     struct store_options big = {.events_max_age_ms = -1, .events_max_count = 6400};
     struct tm_error e;
@@ -363,7 +333,13 @@ static void test_the_head_outlives_the_events(void) {
     CHECK_INT(pruned, 90);
     CHECK_INT(head, 90);
     store_close(s);
-    CHECK_INT(open_segment_rows(path), 0);
+    /* the open segment (slot 1 here, the only one) holds nothing */
+    CHECK_INT(sqlite_value(path,
+                           "SELECT slot FROM event_segments"
+                           " WHERE first_seq IS NOT NULL AND last_seq IS NULL",
+                           NULL),
+              1);
+    CHECK_INT(sqlite_value(path, "SELECT count(*) FROM events_1", NULL), 0);
     CHECK_INT(store_open(u, &small, &s, &e), 0);
     CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
     CHECK_INT(head, 90);
