@@ -394,6 +394,8 @@ static void health_metrics(struct req *r) {
         {"taskmill_webhook_failed_total", "counter", "Webhook deliveries given up.", ws.failed},
         {"taskmill_webhook_retries_total", "counter", "Webhook attempts to retry later.",
          ws.retried},
+        {"taskmill_webhook_wakeups_total", "counter",
+         "Commits that woke the webhook senders: they queued deliveries.", ws.wakeups},
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,

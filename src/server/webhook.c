@@ -73,6 +73,7 @@ struct webhook_sender {
     uint64_t wake_gen; /* under lock: bumped by each wake */
     _Atomic bool stopping;
     _Atomic uint64_t attempts, delivered, failed, retried;
+    _Atomic uint64_t wakeups; /* by commits that queued deliveries */
 };
 
 /* True for an IPv4 address (host order) a webhook must not reach: every
@@ -458,6 +459,8 @@ static int webhook_pick(struct webhook_sender *ws, struct webhook_delivery **out
     return 0;
 }
 
+static void sender_wake(struct webhook_sender *ws);
+
 /* The attempt at d is over: its webhook is free again, its streak updated. */
 static void webhook_done(struct webhook_sender *ws, const struct webhook_delivery *d,
                          enum webhook_outcome how) {
@@ -478,7 +481,7 @@ static void webhook_done(struct webhook_sender *ws, const struct webhook_deliver
     }
     pthread_mutex_unlock(&ws->pick_lock);
     /* Its next delivery may be due: let an idle worker take it. */
-    webhook_sender_wake(ws);
+    sender_wake(ws);
 }
 
 static void *webhook_main(void *arg) {
@@ -530,18 +533,23 @@ struct webhook_sender *webhook_sender_new(struct store *s, const struct events_c
     return ws;
 }
 
-void webhook_sender_wake(void *cls) {
-    struct webhook_sender *ws = cls;
+static void sender_wake(struct webhook_sender *ws) {
     pthread_mutex_lock(&ws->lock);
     ws->wake_gen++;
     pthread_cond_broadcast(&ws->cond);
     pthread_mutex_unlock(&ws->lock);
 }
 
+void webhook_sender_wake(void *cls) {
+    struct webhook_sender *ws = cls;
+    atomic_fetch_add(&ws->wakeups, 1);
+    sender_wake(ws);
+}
+
 void webhook_sender_stop(struct webhook_sender *ws) {
     if (!ws || !ws->nthreads) return;
     atomic_store(&ws->stopping, true);
-    webhook_sender_wake(ws);
+    sender_wake(ws);
     for (int i = 0; i < ws->nthreads; i++)
         pthread_join(ws->threads[i], NULL);
     ws->nthreads = 0;
@@ -563,4 +571,5 @@ void webhook_sender_get_stats(struct webhook_sender *ws, struct webhook_sender_s
     out->delivered = atomic_load(&ws->delivered);
     out->failed = atomic_load(&ws->failed);
     out->retried = atomic_load(&ws->retried);
+    out->wakeups = atomic_load(&ws->wakeups);
 }

@@ -15,9 +15,9 @@
  * when a webhook is created (never resolving a name there), and every
  * address when a connection is opened. Deliveries never use a proxy.
  *
- * Threading: webhook_sender_wake may be called from any thread (the store
- * writer calls it; it never waits for a store read); the rest from the
- * server's start and stop.
+ * Threading: webhook_sender_wake may be called from any thread (the event
+ * hub calls it after a commit, on the store's writer or feed thread; it
+ * never waits for a store read); the rest from the server's start and stop.
  */
 #ifndef TASKMILL_WEBHOOK_H
 #define TASKMILL_WEBHOOK_H
@@ -31,7 +31,8 @@
 struct webhook_sender;
 
 struct webhook_sender *webhook_sender_new(struct store *s, const struct events_config *cfg);
-/* New deliveries were queued: look now. `ws` is a struct webhook_sender. */
+/* A commit queued deliveries: look now (counted as a wake-up). `ws` is a
+ * struct webhook_sender. */
 void webhook_sender_wake(void *ws);
 /* Stops the threads (attempts in flight are abandoned and stay pending). */
 void webhook_sender_stop(struct webhook_sender *ws);
@@ -39,6 +40,7 @@ void webhook_sender_free(struct webhook_sender *ws);
 
 struct webhook_sender_stats {
     uint64_t attempts, delivered, failed, retried;
+    uint64_t wakeups; /* calls of webhook_sender_wake */
 };
 void webhook_sender_get_stats(struct webhook_sender *ws, struct webhook_sender_stats *out);
 

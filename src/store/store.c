@@ -98,6 +98,7 @@ struct store {
     struct feed_local {
         struct store_event *events;
         size_t n;
+        size_t deliveries; /* webhook deliveries the batch queued */
         struct feed_local *next;
     } * local_head, *local_tail;
 
@@ -1359,6 +1360,7 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         struct feed_local *fl = xmalloc(sizeof *fl);
         fl->events = b.events;
         fl->n = b.nevents;
+        fl->deliveries = b.deliveries;
         fl->next = NULL;
         b.events = NULL;
         b.nevents = b.capevents = 0;
@@ -1646,11 +1648,18 @@ static void feed_local_free(struct feed_local *fl) {
     }
 }
 
-/* Hands events on to the listener (and, when `note`, to the writer). */
-static void store_feed_deliver(struct store *s, struct store_event *ev, size_t n, bool note) {
-    size_t deliveries = 0;
+/*
+ * Hands events on to the listener (and, when `note`, to the writer).
+ * `deliveries` is what a batch of ours queued; SIZE_MAX for events read
+ * from the log, whose deliveries are not known here: each event a webhook
+ * could subscribe to counts as one, so the senders look.
+ */
+static void store_feed_deliver(struct store *s, struct store_event *ev, size_t n, bool note,
+                               size_t deliveries) {
+    size_t could = 0;
     for (size_t i = 0; i < n; i++)
-        if ((ev[i].hooks = store_event_hooks(ev[i].kind))) deliveries++;
+        if ((ev[i].hooks = store_event_hooks(ev[i].kind))) could++;
+    if (deliveries == SIZE_MAX) deliveries = could;
     pthread_mutex_lock(&s->lock);
     void (*fn)(void *, const struct store_commit *) = s->listener;
     void *cls = s->listener_cls;
@@ -1686,7 +1695,7 @@ static int store_feed_read(struct store *s) {
     if (p.pruned_through > s->feed_seq && (p.n == 0 || p.events[0].seq > s->feed_seq + 1))
         s->feed_seq = p.pruned_through;
     store_events_resolve(s, p.events, p.n);
-    if (p.n) store_feed_deliver(s, p.events, p.n, true);
+    if (p.n) store_feed_deliver(s, p.events, p.n, true, SIZE_MAX);
     int more = p.n && (p.more || p.n == STORE_FEED_PAGE);
     event_page_release(&p);
     return more;
@@ -1749,7 +1758,8 @@ static void *store_feed_main(void *arg) {
             }
             if (local && local->events[0].seq <= s->feed_seq + 1) {
                 size_t skip = (size_t)(s->feed_seq + 1 - local->events[0].seq);
-                store_feed_deliver(s, local->events + skip, local->n - skip, false);
+                store_feed_deliver(s, local->events + skip, local->n - skip, false,
+                                   local->deliveries);
                 continue;
             }
             if (!local && !need_read) break;

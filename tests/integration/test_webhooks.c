@@ -5,7 +5,8 @@
  * a Livepeer signature it verifies; deliveries listed with their outcome;
  * deliveries pending across a crash of the server are sent after restart;
  * a receiver that accepts and never answers holds up neither another
- * webhook's deliveries nor more than one connection, and is retried.
+ * webhook's deliveries nor more than one connection, and is retried; the
+ * senders are woken only by commits that queued a delivery.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -291,6 +292,50 @@ static void test_failing_receiver_gets_every_event_signed(void) {
     receiver_stop(&rv);
 }
 
+/* One task through claim and completion, without a progress update. */
+static void run_one(struct th_server *srv) {
+    char *id = th_submit(srv, "transcode-file", NULL);
+    char cid[33], tok[33], path[160];
+    CHECK_INT(th_claim(srv, "default", NULL, cid, tok), 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", cid);
+    CHECK_INT(th_http(srv, "POST", path, "{\"lease_token\":\"%s\"}", tok)->status, 200);
+    free(id);
+}
+
+/* The senders are woken by a commit only when it queued a delivery: not
+ * by every event some webhook could subscribe to (each wake-up makes every
+ * sender read the store). */
+static void test_senders_wake_for_deliveries_only(void) {
+    struct receiver rv;
+    CHECK(receiver_start(&rv) == 0);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", NULL) == 0);
+    for (int i = 0; i < 3; i++)
+        run_one(&srv);
+    char *hook = create_webhook(&srv, rv.port, "[\"task.completed\"]");
+    CHECK(hook);
+    /* Submits and claims queue nothing for this webhook; the completion
+     * queues one delivery. Events reach the senders in commit order, so
+     * once that delivery has woken them, every earlier commit has passed. */
+    for (int i = 0; i < 3; i++)
+        free(th_submit(&srv, "transcode-file", NULL));
+    char cid[33], tok[33], path[160];
+    CHECK_INT(th_claim(&srv, "default", NULL, cid, tok), 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", cid);
+    CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok)->status, 200);
+    CHECK(wait_seen(&rv, 1, 20000));
+    WAIT_UNTIL(th_metric(&srv, "taskmill_webhook_wakeups_total") >= 1, 10000,
+               "the completion's commit woke the senders");
+    CHECK_INT(th_metric(&srv, "taskmill_webhook_wakeups_total"), 1);
+    pthread_mutex_lock(&rv.lock);
+    CHECK_INT(rv.nseen, 1);
+    CHECK_STR(rv.events[0], "task.completed");
+    pthread_mutex_unlock(&rv.lock);
+    free(hook);
+    th_server_free(&srv);
+    receiver_stop(&rv);
+}
+
 static void test_restart_during_delivery_loses_nothing(void) {
     struct receiver rv;
     CHECK(receiver_start(&rv) == 0);
@@ -427,6 +472,8 @@ static void test_black_hole_holds_up_no_other_webhook(void) {
 static const struct th_test tests[] = {
     {"create, list, delete; private destinations refused", test_crud_and_private_refused},
     {"a failing receiver gets every event, signed", test_failing_receiver_gets_every_event_signed},
+    {"senders are woken only by commits that queued deliveries",
+     test_senders_wake_for_deliveries_only},
     {"a restart during delivery loses nothing", test_restart_during_delivery_loses_nothing},
     {"a black-hole receiver holds up no other webhook", test_black_hole_holds_up_no_other_webhook},
     {NULL, NULL},
