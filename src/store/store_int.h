@@ -190,6 +190,9 @@ struct store_backend {
      * transaction, so concurrent batches number in turn), so a reader that
      * has seen seq N has seen every seq below it. A shared backend also
      * announces the new head to the other nodes at commit (NOTIFY).
+     * The seqs and *deliveries may be set only by the time commit returns
+     * (PostgreSQL sends the statement ahead and reads it with the COMMIT):
+     * evs and deliveries must stay where they are until then.
      */
     int (*events_append)(struct store *s, struct store_event *evs, size_t n, size_t *deliveries);
     /* Reads the retention state, locking it (PostgreSQL: FOR UPDATE on the

@@ -249,11 +249,51 @@ static void pg_notice(void *arg, const char *message) {
     fprintf(stderr, "taskmill: postgres: %s", message);
 }
 
+/*
+ * Statements sent ahead. The writer sends the statements of a batch whose
+ * results it does not need at once (BEGIN, the kept updates, inserts, the
+ * statistics and counts, the event append) in libpq's pipeline mode, and
+ * reads their results with the next statement that waits for its own: a
+ * batch of submits or completions then takes one round trip to the
+ * server, its COMMIT, instead of one per statement. The server stops at
+ * the first failure and skips the rest up to the sync, so the statement
+ * that waits fails with the first failure's code, as the transaction
+ * does.
+ */
+struct pg_ahead {
+    const char *sql; /* for messages */
+    int prepare;     /* the Prepare of this statement id, or -1 */
+    int (*done)(struct pg_conn *c, PGresult *r, void *arg);
+    void *arg; /* free()d after done, or instead of it */
+};
+
+static int pg_tx_flush(struct pg_conn *c);
+static void pg_tx_clear(struct pg_tx *tx);
+
+/* Sends a sync after this many statements sent ahead. */
+#define PG_AHEAD_MAX 256
+
+static void pg_ahead_clear(struct pg_conn *c) {
+    for (size_t i = 0; i < c->nahead; i++)
+        free(c->ahead[i].arg);
+    c->nahead = 0;
+}
+
+static void pg_ahead_add(struct pg_conn *c, const char *sql, int prepare,
+                         int (*done)(struct pg_conn *, PGresult *, void *), void *arg) {
+    if (c->nahead == c->capahead) {
+        c->capahead = c->capahead ? 2 * c->capahead : 16;
+        c->ahead = xrealloc(c->ahead, c->capahead * sizeof *c->ahead);
+    }
+    c->ahead[c->nahead++] = (struct pg_ahead){sql, prepare, done, arg};
+}
+
 /* Closes a connection that broke; it is reopened on a later call. */
 static void pg_conn_drop(struct pg_conn *c) {
     if (c->pg) PQfinish(c->pg);
     c->pg = NULL;
     memset(c->prepared, 0, sizeof c->prepared);
+    pg_ahead_clear(c);
 }
 
 /* The first line of a libpq message, for one-line logs. */
@@ -301,35 +341,45 @@ static int pg_classify(struct pg_conn *c, const PGresult *r, const char *sql) {
     return TM_EINTERNAL;
 }
 
-/* Waits (at most timeout_ms) for the results of the command just sent;
- * keeps the first error, else the last result. */
-static int pg_wait(struct pg_conn *c, const char *sql, int64_t timeout_ms, PGresult **res) {
+/* Waits (until deadline) for libpq's next result: NULL ends one
+ * statement's results. 0, or TM_EUNAVAILABLE with the connection closed. */
+static int pg_next(struct pg_conn *c, const char *sql, int64_t deadline, PGresult **res) {
     *res = NULL;
-    int64_t deadline = time_mono_ms() + timeout_ms;
-    PGresult *keep = NULL;
-    for (;;) {
-        while (PQisBusy(c->pg)) {
-            int64_t left = deadline - time_mono_ms();
-            if (left <= 0) {
-                char what[80];
-                pg_what(what, sizeof what, sql);
-                pg_log(c, what, "no answer in time; closing the connection");
-                PQclear(keep);
-                pg_conn_drop(c);
-                return TM_EUNAVAILABLE;
-            }
-            struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
-            int n = poll(&pfd, 1, (int)(left < 1000 ? left : 1000));
-            if ((n < 0 && errno != EINTR) ||
-                (n > 0 && !PQconsumeInput(c->pg) && PQstatus(c->pg) == CONNECTION_OK)) {
-                pg_log(c, "read", n < 0 ? strerror(errno) : PQerrorMessage(c->pg));
-                PQclear(keep);
-                pg_conn_drop(c);
-                return TM_EUNAVAILABLE;
-            }
-            /* A lost connection is no longer busy: PQgetResult says why. */
+    while (PQisBusy(c->pg)) {
+        int64_t left = deadline - time_mono_ms();
+        if (left <= 0) {
+            char what[80];
+            pg_what(what, sizeof what, sql);
+            pg_log(c, what, "no answer in time; closing the connection");
+            pg_conn_drop(c);
+            return TM_EUNAVAILABLE;
         }
-        PGresult *r = PQgetResult(c->pg);
+        struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
+        int n = poll(&pfd, 1, (int)(left < 1000 ? left : 1000));
+        if ((n < 0 && errno != EINTR) ||
+            (n > 0 && !PQconsumeInput(c->pg) && PQstatus(c->pg) == CONNECTION_OK)) {
+            pg_log(c, "read", n < 0 ? strerror(errno) : PQerrorMessage(c->pg));
+            pg_conn_drop(c);
+            return TM_EUNAVAILABLE;
+        }
+        /* A lost connection is no longer busy: PQgetResult says why. */
+    }
+    *res = PQgetResult(c->pg);
+    return 0;
+}
+
+/* Reads one statement's results: keeps the first error, else the last
+ * result (NULL: none came). 0, or TM_EUNAVAILABLE as pg_next. */
+static int pg_collect(struct pg_conn *c, const char *sql, int64_t deadline, PGresult **res) {
+    PGresult *keep = NULL;
+    *res = NULL;
+    for (;;) {
+        PGresult *r;
+        int rc = pg_next(c, sql, deadline, &r);
+        if (rc) {
+            PQclear(keep);
+            return rc;
+        }
         if (!r) break;
         bool keep_is_error = keep && PQresultStatus(keep) != PGRES_COMMAND_OK &&
                              PQresultStatus(keep) != PGRES_TUPLES_OK;
@@ -341,7 +391,18 @@ static int pg_wait(struct pg_conn *c, const char *sql, int64_t timeout_ms, PGres
         }
         if (PQstatus(c->pg) != CONNECTION_OK) break;
     }
-    int rc = pg_classify(c, keep, sql);
+    *res = keep;
+    return 0;
+}
+
+/* Waits (at most timeout_ms) for the results of the command just sent;
+ * keeps the first error, else the last result. */
+static int pg_wait(struct pg_conn *c, const char *sql, int64_t timeout_ms, PGresult **res) {
+    *res = NULL;
+    PGresult *keep = NULL;
+    int rc = pg_collect(c, sql, time_mono_ms() + timeout_ms, &keep);
+    if (rc) return rc;
+    rc = pg_classify(c, keep, sql);
     if (rc) {
         PQclear(keep);
         if (!c->err) c->err = rc;
@@ -384,11 +445,86 @@ static int pg_send_failed(struct pg_conn *c, const char *sql) {
     return rc;
 }
 
+/* A send in pipeline mode failed: the pipeline's state is unknown, so the
+ * connection is closed (the server rolls the transaction back). */
+static int pg_pipe_failed(struct pg_conn *c, const char *sql) {
+    int rc = pg_send_failed(c, sql);
+    if (c->pg) pg_conn_drop(c);
+    if (!c->err) c->err = rc ? rc : TM_EUNAVAILABLE;
+    return rc ? rc : TM_EUNAVAILABLE;
+}
+
+/*
+ * Ends the pipeline: sends the sync, reads the result of every statement
+ * sent ahead (each to its done) and then, when sql is not NULL, the
+ * caller's own statement sent last (into *res), and leaves pipeline mode.
+ * Returns 0 or the first failure's code; the statements after a failure
+ * did not run.
+ */
+static int pg_sync(struct pg_conn *c, const char *sql, int64_t timeout_ms, PGresult **res) {
+    *res = NULL;
+    const char *what = sql ? sql : "the statements sent ahead";
+    if (!PQpipelineSync(c->pg)) return pg_pipe_failed(c, what);
+    int rc = pg_flush(c, what, timeout_ms);
+    if (rc) return pg_pipe_failed(c, what);
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    int first = 0;
+    size_t n = c->nahead;
+    for (size_t i = 0; i < n + (sql ? 1 : 0); i++) {
+        const char *stmt = i < n ? c->ahead[i].sql : sql;
+        PGresult *r = NULL;
+        if ((rc = pg_collect(c, stmt, deadline, &r))) return pg_pipe_failed(c, stmt);
+        if (r && PQresultStatus(r) == PGRES_PIPELINE_ABORTED) { /* after the first failure */
+            PQclear(r);
+            continue;
+        }
+        int e = pg_classify(c, r, stmt);
+        if (!c->pg) { /* the connection broke */
+            PQclear(r);
+            return pg_pipe_failed(c, stmt);
+        }
+        if (!e && i < n && c->ahead[i].done) e = c->ahead[i].done(c, r, c->ahead[i].arg);
+        if (e) {
+            if (!first) first = e;
+            if (i < n && c->ahead[i].prepare >= 0) c->prepared[c->ahead[i].prepare] = false;
+            PQclear(r);
+        } else if (i < n) {
+            PQclear(r);
+        } else {
+            *res = r;
+        }
+    }
+    PGresult *r = NULL;
+    if ((rc = pg_next(c, what, deadline, &r))) return pg_pipe_failed(c, what);
+    bool synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    pg_ahead_clear(c);
+    if (!synced || !PQexitPipelineMode(c->pg)) {
+        pg_log(c, "pipeline", synced ? PQerrorMessage(c->pg) : "no sync where one was due");
+        PQclear(*res);
+        *res = NULL;
+        return pg_pipe_failed(c, what);
+    }
+    if (first) {
+        PQclear(*res);
+        *res = NULL;
+        if (!c->err) c->err = first;
+        pg_tx_clear(c->tx); /* the transaction is lost */
+    }
+    return first;
+}
+
 static int pg_exec(struct pg_conn *c, const char *name, const char *sql, int n,
                    const char *const *v, const int *len, const int *fmt, int64_t timeout_ms,
                    PGresult **res) {
     *res = NULL;
     if (!c->pg) return TM_EUNAVAILABLE;
+    if (c->nahead) { /* last in the pipeline, then the sync */
+        int ok = name ? PQsendQueryPrepared(c->pg, name, n, v, len, fmt, 0)
+                      : PQsendQueryParams(c->pg, sql, n, NULL, v, len, fmt, 0);
+        if (!ok) return pg_pipe_failed(c, sql);
+        return pg_sync(c, sql, timeout_ms, res);
+    }
     int ok;
     if (name)
         ok = PQsendQueryPrepared(c->pg, name, n, v, len, fmt, 0);
@@ -400,9 +536,6 @@ static int pg_exec(struct pg_conn *c, const char *name, const char *sql, int n,
     int rc = pg_flush(c, sql, timeout_ms);
     return rc ? rc : pg_wait(c, sql, timeout_ms, res);
 }
-
-static int pg_tx_flush(struct pg_conn *c);
-static void pg_tx_clear(struct pg_tx *tx);
 
 /* Whether a writer statement could read a row whose update the writer
  * keeps (pg_tx_flush), so that the update must be written first: every
@@ -424,6 +557,11 @@ int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *
     if (!c->pg) return TM_EUNAVAILABLE;
     char name[16];
     snprintf(name, sizeof name, "tm%d", (int)st->id);
+    if (!c->prepared[st->id] && c->nahead) { /* the Prepare goes ahead too */
+        if (!PQsendPrepare(c->pg, name, st->sql, 0, NULL)) return pg_pipe_failed(c, st->sql);
+        c->prepared[st->id] = true;
+        pg_ahead_add(c, st->sql, (int)st->id, NULL, NULL);
+    }
     if (!c->prepared[st->id]) {
         if (!PQsendPrepare(c->pg, name, st->sql, 0, NULL)) return pg_send_failed(c, st->sql);
         PGresult *r = NULL;
@@ -435,6 +573,65 @@ int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *
     }
     return pg_exec(c, name, st->sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                    p ? p->fmt : NULL, PG_CALL_TIMEOUT_MS, res);
+}
+
+/* pg_run_ahead's send; sql alone (st NULL) is a command by text. */
+static int pg_send_ahead(struct pg_conn *c, const struct pg_stmt *st, const char *sql,
+                         const struct pg_params *p,
+                         int (*done)(struct pg_conn *, PGresult *, void *), void *arg) {
+    if (c->tx && (!st || pg_stmt_sees_kept(st->id))) {
+        int rc = pg_tx_flush(c);
+        if (rc) {
+            free(arg);
+            return rc;
+        }
+    }
+    if (c->nahead >= PG_AHEAD_MAX) {
+        PGresult *r;
+        int rc = pg_sync(c, NULL, PG_CALL_TIMEOUT_MS, &r);
+        if (rc) {
+            free(arg);
+            return rc;
+        }
+    }
+    if (!c->pg) {
+        free(arg);
+        return TM_EUNAVAILABLE;
+    }
+    if (!c->nahead && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->pg)) {
+        free(arg);
+        return pg_pipe_failed(c, st ? st->sql : sql);
+    }
+    int ok;
+    if (st) {
+        char name[16];
+        snprintf(name, sizeof name, "tm%d", (int)st->id);
+        if (!c->prepared[st->id]) {
+            if (!PQsendPrepare(c->pg, name, st->sql, 0, NULL)) {
+                free(arg);
+                return pg_pipe_failed(c, st->sql);
+            }
+            c->prepared[st->id] = true;
+            pg_ahead_add(c, st->sql, (int)st->id, NULL, NULL);
+        }
+        ok = PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                                 p ? p->fmt : NULL, 0);
+        sql = st->sql;
+    } else {
+        ok = PQsendQueryParams(c->pg, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
+                               p ? p->fmt : NULL, 0);
+    }
+    if (!ok) {
+        free(arg);
+        return pg_pipe_failed(c, sql);
+    }
+    pg_ahead_add(c, sql, -1, done, arg);
+    return 0;
+}
+
+int pg_run_ahead(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p,
+                 int (*done)(struct pg_conn *c, PGresult *r, void *arg), void *arg) {
+    return pg_send_ahead(c, st, NULL, p, done, arg);
 }
 
 int pg_run_cmd(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p) {
@@ -910,18 +1107,24 @@ static unsigned pg_col_oid(const struct store_col *c) {
     }
 }
 
-/* The end of a flush statement that ran with rc and should have written
- * n kept rows. Every kept row is locked by this transaction, so none can
- * be gone; on a failure the transaction's state is dropped. */
-static int pg_tx_flushed(struct pg_conn *c, int rc, PGresult *r, size_t n) {
-    if (rc == 0 && strtoull(PQcmdTuples(r), NULL, 10) != n) {
-        char why[96];
-        snprintf(why, sizeof why, "%s of %zu kept rows written", PQcmdTuples(r), n);
-        pg_log(c, "flush", why);
-        rc = TM_EINTERNAL;
-        if (!c->err) c->err = rc;
-    }
-    PQclear(r);
+/* The end of a flush statement that should have written *arg kept rows.
+ * Every kept row is locked by this transaction, so none can be gone. */
+static int pg_tx_flushed(struct pg_conn *c, PGresult *r, void *arg) {
+    size_t n = *(size_t *)arg;
+    if (strtoull(PQcmdTuples(r), NULL, 10) == n) return 0;
+    char why[96];
+    snprintf(why, sizeof why, "%s of %zu kept rows written", PQcmdTuples(r), n);
+    pg_log(c, "flush", why);
+    return TM_EINTERNAL;
+}
+
+/* Sends st (a flush of n kept rows) ahead; on a failure the transaction
+ * is lost and its state dropped. */
+static int pg_tx_flush_send(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p,
+                            size_t n) {
+    size_t *arg = xmalloc(sizeof *arg);
+    *arg = n;
+    int rc = pg_run_ahead(c, st, p, pg_tx_flushed, arg);
     if (rc) pg_tx_clear(c->tx);
     return rc;
 }
@@ -933,14 +1136,12 @@ static int pg_tx_flush_row(struct pg_conn *c, struct pg_row *row) {
     struct pg_params p;
     pgp_init(&p);
     pg_task_params(&p, row->t);
-    PGresult *r = NULL;
-    int rc = pg_run(c, &c->tx->q->st_update, &p, &r);
-    return pg_tx_flushed(c, rc, r, 1);
+    return pg_tx_flush_send(c, &c->tx->q->st_update, &p, 1);
 }
 
-/* Writes every kept update in one statement (none: nothing). On a failure
- * the transaction is lost: its state is dropped, and the caller's
- * statement fails with the flush's code. */
+/* Writes every kept update in one statement (none: nothing), sent ahead:
+ * a failure fails the statement that reads it, and the transaction is
+ * lost, its state dropped. */
 static int pg_tx_flush(struct pg_conn *c) {
     struct pg_tx *tx = c->tx;
     if (!tx || !tx->ndirty) return 0;
@@ -971,11 +1172,10 @@ static int pg_tx_flush(struct pg_conn *c) {
     pgp_init(&p);
     for (size_t k = 0; k < ncols; k++)
         pgp_bin(&p, a[k].p, a[k].len);
-    PGresult *r = NULL;
-    int rc = pg_run(c, &q->st_flush, &p, &r);
+    int rc = pg_tx_flush_send(c, &q->st_flush, &p, n);
     for (size_t k = 0; k < ncols; k++)
         buf_release(&a[k]);
-    return pg_tx_flushed(c, rc, r, n);
+    return rc;
 }
 
 /* ---- Migrations ---- */
@@ -1126,6 +1326,7 @@ static void pg_close(struct store *s) {
     if (q->writer.pg && PQtransactionStatus(q->writer.pg) != PQTRANS_IDLE)
         pg_cmd(&q->writer, "ROLLBACK");
     pg_conn_drop(&q->writer);
+    free(q->writer.ahead);
     pg_conn_drop(&q->listener);
     while (q->pool) {
         struct pg_conn *c = q->pool;
@@ -1159,7 +1360,9 @@ static int pg_begin(struct store *s) {
     int rc = pg_writer_ready(q);
     if (rc) return rc;
     q->writer.err = 0;
-    return pg_cmd(&q->writer, "BEGIN ISOLATION LEVEL READ COMMITTED");
+    /* Ahead: it reaches the server with the batch's first statement. */
+    return pg_send_ahead(&q->writer, NULL, "BEGIN ISOLATION LEVEL READ COMMITTED", NULL, NULL,
+                         NULL);
 }
 
 /* Retention's transaction: its commit does not wait for the WAL flush
@@ -1201,7 +1404,10 @@ static int pg_commit(struct store *s) {
 static void pg_rollback(struct store *s) {
     struct pg_conn *c = &pq(s)->writer;
     pg_tx_clear(c->tx);
-    if (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE) pg_cmd(c, "ROLLBACK");
+    /* Twice at most: a ROLLBACK sent after statements sent ahead does not
+     * run when one of them failed, and the transaction is left failed. */
+    for (int i = 0; i < 2 && c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE; i++)
+        pg_cmd(c, "ROLLBACK");
 }
 
 /* pg_cmd writes the kept updates first: a rollback to it drops every one
@@ -1356,7 +1562,10 @@ static int pg_insert(struct store *s, const struct task *t) {
     struct pg_params p;
     pgp_init(&p);
     pg_task_params(&p, t);
-    int rc = pg_run_cmd(&q->writer, &q->st_insert, &p);
+    /* With an idempotency key the caller must see a lost race on the key
+     * (TM_ECONFLICT) from this insert itself, under its savepoint. */
+    int rc = t->idempotency_key ? pg_run_cmd(&q->writer, &q->st_insert, &p)
+                                : pg_run_ahead(&q->writer, &q->st_insert, &p, NULL, NULL);
     if (rc) return rc;
     pg_tx_set(q->tx, t->id, task_clone(t));
     pg_tx_drop_candidates(q->tx); /* it may come before them */
@@ -1583,9 +1792,7 @@ static int pg_stats_add(struct store *s, const char *node, const struct store_st
     pgp_text(&p, node);
     for (int i = 0; i < 9; i++)
         pgp_bin(&p, a[i].p, a[i].len);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_stats_add, &p, &r);
-    PQclear(r);
+    int rc = pg_run_ahead(&pq(s)->writer, &st_stats_add, &p, NULL, NULL);
     for (int i = 0; i < 9; i++)
         buf_release(&a[i]);
     return rc;
@@ -1608,9 +1815,7 @@ static int pg_counts_add(struct store *s, const struct store_count_add *v, size_
     pgp_init(&p);
     for (int i = 0; i < 5; i++)
         pgp_bin(&p, a[i].p, a[i].len);
-    PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_counts_add, &p, &r);
-    PQclear(r);
+    int rc = pg_run_ahead(&pq(s)->writer, &st_counts_add, &p, NULL, NULL);
     for (int i = 0; i < 5; i++)
         buf_release(&a[i]);
     return rc;

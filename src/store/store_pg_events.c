@@ -66,6 +66,28 @@ static const struct pg_stmt st_append = {
     " note AS (SELECT pg_notify('taskmill_events', h.value::text) FROM h)"
     " SELECT h.value, (SELECT count(*) FROM dl), (SELECT count(*) FROM note) FROM h"};
 
+/* What an append sent ahead numbers when its result comes (at the COMMIT). */
+struct appended {
+    struct store_event *evs;
+    size_t n, *deliveries;
+};
+
+static int pg_appended(struct pg_conn *c, PGresult *r, void *arg) {
+    (void)c;
+    struct appended *ap = arg;
+    if (PQntuples(r) != 1) {
+        fprintf(stderr, "taskmill: postgres: writer: the event_meta row 'head' is missing\n");
+        return TM_EINTERNAL;
+    }
+    int64_t head = pg_int(r, 0, 0);
+    *ap->deliveries = (size_t)pg_int(r, 0, 1);
+    for (size_t i = 0; i < ap->n; i++)
+        ap->evs[i].seq = head - (int64_t)ap->n + 1 + (int64_t)i;
+    return 0;
+}
+
+/* Sent ahead: the seqs and *deliveries are set when the COMMIT's answer
+ * comes (store_int.h). */
 int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries) {
     *deliveries = 0;
     if (n == 0) return 0;
@@ -101,22 +123,12 @@ int pg_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
     pgp_int(&p, (int64_t)n);
     for (int i = 0; i < 13; i++)
         pgp_bin(&p, a[i].p, a[i].len);
-    PGresult *r;
-    int rc = pg_run(pg_writer(s), &st_append, &p, &r);
+    struct appended *ap = xmalloc(sizeof *ap);
+    *ap = (struct appended){evs, n, deliveries};
+    int rc = pg_run_ahead(pg_writer(s), &st_append, &p, pg_appended, ap);
     for (int i = 0; i < 13; i++)
         buf_release(&a[i]);
-    if (rc) return rc;
-    if (PQntuples(r) != 1) {
-        fprintf(stderr, "taskmill: postgres: writer: the event_meta row 'head' is missing\n");
-        PQclear(r);
-        return TM_EINTERNAL;
-    }
-    int64_t head = pg_int(r, 0, 0);
-    *deliveries = (size_t)pg_int(r, 0, 1);
-    PQclear(r);
-    for (size_t i = 0; i < n; i++)
-        evs[i].seq = head - (int64_t)n + 1 + (int64_t)i;
-    return 0;
+    return rc;
 }
 
 /* ---- Retention (writer) ---- */

@@ -75,6 +75,7 @@ struct pg_stmt {
 };
 
 struct pg_tx;
+struct pg_ahead;
 
 /* One connection and the statements prepared on it. */
 struct pg_conn {
@@ -87,6 +88,11 @@ struct pg_conn {
      * pg_run and pg_run_sql write first when a statement could see them
      * (store_pg.c, "the batch's rows"). NULL on readers and the listener. */
     struct pg_tx *tx;
+    /* The writer: statements sent ahead in pipeline mode (pg_run_ahead),
+     * whose results are read with the next statement that waits for its
+     * own (store_pg.c, "statements sent ahead"). */
+    struct pg_ahead *ahead;
+    size_t nahead, capahead;
 };
 
 /* Parameters of one statement, sent as text unless pgp_bin'd. */
@@ -131,6 +137,20 @@ void pga_null(struct buf *b);
 /* Runs a prepared statement (preparing it on this connection first);
  * on 0, *res holds the rows (PQclear it). */
 int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p, PGresult **res);
+/*
+ * The writer's pg_run without the wait: sends st ahead in pipeline mode
+ * and returns. Its result is read with the next statement that waits for
+ * its own (pg_run, pg_run_sql; in a batch at the latest the COMMIT) and
+ * handed to done (NULL: a command whose rows do not matter), which returns
+ * 0 or a TM_E code. arg (may be NULL) is free()d after done, or instead
+ * of it when st failed or did not run. A failure fails that later
+ * statement, with the code of the first failure. Only for statements
+ * whose failure fails the whole batch: never one a caller must see fail
+ * by itself (an insert under a savepoint). Parameters are borrowed for
+ * the call only.
+ */
+int pg_run_ahead(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p,
+                 int (*done)(struct pg_conn *c, PGresult *r, void *arg), void *arg);
 /* pg_run for a statement whose rows, if any, do not matter. */
 int pg_run_cmd(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p);
 /* pg_run for one integer: the first row's first column (0 for no row, or NULL). */

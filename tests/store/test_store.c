@@ -2003,6 +2003,92 @@ static void test_batch_retried_after_deadlock(void) {
     store_close(s);
 }
 
+/* ---- A statement sent ahead that fails fails its batch ---- */
+
+/* PostgreSQL sends a batch's inserts, kept updates, statistics and events
+ * ahead and reads their answers with its COMMIT (storage.md, "statements
+ * sent ahead"). An insert refused there (a trigger of the test's) must fail
+ * every op of the batch, store none of it, and leave the writer able to
+ * run the next batch. */
+static void test_failure_sent_ahead_fails_the_batch(void) {
+    if (strncmp(url, "postgres", 8) != 0) {
+        th_skip("statements sent ahead are PostgreSQL's");
+        return;
+    }
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    char id[ID_LEN + 1], cid[ID_LEN + 1], tok[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("ah", "ahq", "x", 0), id), 0);
+    CHECK_INT(claim(s, "ah", "ahq", NULL, 60000, 0, cid, tok), 0);
+    CHECK_STR(cid, id);
+    struct task *before = get(s, "ah", id);
+    CHECK(before);
+    if (!before) return;
+    struct tm_error e;
+    err_clear(&e);
+    int64_t head0 = 0, pruned = 0;
+    CHECK_INT(store_events_head(s, &head0, &pruned, &e), 0);
+    PGconn *x = PQconnectdb(url);
+    CHECK(PQstatus(x) == CONNECTION_OK);
+    PQclear(pg_exec_ok(x,
+                       "CREATE FUNCTION tm_test_refuse() RETURNS trigger LANGUAGE plpgsql"
+                       " AS $$BEGIN RAISE EXCEPTION 'refused by the test'; END$$"));
+    PQclear(pg_exec_ok(x,
+                       "CREATE TRIGGER tm_test_refuse BEFORE INSERT ON tasks"
+                       " FOR EACH ROW EXECUTE FUNCTION tm_test_refuse()"));
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) PQclear(pg_exec_ok(x, "DROP TRIGGER tm_test_refuse ON tasks"));
+        /* One batch: a heartbeat (its row preloaded, its update kept and
+         * sent ahead), then a submit (its insert sent ahead). */
+        struct store_op ops[2];
+        id_op_init(&ops[0], STORE_OP_HEARTBEAT, "ah", id, tok);
+        ops[0].lease_ms = 60000;
+        ops[0].has_progress = true;
+        ops[0].progress.has_processed = true;
+        ops[0].progress.processed = 7;
+        store_op_init(&ops[1], STORE_OP_CREATE);
+        ops[1].tasks = xmalloc(sizeof *ops[1].tasks);
+        ops[1].tasks[0] = new_task("ah", "ahq", "y", 0);
+        ops[1].ntasks = 1;
+        run_one_batch(s, ops, 2);
+        PGresult *r = pg_exec_ok(x, "SELECT count(*) FROM tasks WHERE namespace = 'ah'");
+        int ntasks = r ? atoi(PQgetvalue(r, 0, 0)) : -1;
+        PQclear(r);
+        struct task *t = get(s, "ah", id);
+        CHECK(t);
+        int64_t head = 0;
+        CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+        if (round == 0) {
+            CHECK(ops[0].err.code != 0);
+            CHECK(ops[1].err.code != 0);
+            CHECK_INT(ntasks, 1);
+            CHECK(t && t->version == before->version && t->progress.processed == 0);
+            CHECK_INT(head, head0);
+        } else {
+            CHECK_INT(ops[0].err.code, 0);
+            CHECK_INT(ops[1].err.code, 0);
+            CHECK_INT(ntasks, 2);
+            CHECK(t && t->version == before->version + 1 && t->progress.processed == 7);
+            /* Numbered right after the head: the refused batch took no seq. */
+            CHECK_INT(head, head0 + 2);
+            struct event_page p = {0};
+            CHECK_INT(store_events_read(s, "ah", NULL, head0, 10, 0, &p, &e), 0);
+            CHECK_INT(p.n, 2);
+            for (size_t i = 0; i < p.n; i++)
+                CHECK_INT(p.events[i].seq, head0 + 1 + (int64_t)i);
+            event_page_release(&p);
+        }
+        task_free(t);
+        store_op_release(&ops[0]);
+        store_op_release(&ops[1]);
+    }
+    PQclear(pg_exec_ok(x, "DROP FUNCTION tm_test_refuse()"));
+    PQfinish(x);
+    task_free(before);
+    store_close(s);
+}
+
 static const struct th_test tests[] = {
     {"create and read back; namespaces", test_create_and_read_back},
     {"idempotency keys are per namespace", test_idempotency_per_namespace},
@@ -2036,6 +2122,8 @@ static const struct th_test tests[] = {
     {"two stores claiming and completing batches: each task once, no update lost",
      test_two_stores_work_batches},
     {"a batch that loses a deadlock is applied again, once", test_batch_retried_after_deadlock},
+    {"a statement sent ahead that fails fails its batch, which stores nothing",
+     test_failure_sent_ahead_fails_the_batch},
     {NULL, NULL},
 };
 
