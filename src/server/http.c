@@ -98,7 +98,19 @@ void reply_add_location(struct req *r, const char *collection, const char *id) {
     reply_add_header(r, "Location", loc);
 }
 
+static void token_waiters_give(struct server *srv, const char *id);
+
+/* The request no longer waits: its places among the waiting requests are
+ * free again. At the reply, so that a client that has its answer can wait
+ * again at once; and when the request ends without one. */
+static void req_waiter_release(struct req *r) {
+    if (r->waiter_counted) atomic_fetch_sub(&r->srv->waiters, 1);
+    if (r->waiter_token_counted) token_waiters_give(r->srv, r->token_id);
+    r->waiter_counted = r->waiter_token_counted = false;
+}
+
 static void reply_send(struct req *r, int status, char *body, size_t len, const char *type) {
+    req_waiter_release(r);
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -606,8 +618,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
                                   (unsigned)r->srv->cfg.limits.idle_timeout_seconds);
     auth_wait_remove(r);
     store_op_release(&r->op);
-    if (r->waiter_counted) atomic_fetch_sub(&r->srv->waiters, 1);
-    if (r->waiter_token_counted) token_waiters_give(r->srv, r->token_id);
+    req_waiter_release(r);
     free(r->ns_owned);
     if (r->owned_free) r->owned_free(r->owned);
     json_decref(r->json);
