@@ -350,6 +350,65 @@ static void test_the_head_outlives_the_events(void) {
     store_close(s);
 }
 
+/* Runs sql on a connection of the test's own; false (reported) on a failure. */
+static bool sqlite_exec(const char *path, const char *sql) {
+    sqlite3 *db = NULL;
+    char *err = NULL;
+    bool ok = sqlite3_open(path, &db) == SQLITE_OK &&
+              sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK;
+    if (!ok) th_fail(__FILE__, __LINE__, "%s: %s", sql, err ? err : sqlite3_errmsg(db));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return ok;
+}
+
+static void test_a_failed_roll_leaves_the_log_as_it_was(void) {
+    /* A batch whose append fills the open segment and starts the next
+     * one (a new table, then its row in event_segments) fails right
+     * there: a trigger of the test's refuses the row. The rollback takes
+     * the new table with it; the writer must forget what it knew of the
+     * segments, and the next batch makes the table again, numbers on from
+     * the head, and the log reads back whole. */
+    char path[300], u[320];
+    if (!own_sqlite("rollfail", path, u)) return;
+    struct store *s = NULL;
+    struct store_options opt = {.events_max_age_ms = -1, .events_max_count = 640};
+    struct tm_error e;
+    CHECK_INT(store_open(u, &opt, &s, &e), 0);
+    CHECK_INT(submit(s, "rollfail", 5), 0);
+    int64_t head = 0, pruned = 0;
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK_INT(head, 5);
+    CHECK(sqlite_exec(path,
+                      "CREATE TRIGGER tm_test_refuse BEFORE INSERT ON event_segments"
+                      " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"));
+    /* Segments of 10: the sixth event of these fills slot 1, the 11th
+     * needs slot 2. */
+    CHECK(submit(s, "rollfail", 10) != 0);
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK_INT(head, 5);
+    CHECK_INT(sqlite_value(path, "SELECT count(*) FROM tasks WHERE namespace='rollfail'", NULL), 5);
+    CHECK_INT(sqlite_value(path, "SELECT count(*) FROM sqlite_schema WHERE name='events_2'", NULL),
+              0);
+    CHECK_INT(sqlite_value(path, "SELECT count(*) FROM event_segments", NULL), 1);
+    check_log_reads_back(s, 0, head);
+    CHECK(sqlite_exec(path, "DROP TRIGGER tm_test_refuse"));
+    CHECK_INT(submit(s, "rollfail", 10), 0);
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK_INT(head, 15);
+    CHECK_INT(sqlite_value(path, "SELECT count(*) FROM events_2", NULL), 5);
+    CHECK_INT(sqlite_value(path, "SELECT first_seq FROM event_segments WHERE slot=2", NULL), 11);
+    check_log_reads_back(s, 0, head);
+    store_close(s);
+    /* and so after a restart */
+    CHECK_INT(store_open(u, &opt, &s, &e), 0);
+    CHECK_INT(submit(s, "rollfail", 1), 0);
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK_INT(head, 16);
+    check_log_reads_back(s, 0, head);
+    store_close(s);
+}
+
 static const struct th_test tests[] = {
     {"events past their age go", test_events_past_their_age_go},
     {"the age bound splits the log between an old run and a new one",
@@ -360,6 +419,8 @@ static const struct th_test tests[] = {
      test_segments_go_whole_and_their_tables_are_used_again},
     {"oversized segments go by rows, in steps", test_oversized_segments_go_by_rows},
     {"the first segment numbers nothing itself", test_the_first_segment_numbers_nothing_itself},
+    {"a batch that fails while it starts a segment leaves the log as it was",
+     test_a_failed_roll_leaves_the_log_as_it_was},
     {"the head outlives the events: an emptied open segment, then a restart",
      test_the_head_outlives_the_events},
     {NULL, NULL},
