@@ -63,10 +63,14 @@ struct webhook_sender {
     struct events_config cfg;
     pthread_t *threads;
     int nthreads; /* started */
-    /* Reading and choosing a due delivery; guards hooks. */
+    /* Reading and choosing a due delivery; guards hooks and looked_*. */
     pthread_mutex_t pick_lock;
     struct webhook_state *hooks;
     size_t nhooks, caphooks;
+    /* The last read that found nothing due: the wake-up generation it
+     * followed, when it was made (0: none) and the next due time it read. */
+    uint64_t looked_gen;
+    int64_t looked_at, looked_next;
     /* Sleeping and waking. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -397,7 +401,8 @@ static struct webhook_state *webhook_state_of(struct webhook_sender *ws, const c
  * to free with deliveries_free(*out, 1)), or 0 with *until set to when to
  * look again (0: in a second, or when woken).
  */
-static int webhook_pick(struct webhook_sender *ws, struct webhook_delivery **out, int64_t *until) {
+static int webhook_pick(struct webhook_sender *ws, uint64_t gen, struct webhook_delivery **out,
+                        int64_t *until) {
     *out = NULL;
     *until = 0;
     pthread_mutex_lock(&ws->pick_lock);
@@ -418,11 +423,25 @@ static int webhook_pick(struct webhook_sender *ws, struct webhook_delivery **out
         i++;
     }
     /* A read first: a claim is a write (a commit), not to be made every
-     * time a sender looks and nothing is due. */
+     * time a sender looks and nothing is due. The senders a wake-up woke
+     * read once: a read since that wake-up that found nothing due answers
+     * for the others, for up to a second (another node's deliveries come
+     * with no wake-up here). */
     struct tm_error e;
     err_clear(&e);
     int64_t next = 0;
-    if (store_deliveries_next_at(ws->store, &next, &e) || !next || next > now) {
+    bool known = ws->looked_at && ws->looked_gen == gen && now - ws->looked_at < 1000 &&
+                 (!ws->looked_next || ws->looked_next > now);
+    int failed = 0;
+    if (known) {
+        next = ws->looked_next;
+    } else if (!(failed = store_deliveries_next_at(ws->store, &next, &e)) &&
+               (!next || next > now)) {
+        ws->looked_gen = gen;
+        ws->looked_at = now;
+        ws->looked_next = next;
+    }
+    if (known || failed || !next || next > now) {
         free(skip);
         pthread_mutex_unlock(&ws->pick_lock);
         if (next && held_min && held_min < next) next = held_min;
@@ -492,7 +511,7 @@ static void *webhook_main(void *arg) {
         uint64_t gen = webhook_wake_gen(ws);
         struct webhook_delivery *d = NULL;
         int64_t until = 0;
-        if (!webhook_pick(ws, &d, &until)) {
+        if (!webhook_pick(ws, gen, &d, &until)) {
             webhook_sleep(ws, gen, until);
             continue;
         }
