@@ -475,6 +475,8 @@ static int pg_sync(struct pg_conn *c, const char *sql, int64_t timeout_ms, PGres
         PGresult *r = NULL;
         if ((rc = pg_collect(c, stmt, deadline, &r))) return pg_pipe_failed(c, stmt);
         if (r && PQresultStatus(r) == PGRES_PIPELINE_ABORTED) { /* after the first failure */
+            /* A Prepare that did not run: the statement is not there. */
+            if (i < n && c->ahead[i].prepare >= 0) c->prepared[c->ahead[i].prepare] = false;
             PQclear(r);
             continue;
         }

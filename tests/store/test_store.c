@@ -2089,6 +2089,89 @@ static void test_failure_sent_ahead_fails_the_batch(void) {
     store_close(s);
 }
 
+/* An op of n submits to namespace "many"; its rc. */
+static int create_many(struct store *s, int n, struct store_op *op) {
+    store_op_init(op, STORE_OP_CREATE);
+    op->tasks = xcalloc((size_t)n, sizeof *op->tasks);
+    op->ntasks = (size_t)n;
+    for (int i = 0; i < n; i++)
+        op->tasks[i] = new_task("many", "manyq", "x", 0);
+    return store_run(s, op);
+}
+
+/* One op of 600 submits: on PostgreSQL, 600 inserts sent ahead (more than
+ * PG_AHEAD_MAX, so the writer syncs between them) and one append. */
+static void test_many_submits_in_one_op(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    enum { N = 600 };
+    struct tm_error e;
+    err_clear(&e);
+    int64_t head0 = 0, pruned = 0;
+    CHECK_INT(store_events_head(s, &head0, &pruned, &e), 0);
+    struct store_op op;
+    if (strncmp(url, "postgres", 8) == 0) {
+        /* A refusal after the writer has synced twice: the syncs commit
+         * nothing, so none of the 600 is stored. */
+        PGconn *x = PQconnectdb(url);
+        CHECK(PQstatus(x) == CONNECTION_OK);
+        PQclear(pg_exec_ok(x,
+                           "CREATE FUNCTION tm_test_refuse_many() RETURNS trigger"
+                           " LANGUAGE plpgsql AS $$BEGIN IF (SELECT count(*) FROM tasks"
+                           " WHERE namespace = 'many') >= 550 THEN RAISE EXCEPTION"
+                           " 'refused by the test'; END IF; RETURN NEW; END$$"));
+        PQclear(pg_exec_ok(x,
+                           "CREATE TRIGGER tm_test_refuse_many BEFORE INSERT ON tasks"
+                           " FOR EACH ROW EXECUTE FUNCTION tm_test_refuse_many()"));
+        CHECK(create_many(s, N, &op) != 0);
+        store_op_release(&op);
+        PGresult *r = pg_exec_ok(x, "SELECT count(*) FROM tasks WHERE namespace = 'many'");
+        CHECK_INT(r ? atoi(PQgetvalue(r, 0, 0)) : -1, 0);
+        PQclear(r);
+        int64_t head = 0;
+        CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+        CHECK_INT(head, head0);
+        PQclear(pg_exec_ok(x, "DROP TRIGGER tm_test_refuse_many ON tasks"));
+        PQclear(pg_exec_ok(x, "DROP FUNCTION tm_test_refuse_many()"));
+        PQfinish(x);
+    }
+    CHECK_INT(create_many(s, N, &op), 0);
+    char first[ID_LEN + 1] = "", last[ID_LEN + 1] = "";
+    if (op.ntasks == N && op.tasks[0] && op.tasks[N - 1]) {
+        memcpy(first, op.tasks[0]->id, sizeof first);
+        memcpy(last, op.tasks[N - 1]->id, sizeof last);
+    }
+    store_op_release(&op);
+    struct task *a = get(s, "many", first), *b = get(s, "many", last);
+    CHECK(a && b);
+    task_free(a);
+    task_free(b);
+    int64_t head = 0;
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK_INT(head, head0 + N);
+    /* every event, numbered in order */
+    int64_t next = head0 + 1;
+    while (next <= head) {
+        struct event_page p = {0};
+        CHECK_INT(store_events_read(s, "many", NULL, next - 1, 250, 0, &p, &e), 0);
+        CHECK(p.n > 0);
+        if (p.n == 0) break;
+        for (size_t i = 0; i < p.n; i++, next++)
+            CHECK_INT(p.events[i].seq, next);
+        event_page_release(&p);
+    }
+    struct queue_counts *qc = NULL;
+    size_t nqc = 0;
+    CHECK_INT(store_queue_counts(s, "many", &qc, &nqc, &e), 0);
+    int64_t pending = 0;
+    for (size_t i = 0; i < nqc; i++)
+        if (strcmp(qc[i].queue, "manyq") == 0) pending += qc[i].phase[TASK_PENDING];
+    CHECK_INT(pending, N);
+    queue_counts_free(qc, nqc);
+    store_close(s);
+}
+
 static const struct th_test tests[] = {
     {"create and read back; namespaces", test_create_and_read_back},
     {"idempotency keys are per namespace", test_idempotency_per_namespace},
@@ -2124,6 +2207,8 @@ static const struct th_test tests[] = {
     {"a batch that loses a deadlock is applied again, once", test_batch_retried_after_deadlock},
     {"a statement sent ahead that fails fails its batch, which stores nothing",
      test_failure_sent_ahead_fails_the_batch},
+    {"600 submits in one op: all stored, their events in order, counted",
+     test_many_submits_in_one_op},
     {NULL, NULL},
 };
 
