@@ -32,6 +32,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "../src/common/task_json.h"
 #include "../src/common/timeutil.h"
 #include "../src/common/token.h"
 #include "../src/common/xalloc.h"
@@ -2172,6 +2173,92 @@ static void test_many_submits_in_one_op(void) {
     store_close(s);
 }
 
+/* ---- Another node's events, as this node's feed hands them on ---- */
+
+static struct heard_json {
+    pthread_mutex_t lock;
+    int64_t seqs[16];
+    char *json[16];
+    int n;
+} hj = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void heard_json_fn(void *cls, const struct store_commit *c) {
+    (void)cls;
+    pthread_mutex_lock(&hj.lock);
+    for (size_t i = 0; i < c->nevents; i++) {
+        const struct store_event *ev = &c->events[i];
+        if (strcmp(ev->ns, "feedb") != 0 || hj.n == 16) continue;
+        hj.seqs[hj.n] = ev->seq;
+        hj.json[hj.n++] = xstrdup(ev->task_json);
+    }
+    pthread_mutex_unlock(&hj.lock);
+}
+
+/* Another node's events, stored as a changing part, reach this node's
+ * listener whole (joined with their task's first event) and byte for byte
+ * as a read of the log gives them back: for a task made before this node
+ * started and for one made while it listens. */
+static void test_feed_joins_other_nodes_events(void) {
+    if (strncmp(url, "postgres", 8) != 0) {
+        th_skip("another node's events need PostgreSQL");
+        return;
+    }
+    struct store *a = open_store(0);
+    CHECK(a);
+    if (!a) return;
+    char t1[ID_LEN + 1], t2[ID_LEN + 1], cid[ID_LEN + 1], tok1[ID_LEN + 1], tok2[ID_LEN + 1];
+    CHECK_INT(create(a, new_task("feedb", "feedq", "x", 0), t1), 0);
+    struct store *b = open_store(0);
+    CHECK(b);
+    if (!b) {
+        store_close(a);
+        return;
+    }
+    store_set_listener(b, heard_json_fn, NULL);
+    /* t1's first event came before b; t2 is made while b listens. */
+    CHECK_INT(claim(a, "feedb", "feedq", NULL, 60000, 0, cid, tok1), 0);
+    CHECK_STR(cid, t1);
+    /* b hears that claim first, on a page of its own */
+    int heard = 0;
+    for (int i = 0; i < 400 && heard < 1; i++) {
+        pthread_mutex_lock(&hj.lock);
+        heard = hj.n;
+        pthread_mutex_unlock(&hj.lock);
+        if (heard < 1) usleep(25 * 1000);
+    }
+    CHECK_INT(heard, 1);
+    CHECK_INT(create(a, new_task("feedb", "feedq", "x", 0), t2), 0);
+    CHECK_INT(claim(a, "feedb", "feedq", NULL, 60000, 0, cid, tok2), 0);
+    CHECK_STR(cid, t2);
+    CHECK_INT(simple(a, STORE_OP_COMPLETE, "feedb", t2, tok2, NULL), 0);
+    for (int i = 0; i < 400 && heard < 4; i++) {
+        pthread_mutex_lock(&hj.lock);
+        heard = hj.n;
+        pthread_mutex_unlock(&hj.lock);
+        if (heard < 4) usleep(25 * 1000);
+    }
+    CHECK(heard >= 4);
+    pthread_mutex_lock(&hj.lock);
+    for (int i = 0; i < hj.n; i++) {
+        struct event_page p = {0};
+        struct tm_error e;
+        err_clear(&e);
+        if (store_events_read(b, "feedb", NULL, hj.seqs[i] - 1, 1, 0, &p, &e) == 0 && p.n == 1) {
+            CHECK_INT(p.events[0].seq, hj.seqs[i]);
+            CHECK_STR(hj.json[i], p.events[0].task_json);
+            CHECK(task_json_is_whole(hj.json[i]));
+        } else {
+            th_fail(__FILE__, __LINE__, "event %lld not read back", (long long)hj.seqs[i]);
+        }
+        event_page_release(&p);
+        free(hj.json[i]);
+    }
+    hj.n = 0;
+    pthread_mutex_unlock(&hj.lock);
+    store_close(b);
+    store_close(a);
+}
+
 static const struct th_test tests[] = {
     {"create and read back; namespaces", test_create_and_read_back},
     {"idempotency keys are per namespace", test_idempotency_per_namespace},
@@ -2209,6 +2296,8 @@ static const struct th_test tests[] = {
      test_failure_sent_ahead_fails_the_batch},
     {"600 submits in one op: all stored, their events in order, counted",
      test_many_submits_in_one_op},
+    {"another node's events reach the listener whole, as the log gives them back",
+     test_feed_joins_other_nodes_events},
     {NULL, NULL},
 };
 
