@@ -341,19 +341,22 @@ static int pg_classify(struct pg_conn *c, const PGresult *r, const char *sql) {
     return TM_EINTERNAL;
 }
 
+/* A statement that took too long: logged, and its connection closed. */
+static int pg_gave_up(struct pg_conn *c, const char *sql, const char *why) {
+    char what[80];
+    pg_what(what, sizeof what, sql);
+    pg_log(c, what, why);
+    pg_conn_drop(c);
+    return TM_EUNAVAILABLE;
+}
+
 /* Waits (until deadline) for libpq's next result: NULL ends one
  * statement's results. 0, or TM_EUNAVAILABLE with the connection closed. */
 static int pg_next(struct pg_conn *c, const char *sql, int64_t deadline, PGresult **res) {
     *res = NULL;
     while (PQisBusy(c->pg)) {
         int64_t left = deadline - time_mono_ms();
-        if (left <= 0) {
-            char what[80];
-            pg_what(what, sizeof what, sql);
-            pg_log(c, what, "no answer in time; closing the connection");
-            pg_conn_drop(c);
-            return TM_EUNAVAILABLE;
-        }
+        if (left <= 0) return pg_gave_up(c, sql, "no answer in time; closing the connection");
         struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
         int n = poll(&pfd, 1, (int)(left < 1000 ? left : 1000));
         if ((n < 0 && errno != EINTR) ||
@@ -419,13 +422,7 @@ static int pg_flush(struct pg_conn *c, const char *sql, int64_t timeout_ms) {
     int f;
     while ((f = PQflush(c->pg)) == 1) {
         int64_t left = deadline - time_mono_ms();
-        if (left <= 0) {
-            char what[80];
-            pg_what(what, sizeof what, sql);
-            pg_log(c, what, "cannot send in time; closing the connection");
-            pg_conn_drop(c);
-            return TM_EUNAVAILABLE;
-        }
+        if (left <= 0) return pg_gave_up(c, sql, "cannot send in time; closing the connection");
         struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN | POLLOUT};
         int n = poll(&pfd, 1, (int)(left < 1000 ? left : 1000));
         /* Input while sending (a notice, an early error): libpq wants it read. */
