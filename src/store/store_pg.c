@@ -318,7 +318,9 @@ static int pg_classify(struct pg_conn *c, const PGresult *r, const char *sql) {
     if (!*msg) msg = PQerrorMessage(c->pg);
     char what[80];
     pg_what(what, sizeof what, sql);
-    bool lost = PQstatus(c->pg) != CONNECTION_OK ||
+    /* An error with no SQLSTATE is libpq's own, not the server's: the
+     * connection (a message it could not read or send) is what failed. */
+    bool lost = PQstatus(c->pg) != CONNECTION_OK || (r && !state) ||
                 (state && (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
                            strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0));
     if (lost) {
@@ -442,13 +444,18 @@ static int pg_send_failed(struct pg_conn *c, const char *sql) {
     return rc;
 }
 
-/* A send in pipeline mode failed: the pipeline's state is unknown, so the
- * connection is closed (the server rolls the transaction back). */
+/* Sending or reading in pipeline mode failed: the pipeline's state is
+ * unknown, so the connection is closed (the server rolls the transaction
+ * back) and the caller answers 503, as for a connection lost. */
 static int pg_pipe_failed(struct pg_conn *c, const char *sql) {
-    int rc = pg_send_failed(c, sql);
-    if (c->pg) pg_conn_drop(c);
-    if (!c->err) c->err = rc ? rc : TM_EUNAVAILABLE;
-    return rc ? rc : TM_EUNAVAILABLE;
+    if (c->pg) {
+        char what[80];
+        pg_what(what, sizeof what, sql);
+        pg_log(c, what, PQerrorMessage(c->pg));
+        pg_conn_drop(c);
+    }
+    if (!c->err) c->err = TM_EUNAVAILABLE;
+    return TM_EUNAVAILABLE;
 }
 
 /*
@@ -471,7 +478,10 @@ static int pg_sync(struct pg_conn *c, const char *sql, int64_t timeout_ms, PGres
         const char *stmt = i < n ? c->ahead[i].sql : sql;
         PGresult *r = NULL;
         if ((rc = pg_collect(c, stmt, deadline, &r))) return pg_pipe_failed(c, stmt);
-        if (r && PQresultStatus(r) == PGRES_PIPELINE_ABORTED) { /* after the first failure */
+        /* Every statement of a pipeline answers, if only "aborted": none
+         * means the connection broke. */
+        if (!r) return pg_pipe_failed(c, stmt);
+        if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED) { /* after the first failure */
             /* A Prepare that did not run: the statement is not there. */
             if (i < n && c->ahead[i].prepare >= 0) c->prepared[c->ahead[i].prepare] = false;
             PQclear(r);

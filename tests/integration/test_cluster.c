@@ -637,6 +637,13 @@ static void *keyed_main(void *p) {
                 continue;
             }
             printf("    node %d submit: %ld %.200s\n", k->node, r->status, r->body);
+            /* The node's own words on it: its log goes with the test. */
+            char cmd[400];
+            snprintf(cmd, sizeof cmd,
+                     "grep 'taskmill: postgres' '%s/server.log' | tail -n 8 | sed 's/^/      /'",
+                     k->srv->dir);
+            if (system(cmd)) {
+            }
             atomic_fetch_add(&k->bad, 1);
             break;
         }
