@@ -557,6 +557,17 @@ static bool pg_stmt_sees_kept(enum pg_stmt_id id) {
            id != PGS_FLUSH;
 }
 
+/* In pipeline mode: st's Prepare, sent ahead when this connection has not
+ * prepared it (a Prepare that does not run is forgotten again, pg_sync).
+ * False when the send failed. */
+static bool pg_prepare_ahead(struct pg_conn *c, const struct pg_stmt *st, const char *name) {
+    if (c->prepared[st->id]) return true;
+    if (!PQsendPrepare(c->pg, name, st->sql, 0, NULL)) return false;
+    c->prepared[st->id] = true;
+    pg_ahead_add(c, st->sql, (int)st->id, NULL, NULL);
+    return true;
+}
+
 int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *p, PGresult **res) {
     *res = NULL;
     if (c->tx && pg_stmt_sees_kept(st->id)) {
@@ -566,11 +577,7 @@ int pg_run(struct pg_conn *c, const struct pg_stmt *st, const struct pg_params *
     if (!c->pg) return TM_EUNAVAILABLE;
     char name[16];
     snprintf(name, sizeof name, "tm%d", (int)st->id);
-    if (!c->prepared[st->id] && c->nahead) { /* the Prepare goes ahead too */
-        if (!PQsendPrepare(c->pg, name, st->sql, 0, NULL)) return pg_pipe_failed(c, st->sql);
-        c->prepared[st->id] = true;
-        pg_ahead_add(c, st->sql, (int)st->id, NULL, NULL);
-    }
+    if (c->nahead && !pg_prepare_ahead(c, st, name)) return pg_pipe_failed(c, st->sql);
     if (!c->prepared[st->id]) {
         if (!PQsendPrepare(c->pg, name, st->sql, 0, NULL)) return pg_send_failed(c, st->sql);
         PGresult *r = NULL;
@@ -615,13 +622,9 @@ static int pg_send_ahead(struct pg_conn *c, const struct pg_stmt *st, const char
     if (st) {
         char name[16];
         snprintf(name, sizeof name, "tm%d", (int)st->id);
-        if (!c->prepared[st->id]) {
-            if (!PQsendPrepare(c->pg, name, st->sql, 0, NULL)) {
-                free(arg);
-                return pg_pipe_failed(c, st->sql);
-            }
-            c->prepared[st->id] = true;
-            pg_ahead_add(c, st->sql, (int)st->id, NULL, NULL);
+        if (!pg_prepare_ahead(c, st, name)) {
+            free(arg);
+            return pg_pipe_failed(c, st->sql);
         }
         ok = PQsendQueryPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                                  p ? p->fmt : NULL, 0);
