@@ -338,6 +338,156 @@ static void test_sweep_expires_leases_and_wakes(void) {
     store_close(s);
 }
 
+static int heartbeat(struct store *s, const char *id, const char *tok, double ratio);
+
+/*
+ * A heartbeat writes no indexed column (docs/storage.md): the stored due
+ * time stays at the claim's lease end while heartbeats move the lease.
+ * The sweep that finds it early moves it to the lease's end and leaves the
+ * task running; once the heartbeats stop, the lease runs out as before.
+ */
+static void test_heartbeats_leave_the_due_time(void) {
+    struct store *s = open_store(50);
+    CHECK(s);
+    char id[ID_LEN + 1], cid[ID_LEN + 1], tok[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("n", "lazydue", "x", 0), id), 0);
+    CHECK_INT(claim(s, "n", "lazydue", NULL, 400, 0, cid, tok), 0);
+    CHECK_STR(cid, id);
+    struct task *r = get(s, "n", id);
+    CHECK(r);
+    int64_t due0 = r ? r->due_at : 0;
+    CHECK(r && due0 == r->lease_expires_at);
+    task_free(r);
+    struct store_stats st0, st1;
+    store_get_stats(s, &st0);
+    /* Heartbeats for 1.2 s, three times the lease: each moves the lease's
+     * end and none the due time; the sweeps at the stale due times move it
+     * and expire nothing. */
+    int64_t until = time_mono_ms() + 1200;
+    int beats = 0;
+    while (time_mono_ms() < until) {
+        th_sleep_ms(100);
+        CHECK_INT(heartbeat(s, id, tok, 0.5), 0);
+        beats++;
+        r = get(s, "n", id);
+        CHECK(r);
+        if (!r) break;
+        CHECK_INT(r->phase, TASK_RUNNING);
+        CHECK(r->due_at > 0 && r->due_at <= r->lease_expires_at);
+        if (beats == 1) CHECK_INT(r->due_at, due0); /* the first heartbeat kept it */
+        task_free(r);
+    }
+    store_get_stats(s, &st1);
+    CHECK(st1.dues_moved > st0.dues_moved);
+    CHECK_INT(st1.leases_expired, st0.leases_expired);
+    /* No more heartbeats: the lease runs out and the task is pending again. */
+    bool back = false;
+    for (int i = 0; i < 100 && !back; i++) {
+        th_sleep_ms(50);
+        r = get(s, "n", id);
+        back = r && r->phase == TASK_PENDING;
+        if (back) CHECK_INT(r->due_at, 0);
+        task_free(r);
+    }
+    CHECK(back);
+    store_get_stats(s, &st1);
+    CHECK_INT(st1.leases_expired, st0.leases_expired + 1);
+    store_close(s);
+}
+
+/* The ids of a list, in its order, as "a,b,c". */
+static void list_ids(struct store *s, const struct task_filter *f, char *out, size_t cap,
+                     int64_t *total) {
+    struct task_list l;
+    struct tm_error e;
+    out[0] = '\0';
+    CHECK_INT(store_task_list(s, f, &l, &e), 0);
+    size_t at = 0;
+    for (size_t i = 0; i < l.n; i++)
+        at += (size_t)snprintf(out + at, cap - at, "%s%s", i ? "," : "", l.tasks[i]->id);
+    if (total) *total = l.total;
+    task_list_release(&l);
+}
+
+/*
+ * Lists by update time: settled tasks come from their index, running ones
+ * (whose update time moves with each heartbeat) are merged in, in order,
+ * with offsets, ranges and counts (store_sql.c, sql_updated_part).
+ */
+static void test_lists_by_update_time_merge_running_tasks(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    char id[5][ID_LEN + 1], cid[ID_LEN + 1], tok0[ID_LEN + 1], tok1[ID_LEN + 1];
+    for (int i = 0; i < 5; i++) {
+        CHECK_INT(create(s, new_task("upd", "updq", "x", 0), id[i]), 0);
+        th_sleep_ms(3); /* by design: each write a time (ms) of its own */
+    }
+    CHECK_INT(claim(s, "upd", "updq", NULL, 60000, 0, cid, tok0), 0);
+    CHECK_STR(cid, id[0]);
+    th_sleep_ms(3);
+    CHECK_INT(claim(s, "upd", "updq", NULL, 60000, 0, cid, tok1), 0);
+    CHECK_STR(cid, id[1]);
+    th_sleep_ms(3);
+    CHECK_INT(simple(s, STORE_OP_COMPLETE, "upd", id[1], tok1, NULL), 0);
+    th_sleep_ms(3);
+    CHECK_INT(heartbeat(s, id[0], tok0, 0.25), 0);
+    /* By update time: 0 (running, its heartbeat the latest), 1 (completed),
+     * then 4, 3, 2 as created. */
+    char want[6 * (ID_LEN + 1)], got[6 * (ID_LEN + 1)];
+    snprintf(want, sizeof want, "%s,%s,%s,%s,%s", id[0], id[1], id[4], id[3], id[2]);
+    struct task_filter f = {.ns = "upd", .limit = 10, .nsort = 1};
+    f.sort[0] = (struct task_sort){TASK_SORT_UPDATED_AT, true};
+    list_ids(s, &f, got, sizeof got, NULL);
+    CHECK_STR(got, want);
+    /* Ascending, and a page with an offset. */
+    f.sort[0].desc = false;
+    snprintf(want, sizeof want, "%s,%s,%s,%s,%s", id[2], id[3], id[4], id[1], id[0]);
+    list_ids(s, &f, got, sizeof got, NULL);
+    CHECK_STR(got, want);
+    f.sort[0].desc = true;
+    f.offset = 1;
+    f.limit = 2;
+    snprintf(want, sizeof want, "%s,%s", id[1], id[4]);
+    list_ids(s, &f, got, sizeof got, NULL);
+    CHECK_STR(got, want);
+    /* With a second key (Livepeer's updatedAt desc, createdAt desc). */
+    f.offset = 0;
+    f.limit = 10;
+    f.nsort = 2;
+    f.sort[1] = (struct task_sort){TASK_SORT_CREATED_AT, true};
+    snprintf(want, sizeof want, "%s,%s,%s,%s,%s", id[0], id[1], id[4], id[3], id[2]);
+    list_ids(s, &f, got, sizeof got, NULL);
+    CHECK_STR(got, want);
+    /* Updated after task 4's creation: 1 and 0, in id order (newest id
+     * first), counted; after task 1's completion: the running one only. */
+    struct task *t4 = get(s, "upd", id[4]), *t1 = get(s, "upd", id[1]);
+    CHECK(t4 && t1);
+    if (t4 && t1) {
+        struct task_filter g = {.ns = "upd", .limit = 10, .want_total = true};
+        g.updated_after = t4->updated_at;
+        int64_t total = -1;
+        snprintf(want, sizeof want, "%s,%s", id[1], id[0]);
+        list_ids(s, &g, got, sizeof got, &total);
+        CHECK_STR(got, want);
+        CHECK_INT(total, 2);
+        g.updated_after = t1->updated_at;
+        snprintf(want, sizeof want, "%s", id[0]);
+        list_ids(s, &g, got, sizeof got, &total);
+        CHECK_STR(got, want);
+        CHECK_INT(total, 1);
+        /* before task 1's completion, after task 3's creation: 4 alone */
+        g.updated_before = t1->updated_at;
+        g.updated_after = t4->updated_at - 1;
+        snprintf(want, sizeof want, "%s", id[4]);
+        list_ids(s, &g, got, sizeof got, &total);
+        CHECK_STR(got, want);
+        CHECK_INT(total, 1);
+    }
+    task_free(t4);
+    task_free(t1);
+    store_close(s);
+}
+
 /* A parent in `pqueue` with two children in `cqueue`, in namespace n. */
 static int create_family(struct store *s, const char *pqueue, const char *cqueue,
                          char parent[ID_LEN + 1]) {
@@ -2266,6 +2416,10 @@ static const struct th_test tests[] = {
     {"a refused op writes nothing", test_refused_op_writes_nothing},
     {"parked claims and watches wake on commit", test_parked_claim_and_watch},
     {"the sweep expires leases and wakes waiting tasks", test_sweep_expires_leases_and_wakes},
+    {"heartbeats leave the due time; the sweep moves it, then expires the lease",
+     test_heartbeats_leave_the_due_time},
+    {"lists by update time merge the running tasks in order",
+     test_lists_by_update_time_merge_running_tasks},
     {"parent counts follow children", test_parent_counts},
     {"a completed parent waits for its children", test_parent_waits_for_children},
     {"list filters and cursor", test_list_filters_and_cursor},
