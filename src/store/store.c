@@ -1652,15 +1652,10 @@ static void store_feed_note(struct store *s, const struct event_page *p) {
                 r->ready[r->nready++] = xstrdup(ev->queue);
             }
         }
-        /* A due time another node stored: a task that waits, or one that
-         * has just started running or stopping. Its heartbeats leave the
-         * stored time as it was (store_due_keep); one that shortens a lease
-         * is seen at the next look, sweep_max_ms at most. */
-        bool moved = strncmp(ev->kind, "task.", 5) == 0 &&
-                     strcmp(ev->kind + 5, task_phase_name(ev->phase)) == 0;
-        if (ev->phase == TASK_WAITING ||
-            (moved && (ev->phase == TASK_RUNNING || ev->phase == TASK_STOPPING)))
-            r->due = true;
+        /* A task that waits has a due time soon, perhaps. A lease's end is
+         * swept by the node that set it, which knows it; should that node
+         * die, the others find it at their next look (sweep_max_ms). */
+        if (ev->phase == TASK_WAITING) r->due = true;
     }
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
