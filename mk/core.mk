@@ -28,7 +28,7 @@ LDLIBS += $(shell pkg-config --libs libxml-2.0 libcurl 2>/dev/null) -lcrypto
 PG_MIGRATIONS  = $(sort $(wildcard src/store/migrations/pg/*.sql))
 CORE_OBJ      += $(B)/gen/pg_migrations.o
 
-$(B)/gen/pg_migrations.c: $(PG_MIGRATIONS) scripts/embed.sh
+$(B)/gen/pg_migrations.c: $(PG_MIGRATIONS) src/store/migrations/pg scripts/embed.sh
 	@mkdir -p $(@D)
 	scripts/embed.sh pg_migrations $(PG_MIGRATIONS) > $@
 
