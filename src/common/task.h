@@ -158,11 +158,6 @@ struct task {
     char lease_token[ID_LEN + 1];
     int64_t lease_ms; /* lease length the worker asked for */
     int64_t lease_expires_at;
-    /* The store's wake-up time for this task as stored (store/, column
-     * due_at; 0 = none): while it runs, the lease's end when it was last
-     * written, which a heartbeat leaves as it was (store_due_keep), so
-     * that a heartbeat changes no indexed column. */
-    int64_t due_at;
 
     int64_t created_at, updated_at, scheduled_at, started_at, completed_at;
     int64_t ready_at; /* when it last became pending: FIFO order within a priority */

@@ -369,8 +369,6 @@ static void health_metrics(struct req *r) {
          "Schedule slots older than their catch-up window, counted and not fired.",
          st.schedule_missed},
         {"taskmill_leases_expired_total", "counter", "Leases that ran out.", st.leases_expired},
-        {"taskmill_due_moved_total", "counter",
-         "Running tasks a sweep found with a lease that heartbeats had extended.", st.dues_moved},
         {"taskmill_parked_claims", "gauge", "Claims waiting for work.", st.parked_claims},
         {"taskmill_parked_watches", "gauge", "Long-polls waiting for a change.", st.parked_watches},
         {"taskmill_events_appended_total", "counter", "Events appended to the log.",

@@ -447,20 +447,6 @@ static int store_save(struct store *s, struct batch *b, struct task *t, int befo
     return store_save_paused(s, b, t, before, t->paused, now);
 }
 
-/*
- * The wake-up time to store with t (task.due_at, column due_at). While a
- * task runs or stops, a due time already stored that is not past the
- * lease's end stays: a heartbeat moves only lease_expires_at, and the
- * sweep that finds the stored time early moves it then (store_sweep). So
- * a heartbeat writes no indexed column (docs/storage.md, "Heartbeats
- * change no indexed column").
- */
-static int64_t store_due_keep(const struct task *t) {
-    int64_t due = task_due_at(t);
-    bool runs = t->phase == TASK_RUNNING || t->phase == TASK_STOPPING;
-    return runs && t->due_at > 0 && t->due_at <= due ? t->due_at : due;
-}
-
 /* store_save, for a change that may also have flipped the paused flag
  * (paused_before is the flag as loaded). */
 static int store_save_paused(struct store *s, struct batch *b, struct task *t, int before,
@@ -472,7 +458,6 @@ static int store_save_paused(struct store *s, struct batch *b, struct task *t, i
         batch_count(b, t, t->phase, t->paused, 1);
     }
     store_note_change(b, t, before, now);
-    t->due_at = store_due_keep(t);
     int rc = before < 0 ? s->base.backend->insert(s, t) : s->base.backend->update(s, t);
     if (rc) return rc;
     batch_note_changed(b, t->id, t->version);
@@ -480,7 +465,8 @@ static int store_save_paused(struct store *s, struct batch *b, struct task *t, i
     rc = store_log_event(s, b, t, store_event_kind(b->op, before, t, kind),
                          store_event_cause(b->op, before), now);
     if (rc) return rc;
-    if (t->due_at && (!s->next_due || t->due_at < s->next_due)) s->next_due = t->due_at;
+    int64_t due = task_due_at(t);
+    if (due && (!s->next_due || due < s->next_due)) s->next_due = due;
     if (t->phase == TASK_PENDING && !t->paused) batch_note_ready(b, t->queue);
     int from = before < 0 ? -1 : (int)task_bucket_of((enum task_phase)before);
     return store_parent_adjust(s, b, t, from, (int)task_bucket_of(t->phase), now);
@@ -1046,15 +1032,7 @@ static void store_sweep(struct store *s, struct batch *b, int64_t now) {
         }
         enum task_phase before = t->phase;
         struct tm_error e;
-        int64_t due = task_due_at(t);
-        if (due > now && t->due_at != due) {
-            /* Heartbeats moved the lease past the time stored (store_due_keep):
-             * store its end, and change nothing else (no version, no event). */
-            t->due_at = due;
-            if ((rc = be->update(s, t))) batch_fail(b, rc);
-            s->stats.dues_moved++;
-        }
-        if (due > now || due == 0) { /* not due, or another node was first */
+        if (task_due_at(t) > now || task_due_at(t) == 0) { /* another node was first */
             task_free(t);
             continue;
         }

@@ -315,7 +315,6 @@ void store_op_cancel(struct store *s, struct store_op *op, int code, const char 
 /* Counters for /metrics. */
 struct store_stats {
     uint64_t batches, ops, commits_failed, sweeps, leases_expired, parked_claims, parked_watches;
-    uint64_t dues_moved; /* stored due times a sweep found early and moved (store_due_keep) */
     uint64_t events_appended, events_pruned, event_seq, events_pruned_through;
     uint64_t tasks_pruned;    /* finished tasks retention queued for deletion */
     uint64_t batch_retries;   /* batches applied again after a serialization failure */

@@ -276,10 +276,8 @@ enum task_status store_status_parse(const char *name);
  * The task row as every SQL backend stores it: one column per entry, in
  * this order, with the struct task field it holds (store_sql.c). Insert,
  * update and read statements are generated from it, so the row is
- * described once. The table's generated column settled_at (migration
- * sqlite 0015, pg 0012) is not among them. A heartbeat changes no column
- * that an index holds (due_at stays: store_due_keep), so PostgreSQL can
- * write it as a HOT update (docs/storage.md).
+ * described once. The last column, due_at, is derived (task_due_at):
+ * written, never read back.
  */
 enum store_col_kind {
     STORE_COL_TEXT,
@@ -289,7 +287,7 @@ enum store_col_kind {
     STORE_COL_REAL,
     STORE_COL_PHASE,
     STORE_COL_STATUS, /* store_status_name */
-    STORE_COL_DUE,    /* task.due_at, NULL for 0 */
+    STORE_COL_DUE
 };
 struct store_col {
     const char *name;

@@ -72,7 +72,8 @@ extern const struct embedded_file pg_migrations[];
 #define PGSTR_(x)       #x
 #define PGSTR(x)        PGSTR_(x)
 
-#define NCOLS store_task_ncols
+#define NCOLS      store_task_ncols
+#define NREAD_COLS (NCOLS - 1) /* all but due_at */
 
 struct pg_store {
     char *url;
@@ -85,7 +86,7 @@ struct pg_store {
     _Atomic int writer_pid;
     /* Statements generated from store_task_columns. */
     struct pg_stmt st_load, st_preload, st_insert, st_update, st_flush, st_get, st_claim;
-    char *select_cols; /* "id,namespace,..." */
+    char *select_cols; /* "id,namespace,..." (no due_at) */
     /* The columns st_flush writes, in its parameters' order: id, then
      * every column an update may change (not the fixed ones). */
     size_t flush_cols[PG_MAX_PARAMS];
@@ -870,7 +871,7 @@ static void pg_task_params(struct pg_params *p, const struct task *t) {
 
 static struct task *pg_read_task(const PGresult *r, int row) {
     struct task *t = task_new();
-    for (size_t i = 0; i < NCOLS; i++) {
+    for (size_t i = 0; i < NREAD_COLS; i++) {
         struct store_value v = pg_value(r, row, (int)i);
         store_col_set(t, &store_task_columns[i], &v);
     }
@@ -1249,7 +1250,7 @@ static void pg_build_statements(struct pg_store *q) {
     buf_init(&ins);
     buf_init(&upd);
     buf_init(&sel);
-    sql_task_statements(&sql_dialect_pg, NCOLS, &cols, &ins, &upd);
+    sql_task_statements(&sql_dialect_pg, NREAD_COLS, &cols, &ins, &upd);
     q->select_cols = buf_detach(&cols);
     q->st_insert = (struct pg_stmt){PGS_INSERT, buf_detach(&ins)};
     q->st_update = (struct pg_stmt){PGS_UPDATE, buf_detach(&upd)}; /* one kept row */

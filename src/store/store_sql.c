@@ -527,36 +527,6 @@ int sql_where(const struct sql_dialect *d, const struct task_filter *f, struct b
     return 0;
 }
 
-/* " ORDER BY" the sort keys and id, the first key's column spelt `first`
- * (NULL: its own). Returns whether the order is descending. */
-static bool sql_order(const struct task_filter *f, const char *first, struct buf *sql) {
-    static const char *const cols[] = {[TASK_SORT_ID] = "id",
-                                       [TASK_SORT_CREATED_AT] = "created_at",
-                                       [TASK_SORT_UPDATED_AT] = "updated_at",
-                                       [TASK_SORT_NAME] = "name",
-                                       [TASK_SORT_TYPE] = "type"};
-    buf_puts(sql, " ORDER BY ");
-    bool desc = false;
-    for (int i = 0; i < f->nsort && i < TASK_SORT_MAX; i++) {
-        if ((unsigned)f->sort[i].key > TASK_SORT_TYPE) continue;
-        desc = f->sort[i].desc;
-        /* Only the name may be null; saying NULLS LAST of the others
-         * would keep PostgreSQL from reading an index backwards. */
-        buf_printf(sql, "%s %s%s, ", i == 0 && first ? first : cols[f->sort[i].key],
-                   desc ? "DESC" : "ASC", f->sort[i].key == TASK_SORT_NAME ? " NULLS LAST" : "");
-    }
-    buf_printf(sql, "id %s", desc ? "DESC" : "ASC");
-    return desc;
-}
-
-static void sql_offset(const struct sql_dialect *d, const struct task_filter *f, struct buf *sql,
-                       struct sql_binds *b) {
-    if (f->offset > 0) {
-        buf_puts(sql, " OFFSET ");
-        sql_put_int(d, sql, b, f->offset);
-    }
-}
-
 void sql_list_tail(const struct sql_dialect *d, const struct task_filter *f, struct buf *sql,
                    struct sql_binds *b) {
     if (f->cursor[0] && f->nsort == 0) {
@@ -564,81 +534,29 @@ void sql_list_tail(const struct sql_dialect *d, const struct task_filter *f, str
         sql_put_text(d, sql, b, f->cursor);
     }
     if (f->nsort > 0) {
-        sql_order(f, NULL, sql);
-        buf_printf(sql, " LIMIT %d", f->limit + 1);
+        static const char *const cols[] = {[TASK_SORT_ID] = "id",
+                                           [TASK_SORT_CREATED_AT] = "created_at",
+                                           [TASK_SORT_UPDATED_AT] = "updated_at",
+                                           [TASK_SORT_NAME] = "name",
+                                           [TASK_SORT_TYPE] = "type"};
+        buf_puts(sql, " ORDER BY ");
+        bool desc = false;
+        for (int i = 0; i < f->nsort && i < TASK_SORT_MAX; i++) {
+            if ((unsigned)f->sort[i].key > TASK_SORT_TYPE) continue;
+            desc = f->sort[i].desc;
+            /* Only the name may be null; saying NULLS LAST of the others
+             * would keep PostgreSQL from reading an index backwards. */
+            buf_printf(sql, "%s %s%s, ", cols[f->sort[i].key], desc ? "DESC" : "ASC",
+                       f->sort[i].key == TASK_SORT_NAME ? " NULLS LAST" : "");
+        }
+        buf_printf(sql, "id %s LIMIT %d", desc ? "DESC" : "ASC", f->limit + 1);
     } else {
         buf_printf(sql, " ORDER BY id %s LIMIT %d", f->ascending ? "ASC" : "DESC", f->limit + 1);
     }
-    sql_offset(d, f, sql, b);
-}
-
-/*
- * Lists by update time. A running task's updated_at moves with each
- * heartbeat, so no index holds it (migration 0015: a heartbeat writes no
- * indexed column). tasks_settled holds settled_at, the updated_at of each
- * task that is neither running nor stopping; those that are (as many as
- * the workers hold) are found by tasks_phase. A list sorted or bounded by
- * update time reads the two parts and merges them.
- *
- * One part: `SELECT what FROM from WHERE ...` with f's filter, of the
- * settled tasks (part 0, and the update range on settled_at, so that
- * tasks_settled can serve it) or of the running and stopping ones (1).
- */
-static int sql_updated_part(const struct sql_dialect *d, const char *what, const char *from,
-                            int part, const struct task_filter *f, struct buf *sql,
-                            struct sql_binds *b) {
-    buf_printf(sql, "SELECT %s FROM %s", what, from);
-    int rc = sql_where(d, f, sql, b);
-    if (rc) return rc;
-    if (part == 1) {
-        buf_puts(sql, " AND phase IN ('running','stopping')");
-        return 0;
+    if (f->offset > 0) {
+        buf_puts(sql, " OFFSET ");
+        sql_put_int(d, sql, b, f->offset);
     }
-    buf_puts(sql, " AND settled_at IS NOT NULL");
-    if (f->updated_after) {
-        buf_puts(sql, " AND settled_at>");
-        sql_put_int(d, sql, b, f->updated_after);
-    }
-    if (f->updated_before) {
-        buf_puts(sql, " AND settled_at<");
-        sql_put_int(d, sql, b, f->updated_before);
-    }
-    return 0;
-}
-
-/* A page sorted by update time first: each part's first offset + limit + 1
- * rows in that order, merged. */
-static int sql_updated_sorted(const struct sql_dialect *d, const char *select_cols,
-                              const struct task_filter *f, struct buf *sql, struct sql_binds *b) {
-    long long part_limit = (long long)f->limit + 1 + (f->offset > 0 ? f->offset : 0);
-    buf_printf(sql, "SELECT %s FROM (", select_cols);
-    for (int part = 0; part < 2; part++) {
-        buf_puts(sql, part ? " UNION ALL SELECT * FROM (" : "SELECT * FROM (");
-        int rc = sql_updated_part(d, "*", "tasks", part, f, sql, b);
-        if (rc) return rc;
-        sql_order(f, part ? NULL : "settled_at", sql);
-        buf_printf(sql, " LIMIT %lld) AS part%d", part_limit, part);
-    }
-    buf_puts(sql, ") AS u");
-    sql_order(f, NULL, sql);
-    buf_printf(sql, " LIMIT %d", f->limit + 1);
-    sql_offset(d, f, sql, b);
-    return 0;
-}
-
-/* The count of a list bounded by update time: the two parts' counts
- * (each stops past total_max, when the caller asked for a bound). */
-static int sql_updated_count(const struct sql_dialect *d, const struct task_filter *f,
-                             struct buf *sql, struct sql_binds *b) {
-    buf_puts(sql, "SELECT ");
-    for (int part = 0; part < 2; part++) {
-        buf_puts(sql, part ? " + (SELECT count(*) FROM (" : "(SELECT count(*) FROM (");
-        int rc = sql_updated_part(d, "1", "tasks", part, f, sql, b);
-        if (rc) return rc;
-        if (f->total_max > 0) buf_printf(sql, " LIMIT %lld", (long long)f->total_max + 1);
-        buf_printf(sql, ") AS part%d)", part);
-    }
-    return 0;
 }
 
 const char *sql_range_probe(const struct sql_dialect *d, const struct task_filter *f,
@@ -652,8 +570,8 @@ const char *sql_range_probe(const struct sql_dialect *d, const struct task_filte
         lo = f->created_after;
         hi = f->created_before;
     } else if (f->updated_after || f->updated_before) {
-        col = "settled_at"; /* and the running tasks besides (sql_updated_part) */
-        index = "tasks_settled";
+        col = "updated_at";
+        index = "tasks_updated";
         lo = f->updated_after;
         hi = f->updated_before;
     } else {
@@ -661,7 +579,7 @@ const char *sql_range_probe(const struct sql_dialect *d, const struct task_filte
     }
     buf_puts(sql, "SELECT count(*) FROM (SELECT 1 FROM tasks");
     if (d->placeholder == '?') buf_printf(sql, " INDEXED BY %s", index);
-    buf_printf(sql, " WHERE %s IS NOT NULL AND %s>", col, col);
+    buf_printf(sql, " WHERE %s>", col);
     sql_put_int(d, sql, b, lo);
     buf_printf(sql, " AND %s<", col);
     sql_put_int(d, sql, b, hi ? hi : INT64_MAX);
@@ -672,55 +590,31 @@ const char *sql_range_probe(const struct sql_dialect *d, const struct task_filte
 int sql_list_query_range(const struct sql_dialect *d, const char *select_cols, const char *index,
                          const struct task_filter *f, struct buf *sql, struct sql_binds *b) {
     if (!index) return sql_list_query(d, select_cols, f, false, sql, b);
-    bool sqlite = d->placeholder == '?';
-    bool updated = strcmp(index, "tasks_settled") == 0;
-    if (sqlite && !updated) {
+    if (d->placeholder == '?') {
         char from[64];
         snprintf(from, sizeof from, "tasks INDEXED BY %s", index);
         return sql_list_query_from(d, select_cols, from, f, false, sql, b);
     }
     /* PostgreSQL: an order the primary key cannot give (id||'' sorts as
      * id: the column is COLLATE "C"), so the planner reads the range. */
-    const char *order = sqlite ? "id" : "id||''";
-    if (updated) {
-        /* The settled tasks of the range from its index, and the running
-         * ones; then their rows in id order. */
-        buf_printf(sql, "SELECT %s FROM (", select_cols);
-        for (int part = 0; part < 2; part++) {
-            char from[64];
-            snprintf(from, sizeof from, "tasks%s",
-                     !sqlite ? ""
-                     : part  ? " INDEXED BY tasks_phase"
-                             : " INDEXED BY tasks_settled");
-            if (part) buf_puts(sql, " UNION ALL ");
-            int rc = sql_updated_part(d, "*", from, part, f, sql, b);
-            if (rc) return rc;
-            if (f->cursor[0]) {
-                buf_puts(sql, f->ascending ? " AND id>" : " AND id<");
-                sql_put_text(d, sql, b, f->cursor);
-            }
-        }
-        buf_puts(sql, ") AS u");
-    } else {
-        buf_printf(sql, "SELECT %s FROM tasks", select_cols);
-        int rc = sql_where(d, f, sql, b);
-        if (rc) return rc;
-        if (f->cursor[0]) {
-            buf_puts(sql, f->ascending ? " AND id>" : " AND id<");
-            sql_put_text(d, sql, b, f->cursor);
-        }
+    buf_printf(sql, "SELECT %s FROM tasks", select_cols);
+    int rc = sql_where(d, f, sql, b);
+    if (rc) return rc;
+    if (f->cursor[0]) {
+        buf_puts(sql, f->ascending ? " AND id>" : " AND id<");
+        sql_put_text(d, sql, b, f->cursor);
     }
-    buf_printf(sql, " ORDER BY %s %s LIMIT %d", order, f->ascending ? "ASC" : "DESC", f->limit + 1);
-    sql_offset(d, f, sql, b);
+    buf_printf(sql, " ORDER BY id||'' %s LIMIT %d", f->ascending ? "ASC" : "DESC", f->limit + 1);
+    if (f->offset > 0) {
+        buf_puts(sql, " OFFSET ");
+        sql_put_int(d, sql, b, f->offset);
+    }
     return 0;
 }
 
 int sql_list_query_from(const struct sql_dialect *d, const char *select_cols, const char *from,
                         const struct task_filter *f, bool count, struct buf *sql,
                         struct sql_binds *b) {
-    if (count && (f->updated_after || f->updated_before)) return sql_updated_count(d, f, sql, b);
-    if (!count && f->nsort > 0 && f->sort[0].key == TASK_SORT_UPDATED_AT)
-        return sql_updated_sorted(d, select_cols, f, sql, b);
     bool capped = count && f->total_max > 0;
     /* PostgreSQL, a page in id order: the ids first, then their rows. The
      * planner prices "the primary key backwards, filtering" as if matching
@@ -811,7 +705,7 @@ const struct store_col store_task_columns[] = {
     C("paused", STORE_COL_BOOL, paused),
     FIXED("idempotency_key", STORE_COL_TEXT, idempotency_key),
     C("attempts", STORE_COL_TEXT, attempts),
-    C("due_at", STORE_COL_DUE, due_at), /* store_due_keep(); NULL for 0 */
+    C("due_at", STORE_COL_DUE, id), /* derived: task_due_at(); written, never read */
 };
 #undef C
 #undef FIXED
@@ -967,7 +861,7 @@ struct store_value store_col_value(const struct task *t, const struct store_col 
         v.text = store_status_name(t->status);
         break;
     case STORE_COL_DUE:
-        v.i = t->due_at;
+        v.i = task_due_at(t);
         if (v.i) v.kind = STORE_VALUE_INT;
         return v;
     }
@@ -1000,8 +894,7 @@ void store_col_set(struct task *t, const struct store_col *c, const struct store
     case STORE_COL_STATUS:
         t->status = store_status_parse(text);
         break;
-    case STORE_COL_DUE:
-        t->due_at = text ? strtoll(text, NULL, 10) : v->kind == STORE_VALUE_INT ? v->i : 0;
+    case STORE_COL_DUE: /* written, never read back */
         break;
     }
 }

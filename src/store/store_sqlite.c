@@ -86,12 +86,11 @@ char *sq_col_dup(sqlite3_stmt *st, int at) {
 /* Column `at` as a store_value: a number when `number` (asking an integer
  * for text converts it), else its text, or NULL. */
 static struct store_value sq_value(sqlite3_stmt *st, int at, enum store_col_kind number) {
-    if (number == STORE_COL_INT || number == STORE_COL_BOOL ||
-        (number == STORE_COL_DUE && sqlite3_column_type(st, at) != SQLITE_NULL))
+    if (number == STORE_COL_INT || number == STORE_COL_BOOL)
         return (struct store_value){.kind = STORE_VALUE_INT, .i = sqlite3_column_int64(st, at)};
     if (number == STORE_COL_REAL)
         return (struct store_value){.kind = STORE_VALUE_REAL, .r = sqlite3_column_double(st, at)};
-    if (sqlite3_column_type(st, at) == SQLITE_NULL)
+    if (number == STORE_COL_DUE || sqlite3_column_type(st, at) == SQLITE_NULL)
         return (struct store_value){.kind = STORE_VALUE_NULL};
     return (struct store_value){.kind = STORE_VALUE_TEXT,
                                 .text = (const char *)sqlite3_column_text(st, at)};

@@ -340,61 +340,6 @@ static void test_sweep_expires_leases_and_wakes(void) {
 
 static int heartbeat(struct store *s, const char *id, const char *tok, double ratio);
 
-/*
- * A heartbeat writes no indexed column (docs/storage.md): the stored due
- * time stays at the claim's lease end while heartbeats move the lease.
- * The sweep that finds it early moves it to the lease's end and leaves the
- * task running; once the heartbeats stop, the lease runs out as before.
- */
-static void test_heartbeats_leave_the_due_time(void) {
-    struct store *s = open_store(50);
-    CHECK(s);
-    char id[ID_LEN + 1], cid[ID_LEN + 1], tok[ID_LEN + 1];
-    CHECK_INT(create(s, new_task("n", "lazydue", "x", 0), id), 0);
-    CHECK_INT(claim(s, "n", "lazydue", NULL, 400, 0, cid, tok), 0);
-    CHECK_STR(cid, id);
-    struct task *r = get(s, "n", id);
-    CHECK(r);
-    int64_t due0 = r ? r->due_at : 0;
-    CHECK(r && due0 == r->lease_expires_at);
-    task_free(r);
-    struct store_stats st0, st1;
-    store_get_stats(s, &st0);
-    /* Heartbeats for 1.2 s, three times the lease: each moves the lease's
-     * end and none the due time; the sweeps at the stale due times move it
-     * and expire nothing. */
-    int64_t until = time_mono_ms() + 1200;
-    int beats = 0;
-    while (time_mono_ms() < until) {
-        th_sleep_ms(100);
-        CHECK_INT(heartbeat(s, id, tok, 0.5), 0);
-        beats++;
-        r = get(s, "n", id);
-        CHECK(r);
-        if (!r) break;
-        CHECK_INT(r->phase, TASK_RUNNING);
-        CHECK(r->due_at > 0 && r->due_at <= r->lease_expires_at);
-        if (beats == 1) CHECK_INT(r->due_at, due0); /* the first heartbeat kept it */
-        task_free(r);
-    }
-    store_get_stats(s, &st1);
-    CHECK(st1.dues_moved > st0.dues_moved);
-    CHECK_INT(st1.leases_expired, st0.leases_expired);
-    /* No more heartbeats: the lease runs out and the task is pending again. */
-    bool back = false;
-    for (int i = 0; i < 100 && !back; i++) {
-        th_sleep_ms(50);
-        r = get(s, "n", id);
-        back = r && r->phase == TASK_PENDING;
-        if (back) CHECK_INT(r->due_at, 0);
-        task_free(r);
-    }
-    CHECK(back);
-    store_get_stats(s, &st1);
-    CHECK_INT(st1.leases_expired, st0.leases_expired + 1);
-    store_close(s);
-}
-
 /* The ids of a list, in its order, as "a,b,c". */
 static void list_ids(struct store *s, const struct task_filter *f, char *out, size_t cap,
                      int64_t *total) {
@@ -410,11 +355,10 @@ static void list_ids(struct store *s, const struct task_filter *f, char *out, si
 }
 
 /*
- * Lists by update time: settled tasks come from their index, running ones
- * (whose update time moves with each heartbeat) are merged in, in order,
- * with offsets, ranges and counts (store_sql.c, sql_updated_part).
+ * Lists by update time: a running task's update time moves with each
+ * heartbeat, and the lists follow it, with offsets, ranges and counts.
  */
-static void test_lists_by_update_time_merge_running_tasks(void) {
+static void test_lists_by_update_time_follow_heartbeats(void) {
     struct store *s = open_store(0);
     CHECK(s);
     char id[5][ID_LEN + 1], cid[ID_LEN + 1], tok0[ID_LEN + 1], tok1[ID_LEN + 1];
@@ -2416,10 +2360,8 @@ static const struct th_test tests[] = {
     {"a refused op writes nothing", test_refused_op_writes_nothing},
     {"parked claims and watches wake on commit", test_parked_claim_and_watch},
     {"the sweep expires leases and wakes waiting tasks", test_sweep_expires_leases_and_wakes},
-    {"heartbeats leave the due time; the sweep moves it, then expires the lease",
-     test_heartbeats_leave_the_due_time},
-    {"lists by update time merge the running tasks in order",
-     test_lists_by_update_time_merge_running_tasks},
+    {"lists by update time follow heartbeats, in order",
+     test_lists_by_update_time_follow_heartbeats},
     {"parent counts follow children", test_parent_counts},
     {"a completed parent waits for its children", test_parent_waits_for_children},
     {"list filters and cursor", test_list_filters_and_cursor},
