@@ -81,6 +81,9 @@ static const struct serve_flag serve_flags[] = {
     NUM(SS_GENERAL, "threads", SF_INT, threads, 1, 64, 2, "HTTP threads"),
     FLAG(SS_GENERAL, "relaxed", NULL, relaxed, 0, 0,
          "acknowledge writes before they are fsynced\n(faster, not durable)"),
+    FLAG(SS_GENERAL, "sqlite-exclusive", NULL, sqlite_exclusive, 0, 0,
+         "SQLite: keep the database to this process:\nfewer system calls a request; no other\n"
+         "process (sqlite3, taskmill token) can open\nit while the server runs"),
     FLAG(SS_SECURITY, "tls-cert", "FILE", tls_cert_path, 0, 0,
          "serve HTTPS with this PEM certificate"),
     FLAG(SS_SECURITY, "tls-key", "FILE", tls_key_path, 0, 0, "and this PEM private key"),
@@ -270,6 +273,11 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "taskmill serve: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    if (cfg.sqlite_exclusive && strncmp(cfg.store_url, "sqlite:", 7) != 0) {
+        fprintf(stderr, "taskmill serve: '--sqlite-exclusive' needs a sqlite: store, not '%.*s'\n",
+                (int)strcspn(cfg.store_url, ":"), cfg.store_url);
+        return 2;
+    }
 
     /* Block the stop signals in every thread; this one waits for them. */
     sigset_t set;
@@ -282,8 +290,9 @@ int cmd_serve(int argc, char **argv) {
     if (server_start(&cfg, &srv)) return 1;
     char shown[512];
     serve_redact_url(cfg.store_url, shown, sizeof shown);
-    fprintf(stderr, "taskmill: store %s%s\n", shown,
-            cfg.relaxed ? " (relaxed: writes acknowledged before fsync)" : "");
+    fprintf(stderr, "taskmill: store %s%s%s\n", shown,
+            cfg.relaxed ? " (relaxed: writes acknowledged before fsync)" : "",
+            cfg.sqlite_exclusive ? " (exclusive: no other process can open it)" : "");
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "taskmill: %s, stopping\n", sig == SIGINT ? "interrupted" : "terminated");

@@ -66,7 +66,8 @@ struct server_config {
     const char *store_url;
     int threads;
     bool relaxed;
-    bool reuse_port; /* share the port with other nodes on this machine (SO_REUSEPORT) */
+    bool sqlite_exclusive; /* store_options.sqlite_exclusive */
+    bool reuse_port;       /* share the port with other nodes on this machine (SO_REUSEPORT) */
     struct limits limits;
     const char *tls_cert_path, *tls_key_path; /* PEM files; both or neither */
     bool insecure_no_auth;                    /* serve any address without tokens */

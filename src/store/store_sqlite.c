@@ -48,6 +48,7 @@ struct sq_conn {
 struct sq_store {
     char *path;
     bool relaxed;
+    bool exclusive;                              /* store_options.sqlite_exclusive */
     int64_t query_timeout_ms;                    /* store_options.query_timeout_ms */
     int64_t events_max_count, events_max_age_ms; /* store_options', for the log's segments */
     bool lazy; /* the open transaction is begin_lazy's: synchronous is NORMAL until it ends */
@@ -200,7 +201,8 @@ void sq_bind_text(sqlite3_stmt *st, int at, const char *v) {
         sqlite3_bind_null(st, at);
 }
 
-static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_conn *c) {
+static int sq_open_conn(const char *path, bool writer, bool relaxed, bool exclusive,
+                        struct sq_conn *c) {
     memset(c, 0, sizeof *c);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
     /* A new database file is the owner's alone (0600): it holds token hashes
@@ -210,7 +212,7 @@ static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_c
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd >= 0) close(fd);
     }
-    if (sqlite3_open_v2(path, &c->db, flags, sq_vfs_name()) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &c->db, flags, sq_vfs_name(exclusive)) != SQLITE_OK) {
         sq_log(c->db, path);
         sqlite3_close(c->db);
         c->db = NULL;
@@ -234,6 +236,8 @@ static int sq_open_conn(const char *path, bool writer, bool relaxed, struct sq_c
         rc = sq_exec(c->db, "PRAGMA query_only=1");
     }
     if (!rc) rc = sq_exec(c->db, "PRAGMA cache_size=-16000");
+    /* Another process holds the file (a server with --sqlite-exclusive). */
+    if (rc && sqlite3_errcode(c->db) == SQLITE_BUSY) rc = TM_EUNAVAILABLE;
     return rc;
 }
 
@@ -321,6 +325,7 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     store_base_of(s)->impl = q;
     q->path = xstrdup(path && *path ? path : "taskmill.db");
     q->relaxed = opt->relaxed;
+    q->exclusive = opt->sqlite_exclusive;
     q->query_timeout_ms = opt->query_timeout_ms;
     q->events_max_count = opt->events_max_count;
     q->events_max_age_ms = opt->events_max_age_ms;
@@ -333,10 +338,15 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     sql_task_statements(&sql_dialect_sqlite, NCOLS, &cols, &ins, &upd);
     q->select_cols = buf_detach(&cols);
 
-    int rc = sq_open_conn(q->path, true, q->relaxed, &q->writer);
+    int rc = sq_open_conn(q->path, true, q->relaxed, q->exclusive, &q->writer);
     if (rc) {
         buf_release(&ins);
         buf_release(&upd);
+        if (rc == TM_EUNAVAILABLE)
+            return err_set(e, TM_EUNAVAILABLE, "store",
+                           "SQLite database '%s' is locked by another process (a server started"
+                           " with --sqlite-exclusive keeps it to itself)",
+                           q->path);
         return err_set(e, TM_EINTERNAL, "store", "cannot open SQLite database '%s'", q->path);
     }
     sqlite3 *db = q->writer.db;
@@ -600,7 +610,8 @@ static struct sq_conn *sq_reader_take(struct sq_store *q) {
     c = xmalloc(sizeof *c);
     char sql[1024];
     snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id=?1", q->select_cols);
-    if (sq_open_conn(q->path, false, q->relaxed, c) || sq_prepare(c->db, sql, &c->get)) {
+    if (sq_open_conn(q->path, false, q->relaxed, q->exclusive, c) ||
+        sq_prepare(c->db, sql, &c->get)) {
         sq_close_conn(c);
         free(c);
         return NULL;

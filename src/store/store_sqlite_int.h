@@ -19,10 +19,13 @@ struct sq_events;
 
 /* store_sqlite_vfs.c: the VFS every connection of the backend opens with,
  * the default one gathering a commit's WAL appends into one write. */
-#define SQ_VFS_NAME "taskmill"
-/* Sets SQLite up and registers the VFS, once: its name, or NULL (use the
- * default) when it cannot. Called before any other use of SQLite. */
-const char *sq_vfs_name(void);
+#define SQ_VFS_NAME      "taskmill"
+#define SQ_VFS_EXCL_NAME "taskmill-excl"
+/* Sets SQLite up and registers the VFSes, once: the name of the one to
+ * open with, or NULL (use the default) when it cannot. `exclusive`: the
+ * one over "unix-excl", which keeps the database to this process
+ * (store_options.sqlite_exclusive). Called before any other use of SQLite. */
+const char *sq_vfs_name(bool exclusive);
 /* Gathering on or off for db's WAL: on only while every commit of db
  * syncs (synchronous=FULL). */
 void sq_vfs_gather(sqlite3 *db, bool on);

@@ -11,6 +11,7 @@
 
 #include "../src/common/buf.h"
 #include "harness.h"
+#include "sec_util.h"
 
 static struct th_server srv;
 
@@ -573,6 +574,61 @@ static void test_group_commit_and_crash_durability(void) {
     CHECK_INT(queue_total(&srv, "burst"), 400);
 }
 
+/*
+ * serve --sqlite-exclusive: the server keeps the database to itself. Its
+ * work is as durable (kill -9 and a restart keep every acknowledged
+ * write), another process that opens the file is told why it cannot, and
+ * once the server has stopped the file opens as usual.
+ */
+static void test_sqlite_exclusive(void) {
+    if (th_backend_is_pg()) {
+        th_skip("--sqlite-exclusive is SQLite's");
+        return;
+    }
+    /* Bad input: the flag with a PostgreSQL store is refused before it starts. */
+    char out[1024];
+    int rc = sec_cli(out, sizeof out,
+                     "%s serve --listen 127.0.0.1:0 --store postgres://u@127.0.0.1:1/db"
+                     " --sqlite-exclusive 2>&1",
+                     sec_bin());
+    CHECK_INT(rc, 2);
+    CHECK(strstr(out, "'--sqlite-exclusive' needs a sqlite: store") != NULL);
+    struct th_server x;
+    if (th_server_start(&x, "--sqlite-exclusive", NULL)) {
+        th_fail(__FILE__, __LINE__, "the server did not start with --sqlite-exclusive");
+        return;
+    }
+    for (int i = 0; i < 20; i++)
+        free(th_submit(&x, "ex", "\"queue\":\"exq\""));
+    char id[33], token[33];
+    CHECK_INT(th_claim(&x, "exq", NULL, id, token), 200);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    CHECK_INT(
+        th_http(&x, "POST", path, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5}}", token)
+            ->status,
+        200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", id);
+    CHECK_INT(th_http(&x, "POST", path, "{\"lease_token\":\"%s\"}", token)->status, 200);
+    /* Another process: refused, with the reason, after SQLite's busy wait. */
+    rc = sec_cli(out, sizeof out, "%s token list --store '%s' 2>&1", sec_bin(), x.store);
+    CHECK(rc != 0);
+    CHECK(strstr(out, "is locked by another process") != NULL);
+    CHECK(strstr(out, "--sqlite-exclusive") != NULL);
+    /* A crash and a restart: every acknowledged write is there. */
+    th_server_stop(&x, true);
+    CHECK_INT(th_server_restart(&x), 0);
+    CHECK_INT(queue_total(&x, "exq"), 20);
+    CHECK_STR(th_phase(&x, id), "completed");
+    for (int i = 0; i < 5; i++)
+        free(th_submit(&x, "ex", "\"queue\":\"exq\""));
+    /* Stopped, the file is anyone's again. */
+    th_server_stop(&x, false);
+    rc = sec_cli(out, sizeof out, "%s token list --store '%s' 2>&1", sec_bin(), x.store);
+    CHECK_INT(rc, 0);
+    th_server_free(&x);
+}
+
 /* A list page ends early once it holds 8 MiB of tasks; the cursor goes on. */
 static void test_list_bounded_in_bytes(void) {
     size_t pad = 600 * 1000;
@@ -653,6 +709,8 @@ static const struct th_test tests[] = {
     {"a list page is bounded in bytes; the cursor goes on", test_list_bounded_in_bytes},
     {"a task's messages are bounded in bytes, the dropped counted", test_messages_bounded},
     {"group commit; acknowledged writes survive kill -9", test_group_commit_and_crash_durability},
+    {"--sqlite-exclusive: durable, and the file is the server's alone while it runs",
+     test_sqlite_exclusive},
     {NULL, NULL},
 };
 

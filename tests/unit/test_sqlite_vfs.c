@@ -25,7 +25,7 @@ static int serial;
 
 static sqlite3 *open_db(const char *path, bool writer) {
     sqlite3 *db = NULL;
-    const char *vfs = sq_vfs_name();
+    const char *vfs = sq_vfs_name(false);
     if (!vfs) return NULL;
     int flags = SQLITE_OPEN_READWRITE | (writer ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &db, flags, vfs) != SQLITE_OK) {
@@ -259,7 +259,7 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/taskmill-vfs-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir)) return 1;
-    if (!sq_vfs_name()) {
+    if (!sq_vfs_name(false)) {
         printf("FAIL the taskmill VFS did not register\n");
         printf("RESULT passed=0 failed=1\n");
         return 1;
