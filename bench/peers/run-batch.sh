@@ -16,7 +16,8 @@
 #   -b  BATCH: tasks per claim, and so per heartbeat and complete request (default 16, 1..100)
 #   -r 3, -n 20000, -c 8, -W 8, --steps 4, -d 10, -t 600, -o /tmp/taskmill-bench/results:
 #       as the harness's run.sh
-# Env: TASKMILL_BIN (build/taskmill), PEERS_DIR (../shared/bench/peers), and the harness's
+# Env: TASKMILL_BIN (build/taskmill), TASKMILL_SERVE_ARGS (more `serve` flags for both
+#   taskmill systems, e.g. --sqlite-exclusive), PEERS_DIR (../shared/bench/peers), and the harness's
 #   BENCH_LOCK, LOCK_WAIT, STEAL_MAX, OTHER_MAX, NOISE_RETRIES, PB_BASE, HTTP_PORT.
 #
 # A taskmill-batch repetition is what run.sh does for a system: under `flock` on BENCH_LOCK,
@@ -78,7 +79,7 @@ TASKMILL_BIN=${TASKMILL_BIN:-$PWD/build/taskmill}
 [ -x "$TASKMILL_BIN" ] || die "taskmill binary not found at $TASKMILL_BIN (set TASKMILL_BIN, or run from the project root after make)"
 export TASKMILL_BIN
 # the harness's taskmill server command (run.sh), so both taskmill systems run the same server
-TASKMILL_SERVER_CMD="$TASKMILL_BIN serve --listen 127.0.0.1:\$HTTP_PORT --store sqlite:\$HTTP_DATA_DIR/taskmill.db"
+export TASKMILL_SERVER_CMD="$TASKMILL_BIN serve --listen 127.0.0.1:\$HTTP_PORT --store sqlite:\$HTTP_DATA_DIR/taskmill.db${TASKMILL_SERVE_ARGS:+ $TASKMILL_SERVE_ARGS}"
 mkdir -p "$OUT_DIR/logs" "$(dirname "$BENCH_LOCK")" || die "cannot create $OUT_DIR"
 RESULTS=$OUT_DIR/results.jsonl
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)-$$
