@@ -42,7 +42,7 @@ struct store_options {
     bool relaxed; /* commit without waiting for fsync */
     /* SQLite: keep the database to this process (SQLite's "unix-excl"): its
      * transactions lock in memory, with no system call; no other process
-     * can open the file while the store is open (docs/operations.md). */
+     * can open the file while the store is open (docs/storage.md). */
     bool sqlite_exclusive;
     int64_t sweep_max_ms;      /* longest sleep of the writer between sweeps (default 1000) */
     int64_t events_max_age_ms; /* event retention by age (default 7 days; <0 = keep) */

@@ -29,7 +29,7 @@
  * itself at its first lock, and its wal-index lives in heap memory, so the
  * locks of its transactions are its own and take no system call (about 6
  * fcntl a commit and 2 a read otherwise). No other process can open the
- * database while it runs (docs/operations.md).
+ * database while it runs (docs/storage.md, "SQLite, exclusive").
  */
 #include <pthread.h>
 #include <stdatomic.h>
