@@ -343,7 +343,8 @@ static int pg_classify(struct pg_conn *c, const PGresult *r, const char *sql) {
     return TM_EINTERNAL;
 }
 
-/* A statement that took too long: logged, and its connection closed. */
+/* A connection given up on (a statement that took too long, a pipeline
+ * that broke): logged with why, and closed. */
 static int pg_gave_up(struct pg_conn *c, const char *sql, const char *why) {
     char what[80];
     pg_what(what, sizeof what, sql);
@@ -448,12 +449,7 @@ static int pg_send_failed(struct pg_conn *c, const char *sql) {
  * unknown, so the connection is closed (the server rolls the transaction
  * back) and the caller answers 503, as for a connection lost. */
 static int pg_pipe_failed(struct pg_conn *c, const char *sql) {
-    if (c->pg) {
-        char what[80];
-        pg_what(what, sizeof what, sql);
-        pg_log(c, what, PQerrorMessage(c->pg));
-        pg_conn_drop(c);
-    }
+    if (c->pg) pg_gave_up(c, sql, PQerrorMessage(c->pg));
     if (!c->err) c->err = TM_EUNAVAILABLE;
     return TM_EUNAVAILABLE;
 }

@@ -745,9 +745,11 @@ static void test_events_every_write_in_order(void) {
 
 /* ---- What the log stores of each event ---- */
 
-/* Every event of one namespace as the commit listener got it (whole). */
+/* Every event of one namespace (ns, set before the listener) as the
+ * commit listener got it (whole). */
 static struct kept {
     pthread_mutex_t lock;
+    const char *ns;
     int64_t seqs[32];
     char *json[32];
     int n;
@@ -758,7 +760,7 @@ static void keep_fn(void *cls, const struct store_commit *c) {
     pthread_mutex_lock(&kept.lock);
     for (size_t i = 0; i < c->nevents; i++) {
         const struct store_event *ev = &c->events[i];
-        if (strcmp(ev->ns, "slim") != 0 || kept.n == 32) continue;
+        if (strcmp(ev->ns, kept.ns) != 0 || kept.n == 32) continue;
         kept.seqs[kept.n] = ev->seq;
         kept.json[kept.n++] = xstrdup(ev->task_json);
     }
@@ -776,6 +778,14 @@ static bool kept_wait(int n) {
         usleep(25 * 1000);
     }
     return false;
+}
+
+static void kept_reset(void) {
+    pthread_mutex_lock(&kept.lock);
+    for (int i = 0; i < kept.n; i++)
+        free(kept.json[i]);
+    kept.n = 0;
+    pthread_mutex_unlock(&kept.lock);
 }
 
 static const char *kept_json(int64_t seq) {
@@ -962,13 +972,12 @@ static void test_events_store_the_changing_part(void) {
     struct store_options opt = {.events_max_count = 4, .events_max_age_ms = -1};
     struct store *s = open_own_store("slim", &opt, db_url, pgdb);
     if (s) {
+        kept.ns = "slim";
         store_set_listener(s, keep_fn, NULL);
         slim_steps(s, db_url);
         store_close(s);
     }
-    for (int i = 0; i < kept.n; i++)
-        free(kept.json[i]);
-    kept.n = 0;
+    kept_reset();
     if (pgdb[0]) th_pg_db_drop(pgdb);
 }
 
@@ -2269,25 +2278,6 @@ static void test_many_submits_in_one_op(void) {
 
 /* ---- Another node's events, as this node's feed hands them on ---- */
 
-static struct heard_json {
-    pthread_mutex_t lock;
-    int64_t seqs[16];
-    char *json[16];
-    int n;
-} hj = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void heard_json_fn(void *cls, const struct store_commit *c) {
-    (void)cls;
-    pthread_mutex_lock(&hj.lock);
-    for (size_t i = 0; i < c->nevents; i++) {
-        const struct store_event *ev = &c->events[i];
-        if (strcmp(ev->ns, "feedb") != 0 || hj.n == 16) continue;
-        hj.seqs[hj.n] = ev->seq;
-        hj.json[hj.n++] = xstrdup(ev->task_json);
-    }
-    pthread_mutex_unlock(&hj.lock);
-}
-
 /* Another node's events, stored as a changing part, reach this node's
  * listener whole (joined with their task's first event) and byte for byte
  * as a read of the log gives them back: for a task made before this node
@@ -2308,48 +2298,35 @@ static void test_feed_joins_other_nodes_events(void) {
         store_close(a);
         return;
     }
-    store_set_listener(b, heard_json_fn, NULL);
+    kept.ns = "feedb";
+    store_set_listener(b, keep_fn, NULL);
     /* t1's first event came before b; t2 is made while b listens. */
     CHECK_INT(claim(a, "feedb", "feedq", NULL, 60000, 0, cid, tok1), 0);
     CHECK_STR(cid, t1);
     /* b hears that claim first, on a page of its own */
-    int heard = 0;
-    for (int i = 0; i < 400 && heard < 1; i++) {
-        pthread_mutex_lock(&hj.lock);
-        heard = hj.n;
-        pthread_mutex_unlock(&hj.lock);
-        if (heard < 1) usleep(25 * 1000);
-    }
-    CHECK_INT(heard, 1);
+    CHECK(kept_wait(1));
     CHECK_INT(create(a, new_task("feedb", "feedq", "x", 0), t2), 0);
     CHECK_INT(claim(a, "feedb", "feedq", NULL, 60000, 0, cid, tok2), 0);
     CHECK_STR(cid, t2);
     CHECK_INT(simple(a, STORE_OP_COMPLETE, "feedb", t2, tok2, NULL), 0);
-    for (int i = 0; i < 400 && heard < 4; i++) {
-        pthread_mutex_lock(&hj.lock);
-        heard = hj.n;
-        pthread_mutex_unlock(&hj.lock);
-        if (heard < 4) usleep(25 * 1000);
-    }
-    CHECK(heard >= 4);
-    pthread_mutex_lock(&hj.lock);
-    for (int i = 0; i < hj.n; i++) {
+    CHECK(kept_wait(4));
+    pthread_mutex_lock(&kept.lock);
+    for (int i = 0; i < kept.n; i++) {
         struct event_page p = {0};
         struct tm_error e;
         err_clear(&e);
-        if (store_events_read(b, "feedb", NULL, hj.seqs[i] - 1, 1, 0, &p, &e) == 0 && p.n == 1) {
-            CHECK_INT(p.events[0].seq, hj.seqs[i]);
-            CHECK_STR(hj.json[i], p.events[0].task_json);
-            CHECK(task_json_is_whole(hj.json[i]));
+        if (store_events_read(b, "feedb", NULL, kept.seqs[i] - 1, 1, 0, &p, &e) == 0 && p.n == 1) {
+            CHECK_INT(p.events[0].seq, kept.seqs[i]);
+            CHECK_STR(kept.json[i], p.events[0].task_json);
+            CHECK(task_json_is_whole(kept.json[i]));
         } else {
-            th_fail(__FILE__, __LINE__, "event %lld not read back", (long long)hj.seqs[i]);
+            th_fail(__FILE__, __LINE__, "event %lld not read back", (long long)kept.seqs[i]);
         }
         event_page_release(&p);
-        free(hj.json[i]);
     }
-    hj.n = 0;
-    pthread_mutex_unlock(&hj.lock);
+    pthread_mutex_unlock(&kept.lock);
     store_close(b);
+    kept_reset();
     store_close(a);
 }
 
