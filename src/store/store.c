@@ -1934,8 +1934,9 @@ void store_submit(struct store *s, struct store_op *op) {
     else
         s->queue_head = op;
     s->queue_tail = op;
-    pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
+    /* After the unlock: the writer, woken, does not then wait for the lock. */
+    pthread_cond_signal(&s->cond);
 }
 
 struct store_waiter {
