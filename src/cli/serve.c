@@ -79,6 +79,9 @@ static const struct serve_flag serve_flags[] = {
          "let other taskmill servers on this machine\nlisten on the same port; the kernel "
          "spreads\nconnections over them"),
     NUM(SS_GENERAL, "threads", SF_INT, threads, 1, 64, 2, "HTTP threads"),
+    FLAG(SS_GENERAL, "no-fast-path", NULL, http_fast_off, 0, 0,
+         "serve every request through libmicrohttpd,\nnot the hot ones through taskmill's own\n"
+         "HTTP path (plain HTTP; docs/operations.md)"),
     FLAG(SS_GENERAL, "relaxed", NULL, relaxed, 0, 0,
          "acknowledge writes before they are fsynced\n(faster, not durable)"),
     FLAG(SS_GENERAL, "sqlite-exclusive", NULL, sqlite_exclusive, 0, 0,

@@ -61,10 +61,8 @@ static bool auth_rate_take(struct server *srv, const char *id) {
 
 static void auth_client_addr(struct req *r, char *out, size_t n) {
     snprintf(out, n, "?");
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr) return;
-    const struct sockaddr *sa = ci->client_addr;
+    const struct sockaddr *sa = req_client_addr(r);
+    if (!sa) return;
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
     else if (sa->sa_family == AF_INET6)

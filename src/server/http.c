@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "../common/json_parse.h"
 #include "../common/task_json.h"
@@ -52,12 +53,22 @@ const struct limits *req_limits(struct req *r) {
     return &r->srv->cfg.limits;
 }
 
+/* The fast path takes no request with a query (http_head.h). */
 const char *req_query(struct req *r, const char *key) {
+    if (r->fast) return NULL;
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
 const char *req_header(struct req *r, const char *key) {
+    if (r->fast) return http_fast_header(r->fast, key);
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
+}
+
+const struct sockaddr *req_client_addr(struct req *r) {
+    if (r->fast) return http_fast_client_addr(r->fast);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci ? ci->client_addr : NULL;
 }
 
 const char *req_scheme(struct req *r) {
@@ -81,6 +92,7 @@ static enum MHD_Result query_iter_one(void *cls, enum MHD_ValueKind kind, const 
 int req_query_each(struct req *r, int (*fn)(void *cls, const char *key, const char *value),
                    void *cls) {
     struct query_iter it = {fn, cls, 0};
+    if (r->fast) return 0;
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_iter_one, &it);
     return it.rc;
 }
@@ -111,6 +123,12 @@ static void req_waiter_release(struct req *r) {
 
 static void reply_send(struct req *r, int status, char *body, size_t len, const char *type) {
     req_waiter_release(r);
+    r->status_sent = status;
+    server_count_reply(r->srv, status);
+    if (r->fast) {
+        http_fast_reply(r, status, body, len, type);
+        return;
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -118,8 +136,6 @@ static void reply_send(struct req *r, int status, char *body, size_t len, const 
         MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
     MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
-    r->status_sent = status;
-    server_count_reply(r->srv, status);
 }
 
 void reply_body(struct req *r, int status, struct buf *body, const char *content_type) {
@@ -273,9 +289,21 @@ int req_json_fields(struct req *r, bool empty_ok, const char *const *fields) {
     return 0;
 }
 
+/* The request's ops are done (on the store's writer): its handler goes on. */
+static void req_resume(struct req *r) {
+    if (r->fast)
+        http_fast_resume(r);
+    else
+        MHD_resume_connection(r->conn);
+}
+
+static void req_suspend(struct req *r) {
+    r->suspended = true;
+    if (!r->fast) MHD_suspend_connection(r->conn);
+}
+
 static void req_op_done(struct store_op *op) {
-    struct req *r = op->udata;
-    MHD_resume_connection(r->conn);
+    req_resume(op->udata);
 }
 
 /* Counts one more parked request for the token; false when it has its fill. */
@@ -333,14 +361,13 @@ void req_submit(struct req *r, handler_fn on_resume) {
     r->on_resume = on_resume;
     r->op.done = req_op_done;
     r->op.udata = r;
-    r->suspended = true;
-    MHD_suspend_connection(r->conn);
+    req_suspend(r);
     store_submit(r->srv->store, &r->op);
 }
 
 static void req_many_done(struct store_op *op) {
     struct req *r = op->udata;
-    if (atomic_fetch_sub(&r->ops_left, 1) == 1) MHD_resume_connection(r->conn);
+    if (atomic_fetch_sub(&r->ops_left, 1) == 1) req_resume(r);
 }
 
 void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn on_resume) {
@@ -356,8 +383,7 @@ void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn o
     const char *actor = r->token_id[0] ? r->token_id : "open";
     r->on_resume = on_resume;
     atomic_store(&r->ops_left, todo);
-    r->suspended = true;
-    MHD_suspend_connection(r->conn);
+    req_suspend(r);
     for (size_t i = 0; i < n; i++) {
         if (ops[i].err.code) continue; /* refused before the store: not sent */
         if (!ops[i].actor) ops[i].actor = actor;
@@ -367,8 +393,9 @@ void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn o
     }
 }
 
-/* Matches "/v1/tasks/:id" against a path, capturing ':' segments. */
-static bool route_match(const char *pattern, const char *path, struct req *r) {
+/* Matches "/v1/tasks/:id" against a path, capturing ':' segments into r
+ * (none when r is NULL). */
+bool route_match(const char *pattern, const char *path, struct req *r) {
     int n = 0;
     while (*pattern && *path) {
         if (*pattern != '/' || *path != '/') return false;
@@ -379,6 +406,10 @@ static bool route_match(const char *pattern, const char *path, struct req *r) {
         size_t slen = se ? (size_t)(se - path) : strlen(path);
         if (*pattern == ':') {
             if (slen == 0 || slen >= sizeof r->param_buf[0] || n == REQ_MAX_PARAMS) return false;
+            if (!r) {
+                n++;
+                goto next;
+            }
             memcpy(r->param_buf[n], path, slen);
             r->param_buf[n][slen] = '\0';
             r->param[n] = r->param_buf[n];
@@ -386,11 +417,12 @@ static bool route_match(const char *pattern, const char *path, struct req *r) {
         } else if (plen != slen || memcmp(pattern, path, plen) != 0) {
             return false;
         }
+    next:
         pattern += plen;
         path += slen;
     }
     if (*pattern || *path) return false;
-    r->nparams = n;
+    if (r) r->nparams = n;
     return true;
 }
 
@@ -518,6 +550,50 @@ static size_t http_unescape(void *cls, struct MHD_Connection *conn, char *s) {
     return (size_t)(w - s);
 }
 
+struct req *req_new(struct server *srv, const char *method, const char *path) {
+    struct req *r = xcalloc(1, sizeof *r);
+    r->srv = srv;
+    r->method = method;
+    r->path = path;
+    r->ns = NULL;
+    r->t_start_mono = time_mono_ms();
+    buf_init(&r->body);
+    req_pick_error_writer(r);
+    return r;
+}
+
+void req_start(struct req *r) {
+    if (atomic_load(&r->srv->stopping)) {
+        struct tm_error e;
+        err_set(&e, TM_EUNAVAILABLE, "", "the server is stopping");
+        reply_error(r, &e);
+        return;
+    }
+    req_dispatch(r);
+}
+
+void req_resumed(struct req *r) {
+    r->suspended = false;
+    handler_fn next = r->on_resume;
+    r->on_resume = NULL;
+    next(r);
+}
+
+void req_free(struct req *r) {
+    auth_wait_remove(r);
+    store_op_release(&r->op);
+    req_waiter_release(r);
+    free(r->ns_owned);
+    if (r->owned_free) r->owned_free(r->owned);
+    json_decref(r->json);
+    buf_release(&r->body);
+    for (int i = 0; i < r->nhdr; i++) {
+        free(r->hdr_name[i]);
+        free(r->hdr_value[i]);
+    }
+    free(r);
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls) {
@@ -525,19 +601,12 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     struct server *srv = cls;
     struct req *r = *con_cls;
     if (!r) {
-        r = xcalloc(1, sizeof *r);
-        r->srv = srv;
+        r = req_new(srv, method, url);
         r->conn = conn;
-        r->method = method;
-        r->path = url;
-        r->ns = NULL;
-        r->t_start_mono = time_mono_ms();
         /* A request in progress may wait, stream or upload slowly: it gets
          * the long timeout; http_completed gives the idle one back. */
         MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
                                   (unsigned)(srv->cfg.limits.wait_max_seconds + 30));
-        buf_init(&r->body);
-        req_pick_error_writer(r);
         *con_cls = r;
         /* Refused before the body is read: no 100 Continue is sent, and
          * libmicrohttpd closes the connection after the reply. */
@@ -562,27 +631,18 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     }
     if (r->suspended) {
         /* Resumed by the store: the op is done. */
-        r->suspended = false;
-        handler_fn next = r->on_resume;
-        r->on_resume = NULL;
-        next(r);
+        req_resumed(r);
         return MHD_YES;
     }
     if (r->status_sent) return MHD_YES;
-    if (atomic_load(&srv->stopping)) {
-        struct tm_error e;
-        err_set(&e, TM_EUNAVAILABLE, "", "the server is stopping");
-        reply_error(r, &e);
-        return MHD_YES;
-    }
-    if (r->body_too_large) {
+    if (r->body_too_large && !atomic_load(&srv->stopping)) {
         struct tm_error e;
         err_set(&e, TM_ETOO_LARGE, "", "request body exceeds %zu bytes",
                 srv->cfg.limits.body_max_bytes);
         reply_error(r, &e);
         return MHD_YES;
     }
-    req_dispatch(r);
+    req_start(r);
     return MHD_YES;
 }
 
@@ -616,18 +676,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     if (r->srv->cfg.limits.idle_timeout_seconds > 0)
         MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
                                   (unsigned)r->srv->cfg.limits.idle_timeout_seconds);
-    auth_wait_remove(r);
-    store_op_release(&r->op);
-    req_waiter_release(r);
-    free(r->ns_owned);
-    if (r->owned_free) r->owned_free(r->owned);
-    json_decref(r->json);
-    buf_release(&r->body);
-    for (int i = 0; i < r->nhdr; i++) {
-        free(r->hdr_name[i]);
-        free(r->hdr_value[i]);
-    }
-    free(r);
+    req_free(r);
     *con_cls = NULL;
 }
 
@@ -637,13 +686,25 @@ static void http_log(void *cls, const char *fmt, va_list ap) {
     vfprintf(stderr, fmt, ap);
 }
 
+void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len) {
+    /* It closes fd when it cannot take it. */
+    MHD_add_connection(srv->mhd, fd, sa, (socklen_t)sa_len);
+}
+
 int http_daemon_start(struct server *srv) {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    struct MHD_OptionItem tls[] = {
+    /* On plain HTTP the fast path accepts the connections and hands on
+     * those it does not serve; libmicrohttpd gets no listening socket. */
+    bool fast = !srv->tls_cert && !srv->cfg.http_fast_off;
+    if (fast) flags |= MHD_USE_NO_LISTEN_SOCKET;
+    /* The listening socket, or TLS (which the fast path never has), or neither. */
+    struct MHD_OptionItem more[] = {
+        {MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, NULL},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key},
         {MHD_OPTION_END, 0, NULL},
     };
+    if (!srv->tls_cert) more[1].option = MHD_OPTION_END;
     if (srv->tls_cert) flags |= MHD_USE_TLS;
     size_t memory = srv->cfg.limits.header_max_bytes ? srv->cfg.limits.header_max_bytes : 16 * 1024;
     unsigned conns =
@@ -655,22 +716,29 @@ int http_daemon_start(struct server *srv) {
                         : (unsigned)(srv->cfg.limits.wait_max_seconds + 30);
     srv->mhd = MHD_start_daemon(
         flags, 0, http_accept, srv, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, srv,
-        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(srv->cfg.threads > 0 ? srv->cfg.threads : 2), MHD_OPTION_CONNECTION_TIMEOUT,
-        idle, MHD_OPTION_NOTIFY_CONNECTION, http_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
-        http_unescape, NULL, MHD_OPTION_CONNECTION_LIMIT, conns,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(srv->cfg.threads > 0 ? srv->cfg.threads : 2),
+        MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_NOTIFY_CONNECTION, http_connection, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL, MHD_OPTION_CONNECTION_LIMIT, conns,
         /* headers and read buffer; MHD zeroes it on every request */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, http_completed,
-        srv, MHD_OPTION_ARRAY, srv->tls_cert ? tls : tls + 2, MHD_OPTION_END);
+        srv, MHD_OPTION_ARRAY, fast ? more + 3 : more, MHD_OPTION_END);
     if (!srv->mhd) {
         fprintf(stderr, "taskmill: cannot start the HTTP server\n");
+        return -1;
+    }
+    if (fast && http_fast_start(srv)) {
+        MHD_stop_daemon(srv->mhd);
+        srv->mhd = NULL;
         return -1;
     }
     return 0;
 }
 
 void http_daemon_stop(struct server *srv) {
+    bool fast = srv->fast != NULL;
+    http_fast_stop(srv);
     MHD_stop_daemon(srv->mhd);
     srv->mhd = NULL;
-    srv->listen_fd = -1; /* MHD_stop_daemon closed it */
+    if (fast) close(srv->listen_fd); /* else MHD_stop_daemon closed it */
+    srv->listen_fd = -1;
 }

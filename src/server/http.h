@@ -30,6 +30,7 @@
 
 struct server;
 struct req;
+struct sockaddr;
 
 typedef void (*handler_fn)(struct req *r);
 
@@ -97,9 +98,12 @@ struct tm_error;
 int auth_check_credentials(struct req *r, const char *id, const char *secret, unsigned perm,
                            struct tm_error *e);
 
+struct fast_conn;
+
 struct req {
     struct server *srv;
-    void *conn; /* struct MHD_Connection */
+    void *conn;             /* struct MHD_Connection, or NULL on the fast path */
+    struct fast_conn *fast; /* the fast path's connection (http_fast.c), or NULL */
     const char *method;
     const char *path;
     struct buf body;
@@ -143,6 +147,8 @@ const struct limits *req_limits(struct req *r);
 /* A query-string value, or NULL. */
 const char *req_query(struct req *r, const char *key);
 const char *req_header(struct req *r, const char *key);
+/* The client's address, or NULL when it is not known. */
+const struct sockaddr *req_client_addr(struct req *r);
 /* "https" when the server speaks TLS, else "http" (for absolute links). */
 const char *req_scheme(struct req *r);
 /* Calls fn for each query argument; stops early when fn returns nonzero. */

@@ -68,6 +68,7 @@ struct server_config {
     bool relaxed;
     bool sqlite_exclusive; /* store_options.sqlite_exclusive */
     bool reuse_port;       /* share the port with other nodes on this machine (SO_REUSEPORT) */
+    bool http_fast_off;    /* every request through libmicrohttpd (no fast path) */
     struct limits limits;
     const char *tls_cert_path, *tls_key_path; /* PEM files; both or neither */
     bool insecure_no_auth;                    /* serve any address without tokens */

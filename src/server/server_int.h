@@ -23,6 +23,7 @@ struct server {
     struct store *store;
     void *mhd; /* struct MHD_Daemon */
     int listen_fd;
+    struct http_fast *fast; /* http_fast.c: the fast path, NULL when off */
     int64_t started_mono;
     /* Replies by status class: 2xx, 3xx, 4xx, 5xx. */
     _Atomic uint64_t replies[6];
@@ -68,6 +69,43 @@ void auth_release(struct server *srv);
  * stopping it closes the socket. 0, or -1 with a message. */
 int http_daemon_start(struct server *srv);
 void http_daemon_stop(struct server *srv);
+/* http.c: hands an accepted connection, with its next request still unread
+ * in the socket, to libmicrohttpd, which serves it from then on (and
+ * closes it, also on failure). */
+void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len);
+
+/* http.c, for the two ways a request comes in (libmicrohttpd's and the
+ * fast path's): a request for `method` `path` (kept by the caller until
+ * req_free); req_start runs it once its body is in r->body (503 while
+ * the server stops, else the route's handler); req_resumed runs its
+ * on_resume once its ops are done; req_free ends it. */
+struct req *req_new(struct server *srv, const char *method, const char *path);
+void req_start(struct req *r);
+void req_resumed(struct req *r);
+void req_free(struct req *r);
+/* http.c: whether a route pattern matches the path; captures its ':'
+ * segments into r, unless r is NULL. */
+bool route_match(const char *pattern, const char *path, struct req *r);
+
+/*
+ * http_fast.c: taskmill's own HTTP/1.1 path for the hot v1 requests (submit,
+ * read, claim, heartbeat, complete and fail, one at a time or batched), on
+ * plain HTTP. It accepts the connections; a request it does not serve
+ * (http_head.h) is left unread and the connection handed to libmicrohttpd.
+ * docs/architecture.md, "The HTTP fast path".
+ */
+struct http_fast;
+struct fast_conn;
+/* Starts its threads on srv->listen_fd: 0, or -1 with a message. */
+int http_fast_start(struct server *srv);
+/* Stops the threads and closes its connections (not the listen socket). */
+void http_fast_stop(struct server *srv);
+const char *http_fast_header(struct fast_conn *c, const char *name);
+const struct sockaddr *http_fast_client_addr(struct fast_conn *c);
+/* Sends r's reply (takes body, a malloc'd buffer or NULL). */
+void http_fast_reply(struct req *r, int status, char *body, size_t len, const char *type);
+/* From any thread: r's ops are done; its thread runs its on_resume. */
+void http_fast_resume(struct req *r);
 
 /* auth_watch.c: lists a waiting request (its ops[0..n) that wait, kept
  * alive until it is removed) under its token, if it has one; removes it

@@ -1,0 +1,615 @@
+/*
+ * http_fast: see server_int.h. libmicrohttpd costs a request that waits on
+ * the store about eight system calls besides its read and its reply: it
+ * takes the socket out of its epoll set when the request is suspended and
+ * puts it back when it is resumed, signals the resume through an eventfd
+ * for each request, and polls its set again before and after sending. Here
+ * a connection stays in one thread's epoll set for its whole life, and the
+ * store's writer wakes that thread once for all the requests of a batch.
+ *
+ * A request is read with MSG_PEEK and taken off the socket only once it is
+ * known to be one of ours, complete (head and body), so that any other
+ * request can still be handed, unread, to libmicrohttpd with the
+ * connection (http_daemon_take). Once handed on, a connection stays there.
+ *
+ * Threading: each connection belongs to one thread, which alone touches it,
+ * except that the store's writer pushes a resumed request onto its thread's
+ * ready list (under the thread's lock). One request at a time per connection;
+ * pipelined requests wait in the socket until the one before is answered.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/timeutil.h"
+#include "../common/xalloc.h"
+#include "http_head.h"
+#include "server_int.h"
+
+/* The requests the fast path serves; any other goes to libmicrohttpd. None
+ * of these streams its reply. */
+static const struct {
+    const char *method, *pattern;
+} fast_routes[] = {
+    {"POST", "/v1/tasks"},
+    {"GET", "/v1/tasks/:id"},
+    {"POST", "/v1/tasks/:id/heartbeat"},
+    {"POST", "/v1/tasks/:id/complete"},
+    {"POST", "/v1/tasks/:id/fail"},
+    {"POST", "/v1/tasks/:id/release"},
+    {"POST", "/v1/queues/:queue/claim"},
+    {"POST", "/v1/queues/:queue/claims"},
+    {"POST", "/v1/work/heartbeat"},
+    {"POST", "/v1/work/complete"},
+    {"POST", "/v1/work/fail"},
+    {"POST", "/v1/work/release"},
+};
+
+/* Bodies above this go to libmicrohttpd: a request is peeked whole, again
+ * at each arrival of its bytes, so a big one would be copied many times. */
+#define FAST_BODY_MAX (64 * 1024)
+
+struct fast_thread;
+
+struct fast_conn {
+    int fd;
+    struct fast_thread *th;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    struct req *req;    /* the request in progress, or NULL */
+    char *head;         /* its head, a copy: method, path, fields, NUL-ended */
+    struct http_head h; /* spans into head */
+    bool input;         /* bytes may be waiting that were not looked at */
+    bool gone;          /* the peer closed or failed: close once the request ends */
+    bool close_after;   /* the request said "Connection: close" */
+    bool want_out;      /* EPOLLOUT is asked for */
+    char *out;          /* the unsent rest of a reply */
+    size_t out_len, out_off;
+    int64_t active_mono; /* last byte in or out, for the idle timeout */
+    LIST_ENTRY(fast_conn) link;
+    struct fast_conn *ready_next; /* on the ready list; on the dead list once closed */
+};
+
+struct fast_thread {
+    struct http_fast *fast;
+    pthread_t tid;
+    bool started;
+    int epfd, evfd;
+    pthread_mutex_t lock;
+    struct fast_conn *ready; /* resumed requests (under lock) */
+    LIST_HEAD(, fast_conn) conns;
+    /* Closed or handed on during this round of events: freed after it, since
+     * a later event of the same epoll_wait may still name them. */
+    struct fast_conn *dead;
+    char *peek;
+    size_t peek_cap;
+    int64_t swept_mono;
+    char date[40]; /* the Date header's value, for date_sec */
+    time_t date_sec;
+};
+
+struct http_fast {
+    struct server *srv;
+    _Atomic bool stopping;
+    _Atomic int nconns;
+    int nthreads;
+    struct fast_thread *th;
+};
+
+/* epoll tags of the listening socket and a thread's eventfd. */
+static char tag_listen, tag_wake;
+
+static const char *fast_reason(int status) {
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
+    }
+}
+
+const char *http_fast_header(struct fast_conn *c, const char *name) {
+    size_t n = strlen(name);
+    for (int i = 0; i < c->h.nfields; i++)
+        if (c->h.name[i].len == n && strncasecmp(c->head + c->h.name[i].off, name, n) == 0)
+            return c->head + c->h.value[i].off;
+    return NULL;
+}
+
+const struct sockaddr *http_fast_client_addr(struct fast_conn *c) {
+    return (const struct sockaddr *)&c->addr;
+}
+
+/* Takes c out of its thread's connections; freed after this round of events. */
+static void fast_forget(struct fast_conn *c) {
+    struct http_fast *f = c->th->fast;
+    LIST_REMOVE(c, link);
+    conn_limit_closed(f->srv, (const struct sockaddr *)&c->addr);
+    atomic_fetch_sub(&f->nconns, 1);
+    c->fd = -1;
+    c->ready_next = c->th->dead;
+    c->th->dead = c;
+}
+
+static void fast_free_dead(struct fast_thread *th) {
+    while (th->dead) {
+        struct fast_conn *c = th->dead;
+        th->dead = c->ready_next;
+        free(c->out);
+        free(c->head);
+        free(c);
+    }
+}
+
+static void fast_close(struct fast_conn *c) {
+    close(c->fd);
+    fast_forget(c);
+}
+
+/* Hands the connection, its next request unread, to libmicrohttpd. */
+static void fast_hand_on(struct fast_conn *c) {
+    struct http_fast *f = c->th->fast;
+    int fd = c->fd;
+    epoll_ctl(c->th->epfd, EPOLL_CTL_DEL, fd, NULL);
+    /* libmicrohttpd counts it from here on (its accept policy and notify). */
+    fast_forget(c);
+    http_daemon_take(f->srv, fd, (const struct sockaddr *)&c->addr, (unsigned)c->addr_len);
+}
+
+static void fast_want_out(struct fast_conn *c, bool want) {
+    if (c->want_out == want) return;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (want ? EPOLLOUT : 0),
+                             .data.ptr = c};
+    if (epoll_ctl(c->th->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->want_out = want;
+}
+
+/* The request is answered (its reply sent, or queued in c->out). */
+static void fast_request_end(struct fast_conn *c) {
+    req_free(c->req);
+    c->req = NULL;
+    free(c->head);
+    c->head = NULL;
+}
+
+/* Sends what is left of a reply. false when the connection failed. */
+static bool fast_flush(struct fast_conn *c) {
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            fast_want_out(c, true);
+            return true;
+        }
+        if (n <= 0) {
+            c->gone = true;
+            break;
+        }
+        c->out_off += (size_t)n;
+        c->active_mono = time_mono_ms();
+    }
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    if (!c->gone) fast_want_out(c, false);
+    return !c->gone;
+}
+
+static const char *fast_date(struct fast_thread *th) {
+    time_t now = time(NULL);
+    if (now != th->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(th->date, sizeof th->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        th->date_sec = now;
+    }
+    return th->date;
+}
+
+void http_fast_reply(struct req *r, int status, char *body, size_t len, const char *type) {
+    struct fast_conn *c = r->fast;
+    struct buf h;
+    buf_init(&h);
+    char num[32];
+    snprintf(num, sizeof num, "%d", status);
+    buf_puts(&h, "HTTP/1.1 ");
+    buf_puts(&h, num);
+    buf_putc(&h, ' ');
+    buf_puts(&h, fast_reason(status));
+    buf_puts(&h, "\r\nDate: ");
+    buf_puts(&h, fast_date(c->th));
+    if (type) {
+        buf_puts(&h, "\r\nContent-Type: ");
+        buf_puts(&h, type);
+    }
+    for (int i = 0; i < r->nhdr; i++) {
+        buf_puts(&h, "\r\n");
+        buf_puts(&h, r->hdr_name[i]);
+        buf_puts(&h, ": ");
+        buf_puts(&h, r->hdr_value[i]);
+    }
+    if (c->close_after) buf_puts(&h, "\r\nConnection: close");
+    /* No body, and no Content-Length, for 1xx, 204 and 304 (RFC 9110 8.6). */
+    if (status >= 200 && status != 204 && status != 304) {
+        snprintf(num, sizeof num, "%zu", len);
+        buf_puts(&h, "\r\nContent-Length: ");
+        buf_puts(&h, num);
+    } else {
+        len = 0;
+    }
+    buf_puts(&h, "\r\n\r\n");
+    struct iovec iov[2] = {{h.p, h.len}, {body, len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+    size_t total = h.len + len;
+    ssize_t n;
+    do
+        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        c->gone = true;
+    } else {
+        size_t sent = n > 0 ? (size_t)n : 0;
+        c->active_mono = time_mono_ms();
+        if (sent < total) {
+            /* The socket is full: keep the rest for EPOLLOUT. */
+            c->out = xmalloc(total - sent);
+            size_t k = 0;
+            if (sent < h.len) {
+                memcpy(c->out, h.p + sent, h.len - sent);
+                k = h.len - sent;
+            }
+            size_t boff = sent > h.len ? sent - h.len : 0;
+            memcpy(c->out + k, body + boff, len - boff);
+            c->out_len = total - sent;
+            c->out_off = 0;
+            fast_flush(c);
+        }
+    }
+    buf_release(&h);
+    free(body);
+}
+
+/* Runs a request's handler (or its on_resume) and ends it when it replied. */
+static void fast_run(struct fast_conn *c, bool resumed) {
+    struct req *r = c->req;
+    if (resumed)
+        req_resumed(r);
+    else
+        req_start(r);
+    if (r->status_sent && !r->suspended) fast_request_end(c);
+}
+
+static bool fast_route_ok(const char *method, const char *path) {
+    for (size_t i = 0; i < sizeof fast_routes / sizeof fast_routes[0]; i++)
+        if (strcmp(fast_routes[i].method, method) == 0 &&
+            route_match(fast_routes[i].pattern, path, NULL))
+            return true;
+    return false;
+}
+
+enum fast_next { NEXT_WAIT, NEXT_FREED, NEXT_STARTED };
+
+/* Takes the request h in th->peek off the socket and starts it. */
+static enum fast_next fast_begin(struct fast_conn *c, const struct http_head *h, size_t peeked) {
+    struct fast_thread *th = c->th;
+    struct http_fast *f = th->fast;
+    size_t total = h->head_len + h->content_length;
+    size_t off = 0;
+    while (off < total) { /* already in the socket's queue: discards, copies nothing */
+        ssize_t n = recv(c->fd, th->peek, total - off, MSG_TRUNC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            fast_close(c);
+            return NEXT_FREED;
+        }
+        off += (size_t)n;
+    }
+    c->input = peeked > total; /* a pipelined request follows */
+    c->close_after = h->close;
+    /* The head, copied with NULs after the method, the path and each value. */
+    c->head = xmalloc(h->head_len + 1);
+    memcpy(c->head, th->peek, h->head_len);
+    c->head[h->head_len] = '\0';
+    c->h = *h;
+    c->head[h->method.off + h->method.len] = '\0';
+    c->head[h->path.off + h->path.len] = '\0';
+    for (int i = 0; i < h->nfields; i++)
+        c->head[h->value[i].off + h->value[i].len] = '\0';
+    struct req *r = req_new(f->srv, c->head + h->method.off, c->head + h->path.off);
+    r->fast = c;
+    if (h->content_length) buf_put(&r->body, th->peek + h->head_len, h->content_length);
+    c->req = r;
+    fast_run(c, false);
+    return NEXT_STARTED;
+}
+
+/* Looks at the bytes waiting, and starts the next request when it is all there. */
+static enum fast_next fast_next(struct fast_conn *c) {
+    struct fast_thread *th = c->th;
+    struct http_fast *f = th->fast;
+    c->input = false;
+    ssize_t n;
+    do
+        n = recv(c->fd, th->peek, th->peek_cap, MSG_PEEK);
+    while (n < 0 && errno == EINTR);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        fast_close(c);
+        return NEXT_FREED;
+    }
+    if (n < 0) return NEXT_WAIT;
+    c->active_mono = time_mono_ms();
+    const struct limits *lim = &f->srv->cfg.limits;
+    size_t head_max = lim->header_max_bytes ? lim->header_max_bytes : 16 * 1024;
+    size_t body_max = lim->body_max_bytes < FAST_BODY_MAX ? lim->body_max_bytes : FAST_BODY_MAX;
+    struct http_head h;
+    switch (http_head_parse(th->peek, (size_t)n, head_max, body_max, &h)) {
+    case HEAD_PARTIAL:
+        return NEXT_WAIT; /* the rest comes with the next EPOLLIN */
+    case HEAD_PASS:
+        fast_hand_on(c);
+        return NEXT_FREED;
+    case HEAD_OK:
+        break;
+    }
+    char method[8], path[256];
+    if (h.path.len >= sizeof path) {
+        fast_hand_on(c);
+        return NEXT_FREED;
+    }
+    memcpy(method, th->peek + h.method.off, h.method.len);
+    method[h.method.len] = '\0';
+    memcpy(path, th->peek + h.path.off, h.path.len);
+    path[h.path.len] = '\0';
+    if (!fast_route_ok(method, path)) {
+        fast_hand_on(c);
+        return NEXT_FREED;
+    }
+    if ((size_t)n < h.head_len + h.content_length) return NEXT_WAIT; /* the body is coming */
+    return fast_begin(c, &h, (size_t)n);
+}
+
+/* Whatever the connection can do next: close, or take its next request and
+ * the ones after it that are answered at once (a loop, not recursion, for
+ * a client that pipelines many). */
+static void fast_after(struct fast_conn *c) {
+    for (;;) {
+        if (c->req || (c->out && !c->gone)) return; /* one at a time: the input waits */
+        if (c->gone || c->close_after) {
+            fast_close(c);
+            return;
+        }
+        if (!c->input || fast_next(c) != NEXT_STARTED) return;
+    }
+}
+
+static void fast_accept(struct fast_thread *th) {
+    struct http_fast *f = th->fast;
+    struct server *srv = f->srv;
+    int max = srv->cfg.limits.connections_max > 0 ? srv->cfg.limits.connections_max : 10000;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE) usleep(10 * 1000); /* no busy loop */
+            return;
+        }
+        const struct sockaddr *sa = (const struct sockaddr *)&ss;
+        if (atomic_load(&f->nconns) >= max || !conn_limit_admit(srv, sa)) {
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct fast_conn *c = xcalloc(1, sizeof *c);
+        c->fd = fd;
+        c->th = th;
+        memcpy(&c->addr, &ss, sl);
+        c->addr_len = sl;
+        c->active_mono = time_mono_ms();
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+        if (epoll_ctl(th->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        conn_limit_opened(srv, sa);
+        atomic_fetch_add(&f->nconns, 1);
+        LIST_INSERT_HEAD(&th->conns, c, link);
+    }
+}
+
+void http_fast_resume(struct req *r) {
+    struct fast_conn *c = r->fast;
+    struct fast_thread *th = c->th;
+    pthread_mutex_lock(&th->lock);
+    bool wake = th->ready == NULL; /* else a wake-up is on its way already */
+    c->ready_next = th->ready;
+    th->ready = c;
+    pthread_mutex_unlock(&th->lock);
+    if (wake) {
+        uint64_t one = 1;
+        if (write(th->evfd, &one, sizeof one) < 0) { /* full counter: a wake-up is pending */
+        }
+    }
+}
+
+/* Runs the on_resume of every request the store is done with. */
+static void fast_ready(struct fast_thread *th) {
+    uint64_t v;
+    if (read(th->evfd, &v, sizeof v) < 0) { /* EAGAIN: nothing signalled */
+    }
+    pthread_mutex_lock(&th->lock);
+    struct fast_conn *c = th->ready;
+    th->ready = NULL;
+    pthread_mutex_unlock(&th->lock);
+    while (c) {
+        struct fast_conn *next = c->ready_next;
+        fast_run(c, true);
+        fast_after(c);
+        c = next;
+    }
+}
+
+/* Closes connections idle past the idle timeout (none with a request in progress). */
+static void fast_sweep(struct fast_thread *th, int64_t now) {
+    const struct limits *lim = &th->fast->srv->cfg.limits;
+    int64_t idle_ms = 1000LL * (lim->idle_timeout_seconds > 0 ? lim->idle_timeout_seconds
+                                                              : lim->wait_max_seconds + 30);
+    int64_t long_ms = 1000LL * (lim->wait_max_seconds + 30);
+    struct fast_conn *c = LIST_FIRST(&th->conns), *next;
+    for (; c; c = next) {
+        next = LIST_NEXT(c, link);
+        if (c->req) continue;
+        if (now - c->active_mono > (c->out ? long_ms : idle_ms)) fast_close(c);
+    }
+    th->swept_mono = now;
+}
+
+static void fast_event(struct fast_conn *c, uint32_t events) {
+    if (c->fd < 0) return; /* closed earlier in this round */
+    if (events & (EPOLLERR | EPOLLHUP)) c->gone = true;
+    if (events & (EPOLLIN | EPOLLRDHUP)) c->input = true;
+    if ((events & EPOLLOUT) && c->out && !c->gone) fast_flush(c);
+    fast_after(c);
+}
+
+static void *fast_main(void *arg) {
+    struct fast_thread *th = arg;
+    struct epoll_event ev[64];
+    while (!atomic_load(&th->fast->stopping)) {
+        int n = epoll_wait(th->epfd, ev, 64, 1000);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.ptr == &tag_listen)
+                fast_accept(th);
+            else if (ev[i].data.ptr == &tag_wake)
+                fast_ready(th);
+            else
+                fast_event(ev[i].data.ptr, ev[i].events);
+        }
+        int64_t now = time_mono_ms();
+        if (now - th->swept_mono >= 1000) fast_sweep(th, now);
+        fast_free_dead(th);
+    }
+    return NULL;
+}
+
+int http_fast_start(struct server *srv) {
+    struct http_fast *f = xcalloc(1, sizeof *f);
+    f->srv = srv;
+    f->nthreads = srv->cfg.threads > 0 ? srv->cfg.threads : 2;
+    f->th = xcalloc((size_t)f->nthreads, sizeof *f->th);
+    srv->fast = f;
+    const struct limits *lim = &srv->cfg.limits;
+    for (int i = 0; i < f->nthreads; i++) {
+        struct fast_thread *th = &f->th[i];
+        th->fast = f;
+        th->epfd = epoll_create1(EPOLL_CLOEXEC);
+        th->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        pthread_mutex_init(&th->lock, NULL);
+        LIST_INIT(&th->conns);
+        th->peek_cap = (lim->header_max_bytes ? lim->header_max_bytes : 16 * 1024) + FAST_BODY_MAX;
+        th->peek = xmalloc(th->peek_cap);
+        th->swept_mono = time_mono_ms();
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &tag_listen};
+        struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &tag_wake};
+        if (th->epfd < 0 || th->evfd < 0 ||
+            epoll_ctl(th->epfd, EPOLL_CTL_ADD, srv->listen_fd, &lev) != 0 ||
+            epoll_ctl(th->epfd, EPOLL_CTL_ADD, th->evfd, &wev) != 0 ||
+            pthread_create(&th->tid, NULL, fast_main, th) != 0) {
+            fprintf(stderr, "taskmill: cannot start the HTTP threads: %s\n", strerror(errno));
+            http_fast_stop(srv);
+            return -1;
+        }
+        th->started = true;
+    }
+    return 0;
+}
+
+void http_fast_stop(struct server *srv) {
+    struct http_fast *f = srv->fast;
+    if (!f) return;
+    atomic_store(&f->stopping, true);
+    for (int i = 0; i < f->nthreads; i++) {
+        struct fast_thread *th = &f->th[i];
+        if (!th->started) continue;
+        uint64_t one = 1;
+        if (write(th->evfd, &one, sizeof one) < 0) { /* it wakes within a second anyway */
+        }
+        pthread_join(th->tid, NULL);
+    }
+    for (int i = 0; i < f->nthreads; i++) {
+        struct fast_thread *th = &f->th[i];
+        if (!th->fast) continue; /* not set up */
+        /* The store is stopped: every op is answered, and those not yet
+         * replied to are on the ready list. */
+        if (th->started) fast_ready(th);
+        while (!LIST_EMPTY(&th->conns)) {
+            struct fast_conn *c = LIST_FIRST(&th->conns);
+            if (c->req) req_free(c->req);
+            fast_close(c);
+        }
+        fast_free_dead(th);
+        if (th->epfd >= 0) close(th->epfd);
+        if (th->evfd >= 0) close(th->evfd);
+        pthread_mutex_destroy(&th->lock);
+        free(th->peek);
+    }
+    free(f->th);
+    free(f);
+    srv->fast = NULL;
+}

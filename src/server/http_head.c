@@ -1,0 +1,127 @@
+/*
+ * http_head: see http_head.h. RFC 9112's request-line and field-line
+ * grammar, narrowed: where the RFC allows more than the plain form (obs-fold,
+ * bare LF, absolute-form targets, other versions), the answer is HEAD_PASS.
+ */
+#include "http_head.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* tchar of RFC 9110 section 5.6.2. */
+static bool head_is_tchar(unsigned char c) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool head_name_is(const char *p, struct http_span s, const char *name) {
+    return s.len == strlen(name) && strncasecmp(p + s.off, name, s.len) == 0;
+}
+
+/* Whether a Connection value's comma-separated options include "close". */
+static bool head_says_close(const char *v, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        if (i - start == 5 && strncasecmp(v + start, "close", 5) == 0) return true;
+    }
+    return false;
+}
+
+/* Reads the request line at p[0..end) (end at its CR). */
+static enum http_head_result head_request_line(const char *p, size_t end, struct http_head *h) {
+    size_t sp1 = 0;
+    while (sp1 < end && p[sp1] != ' ')
+        sp1++;
+    if ((sp1 == 3 && memcmp(p, "GET", 3) == 0) || (sp1 == 4 && memcmp(p, "POST", 4) == 0))
+        h->method = (struct http_span){0, sp1};
+    else
+        return HEAD_PASS;
+    size_t t = sp1 + 1, sp2 = t;
+    while (sp2 < end && p[sp2] != ' ')
+        sp2++;
+    if (sp2 >= end || sp2 == t || p[t] != '/') return HEAD_PASS;
+    for (size_t i = t; i < sp2; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c <= 0x20 || c >= 0x7f || c == '%' || c == '?' || c == '#' || c == '+')
+            return HEAD_PASS;
+    }
+    h->path = (struct http_span){t, sp2 - t};
+    if (end - sp2 - 1 != 8 || memcmp(p + sp2 + 1, "HTTP/1.1", 8) != 0) return HEAD_PASS;
+    return HEAD_OK;
+}
+
+/* Reads one field line p[s..e) (e at its CR) into h. */
+static enum http_head_result head_field(const char *p, size_t s, size_t e, struct http_head *h,
+                                        size_t body_max, int *ncl, bool *host) {
+    size_t colon = s;
+    while (colon < e && head_is_tchar((unsigned char)p[colon]))
+        colon++;
+    if (colon == s || colon >= e || p[colon] != ':') return HEAD_PASS;
+    size_t vs = colon + 1, ve = e;
+    for (size_t i = vs; i < ve; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && c != '\t') || c >= 0x7f) return HEAD_PASS;
+    }
+    while (vs < ve && (p[vs] == ' ' || p[vs] == '\t'))
+        vs++;
+    while (ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'))
+        ve--;
+    if (h->nfields == HTTP_HEAD_FIELDS_MAX) return HEAD_PASS;
+    struct http_span name = {s, colon - s}, value = {vs, ve - vs};
+    h->name[h->nfields] = name;
+    h->value[h->nfields] = value;
+    h->nfields++;
+    if (head_name_is(p, name, "Transfer-Encoding") || head_name_is(p, name, "Expect") ||
+        head_name_is(p, name, "Upgrade"))
+        return HEAD_PASS;
+    if (head_name_is(p, name, "Host")) *host = true;
+    if (head_name_is(p, name, "Connection") && head_says_close(p + vs, ve - vs)) h->close = true;
+    if (head_name_is(p, name, "Content-Length")) {
+        if (++*ncl > 1 || value.len == 0 || value.len > 9) return HEAD_PASS;
+        size_t v = 0;
+        for (size_t i = vs; i < ve; i++) {
+            if (p[i] < '0' || p[i] > '9') return HEAD_PASS;
+            v = v * 10 + (size_t)(p[i] - '0');
+        }
+        if (v > body_max) return HEAD_PASS;
+        h->content_length = v;
+    }
+    return HEAD_OK;
+}
+
+enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, size_t body_max,
+                                      struct http_head *h) {
+    memset(h, 0, sizeof *h);
+    /* The blank line ends the head; a bare LF anywhere before it is not ours. */
+    size_t lim = n < head_max ? n : head_max, end = 0;
+    bool found = false;
+    for (size_t i = 0; i < lim; i++) {
+        if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) return HEAD_PASS;
+        if (p[i] == '\r' && i + 1 < lim && p[i + 1] != '\n') return HEAD_PASS;
+        if (i >= 3 && p[i] == '\n' && memcmp(p + i - 3, "\r\n\r\n", 4) == 0) {
+            end = i + 1;
+            found = true;
+            break;
+        }
+    }
+    if (!found) return n >= head_max ? HEAD_PASS : HEAD_PARTIAL;
+    h->head_len = end;
+    const char *crlf = memchr(p, '\r', end);
+    if (!crlf || crlf == p) return HEAD_PASS;
+    size_t line_end = (size_t)(crlf - p);
+    if (head_request_line(p, line_end, h) != HEAD_OK) return HEAD_PASS;
+    int ncl = 0;
+    bool host = false;
+    for (size_t s = line_end + 2; s < end - 2;) {
+        const char *cr = memchr(p + s, '\r', end - s);
+        size_t e = (size_t)(cr - p); /* found: the head ends in CRLF CRLF */
+        if (head_field(p, s, e, h, body_max, &ncl, &host) != HEAD_OK) return HEAD_PASS;
+        s = e + 2;
+    }
+    return host ? HEAD_OK : HEAD_PASS;
+}

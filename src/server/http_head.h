@@ -1,0 +1,51 @@
+/*
+ * http_head: reads the head of an HTTP/1.1 request for the fast path
+ * (http_fast.c), without I/O.
+ *
+ * It accepts only the plainest requests: GET or POST, a path with no
+ * query, no percent-escape and no '+', version HTTP/1.1, a Host, header
+ * lines of token names and visible-ASCII values ended by CRLF, a body
+ * framed by one Content-Length of decimal digits or none, and no
+ * Transfer-Encoding, Expect or Upgrade. Everything else is HEAD_PASS: not
+ * refused, but handed to libmicrohttpd, which serves or refuses it as it
+ * always has. So the fast path never has to be right about an unusual
+ * request; it only has to recognise the usual one.
+ */
+#ifndef TASKMILL_HTTP_HEAD_H
+#define TASKMILL_HTTP_HEAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum http_head_result {
+    HEAD_PARTIAL, /* the head is not all there yet */
+    HEAD_OK,      /* a plain request: the fields below are set */
+    HEAD_PASS,    /* not one the fast path serves: hand the connection on */
+};
+
+#define HTTP_HEAD_FIELDS_MAX 32
+
+/* A piece of the input: offset and length (the input may move). */
+struct http_span {
+    size_t off, len;
+};
+
+struct http_head {
+    struct http_span method, path;
+    struct http_span name[HTTP_HEAD_FIELDS_MAX], value[HTTP_HEAD_FIELDS_MAX];
+    int nfields;
+    size_t head_len;       /* through the blank line */
+    size_t content_length; /* 0 when there is none */
+    bool close;            /* "Connection: close": close after the reply */
+};
+
+/*
+ * Reads the head at p[0..n). HEAD_PARTIAL while no blank line has come
+ * and n < head_max; a head of head_max bytes or more without one, or a
+ * Content-Length over body_max, is HEAD_PASS. Values are trimmed of
+ * surrounding spaces and tabs.
+ */
+enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, size_t body_max,
+                                      struct http_head *h);
+
+#endif

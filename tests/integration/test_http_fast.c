@@ -1,0 +1,378 @@
+/*
+ * test_http_fast: the HTTP fast path (src/server/http_fast.c) over raw
+ * sockets: pipelined and split requests, a connection that moves on to
+ * libmicrohttpd in the middle, bad input answered in v1's shape with
+ * nothing stored, "Connection: close", a client gone while its claim
+ * waits, and the same answers with --no-fast-path.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct th_server srv;
+
+/* A TCP connection to s, or -1. */
+static int tcp_open(const struct th_server *s) {
+    int port = atoi(strrchr(s->url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst)) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static bool send_all(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k <= 0) return false;
+        p += k;
+        n -= (size_t)k;
+    }
+    return true;
+}
+
+/* A request with a JSON body (NULL: none), as a client writes it. */
+static char *req_text(const char *method, const char *path, const char *body, const char *extra) {
+    char *s = NULL;
+    size_t n = body ? strlen(body) : 0;
+    if (asprintf(&s,
+                 "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 method, path, extra ? extra : "", extra ? "\r\n" : "", n, body ? body : "") < 0)
+        abort();
+    return s;
+}
+
+struct resp {
+    int status;
+    char headers[2048];
+    char *body;
+    json_t *json;
+};
+
+static void resp_clear(struct resp *r) {
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+/* Bytes read past the last response, per connection (one at a time here). */
+static char pending[65536];
+static size_t npending;
+
+/* Reads one response from fd within 10 s: 0, or -1 (EOF, timeout, garbage). */
+static int read_resp(int fd, struct resp *r) {
+    memset(r, 0, sizeof *r);
+    long long deadline = th_now_ms() + 10000;
+    for (;;) {
+        char *end = memmem(pending, npending, "\r\n\r\n", 4);
+        if (end) {
+            size_t head = (size_t)(end - pending) + 4;
+            size_t cl = 0;
+            char *p = strcasestr(pending, "\r\nContent-Length:");
+            if (p && p < end) cl = strtoul(p + 17, NULL, 10);
+            if (npending >= head + cl) {
+                if (sscanf(pending, "HTTP/1.1 %d", &r->status) != 1) return -1;
+                size_t hl = head < sizeof r->headers ? head : sizeof r->headers - 1;
+                memcpy(r->headers, pending, hl);
+                r->body = strndup(pending + head, cl);
+                r->json = json_loads(r->body, 0, NULL);
+                memmove(pending, pending + head + cl, npending - head - cl);
+                npending -= head + cl;
+                return 0;
+            }
+        }
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - th_now_ms());
+        if (left <= 0 || poll(&pf, 1, left) <= 0) return -1;
+        ssize_t k = recv(fd, pending + npending, sizeof pending - npending, 0);
+        if (k <= 0) return -1;
+        npending += (size_t)k;
+    }
+}
+
+/* Whether the server closes fd (EOF or reset) within ms. */
+static bool closed_within(int fd, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) <= 0) return false;
+    char c;
+    return recv(fd, &c, 1, 0) <= 0;
+}
+
+static long long task_count(struct th_server *s) {
+    struct th_resp *r = th_http(s, "GET", "/v1/tasks?limit=1000", NULL);
+    if (r->status != 200 || !th_get(r->json, "tasks")) return -1;
+    return (long long)json_array_size(th_get(r->json, "tasks"));
+}
+
+static void test_pipelined(void) {
+    int fd = tcp_open(&srv);
+    CHECK(fd >= 0);
+    npending = 0;
+    /* Three submits and a read of a task that is not there, in one write. */
+    char *a = req_text("POST", "/v1/tasks", "{\"type\":\"pipe\",\"name\":\"a\"}", NULL);
+    char *b = req_text("POST", "/v1/tasks", "{\"type\":\"pipe\",\"name\":\"b\"}", NULL);
+    char *c = req_text("POST", "/v1/tasks", "{\"type\":\"pipe\",\"name\":\"c\"}", NULL);
+    char *d = req_text("GET", "/v1/tasks/00000000000000000000000000000000", NULL, NULL);
+    char all[4096];
+    snprintf(all, sizeof all, "%s%s%s%s", a, b, c, d);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    CHECK(send_all(fd, all, strlen(all)));
+    struct resp r[4];
+    const char *names[] = {"a", "b", "c"};
+    char ids[3][40];
+    for (int i = 0; i < 3; i++) {
+        CHECK(read_resp(fd, &r[i]) == 0);
+        CHECK_INT(r[i].status, 201);
+        CHECK_STR(th_str(r[i].json, "name"), names[i]); /* in order */
+        CHECK_STR(th_str(r[i].json, "phase"), "pending");
+        CHECK(strstr(r[i].headers, "\r\nLocation: /v1/tasks/") != NULL);
+        snprintf(ids[i], sizeof ids[i], "%s", th_str(r[i].json, "id"));
+        resp_clear(&r[i]);
+    }
+    CHECK(read_resp(fd, &r[3]) == 0);
+    CHECK_INT(r[3].status, 404);
+    CHECK_STR(th_str(r[3].json, "error.code"), "not_found");
+    resp_clear(&r[3]);
+    /* Then each read back on the same connection. */
+    for (int i = 0; i < 3; i++) {
+        char path[80];
+        snprintf(path, sizeof path, "/v1/tasks/%s", ids[i]);
+        char *g = req_text("GET", path, NULL, NULL);
+        CHECK(send_all(fd, g, strlen(g)));
+        free(g);
+        struct resp x;
+        CHECK(read_resp(fd, &x) == 0);
+        CHECK_INT(x.status, 200);
+        CHECK_STR(th_str(x.json, "id"), ids[i]);
+        resp_clear(&x);
+    }
+    close(fd);
+}
+
+static void test_split(void) {
+    int fd = tcp_open(&srv);
+    CHECK(fd >= 0);
+    npending = 0;
+    char *q = req_text("POST", "/v1/tasks", "{\"type\":\"split\",\"name\":\"late body\"}", NULL);
+    size_t n = strlen(q), head = (size_t)(strstr(q, "\r\n\r\n") - q) + 4;
+    /* The request line, the rest of the head, then the body in two parts:
+     * each its own segment (the pauses are the point of the test). */
+    size_t cuts[] = {10, head, head + 5, n};
+    size_t at = 0;
+    for (int i = 0; i < 4; i++) {
+        CHECK(send_all(fd, q + at, cuts[i] - at));
+        at = cuts[i];
+        if (i < 3) th_sleep_ms(60);
+    }
+    free(q);
+    struct resp r;
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 201);
+    CHECK_STR(th_str(r.json, "name"), "late body");
+    resp_clear(&r);
+    close(fd);
+}
+
+static void test_hand_on(void) {
+    int fd = tcp_open(&srv);
+    CHECK(fd >= 0);
+    npending = 0;
+    struct resp r;
+    /* A submit (fast path), a list with a query (libmicrohttpd's), then a
+     * chunked submit and a plain one, all on one connection, in order. */
+    char *a = req_text("POST", "/v1/tasks", "{\"type\":\"handon\",\"name\":\"first\"}", NULL);
+    CHECK(send_all(fd, a, strlen(a)));
+    free(a);
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 201);
+    resp_clear(&r);
+    const char list[] = "GET /v1/tasks?type=handon&limit=5 HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(send_all(fd, list, sizeof list - 1));
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(th_str(r.json, "tasks.0.name"), "first");
+    resp_clear(&r);
+    const char body[] = "{\"type\":\"handon\",\"name\":\"chunked\"}";
+    char chunked[512];
+    snprintf(chunked, sizeof chunked,
+             "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+             sizeof body - 1, body);
+    CHECK(send_all(fd, chunked, strlen(chunked)));
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 201);
+    CHECK_STR(th_str(r.json, "name"), "chunked");
+    resp_clear(&r);
+    /* And a request the fast path would serve, now libmicrohttpd's. */
+    char *b = req_text("POST", "/v1/tasks", "{\"type\":\"handon\",\"name\":\"last\"}", NULL);
+    CHECK(send_all(fd, b, strlen(b)));
+    free(b);
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 201);
+    CHECK_STR(th_str(r.json, "name"), "last");
+    resp_clear(&r);
+    close(fd);
+    struct th_resp *l = th_http(&srv, "GET", "/v1/tasks?type=handon&limit=5", NULL);
+    CHECK_INT(l->status, 200);
+    CHECK_INT(json_array_size(th_get(l->json, "tasks")), 3);
+    /* HTTP/1.0 is libmicrohttpd's too. */
+    fd = tcp_open(&srv);
+    CHECK(fd >= 0);
+    npending = 0;
+    const char old[] = "GET /v1/tasks/00000000000000000000000000000000 HTTP/1.0\r\n\r\n";
+    CHECK(send_all(fd, old, sizeof old - 1));
+    char buf[512];
+    ssize_t k = recv(fd, buf, sizeof buf - 1, 0);
+    CHECK(k > 0);
+    buf[k > 0 ? k : 0] = '\0';
+    CHECK(strncmp(buf, "HTTP/1.", 7) == 0 && strstr(buf, " 404 ") != NULL);
+    close(fd);
+}
+
+static void test_bad_input(void) {
+    long long before = task_count(&srv);
+    CHECK(before >= 0);
+    int fd = tcp_open(&srv);
+    CHECK(fd >= 0);
+    npending = 0;
+    struct resp r;
+    /* Each answered in v1's shape, naming the field; the connection goes on. */
+    struct {
+        const char *body, *extra;
+        int status;
+        const char *code, *field;
+    } cases[] = {
+        {"{\"type\":", NULL, 400, "malformed_json", NULL},
+        {"{\"type\":\"x\",\"nope\":1}", NULL, 400, "invalid_argument", "nope"},
+        {"{\"type\":\"x\",\"priority\":\"high\"}", NULL, 400, "invalid_argument", "priority"},
+        {"{\"type\":\"x\"}", "Content-Type: text/csv", 415, "unsupported_media_type",
+         "Content-Type"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *q = req_text("POST", "/v1/tasks", cases[i].body, cases[i].extra);
+        if (cases[i].extra) { /* the second Content-Type comes first: the server reads it */
+            char *ct = strstr(q, "Content-Type: application/json\r\n");
+            memmove(ct, ct + 32, strlen(ct + 32) + 1);
+        }
+        CHECK(send_all(fd, q, strlen(q)));
+        free(q);
+        CHECK(read_resp(fd, &r) == 0);
+        CHECK_INT(r.status, cases[i].status);
+        CHECK_STR(th_str(r.json, "error.code"), cases[i].code);
+        if (cases[i].field) CHECK_STR(th_str(r.json, "error.field"), cases[i].field);
+        resp_clear(&r);
+    }
+    /* A heartbeat with a wrong lease on a task that is not running. */
+    char *id = th_submit(&srv, "bad", NULL);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    char *h = req_text("POST", path, "{\"lease_token\":\"0123\",\"progress\":{\"ratio\":2}}", NULL);
+    CHECK(send_all(fd, h, strlen(h)));
+    free(h);
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK(r.status == 400 || r.status == 409);
+    CHECK(th_str(r.json, "error.code") != NULL);
+    resp_clear(&r);
+    free(id);
+    close(fd);
+    /* Nothing stored but the one submitted on purpose. */
+    CHECK_INT(task_count(&srv), before + 1);
+}
+
+static void test_connection_close(void) {
+    int fd = tcp_open(&srv);
+    CHECK(fd >= 0);
+    npending = 0;
+    char *q = req_text("POST", "/v1/tasks", "{\"type\":\"closing\"}", "Connection: close");
+    CHECK(send_all(fd, q, strlen(q)));
+    free(q);
+    struct resp r;
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 201);
+    CHECK(strcasestr(r.headers, "\r\nConnection: close\r\n") != NULL);
+    resp_clear(&r);
+    CHECK(closed_within(fd, 5000));
+    close(fd);
+}
+
+static void test_gone_while_waiting(void) {
+    /* A claim that waits, its client gone before the answer. */
+    int fd = tcp_open(&srv);
+    CHECK(fd >= 0);
+    char *q =
+        req_text("POST", "/v1/queues/gone/claim", "{\"worker\":\"w\",\"wait_seconds\":1}", NULL);
+    CHECK(send_all(fd, q, strlen(q)));
+    free(q);
+    close(fd);
+    /* Its wait ends and the server goes on serving. */
+    th_sleep_ms(1200); /* past the claim's wait */
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"after\",\"queue\":\"gone\"}");
+    CHECK_INT(r->status, 201);
+    char id[33], token[33];
+    CHECK_INT(th_claim(&srv, "gone", NULL, id, token), 200);
+}
+
+static void test_no_fast_path(void) {
+    struct th_server s2;
+    CHECK(th_server_start(&s2, "--no-fast-path", NULL) == 0);
+    int fd = tcp_open(&s2);
+    CHECK(fd >= 0);
+    npending = 0;
+    char *a = req_text("POST", "/v1/tasks", "{\"type\":\"mhd\",\"name\":\"a\"}", NULL);
+    char *b = req_text("POST", "/v1/tasks", "{\"type\":\"mhd\",\"nope\":1}", NULL);
+    char two[1024];
+    snprintf(two, sizeof two, "%s%s", a, b);
+    free(a);
+    free(b);
+    CHECK(send_all(fd, two, strlen(two)));
+    struct resp r;
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 201);
+    CHECK_STR(th_str(r.json, "name"), "a");
+    resp_clear(&r);
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 400);
+    CHECK_STR(th_str(r.json, "error.field"), "nope");
+    resp_clear(&r);
+    close(fd);
+    th_server_free(&s2);
+}
+
+static const struct th_test tests[] = {
+    {"pipelined requests on one connection are answered in order", test_pipelined},
+    {"a request that comes in pieces", test_split},
+    {"a connection moves on to libmicrohttpd for a request the fast path does not serve",
+     test_hand_on},
+    {"bad input on the fast path: v1's errors, the connection goes on, nothing stored",
+     test_bad_input},
+    {"Connection: close is answered, then closed", test_connection_close},
+    {"a client gone while its claim waits", test_gone_while_waiting},
+    {"--no-fast-path answers the same", test_no_fast_path},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    if (th_server_start(&srv, NULL)) th_fail(__FILE__, __LINE__, "server did not start");
+    int rc = th_main(tests, argc, argv);
+    th_server_free(&srv);
+    return rc || th_failed();
+}
