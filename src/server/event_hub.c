@@ -12,7 +12,8 @@
  *
  * Invariant: the ring holds every event with floor < seq <= last_seq, in
  * seq order, at most `cap` of them and (but for the newest alone) at most
- * `max_bytes` of frames: publishing evicts the oldest to keep both.
+ * `max_bytes` of frames: publishing evicts the oldest to keep both. With
+ * no stream open, publishing empties it and moves floor up to last_seq.
  * Events reach the ring in commit order, and a store read sees only
  * committed events, so a cursor moved by either path never skips an
  * event: no gap, and since every path only moves forward, no duplicate.
@@ -163,8 +164,40 @@ static size_t hub_ring_after(struct event_hub *h, int64_t cursor) {
     return lo;
 }
 
+/* With no stream open, the ring is emptied and its floor moved past the
+ * commit's events instead of their frames being written: a stream that
+ * opens later reads them from the store, as it reads any event below the
+ * floor. Returns false, having done nothing, when a stream is open. */
+static bool hub_skip_unheard(struct event_hub *h, const struct store_commit *c) {
+    int64_t last = 0;
+    for (size_t i = 0; i < c->nevents; i++)
+        if (c->events[i].seq > last) last = c->events[i].seq;
+    pthread_mutex_lock(&h->lock);
+    if (!LIST_EMPTY(&h->streams)) {
+        pthread_mutex_unlock(&h->lock);
+        return false;
+    }
+    size_t n = h->n;
+    struct hub_event **old = n ? xcalloc(n, sizeof *old) : NULL;
+    for (size_t i = 0; i < n; i++)
+        old[i] = hub_ring_at(h, i);
+    h->start = h->n = 0;
+    h->bytes = 0;
+    if (last > h->last_seq) h->last_seq = last;
+    h->floor = h->last_seq;
+    pthread_mutex_unlock(&h->lock);
+    for (size_t i = 0; i < n; i++)
+        hub_event_free(old[i]);
+    free(old);
+    return true;
+}
+
 void event_hub_publish(void *cls, const struct store_commit *c) {
     struct event_hub *h = cls;
+    if (c->nevents && hub_skip_unheard(h, c)) {
+        if (c->deliveries && h->on_deliveries) h->on_deliveries(h->deliveries_cls);
+        return;
+    }
     struct hub_event **fresh = xcalloc(c->nevents, sizeof *fresh);
     for (size_t i = 0; i < c->nevents; i++) {
         const struct store_event *ev = &c->events[i];

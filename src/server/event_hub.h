@@ -4,7 +4,8 @@
  * The store's writer hands each commit's events to event_hub_publish
  * (its listener); the hub formats each event's SSE frame once and keeps
  * the newest `buffer_events` (at most `buffer_bytes` of frames) in a ring
- * shared by every stream. A stream is
+ * shared by every stream; while no stream is open it keeps nothing (the
+ * store has every event). A stream is
  * a cursor (the last seq it has passed) over that ring, reading from the
  * store instead while it is catching up on older events. A stream with
  * nothing to send suspends its connection; the hub's notifier thread

@@ -101,6 +101,19 @@ static void test_ring_is_bounded_in_bytes(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, "--events-buffer-bytes", "65536", "--events-task-max-bytes", "8192",
                           NULL) == 0);
+    /* With no stream open the ring keeps nothing: the store has every event. */
+    for (int i = 0; i < 5; i++) {
+        char *id = submit_big(&srv, "q", 3000);
+        CHECK(id);
+        free(id);
+    }
+    CHECK_INT(metric(&srv, "taskmill_sse_buffer_events"), 0);
+    CHECK_INT(metric(&srv, "taskmill_sse_buffer_bytes"), 0);
+    /* With one open, the ring fills, bounded in bytes. This stream follows a
+     * queue nothing is written to, so it keeps up and stays open. */
+    struct sse_conn quiet;
+    CHECK(sse_open(&quiet, srv.url, "/v1/events?queue=elsewhere", -1, 0) == 0);
+    WAIT_UNTIL(metric(&srv, "taskmill_sse_streams") == 1, 5000, "the stream to be counted");
     for (int i = 0; i < 60; i++) {
         char *id = submit_big(&srv, "q", 3000);
         CHECK(id);
@@ -108,6 +121,8 @@ static void test_ring_is_bounded_in_bytes(void) {
     }
     long long bytes = metric(&srv, "taskmill_sse_buffer_bytes");
     long long events = metric(&srv, "taskmill_sse_buffer_events");
+    CHECK_INT(metric(&srv, "taskmill_sse_streams"), 1);
+    sse_close(&quiet);
     if (bytes <= 0 || bytes > 65536 || events <= 0 || events >= 60)
         th_fail(__FILE__, __LINE__, "ring holds %lld events, %lld bytes", events, bytes);
     /* Everything is still served, from the store below the ring. */
@@ -115,13 +130,13 @@ static void test_ring_is_bounded_in_bytes(void) {
     CHECK(sse_open(&c, srv.url, "/v1/events?since=0", -1, 0) == 0);
     int n = 0;
     struct sse_event ev = {.id = -1};
-    while (n < 60 && sse_next(&c, &ev, 5000) == 1) {
+    while (n < 65 && sse_next(&c, &ev, 5000) == 1) {
         if (ev.id != n + 1) break;
         n++;
     }
     sse_event_clear(&ev);
     sse_close(&c);
-    CHECK_INT(n, 60);
+    CHECK_INT(n, 65);
     th_server_free(&srv);
 }
 
@@ -320,7 +335,8 @@ static void test_webhook_create_does_not_resolve(void) {
 
 static const struct th_test tests[] = {
     {"a large task's events carry a reduced, marked task", test_large_task_event_is_reduced},
-    {"the in-memory ring is bounded in bytes", test_ring_is_bounded_in_bytes},
+    {"the in-memory ring is bounded in bytes, and empty while no stream is open",
+     test_ring_is_bounded_in_bytes},
     {"catching up on large events sends each once, in order", test_catch_up_of_large_events},
     {"streams past --max-streams get 429; a closed one frees its slot", test_streams_are_capped},
     {"attributes are capped in keys and bytes; a refusal stores nothing",
