@@ -129,6 +129,12 @@ void json_put_int(struct buf *b, int64_t v) {
 
 void json_put_double(struct buf *b, double v) {
     if (!isfinite(v)) v = 0;
+    /* A whole number below a million is what %.6g prints it as (a percent,
+     * a count); -0 is "-0" there, so it takes the long way. */
+    if (v > -1e6 && v < 1e6 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
+        json_put_int(b, (int64_t)v);
+        return;
+    }
     char tmp[32];
     int n = snprintf(tmp, sizeof tmp, "%.6g", v);
     buf_put(b, tmp, (size_t)n);

@@ -435,6 +435,8 @@ static bool route_same_root(const char *pattern, const char *path) {
 
 /* Picks the error writer of the API that owns the path (see http.h). */
 static void req_pick_error_writer(struct req *r) {
+    /* /v1/ is v1's own: no view has a route under it (src/compat/views.c). */
+    if (strncmp(r->path, "/v1/", 4) == 0) return;
     const struct route_table *tb;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t t = 0; (tb = route_table_at(r->srv, t)); t++) {

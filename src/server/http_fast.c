@@ -263,10 +263,9 @@ void http_fast_reply(struct req *r, int status, char *body, size_t len, const ch
     struct fast_conn *c = r->fast;
     struct buf h;
     buf_init(&h);
-    char num[32];
-    snprintf(num, sizeof num, "%d", status);
+    buf_grow(&h, 256);
     buf_puts(&h, "HTTP/1.1 ");
-    buf_puts(&h, num);
+    json_put_int(&h, status);
     buf_putc(&h, ' ');
     buf_puts(&h, fast_reason(status));
     buf_puts(&h, "\r\nDate: ");
@@ -284,9 +283,8 @@ void http_fast_reply(struct req *r, int status, char *body, size_t len, const ch
     if (c->close_after) buf_puts(&h, "\r\nConnection: close");
     /* No body, and no Content-Length, for 1xx, 204 and 304 (RFC 9110 8.6). */
     if (status >= 200 && status != 204 && status != 304) {
-        snprintf(num, sizeof num, "%zu", len);
         buf_puts(&h, "\r\nContent-Length: ");
-        buf_puts(&h, num);
+        json_put_int(&h, (int64_t)len);
     } else {
         len = 0;
     }

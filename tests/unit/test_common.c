@@ -75,6 +75,23 @@ static void test_json_writer_escapes(void) {
     buf_release(&b);
 }
 
+/* json_put_double writes what "%.6g" writes, whole numbers by a shorter way. */
+static void test_json_double_as_printf(void) {
+    const double v[] = {0,       -0.0,     1,    25,        100,   -3,     999999,
+                        -999999, 1e6,      1e7,  0.25,      0.1,   1.5,    -2.5,
+                        1e-7,    123456.7, 4096, 33.333333, 1e300, -1e300, 0.999999};
+    struct buf b;
+    buf_init(&b);
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char want[40];
+        snprintf(want, sizeof want, "%.6g", v[i]);
+        buf_clear(&b);
+        json_put_double(&b, v[i]);
+        CHECK_STR(b.p, want);
+    }
+    buf_release(&b);
+}
+
 static void test_ids_increase(void) {
     char prev[ID_LEN + 1] = "", cur[ID_LEN + 1];
     for (int i = 0; i < 10000; i++) {
@@ -251,6 +268,7 @@ static const struct th_test tests[] = {
     {"RFC 3339 format and parse", test_time_roundtrip},
     {"condition waits timed on the monotonic clock", test_cond_wait_ms},
     {"JSON writer escapes", test_json_writer_escapes},
+    {"JSON numbers: json_put_double writes what %.6g writes", test_json_double_as_printf},
     {"ids are valid and strictly increasing", test_ids_increase},
     {"ids from different milliseconds have different random parts", test_id_random_parts_differ},
     {"depth limit and strict JSON", test_depth},
