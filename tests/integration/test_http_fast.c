@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,12 +71,17 @@ static void resp_clear(struct resp *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* Bytes read past the last response, per connection (one at a time here). */
-static char pending[65536];
-static size_t npending;
+/* Bytes read past the last response on a connection. */
+struct conn_in {
+    char buf[65536];
+    size_t n;
+};
+static struct conn_in in1; /* the single-threaded tests' one connection at a time */
 
 /* Reads one response from fd within 10 s: 0, or -1 (EOF, timeout, garbage). */
-static int read_resp(int fd, struct resp *r) {
+static int read_resp_in(int fd, struct conn_in *in, struct resp *r) {
+    char *pending = in->buf;
+    size_t npending = in->n;
     memset(r, 0, sizeof *r);
     long long deadline = th_now_ms() + 10000;
     for (;;) {
@@ -83,8 +89,11 @@ static int read_resp(int fd, struct resp *r) {
         if (end) {
             size_t head = (size_t)(end - pending) + 4;
             size_t cl = 0;
-            char *p = strcasestr(pending, "\r\nContent-Length:");
-            if (p && p < end) cl = strtoul(p + 17, NULL, 10);
+            for (char *p = pending; p + 17 <= end; p++)
+                if (strncasecmp(p, "\r\nContent-Length:", 17) == 0) {
+                    cl = strtoul(p + 17, NULL, 10);
+                    break;
+                }
             if (npending >= head + cl) {
                 if (sscanf(pending, "HTTP/1.1 %d", &r->status) != 1) return -1;
                 size_t hl = head < sizeof r->headers ? head : sizeof r->headers - 1;
@@ -92,17 +101,22 @@ static int read_resp(int fd, struct resp *r) {
                 r->body = strndup(pending + head, cl);
                 r->json = json_loads(r->body, 0, NULL);
                 memmove(pending, pending + head + cl, npending - head - cl);
-                npending -= head + cl;
+                in->n = npending - head - cl;
                 return 0;
             }
         }
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         int left = (int)(deadline - th_now_ms());
         if (left <= 0 || poll(&pf, 1, left) <= 0) return -1;
-        ssize_t k = recv(fd, pending + npending, sizeof pending - npending, 0);
+        ssize_t k = recv(fd, pending + npending, sizeof in->buf - npending, 0);
         if (k <= 0) return -1;
         npending += (size_t)k;
+        in->n = npending;
     }
+}
+
+static int read_resp(int fd, struct resp *r) {
+    return read_resp_in(fd, &in1, r);
 }
 
 /* Whether the server closes fd (EOF or reset) within ms. */
@@ -122,7 +136,7 @@ static long long task_count(struct th_server *s) {
 static void test_pipelined(void) {
     int fd = tcp_open(&srv);
     CHECK(fd >= 0);
-    npending = 0;
+    in1.n = 0;
     /* Three submits and a read of a task that is not there, in one write. */
     char *a = req_text("POST", "/v1/tasks", "{\"type\":\"pipe\",\"name\":\"a\"}", NULL);
     char *b = req_text("POST", "/v1/tasks", "{\"type\":\"pipe\",\"name\":\"b\"}", NULL);
@@ -170,7 +184,7 @@ static void test_pipelined(void) {
 static void test_split(void) {
     int fd = tcp_open(&srv);
     CHECK(fd >= 0);
-    npending = 0;
+    in1.n = 0;
     char *q = req_text("POST", "/v1/tasks", "{\"type\":\"split\",\"name\":\"late body\"}", NULL);
     size_t n = strlen(q), head = (size_t)(strstr(q, "\r\n\r\n") - q) + 4;
     /* The request line, the rest of the head, then the body in two parts:
@@ -194,7 +208,7 @@ static void test_split(void) {
 static void test_hand_on(void) {
     int fd = tcp_open(&srv);
     CHECK(fd >= 0);
-    npending = 0;
+    in1.n = 0;
     struct resp r;
     /* A submit (fast path), a list with a query (libmicrohttpd's), then a
      * chunked submit and a plain one, all on one connection, in order. */
@@ -236,7 +250,7 @@ static void test_hand_on(void) {
     /* HTTP/1.0 is libmicrohttpd's too. */
     fd = tcp_open(&srv);
     CHECK(fd >= 0);
-    npending = 0;
+    in1.n = 0;
     const char old[] = "GET /v1/tasks/00000000000000000000000000000000 HTTP/1.0\r\n\r\n";
     CHECK(send_all(fd, old, sizeof old - 1));
     char buf[512];
@@ -252,7 +266,7 @@ static void test_bad_input(void) {
     CHECK(before >= 0);
     int fd = tcp_open(&srv);
     CHECK(fd >= 0);
-    npending = 0;
+    in1.n = 0;
     struct resp r;
     /* Each answered in v1's shape, naming the field; the connection goes on. */
     struct {
@@ -300,7 +314,7 @@ static void test_bad_input(void) {
 static void test_connection_close(void) {
     int fd = tcp_open(&srv);
     CHECK(fd >= 0);
-    npending = 0;
+    in1.n = 0;
     char *q = req_text("POST", "/v1/tasks", "{\"type\":\"closing\"}", "Connection: close");
     CHECK(send_all(fd, q, strlen(q)));
     free(q);
@@ -331,12 +345,98 @@ static void test_gone_while_waiting(void) {
     CHECK_INT(th_claim(&srv, "gone", NULL, id, token), 200);
 }
 
+/* One client of test_concurrent: rounds of pipelined requests on fresh
+ * connections, each with a hand-on; every third round sends one submit and
+ * hangs up before its answer. A complete request is stored all the same
+ * (requests pipelined behind it may not be: the reply meets a closed
+ * socket, and the connection is reset). */
+struct client_arg {
+    int k, created, failures;
+    char detail[160];
+};
+
+#define CONC_CLIENTS 8
+#define CONC_ROUNDS  25
+
+static void *conc_client(void *p) {
+    struct client_arg *a = p;
+    struct conn_in *in = malloc(sizeof *in);
+    for (int round = 0; round < CONC_ROUNDS && !a->failures; round++) {
+        int fd = tcp_open(&srv);
+        if (fd < 0) {
+            a->failures++;
+            snprintf(a->detail, sizeof a->detail, "cannot connect");
+            break;
+        }
+        in->n = 0;
+        char body[128], queue[32];
+        snprintf(queue, sizeof queue, "conc%d", a->k);
+        snprintf(body, sizeof body, "{\"type\":\"conc\",\"queue\":\"%s\"}", queue);
+        char *s1 = req_text("POST", "/v1/tasks", body, NULL);
+        char *s2 = req_text("GET", "/v1/tasks/00000000000000000000000000000000", NULL, NULL);
+        char cpath[64];
+        snprintf(cpath, sizeof cpath, "/v1/queues/%s/claim", queue);
+        char *s3 = req_text("POST", cpath, "{\"worker\":\"w\"}", NULL);
+        const char s4[] = "GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        char *s5 = req_text("POST", "/v1/tasks", body, NULL);
+        char all[2048];
+        snprintf(all, sizeof all, "%s%s%s%s%s", s1, s2, s3, s4, s5);
+        bool hang_up = round % 3 == 2;
+        size_t len = hang_up ? strlen(s1) : strlen(all); /* hanging up: the submit alone */
+        free(s1);
+        free(s2);
+        free(s3);
+        free(s5);
+        if (!send_all(fd, all, len)) {
+            a->failures++;
+            snprintf(a->detail, sizeof a->detail, "send failed");
+        }
+        if (hang_up) {
+            a->created += 1;
+            close(fd); /* gone without reading: the server goes on */
+            continue;
+        }
+        a->created += 2;
+        const int want[] = {201, 404, 200, 200, 201};
+        for (int i = 0; i < 5 && !a->failures; i++) {
+            struct resp r;
+            if (read_resp_in(fd, in, &r) != 0 || r.status != want[i]) {
+                a->failures++;
+                snprintf(a->detail, sizeof a->detail, "round %d reply %d: status %d, want %d",
+                         round, i, r.status, want[i]);
+            }
+            resp_clear(&r);
+        }
+        close(fd);
+    }
+    free(in);
+    return NULL;
+}
+
+static void test_concurrent(void) {
+    long long before = task_count(&srv);
+    pthread_t t[CONC_CLIENTS];
+    struct client_arg a[CONC_CLIENTS];
+    for (int i = 0; i < CONC_CLIENTS; i++) {
+        a[i] = (struct client_arg){.k = i};
+        pthread_create(&t[i], NULL, conc_client, &a[i]);
+    }
+    int created = 0;
+    for (int i = 0; i < CONC_CLIENTS; i++) {
+        pthread_join(t[i], NULL);
+        if (a[i].failures) th_fail(__FILE__, __LINE__, "client %d: %s", i, a[i].detail);
+        created += a[i].created;
+    }
+    /* Every submit stored once, also those whose client hung up. */
+    WAIT_UNTIL(task_count(&srv) == before + created, 10000, "%d tasks to be stored", created);
+}
+
 static void test_no_fast_path(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--no-fast-path", NULL) == 0);
     int fd = tcp_open(&s2);
     CHECK(fd >= 0);
-    npending = 0;
+    in1.n = 0;
     char *a = req_text("POST", "/v1/tasks", "{\"type\":\"mhd\",\"name\":\"a\"}", NULL);
     char *b = req_text("POST", "/v1/tasks", "{\"type\":\"mhd\",\"nope\":1}", NULL);
     char two[1024];
@@ -366,6 +466,7 @@ static const struct th_test tests[] = {
      test_bad_input},
     {"Connection: close is answered, then closed", test_connection_close},
     {"a client gone while its claim waits", test_gone_while_waiting},
+    {"many clients at once: pipelined, handed on, hung up", test_concurrent},
     {"--no-fast-path answers the same", test_no_fast_path},
     {NULL, NULL},
 };
