@@ -394,32 +394,35 @@ void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn o
 }
 
 /* Matches "/v1/tasks/:id" against a path, capturing ':' segments into r
- * (none when r is NULL). */
+ * (none when r is NULL). One pass over each: it runs for every route a
+ * request's path is tried against. */
 bool route_match(const char *pattern, const char *path, struct req *r) {
     int n = 0;
-    while (*pattern && *path) {
-        if (*pattern != '/' || *path != '/') return false;
+    while (*pattern == '/' && *path == '/') {
         pattern++;
         path++;
-        const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
-        size_t plen = pe ? (size_t)(pe - pattern) : strlen(pattern);
-        size_t slen = se ? (size_t)(se - path) : strlen(path);
         if (*pattern == ':') {
+            const char *se = path;
+            while (*se && *se != '/')
+                se++;
+            size_t slen = (size_t)(se - path);
             if (slen == 0 || slen >= sizeof r->param_buf[0] || n == REQ_MAX_PARAMS) return false;
-            if (!r) {
-                n++;
-                goto next;
+            if (r) {
+                memcpy(r->param_buf[n], path, slen);
+                r->param_buf[n][slen] = '\0';
+                r->param[n] = r->param_buf[n];
             }
-            memcpy(r->param_buf[n], path, slen);
-            r->param_buf[n][slen] = '\0';
-            r->param[n] = r->param_buf[n];
             n++;
-        } else if (plen != slen || memcmp(pattern, path, plen) != 0) {
-            return false;
+            while (*pattern && *pattern != '/')
+                pattern++;
+            path = se;
+        } else {
+            while (*pattern && *pattern != '/' && *pattern == *path) {
+                pattern++;
+                path++;
+            }
+            if ((*pattern && *pattern != '/') || (*path && *path != '/')) return false;
         }
-    next:
-        pattern += plen;
-        path += slen;
     }
     if (*pattern || *path) return false;
     if (r) r->nparams = n;

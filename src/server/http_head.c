@@ -14,9 +14,9 @@ static bool head_is_tchar(unsigned char c) {
     return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static bool head_name_is(const char *p, struct http_span s, const char *name) {
-    return s.len == strlen(name) && strncasecmp(p + s.off, name, s.len) == 0;
-}
+/* name: a literal, so sizeof gives its length without a strlen. */
+#define head_name_is(p, s, name) \
+    ((s).len == sizeof(name) - 1 && strncasecmp((p) + (s).off, name, (s).len) == 0)
 
 /* Whether a Connection value's comma-separated options include "close". */
 static bool head_says_close(const char *v, size_t n) {
@@ -97,19 +97,26 @@ static enum http_head_result head_field(const char *p, size_t s, size_t e, struc
 enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, size_t body_max,
                                       struct http_head *h) {
     memset(h, 0, sizeof *h);
-    /* The blank line ends the head; a bare LF anywhere before it is not ours. */
-    size_t lim = n < head_max ? n : head_max, end = 0;
+    /* Line by line: each ends in CRLF, with no CR before it (no bare LF,
+     * no bare CR); an empty line ends the head. */
+    size_t lim = n < head_max ? n : head_max, end = 0, at = 0;
     bool found = false;
-    for (size_t i = 0; i < lim; i++) {
-        if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) return HEAD_PASS;
-        if (p[i] == '\r' && i + 1 < lim && p[i + 1] != '\n') return HEAD_PASS;
-        if (i >= 3 && p[i] == '\n' && memcmp(p + i - 3, "\r\n\r\n", 4) == 0) {
-            end = i + 1;
-            found = true;
-            break;
+    while (!found) {
+        const char *nl = memchr(p + at, '\n', lim - at);
+        if (!nl) {
+            /* No line end yet: a CR before the limit not followed by LF is
+             * bare already. */
+            const char *cr = memchr(p + at, '\r', lim - at);
+            if (cr && cr + 1 < p + lim) return HEAD_PASS;
+            return n >= head_max ? HEAD_PASS : HEAD_PARTIAL;
         }
+        size_t e = (size_t)(nl - p); /* the LF */
+        if (e == at || p[e - 1] != '\r' || memchr(p + at, '\r', e - 1 - at)) return HEAD_PASS;
+        found = e - 1 == at && at > 0;                /* an empty line, after the request line */
+        if (e - 1 == at && at == 0) return HEAD_PASS; /* a head that starts with a blank line */
+        at = e + 1;
+        end = at;
     }
-    if (!found) return n >= head_max ? HEAD_PASS : HEAD_PARTIAL;
     h->head_len = end;
     const char *crlf = memchr(p, '\r', end);
     if (!crlf || crlf == p) return HEAD_PASS;

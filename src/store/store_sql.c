@@ -876,9 +876,12 @@ void store_col_set(struct task *t, const struct store_col *c, const struct store
     case STORE_COL_TEXT:
         *(char **)f = text ? xstrdup(text) : NULL;
         break;
-    case STORE_COL_ID:
-        snprintf(f, ID_LEN + 1, "%s", text ? text : "");
+    case STORE_COL_ID: {
+        size_t n = text ? strnlen(text, ID_LEN) : 0; /* as snprintf would cut it, cheaper */
+        if (n) memcpy(f, text, n);
+        f[n] = '\0';
         break;
+    }
     case STORE_COL_INT:
         *(int64_t *)f = text ? strtoll(text, NULL, 10) : v->i;
         break;

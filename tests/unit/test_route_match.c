@@ -1,0 +1,118 @@
+/*
+ * test_route_match: the router's path matcher (src/server/http.c), which
+ * every request's path is tried against, route by route; and the fast
+ * path's reader of request heads on the cases it hands on.
+ */
+#include <string.h>
+
+#include "../src/server/http_head.h"
+#include "../src/server/server_int.h"
+#include "harness.h"
+
+static void test_matches(void) {
+    static const struct {
+        const char *pattern, *path;
+        bool match;
+        const char *p0, *p1;
+    } cases[] = {
+        {"/v1/tasks", "/v1/tasks", true, NULL, NULL},
+        {"/v1/tasks", "/v1/tasks/", false, NULL, NULL},
+        {"/v1/tasks", "/v1/task", false, NULL, NULL},
+        {"/v1/tasks", "/v1/tasksx", false, NULL, NULL},
+        {"/v1/tasks", "/v1//tasks", false, NULL, NULL},
+        {"/v1/tasks/:id", "/v1/tasks/abc", true, "abc", NULL},
+        {"/v1/tasks/:id", "/v1/tasks/", false, NULL, NULL},
+        {"/v1/tasks/:id", "/v1/tasks", false, NULL, NULL},
+        {"/v1/tasks/:id", "/v1/tasks/a/b", false, NULL, NULL},
+        {"/v1/tasks/:id/heartbeat", "/v1/tasks/x1/heartbeat", true, "x1", NULL},
+        {"/v1/tasks/:id/heartbeat", "/v1/tasks/x1/heartbeats", false, NULL, NULL},
+        {"/v1/queues/:queue/claims", "/v1/queues/q/claims", true, "q", NULL},
+        {"/a/:x/b/:y", "/a/1/b/2", true, "1", "2"},
+        {"/", "/", true, NULL, NULL},
+        {"/", "/x", false, NULL, NULL},
+        {"/ui/:file", "/ui/app.js", true, "app.js", NULL},
+        {"/v1/tasks", "*", false, NULL, NULL},
+        {"/v1/tasks", "", false, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct req r;
+        memset(&r, 0, sizeof r);
+        bool got = route_match(cases[i].pattern, cases[i].path, &r);
+        if (got != cases[i].match)
+            th_fail(__FILE__, __LINE__, "'%s' against '%s': %d", cases[i].pattern, cases[i].path,
+                    got);
+        CHECK(route_match(cases[i].pattern, cases[i].path, NULL) == cases[i].match);
+        if (!got) continue;
+        CHECK_INT(r.nparams, (cases[i].p0 != NULL) + (cases[i].p1 != NULL));
+        if (cases[i].p0) CHECK_STR(r.param[0], cases[i].p0);
+        if (cases[i].p1) CHECK_STR(r.param[1], cases[i].p1);
+    }
+    /* A segment of 128 bytes or more is no parameter (404, as before). */
+    char path[300] = "/v1/tasks/";
+    memset(path + 10, 'a', 128);
+    path[138] = '\0';
+    struct req r;
+    memset(&r, 0, sizeof r);
+    CHECK(!route_match("/v1/tasks/:id", path, &r));
+    path[137] = '\0';
+    CHECK(route_match("/v1/tasks/:id", path, &r));
+    CHECK_INT(strlen(r.param[0]), 127);
+}
+
+static enum http_head_result head(const char *s) {
+    struct http_head h;
+    return http_head_parse(s, strlen(s), 16 * 1024, 64 * 1024, &h);
+}
+
+static void test_head(void) {
+    struct http_head h;
+    const char ok[] =
+        "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+        "Connection: keep-alive, Close\r\n\r\n{}";
+    CHECK_INT(http_head_parse(ok, sizeof ok - 1, 16 * 1024, 64 * 1024, &h), HEAD_OK);
+    CHECK_INT(h.content_length, 2);
+    CHECK_INT(h.head_len, sizeof ok - 3);
+    CHECK(h.close);
+    CHECK_INT(h.nfields, 3);
+    CHECK_INT(head("GET /v1/tasks/1 HTTP/1.1\r\nHost: x\r\n"), HEAD_PARTIAL);
+    /* Each of these goes to libmicrohttpd, unread. */
+    const char *pass[] = {
+        "GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/tasks/a%20b HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/tasks/a+b HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/tasks HTTP/1.0\r\nHost: x\r\n\r\n",
+        "HEAD /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/tasks HTTP/1.1\r\n\r\n",
+        "GET /v1/tasks HTTP/1.1\nHost: x\n\n",
+        "GET /v1/tasks HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+        "GET /v1/tasks HTTP/1.1\r\nHost : x\r\n\r\n",
+        "GET /v1/tasks HTTP/1.1\r\nHost: \x01\r\n\r\n",
+        "GET /v1/tasks HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n",
+        "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+        "GET /v1/tasks HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
+        "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+        "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+        "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n",
+        "GET http://x/v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++)
+        if (head(pass[i]) != HEAD_PASS) th_fail(__FILE__, __LINE__, "not passed on: %s", pass[i]);
+    /* A head that reaches its limit without ending is passed on too. */
+    char big[200];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    CHECK_INT(http_head_parse(big, sizeof big, 100, 10, &h), HEAD_PASS);
+    CHECK_INT(http_head_parse(big, 50, 100, 10, &h), HEAD_PARTIAL);
+}
+
+static const struct th_test tests[] = {
+    {"route patterns: literal and ':' segments, edges", test_matches},
+    {"request heads: the plain ones read, the others passed on", test_head},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    return th_main(tests, argc, argv);
+}
