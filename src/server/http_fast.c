@@ -57,9 +57,12 @@ static const struct {
     {"POST", "/v1/work/release"},
 };
 
-/* Bodies above this go to libmicrohttpd: a request is peeked whole, again
- * at each arrival of its bytes, so a big one would be copied many times. */
+/* Bodies above this go to libmicrohttpd: a request is peeked whole (again
+ * at each arrival of its bytes without SO_PEEK_OFF). */
 #define FAST_BODY_MAX (64 * 1024)
+/* Bytes of requests served that may stay in a socket's queue before one
+ * discard takes them (with SO_PEEK_OFF). */
+#define FAST_HELD_MAX (32 * 1024)
 
 struct fast_thread;
 
@@ -75,7 +78,15 @@ struct fast_conn {
     bool gone;          /* the peer closed or failed: close once the request ends */
     bool close_after;   /* the request said "Connection: close" */
     bool want_out;      /* EPOLLOUT is asked for */
-    char *out;          /* the unsent rest of a reply */
+    /* With SO_PEEK_OFF (Linux 6.10 and later for TCP), peeked bytes are
+     * passed over by the next peek: requests served stay in the socket's
+     * queue (held) until a discard takes many at once, and bytes after the
+     * last request served are kept in buf (len). Without it, each request
+     * is discarded as it starts and len stays 0. */
+    bool peek_off;
+    char *buf;
+    size_t len, held;
+    char *out; /* the unsent rest of a reply */
     size_t out_len, out_off;
     int64_t active_mono; /* last byte in or out, for the idle timeout */
     LIST_ENTRY(fast_conn) link;
@@ -102,6 +113,7 @@ struct fast_thread {
 
 struct http_fast {
     struct server *srv;
+    bool no_peek_off; /* TASKMILL_HTTP_NO_PEEK_OFF: as on kernels without it (tests) */
     _Atomic bool stopping;
     _Atomic int nconns;
     int nthreads;
@@ -191,6 +203,7 @@ static void fast_free_dead(struct fast_thread *th) {
         th->dead = c->ready_next;
         free(c->out);
         free(c->head);
+        free(c->buf);
         free(c);
     }
 }
@@ -200,9 +213,26 @@ static void fast_close(struct fast_conn *c) {
     fast_forget(c);
 }
 
+/* Discards n bytes at the head of the socket's queue (peeked already):
+ * nothing is copied. false when the connection failed (c is then closed). */
+static bool fast_discard(struct fast_conn *c, size_t n) {
+    while (n > 0) {
+        ssize_t k = recv(c->fd, c->th->peek, n, MSG_TRUNC);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            fast_close(c);
+            return false;
+        }
+        n -= (size_t)k;
+    }
+    return true;
+}
+
 /* Hands the connection, its next request unread, to libmicrohttpd. */
 static void fast_hand_on(struct fast_conn *c) {
     struct http_fast *f = c->th->fast;
+    /* The requests served go; the one handed on is then at the queue's head. */
+    if (c->held && !fast_discard(c, c->held)) return;
     int fd = c->fd;
     epoll_ctl(c->th->epfd, EPOLL_CTL_DEL, fd, NULL);
     /* libmicrohttpd counts it from here on (its accept policy and notify). */
@@ -340,26 +370,16 @@ static bool fast_route_ok(const char *method, const char *path) {
 
 enum fast_next { NEXT_WAIT, NEXT_FREED, NEXT_STARTED };
 
-/* Takes the request h in th->peek off the socket and starts it. */
-static enum fast_next fast_begin(struct fast_conn *c, const struct http_head *h, size_t peeked) {
+/* Takes the request h, at the start of p[0..len), off the socket and starts it. */
+static enum fast_next fast_begin(struct fast_conn *c, const struct http_head *h, const char *p,
+                                 size_t len) {
     struct fast_thread *th = c->th;
     struct http_fast *f = th->fast;
     size_t total = h->head_len + h->content_length;
-    size_t off = 0;
-    while (off < total) { /* already in the socket's queue: discards, copies nothing */
-        ssize_t n = recv(c->fd, th->peek, total - off, MSG_TRUNC);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            fast_close(c);
-            return NEXT_FREED;
-        }
-        off += (size_t)n;
-    }
-    c->input = peeked > total; /* a pipelined request follows */
-    c->close_after = h->close;
-    /* The head, copied with NULs after the method, the path and each value. */
+    /* The head, copied with NULs after the method, the path and each value,
+     * and the body, before p's bytes move. */
     c->head = xmalloc(h->head_len + 1);
-    memcpy(c->head, th->peek, h->head_len);
+    memcpy(c->head, p, h->head_len);
     c->head[h->head_len] = '\0';
     c->h = *h;
     c->head[h->method.off + h->method.len] = '\0';
@@ -368,32 +388,49 @@ static enum fast_next fast_begin(struct fast_conn *c, const struct http_head *h,
         c->head[h->value[i].off + h->value[i].len] = '\0';
     struct req *r = req_new(f->srv, c->head + h->method.off, c->head + h->path.off);
     r->fast = c;
-    if (h->content_length) buf_put(&r->body, th->peek + h->head_len, h->content_length);
+    if (h->content_length) buf_put(&r->body, p + h->head_len, h->content_length);
     c->req = r;
+    c->close_after = h->close;
+    if (c->peek_off) {
+        /* The request stays in the socket's queue, behind the peek offset,
+         * until FAST_HELD_MAX bytes are: then one discard for them all. What
+         * follows it (a pipelined request, or part of one) is kept. */
+        size_t rest = len - total;
+        if (rest) {
+            if (!c->buf) c->buf = xmalloc(th->peek_cap);
+            memmove(c->buf, p + total, rest);
+        }
+        c->len = rest;
+        c->held += total;
+        if (c->held >= FAST_HELD_MAX) {
+            size_t held = c->held;
+            c->held = 0;
+            if (!fast_discard(c, held)) {
+                req_free(r); /* c is gone with it */
+                return NEXT_FREED;
+            }
+        }
+    } else {
+        /* Taken off now; a pipelined request is peeked again from the start. */
+        c->len = 0;
+        if (len > total) c->input = true;
+        if (!fast_discard(c, total)) {
+            req_free(r);
+            return NEXT_FREED;
+        }
+    }
     fast_run(c, false);
     return NEXT_STARTED;
 }
 
-/* Looks at the bytes waiting, and starts the next request when it is all there. */
-static enum fast_next fast_next(struct fast_conn *c) {
-    struct fast_thread *th = c->th;
-    struct http_fast *f = th->fast;
-    c->input = false;
-    ssize_t n;
-    do
-        n = recv(c->fd, th->peek, th->peek_cap, MSG_PEEK);
-    while (n < 0 && errno == EINTR);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-        fast_close(c);
-        return NEXT_FREED;
-    }
-    if (n < 0) return NEXT_WAIT;
-    c->active_mono = time_mono_ms();
+/* What to do with the bytes p[0..len) of the next request. */
+static enum fast_next fast_parse(struct fast_conn *c, const char *p, size_t len) {
+    struct http_fast *f = c->th->fast;
     const struct limits *lim = &f->srv->cfg.limits;
     size_t head_max = lim->header_max_bytes ? lim->header_max_bytes : 16 * 1024;
     size_t body_max = lim->body_max_bytes < FAST_BODY_MAX ? lim->body_max_bytes : FAST_BODY_MAX;
     struct http_head h;
-    switch (http_head_parse(th->peek, (size_t)n, head_max, body_max, &h)) {
+    switch (http_head_parse(p, len, head_max, body_max, &h)) {
     case HEAD_PARTIAL:
         return NEXT_WAIT; /* the rest comes with the next EPOLLIN */
     case HEAD_PASS:
@@ -407,16 +444,55 @@ static enum fast_next fast_next(struct fast_conn *c) {
         fast_hand_on(c);
         return NEXT_FREED;
     }
-    memcpy(method, th->peek + h.method.off, h.method.len);
+    memcpy(method, p + h.method.off, h.method.len);
     method[h.method.len] = '\0';
-    memcpy(path, th->peek + h.path.off, h.path.len);
+    memcpy(path, p + h.path.off, h.path.len);
     path[h.path.len] = '\0';
     if (!fast_route_ok(method, path)) {
         fast_hand_on(c);
         return NEXT_FREED;
     }
-    if ((size_t)n < h.head_len + h.content_length) return NEXT_WAIT; /* the body is coming */
-    return fast_begin(c, &h, (size_t)n);
+    if (len < h.head_len + h.content_length) return NEXT_WAIT; /* the body is coming */
+    return fast_begin(c, &h, p, len);
+}
+
+/* Starts the next request when it is all there: from the bytes kept, or
+ * after peeking at what the socket has. */
+static enum fast_next fast_next(struct fast_conn *c) {
+    struct fast_thread *th = c->th;
+    if (c->len) {
+        enum fast_next kept = fast_parse(c, c->buf, c->len);
+        if (kept != NEXT_WAIT || !c->input) return kept;
+    }
+    if (!c->input) return NEXT_WAIT;
+    c->input = false;
+    /* With the peek offset, a peek returns only bytes not seen yet: they go
+     * after those kept. Without, it returns the queue from its head. */
+    char *to = c->len ? c->buf + c->len : th->peek;
+    size_t room = th->peek_cap - c->len;
+    ssize_t n;
+    do
+        n = recv(c->fd, to, room, MSG_PEEK);
+    while (n < 0 && errno == EINTR);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        fast_close(c);
+        return NEXT_FREED;
+    }
+    if (n < 0) return NEXT_WAIT;
+    c->active_mono = time_mono_ms();
+    if ((size_t)n == room) c->input = true; /* there may be more than fitted */
+    if (c->len) {
+        c->len += (size_t)n;
+        return fast_parse(c, c->buf, c->len);
+    }
+    enum fast_next r = fast_parse(c, th->peek, (size_t)n);
+    if (r == NEXT_WAIT && c->peek_off) {
+        /* Peeked past: keep the part that came, the rest follows it. */
+        if (!c->buf) c->buf = xmalloc(th->peek_cap);
+        memcpy(c->buf, th->peek, (size_t)n);
+        c->len = (size_t)n;
+    }
+    return r;
 }
 
 /* Whatever the connection can do next: close, or take its next request and
@@ -429,7 +505,7 @@ static void fast_after(struct fast_conn *c) {
             fast_close(c);
             return;
         }
-        if (!c->input || fast_next(c) != NEXT_STARTED) return;
+        if ((!c->input && !c->len) || fast_next(c) != NEXT_STARTED) return;
     }
 }
 
@@ -451,9 +527,11 @@ static void fast_accept(struct fast_thread *th) {
             close(fd);
             continue;
         }
-        int one = 1;
+        int one = 1, zero = 0;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct fast_conn *c = xcalloc(1, sizeof *c);
+        c->peek_off =
+            !f->no_peek_off && setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
         c->fd = fd;
         c->th = th;
         memcpy(&c->addr, &ss, sl);
@@ -549,6 +627,8 @@ static void *fast_main(void *arg) {
 int http_fast_start(struct server *srv) {
     struct http_fast *f = xcalloc(1, sizeof *f);
     f->srv = srv;
+    const char *np = getenv("TASKMILL_HTTP_NO_PEEK_OFF");
+    f->no_peek_off = np && *np && strcmp(np, "0") != 0;
     f->nthreads = srv->cfg.threads > 0 ? srv->cfg.threads : 2;
     f->th = xcalloc((size_t)f->nthreads, sizeof *f->th);
     srv->fast = f;

@@ -181,6 +181,47 @@ static void test_pipelined(void) {
     close(fd);
 }
 
+/* 400 requests on one connection, 200 of them pipelined at once (more bytes
+ * than the fast path leaves in a socket's queue before discarding them),
+ * then one handed on: it must find its own bytes at the queue's head. */
+static void test_long_connection(void) {
+    int fd = tcp_open(&srv);
+    CHECK(fd >= 0);
+    in1.n = 0;
+    char *one = req_text("GET", "/v1/tasks/00000000000000000000000000000000", NULL, NULL);
+    size_t n1 = strlen(one);
+    char *many = malloc(n1 * 200 + 1);
+    for (int i = 0; i < 200; i++)
+        memcpy(many + (size_t)i * n1, one, n1);
+    many[n1 * 200] = '\0';
+    for (int round = 0; round < 2; round++) {
+        CHECK(send_all(fd, many, n1 * 200));
+        for (int i = 0; i < 200; i++) {
+            struct resp r;
+            CHECK(read_resp(fd, &r) == 0);
+            CHECK_INT(r.status, 404);
+            resp_clear(&r);
+        }
+    }
+    free(many);
+    free(one);
+    char *a = req_text("POST", "/v1/tasks", "{\"type\":\"long\",\"name\":\"after 400\"}", NULL);
+    const char list[] = "GET /v1/tasks?type=long HTTP/1.1\r\nHost: x\r\n\r\n";
+    char both[512];
+    snprintf(both, sizeof both, "%s%s", a, list);
+    free(a);
+    CHECK(send_all(fd, both, strlen(both)));
+    struct resp r;
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 201);
+    resp_clear(&r);
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(th_str(r.json, "tasks.0.name"), "after 400");
+    resp_clear(&r);
+    close(fd);
+}
+
 static void test_split(void) {
     int fd = tcp_open(&srv);
     CHECK(fd >= 0);
@@ -431,6 +472,26 @@ static void test_concurrent(void) {
     WAIT_UNTIL(task_count(&srv) == before + created, 10000, "%d tasks to be stored", created);
 }
 
+/* Kernels before 6.10 have no SO_PEEK_OFF on TCP: the fast path then takes
+ * each request off the socket as it starts. The same tests, that way. */
+static void test_without_peek_offset(void) {
+    setenv("TASKMILL_HTTP_NO_PEEK_OFF", "1", 1);
+    struct th_server s2;
+    int rc = th_server_start(&s2, NULL);
+    unsetenv("TASKMILL_HTTP_NO_PEEK_OFF");
+    CHECK(rc == 0);
+    struct th_server saved = srv;
+    srv = s2;
+    test_pipelined();
+    if (!th_failed()) test_split();
+    if (!th_failed()) test_long_connection();
+    if (!th_failed()) test_hand_on();
+    if (!th_failed()) test_concurrent();
+    s2 = srv;
+    srv = saved;
+    th_server_free(&s2);
+}
+
 static void test_no_fast_path(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--no-fast-path", NULL) == 0);
@@ -460,6 +521,7 @@ static void test_no_fast_path(void) {
 static const struct th_test tests[] = {
     {"pipelined requests on one connection are answered in order", test_pipelined},
     {"a request that comes in pieces", test_split},
+    {"a long keep-alive connection, then a request handed on", test_long_connection},
     {"a connection moves on to libmicrohttpd for a request the fast path does not serve",
      test_hand_on},
     {"bad input on the fast path: v1's errors, the connection goes on, nothing stored",
@@ -467,6 +529,7 @@ static const struct th_test tests[] = {
     {"Connection: close is answered, then closed", test_connection_close},
     {"a client gone while its claim waits", test_gone_while_waiting},
     {"many clients at once: pipelined, handed on, hung up", test_concurrent},
+    {"without SO_PEEK_OFF (kernels before 6.10): the same answers", test_without_peek_offset},
     {"--no-fast-path answers the same", test_no_fast_path},
     {NULL, NULL},
 };
