@@ -78,6 +78,7 @@ struct fast_conn {
     bool gone;          /* the peer closed or failed: close once the request ends */
     bool close_after;   /* the request said "Connection: close" */
     bool want_out;      /* EPOLLOUT is asked for */
+    bool body_due;      /* a request's head is in, its body not all yet */
     /* With SO_PEEK_OFF (Linux 6.10 and later for TCP), peeked bytes are
      * passed over by the next peek: requests served stay in the socket's
      * queue (held) until a discard takes many at once, and bytes after the
@@ -452,7 +453,9 @@ static enum fast_next fast_parse(struct fast_conn *c, const char *p, size_t len)
         fast_hand_on(c);
         return NEXT_FREED;
     }
-    if (len < h.head_len + h.content_length) return NEXT_WAIT; /* the body is coming */
+    /* The body is coming: like libmicrohttpd, a request under way gets the long timeout. */
+    c->body_due = len < h.head_len + h.content_length;
+    if (c->body_due) return NEXT_WAIT;
     return fast_begin(c, &h, p, len);
 }
 
@@ -591,7 +594,7 @@ static void fast_sweep(struct fast_thread *th, int64_t now) {
     for (; c; c = next) {
         next = LIST_NEXT(c, link);
         if (c->req) continue;
-        if (now - c->active_mono > (c->out ? long_ms : idle_ms)) fast_close(c);
+        if (now - c->active_mono > (c->out || c->body_due ? long_ms : idle_ms)) fast_close(c);
     }
     th->swept_mono = now;
 }

@@ -119,6 +119,12 @@ static int read_resp(int fd, struct resp *r) {
     return read_resp_in(fd, &in1, r);
 }
 
+/* A connection for the single-threaded tests, with nothing read on it yet. */
+static int fresh_conn(const struct th_server *s) {
+    in1.n = 0;
+    return tcp_open(s);
+}
+
 /* Whether the server closes fd (EOF or reset) within ms. */
 static bool closed_within(int fd, int ms) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -134,9 +140,8 @@ static long long task_count(struct th_server *s) {
 }
 
 static void test_pipelined(void) {
-    int fd = tcp_open(&srv);
+    int fd = fresh_conn(&srv);
     CHECK(fd >= 0);
-    in1.n = 0;
     /* Three submits and a read of a task that is not there, in one write. */
     char *a = req_text("POST", "/v1/tasks", "{\"type\":\"pipe\",\"name\":\"a\"}", NULL);
     char *b = req_text("POST", "/v1/tasks", "{\"type\":\"pipe\",\"name\":\"b\"}", NULL);
@@ -185,9 +190,8 @@ static void test_pipelined(void) {
  * than the fast path leaves in a socket's queue before discarding them),
  * then one handed on: it must find its own bytes at the queue's head. */
 static void test_long_connection(void) {
-    int fd = tcp_open(&srv);
+    int fd = fresh_conn(&srv);
     CHECK(fd >= 0);
-    in1.n = 0;
     char *one = req_text("GET", "/v1/tasks/00000000000000000000000000000000", NULL, NULL);
     size_t n1 = strlen(one);
     char *many = malloc(n1 * 200 + 1);
@@ -222,10 +226,35 @@ static void test_long_connection(void) {
     close(fd);
 }
 
+/* A body slower than --idle-timeout-seconds: the request is under way, so
+ * it has the long timeout, as libmicrohttpd gives it; an idle connection
+ * is still closed. */
+static void test_slow_body(void) {
+    struct th_server s2;
+    CHECK(th_server_start(&s2, "--idle-timeout-seconds", "1", NULL) == 0);
+    int idle = tcp_open(&s2);
+    int fd = fresh_conn(&s2);
+    CHECK(fd >= 0 && idle >= 0);
+    char *q = req_text("POST", "/v1/tasks", "{\"type\":\"slow\",\"name\":\"slow body\"}", NULL);
+    size_t head = (size_t)(strstr(q, "\r\n\r\n") - q) + 4;
+    CHECK(send_all(fd, q, head + 5));
+    th_sleep_ms(2500); /* past the idle timeout, twice */
+    CHECK(send_all(fd, q + head + 5, strlen(q) - head - 5));
+    free(q);
+    struct resp r;
+    CHECK(read_resp(fd, &r) == 0);
+    CHECK_INT(r.status, 201);
+    CHECK_STR(th_str(r.json, "name"), "slow body");
+    resp_clear(&r);
+    CHECK(closed_within(idle, 100)); /* closed within the 2.5 s above */
+    close(fd);
+    close(idle);
+    th_server_free(&s2);
+}
+
 static void test_split(void) {
-    int fd = tcp_open(&srv);
+    int fd = fresh_conn(&srv);
     CHECK(fd >= 0);
-    in1.n = 0;
     char *q = req_text("POST", "/v1/tasks", "{\"type\":\"split\",\"name\":\"late body\"}", NULL);
     size_t n = strlen(q), head = (size_t)(strstr(q, "\r\n\r\n") - q) + 4;
     /* The request line, the rest of the head, then the body in two parts:
@@ -247,9 +276,8 @@ static void test_split(void) {
 }
 
 static void test_hand_on(void) {
-    int fd = tcp_open(&srv);
+    int fd = fresh_conn(&srv);
     CHECK(fd >= 0);
-    in1.n = 0;
     struct resp r;
     /* A submit (fast path), a list with a query (libmicrohttpd's), then a
      * chunked submit and a plain one, all on one connection, in order. */
@@ -289,9 +317,8 @@ static void test_hand_on(void) {
     CHECK_INT(l->status, 200);
     CHECK_INT(json_array_size(th_get(l->json, "tasks")), 3);
     /* HTTP/1.0 is libmicrohttpd's too. */
-    fd = tcp_open(&srv);
+    fd = fresh_conn(&srv);
     CHECK(fd >= 0);
-    in1.n = 0;
     const char old[] = "GET /v1/tasks/00000000000000000000000000000000 HTTP/1.0\r\n\r\n";
     CHECK(send_all(fd, old, sizeof old - 1));
     char buf[512];
@@ -305,9 +332,8 @@ static void test_hand_on(void) {
 static void test_bad_input(void) {
     long long before = task_count(&srv);
     CHECK(before >= 0);
-    int fd = tcp_open(&srv);
+    int fd = fresh_conn(&srv);
     CHECK(fd >= 0);
-    in1.n = 0;
     struct resp r;
     /* Each answered in v1's shape, naming the field; the connection goes on. */
     struct {
@@ -353,9 +379,8 @@ static void test_bad_input(void) {
 }
 
 static void test_connection_close(void) {
-    int fd = tcp_open(&srv);
+    int fd = fresh_conn(&srv);
     CHECK(fd >= 0);
-    in1.n = 0;
     char *q = req_text("POST", "/v1/tasks", "{\"type\":\"closing\"}", "Connection: close");
     CHECK(send_all(fd, q, strlen(q)));
     free(q);
@@ -495,9 +520,8 @@ static void test_without_peek_offset(void) {
 static void test_no_fast_path(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--no-fast-path", NULL) == 0);
-    int fd = tcp_open(&s2);
+    int fd = fresh_conn(&s2);
     CHECK(fd >= 0);
-    in1.n = 0;
     char *a = req_text("POST", "/v1/tasks", "{\"type\":\"mhd\",\"name\":\"a\"}", NULL);
     char *b = req_text("POST", "/v1/tasks", "{\"type\":\"mhd\",\"nope\":1}", NULL);
     char two[1024];
@@ -522,6 +546,8 @@ static const struct th_test tests[] = {
     {"pipelined requests on one connection are answered in order", test_pipelined},
     {"a request that comes in pieces", test_split},
     {"a long keep-alive connection, then a request handed on", test_long_connection},
+    {"a body slower than the idle timeout is waited for; an idle connection is not",
+     test_slow_body},
     {"a connection moves on to libmicrohttpd for a request the fast path does not serve",
      test_hand_on},
     {"bad input on the fast path: v1's errors, the connection goes on, nothing stored",
