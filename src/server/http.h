@@ -1,14 +1,17 @@
 /*
- * http: the HTTP glue between libmicrohttpd and taskmill's handlers.
+ * http: the HTTP glue between the handlers and the two ways a request
+ * comes in: libmicrohttpd, and on plain HTTP the fast path of http_fast.c
+ * for the hot v1 requests. The handlers see one struct req either way.
  *
  * One struct req per request, created on the first call of the access
- * handler and freed when libmicrohttpd reports the request complete. The
+ * handler (or by the fast path once the request is all there) and freed
+ * when libmicrohttpd reports the request complete (or the fast path has
+ * sent the reply). The
  * body is read whole (capped at limits.body_max_bytes) before the handler
  * runs. A handler either replies at once or starts a store op with
  * req_submit, which suspends the connection; when the op is done the
  * writer thread resumes it and the handler's `on_resume` replies. Nothing
- * blocks a libmicrohttpd thread while waiting on the disk or on a
- * long-poll.
+ * blocks an HTTP thread while waiting on the disk or on a long-poll.
  *
  * Every error reply goes through reply_error, with the DESIGN.md shape:
  * {"error":{"code":"...","message":"...","field":"..."}}.

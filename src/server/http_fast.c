@@ -11,6 +11,8 @@
  * known to be one of ours, complete (head and body), so that any other
  * request can still be handed, unread, to libmicrohttpd with the
  * connection (http_daemon_take). Once handed on, a connection stays there.
+ * Where the kernel has SO_PEEK_OFF for TCP, served requests are taken off
+ * many at a time (struct fast_conn).
  *
  * Threading: each connection belongs to one thread, which alone touches it,
  * except that the store's writer pushes a resumed request onto its thread's
@@ -341,7 +343,7 @@ void http_fast_reply(struct req *r, int status, char *body, size_t len, const ch
                 k = h.len - sent;
             }
             size_t boff = sent > h.len ? sent - h.len : 0;
-            memcpy(c->out + k, body + boff, len - boff);
+            if (len > boff) memcpy(c->out + k, body + boff, len - boff);
             c->out_len = total - sent;
             c->out_off = 0;
             fast_flush(c);

@@ -92,7 +92,7 @@ bool route_match(const char *pattern, const char *path, struct req *r);
  * read, claim, heartbeat, complete and fail, one at a time or batched), on
  * plain HTTP. It accepts the connections; a request it does not serve
  * (http_head.h) is left unread and the connection handed to libmicrohttpd.
- * docs/architecture.md, "The HTTP fast path".
+ * docs/operations.md, "The HTTP path".
  */
 struct http_fast;
 struct fast_conn;
