@@ -438,8 +438,6 @@ static bool route_same_root(const char *pattern, const char *path) {
 
 /* Picks the error writer of the API that owns the path (see http.h). */
 static void req_pick_error_writer(struct req *r) {
-    /* /v1/ is v1's own: no view has a route under it (src/compat/views.c). */
-    if (strncmp(r->path, "/v1/", 4) == 0) return;
     const struct route_table *tb;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t t = 0; (tb = route_table_at(r->srv, t)); t++) {
@@ -448,6 +446,10 @@ static void req_pick_error_writer(struct req *r) {
                               : route_same_root(rt->pattern, r->path)) {
                     r->write_error = tb->write_error;
                     r->error_type = tb->error_type;
+                    if (pass == 0) { /* where req_dispatch starts looking */
+                        r->first_table = t;
+                        r->first_route = rt;
+                    }
                     return;
                 }
             }
@@ -455,11 +457,15 @@ static void req_pick_error_writer(struct req *r) {
     }
 }
 
+/* Runs the handler of the route for the method and path. The routes before
+ * the first whose pattern matches the path (req_pick_error_writer found
+ * it) are not tried again; none matching means 404. */
 static void req_dispatch(struct req *r) {
     bool path_known = false;
     const struct route_table *tb;
-    for (size_t t = 0; (tb = route_table_at(r->srv, t)); t++) {
-        for (const struct route *rt = tb->routes; rt->method; rt++) {
+    for (size_t t = r->first_table; r->first_route && (tb = route_table_at(r->srv, t)); t++) {
+        const struct route *rt = t == r->first_table ? r->first_route : tb->routes;
+        for (; rt->method; rt++) {
             if (!route_match(rt->pattern, r->path, r)) continue;
             path_known = true;
             if (strcmp(rt->method, r->method) != 0) continue;
@@ -689,6 +695,10 @@ static void http_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     fputs("taskmill: http: ", stderr);
     vfprintf(stderr, fmt, ap);
+}
+
+const char *http_reason_phrase(int status) {
+    return MHD_get_reason_phrase_for((unsigned)status);
 }
 
 void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len) {

@@ -117,6 +117,10 @@ struct req {
     char param_buf[REQ_MAX_PARAMS][128];
     int nparams;
     const struct route *route; /* the route matched, set before its handler runs */
+    /* The first route whose pattern matches the path, whatever its method,
+     * and its table's index (NULL: none matches). */
+    const struct route *first_route;
+    size_t first_table;
 
     handler_fn on_resume;
     struct store_op op;

@@ -126,57 +126,6 @@ struct http_fast {
 /* epoll tags of the listening socket and a thread's eventfd. */
 static char tag_listen, tag_wake;
 
-static const char *fast_reason(int status) {
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Content Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "Unknown";
-    }
-}
-
 const char *http_fast_header(struct fast_conn *c, const char *name) {
     size_t n = strlen(name);
     for (int i = 0; i < c->h.nfields; i++)
@@ -300,7 +249,7 @@ void http_fast_reply(struct req *r, int status, char *body, size_t len, const ch
     buf_puts(&h, "HTTP/1.1 ");
     json_put_int(&h, status);
     buf_putc(&h, ' ');
-    buf_puts(&h, fast_reason(status));
+    buf_puts(&h, http_reason_phrase(status));
     buf_puts(&h, "\r\nDate: ");
     buf_puts(&h, fast_date(c->th));
     if (type) {

@@ -73,6 +73,8 @@ void http_daemon_stop(struct server *srv);
  * in the socket, to libmicrohttpd, which serves it from then on (and
  * closes it, also on failure). */
 void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len);
+/* http.c: the reason phrase of a status, as libmicrohttpd writes it ("Not Found"). */
+const char *http_reason_phrase(int status);
 
 /* http.c, for the two ways a request comes in (libmicrohttpd's and the
  * fast path's): a request for `method` `path` (kept by the caller until
