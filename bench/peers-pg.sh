@@ -13,6 +13,11 @@
 #        tm-pg1     taskmill on PostgreSQL, one node
 #        tm-pg2     taskmill on PostgreSQL, two nodes: two `taskmill serve --reuse-port`
 #                   on one port and one database
+#        tm-sqlite-batch, tm-pg1-batch, tm-pg2-batch
+#                   the same servers driven by taskmill's batched worker protocol
+#                   (bench/peers/taskmill_batch.js through bench/peers/run-batch.sh: W2's
+#                   workers claim, heartbeat and complete 16 tasks a request; W1 and W3 are
+#                   the harness's own)
 #        pgboss     pg-boss (its logic runs in the client; its server is PostgreSQL)
 #        http-mock  the harness's in-memory Node server (the HTTP client's ceiling)
 #        bullmq     BullMQ on Redis
@@ -176,7 +181,7 @@ write_pgcpu_js() { cat >"$1" <<'EOF'
 //   node pgcpu.js ticks PIDFILE  -> {"at":ms,"ticks":N,"procs":N}: utime+stime of the postmaster
 //                                   and all its descendants, plus cutime+cstime (exited children)
 //   NODE_OPTIONS="--require pgcpu.js" with PGCPU_PIDFILE and PGCPU_OUT set: inside a peers
-//   driver (drivers/*.js) every process.cpuUsage() without argument (the harness's
+//   driver (drivers/*.js, or bench/peers/taskmill_batch.js) every process.cpuUsage() without argument (the harness's
 //   CpuMeter.start) and with one (CpuMeter.stop) also reads the cluster's ticks, and each
 //   start/stop pair appends one JSON line to PGCPU_OUT. Nothing else in the driver changes.
 const fs = require('fs');
@@ -205,7 +210,7 @@ function pgTicks(pidfile) {
 module.exports = { pgTicks };
 if (process.argv[2] === 'ticks' && process.argv[1] && process.argv[1].endsWith('pgcpu.js')) {
   process.stdout.write(JSON.stringify(pgTicks(process.argv[3])) + '\n');
-} else if (process.env.PGCPU_OUT && process.env.PGCPU_PIDFILE && /drivers[/][^/]+\.js$/.test(process.argv[1] || '')) {
+} else if (process.env.PGCPU_OUT && process.env.PGCPU_PIDFILE && /(drivers[/][^/]+|taskmill_batch)\.js$/.test(process.argv[1] || '')) {
   const out = process.env.PGCPU_OUT; const pidfile = process.env.PGCPU_PIDFILE;
   const orig = process.cpuUsage.bind(process);
   let start = null;
@@ -232,7 +237,8 @@ const runs = lines(path.join(dir, 'runs.jsonl'));
 const results = lines(path.join(dir, 'harness', 'results.jsonl'));
 const CLK = Number(process.env.CLK_TCK || 100);
 const NAME = { 'tm-sqlite': 'taskmill SQLite', 'tm-pg1': 'taskmill PG, 1 node', 'tm-pg2': 'taskmill PG, 2 nodes', pgboss: 'pg-boss', 'http-mock': 'http-mock', bullmq: 'BullMQ (Redis)' };
-const PG_SYS = new Set(['tm-pg1', 'tm-pg2', 'pgboss']);
+for (const k of ['tm-sqlite', 'tm-pg1', 'tm-pg2']) NAME[`${k}-batch`] = `${NAME[k]}, batched`;
+const PG_SYS = new Set(['tm-pg1', 'tm-pg2', 'tm-pg1-batch', 'tm-pg2-batch', 'pgboss']);
 const median = (xs) => { const v = xs.filter(Number.isFinite).sort((a, b) => a - b); if (!v.length) return null; const m = v.length >> 1; return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2; };
 const f0 = (x) => (x == null ? '-' : x >= 100 ? Math.round(x).toLocaleString('en-US') : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const rows = [];
@@ -290,7 +296,7 @@ console.log('\n## Against pg-boss (throughput ratio; total CPU per operation, ta
 console.log('| system | W1 throughput | W1 CPU/op | W2 throughput | W2 CPU/op | W3 throughput | W3 CPU/op |');
 console.log('|---|---|---|---|---|---|---|');
 const ratio = (a, b) => (a != null && b != null && b > 0 ? a / b : null);
-for (const sys of ['tm-pg1', 'tm-pg2', 'tm-sqlite']) {
+for (const sys of ['tm-pg1', 'tm-pg1-batch', 'tm-pg2', 'tm-pg2-batch', 'tm-sqlite', 'tm-sqlite-batch']) {
   const cells = [];
   let any = false;
   for (const wl of ['W1', 'W2', 'W3']) {
@@ -302,7 +308,7 @@ for (const sys of ['tm-pg1', 'tm-pg2', 'tm-sqlite']) {
   if (any) console.log(`| ${NAME[sys]} | ${cells.join(' | ')} |`);
 }
 console.log('\nAims (issue 9): W2 throughput >= 10x pg-boss and W1 >= 5x, each at lower CPU per task (CPU ratio < 1).');
-for (const sys of ['tm-pg1', 'tm-pg2']) {
+for (const sys of ['tm-pg1', 'tm-pg1-batch', 'tm-pg2', 'tm-pg2-batch']) {
   for (const [wl, aim] of [['W2', 10], ['W1', 5]]) {
     const r = rows.find((x) => x.sys === sys && x.wl === wl && x.reps); const b = pgb.find((x) => x.wl === wl && x.reps);
     if (!r || !b) continue;
@@ -374,7 +380,7 @@ command -v curl >/dev/null || die "curl not found"
 [[ "$PWD" == "$ROOT" ]] || die "run from the project root ($ROOT)"
 IFS=, read -r -a SYS_LIST <<<"$SYSTEMS"
 IFS=, read -r -a WL_LIST <<<"$WORKLOADS"
-for s in "${SYS_LIST[@]}"; do case "$s" in tm-sqlite|tm-pg1|tm-pg2|pgboss|http-mock|bullmq) ;; *) die "unknown system '$s'";; esac; done
+for s in "${SYS_LIST[@]}"; do case "$s" in tm-sqlite|tm-pg1|tm-pg2|tm-sqlite-batch|tm-pg1-batch|tm-pg2-batch|pgboss|http-mock|bullmq) ;; *) die "unknown system '$s'";; esac; done
 OUT=${OUT:-/tmp/taskmill-bench/peers-pg-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT/harness" "$OUT/pgcpu" "$OUT/servers" || die "cannot create $OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -432,14 +438,19 @@ pg_noise() { # run_id hookfile
 
 run_one() { # sys wl
     local sys=$1 wl=$2 runsys keep=() tag="$1_$2" run_id t0 before after rc attempt=0 other discard
-    local -a envs=()
+    local -a envs=() runner=("$PEERS/run.sh")
     case "$sys" in
-        tm-sqlite|tm-pg1|tm-pg2)
-            local store=sqlite nodes=1
-            [ "$sys" = tm-pg1 ] && store=pg
-            [ "$sys" = tm-pg2 ] && { store=pg; nodes=2; }
+        tm-*)
+            local store=sqlite nodes=1 cmd
+            case "${sys%-batch}" in
+                tm-pg1) store=pg;;
+                tm-pg2) store=pg; nodes=2;;
+            esac
             runsys=http-$sys
-            envs=(HTTP_API=taskmill "HTTP_SERVER_CMD=$(printf '%q ' "$SELF" serve --store "$store" --nodes "$nodes" --bin "$TASKMILL_BIN" --tag "$tag" --log-dir "$OUT/servers")")
+            cmd=$(printf '%q ' "$SELF" serve --store "$store" --nodes "$nodes" --bin "$TASKMILL_BIN" --tag "$tag" --log-dir "$OUT/servers")
+            envs=(HTTP_API=taskmill "HTTP_SERVER_CMD=$cmd")
+            # the batched driver, through run-batch.sh with this server command
+            [[ "$sys" == *-batch ]] && { runsys=taskmill-batch; runner=("$ROOT/bench/peers/run-batch.sh"); envs+=("TASKMILL_SERVER_CMD=$cmd"); }
             # PostgreSQL's CPU is not "other load" here: the guard is applied below instead
             [ "$store" = pg ] && envs+=(OTHER_MAX=1000 NOISE_RETRIES=0);;
         pgboss) runsys=pgboss; keep=(--keep-running);;   # keep PostgreSQL up for the after reading
@@ -447,20 +458,20 @@ run_one() { # sys wl
         bullmq) runsys=bullmq;;
     esac
     case "$sys" in
-        tm-pg1|tm-pg2|pgboss)
+        tm-pg1*|tm-pg2*|pgboss)
             envs+=("NODE_OPTIONS=--require $OUT/pgcpu.js" "PGCPU_PIDFILE=$PG_PIDFILE" "PGCPU_OUT=$OUT/pgcpu/$tag.jsonl");;
     esac
     while :; do
         attempt=$((attempt + 1)); run_id="$STAMP-$sys-$wl-a$attempt"; before=null; after=null; discard=""
         case "$sys" in
-            tm-pg1|tm-pg2|pgboss) psql_pg postgres -c CHECKPOINT >/dev/null; before=$(pg_ticks);;
+            tm-pg1*|tm-pg2*|pgboss) psql_pg postgres -c CHECKPOINT >/dev/null; before=$(pg_ticks);;
         esac
         say "$sys $wl (run.sh -s $runsys), attempt $attempt"
         t0=$EPOCHREALTIME
         env -u HTTP_API -u HTTP_SERVER_CMD "${envs[@]}" PB_RUN_ID="$run_id" \
-            "$PEERS/run.sh" -s "$runsys" -w "$wl" -r "$REPS" -n "$N" -d "$D" -o "$OUT/harness" "${keep[@]}" 2>&1 | tee -a "$OUT/run.log"
+            "${runner[@]}" -s "$runsys" -w "$wl" -r "$REPS" -n "$N" -d "$D" -o "$OUT/harness" "${keep[@]}" 2>&1 | tee -a "$OUT/run.log"
         rc=${PIPESTATUS[0]}
-        case "$sys" in tm-pg1|tm-pg2|pgboss) after=$(pg_ticks);; esac
+        case "$sys" in tm-pg1*|tm-pg2*|pgboss) after=$(pg_ticks);; esac
         if [[ "$sys" == tm-pg* ]]; then
             other=$(pg_noise "$run_id" "$OUT/pgcpu/$tag.jsonl")
             if [ -n "$other" ]; then
@@ -471,7 +482,7 @@ run_one() { # sys wl
         echo "{\"sys\":\"$sys\",\"runsys\":\"$runsys\",\"wl\":\"$wl\",\"run_id\":\"$run_id\",\"attempt\":$attempt,\"rc\":$rc,\"wall_s\":$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b - a}'),\"pg_before\":${before:-null},\"pg_after\":${after:-null}${discard:+,\"discarded\":\"$discard\"}}" >>"$OUT/runs.jsonl"
         # no database of an earlier run left for autovacuum to work on during the next one
         case "$sys" in
-            tm-pg1|tm-pg2) psql_pg postgres -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null;;
+            tm-pg1*|tm-pg2*) psql_pg postgres -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null;;
             pgboss) psql_pg postgres -c "DROP DATABASE IF EXISTS bench WITH (FORCE)" >/dev/null;;
         esac
         [ -n "$discard" ] || break

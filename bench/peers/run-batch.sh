@@ -18,7 +18,9 @@
 #       as the harness's run.sh
 # Env: TASKMILL_BIN (build/taskmill), TASKMILL_SERVE_ARGS (more `serve` flags for both
 #   taskmill systems, e.g. --sqlite-exclusive), PEERS_DIR (../shared/bench/peers), and the harness's
-#   BENCH_LOCK, LOCK_WAIT, STEAL_MAX, OTHER_MAX, NOISE_RETRIES, PB_BASE, HTTP_PORT.
+#   BENCH_LOCK, LOCK_WAIT, STEAL_MAX, OTHER_MAX, NOISE_RETRIES, PB_BASE, HTTP_PORT, PB_RUN_ID.
+#   TASKMILL_SERVER_CMD, when set, replaces the server command line (bench/peers-pg.sh sets it
+#   to start taskmill on PostgreSQL); it receives HTTP_PORT and HTTP_DATA_DIR as run.sh's does.
 #
 # A taskmill-batch repetition is what run.sh does for a system: under `flock` on BENCH_LOCK,
 # `setup.sh reset http` starts `taskmill serve` on a fresh SQLite store (the harness's
@@ -79,10 +81,10 @@ TASKMILL_BIN=${TASKMILL_BIN:-$PWD/build/taskmill}
 [ -x "$TASKMILL_BIN" ] || die "taskmill binary not found at $TASKMILL_BIN (set TASKMILL_BIN, or run from the project root after make)"
 export TASKMILL_BIN
 # the harness's taskmill server command (run.sh), so both taskmill systems run the same server
-export TASKMILL_SERVER_CMD="$TASKMILL_BIN serve --listen 127.0.0.1:\$HTTP_PORT --store sqlite:\$HTTP_DATA_DIR/taskmill.db${TASKMILL_SERVE_ARGS:+ $TASKMILL_SERVE_ARGS}"
+export TASKMILL_SERVER_CMD=${TASKMILL_SERVER_CMD:-"$TASKMILL_BIN serve --listen 127.0.0.1:\$HTTP_PORT --store sqlite:\$HTTP_DATA_DIR/taskmill.db${TASKMILL_SERVE_ARGS:+ $TASKMILL_SERVE_ARGS}"}
 mkdir -p "$OUT_DIR/logs" "$(dirname "$BENCH_LOCK")" || die "cannot create $OUT_DIR"
 RESULTS=$OUT_DIR/results.jsonl
-RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)-$$
+RUN_ID=${PB_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)-$$}
 STARTED=0
 cleanup() {
     local rc=$?
