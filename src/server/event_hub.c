@@ -14,6 +14,11 @@
  * seq order, at most `cap` of them and (but for the newest alone) at most
  * `max_bytes` of frames: publishing evicts the oldest to keep both. With
  * no stream open, publishing empties it and moves floor up to last_seq.
+ * So with no stream open the store's feed (PostgreSQL) reads other nodes'
+ * events without their task JSON (hub_needs_json); should such bare events
+ * arrive after a stream opened, they are a gap: the ring is emptied, floor
+ * moves past them, and every stream catches up from the store, which has
+ * them whole.
  * Events reach the ring in commit order, and a store read sees only
  * committed events, so a cursor moved by either path never skips an
  * event: no gap, and since every path only moves forward, no duplicate.
@@ -87,6 +92,8 @@ struct event_hub {
     void (*on_deliveries)(void *cls);
     void *deliveries_cls;
     _Atomic uint64_t nstreams, events_sent, slow_disconnects;
+    uint64_t gaps;    /* under lock: bare events that came while a stream was open */
+    bool always_bare; /* TASKMILL_EVENTS_FEED_BARE=1: every feed page is bare */
 };
 
 int event_kind_index(const char *kind) {
@@ -164,18 +171,41 @@ static size_t hub_ring_after(struct event_hub *h, int64_t cursor) {
     return lo;
 }
 
+/* The store's feed asks before each page of other nodes' events. */
+static bool hub_needs_json(void *cls) {
+    struct event_hub *h = cls;
+    pthread_mutex_lock(&h->lock);
+    bool open = !LIST_EMPTY(&h->streams) && !h->always_bare;
+    pthread_mutex_unlock(&h->lock);
+    return open;
+}
+
 /* With no stream open, the ring is emptied and its floor moved past the
  * commit's events instead of their frames being written: a stream that
  * opens later reads them from the store, as it reads any event below the
- * floor. Returns false, having done nothing, when a stream is open. */
+ * floor. Returns false, having done nothing, when a stream is open, unless
+ * the events came without their JSON (`bare`): then every open stream,
+ * live or not, goes back to reading the store from its cursor, which is
+ * now below the floor, instead of being ended as too slow. */
 static bool hub_skip_unheard(struct event_hub *h, const struct store_commit *c) {
     int64_t last = 0;
-    for (size_t i = 0; i < c->nevents; i++)
+    bool bare = false;
+    for (size_t i = 0; i < c->nevents; i++) {
         if (c->events[i].seq > last) last = c->events[i].seq;
+        if (!c->events[i].task_json) bare = true;
+    }
     pthread_mutex_lock(&h->lock);
     if (!LIST_EMPTY(&h->streams)) {
-        pthread_mutex_unlock(&h->lock);
-        return false;
+        if (!bare) {
+            pthread_mutex_unlock(&h->lock);
+            return false;
+        }
+        struct sse_stream *st;
+        LIST_FOREACH(st, &h->streams, link)
+        st->live = false;
+        h->gaps++;
+        h->wake = true;
+        pthread_cond_signal(&h->cond);
     }
     size_t n = h->n;
     struct hub_event **old = n ? xcalloc(n, sizeof *old) : NULL;
@@ -288,11 +318,16 @@ struct event_hub *event_hub_new(struct store *s, const struct events_config *cfg
     LIST_INIT(&h->streams);
     h->on_deliveries = on_deliveries;
     h->deliveries_cls = cls;
+    /* For tests and diagnosis: other nodes' events always come bare, so
+     * every page of them is a gap that open streams read from the store. */
+    const char *bare = getenv("TASKMILL_EVENTS_FEED_BARE");
+    h->always_bare = bare && strcmp(bare, "1") == 0;
     pthread_mutex_init(&h->lock, NULL);
     time_cond_init(&h->cond);
     /* Listen first, then read the head: an event committed before the read
      * is at or below floor (the store has it); one after reaches the ring. */
     store_set_listener(s, event_hub_publish, h);
+    store_set_listener_needs(s, hub_needs_json);
     int64_t head = 0, pruned = 0;
     struct tm_error e;
     err_clear(&e);
@@ -335,6 +370,7 @@ void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out) {
     pthread_mutex_lock(&h->lock);
     out->buffer_events = h->n;
     out->buffer_bytes = h->bytes;
+    out->gaps = h->gaps;
     pthread_mutex_unlock(&h->lock);
 }
 

@@ -106,6 +106,7 @@ struct store {
 
     /* The event log: called after each commit that appended events. */
     void (*listener)(void *cls, const struct store_commit *c);
+    bool (*listener_needs)(void *cls);
     void *listener_cls;
     /* Finished tasks' retention: its next pass (wall ms), and its delete
      * ops not done yet. */
@@ -1682,9 +1683,16 @@ static void store_feed_deliver(struct store *s, struct store_event *ev, size_t n
 /* Reads one page of the log after feed_seq and hands it on. Returns 1 when
  * more may follow, 0 when caught up, -1 on an error. */
 static int store_feed_read(struct store *s) {
+    const struct store_backend *be = s->base.backend;
+    pthread_mutex_lock(&s->lock);
+    bool (*needs)(void *) = s->listener_needs;
+    void *cls = s->listener_cls;
+    pthread_mutex_unlock(&s->lock);
+    bool bare = needs && be->events_read_bare && !needs(cls);
     struct event_page p = {0};
-    int rc = s->base.backend->events_read(s, NULL, NULL, s->feed_seq, STORE_FEED_PAGE,
-                                          STORE_FEED_PAGE_BYTES, &p);
+    int rc = bare ? be->events_read_bare(s, s->feed_seq, STORE_FEED_PAGE, &p)
+                  : be->events_read(s, NULL, NULL, s->feed_seq, STORE_FEED_PAGE,
+                                    STORE_FEED_PAGE_BYTES, &p);
     if (rc) {
         event_page_release(&p);
         pthread_mutex_lock(&s->lock);
@@ -1697,6 +1705,11 @@ static int store_feed_read(struct store *s) {
     if (p.pruned_through > s->feed_seq && (p.n == 0 || p.events[0].seq > s->feed_seq + 1))
         s->feed_seq = p.pruned_through;
     store_events_resolve(s, p.events, p.n);
+    if (bare) {
+        pthread_mutex_lock(&s->lock);
+        s->stats.feed_bare += p.n;
+        pthread_mutex_unlock(&s->lock);
+    }
     if (p.n) store_feed_deliver(s, p.events, p.n, true, SIZE_MAX);
     int more = p.n && (p.more || p.n == STORE_FEED_PAGE);
     event_page_release(&p);
@@ -1978,6 +1991,12 @@ void store_set_listener(struct store *s, void (*fn)(void *cls, const struct stor
     pthread_mutex_lock(&s->lock);
     s->listener = fn;
     s->listener_cls = cls;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void store_set_listener_needs(struct store *s, bool (*needs_json)(void *cls)) {
+    pthread_mutex_lock(&s->lock);
+    s->listener_needs = needs_json;
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -323,6 +323,7 @@ struct store_stats {
     uint64_t tasks_pruned;    /* finished tasks retention queued for deletion */
     uint64_t batch_retries;   /* batches applied again after a serialization failure */
     uint64_t feed_events;     /* events read back from the log by the feed (shared backends) */
+    uint64_t feed_bare;       /* of them, read without their task JSON (no one needed it) */
     uint64_t feed_wakeups;    /* announcements from other nodes */
     uint64_t feed_errors;     /* feed reads or listens that failed */
     uint64_t schedule_fires;  /* slots that schedules fired (a task, a skip or an error) */
@@ -381,6 +382,16 @@ struct store_commit {
  */
 void store_set_listener(struct store *s, void (*fn)(void *cls, const struct store_commit *c),
                         void *cls);
+/*
+ * Lets a shared backend's feed ask, before it reads each page of the log,
+ * whether the listener needs the task JSON of other nodes' events
+ * (called with the listener's cls; it must be quick and must not call into
+ * the store). While it answers false the feed reads the log without it,
+ * and such events reach the listener with task_json NULL; the listener
+ * must then take them as a gap it reads back from the store if it has
+ * come to need them (event_hub.c). Unset, every event carries its JSON.
+ */
+void store_set_listener_needs(struct store *s, bool (*needs_json)(void *cls));
 
 struct event_page {
     struct store_event *events;

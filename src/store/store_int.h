@@ -250,6 +250,11 @@ struct store_backend {
     int (*feed_wait)(struct store *s, int timeout_ms, int64_t *head);
     /* Wakes a feed_wait in progress at once (from any thread). */
     void (*feed_interrupt)(struct store *s);
+    /* As events_read with no filter and no byte bound, but each event's
+     * task_json is NULL: the feed's page while its listener needs no task
+     * JSON (store_set_listener_needs), without the stored parts, their
+     * bases, or their bytes on the wire. */
+    int (*events_read_bare)(struct store *s, int64_t after, int limit, struct event_page *out);
 
     /* API tokens (store_tokens.c). Writer thread: */
     /* TM_ECONFLICT when the id is taken. */

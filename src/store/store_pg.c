@@ -2308,6 +2308,7 @@ const struct store_backend store_pg_backend = {
     .delivery_update = pg_delivery_update,
     .delivery_claim = pg_delivery_claim,
     .events_read = pg_events_read,
+    .events_read_bare = pg_events_read_bare,
     .events_head = pg_events_head,
     .webhooks_list = pg_webhooks_list,
     .deliveries_list = pg_deliveries_list,

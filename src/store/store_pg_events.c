@@ -397,18 +397,23 @@ int pg_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
 
 static const struct pg_stmt st_read = {PGS_EV_READ, PG_EVENTS_PAGE("true")};
 static const struct pg_stmt st_read_task = {PGS_EV_READ_TASK, PG_EVENTS_PAGE("task_id = $5::text")};
+/* The feed's page without task JSON: the columns of PG_EVENTS_PAGE, with
+ * NULL for the stored part and its base, and no byte bound. $1 after, $2 limit. */
+static const struct pg_stmt st_read_bare = {
+    PGS_EV_READ_BARE,
+    "SELECT m.head, m.pt, e.seq, e.at, e.kind, e.cause, e.task_id, e.namespace, e.queue, e.type,"
+    " e.phase, e.version, NULL::text, e.actor, NULL::text, 0::bigint"
+    " FROM (SELECT (SELECT value FROM event_meta WHERE name = 'head') AS head,"
+    " (SELECT value FROM event_meta WHERE name = 'pruned_through') AS pt) m"
+    " LEFT JOIN (SELECT seq, at, kind, cause, task_id, namespace, queue, type, phase, version, "
+    "actor"
+    " FROM events WHERE seq > $1::bigint ORDER BY seq LIMIT $2::integer) e ON true"
+    " ORDER BY e.seq"};
 
-int pg_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
-                   size_t max_bytes, struct event_page *out) {
-    struct pg_params p;
-    pgp_init(&p);
-    pgp_int(&p, after);
-    pgp_text(&p, ns);
-    pgp_int(&p, limit > 0 ? limit : 0);
-    pgp_int(&p, (int64_t)max_bytes);
-    if (task_id) pgp_text(&p, task_id);
+static int pg_events_page(struct store *s, const struct pg_stmt *st, const struct pg_params *p,
+                          int limit, size_t max_bytes, struct event_page *out) {
     PGresult *r;
-    int rc = pg_read(s, task_id ? &st_read_task : &st_read, &p, &r);
+    int rc = pg_read(s, st, p, &r);
     if (rc) return rc;
     int rows = PQntuples(r);
     out->events = xcalloc((size_t)(limit > 0 ? limit : 1), sizeof *out->events);
@@ -423,6 +428,26 @@ int pg_events_read(struct store *s, const char *ns, const char *task_id, int64_t
     }
     PQclear(r);
     return 0;
+}
+
+int pg_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
+                   size_t max_bytes, struct event_page *out) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, after);
+    pgp_text(&p, ns);
+    pgp_int(&p, limit > 0 ? limit : 0);
+    pgp_int(&p, (int64_t)max_bytes);
+    if (task_id) pgp_text(&p, task_id);
+    return pg_events_page(s, task_id ? &st_read_task : &st_read, &p, limit, max_bytes, out);
+}
+
+int pg_events_read_bare(struct store *s, int64_t after, int limit, struct event_page *out) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, after);
+    pgp_int(&p, limit > 0 ? limit : 0);
+    return pg_events_page(s, &st_read_bare, &p, limit, 0, out);
 }
 
 static const struct pg_stmt st_head = {

@@ -62,6 +62,7 @@ enum pg_stmt_id {
     PGS_DELIVERY_TAKE,
     PGS_EV_READ,
     PGS_EV_READ_TASK,
+    PGS_EV_READ_BARE,
     PGS_EV_HEAD,
     PGS_HOOKS_LIST,
     PGS_DELIVERIES_LIST,
@@ -192,6 +193,7 @@ int pg_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
                       int64_t busy_until, struct webhook_delivery **out);
 int pg_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
                    size_t max_bytes, struct event_page *out);
+int pg_events_read_bare(struct store *s, int64_t after, int limit, struct event_page *out);
 int pg_events_head(struct store *s, int64_t *head, int64_t *pruned_through);
 int pg_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
                      size_t *n);

@@ -147,9 +147,16 @@ static void test_long_poll_woken_by_other_node(void) {
     CHECK(w.took_ms < 10000);
 }
 
-static void test_stream_sees_every_node(void) {
+/* A stream on A sees the events of both nodes, exactly once and in order.
+ * `bare`: the nodes' feeds read other nodes' events without their JSON
+ * even while the stream is open (TASKMILL_EVENTS_FEED_BARE), so each page
+ * of B's events is a gap the stream must read back from the store. */
+static void stream_sees_every_node(bool bare) {
     struct th_server a, b;
-    if (!two_nodes(&a, &b)) return;
+    if (bare) setenv("TASKMILL_EVENTS_FEED_BARE", "1", 1);
+    bool up = two_nodes(&a, &b);
+    unsetenv("TASKMILL_EVENTS_FEED_BARE");
+    if (!up) return;
     struct sse_conn c;
     bool opened = sse_open(&c, a.url, "/v1/events?since=0", -1, 0) == 0;
     enum { N = 10 };
@@ -185,6 +192,8 @@ static void test_stream_sees_every_node(void) {
         sse_event_clear(&ev);
     }
     if (opened) sse_close(&c);
+    long long gaps = th_metric(&a, "taskmill_sse_gaps_total");
+    long long read_bare = th_metric(&a, "taskmill_feed_events_bare_total");
     free_nodes(&a, &b);
     for (int i = 0; i < N; i++)
         free(ids[i]);
@@ -193,6 +202,21 @@ static void test_stream_sees_every_node(void) {
     CHECK_INT(dup, 0);
     CHECK_INT(unknown, 0);
     CHECK(ordered);
+    if (bare) {
+        CHECK(gaps >= 1);
+        CHECK(read_bare >= 5);
+    } else {
+        CHECK_INT(gaps, 0);
+        CHECK_INT(read_bare, 0); /* the stream was open before B wrote */
+    }
+}
+
+static void test_stream_sees_every_node(void) {
+    stream_sees_every_node(false);
+}
+
+static void test_stream_sees_every_node_through_gaps(void) {
+    stream_sees_every_node(true);
 }
 
 /* ---- Claims from both nodes at once ---- */
@@ -307,6 +331,8 @@ static const struct th_test tests[] = {
      test_long_poll_woken_by_other_node},
     {"one node's event stream carries every node's writes, in order, once",
      test_stream_sees_every_node},
+    {"the stream carries them once and in order when other nodes' events come without JSON",
+     test_stream_sees_every_node_through_gaps},
     {"claims from both nodes at once hand out every task once",
      test_claims_from_both_nodes_once_each},
     {"a lease that runs out is swept once, whichever node sweeps", test_expired_lease_swept_once},

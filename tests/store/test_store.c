@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -2330,6 +2331,70 @@ static void test_feed_joins_other_nodes_events(void) {
     store_close(a);
 }
 
+/* Whether the listener of the next test needs task JSON; read by the feed. */
+static atomic_bool kept_needs;
+static bool kept_needs_fn(void *cls) {
+    (void)cls;
+    return atomic_load(&kept_needs);
+}
+
+/* While the listener says it needs no task JSON, another node's events
+ * reach it without (task_json NULL), with everything else, and counted as
+ * bare; once it says it needs it, they come whole again. None is skipped or
+ * repeated across the change, and the log itself still has them whole. */
+static void test_feed_bare_while_unneeded(void) {
+    if (strncmp(url, "postgres", 8) != 0) {
+        th_skip("another node's events need PostgreSQL");
+        return;
+    }
+    struct store *a = open_store(0), *b = a ? open_store(0) : NULL;
+    CHECK(a && b);
+    if (!a || !b) {
+        if (a) store_close(a);
+        return;
+    }
+    kept.ns = "feedbare";
+    atomic_store(&kept_needs, false);
+    store_set_listener(b, keep_fn, NULL);
+    store_set_listener_needs(b, kept_needs_fn);
+    char t1[ID_LEN + 1], cid[ID_LEN + 1], tok[ID_LEN + 1];
+    CHECK_INT(create(a, new_task("feedbare", "bq", "x", 0), t1), 0);
+    CHECK(kept_wait(1));
+    struct store_stats st;
+    store_get_stats(b, &st);
+    CHECK(st.feed_bare >= 1);
+    atomic_store(&kept_needs, true);
+    CHECK_INT(claim(a, "feedbare", "bq", NULL, 60000, 0, cid, tok), 0);
+    CHECK_STR(cid, t1);
+    CHECK_INT(simple(a, STORE_OP_COMPLETE, "feedbare", t1, tok, NULL), 0);
+    CHECK(kept_wait(3));
+    store_get_stats(b, &st);
+    uint64_t bare = st.feed_bare;
+    struct event_page p = {0};
+    struct tm_error e;
+    err_clear(&e);
+    CHECK_INT(store_events_read(b, "feedbare", NULL, 0, 10, 0, &p, &e), 0);
+    CHECK_INT(p.n, 3);
+    pthread_mutex_lock(&kept.lock);
+    CHECK_INT(kept.n, 3);
+    for (int i = 0; i < kept.n && i < (int)p.n; i++) {
+        CHECK_INT(kept.seqs[i], p.events[i].seq);
+        CHECK(task_json_is_whole(p.events[i].task_json));
+        if (i == 0)
+            CHECK(kept.json[i] == NULL);
+        else
+            CHECK_STR(kept.json[i], p.events[i].task_json);
+    }
+    pthread_mutex_unlock(&kept.lock);
+    event_page_release(&p);
+    /* Nothing more was read bare once the listener needed JSON. */
+    store_get_stats(b, &st);
+    CHECK_INT(st.feed_bare, bare);
+    store_close(b);
+    kept_reset();
+    store_close(a);
+}
+
 static const struct th_test tests[] = {
     {"create and read back; namespaces", test_create_and_read_back},
     {"idempotency keys are per namespace", test_idempotency_per_namespace},
@@ -2371,6 +2436,8 @@ static const struct th_test tests[] = {
      test_many_submits_in_one_op},
     {"another node's events reach the listener whole, as the log gives them back",
      test_feed_joins_other_nodes_events},
+    {"another node's events come without task JSON while the listener needs none",
+     test_feed_bare_while_unneeded},
     {NULL, NULL},
 };
 
