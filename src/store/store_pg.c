@@ -85,7 +85,8 @@ struct pg_store {
      * own commits reach the feed from the writer). Set on each connect. */
     _Atomic int writer_pid;
     /* Statements generated from store_task_columns. */
-    struct pg_stmt st_load, st_preload, st_insert, st_update, st_flush, st_get, st_claim;
+    struct pg_stmt st_load, st_preload, st_insert, st_insert_many, st_update, st_flush, st_get,
+        st_claim;
     char *select_cols; /* "id,namespace,..." (no due_at) */
     /* The columns st_flush writes, in its parameters' order: id, then
      * every column an update may change (not the fixed ones). */
@@ -550,7 +551,7 @@ static int pg_exec(struct pg_conn *c, const char *name, const char *sql, int n,
  * which no update changes; and the flush is what writes them. */
 static bool pg_stmt_sees_kept(enum pg_stmt_id id) {
     return id != PGS_LOAD && id != PGS_PRELOAD && id != PGS_INSERT && id != PGS_UPDATE &&
-           id != PGS_FLUSH;
+           id != PGS_FLUSH && id != PGS_INSERT_MANY;
 }
 
 /* In pipeline mode: st's Prepare, sent ahead when this connection has not
@@ -901,6 +902,12 @@ static int pg_fetch_task(struct pg_conn *c, const struct pg_stmt *st, const stru
  *   rows   every task row the transaction read (load, preload, a claim's
  *          candidates), inserted or updated, by id; t NULL when the id
  *          names no task (a load or preload found none, or it was removed).
+ *   fresh  a task the transaction inserted (without an idempotency key),
+ *          kept in rows[i].t and not yet written: pg_tx_flush inserts
+ *          every fresh row in one INSERT ... SELECT unnest(...) (one row:
+ *          the plain INSERT), before the kept updates. A later update of a
+ *          fresh row only replaces the kept copy, so the row is written
+ *          once, as it stands at the flush.
  *   dirty  an update kept in rows[i].t and not yet written. pg_update only
  *          keeps the new row (a later update of the same id replaces it);
  *          pg_tx_flush writes every kept row in one UPDATE ... FROM
@@ -927,6 +934,7 @@ static int pg_fetch_task(struct pg_conn *c, const struct pg_stmt *st, const stru
 struct pg_row {
     char id[ID_LEN + 1];
     struct task *t;  /* NULL: no task has this id */
+    bool fresh;      /* inserted by this transaction, not yet written */
     bool dirty;      /* an update of t is kept, not yet written */
     uint32_t writes; /* updates and removes of the row in this transaction */
 };
@@ -949,7 +957,7 @@ struct pg_cands {
 
 struct pg_tx {
     struct pg_row *rows;
-    size_t nrows, caprows, ndirty;
+    size_t nrows, caprows, ndirty, nfresh;
     size_t *slots; /* open addressing on the id: an index in rows + 1; 0: empty */
     size_t nslots; /* 0, or a power of two above twice nrows */
     struct pg_cands *sets;
@@ -1074,7 +1082,7 @@ static void pg_tx_clear(struct pg_tx *tx) {
     if (!tx) return;
     for (size_t i = 0; i < tx->nrows; i++)
         task_free(tx->rows[i].t);
-    tx->nrows = tx->ndirty = 0;
+    tx->nrows = tx->ndirty = tx->nfresh = 0;
     if (tx->nslots) memset(tx->slots, 0, tx->nslots * sizeof *tx->slots);
     pg_tx_drop_candidates(tx);
 }
@@ -1115,6 +1123,15 @@ static unsigned pg_col_oid(const struct store_col *c) {
     }
 }
 
+/* The SQL type of a column's flush array (pg_col_oid). */
+static const char *pg_col_type(const struct store_col *c) {
+    unsigned oid = pg_col_oid(c);
+    return oid == PG_OID_INT8     ? "bigint"
+           : oid == PG_OID_INT4   ? "integer"
+           : oid == PG_OID_FLOAT8 ? "float8"
+                                  : "text";
+}
+
 /* The end of a flush statement that should have written *arg kept rows.
  * Every kept row is locked by this transaction, so none can be gone. */
 static int pg_tx_flushed(struct pg_conn *c, PGresult *r, void *arg) {
@@ -1147,12 +1164,54 @@ static int pg_tx_flush_row(struct pg_conn *c, struct pg_row *row) {
     return pg_tx_flush_send(c, &c->tx->q->st_update, &p, 1);
 }
 
-/* Writes every kept update in one statement (none: nothing), sent ahead:
- * a failure fails the statement that reads it, and the transaction is
- * lost, its state dropped. */
+/* Inserts every fresh row: one statement on arrays of every column, or
+ * the plain INSERT for one row. */
+static int pg_tx_flush_fresh(struct pg_conn *c) {
+    struct pg_tx *tx = c->tx;
+    const struct pg_store *q = tx->q;
+    size_t n = tx->nfresh;
+    tx->nfresh = 0;
+    struct pg_params p;
+    pgp_init(&p);
+    if (n < PG_ARRAY_MIN) {
+        for (size_t i = 0; i < tx->nrows; i++) {
+            if (!tx->rows[i].fresh) continue;
+            tx->rows[i].fresh = false;
+            pg_task_params(&p, tx->rows[i].t);
+            return pg_tx_flush_send(c, &q->st_insert, &p, 1);
+        }
+        return 0;
+    }
+    struct buf a[PG_MAX_PARAMS];
+    for (size_t k = 0; k < NCOLS; k++) {
+        buf_init(&a[k]);
+        pga_begin(&a[k], pg_col_oid(&store_task_columns[k]), n);
+    }
+    for (size_t i = 0; i < tx->nrows; i++) {
+        struct pg_row *r = &tx->rows[i];
+        if (!r->fresh) continue;
+        for (size_t k = 0; k < NCOLS; k++)
+            pga_col(&a[k], &store_task_columns[k], r->t);
+        r->fresh = false;
+    }
+    for (size_t k = 0; k < NCOLS; k++)
+        pgp_bin(&p, a[k].p, a[k].len);
+    int rc = pg_tx_flush_send(c, &q->st_insert_many, &p, n);
+    for (size_t k = 0; k < NCOLS; k++)
+        buf_release(&a[k]);
+    return rc;
+}
+
+/* Writes every kept insert, then every kept update, in a statement each
+ * (none: nothing), sent ahead: a failure fails the statement that reads
+ * it, and the transaction is lost, its state dropped. */
 static int pg_tx_flush(struct pg_conn *c) {
     struct pg_tx *tx = c->tx;
-    if (!tx || !tx->ndirty) return 0;
+    if (!tx || (!tx->ndirty && !tx->nfresh)) return 0;
+    if (tx->nfresh) {
+        int rc = pg_tx_flush_fresh(c);
+        if (rc || !tx->ndirty) return rc;
+    }
     const struct pg_store *q = tx->q;
     size_t n = tx->ndirty, ncols = q->nflush_cols;
     if (n < PG_ARRAY_MIN) { /* row by row: see PG_ARRAY_MIN */
@@ -1272,12 +1331,8 @@ static void pg_build_statements(struct pg_store *q) {
         if (i > 0 && c->fixed) continue;
         size_t k = q->nflush_cols++;
         q->flush_cols[k] = i;
-        unsigned oid = pg_col_oid(c);
-        const char *type = oid == PG_OID_INT8     ? "bigint"
-                           : oid == PG_OID_INT4   ? "integer"
-                           : oid == PG_OID_FLOAT8 ? "float8"
-                                                  : "text";
-        buf_printf(&from, "%sunnest($%zu::%s[]) AS %s", k ? "," : "", k + 1, type, c->name);
+        buf_printf(&from, "%sunnest($%zu::%s[]) AS %s", k ? "," : "", k + 1, pg_col_type(c),
+                   c->name);
         if (k) buf_printf(&set, "%s%s=u.%s", k > 1 ? "," : "", c->name, c->name);
     }
     buf_printf(
@@ -1287,6 +1342,17 @@ static void pg_build_statements(struct pg_store *q) {
     q->st_flush = (struct pg_stmt){PGS_FLUSH, buf_detach(&sel)};
     buf_release(&set);
     buf_release(&from);
+    /* The kept inserts: one array per column, unnested in the select list
+     * (see PG_ONE_ROW: nothing is materialized there). */
+    buf_puts(&sel, "INSERT INTO tasks(");
+    for (size_t i = 0; i < NCOLS; i++)
+        buf_printf(&sel, "%s%s", i ? "," : "", store_task_columns[i].name);
+    buf_puts(&sel, ") SELECT ");
+    for (size_t i = 0; i < NCOLS; i++) {
+        buf_printf(&sel, "%sunnest($%zu::%s[])", i ? "," : "", i + 1,
+                   pg_col_type(&store_task_columns[i]));
+    }
+    q->st_insert_many = (struct pg_stmt){PGS_INSERT_MANY, buf_detach(&sel)};
     buf_printf(&sel, "SELECT %s FROM tasks WHERE id=$1", q->select_cols);
     q->st_get = (struct pg_stmt){PGS_GET, buf_detach(&sel)};
     /* One statement finds, loads and locks the next $4 tasks (the batch's
@@ -1350,6 +1416,7 @@ static void pg_close(struct store *s) {
     free((char *)q->st_load.sql);
     free((char *)q->st_preload.sql);
     free((char *)q->st_insert.sql);
+    free((char *)q->st_insert_many.sql);
     free((char *)q->st_update.sql);
     free((char *)q->st_flush.sql);
     free((char *)q->st_get.sql);
@@ -1571,11 +1638,17 @@ static int pg_insert(struct store *s, const struct task *t) {
     pgp_init(&p);
     pg_task_params(&p, t);
     /* With an idempotency key the caller must see a lost race on the key
-     * (TM_ECONFLICT) from this insert itself, under its savepoint. */
-    int rc = t->idempotency_key ? pg_run_cmd(&q->writer, &q->st_insert, &p)
-                                : pg_run_ahead(&q->writer, &q->st_insert, &p, NULL, NULL);
-    if (rc) return rc;
-    pg_tx_set(q->tx, t->id, task_clone(t));
+     * (TM_ECONFLICT) from this insert itself, under its savepoint. Others
+     * are kept, and inserted together (the batch's rows). */
+    if (t->idempotency_key) {
+        int rc = pg_run_cmd(&q->writer, &q->st_insert, &p);
+        if (rc) return rc;
+    }
+    size_t k = pg_tx_set(q->tx, t->id, task_clone(t));
+    if (!t->idempotency_key) {
+        q->tx->rows[k].fresh = true;
+        q->tx->nfresh++;
+    }
     pg_tx_drop_candidates(q->tx); /* it may come before them */
     return 0;
 }
@@ -1586,8 +1659,10 @@ static int pg_update(struct store *s, const struct task *t) {
     struct pg_tx *tx = pq(s)->tx;
     size_t k = pg_tx_set(tx, t->id, task_clone(t)); /* first: it may move rows */
     struct pg_row *row = &tx->rows[k];
-    if (!row->dirty) tx->ndirty++;
-    row->dirty = true;
+    if (!row->dirty && !row->fresh) { /* a fresh row is inserted as it stands */
+        tx->ndirty++;
+        row->dirty = true;
+    }
     row->writes++;
     if (t->phase == TASK_PENDING) pg_tx_drop_candidates(tx); /* it may come before them */
     return 0;

@@ -28,6 +28,7 @@ enum pg_stmt_id {
     PGS_INSERT,
     PGS_UPDATE,
     PGS_FLUSH,
+    PGS_INSERT_MANY,
     PGS_REMOVE,
     PGS_IDEM,
     PGS_CLAIM,
