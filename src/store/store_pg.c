@@ -92,7 +92,8 @@ struct pg_store {
      * every column an update may change (not the fixed ones). */
     size_t flush_cols[PG_MAX_PARAMS];
     size_t nflush_cols;
-    struct pg_tx *tx; /* the writer's (writer.tx) */
+    size_t insert_cols[PG_MAX_PARAMS]; /* st_insert_many's: every column, in order */
+    struct pg_tx *tx;                  /* the writer's (writer.tx) */
 
     pthread_mutex_t pool_lock;
     struct pg_conn *pool; /* idle readers */
@@ -1164,6 +1165,34 @@ static int pg_tx_flush_row(struct pg_conn *c, struct pg_row *row) {
     return pg_tx_flush_send(c, &c->tx->q->st_update, &p, 1);
 }
 
+/* One statement on arrays (st, sent ahead) of the columns `cols` of the n
+ * kept rows that are fresh (`fresh`) or dirty, a flag cleared here. */
+static int pg_tx_send_rows(struct pg_conn *c, const struct pg_stmt *st, const size_t *cols,
+                           size_t ncols, bool fresh, size_t n) {
+    struct pg_tx *tx = c->tx;
+    struct buf a[PG_MAX_PARAMS];
+    for (size_t k = 0; k < ncols; k++) {
+        buf_init(&a[k]);
+        pga_begin(&a[k], pg_col_oid(&store_task_columns[cols[k]]), n);
+    }
+    for (size_t i = 0; i < tx->nrows; i++) {
+        struct pg_row *r = &tx->rows[i];
+        bool *flag = fresh ? &r->fresh : &r->dirty;
+        if (!*flag) continue;
+        for (size_t k = 0; k < ncols; k++)
+            pga_col(&a[k], &store_task_columns[cols[k]], r->t);
+        *flag = false;
+    }
+    struct pg_params p;
+    pgp_init(&p);
+    for (size_t k = 0; k < ncols; k++)
+        pgp_bin(&p, a[k].p, a[k].len);
+    int rc = pg_tx_flush_send(c, st, &p, n);
+    for (size_t k = 0; k < ncols; k++)
+        buf_release(&a[k]);
+    return rc;
+}
+
 /* Inserts every fresh row: one statement on arrays of every column, or
  * the plain INSERT for one row. */
 static int pg_tx_flush_fresh(struct pg_conn *c) {
@@ -1171,35 +1200,17 @@ static int pg_tx_flush_fresh(struct pg_conn *c) {
     const struct pg_store *q = tx->q;
     size_t n = tx->nfresh;
     tx->nfresh = 0;
-    struct pg_params p;
-    pgp_init(&p);
-    if (n < PG_ARRAY_MIN) {
-        for (size_t i = 0; i < tx->nrows; i++) {
-            if (!tx->rows[i].fresh) continue;
-            tx->rows[i].fresh = false;
-            pg_task_params(&p, tx->rows[i].t);
-            return pg_tx_flush_send(c, &q->st_insert, &p, 1);
-        }
-        return 0;
-    }
-    struct buf a[PG_MAX_PARAMS];
-    for (size_t k = 0; k < NCOLS; k++) {
-        buf_init(&a[k]);
-        pga_begin(&a[k], pg_col_oid(&store_task_columns[k]), n);
-    }
+    if (n >= PG_ARRAY_MIN)
+        return pg_tx_send_rows(c, &q->st_insert_many, q->insert_cols, NCOLS, true, n);
     for (size_t i = 0; i < tx->nrows; i++) {
-        struct pg_row *r = &tx->rows[i];
-        if (!r->fresh) continue;
-        for (size_t k = 0; k < NCOLS; k++)
-            pga_col(&a[k], &store_task_columns[k], r->t);
-        r->fresh = false;
+        if (!tx->rows[i].fresh) continue;
+        tx->rows[i].fresh = false;
+        struct pg_params p;
+        pgp_init(&p);
+        pg_task_params(&p, tx->rows[i].t);
+        return pg_tx_flush_send(c, &q->st_insert, &p, 1);
     }
-    for (size_t k = 0; k < NCOLS; k++)
-        pgp_bin(&p, a[k].p, a[k].len);
-    int rc = pg_tx_flush_send(c, &q->st_insert_many, &p, n);
-    for (size_t k = 0; k < NCOLS; k++)
-        buf_release(&a[k]);
-    return rc;
+    return 0;
 }
 
 /* Writes every kept insert, then every kept update, in a statement each
@@ -1213,7 +1224,7 @@ static int pg_tx_flush(struct pg_conn *c) {
         if (rc || !tx->ndirty) return rc;
     }
     const struct pg_store *q = tx->q;
-    size_t n = tx->ndirty, ncols = q->nflush_cols;
+    size_t n = tx->ndirty;
     if (n < PG_ARRAY_MIN) { /* row by row: see PG_ARRAY_MIN */
         for (size_t i = 0; i < tx->nrows && tx->ndirty; i++) {
             if (!tx->rows[i].dirty) continue;
@@ -1222,27 +1233,8 @@ static int pg_tx_flush(struct pg_conn *c) {
         }
         return 0;
     }
-    struct buf a[PG_MAX_PARAMS];
-    for (size_t k = 0; k < ncols; k++) {
-        buf_init(&a[k]);
-        pga_begin(&a[k], pg_col_oid(&store_task_columns[q->flush_cols[k]]), n);
-    }
-    for (size_t i = 0; i < tx->nrows; i++) {
-        struct pg_row *r = &tx->rows[i];
-        if (!r->dirty) continue;
-        for (size_t k = 0; k < ncols; k++)
-            pga_col(&a[k], &store_task_columns[q->flush_cols[k]], r->t);
-        r->dirty = false;
-    }
     tx->ndirty = 0;
-    struct pg_params p;
-    pgp_init(&p);
-    for (size_t k = 0; k < ncols; k++)
-        pgp_bin(&p, a[k].p, a[k].len);
-    int rc = pg_tx_flush_send(c, &q->st_flush, &p, n);
-    for (size_t k = 0; k < ncols; k++)
-        buf_release(&a[k]);
-    return rc;
+    return pg_tx_send_rows(c, &q->st_flush, q->flush_cols, q->nflush_cols, false, n);
 }
 
 /* ---- Migrations ---- */
@@ -1345,8 +1337,10 @@ static void pg_build_statements(struct pg_store *q) {
     /* The kept inserts: one array per column, unnested in the select list
      * (see PG_ONE_ROW: nothing is materialized there). */
     buf_puts(&sel, "INSERT INTO tasks(");
-    for (size_t i = 0; i < NCOLS; i++)
+    for (size_t i = 0; i < NCOLS; i++) {
+        q->insert_cols[i] = i;
         buf_printf(&sel, "%s%s", i ? "," : "", store_task_columns[i].name);
+    }
     buf_puts(&sel, ") SELECT ");
     for (size_t i = 0; i < NCOLS; i++) {
         buf_printf(&sel, "%sunnest($%zu::%s[])", i ? "," : "", i + 1,
