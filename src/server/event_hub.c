@@ -92,7 +92,7 @@ struct event_hub {
     void (*on_deliveries)(void *cls);
     void *deliveries_cls;
     _Atomic uint64_t nstreams, events_sent, slow_disconnects;
-    uint64_t gaps;    /* under lock: bare events that came while a stream was open */
+    uint64_t gaps;    /* under lock: pages of bare events that came while a stream was open */
     bool always_bare; /* TASKMILL_EVENTS_FEED_BARE=1: every feed page is bare */
 };
 
@@ -201,8 +201,9 @@ static bool hub_skip_unheard(struct event_hub *h, const struct store_commit *c) 
             return false;
         }
         struct sse_stream *st;
-        LIST_FOREACH(st, &h->streams, link)
-        st->live = false;
+        LIST_FOREACH(st, &h->streams, link) {
+            st->live = false;
+        }
         h->gaps++;
         h->wake = true;
         pthread_cond_signal(&h->cond);

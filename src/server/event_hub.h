@@ -56,7 +56,7 @@ void event_hub_free(struct event_hub *h);
 struct event_hub_stats {
     uint64_t streams, events_sent, slow_disconnects;
     uint64_t buffer_events, buffer_bytes; /* what the ring holds now */
-    uint64_t gaps; /* other nodes' events read without JSON while a stream opened */
+    uint64_t gaps; /* pages of other nodes' events read without JSON as a stream opened */
 };
 void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out);
 

@@ -389,8 +389,8 @@ static void health_metrics(struct req *r) {
         {"taskmill_sse_slow_disconnects_total", "counter", "Streams cut off for falling behind.",
          hs.slow_disconnects},
         {"taskmill_sse_gaps_total", "counter",
-         "Other nodes' events that came without their JSON just as a stream opened; open "
-         "streams read them from the store.",
+         "Pages of other nodes' events that came without their JSON just as a stream opened; "
+         "open streams read them from the store.",
          hs.gaps},
         {"taskmill_sse_buffer_events", "gauge", "Events held in memory for streams.",
          hs.buffer_events},

@@ -405,9 +405,8 @@ static const struct pg_stmt st_read_bare = {
     " e.phase, e.version, NULL::text, e.actor, NULL::text, 0::bigint"
     " FROM (SELECT (SELECT value FROM event_meta WHERE name = 'head') AS head,"
     " (SELECT value FROM event_meta WHERE name = 'pruned_through') AS pt) m"
-    " LEFT JOIN (SELECT seq, at, kind, cause, task_id, namespace, queue, type, phase, version, "
-    "actor"
-    " FROM events WHERE seq > $1::bigint ORDER BY seq LIMIT $2::integer) e ON true"
+    " LEFT JOIN (SELECT seq, at, kind, cause, task_id, namespace, queue, type, phase,"
+    " version, actor FROM events WHERE seq > $1::bigint ORDER BY seq LIMIT $2::integer) e ON true"
     " ORDER BY e.seq"};
 
 static int pg_events_page(struct store *s, const struct pg_stmt *st, const struct pg_params *p,
