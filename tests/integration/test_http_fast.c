@@ -119,6 +119,17 @@ static int read_resp(int fd, struct resp *r) {
     return read_resp_in(fd, &in1, r);
 }
 
+/* Reads the next reply on fd: its status, and one string field of its JSON.
+ * A macro, so that a failure names the caller's line. */
+#define EXPECT_RESP(fd_, status_, key_, value_)       \
+    do {                                              \
+        struct resp r_;                               \
+        CHECK(read_resp((fd_), &r_) == 0);            \
+        CHECK_INT(r_.status, (status_));              \
+        CHECK_STR(th_str(r_.json, (key_)), (value_)); \
+        resp_clear(&r_);                              \
+    } while (0)
+
 /* A connection for the single-threaded tests, with nothing read on it yet. */
 static int fresh_conn(const struct th_server *s) {
     in1.n = 0;
@@ -219,10 +230,7 @@ static void test_long_connection(void) {
     CHECK(read_resp(fd, &r) == 0);
     CHECK_INT(r.status, 201);
     resp_clear(&r);
-    CHECK(read_resp(fd, &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR(th_str(r.json, "tasks.0.name"), "after 400");
-    resp_clear(&r);
+    EXPECT_RESP(fd, 200, "tasks.0.name", "after 400");
     close(fd);
 }
 
@@ -241,11 +249,7 @@ static void test_slow_body(void) {
     th_sleep_ms(2500); /* past the idle timeout, twice */
     CHECK(send_all(fd, q + head + 5, strlen(q) - head - 5));
     free(q);
-    struct resp r;
-    CHECK(read_resp(fd, &r) == 0);
-    CHECK_INT(r.status, 201);
-    CHECK_STR(th_str(r.json, "name"), "slow body");
-    resp_clear(&r);
+    EXPECT_RESP(fd, 201, "name", "slow body");
     CHECK(closed_within(idle, 100)); /* closed within the 2.5 s above */
     close(fd);
     close(idle);
@@ -267,11 +271,7 @@ static void test_split(void) {
         if (i < 3) th_sleep_ms(60);
     }
     free(q);
-    struct resp r;
-    CHECK(read_resp(fd, &r) == 0);
-    CHECK_INT(r.status, 201);
-    CHECK_STR(th_str(r.json, "name"), "late body");
-    resp_clear(&r);
+    EXPECT_RESP(fd, 201, "name", "late body");
     close(fd);
 }
 
@@ -289,10 +289,7 @@ static void test_hand_on(void) {
     resp_clear(&r);
     const char list[] = "GET /v1/tasks?type=handon&limit=5 HTTP/1.1\r\nHost: x\r\n\r\n";
     CHECK(send_all(fd, list, sizeof list - 1));
-    CHECK(read_resp(fd, &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR(th_str(r.json, "tasks.0.name"), "first");
-    resp_clear(&r);
+    EXPECT_RESP(fd, 200, "tasks.0.name", "first");
     const char body[] = "{\"type\":\"handon\",\"name\":\"chunked\"}";
     char chunked[512];
     snprintf(chunked, sizeof chunked,
@@ -300,18 +297,12 @@ static void test_hand_on(void) {
              "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
              sizeof body - 1, body);
     CHECK(send_all(fd, chunked, strlen(chunked)));
-    CHECK(read_resp(fd, &r) == 0);
-    CHECK_INT(r.status, 201);
-    CHECK_STR(th_str(r.json, "name"), "chunked");
-    resp_clear(&r);
+    EXPECT_RESP(fd, 201, "name", "chunked");
     /* And a request the fast path would serve, now libmicrohttpd's. */
     char *b = req_text("POST", "/v1/tasks", "{\"type\":\"handon\",\"name\":\"last\"}", NULL);
     CHECK(send_all(fd, b, strlen(b)));
     free(b);
-    CHECK(read_resp(fd, &r) == 0);
-    CHECK_INT(r.status, 201);
-    CHECK_STR(th_str(r.json, "name"), "last");
-    resp_clear(&r);
+    EXPECT_RESP(fd, 201, "name", "last");
     close(fd);
     struct th_resp *l = th_http(&srv, "GET", "/v1/tasks?type=handon&limit=5", NULL);
     CHECK_INT(l->status, 200);
@@ -529,15 +520,8 @@ static void test_no_fast_path(void) {
     free(a);
     free(b);
     CHECK(send_all(fd, two, strlen(two)));
-    struct resp r;
-    CHECK(read_resp(fd, &r) == 0);
-    CHECK_INT(r.status, 201);
-    CHECK_STR(th_str(r.json, "name"), "a");
-    resp_clear(&r);
-    CHECK(read_resp(fd, &r) == 0);
-    CHECK_INT(r.status, 400);
-    CHECK_STR(th_str(r.json, "error.field"), "nope");
-    resp_clear(&r);
+    EXPECT_RESP(fd, 201, "name", "a");
+    EXPECT_RESP(fd, 400, "error.field", "nope");
     close(fd);
     th_server_free(&s2);
 }
