@@ -819,16 +819,21 @@ void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct 
     for (size_t i = 0; i < store_task_ncols; i++)
         buf_printf(insert, "%s%s", i ? "," : "", store_task_columns[i].name);
     buf_puts(insert, ") VALUES(");
+    for (size_t i = 0; i < store_task_ncols; i++)
+        buf_printf(insert, "%s%c%zu", i ? "," : "", d->placeholder, i + 1);
+    buf_puts(insert, ")");
+    sql_task_update(d, NULL, update);
+}
+
+void sql_task_update(const struct sql_dialect *d, const bool *leave, struct buf *update) {
     buf_puts(update, "UPDATE tasks SET ");
     bool first = true;
-    for (size_t i = 0; i < store_task_ncols; i++) {
-        buf_printf(insert, "%s%c%zu", i ? "," : "", d->placeholder, i + 1);
+    for (size_t i = 1; i < store_task_ncols; i++) { /* not the id: the WHERE */
         const struct store_col *c = &store_task_columns[i];
-        if (i == 0 || (c->fixed && d->update_skips_fixed)) continue; /* id: the WHERE */
+        if ((c->fixed && d->update_skips_fixed) || (leave && leave[i])) continue;
         buf_printf(update, "%s%s=%c%zu", first ? "" : ",", c->name, d->placeholder, i + 1);
         first = false;
     }
-    buf_puts(insert, ")");
     buf_printf(update, " WHERE id=%c1", d->placeholder);
 }
 

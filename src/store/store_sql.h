@@ -80,6 +80,9 @@ extern const struct sql_dialect sql_dialect_pg;
  * column. */
 void sql_task_statements(const struct sql_dialect *d, size_t ncols_read, struct buf *select_cols,
                          struct buf *insert, struct buf *update);
+/* Appends sql_task_statements' UPDATE, leaving out also each column i
+ * with leave[i] (leave: NULL, or store_task_ncols flags). */
+void sql_task_update(const struct sql_dialect *d, const bool *leave, struct buf *update);
 
 void sql_binds_release(struct sql_binds *b);
 

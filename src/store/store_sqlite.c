@@ -45,6 +45,29 @@ struct sq_conn {
     struct sq_conn *next; /* reader free list */
 };
 
+/*
+ * Indexed columns that an update often leaves as they were. SQLite rewrites
+ * the entry of every index on a column an UPDATE sets, whether its value
+ * changed or not, so a progress report written by the full UPDATE would
+ * rewrite the claim, phase and status indexes for nothing. The writer
+ * remembers these columns of the last rows it read or wrote (sq_seen), and
+ * an update of one of them leaves out the columns it knows unchanged: one
+ * prepared UPDATE per subset, made when first needed. Leaving out a column
+ * whose stored value equals the new one is right whatever indexes exist;
+ * the list only says where it saves work (migrations/sqlite).
+ */
+static const char *const sq_keyed_names[] = {"priority", "phase", "completion_status", "ready_at",
+                                             "due_at"};
+#define SQ_NKEYED (sizeof sq_keyed_names / sizeof sq_keyed_names[0])
+#define SQ_NSEEN  4 /* rows remembered: an op reads a task, maybe its parent */
+
+/* A row as stored now, in the open transaction: its keyed columns. */
+struct sq_seen {
+    char id[ID_LEN + 1]; /* "": an empty slot */
+    unsigned known;      /* bit k: key[k] is what column k holds */
+    int64_t key[SQ_NKEYED];
+};
+
 struct sq_store {
     char *path;
     bool relaxed;
@@ -57,6 +80,12 @@ struct sq_store {
         *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put, *w_savepoint, *w_release,
         *w_rollback_to, *w_queue_pause, *w_stats_add, *w_stats_prune, *w_counts_add;
     char *select_cols; /* "id,namespace,..." */
+    /* w_upd[m]: the UPDATE that sets keyed column k only where bit k of m is
+     * set (w_update is the full one, m all ones); NULL until first used. */
+    sqlite3_stmt *w_upd[1u << SQ_NKEYED];
+    size_t keyed_col[SQ_NKEYED]; /* store_task_columns index of each */
+    struct sq_seen seen[SQ_NSEEN];
+    unsigned seen_next; /* the slot to fill next */
 
     pthread_mutex_t pool_lock;
     struct sq_conn *pool;     /* idle readers */
@@ -278,8 +307,11 @@ static int sq_migrate(sqlite3 *db) {
     return 0;
 }
 
+/* Binds t's columns to st's placeholders, numbered by column; a statement
+ * that leaves out the last columns has fewer. */
 static void sq_bind_task(sqlite3_stmt *st, const struct task *t) {
-    for (size_t i = 0; i < NCOLS; i++) {
+    size_t n = (size_t)sqlite3_bind_parameter_count(st);
+    for (size_t i = 0; i < NCOLS && i < n; i++) {
         struct store_value v = store_col_value(t, &store_task_columns[i]);
         int at = (int)i + 1;
         switch (v.kind) {
@@ -309,10 +341,95 @@ static struct task *sq_read_task(sqlite3_stmt *st) {
     return t;
 }
 
-/* Steps a one-row query that selects the task columns. */
-static int sq_fetch_one(sqlite3 *db, sqlite3_stmt *st, struct task **out) {
+/* The value of keyed column k of t, as an integer to compare. */
+static int64_t sq_key(const struct sq_store *q, const struct task *t, size_t k) {
+    const struct store_col *c = &store_task_columns[q->keyed_col[k]];
+    switch (c->kind) {
+    case STORE_COL_PHASE:
+        return t->phase;
+    case STORE_COL_STATUS:
+        return t->status;
+    default: {
+        struct store_value v = store_col_value(t, c); /* an integer column (sq_open) */
+        return v.kind == STORE_VALUE_INT ? v.i : INT64_MIN;
+    }
+    }
+}
+
+static struct sq_seen *sq_seen_find(struct sq_store *q, const char *id) {
+    for (size_t i = 0; i < SQ_NSEEN; i++)
+        if (strcmp(q->seen[i].id, id) == 0) return &q->seen[i];
+    return NULL;
+}
+
+/* Whether column `at` of st's row holds v exactly. */
+static bool sq_column_is(sqlite3_stmt *st, int at, const struct store_value *v) {
+    switch (v->kind) {
+    case STORE_VALUE_NULL:
+        return sqlite3_column_type(st, at) == SQLITE_NULL;
+    case STORE_VALUE_INT:
+        return sqlite3_column_type(st, at) == SQLITE_INTEGER &&
+               sqlite3_column_int64(st, at) == v->i;
+    case STORE_VALUE_TEXT:
+        return sqlite3_column_type(st, at) == SQLITE_TEXT &&
+               strcmp((const char *)sqlite3_column_text(st, at), v->text) == 0;
+    case STORE_VALUE_REAL:
+        break;
+    }
+    return false;
+}
+
+/* t is stored as it is now: just written, or read from st's row (NULL:
+ * written). A column read is known only if it holds just what writing t
+ * would store (not, say, a due time a migration worked out otherwise). */
+static void sq_seen_note(struct sq_store *q, const struct task *t, sqlite3_stmt *st) {
+    struct sq_seen *e = sq_seen_find(q, t->id);
+    if (!e) e = &q->seen[q->seen_next++ % SQ_NSEEN];
+    memcpy(e->id, t->id, sizeof e->id);
+    e->known = 0;
+    for (size_t k = 0; k < SQ_NKEYED; k++) {
+        struct store_value v = store_col_value(t, &store_task_columns[q->keyed_col[k]]);
+        if (!st || sq_column_is(st, (int)q->keyed_col[k], &v)) e->known |= 1u << k;
+        e->key[k] = sq_key(q, t, k);
+    }
+}
+
+/* What was noted may no longer be what is stored (a new transaction, a
+ * rollback, a failed statement). */
+static void sq_seen_forget(struct sq_store *q) {
+    for (size_t i = 0; i < SQ_NSEEN; i++)
+        q->seen[i].id[0] = '\0';
+}
+
+/* The UPDATE for t: the keyed columns it changes, or all of them when the
+ * row is not remembered. NULL when it cannot be prepared. */
+static sqlite3_stmt *sq_update_stmt(struct sq_store *q, const struct task *t) {
+    const struct sq_seen *e = t->id[0] ? sq_seen_find(q, t->id) : NULL;
+    unsigned m = 0;
+    for (size_t k = 0; k < SQ_NKEYED; k++)
+        if (!e || !(e->known & 1u << k) || e->key[k] != sq_key(q, t, k)) m |= 1u << k;
+    if (m == (1u << SQ_NKEYED) - 1) return q->w_update;
+    if (!q->w_upd[m]) {
+        bool *leave = xcalloc(NCOLS, sizeof *leave);
+        for (size_t k = 0; k < SQ_NKEYED; k++)
+            if (!(m & 1u << k)) leave[q->keyed_col[k]] = true;
+        struct buf sql;
+        buf_init(&sql);
+        sql_task_update(&sql_dialect_sqlite, leave, &sql);
+        int rc = sq_prepare(q->writer.db, sql.p, &q->w_upd[m]);
+        buf_release(&sql);
+        free(leave);
+        if (rc) return NULL;
+    }
+    return q->w_upd[m];
+}
+
+/* Steps a one-row query that selects the task columns; the writer's reads
+ * are noted in seen (q; NULL for a reader). */
+static int sq_fetch_one(struct sq_store *seen, sqlite3 *db, sqlite3_stmt *st, struct task **out) {
     int ret = sq_step_one(db, st, "read task");
     if (!ret) *out = sq_read_task(st);
+    if (!ret && seen) sq_seen_note(seen, *out, st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return ret;
@@ -337,6 +454,20 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     buf_init(&upd);
     sql_task_statements(&sql_dialect_sqlite, NCOLS, &cols, &ins, &upd);
     q->select_cols = buf_detach(&cols);
+    for (size_t k = 0; k < SQ_NKEYED; k++) {
+        size_t i = 0;
+        while (i < NCOLS && strcmp(store_task_columns[i].name, sq_keyed_names[k]) != 0)
+            i++;
+        const struct store_col *c = &store_task_columns[i < NCOLS ? i : 0];
+        /* sq_key compares these kinds only; a fixed column is never set */
+        if (i == NCOLS || c->fixed ||
+            !(c->kind == STORE_COL_PHASE || c->kind == STORE_COL_STATUS ||
+              c->kind == STORE_COL_INT || c->kind == STORE_COL_DUE)) {
+            fprintf(stderr, "taskmill: sqlite: column '%s' cannot be keyed\n", sq_keyed_names[k]);
+            abort();
+        }
+        q->keyed_col[k] = i;
+    }
 
     int rc = sq_open_conn(q->path, true, q->relaxed, q->exclusive, &q->writer);
     if (rc) {
@@ -437,6 +568,8 @@ static void sq_close(struct store *s) {
                            q->w_queue_pause, q->w_stats_add, q->w_stats_prune, q->w_counts_add};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
+    for (size_t m = 0; m < sizeof q->w_upd / sizeof q->w_upd[0]; m++)
+        sqlite3_finalize(q->w_upd[m]);
     sq_events_close(s);
     while (q->pool) {
         struct sq_conn *c = q->pool;
@@ -457,6 +590,7 @@ static void sq_close(struct store *s) {
 }
 
 static int sq_begin(struct store *s) {
+    sq_seen_forget(sq(s));
     return sq_step_done(sq(s)->writer.db, sq(s)->w_begin);
 }
 
@@ -477,6 +611,7 @@ static int sq_begin_lazy(struct store *s) {
         }
         q->lazy = true;
     }
+    sq_seen_forget(q);
     return sq_step_done(q->writer.db, q->w_begin);
 }
 
@@ -494,6 +629,7 @@ static int sq_commit(struct store *s) {
 }
 
 static void sq_rollback(struct store *s) {
+    sq_seen_forget(sq(s));
     if (!sqlite3_get_autocommit(sq(s)->writer.db))
         sq_step_done(sq(s)->writer.db, sq(s)->w_rollback);
     sq_lazy_end(sq(s));
@@ -510,6 +646,7 @@ static int sq_savepoint_release(struct store *s) {
 
 /* Undoes the op's writes and leaves the savepoint. */
 static int sq_savepoint_rollback(struct store *s) {
+    sq_seen_forget(sq(s));
     int rc = sq_step_done(sq(s)->writer.db, sq(s)->w_rollback_to);
     return rc ? rc : sq_savepoint_release(s);
 }
@@ -517,24 +654,40 @@ static int sq_savepoint_rollback(struct store *s) {
 static int sq_load(struct store *s, const char *id, struct task **out) {
     struct sq_store *q = sq(s);
     sqlite3_bind_text(q->w_load, 1, id, -1, SQLITE_STATIC);
-    return sq_fetch_one(q->writer.db, q->w_load, out);
+    return sq_fetch_one(q, q->writer.db, q->w_load, out);
 }
 
 static int sq_insert(struct store *s, const struct task *t) {
     struct sq_store *q = sq(s);
     sq_bind_task(q->w_insert, t);
-    return sq_step_done(q->writer.db, q->w_insert);
+    int rc = sq_step_done(q->writer.db, q->w_insert);
+    if (rc)
+        sq_seen_forget(q);
+    else
+        sq_seen_note(q, t, NULL);
+    return rc;
 }
 
 static int sq_update(struct store *s, const struct task *t) {
     struct sq_store *q = sq(s);
-    sq_bind_task(q->w_update, t);
-    return sq_step_done(q->writer.db, q->w_update);
+    sqlite3_stmt *st = sq_update_stmt(q, t);
+    if (!st) {
+        sq_seen_forget(q);
+        return TM_EINTERNAL;
+    }
+    sq_bind_task(st, t);
+    int rc = sq_step_done(q->writer.db, st);
+    if (rc)
+        sq_seen_forget(q);
+    else
+        sq_seen_note(q, t, NULL);
+    return rc;
 }
 
 static int sq_remove(struct store *s, const char *id) {
     struct sq_store *q = sq(s);
     sqlite3_bind_text(q->w_delete, 1, id, -1, SQLITE_STATIC);
+    sq_seen_forget(q);
     return sq_step_done(q->writer.db, q->w_delete);
 }
 
@@ -570,7 +723,7 @@ static int sq_claim_next(struct store *s, const struct store_claim_query *cq, st
         buf_putc(&types, ']');
         sqlite3_bind_text(q->w_claim, 3, types.p, (int)types.len, SQLITE_STATIC);
     }
-    int rc = sq_fetch_one(q->writer.db, q->w_claim, out);
+    int rc = sq_fetch_one(q, q->writer.db, q->w_claim, out);
     buf_release(&types);
     return rc;
 }
@@ -633,7 +786,7 @@ static int sq_get(struct store *s, const char *ns, const char *id, struct task *
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
     sqlite3_bind_text(c->get, 1, id, -1, SQLITE_STATIC);
-    int rc = sq_fetch_one(c->db, c->get, out);
+    int rc = sq_fetch_one(NULL, c->db, c->get, out);
     sq_reader_give(q, c);
     if (rc == 0 && ns && strcmp((*out)->namespace, ns) != 0) {
         task_free(*out);
