@@ -87,6 +87,8 @@ static const struct serve_flag serve_flags[] = {
     FLAG(SS_GENERAL, "sqlite-exclusive", NULL, sqlite_exclusive, 0, 0,
          "SQLite: keep the database to this process:\nfewer system calls a request; no other\n"
          "process (sqlite3, taskmill token) can open\nit while the server runs"),
+    NUM(SS_GENERAL, "read-cache-mb", SF_INT, read_cache_mb, 0, 1 << 20, 64,
+        "SQLite: MiB of tasks kept, as last read, for\nthe next read of each; 0 = none"),
     FLAG(SS_SECURITY, "tls-cert", "FILE", tls_cert_path, 0, 0,
          "serve HTTPS with this PEM certificate"),
     FLAG(SS_SECURITY, "tls-key", "FILE", tls_key_path, 0, 0, "and this PEM private key"),

@@ -388,6 +388,13 @@ static void health_metrics(struct req *r) {
          hs.events_sent},
         {"taskmill_sse_slow_disconnects_total", "counter", "Streams cut off for falling behind.",
          hs.slow_disconnects},
+        {"taskmill_read_cache_hits_total", "counter",
+         "Task reads answered from the read cache (SQLite).", st.read_cache_hits},
+        {"taskmill_read_cache_misses_total", "counter",
+         "Task reads that went to the database (with a read cache).", st.read_cache_misses},
+        {"taskmill_read_cache_entries", "gauge", "Tasks the read cache keeps.",
+         st.read_cache_entries},
+        {"taskmill_read_cache_bytes", "gauge", "Bytes the read cache keeps.", st.read_cache_bytes},
         {"taskmill_sse_gaps_total", "counter",
          "Pages of other nodes' events that came without their JSON just as a stream opened; "
          "open streams read them from the store.",

@@ -166,6 +166,7 @@ int server_start(const struct server_config *cfg, struct server **out) {
         .webhooks_max = cfg->limits.webhooks_max,
         .query_timeout_ms = cfg->limits.query_timeout_ms,
         .finished_max_age_ms = (int64_t)cfg->limits.finished_max_age_seconds * 1000,
+        .read_cache_bytes = cfg->read_cache_mb > 0 ? (int64_t)cfg->read_cache_mb << 20 : -1,
         .make_task = server_make_task,
         .make_task_cls = srv};
     if (server_load_tls(srv)) goto fail;

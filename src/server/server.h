@@ -67,6 +67,7 @@ struct server_config {
     int threads;
     bool relaxed;
     bool sqlite_exclusive; /* store_options.sqlite_exclusive */
+    int read_cache_mb;     /* rendered tasks kept for reads (SQLite); 0: none */
     bool reuse_port;       /* share the port with other nodes on this machine (SO_REUSEPORT) */
     bool http_fast_off;    /* every request through libmicrohttpd (no fast path) */
     struct limits limits;

@@ -161,9 +161,20 @@ static void tasks_get(struct req *r) {
         reply_error(r, &e);
         return;
     }
+    if (wait_s == 0) { /* the common read: perhaps a kept render (docs/storage.md) */
+        struct buf b;
+        buf_init(&b);
+        if (store_task_render(req_store(r), r->ns, id, task_json_write, &b, &e)) {
+            buf_release(&b);
+            reply_error(r, &e);
+            return;
+        }
+        reply_json(r, 200, &b);
+        return;
+    }
     struct task *t = v1_task_read(r, id);
     if (!t) return;
-    if (wait_s > 0 && t->version <= (version < 0 ? t->version : version)) {
+    if (t->version <= (version < 0 ? t->version : version)) {
         v1_task_op_init(r, STORE_OP_WATCH, id);
         r->op.version = version < 0 ? t->version : version;
         r->op.deadline_ms = time_mono_ms() + wait_s * 1000;

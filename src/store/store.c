@@ -63,8 +63,9 @@ struct store {
     /* Writer thread only. */
     struct store_op *parked_claims; /* FIFO, oldest first */
     struct store_op *parked_watches;
-    int64_t next_due;    /* wall ms of the earliest due task; 0 = none known */
-    int64_t due_checked; /* wall ms next_due was last read (shared backends) */
+    int64_t next_due;          /* wall ms of the earliest due task; 0 = none known */
+    struct store_cache *cache; /* store_cache.c; NULL: none (a shared backend, or off) */
+    int64_t due_checked;       /* wall ms next_due was last read (shared backends) */
     uint64_t rng;
     /* Queue settings read recently (at read_at); emptied when a batch rolls
      * back. A shared backend's entries live a second: another node may set them. */
@@ -77,10 +78,7 @@ struct store {
 
     /* Other nodes' changes, from the feed thread to the writer; under lock. */
     struct store_remote {
-        struct remote_change {
-            char id[ID_LEN + 1];
-            int64_t version;
-        } * changed;
+        struct store_change *changed;
         size_t nchanged, capchanged;
         char **ready; /* queues with a pending task */
         size_t nready;
@@ -122,7 +120,7 @@ struct store {
 /* What one batch changed, for parked ops and the notifications after commit. */
 struct batch {
     struct store_op *done_head, *done_tail; /* finished ops, to call done() on */
-    struct remote_change *changed; /* tasks changed (with their new version), for watches */
+    struct store_change *changed; /* tasks changed (with their new version), for watches */
     size_t nchanged, capchanged;
     char **ready; /* queues that gained a claimable task */
     size_t nready, capready;
@@ -150,6 +148,8 @@ static const struct store_backend *const store_backends[] = {&store_sqlite_backe
 
 /* How many times a batch that lost a race is applied before its ops fail. */
 #define STORE_RETRIES 20
+/* The read cache's size unless store_options say (docs/storage.md). */
+#define STORE_READ_CACHE_BYTES (64u << 20)
 /* Events one retention step deletes (store_prune_events): small enough
  * that a write arriving meanwhile waits a few milliseconds at most (about
  * 4 ms on SQLite for 500 events of 1 KB). */
@@ -186,7 +186,7 @@ static void batch_finish(struct batch *b, struct store_op *op) {
     b->done_tail = op;
 }
 
-static void changes_add(struct remote_change **v, size_t *n, size_t *cap, const char *id,
+static void changes_add(struct store_change **v, size_t *n, size_t *cap, const char *id,
                         int64_t version) {
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 16;
@@ -1085,7 +1085,7 @@ static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t 
 }
 
 /* Whether a change of a task to `version` satisfies a parked watch. */
-static bool store_watch_fires(const struct store_op *op, const struct remote_change *c, size_t n) {
+static bool store_watch_fires(const struct store_op *op, const struct store_change *c, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (strcmp(c[i].id, op->id) == 0 && c[i].version > op->version) return true;
     return false;
@@ -1267,6 +1267,8 @@ static void store_attempt(struct store *s, struct batch *b, struct opvec *ov,
         (rc = be->events_append(s, b->events, b->nevents, &b->deliveries)))
         batch_fail(b, rc);
     if (!b->failed) store_prune_inline(s, b, now);
+    /* No render of these tasks is kept from here until after the commit. */
+    if (!b->failed) store_cache_forget(s->cache, b->changed, b->nchanged, true);
     if (!b->failed && (rc = be->commit(s))) batch_fail(b, rc);
     if (b->failed) be->rollback(s);
 }
@@ -1310,6 +1312,10 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         struct timespec pause = {0, (long)(store_rand(s) % (1000u * (unsigned)tries)) * 1000L};
         nanosleep(&pause, NULL);
     }
+    /* Before anything of the batch is told: a read after its replies, or
+     * after its events, finds no render from before. (A failed batch
+     * changed nothing; what it tried is forgotten all the same.) */
+    store_cache_forget(s->cache, b.changed, b.nchanged, false);
     if (b.failed) {
         s->stats.commits_failed++;
         s->next_due = now + 1000; /* look again soon; the state is as before */
@@ -1855,6 +1861,9 @@ int store_open(const char *url, const struct store_options *opt, struct store **
         free(s);
         return err_set(e, TM_EINTERNAL, "", "cannot start the store's writer thread");
     }
+    if (!be->shared && s->opt.read_cache_bytes >= 0)
+        s->cache = store_cache_new(s->opt.read_cache_bytes ? (size_t)s->opt.read_cache_bytes
+                                                           : STORE_READ_CACHE_BYTES);
     s->writer_started = true;
     if (be->shared) s->feed_started = pthread_create(&s->feed, NULL, store_feed_main, s) == 0;
     *out = s;
@@ -1886,6 +1895,7 @@ void store_close(struct store *s) {
     s->base.backend->close(s);
     store_remote_release(&s->remote);
     feed_local_free(s->local_head);
+    store_cache_free(s->cache);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s);
@@ -2004,6 +2014,8 @@ void store_get_stats(struct store *s, struct store_stats *out) {
     pthread_mutex_lock(&s->lock);
     *out = s->stats;
     pthread_mutex_unlock(&s->lock);
+    store_cache_stats(s->cache, &out->read_cache_hits, &out->read_cache_misses,
+                      &out->read_cache_entries, &out->read_cache_bytes);
 }
 
 /* ---- Reads ---- */
@@ -2022,6 +2034,24 @@ int store_task_get(struct store *s, const char *ns, const char *id, struct task 
                    struct tm_error *e) {
     int rc = s->base.backend->get(s, ns, id, out);
     return rc ? store_read_error(rc, e, id) : 0;
+}
+
+int store_task_render(struct store *s, const char *ns, const char *id,
+                      void (*render)(struct buf *b, const struct task *t), struct buf *out,
+                      struct tm_error *e) {
+    uint64_t gen = 0;
+    /* A function pointer, compared as an address: what the bytes are. */
+    const void *kind = (const void *)(uintptr_t)render;
+    if (s->cache && store_cache_get(s->cache, ns, id, kind, out, &gen)) return 0;
+    struct task *t = NULL;
+    int rc = store_task_get(s, ns, id, &t, e);
+    if (rc) return rc;
+    size_t at = out->len;
+    render(out, t);
+    if (s->cache)
+        store_cache_put(s->cache, gen, t->namespace, id, kind, out->p + at, out->len - at);
+    task_free(t);
+    return 0;
 }
 
 int store_task_list(struct store *s, const struct task_filter *f, struct task_list *out,

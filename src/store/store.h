@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/buf.h"
 #include "../common/err.h"
 #include "../common/task.h"
 
@@ -58,6 +59,9 @@ struct store_options {
     /* Finished (completed, failed, cancelled) tasks unchanged this long are
      * deleted by the writer, in small steps (0: kept for ever). */
     int64_t finished_max_age_ms;
+    /* Bytes of rendered tasks kept for reads (store_task_render), on a
+     * store with one writer (SQLite): 0 the default (64 MiB), <0 none. */
+    int64_t read_cache_bytes;
     /* Turns a v1 submit body into a task (the server's decoder), for the
      * tasks schedules launch on the writer thread. NULL: schedules do not
      * fire (their slots wait for a server that can). */
@@ -80,6 +84,14 @@ const char *store_backend_name(const struct store *s);
 /* Loads one task. TM_ENOT_FOUND when absent or in another namespace. */
 int store_task_get(struct store *s, const char *ns, const char *id, struct task **out,
                    struct tm_error *e);
+/* Loads one task as store_task_get does and appends render(task) to out.
+ * On a store with one writer the bytes are kept (read_cache_bytes), and a
+ * later call for the same task and render, the task unchanged since,
+ * appends them without reading the database (docs/storage.md). render
+ * must depend on the task alone. */
+int store_task_render(struct store *s, const char *ns, const char *id,
+                      void (*render)(struct buf *b, const struct task *t), struct buf *out,
+                      struct tm_error *e);
 
 struct filter_expr; /* common/filter.h */
 
@@ -328,6 +340,9 @@ struct store_stats {
     uint64_t feed_errors;     /* feed reads or listens that failed */
     uint64_t schedule_fires;  /* slots that schedules fired (a task, a skip or an error) */
     uint64_t schedule_missed; /* slots past the catch-up window, not fired */
+    /* store_task_render: reads answered from kept renders, reads that were
+     * not, and what is kept now (all 0 without a read cache). */
+    uint64_t read_cache_hits, read_cache_misses, read_cache_entries, read_cache_bytes;
 };
 void store_get_stats(struct store *s, struct store_stats *out);
 

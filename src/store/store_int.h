@@ -386,6 +386,33 @@ int store_webhook_apply(struct store *s, struct store_op *op, int64_t now);
  * op->err, or a backend error. */
 int store_token_apply(struct store *s, struct store_op *op, int64_t now);
 
+/* A task changed (by a batch, or another node), and its version after. */
+struct store_change {
+    char id[ID_LEN + 1];
+    int64_t version;
+};
+
+/*
+ * store_cache.c: rendered tasks kept for the next read (store_task_render),
+ * on a store with one writer. get appends a kept render of task id (in ns,
+ * unless ns is NULL) by kind (the render function) to out and returns true;
+ * either way *gen is the moment to hand to put, which keeps a render read
+ * after it unless the task was forgotten since or is being committed. The
+ * writer forgets a batch's changes just before its commit (committing) and
+ * again after it, before anything of the batch is told.
+ */
+struct store_cache;
+struct store_cache *store_cache_new(size_t max_bytes);
+void store_cache_free(struct store_cache *c);
+bool store_cache_get(struct store_cache *c, const char *ns, const char *id, const void *kind,
+                     struct buf *out, uint64_t *gen);
+void store_cache_put(struct store_cache *c, uint64_t gen, const char *ns, const char *id,
+                     const void *kind, const char *data, size_t len);
+void store_cache_forget(struct store_cache *c, const struct store_change *changed, size_t n,
+                        bool committing);
+void store_cache_stats(struct store_cache *c, uint64_t *hits, uint64_t *misses, uint64_t *entries,
+                       uint64_t *bytes);
+
 /* struct store begins with this; the backend keeps its state in impl. */
 struct store_base {
     const struct store_backend *backend;

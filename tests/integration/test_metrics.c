@@ -168,6 +168,50 @@ static void test_each_node_reports_what_it_served(void) {
     th_server_free(&b);
 }
 
+/* GET /v1/tasks/{id} through the read cache (SQLite; docs/storage.md): a
+ * second read is a hit with the same body; a heartbeat's reply is followed
+ * by a read of its state; PostgreSQL counts nothing. */
+static void test_reads_counted_in_the_cache(void) {
+    char *id = th_submit(&srv, "cached", "\"queue\":\"cq\"");
+    CHECK(id);
+    if (!id) return;
+    char path[96];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    char *m = metrics_text(&srv);
+    double hits0 = metric(m, "taskmill_read_cache_hits_total");
+    free(m);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    char *first = r->body ? strdup(r->body) : strdup("");
+    r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(r->body ? r->body : "", first);
+    free(first);
+    m = metrics_text(&srv);
+    if (th_backend_is_pg()) {
+        CHECK(metric(m, "taskmill_read_cache_hits_total") == 0);
+        CHECK(metric(m, "taskmill_read_cache_entries") == 0);
+    } else {
+        CHECK(metric(m, "taskmill_read_cache_hits_total") >= hits0 + 1);
+        CHECK(metric(m, "taskmill_read_cache_entries") >= 1);
+        CHECK(metric(m, "taskmill_read_cache_bytes") > 0);
+    }
+    free(m);
+    r = th_http(&srv, "POST", "/v1/queues/cq/claim", "{\"worker\":\"w\"}");
+    CHECK_INT(r->status, 200);
+    char tok[64];
+    snprintf(tok, sizeof tok, "%s", th_str(r->json, "lease_token"));
+    char hb[128];
+    snprintf(hb, sizeof hb, "%s/heartbeat", path);
+    r = th_http(&srv, "POST", hb, "{\"lease_token\":\"%s\",\"progress\":{\"ratio\":0.5}}", tok);
+    CHECK_INT(r->status, 200);
+    r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "phase"), "running");
+    CHECK(json_real_value(json_object_get(json_object_get(r->json, "progress"), "ratio")) == 0.5);
+    free(id);
+}
+
 int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"healthz answers HEAD; readyz", test_healthz_head_and_readyz},
@@ -175,6 +219,8 @@ int main(int argc, char **argv) {
          test_task_histograms_and_outcomes},
         {"batched claims and completions are observed", test_batched_calls_counted},
         {"label values are escaped", test_label_values_escaped},
+        {"task reads are counted in the read cache, and follow a heartbeat",
+         test_reads_counted_in_the_cache},
         {"each node reports what it served", test_each_node_reports_what_it_served},
         {NULL, NULL},
     };

@@ -2514,6 +2514,132 @@ static void test_updates_follow_each_change(void) {
     store_close(s);
 }
 
+/* store_task_render's render for the cache tests: the version and the
+ * progress, counted; the first call after `change_in_render` is set
+ * heartbeats the task itself, on the writer, before it writes the task it
+ * was given (a write that commits while a read renders). */
+static struct {
+    int calls;
+    struct store *s;
+    const char *change_in_render, *token;
+} rc_state;
+
+static void render_counted(struct buf *b, const struct task *t) {
+    rc_state.calls++;
+    if (rc_state.change_in_render) {
+        const char *id = rc_state.change_in_render;
+        rc_state.change_in_render = NULL;
+        CHECK_INT(heartbeat(rc_state.s, id, rc_state.token, 0.75), 0);
+    }
+    buf_printf(b, "v%lld r%.2f", (long long)t->version, t->progress.ratio);
+}
+
+static void render_other(struct buf *b, const struct task *t) {
+    buf_printf(b, "other v%lld", (long long)t->version);
+}
+
+/* Renders task id through store_task_render; the text, or NULL with *rc. */
+static char *render(struct store *s, const char *ns, const char *id,
+                    void (*fn)(struct buf *, const struct task *), int *rc) {
+    struct buf b;
+    buf_init(&b);
+    struct tm_error e;
+    err_clear(&e);
+    *rc = store_task_render(s, ns, id, fn, &b, &e);
+    if (*rc) {
+        buf_release(&b);
+        return NULL;
+    }
+    buf_putc(&b, '\0');
+    return buf_detach(&b);
+}
+
+static void check_render(struct store *s, const char *ns, const char *id,
+                         void (*fn)(struct buf *, const struct task *), const char *want,
+                         int calls) {
+    int rc = 0;
+    char *got = render(s, ns, id, fn, &rc);
+    CHECK_INT(rc, 0);
+    if (got) CHECK_STR(got, want);
+    free(got);
+    CHECK_INT(rc_state.calls, calls);
+}
+
+/*
+ * The read cache (SQLite): a render is kept and handed out again until the
+ * task changes; a change committed while a read renders is not hidden by
+ * that read's render; a namespace that may not see the task still does not;
+ * a deleted task is gone. PostgreSQL keeps nothing (other nodes write too).
+ */
+static void test_reads_keep_renders_until_a_change(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    bool keeps = strncmp(url, "sqlite:", 7) == 0;
+    memset(&rc_state, 0, sizeof rc_state);
+    rc_state.s = s;
+    char id[ID_LEN + 1], cid[ID_LEN + 1], tok[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("rc", "rcq", "x", 0), id), 0);
+    CHECK_INT(claim(s, "rc", "rcq", NULL, 60000, 0, cid, tok), 0);
+    CHECK_STR(cid, id);
+    struct task *t = get(s, "rc", id);
+    CHECK(t);
+    if (!t) return;
+    long long v = (long long)t->version;
+    task_free(t);
+    char want[64];
+    snprintf(want, sizeof want, "v%lld r0.00", v);
+    check_render(s, "rc", id, render_counted, want, 1);
+    check_render(s, "rc", id, render_counted, want, keeps ? 1 : 2);
+    check_render(s, NULL, id, render_counted, want, keeps ? 1 : 3);
+    int calls = rc_state.calls;
+    /* Another render is kept apart. */
+    char other[64];
+    snprintf(other, sizeof other, "other v%lld", v);
+    check_render(s, "rc", id, render_other, other, calls);
+
+    /* A namespace that may not see it: not found, kept render or not. */
+    int rc = 0;
+    CHECK(render(s, "elsewhere", id, render_counted, &rc) == NULL);
+    CHECK_INT(rc, TM_ENOT_FOUND);
+
+    /* A heartbeat: the next read renders the new state. */
+    CHECK_INT(heartbeat(s, id, tok, 0.5), 0);
+    snprintf(want, sizeof want, "v%lld r0.50", v + 1);
+    check_render(s, "rc", id, render_counted, want, ++calls);
+    check_render(s, "rc", id, render_counted, want, keeps ? calls : ++calls);
+
+    /* A change that commits while a read renders: that read shows the
+     * state it read, and keeps nothing; the next read shows the change. */
+    CHECK_INT(heartbeat(s, id, tok, 0.25), 0);
+    rc_state.change_in_render = id;
+    rc_state.token = tok;
+    snprintf(want, sizeof want, "v%lld r0.25", v + 2);
+    check_render(s, "rc", id, render_counted, want, ++calls);
+    snprintf(want, sizeof want, "v%lld r0.75", v + 3);
+    check_render(s, "rc", id, render_counted, want, ++calls);
+    check_render(s, "rc", id, render_counted, want, keeps ? calls : ++calls);
+
+    struct store_stats st;
+    store_get_stats(s, &st);
+    if (keeps) {
+        CHECK(st.read_cache_hits >= 4);
+        CHECK(st.read_cache_entries >= 1 && st.read_cache_bytes > 0);
+    } else {
+        CHECK_INT(st.read_cache_hits, 0);
+        CHECK_INT(st.read_cache_entries, 0);
+    }
+
+    /* Completed, then deleted: not found, though a render was kept. */
+    CHECK_INT(simple(s, STORE_OP_COMPLETE, "rc", id, tok, NULL), 0);
+    snprintf(want, sizeof want, "v%lld r1.00", v + 4);
+    check_render(s, "rc", id, render_counted, want, ++calls);
+    CHECK_INT(simple(s, STORE_OP_DELETE, "rc", id, NULL, NULL), 0);
+    CHECK(render(s, "rc", id, render_counted, &rc) == NULL);
+    CHECK_INT(rc, TM_ENOT_FOUND);
+    store_close(s);
+}
+
 static const struct th_test tests[] = {
     {"create and read back; namespaces", test_create_and_read_back},
     {"idempotency keys are per namespace", test_idempotency_per_namespace},
@@ -2546,6 +2672,8 @@ static const struct th_test tests[] = {
      test_batch_two_heartbeats},
     {"updates follow each change of an indexed column, several in one batch",
      test_updates_follow_each_change},
+    {"reads keep a task's render until it changes (SQLite), even mid-read",
+     test_reads_keep_renders_until_a_change},
     {"children's claims and completions roll up into the parent in one batch",
      test_batch_child_and_parent},
     {"two stores claiming and completing batches: each task once, no update lost",
