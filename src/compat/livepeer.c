@@ -590,13 +590,15 @@ static void livepeer_task_get(struct req *r) {
     if (!id) return;
     struct tm_error e;
     err_clear(&e);
-    struct task *t = NULL;
-    if (store_task_get(req_store(r), r->ns, id, &t, &e)) {
+    /* Through the read cache, as GET /v1/tasks/{id} (docs/storage.md). */
+    struct buf b;
+    buf_init(&b);
+    if (store_task_render(req_store(r), r->ns, id, livepeer_task_write, &b, &e)) {
+        buf_release(&b);
         livepeer_reply_store_error(r, &e);
         return;
     }
-    livepeer_reply_task(r, t);
-    task_free(t);
+    reply_json(r, 200, &b);
 }
 
 static void livepeer_task_retried(struct req *r) {
