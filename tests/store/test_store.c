@@ -127,6 +127,19 @@ static int simple(struct store *s, enum store_op_kind kind, const char *ns, cons
     return rc;
 }
 
+/* Creates a task in ns and queue and claims it: its id and lease token;
+ * false (a failed check) when either fails. */
+static bool create_claimed(struct store *s, const char *ns, const char *queue, char id[ID_LEN + 1],
+                           char tok[ID_LEN + 1]) {
+    char cid[ID_LEN + 1];
+    if (create(s, new_task(ns, queue, "x", 0), id) != 0 ||
+        claim(s, ns, queue, NULL, 60000, 0, cid, tok) != 0 || strcmp(cid, id) != 0) {
+        th_fail(__FILE__, __LINE__, "could not create and claim a task in %s/%s", ns, queue);
+        return false;
+    }
+    return true;
+}
+
 static struct task *get(struct store *s, const char *ns, const char *id) {
     struct task *t = NULL;
     struct tm_error e;
@@ -1747,10 +1760,8 @@ static void test_batch_claim_sees_new_ready(void) {
 static void test_batch_two_heartbeats(void) {
     struct store *s = open_store(0);
     CHECK(s);
-    char id[ID_LEN + 1], cid[ID_LEN + 1], tok[ID_LEN + 1];
-    CHECK_INT(create(s, new_task("bh", "bhb", "x", 0), id), 0);
-    CHECK_INT(claim(s, "bh", "bhb", NULL, 60000, 0, cid, tok), 0);
-    CHECK_STR(cid, id);
+    char id[ID_LEN + 1], tok[ID_LEN + 1];
+    if (!create_claimed(s, "bh", "bhb", id, tok)) return;
     struct task *before = get(s, "bh", id);
     CHECK(before);
     if (!before) return;
@@ -2123,10 +2134,8 @@ static void test_failure_sent_ahead_fails_the_batch(void) {
     struct store *s = open_store(0);
     CHECK(s);
     if (!s) return;
-    char id[ID_LEN + 1], cid[ID_LEN + 1], tok[ID_LEN + 1];
-    CHECK_INT(create(s, new_task("ah", "ahq", "x", 0), id), 0);
-    CHECK_INT(claim(s, "ah", "ahq", NULL, 60000, 0, cid, tok), 0);
-    CHECK_STR(cid, id);
+    char id[ID_LEN + 1], tok[ID_LEN + 1];
+    if (!create_claimed(s, "ah", "ahq", id, tok)) return;
     struct task *before = get(s, "ah", id);
     CHECK(before);
     if (!before) return;
@@ -2447,10 +2456,8 @@ static void test_updates_follow_each_change(void) {
     struct store *s = open_store(0);
     CHECK(s);
     if (!s) return;
-    char x[ID_LEN + 1], cid[ID_LEN + 1], tok[ID_LEN + 1];
-    CHECK_INT(create(s, new_task("ku", "kuq", "x", 0), x), 0);
-    CHECK_INT(claim(s, "ku", "kuq", NULL, 60000, 0, cid, tok), 0);
-    CHECK_STR(cid, x);
+    char x[ID_LEN + 1], tok[ID_LEN + 1];
+    if (!create_claimed(s, "ku", "kuq", x, tok)) return;
     struct store_op ops[3];
     id_op_init(&ops[0], STORE_OP_HEARTBEAT, "ku", x, tok);
     ops[0].lease_ms = 60000;
@@ -2578,10 +2585,8 @@ static void test_reads_keep_renders_until_a_change(void) {
     bool keeps = strncmp(url, "sqlite:", 7) == 0;
     memset(&rc_state, 0, sizeof rc_state);
     rc_state.s = s;
-    char id[ID_LEN + 1], cid[ID_LEN + 1], tok[ID_LEN + 1];
-    CHECK_INT(create(s, new_task("rc", "rcq", "x", 0), id), 0);
-    CHECK_INT(claim(s, "rc", "rcq", NULL, 60000, 0, cid, tok), 0);
-    CHECK_STR(cid, id);
+    char id[ID_LEN + 1], tok[ID_LEN + 1];
+    if (!create_claimed(s, "rc", "rcq", id, tok)) return;
     struct task *t = get(s, "rc", id);
     CHECK(t);
     if (!t) return;
