@@ -1856,14 +1856,16 @@ int store_open(const char *url, const struct store_options *opt, struct store **
         free(s);
         return rc;
     }
-    if (pthread_create(&s->writer, NULL, store_writer_main, s) != 0) {
-        be->close(s);
-        free(s);
-        return err_set(e, TM_EINTERNAL, "", "cannot start the store's writer thread");
-    }
+    /* Before the writer starts: it reads s->cache. */
     if (!be->shared && s->opt.read_cache_bytes >= 0)
         s->cache = store_cache_new(s->opt.read_cache_bytes ? (size_t)s->opt.read_cache_bytes
                                                            : STORE_READ_CACHE_BYTES);
+    if (pthread_create(&s->writer, NULL, store_writer_main, s) != 0) {
+        be->close(s);
+        store_cache_free(s->cache);
+        free(s);
+        return err_set(e, TM_EINTERNAL, "", "cannot start the store's writer thread");
+    }
     s->writer_started = true;
     if (be->shared) s->feed_started = pthread_create(&s->feed, NULL, store_feed_main, s) == 0;
     *out = s;
@@ -2049,7 +2051,8 @@ int store_task_render(struct store *s, const char *ns, const char *id,
     size_t at = out->len;
     render(out, t);
     if (s->cache)
-        store_cache_put(s->cache, gen, t->namespace, id, kind, out->p + at, out->len - at);
+        store_cache_put(s->cache, gen, t->namespace ? t->namespace : "", id, kind, out->p + at,
+                        out->len - at);
     task_free(t);
     return 0;
 }
