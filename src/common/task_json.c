@@ -4,20 +4,126 @@
  */
 #include "task_json.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "timeutil.h"
 #include "xalloc.h"
 
+/*
+ * json_text writes what json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+ * JSON_REAL_PRECISION(16)) returns, byte for byte (tests/unit checks it
+ * against jansson), without jansson's dump, which hands its output to a
+ * callback a few bytes at a time: stored JSON from before and after is
+ * the same text, so comparisons of stored params still hold.
+ */
+
+/* jansson's string: quote, backslash, \b \f \n \r \t and \u00XX (upper
+ * case) for the other control bytes; UTF-8 as it is. */
+static void text_string(struct buf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEF";
+    static const char short_escape[128] = {
+        ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+        ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
+    };
+    buf_grow(b, n + 2);
+    b->p[b->len++] = '"';
+    size_t run = 0; /* start of the pending run of plain bytes */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        buf_put(b, s + run, i - run);
+        run = i + 1;
+        if (short_escape[c]) {
+            char esc[2] = {'\\', short_escape[c]};
+            buf_put(b, esc, 2);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            buf_put(b, esc, 6);
+        }
+    }
+    buf_put(b, s + run, n - run);
+    buf_putc(b, '"');
+}
+
+/* jansson's real (jsonp_dtostr): %.16g; ".0" added when it would read as
+ * an integer; the exponent without '+' or leading zeros. */
+static void text_real(struct buf *b, double v) {
+    char tmp[48];
+    int n = snprintf(tmp, sizeof tmp - 2, "%.16g", v);
+    if (n < 0 || n >= (int)sizeof tmp - 2) n = 0;
+    tmp[n] = '\0';
+    if (!strchr(tmp, '.') && !strchr(tmp, 'e')) {
+        memcpy(tmp + n, ".0", 3);
+        n += 2;
+    }
+    char *start = strchr(tmp, 'e');
+    if (start) {
+        start++;
+        char *end = start + 1;
+        if (*start == '-') start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, (size_t)(tmp + n + 1 - end));
+            n -= (int)(end - start);
+        }
+    }
+    buf_put(b, tmp, (size_t)n);
+}
+
+static void text_value(struct buf *b, const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        buf_putc(b, '{');
+        bool first = true;
+        for (void *it = json_object_iter((json_t *)v); it;
+             it = json_object_iter_next((json_t *)v, it)) {
+            if (!first) buf_putc(b, ',');
+            first = false;
+            text_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
+            buf_putc(b, ':');
+            text_value(b, json_object_iter_value(it));
+        }
+        buf_putc(b, '}');
+        break;
+    }
+    case JSON_ARRAY:
+        buf_putc(b, '[');
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i) buf_putc(b, ',');
+            text_value(b, json_array_get(v, i));
+        }
+        buf_putc(b, ']');
+        break;
+    case JSON_STRING:
+        text_string(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        json_put_int(b, (int64_t)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        text_real(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        buf_put(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        buf_put(b, "false", 5);
+        break;
+    case JSON_NULL:
+        buf_put(b, "null", 4);
+        break;
+    }
+}
+
 char *json_text(const json_t *v) {
     if (!v) return NULL;
-    /* 16 digits: 0.2 stays 0.2 (17 would print 0.20000000000000001). */
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
-    if (!s) {
-        /* jansson fails only on allocation. */
-        return xstrdup("null");
-    }
-    return s;
+    struct buf b;
+    buf_init(&b);
+    text_value(&b, v);
+    buf_putc(&b, '\0');
+    return buf_detach(&b);
 }
 
 void task_json_write(struct buf *b, const struct task *t) {
