@@ -92,6 +92,15 @@ struct task *task_clone(const struct task *t) {
     return c;
 }
 
+size_t task_bytes(const struct task *t) {
+    size_t n = sizeof *t;
+    for (size_t i = 0; i < sizeof task_strings / sizeof task_strings[0]; i++) {
+        const char *v = *task_string((struct task *)t, i);
+        if (v) n += strlen(v) + 1;
+    }
+    return n;
+}
+
 const char *task_phase_name(enum task_phase p) {
     return (unsigned)p < TASK_PHASE_COUNT ? phase_names[p] : "unknown";
 }

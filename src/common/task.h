@@ -197,6 +197,8 @@ void task_apply_queue_settings(struct task *t, const struct queue_settings *q);
 struct task *task_new(void);
 void task_free(struct task *t);
 struct task *task_clone(const struct task *t);
+/* The bytes t and its strings take (what task_clone allocates, roughly). */
+size_t task_bytes(const struct task *t);
 
 const char *task_phase_name(enum task_phase p);
 int task_phase_parse(const char *s, enum task_phase *out); /* 0 or -1 */

@@ -68,6 +68,28 @@ struct sq_seen {
     int64_t key[SQ_NKEYED];
 };
 
+/*
+ * The writer's rows. One process writes the file (storage.md), so a task
+ * as the writer last updated or read it is what the file holds, and the
+ * next op on it (the heartbeats and the completion after a claim) takes it
+ * from here rather than reading and decoding its row: a table of
+ * SQ_ROWS slots, one task a slot (by a hash of its id), at most
+ * SQ_ROW_BYTES a task and SQ_ROWS_BYTES in all. An entry made in the open
+ * transaction (sq_row.tx) goes when it rolls back, or back to a savepoint;
+ * a delete drops its task's. Inserts make none: a new task is next read by
+ * the claim query, which reads its row anyway.
+ */
+#define SQ_ROWS       4096
+#define SQ_ROW_BYTES  (64 * 1024)
+#define SQ_ROWS_BYTES (32u << 20)
+
+struct sq_row {
+    struct task *t; /* NULL: an empty slot */
+    unsigned known; /* keyed columns (sq_seen) that hold what writing t would store */
+    uint64_t tx;    /* the writer's transaction that made it */
+    size_t bytes;
+};
+
 struct sq_store {
     char *path;
     bool relaxed;
@@ -85,7 +107,10 @@ struct sq_store {
     sqlite3_stmt *w_upd[1u << SQ_NKEYED];
     size_t keyed_col[SQ_NKEYED]; /* store_task_columns index of each */
     struct sq_seen seen[SQ_NSEEN];
-    unsigned seen_next; /* the slot to fill next */
+    unsigned seen_next;  /* the slot to fill next */
+    struct sq_row *rows; /* SQ_ROWS slots */
+    size_t rows_bytes;
+    uint64_t tx; /* the writer's transactions, counted at begin */
 
     pthread_mutex_t pool_lock;
     struct sq_conn *pool;     /* idle readers */
@@ -382,16 +407,72 @@ static bool sq_column_is(sqlite3_stmt *st, int at, const struct store_value *v) 
 /* t is stored as it is now: just written, or read from st's row (NULL:
  * written). A column read is known only if it holds just what writing t
  * would store (not, say, a due time a migration worked out otherwise). */
-static void sq_seen_note(struct sq_store *q, const struct task *t, sqlite3_stmt *st) {
+static unsigned sq_seen_note(struct sq_store *q, const struct task *t, sqlite3_stmt *st) {
     struct sq_seen *e = sq_seen_find(q, t->id);
     if (!e) e = &q->seen[q->seen_next++ % SQ_NSEEN];
     memcpy(e->id, t->id, sizeof e->id);
     e->known = 0;
     for (size_t k = 0; k < SQ_NKEYED; k++) {
-        struct store_value v = store_col_value(t, &store_task_columns[q->keyed_col[k]]);
-        if (!st || sq_column_is(st, (int)q->keyed_col[k], &v)) e->known |= 1u << k;
+        if (st) {
+            struct store_value v = store_col_value(t, &store_task_columns[q->keyed_col[k]]);
+            if (sq_column_is(st, (int)q->keyed_col[k], &v)) e->known |= 1u << k;
+        } else {
+            e->known |= 1u << k;
+        }
         e->key[k] = sq_key(q, t, k);
     }
+    return e->known;
+}
+
+/* As sq_seen_note, for a task taken from the writer's rows: what its row
+ * was known to hold when the entry was made. */
+static void sq_seen_note_known(struct sq_store *q, const struct task *t, unsigned known) {
+    struct sq_seen *e = sq_seen_find(q, t->id);
+    if (!e) e = &q->seen[q->seen_next++ % SQ_NSEEN];
+    memcpy(e->id, t->id, sizeof e->id);
+    e->known = known;
+    for (size_t k = 0; k < SQ_NKEYED; k++)
+        e->key[k] = sq_key(q, t, k);
+}
+
+/* ---- The writer's rows ---- */
+
+static struct sq_row *sq_row_slot(struct sq_store *q, const char *id) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return &q->rows[h % SQ_ROWS];
+}
+
+static void sq_row_clear(struct sq_store *q, struct sq_row *r) {
+    if (!r->t) return;
+    q->rows_bytes -= r->bytes;
+    task_free(r->t);
+    r->t = NULL;
+}
+
+static void sq_row_drop(struct sq_store *q, const char *id) {
+    struct sq_row *r = sq_row_slot(q, id);
+    if (r->t && strcmp(r->t->id, id) == 0) sq_row_clear(q, r);
+}
+
+/* t is what its row holds now, in the open transaction. */
+static void sq_row_put(struct sq_store *q, const struct task *t, unsigned known) {
+    struct sq_row *r = sq_row_slot(q, t->id);
+    sq_row_clear(q, r);
+    size_t bytes = task_bytes(t);
+    if (bytes > SQ_ROW_BYTES || q->rows_bytes + bytes > SQ_ROWS_BYTES) return;
+    r->t = task_clone(t);
+    r->known = known;
+    r->tx = q->tx;
+    r->bytes = bytes;
+    q->rows_bytes += bytes;
+}
+
+/* The open transaction rolled back (whole, or to a savepoint). */
+static void sq_rows_undo(struct sq_store *q) {
+    for (size_t i = 0; i < SQ_ROWS; i++)
+        if (q->rows[i].t && q->rows[i].tx == q->tx) sq_row_clear(q, &q->rows[i]);
 }
 
 /* What was noted may no longer be what is stored (a new transaction, a
@@ -426,10 +507,11 @@ static sqlite3_stmt *sq_update_stmt(struct sq_store *q, const struct task *t) {
 
 /* Steps a one-row query that selects the task columns; the writer's reads
  * are noted in seen (q; NULL for a reader). */
-static int sq_fetch_one(struct sq_store *seen, sqlite3 *db, sqlite3_stmt *st, struct task **out) {
+static int sq_fetch_one(struct sq_store *seen, sqlite3 *db, sqlite3_stmt *st, struct task **out,
+                        unsigned *known) {
     int ret = sq_step_one(db, st, "read task");
     if (!ret) *out = sq_read_task(st);
-    if (!ret && seen) sq_seen_note(seen, *out, st);
+    if (!ret && seen) *known = sq_seen_note(seen, *out, st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return ret;
@@ -447,6 +529,7 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     q->events_max_count = opt->events_max_count;
     q->events_max_age_ms = opt->events_max_age_ms;
     pthread_mutex_init(&q->pool_lock, NULL);
+    q->rows = xcalloc(SQ_ROWS, sizeof *q->rows);
 
     struct buf cols, ins, upd;
     buf_init(&cols);
@@ -583,6 +666,9 @@ static void sq_close(struct store *s) {
         sq_close_conn(&q->writer);
     }
     pthread_mutex_destroy(&q->pool_lock);
+    for (size_t i = 0; q->rows && i < SQ_ROWS; i++)
+        sq_row_clear(q, &q->rows[i]);
+    free(q->rows);
     free(q->select_cols);
     free(q->path);
     free(q);
@@ -590,6 +676,7 @@ static void sq_close(struct store *s) {
 }
 
 static int sq_begin(struct store *s) {
+    sq(s)->tx++;
     sq_seen_forget(sq(s));
     return sq_step_done(sq(s)->writer.db, sq(s)->w_begin);
 }
@@ -611,6 +698,7 @@ static int sq_begin_lazy(struct store *s) {
         }
         q->lazy = true;
     }
+    q->tx++;
     sq_seen_forget(q);
     return sq_step_done(q->writer.db, q->w_begin);
 }
@@ -630,6 +718,7 @@ static int sq_commit(struct store *s) {
 
 static void sq_rollback(struct store *s) {
     sq_seen_forget(sq(s));
+    sq_rows_undo(sq(s));
     if (!sqlite3_get_autocommit(sq(s)->writer.db))
         sq_step_done(sq(s)->writer.db, sq(s)->w_rollback);
     sq_lazy_end(sq(s));
@@ -647,20 +736,34 @@ static int sq_savepoint_release(struct store *s) {
 /* Undoes the op's writes and leaves the savepoint. */
 static int sq_savepoint_rollback(struct store *s) {
     sq_seen_forget(sq(s));
+    sq_rows_undo(sq(s)); /* this transaction's: some may be from before the savepoint */
     int rc = sq_step_done(sq(s)->writer.db, sq(s)->w_rollback_to);
     return rc ? rc : sq_savepoint_release(s);
 }
 
 static int sq_load(struct store *s, const char *id, struct task **out) {
     struct sq_store *q = sq(s);
+    struct sq_row *r = sq_row_slot(q, id);
+    if (r->t && strcmp(r->t->id, id) == 0) {
+        /* Taken out: the op's update puts it back, as it then is. */
+        *out = r->t;
+        r->t = NULL;
+        q->rows_bytes -= r->bytes;
+        sq_seen_note_known(q, *out, r->known);
+        return 0;
+    }
     sqlite3_bind_text(q->w_load, 1, id, -1, SQLITE_STATIC);
-    return sq_fetch_one(q, q->writer.db, q->w_load, out);
+    unsigned known = 0;
+    int rc = sq_fetch_one(q, q->writer.db, q->w_load, out, &known);
+    if (rc == 0) sq_row_put(q, *out, known);
+    return rc;
 }
 
 static int sq_insert(struct store *s, const struct task *t) {
     struct sq_store *q = sq(s);
     sq_bind_task(q->w_insert, t);
     int rc = sq_step_done(q->writer.db, q->w_insert);
+    sq_row_drop(q, t->id);
     if (rc)
         sq_seen_forget(q);
     else
@@ -677,10 +780,12 @@ static int sq_update(struct store *s, const struct task *t) {
     }
     sq_bind_task(st, t);
     int rc = sq_step_done(q->writer.db, st);
-    if (rc)
+    if (rc) {
         sq_seen_forget(q);
-    else
-        sq_seen_note(q, t, NULL);
+        sq_row_drop(q, t->id);
+    } else {
+        sq_row_put(q, t, sq_seen_note(q, t, NULL));
+    }
     return rc;
 }
 
@@ -688,6 +793,7 @@ static int sq_remove(struct store *s, const char *id) {
     struct sq_store *q = sq(s);
     sqlite3_bind_text(q->w_delete, 1, id, -1, SQLITE_STATIC);
     sq_seen_forget(q);
+    sq_row_drop(q, id);
     return sq_step_done(q->writer.db, q->w_delete);
 }
 
@@ -723,7 +829,8 @@ static int sq_claim_next(struct store *s, const struct store_claim_query *cq, st
         buf_putc(&types, ']');
         sqlite3_bind_text(q->w_claim, 3, types.p, (int)types.len, SQLITE_STATIC);
     }
-    int rc = sq_fetch_one(q, q->writer.db, q->w_claim, out);
+    unsigned known = 0;
+    int rc = sq_fetch_one(q, q->writer.db, q->w_claim, out, &known);
     buf_release(&types);
     return rc;
 }
@@ -786,7 +893,7 @@ static int sq_get(struct store *s, const char *ns, const char *id, struct task *
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
     sqlite3_bind_text(c->get, 1, id, -1, SQLITE_STATIC);
-    int rc = sq_fetch_one(NULL, c->db, c->get, out);
+    int rc = sq_fetch_one(NULL, c->db, c->get, out, NULL);
     sq_reader_give(q, c);
     if (rc == 0 && ns && strcmp((*out)->namespace, ns) != 0) {
         task_free(*out);

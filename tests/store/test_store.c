@@ -2203,6 +2203,85 @@ static void test_failure_sent_ahead_fails_the_batch(void) {
     store_close(s);
 }
 
+/* ---- A rolled-back batch leaves nothing the writer keeps ---- */
+
+/* Runs sql on a connection of the test's own to the store's database. */
+static void exec_on_store_db(const char *sql) {
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        sqlite3 *db = NULL;
+        CHECK(sqlite3_open(url + 7, &db) == SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        char *err = NULL;
+        if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+            th_fail(__FILE__, __LINE__, "%s: %s", sql, err ? err : "?");
+        sqlite3_free(err);
+        sqlite3_close(db);
+        return;
+    }
+    PGconn *x = PQconnectdb(url);
+    CHECK(PQstatus(x) == CONNECTION_OK);
+    PQclear(pg_exec_ok(x, sql));
+    PQfinish(x);
+}
+
+/*
+ * The SQLite writer keeps the rows it last wrote or read and loads a task
+ * from there (store_sqlite.c, "the writer's rows"). A batch that rolls
+ * back must take its rows with it: here a heartbeat's update, in a batch
+ * whose submit a trigger of the test's refuses. The next op on the task
+ * must find it as committed (by a load of the writer, not only a read).
+ */
+static void test_rolled_back_batch_leaves_no_kept_row(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    char id[ID_LEN + 1], tok[ID_LEN + 1];
+    if (!create_claimed(s, "rb", "rbq", id, tok)) return;
+    /* A heartbeat first, so that the writer keeps the row (an update). */
+    CHECK_INT(heartbeat(s, id, tok, 0.25), 0);
+    struct task *before = get(s, "rb", id);
+    CHECK(before);
+    if (!before) return;
+    bool pg = strncmp(url, "postgres", 8) == 0;
+    exec_on_store_db(pg ? "CREATE FUNCTION tm_test_refuse2() RETURNS trigger LANGUAGE plpgsql"
+                          " AS $$BEGIN RAISE EXCEPTION 'refused by the test'; END$$;"
+                          " CREATE TRIGGER tm_test_refuse2 BEFORE INSERT ON tasks"
+                          " FOR EACH ROW EXECUTE FUNCTION tm_test_refuse2()"
+                        : "CREATE TRIGGER tm_test_refuse2 BEFORE INSERT ON tasks"
+                          " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    struct store_op ops[2];
+    id_op_init(&ops[0], STORE_OP_HEARTBEAT, "rb", id, tok);
+    ops[0].lease_ms = 60000;
+    ops[0].has_progress = true;
+    ops[0].progress.has_processed = true;
+    ops[0].progress.processed = 7;
+    store_op_init(&ops[1], STORE_OP_CREATE);
+    ops[1].tasks = xmalloc(sizeof *ops[1].tasks);
+    ops[1].tasks[0] = new_task("rb", "rbq", "y", 0);
+    ops[1].ntasks = 1;
+    run_one_batch(s, ops, 2);
+    CHECK(ops[0].err.code != 0);
+    CHECK(ops[1].err.code != 0);
+    store_op_release(&ops[0]);
+    store_op_release(&ops[1]);
+    exec_on_store_db(pg ? "DROP TRIGGER tm_test_refuse2 ON tasks; DROP FUNCTION tm_test_refuse2()"
+                        : "DROP TRIGGER tm_test_refuse2");
+    /* The writer loads the task for this heartbeat: as committed, so one
+     * version on, and nothing of the rolled-back progress. */
+    id_op_init(&ops[0], STORE_OP_HEARTBEAT, "rb", id, tok);
+    ops[0].lease_ms = 60000;
+    CHECK_INT(store_run(s, &ops[0]), 0);
+    CHECK(ops[0].task && ops[0].task->version == before->version + 1);
+    CHECK(ops[0].task && ops[0].task->progress.processed == 0);
+    CHECK(ops[0].task && ops[0].task->progress.ratio == 0.25);
+    store_op_release(&ops[0]);
+    struct task *t = get(s, "rb", id);
+    CHECK(t && t->version == before->version + 1 && t->progress.processed == 0);
+    task_free(t);
+    task_free(before);
+    store_close(s);
+}
+
 /* An op of n submits to namespace "many"; its rc. */
 static int create_many(struct store *s, int n, struct store_op *op) {
     store_op_init(op, STORE_OP_CREATE);
@@ -2686,6 +2765,8 @@ static const struct th_test tests[] = {
     {"a batch that loses a deadlock is applied again, once", test_batch_retried_after_deadlock},
     {"a statement sent ahead that fails fails its batch, which stores nothing",
      test_failure_sent_ahead_fails_the_batch},
+    {"a rolled-back batch leaves no row the writer keeps: the next load finds it as committed",
+     test_rolled_back_batch_leaves_no_kept_row},
     {"600 submits in one op: all stored, their events in order, counted",
      test_many_submits_in_one_op},
     {"another node's events reach the listener whole, as the log gives them back",
