@@ -150,7 +150,7 @@ void reply_json(struct req *r, int status, struct buf *body) {
 void reply_task(struct req *r, int status, const struct task *t) {
     struct buf b;
     buf_init(&b);
-    task_json_write(&b, t);
+    store_op_write_task(&b, &r->op, t);
     reply_json(r, status, &b);
 }
 

@@ -31,7 +31,7 @@ static void queues_claimed(struct req *r) {
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"task\":");
-    task_json_write(&b, r->op.task);
+    store_op_write_task(&b, &r->op, r->op.task);
     json_put_key(&b, "lease_token", false);
     json_put_str(&b, r->op.new_lease_token);
     buf_putc(&b, '}');

@@ -110,7 +110,7 @@ static void schedules_triggered(struct req *r) {
     buf_init(&b);
     buf_puts(&b, "{\"task\":");
     if (r->op.task)
-        task_json_write(&b, r->op.task);
+        store_op_write_task(&b, &r->op, r->op.task);
     else
         buf_puts(&b, "null");
     json_put_key(&b, "schedule", false);

@@ -85,7 +85,7 @@ static void tasks_batch_submitted(struct req *r) {
     buf_puts(&b, "{\"tasks\":[");
     for (size_t i = 0; i < r->op.ntasks; i++) {
         if (i) buf_putc(&b, ',');
-        task_json_write(&b, r->op.tasks[i]);
+        store_op_write_task(&b, &r->op, r->op.tasks[i]);
     }
     buf_puts(&b, "]}");
     reply_json(r, r->op.created ? 201 : 200, &b);

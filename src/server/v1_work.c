@@ -113,7 +113,7 @@ static void claims_many_done(struct req *r) {
         if (!op->claimed) continue;
         health_observe(op);
         buf_puts(&b, got++ ? ",{\"task\":" : "{\"task\":");
-        task_json_write(&b, op->task);
+        store_op_write_task(&b, op, op->task);
         json_put_key(&b, "lease_token", false);
         json_put_str(&b, op->new_lease_token);
         buf_putc(&b, '}');

@@ -126,9 +126,9 @@ struct batch {
     size_t nready, capready;
     struct store_op **served; /* parked claims this batch served */
     size_t nserved, capserved;
-    bool failed;               /* a backend error: roll everything back */
-    int fail_code;             /* TM_ERETRY, TM_EUNAVAILABLE or TM_EINTERNAL */
-    const struct store_op *op; /* the op being applied; NULL in the sweep */
+    bool failed;         /* a backend error: roll everything back */
+    int fail_code;       /* TM_ERETRY, TM_EUNAVAILABLE or TM_EINTERNAL */
+    struct store_op *op; /* the op being applied; NULL in the sweep */
     /* Claims of the claim being applied's query that the batch still
      * applies, itself included (store_claim_query.count). */
     int claim_count;
@@ -367,8 +367,17 @@ static int store_log_event(struct store *s, struct batch *b, const struct task *
         b->events = xrealloc(b->events, b->capevents * sizeof *b->events);
     }
     struct store_event *ev = &b->events[b->nevents++];
-    store_event_fill(ev, t, kind, cause, now, s->opt.event_task_max_bytes);
+    bool reduced = store_event_fill(ev, t, kind, cause, now, s->opt.event_task_max_bytes);
     if (b->op && b->op->actor) snprintf(ev->actor, sizeof ev->actor, "%s", b->op->actor);
+    /* The op's first task (a claim's, a completion's, not its parent's),
+     * for its reply: the same bytes task_json_write would give. */
+    struct store_op *op = b->op;
+    if (op && (!op->task_json || strcmp(op->task_json_id, t->id) == 0)) {
+        free(op->task_json);
+        op->task_json = reduced ? NULL : xstrdup(ev->task_json);
+        memcpy(op->task_json_id, t->id, sizeof op->task_json_id);
+        op->task_json_version = t->version;
+    }
     return 0;
 }
 
@@ -940,7 +949,7 @@ int store_batch_create(struct store *s, struct batch *b, struct task *t, int64_t
     op.tasks = xmalloc(sizeof *op.tasks);
     op.tasks[0] = t;
     op.ntasks = 1;
-    const struct store_op *was = b->op;
+    struct store_op *was = b->op;
     b->op = &op;
     int rc = store_apply_create_once(s, b, &op, now);
     b->op = was;
@@ -994,6 +1003,8 @@ int store_make_task(struct store *s, json_t *body, const char *ns, struct task *
 static void store_op_reset(struct store_op *op) {
     if (op->kind != STORE_OP_CREATE) task_free(op->task);
     op->task = NULL;
+    free(op->task_json);
+    op->task_json = NULL;
     deliveries_free(op->claimed_delivery, op->claimed_delivery ? 1 : 0);
     op->claimed_delivery = NULL;
     op->claimed = op->created = false;
@@ -1931,8 +1942,18 @@ void store_op_release(struct store_op *op) {
         task_free(op->task);
     }
     op->task = NULL;
+    free(op->task_json);
+    op->task_json = NULL;
     deliveries_free(op->claimed_delivery, op->claimed_delivery ? 1 : 0);
     op->claimed_delivery = NULL;
+}
+
+void store_op_write_task(struct buf *b, const struct store_op *op, const struct task *t) {
+    if (op && op->task_json && op->task_json_version == t->version &&
+        strcmp(op->task_json_id, t->id) == 0)
+        buf_puts(b, op->task_json);
+    else
+        task_json_write(b, t);
 }
 
 void store_op_cancel(struct store *s, struct store_op *op, int code, const char *message) {

@@ -296,6 +296,12 @@ struct store_op {
     bool claimed;        /* CLAIM: false when nothing came in time */
     char new_lease_token[ID_LEN + 1];
     struct webhook_delivery *claimed_delivery; /* DELIVERY_CLAIM */
+    /* The v1 JSON of a task the op changed, as its event rendered it (the
+     * first task the op changed, at its last change; whole, not reduced),
+     * or NULL: store_op_write_task sends it for that task and version. */
+    char *task_json;
+    char task_json_id[ID_LEN + 1];
+    int64_t task_json_version;
 
     void (*done)(struct store_op *op);
     void *udata;
@@ -315,6 +321,9 @@ void store_op_init(struct store_op *op, enum store_op_kind kind);
 void store_op_init_create(struct store_op *op, const char *ns, struct task *t);
 /* Frees the op's outputs and taken inputs; the op itself is the caller's. */
 void store_op_release(struct store_op *op);
+/* Writes t's v1 JSON (task_json_write): the op's own render of it when
+ * that is of t's id and version (op->task_json), else rendered here. */
+void store_op_write_task(struct buf *b, const struct store_op *op, const struct task *t);
 /* Queues the op for the writer. `done` is always called exactly once. */
 void store_submit(struct store *s, struct store_op *op);
 /* Submits and waits for done (for tools and tests). Returns op->err.code. */

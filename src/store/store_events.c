@@ -49,7 +49,7 @@ void store_event_release(struct store_event *ev) {
     ev->ns = ev->queue = ev->type = ev->task_json = ev->stored = ev->base = NULL;
 }
 
-void store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
+bool store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
                       const char *cause, int64_t now, size_t task_max_bytes) {
     memset(ev, 0, sizeof *ev);
     ev->at = now;
@@ -65,7 +65,7 @@ void store_event_fill(struct store_event *ev, const struct task *t, const char *
     struct buf b;
     buf_init(&b);
     size_t at = 0;
-    task_json_write_capped(&b, t, task_max_bytes, &at);
+    bool reduced = task_json_write_capped(&b, t, task_max_bytes, &at);
     ev->task_json = buf_detach(&b);
     /* A task's first and last (deleted) events carry it whole; the others
      * store only what can change (from "phase" on), unless reduced. */
@@ -75,6 +75,7 @@ void store_event_fill(struct store_event *ev, const struct task *t, const char *
         ev->stored[0] = '{';
         memcpy(ev->stored + 1, ev->task_json + at + 1, n + 1);
     }
+    return reduced;
 }
 
 /* The task as stored now, as whole JSON (its creation keys never

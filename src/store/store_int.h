@@ -364,8 +364,9 @@ struct store_value store_field_value(const void *row, const struct store_field *
 
 /* store_events.c: helpers of the writer (store.c). */
 /* Fills ev from the task after a change; ev owns copies. The task JSON is
- * reduced past task_max_bytes (task_json_write_capped). Sets ev->hooks. */
-void store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
+ * reduced past task_max_bytes (task_json_write_capped; returns whether it
+ * was). Sets ev->hooks. */
+bool store_event_fill(struct store_event *ev, const struct task *t, const char *kind,
                       const char *cause, int64_t now, size_t task_max_bytes);
 /* After a read from the log: makes each event's task_json whole where the
  * row held only the part from "phase" on (store_event.stored), from its

@@ -690,6 +690,82 @@ static void test_messages_bounded(void) {
     free(id);
 }
 
+/*
+ * A write's reply carries the task as its event rendered it (store.h,
+ * store_op_write_task) rather than rendering it again: the bytes must be
+ * what a read of that version gives. A child's replies must be the
+ * child's, though its changes roll up into its parent in the same op; a
+ * task past the events' size cap (reduced in its event) must still be
+ * answered whole.
+ */
+static char *body_copy(const struct th_resp *r) {
+    return strdup(r->body ? r->body : "");
+}
+
+static void same_as_read(const char *id, const char *reply_task) {
+    struct th_resp *g = th_http(&srv, "GET", tpath(id, ""), NULL);
+    CHECK_INT(g->status, 200);
+    if (strcmp(g->body, reply_task) != 0)
+        th_fail(__FILE__, __LINE__, "reply %.300s\n  read %.300s", reply_task, g->body);
+}
+
+static void test_write_replies_match_reads(void) {
+    char *parent = th_submit(&srv, "reply-parent", "\"queue\":\"replies-p\"");
+    char extra[160];
+    snprintf(extra, sizeof extra, "\"queue\":\"replies\",\"parent_id\":\"%s\"", parent);
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/tasks",
+                "{\"type\":\"reply-child\",\"params\":{\"n\":1.5,\"s\":\"a\\u0001\"},%s}", extra);
+    CHECK_INT(r->status, 201);
+    char *child = strdup(th_str(r->json, "id"));
+    char *reply = body_copy(r);
+    same_as_read(child, reply);
+    free(reply);
+
+    /* The claim's reply: {"task":...,"lease_token":"..."} */
+    r = th_http(&srv, "POST", "/v1/queues/replies/claim",
+                "{\"worker\":\"w\",\"lease_seconds\":60}");
+    CHECK_INT(r->status, 200);
+    char token[64];
+    snprintf(token, sizeof token, "%s", th_str(r->json, "lease_token"));
+    const char *start = strstr(r->body, "{\"task\":");
+    const char *end = strstr(r->body, ",\"lease_token\":");
+    CHECK(start && end && end > start);
+    if (start && end && end > start) {
+        reply = strndup(start + 8, (size_t)(end - start - 8));
+        same_as_read(child, reply);
+        free(reply);
+    }
+    r = th_http(&srv, "POST", tpath(child, "/complete"),
+                "{\"lease_token\":\"%s\",\"result\":{\"ok\":true}}", token);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "id"), child);
+    reply = body_copy(r);
+    same_as_read(child, reply);
+    free(reply);
+
+    /* Past the events' cap (64 KiB by default): its event is reduced, its
+     * reply is whole. */
+    size_t n = 70 * 1024;
+    char *big = malloc(n + 128);
+    int len = snprintf(big, n + 128,
+                       "{\"type\":\"reply-big\",\"queue\":\"replies-big\",\"params\":{\"pad\":\"");
+    memset(big + len, 'x', n);
+    strcpy(big + len + n, "\"}}");
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    r = th_http_raw(&srv, "POST", "/v1/tasks", big, strlen(big), ct);
+    free(big);
+    CHECK_INT(r->status, 201);
+    CHECK(r->body && strlen(r->body) > n && !strstr(r->body, "\"truncated\""));
+    char *bid = strdup(th_str(r->json, "id"));
+    reply = body_copy(r);
+    same_as_read(bid, reply);
+    free(reply);
+    free(bid);
+    free(child);
+    free(parent);
+}
+
 static const struct th_test tests[] = {
     {"Idempotency-Key returns the first task", test_idempotency_key},
     {"batch submit is all or nothing", test_batch_submit},
@@ -708,6 +784,8 @@ static const struct th_test tests[] = {
     {"queues give retry settings to their tasks", test_queue_settings},
     {"a list page is bounded in bytes; the cursor goes on", test_list_bounded_in_bytes},
     {"a task's messages are bounded in bytes, the dropped counted", test_messages_bounded},
+    {"a write's reply is the task a read of its version gives, byte for byte",
+     test_write_replies_match_reads},
     {"group commit; acknowledged writes survive kill -9", test_group_commit_and_crash_durability},
     {"--sqlite-exclusive: durable, and the file is the server's alone while it runs",
      test_sqlite_exclusive},
