@@ -325,7 +325,36 @@ static json_t *json_load_or(const char *text, json_t *fallback) {
     return v;
 }
 
+/* An attempt still running ends its task's attempts this way, as json_text
+ * writes what task_attempt_begin builds: its end is written over this
+ * suffix in place, with no parse (the JSON path below gives the same). */
+#define ATTEMPT_OPEN_END ",\"ended_at\":null,\"outcome\":\"running\",\"error\":null}]"
+
+/* Writes a time as json_set_time's string. */
+static void text_time(struct buf *b, int64_t ms) {
+    char tmp[TIME_RFC3339_LEN + 1];
+    time_format_rfc3339(ms, tmp);
+    text_string(b, tmp, strlen(tmp));
+}
+
 void task_attempt_begin(struct task *t, int64_t now) {
+    if (!t->attempts) { /* the first: written directly, as json_text would */
+        struct buf b;
+        buf_init(&b);
+        buf_puts(&b, "[{\"attempt\":");
+        json_put_int(&b, t->attempt);
+        buf_puts(&b, ",\"worker\":");
+        if (t->lease_worker)
+            text_string(&b, t->lease_worker, strlen(t->lease_worker));
+        else
+            buf_puts(&b, "null");
+        buf_puts(&b, ",\"started_at\":");
+        text_time(&b, now);
+        buf_puts(&b, ATTEMPT_OPEN_END);
+        buf_putc(&b, '\0');
+        t->attempts = buf_detach(&b);
+        return;
+    }
     json_t *all = json_load_or(t->attempts, json_array());
     if (!json_is_array(all)) {
         json_decref(all);
@@ -347,6 +376,27 @@ void task_attempt_begin(struct task *t, int64_t now) {
 }
 
 void task_attempt_end(struct task *t, const char *outcome, const char *error, int64_t now) {
+    size_t n = t->attempts ? strlen(t->attempts) : 0, k = sizeof ATTEMPT_OPEN_END - 1;
+    if (n > k && memcmp(t->attempts + n - k, ATTEMPT_OPEN_END, k) == 0) {
+        struct buf b;
+        buf_init(&b);
+        buf_grow(&b, n + 64 + (error ? strlen(error) : 0));
+        buf_put(&b, t->attempts, n - k);
+        buf_puts(&b, ",\"ended_at\":");
+        text_time(&b, now);
+        buf_puts(&b, ",\"outcome\":");
+        text_string(&b, outcome, strlen(outcome));
+        buf_puts(&b, ",\"error\":");
+        if (error)
+            text_string(&b, error, strlen(error));
+        else
+            buf_puts(&b, "null");
+        buf_puts(&b, "}]");
+        buf_putc(&b, '\0');
+        free(t->attempts);
+        t->attempts = buf_detach(&b);
+        return;
+    }
     json_t *all = json_load_or(t->attempts, NULL);
     json_t *last = json_array_get(all, json_array_size(all) - 1);
     if (last && json_is_null(json_object_get(last, "ended_at"))) {

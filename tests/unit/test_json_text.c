@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/common/task.h"
 #include "../src/common/task_json.h"
+#include "../src/common/timeutil.h"
 #include "harness.h"
 
 #define FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16))
@@ -204,7 +206,70 @@ static void test_random_values(void) {
     CHECK_INT(mismatches, 0);
 }
 
+/* The attempts' JSON as task_attempt_begin and _end wrote it through
+ * jansson before they wrote it in place: the reference they must match. */
+static char *ref_begin(const char *attempts, int64_t attempt, const char *worker, int64_t now) {
+    json_t *all = attempts ? json_loads(attempts, 0, NULL) : json_array();
+    json_t *a = json_object();
+    char tmp[TIME_RFC3339_LEN + 1];
+    time_format_rfc3339(now, tmp);
+    json_object_set_new(a, "attempt", json_integer(attempt));
+    json_object_set_new(a, "worker", worker ? json_string(worker) : json_null());
+    json_object_set_new(a, "started_at", json_string(tmp));
+    json_object_set_new(a, "ended_at", json_null());
+    json_object_set_new(a, "outcome", json_string("running"));
+    json_object_set_new(a, "error", json_null());
+    json_array_append_new(all, a);
+    char *out = json_dumps(all, FLAGS);
+    json_decref(all);
+    return out;
+}
+
+static char *ref_end(const char *attempts, const char *outcome, const char *error, int64_t now) {
+    json_t *all = json_loads(attempts, 0, NULL);
+    json_t *last = json_array_get(all, json_array_size(all) - 1);
+    char tmp[TIME_RFC3339_LEN + 1];
+    time_format_rfc3339(now, tmp);
+    json_object_set_new(last, "ended_at", json_string(tmp));
+    json_object_set_new(last, "outcome", json_string(outcome));
+    json_object_set_new(last, "error", error ? json_string(error) : json_null());
+    char *out = json_dumps(all, FLAGS);
+    json_decref(all);
+    return out;
+}
+
+static void test_attempts_written_in_place(void) {
+    const char *workers[] = {NULL, "w-1", "quote\" back\\ tab\t nl\n \x01",
+                             "caf\xc3\xa9 \xf0\x9f\x98\x80"};
+    const char *errors[] = {NULL, "lease lost", "boom:\n\"x\"\\ \x1f end", ""};
+    const char *outcomes[] = {"completed", "failed", "lease_lost", "released"};
+    int64_t now = 1733390000123;
+    for (size_t w = 0; w < 4; w++) {
+        struct task *t = task_new();
+        t->lease_worker = workers[w] ? strdup(workers[w]) : NULL;
+        for (int k = 0; k < 4; k++) {
+            t->attempt = k + 1;
+            char *want = ref_begin(t->attempts, t->attempt, t->lease_worker, now + k);
+            task_attempt_begin(t, now + k);
+            CHECK_STR(t->attempts, want);
+            free(want);
+            want = ref_end(t->attempts, outcomes[k], errors[(w + (size_t)k) % 4], now + k + 7);
+            task_attempt_end(t, outcomes[k], errors[(w + (size_t)k) % 4], now + k + 7);
+            CHECK_STR(t->attempts, want);
+            free(want);
+            /* Ended: a second end changes nothing. */
+            char *before = strdup(t->attempts);
+            task_attempt_end(t, "failed", "again", now + 99);
+            CHECK_STR(t->attempts, before);
+            free(before);
+        }
+        task_free(t);
+    }
+}
+
 static const struct th_test tests[] = {
+    {"task attempts are begun and ended in place as jansson wrote them",
+     test_attempts_written_in_place},
     {"json_text writes what json_dumps wrote: edge cases", test_edge_cases},
     {"json_text writes what json_dumps wrote: 20,000 random values", test_random_values},
     {NULL, NULL},
