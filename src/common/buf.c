@@ -81,12 +81,10 @@ void buf_printf(struct buf *b, const char *fmt, ...) {
     b->len += (size_t)n;
 }
 
-void json_put_strn(struct buf *b, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    /* The bytes with a two-character escape; other control bytes are \u00XX. */
-    static const char short_escape[128] = {
-        ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
-    };
+/* A JSON string: the bytes with an entry in short_escape as a backslash
+ * and that letter, other control bytes as \u00XX in `hex`'s digits. */
+static void put_escaped(struct buf *b, const char *s, size_t n, const char short_escape[128],
+                        const char hex[16]) {
     buf_grow(b, n + 2);
     b->p[b->len++] = '"';
     size_t run = 0; /* start of the pending run of plain bytes */
@@ -105,6 +103,21 @@ void json_put_strn(struct buf *b, const char *s, size_t n) {
     }
     buf_put(b, s + run, n - run);
     buf_putc(b, '"');
+}
+
+void json_put_strn(struct buf *b, const char *s, size_t n) {
+    static const char short_escape[128] = {
+        ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+    };
+    put_escaped(b, s, n, short_escape, "0123456789abcdef");
+}
+
+void json_put_strn_jansson(struct buf *b, const char *s, size_t n) {
+    static const char short_escape[128] = {
+        ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+        ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
+    };
+    put_escaped(b, s, n, short_escape, "0123456789ABCDEF");
 }
 
 void json_put_str(struct buf *b, const char *s) {

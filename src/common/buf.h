@@ -36,6 +36,8 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
 /* JSON writing: values only; the caller writes the punctuation. */
 void json_put_str(struct buf *b, const char *s); /* "s" escaped, or null for NULL */
 void json_put_strn(struct buf *b, const char *s, size_t n);
+/* As jansson's json_dumps writes a string: \b and \f too, \u00XX in upper case. */
+void json_put_strn_jansson(struct buf *b, const char *s, size_t n);
 void json_put_int(struct buf *b, int64_t v);
 void json_put_double(struct buf *b, double v);
 void json_put_bool(struct buf *b, bool v);

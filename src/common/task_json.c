@@ -18,32 +18,10 @@
  * the same text, so comparisons of stored params still hold.
  */
 
-/* jansson's string: quote, backslash, \b \f \n \r \t and \u00XX (upper
- * case) for the other control bytes; UTF-8 as it is. */
+/* jansson's string (buf.h): quote, backslash, \b \f \n \r \t and \u00XX
+ * (upper case) for the other control bytes; UTF-8 as it is. */
 static void text_string(struct buf *b, const char *s, size_t n) {
-    static const char hex[] = "0123456789ABCDEF";
-    static const char short_escape[128] = {
-        ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
-        ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
-    };
-    buf_grow(b, n + 2);
-    b->p[b->len++] = '"';
-    size_t run = 0; /* start of the pending run of plain bytes */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        buf_put(b, s + run, i - run);
-        run = i + 1;
-        if (short_escape[c]) {
-            char esc[2] = {'\\', short_escape[c]};
-            buf_put(b, esc, 2);
-        } else {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            buf_put(b, esc, 6);
-        }
-    }
-    buf_put(b, s + run, n - run);
-    buf_putc(b, '"');
+    json_put_strn_jansson(b, s, n);
 }
 
 /* jansson's real (jsonp_dtostr): %.16g; ".0" added when it would read as

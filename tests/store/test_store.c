@@ -2121,6 +2121,21 @@ static void test_batch_retried_after_deadlock(void) {
 
 /* ---- A statement sent ahead that fails fails its batch ---- */
 
+/* The ops of one batch: a heartbeat of task id that sets processed to 7,
+ * then a submit of one task to ns and queue. */
+static void heartbeat_and_submit_ops(struct store_op ops[2], const char *ns, const char *queue,
+                                     const char *id, const char *tok) {
+    id_op_init(&ops[0], STORE_OP_HEARTBEAT, ns, id, tok);
+    ops[0].lease_ms = 60000;
+    ops[0].has_progress = true;
+    ops[0].progress.has_processed = true;
+    ops[0].progress.processed = 7;
+    store_op_init(&ops[1], STORE_OP_CREATE);
+    ops[1].tasks = xmalloc(sizeof *ops[1].tasks);
+    ops[1].tasks[0] = new_task(ns, queue, "y", 0);
+    ops[1].ntasks = 1;
+}
+
 /* PostgreSQL sends a batch's inserts, kept updates, statistics and events
  * ahead and reads their answers with its COMMIT (storage.md, "statements
  * sent ahead"). An insert refused there (a trigger of the test's) must fail
@@ -2156,15 +2171,7 @@ static void test_failure_sent_ahead_fails_the_batch(void) {
         /* One batch: a heartbeat (its row preloaded, its update kept and
          * sent ahead), then a submit (its insert sent ahead). */
         struct store_op ops[2];
-        id_op_init(&ops[0], STORE_OP_HEARTBEAT, "ah", id, tok);
-        ops[0].lease_ms = 60000;
-        ops[0].has_progress = true;
-        ops[0].progress.has_processed = true;
-        ops[0].progress.processed = 7;
-        store_op_init(&ops[1], STORE_OP_CREATE);
-        ops[1].tasks = xmalloc(sizeof *ops[1].tasks);
-        ops[1].tasks[0] = new_task("ah", "ahq", "y", 0);
-        ops[1].ntasks = 1;
+        heartbeat_and_submit_ops(ops, "ah", "ahq", id, tok);
         run_one_batch(s, ops, 2);
         PGresult *r = pg_exec_ok(x, "SELECT count(*) FROM tasks WHERE namespace = 'ah'");
         int ntasks = r ? atoi(PQgetvalue(r, 0, 0)) : -1;
@@ -2250,15 +2257,7 @@ static void test_rolled_back_batch_leaves_no_kept_row(void) {
                         : "CREATE TRIGGER tm_test_refuse2 BEFORE INSERT ON tasks"
                           " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
     struct store_op ops[2];
-    id_op_init(&ops[0], STORE_OP_HEARTBEAT, "rb", id, tok);
-    ops[0].lease_ms = 60000;
-    ops[0].has_progress = true;
-    ops[0].progress.has_processed = true;
-    ops[0].progress.processed = 7;
-    store_op_init(&ops[1], STORE_OP_CREATE);
-    ops[1].tasks = xmalloc(sizeof *ops[1].tasks);
-    ops[1].tasks[0] = new_task("rb", "rbq", "y", 0);
-    ops[1].ntasks = 1;
+    heartbeat_and_submit_ops(ops, "rb", "rbq", id, tok);
     run_one_batch(s, ops, 2);
     CHECK(ops[0].err.code != 0);
     CHECK(ops[1].err.code != 0);
