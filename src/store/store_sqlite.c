@@ -100,7 +100,8 @@ struct sq_store {
     struct sq_conn writer;
     sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due, *w_next_due,
         *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put, *w_savepoint, *w_release,
-        *w_rollback_to, *w_queue_pause, *w_stats_add, *w_stats_prune, *w_counts_add;
+        *w_rollback_to, *w_queue_pause, *w_stats_add, *w_stats_prune, *w_counts_add,
+        *w_data_version;
     char *select_cols; /* "id,namespace,..." */
     /* w_upd[m]: the UPDATE that sets keyed column k only where bit k of m is
      * set (w_update is the full one, m all ones); NULL until first used. */
@@ -111,6 +112,9 @@ struct sq_store {
     struct sq_row *rows; /* SQ_ROWS slots */
     size_t rows_bytes;
     uint64_t tx; /* the writer's transactions, counted at begin */
+    /* PRAGMA data_version at the last begin: it moves when another
+     * connection (another process) commits to the file. */
+    int64_t data_version;
 
     pthread_mutex_t pool_lock;
     struct sq_conn *pool;     /* idle readers */
@@ -475,6 +479,25 @@ static void sq_rows_undo(struct sq_store *q) {
         if (q->rows[i].t && q->rows[i].tx == q->tx) sq_row_clear(q, &q->rows[i]);
 }
 
+/*
+ * After BEGIN IMMEDIATE (the file's write lock is ours until the end):
+ * when another process committed to the file since the last begin (a
+ * second server on it by mistake, a hand edit), none of the rows is
+ * trusted. Not for reads only: with two writers on the file, a kept row
+ * would write over the other's change.
+ */
+static int sq_rows_check(struct sq_store *q) {
+    int rc = sq_step_one(q->writer.db, q->w_data_version, "data_version");
+    int64_t v = rc == 0 ? sqlite3_column_int64(q->w_data_version, 0) : 0;
+    sqlite3_reset(q->w_data_version);
+    if (rc) return rc;
+    if (v != q->data_version)
+        for (size_t i = 0; i < SQ_ROWS; i++)
+            sq_row_clear(q, &q->rows[i]);
+    q->data_version = v;
+    return 0;
+}
+
 /* What was noted may no longer be what is stored (a new transaction, a
  * rollback, a failed statement). */
 static void sq_seen_forget(struct sq_store *q) {
@@ -595,6 +618,7 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
         rc = sq_prepare(db, "SELECT min(due_at) FROM tasks WHERE due_at IS NOT NULL",
                         &q->w_next_due);
     if (!rc) rc = sq_prepare(db, "BEGIN IMMEDIATE", &q->w_begin);
+    if (!rc) rc = sq_prepare(db, "PRAGMA data_version", &q->w_data_version);
     if (!rc) rc = sq_prepare(db, "COMMIT", &q->w_commit);
     if (!rc) rc = sq_prepare(db, "ROLLBACK", &q->w_rollback);
     if (!rc)
@@ -648,7 +672,8 @@ static void sq_close(struct store *s) {
                            q->w_idem,        q->w_claim,     q->w_due,         q->w_next_due,
                            q->w_begin,       q->w_commit,    q->w_rollback,    q->w_queue_get,
                            q->w_queue_put,   q->w_savepoint, q->w_release,     q->w_rollback_to,
-                           q->w_queue_pause, q->w_stats_add, q->w_stats_prune, q->w_counts_add};
+                           q->w_queue_pause, q->w_stats_add, q->w_stats_prune, q->w_counts_add,
+                           q->w_data_version};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     for (size_t m = 0; m < sizeof q->w_upd / sizeof q->w_upd[0]; m++)
@@ -676,9 +701,12 @@ static void sq_close(struct store *s) {
 }
 
 static int sq_begin(struct store *s) {
-    sq(s)->tx++;
-    sq_seen_forget(sq(s));
-    return sq_step_done(sq(s)->writer.db, sq(s)->w_begin);
+    struct sq_store *q = sq(s);
+    q->tx++;
+    sq_seen_forget(q);
+    int rc = sq_step_done(q->writer.db, q->w_begin);
+    if (rc == 0 && (rc = sq_rows_check(q))) sq_step_done(q->writer.db, q->w_rollback);
+    return rc;
 }
 
 /*
@@ -687,6 +715,8 @@ static int sq_begin(struct store *s) {
  * covers it, and a crash before then only brings the pruned rows back).
  * Pruning then costs the writers no fsync of its own.
  */
+static void sq_lazy_end(struct sq_store *q);
+
 static int sq_begin_lazy(struct store *s) {
     struct sq_store *q = sq(s);
     if (!q->relaxed) {
@@ -700,7 +730,10 @@ static int sq_begin_lazy(struct store *s) {
     }
     q->tx++;
     sq_seen_forget(q);
-    return sq_step_done(q->writer.db, q->w_begin);
+    int rc = sq_step_done(q->writer.db, q->w_begin);
+    if (rc == 0 && (rc = sq_rows_check(q))) sq_step_done(q->writer.db, q->w_rollback);
+    if (rc) sq_lazy_end(q); /* no transaction: durable again */
+    return rc;
 }
 
 /* Back to the durable setting after begin_lazy's transaction ends. */

@@ -2281,6 +2281,42 @@ static void test_rolled_back_batch_leaves_no_kept_row(void) {
     store_close(s);
 }
 
+/*
+ * The rows the SQLite writer keeps hold only while it is the one process
+ * that writes the file. A commit by another connection (a hand edit here;
+ * a second server on the file by mistake) must be seen by the next batch:
+ * its load reads the row again rather than writing over the change.
+ */
+static void test_foreign_commit_drops_kept_rows(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    char id[ID_LEN + 1], tok[ID_LEN + 1];
+    if (!create_claimed(s, "fc", "fcq", id, tok)) return;
+    CHECK_INT(heartbeat(s, id, tok, 0.25), 0); /* kept: an update */
+    struct task *before = get(s, "fc", id);
+    CHECK(before);
+    if (!before) return;
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE tasks SET progress_message='by hand', version=version+5 WHERE id='%s'", id);
+    exec_on_store_db(sql);
+    struct store_op op;
+    id_op_init(&op, STORE_OP_HEARTBEAT, "fc", id, tok);
+    op.lease_ms = 60000;
+    CHECK_INT(store_run(s, &op), 0);
+    CHECK(op.task && op.task->version == before->version + 6);
+    CHECK(op.task && op.task->progress.message &&
+          strcmp(op.task->progress.message, "by hand") == 0);
+    store_op_release(&op);
+    struct task *t = get(s, "fc", id);
+    CHECK(t && t->version == before->version + 6 && t->progress.message &&
+          strcmp(t->progress.message, "by hand") == 0);
+    task_free(t);
+    task_free(before);
+    store_close(s);
+}
+
 /* An op of n submits to namespace "many"; its rc. */
 static int create_many(struct store *s, int n, struct store_op *op) {
     store_op_init(op, STORE_OP_CREATE);
@@ -2766,6 +2802,8 @@ static const struct th_test tests[] = {
      test_failure_sent_ahead_fails_the_batch},
     {"a rolled-back batch leaves no row the writer keeps: the next load finds it as committed",
      test_rolled_back_batch_leaves_no_kept_row},
+    {"another process's commit to the file is seen by the next load, not written over",
+     test_foreign_commit_drops_kept_rows},
     {"600 submits in one op: all stored, their events in order, counted",
      test_many_submits_in_one_op},
     {"another node's events reach the listener whole, as the log gives them back",
