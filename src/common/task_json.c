@@ -308,6 +308,15 @@ static json_t *json_load_or(const char *text, json_t *fallback) {
  * suffix in place, with no parse (the JSON path below gives the same). */
 #define ATTEMPT_OPEN_END ",\"ended_at\":null,\"outcome\":\"running\",\"error\":null}]"
 
+/* Whether s (NULL too) is ASCII: what the paths in place take. jansson
+ * refuses a string that is not UTF-8, which the JSON path then leaves out;
+ * these write bytes as they are, so other text goes the JSON path. */
+static bool text_ascii(const char *s) {
+    for (; s && *s; s++)
+        if ((unsigned char)*s >= 0x80) return false;
+    return true;
+}
+
 /* Writes a time as json_set_time's string. */
 static void text_time(struct buf *b, int64_t ms) {
     char tmp[TIME_RFC3339_LEN + 1];
@@ -316,7 +325,7 @@ static void text_time(struct buf *b, int64_t ms) {
 }
 
 void task_attempt_begin(struct task *t, int64_t now) {
-    if (!t->attempts) { /* the first: written directly, as json_text would */
+    if (!t->attempts && text_ascii(t->lease_worker)) { /* the first: as json_text would */
         struct buf b;
         buf_init(&b);
         buf_puts(&b, "[{\"attempt\":");
@@ -355,7 +364,8 @@ void task_attempt_begin(struct task *t, int64_t now) {
 
 void task_attempt_end(struct task *t, const char *outcome, const char *error, int64_t now) {
     size_t n = t->attempts ? strlen(t->attempts) : 0, k = sizeof ATTEMPT_OPEN_END - 1;
-    if (n > k && memcmp(t->attempts + n - k, ATTEMPT_OPEN_END, k) == 0) {
+    if (n > k && memcmp(t->attempts + n - k, ATTEMPT_OPEN_END, k) == 0 && text_ascii(outcome) &&
+        text_ascii(error)) {
         struct buf b;
         buf_init(&b);
         buf_grow(&b, n + 64 + (error ? strlen(error) : 0));

@@ -241,7 +241,9 @@ static char *ref_end(const char *attempts, const char *outcome, const char *erro
 static void test_attempts_written_in_place(void) {
     const char *workers[] = {NULL, "w-1", "quote\" back\\ tab\t nl\n \x01",
                              "caf\xc3\xa9 \xf0\x9f\x98\x80"};
-    const char *errors[] = {NULL, "lease lost", "boom:\n\"x\"\\ \x1f end", ""};
+    const char *errors[] = {NULL, "lease lost", "boom:\n\"x\"\\ \x1f end",
+                            "\xc3\xa9"
+                            "chec \xff"};
     const char *outcomes[] = {"completed", "failed", "lease_lost", "released"};
     int64_t now = 1733390000123;
     for (size_t w = 0; w < 4; w++) {
