@@ -70,14 +70,14 @@ struct sq_seen {
 
 /*
  * The writer's rows. One process writes the file (storage.md), so a task
- * as the writer last updated or read it is what the file holds, and the
- * next op on it (the heartbeats and the completion after a claim) takes it
- * from here rather than reading and decoding its row: a table of
- * SQ_ROWS slots, one task a slot (by a hash of its id), at most
- * SQ_ROW_BYTES a task and SQ_ROWS_BYTES in all. An entry made in the open
- * transaction (sq_row.tx) goes when it rolls back, or back to a savepoint;
- * a delete drops its task's. Inserts make none: a new task is next read by
- * the claim query, which reads its row anyway.
+ * as the writer last updated it is what the file holds, and the next op on
+ * it (the heartbeats and the completion after a claim) takes it from here
+ * rather than reading and decoding its row: a table of SQ_ROWS slots, one
+ * task a slot (by a hash of its id), at most SQ_ROW_BYTES a task and
+ * SQ_ROWS_BYTES in all. An update makes the entry; a load takes it out. An
+ * entry made in the open transaction (sq_row.tx) goes when it rolls back,
+ * or back to a savepoint; a delete drops its task's. Inserts make none: a
+ * new task is next read by the claim query, which reads its row anyway.
  */
 #define SQ_ROWS       4096
 #define SQ_ROW_BYTES  (64 * 1024)
@@ -85,7 +85,6 @@ struct sq_seen {
 
 struct sq_row {
     struct task *t; /* NULL: an empty slot */
-    unsigned known; /* keyed columns (sq_seen) that hold what writing t would store */
     uint64_t tx;    /* the writer's transaction that made it */
     size_t bytes;
 };
@@ -411,7 +410,7 @@ static bool sq_column_is(sqlite3_stmt *st, int at, const struct store_value *v) 
 /* t is stored as it is now: just written, or read from st's row (NULL:
  * written). A column read is known only if it holds just what writing t
  * would store (not, say, a due time a migration worked out otherwise). */
-static unsigned sq_seen_note(struct sq_store *q, const struct task *t, sqlite3_stmt *st) {
+static void sq_seen_note(struct sq_store *q, const struct task *t, sqlite3_stmt *st) {
     struct sq_seen *e = sq_seen_find(q, t->id);
     if (!e) e = &q->seen[q->seen_next++ % SQ_NSEEN];
     memcpy(e->id, t->id, sizeof e->id);
@@ -425,18 +424,6 @@ static unsigned sq_seen_note(struct sq_store *q, const struct task *t, sqlite3_s
         }
         e->key[k] = sq_key(q, t, k);
     }
-    return e->known;
-}
-
-/* As sq_seen_note, for a task taken from the writer's rows: what its row
- * was known to hold when the entry was made. */
-static void sq_seen_note_known(struct sq_store *q, const struct task *t, unsigned known) {
-    struct sq_seen *e = sq_seen_find(q, t->id);
-    if (!e) e = &q->seen[q->seen_next++ % SQ_NSEEN];
-    memcpy(e->id, t->id, sizeof e->id);
-    e->known = known;
-    for (size_t k = 0; k < SQ_NKEYED; k++)
-        e->key[k] = sq_key(q, t, k);
 }
 
 /* ---- The writer's rows ---- */
@@ -460,14 +447,13 @@ static void sq_row_drop(struct sq_store *q, const char *id) {
     if (r->t && strcmp(r->t->id, id) == 0) sq_row_clear(q, r);
 }
 
-/* t is what its row holds now, in the open transaction. */
-static void sq_row_put(struct sq_store *q, const struct task *t, unsigned known) {
+/* t was just written: what its row holds now, in the open transaction. */
+static void sq_row_put(struct sq_store *q, const struct task *t) {
     struct sq_row *r = sq_row_slot(q, t->id);
     sq_row_clear(q, r);
     size_t bytes = task_bytes(t);
     if (bytes > SQ_ROW_BYTES || q->rows_bytes + bytes > SQ_ROWS_BYTES) return;
     r->t = task_clone(t);
-    r->known = known;
     r->tx = q->tx;
     r->bytes = bytes;
     q->rows_bytes += bytes;
@@ -530,11 +516,10 @@ static sqlite3_stmt *sq_update_stmt(struct sq_store *q, const struct task *t) {
 
 /* Steps a one-row query that selects the task columns; the writer's reads
  * are noted in seen (q; NULL for a reader). */
-static int sq_fetch_one(struct sq_store *seen, sqlite3 *db, sqlite3_stmt *st, struct task **out,
-                        unsigned *known) {
+static int sq_fetch_one(struct sq_store *seen, sqlite3 *db, sqlite3_stmt *st, struct task **out) {
     int ret = sq_step_one(db, st, "read task");
     if (!ret) *out = sq_read_task(st);
-    if (!ret && seen) *known = sq_seen_note(seen, *out, st);
+    if (!ret && seen) sq_seen_note(seen, *out, st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return ret;
@@ -778,18 +763,16 @@ static int sq_load(struct store *s, const char *id, struct task **out) {
     struct sq_store *q = sq(s);
     struct sq_row *r = sq_row_slot(q, id);
     if (r->t && strcmp(r->t->id, id) == 0) {
-        /* Taken out: the op's update puts it back, as it then is. */
+        /* Taken out: the op's update puts it back, as it then is. Written
+         * by the writer, its row holds every column as the task has it. */
         *out = r->t;
         r->t = NULL;
         q->rows_bytes -= r->bytes;
-        sq_seen_note_known(q, *out, r->known);
+        sq_seen_note(q, *out, NULL);
         return 0;
     }
     sqlite3_bind_text(q->w_load, 1, id, -1, SQLITE_STATIC);
-    unsigned known = 0;
-    int rc = sq_fetch_one(q, q->writer.db, q->w_load, out, &known);
-    if (rc == 0) sq_row_put(q, *out, known);
-    return rc;
+    return sq_fetch_one(q, q->writer.db, q->w_load, out);
 }
 
 static int sq_insert(struct store *s, const struct task *t) {
@@ -817,7 +800,8 @@ static int sq_update(struct store *s, const struct task *t) {
         sq_seen_forget(q);
         sq_row_drop(q, t->id);
     } else {
-        sq_row_put(q, t, sq_seen_note(q, t, NULL));
+        sq_seen_note(q, t, NULL);
+        sq_row_put(q, t);
     }
     return rc;
 }
@@ -862,8 +846,7 @@ static int sq_claim_next(struct store *s, const struct store_claim_query *cq, st
         buf_putc(&types, ']');
         sqlite3_bind_text(q->w_claim, 3, types.p, (int)types.len, SQLITE_STATIC);
     }
-    unsigned known = 0;
-    int rc = sq_fetch_one(q, q->writer.db, q->w_claim, out, &known);
+    int rc = sq_fetch_one(q, q->writer.db, q->w_claim, out);
     buf_release(&types);
     return rc;
 }
@@ -926,7 +909,7 @@ static int sq_get(struct store *s, const char *ns, const char *id, struct task *
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
     sqlite3_bind_text(c->get, 1, id, -1, SQLITE_STATIC);
-    int rc = sq_fetch_one(NULL, c->db, c->get, out, NULL);
+    int rc = sq_fetch_one(NULL, c->db, c->get, out);
     sq_reader_give(q, c);
     if (rc == 0 && ns && strcmp((*out)->namespace, ns) != 0) {
         task_free(*out);
