@@ -100,7 +100,7 @@ struct sq_store {
     sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due, *w_next_due,
         *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put, *w_savepoint, *w_release,
         *w_rollback_to, *w_queue_pause, *w_stats_add, *w_stats_prune, *w_counts_add,
-        *w_data_version;
+        *w_data_version, *w_claim1;
     char *select_cols; /* "id,namespace,..." */
     /* w_upd[m]: the UPDATE that sets keyed column k only where bit k of m is
      * set (w_update is the full one, m all ones); NULL until first used. */
@@ -200,9 +200,14 @@ static int sq_exec(sqlite3 *db, const char *sql) {
 }
 
 int sq_step_done(sqlite3 *db, sqlite3_stmt *st) {
+    int rc = sq_step_bound(db, st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int sq_step_bound(sqlite3 *db, sqlite3_stmt *st) {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE) {
         sq_log(db, "step");
         return rc == SQLITE_CONSTRAINT ? TM_ECONFLICT : TM_EINTERNAL;
@@ -591,6 +596,14 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
              " ORDER BY priority, ready_at, id LIMIT 1",
              q->select_cols);
     if (!rc) rc = sq_prepare(db, sql, &q->w_claim);
+    /* The same for one type, without json_each's table (a worker names one
+     * type more often than not). */
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM tasks WHERE phase='pending' AND paused=0 AND queue=?1"
+             " AND (?2 IS NULL OR namespace=?2) AND type=?3"
+             " ORDER BY priority, ready_at, id LIMIT 1",
+             q->select_cols);
+    if (!rc) rc = sq_prepare(db, sql, &q->w_claim1);
     if (!rc) rc = sq_prepare(db, "SAVEPOINT op", &q->w_savepoint);
     if (!rc) rc = sq_prepare(db, "RELEASE op", &q->w_release);
     if (!rc) rc = sq_prepare(db, "ROLLBACK TO op", &q->w_rollback_to);
@@ -653,12 +666,12 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
 static void sq_close(struct store *s) {
     struct sq_store *q = sq(s);
     if (!q) return;
-    sqlite3_stmt *all[] = {q->w_insert,      q->w_update,    q->w_load,        q->w_delete,
-                           q->w_idem,        q->w_claim,     q->w_due,         q->w_next_due,
-                           q->w_begin,       q->w_commit,    q->w_rollback,    q->w_queue_get,
-                           q->w_queue_put,   q->w_savepoint, q->w_release,     q->w_rollback_to,
-                           q->w_queue_pause, q->w_stats_add, q->w_stats_prune, q->w_counts_add,
-                           q->w_data_version};
+    sqlite3_stmt *all[] = {q->w_insert,       q->w_update,    q->w_load,        q->w_delete,
+                           q->w_idem,         q->w_claim,     q->w_due,         q->w_next_due,
+                           q->w_begin,        q->w_commit,    q->w_rollback,    q->w_queue_get,
+                           q->w_queue_put,    q->w_savepoint, q->w_release,     q->w_rollback_to,
+                           q->w_queue_pause,  q->w_stats_add, q->w_stats_prune, q->w_counts_add,
+                           q->w_data_version, q->w_claim1};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     for (size_t m = 0; m < sizeof q->w_upd / sizeof q->w_upd[0]; m++)
@@ -778,7 +791,7 @@ static int sq_load(struct store *s, const char *id, struct task **out) {
 static int sq_insert(struct store *s, const struct task *t) {
     struct sq_store *q = sq(s);
     sq_bind_task(q->w_insert, t);
-    int rc = sq_step_done(q->writer.db, q->w_insert);
+    int rc = sq_step_bound(q->writer.db, q->w_insert);
     sq_row_drop(q, t->id);
     if (rc)
         sq_seen_forget(q);
@@ -795,7 +808,7 @@ static int sq_update(struct store *s, const struct task *t) {
         return TM_EINTERNAL;
     }
     sq_bind_task(st, t);
-    int rc = sq_step_done(q->writer.db, st);
+    int rc = sq_step_bound(q->writer.db, st);
     if (rc) {
         sq_seen_forget(q);
         sq_row_drop(q, t->id);
@@ -835,18 +848,21 @@ static int sq_claim_next(struct store *s, const struct store_claim_query *cq, st
     struct sq_store *q = sq(s);
     struct buf types;
     buf_init(&types);
-    sqlite3_bind_text(q->w_claim, 1, cq->queue, -1, SQLITE_STATIC);
-    if (cq->ns) sqlite3_bind_text(q->w_claim, 2, cq->ns, -1, SQLITE_STATIC);
-    if (cq->ntypes > 0) {
+    sqlite3_stmt *st = cq->ntypes == 1 ? q->w_claim1 : q->w_claim;
+    sqlite3_bind_text(st, 1, cq->queue, -1, SQLITE_STATIC);
+    if (cq->ns) sqlite3_bind_text(st, 2, cq->ns, -1, SQLITE_STATIC);
+    if (cq->ntypes == 1) {
+        sqlite3_bind_text(st, 3, cq->types[0], -1, SQLITE_STATIC);
+    } else if (cq->ntypes > 0) {
         buf_putc(&types, '[');
         for (int i = 0; i < cq->ntypes; i++) {
             if (i) buf_putc(&types, ',');
             json_put_str(&types, cq->types[i]);
         }
         buf_putc(&types, ']');
-        sqlite3_bind_text(q->w_claim, 3, types.p, (int)types.len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, types.p, (int)types.len, SQLITE_STATIC);
     }
-    int rc = sq_fetch_one(q, q->writer.db, q->w_claim, out);
+    int rc = sq_fetch_one(q, q->writer.db, st, out);
     buf_release(&types);
     return rc;
 }

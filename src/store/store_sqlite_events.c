@@ -454,7 +454,7 @@ int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t 
         else
             sqlite3_bind_null(st, 11);
         sqlite3_bind_int64(st, 12, q->head + 1);
-        if ((rc = sq_step_done(db, st))) return rc;
+        if ((rc = sq_step_bound(db, st))) return rc;
         ev->seq = ++q->head;
         if (q->head == open->first_seq) q->open_first_at = ev->at;
         q->open_last_at = ev->at;

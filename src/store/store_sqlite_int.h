@@ -45,6 +45,10 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
  * clears its bindings: 0, TM_ECONFLICT on a unique key, else TM_EINTERNAL
  * (logged). */
 int sq_step_done(sqlite3 *db, sqlite3_stmt *st);
+/* sq_step_done for a statement whose every parameter is bound before each
+ * step (a task's row, an event): the bindings are left, since clearing a
+ * row's 56 costs more than the next binds overwriting them. */
+int sq_step_bound(sqlite3 *db, sqlite3_stmt *st);
 /* Binds text (copied), or NULL when v is. */
 void sq_bind_text(sqlite3_stmt *st, int at, const char *v);
 /* Binds row's first `max` fields (all: SIZE_MAX) to ?1, ?2, ..., as

@@ -449,10 +449,25 @@ static void test_priority_then_fifo(void) {
     CHECK_INT(th_claim(&srv, "prio", "{\"worker\":\"w\",\"types\":[\"audio\",\"video\"]}", id, tok),
               200);
     CHECK_STR(id, t1);
+    /* One type (a statement of its own on SQLite): the same order. */
+    char *v5 = th_submit(&srv, "video", "\"queue\":\"one\",\"priority\":5");
+    char *v1 = th_submit(&srv, "video", "\"queue\":\"one\",\"priority\":-1");
+    char *a9 = th_submit(&srv, "audio", "\"queue\":\"one\",\"priority\":-9");
+    const char *video = "{\"worker\":\"w\",\"types\":[\"video\"]}";
+    CHECK_INT(th_claim(&srv, "one", video, id, tok), 200);
+    CHECK_STR(id, v1);
+    CHECK_INT(th_claim(&srv, "one", video, id, tok), 200);
+    CHECK_STR(id, v5);
+    CHECK_INT(th_claim(&srv, "one", video, id, tok), 204);
+    CHECK_INT(th_claim(&srv, "one", "{\"worker\":\"w\",\"types\":[\"audio\"]}", id, tok), 200);
+    CHECK_STR(id, a9);
     free(low1);
     free(low2);
     free(high);
     free(t1);
+    free(v5);
+    free(v1);
+    free(a9);
 }
 
 static void test_queue_counts_and_health(void) {
