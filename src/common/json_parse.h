@@ -5,6 +5,12 @@
  * trailing garbage are refused; duplicates too with JSON_REJECT_DUPLICATES)
  * but has no depth limit a caller can set, so the bytes are scanned for
  * nesting depth first. Pure; thread-safe.
+ *
+ * jansson's parse is slow (a character at a time through a callback, a
+ * string buffer grown per token), so json_parse_object tries a fast path
+ * of its own first, for the plain JSON request bodies are made of, and
+ * falls back on jansson for everything else. The fast path only answers
+ * when jansson would build an equal value; every error is jansson's.
  */
 #ifndef TASKMILL_JSON_PARSE_H
 #define TASKMILL_JSON_PARSE_H
@@ -17,7 +23,31 @@
 
 /* Nesting depth of the JSON text (strings skipped), without validating it. */
 int json_depth(const char *p, size_t n);
-/* Parses a JSON object. NULL with e set (TM_EMALFORMED / TM_EINVALID) on failure. */
+/*
+ * Parses a JSON object: the fast path, then jansson (json_loadb with
+ * JSON_REJECT_DUPLICATES) when it declines. Returns a new reference, or NULL
+ * with e set: TM_EINVALID when the text nests deeper than max_depth,
+ * TM_EMALFORMED with jansson's message ("malformed JSON at line L column C:
+ * TEXT") or when the value is not an object.
+ */
 json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e);
+/*
+ * The fast path alone (exposed for tests and the fuzzer). Returns a new
+ * reference to the object, or NULL when it declines, having freed what it
+ * built. Whenever it returns a value, jansson's json_loadb with
+ * JSON_REJECT_DUPLICATES returns an equal one: same types (integer or
+ * real), bit-identical reals (-0.0 too), same strings, keys in the same
+ * order. It accepts, with only space, tab, CR and LF between tokens:
+ *   - a top-level object, nothing but whitespace after it;
+ *   - objects without duplicate keys, arrays, nested up to 64 deep;
+ *   - strings of bytes 0x20..0x7F (quote and backslash escaped) and the
+ *     escapes \" \\ \/ \b \f \n \r \t;
+ *   - integers in int64 range (-0 is the integer 0, as in jansson);
+ *   - reals of at most 40 characters that strtod converts without ERANGE;
+ *   - true, false, null.
+ * It declines everything else: \u escapes, bytes >= 0x80 or < 0x20, other
+ * whitespace, top-level arrays and scalars, and all that is not JSON.
+ */
+json_t *json_parse_object_fast(const char *p, size_t n);
 
 #endif
