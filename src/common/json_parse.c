@@ -53,7 +53,8 @@ int json_depth(const char *p, size_t n) {
 struct fast {
     const char *p; /* the next byte */
     const char *end;
-    int depth; /* containers open */
+    int depth;     /* containers open */
+    int max_depth; /* more declines */
 };
 
 /* A string token as scanned: the bytes between the quotes, undecoded. */
@@ -189,7 +190,7 @@ static int fast_object_set(json_t *o, const struct fast_str *key, json_t *v) {
 /* The object at f->p ('{'). A trailing comma, a key that is not a string,
  * or anything jansson would refuse declines. */
 static json_t *fast_object(struct fast *f) {
-    if (++f->depth > FAST_MAX_DEPTH) return NULL;
+    if (++f->depth > f->max_depth) return NULL;
     json_t *o = json_object();
     if (!o) return NULL;
     f->p++;
@@ -224,7 +225,7 @@ decline:
 
 /* The array at f->p ('['). */
 static json_t *fast_array(struct fast *f) {
-    if (++f->depth > FAST_MAX_DEPTH) return NULL;
+    if (++f->depth > f->max_depth) return NULL;
     json_t *a = json_array();
     if (!a) return NULL;
     f->p++;
@@ -357,9 +358,10 @@ static json_t *fast_value(struct fast *f) {
     }
 }
 
-json_t *json_parse_object_fast(const char *p, size_t n) {
+/* json_parse_object_fast, declining containers nested deeper than max_depth. */
+static json_t *fast_parse(const char *p, size_t n, int max_depth) {
     if (!p) return NULL;
-    struct fast f = {p, p + n, 0};
+    struct fast f = {p, p + n, 0, max_depth < FAST_MAX_DEPTH ? max_depth : FAST_MAX_DEPTH};
     fast_skip_ws(&f);
     if (f.p == f.end || *f.p != '{') return NULL;
     json_t *v = fast_object(&f);
@@ -372,13 +374,20 @@ json_t *json_parse_object_fast(const char *p, size_t n) {
     return v;
 }
 
+json_t *json_parse_object_fast(const char *p, size_t n) {
+    return fast_parse(p, n, FAST_MAX_DEPTH);
+}
+
 json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e) {
+    /* What the fast path takes is JSON nested no deeper than max_depth, so
+     * json_depth, which counts the brackets, would have let it through: it
+     * runs only before jansson. */
+    json_t *v = fast_parse(p, n, max_depth);
+    if (v) return v;
     if (json_depth(p, n) > max_depth) {
         err_set(e, TM_EINVALID, "", "JSON nests deeper than %d levels", max_depth);
         return NULL;
     }
-    json_t *v = json_parse_object_fast(p, n);
-    if (v) return v;
     json_error_t je;
     v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
     if (!v) {

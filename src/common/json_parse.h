@@ -4,13 +4,15 @@
  * jansson is strict (invalid UTF-8, NUL escapes, int64 overflow and
  * trailing garbage are refused; duplicates too with JSON_REJECT_DUPLICATES)
  * but has no depth limit a caller can set, so the bytes are scanned for
- * nesting depth first. Pure; thread-safe.
+ * nesting depth before jansson reads them. Pure; thread-safe.
  *
  * jansson's parse is slow (a character at a time through a callback, a
  * string buffer grown per token), so json_parse_object tries a fast path
  * of its own first, for the plain JSON request bodies are made of, and
  * falls back on jansson for everything else. The fast path only answers
- * when jansson would build an equal value; every error is jansson's.
+ * when jansson would build an equal value; every error is jansson's. It
+ * counts the depth as it goes, declining past the limit, so an answer from
+ * it needs no scan.
  */
 #ifndef TASKMILL_JSON_PARSE_H
 #define TASKMILL_JSON_PARSE_H

@@ -750,6 +750,16 @@ static void test_parse_object_errors(void) {
     CHECK(v == NULL);
     CHECK_INT(e.code, TM_EINVALID);
     CHECK_STR(e.message, "JSON nests deeper than 3 levels");
+    /* At the limit, taken (by the fast path, which reads the depth itself). */
+    err_clear(&e);
+    v = json_parse_object("{\"a\":{\"b\":{\"c\":[]}}}", 20, 3, &e);
+    CHECK(v == NULL);
+    CHECK_STR(e.message, "JSON nests deeper than 3 levels");
+    err_clear(&e);
+    v = json_parse_object("{\"a\":{\"b\":{\"c\":1}}}", 19, 3, &e);
+    CHECK(v != NULL && json_integer_value(json_object_get(
+                           json_object_get(json_object_get(v, "a"), "b"), "c")) == 1);
+    json_decref(v);
 }
 
 static const struct th_test tests[] = {
