@@ -368,7 +368,7 @@ static int store_log_event(struct store *s, struct batch *b, const struct task *
     }
     struct store_event *ev = &b->events[b->nevents++];
     bool reduced = store_event_fill(ev, t, kind, cause, now, s->opt.event_task_max_bytes);
-    if (b->op && b->op->actor) snprintf(ev->actor, sizeof ev->actor, "%s", b->op->actor);
+    if (b->op && b->op->actor) store_copy_str(ev->actor, sizeof ev->actor, b->op->actor);
     /* The op's first task (a claim's, a completion's, not its parent's),
      * for its reply: the same bytes task_json_write would give. */
     struct store_op *op = b->op;

@@ -54,8 +54,8 @@ bool store_event_fill(struct store_event *ev, const struct task *t, const char *
     memset(ev, 0, sizeof *ev);
     ev->at = now;
     ev->version = t->version;
-    snprintf(ev->kind, sizeof ev->kind, "%s", kind);
-    snprintf(ev->cause, sizeof ev->cause, "%s", cause);
+    store_copy_str(ev->kind, sizeof ev->kind, kind);
+    store_copy_str(ev->cause, sizeof ev->cause, cause);
     memcpy(ev->task_id, t->id, sizeof ev->task_id);
     ev->ns = xstrdup(t->namespace ? t->namespace : "");
     ev->queue = xstrdup(t->queue ? t->queue : "");

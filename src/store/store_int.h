@@ -24,6 +24,8 @@
 #ifndef TASKMILL_STORE_INT_H
 #define TASKMILL_STORE_INT_H
 
+#include <string.h>
+
 #include "store.h"
 
 /* Not in err.h's table: never reaches a client. A serialization failure or
@@ -419,6 +421,15 @@ struct store_base {
     const struct store_backend *backend;
     void *impl;
 };
+
+/* Copies src into dst of size bytes, cut to fit, always terminated: what
+ * snprintf(dst, size, "%s", src) does, without its format machinery (three
+ * of them an event). */
+static inline void store_copy_str(char *dst, size_t size, const char *src) {
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
 
 static inline struct store_base *store_base_of(struct store *s) {
     return (struct store_base *)s;
