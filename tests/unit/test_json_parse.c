@@ -15,44 +15,8 @@
 #include <string.h>
 
 #include "../src/common/json_parse.h"
+#include "json_strict.h"
 #include "harness.h"
-
-/* Whether a and b are the same JSON value in every respect jansson keeps:
- * types (integer vs real, true vs false), reals bit for bit, string bytes,
- * and object keys in the same order. */
-static bool strictly_equal(json_t *a, json_t *b) {
-    if (json_typeof(a) != json_typeof(b)) return false;
-    switch (json_typeof(a)) {
-    case JSON_OBJECT: {
-        if (json_object_size(a) != json_object_size(b)) return false;
-        void *ia = json_object_iter(a), *ib = json_object_iter(b);
-        for (; ia && ib; ia = json_object_iter_next(a, ia), ib = json_object_iter_next(b, ib)) {
-            size_t n = json_object_iter_key_len(ia);
-            if (n != json_object_iter_key_len(ib) ||
-                memcmp(json_object_iter_key(ia), json_object_iter_key(ib), n) != 0 ||
-                !strictly_equal(json_object_iter_value(ia), json_object_iter_value(ib)))
-                return false;
-        }
-        return !ia && !ib;
-    }
-    case JSON_ARRAY:
-        if (json_array_size(a) != json_array_size(b)) return false;
-        for (size_t i = 0; i < json_array_size(a); i++)
-            if (!strictly_equal(json_array_get(a, i), json_array_get(b, i))) return false;
-        return true;
-    case JSON_STRING:
-        return json_string_length(a) == json_string_length(b) &&
-               memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
-    case JSON_INTEGER:
-        return json_integer_value(a) == json_integer_value(b);
-    case JSON_REAL: {
-        double x = json_real_value(a), y = json_real_value(b);
-        return memcmp(&x, &y, sizeof x) == 0;
-    }
-    default: /* true, false, null: the type says it all */
-        return true;
-    }
-}
 
 /* What the fast path did with a body, compared with jansson. */
 enum verdict {
@@ -66,7 +30,7 @@ static enum verdict compare(const char *p, size_t n) {
     if (!fast) return DECLINED;
     json_error_t je;
     json_t *ref = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
-    enum verdict v = ref && strictly_equal(fast, ref) ? ACCEPTED : WRONG;
+    enum verdict v = ref && json_strictly_equal(fast, ref) ? ACCEPTED : WRONG;
     json_decref(fast);
     json_decref(ref);
     return v;
@@ -708,7 +672,7 @@ static void check_parse_object(const char *body, size_t n) {
     else if (!json_is_object(ref))
         snprintf(want, sizeof want, "request body must be a JSON object");
     bool ok = ref && json_is_object(ref)
-                  ? v && strictly_equal(v, ref)
+                  ? v && json_strictly_equal(v, ref)
                   : !v && e.code == TM_EMALFORMED && strcmp(e.message, want) == 0;
     if (!ok) report(v ? "json_parse_object's value differs" : e.message, body, n);
     json_decref(v);
