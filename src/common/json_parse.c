@@ -8,7 +8,7 @@
  * message and every value outside the subset is jansson's own. Inside the
  * subset each rule below matches what jansson 2.14's json_loadb does with
  * JSON_REJECT_DUPLICATES, so both build equal values; where matching would
- * take care (\u escapes, UTF-8, underflowing reals), it declines instead.
+ * take care (\u escapes, underflowing reals), it declines instead.
  */
 #include "json_parse.h"
 
@@ -77,12 +77,45 @@ static void fast_skip_ws(struct fast *f) {
 }
 
 /*
+ * The length of the UTF-8 sequence at q (before end), checked as jansson
+ * checks its input: a lead byte 0xC2..0xF4, continuation bytes 0x80..0xBF,
+ * no overlong form, no surrogate (U+D800..U+DFFF), nothing past U+10FFFF.
+ * 0 when it is not one.
+ */
+static size_t fast_utf8_len(const unsigned char *q, const unsigned char *end) {
+    size_t n;
+    uint32_t cp;
+    if (q[0] >= 0xC2 && q[0] <= 0xDF) {
+        n = 2;
+        cp = q[0] & 0x1Fu;
+    } else if (q[0] >= 0xE0 && q[0] <= 0xEF) {
+        n = 3;
+        cp = q[0] & 0x0Fu;
+    } else if (q[0] >= 0xF0 && q[0] <= 0xF4) {
+        n = 4;
+        cp = q[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - q) < n) return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((q[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (q[i] & 0x3Fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/*
  * Scans the string token at f->p into s and moves past it. Returns 0, or -1
  * to decline. Accepted: bytes 0x20..0x7F but the quote and the backslash,
- * and the escapes \" \\ \/ \b \f \n \r \t. Declined: \u (it can make NUL,
- * which jansson refuses, or non-ASCII), bytes >= 0x80 (jansson checks
- * UTF-8), control bytes (jansson refuses them). So every string the fast
- * path makes is ASCII without NUL, the same bytes jansson decodes.
+ * UTF-8 sequences as jansson checks them (fast_utf8_len), and the escapes
+ * \" \\ \/ \b \f \n \r \t. Declined: \u (it can make NUL, which jansson
+ * refuses, or a surrogate pair to combine), control bytes (jansson refuses
+ * them), any other byte. So every string the fast path makes is valid UTF-8
+ * without NUL, the same bytes jansson decodes.
  */
 static int fast_scan_string(struct fast *f, struct fast_str *s) {
     if (f->p == f->end || *f->p != '"') return -1;
@@ -94,7 +127,13 @@ static int fast_scan_string(struct fast *f, struct fast_str *s) {
         if (q == end) return -1;
         unsigned char c = *q;
         if (c == '"') break;
-        if (c < 0x20 || c >= 0x80) return -1;
+        if (c < 0x20) return -1;
+        if (c >= 0x80) {
+            size_t n = fast_utf8_len(q, end);
+            if (!n) return -1;
+            q += n;
+            continue;
+        }
         if (c == '\\') {
             if (end - q < 2) return -1;
             if (!memchr("\"\\/bfnrt", q[1], 8)) return -1;

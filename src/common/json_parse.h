@@ -42,13 +42,15 @@ json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_erro
  * order. It accepts, with only space, tab, CR and LF between tokens:
  *   - a top-level object, nothing but whitespace after it;
  *   - objects without duplicate keys, arrays, nested up to 64 deep;
- *   - strings of bytes 0x20..0x7F (quote and backslash escaped) and the
- *     escapes \" \\ \/ \b \f \n \r \t;
+ *   - strings of bytes 0x20..0x7F (quote and backslash escaped), UTF-8
+ *     as jansson checks it (no overlong form, no surrogate, nothing past
+ *     U+10FFFF), and the escapes \" \\ \/ \b \f \n \r \t;
  *   - integers in int64 range (-0 is the integer 0, as in jansson);
  *   - reals of at most 40 characters that strtod converts without ERANGE;
  *   - true, false, null.
- * It declines everything else: \u escapes, bytes >= 0x80 or < 0x20, other
- * whitespace, top-level arrays and scalars, and all that is not JSON.
+ * It declines everything else: \u escapes, bytes < 0x20, bytes that are
+ * not such UTF-8, other whitespace, top-level arrays and scalars, and all
+ * that is not JSON.
  */
 json_t *json_parse_object_fast(const char *p, size_t n);
 

@@ -4,7 +4,7 @@
  * json_loadb with JSON_REJECT_DUPLICATES returns a strictly equal one (same
  * types, bit-identical reals, same strings, same key order). Checked on
  * chosen edge cases, on many random valid bodies and on many mutants of
- * them. The plain bodies (ASCII, no \u escape, within the documented
+ * them. The plain bodies (valid UTF-8, no \u escape, within the documented
  * limits) must also be accepted, so a fast path that always declines
  * fails. And json_parse_object's errors stay jansson's, word for word.
  */
@@ -152,11 +152,35 @@ static const struct edge edges[] = {
     {"{\"s\":\"\\ud83d\\ude00\"}", 0, ANY},
     {"{\"s\":\"\\ud83d\"}", 0, ANY},
     {"{\"s\":\"\\u12\"}", 0, ANY},
-    {"{\"s\":\"caf\xc3\xa9\"}", 0, ANY},
-    {"{\"caf\xc3\xa9\":1}", 0, ANY},
+    /* UTF-8, taken as jansson checks it: the first and last of each length. */
+    {"{\"s\":\"caf\xc3\xa9\"}", 0, ACCEPT},
+    {"{\"caf\xc3\xa9\":1}", 0, ACCEPT},
+    {"{\"s\":\"\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xef\xbf\xbf\"}", 0, ACCEPT},
+    {"{\"s\":\"\xed\x9f\xbf \xee\x80\x80 \xe2\x82\xac\"}", 0, ACCEPT}, /* around surrogates */
+    {"{\"s\":\"\xf0\x90\x80\x80 \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\"}", 0, ACCEPT},
+    {"{\"\xe6\x97\xa5\xe6\x9c\xac\":[\"\xd0\x9f\xd1\x80\xd0\xb8\\n\"]}", 0, ACCEPT},
+    /* Not UTF-8 as jansson checks it. */
     {"{\"s\":\"\xff\"}", 0, ANY},
     {"{\"s\":\"\xc3\"}", 0, ANY},
+    {"{\"s\":\"\xc3", 0, ANY},
+    {"{\"s\":\"\xe2\x82\"}", 0, ANY},
+    {"{\"s\":\"\xf0\x9f\x98\"}", 0, ANY},
+    {"{\"s\":\"\x80\"}", 0, ANY},
+    {"{\"s\":\"\xbf\"}", 0, ANY},
+    {"{\"s\":\"\xc0\x80\"}", 0, ANY},
+    {"{\"s\":\"\xc1\xbf\"}", 0, ANY},
+    {"{\"s\":\"\xe0\x80\x80\"}", 0, ANY},
+    {"{\"s\":\"\xe0\x9f\xbf\"}", 0, ANY},
+    {"{\"s\":\"\xf0\x80\x80\x80\"}", 0, ANY},
+    {"{\"s\":\"\xf0\x8f\xbf\xbf\"}", 0, ANY},
     {"{\"s\":\"\xed\xa0\x80\"}", 0, ANY},
+    {"{\"s\":\"\xed\xbf\xbf\"}", 0, ANY},
+    {"{\"s\":\"\xf4\x90\x80\x80\"}", 0, ANY},
+    {"{\"s\":\"\xf5\x80\x80\x80\"}", 0, ANY},
+    {"{\"s\":\"\xf8\x88\x80\x80\x80\"}", 0, ANY},
+    {"{\"s\":\"\xc3\xc3\xa9\"}", 0, ANY},
+    {"{\"s\":\"\xe2\x28\xa1\"}", 0, ANY},
+    {"{\"s\":1,\"\xc3\xa9\":\xc3\xa9}", 0, ANY}, /* outside a string */
     {"{\"s\":\"a\x01z\"}", 0, ANY},
     {"{\"s\":\"a\tz\"}", 0, ANY},
     {"{\"s\":\"a\nz\"}", 0, ANY},
@@ -333,7 +357,7 @@ static uint64_t next(void) {
 struct text {
     char *p;
     size_t n, cap;
-    bool plain; /* no \u escape and no byte >= 0x80: the fast path must take it */
+    bool plain; /* no \u escape: the fast path must take it */
 };
 
 static void put(struct text *t, const char *s, size_t n) {
@@ -357,18 +381,45 @@ static void put_ws(struct text *t) {
     puts_(t, ws[next() % (sizeof ws / sizeof ws[0])]);
 }
 
-/* A string's contents: printable ASCII raw, the short escapes, and rarely a
- * \u escape or raw UTF-8 (then the body is no longer plain). */
+/* A code point of 2 to 4 bytes of UTF-8, never a surrogate, written raw. */
+static void put_utf8(struct text *t) {
+    static const uint32_t lo[] = {0x80, 0x800, 0xE000, 0x10000};
+    static const uint32_t hi[] = {0x7FF, 0xD7FF, 0xFFFF, 0x10FFFF};
+    size_t k = next() % 4;
+    uint32_t cp = lo[k] + (uint32_t)(next() % (hi[k] - lo[k] + 1));
+    char c[4];
+    size_t n;
+    if (cp < 0x800) {
+        c[0] = (char)(0xC0 | cp >> 6);
+        n = 2;
+    } else if (cp < 0x10000) {
+        c[0] = (char)(0xE0 | cp >> 12);
+        c[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        n = 3;
+    } else {
+        c[0] = (char)(0xF0 | cp >> 18);
+        c[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+        c[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+        n = 4;
+    }
+    c[n - 1] = (char)(0x80 | (cp & 0x3F));
+    put(t, c, n);
+}
+
+/* A string's contents: printable ASCII raw, the short escapes, raw UTF-8,
+ * and rarely a \u escape (then the body is no longer plain). */
 static void put_string_body(struct text *t) {
     size_t want = next() % 10 == 0 ? 100 + next() % 300 : next() % 14;
     for (size_t k = 0; k < want; k++) {
         unsigned r = (unsigned)(next() % 100);
         char c[8];
-        if (r < 70) {
+        if (r < 60) {
             do
                 c[0] = (char)(0x20 + next() % 0x60);
             while (c[0] == '"' || c[0] == '\\');
             put(t, c, 1);
+        } else if (r < 72) {
+            put_utf8(t);
         } else if (r < 97) {
             static const char *const esc[] = {"\\\"", "\\\\", "\\/", "\\b",
                                               "\\f",  "\\n",  "\\r", "\\t"};
@@ -378,8 +429,7 @@ static void put_string_body(struct text *t) {
             puts_(t, c);
             t->plain = false;
         } else {
-            puts_(t, "\xc3\xa9");
-            t->plain = false;
+            put_utf8(t);
         }
     }
 }
