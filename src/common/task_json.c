@@ -15,14 +15,9 @@
  * JSON_REAL_PRECISION(16)) returns, byte for byte (tests/unit checks it
  * against jansson), without jansson's dump, which hands its output to a
  * callback a few bytes at a time: stored JSON from before and after is
- * the same text, so comparisons of stored params still hold.
+ * the same text, so comparisons of stored params still hold. Strings go
+ * through json_put_strn_jansson (buf.h), as jansson escapes them.
  */
-
-/* jansson's string (buf.h): quote, backslash, \b \f \n \r \t and \u00XX
- * (upper case) for the other control bytes; UTF-8 as it is. */
-static void text_string(struct buf *b, const char *s, size_t n) {
-    json_put_strn_jansson(b, s, n);
-}
 
 /* jansson's real (jsonp_dtostr): %.16g; ".0" added when it would read as
  * an integer; the exponent without '+' or leading zeros. */
@@ -59,7 +54,7 @@ static void text_value(struct buf *b, const json_t *v) {
              it = json_object_iter_next((json_t *)v, it)) {
             if (!first) buf_putc(b, ',');
             first = false;
-            text_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
+            json_put_strn_jansson(b, json_object_iter_key(it), json_object_iter_key_len(it));
             buf_putc(b, ':');
             text_value(b, json_object_iter_value(it));
         }
@@ -75,7 +70,7 @@ static void text_value(struct buf *b, const json_t *v) {
         buf_putc(b, ']');
         break;
     case JSON_STRING:
-        text_string(b, json_string_value(v), json_string_length(v));
+        json_put_strn_jansson(b, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
         json_put_int(b, (int64_t)json_integer_value(v));
@@ -321,7 +316,7 @@ static bool text_ascii(const char *s) {
 static void text_time(struct buf *b, int64_t ms) {
     char tmp[TIME_RFC3339_LEN + 1];
     time_format_rfc3339(ms, tmp);
-    text_string(b, tmp, strlen(tmp));
+    json_put_strn_jansson(b, tmp, strlen(tmp));
 }
 
 void task_attempt_begin(struct task *t, int64_t now) {
@@ -332,7 +327,7 @@ void task_attempt_begin(struct task *t, int64_t now) {
         json_put_int(&b, t->attempt);
         buf_puts(&b, ",\"worker\":");
         if (t->lease_worker)
-            text_string(&b, t->lease_worker, strlen(t->lease_worker));
+            json_put_strn_jansson(&b, t->lease_worker, strlen(t->lease_worker));
         else
             buf_puts(&b, "null");
         buf_puts(&b, ",\"started_at\":");
@@ -373,10 +368,10 @@ void task_attempt_end(struct task *t, const char *outcome, const char *error, in
         buf_puts(&b, ",\"ended_at\":");
         text_time(&b, now);
         buf_puts(&b, ",\"outcome\":");
-        text_string(&b, outcome, strlen(outcome));
+        json_put_strn_jansson(&b, outcome, strlen(outcome));
         buf_puts(&b, ",\"error\":");
         if (error)
-            text_string(&b, error, strlen(error));
+            json_put_strn_jansson(&b, error, strlen(error));
         else
             buf_puts(&b, "null");
         buf_puts(&b, "}]");

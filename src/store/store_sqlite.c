@@ -698,13 +698,17 @@ static void sq_close(struct store *s) {
     store_base_of(s)->impl = NULL;
 }
 
-static int sq_begin(struct store *s) {
-    struct sq_store *q = sq(s);
+/* BEGIN IMMEDIATE, a new transaction for the writer's rows and notes. */
+static int sq_begin_tx(struct sq_store *q) {
     q->tx++;
     sq_seen_forget(q);
     int rc = sq_step_done(q->writer.db, q->w_begin);
     if (rc == 0 && (rc = sq_rows_check(q))) sq_step_done(q->writer.db, q->w_rollback);
     return rc;
+}
+
+static int sq_begin(struct store *s) {
+    return sq_begin_tx(sq(s));
 }
 
 /*
@@ -726,10 +730,7 @@ static int sq_begin_lazy(struct store *s) {
         }
         q->lazy = true;
     }
-    q->tx++;
-    sq_seen_forget(q);
-    int rc = sq_step_done(q->writer.db, q->w_begin);
-    if (rc == 0 && (rc = sq_rows_check(q))) sq_step_done(q->writer.db, q->w_rollback);
+    int rc = sq_begin_tx(q);
     if (rc) sq_lazy_end(q); /* no transaction: durable again */
     return rc;
 }
@@ -792,7 +793,6 @@ static int sq_insert(struct store *s, const struct task *t) {
     struct sq_store *q = sq(s);
     sq_bind_task(q->w_insert, t);
     int rc = sq_step_bound(q->writer.db, q->w_insert);
-    sq_row_drop(q, t->id);
     if (rc)
         sq_seen_forget(q);
     else
