@@ -46,7 +46,17 @@ void buf_grow(struct buf *b, size_t extra) {
     b->cap = cap;
 }
 
-void buf_put(struct buf *b, const void *p, size_t n) {
+void buf_reserve(struct buf *b, size_t extra) {
+    if (b->cap) {
+        buf_grow(b, extra);
+        return;
+    }
+    b->p = xmalloc(extra + 1);
+    b->p[0] = '\0';
+    b->cap = extra + 1;
+}
+
+void buf_put_grow(struct buf *b, const void *p, size_t n) {
     buf_grow(b, n);
     memcpy(b->p + b->len, p, n);
     b->len += n;
@@ -165,11 +175,10 @@ void json_put_time(struct buf *b, int64_t ms) {
         buf_put(b, "null", 4);
         return;
     }
-    char tmp[TIME_RFC3339_LEN + 1];
-    time_format_rfc3339(ms, tmp);
-    buf_putc(b, '"');
-    buf_put(b, tmp, TIME_RFC3339_LEN);
-    buf_putc(b, '"');
+    char tmp[TIME_RFC3339_LEN + 3];
+    time_format_rfc3339(ms, tmp + 1);
+    tmp[0] = tmp[TIME_RFC3339_LEN + 1] = '"';
+    buf_put(b, tmp, TIME_RFC3339_LEN + 2);
 }
 
 void json_put_raw(struct buf *b, const char *json, const char *fallback) {

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct buf {
     char *p;
@@ -28,7 +29,22 @@ void buf_clear(struct buf *b);
 /* Returns the bytes (caller frees) and leaves the buffer empty. */
 char *buf_detach(struct buf *b);
 void buf_grow(struct buf *b, size_t extra);
-void buf_put(struct buf *b, const void *p, size_t n);
+/* As buf_grow, but an empty buffer is given just what it asks for. */
+void buf_reserve(struct buf *b, size_t extra);
+void buf_put_grow(struct buf *b, const void *p, size_t n);
+/* Appends n bytes. Inline: a reply or an event is written in many short
+ * pieces, and most fit where the buffer already has room. */
+static inline void buf_put(struct buf *b, const void *p, size_t n) {
+    if (b->len + n >= b->cap) {
+        buf_put_grow(b, p, n);
+        return;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+/* Appends a string literal, its length known when compiled. */
+#define buf_put_lit(b, lit) buf_put((b), "" lit, sizeof(lit) - 1)
 void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -66,21 +66,31 @@ static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
 void time_format_rfc3339(int64_t ms, char out[TIME_RFC3339_LEN + 1]) {
     int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
     int msec = (int)(ms - secs * 1000);
-    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-    int sod = (int)(secs - days * 86400);
-    int64_t y;
-    int mo, d;
-    civil_from_days(days, &y, &mo, &d);
-    if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999;
-    /* By hand: this runs for every time field of every reply. */
-    int v[] = {(int)y / 100, (int)y % 100, mo, d, sod / 3600, sod / 60 % 60, sod % 60};
-    static const char sep[] = "\0\0--T::";
-    char *p = out;
-    for (int i = 0; i < 7; i++) {
-        if (sep[i]) *p++ = sep[i];
-        *p++ = (char)('0' + v[i] / 10);
-        *p++ = (char)('0' + v[i] % 10);
+    /* A reply or an event names the same second several times (created,
+     * updated, the lease, the progress): the thread keeps the last one's
+     * "YYYY-MM-DDTHH:MM:SS" and only the milliseconds are new. */
+    static _Thread_local int64_t last_secs = INT64_MIN;
+    static _Thread_local char last[20];
+    if (secs != last_secs) {
+        int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+        int sod = (int)(secs - days * 86400);
+        int64_t y;
+        int mo, d;
+        civil_from_days(days, &y, &mo, &d);
+        if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999;
+        /* By hand: this runs for every time field of every reply. */
+        int v[] = {(int)y / 100, (int)y % 100, mo, d, sod / 3600, sod / 60 % 60, sod % 60};
+        static const char sep[] = "\0\0--T::";
+        char *p = last;
+        for (int i = 0; i < 7; i++) {
+            if (sep[i]) *p++ = sep[i];
+            *p++ = (char)('0' + v[i] / 10);
+            *p++ = (char)('0' + v[i] % 10);
+        }
+        last_secs = secs;
     }
+    memcpy(out, last, 19);
+    char *p = out + 19;
     *p++ = '.';
     *p++ = (char)('0' + msec / 100);
     *p++ = (char)('0' + msec / 10 % 10);

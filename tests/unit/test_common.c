@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "../src/common/buf.h"
 #include "../src/common/id.h"
@@ -45,6 +47,125 @@ static void test_time_roundtrip(void) {
 }
 
 /* time_cond_wait_ms waits its time on the monotonic clock, across a second. */
+/* What gmtime_r says of ms, in the RFC 3339 form. */
+static void time_reference(int64_t ms, char out[TIME_RFC3339_LEN + 1]) {
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, TIME_RFC3339_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* time_format_rfc3339 keeps the last second it wrote (per thread): a
+ * sequence that comes back to a second, steps one millisecond over a
+ * second's, a day's and a year's end, and jumps, must read as gmtime_r. */
+static int time_sequence_checks(uint64_t seed, int n) {
+    int bad = 0;
+    int64_t t = 1795364337907LL;
+    for (int i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t r = seed >> 33;
+        switch (r % 6) {
+        case 0:
+            t += 1;
+            break; /* the same second, mostly */
+        case 1:
+            t = t / 1000 * 1000 + 999;
+            break; /* its last millisecond */
+        case 2:
+            t = (t / 1000 + 1) * 1000;
+            break; /* the next second's first */
+        case 3:
+            t -= 1000;
+            break; /* back to the second before */
+        case 4:
+            t = (int64_t)(r % (uint64_t)TIME_MAX_MS);
+            break; /* anywhere */
+        default:
+            t = (t / 86400000 + 1) * 86400000 - 1;
+            break; /* a day's last ms */
+        }
+        if (t < 1) t = 1;
+        if (t > TIME_MAX_MS) t = TIME_MAX_MS;
+        char got[TIME_RFC3339_LEN + 1], want[TIME_RFC3339_LEN + 1];
+        time_format_rfc3339(t, got);
+        time_reference(t, want);
+        if (strcmp(got, want) != 0) {
+            if (bad++ < 3) fprintf(stderr, "    %lld: got %s, want %s\n", (long long)t, got, want);
+        }
+        /* The same time again, from the kept second. */
+        time_format_rfc3339(t, got);
+        if (strcmp(got, want) != 0) bad++;
+    }
+    return bad;
+}
+
+static void *time_thread(void *arg) {
+    int *seed_then_bad = arg;
+    *seed_then_bad = time_sequence_checks((uint64_t)*seed_then_bad, 200000);
+    return NULL;
+}
+
+static void test_time_format_sequences(void) {
+    char out[TIME_RFC3339_LEN + 1];
+    const int64_t edge[] = {1,
+                            999,
+                            1000,
+                            59999,
+                            60000,
+                            86399999,
+                            86400000,
+                            951782399999,
+                            951782400000, /* 2000-02-29 */
+                            978307199999,
+                            978307200000,
+                            TIME_MAX_MS - 999,
+                            TIME_MAX_MS};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        char want[TIME_RFC3339_LEN + 1];
+        time_reference(edge[i], want);
+        time_format_rfc3339(edge[i], out);
+        CHECK_STR(out, want);
+    }
+    CHECK_INT(time_sequence_checks(42, 200000), 0);
+    /* Two threads at once, each with its own sequence: a second kept for
+     * the whole process instead of per thread would mix them up. */
+    int a = 7, b = 11;
+    pthread_t ta, tb;
+    CHECK(pthread_create(&ta, NULL, time_thread, &a) == 0);
+    CHECK(pthread_create(&tb, NULL, time_thread, &b) == 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK_INT(a, 0);
+    CHECK_INT(b, 0);
+}
+
+/* buf_put's inline path and its growing one meet at the capacity. */
+static void test_buf_put_at_capacity(void) {
+    for (size_t fill = 250; fill < 262; fill++) {
+        struct buf b;
+        buf_init(&b);
+        for (size_t i = 0; i < fill; i++)
+            buf_putc(&b, (char)('a' + i % 26));
+        size_t cap = b.cap;
+        buf_put_lit(&b, "0123456789");
+        CHECK_INT(b.len, fill + 10);
+        CHECK(b.cap > b.len);
+        CHECK_INT(b.p[b.len], 0);
+        CHECK(memcmp(b.p + fill, "0123456789", 10) == 0);
+        CHECK(b.p[fill - 1] == (char)('a' + (fill - 1) % 26));
+        if (fill + 10 < cap) CHECK_INT(b.cap, cap); /* it fitted: no growth */
+        buf_put(&b, "", 0);
+        CHECK_INT(b.len, fill + 10);
+        buf_release(&b);
+    }
+    struct buf e;
+    buf_init(&e);
+    buf_put(&e, "", 0); /* an empty buffer still gets its NUL */
+    CHECK(e.p != NULL && e.p[0] == 0 && e.len == 0);
+    buf_release(&e);
+}
+
 static void test_cond_wait_ms(void) {
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t c;
@@ -266,6 +387,8 @@ static void test_decode_list_query(void) {
 
 static const struct th_test tests[] = {
     {"RFC 3339 format and parse", test_time_roundtrip},
+    {"RFC 3339 format: the kept second, over sequences and threads", test_time_format_sequences},
+    {"buf_put at the buffer's capacity", test_buf_put_at_capacity},
     {"condition waits timed on the monotonic clock", test_cond_wait_ms},
     {"JSON writer escapes", test_json_writer_escapes},
     {"JSON numbers: json_put_double writes what %.6g writes", test_json_double_as_printf},
