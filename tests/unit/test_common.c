@@ -46,7 +46,6 @@ static void test_time_roundtrip(void) {
     }
 }
 
-/* time_cond_wait_ms waits its time on the monotonic clock, across a second. */
 /* What gmtime_r says of ms, in the RFC 3339 form. */
 static void time_reference(int64_t ms, char out[TIME_RFC3339_LEN + 1]) {
     time_t secs = (time_t)(ms / 1000);
@@ -66,24 +65,24 @@ static int time_sequence_checks(uint64_t seed, int n) {
         seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
         uint64_t r = seed >> 33;
         switch (r % 6) {
-        case 0:
+        case 0: /* the same second, mostly */
             t += 1;
-            break; /* the same second, mostly */
-        case 1:
+            break;
+        case 1: /* its last millisecond */
             t = t / 1000 * 1000 + 999;
-            break; /* its last millisecond */
-        case 2:
+            break;
+        case 2: /* the next second's first */
             t = (t / 1000 + 1) * 1000;
-            break; /* the next second's first */
-        case 3:
+            break;
+        case 3: /* back to the second before */
             t -= 1000;
-            break; /* back to the second before */
-        case 4:
+            break;
+        case 4: /* anywhere */
             t = (int64_t)(r % (uint64_t)TIME_MAX_MS);
-            break; /* anywhere */
-        default:
+            break;
+        default: /* a day's last millisecond */
             t = (t / 86400000 + 1) * 86400000 - 1;
-            break; /* a day's last ms */
+            break;
         }
         if (t < 1) t = 1;
         if (t > TIME_MAX_MS) t = TIME_MAX_MS;
@@ -140,11 +139,14 @@ static void test_time_format_sequences(void) {
     CHECK_INT(b, 0);
 }
 
-/* buf_put's inline path and its growing one meet at the capacity. */
+/* buf_put's inline path and its growing one meet at the capacity: with
+ * 256 bytes, 10 more fit after 245 (and the NUL), not after 246. */
 static void test_buf_put_at_capacity(void) {
-    for (size_t fill = 250; fill < 262; fill++) {
+    int fitted = 0, grown = 0;
+    for (size_t fill = 240; fill < 256; fill++) {
         struct buf b;
         buf_init(&b);
+        buf_reserve(&b, 255); /* an empty buffer: 256 bytes exactly */
         for (size_t i = 0; i < fill; i++)
             buf_putc(&b, (char)('a' + i % 26));
         size_t cap = b.cap;
@@ -154,11 +156,20 @@ static void test_buf_put_at_capacity(void) {
         CHECK_INT(b.p[b.len], 0);
         CHECK(memcmp(b.p + fill, "0123456789", 10) == 0);
         CHECK(b.p[fill - 1] == (char)('a' + (fill - 1) % 26));
-        if (fill + 10 < cap) CHECK_INT(b.cap, cap); /* it fitted: no growth */
+        CHECK_INT(cap, 256);
+        if (fill + 10 < cap) {
+            CHECK_INT(b.cap, cap); /* it fitted: no growth */
+            fitted++;
+        } else {
+            CHECK(b.cap > cap);
+            grown++;
+        }
         buf_put(&b, "", 0);
         CHECK_INT(b.len, fill + 10);
         buf_release(&b);
     }
+    CHECK_INT(fitted, 6); /* fills 240 to 245 */
+    CHECK_INT(grown, 10);
     struct buf e;
     buf_init(&e);
     buf_put(&e, "", 0); /* an empty buffer still gets its NUL */
@@ -166,6 +177,7 @@ static void test_buf_put_at_capacity(void) {
     buf_release(&e);
 }
 
+/* time_cond_wait_ms waits its time on the monotonic clock, across a second. */
 static void test_cond_wait_ms(void) {
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t c;
