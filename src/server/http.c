@@ -240,6 +240,7 @@ static bool http_content_type_is_json(const char *ct) {
         if (!*q) continue;
         json = strncasecmp(q, "charset=", 8) == 0 &&
                (strncasecmp(q + 8, "utf-8", 5) == 0 || strncasecmp(q + 8, "\"utf-8\"", 7) == 0);
+        if (!json) break; /* q may be shorter than "charset=" */
         size_t len = strncasecmp(q + 8, "utf-8", 5) == 0 ? 13 : 15;
         const char *rest = q + len;
         while (json && *rest && *rest != ';') {
