@@ -670,11 +670,14 @@ static void http_connection(void *cls, struct MHD_Connection *conn, void **socke
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    struct server *srv = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        conn_limit_opened(cls, sa);
+        conn_limit_opened(srv, sa);
+        atomic_fetch_add(&srv->mhd_conns, 1);
         *socket_context = cls; /* counted: its close is counted too */
     } else if (*socket_context) {
-        conn_limit_closed(cls, sa);
+        conn_limit_closed(srv, sa);
+        atomic_fetch_sub(&srv->mhd_conns, 1);
         *socket_context = NULL;
     }
 }

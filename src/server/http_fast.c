@@ -65,6 +65,15 @@ static const struct {
 /* Bytes of requests served that may stay in a socket's queue before one
  * discard takes them (with SO_PEEK_OFF). */
 #define FAST_HELD_MAX (32 * 1024)
+/* A request that is not all there waits, unread, in the socket's receive
+ * buffer, whose window the unread bytes close: one larger than this, or
+ * one that has come in more pieces than FAST_PARTIAL_TRIES (each of which
+ * is peeked again from its start without SO_PEEK_OFF), is handed on to
+ * libmicrohttpd, which reads it into memory of its own. */
+#define FAST_PARTIAL_MAX   (32 * 1024)
+#define FAST_PARTIAL_TRIES 8
+/* Bytes taken off a closing connection's queue, at most (fast_close). */
+#define FAST_DRAIN_MAX (1 << 20)
 
 struct fast_thread;
 
@@ -89,7 +98,8 @@ struct fast_conn {
     bool peek_off;
     char *buf;
     size_t len, held;
-    char *out; /* the unsent rest of a reply */
+    int partial; /* arrivals of the next request while it was not all there */
+    char *out;   /* the unsent rest of a reply */
     size_t out_len, out_off;
     int64_t active_mono; /* last byte in or out, for the idle timeout */
     LIST_ENTRY(fast_conn) link;
@@ -161,6 +171,17 @@ static void fast_free_dead(struct fast_thread *th) {
 }
 
 static void fast_close(struct fast_conn *c) {
+    /* Bytes left unread at close (requests served but held, a request
+     * kept, anything sent after "Connection: close") make the kernel
+     * answer with a reset and drop what it has not sent yet: the end of
+     * the last reply. They are taken off first, so the close is a FIN
+     * after the whole reply. */
+    size_t drained = 0;
+    for (;;) {
+        ssize_t k = recv(c->fd, c->th->peek, c->th->peek_cap, MSG_TRUNC | MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0 || (drained += (size_t)k) >= FAST_DRAIN_MAX) break;
+    }
     close(c->fd);
     fast_forget(c);
 }
@@ -343,6 +364,7 @@ static enum fast_next fast_begin(struct fast_conn *c, const struct http_head *h,
     if (h->content_length) buf_put(&r->body, p + h->head_len, h->content_length);
     c->req = r;
     c->close_after = h->close;
+    c->partial = 0;
     if (c->peek_off) {
         /* The request stays in the socket's queue, behind the peek offset,
          * until FAST_HELD_MAX bytes are: then one discard for them all. What
@@ -375,6 +397,23 @@ static enum fast_next fast_begin(struct fast_conn *c, const struct http_head *h,
     return NEXT_STARTED;
 }
 
+/* The next request, of `need` bytes or more, is not all there: it waits
+ * in the socket for the rest, with the requests served before it taken
+ * off (their bytes would hold the receive window shut), unless it is too
+ * large or too slow to wait unread (FAST_PARTIAL_MAX). */
+static enum fast_next fast_wait(struct fast_conn *c, size_t need) {
+    if (need > FAST_PARTIAL_MAX || c->partial > FAST_PARTIAL_TRIES) {
+        fast_hand_on(c);
+        return NEXT_FREED;
+    }
+    if (c->held) {
+        size_t held = c->held;
+        c->held = 0;
+        if (!fast_discard(c, held)) return NEXT_FREED;
+    }
+    return NEXT_WAIT;
+}
+
 /* What to do with the bytes p[0..len) of the next request. */
 static enum fast_next fast_parse(struct fast_conn *c, const char *p, size_t len) {
     struct http_fast *f = c->th->fast;
@@ -384,7 +423,7 @@ static enum fast_next fast_parse(struct fast_conn *c, const char *p, size_t len)
     struct http_head h;
     switch (http_head_parse(p, len, head_max, body_max, &h)) {
     case HEAD_PARTIAL:
-        return NEXT_WAIT; /* the rest comes with the next EPOLLIN */
+        return fast_wait(c, len); /* the rest comes with the next EPOLLIN */
     case HEAD_PASS:
         fast_hand_on(c);
         return NEXT_FREED;
@@ -406,7 +445,7 @@ static enum fast_next fast_parse(struct fast_conn *c, const char *p, size_t len)
     }
     /* The body is coming: like libmicrohttpd, a request under way gets the long timeout. */
     c->body_due = len < h.head_len + h.content_length;
-    if (c->body_due) return NEXT_WAIT;
+    if (c->body_due) return fast_wait(c, h.head_len + h.content_length);
     return fast_begin(c, &h, p, len);
 }
 
@@ -434,6 +473,7 @@ static enum fast_next fast_next(struct fast_conn *c) {
     }
     if (n < 0) return NEXT_WAIT;
     c->active_mono = time_mono_ms();
+    c->partial++;                           /* back to 0 when the request starts (fast_begin) */
     if ((size_t)n == room) c->input = true; /* there may be more than fitted */
     if (c->len) {
         c->len += (size_t)n;
@@ -477,7 +517,9 @@ static void fast_accept(struct fast_thread *th) {
             return;
         }
         const struct sockaddr *sa = (const struct sockaddr *)&ss;
-        if (atomic_load(&f->nconns) >= max || !conn_limit_admit(srv, sa)) {
+        /* Connections handed on count too: --max-connections is for both paths. */
+        if (atomic_load(&f->nconns) + atomic_load(&srv->mhd_conns) >= max ||
+            !conn_limit_admit(srv, sa)) {
             close(fd);
             continue;
         }

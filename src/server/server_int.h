@@ -47,6 +47,8 @@ struct server {
     char *tls_cert, *tls_key; /* PEM, kept while libmicrohttpd runs */
 
     struct key_table conns;          /* conn_limit.c: connections per address */
+    _Atomic int mhd_conns;           /* libmicrohttpd's open connections (the fast
+                                      * path's accept counts them with its own) */
     _Atomic uint64_t conns_refused;  /* connections refused for their address's cap */
     struct event_hub *hub;           /* event_hub.c: SSE streams */
     struct webhook_sender *webhooks; /* webhook.c: deliveries */

@@ -6,6 +6,7 @@
  * waits, and the same answers with --no-fast-path.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -144,6 +145,15 @@ static bool closed_within(int fd, int ms) {
     return recv(fd, &c, 1, 0) <= 0;
 }
 
+/* Whether the server closes fd with a FIN within ms: end of stream, not a
+ * reset (which drops the part of a reply the kernel had not sent yet). */
+static bool closed_cleanly_within(int fd, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) <= 0) return false;
+    char c;
+    return recv(fd, &c, 1, 0) == 0;
+}
+
 static long long task_count(struct th_server *s) {
     struct th_resp *r = th_http(s, "GET", "/v1/tasks?limit=1000", NULL);
     if (r->status != 200 || !th_get(r->json, "tasks")) return -1;
@@ -241,6 +251,19 @@ static void test_slow_body(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--idle-timeout-seconds", "1", NULL) == 0);
     int idle = tcp_open(&s2);
+    /* Idle after a request served: its close is a FIN too, with the
+     * request's bytes (held with SO_PEEK_OFF) taken off first. */
+    int served = tcp_open(&s2);
+    CHECK(served >= 0);
+    char *g = req_text("GET", "/v1/tasks/00000000000000000000000000000000", NULL, NULL);
+    CHECK(send_all(served, g, strlen(g)));
+    free(g);
+    struct resp gr;
+    struct conn_in *gin = calloc(1, sizeof *gin);
+    CHECK(read_resp_in(served, gin, &gr) == 0);
+    CHECK_INT(gr.status, 404);
+    resp_clear(&gr);
+    free(gin);
     int fd = fresh_conn(&s2);
     CHECK(fd >= 0 && idle >= 0);
     char *q = req_text("POST", "/v1/tasks", "{\"type\":\"slow\",\"name\":\"slow body\"}", NULL);
@@ -251,8 +274,10 @@ static void test_slow_body(void) {
     free(q);
     EXPECT_RESP(fd, 201, "name", "slow body");
     CHECK(closed_within(idle, 100)); /* closed within the 2.5 s above */
+    CHECK(closed_cleanly_within(served, 100));
     close(fd);
     close(idle);
+    close(served);
     th_server_free(&s2);
 }
 
@@ -380,8 +405,182 @@ static void test_connection_close(void) {
     CHECK_INT(r.status, 201);
     CHECK(strcasestr(r.headers, "\r\nConnection: close\r\n") != NULL);
     resp_clear(&r);
-    CHECK(closed_within(fd, 5000));
+    CHECK(closed_cleanly_within(fd, 5000));
     close(fd);
+}
+
+/* A reply larger than the client's receive buffer, then "Connection:
+ * close": the server has queued the reply's end in its socket when it
+ * closes, and the client, reading late, gets all of it and then the end of
+ * the stream. (Bytes left unread in the server's socket at close, such as
+ * the request itself where SO_PEEK_OFF keeps served requests there, made
+ * the kernel reset the connection and drop that end.) */
+static void test_close_after_long_reply(void) {
+    size_t big = 600 * 1000;
+    char *body = malloc(big + 64);
+    int n = snprintf(body, big + 64, "{\"type\":\"long reply\",\"params\":{\"p\":\"");
+    memset(body + n, 'x', big);
+    strcpy(body + n + big, "\"}}");
+    struct th_resp *t = th_http(&srv, "POST", "/v1/tasks", "%s", body);
+    free(body);
+    CHECK_INT(t->status, 201);
+    char id[33];
+    snprintf(id, sizeof id, "%s", th_str(t->json, "id"));
+
+    int port = atoi(strrchr(srv.url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small); /* before connect */
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&dst, sizeof dst) == 0);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    char *q = req_text("GET", path, NULL, "Connection: close");
+    CHECK(send_all(fd, q, strlen(q)));
+    free(q);
+    th_sleep_ms(500); /* the server sends what it can, queues the rest and closes */
+    size_t cap = big + 65536, got = 0;
+    char *in = malloc(cap);
+    ssize_t k = 0;
+    long long deadline = th_now_ms() + 10000;
+    while (got < cap && th_now_ms() < deadline) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 1000) <= 0) continue;
+        k = recv(fd, in + got, cap - got, 0);
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    if (k != 0)
+        th_fail(__FILE__, __LINE__, "the stream ended with %zd (%s) after %zu bytes, not a FIN", k,
+                k < 0 ? strerror(errno) : "no end", got);
+    char *end = memmem(in, got, "\r\n\r\n", 4);
+    CHECK(end != NULL);
+    if (end) {
+        size_t head = (size_t)(end - in) + 4;
+        char *cl = strcasestr(in, "\r\nContent-Length:");
+        CHECK(cl != NULL && cl < end);
+        size_t want = cl ? strtoul(cl + 17, NULL, 10) : 0;
+        CHECK(want > big);
+        if (got - head != want)
+            th_fail(__FILE__, __LINE__, "%zu bytes of a %zu-byte body", got - head, want);
+        CHECK(strncmp(in, "HTTP/1.1 200", 12) == 0);
+    }
+    free(in);
+    close(fd);
+}
+
+/* A request that is not all there waits unread in the socket: one larger
+ * than 32 KiB, or one that has come in more than eight pieces, goes to
+ * libmicrohttpd, which then serves the connection. Both after requests the
+ * fast path served on the same connection (held in the socket's queue with
+ * SO_PEEK_OFF, taken off before the wait). */
+static void test_partial_requests(void) {
+    int fd = fresh_conn(&srv);
+    CHECK(fd >= 0);
+    for (int i = 0; i < 40; i++) {
+        char *q = req_text("GET", "/v1/tasks/00000000000000000000000000000000", NULL, NULL);
+        CHECK(send_all(fd, q, strlen(q)));
+        free(q);
+        struct resp r;
+        CHECK(read_resp(fd, &r) == 0);
+        CHECK_INT(r.status, 404);
+        resp_clear(&r);
+    }
+    /* 40 KB of body, in three parts. */
+    size_t big = 40 * 1000;
+    char *body = malloc(big + 64);
+    int n = snprintf(body, big + 64, "{\"type\":\"partial\",\"name\":\"big\",\"params\":{\"p\":\"");
+    memset(body + n, 'y', big);
+    strcpy(body + n + big, "\"}}");
+    char *q = req_text("POST", "/v1/tasks", body, NULL);
+    free(body);
+    size_t len = strlen(q), head = (size_t)(strstr(q, "\r\n\r\n") - q) + 4;
+    size_t cuts[] = {head + 100, head + 20000, len};
+    size_t at = 0;
+    for (int i = 0; i < 3; i++) {
+        CHECK(send_all(fd, q + at, cuts[i] - at));
+        at = cuts[i];
+        if (i < 2) th_sleep_ms(60);
+    }
+    free(q);
+    EXPECT_RESP(fd, 201, "name", "big");
+    /* The connection goes on (libmicrohttpd's now). */
+    char *a = req_text("POST", "/v1/tasks", "{\"type\":\"partial\",\"name\":\"after big\"}", NULL);
+    CHECK(send_all(fd, a, strlen(a)));
+    free(a);
+    EXPECT_RESP(fd, 201, "name", "after big");
+    close(fd);
+
+    /* A small request in twelve pieces, on a fresh connection after one served. */
+    fd = fresh_conn(&srv);
+    CHECK(fd >= 0);
+    char *first = req_text("POST", "/v1/tasks", "{\"type\":\"partial\",\"name\":\"first\"}", NULL);
+    CHECK(send_all(fd, first, strlen(first)));
+    free(first);
+    EXPECT_RESP(fd, 201, "name", "first");
+    char *slow =
+        req_text("POST", "/v1/tasks", "{\"type\":\"partial\",\"name\":\"in pieces\"}", NULL);
+    len = strlen(slow);
+    for (int i = 0; i < 12; i++) {
+        size_t from = len * (size_t)i / 12, to = len * (size_t)(i + 1) / 12;
+        CHECK(send_all(fd, slow + from, to - from));
+        if (i < 11) th_sleep_ms(30);
+    }
+    free(slow);
+    EXPECT_RESP(fd, 201, "name", "in pieces");
+    close(fd);
+    struct th_resp *l = th_http(&srv, "GET", "/v1/tasks?type=partial&limit=10", NULL);
+    CHECK_INT(l->status, 200);
+    CHECK_INT(json_array_size(th_get(l->json, "tasks")), 4);
+}
+
+/* --max-connections counts the connections of both paths together: ones
+ * handed on to libmicrohttpd stay counted. */
+static void test_connection_cap_both_paths(void) {
+    struct th_server s2;
+    CHECK(th_server_start(&s2, "--max-connections", "4", "--max-connections-per-address", "0",
+                          NULL) == 0);
+    int fds[5];
+    const char list[] = "GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < 4; i++) {
+        fds[i] = tcp_open(&s2);
+        CHECK(fds[i] >= 0);
+        in1.n = 0;
+        if (i < 2) { /* handed on: a list is libmicrohttpd's */
+            CHECK(send_all(fds[i], list, sizeof list - 1));
+            struct resp r;
+            CHECK(read_resp(fds[i], &r) == 0);
+            CHECK_INT(r.status, 200);
+            resp_clear(&r);
+        } else {
+            char *q = req_text("GET", "/v1/tasks/00000000000000000000000000000000", NULL, NULL);
+            CHECK(send_all(fds[i], q, strlen(q)));
+            free(q);
+            struct resp r;
+            CHECK(read_resp(fds[i], &r) == 0);
+            CHECK_INT(r.status, 404);
+            resp_clear(&r);
+        }
+    }
+    /* A fifth is closed at accept. */
+    fds[4] = tcp_open(&s2);
+    CHECK(fds[4] >= 0);
+    CHECK(closed_within(fds[4], 5000));
+    close(fds[4]);
+    /* One handed-on connection closes: there is room again. */
+    close(fds[0]);
+    th_sleep_ms(300);
+    fds[0] = tcp_open(&s2);
+    CHECK(fds[0] >= 0);
+    in1.n = 0;
+    char *q = req_text("POST", "/v1/tasks", "{\"type\":\"cap\",\"name\":\"room\"}", NULL);
+    CHECK(send_all(fds[0], q, strlen(q)));
+    free(q);
+    EXPECT_RESP(fds[0], 201, "name", "room");
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    th_server_free(&s2);
 }
 
 static void test_gone_while_waiting(void) {
@@ -502,6 +701,9 @@ static void test_without_peek_offset(void) {
     if (!th_failed()) test_split();
     if (!th_failed()) test_long_connection();
     if (!th_failed()) test_hand_on();
+    if (!th_failed()) test_connection_close();
+    if (!th_failed()) test_close_after_long_reply();
+    if (!th_failed()) test_partial_requests();
     if (!th_failed()) test_concurrent();
     s2 = srv;
     srv = saved;
@@ -537,6 +739,11 @@ static const struct th_test tests[] = {
     {"bad input on the fast path: v1's errors, the connection goes on, nothing stored",
      test_bad_input},
     {"Connection: close is answered, then closed", test_connection_close},
+    {"a reply longer than the client's buffer, then Connection: close: all of it, then a FIN",
+     test_close_after_long_reply},
+    {"a request not all there: held requests go, a large or slow one is handed on",
+     test_partial_requests},
+    {"--max-connections counts both paths together", test_connection_cap_both_paths},
     {"a client gone while its claim waits", test_gone_while_waiting},
     {"many clients at once: pipelined, handed on, hung up", test_concurrent},
     {"without SO_PEEK_OFF (kernels before 6.10): the same answers", test_without_peek_offset},
