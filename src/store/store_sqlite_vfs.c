@@ -73,21 +73,23 @@ static struct wv_file *wv(sqlite3_file *f) {
     return (struct wv_file *)f;
 }
 
-/* Writes what the WAL holds back; the buffer is empty after, even on error
- * (SQLite fails the transaction and rewrites what it needs). */
+/* Writes what the WAL holds back. On an error the part not written stays
+ * in the buffer, for the next flush: nothing SQLite was told is written is
+ * dropped (it fails the transaction, and rewrites what it needs). */
 static int wv_flush(struct wv_file *f) {
-    if (!f->len) return SQLITE_OK;
-    size_t len = f->len;
-    f->len = 0;
-    for (size_t done = 0; done < len;) {
-        size_t n = len - done < WV_WRITE_MAX ? len - done : WV_WRITE_MAX;
-        int rc =
-            f->real->pMethods->xWrite(f->real, f->buf + done, (int)n, f->at + (sqlite3_int64)done);
-        if (rc != SQLITE_OK) return rc;
+    size_t done = 0;
+    int rc = SQLITE_OK;
+    while (done < f->len) {
+        size_t n = f->len - done < WV_WRITE_MAX ? f->len - done : WV_WRITE_MAX;
+        rc = f->real->pMethods->xWrite(f->real, f->buf + done, (int)n, f->at + (sqlite3_int64)done);
+        if (rc != SQLITE_OK) break;
         atomic_fetch_add_explicit(&wv_written, 1, memory_order_relaxed);
         done += n;
     }
-    return SQLITE_OK;
+    if (done && done < f->len) memmove(f->buf, f->buf + done, f->len - done);
+    f->len -= done;
+    f->at += (sqlite3_int64)done;
+    return rc;
 }
 
 static bool wv_gathering(const struct wv_file *f) {
@@ -178,7 +180,13 @@ static int wv_check_reserved(sqlite3_file *file, int *out) {
 static int wv_file_control(sqlite3_file *file, int op, void *arg) {
     struct wv_file *f = wv(file);
     if (op == WV_FCNTL_GATHER) {
-        f->gather = *(int *)arg != 0;
+        /* Only on a device with power-safe overwrite (SQLite's default,
+         * which psow=0 in a URI turns off): without it a commit pads the
+         * WAL to a sector boundary, and part of that padding is written
+         * after the sync, where a gathered write would wait for the
+         * guard below, past the point SQLite reports the commit done. */
+        int dc = f->real->pMethods->xDeviceCharacteristics(f->real);
+        f->gather = *(int *)arg != 0 && (dc & SQLITE_IOCAP_POWERSAFE_OVERWRITE);
         return f->wal ? wv_flush(f->wal) : SQLITE_OK;
     }
     int rc = wv_flush(f);
@@ -199,19 +207,24 @@ static int wv_shm_map(sqlite3_file *file, int region, int size, int extend, void
 }
 
 /* The second guard: a database file's WAL is written before SQLite takes a
- * shared-memory lock or barrier on the way to publishing frames. */
-static void wv_flush_wal(struct wv_file *f) {
-    if (f->wal && f->wal->len && wv_flush(f->wal) != SQLITE_OK)
+ * shared-memory lock or barrier on the way to publishing frames. A lock
+ * fails with the write's error; a barrier cannot fail, and its bytes stay
+ * buffered for the next flush. */
+static int wv_flush_wal(struct wv_file *f) {
+    int rc = SQLITE_OK;
+    if (f->wal && f->wal->len && (rc = wv_flush(f->wal)) != SQLITE_OK)
         fprintf(stderr, "taskmill: sqlite: writing the WAL before publishing it failed\n");
+    return rc;
 }
 
 static int wv_shm_lock(sqlite3_file *file, int offset, int n, int flags) {
-    wv_flush_wal(wv(file));
+    int rc = wv_flush_wal(wv(file));
+    if (rc != SQLITE_OK) return rc;
     return wv(file)->real->pMethods->xShmLock(wv(file)->real, offset, n, flags);
 }
 
 static void wv_shm_barrier(sqlite3_file *file) {
-    wv_flush_wal(wv(file));
+    (void)wv_flush_wal(wv(file));
     wv(file)->real->pMethods->xShmBarrier(wv(file)->real);
 }
 

@@ -192,6 +192,38 @@ static void test_gathering_off_with_synchronous_normal(void) {
     sqlite3_close(w);
 }
 
+/* With psow=0 (no power-safe overwrite) a commit pads the WAL to a sector
+ * boundary and writes part of it after its sync: nothing is gathered, so
+ * nothing waits past the commit. */
+static void test_no_gathering_without_powersafe_overwrite(void) {
+    char path[300], uri[340];
+    snprintf(path, sizeof path, "%s/v%d.db", dir, ++serial);
+    snprintf(uri, sizeof uri, "file:%s?psow=0", path);
+    sqlite3 *w = NULL;
+    CHECK_INT(sqlite3_open_v2(uri, &w, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                              sq_vfs_name(false)),
+              SQLITE_OK);
+    CHECK_INT(sqlite3_exec(w,
+                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                           "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sq_vfs_gather(w, true);
+    sqlite3 *r = open_db(path, false);
+    CHECK(r);
+    uint64_t g0, w0, g1, w1;
+    sq_vfs_counts(&g0, &w0);
+    for (int c = 0; c < 20; c++) {
+        CHECK_INT(insert_rows(w, c * 10, c * 10 + 10, 300), 0);
+        CHECK_INT(scalar(r, "SELECT count(*) FROM t"), c * 10 + 10);
+    }
+    sq_vfs_counts(&g1, &w1);
+    CHECK_INT(g1 - g0, 0);
+    CHECK(integrity_ok(r));
+    sqlite3_close(r);
+    sqlite3_close(w);
+}
+
 static void test_acknowledged_commits_survive_kill9(void) {
     char path[300];
     sqlite3 *w = new_db(path);
@@ -250,6 +282,8 @@ static const struct th_test tests[] = {
     {"a transaction that spills its page cache to the WAL",
      test_frames_rewritten_within_a_transaction},
     {"no gathering with synchronous=NORMAL", test_gathering_off_with_synchronous_normal},
+    {"no gathering without power-safe overwrite (psow=0)",
+     test_no_gathering_without_powersafe_overwrite},
     {"acknowledged commits survive kill -9", test_acknowledged_commits_survive_kill9},
     {"SQLite keeps no memory statistics", test_memory_statistics_off},
     {NULL, NULL},
