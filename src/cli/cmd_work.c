@@ -192,6 +192,10 @@ struct work_run {
     char *log[WORK_LOG_LINES];
     size_t log_n;
     bool log_dirty;
+    /* The server refused the last report itself (400: more items than a
+     * task holds, say): it was dropped, and the next call reports nothing,
+     * so that the lease is kept and the end is taken. */
+    bool bare;
     json_t *result;
 
     int64_t last_hb_ms, next_hb_ms;
@@ -302,6 +306,10 @@ static void work_run_stdout_line(struct work_run *r, const char *p, size_t n) {
 /* The report of everything not yet sent; attrs is set to a new object the caller frees. */
 static void work_run_report(struct work_run *r, struct tm_report *rep, json_t **attrs) {
     memset(rep, 0, sizeof *rep);
+    if (r->bare) {
+        *attrs = json_object();
+        return;
+    }
     rep->has_ratio = r->has_ratio && !r->has_counts;
     rep->ratio = r->ratio;
     rep->message = r->message;
@@ -332,6 +340,23 @@ static void work_run_reported(struct work_run *r) {
     json_object_clear(r->attributes);
     r->log_dirty = false;
     r->dirty = false;
+    r->bare = false;
+}
+
+/* The server refused a report as such (why): its lists are dropped and the
+ * next call goes bare. Returns false when it was bare already (nothing to
+ * drop: the refusal is not the report's). */
+static bool work_run_report_refused(struct work_run *r, const char *call, const char *why) {
+    if (r->bare) return false;
+    work_log(r->cfg,
+             "task '%s': %s refused: %s; its report (items, messages, attributes) is dropped",
+             r->id, call, why);
+    json_array_clear(r->items);
+    json_array_clear(r->messages);
+    json_object_clear(r->attributes);
+    r->log_dirty = false;
+    r->bare = true;
+    return true;
 }
 
 static void work_run_signal(struct work_run *r, int sig) {
@@ -373,7 +398,8 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
     }
     if (work_is_outage(rc))
         work_server_state(r->cfg, r->c, true);
-    else
+    else if (rc != TM_CLIENT_EINVALID ||
+             !work_run_report_refused(r, "heartbeat", tm_client_last_error(r->c)->message))
         work_log(r->cfg, "task '%s': heartbeat refused: %s", r->id,
                  tm_client_last_error(r->c)->message);
     if (r->next_hb_ms > now + 1000) r->next_hb_ms = now + 1000;
@@ -678,6 +704,9 @@ static void work_run_finish(struct work_run *r) {
             json_decref(out);
             return;
         }
+        if (rc == TM_CLIENT_EINVALID && how != WORK_RELEASE &&
+            work_run_report_refused(r, "end report", tm_client_last_error(r->c)->message))
+            continue; /* again at once, bare */
         if (!work_is_outage(rc) || attempt >= 30 || atomic_load(&work_stop) >= 2) {
             work_log(cfg, "task '%s': cannot report it %s: %s", r->id, what,
                      tm_client_last_error(r->c)->message);
@@ -1147,7 +1176,9 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
                      work_entry_message(res));
             work_run_terminate(r, now);
         } else if (code) {
-            work_log(cfg, "task '%s': heartbeat refused: %s", r->id, work_entry_message(res));
+            if (code != TM_CLIENT_EINVALID ||
+                !work_run_report_refused(r, "heartbeat", work_entry_message(res)))
+                work_log(cfg, "task '%s': heartbeat refused: %s", r->id, work_entry_message(res));
             again_soon = true;
         } else {
             work_run_reported(r);
@@ -1235,6 +1266,9 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
                        atomic_load(&work_stop) < 2) {
                 r->report_after_ms = now + 1000;
                 done = false;
+            } else if (code == TM_CLIENT_EINVALID && how != WORK_RELEASE && res &&
+                       work_run_report_refused(r, "end report", why)) {
+                done = false; /* again with the next round, bare */
             } else if (r->start_failed) {
                 work_log(cfg, "task '%s': cannot hand it back: %s", r->id, why);
             } else {

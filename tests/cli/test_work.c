@@ -298,6 +298,47 @@ static void test_concurrency(void) {
     }
 }
 
+/* A report the server refuses as such (items past the 1,000 a task holds:
+ * 600 names, a heartbeat, 600 more) is dropped, with a line in the
+ * worker's log: the next call goes bare, the lease holds and the end is
+ * taken. `during` makes the command outlive its lease twice over after
+ * the second 600 (heartbeats carry them); otherwise it ends at once (its
+ * end carries them). One task at a time, and batched (--concurrency 2). */
+static void run_refused_report(const char *queue, bool batched, bool during) {
+    char extra[120];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\",\"max_retries\":0", queue);
+    char *id = th_submit(&srv, "many-items", extra);
+    char script[400];
+    snprintf(script, sizeof script,
+             "i=0; while [ $i -lt 1200 ]; do echo \"item f$i 100%% done\"; i=$((i+1)); "
+             "if [ $i = 600 ]; then sleep 1.5; fi; done; %s echo 'result {\"ok\":true}'; exit 0",
+             during ? "sleep 4.5;" : "");
+    pid_t w = cli_spawn(&srv, worker_log(queue), "work", "--queue", queue, "--lease", "2",
+                        "--heartbeat", "0.5", "--max-tasks", "1", "--concurrency",
+                        batched ? "2" : "1", "--", "sh", "-c", script);
+    int rc = cli_wait(w, 20000);
+    char *log = cli_slurp(worker_log(queue));
+    if (rc != 0 || !strstr(log, "is dropped")) show_log(queue);
+    CHECK_INT(rc, 0);
+    CHECK(strstr(log, "its report (items, messages, attributes) is dropped") != NULL);
+    free(log);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_STR(th_str(r->json, "phase"), "completed");
+    CHECK_INT(th_int(r->json, "attempt"), 1);
+    CHECK(json_is_true(th_get(r->json, "result.ok")));
+    CHECK(json_array_size(th_get(r->json, "items")) <= 1000); /* what came before the refusal */
+    free(id);
+}
+
+static void test_refused_report_is_dropped(void) {
+    run_refused_report("refusedhb", false, true);
+    if (!th_failed()) run_refused_report("refusedend", false, false);
+    if (!th_failed()) run_refused_report("brefusedhb", true, true);
+    if (!th_failed()) run_refused_report("brefusedend", true, false);
+}
+
 /* The shell example of the docs, run by a worker. */
 static void test_example_script(void) {
     char *id = th_submit(&srv, "demo", "\"queue\":\"exq\",\"params\":{\"steps\":3,\"delay\":0.05}");
@@ -862,6 +903,8 @@ static const struct th_test tests[] = {
     {"a silent command keeps its lease", test_silent_command_keeps_its_lease},
     {"a SIGKILLed worker's lease expires", test_killed_worker_lease_expires},
     {"--concurrency runs tasks at once", test_concurrency},
+    {"a report the server refuses is dropped: the lease holds, the end is taken",
+     test_refused_report_is_dropped},
     {"examples/report_progress.sh", test_example_script},
     {"--concurrency 4: batched claims, heartbeats and ends", test_batched_concurrency},
     {"batched: a lost lease and a cancel stop only their commands",
