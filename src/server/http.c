@@ -385,13 +385,18 @@ void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn o
     r->on_resume = on_resume;
     atomic_store(&r->ops_left, todo);
     req_suspend(r);
+    struct store_op **list = xmalloc((todo ? todo : 1) * sizeof *list);
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (ops[i].err.code) continue; /* refused before the store: not sent */
         if (!ops[i].actor) ops[i].actor = actor;
         ops[i].done = req_many_done;
         ops[i].udata = r;
-        store_submit(r->srv->store, &ops[i]);
+        list[k++] = &ops[i];
     }
+    /* Together, so that nothing comes between them (store_submit_list). */
+    store_submit_list(r->srv->store, list, k);
+    free(list);
 }
 
 /* Matches "/v1/tasks/:id" against a path, capturing ':' segments into r

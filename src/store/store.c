@@ -1985,6 +1985,32 @@ void store_submit(struct store *s, struct store_op *op) {
     pthread_cond_signal(&s->cond);
 }
 
+void store_submit_list(struct store *s, struct store_op *const *ops, size_t n) {
+    if (!n) return;
+    for (size_t i = 0; i < n; i++) {
+        err_clear(&ops[i]->err);
+        ops[i]->next = i + 1 < n ? ops[i + 1] : NULL;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->stopping || s->stopped) {
+        pthread_mutex_unlock(&s->lock);
+        for (size_t i = 0; i < n; i++) {
+            err_set(&ops[i]->err, TM_EUNAVAILABLE, "", "the server is stopping");
+            ops[i]->next = NULL;
+        }
+        for (size_t i = 0; i < n; i++)
+            ops[i]->done(ops[i]);
+        return;
+    }
+    if (s->queue_tail)
+        s->queue_tail->next = ops[0];
+    else
+        s->queue_head = ops[0];
+    s->queue_tail = ops[n - 1];
+    pthread_mutex_unlock(&s->lock);
+    pthread_cond_signal(&s->cond);
+}
+
 struct store_waiter {
     pthread_mutex_t lock;
     pthread_cond_t cond;

@@ -326,6 +326,10 @@ void store_op_release(struct store_op *op);
 void store_op_write_task(struct buf *b, const struct store_op *op, const struct task *t);
 /* Queues the op for the writer. `done` is always called exactly once. */
 void store_submit(struct store *s, struct store_op *op);
+/* Queues ops[0..n) together: the writer takes them in one batch, one after
+ * another, with no other op between (a batched claim's first op waits only
+ * if the others, seeing the same tasks, found none either). */
+void store_submit_list(struct store *s, struct store_op *const *ops, size_t n);
 /* Submits and waits for done (for tools and tests). Returns op->err.code. */
 int store_run(struct store *s, struct store_op *op);
 /* Submits ops[0..n) at once (their writes share group commits) and waits
