@@ -1981,7 +1981,8 @@ static int pg_list(struct store *s, const struct task_filter *f, struct task_lis
     }
     if ((rc = sql_list_query_range(&sql_dialect_pg, q->select_cols, index, f, &sql, &b))) goto out;
     /* The list and its count stop past the query time limit (pg_classify:
-     * TM_EQUERY_TIMEOUT); the reader's other statements have none. */
+     * TM_EQUERY_TIMEOUT); the reader's other statements have the session's
+     * (PG_SESSION), set back after. */
     char limit[64];
     snprintf(limit, sizeof limit, "SET statement_timeout = %lld",
              (long long)(q->query_timeout_ms > 0 ? q->query_timeout_ms : 0));
@@ -2010,7 +2011,7 @@ static int pg_list(struct store *s, const struct task_filter *f, struct task_lis
     }
 out:
     PQclear(r);
-    if (timed && c->pg) pg_cmd(c, "SET statement_timeout = 0");
+    if (timed && c->pg) pg_cmd(c, "SET statement_timeout = " PGSTR(PG_STATEMENT_TIMEOUT_MS));
     pg_reader_give(s, c);
     sql_binds_release(&b);
     buf_release(&sql);
