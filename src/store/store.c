@@ -1307,8 +1307,30 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
     bool work =
         ov.n || (s->next_due && s->next_due <= now) || fire || (remote.nready && s->parked_claims);
     int tries = 0;
+    /* What an attempt sets besides the database, for one that is undone:
+     * when to sweep and fire next (read inside its transaction) and what
+     * its sweep and fires counted. */
+    struct {
+        int64_t next_due, due_checked, next_fire, fire_checked;
+        uint64_t fires, missed, expired;
+    } was = {s->next_due,
+             s->due_checked,
+             s->next_fire,
+             s->fire_checked,
+             s->stats.schedule_fires,
+             s->stats.schedule_missed,
+             s->stats.leases_expired};
     while (work) {
         store_attempt(s, &b, &ov, &remote, now, mono);
+        if (b.failed) {
+            s->next_due = was.next_due;
+            s->due_checked = was.due_checked;
+            s->next_fire = was.next_fire;
+            s->fire_checked = was.fire_checked;
+            s->stats.schedule_fires = was.fires;
+            s->stats.schedule_missed = was.missed;
+            s->stats.leases_expired = was.expired;
+        }
         if (!b.failed || b.fail_code != TM_ERETRY || tries >= STORE_RETRIES) break;
         /* Lost a race with another node: undo everything and apply again. */
         tries++;
