@@ -1357,23 +1357,30 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         for (size_t i = 0; i < b.nserved; i++)
             store_op_reset(b.served[i]); /* still parked: nothing was handed out */
         b.nserved = 0;
-        b.nchanged = 0;
         for (size_t i = 0; i < b.nevents; i++)
             store_event_release(&b.events[i]);
         b.nevents = b.deliveries = 0;
+        /* A claim or watch that found nothing still waits; the rest fail,
+         * but for refusals found against what was committed before (a
+         * token's id taken, a task not found): they stand. One of a task
+         * that an op of the batch changed was found against that undone
+         * change (two completes of one task: the second's "not running"
+         * is no longer so), and fails with the batch. */
         for (size_t i = 0; i < ov.n; i++) {
             struct store_op *op = ov.v[i];
             bool client_error =
                 op->err.code && op->err.code != TM_EINTERNAL && op->err.code != TM_EUNAVAILABLE;
+            for (size_t k = 0; client_error && op->id[0] && k < b.nchanged; k++)
+                if (strcmp(b.changed[k].id, op->id) == 0) client_error = false;
             bool park = op->park;
             if (!client_error) store_op_reset(op);
-            /* A claim or watch that found nothing still waits; the rest fail. */
             if (park) {
                 op->park = true;
             } else if (!client_error) {
                 store_fail_op(op, code);
             }
         }
+        b.nchanged = 0;
     }
     for (size_t i = 0; i < ov.n; i++) {
         struct store_op *op = ov.v[i];

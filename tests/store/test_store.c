@@ -2282,6 +2282,48 @@ static void test_rolled_back_batch_leaves_no_kept_row(void) {
 }
 
 /*
+ * A batch that fails answers every op of it with the failure, refusals
+ * too: here two completes of one task, then a submit a trigger of the
+ * test's refuses. The second complete's "not running" was found against
+ * the first, which is undone with the batch: it fails as storage, and the
+ * task is still running, its lease good.
+ */
+static void test_failed_batch_fails_refusals_too(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    char id[ID_LEN + 1], tok[ID_LEN + 1];
+    if (!create_claimed(s, "fb", "fbq", id, tok)) return;
+    bool pg = strncmp(url, "postgres", 8) == 0;
+    exec_on_store_db(pg ? "CREATE FUNCTION tm_test_refuse3() RETURNS trigger LANGUAGE plpgsql"
+                          " AS $$BEGIN RAISE EXCEPTION 'refused by the test'; END$$;"
+                          " CREATE TRIGGER tm_test_refuse3 BEFORE INSERT ON tasks"
+                          " FOR EACH ROW EXECUTE FUNCTION tm_test_refuse3()"
+                        : "CREATE TRIGGER tm_test_refuse3 BEFORE INSERT ON tasks"
+                          " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    struct store_op ops[3];
+    for (int i = 0; i < 2; i++)
+        id_op_init(&ops[i], STORE_OP_COMPLETE, "fb", id, tok);
+    store_op_init_create(&ops[2], "fb", new_task("fb", "fbq", "next", 0));
+    run_one_batch(s, ops, 3);
+    for (int i = 0; i < 3; i++) {
+        if (ops[i].err.code != TM_EINTERNAL)
+            th_fail(__FILE__, __LINE__, "op %d: code %d (%s), not a storage error", i,
+                    ops[i].err.code, ops[i].err.message);
+        store_op_release(&ops[i]);
+    }
+    exec_on_store_db(pg ? "DROP TRIGGER tm_test_refuse3 ON tasks; DROP FUNCTION tm_test_refuse3()"
+                        : "DROP TRIGGER tm_test_refuse3");
+    struct task *now = get(s, "fb", id);
+    CHECK(now && now->phase == TASK_RUNNING);
+    task_free(now);
+    id_op_init(&ops[0], STORE_OP_COMPLETE, "fb", id, tok);
+    CHECK_INT(store_run(s, &ops[0]), 0);
+    store_op_release(&ops[0]);
+    store_close(s);
+}
+
+/*
  * The rows the SQLite writer keeps hold only while it is the one process
  * that writes the file. A commit by another connection (a hand edit here;
  * a second server on the file by mistake) must be seen by the next batch:
@@ -2802,6 +2844,8 @@ static const struct th_test tests[] = {
      test_failure_sent_ahead_fails_the_batch},
     {"a rolled-back batch leaves no row the writer keeps: the next load finds it as committed",
      test_rolled_back_batch_leaves_no_kept_row},
+    {"a failed batch fails every op of it, refusals found against its undone ops too",
+     test_failed_batch_fails_refusals_too},
     {"another process's commit to the file is seen by the next load, not written over",
      test_foreign_commit_drops_kept_rows},
     {"600 submits in one op: all stored, their events in order, counted",
