@@ -868,6 +868,7 @@ static int store_apply_delivery_claim(struct store *s, struct batch *b, struct s
     if (rc == TM_ENOT_FOUND) return 0;
     if (rc) return store_backend_failed(b, op, rc);
     store_events_resolve(s, &op->claimed_delivery->ev, 1);
+    op->claimed_delivery->claimed_until = now + hold;
     op->claimed = true;
     return 0;
 }

@@ -477,6 +477,10 @@ struct webhook_delivery {
     /* Filled by STORE_OP_DELIVERY_CLAIM only. */
     char *url, *secret;
     struct store_event ev;
+    /* The webhook's busy_until the claim set: on a shared database the
+     * attempt's outcome is recorded, and the webhook freed, only while it
+     * still holds (another node claims the webhook once it has passed). */
+    int64_t claimed_until;
 };
 void deliveries_free(struct webhook_delivery *d, size_t n);
 

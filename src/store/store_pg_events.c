@@ -249,17 +249,24 @@ int pg_webhook_delete(struct store *s, const char *ns, const char *id) {
     return rc;
 }
 
+/* $8 the webhook, $9 the busy_until its claim set: an attempt whose claim
+ * ran out (its outcome came late, and another node may have claimed the
+ * webhook and be sending) records nothing and frees nothing, so that it
+ * can neither write over the newer attempt's outcome nor let a third one
+ * start while that one is in flight. */
 static const struct pg_stmt st_delivery_update = {
     PGS_DELIVERY_UPDATE,
     "WITH d AS (UPDATE webhook_deliveries SET status=$2, attempts=$3, next_at=$4,"
-    " last_status=$5, last_error=$6, updated_at=$7 WHERE id=$1)"
-    " UPDATE webhooks SET busy_until = 0 WHERE id = $8"};
+    " last_status=$5, last_error=$6, updated_at=$7 WHERE id=$1 AND status='pending'"
+    " AND EXISTS (SELECT 1 FROM webhooks WHERE id = $8 AND busy_until = $9::bigint))"
+    " UPDATE webhooks SET busy_until = 0 WHERE id = $8 AND busy_until = $9::bigint"};
 
 int pg_delivery_update(struct store *s, const struct webhook_delivery *d) {
     struct pg_params p;
     pgp_init(&p);
     pgp_fields(&p, store_delivery_set_fields, SIZE_MAX, d);
     pgp_text(&p, d->webhook_id);
+    pgp_int(&p, d->claimed_until);
     return pg_run_cmd(pg_writer(s), &st_delivery_update, &p);
 }
 

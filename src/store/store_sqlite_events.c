@@ -666,18 +666,26 @@ int sq_webhook_delete(struct store *s, const char *ns, const char *id) {
     return sq_step_done(db, st);
 }
 
+/* As on PostgreSQL (pg_delivery_update): only while the claim's
+ * busy_until holds, the outcome first, then the webhook freed. */
 int sq_delivery_update(struct store *s, const struct webhook_delivery *d) {
     struct sq_events *q = sqe(s);
     sqlite3_stmt *st = sqe_stmt(s, &q->delivery_update,
                                 "UPDATE webhook_deliveries SET status=?2,attempts=?3,next_at=?4,"
-                                "last_status=?5,last_error=?6,updated_at=?7 WHERE id=?1");
-    sqlite3_stmt *fr = sqe_stmt(s, &q->hook_free, "UPDATE webhooks SET busy_until=0 WHERE id=?1");
+                                "last_status=?5,last_error=?6,updated_at=?7 WHERE id=?1"
+                                " AND status='pending' AND EXISTS (SELECT 1 FROM webhooks"
+                                " WHERE id=?8 AND busy_until=?9)");
+    sqlite3_stmt *fr = sqe_stmt(s, &q->hook_free,
+                                "UPDATE webhooks SET busy_until=0 WHERE id=?1 AND busy_until=?2");
     if (!st || !fr) return TM_EINTERNAL;
-    sqlite3_bind_text(fr, 1, d->webhook_id, -1, SQLITE_STATIC);
-    int rc = sq_step_done(sq_writer_db(s), fr);
-    if (rc) return rc;
     sq_bind_fields(st, store_delivery_set_fields, SIZE_MAX, d);
-    return sq_step_done(sq_writer_db(s), st);
+    sqlite3_bind_text(st, 8, d->webhook_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, d->claimed_until);
+    int rc = sq_step_done(sq_writer_db(s), st);
+    if (rc) return rc;
+    sqlite3_bind_text(fr, 1, d->webhook_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(fr, 2, d->claimed_until);
+    return sq_step_done(sq_writer_db(s), fr);
 }
 
 /* ---- Reads ---- */

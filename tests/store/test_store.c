@@ -1051,6 +1051,7 @@ static int delivery_set(struct store *s, const struct webhook_delivery *d, const
     upd.last_status = last_status;
     upd.next_at = d->next_at;
     upd.updated_at = time_now_ms();
+    upd.claimed_until = d->claimed_until; /* the attempt's claim, which fences it */
     struct store_op op;
     store_op_init(&op, STORE_OP_DELIVERY_SET);
     op.delivery = &upd;
@@ -1067,6 +1068,61 @@ static int64_t deliveries_of(struct store *s, const char *hook) {
     int rc = store_deliveries_list(s, hook, 100, &d, &n, &e);
     deliveries_free(d, n);
     return rc ? -1 : (int64_t)n;
+}
+
+/*
+ * An attempt whose claim ran out before its outcome was recorded (a slow
+ * writer; another node claimed the webhook meanwhile and is sending)
+ * records nothing and frees nothing: neither over the newer attempt's
+ * outcome, nor while it is in flight.
+ */
+static void test_late_outcome_records_nothing(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    struct webhook w;
+    CHECK_INT(webhook_add(s, "late", WEBHOOK_SPAWNED, &w), 0);
+    char hook[ID_LEN + 1], id[ID_LEN + 1];
+    memcpy(hook, w.id, sizeof hook);
+    webhook_release(&w);
+    CHECK_INT(create(s, new_task("late", "lateq", "x", 0), id), 0);
+    /* Other tests' webhooks, with deliveries due perhaps, are left out. */
+    const char *others[64];
+    size_t nothers = 0, n = 0;
+    struct webhook *all = NULL;
+    struct tm_error e;
+    CHECK_INT(store_webhooks_list(s, NULL, NULL, &all, &n, &e), 0);
+    for (size_t i = 0; i < n && nothers < 64; i++)
+        if (strcmp(all[i].id, hook) != 0) others[nothers++] = xstrdup(all[i].id);
+    webhooks_free(all, n);
+
+    struct webhook_delivery *a = claim_delivery(s, others, nothers, 50);
+    CHECK(a && strcmp(a->webhook_id, hook) == 0);
+    th_sleep_ms(150); /* a's claim runs out */
+    struct webhook_delivery *b = claim_delivery(s, others, nothers, 60000);
+    CHECK(b && a && strcmp(b->id, a->id) == 0); /* the same delivery, again */
+    /* a's outcome, late: nothing recorded, the webhook still b's. */
+    if (a) CHECK_INT(delivery_set(s, a, "pending", 500), 0);
+    struct webhook_delivery *c = claim_delivery(s, others, nothers, 60000);
+    CHECK(c == NULL);
+    deliveries_free(c, c ? 1 : 0);
+    struct webhook_delivery *d = NULL;
+    CHECK_INT(store_deliveries_list(s, hook, 10, &d, &n, &e), 0);
+    CHECK(n == 1 && strcmp(d[0].status, "pending") == 0 && d[0].attempts == 0);
+    deliveries_free(d, n);
+    /* b's outcome stands; a's, later still, changes nothing. */
+    if (b) CHECK_INT(delivery_set(s, b, "delivered", 204), 0);
+    if (a) CHECK_INT(delivery_set(s, a, "pending", 500), 0);
+    CHECK_INT(store_deliveries_list(s, hook, 10, &d, &n, &e), 0);
+    CHECK(n == 1 && strcmp(d[0].status, "delivered") == 0 && d[0].attempts == 1 &&
+          d[0].last_status == 204);
+    deliveries_free(d, n);
+    deliveries_free(a, a ? 1 : 0);
+    deliveries_free(b, b ? 1 : 0);
+    CHECK_INT(webhook_delete(s, "late", hook), 0);
+    for (size_t i = 0; i < nothers; i++)
+        free((char *)others[i]);
+    store_close(s);
 }
 
 static void test_deliveries_follow_the_webhooks_there_are(void) {
@@ -2822,6 +2878,8 @@ static const struct th_test tests[] = {
     {"webhooks: add, list, cap, delete; deliveries queued and due", test_webhooks_and_deliveries},
     {"deliveries follow the webhooks there are, added and deleted",
      test_deliveries_follow_the_webhooks_there_are},
+    {"a webhook attempt whose claim ran out records nothing and frees nothing",
+     test_late_outcome_records_nothing},
     {"tokens: create, get, list, revoke, any active", test_tokens},
     {"claims from many threads at once: every task exactly once", test_concurrent_claims_once_each},
     {"claims from two stores on one database: every task exactly once",
