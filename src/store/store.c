@@ -114,6 +114,7 @@ struct store {
     int64_t next_stats_prune; /* wall ms of the next pass over queue_stats */
     int64_t next_fire;        /* wall ms of the earliest schedule fire; 0 = none known */
     int64_t fire_checked;     /* wall ms next_fire was last read (shared backends) */
+    int64_t claims_checked;   /* wall ms parked claims last looked again (shared backends) */
     char node[ID_LEN + 1];    /* this process, in the rows only it writes (queue_stats) */
 };
 
@@ -1298,6 +1299,21 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
             s->next_due = next;
             s->due_checked = now;
         }
+    }
+    /* A parked claim skipped the tasks other transactions had locked (SKIP
+     * LOCKED); one that ends without changing its task sends no event, so
+     * on a shared database the parked claims look again once a sweep
+     * interval, as if their queues had a task ready. */
+    if (be->shared && s->parked_claims && now - s->claims_checked >= s->opt.sweep_max_ms) {
+        for (struct store_op *op = s->parked_claims; op; op = op->next) {
+            bool seen = false;
+            for (size_t k = 0; k < remote.nready && !seen; k++)
+                seen = strcmp(remote.ready[k], op->queue) == 0;
+            if (seen) continue;
+            remote.ready = xrealloc(remote.ready, (remote.nready + 1) * sizeof *remote.ready);
+            remote.ready[remote.nready++] = xstrdup(op->queue);
+        }
+        s->claims_checked = now;
     }
     /* The ops of this batch, in order; more join while it is applied. */
     struct opvec ov = {0};

@@ -2074,6 +2074,52 @@ static PGresult *pg_exec_ok(PGconn *c, const char *sql) {
     return r;
 }
 
+/*
+ * On PostgreSQL a claim skips a task another transaction has locked (SKIP
+ * LOCKED). If that transaction ends without changing the task, no event
+ * says so: a claim that parked meanwhile looks again on its own (once a
+ * sweep interval) and takes it within its wait, not after.
+ */
+struct parked_claim {
+    struct store *s;
+    int rc;
+    char id[ID_LEN + 1], tok[ID_LEN + 1];
+};
+
+static void *parked_claim_main(void *arg) {
+    struct parked_claim *pc = arg;
+    pc->rc = claim(pc->s, "lk", "lkq", NULL, 60000, 5000, pc->id, pc->tok);
+    return NULL;
+}
+
+static void test_parked_claim_looks_again_after_a_lock(void) {
+    if (strncmp(url, "postgres", 8) != 0) {
+        th_skip("SKIP LOCKED is PostgreSQL's; SQLite has one writer");
+        return;
+    }
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    char id[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("lk", "lkq", "x", 0), id), 0);
+    PGconn *x = PQconnectdb(url);
+    CHECK(PQstatus(x) == CONNECTION_OK);
+    char sql[200];
+    snprintf(sql, sizeof sql, "BEGIN; SELECT id FROM tasks WHERE id = '%s' FOR UPDATE", id);
+    PQclear(pg_exec_ok(x, sql));
+    struct parked_claim pc = {.s = s};
+    pthread_t t;
+    pthread_create(&t, NULL, parked_claim_main, &pc);
+    bool held;
+    TRY_WAIT_UNTIL(held, parked(s, false) >= 1, 5000, "the claim to park");
+    PQclear(pg_exec_ok(x, "COMMIT")); /* the task unchanged: no event */
+    PQfinish(x);
+    pthread_join(t, NULL);
+    CHECK_INT(pc.rc, 0);
+    CHECK_STR(pc.id, id);
+    store_close(s);
+}
+
 struct batch_run {
     struct store *s;
     struct store_op *ops;
@@ -2881,6 +2927,8 @@ static const struct th_test tests[] = {
     {"a webhook attempt whose claim ran out records nothing and frees nothing",
      test_late_outcome_records_nothing},
     {"tokens: create, get, list, revoke, any active", test_tokens},
+    {"a parked claim looks again for a task another transaction had locked",
+     test_parked_claim_looks_again_after_a_lock},
     {"claims from many threads at once: every task exactly once", test_concurrent_claims_once_each},
     {"claims from two stores on one database: every task exactly once",
      test_two_stores_claim_once_each},
