@@ -64,6 +64,7 @@ struct store {
     struct store_op *parked_claims; /* FIFO, oldest first */
     struct store_op *parked_watches;
     int64_t next_due;          /* wall ms of the earliest due task; 0 = none known */
+    int64_t due_locked_until;  /* due tasks are others' locked rows: not before (shared) */
     struct store_cache *cache; /* store_cache.c; NULL: none (a shared backend, or off) */
     int64_t due_checked;       /* wall ms next_due was last read (shared backends) */
     uint64_t rng;
@@ -1026,6 +1027,16 @@ static void store_park(struct store_op **list, struct store_op *op) {
 /* Acts on every task whose lease ran out or whose wait is over. The rows
  * come locked and skip those another node holds, so no task is expired or
  * woken twice. */
+/* Due rows that another node's transaction holds (SKIP LOCKED passes them)
+ * are looked at again this much later, not at once and again and again
+ * while the lock lasts. */
+#define STORE_LOCKED_DUE_MS 50
+
+/* next_due as read, or later while the due rows are others' locked ones. */
+static int64_t store_due_after_locks(const struct store *s, int64_t next, int64_t now) {
+    return next && next <= now && s->due_locked_until > now ? s->due_locked_until : next;
+}
+
 static void store_sweep(struct store *s, struct batch *b, int64_t now) {
     const struct store_backend *be = s->base.backend;
     char ids[256][ID_LEN + 1];
@@ -1060,7 +1071,10 @@ static void store_sweep(struct store *s, struct batch *b, int64_t now) {
     }
     int64_t next = 0;
     if (!b->failed && (rc = be->next_due(s, &next))) batch_fail(b, rc);
-    s->next_due = next;
+    /* Fewer than asked for, and some still due: those are locked. */
+    if (!b->failed && be->shared && n < 256 && next && next <= now)
+        s->due_locked_until = now + STORE_LOCKED_DUE_MS;
+    s->next_due = store_due_after_locks(s, next, now);
     s->due_checked = now;
 }
 
@@ -1296,7 +1310,7 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         /* Another node may have made a task due (or died holding leases). */
         int64_t next = 0;
         if (be->next_due(s, &next) == 0) {
-            s->next_due = next;
+            s->next_due = store_due_after_locks(s, next, now);
             s->due_checked = now;
         }
     }
