@@ -621,23 +621,27 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
     int64_t *counts_n = xcalloc(ncounts + 1, sizeof *counts_n);
     for (size_t i = 0; i < ncounts; i++)
         counts_n[i] = b->counts[i].n;
+    /* And its queue_stats rows, likewise (a submit counts as submitted). */
+    size_t nstats = b->nstats;
+    struct queue_stat *stats_st = xcalloc(nstats + 1, sizeof *stats_st);
+    for (size_t i = 0; i < nstats; i++)
+        stats_st[i] = b->stats[i].st;
+    int rc;
     for (int attempt = 0;; attempt++) {
         size_t nevents = b->nevents;
-        int rc = be->savepoint(s);
-        if (rc) {
-            free(counts_n);
-            return store_backend_failed(b, op, rc);
+        if ((rc = be->savepoint(s))) {
+            rc = store_backend_failed(b, op, rc);
+            break;
         }
         rc = store_apply_create_once(s, b, op, now);
         if (rc != TM_ECONFLICT || op->err.code) {
-            free(counts_n);
             int rs = be->savepoint_release(s);
-            if (rs && !b->failed) return store_backend_failed(b, op, rs);
-            return rc;
+            if (rs && !b->failed) rc = store_backend_failed(b, op, rs);
+            break;
         }
         if ((rc = be->savepoint_rollback(s))) {
-            free(counts_n);
-            return store_backend_failed(b, op, rc);
+            rc = store_backend_failed(b, op, rc);
+            break;
         }
         for (size_t i = nevents; i < b->nevents; i++)
             store_event_release(&b->events[i]);
@@ -649,14 +653,24 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
         b->ncounts = ncounts;
         for (size_t i = 0; i < ncounts; i++)
             b->counts[i].n = counts_n[i];
+        for (size_t i = nstats; i < b->nstats; i++) {
+            free(b->stats[i].queue);
+            free(b->stats[i].ns);
+        }
+        b->nstats = nstats;
+        for (size_t i = 0; i < nstats; i++)
+            b->stats[i].st = stats_st[i];
         op->created = false;
         op->task = NULL;
         if (attempt == 2) {
-            free(counts_n);
-            return err_set(&op->err, TM_ECONFLICT, "Idempotency-Key",
-                           "the idempotency key is being used by another request; try again");
+            rc = err_set(&op->err, TM_ECONFLICT, "Idempotency-Key",
+                         "the idempotency key is being used by another request; try again");
+            break;
         }
     }
+    free(counts_n);
+    free(stats_st);
+    return rc;
 }
 
 static bool str_same(const char *a, const char *b) {

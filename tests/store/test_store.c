@@ -2075,6 +2075,78 @@ static PGresult *pg_exec_ok(PGconn *c, const char *sql) {
 }
 
 /*
+ * A submit with an idempotency key whose insert meets the same key
+ * inserted by another transaction that commits first (another node): its
+ * savepoint undoes the insert, it finds the other task, and what the
+ * undone insert noted (the queue's "submitted") is undone with it.
+ */
+struct keyed_submit {
+    struct store *s;
+    int rc;
+    bool created;
+    char id[ID_LEN + 1];
+};
+
+static void *keyed_submit_main(void *arg) {
+    struct keyed_submit *k = arg;
+    struct task *t = new_task("ik", "ikq", "x", 0);
+    t->idempotency_key = xstrdup("the-key");
+    struct store_op op;
+    store_op_init_create(&op, "ik", t);
+    k->rc = store_run(k->s, &op);
+    k->created = op.created;
+    if (k->rc == 0 && op.task) memcpy(k->id, op.task->id, ID_LEN + 1);
+    store_op_release(&op);
+    return NULL;
+}
+
+static void test_idempotency_race_undoes_its_insert(void) {
+    if (strncmp(url, "postgres", 8) != 0) {
+        th_skip("another transaction inserting first needs PostgreSQL (SQLite has one writer)");
+        return;
+    }
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    char first[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("ik", "ikq", "x", 0), first), 0);
+    /* Another transaction inserts a copy of it with the key, and holds it. */
+    char other[ID_LEN + 1];
+    id_new(other);
+    PGconn *x = PQconnectdb(url);
+    CHECK(PQstatus(x) == CONNECTION_OK);
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "BEGIN; CREATE TEMP TABLE ik_copy AS SELECT * FROM tasks WHERE id = '%s';"
+             " UPDATE ik_copy SET id = '%s', idempotency_key = 'the-key';"
+             " INSERT INTO tasks SELECT * FROM ik_copy",
+             first, other);
+    PQclear(pg_exec_ok(x, sql));
+    struct keyed_submit k = {.s = s};
+    pthread_t t;
+    pthread_create(&t, NULL, keyed_submit_main, &k);
+    th_sleep_ms(300); /* its insert waits on the other's key */
+    PQclear(pg_exec_ok(x, "COMMIT"));
+    PQfinish(x);
+    pthread_join(t, NULL);
+    CHECK_INT(k.rc, 0);
+    CHECK(!k.created);
+    CHECK_STR(k.id, other);
+    /* One submit counted (the first), not the undone one. */
+    struct queue_stat *qs = NULL;
+    size_t n = 0;
+    struct tm_error e;
+    int64_t minute = time_now_ms() / 60000;
+    CHECK_INT(store_queue_stats(s, "ik", "ikq", minute - 1, minute + 1, &qs, &n, &e), 0);
+    int64_t submitted = 0;
+    for (size_t i = 0; i < n; i++)
+        submitted += qs[i].submitted;
+    free(qs);
+    CHECK_INT(submitted, 1);
+    store_close(s);
+}
+
+/*
  * On PostgreSQL a claim skips a task another transaction has locked (SKIP
  * LOCKED). If that transaction ends without changing the task, no event
  * says so: a claim that parked meanwhile looks again on its own (once a
@@ -2929,6 +3001,8 @@ static const struct th_test tests[] = {
     {"tokens: create, get, list, revoke, any active", test_tokens},
     {"a parked claim looks again for a task another transaction had locked",
      test_parked_claim_looks_again_after_a_lock},
+    {"an idempotency key another transaction inserts first: the insert and its counts undone",
+     test_idempotency_race_undoes_its_insert},
     {"claims from many threads at once: every task exactly once", test_concurrent_claims_once_each},
     {"claims from two stores on one database: every task exactly once",
      test_two_stores_claim_once_each},
