@@ -333,14 +333,18 @@ static void work_run_report(struct work_run *r, struct tm_report *rep, json_t **
     if (json_object_size(*attrs)) rep->attributes = *attrs;
 }
 
-/* After a report went through: the lists were delivered. */
+/* After a report went through: the lists were delivered (a bare one
+ * delivered none: what came since the refusal goes with the next). */
 static void work_run_reported(struct work_run *r) {
+    if (r->bare) {
+        r->bare = false;
+        return;
+    }
     json_array_clear(r->items);
     json_array_clear(r->messages);
     json_object_clear(r->attributes);
     r->log_dirty = false;
     r->dirty = false;
-    r->bare = false;
 }
 
 /* The server refused a report as such (why): its lists are dropped and the

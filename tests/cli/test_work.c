@@ -312,7 +312,7 @@ static void run_refused_report(const char *queue, bool batched, bool during) {
     snprintf(script, sizeof script,
              "i=0; while [ $i -lt 1200 ]; do echo \"item f$i 100%% done\"; i=$((i+1)); "
              "if [ $i = 600 ]; then sleep 1.5; fi; done; %s echo 'result {\"ok\":true}'; exit 0",
-             during ? "sleep 4.5;" : "");
+             during ? "sleep 0.3; echo 'message INFO after the refusal'; sleep 4.5;" : "");
     pid_t w = cli_spawn(&srv, worker_log(queue), "work", "--queue", queue, "--lease", "2",
                         "--heartbeat", "0.5", "--max-tasks", "1", "--concurrency",
                         batched ? "2" : "1", "--", "sh", "-c", script);
@@ -329,6 +329,8 @@ static void run_refused_report(const char *queue, bool batched, bool during) {
     CHECK_INT(th_int(r->json, "attempt"), 1);
     CHECK(json_is_true(th_get(r->json, "result.ok")));
     CHECK(json_array_size(th_get(r->json, "items")) <= 1000); /* what came before the refusal */
+    /* What the command said after the refusal is not lost with it. */
+    if (during) CHECK_STR(th_str(r->json, "messages.0.text"), "after the refusal");
     free(id);
 }
 
