@@ -1038,9 +1038,6 @@ static void store_park(struct store_op **list, struct store_op *op) {
     *list = op;
 }
 
-/* Acts on every task whose lease ran out or whose wait is over. The rows
- * come locked and skip those another node holds, so no task is expired or
- * woken twice. */
 /* Due rows that another node's transaction holds (SKIP LOCKED passes them)
  * are looked at again this much later, not at once and again and again
  * while the lock lasts. */
@@ -1051,6 +1048,9 @@ static int64_t store_due_after_locks(const struct store *s, int64_t next, int64_
     return next && next <= now && s->due_locked_until > now ? s->due_locked_until : next;
 }
 
+/* Acts on every task whose lease ran out or whose wait is over. The rows
+ * come locked and skip those another node holds, so no task is expired or
+ * woken twice. */
 static void store_sweep(struct store *s, struct batch *b, int64_t now) {
     const struct store_backend *be = s->base.backend;
     char ids[256][ID_LEN + 1];
