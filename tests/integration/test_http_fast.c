@@ -568,17 +568,28 @@ static void test_connection_cap_both_paths(void) {
     CHECK(fds[4] >= 0);
     CHECK(closed_within(fds[4], 5000));
     close(fds[4]);
-    /* One handed-on connection closes: there is room again. */
+    /* One handed-on connection closes: there is room again, once the
+     * server has seen it go (a connection refused meanwhile is closed at
+     * once; the next try comes 100 ms later, for up to 10 s). */
     close(fds[0]);
-    th_sleep_ms(300);
-    fds[0] = tcp_open(&s2);
-    CHECK(fds[0] >= 0);
-    in1.n = 0;
     char *q = req_text("POST", "/v1/tasks", "{\"type\":\"cap\",\"name\":\"room\"}", NULL);
-    CHECK(send_all(fds[0], q, strlen(q)));
+    struct resp r;
+    bool answered = false;
+    for (int tries = 0; tries < 100 && !answered; tries++) {
+        if (tries) th_sleep_ms(100);
+        fds[0] = tcp_open(&s2);
+        in1.n = 0;
+        answered = fds[0] >= 0 && send_all(fds[0], q, strlen(q)) && read_resp(fds[0], &r) == 0;
+        if (!answered && fds[0] >= 0) close(fds[0]);
+    }
     free(q);
-    EXPECT_RESP(fds[0], 201, "name", "room");
-    for (int i = 0; i < 4; i++)
+    CHECK(answered);
+    if (answered) {
+        CHECK_INT(r.status, 201);
+        CHECK_STR(th_str(r.json, "name"), "room");
+        resp_clear(&r);
+    }
+    for (int i = answered ? 0 : 1; i < 4; i++)
         close(fds[i]);
     th_server_free(&s2);
 }
