@@ -2204,6 +2204,85 @@ static void *batch_thread(void *arg) {
     return NULL;
 }
 
+/*
+ * A rename to a name that another transaction (another node) is inserting:
+ * the rename's check cannot see that row, its UPDATE waits on the unique
+ * key and is refused when the other commits. That refusal is the rename's
+ * own 409; the other ops of its batch go through.
+ */
+static struct store_doc *doc_new(const char *name) {
+    struct store_doc *d = xcalloc(1, sizeof *d);
+    d->ns = xstrdup("dr");
+    d->name = xstrdup(name);
+    d->body = xstrdup("{\"type\":\"x\"}");
+    return d;
+}
+
+static void doc_put_op(struct store_op *op, struct store_doc *d, bool create) {
+    store_op_init(op, STORE_OP_DOC_PUT);
+    op->ns = "dr";
+    op->doc_kind = STORE_DOC_DEFINITION;
+    op->doc = d;
+    op->flag = create;
+}
+
+static void test_rename_meets_a_name_being_inserted(void) {
+    if (strncmp(url, "postgres", 8) != 0) {
+        th_skip("another transaction inserting first needs PostgreSQL (SQLite has one writer)");
+        return;
+    }
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    struct store_op op;
+    struct store_doc *d = doc_new("dr-a");
+    doc_put_op(&op, d, true);
+    CHECK_INT(store_run(s, &op), 0);
+    char aid[ID_LEN + 1];
+    memcpy(aid, d->id, sizeof aid);
+    store_op_release(&op);
+    store_doc_release(d);
+    free(d);
+    /* Another transaction inserts "dr-taken" and holds it. */
+    char other[ID_LEN + 1];
+    id_new(other);
+    PGconn *x = PQconnectdb(url);
+    CHECK(PQstatus(x) == CONNECTION_OK);
+    char sql[400];
+    snprintf(sql, sizeof sql,
+             "BEGIN; INSERT INTO definitions(id,namespace,name,body,created_at,updated_at)"
+             " VALUES('%s','dr','dr-taken','{}',0,0)",
+             other);
+    PQclear(pg_exec_ok(x, sql));
+    /* One batch: the rename of dr-a to dr-taken, and a task submitted. */
+    struct store_op ops[2];
+    struct store_doc *r = doc_new("dr-taken");
+    memcpy(r->id, aid, sizeof r->id);
+    doc_put_op(&ops[0], r, false);
+    store_op_init_create(&ops[1], "dr", new_task("dr", "drq", "x", 0));
+    struct batch_run br = {s, ops, 2};
+    pthread_t t;
+    pthread_create(&t, NULL, batch_thread, &br);
+    th_sleep_ms(300); /* the rename waits on the other's key */
+    PQclear(pg_exec_ok(x, "COMMIT"));
+    PQfinish(x);
+    pthread_join(t, NULL);
+    CHECK_INT(ops[0].err.code, TM_ECONFLICT);
+    CHECK_STR(ops[0].err.field, "name");
+    CHECK_INT(ops[1].err.code, 0);
+    CHECK(ops[1].created);
+    store_op_release(&ops[0]);
+    store_op_release(&ops[1]);
+    store_doc_release(r);
+    free(r);
+    struct store_doc got;
+    struct tm_error e;
+    CHECK_INT(store_doc_get(s, STORE_DOC_DEFINITION, "dr", aid, &got, &e), 0);
+    CHECK_STR(got.name, "dr-a");
+    store_doc_release(&got);
+    store_close(s);
+}
+
 static void test_batch_retried_after_deadlock(void) {
     if (strncmp(url, "postgres", 8) != 0) {
         th_skip("a deadlock with another connection needs PostgreSQL");
@@ -3020,6 +3099,8 @@ static const struct th_test tests[] = {
     {"two stores claiming and completing batches: each task once, no update lost",
      test_two_stores_work_batches},
     {"a batch that loses a deadlock is applied again, once", test_batch_retried_after_deadlock},
+    {"a rename meets a name another transaction is inserting: its own 409, the batch goes on",
+     test_rename_meets_a_name_being_inserted},
     {"a statement sent ahead that fails fails its batch, which stores nothing",
      test_failure_sent_ahead_fails_the_batch},
     {"a rolled-back batch leaves no row the writer keeps: the next load finds it as committed",
