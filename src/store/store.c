@@ -2040,23 +2040,7 @@ void store_op_cancel(struct store *s, struct store_op *op, int code, const char 
 }
 
 void store_submit(struct store *s, struct store_op *op) {
-    err_clear(&op->err);
-    op->next = NULL;
-    pthread_mutex_lock(&s->lock);
-    if (s->stopping || s->stopped) {
-        pthread_mutex_unlock(&s->lock);
-        err_set(&op->err, TM_EUNAVAILABLE, "", "the server is stopping");
-        op->done(op);
-        return;
-    }
-    if (s->queue_tail)
-        s->queue_tail->next = op;
-    else
-        s->queue_head = op;
-    s->queue_tail = op;
-    pthread_mutex_unlock(&s->lock);
-    /* After the unlock: the writer, woken, does not then wait for the lock. */
-    pthread_cond_signal(&s->cond);
+    store_submit_list(s, &op, 1);
 }
 
 void store_submit_list(struct store *s, struct store_op *const *ops, size_t n) {
@@ -2082,6 +2066,7 @@ void store_submit_list(struct store *s, struct store_op *const *ops, size_t n) {
         s->queue_head = ops[0];
     s->queue_tail = ops[n - 1];
     pthread_mutex_unlock(&s->lock);
+    /* After the unlock: the writer, woken, does not then wait for the lock. */
     pthread_cond_signal(&s->cond);
 }
 
