@@ -333,6 +333,14 @@ static void work_run_report(struct work_run *r, struct tm_report *rep, json_t **
     if (json_object_size(*attrs)) rep->attributes = *attrs;
 }
 
+/* Forgets the items, messages, attributes and log tail not yet sent. */
+static void work_run_drop_lists(struct work_run *r) {
+    json_array_clear(r->items);
+    json_array_clear(r->messages);
+    json_object_clear(r->attributes);
+    r->log_dirty = false;
+}
+
 /* After a report went through: the lists were delivered (a bare one
  * delivered none: what came since the refusal goes with the next). */
 static void work_run_reported(struct work_run *r) {
@@ -340,10 +348,7 @@ static void work_run_reported(struct work_run *r) {
         r->bare = false;
         return;
     }
-    json_array_clear(r->items);
-    json_array_clear(r->messages);
-    json_object_clear(r->attributes);
-    r->log_dirty = false;
+    work_run_drop_lists(r);
     r->dirty = false;
 }
 
@@ -355,10 +360,7 @@ static bool work_run_report_refused(struct work_run *r, const char *call, const 
     work_log(r->cfg,
              "task '%s': %s refused: %s; its report (items, messages, attributes) is dropped",
              r->id, call, why);
-    json_array_clear(r->items);
-    json_array_clear(r->messages);
-    json_object_clear(r->attributes);
-    r->log_dirty = false;
+    work_run_drop_lists(r);
     r->bare = true;
     return true;
 }
