@@ -968,7 +968,9 @@ int store_batch_create(struct store *s, struct batch *b, struct task *t, int64_t
     op.ntasks = 1;
     struct store_op *was = b->op;
     b->op = &op;
-    int rc = store_apply_create_once(s, b, &op, now);
+    /* Under its savepoint, as a submit: a key another node inserts first
+     * finds that task rather than failing the batch. */
+    int rc = store_apply_create(s, b, &op, now);
     b->op = was;
     if (op.err.code) *e = op.err;
     if (rc == 0 && op.task) memcpy(id, op.task->id, ID_LEN + 1);

@@ -2283,6 +2283,85 @@ static void test_rename_meets_a_name_being_inserted(void) {
     store_close(s);
 }
 
+/*
+ * A schedule whose inline task has an idempotency key, triggered while
+ * another transaction (another node) inserts a task with that key: the
+ * launch's insert is refused, its savepoint undoes it, and the trigger
+ * finds the other task, rather than failing its batch.
+ */
+static int sk_make_task(void *cls, json_t *body, const char *ns, struct task **out,
+                        struct tm_error *e) {
+    (void)cls;
+    const char *type = json_string_value(json_object_get(body, "type"));
+    const char *key = json_string_value(json_object_get(body, "idempotency_key"));
+    if (!type) return err_set(e, TM_EINVALID, "type", "'type' is required");
+    struct task *t = new_task(ns, json_string_value(json_object_get(body, "queue")), type, 0);
+    if (key) t->idempotency_key = xstrdup(key);
+    *out = t;
+    return 0;
+}
+
+static void test_schedule_launch_meets_a_key_being_inserted(void) {
+    if (strncmp(url, "postgres", 8) != 0) {
+        th_skip("another transaction inserting first needs PostgreSQL (SQLite has one writer)");
+        return;
+    }
+    struct store_options opt = {.make_task = sk_make_task};
+    struct store *s = open_store_opt(&opt);
+    CHECK(s);
+    if (!s) return;
+    char first[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("dr", "skq", "x", 0), first), 0);
+    struct store_op op;
+    struct store_doc *d = doc_new("sk");
+    free(d->body);
+    d->body = xstrdup(
+        "{\"name\":\"sk\",\"interval_seconds\":3600,\"overlap\":\"allow_all\","
+        "\"task\":{\"type\":\"x\",\"queue\":\"skq\",\"idempotency_key\":\"sk-key\"}}");
+    doc_put_op(&op, d, true);
+    op.doc_kind = STORE_DOC_SCHEDULE;
+    CHECK_INT(store_run(s, &op), 0);
+    CHECK_INT(op.err.code, 0);
+    char sid[ID_LEN + 1];
+    memcpy(sid, d->id, sizeof sid);
+    store_op_release(&op);
+    store_doc_release(d);
+    free(d);
+    /* Another transaction inserts a copy of the task with the key, and holds it. */
+    char other[ID_LEN + 1];
+    id_new(other);
+    PGconn *x = PQconnectdb(url);
+    CHECK(PQstatus(x) == CONNECTION_OK);
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "BEGIN; CREATE TEMP TABLE sk_copy AS SELECT * FROM tasks WHERE id = '%s';"
+             " UPDATE sk_copy SET id = '%s', idempotency_key = 'sk-key';"
+             " INSERT INTO tasks SELECT * FROM sk_copy",
+             first, other);
+    PQclear(pg_exec_ok(x, sql));
+    /* One batch: the trigger, and a task submitted. */
+    struct store_op ops[2];
+    store_op_init(&ops[0], STORE_OP_SCHED_TRIGGER);
+    ops[0].ns = "dr";
+    memcpy(ops[0].id, sid, sizeof sid);
+    store_op_init_create(&ops[1], "dr", new_task("dr", "skq", "x", 0));
+    struct batch_run br = {s, ops, 2};
+    pthread_t t;
+    pthread_create(&t, NULL, batch_thread, &br);
+    th_sleep_ms(300); /* the launch's insert waits on the other's key */
+    PQclear(pg_exec_ok(x, "COMMIT"));
+    PQfinish(x);
+    pthread_join(t, NULL);
+    CHECK_INT(ops[0].err.code, 0);
+    CHECK(ops[0].task);
+    if (ops[0].task) CHECK_STR(ops[0].task->id, other);
+    CHECK_INT(ops[1].err.code, 0);
+    CHECK(ops[1].created);
+    store_op_release(&ops[0]);
+    store_op_release(&ops[1]);
+    store_close(s);
+}
+
 static void test_batch_retried_after_deadlock(void) {
     if (strncmp(url, "postgres", 8) != 0) {
         th_skip("a deadlock with another connection needs PostgreSQL");
@@ -3101,6 +3180,8 @@ static const struct th_test tests[] = {
     {"a batch that loses a deadlock is applied again, once", test_batch_retried_after_deadlock},
     {"a rename meets a name another transaction is inserting: its own 409, the batch goes on",
      test_rename_meets_a_name_being_inserted},
+    {"a schedule's launch meets its idempotency key being inserted: it finds that task",
+     test_schedule_launch_meets_a_key_being_inserted},
     {"a statement sent ahead that fails fails its batch, which stores nothing",
      test_failure_sent_ahead_fails_the_batch},
     {"a rolled-back batch leaves no row the writer keeps: the next load finds it as committed",
