@@ -158,6 +158,7 @@ int server_start(const struct server_config *cfg, struct server **out) {
     struct store_options so = {
         .relaxed = cfg->relaxed,
         .sqlite_exclusive = cfg->sqlite_exclusive,
+        .sole_server = true,
         .events_max_age_ms = cfg->events.max_age_ms,
         .events_max_count = cfg->events.max_count,
         .event_task_max_bytes = (size_t)srv->cfg.events.task_max_bytes,

@@ -45,6 +45,12 @@ struct store_options {
      * transactions lock in memory, with no system call; no other process
      * can open the file while the store is open (docs/storage.md). */
     bool sqlite_exclusive;
+    /* SQLite: this process serves the file (`taskmill serve`). Another
+     * store opened so is refused while this one is open, since what a
+     * server keeps in memory (the read cache, deliveries in flight) holds
+     * only while it alone writes the file. Others (the token commands)
+     * open it beside the server. */
+    bool sole_server;
     int64_t sweep_max_ms;      /* longest sleep of the writer between sweeps (default 1000) */
     int64_t events_max_age_ms; /* event retention by age (default 7 days; <0 = keep) */
     int64_t events_max_count;  /* event retention by count (default 1000000; <0 = keep) */

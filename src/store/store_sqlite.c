@@ -13,6 +13,7 @@
  * migrations/sqlite, embedded at build and applied at open in one
  * transaction each; PRAGMA user_version records the last one applied.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "../common/buf.h"
@@ -92,8 +94,9 @@ struct sq_row {
 struct sq_store {
     char *path;
     bool relaxed;
-    bool exclusive;                              /* store_options.sqlite_exclusive */
-    int64_t query_timeout_ms;                    /* store_options.query_timeout_ms */
+    bool exclusive;           /* store_options.sqlite_exclusive */
+    int server_fd;            /* store_options.sole_server: the file, flock()ed; -1 none */
+    int64_t query_timeout_ms; /* store_options.query_timeout_ms */
     int64_t events_max_count, events_max_age_ms; /* store_options', for the log's segments */
     bool lazy; /* the open transaction is begin_lazy's: synchronous is NORMAL until it ends */
     struct sq_conn writer;
@@ -530,6 +533,24 @@ static int sq_fetch_one(struct sq_store *seen, sqlite3 *db, sqlite3_stmt *st, st
     return ret;
 }
 
+/*
+ * Takes the database file for this server: an flock() on a descriptor of
+ * its own, which the kernel lets go when the process ends, however it
+ * ends. flock() and SQLite's fcntl() locks do not meet. The descriptor
+ * stays open until every connection has closed (sq_close): closing any
+ * descriptor of the file drops the process's fcntl() locks on it.
+ * TM_EUNAVAILABLE when another server holds it. An in-memory database has
+ * no file, and nothing to share.
+ */
+static int sq_take_file(struct sq_store *q) {
+    const char *fn = sqlite3_db_filename(q->writer.db, "main");
+    if (!fn || !*fn) return 0;
+    q->server_fd = open(fn, O_RDONLY | O_CLOEXEC);
+    if (q->server_fd < 0) return TM_EINTERNAL;
+    if (flock(q->server_fd, LOCK_EX | LOCK_NB) == 0) return 0;
+    return errno == EWOULDBLOCK ? TM_EUNAVAILABLE : TM_EINTERNAL;
+}
+
 static int sq_open(struct store *s, const char *url, const struct store_options *opt,
                    struct tm_error *e) {
     const char *path = strchr(url, ':') ? strchr(url, ':') + 1 : url;
@@ -538,6 +559,7 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     q->path = xstrdup(path && *path ? path : "taskmill.db");
     q->relaxed = opt->relaxed;
     q->exclusive = opt->sqlite_exclusive;
+    q->server_fd = -1;
     q->query_timeout_ms = opt->query_timeout_ms;
     q->events_max_count = opt->events_max_count;
     q->events_max_age_ms = opt->events_max_age_ms;
@@ -577,10 +599,22 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
         return err_set(e, TM_EINTERNAL, "store", "cannot open SQLite database '%s'", q->path);
     }
     sqlite3 *db = q->writer.db;
+    if (opt->sole_server && (rc = sq_take_file(q))) {
+        buf_release(&ins);
+        buf_release(&upd);
+        if (rc == TM_EUNAVAILABLE)
+            return err_set(e, TM_EUNAVAILABLE, "store",
+                           "SQLite database '%s' is served by another taskmill server; several"
+                           " servers on one database need PostgreSQL",
+                           q->path);
+        return err_set(e, TM_EINTERNAL, "store", "cannot lock SQLite database '%s': %s", q->path,
+                       strerror(errno));
+    }
     char sql[2048];
     rc = sq_migrate(db);
-    /* One process owns a SQLite database: no delivery is in flight at open. */
-    if (!rc) rc = sq_exec(db, "UPDATE webhooks SET busy_until=0 WHERE busy_until<>0");
+    /* The one server of the file: no delivery is in flight at its start. */
+    if (!rc && opt->sole_server)
+        rc = sq_exec(db, "UPDATE webhooks SET busy_until=0 WHERE busy_until<>0");
     if (!rc) rc = sq_prepare(db, ins.p, &q->w_insert);
     if (!rc) rc = sq_prepare(db, upd.p, &q->w_update);
     snprintf(sql, sizeof sql, "SELECT %s FROM tasks WHERE id=?1", q->select_cols);
@@ -688,6 +722,7 @@ static void sq_close(struct store *s) {
         sqlite3_wal_checkpoint_v2(q->writer.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
         sq_close_conn(&q->writer);
     }
+    if (q->server_fd >= 0) close(q->server_fd); /* after every connection: sq_take_file */
     pthread_mutex_destroy(&q->pool_lock);
     for (size_t i = 0; q->rows && i < SQ_ROWS; i++)
         sq_row_clear(q, &q->rows[i]);

@@ -644,6 +644,41 @@ static void test_sqlite_exclusive(void) {
     th_server_free(&x);
 }
 
+/*
+ * A second `taskmill serve` on a SQLite file another server is serving is
+ * refused with the reason (what a server keeps in memory holds only while
+ * it alone writes the file); the token commands still open it beside the
+ * server; once the first server is gone, even by kill -9, a server starts.
+ */
+static void test_second_server_refused(void) {
+    if (th_backend_is_pg()) {
+        th_skip("several servers on one PostgreSQL database are nodes (test_multinode)");
+        return;
+    }
+    struct th_server x;
+    if (th_server_start(&x, NULL)) {
+        th_fail(__FILE__, __LINE__, "the server did not start");
+        return;
+    }
+    char *id = th_submit(&x, "two", "\"queue\":\"twoq\"");
+    char out[1024];
+    /* Under timeout: a second server that started would run for ever. */
+    int rc = sec_cli(out, sizeof out, "timeout 20 %s serve --listen 127.0.0.1:0 --store '%s' 2>&1",
+                     sec_bin(), x.store);
+    CHECK(rc != 0 && rc != 124);
+    CHECK(strstr(out, "is served by another taskmill server") != NULL);
+    CHECK(strstr(out, "PostgreSQL") != NULL);
+    /* (A token created would close the open server to tokenless requests.) */
+    rc = sec_cli(out, sizeof out, "%s token list --store '%s' 2>&1", sec_bin(), x.store);
+    CHECK_INT(rc, 0);
+    CHECK_STR(id ? th_phase(&x, id) : "", "pending");
+    th_server_stop(&x, true);
+    CHECK_INT(th_server_restart(&x), 0);
+    CHECK_STR(id ? th_phase(&x, id) : "", "pending");
+    free(id);
+    th_server_free(&x);
+}
+
 /* A list page ends early once it holds 8 MiB of tasks; the cursor goes on. */
 static void test_list_bounded_in_bytes(void) {
     size_t pad = 600 * 1000;
@@ -804,6 +839,8 @@ static const struct th_test tests[] = {
     {"group commit; acknowledged writes survive kill -9", test_group_commit_and_crash_durability},
     {"--sqlite-exclusive: durable, and the file is the server's alone while it runs",
      test_sqlite_exclusive},
+    {"a second server on a SQLite file being served is refused; token commands open it beside",
+     test_second_server_refused},
     {NULL, NULL},
 };
 
