@@ -28,7 +28,8 @@
     X(GONE, "events_pruned", 410, "the events asked for were removed; re-read the state") \
     X(INTERNAL, "internal", 500, "internal error")                                        \
     X(UNAVAILABLE, "unavailable", 503, "server is shutting down or overloaded")           \
-    X(QUERY_TIMEOUT, "query_timeout", 400, "the query ran past its time limit")
+    X(QUERY_TIMEOUT, "query_timeout", 400, "the query ran past its time limit")           \
+    X(HEADERS_TOO_LARGE, "request_header_fields_too_large", 431, "request headers too large")
 
 enum tm_err {
     TM_OK = 0,

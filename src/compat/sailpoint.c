@@ -53,6 +53,8 @@ static const char *sailpoint_detail_code(int status) {
         return "413 Payload Too Large";
     case 415:
         return "415 Unsupported Media Type";
+    case 431:
+        return "431 Request Header Fields Too Large";
     case 503:
         return "503 Service Unavailable";
     default:

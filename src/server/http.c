@@ -494,12 +494,25 @@ struct cl_count {
     int n;
     bool differ;
     const char *first;
+    size_t head_bytes; /* the head's bytes, as sent near enough: every field's */
 };
+
+/* What libmicrohttpd's pool keeps past --max-header-bytes: the reply's head. */
+#define HTTP_REPLY_ROOM (16 * 1024)
+
+/* Adds a query argument's bytes ("k=v&") to the head's (a cl_count). */
+static enum MHD_Result http_count_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value) {
+    (void)kind;
+    ((struct cl_count *)cls)->head_bytes += strlen(key) + (value ? strlen(value) : 0) + 2;
+    return MHD_YES;
+}
 
 static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const char *key,
                                      const char *value) {
     (void)kind;
     struct cl_count *c = cls;
+    c->head_bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
     if (c->n++ == 0)
         c->first = value;
@@ -519,8 +532,16 @@ static int http_framing_refused(struct req *r, struct tm_error *e) {
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    struct cl_count n = {0};
+    /* The request line ("GET /path?query HTTP/1.1\r\n") and the fields. */
+    struct cl_count n = {.head_bytes = strlen(r->method) + strlen(r->path) + 12};
     MHD_get_connection_values(conn, MHD_HEADER_KIND, http_count_cl, &n);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, http_count_arg, &n);
+    size_t head_max =
+        r->srv->cfg.limits.header_max_bytes ? r->srv->cfg.limits.header_max_bytes : 16 * 1024;
+    if (n.head_bytes > head_max) {
+        err_set(e, TM_EHEADERS_TOO_LARGE, "", "request headers exceed %zu bytes", head_max);
+        return 1;
+    }
     if (strstr(r->path, "%00")) {
         err_set(e, TM_EINVALID, "path", "the path must not hold a NUL byte (%%00)");
         return 1;
@@ -730,7 +751,13 @@ int http_daemon_start(struct server *srv) {
     };
     if (!srv->tls_cert) more[1].option = MHD_OPTION_END;
     if (srv->tls_cert) flags |= MHD_USE_TLS;
-    size_t memory = srv->cfg.limits.header_max_bytes ? srv->cfg.limits.header_max_bytes : 16 * 1024;
+    /* Room past the header limit for the reply: a head just under the
+     * pool's size leaves none, and libmicrohttpd then closes without one.
+     * Heads over the limit are refused by http_framing_refused with 431 in
+     * their API's shape; only those past the pool get libmicrohttpd's own. */
+    size_t memory =
+        (srv->cfg.limits.header_max_bytes ? srv->cfg.limits.header_max_bytes : 16 * 1024) +
+        HTTP_REPLY_ROOM;
     unsigned conns =
         srv->cfg.limits.connections_max > 0 ? (unsigned)srv->cfg.limits.connections_max : 10000u;
     /* A connection with no request in progress closes after the idle
