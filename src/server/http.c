@@ -684,10 +684,17 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     return MHD_YES;
 }
 
-/* libmicrohttpd's accept policy: the per-address cap (conn_limit.c). */
+/* libmicrohttpd's accept policy: the per-address cap (conn_limit.c). Not
+ * for a connection the fast path hands on (all of them, when it runs):
+ * the fast path admitted it at its accept and let its count go just
+ * before, so another connection from the address taking that place
+ * meanwhile would get this one, admitted and with a request under way,
+ * closed with no reply. */
 static enum MHD_Result http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
     (void)addrlen;
-    return conn_limit_admit(cls, addr) ? MHD_YES : MHD_NO;
+    struct server *srv = cls;
+    if (!srv->tls_cert && !srv->cfg.http_fast_off) return MHD_YES;
+    return conn_limit_admit(srv, addr) ? MHD_YES : MHD_NO;
 }
 
 /* Counts a connection of its address from start to close. */
