@@ -2226,6 +2226,20 @@ static void doc_put_op(struct store_op *op, struct store_doc *d, bool create) {
     op->flag = create;
 }
 
+/* Creates d (a definition or a schedule), which it frees; its id in id. */
+static void doc_create(struct store *s, struct store_doc *d, enum store_doc_kind kind,
+                       char id[ID_LEN + 1]) {
+    struct store_op op;
+    doc_put_op(&op, d, true);
+    op.doc_kind = kind;
+    CHECK_INT(store_run(s, &op), 0);
+    CHECK_INT(op.err.code, 0);
+    memcpy(id, d->id, ID_LEN + 1);
+    store_op_release(&op);
+    store_doc_release(d);
+    free(d);
+}
+
 static void test_rename_meets_a_name_being_inserted(void) {
     if (strncmp(url, "postgres", 8) != 0) {
         th_skip("another transaction inserting first needs PostgreSQL (SQLite has one writer)");
@@ -2234,15 +2248,8 @@ static void test_rename_meets_a_name_being_inserted(void) {
     struct store *s = open_store(0);
     CHECK(s);
     if (!s) return;
-    struct store_op op;
-    struct store_doc *d = doc_new("dr-a");
-    doc_put_op(&op, d, true);
-    CHECK_INT(store_run(s, &op), 0);
     char aid[ID_LEN + 1];
-    memcpy(aid, d->id, sizeof aid);
-    store_op_release(&op);
-    store_doc_release(d);
-    free(d);
+    doc_create(s, doc_new("dr-a"), STORE_DOC_DEFINITION, aid);
     /* Another transaction inserts "dr-taken" and holds it. */
     char other[ID_LEN + 1];
     id_new(other);
@@ -2312,21 +2319,13 @@ static void test_schedule_launch_meets_a_key_being_inserted(void) {
     if (!s) return;
     char first[ID_LEN + 1];
     CHECK_INT(create(s, new_task("dr", "skq", "x", 0), first), 0);
-    struct store_op op;
     struct store_doc *d = doc_new("sk");
     free(d->body);
     d->body = xstrdup(
         "{\"name\":\"sk\",\"interval_seconds\":3600,\"overlap\":\"allow_all\","
         "\"task\":{\"type\":\"x\",\"queue\":\"skq\",\"idempotency_key\":\"sk-key\"}}");
-    doc_put_op(&op, d, true);
-    op.doc_kind = STORE_DOC_SCHEDULE;
-    CHECK_INT(store_run(s, &op), 0);
-    CHECK_INT(op.err.code, 0);
     char sid[ID_LEN + 1];
-    memcpy(sid, d->id, sizeof sid);
-    store_op_release(&op);
-    store_doc_release(d);
-    free(d);
+    doc_create(s, d, STORE_DOC_SCHEDULE, sid);
     /* Another transaction inserts a copy of the task with the key, and holds it. */
     char other[ID_LEN + 1];
     id_new(other);
