@@ -47,7 +47,7 @@ static void token_usage(FILE *f) {
 static int token_open(const struct token_args *a, struct store **s) {
     struct tm_error e;
     err_clear(&e);
-    struct store_options so = {0};
+    struct store_options so = {.tool = true}; /* the server's upkeep is the server's */
     if (store_open(a->store_url, &so, s, &e)) {
         fprintf(stderr, "taskmill token: %s\n", e.message);
         return -1;

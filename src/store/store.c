@@ -1289,7 +1289,7 @@ static void store_attempt(struct store *s, struct batch *b, struct opvec *ov,
             store_preload(s, b, ov, had);
         }
     }
-    if (!b->failed && s->next_due && s->next_due <= now) store_sweep(s, b, now);
+    if (!b->failed && !s->opt.tool && s->next_due && s->next_due <= now) store_sweep(s, b, now);
     if (!b->failed && s->opt.make_task &&
         ((s->next_fire && s->next_fire <= now) || s->fire_checked == 0 ||
          (be->shared && now - s->fire_checked >= s->opt.sweep_max_ms))) {
@@ -1482,7 +1482,7 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
     /* After the replies: a batch's writes never wait for a step of its own. */
     if (now >= s->next_prune) store_prune_events(s, now);
     if (now >= s->next_task_prune) store_prune_finished(s, now);
-    if (now >= s->next_stats_prune) store_prune_stats(s, now);
+    if (now >= s->next_stats_prune && !s->opt.tool) store_prune_stats(s, now);
     batch_release(&b);
     store_remote_release(&remote);
     free(ov.v);
@@ -1654,7 +1654,7 @@ static void store_prune_stats(struct store *s, int64_t now) {
 /* Milliseconds the writer may sleep before it has something to do. */
 static int64_t store_idle_ms(struct store *s) {
     int64_t wait = s->opt.sweep_max_ms;
-    if (s->next_due) {
+    if (s->next_due && !s->opt.tool) { /* a tool's store does not sweep */
         int64_t d = s->next_due - time_now_ms();
         if (d < wait) wait = d;
     }
@@ -1914,6 +1914,11 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     s->base.backend = be;
     if (opt) s->opt = *opt;
     if (s->opt.sweep_max_ms <= 0) s->opt.sweep_max_ms = 1000;
+    if (s->opt.tool) { /* no retention; no schedules; no sweep (store_run_batch) */
+        s->opt.events_max_age_ms = s->opt.events_max_count = -1;
+        s->opt.finished_max_age_ms = 0;
+        s->opt.make_task = NULL;
+    }
     if (s->opt.events_max_age_ms == 0) s->opt.events_max_age_ms = 7LL * 24 * 3600 * 1000;
     if (s->opt.events_max_count == 0) s->opt.events_max_count = 1000000;
     if (s->opt.event_task_max_bytes == 0) s->opt.event_task_max_bytes = STORE_EVENT_TASK_MAX_BYTES;

@@ -51,6 +51,11 @@ struct store_options {
      * only while it alone writes the file. Others (the token commands)
      * open it beside the server. */
     bool sole_server;
+    /* A command's store (the token commands), beside a server: it applies
+     * the ops it is given and does none of the writer's own work (expired
+     * leases, tasks that came due, retention, schedules), which is the
+     * server's, by the server's settings, not this store's defaults. */
+    bool tool;
     int64_t sweep_max_ms;      /* longest sleep of the writer between sweeps (default 1000) */
     int64_t events_max_age_ms; /* event retention by age (default 7 days; <0 = keep) */
     int64_t events_max_count;  /* event retention by count (default 1000000; <0 = keep) */

@@ -409,6 +409,77 @@ static void test_a_failed_roll_leaves_the_log_as_it_was(void) {
     store_close(s);
 }
 
+/* Claims the next task of retq for lease_ms; its id, or "" (a claim op). */
+static void claim_one(struct store *s, const char *ns, int64_t lease_ms, char id[ID_LEN + 1]) {
+    struct store_op op;
+    store_op_init(&op, STORE_OP_CLAIM);
+    op.ns = ns;
+    op.queue = "retq";
+    op.worker = "w";
+    op.lease_ms = lease_ms;
+    id[0] = '\0';
+    if (store_run(s, &op) == 0 && op.claimed) memcpy(id, op.task->id, ID_LEN + 1);
+    store_op_release(&op);
+}
+
+static const char *phase_of(struct store *s, const char *ns, const char *id) {
+    struct task *t = NULL;
+    struct tm_error e;
+    if (store_task_get(s, ns, id, &t, &e)) return "?";
+    const char *p = task_phase_name(t->phase);
+    task_free(t);
+    return p;
+}
+
+/*
+ * A command's store (store_options.tool: the token commands) beside a
+ * server does none of the server's upkeep: with retention asked of it
+ * that would drop every event, it drops none, and a lease that has run
+ * out stays for the server to sweep; a server's store then sweeps it.
+ */
+static void test_a_tools_store_does_no_upkeep(void) {
+    struct store *s = NULL;
+    struct store_options srv = {.events_max_age_ms = -1, .events_max_count = -1};
+    struct tm_error e;
+    CHECK_INT(store_open(url, &srv, &s, &e), 0);
+    if (!s) return;
+    CHECK_INT(submit(s, "rettool", 1), 0);
+    char id[ID_LEN + 1];
+    claim_one(s, "rettool", 200, id);
+    CHECK(id[0]);
+    store_close(s);
+    s = NULL;
+    struct store_options tool = {.tool = true, .events_max_age_ms = 100, .events_max_count = 1};
+    CHECK_INT(store_open(url, &tool, &s, &e), 0);
+    if (!s) return;
+    int64_t head = 0, pruned = 0, pruned_before = 0;
+    CHECK_INT(store_events_head(s, &head, &pruned_before, &e), 0);
+    CHECK_INT(submit(s, "rettool", 20), 0);
+    /* By design: past the events' 100 ms and the lease's 200 ms, and past
+     * two of the writer's once-a-second upkeep passes, with writes. */
+    for (int i = 0; i < 25; i++) {
+        CHECK_INT(submit(s, "retpoke", 1), 0);
+        th_sleep_ms(100);
+    }
+    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+    CHECK_INT(pruned, pruned_before);
+    CHECK(head - pruned >= 46);
+    CHECK_STR(id[0] ? phase_of(s, "rettool", id) : "", "running");
+    store_close(s);
+    s = NULL;
+    /* A server's store sweeps the lease at its start. */
+    CHECK_INT(store_open(url, &srv, &s, &e), 0);
+    if (!s) return;
+    bool swept = false;
+    for (int i = 0; i < 50 && !swept; i++) {
+        CHECK_INT(submit(s, "retpoke", 1), 0);
+        swept = strcmp(phase_of(s, "rettool", id), "running") != 0;
+        if (!swept) th_sleep_ms(100);
+    }
+    CHECK(swept);
+    store_close(s);
+}
+
 static const struct th_test tests[] = {
     {"events past their age go", test_events_past_their_age_go},
     {"the age bound splits the log between an old run and a new one",
@@ -423,6 +494,8 @@ static const struct th_test tests[] = {
      test_a_failed_roll_leaves_the_log_as_it_was},
     {"the head outlives the events: an emptied open segment, then a restart",
      test_the_head_outlives_the_events},
+    {"a command's store (the token commands) prunes no event and sweeps no lease",
+     test_a_tools_store_does_no_upkeep},
     {NULL, NULL},
 };
 
