@@ -12,7 +12,8 @@
  * nodes fire, and a node that restarts mid-slot finds the slot taken. There
  * is no leader to go stale.
  *
- * Missed slots: those older than the catch-up window are counted
+ * Missed slots: those older than the catch-up window (plus the jitter and
+ * a second of slack, the delay an on-time fire may have) are counted
  * (state.missed), the ones inside it fire once each, oldest first.
  */
 #include <stdio.h>
@@ -202,7 +203,10 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
     }
     json_t *st = state_load(d.state);
     int64_t cursor = state_int(st, "cursor");
-    int64_t horizon = now - sc.catchup_ms, missed = 0, slot;
+    /* A slot is missed only when it is later than its catch-up window on top
+     * of its jitter and a second: an on-time fire comes after its slot by its
+     * jitter and the writer's wake-up, which catchup_seconds 0 must not count. */
+    int64_t horizon = now - sc.catchup_ms - sc.jitter_ms - 1000, missed = 0, slot;
     for (int i = 0;
          i < MISSED_SCAN_MAX && (slot = schedule_next_slot(&sc, cursor, NULL)) && slot < horizon;
          i++) {

@@ -211,6 +211,40 @@ static void test_interval_fires(void) {
     CHECK_INT(r->status, 404);
 }
 
+/* The schedule's count of missed slots, or -1 when it cannot be read. */
+static long long missed_of(struct th_server *s, const char *sched) {
+    char path[200];
+    snprintf(path, sizeof path, "/v1/schedules/%s", sched);
+    struct th_resp *r = th_http(s, "GET", path, NULL);
+    return r->status == 200 ? th_int(r->json, "missed") : -1;
+}
+
+/* A catch-up window shorter than the firing delay (the writer's wake-up,
+ * the jitter) does not count on-time slots as missed. */
+static void test_short_catchup_fires_on_time(void) {
+    static const char *const bodies[] = {
+        "{\"name\":\"z0\",\"interval_seconds\":1,\"catchup_seconds\":0,\"overlap\":"
+        "\"allow_all\",\"task\":{\"type\":\"z\",\"queue\":\"z0q\"}}",
+        "{\"name\":\"zj\",\"interval_seconds\":1,\"catchup_seconds\":0,\"jitter_seconds\":1,"
+        "\"overlap\":\"allow_all\",\"task\":{\"type\":\"z\",\"queue\":\"zjq\"}}",
+    };
+    for (int i = 0; i < 2; i++) {
+        struct th_resp *r = th_http(&srv, "POST", "/v1/schedules", "%s", bodies[i]);
+        CHECK_INT(r->status, 201);
+    }
+    /* Until each has run 3 slots, or one has missed a slot. */
+    WAIT_UNTIL((fires_at_least(&srv, "z0", 3, 3) && fires_at_least(&srv, "zj", 3, 3)) ||
+                   missed_of(&srv, "z0") != 0 || missed_of(&srv, "zj") != 0,
+               15000, "3 runs of 'z0' and 'zj', or a missed slot");
+    th_http(&srv, "POST", "/v1/schedules/z0/pause", NULL);
+    th_http(&srv, "POST", "/v1/schedules/zj/pause", NULL);
+    long long missed0 = missed_of(&srv, "z0"), missedj = missed_of(&srv, "zj");
+    th_http(&srv, "DELETE", "/v1/schedules/z0", NULL);
+    th_http(&srv, "DELETE", "/v1/schedules/zj", NULL);
+    CHECK_INT(missed0, 0);
+    CHECK_INT(missedj, 0);
+}
+
 static void test_overlap_and_pause(void) {
     /* skip: the first run is never claimed, so later slots are skipped. */
     struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
@@ -470,6 +504,8 @@ int main(int argc, char **argv) {
         {"definitions: create, name taken, bad input, launch, replace, delete", test_definitions},
         {"schedules: bad input named, nothing stored", test_schedule_bad_input},
         {"an interval schedule fires each slot, tasks launched by it", test_interval_fires},
+        {"a catch-up window under the firing delay misses no on-time slot",
+         test_short_catchup_fires_on_time},
         {"overlap skip, buffer_one and cancel_running; pause with a note, resume, trigger",
          test_overlap_and_pause},
         {"backfill fires each slot once, a definition's params overlaid",
