@@ -42,6 +42,12 @@ static int schedule_check(struct req *r, const char *ns, struct tm_error *e) {
             snprintf(field, sizeof field, "task%s%s", e->field[0] ? "." : "", e->field);
             snprintf(e->field, sizeof e->field, "%s", field);
         }
+        /* One key for every slot would hand each slot the first slot's task. */
+        json_t *key = json_object_get(sc.task, "idempotency_key");
+        if (rc == 0 && key && !json_is_null(key))
+            rc = err_set(e, TM_EINVALID, "task.idempotency_key",
+                         "a schedule's task must not have 'idempotency_key': every slot would "
+                         "get the first slot's task (each slot launches once without it)");
     } else {
         struct store_doc d;
         rc = store_doc_get(req_store(r), STORE_DOC_DEFINITION, ns, sc.definition, &d, e);

@@ -126,6 +126,9 @@ static void test_schedule_bad_input(void) {
         {"{\"name\":\"b\",\"cron\":\"@hourly\"}", "task"},
         {"{\"name\":\"b\",\"cron\":\"@hourly\",\"definition\":\"nope\"}", "definition"},
         {"{\"name\":\"b\",\"cron\":\"@hourly\",\"task\":{\"queue\":\"q\"}}", "task.type"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\",\"idempotency_key\":"
+         "\"k\"}}",
+         "task.idempotency_key"},
         {"{\"name\":\"b\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"},\"overlap\":\"maybe\"}",
          "overlap"},
         {"{\"name\":\"b\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"},\"catchup_seconds\":-1}",
@@ -149,6 +152,21 @@ static void test_schedule_bad_input(void) {
     json_t *all = th_get(r->json, "schedules");
     for (size_t i = 0; i < json_array_size(all); i++)
         CHECK(strcmp(json_string_value(json_object_get(json_array_get(all, i), "name")), "b"));
+    /* A replace is checked as a create: refused, the schedule as it was. */
+    r = th_http(&srv, "POST", "/v1/schedules",
+                "{\"name\":\"g\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"}}");
+    CHECK_INT(r->status, 201);
+    r = th_http(&srv, "PUT", "/v1/schedules/g",
+                "{\"name\":\"g\",\"cron\":\"@daily\",\"task\":{\"type\":\"y\","
+                "\"idempotency_key\":\"k\"}}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "task.idempotency_key");
+    CHECK(strstr(th_str(r->json, "error.message"), "every slot"));
+    r = th_http(&srv, "GET", "/v1/schedules/g", NULL);
+    CHECK_STR(th_str(r->json, "cron"), "@hourly");
+    CHECK_STR(th_str(r->json, "task.type"), "x");
+    CHECK(!th_get(r->json, "task.idempotency_key"));
+    th_http(&srv, "DELETE", "/v1/schedules/g", NULL);
 }
 
 /* Whether the schedule has fired at least `fires` slots, `created` of them with a task. */
