@@ -294,7 +294,9 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
     if (op->doc_kind == STORE_DOC_SCHEDULE) {
         json_t *st = state_load(create ? NULL : old.state);
         json_t *body = json_loads(d->body, 0, NULL);
-        bool paused = json_is_true(json_object_get(body, "paused"));
+        /* A replace without 'paused' keeps the schedule's pause (and note). */
+        json_t *given = json_object_get(body, "paused");
+        bool paused = json_is_true(given ? given : json_object_get(st, "paused"));
         json_t *note = json_object_get(body, "note");
         json_object_set_new(st, "paused", json_boolean(paused));
         if (note) json_object_set(st, "note", note);

@@ -341,6 +341,40 @@ static void test_overlap_and_pause(void) {
     th_http(&srv, "DELETE", "/v1/schedules/cr", NULL);
 }
 
+/* A replace without 'paused' keeps the schedule paused, note and all; with it, sets it. */
+static void test_replace_keeps_pause(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                "{\"name\":\"pz\",\"cron\":\"@hourly\",\"task\":{\"type\":"
+                                "\"x\"},\"paused\":true,\"note\":\"frozen\"}");
+    CHECK_INT(r->status, 201);
+    r = th_http(&srv, "PUT", "/v1/schedules/pz",
+                "{\"name\":\"pz\",\"cron\":\"@daily\",\"task\":{\"type\":\"x\"}}");
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "cron"), "@daily");
+    CHECK(json_is_true(th_get(r->json, "paused")));
+    CHECK_STR(th_str(r->json, "note"), "frozen");
+    CHECK(json_is_null(th_get(r->json, "next_fire_at")));
+    r = th_http(&srv, "GET", "/v1/schedules/pz", NULL);
+    CHECK(json_is_true(th_get(r->json, "paused")));
+    r = th_http(&srv, "PUT", "/v1/schedules/pz",
+                "{\"name\":\"pz\",\"cron\":\"@daily\",\"task\":{\"type\":\"x\"},"
+                "\"paused\":false}");
+    CHECK_INT(r->status, 200);
+    CHECK(json_is_false(th_get(r->json, "paused")));
+    CHECK(th_str(r->json, "next_fire_at"));
+    r = th_http(&srv, "PUT", "/v1/schedules/pz",
+                "{\"name\":\"pz\",\"cron\":\"@daily\",\"task\":{\"type\":\"x\"}}");
+    CHECK(json_is_false(th_get(r->json, "paused"))); /* running stays running */
+    CHECK(th_str(r->json, "next_fire_at"));
+    r = th_http(&srv, "PUT", "/v1/schedules/pz",
+                "{\"name\":\"pz\",\"cron\":\"@daily\",\"task\":{\"type\":\"x\"},"
+                "\"paused\":true,\"note\":\"again\"}");
+    CHECK(json_is_true(th_get(r->json, "paused")));
+    CHECK_STR(th_str(r->json, "note"), "again");
+    CHECK(json_is_null(th_get(r->json, "next_fire_at")));
+    th_http(&srv, "DELETE", "/v1/schedules/pz", NULL);
+}
+
 static void test_backfill_and_definition(void) {
     struct th_resp *r = th_http(&srv, "POST", "/v1/definitions",
                                 "{\"name\":\"report\",\"type\":\"rep\",\"queue\":\"bfq\","
@@ -526,6 +560,7 @@ int main(int argc, char **argv) {
          test_short_catchup_fires_on_time},
         {"overlap skip, buffer_one and cancel_running; pause with a note, resume, trigger",
          test_overlap_and_pause},
+        {"a replace without 'paused' keeps the pause and its note", test_replace_keeps_pause},
         {"backfill fires each slot once, a definition's params overlaid",
          test_backfill_and_definition},
         {"jitter delays a fire within its bound", test_jitter},
