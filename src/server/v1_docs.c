@@ -129,20 +129,27 @@ static void doc_put(struct req *r, const char *key) {
     struct tm_error e;
     err_clear(&e);
     char ns[65];
-    if (v1_doc_namespace(r, ns, &e) || ty->check(r, ns, &e)) {
+    if (v1_doc_namespace(r, ns, &e)) {
         reply_error(r, &e);
         return;
     }
-    struct store_doc *d = v1_doc_new(r, ns);
+    struct store_doc cur = {0};
     if (key) {
-        struct store_doc cur;
         if (store_doc_get(req_store(r), k, r->ns, key, &cur, &e)) {
             reply_error(r, &e);
             return;
         }
-        memcpy(d->id, cur.id, sizeof d->id);
-        store_doc_release(&cur);
+        /* A replace keeps its namespace (the store's doc_put): checked there. */
+        snprintf(ns, sizeof ns, "%s", cur.ns);
     }
+    if (ty->check(r, ns, &e)) {
+        store_doc_release(&cur);
+        reply_error(r, &e);
+        return;
+    }
+    struct store_doc *d = v1_doc_new(r, ns);
+    if (key) memcpy(d->id, cur.id, sizeof d->id);
+    store_doc_release(&cur);
     d->name = xstrdup(json_string_value(json_object_get(r->json, "name")));
     d->body = json_dumps(r->json, JSON_COMPACT | JSON_SORT_KEYS);
     store_op_init(&r->op, STORE_OP_DOC_PUT);

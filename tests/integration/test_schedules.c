@@ -11,6 +11,7 @@
 
 #include "../src/common/timeutil.h"
 #include "harness.h"
+#include "sec_util.h"
 
 static struct th_server srv;
 
@@ -375,6 +376,61 @@ static void test_replace_keeps_pause(void) {
     th_http(&srv, "DELETE", "/v1/schedules/pz", NULL);
 }
 
+/* An admin's replace checks 'definition' in the schedule's own namespace,
+ * the one the store keeps, not the body's (default when absent). */
+static void test_replace_checks_own_namespace(void) {
+    struct th_server s;
+    CHECK(th_server_start(&s, NULL) == 0);
+    char admin[128], admin_id[32];
+    bool ok = sec_token(&s, "admin", "default", "", admin, admin_id) == 0;
+    if (ok) /* out of open mode: the token is what lets the requests in */
+        TRY_WAIT_UNTIL(ok, sec_http(&s, NULL, "GET", "/v1/schedules", NULL)->status == 401, 5000,
+                       "the server to see its first token");
+    long st[6] = {0};
+    char field[65] = "", ns[65] = "", def[65] = "", cron[65] = "";
+    if (ok) {
+        st[0] = sec_http(&s, admin, "POST", "/v1/definitions",
+                         "{\"name\":\"tdef\",\"type\":\"t\",\"namespace\":\"team\"}")
+                    ->status;
+        st[1] = sec_http(&s, admin, "POST", "/v1/definitions", "{\"name\":\"ddef\",\"type\":\"d\"}")
+                    ->status;
+        st[2] = sec_http(&s, admin, "POST", "/v1/schedules",
+                         "{\"name\":\"ts\",\"cron\":\"@hourly\",\"definition\":\"tdef\","
+                         "\"namespace\":\"team\",\"paused\":true}")
+                    ->status;
+        /* team's definition, the body naming no namespace: accepted. */
+        struct th_resp *r =
+            sec_http(&s, admin, "PUT", "/v1/schedules/ts",
+                     "{\"name\":\"ts\",\"cron\":\"@daily\",\"definition\":\"tdef\"}");
+        st[3] = r->status;
+        /* A definition only default has: refused, nothing changed. */
+        r = sec_http(&s, admin, "PUT", "/v1/schedules/ts",
+                     "{\"name\":\"ts\",\"cron\":\"@weekly\",\"definition\":\"ddef\"}");
+        st[4] = r->status;
+        snprintf(field, sizeof field, "%s",
+                 th_str(r->json, "error.field") ? th_str(r->json, "error.field") : "");
+        r = sec_http(&s, admin, "GET", "/v1/schedules/ts", NULL);
+        st[5] = r->status;
+        snprintf(ns, sizeof ns, "%s",
+                 th_str(r->json, "namespace") ? th_str(r->json, "namespace") : "");
+        snprintf(def, sizeof def, "%s",
+                 th_str(r->json, "definition") ? th_str(r->json, "definition") : "");
+        snprintf(cron, sizeof cron, "%s", th_str(r->json, "cron") ? th_str(r->json, "cron") : "");
+    }
+    th_server_free(&s);
+    CHECK(ok);
+    CHECK_INT(st[0], 201);
+    CHECK_INT(st[1], 201);
+    CHECK_INT(st[2], 201);
+    CHECK_INT(st[3], 200);
+    CHECK_INT(st[4], 400);
+    CHECK_STR(field, "definition");
+    CHECK_INT(st[5], 200);
+    CHECK_STR(ns, "team");
+    CHECK_STR(def, "tdef");
+    CHECK_STR(cron, "@daily");
+}
+
 static void test_backfill_and_definition(void) {
     struct th_resp *r = th_http(&srv, "POST", "/v1/definitions",
                                 "{\"name\":\"report\",\"type\":\"rep\",\"queue\":\"bfq\","
@@ -561,6 +617,8 @@ int main(int argc, char **argv) {
         {"overlap skip, buffer_one and cancel_running; pause with a note, resume, trigger",
          test_overlap_and_pause},
         {"a replace without 'paused' keeps the pause and its note", test_replace_keeps_pause},
+        {"an admin's replace checks the definition in the schedule's namespace",
+         test_replace_checks_own_namespace},
         {"backfill fires each slot once, a definition's params overlaid",
          test_backfill_and_definition},
         {"jitter delays a fire within its bound", test_jitter},
