@@ -24,6 +24,14 @@ static bool name_ok(const char *s, size_t max) {
     return true;
 }
 
+int schedule_name_check(const char *name, struct tm_error *e) {
+    if (name_ok(name, SCHEDULE_NEW_NAME_MAX) && !strchr(name, '/') && !strstr(name, "%00"))
+        return 0;
+    return err_set(e, TM_EINVALID, "name",
+                   "'name' must be 1 to %d bytes with no control characters, '/' or '%%00'",
+                   SCHEDULE_NEW_NAME_MAX);
+}
+
 static int get_seconds(json_t *body, const char *key, int64_t lo, int64_t hi, int64_t dflt,
                        int64_t *out_ms, struct tm_error *e) {
     json_t *v = json_object_get(body, key);
@@ -214,10 +222,8 @@ int definition_check(json_t *body, struct tm_error *e) {
                                         "executor", "arguments"};
     if (check_fields(body, known, sizeof known / sizeof known[0], e)) return TM_EINVALID;
     json_t *v;
-    if (!name_ok(json_string_value(json_object_get(body, "name")), SCHEDULE_NAME_MAX))
-        return err_set(e, TM_EINVALID, "name",
-                       "'name' must be 1 to %d bytes with no control characters",
-                       SCHEDULE_NAME_MAX);
+    if (schedule_name_check(json_string_value(json_object_get(body, "name")), e))
+        return TM_EINVALID;
     if (!name_ok(json_string_value(json_object_get(body, "type")), 64))
         return err_set(e, TM_EINVALID, "type", "'type' must be 1 to 64 bytes");
     static const char *const strs[] = {"description", "queue", "executor"};

@@ -20,7 +20,8 @@
 #include "err.h"
 #include "tz.h"
 
-#define SCHEDULE_NAME_MAX       128
+#define SCHEDULE_NAME_MAX       128 /* a name stored (schedule_parse); see schedule_name_check */
+#define SCHEDULE_NEW_NAME_MAX   127 /* a name given now (schedule_name_check) */
 #define SCHEDULE_CATCHUP_MAX_S  (7 * 24 * 3600)
 #define SCHEDULE_JITTER_MAX_S   3600
 #define SCHEDULE_INTERVAL_MAX_S (366LL * 24 * 3600)
@@ -64,6 +65,17 @@ void schedule_release(struct schedule *s);
  * 0 when there is none. flags: CRON_FIRE_SHIFTED / CRON_FIRE_REPEATED.
  */
 int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned *flags);
+
+/*
+ * Checks a name given to a definition or a schedule: 1 to
+ * SCHEDULE_NEW_NAME_MAX bytes, no control characters, no '/' and no "%00",
+ * so that the name is always one path segment the server routes
+ * (/v1/schedules/{name}, percent-encoded; a path holding "%00" is refused
+ * and a segment is at most 127 bytes). TM_EINVALID naming "name", or 0.
+ * schedule_parse does not apply it, so that names stored before the rule
+ * (and the Scene7 view's jobNames) stay readable.
+ */
+int schedule_name_check(const char *name, struct tm_error *e);
 
 /* Checks a definition's JSON (POST /v1/definitions): name, type,
  * description, queue, priority, params, max_retries, timeout_seconds,

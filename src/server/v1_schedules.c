@@ -28,11 +28,16 @@
 #include "v1_decode.h"
 #include "v1_docs.h"
 
-/* Checks a schedule body; the inline task as a submit, the definition as existing. */
+/* Checks a schedule body; its name as one a path can carry, the inline task as
+ * a submit, the definition as existing. */
 static int schedule_check(struct req *r, const char *ns, struct tm_error *e) {
     struct schedule sc;
     if (schedule_parse(r->json, &sc, e)) return -1;
-    int rc = 0;
+    int rc = schedule_name_check(json_string_value(json_object_get(r->json, "name")), e);
+    if (rc) {
+        schedule_release(&sc);
+        return -1;
+    }
     if (sc.task) {
         struct task *t = NULL;
         rc = v1_decode_task(sc.task, req_limits(r), ns, &t, e);

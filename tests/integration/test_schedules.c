@@ -170,6 +170,64 @@ static void test_schedule_bad_input(void) {
     th_http(&srv, "DELETE", "/v1/schedules/g", NULL);
 }
 
+static long count_docs(const char *collection) {
+    char path[64];
+    snprintf(path, sizeof path, "/v1/%s", collection);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    return r->status == 200 ? (long)json_array_size(th_get(r->json, collection)) : -1;
+}
+
+/* A name is one path segment the server routes: '/', "%00" and more than
+ * 127 bytes are refused; any other name is reached by it, percent-encoded. */
+static void test_names_are_path_segments(void) {
+    char n127[128], n128[129];
+    memset(n127, 'm', 127);
+    n127[127] = '\0';
+    memset(n128, 'n', 128);
+    n128[128] = '\0';
+    const char *bad[] = {"a/b", "/", "x%00y", n128};
+    long scheds = count_docs("schedules"), defs = count_docs("definitions");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                    "{\"name\":\"%s\",\"cron\":\"@hourly\",\"paused\":true,"
+                                    "\"task\":{\"type\":\"x\"}}",
+                                    bad[i]);
+        if (r->status != 400 || !th_str(r->json, "error.field") ||
+            strcmp(th_str(r->json, "error.field"), "name") != 0) {
+            th_fail(__FILE__, __LINE__, "schedule '%s': %ld %s", bad[i], r->status, r->body);
+            return;
+        }
+        r = th_http(&srv, "POST", "/v1/definitions", "{\"name\":\"%s\",\"type\":\"x\"}", bad[i]);
+        if (r->status != 400 || !th_str(r->json, "error.field") ||
+            strcmp(th_str(r->json, "error.field"), "name") != 0) {
+            th_fail(__FILE__, __LINE__, "definition '%s': %ld %s", bad[i], r->status, r->body);
+            return;
+        }
+    }
+    CHECK_INT(count_docs("schedules"), scheds);
+    CHECK_INT(count_docs("definitions"), defs);
+    /* A rename to such a name is refused too, the schedule kept. */
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                "{\"name\":\"q?r #s\",\"cron\":\"@hourly\",\"paused\":true,"
+                                "\"task\":{\"type\":\"x\"}}");
+    CHECK_INT(r->status, 201);
+    r = th_http(&srv, "PUT", "/v1/schedules/q%3Fr%20%23s",
+                "{\"name\":\"a/b\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"}}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "name");
+    r = th_http(&srv, "GET", "/v1/schedules/q%3Fr%20%23s", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "name"), "q?r #s");
+    th_http(&srv, "DELETE", "/v1/schedules/q%3Fr%20%23s", NULL);
+    r = th_http(&srv, "POST", "/v1/definitions", "{\"name\":\"%s\",\"type\":\"x\"}", n127);
+    CHECK_INT(r->status, 201);
+    char path[200];
+    snprintf(path, sizeof path, "/v1/definitions/%s", n127);
+    r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    th_http(&srv, "DELETE", path, NULL);
+}
+
 /* Whether the schedule has fired at least `fires` slots, `created` of them with a task. */
 static bool fires_at_least(struct th_server *s, const char *sched, long fires, long created) {
     long n, c;
@@ -611,6 +669,8 @@ int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"definitions: create, name taken, bad input, launch, replace, delete", test_definitions},
         {"schedules: bad input named, nothing stored", test_schedule_bad_input},
+        {"names: '/', '%00' and over 127 bytes refused, the rest reached by path",
+         test_names_are_path_segments},
         {"an interval schedule fires each slot, tasks launched by it", test_interval_fires},
         {"a catch-up window under the firing delay misses no on-time slot",
          test_short_catchup_fires_on_time},

@@ -144,6 +144,7 @@ static void test_definition_check(void) {
         {"{\"name\":\"n\",\"type\":\"t\",\"executor\":1}", "executor"},
         {"{\"name\":\"n\",\"type\":\"t\",\"timeout_seconds\":604801}", "timeout_seconds"},
         {"{\"name\":\"n\",\"type\":\"t\",\"x\":1}", "x"},
+        {"{\"name\":\"a/b\",\"type\":\"t\"}", "name"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_t *j = json_loads(bad[i].body, 0, NULL);
@@ -157,6 +158,32 @@ static void test_definition_check(void) {
     }
 }
 
+static void test_name_check(void) {
+    char n127[128], n128[129];
+    memset(n127, 'm', 127);
+    n127[127] = '\0';
+    memset(n128, 'n', 128);
+    n128[128] = '\0';
+    const char *ok[] = {"nightly", "q?r #s", "p%41", "..", "caf\xc3\xa9", "100%", n127};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        struct tm_error e;
+        err_clear(&e);
+        if (schedule_name_check(ok[i], &e) != 0) {
+            th_fail(__FILE__, __LINE__, "'%s' refused: %s", ok[i], e.message);
+            return;
+        }
+    }
+    const char *bad[] = {NULL, "", "a/b", "/", "x%00y", "%00", "a\x01", "a\x7f", n128};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct tm_error e;
+        err_clear(&e);
+        if (schedule_name_check(bad[i], &e) != TM_EINVALID || strcmp(e.field, "name") != 0) {
+            th_fail(__FILE__, __LINE__, "name %zu accepted", i);
+            return;
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"schedule_parse refuses bad fields, naming each", test_parse_errors},
@@ -164,6 +191,7 @@ int main(int argc, char **argv) {
         {"cron slots in a zone, weekdays only", test_cron_slots_in_zone},
         {"the task a slot launches: defaults, params over them, definition", test_task_body},
         {"definition_check", test_definition_check},
+        {"names: what a path segment can carry", test_name_check},
         {NULL, NULL},
     };
     return th_main(tests, argc, argv);
