@@ -98,6 +98,15 @@ static int auth_deny(struct req *r, struct tm_error *e, int code, const char *to
     return err_set(e, code, code == TM_EUNAUTHENTICATED ? "Authorization" : "", "%s", message);
 }
 
+/* The store holds a token: the server is closed for good. The token
+ * watch starts its rounds, and cuts what was opened without a token. */
+static void auth_turn_on(struct server *srv) {
+    if (!atomic_exchange(&srv->auth_on, true))
+        fprintf(stderr,
+                "taskmill: auth: the store holds a token now; every request needs "
+                "one from here on\n");
+}
+
 /* Open mode: is it still open? Asks the store at most once a second.
  * 1 open, 0 closed (for good: tokens exist), -1 unknown (the store could
  * not be read: this request fails closed, and the next one asks again, so
@@ -115,10 +124,7 @@ static int auth_is_open(struct server *srv) {
         return -1;
     }
     if (any) {
-        if (!atomic_exchange(&srv->auth_on, true))
-            fprintf(stderr,
-                    "taskmill: auth: the store holds a token now; every request needs "
-                    "one from here on\n");
+        auth_turn_on(srv);
         return 0;
     }
     return 1;
@@ -181,6 +187,9 @@ int auth_check_credentials(struct req *r, const char *id, const char *secret, un
     if (rc == TM_ENOT_FOUND)
         return auth_deny(r, e, TM_EUNAUTHENTICATED, id, "unknown token", "the token is not valid");
     if (rc) return err_set(e, TM_EUNAVAILABLE, "", "cannot check credentials now");
+    /* A server that started open learns here, too, that it is closed: a
+     * server only ever sent credentials would otherwise never watch them. */
+    auth_turn_on(srv);
     const char *why = NULL;
     if (!token_secret_matches(t, secret))
         why = "wrong secret";

@@ -3,14 +3,19 @@
  *
  * auth_check admits each request once, at its start; a long-poll, a
  * waiting claim or an event stream then lives on for minutes. The watch
- * keeps a list of the waiting requests that came with a token (auth_wait_add
- * before their ops reach the store, auth_wait_remove when libmicrohttpd
- * frees them) and, every AUTH_WATCH_MS while authentication is on, reads
- * each distinct token among them and among the hub's open streams from
- * the store. For a token that is gone, revoked or expired it asks the
- * store to answer its parked ops with 401 (store_op_cancel) and the hub
- * to end its streams: within a second of the revocation, on whichever
- * node the request waits, since each node reads the shared store.
+ * keeps a list of the waiting requests (auth_wait_add before their ops
+ * reach the store, auth_wait_remove when libmicrohttpd frees them) and,
+ * every AUTH_WATCH_MS while authentication is on, reads the distinct
+ * tokens among them and among the hub's open streams from the store,
+ * AUTH_WATCH_TOKENS a round, in turn (ids sorted, the next round going on
+ * from where this one stopped). For a token that is gone, revoked or
+ * expired it asks the store to answer its parked ops with 401
+ * (store_op_cancel) and the hub to end its streams: within a second of
+ * the revocation while fewer than AUTH_WATCH_TOKENS tokens hold anything
+ * open (a second more for each AUTH_WATCH_TOKENS beyond), on whichever
+ * node the request waits, since each node reads the shared store. What
+ * was opened without a token, while the server was open, is cut in its
+ * turn once it is closed, as a revoked token's is.
  *
  * A store that cannot be read cuts nothing (as auth_check, which answers
  * 503 then, never "allowed": the request was allowed already).
@@ -31,11 +36,13 @@
 #include "server_int.h"
 
 #define AUTH_WATCH_MS 500
-/* The most distinct tokens one round reads; the rest wait for the next. */
+/* The most distinct tokens one round reads; the others wait their turn. */
 #define AUTH_WATCH_TOKENS 256
 
+/* Every wait is listed, a tokenless one (open mode) too: once the server
+ * is closed, those are cut as a revoked token's are. */
 void auth_wait_add(struct req *r, struct store_op *ops, size_t n) {
-    if (!r->token_id[0] || r->wait_listed) return;
+    if (r->wait_listed) return;
     struct server *srv = r->srv;
     r->wait_ops = ops;
     r->nwait_ops = n;
@@ -54,16 +61,42 @@ void auth_wait_remove(struct req *r) {
     pthread_mutex_unlock(&srv->wait_lock);
 }
 
-/* Adds id to ids[0..*n) unless there or full. */
-static void ids_add(char (*ids)[TOKEN_ID_LEN + 1], size_t *n, const char *id) {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp(ids[i], id) == 0) return;
-    if (*n < AUTH_WATCH_TOKENS) snprintf(ids[(*n)++], TOKEN_ID_LEN + 1, "%s", id);
+typedef char token_id_t[TOKEN_ID_LEN + 1];
+
+static int token_id_cmp(const void *a, const void *b) {
+    return strcmp(*(const token_id_t *)a, *(const token_id_t *)b);
+}
+
+/* The distinct token ids ("" for what was opened without one) of the
+ * waiting requests and the hub's streams, sorted; their count in *n. */
+static token_id_t *watched_ids(struct server *srv, size_t *n) {
+    size_t cap = 64, k = 0;
+    token_id_t *ids = xmalloc(cap * sizeof *ids);
+    struct req *r;
+    pthread_mutex_lock(&srv->wait_lock);
+    LIST_FOREACH(r, &srv->wait_list, wait_link) {
+        if (k == cap) ids = xrealloc(ids, (cap *= 2) * sizeof *ids);
+        memcpy(ids[k++], r->token_id, sizeof *ids);
+    }
+    pthread_mutex_unlock(&srv->wait_lock);
+    size_t ns = 0;
+    token_id_t *streams = event_hub_stream_tokens(srv->hub, &ns);
+    if (k + ns > cap) ids = xrealloc(ids, (cap = k + ns) * sizeof *ids);
+    memcpy(ids + k, streams, ns * sizeof *ids);
+    k += ns;
+    free(streams);
+    qsort(ids, k, sizeof *ids, token_id_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || strcmp(ids[u - 1], ids[i]) != 0) memcpy(ids[u++], ids[i], sizeof *ids);
+    *n = u;
+    return ids;
 }
 
 /* Whether the token may still hold requests open: false when it is
  * unknown, revoked or expired; true also when the store cannot say. */
 static bool token_alive(struct server *srv, const char *id, int64_t now) {
+    if (!id[0]) return false; /* opened while the server was open; it is closed now */
     struct token *t = NULL;
     struct tm_error e;
     err_clear(&e);
@@ -74,22 +107,18 @@ static bool token_alive(struct server *srv, const char *id, int64_t now) {
     return alive;
 }
 
-/* One round: reads the tokens that hold something open, cuts the dead ones. */
+/* One round: reads AUTH_WATCH_TOKENS of the tokens that hold something
+ * open, from srv->watch_next on, and cuts the dead ones. */
 static void auth_watch_round(struct server *srv) {
-    char(*ids)[TOKEN_ID_LEN + 1] = xcalloc(AUTH_WATCH_TOKENS, sizeof *ids);
-    size_t n = 0;
+    size_t all = 0;
+    token_id_t *ids = watched_ids(srv, &all);
     struct req *r;
-    pthread_mutex_lock(&srv->wait_lock);
-    LIST_FOREACH(r, &srv->wait_list, wait_link)
-    ids_add(ids, &n, r->token_id);
-    pthread_mutex_unlock(&srv->wait_lock);
-    char(*streams)[TOKEN_ID_LEN + 1] = xcalloc(AUTH_WATCH_TOKENS, sizeof *streams);
-    size_t ns = event_hub_stream_tokens(srv->hub, streams, AUTH_WATCH_TOKENS);
-    for (size_t i = 0; i < ns; i++)
-        ids_add(ids, &n, streams[i]);
-    free(streams);
     int64_t now = time_now_ms();
-    for (size_t i = 0; i < n; i++) {
+    size_t from = srv->watch_next < all ? srv->watch_next : 0;
+    size_t n = all < AUTH_WATCH_TOKENS ? all : AUTH_WATCH_TOKENS;
+    srv->watch_next = from + n < all ? from + n : 0;
+    for (size_t j = 0; j < n; j++) {
+        size_t i = (from + j) % all;
         if (token_alive(srv, ids[i], now)) continue;
         size_t cut = 0;
         pthread_mutex_lock(&srv->wait_lock);
@@ -104,11 +133,16 @@ static void auth_watch_round(struct server *srv) {
         }
         pthread_mutex_unlock(&srv->wait_lock);
         size_t ended = event_hub_end_token(srv->hub, ids[i]);
-        if (cut || ended)
+        if ((cut || ended) && ids[i][0])
             fprintf(stderr,
                     "taskmill: auth: token '%s' is revoked or expired: %zu waiting request(s) "
                     "answered 401, %zu event stream(s) ended\n",
                     ids[i], cut, ended);
+        else if (cut || ended)
+            fprintf(stderr,
+                    "taskmill: auth: the server needs tokens now: %zu waiting request(s) and "
+                    "%zu event stream(s) opened without one ended\n",
+                    cut, ended);
     }
     free(ids);
 }

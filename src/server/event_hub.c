@@ -444,7 +444,8 @@ static bool sse_fill(struct sse_stream *st) {
         return true;
     }
     if (st->revoked) {
-        buf_puts(&st->out, ": the token was revoked or has expired\n\n");
+        buf_puts(&st->out, st->token_id[0] ? ": the token was revoked or has expired\n\n"
+                                           : ": the server needs a token now\n\n");
         st->closing = true;
         pthread_mutex_unlock(&h->lock);
         return true;
@@ -522,18 +523,18 @@ static void sse_free(void *cls) {
     free(st);
 }
 
-size_t event_hub_stream_tokens(struct event_hub *h, char (*out)[TOKEN_ID_LEN + 1], size_t max) {
-    size_t n = 0;
+char (*event_hub_stream_tokens(struct event_hub *h, size_t *n))[TOKEN_ID_LEN + 1] {
     pthread_mutex_lock(&h->lock);
-    for (struct sse_stream *st = LIST_FIRST(&h->streams); st && n < max; st = LIST_NEXT(st, link)) {
-        if (!st->token_id[0]) continue;
-        bool seen = false;
-        for (size_t i = 0; i < n && !seen; i++)
-            seen = strcmp(out[i], st->token_id) == 0;
-        if (!seen) memcpy(out[n++], st->token_id, TOKEN_ID_LEN + 1);
-    }
+    size_t k = 0, cap = 0;
+    struct sse_stream *st;
+    LIST_FOREACH(st, &h->streams, link)
+    cap++;
+    char(*out)[TOKEN_ID_LEN + 1] = xmalloc((cap ? cap : 1) * sizeof *out);
+    LIST_FOREACH(st, &h->streams, link)
+    memcpy(out[k++], st->token_id, TOKEN_ID_LEN + 1);
     pthread_mutex_unlock(&h->lock);
-    return n;
+    *n = k;
+    return out;
 }
 
 size_t event_hub_end_token(struct event_hub *h, const char *token_id) {

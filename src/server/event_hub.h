@@ -71,9 +71,9 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
 /* "Now" for a stream that starts from the present: the last seq committed
  * (the store's head, or the hub's last published seq if that is later). */
 int64_t event_hub_now(struct event_hub *h);
-/* The distinct tokens that hold streams open (at most max), for the
- * revocation watch (auth_watch.c); open-mode streams have none. */
-size_t event_hub_stream_tokens(struct event_hub *h, char (*out)[TOKEN_ID_LEN + 1], size_t max);
+/* The token of each open stream ("" for one opened in open mode), in
+ * *n entries the caller frees, for the revocation watch (auth_watch.c). */
+char (*event_hub_stream_tokens(struct event_hub *h, size_t *n))[TOKEN_ID_LEN + 1];
 /* Ends every stream opened with token_id (a last comment says why);
  * returns how many. */
 size_t event_hub_end_token(struct event_hub *h, const char *token_id);

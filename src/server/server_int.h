@@ -44,6 +44,7 @@ struct server {
     pthread_cond_t watch_cond;
     pthread_t watch_thread;
     bool watch_started, watch_cond_ready, watch_stopping;
+    size_t watch_next;        /* auth_watch.c: where its next round starts */
     char *tls_cert, *tls_key; /* PEM, kept while libmicrohttpd runs */
 
     struct key_table conns;          /* conn_limit.c: connections per address */

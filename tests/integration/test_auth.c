@@ -351,6 +351,114 @@ static void test_revocation_ends_streams_and_waits(void) {
     sse_close(&c);
 }
 
+/*
+ * More tokens hold streams open than the watch reads in one round
+ * (AUTH_WATCH_TOKENS, 256): each is still read in its turn. The token
+ * revoked is the one the watch reads last, past the first round's 256.
+ */
+#define MANY_STREAMS 300
+static void test_revocation_with_many_tokens_streaming(void) {
+    static struct sse_conn c[MANY_STREAMS];
+    static char ids[MANY_STREAMS][32];
+    int opened = 0;
+    struct sse_event ev = {.id = -1};
+    for (int i = 0; i < MANY_STREAMS; i++) {
+        struct th_resp *r = sec_http(&srv, tok[ADMIN], "POST", "/v1/tokens",
+                                     "{\"role\":\"reader\",\"namespace\":\"many\"}");
+        if (r->status != 201) break;
+        char hdr[200];
+        snprintf(ids[i], sizeof ids[i], "%s", th_str(r->json, "id"));
+        snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", th_str(r->json, "secret"));
+        if (sse_open_with(&c[i], srv.url, "/v1/events", -1, 0, hdr) != 0) break;
+        opened++;
+    }
+    /* One event for every stream: each is open once it has it. */
+    struct th_resp *r =
+        sec_http(&srv, tok[ADMIN], "POST", "/v1/tasks", "{\"type\":\"x\",\"namespace\":\"many\"}");
+    CHECK_INT(r->status, 201);
+    int streaming = 0;
+    for (int i = 0; i < opened; i++)
+        if (sse_next(&c[i], &ev, 10000) == 1 && c[i].status == 200) streaming++;
+    CHECK_INT(streaming, MANY_STREAMS);
+    /* The token read last in each pass (the watch reads them sorted). */
+    int last = 0;
+    for (int i = 1; i < opened; i++)
+        if (strcmp(ids[i], ids[last]) > 0) last = i;
+    if (opened > 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/tokens/%s", ids[last]);
+        CHECK_INT(sec_http(&srv, tok[ADMIN], "DELETE", path, NULL)->status, 204);
+        CHECK_INT(sse_next(&c[last], &ev, 10000), -1);
+        CHECK(strstr(c[last].last_comment, "the token was revoked") != NULL);
+    }
+    sse_event_clear(&ev);
+    for (int i = 0; i < opened; i++)
+        sse_close(&c[i]);
+}
+
+struct open_claim {
+    struct th_server *s;
+    long status;
+};
+
+static void *open_claim_waiting(void *p) {
+    struct open_claim *a = p;
+    a->status =
+        th_http(a->s, "POST", "/v1/queues/openq/claim", "{\"worker\":\"w1\",\"wait_seconds\":30}")
+            ->status;
+    th_http(NULL, NULL, NULL, NULL);
+    return NULL;
+}
+
+/*
+ * A server that starts open and, once tokens exist, is only ever sent
+ * credentials (no request without one tells it that it is closed): what
+ * was opened without a token ends, and a revoked token's stream ends, as
+ * on a server that started closed.
+ */
+static void test_closed_after_open_start(void) {
+    struct th_server s2;
+    if (th_server_start(&s2, NULL)) {
+        th_fail(__FILE__, __LINE__, "the server did not start");
+        return;
+    }
+    /* Open mode: a stream and a parked claim without a token. */
+    struct sse_conn open_c, c;
+    struct sse_event ev = {.id = -1};
+    CHECK(sse_open_with(&open_c, s2.url, "/v1/events", -1, 0, NULL) == 0);
+    CHECK_INT(sse_next(&open_c, &ev, 300), 0);
+    CHECK_INT(open_c.status, 200);
+    struct open_claim a = {&s2, 0};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, open_claim_waiting, &a) == 0);
+    bool parked;
+    TRY_WAIT_UNTIL(parked, th_metric(&s2, "taskmill_parked_claims") == 1, 10000,
+                   "the tokenless claim to park");
+    /* Tokens from the CLI; from here on only credentialed requests. */
+    char admin[128], aid[32], reader[128], rid[32], out[8192], hdr[200];
+    CHECK(sec_token(&s2, "admin", "default", "", admin, aid) == 0);
+    CHECK(sec_token(&s2, "reader", "acme", "", reader, rid) == 0);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", reader);
+    CHECK(sse_open_with(&c, s2.url, "/v1/events", -1, 0, hdr) == 0);
+    CHECK_INT(sse_next(&c, &ev, 300), 0);
+    CHECK_INT(c.status, 200);
+    /* What was opened without a token ends long before its own time. */
+    CHECK_INT(sse_next(&open_c, &ev, 10000), -1);
+    CHECK(strstr(open_c.last_comment, "the server needs a token now") != NULL);
+    pthread_join(th, NULL);
+    CHECK_INT(a.status, 401);
+    /* And a revoked token's stream ends. */
+    CHECK_INT(
+        sec_cli(out, sizeof out, "%s token revoke %s --store '%s' 2>&1", sec_bin(), rid, s2.store),
+        0);
+    CHECK_INT(sse_next(&c, &ev, 10000), -1);
+    CHECK(strstr(c.last_comment, "the token was revoked") != NULL);
+    sse_event_clear(&ev);
+    sse_close(&c);
+    sse_close(&open_c);
+    th_server_free(&s2);
+}
+
 /* Empties a server's log, so the next start's lines are its own. */
 static void log_clear(struct th_server *s) {
     char path[400];
@@ -442,6 +550,10 @@ static const struct th_test tests[] = {
     {"the token CLI refuses bad usage", test_token_cli_usage},
     {"revoking a token ends its event streams and parked claims",
      test_revocation_ends_streams_and_waits},
+    {"more tokens streaming than a round reads: a revoked one's stream still ends",
+     test_revocation_with_many_tokens_streaming},
+    {"started open, then only credentials: tokenless waits end, a revoked token's stream ends",
+     test_closed_after_open_start},
     {"only revoked tokens: a restart stays closed; purge reopens; the file is 0600",
      test_revoked_tokens_keep_it_closed},
     {"a non-loopback address needs tokens or --insecure-no-auth",
