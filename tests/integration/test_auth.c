@@ -396,6 +396,29 @@ static void test_revocation_with_many_tokens_streaming(void) {
         sse_close(&c[i]);
 }
 
+/* A reader's /metrics names no queue or type of another namespace; an
+ * admin's has the per-queue and per-type series of every one. */
+static void test_metrics_of_one_namespace(void) {
+    struct th_resp *r = sec_http(&srv, tok[CLIENT_B], "POST", "/v1/tasks",
+                                 "{\"type\":\"beta-payroll\",\"queue\":\"beta-secret-q\"}");
+    CHECK_INT(r->status, 201);
+    r = sec_http(&srv, tok[WORKER_B], "POST", "/v1/queues/beta-secret-q/claim",
+                 "{\"worker\":\"w\"}");
+    CHECK_INT(r->status, 200);
+    r = sec_http(&srv, tok[READER], "GET", "/metrics", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK(r->body && strstr(r->body, "taskmill_store_batches_total") != NULL);
+    CHECK(r->body && strstr(r->body, "beta-secret-q") == NULL);
+    CHECK(r->body && strstr(r->body, "beta-payroll") == NULL);
+    r = sec_http(&srv, tok[READER_B], "GET", "/metrics", NULL);
+    CHECK(r->body &&
+          strstr(r->body, "taskmill_tasks{queue=\"beta-secret-q\",phase=\"running\"} 1"));
+    CHECK(r->body && strstr(r->body, "taskmill_task_queued_seconds") == NULL);
+    r = sec_http(&srv, tok[ADMIN], "GET", "/metrics", NULL);
+    CHECK(r->body &&
+          strstr(r->body, "taskmill_task_queued_seconds_count{queue=\"beta-secret-q\"") != NULL);
+}
+
 struct open_claim {
     struct th_server *s;
     long status;
@@ -550,6 +573,8 @@ static const struct th_test tests[] = {
     {"the token CLI refuses bad usage", test_token_cli_usage},
     {"revoking a token ends its event streams and parked claims",
      test_revocation_ends_streams_and_waits},
+    {"a reader's /metrics names no queue or type of another namespace",
+     test_metrics_of_one_namespace},
     {"more tokens streaming than a round reads: a revoked one's stream still ends",
      test_revocation_with_many_tokens_streaming},
     {"started open, then only credentials: tokenless waits end, a revoked token's stream ends",
