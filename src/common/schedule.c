@@ -216,6 +216,24 @@ int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned 
     return slot;
 }
 
+/* splitmix64's finaliser: every bit of x reaches every bit of the result. */
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+int64_t schedule_slot_delay_ms(const struct schedule *s, const char *id, int64_t slot) {
+    if (s->jitter_ms <= 0) return 0;
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a over the id */
+    for (const char *p = id ? id : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    h = mix64(h ^ mix64((uint64_t)slot));
+    return (int64_t)(h % (uint64_t)(s->jitter_ms + 1));
+}
+
 int definition_check(json_t *body, struct tm_error *e) {
     static const char *const known[] = {"name",     "type",     "description", "queue",
                                         "priority", "params",   "max_retries", "timeout_seconds",

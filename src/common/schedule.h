@@ -65,6 +65,13 @@ void schedule_release(struct schedule *s);
  * 0 when there is none. flags: CRON_FIRE_SHIFTED / CRON_FIRE_REPEATED.
  */
 int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned *flags);
+/*
+ * The jitter delay of one slot of the schedule with id `id`: from 0 to
+ * jitter_ms, 0 without jitter. A hash of the id and the slot alone, so
+ * every node computes the same delay, again after a restart, with nothing
+ * stored; neighbouring slots get unrelated delays.
+ */
+int64_t schedule_slot_delay_ms(const struct schedule *s, const char *id, int64_t slot);
 
 /*
  * Checks a name given to a definition or a schedule: 1 to

@@ -12,6 +12,13 @@
  * nodes fire, and a node that restarts mid-slot finds the slot taken. There
  * is no leader to go stale.
  *
+ * Jitter: each slot has its own delay, 0 to jitter_ms, a hash of the
+ * schedule's id and the slot (schedule_slot_delay_ms), so every node
+ * computes the same and nothing is stored. A slot is due at slot + delay
+ * and fires once it is due and every earlier slot has fired: slots fire in
+ * slot order, each at most jitter_ms after its slot (as the earlier slots
+ * are due by then), and next_at is the due time of the first unfired slot.
+ *
  * Missed slots: those older than the catch-up window (plus the jitter and
  * a second of slack, the delay an on-time fire may have) are counted
  * (state.missed), the ones inside it fire once each, oldest first.
@@ -57,13 +64,17 @@ static void state_store(struct store_doc *d, json_t *st) {
     d->state = json_dumps(st, JSON_COMPACT);
 }
 
-/* The next fire after the cursor (the slot plus its jitter), or 0. */
-static int64_t sched_next_at(struct store *s, const struct schedule *sc, bool paused,
+/* When the slot of schedule `id` is due: the slot plus its own delay. */
+static int64_t slot_due(const struct schedule *sc, const char *id, int64_t slot) {
+    return slot + schedule_slot_delay_ms(sc, id, slot);
+}
+
+/* When the first slot after the cursor is due, or 0. */
+static int64_t sched_next_at(const char *id, const struct schedule *sc, bool paused,
                              int64_t cursor) {
     if (paused) return 0;
     int64_t slot = schedule_next_slot(sc, cursor, NULL);
-    if (!slot) return 0;
-    return slot + (sc->jitter_ms ? (int64_t)(store_random(s) % (uint32_t)(sc->jitter_ms + 1)) : 0);
+    return slot ? slot_due(sc, id, slot) : 0;
 }
 
 /* Parses a stored schedule's body. */
@@ -218,8 +229,10 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
         state_set_int(st, "missed", state_int(st, "missed") + missed);
         store_count_schedules(s, 0, missed);
     }
-    for (int i = 0; i < FIRE_MAX_PER_PASS && !paused &&
-                    (slot = schedule_next_slot(&sc, cursor, NULL)) && slot <= now;
+    /* In slot order, while due: a later slot due sooner waits for this one. */
+    for (int i = 0;
+         i < FIRE_MAX_PER_PASS && !paused && (slot = schedule_next_slot(&sc, cursor, NULL)) &&
+         slot_due(&sc, d.id, slot) <= now;
          i++) {
         char task_id[ID_LEN + 1];
         /* Late by more than its jitter and a second: a slot missed while down. */
@@ -231,7 +244,7 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
     }
     state_set_int(st, "cursor", cursor);
     state_store(&d, st);
-    d.next_at = sched_next_at(s, &sc, paused, cursor);
+    d.next_at = sched_next_at(d.id, &sc, paused, cursor);
     if (d.next_at && d.next_at <= now) d.next_at = now + 1; /* more than one pass holds */
     d.updated_at = now;
     rc = be->doc_write(s, STORE_DOC_SCHEDULE, &d, false);
@@ -312,7 +325,7 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
             rc = err_set(&op->err, TM_EINVALID, "", "the schedule cannot be read back");
             goto out;
         }
-        d->next_at = sched_next_at(s, &sc, paused, now);
+        d->next_at = sched_next_at(d->id, &sc, paused, now);
         schedule_release(&sc);
     }
     /* A rename can still meet the name in a row another node's transaction
@@ -390,7 +403,7 @@ static int sched_pause(struct store *s, struct store_op *op, int64_t now) {
     if (op->note) json_object_set_new(c.st, "note", json_string(op->note));
     if (!op->flag && c.paused)
         state_set_int(c.st, "cursor", now); /* a resume does not catch up the pause */
-    c.d.next_at = sched_next_at(s, &c.sc, op->flag, state_int(c.st, "cursor"));
+    c.d.next_at = sched_next_at(c.d.id, &c.sc, op->flag, state_int(c.st, "cursor"));
     return sched_change_end(s, op, &c, true, now);
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../src/common/schedule.h"
 #include "../src/common/timeutil.h"
 #include "harness.h"
 #include "sec_util.h"
@@ -550,6 +551,98 @@ static void test_jitter(void) {
                 (long long)lo, (long long)hi);
 }
 
+/* Parses a field of RFC 3339 time, or 0. */
+static int64_t time_of(json_t *root, const char *path) {
+    int64_t ms = 0;
+    const char *t = th_str(root, path);
+    return t && time_parse_rfc3339(t, &ms) == 0 ? ms : 0;
+}
+
+/* One fire read back. */
+struct fire_seen {
+    int64_t slot, at, delay;
+    bool slot_kind, created;
+};
+
+/*
+ * Jitter is each slot's own: an every-second schedule with 2 s of jitter
+ * (slots closer together than their jitter) fires each slot at or after
+ * its own delay (schedule_slot_delay_ms, what every node computes), in slot
+ * order, at most the jitter and a second late, none skipped, and not all in
+ * one burst. Its next fire is the next slot plus that slot's delay.
+ */
+static void test_jitter_per_slot(void) {
+    static const char body[] =
+        "{\"name\":\"jps\",\"interval_seconds\":1,\"jitter_seconds\":2,"
+        "\"overlap\":\"allow_all\",\"task\":{\"type\":\"j\"}}";
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules", "%s", body);
+    long status = r->status;
+    char id[33] = "";
+    if (status == 201) snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    int64_t created = status == 201 ? time_of(r->json, "created_at") : 0;
+    int64_t next = status == 201 ? time_of(r->json, "next_fire_at") : 0;
+    /* The schedule as the server keeps it: its interval counts from its creation. */
+    json_t *j = json_loads(body, 0, NULL);
+    const char *start = status == 201 ? th_str(r->json, "start_at") : NULL;
+    json_object_set_new(j, "start_at", json_string(start ? start : "2026-01-01T00:00:00Z"));
+    struct schedule sc;
+    struct tm_error e;
+    err_clear(&e);
+    int parsed = schedule_parse(j, &sc, &e);
+    json_decref(j);
+    if (parsed) th_http(&srv, "DELETE", "/v1/schedules/jps", NULL);
+    CHECK_INT(parsed, 0);
+    /* The first slot after creation (the cursor), and when it is due. */
+    int64_t first = created ? schedule_next_slot(&sc, created, NULL) : 0;
+    int64_t first_due = first ? first + schedule_slot_delay_ms(&sc, id, first) : 0;
+    bool fired = false;
+    if (id[0])
+        TRY_WAIT_UNTIL(fired, fires_at_least(&srv, id, 4, 4), 15000,
+                       "4 runs of 'jps' (1 s apart, 2 s of jitter)");
+    th_http(&srv, "POST", "/v1/schedules/jps/pause", NULL);
+    char path[200];
+    snprintf(path, sizeof path, "/v1/schedules/%s/fires?limit=1000", id);
+    r = th_http(&srv, "GET", path, NULL);
+    json_t *fl = th_get(r->json, "fires");
+    struct fire_seen f[64];
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(fl) && n < 64; i++) {
+        json_t *a = json_array_get(fl, i);
+        struct fire_seen x = {.slot = time_of(a, "slot"), .at = time_of(a, "at")};
+        x.delay = schedule_slot_delay_ms(&sc, id, x.slot);
+        const char *kind = json_string_value(json_object_get(a, "kind"));
+        const char *outcome = json_string_value(json_object_get(a, "outcome"));
+        x.slot_kind = kind && strcmp(kind, "slot") == 0;
+        x.created = outcome && strcmp(outcome, "created") == 0;
+        size_t k = n++; /* by slot, oldest first */
+        for (; k > 0 && f[k - 1].slot > x.slot; k--)
+            f[k] = f[k - 1];
+        f[k] = x;
+    }
+    th_http(&srv, "DELETE", "/v1/schedules/jps", NULL);
+    schedule_release(&sc);
+    CHECK_INT(status, 201);
+    CHECK(created && first);
+    CHECK_INT(next, first_due);
+    CHECK(fired);
+    CHECK(n >= 4);
+    bool all_equal = true;
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].slot != first + (int64_t)i * 1000 || !f[i].slot_kind || !f[i].created ||
+            f[i].at < f[i].slot + f[i].delay || f[i].at > f[i].slot + 2000 + 1000 ||
+            (i > 0 && f[i].at < f[i - 1].at)) {
+            th_fail(__FILE__, __LINE__,
+                    "fire %zu of %zu: slot %+lld ms from the first, at slot %+lld ms (its delay "
+                    "%lld ms), kind slot %d, created %d",
+                    i, n, (long long)(f[i].slot - first), (long long)(f[i].at - f[i].slot),
+                    (long long)f[i].delay, f[i].slot_kind, f[i].created);
+            return;
+        }
+        all_equal = all_equal && f[i].at == f[0].at;
+    }
+    CHECK(!all_equal);
+}
+
 /* The preview marks the fires a daylight-saving change moves. */
 static void test_preview_dst(void) {
     struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
@@ -682,6 +775,8 @@ int main(int argc, char **argv) {
         {"backfill fires each slot once, a definition's params overlaid",
          test_backfill_and_definition},
         {"jitter delays a fire within its bound", test_jitter},
+        {"jitter is per slot: each fires after its own delay, in order, no burst",
+         test_jitter_per_slot},
         {"preview across daylight-saving changes (America/New_York)", test_preview_dst},
         {"catch-up after downtime, kill -9 mid-stream: one task per slot", test_catchup_and_kill9},
         {"two nodes fire each slot once", test_two_nodes},

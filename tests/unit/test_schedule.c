@@ -158,6 +158,44 @@ static void test_definition_check(void) {
     }
 }
 
+/* A slot's jitter delay: the same for the same schedule and slot, within
+ * [0, jitter], spread over that range from slot to slot, another for
+ * another schedule, and 0 without jitter. */
+static void test_slot_delay(void) {
+    struct schedule sc;
+    struct tm_error e;
+    CHECK_INT(parse("{\"name\":\"j\",\"interval_seconds\":1,\"jitter_seconds\":3,"
+                    "\"task\":{\"type\":\"x\"}}",
+                    &sc, &e),
+              0);
+    CHECK_INT(sc.jitter_ms, 3000);
+    const char *a = "0190c2a4e3d07a1b8c9d0e1f2a3b4c5d", *b = "0190c2a4e3d07a1b8c9d0e1f2a3b4c5e";
+    int64_t base = at("2026-06-01T00:00:00Z"), lo = 3000, hi = 0, same_b = 0;
+    int64_t sum = 0, ties = 0, prev = -1;
+    for (int i = 0; i < 1000; i++) {
+        int64_t slot = base + (int64_t)i * 1000, d = schedule_slot_delay_ms(&sc, a, slot);
+        if (d < 0 || d > 3000 || d != schedule_slot_delay_ms(&sc, a, slot)) {
+            th_fail(__FILE__, __LINE__, "slot %d: delay %lld", i, (long long)d);
+            schedule_release(&sc);
+            return;
+        }
+        lo = d < lo ? d : lo;
+        hi = d > hi ? d : hi;
+        sum += d;
+        ties += d == prev;
+        prev = d;
+        same_b += d == schedule_slot_delay_ms(&sc, b, slot);
+    }
+    sc.jitter_ms = 0;
+    int64_t none = schedule_slot_delay_ms(&sc, a, base);
+    schedule_release(&sc);
+    CHECK(lo < 100 && hi > 2900);          /* the whole range is used */
+    CHECK(sum > 1300000 && sum < 1700000); /* about 1500 on average */
+    CHECK(ties < 10);                      /* neighbours differ */
+    CHECK(same_b < 10);                    /* another schedule, other delays */
+    CHECK_INT(none, 0);
+}
+
 static void test_name_check(void) {
     char n127[128], n128[129];
     memset(n127, 'm', 127);
@@ -192,6 +230,7 @@ int main(int argc, char **argv) {
         {"the task a slot launches: defaults, params over them, definition", test_task_body},
         {"definition_check", test_definition_check},
         {"names: what a path segment can carry", test_name_check},
+        {"a slot's jitter delay: its own, in range, the same on every call", test_slot_delay},
         {NULL, NULL},
     };
     return th_main(tests, argc, argv);
