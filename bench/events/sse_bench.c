@@ -75,7 +75,7 @@ static int http(int fd, const char *method, const char *path, const char *body, 
                 size_t outn) {
     char req[2048];
     int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\n\r\n%s",
                      method, path, strlen(body), body);
     if (write(fd, req, (size_t)n) != n) die("write");
@@ -208,7 +208,7 @@ int main(int argc, char **argv) {
     long events = atol(argv[3]);
     struct sub *subs = calloc((size_t)nsub, sizeof *subs);
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    const char req[] = "GET /v1/events?kind=progress HTTP/1.0\r\nHost: b\r\n\r\n";
+    const char req[] = "GET /v1/events?kind=progress HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
     for (int i = 0; i < nsub; i++) {
         subs[i].fd = dial();
         if (write(subs[i].fd, req, sizeof req - 1) < 0) die("write");

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../common/timeutil.h"
 #include "key_table.h"
@@ -130,9 +131,56 @@ static int auth_is_open(struct server *srv) {
     return 1;
 }
 
+/* Whether host ("name[:port]", as a Host header has it) names this
+ * machine by an address or as localhost: not a name a DNS answer could
+ * point at 127.0.0.1 for a page elsewhere (DNS rebinding). */
+static bool auth_host_is_local(const char *host) {
+    char name[256];
+    size_t n = strlen(host);
+    if (n == 0 || n >= sizeof name) return false;
+    if (host[0] == '[') return strchr(host, ']') != NULL; /* an IPv6 address */
+    memcpy(name, host, n + 1);
+    char *colon = strrchr(name, ':');
+    if (colon) *colon = '\0';
+    if (strcasecmp(name, "localhost") == 0) return true;
+    struct in_addr a;
+    return inet_pton(AF_INET, name, &a) == 1;
+}
+
+/*
+ * A request an open server lets through must come from this host's own
+ * programs, not from a web page the operator has open: a page elsewhere
+ * can send requests to 127.0.0.1 (a browser adds `Origin`), or rename
+ * itself onto it by DNS (then `Host` is the page's name). 0, or the
+ * refusal in e (403 naming the header).
+ */
+static int auth_open_cross_site(struct req *r, struct tm_error *e) {
+    const char *host = req_header(r, MHD_HTTP_HEADER_HOST);
+    const char *origin = req_header(r, "Origin");
+    if (host && !r->srv->cfg.insecure_no_auth && !auth_host_is_local(host))
+        return err_set(e, TM_EFORBIDDEN, "Host",
+                       "with no token in the store this server answers requests for "
+                       "localhost or an IP address only, not '%.100s'; create a token",
+                       host);
+    if (!origin) return 0;
+    const char *o = strstr(origin, "://");
+    if (!host || !o || strcasecmp(o + 3, host) != 0)
+        return err_set(e, TM_EFORBIDDEN, "Origin",
+                       "with no token in the store this server answers no request a web page "
+                       "of another origin ('%.100s') sends; create a token",
+                       origin);
+    return 0;
+}
+
 /* A request without credentials: let it through while the server is open. */
 static int auth_open_or_refuse(struct req *r, const char *why, const char *message) {
     int open = auth_is_open(r->srv);
+    struct tm_error e;
+    if (open == 1 && auth_open_cross_site(r, &e)) {
+        auth_log_refusal(r, e.code, NULL, "cross-site request in open mode");
+        reply_error(r, &e);
+        return -1;
+    }
     if (open == 1) return 0;
     if (open < 0) {
         reply_error_code(r, TM_EUNAVAILABLE, "", "storage unavailable; try again");
@@ -172,6 +220,10 @@ int auth_check_credentials(struct req *r, const char *id, const char *secret, un
     if (perm == 0) perm = PERM_ADMIN;
     if (!id) {
         int open = auth_is_open(srv);
+        if (open == 1 && auth_open_cross_site(r, e)) {
+            auth_log_refusal(r, e->code, NULL, "cross-site request in open mode");
+            return e->code;
+        }
         if (open == 1) return 0;
         if (open < 0) return err_set(e, TM_EUNAVAILABLE, "", "storage unavailable; try again");
         return auth_deny(r, e, TM_EUNAUTHENTICATED, NULL, "no credentials",
@@ -210,13 +262,16 @@ int auth_check_credentials(struct req *r, const char *id, const char *secret, un
         token_free(t);
         return auth_deny(r, e, TM_EFORBIDDEN, id, "role not allowed", msg);
     }
-    if (!auth_rate_take(srv, id)) {
+    /* Once a request, however many times its view checks it (Scene7 does
+     * before and after its parse). */
+    if (!r->rate_paid && !auth_rate_take(srv, id)) {
         token_free(t);
         char msg[128];
         snprintf(msg, sizeof msg, "more than %d requests a second for this token",
                  srv->cfg.limits.rate_per_token);
         return auth_deny(r, e, TM_ERATE, id, "rate limited", msg);
     }
+    r->rate_paid = true;
     r->role = t->role;
     memcpy(r->token_id, id, sizeof r->token_id);
     if (t->role != TOKEN_ADMIN) {

@@ -137,6 +137,7 @@ struct req {
     char *ns_owned;                  /* the token's namespace; r->ns points here */
     bool waiter_counted;             /* counted against limits.waiters_max */
     bool waiter_token_counted;       /* and against limits.waiters_per_token_max */
+    bool rate_paid;                  /* auth: its token's rate bucket gave one already */
     /* auth_watch.c: listed while it waits with a token. */
     struct store_op *wait_ops;
     size_t nwait_ops;

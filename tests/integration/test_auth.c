@@ -30,6 +30,51 @@ static void test_open_mode(void) {
     CHECK(sec_log_has(&srv, "authentication is off and only this host (loopback)"));
 }
 
+/* Tasks of queue q (open mode). */
+static long open_queue_count(const char *q) {
+    char path[96];
+    snprintf(path, sizeof path, "/v1/tasks?queue=%s", q);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    return r->status == 200 ? (long)json_array_size(th_get(r->json, "tasks")) : -1;
+}
+
+/*
+ * Open mode answers this host's programs, not a web page the operator has
+ * open: a request a page of another origin sends (it carries `Origin`), or
+ * one for a host name (DNS rebinding) is 403 naming the header, in the
+ * shape of its API, and stores nothing. Same-origin (the dashboard) and
+ * requests without `Origin` (curl, the SDKs) go through.
+ */
+static void test_open_mode_refuses_web_pages(void) {
+    char host[64], origin[80];
+    snprintf(host, sizeof host, "Host: %s", strstr(srv.url, "://") + 3);
+    snprintf(origin, sizeof origin, "Origin: %s", srv.url);
+    const char *body = "{\"type\":\"x\",\"queue\":\"csq\"}";
+    const char *evil[] = {"Origin: http://evil.example", "Content-Type: text/plain", NULL};
+    struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), evil);
+    CHECK_INT(r->status, 403);
+    CHECK_STR(th_str(r->json, "error.field"), "Origin");
+    const char *null_origin[] = {"Origin: null", "Content-Type: application/json", NULL};
+    r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), null_origin);
+    CHECK_INT(r->status, 403);
+    const char *rebound[] = {"Host: evil.example", "Content-Type: application/json", NULL};
+    r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), rebound);
+    CHECK_INT(r->status, 403);
+    CHECK_STR(th_str(r->json, "error.field"), "Host");
+    r = th_http_raw(&srv, "GET", "/api/task/abc", NULL, 0, evil); /* Livepeer's shape */
+    CHECK_INT(r->status, 403);
+    CHECK(json_is_string(json_array_get(th_get(r->json, "errors"), 0)));
+    CHECK_INT(open_queue_count("csq"), 0);
+    /* Its own origin, localhost, and no Origin at all: served. */
+    const char *same[] = {host, origin, "Content-Type: application/json", NULL};
+    CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), same)->status, 201);
+    const char *local[] = {"Host: localhost:1", "Origin: http://localhost:1", NULL};
+    CHECK_INT(th_http_raw(&srv, "GET", "/v1/tasks", NULL, 0, local)->status, 200);
+    CHECK_INT(th_http(&srv, "POST", "/v1/tasks", "%s", body)->status, 201);
+    CHECK_INT(open_queue_count("csq"), 2);
+    CHECK(sec_log_has(&srv, "cross-site request in open mode"));
+}
+
 static void test_first_token_ends_open_mode(void) {
     for (int i = 0; i < NTOK; i++)
         CHECK(sec_token(&srv, tok_role[i], tok_ns[i], "--name test", tok[i], tok_id[i]) == 0);
@@ -563,6 +608,8 @@ static void test_token_cli_usage(void) {
 
 static const struct th_test tests[] = {
     {"open mode: no token, loopback only, no credentials needed", test_open_mode},
+    {"open mode refuses what a web page of another origin or host name sends",
+     test_open_mode_refuses_web_pages},
     {"the first token ends the open mode", test_first_token_ends_open_mode},
     {"every role against every endpoint", test_every_role_every_endpoint},
     {"another namespace's task is 404, its writes refused", test_other_namespace_is_404},

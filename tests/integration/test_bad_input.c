@@ -266,23 +266,23 @@ static void raw_refused(int line, const char *req, const char *status, const cha
 static void test_http_edges(void) {
     /* An oversize Content-Length is 413 at once: no 100 Continue, no body read. */
     raw_refused(__LINE__,
-                "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 "Content-Length: 99999999\r\nExpect: 100-continue\r\n\r\n",
                 "HTTP/1.1 413", "payload_too_large", NULL);
     raw_refused(__LINE__,
-                "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 "Transfer-Encoding: gzip\r\n\r\nabc",
                 "HTTP/1.1 400", "invalid_argument", "Transfer-Encoding");
     raw_refused(__LINE__,
-                "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 "Content-Length: 5\r\nContent-Length: 12\r\n\r\n{\"type\":\"x\"}",
                 "HTTP/1.1 400", "invalid_argument", "Content-Length");
     raw_refused(__LINE__,
-                "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 "Transfer-Encoding: chunked\r\nContent-Length: 12\r\n\r\n0\r\n\r\n",
                 "HTTP/1.1 400", "invalid_argument", "Content-Length");
-    raw_refused(__LINE__, "GET /v1/tasks/%00abc HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400",
-                "invalid_argument", "path");
+    raw_refused(__LINE__, "GET /v1/tasks/%00abc HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                "HTTP/1.1 400", "invalid_argument", "path");
     /* A Content-Type that is not exactly JSON in UTF-8. */
     REFUSED_CT("application/jsonx");
     REFUSED_CT("application/json; charset=latin1");
@@ -292,7 +292,7 @@ static void test_http_edges(void) {
      * value runs off the fast path's copy of the head (AddressSanitizer). */
     REFUSED_CT("application/json;x");
     raw_refused(__LINE__,
-                "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n"
+                "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 12\r\n"
                 "Content-Type: application/json;x\r\n\r\n{\"type\":\"x\"}",
                 "HTTP/1.1 415", "unsupported_media_type", "Content-Type");
     const char *const ok_ct[] = {"Content-Type: Application/JSON; charset=\"UTF-8\"", NULL};

@@ -56,7 +56,7 @@ static int sub_connect(const char *url) {
         close(fd);
         return -1;
     }
-    const char req[] = "GET /v1/events?kind=created HTTP/1.0\r\nHost: t\r\n\r\n";
+    const char req[] = "GET /v1/events?kind=created HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
     if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
         close(fd);
         return -1;

@@ -231,7 +231,7 @@ static void test_long_connection(void) {
     free(many);
     free(one);
     char *a = req_text("POST", "/v1/tasks", "{\"type\":\"long\",\"name\":\"after 400\"}", NULL);
-    const char list[] = "GET /v1/tasks?type=long HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char list[] = "GET /v1/tasks?type=long HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     char both[512];
     snprintf(both, sizeof both, "%s%s", a, list);
     free(a);
@@ -312,13 +312,13 @@ static void test_hand_on(void) {
     CHECK(read_resp(fd, &r) == 0);
     CHECK_INT(r.status, 201);
     resp_clear(&r);
-    const char list[] = "GET /v1/tasks?type=handon&limit=5 HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char list[] = "GET /v1/tasks?type=handon&limit=5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     CHECK(send_all(fd, list, sizeof list - 1));
     EXPECT_RESP(fd, 200, "tasks.0.name", "first");
     const char body[] = "{\"type\":\"handon\",\"name\":\"chunked\"}";
     char chunked[512];
     snprintf(chunked, sizeof chunked,
-             "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
              "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
              sizeof body - 1, body);
     CHECK(send_all(fd, chunked, strlen(chunked)));
@@ -542,7 +542,7 @@ static void test_connection_cap_both_paths(void) {
     CHECK(th_server_start(&s2, "--max-connections", "4", "--max-connections-per-address", "0",
                           NULL) == 0);
     int fds[5];
-    const char list[] = "GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char list[] = "GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     for (int i = 0; i < 4; i++) {
         fds[i] = tcp_open(&s2);
         CHECK(fds[i] >= 0);
@@ -644,7 +644,7 @@ static void *conc_client(void *p) {
         char cpath[64];
         snprintf(cpath, sizeof cpath, "/v1/queues/%s/claim", queue);
         char *s3 = req_text("POST", cpath, "{\"worker\":\"w\"}", NULL);
-        const char s4[] = "GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        const char s4[] = "GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
         char *s5 = req_text("POST", "/v1/tasks", body, NULL);
         char all[2048];
         snprintf(all, sizeof all, "%s%s%s%s%s", s1, s2, s3, s4, s5);
