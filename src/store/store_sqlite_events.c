@@ -964,20 +964,16 @@ int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
     sqlite3 *db = sq_writer_db(s);
     struct buf sql;
     buf_init(&sql);
-    buf_puts(&sql, "SELECT " SQE_DELIVERY_COLS
-                   ",w.url,w.secret"
-                   " FROM webhook_deliveries d JOIN webhooks w ON w.id=d.webhook_id"
-                   " WHERE d.status='pending' AND d.next_at<=?1 AND w.busy_until<=?1");
+    /* The cost follows the number of free webhooks, not the backlog of a
+     * busy or held one (SQ_DELIVERY_CLAIM_HEAD). */
+    buf_puts(&sql, "SELECT " SQE_DELIVERY_COLS ",w.url,w.secret " SQ_DELIVERY_CLAIM_HEAD);
     if (nskip) {
-        buf_puts(&sql, " AND d.webhook_id NOT IN (");
+        buf_puts(&sql, " AND w.id NOT IN (");
         for (size_t i = 0; i < nskip; i++)
             buf_printf(&sql, "%s?%zu", i ? "," : "", i + 2);
         buf_putc(&sql, ')');
     }
-    buf_puts(&sql,
-             " ORDER BY d.next_at,d.seq,"
-             "CASE d.event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN 1 ELSE 2 END"
-             " LIMIT 1");
+    buf_puts(&sql, SQ_DELIVERY_CLAIM_TAIL);
     sqlite3_stmt *st = NULL;
     int ret = 0;
     if (sqlite3_prepare_v2(db, sql.p, -1, &st, NULL) != SQLITE_OK) {

@@ -87,6 +87,20 @@ void sq_events_close(struct store *s);
 int sq_events_append(struct store *s, struct store_event *evs, size_t n, size_t *deliveries);
 int sq_events_prune_info(struct store *s, int64_t before_at, struct store_prune_info *out);
 int sq_events_delete(struct store *s, int64_t *through, int64_t *deleted);
+/* The order deliveries are claimed in, of the deliveries' alias x: the
+ * key of the index webhook_deliveries_hook_due after its webhook_id. */
+#define SQ_DELIVERY_ORDER(x)                                        \
+    x ".next_at," x ".seq,CASE " x                                  \
+      ".event WHEN 'task.spawned' THEN 0 WHEN 'task.updated' THEN " \
+      "1 ELSE 2 END"
+/* The claim's delivery: the free webhook (of w) whose first due delivery,
+ * one probe of webhook_deliveries_hook_due each, comes first. ?1 now; the
+ * caller may add "AND w.id NOT IN (...)" before SQ_DELIVERY_CLAIM_TAIL. */
+#define SQ_DELIVERY_CLAIM_HEAD                                                 \
+    "FROM webhooks w JOIN webhook_deliveries d ON d.id=(SELECT x.id FROM"      \
+    " webhook_deliveries x WHERE x.webhook_id=w.id AND x.status='pending' AND" \
+    " x.next_at<=?1 ORDER BY " SQ_DELIVERY_ORDER("x") " LIMIT 1) WHERE w.busy_until<=?1"
+#define SQ_DELIVERY_CLAIM_TAIL " ORDER BY " SQ_DELIVERY_ORDER("d") " LIMIT 1"
 int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
                       int64_t busy_until, struct webhook_delivery **out);
 int sq_webhook_insert(struct store *s, const struct webhook *w);

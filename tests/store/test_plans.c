@@ -27,6 +27,7 @@
 #include "../src/common/xalloc.h"
 #include "../src/store/store.h"
 #include "../src/store/store_sql.h"
+#include "../src/store/store_sqlite_int.h"
 #include "harness.h"
 
 static char dir[256], url[512];
@@ -629,6 +630,23 @@ static void test_retention_reads_an_index(void) {
         "webhook_deliveries_done", "the delete of sent deliveries");
 }
 
+/* A webhook delivery claim, as the SQLite backend runs it: one probe of
+ * each free webhook's due deliveries (webhook_deliveries_hook_due), not a
+ * walk of every due delivery in time order past a busy webhook's backlog.
+ * PostgreSQL's claim (a LATERAL of the same index) is the pg side. */
+static void test_a_delivery_claim_probes_each_webhook(void) {
+    check_reads_index(
+        "EXPLAIN SELECT w.id FROM webhooks w CROSS JOIN LATERAL"
+        " (SELECT x.next_at, x.seq FROM webhook_deliveries x"
+        " WHERE x.webhook_id = w.id AND x.status = 'pending' AND x.next_at <= 5"
+        " ORDER BY x.next_at, x.seq, CASE x.event WHEN 'task.spawned' THEN 0"
+        " WHEN 'task.updated' THEN 1 ELSE 2 END LIMIT 1) f"
+        " WHERE w.busy_until <= 5 ORDER BY f.next_at, f.seq LIMIT 1",
+        "EXPLAIN QUERY PLAN SELECT d.id " SQ_DELIVERY_CLAIM_HEAD
+        " AND w.id NOT IN ('a') " SQ_DELIVERY_CLAIM_TAIL,
+        "webhook_deliveries_hook_due", "a delivery claim");
+}
+
 /* One task's events after a seq (a stream or a page of /v1/events with
  * task=, the Scene7 job log), as the backends read them
  * (store_sqlite_events.c: each segment; the first, events_1, keeps the
@@ -665,6 +683,8 @@ static const struct th_test tests[] = {
     {"queue counts follow every write", test_queue_counts_follow_every_write},
     {"retention's delete of sent deliveries reads an index", test_retention_reads_an_index},
     {"a task's events are read through its index", test_a_tasks_events_read_an_index},
+    {"a webhook delivery claim probes each free webhook's first due delivery",
+     test_a_delivery_claim_probes_each_webhook},
     {"queue counts equal a count of the rows after a busy run", test_queue_counts_after_a_busy_run},
     {NULL, NULL},
 };
