@@ -1007,10 +1007,6 @@ void store_count_schedules(struct store *s, int64_t fires, int64_t missed) {
     pthread_mutex_unlock(&s->lock);
 }
 
-uint32_t store_random(struct store *s) {
-    return store_rand(s);
-}
-
 int store_make_task(struct store *s, json_t *body, const char *ns, struct task **out,
                     struct tm_error *e) {
     if (!s->opt.make_task)

@@ -449,7 +449,6 @@ int store_batch_create(struct store *s, struct batch *b, struct task *t, int64_t
 int store_batch_cancel(struct store *s, struct batch *b, const char *id, int64_t now);
 void store_batch_failed(struct batch *b, int rc);
 bool store_batch_has_failed(const struct batch *b);
-uint32_t store_random(struct store *s);
 void store_count_schedules(struct store *s, int64_t fires, int64_t missed); /* for /metrics */
 int store_make_task(struct store *s, json_t *body, const char *ns, struct task **out,
                     struct tm_error *e);
