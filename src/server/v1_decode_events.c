@@ -27,17 +27,22 @@ void v1_events_query_release(struct events_query *q) {
     sse_filter_release(&q->filter);
 }
 
-/* Calls fn on each comma-separated part of value; stops at the first error. */
-static int events_split(const char *value,
+/* Calls fn on each comma-separated part of the list parameter `key`; stops
+ * at the first error. An empty list or an empty item (",a", "a,", "a,,b")
+ * is refused before any item is taken: it must not turn the filter off. */
+static int events_split(const char *key, const char *value,
                         int (*fn)(struct events_query *q, const char *part, struct tm_error *e),
                         struct events_query *q, struct tm_error *e) {
+    size_t len = strlen(value);
+    if (len == 0 || value[0] == ',' || value[len - 1] == ',' || strstr(value, ",,"))
+        return err_set(e, TM_EINVALID, key, "'%s' has an empty list or list item", key);
     const char *p = value;
     while (*p) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
         char part[64];
-        if (n == 0 || n >= sizeof part)
-            return err_set(e, TM_EINVALID, "", "list item '%.*s' is empty or too long", (int)n, p);
+        if (n >= sizeof part)
+            return err_set(e, TM_EINVALID, key, "'%s' item '%.*s...' is too long", key, 16, p);
         memcpy(part, p, n);
         part[n] = '\0';
         int rc = fn(q, part, e);
@@ -82,10 +87,11 @@ int v1_events_query_add(struct events_query *q, const char *key, const char *val
         q->since = v;
         return 0;
     }
-    if (strcmp(key, "phase") == 0) return events_split(value, events_add_phase, q, e);
-    if (strcmp(key, "kind") == 0) return events_split(value, events_add_kind, q, e);
+    if (strcmp(key, "phase") == 0) return events_split(key, value, events_add_phase, q, e);
+    if (strcmp(key, "kind") == 0) return events_split(key, value, events_add_kind, q, e);
     if (q->per_task) return err_set(e, TM_EINVALID, key, "unknown query parameter '%s'", key);
-    if (strcmp(key, "task_id") == 0) return events_split(value, v1_events_query_add_task, q, e);
+    if (strcmp(key, "task_id") == 0)
+        return events_split(key, value, v1_events_query_add_task, q, e);
     char **slot = strcmp(key, "queue") == 0  ? &q->filter.queue
                   : strcmp(key, "type") == 0 ? &q->filter.type
                                              : NULL;

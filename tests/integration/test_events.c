@@ -95,6 +95,29 @@ static void test_lifecycle_kinds(void) {
     th_server_free(&srv);
 }
 
+/* Asks for a stream that should be refused, reading at most 5 s (a stream
+ * that starts instead does not end); returns the status, the error's field in
+ * field ("" when none). */
+static int refused_field(struct th_server *srv, const char *path, char *field, size_t n) {
+    field[0] = '\0';
+    struct sse_conn c;
+    if (sse_open(&c, srv->url, path, -1, 0)) return -1;
+    long long deadline = sse_now_ms() + 5000;
+    int status = 0;
+    while (sse_now_ms() < deadline && sse_fill(&c, 200) >= 0)
+        if (strstr(c.buf, "\r\n\r\n") && sscanf(c.buf, "HTTP/%*s %d", &status) == 1 &&
+            status == 200)
+            break; /* a stream: it would not end */
+    sscanf(c.buf, "HTTP/%*s %d", &status);
+    const char *body = strstr(c.buf, "\r\n\r\n");
+    json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+    const char *f = j ? th_str(j, "error.field") : NULL;
+    snprintf(field, n, "%s", f ? f : "");
+    json_decref(j);
+    sse_close(&c);
+    return status;
+}
+
 static void test_task_stream_snapshot_then_live(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, NULL) == 0);
@@ -128,6 +151,25 @@ static void test_task_stream_snapshot_then_live(void) {
     CHECK_INT(th_http(&srv, "GET", "/v1/events?since=-4", NULL)->status, 400);
     CHECK_INT(th_http(&srv, "GET", "/v1/events?task_id=xyz", NULL)->status, 400);
     CHECK_INT(th_http(&srv, "GET", "/v1/events?colour=red", NULL)->status, 400);
+    /* An empty list, or an empty item in one, is refused: it would turn the filter off. */
+    const char *empty[][2] = {
+        {"/v1/events?since=0&task_id=", "task_id"},
+        {"/v1/events?since=0&kind=", "kind"},
+        {"/v1/events?since=0&phase=running,", "phase"},
+        {"/v1/events?since=0&task_id=,", "task_id"},
+        {"?since=0&kind=", "kind"},
+        {"?since=0&phase=,running", "phase"},
+    };
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+        if (empty[i][0][0] == '?')
+            snprintf(path, sizeof path, "/v1/tasks/%s/events%s", a, empty[i][0]);
+        else
+            snprintf(path, sizeof path, "%s", empty[i][0]);
+        char field[32];
+        int status = refused_field(&srv, path, field, sizeof field);
+        if (status != 400 || strcmp(field, empty[i][1]) != 0)
+            th_fail(__FILE__, __LINE__, "%s: %d field '%s'", path, status, field);
+    }
     free(a);
     free(b);
     th_server_free(&srv);

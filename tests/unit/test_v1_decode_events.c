@@ -70,6 +70,7 @@ static void test_events_lists(void) {
     v1_events_query_release(&q);
 
     CHECK_INT(ev_one(false, "phase", "running,,failed", &e), TM_EINVALID);
+    CHECK_STR(e.field, "phase");
     CHECK_INT(ev_one(false, "phase", "sleeping", &e), TM_EINVALID);
     CHECK_STR(e.field, "phase");
     CHECK_INT(ev_one(false, "kind", "task.nothing", &e), TM_EINVALID);
@@ -89,6 +90,50 @@ static void test_events_lists(void) {
     CHECK_INT(ev_one(false, "type", big, &e), 0);
     CHECK_INT(ev_one(false, "colour", "red", &e), TM_EINVALID);
     CHECK_STR(e.field, "colour");
+}
+
+/* An empty list, or an empty item in one, is refused naming the parameter,
+ * on both streams: it must not turn the filter off. */
+static void test_events_empty_lists(void) {
+    static const struct {
+        const char *key, *value;
+    } cases[] = {
+        {"phase", ""},
+        {"phase", ","},
+        {"phase", ",running"},
+        {"phase", "running,"},
+        {"phase", "running,,failed"},
+        {"kind", ""},
+        {"kind", ","},
+        {"kind", ",progress"},
+        {"kind", "progress,"},
+        {"kind", "progress,,message"},
+        {"task_id", ""},
+        {"task_id", ","},
+        {"task_id", "," ID0},
+        {"task_id", ID0 ","},
+        {"task_id", ID0 ",," ID1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int per_task = 0; per_task < 2; per_task++) {
+            struct tm_error e;
+            int rc = ev_one(per_task, cases[i].key, cases[i].value, &e);
+            if (rc != TM_EINVALID || strcmp(e.field, cases[i].key) != 0 || !e.message[0])
+                th_fail(__FILE__, __LINE__, "%s %s='%s': rc %d field '%s'",
+                        per_task ? "task stream" : "events", cases[i].key, cases[i].value, rc,
+                        e.field);
+        }
+    }
+    /* A refused list leaves the filter as it was. */
+    struct events_query q;
+    struct tm_error e;
+    v1_events_query_init(&q, false);
+    err_clear(&e);
+    CHECK_INT(v1_events_query_add(&q, "phase", "", &e), TM_EINVALID);
+    CHECK_INT(v1_events_query_add(&q, "kind", "", &e), TM_EINVALID);
+    CHECK_INT(v1_events_query_add(&q, "task_id", "", &e), TM_EINVALID);
+    CHECK(!q.filter.phases && !q.filter.kinds && !q.filter.ntask_ids);
+    v1_events_query_release(&q);
 }
 
 static void test_events_task_id_cap(void) {
@@ -184,6 +229,7 @@ int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"events_defaults_and_since", test_events_defaults_and_since},
         {"events_lists", test_events_lists},
+        {"events_empty_lists", test_events_empty_lists},
         {"events_task_id_cap", test_events_task_id_cap},
         {"events_per_task", test_events_per_task},
         {"webhook_body", test_webhook_body},
