@@ -420,11 +420,13 @@ static int sched_fire_manual(struct store *s, struct batch *b, struct store_op *
         int64_t key = now;
         while ((rc = fire_one(s, b, d, sc, st, key, "trigger", now, task_id)) == TM_ECONFLICT)
             key++;
-        if (rc == 0 && !task_id[0] && !op->err.code)
-            rc = err_set(&op->err, TM_EINVALID, "", "the schedule launched nothing: %s",
-                         json_string_value(json_object_get(st, "last_error"))
-                             ? json_string_value(json_object_get(st, "last_error"))
-                             : "no task");
+        /* Launched nothing: recorded as a slot's error is (its fire row and
+         * the state, written below), and refused naming what failed. */
+        if (rc == 0 && !task_id[0]) {
+            const char *why = json_string_value(json_object_get(st, "last_error"));
+            err_set(&op->err, TM_EINVALID, sc->definition[0] ? "definition" : "task",
+                    "the schedule launched nothing: %s", why ? why : "no task");
+        }
         if (rc == 0 && task_id[0]) rc = store_base_of(s)->backend->load(s, task_id, &op->task);
     } else {
         int64_t cursor = op->from_ms - 1, slot;

@@ -532,6 +532,39 @@ static void test_backfill_and_definition(void) {
     th_http(&srv, "DELETE", "/v1/schedules/hourly", NULL);
 }
 
+/*
+ * A trigger that launches nothing (its definition deleted) is a 400 naming
+ * 'definition', and is recorded as a slot's error is: the fire row and the
+ * schedule's state (fires, last_outcome, last_error) agree.
+ */
+static void test_trigger_error_recorded(void) {
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/definitions", "{\"name\":\"gone\",\"type\":\"g\"}");
+    CHECK_INT(r->status, 201);
+    r = th_http(&srv, "POST", "/v1/schedules",
+                "{\"name\":\"orphan\",\"cron\":\"@yearly\",\"definition\":\"gone\","
+                "\"paused\":true}");
+    CHECK_INT(r->status, 201);
+    th_http(&srv, "DELETE", "/v1/definitions/gone", NULL);
+    r = th_http(&srv, "POST", "/v1/schedules/orphan/trigger", NULL);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "definition");
+    CHECK(th_str(r->json, "error.message") &&
+          strstr(th_str(r->json, "error.message"), "definition 'gone' not found"));
+    r = th_http(&srv, "GET", "/v1/schedules/orphan/fires", NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "fires")), 1);
+    CHECK_STR(th_str(r->json, "fires.0.kind"), "trigger");
+    CHECK_STR(th_str(r->json, "fires.0.outcome"), "error");
+    r = th_http(&srv, "GET", "/v1/schedules/orphan", NULL);
+    CHECK_INT(th_int(r->json, "fires"), 1);
+    CHECK_STR(th_str(r->json, "last_outcome"), "error");
+    CHECK(th_str(r->json, "last_error") &&
+          strstr(th_str(r->json, "last_error"), "definition 'gone' not found"));
+    CHECK(th_str(r->json, "last_fire_at"));
+    CHECK(json_is_null(th_get(r->json, "last_task_id")));
+    th_http(&srv, "DELETE", "/v1/schedules/orphan", NULL);
+}
+
 /* Jitter delays a fire by up to jitter_seconds after its slot; the slot stays the key. */
 static void test_jitter(void) {
     int64_t before = (int64_t)time(NULL) * 1000;
@@ -774,6 +807,8 @@ int main(int argc, char **argv) {
          test_replace_checks_own_namespace},
         {"backfill fires each slot once, a definition's params overlaid",
          test_backfill_and_definition},
+        {"a trigger that launches nothing: 400 'definition', fire and state agree",
+         test_trigger_error_recorded},
         {"jitter delays a fire within its bound", test_jitter},
         {"jitter is per slot: each fires after its own delay, in order, no burst",
          test_jitter_per_slot},
