@@ -3,7 +3,10 @@
  *
  *   catching up  cursor < floor: the events it needs have left the ring
  *                (or predate this process), so it reads pages from the
- *                store. Leaves for `live` once its cursor reaches floor.
+ *                store, one page per call; after a page that matched
+ *                nothing it yields its thread (suspends and resumes its
+ *                connection) before reading the next. Leaves for `live`
+ *                once its cursor reaches floor.
  *   live         cursor >= floor: it copies frames from the ring. Falling
  *                below floor again (the ring wrapped past it) ends it.
  *   suspended    live with nothing to send: its connection is suspended
@@ -434,7 +437,8 @@ static void sse_catch_up(struct sse_stream *st) {
     event_page_release(&page);
 }
 
-/* Gathers the next bytes to send into st->out. Returns false to suspend. */
+/* Gathers the next bytes to send into st->out. Returns false, with nothing
+ * gathered, when the connection was suspended (and maybe resumed already). */
 static bool sse_fill(struct sse_stream *st) {
     struct event_hub *h = st->hub;
     pthread_mutex_lock(&h->lock);
@@ -467,7 +471,16 @@ static bool sse_fill(struct sse_stream *st) {
         pthread_mutex_lock(&h->lock);
         if (st->cursor < h->floor) {
             pthread_mutex_unlock(&h->lock);
-            return true; /* more to read from the store; called again at once */
+            /* More to read from the store, and a page that matched nothing:
+             * give the thread back before the next page, or a selective
+             * filter would read the whole log in this one call while the
+             * thread's other connections wait. Suspended and resumed at
+             * once, the connection is called again on the thread's next
+             * turn, after the others that are ready. Not `suspended`:
+             * nobody else resumes it. */
+            MHD_suspend_connection(st->conn);
+            MHD_resume_connection(st->conn);
+            return false;
         }
     }
     st->live = true;
@@ -501,7 +514,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
         buf_clear(&st->out);
         st->out_off = 0;
         if (st->closing) return MHD_CONTENT_READER_END_OF_STREAM;
-        if (!sse_fill(st)) return 0; /* suspended until there is more */
+        if (!sse_fill(st)) return 0; /* suspended until there is more, or yielding */
     }
     size_t n = st->out.len - st->out_off;
     if (n > max) n = max;

@@ -2,11 +2,12 @@
  * The byte and count bounds of the event log, its streams and webhooks,
  * against the real server: a large task's events carry a reduced task
  * marked "truncated"; the in-memory ring is bounded in bytes; catching up
- * on large events from the store sends each exactly once, in order; SSE
- * streams past --max-streams get 429 with Retry-After and a closed stream
- * frees its slot; a task's attributes are capped in keys and bytes, a
- * refused heartbeat storing nothing; webhooks are capped per namespace;
- * and creating a webhook never resolves its host.
+ * on large events from the store sends each exactly once, in order, and
+ * streams catching up with a selective filter leave the HTTP threads free
+ * for other requests between pages; SSE streams past --max-streams get 429
+ * with Retry-After and a closed stream frees its slot; a task's attributes are capped in keys and
+ * bytes, a refused heartbeat storing nothing; webhooks are capped per namespace; and creating a
+ * webhook never resolves its host.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,80 @@ static void test_catch_up_of_large_events(void) {
     sse_close(&all);
     sse_close(&odd);
     CHECK_INT(n, 20);
+    th_server_free(&srv);
+}
+
+#define CATCH_UP_BATCHES 16 /* of 1000 tasks: 16,000 events, 63 pages of the store */
+#define CATCH_UP_STREAMS 6
+
+/*
+ * Streams that catch up from the store with a filter that matches nothing
+ * but the log's last event give their HTTP thread back between pages. The
+ * order is shown, not timed: a request sent once every stream has started
+ * is answered, and a /metrics read after it still counts no event sent;
+ * only then does each stream get its one event. A stream that kept its
+ * thread until it reached the end would have sent that event (and counted
+ * it) before its thread could answer anyone else.
+ */
+static void test_catch_up_gives_the_thread_back(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--threads", "2", NULL) == 0);
+    size_t cap = 1000 * 16 + 32, n = 0;
+    char *body = malloc(cap);
+    n += (size_t)snprintf(body + n, cap - n, "{\"tasks\":[");
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(body + n, cap - n, "%s{\"type\":\"fill\"}", i ? "," : "");
+    snprintf(body + n, cap - n, "]}");
+    bool filled = true;
+    for (int b = 0; b < CATCH_UP_BATCHES && filled; b++) {
+        struct th_resp *r = th_http(&srv, "POST", "/v1/tasks/batch", "%s", body);
+        if (r->status != 201) {
+            th_fail(__FILE__, __LINE__, "batch %d: %ld %.200s", b, r->status, r->body);
+            filled = false;
+        }
+    }
+    free(body);
+    char *last = th_submit(&srv, "last", NULL);
+    long long head = th_metric(&srv, "taskmill_event_seq");
+    if (!filled || !last || head != CATCH_UP_BATCHES * 1000 + 1) {
+        th_fail(__FILE__, __LINE__, "the log holds %lld events", head);
+        free(last);
+        th_server_free(&srv);
+        return;
+    }
+    /* Every stream started (its first bytes came) and is reading the log. */
+    struct sse_conn c[CATCH_UP_STREAMS];
+    int opened = 0, started = 0;
+    for (; opened < CATCH_UP_STREAMS; opened++)
+        if (sse_open(&c[opened], srv.url, "/v1/events?since=0&type=last", -1, 0)) break;
+    long long deadline = sse_now_ms() + 60000;
+    for (int i = 0; i < opened; i++) {
+        while (!strstr(c[i].buf, ": taskmill events") && sse_now_ms() < deadline)
+            if (sse_fill(&c[i], 200) < 0) break;
+        started += strstr(c[i].buf, ": taskmill events") != NULL;
+    }
+    if (opened != CATCH_UP_STREAMS || started != CATCH_UP_STREAMS)
+        th_fail(__FILE__, __LINE__, "%d streams opened, %d started", opened, started);
+    /* Another request meanwhile is answered; no stream has reached the end. */
+    long status = th_http(&srv, "GET", "/v1/webhooks", NULL)->status;
+    long long sent = th_metric(&srv, "taskmill_sse_events_sent_total");
+    long long streams = th_metric(&srv, "taskmill_sse_streams");
+    if (status != 200 || sent != 0 || streams != CATCH_UP_STREAMS)
+        th_fail(__FILE__, __LINE__, "GET /v1/webhooks %ld, then %lld events sent on %lld streams",
+                status, sent, streams);
+    /* Then each gets the last event, once: the one thing it matches. */
+    int got = 0;
+    for (int i = 0; i < opened; i++) {
+        struct sse_event ev = {.id = -1};
+        if (sse_next(&c[i], &ev, 60000) == 1 && ev.id == head && ev.data && strstr(ev.data, last))
+            got++;
+        else
+            th_fail(__FILE__, __LINE__, "stream %d: id %lld '%s'", i, ev.id, ev.event);
+        sse_event_clear(&ev);
+        sse_close(&c[i]);
+    }
+    CHECK_INT(got, CATCH_UP_STREAMS);
+    free(last);
     th_server_free(&srv);
 }
 
@@ -338,6 +413,8 @@ static const struct th_test tests[] = {
     {"the in-memory ring is bounded in bytes, and empty while no stream is open",
      test_ring_is_bounded_in_bytes},
     {"catching up on large events sends each once, in order", test_catch_up_of_large_events},
+    {"streams catching up give their thread back between pages",
+     test_catch_up_gives_the_thread_back},
     {"streams past --max-streams get 429; a closed one frees its slot", test_streams_are_capped},
     {"attributes are capped in keys and bytes; a refusal stores nothing",
      test_attributes_are_capped},
