@@ -49,7 +49,23 @@ static void put_time(json_t *o, const char *key, int64_t ms) {
     json_object_set_new(o, key, json_string(t));
 }
 
-void v1_doc_write(struct buf *b, const struct store_doc *d) {
+/* Whether run `id` of a schedule in ns is not finished now: one gone or
+ * terminal is finished; one that cannot be read now is kept. */
+static bool run_is_unfinished(struct req *r, const char *ns, const char *id) {
+    struct task *t = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    int rc = id ? store_task_get(req_store(r), ns, id, &t, &e) : TM_ENOT_FOUND;
+    bool unfinished = rc ? rc != TM_ENOT_FOUND : !task_is_terminal(t);
+    task_free(t);
+    return unfinished;
+}
+
+/* The doc's JSON; with r, a schedule's "running" is what its stored
+ * "active" (ACTIVE_MAX ids at most) still holds unfinished, read now and
+ * not written back. Without r it is as stored, which the store refreshes
+ * when it fires or changes the schedule (trigger and backfill replies). */
+static void doc_write(struct buf *b, const struct store_doc *d, struct req *r) {
     json_t *o = json_object(), *body = d->body ? json_loads(d->body, 0, NULL) : NULL;
     json_object_set_new(o, "id", json_string(d->id));
     json_object_set_new(o, "namespace", json_string(d->ns ? d->ns : ""));
@@ -72,9 +88,13 @@ void v1_doc_write(struct buf *b, const struct store_doc *d) {
                             json_integer(json_integer_value(json_object_get(st, "fires"))));
         json_object_set_new(o, "missed",
                             json_integer(json_integer_value(json_object_get(st, "missed"))));
-        json_t *act = json_object_get(st, "active");
-        json_object_set(o, "running", json_is_array(act) ? act : json_array());
-        if (!json_is_array(act)) json_decref(json_object_get(o, "running"));
+        json_t *running = json_array(), *v;
+        size_t i;
+        json_array_foreach(json_object_get(st, "active"), i, v) {
+            if (!r || run_is_unfinished(r, d->ns, json_string_value(v)))
+                json_array_append(running, v);
+        }
+        json_object_set_new(o, "running", running);
         json_decref(st);
     }
     put_time(o, "created_at", d->created_at);
@@ -85,10 +105,14 @@ void v1_doc_write(struct buf *b, const struct store_doc *d) {
     json_decref(o);
 }
 
+void v1_doc_write(struct buf *b, const struct store_doc *d) {
+    doc_write(b, d, NULL);
+}
+
 void v1_doc_reply(struct req *r, int status, const struct store_doc *d) {
     struct buf b;
     buf_init(&b);
-    v1_doc_write(&b, d);
+    doc_write(&b, d, r);
     reply_json(r, status, &b);
 }
 
@@ -107,7 +131,7 @@ void v1_doc_list(struct req *r) {
     buf_printf(&b, "{\"%s\":[", ty->collection);
     for (size_t i = 0; i < n; i++) {
         if (i) buf_putc(&b, ',');
-        v1_doc_write(&b, &d[i]);
+        doc_write(&b, &d[i], r);
     }
     buf_puts(&b, "]}");
     store_docs_free(d, n);

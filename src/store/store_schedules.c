@@ -362,14 +362,21 @@ struct sched_change {
     json_t *st;
 };
 
-/* Loads and parses the op's schedule and its state (fills op->err when it
- * is absent); on 0 the caller ends with sched_change_end. */
+/* Loads and parses the op's schedule and its state, its runs not finished
+ * refreshed, so that what the op writes and hands back is current (fills
+ * op->err when it is absent); on 0 the caller ends with sched_change_end. */
 static int sched_change_begin(struct store *s, struct store_op *op, struct sched_change *c) {
     memset(c, 0, sizeof *c);
     int rc = store_base_of(s)->backend->doc_load(s, STORE_DOC_SCHEDULE, op->ns, op->id, &c->d);
     if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "schedule '%s' not found", op->id);
     if (!rc && (rc = sched_parse(&c->d, &c->sc, &c->paused))) store_doc_release(&c->d);
-    if (!rc) c->st = state_load(c->d.state);
+    if (rc) return rc;
+    c->st = state_load(c->d.state);
+    if ((rc = active_refresh(s, c->st))) {
+        json_decref(c->st);
+        schedule_release(&c->sc);
+        store_doc_release(&c->d);
+    }
     return rc;
 }
 

@@ -565,6 +565,49 @@ static void test_trigger_error_recorded(void) {
     th_http(&srv, "DELETE", "/v1/schedules/orphan", NULL);
 }
 
+/*
+ * 'running' lists the runs not finished as they are when read: a run
+ * cancelled since it was launched is gone from GET, the list and a pause's
+ * reply, and reading writes nothing (updated_at stays).
+ */
+static void test_running_is_current(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                "{\"name\":\"rn\",\"cron\":\"@yearly\",\"paused\":true,"
+                                "\"task\":{\"type\":\"r\",\"queue\":\"rnq\"}}");
+    CHECK_INT(r->status, 201);
+    r = th_http(&srv, "POST", "/v1/schedules/rn/trigger", NULL);
+    CHECK_INT(r->status, 201);
+    char task[33] = "";
+    if (th_str(r->json, "task.id")) snprintf(task, sizeof task, "%s", th_str(r->json, "task.id"));
+    CHECK_INT(json_array_size(th_get(r->json, "schedule.running")), 1);
+    CHECK_STR(th_str(r->json, "schedule.running.0"), task);
+    char path[100];
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", task);
+    r = th_http(&srv, "POST", path, NULL);
+    CHECK_INT(r->status, 200);
+    r = th_http(&srv, "GET", "/v1/schedules/rn", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK(json_is_array(th_get(r->json, "running")));
+    CHECK_INT(json_array_size(th_get(r->json, "running")), 0);
+    char updated[64] = "";
+    if (th_str(r->json, "updated_at"))
+        snprintf(updated, sizeof updated, "%s", th_str(r->json, "updated_at"));
+    r = th_http(&srv, "GET", "/v1/schedules", NULL);
+    json_t *all = th_get(r->json, "schedules");
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        json_t *one = json_array_get(all, i);
+        if (strcmp(json_string_value(json_object_get(one, "name")), "rn") != 0) continue;
+        CHECK_INT(json_array_size(json_object_get(one, "running")), 0);
+        CHECK_STR(json_string_value(json_object_get(one, "updated_at")), updated);
+    }
+    r = th_http(&srv, "GET", "/v1/schedules/rn", NULL);
+    CHECK_STR(th_str(r->json, "updated_at"), updated);
+    r = th_http(&srv, "POST", "/v1/schedules/rn/pause", "{\"note\":\"n\"}");
+    CHECK_INT(r->status, 200);
+    CHECK_INT(json_array_size(th_get(r->json, "running")), 0);
+    th_http(&srv, "DELETE", "/v1/schedules/rn", NULL);
+}
+
 /* Jitter delays a fire by up to jitter_seconds after its slot; the slot stays the key. */
 static void test_jitter(void) {
     int64_t before = (int64_t)time(NULL) * 1000;
@@ -809,6 +852,7 @@ int main(int argc, char **argv) {
          test_backfill_and_definition},
         {"a trigger that launches nothing: 400 'definition', fire and state agree",
          test_trigger_error_recorded},
+        {"'running' lists the runs not finished when read, with no write", test_running_is_current},
         {"jitter delays a fire within its bound", test_jitter},
         {"jitter is per slot: each fires after its own delay, in order, no burst",
          test_jitter_per_slot},
