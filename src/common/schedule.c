@@ -197,6 +197,17 @@ void schedule_release(struct schedule *s) {
     s->task = s->params = NULL;
 }
 
+bool schedule_anchor(json_t *body, int64_t anchor_ms) {
+    json_t *start = json_object_get(body, "start_at");
+    if (json_object_get(body, "cron") || !json_object_get(body, "interval_seconds") ||
+        (start && !json_is_null(start)))
+        return false;
+    char at[TIME_RFC3339_LEN + 1];
+    time_format_rfc3339(anchor_ms, at);
+    json_object_set_new(body, "start_at", json_string(at));
+    return true;
+}
+
 int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned *flags) {
     if (flags) *flags = 0;
     int64_t slot = 0;

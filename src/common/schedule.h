@@ -61,6 +61,13 @@ struct schedule {
 int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e);
 void schedule_release(struct schedule *s);
 /*
+ * Anchors the body of an interval schedule without a start (start_at
+ * absent or null) at anchor_ms, written as its start_at: its slots count
+ * from there. Returns whether the body changed; one with cron, or with a
+ * start_at, is left as it is.
+ */
+bool schedule_anchor(json_t *body, int64_t anchor_ms);
+/*
  * The first slot strictly after `after_ms` inside [start_at, end_at], or
  * 0 when there is none. flags: CRON_FIRE_SHIFTED / CRON_FIRE_REPEATED.
  */

@@ -29,7 +29,8 @@
 #include "v1_docs.h"
 
 /* Checks a schedule body; its name as one a path can carry, the inline task as
- * a submit, the definition as existing. */
+ * a submit, the definition as existing. (The store anchors an interval without
+ * start_at: store_schedules.c.) */
 static int schedule_check(struct req *r, const char *ns, struct tm_error *e) {
     struct schedule sc;
     if (schedule_parse(r->json, &sc, e)) return -1;
@@ -70,12 +71,6 @@ static int schedule_check(struct req *r, const char *ns, struct tm_error *e) {
             json_decref(db);
             store_doc_release(&d);
         }
-    }
-    /* An interval counts from its start: from now when none is given. */
-    if (rc == 0 && !sc.has_cron && !json_object_get(r->json, "start_at")) {
-        char now[TIME_RFC3339_LEN + 1];
-        time_format_rfc3339(time_now_ms(), now);
-        json_object_set_new(r->json, "start_at", json_string(now));
     }
     schedule_release(&sc);
     return rc ? -1 : 0;

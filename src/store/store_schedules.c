@@ -19,6 +19,10 @@
  * slot order, each at most jitter_ms after its slot (as the earlier slots
  * are due by then), and next_at is the due time of the first unfired slot.
  *
+ * Anchor: an interval schedule without a start_at counts from its creation,
+ * written into its body as start_at by doc_put, here, in the transaction
+ * that reads what the schedule had: a replace without one keeps it.
+ *
  * Missed slots: those older than the catch-up window (plus the jitter and
  * a second of slack, the delay an on-time fire may have) are counted
  * (state.missed), the ones inside it fire once each, oldest first.
@@ -30,6 +34,7 @@
 #include "../common/id.h"
 #include "../common/schedule.h"
 #include "../common/task_json.h"
+#include "../common/timeutil.h"
 #include "../common/xalloc.h"
 #include "store_int.h"
 
@@ -273,6 +278,16 @@ int64_t store_schedules_fire(struct store *s, struct batch *b, int64_t now) {
 
 /* ---- The API's ops ---- */
 
+/* Where a stored schedule's slots count from: its start_at, else its creation. */
+static int64_t sched_anchor_of(const struct store_doc *d) {
+    json_t *body = json_loads(d->body, 0, NULL);
+    const char *start = json_string_value(json_object_get(body, "start_at"));
+    int64_t at = 0;
+    if (!start || time_parse_rfc3339(start, &at)) at = d->created_at;
+    json_decref(body);
+    return at;
+}
+
 static int doc_put(struct store *s, struct store_op *op, int64_t now) {
     const struct store_backend *be = store_base_of(s)->backend;
     struct store_doc *d = op->doc;
@@ -307,6 +322,22 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
     if (op->doc_kind == STORE_DOC_SCHEDULE) {
         json_t *st = state_load(create ? NULL : old.state);
         json_t *body = json_loads(d->body, 0, NULL);
+        /* An interval without a start counts from the schedule's creation, or
+         * from the start it has: a replace does not move its slots. */
+        if (schedule_anchor(body, create ? now : sched_anchor_of(&old))) {
+            free(d->body);
+            d->body = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+        }
+        /* Read as it will fire: an end_at before the start it has now is refused. */
+        struct tm_error e;
+        err_clear(&e);
+        struct schedule sc;
+        if (schedule_parse(body, &sc, &e)) {
+            json_decref(body);
+            json_decref(st);
+            rc = err_set(&op->err, TM_EINVALID, e.field, "%s", e.message);
+            goto out;
+        }
         /* A replace without 'paused' keeps the schedule's pause (and note). */
         json_t *given = json_object_get(body, "paused");
         bool paused = json_is_true(given ? given : json_object_get(st, "paused"));
@@ -316,15 +347,9 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
         json_decref(body);
         /* A new or changed schedule fires from now on: no catch-up of its past. */
         state_set_int(st, "cursor", now);
-        struct schedule sc;
-        bool ignored;
         free(d->state);
         d->state = json_dumps(st, JSON_COMPACT);
         json_decref(st);
-        if (sched_parse(d, &sc, &ignored)) {
-            rc = err_set(&op->err, TM_EINVALID, "", "the schedule cannot be read back");
-            goto out;
-        }
         d->next_at = sched_next_at(d->id, &sc, paused, now);
         schedule_release(&sc);
     }

@@ -122,6 +122,9 @@ static void test_schedule_bad_input(void) {
          "\"2027-01-01T00:00:00Z\",\"task\":{\"type\":\"x\"}}",
          "end_at"},
         {"{\"name\":\"b\",\"interval_seconds\":0,\"task\":{\"type\":\"x\"}}", "interval_seconds"},
+        {"{\"name\":\"b\",\"interval_seconds\":60,\"end_at\":\"2020-01-01T00:00:00Z\",\"task\":{"
+         "\"type\":\"x\"}}",
+         "end_at"},
         {"{\"name\":\"b\",\"cron\":\"@hourly\",\"interval_seconds\":5,\"task\":{\"type\":\"x\"}}",
          "cron"},
         {"{\"name\":\"b\",\"task\":{\"type\":\"x\"}}", "interval_seconds"},
@@ -634,6 +637,62 @@ static int64_t time_of(json_t *root, const char *path) {
     return t && time_parse_rfc3339(t, &ms) == 0 ? ms : 0;
 }
 
+/*
+ * An interval counts from its start_at, from its creation without one
+ * ("start_at": null is none), and a replace without start_at keeps that
+ * anchor: its slots do not move.
+ */
+static void test_interval_anchor(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                "{\"name\":\"an\",\"interval_seconds\":3600,\"start_at\":null,"
+                                "\"task\":{\"type\":\"a\"}}");
+    CHECK_INT(r->status, 201);
+    int64_t created = time_of(r->json, "created_at");
+    CHECK(created != 0);
+    CHECK_INT(time_of(r->json, "start_at"), created);
+    CHECK_INT(time_of(r->json, "next_fire_at"), created + 3600000);
+    th_sleep_ms(20); /* by design: each replace comes a few ms after the creation */
+    static const char *const same[] = {
+        "{\"name\":\"an\",\"interval_seconds\":3600,\"description\":\"d\",\"task\":{\"type\":"
+        "\"a\"}}",
+        "{\"name\":\"an\",\"interval_seconds\":3600,\"start_at\":null,\"task\":{\"type\":\"a\"}}",
+    };
+    for (int i = 0; i < 2; i++) {
+        r = th_http(&srv, "PUT", "/v1/schedules/an", "%s", same[i]);
+        CHECK_INT(r->status, 200);
+        CHECK_INT(time_of(r->json, "start_at"), created);
+        CHECK_INT(time_of(r->json, "next_fire_at"), created + 3600000);
+    }
+    /* A start_at given is the anchor, and a replace without one keeps it. */
+    r = th_http(&srv, "PUT", "/v1/schedules/an",
+                "{\"name\":\"an\",\"interval_seconds\":3600,\"start_at\":"
+                "\"2026-01-01T00:10:00Z\",\"task\":{\"type\":\"a\"}}");
+    CHECK_INT(r->status, 200);
+    int64_t given = 0;
+    time_parse_rfc3339("2026-01-01T00:10:00Z", &given);
+    int64_t next = time_of(r->json, "next_fire_at");
+    CHECK_INT((next - given) % 3600000, 0);
+    r = th_http(&srv, "PUT", "/v1/schedules/an",
+                "{\"name\":\"an\",\"interval_seconds\":3600,\"task\":{\"type\":\"a\"}}");
+    CHECK_INT(r->status, 200);
+    CHECK_INT(time_of(r->json, "start_at"), given);
+    CHECK_INT(time_of(r->json, "next_fire_at"), next);
+    th_http(&srv, "DELETE", "/v1/schedules/an", NULL);
+    /* A cron schedule made an interval counts from the schedule's creation. */
+    r = th_http(&srv, "POST", "/v1/schedules",
+                "{\"name\":\"ac\",\"cron\":\"@hourly\",\"task\":{\"type\":\"a\"}}");
+    CHECK_INT(r->status, 201);
+    created = time_of(r->json, "created_at");
+    CHECK(json_is_null(th_get(r->json, "start_at")) || !th_get(r->json, "start_at"));
+    th_sleep_ms(20); /* by design: the replace comes a few ms after the creation */
+    r = th_http(&srv, "PUT", "/v1/schedules/ac",
+                "{\"name\":\"ac\",\"interval_seconds\":3600,\"task\":{\"type\":\"a\"}}");
+    CHECK_INT(r->status, 200);
+    CHECK_INT(time_of(r->json, "start_at"), created);
+    CHECK_INT(time_of(r->json, "next_fire_at"), created + 3600000);
+    th_http(&srv, "DELETE", "/v1/schedules/ac", NULL);
+}
+
 /* One fire read back. */
 struct fire_seen {
     int64_t slot, at, delay;
@@ -854,6 +913,8 @@ int main(int argc, char **argv) {
          test_trigger_error_recorded},
         {"'running' lists the runs not finished when read, with no write", test_running_is_current},
         {"jitter delays a fire within its bound", test_jitter},
+        {"an interval counts from its creation (start_at null too); a replace keeps it",
+         test_interval_anchor},
         {"jitter is per slot: each fires after its own delay, in order, no burst",
          test_jitter_per_slot},
         {"preview across daylight-saving changes (America/New_York)", test_preview_dst},

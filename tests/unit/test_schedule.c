@@ -77,6 +77,41 @@ static void test_interval_slots(void) {
     schedule_release(&sc);
 }
 
+/* An interval without a start is anchored where it is told; nothing else is. */
+static void test_anchor(void) {
+    static const struct {
+        const char *body;
+        bool anchored;
+    } cases[] = {
+        {"{\"name\":\"i\",\"interval_seconds\":60,\"task\":{\"type\":\"x\"}}", true},
+        {"{\"name\":\"i\",\"interval_seconds\":60,\"start_at\":null,\"task\":{\"type\":\"x\"}}",
+         true},
+        {"{\"name\":\"i\",\"interval_seconds\":60,\"start_at\":\"2026-01-01T00:00:30Z\",\"task\":{"
+         "\"type\":\"x\"}}",
+         false},
+        {"{\"name\":\"c\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"}}", false},
+    };
+    int64_t anchor = at("2026-01-01T00:00:10.250Z");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *j = json_loads(cases[i].body, 0, NULL);
+        json_t *before = json_deep_copy(j);
+        bool changed = schedule_anchor(j, anchor);
+        struct schedule sc;
+        struct tm_error e;
+        err_clear(&e);
+        int rc = schedule_parse(j, &sc, &e);
+        bool ok = rc == 0 && changed == cases[i].anchored && (changed || json_equal(j, before)) &&
+                  (!cases[i].anchored || schedule_next_slot(&sc, anchor, NULL) == anchor + 60000);
+        if (rc == 0) schedule_release(&sc);
+        json_decref(before);
+        json_decref(j);
+        if (!ok) {
+            th_fail(__FILE__, __LINE__, "%s: rc %d, changed %d", cases[i].body, rc, changed);
+            return;
+        }
+    }
+}
+
 static void test_cron_slots_in_zone(void) {
     struct schedule sc;
     struct tm_error e;
@@ -226,6 +261,7 @@ int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"schedule_parse refuses bad fields, naming each", test_parse_errors},
         {"interval slots from start_at, none past end_at", test_interval_slots},
+        {"an interval without a start is anchored; one with a start, or cron, is not", test_anchor},
         {"cron slots in a zone, weekdays only", test_cron_slots_in_zone},
         {"the task a slot launches: defaults, params over them, definition", test_task_body},
         {"definition_check", test_definition_check},
