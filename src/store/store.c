@@ -113,6 +113,7 @@ struct store {
     _Atomic int task_prune_inflight;
     int64_t next_prune;       /* wall ms of the next retention pass */
     int64_t next_stats_prune; /* wall ms of the next pass over queue_stats */
+    int64_t next_fires_prune; /* wall ms of the next pass over schedule_fires */
     int64_t next_fire;        /* wall ms of the earliest schedule fire; 0 = none known */
     int64_t fire_checked;     /* wall ms next_fire was last read (shared backends) */
     int64_t claims_checked;   /* wall ms parked claims last looked again (shared backends) */
@@ -1173,6 +1174,7 @@ static void store_prune_inline(struct store *s, struct batch *b, int64_t now);
 static void store_pruned(struct store *s, int64_t now, int64_t bound, bool more, int64_t deleted);
 static void store_prune_finished(struct store *s, int64_t now);
 static void store_prune_stats(struct store *s, int64_t now);
+static void store_prune_fires(struct store *s, int64_t now);
 
 /* The most ops one transaction takes before it commits. */
 #define STORE_BATCH_MAX 1024
@@ -1479,6 +1481,7 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
     if (now >= s->next_prune) store_prune_events(s, now);
     if (now >= s->next_task_prune) store_prune_finished(s, now);
     if (now >= s->next_stats_prune && !s->opt.tool) store_prune_stats(s, now);
+    if (now >= s->next_fires_prune) store_prune_fires(s, now);
     batch_release(&b);
     store_remote_release(&remote);
     free(ov.v);
@@ -1645,6 +1648,33 @@ static void store_prune_stats(struct store *s, int64_t now) {
     if (be->begin(s)) return;
     if (be->stats_prune(s, now / 60000 - STORE_STATS_KEEP_MINUTES) || be->commit(s))
         be->rollback(s);
+}
+
+/* A schedule's fires kept whatever their age: what GET .../fires can show. */
+#define STORE_FIRES_KEEP 1000
+/* Fire rows one pass deletes. */
+#define STORE_FIRES_PRUNE_STEP 5000
+
+/* Drops the fire rows of schedules older than the events' age limit, each
+ * schedule's newest STORE_FIRES_KEEP aside, once a minute (a second after
+ * a full step). A slot's row keeps it from firing twice only while firing
+ * could reach it: the schedule's cursor has passed every pruned slot, and
+ * a backfill of one fires it again (docs/schedules.md). The commit does
+ * not flush on its own; a crash before the next durable commit leaves the
+ * rows for the next pass. */
+static void store_prune_fires(struct store *s, int64_t now) {
+    const struct store_backend *be = s->base.backend;
+    s->next_fires_prune = now + 60000;
+    if (s->opt.events_max_age_ms < 0) return; /* history kept (and a tool's store) */
+    if (be->begin_lazy(s)) return;
+    int64_t deleted = 0;
+    if (be->fires_prune(s, now - s->opt.events_max_age_ms, STORE_FIRES_KEEP, STORE_FIRES_PRUNE_STEP,
+                        &deleted) ||
+        be->commit(s)) {
+        be->rollback(s);
+        return;
+    }
+    if (deleted == STORE_FIRES_PRUNE_STEP) s->next_fires_prune = now + 1000;
 }
 
 /* Milliseconds the writer may sleep before it has something to do. */

@@ -163,6 +163,10 @@ struct store_backend {
     int (*fire_insert)(struct store *s, const char *sched_id, const struct schedule_fire *f);
     int (*fire_exists)(struct store *s, const char *sched_id,
                        int64_t slot); /* 0 or TM_ENOT_FOUND */
+    /* Deletes up to max fire rows recorded before `before` that are not
+     * among their schedule's `keep` newest (rows another node holds are
+     * skipped); *deleted says how many went. */
+    int (*fires_prune)(struct store *s, int64_t before, int keep, int max, int64_t *deleted);
 
     /* ---- Any thread. ---- */
     int (*get)(struct store *s, const char *ns, const char *id, struct task **out);

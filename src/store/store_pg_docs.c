@@ -187,6 +187,30 @@ int pg_fire_exists(struct store *s, const char *sched_id, int64_t slot) {
     return rc;
 }
 
+/* As SQLite's (sq_fires_prune), with the rows locked and the ones another
+ * node holds skipped, so nodes pruning at once neither wait nor deadlock;
+ * deleted by their ctid (a scan of the ids found, not a join). */
+int pg_fires_prune(struct store *s, int64_t before, int keep, int max, int64_t *deleted) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, before);
+    pgp_int(&p, keep - 1);
+    pgp_int(&p, max);
+    PGresult *r = NULL;
+    *deleted = 0;
+    int rc = pg_run_sql(pg_writer(s),
+                        "DELETE FROM schedule_fires WHERE ctid = ANY(ARRAY("
+                        "SELECT f.ctid FROM schedules AS d"
+                        " CROSS JOIN schedule_fires AS f WHERE f.schedule_id=d.id AND f.slot<("
+                        "SELECT g.slot FROM schedule_fires AS g WHERE g.schedule_id=d.id"
+                        " ORDER BY g.slot DESC LIMIT 1 OFFSET $2)"
+                        " AND f.at<$1 LIMIT $3 FOR UPDATE OF f SKIP LOCKED))",
+                        &p, &r);
+    if (rc == 0) *deleted = atoll(PQcmdTuples(r));
+    PQclear(r);
+    return rc;
+}
+
 int pg_fires_list(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,
                   size_t *n) {
     struct pg_params p;

@@ -183,6 +183,31 @@ int sq_fire_exists(struct store *s, const char *sched_id, int64_t slot) {
     return ret;
 }
 
+/* The rows past a schedule's keep newest start below the slot of its
+ * keep-th newest: read once per schedule, the bound of a range on the
+ * primary key. */
+int sq_fires_prune(struct store *s, int64_t before, int keep, int max, int64_t *deleted) {
+    sqlite3 *db = sq_writer_db(s);
+    sqlite3_stmt *st;
+    *deleted = 0;
+    if (sq_prepare(db,
+                   "DELETE FROM schedule_fires WHERE (schedule_id,slot) IN ("
+                   "SELECT f.schedule_id,f.slot FROM schedules AS d"
+                   " CROSS JOIN schedule_fires AS f WHERE f.schedule_id=d.id AND f.slot<("
+                   "SELECT g.slot FROM schedule_fires AS g WHERE g.schedule_id=d.id"
+                   " ORDER BY g.slot DESC LIMIT 1 OFFSET ?2)"
+                   " AND f.at<?1 LIMIT ?3)",
+                   &st))
+        return TM_EINTERNAL;
+    sqlite3_bind_int64(st, 1, before);
+    sqlite3_bind_int(st, 2, keep - 1);
+    sqlite3_bind_int(st, 3, max);
+    int ret = step_rc(sqlite3_step(st));
+    if (ret == 0) *deleted = sqlite3_changes(db);
+    sqlite3_finalize(st);
+    return ret;
+}
+
 int sq_fires_list(struct store *s, const char *sched_id, int limit, struct schedule_fire **out,
                   size_t *n) {
     void *conn;

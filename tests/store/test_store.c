@@ -2361,6 +2361,128 @@ static void test_schedule_launch_meets_a_key_being_inserted(void) {
     store_close(s);
 }
 
+/* ---- Old fire rows go, each schedule's newest 1,000 stay ---- */
+
+/* One statement on the store's database from a connection of the test's
+ * own; with `count`, the integer it reads. 0, or -1 (reported). */
+static int db_sql(const char *sql, int64_t *count) {
+    int rc = -1;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_open(url + 7, &db) == SQLITE_OK &&
+            sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+            int step = sqlite3_step(st);
+            if (count && step == SQLITE_ROW) *count = sqlite3_column_int64(st, 0);
+            rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : -1;
+        }
+        if (rc) th_fail(__FILE__, __LINE__, "%s: %s", sql, sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return rc;
+    }
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = pg_exec_ok(c, sql);
+    if (r) {
+        if (count && PQntuples(r) == 1) *count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        rc = 0;
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+/* n fire rows of schedule `id`, the i-th at slot i*1000, recorded an hour
+ * ago for i <= old_through and now for the others. */
+static void fires_insert(const char *id, int n, int old_through, int64_t now) {
+    char sql[700];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM k WHERE i<%d)"
+             " INSERT INTO schedule_fires(schedule_id,slot,kind,task_id,outcome,at)"
+             " SELECT '%s', i*1000, 'slot', NULL, 'skipped',"
+             " CASE WHEN i<=%d THEN %lld ELSE %lld END FROM k",
+             n, id, old_through, (long long)(now - 3600000), (long long)now);
+    CHECK_INT(db_sql(sql, NULL), 0);
+}
+
+static int64_t fires_count(const char *id, const char *what) {
+    char sql[200];
+    int64_t n = -1;
+    snprintf(sql, sizeof sql, "SELECT %s FROM schedule_fires WHERE schedule_id='%s'", what, id);
+    db_sql(sql, &n);
+    return n;
+}
+
+/*
+ * Fire rows older than the events' age go, in steps of 5,000, except each
+ * schedule's newest 1,000 (what GET .../fires can show); young rows stay
+ * however many; a store that keeps its history (age -1) deletes none.
+ */
+static void test_old_fires_go_the_newest_stay(void) {
+    struct store_options keep = {.events_max_age_ms = -1, .events_max_count = -1};
+    struct store *s = open_store_opt(&keep);
+    CHECK(s);
+    if (!s) return;
+    const char *names[3] = {"fa", "fb", "fc"};
+    char ids[3][ID_LEN + 1];
+    for (int i = 0; i < 3; i++) {
+        struct store_doc *d = doc_new(names[i]);
+        free(d->body);
+        char body[200];
+        snprintf(body, sizeof body,
+                 "{\"name\":\"%s\",\"interval_seconds\":3600,\"task\":{\"type\":\"x\"}}", names[i]);
+        d->body = xstrdup(body);
+        doc_create(s, d, STORE_DOC_SCHEDULE, ids[i]);
+    }
+    int64_t now = time_now_ms();
+    /* fa: 7,500 rows, the newest 100 recent; fb: 50, all old; fc: 1,200, all recent */
+    fires_insert(ids[0], 7500, 7400, now);
+    fires_insert(ids[1], 50, 50, now);
+    fires_insert(ids[2], 1200, 0, now);
+    /* A store that keeps history: its passes delete nothing. */
+    char id[ID_LEN + 1];
+    CHECK_INT(create(s, new_task("dr", "fq", "x", 0), id), 0);
+    store_close(s);
+    s = open_store_opt(&keep);
+    CHECK(s);
+    if (!s) return;
+    CHECK_INT(create(s, new_task("dr", "fq", "x", 0), id), 0);
+    th_sleep_ms(200); /* by design: a window for a pass that must not delete */
+    CHECK_INT(fires_count(ids[0], "count(*)"), 7500);
+    store_close(s);
+    /* Ten minutes of history: fa's 6,400 old rows past its newest 1,000 go,
+     * in two steps (the second a second after the first). */
+    struct store_options ten = {.events_max_age_ms = 600000, .events_max_count = -1};
+    s = open_store_opt(&ten);
+    CHECK(s);
+    if (!s) return;
+    int64_t left = -1;
+    for (int i = 0; i < 60; i++) {
+        CHECK_INT(create(s, new_task("dr", "fq", "x", 0), id), 0); /* a batch, then upkeep */
+        left = fires_count(ids[0], "count(*)");
+        if (left <= 1000) break;
+        th_sleep_ms(100);
+    }
+    CHECK_INT(left, 1000);
+    CHECK_INT(fires_count(ids[0], "min(slot)"), 6501000);
+    CHECK_INT(fires_count(ids[0], "max(slot)"), 7500000);
+    CHECK_INT(fires_count(ids[1], "count(*)"), 50);
+    CHECK_INT(fires_count(ids[2], "count(*)"), 1200);
+    /* What the list shows is untouched: its newest 1,000. */
+    struct schedule_fire *f = NULL;
+    size_t n = 0;
+    struct tm_error e;
+    CHECK_INT(store_fires_list(s, ids[0], 1000, &f, &n, &e), 0);
+    CHECK_INT(n, 1000);
+    if (n == 1000) {
+        CHECK_INT(f[0].slot, 7500000);
+        CHECK_INT(f[999].slot, 6501000);
+    }
+    free(f);
+    store_close(s);
+}
+
 static void test_batch_retried_after_deadlock(void) {
     if (strncmp(url, "postgres", 8) != 0) {
         th_skip("a deadlock with another connection needs PostgreSQL");
@@ -3181,6 +3303,8 @@ static const struct th_test tests[] = {
      test_rename_meets_a_name_being_inserted},
     {"a schedule's launch meets its idempotency key being inserted: it finds that task",
      test_schedule_launch_meets_a_key_being_inserted},
+    {"fire rows past the events' age go, in steps; each schedule's newest 1,000 stay",
+     test_old_fires_go_the_newest_stay},
     {"a statement sent ahead that fails fails its batch, which stores nothing",
      test_failure_sent_ahead_fails_the_batch},
     {"a rolled-back batch leaves no row the writer keeps: the next load finds it as committed",
