@@ -468,6 +468,12 @@ static bool sse_fill(struct sse_stream *st) {
         pthread_mutex_unlock(&h->lock);
         sse_catch_up(st);
         if (st->out.len || st->closing) return true;
+        /* Nothing matched for a while: a comment, so that a proxy or the
+         * client does not take a long catch-up for a dead stream. */
+        if (time_mono_ms() - st->last_write_mono >= h->keepalive_ms) {
+            buf_puts(&st->out, ": keep-alive\n\n");
+            return true;
+        }
         pthread_mutex_lock(&h->lock);
         if (st->cursor < h->floor) {
             pthread_mutex_unlock(&h->lock);

@@ -4,10 +4,10 @@
  * marked "truncated"; the in-memory ring is bounded in bytes; catching up
  * on large events from the store sends each exactly once, in order, and
  * streams catching up with a selective filter leave the HTTP threads free
- * for other requests between pages; SSE streams past --max-streams get 429
- * with Retry-After and a closed stream frees its slot; a task's attributes are capped in keys and
- * bytes, a refused heartbeat storing nothing; webhooks are capped per namespace; and creating a
- * webhook never resolves its host.
+ * for other requests between pages and send keep-alives meanwhile; SSE streams past --max-streams
+ * get 429 with Retry-After and a closed stream frees its slot; a task's attributes are capped in
+ * keys and bytes, a refused heartbeat storing nothing; webhooks are capped per namespace; and
+ * creating a webhook never resolves its host.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +246,62 @@ static void test_catch_up_gives_the_thread_back(void) {
     th_server_free(&srv);
 }
 
+/*
+ * A stream catching up on a long log that its filter does not match sends
+ * keep-alive comments meanwhile, as an idle live stream does, so that a
+ * proxy does not cut it. Counted against the time the catch-up took: at
+ * least one a 300 ms (the interval is 100 ms, and a comment waits for the
+ * end of a page), whatever that time is.
+ */
+static void test_catch_up_sends_keep_alives(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--sse-keepalive-ms", "100", NULL) == 0);
+    size_t cap = 1000 * 16 + 32, n = 0;
+    char *body = malloc(cap);
+    n += (size_t)snprintf(body + n, cap - n, "{\"tasks\":[");
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(body + n, cap - n, "%s{\"type\":\"fill\"}", i ? "," : "");
+    snprintf(body + n, cap - n, "]}");
+    bool filled = true;
+    for (int b = 0; b < 2 * CATCH_UP_BATCHES && filled; b++) {
+        struct th_resp *r = th_http(&srv, "POST", "/v1/tasks/batch", "%s", body);
+        if (r->status != 201) {
+            th_fail(__FILE__, __LINE__, "batch %d: %ld %.200s", b, r->status, r->body);
+            filled = false;
+        }
+    }
+    free(body);
+    char *last = th_submit(&srv, "last", NULL);
+    long long head = th_metric(&srv, "taskmill_event_seq");
+    if (!filled || !last || head != 2 * CATCH_UP_BATCHES * 1000 + 1) {
+        th_fail(__FILE__, __LINE__, "the log holds %lld events", head);
+        free(last);
+        th_server_free(&srv);
+        return;
+    }
+    struct sse_conn c;
+    long long t0 = sse_now_ms();
+    if (sse_open(&c, srv.url, "/v1/events?since=0&type=last", -1, 0)) {
+        th_fail(__FILE__, __LINE__, "no stream");
+        free(last);
+        th_server_free(&srv);
+        return;
+    }
+    struct sse_event ev = {.id = -1};
+    int got = sse_next(&c, &ev, 120000);
+    long long took = sse_now_ms() - t0;
+    CHECK_INT(got, 1);
+    CHECK_INT(ev.id, head);
+    int keep_alives = c.comments - 1; /* the first is ": taskmill events" */
+    printf("     catch-up of %lld events took %lld ms, %d keep-alives\n", head, took, keep_alives);
+    CHECK(keep_alives >= took / 300 - 1);
+    CHECK(took < 600 || keep_alives >= 1);
+    sse_event_clear(&ev);
+    sse_close(&c);
+    free(last);
+    th_server_free(&srv);
+}
+
 /* Opens a stream and waits for its first bytes; returns the HTTP status. */
 static int stream_open(struct sse_conn *c, struct th_server *srv, const char *path) {
     if (sse_open(c, srv->url, path, -1, 0)) return -1;
@@ -415,6 +471,8 @@ static const struct th_test tests[] = {
     {"catching up on large events sends each once, in order", test_catch_up_of_large_events},
     {"streams catching up give their thread back between pages",
      test_catch_up_gives_the_thread_back},
+    {"a stream catching up on a log it does not match sends keep-alives",
+     test_catch_up_sends_keep_alives},
     {"streams past --max-streams get 429; a closed one frees its slot", test_streams_are_capped},
     {"attributes are capped in keys and bytes; a refusal stores nothing",
      test_attributes_are_capped},
