@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "xalloc.h"
 
 static const char *const phase_names[TASK_PHASE_COUNT] = {
@@ -263,7 +265,10 @@ int task_check_lease(const struct task *t, const char *token, struct tm_error *e
     if (t->phase != TASK_RUNNING && t->phase != TASK_STOPPING)
         return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s', not running", t->id,
                        task_phase_name(t->phase));
-    if (!token || strcmp(token, t->lease_token) != 0)
+    /* Compared in constant time: where a guess first differs does not show
+     * in the reply's timing (the length, always ID_LEN, may). */
+    size_t len = strlen(t->lease_token);
+    if (!token || strlen(token) != len || !len || CRYPTO_memcmp(token, t->lease_token, len) != 0)
         return err_set(e, TM_ELEASE, "lease_token",
                        "'lease_token' is not the current lease of task '%s' (attempt %lld)", t->id,
                        (long long)t->attempt);

@@ -208,10 +208,20 @@ static void test_stale_lease_refused(void) {
     CHECK_INT(task_complete(t, "ffffffffffffffffffffffffffffffff", false, 3000, &e), TM_ELEASE);
     CHECK_STR(e.field, "lease_token");
     CHECK_INT(task_extend_lease(t, NULL, 0, 3000, &e), TM_ELEASE);
+    /* The token's prefix, the token and more, the empty string: refused. */
+    char tok[2 * ID_LEN + 2];
+    snprintf(tok, sizeof tok, "%.31s", t->lease_token);
+    CHECK_INT(task_extend_lease(t, tok, 0, 3000, &e), TM_ELEASE);
+    snprintf(tok, sizeof tok, "%s0", t->lease_token);
+    CHECK_INT(task_extend_lease(t, tok, 0, 3000, &e), TM_ELEASE);
+    CHECK_INT(task_extend_lease(t, "", 0, 3000, &e), TM_ELEASE);
     char *after = task_text(t);
     CHECK_STR(before, after);
     free(before);
     free(after);
+    /* The token itself is taken. */
+    snprintf(tok, sizeof tok, "%s", t->lease_token);
+    CHECK_INT(task_extend_lease(t, tok, 0, 3000, &e), 0);
     task_free(t);
 }
 
