@@ -25,7 +25,9 @@
  *
  * Missed slots: those older than the catch-up window (plus the jitter and
  * a second of slack, the delay an on-time fire may have) are counted
- * (state.missed), the ones inside it fire once each, oldest first.
+ * (state.missed), the ones inside it fire once each, oldest first. An
+ * interval's are counted by division; a cron's are walked, up to
+ * MISSED_SCAN_MAX a downtime (the rest are skipped uncounted).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +41,7 @@
 #include "store_int.h"
 
 #define FIRE_MAX_PER_PASS 100    /* slots one schedule fires per pass (more: next pass) */
-#define MISSED_SCAN_MAX   100000 /* slots counted as missed one by one */
+#define MISSED_SCAN_MAX   100000 /* a cron's slots counted as missed one by one */
 #define ACTIVE_MAX        8      /* unfinished runs remembered per schedule */
 
 static const char *doc_noun(enum store_doc_kind k) {
@@ -223,13 +225,23 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
      * of its jitter and a second: an on-time fire comes after its slot by its
      * jitter and the writer's wake-up, which catchup_seconds 0 must not count. */
     int64_t horizon = now - sc.catchup_ms - sc.jitter_ms - 1000, missed = 0, slot;
-    for (int i = 0;
-         i < MISSED_SCAN_MAX && (slot = schedule_next_slot(&sc, cursor, NULL)) && slot < horizon;
-         i++) {
-        missed++;
-        cursor = slot;
+    if (!sc.has_cron) {
+        /* An interval's slots are counted, not walked: exact after any downtime. */
+        slot = schedule_next_slot(&sc, cursor, NULL);
+        int64_t last = sc.end_at && sc.end_at < horizon - 1 ? sc.end_at : horizon - 1;
+        if (slot && slot <= last) {
+            missed = (last - slot) / sc.interval_ms + 1;
+            cursor = slot + (missed - 1) * sc.interval_ms;
+        }
+    } else {
+        for (int i = 0; i < MISSED_SCAN_MAX && (slot = schedule_next_slot(&sc, cursor, NULL)) &&
+                        slot < horizon;
+             i++) {
+            missed++;
+            cursor = slot;
+        }
+        if (missed == MISSED_SCAN_MAX && cursor < horizon - 1) cursor = horizon - 1;
     }
-    if (missed == MISSED_SCAN_MAX && cursor < horizon - 1) cursor = horizon - 1;
     if (missed) {
         state_set_int(st, "missed", state_int(st, "missed") + missed);
         store_count_schedules(s, 0, missed);

@@ -2483,6 +2483,56 @@ static void test_old_fires_go_the_newest_stay(void) {
     store_close(s);
 }
 
+/*
+ * An interval schedule down for 200,000 of its slots (its cursor moved back
+ * by hand, as a long downtime leaves it) counts every one as missed, not
+ * the first 100,000, and fires those in its catch-up window.
+ */
+static void test_missed_slots_of_a_long_downtime_are_counted(void) {
+    struct store_options opt = {.make_task = sk_make_task};
+    struct store *s = open_store_opt(&opt);
+    CHECK(s);
+    if (!s) return;
+    struct store_doc *d = doc_new("mi");
+    free(d->body);
+    d->body = xstrdup(
+        "{\"name\":\"mi\",\"interval_seconds\":1,\"catchup_seconds\":10,"
+        "\"start_at\":\"2026-01-01T00:00:00Z\",\"task\":{\"type\":\"x\",\"queue\":\"mq\"}}");
+    char sid[ID_LEN + 1];
+    doc_create(s, d, STORE_DOC_SCHEDULE, sid);
+    store_close(s);
+    int64_t now = time_now_ms(), back = now - now % 1000 - 200000LL * 1000;
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "UPDATE schedules SET state='{\"cursor\":%lld}', next_at=%lld WHERE id='%s'",
+             (long long)back, (long long)now, sid);
+    CHECK_INT(db_sql(sql, NULL), 0);
+    s = open_store_opt(&opt);
+    CHECK(s);
+    if (!s) return;
+    int64_t missed = 0, fires = 0;
+    for (int i = 0; i < 50 && !missed; i++) {
+        char id[ID_LEN + 1];
+        CHECK_INT(create(s, new_task("dr", "mq", "x", 0), id), 0); /* a batch: it fires */
+        struct store_doc got = {0};
+        struct tm_error e;
+        if (store_doc_get(s, STORE_DOC_SCHEDULE, "dr", "mi", &got, &e) == 0) {
+            json_t *st = json_loads(got.state ? got.state : "{}", 0, NULL);
+            missed = json_integer_value(json_object_get(st, "missed"));
+            fires = json_integer_value(json_object_get(st, "fires"));
+            json_decref(st);
+        }
+        store_doc_release(&got);
+        if (!missed) th_sleep_ms(100);
+    }
+    /* The slots after the cursor up to 11 s before the pass (the catch-up
+     * window, a second of slack): 199,989, less the seconds the test took. */
+    printf("     missed %lld, fired %lld\n", (long long)missed, (long long)fires);
+    CHECK(missed > 199900 && missed <= 199989);
+    CHECK(fires >= 10 && fires <= 100);
+    store_close(s);
+}
+
 static void test_batch_retried_after_deadlock(void) {
     if (strncmp(url, "postgres", 8) != 0) {
         th_skip("a deadlock with another connection needs PostgreSQL");
@@ -3305,6 +3355,8 @@ static const struct th_test tests[] = {
      test_schedule_launch_meets_a_key_being_inserted},
     {"fire rows past the events' age go, in steps; each schedule's newest 1,000 stay",
      test_old_fires_go_the_newest_stay},
+    {"an interval's missed slots are all counted after a long downtime",
+     test_missed_slots_of_a_long_downtime_are_counted},
     {"a statement sent ahead that fails fails its batch, which stores nothing",
      test_failure_sent_ahead_fails_the_batch},
     {"a rolled-back batch leaves no row the writer keeps: the next load finds it as committed",
