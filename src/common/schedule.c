@@ -227,6 +227,12 @@ int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned 
     return slot;
 }
 
+int64_t schedule_off_slot(const struct schedule *s, int64_t ms) {
+    while (schedule_next_slot(s, ms - 1, NULL) == ms)
+        ms++;
+    return ms;
+}
+
 /* splitmix64's finaliser: every bit of x reaches every bit of the result. */
 static uint64_t mix64(uint64_t x) {
     x ^= x >> 30;

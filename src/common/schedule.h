@@ -73,6 +73,13 @@ bool schedule_anchor(json_t *body, int64_t anchor_ms);
  */
 int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned *flags);
 /*
+ * The first millisecond at or after `ms` that is not one of the schedule's
+ * slots: a trigger's key in schedule_fires, so that a trigger asked at the
+ * very millisecond of a slot does not take that slot's key (the slot would
+ * then find itself fired and launch nothing).
+ */
+int64_t schedule_off_slot(const struct schedule *s, int64_t ms);
+/*
  * The jitter delay of one slot of the schedule with id `id`: from 0 to
  * jitter_ms, 0 without jitter. A hash of the id and the slot alone, so
  * every node computes the same delay, again after a restart, with nothing

@@ -460,10 +460,12 @@ static int sched_fire_manual(struct store *s, struct batch *b, struct store_op *
     json_t *st = c.st;
     char task_id[ID_LEN + 1] = "";
     if (op->kind == STORE_OP_SCHED_TRIGGER) {
-        /* A trigger's key is the moment asked, a millisecond past any slot it meets. */
-        int64_t key = now;
+        /* A trigger's key is the moment asked, or the first millisecond after
+         * it that is neither one of the schedule's slots (whose key it would
+         * take) nor another trigger's. */
+        int64_t key = schedule_off_slot(sc, now);
         while ((rc = fire_one(s, b, d, sc, st, key, "trigger", now, task_id)) == TM_ECONFLICT)
-            key++;
+            key = schedule_off_slot(sc, key + 1);
         /* Launched nothing: recorded as a slot's error is (its fire row and
          * the state, written below), and refused naming what failed. */
         if (rc == 0 && !task_id[0]) {

@@ -72,6 +72,12 @@ static void test_interval_slots(void) {
     CHECK_INT(schedule_next_slot(&sc, at("2026-01-01T00:02:00Z"), NULL),
               at("2026-01-01T00:03:00Z"));
     CHECK_INT(schedule_next_slot(&sc, at("2026-01-01T00:03:00Z"), NULL), 0); /* past end_at */
+    /* A trigger's key steps off a slot's millisecond, and only off one. */
+    CHECK_INT(schedule_off_slot(&sc, at("2026-01-01T00:01:00Z")), at("2026-01-01T00:01:00Z") + 1);
+    CHECK_INT(schedule_off_slot(&sc, at("2026-01-01T00:01:00Z") + 1),
+              at("2026-01-01T00:01:00Z") + 1);
+    CHECK_INT(schedule_off_slot(&sc, at("2026-01-01T00:01:30Z")), at("2026-01-01T00:01:30Z"));
+    CHECK_INT(schedule_off_slot(&sc, at("2026-01-01T00:04:00Z")), at("2026-01-01T00:04:00Z"));
     CHECK_INT(sc.overlap, SCHEDULE_OVERLAP_SKIP);
     CHECK_INT(sc.catchup_ms, 3600000);
     schedule_release(&sc);
@@ -125,6 +131,8 @@ static void test_cron_slots_in_zone(void) {
               at("2026-06-01T03:30:00Z"));
     CHECK_INT(schedule_next_slot(&sc, at("2026-06-05T03:30:00Z"), NULL),
               at("2026-06-08T03:30:00Z"));
+    CHECK_INT(schedule_off_slot(&sc, at("2026-06-08T03:30:00Z")), at("2026-06-08T03:30:00Z") + 1);
+    CHECK_INT(schedule_off_slot(&sc, at("2026-06-06T03:30:00Z")), at("2026-06-06T03:30:00Z"));
     CHECK_INT(sc.overlap, SCHEDULE_OVERLAP_BUFFER_ONE);
     CHECK_INT(sc.jitter_ms, 5000);
     CHECK_INT(sc.catchup_ms, 0);
