@@ -365,9 +365,16 @@ static bool work_run_report_refused(struct work_run *r, const char *call, const 
     return true;
 }
 
+/* Signals the command's process group: the command and whatever it started that is still
+ * in the group, even after the command itself has exited (a child that outlives it). */
 static void work_run_signal(struct work_run *r, int sig) {
-    if (r->exited) return;
     kill(-r->pid, sig);
+}
+
+/* Whether anything of the command's process group is left (the command, reaped or not, or
+ * a process it started). */
+static bool work_run_group_alive(const struct work_run *r) {
+    return kill(-r->pid, 0) == 0 || errno == EPERM;
 }
 
 static void work_run_terminate(struct work_run *r, int64_t now) {
@@ -572,8 +579,10 @@ static void work_run_step(struct work_run *r, int64_t now) {
         r->stopped_by_worker = true;
         work_run_terminate(r, now);
     }
-    if (r->term_ms && !r->killed && !r->exited &&
-        (now - r->term_ms >= r->cfg->grace_s * 1000LL || stop >= 2)) {
+    /* Once stopped, the whole group goes: a process the command started that takes
+     * SIGTERM slowly or not at all is killed after the grace even when the command
+     * itself has exited already. */
+    if (r->term_ms && !r->killed && (now - r->term_ms >= r->cfg->grace_s * 1000LL || stop >= 2)) {
         r->killed = true;
         work_run_signal(r, SIGKILL);
     }
@@ -587,9 +596,22 @@ static void work_run_reap(struct work_run *r, int64_t now) {
     }
 }
 
-/* Whether the command has exited and its output is read (or has had its time). */
+/* Whether the command was told to stop and has exited, but something it started is left in
+ * its group and the grace is not over: the run waits for it (and keeps the lease). */
+static bool work_run_lingers(const struct work_run *r) {
+    return r->exited && r->term_ms && !r->killed && work_run_group_alive(r);
+}
+
+/* Whether the run still holds its lease: heartbeats go out for it. */
+static bool work_run_live(const struct work_run *r) {
+    return !r->lease_lost && (!r->exited || work_run_lingers(r));
+}
+
+/* Whether the command has exited and its output is read (or has had its time); for a
+ * command told to stop, also whether its process group is gone (or was killed). */
 static bool work_run_is_done(const struct work_run *r, int64_t now) {
-    return r->exited && ((r->out.fd < 0 && r->err.fd < 0) || now - r->exit_ms > WORK_DRAIN_MS);
+    if (!r->exited || work_run_lingers(r)) return false;
+    return (r->out.fd < 0 && r->err.fd < 0) || now - r->exit_ms > WORK_DRAIN_MS;
 }
 
 /* Adds the run's open pipes to fds (room for 3); returns how many. */
@@ -625,7 +647,7 @@ static void work_run_loop(struct work_run *r) {
     for (;;) {
         int64_t now = work_now_ms();
         work_run_step(r, now);
-        if (!r->lease_lost && !r->exited &&
+        if (work_run_live(r) &&
             (now >= r->next_hb_ms || (r->dirty && now - r->last_hb_ms >= WORK_FLUSH_MS)))
             work_run_heartbeat(r, now);
         work_run_reap(r, now);
@@ -1156,7 +1178,7 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
     size_t n = 0;
     for (size_t i = 0; i < b->nruns; i++) {
         struct work_run *r = b->runs[i];
-        if (r->lease_lost || r->exited || (!tick && !r->dirty)) continue;
+        if (!work_run_live(r) || (!tick && !r->dirty)) continue;
         struct tm_report rep;
         json_t *attrs;
         work_run_report(r, &rep, &attrs);
@@ -1320,7 +1342,7 @@ static void *work_runner_main(void *arg) {
         for (size_t i = 0; i < b.nruns; i++) {
             struct work_run *r = b.runs[i];
             work_run_step(r, now);
-            if (r->lease_lost || r->exited) continue;
+            if (!work_run_live(r)) continue;
             live = true;
             dirty = dirty || r->dirty;
         }

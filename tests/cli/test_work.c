@@ -200,6 +200,61 @@ static void test_cancel_kills_after_grace(void) {
     free(id);
 }
 
+/* Whether process pid is there and not a zombie. */
+static bool proc_alive(int pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    char *st = cli_slurp(path);
+    const char *paren = strrchr(st, ')');
+    bool alive = paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+    free(st);
+    return alive;
+}
+
+/*
+ * A cancelled command that exits on SIGTERM at once, but whose child (in
+ * its process group) ignores SIGTERM: the child is killed after the grace
+ * too, before the task is reported cancelled; it was left running for
+ * good. One task at a time, and batched.
+ */
+static void run_cancel_kills_lingering_child(const char *queue, bool batched) {
+    char extra[100];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+    char *id = th_submit(&srv, "lingering", extra);
+    char pidfile[400], script[900];
+    snprintf(pidfile, sizeof pidfile, "%s/%s.pid", srv.dir, queue);
+    snprintf(script, sizeof script,
+             "sh -c 'trap \"\" TERM; echo $$ > %s; while :; do sleep 0.1; done' & "
+             "while [ ! -s %s ]; do sleep 0.05; done; echo 'progress 0.1 started'; wait",
+             pidfile, pidfile);
+    pid_t w =
+        cli_spawn(&srv, worker_log(queue), "work", "--queue", queue, "--grace", "1", "--heartbeat",
+                  "0.3", "--concurrency", batched ? "2" : "1", "--", "sh", "-c", script);
+    WAIT_UNTIL(progress_says(id, "started"), 10000, "the command's first progress line");
+    int child = pid_in(pidfile);
+    bool started = child > 0 && proc_alive(child);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", id);
+    int status = th_http(&srv, "POST", path, NULL)->status;
+    bool cancelled = cli_wait_phase(&srv, id, "cancelled", 10000);
+    bool lingers = child > 0 && proc_alive(child); /* gone by the time the task is cancelled */
+    if (!cancelled || lingers) show_log(queue);
+    if (child > 0) kill(child, SIGKILL);
+    kill(w, SIGTERM);
+    int rc = cli_wait(w, 10000);
+    free(id);
+    CHECK(started);
+    CHECK_INT(status, 200);
+    CHECK(cancelled);
+    CHECK(!lingers);
+    CHECK_INT(rc, 0);
+}
+
+static void test_cancel_kills_lingering_child(void) {
+    run_cancel_kills_lingering_child("lingerq", false);
+    if (!th_failed()) run_cancel_kills_lingering_child("blingerq", true);
+}
+
 static void test_sigterm_hands_task_back(void) {
     char *id = th_submit(&srv, "slow", "\"queue\":\"stopq\"");
     char script[600];
@@ -901,6 +956,8 @@ static const struct th_test tests[] = {
     {"the permanent exit code fails for good", test_permanent_exit_code},
     {"cancel sends SIGTERM to the command", test_cancel_reaches_command},
     {"cancel sends SIGKILL after the grace", test_cancel_kills_after_grace},
+    {"cancel kills the command's child that ignores SIGTERM after the grace",
+     test_cancel_kills_lingering_child},
     {"SIGTERM to the worker hands the task back", test_sigterm_hands_task_back},
     {"a silent command keeps its lease", test_silent_command_keeps_its_lease},
     {"a SIGKILLed worker's lease expires", test_killed_worker_lease_expires},
