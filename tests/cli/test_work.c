@@ -200,6 +200,41 @@ static void test_cancel_kills_after_grace(void) {
     free(id);
 }
 
+/*
+ * Output that is not UTF-8 (a stray byte, a NUL) reaches the server with
+ * '?' for each bad byte: the failure naming the last line is taken (it was
+ * refused, 'error' is required, and the task stayed running until its lease
+ * ran out), and so is a progress message; good characters stay as they are.
+ * One task at a time, and batched.
+ */
+static void run_output_not_utf8(const char *queue, bool batched) {
+    char extra[100];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\",\"max_retries\":0", queue);
+    char *id = th_submit(&srv, "binary", extra);
+    pid_t w =
+        cli_spawn(&srv, worker_log(queue), "work", "--queue", queue, "--max-tasks", "1",
+                  "--concurrency", batched ? "2" : "1", "--", "sh", "-c",
+                  "printf 'progress 0.5 caf\\303\\251 \\377\\n'; printf 'ok caf\\303\\251\\n'; "
+                  "printf 'nul\\000byte\\n'; printf 'bad \\377 byte\\n'; exit 1");
+    int rc = cli_wait(w, 15000);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    free(id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    if (rc != 0 || strcmp(th_str(r->json, "phase"), "failed")) show_log(queue);
+    CHECK_INT(rc, 0);
+    CHECK_STR(th_str(r->json, "phase"), "failed");
+    CHECK_STR(th_str(r->json, "error"), "command exited with status 1: bad ? byte");
+    CHECK_STR(th_str(r->json, "progress.message"), "caf\xc3\xa9 ?");
+    const char *tail = th_str(r->json, "attributes.log_tail");
+    CHECK(tail && strstr(tail, "ok caf\xc3\xa9\nnul?byte\nbad ? byte"));
+}
+
+static void test_output_not_utf8(void) {
+    run_output_not_utf8("utf8q", false);
+    if (!th_failed()) run_output_not_utf8("butf8q", true);
+}
+
 /* Whether process pid is there and not a zombie. */
 static bool proc_alive(int pid) {
     char path[64];
@@ -956,6 +991,7 @@ static const struct th_test tests[] = {
     {"the permanent exit code fails for good", test_permanent_exit_code},
     {"cancel sends SIGTERM to the command", test_cancel_reaches_command},
     {"cancel sends SIGKILL after the grace", test_cancel_kills_after_grace},
+    {"output that is not UTF-8 is reported with '?' for its bad bytes", test_output_not_utf8},
     {"cancel kills the command's child that ignores SIGTERM after the grace",
      test_cancel_kills_lingering_child},
     {"SIGTERM to the worker hands the task back", test_sigterm_hands_task_back},
