@@ -50,14 +50,32 @@ void scene7_xml_text(struct buf *b, const char *s) {
         ['\r'] = "&#13;",
     };
     if (!s) return;
-    for (; *s; s++) {
+    while (*s) {
         unsigned char c = (unsigned char)*s;
-        if (c < 128 && entities[c])
+        if (c < 128 && entities[c]) {
             buf_puts(b, entities[c]);
-        else if (c < 0x20 && c != '\t' && c != '\n')
+            s++;
+            continue;
+        }
+        if (c < 0x20 && c != '\t' && c != '\n') {
             buf_putc(b, '?'); /* not allowed in XML 1.0 */
-        else
-            buf_putc(b, (char)c);
+            s++;
+            continue;
+        }
+        /* Only characters XML 1.0 allows, in UTF-8: a byte that starts no
+         * UTF-8 sequence (a message that quotes the client with "%.64s" can
+         * cut a character in two) and U+FFFE, U+FFFF (which jansson, so v1,
+         * accepts in a name) become '?', else the reply is not well-formed
+         * and a strict client rejects all of it. */
+        size_t k = compat_utf8_len(s);
+        const unsigned char *u = (const unsigned char *)s;
+        if (k == 0 || (k == 3 && u[0] == 0xEF && u[1] == 0xBF && u[2] >= 0xBE)) {
+            buf_putc(b, '?');
+            s += k ? k : 1;
+            continue;
+        }
+        buf_put(b, s, k);
+        s += k;
     }
 }
 

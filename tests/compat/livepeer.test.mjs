@@ -440,6 +440,13 @@ test('bad input: Livepeer error bodies, right statuses, nothing stored changes',
     assert.deepEqual(Object.keys(r.json), ['errors']);
     assert.match(r.json.errors[0], re, `${method} ${path}`);
   }
+  // A message that quotes the request with "%.40s" cuts a two-byte character in two: the body
+  // stays UTF-8 JSON (a strict decoder reads it), the cut byte a '?'.
+  const cut = await fetch(`${srv.url}/api/task?cursor=skip${'1'.repeat(35)}%C3%A9`,
+    { headers: { Authorization: `Bearer ${srv.token}` } });
+  assert.equal(cut.status, 400);
+  const cutJson = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await cut.arrayBuffer()));
+  assert.match(cutJson.errors[0], /'skip1{35}\?' is not a cursor/);
   // Authentication refusals have Livepeer's shape too.
   const noAuth = await api('GET', '/api/task', null);
   assert.equal(noAuth.status, 401);

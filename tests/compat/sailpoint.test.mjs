@@ -488,6 +488,24 @@ test('errors: SailPoint ErrorResponseDto with the right status, and nothing chan
   assert.ok(v.json.error);
 });
 
+test('error bodies are UTF-8 JSON when a message quotes half a character of the request', async () => {
+  // The messages quote the client with "%.64s", which cut a two-byte character in two: the body was
+  // not UTF-8 (RFC 8259 8.1), and strict JSON readers (Python's SDK, Java's) refused it whole.
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  const get = async (path, init = {}) => {
+    const r = await fetch(srv.url + path, { ...init, headers: { Authorization: `Bearer ${srv.token}`, ...init.headers } });
+    return { status: r.status, json: JSON.parse(strict.decode(await r.arrayBuffer())) };
+  };
+  let r = await get(`/beta/task-status/${'a'.repeat(63)}%C3%A9`);
+  assert.equal(r.status, 404);
+  assert.match(r.json.messages[0].text, /'a{63}\?' was not found/);
+  const t = await submit({ name: 'utf8' });
+  r = await get(`/beta/task-status/${t.id}`, { method: 'PATCH', headers: { 'Content-Type': 'application/json-patch+json' },
+    body: JSON.stringify([{ op: 'replace', path: `/${'p'.repeat(62)}\u00e9`, value: 1 }]) });
+  assert.equal(r.status, 400);
+  assert.match(r.json.messages[0].text, /path '\/p{62}\?' cannot be patched/);
+});
+
 test('another namespace\'s task is 404 through SailPoint', async () => {
   const t = await submit({ name: 'mine' });
   const tok = await v1(srv, 'POST', '/v1/tokens', { role: 'client', namespace: 'other' });

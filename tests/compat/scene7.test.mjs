@@ -407,6 +407,30 @@ test('getActiveJobs filters by companyHandle, jobHandle and originalName', async
   await call('deleteJob', { companyHandle: 'acme', jobHandle: other.json.id });
 });
 
+test('replies are well-formed UTF-8 XML: U+FFFF in a name, a fault that quotes half a character', async () => {
+  // jansson, so v1, takes U+FFFE and U+FFFF in a name; XML 1.0 does not. One such task made the
+  // company's whole getActiveJobs reply not well-formed for every strict XML client.
+  const t = await v1(srv, 'POST', '/v1/tasks', { type: 'VideoPublish', name: 'odd\uffffname\ufffe\u00e9', namespace: 'utf8co' });
+  assert.equal(t.status, 201, t.body);
+  const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+  let r = await fetch(`${srv.url}/scene7/services/IpsApiService`, { method: 'POST',
+    headers: { 'Content-Type': 'text/xml; charset=utf-8' },
+    body: envelope(`<t:getActiveJobsParam><t:companyHandle>utf8co</t:companyHandle></t:getActiveJobsParam>`) });
+  let text = strictUtf8.decode(await r.arrayBuffer());
+  assert.equal(r.status, 200, text);
+  assert.ok(!/[\ufffe\uffff]/.test(text), text);
+  assert.match(text, /<name>odd\?name\?\u00e9<\/name>/);
+  // A fault's reason quotes the jobHandle with "%.64s": 63 ASCII bytes and a two-byte character.
+  r = await fetch(`${srv.url}/scene7/services/IpsApiService`, { method: 'POST',
+    headers: { 'Content-Type': 'text/xml; charset=utf-8' },
+    body: envelope(`<t:stopJobParam><t:companyHandle>utf8co</t:companyHandle><t:jobHandle>${'a'.repeat(63)}\u00e9</t:jobHandle></t:stopJobParam>`) });
+  text = strictUtf8.decode(await r.arrayBuffer());
+  assert.equal(r.status, 500);
+  assert.match(text, /<reason>jobHandle 'a{63}\?' not found<\/reason>/);
+  assert.equal((await v1(srv, 'POST', `/v1/tasks/${t.json.id}/cancel`)).status, 200);
+  assert.equal((await v1(srv, 'DELETE', `/v1/tasks/${t.json.id}`)).status, 204);
+});
+
 test('bad or missing parameters and unknown jobs are ipsApiFaults; nothing changes', async () => {
   const before = await v1count();
   let f = await fault('stopJob', { jobHandle: '0123' });

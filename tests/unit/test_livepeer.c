@@ -212,6 +212,22 @@ static void test_error_body(void) {
     buf_release(&b);
 }
 
+/* A message that quotes the client with "%.Ns" can end in half a
+ * character; the body stays UTF-8 (the cut byte becomes '?'). */
+static void test_error_body_utf8(void) {
+    struct tm_error e;
+    err_set(&e, TM_EINVALID, "cursor", "bad '%.4s'", "abc\xc3\xa9");
+    struct buf b;
+    buf_init(&b);
+    livepeer_error_write(&b, 400, &e);
+    CHECK_STR(b.p, "{\"errors\":[\"bad 'abc?'\"]}");
+    buf_clear(&b);
+    err_set(&e, TM_EINVALID, "", "x \xff\x80 \xed\xa0\x80 \xc0\xaf \xc3\xa9 \xf0\x9f\x98\x80");
+    livepeer_error_write(&b, 400, &e);
+    CHECK_STR(b.p, "{\"errors\":[\"x ?? ??? ?? \xc3\xa9 \xf0\x9f\x98\x80\"]}");
+    buf_release(&b);
+}
+
 /* Decodes key=value pairs; returns the error code (0 on success). */
 static int lp_decode(struct livepeer_query *q, struct tm_error *e, const char *key,
                      const char *value) {
@@ -388,6 +404,7 @@ int main(int argc, char **argv) {
         {"task_object_exact", test_task_object_exact},
         {"from_v1_agrees", test_from_v1_agrees},
         {"error_body", test_error_body},
+        {"error_body_utf8", test_error_body_utf8},
         {"limit", test_limit},
         {"cursor", test_cursor},
         {"filters", test_filters},

@@ -10,6 +10,7 @@
 #include "../src/common/buf.h"
 #include "../src/compat/sailpoint_filter.h"
 #include "../src/compat/sailpoint_parse.h"
+#include "../src/compat/views.h"
 #include "harness.h"
 
 /* The text form of the parse of s, or "ERR: message". Caller frees. */
@@ -285,7 +286,38 @@ static void test_form(void) {
               TM_ENOT_FOUND);
 }
 
+/* An error body is JSON, so UTF-8, even when its message quotes the
+ * client with "%.64s" and so ends in half a character: jansson (strict
+ * about UTF-8) reads it, and the cut byte is a '?'. */
+static void test_error_utf8(void) {
+    char id[80];
+    memset(id, 'a', 63);
+    snprintf(id + 63, sizeof id - 63, "\xc3\xa9");
+    struct tm_error e;
+    err_set(&e, TM_ENOT_FOUND, "id", "TaskStatus with the given id '%.64s' was not found", id);
+    struct buf b;
+    buf_init(&b);
+    sailpoint_write_error(&b, 404, &e);
+    json_error_t je;
+    json_t *j = json_loads(b.p, 0, &je);
+    CHECK(j != NULL);
+    const char *text = json_string_value(
+        json_object_get(json_array_get(json_object_get(j, "messages"), 0), "text"));
+    CHECK(text && strstr(text, "aaa?' was not found"));
+    json_decref(j);
+    buf_clear(&b);
+    err_set(&e, TM_EINVALID, "client_id", "bad \xe2\x82");
+    sailpoint_oauth_write_error(&b, 400, &e);
+    CHECK_STR(b.p, "{\"error\":\"invalid_request\",\"error_description\":\"bad ??\"}");
+    buf_clear(&b);
+    err_set(&e, TM_EINVALID, "", "caf\xc3\xa9 \xf0\x9f\x98\x80");
+    sailpoint_write_error(&b, 429, &e);
+    CHECK_STR(b.p, "{\"message\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}");
+    buf_release(&b);
+}
+
 static const struct th_test tests[] = {
+    {"error bodies are UTF-8 when a message cuts a character", test_error_utf8},
     {"filters: each comparison", test_comparisons},
     {"filters: unquoted date-times", test_dates},
     {"filters: not > and > or, parentheses", test_precedence},
