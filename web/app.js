@@ -120,14 +120,44 @@ function renderIdentity() {
   }
 }
 
-function signedOut(message) {
+// The message a view kept on screen after an involuntary sign-out will
+// show on the sign-in form (null: no view is kept).
+let held = null;
+
+/**
+ * Back to the sign-in form. An involuntary one (the token was refused, or
+ * open mode ended) keeps a view that shows a one-time secret on screen
+ * (a token just made: the first one ends open mode) with a notice and a
+ * way on, so the secret is not lost before it is copied.
+ */
+function signedOut(message, voluntary = false) {
+  const wasOpen = !!(ctx.session && ctx.session.open);
   if (ctx.stream) ctx.stream.stop();
   ctx.stream = null;
   setToken(null);
   ctx.session = null;
-  unmountCurrent();
+  ctx.tokenNames.clear();
+  if (wasOpen && !voluntary) message = 'This server needs a token now: open mode ended when the first token was made.';
   renderIdentity();
   setLive('off');
+  if (held !== null && !voluntary) return;
+  if (!voluntary && current && current.view.holdsSecret && current.view.holdsSecret()) {
+    held = message || '';
+    document.getElementById('nav').hidden = true;
+    main().prepend(h('div', { class: 'notice', role: 'alert', 'data-testid': 'signin-needed' },
+      `${held || 'The server refused the token.'} Copy the secret shown below now: it is not shown again. Then `,
+      h('button', { type: 'button', class: 'link', 'data-testid': 'signin-now', onclick: leaveHeld }, 'sign in'), '.'));
+    return;
+  }
+  held = null;
+  unmountCurrent();
+  showLogin(message);
+}
+
+function leaveHeld() {
+  const message = held;
+  held = null;
+  unmountCurrent();
   showLogin(message);
 }
 
@@ -181,7 +211,10 @@ function unmountCurrent() {
 }
 
 function route() {
-  if (!ctx.session) return;
+  if (!ctx.session) {
+    if (held !== null) leaveHeld();
+    return;
+  }
   const r = parseRoute();
   const prevName = current && current.name;
   unmountCurrent();
@@ -239,7 +272,7 @@ async function boot() {
 async function start() {
   onUnauthenticated(() => signedOut('The server refused the token (revoked or expired?).'));
   window.addEventListener('hashchange', route);
-  document.getElementById('signout').addEventListener('click', () => signedOut(''));
+  document.getElementById('signout').addEventListener('click', () => signedOut('', true));
   // The skip link moves the focus; following its href would change the route.
   document.querySelector('.skip').addEventListener('click', (ev) => {
     ev.preventDefault();

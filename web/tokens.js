@@ -107,6 +107,8 @@ export function mount(root, _route, ctx) {
 
   load();
   return {
+    // The bearer string just made is on screen: it is shown this once.
+    holdsSecret: () => !!created.querySelector('[data-testid="token-secret"]'),
     refresh: load,
     onreconnect: load,
     unmount() {

@@ -116,6 +116,8 @@ export function mount(root, route) {
   load();
   loadDeliveries();
   return {
+    // A signing secret just made is on screen: it is shown this once.
+    holdsSecret: () => !!created.querySelector('[data-testid="webhook-secret"]'),
     refresh() {
       load();
       loadDeliveries();

@@ -436,6 +436,39 @@ describe('auth', () => {
       await srv.close();
     }
   });
+
+  test('the first token made in open mode stays on the page when open mode ends, until the viewer moves on', async () => {
+    const srv = await startServer();
+    try {
+      const page = await openPage(browser, srv, { hash: '#/tokens' });
+      await live(page);
+      await textIs(page, tid('tokens'), /No tokens/);
+      await page.selectOption(tid('token-role'), 'admin');
+      await page.fill(tid('token-name'), 'first');
+      await page.click(tid('token-create'));
+      const secret = (await page.locator(tid('token-secret')).textContent()).trim();
+      assert.match(secret, /^tm_[0-9a-f]{16}_[0-9a-f]{64}$/);
+      // The server notices the new token at its next request a second on
+      // (any client's), and then cuts the streams opened without one.
+      await until(async () => (await v1(srv, 'GET', '/v1/tasks', undefined, null)).status === 401, 'the server closed', 5000);
+      await page.locator(tid('signin-needed')).waitFor({ timeout: 10000 });
+      assert.match(await page.textContent(tid('signin-needed')), /open mode/);
+      assert.equal((await page.locator(tid('token-secret')).textContent()).trim(), secret, 'the one-time secret is still there');
+      await page.waitForTimeout(1500);
+      assert.equal(await page.locator(tid('token-secret')).count(), 1, 'and stays');
+      assert.equal(await page.locator(tid('login')).count(), 0);
+      // Then the viewer signs in with it.
+      await page.click(tid('signin-now'));
+      await page.fill(tid('login-token'), secret);
+      await page.click(tid('login-submit'));
+      await live(page);
+      await textIs(page, tid('identity'), /admin · all namespaces · token "first"/);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
 });
 
 describe('accessible and plain', () => {
