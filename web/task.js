@@ -386,6 +386,8 @@ export function mount(root, route, ctx) {
       const last = batch[batch.length - 1];
       if (last && last.task && !loading) takeTask(last.task);
       else if (last && last.task) early = last.task;
+      // Deleted: no action applies any more (the event may bring no newer version).
+      if (deleted && task && ctx.can.control) renderActions(task);
     },
     onpruned() {
       pruned = true;
@@ -414,6 +416,7 @@ export function mount(root, route, ctx) {
     } catch (e) {
       if (gone) return;
       loading = false;
+      if (e.status === 404 && deleted) return; // the note says so already
       if (e.status === 404 && !task) {
         add(clear(root), h('p', {}, h('a', { href: '#/tasks' }, '« Tasks')),
           h('h1', {}, 'No such task'),

@@ -164,6 +164,34 @@ describe('live', () => {
       await srv.close();
     }
   });
+  test('a task deleted elsewhere while its page is open: the page says so and offers no action', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'deleted-elsewhere' });
+      await ok(srv, 'POST', `/v1/tasks/${t.id}/cancel`);
+      const page = await openPage(browser, srv, { hash: `#/tasks/${t.id}` });
+      await live(page);
+      await page.locator(`${tid('action-delete')}:not([disabled])`).waitFor();
+      assert.equal(await page.locator(tid('action-retry')).isEnabled(), true);
+      assert.equal((await v1(srv, 'DELETE', `/v1/tasks/${t.id}`)).status, 204);
+      await textIs(page, tid('task-note'), /deleted/);
+      for (const a of ['cancel', 'retry', 'pause', 'resume', 'delete']) {
+        await page.locator(`${tid(`action-${a}`)}[disabled]`).waitFor({ timeout: 5000 });
+      }
+      // A read again (the stream back after a drop) keeps the page as it is.
+      await srv.stop();
+      await page.locator(tid('banner-disconnected')).waitFor({ state: 'visible' });
+      await srv.start();
+      await page.locator(tid('banner-disconnected')).waitFor({ state: 'hidden', timeout: 20000 });
+      await page.waitForTimeout(500);
+      assert.match(await page.textContent(tid('task-note')), /deleted/);
+      assert.equal(await page.locator(tid('task-missing')).count(), 0);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
 });
 
 describe('retention', () => {
