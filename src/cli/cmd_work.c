@@ -51,8 +51,9 @@ extern char **environ;
 #define WORK_CLAIM_WAIT_S         2     /* claim long-poll; bounds how long a stop takes */
 #define WORK_DRAIN_MS             1000  /* output read after the command exits */
 #define WORK_HEARTBEAT_MS         2000 /* default --heartbeat: how soon a cancel reaches a command */
-#define WORK_SPAWN_BACKOFF_MAX_MS 30000 /* the longest pause after a command failed to start */
-#define WORK_SHOWN_IDS            64    /* recent ids a short id must tell apart */
+#define WORK_SPAWN_BACKOFF_MAX_MS 30000  /* the longest pause after a command failed to start */
+#define WORK_SHOWN_IDS            64     /* recent ids a short id must tell apart */
+#define WORK_ENV_STRING_MAX       131072 /* Linux's MAX_ARG_STRLEN: one NAME=VALUE and its NUL */
 
 struct work_config {
     const char *server;
@@ -519,8 +520,28 @@ static char *work_env_pair(const char *name, const char *value) {
     return e;
 }
 
-/* The command's environment: ours first (getenv takes the first match), then the worker's. */
-static char **work_env(const struct work_config *cfg, const json_t *task, const char *params) {
+/*
+ * Whether the param variable e goes into the environment of run r: not when params are
+ * left out (with_params false), nor when it passes the kernel's limit on one variable
+ * (exec fails with E2BIG then, whatever the rest). Says which one is left out; frees it.
+ */
+static bool work_env_keep(const struct work_run *r, char *e, bool with_params) {
+    size_t len = strlen(e);
+    if (with_params && len < WORK_ENV_STRING_MAX) return true;
+    if (with_params)
+        work_log(r->cfg,
+                 "task '%s': %.*s is left out of the command's environment: %zu bytes, past the "
+                 "%d a variable may hold (the params are on its standard input)",
+                 r->id, (int)strcspn(e, "="), e, len, WORK_ENV_STRING_MAX - 1);
+    free(e);
+    return false;
+}
+
+/* The command's environment: ours first (getenv takes the first match), then the worker's.
+ * with_params false leaves out TASKMILL_PARAMS and every TASKMILL_PARAM_<KEY>. */
+static char **work_env(const struct work_run *r, const json_t *task, bool with_params) {
+    const struct work_config *cfg = r->cfg;
+    const char *params = r->in_data;
     const json_t *p = json_object_get(task, "params");
     size_t n = 0, nenv = 0;
     while (environ[nenv])
@@ -536,10 +557,14 @@ static char **work_env(const struct work_config *cfg, const json_t *task, const 
         work_env_pair("TASKMILL_TASK_NAME", json_string_value(json_object_get(task, "name")));
     env[n++] = work_env_pair("TASKMILL_QUEUE", cfg->queue);
     env[n++] = work_env_pair("TASKMILL_ATTEMPT", attempt);
-    env[n++] = work_env_pair("TASKMILL_PARAMS", params);
+    char *e = work_env_pair("TASKMILL_PARAMS", params);
+    if (work_env_keep(r, e, with_params)) env[n++] = e;
     const char *key;
     const json_t *v;
-    json_object_foreach((json_t *)p, key, v) env[n++] = work_param_env(key, v);
+    json_object_foreach((json_t *)p, key, v) {
+        e = work_param_env(key, v);
+        if (work_env_keep(r, e, with_params)) env[n++] = e;
+    }
     for (size_t i = 0; i < nenv; i++)
         env[n++] = xstrdup(environ[i]);
     env[n] = NULL;
@@ -826,9 +851,22 @@ static void work_run_init(struct work_run *r, const struct work_config *cfg, str
  * the task's, so the caller hands the task back uncounted.
  */
 static int work_run_start(struct work_run *r, const json_t *task) {
-    char **env = work_env(r->cfg, task, r->in_data);
+    char **env = work_env(r, task, true);
     int rc = work_spawn(r, env);
     work_env_free(env);
+    if (rc == E2BIG) {
+        /* The variables are too large together (arguments and environment share a limit,
+         * a quarter of the stack limit on Linux): the command gets the params on standard
+         * input only. Handed back, the task would come back to every worker for good. */
+        work_log(r->cfg,
+                 "task '%s': its params are too large for the command's environment; "
+                 "TASKMILL_PARAMS and TASKMILL_PARAM_* are left out (the params are on its "
+                 "standard input)",
+                 r->id);
+        env = work_env(r, task, false);
+        rc = work_spawn(r, env);
+        work_env_free(env);
+    }
     if (rc)
         fprintf(stderr, "taskmill work: cannot start '%s': %s; task '%s' handed back%s\n",
                 r->cfg->argv[0], strerror(rc), r->id, work_tty ? "\033[K" : "");

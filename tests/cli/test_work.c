@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "cli_run.h"
@@ -233,6 +234,62 @@ static void run_output_not_utf8(const char *queue, bool batched) {
 static void test_output_not_utf8(void) {
     run_output_not_utf8("utf8q", false);
     if (!th_failed()) run_output_not_utf8("butf8q", true);
+}
+
+/*
+ * Params too large for the command's environment: 5 strings of 60,000
+ * bytes make TASKMILL_PARAMS 300 KB, past the 128 KiB one variable may
+ * hold, so it is left out and the command runs (the params on standard
+ * input, TASKMILL_PARAM_A there); with a stack limit of 1 MiB (arguments
+ * and environment get a quarter of it) the TASKMILL_PARAM_* are too much
+ * together, and the command runs without them. It was never started: the
+ * task was handed back, claimed again and handed back for good.
+ */
+static void run_params_too_large(const char *queue, long stack_kib) {
+    size_t big = 60000;
+    char *extra = malloc(5 * (big + 16) + 200), *p = extra;
+    p += sprintf(p, "\"queue\":\"%s\",\"max_retries\":0,\"params\":{", queue);
+    for (int k = 0; k < 5; k++) {
+        p += sprintf(p, "%s\"%c\":\"", k ? "," : "", 'a' + k);
+        memset(p, 'x', big);
+        p += big;
+        *p++ = '"';
+    }
+    strcpy(p, "}");
+    char *id = th_submit(&srv, "huge", extra);
+    free(extra);
+    struct rlimit old, small;
+    getrlimit(RLIMIT_STACK, &old);
+    small = old;
+    if (stack_kib) small.rlim_cur = (rlim_t)stack_kib * 1024;
+    setrlimit(RLIMIT_STACK, &small); /* the worker inherits it */
+    pid_t w = cli_spawn(
+        &srv, worker_log(queue), "work", "--queue", queue, "--max-tasks", "1", "--", "sh", "-c",
+        "read -r p; echo \"result {\\\"stdin\\\":${#p},\\\"all\\\":${#TASKMILL_PARAMS},"
+        "\\\"a\\\":${#TASKMILL_PARAM_A}}\"");
+    setrlimit(RLIMIT_STACK, &old);
+    int rc = cli_wait(w, 15000);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    free(id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    if (rc != 0 || strcmp(th_str(r->json, "phase"), "completed")) show_log(queue);
+    CHECK_INT(rc, 0);
+    CHECK_STR(th_str(r->json, "phase"), "completed");
+    CHECK_INT(th_int(r->json, "attempt"), 1);
+    CHECK_INT(th_int(r->json, "result.stdin"), 5 * (60000 + 6) + 4 + 2);
+    CHECK_INT(th_int(r->json, "result.all"), 0);
+    CHECK_INT(th_int(r->json, "result.a"), stack_kib ? 0 : 60000);
+    char *log = cli_slurp(worker_log(queue));
+    bool said = strstr(log, stack_kib ? "too large for the command's environment"
+                                      : "TASKMILL_PARAMS is left out") != NULL;
+    free(log);
+    CHECK(said);
+}
+
+static void test_params_too_large(void) {
+    run_params_too_large("hugeq", 0);
+    if (!th_failed()) run_params_too_large("hugeq2", 1024);
 }
 
 /* Whether process pid is there and not a zombie. */
@@ -992,6 +1049,7 @@ static const struct th_test tests[] = {
     {"cancel sends SIGTERM to the command", test_cancel_reaches_command},
     {"cancel sends SIGKILL after the grace", test_cancel_kills_after_grace},
     {"output that is not UTF-8 is reported with '?' for its bad bytes", test_output_not_utf8},
+    {"params too large for the environment are left out of it", test_params_too_large},
     {"cancel kills the command's child that ignores SIGTERM after the grace",
      test_cancel_kills_lingering_child},
     {"SIGTERM to the worker hands the task back", test_sigterm_hands_task_back},
