@@ -83,6 +83,7 @@ export function mount(root, route, ctx) {
   let msgLevel = 'all';
   let showBeats = false;
   let pruned = false; // the server's retention removed some of this task's events
+  let readFailed = false; // the note says a read of the task failed
   const timeline = []; // events, oldest first
   const seen = new Set();
   const children = new Map(); // id -> {li, task, bar, parts}
@@ -359,6 +360,8 @@ export function mount(root, route, ctx) {
       return;
     }
     if (task && (t.version || 0) <= (task.version || 0)) return;
+    if (readFailed && !deleted) note.hidden = true; // what failed to read is here now
+    readFailed = false;
     const phaseChanged = !task || task.phase !== t.phase || task.attempt !== t.attempt;
     task = t;
     render();
@@ -427,6 +430,7 @@ export function mount(root, route, ctx) {
       }
       note.hidden = false;
       note.textContent = `Could not read the task: ${errText(e)}`;
+      readFailed = true;
     }
   }
   const refetch = throttle(load, 1000);

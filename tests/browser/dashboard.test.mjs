@@ -192,6 +192,30 @@ describe('live', () => {
       await srv.close();
     }
   });
+  test('a read of the task that failed once stops being reported once the task is shown', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'flaky-read' });
+      const c = await claim(srv);
+      const context = await browser.newContext();
+      let failed = 0;
+      // The first read of the task fails as a storage hiccup would.
+      await context.route(`**/v1/tasks/${t.id}`, (route) => {
+        if (failed++) return route.continue();
+        return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'storage unavailable; try again' } }) });
+      });
+      const page = await context.newPage();
+      await page.goto(`${srv.url}/#/tasks/${t.id}`);
+      await textIs(page, tid('task-note'), /storage unavailable; try again/);
+      // The task's stream still brings it: the page shows it, and the error goes.
+      await heartbeat(srv, c, { progress: { ratio: 0.4 } });
+      await attrIs(page, tid('progress-bar'), 'aria-valuenow', '40');
+      await page.locator(tid('task-note')).waitFor({ state: 'hidden', timeout: 5000 });
+      await context.close();
+    } finally {
+      await srv.close();
+    }
+  });
 });
 
 describe('retention', () => {
