@@ -114,15 +114,17 @@ export function mount(root, route, ctx) {
     }
   }
 
+  let statsSeq = 0; // only the newest read is drawn (an older one may answer last)
   async function loadStats() {
     if (!selected) return;
     const q = selected;
+    const seq = ++statsSeq;
     try {
       const r = await api('GET', `/v1/queues/${encodeURIComponent(q)}/stats${qs({ range })}`);
-      if (gone || q !== selected) return;
+      if (gone || seq !== statsSeq) return;
       renderCharts(r);
     } catch (e) {
-      if (gone) return;
+      if (gone || seq !== statsSeq) return;
       clear(chartsBox);
       statsNote.textContent = e.status === 404 ? 'No statistics for this queue.' : `Could not read the statistics: ${errText(e)}`;
     }

@@ -383,6 +383,30 @@ describe('queues', () => {
       await srv.close();
     }
   });
+  test('a slow answer for the range left is not drawn over the range chosen', async () => {
+    const srv = await startServer();
+    try {
+      await submit(srv, { queue: 'slow' });
+      await finish(srv, await claim(srv, 'slow'), 'complete');
+      const context = await browser.newContext();
+      // The last hour's statistics answer late; the last day's at once.
+      await context.route('**/v1/queues/slow/stats?range=hour', async (route) => {
+        await new Promise((r) => setTimeout(r, 1500));
+        await route.continue().catch(() => {});
+      });
+      const page = await context.newPage();
+      await page.goto(`${srv.url}/#/queues`);
+      await page.locator(tid('queues-table')).waitFor();
+      await page.click(tid('stats-range-day'));
+      await textIs(page, tid('stats-note'), /last day, in 15 min buckets/);
+      await page.waitForTimeout(2500); // the hour's answer has come by now
+      assert.match(await page.textContent(tid('stats-note')), /last day, in 15 min buckets/);
+      assert.equal(await page.getAttribute(tid('stats-range-day'), 'aria-pressed'), 'true');
+      await context.close();
+    } finally {
+      await srv.close();
+    }
+  });
 });
 
 describe('auth', () => {
