@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../common/timeutil.h"
+#include "../common/xalloc.h"
 
 struct tm_client *cli_client_new(const char *server) {
     const char *url = server && *server ? server : getenv("TASKMILL_URL");
@@ -109,6 +110,46 @@ void cli_block_stop_signals(sigset_t *stop) {
     sigaddset(stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* A copy of s with its control characters replaced (see cli_json_printable), or NULL
+ * when it has none. */
+static char *cli_printable_copy(const char *s) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    for (; u[i]; i++)
+        if (u[i] < 0x20 || u[i] == 0x7f || (u[i] == 0xc2 && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f))
+            break;
+    if (!u[i]) return NULL;
+    char *out = xmalloc(strlen(s) + 1), *o = out;
+    for (i = 0; u[i]; i++) {
+        if (u[i] == '\t')
+            *o++ = ' ';
+        else if (u[i] < 0x20 || u[i] == 0x7f)
+            *o++ = '?';
+        else if (u[i] == 0xc2 && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f) {
+            *o++ = '?'; /* U+0080 to U+009F: C1 controls, CSI among them */
+            i++;
+        } else
+            *o++ = (char)u[i];
+    }
+    *o = '\0';
+    return out;
+}
+
+void cli_json_printable(json_t *j) {
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_object(j)) {
+        json_object_foreach(j, key, v) cli_json_printable(v);
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) cli_json_printable(v);
+    } else if (json_is_string(j)) {
+        char *clean = cli_printable_copy(json_string_value(j));
+        if (clean) json_string_set(j, clean);
+        free(clean);
+    }
 }
 
 int cli_short_id_len(char *const *ids, size_t n, size_t i) {

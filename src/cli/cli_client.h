@@ -102,6 +102,12 @@ struct cli_flag {
 int cli_client_error_flags(const char *cmd, struct tm_client *c, const char *what,
                            const struct cli_flag *flags);
 
+/* Makes every string of j (not the keys) fit to print on a terminal: a control character
+ * (C0, DEL, C1) that a task's text may hold (an escape sequence, a newline that would
+ * break a table or the redrawn bars of `watch`) becomes '?', a tab a space. For what is
+ * shown as text; JSON output is escaped by the encoder. */
+void cli_json_printable(json_t *j);
+
 /* The shortest id prefix `taskmill` prints (the first 12 digits are the
  * creation time in ms): watch and work print at least this much. */
 #define CLI_SHORT_ID_MIN 12

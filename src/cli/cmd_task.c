@@ -254,8 +254,10 @@ static const char *str_or(const json_t *v, const char *key, const char *dflt) {
     return s && *s ? s : dflt;
 }
 
-/* Prints a task for people: one "field  value" line each, then messages and items. */
-static void get_print(const json_t *t) {
+/* Prints a task for people: one "field  value" line each, then messages and items. raw
+ * is the task as read, t its copy with printable strings (params and result are printed
+ * from raw as JSON, whose encoder escapes them). */
+static void get_print(const json_t *t, const json_t *raw) {
     const json_t *p = json_object_get(t, "progress");
     printf("id          %s\n", str_or(t, "id", "-"));
     printf("type        %s\n", str_or(t, "type", "-"));
@@ -288,13 +290,13 @@ static void get_print(const json_t *t) {
     if (str_or(t, "started_at", NULL)) printf("started     %s\n", str_or(t, "started_at", ""));
     if (str_or(t, "completed_at", NULL)) printf("completed   %s\n", str_or(t, "completed_at", ""));
     if (str_or(t, "error", NULL)) printf("error       %s\n", str_or(t, "error", ""));
-    const json_t *params = json_object_get(t, "params");
+    const json_t *params = json_object_get(raw, "params");
     if (json_is_object(params) && json_object_size(params)) {
         char *s = json_dumps(params, JSON_COMPACT | JSON_REAL_PRECISION(16));
         printf("params      %s\n", s ? s : "");
         free(s);
     }
-    const json_t *result = json_object_get(t, "result");
+    const json_t *result = json_object_get(raw, "result");
     if (result && !json_is_null(result)) {
         char *s = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
         printf("result      %s\n", s ? s : "");
@@ -338,7 +340,10 @@ int cmd_get(int argc, char **argv) {
     } else if (json) {
         cli_print_json(t);
     } else {
-        get_print(t);
+        json_t *shown = json_deep_copy(t);
+        cli_json_printable(shown);
+        get_print(shown, t);
+        json_decref(shown);
     }
     json_decref(t);
     tm_client_free(c);
@@ -562,7 +567,10 @@ int cmd_list(int argc, char **argv) {
                        "QUEUE", "PCT", "NAME");
                 header = true;
             }
-            json_array_foreach(tasks, i, t) list_print_row(t, now, state_w);
+            json_array_foreach(tasks, i, t) {
+                cli_json_printable(t);
+                list_print_row(t, now, state_w);
+            }
         }
         if (!next || !*next) {
             cursor[0] = '\0';

@@ -275,6 +275,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
         int rc = tm_watch_next(w, tty ? 1000 : 60000, &task);
         struct watch_row *r = watch_find(rows, n, tm_watch_last_id(w));
         if (rc == 1 && r) {
+            if (!json) cli_json_printable(task); /* its text goes to a terminal or a log */
             watch_update(r, task, !tty && !json);
         } else if (rc < 0 && r) {
             r->settled = true;

@@ -420,7 +420,64 @@ static void test_schedule_commands(void) {
     free(err);
 }
 
+/* Whether s holds a control character a terminal acts on (C0 but the newline, DEL, C1). */
+static bool has_control(const char *s) {
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+        if ((*u < 0x20 && *u != '\n') || *u == 0x7f ||
+            (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f))
+            return true;
+    return false;
+}
+
+/*
+ * A task's text (its name, its error) that holds escape sequences and
+ * newlines is printed with '?' for them by get, list and watch: they went
+ * to the terminal as they were (a title set, the screen cleared, a table
+ * row or a watch line broken in two). --json is escaped as ever.
+ */
+static void test_control_characters_not_printed(void) {
+    char *id = th_submit(&srv, "ctl",
+                         "\"queue\":\"ctlq\",\"max_retries\":0,"
+                         "\"name\":\"evil\\u001b]0;pwned\\u0007\\nname\\u009b2J\\tend\"");
+    struct th_resp *r = th_http(&srv, "POST", "/v1/queues/ctlq/claim", "{\"worker\":\"w\"}");
+    char body[400], path[128];
+    snprintf(body, sizeof body,
+             "{\"lease_token\":\"%s\",\"retryable\":false,"
+             "\"error\":\"boom\\u001b[2J\\nsecond line\"}",
+             th_str(r->json, "lease_token"));
+    snprintf(path, sizeof path, "/v1/tasks/%s/fail", id);
+    CHECK_INT(th_http(&srv, "POST", path, "%s", body)->status, 200);
+    char *get, *list, *watch, *err;
+    int get_rc = cli_run(&srv, NULL, &get, &err, "get", id);
+    free(err);
+    int list_rc = cli_run(&srv, NULL, &list, &err, "list", "--queue", "ctlq");
+    free(err);
+    int watch_rc = cli_run(&srv, NULL, &watch, &err, "watch", id);
+    free(err);
+    bool get_ok = strstr(get, "name        evil?]0;pwned??name?2J end\n") &&
+                  strstr(get, "error       boom?[2J?second line\n");
+    bool list_ok = strstr(list, "evil?]0;pwned??name?2J end\n") != NULL;
+    int watch_lines = cli_count(watch, "\n");
+    bool watch_ok = strstr(watch, "boom?[2J?second line\n") != NULL;
+    bool clean = !has_control(get) && !has_control(list) && !has_control(watch);
+    if (!get_ok || !list_ok || !watch_ok || !clean || watch_lines != 1)
+        printf("    get:\n%s    list:\n%s    watch:\n%s", get, list, watch);
+    free(get);
+    free(list);
+    free(watch);
+    free(id);
+    CHECK_INT(get_rc, 0);
+    CHECK_INT(list_rc, 0);
+    CHECK_INT(watch_rc, 1);
+    CHECK(clean);
+    CHECK(get_ok);
+    CHECK(list_ok);
+    CHECK(watch_ok);
+    CHECK_INT(watch_lines, 1);
+}
+
 static const struct th_test tests[] = {
+    {"control characters in a task's text are not printed", test_control_characters_not_printed},
     {"submit with flags, get", test_submit_and_get},
     {"submit --params - --param --at --json", test_submit_params_file_and_json},
     {"exit codes", test_exit_codes},
