@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
+
 struct err_entry {
     const char *slug;
     int status;
@@ -49,6 +51,9 @@ int err_set(struct tm_error *e, int code, const char *field, const char *fmt, ..
     } else {
         snprintf(e->message, sizeof e->message, "%s", err_default_message(code));
     }
+    /* What it quotes, cut by a precision or the buffer, stays UTF-8. */
+    utf8_scrub(e->field);
+    utf8_scrub(e->message);
     return code;
 }
 

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 int json_depth(const char *p, size_t n) {
     int depth = 0, max = 0;
     bool in_str = false;
@@ -77,41 +79,9 @@ static void fast_skip_ws(struct fast *f) {
 }
 
 /*
- * The length of the UTF-8 sequence at q (before end), checked as jansson
- * checks its input: a lead byte 0xC2..0xF4, continuation bytes 0x80..0xBF,
- * no overlong form, no surrogate (U+D800..U+DFFF), nothing past U+10FFFF.
- * 0 when it is not one.
- */
-static size_t fast_utf8_len(const unsigned char *q, const unsigned char *end) {
-    size_t n;
-    uint32_t cp;
-    if (q[0] >= 0xC2 && q[0] <= 0xDF) {
-        n = 2;
-        cp = q[0] & 0x1Fu;
-    } else if (q[0] >= 0xE0 && q[0] <= 0xEF) {
-        n = 3;
-        cp = q[0] & 0x0Fu;
-    } else if (q[0] >= 0xF0 && q[0] <= 0xF4) {
-        n = 4;
-        cp = q[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - q) < n) return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((q[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (q[i] & 0x3Fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-/*
  * Scans the string token at f->p into s and moves past it. Returns 0, or -1
  * to decline. Accepted: bytes 0x20..0x7F but the quote and the backslash,
- * UTF-8 sequences as jansson checks them (fast_utf8_len), and the escapes
+ * UTF-8 sequences as jansson checks them (utf8_char_len), and the escapes
  * \" \\ \/ \b \f \n \r \t. Declined: \u (it can make NUL, which jansson
  * refuses, or a surrogate pair to combine), control bytes (jansson refuses
  * them), any other byte. So every string the fast path makes is valid UTF-8
@@ -129,7 +99,7 @@ static int fast_scan_string(struct fast *f, struct fast_str *s) {
         if (c == '"') break;
         if (c < 0x20) return -1;
         if (c >= 0x80) {
-            size_t n = fast_utf8_len(q, end);
+            size_t n = utf8_char_len((const char *)q, (const char *)end);
             if (!n) return -1;
             q += n;
             continue;

@@ -26,6 +26,7 @@
 #include <strings.h>
 
 #include "../common/timeutil.h"
+#include "../common/utf8.h"
 #include "../common/xalloc.h"
 #include "../server/v1_decode.h"
 #include "scene7_int.h"
@@ -50,6 +51,7 @@ void scene7_xml_text(struct buf *b, const char *s) {
         ['\r'] = "&#13;",
     };
     if (!s) return;
+    const char *end = s + strlen(s);
     while (*s) {
         unsigned char c = (unsigned char)*s;
         if (c < 128 && entities[c]) {
@@ -67,7 +69,7 @@ void scene7_xml_text(struct buf *b, const char *s) {
          * cut a character in two) and U+FFFE, U+FFFF (which jansson, so v1,
          * accepts in a name) become '?', else the reply is not well-formed
          * and a strict client rejects all of it. */
-        size_t k = compat_utf8_len(s);
+        size_t k = utf8_char_len(s, end);
         const unsigned char *u = (const unsigned char *)s;
         if (k == 0 || (k == 3 && u[0] == 0xEF && u[1] == 0xBF && u[2] >= 0xBE)) {
             buf_putc(b, '?');

@@ -32,17 +32,10 @@ extern const struct route scene7_routes[]; /* /scene7 SOAP 1.1 and WSDL (scene7.
 void scene7_error_write(struct buf *b, int status, const struct tm_error *e);
 
 /*
- * The length (1 to 4) of the well-formed UTF-8 sequence that starts at s,
- * or 0 when none does: a stray continuation byte, an overlong form, a
- * surrogate, a code point past U+10FFFF, or a sequence cut short by a NUL.
- */
-size_t compat_utf8_len(const char *s);
-/*
- * Copies the string s into out (n > 0 bytes, cut at a character boundary)
- * with each byte that starts no well-formed UTF-8 sequence replaced by
- * '?'. Error messages quote what the client sent with printf's "%.64s",
- * which can cut a character in two; the views' error bodies must still be
- * UTF-8 (JSON, RFC 8259 section 8.1; XML 1.0). Returns out.
+ * Copies the string s into out (n > 0 bytes) with each byte that starts no
+ * well-formed UTF-8 character replaced by '?' (utf8_scrub), a character
+ * cut by n too. The views' error bodies must be UTF-8 (JSON, RFC 8259
+ * section 8.1; XML 1.0) whatever a message quotes. Returns out.
  */
 char *compat_utf8_clean(const char *s, char *out, size_t n);
 

@@ -11,6 +11,7 @@
 
 #include "../common/task_json.h"
 #include "../common/timeutil.h"
+#include "../common/utf8.h"
 #include "../common/xalloc.h"
 #include "server_int.h"
 #include "v1_decode.h"
@@ -129,6 +130,7 @@ static void tasks_batch(struct req *r) {
             char msg[sizeof e.message];
             snprintf(msg, sizeof msg, "%s (in 'tasks[%zu]')", e.message, i);
             snprintf(e.message, sizeof e.message, "%s", msg);
+            utf8_scrub(e.message); /* the buffer may cut a character */
             r->op.ntasks = i;
             reply_error(r, &e);
             return;

@@ -163,6 +163,16 @@ static void test_unknown_ids(void) {
     REFUSED("POST", tpath(ghost, "/heartbeat"), "{\"lease_token\":\"x\"}", 404, "not_found", NULL);
     REFUSED("POST", tpath(ghost, "/complete"), "{\"lease_token\":\"x\"}", 404, "not_found", NULL);
     REFUSED("GET", "/v1/nothing-here", NULL, 404, "not_found", NULL);
+    /* A message quotes at most 64 bytes of the id, which here cuts its last
+     * character in two: the body is still UTF-8 (jansson reads it), the cut
+     * byte a '?'. */
+    char cut[200];
+    snprintf(cut, sizeof cut, "/v1/tasks/%.63s%%C3%%A9",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    struct th_resp *r = th_http(&srv, "GET", cut, NULL);
+    CHECK_INT(r->status, 404);
+    CHECK(r->json != NULL);
+    CHECK(strstr(th_str(r->json, "error.message"), "aaa?'") != NULL);
 }
 
 static void test_illegal_transitions(void) {

@@ -13,6 +13,7 @@
 #include "../src/common/id.h"
 #include "../src/common/json_parse.h"
 #include "../src/common/timeutil.h"
+#include "../src/common/utf8.h"
 #include "../src/server/v1_decode.h"
 #include "harness.h"
 
@@ -225,6 +226,44 @@ static void test_json_double_as_printf(void) {
     buf_release(&b);
 }
 
+/* UTF-8 as jansson takes it, and error messages kept to it. */
+static void test_utf8(void) {
+    static const struct {
+        const char *s;
+        size_t len;
+    } cases[] = {
+        {"a", 1},
+        {"\xC3\xA9", 2},
+        {"\xE2\x82\xAC", 3},
+        {"\xF0\x9F\x98\x80", 4},
+        {"\xC3", 0},
+        {"\x80", 0},
+        {"\xC0\xAF", 0},
+        {"\xE0\x80\xAF", 0},
+        {"\xED\xA0\x80", 0},
+        {"\xF4\x90\x80\x80", 0},
+        {"\xF5\x80\x80\x80", 0},
+        {"\xE2\x82", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *s = cases[i].s;
+        if (utf8_char_len(s, s + strlen(s)) != cases[i].len)
+            th_fail(__FILE__, __LINE__, "case %zu: %zu, not %zu", i,
+                    utf8_char_len(s, s + strlen(s)), cases[i].len);
+    }
+    /* A sequence longer than what is left is not one. */
+    CHECK_INT(utf8_char_len("\xC3\xA9", "\xC3\xA9" + 1), 0);
+    char bad[] = "ok \xC3\xA9 \xC3 \xFF\xE2\x82\xAC \xE2\x82";
+    CHECK_STR(utf8_scrub(bad), "ok \xC3\xA9 ? ?\xE2\x82\xAC ??");
+    /* err_set: "%.4s" cuts the euro sign; the field too. */
+    struct tm_error e;
+    err_set(&e, TM_EINVALID, "a\xE2\x82", "'%.4s' is not known", "ab\xE2\x82\xAC");
+    CHECK_STR(e.message,
+              "'ab?"
+              "?' is not known");
+    CHECK_STR(e.field, "a??");
+}
+
 static void test_ids_increase(void) {
     char prev[ID_LEN + 1] = "", cur[ID_LEN + 1];
     for (int i = 0; i < 10000; i++) {
@@ -404,6 +443,7 @@ static const struct th_test tests[] = {
     {"condition waits timed on the monotonic clock", test_cond_wait_ms},
     {"JSON writer escapes", test_json_writer_escapes},
     {"JSON numbers: json_put_double writes what %.6g writes", test_json_double_as_printf},
+    {"UTF-8: lengths as jansson checks them; errors scrubbed of cut characters", test_utf8},
     {"ids are valid and strictly increasing", test_ids_increase},
     {"ids from different milliseconds have different random parts", test_id_random_parts_differ},
     {"depth limit and strict JSON", test_depth},

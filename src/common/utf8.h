@@ -1,0 +1,24 @@
+/*
+ * utf8: well-formed UTF-8, checked as jansson checks its input (a lead
+ * byte 0xC2..0xF4, continuation bytes 0x80..0xBF, no overlong form, no
+ * surrogate, nothing past U+10FFFF).
+ *
+ * Error messages quote what a client sent with printf's "%.64s", and a
+ * message buffer has a fixed size: either can cut a multi-byte character
+ * in two. Every reply body must still be UTF-8 (JSON, RFC 8259 section
+ * 8.1; XML 1.0), so err_set scrubs what it formats.
+ */
+#ifndef TASKMILL_UTF8_H
+#define TASKMILL_UTF8_H
+
+#include <stddef.h>
+
+/* The length of the character at s (s < end): 1 for a byte below 0x80, 2
+ * to 4 for a well-formed sequence ending at or before end, 0 when none
+ * starts there. */
+size_t utf8_char_len(const char *s, const char *end);
+/* Replaces, in place, each byte of the string s that starts no
+ * well-formed character with '?'. Returns s. */
+char *utf8_scrub(char *s);
+
+#endif
