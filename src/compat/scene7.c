@@ -362,9 +362,34 @@ static const char *scene7_job_id(struct req *r) {
     return NULL;
 }
 
+const char *scene7_original_name(const struct task *t) {
+    return t->name ? t->name : t->id;
+}
+
+int scene7_unnamed_job(struct req *r, const char *ns, const char *original_name, struct task **out,
+                       struct tm_error *e) {
+    *out = NULL;
+    if (!original_name || !id_is_valid(original_name)) return 0;
+    int rc = store_task_get(req_store(r), ns, original_name, out, e);
+    if (rc == TM_ENOT_FOUND) {
+        err_clear(e);
+        return 0;
+    }
+    if (rc == 0 && (*out)->name) {
+        task_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 static bool scene7_matches(const struct scene7_request *q, const struct task *t) {
-    const char *name = t->name ? t->name : t->id;
-    return !q->original_name || strcmp(q->original_name, name) == 0;
+    return !q->original_name || strcmp(q->original_name, scene7_original_name(t)) == 0;
+}
+
+static void scene7_active_item(struct buf *b, const struct task *t) {
+    buf_puts(b, "<items>");
+    scene7_active_job_write(b, t);
+    buf_puts(b, "</items>");
 }
 
 static void scene7_get_active_jobs(struct req *r) {
@@ -386,13 +411,17 @@ static void scene7_get_active_jobs(struct req *r) {
             scene7_fault_from(r, &e);
             return;
         }
-        if (t && scene7_matches(q, t)) {
-            buf_puts(&jobs, "<items>");
-            scene7_active_job_write(&jobs, t);
-            buf_puts(&jobs, "</items>");
-        }
+        if (t && scene7_matches(q, t)) scene7_active_item(&jobs, t);
         task_free(t);
     } else {
+        /* By name from the store's list, newest first (by id); and an
+         * unnamed task whose id the name is, in its place by id. */
+        struct task *extra = NULL;
+        if (scene7_unnamed_job(r, ns, q->original_name, &extra, &e)) {
+            buf_release(&jobs);
+            scene7_fault_from(r, &e);
+            return;
+        }
         struct task_filter f = {0};
         f.ns = ns;
         f.name_prefix = q->original_name;
@@ -402,15 +431,20 @@ static void scene7_get_active_jobs(struct req *r) {
             f.limit = page;
             struct task_list l;
             if (store_task_list(req_store(r), &f, &l, &e)) {
+                task_free(extra);
                 buf_release(&jobs);
                 scene7_fault_from(r, &e);
                 return;
             }
             for (size_t i = 0; i < l.n && count < SCENE7_ACTIVE_JOBS_MAX; i++) {
                 if (!scene7_matches(q, l.tasks[i])) continue;
-                buf_puts(&jobs, "<items>");
-                scene7_active_job_write(&jobs, l.tasks[i]);
-                buf_puts(&jobs, "</items>");
+                if (extra && strcmp(extra->id, l.tasks[i]->id) > 0) {
+                    scene7_active_item(&jobs, extra);
+                    task_free(extra);
+                    extra = NULL;
+                    if (++count == SCENE7_ACTIVE_JOBS_MAX) break;
+                }
+                scene7_active_item(&jobs, l.tasks[i]);
                 count++;
             }
             bool more = l.more && l.n && count < SCENE7_ACTIVE_JOBS_MAX;
@@ -418,6 +452,8 @@ static void scene7_get_active_jobs(struct req *r) {
             task_list_release(&l);
             if (!more) break;
         }
+        if (extra && count < SCENE7_ACTIVE_JOBS_MAX) scene7_active_item(&jobs, extra);
+        task_free(extra);
     }
     buf_puts(&jobs, "</jobArray>");
     scene7_reply(r, "getActiveJobs", &jobs);

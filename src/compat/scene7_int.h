@@ -54,6 +54,13 @@ void scene7_reply(struct req *r, const char *op, struct buf *content);
  * token (a fault and -1 when it is not the token's); the token's own when
  * no companyHandle is given (NULL for an admin: every namespace). */
 int scene7_scope(struct req *r, const char **ns);
+/* A job's originalName (and name): its task's name, or its id when it has none. */
+const char *scene7_original_name(const struct task *t);
+/* The job an originalName filter matches outside the store's name index:
+ * the task of ns whose id it is, when that task has no name (so shows its
+ * id as its name). 0 with *out NULL when there is none; an error else. */
+int scene7_unnamed_job(struct req *r, const char *ns, const char *original_name, struct task **out,
+                       struct tm_error *e);
 
 /* submitJob with execSchedule: stores a schedule launching `task` (the v1
  * submit body of the job, taken) and replies with its id as jobHandle. */

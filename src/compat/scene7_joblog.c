@@ -314,7 +314,7 @@ static int job_log_cmp(const void *pa, const void *pb, void *arg) {
     int c = 0;
     switch (q->sort_by) {
     case SCENE7_SORT_JOB_NAME:
-        c = cmp_str(a->t->name ? a->t->name : a->t->id, b->t->name ? b->t->name : b->t->id);
+        c = cmp_str(scene7_original_name(a->t), scene7_original_name(b->t));
         break;
     case SCENE7_SORT_LOG_TYPE:
         c = strcmp(a->log_type, b->log_type);
@@ -377,7 +377,7 @@ static int job_logs_collect(struct req *r, const char *ns, const char *name, siz
         char last[ID_LEN + 1] = "";
         if (l.n) memcpy(last, l.tasks[l.n - 1]->id, sizeof last);
         for (size_t i = 0; i < l.n && *n < max; i++) {
-            if (name && cmp_str(name, l.tasks[i]->name) != 0) continue;
+            if (name && cmp_str(name, scene7_original_name(l.tasks[i])) != 0) continue;
             if (!wants(q, l.tasks[i])) continue;
             if (!*out) *out = xcalloc(max, sizeof **out);
             job_log_init(&(*out)[(*n)++], l.tasks[i]);
@@ -386,8 +386,18 @@ static int job_logs_collect(struct req *r, const char *ns, const char *name, siz
         bool more = l.more && l.n && *n < max;
         if (more) memcpy(f.cursor, last, sizeof last);
         task_list_release(&l);
-        if (!more) return 0;
+        if (!more) break;
     }
+    /* An unnamed task whose id the name is (the caller sorts). */
+    struct task *extra = NULL;
+    if (scene7_unnamed_job(r, ns, name, &extra, e)) return e->code;
+    if (extra && *n < max && wants(q, extra)) {
+        if (!*out) *out = xcalloc(max, sizeof **out);
+        job_log_init(&(*out)[(*n)++], extra);
+    } else {
+        task_free(extra);
+    }
+    return 0;
 }
 
 static int details_collect(struct req *r, const char *ns, struct job_log **out, size_t *n,
@@ -467,7 +477,8 @@ static int schedule_runs(struct req *r, const char *ns, const char *id, struct j
             free(f);
             return rc;
         }
-        if (!t || !has_log(t) || (q->original_name && cmp_str(q->original_name, t->name) != 0)) {
+        if (!t || !has_log(t) ||
+            (q->original_name && cmp_str(q->original_name, scene7_original_name(t)) != 0)) {
             task_free(t);
             continue;
         }
@@ -492,7 +503,8 @@ static int details_collect(struct req *r, const char *ns, struct job_log **out, 
     struct task *t = NULL;
     int rc = store_task_get(req_store(r), ns, q->job_handle, &t, e);
     if (rc == 0) {
-        if (has_log(t) && (!q->original_name || cmp_str(q->original_name, t->name) == 0)) {
+        if (has_log(t) &&
+            (!q->original_name || cmp_str(q->original_name, scene7_original_name(t)) == 0)) {
             *out = xcalloc(1, sizeof **out);
             job_log_init(&(*out)[(*n)++], t);
         } else {

@@ -407,6 +407,35 @@ test('getActiveJobs filters by companyHandle, jobHandle and originalName', async
   await call('deleteJob', { companyHandle: 'acme', jobHandle: other.json.id });
 });
 
+test('originalName finds a job with no name of its own by the id it shows as its name', async () => {
+  // A v1 task without a name shows its id as name and originalName; a
+  // filter on that value finds it, beside a named job whose name is that id.
+  const later = new Date(Date.now() + 3600e3).toISOString();
+  const t1 = await v1(srv, 'POST', '/v1/tasks', { type: 'VideoPublish', namespace: 'noname', scheduled_at: later });
+  assert.equal(t1.status, 201, t1.body);
+  const id = t1.json.id;
+  const t2 = await v1(srv, 'POST', '/v1/tasks', { type: 'VideoPublish', namespace: 'noname', name: id,
+    scheduled_at: later });
+  assert.equal(t2.status, 201, t2.body);
+  let [res] = await call('getActiveJobs', { companyHandle: 'noname', originalName: id });
+  assert.deepEqual(res.jobArray.items.map((j) => j.jobHandle), [t2.json.id, id]);
+  assert.ok(res.jobArray.items.every((j) => j.originalName === id));
+  [res] = await call('getActiveJobs', { originalName: id });
+  assert.deepEqual(res.jobArray.items.map((j) => j.jobHandle), [t2.json.id, id]);
+  [res] = await call('getActiveJobs', { companyHandle: 'default', originalName: id });
+  assert.equal(res.jobArray, null);
+  // Its log: one that ran (claimed and completed).
+  const t3 = await v1(srv, 'POST', '/v1/tasks', { type: 'VideoPublish', namespace: 'noname', queue: 'nonameq' });
+  const c = await claim('nonameq');
+  assert.equal(c.task.id, t3.json.id);
+  assert.equal((await v1(srv, 'POST', `/v1/tasks/${c.task.id}/complete`, { lease_token: c.lease_token })).status, 200);
+  [res] = await call('getJobLogDetails', { companyHandle: 'noname', originalName: t3.json.id });
+  assert.deepEqual(res.jobLogArray.items.map((l) => l.jobHandle), [t3.json.id]);
+  [res] = await call('getJobLogs', { companyHandle: 'noname' });
+  assert.ok(res.jobLogArray.items.some((l) => l.jobHandle === t3.json.id));
+  for (const t of [id, t2.json.id]) assert.equal((await v1(srv, 'POST', `/v1/tasks/${t}/cancel`)).status, 200);
+});
+
 test('replies are well-formed UTF-8 XML: U+FFFF in a name, a fault that quotes half a character', async () => {
   // jansson, so v1, takes U+FFFE and U+FFFF in a name; XML 1.0 does not. One such task made the
   // company's whole getActiveJobs reply not well-formed for every strict XML client.
