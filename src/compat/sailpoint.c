@@ -12,6 +12,7 @@
  * route table's error writer, http.h): SailPoint's ErrorResponseDto, or
  * RFC 6749's {"error","error_description"} on /oauth/token.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,12 +431,15 @@ struct sp_query {
     struct filter_expr *expr;
 };
 
-/* A whole decimal number in [min, max], or -1 with e set. */
+/* A whole decimal number in [min, max], or -1 with e set. A sign may lead
+ * (Java's Integer.parseInt takes "+5"); white space may not. */
 static int sp_query_int(const char *s, const char *name, int64_t min, int64_t max, int64_t *out,
                         struct tm_error *e) {
     char *end;
-    long long v = s && *s ? strtoll(s, &end, 10) : 0;
-    if (!s || !*s || *end || v < min || v > max)
+    bool digits = s && (isdigit((unsigned char)s[0]) ||
+                        ((s[0] == '+' || s[0] == '-') && isdigit((unsigned char)s[1])));
+    long long v = digits ? strtoll(s, &end, 10) : 0;
+    if (!digits || *end || v < min || v > max)
         return err_set(e, TM_EINVALID, name, "'%s' must be an integer from %lld to %lld", name,
                        (long long)min, (long long)max);
     *out = v;

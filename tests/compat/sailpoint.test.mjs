@@ -462,7 +462,8 @@ test('errors: SailPoint ErrorResponseDto with the right status, and nothing chan
   await assert.rejects(api.getTaskStatus({ id: '0'.repeat(32) }),
     (err) => err.response.status === 404 && err.response.data.detailCode === '404 Not found');
 
-  for (const q of ['limit=251', 'limit=-1', 'limit=ten', 'offset=-3', 'offset=1.5', 'count=maybe',
+  for (const q of ['limit=251', 'limit=-1', 'limit=ten', 'limit=%205', 'limit=5%20', 'offset=%0A3', 'offset=-3',
+    'offset=1.5', 'count=maybe',
     'sorters=name', 'sorters=created,-modified', 'filters=', 'filters=' + encodeURIComponent('id eq x'),
     'filters=' + encodeURIComponent('foo eq "x"'), 'filters=' + encodeURIComponent('id eq "a" and'),
     'filters=' + encodeURIComponent('created sw "2020"'), 'filters=' + encodeURIComponent('created gt "soon"'),
@@ -470,6 +471,7 @@ test('errors: SailPoint ErrorResponseDto with the right status, and nothing chan
     'filters=' + encodeURIComponent('id eq 5')]) {
     checkErrorBody(await raw('GET', `/beta/task-status?${q}`), 400, '400.1 Bad Request Content');
   }
+  assert.equal((await raw('GET', '/beta/task-status?limit=%2B2')).status, 200); // as Java's parseInt
   checkErrorBody(await raw('GET', `/v2025/task-status/pending-tasks?limit=300`), 400, '400.1 Bad Request Content');
   // Auth refusals, routing errors.
   checkErrorBody(await raw('GET', '/beta/task-status', { token: null }), 401, '401 Unauthorized');
