@@ -80,6 +80,41 @@ static atomic_int work_fatal;   /* an exit code that ends the worker, or 0 */
 static atomic_int work_server_down;
 static bool work_tty; /* stderr is a terminal: lines end by erasing the rest of the row */
 
+/* The process groups of the commands started and not yet let go: the main thread kills
+ * them at a second stop signal itself, since the thread running them may be waiting on a
+ * server that does not answer (a request takes up to a minute to time out). */
+static pthread_mutex_t work_groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t *work_groups;
+static size_t work_ngroups, work_groups_cap;
+
+static void work_group_add(pid_t pgid) {
+    pthread_mutex_lock(&work_groups_lock);
+    if (work_ngroups == work_groups_cap) {
+        work_groups_cap = work_groups_cap ? 2 * work_groups_cap : 16;
+        work_groups = xrealloc(work_groups, work_groups_cap * sizeof *work_groups);
+    }
+    work_groups[work_ngroups++] = pgid;
+    pthread_mutex_unlock(&work_groups_lock);
+}
+
+static void work_group_remove(pid_t pgid) {
+    pthread_mutex_lock(&work_groups_lock);
+    for (size_t i = 0; i < work_ngroups; i++) {
+        if (work_groups[i] != pgid) continue;
+        work_groups[i] = work_groups[--work_ngroups];
+        break;
+    }
+    pthread_mutex_unlock(&work_groups_lock);
+}
+
+/* SIGKILL to every command's process group (the second stop signal). */
+static void work_groups_kill(void) {
+    pthread_mutex_lock(&work_groups_lock);
+    for (size_t i = 0; i < work_ngroups; i++)
+        kill(-work_groups[i], SIGKILL);
+    pthread_mutex_unlock(&work_groups_lock);
+}
+
 /* The ids shown lately, so that a short id tells a task apart from them. */
 static pthread_mutex_t work_shown_lock = PTHREAD_MUTEX_INITIALIZER;
 static char work_shown[WORK_SHOWN_IDS][TM_ID_MAX];
@@ -626,6 +661,7 @@ static int work_spawn(struct work_run *r, char **env) {
         close(err[0]);
         return rc;
     }
+    work_group_add(r->pid);
     r->in_fd = in[1];
     r->out.fd = out[0];
     r->err.fd = err[0];
@@ -810,6 +846,7 @@ static void work_run_finish(struct work_run *r) {
 }
 
 static void work_run_release(struct work_run *r) {
+    if (r->pid > 0) work_group_remove(r->pid);
     for (size_t i = 0; i < r->log_n; i++)
         free(r->log[i]);
     free(r->out.buf);
@@ -902,6 +939,7 @@ static bool work_task(const struct work_config *cfg, struct tm_client *c, const 
     r.last_hb_ms = work_now_ms();
     r.next_hb_ms = r.last_hb_ms + cfg->heartbeat_ms;
     work_run_loop(&r);
+    work_group_remove(r.pid); /* gone, or killed: nothing left to kill */
     work_run_finish(&r);
     work_run_release(&r);
     return true;
@@ -1698,10 +1736,15 @@ int cmd_work(int argc, char **argv) {
             atomic_store(&work_stop, level > 2 ? 2 : level);
             work_log(&cfg, level == 1 ? "stopping: handing back running tasks (again to kill)"
                                       : "killing the commands");
+            /* At once, even while the threads wait on the server. */
+            if (level >= 2) work_groups_kill();
         }
     }
     for (int i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);
+    free(work_groups);
+    work_groups = NULL;
+    work_ngroups = work_groups_cap = 0;
     if (nthreads == 2) {
         json_decref(work_inbox);
         close(work_wake[0]);

@@ -1042,6 +1042,60 @@ static void test_batched_server_gone_and_back(void) {
     }
 }
 
+/*
+ * A second SIGTERM kills the commands at once, even while the worker waits
+ * on a server that does not answer (the relay stopped: a heartbeat hangs
+ * until its request times out, a minute later). The commands ignore
+ * SIGTERM; they lived on until that request gave up. One slot, and batched.
+ */
+static void run_second_signal_with_server_hung(const char *queue, bool batched) {
+    char extra[100];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+    char *id = th_submit(&srv, "hung", extra);
+    struct relay rl;
+    CHECK(relay_start(&rl, queue, 0) == 0);
+    char pidfile[400], script[600];
+    snprintf(pidfile, sizeof pidfile, "%s/%s.pid", srv.dir, queue);
+    snprintf(script, sizeof script,
+             "trap '' TERM; echo $$ > %s; echo 'progress 0.1 started'; while :; do sleep 0.1; done",
+             pidfile);
+    pid_t w =
+        cli_spawn(&rl.via, worker_log(queue), "work", "--queue", queue, "--heartbeat", "0.2",
+                  "--grace", "600", "--concurrency", batched ? "2" : "1", "--", "sh", "-c", script);
+    bool started = false;
+    for (int i = 0; i < 200 && !started; i++) {
+        started = progress_says(id, "started");
+        if (!started) th_sleep_ms(50);
+    }
+    int cmd = pid_in(pidfile);
+    kill(rl.pid, SIGSTOP); /* the worker's requests go unanswered from now on */
+    th_sleep_ms(600);      /* a heartbeat is out, waiting */
+    kill(w, SIGTERM);
+    th_sleep_ms(300);
+    kill(w, SIGTERM);
+    bool gone = false;
+    for (int i = 0; i < 60 && !gone; i++) {
+        gone = cmd > 0 && !proc_alive(cmd);
+        if (!gone) th_sleep_ms(50);
+    }
+    kill(rl.pid, SIGCONT);
+    if (!gone) show_log(queue);
+    if (cmd > 0) kill(cmd, SIGKILL);
+    int rc = cli_wait(w, 20000);
+    if (rc == -1) worker_end(w);
+    relay_stop(&rl);
+    free(id);
+    CHECK(started);
+    CHECK(cmd > 0);
+    CHECK(gone); /* within 3 s of the second signal */
+    CHECK_INT(rc, 0);
+}
+
+static void test_second_signal_with_server_hung(void) {
+    run_second_signal_with_server_hung("hungq", false);
+    if (!th_failed()) run_second_signal_with_server_hung("bhungq", true);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1066,6 +1120,8 @@ static const struct th_test tests[] = {
     {"batched: a command that cannot start hands its tasks back",
      test_batched_hands_back_when_start_fails},
     {"batched: the server goes away and comes back", test_batched_server_gone_and_back},
+    {"a second SIGTERM kills the commands while the server does not answer",
+     test_second_signal_with_server_hung},
     {NULL, NULL},
 };
 
