@@ -1532,7 +1532,17 @@ static void test_revocation_with_many_tokens_streaming(void) {
         if (sse_open_with(&c[i], srv.url, "/v1/events", -1, 0, hdr) != 0) break;
         opened++;
     }
-    /* One event for every stream: each is open once it has it. */
+    /* Each stream is open once its first bytes came: a request the server
+     * has not reached yet would start after the event below and miss it. */
+    int started = 0;
+    long long deadline = sse_now_ms() + 60000;
+    for (int i = 0; i < opened; i++) {
+        while (!strstr(c[i].buf, ": taskmill events") && sse_now_ms() < deadline)
+            if (sse_fill(&c[i], 200) < 0) break;
+        started += strstr(c[i].buf, ": taskmill events") != NULL;
+    }
+    CHECK_INT(started, MANY_STREAMS);
+    /* One event for every stream. */
     struct th_resp *r =
         sec_http(&srv, tok[ADMIN], "POST", "/v1/tasks", "{\"type\":\"x\",\"namespace\":\"many\"}");
     CHECK_INT(r->status, 201);
