@@ -8,6 +8,10 @@
 
 #include <string.h>
 
+/* The most bytes an item's name may have (the server refuses a heartbeat with a longer one,
+ * and with it everything else the heartbeat carried). */
+#define PROGRESS_ITEM_NAME_MAX 256
+
 /* Counts above 2^53 cannot pass through JSON exactly. */
 #define PROGRESS_COUNT_MAX ((int64_t)1 << 53)
 
@@ -144,6 +148,8 @@ void progress_line_parse(const char *line, size_t len, struct progress_line *out
         r.name = scan_word(&s);
         if (r.name.n == 0 || parse_ratio(scan_word(&s), &r.ratio))
             bad = "'item' needs a NAME and a PROGRESS (0.4 or 40%)";
+        else if (r.name.n > PROGRESS_ITEM_NAME_MAX)
+            bad = "'item' NAME must be at most 256 bytes";
         r.text = scan_rest(&s);
     } else if (slice_is(kw, "message")) {
         r.kind = PROGRESS_LINE_MESSAGE;

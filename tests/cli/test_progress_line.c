@@ -116,6 +116,24 @@ static void test_item(void) {
     CHECK(pl.error != NULL);
     parse("item");
     CHECK_INT(pl.kind, PROGRESS_LINE_TEXT);
+    /* A name the server takes (256 bytes) and one it refuses with the whole heartbeat. */
+    char line[400];
+    snprintf(
+        line, sizeof line, "item %.*s 50%%", 256,
+        "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+        "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+        "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn");
+    parse(line);
+    CHECK_INT(pl.kind, PROGRESS_LINE_ITEM);
+    CHECK_INT(pl.name.n, 256);
+    snprintf(
+        line, sizeof line, "item x%.*s 50%%", 256,
+        "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+        "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+        "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn");
+    parse(line);
+    CHECK_INT(pl.kind, PROGRESS_LINE_TEXT);
+    CHECK(pl.error != NULL);
 }
 
 static void test_message(void) {
