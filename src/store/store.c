@@ -2260,9 +2260,13 @@ int store_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const 
                   struct store_doc *out, struct tm_error *e) {
     memset(out, 0, sizeof *out);
     int rc = s->base.backend->doc_get(s, k, ns, key, out);
-    if (rc == TM_ENOT_FOUND)
-        return err_set(e, rc, "", "%s '%.64s' not found",
-                       k == STORE_DOC_SCHEDULE ? "schedule" : "definition", key);
+    const char *noun = k == STORE_DOC_SCHEDULE ? "schedule" : "definition";
+    if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "%s '%.64s' not found", noun, key);
+    if (rc == TM_ECONFLICT)
+        return err_set(e, rc, "",
+                       "several namespaces have a %s named '%.64s': name it by its id, or with "
+                       "a token of its namespace",
+                       noun, key);
     return rc ? store_read_error(rc, e, NULL) : 0;
 }
 

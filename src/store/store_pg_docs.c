@@ -23,12 +23,14 @@ static const char *cols(enum store_doc_kind k) {
                                    : "id,namespace,name,body,created_at,updated_at,NULL,NULL";
 }
 
+/* One doc by id or name (ns NULL: any); TM_ENOT_FOUND, or TM_ECONFLICT
+ * when ns is NULL and the name is in several namespaces. */
 static int get_on(struct pg_conn *c, enum store_doc_kind k, const char *ns, const char *key,
                   bool lock, struct store_doc *out) {
     char sql[320];
     snprintf(sql, sizeof sql,
              "SELECT %s FROM %s WHERE (id=$1 OR name=$1) AND ($2::text IS NULL OR namespace=$2)"
-             " ORDER BY id=$1 DESC LIMIT 1%s",
+             " ORDER BY id=$1 DESC LIMIT 2%s",
              cols(k), table(k), lock ? " FOR UPDATE" : "");
     struct pg_params p;
     pgp_init(&p);
@@ -39,6 +41,8 @@ static int get_on(struct pg_conn *c, enum store_doc_kind k, const char *ns, cons
     if (rc == 0) {
         if (PQntuples(r) == 0)
             rc = TM_ENOT_FOUND;
+        else if (PQntuples(r) > 1 && strcmp(PQgetvalue(r, 0, 0), key) != 0)
+            rc = TM_ECONFLICT; /* a name in several namespaces, asked with none */
         else
             pg_read_fields(r, 0, 0, store_doc_fields, out);
     }

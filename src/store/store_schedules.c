@@ -406,6 +406,8 @@ static int sched_change_begin(struct store *s, struct store_op *op, struct sched
     memset(c, 0, sizeof *c);
     int rc = store_base_of(s)->backend->doc_load(s, STORE_DOC_SCHEDULE, op->ns, op->id, &c->d);
     if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "schedule '%s' not found", op->id);
+    if (rc == TM_ECONFLICT)
+        return err_set(&op->err, rc, "", "several namespaces have a schedule named '%s'", op->id);
     if (!rc && (rc = sched_parse(&c->d, &c->sc, &c->paused))) store_doc_release(&c->d);
     if (rc) return rc;
     c->st = state_load(c->d.state);

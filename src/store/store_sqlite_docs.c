@@ -24,20 +24,30 @@ static int step_rc(int rc) {
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : TM_EINTERNAL;
 }
 
-/* One doc by id or name (ns NULL: any) on db; TM_ENOT_FOUND. */
+/* One doc by id or name (ns NULL: any) on db; TM_ENOT_FOUND, or
+ * TM_ECONFLICT when ns is NULL and the name is in several namespaces. */
 static int get_on(sqlite3 *db, enum store_doc_kind k, const char *ns, const char *key,
                   struct store_doc *out) {
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT %s FROM %s WHERE (id=?1 OR name=?1) AND (?2 IS NULL OR namespace=?2)"
-             " ORDER BY id=?1 DESC LIMIT 1",
+             " ORDER BY id=?1 DESC LIMIT 2",
              cols(k), table(k));
     sqlite3_stmt *st;
     if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sq_bind_text(st, 2, ns);
     int ret = sq_step_one(db, st, "read document");
-    if (!ret) sq_read_fields(st, 0, store_doc_fields, out);
+    if (!ret) {
+        sq_read_fields(st, 0, store_doc_fields, out);
+        if (strcmp(out->id, key) != 0) {
+            int more = sq_step_one(db, st, "read document");
+            if (more != TM_ENOT_FOUND) {
+                store_doc_release(out);
+                ret = more ? more : TM_ECONFLICT;
+            }
+        }
+    }
     sqlite3_finalize(st);
     return ret;
 }

@@ -777,6 +777,24 @@ static void test_definitions_and_schedules_other_namespace(void) {
     CHECK_STR(th_str(r->json, "task.type"), "b");
     j = admin_json(fmt("/v1/schedules/%s", sched_id));
     CHECK(j && th_int(j, "fires") == 0);
+    /* The admin, who has no namespace, names them by a name both have:
+     * 409, whichever the call, and nothing changes; by id it reaches each. */
+    EXPECT(ADMIN, "GET", "/v1/definitions/ns-def", NULL, 409, "conflict");
+    EXPECT_R(r, ADMIN, "PUT", "/v1/definitions/ns-def", "{\"name\":\"ns-def\",\"type\":\"admin\"}",
+             409, "conflict");
+    CHECK(strstr(th_str(r->json, "error.message"), "several namespaces") != NULL);
+    EXPECT(ADMIN, "POST", "/v1/definitions/ns-def/launch", "{}", 409, "conflict");
+    EXPECT(ADMIN, "DELETE", "/v1/definitions/ns-def", NULL, 409, "conflict");
+    EXPECT(ADMIN, "GET", "/v1/schedules/ns-sched", NULL, 409, "conflict");
+    EXPECT(ADMIN, "POST", "/v1/schedules/ns-sched/pause", NULL, 409, "conflict");
+    EXPECT(ADMIN, "POST", "/v1/schedules/ns-sched/trigger", NULL, 409, "conflict");
+    EXPECT(ADMIN, "DELETE", "/v1/schedules/ns-sched", NULL, 409, "conflict");
+    j = admin_json(fmt("/v1/definitions/%s", def_id));
+    CHECK(j && strcmp(th_str(j, "type"), "ns") == 0);
+    j = admin_json(fmt("/v1/schedules/%s", sched_id));
+    CHECK(j && json_is_false(th_get(j, "paused")) && th_int(j, "fires") == 0);
+    EXPECT(ADMIN, "POST", fmt("/v1/schedules/%s/pause", sched_id), NULL, 200, NULL);
+    EXPECT(ADMIN, "POST", fmt("/v1/schedules/%s/resume", sched_id), NULL, 200, NULL);
 }
 
 /* The webhooks an admin sees whose url is `url`. */
