@@ -101,7 +101,7 @@ static int auth_deny(struct req *r, struct tm_error *e, int code, const char *to
 
 /* The store holds a token: the server is closed for good. The token
  * watch starts its rounds, and cuts what was opened without a token. */
-static void auth_turn_on(struct server *srv) {
+void auth_turn_on(struct server *srv) {
     if (!atomic_exchange(&srv->auth_on, true))
         fprintf(stderr,
                 "taskmill: auth: the store holds a token now; every request needs "
@@ -112,7 +112,7 @@ static void auth_turn_on(struct server *srv) {
  * 1 open, 0 closed (for good: tokens exist), -1 unknown (the store could
  * not be read: this request fails closed, and the next one asks again, so
  * a database outage does not lock an open server into 401s). */
-static int auth_is_open(struct server *srv) {
+int auth_is_open(struct server *srv) {
     if (atomic_load(&srv->auth_on)) return 0;
     int64_t now = time_mono_ms(), last = atomic_load(&srv->auth_checked_mono_ms);
     if (now - last < AUTH_RECHECK_MS) return 1;

@@ -15,7 +15,9 @@
  * open (a second more for each AUTH_WATCH_TOKENS beyond), on whichever
  * node the request waits, since each node reads the shared store. What
  * was opened without a token, while the server was open, is cut in its
- * turn once it is closed, as a revoked token's is.
+ * turn once it is closed, as a revoked token's is; while it is open, the
+ * watch asks the store whether a token has appeared (at most once a
+ * second), so that happens with no request coming.
  *
  * A store that cannot be read cuts nothing (as auth_check, which answers
  * 503 then, never "allowed": the request was allowed already).
@@ -152,9 +154,12 @@ static void *auth_watch_main(void *arg) {
     pthread_mutex_lock(&srv->wait_lock);
     while (!srv->watch_stopping) {
         time_cond_wait_ms(&srv->watch_cond, &srv->wait_lock, AUTH_WATCH_MS);
-        if (srv->watch_stopping || !atomic_load(&srv->auth_on)) continue;
+        if (srv->watch_stopping) continue;
         pthread_mutex_unlock(&srv->wait_lock);
-        auth_watch_round(srv);
+        /* Open mode ends when a token appears in the store, made by `taskmill
+         * token` or on another node too: asked here as well, so that what was
+         * opened without a token is cut with no request coming. */
+        if (atomic_load(&srv->auth_on) || auth_is_open(srv) == 0) auth_watch_round(srv);
         pthread_mutex_lock(&srv->wait_lock);
     }
     pthread_mutex_unlock(&srv->wait_lock);

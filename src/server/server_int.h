@@ -66,6 +66,12 @@ struct sockaddr;
 int auth_check(struct req *r, unsigned perm);
 /* Reads whether the store holds tokens (open mode when not). 0 or -1. */
 int auth_init(struct server *srv);
+/* The store holds a token (one was just made here): the server is closed
+ * for good; the token watch cuts what was opened without one. */
+void auth_turn_on(struct server *srv);
+/* Open mode: is it still open? Asks the store at most once a second. 1
+ * open, 0 closed (turned on), -1 unknown (the store could not be read). */
+int auth_is_open(struct server *srv);
 void auth_release(struct server *srv);
 
 /* http.c: the HTTP daemon on srv->listen_fd with the server's callbacks;

@@ -53,6 +53,7 @@ static void tokens_created(struct req *r) {
     json_put_key(&b, "secret", false);
     json_put_str(&b, c->bearer);
     buf_putc(&b, '}');
+    auth_turn_on(r->srv); /* the first token ends open mode now, not at the next request */
     reply_add_location(r, "tokens", c->token->id);
     reply_json(r, 201, &b);
 }

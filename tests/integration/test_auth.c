@@ -1670,6 +1670,41 @@ static void test_closed_after_open_start(void) {
     th_server_free(&s2);
 }
 
+/*
+ * A server that starts open and then gets no request at all: a token made
+ * by `taskmill token create` still ends what was opened without one (the
+ * watch asks the store), and a token made through the API ends it at once.
+ */
+static void test_closed_with_no_request(void) {
+    for (int via_api = 0; via_api < 2; via_api++) {
+        struct th_server s2;
+        if (th_server_start(&s2, NULL)) {
+            th_fail(__FILE__, __LINE__, "the server did not start");
+            return;
+        }
+        struct sse_conn open_c;
+        struct sse_event ev = {.id = -1};
+        CHECK(sse_open_with(&open_c, s2.url, "/v1/events", -1, 0, NULL) == 0);
+        CHECK_INT(sse_next(&open_c, &ev, 300), 0);
+        CHECK_INT(open_c.status, 200);
+        if (via_api) {
+            CHECK_INT(
+                th_http(&s2, "POST", "/v1/tokens", "{\"role\":\"admin\",\"namespace\":\"default\"}")
+                    ->status,
+                201);
+        } else {
+            char admin[128], aid[32];
+            CHECK(sec_token(&s2, "admin", "default", "", admin, aid) == 0);
+        }
+        /* No request from here on: the stream ends long before its own time. */
+        CHECK_INT(sse_next(&open_c, &ev, 10000), -1);
+        CHECK(strstr(open_c.last_comment, "the server needs a token now") != NULL);
+        sse_event_clear(&ev);
+        sse_close(&open_c);
+        th_server_free(&s2);
+    }
+}
+
 /* Empties a server's log, so the next start's lines are its own. */
 static void log_clear(struct th_server *s) {
     char path[400];
@@ -1778,6 +1813,8 @@ static const struct th_test tests[] = {
      test_revocation_ends_streams_and_waits},
     {"a reader's /metrics names no queue or type of another namespace",
      test_metrics_of_one_namespace},
+    {"started open, then no request: a token made by the CLI or the API still closes it",
+     test_closed_with_no_request},
     {"more tokens streaming than a round reads: a revoked one's stream still ends",
      test_revocation_with_many_tokens_streaming},
     {"started open, then only credentials: tokenless waits end, a revoked token's stream ends",
