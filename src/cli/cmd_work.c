@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "../common/xalloc.h"
+#include "../server/v1_decode.h"
 #include "cli.h"
 #include "cli_client.h"
 #include "progress_line.h"
@@ -1679,6 +1680,11 @@ int cmd_work(int argc, char **argv) {
                     "as in 'taskmill work --queue %s -- ./script.sh'\n",
                     cfg.queue);
         fprintf(stderr, "('taskmill work --help' describes every flag)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (!v1_is_name(cfg.queue, 64)) { /* the server's rule: no claim could reach another */
+        fprintf(stderr, "taskmill work: '--queue' must be 1-64 of [A-Za-z0-9._-], not '%.64s'\n",
+                cfg.queue);
         return CLI_EXIT_USAGE;
     }
     if (heartbeat > 0 && heartbeat * 3 > cfg.lease_s) {

@@ -362,6 +362,16 @@ static void test_flags_spelt_out_and_named(void) {
     CHECK(strstr(err, "'--queue Q' and the command") != NULL);
     free(out);
     free(err);
+    /* A queue no claim could reach (the server's rule) is refused at once,
+     * not retried for good: empty, a space, a '/'. */
+    const char *bad_queues[] = {"", "a b/c", "a/b"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(cli_run(&srv, NULL, &out, &err, "work", "--queue", bad_queues[i], "--", "true"),
+                  2);
+        CHECK(strstr(err, "'--queue' must be 1-64 of [A-Za-z0-9._-]") != NULL);
+        free(out);
+        free(err);
+    }
     CHECK_INT(
         cli_run(&srv, NULL, &out, &err, "work", "--queue", "q", "--heartbeat", "0", "--", "true"),
         2);
