@@ -673,8 +673,14 @@ static int work_spawn(struct work_run *r, char **env) {
 }
 
 /* A stopping worker's SIGTERM to the command, and SIGKILL once the grace is over. */
+static void work_run_reap(struct work_run *r, int64_t now);
+
 static void work_run_step(struct work_run *r, int64_t now) {
     int stop = atomic_load(&work_stop);
+    /* A command that has exited already is not stopped: its task is reported
+     * as it ended (a stop in the moment before the exit was noticed handed a
+     * finished task back, and it ran again). */
+    if (stop && !r->term_ms && !r->exited) work_run_reap(r, now);
     if (stop && !r->term_ms && !r->exited) {
         r->stopped_by_worker = true;
         work_run_terminate(r, now);
