@@ -450,7 +450,10 @@ static void test_concurrency(void) {
  * worker's log: the next call goes bare, the lease holds and the end is
  * taken. `during` makes the command outlive its lease twice over after
  * the second 600 (heartbeats carry them); otherwise it ends at once (its
- * end carries them). One task at a time, and batched (--concurrency 2). */
+ * end carries them). Its message comes 1.5 s after the second 600, three
+ * heartbeat intervals, so the refused report has gone without it on a
+ * loaded machine too (0.3 s was once too little). One task at a time, and
+ * batched (--concurrency 2). */
 static void run_refused_report(const char *queue, bool batched, bool during) {
     char extra[120];
     snprintf(extra, sizeof extra, "\"queue\":\"%s\",\"max_retries\":0", queue);
@@ -459,7 +462,7 @@ static void run_refused_report(const char *queue, bool batched, bool during) {
     snprintf(script, sizeof script,
              "i=0; while [ $i -lt 1200 ]; do echo \"item f$i 100%% done\"; i=$((i+1)); "
              "if [ $i = 600 ]; then sleep 1.5; fi; done; %s echo 'result {\"ok\":true}'; exit 0",
-             during ? "sleep 0.3; echo 'message INFO after the refusal'; sleep 4.5;" : "");
+             during ? "sleep 1.5; echo 'message INFO after the refusal'; sleep 3.3;" : "");
     pid_t w = cli_spawn(&srv, worker_log(queue), "work", "--queue", queue, "--lease", "2",
                         "--heartbeat", "0.5", "--max-tasks", "1", "--concurrency",
                         batched ? "2" : "1", "--", "sh", "-c", script);
