@@ -203,9 +203,13 @@ static int run(struct tm_client *c, const char *cmd, const char *method, const c
 }
 
 static void print_schedule(const json_t *s) {
-    print_schedule_row(json_object_get(s, "schedule") ? json_object_get(s, "schedule") : s);
-    const json_t *t = json_object_get(s, "task");
-    if (json_is_object(t)) printf("task %s\n", json_string_value(json_object_get(t, "id")));
+    const json_t *wrapped = json_object_get(s, "schedule");
+    print_schedule_row(wrapped ? wrapped : s);
+    /* A trigger's reply: the schedule and the task it launched. (A schedule's
+     * own "task" is its inline template, which has no id.) */
+    const char *launched =
+        wrapped ? json_string_value(json_object_get(json_object_get(s, "task"), "id")) : NULL;
+    if (launched) printf("task %s\n", launched);
     if (json_object_get(s, "fired"))
         printf("fired %lld, already fired %lld\n",
                (long long)json_integer_value(json_object_get(s, "fired")),

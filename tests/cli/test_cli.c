@@ -399,6 +399,26 @@ static void test_schedule_commands(void) {
     CHECK(strstr(out, "active") != NULL);
     free(out);
     free(err);
+    /* A schedule with an inline task: its template is not a launched task
+     * ("task (null)" was printed); a trigger prints the task it launched. */
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "create", "cliinline", "--every", "3600",
+                      "--type", "tick", "--queue", "ticks"),
+              0);
+    CHECK(strstr(out, "cliinline") != NULL && strstr(out, "(null)") == NULL);
+    CHECK(strstr(out, "task ") == NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "get", "cliinline"), 0);
+    CHECK(strstr(out, "(null)") == NULL && strstr(out, "task ") == NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "trigger", "cliinline"), 0);
+    CHECK(strstr(out, "task 01") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "delete", "cliinline"), 0);
+    free(out);
+    free(err);
     /* Bad input: the server's message names the field; exit 4. */
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "create", "bad", "--cron", "61 * * * *",
                       "--type", "x"),
