@@ -89,14 +89,17 @@ static struct work_batch *work_batch_new(struct req *r, size_t n) {
     return wb;
 }
 
-/* Writes {"code","message","field"} of an entry's error. */
+/* Writes {"code","message","field"} of an entry's error, "field" left out
+ * when none applies (as every other error of the API). */
 static void work_put_error(struct buf *b, const struct tm_error *e) {
     buf_puts(b, "\"error\":{\"code\":");
     json_put_str(b, err_slug(e->code));
     json_put_key(b, "message", false);
     json_put_str(b, e->message[0] ? e->message : err_default_message(e->code));
-    json_put_key(b, "field", false);
-    json_put_str(b, e->field);
+    if (e->field[0]) {
+        json_put_key(b, "field", false);
+        json_put_str(b, e->field);
+    }
     buf_putc(b, '}');
 }
 

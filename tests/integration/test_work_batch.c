@@ -153,6 +153,7 @@ static void test_heartbeat_and_finish_many(void) {
     CHECK_STR(th_str(r->json, "results.1.error.field"), "id");
     CHECK_STR(th_str(r->json, "results.2.error.field"), "colour");
     CHECK_STR(th_str(r->json, "results.3.error.code"), "not_found");
+    CHECK(th_get(r->json, "results.3.error.field") == NULL); /* none applies: left out */
     CHECK_STR(th_str(r->json, "results.4.error.code"), "invalid_argument");
     CHECK_STR(phase_of(ids[1]), "running"); /* its entry was refused: nothing changed */
     r = th_http(&srv, "POST", "/v1/work/fail",
