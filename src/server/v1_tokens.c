@@ -152,14 +152,21 @@ static void tokens_get(struct req *r) {
     reply_json(r, 200, &b);
 }
 
+/* Logged once the store has it: a token that does not exist is a 404,
+ * and no revocation. */
+static void tokens_revoked(struct req *r) {
+    if (reply_if_op_failed(r)) return;
+    fprintf(stderr, "taskmill: auth: token '%s' revoked by '%s'\n", r->op.id,
+            r->token_id[0] ? r->token_id : "open mode");
+    reply_empty(r, 204);
+}
+
 static void tokens_revoke(struct req *r) {
     const char *id = path_token_id(r);
     if (!id) return;
     store_op_init(&r->op, STORE_OP_TOKEN_REVOKE);
     memcpy(r->op.id, id, TOKEN_ID_LEN + 1);
-    fprintf(stderr, "taskmill: auth: token '%s' revoked by '%s'\n", id,
-            r->token_id[0] ? r->token_id : "open mode");
-    req_submit(r, reply_op_empty);
+    req_submit(r, tokens_revoked);
 }
 
 /*

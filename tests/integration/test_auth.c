@@ -1459,6 +1459,11 @@ static void test_admin_token_api(void) {
     CHECK_STR(th_str(r->json, "status"), "revoked");
     CHECK_INT(sec_http(&srv, tok[ADMIN], "DELETE", "/v1/tokens/0123456789abcdef", NULL)->status,
               404);
+    /* The log tells of the revocation that happened, not of the 404. */
+    char said[80];
+    snprintf(said, sizeof said, "token '%s' revoked by", id);
+    CHECK(sec_log_has(&srv, said));
+    CHECK(!sec_log_has(&srv, "token '0123456789abcdef' revoked"));
     r = sec_http(&srv, tok[ADMIN], "POST", "/v1/tokens", "{\"role\":\"root\",\"namespace\":\"a\"}");
     CHECK_INT(r->status, 400);
     CHECK_STR(th_str(r->json, "error.field"), "role");
