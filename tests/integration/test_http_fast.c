@@ -49,14 +49,18 @@ static bool send_all(int fd, const char *p, size_t n) {
 
 /* A request with a JSON body (NULL: none), as a client writes it. */
 static char *req_text(const char *method, const char *path, const char *body, const char *extra) {
-    char *s = NULL;
+    /* Measured, then written (asprintf's char ** made gcc 12 at -O2 see a
+     * dangling pointer in every caller). */
+    static const char fmt[] =
+        "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s"
+        "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s";
     size_t n = body ? strlen(body) : 0;
-    if (asprintf(&s,
-                 "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                 method, path, extra ? extra : "", extra ? "\r\n" : "", n, body ? body : "") < 0)
-        abort();
-    return s;
+    const char *x = extra ? extra : "", *xe = extra ? "\r\n" : "", *b = body ? body : "";
+    int len = snprintf(NULL, 0, fmt, method, path, x, xe, n, b);
+    char *out = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (!out) abort();
+    snprintf(out, (size_t)len + 1, fmt, method, path, x, xe, n, b);
+    return out;
 }
 
 struct resp {
