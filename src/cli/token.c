@@ -194,7 +194,7 @@ static int token_revoke(const struct token_args *a, const char *id) {
         fprintf(stderr, "taskmill token: revoked token '%s'\n", id);
     store_op_release(&op);
     store_close(s);
-    return rc ? 1 : 0;
+    return rc == TM_ENOT_FOUND ? CLI_EXIT_NOT_FOUND : rc ? 1 : 0;
 }
 
 int cmd_token(int argc, char **argv) {
