@@ -69,7 +69,13 @@ int cli_client_error_flags(const char *cmd, struct tm_client *c, const char *wha
         if (!strstr(said, f->flag)) snprintf(said, sizeof said, "'%s': %s", f->flag, msg);
         msg = said;
     }
-    fprintf(stderr, "taskmill %s: %s%s%s\n", cmd, what ? what : "", what ? ": " : "", msg);
+    /* A 401: say where the command takes its token from. */
+    const char *hint = "";
+    if (e->http_status == 401)
+        hint = getenv("TASKMILL_TOKEN") && *getenv("TASKMILL_TOKEN")
+                   ? " (the token in TASKMILL_TOKEN was refused)"
+                   : " (set TASKMILL_TOKEN to a token: 'taskmill token create', docs/security.md)";
+    fprintf(stderr, "taskmill %s: %s%s%s%s\n", cmd, what ? what : "", what ? ": " : "", msg, hint);
     return cli_exit_for(e->code);
 }
 

@@ -239,10 +239,9 @@ static void print_preview(const json_t *o) {
 }
 
 static void print_id(const json_t *o) {
-    printf("%s %s\n", json_string_value(json_object_get(o, "id")),
-           json_string_value(json_object_get(o, "name"))
-               ? json_string_value(json_object_get(o, "name"))
-               : "");
+    const char *name = json_string_value(json_object_get(o, "name"));
+    printf("%s%s%s\n", json_string_value(json_object_get(o, "id")), name ? " " : "",
+           name ? name : "");
 }
 
 static void print_definitions(const json_t *o) {

@@ -40,8 +40,11 @@ static int submit_load_params(const char *path, json_t **out) {
     json_t *v = strcmp(path, "-") == 0 ? json_loadf(stdin, JSON_REJECT_DUPLICATES, &err)
                                        : json_load_file(path, JSON_REJECT_DUPLICATES, &err);
     if (!v) {
-        fprintf(stderr, "taskmill submit: '%s' is not JSON: %s (line %d)\n", path, err.text,
-                err.line);
+        if (err.line < 1) /* not read at all: a file that is missing or unreadable */
+            fprintf(stderr, "taskmill submit: '--params %s': %s\n", path, err.text);
+        else
+            fprintf(stderr, "taskmill submit: '%s' is not JSON: %s (line %d)\n", path, err.text,
+                    err.line);
         return -1;
     }
     if (!json_is_object(v)) {
@@ -617,12 +620,15 @@ int cmd_list(int argc, char **argv) {
 
 static int control_run(const char *cmd, int (*call)(struct tm_client *, const char *, json_t **),
                        int argc, char **argv) {
-    char usage[200];
+    char usage[240];
+    bool gone = strcmp(cmd, "delete") == 0; /* nothing is left to print but the id */
     snprintf(usage, sizeof usage,
              "usage: taskmill %s [--server URL] [--json] ID...\n"
-             "  Prints each task's id and phase afterwards (the task as JSON with --json).\n"
+             "  Prints %s.\n"
              "  An ID may be any unique prefix of at least 4 digits.\n",
-             cmd);
+             cmd,
+             gone ? "'ID deleted' for each task (with --json, {\"id\":ID,\"phase\":\"deleted\"})"
+                  : "each task's id and phase afterwards (the task as JSON with --json)");
     const char *server;
     bool json;
     int stop = cli_parse_args(cmd, argc, argv, usage, CLI_OPERANDS_SOME, &server, &json);

@@ -131,7 +131,7 @@ void progress_line_parse(const char *line, size_t len, struct progress_line *out
     if (slice_is(kw, "progress")) {
         r.kind = PROGRESS_LINE_PROGRESS;
         if (parse_ratio(scan_word(&s), &r.ratio))
-            bad = "'progress' needs a ratio (0.4) or a percent (40%)";
+            bad = "'progress' needs a ratio from 0 to 1 (0.4) or a percent from 0 to 100 (40%)";
         r.text = scan_rest(&s);
     } else if (slice_is(kw, "items")) {
         r.kind = PROGRESS_LINE_ITEMS;

@@ -58,10 +58,17 @@ static int token_open(const struct token_args *a, struct store **s) {
 static int token_create(const struct token_args *a) {
     enum token_role role;
     if (!a->role || token_role_parse(a->role, &role)) {
-        fprintf(stderr, "taskmill token: '--role' must be admin, client, worker or reader\n");
+        fprintf(stderr, "taskmill token: '--role' %s admin, client, worker or reader\n",
+                a->role ? "must be" : "is missing: give");
         return 2;
     }
-    if (!a->ns || !v1_is_name(a->ns, 64)) {
+    if (!a->ns) {
+        fprintf(stderr,
+                "taskmill token: '--namespace' is missing: the namespace the token may "
+                "act in (1-64 of [A-Za-z0-9._-]; an admin's acts in every one)\n");
+        return 2;
+    }
+    if (!v1_is_name(a->ns, 64)) {
         fprintf(stderr, "taskmill token: '--namespace' must be 1-64 of [A-Za-z0-9._-]\n");
         return 2;
     }

@@ -386,6 +386,58 @@ static void test_flags_spelt_out_and_named(void) {
     free(err);
 }
 
+/* Messages a newcomer meets: a missing token (and where the CLI reads one
+ * from), a missing --namespace, a --params file that is not there. */
+static void test_newcomer_messages(void) {
+    char *out = NULL, *err = NULL;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "submit", "x", "--params", "/nonexistent/p.json"), 2);
+    CHECK(strstr(err, "'--params /nonexistent/p.json'") != NULL && strstr(err, "line -1") == NULL);
+    free(out);
+    free(err);
+    struct th_server own;
+    if (th_server_start(&own, NULL)) {
+        th_fail(__FILE__, __LINE__, "no server");
+        return;
+    }
+    CHECK_INT(
+        cli_run(&own, NULL, &out, &err, "token", "create", "--store", own.store, "--role", "admin"),
+        2);
+    CHECK(strstr(err, "'--namespace' is missing") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&own, NULL, &out, &err, "token", "create", "--store", own.store), 2);
+    CHECK(strstr(err, "'--role' is missing") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&own, NULL, &out, &err, "token", "create", "--store", own.store, "--role",
+                      "admin", "--namespace", "default"),
+              0);
+    free(out);
+    free(err);
+    unsetenv("TASKMILL_TOKEN");
+    /* The server learns of the token within a second (docs/security.md). */
+    int rc = 0;
+    for (int i = 0; i < 50 && rc != 4; i++) {
+        if (i) {
+            free(out);
+            free(err);
+            th_sleep_ms(100);
+        }
+        rc = cli_run(&own, NULL, &out, &err, "list");
+    }
+    CHECK_INT(rc, 4);
+    CHECK(strstr(err, "set TASKMILL_TOKEN") != NULL);
+    free(out);
+    free(err);
+    setenv("TASKMILL_TOKEN", "tm_0123456789abcdef_0123456789abcdef0123456789abcdef", 1);
+    CHECK_INT(cli_run(&own, NULL, &out, &err, "list"), 4);
+    CHECK(strstr(err, "the token in TASKMILL_TOKEN was refused") != NULL);
+    free(out);
+    free(err);
+    unsetenv("TASKMILL_TOKEN");
+    th_server_free(&own);
+}
+
 static void test_work_refuses_a_command_it_cannot_run(void) {
     char *id = th_submit(&srv, "t", "\"queue\":\"typoq\"");
     char *out, *err;
@@ -683,6 +735,7 @@ static const struct th_test tests[] = {
      test_list_states_times_and_hint},
     {"queues, delete, --version", test_queues_delete_version},
     {"long options spelt out; messages name the flag typed", test_flags_spelt_out_and_named},
+    {"messages a newcomer meets: no token, no namespace, no params file", test_newcomer_messages},
     {"work refuses a command it cannot run", test_work_refuses_a_command_it_cannot_run},
     {"work hands a task back when its command cannot start", test_work_hands_back_when_start_fails},
     {"a silent command heartbeats and gets the cancel", test_silent_command_heartbeats_and_cancel},
