@@ -202,9 +202,12 @@ int server_start(const struct server_config *cfg, struct server **out) {
     if (open_mode)
         fprintf(stderr,
                 "taskmill: no API token in the store: authentication is off%s until "
-                "one is created ('taskmill token create')\n",
+                "one is created (%s)\n",
                 loopback ? " and only this host (loopback) can connect"
-                         : " (--insecure-no-auth: ANYONE who can reach this address is admin)");
+                         : " (--insecure-no-auth: ANYONE who can reach this address is admin)",
+                cfg->sqlite_exclusive ? "POST /v1/tokens: with --sqlite-exclusive no other "
+                                        "process, 'taskmill token' included, can open the store"
+                                      : "'taskmill token create', or POST /v1/tokens");
     else
         fprintf(stderr, "taskmill: authentication on: every request needs a bearer token\n");
     *out = srv;
