@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/buf.h"
 #include "../common/timeutil.h"
@@ -44,7 +45,17 @@ static void token_usage(FILE *f) {
             "  --store    sqlite:PATH (TASKMILL_STORE; default sqlite:./taskmill.db)\n");
 }
 
-static int token_open(const struct token_args *a, struct store **s) {
+/* Opens the store. A SQLite file that is not there is made only by
+ * `create` (the first token may come before the first server), and said
+ * on stderr, for a --store mistyped is a new store no server reads; the
+ * other commands refuse it. */
+static int token_open(const struct token_args *a, bool create, struct store **s) {
+    const char *path = strncmp(a->store_url, "sqlite:", 7) == 0 ? a->store_url + 7 : NULL;
+    bool made = path && access(path, F_OK) != 0;
+    if (made && !create) {
+        fprintf(stderr, "taskmill token: no store at '%s' (is --store the server's?)\n", path);
+        return -1;
+    }
     struct tm_error e;
     err_clear(&e);
     struct store_options so = {.tool = true}; /* the server's upkeep is the server's */
@@ -52,6 +63,11 @@ static int token_open(const struct token_args *a, struct store **s) {
         fprintf(stderr, "taskmill token: %s\n", e.message);
         return -1;
     }
+    if (made)
+        fprintf(stderr,
+                "taskmill token: no store was at '%s': a new one is made there; a server must "
+                "run on that --store for its tokens to count\n",
+                path);
     return 0;
 }
 
@@ -82,7 +98,7 @@ static int token_create(const struct token_args *a) {
         return 2;
     }
     struct store *s;
-    if (token_open(a, &s)) return 1;
+    if (token_open(a, true, &s)) return 1;
     int64_t now = time_now_ms();
     char bearer[TOKEN_STRING_LEN + 1];
     struct token *t =
@@ -119,7 +135,7 @@ static int token_create(const struct token_args *a) {
 
 static int token_list(const struct token_args *a) {
     struct store *s;
-    if (token_open(a, &s)) return 1;
+    if (token_open(a, false, &s)) return 1;
     struct token **t = NULL;
     size_t n = 0;
     struct tm_error e;
@@ -162,7 +178,7 @@ static int token_list(const struct token_args *a) {
  * if no token had ever existed: a server started on it is open again. */
 static int token_purge(const struct token_args *a) {
     struct store *s;
-    if (token_open(a, &s)) return 1;
+    if (token_open(a, false, &s)) return 1;
     struct store_op op;
     store_op_init(&op, STORE_OP_TOKEN_PURGE);
     int rc = store_run(s, &op);
@@ -190,7 +206,7 @@ static int token_revoke(const struct token_args *a, const char *id) {
         return 2;
     }
     struct store *s;
-    if (token_open(a, &s)) return 1;
+    if (token_open(a, false, &s)) return 1;
     struct store_op op;
     store_op_init(&op, STORE_OP_TOKEN_REVOKE);
     memcpy(op.id, id, TOKEN_ID_LEN + 1);

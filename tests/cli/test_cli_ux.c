@@ -435,6 +435,24 @@ static void test_newcomer_messages(void) {
     free(out);
     free(err);
     unsetenv("TASKMILL_TOKEN");
+    /* A --store with no file there: create says it made a new one; the
+     * other token commands refuse it. */
+    char typo[600];
+    snprintf(typo, sizeof typo, "sqlite:%s/typo.db", own.dir);
+    CHECK_INT(cli_run(&own, NULL, &out, &err, "token", "list", "--store", typo), 1);
+    CHECK(strstr(err, "no store at") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&own, NULL, &out, &err, "token", "create", "--store", typo, "--role",
+                      "reader", "--namespace", "default"),
+              0);
+    CHECK(strstr(err, "a new one is made there") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&own, NULL, &out, &err, "token", "list", "--store", typo), 0);
+    CHECK(strstr(err, "a new one") == NULL);
+    free(out);
+    free(err);
     th_server_free(&own);
 }
 
