@@ -175,6 +175,27 @@ static void test_catch_up_of_large_events(void) {
 #define CATCH_UP_BATCHES 16 /* of 1000 tasks: 16,000 events, 63 pages of the store */
 #define CATCH_UP_STREAMS 6
 
+/* Submits `batches` batches of 1,000 tasks (an event each); false after a
+ * refusal (reported). */
+static bool fill_log(struct th_server *srv, int batches) {
+    size_t cap = 1000 * 16 + 32, n = 0;
+    char *body = malloc(cap);
+    n += (size_t)snprintf(body + n, cap - n, "{\"tasks\":[");
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(body + n, cap - n, "%s{\"type\":\"fill\"}", i ? "," : "");
+    snprintf(body + n, cap - n, "]}");
+    bool filled = true;
+    for (int b = 0; b < batches && filled; b++) {
+        struct th_resp *r = th_http(srv, "POST", "/v1/tasks/batch", "%s", body);
+        if (r->status != 201) {
+            th_fail(__FILE__, __LINE__, "batch %d: %ld %.200s", b, r->status, r->body);
+            filled = false;
+        }
+    }
+    free(body);
+    return filled;
+}
+
 /*
  * Streams that catch up from the store with a filter that matches nothing
  * but the log's last event give their HTTP thread back between pages. The
@@ -187,21 +208,7 @@ static void test_catch_up_of_large_events(void) {
 static void test_catch_up_gives_the_thread_back(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, "--threads", "2", NULL) == 0);
-    size_t cap = 1000 * 16 + 32, n = 0;
-    char *body = malloc(cap);
-    n += (size_t)snprintf(body + n, cap - n, "{\"tasks\":[");
-    for (int i = 0; i < 1000; i++)
-        n += (size_t)snprintf(body + n, cap - n, "%s{\"type\":\"fill\"}", i ? "," : "");
-    snprintf(body + n, cap - n, "]}");
-    bool filled = true;
-    for (int b = 0; b < CATCH_UP_BATCHES && filled; b++) {
-        struct th_resp *r = th_http(&srv, "POST", "/v1/tasks/batch", "%s", body);
-        if (r->status != 201) {
-            th_fail(__FILE__, __LINE__, "batch %d: %ld %.200s", b, r->status, r->body);
-            filled = false;
-        }
-    }
-    free(body);
+    bool filled = fill_log(&srv, CATCH_UP_BATCHES);
     char *last = th_submit(&srv, "last", NULL);
     long long head = th_metric(&srv, "taskmill_event_seq");
     if (!filled || !last || head != CATCH_UP_BATCHES * 1000 + 1) {
@@ -256,21 +263,7 @@ static void test_catch_up_gives_the_thread_back(void) {
 static void test_catch_up_sends_keep_alives(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, "--sse-keepalive-ms", "100", NULL) == 0);
-    size_t cap = 1000 * 16 + 32, n = 0;
-    char *body = malloc(cap);
-    n += (size_t)snprintf(body + n, cap - n, "{\"tasks\":[");
-    for (int i = 0; i < 1000; i++)
-        n += (size_t)snprintf(body + n, cap - n, "%s{\"type\":\"fill\"}", i ? "," : "");
-    snprintf(body + n, cap - n, "]}");
-    bool filled = true;
-    for (int b = 0; b < 2 * CATCH_UP_BATCHES && filled; b++) {
-        struct th_resp *r = th_http(&srv, "POST", "/v1/tasks/batch", "%s", body);
-        if (r->status != 201) {
-            th_fail(__FILE__, __LINE__, "batch %d: %ld %.200s", b, r->status, r->body);
-            filled = false;
-        }
-    }
-    free(body);
+    bool filled = fill_log(&srv, 2 * CATCH_UP_BATCHES);
     char *last = th_submit(&srv, "last", NULL);
     long long head = th_metric(&srv, "taskmill_event_seq");
     if (!filled || !last || head != 2 * CATCH_UP_BATCHES * 1000 + 1) {
