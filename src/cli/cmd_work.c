@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/utf8.h"
 #include "../common/xalloc.h"
 #include "../server/v1_decode.h"
 #include "cli.h"
@@ -182,50 +183,13 @@ static int work_short_id_len(const char *id) {
     return len;
 }
 
-/* The length of the well-formed UTF-8 sequence at s (n bytes left), or 0. */
-static size_t work_utf8_len(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0) lo = 0xa0;
-        if (c == 0xed) hi = 0x9f; /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f; /* nothing past U+10FFFF */
-    } else
-        return 0;
-    if (n < len || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
-    return len;
-}
-
-/* Makes n bytes of s a string the server takes: NUL and each byte that is not part of
- * well-formed UTF-8 (binary output, a line cut inside a character) become '?'. */
-static void work_utf8_clean(char *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        size_t k = s[i] ? work_utf8_len((const unsigned char *)s + i, n - i) : 0;
-        if (k == 0) {
-            s[i++] = '?';
-            continue;
-        }
-        i += k;
-    }
-}
-
-/* A JSON string of n bytes, cleaned as work_utf8_clean does. */
+/* A JSON string of n bytes, cleaned as utf8_scrub_n does. */
 static json_t *work_json_text(const char *p, size_t n) {
     /* The server refuses NUL in strings, and jansson refuses invalid UTF-8. */
     char *copy = xmalloc(n + 1);
     memcpy(copy, p, n);
     copy[n] = '\0';
-    work_utf8_clean(copy, n);
+    utf8_scrub_n(copy, n);
     json_t *s = json_stringn(copy, n);
     free(copy);
     return s ? s : json_string("");
@@ -292,7 +256,7 @@ static void work_run_log_line(struct work_run *r, const char *p, size_t n, bool 
     char *line = xmalloc(n + 1);
     memcpy(line, p, n);
     line[n] = '\0';
-    work_utf8_clean(line, n); /* kept whole past a NUL, and good for JSON */
+    utf8_scrub_n(line, n); /* kept whole past a NUL, and good for JSON */
     r->log[r->log_n++] = line;
     r->log_dirty = r->dirty = true;
     if (forward && !r->cfg->quiet)
@@ -312,7 +276,7 @@ static void work_run_stdout_line(struct work_run *r, const char *p, size_t n) {
     progress_line_parse(p, n, &pl);
     char msg[WORK_LOG_LINE_MAX + 1];
     snprintf(msg, sizeof msg, "%.*s", (int)pl.text.n, pl.text.p);
-    work_utf8_clean(msg, strlen(msg));
+    utf8_scrub_n(msg, strlen(msg));
     switch (pl.kind) {
     case PROGRESS_LINE_TEXT:
         if (pl.error) work_log(r->cfg, "task '%s': %s", r->id, pl.error);
@@ -787,7 +751,7 @@ static enum work_outcome work_run_outcome(const struct work_run *r, char *error,
     else
         snprintf(error, n, "command killed by signal %d (SIG%s)", WTERMSIG(r->status),
                  sigabbrev_np(WTERMSIG(r->status)) ? sigabbrev_np(WTERMSIG(r->status)) : "?");
-    work_utf8_clean(error, strlen(error)); /* output, perhaps binary or cut in a character */
+    utf8_scrub_n(error, strlen(error)); /* output, perhaps binary or cut in a character */
     bool ok = WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
     *retryable = !(WIFEXITED(r->status) && WEXITSTATUS(r->status) == r->cfg->permanent_exit);
     if (r->stopped_by_worker && !r->cancel_requested) {

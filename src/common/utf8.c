@@ -4,6 +4,7 @@
 #include "utf8.h"
 
 #include <stdint.h>
+#include <string.h>
 
 size_t utf8_char_len(const char *s, const char *end) {
     const unsigned char *q = (const unsigned char *)s;
@@ -33,17 +34,19 @@ size_t utf8_char_len(const char *s, const char *end) {
     return n;
 }
 
-char *utf8_scrub(char *s) {
-    char *p = s, *end = s;
-    while (*end)
-        end++;
-    while (p < end) {
-        size_t k = utf8_char_len(p, end);
+void utf8_scrub_n(char *s, size_t n) {
+    const char *end = s + n;
+    for (char *p = s; p < end;) {
+        size_t k = *p ? utf8_char_len(p, end) : 0;
         if (k) {
             p += k;
         } else {
             *p++ = '?';
         }
     }
+}
+
+char *utf8_scrub(char *s) {
+    utf8_scrub_n(s, strlen(s));
     return s;
 }

@@ -17,8 +17,11 @@
  * to 4 for a well-formed sequence ending at or before end, 0 when none
  * starts there. */
 size_t utf8_char_len(const char *s, const char *end);
-/* Replaces, in place, each byte of the string s that starts no
- * well-formed character with '?'. Returns s. */
+/* Replaces, in place, each of the n bytes of s that is a NUL or starts no
+ * well-formed character with '?': what is left is a string of n bytes
+ * jansson takes (binary output, a line cut inside a character). */
+void utf8_scrub_n(char *s, size_t n);
+/* utf8_scrub_n on the string s. Returns s. */
 char *utf8_scrub(char *s);
 
 #endif

@@ -255,6 +255,10 @@ static void test_utf8(void) {
     CHECK_INT(utf8_char_len("\xC3\xA9", "\xC3\xA9" + 1), 0);
     char bad[] = "ok \xC3\xA9 \xC3 \xFF\xE2\x82\xAC \xE2\x82";
     CHECK_STR(utf8_scrub(bad), "ok \xC3\xA9 ? ?\xE2\x82\xAC ??");
+    /* By length: a NUL inside is a '?' too (the worker's output). */
+    char raw[] = {'a', '\0', 'b', '\xC3', '\xA9', '\xE2', '\0'};
+    utf8_scrub_n(raw, 6);
+    CHECK(memcmp(raw, "a?b\xC3\xA9?", 6) == 0);
     /* err_set: "%.4s" cuts the euro sign; the field too. */
     struct tm_error e;
     err_set(&e, TM_EINVALID, "a\xE2\x82", "'%.4s' is not known", "ab\xE2\x82\xAC");
