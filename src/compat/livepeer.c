@@ -235,10 +235,8 @@ out:
 void livepeer_error_write(struct buf *b, int status, const struct tm_error *e) {
     (void)status;
     int code = e->code ? e->code : TM_EINTERNAL;
-    char clean[sizeof e->message];
     buf_puts(b, "{\"errors\":[");
-    json_put_str(b, compat_utf8_clean(e->message[0] ? e->message : err_default_message(code), clean,
-                                      sizeof clean));
+    json_put_str(b, e->message[0] ? e->message : err_default_message(code));
     buf_puts(b, "]}");
 }
 

@@ -65,9 +65,7 @@ static const char *sailpoint_detail_code(int status) {
 
 void sailpoint_write_error(struct buf *b, int status, const struct tm_error *e) {
     int code = e->code ? e->code : TM_EINTERNAL;
-    char clean[sizeof e->message];
-    const char *text = compat_utf8_clean(e->message[0] ? e->message : err_default_message(code),
-                                         clean, sizeof clean);
+    const char *text = e->message[0] ? e->message : err_default_message(code);
     if (status == 429) { /* SailPoint's 429 body (idn/v3/responses/429.yaml) */
         buf_puts(b, "{\"message\":");
         json_put_str(b, text);
@@ -91,12 +89,10 @@ void sailpoint_oauth_write_error(struct buf *b, int status, const struct tm_erro
                        : status >= 500                       ? "server_error"
                        : strcmp(e->field, "grant_type") == 0 ? "unsupported_grant_type"
                                                              : "invalid_request";
-    char clean[sizeof e->message];
     buf_puts(b, "{\"error\":");
     json_put_str(b, kind);
     json_put_key(b, "error_description", false);
-    json_put_str(b, compat_utf8_clean(e->message[0] ? e->message : err_default_message(e->code),
-                                      clean, sizeof clean));
+    json_put_str(b, e->message[0] ? e->message : err_default_message(e->code));
     buf_putc(b, '}');
 }
 

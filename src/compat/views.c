@@ -3,15 +3,6 @@
  */
 #include "views.h"
 
-#include <stdio.h>
-
-#include "../common/utf8.h"
-
-char *compat_utf8_clean(const char *s, char *out, size_t n) {
-    snprintf(out, n, "%s", s);
-    return utf8_scrub(out);
-}
-
 const struct route_table compat_views[] = {
     {sailpoint_routes, sailpoint_write_error, NULL},
     {sailpoint_oauth_routes, sailpoint_oauth_write_error, NULL},

@@ -31,12 +31,4 @@ void livepeer_webhook_body(struct buf *b, const struct webhook_delivery *d, int6
 extern const struct route scene7_routes[]; /* /scene7 SOAP 1.1 and WSDL (scene7.h) */
 void scene7_error_write(struct buf *b, int status, const struct tm_error *e);
 
-/*
- * Copies the string s into out (n > 0 bytes) with each byte that starts no
- * well-formed UTF-8 character replaced by '?' (utf8_scrub), a character
- * cut by n too. The views' error bodies must be UTF-8 (JSON, RFC 8259
- * section 8.1; XML 1.0) whatever a message quotes. Returns out.
- */
-char *compat_utf8_clean(const char *s, char *out, size_t n);
-
 #endif
