@@ -203,6 +203,12 @@ function parseRoute() {
   return { name: 'queues', params };
 }
 
+/** The views only some roles may see (ctx.can's key is the view's name), and what the others may not do. */
+const REFUSED = {
+  webhooks: 'see or change webhooks: only admin and client tokens may',
+  tokens: 'see or make tokens: only admin tokens may',
+};
+
 const views = { queues: queuesView, tasks: tasksView, task: taskView, webhooks: webhooksView, tokens: tokensView };
 
 function unmountCurrent() {
@@ -228,9 +234,17 @@ function route() {
     showWorkerHome(m);
     return;
   }
-  const view = views[r.name].mount(m, r, ctx) || {};
-  current = { name: r.name, route: r, view };
-  document.title = `${{ queues: 'Queues', tasks: 'Tasks', task: 'Task', webhooks: 'Webhooks', tokens: 'Tokens' }[r.name]} · taskmill`;
+  const title = { queues: 'Queues', tasks: 'Tasks', task: 'Task', webhooks: 'Webhooks', tokens: 'Tokens' }[r.name];
+  document.title = `${title} · taskmill`;
+  if (REFUSED[r.name] && !ctx.can[r.name]) {
+    // Reached by a link or a typed address: say why up front rather than
+    // show a form the server would refuse.
+    m.append(h('section', { class: 'panel' }, h('h1', {}, title),
+      h('p', { 'data-testid': 'role-refused' }, `A '${ctx.session.role}' token may not ${REFUSED[r.name]}.`)));
+    current = { name: r.name, route: r, view: {} };
+  } else {
+    current = { name: r.name, route: r, view: views[r.name].mount(m, r, ctx) || {} };
+  }
   // Moving to another view puts the focus on its content (for keyboards
   // and screen readers); paging within a view leaves it where it was.
   if (prevName && prevName !== r.name) m.focus();

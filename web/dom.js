@@ -210,9 +210,15 @@ export function throttle(fn, ms) {
   };
 }
 
-/** A short text for an error caught from api(). */
+/**
+ * A short text for an error caught from api(): the server's own message. A
+ * 403 without a field is the token's role refused (the message names the
+ * role and the call); one with a field is a request refused for its
+ * Origin or Host (open mode), which the message says as it is.
+ */
 export function errText(e) {
   if (!e) return '';
-  if (e.status === 403) return 'not allowed for this token';
-  return e.message || String(e);
+  const msg = e.message || String(e);
+  if (e.status === 403 && !e.field) return `this token's role may not do that (${msg})`;
+  return msg;
 }

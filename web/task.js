@@ -249,6 +249,12 @@ export function mount(root, route, ctx) {
   // ---- attempts ----
 
   async function loadAttempts() {
+    if (!ctx.can.read) {
+      // GET /v1/tasks/ID/attempts is for the roles that may list (not workers).
+      section(attempts, 'refused', () => h('p', { class: 'muted' },
+        `A '${ctx.session.role}' token may not read the attempt history: only admin, client and reader tokens may.`));
+      return;
+    }
     try {
       const r = await api('GET', `/v1/tasks/${id}/attempts`);
       if (gone) return;

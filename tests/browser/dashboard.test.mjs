@@ -655,3 +655,62 @@ describe('accessible and plain', () => {
     }
   });
 });
+
+describe('refusals and busy controls', () => {
+  test('a role refused says so with the server\'s message; pages and reads the role may not have say so up front', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      const reader = await ok(srv, 'POST', '/v1/tokens', { role: 'reader', namespace: 'default', name: 'watcher' });
+      const client = await ok(srv, 'POST', '/v1/tokens', { role: 'client', namespace: 'default', name: 'app' });
+      const worker = await ok(srv, 'POST', '/v1/tokens', { role: 'worker', namespace: 'default', name: 'farm' });
+      const t = await submit(srv, { name: 'refused-cancel' });
+
+      // Pages the role may not see say so, and ask the server nothing for them.
+      for (const [who, hash, re] of [
+        [reader, '#/tokens', /A 'reader' token may not see or make tokens/],
+        [reader, '#/webhooks', /A 'reader' token may not see or change webhooks/],
+        [client, '#/tokens', /A 'client' token may not see or make tokens/],
+      ]) {
+        const page = await openPage(browser, srv, { token: who.secret, hash });
+        const asked = [];
+        page.on('request', (r) => { if (/\/v1\/(tokens|webhooks)/.test(r.url())) asked.push(r.url()); });
+        await textIs(page, tid('role-refused'), re);
+        await page.waitForTimeout(300);
+        assert.equal(await page.locator(`${tid('token-form')}, ${tid('webhook-form')}`).count(), 0, `${hash}: no form`);
+        assert.deepEqual(asked, [], `${hash}: nothing asked`);
+        assert.deepEqual(page.errors, []);
+        await page.closeAll();
+      }
+      // A client still has its webhooks.
+      const cp = await openPage(browser, srv, { token: client.secret, hash: '#/webhooks' });
+      await cp.locator(tid('webhook-form')).waitFor();
+      assert.equal(await cp.locator(tid('role-refused')).count(), 0);
+      await cp.closeAll();
+
+      // A worker's task page does not ask for the attempts it may not read.
+      const wp = await openPage(browser, srv, { token: worker.secret, hash: `#/tasks/${t.id}` });
+      const attemptsAsked = [];
+      wp.on('request', (r) => { if (r.url().includes('/attempts')) attemptsAsked.push(r.url()); });
+      await attrIs(wp, tid('task-phase'), 'data-phase', 'pending');
+      await textIs(wp, tid('attempts'), /A 'worker' token may not read the attempt history/);
+      assert.deepEqual(attemptsAsked, []);
+      await wp.closeAll();
+
+      // A 403 the page did not foresee (the cancel goes out with the
+      // reader's token): the page says the role may not, in the server's words.
+      const page = await openPage(browser, srv, { token: srv.token, hash: `#/tasks/${t.id}` });
+      await live(page);
+      await page.route(`**/v1/tasks/${t.id}/cancel`, (route) => route.continue({
+        headers: { ...route.request().headers(), authorization: `Bearer ${reader.secret}` },
+      }));
+      await page.locator(`${tid('action-cancel')}:not([disabled])`).click();
+      await textIs(page, tid('toast'), /Could not cancel the task: this token's role may not do that/);
+      assert.match(await page.textContent(tid('toast')), /a 'reader' token may not call 'POST \/v1\/tasks\/[0-9a-f]+\/cancel'/);
+      assert.equal((await ok(srv, 'GET', `/v1/tasks/${t.id}`)).phase, 'pending', 'nothing changed');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
