@@ -263,31 +263,42 @@ export function mount(root, route, ctx) {
     }
   }
 
+  /** The links to the first page (when not on it) and to the next (next: the list's next_cursor, or null). */
+  function renderPager(next) {
+    const base = { ...filter, order: order === 'asc' ? 'asc' : undefined };
+    const nav = [];
+    if (cursor) nav.push(h('a', { class: 'button', href: `#/tasks${qs(base)}`, 'data-testid': 'first-page' }, '« First page'));
+    if (next) nav.push(h('a', { class: 'button', href: `#/tasks${qs({ ...base, cursor: next })}`, 'data-testid': 'next-page' }, 'Next page »'));
+    clear(pager).append(...nav);
+  }
+
+  let readSeq = 0; // only the newest read is drawn (an older one may answer last)
   async function reload() {
+    const seq = ++readSeq;
     loading = true;
     fresh = 0;
     freshNote.hidden = true;
     try {
       const r = await api('GET', `/v1/tasks${qs({ ...filter, order: order === 'asc' ? 'asc' : undefined, cursor, limit: PAGE })}`);
-      if (gone) return;
+      if (gone || seq !== readSeq) return;
       rows.clear();
       clear(tbody).append(...r.tasks.map(rowFor));
       status.textContent = r.tasks.length
         ? `${r.tasks.length} task${r.tasks.length === 1 ? '' : 's'} on this page${r.next_cursor ? '; more on the next' : ''}.`
         : 'No task matches.';
-      const nav = [];
-      if (cursor) nav.push(h('a', { class: 'button', href: `#/tasks${qs({ ...filter, order: order === 'asc' ? 'asc' : undefined })}`, 'data-testid': 'first-page' }, '« First page'));
-      if (r.next_cursor) nav.push(h('a', { class: 'button', href: `#/tasks${qs({ ...filter, order: order === 'asc' ? 'asc' : undefined, cursor: r.next_cursor })}`, 'data-testid': 'next-page' }, 'Next page »'));
-      clear(pager).append(...nav);
+      renderPager(r.next_cursor);
       loading = false;
       const pending = early;
       early = [];
       if (pending.length) apply(pending);
     } catch (e) {
-      if (gone) return;
+      if (gone || seq !== readSeq) return;
       loading = false;
       status.textContent = '';
       clear(tbody);
+      // The next page's cursor came with the list that is gone: no Next
+      // until a read succeeds.
+      renderPager(null);
       status.append(h('span', { class: 'error', role: 'alert' }, `Could not read the tasks: ${errText(e)}`));
       if (e.field) {
         const input = form.querySelector(`[name="${CSS.escape(e.field)}"]`);

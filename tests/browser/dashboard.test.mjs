@@ -713,4 +713,29 @@ describe('refusals and busy controls', () => {
       await srv.close();
     }
   });
+
+  test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
+    const srv = await startServer();
+    try {
+      await ok(srv, 'POST', '/v1/tasks/batch', { tasks: Array.from({ length: 55 }, (_, i) => ({ type: 'page', name: `p-${i}`, queue: 'pq' })) });
+      const page = await openPage(browser, srv, { hash: '#/tasks?queue=pq' });
+      await live(page);
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 50, 'a first page of 50');
+      await page.locator(tid('next-page')).waitFor();
+      await srv.stop();
+      await page.locator(tid('banner-disconnected')).waitFor({ state: 'visible' });
+      await page.click(tid('filter-apply')); // the same filter: read again, and fail
+      await textIs(page, tid('tasks-status'), /Could not read the tasks: the server does not answer/);
+      assert.equal(await page.locator(tid('next-page')).count(), 0, 'no Next page from the list before');
+      await srv.start();
+      await page.locator(tid('banner-disconnected')).waitFor({ state: 'hidden', timeout: 20000 });
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 50, 'the page read again');
+      await page.click(tid('next-page'));
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 5, 'a second page of 5');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
 });
