@@ -172,7 +172,10 @@ double task_ratio(const struct task *t) {
 
 int task_percent(const struct task *t) {
     if (t->phase == TASK_COMPLETED) return 100;
-    int p = (int)floor(task_ratio(t) * 100.0);
+    /* ratio * 100 in binary floating point falls just short of some whole
+     * numbers (0.29 * 100 is 28.999999999999996): a worker's percent 29,
+     * or 29 of 100 items, must read back as 29, not 28. */
+    int p = (int)floor(task_ratio(t) * 100.0 + 1e-9);
     return p > 99 ? 99 : p < 0 ? 0 : p;
 }
 

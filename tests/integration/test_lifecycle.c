@@ -89,9 +89,42 @@ static void test_warning_completion(void) {
     free(id);
 }
 
+/* Submits a task of `type` to `queue` and claims it: its id and lease token. */
+static bool running_task(const char *queue, char id[33], char tok[33]) {
+    char extra[96];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+    char *sub = th_submit(&srv, "t", extra);
+    bool ok = sub && th_claim(&srv, queue, NULL, id, tok) == 200 && strcmp(id, sub) == 0;
+    free(sub);
+    return ok;
+}
+
+/* A whole percent a worker sends, or 29 of 100 items, reads back as itself
+ * (floor(0.29 * 100) in floating point was 28). */
+static void test_percent_reads_back(void) {
+    char id[33], tok[33], path[128];
+    CHECK(running_task("pctq", id, tok));
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    CHECK_INT(
+        th_http(&srv, "POST", path, "{\"lease_token\":\"%s\",\"progress\":{\"percent\":29}}", tok)
+            ->status,
+        200);
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    CHECK_INT(th_int(th_http(&srv, "GET", path, NULL)->json, "progress.percent"), 29);
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    CHECK_INT(
+        th_http(&srv, "POST", path,
+                "{\"lease_token\":\"%s\",\"progress\":{\"processed\":58,\"pending\":42}}", tok)
+            ->status,
+        200);
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    CHECK_INT(th_int(th_http(&srv, "GET", path, NULL)->json, "progress.percent"), 58);
+}
+
 static const struct th_test tests[] = {
     {"submit, claim, heartbeat, complete", test_submit_claim_heartbeat_complete},
     {"a WARN message completes with WARNING", test_warning_completion},
+    {"a whole percent reads back as itself", test_percent_reads_back},
     {NULL, NULL},
 };
 

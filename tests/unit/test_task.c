@@ -389,6 +389,33 @@ static void test_parent_awaits_children(void) {
     task_free(t);
 }
 
+/* Every whole percent a worker can send, as a ratio and as counts of 100
+ * items, reads back as itself: 0.29 * 100 is 28.999999999999996 in
+ * binary floating point, which a bare floor made 28 (57 and 58 too). */
+static void test_percent_whole_numbers(void) {
+    struct task *t = task_in(TASK_RUNNING);
+    for (int pct = 0; pct < 100; pct++) {
+        struct task_progress_update u = {.has_ratio = true, .ratio = pct / 100.0};
+        task_set_progress(t, &u, 3000);
+        if (task_percent(t) != pct) {
+            th_fail(__FILE__, __LINE__, "ratio %d/100 gives percent %d", pct, task_percent(t));
+            break;
+        }
+        u = (struct task_progress_update){
+            .has_processed = true, .processed = pct, .has_pending = true, .pending = 100 - pct};
+        task_set_progress(t, &u, 3000);
+        if (task_percent(t) != pct) {
+            th_fail(__FILE__, __LINE__, "%d of 100 items gives percent %d", pct, task_percent(t));
+            break;
+        }
+    }
+    /* Just below a whole number by more than rounding: still floored. */
+    struct task_progress_update u = {.has_ratio = true, .ratio = 0.289999};
+    task_set_progress(t, &u, 3000);
+    CHECK_INT(task_percent(t), 28);
+    task_free(t);
+}
+
 static const struct th_test tests[] = {
     {"transition table matches DESIGN.md", test_transition_table},
     {"every move from every phase", test_every_move_from_every_phase},
@@ -400,6 +427,7 @@ static const struct th_test tests[] = {
     {"backoff is exponential, jittered and capped", test_backoff},
     {"only terminal tasks can be deleted", test_delete_only_terminal},
     {"a parent completed with open children waits for them", test_parent_awaits_children},
+    {"a whole percent reads back as itself", test_percent_whole_numbers},
     {NULL, NULL},
 };
 
