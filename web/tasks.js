@@ -128,20 +128,42 @@ export function mount(root, route, ctx) {
 
   // ---- bulk actions ----
   let bulk = null;
+  let bulkBusy = false; // one bulk action at a time: a double click sends it once
   const bulkResult = h('p', { 'data-testid': 'bulk-result', role: 'status' });
+  const bulkSel = h('select', { id: 'bulk-action', 'data-testid': 'bulk-action' });
+  const bulkApply = h('button', {
+    type: 'button', 'data-testid': 'bulk-apply',
+    onclick: async () => {
+      if (bulkBusy) return;
+      bulkBusy = true;
+      bulkApply.disabled = true;
+      bulkSel.disabled = true;
+      bulk.setAttribute('aria-busy', 'true');
+      try {
+        await runBulk(bulkSel.value);
+      } finally {
+        bulkBusy = false;
+        bulkApply.disabled = false;
+        bulkSel.disabled = false;
+        bulk.removeAttribute('aria-busy');
+        // The dialog gave the focus back to the button while it was disabled.
+        if (!gone && (!document.activeElement || document.activeElement === document.body)) bulkApply.focus();
+      }
+    },
+  }, 'Apply to all matching…');
   if (ctx.can.control) {
     const actions = Object.keys(BULK).filter((a) => a !== 'delete' || ctx.can.delete);
-    const sel = h('select', { id: 'bulk-action', 'data-testid': 'bulk-action' },
-      actions.map((a) => h('option', { value: a }, BULK[a].verb)));
+    bulkSel.append(...actions.map((a) => h('option', { value: a }, BULK[a].verb)));
     bulk = h('div', { class: 'bulk', role: 'group', 'aria-labelledby': 'bulk-h' },
       h('div', { class: 'row' },
         h('span', { id: 'bulk-h', class: 'bulk-title' }, 'Bulk action'),
-        h('label', { for: 'bulk-action', class: 'inline' }, 'Action', sel),
-        h('button', { type: 'button', 'data-testid': 'bulk-apply', onclick: () => runBulk(sel.value) }, 'Apply to all matching…'),
+        h('label', { for: 'bulk-action', class: 'inline' }, 'Action', bulkSel),
+        bulkApply,
         h('span', { class: 'muted small' }, 'on every task the filter matches, not only this page; the count is confirmed first')),
       bulkResult);
   }
 
+  /** Counts, confirms and applies one bulk action; the caller keeps its controls disabled meanwhile. */
   async function runBulk(action) {
     const body = { action, filter };
     bulkResult.textContent = 'Counting…';
@@ -168,6 +190,7 @@ export function mount(root, route, ctx) {
       `${BULK[action].verb} every task matching: ${describeFilter(filter)}. That is ${fmtNum(n)} task${n === 1 ? '' : 's'} now; tasks whose phase does not allow it are skipped.`,
       `${BULK[action].verb} ${fmtNum(n)}`);
     if (!ok) return;
+    bulkResult.textContent = `${BULK[action].verb}: applying to ${fmtNum(n)} task${n === 1 ? '' : 's'}…`;
     try {
       const r = await api('POST', '/v1/tasks/bulk', { ...body, expected: n });
       bulkResult.textContent = `${BULK[action].done} ${fmtNum(r.changed)} of ${fmtNum(r.matched)} matching task${r.matched === 1 ? '' : 's'}` +

@@ -714,6 +714,37 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a bulk action double-clicked is sent once; its button is disabled while it runs', async () => {
+    const srv = await startServer();
+    try {
+      const ids = [];
+      for (let i = 0; i < 3; i++) ids.push((await submit(srv, { name: `dbl-${i}`, queue: 'dbl' })).id);
+      for (let i = 0; i < 3; i++) await finish(srv, await claim(srv, 'dbl'), 'fail', { error: 'disk full', retryable: false });
+      const page = await openPage(browser, srv, { hash: '#/tasks?queue=dbl&phase=failed' });
+      await live(page);
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 3, 'three failed tasks');
+      const sent = [];
+      page.on('request', (r) => {
+        if (r.url().endsWith('/v1/tasks/bulk')) sent.push(JSON.parse(r.postData()).dry_run ? 'count' : 'apply');
+      });
+      await page.selectOption(tid('bulk-action'), 'retry');
+      await page.dblclick(tid('bulk-apply'));
+      await page.locator(tid('confirm-dialog')).waitFor({ state: 'visible' });
+      assert.equal(await page.locator(tid('bulk-apply')).isDisabled(), true, 'disabled while the action runs');
+      await page.click(tid('confirm-ok'));
+      await textIs(page, tid('bulk-result'), /retried 3 of 3/);
+      await page.locator(`${tid('bulk-apply')}:not([disabled])`).waitFor();
+      await page.waitForTimeout(500);
+      assert.deepEqual(sent, ['count', 'apply']);
+      assert.equal(await page.locator(tid('bulk-result')).textContent(), 'retried 3 of 3 matching tasks.');
+      for (const id of ids) assert.equal((await ok(srv, 'GET', `/v1/tasks/${id}`)).phase, 'pending');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
