@@ -390,11 +390,14 @@ void task_attempt_end(struct task *t, const char *outcome, const char *error, in
 
 #define DROPPED_KEY "taskmill.messages_dropped"
 
-/* The count of a "messages dropped" first message, or 0 when m is not one. */
+/* The count of a "messages dropped" first message, or 0 when m is not one.
+ * A worker may send a message with this key itself: only a count of 1 or
+ * more is taken (a forged 0 or negative one stays an ordinary message). */
 static int64_t dropped_count(json_t *m) {
     const char *key = json_string_value(json_object_get(m, "key"));
     if (!key || strcmp(key, DROPPED_KEY) != 0) return 0;
-    return json_integer_value(json_object_get(json_object_get(m, "parameters"), "dropped"));
+    json_int_t n = json_integer_value(json_object_get(json_object_get(m, "parameters"), "dropped"));
+    return n > 0 ? (int64_t)n : 0;
 }
 
 /* Drops the oldest messages until at most TASK_MAX_MESSAGES of them and
@@ -412,7 +415,7 @@ static void task_trim_messages(struct task *t, int64_t now) {
         bytes -= strlen(s) + 1 < bytes ? strlen(s) + 1 : bytes;
         free(s);
         json_array_remove(all, 0);
-        dropped++;
+        if (dropped < INT64_MAX) dropped++; /* a forged count may start at the top */
     }
     if (dropped) {
         char text[96];

@@ -121,10 +121,58 @@ static void test_percent_reads_back(void) {
     CHECK_INT(th_int(th_http(&srv, "GET", path, NULL)->json, "progress.percent"), 58);
 }
 
+/* Sends `n` heartbeats of 100 INFO messages each to a running task. */
+static bool send_messages(const char *id, const char *tok, int n) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    for (int k = 0; k < n; k++) {
+        char body[8192];
+        int len = snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"messages\":[", tok);
+        for (int i = 0; i < 100; i++)
+            len += snprintf(body + len, sizeof body - (size_t)len,
+                            "%s{\"level\":\"INFO\",\"text\":\"m%d\"}", i ? "," : "", k * 100 + i);
+        snprintf(body + len, sizeof body - (size_t)len, "]}");
+        if (th_http(&srv, "POST", path, "%s", body)->status != 200) return false;
+    }
+    return true;
+}
+
+/* A worker's own first message with the key of the server's "messages
+ * dropped" count: a count at the top of int64 overflowed when more were
+ * dropped (UBSan stopped the server), and a negative one was taken as the
+ * count and shown ("-4 earlier messages were dropped"). */
+static void test_forged_dropped_count(void) {
+    static const char *const forged[] = {"9223372036854775807", "-5"};
+    for (int f = 0; f < 2; f++) {
+        char id[33], tok[33], path[128];
+        CHECK(running_task(f ? "dropq2" : "dropq1", id, tok));
+        snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+        struct th_resp *r =
+            th_http(&srv, "POST", path,
+                    "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"INFO\",\"text\":\"x\","
+                    "\"key\":\"taskmill.messages_dropped\",\"parameters\":{\"dropped\":%s}}]}",
+                    tok, forged[f]);
+        CHECK_INT(r->status, 200);
+        CHECK(send_messages(id, tok, 10)); /* 1001 in all: the oldest go */
+        snprintf(path, sizeof path, "/v1/tasks/%s", id);
+        r = th_http(&srv, "GET", path, NULL);
+        CHECK_INT(r->status, 200);
+        CHECK_INT(json_array_size(th_get(r->json, "messages")), 1000);
+        CHECK_STR(th_str(r->json, "messages.0.key"), "taskmill.messages_dropped");
+        if (f == 1) { /* the forged -5 was an ordinary message: it and m0 went */
+            CHECK_INT(th_int(r->json, "messages.0.parameters.dropped"), 2);
+            CHECK_STR(th_str(r->json, "messages.1.text"), "m1");
+        }
+        CHECK(th_int(r->json, "messages.0.parameters.dropped") > 0);
+    }
+}
+
 static const struct th_test tests[] = {
     {"submit, claim, heartbeat, complete", test_submit_claim_heartbeat_complete},
     {"a WARN message completes with WARNING", test_warning_completion},
     {"a whole percent reads back as itself", test_percent_reads_back},
+    {"a forged 'messages dropped' count neither overflows nor goes negative",
+     test_forged_dropped_count},
     {NULL, NULL},
 };
 
