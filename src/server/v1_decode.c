@@ -174,6 +174,9 @@ int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct
         return err_set(e, TM_EINVALID, "namespace", "'namespace' must be 1-64 of [A-Za-z0-9._-]");
     if (ns && body_ns && strcmp(ns, body_ns) != 0)
         return err_set(e, TM_EINVALID, "namespace", "'namespace' must be '%s' for this token", ns);
+    if (idem && !*idem) /* as the header: an empty key would be one key for every submit */
+        return err_set(e, TM_EINVALID, "idempotency_key",
+                       "'idempotency_key' must be 1 to 256 bytes");
     if (parent && !id_is_valid(parent))
         return err_set(e, TM_EINVALID, "parent_id", "'parent_id' must be a task id (32 hex)");
     int64_t sched_ms = 0;

@@ -315,6 +315,20 @@ static void test_http_edges(void) {
     CHECK(strncmp(out, "HTTP/1.1 2", 10) != 0);
 }
 
+/* An empty idempotency_key in a body was a key like any other: every
+ * submit that sent "" got the first such task back (200). The header
+ * refuses an empty key; the body field now does too. */
+static void test_empty_idempotency_key(void) {
+    REFUSED("POST", "/v1/tasks", "{\"type\":\"x\",\"idempotency_key\":\"\"}", 400,
+            "invalid_argument", "idempotency_key");
+    REFUSED("POST", "/v1/tasks/batch", "{\"tasks\":[{\"type\":\"x\",\"idempotency_key\":\"\"}]}",
+            400, "invalid_argument", "tasks[0].idempotency_key");
+    /* null is no key, as before */
+    struct th_resp *r = th_http(&srv, "POST", "/v1/tasks",
+                                "{\"type\":\"x\",\"queue\":\"idemq\",\"idempotency_key\":null}");
+    CHECK_INT(r->status, 201);
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -325,6 +339,7 @@ static const struct th_test tests[] = {
     {"bad query parameters", test_bad_query_parameters},
     {"content type, method, idempotency header", test_media_type_method_idempotency_header},
     {"HTTP edges: Expect, framing, NUL, media type", test_http_edges},
+    {"an empty idempotency_key is refused", test_empty_idempotency_key},
     {NULL, NULL},
 };
 
