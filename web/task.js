@@ -33,6 +33,13 @@ function legal(t) {
   };
 }
 
+/** Puts the focus on a box's control again: the same one, or its counterpart (alt: Resume for Pause), or the first one enabled. */
+function refocus(box, focusId, alt) {
+  const find = (id) => id && box.querySelector(`[data-testid="${CSS.escape(id)}"]:not([disabled])`);
+  const again = find(focusId) || find(alt[focusId]) || box.querySelector('button:not([disabled])');
+  if (again) again.focus();
+}
+
 /** Replaces a section's content only when its data changed (keeps focus and scroll elsewhere). */
 const sigs = new WeakMap();
 function section(box, data, build, alt = {}) {
@@ -42,13 +49,11 @@ function section(box, data, build, alt = {}) {
   const a = document.activeElement;
   const focusId = a && box.contains(a) && a.dataset ? a.dataset.testid : null;
   clear(box).append(...[].concat(build()).filter(Boolean));
-  if (focusId) {
-    // The same control again, or its counterpart (Resume for Pause), or the first one enabled.
-    const find = (id) => id && box.querySelector(`[data-testid="${CSS.escape(id)}"]:not([disabled])`);
-    const again = find(focusId) || find(alt[focusId]) || box.querySelector('button:not([disabled])');
-    if (again) again.focus();
-  }
+  if (focusId) refocus(box, focusId, alt);
 }
+
+// The action whose button had the focus, and the one that takes it when that one is disabled.
+const ACTION_ALT = { 'action-pause': 'action-resume', 'action-resume': 'action-pause', 'action-cancel': 'action-retry' };
 
 function jsonPanel(key, title, value) {
   return h('section', { class: 'panel', 'aria-labelledby': `${key}-h`, 'data-testid': key },
@@ -84,6 +89,7 @@ export function mount(root, route, ctx) {
   let showBeats = false;
   let pruned = false; // the server's retention removed some of this task's events
   let readFailed = false; // the note says a read of the task failed
+  let acting = null; // the action whose request is on its way, or null
   const timeline = []; // events, oldest first
   const seen = new Set();
   const children = new Map(); // id -> {li, task, bar, parts}
@@ -181,12 +187,14 @@ export function mount(root, route, ctx) {
   function renderActions(t) {
     const can = legal(t);
     const list = ['cancel', 'retry', 'pause', 'resume'].concat(ctx.can.delete ? ['delete'] : []);
-    section(actions, [can, deleted, list], () => list.map((a) => h('button', {
+    // While an action runs, every button waits for its answer (a double click sends it once).
+    section(actions, [can, deleted, list, acting], () => list.map((a) => h('button', {
       type: 'button', 'data-testid': `action-${a}`, class: a === 'delete' ? 'danger' : '',
-      disabled: deleted || !can[a],
-      title: can[a] ? '' : `not possible while the task is ${t.phase}${t.paused ? ' and paused' : ''}`,
+      disabled: deleted || !can[a] || acting !== null,
+      title: acting ? `waiting for the answer to ${acting}` : can[a] ? '' : `not possible while the task is ${t.phase}${t.paused ? ' and paused' : ''}`,
       onclick: () => act(a),
-    }, a[0].toUpperCase() + a.slice(1))), { 'action-pause': 'action-resume', 'action-resume': 'action-pause', 'action-cancel': 'action-retry' });
+    }, a[0].toUpperCase() + a.slice(1))), ACTION_ALT);
+    actions.setAttribute('aria-busy', String(acting !== null));
   }
 
   function renderItems(list) {
@@ -442,10 +450,14 @@ export function mount(root, route, ctx) {
   const refetch = throttle(load, 1000);
 
   async function act(a) {
+    if (acting) return;
     if (a === 'delete') {
       const ok = await confirmDialog('Delete this task?', `Delete '${task.name || task.type}' (${task.id})? It cannot be undone.`, 'Delete');
-      if (!ok) return;
+      if (!ok || acting) return;
     }
+    const had = actions.contains(document.activeElement) ? document.activeElement.dataset.testid : null;
+    acting = a;
+    renderActions(task);
     try {
       const r = await api(a === 'delete' ? 'DELETE' : 'POST', a === 'delete' ? `/v1/tasks/${id}` : `/v1/tasks/${id}/${a}`);
       if (a === 'delete') {
@@ -457,6 +469,14 @@ export function mount(root, route, ctx) {
       takeTask(r);
     } catch (e) {
       toast(`Could not ${a} the task: ${errText(e)}`, true);
+    } finally {
+      acting = null;
+      if (!gone && task) {
+        renderActions(task);
+        // Disabled, the button lost the focus: give it back (or to its counterpart).
+        const f = document.activeElement;
+        if (had && (!f || f === document.body || actions.contains(f))) refocus(actions, had, ACTION_ALT);
+      }
     }
   }
 

@@ -745,6 +745,38 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a task action double-clicked is sent once; the actions wait for its answer', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'dbl-retry' });
+      await ok(srv, 'POST', `/v1/tasks/${t.id}/cancel`);
+      const page = await openPage(browser, srv, { hash: `#/tasks/${t.id}` });
+      await live(page);
+      await page.locator(`${tid('action-retry')}:not([disabled])`).waitFor();
+      let sent = 0;
+      // The answer comes late, so the second click lands while the first waits.
+      await page.route(`**/v1/tasks/${t.id}/retry`, async (route) => {
+        sent++;
+        await new Promise((r) => setTimeout(r, 700));
+        await route.continue().catch(() => {});
+      });
+      await page.dblclick(tid('action-retry'));
+      for (const a of ['cancel', 'retry', 'pause', 'resume', 'delete']) {
+        assert.equal(await page.locator(tid(`action-${a}`)).isDisabled(), true, `${a} waits`);
+      }
+      await attrIs(page, tid('task-phase'), 'data-phase', 'pending');
+      await page.locator(`${tid('action-cancel')}:not([disabled])`).waitFor();
+      await page.waitForTimeout(1000);
+      assert.equal(sent, 1, 'one retry sent');
+      assert.match(await page.textContent(tid('toast')), /Task queued again/);
+      assert.equal(await page.locator(`${tid('toast')}.bad`).count(), 0, 'no error');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
