@@ -39,7 +39,8 @@ static const struct v1_doc_type definitions = {STORE_DOC_DEFINITION, "definition
 static void definitions_launched(struct req *r) {
     if (reply_if_op_failed(r)) return;
     reply_add_location(r, "tasks", r->op.task->id);
-    reply_task(r, 201, r->op.task);
+    /* A repeat of an idempotency_key is the first task, as POST /v1/tasks gives it. */
+    reply_task(r, r->op.created ? 201 : 200, r->op.task);
 }
 
 /* POST /v1/definitions/{id|name}/launch: {params?} over the defaults, and

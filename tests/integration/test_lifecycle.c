@@ -167,12 +167,31 @@ static void test_forged_dropped_count(void) {
     }
 }
 
+/* A launch that repeats an idempotency_key answers as a submit does: 200
+ * with the first task (it answered 201, as if it had made a new one). */
+static void test_launch_repeat_is_200(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/definitions",
+                                "{\"name\":\"launch-idem\",\"type\":\"t\",\"queue\":\"lq\"}");
+    CHECK_INT(r->status, 201);
+    r = th_http(&srv, "POST", "/v1/definitions/launch-idem/launch", "{\"idempotency_key\":\"L1\"}");
+    CHECK_INT(r->status, 201);
+    char *first = strdup(th_str(r->json, "id"));
+    r = th_http(&srv, "POST", "/v1/definitions/launch-idem/launch",
+                "{\"idempotency_key\":\"L1\",\"params\":{\"other\":1}}");
+    long status = r->status;
+    bool same = th_str(r->json, "id") && strcmp(th_str(r->json, "id"), first) == 0;
+    free(first);
+    CHECK_INT(status, 200);
+    CHECK(same);
+}
+
 static const struct th_test tests[] = {
     {"submit, claim, heartbeat, complete", test_submit_claim_heartbeat_complete},
     {"a WARN message completes with WARNING", test_warning_completion},
     {"a whole percent reads back as itself", test_percent_reads_back},
     {"a forged 'messages dropped' count neither overflows nor goes negative",
      test_forged_dropped_count},
+    {"a launch that repeats an idempotency key is 200", test_launch_repeat_is_200},
     {NULL, NULL},
 };
 
