@@ -16,6 +16,9 @@ export function mount(root, _route, ctx) {
   const ns = h('input', { id: 'tk-ns', value: 'default', required: true, pattern: '[A-Za-z0-9._\\-]{1,64}', 'data-testid': 'token-namespace' });
   const name = h('input', { id: 'tk-name', 'data-testid': 'token-name' });
   const expires = h('input', { id: 'tk-exp', placeholder: 'e.g. 90d, 12h', 'data-testid': 'token-expires' });
+  // Disabled while a create waits for its answer: a double click makes one token, not two.
+  const createBtn = h('button', { type: 'submit', class: 'primary', 'data-testid': 'token-create' }, 'Create token');
+  let creating = false;
   const form = h('form', { class: 'panel', 'aria-labelledby': 'tk-new-h', 'data-testid': 'token-form' },
     h('h2', { id: 'tk-new-h' }, 'Create a token'),
     ctx.session && ctx.session.open
@@ -26,13 +29,16 @@ export function mount(root, _route, ctx) {
       h('label', { for: 'tk-ns' }, 'Namespace', ns),
       h('label', { for: 'tk-name' }, 'Name (optional)', name),
       h('label', { for: 'tk-exp' }, 'Expires in (optional)', expires)),
-    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'token-create' }, 'Create token')),
+    h('div', { class: 'actions' }, createBtn),
     created);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    if (creating) return;
     const body = { role: role.value, namespace: ns.value.trim() };
     if (name.value.trim()) body.name = name.value.trim();
     if (expires.value.trim()) body.expires_in = expires.value.trim();
+    creating = true;
+    createBtn.disabled = true;
     try {
       const t = await api('POST', '/v1/tokens', body);
       ctx.tokenNames.set(t.id, t.name || t.role);
@@ -58,6 +64,10 @@ export function mount(root, _route, ctx) {
       load();
     } catch (e) {
       clear(created).append(h('p', { class: 'error', role: 'alert' }, `Could not create the token: ${errText(e)}`));
+    } finally {
+      creating = false;
+      createBtn.disabled = false;
+      if (!gone && document.activeElement === document.body) createBtn.focus();
     }
   });
 
@@ -82,7 +92,7 @@ export function mount(root, _route, ctx) {
           h('td', {}, timeEl(t.revoked_at)),
           h('td', {}, t.status === 'active' ? h('button', {
             type: 'button', class: 'danger', 'data-testid': `token-revoke-${t.id}`,
-            'aria-label': `Revoke token ${t.name || t.id}`, onclick: () => revoke(t),
+            'aria-label': `Revoke token ${t.name || t.id}`, onclick: (ev) => revoke(t, ev.currentTarget),
           }, 'Revoke') : null)))))
         : h('p', { class: 'muted' }, 'No tokens: the server is in open mode.'));
     } catch (e) {
@@ -90,19 +100,26 @@ export function mount(root, _route, ctx) {
     }
   }
 
-  async function revoke(t) {
+  const revoking = new Set(); // token ids whose revoke waits for its answer
+  async function revoke(t, button) {
+    if (revoking.has(t.id)) return;
     const mine = ctx.session && ctx.session.token_id === t.id;
     const ok = await confirmDialog('Revoke this token?',
       `Revoke ${t.name || t.id} (${t.role}, namespace ${t.namespace})? Every call with it is refused from now on.${mine ? ' It is the token this page uses: you will have to sign in again.' : ''}`,
       'Revoke');
-    if (!ok) return;
+    if (!ok || revoking.has(t.id)) return;
+    revoking.add(t.id);
+    button.disabled = true;
     try {
       await api('DELETE', `/v1/tokens/${encodeURIComponent(t.id)}`);
       toast('Token revoked.');
-      load();
     } catch (e) {
       toast(`Could not revoke the token: ${errText(e)}`, true);
+    } finally {
+      revoking.delete(t.id);
+      button.disabled = false;
     }
+    load();
   }
 
   load();

@@ -777,6 +777,28 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a token create double-clicked makes one token', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      const page = await openPage(browser, srv, { token: srv.token, hash: '#/tokens' });
+      await live(page);
+      await page.locator(tid('tokens-table')).waitFor();
+      await page.selectOption(tid('token-role'), 'reader');
+      await page.fill(tid('token-name'), 'dbl');
+      await page.dblclick(tid('token-create'));
+      const secret = (await page.locator(tid('token-secret')).textContent()).trim();
+      await page.locator(`${tid('token-create')}:not([disabled])`).waitFor();
+      await page.waitForTimeout(500);
+      const made = (await ok(srv, 'GET', '/v1/tokens')).tokens.filter((x) => x.name === 'dbl');
+      assert.equal(made.length, 1, 'one token');
+      assert.equal(made[0].id, secret.split('_')[1], 'the one whose secret is shown');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
