@@ -17,6 +17,9 @@ export function mount(root, route) {
 
   const url = h('input', { id: 'wh-url', type: 'url', required: true, placeholder: 'https://example.com/hook', 'data-testid': 'webhook-url' });
   const name = h('input', { id: 'wh-name', 'data-testid': 'webhook-name' });
+  // Disabled while an add waits for its answer: a double click adds one webhook, not two.
+  const createBtn = h('button', { type: 'submit', class: 'primary', 'data-testid': 'webhook-create' }, 'Add webhook');
+  let creating = false;
   const boxes = EVENTS.map((e) => h('label', { class: 'inline' }, h('input', { type: 'checkbox', name: 'events', value: e, checked: true }), e));
   const form = h('form', { class: 'panel', 'aria-labelledby': 'wh-new-h', 'data-testid': 'webhook-form' },
     h('h2', { id: 'wh-new-h' }, 'Add a webhook'),
@@ -24,11 +27,14 @@ export function mount(root, route) {
       h('label', { for: 'wh-url' }, 'URL', url),
       h('label', { for: 'wh-name' }, 'Name (optional)', name),
       h('fieldset', {}, h('legend', {}, 'Events'), boxes)),
-    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', 'data-testid': 'webhook-create' }, 'Add webhook')),
+    h('div', { class: 'actions' }, createBtn),
     created);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    if (creating) return;
     const events = boxes.map((b) => b.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
+    creating = true;
+    createBtn.disabled = true;
     try {
       const w = await api('POST', '/v1/webhooks', { url: url.value.trim(), name: name.value.trim() || undefined, events });
       clear(created).append(h('p', {}, `Webhook ${w.id} added. Its signing secret, shown this once:`),
@@ -38,6 +44,10 @@ export function mount(root, route) {
       load();
     } catch (e) {
       clear(created).append(h('p', { class: 'error', role: 'alert' }, `Could not add the webhook: ${errText(e)}`));
+    } finally {
+      creating = false;
+      createBtn.disabled = false;
+      if (!gone && document.activeElement === document.body) createBtn.focus();
     }
   });
 
@@ -70,7 +80,7 @@ export function mount(root, route) {
             h('a', { class: 'button', href: `#/webhooks/${w.id}`, 'data-testid': `webhook-deliveries-${w.id}` }, 'Deliveries'),
             h('button', {
               type: 'button', class: 'danger', 'data-testid': `webhook-delete-${w.id}`, 'aria-label': `Delete webhook ${w.name || w.id}`,
-              onclick: () => remove(w),
+              onclick: (ev) => remove(w, ev.currentTarget),
             }, 'Delete'))))))));
     } catch (e) {
       if (!gone) clear(list).append(h('p', { class: 'error', role: 'alert' }, `Could not read the webhooks: ${errText(e)}`));
@@ -100,16 +110,23 @@ export function mount(root, route) {
     }
   }
 
-  async function remove(w) {
+  const removing = new Set(); // webhook ids whose delete waits for its answer
+  async function remove(w, button) {
+    if (removing.has(w.id)) return;
     const ok = await confirmDialog('Delete this webhook?', `Delete the webhook to ${w.url}? Its pending deliveries are dropped.`, 'Delete');
-    if (!ok) return;
+    if (!ok || removing.has(w.id)) return;
+    removing.add(w.id);
+    button.disabled = true;
     try {
       await api('DELETE', `/v1/webhooks/${encodeURIComponent(w.id)}`);
       toast('Webhook deleted.');
-      if (w.id === selected) location.hash = '#/webhooks';
+      if (w.id === selected && !gone) location.hash = '#/webhooks';
       else load();
     } catch (e) {
       toast(`Could not delete the webhook: ${errText(e)}`, true);
+    } finally {
+      removing.delete(w.id);
+      button.disabled = false;
     }
   }
 

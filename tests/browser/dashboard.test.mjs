@@ -799,6 +799,27 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a webhook add double-clicked adds one webhook', async () => {
+    const srv = await startServer();
+    try {
+      const page = await openPage(browser, srv, { hash: '#/webhooks' });
+      await live(page);
+      await page.locator(tid('webhook-form')).waitFor();
+      await page.fill(tid('webhook-url'), 'https://hooks.example.com/taskmill');
+      await page.fill(tid('webhook-name'), 'dbl');
+      await page.dblclick(tid('webhook-create'));
+      await page.locator(tid('webhook-secret')).waitFor();
+      await page.locator(`${tid('webhook-create')}:not([disabled])`).waitFor();
+      await page.waitForTimeout(500);
+      const made = (await ok(srv, 'GET', '/v1/webhooks')).webhooks.filter((x) => x.name === 'dbl');
+      assert.equal(made.length, 1, 'one webhook');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
