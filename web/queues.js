@@ -68,7 +68,7 @@ export function mount(root, route, ctx) {
         h('td', { class: 'num' }, link(undefined, q.total)),
         ctx.can.queuePause ? h('td', {}, h('button', {
           type: 'button', 'data-testid': `queue-${paused ? 'resume' : 'pause'}-${q.name}`, 'data-queue-btn': q.name,
-          'aria-label': `${paused ? 'Resume' : 'Pause'} queue ${q.name}`,
+          'aria-label': `${paused ? 'Resume' : 'Pause'} queue ${q.name}`, disabled: toggling.has(q.name),
           onclick: () => toggleQueue(q.name, paused ? 'resume' : 'pause'),
         }, paused ? 'Resume' : 'Pause')) : null);
     });
@@ -99,17 +99,19 @@ export function mount(root, route, ctx) {
     queueSelect.value = selected;
   }
 
+  let queuesSeq = 0; // only the newest read is drawn (an older one may answer last)
   async function loadQueues() {
+    const seq = ++queuesSeq;
     try {
       const r = await api('GET', '/v1/queues');
-      if (gone) return;
+      if (gone || seq !== queuesSeq) return;
       queues = r.queues || [];
       renderTable();
       const first = !queueSelect.options.length;
       renderSelect();
       if (first) loadStats();
     } catch (e) {
-      if (gone) return;
+      if (gone || seq !== queuesSeq) return;
       clear(tableBox).append(h('p', { class: 'error', role: 'alert' }, `Could not read the queues: ${errText(e)}`));
     }
   }
@@ -170,14 +172,29 @@ export function mount(root, route, ctx) {
     );
   }
 
+  // Queues whose pause or resume waits for its answer: their button is
+  // disabled until the counts are read again (a double click sends one).
+  const toggling = new Set();
   async function toggleQueue(name, action) {
+    if (toggling.has(name)) return;
+    const a = document.activeElement;
+    const hadFocus = !!(a && a.dataset && a.dataset.queueBtn === name);
+    toggling.add(name);
+    renderTable();
     try {
       await api('POST', `/v1/queues/${encodeURIComponent(name)}/${action}`);
       toast(`Queue ${name} ${action === 'pause' ? 'paused' : 'resumed'}.`);
     } catch (e) {
       toast(`Could not ${action} queue ${name}: ${errText(e)}`, true);
+    } finally {
+      toggling.delete(name);
     }
-    loadQueues();
+    await loadQueues();
+    // Disabled, the button lost the focus: give it to the new one.
+    if (hadFocus && !gone && document.activeElement === document.body) {
+      const again = tableBox.querySelector(`[data-queue-btn="${CSS.escape(name)}"]`);
+      if (again) again.focus();
+    }
   }
 
   const countsLater = throttle(loadQueues, 1000);

@@ -820,6 +820,32 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a queue pause double-clicked is sent once; its button waits for the answer', async () => {
+    const srv = await startServer();
+    try {
+      await submit(srv, { queue: 'dq' });
+      const page = await openPage(browser, srv, { hash: '#/queues' });
+      await live(page);
+      await page.locator(tid('queue-pause-dq')).waitFor();
+      let sent = 0;
+      await page.route('**/v1/queues/dq/pause', async (route) => {
+        sent++;
+        await new Promise((r) => setTimeout(r, 700));
+        await route.continue().catch(() => {});
+      });
+      await page.dblclick(tid('queue-pause-dq'));
+      assert.equal(await page.locator(tid('queue-pause-dq')).isDisabled(), true, 'disabled while it runs');
+      await attrIs(page, tid('queue-state-dq'), 'data-state', 'paused');
+      await page.locator(`${tid('queue-resume-dq')}:not([disabled])`).waitFor();
+      await page.waitForTimeout(500);
+      assert.equal(sent, 1, 'one pause sent');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
