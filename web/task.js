@@ -462,7 +462,7 @@ export function mount(root, route, ctx) {
       const r = await api(a === 'delete' ? 'DELETE' : 'POST', a === 'delete' ? `/v1/tasks/${id}` : `/v1/tasks/${id}/${a}`);
       if (a === 'delete') {
         toast('Task deleted.');
-        location.hash = '#/tasks';
+        if (!gone) location.hash = '#/tasks'; // not when the viewer went elsewhere meanwhile
         return;
       }
       toast({ cancel: r.phase === 'stopping' ? 'Cancel requested: the worker stops at its next heartbeat.' : 'Task cancelled.', retry: 'Task queued again.', pause: 'Task paused.', resume: 'Task resumed.' }[a]);

@@ -177,6 +177,8 @@ export function mount(root, route, ctx) {
       bulkResult.textContent = `Could not count the tasks: ${errText(e)}`;
       return;
     }
+    // The viewer left this list while it was counted: no dialog over another view.
+    if (gone) return;
     if (!n) {
       bulkResult.textContent = 'No task matches the filter.';
       return;
@@ -189,7 +191,7 @@ export function mount(root, route, ctx) {
     const ok = await confirmDialog(`${BULK[action].verb} ${fmtNum(n)} task${n === 1 ? '' : 's'}?`,
       `${BULK[action].verb} every task matching: ${describeFilter(filter)}. That is ${fmtNum(n)} task${n === 1 ? '' : 's'} now; tasks whose phase does not allow it are skipped.`,
       `${BULK[action].verb} ${fmtNum(n)}`);
-    if (!ok) return;
+    if (!ok || gone) return;
     bulkResult.textContent = `${BULK[action].verb}: applying to ${fmtNum(n)} task${n === 1 ? '' : 's'}…`;
     try {
       const r = await api('POST', '/v1/tasks/bulk', { ...body, expected: n });

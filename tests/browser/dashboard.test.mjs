@@ -846,6 +846,46 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a bulk count or a delete answered after the viewer moved on does not pull the page back', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'moved-on', queue: 'mo' });
+      await ok(srv, 'POST', `/v1/tasks/${t.id}/cancel`);
+      const other = await submit(srv, { name: 'elsewhere', queue: 'mo' });
+      const page = await openPage(browser, srv, { hash: '#/tasks?queue=mo' });
+      await live(page);
+      await page.locator(tid(`task-row-${t.id}`)).waitFor();
+      const late = async (route) => {
+        await new Promise((r) => setTimeout(r, 800));
+        await route.continue().catch(() => {});
+      };
+      await page.route('**/v1/tasks/bulk', late);
+      await page.selectOption(tid('bulk-action'), 'cancel');
+      await page.click(tid('bulk-apply'));
+      await page.click(tid('nav-queues'));
+      await page.locator(tid('queues-table')).waitFor();
+      await page.waitForTimeout(1500);
+      assert.equal(await page.locator(tid('confirm-dialog')).isVisible(), false, 'no dialog over the queues');
+      assert.equal((await ok(srv, 'GET', `/v1/tasks/${other.id}`)).phase, 'pending');
+
+      // A delete whose answer comes after the viewer opened another task.
+      await page.goto(`${srv.url}/#/tasks/${t.id}`);
+      await page.locator(`${tid('action-delete')}:not([disabled])`).waitFor();
+      await page.route(`**/v1/tasks/${t.id}`, (route) => (route.request().method() === 'DELETE' ? late(route) : route.continue()));
+      await page.click(tid('action-delete'));
+      await page.click(tid('confirm-ok'));
+      await page.evaluate((id) => { location.hash = `#/tasks/${id}`; }, other.id);
+      await attrIs(page, tid('task-phase'), 'data-phase', 'pending');
+      await until(async () => (await v1(srv, 'GET', `/v1/tasks/${t.id}`)).status === 404, 'the delete done');
+      await page.waitForTimeout(500);
+      assert.match(page.url(), new RegExp(`#/tasks/${other.id}$`), 'still on the task the viewer opened');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
