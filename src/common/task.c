@@ -300,7 +300,9 @@ int task_complete(struct task *t, const char *token, bool warning, int64_t now,
         task_move(t, TASK_WAITING, now);
         return 0;
     }
-    t->status = warning || t->warned ? TASK_WARNING : TASK_SUCCESS;
+    /* A child that failed or was cancelled makes it WARNING, whether that
+     * child ended before this complete or after it (task_children_done). */
+    t->status = warning || t->warned || t->child_ended > 0 ? TASK_WARNING : TASK_SUCCESS;
     t->progress.ratio = 1.0;
     t->progress.ratio_set = true;
     t->progress.updated_at = now;

@@ -45,7 +45,8 @@
  *            next heartbeat reply. Entered by cancel of a running task.
  *            Invariants: as running.
  * completed  Terminal. completion_status SUCCESS, or WARNING when the task
- *            logged a WARN message or the worker said so. progress.ratio 1.
+ *            logged a WARN message, the worker said so, or a child of it
+ *            is failed or cancelled. progress.ratio 1.
  * failed     Terminal. completion_status ERROR, or TEMPERROR when the last
  *            failure was temporary (lost lease, retryable failure) and the
  *            retries ran out.

@@ -185,6 +185,25 @@ static void test_launch_repeat_is_200(void) {
     CHECK(same);
 }
 
+/* A parent completes WARNING when a child was cancelled, also when the
+ * child ended before the parent's complete (it was SUCCESS then, and
+ * WARNING only when the parent had to await the child). */
+static void test_parent_with_cancelled_child_warns(void) {
+    char pid[33], tok[33], extra[128], path[128];
+    CHECK(running_task("warnparent", pid, tok));
+    snprintf(extra, sizeof extra, "\"queue\":\"warnkids\",\"parent_id\":\"%s\"", pid);
+    char *kid = th_submit(&srv, "kid", extra);
+    CHECK(kid);
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", kid);
+    free(kid);
+    CHECK_INT(th_http(&srv, "POST", path, NULL)->status, 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", pid);
+    struct th_resp *r = th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "phase"), "completed");
+    CHECK_STR(th_str(r->json, "completion_status"), "WARNING");
+}
+
 static const struct th_test tests[] = {
     {"submit, claim, heartbeat, complete", test_submit_claim_heartbeat_complete},
     {"a WARN message completes with WARNING", test_warning_completion},
@@ -192,6 +211,7 @@ static const struct th_test tests[] = {
     {"a forged 'messages dropped' count neither overflows nor goes negative",
      test_forged_dropped_count},
     {"a launch that repeats an idempotency key is 200", test_launch_repeat_is_200},
+    {"a parent with a cancelled child completes WARNING", test_parent_with_cancelled_child_warns},
     {NULL, NULL},
 };
 

@@ -416,6 +416,27 @@ static void test_percent_whole_numbers(void) {
     task_free(t);
 }
 
+/* A parent whose child had already failed when its worker completed it
+ * was SUCCESS, while one whose child failed after the complete (it
+ * awaited it) was WARNING: the order of two ends decided the status. */
+static void test_parent_with_ended_child_warns(void) {
+    struct tm_error e;
+    char tok[33];
+    snprintf(tok, sizeof tok, "%032d", 1);
+    struct task *t = task_in(TASK_RUNNING);
+    t->child_ended = 1;
+    t->child_processed = 1;
+    CHECK_INT(task_complete(t, tok, false, 3000, &e), 0);
+    CHECK_INT(t->phase, TASK_COMPLETED);
+    CHECK_INT(t->status, TASK_WARNING);
+    task_free(t);
+    t = task_in(TASK_RUNNING); /* children all completed: SUCCESS */
+    t->child_processed = 2;
+    CHECK_INT(task_complete(t, tok, false, 3000, &e), 0);
+    CHECK_INT(t->status, TASK_SUCCESS);
+    task_free(t);
+}
+
 static const struct th_test tests[] = {
     {"transition table matches DESIGN.md", test_transition_table},
     {"every move from every phase", test_every_move_from_every_phase},
@@ -428,6 +449,8 @@ static const struct th_test tests[] = {
     {"only terminal tasks can be deleted", test_delete_only_terminal},
     {"a parent completed with open children waits for them", test_parent_awaits_children},
     {"a whole percent reads back as itself", test_percent_whole_numbers},
+    {"a parent with a failed or cancelled child completes WARNING",
+     test_parent_with_ended_child_warns},
     {NULL, NULL},
 };
 
