@@ -10,7 +10,7 @@
 
 import { api, ApiError, getToken, setToken, onUnauthenticated } from './api.js';
 import { EventStream } from './live.js';
-import { h, clear } from './dom.js';
+import { h, clear, errText } from './dom.js';
 import * as queuesView from './queues.js';
 import * as tasksView from './tasks.js';
 import * as taskView from './task.js';
@@ -81,8 +81,8 @@ function startStream() {
     onpruned: () => {
       if (current && current.view.refresh) current.view.refresh();
     },
-    onstatus: (status) => {
-      if (status === 401) signedOut('The server refused the token (revoked or expired?).');
+    onstatus: (status, error) => {
+      if (status === 401) signedOut(refusedText(error));
       firstUp();
     },
   }).start();
@@ -92,6 +92,11 @@ function startStream() {
 }
 
 // ---- who is looking ----
+
+/** What the sign-in form says of a token the server refused (a 401's error: its message says why). */
+function refusedText(error, what = 'The server refused the token') {
+  return error && error.message ? `${what}: ${error.message}.` : `${what} (revoked or expired?).`;
+}
 
 function whoami() {
   return api('GET', '/v1/whoami', undefined, { quiet401: true });
@@ -183,7 +188,7 @@ function showLogin(message) {
       await boot();
     } catch (e) {
       setToken(null);
-      err.textContent = e.status === 401 ? 'That token was refused.' : e.message;
+      err.textContent = e.status === 401 ? refusedText(e, 'That token was refused') : errText(e);
     }
   });
   clear(main()).append(form);
@@ -284,7 +289,7 @@ async function boot() {
 }
 
 async function start() {
-  onUnauthenticated(() => signedOut('The server refused the token (revoked or expired?).'));
+  onUnauthenticated((e) => signedOut(refusedText(e)));
   window.addEventListener('hashchange', route);
   document.getElementById('signout').addEventListener('click', () => signedOut('', true));
   // The skip link moves the focus; following its href would change the route.
@@ -298,7 +303,7 @@ async function start() {
     if (e instanceof ApiError && e.status === 401) {
       const had = getToken();
       setToken(null);
-      showLogin(had ? 'The saved token was refused.' : '');
+      showLogin(had ? refusedText(e, 'The saved token was refused') : '');
       return;
     }
     clear(main()).append(h('div', { class: 'panel' },

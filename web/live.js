@@ -26,7 +26,8 @@ export class EventStream {
    *   onevents(batch)  each batch of parsed events {seq, kind, task, ...}
    *   onstate(state)   'connecting' | 'live' | 'down' | 'off'
    *   onpruned(err)    the server pruned events we asked for: re-read state
-   *   onstatus(status) a refusal that ends the stream (401, 403, 404)
+   *   onstatus(status, error) a refusal that ends the stream (401, 403,
+   *                    404), with the v1 error's {code, message, field} (or null)
    *   lastId           start after this sequence (else: from now)
    */
   constructor(path, opts = {}) {
@@ -92,7 +93,11 @@ export class EventStream {
         if (r.status === 401 || r.status === 403 || r.status === 404) {
           // Refused for good: the app asks for a token, or the role may not
           // follow this stream, or the task is gone.
-          if (this.opts.onstatus) this.opts.onstatus(r.status);
+          let error = null;
+          try {
+            error = (await r.json()).error || null;
+          } catch { /* not JSON */ }
+          if (this.opts.onstatus) this.opts.onstatus(r.status, error);
           this.stopped = true;
           this.setState('off');
           return;

@@ -411,8 +411,9 @@ export function mount(root, route, ctx) {
       refetch.call();
       renderTimeline(false);
     },
-    onstatus(status) {
-      timelineNote.textContent = status === 403 ? 'This token may not read the event log.' : `The timeline is not available (${status}).`;
+    onstatus(status, error) {
+      const why = error && error.message ? `: ${error.message}` : ` (${status})`;
+      timelineNote.textContent = status === 403 ? `This token's role may not read the event log${why}.` : `The timeline is not available${why}.`;
     },
   }) : null;
   if (!stream) timelineNote.textContent = 'This token may not read the event log.';

@@ -886,6 +886,34 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a refused token is named with the server\'s reason on the sign-in form', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      const short = await ok(srv, 'POST', '/v1/tokens', { role: 'reader', namespace: 'default', name: 'short', expires_in: '1s' });
+      await new Promise((r) => setTimeout(r, 1500));
+      const page = await openPage(browser, srv, { token: short.secret, hash: '#/queues' });
+      await textIs(page, tid('login-error'), /^The saved token was refused: the token has expired\.$/);
+      await page.fill(tid('login-token'), short.secret);
+      await page.click(tid('login-submit'));
+      await textIs(page, tid('login-error'), /^That token was refused: the token has expired\.$/);
+      await page.closeAll();
+
+      // Revoked while the page is open: back to the form, saying why.
+      const reader = await ok(srv, 'POST', '/v1/tokens', { role: 'reader', namespace: 'default', name: 'gone-soon' });
+      const p2 = await openPage(browser, srv, { token: reader.secret, hash: '#/tasks' });
+      await live(p2);
+      await p2.locator(tid('tasks-table')).waitFor();
+      await ok(srv, 'DELETE', `/v1/tokens/${reader.id}`);
+      // The next call (or the stream, if the server cuts it first) learns of it.
+      await p2.evaluate(() => { location.hash = '#/queues'; });
+      await textIs(p2, tid('login-error'), /^The server refused the token: the token is not valid\.$/);
+      assert.deepEqual(p2.errors, []);
+      await p2.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
