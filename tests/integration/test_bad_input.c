@@ -329,6 +329,32 @@ static void test_empty_idempotency_key(void) {
     CHECK_INT(r->status, 201);
 }
 
+/* An Idempotency-Key header that is not UTF-8: on PostgreSQL the key's
+ * lookup failed ("invalid byte sequence"), the reply was 500 and the
+ * whole group commit with it; on SQLite it was stored as a key. */
+static void test_idempotency_header_not_utf8(void) {
+    char *before = snapshot();
+    const char *const headers[] = {"Content-Type: application/json", "Idempotency-Key: k\xff\xfe",
+                                   NULL};
+    struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", "{\"type\":\"x\"}", 12, headers);
+    long status = r->status;
+    const char *f = th_str(r->json, "error.field");
+    bool field_ok = f && strcmp(f, "Idempotency-Key") == 0;
+    char *after = snapshot();
+    bool same = strcmp(before, after) == 0;
+    free(before);
+    free(after);
+    CHECK_INT(status, 400);
+    CHECK(field_ok);
+    CHECK(same);
+    /* Well-formed UTF-8 beyond ASCII is a key like any other. */
+    const char *const ok[] = {"Content-Type: application/json", "Idempotency-Key: caf\xc3\xa9",
+                              NULL};
+    const char *body = "{\"type\":\"x\",\"queue\":\"utfq\"}";
+    CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), ok)->status, 201);
+    CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), ok)->status, 200);
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -340,6 +366,7 @@ static const struct th_test tests[] = {
     {"content type, method, idempotency header", test_media_type_method_idempotency_header},
     {"HTTP edges: Expect, framing, NUL, media type", test_http_edges},
     {"an empty idempotency_key is refused", test_empty_idempotency_key},
+    {"an Idempotency-Key header that is not UTF-8 is refused", test_idempotency_header_not_utf8},
     {NULL, NULL},
 };
 
