@@ -326,16 +326,23 @@ export function mount(root, route, ctx) {
     node.task = t;
   }
 
+  const childReads = new WeakMap(); // ul -> the number of its newest read
   async function loadChildren(parent, ul) {
+    const seq = (childReads.get(ul) || 0) + 1;
+    childReads.set(ul, seq);
+    // Only the newest read of a list still shown is drawn: a list collapsed
+    // (and opened again) meanwhile, or read again since, drops the answer,
+    // which would take the live updates of the children shown.
+    const stale = () => gone || childLists.get(parent) !== ul || childReads.get(ul) !== seq;
     try {
       const r = await api('GET', `/v1/tasks${qs({ parent_id: parent, order: 'asc', limit: CHILDREN_PAGE })}`);
-      if (gone) return;
+      if (stale()) return;
       clear(ul).append(...r.tasks.map(childNode));
       if (r.tasks.length && ul === kids) kidsBox.hidden = false;
       if (!r.tasks.length) ul.append(h('li', { class: 'muted' }, 'No children.'));
       if (r.next_cursor) ul.append(h('li', {}, h('a', { href: `#/tasks${qs({ parent_id: parent })}` }, `More children: see them all in the task list`)));
     } catch (e) {
-      if (gone) return;
+      if (stale()) return;
       clear(ul).append(h('li', { class: 'muted' }, `The children cannot be listed: ${errText(e)}`));
       if (ul === kids) kidsBox.hidden = false;
     }

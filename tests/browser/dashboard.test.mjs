@@ -914,6 +914,37 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('children collapsed and opened again while read: the late first answer does not take their live updates', async () => {
+    const srv = await startServer();
+    try {
+      const parent = await submit(srv, { name: 'tree-top' });
+      const child = await submit(srv, { name: 'tree-mid', parent_id: parent.id, queue: 'mid' });
+      const grand = await submit(srv, { name: 'tree-leaf', parent_id: child.id, queue: 'leaf' });
+      const page = await openPage(browser, srv, { hash: `#/tasks/${parent.id}` });
+      await live(page);
+      await page.locator(tid(`child-${child.id}`)).waitFor();
+      let reads = 0;
+      await page.route(`**/v1/tasks?parent_id=${child.id}*`, async (route) => {
+        if (reads++ === 0) await new Promise((r) => setTimeout(r, 1500));
+        await route.continue().catch(() => {});
+      });
+      const toggle = page.getByRole('button', { name: 'Children of tree-mid' });
+      await toggle.click(); // open: its read answers late
+      await toggle.click(); // closed
+      await toggle.click(); // open again: answers at once
+      await page.locator(tid(`child-${grand.id}`)).waitFor();
+      await page.waitForTimeout(2000); // the first answer has come by now
+      const c = await claim(srv, 'leaf');
+      await heartbeat(srv, c, { progress: { ratio: 0.5 } });
+      await attrIs(page, `${tid(`child-${grand.id}`)} [role="progressbar"]`, 'aria-valuenow', '50');
+      assert.equal(await page.locator(tid(`child-${grand.id}`)).count(), 1);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
