@@ -355,6 +355,19 @@ static void test_idempotency_header_not_utf8(void) {
     CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), ok)->status, 200);
 }
 
+/* A list filter that is not UTF-8 (%FF): PostgreSQL refused the query
+ * ("invalid byte sequence"), and the reply was 500 'storage error'. */
+static void test_list_filter_not_utf8(void) {
+    static const char *const keys[] = {"type", "queue", "name_prefix", "q", "namespace"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/tasks?%s=a%%FFb", keys[i]);
+        REFUSED("GET", path, NULL, 400, "invalid_argument", keys[i]);
+    }
+    /* Percent-encoded UTF-8 is a value like any other. */
+    CHECK_INT(th_http(&srv, "GET", "/v1/tasks?name_prefix=caf%C3%A9", NULL)->status, 200);
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -367,6 +380,7 @@ static const struct th_test tests[] = {
     {"HTTP edges: Expect, framing, NUL, media type", test_http_edges},
     {"an empty idempotency_key is refused", test_empty_idempotency_key},
     {"an Idempotency-Key header that is not UTF-8 is refused", test_idempotency_header_not_utf8},
+    {"a list filter that is not UTF-8 is refused", test_list_filter_not_utf8},
     {NULL, NULL},
 };
 
