@@ -173,22 +173,30 @@ function showLogin(message) {
     placeholder: 'tm_…', 'data-testid': 'login-token',
   });
   const err = h('p', { class: 'error', 'data-testid': 'login-error', role: 'alert' }, message || '');
+  const submit = h('button', { class: 'primary', type: 'submit', 'data-testid': 'login-submit' }, 'Sign in');
   const form = h('form', { class: 'panel login', 'data-testid': 'login' },
     h('h1', {}, 'Sign in'),
     h('p', {}, 'This server needs an API token. It is kept in this tab only (sessionStorage) and sent with each API call.'),
     h('label', { for: 'token' }, 'API token', input),
     err,
-    h('div', { class: 'actions' }, h('button', { class: 'primary', type: 'submit', 'data-testid': 'login-submit' }, 'Sign in')));
+    h('div', { class: 'actions' }, submit));
+  // One sign-in at a time: a double click would start the views twice.
+  let signingIn = false;
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const t = input.value.trim();
-    if (!t) return;
+    if (!t || signingIn) return;
+    signingIn = true;
+    submit.disabled = true;
     setToken(t);
     try {
       await boot();
     } catch (e) {
       setToken(null);
       err.textContent = e.status === 401 ? refusedText(e, 'That token was refused') : errText(e);
+    } finally {
+      signingIn = false;
+      submit.disabled = false;
     }
   });
   clear(main()).append(form);

@@ -945,6 +945,27 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a sign-in double-clicked signs in once', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      const page = await openPage(browser, srv, { hash: '#/queues' });
+      await page.locator(tid('login')).waitFor();
+      const asked = [];
+      page.on('request', (r) => { if (/\/v1\/(whoami|queues|events)$/.test(new URL(r.url()).pathname)) asked.push(new URL(r.url()).pathname); });
+      await page.fill(tid('login-token'), srv.token);
+      await page.dblclick(tid('login-submit'));
+      await live(page);
+      await page.locator(tid('queues-table')).waitFor();
+      await page.waitForTimeout(500);
+      assert.deepEqual(asked.filter((p) => p === '/v1/whoami'), ['/v1/whoami'], 'one sign-in');
+      assert.deepEqual(asked.filter((p) => p === '/v1/events'), ['/v1/events'], 'one stream');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
