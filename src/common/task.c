@@ -443,8 +443,11 @@ int task_finish(struct task *t, enum task_status status, int64_t completed_at, i
 }
 
 int task_retry(struct task *t, int64_t now, struct tm_error *e) {
+    /* Says what a retry needs ("from 'pending' to 'pending'" said nothing). */
     if (t->phase != TASK_FAILED && t->phase != TASK_CANCELLED)
-        return task_refuse(t, TASK_PENDING, e);
+        return err_set(e, TM_ECONFLICT, "",
+                       "task '%s' is '%s'; only failed or cancelled tasks can be retried", t->id,
+                       task_phase_name(t->phase));
     t->status = TASK_STATUS_NONE;
     t->completed_at = 0;
     t->scheduled_at = 0;

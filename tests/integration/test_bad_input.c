@@ -368,6 +368,19 @@ static void test_list_filter_not_utf8(void) {
     CHECK_INT(th_http(&srv, "GET", "/v1/tasks?name_prefix=caf%C3%A9", NULL)->status, 200);
 }
 
+/* A retry of a task that is not failed or cancelled said "cannot move
+ * from 'pending' to 'pending'": the 409 now says what a retry needs. */
+static void test_retry_refusal_says_why(void) {
+    REFUSED("POST", tpath(pending_id, "/retry"), NULL, 409, "conflict", NULL);
+    struct th_resp *r = th_http(&srv, "POST", tpath(pending_id, "/retry"), NULL);
+    CHECK(th_str(r->json, "error.message"));
+    CHECK(strstr(th_str(r->json, "error.message"),
+                 "is 'pending'; only failed or cancelled tasks "
+                 "can be retried") != NULL);
+    r = th_http(&srv, "POST", tpath(running_id, "/retry"), NULL);
+    CHECK(strstr(th_str(r->json, "error.message"), "is 'running'") != NULL);
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -381,6 +394,7 @@ static const struct th_test tests[] = {
     {"an empty idempotency_key is refused", test_empty_idempotency_key},
     {"an Idempotency-Key header that is not UTF-8 is refused", test_idempotency_header_not_utf8},
     {"a list filter that is not UTF-8 is refused", test_list_filter_not_utf8},
+    {"a refused retry says which phases may be retried", test_retry_refusal_says_why},
     {NULL, NULL},
 };
 
