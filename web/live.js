@@ -96,7 +96,10 @@ export class EventStream {
           let error = null;
           try {
             error = (await r.json()).error || null;
-          } catch { /* not JSON */ }
+          } catch { /* not JSON, or aborted */ }
+          // Stopped while the body was read (signed out, or replaced by a
+          // new stream): the refusal is no longer this page's business.
+          if (this.stopped) return;
           if (this.opts.onstatus) this.opts.onstatus(r.status, error);
           this.stopped = true;
           this.setState('off');
