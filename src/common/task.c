@@ -15,6 +15,7 @@
 
 #include <openssl/crypto.h>
 
+#include "utf8.h"
 #include "xalloc.h"
 
 static const char *const phase_names[TASK_PHASE_COUNT] = {
@@ -367,8 +368,13 @@ int task_lease_lost(struct task *t, int64_t now, uint32_t rnd, struct tm_error *
     if (t->phase != TASK_RUNNING)
         return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s' and holds no lease", t->id,
                        task_phase_name(t->phase));
-    char msg[96];
-    snprintf(msg, sizeof msg, "lease of worker '%.40s' expired", t->lease_worker);
+    /* The whole name (the API keeps it to 128 bytes): a cut could split a
+     * character, and text that is not UTF-8 is refused by PostgreSQL (the
+     * sweep's whole commit failed, again at every sweep) and makes the
+     * task's JSON invalid. A longer name is cut, and its cut scrubbed. */
+    char msg[192];
+    snprintf(msg, sizeof msg, "lease of worker '%.128s' expired", t->lease_worker);
+    utf8_scrub(msg);
     task_after_failure(t, msg, true, now, rnd);
     return 0;
 }

@@ -204,6 +204,30 @@ static void test_parent_with_cancelled_child_warns(void) {
     CHECK_STR(th_str(r->json, "completion_status"), "WARNING");
 }
 
+/* A worker whose name has a two-byte character across byte 40 loses its
+ * lease: the error cut the name there, so it was not UTF-8. On
+ * PostgreSQL the sweep's commit then failed at every sweep (the task
+ * stayed running for ever); on SQLite the task's JSON was invalid. */
+static void test_lease_lost_worker_name_utf8(void) {
+    char *id = th_submit(&srv, "t", "\"queue\":\"utf8lease\"");
+    CHECK(id);
+    const char *worker = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"; /* 39 + 'é' */
+    char body[128], cid[33], tok[33], path[128];
+    snprintf(body, sizeof body, "{\"worker\":\"%s\",\"lease_seconds\":1}", worker);
+    long st = th_claim(&srv, "utf8lease", body, cid, tok);
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    free(id);
+    CHECK_INT(st, 200);
+    /* The lease runs out after 1 s; the sweep then handles it. */
+    WAIT_UNTIL(th_str(th_http(&srv, "GET", path, NULL)->json, "error") != NULL, 15000,
+               "the lease of '%s' to expire", cid);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK(r->json != NULL); /* jansson takes only UTF-8 */
+    char want[128];
+    snprintf(want, sizeof want, "lease of worker '%s' expired", worker);
+    CHECK_STR(th_str(r->json, "error"), want);
+}
+
 static const struct th_test tests[] = {
     {"submit, claim, heartbeat, complete", test_submit_claim_heartbeat_complete},
     {"a WARN message completes with WARNING", test_warning_completion},
@@ -212,6 +236,7 @@ static const struct th_test tests[] = {
      test_forged_dropped_count},
     {"a launch that repeats an idempotency key is 200", test_launch_repeat_is_200},
     {"a parent with a cancelled child completes WARNING", test_parent_with_cancelled_child_warns},
+    {"a lost lease of a worker with a non-ASCII name", test_lease_lost_worker_name_utf8},
     {NULL, NULL},
 };
 

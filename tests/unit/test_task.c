@@ -437,6 +437,19 @@ static void test_parent_with_ended_child_warns(void) {
     task_free(t);
 }
 
+/* A lost lease's error named the worker cut at 40 bytes, which could
+ * split a character: the stored error was not UTF-8. */
+static void test_lease_lost_error_is_utf8(void) {
+    struct tm_error e;
+    struct task *t = task_in(TASK_RUNNING);
+    free(t->lease_worker);
+    t->lease_worker = xstrdup("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"); /* 39 + 'é' */
+    CHECK_INT(task_lease_lost(t, 6000, 0, &e), 0);
+    CHECK_STR(t->error,
+              "lease of worker 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9' expired");
+    task_free(t);
+}
+
 static const struct th_test tests[] = {
     {"transition table matches DESIGN.md", test_transition_table},
     {"every move from every phase", test_every_move_from_every_phase},
@@ -451,6 +464,7 @@ static const struct th_test tests[] = {
     {"a whole percent reads back as itself", test_percent_whole_numbers},
     {"a parent with a failed or cancelled child completes WARNING",
      test_parent_with_ended_child_warns},
+    {"a lost lease's error keeps the worker's name whole", test_lease_lost_error_is_utf8},
     {NULL, NULL},
 };
 
