@@ -166,6 +166,19 @@ export function toast(msg, bad = false) {
   toastTimer = setTimeout(() => t.classList.remove('show'), bad ? 8000 : 4000);
 }
 
+/**
+ * Shows a one-time secret (a token's, a webhook's) whose answer came after
+ * the viewer left the view that asked for it: on top of the view shown
+ * now, until dismissed or the next view, so it is not lost unseen.
+ */
+export function lateSecret(what, secret) {
+  const box = h('div', { class: 'notice', role: 'alert', 'data-testid': 'late-secret' },
+    h('p', {}, `${what} was made after you left its page. Its secret is shown this once: copy it now.`),
+    h('div', { class: 'secret', tabindex: '0', 'data-testid': 'late-secret-value' }, secret),
+    h('div', { class: 'actions' }, h('button', { type: 'button', onclick: () => box.remove() }, 'Done')));
+  document.getElementById('main').prepend(box);
+}
+
 /** Shows the modal confirm dialog; resolves true when confirmed. */
 export function confirmDialog(title, message, okLabel = 'Confirm') {
   const dlg = document.getElementById('confirm');

@@ -4,7 +4,7 @@
 // honours on the token's very next request.
 
 import { api } from './api.js';
-import { h, add, clear, timeEl, toast, confirmDialog, errText } from './dom.js';
+import { h, add, clear, timeEl, toast, confirmDialog, errText, lateSecret } from './dom.js';
 
 const ROLES = ['reader', 'client', 'worker', 'admin'];
 
@@ -42,6 +42,10 @@ export function mount(root, _route, ctx) {
     try {
       const t = await api('POST', '/v1/tokens', body);
       ctx.tokenNames.set(t.id, t.name || t.role);
+      if (gone) {
+        lateSecret(`Token ${t.id} (${t.role}, namespace ${t.namespace})`, t.secret);
+        return;
+      }
       const secret = h('div', { class: 'secret', 'data-testid': 'token-secret', tabindex: '0' }, t.secret);
       const copy = h('button', {
         type: 'button', 'data-testid': 'token-copy',

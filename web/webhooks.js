@@ -4,7 +4,7 @@
 // (#/webhooks/ID) its latest deliveries and their outcomes.
 
 import { api, qs } from './api.js';
-import { h, add, clear, timeEl, toast, confirmDialog, errText } from './dom.js';
+import { h, add, clear, timeEl, toast, confirmDialog, errText, lateSecret } from './dom.js';
 
 const EVENTS = ['task.spawned', 'task.updated', 'task.completed', 'task.failed'];
 
@@ -37,6 +37,10 @@ export function mount(root, route) {
     createBtn.disabled = true;
     try {
       const w = await api('POST', '/v1/webhooks', { url: url.value.trim(), name: name.value.trim() || undefined, events });
+      if (gone) {
+        lateSecret(`Webhook ${w.id} (to ${w.url})`, w.secret || '');
+        return;
+      }
       clear(created).append(h('p', {}, `Webhook ${w.id} added. Its signing secret, shown this once:`),
         h('div', { class: 'secret', 'data-testid': 'webhook-secret' }, w.secret || ''));
       url.value = '';

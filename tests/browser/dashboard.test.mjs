@@ -966,6 +966,41 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a token or webhook made after the viewer left its page still shows its secret once', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      const page = await openPage(browser, srv, { token: srv.token, hash: '#/tokens' });
+      await live(page);
+      const late = async (route) => {
+        await new Promise((r) => setTimeout(r, 800));
+        await route.continue().catch(() => {});
+      };
+      await page.route('**/v1/tokens', (route) => (route.request().method() === 'POST' ? late(route) : route.continue()));
+      await page.route('**/v1/webhooks', (route) => (route.request().method() === 'POST' ? late(route) : route.continue()));
+      await page.locator(tid('tokens-table')).waitFor();
+      await page.fill(tid('token-name'), 'made-late');
+      await page.click(tid('token-create'));
+      await page.click(tid('nav-queues'));
+      await page.locator(tid('queues-table')).waitFor();
+      const secret = (await page.locator(tid('late-secret-value')).textContent()).trim();
+      assert.match(secret, /^tm_[0-9a-f]{16}_[0-9a-f]{64}$/);
+      assert.equal((await v1(srv, 'GET', '/v1/whoami', undefined, secret)).json.name, 'made-late', 'the secret of the token made');
+
+      await page.click(tid('nav-webhooks'));
+      await page.locator(tid('webhook-form')).waitFor();
+      await page.fill(tid('webhook-url'), 'https://hooks.example.com/late');
+      await page.click(tid('webhook-create'));
+      await page.click(tid('nav-queues'));
+      await page.locator(tid('queues-table')).waitFor();
+      await textIs(page, tid('late-secret'), /^Webhook [0-9a-f]+ \(to https:\/\/hooks\.example\.com\/late\) was made after you left its page/);
+      assert.ok((await page.locator(tid('late-secret-value')).textContent()).trim().length > 0);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
