@@ -223,14 +223,19 @@ int v1_decode_queue_settings(json_t *obj, struct queue_settings *q, struct tm_er
     int rc = check_fields(obj, fields, "", e);
     if (rc) return rc;
     queue_settings_default(q);
+    bool has_max = false;
     if ((rc = get_int(obj, "max_retries", "max_retries", 0, 1000, NULL, &q->max_retries, e)) ||
         (rc = get_int(obj, "backoff_ms", "backoff_ms", 0, 86400000, NULL, &q->backoff_ms, e)) ||
-        (rc = get_int(obj, "backoff_max_ms", "backoff_max_ms", 0, 604800000, NULL,
+        (rc = get_int(obj, "backoff_max_ms", "backoff_max_ms", 0, 604800000, &has_max,
                       &q->backoff_max_ms, e)))
         return rc;
+    /* Name the default when the body left it out: the client sent no
+     * 'backoff_max_ms' and must see where the number came from. */
     if (q->backoff_max_ms < q->backoff_ms)
         return err_set(e, TM_EINVALID, "backoff_max_ms",
-                       "'backoff_max_ms' must not be less than 'backoff_ms'");
+                       "'backoff_max_ms' (%lld%s) must not be less than 'backoff_ms' (%lld)",
+                       (long long)q->backoff_max_ms, has_max ? "" : ", its default when left out",
+                       (long long)q->backoff_ms);
     return 0;
 }
 

@@ -381,6 +381,21 @@ static void test_retry_refusal_says_why(void) {
     CHECK(strstr(th_str(r->json, "error.message"), "is 'running'") != NULL);
 }
 
+/* PUT /v1/queues/{queue} with a backoff_ms above the default maximum and
+ * no backoff_max_ms: refused naming backoff_max_ms, which the client did
+ * not send, with no word of the default that was compared. */
+static void test_queue_backoff_max_default_named(void) {
+    REFUSED("PUT", "/v1/queues/qbad", "{\"backoff_ms\":400000}", 400, "invalid_argument",
+            "backoff_max_ms");
+    struct th_resp *r = th_http(&srv, "PUT", "/v1/queues/qbad", "{\"backoff_ms\":400000}");
+    const char *m = th_str(r->json, "error.message");
+    CHECK(m && strstr(m, "300000, its default when left out") && strstr(m, "(400000)"));
+    REFUSED("PUT", "/v1/queues/qbad", "{\"backoff_ms\":5000,\"backoff_max_ms\":10}", 400,
+            "invalid_argument", "backoff_max_ms");
+    r = th_http(&srv, "GET", "/v1/queues", NULL);
+    CHECK(!strstr(r->body, "qbad")); /* nothing was stored */
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -395,6 +410,8 @@ static const struct th_test tests[] = {
     {"an Idempotency-Key header that is not UTF-8 is refused", test_idempotency_header_not_utf8},
     {"a list filter that is not UTF-8 is refused", test_list_filter_not_utf8},
     {"a refused retry says which phases may be retried", test_retry_refusal_says_why},
+    {"a queue's default backoff_max_ms is named when it refuses",
+     test_queue_backoff_max_default_named},
     {NULL, NULL},
 };
 
