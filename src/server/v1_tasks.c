@@ -88,7 +88,28 @@ static void tasks_submit(struct req *r) {
     req_submit(r, tasks_submitted);
 }
 
+/* The store refuses a batch's unknown parent as "parent_id": name the
+ * task, as the batch's other errors do. The one refused is the first task
+ * not answered by its idempotency key (those hold their stored task, id
+ * set) that names the parent quoted: any earlier one would have failed
+ * first. */
+static void tasks_batch_name_parent(struct req *r) {
+    struct tm_error *e = &r->op.err;
+    if (e->code != TM_EINVALID || strcmp(e->field, "parent_id") != 0) return;
+    for (size_t i = 0; i < r->op.ntasks; i++) {
+        const struct task *t = r->op.tasks[i];
+        if (t->id[0] || !t->parent_id[0] || !strstr(e->message, t->parent_id)) continue;
+        snprintf(e->field, sizeof e->field, "tasks[%zu].parent_id", i);
+        char msg[sizeof e->message];
+        snprintf(msg, sizeof msg, "%s (in 'tasks[%zu]')", e->message, i);
+        snprintf(e->message, sizeof e->message, "%s", msg);
+        utf8_scrub(e->message);
+        return;
+    }
+}
+
 static void tasks_batch_submitted(struct req *r) {
+    tasks_batch_name_parent(r);
     if (reply_if_op_failed(r)) return;
     struct buf b;
     buf_init(&b);

@@ -396,6 +396,25 @@ static void test_queue_backoff_max_default_named(void) {
     CHECK(!strstr(r->body, "qbad")); /* nothing was stored */
 }
 
+/* A batch whose second task names an unknown parent was refused with
+ * field "parent_id": it did not say which task, as the batch's other
+ * refusals do ("tasks[1].type"). */
+static void test_batch_unknown_parent_names_task(void) {
+    REFUSED("POST", "/v1/tasks/batch",
+            "{\"tasks\":[{\"type\":\"a\"},{\"type\":\"b\",\"parent_id\":"
+            "\"0123456789abcdef0123456789abcdef\"}]}",
+            400, "invalid_argument", "tasks[1].parent_id");
+    /* A first task that repeats an idempotency key is skipped. */
+    struct th_resp *r = th_http(&srv, "POST", "/v1/tasks",
+                                "{\"type\":\"a\",\"queue\":\"bp\",\"idempotency_key\":\"bp1\"}");
+    CHECK(r->status == 201 || r->status == 200);
+    REFUSED(
+        "POST", "/v1/tasks/batch",
+        "{\"tasks\":[{\"type\":\"a\",\"queue\":\"bp\",\"idempotency_key\":\"bp1\"},"
+        "{\"type\":\"c\"},{\"type\":\"b\",\"parent_id\":\"0123456789abcdef0123456789abcdef\"}]}",
+        400, "invalid_argument", "tasks[2].parent_id");
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -412,6 +431,7 @@ static const struct th_test tests[] = {
     {"a refused retry says which phases may be retried", test_retry_refusal_says_why},
     {"a queue's default backoff_max_ms is named when it refuses",
      test_queue_backoff_max_default_named},
+    {"a batch's unknown parent names the task", test_batch_unknown_parent_names_task},
     {NULL, NULL},
 };
 
