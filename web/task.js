@@ -427,10 +427,12 @@ export function mount(root, route, ctx) {
 
   let loading = true;
   let early = null;
+  let loadSeq = 0; // only the newest read counts: an older one failing last must not say the task cannot be read
   async function load() {
+    const seq = ++loadSeq;
     try {
       const t = await api('GET', `/v1/tasks/${id}`);
-      if (gone) return;
+      if (gone || seq !== loadSeq) return;
       loading = false;
       if (task && t.version <= task.version) return;
       task = null;
@@ -439,7 +441,7 @@ export function mount(root, route, ctx) {
       early = null;
       loadAttempts();
     } catch (e) {
-      if (gone) return;
+      if (gone || seq !== loadSeq) return;
       loading = false;
       if (e.status === 404 && deleted) return; // the note says so already
       if (e.status === 404 && !task) {

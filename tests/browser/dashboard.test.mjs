@@ -1001,6 +1001,39 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a read of the task that fails after a newer one succeeded is not reported', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'old-failure' });
+      const context = await browser.newContext();
+      let reads = 0;
+      // The first read answers last, and fails.
+      await context.route(`**/v1/tasks/${t.id}`, async (route) => {
+        if (reads++) return route.continue();
+        await new Promise((r) => setTimeout(r, 6000));
+        return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'storage unavailable; try again' } }) }).catch(() => {});
+      });
+      const page = await context.newPage();
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${srv.url}/#/tasks/${t.id}`);
+      await live(page);
+      // A drop and a return read the task again; that read answers first.
+      await srv.stop();
+      await page.locator(tid('banner-disconnected')).waitFor({ state: 'visible' });
+      await srv.start();
+      await page.locator(tid('banner-disconnected')).waitFor({ state: 'hidden', timeout: 20000 });
+      await until(async () => reads >= 2, 'the second read');
+      await attrIs(page, tid('task-phase'), 'data-phase', 'pending');
+      await page.waitForTimeout(6500); // the first read's failure has come by now
+      assert.equal(await page.locator(tid('task-note')).isVisible(), false, 'no failure reported');
+      assert.deepEqual(errors, []);
+      await context.close();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
