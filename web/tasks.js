@@ -312,6 +312,7 @@ export function mount(root, route, ctx) {
         ? `${r.tasks.length} task${r.tasks.length === 1 ? '' : 's'} on this page${r.next_cursor ? '; more on the next' : ''}.`
         : 'No task matches.';
       renderPager(r.next_cursor);
+      markInvalid(null);
       loading = false;
       const pending = early;
       early = [];
@@ -325,11 +326,15 @@ export function mount(root, route, ctx) {
       // until a read succeeds.
       renderPager(null);
       status.append(h('span', { class: 'error', role: 'alert' }, `Could not read the tasks: ${errText(e)}`));
-      if (e.field) {
-        const input = form.querySelector(`[name="${CSS.escape(e.field)}"]`);
-        if (input) input.setAttribute('aria-invalid', 'true');
-      }
+      markInvalid(e.field);
     }
+  }
+
+  /** Marks the filter's input the server named as wrong (field), and only it; null: none. */
+  function markInvalid(field) {
+    for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+    const input = field && form.querySelector(`[name="${CSS.escape(field)}"]`);
+    if (input) input.setAttribute('aria-invalid', 'true');
   }
 
   api('GET', '/v1/queues').then((r) => {

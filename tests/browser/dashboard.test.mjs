@@ -1034,6 +1034,31 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a filter input the server refused is unmarked once a read of the list succeeds', async () => {
+    const srv = await startServer();
+    try {
+      await submit(srv, { name: 'marked', queue: 'mk' });
+      const context = await browser.newContext();
+      let reads = 0;
+      // The first read of the list is refused, naming the queue (as a storage
+      // timeout or a bad value would); the next one is answered.
+      await context.route('**/v1/tasks?*', (route) => {
+        if (!new URL(route.request().url()).searchParams.has('queue') || reads++) return route.continue();
+        return route.fulfill({ status: 400, contentType: 'application/json', body: JSON.stringify({ error: { code: 'invalid_argument', message: "'queue' is not a queue name", field: 'queue' } }) });
+      });
+      const page = await context.newPage();
+      await page.goto(`${srv.url}/#/tasks?queue=mk`);
+      await textIs(page, tid('tasks-status'), /Could not read the tasks: 'queue' is not a queue name/);
+      assert.equal(await page.getAttribute(tid('filter-queue'), 'aria-invalid'), 'true');
+      await page.click(tid('filter-apply'));
+      await textIs(page, tid('tasks-status'), /1 task on this page/);
+      assert.equal(await page.getAttribute(tid('filter-queue'), 'aria-invalid'), null);
+      await context.close();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
