@@ -333,8 +333,11 @@ static int decode_entries(json_t *arr, const char *name, int max, const char *co
     json_array_foreach(arr, i, x) {
         char prefix[32];
         snprintf(prefix, sizeof prefix, "%s[%zu].", name, i);
-        if (!json_is_object(x))
-            return err_set(e, TM_EINVALID, name, "'%s[%zu]' must be an object", name, i);
+        if (!json_is_object(x)) { /* named "items[3]", as a batch names "tasks[3]" */
+            char field[32];
+            snprintf(field, sizeof field, "%s[%zu]", name, i);
+            return err_set(e, TM_EINVALID, field, "'%s' must be an object", field);
+        }
         int rc = check_fields(x, fields, prefix, e);
         if (!rc) rc = entry(x, prefix, lim, e);
         if (rc) return rc;

@@ -415,6 +415,24 @@ static void test_batch_unknown_parent_names_task(void) {
         400, "invalid_argument", "tasks[2].parent_id");
 }
 
+/* An entry of items, messages or returns that is not an object was
+ * refused with field "items", not the entry's "items[1]" as every other
+ * nested error (and a batch's "tasks[1]") names it. */
+static void test_worker_entry_not_object_named(void) {
+    static const char *const calls[][3] = {
+        {"/heartbeat", "items", "[{\"name\":\"a\"},5]"},
+        {"/heartbeat", "messages", "[{\"level\":\"INFO\",\"text\":\"t\"},\"x\"]"},
+        {"/complete", "returns", "[{\"name\":\"a\",\"attribute\":\"b\"},[]]"},
+    };
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        char body[256], field[32];
+        snprintf(body, sizeof body, "{\"lease_token\":\"%s\",\"%s\":%s}", running_token,
+                 calls[i][1], calls[i][2]);
+        snprintf(field, sizeof field, "%s[1]", calls[i][1]);
+        REFUSED("POST", tpath(running_id, calls[i][0]), body, 400, "invalid_argument", field);
+    }
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -432,6 +450,7 @@ static const struct th_test tests[] = {
     {"a queue's default backoff_max_ms is named when it refuses",
      test_queue_backoff_max_default_named},
     {"a batch's unknown parent names the task", test_batch_unknown_parent_names_task},
+    {"a worker call's entry that is not an object is named", test_worker_entry_not_object_named},
     {NULL, NULL},
 };
 
