@@ -55,18 +55,27 @@ export function mount(root, route) {
     }
   });
 
+  // Disabled while the deliveries are read: a double click reads them once.
+  const readAgain = h('button', { type: 'button', onclick: () => loadDeliveries(), 'data-testid': 'deliveries-refresh' }, 'Read again');
+
   add(root, h('h1', {}, 'Webhooks'),
     h('section', { class: 'panel', 'aria-label': 'Webhooks' }, list),
     selected ? h('section', { class: 'panel', 'aria-labelledby': 'dl-h' },
       h('div', { class: 'row' }, h('h2', { id: 'dl-h' }, `Deliveries of ${selected}`),
-        h('button', { type: 'button', onclick: () => loadDeliveries(), 'data-testid': 'deliveries-refresh' }, 'Read again')),
+        readAgain),
       deliveries) : null,
     form);
 
+  // Only the newest read of each list is drawn: an older one answering
+  // last would show the list as it was (without a webhook just added).
+  let listSeq = 0;
+  let deliveriesSeq = 0;
+
   async function load() {
+    const seq = ++listSeq;
     try {
       const r = await api('GET', '/v1/webhooks');
-      if (gone) return;
+      if (gone || seq !== listSeq) return;
       const ws = r.webhooks || [];
       if (!ws.length) {
         clear(list).append(h('p', { class: 'muted' }, 'No webhooks yet.'));
@@ -87,15 +96,17 @@ export function mount(root, route) {
               onclick: (ev) => remove(w, ev.currentTarget),
             }, 'Delete'))))))));
     } catch (e) {
-      if (!gone) clear(list).append(h('p', { class: 'error', role: 'alert' }, `Could not read the webhooks: ${errText(e)}`));
+      if (!gone && seq === listSeq) clear(list).append(h('p', { class: 'error', role: 'alert' }, `Could not read the webhooks: ${errText(e)}`));
     }
   }
 
   async function loadDeliveries() {
     if (!selected) return;
+    const seq = ++deliveriesSeq;
+    readAgain.disabled = true;
     try {
       const r = await api('GET', `/v1/webhooks/${encodeURIComponent(selected)}/deliveries${qs({ limit: 100 })}`);
-      if (gone) return;
+      if (gone || seq !== deliveriesSeq) return;
       const ds = r.deliveries || [];
       clear(deliveries).append(ds.length ? h('table', { 'data-testid': 'deliveries-table' },
         h('thead', {}, h('tr', {}, ['Event', 'Outcome', 'Attempts', 'Last HTTP status', 'Last error', 'Next attempt', 'Created', 'Updated'].map((c) => h('th', { scope: 'col' }, c)))),
@@ -110,7 +121,12 @@ export function mount(root, route) {
           h('td', {}, timeEl(d.updated_at))))))
         : h('p', { class: 'muted' }, 'No deliveries yet.'));
     } catch (e) {
-      if (!gone) clear(deliveries).append(h('p', { class: 'error', role: 'alert' }, `Could not read the deliveries: ${errText(e)}`));
+      if (!gone && seq === deliveriesSeq) clear(deliveries).append(h('p', { class: 'error', role: 'alert' }, `Could not read the deliveries: ${errText(e)}`));
+    } finally {
+      if (seq === deliveriesSeq) {
+        readAgain.disabled = false;
+        if (!gone && document.activeElement === document.body) readAgain.focus();
+      }
     }
   }
 

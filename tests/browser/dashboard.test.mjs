@@ -1059,6 +1059,32 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('deliveries read again on a double click are read once', async () => {
+    const srv = await startServer();
+    try {
+      const w = await ok(srv, 'POST', '/v1/webhooks', { url: 'https://hooks.example.com/d', name: 'reads' });
+      const page = await openPage(browser, srv, { hash: `#/webhooks/${w.id}` });
+      await live(page);
+      await page.locator(`${tid('deliveries-refresh')}:not([disabled])`).waitFor();
+      let reads = 0;
+      await page.route(`**/v1/webhooks/${w.id}/deliveries*`, async (route) => {
+        reads++;
+        await new Promise((r) => setTimeout(r, 700));
+        await route.continue().catch(() => {});
+      });
+      await page.dblclick(tid('deliveries-refresh'));
+      assert.equal(await page.locator(tid('deliveries-refresh')).isDisabled(), true, 'disabled while it reads');
+      await page.locator(`${tid('deliveries-refresh')}:not([disabled])`).waitFor();
+      await page.waitForTimeout(300);
+      assert.equal(reads, 1);
+      await textIs(page, tid('deliveries'), /No deliveries yet/);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
