@@ -77,10 +77,12 @@ export function mount(root, _route, ctx) {
 
   add(root, h('h1', {}, 'Tokens'), form, h('section', { class: 'panel', 'aria-label': 'Tokens' }, list));
 
+  let loadSeq = 0; // only the newest read is drawn: an older one answering last would show a token revoked since as active
   async function load() {
+    const seq = ++loadSeq;
     try {
       const r = await api('GET', '/v1/tokens');
-      if (gone) return;
+      if (gone || seq !== loadSeq) return;
       const ts = r.tokens || [];
       for (const t of ts) ctx.tokenNames.set(t.id, t.name || t.role);
       clear(list).append(ts.length ? h('table', { 'data-testid': 'tokens-table' },
@@ -100,7 +102,7 @@ export function mount(root, _route, ctx) {
           }, 'Revoke') : null)))))
         : h('p', { class: 'muted' }, 'No tokens: the server is in open mode.'));
     } catch (e) {
-      if (!gone) clear(list).append(h('p', { class: 'error', role: 'alert' }, `Could not read the tokens: ${errText(e)}`));
+      if (!gone && seq === loadSeq) clear(list).append(h('p', { class: 'error', role: 'alert' }, `Could not read the tokens: ${errText(e)}`));
     }
   }
 

@@ -1085,6 +1085,42 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('a token revoked while an older read of the list is on its way stays shown revoked', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      const other = await ok(srv, 'POST', '/v1/tokens', { role: 'reader', namespace: 'default', name: 'to-revoke' });
+      const page = await openPage(browser, srv, { token: srv.token, hash: '#/tokens' });
+      await live(page);
+      await page.locator(tid(`token-revoke-${other.id}`)).waitFor();
+      let slow = false;
+      await page.route('**/v1/tokens', async (route) => {
+        if (route.request().method() === 'GET' && slow) {
+          // Read now, answered late: the list as it is before the revoke.
+          slow = false;
+          const response = await route.fetch();
+          await new Promise((r) => setTimeout(r, 1500));
+          await route.fulfill({ response }).catch(() => {});
+          return;
+        }
+        await route.continue().catch(() => {});
+      });
+      slow = true;
+      await page.fill(tid('token-name'), 'made-meanwhile');
+      await page.click(tid('token-create')); // its read of the list answers late
+      await page.locator(tid('token-secret')).waitFor();
+      await page.click(tid(`token-revoke-${other.id}`));
+      await page.click(tid('confirm-ok'));
+      await textIs(page, `${tid(`token-row-${other.id}`)} ${tid('token-status')}`, /revoked/);
+      await page.waitForTimeout(2000); // the late read has come by now
+      assert.match(await page.textContent(`${tid(`token-row-${other.id}`)} ${tid('token-status')}`), /revoked/);
+      assert.equal(await page.locator(tid(`token-revoke-${other.id}`)).count(), 0, 'no Revoke for a revoked token');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
