@@ -1121,6 +1121,52 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('an older read of the queues or the task list answering last is not drawn over a newer one', async () => {
+    const srv = await startServer();
+    try {
+      await submit(srv, { queue: 'rq', name: 'first' });
+      const page = await openPage(browser, srv, { hash: '#/queues' });
+      await live(page);
+      await page.locator(tid('queue-pause-rq')).waitFor();
+      // The next read is made at once and answered late: what it holds is old by then.
+      let slow = null;
+      const lateOnce = async (route) => {
+        if (route.request().method() === 'GET' && slow && new URL(route.request().url()).pathname === slow) {
+          slow = null;
+          const response = await route.fetch();
+          await new Promise((r) => setTimeout(r, 1500));
+          await route.fulfill({ response }).catch(() => {});
+          return;
+        }
+        await route.continue().catch(() => {});
+      };
+      await page.route('**/v1/queues', lateOnce);
+      slow = '/v1/queues';
+      await submit(srv, { queue: 'rq', name: 'second' }); // an event: the counts are read again
+      await until(() => slow === null, 'the read of the counts');
+      await page.click(tid('queue-pause-rq'));
+      await attrIs(page, tid('queue-state-rq'), 'data-state', 'paused');
+      await page.waitForTimeout(2000);
+      assert.equal(await page.getAttribute(tid('queue-state-rq'), 'data-state'), 'paused');
+
+      await page.route('**/v1/tasks?*', lateOnce);
+      await page.goto(`${srv.url}/#/tasks?queue=rq`);
+      await until(async () => (await page.locator('tbody tr[data-task-id]').count()) === 2, 'two tasks');
+      slow = '/v1/tasks';
+      await page.click(tid('filter-apply')); // the same list read again, answered late
+      await until(() => slow === null, 'the late read');
+      const third = await submit(srv, { queue: 'rq', name: 'third' });
+      await page.click(tid('filter-apply')); // read again: answered at once
+      await page.locator(tid(`task-row-${third.id}`)).waitFor();
+      await page.waitForTimeout(2000);
+      assert.equal(await page.locator(tid(`task-row-${third.id}`)).count(), 1, 'the newer list stays');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
