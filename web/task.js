@@ -256,7 +256,9 @@ export function mount(root, route, ctx) {
 
   // ---- attempts ----
 
+  let attemptsSeq = 0; // only the newest read is drawn: an older one answering last shows an attempt as it was
   async function loadAttempts() {
+    const seq = ++attemptsSeq;
     if (!ctx.can.read) {
       // GET /v1/tasks/ID/attempts is for the roles that may list (not workers).
       section(attempts, 'refused', () => h('p', { class: 'muted' },
@@ -265,7 +267,7 @@ export function mount(root, route, ctx) {
     }
     try {
       const r = await api('GET', `/v1/tasks/${id}/attempts`);
-      if (gone) return;
+      if (gone || seq !== attemptsSeq) return;
       const list = r.attempts || [];
       section(attempts, list, () => (list.length ? h('table', { 'data-testid': 'attempts-table' },
         h('thead', {}, h('tr', {}, ['#', 'Worker', 'Started', 'Ended', 'Took', 'Outcome', 'Error'].map((c) => h('th', { scope: 'col' }, c)))),
@@ -279,7 +281,7 @@ export function mount(root, route, ctx) {
           h('td', { class: 'error' }, a.error || '')))))
         : h('p', { class: 'muted' }, 'Not claimed yet.')));
     } catch (e) {
-      if (gone) return;
+      if (gone || seq !== attemptsSeq) return;
       section(attempts, ['err', e.message], () => h('p', { class: 'muted' }, `The attempt history is not available: ${errText(e)}`));
     }
   }

@@ -1167,6 +1167,37 @@ describe('refusals and busy controls', () => {
     }
   });
 
+  test('an older read of the attempts answering last is not drawn over a newer one', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'attempted' });
+      const page = await openPage(browser, srv, { hash: `#/tasks/${t.id}` });
+      await live(page);
+      await textIs(page, tid('attempts'), /Not claimed yet/);
+      let slow = true;
+      await page.route(`**/v1/tasks/${t.id}/attempts`, async (route) => {
+        if (!slow) return route.continue().catch(() => {});
+        // Read now (the attempt running), answered after the next read.
+        slow = false;
+        const response = await route.fetch();
+        fetched = true;
+        await new Promise((r) => setTimeout(r, 3000));
+        await route.fulfill({ response }).catch(() => {});
+      });
+      let fetched = false;
+      const c = await claim(srv);
+      await until(() => fetched, 'the read of the running attempt');
+      await finish(srv, c, 'complete');
+      await textIs(page, tid('attempt-outcome'), /completed/);
+      await page.waitForTimeout(3500);
+      assert.match(await page.textContent(tid('attempt-outcome')), /completed/);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('a list whose reload failed offers no Next page until a reload succeeds', async () => {
     const srv = await startServer();
     try {
