@@ -218,6 +218,22 @@ static void tasks_get(struct req *r) {
     task_free(t);
 }
 
+/*
+ * One parameter of a list (GET /v1/tasks, the bulk filter) into q. A time
+ * bound of 0 means none in task_filter, so `created_before` or
+ * `updated_before` the epoch itself (a time no task has before it) is kept
+ * as -1, which leaves the list empty as it should, not unbounded.
+ */
+static int tasks_list_param(struct list_query *q, const struct limits *lim, const char *key,
+                            const char *value, struct tm_error *e) {
+    int rc = v1_list_query_add(q, lim, key, value, e);
+    if (rc) return rc;
+    struct task_filter *f = &q->filter;
+    if (strcmp(key, "created_before") == 0 && f->created_before == 0) f->created_before = -1;
+    if (strcmp(key, "updated_before") == 0 && f->updated_before == 0) f->updated_before = -1;
+    return 0;
+}
+
 struct list_ctx {
     struct req *r;
     struct list_query q;
@@ -226,7 +242,7 @@ struct list_ctx {
 
 static int tasks_list_arg(void *cls, const char *key, const char *value) {
     struct list_ctx *c = cls;
-    return v1_list_query_add(&c->q, req_limits(c->r), key, value, &c->e);
+    return tasks_list_param(&c->q, req_limits(c->r), key, value, &c->e);
 }
 
 static void tasks_list(struct req *r) {
@@ -325,7 +341,7 @@ static int bulk_filter(struct req *r, json_t *filter, struct list_query *q, stru
             return err_set(e, TM_EINVALID, "filter", "'filter' may not hold '%s'", key);
         if (!json_is_string(v))
             return err_set(e, TM_EINVALID, "filter", "'filter.%s' must be a string", key);
-        if (v1_list_query_add(q, req_limits(r), key, json_string_value(v), e)) {
+        if (tasks_list_param(q, req_limits(r), key, json_string_value(v), e)) {
             char field[sizeof e->field];
             snprintf(field, sizeof field, "filter.%s", e->field);
             snprintf(e->field, sizeof e->field, "%s", field);
