@@ -219,13 +219,18 @@ static void tasks_get(struct req *r) {
 }
 
 /*
- * One parameter of a list (GET /v1/tasks, the bulk filter) into q. A time
- * bound of 0 means none in task_filter, so `created_before` or
- * `updated_before` the epoch itself (a time no task has before it) is kept
- * as -1, which leaves the list empty as it should, not unbounded.
+ * One parameter of a list (GET /v1/tasks, the bulk filter) into q. An
+ * empty type, queue or name_prefix is refused (a blank form field would
+ * read as a filter: no task, or every named one). A time bound of 0 means
+ * none in task_filter, so `created_before` or `updated_before` the epoch
+ * itself (a time no task has before it) is kept as -1, which leaves the
+ * list empty as it should, not unbounded.
  */
 static int tasks_list_param(struct list_query *q, const struct limits *lim, const char *key,
                             const char *value, struct tm_error *e) {
+    if (!*value &&
+        (strcmp(key, "type") == 0 || strcmp(key, "queue") == 0 || strcmp(key, "name_prefix") == 0))
+        return err_set(e, TM_EINVALID, key, "'%s' must not be empty", key);
     int rc = v1_list_query_add(q, lim, key, value, e);
     if (rc) return rc;
     struct task_filter *f = &q->filter;

@@ -12,6 +12,30 @@
 
 static struct th_server srv;
 
+/* Everything stored, as text. */
+static char *snapshot(void) {
+    struct th_resp *r = th_http(&srv, "GET", "/v1/tasks?limit=1000&order=asc", NULL);
+    return strdup(r->body ? r->body : "");
+}
+
+/* GET path must be 400 invalid_argument naming `field`, and change nothing. */
+static void refused(int line, const char *path, const char *field) {
+    char *before = snapshot();
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    const char *code = th_str(r->json, "error.code"), *got = th_str(r->json, "error.field");
+    if (r->status != 400)
+        th_fail(__FILE__, line, "GET %s: status %ld, want 400: %.200s", path, r->status, r->body);
+    else if (!code || strcmp(code, "invalid_argument") != 0)
+        th_fail(__FILE__, line, "GET %s: code '%s', want 'invalid_argument'", path, code);
+    else if (!got || strcmp(got, field) != 0)
+        th_fail(__FILE__, line, "GET %s: field '%s', want '%s'", path, got, field);
+    char *after = snapshot();
+    if (strcmp(before, after) != 0) th_fail(__FILE__, line, "GET %s changed stored data", path);
+    free(before);
+    free(after);
+}
+#define REFUSED(path, field) refused(__LINE__, path, field)
+
 /* The number of tasks GET /v1/tasks?query lists (-1 on any other reply than 200). */
 static long long list_count(const char *query) {
     char path[512];
@@ -55,9 +79,31 @@ static void test_before_the_epoch(void) {
     CHECK_INT(bulk_count("{\"queue\":\"epq\",\"updated_before\":\"1970-01-01T00:00:00Z\"}"), 0);
 }
 
+/* An empty type, queue or name_prefix matched no task (type and queue
+ * are never empty) or every named one, with a 200: a form field sent
+ * blank read as a filter that holds. Refused, naming the parameter, as an
+ * empty q or namespace is; in the bulk filter too. */
+static void test_empty_values(void) {
+    CHECK(submit("em", "\"queue\":\"emq\",\"name\":\"n\""));
+    REFUSED("/v1/tasks?type=", "type");
+    REFUSED("/v1/tasks?queue=", "queue");
+    REFUSED("/v1/tasks?queue", "queue");
+    REFUSED("/v1/tasks?queue=emq&name_prefix=", "name_prefix");
+    struct th_resp *r = th_http(&srv, "POST", "/v1/tasks/bulk",
+                                "{\"action\":\"cancel\",\"expected\":1,\"filter\":"
+                                "{\"queue\":\"emq\",\"type\":\"\"}}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "filter.type");
+    CHECK_STR(th_phase(&srv, th_str(th_http(&srv, "GET", "/v1/tasks?queue=emq", NULL)->json,
+                                    "tasks.0.id")),
+              "pending");
+    CHECK_INT(list_count("queue=emq&name_prefix=n"), 1);
+}
+
 int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"created_before and updated_before the epoch list nothing", test_before_the_epoch},
+        {"an empty type, queue or name_prefix is 400", test_empty_values},
         {NULL, NULL},
     };
     return th_main_server(tests, argc, argv, &srv, NULL);
