@@ -47,6 +47,7 @@ enum tm_client_code {
     TM_CLIENT_ESERVER = -7,   /* 5xx or another unexpected status */
     TM_CLIENT_ECONNECT = -8,  /* no HTTP reply: refused, reset, timed out, bad URL */
     TM_CLIENT_EPROTOCOL = -9, /* a reply that is not what the v1 API promises */
+    TM_CLIENT_EABORTED = -10, /* the client's abort hook abandoned the call (tm_client_set_abort) */
 };
 
 /* The longest lease token a claim returns, with its NUL. */
@@ -82,6 +83,28 @@ TM_API const struct tm_client_error *tm_client_last_error(const struct tm_client
 TM_API const char *tm_strerror(int code);
 /* Whether `phase` is completed, failed or cancelled: a task that will not change on its own. */
 TM_API bool tm_phase_is_terminal(const char *phase);
+
+/*
+ * An abort hook: whether to abandon the request in progress. libtaskmill
+ * calls it from the thread making the call, with the `arg` given to
+ * tm_client_set_abort: once before each request is sent, then while it
+ * waits for the reply, at least once a second (more often while data
+ * moves). It must not call into the same client.
+ */
+typedef bool (*tm_abort_fn)(void *arg);
+/*
+ * Sets c's abort hook (fn NULL removes it); arg is borrowed. While the
+ * hook returns true, every call on c returns TM_CLIENT_EABORTED within
+ * about a second, whatever the server does: a request not sent yet is
+ * not sent, one in flight is abandoned and its connection closed. For a
+ * program that must stop promptly: a worker told to stop abandons its
+ * claim's long-poll instead of waiting out the request's timeout (60 s,
+ * or a long-poll's wait plus 30 s). A request abandoned after it was sent
+ * may still take effect on the server (an abandoned claim may lease a task,
+ * which comes back when its lease expires). Covers the calls made on c,
+ * not a tm_watch's streams (tm_watch_next returns within its timeout).
+ */
+TM_API void tm_client_set_abort(struct tm_client *c, tm_abort_fn fn, void *arg);
 
 /*
  * Sends any v1 request: `method` to `path` (starting with "/", query

@@ -13,8 +13,12 @@
  * With --concurrency 1 one thread does all of this with the one-task
  * calls. With more, a claimer thread and a runner thread speak the batched
  * protocol for every task at once ("Batched mode" below). The main thread
- * only waits for signals; threads share atomics, the read-only config and
- * (batched) the inbox under its lock. Messages go to stderr as
+ * waits for signals and signals the commands' groups itself (see
+ * work_groups), so a stop reaches them at once whatever the server does;
+ * the threads' clients have an abort hook (work_abort) that bounds every
+ * request once the worker stops.
+ * Threads share atomics, the read-only config, the groups and (batched)
+ * the inbox under their locks. Messages go to stderr as
  * `taskmill work: ...`.
  */
 #include <errno.h>
@@ -56,6 +60,13 @@ extern char **environ;
 #define WORK_SPAWN_BACKOFF_MAX_MS 30000  /* the longest pause after a command failed to start */
 #define WORK_SHOWN_IDS            64     /* recent ids a short id must tell apart */
 #define WORK_ENV_STRING_MAX       131072 /* Linux's MAX_ARG_STRLEN: one NAME=VALUE and its NUL */
+/* Once the worker stops, the longest a request other than a claim waits for its answer
+ * (counted from the stop for one in flight then), and the time a report of a task's end
+ * is tried again while the server cannot be reached: a server that does not answer
+ * cannot keep a stopping worker past a typical 30 s grace of a supervisor. */
+#define WORK_STOP_CALL_MS 5000
+/* Once the worker stops, how long past its long-poll a claim in flight may take (work_abort). */
+#define WORK_CLAIM_SLACK_MS 1000
 
 struct work_config {
     const char *server;
@@ -75,18 +86,31 @@ struct work_config {
 
 /* 0 running; 1 stop claiming, terminate commands, release tasks; 2 kill commands now. */
 static atomic_int work_stop;
-static atomic_int work_started; /* tasks claimed, for --max-tasks */
-static atomic_int work_running; /* slot threads still running */
-static atomic_int work_fatal;   /* an exit code that ends the worker, or 0 */
+static _Atomic int64_t work_stop_ms; /* when work_stop left 0 (work_now_ms), or 0 */
+static atomic_int work_started;      /* tasks claimed, for --max-tasks */
+static atomic_int work_running;      /* slot threads still running */
+static atomic_int work_fatal;        /* an exit code that ends the worker, or 0 */
 /* 1 while the server cannot be reached: the slots say so once, and once when it is back. */
 static atomic_int work_server_down;
 static bool work_tty; /* stderr is a terminal: lines end by erasing the rest of the row */
 
-/* The process groups of the commands started and not yet let go: the main thread kills
- * them at a second stop signal itself, since the thread running them may be waiting on a
- * server that does not answer (a request takes up to a minute to time out). */
+/*
+ * The process groups of the commands started and not yet let go, and every
+ * signal sent to them: from the thread running a command (a cancel, a lost
+ * lease, its grace over) and from the main thread, which at a stop signal
+ * sends SIGTERM to every command at once, SIGKILL once a group's grace is
+ * over and at a second signal, since the thread running them may be
+ * waiting on a server (each signal at most once per group, whoever sends
+ * it). A signal goes to the whole group, so also to what the command
+ * started that is still in it, even after the command itself has exited.
+ */
+struct work_group {
+    pid_t pgid;      /* the command's pid */
+    int64_t term_ms; /* when SIGTERM went to the group, or 0 */
+    bool killed;     /* SIGKILL went */
+};
 static pthread_mutex_t work_groups_lock = PTHREAD_MUTEX_INITIALIZER;
-static pid_t *work_groups;
+static struct work_group *work_groups;
 static size_t work_ngroups, work_groups_cap;
 
 static void work_group_add(pid_t pgid) {
@@ -95,25 +119,91 @@ static void work_group_add(pid_t pgid) {
         work_groups_cap = work_groups_cap ? 2 * work_groups_cap : 16;
         work_groups = xrealloc(work_groups, work_groups_cap * sizeof *work_groups);
     }
-    work_groups[work_ngroups++] = pgid;
+    work_groups[work_ngroups++] = (struct work_group){.pgid = pgid};
     pthread_mutex_unlock(&work_groups_lock);
 }
 
 static void work_group_remove(pid_t pgid) {
     pthread_mutex_lock(&work_groups_lock);
     for (size_t i = 0; i < work_ngroups; i++) {
-        if (work_groups[i] != pgid) continue;
+        if (work_groups[i].pgid != pgid) continue;
         work_groups[i] = work_groups[--work_ngroups];
         break;
     }
     pthread_mutex_unlock(&work_groups_lock);
 }
 
-/* SIGKILL to every command's process group (the second stop signal). */
-static void work_groups_kill(void) {
-    pthread_mutex_lock(&work_groups_lock);
+/* The group of pgid, under the lock; NULL when it is not one of ours. */
+static struct work_group *work_group_find(pid_t pgid) {
     for (size_t i = 0; i < work_ngroups; i++)
-        kill(-work_groups[i], SIGKILL);
+        if (work_groups[i].pgid == pgid) return &work_groups[i];
+    return NULL;
+}
+
+/* SIGTERM to pgid's group unless it has had it; returns when it went (0: not ours). */
+static int64_t work_group_term(pid_t pgid, int64_t now) {
+    pthread_mutex_lock(&work_groups_lock);
+    struct work_group *g = work_group_find(pgid);
+    if (g && !g->term_ms) {
+        kill(-pgid, SIGTERM);
+        g->term_ms = now;
+    }
+    int64_t t = g ? g->term_ms : 0;
+    pthread_mutex_unlock(&work_groups_lock);
+    return t;
+}
+
+/* When SIGTERM went to pgid's group, or 0. */
+static int64_t work_group_termed(pid_t pgid) {
+    pthread_mutex_lock(&work_groups_lock);
+    struct work_group *g = work_group_find(pgid);
+    int64_t t = g ? g->term_ms : 0;
+    pthread_mutex_unlock(&work_groups_lock);
+    return t;
+}
+
+/* SIGKILL to pgid's group unless it has had it. */
+static void work_group_kill(pid_t pgid) {
+    pthread_mutex_lock(&work_groups_lock);
+    struct work_group *g = work_group_find(pgid);
+    if (g && !g->killed) {
+        kill(-pgid, SIGKILL);
+        g->killed = true;
+    }
+    pthread_mutex_unlock(&work_groups_lock);
+}
+
+/*
+ * The first stop signal, from the main thread: SIGTERM to every command
+ * still running. A command that has exited already (not yet reaped) is
+ * left to its thread, which reports it as it ended; waitid with WNOWAIT
+ * looks without reaping it.
+ */
+static void work_groups_stop(int64_t now) {
+    pthread_mutex_lock(&work_groups_lock);
+    for (size_t i = 0; i < work_ngroups; i++) {
+        struct work_group *g = &work_groups[i];
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (g->term_ms || waitid(P_PID, (id_t)g->pgid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+            si.si_pid)
+            continue;
+        kill(-g->pgid, SIGTERM);
+        g->term_ms = now;
+    }
+    pthread_mutex_unlock(&work_groups_lock);
+}
+
+/* From the main thread: SIGKILL to every group whose grace since its SIGTERM is over, or
+ * (all, at a second stop signal) to every group. */
+static void work_groups_kill(int64_t now, int64_t grace_ms, bool all) {
+    pthread_mutex_lock(&work_groups_lock);
+    for (size_t i = 0; i < work_ngroups; i++) {
+        struct work_group *g = &work_groups[i];
+        if (g->killed || !(all || (g->term_ms && now - g->term_ms >= grace_ms))) continue;
+        kill(-g->pgid, SIGKILL);
+        g->killed = true;
+    }
     pthread_mutex_unlock(&work_groups_lock);
 }
 
@@ -127,6 +217,80 @@ static int64_t work_now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* Sets the stop level (1 or 2), noting when the worker began to stop. */
+static void work_stop_at(int level) {
+    int64_t none = 0;
+    atomic_compare_exchange_strong(&work_stop_ms, &none, work_now_ms());
+    atomic_store(&work_stop, level);
+}
+
+/*
+ * What the request in progress on a thread's client is, for the client's
+ * abort hook, work_abort (a thread's client is used by that thread alone;
+ * each sets its own client's hook to its own work_call).
+ */
+struct work_call {
+    bool claim;       /* a claim (its long-poll is WORK_CLAIM_WAIT_S) */
+    int64_t start_ms; /* when the request began */
+};
+static _Thread_local struct work_call work_call;
+
+/* Notes that the calling thread starts a request: a claim, or another; start_ms is when it
+ * began (the first try, for a report sent again). */
+static void work_call_begin(bool claim, int64_t start_ms) {
+    work_call.claim = claim;
+    work_call.start_ms = start_ms;
+}
+
+/*
+ * The abort hook of every client of the worker. Nothing is abandoned while
+ * it runs. Once it stops, a claim begun since is abandoned at once (before
+ * it is sent, mostly); one in flight at the stop, once its long-poll is
+ * over and the server has had WORK_CLAIM_SLACK_MS more to answer: the
+ * server does not notice a claim abandoned sooner, and a task it handed
+ * out then would stay leased to nobody until its lease ran out (and count
+ * an attempt), or take a task this worker has just handed back. Any other
+ * request is abandoned once it has waited WORK_STOP_CALL_MS since it began
+ * or since the stop, whichever is later.
+ */
+static bool work_abort(void *arg) {
+    const struct work_call *call = arg;
+    if (!atomic_load(&work_stop)) return false;
+    int64_t stop_ms = atomic_load(&work_stop_ms), now = work_now_ms();
+    if (call->claim)
+        return call->start_ms >= stop_ms ||
+               now - call->start_ms >= WORK_CLAIM_WAIT_S * 1000 + WORK_CLAIM_SLACK_MS;
+    return now - (call->start_ms > stop_ms ? call->start_ms : stop_ms) >= WORK_STOP_CALL_MS;
+}
+
+/* A client of the worker's server for the calling thread, with the abort hook. */
+static struct tm_client *work_client_new(const struct work_config *cfg) {
+    struct tm_client *c = cli_client_new(cfg->server);
+    tm_client_set_abort(c, work_abort, &work_call);
+    return c;
+}
+
+/*
+ * Whether the end of a task first reported at first_ms may be sent again
+ * after the server could not be reached: while the worker runs, yes (the
+ * caller counts the tries); once it stops, only within WORK_STOP_CALL_MS
+ * of first_ms or of the stop, whichever is later; after a second stop
+ * signal, no.
+ */
+static bool work_may_retry(int64_t first_ms, int64_t now) {
+    int stop = atomic_load(&work_stop);
+    if (stop >= 2) return false;
+    if (!stop) return true;
+    int64_t from = atomic_load(&work_stop_ms);
+    if (first_ms > from) from = first_ms;
+    return now - from < WORK_STOP_CALL_MS;
+}
+
+/* What the log says of a request the abort hook abandoned (the time is WORK_STOP_CALL_MS). */
+#define WORK_ABANDONED \
+    "no answer within 5 s while stopping (the task comes back when its lease runs out)"
+_Static_assert(WORK_STOP_CALL_MS == 5000, "WORK_ABANDONED names the time");
 
 static void work_sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -243,6 +407,7 @@ struct work_run {
     /* Batched mode: the run's end on its way to the server. */
     bool start_failed;       /* the command could not start: the task is handed back */
     int report_tries;        /* reports the server could not take */
+    int64_t report_first_ms; /* when it was first sent, or 0 */
     int64_t report_after_ms; /* when to send it again */
 };
 
@@ -404,22 +569,16 @@ static bool work_run_report_refused(struct work_run *r, const char *call, const 
     return true;
 }
 
-/* Signals the command's process group: the command and whatever it started that is still
- * in the group, even after the command itself has exited (a child that outlives it). */
-static void work_run_signal(struct work_run *r, int sig) {
-    kill(-r->pid, sig);
-}
-
 /* Whether anything of the command's process group is left (the command, reaped or not, or
  * a process it started). */
 static bool work_run_group_alive(const struct work_run *r) {
     return kill(-r->pid, 0) == 0 || errno == EPERM;
 }
 
+/* SIGTERM to the command's group (work_groups), unless the main thread sent it already. */
 static void work_run_terminate(struct work_run *r, int64_t now) {
     if (r->term_ms || r->exited) return;
-    r->term_ms = now;
-    work_run_signal(r, SIGTERM);
+    r->term_ms = work_group_term(r->pid, now);
 }
 
 static void work_run_heartbeat(struct work_run *r, int64_t now) {
@@ -427,6 +586,7 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
     json_t *attrs;
     work_run_report(r, &rep, &attrs);
     struct tm_heartbeat_reply reply;
+    work_call_begin(false, work_now_ms());
     int rc = tm_heartbeat(r->c, r->id, r->token, 0, &rep, &reply);
     json_decref(attrs);
     r->last_hb_ms = now;
@@ -448,10 +608,13 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
         work_run_terminate(r, now);
         return;
     }
+    /* Abandoned (stopping, no answer): the end of the task says what became of it. */
+    bool abandoned = rc == TM_CLIENT_EABORTED;
     if (work_is_outage(rc))
         work_server_state(r->cfg, r->c, true);
-    else if (rc != TM_CLIENT_EINVALID ||
-             !work_run_report_refused(r, "heartbeat", tm_client_last_error(r->c)->message))
+    else if (!abandoned &&
+             (rc != TM_CLIENT_EINVALID ||
+              !work_run_report_refused(r, "heartbeat", tm_client_last_error(r->c)->message)))
         work_log(r->cfg, "task '%s': heartbeat refused: %s", r->id,
                  tm_client_last_error(r->c)->message);
     if (r->next_hb_ms > now + 1000) r->next_hb_ms = now + 1000;
@@ -636,11 +799,25 @@ static int work_spawn(struct work_run *r, char **env) {
     return 0;
 }
 
+/*
+ * When the main thread sent SIGTERM to the command's group at a stop
+ * signal (work_groups_stop), the run takes it as its own: the task is
+ * handed back. Checked before each step and before an exit is noted, so
+ * an exit that signal caused is never taken for the command's own end (a
+ * command that had exited before the signal was left alone).
+ */
+static void work_run_adopt_stop(struct work_run *r) {
+    if (r->term_ms || r->pid <= 0) return;
+    r->term_ms = work_group_termed(r->pid);
+    if (r->term_ms) r->stopped_by_worker = true;
+}
+
 /* A stopping worker's SIGTERM to the command, and SIGKILL once the grace is over. */
 static void work_run_reap(struct work_run *r, int64_t now);
 
 static void work_run_step(struct work_run *r, int64_t now) {
     int stop = atomic_load(&work_stop);
+    if (stop) work_run_adopt_stop(r);
     /* A command that has exited already is not stopped: its task is reported
      * as it ended (a stop in the moment before the exit was noticed handed a
      * finished task back, and it ran again). */
@@ -654,13 +831,14 @@ static void work_run_step(struct work_run *r, int64_t now) {
      * itself has exited already. */
     if (r->term_ms && !r->killed && (now - r->term_ms >= r->cfg->grace_s * 1000LL || stop >= 2)) {
         r->killed = true;
-        work_run_signal(r, SIGKILL);
+        work_group_kill(r->pid);
     }
 }
 
 /* Notes the command's exit, without waiting for it. */
 static void work_run_reap(struct work_run *r, int64_t now) {
     if (!r->exited && waitpid(r->pid, &r->status, WNOHANG) == r->pid) {
+        work_run_adopt_stop(r);
         r->exited = true;
         r->exit_ms = now;
     }
@@ -774,7 +952,8 @@ static void work_run_log_end(const struct work_run *r, const char *what, const c
              failed ? ": " : "", failed ? error : "");
 }
 
-/* Sends the outcome, retrying while the server cannot be reached. */
+/* Sends the outcome, retrying while the server cannot be reached (once the worker stops, only
+ * within WORK_STOP_CALL_MS of the first try, each try bounded by then: work_abort). */
 static void work_run_finish(struct work_run *r) {
     const struct work_config *cfg = r->cfg;
     if (r->lease_lost) return;
@@ -782,11 +961,13 @@ static void work_run_finish(struct work_run *r) {
     bool retryable;
     const char *what;
     enum work_outcome how = work_run_outcome(r, error, sizeof error, &retryable, &what);
+    int64_t first_ms = work_now_ms();
     for (int attempt = 0;; attempt++) {
         struct tm_report rep;
         json_t *attrs, *out = NULL;
         work_run_report(r, &rep, &attrs);
         int rc;
+        work_call_begin(false, first_ms);
         if (how == WORK_RELEASE) {
             rc = tm_release(r->c, r->id, r->token, &out);
         } else if (how == WORK_COMPLETE) {
@@ -806,9 +987,10 @@ static void work_run_finish(struct work_run *r) {
         if (rc == TM_CLIENT_EINVALID && how != WORK_RELEASE &&
             work_run_report_refused(r, "end report", tm_client_last_error(r->c)->message))
             continue; /* again at once, bare */
-        if (!work_is_outage(rc) || attempt >= 30 || atomic_load(&work_stop) >= 2) {
-            work_log(cfg, "task '%s': cannot report it %s: %s", r->id, what,
-                     tm_client_last_error(r->c)->message);
+        if (!work_is_outage(rc) || attempt >= 30 || !work_may_retry(first_ms, work_now_ms())) {
+            work_log(
+                cfg, "task '%s': cannot report it %s: %s", r->id, what,
+                rc == TM_CLIENT_EABORTED ? WORK_ABANDONED : tm_client_last_error(r->c)->message);
             return;
         }
         work_server_state(cfg, r->c, true);
@@ -900,9 +1082,11 @@ static bool work_task(const struct work_config *cfg, struct tm_client *c, const 
     struct work_run r;
     work_run_init(&r, cfg, c, task, token);
     if (work_run_start(&r, task)) {
-        if (tm_release(c, r.id, r.token, NULL))
+        work_call_begin(false, work_now_ms());
+        int rc = tm_release(c, r.id, r.token, NULL);
+        if (rc)
             work_log(cfg, "task '%s': cannot hand it back: %s", r.id,
-                     tm_client_last_error(c)->message);
+                     rc == TM_CLIENT_EABORTED ? WORK_ABANDONED : tm_client_last_error(c)->message);
         work_run_release(&r);
         return false;
     }
@@ -942,7 +1126,7 @@ static bool work_claim_failed(const struct work_config *cfg, struct tm_client *c
         fprintf(stderr, "taskmill work: cannot claim from queue '%s': %s\n", cfg->queue,
                 tm_client_last_error(c)->message);
         atomic_store(&work_fatal, cli_exit_for(rc));
-        atomic_store(&work_stop, 1);
+        work_stop_at(1);
         return true;
     }
     if (work_is_outage(rc))
@@ -957,17 +1141,19 @@ static bool work_claim_failed(const struct work_config *cfg, struct tm_client *c
 
 static void *work_slot_main(void *arg) {
     const struct work_config *cfg = arg;
-    struct tm_client *c = cli_client_new(cfg->server);
+    struct tm_client *c = work_client_new(cfg);
     int failures = 0, spawn_failures = 0;
     struct tm_claim_options o = work_claim_options(cfg);
     while (!atomic_load(&work_stop)) {
         if (cfg->max_tasks && atomic_fetch_add(&work_started, 1) >= cfg->max_tasks) break;
         json_t *task = NULL;
         char token[TM_LEASE_TOKEN_MAX];
+        work_call_begin(true, work_now_ms());
         int rc = tm_claim(c, cfg->queue, &o, &task, token);
         if (rc || !task) {
             if (cfg->max_tasks) atomic_fetch_sub(&work_started, 1);
         }
+        if (rc == TM_CLIENT_EABORTED) continue; /* abandoned: the worker stops */
         if (rc) {
             if (work_claim_failed(cfg, c, rc, &failures)) break;
             continue;
@@ -1039,7 +1225,7 @@ static void work_slots_free(int n) {
 /* Claims as many tasks as there are free slots, one request at a time. */
 static void *work_claimer_main(void *arg) {
     const struct work_config *cfg = arg;
-    struct tm_client *c = cli_client_new(cfg->server);
+    struct tm_client *c = work_client_new(cfg);
     int failures = 0;
     struct tm_claim_options o = work_claim_options(cfg);
     while (!atomic_load(&work_stop)) {
@@ -1078,6 +1264,7 @@ static void *work_claimer_main(void *arg) {
         int max = free_slots < left ? free_slots : left;
         if (max > WORK_CLAIM_MAX) max = WORK_CLAIM_MAX;
         json_t *claims = NULL;
+        work_call_begin(true, work_now_ms());
         int rc = tm_claim_many(c, cfg->queue, &o, max, &claims);
         int n = (int)json_array_size(claims);
         if (n) atomic_fetch_add(&work_started, n);
@@ -1090,6 +1277,7 @@ static void *work_claimer_main(void *arg) {
         pthread_mutex_unlock(&work_inbox_lock);
         json_decref(claims);
         if (n) work_wake_runner();
+        if (rc == TM_CLIENT_EABORTED) continue; /* abandoned: the worker stops */
         if (rc) {
             if (work_claim_failed(cfg, c, rc, &failures)) break;
             continue;
@@ -1116,6 +1304,7 @@ struct work_batch {
     int64_t last_flush_ms; /* the last heartbeat request */
     int spawn_failures;    /* commands in a row that could not start */
     char why[512];         /* why the last batched request failed as a whole */
+    int64_t first_ms;      /* reports: the latest first try of their runs (work_abort); else 0 */
 };
 
 /* Takes the claims of the inbox and starts their commands. */
@@ -1190,6 +1379,7 @@ static int work_batch_request(struct work_batch *b, const char *verb, json_t *co
     json_t *arr = json_array(), *res = NULL;
     for (size_t i = 0; i < n; i++)
         json_array_append(arr, entries[i]);
+    work_call_begin(false, b->first_ms ? b->first_ms : work_now_ms());
     int rc = tm_work_batch(b->c, verb, arr, &res);
     json_decref(arr);
     if (rc == TM_CLIENT_ETOOLARGE && n > 1) {
@@ -1202,12 +1392,13 @@ static int work_batch_request(struct work_batch *b, const char *verb, json_t *co
                  json_array_size(res), n);
         rc = TM_CLIENT_EPROTOCOL;
     } else if (rc) {
-        snprintf(b->why, sizeof b->why, "%s", tm_client_last_error(b->c)->message);
+        snprintf(b->why, sizeof b->why, "%s",
+                 rc == TM_CLIENT_EABORTED ? WORK_ABANDONED : tm_client_last_error(b->c)->message);
     }
     for (size_t i = 0; i < n; i++)
         results[i] = rc ? NULL : json_incref(json_array_get(res, i));
     json_decref(res);
-    work_server_state(b->cfg, b->c, work_is_outage(rc));
+    if (rc != TM_CLIENT_EABORTED) work_server_state(b->cfg, b->c, work_is_outage(rc));
     return rc;
 }
 
@@ -1305,7 +1496,8 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
         json_decref(results[i]);
         json_decref(entries[i]);
     }
-    if (rc && !work_is_outage(rc)) work_log(cfg, "heartbeat refused: %s", b->why);
+    if (rc && !work_is_outage(rc) && rc != TM_CLIENT_EABORTED)
+        work_log(cfg, "heartbeat refused: %s", b->why);
     if (again_soon && b->next_tick_ms > now + 1000) b->next_tick_ms = now + 1000;
     free(entries);
     free(results);
@@ -1337,7 +1529,8 @@ static json_t *work_end_entry(struct work_run *r, enum work_outcome how, const c
  * forgets the runs reported, given up, or whose lease was lost. Tasks the
  * worker hands back wait while a claim is out (see work_claiming). A
  * report the server could not take is sent again a second later, up to
- * WORK_REPORT_TRIES times (not once the worker is told to kill).
+ * WORK_REPORT_TRIES times (once the worker stops, only within
+ * WORK_STOP_CALL_MS of its first try: work_may_retry).
  */
 static void work_batch_report(struct work_batch *b, int64_t now) {
     static const char *const verbs[] = {"release", "complete", "fail"};
@@ -1352,6 +1545,7 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
     pthread_mutex_unlock(&work_inbox_lock);
     for (int how = may_release ? WORK_RELEASE : WORK_COMPLETE; how <= WORK_FAIL; how++) {
         size_t n = 0;
+        b->first_ms = 0;
         for (size_t i = 0; i < b->nruns; i++) {
             struct work_run *r = b->runs[i];
             if (!work_run_is_done(r, now) || r->lease_lost || r->report_after_ms > now) continue;
@@ -1359,10 +1553,13 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
             const char *what;
             if ((int)work_run_outcome(r, error, sizeof error, &retryable, &what) != how) continue;
             entries[n] = work_end_entry(r, (enum work_outcome)how, error, retryable);
+            if (!r->report_first_ms) r->report_first_ms = now;
+            if (r->report_first_ms > b->first_ms) b->first_ms = r->report_first_ms;
             sent[n++] = i;
         }
         if (!n) continue;
         int rc = work_batch_send(b, verbs[how], entries, n, results);
+        b->first_ms = 0;
         for (size_t i = 0; i < n; i++) {
             struct work_run *r = b->runs[sent[i]];
             const json_t *res = results[i];
@@ -1377,7 +1574,7 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
                     work_run_log_end(r, what, json_string_value(json_object_get(res, "phase")),
                                      error);
             } else if (work_is_outage(code) && ++r->report_tries < WORK_REPORT_TRIES &&
-                       atomic_load(&work_stop) < 2) {
+                       work_may_retry(r->report_first_ms, now)) {
                 r->report_after_ms = now + 1000;
                 done = false;
             } else if (code == TM_CLIENT_EINVALID && how != WORK_RELEASE && res &&
@@ -1417,7 +1614,7 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
 /* Runs every claimed task's command and speaks for all of them. */
 static void *work_runner_main(void *arg) {
     const struct work_config *cfg = arg;
-    struct work_batch b = {.cfg = cfg, .c = cli_client_new(cfg->server)};
+    struct work_batch b = {.cfg = cfg, .c = work_client_new(cfg)};
     struct pollfd *fds = NULL;
     int *at = NULL; /* runs[i]'s pipes are fds[at[i]] to fds[at[i + 1] - 1] */
     size_t fds_cap = 0;
@@ -1682,6 +1879,7 @@ int cmd_work(int argc, char **argv) {
     sigset_t stop;
     cli_block_stop_signals(&stop);
     atomic_store(&work_stop, 0);
+    atomic_store(&work_stop_ms, 0);
     /* One slot: one thread and the one-task calls. More: the runner and the claimer. */
     int nthreads = cfg.concurrency > 1 ? 2 : 1;
     if (nthreads == 2) {
@@ -1709,12 +1907,14 @@ int cmd_work(int argc, char **argv) {
         int sig = sigtimedwait(&stop, NULL, &ts);
         if (sig == SIGINT || sig == SIGTERM) {
             int level = atomic_load(&work_stop) + 1;
-            atomic_store(&work_stop, level > 2 ? 2 : level);
+            work_stop_at(level > 2 ? 2 : level);
             work_log(&cfg, level == 1 ? "stopping: handing back running tasks (again to kill)"
                                       : "killing the commands");
             /* At once, even while the threads wait on the server. */
-            if (level >= 2) work_groups_kill();
+            if (level == 1) work_groups_stop(work_now_ms());
         }
+        /* The grace of a command told to stop runs out here too: its thread may be waiting. */
+        work_groups_kill(work_now_ms(), cfg.grace_s * 1000LL, atomic_load(&work_stop) >= 2);
     }
     for (int i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);

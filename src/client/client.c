@@ -6,8 +6,9 @@
  * parses the reply; client_finish is the one place where an HTTP status
  * and an error body become a TM_CLIENT_E... code and the client's last
  * error. One easy handle per client keeps the connection alive between
- * calls. A client is not thread-safe; curl_global_init runs once per
- * process under pthread_once. Out of memory aborts (xalloc).
+ * calls; the abort hook (tm_client_set_abort) is asked before each request
+ * and by libcurl's progress callback while it is in flight. A client is not thread-safe;
+ * curl_global_init runs once per process under pthread_once. Out of memory aborts (xalloc).
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -80,9 +81,16 @@ const char *tm_strerror(int code) {
         return "cannot reach the server";
     case TM_CLIENT_EPROTOCOL:
         return "unexpected reply from the server";
+    case TM_CLIENT_EABORTED:
+        return "abandoned by the caller";
     default:
         return "unknown error";
     }
+}
+
+void tm_client_set_abort(struct tm_client *c, tm_abort_fn fn, void *arg) {
+    c->abort_fn = fn;
+    c->abort_arg = fn ? arg : NULL;
 }
 
 bool tm_phase_is_terminal(const char *phase) {
@@ -227,10 +235,25 @@ int client_finish(struct tm_client *c, CURLcode rc, long status, const struct cl
     return c->err.code;
 }
 
-/* One request on the client's own handle; `timeout_s` covers the whole transfer. */
+/* libcurl's progress callback: asks the abort hook whether to abandon the transfer. */
+static int client_on_progress(void *cls, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                              curl_off_t ulnow) {
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    struct tm_client *c = cls;
+    return c->abort_fn(c->abort_arg) ? 1 : 0;
+}
+
+static int client_aborted(struct tm_client *c, const char *method, const char *path) {
+    return client_fail(c, TM_CLIENT_EABORTED, "request %s %s to '%s' abandoned by the abort hook",
+                       method, path, c->url);
+}
+
+/* One request on the client's own handle; `timeout_s` covers the whole transfer. The abort
+ * hook, if any, is asked before it is sent and while it is in flight. */
 static int client_call(struct tm_client *c, const char *method, const char *path,
                        const json_t *body, long timeout_s, json_t **out) {
     if (out) *out = NULL;
+    if (c->abort_fn && c->abort_fn(c->abort_arg)) return client_aborted(c, method, path);
     char *text = NULL;
     if (body) {
         text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
@@ -240,10 +263,16 @@ static int client_call(struct tm_client *c, const char *method, const char *path
     struct client_buf b = {NULL, 0};
     struct curl_slist *h;
     client_easy_setup(c, c->curl, method, path, text, timeout_s, &b, &h, NULL);
+    if (c->abort_fn) {
+        curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, client_on_progress);
+        curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
+        curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+    }
     CURLcode rc = curl_easy_perform(c->curl);
     long status = 0;
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-    int r = client_finish(c, rc, status, &b, out);
+    int r = rc == CURLE_ABORTED_BY_CALLBACK ? client_aborted(c, method, path)
+                                            : client_finish(c, rc, status, &b, out);
     curl_slist_free_all(h);
     client_buf_release(&b);
     free(text);

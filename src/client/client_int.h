@@ -20,6 +20,8 @@ struct tm_client {
     char *token; /* NULL when none */
     CURL *curl;  /* reused between calls, so connections are kept alive */
     struct tm_client_error err;
+    tm_abort_fn abort_fn; /* tm_client_set_abort; NULL when none */
+    void *abort_arg;
 };
 
 /* A reply body being received. */

@@ -2,11 +2,17 @@
  * libtaskmill against the real server: submit (with an idempotency key
  * and in a batch), get, list with filters and paging, the controls, the
  * worker calls (claim, heartbeat with progress, complete, fail, release),
- * errors with the server's code, message and field, and tm_watch
- * following several tasks to their end.
+ * errors with the server's code, message and field, tm_watch following
+ * several tasks to their end, and the abort hook abandoning a call to a
+ * server that does not answer.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "taskmill.h"
@@ -303,6 +309,95 @@ static void test_example_program(void) {
     CHECK(strstr(out, "completed SUCCESS") != NULL);
 }
 
+/* The abort hook of test_abort_hook: true from `after_ms` (th_now_ms) on; counts its calls. */
+struct abort_at {
+    long long after_ms;
+    int calls;
+};
+
+static bool abort_when_due(void *arg) {
+    struct abort_at *a = arg;
+    a->calls++;
+    return th_now_ms() >= a->after_ms;
+}
+
+/* How many connections wait on lfd (non-blocking), each accepted and closed. */
+static int connections_waiting(int lfd) {
+    int n = 0, fd;
+    while ((fd = accept(lfd, NULL, NULL)) >= 0) {
+        close(fd);
+        n++;
+    }
+    return n;
+}
+
+/*
+ * A server that never answers (a socket that listens and accepts nothing:
+ * the kernel completes the connection, the request waits in it): a call
+ * runs until its timeout, 60 s or more, unless the abort hook abandons it.
+ * Abandoned, it returns TM_CLIENT_EABORTED with no HTTP status; while the
+ * hook says so, nothing is sent at all; without the hook, the client
+ * works as before.
+ */
+static void test_abort_hook(void) {
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CHECK(lfd >= 0);
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 8) == 0 &&
+          getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    struct tm_client *hung = tm_client_new(url, NULL);
+    const struct tm_client_error *e = tm_client_last_error(hung);
+
+    /* A long-poll claim in flight: abandoned once the hook says so (its
+     * timeout is 60 + 30 s away; 20 s leaves a loaded machine its time). */
+    struct abort_at at = {th_now_ms() + 300, 0};
+    tm_client_set_abort(hung, abort_when_due, &at);
+    struct tm_claim_options o = {.worker = "w", .wait_seconds = 30};
+    json_t *task = NULL;
+    char tok[TM_LEASE_TOKEN_MAX];
+    long long t0 = th_now_ms();
+    int rc = tm_claim(hung, "abortq", &o, &task, tok);
+    long long took = th_now_ms() - t0;
+    CHECK_INT(rc, TM_CLIENT_EABORTED);
+    CHECK(task == NULL);
+    CHECK(took < 20000);
+    CHECK(at.calls >= 2); /* asked before sending, and while waiting */
+    CHECK_INT(e->code, TM_CLIENT_EABORTED);
+    CHECK_INT(e->http_status, 0);
+    CHECK(strstr(e->message, "abandoned") && strstr(e->message, "/v1/queues/abortq/claim"));
+    CHECK_STR(tm_strerror(TM_CLIENT_EABORTED), "abandoned by the caller");
+    CHECK_INT(connections_waiting(lfd), 1); /* it had been sent */
+
+    /* A hook that says so already: the call fails at once, sending nothing. */
+    at = (struct abort_at){0, 0};
+    CHECK_INT(tm_heartbeat(hung, "0123456789abcdef0123456789abcdef", "t", 0, NULL, NULL),
+              TM_CLIENT_EABORTED);
+    CHECK_INT(at.calls, 1);
+    th_sleep_ms(200); /* a connection that was made would be waiting by now */
+    CHECK_INT(connections_waiting(lfd), 0);
+    tm_client_free(hung);
+    close(lfd);
+
+    /* On a server that answers, the hook is asked and the calls go through; removed, it is
+     * not asked any more. */
+    struct tm_client *ok = tm_client_new(srv.url, NULL);
+    at = (struct abort_at){th_now_ms() + 3600 * 1000LL, 0};
+    tm_client_set_abort(ok, abort_when_due, &at);
+    json_t *q = NULL;
+    CHECK_INT(tm_queues(ok, &q), 0);
+    json_decref(q);
+    CHECK(at.calls >= 1);
+    tm_client_set_abort(ok, NULL, NULL);
+    int calls = at.calls;
+    CHECK_INT(tm_queues(ok, &q), 0);
+    json_decref(q);
+    CHECK_INT(at.calls, calls);
+    tm_client_free(ok);
+}
+
 static const struct th_test tests[] = {
     {"claim many, complete many (libtaskmill)", test_batched_worker_calls},
     {"a batched entry is the one-task body with the id", test_work_entry},
@@ -312,6 +407,7 @@ static const struct th_test tests[] = {
     {"claim, heartbeat, fail, release, complete", test_worker_calls},
     {"watch follows tasks to their end", test_watch_follows_to_the_end},
     {"the example program", test_example_program},
+    {"the abort hook abandons a call the server does not answer", test_abort_hook},
     {NULL, NULL},
 };
 

@@ -1099,6 +1099,102 @@ static void test_second_signal_with_server_hung(void) {
     if (!th_failed()) run_second_signal_with_server_hung("bhungq", true);
 }
 
+/*
+ * The first SIGTERM reaches the commands at once, even while the worker
+ * waits on a server that does not answer (the relay stopped: a heartbeat
+ * hangs, and would until its request timed out, a minute later), and
+ * SIGKILL follows after --grace. The worker abandons the heartbeat, tries
+ * to hand the task back for a bounded time (5 s a request), and exits 0
+ * well within a supervisor's 30 s. The command notes the SIGTERM and
+ * ignores it. One slot, and batched.
+ */
+static void run_first_signal_with_server_hung(const char *queue, bool batched) {
+    char extra[100];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+    char *id = th_submit(&srv, "hung", extra);
+    struct relay rl;
+    CHECK(relay_start(&rl, queue, 0) == 0);
+    char pidfile[400], marker[100], script[900];
+    snprintf(pidfile, sizeof pidfile, "%s/%s.pid", srv.dir, queue);
+    snprintf(marker, sizeof marker, "%s.term", queue);
+    snprintf(script, sizeof script,
+             "trap 'touch %s/%s' TERM; echo $$ > %s; echo 'progress 0.1 started'; "
+             "while :; do sleep 0.1; done",
+             srv.dir, marker, pidfile);
+    pid_t w =
+        cli_spawn(&rl.via, worker_log(queue), "work", "--queue", queue, "--heartbeat", "0.2",
+                  "--grace", "2", "--concurrency", batched ? "2" : "1", "--", "sh", "-c", script);
+    bool started = false;
+    for (int i = 0; i < 200 && !started; i++) {
+        started = progress_says(id, "started");
+        if (!started) th_sleep_ms(50);
+    }
+    int cmd = pid_in(pidfile);
+    kill(rl.pid, SIGSTOP); /* the worker's requests go unanswered from now on */
+    th_sleep_ms(600);      /* a heartbeat is out, waiting */
+    kill(w, SIGTERM);
+    bool termed = false, killed = false;
+    TRY_WAIT_UNTIL(termed, file_exists(marker), 5000, "the command's SIGTERM");
+    /* SIGKILL follows the grace (2 s), even while the worker waits on the server. */
+    TRY_WAIT_UNTIL(killed, cmd > 0 && !proc_alive(cmd), 10000, "the command's SIGKILL");
+    int rc = cli_wait(w, 30000);
+    if (!termed || !killed || rc != 0) show_log(queue);
+    if (rc == -1) worker_end(w);
+    if (cmd > 0) kill(cmd, SIGKILL);
+    relay_stop(&rl);
+    char *log = cli_slurp(worker_log(queue));
+    bool said = strstr(log, "cannot report it released: no answer within 5 s") != NULL;
+    free(log);
+    free(id);
+    CHECK(started);
+    CHECK(cmd > 0);
+    CHECK(termed);
+    CHECK(killed);
+    CHECK_INT(rc, 0);
+    CHECK(said);
+}
+
+static void test_first_signal_with_server_hung(void) {
+    run_first_signal_with_server_hung("hung1q", false);
+    if (!th_failed()) run_first_signal_with_server_hung("bhung1q", true);
+}
+
+/*
+ * A worker whose claim waits on a server that does not answer (the relay
+ * stopped) stops at the first SIGTERM: the claim is abandoned, not waited
+ * out (its long-poll plus 30 s, then the request's timeout). One slot, and
+ * batched.
+ */
+static void run_signal_abandons_claim(const char *queue, bool batched) {
+    struct relay rl;
+    CHECK(relay_start(&rl, queue, 0) == 0);
+    pid_t w = cli_spawn(&rl.via, worker_log(queue), "work", "--queue", queue, "--concurrency",
+                        batched ? "2" : "1", "--", "sh", "-c", "exit 0");
+    bool claiming = false;
+    for (int i = 0; i < 300 && !claiming; i++) {
+        char *s = cli_slurp(worker_log(queue));
+        claiming = strstr(s, "claiming from queue") != NULL;
+        free(s);
+        if (!claiming) th_sleep_ms(50);
+    }
+    th_sleep_ms(300); /* its first claim is out */
+    kill(rl.pid, SIGSTOP);
+    th_sleep_ms(2500); /* that claim's long-poll (2 s) is over: its answer or the next claim
+                          waits in the stopped relay */
+    kill(w, SIGTERM);
+    int rc = cli_wait(w, 15000);
+    if (rc != 0) show_log(queue);
+    if (rc == -1) worker_end(w);
+    relay_stop(&rl);
+    CHECK(claiming);
+    CHECK_INT(rc, 0);
+}
+
+static void test_signal_abandons_claim(void) {
+    run_signal_abandons_claim("hungcq", false);
+    if (!th_failed()) run_signal_abandons_claim("bhungcq", true);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1125,6 +1221,9 @@ static const struct th_test tests[] = {
     {"batched: the server goes away and comes back", test_batched_server_gone_and_back},
     {"a second SIGTERM kills the commands while the server does not answer",
      test_second_signal_with_server_hung},
+    {"the first SIGTERM reaches the commands while the server does not answer",
+     test_first_signal_with_server_hung},
+    {"SIGTERM abandons a claim the server does not answer", test_signal_abandons_claim},
     {NULL, NULL},
 };
 
