@@ -34,6 +34,13 @@ size_t utf8_char_len(const char *s, const char *end) {
     return n;
 }
 
+bool utf8_valid(const char *s, size_t n) {
+    const char *end = s + n;
+    for (size_t k; s < end; s += k)
+        if (!(k = utf8_char_len(s, end))) return false;
+    return true;
+}
+
 void utf8_scrub_n(char *s, size_t n) {
     const char *end = s + n;
     for (char *p = s; p < end;) {

@@ -11,12 +11,15 @@
 #ifndef TASKMILL_UTF8_H
 #define TASKMILL_UTF8_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The length of the character at s (s < end): 1 for a byte below 0x80, 2
  * to 4 for a well-formed sequence ending at or before end, 0 when none
  * starts there. */
 size_t utf8_char_len(const char *s, const char *end);
+/* Whether the n bytes at s are well-formed UTF-8 (a NUL counts as one). */
+bool utf8_valid(const char *s, size_t n);
 /* Replaces, in place, each of the n bytes of s that is a NUL or starts no
  * well-formed character with '?': what is left is a string of n bytes
  * jansson takes (binary output, a line cut inside a character). */

@@ -22,6 +22,7 @@
 #include "../common/json_parse.h"
 #include "../common/task_json.h"
 #include "../common/timeutil.h"
+#include "../common/utf8.h"
 #include "../common/xalloc.h"
 #include "event_hub.h"
 #include "server_int.h"
@@ -463,6 +464,37 @@ static void req_pick_error_writer(struct req *r) {
     }
 }
 
+static int query_not_utf8(void *cls, const char *key, const char *value) {
+    const char **bad = cls;
+    if (utf8_valid(key, strlen(key)) && utf8_valid(value, strlen(value))) return 0;
+    *bad = key;
+    return 1;
+}
+
+/* What a path or a query names reaches the store as text, and PostgreSQL
+ * refuses text that is not UTF-8 (a 500, and with a write the batch's
+ * transaction). No API names anything so: a path segment that is not
+ * UTF-8 names nothing there is (404); a query parameter is refused by its
+ * name (400). Both in the shape of the API the path is in. */
+static bool req_refuse_not_utf8(struct req *r) {
+    for (int i = 0; i < r->nparams; i++) {
+        if (!utf8_valid(r->param[i], strlen(r->param[i]))) {
+            struct tm_error e;
+            err_set(&e, TM_ENOT_FOUND, "", "no such resource: '%s' is not UTF-8", r->path);
+            reply_error(r, &e);
+            return true;
+        }
+    }
+    const char *bad = NULL;
+    if (req_query_each(r, query_not_utf8, &bad)) {
+        struct tm_error e;
+        err_set(&e, TM_EINVALID, bad, "query parameter '%s' must be UTF-8", bad);
+        reply_error(r, &e);
+        return true;
+    }
+    return false;
+}
+
 /* Runs the handler of the route for the method and path. The routes before
  * the first whose pattern matches the path (req_pick_error_writer found
  * it) are not tried again; none matching means 404. */
@@ -476,6 +508,7 @@ static void req_dispatch(struct req *r) {
             path_known = true;
             if (strcmp(rt->method, r->method) != 0) continue;
             if (auth_check(r, rt->perm)) return;
+            if (req_refuse_not_utf8(r)) return;
             r->route = rt;
             rt->handler(r);
             return;

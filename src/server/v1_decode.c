@@ -476,20 +476,13 @@ static int list_time(const char *key, const char *value, int64_t *out, struct tm
     return 0;
 }
 
-/* Whether s is well-formed UTF-8 (a query string's %XX can make any byte). */
-static bool is_utf8(const char *s) {
-    const char *end = s + strlen(s);
-    for (size_t n; s < end; s += n)
-        if (!(n = utf8_char_len(s, end))) return false;
-    return true;
-}
-
 int v1_list_query_add(struct list_query *q, const struct limits *lim, const char *key,
                       const char *value, struct tm_error *e) {
     struct task_filter *f = &q->filter;
     if (strlen(value) > 256) return err_set(e, TM_EINVALID, key, "'%s' is too long", key);
     /* PostgreSQL refuses other bytes in a text comparison: a 500 it was. */
-    if (!is_utf8(value)) return err_set(e, TM_EINVALID, key, "'%s' must be UTF-8", key);
+    if (!utf8_valid(value, strlen(value)))
+        return err_set(e, TM_EINVALID, key, "'%s' must be UTF-8", key);
     if (strcmp(key, "phase") == 0) {
         char tmp[257];
         snprintf(tmp, sizeof tmp, "%s", value);

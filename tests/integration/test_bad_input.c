@@ -433,6 +433,55 @@ static void test_worker_entry_not_object_named(void) {
     }
 }
 
+/* A path segment or a query parameter that is not UTF-8 (%FF), on any
+ * route of any API: PostgreSQL refused the text ("invalid byte
+ * sequence"), so a definition's or schedule's GET, PUT, DELETE, launch or
+ * trigger, and a SailPoint filter, answered 500 'storage error'. Now a
+ * path names nothing there is (404) and a parameter is refused by name
+ * (400), in the shape of the API the path is in, on both backends. */
+static void test_path_or_query_not_utf8(void) {
+    char *defs = strdup(th_http(&srv, "GET", "/v1/definitions", NULL)->body);
+    char *scheds = strdup(th_http(&srv, "GET", "/v1/schedules", NULL)->body);
+    static const char *const calls[][3] = {
+        {"GET", "/v1/definitions/a%FFb", NULL},
+        {"PUT", "/v1/definitions/a%FFb", "{\"name\":\"d\",\"type\":\"t\"}"},
+        {"DELETE", "/v1/definitions/a%FFb", NULL},
+        {"POST", "/v1/definitions/a%FFb/launch", "{}"},
+        {"GET", "/v1/schedules/a%FFb", NULL},
+        {"DELETE", "/v1/schedules/a%FFb", NULL},
+        {"POST", "/v1/schedules/a%FFb/trigger", "{}"},
+        {"DELETE", "/v1/webhooks/a%FFb", NULL},
+        {"GET", "/v1/tasks/a%FFb", NULL},
+        {"POST", "/v1/tasks/a%FFb/cancel", NULL},
+    };
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
+        REFUSED(calls[i][0], calls[i][1], calls[i][2], 404, "not_found", NULL);
+    REFUSED("GET", "/v1/definitions?cursor=%FF", NULL, 400, "invalid_argument", "cursor");
+    REFUSED("GET", "/v1/tasks?x%FFy=1", NULL, 400, "invalid_argument", "x?y");
+    CHECK_STR(th_http(&srv, "GET", "/v1/definitions", NULL)->body, defs);
+    CHECK_STR(th_http(&srv, "GET", "/v1/schedules", NULL)->body, scheds);
+    free(defs);
+    free(scheds);
+    /* The other APIs' shapes: SailPoint's messages, Livepeer's errors. */
+    struct th_resp *r =
+        th_http(&srv, "GET", "/beta/task-status?filters=type%20eq%20%22a%FFb%22", NULL);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "detailCode"), "400.1 Bad Request Content");
+    CHECK(strstr(r->body, "'filters' must be UTF-8") != NULL);
+    r = th_http(&srv, "GET", "/api/task?limit=%FF", NULL);
+    CHECK_INT(r->status, 400);
+    CHECK(strstr(r->body, "{\"errors\":[\"query parameter 'limit' must be UTF-8\"]}") != NULL);
+    r = th_http(&srv, "GET", "/beta/task-status/a%FFb", NULL);
+    CHECK_INT(r->status, 404);
+    CHECK(th_str(r->json, "detailCode") != NULL);
+    /* Percent-encoded UTF-8 is a name like any other. */
+    CHECK_INT(th_http(&srv, "GET", "/v1/definitions/caf%C3%A9", NULL)->status, 404);
+    CHECK_INT(th_http(&srv, "POST", "/v1/definitions", "{\"name\":\"caf\xc3\xa9\",\"type\":\"t\"}")
+                  ->status,
+              201);
+    CHECK_INT(th_http(&srv, "GET", "/v1/definitions/caf%C3%A9", NULL)->status, 200);
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -451,6 +500,7 @@ static const struct th_test tests[] = {
      test_queue_backoff_max_default_named},
     {"a batch's unknown parent names the task", test_batch_unknown_parent_names_task},
     {"a worker call's entry that is not an object is named", test_worker_entry_not_object_named},
+    {"a path or query that is not UTF-8 is refused, in every API", test_path_or_query_not_utf8},
     {NULL, NULL},
 };
 

@@ -255,6 +255,11 @@ static void test_utf8(void) {
     CHECK_INT(utf8_char_len("\xC3\xA9", "\xC3\xA9" + 1), 0);
     char bad[] = "ok \xC3\xA9 \xC3 \xFF\xE2\x82\xAC \xE2\x82";
     CHECK_STR(utf8_scrub(bad), "ok \xC3\xA9 ? ?\xE2\x82\xAC ??");
+    CHECK(utf8_valid("ok \xC3\xA9 \xE2\x82\xAC", 9));
+    CHECK(utf8_valid("", 0));
+    CHECK(!utf8_valid("a\xFF", 2));
+    CHECK(!utf8_valid("\xE2\x82\xAC", 2)); /* cut by the length */
+    CHECK(!utf8_valid("\xED\xA0\x80", 3)); /* a surrogate */
     /* By length: a NUL inside is a '?' too (the worker's output). */
     char raw[] = {'a', '\0', 'b', '\xC3', '\xA9', '\xE2', '\0'};
     utf8_scrub_n(raw, 6);
