@@ -239,14 +239,29 @@ static int tasks_list_param(struct list_query *q, const struct limits *lim, cons
     return 0;
 }
 
+/* The query parameters a list takes once each: a second one took the
+ * place of the first, silently. `phase` may repeat (its lists add up). */
+static const char *const list_once[] = {
+    "type",      "queue",         "parent_id",      "name_prefix",   "id_prefix",      "q",
+    "namespace", "created_after", "created_before", "updated_after", "updated_before", "limit",
+    "cursor",    "order",
+};
+
 struct list_ctx {
     struct req *r;
     struct list_query q;
     struct tm_error e;
+    unsigned seen; /* bit i: list_once[i] came */
 };
 
 static int tasks_list_arg(void *cls, const char *key, const char *value) {
     struct list_ctx *c = cls;
+    for (unsigned i = 0; i < sizeof list_once / sizeof list_once[0]; i++) {
+        if (strcmp(key, list_once[i]) != 0) continue;
+        if (c->seen & (1u << i))
+            return err_set(&c->e, TM_EINVALID, key, "'%s' is given more than once", key);
+        c->seen |= 1u << i;
+    }
     return tasks_list_param(&c->q, req_limits(c->r), key, value, &c->e);
 }
 

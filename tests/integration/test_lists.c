@@ -100,10 +100,28 @@ static void test_empty_values(void) {
     CHECK_INT(list_count("queue=emq&name_prefix=n"), 1);
 }
 
+/* A parameter given twice (queue=a&queue=b) took the last value and
+ * dropped the first, with a 200: a client meaning "a or b" got b alone.
+ * Refused naming it; phase may repeat, its lists adding up. */
+static void test_repeated_parameters(void) {
+    CHECK(submit("rp", "\"queue\":\"rpa\""));
+    CHECK(submit("rp", "\"queue\":\"rpb\""));
+    REFUSED("/v1/tasks?queue=rpa&queue=rpb", "queue");
+    REFUSED("/v1/tasks?type=rp&queue=rpa&type=rp", "type");
+    REFUSED("/v1/tasks?type=rp&limit=1&limit=1000", "limit");
+    REFUSED("/v1/tasks?type=rp&order=asc&order=desc", "order");
+    REFUSED(
+        "/v1/tasks?type=rp&created_after=2020-01-01T00:00:00Z&created_after=2021-01-01T00:00:00Z",
+        "created_after");
+    CHECK_INT(list_count("type=rp&phase=running&phase=pending"), 2);
+    CHECK_INT(list_count("type=rp&phase=running&phase=failed"), 0);
+}
+
 int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"created_before and updated_before the epoch list nothing", test_before_the_epoch},
         {"an empty type, queue or name_prefix is 400", test_empty_values},
+        {"a list parameter given twice is 400, but phase", test_repeated_parameters},
         {NULL, NULL},
     };
     return th_main_server(tests, argc, argv, &srv, NULL);
