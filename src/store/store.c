@@ -417,6 +417,8 @@ static int store_load_scoped(struct store *s, struct store_op *op, const char *i
 }
 
 static int store_save(struct store *s, struct batch *b, struct task *t, int before, int64_t now);
+static int store_save_as(struct store *s, struct batch *b, struct task *t, int before,
+                         bool paused_before, const char *cause, int64_t now);
 
 /* Moves a child from one bucket of its parent's counts to another; an
  * awaiting parent whose last open child ended completes here, in the same
@@ -436,7 +438,8 @@ static int store_parent_adjust(struct store *s, struct batch *b, const struct ta
     if (p->awaiting_children && !task_has_open_children(p)) {
         enum task_phase before = p->phase;
         rc = task_children_done(p, now, NULL);
-        if (rc == 0) rc = store_save(s, b, p, (int)before, now);
+        /* The parent's own change: its child's roll-up, not the child's op. */
+        if (rc == 0) rc = store_save_as(s, b, p, (int)before, p->paused, "child", now);
         task_free(p);
         return rc;
     }
@@ -453,17 +456,20 @@ static int store_parent_adjust(struct store *s, struct batch *b, const struct ta
  * parent's counts, the due time, waking claimers, watchers.
  * `before` is the phase before the change, or -1 for a new task.
  */
-static int store_save_paused(struct store *s, struct batch *b, struct task *t, int before,
-                             bool paused_before, int64_t now);
-
 static int store_save(struct store *s, struct batch *b, struct task *t, int before, int64_t now) {
-    return store_save_paused(s, b, t, before, t->paused, now);
+    return store_save_as(s, b, t, before, t->paused, NULL, now);
 }
 
 /* store_save, for a change that may also have flipped the paused flag
  * (paused_before is the flag as loaded). */
 static int store_save_paused(struct store *s, struct batch *b, struct task *t, int before,
                              bool paused_before, int64_t now) {
+    return store_save_as(s, b, t, before, paused_before, NULL, now);
+}
+
+/* store_save_paused, with the event's cause given (NULL: the op's). */
+static int store_save_as(struct store *s, struct batch *b, struct task *t, int before,
+                         bool paused_before, const char *cause, int64_t now) {
     if (before < 0) {
         batch_count(b, t, t->phase, t->paused, 1);
     } else if (before != (int)t->phase || paused_before != t->paused) {
@@ -476,7 +482,7 @@ static int store_save_paused(struct store *s, struct batch *b, struct task *t, i
     batch_note_changed(b, t->id, t->version);
     char kind[24];
     rc = store_log_event(s, b, t, store_event_kind(b->op, before, t, kind),
-                         store_event_cause(b->op, before), now);
+                         cause ? cause : store_event_cause(b->op, before), now);
     if (rc) return rc;
     int64_t due = task_due_at(t);
     if (due && (!s->next_due || due < s->next_due)) s->next_due = due;

@@ -372,6 +372,45 @@ static void test_10000_updates_resumed_subscriber(void) {
     th_server_free(&srv);
 }
 
+/* A waiting parent completes in the transaction where its last child
+ * ends: its task.completed event carried the child's op as its cause
+ * ("cancel", or "lease_expired" from a sweep) instead of "child". */
+static void test_parent_completed_by_child_cause(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, NULL) == 0);
+    char *pid = th_submit(&srv, "parent", "\"queue\":\"pq\"");
+    CHECK(pid);
+    char cid[33], tok[33], extra[128], path[160];
+    CHECK_INT(th_claim(&srv, "pq", NULL, cid, tok), 200);
+    snprintf(extra, sizeof extra, "\"queue\":\"kq\",\"parent_id\":\"%s\"", pid);
+    char *kid = th_submit(&srv, "kid", extra);
+    CHECK(kid);
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", pid);
+    struct th_resp *r = th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "phase"), "waiting");
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", kid);
+    CHECK_INT(th_http(&srv, "POST", path, NULL)->status, 200);
+    snprintf(path, sizeof path, "/v1/events?since=0&kind=completed,cancelled&task_id=%s,%s", pid,
+             kid);
+    struct sse_conn c;
+    CHECK(sse_open(&c, srv.url, path, -1, 0) == 0);
+    struct sse_event ev[2];
+    int n = read_events(&c, ev, 2, 5000);
+    sse_close(&c);
+    CHECK_INT(n, 2);
+    if (n == 2) {
+        CHECK_STR(ev[0].event, "task.cancelled");
+        CHECK(strstr(ev[0].data, "\"cause\":\"cancel\"") != NULL);
+        CHECK_STR(ev[1].event, "task.completed");
+        CHECK(strstr(ev[1].data, pid) && strstr(ev[1].data, "\"cause\":\"child\""));
+    }
+    clear_events(ev, n);
+    free(pid);
+    free(kid);
+    th_server_free(&srv);
+}
+
 static const struct th_test tests[] = {
     {"a task's life appends the documented kinds in order", test_lifecycle_kinds},
     {"the task stream opens with a snapshot, then follows", test_task_stream_snapshot_then_live},
@@ -381,6 +420,8 @@ static const struct th_test tests[] = {
      test_slow_consumer_is_cut_off_and_resumes},
     {"10,000 updates, resumed many times: each once, in order",
      test_10000_updates_resumed_subscriber},
+    {"a parent completed by its child's end says cause child",
+     test_parent_completed_by_child_cause},
     {NULL, NULL},
 };
 
