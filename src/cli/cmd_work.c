@@ -67,6 +67,9 @@ extern char **environ;
 #define WORK_STOP_CALL_MS 5000
 /* Once the worker stops, how long past its long-poll a claim in flight may take (work_abort). */
 #define WORK_CLAIM_SLACK_MS 1000
+/* The longest --name in bytes: what the server takes for a claim's "worker" (v1_decode_claim). */
+#define WORK_NAME_MAX 128
+_Static_assert(WORK_NAME_MAX == 128, "work_usage names the limit");
 
 struct work_config {
     const char *server;
@@ -80,7 +83,7 @@ struct work_config {
     int permanent_exit;
     int max_tasks;
     bool quiet;
-    char worker[160];
+    char worker[WORK_NAME_MAX + 1];
     char **argv;
 };
 
@@ -1689,6 +1692,8 @@ static void work_usage(FILE *f) {
             "  --heartbeat S     seconds between heartbeats, output or not (default 2, at\n"
             "                    most lease/3): a cancel reaches the command that soon\n"
             "  --grace S         seconds between SIGTERM and SIGKILL (default 10)\n"
+            "  --name NAME       the worker's name in its tasks' leases, 1 to 128 bytes\n"
+            "                    (default: HOST-PID)\n"
             "  --max-tasks N     exit after N tasks (default: run until SIGINT/SIGTERM)\n");
 }
 
@@ -1727,6 +1732,36 @@ static int work_check_command(const char *cmd) {
             cmd, here ? " (for the one in this directory, write './" : "", here ? cmd : "",
             here ? "')" : "");
     return -1;
+}
+
+/*
+ * Takes --name as the worker's name, by the server's rule for a claim's
+ * "worker": 1 to WORK_NAME_MAX bytes of UTF-8, no control characters (a
+ * name the server refuses would stop the worker at its first claim; one
+ * cut short would not be the name asked for). Returns 0, or -1 after the
+ * message.
+ */
+static int work_name_set(struct work_config *cfg, const char *name) {
+    size_t n = strlen(name);
+    if (n > WORK_NAME_MAX) {
+        fprintf(stderr,
+                "taskmill work: '--name' is %zu bytes, longer than the %d the server takes for "
+                "a worker's name\n",
+                n, WORK_NAME_MAX);
+        return -1;
+    }
+    const char *why = n == 0                 ? "must not be empty"
+                      : !utf8_valid(name, n) ? "must be UTF-8 text"
+                                             : NULL;
+    for (size_t i = 0; !why && i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            why = "must not contain control characters";
+    if (why) {
+        fprintf(stderr, "taskmill work: '--name' %s\n", why);
+        return -1;
+    }
+    memcpy(cfg->worker, name, n + 1);
+    return 0;
 }
 
 /* The integer flags of work: the option's letter, its name, its range, and the field it sets. */
@@ -1794,7 +1829,7 @@ int cmd_work(int argc, char **argv) {
             cfg.queue = optarg;
             break;
         case 'n':
-            snprintf(cfg.worker, sizeof cfg.worker, "%s", optarg);
+            if (work_name_set(&cfg, optarg)) return CLI_EXIT_USAGE;
             break;
         case 'Q':
             cfg.quiet = true;

@@ -1195,6 +1195,56 @@ static void test_signal_abandons_claim(void) {
     if (!th_failed()) run_signal_abandons_claim("bhungcq", true);
 }
 
+/*
+ * --name is the worker's name in its tasks' leases, by the server's rule
+ * for it: 1 to 128 bytes of UTF-8 without control characters. Another is
+ * a usage error at once (exit 2, naming the flag), before any claim: a
+ * longer one was cut to 159 bytes, sent, and refused by the server (exit
+ * 4, naming 'worker'). 128 bytes are taken whole.
+ */
+static void test_name_limit(void) {
+    char *id = th_submit(&srv, "named", "\"queue\":\"nameq\"");
+    char long_name[201], name129[130], name128[129];
+    memset(long_name, 'w', 200);
+    long_name[200] = '\0';
+    snprintf(name129, sizeof name129, "%s", long_name);
+    snprintf(name128, sizeof name128, "%s", long_name);
+    const struct {
+        const char *name, *says;
+    } bad[] = {
+        {long_name, "'--name' is 200 bytes, longer than the 128"},
+        {name129, "'--name' is 129 bytes, longer than the 128"},
+        {"", "'--name' must not be empty"},
+        {"tab\there", "'--name' must not contain control characters"},
+        {"\xff", "'--name' must be UTF-8 text"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *out, *err;
+        int rc = cli_run(&srv, NULL, &out, &err, "work", "--queue", "nameq", "--max-tasks", "1",
+                         "--name", bad[i].name, "--", "sh", "-c", "exit 0");
+        bool says = strstr(err, bad[i].says) != NULL;
+        if (rc != 2 || !says)
+            printf("    --name of %zu bytes: exit %d: %s\n", strlen(bad[i].name), rc, err);
+        free(out);
+        free(err);
+        CHECK_INT(rc, 2);
+        CHECK(says);
+    }
+    CHECK_STR(th_phase(&srv, id), "pending"); /* nothing was claimed */
+    pid_t w = cli_spawn(&srv, worker_log("name"), "work", "--queue", "nameq", "--max-tasks", "1",
+                        "--name", name128, "--", "sh", "-c", "exit 0");
+    int rc = cli_wait(w, 15000);
+    if (rc != 0) show_log("name");
+    if (rc == -1) worker_end(w);
+    CHECK_INT(rc, 0);
+    CHECK_STR(th_phase(&srv, id), "completed");
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/attempts", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_STR(th_str(r->json, "attempts.0.worker"), name128);
+    free(id);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1224,6 +1274,7 @@ static const struct th_test tests[] = {
     {"the first SIGTERM reaches the commands while the server does not answer",
      test_first_signal_with_server_hung},
     {"SIGTERM abandons a claim the server does not answer", test_signal_abandons_claim},
+    {"--name is refused past the server's 128 bytes, not cut", test_name_limit},
     {NULL, NULL},
 };
 
