@@ -117,11 +117,74 @@ static void test_repeated_parameters(void) {
     CHECK_INT(list_count("type=rp&phase=running&phase=failed"), 0);
 }
 
+/*
+ * Walks GET /v1/tasks?query with cursors, `limit` a page, into ids[]
+ * (at most max); returns how many came, or -1 on an error reply or when
+ * an id repeats or breaks the order (ascending when asc).
+ */
+static int walk(const char *query, int limit, bool asc, char (*ids)[33], int max) {
+    char cursor[33] = "";
+    int n = 0;
+    for (int pages = 0; pages <= max + 1; pages++) {
+        char path[512];
+        snprintf(path, sizeof path, "/v1/tasks?%s&order=%s&limit=%d%s%s", query,
+                 asc ? "asc" : "desc", limit, cursor[0] ? "&cursor=" : "", cursor);
+        struct th_resp *r = th_http(&srv, "GET", path, NULL);
+        if (r->status != 200) return -1;
+        json_t *tasks = json_object_get(r->json, "tasks");
+        for (size_t i = 0; i < json_array_size(tasks); i++) {
+            const char *id = json_string_value(json_object_get(json_array_get(tasks, i), "id"));
+            if (!id || n == max) return -1;
+            if (n && (asc ? strcmp(ids[n - 1], id) >= 0 : strcmp(ids[n - 1], id) <= 0)) return -1;
+            snprintf(ids[n++], sizeof ids[0], "%s", id);
+        }
+        const char *next = th_str(r->json, "next_cursor");
+        if (!next) return n;
+        if ((int)json_array_size(tasks) != limit) return -1; /* a short page that goes on */
+        snprintf(cursor, sizeof cursor, "%s", next);
+    }
+    return -1;
+}
+
+/* A batch's tasks share one created_at and updated_at millisecond; each
+ * walk, by any page size, either order, and through the time-range index
+ * (created_after, updated_before), lists each once, in id order. */
+static void test_paging_ties(void) {
+    enum { N = 150 };
+    static char body[N * 64 + 64];
+    size_t at = (size_t)snprintf(body, sizeof body, "{\"tasks\":[");
+    for (int i = 0; i < N; i++)
+        at += (size_t)snprintf(body + at, sizeof body - at,
+                               "%s{\"type\":\"tie\",\"queue\":\"tieq\"}", i ? "," : "");
+    snprintf(body + at, sizeof body - at, "]}");
+    struct th_resp *r = th_http(&srv, "POST", "/v1/tasks/batch", "%s", body);
+    CHECK_INT(r->status, 201);
+    CHECK_STR(th_str(r->json, "tasks.0.created_at"), th_str(r->json, "tasks.149.created_at"));
+    static char ids[N + 1][33];
+    static const char *const queries[] = {
+        "queue=tieq",
+        "queue=tieq&created_after=2020-01-01T00:00:00Z",
+        "queue=tieq&updated_before=9999-01-01T00:00:00Z",
+        "type=tie&phase=pending",
+    };
+    static const int limits[] = {1, 7, 149, 150, 1000};
+    for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++)
+        for (size_t l = 0; l < sizeof limits / sizeof limits[0]; l++)
+            for (int asc = 0; asc < 2; asc++) {
+                int n = walk(queries[q], limits[l], asc, ids, N + 1);
+                if (n != N)
+                    th_fail(__FILE__, __LINE__, "%s limit %d %s: %d tasks, want %d each once",
+                            queries[q], limits[l], asc ? "asc" : "desc", n, N);
+                if (th_failed()) return;
+            }
+}
+
 int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"created_before and updated_before the epoch list nothing", test_before_the_epoch},
         {"an empty type, queue or name_prefix is 400", test_empty_values},
         {"a list parameter given twice is 400, but phase", test_repeated_parameters},
+        {"tasks of one millisecond page once each, in id order, any size or way", test_paging_ties},
         {NULL, NULL},
     };
     return th_main_server(tests, argc, argv, &srv, NULL);
