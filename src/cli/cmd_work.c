@@ -1084,6 +1084,15 @@ static bool work_task(const struct work_config *cfg, struct tm_client *c, const 
                       const char *token) {
     struct work_run r;
     work_run_init(&r, cfg, c, task, token);
+    if (atomic_load(&work_stop)) {
+        /* Claimed as the worker was stopping (its claim was out): handed back unstarted, as
+         * in batched mode, not started only to be stopped at once. */
+        work_log(cfg, "task '%s': the worker is stopping: handed back unstarted", r.id);
+        r.exited = r.stopped_by_worker = true;
+        work_run_finish(&r);
+        work_run_release(&r);
+        return true;
+    }
     if (work_run_start(&r, task)) {
         work_call_begin(false, work_now_ms());
         int rc = tm_release(c, r.id, r.token, NULL);
@@ -1334,6 +1343,7 @@ static void work_batch_take(struct work_batch *b, int64_t now) {
         work_run_init(r, b->cfg, b->c, task, token);
         if (atomic_load(&work_stop)) {
             /* Claimed as the worker was stopping: handed back unstarted. */
+            work_log(b->cfg, "task '%s': the worker is stopping: handed back unstarted", r->id);
             r->exited = r->stopped_by_worker = true;
         } else if (work_run_start(r, task)) {
             r->exited = r->stopped_by_worker = r->start_failed = true;

@@ -1196,6 +1196,67 @@ static void test_signal_abandons_claim(void) {
 }
 
 /*
+ * A task that the claim in flight brings after the stop signal goes back
+ * unstarted: the relay holds the claim's answer (the task) until the
+ * worker has had its SIGTERM. Its command never runs (it would write a
+ * file), the task is pending with no retry counted, and the worker says
+ * so. With one slot the command was started and stopped at once. One
+ * slot, and batched.
+ */
+static void run_claimed_while_stopping(const char *queue, bool batched) {
+    struct relay rl;
+    CHECK(relay_start(&rl, queue, 0) == 0);
+    char marker[100], script[600], claim[120];
+    snprintf(marker, sizeof marker, "%s.ran", queue);
+    snprintf(script, sizeof script, "touch %s/%s; sleep 30", srv.dir, marker);
+    snprintf(claim, sizeof claim, "POST /v1/queues/%s/claim", queue);
+    pid_t w = cli_spawn(&rl.via, worker_log(queue), "work", "--queue", queue, "--concurrency",
+                        batched ? "2" : "1", "--", "sh", "-c", script);
+    /* A claim that has just gone out (they follow each other every 2 s). */
+    char *up = relay_text(&rl, "up");
+    int before = cli_count(up, claim), now = before;
+    free(up);
+    for (int i = 0; i < 200 && now == before; i++) {
+        th_sleep_ms(20);
+        up = relay_text(&rl, "up");
+        now = cli_count(up, claim);
+        free(up);
+    }
+    th_sleep_ms(100); /* the relay has passed it on to the server */
+    kill(rl.pid, SIGSTOP);
+    char extra[100];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+    char *id = th_submit(&srv, "late", extra);
+    bool taken = cli_wait_phase(&srv, id, "running", 5000); /* by that claim, answer held */
+    kill(w, SIGTERM);
+    th_sleep_ms(300); /* the worker is stopping before the answer comes */
+    kill(rl.pid, SIGCONT);
+    int rc = cli_wait(w, 15000);
+    char *log = cli_slurp(worker_log(queue));
+    bool said = strstr(log, "the worker is stopping: handed back unstarted") != NULL;
+    free(log);
+    if (!taken || rc != 0 || !said) show_log(queue);
+    if (rc == -1) worker_end(w);
+    relay_stop(&rl);
+    CHECK(now > before);
+    CHECK(taken);
+    CHECK_INT(rc, 0);
+    CHECK(said);
+    CHECK(!file_exists(marker));
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_STR(th_str(r->json, "phase"), "pending");
+    CHECK_INT(th_int(r->json, "retries"), 0);
+    free(id);
+}
+
+static void test_claimed_while_stopping(void) {
+    run_claimed_while_stopping("latecq", false);
+    if (!th_failed()) run_claimed_while_stopping("blatecq", true);
+}
+
+/*
  * --name is the worker's name in its tasks' leases, by the server's rule
  * for it: 1 to 128 bytes of UTF-8 without control characters. Another is
  * a usage error at once (exit 2, naming the flag), before any claim: a
@@ -1275,6 +1336,7 @@ static const struct th_test tests[] = {
      test_first_signal_with_server_hung},
     {"SIGTERM abandons a claim the server does not answer", test_signal_abandons_claim},
     {"--name is refused past the server's 128 bytes, not cut", test_name_limit},
+    {"a task claimed as the worker stops goes back unstarted", test_claimed_while_stopping},
     {NULL, NULL},
 };
 
