@@ -94,14 +94,16 @@ TM_API bool tm_phase_is_terminal(const char *phase);
 typedef bool (*tm_abort_fn)(void *arg);
 /*
  * Keeps fn and arg as c's abort hook (fn NULL removes it): arg must stay
- * valid while the hook is set. While the hook returns true, every call on c returns
- * TM_CLIENT_EABORTED within about a second, whatever the server does: a request not sent yet is not
- * sent, one in flight is abandoned and its connection closed. For a program that must stop
- * promptly: a worker told to stop abandons its claim's long-poll instead of waiting out the
- * request's timeout (60 s, or a long-poll's wait plus 30 s). A request abandoned after it was sent
- * may still take effect on the server (an abandoned claim may lease a task,
- * which comes back when its lease expires). Covers the calls made on c,
- * not a tm_watch's streams (tm_watch_next returns within its timeout).
+ * valid while the hook is set. While the hook returns true, every call on
+ * c returns TM_CLIENT_EABORTED within about a second, whatever the server
+ * does: a request not sent yet is not sent, one in flight is abandoned and
+ * its connection closed. For a program that must stop promptly: a worker
+ * told to stop abandons its claim's long-poll instead of waiting out the
+ * request's timeout (60 s, or a long-poll's wait plus 30 s). A request
+ * abandoned after it was sent may still take effect on the server (an
+ * abandoned claim may lease a task, which comes back when its lease
+ * expires). Covers the calls made on c, not a tm_watch's streams
+ * (tm_watch_next returns within its timeout).
  */
 TM_API void tm_client_set_abort(struct tm_client *c, tm_abort_fn fn, void *arg);
 
