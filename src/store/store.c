@@ -416,46 +416,71 @@ static int store_load_scoped(struct store *s, struct store_op *op, const char *i
     return rc;
 }
 
-static int store_save(struct store *s, struct batch *b, struct task *t, int before, int64_t now);
-static int store_save_as(struct store *s, struct batch *b, struct task *t, int before,
-                         bool paused_before, const char *cause, int64_t now);
+static int store_save_one(struct store *s, struct batch *b, struct task *t, int before,
+                          bool paused_before, const char *cause, int64_t now);
 
 /* Moves a child from one bucket of its parent's counts to another; an
  * awaiting parent whose last open child ended completes here, in the same
- * transaction as the child's change. */
+ * transaction as the child's change, and so on up: a loop, not a
+ * recursion, since a chain of awaiting parents has no depth limit and the
+ * writer's stack has one. */
 static int store_parent_adjust(struct store *s, struct batch *b, const struct task *child, int from,
                                int to, int64_t now) {
-    if (!child->parent_id[0] || from == to) return 0;
-    struct task *p = NULL;
-    int rc = s->base.backend->load(s, child->parent_id, &p);
-    if (rc == TM_ENOT_FOUND) return 0; /* the parent was deleted: the child lives on */
-    if (rc) return rc;
-    int64_t *slot[] = {&p->child_pending, &p->child_processing, &p->child_processed,
-                       &p->child_ended};
-    if (from >= 0 && *slot[from] > 0) (*slot[from])--;
-    if (to >= 0) (*slot[to])++;
-    p->progress.updated_at = now;
-    if (p->awaiting_children && !task_has_open_children(p)) {
+    struct task *done = NULL; /* the last parent completed: the next child */
+    int rc = 0;
+    while (child->parent_id[0] && from != to) {
+        struct task *p = NULL;
+        rc = s->base.backend->load(s, child->parent_id, &p);
+        if (rc == TM_ENOT_FOUND) { /* the parent was deleted: the child lives on */
+            rc = 0;
+            break;
+        }
+        if (rc) break;
+        int64_t *slot[] = {&p->child_pending, &p->child_processing, &p->child_processed,
+                           &p->child_ended};
+        if (from >= 0 && *slot[from] > 0) (*slot[from])--;
+        if (to >= 0) (*slot[to])++;
+        p->progress.updated_at = now;
+        if (!p->awaiting_children || task_has_open_children(p)) {
+            task_touch(p, now);
+            rc = s->base.backend->update(s, p);
+            if (rc == 0) batch_note_changed(b, p->id, p->version);
+            if (rc == 0) rc = store_log_event(s, b, p, "task.progress", "child", now);
+            task_free(p);
+            break;
+        }
         enum task_phase before = p->phase;
         rc = task_children_done(p, now, NULL);
         /* The parent's own change: its child's roll-up, not the child's op. */
-        if (rc == 0) rc = store_save_as(s, b, p, (int)before, p->paused, "child", now);
-        task_free(p);
-        return rc;
+        if (rc == 0) rc = store_save_one(s, b, p, (int)before, p->paused, "child", now);
+        if (rc) {
+            task_free(p);
+            break;
+        }
+        from = (int)task_bucket_of(before);
+        to = (int)task_bucket_of(p->phase);
+        task_free(done);
+        child = done = p;
     }
-    task_touch(p, now);
-    rc = s->base.backend->update(s, p);
-    if (rc == 0) batch_note_changed(b, p->id, p->version);
-    if (rc == 0) rc = store_log_event(s, b, p, "task.progress", "child", now);
-    task_free(p);
+    task_free(done);
     return rc;
 }
 
 /*
  * Writes a changed task and does what follows from the change: the
  * parent's counts, the due time, waking claimers, watchers.
- * `before` is the phase before the change, or -1 for a new task.
+ * `before` is the phase before the change, or -1 for a new task;
+ * `paused_before` the paused flag as loaded; `cause` the event's cause
+ * (NULL: the op's).
  */
+static int store_save_as(struct store *s, struct batch *b, struct task *t, int before,
+                         bool paused_before, const char *cause, int64_t now) {
+    int rc = store_save_one(s, b, t, before, paused_before, cause, now);
+    if (rc) return rc;
+    int from = before < 0 ? -1 : (int)task_bucket_of((enum task_phase)before);
+    return store_parent_adjust(s, b, t, from, (int)task_bucket_of(t->phase), now);
+}
+
 static int store_save(struct store *s, struct batch *b, struct task *t, int before, int64_t now) {
     return store_save_as(s, b, t, before, t->paused, NULL, now);
 }
@@ -467,9 +492,9 @@ static int store_save_paused(struct store *s, struct batch *b, struct task *t, i
     return store_save_as(s, b, t, before, paused_before, NULL, now);
 }
 
-/* store_save_paused, with the event's cause given (NULL: the op's). */
-static int store_save_as(struct store *s, struct batch *b, struct task *t, int before,
-                         bool paused_before, const char *cause, int64_t now) {
+/* store_save_as but for the parent's counts (store_parent_adjust). */
+static int store_save_one(struct store *s, struct batch *b, struct task *t, int before,
+                          bool paused_before, const char *cause, int64_t now) {
     if (before < 0) {
         batch_count(b, t, t->phase, t->paused, 1);
     } else if (before != (int)t->phase || paused_before != t->paused) {
@@ -487,8 +512,7 @@ static int store_save_as(struct store *s, struct batch *b, struct task *t, int b
     int64_t due = task_due_at(t);
     if (due && (!s->next_due || due < s->next_due)) s->next_due = due;
     if (t->phase == TASK_PENDING && !t->paused) batch_note_ready(b, t->queue);
-    int from = before < 0 ? -1 : (int)task_bucket_of((enum task_phase)before);
-    return store_parent_adjust(s, b, t, from, (int)task_bucket_of(t->phase), now);
+    return 0;
 }
 
 /* The settings of a queue: cached, stored, or the defaults. */

@@ -228,6 +228,46 @@ static void test_lease_lost_worker_name_utf8(void) {
     CHECK_STR(th_str(r->json, "error"), want);
 }
 
+/* A chain of parents, each awaiting its one child, completes from the
+ * leaf up in one transaction. The writer walked it by recursion, a few
+ * hundred bytes of stack a level with no limit on the depth (about
+ * 15,000 levels would have overflowed it under ASan; not forced here);
+ * it loops now. */
+static void test_parent_chain_completes_up(void) {
+    enum { DEPTH = 150 };
+    static char ids[DEPTH][33], toks[DEPTH][33];
+    char extra[128], path[128];
+    for (int i = 0; i < DEPTH; i++) {
+        if (i == 0)
+            snprintf(extra, sizeof extra, "\"queue\":\"chainq\"");
+        else
+            snprintf(extra, sizeof extra, "\"queue\":\"chainq\",\"parent_id\":\"%s\"", ids[i - 1]);
+        char *id = th_submit(&srv, "link", extra);
+        CHECK(id);
+        if (!id) return;
+        CHECK_INT(th_claim(&srv, "chainq", NULL, ids[i], toks[i]), 200);
+        CHECK_STR(ids[i], id);
+        free(id);
+    }
+    /* Each link but the leaf has an open child: its complete waits. */
+    for (int i = 0; i < DEPTH - 1; i++) {
+        snprintf(path, sizeof path, "/v1/tasks/%s/complete", ids[i]);
+        struct th_resp *r = th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", toks[i]);
+        CHECK_INT(r->status, 200);
+        CHECK_STR(th_str(r->json, "phase"), "waiting");
+    }
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", ids[DEPTH - 1]);
+    struct th_resp *r = th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", toks[DEPTH - 1]);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "phase"), "completed");
+    for (int i = 0; i < DEPTH; i++) {
+        snprintf(path, sizeof path, "/v1/tasks/%s", ids[i]);
+        r = th_http(&srv, "GET", path, NULL);
+        CHECK_STR(th_str(r->json, "phase"), "completed");
+        CHECK_STR(th_str(r->json, "completion_status"), "SUCCESS");
+    }
+}
+
 static const struct th_test tests[] = {
     {"submit, claim, heartbeat, complete", test_submit_claim_heartbeat_complete},
     {"a WARN message completes with WARNING", test_warning_completion},
@@ -237,6 +277,7 @@ static const struct th_test tests[] = {
     {"a launch that repeats an idempotency key is 200", test_launch_repeat_is_200},
     {"a parent with a cancelled child completes WARNING", test_parent_with_cancelled_child_warns},
     {"a lost lease of a worker with a non-ASCII name", test_lease_lost_worker_name_utf8},
+    {"a chain of awaiting parents completes from the leaf up", test_parent_chain_completes_up},
     {NULL, NULL},
 };
 
