@@ -274,6 +274,8 @@ static void tasks_list(struct req *r) {
         return;
     }
     c.q.filter.ns = r->ns;
+    /* A `limit` past --max-page was refused; the default (50) must not pass it either. */
+    if (c.q.filter.limit > req_limits(r)->page_max) c.q.filter.limit = req_limits(r)->page_max;
     struct task_list l;
     if (store_task_list(req_store(r), &c.q.filter, &l, &c.e)) {
         reply_error(r, &c.e);

@@ -179,12 +179,39 @@ static void test_paging_ties(void) {
             }
 }
 
+/* Under --max-page 10, a list without `limit` took the default 50 and
+ * served 20 tasks in one page, past the operator's cap; the default is
+ * the cap when the cap is smaller. */
+static void test_default_limit_within_max_page(void) {
+    struct th_server small;
+    CHECK(th_server_start(&small, "--max-page", "10", NULL) == 0);
+    struct th_resp *r = NULL;
+    for (int i = 0; i < 2; i++) {
+        r = th_http(&small, "POST", "/v1/tasks/batch",
+                    "{\"tasks\":[{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},"
+                    "{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},"
+                    "{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"}]}");
+        if (r->status != 201) break;
+    }
+    long status = r->status;
+    r = th_http(&small, "GET", "/v1/tasks", NULL);
+    long list_status = r->status;
+    size_t n = json_array_size(json_object_get(r->json, "tasks"));
+    bool more = th_str(r->json, "next_cursor") != NULL;
+    th_server_free(&small);
+    CHECK_INT(status, 201);
+    CHECK_INT(list_status, 200);
+    CHECK_INT(n, 10);
+    CHECK(more);
+}
+
 int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"created_before and updated_before the epoch list nothing", test_before_the_epoch},
         {"an empty type, queue or name_prefix is 400", test_empty_values},
         {"a list parameter given twice is 400, but phase", test_repeated_parameters},
         {"tasks of one millisecond page once each, in id order, any size or way", test_paging_ties},
+        {"a list's default page is at most --max-page", test_default_limit_within_max_page},
         {NULL, NULL},
     };
     return th_main_server(tests, argc, argv, &srv, NULL);
