@@ -205,6 +205,42 @@ static void test_default_limit_within_max_page(void) {
     CHECK(more);
 }
 
+/* The cursor is a position in id order (api.md §7.4): a deleted task's id
+ * still is one, and with the other order it serves the other side. */
+static void test_cursor_is_a_position(void) {
+    char *a = th_submit(&srv, "cp", "\"queue\":\"cpq\"");
+    char *b = th_submit(&srv, "cp", "\"queue\":\"cpq\"");
+    char *c = th_submit(&srv, "cp", "\"queue\":\"cpq\"");
+    bool made = a && b && c;
+    char path[160];
+    long cancel = 0, del = 0;
+    if (made) {
+        snprintf(path, sizeof path, "/v1/tasks/%s/cancel", b);
+        cancel = th_http(&srv, "POST", path, NULL)->status;
+        snprintf(path, sizeof path, "/v1/tasks/%s", b);
+        del = th_http(&srv, "DELETE", path, NULL)->status;
+    }
+    char ids[3][33] = {"", "", ""};
+    int asc = -2, desc = -2;
+    if (made) {
+        snprintf(path, sizeof path, "queue=cpq&cursor=%s", b);
+        asc = walk(path, 10, true, ids, 3);
+        snprintf(ids[2], sizeof ids[2], "%s", ids[0]);
+        desc = walk(path, 10, false, ids, 3);
+    }
+    bool asc_ok = made && strcmp(ids[2], c) == 0, desc_ok = made && strcmp(ids[0], a) == 0;
+    free(a);
+    free(b);
+    free(c);
+    CHECK(made);
+    CHECK_INT(cancel, 200);
+    CHECK_INT(del, 204);
+    CHECK_INT(asc, 1);
+    CHECK(asc_ok);
+    CHECK_INT(desc, 1);
+    CHECK(desc_ok);
+}
+
 int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"created_before and updated_before the epoch list nothing", test_before_the_epoch},
@@ -212,6 +248,7 @@ int main(int argc, char **argv) {
         {"a list parameter given twice is 400, but phase", test_repeated_parameters},
         {"tasks of one millisecond page once each, in id order, any size or way", test_paging_ties},
         {"a list's default page is at most --max-page", test_default_limit_within_max_page},
+        {"a cursor is a position in id order, a deleted task's id too", test_cursor_is_a_position},
         {NULL, NULL},
     };
     return th_main_server(tests, argc, argv, &srv, NULL);
