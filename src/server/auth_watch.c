@@ -19,11 +19,18 @@
  * watch asks the store whether a token has appeared (at most once a
  * second), so that happens with no request coming.
  *
+ * The same watch, every AUTH_WATCH_MS whatever the authentication, looks
+ * at each waiting request's socket: a client that has closed its end
+ * (a worker stopped, a timeout of its own) gets its parked ops answered
+ * (store_op_cancel), so that a claim it left does not lease a task to no
+ * one, held until the lease runs out, up to --max-wait-seconds later.
+ *
  * A store that cannot be read cuts nothing (as auth_check, which answers
  * 503 then, never "allowed": the request was allowed already).
  * Threading: one watch thread; the list is under srv->wait_lock, taken
  * before no other lock is held; store_op_cancel and the hub take their own.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +156,27 @@ static void auth_watch_round(struct server *srv) {
     free(ids);
 }
 
+/* Whether the peer of socket fd has closed its end, or the socket failed. */
+static bool client_gone(int fd) {
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Answers the parked ops of every waiting request whose client is gone. */
+static void hangup_round(struct server *srv) {
+    struct req *r;
+    pthread_mutex_lock(&srv->wait_lock);
+    LIST_FOREACH(r, &srv->wait_list, wait_link) {
+        if (!client_gone(req_socket(r))) continue;
+        for (size_t k = 0; k < r->nwait_ops; k++)
+            if (r->wait_ops[k].deadline_ms > 0)
+                store_op_cancel(srv->store, &r->wait_ops[k], TM_EUNAVAILABLE,
+                                "the client closed its connection");
+    }
+    pthread_mutex_unlock(&srv->wait_lock);
+}
+
 static void *auth_watch_main(void *arg) {
     struct server *srv = arg;
     pthread_mutex_lock(&srv->wait_lock);
@@ -156,6 +184,7 @@ static void *auth_watch_main(void *arg) {
         time_cond_wait_ms(&srv->watch_cond, &srv->wait_lock, AUTH_WATCH_MS);
         if (srv->watch_stopping) continue;
         pthread_mutex_unlock(&srv->wait_lock);
+        hangup_round(srv);
         /* Open mode ends when a token appears in the store, made by `taskmill
          * token` or on another node too: asked here as well, so that what was
          * opened without a token is cut with no request coming. */

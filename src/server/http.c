@@ -72,6 +72,13 @@ const struct sockaddr *req_client_addr(struct req *r) {
     return ci ? ci->client_addr : NULL;
 }
 
+int req_socket(struct req *r) {
+    if (r->fast) return http_fast_fd(r->fast);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
 const char *req_scheme(struct req *r) {
     return r->srv->tls_cert ? "https" : "http";
 }

@@ -157,6 +157,9 @@ const char *req_query(struct req *r, const char *key);
 const char *req_header(struct req *r, const char *key);
 /* The client's address, or NULL when it is not known. */
 const struct sockaddr *req_client_addr(struct req *r);
+/* The request's socket, or -1: for a look at whether the client is still
+ * there (auth_watch), while the request is alive. */
+int req_socket(struct req *r);
 /* "https" when the server speaks TLS, else "http" (for absolute links). */
 const char *req_scheme(struct req *r);
 /* Calls fn for each query argument; stops early when fn returns nonzero. */

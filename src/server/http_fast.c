@@ -144,6 +144,10 @@ const char *http_fast_header(struct fast_conn *c, const char *name) {
     return NULL;
 }
 
+int http_fast_fd(struct fast_conn *c) {
+    return c->fd; /* open while a request is in progress on it */
+}
+
 const struct sockaddr *http_fast_client_addr(struct fast_conn *c) {
     return (const struct sockaddr *)&c->addr;
 }

@@ -113,6 +113,7 @@ int http_fast_start(struct server *srv);
 void http_fast_stop(struct server *srv);
 const char *http_fast_header(struct fast_conn *c, const char *name);
 const struct sockaddr *http_fast_client_addr(struct fast_conn *c);
+int http_fast_fd(struct fast_conn *c);
 /* Sends r's reply (takes body, a malloc'd buffer or NULL). */
 void http_fast_reply(struct req *r, int status, char *body, size_t len, const char *type);
 /* From any thread: r's ops are done; its thread runs its on_resume. */

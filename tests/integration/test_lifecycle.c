@@ -3,8 +3,14 @@
  * claim, heartbeat, complete; failure with retries and backoff; cancel of
  * a running task through the heartbeat; lease expiry; long-polls.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -268,6 +274,63 @@ static void test_parent_chain_completes_up(void) {
     }
 }
 
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Sends a waiting claim on its own connection, then closes it. */
+static bool claim_then_hang_up(const char *queue, bool chunked) {
+    int port = atoi(strrchr(srv.url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst)) {
+        if (fd >= 0) close(fd);
+        return false;
+    }
+    const char *body = "{\"worker\":\"gone\",\"wait_seconds\":30}";
+    char req[512];
+    int n = chunked ? snprintf(req, sizeof req,
+                               "POST /v1/queues/%s/claim HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Content-Type: application/json\r\nTransfer-Encoding: chunked"
+                               "\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+                               queue, strlen(body), body)
+                    : snprintf(req, sizeof req,
+                               "POST /v1/queues/%s/claim HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                               queue, strlen(body), body);
+    bool ok = send(fd, req, (size_t)n, 0) == n;
+    sleep_ms(300); /* parked by now */
+    close(fd);
+    return ok;
+}
+
+/* A worker that stops (or times out) while its claim waits closes the
+ * connection: the parked claim stayed in the store until its wait ran out
+ * and leased the next task to no one (it came back only when that lease
+ * expired). It is answered once the client is seen gone now. On the fast
+ * path and through libmicrohttpd (a chunked body). */
+static void test_claim_of_gone_client_takes_nothing(void) {
+    static const char *const queues[] = {"goneq_fast", "goneq_mhd"};
+    for (int i = 0; i < 2; i++) {
+        CHECK(claim_then_hang_up(queues[i], i == 1));
+        sleep_ms(1500); /* the watch looks every 500 ms */
+        char extra[64], path[128];
+        snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queues[i]);
+        char *id = th_submit(&srv, "t", extra);
+        CHECK(id);
+        if (!id) return;
+        sleep_ms(300);
+        snprintf(path, sizeof path, "/v1/tasks/%s", id);
+        CHECK_STR(th_str(th_http(&srv, "GET", path, NULL)->json, "phase"), "pending");
+        char cid[33], tok[33];
+        CHECK_INT(th_claim(&srv, queues[i], NULL, cid, tok), 200);
+        CHECK_STR(cid, id);
+        free(id);
+    }
+}
+
 static const struct th_test tests[] = {
     {"submit, claim, heartbeat, complete", test_submit_claim_heartbeat_complete},
     {"a WARN message completes with WARNING", test_warning_completion},
@@ -278,6 +341,7 @@ static const struct th_test tests[] = {
     {"a parent with a cancelled child completes WARNING", test_parent_with_cancelled_child_warns},
     {"a lost lease of a worker with a non-ASCII name", test_lease_lost_worker_name_utf8},
     {"a chain of awaiting parents completes from the leaf up", test_parent_chain_completes_up},
+    {"a waiting claim whose client hung up takes no task", test_claim_of_gone_client_takes_nothing},
     {NULL, NULL},
 };
 
