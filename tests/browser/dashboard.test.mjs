@@ -632,22 +632,22 @@ describe('accessible and plain', () => {
       const page = await openPage(browser, srv, { hash: '#/tasks?queue=burst' });
       await live(page);
       await page.locator(tid('tasks-table')).waitFor();
+      // Batched: the page is redrawn a few times for the burst, not once
+      // an event. Counted in redraws (the DOM's mutation deliveries), not
+      // timed: speed is measured in benchmarks, never asserted here.
       await page.evaluate(() => {
-        window.__long = 0;
-        new PerformanceObserver((l) => {
-          for (const e of l.getEntries()) window.__long = Math.max(window.__long, e.duration);
-        }).observe({ type: 'longtask', buffered: false });
+        window.__redraws = 0;
+        new MutationObserver(() => { window.__redraws++; })
+          .observe(document.body, { childList: true, subtree: true, characterData: true, attributes: true });
       });
       for (let b = 0; b < 3; b++) {
         await ok(srv, 'POST', '/v1/tasks/batch', { tasks: Array.from({ length: 1000 }, (_, i) => ({ type: 'burst', queue: 'burst', name: `b${b}-${i}` })) });
       }
       await page.locator(tid('new-tasks')).waitFor({ state: 'visible' });
       await textIs(page, tid('new-tasks'), /3,000 new tasks/);
-      const t0 = Date.now();
-      await page.evaluate(() => 1);
-      assert.ok(Date.now() - t0 < 1000, 'the page answers');
-      const longest = await page.evaluate(() => window.__long);
-      assert.ok(longest < 1000, `the longest task on the page's thread took ${longest} ms`);
+      assert.equal(await page.evaluate(() => 1), 1, 'the page answers');
+      const redraws = await page.evaluate(() => window.__redraws);
+      assert.ok(redraws < 300, `the page was redrawn ${redraws} times for 3,000 events`);
       assert.deepEqual(page.errors, []);
       await page.closeAll();
     } finally {
