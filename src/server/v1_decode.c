@@ -27,7 +27,9 @@ bool v1_is_name(const char *s, size_t max) {
 }
 
 int v1_parse_int(const char *s, int64_t min, int64_t max, int64_t *out) {
-    if (!s || !*s) return -1;
+    /* Digits after an optional '-': strtoll alone would take white space
+     * and a '+' before them ("limit= 5", "limit=+5"). */
+    if (!s || !s[*s == '-'] || (unsigned)(s[*s == '-'] - '0') > 9) return -1;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);

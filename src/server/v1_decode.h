@@ -80,6 +80,7 @@ int v1_decode_webhook(json_t *obj, struct webhook *w, struct tm_error *e);
 
 /* Validators shared with other decoders. */
 bool v1_is_name(const char *s, size_t max); /* [A-Za-z0-9._-]{1,max} */
+/* A decimal integer in min..max: an optional '-' and digits, nothing else. 0 or -1. */
 int v1_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
 #endif

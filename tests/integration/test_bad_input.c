@@ -482,6 +482,24 @@ static void test_path_or_query_not_utf8(void) {
     CHECK_INT(th_http(&srv, "GET", "/v1/definitions/caf%C3%A9", NULL)->status, 200);
 }
 
+/* A number in a query is digits after an optional '-': strtoll took
+ * leading white space and a '+' ("limit= 5", "limit=+5" were 5). */
+static void test_query_integers_are_digits(void) {
+    static const char *const limits[] = {"%2B5", "%205", "%0A5", "5%20", "0x5", ""};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "/v1/tasks?limit=%s", limits[i]);
+        REFUSED("GET", p, NULL, 400, "invalid_argument", "limit");
+    }
+    char p[128];
+    snprintf(p, sizeof p, "/v1/tasks/%s?wait=%%2B1&version=1", pending_id);
+    REFUSED("GET", p, NULL, 400, "invalid_argument", "wait");
+    struct th_resp *r = th_http(&srv, "GET", "/v1/events?since=%2B3", NULL);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "since");
+    CHECK_INT(th_http(&srv, "GET", "/v1/tasks?limit=5", NULL)->status, 200);
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -501,6 +519,7 @@ static const struct th_test tests[] = {
     {"a batch's unknown parent names the task", test_batch_unknown_parent_names_task},
     {"a worker call's entry that is not an object is named", test_worker_entry_not_object_named},
     {"a path or query that is not UTF-8 is refused, in every API", test_path_or_query_not_utf8},
+    {"a number in a query is digits, no sign or space before", test_query_integers_are_digits},
     {NULL, NULL},
 };
 
