@@ -108,6 +108,19 @@ typedef bool (*tm_abort_fn)(void *arg);
 TM_API void tm_client_set_abort(struct tm_client *c, tm_abort_fn fn, void *arg);
 
 /*
+ * Sets how long each following request on c may take in all, connecting
+ * included, in milliseconds, in place of the defaults (60 s; a long-poll
+ * gets its wait plus 30 s); 0 or less restores them. A request that takes
+ * longer fails with TM_CLIENT_ECONNECT and its connection is closed; it
+ * may still have taken effect on the server. For a call that is of no use
+ * late: `taskmill work` bounds each heartbeat by its lease, so a heartbeat
+ * the server does not answer is given up and sent again while the lease
+ * holds, not after a minute. A long-poll's wait must fit in it. Covers the
+ * calls made on c, not a tm_watch's streams.
+ */
+TM_API void tm_client_set_timeout(struct tm_client *c, long timeout_ms);
+
+/*
  * Sends any v1 request: `method` to `path` (starting with "/", query
  * included) with `body` (JSON, may be NULL). On 2xx returns 0 and sets
  * *out to the parsed reply, or NULL for an empty one (out may be NULL to

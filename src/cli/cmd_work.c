@@ -67,6 +67,19 @@ extern char **environ;
 #define WORK_STOP_CALL_MS 5000
 /* Once the worker stops, how long past its long-poll a claim in flight may take (work_abort). */
 #define WORK_CLAIM_SLACK_MS 1000
+/*
+ * The longest a heartbeat request waits for its answer: a third of the
+ * lease, at least WORK_HB_TIMEOUT_MIN_MS (a slow server is not a gone one)
+ * and at most the client's own 60 s. A heartbeat given up is sent again at
+ * once. One that the server does not answer (a connection hung in a proxy,
+ * say) would otherwise hold the task's later heartbeats, and with several
+ * slots every task's, for the client's minute, past a short lease: the
+ * task would go to another worker while its command ran on for nothing.
+ * Sent on time (at most a third of the lease after the last) and given up
+ * a third of the lease later, a heartbeat leaves its retry a third.
+ */
+#define WORK_HB_TIMEOUT_MIN_MS 3000
+#define WORK_HB_TIMEOUT_MAX_MS 60000
 /* The longest --name in bytes: what the server takes for a claim's "worker" (v1_decode_claim). */
 #define WORK_NAME_MAX 128
 _Static_assert(WORK_NAME_MAX == 128, "work_usage names the limit");
@@ -79,6 +92,7 @@ struct work_config {
     int concurrency;
     int lease_s;
     int heartbeat_ms;
+    int heartbeat_timeout_ms; /* see WORK_HB_TIMEOUT_MIN_MS */
     int grace_s;
     int permanent_exit;
     int max_tasks;
@@ -590,7 +604,9 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
     work_run_report(r, &rep, &attrs);
     struct tm_heartbeat_reply reply;
     work_call_begin(false, work_now_ms());
+    tm_client_set_timeout(r->c, r->cfg->heartbeat_timeout_ms);
     int rc = tm_heartbeat(r->c, r->id, r->token, 0, &rep, &reply);
+    tm_client_set_timeout(r->c, 0);
     json_decref(attrs);
     r->last_hb_ms = now;
     r->next_hb_ms = now + r->cfg->heartbeat_ms;
@@ -1478,7 +1494,9 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
     }
     b->last_flush_ms = now;
     if (tick) b->next_tick_ms = now + cfg->heartbeat_ms;
+    tm_client_set_timeout(b->c, cfg->heartbeat_timeout_ms);
     int rc = n ? work_batch_send(b, "heartbeat", entries, n, results) : 0;
+    tm_client_set_timeout(b->c, 0);
     bool again_soon = rc != 0;
     for (size_t i = 0; i < n; i++) {
         struct work_run *r = sent[i];
@@ -1698,7 +1716,8 @@ static void work_usage(FILE *f) {
             "  for a retry.\n"
             "  --concurrency N   tasks run at once (default 1); above 1, each claim,\n"
             "                    heartbeat and report is one request for all of them\n"
-            "  --lease S         lease seconds (default 60)\n"
+            "  --lease S         lease seconds (default 60); a heartbeat unanswered for a\n"
+            "                    third of it (3 s to 60 s) is given up and sent again\n"
             "  --heartbeat S     seconds between heartbeats, output or not (default 2, at\n"
             "                    most lease/3): a cancel reaches the command that soon\n"
             "  --grace S         seconds between SIGTERM and SIGKILL (default 10)\n"
@@ -1909,6 +1928,11 @@ int cmd_work(int argc, char **argv) {
     cfg.heartbeat_ms = heartbeat > 0 ? (int)(heartbeat * 1000) : WORK_HEARTBEAT_MS;
     if (cfg.heartbeat_ms > cfg.lease_s * 1000 / 3) cfg.heartbeat_ms = cfg.lease_s * 1000 / 3;
     if (cfg.heartbeat_ms < 100) cfg.heartbeat_ms = 100;
+    cfg.heartbeat_timeout_ms = cfg.lease_s * 1000 / 3;
+    if (cfg.heartbeat_timeout_ms < WORK_HB_TIMEOUT_MIN_MS)
+        cfg.heartbeat_timeout_ms = WORK_HB_TIMEOUT_MIN_MS;
+    if (cfg.heartbeat_timeout_ms > WORK_HB_TIMEOUT_MAX_MS)
+        cfg.heartbeat_timeout_ms = WORK_HB_TIMEOUT_MAX_MS;
     if (work_check_command(argv[optind])) return CLI_EXIT_USAGE;
     work_tty = isatty(STDERR_FILENO);
     cfg.types = cfg.ntypes ? types : NULL;

@@ -7,8 +7,10 @@
  * and an error body become a TM_CLIENT_E... code and the client's last
  * error. One easy handle per client keeps the connection alive between
  * calls; the abort hook (tm_client_set_abort) is asked before each request
- * and by libcurl's progress callback while it is in flight. A client is not thread-safe;
- * curl_global_init runs once per process under pthread_once. Out of memory aborts (xalloc).
+ * and by libcurl's progress callback while it is in flight, and a timeout
+ * set by tm_client_set_timeout replaces each request's own. A client is not
+ * thread-safe; curl_global_init runs once per process under pthread_once.
+ * Out of memory aborts (xalloc).
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -91,6 +93,10 @@ const char *tm_strerror(int code) {
 void tm_client_set_abort(struct tm_client *c, tm_abort_fn fn, void *arg) {
     c->abort_fn = fn;
     c->abort_arg = fn ? arg : NULL;
+}
+
+void tm_client_set_timeout(struct tm_client *c, long timeout_ms) {
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 }
 
 bool tm_phase_is_terminal(const char *phase) {
@@ -248,8 +254,9 @@ static int client_aborted(struct tm_client *c, const char *method, const char *p
                        method, path, c->url);
 }
 
-/* One request on the client's own handle; `timeout_s` covers the whole transfer. The abort
- * hook, if any, is asked before it is sent and while it is in flight. */
+/* One request on the client's own handle; `timeout_s` covers the whole transfer, unless
+ * tm_client_set_timeout replaced it. The abort hook, if any, is asked before it is sent and
+ * while it is in flight. */
 static int client_call(struct tm_client *c, const char *method, const char *path,
                        const json_t *body, long timeout_s, json_t **out) {
     if (out) *out = NULL;
@@ -263,6 +270,7 @@ static int client_call(struct tm_client *c, const char *method, const char *path
     struct client_buf b = {NULL, 0};
     struct curl_slist *h;
     client_easy_setup(c, c->curl, method, path, text, timeout_s, &b, &h, NULL);
+    if (c->timeout_ms) curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     if (c->abort_fn) {
         curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, client_on_progress);
         curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);

@@ -22,6 +22,7 @@ struct tm_client {
     struct tm_client_error err;
     tm_abort_fn abort_fn; /* tm_client_set_abort; NULL when none */
     void *abort_arg;
+    long timeout_ms; /* tm_client_set_timeout; 0: the defaults */
 };
 
 /* A reply body being received. */

@@ -3,8 +3,8 @@
  * and in a batch), get, list with filters and paging, the controls, the
  * worker calls (claim, heartbeat with progress, complete, fail, release),
  * errors with the server's code, message and field, tm_watch following
- * several tasks to their end, and the abort hook abandoning a call to a
- * server that does not answer.
+ * several tasks to their end, and the abort hook and a timeout of the
+ * caller's abandoning a call to a server that does not answer.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -398,6 +398,45 @@ static void test_abort_hook(void) {
     tm_client_free(ok);
 }
 
+/*
+ * tm_client_set_timeout: a call to a server that never answers (a socket
+ * that listens and accepts nothing) gives up after the timeout set, with
+ * TM_CLIENT_ECONNECT, instead of the 60 s default (a bound of 20 s guards
+ * the hang); on a server that answers, calls go through with it set, and
+ * with it cleared again.
+ */
+static void test_timeout(void) {
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CHECK(lfd >= 0);
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 8) == 0 &&
+          getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    struct tm_client *hung = tm_client_new(url, NULL);
+    tm_client_set_timeout(hung, 500);
+    long long t0 = th_now_ms();
+    int rc = tm_heartbeat(hung, "0123456789abcdef0123456789abcdef", "t", 0, NULL, NULL);
+    long long took = th_now_ms() - t0;
+    CHECK_INT(rc, TM_CLIENT_ECONNECT);
+    CHECK(took >= 400 && took < 20000);
+    CHECK_INT(tm_client_last_error(hung)->http_status, 0);
+    CHECK_INT(connections_waiting(lfd), 1); /* it had been sent */
+    tm_client_free(hung);
+    close(lfd);
+
+    struct tm_client *ok = tm_client_new(srv.url, NULL);
+    tm_client_set_timeout(ok, 10000);
+    json_t *q = NULL;
+    CHECK_INT(tm_queues(ok, &q), 0);
+    json_decref(q);
+    tm_client_set_timeout(ok, 0);
+    CHECK_INT(tm_queues(ok, &q), 0);
+    json_decref(q);
+    tm_client_free(ok);
+}
+
 static const struct th_test tests[] = {
     {"claim many, complete many (libtaskmill)", test_batched_worker_calls},
     {"a batched entry is the one-task body with the id", test_work_entry},
@@ -408,6 +447,7 @@ static const struct th_test tests[] = {
     {"watch follows tasks to their end", test_watch_follows_to_the_end},
     {"the example program", test_example_program},
     {"the abort hook abandons a call the server does not answer", test_abort_hook},
+    {"a timeout set on the client bounds a call the server does not answer", test_timeout},
     {NULL, NULL},
 };
 

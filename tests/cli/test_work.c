@@ -516,6 +516,9 @@ static void test_example_script(void) {
  * of each connection, what the worker sent (PREFIX.up.K) and what it got
  * (PREFIX.down.K), so a test sees the very requests the worker made. A
  * child process with one poll loop; it ends when the test process does.
+ * Started with relay_start_holding, it holds every request whose bytes
+ * hold `hold`: noted, never passed on, never answered, as a server that
+ * hangs on them would (that connection is held from then on).
  */
 struct relay {
     pid_t pid;
@@ -524,9 +527,11 @@ struct relay {
     char prefix[400];
 };
 
-static void relay_serve(int lfd, int server_port, const char *prefix, pid_t parent) {
+static void relay_serve(int lfd, int server_port, const char *prefix, pid_t parent,
+                        const char *hold) {
     struct {
         int fd[2], log[2]; /* [0] the worker's side, [1] the server's */
+        bool held;
     } c[64];
     int n = 0, accepted = 0;
     for (;;) {
@@ -545,7 +550,9 @@ static void relay_serve(int lfd, int server_port, const char *prefix, pid_t pare
                 char buf[65536];
                 ssize_t got = read(c[i].fd[side], buf, sizeof buf);
                 bool ok = got > 0 && write(c[i].log[side], buf, (size_t)got) == got;
-                for (ssize_t off = 0; ok && off < got;) {
+                if (ok && side == 0 && hold && !c[i].held)
+                    c[i].held = memmem(buf, (size_t)got, hold, strlen(hold)) != NULL;
+                for (ssize_t off = 0; ok && !c[i].held && off < got;) {
                     ssize_t w = write(c[i].fd[!side], buf + off, (size_t)(got - off));
                     ok = w > 0;
                     off += w;
@@ -581,13 +588,15 @@ static void relay_serve(int lfd, int server_port, const char *prefix, pid_t pare
             c[n].log[1] = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
             c[n].fd[0] = a;
             c[n].fd[1] = b;
+            c[n].held = false;
             n++;
         }
     }
 }
 
-/* Starts a relay to srv on `port` (0: any free one); files under srv.dir named after tag. */
-static int relay_start(struct relay *rl, const char *tag, int port) {
+/* Starts a relay to srv on `port` (0: any free one); files under srv.dir named after tag.
+ * Requests holding `hold` (NULL: none) are held, unanswered. */
+static int relay_start_holding(struct relay *rl, const char *tag, int port, const char *hold) {
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
@@ -609,11 +618,15 @@ static int relay_start(struct relay *rl, const char *tag, int port) {
     fflush(stdout);
     rl->pid = fork();
     if (rl->pid == 0) {
-        relay_serve(lfd, server_port, rl->prefix, parent);
+        relay_serve(lfd, server_port, rl->prefix, parent, hold);
         _exit(0);
     }
     close(lfd);
     return rl->pid > 0 ? 0 : -1;
+}
+
+static int relay_start(struct relay *rl, const char *tag, int port) {
+    return relay_start_holding(rl, tag, port, NULL);
 }
 
 static void relay_stop(struct relay *rl) {
@@ -1306,6 +1319,56 @@ static void test_name_limit(void) {
     free(id);
 }
 
+/*
+ * A heartbeat the server does not answer (the relay passes the claim on
+ * and holds every heartbeat) is given up after a third of the lease (10 s
+ * here: 3.3 s) and sent again, so the lease can still be kept; it waited
+ * out the client's 60 s, the task's later heartbeats (with several slots,
+ * every task's) behind it, while the lease ran out. Each heartbeat after
+ * the first arrives within twice that bound of the one before (a hang
+ * guard). One slot, and batched.
+ */
+static void run_hung_heartbeat_retried(const char *queue, bool batched) {
+    char extra[100];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+    char *id = th_submit(&srv, "hunghb", extra); /* the lease runs out: it is not checked */
+    struct relay rl;
+    CHECK(relay_start_holding(&rl, queue, 0, "/heartbeat HTTP/1.1") == 0);
+    pid_t w = cli_spawn(&rl.via, worker_log(queue), "work", "--queue", queue, "--lease", "10",
+                        "--concurrency", batched ? "2" : "1", "--", "sh", "-c",
+                        "echo 'progress 0.1 started'; while :; do sleep 0.1; done");
+    /* The first heartbeat, then two more, each within 2 x 3.3 s of the one before. */
+    int seen = 0;
+    long long at[3] = {0, 0, 0};
+    for (long long t0 = th_now_ms(); seen < 3;) {
+        char *up = relay_text(&rl, "up");
+        int n = cli_count(up, "/heartbeat HTTP/1.1");
+        free(up);
+        long long now = th_now_ms();
+        while (seen < n && seen < 3)
+            at[seen++] = now;
+        long long since = seen ? at[seen - 1] : t0;
+        if (now - since > (seen ? 6700 : 15000)) break;
+        th_sleep_ms(50);
+    }
+    kill(w, SIGTERM);
+    int rc = cli_wait(w, 30000);
+    if (seen < 3 || rc != 0) {
+        printf("    heartbeats seen: %d\n", seen);
+        show_log(queue);
+    }
+    if (rc == -1) worker_end(w);
+    relay_stop(&rl);
+    free(id);
+    CHECK_INT(seen, 3);
+    CHECK_INT(rc, 0);
+}
+
+static void test_hung_heartbeat_retried(void) {
+    run_hung_heartbeat_retried("hunghbq", false);
+    if (!th_failed()) run_hung_heartbeat_retried("bhunghbq", true);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1337,6 +1400,8 @@ static const struct th_test tests[] = {
     {"SIGTERM abandons a claim the server does not answer", test_signal_abandons_claim},
     {"--name is refused past the server's 128 bytes, not cut", test_name_limit},
     {"a task claimed as the worker stops goes back unstarted", test_claimed_while_stopping},
+    {"a heartbeat the server does not answer is given up within a third of the lease",
+     test_hung_heartbeat_retried},
     {NULL, NULL},
 };
 
