@@ -64,7 +64,8 @@ void v1_events_query_init(struct events_query *q, bool per_task);
 void v1_events_query_release(struct events_query *q);
 /* Takes one query-string pair: since, phase and kind (comma-separated
  * lists), and unless per_task task_id (a list of at most
- * V1_EVENTS_MAX_TASK_IDS), queue and type (1-256 bytes). */
+ * V1_EVENTS_MAX_TASK_IDS), queue and type (1-256 bytes). The lists may
+ * be given again (they add up); since, queue and type may not. */
 int v1_events_query_add(struct events_query *q, const char *key, const char *value,
                         struct tm_error *e);
 /* Adds one task id to the filter; TM_EINVALID for a malformed id or one too many. */

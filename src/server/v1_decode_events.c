@@ -82,6 +82,7 @@ int v1_events_query_add(struct events_query *q, const char *key, const char *val
                         struct tm_error *e) {
     int64_t v;
     if (strcmp(key, "since") == 0) {
+        if (q->since >= 0) return err_set(e, TM_EINVALID, key, "'%s' is given more than once", key);
         if (v1_parse_int(value, 0, INT64_MAX, &v))
             return err_set(e, TM_EINVALID, "since", "'since' must be a sequence number (>= 0)");
         q->since = v;
@@ -96,9 +97,9 @@ int v1_events_query_add(struct events_query *q, const char *key, const char *val
                   : strcmp(key, "type") == 0 ? &q->filter.type
                                              : NULL;
     if (!slot) return err_set(e, TM_EINVALID, key, "unknown query parameter '%s'", key);
+    if (*slot) return err_set(e, TM_EINVALID, key, "'%s' is given more than once", key);
     if (!*value || strlen(value) > 256)
         return err_set(e, TM_EINVALID, key, "'%s' must be 1-256 characters", key);
-    free(*slot);
     *slot = xstrdup(value);
     return 0;
 }

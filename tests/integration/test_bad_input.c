@@ -500,6 +500,22 @@ static void test_query_integers_are_digits(void) {
     CHECK_INT(th_http(&srv, "GET", "/v1/tasks?limit=5", NULL)->status, 200);
 }
 
+/* GET /v1/events with queue, type or since given twice kept the last
+ * silently; the lists (phase, kind, task_id) add up, as documented. */
+static void test_events_parameter_twice(void) {
+    static const char *const paths[][2] = {
+        {"/v1/events?queue=a&queue=b", "queue"},
+        {"/v1/events?type=a&type=b", "type"},
+        {"/v1/events?since=1&since=2", "since"},
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct th_resp *r = th_http(&srv, "GET", paths[i][0], NULL);
+        CHECK_INT(r->status, 400);
+        CHECK_STR(th_str(r->json, "error.field"), paths[i][1]);
+        CHECK(strstr(th_str(r->json, "error.message"), "given more than once") != NULL);
+    }
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -520,6 +536,7 @@ static const struct th_test tests[] = {
     {"a worker call's entry that is not an object is named", test_worker_entry_not_object_named},
     {"a path or query that is not UTF-8 is refused, in every API", test_path_or_query_not_utf8},
     {"a number in a query is digits, no sign or space before", test_query_integers_are_digits},
+    {"an events filter given twice is refused", test_events_parameter_twice},
     {NULL, NULL},
 };
 

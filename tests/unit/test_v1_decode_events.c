@@ -62,8 +62,10 @@ static void test_events_lists(void) {
     CHECK_INT(q.filter.ntask_ids, 2);
     CHECK_STR(q.filter.task_ids[1], ID1);
     CHECK_INT(v1_events_query_add(&q, "queue", "q1", &e), 0);
-    CHECK_INT(v1_events_query_add(&q, "queue", "q2", &e), 0); /* the last one wins */
-    CHECK_STR(q.filter.queue, "q2");
+    /* A second queue is refused (85ab145; the last one won before). */
+    CHECK_INT(v1_events_query_add(&q, "queue", "q2", &e), TM_EINVALID);
+    CHECK_STR(e.field, "queue");
+    CHECK_STR(q.filter.queue, "q1");
     CHECK_INT(v1_events_query_add(&q, "type", "transcode", &e), 0);
     CHECK_STR(q.filter.type, "transcode");
     CHECK(!q.filter.ns);
