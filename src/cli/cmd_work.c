@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/task.h"
 #include "../common/utf8.h"
 #include "../common/xalloc.h"
 #include "../server/v1_decode.h"
@@ -80,9 +81,8 @@ extern char **environ;
  */
 #define WORK_HB_TIMEOUT_MIN_MS 3000
 #define WORK_HB_TIMEOUT_MAX_MS 60000
-/* The longest --name in bytes: what the server takes for a claim's "worker" (v1_decode_claim). */
-#define WORK_NAME_MAX 128
-_Static_assert(WORK_NAME_MAX == 128, "work_usage names the limit");
+/* The longest --name in bytes is what the server takes for a claim's "worker". */
+_Static_assert(TASK_WORKER_NAME_MAX == 128, "work_usage names the limit");
 
 struct work_config {
     const char *server;
@@ -97,7 +97,7 @@ struct work_config {
     int permanent_exit;
     int max_tasks;
     bool quiet;
-    char worker[WORK_NAME_MAX + 1];
+    char worker[TASK_WORKER_NAME_MAX + 1];
     char **argv;
 };
 
@@ -1765,18 +1765,18 @@ static int work_check_command(const char *cmd) {
 
 /*
  * Takes --name as the worker's name, by the server's rule for a claim's
- * "worker": 1 to WORK_NAME_MAX bytes of UTF-8, no control characters (a
- * name the server refuses would stop the worker at its first claim; one
- * cut short would not be the name asked for). Returns 0, or -1 after the
- * message.
+ * "worker": 1 to TASK_WORKER_NAME_MAX bytes of UTF-8, no control
+ * characters (a name the server refuses would stop the worker at its
+ * first claim; one cut short would not be the name asked for). Returns 0,
+ * or -1 after the message.
  */
 static int work_name_set(struct work_config *cfg, const char *name) {
     size_t n = strlen(name);
-    if (n > WORK_NAME_MAX) {
+    if (n > TASK_WORKER_NAME_MAX) {
         fprintf(stderr,
                 "taskmill work: '--name' is %zu bytes, longer than the %d the server takes for "
                 "a worker's name\n",
-                n, WORK_NAME_MAX);
+                n, TASK_WORKER_NAME_MAX);
         return -1;
     }
     const char *why = n == 0                 ? "must not be empty"

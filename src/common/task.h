@@ -194,6 +194,9 @@ void task_apply_queue_settings(struct task *t, const struct queue_settings *q);
 #define TASK_MESSAGES_MAX_BYTES (256 * 1024)
 /* Bytes of a task's stored items (JSON text): a call past it is refused. */
 #define TASK_ITEMS_MAX_BYTES (512 * 1024)
+/* Bytes of a lease's worker name (lease_worker): a claim's "worker" is 1 to
+ * this many (v1_decode_claim), and `taskmill work --name` refuses a longer one. */
+#define TASK_WORKER_NAME_MAX 128
 
 struct task *task_new(void);
 void task_free(struct task *t);

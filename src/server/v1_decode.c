@@ -246,7 +246,8 @@ int v1_decode_claim(json_t *obj, const struct limits *lim, struct store_op *op, 
     static const char *const fields[] = {"worker", "types", "lease_seconds", "wait_seconds", NULL};
     int rc = check_fields(obj, fields, "", e);
     if (rc) return rc;
-    if ((rc = get_str(obj, "worker", "worker", 128, true, &op->worker, e))) return rc;
+    if ((rc = get_str(obj, "worker", "worker", TASK_WORKER_NAME_MAX, true, &op->worker, e)))
+        return rc;
     if (has_control(op->worker))
         return err_set(e, TM_EINVALID, "worker", "'worker' must not contain control characters");
     json_t *types = json_object_get(obj, "types");
