@@ -717,7 +717,8 @@ static void livepeer_task_list(struct req *r) {
     }
     struct task_filter f = {0};
     f.ns = r->ns;
-    f.limit = c.q.limit;
+    /* The server's --max-page holds here too; the Link goes on from the page's end. */
+    f.limit = c.q.limit < req_limits(r)->page_max ? c.q.limit : req_limits(r)->page_max;
     f.offset = c.q.skip;
     f.want_total = c.q.count;
     f.total_max = LIVEPEER_TOTAL_MAX;

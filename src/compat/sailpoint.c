@@ -493,13 +493,15 @@ static void sp_list(struct req *r) {
         x->field = FILTER_FIELD_STATUS;
         q.expr = filter_expr_and(q.expr, x);
     }
-    struct task_filter f = {.ns = r->ns,
-                            .expr = q.expr,
-                            .offset = q.offset,
-                            .ascending = q.ascending,
-                            .want_total = q.count,
-                            .total_max = SP_TOTAL_MAX,
-                            .limit = q.limit};
+    struct task_filter f = {
+        .ns = r->ns,
+        .expr = q.expr,
+        .offset = q.offset,
+        .ascending = q.ascending,
+        .want_total = q.count,
+        .total_max = SP_TOTAL_MAX,
+        /* The server's --max-page holds here too. */
+        .limit = q.limit < req_limits(r)->page_max ? q.limit : req_limits(r)->page_max};
     struct task_list l;
     int rc = store_task_list(req_store(r), &f, &l, &e);
     filter_expr_free(q.expr);

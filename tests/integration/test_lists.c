@@ -205,6 +205,40 @@ static void test_default_limit_within_max_page(void) {
     CHECK(more);
 }
 
+/* SailPoint's and Livepeer's lists took their own caps (250, 1000)
+ * whatever --max-page said: under --max-page 10, limit=20 served 20. */
+static void test_views_page_within_max_page(void) {
+    struct th_server small;
+    CHECK(th_server_start(&small, "--max-page", "10", NULL) == 0);
+    struct th_resp *r = NULL;
+    for (int i = 0; i < 2; i++) {
+        r = th_http(&small, "POST", "/v1/tasks/batch",
+                    "{\"tasks\":[{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},"
+                    "{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},"
+                    "{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"}]}");
+        if (r->status != 201) break;
+    }
+    long status = r->status;
+    r = th_http(&small, "GET", "/beta/task-status?limit=20", NULL);
+    long sp_status = r->status;
+    size_t sp_n = json_array_size(r->json);
+    r = th_http(&small, "GET", "/beta/task-status?limit=20&offset=10", NULL);
+    size_t sp_rest = json_array_size(r->json);
+    r = th_http(&small, "GET", "/api/task?limit=20", NULL);
+    long lp_status = r->status;
+    size_t lp_n = json_array_size(r->json);
+    r = th_http(&small, "GET", "/api/task?limit=20&cursor=skip10", NULL);
+    size_t lp_rest = json_array_size(r->json);
+    th_server_free(&small);
+    CHECK_INT(status, 201);
+    CHECK_INT(sp_status, 200);
+    CHECK_INT(sp_n, 10);
+    CHECK_INT(sp_rest, 10);
+    CHECK_INT(lp_status, 200);
+    CHECK_INT(lp_n, 10);
+    CHECK_INT(lp_rest, 10);
+}
+
 /* The cursor is a position in id order (api.md §7.4): a deleted task's id
  * still is one, and with the other order it serves the other side. */
 static void test_cursor_is_a_position(void) {
@@ -248,6 +282,7 @@ int main(int argc, char **argv) {
         {"a list parameter given twice is 400, but phase", test_repeated_parameters},
         {"tasks of one millisecond page once each, in id order, any size or way", test_paging_ties},
         {"a list's default page is at most --max-page", test_default_limit_within_max_page},
+        {"the views' pages are at most --max-page too", test_views_page_within_max_page},
         {"a cursor is a position in id order, a deleted task's id too", test_cursor_is_a_position},
         {NULL, NULL},
     };
