@@ -179,22 +179,27 @@ static void test_paging_ties(void) {
             }
 }
 
+/* Submits 20 tasks to s in two batches of 10; the last batch's status. */
+static long submit_twenty(struct th_server *s) {
+    struct th_resp *r = NULL;
+    for (int i = 0; i < 2; i++) {
+        r = th_http(s, "POST", "/v1/tasks/batch",
+                    "{\"tasks\":[{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},"
+                    "{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},"
+                    "{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"}]}");
+        if (r->status != 201) break;
+    }
+    return r->status;
+}
+
 /* Under --max-page 10, a list without `limit` took the default 50 and
  * served 20 tasks in one page, past the operator's cap; the default is
  * the cap when the cap is smaller. */
 static void test_default_limit_within_max_page(void) {
     struct th_server small;
     CHECK(th_server_start(&small, "--max-page", "10", NULL) == 0);
-    struct th_resp *r = NULL;
-    for (int i = 0; i < 2; i++) {
-        r = th_http(&small, "POST", "/v1/tasks/batch",
-                    "{\"tasks\":[{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},"
-                    "{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},"
-                    "{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"}]}");
-        if (r->status != 201) break;
-    }
-    long status = r->status;
-    r = th_http(&small, "GET", "/v1/tasks", NULL);
+    long status = submit_twenty(&small);
+    struct th_resp *r = th_http(&small, "GET", "/v1/tasks", NULL);
     long list_status = r->status;
     size_t n = json_array_size(json_object_get(r->json, "tasks"));
     bool more = th_str(r->json, "next_cursor") != NULL;
@@ -210,16 +215,8 @@ static void test_default_limit_within_max_page(void) {
 static void test_views_page_within_max_page(void) {
     struct th_server small;
     CHECK(th_server_start(&small, "--max-page", "10", NULL) == 0);
-    struct th_resp *r = NULL;
-    for (int i = 0; i < 2; i++) {
-        r = th_http(&small, "POST", "/v1/tasks/batch",
-                    "{\"tasks\":[{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},"
-                    "{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"},"
-                    "{\"type\":\"mp\"},{\"type\":\"mp\"},{\"type\":\"mp\"}]}");
-        if (r->status != 201) break;
-    }
-    long status = r->status;
-    r = th_http(&small, "GET", "/beta/task-status?limit=20", NULL);
+    long status = submit_twenty(&small);
+    struct th_resp *r = th_http(&small, "GET", "/beta/task-status?limit=20", NULL);
     long sp_status = r->status;
     size_t sp_n = json_array_size(r->json);
     r = th_http(&small, "GET", "/beta/task-status?limit=20&offset=10", NULL);
