@@ -414,6 +414,10 @@ struct work_run {
     json_t *result;
 
     int64_t last_hb_ms, next_hb_ms;
+    /* When the last heartbeat the server answered was sent (the claim, at first): the lease
+     * holds until at least lease_s after it. */
+    int64_t lease_ok_ms;
+    bool lapse_said; /* work_run_unanswered said the lease may have run out */
     bool cancel_requested, lease_lost, stopped_by_worker;
     int64_t term_ms; /* when SIGTERM went to the command, or 0 */
     bool killed;
@@ -598,6 +602,32 @@ static void work_run_terminate(struct work_run *r, int64_t now) {
     r->term_ms = work_group_term(r->pid, now);
 }
 
+/* A heartbeat of r was answered, sent at sent_ms: the lease holds for lease_s from then. */
+static void work_run_answered(struct work_run *r, int64_t sent_ms) {
+    if (r->lapse_said)
+        work_log(r->cfg, "task '%s': a heartbeat is answered again: the lease holds", r->id);
+    r->lease_ok_ms = sent_ms;
+    r->lapse_said = false;
+}
+
+/*
+ * A heartbeat of r got no answer that says what became of the lease (the
+ * server not answering, or a refusal of another kind): says once when none
+ * has been answered for the lease's length, so that the server may have
+ * given the task to another worker. The command goes on: the server, once
+ * it answers, says whether the lease is gone (a lease past its time is
+ * kept until the server's sweep takes it back).
+ */
+static void work_run_unanswered(struct work_run *r, int64_t now) {
+    if (r->lapse_said || now - r->lease_ok_ms < r->cfg->lease_s * 1000LL) return;
+    r->lapse_said = true;
+    work_log(r->cfg,
+             "task '%s': no heartbeat answered for %d s, the length of its lease: the server may "
+             "give the task to another worker (the command goes on until the server says the "
+             "lease is gone)",
+             r->id, r->cfg->lease_s);
+}
+
 static void work_run_heartbeat(struct work_run *r, int64_t now) {
     struct tm_report rep;
     json_t *attrs;
@@ -612,6 +642,7 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
     r->next_hb_ms = now + r->cfg->heartbeat_ms;
     if (rc == 0) {
         work_server_state(r->cfg, r->c, false);
+        work_run_answered(r, now);
         work_run_reported(r);
         if (reply.cancel_requested && !r->cancel_requested) {
             r->cancel_requested = true;
@@ -636,6 +667,7 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
               !work_run_report_refused(r, "heartbeat", tm_client_last_error(r->c)->message)))
         work_log(r->cfg, "task '%s': heartbeat refused: %s", r->id,
                  tm_client_last_error(r->c)->message);
+    work_run_unanswered(r, work_now_ms());
     if (r->next_hb_ms > now + 1000) r->next_hb_ms = now + 1000;
 }
 
@@ -1119,7 +1151,7 @@ static bool work_task(const struct work_config *cfg, struct tm_client *c, const 
         return false;
     }
     /* The claim counts as the first heartbeat. */
-    r.last_hb_ms = work_now_ms();
+    r.last_hb_ms = r.lease_ok_ms = work_now_ms();
     r.next_hb_ms = r.last_hb_ms + cfg->heartbeat_ms;
     work_run_loop(&r);
     work_group_remove(r.pid); /* gone, or killed: nothing left to kill */
@@ -1366,7 +1398,7 @@ static void work_batch_take(struct work_batch *b, int64_t now) {
             if (b->cfg->max_tasks) atomic_fetch_sub(&work_started, 1);
             failed = true;
         } else {
-            r->last_hb_ms = now; /* the claim counts as the first heartbeat */
+            r->last_hb_ms = r->lease_ok_ms = now; /* the claim counts as the first heartbeat */
             started = true;
         }
         if (b->nruns == b->cap) {
@@ -1498,6 +1530,7 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
     int rc = n ? work_batch_send(b, "heartbeat", entries, n, results) : 0;
     tm_client_set_timeout(b->c, 0);
     bool again_soon = rc != 0;
+    int64_t after = work_now_ms();
     for (size_t i = 0; i < n; i++) {
         struct work_run *r = sent[i];
         const json_t *res = results[i];
@@ -1505,6 +1538,7 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
         int code = res ? work_entry_code(res) : 0;
         if (!res) {
             /* The whole request failed: said below. */
+            work_run_unanswered(r, after);
         } else if (code == TM_CLIENT_ELEASE || code == TM_CLIENT_ENOTFOUND ||
                    code == TM_CLIENT_ECONFLICT) {
             r->lease_lost = true;
@@ -1515,8 +1549,10 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
             if (code != TM_CLIENT_EINVALID ||
                 !work_run_report_refused(r, "heartbeat", work_entry_message(res)))
                 work_log(cfg, "task '%s': heartbeat refused: %s", r->id, work_entry_message(res));
+            work_run_unanswered(r, after);
             again_soon = true;
         } else {
+            work_run_answered(r, now);
             work_run_reported(r);
             if (json_is_true(json_object_get(res, "cancel_requested")) && !r->cancel_requested) {
                 r->cancel_requested = true;

@@ -40,6 +40,14 @@ static void show_log(const char *name) {
     free(s);
 }
 
+/* Whether the log of worker `name` holds text. */
+static bool log_says(const char *name, const char *text) {
+    char *s = cli_slurp(worker_log(name));
+    bool says = strstr(s, text) != NULL;
+    free(s);
+    return says;
+}
+
 static bool file_exists(const char *name) {
     char p[400];
     snprintf(p, sizeof p, "%s/%s", srv.dir, name);
@@ -1326,7 +1334,8 @@ static void test_name_limit(void) {
  * out the client's 60 s, the task's later heartbeats (with several slots,
  * every task's) behind it, while the lease ran out. Each heartbeat after
  * the first arrives within twice that bound of the one before (a hang
- * guard). One slot, and batched.
+ * guard). Once none has been answered for the lease's length, the worker
+ * says the task may be another worker's now, once. One slot, and batched.
  */
 static void run_hung_heartbeat_retried(const char *queue, bool batched) {
     char extra[100];
@@ -1351,9 +1360,16 @@ static void run_hung_heartbeat_retried(const char *queue, bool batched) {
         if (now - since > (seen ? 6700 : 15000)) break;
         th_sleep_ms(50);
     }
+    const char *lapse = "no heartbeat answered for 10 s, the length of its lease";
+    bool said = false;
+    TRY_WAIT_UNTIL(said, log_says(queue, lapse), 15000, "the lapse noticed");
+    th_sleep_ms(4000); /* another heartbeat given up: said once */
     kill(w, SIGTERM);
     int rc = cli_wait(w, 30000);
-    if (seen < 3 || rc != 0) {
+    char *log = cli_slurp(worker_log(queue));
+    int times = cli_count(log, lapse);
+    free(log);
+    if (seen < 3 || rc != 0 || times != 1) {
         printf("    heartbeats seen: %d\n", seen);
         show_log(queue);
     }
@@ -1361,6 +1377,8 @@ static void run_hung_heartbeat_retried(const char *queue, bool batched) {
     relay_stop(&rl);
     free(id);
     CHECK_INT(seen, 3);
+    CHECK(said);
+    CHECK_INT(times, 1);
     CHECK_INT(rc, 0);
 }
 
