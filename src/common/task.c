@@ -373,7 +373,8 @@ int task_lease_lost(struct task *t, int64_t now, uint32_t rnd, struct tm_error *
      * sweep's whole commit failed, again at every sweep) and makes the
      * task's JSON invalid. A longer name is cut, and its cut scrubbed. */
     char msg[192];
-    snprintf(msg, sizeof msg, "lease of worker '%.128s' expired", t->lease_worker);
+    snprintf(msg, sizeof msg, "lease of worker '%.*s' expired", TASK_WORKER_NAME_MAX,
+             t->lease_worker);
     utf8_scrub(msg);
     task_after_failure(t, msg, true, now, rnd);
     return 0;
