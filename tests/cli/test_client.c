@@ -331,6 +331,23 @@ static int connections_waiting(int lfd) {
     return n;
 }
 
+/* A server that never answers: a socket that listens on loopback and
+ * accepts nothing (the kernel completes connections; requests wait in
+ * them). Its URL in url; the socket, or -1. */
+static int listen_unanswered(char url[64]) {
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (lfd < 0) return -1;
+    if (bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 8) ||
+        getsockname(lfd, (struct sockaddr *)&a, &len)) {
+        close(lfd);
+        return -1;
+    }
+    snprintf(url, 64, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    return lfd;
+}
+
 /*
  * A server that never answers (a socket that listens and accepts nothing:
  * the kernel completes the connection, the request waits in it): a call
@@ -340,14 +357,9 @@ static int connections_waiting(int lfd) {
  * works as before.
  */
 static void test_abort_hook(void) {
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    CHECK(lfd >= 0);
-    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 8) == 0 &&
-          getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    int lfd = listen_unanswered(url);
+    CHECK(lfd >= 0);
     struct tm_client *hung = tm_client_new(url, NULL);
     const struct tm_client_error *e = tm_client_last_error(hung);
 
@@ -406,14 +418,9 @@ static void test_abort_hook(void) {
  * with it cleared again.
  */
 static void test_timeout(void) {
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    CHECK(lfd >= 0);
-    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 8) == 0 &&
-          getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    int lfd = listen_unanswered(url);
+    CHECK(lfd >= 0);
     struct tm_client *hung = tm_client_new(url, NULL);
     tm_client_set_timeout(hung, 500);
     long long t0 = th_now_ms();
