@@ -49,15 +49,6 @@ static void tasks_submitted(struct req *r) {
     reply_task(r, r->op.created ? 201 : 200, r->op.task);
 }
 
-/* Whether s is well-formed UTF-8: a key goes to the store as text, and
- * PostgreSQL refuses other bytes (failing the whole group commit). */
-static bool is_utf8(const char *s) {
-    const char *end = s + strlen(s);
-    for (size_t n; s < end; s += n)
-        if (!(n = utf8_char_len(s, end))) return false;
-    return true;
-}
-
 static void tasks_submit(struct req *r) {
     if (req_json_body(r, false)) return;
     struct tm_error e;
@@ -69,7 +60,9 @@ static void tasks_submit(struct req *r) {
     }
     const char *key = req_header(r, "Idempotency-Key");
     if (key) {
-        if (!*key || strlen(key) > 256 || !is_utf8(key)) {
+        /* The key goes to the store as text, and PostgreSQL refuses bytes
+         * that are not UTF-8 (failing the whole group commit). */
+        if (!*key || strlen(key) > 256 || !utf8_valid(key, strlen(key))) {
             task_free(t);
             reply_error_code(r, TM_EINVALID, "Idempotency-Key",
                              "'Idempotency-Key' must be 1 to 256 bytes of UTF-8");
