@@ -821,7 +821,13 @@ int http_daemon_start(struct server *srv) {
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, http_completed,
         srv, MHD_OPTION_ARRAY, fast ? more + 3 : more, MHD_OPTION_END);
     if (!srv->mhd) {
-        fprintf(stderr, "taskmill: cannot start the HTTP server\n");
+        if (srv->tls_cert)
+            fprintf(stderr,
+                    "taskmill: cannot start the HTTPS server: '--tls-cert %s' and '--tls-key %s' "
+                    "are not a certificate and its private key that TLS can use (see above)\n",
+                    srv->cfg.tls_cert_path, srv->cfg.tls_key_path);
+        else
+            fprintf(stderr, "taskmill: cannot start the HTTP server\n");
         return -1;
     }
     if (fast && http_fast_start(srv)) {

@@ -29,8 +29,15 @@
 static int server_listen(const char *listen_addr, bool reuse_port, char *bound, size_t boundlen) {
     char host[256];
     const char *colon = strrchr(listen_addr, ':');
-    if (!colon || colon == listen_addr) {
-        fprintf(stderr, "taskmill: --listen wants HOST:PORT, got '%s'\n", listen_addr);
+    /* PORT is 1 to 5 digits up to 65535: getaddrinfo takes more ("99999" wrapped to
+     * 34463, an empty one is 0: a port no one asked for) and service names. */
+    size_t ndig = colon ? strspn(colon + 1, "0123456789") : 0;
+    if (!colon || colon == listen_addr || ndig == 0 || ndig > 5 || colon[1 + ndig] != '\0' ||
+        atoi(colon + 1) > 65535) {
+        fprintf(stderr,
+                "taskmill: --listen wants HOST:PORT with PORT a number from 0 to 65535 (0 picks "
+                "a free one), got '%s'\n",
+                listen_addr);
         return -1;
     }
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen_addr), listen_addr);
@@ -120,6 +127,22 @@ static int server_load_tls(struct server *srv) {
     if (!srv->tls_cert || !srv->tls_key) {
         fprintf(stderr, "taskmill: cannot read '%s': %s\n",
                 srv->tls_cert ? cfg->tls_key_path : cfg->tls_cert_path, strerror(errno));
+        return -1;
+    }
+    /* GnuTLS's own words for a file of the wrong kind ("The requested data were not
+     * available") name neither file. */
+    if (!strstr(srv->tls_cert, "-----BEGIN CERTIFICATE-----")) {
+        fprintf(
+            stderr,
+            "taskmill: '--tls-cert %s' holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n",
+            cfg->tls_cert_path);
+        return -1;
+    }
+    if (!strstr(srv->tls_key, "-----BEGIN") || !strstr(srv->tls_key, "PRIVATE KEY-----")) {
+        fprintf(
+            stderr,
+            "taskmill: '--tls-key %s' holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)\n",
+            cfg->tls_key_path);
         return -1;
     }
     return 0;

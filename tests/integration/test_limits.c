@@ -326,6 +326,30 @@ static void test_bad_limit_flags(void) {
               1);
 }
 
+/* A --listen whose port is missing, not a number or past 65535 is refused by name; before,
+ * 99999 listened on 34463 and an empty port on a free one. */
+static void test_bad_listen_port(void) {
+    char dir[] = "/tmp/taskmill-listen-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    const char *bad[] = {"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:", "127.0.0.1:80x",
+                         "127.0.0.1: 80",   "127.0.0.1:+80",   "[::1]",      "127.0.0.1:http"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char out[512];
+        int rc = sec_cli(out, sizeof out,
+                         "timeout 10 %s serve --listen '%s' --store sqlite:%s/x.db 2>&1", sec_bin(),
+                         bad[i], dir);
+        if (rc != 1 || !strstr(out, "--listen wants HOST:PORT") || !strstr(out, bad[i]))
+            printf("    --listen '%s': exit %d: %s\n", bad[i], rc, out);
+        CHECK_INT(rc, 1);
+        CHECK(strstr(out, "--listen wants HOST:PORT with PORT a number from 0 to 65535") != NULL);
+        CHECK(strstr(out, bad[i]) != NULL);
+        CHECK(strstr(out, "listening on") == NULL);
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_INT(system(cmd), 0);
+}
+
 /* A TCP connection to s from source address `from` ("127.0.0.2"), or -1. */
 static int tcp_from(const struct th_server *s, const char *from) {
     int port = atoi(strrchr(s->url, ':') + 1);
@@ -433,6 +457,7 @@ static const struct th_test tests[] = {
     {"--max-rate: 429 with Retry-After per token", test_rate_per_token},
     {"--max-connections-per-address and --idle-timeout-seconds", test_connections_per_address},
     {"bad limit flags are usage errors", test_bad_limit_flags},
+    {"a --listen port missing, not a number or past 65535 is refused", test_bad_listen_port},
     {NULL, NULL},
 };
 

@@ -80,12 +80,35 @@ static void test_bad_tls_config_refused(void) {
                       "--tls-key %s/missing.pem 2>/dev/null",
                       sec_bin(), certdir, cert, certdir),
               1);
-    /* A key that is not a key: libmicrohttpd refuses to start. */
-    CHECK_INT(sec_cli(out, sizeof out,
+    /* A key that is not a key, a certificate that is not one: the file is named. */
+    char said[1024];
+    CHECK_INT(sec_cli(said, sizeof said,
                       "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
-                      "--tls-key %s 2>/dev/null",
+                      "--tls-key %s 2>&1",
                       sec_bin(), certdir, cert, cert),
               1);
+    CHECK(strstr(said, "holds no PEM private key") != NULL);
+    CHECK_INT(sec_cli(said, sizeof said,
+                      "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
+                      "--tls-key %s 2>&1",
+                      sec_bin(), certdir, key, key),
+              1);
+    CHECK(strstr(said, "holds no PEM certificate") != NULL);
+    CHECK(strstr(said, key) != NULL);
+    /* PEM of the right kinds that do not go together: the pair is named. */
+    char other[600];
+    snprintf(other, sizeof other,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/other.key -out %s/other.pem "
+             "-days 2 -subj /CN=other >/dev/null 2>&1",
+             certdir, certdir);
+    CHECK_INT(system(other), 0);
+    CHECK_INT(sec_cli(said, sizeof said,
+                      "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
+                      "--tls-key %s/other.key 2>&1",
+                      sec_bin(), certdir, cert, certdir),
+              1);
+    CHECK(strstr(said, "are not a certificate and its private key that TLS can use") != NULL);
+    if (!strstr(said, "its private key")) printf("    said: %s\n", said);
 }
 
 static void test_cli_with_ca_file(void) {
