@@ -245,6 +245,26 @@ static size_t webhook_discard(char *p, size_t size, size_t n, void *cls) {
     return size * n;
 }
 
+/* One attempt's connection, as the libcurl callbacks see it. */
+struct webhook_call {
+    CURL *c;
+    bool answered; /* a final status and its headers came: the body is not read */
+};
+
+/* Ends the transfer once the headers of a final answer are in: the status
+ * decides, and a body that is huge, slow or cut short must neither hold a
+ * sender until the timeout nor turn a 2xx into a retry. */
+static size_t webhook_header(char *p, size_t size, size_t n, void *cls) {
+    struct webhook_call *call = cls;
+    size_t len = size * n;
+    if (len == 0 || (p[0] != '\r' && p[0] != '\n')) return len;
+    long status = 0;
+    curl_easy_getinfo(call->c, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200) return len; /* an interim 1xx: the answer is still to come */
+    call->answered = true;
+    return 0; /* stops the transfer (CURLE_WRITE_ERROR) */
+}
+
 /* The wait after the n-th failure (n >= 1): the first delay, doubling, capped. */
 static int64_t webhook_backoff_ms(const struct webhook_sender *ws, int64_t n) {
     int64_t delay = ws->cfg.webhook_backoff_ms;
@@ -307,6 +327,7 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
         hdr = curl_slist_append(hdr, line);
     }
     char errbuf[CURL_ERROR_SIZE] = "";
+    struct webhook_call call = {.c = c};
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, d->url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -322,6 +343,8 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, ws);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, webhook_discard);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, webhook_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &call);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     /* No proxy, whatever the environment says: a proxy would make the
@@ -333,6 +356,7 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
     curl_slist_free_all(hdr);
     buf_release(&body);
     if (cc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&ws->stopping)) return WEBHOOK_STOPPED;
+    if (call.answered) cc = CURLE_OK;
 
     atomic_fetch_add(&ws->attempts, 1);
     d->attempts++;

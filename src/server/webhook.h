@@ -6,7 +6,8 @@
  * due ones, at most one in flight per webhook (webhook.c tells how), POSTs
  * Livepeer's body signed with `Livepeer-Signature:
  * t=<ms>,v1=<hex HMAC-SHA256 of the raw body>`, and records each outcome
- * through the store's writer: 2xx delivered; network errors and 5xx
+ * through the store's writer, judged by the status as soon as the answer's
+ * headers are in (its body is not read): 2xx delivered; network errors and 5xx
  * retried with exponential backoff (first delay doubling up to a cap, a
  * bounded number of attempts); other statuses failed at once.
  *

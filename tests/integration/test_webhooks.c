@@ -469,6 +469,144 @@ static void test_black_hole_holds_up_no_other_webhook(void) {
     black_hole_stop(&bh);
 }
 
+/* A scripted receiver: reads each request whole, writes `reply`, then
+ * closes the connection or, when `hold`, keeps it open until stopped. */
+struct scripted {
+    int fd, port;
+    pthread_t thread;
+    const char *reply;
+    bool hold;
+    _Atomic bool stop;
+    _Atomic int requests;
+    int held[64];
+    int nheld;
+};
+
+/* Reads one request (headers and a Content-Length body) from c; its bytes in
+ * buf (NUL-terminated), the body's offset and length out. False when cut. */
+static bool read_request(int c, char *buf, size_t cap, size_t *body_at, size_t *body_len) {
+    size_t len = 0;
+    while (len < cap - 1) {
+        ssize_t n = read(c, buf + len, cap - 1 - len);
+        if (n <= 0) return false;
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (!end) continue;
+        char *cl = strcasestr(buf, "\r\ncontent-length:");
+        size_t clen = cl ? strtoul(cl + 17, NULL, 10) : 0;
+        size_t at = (size_t)(end + 4 - buf);
+        if (len - at >= clen) {
+            *body_at = at;
+            *body_len = clen;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void *scripted_main(void *arg) {
+    struct scripted *sc = arg;
+    static char buf[1 << 16];
+    while (!atomic_load(&sc->stop)) {
+        int c = accept(sc->fd, NULL, NULL);
+        if (c < 0) continue;
+        size_t at, len;
+        if (atomic_load(&sc->stop) || !read_request(c, buf, sizeof buf, &at, &len)) {
+            close(c);
+            continue;
+        }
+        atomic_fetch_add(&sc->requests, 1);
+        if (write(c, sc->reply, strlen(sc->reply)) < 0) {
+        }
+        if (sc->hold && sc->nheld < 64)
+            sc->held[sc->nheld++] = c;
+        else
+            close(c);
+    }
+    return NULL;
+}
+
+static int scripted_start(struct scripted *sc, const char *reply, bool hold) {
+    memset(sc, 0, sizeof *sc);
+    sc->reply = reply;
+    sc->hold = hold;
+    sc->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (bind(sc->fd, (struct sockaddr *)&sa, sizeof sa) || listen(sc->fd, 64)) return -1;
+    socklen_t sl = sizeof sa;
+    getsockname(sc->fd, (struct sockaddr *)&sa, &sl);
+    sc->port = ntohs(sa.sin_port);
+    return pthread_create(&sc->thread, NULL, scripted_main, sc);
+}
+
+static void scripted_stop(struct scripted *sc) {
+    atomic_store(&sc->stop, true);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sc->port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(c, (struct sockaddr *)&sa, sizeof sa)) {
+    }
+    close(c);
+    pthread_join(sc->thread, NULL);
+    close(sc->fd);
+    for (int i = 0; i < sc->nheld; i++)
+        close(sc->held[i]);
+}
+
+/* The only delivery of webhook `hook`, once it is no longer pending (or
+ * after timeout_ms); the response is the harness's. */
+static json_t *settled_delivery(struct th_server *srv, const char *hook, int timeout_ms) {
+    char path[160];
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries", hook);
+    json_t *d = NULL;
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        d = th_get(th_http(srv, "GET", path, NULL)->json, "deliveries.0");
+        if (d && strcmp(th_str(d, "status"), "pending") != 0) break;
+        th_sleep_ms(50);
+    }
+    return d;
+}
+
+/* The answer's status decides as soon as its headers are in: a 2xx whose
+ * body never ends, or is cut short, is delivered at the first attempt
+ * (both used to wait for the body: the endless one held a sender until the
+ * timeout, and each was retried as a network error with last_status 0). */
+static void test_answer_body_is_not_read(void) {
+    struct scripted endless, cut;
+    CHECK(scripted_start(&endless,
+                         "HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\nstill coming",
+                         true) == 0);
+    CHECK(scripted_start(&cut, "HTTP/1.1 202 Accepted\r\nContent-Length: 100\r\n\r\nabc", false) ==
+          0);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-timeout-ms", "2000",
+                          "--webhook-backoff-ms", "60000", NULL) == 0);
+    char *a = create_webhook(&srv, endless.port, "[\"task.spawned\"]");
+    char *b = create_webhook(&srv, cut.port, "[\"task.spawned\"]");
+    CHECK(a && b);
+    free(th_submit(&srv, "upload", NULL));
+    const char *hooks[2] = {a, b};
+    const long want[2] = {200, 202};
+    for (int i = 0; i < 2; i++) {
+        json_t *d = settled_delivery(&srv, hooks[i], 6000);
+        CHECK(d != NULL);
+        if (!d) continue;
+        CHECK_STR(th_str(d, "status"), "delivered");
+        CHECK_INT(th_int(d, "attempts"), 1);
+        CHECK_INT(th_int(d, "last_status"), want[i]);
+        CHECK(th_str(d, "last_error") == NULL);
+    }
+    CHECK_INT(atomic_load(&endless.requests), 1);
+    CHECK_INT(atomic_load(&cut.requests), 1);
+    free(a);
+    free(b);
+    th_server_free(&srv);
+    scripted_stop(&endless);
+    scripted_stop(&cut);
+}
+
 static const struct th_test tests[] = {
     {"create, list, delete; private destinations refused", test_crud_and_private_refused},
     {"a failing receiver gets every event, signed", test_failing_receiver_gets_every_event_signed},
@@ -476,6 +614,7 @@ static const struct th_test tests[] = {
      test_senders_wake_for_deliveries_only},
     {"a restart during delivery loses nothing", test_restart_during_delivery_loses_nothing},
     {"a black-hole receiver holds up no other webhook", test_black_hole_holds_up_no_other_webhook},
+    {"an answer's status decides; its body is not read", test_answer_body_is_not_read},
     {NULL, NULL},
 };
 
