@@ -430,6 +430,9 @@ struct work_run {
     int report_tries;        /* reports the server could not take */
     int64_t report_first_ms; /* when it was first sent, or 0 */
     int64_t report_after_ms; /* when to send it again */
+    /* The claimed task, while its command waits for an older run of the same task to be gone
+     * (work_batch_supersede); NULL once started, or when it never waited. */
+    json_t *task;
 };
 
 static void work_run_log_line(struct work_run *r, const char *p, size_t n, bool forward) {
@@ -888,7 +891,7 @@ static void work_run_step(struct work_run *r, int64_t now) {
 
 /* Notes the command's exit, without waiting for it. */
 static void work_run_reap(struct work_run *r, int64_t now) {
-    if (!r->exited && waitpid(r->pid, &r->status, WNOHANG) == r->pid) {
+    if (!r->exited && r->pid > 0 && waitpid(r->pid, &r->status, WNOHANG) == r->pid) {
         work_run_adopt_stop(r);
         r->exited = true;
         r->exit_ms = now;
@@ -980,6 +983,7 @@ static enum work_outcome work_run_outcome(const struct work_run *r, char *error,
     else
         snprintf(error, n, "command killed by signal %d (SIG%s)", WTERMSIG(r->status),
                  sigabbrev_np(WTERMSIG(r->status)) ? sigabbrev_np(WTERMSIG(r->status)) : "?");
+    if (r->pid <= 0) snprintf(error, n, "the command was not started");
     utf8_scrub_n(error, strlen(error)); /* output, perhaps binary or cut in a character */
     bool ok = WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
     *retryable = !(WIFEXITED(r->status) && WEXITSTATUS(r->status) == r->cfg->permanent_exit);
@@ -1064,6 +1068,7 @@ static void work_run_release(struct work_run *r) {
     json_decref(r->messages);
     json_decref(r->attributes);
     json_decref(r->result);
+    json_decref(r->task);
 }
 
 /* Sets up the run of a claimed task (not started yet) and says it was claimed. */
@@ -1250,7 +1255,10 @@ static void *work_slot_main(void *arg) {
  * WORK_FLUSH_MS, one request for all the runs it changed), and the runs
  * that end in the same pass of its loop are reported in one request per
  * verb, so no result waits for another. An entry's error touches only its
- * own task. A slot is busy from its claim until its run is reported.
+ * own task. A slot is busy from its claim until its run is reported. A
+ * claim of a task a run still runs (its lease lapsed on the server) ends
+ * that run as lost and starts once its command has exited
+ * (work_batch_supersede).
  */
 #define WORK_CLAIM_MAX    100    /* the server's cap on one claim */
 #define WORK_BATCH_BYTES  262144 /* a larger batched request is split; the server takes 1 MiB */
@@ -1367,6 +1375,82 @@ struct work_batch {
     int64_t first_ms;      /* reports: the latest first try of their runs (work_abort); else 0 */
 };
 
+/* Whether a run of r's task other than r has its command running still (or, told to stop,
+ * something in its group within the grace). */
+static bool work_batch_runs_task(const struct work_batch *b, const struct work_run *r) {
+    for (size_t i = 0; i < b->nruns; i++) {
+        const struct work_run *o = b->runs[i];
+        if (o != r && o->pid > 0 && !o->task && strcmp(o->id, r->id) == 0 &&
+            (!o->exited || work_run_lingers(o)))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A claim brought r's task while older runs of it are still here: the
+ * server let their lease lapse (their heartbeats hung or were refused
+ * while claims were answered) and handed the task out again, to this
+ * worker. Their leases are lost: a command still running is stopped as
+ * for a lost lease (SIGTERM, SIGKILL after the grace) and nothing is
+ * reported for any of them. Returns whether one's command still runs:
+ * r's command waits until it has exited, so that the worker never runs
+ * two copies of a task's command at once (r's lease is kept meanwhile).
+ */
+static bool work_batch_supersede(struct work_batch *b, const struct work_run *r, int64_t now) {
+    for (size_t i = 0; i < b->nruns; i++) {
+        struct work_run *o = b->runs[i];
+        if (o == r || strcmp(o->id, r->id) != 0 || o->lease_lost) continue;
+        o->lease_lost = true;
+        if (o->task) {
+            o->exited = true; /* it waited, unstarted: nothing to stop */
+            continue;
+        }
+        bool running = !o->exited;
+        work_log(b->cfg,
+                 "task '%s': claimed again while its earlier run is here: the server let that "
+                 "lease lapse, so it is lost%s",
+                 o->id,
+                 running ? "; stopping its command (the new run starts once it has exited)"
+                         : " (its end is not reported)");
+        work_run_terminate(o, now);
+    }
+    return work_batch_runs_task(b, r);
+}
+
+/* How work_batch_start went: the command started, the task handed back unstarted (the worker
+ * stops), or the command could not start (handed back; the claims pause). */
+enum work_start { WORK_STARTED, WORK_UNSTARTED, WORK_START_FAILED };
+
+/* Starts the command of run r of task (or hands r back when the worker stops). */
+static enum work_start work_batch_start(struct work_batch *b, struct work_run *r,
+                                        const json_t *task) {
+    if (atomic_load(&work_stop)) {
+        /* Claimed as the worker was stopping: handed back unstarted. */
+        work_log(b->cfg, "task '%s': the worker is stopping: handed back unstarted", r->id);
+        r->exited = r->stopped_by_worker = true;
+        return WORK_UNSTARTED;
+    }
+    if (work_run_start(r, task)) {
+        r->exited = r->stopped_by_worker = r->start_failed = true;
+        if (b->cfg->max_tasks) atomic_fetch_sub(&work_started, 1);
+        return WORK_START_FAILED;
+    }
+    return WORK_STARTED;
+}
+
+/* After commands were started (started) or could not be (failed): pauses the claims while
+ * commands cannot start. */
+static void work_batch_started(struct work_batch *b, bool started, bool failed, int64_t now) {
+    if (failed) {
+        int backoff = work_spawn_backoff_ms(b->spawn_failures++);
+        atomic_store(&work_claim_after_ms, now + backoff);
+        work_log(b->cfg, "waiting %d s before claiming again", backoff / 1000);
+    } else if (started) {
+        b->spawn_failures = 0;
+    }
+}
+
 /* Takes the claims of the inbox and starts their commands. */
 static void work_batch_take(struct work_batch *b, int64_t now) {
     pthread_mutex_lock(&work_inbox_lock);
@@ -1389,17 +1473,13 @@ static void work_batch_take(struct work_batch *b, int64_t now) {
         }
         struct work_run *r = xmalloc(sizeof *r);
         work_run_init(r, b->cfg, b->c, task, token);
-        if (atomic_load(&work_stop)) {
-            /* Claimed as the worker was stopping: handed back unstarted. */
-            work_log(b->cfg, "task '%s': the worker is stopping: handed back unstarted", r->id);
-            r->exited = r->stopped_by_worker = true;
-        } else if (work_run_start(r, task)) {
-            r->exited = r->stopped_by_worker = r->start_failed = true;
-            if (b->cfg->max_tasks) atomic_fetch_sub(&work_started, 1);
-            failed = true;
+        r->last_hb_ms = r->lease_ok_ms = now; /* the claim counts as the first heartbeat */
+        if (work_batch_supersede(b, r, now) && !atomic_load(&work_stop)) {
+            r->task = json_incref((json_t *)task); /* started by work_batch_start_waiting */
         } else {
-            r->last_hb_ms = r->lease_ok_ms = now; /* the claim counts as the first heartbeat */
-            started = true;
+            enum work_start how = work_batch_start(b, r, task);
+            started = started || how == WORK_STARTED;
+            failed = failed || how == WORK_START_FAILED;
         }
         if (b->nruns == b->cap) {
             b->cap = b->cap ? 2 * b->cap : 16;
@@ -1409,13 +1489,33 @@ static void work_batch_take(struct work_batch *b, int64_t now) {
     }
     json_decref(in);
     work_slots_free(bad);
-    if (failed) {
-        int backoff = work_spawn_backoff_ms(b->spawn_failures++);
-        atomic_store(&work_claim_after_ms, now + backoff);
-        work_log(b->cfg, "waiting %d s before claiming again", backoff / 1000);
-    } else if (started) {
-        b->spawn_failures = 0;
+    work_batch_started(b, started, failed, now);
+}
+
+/*
+ * Starts the commands that waited for an older run of their task
+ * (work_batch_supersede) once it is gone; hands back those the worker
+ * stops for; ends those whose lease was lost or that were cancelled while
+ * they waited, never started.
+ */
+static void work_batch_start_waiting(struct work_batch *b, int64_t now) {
+    bool started = false, failed = false;
+    for (size_t i = 0; i < b->nruns; i++) {
+        struct work_run *r = b->runs[i];
+        if (!r->task) continue;
+        if (r->lease_lost || r->cancel_requested) {
+            r->exited = true;
+        } else if (!work_batch_runs_task(b, r) || atomic_load(&work_stop)) {
+            enum work_start how = work_batch_start(b, r, r->task);
+            started = started || how == WORK_STARTED;
+            failed = failed || how == WORK_START_FAILED;
+        } else {
+            continue;
+        }
+        json_decref(r->task);
+        r->task = NULL;
     }
+    work_batch_started(b, started, failed, now);
 }
 
 /* A run's entry in a batched call: its id, lease token and report (rep may be NULL). A
@@ -1688,10 +1788,11 @@ static void *work_runner_main(void *arg) {
     for (;;) {
         int64_t now = work_now_ms();
         work_batch_take(&b, now);
+        work_batch_start_waiting(&b, now);
         bool live = false, dirty = false;
         for (size_t i = 0; i < b.nruns; i++) {
             struct work_run *r = b.runs[i];
-            work_run_step(r, now);
+            if (!r->task) work_run_step(r, now);
             if (!work_run_live(r)) continue;
             live = true;
             dirty = dirty || r->dirty;

@@ -1387,6 +1387,49 @@ static void test_hung_heartbeat_retried(void) {
     if (!th_failed()) run_hung_heartbeat_retried("bhunghbq", true);
 }
 
+/*
+ * Heartbeats hang (the relay holds them) while claims pass: the 3 s lease
+ * lapses, the server puts the task back, and the worker's free slot claims
+ * it again (same id, attempt 2). The worker takes the earlier run's lease
+ * as lost: it stops that command (SIGTERM) and starts the new one only
+ * once it has exited, never two copies of one task at once; it started the
+ * second copy beside the first, which ran on until a heartbeat answered.
+ * Each copy notes, as it starts, whether another is still alive.
+ */
+static void test_batched_reclaimed_task_runs_once(void) {
+    char *id =
+        th_submit(&srv, "lapse", "\"queue\":\"lapseq\",\"backoff_ms\":10,\"max_retries\":20");
+    struct relay rl;
+    CHECK(relay_start_holding(&rl, "lapseq", 0, "/heartbeat HTTP/1.1") == 0);
+    char script[900];
+    snprintf(script, sizeof script,
+             "d=%s; a=$TASKMILL_ATTEMPT; if [ -e $d/lapse-alive ]; then touch $d/lapse-overlap; "
+             "fi; touch $d/lapse-alive $d/lapse-start-$a; "
+             "trap 'rm -f $d/lapse-alive; touch $d/lapse-term-$a; exit 143' TERM; "
+             "while :; do sleep 0.1; done",
+             srv.dir);
+    pid_t w = cli_spawn(&rl.via, worker_log("lapse"), "work", "--queue", "lapseq", "--lease", "3",
+                        "--concurrency", "2", "--grace", "2", "--", "sh", "-c", script);
+    bool second = false;
+    TRY_WAIT_UNTIL(second, file_exists("lapse-start-2"), 30000, "the task claimed again");
+    th_sleep_ms(300);
+    bool overlap = file_exists("lapse-overlap"), first_stopped = file_exists("lapse-term-1");
+    kill(w, SIGTERM);
+    int rc = cli_wait(w, 30000);
+    char said[160];
+    snprintf(said, sizeof said, "task '%s': claimed again while its earlier run is here", id);
+    bool told = log_says("lapse", said);
+    if (!second || overlap || !first_stopped || !told || rc != 0) show_log("lapse");
+    if (rc == -1) worker_end(w);
+    relay_stop(&rl);
+    free(id);
+    CHECK(second);
+    CHECK(!overlap);
+    CHECK(first_stopped);
+    CHECK(told);
+    CHECK_INT(rc, 0);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1420,6 +1463,8 @@ static const struct th_test tests[] = {
     {"a task claimed as the worker stops goes back unstarted", test_claimed_while_stopping},
     {"a heartbeat the server does not answer is given up within a third of the lease",
      test_hung_heartbeat_retried},
+    {"batched: a task claimed again runs once: the earlier copy is stopped first",
+     test_batched_reclaimed_task_runs_once},
     {NULL, NULL},
 };
 
