@@ -225,12 +225,27 @@ void webhook_sign(const char *secret, const char *body, size_t len, char hex[65]
     hex[64] = '\0';
 }
 
+/* One attempt's connection, as the libcurl callbacks see it. */
+struct webhook_call {
+    struct webhook_sender *ws;
+    CURL *c;
+    bool answered;                  /* a final status and its headers came: the body is not read */
+    char refused[INET6_ADDRSTRLEN]; /* the last address refused as private, or "" */
+};
+
 static curl_socket_t webhook_open_socket(void *cls, curlsocktype purpose,
                                          struct curl_sockaddr *addr) {
-    struct webhook_sender *ws = cls;
+    struct webhook_call *call = cls;
     (void)purpose;
-    if (!ws->cfg.webhook_allow_private && webhook_addr_is_private(&addr->addr))
+    if (!call->ws->cfg.webhook_allow_private && webhook_addr_is_private(&addr->addr)) {
+        /* Named in the attempt's error: libcurl says only that it could not connect. */
+        const void *a = addr->family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)&addr->addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)&addr->addr)->sin_addr;
+        if (!inet_ntop(addr->family, a, call->refused, sizeof call->refused))
+            snprintf(call->refused, sizeof call->refused, "?");
         return CURL_SOCKET_BAD;
+    }
     return socket(addr->family, addr->socktype, addr->protocol);
 }
 
@@ -244,12 +259,6 @@ static size_t webhook_discard(char *p, size_t size, size_t n, void *cls) {
     (void)p, (void)cls;
     return size * n;
 }
-
-/* One attempt's connection, as the libcurl callbacks see it. */
-struct webhook_call {
-    CURL *c;
-    bool answered; /* a final status and its headers came: the body is not read */
-};
 
 /* Ends the transfer once the headers of a final answer are in: the status
  * decides, and a body that is huge, slow or cut short must neither hold a
@@ -327,7 +336,7 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
         hdr = curl_slist_append(hdr, line);
     }
     char errbuf[CURL_ERROR_SIZE] = "";
-    struct webhook_call call = {.c = c};
+    struct webhook_call call = {.ws = ws, .c = c};
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, d->url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -338,7 +347,7 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ws->cfg.webhook_timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)ws->cfg.webhook_timeout_ms);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, webhook_open_socket);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, ws);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &call);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, webhook_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, ws);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -362,7 +371,15 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
     d->attempts++;
     d->last_status = cc == CURLE_OK ? status : 0;
     bool retry = false;
-    if (cc != CURLE_OK) {
+    if (cc == CURLE_COULDNT_CONNECT && call.refused[0]) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "the url's host has the private or loopback address '%s' (refused: the server "
+                 "must be started with --webhook-allow-private)",
+                 call.refused);
+        d->last_error = xstrdup(msg);
+        retry = true;
+    } else if (cc != CURLE_OK) {
         d->last_error = xstrdup(errbuf[0] ? errbuf : curl_easy_strerror(cc));
         retry = true;
     } else if (status >= 200 && status < 300) {

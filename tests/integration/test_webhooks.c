@@ -9,6 +9,7 @@
  * senders are woken only by commits that queued a delivery.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -16,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -607,6 +609,57 @@ static void test_answer_body_is_not_read(void) {
     scripted_stop(&cut);
 }
 
+/* This machine's host name, when it resolves to a loopback or private IPv4
+ * address without being `localhost` (refused at creation); else NULL. */
+static const char *private_host_name(char *name, size_t cap) {
+    if (gethostname(name, cap) || !*name || strcasecmp(name, "localhost") == 0) return NULL;
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(name, NULL, &hints, &ai) || !ai) return NULL;
+    uint32_t a = ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr);
+    freeaddrinfo(ai);
+    bool private = (a >> 24) == 127 || (a >> 24) == 10 || (a >> 20) == 0xac1 || (a >> 16) == 0xc0a8;
+    return private ? name : NULL;
+}
+
+/* A name is accepted when created (it is not resolved then); the address it
+ * resolves to is refused when the connection is opened, and the attempt's
+ * error says so (it used to read "Couldn't connect to server", as if the
+ * receiver were down). */
+static void test_private_address_of_a_name_is_named(void) {
+    char name[256];
+    if (!private_host_name(name, sizeof name)) {
+        th_skip("this machine's host name does not resolve to a private IPv4 address");
+        return;
+    }
+    struct receiver rv;
+    CHECK(receiver_start(&rv) == 0);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-backoff-ms", "60000", NULL) == 0);
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/webhooks",
+                "{\"url\":\"http://%s:%d/hook\",\"events\":[\"task.spawned\"]}", name, rv.port);
+    CHECK_INT(r->status, 201);
+    char *hook = strdup(th_str(r->json, "id"));
+    free(th_submit(&srv, "upload", NULL));
+    char path[160];
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries", hook);
+    json_t *d = NULL;
+    for (int waited = 0; waited < 10000; waited += 50) {
+        d = th_get(th_http(&srv, "GET", path, NULL)->json, "deliveries.0");
+        if (d && th_int(d, "attempts") >= 1) break;
+        th_sleep_ms(50);
+    }
+    CHECK(d != NULL);
+    CHECK_STR(th_str(d, "status"), "pending"); /* retried: DNS may change */
+    const char *why = th_str(d, "last_error");
+    CHECK(why && strstr(why, "private or loopback address") &&
+          strstr(why, "--webhook-allow-private"));
+    CHECK_INT(receiver_requests(&rv), 0);
+    free(hook);
+    th_server_free(&srv);
+    receiver_stop(&rv);
+}
+
 static const struct th_test tests[] = {
     {"create, list, delete; private destinations refused", test_crud_and_private_refused},
     {"a failing receiver gets every event, signed", test_failing_receiver_gets_every_event_signed},
@@ -615,6 +668,8 @@ static const struct th_test tests[] = {
     {"a restart during delivery loses nothing", test_restart_during_delivery_loses_nothing},
     {"a black-hole receiver holds up no other webhook", test_black_hole_holds_up_no_other_webhook},
     {"an answer's status decides; its body is not read", test_answer_body_is_not_read},
+    {"a name's private address is refused, and the attempt says why",
+     test_private_address_of_a_name_is_named},
     {NULL, NULL},
 };
 
