@@ -348,6 +348,21 @@ static bool work_is_outage(int rc) {
     return rc == TM_CLIENT_ECONNECT || rc == TM_CLIENT_ESERVER;
 }
 
+/*
+ * A call's failure as the worker acts on it: a 404 or 409 that is not the
+ * server's own answer (no error code in a JSON body: a proxy or an
+ * ingress in front of a server that is away or being replaced) is the
+ * server not answering, as a 502 from it is; taken as the server saying
+ * the task or its lease is gone, it stopped the command and reported
+ * nothing, or gave up the report of a task's end.
+ */
+static int work_rc(const struct tm_client *c, int rc) {
+    if ((rc == TM_CLIENT_ENOTFOUND || rc == TM_CLIENT_ECONFLICT) &&
+        !tm_client_last_error(c)->slug[0])
+        return TM_CLIENT_ESERVER;
+    return rc;
+}
+
 /* Records id as shown; returns how many of its digits tell it from the ids shown lately. */
 static int work_short_id_len(const char *id) {
     pthread_mutex_lock(&work_shown_lock);
@@ -638,7 +653,7 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
     struct tm_heartbeat_reply reply;
     work_call_begin(false, work_now_ms());
     tm_client_set_timeout(r->c, r->cfg->heartbeat_timeout_ms);
-    int rc = tm_heartbeat(r->c, r->id, r->token, 0, &rep, &reply);
+    int rc = work_rc(r->c, tm_heartbeat(r->c, r->id, r->token, 0, &rep, &reply));
     tm_client_set_timeout(r->c, 0);
     json_decref(attrs);
     r->last_hb_ms = now;
@@ -1032,6 +1047,7 @@ static void work_run_finish(struct work_run *r) {
             snprintf(msg, sizeof msg, "%s%s", r->cancel_requested ? "cancelled: " : "", error);
             rc = tm_fail(r->c, r->id, r->token, msg, retryable, &rep, &out);
         }
+        rc = work_rc(r->c, rc);
         json_decref(attrs);
         if (rc == 0) {
             work_server_state(cfg, r->c, false);
@@ -1148,7 +1164,7 @@ static bool work_task(const struct work_config *cfg, struct tm_client *c, const 
     }
     if (work_run_start(&r, task)) {
         work_call_begin(false, work_now_ms());
-        int rc = tm_release(c, r.id, r.token, NULL);
+        int rc = work_rc(c, tm_release(c, r.id, r.token, NULL));
         if (rc)
             work_log(cfg, "task '%s': cannot hand it back: %s", r.id,
                      rc == TM_CLIENT_EABORTED ? WORK_ABANDONED : tm_client_last_error(c)->message);
@@ -1214,7 +1230,7 @@ static void *work_slot_main(void *arg) {
         json_t *task = NULL;
         char token[TM_LEASE_TOKEN_MAX];
         work_call_begin(true, work_now_ms());
-        int rc = tm_claim(c, cfg->queue, &o, &task, token);
+        int rc = work_rc(c, tm_claim(c, cfg->queue, &o, &task, token));
         if (rc || !task) {
             if (cfg->max_tasks) atomic_fetch_sub(&work_started, 1);
         }
@@ -1333,7 +1349,7 @@ static void *work_claimer_main(void *arg) {
         if (max > WORK_CLAIM_MAX) max = WORK_CLAIM_MAX;
         json_t *claims = NULL;
         work_call_begin(true, work_now_ms());
-        int rc = tm_claim_many(c, cfg->queue, &o, max, &claims);
+        int rc = work_rc(c, tm_claim_many(c, cfg->queue, &o, max, &claims));
         int n = (int)json_array_size(claims);
         if (n) atomic_fetch_add(&work_started, n);
         pthread_mutex_lock(&work_inbox_lock);
@@ -1541,7 +1557,7 @@ static int work_batch_request(struct work_batch *b, const char *verb, json_t *co
     for (size_t i = 0; i < n; i++)
         json_array_append(arr, entries[i]);
     work_call_begin(false, b->first_ms ? b->first_ms : work_now_ms());
-    int rc = tm_work_batch(b->c, verb, arr, &res);
+    int rc = work_rc(b->c, tm_work_batch(b->c, verb, arr, &res));
     json_decref(arr);
     if (rc == TM_CLIENT_ETOOLARGE && n > 1) {
         int first = work_batch_request(b, verb, entries, n / 2, results);

@@ -526,7 +526,9 @@ static void test_example_script(void) {
  * child process with one poll loop; it ends when the test process does.
  * Started with relay_start_holding, it holds every request whose bytes
  * hold `hold`: noted, never passed on, never answered, as a server that
- * hangs on them would (that connection is held from then on).
+ * hangs on them would (that connection is held from then on). Started
+ * with relay_start_answering, it answers them itself with `answer` and
+ * closes the connection, as a proxy in front of a server that is away.
  */
 struct relay {
     pid_t pid;
@@ -536,7 +538,7 @@ struct relay {
 };
 
 static void relay_serve(int lfd, int server_port, const char *prefix, pid_t parent,
-                        const char *hold) {
+                        const char *hold, const char *answer) {
     struct {
         int fd[2], log[2]; /* [0] the worker's side, [1] the server's */
         bool held;
@@ -560,6 +562,11 @@ static void relay_serve(int lfd, int server_port, const char *prefix, pid_t pare
                 bool ok = got > 0 && write(c[i].log[side], buf, (size_t)got) == got;
                 if (ok && side == 0 && hold && !c[i].held)
                     c[i].held = memmem(buf, (size_t)got, hold, strlen(hold)) != NULL;
+                if (ok && c[i].held && answer) {
+                    ok = write(c[i].fd[0], answer, strlen(answer)) > 0 &&
+                         write(c[i].log[1], answer, strlen(answer)) > 0;
+                    ok = false; /* answered: the connection closes */
+                }
                 for (ssize_t off = 0; ok && !c[i].held && off < got;) {
                     ssize_t w = write(c[i].fd[!side], buf + off, (size_t)(got - off));
                     ok = w > 0;
@@ -603,8 +610,9 @@ static void relay_serve(int lfd, int server_port, const char *prefix, pid_t pare
 }
 
 /* Starts a relay to srv on `port` (0: any free one); files under srv.dir named after tag.
- * Requests holding `hold` (NULL: none) are held, unanswered. */
-static int relay_start_holding(struct relay *rl, const char *tag, int port, const char *hold) {
+ * Requests holding `hold` (NULL: none) are held, unanswered, or answered with `answer`. */
+static int relay_start_answering(struct relay *rl, const char *tag, int port, const char *hold,
+                                 const char *answer) {
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
@@ -626,11 +634,15 @@ static int relay_start_holding(struct relay *rl, const char *tag, int port, cons
     fflush(stdout);
     rl->pid = fork();
     if (rl->pid == 0) {
-        relay_serve(lfd, server_port, rl->prefix, parent, hold);
+        relay_serve(lfd, server_port, rl->prefix, parent, hold, answer);
         _exit(0);
     }
     close(lfd);
     return rl->pid > 0 ? 0 : -1;
+}
+
+static int relay_start_holding(struct relay *rl, const char *tag, int port, const char *hold) {
+    return relay_start_answering(rl, tag, port, hold, NULL);
 }
 
 static int relay_start(struct relay *rl, const char *tag, int port) {
@@ -1430,6 +1442,50 @@ static void test_batched_reclaimed_task_runs_once(void) {
     CHECK_INT(rc, 0);
 }
 
+/*
+ * A proxy in front of the server answers the heartbeats 404 with a page of
+ * its own (an ingress whose backend is being replaced): that is the server
+ * not answering, not the server saying the task is gone. The command runs
+ * on and its end is reported; with one slot the worker took it as the
+ * lease lost, stopped the command and reported nothing (the task stayed
+ * running until its lease ran out); batched, it said 'heartbeat refused'
+ * at every tick. One slot, and batched.
+ */
+static void run_proxy_404(const char *queue, bool batched) {
+    char extra[100];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+    char *id = th_submit(&srv, "p404", extra);
+    struct relay rl;
+    CHECK(relay_start_answering(&rl, queue, 0, "/heartbeat HTTP/1.1",
+                                "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\n"
+                                "Content-Length: 22\r\nConnection: close\r\n\r\n"
+                                "<h1>404 Not Found</h1>") == 0);
+    pid_t w =
+        cli_spawn(&rl.via, worker_log(queue), "work", "--queue", queue, "--lease", "30",
+                  "--heartbeat", "0.2", "--concurrency", batched ? "2" : "1", "--max-tasks", "1",
+                  "--", "sh", "-c", "echo 'progress 0.5 half'; sleep 2; echo 'result {\"ok\":1}'");
+    int rc = cli_wait(w, 30000);
+    const char *phase = th_phase(&srv, id);
+    char *log = cli_slurp(worker_log(queue));
+    bool lost = strstr(log, "lease lost") != NULL, refused = strstr(log, "refused") != NULL,
+         down = strstr(log, "lost the server") != NULL;
+    free(log);
+    if (rc != 0 || strcmp(phase, "completed") != 0 || lost || refused || !down) show_log(queue);
+    if (rc == -1) worker_end(w);
+    relay_stop(&rl);
+    free(id);
+    CHECK_INT(rc, 0);
+    CHECK_STR(phase, "completed");
+    CHECK(!lost);
+    CHECK(!refused);
+    CHECK(down);
+}
+
+static void test_proxy_404_is_no_lost_lease(void) {
+    run_proxy_404("p404q", false);
+    if (!th_failed()) run_proxy_404("bp404q", true);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1465,6 +1521,8 @@ static const struct th_test tests[] = {
      test_hung_heartbeat_retried},
     {"batched: a task claimed again runs once: the earlier copy is stopped first",
      test_batched_reclaimed_task_runs_once},
+    {"a proxy's 404 to a heartbeat is the server away, not the lease lost",
+     test_proxy_404_is_no_lost_lease},
     {NULL, NULL},
 };
 
