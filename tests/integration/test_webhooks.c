@@ -482,6 +482,9 @@ struct scripted {
     _Atomic int requests;
     int held[64];
     int nheld;
+    /* The first request as received, readable once requests >= 1. */
+    char first[1 << 16];
+    size_t first_body_at, first_body_len;
 };
 
 /* Reads one request (headers and a Content-Length body) from c; its bytes in
@@ -509,14 +512,19 @@ static bool read_request(int c, char *buf, size_t cap, size_t *body_at, size_t *
 
 static void *scripted_main(void *arg) {
     struct scripted *sc = arg;
-    static char buf[1 << 16];
+    char *buf = malloc(1 << 16);
     while (!atomic_load(&sc->stop)) {
         int c = accept(sc->fd, NULL, NULL);
         if (c < 0) continue;
         size_t at, len;
-        if (atomic_load(&sc->stop) || !read_request(c, buf, sizeof buf, &at, &len)) {
+        if (atomic_load(&sc->stop) || !read_request(c, buf, 1 << 16, &at, &len)) {
             close(c);
             continue;
+        }
+        if (atomic_load(&sc->requests) == 0) {
+            memcpy(sc->first, buf, sizeof sc->first);
+            sc->first_body_at = at;
+            sc->first_body_len = len;
         }
         atomic_fetch_add(&sc->requests, 1);
         if (write(c, sc->reply, strlen(sc->reply)) < 0) {
@@ -526,6 +534,7 @@ static void *scripted_main(void *arg) {
         else
             close(c);
     }
+    free(buf);
     return NULL;
 }
 
@@ -609,6 +618,85 @@ static void test_answer_body_is_not_read(void) {
     scripted_stop(&cut);
 }
 
+/* The value of header `name` in the request head `req` (up to the blank
+ * line), copied into out; NULL when absent. Names match case-insensitively. */
+static const char *header_of(const char *req, const char *name, char *out, size_t cap) {
+    const char *end = strstr(req, "\r\n\r\n");
+    size_t n = strlen(name);
+    for (const char *p = strstr(req, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n")) {
+        if (strncasecmp(p + 2, name, n) != 0 || p[2 + n] != ':') continue;
+        const char *v = p + 3 + n;
+        while (*v == ' ')
+            v++;
+        size_t len = strcspn(v, "\r");
+        if (len >= cap) len = cap - 1;
+        memcpy(out, v, len);
+        out[len] = '\0';
+        return out;
+    }
+    return NULL;
+}
+
+/* A receiver that follows docs/events.md ("A delivery") and nothing else:
+ * the secret as the POST showed it (generated here), the
+ * Livepeer-Signature header's t= and v1=, HMAC-SHA256 keyed with the
+ * secret's bytes over the raw body, t equal to the body's timestamp and
+ * recent, and the documented headers and envelope. */
+static void test_receiver_verifies_as_documented(void) {
+    struct scripted sc;
+    CHECK(scripted_start(&sc, "HTTP/1.1 204 No Content\r\n\r\n", false) == 0);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", NULL) == 0);
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/webhooks",
+                "{\"url\":\"http://127.0.0.1:%d/in\",\"events\":[\"task.spawned\"]}", sc.port);
+    CHECK_INT(r->status, 201);
+    char *hook = strdup(th_str(r->json, "id"));
+    char *secret = strdup(th_str(r->json, "secret"));
+    char *task = th_submit(&srv, "upload", NULL);
+    WAIT_UNTIL(atomic_load(&sc.requests) >= 1, 10000, "the delivery reached the receiver");
+    const char *req = sc.first, *body = sc.first + sc.first_body_at;
+    size_t body_len = sc.first_body_len;
+    CHECK(strncmp(req, "POST /in HTTP/1.1\r\n", 19) == 0);
+    char v[256];
+    CHECK_STR(header_of(req, "Content-Type", v, sizeof v), "application/json");
+    CHECK_STR(header_of(req, "User-Agent", v, sizeof v), "taskmill");
+    CHECK(header_of(req, "Livepeer-Signature", v, sizeof v) != NULL);
+    /* t=<ms>,v1=<64 lowercase hex> */
+    char *comma = strchr(v, ',');
+    CHECK(strncmp(v, "t=", 2) == 0 && comma && strncmp(comma, ",v1=", 4) == 0);
+    *comma = '\0';
+    long long t = strtoll(v + 2, NULL, 10);
+    const char *hex = comma + 4;
+    CHECK_INT((long long)strlen(hex), 64);
+    CHECK_INT((long long)strspn(hex, "0123456789abcdef"), 64);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, body_len, mac, &n);
+    char want[65];
+    for (unsigned i = 0; i < n; i++)
+        snprintf(want + 2 * i, 3, "%02x", mac[i]);
+    CHECK(n == 32 && CRYPTO_memcmp(want, hex, 64) == 0);
+    json_t *j = json_loadb(body, body_len, 0, NULL);
+    CHECK(j != NULL);
+    CHECK_INT(th_int(j, "timestamp"), t);
+    long long now = (long long)time(NULL) * 1000;
+    CHECK(t > now - 5 * 60 * 1000 && t < now + 5 * 60 * 1000); /* ms since the epoch */
+    CHECK(th_str(j, "id") && strlen(th_str(j, "id")) == 32);
+    CHECK_STR(th_str(j, "webhookId"), hook);
+    CHECK_STR(th_str(j, "event"), "task.spawned");
+    CHECK(th_int(j, "createdAt") > 0 && th_int(j, "createdAt") <= t);
+    CHECK_STR(th_str(j, "payload.task.id"), task);
+    CHECK_STR(th_str(j, "payload.task.type"), "upload");
+    CHECK(th_get(j, "payload.task.snapshot") != NULL);
+    json_decref(j);
+    free(task);
+    free(secret);
+    free(hook);
+    th_server_free(&srv);
+    scripted_stop(&sc);
+}
+
 /* This machine's host name, when it resolves to a loopback or private IPv4
  * address without being `localhost` (refused at creation); else NULL. */
 static const char *private_host_name(char *name, size_t cap) {
@@ -670,6 +758,8 @@ static const struct th_test tests[] = {
     {"an answer's status decides; its body is not read", test_answer_body_is_not_read},
     {"a name's private address is refused, and the attempt says why",
      test_private_address_of_a_name_is_named},
+    {"a receiver verifies a delivery following only the docs",
+     test_receiver_verifies_as_documented},
     {NULL, NULL},
 };
 
