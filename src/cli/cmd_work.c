@@ -904,10 +904,30 @@ static void work_run_step(struct work_run *r, int64_t now) {
     }
 }
 
-/* Notes the command's exit, without waiting for it. */
+/* Whether the worker stops, or a stop signal has come that the main thread has not taken yet
+ * (every thread blocks them: they wait as the process's). */
+static bool work_is_stopping(void) {
+    sigset_t pending;
+    if (atomic_load(&work_stop)) return true;
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1);
+}
+
+/*
+ * Notes the command's exit, without waiting for it. A command that failed
+ * (exit other than 0, or a signal) as the worker stops, not stopped by the
+ * worker, is taken as stopped with it: its task is handed back. So it is
+ * when systemd (KillMode=control-group) sends SIGTERM to the worker and
+ * the commands at once, and a command dies before the worker has signalled
+ * it; it was reported failed, a retry counted. A command that exited 0 is
+ * reported completed all the same: its work is done.
+ */
 static void work_run_reap(struct work_run *r, int64_t now) {
     if (!r->exited && r->pid > 0 && waitpid(r->pid, &r->status, WNOHANG) == r->pid) {
         work_run_adopt_stop(r);
+        if (!r->term_ms && !(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0) &&
+            work_is_stopping())
+            r->stopped_by_worker = true;
         r->exited = true;
         r->exit_ms = now;
     }
