@@ -177,13 +177,22 @@ static bool webhook_host_is_localhost(const char *name) {
 int webhook_url_check(const char *url, bool allow_private, struct tm_error *e) {
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         return err_set(e, TM_EINVALID, "url", "'url' must start with 'http://' or 'https://'");
+    /* libcurl reads "http:///x" as host "x"; the URL has no host. */
+    const char *authority = url + (url[4] == 's' ? 8 : 7);
+    if (*authority == '/')
+        return err_set(e, TM_EINVALID, "url", "'url' has no host (nothing between '//' and '/')");
     CURLU *u = curl_url();
-    char *host = NULL;
+    char *host = NULL, *port = NULL;
     int rc = 0;
     if (!u) abort();
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
         rc = err_set(e, TM_EINVALID, "url", "'url' is not a valid URL");
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK && port &&
+        strtol(port, NULL, 10) == 0) {
+        rc = err_set(e, TM_EINVALID, "url", "'url' has port 0 (a port is 1-65535)");
         goto out;
     }
     if (allow_private) goto out;
@@ -212,6 +221,7 @@ int webhook_url_check(const char *url, bool allow_private, struct tm_error *e) {
                      name);
 out:
     curl_free(host);
+    curl_free(port);
     curl_url_cleanup(u);
     return rc;
 }

@@ -224,6 +224,42 @@ static void test_crud_and_private_refused(void) {
     th_server_free(&srv);
 }
 
+/* Each bad create body is 400 naming its field, and nothing is stored. */
+static void test_bad_bodies_named_nothing_stored(void) {
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"{\"url\":\"http:///hook\"}", "url"}, /* libcurl would send it to host 'hook' */
+        {"{\"url\":\"https:///x/y\"}", "url"},
+        {"{\"url\":\"http://example.com:0/hook\"}", "url"},
+        {"{\"url\":\"http://exa mple.com/\"}", "url"},
+        {"{\"url\":\"http://example.com:99999/\"}", "url"},
+        {"{\"url\":\"ftp://example.com/\"}", "url"},
+        {"{\"url\":\"\"}", "url"},
+        {"{\"url\":7}", "url"},
+        {"{\"events\":[\"task.spawned\"]}", "url"},
+        {"{\"url\":\"http://example.com/\",\"events\":[]}", "events"},
+        {"{\"url\":\"http://example.com/\",\"events\":[\"task.created\"]}", "events"},
+        {"{\"url\":\"http://example.com/\",\"events\":\"task.spawned\"}", "events"},
+        {"{\"url\":\"http://example.com/\",\"secret\":\"short\"}", "secret"},
+        {"{\"url\":\"http://example.com/\",\"name\":\"\"}", "name"},
+        {"{\"url\":\"http://example.com/\",\"namespace\":null}", "namespace"},
+        {"{\"url\":\"http://example.com/\",\"extra\":1}", "extra"},
+    };
+    struct th_server srv;
+    CHECK(th_server_start(&srv, NULL) == 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct th_resp *r = th_http(&srv, "POST", "/v1/webhooks", "%s", bad[i].body);
+        if (r->status != 400 || !th_str(r->json, "error.field") ||
+            strcmp(th_str(r->json, "error.field"), bad[i].field) != 0)
+            th_fail(__FILE__, __LINE__, "%s: %ld %s", bad[i].body, r->status, r->body);
+    }
+    struct th_resp *r = th_http(&srv, "GET", "/v1/webhooks", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_INT((long long)json_array_size(th_get(r->json, "webhooks")), 0);
+    th_server_free(&srv);
+}
+
 static void test_failing_receiver_gets_every_event_signed(void) {
     struct receiver rv;
     CHECK(receiver_start(&rv) == 0);
@@ -750,6 +786,8 @@ static void test_private_address_of_a_name_is_named(void) {
 
 static const struct th_test tests[] = {
     {"create, list, delete; private destinations refused", test_crud_and_private_refused},
+    {"bad create bodies are 400 naming the field; nothing stored",
+     test_bad_bodies_named_nothing_stored},
     {"a failing receiver gets every event, signed", test_failing_receiver_gets_every_event_signed},
     {"senders are woken only by commits that queued deliveries",
      test_senders_wake_for_deliveries_only},
