@@ -591,6 +591,12 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     if (rc) {
         buf_release(&ins);
         buf_release(&upd);
+        if (rc == TM_EUNAVAILABLE && q->exclusive)
+            return err_set(e, TM_EUNAVAILABLE, "store",
+                           "SQLite database '%s' is open in another process (a taskmill server, "
+                           "a 'taskmill token' command, the sqlite3 shell): --sqlite-exclusive "
+                           "needs it alone",
+                           q->path);
         if (rc == TM_EUNAVAILABLE)
             return err_set(e, TM_EUNAVAILABLE, "store",
                            "SQLite database '%s' is locked by another process (a server started"

@@ -668,6 +668,15 @@ static void test_second_server_refused(void) {
     CHECK(rc != 0 && rc != 124);
     CHECK(strstr(out, "is served by another taskmill server") != NULL);
     CHECK(strstr(out, "PostgreSQL") != NULL);
+    /* One that asks for the file alone is told it is open elsewhere (it said a server with
+     * --sqlite-exclusive held it, which this one is not). */
+    rc = sec_cli(out, sizeof out,
+                 "timeout 20 %s serve --listen 127.0.0.1:0 --sqlite-exclusive --store '%s' 2>&1",
+                 sec_bin(), x.store);
+    CHECK(rc != 0 && rc != 124);
+    CHECK(strstr(out, "is open in another process") != NULL);
+    CHECK(strstr(out, "--sqlite-exclusive needs it alone") != NULL);
+    CHECK(strstr(out, "keeps it to itself") == NULL);
     /* (A token created would close the open server to tokenless requests.) */
     rc = sec_cli(out, sizeof out, "%s token list --store '%s' 2>&1", sec_bin(), x.store);
     CHECK_INT(rc, 0);
