@@ -689,6 +689,16 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
     if (r->next_hb_ms > now + 1000) r->next_hb_ms = now + 1000;
 }
 
+/* Applies one line of the command's standard error (n bytes, its '\n' or "\r\n" included
+ * if any): output, as progress_line_parse takes a line of standard output. A '\r' kept
+ * erased the line it ended on a terminal (with the "\033[K" after it), made it a blob
+ * in journald, and stayed in the log tail and the error. */
+static void work_run_stderr_line(struct work_run *r, const char *p, size_t n) {
+    if (n && p[n - 1] == '\n') n--;
+    if (n && p[n - 1] == '\r') n--;
+    work_run_log_line(r, p, n, true);
+}
+
 /* Reads what is there; processes whole lines (and the rest at EOF). */
 static void work_stream_read(struct work_run *r, struct work_stream *s, bool is_stdout) {
     char chunk[8192];
@@ -699,7 +709,7 @@ static void work_stream_read(struct work_run *r, struct work_stream *s, bool is_
             if (is_stdout)
                 work_run_stdout_line(r, s->buf, s->len);
             else
-                work_run_log_line(r, s->buf, s->len, true);
+                work_run_stderr_line(r, s->buf, s->len);
         }
         s->len = 0;
         close(s->fd);
@@ -716,8 +726,7 @@ static void work_stream_read(struct work_run *r, struct work_stream *s, bool is_
         if (is_stdout)
             work_run_stdout_line(r, s->buf + start, n);
         else
-            work_run_log_line(r, s->buf + start, n && s->buf[start + n - 1] == '\n' ? n - 1 : n,
-                              true);
+            work_run_stderr_line(r, s->buf + start, n);
         start += n;
         i = start - 1;
     }

@@ -1549,6 +1549,35 @@ static void test_stop_signal_to_all(void) {
     if (!th_failed()) run_stop_signal_to_all("bcgkillq", true);
 }
 
+/*
+ * Lines that end in "\r\n" (tools written for Windows, or a terminal's
+ * line discipline) are the same lines without the '\r', on standard error
+ * as on standard output: in the log tail, in the error, and in the
+ * worker's own echo. A stderr line kept it: on a terminal the "\033[K"
+ * after it erased the line, and journald showed a blob.
+ */
+static void test_crlf_output(void) {
+    char *id = th_submit(&srv, "crlf", "\"queue\":\"crlfq\",\"max_retries\":0");
+    pid_t w = cli_spawn(&srv, worker_log("crlf"), "work", "--queue", "crlfq", "--max-tasks", "1",
+                        "--", "sh", "-c",
+                        "printf 'out line\\r\\n'; sleep 0.3; printf 'err line\\r\\n' >&2; exit 1");
+    int rc = cli_wait(w, 20000);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    char *log = cli_slurp(worker_log("crlf"));
+    bool cr = strchr(log, '\r') != NULL, echoed = strstr(log, "] err line\n") != NULL;
+    free(log);
+    if (rc != 0 || cr || !echoed) show_log("crlf");
+    free(id);
+    CHECK_INT(rc, 0);
+    CHECK_STR(th_str(r->json, "phase"), "failed");
+    CHECK_STR(th_str(r->json, "error"), "command exited with status 1: err line");
+    CHECK_STR(th_str(r->json, "attributes.log_tail"), "out line\nerr line");
+    CHECK(!cr);
+    CHECK(echoed);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1588,6 +1617,7 @@ static const struct th_test tests[] = {
      test_proxy_404_is_no_lost_lease},
     {"SIGTERM to the worker and its commands at once (systemd) hands the task back",
      test_stop_signal_to_all},
+    {"lines ending in CRLF lose the CR, on standard error too", test_crlf_output},
     {NULL, NULL},
 };
 
