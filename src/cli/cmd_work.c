@@ -315,18 +315,37 @@ static void work_sleep_ms(int ms) {
     }
 }
 
+static void work_vlog(const char *fmt, va_list ap) {
+    char line[1200];
+    vsnprintf(line, sizeof line, fmt, ap);
+    /* On a terminal, "\033[K" clears what a `watch` drew on the row (docs/cli.md). */
+    fprintf(stderr, "taskmill work: %s%s\n", line, work_tty ? "\033[K" : "");
+}
+
+/* Says what went wrong, or came right again, --quiet or not: a quiet worker under a
+ * supervisor must still say in its log that it lost the server or a lease. */
 static void work_log(const struct work_config *cfg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void work_log(const struct work_config *cfg, const char *fmt, ...) {
-    if (cfg->quiet) return;
-    char line[1200];
+    (void)cfg;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    work_vlog(fmt, ap);
     va_end(ap);
-    /* On a terminal, "\033[K" clears what a `watch` drew on the row (docs/cli.md). */
-    fprintf(stderr, "taskmill work: %s%s\n", line, work_tty ? "\033[K" : "");
+}
+
+/* Says what the worker does as a matter of course (a task claimed, ended; a stop), unless
+ * --quiet. */
+static void work_note(const struct work_config *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void work_note(const struct work_config *cfg, const char *fmt, ...) {
+    if (cfg->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    work_vlog(fmt, ap);
+    va_end(ap);
 }
 
 /*
@@ -664,7 +683,7 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
         work_run_reported(r);
         if (reply.cancel_requested && !r->cancel_requested) {
             r->cancel_requested = true;
-            work_log(r->cfg, "task '%s': cancel requested; stopping the command", r->id);
+            work_note(r->cfg, "task '%s': cancel requested; stopping the command", r->id);
             work_run_terminate(r, now);
         }
         return;
@@ -1047,8 +1066,8 @@ static enum work_outcome work_run_outcome(const struct work_run *r, char *error,
 static void work_run_log_end(const struct work_run *r, const char *what, const char *phase,
                              const char *error) {
     bool failed = strcmp(what, "failed") == 0;
-    work_log(r->cfg, "task '%s' %s (now '%s')%s%s", r->id, what, phase ? phase : "?",
-             failed ? ": " : "", failed ? error : "");
+    work_note(r->cfg, "task '%s' %s (now '%s')%s%s", r->id, what, phase ? phase : "?",
+              failed ? ": " : "", failed ? error : "");
 }
 
 /* Sends the outcome, retrying while the server cannot be reached (once the worker stops, only
@@ -1131,9 +1150,9 @@ static void work_run_init(struct work_run *r, const struct work_config *cfg, str
     if (!r->in_data) r->in_data = xstrdup("{}");
     r->in_len = strlen(r->in_data);
     r->short_len = work_short_id_len(r->id);
-    work_log(cfg, "task '%s' claimed (type '%s', attempt %lld)", r->id,
-             json_string_value(json_object_get(task, "type")),
-             (long long)json_integer_value(json_object_get(task, "attempt")));
+    work_note(cfg, "task '%s' claimed (type '%s', attempt %lld)", r->id,
+              json_string_value(json_object_get(task, "type")),
+              (long long)json_integer_value(json_object_get(task, "attempt")));
 }
 
 /*
@@ -1185,7 +1204,7 @@ static bool work_task(const struct work_config *cfg, struct tm_client *c, const 
     if (atomic_load(&work_stop)) {
         /* Claimed as the worker was stopping (its claim was out): handed back unstarted, as
          * in batched mode, not started only to be stopped at once. */
-        work_log(cfg, "task '%s': the worker is stopping: handed back unstarted", r.id);
+        work_note(cfg, "task '%s': the worker is stopping: handed back unstarted", r.id);
         r.exited = r.stopped_by_worker = true;
         work_run_finish(&r);
         work_run_release(&r);
@@ -1472,7 +1491,7 @@ static enum work_start work_batch_start(struct work_batch *b, struct work_run *r
                                         const json_t *task) {
     if (atomic_load(&work_stop)) {
         /* Claimed as the worker was stopping: handed back unstarted. */
-        work_log(b->cfg, "task '%s': the worker is stopping: handed back unstarted", r->id);
+        work_note(b->cfg, "task '%s': the worker is stopping: handed back unstarted", r->id);
         r->exited = r->stopped_by_worker = true;
         return WORK_UNSTARTED;
     }
@@ -1701,7 +1720,7 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
             work_run_reported(r);
             if (json_is_true(json_object_get(res, "cancel_requested")) && !r->cancel_requested) {
                 r->cancel_requested = true;
-                work_log(cfg, "task '%s': cancel requested; stopping the command", r->id);
+                work_note(cfg, "task '%s': cancel requested; stopping the command", r->id);
                 work_run_terminate(r, now);
             }
         }
@@ -1905,7 +1924,9 @@ static void work_usage(FILE *f) {
             "  --grace S         seconds between SIGTERM and SIGKILL (default 10)\n"
             "  --name NAME       the worker's name in its tasks' leases, 1 to 128 bytes\n"
             "                    (default: HOST-PID)\n"
-            "  --max-tasks N     exit after N tasks (default: run until SIGINT/SIGTERM)\n");
+            "  --max-tasks N     exit after N tasks (default: run until SIGINT/SIGTERM)\n"
+            "  --quiet           leave out the commands' output and the lines for each task\n"
+            "                    claimed and ended; what goes wrong is said all the same\n");
 }
 
 /*
@@ -2151,16 +2172,16 @@ int cmd_work(int argc, char **argv) {
             abort();
         }
     }
-    work_log(&cfg, "worker '%s' claiming from queue '%s' (%d at a time)", cfg.worker, cfg.queue,
-             cfg.concurrency);
+    work_note(&cfg, "worker '%s' claiming from queue '%s' (%d at a time)", cfg.worker, cfg.queue,
+              cfg.concurrency);
     while (atomic_load(&work_running) > 0) {
         struct timespec ts = {0, 200 * 1000000L};
         int sig = sigtimedwait(&stop, NULL, &ts);
         if (sig == SIGINT || sig == SIGTERM) {
             int level = atomic_load(&work_stop) + 1;
             work_stop_at(level > 2 ? 2 : level);
-            work_log(&cfg, level == 1 ? "stopping: handing back running tasks (again to kill)"
-                                      : "killing the commands");
+            work_note(&cfg, level == 1 ? "stopping: handing back running tasks (again to kill)"
+                                       : "killing the commands");
             /* At once, even while the threads wait on the server. */
             if (level == 1) work_groups_stop(work_now_ms());
         }

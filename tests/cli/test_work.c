@@ -1578,6 +1578,46 @@ static void test_crlf_output(void) {
     CHECK(echoed);
 }
 
+/*
+ * --quiet leaves out the commands' output and the routine lines (each task
+ * claimed and ended), never what goes wrong: a quiet worker whose server
+ * cannot be reached says so. It said nothing at all, so a supervisor's log
+ * showed a worker that had lost its server as one with no work.
+ */
+static void test_quiet_still_says_problems(void) {
+    char *id = th_submit(&srv, "hush", "\"queue\":\"quietq\"");
+    pid_t w = cli_spawn(&srv, worker_log("quiet"), "work", "--queue", "quietq", "--quiet",
+                        "--max-tasks", "1", "--", "sh", "-c", "echo 'hello there'");
+    int rc = cli_wait(w, 20000);
+    char *log = cli_slurp(worker_log("quiet"));
+    bool silent = !strstr(log, "hello there") && !strstr(log, "claimed");
+    free(log);
+    if (rc != 0 || !silent) show_log("quiet");
+    CHECK_INT(rc, 0);
+    CHECK(silent);
+    CHECK(cli_wait_phase(&srv, id, "completed", 5000));
+    free(id);
+    /* A port nothing listens on. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+          getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    struct th_server gone = srv;
+    snprintf(gone.url, sizeof gone.url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    w = cli_spawn(&gone, worker_log("quietgone"), "work", "--queue", "quietq", "--quiet", "--",
+                  "true");
+    bool said = false;
+    TRY_WAIT_UNTIL(said, log_says("quietgone", "lost the server"), 10000, "the outage said");
+    kill(w, SIGTERM);
+    rc = cli_wait(w, 20000);
+    if (!said || rc != 0) show_log("quietgone");
+    if (rc == -1) worker_end(w);
+    CHECK(said);
+    CHECK_INT(rc, 0);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1618,6 +1658,7 @@ static const struct th_test tests[] = {
     {"SIGTERM to the worker and its commands at once (systemd) hands the task back",
      test_stop_signal_to_all},
     {"lines ending in CRLF lose the CR, on standard error too", test_crlf_output},
+    {"--quiet still says what goes wrong", test_quiet_still_says_problems},
     {NULL, NULL},
 };
 
