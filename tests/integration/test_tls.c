@@ -68,31 +68,24 @@ static void test_untrusted_or_plain_refused(void) {
     CHECK(tls_request(url, NULL, "GET", NULL, NULL) != 200);
 }
 
+/* Starts a server with these TLS flags (it must refuse); its exit status, its words in said. */
+static int serve_tls(char *said, size_t n, const char *flags) {
+    return sec_cli(said, n, "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db %s 2>&1",
+                   sec_bin(), certdir, flags);
+}
+
 static void test_bad_tls_config_refused(void) {
-    char out[64];
-    CHECK_INT(sec_cli(out, sizeof out,
-                      "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
-                      "2>/dev/null",
-                      sec_bin(), certdir, cert),
-              1);
-    CHECK_INT(sec_cli(out, sizeof out,
-                      "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
-                      "--tls-key %s/missing.pem 2>/dev/null",
-                      sec_bin(), certdir, cert, certdir),
-              1);
+    char flags[1024], said[1024];
+    snprintf(flags, sizeof flags, "--tls-cert %s", cert);
+    CHECK_INT(serve_tls(said, sizeof said, flags), 1);
+    snprintf(flags, sizeof flags, "--tls-cert %s --tls-key %s/missing.pem", cert, certdir);
+    CHECK_INT(serve_tls(said, sizeof said, flags), 1);
     /* A key that is not a key, a certificate that is not one: the file is named. */
-    char said[1024];
-    CHECK_INT(sec_cli(said, sizeof said,
-                      "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
-                      "--tls-key %s 2>&1",
-                      sec_bin(), certdir, cert, cert),
-              1);
+    snprintf(flags, sizeof flags, "--tls-cert %s --tls-key %s", cert, cert);
+    CHECK_INT(serve_tls(said, sizeof said, flags), 1);
     CHECK(strstr(said, "holds no PEM private key") != NULL);
-    CHECK_INT(sec_cli(said, sizeof said,
-                      "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
-                      "--tls-key %s 2>&1",
-                      sec_bin(), certdir, key, key),
-              1);
+    snprintf(flags, sizeof flags, "--tls-cert %s --tls-key %s", key, key);
+    CHECK_INT(serve_tls(said, sizeof said, flags), 1);
     CHECK(strstr(said, "holds no PEM certificate") != NULL);
     CHECK(strstr(said, key) != NULL);
     /* PEM of the right kinds that do not go together: the pair is named. */
@@ -102,13 +95,11 @@ static void test_bad_tls_config_refused(void) {
              "-days 2 -subj /CN=other >/dev/null 2>&1",
              certdir, certdir);
     CHECK_INT(system(other), 0);
-    CHECK_INT(sec_cli(said, sizeof said,
-                      "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db --tls-cert %s "
-                      "--tls-key %s/other.key 2>&1",
-                      sec_bin(), certdir, cert, certdir),
-              1);
-    CHECK(strstr(said, "are not a certificate and its private key that TLS can use") != NULL);
-    if (!strstr(said, "its private key")) printf("    said: %s\n", said);
+    snprintf(flags, sizeof flags, "--tls-cert %s --tls-key %s/other.key", cert, certdir);
+    CHECK_INT(serve_tls(said, sizeof said, flags), 1);
+    bool named = strstr(said, "are not a certificate and its private key that TLS can use");
+    if (!named) printf("    said: %s\n", said);
+    CHECK(named);
 }
 
 static void test_cli_with_ca_file(void) {
