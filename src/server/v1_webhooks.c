@@ -147,6 +147,9 @@ static void webhooks_deliveries(struct req *r) {
         return;
     }
     webhooks_free(w, n);
+    /* A webhook the circuit breaker holds tries none of its deliveries
+     * before the hold ends, whatever each one's own next_at says. */
+    int64_t held_until = webhook_sender_held_until(r->srv->webhooks, id);
     struct webhook_delivery *d = NULL;
     if (store_deliveries_list(req_store(r), id, limit, &d, &n, &e)) {
         reply_error(r, &e);
@@ -168,7 +171,7 @@ static void webhooks_deliveries(struct req *r) {
         json_put_str(&b, d[i].last_error);
         json_put_key(&b, "next_attempt_at", false);
         if (strcmp(d[i].status, "pending") == 0)
-            json_put_time(&b, d[i].next_at);
+            json_put_time(&b, d[i].next_at > held_until ? d[i].next_at : held_until);
         else
             buf_puts(&b, "null");
         json_put_key(&b, "created_at", false);

@@ -636,6 +636,15 @@ void webhook_sender_free(struct webhook_sender *ws) {
     free(ws);
 }
 
+int64_t webhook_sender_held_until(struct webhook_sender *ws, const char *id) {
+    if (!ws) return 0;
+    pthread_mutex_lock(&ws->pick_lock);
+    struct webhook_state *h = webhook_state_of(ws, id, false);
+    int64_t until = h && h->held_until > time_now_ms() ? h->held_until : 0;
+    pthread_mutex_unlock(&ws->pick_lock);
+    return until;
+}
+
 void webhook_sender_get_stats(struct webhook_sender *ws, struct webhook_sender_stats *out) {
     out->attempts = atomic_load(&ws->attempts);
     out->delivered = atomic_load(&ws->delivered);

@@ -39,6 +39,11 @@ void webhook_sender_wake(void *ws);
 void webhook_sender_stop(struct webhook_sender *ws);
 void webhook_sender_free(struct webhook_sender *ws);
 
+/* Until when (wall ms) this node's circuit breaker holds webhook `id`, or
+ * 0 when it does not: none of its deliveries is tried before then. Any
+ * thread; `ws` may be NULL. */
+int64_t webhook_sender_held_until(struct webhook_sender *ws, const char *id);
+
 struct webhook_sender_stats {
     uint64_t attempts, delivered, failed, retried;
     uint64_t wakeups; /* calls of webhook_sender_wake */
