@@ -8,7 +8,7 @@
  * become heartbeats, other lines the log tail, and a timer heartbeats
  * every --heartbeat seconds whatever the output. Exit 0 completes the
  * task; another status fails it. A cancel in a heartbeat reply, or
- * SIGINT/SIGTERM to the worker, sends SIGTERM to the command's group and
+ * SIGINT/SIGTERM/SIGHUP to the worker, sends SIGTERM to the command's group and
  * SIGKILL after --grace seconds; a stopping worker releases its tasks.
  * With --concurrency 1 one thread does all of this with the one-task
  * calls. With more, a claimer thread and a runner thread speak the batched
@@ -110,6 +110,10 @@ static atomic_int work_fatal;        /* an exit code that ends the worker, or 0 
 /* 1 while the server cannot be reached: the slots say so once, and once when it is back. */
 static atomic_int work_server_down;
 static bool work_tty; /* stderr is a terminal: lines end by erasing the rest of the row */
+/* The signals that stop the worker: SIGINT, SIGTERM and (unless ignored at start, as under
+ * nohup) SIGHUP. Every thread blocks them; the main thread takes them. Set before the
+ * threads start. */
+static sigset_t work_stop_signals;
 
 /*
  * The process groups of the commands started and not yet let go, and every
@@ -937,8 +941,11 @@ static void work_run_step(struct work_run *r, int64_t now) {
 static bool work_is_stopping(void) {
     sigset_t pending;
     if (atomic_load(&work_stop)) return true;
-    return sigpending(&pending) == 0 &&
-           (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1);
+    if (sigpending(&pending)) return false;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&work_stop_signals, sig) == 1 && sigismember(&pending, sig) == 1)
+            return true;
+    return false;
 }
 
 /*
@@ -2147,9 +2154,19 @@ int cmd_work(int argc, char **argv) {
         snprintf(cfg.worker, sizeof cfg.worker, "%s-%d", host, (int)getpid());
     }
 
-    /* Slots inherit a mask without the stop signals; this thread takes them. */
-    sigset_t stop;
-    cli_block_stop_signals(&stop);
+    /* Slots inherit a mask without the stop signals; this thread takes them. SIGHUP (the
+     * terminal closed) stops the worker as SIGTERM does: by default it ended the worker at
+     * once, and the commands, in their own process groups, ran on without it while their
+     * tasks went to other workers. Under nohup it stays ignored. */
+    cli_block_stop_signals(&work_stop_signals);
+    struct sigaction hup;
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN) {
+        sigset_t h;
+        sigemptyset(&h);
+        sigaddset(&h, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &h, NULL);
+        sigaddset(&work_stop_signals, SIGHUP);
+    }
     atomic_store(&work_stop, 0);
     atomic_store(&work_stop_ms, 0);
     /* One slot: one thread and the one-task calls. More: the runner and the claimer. */
@@ -2176,8 +2193,8 @@ int cmd_work(int argc, char **argv) {
               cfg.concurrency);
     while (atomic_load(&work_running) > 0) {
         struct timespec ts = {0, 200 * 1000000L};
-        int sig = sigtimedwait(&stop, NULL, &ts);
-        if (sig == SIGINT || sig == SIGTERM) {
+        int sig = sigtimedwait(&work_stop_signals, NULL, &ts);
+        if (sig > 0) {
             int level = atomic_load(&work_stop) + 1;
             work_stop_at(level > 2 ? 2 : level);
             work_note(&cfg, level == 1 ? "stopping: handing back running tasks (again to kill)"

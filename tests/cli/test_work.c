@@ -1618,6 +1618,40 @@ static void test_quiet_still_says_problems(void) {
     CHECK_INT(rc, 0);
 }
 
+/*
+ * SIGHUP (the terminal the worker runs in is closed) stops the worker as
+ * SIGTERM does: the command is stopped and its task handed back. It ended
+ * the worker at once, and the command, in a process group of its own, ran
+ * on without it while its task came back to other workers.
+ */
+static void test_sighup_hands_task_back(void) {
+    char *id = th_submit(&srv, "hup", "\"queue\":\"hupq\"");
+    char pidfile[460], script[600];
+    snprintf(pidfile, sizeof pidfile, "%s/hup.pid", srv.dir);
+    snprintf(script, sizeof script, "echo $$ > %s; while :; do sleep 0.1; done", pidfile);
+    pid_t w =
+        cli_spawn(&srv, worker_log("hup"), "work", "--queue", "hupq", "--", "sh", "-c", script);
+    bool ready = false;
+    TRY_WAIT_UNTIL(ready, pid_in(pidfile) > 0, 15000, "the command's pid in %s", pidfile);
+    int pid = pid_in(pidfile);
+    kill(w, SIGHUP);
+    int rc = cli_wait(w, 20000);
+    bool gone = false;
+    TRY_WAIT_UNTIL(gone, pid > 0 && kill(pid, 0) != 0, 5000, "the command %d to end", pid);
+    if (pid > 0 && !gone) kill(-pid, SIGKILL);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    if (rc != 0) show_log("hup");
+    if (rc == -1) worker_end(w);
+    free(id);
+    CHECK(ready);
+    CHECK_INT(rc, 0);
+    CHECK(gone);
+    CHECK_STR(th_str(r->json, "phase"), "pending");
+    CHECK_INT(th_int(r->json, "retries"), 0);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1659,6 +1693,7 @@ static const struct th_test tests[] = {
      test_stop_signal_to_all},
     {"lines ending in CRLF lose the CR, on standard error too", test_crlf_output},
     {"--quiet still says what goes wrong", test_quiet_still_says_problems},
+    {"SIGHUP to the worker hands the task back", test_sighup_hands_task_back},
     {NULL, NULL},
 };
 
