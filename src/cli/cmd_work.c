@@ -134,14 +134,14 @@ static pthread_mutex_t work_groups_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct work_group *work_groups;
 static size_t work_ngroups, work_groups_cap;
 
-static void work_group_add(pid_t pgid) {
-    pthread_mutex_lock(&work_groups_lock);
+/* Notes a command's group, under the lock (held since the command was started: see
+ * work_reap_orphans). */
+static void work_group_add_locked(pid_t pgid) {
     if (work_ngroups == work_groups_cap) {
         work_groups_cap = work_groups_cap ? 2 * work_groups_cap : 16;
         work_groups = xrealloc(work_groups, work_groups_cap * sizeof *work_groups);
     }
     work_groups[work_ngroups++] = (struct work_group){.pgid = pgid};
-    pthread_mutex_unlock(&work_groups_lock);
 }
 
 static void work_group_remove(pid_t pgid) {
@@ -211,6 +211,28 @@ static void work_groups_stop(int64_t now) {
             continue;
         kill(-g->pgid, SIGTERM);
         g->term_ms = now;
+    }
+    pthread_mutex_unlock(&work_groups_lock);
+}
+
+/*
+ * From the main thread, when the worker is PID 1 (the first process of a
+ * container, with no init before it): reaps the processes orphaned in its
+ * namespace that have ended, which come to it and which nobody else
+ * reaps: what a command left behind, or a lingering process killed after
+ * the grace. They piled up as zombies, and a group of zombies still counts
+ * as alive (work_run_lingers). A command's own process is left to its
+ * thread, which needs its status: it is registered under the lock from
+ * before it was started (work_spawn), so none is taken for an orphan.
+ */
+static void work_reap_orphans(void) {
+    pthread_mutex_lock(&work_groups_lock);
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || !si.si_pid) break;
+        if (work_group_find(si.si_pid)) break; /* a command's: its thread reaps it */
+        waitpid(si.si_pid, NULL, WNOHANG);
     }
     pthread_mutex_unlock(&work_groups_lock);
 }
@@ -878,7 +900,10 @@ static int work_spawn(struct work_run *r, char **env) {
     posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setflags(
         &at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pthread_mutex_lock(&work_groups_lock); /* see work_reap_orphans */
     int rc = posix_spawnp(&r->pid, r->cfg->argv[0], &fa, &at, r->cfg->argv, env);
+    if (!rc) work_group_add_locked(r->pid);
+    pthread_mutex_unlock(&work_groups_lock);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(in[0]);
@@ -890,7 +915,6 @@ static int work_spawn(struct work_run *r, char **env) {
         close(err[0]);
         return rc;
     }
-    work_group_add(r->pid);
     r->in_fd = in[1];
     r->out.fd = out[0];
     r->err.fd = err[0];
@@ -2191,6 +2215,7 @@ int cmd_work(int argc, char **argv) {
     }
     work_note(&cfg, "worker '%s' claiming from queue '%s' (%d at a time)", cfg.worker, cfg.queue,
               cfg.concurrency);
+    bool as_init = getpid() == 1;
     while (atomic_load(&work_running) > 0) {
         struct timespec ts = {0, 200 * 1000000L};
         int sig = sigtimedwait(&work_stop_signals, NULL, &ts);
@@ -2202,6 +2227,7 @@ int cmd_work(int argc, char **argv) {
             /* At once, even while the threads wait on the server. */
             if (level == 1) work_groups_stop(work_now_ms());
         }
+        if (as_init) work_reap_orphans();
         /* The grace of a command told to stop runs out here too: its thread may be waiting. */
         work_groups_kill(work_now_ms(), cfg.grace_s * 1000LL, atomic_load(&work_stop) >= 2);
     }

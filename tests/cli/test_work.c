@@ -1652,6 +1652,57 @@ static void test_sighup_hands_task_back(void) {
     CHECK_INT(th_int(r->json, "retries"), 0);
 }
 
+/*
+ * The worker as PID 1 of its namespace (a container with no init: unshare
+ * -fp here) inherits every process a command leaves behind, and reaps them
+ * as they end. The first task's command leaves a `sleep 0.2` behind; the
+ * second counts the zombies in the namespace a second later. They stayed
+ * zombies for good.
+ */
+static void test_pid1_reaps_orphans(void) {
+    char *first = th_submit(&srv, "orphaner", "\"queue\":\"initq\"");
+    char *second = th_submit(&srv, "counter", "\"queue\":\"initq\"");
+    if (system("unshare -fp --mount-proc true >/dev/null 2>&1") != 0) {
+        th_skip("no 'unshare -fp --mount-proc' here to make the worker PID 1");
+        free(first);
+        free(second);
+        return;
+    }
+    const char *script =
+        "if [ \"$TASKMILL_TASK_TYPE\" = orphaner ]; then sleep 0.2 >/dev/null 2>&1 & exit 0; fi; "
+        "sleep 1; n=$(grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l); "
+        "echo \"result {\\\"zombies\\\":$n}\"";
+    const char *bin = getenv("TASKMILL_BIN");
+    fflush(stdout);
+    pid_t w = fork();
+    if (w == 0) {
+        setpgid(0, 0);
+        setenv("TASKMILL_URL", srv.url, 1);
+        int fd = open(worker_log("init"), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execlp("unshare", "unshare", "-fp", "--mount-proc", bin, "work", "--queue", "initq",
+               "--max-tasks", "2", "--", "sh", "-c", script, (char *)NULL);
+        _exit(127);
+    }
+    int rc = cli_wait(w, 30000);
+    if (rc == -1) {
+        kill(-w, SIGKILL);
+        cli_wait(w, 5000);
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", second);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    const char *phase = th_str(r->json, "phase");
+    long long zombies = th_int(r->json, "result.zombies");
+    if (rc != 0 || strcmp(phase, "completed") != 0 || zombies != 0) show_log("init");
+    free(first);
+    free(second);
+    CHECK_INT(rc, 0);
+    CHECK_STR(phase, "completed");
+    CHECK_INT(zombies, 0);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1694,6 +1745,7 @@ static const struct th_test tests[] = {
     {"lines ending in CRLF lose the CR, on standard error too", test_crlf_output},
     {"--quiet still says what goes wrong", test_quiet_still_says_problems},
     {"SIGHUP to the worker hands the task back", test_sighup_hands_task_back},
+    {"as PID 1 the worker reaps what its commands leave behind", test_pid1_reaps_orphans},
     {NULL, NULL},
 };
 
