@@ -397,8 +397,9 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
         atomic_fetch_add(&ws->delivered, 1);
         return WEBHOOK_ANSWERED;
     } else {
-        char msg[64];
-        snprintf(msg, sizeof msg, "the receiver answered %ld", status);
+        char msg[80];
+        snprintf(msg, sizeof msg, "the receiver answered %ld%s", status,
+                 status >= 300 && status < 400 ? " (redirects are not followed)" : "");
         d->last_error = xstrdup(msg);
         retry = status >= 500;
     }

@@ -787,6 +787,35 @@ static void test_receiver_verifies_as_documented(void) {
     scripted_stop(&sc);
 }
 
+/* A redirect is not followed (it could lead anywhere, a private address
+ * among them): the delivery fails at once and says why. */
+static void test_redirect_not_followed(void) {
+    struct scripted target, redirect;
+    CHECK(scripted_start(&target, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false) == 0);
+    char reply[200];
+    snprintf(reply, sizeof reply,
+             "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:%d/moved\r\n"
+             "Content-Length: 0\r\n\r\n",
+             target.port);
+    CHECK(scripted_start(&redirect, reply, false) == 0);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", NULL) == 0);
+    char *hook = create_webhook(&srv, redirect.port, "[\"task.spawned\"]");
+    CHECK(hook);
+    free(th_submit(&srv, "upload", NULL));
+    json_t *d = settled_delivery(&srv, hook, 10000);
+    CHECK(d != NULL);
+    CHECK_STR(th_str(d, "status"), "failed");
+    CHECK_INT(th_int(d, "attempts"), 1);
+    CHECK_INT(th_int(d, "last_status"), 307);
+    CHECK_STR(th_str(d, "last_error"), "the receiver answered 307 (redirects are not followed)");
+    CHECK_INT(atomic_load(&target.requests), 0);
+    free(hook);
+    th_server_free(&srv);
+    scripted_stop(&redirect);
+    scripted_stop(&target);
+}
+
 /* This machine's host name, when it resolves to a loopback or private IPv4
  * address without being `localhost` (refused at creation); else NULL. */
 static const char *private_host_name(char *name, size_t cap) {
@@ -853,6 +882,7 @@ static const struct th_test tests[] = {
     {"a receiver verifies a delivery following only the docs",
      test_receiver_verifies_as_documented},
     {"a held webhook's deliveries show when they will be tried", test_held_webhook_list_shows_when},
+    {"a redirect is not followed, and the delivery says so", test_redirect_not_followed},
     {NULL, NULL},
 };
 
