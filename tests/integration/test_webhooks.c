@@ -816,6 +816,84 @@ static void test_redirect_not_followed(void) {
     scripted_stop(&target);
 }
 
+/* A receiver whose certificate does not verify (self-signed): each attempt
+ * fails with libcurl's reason, and the delivery stays pending for retries
+ * (a certificate can be fixed). The receiver is a taskmill server on TLS. */
+static void test_bad_certificate_is_named_and_retried(void) {
+    char dir[256], cmd[1024];
+    snprintf(dir, sizeof dir, "%s/taskmill-hook-tls-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    CHECK(mkdtemp(dir) != NULL);
+    char cert[300], key[300];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 1 "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+             key, cert);
+    CHECK(system(cmd) == 0);
+    struct th_server tls, srv;
+    CHECK(th_server_start(&tls, "--tls-cert", cert, "--tls-key", key, NULL) == 0);
+    CHECK(strncmp(tls.url, "https://", 8) == 0);
+    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-backoff-ms", "60000", NULL) ==
+          0);
+    struct th_resp *r = th_http(&srv, "POST", "/v1/webhooks",
+                                "{\"url\":\"%s/v1/tasks\",\"events\":[\"task.spawned\"]}", tls.url);
+    CHECK_INT(r->status, 201);
+    char *hook = strdup(th_str(r->json, "id"));
+    free(th_submit(&srv, "upload", NULL));
+    char path[160];
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries", hook);
+    json_t *d = NULL;
+    for (int waited = 0; waited < 10000; waited += 50) {
+        d = th_get(th_http(&srv, "GET", path, NULL)->json, "deliveries.0");
+        if (d && th_int(d, "attempts") >= 1) break;
+        th_sleep_ms(50);
+    }
+    CHECK(d != NULL);
+    CHECK_STR(th_str(d, "status"), "pending");
+    CHECK_INT(th_int(d, "attempts"), 1);
+    CHECK_INT(th_int(d, "last_status"), 0);
+    const char *why = th_str(d, "last_error");
+    CHECK(why && strstr(why, "certificate"));
+    CHECK(th_str(d, "next_attempt_at") != NULL);
+    free(hook);
+    th_server_free(&srv);
+    th_server_free(&tls);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+/* A webhook deleted while one of its deliveries is in flight: that attempt
+ * ends as it would (here at the timeout), records nothing, and nothing more
+ * is sent; the list answers 404. */
+static void test_delete_during_attempt(void) {
+    struct black_hole bh;
+    CHECK(black_hole_start(&bh) == 0);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-timeout-ms", "1000",
+                          "--webhook-backoff-ms", "100", NULL) == 0);
+    char *hook = create_webhook(&srv, bh.port, "[\"task.spawned\"]");
+    CHECK(hook);
+    for (int i = 0; i < 3; i++)
+        free(th_submit(&srv, "upload", NULL));
+    WAIT_UNTIL(atomic_load(&bh.accepted) >= 1, 10000, "an attempt in flight");
+    char path[160];
+    snprintf(path, sizeof path, "/v1/webhooks/%s", hook);
+    CHECK_INT(th_http(&srv, "DELETE", path, NULL)->status, 204);
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries", hook);
+    CHECK_INT(th_http(&srv, "GET", path, NULL)->status, 404);
+    /* The attempt times out after 1 s; a retry would come 100 ms later. */
+    WAIT_UNTIL(th_metric(&srv, "taskmill_webhook_attempts_total") >= 1, 10000,
+               "the attempt in flight ended");
+    th_sleep_ms(1000); /* by design: the window in which a retry would come */
+    CHECK_INT(atomic_load(&bh.accepted), 1);
+    CHECK_INT(th_http(&srv, "GET", path, NULL)->status, 404);
+    free(hook);
+    th_server_free(&srv);
+    black_hole_stop(&bh);
+}
+
 /* This machine's host name, when it resolves to a loopback or private IPv4
  * address without being `localhost` (refused at creation); else NULL. */
 static const char *private_host_name(char *name, size_t cap) {
@@ -883,6 +961,8 @@ static const struct th_test tests[] = {
      test_receiver_verifies_as_documented},
     {"a held webhook's deliveries show when they will be tried", test_held_webhook_list_shows_when},
     {"a redirect is not followed, and the delivery says so", test_redirect_not_followed},
+    {"a bad certificate is named and retried", test_bad_certificate_is_named_and_retried},
+    {"a webhook deleted during an attempt gets nothing more", test_delete_during_attempt},
     {NULL, NULL},
 };
 
