@@ -8,6 +8,7 @@
  * finishes the task.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1508,6 +1509,30 @@ static char proc_state(int pid) {
     return p && p[1] == ' ' ? p[2] : 0;
 }
 
+/* Whether every thread of process pid is stopped (SIGSTOP). */
+static bool threads_stopped(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return false;
+    bool all = true;
+    int n = 0;
+    for (struct dirent *e; all && (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char stat[300], buf[512];
+        snprintf(stat, sizeof stat, "%s/%s/stat", path, e->d_name);
+        FILE *f = fopen(stat, "r");
+        size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f) fclose(f);
+        buf[got] = '\0';
+        const char *p = strrchr(buf, ')');
+        all = p && p[1] == ' ' && p[2] == 'T';
+        n++;
+    }
+    closedir(d);
+    return all && n > 0;
+}
+
 static void run_stop_signal_to_all(const char *queue, bool batched) {
     char extra[100], pidfile[460], script[600];
     snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
@@ -1523,6 +1548,8 @@ static void run_stop_signal_to_all(const char *queue, bool batched) {
      * scheduler's choice. Forced here: the worker is held (SIGSTOP) while its SIGTERM comes and
      * the command dies of its own, then let go. */
     kill(w, SIGSTOP);
+    bool held = false; /* every thread of it: SIGSTOP takes a moment to reach them all */
+    TRY_WAIT_UNTIL(held, threads_stopped(w), 10000, "the worker %d to stop", (int)w);
     kill(w, SIGTERM);
     if (pid > 0) kill(-pid, SIGTERM);
     bool dead = false;
@@ -1538,6 +1565,7 @@ static void run_stop_signal_to_all(const char *queue, bool batched) {
     if (rc == -1) worker_end(w);
     free(id);
     CHECK(ready);
+    CHECK(held);
     CHECK(dead);
     CHECK_INT(rc, 0);
     CHECK_STR(phase, "pending");
