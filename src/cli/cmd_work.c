@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2216,12 +2217,22 @@ int cmd_work(int argc, char **argv) {
     work_note(&cfg, "worker '%s' claiming from queue '%s' (%d at a time)", cfg.worker, cfg.queue,
               cfg.concurrency);
     bool as_init = getpid() == 1;
+    /* A stop signal is taken only once work_stop says so: until then it is pending, so that a
+     * thread that finds a command killed by it sees the stop either way (work_is_stopping). */
+    int sfd = signalfd(-1, &work_stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        fprintf(stderr, "taskmill work: cannot make a signalfd: %s\n", strerror(errno));
+        abort();
+    }
     while (atomic_load(&work_running) > 0) {
-        struct timespec ts = {0, 200 * 1000000L};
-        int sig = sigtimedwait(&work_stop_signals, NULL, &ts);
-        if (sig > 0) {
+        struct pollfd p = {sfd, POLLIN, 0};
+        if (poll(&p, 1, 200) > 0) {
             int level = atomic_load(&work_stop) + 1;
             work_stop_at(level > 2 ? 2 : level);
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) < 0) {
+                /* Not there after all: the stop holds all the same. */
+            }
             work_note(&cfg, level == 1 ? "stopping: handing back running tasks (again to kill)"
                                        : "killing the commands");
             /* At once, even while the threads wait on the server. */
@@ -2231,6 +2242,7 @@ int cmd_work(int argc, char **argv) {
         /* The grace of a command told to stop runs out here too: its thread may be waiting. */
         work_groups_kill(work_now_ms(), cfg.grace_s * 1000LL, atomic_load(&work_stop) >= 2);
     }
+    close(sfd);
     for (int i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);
     free(work_groups);
