@@ -23,7 +23,8 @@
  *
  * Each attempt sends the same `id` (the delivery's, so receivers can drop
  * repeats) with a fresh `timestamp` and signature. Delivery is at least
- * once: an attempt cut short by a stop is not recorded and runs again.
+ * once: an attempt cut short by a stop is not recorded (its row is written
+ * back as it was, which frees the webhook) and runs again.
  */
 #include "webhook.h"
 
@@ -315,7 +316,7 @@ static void webhook_body_v1(struct buf *b, const struct webhook_delivery *d, int
 
 /* How an attempt went, for the circuit breaker. */
 enum webhook_outcome {
-    WEBHOOK_STOPPED,   /* cut short by a stop: record nothing */
+    WEBHOOK_STOPPED,   /* cut short by a stop: the row is left as it was */
     WEBHOOK_ANSWERED,  /* the receiver answered, or there was nothing to send */
     WEBHOOK_UNREACHED, /* network error, timeout or 5xx */
 };
@@ -324,12 +325,11 @@ enum webhook_outcome {
 static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
                                             struct webhook_delivery *d) {
     int64_t now = time_now_ms();
-    free(d->last_error);
-    d->last_error = NULL;
-    d->updated_at = now;
     if (!d->ev.seq) {
-        snprintf(d->status, sizeof d->status, "failed");
+        free(d->last_error);
         d->last_error = xstrdup("the event is no longer stored");
+        d->updated_at = now;
+        snprintf(d->status, sizeof d->status, "failed");
         return WEBHOOK_ANSWERED;
     }
     struct buf body;
@@ -374,8 +374,12 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hdr);
     buf_release(&body);
+    /* d is still the row as claimed: recorded as it is, it frees the webhook. */
     if (cc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&ws->stopping)) return WEBHOOK_STOPPED;
     if (call.answered) cc = CURLE_OK;
+    free(d->last_error);
+    d->last_error = NULL;
+    d->updated_at = now;
 
     atomic_fetch_add(&ws->attempts, 1);
     d->attempts++;
@@ -568,15 +572,17 @@ static void *webhook_main(void *arg) {
             continue;
         }
         enum webhook_outcome how = webhook_attempt(ws, c, d);
-        if (how != WEBHOOK_STOPPED) {
-            /* Recorded before the webhook is freed, so no later pick reads
-             * the row as it was. */
-            struct store_op op;
-            store_op_init(&op, STORE_OP_DELIVERY_SET);
-            op.delivery = d;
-            store_run(ws->store, &op);
-            store_op_release(&op);
-        }
+        /* Recorded before the webhook is freed, so no later pick reads the
+         * row as it was. An attempt cut short by a stop writes the row back
+         * unchanged (the store still runs: server.c stops the senders
+         * first), which frees the webhook in the store: else it stayed busy
+         * after a restart until the claim's hold (the timeout plus 5 s)
+         * ran out. */
+        struct store_op op;
+        store_op_init(&op, STORE_OP_DELIVERY_SET);
+        op.delivery = d;
+        store_run(ws->store, &op);
+        store_op_release(&op);
         webhook_done(ws, d, how);
         deliveries_free(d, 1);
     }

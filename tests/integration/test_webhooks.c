@@ -566,8 +566,8 @@ static void test_black_hole_holds_up_no_other_webhook(void) {
 struct scripted {
     int fd, port;
     pthread_t thread;
-    const char *reply;
-    bool hold;
+    _Atomic(const char *) reply; /* may change while it runs */
+    _Atomic bool hold;
     _Atomic bool stop;
     _Atomic int requests;
     int held[64];
@@ -617,9 +617,10 @@ static void *scripted_main(void *arg) {
             sc->first_body_len = len;
         }
         atomic_fetch_add(&sc->requests, 1);
-        if (write(c, sc->reply, strlen(sc->reply)) < 0) {
+        const char *reply = atomic_load(&sc->reply);
+        if (*reply && write(c, reply, strlen(reply)) < 0) {
         }
-        if (sc->hold && sc->nheld < 64)
+        if (atomic_load(&sc->hold) && sc->nheld < 64)
             sc->held[sc->nheld++] = c;
         else
             close(c);
@@ -630,8 +631,8 @@ static void *scripted_main(void *arg) {
 
 static int scripted_start(struct scripted *sc, const char *reply, bool hold) {
     memset(sc, 0, sizeof *sc);
-    sc->reply = reply;
-    sc->hold = hold;
+    atomic_store(&sc->reply, reply);
+    atomic_store(&sc->hold, hold);
     sc->fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -894,6 +895,33 @@ static void test_delete_during_attempt(void) {
     black_hole_stop(&bh);
 }
 
+/* A clean stop during an attempt frees the webhook in the store: after the
+ * restart its delivery is sent at once, not when the claim's hold (the
+ * attempt's timeout plus 5 s, here over ten minutes) runs out. */
+static void test_stop_during_attempt_frees_the_webhook(void) {
+    struct scripted sc;
+    CHECK(scripted_start(&sc, "", true) == 0); /* answers nothing, holds on */
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-timeout-ms", "600000",
+                          NULL) == 0);
+    char *hook = create_webhook(&srv, sc.port, "[\"task.spawned\"]");
+    CHECK(hook);
+    free(th_submit(&srv, "upload", NULL));
+    WAIT_UNTIL(atomic_load(&sc.requests) >= 1, 10000, "an attempt in flight");
+    th_server_stop(&srv, false); /* a clean stop */
+    atomic_store(&sc.hold, false);
+    atomic_store(&sc.reply, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    CHECK(th_server_restart(&srv) == 0);
+    json_t *d = settled_delivery(&srv, hook, 30000);
+    CHECK(d != NULL);
+    CHECK_STR(th_str(d, "status"), "delivered");
+    CHECK_INT(th_int(d, "attempts"), 1); /* the stopped one was not counted */
+    CHECK_INT(atomic_load(&sc.requests), 2);
+    free(hook);
+    th_server_free(&srv);
+    scripted_stop(&sc);
+}
+
 /* This machine's host name, when it resolves to a loopback or private IPv4
  * address without being `localhost` (refused at creation); else NULL. */
 static const char *private_host_name(char *name, size_t cap) {
@@ -963,6 +991,8 @@ static const struct th_test tests[] = {
     {"a redirect is not followed, and the delivery says so", test_redirect_not_followed},
     {"a bad certificate is named and retried", test_bad_certificate_is_named_and_retried},
     {"a webhook deleted during an attempt gets nothing more", test_delete_during_attempt},
+    {"a clean stop during an attempt frees the webhook",
+     test_stop_during_attempt_frees_the_webhook},
     {NULL, NULL},
 };
 
