@@ -389,6 +389,13 @@ static void work_server_state(const struct work_config *cfg, struct tm_client *c
     }
 }
 
+/* Whether a call failed because the server refused the report it carried as such: invalid
+ * (400), or larger than the server (or a proxy before it) takes (413): sent again as it
+ * is, it would be refused for good while the lease ran out. */
+static bool work_is_report_refusal(int rc) {
+    return rc == TM_CLIENT_EINVALID || rc == TM_CLIENT_ETOOLARGE;
+}
+
 /* Whether a call failed because the server is unreachable or broken (not a refusal). */
 static bool work_is_outage(int rc) {
     return rc == TM_CLIENT_ECONNECT || rc == TM_CLIENT_ESERVER;
@@ -727,7 +734,7 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
     if (work_is_outage(rc))
         work_server_state(r->cfg, r->c, true);
     else if (!abandoned &&
-             (rc != TM_CLIENT_EINVALID ||
+             (!work_is_report_refusal(rc) ||
               !work_run_report_refused(r, "heartbeat", tm_client_last_error(r->c)->message)))
         work_log(r->cfg, "task '%s': heartbeat refused: %s", r->id,
                  tm_client_last_error(r->c)->message);
@@ -1135,7 +1142,7 @@ static void work_run_finish(struct work_run *r) {
             json_decref(out);
             return;
         }
-        if (rc == TM_CLIENT_EINVALID && how != WORK_RELEASE &&
+        if (work_is_report_refusal(rc) && how != WORK_RELEASE &&
             work_run_report_refused(r, "end report", tm_client_last_error(r->c)->message))
             continue; /* again at once, bare */
         if (!work_is_outage(rc) || attempt >= 30 || !work_may_retry(first_ms, work_now_ms())) {
@@ -1643,6 +1650,14 @@ static int work_batch_request(struct work_batch *b, const char *verb, json_t *co
         int first = work_batch_request(b, verb, entries, n / 2, results);
         int second = work_batch_request(b, verb, entries + n / 2, n - n / 2, results + n / 2);
         return second ? second : first;
+    }
+    if (rc == TM_CLIENT_ETOOLARGE) {
+        /* One entry too large alone: its report is refused, as an entry the server finds
+         * invalid is (work_entry_code), so that it is dropped and the entry sent bare. */
+        results[0] = json_pack("{s:{s:s, s:s}}", "error", "code", "payload_too_large", "message",
+                               tm_client_last_error(b->c)->message);
+        work_server_state(b->cfg, b->c, false);
+        return 0;
     }
     if (rc == 0 && json_array_size(res) != n) {
         snprintf(b->why, sizeof b->why, "the server answered %zu results for %zu entries",

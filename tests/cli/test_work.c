@@ -1731,6 +1731,49 @@ static void test_pid1_reaps_orphans(void) {
     CHECK_INT(zombies, 0);
 }
 
+/*
+ * A report larger than the server takes (413: its --max-body-bytes is
+ * 4096 here, or a proxy's cap) is refused as such: its items, messages
+ * and attributes are dropped and the next call goes bare, so the lease
+ * holds and the end is taken. It was sent again as it was, refused at
+ * every heartbeat, and the task's end given up: the task stayed running.
+ * One slot, and batched.
+ */
+static void run_report_too_large(struct th_server *own, const char *queue, bool batched) {
+    char extra[100];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+    char *id = th_submit(own, "big", extra);
+    char log[460];
+    snprintf(log, sizeof log, "%s/%s.log", srv.dir, queue);
+    /* 60 messages of 100 bytes: past 4096 bytes in one report. */
+    pid_t w = cli_spawn(own, log, "work", "--queue", queue, "--heartbeat", "0.2", "--concurrency",
+                        batched ? "2" : "1", "--max-tasks", "1", "--", "sh", "-c",
+                        "i=0; while [ $i -lt 60 ]; do echo \"message INFO $(printf '%0100d' $i)\"; "
+                        "i=$((i+1)); done; sleep 1; echo 'progress 0.9 nearly'; sleep 1");
+    int rc = cli_wait(w, 30000);
+    const char *phase = th_phase(own, id);
+    char *text = cli_slurp(log);
+    bool dropped = strstr(text, "is dropped") != NULL;
+    if (rc != 0 || strcmp(phase, "completed") != 0 || !dropped) printf("%s\n", text);
+    free(text);
+    if (rc == -1) worker_end(w);
+    free(id);
+    CHECK_INT(rc, 0);
+    CHECK_STR(phase, "completed");
+    CHECK(dropped);
+}
+
+static void test_report_too_large(void) {
+    struct th_server own;
+    if (th_server_start(&own, "--max-body-bytes", "4096", NULL)) {
+        th_fail(__FILE__, __LINE__, "no server");
+        return;
+    }
+    run_report_too_large(&own, "bigq", false);
+    if (!th_failed()) run_report_too_large(&own, "bbigq", true);
+    th_server_stop(&own, false);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1774,6 +1817,7 @@ static const struct th_test tests[] = {
     {"--quiet still says what goes wrong", test_quiet_still_says_problems},
     {"SIGHUP to the worker hands the task back", test_sighup_hands_task_back},
     {"as PID 1 the worker reaps what its commands leave behind", test_pid1_reaps_orphans},
+    {"a report larger than the server takes is dropped: the end is taken", test_report_too_large},
     {NULL, NULL},
 };
 
