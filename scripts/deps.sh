@@ -23,6 +23,8 @@ $testing && ! command -v node >/dev/null && pkgs+=(nodejs)
 $testing && ! command -v npm >/dev/null && pkgs+=(npm)
 # Debian's chromium runs the dashboard's browser tests (tests/browser, through playwright-core).
 $testing && pkgs+=(chromium)
+# libfaketime runs a node whose clock is ahead (test_multinode's clock check).
+$testing && pkgs+=(faketime)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -414,6 +414,13 @@ static void health_metrics(struct req *r) {
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,
                    m[i].type, m[i].name, (unsigned long long)m[i].v);
+    if (st.clock_measured)
+        buf_printf(&b,
+                   "# HELP taskmill_clock_offset_ms How far the database's clock is ahead of this "
+                   "node's (negative: behind), as measured once a minute.\n"
+                   "# TYPE taskmill_clock_offset_ms gauge\n"
+                   "taskmill_clock_offset_ms %lld\n",
+                   (long long)st.clock_offset_ms);
     struct queue_counts *qc = NULL;
     size_t n = 0;
     struct tm_error e;

@@ -92,6 +92,8 @@ struct store {
     bool feed_stopping; /* under lock */
     bool feed_poke;     /* under lock: we committed events */
     int64_t feed_seq;   /* feed thread: the last seq handed to the listener */
+    int64_t clock_next; /* feed thread: monotonic ms of the next clock check */
+    bool clock_skewed;  /* feed thread: the last check was past STORE_CLOCK_WARN_MS */
     /* Our own committed batches' events, oldest first, for the feed to hand
      * on without reading them back when nothing came between (under lock). */
     struct feed_local {
@@ -1877,11 +1879,51 @@ static int store_feed_read(struct store *s) {
  * first) or another node's announcement sends the feed to the log. With
  * one node, the log is read only by the poll.
  */
+/*
+ * Nodes compare each other's times (a lease's end, a due time, a webhook's
+ * busy mark), each written by its node's clock, so a node whose clock runs
+ * ahead expires other nodes' leases that much early. The feed thread reads
+ * the database's clock once a minute, takes the offset from the middle of
+ * the round trip (not when that took over STORE_CLOCK_RTT_MAX_MS) and logs
+ * when this node's clock leaves or comes back within STORE_CLOCK_WARN_MS
+ * of it; /metrics shows the offset (docs/operations.md).
+ */
+#define STORE_CLOCK_CHECK_MS   60000
+#define STORE_CLOCK_WARN_MS    1000
+#define STORE_CLOCK_RTT_MAX_MS 200
+
+static void store_clock_check(struct store *s) {
+    const struct store_backend *be = s->base.backend;
+    s->clock_next = time_mono_ms() + STORE_CLOCK_CHECK_MS;
+    int64_t before = time_now_ms(), db = 0;
+    if (!be->clock_ms || be->clock_ms(s, &db)) return; /* the next check tries again */
+    int64_t after = time_now_ms();
+    if (after - before > STORE_CLOCK_RTT_MAX_MS) return;
+    int64_t offset = db - before - (after - before) / 2;
+    pthread_mutex_lock(&s->lock);
+    s->stats.clock_offset_ms = offset;
+    s->stats.clock_measured = true;
+    pthread_mutex_unlock(&s->lock);
+    bool skewed = offset > STORE_CLOCK_WARN_MS || offset < -STORE_CLOCK_WARN_MS;
+    if (skewed && !s->clock_skewed)
+        fprintf(stderr,
+                "taskmill: this node's clock is %lld ms %s the database's: nodes compare each "
+                "other's times (a lease's end, a due time), so a clock ahead expires other nodes' "
+                "leases early and one behind expires them late; keep the clocks in step (NTP)\n",
+                (long long)(offset < 0 ? -offset : offset), offset < 0 ? "ahead of" : "behind");
+    else if (!skewed && s->clock_skewed)
+        fprintf(stderr, "taskmill: this node's clock is within %d ms of the database's again\n",
+                STORE_CLOCK_WARN_MS);
+    s->clock_skewed = skewed;
+}
+
 static void *store_feed_main(void *arg) {
     struct store *s = arg;
     const struct store_backend *be = s->base.backend;
     struct feed_local *local = NULL;
+    store_clock_check(s);
     for (;;) {
+        if (time_mono_ms() >= s->clock_next) store_clock_check(s);
         pthread_mutex_lock(&s->lock);
         bool stopping = s->feed_stopping, poked = s->feed_poke;
         s->feed_poke = false;

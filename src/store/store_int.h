@@ -177,6 +177,8 @@ struct store_backend {
     int (*stats_read)(struct store *s, const char *ns, const char *queue, int64_t from_minute,
                       int64_t to_minute, struct queue_stat **out, size_t *n);
     int (*ping)(struct store *s);
+    /* The database's clock, Unix ms (shared backends: store_clock_check). */
+    int (*clock_ms)(struct store *s, int64_t *ms);
     int (*doc_get)(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
                    struct store_doc *out);
     int (*doc_list)(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,

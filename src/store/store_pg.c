@@ -2091,6 +2091,17 @@ static int pg_ping(struct store *s) {
     return rc;
 }
 
+static const struct pg_stmt st_clock = {
+    PGS_CLOCK, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8"};
+
+static int pg_clock_ms(struct store *s, int64_t *ms) {
+    PGresult *r;
+    int rc = pg_read(s, &st_clock, NULL, &r);
+    if (!rc) *ms = pg_int(r, 0, 0);
+    PQclear(r);
+    return rc;
+}
+
 /* ---- The feed: LISTEN on a connection of its own (feed thread only) ---- */
 
 /* Waits for the interrupt pipe until the deadline; true when woken. */
@@ -2370,6 +2381,7 @@ const struct store_backend store_pg_backend = {
     .list = pg_list,
     .queue_counts = pg_queue_counts,
     .ping = pg_ping,
+    .clock_ms = pg_clock_ms,
     .events_append = pg_events_append,
     .events_prune_info = pg_events_prune_info,
     .events_delete = pg_events_delete,

@@ -9,9 +9,11 @@
  * skipped. Threads are the tests' own; th_http keeps one connection per
  * thread.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "sse_client.h"
@@ -322,6 +324,87 @@ static void test_expired_lease_swept_once(void) {
     CHECK_INT(attempt, 2);
 }
 
+/* The value of a /metrics line "name VALUE" of s, or fallback when there is none. */
+static long long metric(struct th_server *s, const char *name, long long fallback) {
+    const struct th_resp *r = th_http(s, "GET", "/metrics", NULL);
+    char key[96];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = r->status == 200 && r->body ? strstr(r->body, key) : NULL;
+    return at ? strtoll(at + strlen(key), NULL, 10) : fallback;
+}
+
+/* Whether s's log says what. */
+static bool log_says(const struct th_server *s, const char *what) {
+    char path[300], text[65536];
+    snprintf(path, sizeof path, "%s/server.log", s->dir);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    text[n] = '\0';
+    return strstr(text, what) != NULL;
+}
+
+/*
+ * A node whose clock runs 5 s ahead (libfaketime, from scripts/deps.sh
+ * --test) says so in its log and in /metrics: nodes compare each other's
+ * times, so it would expire other nodes' leases 5 s early. A node in step
+ * shows an offset near 0 and says nothing.
+ */
+static void test_clock_ahead_is_reported(void) {
+    const char *lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    if (!th_backend_is_pg()) {
+        th_skip("the clock check compares a node with PostgreSQL's clock");
+        return;
+    }
+    if (access(lib, R_OK) != 0) {
+        th_fail(__FILE__, __LINE__, "%s is missing: scripts/deps.sh --test installs faketime", lib);
+        return;
+    }
+    struct th_server a, b;
+    if (th_server_start(&a, NULL)) {
+        th_fail(__FILE__, __LINE__, "node A did not start (log %s/server.log)", a.dir);
+        th_server_stop(&a, true);
+        return;
+    }
+    /* B alone runs with the clock ahead; the monotonic clock stays true. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *asan_was = asan ? strdup(asan) : NULL, asan_now[512];
+    snprintf(asan_now, sizeof asan_now, "%s%sverify_asan_link_order=0", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", asan_now, 1);
+    setenv("LD_PRELOAD", lib, 1);
+    setenv("FAKETIME", "+5s", 1);
+    setenv("DONT_FAKE_MONOTONIC", "1", 1);
+    int rc = th_server_start_peer(&b, &a, NULL);
+    unsetenv("LD_PRELOAD");
+    unsetenv("FAKETIME");
+    unsetenv("DONT_FAKE_MONOTONIC");
+    if (asan_was)
+        setenv("ASAN_OPTIONS", asan_was, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(asan_was);
+    if (rc) {
+        th_server_free(&a);
+        return;
+    }
+    /* The first check runs as the node starts; wait for its figure. */
+    long long off_b = LLONG_MIN, off_a = LLONG_MIN;
+    for (int i = 0; i < 100 && (off_b == LLONG_MIN || off_a == LLONG_MIN); i++) {
+        off_b = metric(&b, "taskmill_clock_offset_ms", LLONG_MIN);
+        off_a = metric(&a, "taskmill_clock_offset_ms", LLONG_MIN);
+        if (off_b == LLONG_MIN || off_a == LLONG_MIN) th_sleep_ms(100);
+    }
+    if (off_b > -4500 || off_b < -5500) printf("    node B's offset: %lld ms\n", off_b);
+    CHECK(off_b <= -4500 && off_b >= -5500);
+    CHECK(off_a != LLONG_MIN && off_a > -1000 && off_a < 1000);
+    CHECK(log_says(&b, "this node's clock is"));
+    CHECK(log_says(&b, "ahead of the database's"));
+    CHECK(log_says(&b, "keep the clocks in step (NTP)"));
+    CHECK(!log_says(&a, "this node's clock is"));
+    free_nodes(&a, &b);
+}
+
 static const struct th_test tests[] = {
     {"a task submitted on one node is read, claimed and finished through another",
      test_one_task_through_both_nodes},
@@ -336,6 +419,7 @@ static const struct th_test tests[] = {
     {"claims from both nodes at once hand out every task once",
      test_claims_from_both_nodes_once_each},
     {"a lease that runs out is swept once, whichever node sweeps", test_expired_lease_swept_once},
+    {"a node whose clock runs ahead of the database's says so", test_clock_ahead_is_reported},
     {NULL, NULL},
 };
 
