@@ -527,8 +527,28 @@ static void work_run_message(struct work_run *r, const char *level, json_t *text
     r->dirty = true;
 }
 
+/*
+ * Narrows a line of the command's output (*p, *n bytes, its "\n" or
+ * "\r\n" included if any) to what a terminal shows of it: without its
+ * end, and only what follows its last '\r'. A progress bar drawn over
+ * itself ("10%\r20%\r...\rdone") is the line it ends as, not every
+ * state it went through, '\r's and all, in the log tail, the error and
+ * the worker's own log (where journald showed it as a blob).
+ */
+static void work_line_shown(const char **p, size_t *n) {
+    if (*n && (*p)[*n - 1] == '\n') (*n)--;
+    while (*n && (*p)[*n - 1] == '\r')
+        (*n)--;
+    const char *cr = memrchr(*p, '\r', *n);
+    if (cr) {
+        *n -= (size_t)(cr + 1 - *p);
+        *p = cr + 1;
+    }
+}
+
 /* Applies one line of the command's standard output. */
 static void work_run_stdout_line(struct work_run *r, const char *p, size_t n) {
+    work_line_shown(&p, &n);
     struct progress_line pl;
     progress_line_parse(p, n, &pl);
     char msg[WORK_LOG_LINE_MAX + 1];
@@ -743,12 +763,9 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
 }
 
 /* Applies one line of the command's standard error (n bytes, its '\n' or "\r\n" included
- * if any): output, as progress_line_parse takes a line of standard output. A '\r' kept
- * erased the line it ended on a terminal (with the "\033[K" after it), made it a blob
- * in journald, and stayed in the log tail and the error. */
+ * if any): output, as it shows on a terminal (work_line_shown). */
 static void work_run_stderr_line(struct work_run *r, const char *p, size_t n) {
-    if (n && p[n - 1] == '\n') n--;
-    if (n && p[n - 1] == '\r') n--;
+    work_line_shown(&p, &n);
     work_run_log_line(r, p, n, true);
 }
 

@@ -1774,6 +1774,36 @@ static void test_report_too_large(void) {
     th_server_stop(&own, false);
 }
 
+/*
+ * Output drawn over itself with '\r' (a progress bar: "10%\r20%\rdone")
+ * is taken as a terminal shows it, the text after the last '\r': in the
+ * log tail, the error, the worker's log, and a progress line too. It was
+ * kept whole, '\r's and all (a blob in journald), and a progress line so
+ * drawn was ordinary output.
+ */
+static void test_carriage_return_output(void) {
+    char *id = th_submit(&srv, "bar", "\"queue\":\"crq\",\"max_retries\":0");
+    pid_t w = cli_spawn(&srv, worker_log("cr"), "work", "--queue", "crq", "--max-tasks", "1", "--",
+                        "sh", "-c",
+                        "printf 'progress 0.1\\rprogress 0.7 seventy\\n'; "
+                        "printf 'fetch 10%%\\rfetch 20%%\\rfetch done\\n'; sleep 0.3; "
+                        "printf 'up 1\\rup 2\\rsaved\\n' >&2; exit 1");
+    int rc = cli_wait(w, 20000);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    char *log = cli_slurp(worker_log("cr"));
+    bool cr = strchr(log, '\r') != NULL;
+    free(log);
+    if (rc != 0 || cr) show_log("cr");
+    free(id);
+    CHECK_INT(rc, 0);
+    CHECK_STR(th_str(r->json, "error"), "command exited with status 1: saved");
+    CHECK_STR(th_str(r->json, "attributes.log_tail"), "fetch done\nsaved");
+    CHECK_STR(th_str(r->json, "progress.message"), "seventy");
+    CHECK(!cr);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1818,6 +1848,8 @@ static const struct th_test tests[] = {
     {"SIGHUP to the worker hands the task back", test_sighup_hands_task_back},
     {"as PID 1 the worker reaps what its commands leave behind", test_pid1_reaps_orphans},
     {"a report larger than the server takes is dropped: the end is taken", test_report_too_large},
+    {"output drawn over itself with CR is taken as a terminal shows it",
+     test_carriage_return_output},
     {NULL, NULL},
 };
 
