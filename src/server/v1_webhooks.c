@@ -89,11 +89,41 @@ static void webhooks_create(struct req *r) {
     req_submit(r, webhooks_created);
 }
 
+/* The query of a webhook read: `limit` once where `limit_ok`, else nothing,
+ * as the other resources' reads refuse what they do not know (a filter
+ * such as ?status=pending was ignored, and every delivery listed). */
+struct webhooks_query {
+    bool limit_ok;
+    int nlimit;
+    struct tm_error *e;
+};
+
+static int webhooks_query_arg(void *cls, const char *key, const char *value) {
+    struct webhooks_query *q = cls;
+    (void)value;
+    if (!q->limit_ok || strcmp(key, "limit") != 0)
+        return err_set(q->e, TM_EINVALID, key, "unknown query parameter '%s'", key);
+    if (++q->nlimit > 1) return err_set(q->e, TM_EINVALID, key, "'limit' is given more than once");
+    return 0;
+}
+
+/* Replies 400 and returns -1 when the query holds anything but what the
+ * read takes. */
+static int webhooks_check_query(struct req *r, bool limit_ok) {
+    struct tm_error e;
+    err_clear(&e);
+    struct webhooks_query q = {limit_ok, 0, &e};
+    if (!req_query_each(r, webhooks_query_arg, &q)) return 0;
+    reply_error(r, &e);
+    return -1;
+}
+
 static void webhooks_list(struct req *r) {
     struct webhook *w = NULL;
     size_t n = 0;
     struct tm_error e;
     err_clear(&e);
+    if (webhooks_check_query(r, false)) return;
     const char *id = r->nparams ? r->param[0] : NULL;
     if (id && !id_is_valid(id)) {
         reply_error_code(r, TM_ENOT_FOUND, "", "webhook not found");
@@ -137,6 +167,7 @@ static void webhooks_deliveries(struct req *r) {
     struct tm_error e;
     err_clear(&e);
     int limit;
+    if (webhooks_check_query(r, true)) return;
     if (v1_decode_history_limit(req_query(r, "limit"), &limit, &e)) {
         reply_error(r, &e);
         return;

@@ -260,6 +260,42 @@ static void test_bad_bodies_named_nothing_stored(void) {
     th_server_free(&srv);
 }
 
+/* The reads take `limit` (deliveries) once and nothing else: a filter the
+ * list does not have is 400 naming it, not ignored (which listed every
+ * delivery as if it had filtered). */
+static void test_read_queries_checked(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", NULL) == 0);
+    char *hook = create_webhook(&srv, 9, NULL);
+    CHECK(hook);
+    static const struct {
+        const char *query, *field;
+    } bad[] = {
+        {"?status=pending", "status"},
+        {"?limit=5&limit=6", "limit"},
+        {"?limit=0", "limit"},
+        {"?limit=5&cursor=x", "cursor"},
+    };
+    char path[200];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries%s", hook, bad[i].query);
+        struct th_resp *r = th_http(&srv, "GET", path, NULL);
+        if (r->status != 400 || !th_str(r->json, "error.field") ||
+            strcmp(th_str(r->json, "error.field"), bad[i].field) != 0)
+            th_fail(__FILE__, __LINE__, "%s: %ld %s", path, r->status, r->body);
+    }
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries?limit=5", hook);
+    CHECK_INT(th_http(&srv, "GET", path, NULL)->status, 200);
+    struct th_resp *r = th_http(&srv, "GET", "/v1/webhooks?namespace=x", NULL);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "namespace");
+    snprintf(path, sizeof path, "/v1/webhooks/%s?x=1", hook);
+    CHECK_INT(th_http(&srv, "GET", path, NULL)->status, 400);
+    CHECK_INT(th_http(&srv, "GET", "/v1/webhooks", NULL)->status, 200);
+    free(hook);
+    th_server_free(&srv);
+}
+
 static void test_failing_receiver_gets_every_event_signed(void) {
     struct receiver rv;
     CHECK(receiver_start(&rv) == 0);
@@ -977,6 +1013,7 @@ static const struct th_test tests[] = {
     {"create, list, delete; private destinations refused", test_crud_and_private_refused},
     {"bad create bodies are 400 naming the field; nothing stored",
      test_bad_bodies_named_nothing_stored},
+    {"the reads refuse what their query does not take", test_read_queries_checked},
     {"a failing receiver gets every event, signed", test_failing_receiver_gets_every_event_signed},
     {"senders are woken only by commits that queued deliveries",
      test_senders_wake_for_deliveries_only},
