@@ -1745,11 +1745,12 @@ static void run_report_too_large(struct th_server *own, const char *queue, bool 
     char *id = th_submit(own, "big", extra);
     char log[460];
     snprintf(log, sizeof log, "%s/%s.log", srv.dir, queue);
-    /* 60 messages of 100 bytes: past 4096 bytes in one report. */
+    /* One attribute of 5000 bytes: past 4096 bytes in any report that holds it (60
+     * messages of 100 bytes could go out a few at a time). */
     pid_t w = cli_spawn(own, log, "work", "--queue", queue, "--heartbeat", "0.2", "--concurrency",
                         batched ? "2" : "1", "--max-tasks", "1", "--", "sh", "-c",
-                        "i=0; while [ $i -lt 60 ]; do echo \"message INFO $(printf '%0100d' $i)\"; "
-                        "i=$((i+1)); done; sleep 1; echo 'progress 0.9 nearly'; sleep 1");
+                        "echo \"attribute big $(printf '%05000d' 0)\"; sleep 1; "
+                        "echo 'progress 0.9 nearly'; sleep 1");
     int rc = cli_wait(w, 30000);
     const char *phase = th_phase(own, id);
     char *text = cli_slurp(log);
