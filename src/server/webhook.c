@@ -208,6 +208,9 @@ int webhook_url_check(const char *url, bool allow_private, struct tm_error *e) {
     }
     /* Literal addresses only: a name is not resolved here (that would block
      * an HTTP thread); its addresses are checked on every connection. */
+    /* A trailing dot ("127.0.0.1.") is the same host to a resolver. */
+    len = strlen(name);
+    if (len > 1 && name[len - 1] == '.') name[len - 1] = '\0';
     struct in_addr v4;
     struct in6_addr v6;
     bool private = webhook_host_is_localhost(name);

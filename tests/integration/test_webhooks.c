@@ -232,6 +232,8 @@ static void test_bad_bodies_named_nothing_stored(void) {
         {"{\"url\":\"http:///hook\"}", "url"}, /* libcurl would send it to host 'hook' */
         {"{\"url\":\"https:///x/y\"}", "url"},
         {"{\"url\":\"http://example.com:0/hook\"}", "url"},
+        {"{\"url\":\"http://127.0.0.1./hook\"}", "url"}, /* a literal, with a root dot */
+        {"{\"url\":\"http://10.0.0.1./hook\"}", "url"},
         {"{\"url\":\"http://exa mple.com/\"}", "url"},
         {"{\"url\":\"http://example.com:99999/\"}", "url"},
         {"{\"url\":\"ftp://example.com/\"}", "url"},
