@@ -60,6 +60,7 @@ extern char **environ;
 #define WORK_DRAIN_MS             1000  /* output read after the command exits */
 #define WORK_HEARTBEAT_MS         2000 /* default --heartbeat: how soon a cancel reaches a command */
 #define WORK_SPAWN_BACKOFF_MAX_MS 30000  /* the longest pause after a command failed to start */
+#define WORK_REPORT_TRIES         30     /* an end report's tries at least (work_report_again) */
 #define WORK_SHOWN_IDS            64     /* recent ids a short id must tell apart */
 #define WORK_ENV_STRING_MAX       131072 /* Linux's MAX_ARG_STRLEN: one NAME=VALUE and its NUL */
 /* Once the worker stops, the longest a request other than a claim waits for its answer
@@ -1126,8 +1127,21 @@ static void work_run_log_end(const struct work_run *r, const char *what, const c
               failed ? ": " : "", failed ? error : "");
 }
 
-/* Sends the outcome, retrying while the server cannot be reached (once the worker stops, only
- * within WORK_STOP_CALL_MS of the first try, each try bounded by then: work_abort). */
+/*
+ * Whether the report of r's end is tried again after the server could not
+ * be reached, at its tries-th time: WORK_REPORT_TRIES times, a second
+ * apart, and beyond them while its lease may still hold (counted from the
+ * last heartbeat the server answered), since until then the server takes
+ * it. A report given up sooner, with a lease of minutes and the server
+ * away for more than half of one, left a finished task to run again.
+ */
+static bool work_report_again(const struct work_run *r, int tries, int64_t now) {
+    return tries < WORK_REPORT_TRIES || now - r->lease_ok_ms < r->cfg->lease_s * 1000LL;
+}
+
+/* Sends the outcome, retrying while the server cannot be reached (work_report_again; once the
+ * worker stops, only within WORK_STOP_CALL_MS of the first try, each try bounded by then:
+ * work_abort). */
 static void work_run_finish(struct work_run *r) {
     const struct work_config *cfg = r->cfg;
     if (r->lease_lost) return;
@@ -1162,7 +1176,8 @@ static void work_run_finish(struct work_run *r) {
         if (work_is_report_refusal(rc) && how != WORK_RELEASE &&
             work_run_report_refused(r, "end report", tm_client_last_error(r->c)->message))
             continue; /* again at once, bare */
-        if (!work_is_outage(rc) || attempt >= 30 || !work_may_retry(first_ms, work_now_ms())) {
+        if (!work_is_outage(rc) || !work_report_again(r, attempt + 1, work_now_ms()) ||
+            !work_may_retry(first_ms, work_now_ms())) {
             work_log(
                 cfg, "task '%s': cannot report it %s: %s", r->id, what,
                 rc == TM_CLIENT_EABORTED ? WORK_ABANDONED : tm_client_last_error(r->c)->message);
@@ -1380,9 +1395,8 @@ static void *work_slot_main(void *arg) {
  * that run as lost and starts once its command has exited
  * (work_batch_supersede).
  */
-#define WORK_CLAIM_MAX    100    /* the server's cap on one claim */
-#define WORK_BATCH_BYTES  262144 /* a larger batched request is split; the server takes 1 MiB */
-#define WORK_REPORT_TRIES 30     /* reports sent again, a second apart, while the server is away */
+#define WORK_CLAIM_MAX   100    /* the server's cap on one claim */
+#define WORK_BATCH_BYTES 262144 /* a larger batched request is split; the server takes 1 MiB */
 
 static pthread_mutex_t work_inbox_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_slot_freed = PTHREAD_COND_INITIALIZER;
@@ -1823,8 +1837,8 @@ static json_t *work_end_entry(struct work_run *r, enum work_outcome how, const c
  * Reports the ends of the runs that are over, one request per verb, and
  * forgets the runs reported, given up, or whose lease was lost. Tasks the
  * worker hands back wait while a claim is out (see work_claiming). A
- * report the server could not take is sent again a second later, up to
- * WORK_REPORT_TRIES times (once the worker stops, only within
+ * report the server could not take is sent again a second later, while
+ * work_report_again says (once the worker stops, only within
  * WORK_STOP_CALL_MS of its first try: work_may_retry).
  */
 static void work_batch_report(struct work_batch *b, int64_t now) {
@@ -1868,7 +1882,7 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
                 if (!r->start_failed)
                     work_run_log_end(r, what, json_string_value(json_object_get(res, "phase")),
                                      error);
-            } else if (work_is_outage(code) && ++r->report_tries < WORK_REPORT_TRIES &&
+            } else if (work_is_outage(code) && work_report_again(r, ++r->report_tries, now) &&
                        work_may_retry(r->report_first_ms, now)) {
                 r->report_after_ms = now + 1000;
                 done = false;

@@ -1805,6 +1805,69 @@ static void test_carriage_return_output(void) {
     CHECK(!cr);
 }
 
+/*
+ * The report of a task's end outlasts 30 tries while the task's lease
+ * holds: a proxy answers every report 503 for more than 30 s (the server
+ * behind it away), then passes them again. The worker gave up after 30
+ * tries, a second apart ('cannot report it completed'), and the finished
+ * task, its lease 120 s, ran again later. One slot and batched, at once.
+ */
+static void test_end_report_outlasts_tries(void) {
+    static const char *const queues[2] = {"outq", "boutq"};
+    static const char *const away =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 5\r\nConnection: close\r\n\r\naway\n";
+    char *ids[2];
+    struct relay rl[2];
+    pid_t w[2];
+    for (int i = 0; i < 2; i++) {
+        char extra[100];
+        snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queues[i]);
+        ids[i] = th_submit(&srv, "out", extra);
+        CHECK(relay_start_answering(&rl[i], queues[i], 0, "/complete HTTP/1.1", away) == 0);
+        w[i] = cli_spawn(&rl[i].via, worker_log(queues[i]), "work", "--queue", queues[i], "--lease",
+                         "120", "--heartbeat", "0.2", "--concurrency", i ? "2" : "1", "--max-tasks",
+                         "1", "--", "sh", "-c", "echo 'result {\"ok\":1}'");
+    }
+    /* Until each worker has tried its report 32 times (or has given up and exited). */
+    int tries[2] = {0, 0};
+    for (int waited = 0; waited < 60000 && (tries[0] < 32 || tries[1] < 32); waited += 200) {
+        for (int i = 0; i < 2; i++) {
+            char *up = relay_text(&rl[i], "up");
+            tries[i] = cli_count(up, "/complete HTTP/1.1");
+            free(up);
+            if (tries[i] < 32 && waitpid(w[i], NULL, WNOHANG) == w[i]) tries[i] = 1000 + tries[i];
+        }
+        th_sleep_ms(200);
+    }
+    for (int i = 0; i < 2; i++) {
+        int port = rl[i].port;
+        relay_stop(&rl[i]);
+        char tag[32];
+        snprintf(tag, sizeof tag, "%s-back", queues[i]);
+        CHECK(relay_start(&rl[i], tag, port) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        int rc = tries[i] >= 1000 ? -2 : cli_wait(w[i], 30000);
+        const char *phase = th_phase(&srv, ids[i]);
+        char *log = cli_slurp(worker_log(queues[i]));
+        bool gave_up = strstr(log, "cannot report") != NULL;
+        free(log);
+        if (rc != 0 || strcmp(phase, "completed") != 0 || gave_up) {
+            printf("    %s: %d reports sent while the server was away\n", queues[i],
+                   tries[i] % 1000);
+            show_log(queues[i]);
+        }
+        if (rc == -1) worker_end(w[i]);
+        relay_stop(&rl[i]);
+        CHECK(tries[i] >= 32 && tries[i] < 1000); /* it was still trying */
+        CHECK_INT(rc, 0);
+        CHECK_STR(phase, "completed");
+        CHECK(!gave_up);
+        free(ids[i]);
+    }
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -1851,6 +1914,8 @@ static const struct th_test tests[] = {
     {"a report larger than the server takes is dropped: the end is taken", test_report_too_large},
     {"output drawn over itself with CR is taken as a terminal shows it",
      test_carriage_return_output},
+    {"the report of a task's end is tried while its lease holds, past 30 tries",
+     test_end_report_outlasts_tries},
     {NULL, NULL},
 };
 
