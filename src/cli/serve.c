@@ -133,7 +133,8 @@ static const struct serve_flag serve_flags[] = {
           "task JSON in one event; larger is reduced"),
     EVENT("sse-keepalive-ms", keepalive_ms, 100, 3600000, 15000,
           "comment on an idle stream this often"),
-    EVENT("webhook-backoff-ms", webhook_backoff_ms, 1, 86400000, 5000,
+    /* At most the 1 h that the doubling stops at: a first delay above it was cut to it. */
+    EVENT("webhook-backoff-ms", webhook_backoff_ms, 1, 3600000, 5000,
           "first retry delay, doubling up to 1 h"),
     EVENT("webhook-max-attempts", webhook_max_attempts, 1, 1000, 34, "attempts per delivery"),
     EVENT("webhook-timeout-ms", webhook_timeout_ms, 100, 600000, 10000, "per attempt"),
