@@ -400,8 +400,16 @@ json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_erro
     json_error_t je;
     v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
     if (!v) {
-        err_set(e, TM_EMALFORMED, "", "malformed JSON at line %d column %d: %s", je.line, je.column,
-                je.text);
+        /* A duplicate key is named as the field when jansson quotes it plainly
+         * ("duplicate object key near '"type"'"): an escaped one stays unnamed. */
+        char field[64] = "";
+        const char *k =
+            json_error_code(&je) == json_error_duplicate_key ? strstr(je.text, "near '\"") : NULL;
+        size_t len = k ? strcspn(k += 7, "\"\\") : 0;
+        if (k && len && len < sizeof field && strncmp(k + len, "\"'", 2) == 0)
+            snprintf(field, sizeof field, "%.*s", (int)len, k);
+        err_set(e, TM_EMALFORMED, field, "malformed JSON at line %d column %d: %s", je.line,
+                je.column, je.text);
         return NULL;
     }
     if (!json_is_object(v)) {

@@ -54,6 +54,8 @@ static void test_malformed_and_deep_json(void) {
     CHECK(strstr(th_str(r->json, "error.message"), "deeper than 4") != NULL);
     r = th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"m\",\"queue\":\"lq2\",\"type\":\"n\"}");
     CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.code"), "malformed_json");
+    CHECK_STR(th_str(r->json, "error.field"), "type"); /* it named none */
     const char *h[] = {"Content-Type: application/json", NULL};
     r = th_http_raw(&srv, "POST", "/v1/tasks", "{\"type\":\"m\\u0000\",\"queue\":\"lq2\"}", 32, h);
     CHECK_INT(r->status, 400);
