@@ -504,6 +504,31 @@ struct work_run {
     json_t *task;
 };
 
+/*
+ * Echoes a line of a command's output on the worker's standard error,
+ * after its task's short id. On a terminal as it is (colours and all);
+ * elsewhere (journald, a file) a control character is written as \xNN,
+ * since one raw escape or bell made journald keep the whole line as
+ * binary data.
+ */
+static void work_echo(const struct work_run *r, const char *p, size_t n) {
+    if (work_tty) {
+        fprintf(stderr, "[%.*s] %.*s\033[K\n", r->short_len, r->id, (int)n, p);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            buf_printf(&b, "\\x%02x", ch);
+        else
+            buf_putc(&b, (char)ch);
+    }
+    fprintf(stderr, "[%.*s] %.*s\n", r->short_len, r->id, (int)b.len, b.p ? b.p : "");
+    buf_release(&b);
+}
+
 static void work_run_log_line(struct work_run *r, const char *p, size_t n, bool forward) {
     if (n > WORK_LOG_LINE_MAX) n = WORK_LOG_LINE_MAX;
     if (r->log_n == WORK_LOG_LINES) {
@@ -517,9 +542,7 @@ static void work_run_log_line(struct work_run *r, const char *p, size_t n, bool 
     utf8_scrub_n(line, n); /* kept whole past a NUL, and good for JSON */
     r->log[r->log_n++] = line;
     r->log_dirty = r->dirty = true;
-    if (forward && !r->cfg->quiet)
-        fprintf(stderr, "[%.*s] %.*s%s\n", r->short_len, r->id, (int)n, p,
-                work_tty ? "\033[K" : "");
+    if (forward && !r->cfg->quiet) work_echo(r, p, n);
 }
 
 static void work_run_message(struct work_run *r, const char *level, json_t *text) {

@@ -1607,6 +1607,32 @@ static void test_crlf_output(void) {
 }
 
 /*
+ * A command's escape sequences and bells are echoed as \xNN when the
+ * worker's standard error is not a terminal (journald, a file): one raw
+ * ESC made journald keep the whole line as binary data. The task's log
+ * tail keeps the output as it was.
+ */
+static void test_control_chars_echoed_escaped(void) {
+    char *id = th_submit(&srv, "ctl", "\"queue\":\"ctlq\"");
+    pid_t w = cli_spawn(&srv, worker_log("ctl"), "work", "--queue", "ctlq", "--max-tasks", "1",
+                        "--", "sh", "-c", "printf 'a \\033[31mred\\033[0m\\a\\tz\\n'");
+    int rc = cli_wait(w, 20000);
+    char *log = cli_slurp(worker_log("ctl"));
+    bool raw = strchr(log, '\033') != NULL || strchr(log, '\a') != NULL;
+    bool escaped = strstr(log, "] a \\x1b[31mred\\x1b[0m\\x07\tz\n") != NULL;
+    free(log);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    if (rc != 0 || raw || !escaped) show_log("ctl");
+    free(id);
+    CHECK_INT(rc, 0);
+    CHECK(!raw);
+    CHECK(escaped);
+    CHECK_STR(th_str(r->json, "attributes.log_tail"), "a \033[31mred\033[0m\a\tz");
+}
+
+/*
  * --quiet leaves out the commands' output and the routine lines (each task
  * claimed and ended), never what goes wrong: a quiet worker whose server
  * cannot be reached says so. It said nothing at all, so a supervisor's log
@@ -1920,6 +1946,8 @@ static const struct th_test tests[] = {
      test_carriage_return_output},
     {"the report of a task's end is tried while its lease holds, past 30 tries",
      test_end_report_outlasts_tries},
+    {"control characters of a command's output are echoed as \\xNN off a terminal",
+     test_control_chars_echoed_escaped},
     {NULL, NULL},
 };
 
