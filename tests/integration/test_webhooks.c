@@ -118,28 +118,41 @@ static void *receiver_main(void *arg) {
     return NULL;
 }
 
+/* A socket listening on a free loopback port (*port), or -1. */
+static int listen_loopback(int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 64)) {
+        close(fd);
+        return -1;
+    }
+    socklen_t sl = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* Wakes a thread blocked in accept() on loopback port `port` with a connection of our own. */
+static void wake_accept(int port) {
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(c, (struct sockaddr *)&sa, sizeof sa)) {
+    }
+    close(c);
+}
+
 static int receiver_start(struct receiver *rv) {
     memset(rv, 0, sizeof *rv);
     pthread_mutex_init(&rv->lock, NULL);
-    rv->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (bind(rv->fd, (struct sockaddr *)&sa, sizeof sa) || listen(rv->fd, 64)) return -1;
-    socklen_t sl = sizeof sa;
-    getsockname(rv->fd, (struct sockaddr *)&sa, &sl);
-    rv->port = ntohs(sa.sin_port);
+    if ((rv->fd = listen_loopback(&rv->port)) < 0) return -1;
     return pthread_create(&rv->thread, NULL, receiver_main, rv);
 }
 
 static void receiver_stop(struct receiver *rv) {
     atomic_store(&rv->stop, true);
-    /* Wake accept() with a connection of our own. */
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rv->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(c, (struct sockaddr *)&sa, sizeof sa)) {
-    }
-    close(c);
+    wake_accept(rv->port);
     pthread_join(rv->thread, NULL);
     close(rv->fd);
     for (int i = 0; i < rv->nseen; i++) {
@@ -519,24 +532,13 @@ static void *black_hole_main(void *arg) {
 
 static int black_hole_start(struct black_hole *bh) {
     memset(bh, 0, sizeof *bh);
-    bh->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (bind(bh->fd, (struct sockaddr *)&sa, sizeof sa) || listen(bh->fd, 64)) return -1;
-    socklen_t sl = sizeof sa;
-    getsockname(bh->fd, (struct sockaddr *)&sa, &sl);
-    bh->port = ntohs(sa.sin_port);
+    if ((bh->fd = listen_loopback(&bh->port)) < 0) return -1;
     return pthread_create(&bh->thread, NULL, black_hole_main, bh);
 }
 
 static void black_hole_stop(struct black_hole *bh) {
     atomic_store(&bh->stop, true);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)bh->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(c, (struct sockaddr *)&sa, sizeof sa)) {
-    }
-    close(c);
+    wake_accept(bh->port);
     pthread_join(bh->thread, NULL);
     close(bh->fd);
     for (int i = 0; i < atomic_load(&bh->accepted); i++)
@@ -671,24 +673,13 @@ static int scripted_start(struct scripted *sc, const char *reply, bool hold) {
     memset(sc, 0, sizeof *sc);
     atomic_store(&sc->reply, reply);
     atomic_store(&sc->hold, hold);
-    sc->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (bind(sc->fd, (struct sockaddr *)&sa, sizeof sa) || listen(sc->fd, 64)) return -1;
-    socklen_t sl = sizeof sa;
-    getsockname(sc->fd, (struct sockaddr *)&sa, &sl);
-    sc->port = ntohs(sa.sin_port);
+    if ((sc->fd = listen_loopback(&sc->port)) < 0) return -1;
     return pthread_create(&sc->thread, NULL, scripted_main, sc);
 }
 
 static void scripted_stop(struct scripted *sc) {
     atomic_store(&sc->stop, true);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sc->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(c, (struct sockaddr *)&sa, sizeof sa)) {
-    }
-    close(c);
+    wake_accept(sc->port);
     pthread_join(sc->thread, NULL);
     close(sc->fd);
     for (int i = 0; i < sc->nheld; i++)
