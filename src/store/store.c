@@ -1868,18 +1868,6 @@ static int store_feed_read(struct store *s) {
 }
 
 /*
- * Tails the event log: after each announcement (ours, through
- * feed_interrupt, or another node's) and at least every
- * STORE_FEED_POLL_MS, hands every event after the last one it passed to
- * the listener and the writer, in seq order. Since seq order is commit
- * order, reading `seq > last` never skips one. Our own batches need no
- * read: when a batch of ours starts right after the last seq passed, no
- * other node's event can come between, and its events (kept by the
- * writer) are handed on as they are; only a gap (another node committed
- * first) or another node's announcement sends the feed to the log. With
- * one node, the log is read only by the poll.
- */
-/*
  * Nodes compare each other's times (a lease's end, a due time, a webhook's
  * busy mark), each written by its node's clock, so a node whose clock runs
  * ahead expires other nodes' leases that much early. The feed thread reads
@@ -1917,6 +1905,18 @@ static void store_clock_check(struct store *s) {
     s->clock_skewed = skewed;
 }
 
+/*
+ * Tails the event log: after each announcement (ours, through
+ * feed_interrupt, or another node's) and at least every
+ * STORE_FEED_POLL_MS, hands every event after the last one it passed to
+ * the listener and the writer, in seq order. Since seq order is commit
+ * order, reading `seq > last` never skips one. Our own batches need no
+ * read: when a batch of ours starts right after the last seq passed, no
+ * other node's event can come between, and its events (kept by the
+ * writer) are handed on as they are; only a gap (another node committed
+ * first) or another node's announcement sends the feed to the log. With
+ * one node, the log is read only by the poll.
+ */
 static void *store_feed_main(void *arg) {
     struct store *s = arg;
     const struct store_backend *be = s->base.backend;
