@@ -321,10 +321,13 @@ static void test_bad_limit_flags(void) {
     char out[64];
     CHECK_INT(sec_cli(out, sizeof out, "%s serve --max-rate -1 2>/dev/null", sec_bin()), 2);
     CHECK_INT(sec_cli(out, sizeof out, "%s serve --max-json-depth x 2>/dev/null", sec_bin()), 2);
-    /* Past the hour the doubling stops at: it was taken and cut to the hour. */
-    CHECK_INT(
-        sec_cli(out, sizeof out, "%s serve --webhook-backoff-ms 3600001 2>/dev/null", sec_bin()),
-        2);
+    /* Past the hour the doubling stops at: it was taken and cut to the hour. (A store that
+     * cannot open, and a timeout: a server that took the flag stops at once, exit 1.) */
+    CHECK_INT(sec_cli(out, sizeof out,
+                      "timeout 10 %s serve --webhook-backoff-ms 3600001 --listen 127.0.0.1:0 "
+                      "--store sqlite:/nonexistent/x.db 2>/dev/null",
+                      sec_bin()),
+              2);
     CHECK_INT(sec_cli(out, sizeof out,
                       "%s serve --tls-cert /nonexistent --listen 127.0.0.1:0 "
                       "--store sqlite:/nonexistent/x.db 2>/dev/null",
