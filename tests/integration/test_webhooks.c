@@ -686,18 +686,29 @@ static void scripted_stop(struct scripted *sc) {
         close(sc->held[i]);
 }
 
-/* The only delivery of webhook `hook`, once it is no longer pending (or
- * after timeout_ms); the response is the harness's. */
-static json_t *settled_delivery(struct th_server *srv, const char *hook, int timeout_ms) {
+/* The only delivery of webhook `hook` once it has been tried (tried) or is
+ * no longer pending, or after timeout_ms; the response is the harness's. */
+static json_t *delivery_when(struct th_server *srv, const char *hook, int timeout_ms, bool tried) {
     char path[160];
     snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries", hook);
     json_t *d = NULL;
     for (int waited = 0; waited <= timeout_ms; waited += 50) {
         d = th_get(th_http(srv, "GET", path, NULL)->json, "deliveries.0");
-        if (d && strcmp(th_str(d, "status"), "pending") != 0) break;
+        if (d && (tried ? th_int(d, "attempts") >= 1 : strcmp(th_str(d, "status"), "pending") != 0))
+            break;
         th_sleep_ms(50);
     }
     return d;
+}
+
+/* The only delivery of webhook `hook` once it is no longer pending (or after timeout_ms). */
+static json_t *settled_delivery(struct th_server *srv, const char *hook, int timeout_ms) {
+    return delivery_when(srv, hook, timeout_ms, false);
+}
+
+/* The only delivery of webhook `hook` once it has been tried (or after timeout_ms). */
+static json_t *tried_delivery(struct th_server *srv, const char *hook, int timeout_ms) {
+    return delivery_when(srv, hook, timeout_ms, true);
 }
 
 /* The answer's status decides as soon as its headers are in: a 2xx whose
@@ -872,14 +883,7 @@ static void test_bad_certificate_is_named_and_retried(void) {
     CHECK_INT(r->status, 201);
     char *hook = strdup(th_str(r->json, "id"));
     free(th_submit(&srv, "upload", NULL));
-    char path[160];
-    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries", hook);
-    json_t *d = NULL;
-    for (int waited = 0; waited < 10000; waited += 50) {
-        d = th_get(th_http(&srv, "GET", path, NULL)->json, "deliveries.0");
-        if (d && th_int(d, "attempts") >= 1) break;
-        th_sleep_ms(50);
-    }
+    json_t *d = tried_delivery(&srv, hook, 10000);
     CHECK(d != NULL);
     CHECK_STR(th_str(d, "status"), "pending");
     CHECK_INT(th_int(d, "attempts"), 1);
@@ -983,14 +987,7 @@ static void test_private_address_of_a_name_is_named(void) {
     CHECK_INT(r->status, 201);
     char *hook = strdup(th_str(r->json, "id"));
     free(th_submit(&srv, "upload", NULL));
-    char path[160];
-    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries", hook);
-    json_t *d = NULL;
-    for (int waited = 0; waited < 10000; waited += 50) {
-        d = th_get(th_http(&srv, "GET", path, NULL)->json, "deliveries.0");
-        if (d && th_int(d, "attempts") >= 1) break;
-        th_sleep_ms(50);
-    }
+    json_t *d = tried_delivery(&srv, hook, 10000);
     CHECK(d != NULL);
     CHECK_STR(th_str(d, "status"), "pending"); /* retried: DNS may change */
     const char *why = th_str(d, "last_error");
