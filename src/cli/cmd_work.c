@@ -2178,7 +2178,9 @@ int cmd_work(int argc, char **argv) {
             char *end;
             errno = 0;
             double sec = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(sec >= 0.1 && sec <= 3600)) {
+            /* Decimal only: strtod also takes " 5", "0x1p3" and "infinity". */
+            bool decimal = optarg[strspn(optarg, "0123456789.")] == '\0';
+            if (errno || end == optarg || *end || !decimal || !(sec >= 0.1 && sec <= 3600)) {
                 fprintf(stderr,
                         "taskmill work: '--heartbeat %s' must be a number of seconds from 0.1 "
                         "to 3600\n",

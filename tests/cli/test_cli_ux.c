@@ -378,6 +378,17 @@ static void test_flags_spelt_out_and_named(void) {
     CHECK(strstr(err, "'--heartbeat 0'") != NULL);
     free(out);
     free(err);
+    /* strtod's other forms: hexadecimal (8 s), a leading space, an exponent,
+     * a sign. (With --lease 3 a binary that took them stops at the third.) */
+    const char *odd[] = {"0x1p3", " 5", "1e1", "+2"};
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(cli_run(&srv, NULL, &out, &err, "work", "--queue", "q", "--lease", "3",
+                          "--heartbeat", odd[i], "--", "true"),
+                  2);
+        CHECK(strstr(err, "must be a number of seconds") != NULL);
+        free(out);
+        free(err);
+    }
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "work", "--queue", "q", "--lease", "3", "--heartbeat",
                       "2", "--", "true"),
               2);
