@@ -711,6 +711,12 @@ static bool work_run_group_alive(const struct work_run *r) {
     return kill(-r->pid, 0) == 0 || errno == EPERM;
 }
 
+/* What a cancel or a lost lease does to r's command, for the log: a run
+ * that waits, unstarted, for an older copy to exit has none to stop. */
+static const char *work_run_stopping(const struct work_run *r) {
+    return r->pid > 0 ? "stopping the command" : "its command will not start";
+}
+
 /* SIGTERM to the command's group (work_groups), unless the main thread sent it already. */
 static void work_run_terminate(struct work_run *r, int64_t now) {
     if (r->term_ms || r->exited) return;
@@ -761,15 +767,15 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
         work_run_reported(r);
         if (reply.cancel_requested && !r->cancel_requested) {
             r->cancel_requested = true;
-            work_note(r->cfg, "task '%s': cancel requested; stopping the command", r->id);
+            work_note(r->cfg, "task '%s': cancel requested; %s", r->id, work_run_stopping(r));
             work_run_terminate(r, now);
         }
         return;
     }
     if (rc == TM_CLIENT_ELEASE || rc == TM_CLIENT_ENOTFOUND || rc == TM_CLIENT_ECONFLICT) {
         r->lease_lost = true;
-        work_log(r->cfg, "task '%s': lease lost (%s); stopping the command", r->id,
-                 tm_client_last_error(r->c)->message);
+        work_log(r->cfg, "task '%s': lease lost (%s); %s", r->id,
+                 tm_client_last_error(r->c)->message, work_run_stopping(r));
         work_run_terminate(r, now);
         return;
     }
@@ -1807,8 +1813,8 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
         } else if (code == TM_CLIENT_ELEASE || code == TM_CLIENT_ENOTFOUND ||
                    code == TM_CLIENT_ECONFLICT) {
             r->lease_lost = true;
-            work_log(cfg, "task '%s': lease lost (%s); stopping the command", r->id,
-                     work_entry_message(res));
+            work_log(cfg, "task '%s': lease lost (%s); %s", r->id, work_entry_message(res),
+                     work_run_stopping(r));
             work_run_terminate(r, now);
         } else if (code) {
             if (code != TM_CLIENT_EINVALID ||
@@ -1821,7 +1827,7 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
             work_run_reported(r);
             if (json_is_true(json_object_get(res, "cancel_requested")) && !r->cancel_requested) {
                 r->cancel_requested = true;
-                work_note(cfg, "task '%s': cancel requested; stopping the command", r->id);
+                work_note(cfg, "task '%s': cancel requested; %s", r->id, work_run_stopping(r));
                 work_run_terminate(r, now);
             }
         }
