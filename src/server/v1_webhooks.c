@@ -1,5 +1,5 @@
 /*
- * v1_webhooks: POST/GET/DELETE /v1/webhooks and a webhook's deliveries.
+ * v1_webhooks: POST/GET/PATCH/DELETE /v1/webhooks and a webhook's deliveries.
  *
  * A webhook is {url, events, secret, namespace, name}; `events` are
  * Livepeer's names (task.spawned, task.updated, task.completed,
@@ -89,6 +89,67 @@ static void webhooks_create(struct req *r) {
     req_submit(r, webhooks_created);
 }
 
+static void webhooks_updated(struct req *r) {
+    if (!reply_if_op_failed(r)) {
+        if (r->op.webhook->set & WEBHOOK_SET_URL)
+            webhook_sender_forget(r->srv->webhooks, r->op.webhook->id);
+        struct buf b;
+        buf_init(&b);
+        webhook_json_write(&b, r->op.webhook, false);
+        reply_json(r, 200, &b);
+    }
+    webhooks_free_op(r);
+}
+
+/* What PATCH may set, and the bit of each (store.h). */
+static const struct {
+    const char *key;
+    unsigned bit;
+} webhook_patch_keys[] = {
+    {"url", WEBHOOK_SET_URL},
+    {"events", WEBHOOK_SET_EVENTS},
+    {"secret", WEBHOOK_SET_SECRET},
+    {"name", WEBHOOK_SET_NAME},
+};
+
+/*
+ * The body of a PATCH into w, through POST's decoder so that a value is
+ * judged, and its error worded, as when the webhook was created. The
+ * decoder wants a url and fills what is absent (all four events, a new
+ * secret): a stand-in url goes in when the body has none, and whatever
+ * the body did not name is dropped after. `"secret": null` unsigns.
+ */
+static int webhooks_decode_patch(struct req *r, struct webhook *w, struct tm_error *e) {
+    if (json_object_size(r->json) == 0)
+        return err_set(e, TM_EINVALID, "",
+                       "nothing to change: give one or more of 'url', "
+                       "'events', 'secret', 'name'");
+    if (json_object_get(r->json, "namespace"))
+        return err_set(e, TM_EINVALID, "namespace",
+                       "'namespace' cannot be changed; create a webhook in the other namespace");
+    json_t *o = json_copy(r->json);
+    for (size_t i = 0; i < sizeof webhook_patch_keys / sizeof *webhook_patch_keys; i++)
+        if (json_object_get(o, webhook_patch_keys[i].key)) w->set |= webhook_patch_keys[i].bit;
+    bool unsign = json_is_null(json_object_get(o, "secret"));
+    if (unsign) json_object_del(o, "secret");
+    if (!(w->set & WEBHOOK_SET_URL)) json_object_set_new(o, "url", json_string("http://unset"));
+    int rc = v1_decode_webhook(o, w, e);
+    json_decref(o);
+    if (rc) return rc;
+    if (!(w->set & WEBHOOK_SET_URL)) {
+        free(w->url);
+        w->url = NULL;
+    }
+    if (!(w->set & WEBHOOK_SET_EVENTS)) w->events = 0;
+    if (unsign || !(w->set & WEBHOOK_SET_SECRET)) {
+        free(w->secret);
+        w->secret = NULL;
+    }
+    if (w->set & WEBHOOK_SET_URL)
+        return webhook_url_check(w->url, r->srv->cfg.events.webhook_allow_private, e);
+    return 0;
+}
+
 /* The query of a webhook read: `limit` once where `limit_ok`, else nothing,
  * as the other resources' reads refuse what they do not know (a filter
  * such as ?status=pending was ignored, and every delivery listed). */
@@ -147,6 +208,29 @@ static void webhooks_list(struct req *r) {
     }
     webhooks_free(w, n);
     reply_json(r, 200, &b);
+}
+
+static void webhooks_update(struct req *r) {
+    if (webhooks_check_query(r, false)) return;
+    if (!id_is_valid(r->param[0])) {
+        reply_error_code(r, TM_ENOT_FOUND, "", "webhook not found");
+        return;
+    }
+    if (req_json_body(r, false)) return;
+    struct webhook *w = xcalloc(1, sizeof *w);
+    struct tm_error e;
+    err_clear(&e);
+    if (webhooks_decode_patch(r, w, &e)) {
+        webhook_release(w);
+        free(w);
+        reply_error(r, &e);
+        return;
+    }
+    store_op_init(&r->op, STORE_OP_WEBHOOK_UPDATE);
+    r->op.ns = r->ns;
+    snprintf(r->op.id, sizeof r->op.id, "%s", r->param[0]);
+    r->op.webhook = w;
+    req_submit(r, webhooks_updated);
 }
 
 static void webhooks_delete(struct req *r) {
@@ -220,6 +304,7 @@ const struct route v1_webhooks_routes[] = {
     {"POST", "/v1/webhooks", webhooks_create, PERM_OWNER},
     {"GET", "/v1/webhooks", webhooks_list, PERM_OWNER},
     {"GET", "/v1/webhooks/:id", webhooks_list, PERM_OWNER},
+    {"PATCH", "/v1/webhooks/:id", webhooks_update, PERM_OWNER},
     {"DELETE", "/v1/webhooks/:id", webhooks_delete, PERM_OWNER},
     {"GET", "/v1/webhooks/:id/deliveries", webhooks_deliveries, PERM_OWNER},
     {NULL, NULL, NULL, 0},

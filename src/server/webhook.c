@@ -655,6 +655,19 @@ int64_t webhook_sender_held_until(struct webhook_sender *ws, const char *id) {
     return until;
 }
 
+void webhook_sender_forget(struct webhook_sender *ws, const char *id) {
+    if (!ws) return;
+    pthread_mutex_lock(&ws->pick_lock);
+    struct webhook_state *h = webhook_state_of(ws, id, false);
+    if (h) {
+        h->failures = 0;
+        h->held_until = 0;
+        if (!h->busy) *h = ws->hooks[--ws->nhooks];
+    }
+    pthread_mutex_unlock(&ws->pick_lock);
+    sender_wake(ws);
+}
+
 void webhook_sender_get_stats(struct webhook_sender *ws, struct webhook_sender_stats *out) {
     out->attempts = atomic_load(&ws->attempts);
     out->delivered = atomic_load(&ws->delivered);

@@ -44,6 +44,12 @@ void webhook_sender_free(struct webhook_sender *ws);
  * thread; `ws` may be NULL. */
 int64_t webhook_sender_held_until(struct webhook_sender *ws, const char *id);
 
+/* Webhook `id` has a new url: this node's circuit breaker forgets its
+ * streak and lifts its hold (earned by the old destination), and the
+ * senders look for due deliveries. Other nodes keep theirs until they
+ * end. Any thread; `ws` may be NULL. */
+void webhook_sender_forget(struct webhook_sender *ws, const char *id);
+
 struct webhook_sender_stats {
     uint64_t attempts, delivered, failed, retried;
     uint64_t wakeups; /* calls of webhook_sender_wake */

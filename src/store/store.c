@@ -936,6 +936,7 @@ static bool store_apply(struct store *s, struct batch *b, struct store_op *op, i
     switch (op->kind) {
     case STORE_OP_WEBHOOK_ADD:
     case STORE_OP_WEBHOOK_DELETE:
+    case STORE_OP_WEBHOOK_UPDATE:
     case STORE_OP_DELIVERY_SET:
         store_apply_done(b, op, store_webhook_apply(s, op, now));
         return true;

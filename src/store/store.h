@@ -213,7 +213,10 @@ enum store_op_kind {
     STORE_OP_QUEUE_SET,      /* queue's settings := queue_settings */
     STORE_OP_WEBHOOK_ADD,    /* webhook: inserted; its id is set by the store */
     STORE_OP_WEBHOOK_DELETE, /* id: removed with its deliveries */
-    STORE_OP_DELIVERY_SET,   /* delivery: the outcome of an attempt; frees its webhook */
+    /* id (in ns unless NULL): webhook->set's fields := webhook's; the
+     * webhook as stored after is written back into *webhook. */
+    STORE_OP_WEBHOOK_UPDATE,
+    STORE_OP_DELIVERY_SET, /* delivery: the outcome of an attempt; frees its webhook */
     /* Takes the next due delivery of a webhook that no node is sending to
      * (none of skip[0..nskip)), marking that webhook busy for lease_ms;
      * claimed and claimed_delivery say what came (store_op_release frees it). */
@@ -280,7 +283,7 @@ struct store_op {
     /* QUEUE_SET (with queue) */
     struct queue_settings queue_settings;
 
-    /* WEBHOOK_ADD / DELIVERY_SET: borrowed. */
+    /* WEBHOOK_ADD / WEBHOOK_UPDATE / DELIVERY_SET: borrowed. */
     struct webhook *webhook;
     const struct webhook_delivery *delivery;
 
@@ -477,6 +480,13 @@ struct webhook {
     char *secret; /* NULL = deliveries are not signed */
     unsigned events;
     int64_t created_at;
+    unsigned set; /* STORE_OP_WEBHOOK_UPDATE: the fields it sets (WEBHOOK_SET_*) */
+};
+enum webhook_set_bit {
+    WEBHOOK_SET_URL = 1,
+    WEBHOOK_SET_EVENTS = 2,
+    WEBHOOK_SET_SECRET = 4, /* secret NULL: deliveries are no longer signed */
+    WEBHOOK_SET_NAME = 8,
 };
 void webhook_release(struct webhook *w);
 void webhooks_free(struct webhook *w, size_t n);

@@ -205,6 +205,28 @@ const char *store_event_cause(const struct store_op *op, int before) {
     }
 }
 
+/*
+ * The backends' webhook update. These belong in struct store_backend
+ * (store_int.h) beside webhook_insert, filled in store_sqlite.c and
+ * store_pg.c; until those files take them, the scheme picks one here.
+ * Each sets w->set's fields of webhook `id` (in ns unless NULL), fails
+ * the pending deliveries of events w->events no longer asks for when
+ * WEBHOOK_SET_EVENTS is set (last_error says why, updated_at = now), and
+ * reads the webhook back into *w (its strings replaced, set kept);
+ * TM_ENOT_FOUND when there is no such webhook.
+ */
+int sq_webhook_update(struct store *s, const char *ns, const char *id, struct webhook *w,
+                      int64_t now);
+int pg_webhook_update(struct store *s, const char *ns, const char *id, struct webhook *w,
+                      int64_t now);
+
+static int store_webhook_update(struct store *s, const char *ns, const char *id, struct webhook *w,
+                                int64_t now) {
+    if (strcmp(store_base_of(s)->backend->scheme, "sqlite") == 0)
+        return sq_webhook_update(s, ns, id, w, now);
+    return pg_webhook_update(s, ns, id, w, now);
+}
+
 int store_webhook_apply(struct store *s, struct store_op *op, int64_t now) {
     const struct store_backend *be = store_base_of(s)->backend;
     int rc;
@@ -232,6 +254,10 @@ int store_webhook_apply(struct store *s, struct store_op *op, int64_t now) {
     }
     case STORE_OP_WEBHOOK_DELETE:
         rc = be->webhook_delete(s, op->ns, op->id);
+        if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "webhook '%s' not found", op->id);
+        return rc;
+    case STORE_OP_WEBHOOK_UPDATE:
+        rc = store_webhook_update(s, op->ns, op->id, op->webhook, now);
         if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "webhook '%s' not found", op->id);
         return rc;
     default:

@@ -349,6 +349,7 @@ static void test_every_role_every_endpoint(void) {
          false, 201},
         {"GET", p[13], NULL, A | C, false, 404},
         {"GET", p[14], NULL, A | C, false, 404},
+        {"PATCH", p[13], "{\"name\":\"m\"}", A | C, false, 404},
         /* Definitions. */
         {"POST", "/v1/definitions", "{\"name\":\"m-def\",\"type\":\"m\"}", A | C, false, 201},
         {"GET", "/v1/definitions", NULL, A | C | R, false, 200},
