@@ -11,6 +11,7 @@
  * store's writer (req_submit). Ownership: the webhook handed to the op is
  * the request's and is freed when the reply has been written.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,33 +151,65 @@ static int webhooks_decode_patch(struct req *r, struct webhook *w, struct tm_err
     return 0;
 }
 
-/* The query of a webhook read: `limit` once where `limit_ok`, else nothing,
- * as the other resources' reads refuse what they do not know (a filter
- * such as ?status=pending was ignored, and every delivery listed). */
+/* The query of a webhook read: for the deliveries (`deliveries`), each of
+ * `limit`, `status` and `cursor` at most once; nothing for the others, as
+ * the other resources' reads refuse what they do not know. */
 struct webhooks_query {
-    bool limit_ok;
-    int nlimit;
+    bool deliveries;
+    const char *limit, *status, *cursor;
     struct tm_error *e;
 };
 
 static int webhooks_query_arg(void *cls, const char *key, const char *value) {
     struct webhooks_query *q = cls;
-    (void)value;
-    if (!q->limit_ok || strcmp(key, "limit") != 0)
-        return err_set(q->e, TM_EINVALID, key, "unknown query parameter '%s'", key);
-    if (++q->nlimit > 1) return err_set(q->e, TM_EINVALID, key, "'limit' is given more than once");
+    const char **slot = NULL;
+    if (q->deliveries) {
+        slot = strcmp(key, "limit") == 0    ? &q->limit
+               : strcmp(key, "status") == 0 ? &q->status
+               : strcmp(key, "cursor") == 0 ? &q->cursor
+                                            : NULL;
+    }
+    if (!slot) return err_set(q->e, TM_EINVALID, key, "unknown query parameter '%s'", key);
+    if (*slot) return err_set(q->e, TM_EINVALID, key, "'%s' is given more than once", key);
+    *slot = value ? value : "";
     return 0;
 }
 
 /* Replies 400 and returns -1 when the query holds anything but what the
- * read takes. */
-static int webhooks_check_query(struct req *r, bool limit_ok) {
+ * read takes; q (may be NULL: a read that takes nothing) gets the values. */
+static int webhooks_check_query(struct req *r, struct webhooks_query *q) {
     struct tm_error e;
     err_clear(&e);
-    struct webhooks_query q = {limit_ok, 0, &e};
-    if (!req_query_each(r, webhooks_query_arg, &q)) return 0;
+    struct webhooks_query none = {false, NULL, NULL, NULL, NULL};
+    if (!q) q = &none;
+    q->e = &e;
+    if (!req_query_each(r, webhooks_query_arg, q)) return 0;
     reply_error(r, &e);
     return -1;
+}
+
+/*
+ * A deliveries cursor: where the page before ended, as "<seq>-<k>" with
+ * k the index of its event's name (webhook_event_name). Clients treat it
+ * as opaque; it carries no filter, as the task list's does not.
+ */
+static void delivery_cursor_write(struct buf *b, const struct webhook_delivery *d) {
+    int k = 0;
+    for (int bit = webhook_event_parse(d->event); bit > 1; bit >>= 1)
+        k++;
+    buf_printf(b, "\"%lld-%d\"", (long long)d->seq, k);
+}
+
+static int delivery_cursor_parse(const char *v, struct delivery_page *page, struct tm_error *e) {
+    char *end = NULL;
+    long long seq = -1;
+    if (*v >= '0' && *v <= '9') seq = strtoll(v, &end, 10);
+    if (seq < 0 || !end || end[0] != '-' || end[1] < '0' || end[1] >= '0' + WEBHOOK_EVENT_COUNT ||
+        end[2] != '\0' || seq == LLONG_MAX)
+        return err_set(e, TM_EINVALID, "cursor", "'cursor' is not a cursor this server gave");
+    page->after_seq = seq;
+    snprintf(page->after_event, sizeof page->after_event, "%s", webhook_event_name(end[1] - '0'));
+    return 0;
 }
 
 static void webhooks_list(struct req *r) {
@@ -184,7 +217,7 @@ static void webhooks_list(struct req *r) {
     size_t n = 0;
     struct tm_error e;
     err_clear(&e);
-    if (webhooks_check_query(r, false)) return;
+    if (webhooks_check_query(r, NULL)) return;
     const char *id = r->nparams ? r->param[0] : NULL;
     if (id && !id_is_valid(id)) {
         reply_error_code(r, TM_ENOT_FOUND, "", "webhook not found");
@@ -211,7 +244,7 @@ static void webhooks_list(struct req *r) {
 }
 
 static void webhooks_update(struct req *r) {
-    if (webhooks_check_query(r, false)) return;
+    if (webhooks_check_query(r, NULL)) return;
     if (!id_is_valid(r->param[0])) {
         reply_error_code(r, TM_ENOT_FOUND, "", "webhook not found");
         return;
@@ -251,10 +284,22 @@ static void webhooks_deliveries(struct req *r) {
     struct tm_error e;
     err_clear(&e);
     int limit;
-    if (webhooks_check_query(r, true)) return;
-    if (v1_decode_history_limit(req_query(r, "limit"), &limit, &e)) {
+    struct webhooks_query q = {true, NULL, NULL, NULL, NULL};
+    struct delivery_page page = {NULL, -1, ""};
+    if (webhooks_check_query(r, &q)) return;
+    if (v1_decode_history_limit(q.limit, &limit, &e) ||
+        (q.cursor && delivery_cursor_parse(q.cursor, &page, &e))) {
         reply_error(r, &e);
         return;
+    }
+    if (q.status) {
+        if (strcmp(q.status, "pending") != 0 && strcmp(q.status, "delivered") != 0 &&
+            strcmp(q.status, "failed") != 0) {
+            reply_error_code(r, TM_EINVALID, "status",
+                             "'status' must be one of 'pending', 'delivered', 'failed'");
+            return;
+        }
+        page.status = q.status;
     }
     if (!id_is_valid(id) || store_webhooks_list(req_store(r), r->ns, id, &w, &n, &e)) {
         if (!e.code) err_set(&e, TM_ENOT_FOUND, "", "webhook '%s' not found", id);
@@ -266,10 +311,13 @@ static void webhooks_deliveries(struct req *r) {
      * before the hold ends, whatever each one's own next_at says. */
     int64_t held_until = webhook_sender_held_until(r->srv->webhooks, id);
     struct webhook_delivery *d = NULL;
-    if (store_deliveries_list(req_store(r), id, limit, &d, &n, &e)) {
+    /* One more than the page, to know whether another follows. */
+    if (store_deliveries_page(req_store(r), id, &page, limit + 1, &d, &n, &e)) {
         reply_error(r, &e);
         return;
     }
+    bool more = n > (size_t)limit;
+    if (more) n = (size_t)limit;
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"deliveries\":[");
@@ -295,8 +343,13 @@ static void webhooks_deliveries(struct req *r) {
         json_put_time(&b, d[i].updated_at);
         buf_putc(&b, '}');
     }
-    buf_puts(&b, "]}");
-    deliveries_free(d, n);
+    buf_puts(&b, "],\"next_cursor\":");
+    if (more)
+        delivery_cursor_write(&b, &d[n - 1]);
+    else
+        buf_puts(&b, "null");
+    buf_putc(&b, '}');
+    deliveries_free(d, more ? n + 1 : n);
     reply_json(r, 200, &b);
 }
 

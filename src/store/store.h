@@ -515,6 +515,17 @@ int store_webhooks_list(struct store *s, const char *ns, const char *id, struct 
 /* A webhook's deliveries, newest first, at most limit. */
 int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
                           struct webhook_delivery **out, size_t *n, struct tm_error *e);
+/* Where a page of a webhook's deliveries starts: after the delivery at
+ * (after_seq, after_event) in the list's order, or at the newest when
+ * after_seq < 0; only those with this status when status is non-NULL. */
+struct delivery_page {
+    const char *status; /* "pending", "delivered", "failed" or NULL */
+    int64_t after_seq;  /* < 0: from the newest */
+    char after_event[24];
+};
+/* store_deliveries_list from where page says. */
+int store_deliveries_page(struct store *s, const char *webhook_id, const struct delivery_page *page,
+                          int limit, struct webhook_delivery **out, size_t *n, struct tm_error *e);
 /* When the next pending delivery is due; 0 when none. */
 int store_deliveries_next_at(struct store *s, int64_t *at, struct tm_error *e);
 

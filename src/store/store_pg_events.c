@@ -583,6 +583,40 @@ int pg_deliveries_list(struct store *s, const char *webhook_id, int limit,
     return 0;
 }
 
+/* As on SQLite (sq_deliveries_page): the cursor is a range on seq of
+ * webhook_deliveries_hook (webhook_id, seq), the status a filter. */
+int pg_deliveries_page(struct store *s, const char *webhook_id, const struct delivery_page *page,
+                       int limit, struct webhook_delivery **out, size_t *n) {
+    struct buf sql;
+    buf_init(&sql);
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, webhook_id);
+    int k = 1;
+    buf_puts(&sql, "SELECT " PG_DELIVERY_COLS " FROM webhook_deliveries d WHERE d.webhook_id = $1");
+    if (page->status) {
+        pgp_text(&p, page->status);
+        buf_printf(&sql, " AND d.status = $%d", ++k);
+    }
+    if (page->after_seq >= 0) {
+        pgp_int(&p, page->after_seq);
+        pgp_text(&p, page->after_event);
+        buf_printf(&sql, " AND d.seq <= $%d AND (d.seq < $%d OR d.event < $%d)", k + 1, k + 1,
+                   k + 2);
+        k += 2;
+    }
+    pgp_int(&p, limit > 0 ? limit : 0);
+    buf_printf(&sql, " ORDER BY d.seq DESC, d.event DESC LIMIT $%d", ++k);
+    PGresult *r;
+    int rc = pg_read_sql(s, sql.p, &p, &r);
+    buf_release(&sql);
+    if (rc) return rc;
+    /* Nothing allocated for no rows: a caller may treat none as not found. */
+    *out = pg_read_rows(r, store_delivery_fields, sizeof **out, n);
+    PQclear(r);
+    return 0;
+}
+
 static const struct pg_stmt st_deliveries_next_at = {
     PGS_DELIVERIES_NEXT_AT,
     "SELECT coalesce(min(next_at), 0) FROM webhook_deliveries WHERE status = 'pending'"};

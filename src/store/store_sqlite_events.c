@@ -1114,6 +1114,41 @@ int sq_deliveries_list(struct store *s, const char *webhook_id, int limit,
     return ret;
 }
 
+/* Keyset paging on webhook_deliveries_hook (webhook_id, seq): the cursor
+ * is a range on seq, so a deep page starts where the last one ended
+ * instead of skipping rows; a status is a filter on that walk. */
+int sq_deliveries_page(struct store *s, const char *webhook_id, const struct delivery_page *page,
+                       int limit, struct webhook_delivery **out, size_t *n) {
+    void *conn;
+    sqlite3 *db = sq_reader_borrow(s, &conn);
+    if (!db) return TM_EINTERNAL;
+    struct buf sql;
+    buf_init(&sql);
+    buf_puts(&sql, "SELECT " SQE_DELIVERY_COLS " FROM webhook_deliveries d WHERE d.webhook_id=?1");
+    if (page->status) buf_puts(&sql, " AND d.status=?2");
+    if (page->after_seq >= 0) buf_puts(&sql, " AND d.seq<=?3 AND (d.seq<?3 OR d.event<?4)");
+    buf_puts(&sql, " ORDER BY d.seq DESC,d.event DESC LIMIT ?5");
+    sqlite3_stmt *st = NULL;
+    int ret = sq_prepare(db, sql.p, &st);
+    buf_release(&sql);
+    if (ret) {
+        sq_reader_return(s, conn);
+        return ret;
+    }
+    sqlite3_bind_text(st, 1, webhook_id, -1, SQLITE_STATIC);
+    if (page->status) sqlite3_bind_text(st, 2, page->status, -1, SQLITE_STATIC);
+    if (page->after_seq >= 0) {
+        sqlite3_bind_int64(st, 3, page->after_seq);
+        sqlite3_bind_text(st, 4, page->after_event, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int(st, 5, limit > 0 ? limit : 0);
+    *out = sq_read_rows(st, store_delivery_fields, sizeof **out, n, &ret);
+    if (ret) sq_log(db, "deliveries");
+    sqlite3_finalize(st);
+    sq_reader_return(s, conn);
+    return ret;
+}
+
 int sq_deliveries_next_at(struct store *s, int64_t *at) {
     void *conn;
     sqlite3 *db = sq_reader_borrow(s, &conn);

@@ -5,7 +5,9 @@
  * with nothing stored; another namespace's webhook 404; a delivery
  * pending across a PATCH sent to the new URL signed with the new secret;
  * the pending deliveries of an event the webhook no longer asks for
- * failed, not sent.
+ * failed, not sent; the delivery list paged by cursor with none repeated
+ * and none missed, filtered by status, and its bad queries 400 naming the
+ * parameter.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -487,6 +489,203 @@ static void test_patch_on_one_node_reaches_the_other(void) {
     receiver_stop(&rv);
 }
 
+/* GET path into a new reference to its "deliveries" and *next (malloc'd, NULL for null). */
+static json_t *deliveries_get(struct th_server *srv, const char *path, char **next, long *status) {
+    struct th_resp *r = th_http(srv, "GET", path, NULL);
+    *status = r->status;
+    *next = th_str(r->json, "next_cursor") ? strdup(th_str(r->json, "next_cursor")) : NULL;
+    json_t *d = th_get(r->json, "deliveries");
+    return d ? json_incref(d) : json_array();
+}
+
+/* Walks every page of `query` (limit and status) into one array; fails
+ * the test (returns NULL) on a non-200 or more pages than `max_pages`. */
+static json_t *deliveries_walk(struct th_server *srv, const char *hook, const char *query,
+                               int max_pages) {
+    json_t *all = json_array();
+    char *cursor = NULL;
+    for (int page = 0; page < max_pages; page++) {
+        char path[400];
+        snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries?%s%s%s", hook, query,
+                 cursor ? "&cursor=" : "", cursor ? cursor : "");
+        free(cursor);
+        long status;
+        json_t *d = deliveries_get(srv, path, &cursor, &status);
+        if (status != 200) {
+            th_fail(__FILE__, __LINE__, "%s: %ld", path, status);
+            json_decref(d);
+            json_decref(all);
+            free(cursor);
+            return NULL;
+        }
+        json_array_extend(all, d);
+        json_decref(d);
+        if (!cursor) return all;
+    }
+    th_fail(__FILE__, __LINE__, "%s: more than %d pages", query, max_pages);
+    free(cursor);
+    json_decref(all);
+    return NULL;
+}
+
+/* How many of list have this status (NULL: any); -1 when two share an id. */
+static int deliveries_count(json_t *list, const char *status) {
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *d = json_array_get(list, i);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(th_str(d, "id"), th_str(json_array_get(list, k), "id")) == 0) return -1;
+        if (!status || strcmp(th_str(d, "status"), status) == 0) n++;
+    }
+    return n;
+}
+
+/*
+ * 30 tasks: 30 spawned deliveries delivered, 5 updated failed (410), 2
+ * completed pending (503, retried an hour later). Every page size walks
+ * the same list as one read, in the same order, with none twice; each
+ * status filter walks exactly its own.
+ */
+static void test_deliveries_paged_and_filtered(void) {
+    struct receiver rv;
+    CHECK(receiver_start(&rv) == 0);
+    atomic_store(&rv.code[1], 410);
+    atomic_store(&rv.code[2], 503);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", "--webhook-backoff-ms", "3600000",
+                          NULL) == 0);
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"http://127.0.0.1:%d/b\"}", rv.port);
+    CHECK_INT(r->status, 201);
+    char *hook = strdup(th_str(r->json, "id"));
+    for (int i = 0; i < 30; i++)
+        free(th_submit(&srv, "transcode-file", NULL));
+    for (int i = 0; i < 3; i++) {
+        char cid[33], tok[33], path[160];
+        CHECK_INT(th_claim(&srv, "default", NULL, cid, tok), 200);
+        if (i == 2) continue;
+        snprintf(path, sizeof path, "/v1/tasks/%s/complete", cid);
+        CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok)->status, 200);
+    }
+    /* Settled: 37 requests answered, and their outcomes recorded. */
+    WAIT_UNTIL(receiver_count(&rv, "/b") >= 37, 30000, "37 attempts");
+    char path[200];
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries?limit=1000", hook);
+    json_t *whole = NULL;
+    for (long long end = th_now_ms() + 20000; th_now_ms() < end; th_sleep_ms(TH_WAIT_POLL_MS)) {
+        char *next;
+        long status;
+        json_decref(whole);
+        whole = deliveries_get(&srv, path, &next, &status);
+        free(next);
+        if (deliveries_count(whole, "delivered") == 30 && deliveries_count(whole, "failed") == 5)
+            break;
+    }
+    CHECK_INT(json_array_size(whole), 37);
+    CHECK_INT(deliveries_count(whole, "delivered"), 30);
+    CHECK_INT(deliveries_count(whole, "failed"), 5);
+    CHECK_INT(deliveries_count(whole, "pending"), 2);
+    /* Newest first: seq never rises down the list. */
+    for (size_t i = 1; i < json_array_size(whole); i++)
+        CHECK(th_int(json_array_get(whole, i), "seq") <=
+              th_int(json_array_get(whole, i - 1), "seq"));
+
+    static const int sizes[] = {1, 4, 7, 36, 37, 100};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        char query[64];
+        snprintf(query, sizeof query, "limit=%d", sizes[k]);
+        json_t *walked = deliveries_walk(&srv, hook, query, 40);
+        CHECK(walked);
+        bool same = json_array_size(walked) == json_array_size(whole);
+        for (size_t i = 0; same && i < json_array_size(whole); i++)
+            same = strcmp(th_str(json_array_get(walked, i), "id"),
+                          th_str(json_array_get(whole, i), "id")) == 0;
+        json_decref(walked);
+        if (!same) th_fail(__FILE__, __LINE__, "pages of %d differ from the whole list", sizes[k]);
+    }
+    /* A page exactly as long as the rest ends the walk: next_cursor null. */
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries?limit=37", hook);
+    r = th_http(&srv, "GET", path, NULL);
+    CHECK(json_is_null(th_get(r->json, "next_cursor")));
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries?limit=36", hook);
+    r = th_http(&srv, "GET", path, NULL);
+    CHECK(json_is_string(th_get(r->json, "next_cursor")));
+
+    static const struct {
+        const char *status, *event;
+        int n;
+    } want[] = {{"delivered", "task.spawned", 30},
+                {"failed", "task.updated", 5},
+                {"pending", "task.completed", 2}};
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+        char query[64];
+        snprintf(query, sizeof query, "limit=3&status=%s", want[k].status);
+        json_t *walked = deliveries_walk(&srv, hook, query, 40);
+        CHECK(walked);
+        int n = deliveries_count(walked, want[k].status), events = 0;
+        for (size_t i = 0; i < json_array_size(walked); i++)
+            events += strcmp(th_str(json_array_get(walked, i), "event"), want[k].event) == 0;
+        size_t total = json_array_size(walked);
+        json_decref(walked);
+        CHECK_INT(total, want[k].n);
+        CHECK_INT(n, want[k].n);
+        CHECK_INT(events, want[k].n);
+    }
+    json_decref(whole);
+    free(hook);
+    th_server_free(&srv);
+    receiver_stop(&rv);
+}
+
+/* Each bad query of the delivery list is 400 naming the parameter. */
+static void test_deliveries_bad_queries(void) {
+    static const struct {
+        const char *query, *field;
+    } bad[] = {
+        {"status=nope", "status"},
+        {"status=", "status"},
+        {"status=PENDING", "status"},
+        {"status=pending&status=failed", "status"},
+        {"cursor=", "cursor"},
+        {"cursor=abc", "cursor"},
+        {"cursor=12", "cursor"},
+        {"cursor=12-", "cursor"},
+        {"cursor=12-4", "cursor"},
+        {"cursor=12-1x", "cursor"},
+        {"cursor=-1-0", "cursor"},
+        {"cursor=99999999999999999999-0", "cursor"},
+        {"cursor=1-0&cursor=2-0", "cursor"},
+        {"limit=0", "limit"},
+        {"limit=1001", "limit"},
+        {"limit=x", "limit"},
+        {"limit=5&limit=5", "limit"},
+        {"order=asc", "order"},
+    };
+    struct th_server srv;
+    CHECK(th_server_start(&srv, NULL) == 0);
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/webhooks", "{\"url\":\"https://hooks.example.com/x\"}");
+    CHECK_INT(r->status, 201);
+    char *hook = strdup(th_str(r->json, "id"));
+    char path[300];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries?%s", hook, bad[i].query);
+        r = th_http(&srv, "GET", path, NULL);
+        const char *field = th_str(r->json, "error.field");
+        if (r->status != 400 || !field || strcmp(field, bad[i].field) != 0)
+            th_fail(__FILE__, __LINE__, "%s: %ld %s", bad[i].query, r->status, r->body);
+    }
+    /* Good ones, on an empty list. */
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries?status=failed&cursor=12-3&limit=1",
+             hook);
+    r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_INT(json_array_size(th_get(r->json, "deliveries")), 0);
+    CHECK(json_is_null(th_get(r->json, "next_cursor")));
+    free(hook);
+    th_server_free(&srv);
+}
+
 static const struct th_test tests[] = {
     {"PATCH sets each field alone and never shows the secret", test_patch_sets_each_field},
     {"bad PATCH bodies are 400 naming the field; nothing changes",
@@ -495,6 +694,9 @@ static const struct th_test tests[] = {
     {"a pending delivery follows a PATCH of url and secret",
      test_pending_delivery_follows_the_patch},
     {"a PATCH on one node reaches the other's senders", test_patch_on_one_node_reaches_the_other},
+    {"deliveries page by cursor, none twice or missed, and filter by status",
+     test_deliveries_paged_and_filtered},
+    {"bad delivery list queries are 400 naming the parameter", test_deliveries_bad_queries},
     {NULL, NULL},
 };
 
