@@ -44,6 +44,8 @@ struct receiver {
     int fd, port;
     pthread_t thread;
     _Atomic bool a_down, stop;
+    _Atomic bool a_hold; /* /a: read the request, then wait for this to clear */
+    _Atomic int a_held;  /* requests to /a that waited */
     _Atomic int code[4]; /* spawned, updated, completed, failed; 0: 200 */
     pthread_mutex_t lock;
     struct seen seen[MAX_SEEN];
@@ -103,6 +105,11 @@ static void receiver_handle(struct receiver *rv, int c) {
     snprintf(s.id, sizeof s.id, "%s", th_str(j, "id") ? th_str(j, "id") : "");
     snprintf(s.event, sizeof s.event, "%s", th_str(j, "event") ? th_str(j, "event") : "");
     json_decref(j);
+    if (strcmp(s.path, "/a") == 0 && atomic_load(&rv->a_hold)) {
+        atomic_fetch_add(&rv->a_held, 1);
+        while (atomic_load(&rv->a_hold) && !atomic_load(&rv->stop))
+            th_sleep_ms(5);
+    }
     int k = event_index(s.event);
     s.status = strcmp(s.path, "/a") == 0 && atomic_load(&rv->a_down) ? 503
                : k >= 0 && atomic_load(&rv->code[k])                 ? atomic_load(&rv->code[k])
@@ -450,6 +457,60 @@ static void test_pending_delivery_follows_the_patch(void) {
     receiver_stop(&rv);
 }
 
+/* An attempt under way when the PATCH commits finishes with the url and
+ * secret it started with, and its outcome is recorded: the delivery is
+ * not sent again to the new url. The next delivery goes there. */
+static void test_attempt_in_flight_keeps_what_it_had(void) {
+    struct receiver rv;
+    CHECK(receiver_start(&rv) == 0);
+    atomic_store(&rv.a_hold, true);
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--webhook-allow-private", NULL) == 0);
+    struct th_resp *r = th_http(&srv, "POST", "/v1/webhooks",
+                                "{\"url\":\"http://127.0.0.1:%d/a\",\"secret\":\"" SECRET_OLD
+                                "\",\"events\":[\"task.spawned\"]}",
+                                rv.port);
+    CHECK_INT(r->status, 201);
+    char *hook = strdup(th_str(r->json, "id"));
+    free(th_submit(&srv, "transcode-file", NULL));
+    WAIT_UNTIL(atomic_load(&rv.a_held) == 1, 20000, "the attempt held at /a");
+    char path[160];
+    snprintf(path, sizeof path, "/v1/webhooks/%s", hook);
+    r = th_http(&srv, "PATCH", path,
+                "{\"url\":\"http://127.0.0.1:%d/b\",\"secret\":\"" SECRET_NEW "\"}", rv.port);
+    CHECK_INT(r->status, 200);
+    atomic_store(&rv.a_hold, false);
+    snprintf(path, sizeof path, "/v1/webhooks/%s/deliveries", hook);
+    const char *status = "";
+    for (long long end = th_now_ms() + 20000; th_now_ms() < end; th_sleep_ms(TH_WAIT_POLL_MS)) {
+        r = th_http(&srv, "GET", path, NULL);
+        status = th_str(r->json, "deliveries.0.status");
+        if (status && strcmp(status, "delivered") == 0) break;
+    }
+    CHECK_STR(status, "delivered");
+    CHECK_INT(th_int(r->json, "deliveries.0.attempts"), 1);
+    char *first = strdup(th_str(r->json, "deliveries.0.id"));
+    struct seen s;
+    CHECK(receiver_got(&rv, "/a", first, &s));
+    CHECK_INT(s.signed_by, 1);
+    free(th_submit(&srv, "transcode-file", NULL));
+    WAIT_UNTIL(receiver_count(&rv, "/b") >= 1, 20000, "the next delivery at the new url");
+    pthread_mutex_lock(&rv.lock);
+    int at_b_first = 0, b_signed = -1;
+    for (int i = 0; i < rv.nseen; i++) {
+        if (strcmp(rv.seen[i].path, "/b") != 0) continue;
+        at_b_first += strcmp(rv.seen[i].id, first) == 0;
+        b_signed = rv.seen[i].signed_by;
+    }
+    pthread_mutex_unlock(&rv.lock);
+    CHECK_INT(at_b_first, 0);
+    CHECK_INT(b_signed, 2);
+    free(first);
+    free(hook);
+    th_server_free(&srv);
+    receiver_stop(&rv);
+}
+
 /* Two nodes on one PostgreSQL database: a PATCH made on one is what the
  * other's senders use from their next claim on (they cache nothing). */
 static void test_patch_on_one_node_reaches_the_other(void) {
@@ -693,6 +754,8 @@ static const struct th_test tests[] = {
     {"another namespace's webhook is 404 to PATCH", test_patch_other_namespace_is_404},
     {"a pending delivery follows a PATCH of url and secret",
      test_pending_delivery_follows_the_patch},
+    {"an attempt in flight during a PATCH keeps its url and secret",
+     test_attempt_in_flight_keeps_what_it_had},
     {"a PATCH on one node reaches the other's senders", test_patch_on_one_node_reaches_the_other},
     {"deliveries page by cursor, none twice or missed, and filter by status",
      test_deliveries_paged_and_filtered},
