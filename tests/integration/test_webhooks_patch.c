@@ -256,6 +256,7 @@ static void test_patch_sets_each_field(void) {
             ->status,
         404);
     CHECK_INT(th_http(&srv, "PATCH", "/v1/webhooks/nope", "{\"name\":\"x\"}")->status, 404);
+    CHECK_INT(th_http(&srv, "PATCH", "/v1/webhooks/a%FFb", "{\"name\":\"x\"}")->status, 404);
     free(id);
     free(created_at);
     th_server_free(&srv);
@@ -721,6 +722,8 @@ static void test_deliveries_bad_queries(void) {
         {"limit=x", "limit"},
         {"limit=5&limit=5", "limit"},
         {"order=asc", "order"},
+        {"cursor=%FF", "cursor"}, /* not UTF-8 */
+        {"status=%FF", "status"},
     };
     struct th_server srv;
     CHECK(th_server_start(&srv, NULL) == 0);
