@@ -523,7 +523,7 @@ struct delivery_page {
     int64_t after_seq;  /* < 0: from the newest */
     char after_event[24];
 };
-/* store_deliveries_list from where page says. */
+/* store_deliveries_list from where page says (NULL: the newest, any status). */
 int store_deliveries_page(struct store *s, const char *webhook_id, const struct delivery_page *page,
                           int limit, struct webhook_delivery **out, size_t *n, struct tm_error *e);
 /* When the next pending delivery is due; 0 when none. */

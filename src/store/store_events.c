@@ -205,34 +205,6 @@ const char *store_event_cause(const struct store_op *op, int before) {
     }
 }
 
-/*
- * The backends' webhook update and delivery page. These belong in struct store_backend
- * (store_int.h) beside webhook_insert, filled in store_sqlite.c and
- * store_pg.c; until those files take them, the scheme picks one here.
- * Each sets w->set's fields of webhook `id` (in ns unless NULL), fails
- * the pending deliveries of events w->events no longer asks for when
- * WEBHOOK_SET_EVENTS is set (last_error says why, updated_at = now), and
- * reads the webhook back into *w (its strings replaced, set kept);
- * TM_ENOT_FOUND when there is no such webhook. *_deliveries_page is
- * deliveries_list from where page says (store.h).
- */
-int sq_webhook_update(struct store *s, const char *ns, const char *id, struct webhook *w,
-                      int64_t now);
-int pg_webhook_update(struct store *s, const char *ns, const char *id, struct webhook *w,
-                      int64_t now);
-
-int sq_deliveries_page(struct store *s, const char *webhook_id, const struct delivery_page *page,
-                       int limit, struct webhook_delivery **out, size_t *n);
-int pg_deliveries_page(struct store *s, const char *webhook_id, const struct delivery_page *page,
-                       int limit, struct webhook_delivery **out, size_t *n);
-
-static int store_webhook_update(struct store *s, const char *ns, const char *id, struct webhook *w,
-                                int64_t now) {
-    if (strcmp(store_base_of(s)->backend->scheme, "sqlite") == 0)
-        return sq_webhook_update(s, ns, id, w, now);
-    return pg_webhook_update(s, ns, id, w, now);
-}
-
 int store_webhook_apply(struct store *s, struct store_op *op, int64_t now) {
     const struct store_backend *be = store_base_of(s)->backend;
     int rc;
@@ -263,7 +235,7 @@ int store_webhook_apply(struct store *s, struct store_op *op, int64_t now) {
         if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "webhook '%s' not found", op->id);
         return rc;
     case STORE_OP_WEBHOOK_UPDATE:
-        rc = store_webhook_update(s, op->ns, op->id, op->webhook, now);
+        rc = be->webhook_update(s, op->ns, op->id, op->webhook, now);
         if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "webhook '%s' not found", op->id);
         return rc;
     default:
@@ -336,19 +308,14 @@ int store_webhooks_list(struct store *s, const char *ns, const char *id, struct 
 
 int store_deliveries_list(struct store *s, const char *webhook_id, int limit,
                           struct webhook_delivery **out, size_t *n, struct tm_error *e) {
-    *out = NULL;
-    *n = 0;
-    int rc = store_base_of(s)->backend->deliveries_list(s, webhook_id, limit, out, n);
-    return rc ? store_events_error(rc, e, "webhook", webhook_id) : 0;
+    return store_deliveries_page(s, webhook_id, NULL, limit, out, n, e);
 }
 
 int store_deliveries_page(struct store *s, const char *webhook_id, const struct delivery_page *page,
                           int limit, struct webhook_delivery **out, size_t *n, struct tm_error *e) {
     *out = NULL;
     *n = 0;
-    int rc = strcmp(store_base_of(s)->backend->scheme, "sqlite") == 0
-                 ? sq_deliveries_page(s, webhook_id, page, limit, out, n)
-                 : pg_deliveries_page(s, webhook_id, page, limit, out, n);
+    int rc = store_base_of(s)->backend->deliveries_page(s, webhook_id, page, limit, out, n);
     return rc ? store_events_error(rc, e, "webhook", webhook_id) : 0;
 }
 

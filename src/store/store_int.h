@@ -218,6 +218,15 @@ struct store_backend {
     /* Removes the webhook (scoped to ns unless NULL) with its deliveries;
      * TM_ENOT_FOUND when absent. */
     int (*webhook_delete)(struct store *s, const char *ns, const char *id);
+    /*
+     * Sets w->set's fields of webhook `id` (in ns unless NULL), fails the
+     * pending deliveries of events w->events no longer asks for when
+     * WEBHOOK_SET_EVENTS is set (last_error says why, updated_at = now),
+     * and reads the webhook back into *w (its strings replaced, set kept);
+     * TM_ENOT_FOUND when there is no such webhook.
+     */
+    int (*webhook_update)(struct store *s, const char *ns, const char *id, struct webhook *w,
+                          int64_t now);
     /* Records an attempt's outcome and frees its webhook (busy_until = 0). */
     int (*delivery_update)(struct store *s, const struct webhook_delivery *d);
     /*
@@ -238,8 +247,10 @@ struct store_backend {
     int (*events_head)(struct store *s, int64_t *head, int64_t *pruned_through);
     int (*webhooks_list)(struct store *s, const char *ns, const char *id, struct webhook **out,
                          size_t *n);
-    /* A webhook's deliveries, newest first (seq desc, event desc), at most limit. */
-    int (*deliveries_list)(struct store *s, const char *webhook_id, int limit,
+    /* A webhook's deliveries, newest first (seq desc, event desc), at most
+     * limit, from where page says (store.h; NULL: the newest, any status). */
+    int (*deliveries_page)(struct store *s, const char *webhook_id,
+                           const struct delivery_page *page, int limit,
                            struct webhook_delivery **out, size_t *n);
     /* The earliest next_at of a pending delivery, or 0 when none. */
     int (*deliveries_next_at)(struct store *s, int64_t *at);

@@ -563,30 +563,12 @@ int pg_webhooks_list(struct store *s, const char *ns, const char *id, struct web
     return 0;
 }
 
-static const struct pg_stmt st_deliveries_list = {
-    PGS_DELIVERIES_LIST, "SELECT " PG_DELIVERY_COLS
-                         " FROM webhook_deliveries d"
-                         " WHERE d.webhook_id = $1 ORDER BY d.seq DESC, d.event DESC LIMIT $2"};
-
-int pg_deliveries_list(struct store *s, const char *webhook_id, int limit,
-                       struct webhook_delivery **out, size_t *n) {
-    struct pg_params p;
-    pgp_init(&p);
-    pgp_text(&p, webhook_id);
-    pgp_int(&p, limit > 0 ? limit : 0);
-    PGresult *r;
-    int rc = pg_read(s, &st_deliveries_list, &p, &r);
-    if (rc) return rc;
-    /* Nothing allocated for no rows: a caller may treat none as not found. */
-    *out = pg_read_rows(r, store_delivery_fields, sizeof **out, n);
-    PQclear(r);
-    return 0;
-}
-
 /* As on SQLite (sq_deliveries_page): the cursor is a range on seq of
  * webhook_deliveries_hook (webhook_id, seq), the status a filter. */
 int pg_deliveries_page(struct store *s, const char *webhook_id, const struct delivery_page *page,
                        int limit, struct webhook_delivery **out, size_t *n) {
+    static const struct delivery_page newest = {NULL, -1, ""};
+    if (!page) page = &newest;
     struct buf sql;
     buf_init(&sql);
     struct pg_params p;

@@ -67,7 +67,6 @@ enum pg_stmt_id {
     PGS_EV_READ_BARE,
     PGS_EV_HEAD,
     PGS_HOOKS_LIST,
-    PGS_DELIVERIES_LIST,
     PGS_DELIVERIES_NEXT_AT,
     PGS_COUNT
 };
@@ -190,6 +189,8 @@ int pg_events_delete(struct store *s, int64_t *through, int64_t *deleted);
 int pg_webhook_insert(struct store *s, const struct webhook *w);
 int pg_webhook_count(struct store *s, const char *ns, int64_t *n);
 int pg_webhook_delete(struct store *s, const char *ns, const char *id);
+int pg_webhook_update(struct store *s, const char *ns, const char *id, struct webhook *w,
+                      int64_t now);
 int pg_delivery_update(struct store *s, const struct webhook_delivery *d);
 int pg_delivery_claim(struct store *s, int64_t now, const char *const *skip, size_t nskip,
                       int64_t busy_until, struct webhook_delivery **out);
@@ -199,8 +200,8 @@ int pg_events_read_bare(struct store *s, int64_t after, int limit, struct event_
 int pg_events_head(struct store *s, int64_t *head, int64_t *pruned_through);
 int pg_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
                      size_t *n);
-int pg_deliveries_list(struct store *s, const char *webhook_id, int limit,
-                       struct webhook_delivery **out, size_t *n);
+int pg_deliveries_page(struct store *s, const char *webhook_id, const struct delivery_page *page,
+                       int limit, struct webhook_delivery **out, size_t *n);
 int pg_deliveries_next_at(struct store *s, int64_t *at);
 
 /* store_pg_docs.c */

@@ -1469,10 +1469,11 @@ const struct store_backend store_sqlite_backend = {
     .webhook_insert = sq_webhook_insert,
     .webhook_count = sq_webhook_count,
     .webhook_delete = sq_webhook_delete,
+    .webhook_update = sq_webhook_update,
     .delivery_update = sq_delivery_update,
     .events_read = sq_events_read,
     .events_head = sq_events_head,
     .webhooks_list = sq_webhooks_list,
-    .deliveries_list = sq_deliveries_list,
+    .deliveries_page = sq_deliveries_page,
     .deliveries_next_at = sq_deliveries_next_at,
 };

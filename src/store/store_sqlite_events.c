@@ -1090,30 +1090,6 @@ int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
     return ret;
 }
 
-int sq_deliveries_list(struct store *s, const char *webhook_id, int limit,
-                       struct webhook_delivery **out, size_t *n) {
-    void *conn;
-    sqlite3 *db = sq_reader_borrow(s, &conn);
-    if (!db) return TM_EINTERNAL;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT " SQE_DELIVERY_COLS " FROM webhook_deliveries d"
-                           " WHERE d.webhook_id=?1 ORDER BY d.seq DESC,d.event DESC LIMIT ?2",
-                           -1, &st, NULL) != SQLITE_OK) {
-        sq_log(db, "deliveries");
-        sq_reader_return(s, conn);
-        return TM_EINTERNAL;
-    }
-    sqlite3_bind_text(st, 1, webhook_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, limit > 0 ? limit : 0);
-    int ret;
-    *out = sq_read_rows(st, store_delivery_fields, sizeof **out, n, &ret);
-    if (ret) sq_log(db, "deliveries");
-    sqlite3_finalize(st);
-    sq_reader_return(s, conn);
-    return ret;
-}
-
 /* Keyset paging on webhook_deliveries_hook (webhook_id, seq): the cursor
  * is a range on seq, so a deep page starts where the last one ended
  * instead of skipping rows; a status is a filter on that walk. */
@@ -1125,6 +1101,8 @@ int sq_deliveries_page(struct store *s, const char *webhook_id, const struct del
     struct buf sql;
     buf_init(&sql);
     buf_puts(&sql, "SELECT " SQE_DELIVERY_COLS " FROM webhook_deliveries d WHERE d.webhook_id=?1");
+    static const struct delivery_page newest = {NULL, -1, ""};
+    if (!page) page = &newest;
     if (page->status) buf_puts(&sql, " AND d.status=?2");
     if (page->after_seq >= 0) buf_puts(&sql, " AND d.seq<=?3 AND (d.seq<?3 OR d.event<?4)");
     buf_puts(&sql, " ORDER BY d.seq DESC,d.event DESC LIMIT ?5");

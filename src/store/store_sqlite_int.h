@@ -106,14 +106,16 @@ int sq_delivery_claim(struct store *s, int64_t now, const char *const *skip, siz
 int sq_webhook_insert(struct store *s, const struct webhook *w);
 int sq_webhook_count(struct store *s, const char *ns, int64_t *n);
 int sq_webhook_delete(struct store *s, const char *ns, const char *id);
+int sq_webhook_update(struct store *s, const char *ns, const char *id, struct webhook *w,
+                      int64_t now);
 int sq_delivery_update(struct store *s, const struct webhook_delivery *d);
 int sq_events_read(struct store *s, const char *ns, const char *task_id, int64_t after, int limit,
                    size_t max_bytes, struct event_page *out);
 int sq_events_head(struct store *s, int64_t *head, int64_t *pruned_through);
 int sq_webhooks_list(struct store *s, const char *ns, const char *id, struct webhook **out,
                      size_t *n);
-int sq_deliveries_list(struct store *s, const char *webhook_id, int limit,
-                       struct webhook_delivery **out, size_t *n);
+int sq_deliveries_page(struct store *s, const char *webhook_id, const struct delivery_page *page,
+                       int limit, struct webhook_delivery **out, size_t *n);
 int sq_deliveries_next_at(struct store *s, int64_t *at);
 
 /* store_sqlite_docs.c */
