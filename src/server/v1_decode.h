@@ -78,6 +78,9 @@ int v1_events_query_last_id(struct events_query *q, const char *value, struct tm
  * namespace, events (all four when absent). Unlike the decoders above, w
  * may hold copies of some fields on error: webhook_release it either way. */
 int v1_decode_webhook(json_t *obj, struct webhook *w, struct tm_error *e);
+/* The fields obj names, each checked as v1_decode_webhook checks it, and
+ * nothing required or filled in: the body of PATCH /v1/webhooks/{id}. */
+int v1_decode_webhook_fields(json_t *obj, struct webhook *w, struct tm_error *e);
 
 /* Validators shared with other decoders. */
 bool v1_is_name(const char *s, size_t max); /* [A-Za-z0-9._-]{1,max} */

@@ -114,7 +114,7 @@ int v1_events_query_last_id(struct events_query *q, const char *value, struct tm
     return 0;
 }
 
-int v1_decode_webhook(json_t *obj, struct webhook *w, struct tm_error *e) {
+int v1_decode_webhook_fields(json_t *obj, struct webhook *w, struct tm_error *e) {
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v) {
@@ -150,6 +150,12 @@ int v1_decode_webhook(json_t *obj, struct webhook *w, struct tm_error *e) {
             return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
         }
     }
+    return 0;
+}
+
+int v1_decode_webhook(json_t *obj, struct webhook *w, struct tm_error *e) {
+    int rc = v1_decode_webhook_fields(obj, w, e);
+    if (rc) return rc;
     if (!w->url) return err_set(e, TM_EINVALID, "url", "'url' is required");
     if (!w->events)
         w->events = WEBHOOK_SPAWNED | WEBHOOK_UPDATED | WEBHOOK_COMPLETED | WEBHOOK_FAILED;

@@ -114,11 +114,9 @@ static const struct {
 };
 
 /*
- * The body of a PATCH into w, through POST's decoder so that a value is
- * judged, and its error worded, as when the webhook was created. The
- * decoder wants a url and fills what is absent (all four events, a new
- * secret): a stand-in url goes in when the body has none, and whatever
- * the body did not name is dropped after. `"secret": null` unsigns.
+ * The body of a PATCH into w, through POST's field decoder so that a value
+ * is judged, and its error worded, as when the webhook was created.
+ * `"secret": null` unsigns.
  */
 static int webhooks_decode_patch(struct req *r, struct webhook *w, struct tm_error *e) {
     if (json_object_size(r->json) == 0)
@@ -131,21 +129,10 @@ static int webhooks_decode_patch(struct req *r, struct webhook *w, struct tm_err
     json_t *o = json_copy(r->json);
     for (size_t i = 0; i < sizeof webhook_patch_keys / sizeof *webhook_patch_keys; i++)
         if (json_object_get(o, webhook_patch_keys[i].key)) w->set |= webhook_patch_keys[i].bit;
-    bool unsign = json_is_null(json_object_get(o, "secret"));
-    if (unsign) json_object_del(o, "secret");
-    if (!(w->set & WEBHOOK_SET_URL)) json_object_set_new(o, "url", json_string("http://unset"));
-    int rc = v1_decode_webhook(o, w, e);
+    if (json_is_null(json_object_get(o, "secret"))) json_object_del(o, "secret");
+    int rc = v1_decode_webhook_fields(o, w, e);
     json_decref(o);
     if (rc) return rc;
-    if (!(w->set & WEBHOOK_SET_URL)) {
-        free(w->url);
-        w->url = NULL;
-    }
-    if (!(w->set & WEBHOOK_SET_EVENTS)) w->events = 0;
-    if (unsign || !(w->set & WEBHOOK_SET_SECRET)) {
-        free(w->secret);
-        w->secret = NULL;
-    }
     if (w->set & WEBHOOK_SET_URL)
         return webhook_url_check(w->url, r->srv->cfg.events.webhook_allow_private, e);
     return 0;
