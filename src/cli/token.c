@@ -42,7 +42,8 @@ static void token_usage(FILE *f) {
             "             worker (claim and work tasks), reader (read only)\n"
             "  NS         the namespace the token sees (admin tokens see every one)\n"
             "  DURATION   e.g. 90d, 12h, 1h30m (units s m h d w); default never\n"
-            "  --store    sqlite:PATH (TASKMILL_STORE; default sqlite:./taskmill.db)\n");
+            "  --store    the server's store: sqlite:PATH or postgres://USER@HOST/DB\n"
+            "             (TASKMILL_STORE; default sqlite:./taskmill.db)\n");
 }
 
 /* Opens the store. A SQLite file that is not there is made only by
