@@ -1,0 +1,90 @@
+/*
+ * The binary's --help against docs/: where a page says what a flag takes,
+ * the help a user reads first must not say less. Runs from the source
+ * tree's root (as tests/run.sh does), reading docs/ there.
+ */
+#include "cli_run.h"
+
+/* The output of `taskmill ARGS` (malloc'ed; "" when it cannot run). */
+static char *help_of(const char *args) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", cli_bin(), args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return strdup("");
+    char *out = NULL;
+    size_t n = 0, cap = 0;
+    for (int c; (c = fgetc(p)) != EOF;) {
+        if (n + 2 > cap) out = realloc(out, cap = cap * 2 + 4096);
+        out[n++] = (char)c;
+    }
+    pclose(p);
+    if (!out) return strdup("");
+    out[n] = '\0';
+    return out;
+}
+
+/* The entry of `text` for `--flag `: its line and the indented lines that
+ * go on with it (a static copy, or NULL). */
+static const char *help_line(const char *text, const char *flag) {
+    static char line[1024];
+    size_t fl = strlen(flag);
+    for (const char *l = text; *l;) {
+        size_t ll = strcspn(l, "\n");
+        size_t sp = strspn(l, " ");
+        if (ll > sp + fl && strncmp(l + sp, flag, fl) == 0 && l[sp + fl] == ' ') {
+            const char *end = l + ll;
+            while (*end == '\n' && strspn(end + 1, " ") > sp + 4)
+                end += 1 + strcspn(end + 1, "\n");
+            snprintf(line, sizeof line, "%.*s", (int)(end - l), l);
+            return line;
+        }
+        l += ll + (l[ll] == '\n');
+    }
+    return NULL;
+}
+
+/* security.md's limits table: each row whose default says "0 = ..." (no cap,
+ * none) names a flag whose `serve --help` line must say what 0 does too. */
+static void test_serve_help_says_what_0_does(void) {
+    char *md = cli_slurp("docs/security.md");
+    char *help = help_of("serve --help");
+    int rows = 0;
+    for (const char *l = md; *l;) {
+        size_t ll = strcspn(l, "\n");
+        char row[2048];
+        snprintf(row, sizeof row, "%.*s", (int)ll, l);
+        l += ll + (l[ll] == '\n');
+        if (row[0] != '|') continue;
+        /* | what | `--flag` | default | answer | */
+        char *c2 = strchr(row + 1, '|'), *c3 = c2 ? strchr(c2 + 1, '|') : NULL,
+             *c4 = c3 ? strchr(c3 + 1, '|') : NULL;
+        if (!c4) continue;
+        *c4 = '\0';
+        if (!strstr(c3, "(0 = ")) continue;
+        char *f = strstr(c2, "`--");
+        if (!f || f > c3) continue;
+        char flag[64];
+        snprintf(flag, sizeof flag, "%.*s", (int)strcspn(f + 1, "`"), f + 1);
+        rows++;
+        const char *h = help_line(help, flag);
+        if (!h || !strstr(h, "0 = ")) {
+            th_fail(__FILE__, __LINE__,
+                    "security.md says what %s 0 does; serve --help does not: %s", flag,
+                    h ? h : "(no line)");
+            break;
+        }
+    }
+    free(md);
+    free(help);
+    CHECK(rows >=
+          4); /* --max-connections-per-address, --max-waiters[-per-token], --max-rate, ... */
+}
+
+static const struct th_test tests[] = {
+    {"serve --help says what 0 does wherever security.md does", test_serve_help_says_what_0_does},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    return th_main(tests, argc, argv);
+}
