@@ -80,8 +80,23 @@ static void test_serve_help_says_what_0_does(void) {
           4); /* --max-connections-per-address, --max-waiters[-per-token], --max-rate, ... */
 }
 
+/* --max-string-bytes caps what a worker writes (security.md: progress and
+ * item messages, log text, error), not every string of a task: a task's
+ * description has its own 4096 bytes (api.md §10). The help must not say
+ * "a string field of a task". */
+static void test_max_string_bytes_says_what_it_caps(void) {
+    char *help = help_of("serve --help");
+    const char *h = help_line(help, "--max-string-bytes");
+    CHECK(h != NULL);
+    bool ok = strstr(h, "message") && strstr(h, "error") && !strstr(h, "field of a task");
+    free(help);
+    CHECK(ok);
+}
+
 static const struct th_test tests[] = {
     {"serve --help says what 0 does wherever security.md does", test_serve_help_says_what_0_does},
+    {"serve --help: --max-string-bytes names what it caps",
+     test_max_string_bytes_says_what_it_caps},
     {NULL, NULL},
 };
 
