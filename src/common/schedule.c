@@ -259,13 +259,23 @@ int definition_check(json_t *body, struct tm_error *e) {
     json_t *v;
     if (schedule_name_check(json_string_value(json_object_get(body, "name")), e))
         return TM_EINVALID;
-    if (!name_ok(json_string_value(json_object_get(body, "type")), 64))
-        return err_set(e, TM_EINVALID, "type", "'type' must be 1 to 64 bytes");
+    /* The type as a task's (v1_decode_task), which a launch makes of it. */
+    v = json_object_get(body, "type");
+    const char *type = json_string_value(v);
+    if (!v || json_is_null(v)) return err_set(e, TM_EINVALID, "type", "'type' is required");
+    if (!type) return err_set(e, TM_EINVALID, "type", "'type' must be a string");
+    if (strlen(type) > 128)
+        return err_set(e, TM_EINVALID, "type", "'type' is longer than 128 bytes");
+    if (!*type) return err_set(e, TM_EINVALID, "type", "'type' must not be empty");
+    if (!name_ok(type, 128))
+        return err_set(e, TM_EINVALID, "type", "'type' must not contain control characters");
     static const char *const strs[] = {"description", "queue", "executor"};
     for (int i = 0; i < 3; i++) {
         v = json_object_get(body, strs[i]);
-        if (v && !json_is_null(v) && (!json_is_string(v) || strlen(json_string_value(v)) > 4096))
+        if (v && !json_is_null(v) && !json_is_string(v))
             return err_set(e, TM_EINVALID, strs[i], "'%s' must be a string", strs[i]);
+        if (v && json_is_string(v) && json_string_length(v) > 4096)
+            return err_set(e, TM_EINVALID, strs[i], "'%s' is longer than 4096 bytes", strs[i]);
     }
     static const char *const objs[] = {"params", "arguments"};
     for (int i = 0; i < 2; i++) {

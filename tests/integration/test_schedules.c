@@ -105,6 +105,45 @@ static void test_definitions(void) {
     CHECK_INT(r->status, 404);
 }
 
+/* A definition's type and texts are checked as a task's, which a launch
+ * makes of them: a 100-byte type is a task's, so a definition's too. */
+static void test_definition_checked_as_a_task(void) {
+    char type[130], body[5200];
+    memset(type, 't', 100);
+    type[100] = '\0';
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/definitions", "{\"name\":\"long-type\",\"type\":\"%s\"}", type);
+    CHECK_INT(r->status, 201);
+    r = th_http(&srv, "POST", "/v1/definitions/long-type/launch", NULL);
+    CHECK_INT(r->status, 201);
+    CHECK_STR(th_str(r->json, "type"), type);
+    memset(type, 't', 129);
+    type[129] = '\0';
+    static const char *const fields[] = {"type", "type", "description", "description"};
+    const char *want[] = {
+        "'type' is longer than 128 bytes", "'type' must not contain control characters",
+        "'description' is longer than 4096 bytes", "'description' must be a string"};
+    for (int i = 0; i < 4; i++) {
+        if (i == 0)
+            snprintf(body, sizeof body, "{\"name\":\"bad-def\",\"type\":\"%s\"}", type);
+        else if (i == 1)
+            snprintf(body, sizeof body, "{\"name\":\"bad-def\",\"type\":\"a\\u0001b\"}");
+        else if (i == 2)
+            snprintf(body, sizeof body,
+                     "{\"name\":\"bad-def\",\"type\":\"x\",\"description\":\"%5000s\"}", "");
+        else
+            snprintf(body, sizeof body, "{\"name\":\"bad-def\",\"type\":\"x\",\"description\":12}");
+        r = th_http(&srv, "POST", "/v1/definitions", "%s", body);
+        CHECK_INT(r->status, 400);
+        CHECK_STR(th_str(r->json, "error.field"), fields[i]);
+        CHECK_STR(th_str(r->json, "error.message"), want[i]);
+    }
+    r = th_http(&srv, "GET", "/v1/definitions/bad-def", NULL);
+    CHECK_INT(r->status, 404); /* nothing stored */
+    r = th_http(&srv, "DELETE", "/v1/definitions/long-type", NULL);
+    CHECK_INT(r->status, 204);
+}
+
 static void test_schedule_bad_input(void) {
     static const struct {
         const char *body, *field;
@@ -896,6 +935,8 @@ static void test_two_nodes(void) {
 int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"definitions: create, name taken, bad input, launch, replace, delete", test_definitions},
+        {"a definition's type and texts are checked as a task's",
+         test_definition_checked_as_a_task},
         {"schedules: bad input named, nothing stored", test_schedule_bad_input},
         {"names: '/', '%00' and over 127 bytes refused, the rest reached by path",
          test_names_are_path_segments},
