@@ -294,10 +294,11 @@ int cmd_serve(int argc, char **argv) {
     /* The one place the server and the compatibility views meet. */
     cfg.views = compat_views;
     cfg.events.webhook_body = livepeer_webhook_body;
-    struct server *srv = NULL;
-    if (server_start(&cfg, &srv)) return 1;
     char shown[512];
     serve_redact_url(cfg.store_url, shown, sizeof shown);
+    cfg.store_shown = shown;
+    struct server *srv = NULL;
+    if (server_start(&cfg, &srv)) return 1;
     fprintf(stderr, "taskmill: store %s%s%s\n", shown,
             cfg.relaxed ? " (relaxed: writes acknowledged before fsync)" : "",
             cfg.sqlite_exclusive ? " (exclusive: no other process can open it)" : "");

@@ -211,17 +211,31 @@ int server_start(const struct server_config *cfg, struct server **out) {
     bool loopback = getsockname(srv->listen_fd, (struct sockaddr *)&ss, &sl) == 0 &&
                     auth_addr_is_loopback((struct sockaddr *)&ss);
     bool open_mode = !atomic_load(&srv->auth_on);
+    /* The command that makes a token in this store: 'taskmill token' reads
+     * ./taskmill.db unless told otherwise. */
+    char create[640];
+    const char *shown = cfg->store_shown ? cfg->store_shown : cfg->store_url;
+    if (!shown || strcmp(shown, "sqlite:./taskmill.db") == 0)
+        snprintf(create, sizeof create, "taskmill token create");
+    else if (shown[strspn(shown,
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                          "_./:@%=+,-")] == '\0')
+        snprintf(create, sizeof create, "taskmill token create --store %s", shown);
+    else
+        snprintf(create, sizeof create, "taskmill token create --store \"%s\"", shown);
     if (open_mode && !loopback && !cfg->insecure_no_auth) {
         fprintf(stderr,
                 "taskmill: refusing to listen on '%s' without authentication: the store holds "
-                "no API token. Create one ('taskmill token create --role admin --namespace "
-                "default'), listen on 127.0.0.1, or pass '--insecure-no-auth'\n",
-                cfg->listen);
+                "no API token. Create one ('%s --role admin --namespace default'), listen on "
+                "127.0.0.1, or pass '--insecure-no-auth'\n",
+                cfg->listen, create);
         goto fail;
     }
     if (http_daemon_start(srv)) goto fail;
     printf("taskmill listening on %s://%s\n", srv->tls_cert ? "https" : "http", bound);
     fflush(stdout);
+    char create_or_post[700];
+    snprintf(create_or_post, sizeof create_or_post, "'%s', or POST /v1/tokens", create);
     if (open_mode)
         fprintf(stderr,
                 "taskmill: no API token in the store: authentication is off%s until "
@@ -230,7 +244,7 @@ int server_start(const struct server_config *cfg, struct server **out) {
                          : " (--insecure-no-auth: ANYONE who can reach this address is admin)",
                 cfg->sqlite_exclusive ? "POST /v1/tokens: with --sqlite-exclusive no other "
                                         "process, 'taskmill token' included, can open the store"
-                                      : "'taskmill token create', or POST /v1/tokens");
+                                      : create_or_post);
     else
         fprintf(stderr, "taskmill: authentication on: every request needs a bearer token\n");
     *out = srv;

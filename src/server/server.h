@@ -64,6 +64,7 @@ struct events_config {
 struct server_config {
     const char *listen; /* host:port */
     const char *store_url;
+    const char *store_shown; /* store_url as messages may show it (no password); NULL: store_url */
     int threads;
     bool relaxed;
     bool sqlite_exclusive; /* store_options.sqlite_exclusive */

@@ -1719,6 +1719,18 @@ static void log_clear(struct th_server *s) {
     if (f) fclose(f);
 }
 
+/* The store as the server's hints write it for a shell: in double quotes
+ * when it holds more than [A-Za-z0-9_./:@%=+,-] (a PostgreSQL URL's ?, &). */
+static const char *sec_store_arg(const struct th_server *s) {
+    static char arg[600];
+    const char *u = s->store;
+    if (u[strspn(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:@%=+,-")])
+        snprintf(arg, sizeof arg, "\"%s\"", u);
+    else
+        snprintf(arg, sizeof arg, "%s", u);
+    return arg;
+}
+
 static void test_revoked_tokens_keep_it_closed(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, NULL) == 0);
@@ -1749,6 +1761,10 @@ static void test_revoked_tokens_keep_it_closed(void) {
     log_clear(&s2);
     CHECK(th_server_restart(&s2) == 0);
     CHECK(sec_log_has(&s2, "authentication is off"));
+    char create[600];
+    snprintf(create, sizeof create, "('taskmill token create --store %s', or POST",
+             sec_store_arg(&s2));
+    CHECK(sec_log_has(&s2, create));
     CHECK_INT(th_http(&s2, "GET", "/v1/tasks", NULL)->status, 200);
     th_server_free(&s2);
 }
@@ -1758,8 +1774,14 @@ static void test_non_loopback_needs_tokens_or_flag(void) {
     CHECK(th_server_start(&s2, "--listen", "0.0.0.0:0", NULL) != 0);
     th_server_stop(&s2, true);
     bool refused = sec_log_has(&s2, "refusing to listen on '0.0.0.0:0' without authentication");
+    /* The way out names this server's store: 'taskmill token' alone reads ./taskmill.db. */
+    char create[600];
+    snprintf(create, sizeof create, "'taskmill token create --store %s --role admin",
+             sec_store_arg(&s2));
+    bool named = sec_log_has(&s2, create);
     th_server_free(&s2);
     CHECK(refused);
+    CHECK(named);
 
     CHECK(th_server_start(&s2, "--listen", "0.0.0.0:0", "--insecure-no-auth", NULL) == 0);
     bool warned = sec_log_has(&s2, "ANYONE");
