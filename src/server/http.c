@@ -770,8 +770,12 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 
 static void http_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
-    fputs("taskmill: http: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    /* A client that left before its reply ended (a watcher closing its
+     * stream is the usual one): normal, and one line each. */
+    if (strstr(msg, "The socket is no longer available for sending")) return;
+    fprintf(stderr, "taskmill: http: %s", msg);
 }
 
 const char *http_reason_phrase(int status) {

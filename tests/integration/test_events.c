@@ -189,6 +189,41 @@ static void test_keepalive(void) {
     th_server_free(&srv);
 }
 
+/* Whether the stopped server's log holds needle. */
+static bool server_log_has(const struct th_server *srv, const char *needle) {
+    char path[400], line[1024];
+    snprintf(path, sizeof path, "%s/server.log", srv->dir);
+    FILE *f = fopen(path, "r");
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f) fclose(f);
+    return found;
+}
+
+/* A watcher that leaves is the normal end of a stream: the server's next
+ * keep-alive finds the socket gone, and says nothing of it (it wrote a
+ * line for each: "Failed to send the response body ... no longer
+ * available"). */
+static void test_departed_client_not_logged(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--sse-keepalive-ms", "100", NULL) == 0);
+    for (int i = 0; i < 3; i++) {
+        struct sse_conn c;
+        CHECK(sse_open(&c, srv.url, "/v1/events", -1, 0) == 0);
+        struct sse_event ev = {.id = -1};
+        sse_event_clear(&ev);
+        CHECK_INT(sse_next(&c, &ev, 250), 0);
+        CHECK(c.comments >= 1); /* the stream was open */
+        sse_close(&c);
+    }
+    th_sleep_ms(500); /* several keep-alives to the closed sockets */
+    th_server_stop(&srv, false);
+    CHECK(server_log_has(&srv, "stopping"));
+    CHECK(!server_log_has(&srv, "no longer available"));
+    th_server_free(&srv);
+}
+
 static void test_pruned_sequence_error_event(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, "--events-max-count", "5", NULL) == 0);
@@ -415,6 +450,7 @@ static const struct th_test tests[] = {
     {"a task's life appends the documented kinds in order", test_lifecycle_kinds},
     {"the task stream opens with a snapshot, then follows", test_task_stream_snapshot_then_live},
     {"idle streams get keep-alive comments", test_keepalive},
+    {"a watcher that leaves is not logged", test_departed_client_not_logged},
     {"a pruned sequence gets an error event, then the rest", test_pruned_sequence_error_event},
     {"a slow consumer is cut off and resumes with no gap",
      test_slow_consumer_is_cut_off_and_resumes},
