@@ -79,11 +79,53 @@ int cli_client_error_flags(const char *cmd, struct tm_client *c, const char *wha
     return cli_exit_for(e->code);
 }
 
+/*
+ * Says what getopt_long (with opterr 0) refused: ch is '?' or ':'. Every
+ * error in a long option leaves optind just past its word, with optopt 0
+ * when no option has that name, else the option's val: a value missing
+ * (':', the last word) or given with '=' to an option that takes none.
+ * An unknown short option or one missing its value sets optopt to it.
+ */
+static void cli_getopt_say(const char *cmd, int ch, char **argv, const struct option *opts) {
+    const char *word = argv[optind - 1];
+    bool is_long = strncmp(word, "--", 2) == 0;
+    size_t n = is_long ? strcspn(word + 2, "=") : 0;
+    const struct option *o = NULL; /* the option the long word named, maybe by a prefix */
+    int has_arg = ch == ':' ? required_argument : no_argument;
+    for (const struct option *p = opts; is_long && optopt && p->name; p++)
+        if (p->val == optopt && p->has_arg == has_arg && (word[2 + n] == '=') == (ch == '?') &&
+            strncmp(p->name, word + 2, n) == 0)
+            o = p;
+    if (o && strlen(o->name) != n)
+        fprintf(stderr,
+                "taskmill %s: unknown option '%.*s' (options are not abbreviated: '--%s'?)\n", cmd,
+                (int)(n + 2), word, o->name);
+    else if (o)
+        fprintf(stderr, "taskmill %s: option '--%s' %s\n", cmd, o->name,
+                ch == ':' ? "requires a value" : "takes no value");
+    else if (optopt == 0)
+        fprintf(stderr, "taskmill %s: unknown option '%.*s'\n", cmd,
+                (int)(is_long && n ? n + 2 : strlen(word)), word);
+    else
+        fprintf(stderr, "taskmill %s: %s '-%c'%s\n", cmd, ch == ':' ? "option" : "unknown option",
+                optopt, ch == ':' ? " requires a value" : "");
+}
+
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                const struct option *opts) {
+    /* getopt's own messages name the bare command ("list: ..."): say them here instead. A
+     * leading ':' (after a '+') tells a missing value (':') from an unknown option ('?'). */
+    char spec[128];
+    bool plus = shortopts[0] == '+';
+    snprintf(spec, sizeof spec, "%s:%s", plus ? "+" : "", shortopts + plus);
+    opterr = 0;
     int idx = -1;
-    int ch = getopt_long(argc, argv, shortopts, opts, &idx);
-    if (ch == -1 || ch == '?' || ch == ':' || idx < 0) return ch;
+    int ch = getopt_long(argc, argv, spec, opts, &idx);
+    if (ch == '?' || ch == ':') {
+        cli_getopt_say(cmd, ch, argv, opts);
+        return '?';
+    }
+    if (ch == -1 || idx < 0) return ch;
     /* The word the option was read from: the one before its separate argument, if any. */
     const char *word =
         optarg && optind >= 2 && optarg == argv[optind - 1] ? argv[optind - 2] : argv[optind - 1];

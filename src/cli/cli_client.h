@@ -57,7 +57,10 @@ int cli_param_add(const char *cmd, json_t *params, const char *arg);
  * spelt out: getopt_long takes any unambiguous prefix (`--prio` for
  * `--priority`), which hides typos in scripts. A prefix is refused with a
  * message naming what was typed and the option it would have meant, and
- * '?' is returned as for any unknown option.
+ * '?' is returned as for any unknown option. Every refusal (an unknown
+ * option, a value missing, a value given to a switch) is said as
+ * "taskmill CMD: ..." (getopt's own messages name the bare command) and
+ * returns '?'.
  */
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
                const struct option *opts);

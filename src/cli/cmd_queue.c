@@ -22,9 +22,9 @@ static long long count_of(const json_t *q, const char *phase) {
     return (long long)json_integer_value(json_object_get(json_object_get(q, "counts"), phase));
 }
 
-static int queue_list(struct tm_client *c, bool json) {
+static int queue_list(struct tm_client *c, const char *cmd, bool json) {
     json_t *out = NULL;
-    if (tm_queues(c, &out)) return cli_client_error("queue list", c, NULL);
+    if (tm_queues(c, &out)) return cli_client_error(cmd, c, NULL);
     if (json) {
         cli_print_json(out);
     } else {
@@ -45,7 +45,9 @@ static int queue_list(struct tm_client *c, bool json) {
     return CLI_EXIT_OK;
 }
 
-int cmd_queue(int argc, char **argv) {
+/* `taskmill queue VERB ...`; cmd is what messages name it: argv[0] ("queue" or "queues") and
+ * the verb, or argv[0] alone when `queues` put in the "list" that was not typed. */
+static int queue_run(int argc, char **argv, bool verb_typed) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(queue_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
@@ -54,26 +56,28 @@ int cmd_queue(int argc, char **argv) {
     if (strcmp(verb, "ls") == 0) verb = "list";
     bool list = strcmp(verb, "list") == 0, pause = strcmp(verb, "pause") == 0;
     if (!list && !pause && strcmp(verb, "resume") != 0) {
-        fprintf(stderr, "taskmill queue: unknown subcommand '%s'\n", verb);
+        fprintf(stderr, "taskmill %s: unknown subcommand '%s'\n", argv[0], verb);
         fputs(queue_usage, stderr);
         return CLI_EXIT_USAGE;
     }
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "%s%s%s", argv[0], verb_typed ? " " : "", verb_typed ? verb : "");
     const char *server;
     bool json;
     argc--;
     argv++; /* argv[0] is now the subcommand */
-    int stop = cli_parse_args("queue", argc, argv, queue_usage,
+    int stop = cli_parse_args(cmd, argc, argv, queue_usage,
                               list ? CLI_OPERANDS_NONE : CLI_OPERANDS_SOME, &server, &json);
     if (stop >= 0) return stop;
     struct tm_client *c = cli_client_new(server);
     int rc = CLI_EXIT_OK;
     if (list) {
-        rc = queue_list(c, json);
+        rc = queue_list(c, cmd, json);
     } else {
         for (int i = optind; i < argc; i++) {
             json_t *q = NULL;
             if (tm_queue_pause(c, argv[i], pause, &q)) {
-                int r = cli_client_error(pause ? "queue pause" : "queue resume", c, argv[i]);
+                int r = cli_client_error(cmd, c, argv[i]);
                 if (r > rc) rc = r;
                 continue;
             }
@@ -99,8 +103,12 @@ int cmd_queues(int argc, char **argv) {
             args[n++] = argv[i];
         args[n] = NULL;
         if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
-            return cmd_queue(argc, argv);
-        return cmd_queue(n, args);
+            return queue_run(argc, argv, true);
+        return queue_run(n, args, false);
     }
-    return cmd_queue(argc, argv);
+    return queue_run(argc, argv, true);
+}
+
+int cmd_queue(int argc, char **argv) {
+    return queue_run(argc, argv, true);
 }

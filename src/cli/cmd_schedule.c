@@ -259,6 +259,7 @@ static void print_definitions(const json_t *o) {
 /* What both commands start with: the verb, the flags, one NAME (none for list). */
 struct verb {
     const char *verb, *name;
+    char cmd[64]; /* "schedule create": what its flags' messages say */
     bool list;
     struct sched_args a;
 };
@@ -270,7 +271,9 @@ static int verb_begin(int argc, char **argv, const char *cmd, const char *usage,
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
     v->verb = argv[1];
-    int stop = sched_parse_args(argc - 1, argv + 1, cmd, usage, &v->a);
+    snprintf(v->cmd, sizeof v->cmd, "%s%s%.40s", cmd, v->verb[0] == '-' ? "" : " ",
+             v->verb[0] == '-' ? "" : v->verb);
+    int stop = sched_parse_args(argc - 1, argv + 1, v->cmd, usage, &v->a);
     int nargs = (argc - 1) - optind;
     v->name = nargs > 0 ? argv[1 + optind] : NULL;
     v->list = strcmp(v->verb, "list") == 0;

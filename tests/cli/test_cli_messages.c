@@ -1,0 +1,87 @@
+/*
+ * The CLI's messages for mistakes, run as a user would against the real
+ * server: an unknown or valueless option is reported as `taskmill
+ * COMMAND[ SUB]: ...` (docs/cli.md), not with getopt's bare command name.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli_run.h"
+#include "harness.h"
+
+static struct th_server srv;
+
+/*
+ * Runs `taskmill ARGS...` and checks its exit code is want, that its
+ * standard error starts with "taskmill " and holds each of needles (ended
+ * by NULL), and that getopt printed nothing of its own ("list:
+ * unrecognized option ...").
+ */
+static void expect_err(int line, int want, const char *const *args, const char *const *needles) {
+    char *out = NULL, *err = NULL;
+    int rc = cli_runv(&srv, NULL, &out, &err, args);
+    if (rc != want) th_fail(__FILE__, line, "exit %d, not %d; stderr: %s", rc, want, err);
+    for (int i = 0; needles[i]; i++)
+        if (!strstr(err, needles[i]))
+            th_fail(__FILE__, line, "stderr lacks \"%s\": %s", needles[i], err);
+    if (strncmp(err, "taskmill ", 9) != 0)
+        th_fail(__FILE__, line, "stderr does not start with 'taskmill ': %s", err);
+    if (strstr(err, "unrecognized") || strstr(err, "requires an argument"))
+        th_fail(__FILE__, line, "getopt's own message: %s", err);
+    free(out);
+    free(err);
+}
+
+#define EXPECT_ERR(want, args, ...) \
+    expect_err(__LINE__, want, args, (const char *const[]){__VA_ARGS__, NULL})
+
+static void test_unknown_and_valueless_options(void) {
+    EXPECT_ERR(2, CLI_ARGS("list", "--bogus"), "taskmill list: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("list", "--bogus=3"), "taskmill list: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("list", "--limit"), "taskmill list: option '--limit' requires a value");
+    EXPECT_ERR(2, CLI_ARGS("list", "--json=yes"), "taskmill list: option '--json' takes no value");
+    EXPECT_ERR(2, CLI_ARGS("submit", "x", "--bogus"), "taskmill submit: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("submit", "x", "--name"),
+               "taskmill submit: option '--name' requires a value");
+    EXPECT_ERR(2, CLI_ARGS("get", "-x", "0123"), "taskmill get: unknown option '-x'");
+    EXPECT_ERR(2, CLI_ARGS("get", "0123", "-s"), "taskmill get: option '-s' requires a value");
+    EXPECT_ERR(2, CLI_ARGS("cancel", "--bogus", "0123"),
+               "taskmill cancel: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("watch", "--bogus", "0123"), "taskmill watch: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("work", "--bogus", "--queue", "q", "--", "true"),
+               "taskmill work: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("work", "--queue"), "taskmill work: option '--queue' requires a value");
+    EXPECT_ERR(2, CLI_ARGS("serve", "--bogus"), "taskmill serve: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("serve", "--store"),
+               "taskmill serve: option '--store' requires a value");
+    /* A subcommand is named where the command's other messages name it (not for token). */
+    EXPECT_ERR(2, CLI_ARGS("queues", "--bogus"), "taskmill queues: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("queue", "pause", "--bogus", "q"),
+               "taskmill queue pause: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("schedule", "create", "s", "--bogus"),
+               "taskmill schedule create: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("schedule", "create", "s", "--type", "t", "--every"),
+               "taskmill schedule create: option '--every' requires a value");
+    EXPECT_ERR(2, CLI_ARGS("definition", "list", "--json=1"),
+               "taskmill definition list: option '--json' takes no value");
+    EXPECT_ERR(2, CLI_ARGS("token", "create", "--bogus"),
+               "taskmill token: unknown option '--bogus'");
+    EXPECT_ERR(2, CLI_ARGS("token", "list", "--store"),
+               "taskmill token: option '--store' requires a value");
+    /* An abbreviation is still refused naming the option meant, also when
+     * its value is missing or given to an option that takes none. */
+    EXPECT_ERR(2, CLI_ARGS("list", "--lim", "2"), "taskmill list: unknown option '--lim'",
+               "'--limit'?");
+    EXPECT_ERR(2, CLI_ARGS("list", "--pa"), "taskmill list: unknown option '--pa'", "'--parent'?");
+    EXPECT_ERR(2, CLI_ARGS("list", "--js=1"), "taskmill list: unknown option '--js'", "'--json'?");
+}
+
+static const struct th_test tests[] = {
+    {"unknown and valueless options name taskmill and the command",
+     test_unknown_and_valueless_options},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    return th_main_server(tests, argc, argv, &srv, NULL);
+}
