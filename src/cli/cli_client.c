@@ -40,33 +40,65 @@ int cli_exit_for(int code) {
 }
 
 int cli_client_error(const char *cmd, struct tm_client *c, const char *what) {
-    return cli_client_error_flags(cmd, c, what, NULL);
+    return cli_client_error_flags(cmd, c, what, NULL, NULL);
+}
+
+/* Whether s is one of the strings of j (its values, at any depth; not its keys). */
+static bool cli_json_has_string(const json_t *j, const char *s) {
+    const char *key;
+    const json_t *v;
+    size_t i;
+    if (json_is_string(j)) return strcmp(json_string_value(j), s) == 0;
+    if (json_is_object(j)) {
+        json_object_foreach((json_t *)j, key, v) if (cli_json_has_string(v, s)) return true;
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) if (cli_json_has_string(v, s)) return true;
+    }
+    return false;
+}
+
+/* The flag of `field` in flags, or NULL. */
+static const char *cli_flag_of(const struct cli_flag *flags, const char *field, size_t n) {
+    for (const struct cli_flag *f = flags; f && f->field; f++)
+        if (strlen(f->field) == n && strncmp(f->field, field, n) == 0) return f->flag;
+    return NULL;
 }
 
 int cli_client_error_flags(const char *cmd, struct tm_client *c, const char *what,
-                           const struct cli_flag *flags) {
+                           const struct cli_flag *flags, const json_t *sent) {
     const struct tm_client_error *e = tm_client_last_error(c);
     const char *msg = e->message[0] ? e->message : tm_strerror(e->code);
-    const struct cli_flag *f = flags;
-    while (f && f->field && strcmp(f->field, e->field) != 0)
-        f++;
     char said[1024];
-    if (f && f->field && e->field[0]) {
-        /* Every "'field'" of the message becomes "'--flag'". */
-        char quoted[80];
-        snprintf(quoted, sizeof quoted, "'%s'", f->field);
-        size_t n = 0, qlen = strlen(quoted);
+    if (flags) {
+        /* Every quoted field of the message that has a flag becomes "'--flag'"
+         * ("give exactly one of 'cron' and 'interval_seconds'" names two),
+         * unless what is quoted is a value the request sent (a definition
+         * named 'queue'). */
+        size_t n = 0;
         for (const char *p = msg; *p && n + 1 < sizeof said;) {
-            if (strncmp(p, quoted, qlen) == 0) {
-                n += (size_t)snprintf(said + n, sizeof said - n, "'%s'", f->flag);
+            const char *end = *p == '\'' ? strchr(p + 1, '\'') : NULL;
+            const char *flag = end ? cli_flag_of(flags, p + 1, (size_t)(end - p - 1)) : NULL;
+            char quoted[256];
+            if (flag && (size_t)(end - p - 1) < sizeof quoted) {
+                snprintf(quoted, sizeof quoted, "%.*s", (int)(end - p - 1), p + 1);
+                if (cli_json_has_string(sent, quoted)) flag = NULL;
+            }
+            if (flag) {
+                n += (size_t)snprintf(said + n, sizeof said - n, "'%s'", flag);
                 if (n >= sizeof said) n = sizeof said - 1;
-                p += qlen;
+                p = end + 1;
             } else {
                 said[n++] = *p++;
             }
         }
         said[n] = '\0';
-        if (!strstr(said, f->flag)) snprintf(said, sizeof said, "'%s': %s", f->flag, msg);
+        /* The field the server named, when the message does not quote it. */
+        const char *flag = e->field[0] ? cli_flag_of(flags, e->field, strlen(e->field)) : NULL;
+        if (flag && !strstr(said, flag)) {
+            char with[sizeof said + 80];
+            snprintf(with, sizeof with, "'%s': %s", flag, said);
+            snprintf(said, sizeof said, "%s", with);
+        }
         msg = said;
     }
     /* A 401: say where the command takes its token from. */

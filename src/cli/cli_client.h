@@ -97,13 +97,17 @@ struct cli_flag {
     const char *field, *flag;
 };
 /*
- * As cli_client_error, but when the server named a field that `flags`
- * (ended by {NULL, NULL}) maps to a flag, the message names the flag the
- * user typed instead of the field: "'--at' must be ..." for "'scheduled_at'
- * must be ...".
+ * As cli_client_error, but the message names the flags the user typed, not
+ * the API fields: every quoted field that `flags` (ended by {NULL, NULL})
+ * maps to a flag is written as the flag ("'--at' must be ..." for
+ * "'scheduled_at' must be ...", both of "one of 'cron' and
+ * 'interval_seconds'"), unless the quoted text is one of the strings of
+ * `sent` (the request's body, may be NULL: a value the user gave, such as
+ * a definition named 'queue'). When the server named a field with a flag
+ * the message does not quote, the flag comes first: "'--definition': ...".
  */
 int cli_client_error_flags(const char *cmd, struct tm_client *c, const char *what,
-                           const struct cli_flag *flags);
+                           const struct cli_flag *flags, const json_t *sent);
 
 /* Makes every string of j (not the keys) fit to print on a terminal: a control character
  * (C0, DEL, C1) that a task's text may hold (an escape sequence, a newline that would

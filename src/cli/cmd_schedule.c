@@ -130,6 +130,9 @@ static const struct cli_flag sched_flags[] = {
     {"type", "--type"},
     {"queue", "--queue"},
     {"params", "--param"},
+    {"task.type", "--type"}, /* a schedule's task template */
+    {"task.queue", "--queue"},
+    {"task.params", "--param"},
     {"priority", "--priority"},
     {"max_retries", "--max-retries"},
     {"description", "--description"},
@@ -193,7 +196,7 @@ static int run(struct tm_client *c, const char *cmd, const char *method, const c
                const json_t *body, bool json, void (*print)(const json_t *)) {
     json_t *out = NULL;
     if (tm_client_request(c, method, path, body, &out))
-        return cli_client_error_flags(cmd, c, NULL, sched_flags);
+        return cli_client_error_flags(cmd, c, NULL, sched_flags, body);
     if (json && out)
         cli_print_json(out);
     else if (print && out)

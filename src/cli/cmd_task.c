@@ -223,7 +223,7 @@ int cmd_submit(int argc, char **argv) {
     }
     json_t *out = NULL;
     if (tm_submit(c, task, key, &out)) {
-        rc = cli_client_error_flags("submit", c, NULL, submit_flags);
+        rc = cli_client_error_flags("submit", c, NULL, submit_flags, task);
         tm_client_free(c);
         goto out;
     }
@@ -549,7 +549,12 @@ int cmd_list(int argc, char **argv) {
     for (;;) {
         if (cursor[0]) q.cursor = cursor;
         if (tm_list(c, &q, &page)) {
-            rc = cli_client_error_flags("list", c, NULL, list_flags);
+            json_t *sent =
+                json_pack("[sssssss]", q.phase ? q.phase : "", q.type ? q.type : "",
+                          q.queue ? q.queue : "", q.name_prefix ? q.name_prefix : "",
+                          q.cursor ? q.cursor : "", q.order ? q.order : "", parent ? parent : "");
+            rc = cli_client_error_flags("list", c, NULL, list_flags, sent);
+            json_decref(sent);
             break;
         }
         json_t *tasks = json_object_get(page, "tasks");

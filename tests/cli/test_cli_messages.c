@@ -76,9 +76,55 @@ static void test_unknown_and_valueless_options(void) {
     EXPECT_ERR(2, CLI_ARGS("list", "--js=1"), "taskmill list: unknown option '--js'", "'--json'?");
 }
 
+/* How many schedules the server holds. */
+static size_t schedule_count(void) {
+    struct th_resp *r = th_http(&srv, "GET", "/v1/schedules", NULL);
+    return json_array_size(json_object_get(r->json, "schedules"));
+}
+
+/* Every field a message quotes is named by the flag typed for it, not
+ * only the one the server's error names; a value that happens to be a
+ * field's name stays as it is. Nothing is stored. */
+static void test_messages_name_every_flag(void) {
+    size_t before = schedule_count();
+    EXPECT_ERR(
+        4,
+        CLI_ARGS("schedule", "create", "x", "--every", "5", "--cron", "* * * * *", "--type", "t"),
+        "taskmill schedule create: give exactly one of '--cron' and '--every'");
+    EXPECT_ERR(4, CLI_ARGS("schedule", "create", "x", "--type", "t"),
+               "give exactly one of '--cron' and '--every'");
+    EXPECT_ERR(4, CLI_ARGS("schedule", "create", "x", "--every", "5"),
+               "taskmill schedule create: '--type' is required");
+    EXPECT_ERR(4,
+               CLI_ARGS("schedule", "create", "x", "--every", "5", "--type", "t", "--queue", "a b"),
+               "taskmill schedule create: '--queue' must be");
+    EXPECT_ERR(4,
+               CLI_ARGS("schedule", "create", "x", "--every", "5", "--type", "t", "--start",
+                        "2026-02-01T00:00:00Z", "--end", "2026-01-01T00:00:00Z"),
+               "'--end' must be after '--start'");
+    EXPECT_ERR(4, CLI_ARGS("schedule", "create", "x", "--every", "5", "--definition", "queue"),
+               "'--definition'", "definition 'queue' not found");
+    CHECK_INT(schedule_count(), before);
+    char *out = NULL, *err = NULL;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "create", "bf", "--every", "60", "--type",
+                      "t", "--paused"),
+              0);
+    free(out);
+    free(err);
+    EXPECT_ERR(4,
+               CLI_ARGS("schedule", "backfill", "bf", "--from", "2026-01-02T00:00:00Z", "--to",
+                        "2026-01-01T00:00:00Z"),
+               "taskmill schedule backfill: '--to' must be after '--from'");
+    struct th_resp *r = th_http(&srv, "GET", "/v1/tasks?type=t", NULL);
+    CHECK_INT(json_array_size(json_object_get(r->json, "tasks")), 0);
+    EXPECT_ERR(4, CLI_ARGS("list", "--order", "sideways"), "taskmill list: '--order' must be");
+    EXPECT_ERR(4, CLI_ARGS("list", "--phase", "queue"), "'--phase'", "phase 'queue'");
+}
+
 static const struct th_test tests[] = {
     {"unknown and valueless options name taskmill and the command",
      test_unknown_and_valueless_options},
+    {"messages name every flag typed, not the API's fields", test_messages_name_every_flag},
     {NULL, NULL},
 };
 
