@@ -34,7 +34,7 @@ static void submit_usage(FILE *f) {
             "  --wait          then watch the task until it ends (exit code as `watch`)\n");
 }
 
-/* Parses "-" or a path into a JSON object. */
+/* Parses "-" or a path into a JSON object; a message names it as typed, '--params -'. */
 static int submit_load_params(const char *path, json_t **out) {
     json_error_t err;
     json_t *v = strcmp(path, "-") == 0 ? json_loadf(stdin, JSON_REJECT_DUPLICATES, &err)
@@ -43,12 +43,12 @@ static int submit_load_params(const char *path, json_t **out) {
         if (err.line < 1) /* not read at all: a file that is missing or unreadable */
             fprintf(stderr, "taskmill submit: '--params %s': %s\n", path, err.text);
         else
-            fprintf(stderr, "taskmill submit: '%s' is not JSON: %s (line %d)\n", path, err.text,
-                    err.line);
+            fprintf(stderr, "taskmill submit: '--params %s' is not JSON: %s (line %d)\n", path,
+                    err.text, err.line);
         return -1;
     }
     if (!json_is_object(v)) {
-        fprintf(stderr, "taskmill submit: '%s' must hold a JSON object\n", path);
+        fprintf(stderr, "taskmill submit: '--params %s' must hold a JSON object\n", path);
         json_decref(v);
         return -1;
     }

@@ -121,10 +121,39 @@ static void test_messages_name_every_flag(void) {
     EXPECT_ERR(4, CLI_ARGS("list", "--phase", "queue"), "'--phase'", "phase 'queue'");
 }
 
+/* --params names itself as typed, '-' (standard input) as a path; nothing is submitted. */
+static void test_params_named_as_typed(void) {
+    char *out = NULL, *err = NULL;
+    CHECK_INT(cli_run(&srv, "[1]", &out, &err, "submit", "pt", "--params", "-"), 2);
+    CHECK(strstr(err, "taskmill submit: '--params -' must hold a JSON object") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, "{\"a\":", &out, &err, "submit", "pt", "--params", "-"), 2);
+    CHECK(strstr(err, "taskmill submit: '--params -' is not JSON") != NULL);
+    free(out);
+    free(err);
+    char path[400];
+    snprintf(path, sizeof path, "%s/p.json", srv.dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("[2]", f);
+        fclose(f);
+    }
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "submit", "pt", "--params", path), 2);
+    char want[500];
+    snprintf(want, sizeof want, "'--params %s' must hold a JSON object", path);
+    CHECK(strstr(err, want) != NULL);
+    free(out);
+    free(err);
+    struct th_resp *r = th_http(&srv, "GET", "/v1/tasks?type=pt", NULL);
+    CHECK_INT(json_array_size(json_object_get(r->json, "tasks")), 0);
+}
+
 static const struct th_test tests[] = {
     {"unknown and valueless options name taskmill and the command",
      test_unknown_and_valueless_options},
     {"messages name every flag typed, not the API's fields", test_messages_name_every_flag},
+    {"--params is named as typed, '-' too", test_params_named_as_typed},
     {NULL, NULL},
 };
 
