@@ -41,7 +41,8 @@ static void token_usage(FILE *f) {
             "  ROLE       admin (everything), client (submit, read and control tasks),\n"
             "             worker (claim and work tasks), reader (read only)\n"
             "  NS         the namespace the token sees (admin tokens see every one)\n"
-            "  DURATION   e.g. 90d, 12h, 1h30m (units s m h d w); default never\n"
+            "  DURATION   e.g. 90d, 12h, 1h30m (units s m h d w), at most ten years;\n"
+            "             default never\n"
             "  --store    the server's store: sqlite:PATH or postgres://USER@HOST/DB\n"
             "             (TASKMILL_STORE; default sqlite:./taskmill.db)\n");
 }
@@ -95,7 +96,10 @@ static int token_create(const struct token_args *a) {
     }
     int64_t expires_ms = 0;
     if (a->expires && token_parse_duration(a->expires, &expires_ms)) {
-        fprintf(stderr, "taskmill token: '--expires' must be a duration such as 90d or 12h\n");
+        fprintf(stderr,
+                "taskmill token: '--expires %s' must be a duration such as 90d or 12h (units s m "
+                "h d w) of at most ten years (3660d)\n",
+                a->expires);
         return 2;
     }
     struct store *s;

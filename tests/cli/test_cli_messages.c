@@ -149,11 +149,43 @@ static void test_params_named_as_typed(void) {
     CHECK_INT(json_array_size(json_object_get(r->json, "tasks")), 0);
 }
 
+/* token create --expires past the ten-year cap says the cap; no token is made. (A store of
+ * its own: a token in the server's would end its open mode.) */
+static void test_token_expires_cap(void) {
+    char store[600];
+    snprintf(store, sizeof store, "sqlite:%s/tokens.db", srv.dir);
+    char *out = NULL, *err = NULL;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "token", "create", "--store", store, "--role",
+                      "reader", "--namespace", "default", "--expires", "1d"),
+              0);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "token", "create", "--store", store, "--role",
+                      "admin", "--namespace", "default", "--expires", "600w"),
+              2);
+    CHECK(strstr(err, "taskmill token: '--expires 600w'") != NULL);
+    CHECK(strstr(err, "at most ten years") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "token", "list", "--store", store), 0);
+    CHECK_INT(cli_count(out, "reader"), 1);
+    CHECK(strstr(out, "admin") == NULL);
+    free(out);
+    free(err);
+    /* The cap itself is taken. */
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "token", "create", "--store", store, "--role",
+                      "reader", "--namespace", "default", "--expires", "3660d"),
+              0);
+    free(out);
+    free(err);
+}
+
 static const struct th_test tests[] = {
     {"unknown and valueless options name taskmill and the command",
      test_unknown_and_valueless_options},
     {"messages name every flag typed, not the API's fields", test_messages_name_every_flag},
     {"--params is named as typed, '-' too", test_params_named_as_typed},
+    {"token create --expires says the ten-year cap", test_token_expires_cap},
     {NULL, NULL},
 };
 
