@@ -86,7 +86,8 @@ static int tokens_decode(json_t *obj, struct token_create **out, struct tm_error
     if (jexp && !json_is_null(jexp) &&
         (!json_is_string(jexp) || token_parse_duration(json_string_value(jexp), &expires_ms)))
         return err_set(e, TM_EINVALID, "expires_in",
-                       "'expires_in' must be a duration such as '90d' or '12h'");
+                       "'expires_in' must be a duration such as '90d' or '12h' (units s m h d "
+                       "w) of at most ten years (3660d)");
     struct token_create *c = xcalloc(1, sizeof *c);
     int64_t now = time_now_ms();
     c->token = token_new(role, ns, name, now, expires_ms ? now + expires_ms : 0, c->bearer);

@@ -1447,6 +1447,13 @@ static void test_admin_token_api(void) {
     CHECK_STR(th_str(r->json, "role"), "reader");
     CHECK(th_str(r->json, "expires_at") != NULL);
     CHECK(th_get(r->json, "hash") == NULL);
+    /* Past the cap (as the CLI's --expires): the message says the cap. */
+    struct th_resp *far =
+        sec_http(&srv, tok[ADMIN], "POST", "/v1/tokens",
+                 "{\"role\":\"reader\",\"namespace\":\"acme\",\"expires_in\":\"600w\"}");
+    CHECK_INT(far->status, 400);
+    CHECK_STR(th_str(far->json, "error.field"), "expires_in");
+    CHECK(strstr(th_str(far->json, "error.message"), "at most ten years") != NULL);
     CHECK_INT(sec_http(&srv, bearer, "GET", "/v1/tasks", NULL)->status, 200);
     CHECK_INT(sec_http(&srv, bearer, "POST", "/v1/tasks", "{\"type\":\"x\"}")->status, 403);
     r = sec_http(&srv, tok[ADMIN], "GET", "/v1/tokens", NULL);
