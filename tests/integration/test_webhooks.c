@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "hook_receiver.h"
 
 #define SECRET   "s3cret-for-tests"
 #define MAX_SEEN 256
@@ -41,45 +42,16 @@ struct receiver {
     int nseen;
 };
 
-static bool receiver_verify(const char *sig, const char *body, size_t len, long long *t) {
-    long long ts = 0;
-    char hex[65] = "";
-    if (!sig || sscanf(sig, "t=%lld,v1=%64s", &ts, hex) != 2) return false;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), (const unsigned char *)body, len, mac, &n);
-    char want[65];
-    for (unsigned i = 0; i < n; i++)
-        snprintf(want + 2 * i, 3, "%02x", mac[i]);
-    *t = ts;
-    return CRYPTO_memcmp(want, hex, 64) == 0;
-}
-
 static void receiver_handle(struct receiver *rv, int c) {
     char buf[1 << 16];
-    size_t len = 0;
-    char *body = NULL;
-    size_t clen = 0;
-    while (len < sizeof buf - 1) {
-        ssize_t n = read(c, buf + len, sizeof buf - 1 - len);
-        if (n <= 0) break;
-        len += (size_t)n;
-        buf[len] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (!end) continue;
-        char *cl = strcasestr(buf, "content-length:");
-        clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        if ((size_t)(buf + len - (end + 4)) >= clen) {
-            body = end + 4;
-            break;
-        }
-    }
-    if (!body) return;
+    size_t at, clen;
+    if (!read_request(c, buf, sizeof buf, &at, &clen)) return;
+    const char *body = buf + at;
     char sig[200] = "";
     char *s = strcasestr(buf, "\r\nLivepeer-Signature: ");
     if (s) sscanf(s + 22, "%199[^\r]", sig);
     long long t = 0;
-    bool good = receiver_verify(sig[0] ? sig : NULL, body, clen, &t);
+    bool good = signature_ok(SECRET, sig[0] ? sig : NULL, body, clen, &t);
     json_t *j = json_loadb(body, clen, 0, NULL);
     if (good && (!j || th_int(j, "timestamp") != t)) good = false;
     pthread_mutex_lock(&rv->lock);
@@ -116,31 +88,6 @@ static void *receiver_main(void *arg) {
         close(c);
     }
     return NULL;
-}
-
-/* A socket listening on a free loopback port (*port), or -1. */
-static int listen_loopback(int *port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 64)) {
-        close(fd);
-        return -1;
-    }
-    socklen_t sl = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
-
-/* Wakes a thread blocked in accept() on loopback port `port` with a connection of our own. */
-static void wake_accept(int port) {
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(c, (struct sockaddr *)&sa, sizeof sa)) {
-    }
-    close(c);
 }
 
 static int receiver_start(struct receiver *rv) {
@@ -616,29 +563,6 @@ struct scripted {
     char first[1 << 16];
     size_t first_body_at, first_body_len;
 };
-
-/* Reads one request (headers and a Content-Length body) from c; its bytes in
- * buf (NUL-terminated), the body's offset and length out. False when cut. */
-static bool read_request(int c, char *buf, size_t cap, size_t *body_at, size_t *body_len) {
-    size_t len = 0;
-    while (len < cap - 1) {
-        ssize_t n = read(c, buf + len, cap - 1 - len);
-        if (n <= 0) return false;
-        len += (size_t)n;
-        buf[len] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (!end) continue;
-        char *cl = strcasestr(buf, "\r\ncontent-length:");
-        size_t clen = cl ? strtoul(cl + 17, NULL, 10) : 0;
-        size_t at = (size_t)(end + 4 - buf);
-        if (len - at >= clen) {
-            *body_at = at;
-            *body_len = clen;
-            return true;
-        }
-    }
-    return false;
-}
 
 static void *scripted_main(void *arg) {
     struct scripted *sc = arg;

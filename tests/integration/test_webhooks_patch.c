@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "hook_receiver.h"
 #include "sec_util.h"
 
 #define SECRET_OLD "old-secret-1234"
@@ -52,19 +53,6 @@ struct receiver {
     int nseen;
 };
 
-static bool signed_with(const char *secret, const char *sig, const char *body, size_t len) {
-    long long ts = 0;
-    char hex[65] = "";
-    if (sscanf(sig, "t=%lld,v1=%64s", &ts, hex) != 2) return false;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, len, mac, &n);
-    char want[65];
-    for (unsigned i = 0; i < n; i++)
-        snprintf(want + 2 * i, 3, "%02x", mac[i]);
-    return CRYPTO_memcmp(want, hex, 64) == 0;
-}
-
 static int event_index(const char *ev) {
     static const char *const names[4] = {"task.spawned", "task.updated", "task.completed",
                                          "task.failed"};
@@ -75,32 +63,18 @@ static int event_index(const char *ev) {
 
 static void receiver_handle(struct receiver *rv, int c) {
     char buf[1 << 16];
-    size_t len = 0, clen = 0;
-    char *body = NULL;
-    while (len < sizeof buf - 1) {
-        ssize_t n = read(c, buf + len, sizeof buf - 1 - len);
-        if (n <= 0) break;
-        len += (size_t)n;
-        buf[len] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (!end) continue;
-        char *cl = strcasestr(buf, "content-length:");
-        clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        if ((size_t)(buf + len - (end + 4)) >= clen) {
-            body = end + 4;
-            break;
-        }
-    }
-    if (!body) return;
+    size_t at, clen;
+    if (!read_request(c, buf, sizeof buf, &at, &clen)) return;
+    const char *body = buf + at;
     struct seen s = {0};
     sscanf(buf, "POST %15s", s.path);
     char sig[200] = "";
     char *h = strcasestr(buf, "\r\nLivepeer-Signature: ");
     if (h) sscanf(h + 22, "%199[^\r]", sig);
-    s.signed_by = !sig[0]                                    ? 0
-                  : signed_with(SECRET_OLD, sig, body, clen) ? 1
-                  : signed_with(SECRET_NEW, sig, body, clen) ? 2
-                                                             : 0;
+    s.signed_by = !sig[0]                                           ? 0
+                  : signature_ok(SECRET_OLD, sig, body, clen, NULL) ? 1
+                  : signature_ok(SECRET_NEW, sig, body, clen, NULL) ? 2
+                                                                    : 0;
     json_t *j = json_loadb(body, clen, 0, NULL);
     snprintf(s.id, sizeof s.id, "%s", th_str(j, "id") ? th_str(j, "id") : "");
     snprintf(s.event, sizeof s.event, "%s", th_str(j, "event") ? th_str(j, "event") : "");
@@ -138,24 +112,13 @@ static void *receiver_main(void *arg) {
 static int receiver_start(struct receiver *rv) {
     memset(rv, 0, sizeof *rv);
     pthread_mutex_init(&rv->lock, NULL);
-    rv->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (bind(rv->fd, (struct sockaddr *)&sa, sizeof sa) || listen(rv->fd, 64)) return -1;
-    socklen_t sl = sizeof sa;
-    getsockname(rv->fd, (struct sockaddr *)&sa, &sl);
-    rv->port = ntohs(sa.sin_port);
+    if ((rv->fd = listen_loopback(&rv->port)) < 0) return -1;
     return pthread_create(&rv->thread, NULL, receiver_main, rv);
 }
 
 static void receiver_stop(struct receiver *rv) {
     atomic_store(&rv->stop, true);
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rv->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(c, (struct sockaddr *)&sa, sizeof sa)) {
-    }
-    close(c);
+    wake_accept(rv->port);
     pthread_join(rv->thread, NULL);
     close(rv->fd);
     pthread_mutex_destroy(&rv->lock);
