@@ -93,10 +93,36 @@ static void test_max_string_bytes_says_what_it_caps(void) {
     CHECK(ok);
 }
 
+/* Every option of `work`'s synopsis has an entry of its own in its --help
+ * (--type and --permanent-exit-code had none: cli.md alone said them). */
+static void test_work_help_has_each_option(void) {
+    char *help = help_of("work --help");
+    static const char *const flags[] = {
+        "--queue", "--type", "--concurrency", "--lease", "--heartbeat",
+        "--grace", "--name", "--max-tasks",   "--quiet", "--permanent-exit-code"};
+    int missing = 0;
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        char first[64];
+        snprintf(first, sizeof first, "%s", flags[i]);
+        bool found = help_line(help, first) != NULL;
+        /* An entry whose name fills the column: the flag alone, then its words below. */
+        for (const char *l = help; !found && (l = strstr(l, flags[i])); l++)
+            found = l > help && l[-1] == ' ' &&
+                    (l[strlen(flags[i])] == '\n' || strncmp(l + strlen(flags[i]), " N\n", 3) == 0);
+        if (!found) {
+            th_fail(__FILE__, __LINE__, "work --help has no entry for %s", flags[i]);
+            missing++;
+        }
+    }
+    free(help);
+    CHECK_INT(missing, 0);
+}
+
 static const struct th_test tests[] = {
     {"serve --help says what 0 does wherever security.md does", test_serve_help_says_what_0_does},
     {"serve --help: --max-string-bytes names what it caps",
      test_max_string_bytes_says_what_it_caps},
+    {"work --help has an entry for each of its options", test_work_help_has_each_option},
     {NULL, NULL},
 };
 
