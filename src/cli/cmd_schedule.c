@@ -346,26 +346,26 @@ static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body)
         return run(c, "schedule create", "POST", "/v1/schedules", body, a->json, print_schedule);
     }
     if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, "")) return CLI_EXIT_USAGE;
+        if (doc_path(path, sizeof path, v->cmd, "schedules", name, "")) return CLI_EXIT_USAGE;
         return run(c, verb[0] == 'g' ? "schedule get" : "schedule delete",
                    verb[0] == 'g' ? "GET" : "DELETE", path, NULL, a->json, print_schedule);
     }
     if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 || strcmp(verb, "trigger") == 0) {
         char tail[16];
         snprintf(tail, sizeof tail, "/%s", verb);
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, tail)) return CLI_EXIT_USAGE;
+        if (doc_path(path, sizeof path, v->cmd, "schedules", name, tail)) return CLI_EXIT_USAGE;
         set_str(body, "note", a->note);
-        return run(c, "schedule", "POST", path, body, a->json, print_schedule);
+        return run(c, v->cmd, "POST", path, body, a->json, print_schedule);
     }
     if (strcmp(verb, "backfill") == 0) {
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/backfill"))
+        if (doc_path(path, sizeof path, v->cmd, "schedules", name, "/backfill"))
             return CLI_EXIT_USAGE;
         set_str(body, "from", a->from);
         set_str(body, "to", a->to);
         return run(c, "schedule backfill", "POST", path, body, a->json, print_schedule);
     }
     if (strcmp(verb, "preview") == 0) {
-        if (doc_path(path, sizeof path, "schedule", "schedules", name, "/preview"))
+        if (doc_path(path, sizeof path, v->cmd, "schedules", name, "/preview"))
             return CLI_EXIT_USAGE;
         return run(c, "schedule preview", "GET", path, NULL, a->json, print_preview);
     }
@@ -397,13 +397,12 @@ static int definition_act(const struct verb *v, struct tm_client *c, json_t *bod
         return run(c, "definition create", "POST", "/v1/definitions", body, a->json, print_id);
     }
     if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
-        if (doc_path(path, sizeof path, "definition", "definitions", name, ""))
-            return CLI_EXIT_USAGE;
+        if (doc_path(path, sizeof path, v->cmd, "definitions", name, "")) return CLI_EXIT_USAGE;
         return run(c, verb[0] == 'g' ? "definition get" : "definition delete",
                    verb[0] == 'g' ? "GET" : "DELETE", path, NULL, true, NULL);
     }
     if (strcmp(verb, "launch") == 0) {
-        if (doc_path(path, sizeof path, "definition", "definitions", name, "/launch"))
+        if (doc_path(path, sizeof path, v->cmd, "definitions", name, "/launch"))
             return CLI_EXIT_USAGE;
         if (json_object_size(a->params)) json_object_set(body, "params", a->params);
         return run(c, "definition launch", "POST", path, body, a->json, print_id);

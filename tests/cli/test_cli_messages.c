@@ -121,6 +121,17 @@ static void test_messages_name_every_flag(void) {
     EXPECT_ERR(4, CLI_ARGS("list", "--phase", "queue"), "'--phase'", "phase 'queue'");
 }
 
+/* A schedule's or a definition's verb is in the prefix of every message,
+ * the server's refusals and the CLI's own (it said only 'taskmill schedule:'). */
+static void test_schedule_verbs_named(void) {
+    EXPECT_ERR(3, CLI_ARGS("schedule", "pause", "nothing-here"), "taskmill schedule pause: ");
+    EXPECT_ERR(3, CLI_ARGS("schedule", "trigger", "nothing-here"), "taskmill schedule trigger: ");
+    EXPECT_ERR(2, CLI_ARGS("schedule", "resume", "a b"),
+               "taskmill schedule resume: 'a b' cannot be used in a path");
+    EXPECT_ERR(2, CLI_ARGS("definition", "launch", "a?b"),
+               "taskmill definition launch: 'a?b' cannot be used in a path");
+}
+
 /* --params names itself as typed, '-' (standard input) as a path; nothing is submitted. */
 static void test_params_named_as_typed(void) {
     char *out = NULL, *err = NULL;
@@ -186,6 +197,7 @@ static const struct th_test tests[] = {
     {"messages name every flag typed, not the API's fields", test_messages_name_every_flag},
     {"--params is named as typed, '-' too", test_params_named_as_typed},
     {"token create --expires says the ten-year cap", test_token_expires_cap},
+    {"schedule and definition messages name the verb", test_schedule_verbs_named},
     {NULL, NULL},
 };
 
