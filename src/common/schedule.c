@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "task_json.h"
 #include "timeutil.h"
 
 static const char *const overlap_names[] = {"skip", "buffer_one", "allow_all", "cancel_running"};
@@ -259,16 +260,8 @@ int definition_check(json_t *body, struct tm_error *e) {
     json_t *v;
     if (schedule_name_check(json_string_value(json_object_get(body, "name")), e))
         return TM_EINVALID;
-    /* The type as a task's (v1_decode_task), which a launch makes of it. */
-    v = json_object_get(body, "type");
-    const char *type = json_string_value(v);
-    if (!v || json_is_null(v)) return err_set(e, TM_EINVALID, "type", "'type' is required");
-    if (!type) return err_set(e, TM_EINVALID, "type", "'type' must be a string");
-    if (strlen(type) > 128)
-        return err_set(e, TM_EINVALID, "type", "'type' is longer than 128 bytes");
-    if (!*type) return err_set(e, TM_EINVALID, "type", "'type' must not be empty");
-    if (!name_ok(type, 128))
-        return err_set(e, TM_EINVALID, "type", "'type' must not contain control characters");
+    /* The type as a task's, which a launch makes of it. */
+    if (task_type_check(json_object_get(body, "type"), e)) return TM_EINVALID;
     static const char *const strs[] = {"description", "queue", "executor"};
     for (int i = 0; i < 3; i++) {
         v = json_object_get(body, strs[i]);

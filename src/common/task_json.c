@@ -479,6 +479,20 @@ static int task_set_json(struct task *t, json_t *all, const char *field, size_t 
     return 0;
 }
 
+int task_type_check(const json_t *v, struct tm_error *e) {
+    if (!v || json_is_null(v)) return err_set(e, TM_EINVALID, "type", "'type' is required");
+    if (!json_is_string(v)) return err_set(e, TM_EINVALID, "type", "'type' must be a string");
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n > TASK_TYPE_MAX)
+        return err_set(e, TM_EINVALID, "type", "'type' is longer than %d bytes", TASK_TYPE_MAX);
+    if (n == 0) return err_set(e, TM_EINVALID, "type", "'type' must not be empty");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return err_set(e, TM_EINVALID, "type", "'type' must not contain control characters");
+    return 0;
+}
+
 int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error *e) {
     if (json_array_size(items) == 0) return 0;
     json_t *all = json_load_or(t->items, json_array());

@@ -67,6 +67,11 @@ void task_add_messages(struct task *t, json_t *messages, int64_t now);
  * TM_EINVALID (field `items`), leaving t unchanged, if the task would hold
  * more than TASK_MAX_ITEMS or TASK_ITEMS_MAX_BYTES of items. */
 int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error *e);
+/* A task's `type` as a body gives it (v, NULL when absent): a string of 1
+ * to TASK_TYPE_MAX bytes with no control character. 0, or TM_EINVALID
+ * with the field named: a submit's and a definition's checks are one. */
+#define TASK_TYPE_MAX 128
+int task_type_check(const json_t *v, struct tm_error *e);
 /* Shallow-merges an object into attributes; a null value removes the key.
  * Returns TM_EINVALID (field `attributes`), leaving t unchanged, if the
  * result would hold more than max_keys keys or more than max_bytes of

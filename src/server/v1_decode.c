@@ -159,8 +159,9 @@ int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct
     int rc = check_fields(obj, task_fields, "", e);
     if (rc) return rc;
     const char *type, *name, *description, *queue, *parent, *launcher, *sched, *idem, *body_ns;
-    if ((rc = get_str(obj, "type", "type", 128, true, &type, e)) ||
-        (rc = get_str(obj, "name", "name", 256, false, &name, e)) ||
+    if ((rc = task_type_check(json_object_get(obj, "type"), e))) return rc;
+    type = json_string_value(json_object_get(obj, "type"));
+    if ((rc = get_str(obj, "name", "name", 256, false, &name, e)) ||
         (rc = get_str(obj, "description", "description", 4096, false, &description, e)) ||
         (rc = get_str(obj, "queue", "queue", 64, false, &queue, e)) ||
         (rc = get_str(obj, "parent_id", "parent_id", ID_LEN, false, &parent, e)) ||
@@ -169,8 +170,6 @@ int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct
         (rc = get_str(obj, "idempotency_key", "idempotency_key", 256, false, &idem, e)) ||
         (rc = get_str(obj, "namespace", "namespace", 64, false, &body_ns, e)))
         return rc;
-    if (has_control(type))
-        return err_set(e, TM_EINVALID, "type", "'type' must not contain control characters");
     if (queue && !v1_is_name(queue, 64))
         return err_set(e, TM_EINVALID, "queue", "'queue' must be 1-64 of [A-Za-z0-9._-]");
     if (body_ns && !v1_is_name(body_ns, 64))
