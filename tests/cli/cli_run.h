@@ -25,19 +25,25 @@ static inline const char *cli_bin(void) {
     return b ? b : "build/taskmill";
 }
 
-/* Reads a whole file into a malloc'ed string ("" when missing). */
-static inline char *cli_slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
+/* Reads f to its end into a malloc'ed string ("" when empty). */
+static inline char *cli_read_all(FILE *f) {
     char *p = NULL;
     size_t n = 0, cap = 0;
     for (int c; (c = fgetc(f)) != EOF;) {
         if (n + 2 > cap) p = realloc(p, cap = cap * 2 + 256);
         p[n++] = (char)c;
     }
-    fclose(f);
     if (!p) return strdup("");
     p[n] = '\0';
+    return p;
+}
+
+/* Reads a whole file into a malloc'ed string ("" when missing). */
+static inline char *cli_slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    char *p = cli_read_all(f);
+    fclose(f);
     return p;
 }
 

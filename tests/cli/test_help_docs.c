@@ -11,15 +11,8 @@ static char *help_of(const char *args) {
     snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", cli_bin(), args);
     FILE *p = popen(cmd, "r");
     if (!p) return strdup("");
-    char *out = NULL;
-    size_t n = 0, cap = 0;
-    for (int c; (c = fgetc(p)) != EOF;) {
-        if (n + 2 > cap) out = realloc(out, cap = cap * 2 + 4096);
-        out[n++] = (char)c;
-    }
+    char *out = cli_read_all(p);
     pclose(p);
-    if (!out) return strdup("");
-    out[n] = '\0';
     return out;
 }
 
