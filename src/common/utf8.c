@@ -36,8 +36,13 @@ size_t utf8_char_len(const char *s, const char *end) {
 
 bool utf8_valid(const char *s, size_t n) {
     const char *end = s + n;
-    for (size_t k; s < end; s += k)
+    for (size_t k; s < end; s += k) {
+        /* ASCII, the common case (ids, names, keys), a byte at a time. */
+        while (s < end && (unsigned char)*s < 0x80)
+            s++;
+        if (s == end) break;
         if (!(k = utf8_char_len(s, end))) return false;
+    }
     return true;
 }
 
