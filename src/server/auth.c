@@ -135,16 +135,21 @@ int auth_is_open(struct server *srv) {
  * machine by an address or as localhost: not a name a DNS answer could
  * point at 127.0.0.1 for a page elsewhere (DNS rebinding). */
 static bool auth_host_is_local(const char *host) {
+    /* A client sends the same Host on every request: the last one found
+     * local, per thread, is known without parsing it again. */
+    static _Thread_local char seen[64];
     char name[256];
     size_t n = strlen(host);
     if (n == 0 || n >= sizeof name) return false;
+    if (n < sizeof seen && memcmp(host, seen, n + 1) == 0) return true;
     if (host[0] == '[') return strchr(host, ']') != NULL; /* an IPv6 address */
     memcpy(name, host, n + 1);
     char *colon = strrchr(name, ':');
     if (colon) *colon = '\0';
-    if (strcasecmp(name, "localhost") == 0) return true;
     struct in_addr a;
-    return inet_pton(AF_INET, name, &a) == 1;
+    if (strcasecmp(name, "localhost") != 0 && inet_pton(AF_INET, name, &a) != 1) return false;
+    if (n < sizeof seen) memcpy(seen, host, n + 1);
+    return true;
 }
 
 /*
