@@ -407,40 +407,120 @@ void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn o
     free(list);
 }
 
-/* Matches "/v1/tasks/:id" against a path, capturing ':' segments into r
- * (none when r is NULL). One pass over each: it runs for every route a
- * request's path is tried against. */
-bool route_match(const char *pattern, const char *path, struct req *r) {
+/*
+ * A path, or a route's pattern, split at each '/' into what follows it up
+ * to the next ("/v1/tasks/x": "v1", "tasks", "x"). A pattern's ':'
+ * segments have seg NULL. The routes' patterns are split once, when the
+ * daemon starts, and a request's path once, so that trying a route is a
+ * count of segments and one memcmp a literal segment (docs/performance.md:
+ * walking both strings route by route was a quarter of a status read's
+ * instructions).
+ */
+#define ROUTE_MAX_SEGS 8 /* a route's; a longer path matches none */
+struct path_segs {
+    int n; /* -1: not starting with '/'; -2: more than ROUTE_MAX_SEGS */
+    const char *seg[ROUTE_MAX_SEGS];
+    size_t len[ROUTE_MAX_SEGS];
+};
+
+static void path_split(const char *s, struct path_segs *ps, bool pattern) {
+    ps->n = -1;
+    if (*s != '/') return;
+    ps->n = 0;
+    while (*s == '/') {
+        const char *p = ++s;
+        s = strchrnul(s, '/');
+        if (ps->n == ROUTE_MAX_SEGS) {
+            ps->n = -2;
+            return;
+        }
+        ps->seg[ps->n] = pattern && *p == ':' ? NULL : p;
+        ps->len[ps->n++] = (size_t)(s - p);
+    }
+}
+
+/* Whether the path's segments are the pattern's, its ':' ones captured
+ * into r (unless r is NULL). */
+static bool segs_match(const struct path_segs *pat, const struct path_segs *path, struct req *r) {
+    if (pat->n != path->n || pat->n < 0) return false;
     int n = 0;
-    while (*pattern == '/' && *path == '/') {
-        pattern++;
-        path++;
-        if (*pattern == ':') {
-            const char *se = path;
-            while (*se && *se != '/')
-                se++;
-            size_t slen = (size_t)(se - path);
-            if (slen == 0 || slen >= sizeof r->param_buf[0] || n == REQ_MAX_PARAMS) return false;
-            if (r) {
-                memcpy(r->param_buf[n], path, slen);
-                r->param_buf[n][slen] = '\0';
-                r->param[n] = r->param_buf[n];
-            }
-            n++;
-            while (*pattern && *pattern != '/')
-                pattern++;
-            path = se;
+    for (int k = 0; k < pat->n; k++) {
+        if (pat->seg[k]) {
+            if (pat->len[k] != path->len[k] || memcmp(pat->seg[k], path->seg[k], pat->len[k]) != 0)
+                return false;
         } else {
-            while (*pattern && *pattern != '/' && *pattern == *path) {
-                pattern++;
-                path++;
-            }
-            if ((*pattern && *pattern != '/') || (*path && *path != '/')) return false;
+            if (path->len[k] == 0 || path->len[k] >= sizeof r->param_buf[0] || n == REQ_MAX_PARAMS)
+                return false;
+            n++;
         }
     }
-    if (*pattern || *path) return false;
-    if (r) r->nparams = n;
+    if (!r) return true;
+    n = 0;
+    for (int k = 0; k < pat->n; k++) {
+        if (pat->seg[k]) continue;
+        memcpy(r->param_buf[n], path->seg[k], path->len[k]);
+        r->param_buf[n][path->len[k]] = '\0';
+        r->param[n] = r->param_buf[n];
+        n++;
+    }
+    r->nparams = n;
     return true;
+}
+
+/* Matches "/v1/tasks/:id" against a path, capturing ':' segments into r
+ * (none when r is NULL). */
+bool route_match(const char *pattern, const char *path, struct req *r) {
+    struct path_segs pat, ps;
+    path_split(pattern, &pat, true);
+    path_split(path, &ps, false);
+    return segs_match(&pat, &ps, r);
+}
+
+struct route_segs {
+    struct path_segs pat;
+};
+
+static void route_segs_free(struct server *srv) {
+    for (size_t t = 0; t < srv->nroute_segs; t++)
+        free(srv->route_segs[t]);
+    free(srv->route_segs);
+    srv->route_segs = NULL;
+    srv->nroute_segs = 0;
+}
+
+/* Splits every route's pattern; -1 with a message for one that is longer
+ * than ROUTE_MAX_SEGS (a route no path could reach). */
+static int route_segs_init(struct server *srv) {
+    size_t nt = 0;
+    while (route_table_at(srv, nt))
+        nt++;
+    srv->route_segs = xcalloc(nt, sizeof *srv->route_segs);
+    srv->nroute_segs = nt;
+    for (size_t t = 0; t < nt; t++) {
+        const struct route *routes = route_table_at(srv, t)->routes;
+        size_t n = 0;
+        while (routes[n].method)
+            n++;
+        srv->route_segs[t] = xcalloc(n ? n : 1, sizeof *srv->route_segs[t]);
+        for (size_t i = 0; i < n; i++) {
+            path_split(routes[i].pattern, &srv->route_segs[t][i].pat, true);
+            if (srv->route_segs[t][i].pat.n < 0) {
+                fprintf(stderr, "taskmill: route '%s' is not a path of at most %d segments\n",
+                        routes[i].pattern, ROUTE_MAX_SEGS);
+                route_segs_free(srv);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Whether the route rt, the i-th of table t, matches the path (split
+ * into path); its ':' segments captured into r. */
+static bool route_matches(struct req *r, const struct path_segs *path, size_t t, size_t i,
+                          const struct route *rt) {
+    if (t >= r->srv->nroute_segs) return route_match(rt->pattern, r->path, r);
+    return segs_match(&r->srv->route_segs[t][i].pat, path, r);
 }
 
 /* True when the pattern's first segment is the path's (a literal, not ':'). */
@@ -453,10 +533,12 @@ static bool route_same_root(const char *pattern, const char *path) {
 /* Picks the error writer of the API that owns the path (see http.h). */
 static void req_pick_error_writer(struct req *r) {
     const struct route_table *tb;
+    struct path_segs path;
+    path_split(r->path, &path, false);
     for (int pass = 0; pass < 2; pass++) {
         for (size_t t = 0; (tb = route_table_at(r->srv, t)); t++) {
             for (const struct route *rt = tb->routes; rt->method; rt++) {
-                if (pass == 0 ? route_match(rt->pattern, r->path, r)
+                if (pass == 0 ? route_matches(r, &path, t, (size_t)(rt - tb->routes), rt)
                               : route_same_root(rt->pattern, r->path)) {
                     r->write_error = tb->write_error;
                     r->error_type = tb->error_type;
@@ -508,10 +590,15 @@ static bool req_refuse_not_utf8(struct req *r) {
 static void req_dispatch(struct req *r) {
     bool path_known = false;
     const struct route_table *tb;
+    struct path_segs path = {.n = -3}; /* split when a route past the first is tried */
     for (size_t t = r->first_table; r->first_route && (tb = route_table_at(r->srv, t)); t++) {
         const struct route *rt = t == r->first_table ? r->first_route : tb->routes;
         for (; rt->method; rt++) {
-            if (!route_match(rt->pattern, r->path, r)) continue;
+            /* The first matched in req_pick_error_writer, its params kept. */
+            if (rt != r->first_route) {
+                if (path.n == -3) path_split(r->path, &path, false);
+                if (!route_matches(r, &path, t, (size_t)(rt - tb->routes), rt)) continue;
+            }
             path_known = true;
             if (strcmp(rt->method, r->method) != 0) continue;
             if (auth_check(r, rt->perm)) return;
@@ -788,6 +875,7 @@ void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, uns
 }
 
 int http_daemon_start(struct server *srv) {
+    if (route_segs_init(srv)) return -1;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     /* On plain HTTP the fast path accepts the connections and hands on
      * those it does not serve; libmicrohttpd gets no listening socket. */
@@ -832,11 +920,13 @@ int http_daemon_start(struct server *srv) {
                     srv->cfg.tls_cert_path, srv->cfg.tls_key_path);
         else
             fprintf(stderr, "taskmill: cannot start the HTTP server\n");
+        route_segs_free(srv);
         return -1;
     }
     if (fast && http_fast_start(srv)) {
         MHD_stop_daemon(srv->mhd);
         srv->mhd = NULL;
+        route_segs_free(srv);
         return -1;
     }
     return 0;
@@ -849,4 +939,5 @@ void http_daemon_stop(struct server *srv) {
     srv->mhd = NULL;
     if (fast) close(srv->listen_fd); /* else MHD_stop_daemon closed it */
     srv->listen_fd = -1;
+    route_segs_free(srv);
 }

@@ -24,6 +24,10 @@ struct server {
     void *mhd; /* struct MHD_Daemon */
     int listen_fd;
     struct http_fast *fast; /* http_fast.c: the fast path, NULL when off */
+    /* http.c: each route table's patterns split into segments, by table
+     * index then route (NULL until the daemon starts). */
+    struct route_segs **route_segs;
+    size_t nroute_segs;
     int64_t started_mono;
     /* Replies by status class: 2xx, 3xx, 4xx, 5xx. */
     _Atomic uint64_t replies[6];

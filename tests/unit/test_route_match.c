@@ -33,6 +33,15 @@ static void test_matches(void) {
         {"/ui/:file", "/ui/app.js", true, "app.js", NULL},
         {"/v1/tasks", "*", false, NULL, NULL},
         {"/v1/tasks", "", false, NULL, NULL},
+        {"/v1/tasks/:id", "/v1/tasks/x/", false, NULL, NULL},
+        {"/v1/tasks/:id", "//v1/tasks/x", false, NULL, NULL},
+        {"/a/:x/b", "/a//b", false, NULL, NULL},
+        {"/a/:x/b", "/a/:x/b", true, ":x", NULL},
+        {"/a/b", "/a/b/c/d/e/f/g/h/i/j", false, NULL, NULL},
+        {"/a/:1/:2/:3/:4/:5", "/a/1/2/3/4/5", false, NULL, NULL},
+        {"/:x", "/", false, NULL, NULL},
+        {"/x/", "/x/", true, NULL, NULL},
+        {"/x/", "/x", false, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct req r;
@@ -57,6 +66,12 @@ static void test_matches(void) {
     path[137] = '\0';
     CHECK(route_match("/v1/tasks/:id", path, &r));
     CHECK_INT(strlen(r.param[0]), 127);
+    /* Four parameters, the most a request keeps. */
+    memset(&r, 0, sizeof r);
+    CHECK(route_match("/a/:1/:2/:3/:4", "/a/w/x/y/z", &r));
+    CHECK_INT(r.nparams, 4);
+    CHECK_STR(r.param[0], "w");
+    CHECK_STR(r.param[3], "z");
 }
 
 static enum http_head_result head(const char *s) {
