@@ -77,7 +77,17 @@ static void test_open_mode_refuses_web_pages(void) {
     const char *local[] = {"Host: localhost:1", "Origin: http://localhost:1", NULL};
     CHECK_INT(th_http_raw(&srv, "GET", "/v1/tasks", NULL, 0, local)->status, 200);
     CHECK_INT(th_http(&srv, "POST", "/v1/tasks", "%s", body)->status, 201);
-    CHECK_INT(open_queue_count("csq"), 2);
+    /* Refused again after local ones were served (each HTTP thread
+     * remembers the last local Host it saw). */
+    r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), rebound);
+    CHECK_INT(r->status, 403);
+    CHECK_STR(th_str(r->json, "error.field"), "Host");
+    const char *near[] = {"Host: localhost:10", "Content-Type: application/json", NULL};
+    CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), near)->status, 201);
+    const char *longer[] = {"Host: localhost.evil.example:1", "Content-Type: application/json",
+                            NULL};
+    CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), longer)->status, 403);
+    CHECK_INT(open_queue_count("csq"), 3);
     CHECK(sec_log_has(&srv, "cross-site request in open mode"));
 }
 
