@@ -2,9 +2,9 @@
  * store_sqlite: the SQLite backend of store.h (URL `sqlite:PATH`).
  *
  * WAL mode. One write connection, used only by the store's writer thread,
- * with synchronous=FULL so that each commit is fsynced (NORMAL when the
- * store is relaxed). Readers take a connection from a pool (created on
- * demand, returned after each call), so reads run in parallel with each
+ * with synchronous=FULL so that each commit is fsynced (in a relaxed store
+ * the VFS writes a commit's frames and skips the flush, sq_vfs_defer). Readers take a connection
+ * from a pool (created on demand, returned after each call), so reads run in parallel with each
  * other and with the writer and see the last commit.
  *
  * The task row is described once, in store_task_columns (store_sql.c, shared
@@ -98,7 +98,8 @@ struct sq_store {
     int server_fd;            /* store_options.sole_server: the file, flock()ed; -1 none */
     int64_t query_timeout_ms; /* store_options.query_timeout_ms */
     int64_t events_max_count, events_max_age_ms; /* store_options', for the log's segments */
-    bool lazy; /* the open transaction is begin_lazy's: synchronous is NORMAL until it ends */
+    bool lazy;      /* the open transaction is begin_lazy's: synchronous is NORMAL until it ends */
+    int wal_frames; /* a relaxed store: frames in the WAL after the last commit (sq_wal_hook) */
     struct sq_conn writer;
     sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due, *w_next_due,
         *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put, *w_savepoint, *w_release,
@@ -288,15 +289,17 @@ static int sq_open_conn(const char *path, bool writer, bool relaxed, bool exclus
     int rc = 0;
     if (writer) {
         rc = sq_exec(c->db, "PRAGMA journal_mode=WAL");
-        if (!rc)
-            rc = sq_exec(c->db, relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+        if (!rc) rc = sq_exec(c->db, "PRAGMA synchronous=FULL");
         /* Debian builds SQLite with secure_delete on, which writes every page
          * a delete frees: retention then costs twice the I/O of the inserts
          * (15 ms against 8 ms to delete 1,000 events of 1 KB). FAST still
          * zeroes deleted content where that costs no extra page write. */
         if (!rc) rc = sq_exec(c->db, "PRAGMA secure_delete=FAST");
-        /* Every commit syncs: its WAL frames can go in one write. */
-        if (!rc && !relaxed) sq_vfs_gather(c->db, true);
+        /* Every commit syncs: its WAL frames can go in one write. A relaxed
+         * store's syncs write them and do not flush (its checkpoints are
+         * sq_commit's, with real syncs). */
+        if (!rc) sq_vfs_gather(c->db, true);
+        if (!rc && relaxed) sq_vfs_defer(c->db, true);
     } else {
         rc = sq_exec(c->db, "PRAGMA query_only=1");
     }
@@ -551,6 +554,14 @@ static int sq_take_file(struct sq_store *q) {
     return errno == EWOULDBLOCK ? TM_EUNAVAILABLE : TM_EINTERNAL;
 }
 
+/* SQLite's call after each commit: how many frames the WAL holds. */
+static int sq_wal_hook(void *cls, sqlite3 *db, const char *name, int frames) {
+    (void)db;
+    (void)name;
+    ((struct sq_store *)cls)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
 static int sq_open(struct store *s, const char *url, const struct store_options *opt,
                    struct tm_error *e) {
     const char *path = strchr(url, ':') ? strchr(url, ':') + 1 : url;
@@ -700,6 +711,9 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     buf_release(&upd);
     if (rc)
         return err_set(e, TM_EINTERNAL, "store", "cannot prepare SQLite database '%s'", q->path);
+    /* In place of SQLite's automatic checkpoints, whose sync of the WAL a
+     * relaxed store's deferring would skip: sq_commit runs them. */
+    if (q->relaxed) sqlite3_wal_hook(db, sq_wal_hook, q);
     return 0;
 }
 
@@ -724,7 +738,9 @@ static void sq_close(struct store *s) {
         free(c);
     }
     if (q->writer.db) {
-        /* Fold the WAL back into the database file on a clean stop. */
+        /* Fold the WAL back into the database file on a clean stop (its
+         * syncs real, also in a relaxed store). */
+        sq_vfs_defer(q->writer.db, false);
         sqlite3_wal_checkpoint_v2(q->writer.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
         sq_close_conn(&q->writer);
     }
@@ -783,9 +799,24 @@ static void sq_lazy_end(struct sq_store *q) {
     if (sq_exec(q->writer.db, "PRAGMA synchronous=FULL") == 0) sq_vfs_gather(q->writer.db, true);
 }
 
+/* A relaxed store's WAL frames at which a commit is followed by a
+ * checkpoint: SQLite's own default. */
+#define SQ_CHECKPOINT_FRAMES 1000
+
+/* A relaxed store's checkpoint: its syncs real, the WAL flushed before the
+ * database file is written. One that fails leaves the WAL for the next. */
+static void sq_checkpoint(struct sq_store *q) {
+    sq_vfs_defer(q->writer.db, false);
+    sqlite3_wal_checkpoint_v2(q->writer.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    sq_vfs_defer(q->writer.db, true);
+    q->wal_frames = 0;
+}
+
 static int sq_commit(struct store *s) {
-    int rc = sq_step_done(sq(s)->writer.db, sq(s)->w_commit);
-    sq_lazy_end(sq(s));
+    struct sq_store *q = sq(s);
+    int rc = sq_step_done(q->writer.db, q->w_commit);
+    sq_lazy_end(q);
+    if (!rc && q->relaxed && q->wal_frames >= SQ_CHECKPOINT_FRAMES) sq_checkpoint(q);
     return rc;
 }
 

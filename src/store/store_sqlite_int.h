@@ -29,6 +29,12 @@ const char *sq_vfs_name(bool exclusive);
 /* Gathering on or off for db's WAL: on only while every commit of db
  * syncs (synchronous=FULL). */
 void sq_vfs_gather(sqlite3 *db, bool on);
+/* Deferring on or off for db's WAL: its syncs write the frames and do not
+ * flush them (a relaxed store); off for a checkpoint, whose sync of the
+ * WAL must be real. */
+void sq_vfs_defer(sqlite3 *db, bool on);
+/* Since the process started: syncs of a WAL that deferring skipped. */
+uint64_t sq_vfs_deferred(void);
 /* Since the process started: WAL writes SQLite asked for that were
  * gathered, and the writes that carried them to the file. */
 void sq_vfs_counts(uint64_t *gathered, uint64_t *written);

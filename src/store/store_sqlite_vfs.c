@@ -24,6 +24,14 @@
  * Registering it is also where the backend sets SQLite up once for the
  * process (wv_init).
  *
+ * A relaxed store (store_options.relaxed) "defers" its WAL's syncs
+ * (sq_vfs_defer): a commit's sync writes the gathered frames and returns
+ * without flushing them, which is what synchronous=NORMAL does to a commit
+ * (WAL mode keeps that consistent through a crash) but with the frames
+ * still written in one call and before they are published. The store turns
+ * deferring off for its checkpoints, whose sync of the WAL before the
+ * database file is written must be real.
+ *
  * A second one, SQ_VFS_EXCL_NAME, does the same over SQLite's "unix-excl"
  * (serve --sqlite-exclusive): the process takes the database file for
  * itself at its first lock, and its wal-index lives in heap memory, so the
@@ -45,6 +53,7 @@
 
 /* The file control that switches gathering on or off (int 1 or 0). */
 #define WV_FCNTL_GATHER 0x7467 /* "tg"; SQLite's own opcodes stay below 100 */
+#define WV_FCNTL_DEFER  0x7468 /* int 1 or 0: a database file's WAL syncs only write */
 /* A buffer larger than this is written before the next append. */
 #define WV_BUF_MAX (1u << 20)
 /* The unix VFS writes at most this much in one call (it masks the length
@@ -57,6 +66,7 @@ struct wv_file {
     struct wv_file *db;  /* a WAL's database file */
     struct wv_file *wal; /* a database file's open WAL */
     bool gather;         /* a database file's setting, for its WAL */
+    bool defer;          /* a database file's: its WAL's syncs write and do not flush */
     unsigned char *buf;  /* a WAL's appends not yet written (WV_BUF_MAX bytes) */
     size_t len;
     sqlite3_int64 at; /* file offset of buf[0] */
@@ -67,7 +77,7 @@ static sqlite3_vfs wv_vfs, wv_vfs_excl;
 static sqlite3_io_methods wv_methods;
 static pthread_once_t wv_once = PTHREAD_ONCE_INIT;
 static int wv_registered = SQLITE_ERROR, wv_registered_excl = SQLITE_ERROR;
-static _Atomic uint64_t wv_gathered, wv_written; /* sq_vfs_counts */
+static _Atomic uint64_t wv_gathered, wv_written, wv_deferred; /* sq_vfs_counts */
 
 static struct wv_file *wv(sqlite3_file *f) {
     return (struct wv_file *)f;
@@ -155,6 +165,10 @@ static int wv_sync(sqlite3_file *file, int flags) {
     struct wv_file *f = wv(file);
     int rc = wv_flush(f);
     if (rc != SQLITE_OK) return rc;
+    if (f->db && f->db->defer) {
+        atomic_fetch_add_explicit(&wv_deferred, 1, memory_order_relaxed);
+        return SQLITE_OK;
+    }
     return f->real->pMethods->xSync(f->real, flags);
 }
 
@@ -188,6 +202,10 @@ static int wv_file_control(sqlite3_file *file, int op, void *arg) {
         int dc = f->real->pMethods->xDeviceCharacteristics(f->real);
         f->gather = *(int *)arg != 0 && (dc & SQLITE_IOCAP_POWERSAFE_OVERWRITE);
         return f->wal ? wv_flush(f->wal) : SQLITE_OK;
+    }
+    if (op == WV_FCNTL_DEFER) {
+        f->defer = *(int *)arg != 0;
+        return SQLITE_OK;
     }
     int rc = wv_flush(f);
     if (rc != SQLITE_OK) return rc;
@@ -321,7 +339,16 @@ void sq_vfs_gather(sqlite3 *db, bool on) {
     sqlite3_file_control(db, "main", WV_FCNTL_GATHER, &v);
 }
 
+void sq_vfs_defer(sqlite3 *db, bool on) {
+    int v = on;
+    sqlite3_file_control(db, "main", WV_FCNTL_DEFER, &v);
+}
+
 void sq_vfs_counts(uint64_t *gathered, uint64_t *written) {
     *gathered = atomic_load_explicit(&wv_gathered, memory_order_relaxed);
     *written = atomic_load_explicit(&wv_written, memory_order_relaxed);
+}
+
+uint64_t sq_vfs_deferred(void) {
+    return atomic_load_explicit(&wv_deferred, memory_order_relaxed);
 }

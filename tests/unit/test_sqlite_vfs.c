@@ -5,7 +5,8 @@
  * seen at once by a second connection, survive kill -9 of the writing
  * process, and the database passes integrity_check after commits larger
  * than the buffer, after frames rewritten within one transaction (a small
- * page cache spills them), and with gathering off (synchronous=NORMAL).
+ * page cache spills them), and with gathering off (synchronous=NORMAL);
+ * and a relaxed store's deferred syncs, which write and do not flush.
  * Also the one-time setup that comes with registering it: SQLite keeps no
  * memory statistics.
  */
@@ -224,7 +225,41 @@ static void test_no_gathering_without_powersafe_overwrite(void) {
     sqlite3_close(w);
 }
 
-static void test_acknowledged_commits_survive_kill9(void) {
+/* A relaxed store's WAL: each commit's sync writes its frames (gathered)
+ * and skips the flush, so a second connection reads each commit at once;
+ * with deferring off again the syncs are real; a checkpoint between the
+ * two leaves the database whole. */
+static void test_deferred_syncs_write_and_do_not_flush(void) {
+    char path[300];
+    sqlite3 *w = new_db(path);
+    CHECK(w);
+    sqlite3 *r = open_db(path, false);
+    CHECK(r);
+    uint64_t d0 = sq_vfs_deferred(), g0, w0, g1, w1;
+    sq_vfs_defer(w, true);
+    sq_vfs_counts(&g0, &w0);
+    for (int c = 0; c < 10; c++) {
+        CHECK_INT(insert_rows(w, c * 20, c * 20 + 20, 400), 0);
+        CHECK_INT(scalar(r, "SELECT count(*) FROM t"), c * 20 + 20);
+    }
+    sq_vfs_counts(&g1, &w1);
+    CHECK(g1 - g0 >= 10);                /* still gathered */
+    CHECK(sq_vfs_deferred() - d0 >= 10); /* a sync a commit, not flushed */
+    sq_vfs_defer(w, false);
+    uint64_t d1 = sq_vfs_deferred();
+    CHECK_INT(sqlite3_wal_checkpoint_v2(w, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL), SQLITE_OK);
+    CHECK_INT(insert_rows(w, 200, 220, 400), 0);
+    CHECK_INT(sq_vfs_deferred(), d1); /* real again */
+    CHECK_INT(scalar(r, "SELECT count(*) FROM t"), 220);
+    CHECK(integrity_ok(r));
+    sqlite3_close(r);
+    sqlite3_close(w);
+}
+
+/* A process that commits and acknowledges, killed: every acknowledged row
+ * is there (deferred: written, not flushed, which a killed process does
+ * not lose either). */
+static void kill9_case(bool defer) {
     char path[300];
     sqlite3 *w = new_db(path);
     CHECK(w);
@@ -237,6 +272,7 @@ static void test_acknowledged_commits_survive_kill9(void) {
         /* The child commits batches forever and acknowledges each on the pipe. */
         close(fds[0]);
         sqlite3 *cw = open_db(path, true);
+        if (cw && defer) sq_vfs_defer(cw, true);
         for (int c = 0; cw; c++) {
             if (insert_rows(cw, c * 25, c * 25 + 25, 500)) _exit(2);
             int acked = c * 25 + 25;
@@ -264,6 +300,14 @@ static void test_acknowledged_commits_survive_kill9(void) {
     sqlite3_close(r);
 }
 
+static void test_acknowledged_commits_survive_kill9(void) {
+    kill9_case(false);
+}
+
+static void test_deferred_commits_survive_kill9(void) {
+    kill9_case(true);
+}
+
 /* sq_vfs_name ran before SQLite's first use (main): no memory statistics,
  * so no process-wide mutex on each allocation. */
 static void test_memory_statistics_off(void) {
@@ -285,6 +329,10 @@ static const struct th_test tests[] = {
     {"no gathering without power-safe overwrite (psow=0)",
      test_no_gathering_without_powersafe_overwrite},
     {"acknowledged commits survive kill -9", test_acknowledged_commits_survive_kill9},
+    {"deferred syncs write the frames and do not flush them",
+     test_deferred_syncs_write_and_do_not_flush},
+    {"commits with deferred syncs survive kill -9 of the process",
+     test_deferred_commits_survive_kill9},
     {"SQLite keeps no memory statistics", test_memory_statistics_off},
     {NULL, NULL},
 };
