@@ -3,9 +3,10 @@
  *
  * WAL mode. One write connection, used only by the store's writer thread,
  * with synchronous=FULL so that each commit is fsynced (in a relaxed store
- * the VFS writes a commit's frames and skips the flush, sq_vfs_defer). Readers take a connection
- * from a pool (created on demand, returned after each call), so reads run in parallel with each
- * other and with the writer and see the last commit.
+ * the VFS writes a commit's frames and skips the flush: sq_vfs_defer).
+ * Readers take a connection from a pool (created on demand, returned after
+ * each call), so reads run in parallel with each other and with the writer
+ * and see the last commit.
  *
  * The task row is described once, in store_task_columns (store_sql.c, shared
  * with the other SQL backend); insert, update and
