@@ -121,6 +121,7 @@ struct fast_thread {
     size_t peek_cap;
     int64_t swept_mono;
     char date[40]; /* the Date header's value, for date_sec */
+    size_t date_len;
     time_t date_sec;
 };
 
@@ -255,14 +256,15 @@ static bool fast_flush(struct fast_conn *c) {
     return !c->gone;
 }
 
-static const char *fast_date(struct fast_thread *th) {
+static const char *fast_date(struct fast_thread *th, size_t *len) {
     time_t now = time(NULL);
     if (now != th->date_sec) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(th->date, sizeof th->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        th->date_len = strftime(th->date, sizeof th->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
         th->date_sec = now;
     }
+    *len = th->date_len;
     return th->date;
 }
 
@@ -271,14 +273,17 @@ void http_fast_reply(struct req *r, int status, char *body, size_t len, const ch
     struct buf h;
     buf_init(&h);
     buf_grow(&h, 256);
-    buf_puts(&h, "HTTP/1.1 ");
+    /* Literals by buf_put_lit, their lengths known when compiled. */
+    buf_put_lit(&h, "HTTP/1.1 ");
     json_put_int(&h, status);
-    buf_putc(&h, ' ');
+    buf_put_lit(&h, " ");
     buf_puts(&h, http_reason_phrase(status));
-    buf_puts(&h, "\r\nDate: ");
-    buf_puts(&h, fast_date(c->th));
+    buf_put_lit(&h, "\r\nDate: ");
+    size_t date_len;
+    const char *date = fast_date(c->th, &date_len);
+    buf_put(&h, date, date_len);
     if (type) {
-        buf_puts(&h, "\r\nContent-Type: ");
+        buf_put_lit(&h, "\r\nContent-Type: ");
         buf_puts(&h, type);
     }
     for (int i = 0; i < r->nhdr; i++) {
@@ -287,15 +292,15 @@ void http_fast_reply(struct req *r, int status, char *body, size_t len, const ch
         buf_puts(&h, ": ");
         buf_puts(&h, r->hdr_value[i]);
     }
-    if (c->close_after) buf_puts(&h, "\r\nConnection: close");
+    if (c->close_after) buf_put_lit(&h, "\r\nConnection: close");
     /* No body, and no Content-Length, for 1xx, 204 and 304 (RFC 9110 8.6). */
     if (status >= 200 && status != 204 && status != 304) {
-        buf_puts(&h, "\r\nContent-Length: ");
+        buf_put_lit(&h, "\r\nContent-Length: ");
         json_put_int(&h, (int64_t)len);
     } else {
         len = 0;
     }
-    buf_puts(&h, "\r\n\r\n");
+    buf_put_lit(&h, "\r\n\r\n");
     struct iovec iov[2] = {{h.p, h.len}, {body, len}};
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
     size_t total = h.len + len;
