@@ -408,22 +408,13 @@ void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn o
 }
 
 /*
- * A path, or a route's pattern, split at each '/' into what follows it up
- * to the next ("/v1/tasks/x": "v1", "tasks", "x"). A pattern's ':'
- * segments have seg NULL. The routes' patterns are split once, when the
- * daemon starts, and a request's path once, so that trying a route is a
- * count of segments and one memcmp a literal segment (docs/performance.md:
- * walking both strings route by route was a quarter of a status read's
- * instructions).
+ * Routing (server_int.h). The routes' patterns are split once, when the
+ * daemon starts (and the fast path's, when it starts), and a request's
+ * path once, so that trying a route is a count of segments and one memcmp
+ * a literal segment (docs/performance.md: walking both strings route by
+ * route was a quarter of a status read's instructions).
  */
-#define ROUTE_MAX_SEGS 8 /* a route's; a longer path matches none */
-struct path_segs {
-    int n; /* -1: not starting with '/'; -2: more than ROUTE_MAX_SEGS */
-    const char *seg[ROUTE_MAX_SEGS];
-    size_t len[ROUTE_MAX_SEGS];
-};
-
-static void path_split(const char *s, struct path_segs *ps, bool pattern) {
+void route_path_split(const char *s, struct path_segs *ps, bool pattern) {
     ps->n = -1;
     if (*s != '/') return;
     ps->n = 0;
@@ -439,9 +430,7 @@ static void path_split(const char *s, struct path_segs *ps, bool pattern) {
     }
 }
 
-/* Whether the path's segments are the pattern's, its ':' ones captured
- * into r (unless r is NULL). */
-static bool segs_match(const struct path_segs *pat, const struct path_segs *path, struct req *r) {
+bool route_segs_match(const struct path_segs *pat, const struct path_segs *path, struct req *r) {
     if (pat->n != path->n || pat->n < 0) return false;
     int n = 0;
     for (int k = 0; k < pat->n; k++) {
@@ -471,9 +460,9 @@ static bool segs_match(const struct path_segs *pat, const struct path_segs *path
  * (none when r is NULL). */
 bool route_match(const char *pattern, const char *path, struct req *r) {
     struct path_segs pat, ps;
-    path_split(pattern, &pat, true);
-    path_split(path, &ps, false);
-    return segs_match(&pat, &ps, r);
+    route_path_split(pattern, &pat, true);
+    route_path_split(path, &ps, false);
+    return route_segs_match(&pat, &ps, r);
 }
 
 struct route_segs {
@@ -503,7 +492,7 @@ static int route_segs_init(struct server *srv) {
             n++;
         srv->route_segs[t] = xcalloc(n ? n : 1, sizeof *srv->route_segs[t]);
         for (size_t i = 0; i < n; i++) {
-            path_split(routes[i].pattern, &srv->route_segs[t][i].pat, true);
+            route_path_split(routes[i].pattern, &srv->route_segs[t][i].pat, true);
             if (srv->route_segs[t][i].pat.n < 0) {
                 fprintf(stderr, "taskmill: route '%s' is not a path of at most %d segments\n",
                         routes[i].pattern, ROUTE_MAX_SEGS);
@@ -520,7 +509,7 @@ static int route_segs_init(struct server *srv) {
 static bool route_matches(struct req *r, const struct path_segs *path, size_t t, size_t i,
                           const struct route *rt) {
     if (t >= r->srv->nroute_segs) return route_match(rt->pattern, r->path, r);
-    return segs_match(&r->srv->route_segs[t][i].pat, path, r);
+    return route_segs_match(&r->srv->route_segs[t][i].pat, path, r);
 }
 
 /* True when the pattern's first segment is the path's (a literal, not ':'). */
@@ -534,7 +523,7 @@ static bool route_same_root(const char *pattern, const char *path) {
 static void req_pick_error_writer(struct req *r) {
     const struct route_table *tb;
     struct path_segs path;
-    path_split(r->path, &path, false);
+    route_path_split(r->path, &path, false);
     for (int pass = 0; pass < 2; pass++) {
         for (size_t t = 0; (tb = route_table_at(r->srv, t)); t++) {
             for (const struct route *rt = tb->routes; rt->method; rt++) {
@@ -596,7 +585,7 @@ static void req_dispatch(struct req *r) {
         for (; rt->method; rt++) {
             /* The first matched in req_pick_error_writer, its params kept. */
             if (rt != r->first_route) {
-                if (path.n == -3) path_split(r->path, &path, false);
+                if (path.n == -3) route_path_split(r->path, &path, false);
                 if (!route_matches(r, &path, t, (size_t)(rt - tb->routes), rt)) continue;
             }
             path_known = true;

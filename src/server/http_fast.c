@@ -132,6 +132,7 @@ struct http_fast {
     _Atomic int nconns;
     int nthreads;
     struct fast_thread *th;
+    struct path_segs routes[sizeof fast_routes / sizeof fast_routes[0]]; /* split once */
 };
 
 /* epoll tags of the listening socket and a thread's eventfd. */
@@ -342,10 +343,12 @@ static void fast_run(struct fast_conn *c, bool resumed) {
     if (r->status_sent && !r->suspended) fast_request_end(c);
 }
 
-static bool fast_route_ok(const char *method, const char *path) {
+static bool fast_route_ok(const struct http_fast *f, const char *method, const char *path) {
+    struct path_segs ps;
+    route_path_split(path, &ps, false);
     for (size_t i = 0; i < sizeof fast_routes / sizeof fast_routes[0]; i++)
         if (strcmp(fast_routes[i].method, method) == 0 &&
-            route_match(fast_routes[i].pattern, path, NULL))
+            route_segs_match(&f->routes[i], &ps, NULL))
             return true;
     return false;
 }
@@ -448,7 +451,7 @@ static enum fast_next fast_parse(struct fast_conn *c, const char *p, size_t len)
     method[h.method.len] = '\0';
     memcpy(path, p + h.path.off, h.path.len);
     path[h.path.len] = '\0';
-    if (!fast_route_ok(method, path)) {
+    if (!fast_route_ok(c->th->fast, method, path)) {
         fast_hand_on(c);
         return NEXT_FREED;
     }
@@ -635,6 +638,8 @@ int http_fast_start(struct server *srv) {
     const char *np = getenv("TASKMILL_HTTP_NO_PEEK_OFF");
     f->no_peek_off = np && *np && strcmp(np, "0") != 0;
     f->nthreads = srv->cfg.threads > 0 ? srv->cfg.threads : 2;
+    for (size_t i = 0; i < sizeof fast_routes / sizeof fast_routes[0]; i++)
+        route_path_split(fast_routes[i].pattern, &f->routes[i], true);
     f->th = xcalloc((size_t)f->nthreads, sizeof *f->th);
     srv->fast = f;
     const struct limits *lim = &srv->cfg.limits;

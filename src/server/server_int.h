@@ -101,6 +101,18 @@ void req_free(struct req *r);
 /* http.c: whether a route pattern matches the path; captures its ':'
  * segments into r, unless r is NULL. */
 bool route_match(const char *pattern, const char *path, struct req *r);
+/* http.c: route_match in two steps, for one path tried against many
+ * patterns: a path, or a pattern, split at each '/' into what follows it
+ * up to the next ("/v1/tasks/x": "v1", "tasks", "x"; a pattern's ':'
+ * segments have seg NULL), then a pattern's segments against a path's. */
+#define ROUTE_MAX_SEGS 8 /* a route's; a longer path matches none */
+struct path_segs {
+    int n; /* -1: not starting with '/'; -2: more than ROUTE_MAX_SEGS */
+    const char *seg[ROUTE_MAX_SEGS];
+    size_t len[ROUTE_MAX_SEGS];
+};
+void route_path_split(const char *s, struct path_segs *ps, bool pattern);
+bool route_segs_match(const struct path_segs *pat, const struct path_segs *path, struct req *r);
 
 /*
  * http_fast.c: taskmill's own HTTP/1.1 path for the hot v1 requests (submit,
