@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "utf8.h"
+#include "xalloc.h"
 
 int json_depth(const char *p, size_t n) {
     int depth = 0, max = 0;
@@ -387,6 +389,89 @@ json_t *json_parse_object_fast(const char *p, size_t n) {
     return fast_parse(p, n, FAST_MAX_DEPTH);
 }
 
+/* One container open at the point jansson stopped (json_duplicate_path). */
+struct dup_frame {
+    bool object;
+    size_t key_off, key_len; /* object: its current key's token, quotes included */
+    size_t index;            /* array: the current element's index */
+};
+
+/* Appends the decoded key token p[0..len) (quotes included) to b. */
+static bool dup_put_key(struct buf *b, const char *p, size_t len) {
+    if (!memchr(p, '\\', len)) {
+        buf_put(b, p + 1, len - 2);
+        return true;
+    }
+    /* Escaped: jansson, which read it a moment ago, decodes it again. */
+    json_t *k = json_loadb(p, len, JSON_DECODE_ANY, NULL);
+    bool ok = json_is_string(k);
+    if (ok) buf_put(b, json_string_value(k), json_string_length(k));
+    json_decref(k);
+    return ok;
+}
+
+int json_duplicate_path(const char *p, size_t n, const json_error_t *je, struct buf *out) {
+    if (json_error_code(je) != json_error_duplicate_key || je->position <= 0 ||
+        (size_t)je->position > n)
+        return -1;
+    /* p[0..end) is JSON jansson took, up to the duplicate key's closing
+     * quote: only the containers open and their keys or indexes matter. */
+    size_t end = (size_t)je->position, depth = 0, cap = 0, last_key = SIZE_MAX, start = out->len;
+    struct dup_frame *st = NULL;
+    bool expect_key = false;
+    int rc = -1;
+    for (size_t i = 0; i < end && i < n; i++) {
+        char c = p[i];
+        if (c == '\0') {
+            /* jansson passes over a NUL after a number or a literal (its
+             * lexer puts a byte back, and a NUL reads as the end of what
+             * it put back) without counting it; any other is an error. */
+            end++;
+        } else if (c == '"') {
+            size_t s = i++;
+            while (i < end && p[i] != '"')
+                i += p[i] == '\\' ? 2 : 1;
+            if (i >= end) goto done; /* the prefix ends inside a string */
+            if (depth && st[depth - 1].object && expect_key) {
+                st[depth - 1].key_off = s;
+                st[depth - 1].key_len = i + 1 - s;
+                expect_key = false;
+                last_key = i + 1;
+            }
+        } else if (c == '{' || c == '[') {
+            if (depth == cap) st = xrealloc(st, (cap = cap ? 2 * cap : 16) * sizeof *st);
+            st[depth++] = (struct dup_frame){.object = c == '{'};
+            expect_key = c == '{';
+        } else if (c == '}' || c == ']') {
+            if (!depth) goto done;
+            depth--;
+            expect_key = false;
+        } else if (c == ',' && depth) {
+            if (st[depth - 1].object)
+                expect_key = true;
+            else
+                st[depth - 1].index++;
+        }
+    }
+    /* The text must end with a key of the innermost object. */
+    if (!depth || !st[depth - 1].object || last_key != end) goto done;
+    for (size_t d = 0; d < depth; d++) {
+        if (!st[d].object) {
+            buf_putc(out, '[');
+            json_put_int(out, (int64_t)st[d].index);
+            buf_putc(out, ']');
+            continue;
+        }
+        if (d) buf_putc(out, '.');
+        if (!dup_put_key(out, p + st[d].key_off, st[d].key_len)) goto done;
+    }
+    rc = 0;
+done:
+    if (rc && out->p) out->p[out->len = start] = '\0';
+    free(st);
+    return rc;
+}
+
 json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e) {
     /* What the fast path takes is JSON nested no deeper than max_depth, so
      * json_depth, which counts the brackets, would have let it through: it
@@ -400,16 +485,20 @@ json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_erro
     json_error_t je;
     v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
     if (!v) {
-        /* A duplicate key is named as the field when jansson quotes it plainly
-         * ("duplicate object key near '"type"'"): an escaped one stays unnamed. */
-        char field[64] = "";
-        const char *k =
-            json_error_code(&je) == json_error_duplicate_key ? strstr(je.text, "near '\"") : NULL;
-        size_t len = k ? strcspn(k += 7, "\"\\") : 0;
-        if (k && len && len < sizeof field && strncmp(k + len, "\"'", 2) == 0)
-            snprintf(field, sizeof field, "%.*s", (int)len, k);
-        err_set(e, TM_EMALFORMED, field, "malformed JSON at line %d column %d: %s", je.line,
-                je.column, je.text);
+        /* A duplicate key is named by its path ("params.a", v1's notation
+         * for a nested field), in the field when it fits there. */
+        struct buf path;
+        buf_init(&path);
+        if (json_duplicate_path(p, n, &je, &path) == 0) {
+            const char *name = path.p ? path.p : "";
+            err_set(e, TM_EMALFORMED, path.len < sizeof e->field ? name : "",
+                    "malformed JSON at line %d column %d: duplicate object key '%s'", je.line,
+                    je.column, name);
+        } else {
+            err_set(e, TM_EMALFORMED, "", "malformed JSON at line %d column %d: %s", je.line,
+                    je.column, je.text);
+        }
+        buf_release(&path);
         return NULL;
     }
     if (!json_is_object(v)) {

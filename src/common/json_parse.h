@@ -23,6 +23,8 @@
 
 #include "err.h"
 
+struct buf;
+
 /* Nesting depth of the JSON text (strings skipped), without validating it. */
 int json_depth(const char *p, size_t n);
 /*
@@ -30,9 +32,19 @@ int json_depth(const char *p, size_t n);
  * JSON_REJECT_DUPLICATES) when it declines. Returns a new reference, or NULL
  * with e set: TM_EINVALID when the text nests deeper than max_depth,
  * TM_EMALFORMED with jansson's message ("malformed JSON at line L column C:
- * TEXT") or when the value is not an object.
+ * TEXT") or when the value is not an object. A duplicate key is named by
+ * its path (json_duplicate_path), in the message and, when it fits, in the
+ * field.
  */
 json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e);
+/*
+ * Appends to out the path of the key jansson refused as a duplicate, je
+ * being json_loadb's error on p[0..n): object keys decoded and joined by
+ * '.', array indexes in brackets, as v1 names nested fields ("type",
+ * "params.a", "tasks[1].params.a", "[0].value" in a top-level array).
+ * Returns 0, or -1 (out as it was) when je is another error.
+ */
+int json_duplicate_path(const char *p, size_t n, const json_error_t *je, struct buf *out);
 /*
  * The fast path alone (exposed for tests and the fuzzer). Returns a new
  * reference to the object, or NULL when it declines, having freed what it

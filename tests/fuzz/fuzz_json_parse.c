@@ -4,12 +4,15 @@
  * is an object and that the depth limit was honoured, and that the fast
  * path never answers otherwise than jansson: when json_parse_object_fast
  * returns a value, json_loadb (JSON_REJECT_DUPLICATES) returns a strictly
- * equal one (same types, reals bit for bit, strings, key order).
+ * equal one (same types, reals bit for bit, strings, key order). And
+ * that every duplicate key jansson refuses, in an object or in an array
+ * (JSON_DECODE_ANY), gets a path from json_duplicate_path.
  */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/common/buf.h"
 #include "../../src/common/json_parse.h"
 #include "../json_strict.h"
 #include "fuzz.h"
@@ -33,5 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_decref(ref);
         json_decref(fast);
     }
+    json_error_t je;
+    json_t *any = json_loadb(p, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (!any && json_error_code(&je) == json_error_duplicate_key) {
+        struct buf path;
+        buf_init(&path);
+        if (json_duplicate_path(p, size, &je, &path) != 0) abort();
+        buf_release(&path);
+    }
+    json_decref(any);
     return 0;
 }

@@ -516,6 +516,51 @@ static void test_events_parameter_twice(void) {
     }
 }
 
+/* A duplicate key inside a nested object was named by the key alone
+ * ("a"), whatever its depth; it is named by its path, in v1's notation
+ * for nested fields, on each route that reads a JSON body (the fast path's
+ * and libmicrohttpd's, "?x=1" keeping a request off the fast path). */
+static void test_nested_duplicate_key_named_by_path(void) {
+    char hb[256], done[256], *webhooks = strdup(th_http(&srv, "GET", "/v1/webhooks", NULL)->body);
+    snprintf(hb, sizeof hb,
+             "{\"lease_token\":\"%s\",\"progress\":{\"message\":\"a\",\"message\":\"b\"}}",
+             running_token);
+    snprintf(done, sizeof done,
+             "{\"lease_token\":\"%s\",\"result\":{\"out\":[0,{\"k\":1,\"k\":2}]}}", running_token);
+    static const char params_dup[] = "{\"type\":\"t\",\"params\":{\"a\":1,\"a\":2}}";
+    struct {
+        const char *path, *body, *field;
+    } cases[] = {
+        {"/v1/tasks", params_dup, "params.a"},
+        {"/v1/tasks?x=1", params_dup, "params.a"},
+        {"/v1/tasks", "{\"type\":\"t\",\"type\":\"u\"}", "type"},
+        /* Escaped, the duplicate is still named, decoded. */
+        {"/v1/tasks", "{\"type\":\"t\",\"params\":{\"a\":1,\"\\u0061\":2}}", "params.a"},
+        {"/v1/tasks", "{\"type\":\"t\",\"params\":{\"x\":{\"y\":[],\"y\":[]}}}", "params.x.y"},
+        {"/v1/tasks/batch",
+         "{\"tasks\":[{\"type\":\"t\"},{\"type\":\"t\",\"params\":{\"a\":1,\"a\":2}}]}",
+         "tasks[1].params.a"},
+        {tpath(running_id, "/heartbeat"), hb, "progress.message"},
+        {"/v1/work/heartbeat", "{\"items\":[{\"lease_token\":\"x\",\"lease_token\":\"y\"}]}",
+         "items[0].lease_token"},
+        {"/v1/webhooks", "{\"url\":\"http://127.0.0.1:9/h\",\"events\":[\"a\",{\"b\":1,\"b\":2}]}",
+         "events[1].b"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        REFUSED("POST", cases[i].path, cases[i].body, 400, "malformed_json", cases[i].field);
+        struct th_resp *r = th_http(&srv, "POST", cases[i].path, "%s", cases[i].body);
+        char quoted[80];
+        snprintf(quoted, sizeof quoted, "duplicate object key '%s'", cases[i].field);
+        if (!th_str(r->json, "error.message") || !strstr(th_str(r->json, "error.message"), quoted))
+            th_fail(__FILE__, __LINE__, "POST %s: message '%s' does not name '%s'", cases[i].path,
+                    th_str(r->json, "error.message"), cases[i].field);
+    }
+    /* result is complete's: it is refused before the lease is looked at. */
+    REFUSED("POST", tpath(running_id, "/complete"), done, 400, "malformed_json", "result.out[1].k");
+    CHECK_STR(th_http(&srv, "GET", "/v1/webhooks", NULL)->body, webhooks);
+    free(webhooks);
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -537,6 +582,8 @@ static const struct th_test tests[] = {
     {"a path or query that is not UTF-8 is refused, in every API", test_path_or_query_not_utf8},
     {"a number in a query is digits, no sign or space before", test_query_integers_are_digits},
     {"an events filter given twice is refused", test_events_parameter_twice},
+    {"a duplicate key in a nested object is named by its path",
+     test_nested_duplicate_key_named_by_path},
     {NULL, NULL},
 };
 

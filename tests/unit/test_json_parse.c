@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/common/buf.h"
 #include "../src/common/json_parse.h"
 #include "json_strict.h"
 #include "harness.h"
@@ -708,7 +709,8 @@ static void test_mutants(void) {
 /* ---- json_parse_object ---- */
 
 /* json_parse_object's answer for a body: the value jansson builds, or
- * exactly the message built from jansson's json_error_t. */
+ * exactly the message built from jansson's json_error_t (a duplicate key
+ * named by its path, which test_duplicate_path checks). */
 static void check_parse_object(const char *body, size_t n) {
     struct tm_error e;
     err_clear(&e);
@@ -716,11 +718,18 @@ static void check_parse_object(const char *body, size_t n) {
     json_error_t je;
     json_t *ref = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je);
     char want[256] = "";
-    if (!ref)
+    struct buf path;
+    buf_init(&path);
+    if (!ref && json_duplicate_path(body, n, &je, &path) == 0)
+        snprintf(want, sizeof want,
+                 "malformed JSON at line %d column %d: duplicate object key '%s'", je.line,
+                 je.column, path.p);
+    else if (!ref)
         snprintf(want, sizeof want, "malformed JSON at line %d column %d: %s", je.line, je.column,
                  je.text);
     else if (!json_is_object(ref))
         snprintf(want, sizeof want, "request body must be a JSON object");
+    buf_release(&path);
     bool ok = ref && json_is_object(ref)
                   ? v && json_strictly_equal(v, ref)
                   : !v && e.code == TM_EMALFORMED && strcmp(e.message, want) == 0;
@@ -776,12 +785,83 @@ static void test_parse_object_errors(void) {
     json_decref(v);
 }
 
+/* A duplicate key is named by its path, as v1 names nested fields: in the
+ * message, and in the field when it fits there (63 bytes). */
+static void test_duplicate_path(void) {
+    static const struct {
+        const char *body, *path;
+    } cases[] = {
+        {"{\"a\":1,\"a\":2}", "a"},
+        {"{\"type\":\"t\",\"params\":{\"a\":1,\"a\":2}}", "params.a"},
+        {"{\"p\":{\"a\":{},\"b\":{\"c\":1}, \"b\" : 2}}", "p.b"},
+        {"{\"tasks\":[{\"a\":1},{\"p\":{\"k\":[0,{\"x\":1,\"x\":2}]}}]}", "tasks[1].p.k[1].x"},
+        /* Brackets, commas and quotes inside strings are not structure. */
+        {"{\"s\":\"[{,\\\"}]\",\"t\":[\"],[\",{\"a\\\"b\":1,\"a\\\"b\":2}]}", "t[1].a\"b"},
+        /* Escapes decoded: "\u0061" is "a". */
+        {"{\"o\":{\"a\":1,\"\\u0061\":2}}", "o.a"},
+        {"{\"\\u00e9\":{\"\\u00e9\":1,\"\xc3\xa9\":2}}", "\xc3\xa9.\xc3\xa9"},
+        {"{\"\":{\"\":1,\"\":2}}", "."},
+        /* A top-level array (the compat views' JSON Patch). */
+        {"[{\"op\":\"add\"},{\"op\":\"add\",\"value\":1,\"value\":2}]", "[1].value"},
+        {"[[1,[2]],[{\"a\":[],\"a\":[]}]]", "[1][0].a"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *b = cases[i].body;
+        json_error_t je;
+        json_t *v = json_loadb(b, strlen(b), JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+        CHECK(v == NULL);
+        struct buf path;
+        buf_init(&path);
+        buf_puts(&path, "x");
+        CHECK_INT(json_duplicate_path(b, strlen(b), &je, &path), 0);
+        CHECK_STR(path.p + 1, cases[i].path); /* appended */
+        buf_release(&path);
+        if (b[0] != '{') continue;
+        struct tm_error e;
+        err_clear(&e);
+        CHECK(json_parse_object(b, strlen(b), 32, &e) == NULL);
+        CHECK_INT(e.code, TM_EMALFORMED);
+        CHECK_STR(e.field, cases[i].path);
+        char quoted[80];
+        snprintf(quoted, sizeof quoted, ": duplicate object key '%s'", cases[i].path);
+        CHECK(strstr(e.message, quoted) != NULL);
+    }
+    /* jansson passes over a NUL after a number or a literal without
+     * counting it in the error's position. */
+    static const char nul[] = "{\"n\":0\0,\"t\":true\0,\"a\":{\"k\":1,\"k\":2}}";
+    json_error_t jn;
+    CHECK(json_loadb(nul, sizeof nul - 1, JSON_REJECT_DUPLICATES, &jn) == NULL);
+    struct buf np;
+    buf_init(&np);
+    CHECK_INT(json_duplicate_path(nul, sizeof nul - 1, &jn, &np), 0);
+    CHECK_STR(np.p, "a.k");
+    buf_release(&np);
+    /* Another error: no path, out as it was. */
+    json_error_t je;
+    CHECK(json_loadb("{\"a\":}", 6, JSON_REJECT_DUPLICATES, &je) == NULL);
+    struct buf path;
+    buf_init(&path);
+    buf_puts(&path, "x");
+    CHECK_INT(json_duplicate_path("{\"a\":}", 6, &je, &path), -1);
+    CHECK_STR(path.p, "x");
+    buf_release(&path);
+    /* A path longer than the field holds is in the message only. */
+    char body[256];
+    snprintf(body, sizeof body, "{\"%070d\":{\"a\":1,\"a\":2}}", 0);
+    struct tm_error e;
+    err_clear(&e);
+    CHECK(json_parse_object(body, strlen(body), 32, &e) == NULL);
+    CHECK_STR(e.field, "");
+    CHECK(strstr(e.message, "0000.a'") != NULL);
+}
+
 static const struct th_test tests[] = {
     {"fast JSON path agrees with jansson on edge cases and takes the plain ones", test_edge_cases},
     {"fast JSON path builds the values by hand too", test_values_by_hand},
     {"fast JSON path takes 20,000 random plain bodies as jansson does", test_random_bodies},
     {"fast JSON path never answers otherwise than jansson on 50,000 mutants", test_mutants},
     {"json_parse_object's errors are jansson's, word for word", test_parse_object_errors},
+    {"a duplicate key is named by its path", test_duplicate_path},
     {NULL, NULL},
 };
 
