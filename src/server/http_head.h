@@ -4,12 +4,12 @@
  *
  * It accepts only the plainest requests: GET or POST, a path with no
  * query, no percent-escape and no '+', version HTTP/1.1, a Host, header
- * lines of token names and visible-ASCII values ended by CRLF, a body
- * framed by one Content-Length of decimal digits or none, and no
- * Transfer-Encoding, Expect or Upgrade. Everything else is HEAD_PASS: not
- * refused, but handed to libmicrohttpd, which serves or refuses it as it
- * always has. So the fast path never has to be right about an unusual
- * request; it only has to recognise the usual one.
+ * lines of token names and visible-ASCII values ended by CRLF (with no
+ * white space at a value's end), a body framed by one Content-Length of
+ * decimal digits or none, and no Transfer-Encoding, Expect or Upgrade. Everything else is
+ * HEAD_PASS: not refused, but handed to libmicrohttpd, which serves or refuses it as it always has.
+ * So the fast path never has to be right about an unusual request; it only has to recognise the
+ * usual one.
  */
 #ifndef TASKMILL_HTTP_HEAD_H
 #define TASKMILL_HTTP_HEAD_H
@@ -42,8 +42,9 @@ struct http_head {
 /*
  * Reads the head at p[0..n). HEAD_PARTIAL while no blank line has come
  * and n < head_max; a head of head_max bytes or more without one, or a
- * Content-Length over body_max, is HEAD_PASS. Values are trimmed of
- * surrounding spaces and tabs.
+ * Content-Length over body_max, is HEAD_PASS. Values lose their leading
+ * spaces and tabs; a value with trailing ones is HEAD_PASS (libmicrohttpd
+ * keeps them).
  */
 enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, size_t body_max,
                                       struct http_head *h);
