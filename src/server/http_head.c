@@ -126,11 +126,17 @@ enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, 
     if (head_request_line(p, line_end, h) != HEAD_OK) return HEAD_PASS;
     int ncl = 0;
     bool host = false;
+    /* The head as libmicrohttpd's side measures it against head_max
+     * (http_framing_refused: the request line, and each field as
+     * "Name: value" CRLF), so that a head near the limit gets the same
+     * answer on both paths. */
+    size_t counted = h->method.len + h->path.len + 12;
     for (size_t s = line_end + 2; s < end - 2;) {
         const char *cr = memchr(p + s, '\r', end - s);
         size_t e = (size_t)(cr - p); /* found: the head ends in CRLF CRLF */
         if (head_field(p, s, e, h, body_max, &ncl, &host) != HEAD_OK) return HEAD_PASS;
+        counted += h->name[h->nfields - 1].len + h->value[h->nfields - 1].len + 4;
         s = e + 2;
     }
-    return host ? HEAD_OK : HEAD_PASS;
+    return host && counted <= head_max ? HEAD_OK : HEAD_PASS;
 }

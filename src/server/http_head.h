@@ -41,7 +41,9 @@ struct http_head {
 
 /*
  * Reads the head at p[0..n). HEAD_PARTIAL while no blank line has come
- * and n < head_max; a head of head_max bytes or more without one, or a
+ * and n < head_max; a head of head_max bytes or more without one, one
+ * that counts more than head_max as libmicrohttpd's side counts it (the
+ * request line, and each field as "Name: value" CRLF), or a
  * Content-Length over body_max, is HEAD_PASS. Values lose their leading
  * spaces and tabs; a value with trailing ones is HEAD_PASS (libmicrohttpd
  * keeps them).
