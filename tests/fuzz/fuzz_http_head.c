@@ -4,7 +4,9 @@
  * sends before libmicrohttpd does. Checks what the fast path relies on:
  * an accepted head lies within the input and its limits, names GET or
  * POST and a path of visible ASCII without '%', '?', '#' or '+', holds no
- * CR or LF inside a field, and reads the same from its own bytes alone.
+ * CR or LF inside a field, no value with white space at either end, counts
+ * no more than head_max as libmicrohttpd's side counts a head, and reads
+ * the same from its own bytes alone.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +43,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             unsigned char c = (unsigned char)p[h.path.off + i];
             if (c <= 0x20 || c >= 0x7f || strchr("%?#+", c)) abort();
         }
+        size_t counted = h.method.len + h.path.len + 12;
         for (int i = 0; i < h.nfields; i++) {
             fuzz_check_span(p, h.name[i], h.head_len);
             fuzz_check_span(p, h.value[i], h.head_len);
             if (h.name[i].len == 0) abort();
+            const char *v = p + h.value[i].off;
+            size_t vn = h.value[i].len;
+            if (vn && (v[0] == ' ' || v[0] == '\t' || v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+                abort();
+            counted += h.name[i].len + vn + 4;
         }
+        if (counted > head_max) abort();
         /* The head alone reads the same: nothing after it was looked at. */
         struct http_head again;
         if (http_head_parse(p, h.head_len, head_max, body_max, &again) != HEAD_OK ||
