@@ -482,6 +482,26 @@ json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_erro
         err_set(e, TM_EINVALID, "", "JSON nests deeper than %d levels", max_depth);
         return NULL;
     }
+    /* jansson's lexer passes over a NUL after a number or a literal (it
+     * puts back the byte after the token, and a NUL put back reads as
+     * nothing): {"priority":1<NUL>} was taken. A NUL is not JSON anywhere
+     * (inside a string it is a control character), so it is refused first,
+     * where it is: line, and column in characters as jansson counts them. */
+    const char *nul = p ? memchr(p, '\0', n) : NULL;
+    if (nul) {
+        int line = 1, column = 1;
+        for (const char *q = p; q < nul; q++) {
+            if (*q == '\n') {
+                line++;
+                column = 1;
+            } else if (((unsigned char)*q & 0xC0) != 0x80) {
+                column++;
+            }
+        }
+        err_set(e, TM_EMALFORMED, "", "malformed JSON at line %d column %d: unexpected NUL byte",
+                line, column);
+        return NULL;
+    }
     json_error_t je;
     v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
     if (!v) {

@@ -32,9 +32,10 @@ int json_depth(const char *p, size_t n);
  * JSON_REJECT_DUPLICATES) when it declines. Returns a new reference, or NULL
  * with e set: TM_EINVALID when the text nests deeper than max_depth,
  * TM_EMALFORMED with jansson's message ("malformed JSON at line L column C:
- * TEXT") or when the value is not an object. A duplicate key is named by
- * its path (json_duplicate_path), in the message and, when it fits, in the
- * field.
+ * TEXT"), for a NUL byte anywhere (which jansson's lexer passes over after
+ * a number or a literal), or when the value is not an object. A duplicate
+ * key is named by its path (json_duplicate_path), in the message and, when
+ * it fits, in the field.
  */
 json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e);
 /*

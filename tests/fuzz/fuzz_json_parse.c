@@ -1,12 +1,13 @@
 /*
  * fuzz_json_parse: json_depth and json_parse_object, the first parser every
- * request body meets (src/common/json_parse.c). Checks that a parsed value
- * is an object and that the depth limit was honoured, and that the fast
- * path never answers otherwise than jansson: when json_parse_object_fast
- * returns a value, json_loadb (JSON_REJECT_DUPLICATES) returns a strictly
- * equal one (same types, reals bit for bit, strings, key order). And
- * that every duplicate key jansson refuses, in an object or in an array
- * (JSON_DECODE_ANY), gets a path from json_duplicate_path.
+ * request body meets (src/common/json_parse.c). Checks that a value is
+ * parsed only from an object without a NUL byte, within the depth limit,
+ * and that the fast path never answers otherwise than jansson: when
+ * json_parse_object_fast returns a value, json_loadb
+ * (JSON_REJECT_DUPLICATES) returns a strictly equal one (same types, reals
+ * bit for bit, strings, key order). And that every duplicate key jansson
+ * refuses, in an object or in an array (JSON_DECODE_ANY), gets a path from
+ * json_duplicate_path.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int depth = json_depth(p, size);
     json_t *v = json_parse_object(p, size, 8, &e);
     if (v) {
-        if (!json_is_object(v) || depth > 8) abort();
+        if (!json_is_object(v) || depth > 8 || memchr(p, '\0', size)) abort();
         json_decref(v);
     } else if (e.code != TM_EMALFORMED && e.code != TM_EINVALID) {
         abort();
