@@ -99,11 +99,20 @@ static enum http_head_result head_field(const char *p, size_t s, size_t e, struc
 enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, size_t body_max,
                                       struct http_head *h) {
     memset(h, 0, sizeof *h);
+    int ncl = 0;
+    bool host = false;
+    /* The head as libmicrohttpd's side measures it against head_max
+     * (http_framing_refused: the request line, and each field as
+     * "Name: value" CRLF), so that a head near the limit gets the same
+     * answer on both paths. */
+    size_t counted = 0;
     /* Line by line: each ends in CRLF, with no CR before it (no bare LF,
-     * no bare CR); an empty line ends the head. */
-    size_t lim = n < head_max ? n : head_max, end = 0, at = 0;
-    bool found = false;
-    while (!found) {
+     * no bare CR); an empty line ends the head. Each line is read as it
+     * comes, so that a head that is not the fast path's is handed on when
+     * its first such line is in, not when the head is: libmicrohttpd
+     * answers a bad line at once, and a client may send no more. */
+    size_t lim = n < head_max ? n : head_max, at = 0;
+    for (;;) {
         const char *nl = memchr(p + at, '\n', lim - at);
         if (!nl) {
             /* No line end yet: a CR before the limit not followed by LF is
@@ -114,29 +123,17 @@ enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, 
         }
         size_t e = (size_t)(nl - p); /* the LF */
         if (e == at || p[e - 1] != '\r' || memchr(p + at, '\r', e - 1 - at)) return HEAD_PASS;
-        found = e - 1 == at && at > 0;                /* an empty line, after the request line */
-        if (e - 1 == at && at == 0) return HEAD_PASS; /* a head that starts with a blank line */
+        size_t cr = e - 1;
+        if (at == 0) { /* the request line; a head that starts with a blank line is passed on */
+            if (cr == 0 || head_request_line(p, cr, h) != HEAD_OK) return HEAD_PASS;
+            counted = h->method.len + h->path.len + 12;
+        } else if (cr == at) { /* the empty line */
+            h->head_len = e + 1;
+            return host && counted <= head_max ? HEAD_OK : HEAD_PASS;
+        } else {
+            if (head_field(p, at, cr, h, body_max, &ncl, &host) != HEAD_OK) return HEAD_PASS;
+            counted += h->name[h->nfields - 1].len + h->value[h->nfields - 1].len + 4;
+        }
         at = e + 1;
-        end = at;
     }
-    h->head_len = end;
-    const char *crlf = memchr(p, '\r', end);
-    if (!crlf || crlf == p) return HEAD_PASS;
-    size_t line_end = (size_t)(crlf - p);
-    if (head_request_line(p, line_end, h) != HEAD_OK) return HEAD_PASS;
-    int ncl = 0;
-    bool host = false;
-    /* The head as libmicrohttpd's side measures it against head_max
-     * (http_framing_refused: the request line, and each field as
-     * "Name: value" CRLF), so that a head near the limit gets the same
-     * answer on both paths. */
-    size_t counted = h->method.len + h->path.len + 12;
-    for (size_t s = line_end + 2; s < end - 2;) {
-        const char *cr = memchr(p + s, '\r', end - s);
-        size_t e = (size_t)(cr - p); /* found: the head ends in CRLF CRLF */
-        if (head_field(p, s, e, h, body_max, &ncl, &host) != HEAD_OK) return HEAD_PASS;
-        counted += h->name[h->nfields - 1].len + h->value[h->nfields - 1].len + 4;
-        s = e + 2;
-    }
-    return host && counted <= head_max ? HEAD_OK : HEAD_PASS;
 }

@@ -40,13 +40,14 @@ struct http_head {
 };
 
 /*
- * Reads the head at p[0..n). HEAD_PARTIAL while no blank line has come
- * and n < head_max; a head of head_max bytes or more without one, one
- * that counts more than head_max as libmicrohttpd's side counts it (the
- * request line, and each field as "Name: value" CRLF), or a
- * Content-Length over body_max, is HEAD_PASS. Values lose their leading
- * spaces and tabs; a value with trailing ones is HEAD_PASS (libmicrohttpd
- * keeps them).
+ * Reads the head at p[0..n). HEAD_PARTIAL while no blank line has come,
+ * n < head_max and each line in is one of a plain head (a line that is
+ * not makes it HEAD_PASS at once). A head of head_max bytes or more
+ * without a blank line, one that counts more than head_max as
+ * libmicrohttpd's side counts it (the request line, and each field as
+ * "Name: value" CRLF), or a Content-Length over body_max, is HEAD_PASS.
+ * Values lose their leading spaces and tabs; a value with trailing ones
+ * is HEAD_PASS (libmicrohttpd keeps them).
  */
 enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, size_t body_max,
                                       struct http_head *h);

@@ -774,6 +774,44 @@ static void test_same_as_mhd(void) {
     }
 }
 
+/* A head with a line libmicrohttpd refuses, and no blank line yet:
+ * libmicrohttpd answers 400 when the line comes (--no-fast-path shows
+ * it). The fast path waited for the rest of the head before handing it on,
+ * a request with a query too, so a client that sent no more got no answer
+ * (the idle timeout closed it). Each is answered within 2 s here. */
+static void test_bad_line_answered_at_once(void) {
+    static const char zero[] = "/v1/tasks/00000000000000000000000000000000";
+    static const char *const rests[] = {
+        "Host: 127.0.0.1\r\nno colon\r\n",
+        "Host: 127.0.0.1\r\nX-A: 1\r\n-\r\n",
+    };
+    struct th_server mhd;
+    CHECK(th_server_start(&mhd, "--no-fast-path", NULL) == 0);
+    struct th_server *servers[] = {&srv, &mhd};
+    for (int s = 0; s < 2; s++) {
+        for (size_t i = 0; i < sizeof rests / sizeof rests[0]; i++) {
+            for (int q = 0; q < 2; q++) {
+                char text[512];
+                snprintf(text, sizeof text, "GET %s%s HTTP/1.1\r\n%s", zero, q ? "?x=1" : "",
+                         rests[i]);
+                int fd = tcp_open(servers[s]);
+                CHECK(fd >= 0);
+                CHECK(send_all(fd, text, strlen(text)));
+                struct pollfd pf = {.fd = fd, .events = POLLIN};
+                char buf[512];
+                ssize_t k = poll(&pf, 1, 2000) == 1 ? recv(fd, buf, sizeof buf - 1, 0) : -1;
+                buf[k > 0 ? k : 0] = '\0';
+                if (strncmp(buf, "HTTP/1.1 400 ", 13) != 0)
+                    th_fail(__FILE__, __LINE__, "%s, head %zu%s: '%.40s', not 400 at once",
+                            s ? "--no-fast-path" : "fast path on", i, q ? " with a query" : "",
+                            buf);
+                close(fd);
+            }
+        }
+    }
+    th_server_free(&mhd);
+}
+
 /* A head about --max-header-bytes long (16 KiB here), written with or
  * without a space after each colon. libmicrohttpd's side counts a field
  * as "Name: value\r\n" (http_framing_refused) and the request line, not
@@ -846,6 +884,8 @@ static const struct th_test tests[] = {
     {"a request the fast path takes is answered as libmicrohttpd answers it", test_same_as_mhd},
     {"a head at --max-header-bytes is answered as libmicrohttpd answers it",
      test_head_limit_same_as_mhd},
+    {"a bad line in a head not all there is answered at once, as libmicrohttpd does",
+     test_bad_line_answered_at_once},
     {NULL, NULL},
 };
 

@@ -96,6 +96,11 @@ static void test_head(void) {
     CHECK(lead[h.value[0].off] == 'x');
     CHECK_INT(h.value[1].len, 0);
     CHECK_INT(head("GET /v1/tasks/1 HTTP/1.1\r\nHost: x\r\n"), HEAD_PARTIAL);
+    /* Not all there, but passed on at its first line that is not plain. */
+    CHECK_INT(head("GET /v1/tasks?limit=1 HTTP/1.1\r\n"), HEAD_PASS);
+    CHECK_INT(head("GET /v1/tasks/1 HTTP/1.1\r\nHost: x\r\nno colon\r\n"), HEAD_PASS);
+    CHECK_INT(head("GET /v1/tasks/1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHo"), HEAD_PASS);
+    CHECK_INT(head("GET /v1/tasks/1 HTTP/1.1\r\nHost: x\r\nno colon"), HEAD_PARTIAL);
     /* Each of these goes to libmicrohttpd, unread. */
     const char *pass[] = {
         "GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n",
