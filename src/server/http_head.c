@@ -18,16 +18,21 @@ static bool head_is_tchar(unsigned char c) {
 #define head_name_is(p, s, name) \
     ((s).len == sizeof(name) - 1 && strncasecmp((p) + (s).off, name, (s).len) == 0)
 
-/* Whether a Connection value's comma-separated options include "close". */
+/* Whether a Connection value's options (RFC 9110 7.6.1: a comma-separated
+ * list, white space around each element) include "close". An element with
+ * white space inside ("a close") is not "close", as libmicrohttpd reads it. */
 static bool head_says_close(const char *v, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
-            i++;
-        if (i - start == 5 && strncasecmp(v + start, "close", 5) == 0) return true;
+    for (size_t i = 0; i <= n;) {
+        size_t end = i;
+        while (end < n && v[end] != ',')
+            end++;
+        size_t s = i, e = end;
+        while (s < e && (v[s] == ' ' || v[s] == '\t'))
+            s++;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - s == 5 && strncasecmp(v + s, "close", 5) == 0) return true;
+        i = end + 1;
     }
     return false;
 }

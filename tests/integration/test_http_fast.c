@@ -812,6 +812,49 @@ static void test_bad_line_answered_at_once(void) {
     th_server_free(&mhd);
 }
 
+/* Replies to `text` (two requests) on a fresh connection: 2, or 1 when
+ * the server closed after the first, 0 when none came. */
+static int replies_to_two(const char *text) {
+    int fd = tcp_open(&srv), n = 0;
+    struct conn_in *in = calloc(1, sizeof *in);
+    struct resp r;
+    if (fd >= 0 && send_all(fd, text, strlen(text)))
+        while (n < 2 && read_resp_in(fd, in, &r) == 0) {
+            resp_clear(&r);
+            n++;
+        }
+    free(in);
+    if (fd >= 0) close(fd);
+    return n;
+}
+
+/* "Connection: close" is an element of a comma-separated list. The fast
+ * path also split the value at spaces and tabs, so "a close" or
+ * "keep-alive close" closed the connection there, and not on
+ * libmicrohttpd's path (the same request with a query). */
+static void test_connection_close_as_mhd(void) {
+    static const char zero[] = "/v1/tasks/00000000000000000000000000000000";
+    static const char *const values[] = {
+        "close",   "Close",   "x, close", "close ,x", ",close",           "close,",     "closex",
+        "close;x", "a close", "close a",  "x\tclose", "keep-alive close", "x, close y", "\tclose",
+    };
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        int n[2];
+        for (int q = 0; q < 2; q++) {
+            char text[512];
+            snprintf(text, sizeof text,
+                     "GET %s%s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: %s\r\n\r\n"
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                     zero, q ? "?x=1" : "", values[i], zero);
+            n[q] = replies_to_two(text);
+        }
+        if (n[0] != n[1] || n[0] == 0)
+            th_fail(__FILE__, __LINE__,
+                    "'Connection: %s': %d replies on the fast path, %d on libmicrohttpd's",
+                    values[i], n[0], n[1]);
+    }
+}
+
 /* A head about --max-header-bytes long (16 KiB here), written with or
  * without a space after each colon. libmicrohttpd's side counts a field
  * as "Name: value\r\n" (http_framing_refused) and the request line, not
@@ -886,6 +929,7 @@ static const struct th_test tests[] = {
      test_head_limit_same_as_mhd},
     {"a bad line in a head not all there is answered at once, as libmicrohttpd does",
      test_bad_line_answered_at_once},
+    {"Connection: close is read as libmicrohttpd reads it", test_connection_close_as_mhd},
     {NULL, NULL},
 };
 

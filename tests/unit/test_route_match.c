@@ -89,6 +89,22 @@ static void test_head(void) {
     CHECK_INT(h.head_len, sizeof ok - 3);
     CHECK(h.close);
     CHECK_INT(h.nfields, 3);
+    /* "close" is an element of the Connection list, not a word in one. */
+    static const struct {
+        const char *value;
+        bool close;
+    } conns[] = {{"close", true},       {"x ,\tCLOSE", true}, {",close,", true},
+                 {"a close", false},    {"close a", false},   {"x\tclose", false},
+                 {"keep-alive", false}, {"closex", false}};
+    for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "GET / HTTP/1.1\r\nHost: x\r\nConnection: %s\r\n\r\n",
+                 conns[i].value);
+        CHECK_INT(http_head_parse(text, strlen(text), 1024, 10, &h), HEAD_OK);
+        if (h.close != conns[i].close)
+            th_fail(__FILE__, __LINE__, "'Connection: %s' read as %s", conns[i].value,
+                    h.close ? "close" : "not close");
+    }
     /* Leading white space is not the value's. */
     const char lead[] = "GET /v1/tasks HTTP/1.1\r\nHost: \t x\r\nX:\r\n\r\n";
     CHECK_INT(http_head_parse(lead, sizeof lead - 1, 16 * 1024, 64 * 1024, &h), HEAD_OK);
