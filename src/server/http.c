@@ -610,8 +610,19 @@ struct cl_count {
     int n;
     bool differ;
     const char *first;
-    size_t head_bytes; /* the head's bytes, as sent near enough: every field's */
+    size_t head_bytes;    /* the head's bytes, as sent near enough: every field's */
+    const char *bad_name; /* a field name that is not a token ("Content-Length ") */
 };
+
+/* Whether s is a token (RFC 9110 5.6.2): what a field name must be. */
+static bool http_is_token(const char *s) {
+    if (!*s) return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!isalnum(c) && !strchr("!#$%&'*+-.^_`|~", c)) return false;
+    }
+    return true;
+}
 
 /* What libmicrohttpd's pool keeps past --max-header-bytes: the reply's head. */
 #define HTTP_REPLY_ROOM (16 * 1024)
@@ -629,6 +640,7 @@ static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const c
     (void)kind;
     struct cl_count *c = cls;
     c->head_bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    if (!c->bad_name && !http_is_token(key)) c->bad_name = key;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
     if (c->n++ == 0)
         c->first = value;
@@ -640,7 +652,12 @@ static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const c
 /* Checks the framing of a request before its body is read: a body over
  * the limit by its Content-Length, a Transfer-Encoding other than chunked,
  * both framings at once, Content-Length headers that disagree, NUL in the
- * path (%00: http_unescape keeps it). 1 with e filled, or 0. */
+ * path (%00: http_unescape keeps it), a field name that is not a token.
+ * The last is RFC 9112 5.1's "whitespace between a field name and colon":
+ * libmicrohttpd keeps "Content-Length : 52" as a field of another name and
+ * frames the request as having no body, so the body would be read as the
+ * next request (smuggled past a proxy that frames it by that header).
+ * 1 with e filled, or 0. */
 static int http_framing_refused(struct req *r, struct tm_error *e) {
     struct MHD_Connection *conn = r->conn;
     size_t max = r->srv->cfg.limits.body_max_bytes;
@@ -656,6 +673,11 @@ static int http_framing_refused(struct req *r, struct tm_error *e) {
         r->srv->cfg.limits.header_max_bytes ? r->srv->cfg.limits.header_max_bytes : 16 * 1024;
     if (n.head_bytes > head_max) {
         err_set(e, TM_EHEADERS_TOO_LARGE, "", "request headers exceed %zu bytes", head_max);
+        return 1;
+    }
+    if (n.bad_name) {
+        err_set(e, TM_EINVALID, "",
+                "header name '%.40s' is not a token (no white space before ':')", n.bad_name);
         return 1;
     }
     if (strstr(r->path, "%00")) {
