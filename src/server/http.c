@@ -676,7 +676,7 @@ static int http_framing_refused(struct req *r, struct tm_error *e) {
         return 1;
     }
     if (n.bad_name) {
-        err_set(e, TM_EINVALID, "",
+        err_set(e, TM_EINVALID, n.bad_name,
                 "header name '%.40s' is not a token (no white space before ':')", n.bad_name);
         return 1;
     }

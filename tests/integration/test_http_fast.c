@@ -855,6 +855,9 @@ static void test_space_before_colon_refused(void) {
         CHECK_INT(read_resp(fd, &r), 0);
         CHECK_INT(r.status, 400);
         CHECK(r.body && strstr(r.body, "is not a token"));
+        /* The field is the name as sent, white space and all. */
+        CHECK(r.json &&
+              strncmp(th_str(r.json, "error.field"), names[i], strlen(names[i]) - 1) == 0);
         resp_clear(&r);
         CHECK(closed_within(fd, 2000)); /* the body is not read as a request */
         close(fd);
