@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -470,6 +471,25 @@ done:
     if (rc && out->p) out->p[out->len = start] = '\0';
     free(st);
     return rc;
+}
+
+json_t *json_load_strict(const char *p, size_t n, char *why, size_t cap) {
+    const char *nul = p ? memchr(p, '\0', n) : NULL;
+    if (nul) {
+        snprintf(why, cap, "unexpected NUL byte at offset %zu", (size_t)(nul - p));
+        return NULL;
+    }
+    json_error_t je;
+    json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+    if (v) return v;
+    struct buf path;
+    buf_init(&path);
+    if (json_duplicate_path(p, n, &je, &path) == 0)
+        snprintf(why, cap, "duplicate object key '%s'", path.p ? path.p : "");
+    else
+        snprintf(why, cap, "%s", je.text);
+    buf_release(&path);
+    return NULL;
 }
 
 json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e) {

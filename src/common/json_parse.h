@@ -39,6 +39,14 @@ int json_depth(const char *p, size_t n);
  */
 json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e);
 /*
+ * json_loadb with JSON_REJECT_DUPLICATES, for a value of any kind, also
+ * refusing a NUL byte anywhere (which jansson passes over after a number
+ * or a literal). NULL with why[0..cap) saying what is wrong: jansson's
+ * text, a duplicate key by its path, a NUL by its offset. For the views'
+ * bodies and parameters, whose messages are their own.
+ */
+json_t *json_load_strict(const char *p, size_t n, char *why, size_t cap);
+/*
  * Appends to out the path of the key jansson refused as a duplicate, je
  * being json_loadb's error on p[0..n): object keys decoded and joined by
  * '.', array indexes in brackets, as v1 names nested fields ("type",

@@ -438,11 +438,11 @@ static int livepeer_filters(struct livepeer_query *q, const char *v, struct tm_e
     }
     if (json_depth(v, len) > 4)
         return err_set(e, TM_EINVALID, "filters", "error parsing filters: nested too deeply");
-    json_error_t je;
-    json_t *root = json_loadb(v, len, JSON_REJECT_DUPLICATES, &je);
+    char why[200];
+    json_t *root = json_load_strict(v, len, why, sizeof why);
     if (!root)
         return err_set(e, TM_EINVALID, "filters", "error parsing filters: not valid JSON (%s)",
-                       je.text);
+                       why);
     int rc = 0;
     if (!json_is_array(root)) {
         rc = err_set(e, TM_EINVALID, "filters", "error parsing filters: must be an array");

@@ -94,9 +94,9 @@ int sailpoint_patch_parse(const char *body, size_t n, int max_depth, struct sail
     memset(out, 0, sizeof *out);
     if (json_depth(body, n) > max_depth)
         return err_set(e, TM_EINVALID, "", "the patch is nested deeper than %d", max_depth);
-    json_error_t je;
-    json_t *doc = json_loadb(body, n, JSON_REJECT_DUPLICATES, &je);
-    if (!doc) return err_set(e, TM_EMALFORMED, "", "the patch is not valid JSON: %s", je.text);
+    char why[200];
+    json_t *doc = json_load_strict(body, n, why, sizeof why);
+    if (!doc) return err_set(e, TM_EMALFORMED, "", "the patch is not valid JSON: %s", why);
     int rc = 0;
     if (!json_is_array(doc)) {
         rc = err_set(e, TM_EINVALID, "", "the patch must be a JSON array of operations");

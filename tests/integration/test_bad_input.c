@@ -595,6 +595,42 @@ static void test_nul_byte_in_body_refused(void) {
               "malformed JSON at line 2 column 24: unexpected NUL byte");
 }
 
+/* The views parse their own JSON (SailPoint's patch body, Livepeer's
+ * `filters` parameter): a duplicate key is named by its path there too,
+ * and a NUL after a number, which jansson passes over, is refused; in the
+ * view's own error shape, nothing stored. */
+static void test_views_duplicate_key_and_nul(void) {
+    char path[128];
+    snprintf(path, sizeof path, "/beta/task-status/%s", pending_id);
+    const char *const patch_ct[] = {"Content-Type: application/json-patch+json", NULL};
+    static const char dup[] =
+        "[{\"op\":\"replace\",\"path\":\"/percentComplete\","
+        "\"value\":{\"a\":1,\"a\":2}}]";
+    static const char nul[] =
+        "[{\"op\":\"replace\",\"path\":\"/percentComplete\","
+        "\"value\":5\0}]";
+    char *before = snapshot();
+    struct th_resp *r = th_http_raw(&srv, "PATCH", path, dup, sizeof dup - 1, patch_ct);
+    CHECK_INT(r->status, 400);
+    CHECK(r->body && strstr(r->body, "duplicate object key '[0].value.a'"));
+    CHECK(th_get(r->json, "messages") != NULL); /* SailPoint's shape */
+    r = th_http_raw(&srv, "PATCH", path, nul, sizeof nul - 1, patch_ct);
+    CHECK_INT(r->status, 400);
+    CHECK(r->body && strstr(r->body, "NUL byte"));
+    char *after = snapshot();
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+    /* [{"id":"a","value":{"gt":1,"gt":2}}] */
+    r = th_http(&srv, "GET",
+                "/api/task?filters=%5B%7B%22id%22%3A%22a%22%2C%22value%22%3A%7B%22gt%22%3A1%2C"
+                "%22gt%22%3A2%7D%7D%5D",
+                NULL);
+    CHECK_INT(r->status, 400);
+    CHECK(r->body && strstr(r->body, "duplicate object key '[0].value.gt'"));
+    CHECK(json_is_array(th_get(r->json, "errors"))); /* Livepeer's shape */
+}
+
 static const struct th_test tests[] = {
     {"malformed JSON", test_malformed_json},
     {"wrong types and unknown fields name the field", test_wrong_types_and_unknown_fields},
@@ -618,6 +654,8 @@ static const struct th_test tests[] = {
     {"an events filter given twice is refused", test_events_parameter_twice},
     {"a duplicate key in a nested object is named by its path",
      test_nested_duplicate_key_named_by_path},
+    {"the views' JSON: a duplicate key named by its path, a NUL refused",
+     test_views_duplicate_key_and_nul},
     {"a NUL byte in a JSON body is refused", test_nul_byte_in_body_refused},
     {NULL, NULL},
 };
