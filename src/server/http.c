@@ -60,9 +60,27 @@ const char *req_query(struct req *r, const char *key) {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+/* A header value without the white space at its end, which is not the
+ * value's (RFC 9112 5) and which libmicrohttpd keeps ("k " for "k"):
+ * kept with the request. */
+struct req_str {
+    struct req_str *next;
+    char s[];
+};
+
 const char *req_header(struct req *r, const char *key) {
-    if (r->fast) return http_fast_header(r->fast, key);
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
+    if (r->fast) return http_fast_header(r->fast, key); /* never has any */
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
+    size_t n = v ? strlen(v) : 0;
+    if (!n || (v[n - 1] != ' ' && v[n - 1] != '\t')) return v;
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    struct req_str *t = xmalloc(sizeof *t + n + 1);
+    memcpy(t->s, v, n);
+    t->s[n] = '\0';
+    t->next = r->trimmed;
+    r->trimmed = t;
+    return t->s;
 }
 
 const struct sockaddr *req_client_addr(struct req *r) {
@@ -760,6 +778,10 @@ void req_free(struct req *r) {
     store_op_release(&r->op);
     req_waiter_release(r);
     free(r->ns_owned);
+    for (struct req_str *t = r->trimmed, *next; t; t = next) {
+        next = t->next;
+        free(t);
+    }
     if (r->owned_free) r->owned_free(r->owned);
     json_decref(r->json);
     buf_release(&r->body);

@@ -135,6 +135,7 @@ struct req {
     enum token_role role;            /* TOKEN_ADMIN when authentication is off */
     char token_id[TOKEN_ID_LEN + 1]; /* "" when authentication is off */
     char *ns_owned;                  /* the token's namespace; r->ns points here */
+    struct req_str *trimmed;         /* req_header's copies of values without trailing space */
     bool waiter_counted;             /* counted against limits.waiters_max */
     bool waiter_token_counted;       /* and against limits.waiters_per_token_max */
     bool rate_paid;                  /* auth: its token's rate bucket gave one already */
