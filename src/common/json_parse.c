@@ -473,35 +473,9 @@ done:
     return rc;
 }
 
-json_t *json_load_strict(const char *p, size_t n, char *why, size_t cap) {
-    const char *nul = p ? memchr(p, '\0', n) : NULL;
-    if (nul) {
-        snprintf(why, cap, "unexpected NUL byte at offset %zu", (size_t)(nul - p));
-        return NULL;
-    }
-    json_error_t je;
-    json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
-    if (v) return v;
-    struct buf path;
-    buf_init(&path);
-    if (json_duplicate_path(p, n, &je, &path) == 0)
-        snprintf(why, cap, "duplicate object key '%s'", path.p ? path.p : "");
-    else
-        snprintf(why, cap, "%s", je.text);
-    buf_release(&path);
-    return NULL;
-}
-
-json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e) {
-    /* What the fast path takes is JSON nested no deeper than max_depth, so
-     * json_depth, which counts the brackets, would have let it through: it
-     * runs only before jansson. */
-    json_t *v = fast_parse(p, n, max_depth);
-    if (v) return v;
-    if (json_depth(p, n) > max_depth) {
-        err_set(e, TM_EINVALID, "", "JSON nests deeper than %d levels", max_depth);
-        return NULL;
-    }
+json_t *json_load_strict(const char *p, size_t n, char *why, size_t cap, char *field,
+                         size_t field_cap) {
+    if (field_cap) field[0] = '\0';
     /* jansson's lexer passes over a NUL after a number or a literal (it
      * puts back the byte after the token, and a NUL put back reads as
      * nothing): {"priority":1<NUL>} was taken. A NUL is not JSON anywhere
@@ -518,27 +492,42 @@ json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_erro
                 column++;
             }
         }
-        err_set(e, TM_EMALFORMED, "", "malformed JSON at line %d column %d: unexpected NUL byte",
-                line, column);
+        snprintf(why, cap, "line %d column %d: unexpected NUL byte", line, column);
         return NULL;
     }
     json_error_t je;
-    v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+    json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+    if (v) return v;
+    /* A duplicate key is named by its path ("params.a", v1's notation for a
+     * nested field), in field when it fits there. */
+    struct buf path;
+    buf_init(&path);
+    if (json_duplicate_path(p, n, &je, &path) == 0) {
+        const char *name = path.p ? path.p : "";
+        snprintf(why, cap, "line %d column %d: duplicate object key '%s'", je.line, je.column,
+                 name);
+        if (path.len < field_cap) memcpy(field, name, path.len + 1);
+    } else {
+        snprintf(why, cap, "line %d column %d: %s", je.line, je.column, je.text);
+    }
+    buf_release(&path);
+    return NULL;
+}
+
+json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e) {
+    /* What the fast path takes is JSON nested no deeper than max_depth, so
+     * json_depth, which counts the brackets, would have let it through: it
+     * runs only before jansson. */
+    json_t *v = fast_parse(p, n, max_depth);
+    if (v) return v;
+    if (json_depth(p, n) > max_depth) {
+        err_set(e, TM_EINVALID, "", "JSON nests deeper than %d levels", max_depth);
+        return NULL;
+    }
+    char why[sizeof e->message], field[sizeof e->field];
+    v = json_load_strict(p, n, why, sizeof why, field, sizeof field);
     if (!v) {
-        /* A duplicate key is named by its path ("params.a", v1's notation
-         * for a nested field), in the field when it fits there. */
-        struct buf path;
-        buf_init(&path);
-        if (json_duplicate_path(p, n, &je, &path) == 0) {
-            const char *name = path.p ? path.p : "";
-            err_set(e, TM_EMALFORMED, path.len < sizeof e->field ? name : "",
-                    "malformed JSON at line %d column %d: duplicate object key '%s'", je.line,
-                    je.column, name);
-        } else {
-            err_set(e, TM_EMALFORMED, "", "malformed JSON at line %d column %d: %s", je.line,
-                    je.column, je.text);
-        }
-        buf_release(&path);
+        err_set(e, TM_EMALFORMED, field, "malformed JSON at %s", why);
         return NULL;
     }
     if (!json_is_object(v)) {

@@ -41,11 +41,14 @@ json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_erro
 /*
  * json_loadb with JSON_REJECT_DUPLICATES, for a value of any kind, also
  * refusing a NUL byte anywhere (which jansson passes over after a number
- * or a literal). NULL with why[0..cap) saying what is wrong: jansson's
- * text, a duplicate key by its path, a NUL by its offset. For the views'
- * bodies and parameters, whose messages are their own.
+ * or a literal). NULL with why[0..cap) saying where and what is wrong
+ * ("line L column C: ..."): jansson's text, a NUL, or a duplicate key by
+ * its path, which also goes in field[0..field_cap) when it fits (else
+ * field is ""). json_parse_object's core; the views' bodies and parameters
+ * use it with messages of their own.
  */
-json_t *json_load_strict(const char *p, size_t n, char *why, size_t cap);
+json_t *json_load_strict(const char *p, size_t n, char *why, size_t cap, char *field,
+                         size_t field_cap);
 /*
  * Appends to out the path of the key jansson refused as a duplicate, je
  * being json_loadb's error on p[0..n): object keys decoded and joined by

@@ -439,7 +439,7 @@ static int livepeer_filters(struct livepeer_query *q, const char *v, struct tm_e
     if (json_depth(v, len) > 4)
         return err_set(e, TM_EINVALID, "filters", "error parsing filters: nested too deeply");
     char why[200];
-    json_t *root = json_load_strict(v, len, why, sizeof why);
+    json_t *root = json_load_strict(v, len, why, sizeof why, NULL, 0);
     if (!root)
         return err_set(e, TM_EINVALID, "filters", "error parsing filters: not valid JSON (%s)",
                        why);

@@ -95,7 +95,7 @@ int sailpoint_patch_parse(const char *body, size_t n, int max_depth, struct sail
     if (json_depth(body, n) > max_depth)
         return err_set(e, TM_EINVALID, "", "the patch is nested deeper than %d", max_depth);
     char why[200];
-    json_t *doc = json_load_strict(body, n, why, sizeof why);
+    json_t *doc = json_load_strict(body, n, why, sizeof why, NULL, 0);
     if (!doc) return err_set(e, TM_EMALFORMED, "", "the patch is not valid JSON: %s", why);
     int rc = 0;
     if (!json_is_array(doc)) {
