@@ -522,11 +522,9 @@ static int route_segs_init(struct server *srv) {
     return 0;
 }
 
-/* Whether the route rt, the i-th of table t, matches the path (split
- * into path); its ':' segments captured into r. */
-static bool route_matches(struct req *r, const struct path_segs *path, size_t t, size_t i,
-                          const struct route *rt) {
-    if (t >= r->srv->nroute_segs) return route_match(rt->pattern, r->path, r);
+/* Whether the i-th route of table t matches the path (split into path);
+ * its ':' segments captured into r. */
+static bool route_matches(struct req *r, const struct path_segs *path, size_t t, size_t i) {
     return route_segs_match(&r->srv->route_segs[t][i].pat, path, r);
 }
 
@@ -545,7 +543,7 @@ static void req_pick_error_writer(struct req *r) {
     for (int pass = 0; pass < 2; pass++) {
         for (size_t t = 0; (tb = route_table_at(r->srv, t)); t++) {
             for (const struct route *rt = tb->routes; rt->method; rt++) {
-                if (pass == 0 ? route_matches(r, &path, t, (size_t)(rt - tb->routes), rt)
+                if (pass == 0 ? route_matches(r, &path, t, (size_t)(rt - tb->routes))
                               : route_same_root(rt->pattern, r->path)) {
                     r->write_error = tb->write_error;
                     r->error_type = tb->error_type;
@@ -604,7 +602,7 @@ static void req_dispatch(struct req *r) {
             /* The first matched in req_pick_error_writer, its params kept. */
             if (rt != r->first_route) {
                 if (path.n == -3) route_path_split(r->path, &path, false);
-                if (!route_matches(r, &path, t, (size_t)(rt - tb->routes), rt)) continue;
+                if (!route_matches(r, &path, t, (size_t)(rt - tb->routes))) continue;
             }
             path_known = true;
             if (strcmp(rt->method, r->method) != 0) continue;
