@@ -83,7 +83,10 @@ static const struct serve_flag serve_flags[] = {
          "serve every request through libmicrohttpd,\nnot the hot ones through taskmill's own\n"
          "HTTP path (plain HTTP; docs/operations.md)"),
     FLAG(SS_GENERAL, "relaxed", NULL, relaxed, 0, 0,
-         "acknowledge writes before they are fsynced\n(faster, not durable)"),
+         "acknowledge writes before they are fsynced\n(faster; a power loss may lose the\n"
+         "last moments' writes: docs/storage.md)"),
+    NUM(SS_GENERAL, "relaxed-flush-ms", SF_INT, relaxed_flush_ms, 0, 60000, 200,
+        "SQLite, --relaxed: flush acknowledged writes\nthis often; 0 = when the system does"),
     FLAG(SS_GENERAL, "sqlite-exclusive", NULL, sqlite_exclusive, 0, 0,
          "SQLite: keep the database to this process:\nfewer system calls a request; no other\n"
          "process (sqlite3, taskmill token) can open\nit while the server runs"),
@@ -299,8 +302,14 @@ int cmd_serve(int argc, char **argv) {
     cfg.store_shown = shown;
     struct server *srv = NULL;
     if (server_start(&cfg, &srv)) return 1;
-    fprintf(stderr, "taskmill: store %s%s%s\n", shown,
-            cfg.relaxed ? " (relaxed: writes acknowledged before fsync)" : "",
+    char relaxed[96] = "";
+    if (cfg.relaxed && cfg.relaxed_flush_ms > 0 && strncmp(cfg.store_url, "sqlite:", 7) == 0)
+        snprintf(relaxed, sizeof relaxed,
+                 " (relaxed: writes acknowledged before fsync, flushed within %d ms)",
+                 cfg.relaxed_flush_ms);
+    else if (cfg.relaxed)
+        snprintf(relaxed, sizeof relaxed, " (relaxed: writes acknowledged before fsync)");
+    fprintf(stderr, "taskmill: store %s%s%s\n", shown, relaxed,
             cfg.sqlite_exclusive ? " (exclusive: no other process can open it)" : "");
     int sig = 0;
     sigwait(&set, &sig);

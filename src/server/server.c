@@ -180,6 +180,7 @@ int server_start(const struct server_config *cfg, struct server **out) {
         srv->cfg.events.task_max_bytes = STORE_EVENT_TASK_MAX_BYTES;
     struct store_options so = {
         .relaxed = cfg->relaxed,
+        .relaxed_flush_ms = cfg->relaxed_flush_ms > 0 ? cfg->relaxed_flush_ms : -1,
         .sqlite_exclusive = cfg->sqlite_exclusive,
         .sole_server = true,
         .events_max_age_ms = cfg->events.max_age_ms,

@@ -67,6 +67,7 @@ struct server_config {
     const char *store_shown; /* store_url as messages may show it (no password); NULL: store_url */
     int threads;
     bool relaxed;
+    int relaxed_flush_ms;  /* SQLite, relaxed: flush its commits this often; 0: never */
     bool sqlite_exclusive; /* store_options.sqlite_exclusive */
     int read_cache_mb;     /* rendered tasks kept for reads (SQLite); 0: none */
     bool reuse_port;       /* share the port with other nodes on this machine (SO_REUSEPORT) */

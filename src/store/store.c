@@ -2230,6 +2230,7 @@ void store_get_stats(struct store *s, struct store_stats *out) {
     pthread_mutex_unlock(&s->lock);
     store_cache_stats(s->cache, &out->read_cache_hits, &out->read_cache_misses,
                       &out->read_cache_entries, &out->read_cache_bytes);
+    if (s->base.backend->stats) s->base.backend->stats(s, out);
 }
 
 /* ---- Reads ---- */

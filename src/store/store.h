@@ -41,6 +41,10 @@ struct store;
 
 struct store_options {
     bool relaxed; /* commit without waiting for fsync */
+    /* SQLite, a relaxed store: flush the commits acknowledged unflushed at
+     * most this long after them, from a thread of its own (0: the default,
+     * 200; <0: never, the operating system writes them back when it does). */
+    int64_t relaxed_flush_ms;
     /* SQLite: keep the database to this process (SQLite's "unix-excl"): its
      * transactions lock in memory, with no system call; no other process
      * can open the file while the store is open (docs/storage.md). */
@@ -367,6 +371,9 @@ struct store_stats {
     uint64_t feed_errors;     /* feed reads or listens that failed */
     uint64_t schedule_fires;  /* slots that schedules fired (a task, a skip or an error) */
     uint64_t schedule_missed; /* slots past the catch-up window, not fired */
+    /* SQLite, a relaxed store: flushes of the WAL by its timer, and commits
+     * acknowledged and not flushed yet (store_options.relaxed_flush_ms). */
+    uint64_t relaxed_flushes, unflushed_commits;
     /* store_task_render: reads answered from kept renders, reads that were
      * not, and what is kept now (all 0 without a read cache). */
     uint64_t read_cache_hits, read_cache_misses, read_cache_entries, read_cache_bytes;

@@ -84,6 +84,8 @@ struct store_backend {
     int (*open)(struct store *s, const char *url, const struct store_options *opt,
                 struct tm_error *e);
     void (*close)(struct store *s);
+    /* Fills the counters of store_stats that the backend keeps (may be NULL). */
+    void (*stats)(struct store *s, struct store_stats *out);
 
     /* ---- Writer thread only. ---- */
     int (*begin)(struct store *s);

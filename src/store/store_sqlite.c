@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,14 @@ struct sq_store {
     int64_t events_max_count, events_max_age_ms; /* store_options', for the log's segments */
     bool lazy;      /* the open transaction is begin_lazy's: synchronous is NORMAL until it ends */
     int wal_frames; /* a relaxed store: frames in the WAL after the last commit (sq_wal_hook) */
+    /* A relaxed store's flusher (sq_flusher): its commits, counted by the
+     * writer after each; the count its last flush covered; its flushes. */
+    _Atomic uint64_t commits, flushed_through, flushes;
+    int64_t flush_ms; /* store_options.relaxed_flush_ms, resolved; <0: no flusher */
+    bool flusher_on, flusher_stop;
+    pthread_t flusher;
+    pthread_mutex_t flusher_lock;
+    pthread_cond_t flusher_wake;
     struct sq_conn writer;
     sqlite3_stmt *w_insert, *w_update, *w_load, *w_delete, *w_idem, *w_claim, *w_due, *w_next_due,
         *w_begin, *w_commit, *w_rollback, *w_queue_get, *w_queue_put, *w_savepoint, *w_release,
@@ -563,6 +572,79 @@ static int sq_wal_hook(void *cls, sqlite3 *db, const char *name, int frames) {
     return SQLITE_OK;
 }
 
+/*
+ * A relaxed store's commits are acknowledged with their WAL frames written
+ * and not flushed (sq_vfs_defer): a crash of the process keeps them, a
+ * power loss or a crash of the operating system may not. The flusher bounds
+ * what that can lose, as Redis's `appendfsync everysec` and PostgreSQL's
+ * WAL writer do: every flush_ms, when the writer has committed since its
+ * last flush, it flushes the WAL from a descriptor of its own (fdatasync
+ * flushes the file, whichever descriptor names it), so the writer never
+ * waits for it. A commit counted before the flush began is durable when it
+ * returns: its frames were written before the writer counted it.
+ */
+#define SQ_RELAXED_FLUSH_MS 200
+
+static void sq_flush_wal(struct sq_store *q) {
+    uint64_t n = atomic_load(&q->commits);
+    if (n == atomic_load(&q->flushed_through)) return;
+    char wal[4096];
+    if ((size_t)snprintf(wal, sizeof wal, "%s-wal", q->path) >= sizeof wal) return;
+    int fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fdatasync(fd) != 0) {
+        static _Atomic bool told;
+        if (!atomic_exchange(&told, true))
+            fprintf(stderr, "taskmill: sqlite: flushing '%s' failed: %s (retried)\n", wal,
+                    strerror(errno));
+    } else {
+        atomic_store(&q->flushed_through, n);
+        atomic_fetch_add(&q->flushes, 1);
+    }
+    if (fd >= 0) close(fd);
+}
+
+static void *sq_flusher(void *arg) {
+    struct sq_store *q = arg;
+    pthread_mutex_lock(&q->flusher_lock);
+    while (!q->flusher_stop) {
+        time_cond_wait_ms(&q->flusher_wake, &q->flusher_lock, q->flush_ms);
+        if (q->flusher_stop) break;
+        pthread_mutex_unlock(&q->flusher_lock);
+        sq_flush_wal(q);
+        pthread_mutex_lock(&q->flusher_lock);
+    }
+    pthread_mutex_unlock(&q->flusher_lock);
+    return NULL;
+}
+
+static void sq_flusher_start(struct sq_store *q) {
+    pthread_mutex_init(&q->flusher_lock, NULL);
+    time_cond_init(&q->flusher_wake);
+    q->flusher_on = pthread_create(&q->flusher, NULL, sq_flusher, q) == 0;
+    if (!q->flusher_on)
+        fprintf(stderr, "taskmill: sqlite: no thread to flush the relaxed store's WAL\n");
+}
+
+static void sq_flusher_stop(struct sq_store *q) {
+    if (!q->flusher_on) return;
+    pthread_mutex_lock(&q->flusher_lock);
+    q->flusher_stop = true;
+    pthread_cond_signal(&q->flusher_wake);
+    pthread_mutex_unlock(&q->flusher_lock);
+    pthread_join(q->flusher, NULL);
+    q->flusher_on = false;
+    pthread_cond_destroy(&q->flusher_wake);
+    pthread_mutex_destroy(&q->flusher_lock);
+}
+
+static void sq_stats(struct store *s, struct store_stats *out) {
+    struct sq_store *q = sq(s);
+    if (!q || !q->relaxed) return;
+    out->relaxed_flushes = atomic_load(&q->flushes);
+    uint64_t done = atomic_load(&q->flushed_through);
+    out->unflushed_commits = atomic_load(&q->commits) - done;
+}
+
 static int sq_open(struct store *s, const char *url, const struct store_options *opt,
                    struct tm_error *e) {
     const char *path = strchr(url, ':') ? strchr(url, ':') + 1 : url;
@@ -570,6 +652,7 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     store_base_of(s)->impl = q;
     q->path = xstrdup(path && *path ? path : "taskmill.db");
     q->relaxed = opt->relaxed;
+    q->flush_ms = opt->relaxed_flush_ms ? opt->relaxed_flush_ms : SQ_RELAXED_FLUSH_MS;
     q->exclusive = opt->sqlite_exclusive;
     q->server_fd = -1;
     q->query_timeout_ms = opt->query_timeout_ms;
@@ -715,12 +798,14 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     /* In place of SQLite's automatic checkpoints, whose sync of the WAL a
      * relaxed store's deferring would skip: sq_commit runs them. */
     if (q->relaxed) sqlite3_wal_hook(db, sq_wal_hook, q);
+    if (q->relaxed && q->flush_ms > 0 && strcmp(q->path, ":memory:") != 0) sq_flusher_start(q);
     return 0;
 }
 
 static void sq_close(struct store *s) {
     struct sq_store *q = sq(s);
     if (!q) return;
+    sq_flusher_stop(q); /* the closing checkpoint below flushes the WAL */
     sqlite3_stmt *all[] = {q->w_insert,       q->w_update,    q->w_load,        q->w_delete,
                            q->w_idem,         q->w_claim,     q->w_due,         q->w_next_due,
                            q->w_begin,        q->w_commit,    q->w_rollback,    q->w_queue_get,
@@ -817,6 +902,7 @@ static int sq_commit(struct store *s) {
     struct sq_store *q = sq(s);
     int rc = sq_step_done(q->writer.db, q->w_commit);
     sq_lazy_end(q);
+    if (!rc && q->relaxed) atomic_fetch_add(&q->commits, 1); /* for sq_flusher */
     if (!rc && q->relaxed && q->wal_frames >= SQ_CHECKPOINT_FRAMES) sq_checkpoint(q);
     return rc;
 }
@@ -1451,6 +1537,7 @@ const struct store_backend store_sqlite_backend = {
     .shared = false,
     .open = sq_open,
     .close = sq_close,
+    .stats = sq_stats,
     .begin = sq_begin,
     .begin_lazy = sq_begin_lazy,
     .commit = sq_commit,

@@ -212,6 +212,39 @@ static void test_reads_counted_in_the_cache(void) {
     free(id);
 }
 
+/* --relaxed --relaxed-flush-ms: on SQLite the commits acknowledged before
+ * their flush are flushed by the timer, and /metrics says how many wait;
+ * on PostgreSQL its WAL writer does that, and both stay 0. */
+static void test_relaxed_flushes_counted(void) {
+    struct th_server rs;
+    CHECK(th_server_start(&rs, "--relaxed", "--relaxed-flush-ms", "20", NULL) == 0);
+    char *id = th_submit(&rs, "relaxed", "\"queue\":\"rq\"");
+    CHECK(id);
+    free(id);
+    char *m = NULL;
+    /* Polled: 10 s is 500 times the interval, not a speed. */
+    for (int i = 0; i < 1000; i++) {
+        free(m);
+        m = metrics_text(&rs);
+        if (metric(m, "taskmill_store_unflushed_commits") == 0 &&
+            (th_backend_is_pg() || metric(m, "taskmill_store_relaxed_flushes_total") >= 1))
+            break;
+        th_sleep_ms(10);
+    }
+    CHECK(metric(m, "taskmill_store_unflushed_commits") == 0);
+    if (th_backend_is_pg())
+        CHECK(metric(m, "taskmill_store_relaxed_flushes_total") == 0);
+    else
+        CHECK(metric(m, "taskmill_store_relaxed_flushes_total") >= 1);
+    free(m);
+    th_server_free(&rs);
+    /* The default server is durable: nothing waits for the timer. */
+    m = metrics_text(&srv);
+    CHECK(metric(m, "taskmill_store_relaxed_flushes_total") == 0);
+    CHECK(metric(m, "taskmill_store_unflushed_commits") == 0);
+    free(m);
+}
+
 int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"healthz answers HEAD; readyz", test_healthz_head_and_readyz},
@@ -222,6 +255,7 @@ int main(int argc, char **argv) {
         {"task reads are counted in the read cache, and follow a heartbeat",
          test_reads_counted_in_the_cache},
         {"each node reports what it served", test_each_node_reports_what_it_served},
+        {"a relaxed server's flushes by its timer are counted", test_relaxed_flushes_counted},
         {NULL, NULL},
     };
     return th_main_server(tests, argc, argv, &srv, NULL);

@@ -1023,6 +1023,66 @@ static void test_relaxed_store_checkpoints(void) {
     sqlite3_close(db);
 }
 
+/* SQLite: a relaxed store's commits are flushed by its timer, at most
+ * relaxed_flush_ms after them; without the timer they stay unflushed (the
+ * system writes them back when it does); a durable store has none. */
+static void test_relaxed_store_flushes_on_its_timer(void) {
+    if (strncmp(url, "sqlite:", 7) != 0) {
+        th_skip("SQLite's WAL; PostgreSQL's relaxed commits are its WAL writer's");
+        return;
+    }
+    char db_url[600], pgdb[64], id[ID_LEN + 1];
+    struct store_stats st;
+    struct store_options timed = {.relaxed = true, .relaxed_flush_ms = 20};
+    struct store *s = open_own_store("relaxed-timed", &timed, db_url, pgdb);
+    if (!s) return;
+    for (int i = 0; i < 5; i++)
+        CHECK_INT(create(s, new_task("rf", "q", "x", 0), id), 0);
+    /* Polled: 10 s is 500 times the interval, not a speed. */
+    for (int i = 0; i < 1000; i++) {
+        store_get_stats(s, &st);
+        if (st.unflushed_commits == 0 && st.relaxed_flushes >= 1) break;
+        th_sleep_ms(10);
+    }
+    CHECK_INT(st.unflushed_commits, 0);
+    CHECK(st.relaxed_flushes >= 1);
+    uint64_t flushes = st.relaxed_flushes;
+    th_sleep_ms(100); /* nothing committed since: nothing more to flush */
+    store_get_stats(s, &st);
+    CHECK_INT(st.relaxed_flushes, flushes);
+    CHECK_INT(st.unflushed_commits, 0);
+    CHECK_INT(create(s, new_task("rf", "q", "x", 0), id), 0);
+    for (int i = 0; i < 1000; i++) {
+        store_get_stats(s, &st);
+        if (st.unflushed_commits == 0 && st.relaxed_flushes > flushes) break;
+        th_sleep_ms(10);
+    }
+    CHECK_INT(st.unflushed_commits, 0);
+    CHECK(st.relaxed_flushes > flushes);
+    store_close(s);
+
+    struct store_options untimed = {.relaxed = true, .relaxed_flush_ms = -1};
+    s = open_own_store("relaxed-untimed", &untimed, db_url, pgdb);
+    if (!s) return;
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(create(s, new_task("rf", "q", "x", 0), id), 0);
+    th_sleep_ms(200);
+    store_get_stats(s, &st);
+    CHECK(st.unflushed_commits >= 3);
+    CHECK_INT(st.relaxed_flushes, 0);
+    store_close(s);
+
+    struct store_options durable = {.relaxed_flush_ms = 20};
+    s = open_own_store("relaxed-durable", &durable, db_url, pgdb);
+    if (!s) return;
+    CHECK_INT(create(s, new_task("rf", "q", "x", 0), id), 0);
+    th_sleep_ms(100);
+    store_get_stats(s, &st);
+    CHECK_INT(st.unflushed_commits, 0);
+    CHECK_INT(st.relaxed_flushes, 0);
+    store_close(s);
+}
+
 static void test_events_store_the_changing_part(void) {
     /* A database of its own: other tests' leftovers would take events
      * from the retention count. */
@@ -3373,6 +3433,8 @@ static const struct th_test tests[] = {
      test_late_outcome_records_nothing},
     {"tokens: create, get, list, revoke, any active", test_tokens},
     {"a relaxed SQLite store checkpoints its WAL itself", test_relaxed_store_checkpoints},
+    {"a relaxed SQLite store flushes its commits on its timer",
+     test_relaxed_store_flushes_on_its_timer},
     {"a parked claim looks again for a task another transaction had locked",
      test_parked_claim_looks_again_after_a_lock},
     {"an idempotency key another transaction inserts first: the insert and its counts undone",
