@@ -106,6 +106,7 @@ struct sq_store {
      * writer after each; the count its last flush covered; its flushes. */
     _Atomic uint64_t commits, flushed_through, flushes;
     int64_t flush_ms; /* store_options.relaxed_flush_ms, resolved; <0: no flusher */
+    char *wal_path;   /* the flusher's: the WAL's file */
     bool flusher_on, flusher_stop;
     pthread_t flusher;
     pthread_mutex_t flusher_lock;
@@ -588,13 +589,11 @@ static int sq_wal_hook(void *cls, sqlite3 *db, const char *name, int frames) {
 static void sq_flush_wal(struct sq_store *q) {
     uint64_t n = atomic_load(&q->commits);
     if (n == atomic_load(&q->flushed_through)) return;
-    char wal[4096];
-    if ((size_t)snprintf(wal, sizeof wal, "%s-wal", q->path) >= sizeof wal) return;
-    int fd = open(wal, O_RDONLY | O_CLOEXEC);
+    int fd = open(q->wal_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fdatasync(fd) != 0) {
         static _Atomic bool told;
         if (!atomic_exchange(&told, true))
-            fprintf(stderr, "taskmill: sqlite: flushing '%s' failed: %s (retried)\n", wal,
+            fprintf(stderr, "taskmill: sqlite: flushing '%s' failed: %s (retried)\n", q->wal_path,
                     strerror(errno));
     } else {
         atomic_store(&q->flushed_through, n);
@@ -618,11 +617,20 @@ static void *sq_flusher(void *arg) {
 }
 
 static void sq_flusher_start(struct sq_store *q) {
+    /* SQLite's own name of the WAL: absolute, also for a file: URI. */
+    sqlite3_filename db = sqlite3_db_filename(q->writer.db, "main");
+    const char *wal = db && *db ? sqlite3_filename_wal(db) : NULL;
+    if (!wal || !*wal) return; /* in memory */
+    q->wal_path = xstrdup(wal);
     pthread_mutex_init(&q->flusher_lock, NULL);
     time_cond_init(&q->flusher_wake);
     q->flusher_on = pthread_create(&q->flusher, NULL, sq_flusher, q) == 0;
-    if (!q->flusher_on)
-        fprintf(stderr, "taskmill: sqlite: no thread to flush the relaxed store's WAL\n");
+    if (q->flusher_on) return;
+    fprintf(stderr, "taskmill: sqlite: no thread to flush the relaxed store's WAL\n");
+    pthread_cond_destroy(&q->flusher_wake);
+    pthread_mutex_destroy(&q->flusher_lock);
+    free(q->wal_path);
+    q->wal_path = NULL;
 }
 
 static void sq_flusher_stop(struct sq_store *q) {
@@ -635,6 +643,8 @@ static void sq_flusher_stop(struct sq_store *q) {
     q->flusher_on = false;
     pthread_cond_destroy(&q->flusher_wake);
     pthread_mutex_destroy(&q->flusher_lock);
+    free(q->wal_path);
+    q->wal_path = NULL;
 }
 
 static void sq_stats(struct store *s, struct store_stats *out) {
@@ -798,7 +808,7 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     /* In place of SQLite's automatic checkpoints, whose sync of the WAL a
      * relaxed store's deferring would skip: sq_commit runs them. */
     if (q->relaxed) sqlite3_wal_hook(db, sq_wal_hook, q);
-    if (q->relaxed && q->flush_ms > 0 && strcmp(q->path, ":memory:") != 0) sq_flusher_start(q);
+    if (q->relaxed && q->flush_ms > 0) sq_flusher_start(q);
     return 0;
 }
 
