@@ -25,6 +25,9 @@
  * Events reach the ring in commit order, and a store read sees only
  * committed events, so a cursor moved by either path never skips an
  * event: no gap, and since every path only moves forward, no duplicate.
+ * A stream has written every matching event up to its cursor, so the
+ * cursor is a resume point: a keep-alive hands it to the client as an
+ * `id:` (id_sent <= cursor; equal once it has).
  */
 #include "event_hub.h"
 
@@ -68,6 +71,7 @@ struct sse_stream {
     struct MHD_Connection *conn;
     struct sse_filter filter;
     int64_t cursor;
+    int64_t id_sent; /* the last `id:` written on the stream, or -1 */
     bool live, suspended, closing, linked;
     int64_t last_write_mono;
     bool counted;                    /* counted in hub->nstreams */
@@ -412,6 +416,7 @@ static void sse_catch_up(struct sse_stream *st) {
                 "from %lld",
                 (long long)st->cursor, (long long)page.pruned_through);
         buf_printf(&st->out, "id: %lld\nevent: error\ndata: ", (long long)page.pruned_through);
+        st->id_sent = page.pruned_through;
         error_json_write(&st->out, &pe);
         buf_puts(&st->out, "\n\n");
         st->cursor = page.pruned_through;
@@ -426,6 +431,7 @@ static void sse_catch_up(struct sse_stream *st) {
         if (sse_filter_match(&st->filter, ev->ns, ev->queue, ev->type, ev->task_id, ev->phase,
                              event_kind_index(ev->kind))) {
             sse_frame_write(&st->out, ev);
+            st->id_sent = ev->seq;
             sent++;
         }
         st->cursor = ev->seq;
@@ -435,6 +441,24 @@ static void sse_catch_up(struct sse_stream *st) {
         st->cursor = page.head;
     atomic_fetch_add(&st->hub->events_sent, sent);
     event_page_release(&page);
+}
+
+/*
+ * The keep-alive comment. When the stream has passed events since the last
+ * `id:` it wrote (its filter matched none of them), the comment carries
+ * the cursor as an `id:` line, in a block without data: a client takes it
+ * as its last event id without an event to dispatch (WHATWG HTML, "dispatch
+ * the event"), so a reconnection resumes past what was scanned instead of
+ * reading it again. Every event up to the cursor that matched was written
+ * before it, so resuming there loses nothing.
+ */
+static void sse_keepalive_write(struct sse_stream *st) {
+    buf_puts(&st->out, ": keep-alive\n");
+    if (st->cursor > st->id_sent) {
+        buf_printf(&st->out, "id: %lld\n", (long long)st->cursor);
+        st->id_sent = st->cursor;
+    }
+    buf_puts(&st->out, "\n");
 }
 
 /* Gathers the next bytes to send into st->out. Returns false, with nothing
@@ -471,7 +495,7 @@ static bool sse_fill(struct sse_stream *st) {
         /* Nothing matched for a while: a comment, so that a proxy or the
          * client does not take a long catch-up for a dead stream. */
         if (time_mono_ms() - st->last_write_mono >= h->keepalive_ms) {
-            buf_puts(&st->out, ": keep-alive\n\n");
+            sse_keepalive_write(st);
             return true;
         }
         pthread_mutex_lock(&h->lock);
@@ -496,12 +520,13 @@ static bool sse_fill(struct sse_stream *st) {
         if (sse_filter_match(&st->filter, e->ns, e->queue, e->type, e->task_id, e->phase,
                              e->kind)) {
             buf_put(&st->out, e->frame, e->frame_len);
+            st->id_sent = e->seq;
             sent++;
         }
         st->cursor = e->seq;
     }
     if (!st->out.len && time_mono_ms() - st->last_write_mono >= h->keepalive_ms)
-        buf_puts(&st->out, ": keep-alive\n\n");
+        sse_keepalive_write(st);
     if (!st->out.len) {
         st->suspended = true;
         MHD_suspend_connection(st->conn);
@@ -596,6 +621,7 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
     buf_init(&st->out);
     buf_puts(&st->out, ": taskmill events\nretry: 1000\n\n");
     if (first) buf_puts(&st->out, first);
+    st->id_sent = -1; /* a snapshot's id: is the cursor, set below */
     st->last_write_mono = time_mono_ms();
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4 * 1024, sse_read, st, sse_free);
@@ -610,6 +636,7 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
     if (cursor < 0) cursor = event_hub_now(h);
     pthread_mutex_lock(&h->lock);
     st->cursor = cursor;
+    if (first) st->id_sent = cursor;
     LIST_INSERT_HEAD(&h->streams, st, link);
     st->linked = true;
     pthread_mutex_unlock(&h->lock);

@@ -63,8 +63,10 @@ void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out);
 /*
  * Replies 200 with an SSE stream of the events after `cursor` (-1: from
  * now) that match `f` (taken, also on refusal). `first` (may be NULL) is
- * sent first, as is. With streams_max streams open already it replies 429
- * (Retry-After) instead.
+ * sent first, as is, and must carry `id: cursor` (the task stream's
+ * snapshot). Keep-alives carry `id:` when the stream has passed events
+ * since its last one, so a client resumes past what it scanned. With
+ * streams_max streams open already it replies 429 (Retry-After) instead.
  */
 void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filter *f,
                             int64_t cursor, const char *first);

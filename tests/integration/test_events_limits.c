@@ -4,10 +4,11 @@
  * marked "truncated"; the in-memory ring is bounded in bytes; catching up
  * on large events from the store sends each exactly once, in order, and
  * streams catching up with a selective filter leave the HTTP threads free
- * for other requests between pages and send keep-alives meanwhile; SSE streams past --max-streams
- * get 429 with Retry-After and a closed stream frees its slot; a task's attributes are capped in
- * keys and bytes, a refused heartbeat storing nothing; webhooks are capped per namespace; and
- * creating a webhook never resolves its host.
+ * for other requests between pages and send keep-alives meanwhile, which
+ * carry the id to resume from; SSE streams past --max-streams get 429 with
+ * Retry-After and a closed stream frees its slot; a task's attributes are
+ * capped in keys and bytes, a refused heartbeat storing nothing; webhooks
+ * are capped per namespace; and creating a webhook never resolves its host.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,6 +296,90 @@ static void test_catch_up_sends_keep_alives(void) {
     th_server_free(&srv);
 }
 
+/*
+ * A keep-alive carries `id:` with the last sequence the stream has passed,
+ * in a block without data, once it has passed events it did not send: a
+ * client (EventSource, libtaskmill) takes that as its last event id, so a
+ * reconnection after a proxy's idle cut resumes past what was scanned,
+ * instead of reading the log again from its last match. Shown in the
+ * bytes: the log is 8,000 events that do not match, one that does, and
+ * 8,000 more; the stream since 0 sends the match, then (with or without
+ * keep-alives during the catch-up, which depend on its speed) the
+ * keep-alive of the idle live stream carries the head, and every id it
+ * sends only moves forward. A stream resumed from that id gets the next
+ * match and not the first again.
+ */
+static void test_keep_alives_carry_the_resume_point(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--sse-keepalive-ms", "100", NULL) == 0);
+    bool filled = fill_log(&srv, CATCH_UP_BATCHES / 2);
+    char *mid = th_submit(&srv, "match", NULL);
+    filled = filled && fill_log(&srv, CATCH_UP_BATCHES / 2);
+    long long head = th_metric(&srv, "taskmill_event_seq");
+    long long mid_seq = CATCH_UP_BATCHES / 2 * 1000 + 1;
+    if (!filled || !mid || head != CATCH_UP_BATCHES * 1000 + 1) {
+        th_fail(__FILE__, __LINE__, "the log holds %lld events", head);
+        free(mid);
+        th_server_free(&srv);
+        return;
+    }
+    struct sse_conn c;
+    CHECK(sse_open(&c, srv.url, "/v1/events?since=0&type=match", -1, 0) == 0);
+    char want[64];
+    snprintf(want, sizeof want, "\nid: %lld\n\n", head);
+    long long deadline = sse_now_ms() + 60000;
+    while (!strstr(c.buf, want) && sse_now_ms() < deadline)
+        if (sse_fill(&c, 500) < 0) break;
+    char *body = strstr(c.buf, "\r\n\r\n");
+    if (!body || !strstr(body, want)) {
+        th_fail(__FILE__, __LINE__, "no keep-alive with 'id: %lld' in '%.300s'", head,
+                body ? body : c.buf);
+        sse_close(&c);
+        free(mid);
+        th_server_free(&srv);
+        return;
+    }
+    /* Block by block: one event (the match), and id-only blocks that are keep-alives. */
+    long long last_id = -1;
+    int events = 0, id_only = 0;
+    for (char *b = body + 4, *end; (end = strstr(b, "\n\n")); b = end + 2) {
+        *end = '\0';
+        long long id = -1;
+        bool data = false, keep_alive = false;
+        for (char *line = strtok(b, "\n"); line; line = strtok(NULL, "\n")) {
+            if (strncmp(line, "id: ", 4) == 0) id = atoll(line + 4);
+            if (strncmp(line, "data: ", 6) == 0) data = true;
+            if (strcmp(line, ": keep-alive") == 0) keep_alive = true;
+        }
+        if (id < 0) continue; /* a comment alone */
+        if (id <= last_id) th_fail(__FILE__, __LINE__, "id %lld after %lld", id, last_id);
+        last_id = id;
+        if (data) {
+            events++;
+            if (id != mid_seq) th_fail(__FILE__, __LINE__, "an event with id %lld", id);
+        } else {
+            id_only++;
+            if (!keep_alive) th_fail(__FILE__, __LINE__, "id %lld without data or keep-alive", id);
+        }
+    }
+    CHECK_INT(events, 1);
+    CHECK_INT(last_id, head);
+    CHECK(id_only >= 1);
+    sse_close(&c);
+    /* Resumed from the keep-alive's id: the next match, not the first again. */
+    CHECK(sse_open(&c, srv.url, "/v1/events?type=match", head, 0) == 0);
+    char *next = th_submit(&srv, "match", NULL);
+    struct sse_event ev = {.id = -1};
+    CHECK_INT(sse_next(&c, &ev, 10000), 1);
+    CHECK_INT(ev.id, head + 1);
+    CHECK(next && ev.data && strstr(ev.data, next));
+    sse_event_clear(&ev);
+    sse_close(&c);
+    free(next);
+    free(mid);
+    th_server_free(&srv);
+}
+
 /* Opens a stream and waits for its first bytes; returns the HTTP status. */
 static int stream_open(struct sse_conn *c, struct th_server *srv, const char *path) {
     if (sse_open(c, srv->url, path, -1, 0)) return -1;
@@ -466,6 +551,8 @@ static const struct th_test tests[] = {
      test_catch_up_gives_the_thread_back},
     {"a stream catching up on a log it does not match sends keep-alives",
      test_catch_up_sends_keep_alives},
+    {"a keep-alive carries the id the stream has passed, to resume from",
+     test_keep_alives_carry_the_resume_point},
     {"streams past --max-streams get 429; a closed one frees its slot", test_streams_are_capped},
     {"attributes are capped in keys and bytes; a refusal stores nothing",
      test_attributes_are_capped},
