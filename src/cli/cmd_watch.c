@@ -25,11 +25,15 @@
 #include "cli_client.h"
 
 #define WATCH_BAR_WIDTH 20
+/* How long a task's row waits for the server's first answer before it says
+ * it is waiting: a healthy server answers well within it. */
+#define WATCH_GRACE_MS 500
 
 struct watch_row {
     const char *id;
     int short_len;   /* digits of the id shown: enough to tell the rows apart */
     int64_t lost_ms; /* how long the server has not answered for it, 0 = it answers */
+    bool waiting;    /* no first answer within WATCH_GRACE_MS, or the server stopped answering */
     json_t *task;    /* latest state, owned; NULL until the first */
     int exit;        /* CLI_EXIT_... once the task is settled */
     bool settled;    /* terminal, or no longer followed */
@@ -128,8 +132,11 @@ static int watch_cols(const char *s) {
 static void watch_bar_line(const struct watch_row *r, int64_t now, int width, char *out, size_t n) {
     const json_t *t = r->task;
     if (!t) {
+        /* Before the first answer, the id alone: a healthy server answers at once. */
         snprintf(out, n, "%.*s  %s", r->short_len, r->id,
-                 r->error[0] ? r->error : "(waiting for the server)");
+                 r->error[0]  ? r->error
+                 : r->waiting ? "(waiting for the server)"
+                              : "");
         watch_fit(out, width);
         return;
     }
@@ -269,10 +276,14 @@ int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
             snprintf(rows[i].error, sizeof rows[i].error, "%s", tm_client_last_error(c)->message);
         }
     }
+    int64_t start_ms = time_mono_ms();
     if (tty) watch_draw(rows, n, true);
     while (tm_watch_active(w) > 0) {
         json_t *task = NULL;
-        int rc = tm_watch_next(w, tty ? 1000 : 60000, &task);
+        /* The first draw after the grace may have to say that a row is waiting. */
+        int64_t left = start_ms + WATCH_GRACE_MS - time_mono_ms();
+        int tick = left > 0 && left < 1000 ? (int)left : 1000;
+        int rc = tm_watch_next(w, tty ? tick : 60000, &task);
         struct watch_row *r = watch_find(rows, n, tm_watch_last_id(w));
         if (rc == 1 && r) {
             if (!json) cli_json_printable(task); /* its text goes to a terminal or a log */
@@ -284,8 +295,11 @@ int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
         } else {
             json_decref(task);
         }
-        for (size_t i = 0; i < n; i++)
+        bool late = time_mono_ms() - start_ms >= WATCH_GRACE_MS;
+        for (size_t i = 0; i < n; i++) {
             rows[i].lost_ms = rows[i].settled ? 0 : tm_watch_lost_ms(w, rows[i].id);
+            rows[i].waiting = !rows[i].task && (late || rows[i].lost_ms > 0);
+        }
         if (tty) watch_draw(rows, n, true);
     }
     if (tty) watch_draw(rows, n, false);

@@ -4,8 +4,11 @@
  * codes (docs/cli.md), and `watch` both through a pipe (plain lines) and
  * in a pseudo-terminal (bars redrawn in place).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "cli_run.h"
 #include "harness.h"
@@ -303,6 +306,64 @@ static void test_watch_tty_redraws_in_place(void) {
     free(b);
 }
 
+/*
+ * On a terminal, a task's row says "(waiting for the server)" only when
+ * the server has not answered within a short grace: watching an ended task
+ * on a healthy server never shows it (the first draw, before any answer,
+ * showed it). A server that takes the connection and never answers gets
+ * it on the screen.
+ */
+static void test_watch_tty_waiting_only_when_unanswered(void) {
+    char *id = th_submit(&srv, "w", "\"queue\":\"graceq\"");
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", id);
+    CHECK_INT(th_http(&srv, "POST", path, "{}")->status, 200);
+    char *out;
+    CHECK_INT(cli_run_pty(&srv, &out, "watch", id), 1);
+    CHECK(strstr(out, "cancelled") != NULL);
+    if (strstr(out, "waiting for the server"))
+        th_fail(__FILE__, __LINE__, "a healthy server's watch drew '%s'", out);
+    free(out);
+    /* A listener that never accepts: the connection is made, no answer comes. */
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    socklen_t len = sizeof sa;
+    CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 8) == 0 &&
+          getsockname(lfd, (struct sockaddr *)&sa, &len) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+    int master;
+    struct winsize ws = {.ws_row = 24, .ws_col = 120};
+    fflush(stdout);
+    pid_t pid = forkpty(&master, NULL, NULL, &ws);
+    if (pid == 0) {
+        setenv("TASKMILL_URL", url, 1);
+        execl(getenv("TASKMILL_BIN"), "taskmill", "watch", id, (char *)NULL);
+        _exit(127);
+    }
+    char screen[8192] = "";
+    size_t got = 0;
+    for (int waited = 0; waited < 10000 && !strstr(screen, "waiting for the server");) {
+        struct pollfd pf = {master, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) {
+            waited += 100;
+            continue;
+        }
+        ssize_t r = read(master, screen + got, sizeof screen - 1 - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+        screen[got] = '\0';
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(master);
+    close(lfd);
+    if (!strstr(screen, "waiting for the server"))
+        th_fail(__FILE__, __LINE__, "an unanswering server's watch drew '%s'", screen);
+    free(id);
+}
+
 static void test_submit_wait(void) {
     pid_t d = drive_async("waitq", true, "plain", NULL);
     char *out, *err;
@@ -506,6 +567,8 @@ static const struct th_test tests[] = {
     {"watch through a pipe prints plain lines", test_watch_plain_lines},
     {"watch exits 1 for a failed task, 3 for an unknown one", test_watch_failed_exit_code},
     {"watch in a terminal redraws bars in place", test_watch_tty_redraws_in_place},
+    {"watch on a terminal says it waits for the server only when it does",
+     test_watch_tty_waiting_only_when_unanswered},
     {"submit --wait", test_submit_wait},
     {"queue list, pause, resume", test_queue_commands},
     {"definition and schedule commands", test_schedule_commands},
