@@ -2031,7 +2031,8 @@ static void work_usage(FILE *f) {
             "  --lease S         lease seconds (default 60); a heartbeat unanswered for a\n"
             "                    third of it (3 s to 60 s) is given up and sent again\n"
             "  --heartbeat S     seconds between heartbeats, output or not (default 2, at\n"
-            "                    most lease/3): a cancel reaches the command that soon\n"
+            "                    most lease/3; a decimal such as 0.5 from 0.1): a cancel\n"
+            "                    reaches the command that soon\n"
             "  --grace S         seconds between SIGTERM and SIGKILL (default 10)\n"
             "  --permanent-exit-code N\n"
             "                    the command's exit code that fails a task for good,\n"
@@ -2137,7 +2138,8 @@ static int work_int_flag_set(struct work_config *cfg, const struct work_int_flag
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < fl->min || n > fl->max) {
+    /* Digits only: strtol also takes a leading space and a sign. */
+    if (errno || end == v || *end || v[strspn(v, "0123456789")] || n < fl->min || n > fl->max) {
         fprintf(stderr, "taskmill work: '--%s' must be an integer from %ld to %ld\n", fl->name,
                 fl->min, fl->max);
         return -1;

@@ -389,6 +389,30 @@ static void test_flags_spelt_out_and_named(void) {
         free(out);
         free(err);
     }
+    /* Forms that strtod reads as a value in range (0.1 s, 2 s, 0.125 s) and
+     * words it knows, each refused by name. (A binary that took them stops
+     * at the command, which does not exist.) */
+    const char *words[] = {"1e-1", "0x1p1", "0x1p-3", "inf", "nan", "1.5e0"};
+    for (int i = 0; i < 6; i++) {
+        CHECK_INT(cli_run(&srv, NULL, &out, &err, "work", "--queue", "q", "--heartbeat", words[i],
+                          "--", "/nonexistent/taskmill-test-command"),
+                  2);
+        if (!strstr(err, "'--heartbeat ") || !strstr(err, "must be a number of seconds"))
+            th_fail(__FILE__, __LINE__, "--heartbeat %s: %s", words[i], err);
+        free(out);
+        free(err);
+    }
+    /* The whole-number flags take digits only: strtol's space and sign were taken. */
+    const char *ints[] = {" 2", "+2"};
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(cli_run(&srv, NULL, &out, &err, "work", "--queue", "q", "--concurrency", ints[i],
+                          "--", "/nonexistent/taskmill-test-command"),
+                  2);
+        if (!strstr(err, "'--concurrency' must be an integer from 1 to 256"))
+            th_fail(__FILE__, __LINE__, "--concurrency '%s': %s", ints[i], err);
+        free(out);
+        free(err);
+    }
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "work", "--queue", "q", "--lease", "3", "--heartbeat",
                       "2", "--", "true"),
               2);
