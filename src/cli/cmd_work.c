@@ -292,10 +292,13 @@ static void work_call_begin(bool claim, int64_t start_ms) {
  * The abort hook of every client of the worker. Nothing is abandoned while
  * it runs. Once it stops, a claim begun since is abandoned at once (before
  * it is sent, mostly); one in flight at the stop, once its long-poll is
- * over and the server has had WORK_CLAIM_SLACK_MS more to answer: the
- * server does not notice a claim abandoned sooner, and a task it handed
- * out then would stay leased to nobody until its lease ran out (and count
- * an attempt), or take a task this worker has just handed back. Any other
+ * over and the server has had WORK_CLAIM_SLACK_MS more to answer (3 s
+ * from the claim's start at most). Not sooner, though the server withdraws
+ * a parked claim within about 0.5 s of its connection closing (docs/api.md,
+ * "Long-poll"): a task the writer hands to it before then, or whose 200 is
+ * on its way, is not withdrawn, and would stay leased to nobody until its
+ * lease ran out (and count an attempt), or take a task this worker has
+ * just handed back. Answered, it is handed back unstarted. Any other
  * request is abandoned once it has waited WORK_STOP_CALL_MS since it began
  * or since the stop, whichever is later.
  */
