@@ -60,21 +60,24 @@ static void test_server_frames(void) {
         "id: 7\nevent: task.snapshot\ndata: {\"seq\":7,\"version\":1}\n\n"
         ": keep-alive\n\n"
         "id: 9\nevent: task.progress\ndata: {\"seq\":9,\"version\":2}\n\n"
-        "id: 1500\nevent: error\ndata: {\"error\":{\"code\":\"events_pruned\"}}\n\n";
+        "id: 1500\nevent: error\ndata: {\"error\":{\"code\":\"events_pruned\"}}\n\n"
+        /* A keep-alive that carries the id the stream has passed: no event, a new last id. */
+        ": keep-alive\nid: 1800\n\n";
     CHECK(parses_to(in,
                     "Ctaskmill events;"
                     "Etask.snapshot|7|{\"seq\":7,\"version\":1};"
                     "Ckeep-alive;"
                     "Etask.progress|9|{\"seq\":9,\"version\":2};"
-                    "Eerror|1500|{\"error\":{\"code\":\"events_pruned\"}};"));
+                    "Eerror|1500|{\"error\":{\"code\":\"events_pruned\"}};"
+                    "Ckeep-alive;"));
     struct sse_parser p;
     sse_parser_init(&p, 0);
     struct seen s = {{0}, 0, 0};
     CHECK_INT(sse_parser_feed(&p, in, strlen(in), on_item, &s), 0);
     CHECK_INT(p.retry_ms, 1000);
-    CHECK_STR(p.last_id, "1500");
+    CHECK_STR(p.last_id, "1800");
     CHECK_INT(s.events, 3);
-    CHECK_INT(s.comments, 2);
+    CHECK_INT(s.comments, 3);
     sse_parser_release(&p);
 }
 
