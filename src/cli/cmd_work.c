@@ -740,16 +740,18 @@ static void work_run_answered(struct work_run *r, int64_t sent_ms) {
  * has been answered for the lease's length, so that the server may have
  * given the task to another worker. The command goes on: the server, once
  * it answers, says whether the lease is gone (a lease past its time is
- * kept until the server's sweep takes it back).
+ * kept until the server's sweep takes it back). A run that waits,
+ * unstarted, for an older copy to exit has no command yet, and says so.
  */
 static void work_run_unanswered(struct work_run *r, int64_t now) {
     if (r->lapse_said || now - r->lease_ok_ms < r->cfg->lease_s * 1000LL) return;
     r->lapse_said = true;
     work_log(r->cfg,
              "task '%s': no heartbeat answered for %d s, the length of its lease: the server may "
-             "give the task to another worker (the command goes on until the server says the "
-             "lease is gone)",
-             r->id, r->cfg->lease_s);
+             "give the task to another worker (%s until the server says the lease is gone)",
+             r->id, r->cfg->lease_s,
+             r->pid > 0 ? "the command goes on"
+                        : "its command has not started: it waits for the earlier run to exit");
 }
 
 static void work_run_heartbeat(struct work_run *r, int64_t now) {

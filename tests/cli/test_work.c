@@ -527,7 +527,8 @@ static void test_example_script(void) {
  * child process with one poll loop; it ends when the test process does.
  * Started with relay_start_holding, it holds every request whose bytes
  * hold `hold`: noted, never passed on, never answered, as a server that
- * hangs on them would (that connection is held from then on). Started
+ * hangs on them would (that connection is held from then on), until a
+ * file PREFIX.pass exists: requests after that pass on. Started
  * with relay_start_answering, it answers them itself with `answer` and
  * closes the connection, as a proxy in front of a server that is away.
  */
@@ -561,8 +562,12 @@ static void relay_serve(int lfd, int server_port, const char *prefix, pid_t pare
                 char buf[65536];
                 ssize_t got = read(c[i].fd[side], buf, sizeof buf);
                 bool ok = got > 0 && write(c[i].log[side], buf, (size_t)got) == got;
-                if (ok && side == 0 && hold && !c[i].held)
-                    c[i].held = memmem(buf, (size_t)got, hold, strlen(hold)) != NULL;
+                if (ok && side == 0 && hold && !c[i].held) {
+                    char pass[460];
+                    snprintf(pass, sizeof pass, "%s.pass", prefix);
+                    c[i].held = memmem(buf, (size_t)got, hold, strlen(hold)) != NULL &&
+                                access(pass, F_OK) != 0;
+                }
                 if (ok && c[i].held && answer) {
                     ok = write(c[i].fd[0], answer, strlen(answer)) > 0 &&
                          write(c[i].log[1], answer, strlen(answer)) > 0;
@@ -1444,6 +1449,60 @@ static void test_batched_reclaimed_task_runs_once(void) {
 }
 
 /*
+ * A run that waits, unstarted, for the earlier copy of its task to exit
+ * (as above, with a command that ignores SIGTERM, so it waits out the
+ * grace) says, when none of its heartbeats is answered for its lease, that
+ * its command has not started, and when it then loses its lease (or is
+ * cancelled), that its command will not start: it never started one. The
+ * log said "the command goes on" and "stopping the command". Once the
+ * waiting run's lease has lapsed, the relay lets heartbeats through and
+ * the task is cancelled: its next heartbeat hears the lease is gone.
+ */
+static void test_batched_waiting_run_dropped_unstarted(void) {
+    char *id = th_submit(&srv, "drop", "\"queue\":\"dropq\",\"backoff_ms\":10,\"max_retries\":20");
+    struct relay rl;
+    CHECK(relay_start_holding(&rl, "drop", 0, "/heartbeat HTTP/1.1") == 0);
+    char script[300];
+    snprintf(script, sizeof script,
+             "trap '' TERM; touch %s/drop-start-$TASKMILL_ATTEMPT; while :; do sleep 0.1; done",
+             srv.dir);
+    pid_t w = cli_spawn(&rl.via, worker_log("drop"), "work", "--queue", "dropq", "--lease", "3",
+                        "--concurrency", "2", "--grace", "30", "--", "sh", "-c", script);
+    char again[160];
+    snprintf(again, sizeof again, "task '%s': claimed again while its earlier run is here", id);
+    bool claimed = false, heard = false;
+    TRY_WAIT_UNTIL(claimed, log_says("drop", again), 30000, "the task claimed again");
+    bool lapsed = false;
+    TRY_WAIT_UNTIL(lapsed,
+                   log_says("drop", "(its command has not started: it waits for the earlier run"),
+                   15000, "the waiting run's lease lapsed");
+    char pass[460], path[128];
+    snprintf(pass, sizeof pass, "%s.pass", rl.prefix);
+    FILE *pf = fopen(pass, "w");
+    if (pf) fclose(pf);
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", id);
+    long status = th_http(&srv, "POST", path, "{}")->status;
+    TRY_WAIT_UNTIL(heard, log_says("drop", "; its command will not start"), 20000,
+                   "the waiting run dropped");
+    bool wrong = log_says("drop", "; stopping the command");
+    bool second = file_exists("drop-start-2");
+    if (!claimed || !lapsed || !heard || wrong || second) show_log("drop");
+    /* Twice: the copy that ignores SIGTERM is killed at once. */
+    kill(w, SIGTERM);
+    th_sleep_ms(200);
+    kill(w, SIGTERM);
+    if (cli_wait(w, 30000) == -1) worker_end(w);
+    relay_stop(&rl);
+    free(id);
+    CHECK(status == 200);
+    CHECK(claimed);
+    CHECK(lapsed);
+    CHECK(heard);
+    CHECK(!wrong);
+    CHECK(!second);
+}
+
+/*
  * A proxy in front of the server answers the heartbeats 404 with a page of
  * its own (an ingress whose backend is being replaced): that is the server
  * not answering, not the server saying the task is gone. The command runs
@@ -1931,6 +1990,8 @@ static const struct th_test tests[] = {
     {"a task claimed as the worker stops goes back unstarted", test_claimed_while_stopping},
     {"a heartbeat the server does not answer is given up within a third of the lease",
      test_hung_heartbeat_retried},
+    {"batched: a run waiting for its earlier copy, then cancelled, says it never started",
+     test_batched_waiting_run_dropped_unstarted},
     {"batched: a task claimed again runs once: the earlier copy is stopped first",
      test_batched_reclaimed_task_runs_once},
     {"a proxy's 404 to a heartbeat is the server away, not the lease lost",
