@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../server/v1_decode.h"
 #include "cli.h"
 #include "cli_client.h"
 
@@ -141,12 +142,13 @@ static const struct cli_flag sched_flags[] = {
     {NULL, NULL},
 };
 
-/* Sets key to the integer in text (the server checks the range). */
+/* Sets key to the integer in text (the server checks the range): decimal digits after an
+ * optional '-'; strtoll alone took a leading space and a '+', and cut a number past its
+ * range to the largest one. */
 static int set_int(json_t *o, const char *cmd, const char *key, const char *text) {
     if (!text) return 0;
-    char *end;
-    long long v = strtoll(text, &end, 10);
-    if (!*text || *end) {
+    int64_t v;
+    if (v1_parse_int(text, INT64_MIN, INT64_MAX, &v)) {
         const struct cli_flag *f = sched_flags;
         while (f->field && strcmp(f->field, key) != 0)
             f++;

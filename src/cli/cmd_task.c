@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../common/timeutil.h"
+#include "../server/v1_decode.h"
 #include "cli.h"
 #include "cli_client.h"
 
@@ -90,13 +91,12 @@ int cli_param_add(const char *cmd, json_t *params, const char *arg) {
     return 0;
 }
 
-/* An integer flag in [min, max]. */
+/* An integer flag in [min, max]: decimal digits after an optional '-', as the server reads
+ * numbers in a query (strtoll alone took a leading space and a '+'). */
 static int parse_int_flag(const char *cmd, const char *flag, const char *v, long long min,
                           long long max, long long *out) {
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno || end == v || *end || n < min || n > max) {
+    int64_t n;
+    if (v1_parse_int(v, min, max, &n)) {
         fprintf(stderr, "taskmill %s: '--%s' must be an integer from %lld to %lld\n", cmd, flag,
                 min, max);
         return -1;

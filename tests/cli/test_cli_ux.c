@@ -413,6 +413,29 @@ static void test_flags_spelt_out_and_named(void) {
         free(out);
         free(err);
     }
+    /* So do the other commands' (a '-' where a number may be negative): strtoll
+     * took a space and a '+', and schedule's cut an overlong number to the largest. */
+    static const struct {
+        const char *args[9]; /* NULL-terminated */
+        const char *want;
+    } bad_ints[] = {
+        {{"submit", "t", "--priority", " 5"}, "'--priority' must be an integer"},
+        {{"submit", "t", "--max-retries", "+1"}, "'--max-retries' must be an integer"},
+        {{"list", "--limit", "+5"}, "'--limit' must be an integer"},
+        {{"schedule", "create", "s", "--every", " 60", "--type", "t"},
+         "'--every' must be an integer"},
+        {{"schedule", "create", "s", "--every", "99999999999999999999", "--type", "t"},
+         "'--every' must be an integer"},
+        {{"definition", "create", "d", "--type", "t", "--priority", "+1"},
+         "'--priority' must be an integer"},
+    };
+    for (size_t i = 0; i < sizeof bad_ints / sizeof bad_ints[0]; i++) {
+        CHECK_INT(cli_runv(&srv, NULL, &out, &err, bad_ints[i].args), 2);
+        if (!strstr(err, bad_ints[i].want))
+            th_fail(__FILE__, __LINE__, "%s %s: %s", bad_ints[i].args[0], bad_ints[i].args[1], err);
+        free(out);
+        free(err);
+    }
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "work", "--queue", "q", "--lease", "3", "--heartbeat",
                       "2", "--", "true"),
               2);
