@@ -3,7 +3,8 @@
  * server: a task followed through its whole life with every version in
  * order (and the server's SSE counters to prove the stream was used), a
  * stream cut again and again that resumes with Last-Event-ID and loses
- * and repeats nothing, a re-read after an events_pruned error, and the
+ * and repeats nothing, a resume from the id a keep-alive carried, a
+ * re-read after an events_pruned error, and the
  * fall back to the long-poll when the events path answers 404.
  *
  * The cuts, the 404s and the held reconnection come from a small HTTP
@@ -26,6 +27,7 @@ enum proxy_mode {
     PROXY_PASS,   /* forward everything */
     PROXY_NO_SSE, /* answer 404 on .../events, as a server without SSE */
     PROXY_CUT,    /* end each event stream a few bytes into its `cut_frames`th frame */
+    PROXY_CUT_ID, /* end the first event stream right after a frame with an id and no data */
 };
 
 struct proxy {
@@ -37,6 +39,7 @@ struct proxy {
     atomic_bool hold;        /* hold every event stream after the first while set */
     atomic_int events_reqs;  /* requests for .../events */
     atomic_int resumed_reqs; /* ... with a Last-Event-ID */
+    atomic_llong resumed_id; /* the last such Last-Event-ID, or -1 */
     atomic_int poll_reqs;    /* GET /v1/tasks/{id}?wait=... */
     atomic_int read_reqs;    /* plain GET /v1/tasks/{id} */
     atomic_int live;         /* connection threads running */
@@ -92,9 +95,14 @@ static void *proxy_conn_main(void *arg) {
     char method[16], path[1024];
     if (sscanf(head, "%15s %1023s", method, path) != 2) goto out;
     bool events = strstr(path, "/events") != NULL;
+    int nth = 0;
     if (events) {
-        int nth = atomic_fetch_add(&p->events_reqs, 1) + 1;
-        if (strcasestr(head, "\r\nLast-Event-ID:")) atomic_fetch_add(&p->resumed_reqs, 1);
+        nth = atomic_fetch_add(&p->events_reqs, 1) + 1;
+        const char *last = strcasestr(head, "\r\nLast-Event-ID:");
+        if (last) {
+            atomic_fetch_add(&p->resumed_reqs, 1);
+            atomic_store(&p->resumed_id, atoll(last + 17));
+        }
         if (p->mode == PROXY_NO_SSE) {
             const char body[] = "{\"error\":{\"code\":\"not_found\",\"message\":\"no route\"}}";
             char reply[512];
@@ -118,6 +126,9 @@ static void *proxy_conn_main(void *arg) {
     if (!proxy_write_all(ufd, head, n)) goto out;
     int frames = 0, tail = -1; /* bytes still to pass once the cut frame is reached */
     char prev = 0;
+    char frame[4096]; /* PROXY_CUT_ID: the frame so far, a '\n' before it */
+    size_t flen = 1;
+    frame[0] = '\n';
     for (;;) {
         struct pollfd pf[2] = {{cfd, POLLIN, 0}, {ufd, POLLIN, 0}};
         int r = poll(pf, 2, 100);
@@ -132,6 +143,7 @@ static void *proxy_conn_main(void *arg) {
             ssize_t got = recv(ufd, buf, sizeof buf, 0);
             if (got <= 0) break;
             size_t pass = (size_t)got;
+            bool cut = false;
             if (events && p->mode == PROXY_CUT) {
                 for (size_t i = 0; i < (size_t)got; i++) {
                     if (tail >= 0 && tail-- == 0) {
@@ -142,7 +154,25 @@ static void *proxy_conn_main(void *arg) {
                     prev = buf[i];
                 }
             }
-            if (!proxy_write_all(cfd, buf, pass) || pass < (size_t)got) break;
+            if (events && p->mode == PROXY_CUT_ID && nth == 1) {
+                for (size_t i = 0; i < (size_t)got; i++) {
+                    if (flen < sizeof frame - 1) frame[flen++] = buf[i];
+                    frame[flen] = '\0';
+                    if (buf[i] != '\n' || prev != '\n') {
+                        prev = buf[i];
+                        continue;
+                    }
+                    prev = 0;
+                    bool id_only = strstr(frame, "\nid: ") && !strstr(frame, "\ndata:");
+                    flen = 1;
+                    if (id_only) {
+                        pass = i + 1;
+                        cut = true;
+                        break;
+                    }
+                }
+            }
+            if (!proxy_write_all(cfd, buf, pass) || pass < (size_t)got || cut) break;
         }
     }
 out:
@@ -179,6 +209,7 @@ static void *proxy_main(void *arg) {
 static int proxy_start(struct proxy *p, const struct th_server *s, enum proxy_mode mode) {
     memset(p, 0, sizeof *p);
     p->mode = mode;
+    atomic_store(&p->resumed_id, -1);
     p->cut_frames = 3;
     const char *colon = strrchr(s->url, ':');
     atomic_store(&p->upstream_port, colon ? atoi(colon + 1) : 0);
@@ -396,6 +427,45 @@ static void test_resumes_after_cuts(void) {
     CHECK_INT(atomic_load(&p.poll_reqs), 0);
 }
 
+/*
+ * A keep-alive that carries an id (the stream passed other tasks' events)
+ * moves the watch's resume point: the proxy cuts the stream right after
+ * that frame, and the watch resumes with that id, not the snapshot's.
+ * Then the task's next change still comes, once.
+ */
+static void test_resumes_from_a_keep_alive_id(void) {
+    struct proxy p;
+    CHECK(proxy_start(&p, &srv, PROXY_CUT_ID) == 0);
+    char *id = th_submit(&srv, "kaid", "\"queue\":\"kaidq\"");
+    struct tm_client *c = tm_client_new(p.url, NULL);
+    struct tm_watch *w = tm_watch_new(c);
+    CHECK_INT(tm_watch_set_mode(w, TM_WATCH_SSE), 0);
+    CHECK_INT(tm_watch_add(w, id), 0);
+    json_t *t = NULL;
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1); /* the snapshot: the stream is open */
+    json_decref(t);
+    /* Other tasks' events, in one commit: the stream passes them all at once. */
+    struct th_resp *r = th_http(&srv, "POST", "/v1/tasks/batch",
+                                "{\"tasks\":[{\"type\":\"o\"},{\"type\":\"o\"},{\"type\":\"o\"}]}");
+    CHECK_INT(r->status, 201);
+    long long head = metric(&srv, "taskmill_event_seq");
+    /* The watch reads on: the cut, the resume; then the task is cancelled. */
+    for (int i = 0; i < 100 && atomic_load(&p.resumed_reqs) == 0; i++)
+        tm_watch_next(w, 50, &t) == 1 ? json_decref(t) : (void)0;
+    CHECK_INT(atomic_load(&p.resumed_reqs), 1);
+    CHECK_INT(atomic_load(&p.resumed_id), head);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", id);
+    CHECK_INT(th_http(&srv, "POST", path, "{}")->status, 200);
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1);
+    CHECK_STR(jstr(t, "phase"), "cancelled");
+    json_decref(t);
+    tm_watch_free(w);
+    tm_client_free(c);
+    proxy_stop(&p);
+    free(id);
+}
+
 /* Restarts s (same database, new port) and points the proxy at it. */
 static bool restart_behind(struct th_server *s, struct proxy *p) {
     th_server_stop(s, false);
@@ -609,6 +679,7 @@ static const struct th_test tests[] = {
     {"watch follows a task's every version over SSE", test_follows_over_sse},
     {"taskmill watch follows over SSE", test_cli_watch_uses_sse},
     {"a stream cut again and again resumes with Last-Event-ID", test_resumes_after_cuts},
+    {"a keep-alive's id moves the resume point", test_resumes_from_a_keep_alive_id},
     {"a stream resumes across a server restart", test_resumes_across_restart},
     {"events_pruned on resume: the task is read again", test_rereads_after_pruned_events},
     {"no events path: watch and taskmill watch fall back to the long-poll",
