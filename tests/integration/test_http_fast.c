@@ -942,6 +942,58 @@ static void test_head_limit_same_as_mhd(void) {
     }
 }
 
+/* Sends `fmt` (a request with "%s" where "?x=1" may go) on a fresh
+ * connection, once as is (the fast path's, if it takes it) and once with
+ * the query (libmicrohttpd's): each must be 400 invalid_argument naming
+ * `field`, with nothing stored. A failure names the caller's line. */
+static void refused_both(int line, const char *fmt, size_t fmt_len, const char *field) {
+    long long before = task_count(&srv);
+    for (int q = 0; q < 2; q++) {
+        /* fmt may hold NUL bytes: "%s" is found with memmem, not printf. */
+        const char *at = memmem(fmt, fmt_len, "%s", 2);
+        const char *query = q ? "?x=1" : "";
+        size_t head = at ? (size_t)(at - fmt) : fmt_len, ql = strlen(query);
+        size_t rest = at ? fmt_len - head - 2 : 0, n = head + ql + rest;
+        char *text = malloc(n);
+        memcpy(text, fmt, head);
+        memcpy(text + head, query, ql);
+        if (at) memcpy(text + head + ql, at + 2, rest);
+        int fd = tcp_open(&srv);
+        struct conn_in *in = calloc(1, sizeof *in);
+        struct resp r;
+        memset(&r, 0, sizeof r);
+        bool got = fd >= 0 && send_all(fd, text, n) && read_resp_in(fd, in, &r) == 0;
+        const char *code = got ? th_str(r.json, "error.code") : NULL;
+        const char *f = got ? th_str(r.json, "error.field") : NULL;
+        if (!got || r.status != 400 || !code || strcmp(code, "invalid_argument") != 0 || !f ||
+            strcmp(f, field) != 0)
+            th_fail(__FILE__, line, "%s: %d %s field '%s', want 400 naming '%s': %.200s",
+                    q ? "with a query" : "as is", got ? r.status : 0, code ? code : "-",
+                    f ? f : "-", field, got && r.body ? r.body : "(no reply)");
+        resp_clear(&r);
+        free(in);
+        free(text);
+        if (fd >= 0) close(fd);
+    }
+    if (task_count(&srv) != before) th_fail(__FILE__, line, "a refused request stored a task");
+}
+#define REFUSED_BOTH(lit, field) refused_both(__LINE__, lit, sizeof lit - 1, field)
+
+/* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (libmicrohttpd
+ * served it, and the fast path handed it on); HTTP/1.0 needs none. */
+static void test_host_required(void) {
+    REFUSED_BOTH("GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n\r\n", "Host");
+    REFUSED_BOTH(
+        "POST /v1/tasks%s HTTP/1.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 12\r\n\r\n{\"type\":\"x\"}",
+        "Host");
+    /* HTTP/1.2 to 1.9 are 1.1 to libmicrohttpd. */
+    REFUSED_BOTH("GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.2\r\n\r\n", "Host");
+    char a[64];
+    answer_of("GET /v1/tasks/00000000000000000000000000000000 HTTP/1.0\r\n\r\n", a, sizeof a);
+    CHECK_STR(a, "404 not_found");
+}
+
 static void test_no_fast_path(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--no-fast-path", NULL) == 0);
@@ -990,6 +1042,7 @@ static const struct th_test tests[] = {
      test_space_before_colon_refused},
     {"white space at the end of a value is not the value's, on either path",
      test_trailing_space_not_the_value},
+    {"an HTTP/1.1 request without Host is refused, on either path", test_host_required},
     {NULL, NULL},
 };
 
