@@ -676,7 +676,9 @@ static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const c
  * frames the request as having no body, so the body would be read as the
  * next request (smuggled past a proxy that frames it by that header).
  * An HTTP/1.1 request (any but HTTP/1.0: libmicrohttpd takes 1.0 to 1.9)
- * must carry Host (RFC 9112 3.2); libmicrohttpd's own check
+ * must carry Host (RFC 9112 3.2), and no request two (libmicrohttpd's
+ * lookup takes the first, so auth.c's open-mode check and the handlers
+ * would each read one of two names); libmicrohttpd's own check
  * (MHD_OPTION_STRICT_FOR_CLIENT) answers in its HTML, not the API's shape.
  * 1 with e filled, or 0. */
 static int http_framing_refused(struct req *r, const char *version, struct tm_error *e) {
@@ -703,6 +705,10 @@ static int http_framing_refused(struct req *r, const char *version, struct tm_er
     }
     if (n.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0) {
         err_set(e, TM_EINVALID, "Host", "an HTTP/1.1 request must carry a 'Host' header");
+        return 1;
+    }
+    if (n.hosts > 1) {
+        err_set(e, TM_EINVALID, "Host", "a request must carry one 'Host' header, not %d", n.hosts);
         return 1;
     }
     if (strstr(r->path, "%00")) {

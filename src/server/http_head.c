@@ -86,7 +86,10 @@ static enum http_head_result head_field(const char *p, size_t s, size_t e, struc
     if (head_name_is(p, name, "Transfer-Encoding") || head_name_is(p, name, "Expect") ||
         head_name_is(p, name, "Upgrade"))
         return HEAD_PASS;
-    if (head_name_is(p, name, "Host")) *host = true;
+    if (head_name_is(p, name, "Host")) { /* two are libmicrohttpd's to refuse */
+        if (*host) return HEAD_PASS;
+        *host = true;
+    }
     if (head_name_is(p, name, "Connection") && head_says_close(p + vs, ve - vs)) h->close = true;
     if (head_name_is(p, name, "Content-Length")) {
         if (++*ncl > 1 || value.len == 0 || value.len > 9) return HEAD_PASS;

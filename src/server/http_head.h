@@ -3,7 +3,7 @@
  * (http_fast.c), without I/O.
  *
  * It accepts only the plainest requests: GET or POST, a path with no
- * query, no percent-escape and no '+', version HTTP/1.1, a Host, header
+ * query, no percent-escape and no '+', version HTTP/1.1, one Host, header
  * lines of token names and visible-ASCII values ended by CRLF (with no
  * white space at a value's end), a body framed by one Content-Length of
  * decimal digits or none, and no Transfer-Encoding, Expect or Upgrade. Everything else is

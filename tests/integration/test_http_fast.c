@@ -994,6 +994,29 @@ static void test_host_required(void) {
     CHECK_STR(a, "404 not_found");
 }
 
+/* RFC 9112 3.2: two Host fields are a 400. The first was taken, on
+ * either path: the server answered for one name and a proxy before it
+ * may have routed by the other. Open mode's DNS-rebinding check read the
+ * first too, whichever it was. */
+static void test_two_hosts_refused(void) {
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nHost: evil.example\r\n\r\n",
+        "Host");
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: evil.example\r\nHost: 127.0.0.1\r\n\r\n",
+        "Host");
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nX-A: 1\r\nhost: 127.0.0.1\r\n\r\n",
+        "Host");
+    REFUSED_BOTH(
+        "POST /v1/tasks%s HTTP/1.1\r\nHost: 127.0.0.1\r\nHOST: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"type\":\"x\"}",
+        "Host");
+}
+
 static void test_no_fast_path(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--no-fast-path", NULL) == 0);
@@ -1043,6 +1066,7 @@ static const struct th_test tests[] = {
     {"white space at the end of a value is not the value's, on either path",
      test_trailing_space_not_the_value},
     {"an HTTP/1.1 request without Host is refused, on either path", test_host_required},
+    {"two Host fields are refused, on either path", test_two_hosts_refused},
     {NULL, NULL},
 };
 

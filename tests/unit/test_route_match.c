@@ -125,6 +125,7 @@ static void test_head(void) {
         "GET /v1/tasks HTTP/1.0\r\nHost: x\r\n\r\n",
         "HEAD /v1/tasks HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /v1/tasks HTTP/1.1\r\n\r\n",
+        "GET /v1/tasks HTTP/1.1\r\nHost: x\r\nhost: x\r\n\r\n",
         "GET /v1/tasks HTTP/1.1\nHost: x\n\n",
         "GET /v1/tasks HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
         "GET /v1/tasks HTTP/1.1\r\nHost : x\r\n\r\n",
