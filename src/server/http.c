@@ -629,6 +629,7 @@ struct cl_count {
     size_t head_bytes;    /* the head's bytes, as sent near enough: every field's */
     const char *bad_name; /* a field name that is not a token ("Content-Length ") */
     int hosts;            /* Host fields */
+    int tes;              /* Transfer-Encoding fields */
 };
 
 /* Whether s is a token (RFC 9110 5.6.2): what a field name must be. */
@@ -659,6 +660,7 @@ static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const c
     c->head_bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
     if (!c->bad_name && !http_is_token(key)) c->bad_name = key;
     if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) c->hosts++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) c->tes++;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
     if (c->n++ == 0)
         c->first = value;
@@ -715,9 +717,27 @@ static int http_framing_refused(struct req *r, const char *version, struct tm_er
         err_set(e, TM_EINVALID, "path", "the path must not hold a NUL byte (%%00)");
         return 1;
     }
+    /* Codings are case-insensitive, and white space after the value is not
+     * its (RFC 9112 5); but libmicrohttpd 0.9.75 dechunks only a value of
+     * exactly "chunked", case aside, and reads any other body up to the
+     * close: "chunked " is refused by what it is, not as another coding. */
+    size_t te_len = te ? strlen(te) : 0;
+    while (te_len && (te[te_len - 1] == ' ' || te[te_len - 1] == '\t'))
+        te_len--;
+    if (te && te_len == 7 && strncasecmp(te, "chunked", 7) == 0 && te[7]) {
+        err_set(e, TM_EINVALID, "Transfer-Encoding",
+                "'Transfer-Encoding' must be 'chunked' with no white space after it");
+        return 1;
+    }
     if (te && strcasecmp(te, "chunked") != 0) {
         err_set(e, TM_EINVALID, "Transfer-Encoding",
-                "'Transfer-Encoding' '%.40s' is not supported: send the body plain or chunked", te);
+                "'Transfer-Encoding' '%.*s' is not supported: send the body plain or chunked",
+                (int)(te_len < 40 ? te_len : 40), te);
+        return 1;
+    }
+    if (n.tes > 1) { /* "chunked" twice is not chunked (RFC 9112 6.1) */
+        err_set(e, TM_EINVALID, "Transfer-Encoding",
+                "a request must carry one 'Transfer-Encoding' header, not %d", n.tes);
         return 1;
     }
     if (te && n.n) {

@@ -1017,6 +1017,46 @@ static void test_two_hosts_refused(void) {
         "Host");
 }
 
+/* Transfer-Encoding (never the fast path's): white space after "chunked"
+ * is not the value's (RFC 9112 5), but libmicrohttpd dechunks only
+ * "chunked" exactly, so it is refused as what it is, not as an unknown
+ * coding; codings are case-insensitive; a coding before chunked, or
+ * chunked twice (two fields, of which the first was taken), is refused. */
+static void test_transfer_encoding(void) {
+    long long before = task_count(&srv);
+    static const char *const tes[] = {"chunked ",         "chunked\t",
+                                      "Chunked ",         "gzip, chunked",
+                                      "chunked, chunked", "chunked\r\nTransfer-Encoding: chunked"};
+    for (size_t i = 0; i < sizeof tes / sizeof tes[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 "Transfer-Encoding: %s\r\n\r\nc\r\n{\"type\":\"x\"}\r\n0\r\n\r\n",
+                 tes[i]);
+        int fd = fresh_conn(&srv);
+        struct resp r;
+        CHECK(fd >= 0 && send_all(fd, text, strlen(text)));
+        CHECK_INT(read_resp(fd, &r), 0);
+        if (r.status != 400 || !th_str(r.json, "error.field") ||
+            strcmp(th_str(r.json, "error.field"), "Transfer-Encoding") != 0 ||
+            (i < 3 && !strstr(r.body, "no white space after it")))
+            th_fail(__FILE__, __LINE__, "'%s': %d %s", tes[i], r.status, r.body);
+        resp_clear(&r);
+        close(fd);
+    }
+    CHECK_INT(task_count(&srv), before);
+    int fd = fresh_conn(&srv);
+    const char body[] = "{\"type\":\"x\"}";
+    char text[512];
+    snprintf(text, sizeof text,
+             "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             "Transfer-Encoding: Chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+             sizeof body - 1, body);
+    CHECK(fd >= 0 && send_all(fd, text, strlen(text)));
+    EXPECT_RESP(fd, 201, "type", "x");
+    close(fd);
+}
+
 static void test_no_fast_path(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--no-fast-path", NULL) == 0);
@@ -1067,6 +1107,8 @@ static const struct th_test tests[] = {
      test_trailing_space_not_the_value},
     {"an HTTP/1.1 request without Host is refused, on either path", test_host_required},
     {"two Host fields are refused, on either path", test_two_hosts_refused},
+    {"Transfer-Encoding: white space after chunked, its case, other codings",
+     test_transfer_encoding},
     {NULL, NULL},
 };
 
