@@ -558,10 +558,17 @@ static void req_pick_error_writer(struct req *r) {
     }
 }
 
+/* A query parameter refused by req_refuse_not_utf8: its name, and why. */
+struct query_bad {
+    const char *key;
+    bool nul; /* it holds %00, which http_unescape keeps as those three characters */
+};
+
 static int query_not_utf8(void *cls, const char *key, const char *value) {
-    const char **bad = cls;
-    if (utf8_valid(key, strlen(key)) && utf8_valid(value, strlen(value))) return 0;
-    *bad = key;
+    struct query_bad *bad = cls;
+    bad->nul = strstr(key, "%00") || strstr(value, "%00");
+    if (!bad->nul && utf8_valid(key, strlen(key)) && utf8_valid(value, strlen(value))) return 0;
+    bad->key = key;
     return 1;
 }
 
@@ -569,7 +576,14 @@ static int query_not_utf8(void *cls, const char *key, const char *value) {
  * refuses text that is not UTF-8 (a 500, and with a write the batch's
  * transaction). No API names anything so: a path segment that is not
  * UTF-8 names nothing there is (404); a query parameter is refused by its
- * name (400). Both in the shape of the API the path is in. */
+ * name (400). Both in the shape of the API the path is in. So is a query
+ * parameter with %00 in its name or value: http_unescape keeps it as the
+ * three characters, so that a NUL never cuts a value short unseen, and
+ * it would be taken for them ("name_prefix=a%00" matched a name
+ * "a%00x"); no API names anything with a NUL. "%2500", the text "%00",
+ * is the same once unescaped, and refused too, as in a path (and in a
+ * schedule's name, schedule.c). Here, before any handler,
+ * so that v1 and each view refuse it alike, in their own shapes. */
 static bool req_refuse_not_utf8(struct req *r) {
     for (int i = 0; i < r->nparams; i++) {
         if (!utf8_valid(r->param[i], strlen(r->param[i]))) {
@@ -579,10 +593,15 @@ static bool req_refuse_not_utf8(struct req *r) {
             return true;
         }
     }
-    const char *bad = NULL;
+    struct query_bad bad = {NULL, false};
     if (req_query_each(r, query_not_utf8, &bad)) {
         struct tm_error e;
-        err_set(&e, TM_EINVALID, bad, "query parameter '%s' must be UTF-8", bad);
+        if (bad.nul)
+            err_set(&e, TM_EINVALID, bad.key,
+                    "query parameter '%.100s' must not hold a NUL byte (%%00) or the text '%%00'",
+                    bad.key);
+        else
+            err_set(&e, TM_EINVALID, bad.key, "query parameter '%s' must be UTF-8", bad.key);
         reply_error(r, &e);
         return true;
     }

@@ -482,6 +482,39 @@ static void test_path_or_query_not_utf8(void) {
     CHECK_INT(th_http(&srv, "GET", "/v1/definitions/caf%C3%A9", NULL)->status, 200);
 }
 
+/* %00 in a query's value or name: http_unescape keeps it as the three
+ * characters (a NUL never cuts a value short unseen), so it was taken for
+ * them: name_prefix=a%00 listed a task named "a%00x". Refused by name, in
+ * each API's shape, with nothing stored. */
+static void test_query_nul_refused(void) {
+    CHECK_INT(th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"nul\",\"name\":\"a%%00x\"}")->status,
+              201);
+    REFUSED("GET", "/v1/tasks?name_prefix=a%00", NULL, 400, "invalid_argument", "name_prefix");
+    REFUSED("GET", "/v1/tasks?type=nul&name_prefix=%00", NULL, 400, "invalid_argument",
+            "name_prefix");
+    REFUSED("GET", "/v1/tasks?x%00y=1", NULL, 400, "invalid_argument", "x%00y");
+    REFUSED("POST", "/v1/tasks?x=%00", "{\"type\":\"nul\"}", 400, "invalid_argument", "x");
+    struct th_resp *r = th_http(&srv, "GET", "/v1/tasks?type=nul", NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 1);
+    /* The views, each in its own shape. */
+    r = th_http(&srv, "GET", "/beta/task-status?filters=name%20sw%20%22a%00%22", NULL);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "detailCode"), "400.1 Bad Request Content");
+    CHECK(strstr(r->body, "'filters' must not hold a NUL byte (%00) or the text '%00'") != NULL);
+    r = th_http(&srv, "GET", "/api/task?limit=1%00", NULL);
+    CHECK_INT(r->status, 400);
+    CHECK(strstr(r->body,
+                 "{\"errors\":[\"query parameter 'limit' must not hold a NUL byte (%00) "
+                 "or the text '%00'\"]}") != NULL);
+    r = th_http(&srv, "GET", "/scene7/services/IpsApiService?wsdl%00", NULL);
+    CHECK_INT(r->status, 400);
+    CHECK(strstr(r->body, "Fault") != NULL);
+    CHECK(strstr(r->body, "must not hold a NUL byte") != NULL);
+    /* %2500, the text "%00", is that once unescaped: refused too, as in a
+     * path (and a schedule's name). */
+    REFUSED("GET", "/v1/tasks?name_prefix=a%2500", NULL, 400, "invalid_argument", "name_prefix");
+}
+
 /* A number in a query is digits after an optional '-': strtoll took
  * leading white space and a '+' ("limit= 5", "limit=+5" were 5). */
 static void test_query_integers_are_digits(void) {
@@ -650,6 +683,7 @@ static const struct th_test tests[] = {
     {"a batch's unknown parent names the task", test_batch_unknown_parent_names_task},
     {"a worker call's entry that is not an object is named", test_worker_entry_not_object_named},
     {"a path or query that is not UTF-8 is refused, in every API", test_path_or_query_not_utf8},
+    {"a %00 in a query is refused by name, in every API", test_query_nul_refused},
     {"a number in a query is digits, no sign or space before", test_query_integers_are_digits},
     {"an events filter given twice is refused", test_events_parameter_twice},
     {"a duplicate key in a nested object is named by its path",
