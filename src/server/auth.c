@@ -160,6 +160,10 @@ static bool auth_host_is_local(const char *host) {
  * refusal in e (403 naming the header).
  */
 static int auth_open_cross_site(struct req *r, struct tm_error *e) {
+    /* The target's authority when it is in absolute form (req_header): the
+     * name the client asked for, which a browser takes from the URL as it
+     * takes Host, so a renamed page's name is in it either way. There is
+     * one: two Host fields are refused before (http_framing_refused). */
     const char *host = req_header(r, MHD_HTTP_HEADER_HOST);
     const char *origin = req_header(r, "Origin");
     if (host && !r->srv->cfg.insecure_no_auth && !auth_host_is_local(host))

@@ -68,19 +68,28 @@ struct req_str {
     char s[];
 };
 
+/* A copy of s[0..n), NUL-ended, freed with the request. */
+static const char *req_keep(struct req *r, const char *s, size_t n) {
+    struct req_str *t = xmalloc(sizeof *t + n + 1);
+    memcpy(t->s, s, n);
+    t->s[n] = '\0';
+    t->next = r->trimmed;
+    r->trimmed = t;
+    return t->s;
+}
+
+/* Host is the target's authority when the target is in absolute form
+ * (RFC 9112 7.2: the Host field is then ignored), for auth.c's open-mode
+ * check and for the links the views build alike. */
 const char *req_header(struct req *r, const char *key) {
     if (r->fast) return http_fast_header(r->fast, key); /* never has any */
+    if (r->authority && strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) return r->authority;
     const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, key);
     size_t n = v ? strlen(v) : 0;
     if (!n || (v[n - 1] != ' ' && v[n - 1] != '\t')) return v;
     while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
         n--;
-    struct req_str *t = xmalloc(sizeof *t + n + 1);
-    memcpy(t->s, v, n);
-    t->s[n] = '\0';
-    t->next = r->trimmed;
-    r->trimmed = t;
-    return t->s;
+    return req_keep(r, v, n);
 }
 
 const struct sockaddr *req_client_addr(struct req *r) {
@@ -844,14 +853,54 @@ void req_free(struct req *r) {
     free(r);
 }
 
+/* An absolute-form target ("http://authority/path", RFC 9112 3.2.2),
+ * which an origin server must accept: its path, "/" when it has none
+ * (sets *authority and its length), or url itself for any other target.
+ * libmicrohttpd has taken the query off already. */
+static const char *http_target_path(const char *url, const char **authority, size_t *len) {
+    *authority = NULL;
+    *len = 0;
+    size_t scheme = strncasecmp(url, "http://", 7) == 0    ? 7
+                    : strncasecmp(url, "https://", 8) == 0 ? 8
+                                                           : 0;
+    if (!scheme) return url;
+    *authority = url + scheme;
+    *len = strcspn(*authority, "/");
+    return (*authority)[*len] ? *authority + *len : "/";
+}
+
+/* Whether an absolute-form target's authority is a host and an optional
+ * port (RFC 3986 3.2): not empty, no userinfo (RFC 9110 4.2.4), nothing a
+ * Host field could not hold. 0, or 1 with e filled. */
+static int http_authority_refused(const char *a, size_t n, struct tm_error *e) {
+    if (n == 0) {
+        err_set(e, TM_EINVALID, "target",
+                "an absolute request target must name a host ('http://host/path')");
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)a[i];
+        if (!isalnum(c) && !strchr("-._~!$&'()*+,;=:[]", c)) {
+            err_set(e, TM_EINVALID, "target",
+                    "the request target's authority '%.*s' must be a host and port only", (int)n,
+                    a);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls) {
     struct server *srv = cls;
     struct req *r = *con_cls;
     if (!r) {
-        r = req_new(srv, method, url);
+        const char *authority;
+        size_t authority_len;
+        r = req_new(srv, method, http_target_path(url, &authority, &authority_len));
         r->conn = conn;
+        if (authority) r->authority = req_keep(r, authority, authority_len);
         /* A request in progress may wait, stream or upload slowly: it gets
          * the long timeout; http_completed gives the idle one back. */
         MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
@@ -860,7 +909,8 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         /* Refused before the body is read: no 100 Continue is sent, and
          * libmicrohttpd closes the connection after the reply. */
         struct tm_error e;
-        if (http_framing_refused(r, version, &e)) {
+        if (http_framing_refused(r, version, &e) ||
+            (authority && http_authority_refused(authority, authority_len, &e))) {
             r->body_too_large = true; /* nothing of a body is kept */
             reply_error(r, &e);
         }

@@ -136,9 +136,12 @@ struct req {
     char token_id[TOKEN_ID_LEN + 1]; /* "" when authentication is off */
     char *ns_owned;                  /* the token's namespace; r->ns points here */
     struct req_str *trimmed;         /* req_header's copies of values without trailing space */
-    bool waiter_counted;             /* counted against limits.waiters_max */
-    bool waiter_token_counted;       /* and against limits.waiters_per_token_max */
-    bool rate_paid;                  /* auth: its token's rate bucket gave one already */
+    /* An absolute-form target's authority ("GET http://a:1/p": "a:1"),
+     * which req_header gives as Host (RFC 9112 7.2); NULL for origin-form. */
+    const char *authority;
+    bool waiter_counted;       /* counted against limits.waiters_max */
+    bool waiter_token_counted; /* and against limits.waiters_per_token_max */
+    bool rate_paid;            /* auth: its token's rate bucket gave one already */
     /* auth_watch.c: listed while it waits with a token. */
     struct store_op *wait_ops;
     size_t nwait_ops;

@@ -1057,6 +1057,77 @@ static void test_transfer_encoding(void) {
     close(fd);
 }
 
+/* The reply to `text` on a fresh connection, into r. */
+static int exchange(const char *text, struct resp *r) {
+    int fd = fresh_conn(&srv);
+    int rc = fd >= 0 && send_all(fd, text, strlen(text)) ? read_resp(fd, r) : -1;
+    if (fd >= 0) close(fd);
+    return rc;
+}
+
+/* RFC 9112 3.2.2: an origin server must accept an absolute-form target
+ * ("GET http://host:port/path"), which was 404 'no route'; it is served by
+ * its path, and its authority stands for Host (7.2), also in open mode's
+ * DNS-rebinding check. */
+static void test_absolute_form(void) {
+    int port = atoi(strrchr(srv.url, ':') + 1);
+    struct th_resp *made = th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"abs\"}");
+    CHECK_INT(made->status, 201);
+    char id[64], text[512];
+    snprintf(id, sizeof id, "%s", th_str(made->json, "id"));
+    struct resp r;
+    snprintf(text, sizeof text,
+             "GET http://127.0.0.1:%d/v1/tasks/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", port, id);
+    CHECK_INT(exchange(text, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(th_str(r.json, "id"), id);
+    resp_clear(&r);
+    /* Any case of the scheme, a query, and the Host field ignored. */
+    snprintf(text, sizeof text,
+             "GET HTTP://localhost:%d/v1/tasks?type=abs HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+             port);
+    CHECK_INT(exchange(text, &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(th_str(r.json, "tasks.0.id"), id);
+    resp_clear(&r);
+    char *post = req_text("POST", "http://127.0.0.1/v1/tasks", "{\"type\":\"abs\"}", NULL);
+    CHECK_INT(exchange(post, &r), 0);
+    free(post);
+    CHECK_INT(r.status, 201);
+    resp_clear(&r);
+    /* Open mode answers only for a local name: the authority's, not Host's. */
+    snprintf(text, sizeof text,
+             "GET http://evil.example:%d/v1/tasks/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", port,
+             id);
+    CHECK_INT(exchange(text, &r), 0);
+    CHECK_INT(r.status, 403);
+    CHECK_STR(th_str(r.json, "error.field"), "Host");
+    CHECK(strstr(r.body, "evil.example") != NULL);
+    resp_clear(&r);
+    /* And the Origin is held against the authority. */
+    snprintf(text, sizeof text,
+             "GET http://127.0.0.1:%d/v1/tasks/%s HTTP/1.1\r\nHost: localhost:%d\r\n"
+             "Origin: http://localhost:%d\r\n\r\n",
+             port, id, port, port);
+    CHECK_INT(exchange(text, &r), 0);
+    CHECK_INT(r.status, 403);
+    CHECK_STR(th_str(r.json, "error.field"), "Origin");
+    resp_clear(&r);
+    /* No host, or userinfo: 400 naming the target, nothing stored. */
+    REFUSED_BOTH(
+        "GET http:///v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\n\r\n",
+        "target");
+    REFUSED_BOTH(
+        "POST http://u:p@127.0.0.1/v1/tasks%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"type\":\"x\"}",
+        "target");
+    /* Host is still required (RFC 9112 3.2). */
+    REFUSED_BOTH(
+        "GET http://127.0.0.1/v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n\r\n",
+        "Host");
+}
+
 static void test_no_fast_path(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--no-fast-path", NULL) == 0);
@@ -1109,6 +1180,8 @@ static const struct th_test tests[] = {
     {"two Host fields are refused, on either path", test_two_hosts_refused},
     {"Transfer-Encoding: white space after chunked, its case, other codings",
      test_transfer_encoding},
+    {"an absolute-form target is served by its path, its authority taken for Host",
+     test_absolute_form},
     {NULL, NULL},
 };
 
