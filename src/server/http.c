@@ -654,10 +654,11 @@ struct cl_count {
     int n;
     bool differ;
     const char *first;
-    size_t head_bytes;    /* the head's bytes, as sent near enough: every field's */
-    const char *bad_name; /* a field name that is not a token ("Content-Length ") */
-    int hosts;            /* Host fields */
-    int tes;              /* Transfer-Encoding fields */
+    size_t head_bytes;     /* the head's bytes, as sent near enough: every field's */
+    const char *bad_name;  /* a field name that is not a token ("Content-Length ") */
+    int hosts;             /* Host fields */
+    int tes;               /* Transfer-Encoding fields */
+    const char *bad_value; /* the name of a field whose value holds a control character */
 };
 
 /* Whether s is a token (RFC 9110 5.6.2): what a field name must be. */
@@ -668,6 +669,15 @@ static bool http_is_token(const char *s) {
         if (!isalnum(c) && !strchr("!#$%&'*+-.^_`|~", c)) return false;
     }
     return true;
+}
+
+/* Whether a field value holds a control character other than tab (RFC
+ * 9110 5.5): a bare CR too, which libmicrohttpd keeps in the value. A NUL
+ * it does not: its copy ends there (the fast path refuses one, HEAD_BAD). */
+static bool http_has_ctl(const char *v) {
+    for (; *v; v++)
+        if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f) return true;
+    return false;
 }
 
 /* What libmicrohttpd's pool keeps past --max-header-bytes: the reply's head. */
@@ -687,6 +697,7 @@ static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const c
     struct cl_count *c = cls;
     c->head_bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
     if (!c->bad_name && !http_is_token(key)) c->bad_name = key;
+    if (!c->bad_value && value && http_has_ctl(value)) c->bad_value = key;
     if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) c->hosts++;
     if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) c->tes++;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
@@ -710,6 +721,8 @@ static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const c
  * lookup takes the first, so auth.c's open-mode check and the handlers
  * would each read one of two names); libmicrohttpd's own check
  * (MHD_OPTION_STRICT_FOR_CLIENT) answers in its HTML, not the API's shape.
+ * A field value with a control character but tab (RFC 9110 5.5) is
+ * refused by its name.
  * 1 with e filled, or 0. */
 static int http_framing_refused(struct req *r, const char *version, struct tm_error *e) {
     struct MHD_Connection *conn = r->conn;
@@ -731,6 +744,10 @@ static int http_framing_refused(struct req *r, const char *version, struct tm_er
     if (n.bad_name) {
         err_set(e, TM_EINVALID, n.bad_name,
                 "header name '%.40s' is not a token (no white space before ':')", n.bad_name);
+        return 1;
+    }
+    if (n.bad_value) {
+        err_set(e, TM_EINVALID, n.bad_value, HTTP_FIELD_CTL_MESSAGE, n.bad_value);
         return 1;
     }
     if (n.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0) {

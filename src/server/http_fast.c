@@ -426,6 +426,44 @@ static enum fast_next fast_wait(struct fast_conn *c, size_t need) {
     return NEXT_WAIT;
 }
 
+/* A head with a control character in a field value (HEAD_BAD), which
+ * libmicrohttpd cannot be handed: its copy of a value ends at a NUL. The
+ * 400 libmicrohttpd's side gives a value with any other (http.c), in the
+ * shape of the API the target's path is in; then the connection closes,
+ * the rest of the request unread. */
+static enum fast_next fast_refuse(struct fast_conn *c, const struct http_head *h, const char *p) {
+    const char *t = p + h->target.off, *tend = t + h->target.len, *path = t;
+    if (*t != '/') { /* absolute form: the path after the authority */
+        const char *a = memmem(t, h->target.len, "://", 3);
+        path = a ? memchr(a + 3, '/', (size_t)(tend - a - 3)) : NULL;
+        if (!path) path = tend;
+    }
+    size_t plen = (size_t)(tend - path), q = 0;
+    while (q < plen && path[q] != '?')
+        q++;
+    size_t ml = h->method.len, nl = h->bad_name.len;
+    /* method, path ("/" when none) and the field's name, each NUL-ended */
+    char *head = c->head = xmalloc(ml + 1 + (q ? q : 1) + 1 + nl + 1);
+    memcpy(head, p + h->method.off, ml);
+    head[ml] = '\0';
+    char *rp = head + ml + 1;
+    memcpy(rp, q ? path : "/", q ? q : 1);
+    rp[q ? q : 1] = '\0';
+    char *name = rp + (q ? q : 1) + 1;
+    memcpy(name, p + h->bad_name.off, nl);
+    name[nl] = '\0';
+    memset(&c->h, 0, sizeof c->h); /* no fields: http_fast_header finds none */
+    struct req *r = req_new(c->th->fast->srv, head, rp);
+    r->fast = c;
+    c->req = r;
+    c->close_after = true;
+    struct tm_error e;
+    err_set(&e, TM_EINVALID, name, HTTP_FIELD_CTL_MESSAGE, name);
+    reply_error(r, &e);
+    fast_request_end(c);
+    return NEXT_STARTED;
+}
+
 /* What to do with the bytes p[0..len) of the next request. */
 static enum fast_next fast_parse(struct fast_conn *c, const char *p, size_t len) {
     struct http_fast *f = c->th->fast;
@@ -439,6 +477,8 @@ static enum fast_next fast_parse(struct fast_conn *c, const char *p, size_t len)
     case HEAD_PASS:
         fast_hand_on(c);
         return NEXT_FREED;
+    case HEAD_BAD:
+        return fast_refuse(c, &h, p);
     case HEAD_OK:
         break;
     }

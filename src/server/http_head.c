@@ -1,7 +1,8 @@
 /*
  * http_head: see http_head.h. RFC 9112's request-line and field-line
  * grammar, narrowed: where the RFC allows more than the plain form (obs-fold,
- * bare LF, absolute-form targets, other versions), the answer is HEAD_PASS.
+ * bare LF, absolute-form targets, other versions), the answer is HEAD_PASS;
+ * a control character in a field value is HEAD_BAD.
  */
 #include "http_head.h"
 
@@ -37,78 +38,116 @@ static bool head_says_close(const char *v, size_t n) {
     return false;
 }
 
-/* Reads the request line at p[0..end) (end at its CR). */
-static enum http_head_result head_request_line(const char *p, size_t end, struct http_head *h) {
+/* What one line makes of a head: it may be part of a plain one; it is
+ * not (the head is passed on once all of it is in, unless a later line is
+ * bad); it holds a control character (HEAD_BAD); or it is to be passed on
+ * now (libmicrohttpd answers it at once). */
+enum head_line { LINE_PLAIN, LINE_OTHER, LINE_BAD, LINE_PASS };
+
+/* Reads the request line at p[0..end) (end at its CR): a token, a target
+ * of bytes above space but DEL, and HTTP/1.x, else LINE_PASS (libmicrohttpd
+ * answers a malformed line, or another version, at once). */
+static enum head_line head_request_line(const char *p, size_t end, struct http_head *h) {
     size_t sp1 = 0;
-    while (sp1 < end && p[sp1] != ' ')
+    while (sp1 < end && head_is_tchar((unsigned char)p[sp1]))
         sp1++;
-    if ((sp1 == 3 && memcmp(p, "GET", 3) == 0) || (sp1 == 4 && memcmp(p, "POST", 4) == 0))
-        h->method = (struct http_span){0, sp1};
-    else
-        return HEAD_PASS;
+    if (sp1 == 0 || sp1 >= end || p[sp1] != ' ') return LINE_PASS;
+    h->method = (struct http_span){0, sp1};
+    bool plain = (sp1 == 3 && memcmp(p, "GET", 3) == 0) || (sp1 == 4 && memcmp(p, "POST", 4) == 0);
     size_t t = sp1 + 1, sp2 = t;
-    while (sp2 < end && p[sp2] != ' ')
-        sp2++;
-    if (sp2 >= end || sp2 == t || p[t] != '/') return HEAD_PASS;
-    for (size_t i = t; i < sp2; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c <= 0x20 || c >= 0x7f || c == '%' || c == '?' || c == '#' || c == '+')
-            return HEAD_PASS;
+    for (; sp2 < end && p[sp2] != ' '; sp2++) {
+        unsigned char c = (unsigned char)p[sp2];
+        if (c < 0x20 || c == 0x7f) return LINE_PASS;
+        if (c > 0x7f || c == '%' || c == '?' || c == '#' || c == '+') plain = false;
     }
-    h->path = (struct http_span){t, sp2 - t};
-    if (end - sp2 - 1 != 8 || memcmp(p + sp2 + 1, "HTTP/1.1", 8) != 0) return HEAD_PASS;
-    return HEAD_OK;
+    if (sp2 >= end || sp2 == t) return LINE_PASS;
+    h->target = (struct http_span){t, sp2 - t};
+    const char *v = p + sp2 + 1;
+    if (end - sp2 - 1 != 8 || memcmp(v, "HTTP/1.", 7) != 0 || v[7] < '0' || v[7] > '9')
+        return LINE_PASS;
+    if (p[t] != '/' || v[7] != '1') plain = false;
+    if (plain) h->path = h->target;
+    return plain ? LINE_PLAIN : LINE_OTHER;
 }
 
-/* Reads one field line p[s..e) (e at its CR) into h. */
-static enum http_head_result head_field(const char *p, size_t s, size_t e, struct http_head *h,
-                                        size_t body_max, int *ncl, bool *host) {
+/* Whether p[s..e) holds a control character other than tab (RFC 9110 5.5). */
+static bool head_has_ctl(const char *p, size_t s, size_t e) {
+    for (size_t i = s; i < e; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
+    }
+    return false;
+}
+
+/* Reads one field line p[s..e) (e at its CR) into h; *last is the field
+ * before (a folded line's). */
+static enum head_line head_field(const char *p, size_t s, size_t e, struct http_head *h,
+                                 size_t body_max, int *ncl, bool *host, struct http_span *last) {
     size_t colon = s;
     while (colon < e && head_is_tchar((unsigned char)p[colon]))
         colon++;
-    if (colon == s || colon >= e || p[colon] != ':') return HEAD_PASS;
-    size_t vs = colon + 1, ve = e;
-    for (size_t i = vs; i < ve; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if ((c < 0x20 && c != '\t') || c >= 0x7f) return HEAD_PASS;
+    if (colon == s && (p[s] == ' ' || p[s] == '\t')) {
+        /* obs-fold: libmicrohttpd adds the line to the field before. */
+        if (!last->len) return LINE_PASS;
+        if (!head_has_ctl(p, s, e)) return LINE_OTHER;
+        h->bad_name = *last;
+        return LINE_BAD;
     }
+    if (colon == s || colon >= e || p[colon] != ':') {
+        /* A name that is not a token is refused on libmicrohttpd's side
+         * whatever its value; a line with no colon (before a NUL, where
+         * libmicrohttpd's copy of it ends) is answered there at once. */
+        const char *c = memchr(p + s, ':', e - s);
+        return c && !memchr(p + s, '\0', (size_t)(c - (p + s))) ? LINE_OTHER : LINE_PASS;
+    }
+    struct http_span name = {s, colon - s};
+    *last = name;
+    size_t vs = colon + 1, ve = e;
+    if (head_has_ctl(p, vs, ve)) {
+        h->bad_name = name;
+        return LINE_BAD;
+    }
+    bool plain = true;
+    for (size_t i = vs; i < ve; i++)
+        if ((unsigned char)p[i] > 0x7f) plain = false;
     while (vs < ve && (p[vs] == ' ' || p[vs] == '\t'))
         vs++;
     /* Trailing white space is not the value's (RFC 9112 5), but
      * libmicrohttpd 0.9.75 keeps it ("Host: x " is "x "): such a request
      * is its, so that it means the same on both paths. */
-    if (ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t')) return HEAD_PASS;
-    if (h->nfields == HTTP_HEAD_FIELDS_MAX) return HEAD_PASS;
-    struct http_span name = {s, colon - s}, value = {vs, ve - vs};
+    if (ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t')) return LINE_OTHER;
+    if (!plain || h->nfields == HTTP_HEAD_FIELDS_MAX) return LINE_OTHER;
+    struct http_span value = {vs, ve - vs};
     h->name[h->nfields] = name;
     h->value[h->nfields] = value;
     h->nfields++;
     if (head_name_is(p, name, "Transfer-Encoding") || head_name_is(p, name, "Expect") ||
         head_name_is(p, name, "Upgrade"))
-        return HEAD_PASS;
+        return LINE_OTHER;
     if (head_name_is(p, name, "Host")) { /* two are libmicrohttpd's to refuse */
-        if (*host) return HEAD_PASS;
+        if (*host) return LINE_OTHER;
         *host = true;
     }
     if (head_name_is(p, name, "Connection") && head_says_close(p + vs, ve - vs)) h->close = true;
     if (head_name_is(p, name, "Content-Length")) {
-        if (++*ncl > 1 || value.len == 0 || value.len > 9) return HEAD_PASS;
+        if (++*ncl > 1 || value.len == 0 || value.len > 9) return LINE_OTHER;
         size_t v = 0;
         for (size_t i = vs; i < ve; i++) {
-            if (p[i] < '0' || p[i] > '9') return HEAD_PASS;
+            if (p[i] < '0' || p[i] > '9') return LINE_OTHER;
             v = v * 10 + (size_t)(p[i] - '0');
         }
-        if (v > body_max) return HEAD_PASS;
+        if (v > body_max) return LINE_OTHER;
         h->content_length = v;
     }
-    return HEAD_OK;
+    return LINE_PLAIN;
 }
 
 enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, size_t body_max,
                                       struct http_head *h) {
     memset(h, 0, sizeof *h);
     int ncl = 0;
-    bool host = false;
+    bool host = false, plain = true;
+    struct http_span last = {0, 0};
     /* The head as libmicrohttpd's side measures it against head_max
      * (http_framing_refused: the request line, and each field as
      * "Name: value" CRLF), so that a head near the limit gets the same
@@ -116,9 +155,9 @@ enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, 
     size_t counted = 0;
     /* Line by line: each ends in CRLF, with no CR before it (no bare LF,
      * no bare CR); an empty line ends the head. Each line is read as it
-     * comes, so that a head that is not the fast path's is handed on when
-     * its first such line is in, not when the head is: libmicrohttpd
-     * answers a bad line at once, and a client may send no more. */
+     * comes, so that a head with a line libmicrohttpd answers at once is
+     * handed on when that line is in, not when the head is: a client may
+     * send no more. */
     size_t lim = n < head_max ? n : head_max, at = 0;
     for (;;) {
         const char *nl = memchr(p + at, '\n', lim - at);
@@ -132,16 +171,22 @@ enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, 
         size_t e = (size_t)(nl - p); /* the LF */
         if (e == at || p[e - 1] != '\r' || memchr(p + at, '\r', e - 1 - at)) return HEAD_PASS;
         size_t cr = e - 1;
+        enum head_line line;
         if (at == 0) { /* the request line; a head that starts with a blank line is passed on */
-            if (cr == 0 || head_request_line(p, cr, h) != HEAD_OK) return HEAD_PASS;
+            if (cr == 0) return HEAD_PASS;
+            line = head_request_line(p, cr, h);
             counted = h->method.len + h->path.len + 12;
         } else if (cr == at) { /* the empty line */
             h->head_len = e + 1;
-            return host && counted <= head_max ? HEAD_OK : HEAD_PASS;
+            return plain && host && counted <= head_max ? HEAD_OK : HEAD_PASS;
         } else {
-            if (head_field(p, at, cr, h, body_max, &ncl, &host) != HEAD_OK) return HEAD_PASS;
-            counted += h->name[h->nfields - 1].len + h->value[h->nfields - 1].len + 4;
+            line = head_field(p, at, cr, h, body_max, &ncl, &host, &last);
+            if (line == LINE_PLAIN)
+                counted += h->name[h->nfields - 1].len + h->value[h->nfields - 1].len + 4;
         }
+        if (line == LINE_PASS) return HEAD_PASS;
+        if (line == LINE_BAD) return HEAD_BAD;
+        if (line == LINE_OTHER) plain = false;
         at = e + 1;
     }
 }

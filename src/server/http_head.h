@@ -6,10 +6,16 @@
  * query, no percent-escape and no '+', version HTTP/1.1, one Host, header
  * lines of token names and visible-ASCII values ended by CRLF (with no
  * white space at a value's end), a body framed by one Content-Length of
- * decimal digits or none, and no Transfer-Encoding, Expect or Upgrade. Everything else is
- * HEAD_PASS: not refused, but handed to libmicrohttpd, which serves or refuses it as it always has.
- * So the fast path never has to be right about an unusual request; it only has to recognise the
- * usual one.
+ * decimal digits or none, and no Transfer-Encoding, Expect or Upgrade.
+ * Everything else is HEAD_PASS: not refused, but handed to libmicrohttpd,
+ * which serves or refuses it as it always has. So the fast path never has
+ * to be right about an unusual request; it only has to recognise the usual
+ * one. Save one thing: a field value holding a NUL byte or another control
+ * character but tab is HEAD_BAD, refused by the fast path itself, since
+ * libmicrohttpd 0.9.75 ends its copy of a value at a NUL, unseen. To find
+ * one, a head that is not plain is read on to its end (unless a line of it
+ * is one libmicrohttpd answers at once, or cannot be split as it splits it:
+ * then it is passed on when that line is in).
  */
 #ifndef TASKMILL_HTTP_HEAD_H
 #define TASKMILL_HTTP_HEAD_H
@@ -21,6 +27,7 @@ enum http_head_result {
     HEAD_PARTIAL, /* the head is not all there yet */
     HEAD_OK,      /* a plain request: the fields below are set */
     HEAD_PASS,    /* not one the fast path serves: hand the connection on */
+    HEAD_BAD,     /* a field value holds a control character: method, target, bad_name set */
 };
 
 #define HTTP_HEAD_FIELDS_MAX 32
@@ -32,6 +39,8 @@ struct http_span {
 
 struct http_head {
     struct http_span method, path;
+    struct http_span target;   /* the request target as sent (set for HEAD_BAD too) */
+    struct http_span bad_name; /* HEAD_BAD: the field whose value holds it */
     struct http_span name[HTTP_HEAD_FIELDS_MAX], value[HTTP_HEAD_FIELDS_MAX];
     int nfields;
     size_t head_len;       /* through the blank line */
@@ -47,7 +56,10 @@ struct http_head {
  * libmicrohttpd's side counts it (the request line, and each field as
  * "Name: value" CRLF), or a Content-Length over body_max, is HEAD_PASS.
  * Values lose their leading spaces and tabs; a value with trailing ones
- * is HEAD_PASS (libmicrohttpd keeps them).
+ * is HEAD_PASS (libmicrohttpd keeps them). A value with a control
+ * character (but tab; a bare CR ends the line as libmicrohttpd does not,
+ * so that is HEAD_PASS, and libmicrohttpd's side refuses it) is HEAD_BAD
+ * once its line is in, whatever the rest of the head.
  */
 enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, size_t body_max,
                                       struct http_head *h);

@@ -86,6 +86,9 @@ void http_daemon_stop(struct server *srv);
  * in the socket, to libmicrohttpd, which serves it from then on (and
  * closes it, also on failure). */
 void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len);
+/* The refusal of a field value with a control character, on either path
+ * (a printf format for the field's name). */
+#define HTTP_FIELD_CTL_MESSAGE "header '%.40s' must not hold a control character (but tab)"
 /* http.c: the reason phrase of a status, as libmicrohttpd writes it ("Not Found"). */
 const char *http_reason_phrase(int status);
 

@@ -6,7 +6,8 @@
  * POST and a path of visible ASCII without '%', '?', '#' or '+', holds no
  * CR or LF inside a field, no value with white space at either end, counts
  * no more than head_max as libmicrohttpd's side counts a head, and reads
- * the same from its own bytes alone.
+ * the same from its own bytes alone; a refused head (HEAD_BAD) names a
+ * field, a method and a target within the input.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct http_head h;
     enum http_head_result r = http_head_parse(p, size, head_max, body_max, &h);
     if (r == HEAD_PARTIAL && size >= head_max) abort();
+    if (r == HEAD_BAD) { /* what the fast path answers with: spans of the input */
+        if (h.bad_name.len == 0 || h.bad_name.off + h.bad_name.len > size) abort();
+        if (h.method.len == 0 || h.target.len == 0 || h.target.off + h.target.len > size) abort();
+    }
     if (r == HEAD_OK) {
         if (h.head_len > size || h.head_len > head_max || h.content_length > body_max) abort();
         if (h.nfields < 1 || h.nfields > HTTP_HEAD_FIELDS_MAX) abort();

@@ -1128,6 +1128,74 @@ static void test_absolute_form(void) {
         "Host");
 }
 
+/* RFC 9110 5.5: a field value with a NUL, a bare CR or another control
+ * character but tab is a 400 naming the field. All were taken: a NUL ends
+ * libmicrohttpd's copy of a value, unseen ("Host: 127.0.0.1<NUL>.evil" was
+ * 127.0.0.1), so the fast path, which reads every plain-HTTP head first,
+ * refuses those itself, on any request; libmicrohttpd's side refuses the
+ * others (--no-fast-path below, and under TLS). */
+static void test_control_characters_in_values(void) {
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: 127.0.0.1\0.evil.example\r\n\r\n",
+        "Host");
+    REFUSED_BOTH(
+        "POST /v1/tasks%s HTTP/1.1\r\nHost: 127.0.0.1\r\nIdempotency-Key: k\0x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"type\":\"x\"}",
+        "Idempotency-Key");
+    /* After a line the fast path does not take, and in a folded line. */
+    REFUSED_BOTH(
+        "POST /v1/tasks%s HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+        "X-A: \0\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n"
+        "{\"type\":\"x\"}",
+        "X-A");
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nX-B: 1\r\n 2\0\r\n\r\n",
+        "X-B");
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nX-A: a\x01\r\n\r\n",
+        "X-A");
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nX-A: a\x7f\r\n\r\n",
+        "X-A");
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nX-A: a\rb\r\n\r\n",
+        "X-A");
+    /* Tab is allowed; obs-text too. */
+    char a[64];
+    answer_of(
+        "GET /v1/tasks/00000000000000000000000000000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "X-A: a\tb\xe9\r\n\r\n",
+        a, sizeof a);
+    CHECK_STR(a, "404 not_found");
+    /* In the shape of the API the path is in. */
+    struct resp r;
+    CHECK_INT(
+        exchange("GET /api/task?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: \x02\r\n\r\n", &r), 0);
+    CHECK_INT(r.status, 400);
+    CHECK(r.body && strstr(r.body, "{\"errors\":[\"header 'X-A' must not hold a control") != NULL);
+    resp_clear(&r);
+    /* libmicrohttpd's side alone: all but the NUL, which it cannot see. */
+    struct th_server mhd;
+    CHECK(th_server_start(&mhd, "--no-fast-path", NULL) == 0);
+    struct th_server saved = srv;
+    srv = mhd;
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nX-A: a\x01\r\n\r\n",
+        "X-A");
+    REFUSED_BOTH(
+        "POST /v1/tasks%s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\rb\r\n"
+        "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"type\":\"x\"}",
+        "X-A");
+    srv = saved;
+    th_server_free(&mhd);
+}
+
 static void test_no_fast_path(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--no-fast-path", NULL) == 0);
@@ -1182,6 +1250,8 @@ static const struct th_test tests[] = {
      test_transfer_encoding},
     {"an absolute-form target is served by its path, its authority taken for Host",
      test_absolute_form},
+    {"a control character in a field value is refused, naming the field",
+     test_control_characters_in_values},
     {NULL, NULL},
 };
 
