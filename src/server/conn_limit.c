@@ -2,15 +2,19 @@
  * conn_limit: open connections per client address, so that one address
  * cannot take every connection the server has (--max-connections).
  *
- * libmicrohttpd asks conn_limit_admit before it accepts a connection (its
- * accept policy) and tells conn_limit_opened / conn_limit_closed when a
- * connection starts and ends. An address holding its cap is refused at
+ * Whoever accepts a connection asks conn_limit_admit first and tells
+ * conn_limit_opened / conn_limit_closed when it starts and ends: the fast
+ * path on plain HTTP (http_fast.c), else libmicrohttpd (its accept policy
+ * and notify, http.c). A connection the fast path hands to libmicrohttpd
+ * stays counted throughout: libmicrohttpd's start takes its count over
+ * rather than counting it again. An address holding its cap is refused at
  * accept: the socket is closed at once, counted in refused. The count is
  * per exact address (IPv4, or IPv6 whole); behind a proxy every client is
  * the proxy's address, so there the cap is the proxy's cap (set it with
  * that in mind, or 0 for none).
  *
- * Threading: any libmicrohttpd thread; the table is under its own lock.
+ * Threading: any fast-path or libmicrohttpd thread; the table is under its
+ * own lock.
  * The check at accept and the count at start are two steps, so a burst
  * from one address may pass the cap by the number of threads at most.
  */

@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -962,20 +963,26 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     return MHD_YES;
 }
 
+/* Whether the fast path accepts the connections (plain HTTP, not
+ * --no-fast-path): then libmicrohttpd has only those it hands on. */
+static bool http_fast_is_on(const struct server *srv) {
+    return !srv->tls_cert && !srv->cfg.http_fast_off;
+}
+
 /* libmicrohttpd's accept policy: the per-address cap (conn_limit.c). Not
  * for a connection the fast path hands on (all of them, when it runs):
- * the fast path admitted it at its accept and let its count go just
- * before, so another connection from the address taking that place
- * meanwhile would get this one, admitted and with a request under way,
- * closed with no reply. */
+ * the fast path admitted it at its accept and counts it until
+ * libmicrohttpd starts it (http_connection). */
 static enum MHD_Result http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
     (void)addrlen;
     struct server *srv = cls;
-    if (!srv->tls_cert && !srv->cfg.http_fast_off) return MHD_YES;
+    if (http_fast_is_on(srv)) return MHD_YES;
     return conn_limit_admit(srv, addr) ? MHD_YES : MHD_NO;
 }
 
-/* Counts a connection of its address from start to close. */
+/* Counts a connection of its address from start to close. One the fast
+ * path handed on (every one, when it runs) is counted already, in
+ * srv->handing and under its address: its start takes that over. */
 static void http_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                             enum MHD_ConnectionNotificationCode toe) {
     const union MHD_ConnectionInfo *ci =
@@ -983,8 +990,11 @@ static void http_connection(void *cls, struct MHD_Connection *conn, void **socke
     const struct sockaddr *sa = ci ? ci->client_addr : NULL;
     struct server *srv = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        conn_limit_opened(srv, sa);
         atomic_fetch_add(&srv->mhd_conns, 1);
+        if (http_fast_is_on(srv))
+            atomic_fetch_sub(&srv->handing, 1); /* after the add: the sum never dips */
+        else
+            conn_limit_opened(srv, sa);
         *socket_context = cls; /* counted: its close is counted too */
     } else if (*socket_context) {
         conn_limit_closed(srv, sa);
@@ -1021,8 +1031,15 @@ const char *http_reason_phrase(int status) {
 }
 
 void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len) {
-    /* It closes fd when it cannot take it. */
-    MHD_add_connection(srv->mhd, fd, sa, (socklen_t)sa_len);
+    /* It closes fd when it cannot take it; then it never starts it. Once
+     * taken, it starts it on its thread (0.9.75 queues it there), unless
+     * that fails first: out of memory, or the thread's share of
+     * MHD_OPTION_CONNECTION_LIMIT, which http_daemon_start puts out of
+     * reach when the fast path runs. */
+    if (MHD_add_connection(srv->mhd, fd, sa, (socklen_t)sa_len) != MHD_YES) {
+        atomic_fetch_sub(&srv->handing, 1);
+        conn_limit_closed(srv, sa);
+    }
 }
 
 int http_daemon_start(struct server *srv) {
@@ -1030,7 +1047,7 @@ int http_daemon_start(struct server *srv) {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     /* On plain HTTP the fast path accepts the connections and hands on
      * those it does not serve; libmicrohttpd gets no listening socket. */
-    bool fast = !srv->tls_cert && !srv->cfg.http_fast_off;
+    bool fast = http_fast_is_on(srv);
     if (fast) flags |= MHD_USE_NO_LISTEN_SOCKET;
     /* The listening socket, or TLS (which the fast path never has), or neither. */
     struct MHD_OptionItem more[] = {
@@ -1050,6 +1067,14 @@ int http_daemon_start(struct server *srv) {
         HTTP_REPLY_ROOM;
     unsigned conns =
         srv->cfg.limits.connections_max > 0 ? (unsigned)srv->cfg.limits.connections_max : 10000u;
+    /* With the fast path, its accept holds both paths to conns; libmicrohttpd
+     * splits its own limit among its threads and checks a thread's share
+     * only when it starts a connection already handed on, too late for a
+     * refusal to be counted (http_daemon_take): each thread's share is
+     * twice the whole, room for the connections closed but not yet
+     * cleaned up. */
+    unsigned nthreads = (unsigned)(srv->cfg.threads > 0 ? srv->cfg.threads : 2);
+    if (fast && conns <= UINT_MAX / 2 / nthreads) conns *= 2 * nthreads;
     /* A connection with no request in progress closes after the idle
      * timeout; one with a request gets the long one (http_access). */
     unsigned idle = srv->cfg.limits.idle_timeout_seconds > 0
@@ -1057,9 +1082,9 @@ int http_daemon_start(struct server *srv) {
                         : (unsigned)(srv->cfg.limits.wait_max_seconds + 30);
     srv->mhd = MHD_start_daemon(
         flags, 0, http_accept, srv, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, srv,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(srv->cfg.threads > 0 ? srv->cfg.threads : 2),
-        MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_NOTIFY_CONNECTION, http_connection, srv,
-        MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL, MHD_OPTION_CONNECTION_LIMIT, conns,
+        MHD_OPTION_THREAD_POOL_SIZE, nthreads, MHD_OPTION_CONNECTION_TIMEOUT, idle,
+        MHD_OPTION_NOTIFY_CONNECTION, http_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK,
+        http_unescape, NULL, MHD_OPTION_CONNECTION_LIMIT, conns,
         /* headers and read buffer; MHD zeroes it on every request */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, http_completed,
         srv, MHD_OPTION_ARRAY, fast ? more + 3 : more, MHD_OPTION_END);

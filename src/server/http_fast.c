@@ -154,15 +154,20 @@ const struct sockaddr *http_fast_client_addr(struct fast_conn *c) {
     return (const struct sockaddr *)&c->addr;
 }
 
-/* Takes c out of its thread's connections; freed after this round of events. */
-static void fast_forget(struct fast_conn *c) {
-    struct http_fast *f = c->th->fast;
+/* Takes c out of its thread's connections, no longer counted (closed);
+ * freed after this round of events. */
+static void fast_unlist(struct fast_conn *c) {
     LIST_REMOVE(c, link);
-    conn_limit_closed(f->srv, (const struct sockaddr *)&c->addr);
-    atomic_fetch_sub(&f->nconns, 1);
     c->fd = -1;
     c->ready_next = c->th->dead;
     c->th->dead = c;
+}
+
+static void fast_forget(struct fast_conn *c) {
+    struct http_fast *f = c->th->fast;
+    conn_limit_closed(f->srv, (const struct sockaddr *)&c->addr);
+    atomic_fetch_sub(&f->nconns, 1);
+    fast_unlist(c);
 }
 
 static void fast_free_dead(struct fast_thread *th) {
@@ -214,8 +219,14 @@ static void fast_hand_on(struct fast_conn *c) {
     if (c->held && !fast_discard(c, c->held)) return;
     int fd = c->fd;
     epoll_ctl(c->th->epfd, EPOLL_CTL_DEL, fd, NULL);
-    /* libmicrohttpd counts it from here on (its accept policy and notify). */
-    fast_forget(c);
+    /* Counted as handing until libmicrohttpd's thread starts it (its
+     * notify), under its address as it was: were it let go here, another
+     * accept could take its place before libmicrohttpd counts it, and more
+     * than --max-connections (or the address's cap) be open. Added before
+     * it leaves nconns, so that the sum never dips. */
+    atomic_fetch_add(&f->srv->handing, 1);
+    atomic_fetch_sub(&f->nconns, 1);
+    fast_unlist(c);
     http_daemon_take(f->srv, fd, (const struct sockaddr *)&c->addr, (unsigned)c->addr_len);
 }
 
@@ -569,9 +580,13 @@ static void fast_accept(struct fast_thread *th) {
             return;
         }
         const struct sockaddr *sa = (const struct sockaddr *)&ss;
-        /* Connections handed on count too: --max-connections is for both paths. */
-        if (atomic_load(&f->nconns) + atomic_load(&srv->mhd_conns) >= max ||
+        /* Connections handed on count too: --max-connections is for both
+         * paths. Its place is taken before the sum is read, so that two
+         * threads accepting at once cannot both take the last one. */
+        int mine = atomic_fetch_add(&f->nconns, 1) + 1;
+        if (mine + atomic_load(&srv->handing) + atomic_load(&srv->mhd_conns) > max ||
             !conn_limit_admit(srv, sa)) {
+            atomic_fetch_sub(&f->nconns, 1);
             close(fd);
             continue;
         }
@@ -587,12 +602,12 @@ static void fast_accept(struct fast_thread *th) {
         c->active_mono = time_mono_ms();
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
         if (epoll_ctl(th->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            atomic_fetch_sub(&f->nconns, 1);
             close(fd);
             free(c);
             continue;
         }
         conn_limit_opened(srv, sa);
-        atomic_fetch_add(&f->nconns, 1);
         LIST_INSERT_HEAD(&th->conns, c, link);
     }
 }

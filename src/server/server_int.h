@@ -51,9 +51,14 @@ struct server {
     size_t watch_next;        /* auth_watch.c: where its next round starts */
     char *tls_cert, *tls_key; /* PEM, kept while libmicrohttpd runs */
 
-    struct key_table conns;          /* conn_limit.c: connections per address */
-    _Atomic int mhd_conns;           /* libmicrohttpd's open connections (the fast
-                                      * path's accept counts them with its own) */
+    struct key_table conns; /* conn_limit.c: connections per address */
+    _Atomic int mhd_conns;  /* libmicrohttpd's open connections (the fast
+                             * path's accept counts them with its own) */
+    /* Connections the fast path handed to libmicrohttpd that it has not
+     * started yet (MHD_add_connection queues them for its thread): still
+     * counted, here and under their address, until its notify takes them
+     * over, so that --max-connections has no gap between the two counts. */
+    _Atomic int handing;
     _Atomic uint64_t conns_refused;  /* connections refused for their address's cap */
     struct event_hub *hub;           /* event_hub.c: SSE streams */
     struct webhook_sender *webhooks; /* webhook.c: deliveries */
@@ -84,7 +89,9 @@ int http_daemon_start(struct server *srv);
 void http_daemon_stop(struct server *srv);
 /* http.c: hands an accepted connection, with its next request still unread
  * in the socket, to libmicrohttpd, which serves it from then on (and
- * closes it, also on failure). */
+ * closes it, also on failure). The caller has counted it in srv->handing
+ * and under its address; libmicrohttpd's start takes both counts over, and
+ * a refusal here gives them back. */
 void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len);
 /* The refusal of a field value with a control character, on either path
  * (a printf format for the field's name). */
