@@ -437,11 +437,11 @@ static enum fast_next fast_wait(struct fast_conn *c, size_t need) {
     return NEXT_WAIT;
 }
 
-/* A head with a control character in a field value (HEAD_BAD), which
- * libmicrohttpd cannot be handed: its copy of a value ends at a NUL. The
- * 400 libmicrohttpd's side gives a value with any other (http.c), in the
- * shape of the API the target's path is in; then the connection closes,
- * the rest of the request unread. */
+/* A head with a NUL in a field line, or a control character in a value
+ * (HEAD_BAD), which libmicrohttpd cannot be handed: its copy of a line
+ * ends at a NUL. The 400 libmicrohttpd's side gives a value with any other
+ * control character (http.c), in the shape of the API the target's path
+ * is in; then the connection closes, the rest of the request unread. */
 static enum fast_next fast_refuse(struct fast_conn *c, const struct http_head *h, const char *p) {
     const char *t = p + h->target.off, *tend = t + h->target.len, *path = t;
     if (*t != '/') { /* absolute form: the path after the authority */
@@ -469,7 +469,13 @@ static enum fast_next fast_refuse(struct fast_conn *c, const struct http_head *h
     c->req = r;
     c->close_after = true;
     struct tm_error e;
-    err_set(&e, TM_EINVALID, name, HTTP_FIELD_CTL_MESSAGE, name);
+    if (h->bad == HEAD_BAD_NUL_NAME && !*name)
+        err_set(&e, TM_EINVALID, "", "a header line must not start with a NUL byte");
+    else if (h->bad == HEAD_BAD_NUL_NAME)
+        err_set(&e, TM_EINVALID, name, "header name '%.40s' must not be followed by a NUL byte",
+                name);
+    else
+        err_set(&e, TM_EINVALID, name, HTTP_FIELD_CTL_MESSAGE, name);
     reply_error(r, &e);
     fast_request_end(c);
     return NEXT_STARTED;

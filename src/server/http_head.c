@@ -90,20 +90,32 @@ static enum head_line head_field(const char *p, size_t s, size_t e, struct http_
         /* obs-fold: libmicrohttpd adds the line to the field before. */
         if (!last->len) return LINE_PASS;
         if (!head_has_ctl(p, s, e)) return LINE_OTHER;
+        h->bad = HEAD_BAD_CTL;
         h->bad_name = *last;
         return LINE_BAD;
     }
     if (colon == s || colon >= e || p[colon] != ':') {
-        /* A name that is not a token is refused on libmicrohttpd's side
-         * whatever its value; a line with no colon (before a NUL, where
-         * libmicrohttpd's copy of it ends) is answered there at once. */
+        /* libmicrohttpd's copy of the line ends at a NUL: one before the
+         * colon makes it a line without one, or, at its start, the empty
+         * line that ends the head (what follows would be read as the
+         * body, or the next request). */
         const char *c = memchr(p + s, ':', e - s);
-        return c && !memchr(p + s, '\0', (size_t)(c - (p + s))) ? LINE_OTHER : LINE_PASS;
+        const char *nul = memchr(p + s, '\0', (size_t)((c ? c : p + e) - (p + s)));
+        if (nul) {
+            h->bad = HEAD_BAD_NUL_NAME;
+            h->bad_name = (struct http_span){s, (size_t)(nul - (p + s))};
+            return LINE_BAD;
+        }
+        /* A name that is not a token is refused on libmicrohttpd's side
+         * whatever its value; a line with no colon is answered there at
+         * once. */
+        return c ? LINE_OTHER : LINE_PASS;
     }
     struct http_span name = {s, colon - s};
     *last = name;
     size_t vs = colon + 1, ve = e;
     if (head_has_ctl(p, vs, ve)) {
+        h->bad = HEAD_BAD_CTL;
         h->bad_name = name;
         return LINE_BAD;
     }

@@ -10,9 +10,10 @@
  * Everything else is HEAD_PASS: not refused, but handed to libmicrohttpd,
  * which serves or refuses it as it always has. So the fast path never has
  * to be right about an unusual request; it only has to recognise the usual
- * one. Save one thing: a field value holding a NUL byte or another control
- * character but tab is HEAD_BAD, refused by the fast path itself, since
- * libmicrohttpd 0.9.75 ends its copy of a value at a NUL, unseen. To find
+ * one. Save one thing: a field line holding a NUL byte, or a value with
+ * another control character but tab, is HEAD_BAD, refused by the fast path
+ * itself, since libmicrohttpd 0.9.75 reads a NUL as the end of what holds
+ * it, unseen: of a value, or of the head when it starts a line. To find
  * one, a head that is not plain is read on to its end (unless a line of it
  * is one libmicrohttpd answers at once, or cannot be split as it splits it:
  * then it is passed on when that line is in).
@@ -27,7 +28,13 @@ enum http_head_result {
     HEAD_PARTIAL, /* the head is not all there yet */
     HEAD_OK,      /* a plain request: the fields below are set */
     HEAD_PASS,    /* not one the fast path serves: hand the connection on */
-    HEAD_BAD,     /* a field value holds a control character: method, target, bad_name set */
+    HEAD_BAD,     /* a field line the fast path refuses: method, target, bad, bad_name set */
+};
+
+/* Why a head is HEAD_BAD. */
+enum http_head_bad {
+    HEAD_BAD_CTL,      /* a value holds a control character but tab */
+    HEAD_BAD_NUL_NAME, /* a NUL before the colon (bad_name: what comes before it) */
 };
 
 #define HTTP_HEAD_FIELDS_MAX 32
@@ -40,7 +47,8 @@ struct http_span {
 struct http_head {
     struct http_span method, path;
     struct http_span target;   /* the request target as sent (set for HEAD_BAD too) */
-    struct http_span bad_name; /* HEAD_BAD: the field whose value holds it */
+    enum http_head_bad bad;    /* HEAD_BAD: why */
+    struct http_span bad_name; /* HEAD_BAD: the field refused */
     struct http_span name[HTTP_HEAD_FIELDS_MAX], value[HTTP_HEAD_FIELDS_MAX];
     int nfields;
     size_t head_len;       /* through the blank line */
@@ -59,7 +67,8 @@ struct http_head {
  * is HEAD_PASS (libmicrohttpd keeps them). A value with a control
  * character (but tab; a bare CR ends the line as libmicrohttpd does not,
  * so that is HEAD_PASS, and libmicrohttpd's side refuses it) is HEAD_BAD
- * once its line is in, whatever the rest of the head.
+ * once its line is in, whatever the rest of the head; so is a NUL before a
+ * line's colon, or in a line without one.
  */
 enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, size_t body_max,
                                       struct http_head *h);

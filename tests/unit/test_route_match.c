@@ -142,6 +142,22 @@ static void test_head(void) {
             h.bad_name.len != 4 || strncmp(bad[i] + h.bad_name.off, "Host", 4) != 0)
             th_fail(__FILE__, __LINE__, "not bad, naming Host: %zu", i);
     }
+    /* A NUL before a line's colon, or in a line without one: libmicrohttpd
+     * read a line that starts with one as the end of the head. */
+    static const char nul_name[][64] = {
+        "GET / HTTP/1.1\r\nHost: x\r\n\0: 1\r\n",
+        "GET /?a HTTP/1.1\r\nHost: x\r\n\0\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A\0: 1\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A\0\r\n",
+    };
+    for (size_t i = 0; i < sizeof nul_name / sizeof nul_name[0]; i++) {
+        size_t n = sizeof nul_name[i];
+        while (n && !nul_name[i][n - 1])
+            n--;
+        if (http_head_parse(nul_name[i], n, 16 * 1024, 64 * 1024, &h) != HEAD_BAD ||
+            h.bad != HEAD_BAD_NUL_NAME || h.bad_name.len != (i < 2 ? 0 : 3))
+            th_fail(__FILE__, __LINE__, "a NUL in a name not refused: %zu", i);
+    }
     CHECK_INT(http_head_parse(bad[3], strlen(bad[3]) + 4, 16 * 1024, 64 * 1024, &h), HEAD_BAD);
     CHECK_INT(h.target.len, 13);
     CHECK(strncmp(bad[3] + h.target.off, "/v1/tasks?x=1", 13) == 0);
