@@ -437,9 +437,10 @@ static enum fast_next fast_wait(struct fast_conn *c, size_t need) {
     return NEXT_WAIT;
 }
 
-/* A head with a NUL in a field line, or a control character in a value
- * (HEAD_BAD), which libmicrohttpd cannot be handed: its copy of a line
- * ends at a NUL. The 400 libmicrohttpd's side gives a value with any other
+/* A head with a NUL in a field line, a control character in a value, or a
+ * folded line (HEAD_BAD), which libmicrohttpd cannot be handed: its copy
+ * of a line ends at a NUL, and it adds a folded line to the field's name.
+ * The 400 libmicrohttpd's side gives a value with any other
  * control character (http.c), in the shape of the API the target's path
  * is in; then the connection closes, the rest of the request unread. */
 static enum fast_next fast_refuse(struct fast_conn *c, const struct http_head *h, const char *p) {
@@ -471,6 +472,11 @@ static enum fast_next fast_refuse(struct fast_conn *c, const struct http_head *h
     struct tm_error e;
     if (h->bad == HEAD_BAD_NUL_NAME && !*name)
         err_set(&e, TM_EINVALID, "", "a header line must not start with a NUL byte");
+    else if (h->bad == HEAD_BAD_FOLD)
+        err_set(&e, TM_EINVALID, name,
+                "header '%.40s' is folded onto another line (obsolete line folding, RFC 9112 "
+                "5.2): send it on one line",
+                name);
     else if (h->bad == HEAD_BAD_NUL_NAME)
         err_set(&e, TM_EINVALID, name, "header name '%.40s' must not be followed by a NUL byte",
                 name);

@@ -87,10 +87,11 @@ static enum head_line head_field(const char *p, size_t s, size_t e, struct http_
     while (colon < e && head_is_tchar((unsigned char)p[colon]))
         colon++;
     if (colon == s && (p[s] == ' ' || p[s] == '\t')) {
-        /* obs-fold: libmicrohttpd adds the line to the field before. */
+        /* obs-fold: libmicrohttpd appends the line to the name of the field
+         * before ("X-A: 1" CRLF " 2" is "X-A2: 1"). Before any field it is
+         * a name that is not a token, refused there. */
         if (!last->len) return LINE_PASS;
-        if (!head_has_ctl(p, s, e)) return LINE_OTHER;
-        h->bad = HEAD_BAD_CTL;
+        h->bad = head_has_ctl(p, s, e) ? HEAD_BAD_CTL : HEAD_BAD_FOLD;
         h->bad_name = *last;
         return LINE_BAD;
     }

@@ -13,7 +13,10 @@
  * one. Save one thing: a field line holding a NUL byte, or a value with
  * another control character but tab, is HEAD_BAD, refused by the fast path
  * itself, since libmicrohttpd 0.9.75 reads a NUL as the end of what holds
- * it, unseen: of a value, or of the head when it starts a line. To find
+ * it, unseen: of a value, or of the head when it starts a line. A folded
+ * line (obs-fold) is HEAD_BAD too (RFC 9112 5.2 allows the 400):
+ * libmicrohttpd 0.9.75 adds it to the field's name, not its value, so the
+ * field is lost under another name. To find
  * one, a head that is not plain is read on to its end (unless a line of it
  * is one libmicrohttpd answers at once, or cannot be split as it splits it:
  * then it is passed on when that line is in).
@@ -35,6 +38,7 @@ enum http_head_result {
 enum http_head_bad {
     HEAD_BAD_CTL,      /* a value holds a control character but tab */
     HEAD_BAD_NUL_NAME, /* a NUL before the colon (bad_name: what comes before it) */
+    HEAD_BAD_FOLD,     /* obs-fold: a line that goes on the field before (bad_name) */
 };
 
 #define HTTP_HEAD_FIELDS_MAX 32

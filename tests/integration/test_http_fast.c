@@ -1248,6 +1248,18 @@ static void test_control_characters_in_values(void) {
         close(fd);
     }
     CHECK_INT(task_count(&srv), before);
+    /* A folded line (obs-fold, RFC 9112 5.2): libmicrohttpd added it to
+     * the field's name, so "Idempotency-Key: k1" CRLF " x" lost its key and
+     * each retry made another task. */
+    REFUSED_BOTH(
+        "POST /v1/tasks%s HTTP/1.1\r\nHost: 127.0.0.1\r\nIdempotency-Key: k1\r\n x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"type\":\"x\"}",
+        "Idempotency-Key");
+    CHECK_INT(exchange("GET /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1\r\n\t2\r\n\r\n", &r),
+              0);
+    CHECK_INT(r.status, 400);
+    CHECK(r.body && strstr(r.body, "obsolete line folding") != NULL);
+    resp_clear(&r);
     /* Tab is allowed; obs-text too. */
     char a[64];
     answer_of(

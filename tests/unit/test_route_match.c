@@ -158,6 +158,19 @@ static void test_head(void) {
             h.bad != HEAD_BAD_NUL_NAME || h.bad_name.len != (i < 2 ? 0 : 3))
             th_fail(__FILE__, __LINE__, "a NUL in a name not refused: %zu", i);
     }
+    /* A folded line (obs-fold): libmicrohttpd made it part of the name. */
+    static const char *const folded[] = {
+        "GET /v1/tasks HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n",
+        "GET /?q HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\t2\r\n",
+    };
+    for (size_t i = 0; i < sizeof folded / sizeof folded[0]; i++) {
+        const char *f = folded[i];
+        if (http_head_parse(f, strlen(f), 16 * 1024, 64 * 1024, &h) != HEAD_BAD ||
+            h.bad != HEAD_BAD_FOLD || h.bad_name.len != 3 || strncmp(f + h.bad_name.off, "X-A", 3))
+            th_fail(__FILE__, __LINE__, "a folded line not refused, naming X-A: %zu", i);
+    }
+    /* Before any field, a name that is not a token: libmicrohttpd's to refuse. */
+    CHECK_INT(head("GET /v1/tasks HTTP/1.1\r\n folded: x\r\n"), HEAD_PASS);
     CHECK_INT(http_head_parse(bad[3], strlen(bad[3]) + 4, 16 * 1024, 64 * 1024, &h), HEAD_BAD);
     CHECK_INT(h.target.len, 13);
     CHECK(strncmp(bad[3] + h.target.off, "/v1/tasks?x=1", 13) == 0);
@@ -172,7 +185,6 @@ static void test_head(void) {
         "GET /v1/tasks HTTP/1.1\r\n\r\n",
         "GET /v1/tasks HTTP/1.1\r\nHost: x\r\nhost: x\r\n\r\n",
         "GET /v1/tasks HTTP/1.1\nHost: x\n\n",
-        "GET /v1/tasks HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
         "GET /v1/tasks HTTP/1.1\r\nHost : x\r\n\r\n",
         "GET /v1/tasks HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n",
         "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
