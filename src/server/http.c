@@ -781,6 +781,12 @@ static int http_framing_refused(struct req *r, const char *version, struct tm_er
                 (int)(te_len < 40 ? te_len : 40), te);
         return 1;
     }
+    if (te && strcmp(version, MHD_HTTP_VERSION_1_0) == 0) {
+        /* RFC 9112 6.1: HTTP/1.0 has no chunked coding; its framing is faulty. */
+        err_set(e, TM_EINVALID, "Transfer-Encoding",
+                "an HTTP/1.0 request must not carry 'Transfer-Encoding': send 'Content-Length'");
+        return 1;
+    }
     if (n.tes > 1) { /* "chunked" twice is not chunked (RFC 9112 6.1) */
         err_set(e, TM_EINVALID, "Transfer-Encoding",
                 "a request must carry one 'Transfer-Encoding' header, not %d", n.tes);
