@@ -672,6 +672,19 @@ static bool http_is_token(const char *s) {
     return true;
 }
 
+/* Whether s[0..n) can be a Host, or an absolute-form target's authority: a
+ * host and an optional port, as RFC 3986 3.2.2 spells them, loosely: not
+ * empty, and only the characters those may hold (no userinfo: no '@',
+ * RFC 9110 4.2.4). */
+static bool http_host_is_valid(const char *s, size_t n) {
+    if (n == 0) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && !(c && strchr("-._~%!$&'()*+,;=:[]", c))) return false;
+    }
+    return true;
+}
+
 /* Whether a field value holds a control character other than tab (RFC
  * 9110 5.5): a bare CR too, which libmicrohttpd keeps in the value. A NUL
  * it does not: its copy ends there (the fast path refuses one, HEAD_BAD). */
@@ -718,7 +731,7 @@ static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const c
  * frames the request as having no body, so the body would be read as the
  * next request (smuggled past a proxy that frames it by that header).
  * An HTTP/1.1 request (any but HTTP/1.0: libmicrohttpd takes 1.0 to 1.9)
- * must carry Host (RFC 9112 3.2), and no request two (libmicrohttpd's
+ * must carry Host (RFC 9112 3.2), a host and port, and no request two (libmicrohttpd's
  * lookup takes the first, so auth.c's open-mode check and the handlers
  * would each read one of two names); libmicrohttpd's own check
  * (MHD_OPTION_STRICT_FOR_CLIENT) answers in its HTML, not the API's shape.
@@ -757,6 +770,16 @@ static int http_framing_refused(struct req *r, const char *version, struct tm_er
     }
     if (n.hosts > 1) {
         err_set(e, TM_EINVALID, "Host", "a request must carry one 'Host' header, not %d", n.hosts);
+        return 1;
+    }
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    size_t host_len = host ? strlen(host) : 0;
+    while (host_len && (host[host_len - 1] == ' ' || host[host_len - 1] == '\t'))
+        host_len--; /* not the value's (RFC 9112 5) */
+    if (host && !http_host_is_valid(host, host_len)) {
+        /* RFC 9112 3.2: an invalid Host is a 400, empty too (an http URI has a host). */
+        err_set(e, TM_EINVALID, "Host", "'Host' must be a host and an optional port, not '%.*s'",
+                (int)(host_len < 100 ? host_len : 100), host);
         return 1;
     }
     if (strstr(r->path, "%00")) {
@@ -893,23 +916,19 @@ static const char *http_target_path(const char *url, const char **authority, siz
     return (*authority)[*len] ? *authority + *len : "/";
 }
 
-/* Whether an absolute-form target's authority is a host and an optional
- * port (RFC 3986 3.2): not empty, no userinfo (RFC 9110 4.2.4), nothing a
- * Host field could not hold. 0, or 1 with e filled. */
+/* Whether an absolute-form target's authority can stand for Host. 0, or 1
+ * with e filled. */
 static int http_authority_refused(const char *a, size_t n, struct tm_error *e) {
     if (n == 0) {
         err_set(e, TM_EINVALID, "target",
                 "an absolute request target must name a host ('http://host/path')");
         return 1;
     }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)a[i];
-        if (!isalnum(c) && !strchr("-._~!$&'()*+,;=:[]", c)) {
-            err_set(e, TM_EINVALID, "target",
-                    "the request target's authority '%.*s' must be a host and port only", (int)n,
-                    a);
-            return 1;
-        }
+    if (!http_host_is_valid(a, n)) {
+        err_set(e, TM_EINVALID, "target",
+                "the request target's authority '%.*s' must be a host and port only",
+                (int)(n < 100 ? n : 100), a);
+        return 1;
     }
     return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include "http_head.h"
 
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -137,8 +138,11 @@ static enum head_line head_field(const char *p, size_t s, size_t e, struct http_
     if (head_name_is(p, name, "Transfer-Encoding") || head_name_is(p, name, "Expect") ||
         head_name_is(p, name, "Upgrade"))
         return LINE_OTHER;
-    if (head_name_is(p, name, "Host")) { /* two are libmicrohttpd's to refuse */
-        if (*host) return LINE_OTHER;
+    if (head_name_is(p, name, "Host")) { /* two, or one not a host, are libmicrohttpd's to refuse */
+        if (*host || value.len == 0) return LINE_OTHER;
+        for (size_t i = vs; i < ve; i++)
+            if (!isalnum((unsigned char)p[i]) && !strchr("-._~%!$&'()*+,;=:[]", p[i]))
+                return LINE_OTHER;
         *host = true;
     }
     if (head_name_is(p, name, "Connection") && head_says_close(p + vs, ve - vs)) h->close = true;

@@ -3,14 +3,15 @@
  * (http_fast.c), without I/O.
  *
  * It accepts only the plainest requests: GET or POST, a path with no
- * query, no percent-escape and no '+', version HTTP/1.1, one Host, header
+ * query, no percent-escape and no '+', version HTTP/1.1, one Host of a host
+ * and an optional port, header
  * lines of token names and visible-ASCII values ended by CRLF (with no
  * white space at a value's end), a body framed by one Content-Length of
  * decimal digits or none, and no Transfer-Encoding, Expect or Upgrade.
  * Everything else is HEAD_PASS: not refused, but handed to libmicrohttpd,
  * which serves or refuses it as it always has. So the fast path never has
  * to be right about an unusual request; it only has to recognise the usual
- * one. Save one thing: a field line holding a NUL byte, or a value with
+ * one. Except: a field line holding a NUL byte, or a value with
  * another control character but tab, is HEAD_BAD, refused by the fast path
  * itself, since libmicrohttpd 0.9.75 reads a NUL as the end of what holds
  * it, unseen: of a value, or of the head when it starts a line. A folded

@@ -1072,6 +1072,38 @@ static void test_two_hosts_refused(void) {
  * "chunked" exactly, so it is refused as what it is, not as an unknown
  * coding; codings are case-insensitive; a coding before chunked, or
  * chunked twice (two fields, of which the first was taken), is refused. */
+/* RFC 9112 3.2: a Host that is not a host and an optional port is a 400,
+ * an empty one too (an http URI has a host). Open mode refused it as
+ * another name (403); with tokens it was served. */
+static void test_invalid_host_refused(void) {
+    REFUSED_BOTH("GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\nHost:\r\n\r\n",
+                 "Host");
+    REFUSED_BOTH("GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\nHost: \t \r\n\r\n",
+                 "Host");
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.1\r\n"
+        "Host: 127.0.0.1 x\r\n\r\n",
+        "Host");
+    REFUSED_BOTH(
+        "POST /v1/tasks%s HTTP/1.1\r\nHost: u@127.0.0.1\r\n"
+        "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"type\":\"x\"}",
+        "Host");
+    REFUSED_BOTH(
+        "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.0\r\n"
+        "Host: <b>\r\n\r\n",
+        "Host");
+    /* A host, a port, an IPv6 address: served. */
+    static const char *const good[] = {"127.0.0.1:1", "localhost", "[::1]:8080", "LOCALHOST"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[256], a[64];
+        snprintf(text, sizeof text,
+                 "GET /v1/tasks/00000000000000000000000000000000 HTTP/1.1\r\nHost: %s\r\n\r\n",
+                 good[i]);
+        answer_of(text, a, sizeof a);
+        if (strcmp(a, "404 not_found") != 0) th_fail(__FILE__, __LINE__, "'%s': %s", good[i], a);
+    }
+}
+
 static void test_transfer_encoding(void) {
     long long before = task_count(&srv);
     static const char *const tes[] = {"chunked ",         "chunked\t",
@@ -1347,6 +1379,7 @@ static const struct th_test tests[] = {
      test_trailing_space_not_the_value},
     {"an HTTP/1.1 request without Host is refused, on either path", test_host_required},
     {"two Host fields are refused, on either path", test_two_hosts_refused},
+    {"a Host that is not a host and port is refused, on either path", test_invalid_host_refused},
     {"Transfer-Encoding: white space after chunked, its case, other codings",
      test_transfer_encoding},
     {"an absolute-form target is served by its path, its authority taken for Host",
