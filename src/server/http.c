@@ -731,12 +731,12 @@ static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const c
  * frames the request as having no body, so the body would be read as the
  * next request (smuggled past a proxy that frames it by that header).
  * An HTTP/1.1 request (any but HTTP/1.0: libmicrohttpd takes 1.0 to 1.9)
- * must carry Host (RFC 9112 3.2), a host and port, and no request two (libmicrohttpd's
- * lookup takes the first, so auth.c's open-mode check and the handlers
- * would each read one of two names); libmicrohttpd's own check
- * (MHD_OPTION_STRICT_FOR_CLIENT) answers in its HTML, not the API's shape.
- * A field value with a control character but tab (RFC 9110 5.5) is
- * refused by its name.
+ * must carry a Host of a host and an optional port (RFC 9112 3.2), and no
+ * request two (libmicrohttpd's lookup takes the first, so auth.c's
+ * open-mode check and the handlers would each read one of two names);
+ * libmicrohttpd's own check (MHD_OPTION_STRICT_FOR_CLIENT) answers in its
+ * HTML, not the API's shape. A field value with a control character but
+ * tab (RFC 9110 5.5) is refused by its name.
  * 1 with e filled, or 0. */
 static int http_framing_refused(struct req *r, const char *version, struct tm_error *e) {
     struct MHD_Connection *conn = r->conn;

@@ -11,6 +11,8 @@
  * known to be one of ours, complete (head and body), so that any other
  * request can still be handed, unread, to libmicrohttpd with the
  * connection (http_daemon_take). Once handed on, a connection stays there.
+ * The few heads libmicrohttpd cannot be handed (HEAD_BAD, http_head.h) are
+ * answered here with a 400, and the connection closed (fast_refuse).
  * Where the kernel has SO_PEEK_OFF for TCP, served requests are taken off
  * many at a time (struct fast_conn).
  *

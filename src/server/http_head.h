@@ -3,24 +3,26 @@
  * (http_fast.c), without I/O.
  *
  * It accepts only the plainest requests: GET or POST, a path with no
- * query, no percent-escape and no '+', version HTTP/1.1, one Host of a host
- * and an optional port, header
- * lines of token names and visible-ASCII values ended by CRLF (with no
- * white space at a value's end), a body framed by one Content-Length of
- * decimal digits or none, and no Transfer-Encoding, Expect or Upgrade.
- * Everything else is HEAD_PASS: not refused, but handed to libmicrohttpd,
- * which serves or refuses it as it always has. So the fast path never has
- * to be right about an unusual request; it only has to recognise the usual
- * one. Except: a field line holding a NUL byte, or a value with
- * another control character but tab, is HEAD_BAD, refused by the fast path
- * itself, since libmicrohttpd 0.9.75 reads a NUL as the end of what holds
- * it, unseen: of a value, or of the head when it starts a line. A folded
- * line (obs-fold) is HEAD_BAD too (RFC 9112 5.2 allows the 400):
- * libmicrohttpd 0.9.75 adds it to the field's name, not its value, so the
- * field is lost under another name. To find
- * one, a head that is not plain is read on to its end (unless a line of it
- * is one libmicrohttpd answers at once, or cannot be split as it splits it:
- * then it is passed on when that line is in).
+ * query, no percent-escape and no '+', version HTTP/1.1, one Host of a
+ * host and an optional port, header lines of token names and
+ * visible-ASCII values ended by CRLF (with no white space at a value's
+ * end), a body framed by one Content-Length of decimal digits or none, and
+ * no Transfer-Encoding, Expect or Upgrade. Everything else is HEAD_PASS:
+ * not refused, but handed to libmicrohttpd, which serves or refuses it as
+ * it always has. So the fast path never has to be right about an unusual
+ * request; it only has to recognise the usual one.
+ *
+ * Except for what libmicrohttpd 0.9.75 cannot be handed, which is
+ * HEAD_BAD, refused by the fast path itself: a NUL in a field line (its
+ * copy of a line ends there, unseen: a value is cut short, and a line
+ * that starts with one ends the head), a value with another control
+ * character but tab (refused on its side too, but with a NUL before or
+ * after it would not be), and a folded line (obs-fold, which it adds to
+ * the field's name, so the field is lost under another; RFC 9112 5.2
+ * allows the 400). To find these, a head that is not plain is read on to
+ * its end, unless a line of it is one libmicrohttpd answers at once, or
+ * cannot be split as it splits it: then it is passed on when that line is
+ * in.
  */
 #ifndef TASKMILL_HTTP_HEAD_H
 #define TASKMILL_HTTP_HEAD_H

@@ -128,7 +128,9 @@ bool route_segs_match(const struct path_segs *pat, const struct path_segs *path,
  * http_fast.c: taskmill's own HTTP/1.1 path for the hot v1 requests (submit,
  * read, claim, heartbeat, complete and fail, one at a time or batched), on
  * plain HTTP. It accepts the connections; a request it does not serve
- * (http_head.h) is left unread and the connection handed to libmicrohttpd.
+ * (http_head.h) is left unread and the connection handed to libmicrohttpd,
+ * but for a head libmicrohttpd cannot be handed (a NUL, a control
+ * character, a folded line), which it answers with a 400 itself.
  * docs/operations.md, "The HTTP path".
  */
 struct http_fast;
