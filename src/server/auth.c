@@ -142,7 +142,14 @@ static bool auth_host_is_local(const char *host) {
     size_t n = strlen(host);
     if (n == 0 || n >= sizeof name) return false;
     if (n < sizeof seen && memcmp(host, seen, n + 1) == 0) return true;
-    if (host[0] == '[') return strchr(host, ']') != NULL; /* an IPv6 address */
+    if (host[0] == '[') { /* an IPv6 address: http_host_valid let only "[...]" or "[...]:port" by */
+        const char *end = strchr(host, ']');
+        struct in6_addr a6;
+        if (!end || (size_t)(end - host) > sizeof name) return false;
+        memcpy(name, host + 1, (size_t)(end - host - 1));
+        name[end - host - 1] = '\0';
+        return inet_pton(AF_INET6, name, &a6) == 1;
+    }
     memcpy(name, host, n + 1);
     char *colon = strrchr(name, ':');
     if (colon) *colon = '\0';

@@ -26,6 +26,7 @@
 #include "../common/utf8.h"
 #include "../common/xalloc.h"
 #include "event_hub.h"
+#include "http_head.h"
 #include "server_int.h"
 #include "v1_decode.h"
 
@@ -672,19 +673,6 @@ static bool http_is_token(const char *s) {
     return true;
 }
 
-/* Whether s[0..n) can be a Host, or an absolute-form target's authority: a
- * host and an optional port, as RFC 3986 3.2.2 spells them, loosely: not
- * empty, and only the characters those may hold (no userinfo: no '@',
- * RFC 9110 4.2.4). */
-static bool http_host_is_valid(const char *s, size_t n) {
-    if (n == 0) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && !(c && strchr("-._~%!$&'()*+,;=:[]", c))) return false;
-    }
-    return true;
-}
-
 /* Whether a field value holds a control character other than tab (RFC
  * 9110 5.5): a bare CR too, which libmicrohttpd keeps in the value. A NUL
  * it does not: its copy ends there (the fast path refuses one, HEAD_BAD). */
@@ -776,7 +764,7 @@ static int http_framing_refused(struct req *r, const char *version, struct tm_er
     size_t host_len = host ? strlen(host) : 0;
     while (host_len && (host[host_len - 1] == ' ' || host[host_len - 1] == '\t'))
         host_len--; /* not the value's (RFC 9112 5) */
-    if (host && !http_host_is_valid(host, host_len)) {
+    if (host && !http_host_valid(host, host_len)) {
         /* RFC 9112 3.2: an invalid Host is a 400, empty too (an http URI has a host). */
         err_set(e, TM_EINVALID, "Host", "'Host' must be a host and an optional port, not '%.*s'",
                 (int)(host_len < 100 ? host_len : 100), host);
@@ -924,7 +912,7 @@ static int http_authority_refused(const char *a, size_t n, struct tm_error *e) {
                 "an absolute request target must name a host ('http://host/path')");
         return 1;
     }
-    if (!http_host_is_valid(a, n)) {
+    if (!http_host_valid(a, n)) {
         err_set(e, TM_EINVALID, "target",
                 "the request target's authority '%.*s' must be a host and port only",
                 (int)(n < 100 ? n : 100), a);

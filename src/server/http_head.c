@@ -139,10 +139,7 @@ static enum head_line head_field(const char *p, size_t s, size_t e, struct http_
         head_name_is(p, name, "Upgrade"))
         return LINE_OTHER;
     if (head_name_is(p, name, "Host")) { /* two, or one not a host, are libmicrohttpd's to refuse */
-        if (*host || value.len == 0) return LINE_OTHER;
-        for (size_t i = vs; i < ve; i++)
-            if (!isalnum((unsigned char)p[i]) && !strchr("-._~%!$&'()*+,;=:[]", p[i]))
-                return LINE_OTHER;
+        if (*host || !http_host_valid(p + vs, ve - vs)) return LINE_OTHER;
         *host = true;
     }
     if (head_name_is(p, name, "Connection") && head_says_close(p + vs, ve - vs)) h->close = true;
@@ -206,4 +203,25 @@ enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, 
         if (line == LINE_OTHER) plain = false;
         at = e + 1;
     }
+}
+
+bool http_host_valid(const char *s, size_t n) {
+    size_t i = 0;
+    if (n && s[0] == '[') { /* an IP literal: what inet_pton(AF_INET6) may take */
+        for (i = 1; i < n && s[i] != ']'; i++)
+            if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.') return false;
+        if (i == n || i == 1) return false;
+        i++;
+    } else { /* a reg-name: unreserved, %-escapes, sub-delims */
+        for (; i < n && s[i] != ':'; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (!isalnum(c) && !(c && strchr("-._~%!$&'()*+,;=", c))) return false;
+        }
+        if (i == 0) return false;
+    }
+    if (i == n) return true;
+    if (s[i] != ':') return false;
+    for (i++; i < n; i++)
+        if (!isdigit((unsigned char)s[i])) return false;
+    return true;
 }

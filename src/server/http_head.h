@@ -80,4 +80,10 @@ struct http_head {
 enum http_head_result http_head_parse(const char *p, size_t n, size_t head_max, size_t body_max,
                                       struct http_head *h);
 
+/* Whether s[0..n) is a Host value (RFC 9112 3.2), or an absolute-form
+ * target's authority: uri-host [":" port] (RFC 3986 3.2.2, 3.2.3), where
+ * uri-host is an IPv6 address in brackets or a name (an IPv4 address is
+ * one too) and port is digits, maybe none; no userinfo (RFC 9110 4.2.4). */
+bool http_host_valid(const char *s, size_t n);
+
 #endif

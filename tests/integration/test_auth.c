@@ -87,7 +87,14 @@ static void test_open_mode_refuses_web_pages(void) {
     const char *longer[] = {"Host: localhost.evil.example:1", "Content-Type: application/json",
                             NULL};
     CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), longer)->status, 403);
-    CHECK_INT(open_queue_count("csq"), 3);
+    /* In brackets, an IPv6 address; hex digits alone are a name. */
+    const char *v6[] = {"Host: [::1]:1", "Content-Type: application/json", NULL};
+    CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), v6)->status, 201);
+    const char *hexname[] = {"Host: [dead]", "Content-Type: application/json", NULL};
+    r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), hexname);
+    CHECK_INT(r->status, 403);
+    CHECK_STR(th_str(r->json, "error.field"), "Host");
+    CHECK_INT(open_queue_count("csq"), 4);
     CHECK(sec_log_has(&srv, "cross-site request in open mode"));
 }
 

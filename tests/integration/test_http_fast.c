@@ -1067,11 +1067,6 @@ static void test_two_hosts_refused(void) {
         "Host");
 }
 
-/* Transfer-Encoding (never the fast path's): white space after "chunked"
- * is not the value's (RFC 9112 5), but libmicrohttpd dechunks only
- * "chunked" exactly, so it is refused as what it is, not as an unknown
- * coding; codings are case-insensitive; a coding before chunked, or
- * chunked twice (two fields, of which the first was taken), is refused. */
 /* RFC 9112 3.2: a Host that is not a host and an optional port is a 400,
  * an empty one too (an http URI has a host). Open mode refused it as
  * another name (403); with tokens it was served. */
@@ -1092,8 +1087,21 @@ static void test_invalid_host_refused(void) {
         "GET /v1/tasks/00000000000000000000000000000000%s HTTP/1.0\r\n"
         "Host: <b>\r\n\r\n",
         "Host");
+    /* A port is digits; a bracketed host an IPv6 address's characters;
+     * nothing after the host but a port. */
+    static const char *const bad[] = {"localhost:x",  "localhost:80:80", ":80", "[evil]",
+                                      "[::1]x",       "[::1]:x",         "[]",  "[::1",
+                                      "127.0.0.1:8 0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "GET /v1/tasks/00000000000000000000000000000000%%s HTTP/1.1\r\nHost: %s\r\n\r\n",
+                 bad[i]);
+        refused_both(__LINE__, text, strlen(text), "Host");
+    }
     /* A host, a port, an IPv6 address: served. */
-    static const char *const good[] = {"127.0.0.1:1", "localhost", "[::1]:8080", "LOCALHOST"};
+    static const char *const good[] = {"127.0.0.1:1", "localhost",  "[::1]:8080",
+                                       "LOCALHOST",   "127.0.0.1:", "[::1]"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char text[256], a[64];
         snprintf(text, sizeof text,
@@ -1104,6 +1112,11 @@ static void test_invalid_host_refused(void) {
     }
 }
 
+/* Transfer-Encoding (never the fast path's): white space after "chunked"
+ * is not the value's (RFC 9112 5), but libmicrohttpd dechunks only
+ * "chunked" exactly, so it is refused as what it is, not as an unknown
+ * coding; codings are case-insensitive; a coding before chunked, or
+ * chunked twice (two fields, of which the first was taken), is refused. */
 static void test_transfer_encoding(void) {
     long long before = task_count(&srv);
     static const char *const tes[] = {"chunked ",         "chunked\t",
