@@ -25,6 +25,19 @@
  * (store_op_cancel), so that a claim it left does not lease a task to no
  * one, held until the lease runs out, up to --max-wait-seconds later.
  *
+ * A claim that was served all the same (a task came just as its client
+ * went, or its client went as the reply was sent) is given back to its
+ * queue as a release gives it (pending again, no retry counted, the lease
+ * token void, a message saying why), when the request ends
+ * (auth_wait_remove) if the server knows its reply did not reach a live
+ * client: the store found the client gone once the claim had committed
+ * (store_op.withdrawn; the batched claim's handler also looks just before
+ * its reply), no reply was sent, or the socket was reset after the reply
+ * (the client's kernel refused it: on the fast path, also a send that
+ * failed). A reply the kernel accepted and nothing refused is taken as
+ * delivered: a client that goes after that point, or whose reset comes
+ * back after the request ended, holds its task until the lease runs out.
+ *
  * A store that cannot be read cuts nothing (as auth_check, which answers
  * 503 then, never "allowed": the request was allowed already).
  * Threading: one watch thread; the list is under srv->wait_lock, taken
@@ -37,6 +50,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/id.h"
 #include "../common/timeutil.h"
 #include "../common/token.h"
 #include "../common/xalloc.h"
@@ -48,6 +62,19 @@
 /* The most distinct tokens one round reads; the others wait their turn. */
 #define AUTH_WATCH_TOKENS 256
 
+/* Whether the peer of socket fd has closed its end, or the socket failed. */
+static bool client_gone(int fd) {
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* store_op.gone of a parked claim, on the store's writer: its request is
+ * alive while the claim is parked. */
+static bool claim_client_gone(const struct store_op *op) {
+    return client_gone(req_socket(op->gone_cls));
+}
+
 /* Every wait is listed, a tokenless one (open mode) too: once the server
  * is closed, those are cut as a revoked token's are. */
 void auth_wait_add(struct req *r, struct store_op *ops, size_t n) {
@@ -55,19 +82,105 @@ void auth_wait_add(struct req *r, struct store_op *ops, size_t n) {
     struct server *srv = r->srv;
     r->wait_ops = ops;
     r->nwait_ops = n;
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind != STORE_OP_CLAIM || ops[i].deadline_ms <= 0) continue;
+        ops[i].gone = claim_client_gone;
+        ops[i].gone_cls = r;
+    }
     pthread_mutex_lock(&srv->wait_lock);
     LIST_INSERT_HEAD(&srv->wait_list, r, wait_link);
     r->wait_listed = true;
     pthread_mutex_unlock(&srv->wait_lock);
 }
 
+/* A claimed task given back: the op and what it borrows, freed when done. */
+struct give_back {
+    struct store_op op;
+    char lease_token[ID_LEN + 1];
+    char actor[TOKEN_ID_LEN + 8];
+    json_t *messages;
+};
+
+static void give_back_done(struct store_op *op) {
+    struct give_back *g = op->udata;
+    if (op->err.code)
+        fprintf(stderr, "taskmill: claim: task '%s' could not be given back: %s\n", op->id,
+                op->err.message[0] ? op->err.message : err_default_message(op->err.code));
+    store_op_release(op);
+    json_decref(g->messages);
+    free(g);
+}
+
+/* Releases the task that `claim` leased, with its lease token and a
+ * message saying why; the claim's worker is gone, so no one is told. */
+static void claim_give_back(struct server *srv, const struct store_op *claim, const char *why) {
+    struct give_back *g = xcalloc(1, sizeof *g);
+    store_op_init(&g->op, STORE_OP_RELEASE);
+    memcpy(g->op.id, claim->task->id, ID_LEN + 1);
+    memcpy(g->lease_token, claim->new_lease_token, sizeof g->lease_token);
+    g->op.lease_token = g->lease_token;
+    snprintf(g->actor, sizeof g->actor, "%s", claim->actor ? claim->actor : "");
+    g->op.actor = g->actor[0] ? g->actor : NULL;
+    g->messages = json_pack("[{s:s,s:s}]", "level", "INFO", "text", why);
+    g->op.messages = g->messages;
+    g->op.done = give_back_done;
+    g->op.udata = g;
+    fprintf(stderr, "taskmill: claim: task '%s' of worker '%s' given back to its queue: %s\n",
+            g->op.id, claim->worker ? claim->worker : "", why);
+    store_submit(srv->store, &g->op);
+}
+
+/* Whether r's reply surely did not reach its client: none was sent, or
+ * its socket was reset since (POLLERR: a reset not read yet; on the fast
+ * path, which never shuts its side before the request ends, POLLHUP too:
+ * a send that failed on a reset). libmicrohttpd's own shutdown of a
+ * closing connection makes POLLHUP say nothing there. */
+static bool reply_lost(struct req *r) {
+    if (!r->status_sent) return true;
+    int fd = req_socket(r);
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = 0};
+    if (poll(&p, 1, 0) != 1) return false;
+    return (p.revents & POLLERR) || (r->fast && (p.revents & POLLHUP));
+}
+
+/* The tasks r's claims leased that no live client heard of go back. */
+static void claims_give_back(struct req *r) {
+    struct store_op *ops = r->wait_ops;
+    size_t n = r->nwait_ops;
+    if (!ops && r->op.kind == STORE_OP_CLAIM) { /* a claim that did not wait */
+        ops = &r->op;
+        n = 1;
+    }
+    bool any = false, withdrawn = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct store_op *op = &ops[i];
+        if (op->kind != STORE_OP_CLAIM || !op->claimed || op->err.code || !op->task) continue;
+        any = true;
+        withdrawn |= op->withdrawn;
+    }
+    if (!any) return;
+    bool lost = reply_lost(r);
+    if (!withdrawn && !lost) return;
+    for (size_t i = 0; i < n; i++) {
+        const struct store_op *op = &ops[i];
+        if (op->kind != STORE_OP_CLAIM || !op->claimed || op->err.code || !op->task) continue;
+        if (op->withdrawn)
+            claim_give_back(r->srv, op, "the claim's client had gone before its reply was sent");
+        else if (lost)
+            claim_give_back(r->srv, op, "the claim's reply did not reach its client");
+    }
+}
+
 void auth_wait_remove(struct req *r) {
-    if (!r->wait_listed) return;
-    struct server *srv = r->srv;
-    pthread_mutex_lock(&srv->wait_lock);
-    LIST_REMOVE(r, wait_link);
-    r->wait_listed = false;
-    pthread_mutex_unlock(&srv->wait_lock);
+    if (r->wait_listed) {
+        struct server *srv = r->srv;
+        pthread_mutex_lock(&srv->wait_lock);
+        LIST_REMOVE(r, wait_link);
+        r->wait_listed = false;
+        pthread_mutex_unlock(&srv->wait_lock);
+    }
+    claims_give_back(r);
 }
 
 typedef char token_id_t[TOKEN_ID_LEN + 1];
@@ -154,13 +267,6 @@ static void auth_watch_round(struct server *srv) {
                     cut, ended);
     }
     free(ids);
-}
-
-/* Whether the peer of socket fd has closed its end, or the socket failed. */
-static bool client_gone(int fd) {
-    if (fd < 0) return false;
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 /* Answers the parked ops of every waiting request whose client is gone. */

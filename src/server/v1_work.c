@@ -4,6 +4,7 @@
  * is refused with 409 lease_mismatch, so a worker that lost its lease can
  * never overwrite the work of the next one.
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,8 +104,24 @@ static void work_put_error(struct buf *b, const struct tm_error *e) {
     buf_putc(b, '}');
 }
 
+/* Whether the client of r has closed its end or reset it (as auth_watch's watch sees it). */
+static bool work_client_gone(struct req *r) {
+    int fd = req_socket(r);
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static void claims_many_done(struct req *r) {
     struct work_batch *wb = r->owned;
+    /* Tasks claimed for a client that has gone already go back when the
+     * request ends (auth_wait_remove); the reply goes out all the same. */
+    bool gone = false, looked = false;
+    for (size_t i = 0; i < wb->n; i++) {
+        if (!wb->ops[i].claimed || wb->ops[i].err.code) continue;
+        if (!looked) gone = work_client_gone(r), looked = true;
+        wb->ops[i].withdrawn |= gone;
+    }
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"claims\":[");
@@ -171,6 +188,10 @@ static void queues_claim_many(struct req *r) {
     }
     /* Only the first waits: the others take what is ready now. */
     if (wait_s > 0) wb->ops[0].deadline_ms = time_mono_ms() + (int64_t)wait_s * 1000;
+    /* Listed whether it waits or not, so that the tasks it claims go back
+     * when its reply is known lost (auth_watch.c); one that waits is
+     * listed by req_submit_many anyway. */
+    auth_wait_add(r, wb->ops, n);
     req_submit_many(r, wb->ops, n, claims_many_done);
 }
 

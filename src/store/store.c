@@ -1056,7 +1056,7 @@ static void store_op_reset(struct store_op *op) {
     op->task_json = NULL;
     deliveries_free(op->claimed_delivery, op->claimed_delivery ? 1 : 0);
     op->claimed_delivery = NULL;
-    op->claimed = op->created = false;
+    op->claimed = op->created = op->withdrawn = false;
     op->new_lease_token[0] = '\0';
     op->park = op->taken = false;
     err_clear(&op->err);
@@ -1131,7 +1131,8 @@ static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t 
     struct store_op **v = NULL;
     size_t n = 0, cap = 0;
     for (struct store_op *op = s->parked_claims; op; op = op->next) {
-        if (op->taken) continue;
+        if (op->taken || op->gone_seen || atomic_load(&op->cancel_code))
+            continue; /* answered once this batch commits */
         bool ready = false;
         for (size_t i = 0; i < b->nready && !ready; i++)
             ready = strcmp(b->ready[i], op->queue) == 0;
@@ -1142,6 +1143,13 @@ static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t 
     struct claim_counter cc = {0};
     for (size_t i = 0; i < n && !b->failed; i++) {
         struct store_op *op = v[i];
+        /* A client that has gone (or one cancelled since the list was
+         * made) gets no task: answered as a cancelled claim once this
+         * batch commits. */
+        if (atomic_load(&op->cancel_code) || (op->gone && op->gone(op))) {
+            op->gone_seen = true;
+            continue;
+        }
         b->op = op;
         b->claim_count = claims_of_query(&cc, v, i, n);
         store_apply_claim(s, b, op, now);
@@ -1174,7 +1182,7 @@ static void store_settle_parked(struct store *s, struct batch *b, const struct s
         while (*pp) {
             struct store_op *op = *pp;
             int cancel = atomic_load(&op->cancel_code);
-            bool fire = op->taken || stopping || cancel || op->deadline_ms <= mono;
+            bool fire = op->taken || stopping || cancel || op->gone_seen || op->deadline_ms <= mono;
             if (!fire && op->kind == STORE_OP_WATCH)
                 fire = store_watch_fires(op, b->changed, b->nchanged) ||
                        (remote && store_watch_fires(op, remote->changed, remote->nchanged));
@@ -1186,10 +1194,15 @@ static void store_settle_parked(struct store *s, struct batch *b, const struct s
             op->parked = false;
             if (op->taken) {
                 op->taken = false;
+                /* Its client went while the claim committed: the caller
+                 * gives the task back (the commit cannot be undone). */
+                if (op->claimed && op->gone && op->gone(op)) op->withdrawn = true;
             } else if (stopping) {
                 err_set(&op->err, TM_EUNAVAILABLE, "", "the server is stopping");
             } else if (cancel) {
                 err_set(&op->err, cancel, "", "%s", op->cancel_message);
+            } else if (op->gone_seen) {
+                err_set(&op->err, TM_EUNAVAILABLE, "", "the client closed its connection");
             } else if (op->kind == STORE_OP_WATCH) {
                 int rc = s->base.backend->get(s, op->ns, op->id, &op->task);
                 if (rc == TM_ENOT_FOUND)

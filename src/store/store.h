@@ -268,6 +268,13 @@ struct store_op {
     int ntypes;
     int64_t lease_ms;
     int64_t deadline_ms; /* CLAIM and WATCH: monotonic ms; 0 = no wait */
+    /* CLAIM that parks: whether no one waits for its answer any more (its
+     * client has gone), asked on the writer thread just before a task is
+     * handed to it and again once that commit is done; gone_cls is the
+     * caller's. A claim found gone before is answered 503 with no task;
+     * one found gone after has `withdrawn` set. NULL: never asked. */
+    bool (*gone)(const struct store_op *op);
+    void *gone_cls;
 
     /* HEARTBEAT / COMPLETE / FAIL / RELEASE */
     const char *lease_token;
@@ -312,6 +319,10 @@ struct store_op {
     struct task *task;   /* the task after the change (CREATE: tasks[0]) */
     bool created;        /* CREATE: false when an idempotent repeat */
     bool claimed;        /* CLAIM: false when nothing came in time */
+    /* CLAIM: claimed, but its `gone` said so once the claim had committed:
+     * the task is leased to no one who will hear of it, and the caller
+     * should give it back (a RELEASE with new_lease_token). */
+    bool withdrawn;
     char new_lease_token[ID_LEN + 1];
     struct webhook_delivery *claimed_delivery; /* DELIVERY_CLAIM */
     /* The v1 JSON of a task the op changed, as its event rendered it (the
@@ -327,8 +338,9 @@ struct store_op {
     /* Private to the store. */
     struct store_op *next;
     bool parked;
-    bool park;  /* wants to park once its batch commits */
-    bool taken; /* a parked claim served by the running batch */
+    bool park;      /* wants to park once its batch commits */
+    bool taken;     /* a parked claim served by the running batch */
+    bool gone_seen; /* a parked claim whose `gone` said so: answered, no task */
     /* store_op_cancel: when set, a parked op is answered with this error. */
     _Atomic int cancel_code;
     char cancel_message[96];

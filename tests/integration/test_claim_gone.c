@@ -1,0 +1,326 @@
+/*
+ * A claim served to a client that has gone: the task goes back to its
+ * queue at once (pending, no retry counted, its lease void, a message
+ * saying why), not after the lease a worker that is no more holds runs
+ * out. One-task and batched claims, the fast path and libmicrohttpd (a
+ * chunked body goes there); and a claim whose client reads its reply
+ * keeps its task. Raw sockets: the client closes at a moment it picks.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct th_server srv;
+
+static int tcp_open(void) {
+    int port = atoi(strrchr(srv.url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst)) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/* Sends POST path with body on a new connection (chunked: through
+ * libmicrohttpd); the socket, or -1. */
+static int post_open(const char *path, const char *body, bool chunked) {
+    int fd = tcp_open();
+    if (fd < 0) return -1;
+    char req[1024];
+    int n = chunked ? snprintf(req, sizeof req,
+                               "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Content-Type: application/json\r\nTransfer-Encoding: chunked"
+                               "\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+                               path, strlen(body), body)
+                    : snprintf(req, sizeof req,
+                               "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                               path, strlen(body), body);
+    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A waiting claim of worker "gone" (one task, or batched with max 2). */
+static int gone_claim_open(const char *queue, bool batched, bool chunked) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/queues/%s/%s", queue, batched ? "claims" : "claim");
+    return post_open(path,
+                     batched ? "{\"worker\":\"gone\",\"max\":2,\"wait_seconds\":30}"
+                             : "{\"worker\":\"gone\",\"wait_seconds\":30}",
+                     chunked);
+}
+
+/* Reads one whole reply (head and Content-Length body) into buf; its
+ * status, or -1. */
+static int read_reply(int fd, char *buf, size_t cap) {
+    size_t len = 0;
+    for (;;) {
+        ssize_t k = recv(fd, buf + len, cap - 1 - len, 0);
+        if (k <= 0) return -1;
+        len += (size_t)k;
+        buf[len] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (!end) continue;
+        const char *cl = strcasestr(buf, "Content-Length:");
+        size_t body = cl && cl < end ? (size_t)atol(cl + 15) : 0;
+        if (len >= (size_t)(end + 4 - buf) + body) break;
+    }
+    return atoi(buf + 9);
+}
+
+/* The number of parked claims, from /metrics. */
+static long parked_claims(void) {
+    struct th_resp *r = th_http(&srv, "GET", "/metrics", NULL);
+    const char *p = r->body ? strstr(r->body, "\ntaskmill_parked_claims ") : NULL;
+    return p ? atol(p + strlen("\ntaskmill_parked_claims ")) : -1;
+}
+
+/* The task's phase, attempt, retries and lease worker now. */
+static bool task_state(const char *id, char phase[16], long *attempt, long *retries,
+                       char worker[32]) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    if (r->status != 200) return false;
+    snprintf(phase, 16, "%s", th_str(r->json, "phase") ? th_str(r->json, "phase") : "");
+    *attempt = th_int(r->json, "attempt");
+    *retries = th_int(r->json, "retries");
+    const char *w = th_str(r->json, "lease.worker");
+    snprintf(worker, 32, "%s", w ? w : "");
+    return true;
+}
+
+/* Whether the task shows its give-back: the gone worker's attempt ended
+ * "released" (as a release, a task.pending event of cause release), and
+ * the task carries the message saying why. */
+static bool has_give_back(const char *id) {
+    char path[160];
+    snprintf(path, sizeof path, "/v1/tasks/%s/attempts", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    const char *w = th_str(r->json, "attempts.0.worker");
+    const char *o = th_str(r->json, "attempts.0.outcome");
+    if (!w || strcmp(w, "gone") != 0 || !o || strcmp(o, "released") != 0) return false;
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    r = th_http(&srv, "GET", path, NULL);
+    json_t *m = th_get(r->json, "messages");
+    size_t i;
+    json_t *v;
+    json_array_foreach(m, i, v) {
+        const char *t = json_string_value(json_object_get(v, "text"));
+        if (t && strstr(t, "the claim's")) return true;
+    }
+    return false;
+}
+
+/* A live worker's claims on queue, without waiting, until one gets a
+ * task or 5 s pass: its status, and the id it got (or ""). Polled, not
+ * parked: a parked claim can miss a task released in its own batch (see
+ * the report of this change). */
+static long live_claim(const char *queue, char id[33]) {
+    char tok[33];
+    long st = 0;
+    for (int i = 0; i < 100; i++) {
+        id[0] = '\0';
+        st = th_claim(&srv, queue, "{\"worker\":\"live\"}", id, tok);
+        if (st != 204) break;
+        th_sleep_ms(50);
+    }
+    return st;
+}
+
+/* Closes first, then a task comes at once (before the watch's next look,
+ * most rounds): the parked claim of the gone client must not keep it. */
+static void gone_then_submit(bool batched, bool chunked) {
+    char queue[32];
+    snprintf(queue, sizeof queue, "gq_%d%d", batched, chunked);
+    WAIT_UNTIL(parked_claims() == 0, 5000, "no claim parked");
+    int fd = gone_claim_open(queue, batched, chunked);
+    CHECK(fd >= 0);
+    WAIT_UNTIL(parked_claims() == 1, 5000, "the claim parked");
+    close(fd);
+    char extra[64];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+    char *sid = th_submit(&srv, "t", extra), id[33];
+    CHECK(sid);
+    snprintf(id, sizeof id, "%s", sid);
+    free(sid);
+    char got[33];
+    long st = live_claim(queue, got);
+    char phase[16], worker[32];
+    long attempt = 0, retries = 0;
+    CHECK(task_state(id, phase, &attempt, &retries, worker));
+    if (st != 200)
+        fprintf(stderr, "task %s: %s under '%s', attempt %ld\n", id, phase, worker, attempt);
+    CHECK_INT(st, 200);
+    CHECK_STR(got, id);
+    CHECK_STR(worker, "live");
+    CHECK_INT(retries, 0);
+    /* Given out to the gone client first (attempt 2), then only with its give-back. */
+    if (attempt > 1) CHECK(has_give_back(id));
+}
+
+static void test_one_gone_then_submit(void) {
+    gone_then_submit(false, false);
+}
+static void test_one_gone_then_submit_mhd(void) {
+    gone_then_submit(false, true);
+}
+static void test_many_gone_then_submit(void) {
+    gone_then_submit(true, false);
+}
+static void test_many_gone_then_submit_mhd(void) {
+    gone_then_submit(true, true);
+}
+
+/* The race: a submit is sent and the claim's client closes its end at
+ * once, round after round, so that the claim is served before, while and
+ * after the close. The client half-closes (the server reads that as gone,
+ * docs/api.md 7.7) and then reads what comes, so each round has an
+ * answer: with no 200, the task must end with the live worker (given
+ * back, or never given out), never running under the gone one; a 200
+ * that reached the client delivered the task (kept, or given back when
+ * the server saw the close first: either is right). */
+static void race(bool batched) {
+    char queue[32], extra[64];
+    snprintf(queue, sizeof queue, "race_%d", batched);
+    snprintf(extra, sizeof extra, "{\"type\":\"t\",\"queue\":\"%s\"}", queue);
+    int delivered = 0, back = 0, refused = 0;
+    for (int round = 0; round < 25; round++) {
+        /* The last round's claim settled (the watch looks every 500 ms). */
+        WAIT_UNTIL(parked_claims() == 0, 5000, "no claim parked");
+        int fd = gone_claim_open(queue, batched, false);
+        CHECK(fd >= 0);
+        WAIT_UNTIL(parked_claims() == 1, 5000, "the claim parked");
+        int sub = post_open("/v1/tasks", extra, false);
+        CHECK(sub >= 0);
+        if (round % 3) th_sleep_ms(round % 3); /* a little later, some rounds */
+        shutdown(fd, SHUT_WR);
+        char buf[8192];
+        int st = read_reply(sub, buf, sizeof buf);
+        close(sub);
+        CHECK_INT(st, 201);
+        const char *p = strstr(buf, "\"id\":\"");
+        CHECK(p);
+        char id[33];
+        memcpy(id, p + 6, 32);
+        id[32] = '\0';
+        struct timeval tv = {5, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        int cst = read_reply(fd, buf, sizeof buf);
+        close(fd);
+        char phase[16], worker[32];
+        long attempt = 0, retries = 0;
+        if (cst == 200) {
+            /* Delivered: kept by the gone worker, or given back (maybe not
+             * yet). As its worker, release it (409 once given back), so
+             * the live worker takes it and the queue is empty again. */
+            delivered++;
+            const char *t = strstr(buf, "\"lease_token\":\"");
+            CHECK(t);
+            char path[128], body[96];
+            snprintf(path, sizeof path, "/v1/tasks/%s/release", id);
+            snprintf(body, sizeof body, "{\"lease_token\":\"%.32s\"}", t + 15);
+            long rst = th_http(&srv, "POST", path, "%s", body)->status;
+            CHECK(rst == 200 || rst == 409);
+            char got[33];
+            CHECK_INT(live_claim(queue, got), 200);
+            CHECK_STR(got, id);
+            CHECK(task_state(id, phase, &attempt, &retries, worker));
+            CHECK_INT(retries, 0);
+            continue;
+        }
+        CHECK_INT(cst, 503); /* answered: its client had gone */
+        char got[33];
+        long lst = live_claim(queue, got);
+        CHECK(task_state(id, phase, &attempt, &retries, worker));
+        if (lst != 200)
+            fprintf(stderr, "round %d: task %s %s under '%s', attempt %ld\n", round, id, phase,
+                    worker, attempt);
+        CHECK_INT(lst, 200);
+        CHECK_STR(got, id);
+        CHECK_INT(retries, 0);
+        if (attempt > 1) {
+            CHECK(has_give_back(id));
+            back++;
+        } else {
+            refused++;
+        }
+    }
+    printf("race: %d not given out, %d given back, %d delivered (200 read)\n", refused, back,
+           delivered);
+}
+
+static void test_one_race(void) {
+    race(false);
+}
+static void test_many_race(void) {
+    race(true);
+}
+
+/* A client that reads its reply keeps its task, closing after or not. */
+static void test_read_reply_keeps_task(void) {
+    for (int batched = 0; batched < 2; batched++) {
+        char queue[32], extra[64];
+        snprintf(queue, sizeof queue, "kept_%d", batched);
+        WAIT_UNTIL(parked_claims() == 0, 5000, "no claim parked");
+        int fd = gone_claim_open(queue, batched, false);
+        CHECK(fd >= 0);
+        WAIT_UNTIL(parked_claims() == 1, 5000, "the claim parked");
+        snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+        char *sid = th_submit(&srv, "t", extra), id[33];
+        CHECK(sid);
+        snprintf(id, sizeof id, "%s", sid);
+        free(sid);
+        char buf[16384];
+        CHECK_INT(read_reply(fd, buf, sizeof buf), 200);
+        close(fd);
+        const char *p = strstr(buf, "\"lease_token\":\"");
+        CHECK(p);
+        char tok[33];
+        memcpy(tok, p + 15, 32);
+        tok[32] = '\0';
+        th_sleep_ms(1200); /* two looks of the watch: nothing must come back */
+        char phase[16], worker[32];
+        long attempt = 0, retries = 0;
+        CHECK(task_state(id, phase, &attempt, &retries, worker));
+        CHECK_STR(phase, "running");
+        CHECK_STR(worker, "gone");
+        CHECK_INT(attempt, 1);
+        char path[128];
+        snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+        CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok)->status, 200);
+    }
+}
+
+static const struct th_test tests[] = {
+    {"a gone client's claim leaves a task that follows to the next worker",
+     test_one_gone_then_submit},
+    {"the same through libmicrohttpd", test_one_gone_then_submit_mhd},
+    {"a gone client's batched claim leaves it too", test_many_gone_then_submit},
+    {"the batched claim through libmicrohttpd", test_many_gone_then_submit_mhd},
+    {"a claim served as its client closes: every task ends with the live worker", test_one_race},
+    {"the same race with batched claims", test_many_race},
+    {"a claim whose client reads its reply keeps its task", test_read_reply_keeps_task},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    return th_main_server(tests, argc, argv, &srv, NULL);
+}
