@@ -1124,22 +1124,38 @@ static void store_sweep(struct store *s, struct batch *b, int64_t now) {
     s->due_checked = now;
 }
 
-/* Hands newly ready tasks to parked claims, oldest claim first. A served
- * claim stays on its list until the batch commits (op->taken). */
-static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t now) {
+/* Adds op to the claims to serve (v, n, cap) when its queue has a task
+ * ready and it is not answered already. */
+static void serve_candidate(const struct batch *b, struct store_op *op, struct store_op ***v,
+                            size_t *n, size_t *cap) {
+    if (op->taken || op->gone_seen || atomic_load(&op->cancel_code))
+        return; /* answered once this batch commits */
+    bool ready = false;
+    for (size_t i = 0; i < b->nready && !ready; i++)
+        ready = strcmp(b->ready[i], op->queue) == 0;
+    if (!ready) return;
+    if (*n == *cap) *v = xrealloc(*v, (*cap = *cap ? 2 * *cap : 16) * sizeof **v);
+    (*v)[(*n)++] = op;
+}
+
+/* Hands newly ready tasks to parked claims, oldest claim first, then to
+ * the claims of this batch that found nothing (ops[0..nops) with
+ * op->park): those park only once it commits, and would miss a task made
+ * ready later in it. A served claim stays on its list until the batch
+ * commits (op->taken); one of this batch then parks and is answered at
+ * once. Only the parked ones go in b->served: a batch that fails resets
+ * its own ops and parks them again. */
+static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t now,
+                                      struct store_op *const *ops, size_t nops) {
     /* The claims to serve, in order, to count those of each query. */
     struct store_op **v = NULL;
     size_t n = 0, cap = 0;
-    for (struct store_op *op = s->parked_claims; op; op = op->next) {
-        if (op->taken || op->gone_seen || atomic_load(&op->cancel_code))
-            continue; /* answered once this batch commits */
-        bool ready = false;
-        for (size_t i = 0; i < b->nready && !ready; i++)
-            ready = strcmp(b->ready[i], op->queue) == 0;
-        if (!ready) continue;
-        if (n == cap) v = xrealloc(v, (cap = cap ? 2 * cap : 16) * sizeof *v);
-        v[n++] = op;
-    }
+    for (struct store_op *op = s->parked_claims; op; op = op->next)
+        serve_candidate(b, op, &v, &n, &cap);
+    size_t nparked = n;
+    for (size_t k = 0; k < nops; k++)
+        if (ops[k]->park && ops[k]->kind == STORE_OP_CLAIM)
+            serve_candidate(b, ops[k], &v, &n, &cap);
     struct claim_counter cc = {0};
     for (size_t i = 0; i < n && !b->failed; i++) {
         struct store_op *op = v[i];
@@ -1155,6 +1171,7 @@ static void store_serve_parked_claims(struct store *s, struct batch *b, int64_t 
         store_apply_claim(s, b, op, now);
         if (op->claimed || op->err.code) {
             op->taken = true;
+            if (i >= nparked) continue;
             if (b->nserved == b->capserved) {
                 b->capserved = b->capserved ? 2 * b->capserved : 8;
                 b->served = xrealloc(b->served, b->capserved * sizeof *b->served);
@@ -1346,7 +1363,7 @@ static void store_attempt(struct store *s, struct batch *b, struct opvec *ov,
     }
     for (size_t i = 0; remote && i < remote->nready; i++)
         batch_note_ready(b, remote->ready[i]);
-    if (!b->failed && b->nready && s->parked_claims) store_serve_parked_claims(s, b, now);
+    if (!b->failed && b->nready) store_serve_parked_claims(s, b, now, ov->v, ov->n);
     if (!b->failed && b->nstats && (rc = be->stats_add(s, s->node, b->stats, b->nstats)))
         batch_fail(b, rc);
     if (!b->failed && b->ncounts && (rc = batch_counts_write(s, b))) batch_fail(b, rc);

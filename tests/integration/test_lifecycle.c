@@ -331,6 +331,69 @@ static void test_claim_of_gone_client_takes_nothing(void) {
     }
 }
 
+/* Sends POST path with body on a new connection; the socket, or -1. */
+static int raw_post(const char *path, const char *body) {
+    int port = atoi(strrchr(srv.url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst)) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    size_t n = strlen(body);
+    char head[256];
+    int h = snprintf(head, sizeof head,
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     path, n);
+    if (send(fd, head, (size_t)h, MSG_NOSIGNAL) != h ||
+        send(fd, body, n, MSG_NOSIGNAL) != (ssize_t)n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The status of the reply on fd (its head is enough), or -1. */
+static int raw_status(int fd) {
+    char buf[64];
+    size_t len = 0;
+    while (len < 12) {
+        ssize_t k = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (k <= 0) return -1;
+        len += (size_t)k;
+    }
+    buf[len] = '\0';
+    return atoi(buf + 9);
+}
+
+/* A waiting claim and a submit to its queue that join one group commit,
+ * the claim first (while a large batch is applied, what comes joins it):
+ * the claim, parking only once the commit is done, was not among the
+ * parked claims the submit's task was offered to, and waited out its
+ * wait (204) with the task pending in its queue. */
+static void test_claim_gets_task_of_its_own_commit(void) {
+    static char body[40000];
+    size_t len = (size_t)snprintf(body, sizeof body, "{\"tasks\":[");
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len,
+                                "%s{\"type\":\"t\",\"queue\":\"busyq\"}", i ? "," : "");
+    snprintf(body + len, sizeof body - len, "]}");
+    for (int round = 0; round < 5; round++) {
+        int busy = raw_post("/v1/tasks/batch", body);
+        int claim = raw_post("/v1/queues/samebatch/claim", "{\"worker\":\"w\",\"wait_seconds\":4}");
+        int sub = raw_post("/v1/tasks", "{\"type\":\"t\",\"queue\":\"samebatch\"}");
+        int st_busy = raw_status(busy), st_sub = raw_status(sub), st = raw_status(claim);
+        close(busy);
+        close(sub);
+        close(claim);
+        CHECK_INT(st_busy, 201);
+        CHECK_INT(st_sub, 201);
+        CHECK_INT(st, 200); /* not 204 after the 4 s */
+    }
+}
+
 static const struct th_test tests[] = {
     {"submit, claim, heartbeat, complete", test_submit_claim_heartbeat_complete},
     {"a WARN message completes with WARNING", test_warning_completion},
@@ -342,6 +405,8 @@ static const struct th_test tests[] = {
     {"a lost lease of a worker with a non-ASCII name", test_lease_lost_worker_name_utf8},
     {"a chain of awaiting parents completes from the leaf up", test_parent_chain_completes_up},
     {"a waiting claim whose client hung up takes no task", test_claim_of_gone_client_takes_nothing},
+    {"a waiting claim gets the task submitted in its own commit",
+     test_claim_gets_task_of_its_own_commit},
     {NULL, NULL},
 };
 
