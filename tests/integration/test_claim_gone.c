@@ -130,9 +130,8 @@ static bool has_give_back(const char *id) {
 }
 
 /* A live worker's claims on queue, without waiting, until one gets a
- * task or 5 s pass: its status, and the id it got (or ""). Polled, not
- * parked: a parked claim can miss a task released in its own batch (see
- * the report of this change). */
+ * task or 5 s pass (a deadline, not a speed): its status, and the id it
+ * got (or ""). */
 static long live_claim(const char *queue, char id[33]) {
     char tok[33];
     long st = 0;
