@@ -174,6 +174,9 @@ long long th_metric(struct th_server *s, const char *series);
 
 /* Sleeps ms: only for time that must pass by design (see the top). */
 void th_sleep_ms(int ms);
+/* A TCP connection to s (127.0.0.1, its port) with TCP_NODELAY, for tests
+ * that write a request by hand; -1 when it cannot connect. */
+int th_tcp_open(const struct th_server *s);
 /* Milliseconds on the monotonic clock, for deadlines. */
 long long th_now_ms(void);
 

@@ -21,24 +21,10 @@
 
 static struct th_server srv;
 
-static int tcp_open(void) {
-    int port = atoi(strrchr(srv.url, ':') + 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst)) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
 /* Sends POST path with body on a new connection (chunked: through
  * libmicrohttpd); the socket, or -1. */
 static int post_open(const char *path, const char *body, bool chunked) {
-    int fd = tcp_open();
+    int fd = th_tcp_open(&srv);
     if (fd < 0) return -1;
     char req[1024];
     int n = chunked ? snprintf(req, sizeof req,

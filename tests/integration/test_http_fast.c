@@ -22,21 +22,6 @@
 
 static struct th_server srv;
 
-/* A TCP connection to s, or -1. */
-static int tcp_open(const struct th_server *s) {
-    int port = atoi(strrchr(s->url, ':') + 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst)) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
 static bool send_all(int fd, const char *p, size_t n) {
     while (n) {
         ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
@@ -138,7 +123,7 @@ static int read_resp(int fd, struct resp *r) {
 /* A connection for the single-threaded tests, with nothing read on it yet. */
 static int fresh_conn(const struct th_server *s) {
     in1.n = 0;
-    return tcp_open(s);
+    return th_tcp_open(s);
 }
 
 /* Whether the server closes fd (EOF or reset) within ms. */
@@ -254,10 +239,10 @@ static void test_long_connection(void) {
 static void test_slow_body(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--idle-timeout-seconds", "1", NULL) == 0);
-    int idle = tcp_open(&s2);
+    int idle = th_tcp_open(&s2);
     /* Idle after a request served: its close is a FIN too, with the
      * request's bytes (held with SO_PEEK_OFF) taken off first. */
-    int served = tcp_open(&s2);
+    int served = th_tcp_open(&s2);
     CHECK(served >= 0);
     char *g = req_text("GET", "/v1/tasks/00000000000000000000000000000000", NULL, NULL);
     CHECK(send_all(served, g, strlen(g)));
@@ -548,7 +533,7 @@ static void test_connection_cap_both_paths(void) {
     int fds[5];
     const char list[] = "GET /v1/tasks?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     for (int i = 0; i < 4; i++) {
-        fds[i] = tcp_open(&s2);
+        fds[i] = th_tcp_open(&s2);
         CHECK(fds[i] >= 0);
         in1.n = 0;
         if (i < 2) { /* handed on: a list is libmicrohttpd's */
@@ -568,7 +553,7 @@ static void test_connection_cap_both_paths(void) {
         }
     }
     /* A fifth is closed at accept. */
-    fds[4] = tcp_open(&s2);
+    fds[4] = th_tcp_open(&s2);
     CHECK(fds[4] >= 0);
     CHECK(closed_within(fds[4], 5000));
     close(fds[4]);
@@ -581,7 +566,7 @@ static void test_connection_cap_both_paths(void) {
     bool answered = false;
     for (int tries = 0; tries < 100 && !answered; tries++) {
         if (tries) th_sleep_ms(100);
-        fds[0] = tcp_open(&s2);
+        fds[0] = th_tcp_open(&s2);
         in1.n = 0;
         answered = fds[0] >= 0 && send_all(fds[0], q, strlen(q)) && read_resp(fds[0], &r) == 0;
         if (!answered && fds[0] >= 0) close(fds[0]);
@@ -605,7 +590,7 @@ static bool served_within(const struct th_server *s, const char *text, int statu
     bool ok = false;
     for (int tries = 0; tries < 100 && !ok; tries++) {
         if (tries) th_sleep_ms(100);
-        int fd = tcp_open(s);
+        int fd = th_tcp_open(s);
         struct resp r;
         in1.n = 0;
         ok = fd >= 0 && send_all(fd, text, strlen(text)) && read_resp(fd, &r) == 0 &&
@@ -639,7 +624,7 @@ static void test_hand_on_counts_come_back(void) {
     bool two = served_within(&s2, q, 404, &a) && served_within(&s2, q, 404, &b);
     free(q);
     CHECK(two);
-    int c = tcp_open(&s2);
+    int c = th_tcp_open(&s2);
     CHECK(c >= 0);
     CHECK(closed_within(c, 5000));
     close(c);
@@ -650,7 +635,7 @@ static void test_hand_on_counts_come_back(void) {
 
 static void test_gone_while_waiting(void) {
     /* A claim that waits, its client gone before the answer. */
-    int fd = tcp_open(&srv);
+    int fd = th_tcp_open(&srv);
     CHECK(fd >= 0);
     char *q =
         req_text("POST", "/v1/queues/gone/claim", "{\"worker\":\"w\",\"wait_seconds\":1}", NULL);
@@ -683,7 +668,7 @@ static void *conc_client(void *p) {
     struct client_arg *a = p;
     struct conn_in *in = malloc(sizeof *in);
     for (int round = 0; round < CONC_ROUNDS && !a->failures; round++) {
-        int fd = tcp_open(&srv);
+        int fd = th_tcp_open(&srv);
         if (fd < 0) {
             a->failures++;
             snprintf(a->detail, sizeof a->detail, "cannot connect");
@@ -778,7 +763,7 @@ static void test_without_peek_offset(void) {
 /* The status and error code of the one reply to `text` on a fresh
  * connection, "closed" when it closed without one. */
 static void answer_of(const char *text, char *out, size_t cap) {
-    int fd = tcp_open(&srv);
+    int fd = th_tcp_open(&srv);
     struct conn_in *in = calloc(1, sizeof *in);
     struct resp r;
     if (fd >= 0 && send_all(fd, text, strlen(text)) && read_resp_in(fd, in, &r) == 0) {
@@ -844,7 +829,7 @@ static void test_bad_line_answered_at_once(void) {
                 char text[512];
                 snprintf(text, sizeof text, "GET %s%s HTTP/1.1\r\n%s", zero, q ? "?x=1" : "",
                          rests[i]);
-                int fd = tcp_open(servers[s]);
+                int fd = th_tcp_open(servers[s]);
                 CHECK(fd >= 0);
                 CHECK(send_all(fd, text, strlen(text)));
                 struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -865,7 +850,7 @@ static void test_bad_line_answered_at_once(void) {
 /* Replies to `text` (two requests) on a fresh connection: 2, or 1 when
  * the server closed after the first, 0 when none came. */
 static int replies_to_two(const char *text) {
-    int fd = tcp_open(&srv), n = 0;
+    int fd = th_tcp_open(&srv), n = 0;
     struct conn_in *in = calloc(1, sizeof *in);
     struct resp r;
     if (fd >= 0 && send_all(fd, text, strlen(text)))
@@ -1008,7 +993,7 @@ static void refused_both(int line, const char *fmt, size_t fmt_len, const char *
         memcpy(text, fmt, head);
         memcpy(text + head, query, ql);
         if (at) memcpy(text + head + ql, at + 2, rest);
-        int fd = tcp_open(&srv);
+        int fd = th_tcp_open(&srv);
         struct conn_in *in = calloc(1, sizeof *in);
         struct resp r;
         memset(&r, 0, sizeof r);

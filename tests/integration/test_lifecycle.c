@@ -281,14 +281,8 @@ static void sleep_ms(int ms) {
 
 /* Sends a waiting claim on its own connection, then closes it. */
 static bool claim_then_hang_up(const char *queue, bool chunked) {
-    int port = atoi(strrchr(srv.url, ':') + 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst)) {
-        if (fd >= 0) close(fd);
-        return false;
-    }
+    int fd = th_tcp_open(&srv);
+    if (fd < 0) return false;
     const char *body = "{\"worker\":\"gone\",\"wait_seconds\":30}";
     char req[512];
     int n = chunked ? snprintf(req, sizeof req,
@@ -333,14 +327,8 @@ static void test_claim_of_gone_client_takes_nothing(void) {
 
 /* Sends POST path with body on a new connection; the socket, or -1. */
 static int raw_post(const char *path, const char *body) {
-    int port = atoi(strrchr(srv.url, ':') + 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst)) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
+    int fd = th_tcp_open(&srv);
+    if (fd < 0) return -1;
     size_t n = strlen(body);
     char head[256];
     int h = snprintf(head, sizeof head,
