@@ -69,6 +69,10 @@ static bool client_gone(int fd) {
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+bool req_client_gone(struct req *r) {
+    return client_gone(req_socket(r));
+}
+
 /* store_op.gone of a parked claim, on the store's writer: its request is
  * alive while the claim is parked. */
 static bool claim_client_gone(const struct store_op *op) {

@@ -153,6 +153,8 @@ void http_fast_resume(struct req *r);
  * ends the token's event streams within a second of a revocation. */
 void auth_wait_add(struct req *r, struct store_op *ops, size_t n);
 void auth_wait_remove(struct req *r);
+/* Whether r's client has closed its end of the connection, or reset it. */
+bool req_client_gone(struct req *r);
 int auth_watch_start(struct server *srv);
 void auth_watch_stop(struct server *srv);
 

@@ -4,7 +4,6 @@
  * is refused with 409 lease_mismatch, so a worker that lost its lease can
  * never overwrite the work of the next one.
  */
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,14 +103,6 @@ static void work_put_error(struct buf *b, const struct tm_error *e) {
     buf_putc(b, '}');
 }
 
-/* Whether the client of r has closed its end or reset it (as auth_watch's watch sees it). */
-static bool work_client_gone(struct req *r) {
-    int fd = req_socket(r);
-    if (fd < 0) return false;
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
 static void claims_many_done(struct req *r) {
     struct work_batch *wb = r->owned;
     /* Tasks claimed for a client that has gone already go back when the
@@ -119,7 +110,7 @@ static void claims_many_done(struct req *r) {
     bool gone = false, looked = false;
     for (size_t i = 0; i < wb->n; i++) {
         if (!wb->ops[i].claimed || wb->ops[i].err.code) continue;
-        if (!looked) gone = work_client_gone(r), looked = true;
+        if (!looked) gone = req_client_gone(r), looked = true;
         wb->ops[i].withdrawn |= gone;
     }
     struct buf b;
