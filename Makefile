@@ -31,6 +31,7 @@ UNIT_SRC  = $(wildcard tests/unit/test_*.c tests/store/test_*.c)
 INTEG_SRC = $(wildcard tests/integration/test_*.c)
 TEST_BINS = $(UNIT_SRC:tests/%.c=$(B)/tests/%) $(INTEG_SRC:tests/%.c=$(B)/tests/%)
 TEST_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
+TEST_HARNESS = $(B)/obj/tests/harness.o
 
 # Each part of the project may add its own rules and TEST_BINS in mk/*.mk.
 -include $(sort $(wildcard mk/*.mk))
@@ -60,9 +61,14 @@ $(GEN_SRC): $(MIGRATIONS) src/store/migrations/sqlite scripts/embed.sh
 	@mkdir -p $(@D)
 	scripts/embed.sh sqlite_migrations $(MIGRATIONS) > $@
 
-$(B)/tests/%: tests/%.c tests/harness.c tests/harness.h $(B)/libtaskmill_core.a
+# One source a command, so that -MMD writes each test's own headers
+# (sse_client.h, ...) into $@.d; with harness.c beside it, its file named
+# harness.c's alone. Named here so that make does not take the object for
+# an intermediate file and delete it after each build.
+$(TEST_HARNESS): tests/harness.c tests/harness.h
+$(B)/tests/%: tests/%.c $(TEST_HARNESS) $(B)/libtaskmill_core.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -o $@ $< tests/harness.c $(B)/libtaskmill_core.a $(LDLIBS) $(TEST_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_HARNESS) $(B)/libtaskmill_core.a $(LDLIBS) $(TEST_LIBS) $(LDFLAGS)
 
 # deps.sh first, then a fresh make: the pkg-config flags above were read
 # before deps.sh could install the libraries they name.
@@ -99,4 +105,4 @@ format-check:
 clean:
 	rm -rf build
 
--include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)

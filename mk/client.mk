@@ -55,10 +55,10 @@ CLI_TEST_SRC = $(wildcard tests/cli/test_*.c)
 TEST_BINS   += $(CLI_TEST_SRC:tests/%.c=$(B)/tests/%)
 CLI_TEST_OBJ = $(B)/obj/src/cli/progress_line.o
 
-$(B)/tests/cli/%: tests/cli/%.c tests/harness.c tests/harness.h tests/cli/cli_run.h $(CLI_TEST_OBJ) \
+$(B)/tests/cli/%: tests/cli/%.c $(TEST_HARNESS) $(CLI_TEST_OBJ) \
                   $(B)/libtaskmill.a $(B)/libtaskmill_core.a $(B)/examples/progress_demo
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -Isrc -o $@ $< tests/harness.c $(CLI_TEST_OBJ) $(B)/libtaskmill.a \
+	$(CC) $(CFLAGS) -Itests -Isrc -o $@ $< $(TEST_HARNESS) $(CLI_TEST_OBJ) $(B)/libtaskmill.a \
 	  $(B)/libtaskmill_core.a $(LDLIBS) $(CLIENT_LIBS) -lutil $(LDFLAGS)
 
 # The SSE parser tm_watch reads event streams with lives in the library, outside the core

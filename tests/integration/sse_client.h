@@ -30,6 +30,7 @@ struct sse_conn {
     int status;
     int comments; /* comment lines seen (keep-alives and others) */
     char last_comment[160];
+    long long last_id; /* the last `id:` seen, in any block (a browser's last event ID); -1: none */
 };
 
 struct sse_event {
@@ -57,6 +58,7 @@ static inline int sse_open_with(struct sse_conn *c, const char *url, const char 
                                 long long last_id, int rcvbuf, const char *header) {
     memset(c, 0, sizeof *c);
     c->fd = -1;
+    c->last_id = -1;
     const char *hp = strstr(url, "://");
     hp = hp ? hp + 3 : url;
     char host[64];
@@ -152,12 +154,14 @@ static inline int sse_next(struct sse_conn *c, struct sse_event *ev, int timeout
                 char *block = strndup(c->buf, blen - 2);
                 sse_consume(c, blen);
                 bool any = false;
+                long long block_id = -1;
                 for (char *line = strtok(block, "\n"); line; line = strtok(NULL, "\n")) {
                     if (line[0] == ':') {
                         c->comments++;
                         snprintf(c->last_comment, sizeof c->last_comment, "%s", line);
                     } else if (strncmp(line, "id: ", 4) == 0) {
-                        ev->id = atoll(line + 4);
+                        block_id = atoll(line + 4);
+                        c->last_id = block_id;
                         any = true;
                     } else if (strncmp(line, "event: ", 7) == 0) {
                         snprintf(ev->event, sizeof ev->event, "%s", line + 7);
@@ -169,7 +173,13 @@ static inline int sse_next(struct sse_conn *c, struct sse_event *ev, int timeout
                     }
                 }
                 free(block);
-                if (any && ev->data) return 1;
+                /* A block without data (a keep-alive's id) dispatches nothing:
+                 * its id is only the connection's last_id. */
+                if (any && ev->data) {
+                    ev->id = block_id;
+                    return 1;
+                }
+                sse_event_clear(ev);
                 continue;
             }
         }
