@@ -116,14 +116,16 @@ static enum head_line head_field(const char *p, size_t s, size_t e, struct http_
     struct http_span name = {s, colon - s};
     *last = name;
     size_t vs = colon + 1, ve = e;
-    if (head_has_ctl(p, vs, ve)) {
-        h->bad = HEAD_BAD_CTL;
-        h->bad_name = name;
-        return LINE_BAD;
+    bool plain = true; /* no byte above 0x7f: one pass for that and the controls */
+    for (size_t i = vs; i < ve; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            h->bad = HEAD_BAD_CTL;
+            h->bad_name = name;
+            return LINE_BAD;
+        }
+        if (c > 0x7f) plain = false;
     }
-    bool plain = true;
-    for (size_t i = vs; i < ve; i++)
-        if ((unsigned char)p[i] > 0x7f) plain = false;
     while (vs < ve && (p[vs] == ' ' || p[vs] == '\t'))
         vs++;
     /* Trailing white space is not the value's (RFC 9112 5), but
