@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/buf.h"
@@ -66,6 +67,7 @@ extern const struct embedded_file pg_migrations[];
 #define PG_RECONNECT_MS         500   /* no new connection sooner after one failed */
 #define PG_LISTEN_PROBE_MS      30000 /* a quiet listener is probed after this */
 #define PG_PROBE_TIMEOUT_MS     10000
+#define PG_OUTCOME_MS           5000 /* a lost COMMIT's outcome is asked for this long */
 #define PG_CHANNEL              "taskmill_events"
 /* pg_advisory_xact_lock key of the migrations: "taskmill" in ASCII. */
 #define PG_MIGRATE_LOCK "8386110886374894700"
@@ -81,6 +83,9 @@ struct pg_store {
     int64_t query_timeout_ms; /* store_options.query_timeout_ms: readers' statement_timeout */
     struct pg_conn writer;
     int64_t writer_retry_at; /* monotonic ms: no reconnect before */
+    /* The committing batch's transaction id, once its answer came (0: not
+     * yet, or the batch wrote nothing): pg_commit. */
+    int64_t commit_xid;
     /* The writer's server process: the feed ignores its announcements (our
      * own commits reach the feed from the writer). Set on each connect. */
     _Atomic int writer_pid;
@@ -1443,6 +1448,50 @@ static int pg_begin_lazy(struct store *s) {
     return rc;
 }
 
+static int pg_xid_read(struct pg_conn *c, PGresult *r, void *arg) {
+    (void)c;
+    **(int64_t **)arg = pg_int(r, 0, 0);
+    return 0;
+}
+
+/*
+ * The outcome of transaction xid, whose COMMIT was sent and whose answer
+ * was lost with the writer's connection (a restart, a failover, a network
+ * cut): PostgreSQL may have committed it or not. Asked on a reader, again
+ * while it is in progress (its backend has not noticed yet) or no reader
+ * can connect, for at most PG_OUTCOME_MS. 0 when it committed (its ops
+ * are answered as they were applied); TM_EUNAVAILABLE when it was rolled
+ * back or the answer did not come in time (then a 503 may stand for a
+ * change that is stored, docs/operations.md).
+ */
+static int pg_commit_outcome(struct store *s, int64_t xid) {
+    int64_t deadline = time_mono_ms() + PG_OUTCOME_MS;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, xid);
+    for (;;) {
+        PGresult *r = NULL;
+        int rc = pg_read_sql(s, "SELECT txid_status($1::bigint)", &p, &r);
+        const char *st =
+            rc == 0 && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "";
+        bool committed = strcmp(st, "committed") == 0, aborted = strcmp(st, "aborted") == 0;
+        PQclear(r);
+        if (committed || aborted) {
+            pg_log(&pq(s)->writer, "commit",
+                   committed ? "its answer was lost; the transaction committed"
+                             : "its answer was lost; the transaction was rolled back");
+            return committed ? 0 : TM_EUNAVAILABLE;
+        }
+        if (time_mono_ms() >= deadline) {
+            pg_log(&pq(s)->writer, "commit",
+                   "its answer was lost, and whether it committed is not known");
+            return TM_EUNAVAILABLE;
+        }
+        struct timespec pause = {0, 100 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
 static int pg_commit(struct store *s) {
     struct pg_conn *c = &pq(s)->writer;
     if (!c->pg) {
@@ -1456,12 +1505,25 @@ static int pg_commit(struct store *s) {
         pg_cmd(c, "ROLLBACK");
         return rc;
     }
-    PGresult *r;
-    /* pg_run_sql writes the kept updates first (pg_tx_flush); when that
-     * fails, COMMIT is not sent and the transaction is rolled back below. */
-    int rc = pg_run_sql(c, "COMMIT", NULL, &r);
+    PGresult *r = NULL;
+    /* The transaction's id, asked for ahead of COMMIT with a flush request,
+     * so its answer comes before COMMIT runs: should COMMIT's own answer be
+     * lost with the connection, it says which transaction to ask about
+     * (pg_commit_outcome). _if_assigned: a batch that wrote nothing gets
+     * no id, and its commit stays free of a WAL flush. Sending it writes
+     * the kept updates first (pg_tx_flush); when that fails, COMMIT is
+     * not sent and the transaction is rolled back below. */
+    struct pg_store *q = pq(s);
+    q->commit_xid = 0;
+    int64_t **xid = xmalloc(sizeof *xid);
+    *xid = &q->commit_xid;
+    int rc = pg_send_ahead(c, NULL, "SELECT txid_current_if_assigned()", NULL, pg_xid_read, xid);
+    if (rc == 0 && !PQsendFlushRequest(c->pg)) rc = pg_pipe_failed(c, "COMMIT");
+    if (rc == 0) rc = pg_run_sql(c, "COMMIT", NULL, &r);
+    if (rc == TM_EUNAVAILABLE && !c->pg && q->commit_xid > 0)
+        rc = pg_commit_outcome(s, q->commit_xid);
     pg_tx_clear(c->tx);
-    if (rc == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+    if (rc == 0 && r && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
         pg_log(c, "commit", "the transaction was rolled back");
         rc = TM_EINTERNAL;
     }
