@@ -1739,6 +1739,21 @@ static int pg_remove(struct store *s, const char *id) {
     return 0;
 }
 
+/*
+ * Looks the key up under a lock on it (namespace, key) held to the end of
+ * the transaction, so that the look-up and the insert that follows it when
+ * none is found happen as one across nodes: a node that looks up a key
+ * another node's open batch has inserted waits for that batch, then finds
+ * its task. Without it each such race cost the submit a try under its
+ * savepoint, and a batch of keys that lost three in a row (a race on each
+ * of three keys) was refused (store_apply_create). The lock is sent ahead,
+ * a statement of its own: the look-up's snapshot must come after the wait.
+ * A deadlock on it (two batches taking keys in opposite orders) is
+ * TM_ERETRY, and the batch is applied again.
+ */
+static const struct pg_stmt st_idem_lock = {
+    PGS_IDEM_LOCK, "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))"};
+
 static int pg_find_idempotent(struct store *s, const char *ns, const char *key,
                               char id[ID_LEN + 1]) {
     struct pg_params p;
@@ -1746,7 +1761,9 @@ static int pg_find_idempotent(struct store *s, const char *ns, const char *key,
     pgp_text(&p, ns);
     pgp_text(&p, key);
     PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_idem, &p, &r);
+    int rc = pg_run_ahead(&pq(s)->writer, &st_idem_lock, &p, NULL, NULL);
+    if (rc) return rc;
+    rc = pg_run(&pq(s)->writer, &st_idem, &p, &r);
     if (rc) return rc;
     if (PQntuples(r) == 0)
         rc = TM_ENOT_FOUND;

@@ -31,6 +31,7 @@ enum pg_stmt_id {
     PGS_INSERT_MANY,
     PGS_REMOVE,
     PGS_IDEM,
+    PGS_IDEM_LOCK,
     PGS_CLAIM,
     PGS_DUE,
     PGS_NEXT_DUE,
