@@ -1244,7 +1244,8 @@ static int pg_tx_flush(struct pg_conn *c) {
 
 /* ---- Migrations ---- */
 
-static int pg_migrate(struct pg_conn *c) {
+/* Applies the migrations the database lacks; on a failure, why in e. */
+static int pg_migrate(struct pg_conn *c, struct tm_error *e) {
     PGresult *r = NULL;
     int rc = pg_cmd(c, "BEGIN");
     if (rc) return rc;
@@ -1264,17 +1265,19 @@ static int pg_migrate(struct pg_conn *c) {
     for (const struct embedded_file *m = pg_migrations; m->name; m++)
         if (atoi(m->name) > known) known = atoi(m->name);
     if (rc == 0 && have > known) {
-        fprintf(stderr,
-                "taskmill: postgres: the database has migration %d, newer than this binary knows"
-                " (%d): upgrade taskmill, or restore a backup\n",
+        err_set(e, TM_EINTERNAL, "store",
+                "the PostgreSQL database has migration %d, newer than this taskmill knows (%d):"
+                " upgrade taskmill, or restore a backup",
                 have, known);
         rc = TM_EINTERNAL;
+    } else if (rc) {
+        err_set(e, rc, "store", "cannot read the PostgreSQL database's migrations");
     }
     for (const struct embedded_file *m = pg_migrations; rc == 0 && m->name; m++) {
         int number = atoi(m->name);
         if (number <= have) continue;
         if ((rc = pg_exec(c, NULL, m->data, 0, NULL, NULL, NULL, PG_MIGRATE_TIMEOUT_MS, &r))) {
-            fprintf(stderr, "taskmill: postgres: migration '%s' failed\n", m->name);
+            err_set(e, rc, "store", "cannot apply the PostgreSQL migration '%s'", m->name);
             break;
         }
         PQclear(r);
@@ -1288,8 +1291,10 @@ static int pg_migrate(struct pg_conn *c) {
                         " VALUES($1::integer, $2, $3::bigint)",
                         &p, &r);
         PQclear(r);
+        if (rc) err_set(e, rc, "store", "cannot record the PostgreSQL migration '%s'", m->name);
     }
-    if (rc == 0) rc = pg_cmd(c, "COMMIT");
+    if (rc == 0 && (rc = pg_cmd(c, "COMMIT")))
+        err_set(e, rc, "store", "cannot commit the PostgreSQL migrations");
     if (rc && c->pg) pg_cmd(c, "ROLLBACK");
     return rc;
 }
@@ -1387,8 +1392,7 @@ static int pg_open(struct store *s, const char *url, const struct store_options 
     if (pg_conn_open(q, &q->writer, pg_writer_setup(q), why, sizeof why))
         return err_set(e, TM_EUNAVAILABLE, "store", "cannot connect to PostgreSQL: %s", why);
     atomic_store(&q->writer_pid, PQbackendPID(q->writer.pg));
-    if (pg_migrate(&q->writer))
-        return err_set(e, TM_EINTERNAL, "store", "cannot migrate the PostgreSQL database");
+    if (pg_migrate(&q->writer, e)) return e->code;
     return 0;
 }
 
