@@ -324,6 +324,61 @@ static void test_expired_lease_swept_once(void) {
     CHECK_INT(attempt, 2);
 }
 
+/* A worker whose lease ran out and was swept on one node, the task claimed
+ * again through the other, reports through either node under its old
+ * token: every call is refused (409) and changes nothing; the new worker's
+ * calls go on. */
+static void test_stale_token_refused_on_both_nodes(void) {
+    struct th_server a, b;
+    if (!two_nodes(&a, &b)) return;
+    char *id = th_submit(&a, "slow", "\"queue\":\"fenceq\",\"max_retries\":3,\"backoff_ms\":0");
+    char cid[33] = "", tok[33] = "", cid2[33] = "", tok2[33] = "";
+    long claimed =
+        id ? th_claim(&a, "fenceq", "{\"worker\":\"w1\",\"lease_seconds\":1}", cid, tok) : 0;
+    long again =
+        claimed == 200
+            ? th_claim(&b, "fenceq", "{\"worker\":\"w2\",\"lease_seconds\":60,\"wait_seconds\":10}",
+                       cid2, tok2)
+            : 0;
+    static const char *const calls[] = {"/heartbeat", "/complete", "/fail", "/release"};
+    long stale[2][4] = {{0}};
+    long long before = -1, version = -1;
+    if (again == 200) before = th_int(th_http(&b, "GET", tpath(id, ""), NULL)->json, "version");
+    for (int n = 0; n < 2 && again == 200; n++)
+        for (int k = 0; k < 4; k++)
+            stale[n][k] =
+                th_http(n ? &b : &a, "POST", tpath(id, calls[k]), "{\"lease_token\":\"%s\"%s}", tok,
+                        k == 2 ? ",\"error\":\"late\"" : "")
+                    ->status;
+    long hb = 0, done = 0;
+    if (again == 200) {
+        struct th_resp *r = th_http(&a, "GET", tpath(id, ""), NULL);
+        version = th_int(r->json, "version");
+        hb = th_http(&a, "POST", tpath(id, "/heartbeat"), "{\"lease_token\":\"%s\"}", tok2)->status;
+        done =
+            th_http(&b, "POST", tpath(id, "/complete"), "{\"lease_token\":\"%s\"}", tok2)->status;
+    }
+    struct th_resp *r = id ? th_http(&b, "GET", tpath(id, ""), NULL) : NULL;
+    const char *phase = r && th_str(r->json, "phase") ? th_str(r->json, "phase") : "?";
+    bool completed = strcmp(phase, "completed") == 0;
+    long long attempt = r ? th_int(r->json, "attempt") : -1;
+    bool same = id && strcmp(cid2, id) == 0;
+    free_nodes(&a, &b);
+    free(id);
+    CHECK_INT(claimed, 200);
+    CHECK_INT(again, 200);
+    CHECK(same);
+    for (int n = 0; n < 2; n++)
+        for (int k = 0; k < 4; k++)
+            CHECK_INT(stale[n][k], 409);
+    CHECK(before > 0);
+    CHECK_INT(version, before); /* the refused calls changed nothing */
+    CHECK_INT(hb, 200);
+    CHECK_INT(done, 200);
+    CHECK(completed);
+    CHECK_INT(attempt, 2);
+}
+
 /* The value of a /metrics line "name VALUE" of s, or fallback when there is none. */
 static long long metric(struct th_server *s, const char *name, long long fallback) {
     const struct th_resp *r = th_http(s, "GET", "/metrics", NULL);
@@ -423,6 +478,8 @@ static const struct th_test tests[] = {
     {"claims from both nodes at once hand out every task once",
      test_claims_from_both_nodes_once_each},
     {"a lease that runs out is swept once, whichever node sweeps", test_expired_lease_swept_once},
+    {"a worker's old token is refused on both nodes once the task was claimed again",
+     test_stale_token_refused_on_both_nodes},
     {"a node whose clock runs ahead of the database's says so", test_clock_ahead_is_reported},
     {NULL, NULL},
 };
