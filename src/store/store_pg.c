@@ -1452,6 +1452,8 @@ static int pg_begin_lazy(struct store *s) {
     return rc;
 }
 
+static const struct pg_stmt st_commit_xid = {PGS_COMMIT_XID, "SELECT txid_current_if_assigned()"};
+
 static int pg_xid_read(struct pg_conn *c, PGresult *r, void *arg) {
     (void)c;
     **(int64_t **)arg = pg_int(r, 0, 0);
@@ -1521,7 +1523,7 @@ static int pg_commit(struct store *s) {
     q->commit_xid = 0;
     int64_t **xid = xmalloc(sizeof *xid);
     *xid = &q->commit_xid;
-    int rc = pg_send_ahead(c, NULL, "SELECT txid_current_if_assigned()", NULL, pg_xid_read, xid);
+    int rc = pg_run_ahead(c, &st_commit_xid, NULL, pg_xid_read, xid);
     if (rc == 0 && !PQsendFlushRequest(c->pg)) rc = pg_pipe_failed(c, "COMMIT");
     if (rc == 0) rc = pg_run_sql(c, "COMMIT", NULL, &r);
     if (rc == TM_EUNAVAILABLE && !c->pg && q->commit_xid > 0)

@@ -47,6 +47,7 @@ enum pg_stmt_id {
     PGS_QUEUE_COUNTS,
     PGS_QUEUE_CFG,
     PGS_PING,
+    PGS_COMMIT_XID,
     PGS_CLOCK,
     PGS_TOKEN_INSERT,
     PGS_TOKEN_REVOKE,
