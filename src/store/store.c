@@ -633,10 +633,12 @@ out:
     return rc;
 }
 
-static bool store_op_has_idempotency(const struct store_op *op) {
+/* How many of op's tasks carry an idempotency key. */
+static size_t store_op_keyed(const struct store_op *op) {
+    size_t n = 0;
     for (size_t i = 0; i < op->ntasks; i++)
-        if (op->tasks[i]->idempotency_key) return true;
-    return false;
+        if (op->tasks[i]->idempotency_key) n++;
+    return n;
 }
 
 /*
@@ -644,10 +646,15 @@ static bool store_op_has_idempotency(const struct store_op *op) {
  * a savepoint: when another node inserts the same key first, our insert is
  * refused (the batch's transaction stays usable), the savepoint undoes the
  * op's writes, and the op runs again, now finding the other node's task.
+ * Each race lost settles one key, so an op of n keyed tasks runs at most
+ * n + 2 times; past that (a key's task deleted between tries, say) the
+ * whole batch is applied again (TM_ERETRY), as after a deadlock: the
+ * client is not refused for a race it did not make.
  */
 static int store_apply_create(struct store *s, struct batch *b, struct store_op *op, int64_t now) {
     const struct store_backend *be = s->base.backend;
-    if (!be->shared || !store_op_has_idempotency(op)) return store_apply_create_once(s, b, op, now);
+    size_t keyed = store_op_keyed(op);
+    if (!be->shared || !keyed) return store_apply_create_once(s, b, op, now);
     /* The batch's task_counts as they were, to undo this op's with its
      * savepoint (entries it added are dropped, the others' n restored). */
     size_t ncounts = b->ncounts;
@@ -660,7 +667,7 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
     for (size_t i = 0; i < nstats; i++)
         stats_st[i] = b->stats[i].st;
     int rc;
-    for (int attempt = 0;; attempt++) {
+    for (size_t attempt = 0;; attempt++) {
         size_t nevents = b->nevents;
         if ((rc = be->savepoint(s))) {
             rc = store_backend_failed(b, op, rc);
@@ -695,9 +702,8 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
             b->stats[i].st = stats_st[i];
         op->created = false;
         op->task = NULL;
-        if (attempt == 2) {
-            rc = err_set(&op->err, TM_ECONFLICT, "Idempotency-Key",
-                         "the idempotency key is being used by another request; try again");
+        if (attempt == keyed + 1) {
+            rc = store_backend_failed(b, op, TM_ERETRY);
             break;
         }
     }

@@ -1750,9 +1750,9 @@ static int pg_remove(struct store *s, const char *id) {
  * the transaction, so that the look-up and the insert that follows it when
  * none is found happen as one across nodes: a node that looks up a key
  * another node's open batch has inserted waits for that batch, then finds
- * its task. Without it each such race cost the submit a try under its
- * savepoint, and a batch of keys that lost three in a row (a race on each
- * of three keys) was refused (store_apply_create). The lock is sent ahead,
+ * its task. Without it each such race costs the submit a try under its
+ * savepoint (store_apply_create; a node of an older version takes no such
+ * lock, so those tries remain for a race with one). The lock is sent ahead,
  * a statement of its own: the look-up's snapshot must come after the wait.
  * A deadlock on it (two batches taking keys in opposite orders) is
  * TM_ERETRY, and the batch is applied again.
