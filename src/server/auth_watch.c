@@ -32,11 +32,13 @@
  * (auth_wait_remove) if the server knows its reply did not reach a live
  * client: the store found the client gone once the claim had committed
  * (store_op.withdrawn; the batched claim's handler also looks just before
- * its reply), no reply was sent, or the socket was reset after the reply
- * (the client's kernel refused it: on the fast path, also a send that
- * failed). A reply the kernel accepted and nothing refused is taken as
- * delivered: a client that goes after that point, or whose reset comes
- * back after the request ended, holds its task until the lease runs out.
+ * its reply), sending the reply failed (req_reply_failed, which both HTTP
+ * paths call before they free the request: libmicrohttpd's end other than
+ * COMPLETED_OK, the fast path's failed send), no reply was sent, or the
+ * socket was reset after the reply (the client's kernel refused it). A
+ * reply the kernel accepted and nothing refused is taken as delivered: a
+ * client that goes after that point, or whose reset comes back after the
+ * request ended, holds its task until the lease runs out.
  *
  * A store that cannot be read cuts nothing (as auth_check, which answers
  * 503 then, never "allowed": the request was allowed already).
@@ -135,31 +137,46 @@ static void claim_give_back(struct server *srv, const struct store_op *claim, co
 }
 
 /* Whether r's reply surely did not reach its client: none was sent, or
- * its socket was reset since (POLLERR: a reset not read yet; on the fast
- * path, which never shuts its side before the request ends, POLLHUP too:
- * a send that failed on a reset). libmicrohttpd's own shutdown of a
- * closing connection makes POLLHUP say nothing there. */
+ * its socket was reset since (POLLERR: a reset not read yet). A send that
+ * failed on a reset read the error already: req_reply_failed says so.
+ * libmicrohttpd's own shutdown of a closing connection makes POLLHUP say
+ * nothing. */
 static bool reply_lost(struct req *r) {
     if (!r->status_sent) return true;
     int fd = req_socket(r);
     if (fd < 0) return false;
     struct pollfd p = {.fd = fd, .events = 0};
-    if (poll(&p, 1, 0) != 1) return false;
-    return (p.revents & POLLERR) || (r->fast && (p.revents & POLLHUP));
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
+/* r's claim ops (those it waits on, or its one op), their count in *n. */
+static struct store_op *req_claims(struct req *r, size_t *n) {
+    *n = r->nwait_ops;
+    if (r->wait_ops) return r->wait_ops;
+    *n = r->op.kind == STORE_OP_CLAIM; /* a claim that did not wait */
+    return &r->op;
+}
+
+/* Whether op leased a task (which its client may not know of). */
+static bool claim_leased(const struct store_op *op) {
+    return op->kind == STORE_OP_CLAIM && op->claimed && !op->err.code && op->task;
+}
+
+void req_reply_failed(struct req *r) {
+    size_t n;
+    struct store_op *ops = req_claims(r, &n);
+    for (size_t i = 0; i < n; i++)
+        if (claim_leased(&ops[i])) ops[i].withdrawn = true;
 }
 
 /* The tasks r's claims leased that no live client heard of go back. */
 static void claims_give_back(struct req *r) {
-    struct store_op *ops = r->wait_ops;
-    size_t n = r->nwait_ops;
-    if (!ops && r->op.kind == STORE_OP_CLAIM) { /* a claim that did not wait */
-        ops = &r->op;
-        n = 1;
-    }
+    size_t n;
+    struct store_op *ops = req_claims(r, &n);
     bool any = false, withdrawn = false;
     for (size_t i = 0; i < n; i++) {
         const struct store_op *op = &ops[i];
-        if (op->kind != STORE_OP_CLAIM || !op->claimed || op->err.code || !op->task) continue;
+        if (!claim_leased(op)) continue;
         any = true;
         withdrawn |= op->withdrawn;
     }
@@ -168,7 +185,7 @@ static void claims_give_back(struct req *r) {
     if (!withdrawn && !lost) return;
     for (size_t i = 0; i < n; i++) {
         const struct store_op *op = &ops[i];
-        if (op->kind != STORE_OP_CLAIM || !op->claimed || op->err.code || !op->task) continue;
+        if (!claim_leased(op)) continue;
         if (op->withdrawn)
             claim_give_back(r->srv, op, "the claim's client had gone before its reply was sent");
         else if (lost)

@@ -1016,12 +1016,14 @@ static void http_connection(void *cls, struct MHD_Connection *conn, void **socke
     }
 }
 
+/* The request has ended: `toe` says whether its reply went out whole. */
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            enum MHD_RequestTerminationCode toe) {
     (void)cls;
-    (void)toe;
     struct req *r = *con_cls;
     if (!r) return;
+    /* Before req_free, where a claim whose reply was lost gives its tasks back. */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) req_reply_failed(r);
     if (r->srv->cfg.limits.idle_timeout_seconds > 0)
         MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
                                   (unsigned)r->srv->cfg.limits.idle_timeout_seconds);

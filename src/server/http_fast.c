@@ -239,8 +239,10 @@ static void fast_want_out(struct fast_conn *c, bool want) {
     if (epoll_ctl(c->th->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->want_out = want;
 }
 
-/* The request is answered (its reply sent, or queued in c->out). */
+/* The request is answered (its reply sent, or queued in c->out, or its
+ * send failed: c->gone). */
 static void fast_request_end(struct fast_conn *c) {
+    if (c->gone) req_reply_failed(c->req); /* before req_free, which gives back */
     req_free(c->req);
     c->req = NULL;
     free(c->head);

@@ -155,6 +155,11 @@ void auth_wait_add(struct req *r, struct store_op *ops, size_t n);
 void auth_wait_remove(struct req *r);
 /* Whether r's client has closed its end of the connection, or reset it. */
 bool req_client_gone(struct req *r);
+/* r's reply could not be sent whole (a send failed, the connection ended
+ * before): the tasks its claims leased go back to their queues when it is
+ * freed, as a withdrawn claim's do. Called by each HTTP path before
+ * req_free, which is where they go back. */
+void req_reply_failed(struct req *r);
 int auth_watch_start(struct server *srv);
 void auth_watch_stop(struct server *srv);
 

@@ -3,8 +3,9 @@
  * queue at once (pending, no retry counted, its lease void, a message
  * saying why), not after the lease a worker that is no more holds runs
  * out. One-task and batched claims, the fast path and libmicrohttpd (a
- * chunked body goes there); and a claim whose client reads its reply
- * keeps its task. Raw sockets: the client closes at a moment it picks.
+ * chunked body goes there, and every request with --no-fast-path); and a
+ * claim whose client reads its reply keeps its task. Raw sockets: the
+ * client closes (or resets) at a moment it picks.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,8 +24,8 @@ static struct th_server srv;
 
 /* Sends POST path with body on a new connection (chunked: through
  * libmicrohttpd); the socket, or -1. */
-static int post_open(const char *path, const char *body, bool chunked) {
-    int fd = th_tcp_open(&srv);
+static int post_open(struct th_server *s, const char *path, const char *body, bool chunked) {
+    int fd = th_tcp_open(s);
     if (fd < 0) return -1;
     char req[1024];
     int n = chunked ? snprintf(req, sizeof req,
@@ -47,7 +48,7 @@ static int post_open(const char *path, const char *body, bool chunked) {
 static int gone_claim_open(const char *queue, bool batched, bool chunked) {
     char path[128];
     snprintf(path, sizeof path, "/v1/queues/%s/%s", queue, batched ? "claims" : "claim");
-    return post_open(path,
+    return post_open(&srv, path,
                      batched ? "{\"worker\":\"gone\",\"max\":2,\"wait_seconds\":30}"
                              : "{\"worker\":\"gone\",\"wait_seconds\":30}",
                      chunked);
@@ -79,11 +80,11 @@ static long parked_claims(void) {
 }
 
 /* The task's phase, attempt, retries and lease worker now. */
-static bool task_state(const char *id, char phase[16], long *attempt, long *retries,
-                       char worker[32]) {
+static bool task_state(struct th_server *s, const char *id, char phase[16], long *attempt,
+                       long *retries, char worker[32]) {
     char path[128];
     snprintf(path, sizeof path, "/v1/tasks/%s", id);
-    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    struct th_resp *r = th_http(s, "GET", path, NULL);
     if (r->status != 200) return false;
     snprintf(phase, 16, "%s", th_str(r->json, "phase") ? th_str(r->json, "phase") : "");
     *attempt = th_int(r->json, "attempt");
@@ -96,15 +97,15 @@ static bool task_state(const char *id, char phase[16], long *attempt, long *retr
 /* Whether the task shows its give-back: the gone worker's attempt ended
  * "released" (as a release, a task.pending event of cause release), and
  * the task carries the message saying why. */
-static bool has_give_back(const char *id) {
+static bool has_give_back(struct th_server *s, const char *id) {
     char path[160];
     snprintf(path, sizeof path, "/v1/tasks/%s/attempts", id);
-    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    struct th_resp *r = th_http(s, "GET", path, NULL);
     const char *w = th_str(r->json, "attempts.0.worker");
     const char *o = th_str(r->json, "attempts.0.outcome");
     if (!w || strcmp(w, "gone") != 0 || !o || strcmp(o, "released") != 0) return false;
     snprintf(path, sizeof path, "/v1/tasks/%s", id);
-    r = th_http(&srv, "GET", path, NULL);
+    r = th_http(s, "GET", path, NULL);
     json_t *m = th_get(r->json, "messages");
     size_t i;
     json_t *v;
@@ -118,12 +119,12 @@ static bool has_give_back(const char *id) {
 /* A live worker's claims on queue, without waiting, until one gets a
  * task or 5 s pass (a deadline, not a speed): its status, and the id it
  * got (or ""). */
-static long live_claim(const char *queue, char id[33]) {
+static long live_claim(struct th_server *s, const char *queue, char id[33]) {
     char tok[33];
     long st = 0;
     for (int i = 0; i < 100; i++) {
         id[0] = '\0';
-        st = th_claim(&srv, queue, "{\"worker\":\"live\"}", id, tok);
+        st = th_claim(s, queue, "{\"worker\":\"live\"}", id, tok);
         if (st != 204) break;
         th_sleep_ms(50);
     }
@@ -147,10 +148,10 @@ static void gone_then_submit(bool batched, bool chunked) {
     snprintf(id, sizeof id, "%s", sid);
     free(sid);
     char got[33];
-    long st = live_claim(queue, got);
+    long st = live_claim(&srv, queue, got);
     char phase[16], worker[32];
     long attempt = 0, retries = 0;
-    CHECK(task_state(id, phase, &attempt, &retries, worker));
+    CHECK(task_state(&srv, id, phase, &attempt, &retries, worker));
     if (st != 200)
         fprintf(stderr, "task %s: %s under '%s', attempt %ld\n", id, phase, worker, attempt);
     CHECK_INT(st, 200);
@@ -158,7 +159,7 @@ static void gone_then_submit(bool batched, bool chunked) {
     CHECK_STR(worker, "live");
     CHECK_INT(retries, 0);
     /* Given out to the gone client first (attempt 2), then only with its give-back. */
-    if (attempt > 1) CHECK(has_give_back(id));
+    if (attempt > 1) CHECK(has_give_back(&srv, id));
 }
 
 static void test_one_gone_then_submit(void) {
@@ -193,7 +194,7 @@ static void race(bool batched) {
         int fd = gone_claim_open(queue, batched, false);
         CHECK(fd >= 0);
         WAIT_UNTIL(parked_claims() == 1, 5000, "the claim parked");
-        int sub = post_open("/v1/tasks", extra, false);
+        int sub = post_open(&srv, "/v1/tasks", extra, false);
         CHECK(sub >= 0);
         if (round % 3) th_sleep_ms(round % 3); /* a little later, some rounds */
         shutdown(fd, SHUT_WR);
@@ -225,16 +226,16 @@ static void race(bool batched) {
             long rst = th_http(&srv, "POST", path, "%s", body)->status;
             CHECK(rst == 200 || rst == 409);
             char got[33];
-            CHECK_INT(live_claim(queue, got), 200);
+            CHECK_INT(live_claim(&srv, queue, got), 200);
             CHECK_STR(got, id);
-            CHECK(task_state(id, phase, &attempt, &retries, worker));
+            CHECK(task_state(&srv, id, phase, &attempt, &retries, worker));
             CHECK_INT(retries, 0);
             continue;
         }
         CHECK_INT(cst, 503); /* answered: its client had gone */
         char got[33];
-        long lst = live_claim(queue, got);
-        CHECK(task_state(id, phase, &attempt, &retries, worker));
+        long lst = live_claim(&srv, queue, got);
+        CHECK(task_state(&srv, id, phase, &attempt, &retries, worker));
         if (lst != 200)
             fprintf(stderr, "round %d: task %s %s under '%s', attempt %ld\n", round, id, phase,
                     worker, attempt);
@@ -242,7 +243,7 @@ static void race(bool batched) {
         CHECK_STR(got, id);
         CHECK_INT(retries, 0);
         if (attempt > 1) {
-            CHECK(has_give_back(id));
+            CHECK(has_give_back(&srv, id));
             back++;
         } else {
             refused++;
@@ -284,7 +285,7 @@ static void test_read_reply_keeps_task(void) {
         th_sleep_ms(1200); /* two looks of the watch: nothing must come back */
         char phase[16], worker[32];
         long attempt = 0, retries = 0;
-        CHECK(task_state(id, phase, &attempt, &retries, worker));
+        CHECK(task_state(&srv, id, phase, &attempt, &retries, worker));
         CHECK_STR(phase, "running");
         CHECK_STR(worker, "gone");
         CHECK_INT(attempt, 1);
@@ -292,6 +293,72 @@ static void test_read_reply_keeps_task(void) {
         snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
         CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", tok)->status, 200);
     }
+}
+
+/* Closes fd with a reset (SO_LINGER 0): the server's next send to it fails. */
+static void reset_close(int fd) {
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+}
+
+/* libmicrohttpd's path (--no-fast-path, as under TLS): a claim (a task
+ * ready, no wait) whose client resets its connection at once or a few ms
+ * later, round after round: reset before the server read it, the claim
+ * takes nothing; reset while it is in the store, it is served and its
+ * reply cannot be sent, and the task must go back at once, not when its
+ * lease runs out. A round whose reply came before the reset is a
+ * delivery (kept, as the docs say), and its task is released. */
+static void test_reset_no_fast_path(void) {
+    struct th_server m;
+    CHECK(th_server_start(&m, "--no-fast-path", NULL) == 0);
+    int back = 0, delivered = 0, refused = 0;
+    for (int round = 0; round < 40; round++) {
+        char *sid = th_submit(&m, "t", "\"queue\":\"rst\""), id[33];
+        CHECK(sid);
+        snprintf(id, sizeof id, "%s", sid);
+        free(sid);
+        int fd = post_open(&m, "/v1/queues/rst/claim", "{\"worker\":\"gone\"}", false);
+        CHECK(fd >= 0);
+        if (round % 5) th_sleep_ms(round % 5); /* the claim in the store, some rounds */
+        int queued = 0;
+        ioctl(fd, FIONREAD, &queued);
+        if (queued) {
+            char buf[16384];
+            CHECK_INT(read_reply(fd, buf, sizeof buf), 200);
+            const char *t = strstr(buf, "\"lease_token\":\"");
+            CHECK(t);
+            char path[128];
+            snprintf(path, sizeof path, "/v1/tasks/%s/release", id);
+            CHECK_INT(th_http(&m, "POST", path, "{\"lease_token\":\"%.32s\"}", t + 15)->status,
+                      200);
+            close(fd);
+            delivered++;
+        } else {
+            reset_close(fd);
+        }
+        /* The live worker gets the task: given back, or never given out. */
+        char got[33], phase[16], worker[32];
+        long attempt = 0, retries = 0;
+        long st = live_claim(&m, "rst", got);
+        CHECK(task_state(&m, id, phase, &attempt, &retries, worker));
+        if (st != 200)
+            fprintf(stderr, "round %d: task %s %s under '%s', attempt %ld\n", round, id, phase,
+                    worker, attempt);
+        CHECK_INT(st, 200);
+        CHECK_STR(got, id);
+        CHECK_INT(retries, 0);
+        if (queued) continue;
+        if (attempt > 1) {
+            CHECK(has_give_back(&m, id));
+            back++;
+        } else {
+            refused++;
+        }
+    }
+    printf("reset: %d given back, %d not given out, %d delivered before the reset\n", back, refused,
+           delivered);
+    th_server_free(&m);
 }
 
 static const struct th_test tests[] = {
@@ -303,6 +370,7 @@ static const struct th_test tests[] = {
     {"a claim served as its client closes: every task ends with the live worker", test_one_race},
     {"the same race with batched claims", test_many_race},
     {"a claim whose client reads its reply keeps its task", test_read_reply_keeps_task},
+    {"--no-fast-path: a claim whose client resets gives its task back", test_reset_no_fast_path},
     {NULL, NULL},
 };
 
