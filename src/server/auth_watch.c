@@ -31,8 +31,8 @@
  * token void, a message saying why), when the request ends
  * (auth_wait_remove) if the server knows its reply did not reach a live
  * client: the store found the client gone once the claim had committed
- * (store_op.withdrawn; the batched claim's handler also looks just before
- * its reply), sending the reply failed (req_reply_failed, which both HTTP
+ * (store_op.withdrawn; each claim's handler also looks just before its
+ * reply), sending the reply failed (req_reply_failed, which both HTTP
  * paths call before they free the request: libmicrohttpd's end other than
  * COMPLETED_OK, the fast path's failed send), no reply was sent, or the
  * socket was reset after the reply (the client's kernel refused it). A

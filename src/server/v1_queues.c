@@ -28,6 +28,14 @@ static void queues_claimed(struct req *r) {
         return;
     }
     health_observe(&r->op);
+    /* A client gone since the claim committed (the store saw it, or a look
+     * now) gets no task: 503, and the task goes back to its queue when the
+     * request ends (auth_wait_remove), rather than out to a dead socket. */
+    if (r->op.withdrawn || req_client_gone(r)) {
+        r->op.withdrawn = true;
+        reply_error_code(r, TM_EUNAVAILABLE, "", "the client closed its connection");
+        return;
+    }
     struct buf b;
     buf_init(&b);
     buf_puts(&b, "{\"task\":");

@@ -260,6 +260,45 @@ static void test_many_race(void) {
     race(true);
 }
 
+/* A one-task claim (no wait, a task ready) whose client half-closes as
+ * it sends it, on the fast path and through libmicrohttpd: the claim
+ * commits, then its handler finds the client gone and answers 503, and
+ * the task goes back, rather than going out in a 200 to a client that has
+ * gone. (A client must not half-close while it waits: api.md 7.7.) */
+static void test_one_gone_before_reply(void) {
+    for (int chunked = 0; chunked < 2; chunked++) {
+        char queue[32], extra[64], path[64];
+        snprintf(queue, sizeof queue, "gb_%d", chunked);
+        snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+        snprintf(path, sizeof path, "/v1/queues/%s/claim", queue);
+        char *sid = th_submit(&srv, "t", extra), id[33];
+        CHECK(sid);
+        snprintf(id, sizeof id, "%s", sid);
+        free(sid);
+        int fd = post_open(&srv, path, "{\"worker\":\"gone\"}", chunked);
+        CHECK(fd >= 0);
+        shutdown(fd, SHUT_WR);
+        struct timeval tv = {10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[8192];
+        int st = read_reply(fd, buf, sizeof buf);
+        close(fd);
+        char got[33], phase[16], worker[32];
+        long attempt = 0, retries = 0;
+        long lst = live_claim(&srv, queue, got);
+        CHECK(task_state(&srv, id, phase, &attempt, &retries, worker));
+        if (st != 503 || lst != 200)
+            fprintf(stderr, "%s: %d to the gone client; task %s %s under '%s', attempt %ld\n",
+                    chunked ? "libmicrohttpd" : "fast path", st, id, phase, worker, attempt);
+        CHECK_INT(st, 503);
+        CHECK_INT(lst, 200);
+        CHECK_STR(got, id);
+        CHECK_INT(retries, 0);
+        CHECK_INT(attempt, 2);
+        CHECK(has_give_back(&srv, id));
+    }
+}
+
 /* A client that reads its reply keeps its task, closing after or not. */
 static void test_read_reply_keeps_task(void) {
     for (int batched = 0; batched < 2; batched++) {
@@ -369,6 +408,8 @@ static const struct th_test tests[] = {
     {"the batched claim through libmicrohttpd", test_many_gone_then_submit_mhd},
     {"a claim served as its client closes: every task ends with the live worker", test_one_race},
     {"the same race with batched claims", test_many_race},
+    {"a one-task claim whose client went before its reply is 503, its task back",
+     test_one_gone_before_reply},
     {"a claim whose client reads its reply keeps its task", test_read_reply_keeps_task},
     {"--no-fast-path: a claim whose client resets gives its task back", test_reset_no_fast_path},
     {NULL, NULL},
