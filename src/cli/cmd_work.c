@@ -293,12 +293,13 @@ static void work_call_begin(bool claim, int64_t start_ms) {
  * it runs. Once it stops, a claim begun since is abandoned at once (before
  * it is sent, mostly); one in flight at the stop, once its long-poll is
  * over and the server has had WORK_CLAIM_SLACK_MS more to answer (3 s
- * from the claim's start at most). Not sooner, though the server withdraws
- * a parked claim within about 0.5 s of its connection closing (docs/api.md,
- * "Long-poll"): a task the writer hands to it before then, or whose 200 is
- * on its way, is not withdrawn, and would stay leased to nobody until its
- * lease ran out (and count an attempt), or take a task this worker has
- * just handed back. Answered, it is handed back unstarted. Any other
+ * from the claim's start at most). Not sooner, though the server takes
+ * back a claim whose connection closed before its answer left (a parked
+ * one takes nothing, a task handed to it goes back: docs/api.md 7.7): an
+ * answer already sent (on the network, held by a proxy, in this socket
+ * unread) is not taken back, and its task would stay leased to nobody
+ * until its lease ran out (a retry counted). Answered, it is handed back
+ * unstarted. Any other
  * request is abandoned once it has waited WORK_STOP_CALL_MS since it began
  * or since the stop, whichever is later.
  */

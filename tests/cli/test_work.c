@@ -1296,6 +1296,49 @@ static void test_claimed_while_stopping(void) {
 }
 
 /*
+ * A worker stopped while its claim waits on the server itself (no relay):
+ * a task submitted just after the stop signal is either handed to that
+ * claim, and back unstarted, or left to the queue; the worker exits (15 s
+ * is a hang guard, not a speed: it waits out its claim, up to 3 s, rather
+ * than close it, docs/cli.md) and leaves no task running and no claim
+ * parked. One slot (one-task claims), and two (batched).
+ */
+static void run_stop_with_claim_parked(const char *queue, bool batched) {
+    char marker[100], script[400];
+    snprintf(marker, sizeof marker, "%s.ran", queue);
+    snprintf(script, sizeof script, "touch %s/%s; sleep 30", srv.dir, marker);
+    WAIT_UNTIL(th_metric(&srv, "taskmill_parked_claims") == 0, 5000, "no claim parked");
+    pid_t w = cli_spawn(&srv, worker_log(queue), "work", "--queue", queue, "--concurrency",
+                        batched ? "2" : "1", "--", "sh", "-c", script);
+    bool parked = false;
+    TRY_WAIT_UNTIL(parked, th_metric(&srv, "taskmill_parked_claims") == 1, 10000,
+                   "the worker's claim parked");
+    kill(w, SIGTERM);
+    char extra[100];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
+    char *id = th_submit(&srv, "late", extra);
+    int rc = cli_wait(w, 15000);
+    if (rc != 0) show_log(queue);
+    if (rc == -1) worker_end(w);
+    CHECK(parked);
+    CHECK(id);
+    CHECK_INT(rc, 0);
+    WAIT_UNTIL(th_metric(&srv, "taskmill_parked_claims") == 0, 5000, "its claim gone");
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_STR(th_str(r->json, "phase"), "pending");
+    CHECK_INT(th_int(r->json, "retries"), 0);
+    CHECK(!file_exists(marker));
+    free(id);
+}
+
+static void test_stop_with_claim_parked(void) {
+    run_stop_with_claim_parked("parkcq", false);
+    if (!th_failed()) run_stop_with_claim_parked("bparkcq", true);
+}
+
+/*
  * --name is the worker's name in its tasks' leases, by the server's rule
  * for it: 1 to 128 bytes of UTF-8 without control characters. Another is
  * a usage error at once (exit 2, naming the flag), before any claim: a
@@ -1988,6 +2031,7 @@ static const struct th_test tests[] = {
     {"SIGTERM abandons a claim the server does not answer", test_signal_abandons_claim},
     {"--name is refused past the server's 128 bytes, not cut", test_name_limit},
     {"a task claimed as the worker stops goes back unstarted", test_claimed_while_stopping},
+    {"a worker stopped with its claim parked leaves no task running", test_stop_with_claim_parked},
     {"a heartbeat the server does not answer is given up within a third of the lease",
      test_hung_heartbeat_retried},
     {"batched: a run waiting for its earlier copy, then cancelled, says it never started",
