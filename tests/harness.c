@@ -585,8 +585,14 @@ const char *th_phase(struct th_server *s, const char *id) {
 }
 
 int th_tcp_open(const struct th_server *s) {
+    return th_tcp_open_rcvbuf(s, 0);
+}
+
+int th_tcp_open_rcvbuf(const struct th_server *s, int rcvbuf) {
     int port = atoi(strrchr(s->url, ':') + 1);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    /* Before connect: the window the client offers is set from it. */
+    if (fd >= 0 && rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
     if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof dst)) {

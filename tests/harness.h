@@ -177,6 +177,10 @@ void th_sleep_ms(int ms);
 /* A TCP connection to s (127.0.0.1, its port) with TCP_NODELAY, for tests
  * that write a request by hand; -1 when it cannot connect. */
 int th_tcp_open(const struct th_server *s);
+/* The same with SO_RCVBUF set to rcvbuf bytes before it connects (a client
+ * slow to read: the server's sends stop once that and its own buffer are
+ * full); rcvbuf 0 leaves the default. */
+int th_tcp_open_rcvbuf(const struct th_server *s, int rcvbuf);
 /* Milliseconds on the monotonic clock, for deadlines. */
 long long th_now_ms(void);
 

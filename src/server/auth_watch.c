@@ -36,7 +36,8 @@
  * paths call before they free the request: libmicrohttpd's end other than
  * COMPLETED_OK, the fast path's failed send), no reply was sent, or the
  * socket was reset after the reply (the client's kernel refused it). A
- * reply the kernel accepted and nothing refused is taken as delivered: a
+ * reply the kernel accepted whole (the fast path keeps the request until
+ * its last byte is taken) and nothing refused is taken as delivered: a
  * client that goes after that point, or whose reset comes back after the
  * request ended, holds its task until the lease runs out.
  *

@@ -239,8 +239,10 @@ static void fast_want_out(struct fast_conn *c, bool want) {
     if (epoll_ctl(c->th->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->want_out = want;
 }
 
-/* The request is answered (its reply sent, or queued in c->out, or its
- * send failed: c->gone). */
+/* The request is answered (its reply sent whole, or its send failed:
+ * c->gone). A reply the socket did not take whole waits in c->out with its
+ * request (fast_reply_sent): a claim's tasks go back (req_reply_failed)
+ * should the rest fail, or the client stop reading it (fast_sweep). */
 static void fast_request_end(struct fast_conn *c) {
     if (c->gone) req_reply_failed(c->req); /* before req_free, which gives back */
     req_free(c->req);
@@ -348,6 +350,12 @@ void http_fast_reply(struct req *r, int status, char *body, size_t len, const ch
     free(body);
 }
 
+/* Ends c's request if its reply is sent whole or cannot be. */
+static void fast_reply_sent(struct fast_conn *c) {
+    struct req *r = c->req;
+    if (r && r->status_sent && !r->suspended && (!c->out || c->gone)) fast_request_end(c);
+}
+
 /* Runs a request's handler (or its on_resume) and ends it when it replied. */
 static void fast_run(struct fast_conn *c, bool resumed) {
     struct req *r = c->req;
@@ -355,7 +363,7 @@ static void fast_run(struct fast_conn *c, bool resumed) {
         req_resumed(r);
     else
         req_start(r);
-    if (r->status_sent && !r->suspended) fast_request_end(c);
+    fast_reply_sent(c);
 }
 
 static bool fast_route_ok(const struct http_fast *f, const char *method, const char *path) {
@@ -660,7 +668,8 @@ static void fast_ready(struct fast_thread *th) {
     }
 }
 
-/* Closes connections idle past the idle timeout (none with a request in progress). */
+/* Closes connections idle past the idle timeout (none with a request in
+ * progress; one whose reply waits unread for long, its send failed). */
 static void fast_sweep(struct fast_thread *th, int64_t now) {
     const struct limits *lim = &th->fast->srv->cfg.limits;
     int64_t idle_ms = 1000LL * (lim->idle_timeout_seconds > 0 ? lim->idle_timeout_seconds
@@ -669,8 +678,13 @@ static void fast_sweep(struct fast_thread *th, int64_t now) {
     struct fast_conn *c = LIST_FIRST(&th->conns), *next;
     for (; c; c = next) {
         next = LIST_NEXT(c, link);
-        if (c->req) continue;
-        if (now - c->active_mono > (c->out || c->body_due ? long_ms : idle_ms)) fast_close(c);
+        if (c->req && !c->out) continue;
+        if (now - c->active_mono <= (c->out || c->body_due ? long_ms : idle_ms)) continue;
+        if (c->req) {
+            c->gone = true;
+            fast_request_end(c);
+        }
+        fast_close(c);
     }
     th->swept_mono = now;
 }
@@ -680,6 +694,7 @@ static void fast_event(struct fast_conn *c, uint32_t events) {
     if (events & (EPOLLERR | EPOLLHUP)) c->gone = true;
     if (events & (EPOLLIN | EPOLLRDHUP)) c->input = true;
     if ((events & EPOLLOUT) && c->out && !c->gone) fast_flush(c);
+    fast_reply_sent(c);
     fast_after(c);
 }
 

@@ -400,6 +400,85 @@ static void test_reset_no_fast_path(void) {
     th_server_free(&m);
 }
 
+/* The most a TCP socket's send buffer grows to here (tcp_wmem's third
+ * field), or 4 MiB when it cannot be read. */
+static long tcp_wmem_max(void) {
+    long lo = 0, def = 0, max = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+    if (f && fscanf(f, "%ld %ld %ld", &lo, &def, &max) != 3) max = 0;
+    if (f) fclose(f);
+    return max > 0 ? max : 4L << 20;
+}
+
+/* A batched claim whose reply the socket does not take whole (a hundred
+ * tasks, together twice the largest send buffer; a client with a small
+ * receive buffer that reads a little of it) and whose client resets once
+ * the server has sent what its socket took: the rest of the reply cannot
+ * be sent, and every task goes back at once; not held by a worker that
+ * is no more until the leases run out. */
+static void test_many_reset_mid_reply(void) {
+    enum { N = 100 };
+    long size = 2 * tcp_wmem_max() / N;
+    if (size < 60000) size = 60000;
+    if (size > 900000) size = 900000; /* under --max-body-bytes' 1 MiB */
+    char *blob = malloc((size_t)size + 1);
+    memset(blob, 'b', (size_t)size);
+    blob[size] = '\0';
+    char *extra = NULL;
+    CHECK(asprintf(&extra, "\"queue\":\"midq\",\"params\":{\"b\":\"%s\"}", blob) > 0);
+    free(blob);
+    char ids[N][33];
+    int made = 0;
+    for (; made < N; made++) {
+        char *sid = th_submit(&srv, "t", extra);
+        if (!sid) break;
+        snprintf(ids[made], sizeof ids[made], "%s", sid);
+        free(sid);
+    }
+    free(extra);
+    CHECK_INT(made, N);
+    int fd = th_tcp_open_rcvbuf(&srv, 4096);
+    CHECK(fd >= 0);
+    const char *body = "{\"worker\":\"gone\",\"max\":100}";
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/queues/midq/claims HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    CHECK(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
+    /* The head and a little of the body, then a reset with most unread. */
+    char buf[4096];
+    ssize_t got = 0;
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (got < 1000) {
+        ssize_t k = recv(fd, buf + got, sizeof buf - 1 - (size_t)got, 0);
+        if (k <= 0) break;
+        got += k;
+    }
+    buf[got] = '\0';
+    CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+    th_sleep_ms(300); /* the server past its first send, the rest waiting */
+    reset_close(fd);
+    /* Every task pending again, no retry counted, within 10 s (a deadline,
+     * not a speed: the leases are the default's 30 s and more). */
+    int back = 0;
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end; th_sleep_ms(100)) {
+        back = 0;
+        for (int i = 0; i < N; i++) {
+            char phase[16], worker[32];
+            long attempt = 0, retries = 0;
+            if (task_state(&srv, ids[i], phase, &attempt, &retries, worker) &&
+                strcmp(phase, "pending") == 0 && retries == 0)
+                back++;
+        }
+        if (back == N) break;
+    }
+    CHECK_INT(back, N);
+    CHECK(has_give_back(&srv, ids[0]));
+    CHECK(has_give_back(&srv, ids[N - 1]));
+}
+
 static const struct th_test tests[] = {
     {"a gone client's claim leaves a task that follows to the next worker",
      test_one_gone_then_submit},
@@ -412,6 +491,8 @@ static const struct th_test tests[] = {
      test_one_gone_before_reply},
     {"a claim whose client reads its reply keeps its task", test_read_reply_keeps_task},
     {"--no-fast-path: a claim whose client resets gives its task back", test_reset_no_fast_path},
+    {"a batched claim whose client resets mid-reply gives every task back",
+     test_many_reset_mid_reply},
     {NULL, NULL},
 };
 
