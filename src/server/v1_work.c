@@ -105,13 +105,20 @@ static void work_put_error(struct buf *b, const struct tm_error *e) {
 
 static void claims_many_done(struct req *r) {
     struct work_batch *wb = r->owned;
-    /* Tasks claimed for a client that has gone already go back when the
-     * request ends (auth_wait_remove); the reply goes out all the same. */
-    bool gone = false, looked = false;
+    /* Tasks claimed for a client that has gone (the store saw it, or a
+     * look now) go back when the request ends (auth_wait_remove); when all
+     * of them do, the reply is 503 with no task, as a one-task claim's. */
+    bool gone = false, looked = false, any = false, all_back = true;
     for (size_t i = 0; i < wb->n; i++) {
         if (!wb->ops[i].claimed || wb->ops[i].err.code) continue;
         if (!looked) gone = req_client_gone(r), looked = true;
         wb->ops[i].withdrawn |= gone;
+        any = true;
+        all_back &= wb->ops[i].withdrawn;
+    }
+    if (any && all_back) {
+        reply_error_code(r, TM_EUNAVAILABLE, "", "the client closed its connection");
+        return;
     }
     struct buf b;
     buf_init(&b);

@@ -260,22 +260,24 @@ static void test_many_race(void) {
     race(true);
 }
 
-/* A one-task claim (no wait, a task ready) whose client half-closes as
+/* A claim, one-task or batched (no wait, a task ready), whose client half-closes as
  * it sends it, on the fast path and through libmicrohttpd: the claim
  * commits, then its handler finds the client gone and answers 503, and
  * the task goes back, rather than going out in a 200 to a client that has
  * gone. (A client must not half-close while it waits: api.md 7.7.) */
-static void test_one_gone_before_reply(void) {
+static void gone_before_reply(bool batched) {
     for (int chunked = 0; chunked < 2; chunked++) {
         char queue[32], extra[64], path[64];
-        snprintf(queue, sizeof queue, "gb_%d", chunked);
+        snprintf(queue, sizeof queue, "gb_%d_%d", batched, chunked);
         snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
-        snprintf(path, sizeof path, "/v1/queues/%s/claim", queue);
+        snprintf(path, sizeof path, "/v1/queues/%s/%s", queue, batched ? "claims" : "claim");
         char *sid = th_submit(&srv, "t", extra), id[33];
         CHECK(sid);
         snprintf(id, sizeof id, "%s", sid);
         free(sid);
-        int fd = post_open(&srv, path, "{\"worker\":\"gone\"}", chunked);
+        int fd = post_open(&srv, path,
+                           batched ? "{\"worker\":\"gone\",\"max\":2}" : "{\"worker\":\"gone\"}",
+                           chunked);
         CHECK(fd >= 0);
         shutdown(fd, SHUT_WR);
         struct timeval tv = {10, 0};
@@ -297,6 +299,15 @@ static void test_one_gone_before_reply(void) {
         CHECK_INT(attempt, 2);
         CHECK(has_give_back(&srv, id));
     }
+}
+
+static void test_one_gone_before_reply(void) {
+    gone_before_reply(false);
+}
+
+/* The same with a batched claim: all it took went back, so 503 too. */
+static void test_many_gone_before_reply(void) {
+    gone_before_reply(true);
 }
 
 /* A client that reads its reply keeps its task, closing after or not. */
@@ -489,6 +500,8 @@ static const struct th_test tests[] = {
     {"the same race with batched claims", test_many_race},
     {"a one-task claim whose client went before its reply is 503, its task back",
      test_one_gone_before_reply},
+    {"a batched claim whose client went before its reply is 503, its tasks back",
+     test_many_gone_before_reply},
     {"a claim whose client reads its reply keeps its task", test_read_reply_keeps_task},
     {"--no-fast-path: a claim whose client resets gives its task back", test_reset_no_fast_path},
     {"a batched claim whose client resets mid-reply gives every task back",
