@@ -105,6 +105,11 @@ struct sq_store {
     /* A relaxed store's flusher (sq_flusher): its commits, counted by the
      * writer after each; the count its last flush covered; its flushes. */
     _Atomic uint64_t commits, flushed_through, flushes;
+    /* A sync of the relaxed store's WAL failed (the flusher's, or a
+     * checkpoint's): the kernel may have dropped the frames it held, and a
+     * later sync would succeed without writing them. Nothing is counted
+     * flushed again, and every transaction is refused, until a restart. */
+    _Atomic bool flush_failed;
     int64_t flush_ms; /* store_options.relaxed_flush_ms, resolved; <0: no flusher */
     char *wal_path;   /* the flusher's: the WAL's file */
     bool flusher_on, flusher_stop;
@@ -586,20 +591,39 @@ static int sq_wal_hook(void *cls, sqlite3 *db, const char *name, int frames) {
  */
 #define SQ_RELAXED_FLUSH_MS 200
 
+/* A sync of the WAL failed: see sq_store.flush_failed. */
+static void sq_flush_failed(struct sq_store *q, const char *what) {
+    if (atomic_exchange(&q->flush_failed, true)) return;
+    fprintf(stderr,
+            "taskmill: sqlite: %s of '%s' failed: acknowledged commits since the last flush may"
+            " not be on disk, and a retried flush would not tell; writes are refused until the"
+            " server restarts\n",
+            what, q->wal_path ? q->wal_path : q->path);
+}
+
 static void sq_flush_wal(struct sq_store *q) {
     uint64_t n = atomic_load(&q->commits);
-    if (n == atomic_load(&q->flushed_through)) return;
+    if (n == atomic_load(&q->flushed_through) || atomic_load(&q->flush_failed)) return;
     int fd = open(q->wal_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fdatasync(fd) != 0) {
+    if (fd < 0) {
+        /* Nothing was flushed, and nothing lost: the next tick tries again. */
         static _Atomic bool told;
         if (!atomic_exchange(&told, true))
-            fprintf(stderr, "taskmill: sqlite: flushing '%s' failed: %s (retried)\n", q->wal_path,
-                    strerror(errno));
+            fprintf(stderr, "taskmill: sqlite: opening '%s' to flush it failed: %s (retried)\n",
+                    q->wal_path, strerror(errno));
+        return;
+    }
+    /* Never retried: after a failed fdatasync the kernel may have marked the
+     * pages it could not write clean, and the next one reports success
+     * without them (PostgreSQL's "fsyncgate", 2018). */
+    if (fdatasync(fd) != 0) {
+        fprintf(stderr, "taskmill: sqlite: fdatasync: %s\n", strerror(errno));
+        sq_flush_failed(q, "flushing the WAL");
     } else {
         atomic_store(&q->flushed_through, n);
         atomic_fetch_add(&q->flushes, 1);
     }
-    if (fd >= 0) close(fd);
+    close(fd);
 }
 
 static void *sq_flusher(void *arg) {
@@ -853,6 +877,7 @@ static void sq_close(struct store *s) {
 
 /* BEGIN IMMEDIATE, a new transaction for the writer's rows and notes. */
 static int sq_begin_tx(struct sq_store *q) {
+    if (atomic_load(&q->flush_failed)) return TM_EUNAVAILABLE;
     q->tx++;
     sq_seen_forget(q);
     int rc = sq_step_done(q->writer.db, q->w_begin);
@@ -900,12 +925,19 @@ static void sq_lazy_end(struct sq_store *q) {
 #define SQ_CHECKPOINT_FRAMES 1000
 
 /* A relaxed store's checkpoint: its syncs real, the WAL flushed before the
- * database file is written. One that fails leaves the WAL for the next. */
+ * database file is written. One that fails leaves the WAL for the next,
+ * unless it failed on I/O: its sync of the WAL is the first of the
+ * deferred frames, and a later one would succeed without them
+ * (sq_flush_wal), so the store stops taking writes. */
 static void sq_checkpoint(struct sq_store *q) {
     sq_vfs_defer(q->writer.db, false);
-    sqlite3_wal_checkpoint_v2(q->writer.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    int rc = sqlite3_wal_checkpoint_v2(q->writer.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     sq_vfs_defer(q->writer.db, true);
     q->wal_frames = 0;
+    if ((rc & 0xff) == SQLITE_IOERR) {
+        sq_log(q->writer.db, "checkpoint");
+        sq_flush_failed(q, "a checkpoint (its flush of the WAL)");
+    }
 }
 
 static int sq_commit(struct store *s) {
