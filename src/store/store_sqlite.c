@@ -46,6 +46,7 @@ struct sq_conn {
     sqlite3_stmt *get;
     /* A reader's list query stops past this monotonic time (0: none). */
     int64_t deadline_mono;
+    char why[160];        /* why sq_open_conn failed: SQLite's message */
     struct sq_conn *next; /* reader free list */
 };
 
@@ -296,6 +297,7 @@ static int sq_open_conn(const char *path, bool writer, bool relaxed, bool exclus
     }
     if (sqlite3_open_v2(path, &c->db, flags, sq_vfs_name(exclusive)) != SQLITE_OK) {
         sq_log(c->db, path);
+        snprintf(c->why, sizeof c->why, "%s", c->db ? sqlite3_errmsg(c->db) : "out of memory");
         sqlite3_close(c->db);
         c->db = NULL;
         return TM_EINTERNAL;
@@ -320,6 +322,7 @@ static int sq_open_conn(const char *path, bool writer, bool relaxed, bool exclus
         rc = sq_exec(c->db, "PRAGMA query_only=1");
     }
     if (!rc) rc = sq_exec(c->db, "PRAGMA cache_size=-16000");
+    if (rc) snprintf(c->why, sizeof c->why, "%s", sqlite3_errmsg(c->db));
     /* Another process holds the file (a server with --sqlite-exclusive). */
     if (rc && sqlite3_errcode(c->db) == SQLITE_BUSY) rc = TM_EUNAVAILABLE;
     return rc;
@@ -331,33 +334,35 @@ static void sq_close_conn(struct sq_conn *c) {
     c->db = NULL;
 }
 
-static int sq_migrate(sqlite3 *db) {
+/* Applies the migrations the database at `path` lacks; on failure *e says
+ * which file and why (a database of a newer taskmill is refused). */
+static int sq_migrate(sqlite3 *db, const char *path, struct tm_error *e) {
     sqlite3_stmt *st;
-    if (sq_prepare(db, "PRAGMA user_version", &st)) return TM_EINTERNAL;
+    if (sq_prepare(db, "PRAGMA user_version", &st))
+        return err_set(e, TM_EINTERNAL, "store", "cannot read SQLite database '%s': %s", path,
+                       sqlite3_errmsg(db));
     int have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
     int known = 0;
     for (const struct embedded_file *m = sqlite_migrations; m->name; m++)
         if (atoi(m->name) > known) known = atoi(m->name);
-    if (have > known) {
-        fprintf(stderr,
-                "taskmill: sqlite: the database has migration %d, newer than this binary knows"
-                " (%d): upgrade taskmill, or restore a backup\n",
-                have, known);
-        return TM_EINTERNAL;
-    }
+    if (have > known)
+        return err_set(e, TM_EINTERNAL, "store",
+                       "SQLite database '%s' has migration %d, newer than this taskmill knows"
+                       " (%d): upgrade taskmill, or restore a backup",
+                       path, have, known);
     for (const struct embedded_file *m = sqlite_migrations; m->name; m++) {
         int number = atoi(m->name);
         if (number <= have) continue;
         char pragma[64];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", number);
-        if (sq_exec(db, "BEGIN IMMEDIATE")) return TM_EINTERNAL;
-        if (sq_exec(db, m->data) || sq_exec(db, pragma)) {
-            fprintf(stderr, "taskmill: sqlite: migration '%s' failed\n", m->name);
-            sq_exec(db, "ROLLBACK");
-            return TM_EINTERNAL;
-        }
-        if (sq_exec(db, "COMMIT")) return TM_EINTERNAL;
+        if (sq_exec(db, "BEGIN IMMEDIATE") == 0 && sq_exec(db, m->data) == 0 &&
+            sq_exec(db, pragma) == 0 && sq_exec(db, "COMMIT") == 0)
+            continue;
+        err_set(e, TM_EINTERNAL, "store", "migration '%s' of SQLite database '%s' failed: %s",
+                m->name, path, sqlite3_errmsg(db));
+        if (!sqlite3_get_autocommit(db)) sq_exec(db, "ROLLBACK");
+        return TM_EINTERNAL;
     }
     return 0;
 }
@@ -731,7 +736,8 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
                            "SQLite database '%s' is locked by another process (a server started"
                            " with --sqlite-exclusive keeps it to itself)",
                            q->path);
-        return err_set(e, TM_EINTERNAL, "store", "cannot open SQLite database '%s'", q->path);
+        return err_set(e, TM_EINTERNAL, "store", "cannot open SQLite database '%s': %s", q->path,
+                       q->writer.why);
     }
     sqlite3 *db = q->writer.db;
     if (opt->sole_server && (rc = sq_take_file(q))) {
@@ -746,7 +752,11 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
                        strerror(errno));
     }
     char sql[2048];
-    rc = sq_migrate(db);
+    if ((rc = sq_migrate(db, q->path, e))) {
+        buf_release(&ins);
+        buf_release(&upd);
+        return rc;
+    }
     /* The one server of the file: no delivery is in flight at its start. */
     if (!rc && opt->sole_server)
         rc = sq_exec(db, "UPDATE webhooks SET busy_until=0 WHERE busy_until<>0");
