@@ -2,7 +2,9 @@
  * The store failing under the server: the disk fills up (the server runs
  * under `ulimit -f`, so writes past the limit fail). Every write in a
  * failed batch is answered 500 and nothing of it is stored; the server
- * stays up, keeps answering, and exits cleanly with no sanitizer report.
+ * stays up, keeps answering, takes writes again once there is space (the
+ * limit lifted with prlimit), keeps every acknowledged one through kill
+ * -9, and exits cleanly with no sanitizer report.
  *
  * SQLite only: the database file is the server's own. On PostgreSQL the
  * database is another process's disk; its failures (connections cut, the
@@ -30,7 +32,7 @@ static void test_disk_full_fails_batches_cleanly(void) {
     const char *real = getenv("TASKMILL_BIN") ? getenv("TASKMILL_BIN") : "build/taskmill";
     FILE *f = fopen(wrapper, "w");
     CHECK(f);
-    fprintf(f, "#!/bin/bash\ntrap '' XFSZ\nulimit -f 3000\nexec '%s' \"$@\"\n", real);
+    fprintf(f, "#!/bin/bash\ntrap '' XFSZ\nulimit -S -f 3000\nexec '%s' \"$@\"\n", real);
     fclose(f);
     chmod(wrapper, 0755);
     setenv("TASKMILL_BIN", wrapper, 1);
@@ -59,7 +61,6 @@ static void test_disk_full_fails_batches_cleanly(void) {
             break;
         }
     }
-    free(body);
     CHECK(created > 0);
     CHECK(failed > 0);
     /* Still up, and only the acknowledged tasks are stored. */
@@ -67,6 +68,24 @@ static void test_disk_full_fails_batches_cleanly(void) {
     CHECK_INT(r->status, 200);
     CHECK_INT(json_array_size(th_get(r->json, "tasks")), created);
     CHECK_INT(th_http(&srv, "GET", "/healthz", NULL)->status, 200);
+
+    /* Space comes back (the limit lifted on the running server): writes
+     * succeed again, and every acknowledged one outlives kill -9. */
+    char cmd0[200];
+    snprintf(cmd0, sizeof cmd0, "prlimit --pid %d --fsize=unlimited:", (int)srv.pid);
+    CHECK_INT(system(cmd0), 0);
+    r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), ct);
+    CHECK_INT(r->status, 201);
+    if (r->status == 201) created++;
+    r = th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"small\"}");
+    CHECK_INT(r->status, 201);
+    if (r->status == 201) created++;
+    th_server_stop(&srv, true);
+    CHECK_INT(th_server_restart(&srv), 0);
+    r = th_http(&srv, "GET", "/v1/tasks?limit=1000", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), created);
+    free(body);
     th_server_free(&srv);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
