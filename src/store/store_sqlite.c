@@ -106,10 +106,11 @@ struct sq_store {
     /* A relaxed store's flusher (sq_flusher): its commits, counted by the
      * writer after each; the count its last flush covered; its flushes. */
     _Atomic uint64_t commits, flushed_through, flushes;
-    /* A sync of the relaxed store's WAL failed (the flusher's, or a
-     * checkpoint's): the kernel may have dropped the frames it held, and a
-     * later sync would succeed without writing them. Nothing is counted
-     * flushed again, and every transaction is refused, until a restart. */
+    /* A sync of the WAL failed (a commit's, the relaxed flusher's, a
+     * relaxed checkpoint's): the kernel may have marked the pages it could
+     * not write clean, and a later sync would succeed without them. Nothing
+     * is counted flushed again, and every transaction is refused, until a
+     * restart. */
     _Atomic bool flush_failed;
     int64_t flush_ms; /* store_options.relaxed_flush_ms, resolved; <0: no flusher */
     char *wal_path;   /* the flusher's: the WAL's file */
@@ -600,10 +601,11 @@ static int sq_wal_hook(void *cls, sqlite3 *db, const char *name, int frames) {
 static void sq_flush_failed(struct sq_store *q, const char *what) {
     if (atomic_exchange(&q->flush_failed, true)) return;
     fprintf(stderr,
-            "taskmill: sqlite: %s of '%s' failed: acknowledged commits since the last flush may"
-            " not be on disk, and a retried flush would not tell; writes are refused until the"
-            " server restarts\n",
-            what, q->wal_path ? q->wal_path : q->path);
+            "taskmill: sqlite: %s of SQLite database '%s' failed: what was written to the WAL "
+            "since its last"
+            " sync may not be on disk, and a later sync would not tell; writes are refused until"
+            " the server restarts (a clean stop folds the WAL into the database file)\n",
+            what, q->path);
 }
 
 static void sq_flush_wal(struct sq_store *q) {
@@ -623,7 +625,7 @@ static void sq_flush_wal(struct sq_store *q) {
      * without them (PostgreSQL's "fsyncgate", 2018). */
     if (fdatasync(fd) != 0) {
         fprintf(stderr, "taskmill: sqlite: fdatasync: %s\n", strerror(errno));
-        sq_flush_failed(q, "flushing the WAL");
+        sq_flush_failed(q, "the flusher's fdatasync of the WAL");
     } else {
         atomic_store(&q->flushed_through, n);
         atomic_fetch_add(&q->flushes, 1);
@@ -946,13 +948,19 @@ static void sq_checkpoint(struct sq_store *q) {
     q->wal_frames = 0;
     if ((rc & 0xff) == SQLITE_IOERR) {
         sq_log(q->writer.db, "checkpoint");
-        sq_flush_failed(q, "a checkpoint (its flush of the WAL)");
+        sq_flush_failed(q, "a checkpoint's sync of the WAL");
     }
 }
 
 static int sq_commit(struct store *s) {
     struct sq_store *q = sq(s);
     int rc = sq_step_done(q->writer.db, q->w_commit);
+    /* The batch fails (SQLite rolled it back), and so does every one after:
+     * the WAL may hold, before this commit's frames, those of begin_lazy's
+     * transactions, written and never synced, which the next commit's
+     * sync would report safe whether they reached the disk or not. */
+    if (rc && sqlite3_extended_errcode(q->writer.db) == SQLITE_IOERR_FSYNC)
+        sq_flush_failed(q, "a commit's sync of the WAL");
     sq_lazy_end(q);
     if (!rc && q->relaxed) atomic_fetch_add(&q->commits, 1); /* for sq_flusher */
     if (!rc && q->relaxed && q->wal_frames >= SQ_CHECKPOINT_FRAMES) sq_checkpoint(q);

@@ -1,13 +1,14 @@
 /*
- * A relaxed SQLite store whose flush of the WAL fails (docs/storage.md,
- * "What a 2xx means"). After a failed fdatasync the kernel may have marked
- * the pages it could not write clean, so the next one succeeds without
- * them: the store must not count the commits flushed by a retry, and stops
- * taking writes instead (the "fsyncgate" lesson).
+ * A SQLite store whose sync of the WAL fails (docs/storage.md, "What a
+ * 2xx means"): a relaxed store's flusher or checkpoint, a durable store's
+ * commit. After a failed fdatasync the kernel may have marked the pages it
+ * could not write clean, so the next one succeeds without them: the store
+ * must not count commits flushed by a retry, and stops taking writes
+ * instead (the "fsyncgate" lesson).
  *
  * The failure is made here: this file defines fsync and fdatasync, which
  * the store and the system's SQLite then call, and fails the next one when
- * asked. SQLite only (PostgreSQL's relaxed commits are its WAL writer's).
+ * asked. SQLite only.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -135,11 +136,46 @@ static void test_a_failed_checkpoint_sync_stops_writes(void) {
     store_close(s);
 }
 
+/* The default, durable store: the commit whose sync failed is refused and
+ * not stored, and so is every write after it (the next commit's sync
+ * would succeed whatever became of the unsynced frames before it: those
+ * of retention's begin_lazy transactions). */
+static void test_a_failed_commit_sync_stops_writes(void) {
+    if (th_backend_is_pg()) {
+        th_skip("SQLite's WAL; PostgreSQL's fsync failures are its own (it stops)");
+        return;
+    }
+    char url[400];
+    snprintf(url, sizeof url, "sqlite:%s/durable.db", dir);
+    struct store_options opt = {0};
+    struct store *s = NULL;
+    struct tm_error e;
+    err_clear(&e);
+    if (store_open(url, &opt, &s, &e)) {
+        th_fail(__FILE__, __LINE__, "%s", e.message);
+        return;
+    }
+    CHECK_INT(submit(s), 0);
+    atomic_store(&failed, 0);
+    atomic_store(&fail_next, 1);
+    CHECK(submit(s) != 0);
+    CHECK_INT(atomic_load(&failed), 1);
+    CHECK_INT(submit(s), TM_EUNAVAILABLE);
+    struct task_list l = {0};
+    struct task_filter f = {.ns = "fl", .limit = 10};
+    CHECK_INT(store_task_list(s, &f, &l, &e), 0);
+    CHECK_INT(l.n, 1);
+    task_list_release(&l);
+    store_close(s);
+}
+
 static const struct th_test tests[] = {
     {"a relaxed store's failed flush is not retried as if it had written",
      test_a_failed_flush_is_not_retried},
     {"a relaxed store whose checkpoint cannot flush the WAL takes no more writes",
      test_a_failed_checkpoint_sync_stops_writes},
+    {"a durable store whose commit cannot sync the WAL takes no more writes",
+     test_a_failed_commit_sync_stops_writes},
     {NULL, NULL},
 };
 
