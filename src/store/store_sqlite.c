@@ -897,8 +897,13 @@ static int sq_begin_tx(struct sq_store *q) {
     return rc;
 }
 
+static int sq_lazy_end(struct sq_store *q);
+
 static int sq_begin(struct store *s) {
-    return sq_begin_tx(sq(s));
+    struct sq_store *q = sq(s);
+    /* No durable transaction begins with synchronous=NORMAL left over. */
+    if (q->lazy && sq_lazy_end(q)) return TM_EINTERNAL;
+    return sq_begin_tx(q);
 }
 
 /*
@@ -907,11 +912,9 @@ static int sq_begin(struct store *s) {
  * covers it, and a crash before then only brings the pruned rows back).
  * Pruning then costs the writers no fsync of its own.
  */
-static void sq_lazy_end(struct sq_store *q);
-
 static int sq_begin_lazy(struct store *s) {
     struct sq_store *q = sq(s);
-    if (!q->relaxed) {
+    if (!q->relaxed && !q->lazy) {
         sq_vfs_gather(q->writer.db, false);
         int rc = sq_exec(q->writer.db, "PRAGMA synchronous=NORMAL");
         if (rc) {
@@ -925,11 +928,17 @@ static int sq_begin_lazy(struct store *s) {
     return rc;
 }
 
-/* Back to the durable setting after begin_lazy's transaction ends. */
-static void sq_lazy_end(struct sq_store *q) {
-    if (!q->lazy) return;
+/* Back to the durable setting after begin_lazy's transaction ends. When
+ * that fails (SQLite refuses it inside a transaction, as after a COMMIT
+ * that failed with the transaction still open), the store stays lazy, and
+ * sq_begin tries again and begins nothing until it succeeds: a durable
+ * batch's commit must sync. */
+static int sq_lazy_end(struct sq_store *q) {
+    if (!q->lazy) return 0;
+    if (sq_exec(q->writer.db, "PRAGMA synchronous=FULL")) return TM_EINTERNAL;
     q->lazy = false;
-    if (sq_exec(q->writer.db, "PRAGMA synchronous=FULL") == 0) sq_vfs_gather(q->writer.db, true);
+    sq_vfs_gather(q->writer.db, true);
+    return 0;
 }
 
 /* A relaxed store's WAL frames at which a commit is followed by a
