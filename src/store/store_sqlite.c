@@ -285,6 +285,17 @@ void sq_bind_text(sqlite3_stmt *st, int at, const char *v) {
         sqlite3_bind_null(st, at);
 }
 
+/* Why c's open failed, in c->why: SQLite's message, and where it may be
+ * the permissions, what they must allow. */
+static void sq_why(struct sq_conn *c) {
+    int code = c->db ? sqlite3_errcode(c->db) : SQLITE_NOMEM;
+    bool access = code == SQLITE_READONLY || code == SQLITE_CANTOPEN || code == SQLITE_PERM;
+    snprintf(c->why, sizeof c->why, "%s%s", c->db ? sqlite3_errmsg(c->db) : "out of memory",
+             access ? " (the server writes the file, and beside it, in its directory, SQLite's"
+                      " '-wal' and '-shm' files)"
+                    : "");
+}
+
 static int sq_open_conn(const char *path, bool writer, bool relaxed, bool exclusive,
                         struct sq_conn *c) {
     memset(c, 0, sizeof *c);
@@ -298,7 +309,7 @@ static int sq_open_conn(const char *path, bool writer, bool relaxed, bool exclus
     }
     if (sqlite3_open_v2(path, &c->db, flags, sq_vfs_name(exclusive)) != SQLITE_OK) {
         sq_log(c->db, path);
-        snprintf(c->why, sizeof c->why, "%s", c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        sq_why(c);
         sqlite3_close(c->db);
         c->db = NULL;
         return TM_EINTERNAL;
@@ -323,7 +334,7 @@ static int sq_open_conn(const char *path, bool writer, bool relaxed, bool exclus
         rc = sq_exec(c->db, "PRAGMA query_only=1");
     }
     if (!rc) rc = sq_exec(c->db, "PRAGMA cache_size=-16000");
-    if (rc) snprintf(c->why, sizeof c->why, "%s", sqlite3_errmsg(c->db));
+    if (rc) sq_why(c);
     /* Another process holds the file (a server with --sqlite-exclusive). */
     if (rc && sqlite3_errcode(c->db) == SQLITE_BUSY) rc = TM_EUNAVAILABLE;
     return rc;
