@@ -1465,6 +1465,9 @@ struct sq_events **sq_events_slot(struct store *s) {
 
 static int sq_ping(struct store *s) {
     struct sq_store *q = sq(s);
+    /* Refusing writes until a restart (flush_failed): not a store that
+     * answers, so /healthz and /readyz say 503 and a supervisor restarts. */
+    if (atomic_load(&q->flush_failed)) return TM_EUNAVAILABLE;
     struct sq_conn *c = sq_reader_take(q);
     if (!c) return TM_EINTERNAL;
     int rc = sq_exec(c->db, "SELECT 1 FROM tasks LIMIT 1");
