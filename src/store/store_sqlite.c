@@ -1153,6 +1153,9 @@ static struct sq_conn *sq_reader_take(struct sq_store *q) {
 }
 
 static void sq_reader_give(struct sq_store *q, struct sq_conn *c) {
+    /* Never pooled inside a transaction (a read's COMMIT that failed):
+     * every later read on it would see that snapshot. */
+    if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     pthread_mutex_lock(&q->pool_lock);
     c->next = q->pool;
     q->pool = c;
