@@ -1468,6 +1468,10 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         s->next_due = now + 1000; /* look again soon; the state is as before */
         s->nqcache = 0;
         int code = b.fail_code;
+        /* A store that refuses writes until a restart says so, not "try again". */
+        const char *why = code == TM_EUNAVAILABLE && s->base.backend->refusing
+                              ? s->base.backend->refusing(s)
+                              : NULL;
         for (size_t i = 0; i < b.nserved; i++)
             store_op_reset(b.served[i]); /* still parked: nothing was handed out */
         b.nserved = 0;
@@ -1492,6 +1496,7 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
                 op->park = true;
             } else if (!client_error) {
                 store_fail_op(op, code);
+                if (why) err_set(&op->err, TM_EUNAVAILABLE, "", "%s", why);
             }
         }
         b.nchanged = 0;

@@ -179,6 +179,9 @@ struct store_backend {
     int (*stats_read)(struct store *s, const char *ns, const char *queue, int64_t from_minute,
                       int64_t to_minute, struct queue_stat **out, size_t *n);
     int (*ping)(struct store *s);
+    /* Why the store refuses every write until the server restarts, for the
+     * ops it fails (503); NULL when it does not (may be NULL). */
+    const char *(*refusing)(struct store *s);
     /* The database's clock, Unix ms (shared backends: store_clock_check). */
     int (*clock_ms)(struct store *s, int64_t *ms);
     int (*doc_get)(struct store *s, enum store_doc_kind k, const char *ns, const char *key,

@@ -1466,6 +1466,13 @@ struct sq_events **sq_events_slot(struct store *s) {
     return &sq(s)->events;
 }
 
+static const char *sq_refusing(struct store *s) {
+    return atomic_load(&sq(s)->flush_failed)
+               ? "storage refuses writes: a sync of its write-ahead log to disk failed (the "
+                 "server's log says which); restart the server"
+               : NULL;
+}
+
 static int sq_ping(struct store *s) {
     struct sq_store *q = sq(s);
     /* Refusing writes until a restart (flush_failed): not a store that
@@ -1661,6 +1668,7 @@ const struct store_backend store_sqlite_backend = {
     .list = sq_list,
     .queue_counts = sq_queue_counts,
     .ping = sq_ping,
+    .refusing = sq_refusing,
     .token_insert = sq_token_insert,
     .token_revoke = sq_token_revoke,
     .token_get = sq_token_get,

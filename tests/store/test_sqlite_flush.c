@@ -56,6 +56,9 @@ static struct store *open_relaxed(const char *name, int64_t flush_ms) {
     return s;
 }
 
+/* The message of submit's last error, if any. */
+static char submit_msg[256];
+
 static int submit(struct store *s) {
     struct store_op op;
     store_op_init(&op, STORE_OP_CREATE);
@@ -66,6 +69,7 @@ static int submit(struct store *s) {
     op.tasks[0]->type = xstrdup("x");
     op.ntasks = 1;
     int rc = store_run(s, &op);
+    snprintf(submit_msg, sizeof submit_msg, "%s", rc ? op.err.message : "");
     store_op_release(&op);
     return rc;
 }
@@ -98,6 +102,7 @@ static void test_a_failed_flush_is_not_retried(void) {
     CHECK(st.unflushed_commits >= 1);
     /* And no write is acknowledged that nothing can flush. */
     CHECK_INT(submit(s), TM_EUNAVAILABLE);
+    CHECK(strstr(submit_msg, "restart the server"));
     struct task_list l = {0};
     struct task_filter f = {.ns = "fl", .limit = 10};
     struct tm_error e;
@@ -127,6 +132,7 @@ static void test_a_failed_checkpoint_sync_stops_writes(void) {
     CHECK_INT(atomic_load(&failed), 1);
     CHECK(acked > 1);
     CHECK_INT(submit(s), TM_EUNAVAILABLE);
+    CHECK(strstr(submit_msg, "restart the server"));
     struct task_list l = {0};
     struct task_filter f = {.ns = "fl", .limit = 2000};
     struct tm_error e;
@@ -162,6 +168,7 @@ static void test_a_failed_commit_sync_stops_writes(void) {
     CHECK(submit(s) != 0);
     CHECK_INT(atomic_load(&failed), 1);
     CHECK_INT(submit(s), TM_EUNAVAILABLE);
+    CHECK(strstr(submit_msg, "restart the server"));
     /* Health checks say so: a supervisor restarts the server. */
     CHECK(store_ping(s, &e) != 0);
     struct task_list l = {0};
