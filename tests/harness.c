@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 static int th_passed, th_nfailed, th_nskipped;
+static void th_logs_show_live(void);
 static bool th_cur_failed, th_cur_skipped;
 static char th_skip_why[256];
 static const char *th_cur_name;
@@ -80,6 +81,7 @@ int th_main(const struct th_test *tests, int argc, char **argv) {
         t->fn();
         if (th_cur_failed) {
             th_nfailed++;
+            th_logs_show_live();
         } else if (th_cur_skipped) {
             th_nskipped++;
             printf("skip %s: %s\n", t->name, th_skip_why);
@@ -170,6 +172,39 @@ static void th_left_db(const char *name, bool add) {
         }
     }
     pthread_mutex_unlock(&th_left_lock);
+}
+
+/* The logs of the servers not yet freed, shown when a test fails: a CHECK
+ * returns before the test's th_server_free, and the log goes with the
+ * server's directory when it is freed. */
+static char th_logs[TH_LEFT_MAX][300];
+
+static void th_log_note(const char *dir, bool add) {
+    char log[300];
+    snprintf(log, sizeof log, "%s/server.log", dir);
+    pthread_mutex_lock(&th_left_lock);
+    for (int i = 0; i < TH_LEFT_MAX; i++) {
+        if (add && strcmp(th_logs[i], log) == 0) break;
+        if (add ? th_logs[i][0] == '\0' : strcmp(th_logs[i], log) == 0) {
+            snprintf(th_logs[i], sizeof th_logs[i], "%s", add ? log : "");
+            break;
+        }
+    }
+    pthread_mutex_unlock(&th_left_lock);
+}
+
+static void th_log_show(const char *log) {
+    printf("    harness: the test failed; the end of %s:\n", log);
+    fflush(stdout);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "tail -n 40 '%s' | sed 's/^/      /'", log);
+    if (system(cmd)) {
+    }
+}
+
+static void th_logs_show_live(void) {
+    for (int i = 0; i < TH_LEFT_MAX; i++)
+        if (th_logs[i][0]) th_log_show(th_logs[i]);
 }
 
 bool th_backend_is_pg(void) {
@@ -263,6 +298,7 @@ static int th_spawn(struct th_server *s) {
     argv[n] = NULL;
     char log[300];
     snprintf(log, sizeof log, "%s/server.log", s->dir);
+    th_log_note(s->dir, true);
     pid_t pid = fork();
     if (pid == 0) {
         dup2(out[1], 1);
@@ -387,7 +423,16 @@ void th_server_stop(struct th_server *s, bool kill9) {
 }
 
 void th_server_free(struct th_server *s) {
+    /* A failed test's server log goes with its directory: show its end first
+     * (th_server_stop shows it when the server exited badly). */
+    bool failed = th_cur_failed;
     th_server_stop(s, false);
+    if (s->dir[0]) {
+        char log[300];
+        snprintf(log, sizeof log, "%s/server.log", s->dir);
+        if (failed) th_log_show(log);
+        th_log_note(s->dir, false);
+    }
     /* A sanitizer report in the log is a failure even when the status was 0. */
     char cmd[400];
     snprintf(cmd, sizeof cmd,

@@ -20,7 +20,10 @@
 
 struct sub {
     int fd;
-    bool started; /* the stream's first comment arrived */
+    bool started;  /* the stream's first comment arrived */
+    bool ended;    /* the server closed it, or a read failed */
+    size_t bytes;  /* how many arrived */
+    char head[96]; /* the first bytes, for a report when it never started */
     int events;
     char tail[32]; /* the end of the last read, for a marker split across reads */
     size_t ntail;
@@ -30,6 +33,9 @@ struct sub {
 static void sub_feed(struct sub *s, const char *p, size_t n) {
     static const char mark[] = "event: task.created\n";
     const size_t mlen = sizeof mark - 1;
+    for (size_t i = 0; i < n && s->bytes + i < sizeof s->head - 1; i++)
+        s->head[s->bytes + i] = p[i] == '\r' || p[i] == '\n' ? '|' : p[i];
+    s->bytes += n;
     char *joined = malloc(s->ntail + n + 1);
     memcpy(joined, s->tail, s->ntail);
     memcpy(joined + s->ntail, p, n);
@@ -85,6 +91,7 @@ static int pump(int ep, struct sub *subs, int timeout_ms, bool (*pred)(const str
             if (r > 0) {
                 sub_feed(s, buf, (size_t)r);
             } else {
+                s->ended = true;
                 epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
             }
         }
@@ -93,6 +100,45 @@ static int pump(int ep, struct sub *subs, int timeout_ms, bool (*pred)(const str
 
 static bool sub_started(const struct sub *s) {
     return s->started;
+}
+
+/* What the streams that never started got, and what the server counts:
+ * enough to tell a connection never served from a stream never written. */
+static void report_unstarted(struct th_server *srv, const struct sub *subs, int opened) {
+    int silent = 0, ended = 0, other = 0;
+    const struct sub *eg = NULL;
+    for (int i = 0; i < opened; i++) {
+        if (subs[i].started) continue;
+        if (subs[i].ended) ended++;
+        if (subs[i].bytes == 0)
+            silent++;
+        else if (!eg)
+            eg = &subs[i], other++;
+        else
+            other++;
+    }
+    printf("    unstarted: %d with no byte, %d with bytes, %d closed by the server\n", silent,
+           other, ended);
+    if (eg) printf("    the first bytes of one: %s\n", eg->head);
+    struct th_resp *m = th_http(srv, "GET", "/metrics", NULL);
+    for (const char *l = m->body; l && *l;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        if (*l != '#' && (!strncmp(l, "taskmill_sse_", 13) || !strncmp(l, "taskmill_http", 13) ||
+                          !strncmp(l, "taskmill_conn", 13)))
+            printf("    %.*s\n", (int)len, l);
+        l = e ? e + 1 : NULL;
+    }
+    /* The server's side of each connection: state, and bytes unread or unsent. */
+    const char *port = strrchr(srv->url, ':');
+    char cmd[300];
+    snprintf(cmd, sizeof cmd,
+             "ss -tnH state all '( sport = :%s )' | awk '{print \"    \" $1, ($2 > 0 ? "
+             "\"unread\" : \"-\"), ($3 > 0 ? \"unsent\" : \"-\")}' | sort | uniq -c",
+             port ? port + 1 : "0");
+    fflush(stdout);
+    if (system(cmd)) {
+    }
 }
 
 static bool sub_done(const struct sub *s) {
@@ -106,6 +152,7 @@ static void test_1000_subscribers_get_a_burst(void) {
     struct sub *subs = calloc(SUBSCRIBERS, sizeof *subs);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     int opened = 0;
+    long long c0 = sse_now_ms();
     for (int i = 0; i < SUBSCRIBERS; i++) {
         subs[i].fd = sub_connect(srv.url);
         if (subs[i].fd < 0) break;
@@ -113,8 +160,12 @@ static void test_1000_subscribers_get_a_burst(void) {
         epoll_ctl(ep, EPOLL_CTL_ADD, subs[i].fd, &ev);
         opened++;
     }
+    long long c1 = sse_now_ms();
     int started = pump(ep, subs, 60000, sub_started, SUBSCRIBERS);
+    printf("    %d connected in %lld ms, %d streams started %lld ms later\n", opened, c1 - c0,
+           started, sse_now_ms() - c1);
     bool all_open = opened == SUBSCRIBERS && started == SUBSCRIBERS;
+    if (!all_open) report_unstarted(&srv, subs, opened);
     int done = 0;
     long long t0 = 0, t1 = 0;
     if (all_open) {
