@@ -43,7 +43,8 @@ enum tm_client_code {
     TM_CLIENT_ENOTFOUND = -3, /* 404: no such task (or queue) */
     TM_CLIENT_ECONFLICT = -4, /* 409 conflict: the task cannot make that move now */
     TM_CLIENT_ELEASE = -5,    /* 409 lease_mismatch: the lease is no longer this worker's */
-    TM_CLIENT_ETOOLARGE = -6, /* 413: the request was larger than the server accepts */
+    TM_CLIENT_ETOOLARGE = -6, /* 413 or 431: the request's body, or its line and headers (a
+                                 very long id or query value), larger than the server accepts */
     TM_CLIENT_ESERVER = -7,   /* 5xx or another unexpected status */
     TM_CLIENT_ECONNECT = -8,  /* no HTTP reply: refused, reset, timed out, bad URL */
     TM_CLIENT_EPROTOCOL = -9, /* a reply that is not what the v1 API promises */

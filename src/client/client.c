@@ -199,7 +199,7 @@ static int client_code_for(long status, const char *slug) {
     if (status == 404) return TM_CLIENT_ENOTFOUND;
     if (status == 409)
         return strcmp(slug, "lease_mismatch") == 0 ? TM_CLIENT_ELEASE : TM_CLIENT_ECONFLICT;
-    if (status == 413) return TM_CLIENT_ETOOLARGE;
+    if (status == 413 || status == 431) return TM_CLIENT_ETOOLARGE;
     return TM_CLIENT_ESERVER;
 }
 

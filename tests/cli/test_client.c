@@ -102,6 +102,29 @@ static void test_errors_carry_server_detail(void) {
     CHECK_STR(tm_strerror(TM_CLIENT_ENOTFOUND), "not found");
 }
 
+/*
+ * A request whose line and headers are over the server's limit (a very long
+ * id or query value) is refused with 431: TM_CLIENT_ETOOLARGE, as a body over
+ * the limit is, with the server's code and message.
+ */
+static void test_headers_too_large(void) {
+    size_t n = 20000;
+    char *big = malloc(n + 1);
+    memset(big, 'a', n);
+    big[n] = '\0';
+    json_t *t = NULL;
+    CHECK_INT(tm_get(cl, big, &t), TM_CLIENT_ETOOLARGE);
+    CHECK(t == NULL);
+    const struct tm_client_error *e = tm_client_last_error(cl);
+    CHECK_INT(e->http_status, 431);
+    CHECK_STR(e->slug, "request_header_fields_too_large");
+    CHECK(e->message[0] != '\0');
+    struct tm_list_query q = {.name_prefix = big};
+    CHECK_INT(tm_list(cl, &q, &t), TM_CLIENT_ETOOLARGE);
+    CHECK(t == NULL);
+    free(big);
+}
+
 static void test_controls(void) {
     char *id = th_submit(&srv, "ctl", "\"queue\":\"ctlq\"");
     json_t *t = NULL;
@@ -449,6 +472,7 @@ static const struct th_test tests[] = {
     {"a batched entry is the one-task body with the id", test_work_entry},
     {"submit, get, list with paging", test_submit_get_list},
     {"errors carry the server's code, message and field", test_errors_carry_server_detail},
+    {"request headers over the server's limit are ETOOLARGE", test_headers_too_large},
     {"pause, resume, cancel, retry, delete", test_controls},
     {"claim, heartbeat, fail, release, complete", test_worker_calls},
     {"watch follows tasks to their end", test_watch_follows_to_the_end},
