@@ -13,8 +13,11 @@
  * task object (DESIGN.md section 1): "id", "phase", "progress", ...
  * Errors: every call returns 0 (or a count) on success and a negative
  * TM_CLIENT_E... code on failure; tm_client_last_error then gives the HTTP
- * status and the server's error code, message and field. Out of memory
- * aborts the process with a message.
+ * status and the server's error code, message and field. An argument that
+ * cannot be sent as given (a string that is not UTF-8, a ratio that is not
+ * a number, an empty id) is refused before anything is sent, with
+ * TM_CLIENT_EINVALID and the field named, never dropped from the request.
+ * Out of memory aborts the process with a message.
  * Build: `pkg-config --cflags --libs taskmill` (needs jansson and libcurl).
  */
 #ifndef TASKMILL_H
@@ -38,7 +41,7 @@ extern "C" {
 /* The negative codes calls return. tm_strerror names them. */
 enum tm_client_code {
     TM_CLIENT_OK = 0,
-    TM_CLIENT_EINVALID = -1,  /* 400, or a bad argument to a libtaskmill call */
+    TM_CLIENT_EINVALID = -1,  /* 400, or a bad argument to a libtaskmill call (nothing sent) */
     TM_CLIENT_EAUTH = -2,     /* 401 or 403: missing, bad or too weak a token */
     TM_CLIENT_ENOTFOUND = -3, /* 404: no such task (or queue) */
     TM_CLIENT_ECONFLICT = -4, /* 409 conflict: the task cannot make that move now */
@@ -61,7 +64,7 @@ struct tm_client_error {
     int code;          /* TM_CLIENT_E..., or TM_CLIENT_OK after a success */
     long http_status;  /* the reply's status, or 0 when there was no reply */
     char slug[48];     /* the server's "error.code", e.g. "invalid_argument", or "" */
-    char field[64];    /* the request field at fault, or "" */
+    char field[64];    /* the request field at fault, or the argument a call refused; or "" */
     char message[512]; /* the server's message, or the transport's; lower case */
 };
 
@@ -122,10 +125,11 @@ TM_API void tm_client_set_abort(struct tm_client *c, tm_abort_fn fn, void *arg);
 TM_API void tm_client_set_timeout(struct tm_client *c, long timeout_ms);
 
 /*
- * Sends any v1 request: `method` to `path` (starting with "/", query
- * included) with `body` (JSON, may be NULL). On 2xx returns 0 and sets
- * *out to the parsed reply, or NULL for an empty one (out may be NULL to
- * drop it). The typed calls below are built on this one.
+ * Sends any v1 request: `method` (upper-case letters: "GET") to `path`
+ * (starting with "/", query included) with `body` (JSON, may be NULL). On
+ * 2xx returns 0 and sets *out to the parsed reply, or NULL for an empty
+ * one (out may be NULL to drop it). The typed calls below are built on
+ * this one.
  */
 TM_API int tm_client_request(struct tm_client *c, const char *method, const char *path,
                              const json_t *body, json_t **out);
@@ -134,8 +138,9 @@ TM_API int tm_client_request(struct tm_client *c, const char *method, const char
 
 /*
  * Submits one task: `task` is the v1 task object ({"type": ..., "params":
- * {...}, ...}; "type" is required). With `idempotency_key` (may be NULL) a
- * repeat of the same key returns the first task instead of a new one.
+ * {...}, ...}; "type" is required). With `idempotency_key` (UTF-8; NULL or
+ * "" for none) a repeat of the same key returns the first task instead of
+ * a new one.
  * Sets *out to the stored task (out may be NULL).
  */
 TM_API int tm_submit(struct tm_client *c, const json_t *task, const char *idempotency_key,
@@ -249,7 +254,7 @@ TM_API int64_t tm_watch_lost_ms(const struct tm_watch *w, const char *id);
 
 struct tm_claim_options {
     const char *worker;       /* the worker's name, shown in the task's lease; required */
-    const char *const *types; /* claim only these types; NULL for any */
+    const char *const *types; /* claim only these types (UTF-8 strings); NULL for any */
     size_t ntypes;
     int lease_seconds; /* 0 for the server's default (60) */
     int wait_seconds;  /* long-poll this long for a task; 0 to return at once */
@@ -266,7 +271,7 @@ TM_API int tm_claim(struct tm_client *c, const char *queue, const struct tm_clai
 /* What a worker reports about its task; unset parts are left as they are. */
 struct tm_report {
     bool has_ratio;
-    double ratio;        /* 0..1 */
+    double ratio;        /* 0..1; NaN or infinity is refused */
     const char *message; /* the progress message, or NULL */
     bool has_counts;
     int64_t processed, processing, pending; /* item counts; the ratio follows them */
@@ -293,7 +298,7 @@ TM_API int tm_heartbeat(struct tm_client *c, const char *id, const char *token, 
 TM_API int tm_complete(struct tm_client *c, const char *id, const char *token, const json_t *result,
                        const struct tm_report *r, json_t **out);
 /*
- * Fails this attempt with `error` (required). A retryable failure runs
+ * Fails this attempt with `error` (required, UTF-8). A retryable failure runs
  * again after a backoff while retries last; a task whose cancel was asked
  * ends cancelled instead.
  */
@@ -327,7 +332,9 @@ TM_API int tm_work_batch(struct tm_client *c, const char *verb, const json_t *en
  * (with `id` NULL, that call's body itself). The caller owns it and adds
  * the verb's own fields ("result", or "error" and "retryable"); the
  * report's items, messages and attributes are shared, not copied. A
- * message that is not UTF-8 is left out.
+ * message that is not UTF-8 is left out. Returns NULL when id or token is
+ * not UTF-8 or the ratio is not a number (what the one-task calls refuse
+ * with TM_CLIENT_EINVALID).
  */
 TM_API json_t *tm_work_entry(const char *id, const char *token, const struct tm_report *r);
 

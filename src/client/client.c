@@ -12,6 +12,7 @@
  * thread-safe; curl_global_init runs once per process under pthread_once.
  * Out of memory aborts (xalloc).
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -183,14 +184,37 @@ void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, cons
     if (ca && *ca) curl_easy_setopt(easy, CURLOPT_CAINFO, ca);
 }
 
-int client_fail(struct tm_client *c, int code, const char *fmt, ...) {
+static int client_vfail(struct tm_client *c, int code, const char *field, const char *fmt,
+                        va_list ap) {
     memset(&c->err, 0, sizeof c->err);
     c->err.code = code;
+    snprintf(c->err.field, sizeof c->err.field, "%s", field ? field : "");
+    vsnprintf(c->err.message, sizeof c->err.message, fmt, ap);
+    return code;
+}
+
+int client_fail(struct tm_client *c, int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err.message, sizeof c->err.message, fmt, ap);
+    client_vfail(c, code, NULL, fmt, ap);
     va_end(ap);
     return code;
+}
+
+int client_fail_arg(struct tm_client *c, const char *field, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    client_vfail(c, TM_CLIENT_EINVALID, field, fmt, ap);
+    va_end(ap);
+    return TM_CLIENT_EINVALID;
+}
+
+/* Whether s is UTF-8 that a JSON string can hold (jansson refuses anything else, and a
+ * string it refuses would otherwise drop out of a request body without a word). */
+static bool client_is_utf8(const char *s) {
+    json_t *j = json_string(s);
+    json_decref(j);
+    return j != NULL;
 }
 
 static int client_code_for(long status, const char *slug) {
@@ -289,17 +313,17 @@ static int client_call(struct tm_client *c, const char *method, const char *path
 
 int tm_client_request(struct tm_client *c, const char *method, const char *path, const json_t *body,
                       json_t **out) {
-    if (!method || !path || path[0] != '/') {
-        if (out) *out = NULL;
-        return client_fail(c, TM_CLIENT_EINVALID, "'path' must start with '/'");
-    }
+    if (out) *out = NULL;
+    if (!method || !*method || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(method))
+        return client_fail_arg(c, "method", "'method' must be an HTTP method such as \"GET\"");
+    if (!path || path[0] != '/') return client_fail_arg(c, "path", "'path' must start with '/'");
     return client_call(c, method, path, body, CLIENT_TIMEOUT_S + CLIENT_WAIT_SLACK_S, out);
 }
 
 /* "/v1/tasks/{id}{suffix}" with the id escaped, or an error when id is empty. */
 static char *client_task_path(struct tm_client *c, const char *id, const char *suffix) {
     if (!id || !*id) {
-        client_fail(c, TM_CLIENT_EINVALID, "'id' must not be empty");
+        client_fail_arg(c, "id", "'id' must not be empty");
         return NULL;
     }
     char *e = client_escape(id);
@@ -328,8 +352,9 @@ static int client_want_object(struct tm_client *c, int rc, json_t **reply, json_
 
 int tm_submit(struct tm_client *c, const json_t *task, const char *idempotency_key, json_t **out) {
     if (out) *out = NULL;
-    if (!json_is_object(task))
-        return client_fail(c, TM_CLIENT_EINVALID, "'task' must be an object");
+    if (!json_is_object(task)) return client_fail_arg(c, "task", "'task' must be an object");
+    if (idempotency_key && !client_is_utf8(idempotency_key))
+        return client_fail_arg(c, "idempotency_key", "'idempotency_key' must be UTF-8");
     json_t *body = json_deep_copy(task);
     if (!body) abort();
     if (idempotency_key && *idempotency_key)
@@ -342,8 +367,7 @@ int tm_submit(struct tm_client *c, const json_t *task, const char *idempotency_k
 
 int tm_submit_batch(struct tm_client *c, const json_t *tasks, json_t **out) {
     if (out) *out = NULL;
-    if (!json_is_array(tasks))
-        return client_fail(c, TM_CLIENT_EINVALID, "'tasks' must be an array");
+    if (!json_is_array(tasks)) return client_fail_arg(c, "tasks", "'tasks' must be an array");
     json_t *body = json_pack("{s:O}", "tasks", (json_t *)tasks);
     if (!body) abort();
     json_t *reply = NULL;
@@ -483,11 +507,15 @@ static int client_take_array(struct tm_client *c, json_t *reply, const char *key
 static int client_claim_call(struct tm_client *c, const char *queue,
                              const struct tm_claim_options *o, bool many, int max, json_t **reply) {
     *reply = NULL;
-    if (!queue || !*queue) return client_fail(c, TM_CLIENT_EINVALID, "'queue' must not be empty");
+    if (!queue || !*queue) return client_fail_arg(c, "queue", "'queue' must not be empty");
     if (!o || !o->worker || !*o->worker)
-        return client_fail(c, TM_CLIENT_EINVALID, "'worker' must not be empty");
+        return client_fail_arg(c, "worker", "'worker' must not be empty");
+    /* A type dropped here would widen the claim to types the worker never asked for. */
+    for (size_t i = 0; o->types && i < o->ntypes; i++)
+        if (!o->types[i] || !client_is_utf8(o->types[i]))
+            return client_fail_arg(c, "types", "'types[%zu]' must be a UTF-8 string", i);
     json_t *body = json_pack("{s:s}", "worker", o->worker);
-    if (!body) return client_fail(c, TM_CLIENT_EINVALID, "'worker' must be UTF-8");
+    if (!body) return client_fail_arg(c, "worker", "'worker' must be UTF-8");
     if (many) json_object_set_new(body, "max", json_integer(max));
     if (o->types && o->ntypes) {
         json_t *types = json_array();
@@ -532,10 +560,8 @@ int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries, 
     for (int i = 0; i < 4 && verb && !ok; i++)
         ok = strcmp(verb, verbs[i]) == 0;
     if (!ok)
-        return client_fail(c, TM_CLIENT_EINVALID,
-                           "'verb' must be heartbeat, complete, fail or release");
-    if (!json_is_array(entries))
-        return client_fail(c, TM_CLIENT_EINVALID, "'entries' must be an array");
+        return client_fail_arg(c, "verb", "'verb' must be heartbeat, complete, fail or release");
+    if (!json_is_array(entries)) return client_fail_arg(c, "entries", "'entries' must be an array");
     char path[64];
     snprintf(path, sizeof path, "/v1/work/%s", verb);
     json_t *body = json_pack("{s:O}", "entries", entries), *reply = NULL;
@@ -556,7 +582,7 @@ int tm_queues(struct tm_client *c, json_t **out) {
 
 int tm_queue_pause(struct tm_client *c, const char *queue, bool paused, json_t **out) {
     if (out) *out = NULL;
-    if (!queue || !*queue) return client_fail(c, TM_CLIENT_EINVALID, "'queue' must not be empty");
+    if (!queue || !*queue) return client_fail_arg(c, "queue", "'queue' must not be empty");
     char *e = client_escape(queue);
     size_t n = strlen(e) + 32;
     char *path = xmalloc(n);
@@ -591,7 +617,26 @@ int tm_claim(struct tm_client *c, const char *queue, const struct tm_claim_optio
     return 0;
 }
 
+/* What tm_work_entry cannot send as given, as the field at fault, or NULL: a task id or
+ * lease token that is not UTF-8, a ratio that is not a number (JSON has no NaN). */
+static const char *client_entry_bad(const char *id, const char *token, const struct tm_report *r) {
+    if (id && !client_is_utf8(id)) return "id";
+    if (token && !client_is_utf8(token)) return "lease_token";
+    if (r && r->has_ratio && !isfinite(r->ratio)) return "progress.ratio";
+    return NULL;
+}
+
+/* Refuses, as TM_CLIENT_EINVALID naming the field, what tm_work_entry cannot send. */
+static int client_entry_check(struct tm_client *c, const char *token, const struct tm_report *r) {
+    const char *field = client_entry_bad(NULL, token, r);
+    if (!field) return 0;
+    if (strcmp(field, "progress.ratio") == 0)
+        return client_fail_arg(c, field, "'progress.ratio' must be between 0 and 1");
+    return client_fail_arg(c, field, "'%s' must be UTF-8", field);
+}
+
 json_t *tm_work_entry(const char *id, const char *token, const struct tm_report *r) {
+    if (client_entry_bad(id, token, r)) return NULL;
     json_t *body = id ? json_pack("{s:s, s:s}", "id", id, "lease_token", token ? token : "")
                       : json_pack("{s:s}", "lease_token", token ? token : "");
     if (!body) abort();
@@ -616,6 +661,7 @@ json_t *tm_work_entry(const char *id, const char *token, const struct tm_report 
 int tm_heartbeat(struct tm_client *c, const char *id, const char *token, int lease_seconds,
                  const struct tm_report *r, struct tm_heartbeat_reply *reply) {
     if (reply) memset(reply, 0, sizeof *reply);
+    if (client_entry_check(c, token, r)) return c->err.code;
     char *path = client_task_path(c, id, "/heartbeat");
     if (!path) return c->err.code;
     json_t *body = tm_work_entry(NULL, token, r), *out = NULL;
@@ -639,6 +685,7 @@ int tm_heartbeat(struct tm_client *c, const char *id, const char *token, int lea
 int tm_complete(struct tm_client *c, const char *id, const char *token, const json_t *result,
                 const struct tm_report *r, json_t **out) {
     if (out) *out = NULL;
+    if (client_entry_check(c, token, r)) return c->err.code;
     char *path = client_task_path(c, id, "/complete");
     if (!path) return c->err.code;
     json_t *body = tm_work_entry(NULL, token, r), *reply = NULL;
@@ -652,7 +699,9 @@ int tm_complete(struct tm_client *c, const char *id, const char *token, const js
 int tm_fail(struct tm_client *c, const char *id, const char *token, const char *error,
             bool retryable, const struct tm_report *r, json_t **out) {
     if (out) *out = NULL;
-    if (!error || !*error) return client_fail(c, TM_CLIENT_EINVALID, "'error' must not be empty");
+    if (!error || !*error) return client_fail_arg(c, "error", "'error' must not be empty");
+    if (!client_is_utf8(error)) return client_fail_arg(c, "error", "'error' must be UTF-8");
+    if (client_entry_check(c, token, r)) return c->err.code;
     char *path = client_task_path(c, id, "/fail");
     if (!path) return c->err.code;
     json_t *body = tm_work_entry(NULL, token, r), *reply = NULL;
@@ -666,6 +715,7 @@ int tm_fail(struct tm_client *c, const char *id, const char *token, const char *
 
 int tm_release(struct tm_client *c, const char *id, const char *token, json_t **out) {
     if (out) *out = NULL;
+    if (client_entry_check(c, token, NULL)) return c->err.code;
     char *path = client_task_path(c, id, "/release");
     if (!path) return c->err.code;
     json_t *body = tm_work_entry(NULL, token, NULL), *reply = NULL;

@@ -56,6 +56,10 @@ int client_finish(struct tm_client *c, CURLcode rc, long status, const struct cl
 /* Sets c->err to a local error (no reply) and returns code. */
 int client_fail(struct tm_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Sets c->err to the refusal of a bad argument, naming it in err.field as the server names
+ * a request's field, and returns TM_CLIENT_EINVALID; nothing is sent. */
+int client_fail_arg(struct tm_client *c, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Percent-encodes s for a path segment or query value; caller frees. */
 char *client_escape(const char *s);

@@ -127,7 +127,7 @@ struct tm_watch *tm_watch_new(struct tm_client *c) {
 
 int tm_watch_set_mode(struct tm_watch *w, enum tm_watch_mode mode) {
     if (mode != TM_WATCH_AUTO && mode != TM_WATCH_SSE && mode != TM_WATCH_POLL)
-        return client_fail(w->c, TM_CLIENT_EINVALID, "'mode' must be auto, sse or poll");
+        return client_fail_arg(w->c, "mode", "'mode' must be auto, sse or poll");
     w->mode = mode;
     return 0;
 }
@@ -324,7 +324,7 @@ static void watch_stream_send(struct watch_task *t) {
 }
 
 int tm_watch_add(struct tm_watch *w, const char *id) {
-    if (!id || !*id) return client_fail(w->c, TM_CLIENT_EINVALID, "'id' must not be empty");
+    if (!id || !*id) return client_fail_arg(w->c, "id", "'id' must not be empty");
     w->tasks = xrealloc(w->tasks, (w->ntasks + 1) * sizeof *w->tasks);
     struct watch_task *t = xcalloc(1, sizeof *t);
     w->tasks[w->ntasks++] = t;

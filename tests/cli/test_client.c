@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,136 @@ static void test_headers_too_large(void) {
     CHECK_INT(tm_list(cl, &q, &t), TM_CLIENT_ETOOLARGE);
     CHECK(t == NULL);
     free(big);
+}
+
+/* The phase of task id, read through the test's own HTTP client (static). */
+static const char *phase_of(const char *id) {
+    static char phase[32];
+    char path[96];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    snprintf(phase, sizeof phase, "%s", r->json ? jstr(r->json, "phase") : "?");
+    return phase;
+}
+
+/*
+ * A claim's type that is not UTF-8 (or is NULL) cannot go into the JSON
+ * body: refused with the field named and nothing claimed, where it used to
+ * drop out of "types" and so widen the claim to a task of another type.
+ */
+static void test_claim_type_not_utf8(void) {
+    char *id = th_submit(&srv, "other", "\"queue\":\"utfq\"");
+    const char *bad[] = {"other", "want\xff"};
+    struct tm_claim_options o = {.worker = "w", .types = bad, .ntypes = 2};
+    json_t *task = NULL, *claims = NULL;
+    char tok[TM_LEASE_TOKEN_MAX];
+    const struct tm_client_error *e = tm_client_last_error(cl);
+    CHECK_INT(tm_claim(cl, "utfq", &o, &task, tok), TM_CLIENT_EINVALID);
+    CHECK(task == NULL);
+    CHECK_STR(e->field, "types");
+    CHECK(strstr(e->message, "'types[1]'") != NULL);
+    CHECK_INT(e->http_status, 0);
+    const char *nul[] = {"want", NULL};
+    o.types = nul;
+    CHECK_INT(tm_claim_many(cl, "utfq", &o, 5, &claims), TM_CLIENT_EINVALID);
+    CHECK(claims == NULL);
+    CHECK_STR(e->field, "types");
+    const char *only_bad[] = {"want\xff"};
+    o.types = only_bad;
+    o.ntypes = 1;
+    CHECK_INT(tm_claim(cl, "utfq", &o, &task, tok), TM_CLIENT_EINVALID);
+    CHECK_STR(phase_of(id), "pending"); /* not claimed */
+    free(id);
+}
+
+/*
+ * An idempotency key that is not UTF-8 is refused with its field, not
+ * dropped: dropped, a repeat of the same submit made a second task.
+ */
+static void test_idempotency_key_not_utf8(void) {
+    json_t *spec = json_pack("{s:s, s:s}", "type", "idem", "queue", "idemq");
+    json_t *t = NULL;
+    const struct tm_client_error *e = tm_client_last_error(cl);
+    CHECK_INT(tm_submit(cl, spec, "key\xff", &t), TM_CLIENT_EINVALID);
+    CHECK(t == NULL);
+    CHECK_STR(e->field, "idempotency_key");
+    CHECK_INT(tm_submit(cl, spec, "key\xff", NULL), TM_CLIENT_EINVALID);
+    json_decref(spec);
+    struct tm_list_query q = {.queue = "idemq"};
+    json_t *page = NULL;
+    CHECK_INT(tm_list(cl, &q, &page), 0);
+    CHECK_INT(json_array_size(json_object_get(page, "tasks")), 0); /* nothing was submitted */
+    json_decref(page);
+}
+
+/*
+ * What a worker's call cannot send as given is refused naming its field,
+ * and the task is unchanged: a ratio that is not a number (it used to drop
+ * out, the heartbeat "succeeding"), a fail error that is not UTF-8 (the
+ * server said "'error' is required"), a lease token that is not UTF-8 (it
+ * aborted the program). tm_work_entry gives NULL for them.
+ */
+static void test_report_not_sendable(void) {
+    char *id = th_submit(&srv, "rep", "\"queue\":\"repq\"");
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&srv, "repq", NULL, cid, tok), 200);
+    json_t *t = NULL;
+    CHECK_INT(tm_get(cl, id, &t), 0);
+    json_int_t version = json_integer_value(json_object_get(t, "version"));
+    json_decref(t);
+    const struct tm_client_error *e = tm_client_last_error(cl);
+    struct tm_report nan_ratio = {.has_ratio = true, .ratio = NAN, .message = "half"};
+    struct tm_heartbeat_reply reply;
+    CHECK_INT(tm_heartbeat(cl, id, tok, 0, &nan_ratio, &reply), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "progress.ratio");
+    CHECK_INT(tm_complete(cl, id, tok, NULL, &nan_ratio, &t), TM_CLIENT_EINVALID);
+    CHECK(t == NULL);
+    CHECK_INT(tm_fail(cl, id, tok, "broken \xff", false, NULL, &t), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "error");
+    CHECK(strstr(e->message, "UTF-8") != NULL);
+    CHECK_INT(tm_heartbeat(cl, id, "tok\xff", 0, NULL, NULL), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "lease_token");
+    CHECK_INT(tm_release(cl, id, "tok\xff", NULL), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "lease_token");
+    CHECK(tm_work_entry(id, "tok\xff", NULL) == NULL);
+    CHECK(tm_work_entry("id\xff", tok, NULL) == NULL);
+    CHECK(tm_work_entry(id, tok, &nan_ratio) == NULL);
+    CHECK_INT(tm_get(cl, id, &t), 0);
+    CHECK_STR(jstr(t, "phase"), "running");
+    CHECK_INT(json_integer_value(json_object_get(t, "version")), version); /* unchanged */
+    json_decref(t);
+    CHECK_INT(tm_complete(cl, id, tok, NULL, NULL, NULL), 0);
+    free(id);
+}
+
+/* Arguments a call refuses itself (nothing sent) name their field, as the server's 400 does. */
+static void test_local_refusals_name_the_field(void) {
+    const struct tm_client_error *e = tm_client_last_error(cl);
+    CHECK_INT(tm_get(cl, "", NULL), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "id");
+    CHECK_INT(e->http_status, 0);
+    struct tm_claim_options o = {.worker = "w"};
+    json_t *task = NULL;
+    char tok[TM_LEASE_TOKEN_MAX];
+    CHECK_INT(tm_claim(cl, "", &o, &task, tok), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "queue");
+    o.worker = "";
+    CHECK_INT(tm_claim(cl, "q", &o, &task, tok), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "worker");
+    CHECK_INT(tm_submit(cl, NULL, NULL, NULL), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "task");
+    json_t *out = NULL;
+    CHECK_INT(tm_client_request(cl, NULL, "/v1/queues", NULL, &out), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "method");
+    CHECK_INT(tm_client_request(cl, "GET\r\nX-Injected: 1", "/v1/queues", NULL, &out),
+              TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "method");
+    CHECK_INT(tm_client_request(cl, "GET", "v1/queues", NULL, &out), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "path");
+    CHECK(out == NULL);
+    CHECK_INT(tm_client_request(cl, "GET", "/v1/queues", NULL, &out), 0);
+    CHECK(json_is_array(json_object_get(out, "queues")));
+    json_decref(out);
 }
 
 static void test_controls(void) {
@@ -473,6 +604,10 @@ static const struct th_test tests[] = {
     {"submit, get, list with paging", test_submit_get_list},
     {"errors carry the server's code, message and field", test_errors_carry_server_detail},
     {"request headers over the server's limit are ETOOLARGE", test_headers_too_large},
+    {"a claim's type that is not UTF-8 is refused, not dropped", test_claim_type_not_utf8},
+    {"an idempotency key that is not UTF-8 is refused, not dropped", test_idempotency_key_not_utf8},
+    {"a report or lease token a call cannot send is refused", test_report_not_sendable},
+    {"arguments a call refuses itself name their field", test_local_refusals_name_the_field},
     {"pause, resume, cancel, retry, delete", test_controls},
     {"claim, heartbeat, fail, release, complete", test_worker_calls},
     {"watch follows tasks to their end", test_watch_follows_to_the_end},
