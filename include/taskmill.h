@@ -151,13 +151,15 @@ TM_API int tm_submit_batch(struct tm_client *c, const json_t *tasks, json_t **ou
 TM_API int tm_get(struct tm_client *c, const char *id, json_t **out);
 /*
  * Reads a task once its version is greater than `version`, waiting up to
- * `wait_seconds` (the server caps it, 60 s by default). After the wait the
- * task comes back unchanged, so compare its "version".
+ * `wait_seconds` (the server refuses more than its cap, 60 s by default,
+ * with TM_CLIENT_EINVALID naming "wait"); with wait_seconds 0 or less, or
+ * version below 0, it reads at once. After the wait the task comes back
+ * unchanged, so compare its "version".
  */
 TM_API int tm_get_wait(struct tm_client *c, const char *id, int64_t version, int wait_seconds,
                        json_t **out);
 
-/* Filters for tm_list; NULL or 0 leaves one out. Times are RFC 3339. */
+/* Filters for tm_list; NULL, "" or 0 leaves one out. Times are RFC 3339. */
 struct tm_list_query {
     const char *phase; /* comma-separated phases: "running,stopping" */
     const char *type;
@@ -168,7 +170,7 @@ struct tm_list_query {
     const char *updated_after, *updated_before;
     const char *cursor;    /* "next_cursor" of the previous page */
     const char *order;     /* "asc" or "desc" (the default: newest first) */
-    int limit;             /* page size; 0 for the server's default (50) */
+    int limit;             /* page size (1..1000); 0 for the server's default (50) */
     const char *id_prefix; /* ids that start with these lowercase hex digits */
 };
 
@@ -256,9 +258,12 @@ struct tm_claim_options {
     const char *worker;       /* the worker's name, shown in the task's lease; required */
     const char *const *types; /* claim only these types (UTF-8 strings); NULL for any */
     size_t ntypes;
-    int lease_seconds; /* 0 for the server's default (60) */
-    int wait_seconds;  /* long-poll this long for a task; 0 to return at once */
+    int lease_seconds; /* 1..86400; 0 for the server's default (60) */
+    int wait_seconds;  /* long-poll this long for a task (up to the server's cap, 60 s by
+                          default); 0 to return at once */
 };
+/* A value out of range in these options (or tm_list's limit, tm_heartbeat's lease_seconds)
+ * goes to the server, whose 400 names it: TM_CLIENT_EINVALID, nothing claimed or changed. */
 
 /*
  * Claims the next task of `queue`. Returns 0 and sets *task (the caller

@@ -320,6 +320,12 @@ int tm_client_request(struct tm_client *c, const char *method, const char *path,
     return client_call(c, method, path, body, CLIENT_TIMEOUT_S + CLIENT_WAIT_SLACK_S, out);
 }
 
+/* The whole-transfer timeout of a request that long-polls up to wait_seconds (0 or less: none);
+ * in long, as an int wait near INT_MAX plus the slack would overflow. */
+static long client_wait_timeout_s(int wait_seconds) {
+    return CLIENT_TIMEOUT_S + (wait_seconds > 0 ? (long)wait_seconds : 0L);
+}
+
 /* "/v1/tasks/{id}{suffix}" with the id escaped, or an error when id is empty. */
 static char *client_task_path(struct tm_client *c, const char *id, const char *suffix) {
     if (!id || !*id) {
@@ -397,7 +403,7 @@ int tm_get_wait(struct tm_client *c, const char *id, int64_t version, int wait_s
     char *path = client_task_path(c, id, suffix);
     if (!path) return c->err.code;
     json_t *reply = NULL;
-    int rc = client_call(c, "GET", path, NULL, CLIENT_TIMEOUT_S + wait_seconds, &reply);
+    int rc = client_call(c, "GET", path, NULL, client_wait_timeout_s(wait_seconds), &reply);
     free(path);
     return client_want_object(c, rc, &reply, out);
 }
@@ -420,7 +426,8 @@ int tm_list(struct tm_client *c, const struct tm_list_query *q, json_t **out) {
     char *rest = NULL;
     if (q) {
         char limit[16] = "";
-        if (q->limit > 0) snprintf(limit, sizeof limit, "%d", q->limit);
+        /* A negative limit goes too, for the server's 400 naming it. */
+        if (q->limit != 0) snprintf(limit, sizeof limit, "%d", q->limit);
         client_query_add(&rest, &len, "phase", q->phase);
         client_query_add(&rest, &len, "type", q->type);
         client_query_add(&rest, &len, "queue", q->queue);
@@ -523,17 +530,17 @@ static int client_claim_call(struct tm_client *c, const char *queue,
             json_array_append_new(types, json_string(o->types[i]));
         json_object_set_new(body, "types", types);
     }
-    if (o->lease_seconds > 0)
+    /* 0 leaves one out; any other value goes, for the server's 400 when it is out of range. */
+    if (o->lease_seconds != 0)
         json_object_set_new(body, "lease_seconds", json_integer(o->lease_seconds));
-    if (o->wait_seconds > 0)
+    if (o->wait_seconds != 0)
         json_object_set_new(body, "wait_seconds", json_integer(o->wait_seconds));
     char *e = client_escape(queue);
     size_t n = strlen(e) + 32;
     char *path = xmalloc(n);
     snprintf(path, n, "/v1/queues/%s/%s", e, many ? "claims" : "claim");
     free(e);
-    int rc = client_call(c, "POST", path, body,
-                         CLIENT_TIMEOUT_S + (o->wait_seconds > 0 ? o->wait_seconds : 0), reply);
+    int rc = client_call(c, "POST", path, body, client_wait_timeout_s(o->wait_seconds), reply);
     free(path);
     json_decref(body);
     return rc;
@@ -665,7 +672,7 @@ int tm_heartbeat(struct tm_client *c, const char *id, const char *token, int lea
     char *path = client_task_path(c, id, "/heartbeat");
     if (!path) return c->err.code;
     json_t *body = tm_work_entry(NULL, token, r), *out = NULL;
-    if (lease_seconds > 0) json_object_set_new(body, "lease_seconds", json_integer(lease_seconds));
+    if (lease_seconds != 0) json_object_set_new(body, "lease_seconds", json_integer(lease_seconds));
     int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &out);
     free(path);
     json_decref(body);

@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -254,6 +255,58 @@ static void test_local_refusals_name_the_field(void) {
     CHECK_INT(tm_client_request(cl, "GET", "/v1/queues", NULL, &out), 0);
     CHECK(json_is_array(json_object_get(out, "queues")));
     json_decref(out);
+}
+
+/*
+ * Numbers out of range go to the server, whose 400 names them, and nothing
+ * changes: a negative page size, lease or wait used to be left out of the
+ * request in silence (a claim with lease_seconds -5 leased the task for
+ * the default 60 s), and a wait near INT_MAX overflowed the request's
+ * timeout (signed overflow: UBSan stops the test).
+ */
+static void test_out_of_range_numbers_reach_the_server(void) {
+    const struct tm_client_error *e = tm_client_last_error(cl);
+    struct tm_list_query q = {.limit = -1};
+    json_t *page = NULL;
+    CHECK_INT(tm_list(cl, &q, &page), TM_CLIENT_EINVALID);
+    CHECK(page == NULL);
+    CHECK_STR(e->field, "limit");
+    CHECK_INT(e->http_status, 400);
+
+    char *id = th_submit(&srv, "rng", "\"queue\":\"rngq\"");
+    struct tm_claim_options o = {.worker = "w", .lease_seconds = -5};
+    json_t *task = NULL, *claims = NULL;
+    char tok[TM_LEASE_TOKEN_MAX];
+    CHECK_INT(tm_claim(cl, "rngq", &o, &task, tok), TM_CLIENT_EINVALID);
+    CHECK(task == NULL);
+    CHECK_STR(e->field, "lease_seconds");
+    CHECK_INT(tm_claim_many(cl, "rngq", &o, 2, &claims), TM_CLIENT_EINVALID);
+    CHECK(claims == NULL);
+    CHECK_STR(e->field, "lease_seconds");
+    o.lease_seconds = 0;
+    o.wait_seconds = -1;
+    CHECK_INT(tm_claim(cl, "rngq", &o, &task, tok), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "wait_seconds");
+    o.wait_seconds = INT_MAX;
+    CHECK_INT(tm_claim(cl, "rngq", &o, &task, tok), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "wait_seconds");
+    CHECK_STR(phase_of(id), "pending"); /* none of them claimed it */
+    CHECK_INT(tm_get_wait(cl, id, 0, INT_MAX, &task), TM_CLIENT_EINVALID);
+    CHECK(task == NULL);
+    CHECK_STR(e->field, "wait");
+
+    o.wait_seconds = 0;
+    CHECK_INT(tm_claim(cl, "rngq", &o, &task, tok), 0);
+    CHECK(task != NULL);
+    json_int_t version = json_integer_value(json_object_get(task, "version"));
+    json_decref(task);
+    CHECK_INT(tm_heartbeat(cl, id, tok, -1, NULL, NULL), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "lease_seconds");
+    CHECK_INT(tm_get(cl, id, &task), 0);
+    CHECK_INT(json_integer_value(json_object_get(task, "version")), version);
+    json_decref(task);
+    CHECK_INT(tm_complete(cl, id, tok, NULL, NULL, NULL), 0);
+    free(id);
 }
 
 static void test_controls(void) {
@@ -608,6 +661,8 @@ static const struct th_test tests[] = {
     {"an idempotency key that is not UTF-8 is refused, not dropped", test_idempotency_key_not_utf8},
     {"a report or lease token a call cannot send is refused", test_report_not_sendable},
     {"arguments a call refuses itself name their field", test_local_refusals_name_the_field},
+    {"numbers out of range reach the server, not dropped",
+     test_out_of_range_numbers_reach_the_server},
     {"pause, resume, cancel, retry, delete", test_controls},
     {"claim, heartbeat, fail, release, complete", test_worker_calls},
     {"watch follows tasks to their end", test_watch_follows_to_the_end},
