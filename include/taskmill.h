@@ -49,7 +49,8 @@ enum tm_client_code {
     TM_CLIENT_ETOOLARGE = -6, /* 413 or 431: the request's body, or its line and headers (a
                                  very long id or query value), larger than the server accepts */
     TM_CLIENT_ESERVER = -7,   /* 5xx or another unexpected status */
-    TM_CLIENT_ECONNECT = -8,  /* no HTTP reply: refused, reset, timed out, bad URL */
+    TM_CLIENT_ECONNECT = -8,  /* no complete HTTP reply: refused, reset, timed out, bad URL,
+                                 or cut off after its status (http_status then says which) */
     TM_CLIENT_EPROTOCOL = -9, /* a reply that is not what the v1 API promises */
     TM_CLIENT_EABORTED = -10, /* the client's abort hook abandoned the call (tm_client_set_abort) */
 };
@@ -62,7 +63,7 @@ enum tm_client_code {
 /* What the last failed call of a client said. */
 struct tm_client_error {
     int code;          /* TM_CLIENT_E..., or TM_CLIENT_OK after a success */
-    long http_status;  /* the reply's status, or 0 when there was no reply */
+    long http_status;  /* the reply's status, or 0 when no reply began */
     char slug[48];     /* the server's "error.code", e.g. "invalid_argument", or "" */
     char field[64];    /* the request field at fault, or the argument a call refused; or "" */
     char message[512]; /* the server's message, or the transport's; lower case */

@@ -231,6 +231,13 @@ int client_finish(struct tm_client *c, CURLcode rc, long status, const struct cl
                   json_t **out) {
     if (out) *out = NULL;
     memset(&c->err, 0, sizeof c->err);
+    if (rc != CURLE_OK && status != 0) {
+        /* The server answered, then the reply stopped short (it went away, a timeout). */
+        client_fail(c, TM_CLIENT_ECONNECT, "the reply of status %ld from '%s' was cut off: %s",
+                    status, c->url, curl_easy_strerror(rc));
+        c->err.http_status = status;
+        return c->err.code;
+    }
     if (rc != CURLE_OK)
         return client_fail(c, TM_CLIENT_ECONNECT, "cannot reach '%s': %s", c->url,
                            curl_easy_strerror(rc));

@@ -11,6 +11,9 @@
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -618,6 +621,117 @@ static void test_abort_hook(void) {
 }
 
 /*
+ * A fake server for replies the real one never sends: it accepts
+ * connections on loopback, reads each request's head, writes `reply`,
+ * then, when `filler` is set, that text again and again until the client
+ * hangs up, and closes the connection.
+ */
+struct canned {
+    int lfd;
+    char url[64];
+    const char *reply, *filler;
+    atomic_bool stop;
+    pthread_t th;
+};
+
+static void canned_send_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void *canned_main(void *arg) {
+    struct canned *k = arg;
+    while (!atomic_load(&k->stop)) {
+        struct pollfd pf = {k->lfd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        int fd = accept(k->lfd, NULL, NULL);
+        if (fd < 0) continue;
+        char head[8192];
+        size_t n = 0;
+        head[0] = '\0';
+        while (!strstr(head, "\r\n\r\n") && n < sizeof head - 1) {
+            struct pollfd cp = {fd, POLLIN, 0};
+            if (poll(&cp, 1, 2000) <= 0) break;
+            ssize_t r = recv(fd, head + n, sizeof head - 1 - n, 0);
+            if (r <= 0) break;
+            n += (size_t)r;
+            head[n] = '\0';
+        }
+        canned_send_all(fd, k->reply, strlen(k->reply));
+        size_t flen = k->filler ? strlen(k->filler) : 0;
+        while (flen && !atomic_load(&k->stop)) {
+            ssize_t w = send(fd, k->filler, flen, MSG_NOSIGNAL);
+            if (w <= 0) break; /* the client hung up */
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Starts a fake server answering every request with reply (and filler); 0 or -1. */
+static int canned_start(struct canned *k, const char *reply, const char *filler) {
+    memset(k, 0, sizeof *k);
+    k->reply = reply;
+    k->filler = filler;
+    k->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (k->lfd < 0 || bind(k->lfd, (struct sockaddr *)&a, sizeof a) || listen(k->lfd, 8) ||
+        getsockname(k->lfd, (struct sockaddr *)&a, &len))
+        return -1;
+    snprintf(k->url, sizeof k->url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    return pthread_create(&k->th, NULL, canned_main, k) ? -1 : 0;
+}
+
+static void canned_stop(struct canned *k) {
+    atomic_store(&k->stop, true);
+    pthread_join(k->th, NULL);
+    close(k->lfd);
+}
+
+/*
+ * A reply cut off after its status line (the server went away mid-reply):
+ * TM_CLIENT_ECONNECT, as the request may have taken effect, with the
+ * status the reply began with and a message that says it was cut off, not
+ * that the server could not be reached. A reply that is whole but not JSON
+ * is TM_CLIENT_EPROTOCOL.
+ */
+static void test_reply_cut_off(void) {
+    struct canned k;
+    CHECK(canned_start(&k,
+                       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 100\r\n\r\n{\"id\": \"01",
+                       NULL) == 0);
+    struct tm_client *c = tm_client_new(k.url, NULL);
+    const struct tm_client_error *e = tm_client_last_error(c);
+    json_t *t = NULL;
+    CHECK_INT(tm_get(c, "0123456789abcdef0123456789abcdef", &t), TM_CLIENT_ECONNECT);
+    CHECK(t == NULL);
+    CHECK_INT(e->http_status, 200);
+    if (!strstr(e->message, "cut off")) printf("    message: %s\n", e->message);
+    CHECK(strstr(e->message, "cut off") != NULL);
+    CHECK(strstr(e->message, "cannot reach") == NULL);
+    tm_client_free(c);
+    canned_stop(&k);
+
+    CHECK(canned_start(&k,
+                       "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                       "Content-Length: 13\r\n\r\n<html></html>",
+                       NULL) == 0);
+    c = tm_client_new(k.url, NULL);
+    e = tm_client_last_error(c);
+    CHECK_INT(tm_get(c, "0123456789abcdef0123456789abcdef", &t), TM_CLIENT_EPROTOCOL);
+    CHECK(t == NULL);
+    CHECK_INT(e->http_status, 200);
+    tm_client_free(c);
+    canned_stop(&k);
+}
+
+/*
  * tm_client_set_timeout: a call to a server that never answers (a socket
  * that listens and accepts nothing) gives up after the timeout set, with
  * TM_CLIENT_ECONNECT, instead of the 60 s default (a bound of 20 s guards
@@ -669,6 +783,7 @@ static const struct th_test tests[] = {
     {"the example program", test_example_program},
     {"the abort hook abandons a call the server does not answer", test_abort_hook},
     {"a timeout set on the client bounds a call the server does not answer", test_timeout},
+    {"a reply cut off mid-body says so, with its status", test_reply_cut_off},
     {NULL, NULL},
 };
 
