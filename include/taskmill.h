@@ -126,6 +126,17 @@ TM_API void tm_client_set_abort(struct tm_client *c, tm_abort_fn fn, void *arg);
 TM_API void tm_client_set_timeout(struct tm_client *c, long timeout_ms);
 
 /*
+ * Sets the largest reply body a call on c accepts, in bytes, in place of
+ * the default (64 MiB; a page of tasks is at most 8 MiB); 0 restores it.
+ * A longer reply is abandoned as it arrives, its connection closed, and
+ * the call fails with TM_CLIENT_EPROTOCOL (the request may still have
+ * taken effect), so whatever answers at the URL cannot make the program
+ * spend memory without bound. Covers the calls made on c and a tm_watch's
+ * reads of its tasks (an event of a stream is capped at 16 MiB).
+ */
+TM_API void tm_client_set_reply_max(struct tm_client *c, size_t max_bytes);
+
+/*
  * Sends any v1 request: `method` (upper-case letters: "GET") to `path`
  * (starting with "/", query included) with `body` (JSON, may be NULL). On
  * 2xx returns 0 and sets *out to the parsed reply, or NULL for an empty

@@ -100,6 +100,10 @@ void tm_client_set_timeout(struct tm_client *c, long timeout_ms) {
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 }
 
+void tm_client_set_reply_max(struct tm_client *c, size_t max_bytes) {
+    c->reply_max = max_bytes;
+}
+
 bool tm_phase_is_terminal(const char *phase) {
     return phase && (strcmp(phase, "completed") == 0 || strcmp(phase, "failed") == 0 ||
                      strcmp(phase, "cancelled") == 0);
@@ -110,17 +114,33 @@ bool tm_phase_is_terminal(const char *phase) {
 void client_buf_release(struct client_buf *b) {
     free(b->p);
     b->p = NULL;
-    b->len = 0;
+    b->len = b->cap = 0;
+    b->too_big = false;
 }
 
-static size_t client_on_data(char *data, size_t size, size_t nmemb, void *cls) {
-    struct client_buf *b = cls;
-    size_t n = size * nmemb;
-    b->p = xrealloc(b->p, b->len + n + 1);
+bool client_buf_append(struct client_buf *b, const char *data, size_t n) {
+    if (b->max && (n > b->max || b->len > b->max - n)) {
+        b->too_big = true;
+        return false;
+    }
+    if (b->len + n + 1 > b->cap) {
+        /* Doubling: a large reply arrives in many small pieces. */
+        size_t want = b->cap ? b->cap : 4096;
+        while (want < b->len + n + 1)
+            want *= 2;
+        b->p = xrealloc(b->p, want);
+        b->cap = want;
+    }
     memcpy(b->p + b->len, data, n);
     b->len += n;
     b->p[b->len] = '\0';
-    return n;
+    return true;
+}
+
+/* libcurl's write callback: a short count (past the limit) stops the transfer. */
+static size_t client_on_data(char *data, size_t size, size_t nmemb, void *cls) {
+    size_t n = size * nmemb;
+    return client_buf_append(cls, data, n) ? n : 0;
 }
 
 char *client_escape(const char *s) {
@@ -173,6 +193,8 @@ void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, cons
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
         curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, body);
     }
+    b->max = c->reply_max ? c->reply_max : CLIENT_REPLY_MAX_BYTES;
+    b->too_big = false;
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, client_on_data);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -231,6 +253,13 @@ int client_finish(struct tm_client *c, CURLcode rc, long status, const struct cl
                   json_t **out) {
     if (out) *out = NULL;
     memset(&c->err, 0, sizeof c->err);
+    if (b->too_big) {
+        client_fail(c, TM_CLIENT_EPROTOCOL,
+                    "the reply of status %ld from '%s' is larger than %zu bytes; abandoned", status,
+                    c->url, b->max);
+        c->err.http_status = status;
+        return c->err.code;
+    }
     if (rc != CURLE_OK && status != 0) {
         /* The server answered, then the reply stopped short (it went away, a timeout). */
         client_fail(c, TM_CLIENT_ECONNECT, "the reply of status %ld from '%s' was cut off: %s",

@@ -22,15 +22,24 @@ struct tm_client {
     struct tm_client_error err;
     tm_abort_fn abort_fn; /* tm_client_set_abort; NULL when none */
     void *abort_arg;
-    long timeout_ms; /* tm_client_set_timeout; 0: the defaults */
+    long timeout_ms;  /* tm_client_set_timeout; 0: the defaults */
+    size_t reply_max; /* tm_client_set_reply_max; 0: CLIENT_REPLY_MAX_BYTES */
 };
 
-/* A reply body being received. */
+/* The largest reply body a call accepts unless tm_client_set_reply_max says otherwise. */
+#define CLIENT_REPLY_MAX_BYTES ((size_t)64 * 1024 * 1024)
+
+/* A reply body being received, NUL-terminated; at most `max` bytes (0: no limit). */
 struct client_buf {
     char *p;
-    size_t len;
+    size_t len, cap;
+    size_t max;
+    bool too_big; /* more than max came: the transfer was stopped */
 };
 
+/* Appends n bytes; false (and too_big set, nothing added) when that would pass max. */
+bool client_buf_append(struct client_buf *b, const char *data, size_t n);
+/* Frees the bytes; max stays. */
 void client_buf_release(struct client_buf *b);
 
 /*
@@ -39,7 +48,8 @@ void client_buf_release(struct client_buf *b);
  * receives the header list, which the caller frees after the transfer.
  * `extra` (NULL-ended "Name: value" lines, may be NULL) adds headers; an
  * Accept among them replaces the default application/json. A timeout_s
- * of 0 means no limit on the whole transfer.
+ * of 0 means no limit on the whole transfer. Sets b's max to the client's
+ * reply limit.
  */
 void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, const char *path,
                        const char *body, long timeout_s, struct client_buf *b,
@@ -48,7 +58,8 @@ void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, cons
 /*
  * Records the outcome of a finished transfer in c->err and returns 0 for
  * a 2xx reply (setting *out to the parsed body, NULL when empty; out may
- * be NULL) or the negative code.
+ * be NULL) or the negative code (TM_CLIENT_EPROTOCOL when b went over its
+ * max).
  */
 int client_finish(struct tm_client *c, CURLcode rc, long status, const struct client_buf *b,
                   json_t **out);

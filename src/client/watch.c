@@ -269,13 +269,8 @@ static size_t watch_on_stream(char *data, size_t size, size_t nmemb, void *cls) 
             t->failures = 0;
             t->lost_at_ms = 0;
         } else {
-            struct client_buf *b = &t->stream.body;
-            if (b->len + n > WATCH_ERROR_BODY_MAX) return 0;
-            b->p = xrealloc(b->p, b->len + n + 1);
-            memcpy(b->p + b->len, data, n);
-            b->len += n;
-            b->p[b->len] = '\0';
-            return n;
+            t->stream.body.max = WATCH_ERROR_BODY_MAX;
+            return client_buf_append(&t->stream.body, data, n) ? n : 0;
         }
     }
     int rc = sse_parser_feed(&t->parser, data, n, watch_on_item, t);
@@ -393,7 +388,7 @@ static void watch_stream_done(struct watch_task *t, CURLcode rc) {
     long status = 0;
     curl_easy_getinfo(t->stream.easy, CURLINFO_RESPONSE_CODE, &status);
     struct client_buf body = t->stream.body;
-    t->stream.body = (struct client_buf){NULL, 0};
+    t->stream.body = (struct client_buf){0};
     watch_conn_stop(w, &t->stream);
     bool was_open = t->stream_open, broken = t->stream_broken;
     t->stream_open = false;
@@ -425,8 +420,10 @@ static void watch_stream_done(struct watch_task *t, CURLcode rc) {
         if (status == 200)
             client_fail(w->c, TM_CLIENT_EPROTOCOL, "events of task '%s' are not an event stream",
                         t->id);
-        else
+        else {
+            body.too_big = false; /* an error reply read only in part: its status still says */
             client_finish(w->c, status >= 300 ? CURLE_OK : rc, status, &body, NULL);
+        }
         watch_drop(t);
         goto out;
     }

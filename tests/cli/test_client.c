@@ -732,6 +732,51 @@ static void test_reply_cut_off(void) {
 }
 
 /*
+ * A reply far larger than any the v1 API sends (here one that never ends)
+ * is abandoned once it passes the client's limit, 64 MiB by default or
+ * what tm_client_set_reply_max set: TM_CLIENT_EPROTOCOL with the status,
+ * not memory spent until the timeout (30 s here; with no limit the client
+ * buffered all it was sent until then). Against the real server a limit
+ * below a task's size refuses the reply, and 0 restores the default.
+ */
+static void test_reply_too_large(void) {
+    static char filler[64 * 1024 + 1];
+    for (size_t i = 0; i + 1 < sizeof filler; i += 2)
+        memcpy(filler + i, "1,", 2);
+    struct canned k;
+    CHECK(canned_start(&k, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n[", filler) ==
+          0);
+    struct tm_client *c = tm_client_new(k.url, NULL);
+    tm_client_set_timeout(c, 30000);
+    const struct tm_client_error *e = tm_client_last_error(c);
+    json_t *t = NULL;
+    CHECK_INT(tm_list(c, NULL, &t), TM_CLIENT_EPROTOCOL);
+    CHECK(t == NULL);
+    CHECK_INT(e->http_status, 200);
+    if (!strstr(e->message, "larger than 67108864 bytes")) printf("    message: %s\n", e->message);
+    CHECK(strstr(e->message, "larger than 67108864 bytes") != NULL);
+    tm_client_set_reply_max(c, 1024 * 1024);
+    CHECK_INT(tm_get(c, "0123456789abcdef0123456789abcdef", &t), TM_CLIENT_EPROTOCOL);
+    CHECK(strstr(e->message, "larger than 1048576 bytes") != NULL);
+    tm_client_free(c);
+    canned_stop(&k);
+
+    char *id = th_submit(&srv, "big", "\"queue\":\"bigq\"");
+    c = tm_client_new(srv.url, NULL);
+    e = tm_client_last_error(c);
+    tm_client_set_reply_max(c, 64);
+    CHECK_INT(tm_get(c, id, &t), TM_CLIENT_EPROTOCOL);
+    CHECK(t == NULL);
+    CHECK(strstr(e->message, "larger than 64 bytes") != NULL);
+    tm_client_set_reply_max(c, 0);
+    CHECK_INT(tm_get(c, id, &t), 0);
+    CHECK_STR(jstr(t, "id"), id);
+    json_decref(t);
+    tm_client_free(c);
+    free(id);
+}
+
+/*
  * tm_client_set_timeout: a call to a server that never answers (a socket
  * that listens and accepts nothing) gives up after the timeout set, with
  * TM_CLIENT_ECONNECT, instead of the 60 s default (a bound of 20 s guards
@@ -784,6 +829,7 @@ static const struct th_test tests[] = {
     {"the abort hook abandons a call the server does not answer", test_abort_hook},
     {"a timeout set on the client bounds a call the server does not answer", test_timeout},
     {"a reply cut off mid-body says so, with its status", test_reply_cut_off},
+    {"a reply over the client's limit is abandoned", test_reply_too_large},
     {NULL, NULL},
 };
 
