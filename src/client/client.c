@@ -206,12 +206,33 @@ void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, cons
     if (ca && *ca) curl_easy_setopt(easy, CURLOPT_CAINFO, ca);
 }
 
+/* After a string was cut to fit a buffer (`needed` bytes did not fit in `cap`): drops a last
+ * UTF-8 character left incomplete, so that the text stays UTF-8 (a JSON string, a terminal). */
+static void client_cut_whole(char *s, int needed, size_t cap) {
+    if (needed < 0 || (size_t)needed < cap) return;
+    size_t i = strlen(s), tail = 0;
+    while (i > 0 && tail < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        tail++;
+    }
+    if (i == 0) return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t len = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (len > tail + 1) s[i - 1] = '\0';
+}
+
+/* Copies src into dst (cap bytes), cut, when it must be, at a whole UTF-8 character. */
+static void client_copy_text(char *dst, size_t cap, const char *src) {
+    client_cut_whole(dst, snprintf(dst, cap, "%s", src ? src : ""), cap);
+}
+
 static int client_vfail(struct tm_client *c, int code, const char *field, const char *fmt,
                         va_list ap) {
     memset(&c->err, 0, sizeof c->err);
     c->err.code = code;
-    snprintf(c->err.field, sizeof c->err.field, "%s", field ? field : "");
-    vsnprintf(c->err.message, sizeof c->err.message, fmt, ap);
+    client_copy_text(c->err.field, sizeof c->err.field, field);
+    client_cut_whole(c->err.message, vsnprintf(c->err.message, sizeof c->err.message, fmt, ap),
+                     sizeof c->err.message);
     return code;
 }
 
@@ -290,10 +311,10 @@ int client_finish(struct tm_client *c, CURLcode rc, long status, const struct cl
     const char *slug = json_string_value(json_object_get(e, "code"));
     const char *msg = json_string_value(json_object_get(e, "message"));
     const char *field = json_string_value(json_object_get(e, "field"));
-    snprintf(c->err.slug, sizeof c->err.slug, "%s", slug ? slug : "");
-    snprintf(c->err.field, sizeof c->err.field, "%s", field ? field : "");
+    client_copy_text(c->err.slug, sizeof c->err.slug, slug);
+    client_copy_text(c->err.field, sizeof c->err.field, field);
     if (msg)
-        snprintf(c->err.message, sizeof c->err.message, "%s", msg);
+        client_copy_text(c->err.message, sizeof c->err.message, msg);
     else
         snprintf(c->err.message, sizeof c->err.message, "server replied with status %ld", status);
     c->err.code = client_code_for(status, c->err.slug);

@@ -776,6 +776,49 @@ static void test_reply_too_large(void) {
     free(id);
 }
 
+/* Whether s is UTF-8 (jansson takes only that). */
+static bool is_utf8(const char *s) {
+    json_t *j = json_string(s);
+    json_decref(j);
+    return j != NULL;
+}
+
+/*
+ * An error whose message and field are longer than the last error holds
+ * them is cut at a whole UTF-8 character, so it stays text a program can
+ * print or put into JSON (it used to end in half a character).
+ */
+static void test_long_error_text_stays_utf8(void) {
+    static char reply[4096];
+    char msg[1200] = "", field[200] = "";
+    for (int i = 0; i < 300; i++)
+        strcat(msg, "\xc3\xa9"); /* é: 600 bytes, the message holds 511 */
+    for (int i = 0; i < 30; i++)
+        strcat(field, "\xe2\x82\xac"); /* €: 90 bytes, the field holds 63 */
+    char body[2048];
+    int n =
+        snprintf(body, sizeof body,
+                 "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"%s\",\"field\":\"%s\"}}",
+                 msg, field);
+    snprintf(reply, sizeof reply,
+             "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+             "Content-Length: %d\r\n\r\n%s",
+             n, body);
+    struct canned k;
+    CHECK(canned_start(&k, reply, NULL) == 0);
+    struct tm_client *c = tm_client_new(k.url, NULL);
+    const struct tm_client_error *e = tm_client_last_error(c);
+    CHECK_INT(tm_get(c, "0123456789abcdef0123456789abcdef", NULL), TM_CLIENT_EINVALID);
+    CHECK_STR(e->slug, "invalid_argument");
+    CHECK(is_utf8(e->message));
+    CHECK_INT(strlen(e->message), 510); /* 255 whole characters */
+    CHECK(strncmp(e->message, msg, 510) == 0);
+    CHECK(is_utf8(e->field));
+    CHECK_INT(strlen(e->field), 63); /* 21 whole characters */
+    tm_client_free(c);
+    canned_stop(&k);
+}
+
 /*
  * tm_client_set_timeout: a call to a server that never answers (a socket
  * that listens and accepts nothing) gives up after the timeout set, with
@@ -830,6 +873,7 @@ static const struct th_test tests[] = {
     {"a timeout set on the client bounds a call the server does not answer", test_timeout},
     {"a reply cut off mid-body says so, with its status", test_reply_cut_off},
     {"a reply over the client's limit is abandoned", test_reply_too_large},
+    {"a long error message is cut at a whole character", test_long_error_text_stays_utf8},
     {NULL, NULL},
 };
 
