@@ -104,7 +104,7 @@ typedef bool (*tm_abort_fn)(void *arg);
  * does: a request not sent yet is not sent, one in flight is abandoned and
  * its connection closed. For a program that must stop promptly: a worker
  * told to stop abandons its claim's long-poll instead of waiting out the
- * request's timeout (60 s, or a long-poll's wait plus 30 s). A request
+ * request's timeout (60 s, or 60 s plus a long-poll's wait). A request
  * abandoned after it was sent may still take effect on the server (an
  * abandoned claim may lease a task, which comes back when its lease
  * expires). Covers the calls made on c, not a tm_watch's streams
@@ -114,8 +114,9 @@ TM_API void tm_client_set_abort(struct tm_client *c, tm_abort_fn fn, void *arg);
 
 /*
  * Sets how long each following request on c may take in all, connecting
- * included, in milliseconds, in place of the defaults (60 s; a long-poll
- * gets its wait plus 30 s); 0 or less restores them. A request that takes
+ * included, in milliseconds, in place of the defaults (60 s; a long-poll,
+ * tm_get_wait or a claim, 60 s plus its wait; tm_client_request, which may
+ * long-poll, 90 s); 0 or less restores them. A request that takes
  * longer fails with TM_CLIENT_ECONNECT and its connection is closed; it
  * may still have taken effect on the server. For a call that is of no use
  * late: `taskmill work` bounds each heartbeat by its lease, so a heartbeat

@@ -23,9 +23,10 @@
 #include "../common/xalloc.h"
 #include "client_int.h"
 
-/* Requests that do not long-poll get this long, connect included. */
+/* Requests that do not long-poll get this long, connect included; a long-poll gets it plus
+ * its wait. */
 #define CLIENT_TIMEOUT_S 60
-/* A long-poll gets its wait plus this much. */
+/* tm_client_request, which cannot tell a long-poll, gets CLIENT_TIMEOUT_S plus this much. */
 #define CLIENT_WAIT_SLACK_S 30
 
 static pthread_once_t client_once = PTHREAD_ONCE_INIT;
