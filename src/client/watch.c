@@ -9,8 +9,9 @@
  *
  *   opening    stream sent, no `200 text/event-stream` yet. Entered from
  *              tm_watch_add (auto and sse modes) and on every reconnect.
- *   streaming  stream open: each task.* event newer than `version` is
- *              queued; an `error` event (events_pruned) asks for a re-read
+ *   streaming  stream open (it answered `200 text/event-stream`, even if
+ *              it ended before a byte of it): each task.* event newer than
+ *              `version` is queued; an `error` event (events_pruned) asks for a re-read
  *              through `req`. Invariant: last_event_id is the id of the
  *              last event parsed, so a reconnect loses and repeats nothing.
  *   waiting    no transfer; a reconnect is due at retry_at_ms. Entered when
@@ -253,21 +254,31 @@ static void watch_on_item(void *cls, const struct sse_item *it) {
     json_decref(j);
 }
 
+/* Whether the stream's transfer has answered 200 text/event-stream (its headers suffice). */
+static bool watch_stream_answered(const struct watch_task *t) {
+    long status = 0;
+    char *ct = NULL;
+    curl_easy_getinfo(t->stream.easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(t->stream.easy, CURLINFO_CONTENT_TYPE, &ct);
+    return status == 200 && ct && strncasecmp(ct, "text/event-stream", 17) == 0;
+}
+
+/* The stream answered as an event stream: streaming, and the server is there again. */
+static void watch_stream_opened(struct watch_task *t) {
+    t->stream_open = true;
+    t->ever_open = true;
+    t->failures = 0;
+    t->lost_at_ms = 0;
+}
+
 /* The stream's body: the SSE bytes once it is open, else the error reply. */
 static size_t watch_on_stream(char *data, size_t size, size_t nmemb, void *cls) {
     struct watch_task *t = cls;
     size_t n = size * nmemb;
     if (!t->active) return 0; /* ends the transfer; watch_reap cleans up */
     if (!t->stream_open) {
-        long status = 0;
-        char *ct = NULL;
-        curl_easy_getinfo(t->stream.easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(t->stream.easy, CURLINFO_CONTENT_TYPE, &ct);
-        if (status == 200 && ct && strncasecmp(ct, "text/event-stream", 17) == 0) {
-            t->stream_open = true;
-            t->ever_open = true;
-            t->failures = 0;
-            t->lost_at_ms = 0;
+        if (watch_stream_answered(t)) {
+            watch_stream_opened(t);
         } else {
             t->stream.body.max = WATCH_ERROR_BODY_MAX;
             return client_buf_append(&t->stream.body, data, n) ? n : 0;
@@ -387,6 +398,9 @@ static void watch_stream_done(struct watch_task *t, CURLcode rc) {
     struct tm_watch *w = t->w;
     long status = 0;
     curl_easy_getinfo(t->stream.easy, CURLINFO_RESPONSE_CODE, &status);
+    /* An event stream that ended before its first byte (the server went away just then) was
+     * open all the same: it is resumed, not taken for a server without event streams. */
+    if (!t->stream_open && t->active && watch_stream_answered(t)) watch_stream_opened(t);
     struct client_buf body = t->stream.body;
     t->stream.body = (struct client_buf){0};
     watch_conn_stop(w, &t->stream);

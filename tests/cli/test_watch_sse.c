@@ -24,10 +24,11 @@
 /* ---- The proxy ---- */
 
 enum proxy_mode {
-    PROXY_PASS,   /* forward everything */
-    PROXY_NO_SSE, /* answer 404 on .../events, as a server without SSE */
-    PROXY_CUT,    /* end each event stream a few bytes into its `cut_frames`th frame */
-    PROXY_CUT_ID, /* end the first event stream right after a frame with an id and no data */
+    PROXY_PASS,     /* forward everything */
+    PROXY_NO_SSE,   /* answer 404 on .../events, as a server without SSE */
+    PROXY_CUT,      /* end each event stream a few bytes into its `cut_frames`th frame */
+    PROXY_CUT_ID,   /* end the first event stream right after a frame with an id and no data */
+    PROXY_CUT_HEAD, /* end the first event stream right after its headers, before any byte of it */
 };
 
 struct proxy {
@@ -128,6 +129,7 @@ static void *proxy_conn_main(void *arg) {
     char prev = 0;
     char frame[4096]; /* PROXY_CUT_ID: the frame so far, a '\n' before it */
     size_t flen = 1;
+    int head_end = 0; /* PROXY_CUT_HEAD: bytes of the "\r\n\r\n" that ends the headers seen */
     frame[0] = '\n';
     for (;;) {
         struct pollfd pf[2] = {{cfd, POLLIN, 0}, {ufd, POLLIN, 0}};
@@ -169,6 +171,17 @@ static void *proxy_conn_main(void *arg) {
                         pass = i + 1;
                         cut = true;
                         break;
+                    }
+                }
+            }
+            if (events && p->mode == PROXY_CUT_HEAD && nth == 1) {
+                for (size_t i = 0; i < (size_t)got && !cut; i++) {
+                    head_end = buf[i] == "\r\n\r\n"[head_end] ? head_end + 1
+                               : buf[i] == '\r'               ? 1
+                                                              : 0;
+                    if (head_end == 4) {
+                        pass = i + 1;
+                        cut = true;
                     }
                 }
             }
@@ -642,6 +655,40 @@ static void test_falls_back_to_long_poll(void) {
     free(d);
 }
 
+/*
+ * A stream that answered 200 text/event-stream and was cut before its
+ * first byte (the server went away just then) is an event stream cut
+ * short like any other: the watch opens it again and the task's state
+ * comes. It was taken for a server without event streams: in sse mode the
+ * task was dropped with "not an event stream" (in auto mode it was
+ * long-polled for good).
+ */
+static void test_stream_cut_after_its_headers(void) {
+    struct proxy p;
+    CHECK(proxy_start(&p, &srv, PROXY_CUT_HEAD) == 0);
+    char *id = th_submit(&srv, "ch", "\"queue\":\"chq\"");
+    struct tm_client *c = tm_client_new(p.url, NULL);
+    struct tm_watch *w = tm_watch_new(c);
+    CHECK_INT(tm_watch_set_mode(w, TM_WATCH_SSE), 0);
+    CHECK_INT(tm_watch_add(w, id), 0);
+    json_t *t = NULL;
+    int rc = tm_watch_next(w, 10000, &t);
+    if (rc != 1) printf("    rc %d: %s\n", rc, tm_client_last_error(c)->message);
+    CHECK_INT(rc, 1);
+    CHECK_STR(jstr(t, "phase"), "pending");
+    json_decref(t);
+    CHECK(atomic_load(&p.events_reqs) >= 2); /* the cut stream, then the one that answered */
+    CHECK_INT(atomic_load(&p.poll_reqs), 0);
+    CHECK_INT(tm_cancel(c, id, NULL), 0);
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1);
+    CHECK_STR(jstr(t, "phase"), "cancelled");
+    json_decref(t);
+    tm_watch_free(w);
+    tm_client_free(c);
+    proxy_stop(&p);
+    free(id);
+}
+
 static void test_poll_mode_never_streams(void) {
     struct proxy p;
     CHECK(proxy_start(&p, &srv, PROXY_PASS) == 0);
@@ -684,6 +731,7 @@ static const struct th_test tests[] = {
     {"events_pruned on resume: the task is read again", test_rereads_after_pruned_events},
     {"no events path: watch and taskmill watch fall back to the long-poll",
      test_falls_back_to_long_poll},
+    {"a stream cut right after its headers is opened again", test_stream_cut_after_its_headers},
     {"poll mode never opens a stream; sse mode reports the stream's 404",
      test_poll_mode_never_streams},
     {NULL, NULL},
