@@ -79,6 +79,51 @@ static void test_install_link_run_uninstall(void) {
     CHECK_INT(sh("test -z \"$(find %s/prefix -type f -o -type l)\"", tmp), 0);
 }
 
+/* A program with functions of its own named as the library's internal ones
+ * (gnulib has an xmalloc), linked statically: only TM_API names may clash. */
+static const char prog_static[] =
+    "#include <stdio.h>\n#include <stdlib.h>\n#include <taskmill.h>\n"
+    "void *xmalloc(size_t n) { return malloc(n); }\n"
+    "char *xstrdup(const char *s) { (void)s; return NULL; }\n"
+    "int sse_parser_feed(int x) { return x + 1; }\n"
+    "int client_fail(int x) { return x + 2; }\n"
+    "int main(void) {\n"
+    "    struct tm_client *c = tm_client_new(\"http://127.0.0.1:1\", NULL);\n"
+    "    json_t *t = NULL;\n"
+    "    int rc = tm_get(c, \"0123456789abcdef0123456789abcdef\", &t);\n"
+    "    printf(\"linked: %s %d\\n\", tm_strerror(rc), sse_parser_feed(1) + client_fail(1));\n"
+    "    free(xmalloc(8));\n"
+    "    tm_client_free(c);\n"
+    "    return rc == TM_CLIENT_ECONNECT ? 0 : 1;\n"
+    "}\n";
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CC_FOR_BUILD "cc -fsanitize=address,undefined"
+#else
+#define CC_FOR_BUILD "cc"
+#endif
+
+static void test_static_link_keeps_internals(void) {
+    char path[600], cwd[512];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    snprintf(path, sizeof path, "%s/prog_static.c", tmp);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs(prog_static, f);
+    fclose(f);
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    /* Nothing but the API is global in the archive. */
+    CHECK_INT(sh("nm -g --defined-only %s/libtaskmill.a | awk 'NF == 3 && $3 !~ /^tm_/' | "
+                 "grep . && exit 1 || exit 0",
+                 build),
+              0);
+    CHECK_INT(sh("cd %s && " CC_FOR_BUILD " -I%s/include prog_static.c -o prog3 "
+                 "%s/libtaskmill.a $(pkg-config --libs libcurl jansson) -lpthread && "
+                 "./prog3 | grep -q 'linked: cannot reach .* 5$'",
+                 tmp, cwd, build),
+              0);
+}
+
 int main(int argc, char **argv) {
     snprintf(tmp, sizeof tmp, "/tmp/taskmill-install-XXXXXX");
     if (!mkdtemp(tmp)) return 1;
@@ -87,6 +132,8 @@ int main(int argc, char **argv) {
     snprintf(build, sizeof build, "%s", dirname(bin));
     static const struct th_test tests[] = {
         {"make install, link with pkg-config, run, uninstall", test_install_link_run_uninstall},
+        {"a static link keeps the library's own functions to itself",
+         test_static_link_keeps_internals},
         {NULL, NULL},
     };
     int rc = th_main(tests, argc, argv);
