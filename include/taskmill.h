@@ -206,7 +206,8 @@ TM_API int tm_delete(struct tm_client *c, const char *id);
 
 /* ---- Queues ---- */
 
-/* Every queue with its settings, state and counts: *out is {"queues": [...]}. */
+/* Every queue with its settings, state and counts: *out is {"queues": [...]}
+ * (out may be NULL). */
 TM_API int tm_queues(struct tm_client *c, json_t **out);
 /* Pauses (paused true) or resumes a whole queue: a paused queue hands out
  * no task. Sets *out to the queue (out may be NULL). Admin tokens only. */
@@ -282,6 +283,7 @@ struct tm_claim_options {
  * Claims the next task of `queue`. Returns 0 and sets *task (the caller
  * owns it) and `token`, the lease token every later call on the task
  * carries; when no task came within the wait, returns 0 with *task NULL.
+ * task and token must not be NULL (TM_CLIENT_EINVALID, nothing claimed).
  */
 TM_API int tm_claim(struct tm_client *c, const char *queue, const struct tm_claim_options *o,
                     json_t **task, char token[TM_LEASE_TOKEN_MAX]);
@@ -331,7 +333,8 @@ TM_API int tm_release(struct tm_client *c, const char *id, const char *token, js
  * Claims up to `max` (1..100) tasks of `queue` at once, with the options of
  * tm_claim (the wait applies to the first). Sets *claims to an array of
  * {"task": {...}, "lease_token": "..."} (the caller owns it), empty when
- * nothing came within the wait.
+ * nothing came within the wait. claims must not be NULL (TM_CLIENT_EINVALID,
+ * nothing claimed): a lease token dropped would leave its task leased to no one.
  */
 TM_API int tm_claim_many(struct tm_client *c, const char *queue, const struct tm_claim_options *o,
                          int max, json_t **claims);
@@ -340,7 +343,8 @@ TM_API int tm_claim_many(struct tm_client *c, const char *queue, const struct tm
  * "fail" or "release"; `entries` an array of {"id", "lease_token", ...the
  * body of the one-task call}. Each entry succeeds or fails on its own: sets
  * *results to the array of outcomes in order, each {"id", "phase",
- * "version", ...} or {"id", "error": {"code", "message", "field"}}.
+ * "version", ...} or {"id", "error": {"code", "message", "field"}}
+ * (results may be NULL to drop them).
  */
 TM_API int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries,
                          json_t **results);

@@ -606,6 +606,8 @@ static int client_claim_call(struct tm_client *c, const char *queue,
 
 int tm_claim_many(struct tm_client *c, const char *queue, const struct tm_claim_options *o, int max,
                   json_t **claims) {
+    /* A claim whose tasks could not be handed back would leave them leased to no one. */
+    if (!claims) return client_fail_arg(c, "claims", "'claims' must not be NULL");
     *claims = NULL;
     json_t *reply = NULL;
     int rc = client_claim_call(c, queue, o, true, max, &reply);
@@ -619,7 +621,7 @@ int tm_claim_many(struct tm_client *c, const char *queue, const struct tm_claim_
 }
 
 int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries, json_t **results) {
-    *results = NULL;
+    if (results) *results = NULL;
     static const char *const verbs[] = {"heartbeat", "complete", "fail", "release"};
     bool ok = false;
     for (int i = 0; i < 4 && verb && !ok; i++)
@@ -633,13 +635,17 @@ int tm_work_batch(struct tm_client *c, const char *verb, const json_t *entries, 
     int rc = client_call(c, "POST", path, body, CLIENT_TIMEOUT_S, &reply);
     json_decref(body);
     if (rc) return rc;
-    return client_take_array(c, reply, "results", "the reply holds no 'results' array", results);
+    json_t *dropped = NULL;
+    rc = client_take_array(c, reply, "results", "the reply holds no 'results' array",
+                           results ? results : &dropped);
+    json_decref(dropped);
+    return rc;
 }
 
 /* ---- Queues ---- */
 
 int tm_queues(struct tm_client *c, json_t **out) {
-    *out = NULL;
+    if (out) *out = NULL;
     json_t *reply = NULL;
     int rc = client_call(c, "GET", "/v1/queues", NULL, CLIENT_TIMEOUT_S, &reply);
     return client_want_object(c, rc, &reply, out);
@@ -664,6 +670,10 @@ int tm_queue_pause(struct tm_client *c, const char *queue, bool paused, json_t *
 
 int tm_claim(struct tm_client *c, const char *queue, const struct tm_claim_options *o,
              json_t **task, char token[TM_LEASE_TOKEN_MAX]) {
+    /* As tm_claim_many: a task claimed with nowhere to put it would stay leased to no one. */
+    if (!task || !token)
+        return client_fail_arg(c, task ? "token" : "task", "'%s' must not be NULL",
+                               task ? "token" : "task");
     *task = NULL;
     token[0] = '\0';
     json_t *reply = NULL;

@@ -441,6 +441,40 @@ static void test_batched_worker_calls(void) {
     CHECK_INT(tm_claim_many(cl, "batq", &o, 0, &claims), TM_CLIENT_EINVALID); /* the server's 400 */
 }
 
+/* NULL out-pointers: a claim refuses one before it sends anything (a task claimed
+ * with nowhere to put its lease token would stay leased to no one); a batch's
+ * results and the queues may be dropped, as every other call's reply may. */
+static void test_null_out_pointers(void) {
+    char *id = th_submit(&srv, "nul", "\"queue\":\"nulq\"");
+    struct tm_claim_options o = {.worker = "lib-null", .lease_seconds = 30};
+    char token[TM_LEASE_TOKEN_MAX];
+    json_t *task = NULL;
+    CHECK_INT(tm_claim_many(cl, "nulq", &o, 5, NULL), TM_CLIENT_EINVALID);
+    CHECK_STR(tm_client_last_error(cl)->field, "claims");
+    CHECK_INT(tm_claim(cl, "nulq", &o, NULL, token), TM_CLIENT_EINVALID);
+    CHECK_STR(tm_client_last_error(cl)->field, "task");
+    CHECK_INT(tm_claim(cl, "nulq", &o, &task, NULL), TM_CLIENT_EINVALID);
+    CHECK_STR(tm_client_last_error(cl)->field, "token");
+    json_t *t = NULL;
+    CHECK_INT(tm_get(cl, id, &t), 0);
+    CHECK_STR(jstr(t, "phase"), "pending"); /* nothing was claimed */
+    json_decref(t);
+    json_t *claims = NULL;
+    CHECK_INT(tm_claim_many(cl, "nulq", &o, 5, &claims), 0);
+    CHECK_INT(json_array_size(claims), 1);
+    json_t *c0 = json_array_get(claims, 0);
+    json_t *entries = json_array();
+    json_array_append_new(entries, tm_work_entry(id, jstr(c0, "lease_token"), NULL));
+    CHECK_INT(tm_work_batch(cl, "complete", entries, NULL), 0);
+    json_decref(entries);
+    json_decref(claims);
+    CHECK_INT(tm_get(cl, id, &t), 0);
+    CHECK_STR(jstr(t, "phase"), "completed");
+    json_decref(t);
+    CHECK_INT(tm_queues(cl, NULL), 0);
+    free(id);
+}
+
 /* tm_work_entry: a batched entry is the one-task call's body with the task's id. */
 static void test_work_entry(void) {
     struct tm_report r = {.has_ratio = true, .ratio = 0.5, .message = "half"};
@@ -855,6 +889,8 @@ static void test_timeout(void) {
 
 static const struct th_test tests[] = {
     {"claim many, complete many (libtaskmill)", test_batched_worker_calls},
+    {"NULL out-pointers: claims refuse them, a batch and the queues drop the reply",
+     test_null_out_pointers},
     {"a batched entry is the one-task body with the id", test_work_entry},
     {"submit, get, list with paging", test_submit_get_list},
     {"errors carry the server's code, message and field", test_errors_carry_server_detail},
