@@ -619,13 +619,14 @@ static bool req_refuse_not_utf8(struct req *r) {
     return false;
 }
 
-/* Runs the handler of the route for the method and path. The routes before
- * the first whose pattern matches the path (req_pick_error_writer found
- * it) are not tried again; none matching means 404. */
-static void req_dispatch(struct req *r) {
-    bool path_known = false;
+/* The route for r's method and path, its ':' segments captured into r, or
+ * NULL; *path_known says whether a route of another method has the path.
+ * The routes before the first whose pattern matches the path
+ * (req_pick_error_writer found it) are not tried again. */
+static const struct route *req_route_find(struct req *r, bool *path_known) {
     const struct route_table *tb;
     struct path_segs path = {.n = -3}; /* split when a route past the first is tried */
+    *path_known = false;
     for (size_t t = r->first_table; r->first_route && (tb = route_table_at(r->srv, t)); t++) {
         const struct route *rt = t == r->first_table ? r->first_route : tb->routes;
         for (; rt->method; rt++) {
@@ -634,15 +635,15 @@ static void req_dispatch(struct req *r) {
                 if (path.n == -3) route_path_split(r->path, &path, false);
                 if (!route_matches(r, &path, t, (size_t)(rt - tb->routes))) continue;
             }
-            path_known = true;
-            if (strcmp(rt->method, r->method) != 0) continue;
-            if (auth_check(r, rt->perm)) return;
-            if (req_refuse_not_utf8(r)) return;
-            r->route = rt;
-            rt->handler(r);
-            return;
+            *path_known = true;
+            if (strcmp(rt->method, r->method) == 0) return rt;
         }
     }
+    return NULL;
+}
+
+/* Replies 405 or 404 to a request no route serves. */
+static void req_reply_no_route(struct req *r, bool path_known) {
     if (path_known) {
         reply_error_code(r, TM_EMETHOD, "", "method not allowed on this path");
         return;
@@ -650,6 +651,45 @@ static void req_dispatch(struct req *r) {
     struct tm_error e;
     err_set(&e, TM_ENOT_FOUND, "", "no route for '%s %s'", r->method, r->path);
     reply_error(r, &e);
+}
+
+/* Runs the handler of the route for the method and path; none means 404
+ * (405 when another method's route has the path). */
+static void req_dispatch(struct req *r) {
+    bool path_known;
+    const struct route *rt = req_route_find(r, &path_known);
+    if (!rt) {
+        req_reply_no_route(r, path_known);
+        return;
+    }
+    if (!r->authed && auth_check(r, rt->perm)) return;
+    if (req_refuse_not_utf8(r)) return;
+    r->route = rt;
+    rt->handler(r);
+}
+
+/*
+ * A request that comes with a body is routed and authenticated once its
+ * head is in, before libmicrohttpd reads its body: a client without
+ * credentials (or with a bad token, or another role's) cannot make the
+ * server hold up to --max-body-bytes for each of its connections. Routes
+ * that need no token (PERM_PUBLIC: their body may be the credentials) are
+ * left to read theirs. True when refused, the reply queued (libmicrohttpd
+ * closes the connection after it; a client that sent `Expect:
+ * 100-continue` gets it instead of `100 Continue`); on success r->authed
+ * spares req_dispatch the second look.
+ */
+static bool req_refused_before_body(struct req *r) {
+    bool path_known;
+    const struct route *rt = req_route_find(r, &path_known);
+    if (!rt) {
+        req_reply_no_route(r, path_known);
+        return true;
+    }
+    if (rt->perm & PERM_PUBLIC) return false;
+    if (auth_check(r, rt->perm)) return true;
+    r->authed = true;
+    return false;
 }
 
 struct cl_count {
@@ -921,6 +961,16 @@ static int http_authority_refused(const char *a, size_t n, struct tm_error *e) {
     return 0;
 }
 
+/* Whether the request announces a body: a Content-Length above 0, or
+ * chunked (http_framing_refused has refused any other framing). */
+static bool http_has_body(struct MHD_Connection *conn) {
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return true;
+    return cl && strtoull(cl, NULL, 10) > 0;
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls) {
@@ -944,6 +994,9 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
             (authority && http_authority_refused(authority, authority_len, &e))) {
             r->body_too_large = true; /* nothing of a body is kept */
             reply_error(r, &e);
+        } else if (http_has_body(conn) && !atomic_load(&srv->stopping) &&
+                   req_refused_before_body(r)) {
+            r->body_too_large = true;
         }
         return MHD_YES;
     }

@@ -142,6 +142,7 @@ struct req {
     bool waiter_counted;       /* counted against limits.waiters_max */
     bool waiter_token_counted; /* and against limits.waiters_per_token_max */
     bool rate_paid;            /* auth: its token's rate bucket gave one already */
+    bool authed;               /* auth_check passed before the body was read (http_access) */
     /* auth_watch.c: listed while it waits with a token. */
     struct store_op *wait_ops;
     size_t nwait_ops;
