@@ -1110,6 +1110,10 @@ void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, uns
     }
 }
 
+/* GnuTLS priorities of the HTTPS server: its defaults, but no protocol
+ * before TLS 1.2. */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 int http_daemon_start(struct server *srv) {
     if (route_segs_init(srv)) return -1;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -1117,11 +1121,14 @@ int http_daemon_start(struct server *srv) {
      * those it does not serve; libmicrohttpd gets no listening socket. */
     bool fast = http_fast_is_on(srv);
     if (fast) flags |= MHD_USE_NO_LISTEN_SOCKET;
-    /* The listening socket, or TLS (which the fast path never has), or neither. */
+    /* The listening socket, or TLS (which the fast path never has), or neither.
+     * TLS 1.2 and 1.3 only: GnuTLS's NORMAL, which libmicrohttpd takes when
+     * told nothing, still speaks TLS 1.0 and 1.1 (RFC 8996 retires them). */
     struct MHD_OptionItem more[] = {
         {MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, NULL},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES},
         {MHD_OPTION_END, 0, NULL},
     };
     if (!srv->tls_cert) more[1].option = MHD_OPTION_END;

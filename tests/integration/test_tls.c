@@ -68,6 +68,38 @@ static void test_untrusted_or_plain_refused(void) {
     CHECK(tls_request(url, NULL, "GET", NULL, NULL) != 200);
 }
 
+/* GET /healthz over TLS versions min to max only, trusting the test's
+ * certificate, with OpenSSL's security level 0 so that this client would
+ * speak the old versions itself. Status, or -1 when no TLS session came. */
+static long tls_get_versions(long min, long max) {
+    char url[256];
+    snprintf(url, sizeof url, "%s/healthz", srv.url);
+    CURL *c = curl_easy_init();
+    struct th_resp r = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tls_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_CAINFO, cert);
+    curl_easy_setopt(c, CURLOPT_SSLVERSION, min | max);
+    curl_easy_setopt(c, CURLOPT_SSL_CIPHER_LIST, "DEFAULT:@SECLEVEL=0");
+    long status = -1;
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    free(r.body);
+    return status;
+}
+
+/* TLS 1.0 and 1.1 are refused (RFC 8996); 1.2 and 1.3 are served. */
+static void test_old_tls_versions_refused(void) {
+    CHECK_INT(tls_get_versions(CURL_SSLVERSION_TLSv1_0, CURL_SSLVERSION_MAX_TLSv1_0), -1);
+    CHECK_INT(tls_get_versions(CURL_SSLVERSION_TLSv1_1, CURL_SSLVERSION_MAX_TLSv1_1), -1);
+    CHECK_INT(tls_get_versions(CURL_SSLVERSION_TLSv1_0, CURL_SSLVERSION_MAX_TLSv1_1), -1);
+    CHECK_INT(tls_get_versions(CURL_SSLVERSION_TLSv1_2, CURL_SSLVERSION_MAX_TLSv1_2), 200);
+    CHECK_INT(tls_get_versions(CURL_SSLVERSION_TLSv1_3, CURL_SSLVERSION_MAX_TLSv1_3), 200);
+}
+
 /* Starts a server with these TLS flags (it must refuse); its exit status, its words in said. */
 static int serve_tls(char *said, size_t n, const char *flags) {
     return sec_cli(said, n, "%s serve --listen 127.0.0.1:0 --store sqlite:%s/x.db %s 2>&1",
@@ -115,6 +147,7 @@ static void test_cli_with_ca_file(void) {
 static const struct th_test tests[] = {
     {"HTTPS with the self-signed certificate as CA", test_https_with_the_ca},
     {"an untrusting client or plain HTTP gets nothing", test_untrusted_or_plain_refused},
+    {"TLS 1.0 and 1.1 are refused, 1.2 and 1.3 served", test_old_tls_versions_refused},
     {"a half or broken TLS configuration is refused", test_bad_tls_config_refused},
     {"the CLI speaks https:// with TASKMILL_CA_FILE", test_cli_with_ca_file},
     {NULL, NULL},
