@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/xalloc.h"
@@ -143,6 +144,17 @@ static int server_load_tls(struct server *srv) {
             stderr,
             "taskmill: '--tls-key %s' holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)\n",
             cfg->tls_key_path);
+        return -1;
+    }
+    /* A key every user of the host can read is no longer the server's
+     * alone: refused, as ssh and PostgreSQL refuse theirs. A group may
+     * read it (Debian's ssl-cert). */
+    struct stat st;
+    if (stat(cfg->tls_key_path, &st) == 0 && (st.st_mode & S_IRWXO)) {
+        fprintf(stderr,
+                "taskmill: '--tls-key %s' is open to every user of this host (mode %04o); "
+                "'chmod o-rwx' it (600, or 640 for a group such as ssl-cert)\n",
+                cfg->tls_key_path, (unsigned)(st.st_mode & 07777));
         return -1;
     }
     return 0;

@@ -134,6 +134,39 @@ static void test_bad_tls_config_refused(void) {
     CHECK(named);
 }
 
+/* Starts a server with these TLS flags, stopped (SIGINT) after 3 s if it
+ * does start; its exit status, its words in said. */
+static int serve_tls_bounded(char *said, size_t n, const char *flags) {
+    return sec_cli(said, n,
+                   "timeout --preserve-status -s INT 3 %s serve --listen 127.0.0.1:0 --store "
+                   "sqlite:%s/y.db %s 2>&1",
+                   sec_bin(), certdir, flags);
+}
+
+/* A key file every user can read is refused, naming it and its mode; a
+ * group may read it. */
+static void test_key_open_to_others_refused(void) {
+    char open_key[300], flags[1024], said[2048], cmd[700];
+    snprintf(open_key, sizeof open_key, "%s/open-key.pem", certdir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && chmod 644 '%s'", key, open_key, open_key);
+    CHECK_INT(system(cmd), 0);
+    snprintf(flags, sizeof flags, "--tls-cert %s --tls-key %s", cert, open_key);
+    CHECK_INT(serve_tls_bounded(said, sizeof said, flags), 1);
+    bool named = strstr(said, "is open to every user of this host (mode 0644)") &&
+                 strstr(said, open_key) && strstr(said, "chmod o-rwx");
+    if (!named) printf("    said: %s\n", said);
+    CHECK(named);
+    snprintf(cmd, sizeof cmd, "chmod 604 '%s'", open_key);
+    CHECK_INT(system(cmd), 0);
+    CHECK_INT(serve_tls_bounded(said, sizeof said, flags), 1);
+    CHECK(strstr(said, "(mode 0604)") != NULL);
+    /* 640 (a group such as ssl-cert) starts, and stops at the SIGINT. */
+    snprintf(cmd, sizeof cmd, "chmod 640 '%s'", open_key);
+    CHECK_INT(system(cmd), 0);
+    CHECK_INT(serve_tls_bounded(said, sizeof said, flags), 0);
+    CHECK(strstr(said, "taskmill listening on https://") != NULL);
+}
+
 static void test_cli_with_ca_file(void) {
     char out[4096];
     CHECK_INT(sec_cli(out, sizeof out, "TASKMILL_URL=%s TASKMILL_CA_FILE=%s %s list 2>&1", srv.url,
@@ -149,6 +182,7 @@ static const struct th_test tests[] = {
     {"an untrusting client or plain HTTP gets nothing", test_untrusted_or_plain_refused},
     {"TLS 1.0 and 1.1 are refused, 1.2 and 1.3 served", test_old_tls_versions_refused},
     {"a half or broken TLS configuration is refused", test_bad_tls_config_refused},
+    {"a key file open to every user is refused; 640 is served", test_key_open_to_others_refused},
     {"the CLI speaks https:// with TASKMILL_CA_FILE", test_cli_with_ca_file},
     {NULL, NULL},
 };
