@@ -16,6 +16,7 @@
 #include "../compat/views.h"
 #include "../server/server.h"
 #include "../server/v1_decode.h"
+#include "../store/store.h"
 #include "cli.h"
 #include "cli_client.h"
 
@@ -241,18 +242,6 @@ void serve_default_limits(struct limits *l) {
     *l = cfg.limits;
 }
 
-/* The store URL without a password (postgres://user:secret@host -> user:***@host). */
-static void serve_redact_url(const char *url, char *out, size_t n) {
-    const char *scheme_end = strstr(url, "://");
-    const char *at = scheme_end ? strchr(scheme_end + 3, '@') : NULL;
-    const char *colon = at ? memchr(scheme_end + 3, ':', (size_t)(at - scheme_end - 3)) : NULL;
-    if (!colon) {
-        snprintf(out, n, "%s", url);
-        return;
-    }
-    snprintf(out, n, "%.*s:***%s", (int)(colon - url), url, at);
-}
-
 int cmd_serve(int argc, char **argv) {
     struct server_config cfg = {0};
     cfg.listen = getenv("TASKMILL_LISTEN") ? getenv("TASKMILL_LISTEN") : "127.0.0.1:8080";
@@ -298,7 +287,7 @@ int cmd_serve(int argc, char **argv) {
     cfg.views = compat_views;
     cfg.events.webhook_body = livepeer_webhook_body;
     char shown[512];
-    serve_redact_url(cfg.store_url, shown, sizeof shown);
+    store_url_redact(cfg.store_url, shown, sizeof shown);
     cfg.store_shown = shown;
     struct server *srv = NULL;
     if (server_start(&cfg, &srv)) return 1;

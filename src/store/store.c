@@ -35,6 +35,7 @@
  */
 #include "store.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/buf.h"
 #include "../common/id.h"
 #include "../common/task_json.h"
 #include "../common/timeutil.h"
@@ -2034,6 +2036,55 @@ const struct store_options *store_options_of(const struct store *s) {
     return &s->opt;
 }
 
+/* Whether s (n bytes, %XX decoded as libpq decodes a URI's keywords) is "password". */
+static bool store_url_key_is_password(const char *s, size_t n) {
+    static const char want[] = "password";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++, k++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
+            isxdigit((unsigned char)s[i + 2])) {
+            char hex[3] = {s[i + 1], s[i + 2], '\0'};
+            c = (char)strtol(hex, NULL, 16);
+            i += 2;
+        }
+        if (k >= sizeof want - 1 || c != want[k]) return false;
+    }
+    return k == sizeof want - 1;
+}
+
+void store_url_redact(const char *url, char *out, size_t n) {
+    struct buf b;
+    buf_init(&b);
+    const char *p = url, *scheme_end = strstr(url, "://");
+    if (scheme_end) {
+        /* The userinfo ends at the first '@' before any '/', as libpq reads it. */
+        const char *auth = scheme_end + 3;
+        size_t span = strcspn(auth, "@/");
+        const char *colon = auth[span] == '@' ? memchr(auth, ':', span) : NULL;
+        if (colon) {
+            buf_put(&b, url, (size_t)(colon - url));
+            buf_puts(&b, ":***");
+            p = auth + span;
+        }
+    }
+    /* Parameters: "?k=v&k=v" of a URI, or "k=v k=v" of a libpq string. */
+    while (*p) {
+        size_t seg = strcspn(p, "?& ");
+        const char *eq = memchr(p, '=', seg);
+        if (eq && store_url_key_is_password(p, (size_t)(eq - p))) {
+            buf_put(&b, p, (size_t)(eq - p) + 1);
+            buf_puts(&b, "***");
+        } else {
+            buf_put(&b, p, seg);
+        }
+        p += seg;
+        if (*p) buf_putc(&b, *p++);
+    }
+    snprintf(out, n, "%s", b.p ? b.p : "");
+    buf_release(&b);
+}
+
 int store_open(const char *url, const struct store_options *opt, struct store **out,
                struct tm_error *e) {
     const struct store_backend *be = NULL;
@@ -2044,11 +2095,14 @@ int store_open(const char *url, const struct store_options *opt, struct store **
             if (n && strncmp(url, schemes[k], n) == 0 && url[n] == ':') be = store_backends[i];
         }
     }
-    if (!be)
+    if (!be) {
+        char shown[512];
+        store_url_redact(url, shown, sizeof shown);
         return err_set(e, TM_EINVALID, "store",
                        "store URL '%s' names no known backend (use 'sqlite:PATH' or "
                        "'postgres://...')",
-                       url);
+                       shown);
+    }
 
     struct store *s = xcalloc(1, sizeof *s);
     s->base.backend = be;

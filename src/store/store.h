@@ -87,6 +87,11 @@ struct store_options {
 
 int store_open(const char *url, const struct store_options *opt, struct store **out,
                struct tm_error *e);
+/* The store URL as it may be shown (logs, messages) into out: a password
+ * in its userinfo ("postgres://u:secret@h" -> "u:***@h") or in a
+ * `password=` parameter ("?password=secret", as libpq takes it) becomes
+ * "***". Truncated to fit n. */
+void store_url_redact(const char *url, char *out, size_t n);
 /* Finishes queued ops, answers parked ones as unavailable and stops the
  * writer; later submits are answered unavailable at once. Idempotent. */
 void store_stop(struct store *s);
