@@ -120,6 +120,8 @@ static const struct serve_flag serve_flags[] = {
           "of those, from one token; 0 = no cap"),
     LIMIT("max-rate", rate_per_token, 0, 1000000, 1000, "requests per second per token, 0 = none"),
     LIMIT("max-streams", streams_max, 0, 1000000, 1024, "open event streams (SSE), 0 = no cap"),
+    LIMIT("max-streams-per-token", streams_per_token_max, 0, 1000000, 256,
+          "of those, of one token, 0 = no cap"),
     LIMIT("max-webhooks", webhooks_max, 1, 100000, 100, "webhooks per namespace"),
     LIMIT("max-attributes", attributes_max_keys, 1, 1000000, 1000, "keys of a task's attributes"),
     LIMIT("max-attributes-bytes", attributes_max_bytes, 1024, 1 << 30, 256 * 1024,

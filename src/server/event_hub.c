@@ -42,6 +42,7 @@
 
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
+#include "key_table.h"
 #include "server_int.h"
 
 static const char *const event_kinds[] = {
@@ -75,6 +76,7 @@ struct sse_stream {
     bool live, suspended, closing, linked;
     int64_t last_write_mono;
     bool counted;                    /* counted in hub->nstreams */
+    bool token_counted;              /* counted in hub->per_token */
     char token_id[TOKEN_ID_LEN + 1]; /* "" in open mode */
     bool revoked;                    /* its token was revoked: it ends */
     struct buf out;
@@ -93,7 +95,11 @@ struct event_hub {
     LIST_HEAD(, sse_stream) streams;
     bool stopping, wake;
     int keepalive_ms;
-    int streams_max; /* 0 = no cap */
+    int streams_max;           /* 0 = no cap */
+    int streams_per_token_max; /* 0 = no cap */
+    /* Open streams per token (a struct token_streams each), for
+     * streams_per_token_max: only tokens with a stream open are in it. */
+    struct key_table per_token;
     pthread_t notifier;
     bool notifier_started;
     void (*on_deliveries)(void *cls);
@@ -315,7 +321,8 @@ static void *hub_notifier_main(void *arg) {
 }
 
 struct event_hub *event_hub_new(struct store *s, const struct events_config *cfg, int streams_max,
-                                void (*on_deliveries)(void *cls), void *cls) {
+                                int streams_per_token_max, void (*on_deliveries)(void *cls),
+                                void *cls) {
     struct event_hub *h = xcalloc(1, sizeof *h);
     h->store = s;
     h->cap = cfg->buffer_events > 0 ? (size_t)cfg->buffer_events : 4096;
@@ -323,6 +330,8 @@ struct event_hub *event_hub_new(struct store *s, const struct events_config *cfg
     h->ring = xcalloc(h->cap, sizeof *h->ring);
     h->keepalive_ms = cfg->keepalive_ms > 0 ? cfg->keepalive_ms : 15000;
     h->streams_max = streams_max;
+    h->streams_per_token_max = streams_per_token_max;
+    key_table_init(&h->per_token, 64);
     LIST_INIT(&h->streams);
     h->on_deliveries = on_deliveries;
     h->deliveries_cls = cls;
@@ -366,6 +375,7 @@ void event_hub_free(struct event_hub *h) {
     for (size_t i = 0; i < h->n; i++)
         hub_event_free(hub_ring_at(h, i));
     free(h->ring);
+    key_table_release(&h->per_token);
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->cond);
     free(h);
@@ -555,6 +565,30 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     return (ssize_t)n;
 }
 
+/* Open streams of one token, in hub->per_token. */
+struct token_streams {
+    struct key_entry e;
+    int n;
+};
+
+/* Counts one more stream for the token; false when it has its fill. */
+static bool hub_token_streams_take(struct event_hub *h, const char *id) {
+    pthread_mutex_lock(&h->per_token.lock);
+    struct token_streams *t = key_table_find(&h->per_token, id, strlen(id));
+    bool ok = !t || t->n < h->streams_per_token_max;
+    if (ok && !t) t = key_table_add(&h->per_token, id, strlen(id), sizeof *t);
+    if (ok) t->n++;
+    pthread_mutex_unlock(&h->per_token.lock);
+    return ok;
+}
+
+static void hub_token_streams_give(struct event_hub *h, const char *id) {
+    pthread_mutex_lock(&h->per_token.lock);
+    struct token_streams *t = key_table_find(&h->per_token, id, strlen(id));
+    if (t && --t->n == 0) key_table_remove(&h->per_token, t);
+    pthread_mutex_unlock(&h->per_token.lock);
+}
+
 static void sse_free(void *cls) {
     struct sse_stream *st = cls;
     struct event_hub *h = st->hub;
@@ -562,6 +596,7 @@ static void sse_free(void *cls) {
     if (st->linked) LIST_REMOVE(st, link);
     pthread_mutex_unlock(&h->lock);
     if (st->counted) atomic_fetch_sub(&h->nstreams, 1);
+    if (st->token_counted) hub_token_streams_give(h, st->token_id);
     sse_filter_release(&st->filter);
     buf_release(&st->out);
     free(st);
@@ -611,8 +646,24 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
         return;
     }
     if (h->streams_max <= 0) atomic_fetch_add(&h->nstreams, 1);
+    /* One token (one tenant) cannot take every place: each has its own
+     * share. What was opened without a token (open mode) has none. */
+    bool token_counted = false;
+    if (r->token_id[0] && h->streams_per_token_max > 0) {
+        if (!hub_token_streams_take(h, r->token_id)) {
+            atomic_fetch_sub(&h->nstreams, 1);
+            sse_filter_release(f);
+            struct tm_error e;
+            err_set(&e, TM_ERATE, "", "this token has %d event streams open already; try again",
+                    h->streams_per_token_max);
+            reply_error(r, &e);
+            return;
+        }
+        token_counted = true;
+    }
     struct sse_stream *st = xcalloc(1, sizeof *st);
     st->counted = true;
+    st->token_counted = token_counted;
     st->hub = h;
     memcpy(st->token_id, r->token_id, sizeof st->token_id);
     st->conn = r->conn;

@@ -44,9 +44,11 @@ int event_kind_index(const char *kind);
 /* Becomes the store's listener and starts the notifier; `on_deliveries`
  * is called (writer thread) when a commit queued webhook deliveries. Reads
  * buffer_events, buffer_bytes and keepalive_ms of cfg (0: the default);
- * at most `streams_max` streams are open at once (0: no cap). */
+ * at most `streams_max` streams are open at once, and at most
+ * `streams_per_token_max` of one token (0: no cap). */
 struct event_hub *event_hub_new(struct store *s, const struct events_config *cfg, int streams_max,
-                                void (*on_deliveries)(void *cls), void *cls);
+                                int streams_per_token_max, void (*on_deliveries)(void *cls),
+                                void *cls);
 /* The store listener (store_set_listener(s, event_hub_publish, hub)). */
 void event_hub_publish(void *hub, const struct store_commit *c);
 /* Ends every stream and stops the notifier; streams are freed with their responses. */
@@ -66,7 +68,8 @@ void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out);
  * sent first, as is, and must carry `id: cursor` (the task stream's
  * snapshot). Keep-alives carry `id:` when the stream has passed events
  * since its last one, so a client resumes past what it scanned. With
- * streams_max streams open already it replies 429 (Retry-After) instead.
+ * streams_max streams open already, or streams_per_token_max of r's
+ * token, it replies 429 (Retry-After) instead.
  */
 void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filter *f,
                             int64_t cursor, const char *first);

@@ -213,8 +213,8 @@ int server_start(const struct server_config *cfg, struct server **out) {
     }
     if (auth_init(srv)) goto fail;
     srv->webhooks = webhook_sender_new(srv->store, &cfg->events);
-    srv->hub = event_hub_new(srv->store, &cfg->events, cfg->limits.streams_max, webhook_sender_wake,
-                             srv->webhooks);
+    srv->hub = event_hub_new(srv->store, &cfg->events, cfg->limits.streams_max,
+                             cfg->limits.streams_per_token_max, webhook_sender_wake, srv->webhooks);
     if (auth_watch_start(srv)) goto fail;
     char bound[300];
     srv->listen_fd = server_listen(cfg->listen, cfg->reuse_port, bound, sizeof bound);

@@ -35,6 +35,7 @@ struct limits {
     int waiters_per_token_max;       /* of those, from one token; 0 = no cap */
     int rate_per_token;              /* requests per second per token; 0 = no limit */
     int streams_max;                 /* open SSE streams; 0 = no cap */
+    int streams_per_token_max;       /* of those, of one token; 0 = no cap */
     int webhooks_max;                /* webhooks per namespace */
     int attributes_max_keys;         /* keys of a task's attributes */
     size_t attributes_max_bytes;     /* a task's attributes as JSON text */

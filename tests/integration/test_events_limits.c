@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "sec_util.h"
 #include "sse_client.h"
 
 /* A JSON string value of n 'x' (malloc'd, without quotes). */
@@ -435,6 +436,68 @@ static void test_streams_are_capped(void) {
     th_server_free(&srv);
 }
 
+/* A gauge or counter from /metrics read with a bearer, or -1. */
+static long long metric_as(struct th_server *srv, const char *bearer, const char *name) {
+    struct th_resp *r = sec_http(srv, bearer, "GET", "/metrics", NULL);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = r->body ? strstr(r->body, key) : NULL;
+    return p ? atoll(p + strlen(key)) : -1;
+}
+
+/* A stream of one token, with its bearer; returns the HTTP status. */
+static int stream_open_as(struct sse_conn *c, struct th_server *srv, const char *bearer) {
+    char auth[200];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
+    if (sse_open_with(c, srv->url, "/v1/events", -1, 0, auth)) return -1;
+    long long deadline = sse_now_ms() + 5000;
+    while (!strstr(c->buf, "\r\n\r\n") && sse_now_ms() < deadline)
+        if (sse_fill(c, 200) < 0) break;
+    int status = 0;
+    sscanf(c->buf, "HTTP/%*s %d", &status);
+    while (status != 200 && !strstr(c->buf, "}") && sse_now_ms() < deadline)
+        if (sse_fill(c, 200) < 0) break;
+    return status;
+}
+
+/* One token (one tenant) cannot take every stream: past
+ * --max-streams-per-token its next is 429, and another token, of another
+ * namespace, still gets its own. */
+static void test_streams_per_token_are_capped(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--max-streams", "4", "--max-streams-per-token", "2",
+                          "--sse-keepalive-ms", "200", NULL) == 0);
+    char a[128], b[128], admin[128], id[32];
+    CHECK_INT(sec_token(&srv, "admin", "default", "", admin, id), 0);
+    CHECK_INT(sec_token(&srv, "reader", "acme", "", a, id), 0);
+    CHECK_INT(sec_token(&srv, "reader", "beta", "", b, id), 0);
+    struct sse_conn s[5];
+    CHECK_INT(stream_open_as(&s[0], &srv, a), 200);
+    CHECK_INT(stream_open_as(&s[1], &srv, a), 200);
+    int third = stream_open_as(&s[2], &srv, a);
+    bool said = strstr(s[2].buf, "this token has 2 event streams open already") &&
+                strstr(s[2].buf, "Retry-After: 1");
+    if (third != 429 || !said) printf("    got: %.300s\n", s[2].buf);
+    sse_close(&s[2]);
+    CHECK_INT(third, 429);
+    CHECK(said);
+    CHECK_INT(stream_open_as(&s[3], &srv, b), 200);
+    CHECK_INT(stream_open_as(&s[4], &srv, b), 200);
+    CHECK_INT(metric_as(&srv, admin, "taskmill_sse_streams"), 4);
+    /* A stream that ends gives its token's place back. */
+    sse_close(&s[0]);
+    long long open = 4;
+    for (int i = 0; i < 50 && open != 3; i++) {
+        th_sleep_ms(100);
+        open = metric_as(&srv, admin, "taskmill_sse_streams");
+    }
+    CHECK_INT(open, 3);
+    CHECK_INT(stream_open_as(&s[0], &srv, a), 200);
+    for (int i = 0; i < 5; i++)
+        if (i != 2) sse_close(&s[i]);
+    th_server_free(&srv);
+}
+
 static void test_attributes_are_capped(void) {
     struct th_server srv;
     CHECK(th_server_start(&srv, "--max-attributes", "3", "--max-attributes-bytes", "1024", NULL) ==
@@ -554,6 +617,8 @@ static const struct th_test tests[] = {
     {"a keep-alive carries the id the stream has passed, to resume from",
      test_keep_alives_carry_the_resume_point},
     {"streams past --max-streams get 429; a closed one frees its slot", test_streams_are_capped},
+    {"streams past --max-streams-per-token get 429; another token gets its own",
+     test_streams_per_token_are_capped},
     {"attributes are capped in keys and bytes; a refusal stores nothing",
      test_attributes_are_capped},
     {"webhooks are capped per namespace", test_webhooks_are_capped_per_namespace},
