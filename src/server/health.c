@@ -1,7 +1,8 @@
 /*
- * health: /healthz (is the store answering? GET and HEAD), /readyz (may
- * this node take traffic: the store answers a query on its tables, which
- * exist once the migrations ran, and the server is not stopping) and
+ * health: /healthz (is the store answering? GET and HEAD; 200 names a
+ * refusal of writes that ends by itself), /readyz (may this node take
+ * traffic: the store answers a query on its tables, which exist once the
+ * migrations ran, takes writes, and the server is not stopping) and
  * /metrics (Prometheus text format: replies by status class, the writer's
  * batches and ops, expired leases, parked claims and watches, tasks per
  * queue and phase; time queued and time running per queue and type and
@@ -301,14 +302,27 @@ static void health_reply(struct req *r) {
     }
     /* The query reads the tasks table, which exists once the migrations ran; the
      * server applies every migration before it listens (a failure stops the start). */
+    const char *refusing = store_refusing(req_store(r));
     if (store_ping(req_store(r), &e)) {
-        reply_error_code(r, TM_EUNAVAILABLE, "", "the store does not answer");
+        /* A store that refuses writes until a restart fails its ping too: say why. */
+        reply_error_code(r, TM_EUNAVAILABLE, "", refusing ? refusing : "the store does not answer");
+        return;
+    }
+    /* Writes refused while reads go on, until the database takes them again
+     * (no restart would help): not ready, so a load balancer sends writes
+     * elsewhere; alive, with the reason shown. */
+    if (ready && refusing) {
+        reply_error_code(r, TM_EUNAVAILABLE, "", refusing);
         return;
     }
     struct buf b;
     buf_init(&b);
     buf_puts(&b, ready ? "{\"status\":\"ready\",\"store\":" : "{\"status\":\"ok\",\"store\":");
     json_put_str(&b, store_backend_name(req_store(r)));
+    if (refusing) {
+        buf_puts(&b, ",\"refusing_writes\":");
+        json_put_str(&b, refusing);
+    }
     if (ready) {
         buf_puts(&b, ",\"migrations\":\"applied\",\"version\":");
         json_put_str(&b, TASKMILL_VERSION);

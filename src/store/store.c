@@ -1470,7 +1470,7 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
         s->next_due = now + 1000; /* look again soon; the state is as before */
         s->nqcache = 0;
         int code = b.fail_code;
-        /* A store that refuses writes until a restart says so, not "try again". */
+        /* A store that refuses writes says why, not "try again". */
         const char *why = code == TM_EUNAVAILABLE && s->base.backend->refusing
                               ? s->base.backend->refusing(s)
                               : NULL;
@@ -2461,6 +2461,10 @@ int store_queue_stats(struct store *s, const char *ns, const char *queue, int64_
     *n = 0;
     int rc = s->base.backend->stats_read(s, ns, queue, from_minute, to_minute, out, n);
     return rc ? store_read_error(rc, e, NULL) : 0;
+}
+
+const char *store_refusing(struct store *s) {
+    return s->base.backend->refusing ? s->base.backend->refusing(s) : NULL;
 }
 
 int store_ping(struct store *s, struct tm_error *e) {

@@ -187,6 +187,10 @@ int store_queue_counts(struct store *s, const char *ns, struct queue_counts **ou
                        struct tm_error *e);
 void queue_counts_free(struct queue_counts *q, size_t n);
 int store_ping(struct store *s, struct tm_error *e);
+/* Why the store refuses every write now (the message its refused ops'
+ * 503s carry: a failed sync until a restart, a read-only database until it
+ * takes writes again), or NULL when it takes them. Static; any thread. */
+const char *store_refusing(struct store *s);
 
 /*
  * What happened in a queue, per minute (kept STORE_STATS_KEEP_MINUTES): the

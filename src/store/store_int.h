@@ -179,8 +179,11 @@ struct store_backend {
     int (*stats_read)(struct store *s, const char *ns, const char *queue, int64_t from_minute,
                       int64_t to_minute, struct queue_stat **out, size_t *n);
     int (*ping)(struct store *s);
-    /* Why the store refuses every write until the server restarts, for the
-     * ops it fails (503); NULL when it does not (may be NULL). */
+    /* Why the store refuses every write now, for the ops it fails (503)
+     * and for /readyz (store_refusing); NULL when it takes writes (may be
+     * NULL). A static string; any thread. A state only a restart ends
+     * also fails ping (SQLite's failed sync); one that ends by itself
+     * does not (PostgreSQL read-only). */
     const char *(*refusing)(struct store *s);
     /* The database's clock, Unix ms (shared backends: store_clock_check). */
     int (*clock_ms)(struct store *s, int64_t *ms);

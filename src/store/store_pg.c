@@ -89,6 +89,11 @@ struct pg_store {
     /* The writer's server process: the feed ignores its announcements (our
      * own commits reach the feed from the writer). Set on each connect. */
     _Atomic int writer_pid;
+    /* Whether the database refuses writes for being read-only, and why (a
+     * PG_WRITES_ value; "a database that refuses writes", below). Set by
+     * the writer thread, read by any (pg_refusing). */
+    _Atomic int writes;
+    int64_t refused_since; /* monotonic ms the spell began (writer thread) */
     /* Statements generated from store_task_columns. */
     struct pg_stmt st_load, st_preload, st_insert, st_insert_many, st_update, st_flush, st_get,
         st_claim;
@@ -340,9 +345,18 @@ static int pg_classify(struct pg_conn *c, const PGresult *r, const char *sql) {
     /* A reader's statement past the query time limit (statement_timeout). */
     if (state && strcmp(state, "57014") == 0 && strcmp(c->role, "reader") == 0)
         return TM_EQUERY_TIMEOUT;
+    /* The writer's statement refused by a read-only database: logged once
+     * for the whole spell, not per statement (pg_writer_refused). */
+    if (state && strcmp(state, "25006") == 0 && strcmp(c->role, "writer") == 0) {
+        if (!c->read_only)
+            snprintf(c->read_only_msg, sizeof c->read_only_msg, "%.*s", (int)strcspn(msg, "\n"),
+                     msg);
+        c->read_only = true;
+        return TM_EUNAVAILABLE;
+    }
     pg_log(c, what, msg);
     /* The database is there but cannot serve us now: a statement past its
-     * timeout, a read-only standby (a failover in progress), too many
+     * timeout, a read-only database (not the writer: above), too many
      * connections. The client may try again: 503, not 500. */
     if (state &&
         (strcmp(state, "57014") == 0 || strcmp(state, "25006") == 0 || strcmp(state, "53300") == 0))
@@ -770,13 +784,107 @@ static bool pg_idle_ok(struct pg_conn *c) {
     return poll(&pfd, 1, 0) == 0;
 }
 
-/* Makes sure the writer is connected (outside a transaction). */
+/*
+ * ---- A database that refuses writes ----
+ *
+ * PostgreSQL answers but refuses every write (SQLSTATE 25006) while it is
+ * a hot standby (in recovery: a failover in progress, or the node's URL
+ * now leads to a standby) or while default_transaction_read_only is on for
+ * our sessions (ALTER SYSTEM, ALTER DATABASE or ALTER ROLE ... SET). Such
+ * a spell ends by itself, so the writer watches for its end rather than
+ * wait for a restart. q->writes says which state the store is in:
+ *
+ *   PG_WRITES_OK        the database takes writes (the start state).
+ *   PG_WRITES_READ_ONLY it refuses them: default_transaction_read_only.
+ *   PG_WRITES_STANDBY   it refuses them: it is in recovery.
+ *
+ * Transitions, all on the writer thread:
+ *
+ *   OK -> READ_ONLY/STANDBY  a writer statement is refused (pg_classify
+ *       marks writer.read_only; the batch fails and rolls back, and
+ *       pg_rollback calls pg_writer_refused, which asks the session why).
+ *       One log line, with the server's message.
+ *   READ_ONLY/STANDBY -> the same (or the other)  a reconnect's probe
+ *       finds the session still read-only. No log line.
+ *   READ_ONLY/STANDBY -> OK  a reconnect's probe finds it takes writes.
+ *       One log line, with how long the spell lasted.
+ *
+ * On entering or staying in a refusing state the writer closes its
+ * connection and opens no new one for PG_READ_ONLY_RETRY_MS: a session's
+ * read-only default is fixed when it starts (ALTER DATABASE and ALTER ROLE
+ * reach only new sessions), and a new connection is what reaches a new
+ * primary. Meanwhile begin fails at once (TM_EUNAVAILABLE, no statement,
+ * nothing logged), so every write, sweep, schedule fire and webhook claim
+ * gets a 503 without a round trip, and pg_refusing gives each refused op
+ * its message. Reads use their own connections (read-only anyway) and go
+ * on. The store's ping still answers: /healthz stays 200 and /readyz says
+ * 503 with the reason (health.c, store_refusing).
+ */
+#define PG_READ_ONLY_RETRY_MS 1000 /* a refusing writer reconnects to look again after this */
+
+enum { PG_WRITES_OK, PG_WRITES_READ_ONLY, PG_WRITES_STANDBY };
+
+/* Whether the writer's new session may write: PG_WRITES_OK or why not; a
+ * negative TM_E code when the probe itself failed. */
+static int pg_writer_probe(struct pg_conn *c) {
+    PGresult *r = NULL;
+    int rc = pg_run_sql(
+        c, "SELECT current_setting('transaction_read_only') = 'on', pg_is_in_recovery()", NULL, &r);
+    if (rc) return rc;
+    int writes = PG_WRITES_OK;
+    if (PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 1), "t") == 0)
+        writes = PG_WRITES_STANDBY;
+    else if (PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+        writes = PG_WRITES_READ_ONLY;
+    PQclear(r);
+    return writes;
+}
+
+/* The writer's session refuses writes (`writes`, not PG_WRITES_OK; `msg`
+ * what the server said, may be ""): logs the start of a spell, and closes
+ * the connection until it is time to look again. */
+static void pg_writer_refusing(struct pg_store *q, int writes, const char *msg) {
+    struct pg_conn *c = &q->writer;
+    int64_t now = time_mono_ms();
+    if (atomic_load(&q->writes) == PG_WRITES_OK) {
+        char why[320];
+        snprintf(why, sizeof why,
+                 "the database refuses writes (%s)%s%s; writes answer 503 until it takes them "
+                 "again (looked at every %d ms)",
+                 writes == PG_WRITES_STANDBY ? "it is a standby, in recovery"
+                                             : "default_transaction_read_only is on",
+                 *msg ? ": " : "", msg, PG_READ_ONLY_RETRY_MS);
+        pg_log(c, "read-only", why);
+        q->refused_since = now;
+    }
+    atomic_store(&q->writes, writes);
+    c->read_only = false;
+    pg_conn_drop(c);
+    q->writer_retry_at = now + PG_READ_ONLY_RETRY_MS;
+}
+
+/* A writer statement was refused for a read-only database (writer.read_only):
+ * after the rollback, learns why from the same session when it can. */
+static void pg_writer_refused(struct pg_store *q) {
+    struct pg_conn *c = &q->writer;
+    char msg[sizeof c->read_only_msg];
+    snprintf(msg, sizeof msg, "%s", c->read_only_msg);
+    c->read_only = false; /* the probe's own statement must not look refused */
+    int writes = c->pg && PQtransactionStatus(c->pg) == PQTRANS_IDLE ? pg_writer_probe(c) : -1;
+    /* Writable again already, or no answer: read-only as far as we know. */
+    if (writes != PG_WRITES_STANDBY) writes = PG_WRITES_READ_ONLY;
+    pg_writer_refusing(q, writes, msg);
+}
+
+/* Makes sure the writer is connected (outside a transaction) to a session
+ * that takes writes. */
 static int pg_writer_ready(struct pg_store *q) {
     struct pg_conn *c = &q->writer;
     /* A batch left open (its rollback could not be sent): end it first. */
     pg_tx_clear(c->tx);
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         pg_cmd(c, "ROLLBACK");
+    if (c->read_only) pg_writer_refused(q);
     if (c->pg && !pg_idle_ok(c)) {
         pg_log(c, "connection lost", "closed while idle");
         pg_conn_drop(c);
@@ -789,6 +897,24 @@ static int pg_writer_ready(struct pg_store *q) {
         pg_log(c, "cannot reconnect", why);
         q->writer_retry_at = now + PG_RECONNECT_MS;
         return TM_EUNAVAILABLE;
+    }
+    /* While refusing: does the new session take writes? (Otherwise the
+     * first write finds out, at no cost to a connection that does.) */
+    if (atomic_load(&q->writes) != PG_WRITES_OK) {
+        int writes = pg_writer_probe(c);
+        if (writes < 0) { /* logged; a later call connects and asks again */
+            pg_conn_drop(c);
+            q->writer_retry_at = now + PG_RECONNECT_MS;
+            return writes;
+        }
+        if (writes != PG_WRITES_OK) {
+            pg_writer_refusing(q, writes, "");
+            return TM_EUNAVAILABLE;
+        }
+        snprintf(why, sizeof why, "the database takes writes again (they were refused for %lld s)",
+                 (long long)((now - q->refused_since + 500) / 1000));
+        pg_log(c, "read-only", why);
+        atomic_store(&q->writes, PG_WRITES_OK);
     }
     atomic_store(&q->writer_pid, PQbackendPID(c->pg));
     return 0;
@@ -1545,6 +1671,8 @@ static void pg_rollback(struct store *s) {
      * run when one of them failed, and the transaction is left failed. */
     for (int i = 0; i < 2 && c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE; i++)
         pg_cmd(c, "ROLLBACK");
+    /* Before store.c asks why the batch failed (pg_refusing). */
+    if (c->read_only) pg_writer_refused(pq(s));
 }
 
 /* pg_cmd writes the kept updates first: a rollback to it drops every one
@@ -2167,6 +2295,20 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
     return rc;
 }
 
+static const char *pg_refusing(struct store *s) {
+    switch (atomic_load(&pq(s)->writes)) {
+    case PG_WRITES_READ_ONLY:
+        return "storage refuses writes: the database is read-only "
+               "(default_transaction_read_only is on); this node takes writes again as soon "
+               "as the database does";
+    case PG_WRITES_STANDBY:
+        return "storage refuses writes: the database is read-only (a standby, in recovery); "
+               "this node takes writes again once it reaches a primary";
+    default:
+        return NULL;
+    }
+}
+
 static const struct pg_stmt st_ping = {PGS_PING, "SELECT 1 FROM tasks LIMIT 1"};
 
 static int pg_ping(struct store *s) {
@@ -2466,6 +2608,7 @@ const struct store_backend store_pg_backend = {
     .list = pg_list,
     .queue_counts = pg_queue_counts,
     .ping = pg_ping,
+    .refusing = pg_refusing,
     .clock_ms = pg_clock_ms,
     .events_append = pg_events_append,
     .events_prune_info = pg_events_prune_info,

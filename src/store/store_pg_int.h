@@ -86,7 +86,12 @@ struct pg_conn {
     PGconn *pg; /* NULL when closed (broken, or not opened yet) */
     const char *role;
     bool prepared[PGS_COUNT];
-    int err;              /* the writer: the first failure of the open transaction */
+    int err; /* the writer: the first failure of the open transaction */
+    /* The writer: a statement of the open transaction was refused because
+     * the database is read-only (SQLSTATE 25006), with the server's message
+     * for the log; store_pg.c, "a database that refuses writes". */
+    bool read_only;
+    char read_only_msg[160];
     struct pg_conn *next; /* reader free list */
     /* The writer: its transaction's rows and the updates it keeps, which
      * pg_run and pg_run_sql write first when a statement could see them

@@ -1,0 +1,218 @@
+/*
+ * A PostgreSQL database that answers but refuses writes (SQLSTATE 25006:
+ * a hot standby during a failover, default_transaction_read_only set by an
+ * operator), made here on the test's own database alone: ALTER DATABASE
+ * ... SET default_transaction_read_only = on, which reaches new sessions
+ * only, then the database's connections cut (pg_terminate_backend) so the
+ * node reconnects into read-only sessions, as it would to a standby. Back:
+ * ALTER DATABASE ... RESET, with no cut; the node must find out by itself.
+ * (ALTER SYSTEM with pg_reload_conf() would reach the writer's existing
+ * session, but the whole cluster's too, and other tests share it.)
+ *
+ * What must hold: every refused write is 503 naming the read-only
+ * database, in the shape of the API it came through (v1, Livepeer), and
+ * stores nothing; reads and an event stream's catch-up go on; /readyz is
+ * 503 naming the reason and /healthz 200 showing it; the node logs the
+ * spell once as it starts and once as it ends, however many writes it
+ * refused; once the database takes writes again the node does too, with
+ * no restart.
+ *
+ * PostgreSQL only (TASKMILL_TEST_PG); skipped on SQLite.
+ */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "sse_client.h"
+
+#define SWITCH_MS 15000 /* for the node to notice a switch either way */
+
+static bool pg_only(void) {
+    if (th_backend_is_pg()) return true;
+    th_skip("a read-only PostgreSQL database needs PostgreSQL (TASKMILL_TEST_PG)");
+    return false;
+}
+
+/* Switches s's database read-only (on) or back: new sessions only. */
+static int set_read_only(const struct th_server *s, bool on) {
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             on ? "ALTER DATABASE %s SET default_transaction_read_only = on"
+                : "ALTER DATABASE %s RESET default_transaction_read_only",
+             s->pgdb);
+    return th_pg_sql(sql);
+}
+
+/* Cuts every connection to s's database: the node reconnects. */
+static int cut(const struct th_server *s) {
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+             " WHERE datname = '%s' AND pid <> pg_backend_pid()",
+             s->pgdb);
+    return th_pg_sql(sql);
+}
+
+/* The number of rows of `table` in s's database, read on a connection of
+ * the test's own; -1 when it cannot be read. */
+static long long rows_of(const struct th_server *s, const char *table) {
+    PGconn *c = PQconnectdb(s->store);
+    long long n = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+    }
+    PQfinish(c);
+    return n;
+}
+
+/* Lines of s's log that hold `needle`. */
+static int log_lines(const struct th_server *s, const char *needle) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/server.log", s->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, needle)) n++;
+    fclose(f);
+    return n;
+}
+
+static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+
+/* A submit's reply says the database is read-only (v1's 503 shape). */
+static bool refused_read_only(struct th_resp *r) {
+    const char *code = th_str(r->json, "error.code"), *msg = th_str(r->json, "error.message");
+    return r->status == 503 && code && strcmp(code, "unavailable") == 0 && msg &&
+           strstr(msg, "storage refuses writes: the database is read-only");
+}
+
+/* Submits to queue roq until a reply names the read-only database (the
+ * first after the cut may be a plain 503: the connection was lost). */
+static bool submit_until_refused(struct th_server *s) {
+    static const char body[] = "{\"type\":\"ro\",\"queue\":\"roq\"}";
+    long long deadline = th_now_ms() + SWITCH_MS;
+    while (th_now_ms() < deadline) {
+        struct th_resp *r = th_http_raw(s, "POST", "/v1/tasks", body, strlen(body), json_ct);
+        if (refused_read_only(r)) return true;
+        if (r->status != 503 && r->status != 201) {
+            printf("    a write answered %ld: %.200s\n", r->status, r->body);
+            return false;
+        }
+        th_sleep_ms(100);
+    }
+    return false;
+}
+
+static long status_of(struct th_server *s, const char *path) {
+    return th_http(s, "GET", path, NULL)->status;
+}
+
+static void test_read_only_database(void) {
+    if (!pg_only()) return;
+    struct th_server srv;
+    CHECK_INT(th_server_start(&srv, NULL), 0);
+    char kept[33] = "", cancelled[33] = "", path[160], lp_retry[160];
+    char *id = th_submit(&srv, "ro", "\"queue\":\"roq\"");
+    snprintf(kept, sizeof kept, "%s", id ? id : "");
+    free(id);
+    id = th_submit(&srv, "ro", "\"queue\":\"roc\"");
+    snprintf(cancelled, sizeof cancelled, "%s", id ? id : "");
+    free(id);
+    CHECK(kept[0] && cancelled[0]);
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", cancelled);
+    CHECK_INT(th_http(&srv, "POST", path, NULL)->status, 200);
+    CHECK_INT(status_of(&srv, "/readyz"), 200);
+
+    CHECK_INT(set_read_only(&srv, true), 0);
+    CHECK_INT(cut(&srv), 0);
+    CHECK(submit_until_refused(&srv));
+    long long tasks = rows_of(&srv, "tasks"), events = rows_of(&srv, "events");
+    CHECK(tasks >= 2);
+    CHECK(events >= 3);
+
+    /* v1: 503 naming the read-only database. */
+    static const char body[] = "{\"type\":\"ro\",\"queue\":\"roq\"}";
+    struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct);
+    CHECK(refused_read_only(r));
+    static const char *const keyed[] = {"Content-Type: application/json",
+                                        "Idempotency-Key: ro-key-1", NULL};
+    r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), keyed);
+    CHECK(refused_read_only(r));
+    /* Livepeer's view: its own shape, {"errors":["..."]}. */
+    snprintf(lp_retry, sizeof lp_retry, "/api/task/%s/retry", cancelled);
+    r = th_http(&srv, "POST", lp_retry, NULL);
+    CHECK_INT(r->status, 503);
+    const char *lp = th_str(r->json, "errors.0");
+    CHECK(lp && strstr(lp, "storage refuses writes: the database is read-only"));
+    CHECK(!th_get(r->json, "error"));
+    /* Nothing stored. */
+    CHECK_INT(rows_of(&srv, "tasks"), tasks);
+    CHECK_INT(rows_of(&srv, "events"), events);
+    CHECK_STR(th_phase(&srv, cancelled), "cancelled");
+
+    /* Reads go on: a task, a list, an event stream's catch-up. */
+    snprintf(path, sizeof path, "/v1/tasks/%s", kept);
+    CHECK_INT(status_of(&srv, path), 200);
+    r = th_http(&srv, "GET", "/v1/tasks?queue=roq&limit=100", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "tasks.0.id"), kept);
+    struct sse_conn sc;
+    CHECK_INT(sse_open(&sc, srv.url, "/v1/events?since=0", -1, 0), 0);
+    bool heard = false;
+    long long deadline = sse_now_ms() + 10000;
+    while (!heard && sse_now_ms() < deadline) {
+        struct sse_event ev = {.id = -1};
+        if (sse_next(&sc, &ev, (int)(deadline - sse_now_ms())) <= 0) break;
+        heard = strcmp(ev.event, "task.created") == 0 && ev.data && strstr(ev.data, kept);
+        sse_event_clear(&ev);
+    }
+    sse_close(&sc);
+    CHECK(heard);
+
+    /* Not ready (writes go elsewhere), alive (reads work; no restart helps). */
+    r = th_http(&srv, "GET", "/readyz", NULL);
+    CHECK_INT(r->status, 503);
+    CHECK_STR(th_str(r->json, "error.code"), "unavailable");
+    CHECK(strstr(th_str(r->json, "error.message"), "the database is read-only"));
+    r = th_http(&srv, "GET", "/healthz", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "status"), "ok");
+    CHECK(strstr(th_str(r->json, "refusing_writes"), "the database is read-only"));
+
+    /* Back: no cut, no restart. The node looks by itself. */
+    CHECK_INT(set_read_only(&srv, false), 0);
+    WAIT_UNTIL(status_of(&srv, "/readyz") == 200, SWITCH_MS, "/readyz to answer 200 again");
+    r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct);
+    CHECK_INT(r->status, 201);
+    CHECK_INT(rows_of(&srv, "tasks"), tasks + 1);
+    r = th_http(&srv, "GET", "/healthz", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK(!th_get(r->json, "refusing_writes"));
+    r = th_http(&srv, "POST", lp_retry, NULL); /* the Livepeer retry, now taken */
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_phase(&srv, cancelled), "pending");
+
+    /* One line as the spell began (with the server's message), one as it ended. */
+    CHECK_INT(log_lines(&srv, "the database refuses writes"), 1);
+    CHECK_INT(log_lines(&srv, "read-only transaction"), 1);
+    CHECK_INT(log_lines(&srv, "the database takes writes again"), 1);
+    th_server_free(&srv);
+}
+
+static const struct th_test tests[] = {
+    {"a read-only database: writes answer 503 saying so and store nothing, reads go on, "
+     "/readyz is 503; writes come back with no restart",
+     test_read_only_database},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    return th_main(tests, argc, argv) || th_failed();
+}
