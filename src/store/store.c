@@ -1468,6 +1468,10 @@ static void store_run_batch(struct store *s, struct store_op *ops, bool stopping
     if (b.failed) {
         s->stats.commits_failed++;
         s->next_due = now + 1000; /* look again soon; the state is as before */
+        /* So too an overdue schedule fire the batch undid: at once, the
+         * writer would spin on it while the failure lasts. (Its slots are
+         * the schedules' rows: they fire late, not never.) */
+        if (s->next_fire && s->next_fire < now + 1000) s->next_fire = now + 1000;
         s->nqcache = 0;
         int code = b.fail_code;
         /* A store that refuses writes says why, not "try again". */

@@ -13,9 +13,9 @@
  * database, in the shape of the API it came through (v1, Livepeer), and
  * stores nothing; reads and an event stream's catch-up go on; /readyz is
  * 503 naming the reason and /healthz 200 showing it; the node logs the
- * spell once as it starts and once as it ends, however many writes it
- * refused; once the database takes writes again the node does too, with
- * no restart.
+ * spell once as it starts and once as it ends, however many writes,
+ * sweeps and schedule fires it refused, and does not spin on them; once
+ * the database takes writes again the node does too, with no restart.
  *
  * PostgreSQL only (TASKMILL_TEST_PG); skipped on SQLite.
  */
@@ -206,10 +206,59 @@ static void test_read_only_database(void) {
     th_server_free(&srv);
 }
 
+/* The value of the metric `series` (th_metric), 0 when absent. */
+static long long metric(struct th_server *s, const char *series) {
+    long long v = th_metric(s, series);
+    return v < 0 ? 0 : v;
+}
+
+/*
+ * The writer's own work while writes are refused: an every-second
+ * schedule (each slot a fire that fails) and the sweeps. The writer must
+ * neither spin on them nor log each one, and the schedule fires again
+ * once the database takes writes.
+ */
+static void test_periodic_work_while_read_only(void) {
+    if (!pg_only()) return;
+    struct th_server srv;
+    CHECK_INT(th_server_start(&srv, NULL), 0);
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                "{\"name\":\"rotick\",\"interval_seconds\":1,\"overlap\":"
+                                "\"allow_all\",\"task\":{\"type\":\"tick\",\"queue\":\"rot\"}}");
+    CHECK_INT(r->status, 201);
+    WAIT_UNTIL(rows_of(&srv, "tasks") >= 1, 10000, "the schedule's first fire");
+
+    CHECK_INT(set_read_only(&srv, true), 0);
+    CHECK_INT(cut(&srv), 0);
+    WAIT_UNTIL(status_of(&srv, "/readyz") == 503 && log_lines(&srv, "refuses writes") == 1,
+               SWITCH_MS, "the node to find the database read-only by itself");
+    long long failed = metric(&srv, "taskmill_store_commits_failed_total");
+    long long tasks = rows_of(&srv, "tasks");
+    /* By design: three slots of the schedule pass while writes are refused. */
+    th_sleep_ms(3000);
+    long long failed_after = metric(&srv, "taskmill_store_commits_failed_total");
+    CHECK_INT(rows_of(&srv, "tasks"), tasks);
+    /* A few failed batches a second (a fire, a sweep, a look at the
+     * database); a writer that spun on its overdue fire ran thousands. */
+    printf("    %lld batches failed in 3 s\n", failed_after - failed);
+    CHECK(failed_after - failed <= 30);
+    CHECK_INT(log_lines(&srv, "refuses writes"), 1);
+    CHECK_INT(log_lines(&srv, "read-only"), 1);
+
+    CHECK_INT(set_read_only(&srv, false), 0);
+    WAIT_UNTIL(rows_of(&srv, "tasks") > tasks, SWITCH_MS,
+               "the schedule to fire again with no restart");
+    CHECK_INT(status_of(&srv, "/readyz"), 200);
+    CHECK_INT(log_lines(&srv, "the database takes writes again"), 1);
+    th_server_free(&srv);
+}
+
 static const struct th_test tests[] = {
     {"a read-only database: writes answer 503 saying so and store nothing, reads go on, "
      "/readyz is 503; writes come back with no restart",
      test_read_only_database},
+    {"a read-only database: the writer's sweeps and schedule fires neither spin nor log each",
+     test_periodic_work_while_read_only},
     {NULL, NULL},
 };
 
