@@ -6,6 +6,9 @@
 #   scripts/pg.sh stop DIR    stop it (fast shutdown) and remove DIR
 #   scripts/pg.sh halt DIR    stop it (fast shutdown) and keep DIR: `start` brings it back
 #                             (tests of a database that goes away and comes back)
+#   scripts/pg.sh standby DIR restart it as a hot standby of no primary (in recovery:
+#                             reads only, as after a failover), print its base URL
+#   scripts/pg.sh promote DIR end the recovery: it takes writes again
 #
 # The URL names the role `taskmill` (a superuser, trust auth) and the database
 # `postgres`; tests replace the database with a fresh one of their own:
@@ -26,7 +29,7 @@ die() {
 }
 
 usage() {
-  echo "usage: scripts/pg.sh start|stop|halt|url DIR" >&2
+  echo "usage: scripts/pg.sh start|stop|halt|standby|promote|url DIR" >&2
   exit 2
 }
 
@@ -152,6 +155,17 @@ stop)
 halt)
   bin=$(pgbin)
   halt
+  ;;
+standby)
+  bin=$(pgbin)
+  halt
+  as_owner touch "$dir/data/standby.signal"
+  start
+  ;;
+promote)
+  bin=$(pgbin)
+  as_owner timeout -k 5 60 "$bin/pg_ctl" -D "$dir/data" -w -t 45 promote >"$dir/pg_ctl.log" 2>&1 ||
+    die "the server was not promoted: $(tail -n 20 "$dir/server.log" 2>/dev/null)"
   ;;
 url) url ;;
 *) usage ;;

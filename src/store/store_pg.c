@@ -112,6 +112,7 @@ struct pg_store {
     struct pg_conn listener;
     int64_t listener_retry_at, listener_heard_at;
     int64_t listener_probe_at; /* a probe is outstanding since (0: none) */
+    bool listener_refused;     /* a standby refuses LISTEN (logged once; pg_feed_wait) */
     int wake[2];               /* feed_interrupt -> feed_wait */
 };
 
@@ -345,9 +346,11 @@ static int pg_classify(struct pg_conn *c, const PGresult *r, const char *sql) {
     /* A reader's statement past the query time limit (statement_timeout). */
     if (state && strcmp(state, "57014") == 0 && strcmp(c->role, "reader") == 0)
         return TM_EQUERY_TIMEOUT;
-    /* The writer's statement refused by a read-only database: logged once
-     * for the whole spell, not per statement (pg_writer_refused). */
-    if (state && strcmp(state, "25006") == 0 && strcmp(c->role, "writer") == 0) {
+    /* The writer's statement refused by a read-only database, or the
+     * listener's LISTEN by a standby: logged once for the whole spell, not
+     * per statement (pg_writer_refused, pg_feed_wait). */
+    if (state && strcmp(state, "25006") == 0 &&
+        (strcmp(c->role, "writer") == 0 || strcmp(c->role, "listener") == 0)) {
         if (!c->read_only)
             snprintf(c->read_only_msg, sizeof c->read_only_msg, "%.*s", (int)strcspn(msg, "\n"),
                      msg);
@@ -2393,9 +2396,29 @@ static int pg_feed_wait(struct store *s, int timeout_ms, int64_t *head) {
         }
         char why[256];
         if (pg_conn_open(q, c, "LISTEN " PG_CHANNEL, why, sizeof why)) {
+            if (c->read_only) {
+                /* A standby (in recovery) refuses LISTEN: said once, asked
+                 * again every PG_READ_ONLY_RETRY_MS; the feed reads the log
+                 * meanwhile (store.c, on TM_EUNAVAILABLE). */
+                if (!q->listener_refused) {
+                    snprintf(why, sizeof why,
+                             "the database refuses LISTEN: %s; the feed polls the log until it "
+                             "can",
+                             c->read_only_msg);
+                    pg_log(c, "read-only", why);
+                }
+                c->read_only = false;
+                q->listener_refused = true;
+                q->listener_retry_at = now + PG_READ_ONLY_RETRY_MS;
+                return TM_EUNAVAILABLE;
+            }
             pg_log(c, "cannot connect", why);
             q->listener_retry_at = now + PG_RECONNECT_MS;
             return TM_EUNAVAILABLE;
+        }
+        if (q->listener_refused) {
+            pg_log(c, "read-only", "the database takes LISTEN again");
+            q->listener_refused = false;
         }
         q->listener_heard_at = time_mono_ms();
         q->listener_probe_at = 0;

@@ -253,12 +253,99 @@ static void test_periodic_work_while_read_only(void) {
     th_server_free(&srv);
 }
 
+/* The cluster's directory, from TASKMILL_TEST_PG's host=DIR. */
+static bool pg_dir(char *out, size_t n) {
+    const char *u = getenv("TASKMILL_TEST_PG");
+    const char *h = u ? strstr(u, "host=") : NULL;
+    if (!h) return false;
+    snprintf(out, n, "%.*s", (int)strcspn(h + 5, "&"), h + 5);
+    return out[0] == '/';
+}
+
+/* scripts/pg.sh VERB on the cluster; 0 when it succeeded. */
+static int pg_script(const char *verb, const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "scripts/pg.sh %s '%s' >/dev/null 2>&1", verb, dir);
+    return system(cmd);
+}
+
+/*
+ * A failover's hot standby: the whole cluster restarted in recovery (as
+ * test_cluster.c halts it, the suite's binaries run one at a time), then
+ * promoted. The writer's refusals name the standby; the listener, whose
+ * LISTEN a standby refuses, says so once and the feed polls meanwhile.
+ * The cluster is promoted whatever happened, before any check can end
+ * the test, so the tests after this one find it writable.
+ */
+static void test_hot_standby(void) {
+    if (!pg_only()) return;
+    char dir[256];
+    CHECK(pg_dir(dir, sizeof dir));
+    struct th_server srv;
+    CHECK_INT(th_server_start(&srv, NULL), 0);
+    char kept[33] = "";
+    char *id = th_submit(&srv, "ro", "\"queue\":\"sbq\"");
+    snprintf(kept, sizeof kept, "%s", id ? id : "");
+    free(id);
+    int standby = pg_script("standby", dir);
+    static const char body[] = "{\"type\":\"ro\",\"queue\":\"sbq\"}";
+    bool refused = false;
+    long read = 0, ready = 0;
+    const char *msg = NULL;
+    char ready_msg[300] = "";
+    long long deadline = th_now_ms() + SWITCH_MS;
+    while (standby == 0 && !refused && th_now_ms() < deadline) {
+        struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct);
+        refused = refused_read_only(r) &&
+                  strstr(th_str(r->json, "error.message"), "(a standby, in recovery)");
+        if (!refused) th_sleep_ms(100);
+    }
+    if (refused) {
+        char path[80];
+        snprintf(path, sizeof path, "/v1/tasks/%s", kept);
+        /* The restart cut the readers too: they may need a moment to reconnect. */
+        for (long long until = th_now_ms() + SWITCH_MS;
+             (read = status_of(&srv, path)) != 200 && th_now_ms() < until;)
+            th_sleep_ms(100);
+        struct th_resp *r = th_http(&srv, "GET", "/readyz", NULL);
+        ready = r->status;
+        msg = th_str(r->json, "error.message");
+        snprintf(ready_msg, sizeof ready_msg, "%s", msg ? msg : "");
+        /* By design: the listener asks again every second meanwhile. */
+        th_sleep_ms(2500);
+    }
+    int listen_refused = log_lines(&srv, "the database refuses LISTEN");
+    int setup_failed = log_lines(&srv, "cannot set up the session");
+    int promoted = pg_script("promote", dir);
+    CHECK_INT(standby, 0);
+    CHECK_INT(promoted, 0);
+    CHECK(refused);
+    CHECK_INT(read, 200);
+    CHECK_INT(ready, 503);
+    CHECK(strstr(ready_msg, "a standby, in recovery"));
+    CHECK_INT(listen_refused, 1);
+    CHECK_INT(setup_failed, 0);
+
+    WAIT_UNTIL(status_of(&srv, "/readyz") == 200, SWITCH_MS, "/readyz to answer 200 again");
+    struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct);
+    CHECK_INT(r->status, 201);
+    WAIT_UNTIL(log_lines(&srv, "the database takes LISTEN again") == 1, SWITCH_MS,
+               "the listener to LISTEN again");
+    CHECK_INT(log_lines(&srv, "the database refuses writes (it is a standby, in recovery)"), 1);
+    CHECK_INT(log_lines(&srv, "the database takes writes again"), 1);
+    CHECK_INT(log_lines(&srv, "the database refuses LISTEN"), 1);
+    th_server_free(&srv);
+}
+
 static const struct th_test tests[] = {
     {"a read-only database: writes answer 503 saying so and store nothing, reads go on, "
      "/readyz is 503; writes come back with no restart",
      test_read_only_database},
     {"a read-only database: the writer's sweeps and schedule fires neither spin nor log each",
      test_periodic_work_while_read_only},
+    {"a hot standby: writes answer 503 naming it, the listener says so once; promoted, writes "
+     "come back",
+     test_hot_standby},
     {NULL, NULL},
 };
 
