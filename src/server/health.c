@@ -433,6 +433,12 @@ static void health_metrics(struct req *r) {
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m[i].name, m[i].help, m[i].name,
                    m[i].type, m[i].name, (unsigned long long)m[i].v);
+    buf_printf(&b,
+               "# HELP taskmill_store_refusing_writes 1 while the store refuses every write (a "
+               "read-only database, a failed sync; /readyz says why), else 0.\n"
+               "# TYPE taskmill_store_refusing_writes gauge\n"
+               "taskmill_store_refusing_writes %d\n",
+               store_refusing(srv->store) ? 1 : 0);
     if (st.clock_measured)
         buf_printf(&b,
                    "# HELP taskmill_clock_offset_ms How far the database's clock is ahead of this "

@@ -185,6 +185,7 @@ static void test_read_only_database(void) {
     CHECK_INT(r->status, 200);
     CHECK_STR(th_str(r->json, "status"), "ok");
     CHECK(strstr(th_str(r->json, "refusing_writes"), "the database is read-only"));
+    CHECK_INT(th_metric(&srv, "taskmill_store_refusing_writes"), 1);
 
     /* Back: no cut, no restart. The node looks by itself. */
     CHECK_INT(set_read_only(&srv, false), 0);
@@ -195,6 +196,7 @@ static void test_read_only_database(void) {
     r = th_http(&srv, "GET", "/healthz", NULL);
     CHECK_INT(r->status, 200);
     CHECK(!th_get(r->json, "refusing_writes"));
+    CHECK_INT(th_metric(&srv, "taskmill_store_refusing_writes"), 0);
     r = th_http(&srv, "POST", lp_retry, NULL); /* the Livepeer retry, now taken */
     CHECK_INT(r->status, 200);
     CHECK_STR(th_phase(&srv, cancelled), "pending");
