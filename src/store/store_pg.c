@@ -810,7 +810,10 @@ static bool pg_idle_ok(struct pg_conn *c) {
  *   READ_ONLY/STANDBY -> the same (or the other)  a reconnect's probe
  *       finds the session still read-only. No log line.
  *   READ_ONLY/STANDBY -> OK  a reconnect's probe finds it takes writes.
- *       One log line, with how long the spell lasted.
+ *       One log line, with how long the spell lasted. Or a reconnect
+ *       fails: the database is gone, not read-only (the "cannot
+ *       reconnect" line says so), and a refusal once it is back starts a
+ *       new spell.
  *
  * On entering or staying in a refusing state the writer closes its
  * connection and opens no new one for PG_READ_ONLY_RETRY_MS: a session's
@@ -899,6 +902,9 @@ static int pg_writer_ready(struct pg_store *q) {
     if (pg_conn_open(q, c, pg_writer_setup(q), why, sizeof why)) {
         pg_log(c, "cannot reconnect", why);
         q->writer_retry_at = now + PG_RECONNECT_MS;
+        /* Not read-only now but gone, as any lost database: its 503s and
+         * health say unavailable, not read-only. */
+        atomic_store(&q->writes, PG_WRITES_OK);
         return TM_EUNAVAILABLE;
     }
     /* While refusing: does the new session take writes? (Otherwise the

@@ -339,6 +339,50 @@ static void test_hot_standby(void) {
     th_server_free(&srv);
 }
 
+/*
+ * Read-only, then the database goes away (halted, as test_cluster.c
+ * does): the node must not go on saying "read-only" for a database it
+ * cannot reach. /healthz then says the store does not answer; once the
+ * database is back (still read-only) a refusal names it again, and after
+ * the switch back writes succeed. The cluster is started again before
+ * any check can end the test.
+ */
+static void test_read_only_then_gone(void) {
+    if (!pg_only()) return;
+    char dir[256];
+    CHECK(pg_dir(dir, sizeof dir));
+    struct th_server srv;
+    CHECK_INT(th_server_start(&srv, NULL), 0);
+    CHECK_INT(set_read_only(&srv, true), 0);
+    CHECK_INT(cut(&srv), 0);
+    CHECK(submit_until_refused(&srv));
+    int halted = pg_script("halt", dir);
+    /* The writer looks again within a second (its failed sweep) and
+     * cannot connect. */
+    bool gone = false;
+    char health[300] = "";
+    for (long long until = th_now_ms() + SWITCH_MS; !gone && th_now_ms() < until;) {
+        struct th_resp *r = th_http(&srv, "GET", "/healthz", NULL);
+        const char *msg = th_str(r->json, "error.message");
+        gone = r->status == 503 && msg && strcmp(msg, "the store does not answer") == 0;
+        snprintf(health, sizeof health, "%ld %s", r->status, msg ? msg : r->body);
+        if (!gone) th_sleep_ms(100);
+    }
+    int started = pg_script("start", dir);
+    CHECK_INT(halted, 0);
+    CHECK_INT(started, 0);
+    if (!gone) printf("    /healthz said: %s\n", health);
+    CHECK(gone);
+    CHECK(submit_until_refused(&srv));
+    CHECK_INT(set_read_only(&srv, false), 0);
+    WAIT_UNTIL(status_of(&srv, "/readyz") == 200, SWITCH_MS, "/readyz to answer 200 again");
+    static const char body[] = "{\"type\":\"ro\",\"queue\":\"roq\"}";
+    CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct)->status, 201);
+    /* Two spells, the database's absence between them. */
+    CHECK_INT(log_lines(&srv, "the database refuses writes"), 2);
+    th_server_free(&srv);
+}
+
 static const struct th_test tests[] = {
     {"a read-only database: writes answer 503 saying so and store nothing, reads go on, "
      "/readyz is 503; writes come back with no restart",
@@ -348,6 +392,8 @@ static const struct th_test tests[] = {
     {"a hot standby: writes answer 503 naming it, the listener says so once; promoted, writes "
      "come back",
      test_hot_standby},
+    {"a read-only database that goes away: health says it does not answer, not read-only",
+     test_read_only_then_gone},
     {NULL, NULL},
 };
 
