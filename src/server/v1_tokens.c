@@ -55,6 +55,7 @@ static void tokens_created(struct req *r) {
     buf_putc(&b, '}');
     auth_turn_on(r->srv); /* the first token ends open mode now, not at the next request */
     reply_add_location(r, "tokens", c->token->id);
+    reply_add_header(r, "Cache-Control", "no-store"); /* the secret: for no cache to keep */
     reply_json(r, 201, &b);
 }
 

@@ -63,6 +63,7 @@ static void webhooks_created(struct req *r) {
         buf_init(&b);
         webhook_json_write(&b, r->op.webhook, true);
         reply_add_location(r, "webhooks", r->op.webhook->id);
+        reply_add_header(r, "Cache-Control", "no-store"); /* its secret, shown this once */
         reply_json(r, 201, &b);
     }
     webhooks_free_op(r);

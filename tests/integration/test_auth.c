@@ -841,6 +841,7 @@ static void test_webhooks_by_role_and_namespace(void) {
              "{\"url\":\"https://hooks.example.com/admin\",\"namespace\":\"acme\"}", 201, NULL);
     CHECK_STR(th_str(r->json, "namespace"), "acme");
     CHECK(th_str(r->json, "secret") != NULL);
+    CHECK(strcasestr(r->headers, "Cache-Control: no-store") != NULL);
     snprintf(admin_hook, sizeof admin_hook, "%s", th_str(r->json, "id"));
     EXPECT_R(r, CLIENT, "POST", "/v1/webhooks", "{\"url\":\"https://hooks.example.com/client\"}",
              201, NULL);
@@ -1462,6 +1463,7 @@ static void test_admin_token_api(void) {
     snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
     snprintf(bearer, sizeof bearer, "%s", th_str(r->json, "secret"));
     CHECK_STR(th_str(r->json, "role"), "reader");
+    CHECK(strcasestr(r->headers, "Cache-Control: no-store") != NULL); /* it holds the secret */
     CHECK(th_str(r->json, "expires_at") != NULL);
     CHECK(th_get(r->json, "hash") == NULL);
     /* Past the cap (as the CLI's --expires): the message says the cap. */
