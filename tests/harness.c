@@ -444,6 +444,13 @@ void th_server_free(struct th_server *s) {
         }
         th_fail(__FILE__, __LINE__, "sanitizer report in the server log");
     }
+    /* So is libmicrohttpd's complaint about an option the server gave it. */
+    snprintf(
+        cmd, sizeof cmd,
+        "grep -E 'passed to MHD but|Invalid option [0-9]|is not the first option' %s/server.log",
+        s->dir);
+    if (s->dir[0] && system(cmd) == 0)
+        th_fail(__FILE__, __LINE__, "libmicrohttpd refused an option (above, from the server log)");
     if (s->pgdb[0] && s->owns_db) th_pg_db_drop(s->pgdb);
     s->pgdb[0] = '\0';
     s->owns_db = false;

@@ -1121,7 +1121,8 @@ int http_daemon_start(struct server *srv) {
      * those it does not serve; libmicrohttpd gets no listening socket. */
     bool fast = http_fast_is_on(srv);
     if (fast) flags |= MHD_USE_NO_LISTEN_SOCKET;
-    /* The listening socket, or TLS (which the fast path never has), or neither.
+    /* The listening socket, or TLS (which the fast path never has), or neither
+     * (the fast path: the last item alone, MHD_OPTION_END).
      * TLS 1.2 and 1.3 only: GnuTLS's NORMAL, which libmicrohttpd takes when
      * told nothing, still speaks TLS 1.0 and 1.1 (RFC 8996 retires them). */
     struct MHD_OptionItem more[] = {
@@ -1162,7 +1163,8 @@ int http_daemon_start(struct server *srv) {
         http_unescape, NULL, MHD_OPTION_CONNECTION_LIMIT, conns,
         /* headers and read buffer; MHD zeroes it on every request */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, http_completed,
-        srv, MHD_OPTION_ARRAY, fast ? more + 3 : more, MHD_OPTION_END);
+        srv, MHD_OPTION_ARRAY, fast ? &more[sizeof more / sizeof more[0] - 1] : more,
+        MHD_OPTION_END);
     if (!srv->mhd) {
         if (srv->tls_cert)
             fprintf(stderr,
