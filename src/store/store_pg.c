@@ -846,12 +846,10 @@ static int pg_writer_probe(struct pg_conn *c) {
     return writes;
 }
 
-/* The writer's session refuses writes (`writes`, not PG_WRITES_OK; `msg`
- * what the server said, may be ""): logs the start of a spell, and closes
- * the connection until it is time to look again. */
-static void pg_writer_refusing(struct pg_store *q, int writes, const char *msg) {
+/* The database refuses writes (`writes`, not PG_WRITES_OK; `msg` what the
+ * server said, may be ""): logs the start of a spell. */
+static void pg_writes_refused(struct pg_store *q, int writes, const char *msg) {
     struct pg_conn *c = &q->writer;
-    int64_t now = time_mono_ms();
     if (atomic_load(&q->writes) == PG_WRITES_OK) {
         char why[320];
         snprintf(why, sizeof why,
@@ -861,9 +859,17 @@ static void pg_writer_refusing(struct pg_store *q, int writes, const char *msg) 
                                              : "default_transaction_read_only is on",
                  *msg ? ": " : "", msg, PG_READ_ONLY_RETRY_MS);
         pg_log(c, "read-only", why);
-        q->refused_since = now;
+        q->refused_since = time_mono_ms();
     }
     atomic_store(&q->writes, writes);
+}
+
+/* The writer's session refuses writes (as pg_writes_refused): closes the
+ * connection until it is time to look again. */
+static void pg_writer_refusing(struct pg_store *q, int writes, const char *msg) {
+    struct pg_conn *c = &q->writer;
+    int64_t now = time_mono_ms();
+    pg_writes_refused(q, writes, msg);
     c->read_only = false;
     pg_conn_drop(c);
     q->writer_retry_at = now + PG_READ_ONLY_RETRY_MS;
@@ -1379,27 +1385,63 @@ static int pg_tx_flush(struct pg_conn *c) {
 
 /* ---- Migrations ---- */
 
-/* Applies the migrations the database lacks; on a failure, why in e. */
-static int pg_migrate(struct pg_conn *c, struct tm_error *e) {
+/* Applies the migrations the database lacks; on a failure, why in e.
+ * *writes says whether the database takes writes (a PG_WRITES_ value): one
+ * that refuses them (a standby, default_transaction_read_only) and has
+ * every migration is served, its writes refused; one that lacks some
+ * cannot be. */
+static int pg_migrate(struct pg_conn *c, int *writes, struct tm_error *e) {
     PGresult *r = NULL;
+    *writes = PG_WRITES_OK;
     int rc = pg_cmd(c, "BEGIN");
     if (rc) return rc;
     /* Nodes that start at once take turns here; then each sees what the
-     * others applied. */
+     * others applied. (A standby takes advisory locks too.) */
     rc = pg_run_sql(c,
                     "SET LOCAL client_min_messages = warning;"
                     " SET LOCAL statement_timeout = " PGSTR(PG_MIGRATE_TIMEOUT_MS) ";"
                     " SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK ");"
-                    " CREATE TABLE IF NOT EXISTS taskmill_migrations ("
-                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL);"
-                    " SELECT coalesce(max(version), 0) FROM taskmill_migrations",
+                    " SELECT current_setting('transaction_read_only') = 'on', pg_is_in_recovery(),"
+                    " to_regclass('taskmill_migrations') IS NOT NULL",
                     NULL, &r);
-    int have = rc == 0 && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
+    bool table = false;
+    if (rc == 0 && PQntuples(r) == 1) {
+        if (strcmp(PQgetvalue(r, 0, 1), "t") == 0)
+            *writes = PG_WRITES_STANDBY;
+        else if (strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+            *writes = PG_WRITES_READ_ONLY;
+        table = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+    }
+    PQclear(r);
+    r = NULL;
+    if (rc == 0 && (table || *writes == PG_WRITES_OK))
+        rc = pg_run_sql(c,
+                        *writes != PG_WRITES_OK
+                            ? "SELECT coalesce(max(version), 0) FROM taskmill_migrations"
+                            : "CREATE TABLE IF NOT EXISTS taskmill_migrations ("
+                              "version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                              " applied_at BIGINT NOT NULL);"
+                              " SELECT coalesce(max(version), 0) FROM taskmill_migrations",
+                        NULL, &r);
+    int have = rc == 0 && r && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
     PQclear(r);
     int known = 0;
     for (const struct embedded_file *m = pg_migrations; m->name; m++)
         if (atoi(m->name) > known) known = atoi(m->name);
-    if (rc == 0 && have > known) {
+    if (rc == 0 && *writes != PG_WRITES_OK && have < known) {
+        char which[48];
+        if (known - have == 1)
+            snprintf(which, sizeof which, "migration %d", known);
+        else
+            snprintf(which, sizeof which, "migrations %d to %d", have + 1, known);
+        err_set(e, TM_EUNAVAILABLE, "store",
+                "the PostgreSQL database refuses writes (%s) and lacks %s, which this taskmill "
+                "applies at start: start it on a database that takes writes (the primary) first",
+                *writes == PG_WRITES_STANDBY ? "it is a standby, in recovery"
+                                             : "default_transaction_read_only is on",
+                which);
+        rc = TM_EUNAVAILABLE;
+    } else if (rc == 0 && have > known) {
         err_set(e, TM_EINTERNAL, "store",
                 "the PostgreSQL database has migration %d, newer than this taskmill knows (%d):"
                 " upgrade taskmill, or restore a backup",
@@ -1527,7 +1569,14 @@ static int pg_open(struct store *s, const char *url, const struct store_options 
     if (pg_conn_open(q, &q->writer, pg_writer_setup(q), why, sizeof why))
         return err_set(e, TM_EUNAVAILABLE, "store", "cannot connect to PostgreSQL: %s", why);
     atomic_store(&q->writer_pid, PQbackendPID(q->writer.pg));
-    if (pg_migrate(&q->writer, e)) return e->code;
+    int writes;
+    if (pg_migrate(&q->writer, &writes, e)) return e->code;
+    /* A database that refuses writes is served all the same: reads go on,
+     * writes answer 503 saying why, and once the first is refused the
+     * writer looks again every second (pg_writer_ready), as when the
+     * database turns read-only later. Its session stays for the start's
+     * reads. */
+    if (writes != PG_WRITES_OK) pg_writes_refused(q, writes, "");
     return 0;
 }
 

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "sec_util.h"
 #include "sse_client.h"
 
 #define SWITCH_MS 15000 /* for the node to notice a switch either way */
@@ -112,6 +113,77 @@ static bool submit_until_refused(struct th_server *s) {
 
 static long status_of(struct th_server *s, const char *path) {
     return th_http(s, "GET", path, NULL)->status;
+}
+
+/* Runs sql on s's database, on a connection of the test's own; 0 when it ran. */
+static int exec_on(const struct th_server *s, const char *sql) {
+    PGconn *c = PQconnectdb(s->store);
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
+        if (rc) printf("    %s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+    }
+    PQfinish(c);
+    return rc;
+}
+
+/* A node started on a database that refuses writes: with every migration
+ * it is served (reads; writes 503 naming the read-only database; /readyz
+ * 503) and takes writes once the database does, with no restart; lacking
+ * a migration it cannot be, and `serve` stops at once saying which. */
+static void test_start_read_only(void) {
+    if (!pg_only()) return;
+    struct th_server srv;
+    CHECK_INT(th_server_start(&srv, NULL), 0);
+    char *id = th_submit(&srv, "ro", "\"queue\":\"roq\"");
+    CHECK(id != NULL);
+    char path[80];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    free(id);
+    th_server_stop(&srv, false);
+    CHECK_INT(set_read_only(&srv, true), 0);
+    CHECK_INT(th_server_restart(&srv), 0);
+    CHECK_INT(th_http(&srv, "GET", path, NULL)->status, 200);
+    CHECK_INT(status_of(&srv, "/readyz"), 503); /* at once, before any write */
+    CHECK_INT(status_of(&srv, "/healthz"), 200);
+    long long before = rows_of(&srv, "tasks");
+    static const char body[] = "{\"type\":\"ro\",\"queue\":\"roq\"}";
+    struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct);
+    if (!refused_read_only(r)) printf("    the submit: %ld %.300s\n", r->status, r->body);
+    CHECK(refused_read_only(r));
+    CHECK_INT(rows_of(&srv, "tasks"), before);
+    CHECK_INT(log_lines(&srv, "the database refuses writes"), 1);
+    CHECK_INT(set_read_only(&srv, false), 0);
+    long long deadline = th_now_ms() + SWITCH_MS;
+    long st = 0;
+    while (th_now_ms() < deadline &&
+           (st = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct)->status) !=
+               201)
+        th_sleep_ms(100);
+    CHECK_INT(st, 201);
+    CHECK_INT(status_of(&srv, "/readyz"), 200);
+    th_server_stop(&srv, false);
+    /* The database as an older taskmill left it: its newest migration not applied. */
+    CHECK_INT(exec_on(&srv,
+                      "DELETE FROM taskmill_migrations WHERE version ="
+                      " (SELECT max(version) FROM taskmill_migrations)"),
+              0);
+    CHECK_INT(set_read_only(&srv, true), 0);
+    char out[4096];
+    int rc = sec_cli(out, sizeof out, "timeout 20 %s serve --listen 127.0.0.1:0 --store '%s' 2>&1",
+                     getenv("TASKMILL_BIN"), srv.store);
+    if (rc == 0 || !strstr(out,
+                           "refuses writes (default_transaction_read_only is on) and lacks "
+                           "migration"))
+        printf("    serve said (exit %d): %s\n", rc, out);
+    CHECK(rc != 0 && rc != 124); /* stopped at once, not run until the timeout */
+    CHECK(strstr(out, "refuses writes (default_transaction_read_only is on) and lacks migration") !=
+          NULL);
+    CHECK(strstr(out, "start it on a database that takes writes") != NULL);
+    CHECK_INT(set_read_only(&srv, false), 0);
+    th_server_free(&srv);
 }
 
 static void test_read_only_database(void) {
@@ -295,6 +367,9 @@ static void test_hot_standby(void) {
     long read = 0, ready = 0;
     const char *msg = NULL;
     char ready_msg[300] = "";
+    int peer_started = -1;
+    long peer_ready = 0;
+    bool peer_refused = false;
     long long deadline = th_now_ms() + SWITCH_MS;
     while (standby == 0 && !refused && th_now_ms() < deadline) {
         struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct);
@@ -313,6 +388,17 @@ static void test_hot_standby(void) {
         ready = r->status;
         msg = th_str(r->json, "error.message");
         snprintf(ready_msg, sizeof ready_msg, "%s", msg ? msg : "");
+        /* A node that starts now, on the standby: served, its writes refused. */
+        struct th_server peer;
+        peer_started = th_server_start_peer(&peer, &srv, NULL);
+        if (peer_started == 0) {
+            peer_ready = status_of(&peer, "/readyz");
+            struct th_resp *pr =
+                th_http_raw(&peer, "POST", "/v1/tasks", body, strlen(body), json_ct);
+            peer_refused = refused_read_only(pr) &&
+                           strstr(th_str(pr->json, "error.message"), "(a standby, in recovery)");
+            th_server_free(&peer);
+        }
         /* By design: the listener asks again every second meanwhile. */
         th_sleep_ms(2500);
     }
@@ -327,6 +413,9 @@ static void test_hot_standby(void) {
     CHECK(strstr(ready_msg, "a standby, in recovery"));
     CHECK_INT(listen_refused, 1);
     CHECK_INT(setup_failed, 0);
+    CHECK_INT(peer_started, 0);
+    CHECK_INT(peer_ready, 503);
+    CHECK(peer_refused);
 
     WAIT_UNTIL(status_of(&srv, "/readyz") == 200, SWITCH_MS, "/readyz to answer 200 again");
     struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct);
@@ -389,11 +478,14 @@ static const struct th_test tests[] = {
      test_read_only_database},
     {"a read-only database: the writer's sweeps and schedule fires neither spin nor log each",
      test_periodic_work_while_read_only},
-    {"a hot standby: writes answer 503 naming it, the listener says so once; promoted, writes "
-     "come back",
+    {"a hot standby: writes answer 503 naming it, the listener says so once, a node starts on "
+     "it; promoted, writes come back",
      test_hot_standby},
     {"a read-only database that goes away: health says it does not answer, not read-only",
      test_read_only_then_gone},
+    {"a node starts on a read-only database: served, writes refused until it takes them; one "
+     "lacking a migration is refused at start",
+     test_start_read_only},
     {NULL, NULL},
 };
 
