@@ -806,7 +806,10 @@ static bool pg_idle_ok(struct pg_conn *c) {
  *   OK -> READ_ONLY/STANDBY  a writer statement is refused (pg_classify
  *       marks writer.read_only; the batch fails and rolls back, and
  *       pg_rollback calls pg_writer_refused, which asks the session why).
- *       One log line, with the server's message.
+ *       One log line, with the server's message. Or the store opens on
+ *       such a database (pg_migrate asks): the line is logged then, and
+ *       the session kept for the start's reads, so the first write still
+ *       goes to the server and is refused there.
  *   READ_ONLY/STANDBY -> the same (or the other)  a reconnect's probe
  *       finds the session still read-only. No log line.
  *   READ_ONLY/STANDBY -> OK  a reconnect's probe finds it takes writes.
