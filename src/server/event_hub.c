@@ -97,8 +97,8 @@ struct event_hub {
     int keepalive_ms;
     int streams_max;           /* 0 = no cap */
     int streams_per_token_max; /* 0 = no cap */
-    /* Open streams per token (a struct token_streams each), for
-     * streams_per_token_max: only tokens with a stream open are in it. */
+    /* Open streams per token (key_count_take), for streams_per_token_max:
+     * only tokens with a stream open are in it. */
     struct key_table per_token;
     pthread_t notifier;
     bool notifier_started;
@@ -565,30 +565,6 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     return (ssize_t)n;
 }
 
-/* Open streams of one token, in hub->per_token. */
-struct token_streams {
-    struct key_entry e;
-    int n;
-};
-
-/* Counts one more stream for the token; false when it has its fill. */
-static bool hub_token_streams_take(struct event_hub *h, const char *id) {
-    pthread_mutex_lock(&h->per_token.lock);
-    struct token_streams *t = key_table_find(&h->per_token, id, strlen(id));
-    bool ok = !t || t->n < h->streams_per_token_max;
-    if (ok && !t) t = key_table_add(&h->per_token, id, strlen(id), sizeof *t);
-    if (ok) t->n++;
-    pthread_mutex_unlock(&h->per_token.lock);
-    return ok;
-}
-
-static void hub_token_streams_give(struct event_hub *h, const char *id) {
-    pthread_mutex_lock(&h->per_token.lock);
-    struct token_streams *t = key_table_find(&h->per_token, id, strlen(id));
-    if (t && --t->n == 0) key_table_remove(&h->per_token, t);
-    pthread_mutex_unlock(&h->per_token.lock);
-}
-
 static void sse_free(void *cls) {
     struct sse_stream *st = cls;
     struct event_hub *h = st->hub;
@@ -596,7 +572,7 @@ static void sse_free(void *cls) {
     if (st->linked) LIST_REMOVE(st, link);
     pthread_mutex_unlock(&h->lock);
     if (st->counted) atomic_fetch_sub(&h->nstreams, 1);
-    if (st->token_counted) hub_token_streams_give(h, st->token_id);
+    if (st->token_counted) key_count_give(&h->per_token, st->token_id, strlen(st->token_id));
     sse_filter_release(&st->filter);
     buf_release(&st->out);
     free(st);
@@ -650,7 +626,8 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
      * share. What was opened without a token (open mode) has none. */
     bool token_counted = false;
     if (r->token_id[0] && h->streams_per_token_max > 0) {
-        if (!hub_token_streams_take(h, r->token_id)) {
+        if (!key_count_take(&h->per_token, r->token_id, strlen(r->token_id),
+                            h->streams_per_token_max)) {
             atomic_fetch_sub(&h->nstreams, 1);
             sse_filter_release(f);
             struct tm_error e;

@@ -147,14 +147,13 @@ void reply_add_location(struct req *r, const char *collection, const char *id) {
     reply_add_header(r, "Location", loc);
 }
 
-static void token_waiters_give(struct server *srv, const char *id);
-
 /* The request no longer waits: its places among the waiting requests are
  * free again. At the reply, so that a client that has its answer can wait
  * again at once; and when the request ends without one. */
 static void req_waiter_release(struct req *r) {
     if (r->waiter_counted) atomic_fetch_sub(&r->srv->waiters, 1);
-    if (r->waiter_token_counted) token_waiters_give(r->srv, r->token_id);
+    if (r->waiter_token_counted)
+        key_count_give(&r->srv->token_waiters, r->token_id, strlen(r->token_id));
     r->waiter_counted = r->waiter_token_counted = false;
 }
 
@@ -344,24 +343,6 @@ static void req_op_done(struct store_op *op) {
     req_resume(op->udata);
 }
 
-/* Counts one more parked request for the token; false when it has its fill. */
-static bool token_waiters_take(struct server *srv, const char *id, int max) {
-    pthread_mutex_lock(&srv->token_waiters.lock);
-    struct token_waiters *w = key_table_find(&srv->token_waiters, id, strlen(id));
-    bool ok = !w || w->n < max;
-    if (ok && !w) w = key_table_add(&srv->token_waiters, id, strlen(id), sizeof *w);
-    if (ok) w->n++;
-    pthread_mutex_unlock(&srv->token_waiters.lock);
-    return ok;
-}
-
-static void token_waiters_give(struct server *srv, const char *id) {
-    pthread_mutex_lock(&srv->token_waiters.lock);
-    struct token_waiters *w = key_table_find(&srv->token_waiters, id, strlen(id));
-    if (w && --w->n == 0) key_table_remove(&srv->token_waiters, w);
-    pthread_mutex_unlock(&srv->token_waiters.lock);
-}
-
 /* Counts a request that will wait (a long-poll, a waiting claim) against
  * the limits on waiting requests, in all and per token; false after
  * replying 429 when it has no place. */
@@ -380,7 +361,8 @@ static bool req_waiter_admit(struct req *r) {
     if (lim->waiters_max <= 0) atomic_fetch_add(&r->srv->waiters, 1);
     r->waiter_counted = true;
     if (r->token_id[0] && lim->waiters_per_token_max > 0) {
-        if (!token_waiters_take(r->srv, r->token_id, lim->waiters_per_token_max)) {
+        if (!key_count_take(&r->srv->token_waiters, r->token_id, strlen(r->token_id),
+                            lim->waiters_per_token_max)) {
             err_set(&e, TM_ERATE, "", "this token has %d requests waiting already; try again",
                     lim->waiters_per_token_max);
             reply_error(r, &e);

@@ -71,3 +71,25 @@ void key_table_remove(struct key_table *t, void *entry) {
     if (*pp == e) *pp = e->next;
     free(e);
 }
+
+struct key_count {
+    struct key_entry e;
+    int n;
+};
+
+bool key_count_take(struct key_table *t, const void *key, size_t klen, int max) {
+    pthread_mutex_lock(&t->lock);
+    struct key_count *c = key_table_find(t, key, klen);
+    bool ok = !c || c->n < max;
+    if (ok && !c) c = key_table_add(t, key, klen, sizeof *c);
+    if (ok) c->n++;
+    pthread_mutex_unlock(&t->lock);
+    return ok;
+}
+
+void key_count_give(struct key_table *t, const void *key, size_t klen) {
+    pthread_mutex_lock(&t->lock);
+    struct key_count *c = key_table_find(t, key, klen);
+    if (c && --c->n == 0) key_table_remove(t, c);
+    pthread_mutex_unlock(&t->lock);
+}

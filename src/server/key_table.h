@@ -1,8 +1,9 @@
 /*
  * key_table: a small chained hash of heap entries, each keyed by a short
  * byte string, with its lock, for the server's counters per token and per
- * client address: auth.c's rate buckets, conn_limit.c's open connections
- * and http.c's waiting requests per token.
+ * client address: auth.c's rate buckets, conn_limit.c's open connections,
+ * and (key_count_take/give) http.c's waiting requests and event_hub.c's
+ * open streams per token.
  *
  * An entry is its owner's struct with a struct key_entry as its first
  * member; the table allocates it (zeroed) on key_table_add and frees it on
@@ -14,6 +15,7 @@
 #define TASKMILL_KEY_TABLE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A token id with its NUL, or an address: a family tag and 16 bytes. */
@@ -41,5 +43,12 @@ void *key_table_find(struct key_table *t, const void *key, size_t klen);
 void *key_table_add(struct key_table *t, const void *key, size_t klen, size_t size);
 /* Takes the entry out of the table and frees it. */
 void key_table_remove(struct key_table *t, void *entry);
+
+/* A count per key, under the table's lock (a table used for nothing else):
+ * take counts one more for key[0..klen) and returns true, or returns
+ * false when the key has `max` already; give counts one fewer, and the key
+ * leaves the table at none. */
+bool key_count_take(struct key_table *t, const void *key, size_t klen, int max);
+void key_count_give(struct key_table *t, const void *key, size_t klen);
 
 #endif

@@ -12,12 +12,6 @@
 #include "http.h"
 #include "key_table.h"
 
-/* Requests waiting for one token (limits.waiters_per_token_max), keyed by its id. */
-struct token_waiters {
-    struct key_entry e;
-    int n;
-};
-
 struct server {
     struct server_config cfg;
     struct store *store;
@@ -38,8 +32,8 @@ struct server {
     _Atomic int64_t auth_checked_mono_ms; /* open mode: the store was last asked then */
     struct key_table rate;                /* a struct rate_bucket per token id */
     _Atomic int waiters;                  /* requests counted against waiters_max */
-    /* Parked requests per token, for waiters_per_token_max: small, since
-     * only tokens with a request parked right now are in it. */
+    /* Parked requests per token (key_count_take), for waiters_per_token_max:
+     * small, since only tokens with a request parked right now are in it. */
     struct key_table token_waiters;
     /* auth_watch.c: waiting requests with a token, and the thread that
      * cuts them when the token is revoked or expires. */
