@@ -833,6 +833,12 @@ static bool pg_idle_ok(struct pg_conn *c) {
 
 enum { PG_WRITES_OK, PG_WRITES_READ_ONLY, PG_WRITES_STANDBY };
 
+/* Why a database refuses writes (`writes`, not PG_WRITES_OK), for the log and errors. */
+static const char *pg_writes_why(int writes) {
+    return writes == PG_WRITES_STANDBY ? "it is a standby, in recovery"
+                                       : "default_transaction_read_only is on";
+}
+
 /* Whether the writer's new session may write: PG_WRITES_OK or why not; a
  * negative TM_E code when the probe itself failed. */
 static int pg_writer_probe(struct pg_conn *c) {
@@ -858,9 +864,7 @@ static void pg_writes_refused(struct pg_store *q, int writes, const char *msg) {
         snprintf(why, sizeof why,
                  "the database refuses writes (%s)%s%s; writes answer 503 until it takes them "
                  "again (looked at every %d ms)",
-                 writes == PG_WRITES_STANDBY ? "it is a standby, in recovery"
-                                             : "default_transaction_read_only is on",
-                 *msg ? ": " : "", msg, PG_READ_ONLY_RETRY_MS);
+                 pg_writes_why(writes), *msg ? ": " : "", msg, PG_READ_ONLY_RETRY_MS);
         pg_log(c, "read-only", why);
         q->refused_since = time_mono_ms();
     }
@@ -1440,9 +1444,7 @@ static int pg_migrate(struct pg_conn *c, int *writes, struct tm_error *e) {
         err_set(e, TM_EUNAVAILABLE, "store",
                 "the PostgreSQL database refuses writes (%s) and lacks %s, which this taskmill "
                 "applies at start: start it on a database that takes writes (the primary) first",
-                *writes == PG_WRITES_STANDBY ? "it is a standby, in recovery"
-                                             : "default_transaction_read_only is on",
-                which);
+                pg_writes_why(*writes), which);
         rc = TM_EUNAVAILABLE;
     } else if (rc == 0 && have > known) {
         err_set(e, TM_EINTERNAL, "store",
