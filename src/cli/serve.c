@@ -114,6 +114,9 @@ static const struct serve_flag serve_flags[] = {
           "of those, from one address; 0 = none"),
     LIMIT("idle-timeout-seconds", idle_timeout_seconds, 1, 3600, 15,
           "close a connection idle between requests"),
+    LIMIT("head-timeout-seconds", head_timeout_seconds, 1, 3600, 30,
+          "a request's head must be in this long\nafter its connection opened or the last\nreply "
+          "(at least the idle timeout)"),
     LIMIT("max-waiters", waiters_max, 0, 1000000, 4096,
           "requests parked in long-polls and claims,\n0 = no cap"),
     LIMIT("max-waiters-per-token", waiters_per_token_max, 0, 1000000, 256,

@@ -353,6 +353,12 @@ static void health_metrics(struct req *r) {
                "# TYPE taskmill_connections_refused_total counter\n"
                "taskmill_connections_refused_total{reason=\"per_address\"} %llu\n",
                (unsigned long long)atomic_load(&srv->conns_refused));
+    buf_printf(&b,
+               "# HELP taskmill_connections_closed_total Connections the server closed: a "
+               "request's head not all in by --head-timeout-seconds.\n"
+               "# TYPE taskmill_connections_closed_total counter\n"
+               "taskmill_connections_closed_total{reason=\"head_timeout\"} %llu\n",
+               (unsigned long long)atomic_load(&srv->head_timeouts));
     struct store_stats st;
     store_get_stats(srv->store, &st);
     struct event_hub_stats hs;

@@ -953,6 +953,13 @@ static bool http_has_body(struct MHD_Connection *conn) {
     return cl && strtoull(cl, NULL, 10) > 0;
 }
 
+/* The connection's head_watch entry (http_connection), or NULL. */
+static struct head_conn *http_head_conn(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls) {
@@ -963,6 +970,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         size_t authority_len;
         r = req_new(srv, method, http_target_path(url, &authority, &authority_len));
         r->conn = conn;
+        head_watch_head_in(srv, http_head_conn(conn));
         if (authority) r->authority = req_keep(r, authority, authority_len);
         /* A request in progress may wait, stream or upload slowly: it gets
          * the long timeout; http_completed gives the idle one back. */
@@ -1030,7 +1038,8 @@ static enum MHD_Result http_accept(void *cls, const struct sockaddr *addr, sockl
 
 /* Counts a connection of its address from start to close. One the fast
  * path handed on (every one, when it runs) is counted already, in
- * srv->handing and under its address: its start takes that over. */
+ * srv->handing and under its address: its start takes that over. Its
+ * head_watch entry is its socket context. */
 static void http_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                             enum MHD_ConnectionNotificationCode toe) {
     const union MHD_ConnectionInfo *ci =
@@ -1043,8 +1052,12 @@ static void http_connection(void *cls, struct MHD_Connection *conn, void **socke
             atomic_fetch_sub(&srv->handing, 1); /* after the add: the sum never dips */
         else
             conn_limit_opened(srv, sa);
-        *socket_context = cls; /* counted: its close is counted too */
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        /* counted: its close is counted too */
+        *socket_context = head_watch_opened(srv, fi ? fi->connect_fd : -1);
     } else if (*socket_context) {
+        head_watch_closed(srv, *socket_context);
         conn_limit_closed(srv, sa);
         atomic_fetch_sub(&srv->mhd_conns, 1);
         *socket_context = NULL;
@@ -1059,6 +1072,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     if (!r) return;
     /* Before req_free, where a claim whose reply was lost gives its tasks back. */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) req_reply_failed(r);
+    head_watch_reply_end(r->srv, http_head_conn(conn));
     if (r->srv->cfg.limits.idle_timeout_seconds > 0)
         MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
                                   (unsigned)r->srv->cfg.limits.idle_timeout_seconds);
@@ -1080,13 +1094,16 @@ const char *http_reason_phrase(int status) {
     return MHD_get_reason_phrase_for((unsigned)status);
 }
 
-void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len) {
+void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len,
+                      int64_t head_since_mono) {
     /* It closes fd when it cannot take it; then it never starts it. Once
      * taken, it starts it on its thread (0.9.75 queues it there), unless
      * that fails first: out of memory, or the thread's share of
      * MHD_OPTION_CONNECTION_LIMIT, which http_daemon_start puts out of
      * reach when the fast path runs. */
+    head_watch_handing(srv, fd, head_since_mono); /* before its start can be told */
     if (MHD_add_connection(srv->mhd, fd, sa, (socklen_t)sa_len) != MHD_YES) {
+        head_watch_handing_failed(srv, fd);
         atomic_fetch_sub(&srv->handing, 1);
         conn_limit_closed(srv, sa);
     }
@@ -1098,6 +1115,11 @@ void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, uns
 
 int http_daemon_start(struct server *srv) {
     if (route_segs_init(srv)) return -1;
+    if (head_watch_start(srv)) {
+        head_watch_stop(srv);
+        route_segs_free(srv);
+        return -1;
+    }
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     /* On plain HTTP the fast path accepts the connections and hands on
      * those it does not serve; libmicrohttpd gets no listening socket. */
@@ -1155,12 +1177,14 @@ int http_daemon_start(struct server *srv) {
                     srv->cfg.tls_cert_path, srv->cfg.tls_key_path);
         else
             fprintf(stderr, "taskmill: cannot start the HTTP server\n");
+        head_watch_stop(srv);
         route_segs_free(srv);
         return -1;
     }
     if (fast && http_fast_start(srv)) {
         MHD_stop_daemon(srv->mhd);
         srv->mhd = NULL;
+        head_watch_stop(srv);
         route_segs_free(srv);
         return -1;
     }
@@ -1172,6 +1196,7 @@ void http_daemon_stop(struct server *srv) {
     http_fast_stop(srv);
     MHD_stop_daemon(srv->mhd);
     srv->mhd = NULL;
+    head_watch_stop(srv);            /* after libmicrohttpd told every close */
     if (fast) close(srv->listen_fd); /* else MHD_stop_daemon closed it */
     srv->listen_fd = -1;
     route_segs_free(srv);

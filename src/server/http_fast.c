@@ -104,6 +104,7 @@ struct fast_conn {
     char *out;   /* the unsent rest of a reply */
     size_t out_len, out_off;
     int64_t active_mono; /* last byte in or out, for the idle timeout */
+    int64_t head_mono;   /* opened, or its last reply ended: the next head is due (head_watch.c) */
     LIST_ENTRY(fast_conn) link;
     struct fast_conn *ready_next; /* on the ready list; on the dead list once closed */
 };
@@ -229,7 +230,8 @@ static void fast_hand_on(struct fast_conn *c) {
     atomic_fetch_add(&f->srv->handing, 1);
     atomic_fetch_sub(&f->nconns, 1);
     fast_unlist(c);
-    http_daemon_take(f->srv, fd, (const struct sockaddr *)&c->addr, (unsigned)c->addr_len);
+    http_daemon_take(f->srv, fd, (const struct sockaddr *)&c->addr, (unsigned)c->addr_len,
+                     c->head_mono);
 }
 
 static void fast_want_out(struct fast_conn *c, bool want) {
@@ -247,6 +249,7 @@ static void fast_request_end(struct fast_conn *c) {
     if (c->gone) req_reply_failed(c->req); /* before req_free, which gives back */
     req_free(c->req);
     c->req = NULL;
+    c->head_mono = time_mono_ms();
     free(c->head);
     c->head = NULL;
 }
@@ -623,7 +626,7 @@ static void fast_accept(struct fast_thread *th) {
         c->th = th;
         memcpy(&c->addr, &ss, sl);
         c->addr_len = sl;
-        c->active_mono = time_mono_ms();
+        c->active_mono = c->head_mono = time_mono_ms();
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
         if (epoll_ctl(th->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             atomic_fetch_sub(&f->nconns, 1);
@@ -669,17 +672,25 @@ static void fast_ready(struct fast_thread *th) {
 }
 
 /* Closes connections idle past the idle timeout (none with a request in
- * progress; one whose reply waits unread for long, its send failed). */
+ * progress; one whose reply waits unread for long, its send failed), and
+ * those whose next head is not all in by its deadline (head_watch.c). */
 static void fast_sweep(struct fast_thread *th, int64_t now) {
-    const struct limits *lim = &th->fast->srv->cfg.limits;
+    struct server *srv = th->fast->srv;
+    const struct limits *lim = &srv->cfg.limits;
     int64_t idle_ms = 1000LL * (lim->idle_timeout_seconds > 0 ? lim->idle_timeout_seconds
                                                               : lim->wait_max_seconds + 30);
     int64_t long_ms = 1000LL * (lim->wait_max_seconds + 30);
+    int64_t head_ms = head_watch_limit_ms(srv);
     struct fast_conn *c = LIST_FIRST(&th->conns), *next;
     for (; c; c = next) {
         next = LIST_NEXT(c, link);
         if (c->req && !c->out) continue;
-        if (now - c->active_mono <= (c->out || c->body_due ? long_ms : idle_ms)) continue;
+        bool idle = now - c->active_mono > (c->out || c->body_due ? long_ms : idle_ms);
+        /* Bytes keep coming, but no request (so no reply waiting either)
+         * and its head not all in. */
+        bool head_late = !idle && !c->req && !c->body_due && now - c->head_mono > head_ms;
+        if (!idle && !head_late) continue;
+        if (head_late) atomic_fetch_add(&srv->head_timeouts, 1);
         if (c->req) {
             c->gone = true;
             fast_request_end(c);

@@ -53,7 +53,15 @@ struct server {
      * counted, here and under their address, until its notify takes them
      * over, so that --max-connections has no gap between the two counts. */
     _Atomic int handing;
-    _Atomic uint64_t conns_refused;  /* connections refused for their address's cap */
+    _Atomic uint64_t conns_refused; /* connections refused for their address's cap */
+    /* head_watch.c: libmicrohttpd's connections (and those handed to it,
+     * not started yet), for the deadline of a request's head. */
+    pthread_mutex_t head_lock;
+    pthread_cond_t head_cond;
+    pthread_t head_thread;
+    bool head_ready, head_started, head_stopping;
+    LIST_HEAD(, head_conn) head_list;
+    _Atomic uint64_t head_timeouts;  /* connections closed for a head past it, both paths */
     struct event_hub *hub;           /* event_hub.c: SSE streams */
     struct webhook_sender *webhooks; /* webhook.c: deliveries */
 };
@@ -86,7 +94,26 @@ void http_daemon_stop(struct server *srv);
  * closes it, also on failure). The caller has counted it in srv->handing
  * and under its address; libmicrohttpd's start takes both counts over, and
  * a refusal here gives them back. */
-void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len);
+void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len,
+                      int64_t head_since_mono);
+/* head_watch.c: a request's head must be all in within head_watch_limit_ms
+ * (--head-timeout-seconds, never less than the idle timeout) of its
+ * connection's start or of its previous reply's end; the fast path keeps
+ * this itself. On libmicrohttpd's connections: opened at its start (the
+ * time it was handed on counts when it was: head_watch_handing before
+ * MHD_add_connection, head_watch_handing_failed when that fails),
+ * head_in at a request's first call, reply_end at its end, closed at
+ * the connection's close. The start and stop go with the daemon's. */
+struct head_conn;
+int head_watch_start(struct server *srv);
+void head_watch_stop(struct server *srv);
+int64_t head_watch_limit_ms(const struct server *srv);
+void head_watch_handing(struct server *srv, int fd, int64_t since_mono);
+void head_watch_handing_failed(struct server *srv, int fd);
+struct head_conn *head_watch_opened(struct server *srv, int fd);
+void head_watch_head_in(struct server *srv, struct head_conn *h);
+void head_watch_reply_end(struct server *srv, struct head_conn *h);
+void head_watch_closed(struct server *srv, struct head_conn *h);
 /* The refusal of a field value with a control character, on either path
  * (a printf format for the field's name). */
 #define HTTP_FIELD_CTL_MESSAGE "header '%.40s' must not hold a control character (but tab)"

@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "harness.h"
 #include "sec_util.h"
@@ -177,6 +178,47 @@ static void test_cli_with_ca_file(void) {
                   sec_bin()) != 0);
 }
 
+/* The server's count of connections closed for a late head, over TLS; -1 when unread. */
+static long long tls_head_timeouts(const struct th_server *s) {
+    char url[200], *body = NULL;
+    snprintf(url, sizeof url, "%s/metrics", s->url);
+    long long n = -1;
+    const char *series = "taskmill_connections_closed_total{reason=\"head_timeout\"} ";
+    const char *p;
+    if (tls_request(url, cert, "GET", NULL, &body) == 200 && body && (p = strstr(body, series)))
+        n = atoll(p + strlen(series));
+    free(body);
+    return n;
+}
+
+/* A request's head sent a byte at a time over TLS (openssl s_client),
+ * each well within the idle timeout: closed at --head-timeout-seconds,
+ * where it once held its connection as long as it dripped. (s_client
+ * may not end when the server closes, so the server's count says when.) */
+static void test_head_dripped(void) {
+    struct th_server s;
+    CHECK(th_server_start(&s, "--tls-cert", cert, "--tls-key", key, "--idle-timeout-seconds", "1",
+                          "--head-timeout-seconds", "3", NULL) == 0);
+    const char *port = strrchr(s.url, ':') + 1;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "(printf 'GET /healthz HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nX-Slow: '; "
+             "i=0; while [ $i -lt 40 ]; do printf a; sleep 0.3; i=$((i+1)); done) 2>/dev/null | "
+             "timeout 15 openssl s_client -connect 127.0.0.1:%s -quiet >/dev/null 2>&1",
+             port);
+    long long t0 = th_now_ms();
+    FILE *drip = popen(cmd, "r");
+    CHECK(drip);
+    bool ok;
+    TRY_WAIT_UNTIL(ok, tls_head_timeouts(&s) == 1, 15000, "the dripping connection to be closed");
+    long long at = th_now_ms() - t0;
+    pclose(drip);
+    printf("closed by %lld ms after it opened\n", at);
+    CHECK(ok);
+    CHECK(at >= 3000 - 100); /* not before its deadline */
+    th_server_free(&s);
+}
+
 static const struct th_test tests[] = {
     {"HTTPS with the self-signed certificate as CA", test_https_with_the_ca},
     {"an untrusting client or plain HTTP gets nothing", test_untrusted_or_plain_refused},
@@ -184,6 +226,8 @@ static const struct th_test tests[] = {
     {"a half or broken TLS configuration is refused", test_bad_tls_config_refused},
     {"a key file open to every user is refused; 640 is served", test_key_open_to_others_refused},
     {"the CLI speaks https:// with TASKMILL_CA_FILE", test_cli_with_ca_file},
+    {"a head dripped a byte at a time over TLS is closed at --head-timeout-seconds",
+     test_head_dripped},
     {NULL, NULL},
 };
 

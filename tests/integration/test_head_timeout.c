@@ -1,0 +1,212 @@
+/*
+ * --head-timeout-seconds: a request's head must be all in within that long
+ * (never less than the idle timeout) of its connection's opening or of its
+ * previous reply's end. A client sending its head a byte at a time, each
+ * well within the idle timeout (slowloris), is closed at the deadline,
+ * on the fast path, on libmicrohttpd's (--no-fast-path, as under TLS) and
+ * when the fast path hands its head on; a keep-alive connection between
+ * requests and a request in progress (a waiting claim) are not.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* The deadline the servers here run with, and their idle timeout. */
+#define HEAD_S "3"
+#define IDLE_S "1"
+
+/* Whether fd has been closed by the server (EOF, a reset or a reply of
+ * its own: nothing should come but the end), waiting up to ms. */
+static bool closed_within(int fd, int ms, char *got, size_t n) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) <= 0) return false;
+    ssize_t k = recv(fd, got, n - 1, 0);
+    got[k > 0 ? k : 0] = '\0';
+    return true;
+}
+
+/* The count of connections closed for a late head (the harness's own
+ * connection may have been closed as idle: up to three tries). */
+static long long head_timeouts(struct th_server *s) {
+    long long n = -1;
+    for (int i = 0; i < 3 && n < 0; i++)
+        n = th_metric(s, "taskmill_connections_closed_total{reason=\"head_timeout\"}");
+    return n;
+}
+
+/* Sends the head `start` and then one byte of a header line every
+ * `every_ms`, never ending it; how many ms after the connection opened it
+ * was closed, or -1 when it was still open after 15 s (a deadline). What
+ * came before the close, if anything, is in got. */
+static long long drip(struct th_server *s, const char *start, int every_ms, char *got, size_t n) {
+    int fd = th_tcp_open(s);
+    if (fd < 0) return -1;
+    long long t0 = th_now_ms(), closed = -1;
+    got[0] = '\0';
+    if (send(fd, start, strlen(start), MSG_NOSIGNAL) < 0) closed = th_now_ms() - t0;
+    while (closed < 0 && th_now_ms() - t0 < 15000) {
+        if (closed_within(fd, every_ms, got, n) ||
+            send(fd, "a", 1, MSG_NOSIGNAL) < 0) /* refused: closed */
+            closed = th_now_ms() - t0;
+    }
+    close(fd);
+    return closed;
+}
+
+static void drip_closed(const char *path_flag, const char *start, int every_ms) {
+    struct th_server s;
+    CHECK(th_server_start(&s, "--idle-timeout-seconds", IDLE_S, "--head-timeout-seconds", HEAD_S,
+                          path_flag, NULL) == 0);
+    char got[512];
+    long long at = drip(&s, start, every_ms, got, sizeof got);
+    printf("closed %lld ms after it opened (%s, a byte every %d ms)\n", at,
+           path_flag ? path_flag : "fast path", every_ms);
+    CHECK(at >= 0);             /* closed, where it once was held as long as it dripped */
+    CHECK(at >= 3000 - 100);    /* not before its deadline (3 s; 100 ms for the clocks) */
+    CHECK(!strstr(got, "200")); /* nothing was served */
+    CHECK(head_timeouts(&s) >= 1);
+    th_server_free(&s);
+}
+
+/* A head that never ends, a byte every 300 ms (the idle timeout is 1 s):
+ * the fast path holds it unread, up to its 8 arrivals. */
+static void test_drip_fast(void) {
+    drip_closed(NULL, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", 300);
+}
+
+/* libmicrohttpd reads it (as under TLS). */
+static void test_drip_mhd(void) {
+    drip_closed("--no-fast-path", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", 300);
+}
+
+/* The fast path hands a head that comes in many pieces to libmicrohttpd,
+ * which then has it, with the time its deadline counts from. */
+static void test_drip_handed_on(void) {
+    drip_closed(NULL, "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", 100);
+}
+
+/* Nothing at all: the idle timeout closes it first, counted as idle. */
+static void test_silent_is_idle(void) {
+    struct th_server s;
+    CHECK(th_server_start(&s, "--idle-timeout-seconds", IDLE_S, "--head-timeout-seconds", HEAD_S,
+                          NULL) == 0);
+    int fd = th_tcp_open(&s);
+    CHECK(fd >= 0);
+    char got[64];
+    long long t0 = th_now_ms();
+    CHECK(closed_within(fd, 15000, got, sizeof got));
+    long long at = th_now_ms() - t0;
+    close(fd);
+    printf("closed %lld ms after it opened\n", at);
+    CHECK_INT(head_timeouts(&s), 0);
+    th_server_free(&s);
+}
+
+/* Sends req on fd and reads one reply whole (Content-Length framed); its
+ * status, or -1. */
+static int exchange(int fd, const char *req) {
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) return -1;
+    char buf[8192];
+    size_t len = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 20000) <= 0) return -1;
+        ssize_t k = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (k <= 0) return -1;
+        len += (size_t)k;
+        buf[len] = '\0';
+        const char *end = strstr(buf, "\r\n\r\n");
+        if (!end) continue;
+        const char *cl = strcasestr(buf, "\r\nContent-Length:");
+        size_t body = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+        if (len >= (size_t)(end + 4 - buf) + body) break;
+    }
+    int status = -1;
+    sscanf(buf, "HTTP/1.1 %d", &status);
+    return status;
+}
+
+/* Keep-alive requests spread past the deadline on one connection, each
+ * within the idle timeout of the last reply, and a claim that waits past
+ * the deadline: none is cut, none counted. */
+static void kept(const char *path_flag) {
+    struct th_server s;
+    CHECK(th_server_start(&s, "--idle-timeout-seconds", IDLE_S, "--head-timeout-seconds", HEAD_S,
+                          path_flag, NULL) == 0);
+    int fd = th_tcp_open(&s);
+    CHECK(fd >= 0);
+    long long t0 = th_now_ms();
+    int n = 0;
+    while (th_now_ms() - t0 < 4500) { /* past the deadline from the opening */
+        CHECK_INT(exchange(fd, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 200);
+        n++;
+        th_sleep_ms(400);
+    }
+    const char body[] = "{\"worker\":\"w\",\"wait_seconds\":5}";
+    char req[256];
+    snprintf(req, sizeof req,
+             "POST /v1/queues/kept/claim HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+             "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             sizeof body - 1, body);
+    long long c0 = th_now_ms();
+    CHECK_INT(exchange(fd, req), 204); /* it waited its 5 s, nothing came */
+    long long waited = th_now_ms() - c0;
+    CHECK(waited >= 4900);
+    CHECK_INT(exchange(fd, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 200);
+    close(fd);
+    printf("%d requests over %lld ms, then a claim that waited %lld ms, on one connection (%s)\n",
+           n + 2, th_now_ms() - t0, waited, path_flag ? path_flag : "fast path");
+    CHECK_INT(head_timeouts(&s), 0);
+    th_server_free(&s);
+}
+
+static void test_kept_fast(void) {
+    kept(NULL);
+}
+
+static void test_kept_mhd(void) {
+    kept("--no-fast-path");
+}
+
+/* Out of its range, or not a number: a usage error (2), by name. */
+static void test_bad_flag(void) {
+    const char *bin = getenv("TASKMILL_BIN") ? getenv("TASKMILL_BIN") : "build/taskmill";
+    const char *bad[] = {"0", "3601", "x", "-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cmd[512], out[1024] = "";
+        snprintf(cmd, sizeof cmd,
+                 "timeout 10 %s serve --listen 127.0.0.1:0 --store sqlite:/nonexistent/x.db "
+                 "--head-timeout-seconds %s 2>&1",
+                 bin, bad[i]);
+        FILE *p = popen(cmd, "r");
+        CHECK(p);
+        size_t k = fread(out, 1, sizeof out - 1, p);
+        out[k] = '\0';
+        int rc = pclose(p);
+        CHECK_INT(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, 2);
+        CHECK(strstr(out, "--head-timeout-seconds") != NULL);
+    }
+}
+
+static const struct th_test tests[] = {
+    {"a head dripped a byte at a time is closed at its deadline (fast path)", test_drip_fast},
+    {"the same through libmicrohttpd (--no-fast-path, as under TLS)", test_drip_mhd},
+    {"a head the fast path hands on to libmicrohttpd is closed at its deadline too",
+     test_drip_handed_on},
+    {"a connection that sends nothing is the idle timeout's", test_silent_is_idle},
+    {"keep-alive requests and a waiting claim past the deadline are not cut (fast path)",
+     test_kept_fast},
+    {"the same through libmicrohttpd", test_kept_mhd},
+    {"--head-timeout-seconds out of range is a usage error", test_bad_flag},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    return th_main(tests, argc, argv);
+}
