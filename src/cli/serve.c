@@ -99,6 +99,10 @@ static const struct serve_flag serve_flags[] = {
     FLAG(SS_SECURITY, "insecure-no-auth", NULL, insecure_no_auth, 0, 0,
          "allow a non-loopback --listen with no API\ntoken in the store"),
     LIMIT("max-body-bytes", body_max_bytes, 1024, 1 << 30, 1024 * 1024, "request body"),
+    LIMIT(
+        "max-public-body-bytes", public_body_max_bytes, 1024, INT64_C(1) << 40, 64 << 20,
+        "bodies read before their credentials are\nchecked (SailPoint /oauth/token, Scene7\nSOAP), "
+        "over every connection"),
     LIMIT("max-header-bytes", header_max_bytes, 4096, 1 << 20, 16 * 1024,
           "request line and headers, per connection"),
     LIMIT("max-json-depth", json_max_depth, 2, 1000, 32, "nesting of a JSON body"),

@@ -359,6 +359,17 @@ static void health_metrics(struct req *r) {
                "# TYPE taskmill_connections_closed_total counter\n"
                "taskmill_connections_closed_total{reason=\"head_timeout\"} %llu\n",
                (unsigned long long)atomic_load(&srv->head_timeouts));
+    buf_printf(&b,
+               "# HELP taskmill_public_body_bytes Bytes held now by request bodies read before "
+               "their credentials are checked (SailPoint /oauth/token, Scene7 SOAP).\n"
+               "# TYPE taskmill_public_body_bytes gauge\n"
+               "taskmill_public_body_bytes %lld\n"
+               "# HELP taskmill_public_body_refused_total Such requests refused with 503: "
+               "--max-public-body-bytes was held.\n"
+               "# TYPE taskmill_public_body_refused_total counter\n"
+               "taskmill_public_body_refused_total %llu\n",
+               (long long)atomic_load(&srv->public_body_bytes),
+               (unsigned long long)atomic_load(&srv->public_body_refused));
     struct store_stats st;
     store_get_stats(srv->store, &st);
     struct event_hub_stats hs;

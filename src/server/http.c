@@ -650,6 +650,29 @@ static void req_dispatch(struct req *r) {
     rt->handler(r);
 }
 
+/* A body read before its credentials are checked (r->public_body) holds
+ * n more bytes, if --max-public-body-bytes allows: all such bodies at once
+ * are bounded, since anyone may send them. False when it does not. */
+static bool req_public_take(struct req *r, size_t n) {
+    struct server *srv = r->srv;
+    int64_t max = (int64_t)srv->cfg.limits.public_body_max_bytes;
+    if (max <= 0) max = 64 << 20;
+    if (atomic_fetch_add(&srv->public_body_bytes, (int64_t)n) + (int64_t)n > max) {
+        atomic_fetch_sub(&srv->public_body_bytes, (int64_t)n);
+        atomic_fetch_add(&srv->public_body_refused, 1);
+        return false;
+    }
+    r->public_held += n;
+    return true;
+}
+
+/* Gives back what r's body held of that bound. */
+static void req_public_release(struct req *r) {
+    if (!r->public_held) return;
+    atomic_fetch_sub(&r->srv->public_body_bytes, (int64_t)r->public_held);
+    r->public_held = 0;
+}
+
 /*
  * A request that comes with a body is routed and authenticated once its
  * head is in, before libmicrohttpd reads its body: a client without
@@ -668,7 +691,10 @@ static bool req_refused_before_body(struct req *r) {
         req_reply_no_route(r, path_known);
         return true;
     }
-    if (rt->perm & PERM_PUBLIC) return false;
+    if (rt->perm & PERM_PUBLIC) {
+        r->public_body = true;
+        return false;
+    }
     if (auth_check(r, rt->perm)) return true;
     r->authed = true;
     return false;
@@ -892,6 +918,7 @@ void req_resumed(struct req *r) {
 }
 
 void req_free(struct req *r) {
+    req_public_release(r);
     auth_wait_remove(r);
     store_op_release(&r->op);
     req_waiter_release(r);
@@ -991,10 +1018,15 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!r->body_too_large) {
+        if (!r->body_too_large && !r->public_busy) {
             if (r->body.len + *upload_data_size > srv->cfg.limits.body_max_bytes) {
                 r->body_too_large = true;
                 buf_release(&r->body);
+                req_public_release(r);
+            } else if (r->public_body && !req_public_take(r, *upload_data_size)) {
+                r->public_busy = true;
+                buf_release(&r->body);
+                req_public_release(r);
             } else {
                 buf_put(&r->body, upload_data, *upload_data_size);
             }
@@ -1012,6 +1044,15 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         struct tm_error e;
         err_set(&e, TM_ETOO_LARGE, "", "request body exceeds %zu bytes",
                 srv->cfg.limits.body_max_bytes);
+        reply_error(r, &e);
+        return MHD_YES;
+    }
+    if (r->public_busy && !atomic_load(&srv->stopping)) {
+        struct tm_error e;
+        err_set(&e, TM_EUNAVAILABLE, "",
+                "too many request bodies are being read before their credentials are checked "
+                "(--max-public-body-bytes); try again");
+        reply_add_header(r, "Retry-After", "1");
         reply_error(r, &e);
         return MHD_YES;
     }

@@ -143,6 +143,11 @@ struct req {
     bool waiter_token_counted; /* and against limits.waiters_per_token_max */
     bool rate_paid;            /* auth: its token's rate bucket gave one already */
     bool authed;               /* auth_check passed before the body was read (http_access) */
+    /* A route whose body holds its credentials (PERM_PUBLIC): its body's
+     * bytes held, counted in srv->public_body_bytes (http_access). */
+    bool public_body;
+    bool public_busy; /* refused: --max-public-body-bytes was held by others */
+    size_t public_held;
     /* auth_watch.c: listed while it waits with a token. */
     struct store_op *wait_ops;
     size_t nwait_ops;

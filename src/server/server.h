@@ -20,6 +20,8 @@ struct webhook_delivery;
 /* Request limits (docs/security.md lists them with their flags). */
 struct limits {
     size_t body_max_bytes;
+    size_t
+        public_body_max_bytes; /* bodies read before their credentials are checked, all at once */
     int json_max_depth;
     int batch_max;
     int page_max;

@@ -54,6 +54,10 @@ struct server {
      * over, so that --max-connections has no gap between the two counts. */
     _Atomic int handing;
     _Atomic uint64_t conns_refused; /* connections refused for their address's cap */
+    /* http.c: bytes held now by the bodies of routes whose credentials
+     * are in their body, and the requests refused past the cap. */
+    _Atomic int64_t public_body_bytes;
+    _Atomic uint64_t public_body_refused;
     /* head_watch.c: libmicrohttpd's connections (and those handed to it,
      * not started yet), for the deadline of a request's head. */
     pthread_mutex_t head_lock;

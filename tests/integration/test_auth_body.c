@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -145,10 +146,102 @@ static void test_valid_token_body_served(void) {
     CHECK_INT(task_count(), before + 2);
 }
 
+/* Sends a head announcing `len` bytes and `send_len` of them (a form of
+ * 'a's) on a new connection; the fd. */
+static int public_body_open(struct th_server *s, const char *path, const char *type, size_t len,
+                            size_t send_len) {
+    int fd = th_tcp_open(s);
+    if (fd < 0) return -1;
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     path, type, len);
+    char *body = malloc(send_len + 1);
+    memset(body, 'a', send_len);
+    bool ok = send(fd, head, (size_t)n, MSG_NOSIGNAL) == n;
+    for (size_t off = 0; ok && off < send_len;) {
+        ssize_t k = send(fd, body + off, send_len - off, MSG_NOSIGNAL);
+        ok = k > 0;
+        if (ok) off += (size_t)k;
+    }
+    free(body);
+    if (!ok) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads one reply on fd (its head and up to 4 KiB of body) into out. */
+static void read_reply(int fd, char *out, size_t n) {
+    size_t got = 0;
+    out[0] = '\0';
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (got + 1 < n && poll(&p, 1, 10000) > 0) {
+        ssize_t k = recv(fd, out + got, n - 1 - got, 0);
+        if (k <= 0) break;
+        got += (size_t)k;
+        out[got] = '\0';
+        const char *end = strstr(out, "\r\n\r\n"), *cl = strcasestr(out, "Content-Length: ");
+        if (end && cl && got >= (size_t)(end + 4 - out) + strtoul(cl + 16, NULL, 10)) break;
+    }
+}
+
+/* The routes whose credentials are in their body (SailPoint's /oauth/token,
+ * Scene7's SOAP service) read it before any check: the bytes all such
+ * bodies hold at once are bounded (--max-public-body-bytes); past it a
+ * request is refused with 503 and Retry-After in its API's shape, and
+ * once the bodies in progress end, such requests are served again. */
+static void test_public_bodies_bounded(void) {
+    struct th_server s;
+    CHECK(th_server_start(&s, "--max-public-body-bytes", "1048576", NULL) == 0);
+    const char *form = "application/x-www-form-urlencoded";
+    int a = public_body_open(&s, "/oauth/token", form, 900000, 800000);
+    CHECK(a >= 0);
+    WAIT_UNTIL(th_metric(&s, "taskmill_public_body_bytes") >= 800000, 10000,
+               "the server to hold the first body's 800,000 bytes");
+    char out[8192];
+    int b = public_body_open(&s, "/oauth/token", form, 400000, 400000);
+    CHECK(b >= 0);
+    read_reply(b, out, sizeof out);
+    close(b);
+    CHECK(strncmp(out, "HTTP/1.1 503", 12) == 0);
+    CHECK(strcasestr(out, "\r\nRetry-After: 1\r\n") != NULL);
+    CHECK(strstr(out, "\"error\"") != NULL); /* RFC 6749's shape */
+    CHECK(strstr(out, "--max-public-body-bytes") != NULL);
+    int c = public_body_open(&s, "/scene7/services/IpsApiService", "text/xml", 400000, 400000);
+    CHECK(c >= 0);
+    read_reply(c, out, sizeof out);
+    close(c);
+    printf("SOAP: %s\n", out);
+    CHECK(strstr(out, "Fault") != NULL); /* a SOAP fault */
+    CHECK(strstr(out, "--max-public-body-bytes") != NULL);
+    CHECK(th_metric(&s, "taskmill_public_body_refused_total") >= 2);
+    /* The first body ends (its client goes): its bytes are given back,
+     * and the next is read and answered by its route. */
+    close(a);
+    WAIT_UNTIL(th_metric(&s, "taskmill_public_body_bytes") == 0, 10000,
+               "the first body's bytes to be given back");
+    b = public_body_open(&s, "/oauth/token", form, 400000, 400000);
+    CHECK(b >= 0);
+    read_reply(b, out, sizeof out);
+    close(b);
+    CHECK(strncmp(out, "HTTP/1.1 4", 10) == 0); /* not a grant, and not 503 */
+    CHECK(strstr(out, "\"error\"") != NULL);
+    CHECK(!strstr(out, "--max-public-body-bytes"));
+    /* given back as the request ends, just after its reply went */
+    WAIT_UNTIL(th_metric(&s, "taskmill_public_body_bytes") == 0, 10000,
+               "the last body's bytes to be given back");
+    th_server_free(&s);
+}
+
 static const struct th_test tests[] = {
     {"no token, a wrong one or another role's: refused before the body is read",
      test_refused_before_the_body},
     {"a token the route admits: 100 Continue, and its body served", test_valid_token_body_served},
+    {"bodies read before their credentials are bounded together (--max-public-body-bytes)",
+     test_public_bodies_bounded},
     {NULL, NULL},
 };
 
