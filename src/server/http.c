@@ -637,6 +637,9 @@ static void req_reply_no_route(struct req *r, bool path_known) {
 
 /* Runs the handler of the route for the method and path; none means 404
  * (405 when another method's route has the path). */
+/* How long a token checked before its request's body stays checked. */
+#define HTTP_REAUTH_MS 1000
+
 static void req_dispatch(struct req *r) {
     bool path_known;
     const struct route *rt = req_route_find(r, &path_known);
@@ -644,7 +647,11 @@ static void req_dispatch(struct req *r) {
         req_reply_no_route(r, path_known);
         return;
     }
-    if (!r->authed && auth_check(r, rt->perm)) return;
+    /* Checked before its body was read: again, should the body have taken
+     * long enough for its token to have been revoked or to have expired
+     * meanwhile (a check is a store read, so not for every body). */
+    bool fresh = r->authed && time_mono_ms() - r->authed_mono <= HTTP_REAUTH_MS;
+    if (!fresh && auth_check(r, rt->perm)) return;
     if (req_refuse_not_utf8(r)) return;
     r->route = rt;
     rt->handler(r);
@@ -697,6 +704,7 @@ static bool req_refused_before_body(struct req *r) {
     }
     if (auth_check(r, rt->perm)) return true;
     r->authed = true;
+    r->authed_mono = time_mono_ms();
     return false;
 }
 

@@ -143,6 +143,7 @@ struct req {
     bool waiter_token_counted; /* and against limits.waiters_per_token_max */
     bool rate_paid;            /* auth: its token's rate bucket gave one already */
     bool authed;               /* auth_check passed before the body was read (http_access) */
+    int64_t authed_mono;       /* when: a body that took longer is checked again */
     /* A route whose body holds its credentials (PERM_PUBLIC): its body's
      * bytes held, counted in srv->public_body_bytes (http_access). */
     bool public_body;
