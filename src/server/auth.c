@@ -29,8 +29,9 @@
 #include "key_table.h"
 #include "server_int.h"
 
-#define AUTH_RECHECK_MS   1000
-#define AUTH_RATE_BUCKETS 256
+#define AUTH_RECHECK_MS     1000
+#define AUTH_RATE_BUCKETS   256
+#define AUTH_LOG_PER_SECOND 100
 
 /* A token's bucket in srv->rate, keyed by its id. */
 struct rate_bucket {
@@ -71,15 +72,45 @@ static void auth_client_addr(struct req *r, char *out, size_t n) {
 }
 
 /* Logs a refusal: status, request, client address, token id, never the secret. */
+/* Whether this second may have one more refusal's line (the first
+ * AUTH_LOG_PER_SECOND may); *dropped_before gets the lines not written in
+ * the seconds before, for the first of a new second to say. */
+static bool auth_log_admit(struct server *srv, uint64_t *dropped_before) {
+    int64_t sec = time_mono_ms() / 1000, cur = atomic_load(&srv->auth_log_sec);
+    *dropped_before = 0;
+    if (sec != cur && atomic_compare_exchange_strong(&srv->auth_log_sec, &cur, sec)) {
+        *dropped_before = atomic_exchange(&srv->auth_log_dropped, 0);
+        atomic_store(&srv->auth_log_count, 0);
+    }
+    if (atomic_fetch_add(&srv->auth_log_count, 1) < AUTH_LOG_PER_SECOND) return true;
+    atomic_fetch_add(&srv->auth_log_dropped, 1);
+    return false;
+}
+
+/* Counts a refusal and logs it: at most AUTH_LOG_PER_SECOND lines a
+ * second, so that a client sending bad credentials (or past its rate)
+ * as fast as it can does not fill the log; the next line written says
+ * how many were not. */
 static void auth_log_refusal(struct req *r, int code, const char *token_id, const char *why) {
+    int status = err_http_status(code);
+    int k = status == 401 ? 0 : status == 403 ? 1 : status == 429 ? 2 : -1;
+    if (k >= 0) atomic_fetch_add_explicit(&r->srv->auth_refused[k], 1, memory_order_relaxed);
+    uint64_t dropped = 0;
+    bool log = auth_log_admit(r->srv, &dropped);
+    if (dropped)
+        fprintf(stderr,
+                "taskmill: auth: %llu more refusals were not logged (at most %d a second are; "
+                "taskmill_auth_refusals_total counts them all)\n",
+                (unsigned long long)dropped, AUTH_LOG_PER_SECOND);
+    if (!log) return;
     char addr[INET6_ADDRSTRLEN + 1];
     auth_client_addr(r, addr, sizeof addr);
     char path[160];
     snprintf(path, sizeof path, "%s", r->path);
     for (char *p = path; *p; p++) /* the path is the client's: no forged log lines */
         if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
-    fprintf(stderr, "taskmill: auth: %d %s %s from %s, token '%s': %s\n", err_http_status(code),
-            r->method, path, addr, token_id && *token_id ? token_id : "-", why);
+    fprintf(stderr, "taskmill: auth: %d %s %s from %s, token '%s': %s\n", status, r->method, path,
+            addr, token_id && *token_id ? token_id : "-", why);
 }
 
 /* Replies with the refusal and logs it. */

@@ -359,6 +359,16 @@ static void health_metrics(struct req *r) {
                "# TYPE taskmill_connections_closed_total counter\n"
                "taskmill_connections_closed_total{reason=\"head_timeout\"} %llu\n",
                (unsigned long long)atomic_load(&srv->head_timeouts));
+    buf_puts(&b,
+             "# HELP taskmill_auth_refusals_total Requests refused by authentication: 401 (no, "
+             "bad, revoked or expired credentials), 403 (role, cross-site), 429 (rate).\n"
+             "# TYPE taskmill_auth_refusals_total counter\n");
+    for (int k = 0; k < 3; k++)
+        buf_printf(&b, "taskmill_auth_refusals_total{status=\"%d\"} %llu\n",
+                   k == 0   ? 401
+                   : k == 1 ? 403
+                            : 429,
+                   (unsigned long long)atomic_load(&srv->auth_refused[k]));
     buf_printf(&b,
                "# HELP taskmill_public_body_bytes Bytes held now by request bodies read before "
                "their credentials are checked (SailPoint /oauth/token, Scene7 SOAP).\n"

@@ -31,6 +31,10 @@ struct server {
     _Atomic bool auth_on;                 /* an active token was seen: no open mode */
     _Atomic int64_t auth_checked_mono_ms; /* open mode: the store was last asked then */
     struct key_table rate;                /* a struct rate_bucket per token id */
+    _Atomic uint64_t auth_refused[3];     /* refusals: 401, 403, 429 */
+    _Atomic int64_t auth_log_sec;         /* the second whose refusal lines are counted */
+    _Atomic int auth_log_count;           /* lines of it so far */
+    _Atomic uint64_t auth_log_dropped;    /* refusals not logged, not said yet */
     _Atomic int waiters;                  /* requests counted against waiters_max */
     /* Parked requests per token (key_count_take), for waiters_per_token_max:
      * small, since only tokens with a request parked right now are in it. */

@@ -453,6 +453,59 @@ static void test_connections_per_address(void) {
     th_server_free(&s2);
 }
 
+/* The lines of s's log holding needle, and (*untold) the sum of the
+ * refusals its "N more refusals were not logged" lines say. */
+static int log_count(struct th_server *s, const char *needle, long *untold) {
+    char path[400], line[1024];
+    snprintf(path, sizeof path, "%s/server.log", s->dir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    *untold = 0;
+    const char *pre = "taskmill: auth: ";
+    while (f && fgets(line, sizeof line, f)) {
+        if (strstr(line, needle)) n++;
+        if (strstr(line, " more refusals were not logged") && strncmp(line, pre, strlen(pre)) == 0)
+            *untold += atol(line + strlen(pre));
+    }
+    if (f) fclose(f);
+    return n;
+}
+
+/* 300 requests with a wrong token as fast as one connection goes: every
+ * one is refused and counted, but at most 100 lines a second are logged;
+ * the first line of a later second says how many were not. */
+static void test_refusals_logged_at_most(void) {
+    struct th_server s;
+    CHECK(th_server_start(&s, NULL) == 0);
+    char bearer[128], id[32], wrong[128];
+    CHECK(sec_token(&s, "admin", "default", "", bearer, id) == 0);
+    snprintf(wrong, sizeof wrong, "tm_%s_%064d", id, 0);
+    long long t0 = th_now_ms();
+    for (int i = 0; i < 300; i++)
+        CHECK_INT(sec_http(&s, wrong, "GET", "/v1/tasks?limit=1", NULL)->status, 401);
+    long long took = th_now_ms() - t0;
+    th_sleep_ms(1100); /* by design: a new second, whose first refusal says the rest */
+    CHECK_INT(sec_http(&s, wrong, "GET", "/v1/tasks?limit=1", NULL)->status, 401);
+    struct th_resp *m = sec_http(&s, bearer, "GET", "/metrics", NULL);
+    CHECK_INT(m->status, 200);
+    CHECK(strstr(m->body, "\ntaskmill_auth_refusals_total{status=\"401\"} 301\n") != NULL);
+    long untold = 0;
+    int lines = 0;
+    /* The log is written as the replies go: the last line may trail them. */
+    for (int i = 0; i < 50; i++) {
+        lines = log_count(&s, "wrong secret", &untold);
+        if (lines + untold == 301) break;
+        th_sleep_ms(100);
+    }
+    printf("300 refusals in %lld ms, then one: %d lines, %ld said not logged\n", took, lines,
+           untold);
+    CHECK_INT(lines + untold, 301);
+    /* In 2 s at most 100 lines a second; the last refusal's line too. */
+    if (took < 2000) CHECK(lines <= 201);
+    CHECK(untold > 0 || took >= 3000);
+    th_server_free(&s);
+}
+
 static const struct th_test tests[] = {
     {"a body over --max-body-bytes is 413 and stores nothing", test_body_too_large},
     {"malformed, too deep or duplicate JSON is 400 and stores nothing",
@@ -464,6 +517,7 @@ static const struct th_test tests[] = {
     {"--max-waiters: one more long-poll is 429", test_waiters},
     {"--max-waiters-per-token: one token cannot take every place", test_waiters_per_token},
     {"--max-rate: 429 with Retry-After per token", test_rate_per_token},
+    {"refusals: every one counted, at most 100 log lines a second", test_refusals_logged_at_most},
     {"--max-connections-per-address and --idle-timeout-seconds", test_connections_per_address},
     {"bad limit flags are usage errors", test_bad_limit_flags},
     {"a --listen port missing, not a number or past 65535 is refused", test_bad_listen_port},
