@@ -71,7 +71,6 @@ static void auth_client_addr(struct req *r, char *out, size_t n) {
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
-/* Logs a refusal: status, request, client address, token id, never the secret. */
 /* Whether this second may have one more refusal's line (the first
  * AUTH_LOG_PER_SECOND may); *dropped_before gets the lines not written in
  * the seconds before, for the first of a new second to say. */
@@ -87,10 +86,10 @@ static bool auth_log_admit(struct server *srv, uint64_t *dropped_before) {
     return false;
 }
 
-/* Counts a refusal and logs it: at most AUTH_LOG_PER_SECOND lines a
- * second, so that a client sending bad credentials (or past its rate)
- * as fast as it can does not fill the log; the next line written says
- * how many were not. */
+/* Counts a refusal and logs it (status, request, client address, token
+ * id, never the secret): at most AUTH_LOG_PER_SECOND lines a second, so that a client sending bad
+ * credentials (or past its rate) as fast as it can does not fill the log; the next line written
+ * says how many were not. */
 static void auth_log_refusal(struct req *r, int code, const char *token_id, const char *why) {
     int status = err_http_status(code);
     int k = status == 401 ? 0 : status == 403 ? 1 : status == 429 ? 2 : -1;

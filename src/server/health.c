@@ -363,11 +363,9 @@ static void health_metrics(struct req *r) {
              "# HELP taskmill_auth_refusals_total Requests refused by authentication: 401 (no, "
              "bad, revoked or expired credentials), 403 (role, cross-site), 429 (rate).\n"
              "# TYPE taskmill_auth_refusals_total counter\n");
+    static const int refusal_status[3] = {401, 403, 429}; /* srv->auth_refused's order */
     for (int k = 0; k < 3; k++)
-        buf_printf(&b, "taskmill_auth_refusals_total{status=\"%d\"} %llu\n",
-                   k == 0   ? 401
-                   : k == 1 ? 403
-                            : 429,
+        buf_printf(&b, "taskmill_auth_refusals_total{status=\"%d\"} %llu\n", refusal_status[k],
                    (unsigned long long)atomic_load(&srv->auth_refused[k]));
     buf_printf(&b,
                "# HELP taskmill_public_body_bytes Bytes held now by request bodies read before "

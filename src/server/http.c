@@ -635,11 +635,11 @@ static void req_reply_no_route(struct req *r, bool path_known) {
     reply_error(r, &e);
 }
 
-/* Runs the handler of the route for the method and path; none means 404
- * (405 when another method's route has the path). */
 /* How long a token checked before its request's body stays checked. */
 #define HTTP_REAUTH_MS 1000
 
+/* Runs the handler of the route for the method and path; none means 404
+ * (405 when another method's route has the path). */
 static void req_dispatch(struct req *r) {
     bool path_known;
     const struct route *rt = req_route_find(r, &path_known);
