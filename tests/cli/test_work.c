@@ -1251,22 +1251,57 @@ static void run_claimed_while_stopping(const char *queue, bool batched) {
     snprintf(claim, sizeof claim, "POST /v1/queues/%s/claim", queue);
     pid_t w = cli_spawn(&rl.via, worker_log(queue), "work", "--queue", queue, "--concurrency",
                         batched ? "2" : "1", "--", "sh", "-c", script);
-    /* A claim that has just gone out (they follow each other every 2 s). */
-    char *up = relay_text(&rl, "up");
-    int before = cli_count(up, claim), now = before;
-    free(up);
-    for (int i = 0; i < 200 && now == before; i++) {
-        th_sleep_ms(20);
-        up = relay_text(&rl, "up");
-        now = cli_count(up, claim);
-        free(up);
-    }
-    th_sleep_ms(100); /* the relay has passed it on to the server */
-    kill(rl.pid, SIGSTOP);
     char extra[100];
     snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
-    char *id = th_submit(&srv, "late", extra);
-    bool taken = cli_wait_phase(&srv, id, "running", 5000); /* by that claim, answer held */
+    char *id = NULL;
+    int before = 0, now = 0;
+    bool parked = false, taken = false;
+    /* Rounds, until a task comes while the claim waits at the server. A
+     * claim parks for 2 s (the worker's long-poll): on a loaded machine it
+     * can end, empty, before the task is there. Then nothing can take the
+     * task (the relay is stopped, and with it the worker's next claim), so
+     * the round is cancelled and run again: a task only ever goes to a
+     * claim whose answer the relay holds. */
+    for (int round = 0; round < 5 && !taken; round++) {
+        /* A claim that has just gone out (they follow each other every 2 s). */
+        char *up = relay_text(&rl, "up");
+        before = now = cli_count(up, claim);
+        free(up);
+        for (int i = 0; i < 500 && now == before; i++) {
+            th_sleep_ms(20);
+            up = relay_text(&rl, "up");
+            now = cli_count(up, claim);
+            free(up);
+        }
+        /* The relay has passed it on: it waits at the server (the relay
+         * notes a request before it passes it on, so its note is not
+         * enough: stopped in between, it would keep the claim). */
+        TRY_WAIT_UNTIL(parked, th_metric(&srv, "taskmill_parked_claims") == 1, 20000,
+                       "the worker's claim parked at the server");
+        kill(rl.pid, SIGSTOP);
+        if (!parked) break;
+        free(id);
+        id = th_submit(&srv, "late", extra);
+        if (!id) break;
+        /* Taken by that claim, its answer held; or the claim had ended. */
+        const char *ph = "?";
+        for (long long end = th_now_ms() + 20000; th_now_ms() < end; th_sleep_ms(50)) {
+            ph = th_phase(&srv, id);
+            if (strcmp(ph, "pending") != 0) break;
+            if (th_metric(&srv, "taskmill_parked_claims") == 0) {
+                ph = th_phase(&srv, id); /* the claim's end, with the task or without */
+                break;
+            }
+        }
+        taken = strcmp(ph, "running") == 0;
+        if (taken || strcmp(ph, "pending") != 0) break;
+        printf("    round %d: the claim ended before the task came; again\n", round);
+        char path[128];
+        snprintf(path, sizeof path, "/v1/tasks/%s/cancel", id);
+        th_http(&srv, "POST", path, NULL);
+        if (strcmp(th_phase(&srv, id), "cancelled") != 0) break;
+        kill(rl.pid, SIGCONT);
+    }
     kill(w, SIGTERM);
     th_sleep_ms(300); /* the worker is stopping before the answer comes */
     kill(rl.pid, SIGCONT);
