@@ -183,8 +183,9 @@ static void test_header_bytes(void) {
 
 static void *long_poll(void *arg) {
     long *status = arg;
-    *status = th_http(&srv, "POST", "/v1/queues/lq5/claim", "{\"worker\":\"w\",\"wait_seconds\":2}")
-                  ->status;
+    *status =
+        th_http(&srv, "POST", "/v1/queues/lq5/claim", "{\"worker\":\"w\",\"wait_seconds\":30}")
+            ->status;
     th_http(NULL, NULL, NULL, NULL);
     return NULL;
 }
@@ -203,8 +204,14 @@ static void test_waiters(void) {
     bool has_ra = th_resp_header(r, "Retry-After", ra, sizeof ra);
     /* A claim that does not wait is not counted. */
     long nowait = th_http(&srv, "POST", "/v1/queues/lq5/claim", "{\"worker\":\"w3\"}")->status;
+    /* The first still waits (30 s: it must outlast the checks above, which
+     * a loaded machine can stretch past a shorter wait, the second then
+     * parked in its place): a task ends its wait. */
+    long submitted =
+        th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"t\",\"queue\":\"lq5\"}")->status;
     pthread_join(t, NULL);
-    CHECK_INT(first, 204);
+    CHECK_INT(submitted, 201);
+    CHECK_INT(first, 200);
     CHECK_INT(second, 429);
     CHECK(has_ra);
     CHECK_INT(nowait, 204);
@@ -223,7 +230,7 @@ struct token_poll {
 static void *token_long_poll(void *arg) {
     struct token_poll *tp = arg;
     tp->status = sec_http(tp->s, tp->bearer, "POST", "/v1/queues/tq/claim",
-                          "{\"worker\":\"w1\",\"wait_seconds\":2}")
+                          "{\"worker\":\"w1\",\"wait_seconds\":30}")
                      ->status;
     th_http(NULL, NULL, NULL, NULL);
     return NULL;
@@ -239,7 +246,8 @@ static long long metric_as(struct th_server *s, const char *bearer, const char *
 static void test_waiters_per_token(void) {
     struct th_server s;
     CHECK_INT(th_server_start(&s, "--max-waiters-per-token", "1", NULL), 0);
-    char a[128], a_id[32], b[128], b_id[32], rd[128], rd_id[32];
+    char a[128], a_id[32], b[128], b_id[32], rd[128], rd_id[32], cl[128], cl_id[32];
+    CHECK(sec_token(&s, "client", "acme", "", cl, cl_id) == 0); /* submits */
     CHECK(sec_token(&s, "worker", "acme", "", a, a_id) == 0);
     CHECK(sec_token(&s, "worker", "acme", "", b, b_id) == 0);
     CHECK(sec_token(&s, "reader", "acme", "", rd, rd_id) == 0); /* reads /metrics */
@@ -257,8 +265,13 @@ static void test_waiters_per_token(void) {
     long other =
         sec_http(&s, b, "POST", "/v1/queues/tq/claim", "{\"worker\":\"w3\",\"wait_seconds\":1}")
             ->status;
+    /* Token a's long-poll still waits (30 s, to outlast the two claims
+     * above on a loaded machine): a task ends it. */
+    long submitted =
+        sec_http(&s, cl, "POST", "/v1/tasks", "{\"type\":\"t\",\"queue\":\"tq\"}")->status;
     pthread_join(t, NULL);
-    CHECK_INT(first.status, 204);
+    CHECK_INT(submitted, 201);
+    CHECK_INT(first.status, 200);
     CHECK_INT(again, 429);
     CHECK_INT(other, 204);
     /* The place is given back when the wait ends. */
