@@ -190,4 +190,23 @@ static inline int sse_next(struct sse_conn *c, struct sse_event *ev, int timeout
     }
 }
 
+/*
+ * Reads until the stream has started: its head and its first comment (the
+ * server's opening line) are in, an event has come, the stream has ended
+ * or timeout_ms have passed. A deadline, not a speed: a loaded machine can
+ * take more than a few hundred ms to answer. Returns sse_next's last
+ * answer: 0 (started, or the deadline: then c->status or c->comments
+ * says), 1 with an event in ev, -1 when the stream ended.
+ */
+static inline int sse_started(struct sse_conn *c, struct sse_event *ev, int timeout_ms) {
+    long long deadline = sse_now_ms() + timeout_ms;
+    int r = 0;
+    while (r == 0 && !(c->headers_done && c->comments > 0)) {
+        long long left = deadline - sse_now_ms();
+        if (left <= 0) break;
+        r = sse_next(c, ev, left < 100 ? (int)left : 100);
+    }
+    return r;
+}
+
 #endif

@@ -1583,6 +1583,7 @@ static void test_revocation_ends_streams_and_waits(void) {
     struct sse_conn c;
     CHECK(sse_open_with(&c, srv.url, "/v1/events", -1, 0, hdr) == 0);
     struct sse_event ev = {.id = -1};
+    CHECK_INT(sse_started(&c, &ev, 20000), 0);
     CHECK_INT(sse_next(&c, &ev, 300), 0);
     CHECK_INT(c.status, 200);
     pthread_t th;
@@ -1720,6 +1721,7 @@ static void test_closed_after_open_start(void) {
     struct sse_conn open_c, c;
     struct sse_event ev = {.id = -1};
     CHECK(sse_open_with(&open_c, s2.url, "/v1/events", -1, 0, NULL) == 0);
+    CHECK_INT(sse_started(&open_c, &ev, 20000), 0);
     CHECK_INT(sse_next(&open_c, &ev, 300), 0);
     CHECK_INT(open_c.status, 200);
     struct open_claim a = {&s2, 0};
@@ -1734,6 +1736,7 @@ static void test_closed_after_open_start(void) {
     CHECK(sec_token(&s2, "reader", "acme", "", reader, rid) == 0);
     snprintf(hdr, sizeof hdr, "Authorization: Bearer %s", reader);
     CHECK(sse_open_with(&c, s2.url, "/v1/events", -1, 0, hdr) == 0);
+    CHECK_INT(sse_started(&c, &ev, 20000), 0);
     CHECK_INT(sse_next(&c, &ev, 300), 0);
     CHECK_INT(c.status, 200);
     /* What was opened without a token ends long before its own time. */
@@ -1768,6 +1771,7 @@ static void test_closed_with_no_request(void) {
         struct sse_conn open_c;
         struct sse_event ev = {.id = -1};
         CHECK(sse_open_with(&open_c, s2.url, "/v1/events", -1, 0, NULL) == 0);
+        CHECK_INT(sse_started(&open_c, &ev, 20000), 0);
         CHECK_INT(sse_next(&open_c, &ev, 300), 0);
         CHECK_INT(open_c.status, 200);
         if (via_api) {
