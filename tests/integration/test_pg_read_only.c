@@ -306,16 +306,19 @@ static void test_periodic_work_while_read_only(void) {
     CHECK_INT(cut(&srv), 0);
     WAIT_UNTIL(status_of(&srv, "/readyz") == 503 && log_lines(&srv, "refuses writes") == 1,
                SWITCH_MS, "the node to find the database read-only by itself");
+    long long t0 = th_now_ms();
     long long failed = metric(&srv, "taskmill_store_commits_failed_total");
     long long tasks = rows_of(&srv, "tasks");
     /* By design: three slots of the schedule pass while writes are refused. */
     th_sleep_ms(3000);
     long long failed_after = metric(&srv, "taskmill_store_commits_failed_total");
+    long long seconds = (th_now_ms() - t0 + 999) / 1000; /* 3, more on a loaded machine */
     CHECK_INT(rows_of(&srv, "tasks"), tasks);
     /* A few failed batches a second (a fire, a sweep, a look at the
-     * database); a writer that spun on its overdue fire ran thousands. */
-    printf("    %lld batches failed in 3 s\n", failed_after - failed);
-    CHECK(failed_after - failed <= 30);
+     * database); a writer that spun on its overdue fire ran thousands.
+     * Counted per second of the window as it was measured. */
+    printf("    %lld batches failed in %lld s\n", failed_after - failed, seconds);
+    CHECK(failed_after - failed <= 10 * seconds);
     CHECK_INT(log_lines(&srv, "refuses writes"), 1);
     CHECK_INT(log_lines(&srv, "read-only"), 1);
 
