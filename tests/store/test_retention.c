@@ -63,13 +63,25 @@ static void test_events_past_their_age_go(void) {
     th_sleep_ms(400); /* by design: the 50 events grow older than their 300 ms */
     /* every event of the 50 is past its age now: they go */
     CHECK(wait_pruned(s, old_head) >= old_head);
-    /* and a fresh one stays */
-    CHECK_INT(submit(s, "retage", 1), 0);
-    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
-    int64_t fresh = head;
-    th_sleep_ms(100); /* by design: a window, shorter than its age, in which it must not go */
-    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
-    CHECK(pruned < fresh);
+    /* and a fresh one stays: judged only while it is younger than its
+     * 300 ms from before its submit to after the look (a loaded machine
+     * can take longer, and then it may rightly go); else a fresh one again */
+    bool judged = false;
+    for (int round = 0; round < 10 && !judged; round++) {
+        long long t0 = th_now_ms();
+        CHECK_INT(submit(s, "retage", 1), 0);
+        CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+        int64_t fresh = head;
+        th_sleep_ms(100); /* by design: a window, shorter than its age, in which it must not go */
+        CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+        if (th_now_ms() - t0 >= 300) {
+            printf("    the fresh event's look came %lld ms after it; again\n", th_now_ms() - t0);
+            continue;
+        }
+        CHECK(pruned < fresh);
+        judged = true;
+    }
+    CHECK(judged);
     store_close(s);
 }
 
@@ -81,17 +93,32 @@ static void test_the_age_bound_splits_the_log(void) {
     struct store_options opt = {.events_max_age_ms = 3000, .events_max_count = -1};
     struct tm_error e;
     CHECK_INT(store_open(url, &opt, &s, &e), 0);
-    CHECK_INT(submit(s, "retold", 50), 0);
-    int64_t head = 0, pruned = 0;
-    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
-    int64_t old_head = head;
-    th_sleep_ms(3100); /* by design: the first 50 grow older than their 3 s */
-    CHECK_INT(submit(s, "retnew", 50), 0);
-    /* retention runs at least once a second: the old run goes about 2 s
-     * before the new one is 3 s old */
-    CHECK(wait_pruned(s, old_head) >= old_head);
-    CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
-    CHECK_INT(pruned, old_head); /* none of the new run */
+    /* Rounds on one store: each an old run then a new one. The split is
+     * judged only when the look came before the new run was 3 s old (from
+     * before its submit): later, on a loaded machine, it may rightly go too,
+     * and the round is run again. */
+    bool judged = false;
+    for (int round = 0; round < 3 && !judged; round++) {
+        CHECK_INT(submit(s, "retold", 50), 0);
+        int64_t head = 0, pruned = 0;
+        CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+        int64_t old_head = head;
+        th_sleep_ms(3100); /* by design: the first 50 grow older than their 3 s */
+        long long t_new = th_now_ms();
+        CHECK_INT(submit(s, "retnew", 50), 0);
+        /* retention runs at least once a second: the old run goes about 2 s
+         * before the new one is 3 s old */
+        CHECK(wait_pruned(s, old_head) >= old_head);
+        CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
+        if (th_now_ms() - t_new >= 3000) {
+            printf("    the look came %lld ms after the new run; again\n", th_now_ms() - t_new);
+            th_sleep_ms(3100); /* the new run old too: the next round starts clean */
+            continue;
+        }
+        CHECK_INT(pruned, old_head); /* none of the new run */
+        judged = true;
+    }
+    CHECK(judged);
     store_close(s);
 }
 
