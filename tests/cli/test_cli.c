@@ -199,7 +199,7 @@ static void drive_await(const char *out, const char *key, const char *text) {
  */
 static void drive(const char *queue, bool complete, const char *out, const char *name) {
     char cid[33], tok[33];
-    for (int i = 0; i < 100 && th_claim(&srv, queue, NULL, cid, tok) != 200; i++)
+    for (int i = 0; i < 1000 && th_claim(&srv, queue, NULL, cid, tok) != 200; i++)
         th_sleep_ms(20);
     const char *key = name ? name : cid;
     char path[128];

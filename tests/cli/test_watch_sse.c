@@ -375,7 +375,7 @@ static void test_follows_over_sse(void) {
     CHECK(metric(&srv, "taskmill_sse_events_sent_total") >= sent0 + 22);
     tm_watch_free(w);
     /* The stream is closed once the task has ended (the server notices at a keep-alive). */
-    for (int i = 0; i < 150 && metric(&srv, "taskmill_sse_streams") != 0; i++)
+    for (int i = 0; i < 1000 && metric(&srv, "taskmill_sse_streams") != 0; i++)
         th_sleep_ms(20);
     CHECK_INT(metric(&srv, "taskmill_sse_streams"), 0);
     tm_client_free(c);
@@ -551,7 +551,7 @@ static void test_rereads_after_pruned_events(void) {
     }
     tm_client_free(wc);
     long long head = metric(&s2, "taskmill_event_seq");
-    for (int i = 0; i < 100 && metric(&s2, "taskmill_events_pruned_through") < head - 2; i++)
+    for (int i = 0; i < 400 && metric(&s2, "taskmill_events_pruned_through") < head - 2; i++)
         th_sleep_ms(50);
     CHECK(head > 10 && metric(&s2, "taskmill_events_pruned_through") >= head - 2);
     CHECK(restart_behind(&s2, &p));

@@ -1181,9 +1181,11 @@ static void run_first_signal_with_server_hung(const char *queue, bool batched) {
     th_sleep_ms(600);      /* a heartbeat is out, waiting */
     kill(w, SIGTERM);
     bool termed = false, killed = false;
-    TRY_WAIT_UNTIL(termed, file_exists(marker), 5000, "the command's SIGTERM");
+    /* At once: 20 s is a deadline, not a speed (the hung request would
+     * keep them a minute). */
+    TRY_WAIT_UNTIL(termed, file_exists(marker), 20000, "the command's SIGTERM");
     /* SIGKILL follows the grace (2 s), even while the worker waits on the server. */
-    TRY_WAIT_UNTIL(killed, cmd > 0 && !proc_alive(cmd), 10000, "the command's SIGKILL");
+    TRY_WAIT_UNTIL(killed, cmd > 0 && !proc_alive(cmd), 20000, "the command's SIGKILL");
     int rc = cli_wait(w, 30000);
     if (!termed || !killed || rc != 0) show_log(queue);
     if (rc == -1) worker_end(w);
@@ -1350,7 +1352,7 @@ static void run_stop_with_claim_parked(const char *queue, bool batched) {
     char marker[100], script[400];
     snprintf(marker, sizeof marker, "%s.ran", queue);
     snprintf(script, sizeof script, "touch %s/%s; sleep 30", srv.dir, marker);
-    WAIT_UNTIL(th_metric(&srv, "taskmill_parked_claims") == 0, 5000, "no claim parked");
+    WAIT_UNTIL(th_metric(&srv, "taskmill_parked_claims") == 0, 20000, "no claim parked");
     pid_t w = cli_spawn(&srv, worker_log(queue), "work", "--queue", queue, "--concurrency",
                         batched ? "2" : "1", "--", "sh", "-c", script);
     bool parked = false;
@@ -1366,7 +1368,7 @@ static void run_stop_with_claim_parked(const char *queue, bool batched) {
     CHECK(parked);
     CHECK(id);
     CHECK_INT(rc, 0);
-    WAIT_UNTIL(th_metric(&srv, "taskmill_parked_claims") == 0, 5000, "its claim gone");
+    WAIT_UNTIL(th_metric(&srv, "taskmill_parked_claims") == 0, 20000, "its claim gone");
     char path[128];
     snprintf(path, sizeof path, "/v1/tasks/%s", id);
     struct th_resp *r = th_http(&srv, "GET", path, NULL);
@@ -1840,7 +1842,7 @@ static void test_sighup_hands_task_back(void) {
     kill(w, SIGHUP);
     int rc = cli_wait(w, 20000);
     bool gone = false;
-    TRY_WAIT_UNTIL(gone, pid > 0 && kill(pid, 0) != 0, 5000, "the command %d to end", pid);
+    TRY_WAIT_UNTIL(gone, pid > 0 && kill(pid, 0) != 0, 20000, "the command %d to end", pid);
     if (pid > 0 && !gone) kill(-pid, SIGKILL);
     char path[128];
     snprintf(path, sizeof path, "/v1/tasks/%s", id);

@@ -119,12 +119,12 @@ static bool has_give_back(struct th_server *s, const char *id) {
 }
 
 /* A live worker's claims on queue, without waiting, until one gets a
- * task or 5 s pass (a deadline, not a speed): its status, and the id it
+ * task or 20 s pass (a deadline, not a speed): its status, and the id it
  * got (or ""). */
 static long live_claim(struct th_server *s, const char *queue, char id[33]) {
     char tok[33];
     long st = 0;
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 400; i++) {
         id[0] = '\0';
         st = th_claim(s, queue, "{\"worker\":\"live\"}", id, tok);
         if (st != 204) break;
@@ -138,10 +138,10 @@ static long live_claim(struct th_server *s, const char *queue, char id[33]) {
 static void gone_then_submit(bool batched, bool chunked) {
     char queue[32];
     snprintf(queue, sizeof queue, "gq_%d%d", batched, chunked);
-    WAIT_UNTIL(parked_claims() == 0, 5000, "no claim parked");
+    WAIT_UNTIL(parked_claims() == 0, 20000, "no claim parked");
     int fd = gone_claim_open(queue, batched, chunked);
     CHECK(fd >= 0);
-    WAIT_UNTIL(parked_claims() == 1, 5000, "the claim parked");
+    WAIT_UNTIL(parked_claims() == 1, 20000, "the claim parked");
     close(fd);
     char extra[64];
     snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
@@ -192,10 +192,10 @@ static void race(bool batched) {
     int delivered = 0, back = 0, refused = 0;
     for (int round = 0; round < 25; round++) {
         /* The last round's claim settled (the watch looks every 500 ms). */
-        WAIT_UNTIL(parked_claims() == 0, 5000, "no claim parked");
+        WAIT_UNTIL(parked_claims() == 0, 20000, "no claim parked");
         int fd = gone_claim_open(queue, batched, false);
         CHECK(fd >= 0);
-        WAIT_UNTIL(parked_claims() == 1, 5000, "the claim parked");
+        WAIT_UNTIL(parked_claims() == 1, 20000, "the claim parked");
         int sub = post_open(&srv, "/v1/tasks", extra, false);
         CHECK(sub >= 0);
         if (round % 3) th_sleep_ms(round % 3); /* a little later, some rounds */
@@ -317,10 +317,10 @@ static void test_read_reply_keeps_task(void) {
     for (int batched = 0; batched < 2; batched++) {
         char queue[32], extra[64];
         snprintf(queue, sizeof queue, "kept_%d", batched);
-        WAIT_UNTIL(parked_claims() == 0, 5000, "no claim parked");
+        WAIT_UNTIL(parked_claims() == 0, 20000, "no claim parked");
         int fd = gone_claim_open(queue, batched, false);
         CHECK(fd >= 0);
-        WAIT_UNTIL(parked_claims() == 1, 5000, "the claim parked");
+        WAIT_UNTIL(parked_claims() == 1, 20000, "the claim parked");
         snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
         char *sid = th_submit(&srv, "t", extra), id[33];
         CHECK(sid);
@@ -519,10 +519,11 @@ static void test_many_reset_mid_reply(void) {
     CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
     th_sleep_ms(300); /* the server past its first send, the rest waiting */
     reset_close(fd);
-    /* Every task pending again, no retry counted, within 10 s (a deadline,
-     * not a speed: the leases are the default's 30 s and more). */
+    /* Every task pending again, no retry counted, within 25 s (a deadline,
+     * not a speed: the leases are the default's 30 s and more, and a task
+     * back by its lease running out would count a retry). */
     int back = 0;
-    for (long long end = th_now_ms() + 10000; th_now_ms() < end; th_sleep_ms(100)) {
+    for (long long end = th_now_ms() + 25000; th_now_ms() < end; th_sleep_ms(100)) {
         back = 0;
         for (int i = 0; i < N; i++) {
             char phase[16], worker[32];

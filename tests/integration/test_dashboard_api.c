@@ -123,7 +123,7 @@ static void test_attempts(void) {
     th_http(&srv, "POST", tpath(id, "/fail"),
             "{\"lease_token\":\"%s\",\"error\":\"flaky\",\"retryable\":true}", tok);
     long st = 0;
-    for (int i = 0; i < 50 && st != 200; i++) { /* the retry comes due at once (backoff 0) */
+    for (int i = 0; i < 200 && st != 200; i++) { /* the retry comes due at once (backoff 0) */
         st = th_claim(&srv, "aq", "{\"worker\":\"w2\"}", cid, tok);
         if (st != 200) th_sleep_ms(100);
     }
@@ -157,7 +157,7 @@ static void test_attempt_lease_expired(void) {
     CHECK_INT(th_claim(&srv, "lq", "{\"worker\":\"gone\",\"lease_seconds\":1}", cid, tok), 200);
     const char *outcome = "?";
     struct th_resp *r = NULL;
-    for (int i = 0; i < 60; i++) {
+    for (int i = 0; i < 200; i++) {
         r = th_http(&srv, "GET", tpath(id, "/attempts"), NULL);
         outcome = th_str(r->json, "attempts.0.outcome");
         if (outcome && strcmp(outcome, "running") != 0) break;
@@ -169,7 +169,7 @@ static void test_attempt_lease_expired(void) {
     CHECK(sse_open(&c, srv.url, tpath(id, "/events?since=0"), -1, 0) == 0);
     struct sse_event ev = {0};
     bool saw_sweep = false, claim_by_open = false;
-    while (sse_next(&c, &ev, 2000) == 1) {
+    while (sse_next(&c, &ev, 20000) == 1) {
         json_t *j = json_loads(ev.data, 0, NULL);
         const char *cause = th_str(j, "cause");
         if (cause && strcmp(cause, "lease_expired") == 0)
@@ -302,7 +302,7 @@ static void test_bulk_roles_and_actor(void) {
     struct sse_conn c;
     if (id[0] && sse_open_with(&c, s.url, tpath(id, "/events?since=0"), -1, 0, hdr) == 0) {
         struct sse_event ev = {0};
-        while (!actor_ok && sse_next(&c, &ev, 2000) == 1) {
+        while (!actor_ok && sse_next(&c, &ev, 20000) == 1) {
             json_t *j = json_loads(ev.data, 0, NULL);
             const char *cause = th_str(j, "cause"), *actor = th_str(j, "actor");
             actor_ok = cause && strcmp(cause, "cancel") == 0 && actor && strcmp(actor, cl_id) == 0;

@@ -57,7 +57,7 @@ static void test_large_task_event_is_reduced(void) {
     struct sse_conn c;
     CHECK(sse_open(&c, srv.url, "/v1/events?since=0", -1, 0) == 0);
     struct sse_event ev = {.id = -1};
-    CHECK_INT(sse_next(&c, &ev, 5000), 1);
+    CHECK_INT(sse_next(&c, &ev, 20000), 1);
     json_t *j = json_loads(ev.data, 0, NULL);
     size_t len = strlen(ev.data);
     sse_event_clear(&ev);
@@ -71,7 +71,7 @@ static void test_large_task_event_is_reduced(void) {
     CHECK_STR(th_str(j, "task.phase"), "pending");
     CHECK_INT(th_int(j, "task.version"), th_int(j, "version"));
     json_decref(j);
-    CHECK_INT(sse_next(&c, &ev, 5000), 1);
+    CHECK_INT(sse_next(&c, &ev, 20000), 1);
     j = json_loads(ev.data, 0, NULL);
     sse_event_clear(&ev);
     sse_close(&c);
@@ -89,7 +89,7 @@ static void test_large_task_event_is_reduced(void) {
     /* The task stream's snapshot is bounded the same way. */
     snprintf(path, sizeof path, "/v1/tasks/%s/events", big);
     CHECK(sse_open(&c, srv.url, path, -1, 0) == 0);
-    CHECK_INT(sse_next(&c, &ev, 5000), 1);
+    CHECK_INT(sse_next(&c, &ev, 20000), 1);
     bool ok = strcmp(ev.event, "task.snapshot") == 0 && strlen(ev.data) < 4096 + 512 &&
               strstr(ev.data, "\"truncated\":true");
     sse_event_clear(&ev);
@@ -116,7 +116,7 @@ static void test_ring_is_bounded_in_bytes(void) {
      * queue nothing is written to, so it keeps up and stays open. */
     struct sse_conn quiet;
     CHECK(sse_open(&quiet, srv.url, "/v1/events?queue=elsewhere", -1, 0) == 0);
-    WAIT_UNTIL(metric(&srv, "taskmill_sse_streams") == 1, 5000, "the stream to be counted");
+    WAIT_UNTIL(metric(&srv, "taskmill_sse_streams") == 1, 20000, "the stream to be counted");
     for (int i = 0; i < 60; i++) {
         char *id = submit_big(&srv, "q", 3000);
         CHECK(id);
@@ -133,7 +133,7 @@ static void test_ring_is_bounded_in_bytes(void) {
     CHECK(sse_open(&c, srv.url, "/v1/events?since=0", -1, 0) == 0);
     int n = 0;
     struct sse_event ev = {.id = -1};
-    while (n < 65 && sse_next(&c, &ev, 5000) == 1) {
+    while (n < 65 && sse_next(&c, &ev, 20000) == 1) {
         if (ev.id != n + 1) break;
         n++;
     }
@@ -157,13 +157,13 @@ static void test_catch_up_of_large_events(void) {
     CHECK(sse_open(&odd, srv.url, "/v1/events?since=0&queue=odd", -1, 0) == 0);
     struct sse_event ev = {.id = -1};
     int n = 0;
-    while (n < 40 && sse_next(&all, &ev, 5000) == 1) {
+    while (n < 40 && sse_next(&all, &ev, 20000) == 1) {
         if (ev.id != n + 1 || strlen(ev.data) < 50000) break;
         n++;
     }
     CHECK_INT(n, 40);
     n = 0;
-    while (n < 20 && sse_next(&odd, &ev, 5000) == 1) {
+    while (n < 20 && sse_next(&odd, &ev, 20000) == 1) {
         if (ev.id != 2 * n + 2) break;
         n++;
     }
@@ -419,7 +419,7 @@ static void test_streams_are_capped(void) {
     /* A stream that ends gives its slot back. */
     sse_close(&a);
     long long open = 2;
-    for (int i = 0; i < 50 && open != 1; i++) {
+    for (int i = 0; i < 200 && open != 1; i++) {
         th_sleep_ms(100);
         open = metric(&srv, "taskmill_sse_streams");
     }
@@ -427,7 +427,7 @@ static void test_streams_are_capped(void) {
     CHECK_INT(stream_open(&a, &srv, "/v1/events?since=0"), 200);
     sse_close(&a);
     sse_close(&b);
-    for (int i = 0; i < 50 && open != 0; i++) {
+    for (int i = 0; i < 200 && open != 0; i++) {
         th_sleep_ms(100);
         open = metric(&srv, "taskmill_sse_streams");
     }
@@ -487,7 +487,7 @@ static void test_streams_per_token_are_capped(void) {
     /* A stream that ends gives its token's place back. */
     sse_close(&s[0]);
     long long open = 4;
-    for (int i = 0; i < 50 && open != 3; i++) {
+    for (int i = 0; i < 200 && open != 3; i++) {
         th_sleep_ms(100);
         open = metric_as(&srv, admin, "taskmill_sse_streams");
     }

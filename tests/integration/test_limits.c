@@ -251,7 +251,7 @@ static void test_waiters_per_token(void) {
     CHECK(sec_token(&s, "worker", "acme", "", a, a_id) == 0);
     CHECK(sec_token(&s, "worker", "acme", "", b, b_id) == 0);
     CHECK(sec_token(&s, "reader", "acme", "", rd, rd_id) == 0); /* reads /metrics */
-    WAIT_UNTIL(th_http(&s, "GET", "/v1/tasks", NULL)->status == 401, 5000, "the open mode to end");
+    WAIT_UNTIL(th_http(&s, "GET", "/v1/tasks", NULL)->status == 401, 20000, "the open mode to end");
     struct token_poll first = {&s, a, 0};
     pthread_t t;
     pthread_create(&t, NULL, token_long_poll, &first);
@@ -286,7 +286,7 @@ static void test_rate_per_token(void) {
     char bearer[128], id[32], other[128], other_id[32];
     CHECK(sec_token(&srv, "reader", "acme", "", bearer, id) == 0);
     CHECK(sec_token(&srv, "reader", "acme", "", other, other_id) == 0);
-    WAIT_UNTIL(th_http(&srv, "GET", "/v1/tasks", NULL)->status == 401, 5000,
+    WAIT_UNTIL(th_http(&srv, "GET", "/v1/tasks", NULL)->status == 401, 20000,
                "the open mode to end");
     int ok = 0, limited = 0;
     bool retry_after = false;
@@ -434,7 +434,7 @@ static void test_connections_per_address(void) {
     for (int i = 0; i < 4; i++)
         CHECK((idle[i] = tcp_from(&s2, "127.0.0.1")) >= 0);
     /* A fifth from that address is closed at accept; another address is served. */
-    WAIT_UNTIL(accept_queue(atoi(strrchr(s2.url, ':') + 1)) == 0, 5000,
+    WAIT_UNTIL(accept_queue(atoi(strrchr(s2.url, ':') + 1)) == 0, 20000,
                "the server to accept the 4 idle connections");
     int fifth = tcp_from(&s2, "127.0.0.1");
     CHECK(fifth >= 0 && closed_within(fifth, 5000));
@@ -449,7 +449,7 @@ static void test_connections_per_address(void) {
     }
     /* Then the address is served again; the refusal was counted. */
     bool served = false;
-    for (int i = 0; i < 50 && !served; i++) {
+    for (int i = 0; i < 200 && !served; i++) {
         int fd = tcp_from(&s2, "127.0.0.1");
         served = get_status(fd) == 200;
         if (fd >= 0) close(fd);

@@ -304,7 +304,7 @@ static void test_expired_lease_swept_once(void) {
     char cid2[33] = "", tok2[33] = "";
     long again =
         claimed == 200
-            ? th_claim(&a, "sweepq", "{\"worker\":\"w2\",\"lease_seconds\":60,\"wait_seconds\":10}",
+            ? th_claim(&a, "sweepq", "{\"worker\":\"w2\",\"lease_seconds\":60,\"wait_seconds\":30}",
                        cid2, tok2)
             : 0;
     th_sleep_ms(1500); /* by design: time for a second, wrong, sweep to show */
@@ -337,7 +337,7 @@ static void test_stale_token_refused_on_both_nodes(void) {
         id ? th_claim(&a, "fenceq", "{\"worker\":\"w1\",\"lease_seconds\":1}", cid, tok) : 0;
     long again =
         claimed == 200
-            ? th_claim(&b, "fenceq", "{\"worker\":\"w2\",\"lease_seconds\":60,\"wait_seconds\":10}",
+            ? th_claim(&b, "fenceq", "{\"worker\":\"w2\",\"lease_seconds\":60,\"wait_seconds\":30}",
                        cid2, tok2)
             : 0;
     static const char *const calls[] = {"/heartbeat", "/complete", "/fail", "/release"};

@@ -496,7 +496,7 @@ static void test_replace_checks_own_namespace(void) {
     char admin[128], admin_id[32];
     bool ok = sec_token(&s, "admin", "default", "", admin, admin_id) == 0;
     if (ok) /* out of open mode: the token is what lets the requests in */
-        TRY_WAIT_UNTIL(ok, sec_http(&s, NULL, "GET", "/v1/schedules", NULL)->status == 401, 5000,
+        TRY_WAIT_UNTIL(ok, sec_http(&s, NULL, "GET", "/v1/schedules", NULL)->status == 401, 20000,
                        "the server to see its first token");
     long st[6] = {0};
     char field[65] = "", ns[65] = "", def[65] = "", cron[65] = "";

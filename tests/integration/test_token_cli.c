@@ -31,7 +31,7 @@ static void test_create_on_the_servers_store(void) {
     free(out);
     free(err);
     /* The server learns of the token within a second (docs/security.md). */
-    WAIT_UNTIL(th_http(&srv, "GET", "/v1/tasks", NULL)->status == 401, 5000,
+    WAIT_UNTIL(th_http(&srv, "GET", "/v1/tasks", NULL)->status == 401, 20000,
                "the server to need a token");
 }
 
