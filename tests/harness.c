@@ -670,7 +670,10 @@ int th_tcp_open(const struct th_server *s) {
 }
 
 int th_tcp_open_rcvbuf(const struct th_server *s, int rcvbuf) {
-    int port = atoi(strrchr(s->url, ':') + 1);
+    /* A server that did not start has no URL: no connection, not a crash. */
+    const char *colon = strrchr(s->url, ':');
+    if (!colon) return -1;
+    int port = atoi(colon + 1);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     /* Before connect: the window the client offers is set from it. */
     if (fd >= 0 && rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
