@@ -199,7 +199,7 @@ static void test_public_bodies_bounded(void) {
     const char *form = "application/x-www-form-urlencoded";
     int a = public_body_open(&s, "/oauth/token", form, 900000, 800000);
     CHECK(a >= 0);
-    WAIT_UNTIL(th_metric(&s, "taskmill_public_body_bytes") >= 800000, 10000,
+    WAIT_UNTIL(th_metric(&s, "taskmill_public_body_bytes") >= 800000, 20000,
                "the server to hold the first body's 800,000 bytes");
     char out[8192];
     int b = public_body_open(&s, "/oauth/token", form, 400000, 400000);
@@ -221,7 +221,7 @@ static void test_public_bodies_bounded(void) {
     /* The first body ends (its client goes): its bytes are given back,
      * and the next is read and answered by its route. */
     close(a);
-    WAIT_UNTIL(th_metric(&s, "taskmill_public_body_bytes") == 0, 10000,
+    WAIT_UNTIL(th_metric(&s, "taskmill_public_body_bytes") == 0, 20000,
                "the first body's bytes to be given back");
     b = public_body_open(&s, "/oauth/token", form, 400000, 400000);
     CHECK(b >= 0);
@@ -231,7 +231,7 @@ static void test_public_bodies_bounded(void) {
     CHECK(strstr(out, "\"error\"") != NULL);
     CHECK(!strstr(out, "--max-public-body-bytes"));
     /* given back as the request ends, just after its reply went */
-    WAIT_UNTIL(th_metric(&s, "taskmill_public_body_bytes") == 0, 10000,
+    WAIT_UNTIL(th_metric(&s, "taskmill_public_body_bytes") == 0, 20000,
                "the last body's bytes to be given back");
     th_server_free(&s);
 }

@@ -18,8 +18,9 @@
 #include "harness.h"
 
 /* The deadline the servers here run with, and their idle timeout. */
-#define HEAD_S "3"
-#define IDLE_S "1"
+#define HEAD_S  "4"
+#define IDLE_S  "2"
+#define HEAD_MS 4000
 
 /* Whether fd has been closed by the server (EOF, a reset or a reply of
  * its own: nothing should come but the end), waiting up to ms. */
@@ -68,13 +69,13 @@ static void drip_closed(const char *path_flag, const char *start, int every_ms) 
     printf("closed %lld ms after it opened (%s, a byte every %d ms)\n", at,
            path_flag ? path_flag : "fast path", every_ms);
     CHECK(at >= 0);             /* closed, where it once was held as long as it dripped */
-    CHECK(at >= 3000 - 100);    /* not before its deadline (3 s; 100 ms for the clocks) */
+    CHECK(at >= HEAD_MS - 100); /* not before its deadline (100 ms for the clocks) */
     CHECK(!strstr(got, "200")); /* nothing was served */
     CHECK(head_timeouts(&s) >= 1);
     th_server_free(&s);
 }
 
-/* A head that never ends, a byte every 300 ms (the idle timeout is 1 s):
+/* A head that never ends, a byte every 300 ms (the idle timeout is 2 s):
  * the fast path holds it unread, up to its 8 arrivals. */
 static void test_drip_fast(void) {
     drip_closed(NULL, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", 300);
@@ -143,21 +144,21 @@ static void kept(const char *path_flag) {
     CHECK(fd >= 0);
     long long t0 = th_now_ms();
     int n = 0;
-    while (th_now_ms() - t0 < 4500) { /* past the deadline from the opening */
+    while (th_now_ms() - t0 < HEAD_MS + 2000) { /* past the deadline from the opening */
         CHECK_INT(exchange(fd, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 200);
         n++;
         th_sleep_ms(400);
     }
-    const char body[] = "{\"worker\":\"w\",\"wait_seconds\":5}";
+    const char body[] = "{\"worker\":\"w\",\"wait_seconds\":6}";
     char req[256];
     snprintf(req, sizeof req,
              "POST /v1/queues/kept/claim HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
              "application/json\r\nContent-Length: %zu\r\n\r\n%s",
              sizeof body - 1, body);
     long long c0 = th_now_ms();
-    CHECK_INT(exchange(fd, req), 204); /* it waited its 5 s, nothing came */
+    CHECK_INT(exchange(fd, req), 204); /* it waited its 6 s, past the deadline; nothing came */
     long long waited = th_now_ms() - c0;
-    CHECK(waited >= 4900);
+    CHECK(waited >= 5900);
     CHECK_INT(exchange(fd, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 200);
     close(fd);
     printf("%d requests over %lld ms, then a claim that waited %lld ms, on one connection (%s)\n",

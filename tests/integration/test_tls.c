@@ -197,25 +197,25 @@ static long long tls_head_timeouts(const struct th_server *s) {
  * may not end when the server closes, so the server's count says when.) */
 static void test_head_dripped(void) {
     struct th_server s;
-    CHECK(th_server_start(&s, "--tls-cert", cert, "--tls-key", key, "--idle-timeout-seconds", "1",
-                          "--head-timeout-seconds", "3", NULL) == 0);
+    CHECK(th_server_start(&s, "--tls-cert", cert, "--tls-key", key, "--idle-timeout-seconds", "2",
+                          "--head-timeout-seconds", "4", NULL) == 0);
     const char *port = strrchr(s.url, ':') + 1;
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "(printf 'GET /healthz HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nX-Slow: '; "
-             "i=0; while [ $i -lt 40 ]; do printf a; sleep 0.3; i=$((i+1)); done) 2>/dev/null | "
-             "timeout 15 openssl s_client -connect 127.0.0.1:%s -quiet >/dev/null 2>&1",
+             "i=0; while [ $i -lt 45 ]; do printf a; sleep 0.3; i=$((i+1)); done) 2>/dev/null | "
+             "timeout 20 openssl s_client -connect 127.0.0.1:%s -quiet >/dev/null 2>&1",
              port);
     long long t0 = th_now_ms();
     FILE *drip = popen(cmd, "r");
     CHECK(drip);
     bool ok;
-    TRY_WAIT_UNTIL(ok, tls_head_timeouts(&s) == 1, 15000, "the dripping connection to be closed");
+    TRY_WAIT_UNTIL(ok, tls_head_timeouts(&s) == 1, 20000, "the dripping connection to be closed");
     long long at = th_now_ms() - t0;
     pclose(drip);
     printf("closed by %lld ms after it opened\n", at);
     CHECK(ok);
-    CHECK(at >= 3000 - 100); /* not before its deadline */
+    CHECK(at >= 4000 - 100); /* not before its deadline */
     th_server_free(&s);
 }
 
