@@ -173,7 +173,9 @@ static int public_body_open(struct th_server *s, const char *path, const char *t
     return fd;
 }
 
-/* Reads one reply on fd (its head and up to 4 KiB of body) into out. */
+/* Reads one reply on fd into out (n bytes at most: its head and as much
+ * of its body as fits), ending at its Content-Length, its close or 10 s
+ * without a byte. */
 static void read_reply(int fd, char *out, size_t n) {
     size_t got = 0;
     out[0] = '\0';
