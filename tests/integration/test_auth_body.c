@@ -23,28 +23,36 @@
 static struct th_server srv;
 static char admin[128], client[128], reader[128], id_unused[32];
 
-/* Sends req on a new connection, then reads until the head of a final
- * reply and its JSON body are in, the connection closes, or 10 s pass
- * with nothing (so a server that waits for the body fails the test
- * rather than hanging it). `out` gets what came; the fd stays open in
- * *fd_out when fd_out is not NULL. */
-static void raw_send_read(const char *req, char *out, size_t n, int *fd_out) {
-    out[0] = '\0';
-    int fd = th_tcp_open(&srv);
-    if (fd_out) *fd_out = fd;
-    if (fd < 0) return;
-    send(fd, req, strlen(req), MSG_NOSIGNAL);
+/* Reads one reply on fd into out (n bytes at most: its head and as much
+ * of its body as fits): until an interim 1xx head (`100 Continue`: the
+ * client's turn) or a final head and its Content-Length of body are in,
+ * the connection closes, or 10 s pass with nothing (so a server that
+ * waits for a body fails the test rather than hanging it). */
+static void read_reply(int fd, char *out, size_t n) {
     size_t got = 0;
+    out[0] = '\0';
     struct pollfd p = {.fd = fd, .events = POLLIN};
     while (got + 1 < n && poll(&p, 1, 10000) > 0) {
         ssize_t k = recv(fd, out + got, n - 1 - got, 0);
         if (k <= 0) break;
         got += (size_t)k;
         out[got] = '\0';
-        const char *end = strstr(out, "\r\n\r\n");
-        if (end && strncmp(out, "HTTP/1.1 100", 12) == 0) break; /* the client's turn */
-        if (end && strstr(end, "}")) break;
+        const char *end = strstr(out, "\r\n\r\n"), *cl = strcasestr(out, "\r\nContent-Length: ");
+        if (end && strncmp(out, "HTTP/1.1 1", 10) == 0) break;
+        if (end && cl && cl < end && got >= (size_t)(end + 4 - out) + strtoul(cl + 18, NULL, 10))
+            break;
     }
+}
+
+/* Sends req on a new connection and reads its reply (read_reply). `out`
+ * gets what came; the fd stays open in *fd_out when fd_out is not NULL. */
+static void raw_send_read(const char *req, char *out, size_t n, int *fd_out) {
+    out[0] = '\0';
+    int fd = th_tcp_open(&srv);
+    if (fd_out) *fd_out = fd;
+    if (fd < 0) return;
+    send(fd, req, strlen(req), MSG_NOSIGNAL);
+    read_reply(fd, out, n);
     if (!fd_out) close(fd);
 }
 
@@ -119,17 +127,7 @@ static void test_valid_token_body_served(void) {
     if (!cont) printf("    got: %.300s\n", out);
     if (cont) {
         send(fd, body, strlen(body), MSG_NOSIGNAL);
-        size_t got = 0;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        out[0] = '\0';
-        while (got + 1 < sizeof out && poll(&p, 1, 10000) > 0) {
-            ssize_t k = recv(fd, out + got, sizeof out - 1 - got, 0);
-            if (k <= 0) break;
-            got += (size_t)k;
-            out[got] = '\0';
-            const char *end = strstr(out, "\r\n\r\n");
-            if (end && strstr(end, "}")) break;
-        }
+        read_reply(fd, out, sizeof out);
     }
     if (fd >= 0) close(fd);
     CHECK(cont);
@@ -171,23 +169,6 @@ static int public_body_open(struct th_server *s, const char *path, const char *t
         return -1;
     }
     return fd;
-}
-
-/* Reads one reply on fd into out (n bytes at most: its head and as much
- * of its body as fits), ending at its Content-Length, its close or 10 s
- * without a byte. */
-static void read_reply(int fd, char *out, size_t n) {
-    size_t got = 0;
-    out[0] = '\0';
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    while (got + 1 < n && poll(&p, 1, 10000) > 0) {
-        ssize_t k = recv(fd, out + got, n - 1 - got, 0);
-        if (k <= 0) break;
-        got += (size_t)k;
-        out[got] = '\0';
-        const char *end = strstr(out, "\r\n\r\n"), *cl = strcasestr(out, "Content-Length: ");
-        if (end && cl && got >= (size_t)(end + 4 - out) + strtoul(cl + 16, NULL, 10)) break;
-    }
 }
 
 /* The routes whose credentials are in their body (SailPoint's /oauth/token,
