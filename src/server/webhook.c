@@ -389,12 +389,17 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
     d->last_status = cc == CURLE_OK ? status : 0;
     bool retry = false;
     if (cc == CURLE_COULDNT_CONNECT && call.refused[0]) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "the url's host has the private or loopback address '%s' (refused: the server "
-                 "must be started with --webhook-allow-private)",
-                 call.refused);
-        d->last_error = xstrdup(msg);
+        /* The address is the operator's to see, not the webhook owner's:
+         * named to a tenant, it would tell what names resolve to inside
+         * the server's network. */
+        fprintf(stderr,
+                "taskmill: webhooks: webhook %s: its url's host resolved to the private or "
+                "loopback address %s; refused (--webhook-allow-private allows it)\n",
+                d->webhook_id, call.refused);
+        d->last_error = xstrdup(
+            "the url's host resolved to a private or loopback address "
+            "(refused: the server must be started with "
+            "--webhook-allow-private; its log names the address)");
         retry = true;
     } else if (cc != CURLE_OK) {
         d->last_error = xstrdup(errbuf[0] ? errbuf : curl_easy_strerror(cc));
