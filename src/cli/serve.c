@@ -121,6 +121,11 @@ static const struct serve_flag serve_flags[] = {
     LIMIT("head-timeout-seconds", head_timeout_seconds, 1, 3600, 30,
           "a request's head must be in this long\nafter its connection opened or the last\nreply "
           "(at least the idle timeout)"),
+    LIMIT("body-timeout-seconds", body_timeout_seconds, 1, 3600, 30,
+          "a request's body must be in this long\nafter its head, and a second more for\n"
+          "every --body-min-rate bytes of it that came"),
+    LIMIT("body-min-rate", body_min_rate, 1, 1 << 30, 4096,
+          "bytes a second: a body coming at least\nthis fast is never cut"),
     LIMIT("max-waiters", waiters_max, 0, 1000000, 4096,
           "requests parked in long-polls and claims,\n0 = no cap"),
     LIMIT("max-waiters-per-token", waiters_per_token_max, 0, 1000000, 256,

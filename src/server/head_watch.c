@@ -1,14 +1,19 @@
 /*
- * head_watch: the deadline of a request's head (--head-timeout-seconds)
- * on libmicrohttpd's connections. The idle timeout closes a connection
- * only when no byte comes for that long, so a client sending its head a
- * byte at a time (slowloris) would hold its connection for ever: the head
- * must be all in within head_watch_limit_ms of the connection's start or
- * of its previous reply's end. libmicrohttpd has no such deadline and
- * does not say when a head's first byte came; this thread shuts down the
- * socket of a connection past it, and libmicrohttpd, reading the end of
- * its input, closes it. The fast path keeps the same deadline itself
- * (fast_sweep) and hands a connection on with the time its clock started.
+ * head_watch: the deadlines of a request's head (--head-timeout-seconds)
+ * and of its body (--body-timeout-seconds, --body-min-rate) on
+ * libmicrohttpd's connections. The idle timeout closes a connection only
+ * when no byte comes for that long, so a client sending its head a byte
+ * at a time (slowloris) would hold its connection for ever: the head must
+ * be all in within head_watch_limit_ms of the connection's start or of
+ * its previous reply's end. Likewise a body sent a byte at a time (a
+ * "slow POST"): it must be all in within head_watch_body_limit_ms of its
+ * head's end, a limit that grows with the bytes that came, so that a body
+ * coming at least --body-min-rate bytes a second is never cut.
+ * libmicrohttpd has no such deadlines and does not say when a head's
+ * first byte came; this thread shuts down the socket of a connection past
+ * one, and libmicrohttpd, reading the end of its input, closes it. The
+ * fast path keeps the same deadlines itself (fast_sweep) and hands a
+ * connection on with the times its clocks started.
  *
  * Threading: libmicrohttpd's threads tell a connection's start, head,
  * reply end and close; the fast path's threads tell a connection handed
@@ -32,21 +37,44 @@
 
 struct head_conn {
     int fd;
-    bool started; /* libmicrohttpd told its start; else handed on, not started yet */
-    bool waiting; /* no request in progress: a head is due */
-    bool shut;    /* shut down past its deadline */
-    int64_t since_mono;
+    bool started;       /* libmicrohttpd told its start; else handed on, not started yet */
+    bool waiting;       /* no request in progress: a head is due */
+    bool body;          /* a request's head is in, its body not all yet */
+    bool shut;          /* shut down past a deadline */
+    int64_t since_mono; /* waiting: when the head's clock started */
+    int64_t body_mono;  /* body: when the head was in (handed on: when it was, or 0) */
+    int64_t body_bytes; /* body: how much of it came */
     LIST_ENTRY(head_conn) link;
 };
+
+int http_idle_seconds(const struct limits *lim) {
+    return lim->idle_timeout_seconds > 0 ? lim->idle_timeout_seconds : http_long_seconds(lim);
+}
+
+int http_long_seconds(const struct limits *lim) {
+    return lim->wait_max_seconds + 30;
+}
 
 int64_t head_watch_limit_ms(const struct server *srv) {
     const struct limits *lim = &srv->cfg.limits;
     int head = lim->head_timeout_seconds > 0 ? lim->head_timeout_seconds : 30;
-    int idle =
-        lim->idle_timeout_seconds > 0 ? lim->idle_timeout_seconds : lim->wait_max_seconds + 30;
+    int idle = http_idle_seconds(lim);
     /* Never before the idle timeout: an idle connection is the idle
      * timeout's, not a late head. */
     return 1000LL * (head > idle ? head : idle);
+}
+
+int64_t head_watch_body_limit_ms(const struct server *srv, int64_t got) {
+    const struct limits *lim = &srv->cfg.limits;
+    int64_t base = lim->body_timeout_seconds > 0 ? lim->body_timeout_seconds : 30;
+    int64_t rate = lim->body_min_rate > 0 ? (int64_t)lim->body_min_rate : 4096;
+    return 1000 * base + 1000 * got / rate;
+}
+
+static void head_watch_shut(struct head_conn *h, _Atomic uint64_t *count) {
+    shutdown(h->fd, SHUT_RDWR);
+    h->shut = true;
+    atomic_fetch_add(count, 1);
 }
 
 static void head_watch_round(struct server *srv, int64_t now) {
@@ -59,10 +87,12 @@ static void head_watch_round(struct server *srv, int64_t now) {
                 LIST_REMOVE(h, link);
                 free(h);
             }
-        } else if (h->waiting && !h->shut && now - h->since_mono > limit) {
-            shutdown(h->fd, SHUT_RDWR);
-            h->shut = true;
-            atomic_fetch_add(&srv->head_timeouts, 1);
+        } else if (h->shut) {
+            continue;
+        } else if (h->waiting && now - h->since_mono > limit) {
+            head_watch_shut(h, &srv->head_timeouts);
+        } else if (h->body && now - h->body_mono > head_watch_body_limit_ms(srv, h->body_bytes)) {
+            head_watch_shut(h, &srv->body_timeouts);
         }
     }
 }
@@ -128,7 +158,7 @@ static struct head_conn *head_handed(struct server *srv, int fd) {
     return NULL;
 }
 
-void head_watch_handing(struct server *srv, int fd, int64_t since_mono) {
+void head_watch_handing(struct server *srv, int fd, int64_t since_mono, int64_t body_mono) {
     pthread_mutex_lock(&srv->head_lock);
     /* One there already is from a socket libmicrohttpd closed unstarted:
      * this fd was accepted again since. */
@@ -139,6 +169,7 @@ void head_watch_handing(struct server *srv, int fd, int64_t since_mono) {
         LIST_INSERT_HEAD(&srv->head_list, h, link);
     }
     h->since_mono = since_mono;
+    h->body_mono = body_mono;
     pthread_mutex_unlock(&srv->head_lock);
 }
 
@@ -171,6 +202,24 @@ void head_watch_head_in(struct server *srv, struct head_conn *h) {
     if (!h) return;
     pthread_mutex_lock(&srv->head_lock);
     h->waiting = false;
+    h->body = true;
+    /* Handed on with its body coming: its clock started on the fast path. */
+    if (!h->body_mono) h->body_mono = time_mono_ms();
+    h->body_bytes = 0;
+    pthread_mutex_unlock(&srv->head_lock);
+}
+
+void head_watch_body_part(struct server *srv, struct head_conn *h, size_t n) {
+    if (!h) return;
+    pthread_mutex_lock(&srv->head_lock);
+    h->body_bytes += (int64_t)n;
+    pthread_mutex_unlock(&srv->head_lock);
+}
+
+void head_watch_body_in(struct server *srv, struct head_conn *h) {
+    if (!h) return;
+    pthread_mutex_lock(&srv->head_lock);
+    h->body = false;
     pthread_mutex_unlock(&srv->head_lock);
 }
 
@@ -178,6 +227,8 @@ void head_watch_reply_end(struct server *srv, struct head_conn *h) {
     if (!h) return;
     pthread_mutex_lock(&srv->head_lock);
     h->waiting = true;
+    h->body = false;
+    h->body_mono = 0;
     h->since_mono = time_mono_ms();
     pthread_mutex_unlock(&srv->head_lock);
 }

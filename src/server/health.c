@@ -355,10 +355,13 @@ static void health_metrics(struct req *r) {
                (unsigned long long)atomic_load(&srv->conns_refused));
     buf_printf(&b,
                "# HELP taskmill_connections_closed_total Connections the server closed: a "
-               "request's head not all in by --head-timeout-seconds.\n"
+               "request's head not all in by --head-timeout-seconds, its body not by "
+               "--body-timeout-seconds and --body-min-rate.\n"
                "# TYPE taskmill_connections_closed_total counter\n"
-               "taskmill_connections_closed_total{reason=\"head_timeout\"} %llu\n",
-               (unsigned long long)atomic_load(&srv->head_timeouts));
+               "taskmill_connections_closed_total{reason=\"head_timeout\"} %llu\n"
+               "taskmill_connections_closed_total{reason=\"body_timeout\"} %llu\n",
+               (unsigned long long)atomic_load(&srv->head_timeouts),
+               (unsigned long long)atomic_load(&srv->body_timeouts));
     buf_puts(&b,
              "# HELP taskmill_auth_refusals_total Requests refused by authentication: 401 (no, "
              "bad, revoked or expired credentials), 403 (role, cross-site), 429 (rate).\n"

@@ -1010,7 +1010,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         /* A request in progress may wait, stream or upload slowly: it gets
          * the long timeout; http_completed gives the idle one back. */
         MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                                  (unsigned)(srv->cfg.limits.wait_max_seconds + 30));
+                                  (unsigned)http_long_seconds(&srv->cfg.limits));
         *con_cls = r;
         /* Refused before the body is read: no 100 Continue is sent, and
          * libmicrohttpd closes the connection after the reply. */
@@ -1026,6 +1026,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         return MHD_YES;
     }
     if (*upload_data_size) {
+        head_watch_body_part(srv, http_head_conn(conn), *upload_data_size);
         if (!r->body_too_large && !r->public_busy) {
             if (r->body.len + *upload_data_size > srv->cfg.limits.body_max_bytes) {
                 r->body_too_large = true;
@@ -1041,6 +1042,10 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         }
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (!r->body_in) { /* the first call after the body (or a head without one) */
+        r->body_in = true;
+        head_watch_body_in(srv, http_head_conn(conn));
     }
     if (r->suspended) {
         /* Resumed by the store: the op is done. */
@@ -1122,9 +1127,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     /* Before req_free, where a claim whose reply was lost gives its tasks back. */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) req_reply_failed(r);
     head_watch_reply_end(r->srv, http_head_conn(conn));
-    if (r->srv->cfg.limits.idle_timeout_seconds > 0)
-        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                                  (unsigned)r->srv->cfg.limits.idle_timeout_seconds);
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)http_idle_seconds(&r->srv->cfg.limits));
     req_free(r);
     *con_cls = NULL;
 }
@@ -1144,13 +1148,14 @@ const char *http_reason_phrase(int status) {
 }
 
 void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len,
-                      int64_t head_since_mono) {
+                      int64_t head_since_mono, int64_t body_since_mono) {
     /* It closes fd when it cannot take it; then it never starts it. Once
      * taken, it starts it on its thread (0.9.75 queues it there), unless
      * that fails first: out of memory, or the thread's share of
      * MHD_OPTION_CONNECTION_LIMIT, which http_daemon_start puts out of
      * reach when the fast path runs. */
-    head_watch_handing(srv, fd, head_since_mono); /* before its start can be told */
+    /* before its start can be told */
+    head_watch_handing(srv, fd, head_since_mono, body_since_mono);
     if (MHD_add_connection(srv->mhd, fd, sa, (socklen_t)sa_len) != MHD_YES) {
         head_watch_handing_failed(srv, fd);
         atomic_fetch_sub(&srv->handing, 1);
@@ -1206,9 +1211,7 @@ int http_daemon_start(struct server *srv) {
     if (fast && conns <= UINT_MAX / 2 / nthreads) conns *= 2 * nthreads;
     /* A connection with no request in progress closes after the idle
      * timeout; one with a request gets the long one (http_access). */
-    unsigned idle = srv->cfg.limits.idle_timeout_seconds > 0
-                        ? (unsigned)srv->cfg.limits.idle_timeout_seconds
-                        : (unsigned)(srv->cfg.limits.wait_max_seconds + 30);
+    unsigned idle = (unsigned)http_idle_seconds(&srv->cfg.limits);
     srv->mhd = MHD_start_daemon(
         flags, 0, http_accept, srv, http_access, srv, MHD_OPTION_EXTERNAL_LOGGER, http_log, srv,
         MHD_OPTION_THREAD_POOL_SIZE, nthreads, MHD_OPTION_CONNECTION_TIMEOUT, idle,

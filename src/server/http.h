@@ -148,6 +148,7 @@ struct req {
      * bytes held, counted in srv->public_body_bytes (http_access). */
     bool public_body;
     bool public_busy; /* refused: --max-public-body-bytes was held by others */
+    bool body_in;     /* libmicrohttpd's path: its body all in (head_watch_body_in told) */
     size_t public_held;
     /* auth_watch.c: listed while it waits with a token. */
     struct store_op *wait_ops;

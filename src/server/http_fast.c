@@ -105,6 +105,8 @@ struct fast_conn {
     size_t out_len, out_off;
     int64_t active_mono; /* last byte in or out, for the idle timeout */
     int64_t head_mono;   /* opened, or its last reply ended: the next head is due (head_watch.c) */
+    int64_t body_mono;   /* body_due: its head was in then */
+    int64_t body_got;    /* body_due: how much of its body came */
     LIST_ENTRY(fast_conn) link;
     struct fast_conn *ready_next; /* on the ready list; on the dead list once closed */
 };
@@ -231,7 +233,7 @@ static void fast_hand_on(struct fast_conn *c) {
     atomic_fetch_sub(&f->nconns, 1);
     fast_unlist(c);
     http_daemon_take(f->srv, fd, (const struct sockaddr *)&c->addr, (unsigned)c->addr_len,
-                     c->head_mono);
+                     c->head_mono, c->body_due ? c->body_mono : 0);
 }
 
 static void fast_want_out(struct fast_conn *c, bool want) {
@@ -533,9 +535,15 @@ static enum fast_next fast_parse(struct fast_conn *c, const char *p, size_t len)
         fast_hand_on(c);
         return NEXT_FREED;
     }
-    /* The body is coming: like libmicrohttpd, a request under way gets the long timeout. */
-    c->body_due = len < h.head_len + h.content_length;
-    if (c->body_due) return fast_wait(c, h.head_len + h.content_length);
+    /* The body is coming: like libmicrohttpd, a request under way gets the
+     * long timeout, and the body its deadline from now (head_watch.c). */
+    bool due = len < h.head_len + h.content_length;
+    if (due && !c->body_due) c->body_mono = time_mono_ms();
+    c->body_due = due;
+    if (due) {
+        c->body_got = (int64_t)(len - h.head_len);
+        return fast_wait(c, h.head_len + h.content_length);
+    }
     return fast_begin(c, &h, p, len);
 }
 
@@ -673,13 +681,13 @@ static void fast_ready(struct fast_thread *th) {
 
 /* Closes connections idle past the idle timeout (none with a request in
  * progress; one whose reply waits unread for long, its send failed), and
- * those whose next head is not all in by its deadline (head_watch.c). */
+ * those whose next head, or whose request's body, is not all in by its
+ * deadline (head_watch.c). */
 static void fast_sweep(struct fast_thread *th, int64_t now) {
     struct server *srv = th->fast->srv;
     const struct limits *lim = &srv->cfg.limits;
-    int64_t idle_ms = 1000LL * (lim->idle_timeout_seconds > 0 ? lim->idle_timeout_seconds
-                                                              : lim->wait_max_seconds + 30);
-    int64_t long_ms = 1000LL * (lim->wait_max_seconds + 30);
+    int64_t idle_ms = 1000LL * http_idle_seconds(lim);
+    int64_t long_ms = 1000LL * http_long_seconds(lim);
     int64_t head_ms = head_watch_limit_ms(srv);
     struct fast_conn *c = LIST_FIRST(&th->conns), *next;
     for (; c; c = next) {
@@ -687,10 +695,13 @@ static void fast_sweep(struct fast_thread *th, int64_t now) {
         if (c->req && !c->out) continue;
         bool idle = now - c->active_mono > (c->out || c->body_due ? long_ms : idle_ms);
         /* Bytes keep coming, but no request (so no reply waiting either)
-         * and its head not all in. */
+         * and its head not all in; or its body not all in. */
         bool head_late = !idle && !c->req && !c->body_due && now - c->head_mono > head_ms;
-        if (!idle && !head_late) continue;
+        bool body_late = !idle && !c->req && c->body_due &&
+                         now - c->body_mono > head_watch_body_limit_ms(srv, c->body_got);
+        if (!idle && !head_late && !body_late) continue;
         if (head_late) atomic_fetch_add(&srv->head_timeouts, 1);
+        if (body_late) atomic_fetch_add(&srv->body_timeouts, 1);
         if (c->req) {
             c->gone = true;
             fast_request_end(c);

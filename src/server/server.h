@@ -34,6 +34,8 @@ struct limits {
     int connections_per_address_max; /* open connections from one address; 0 = no cap */
     int idle_timeout_seconds;        /* a connection without a request in progress */
     int head_timeout_seconds;     /* a request's head, from its connection's start or last reply */
+    int body_timeout_seconds;     /* its body, from its head's end ... */
+    size_t body_min_rate;         /* ... and a second more for each this many bytes that came */
     int waiters_max;              /* requests parked in a long-poll or a waiting claim */
     int waiters_per_token_max;    /* of those, from one token; 0 = no cap */
     int rate_per_token;           /* requests per second per token; 0 = no limit */

@@ -70,6 +70,7 @@ struct server {
     bool head_ready, head_started, head_stopping;
     LIST_HEAD(, head_conn) head_list;
     _Atomic uint64_t head_timeouts;  /* connections closed for a head past it, both paths */
+    _Atomic uint64_t body_timeouts;  /* and for a body past its deadline */
     struct event_hub *hub;           /* event_hub.c: SSE streams */
     struct webhook_sender *webhooks; /* webhook.c: deliveries */
 };
@@ -103,23 +104,35 @@ void http_daemon_stop(struct server *srv);
  * and under its address; libmicrohttpd's start takes both counts over, and
  * a refusal here gives them back. */
 void http_daemon_take(struct server *srv, int fd, const struct sockaddr *sa, unsigned sa_len,
-                      int64_t head_since_mono);
+                      int64_t head_since_mono, int64_t body_since_mono);
+/* head_watch.c: the idle timeout (--idle-timeout-seconds, or the long one
+ * when unset) and the long one of a request in progress
+ * (--max-wait-seconds and 30), both paths. */
+int http_idle_seconds(const struct limits *lim);
+int http_long_seconds(const struct limits *lim);
 /* head_watch.c: a request's head must be all in within head_watch_limit_ms
  * (--head-timeout-seconds, never less than the idle timeout) of its
- * connection's start or of its previous reply's end; the fast path keeps
- * this itself. On libmicrohttpd's connections: opened at its start (the
- * time it was handed on counts when it was: head_watch_handing before
- * MHD_add_connection, head_watch_handing_failed when that fails),
- * head_in at a request's first call, reply_end at its end, closed at
- * the connection's close. The start and stop go with the daemon's. */
+ * connection's start or of its previous reply's end, and its body within
+ * head_watch_body_limit_ms (--body-timeout-seconds, and a second for every
+ * --body-min-rate bytes of the `got` that came) of its head's end; the
+ * fast path keeps these itself. On libmicrohttpd's connections: opened
+ * at its start (the times it was handed on with count from when they
+ * started: head_watch_handing before MHD_add_connection, with the body's
+ * or 0, head_watch_handing_failed when that fails), head_in at a
+ * request's first call, body_part for each piece of its body, body_in at
+ * the first call after its body, reply_end at its end, closed at the
+ * connection's close. The start and stop go with the daemon's. */
 struct head_conn;
 int head_watch_start(struct server *srv);
 void head_watch_stop(struct server *srv);
 int64_t head_watch_limit_ms(const struct server *srv);
-void head_watch_handing(struct server *srv, int fd, int64_t since_mono);
+int64_t head_watch_body_limit_ms(const struct server *srv, int64_t got);
+void head_watch_handing(struct server *srv, int fd, int64_t since_mono, int64_t body_mono);
 void head_watch_handing_failed(struct server *srv, int fd);
 struct head_conn *head_watch_opened(struct server *srv, int fd);
 void head_watch_head_in(struct server *srv, struct head_conn *h);
+void head_watch_body_part(struct server *srv, struct head_conn *h, size_t n);
+void head_watch_body_in(struct server *srv, struct head_conn *h);
 void head_watch_reply_end(struct server *srv, struct head_conn *h);
 void head_watch_closed(struct server *srv, struct head_conn *h);
 /* The refusal of a field value with a control character, on either path

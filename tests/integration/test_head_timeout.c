@@ -6,6 +6,12 @@
  * on the fast path, on libmicrohttpd's (--no-fast-path, as under TLS) and
  * when the fast path hands its head on; a keep-alive connection between
  * requests and a request in progress (a waiting claim) are not.
+ *
+ * --body-timeout-seconds and --body-min-rate: likewise a request's body,
+ * from its head's end, with a second more for every --body-min-rate bytes
+ * of it that came: a body dripped a byte at a time (a "slow POST") is
+ * closed and nothing of it stored; one that comes at the rate is not cut,
+ * however long it takes.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -175,23 +181,136 @@ static void test_kept_mhd(void) {
     kept("--no-fast-path");
 }
 
+/* The body deadline the servers below run with. */
+#define BODY_S  "3"
+#define BODY_MS 3000
+
+static long long body_timeouts(struct th_server *s) {
+    long long n = -1;
+    for (int i = 0; i < 3 && n < 0; i++)
+        n = th_metric(s, "taskmill_connections_closed_total{reason=\"body_timeout\"}");
+    return n;
+}
+
+static long long tasks_stored(struct th_server *s) {
+    struct th_resp *r = th_http(s, "GET", "/v1/tasks", NULL);
+    return r->status == 200 ? (long long)json_array_size(json_object_get(r->json, "tasks")) : -1;
+}
+
+/* A submit's head whole, with a body of `length` bytes promised, then a
+ * body byte every every_ms: closed at the body's deadline (the rate at
+ * which the bytes come adds nothing: --body-min-rate is far above it),
+ * counted as such, and no task stored. */
+static void body_drip_closed(const char *path_flag, size_t length, int every_ms) {
+    struct th_server s;
+    CHECK(th_server_start(&s, "--idle-timeout-seconds", IDLE_S, "--head-timeout-seconds", HEAD_S,
+                          "--body-timeout-seconds", BODY_S, "--body-min-rate", "1000000", path_flag,
+                          NULL) == 0);
+    char head[256], got[512];
+    snprintf(head, sizeof head,
+             "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+             "application/json\r\nContent-Length: %zu\r\n\r\n{\"type\":\"slow\",\"x\":\"",
+             length);
+    long long at = drip(&s, head, every_ms, got, sizeof got);
+    printf("closed %lld ms after it opened (%s, %zu bytes promised, a byte every %d ms)\n", at,
+           path_flag ? path_flag : "fast path", length, every_ms);
+    CHECK(at >= 0);             /* closed, where it was held as long as it dripped */
+    CHECK(at >= BODY_MS - 100); /* not before its deadline (100 ms for the clocks) */
+    CHECK(!strstr(got, "201")); /* nothing was served */
+    CHECK(body_timeouts(&s) >= 1);
+    CHECK_INT(head_timeouts(&s), 0);
+    CHECK_INT(tasks_stored(&s), 0);
+    th_server_free(&s);
+}
+
+/* Held unread by the fast path (a byte every 500 ms: six arrivals by the
+ * deadline, within its eight). */
+static void test_body_drip_fast(void) {
+    body_drip_closed(NULL, 1000, 500);
+}
+
+static void test_body_drip_mhd(void) {
+    body_drip_closed("--no-fast-path", 1000, 300);
+}
+
+/* Handed on to libmicrohttpd by the fast path: after eight arrivals, and
+ * at once for a body larger than the fast path holds. */
+static void test_body_drip_handed_on(void) {
+    body_drip_closed(NULL, 1000, 100);
+    body_drip_closed(NULL, 200000, 300);
+}
+
+/* A submit whose body of 1,600 bytes comes at 400 bytes a second, twice
+ * --body-min-rate (200): four seconds, past the 3 s deadline with nothing
+ * come, but a second more for every 200 bytes: served, and stored. */
+static void body_at_rate(const char *path_flag) {
+    struct th_server s;
+    CHECK(th_server_start(&s, "--idle-timeout-seconds", IDLE_S, "--head-timeout-seconds", HEAD_S,
+                          "--body-timeout-seconds", BODY_S, "--body-min-rate", "200", path_flag,
+                          NULL) == 0);
+    char body[1601];
+    int n = snprintf(body, sizeof body, "{\"type\":\"steady\",\"params\":{\"pad\":\"");
+    memset(body + n, 'x', sizeof body - 1 - (size_t)n - 3);
+    memcpy(body + sizeof body - 4, "\"}}", 4);
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+             "application/json\r\nContent-Length: %zu\r\n\r\n",
+             strlen(body));
+    int fd = th_tcp_open(&s);
+    CHECK(fd >= 0);
+    CHECK(send(fd, head, strlen(head), MSG_NOSIGNAL) == (ssize_t)strlen(head));
+    long long t0 = th_now_ms();
+    size_t sent = 0, len = strlen(body);
+    while (sent + 40 < len) { /* 40 bytes every 100 ms, the last piece with the exchange */
+        CHECK(send(fd, body + sent, 40, MSG_NOSIGNAL) == 40);
+        sent += 40;
+        th_sleep_ms(100);
+    }
+    CHECK_INT(exchange(fd, body + sent), 201);
+    long long took = th_now_ms() - t0;
+    close(fd);
+    printf("a body of %zu bytes over %lld ms served (%s)\n", len, took,
+           path_flag ? path_flag : "fast path");
+    CHECK(took > BODY_MS); /* past the deadline as it would be with nothing come */
+    CHECK_INT(body_timeouts(&s), 0);
+    CHECK_INT(tasks_stored(&s), 1);
+    th_server_free(&s);
+}
+
+static void test_body_at_rate_fast(void) {
+    body_at_rate(NULL);
+}
+
+static void test_body_at_rate_mhd(void) {
+    body_at_rate("--no-fast-path");
+}
+
 /* Out of its range, or not a number: a usage error (2), by name. */
 static void test_bad_flag(void) {
     const char *bin = getenv("TASKMILL_BIN") ? getenv("TASKMILL_BIN") : "build/taskmill";
-    const char *bad[] = {"0", "3601", "x", "-1"};
+    const struct {
+        const char *flag, *value;
+    } bad[] = {
+        {"--head-timeout-seconds", "0"},   {"--head-timeout-seconds", "3601"},
+        {"--head-timeout-seconds", "x"},   {"--head-timeout-seconds", "-1"},
+        {"--body-timeout-seconds", "0"},   {"--body-timeout-seconds", "3601"},
+        {"--body-timeout-seconds", "1s"},  {"--body-min-rate", "0"},
+        {"--body-min-rate", "2000000000"}, {"--body-min-rate", "fast"},
+    };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char cmd[512], out[1024] = "";
         snprintf(cmd, sizeof cmd,
                  "timeout 10 %s serve --listen 127.0.0.1:0 --store sqlite:/nonexistent/x.db "
-                 "--head-timeout-seconds %s 2>&1",
-                 bin, bad[i]);
+                 "%s %s 2>&1",
+                 bin, bad[i].flag, bad[i].value);
         FILE *p = popen(cmd, "r");
         CHECK(p);
         size_t k = fread(out, 1, sizeof out - 1, p);
         out[k] = '\0';
         int rc = pclose(p);
         CHECK_INT(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, 2);
-        CHECK(strstr(out, "--head-timeout-seconds") != NULL);
+        CHECK(strstr(out, bad[i].flag) != NULL);
     }
 }
 
@@ -204,7 +323,14 @@ static const struct th_test tests[] = {
     {"keep-alive requests and a waiting claim past the deadline are not cut (fast path)",
      test_kept_fast},
     {"the same through libmicrohttpd", test_kept_mhd},
-    {"--head-timeout-seconds out of range is a usage error", test_bad_flag},
+    {"a body dripped a byte at a time is closed at its deadline, nothing stored (fast path)",
+     test_body_drip_fast},
+    {"the same through libmicrohttpd (--no-fast-path, as under TLS)", test_body_drip_mhd},
+    {"a body the fast path hands on is closed at its deadline too", test_body_drip_handed_on},
+    {"a body coming at --body-min-rate is not cut, however long (fast path)",
+     test_body_at_rate_fast},
+    {"the same through libmicrohttpd", test_body_at_rate_mhd},
+    {"the deadlines' flags out of range are usage errors", test_bad_flag},
     {NULL, NULL},
 };
 
