@@ -53,6 +53,8 @@ enum tm_client_code {
                                  or cut off after its status (http_status then says which) */
     TM_CLIENT_EPROTOCOL = -9, /* a reply that is not what the v1 API promises */
     TM_CLIENT_EABORTED = -10, /* the client's abort hook abandoned the call (tm_client_set_abort) */
+    TM_CLIENT_ERATE = -11,    /* 429: too many requests (the token's --max-rate, or too many of its
+                                 requests waiting); try again after the error's retry_after_ms */
 };
 
 /* The longest lease token a claim returns, with its NUL. */
@@ -67,6 +69,10 @@ struct tm_client_error {
     char slug[48];     /* the server's "error.code", e.g. "invalid_argument", or "" */
     char field[64];    /* the request field at fault, or the argument a call refused; or "" */
     char message[512]; /* the server's message, or the transport's; lower case */
+    /* The reply's Retry-After (seconds, or an HTTP-date counted from now) in milliseconds, on
+     * a 429 or a 503; 0 when it had none, or a date now past. At most a day. Added last, so
+     * that a program built against an older header reads the fields before it unchanged. */
+    int64_t retry_after_ms;
 };
 
 struct tm_client;

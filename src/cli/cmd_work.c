@@ -401,9 +401,10 @@ static bool work_is_report_refusal(int rc) {
     return rc == TM_CLIENT_EINVALID || rc == TM_CLIENT_ETOOLARGE;
 }
 
-/* Whether a call failed because the server is unreachable or broken (not a refusal). */
+/* Whether a call failed because the server is unreachable or broken (not a refusal); a 429,
+ * which libtaskmill said was TM_CLIENT_ESERVER, is treated as before. */
 static bool work_is_outage(int rc) {
-    return rc == TM_CLIENT_ECONNECT || rc == TM_CLIENT_ESERVER;
+    return rc == TM_CLIENT_ECONNECT || rc == TM_CLIENT_ESERVER || rc == TM_CLIENT_ERATE;
 }
 
 /*

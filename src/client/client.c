@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "../common/xalloc.h"
 #include "client_int.h"
@@ -87,6 +88,8 @@ const char *tm_strerror(int code) {
         return "unexpected reply from the server";
     case TM_CLIENT_EABORTED:
         return "abandoned by the caller";
+    case TM_CLIENT_ERATE:
+        return "too many requests";
     default:
         return "unknown error";
     }
@@ -268,11 +271,48 @@ static int client_code_for(long status, const char *slug) {
     if (status == 409)
         return strcmp(slug, "lease_mismatch") == 0 ? TM_CLIENT_ELEASE : TM_CLIENT_ECONFLICT;
     if (status == 413 || status == 431) return TM_CLIENT_ETOOLARGE;
+    if (status == 429) return TM_CLIENT_ERATE;
     return TM_CLIENT_ESERVER;
 }
 
-int client_finish(struct tm_client *c, CURLcode rc, long status, const struct client_buf *b,
-                  json_t **out) {
+/* The longest Retry-After kept, in seconds: a day (a larger one is a mistake or an outage). */
+#define CLIENT_RETRY_AFTER_MAX_S 86400
+
+/*
+ * The Retry-After of the reply `easy` received last, in milliseconds: its
+ * delta-seconds, or its HTTP-date less the time now (0 when past); 0 when
+ * there is none or it is neither (RFC 9110 10.2.3). Read from the reply's
+ * own headers, so that one of an earlier reply on a kept handle cannot
+ * leak in.
+ */
+int64_t client_retry_after_ms(CURL *easy) {
+    struct curl_header *h = NULL;
+    if (!easy || curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK ||
+        !h || !h->value)
+        return 0;
+    const char *v = h->value;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    int64_t s = 0;
+    if (*v >= '0' && *v <= '9') {
+        const char *p = v;
+        for (; *p >= '0' && *p <= '9'; p++)
+            if (s <= CLIENT_RETRY_AFTER_MAX_S) s = s * 10 + (*p - '0');
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p) return 0; /* "1.5", "10s": neither form */
+    } else {
+        time_t at = curl_getdate(v, NULL);
+        if (at == (time_t)-1) return 0;
+        time_t now = time(NULL);
+        s = at > now ? (int64_t)(at - now) : 0;
+    }
+    if (s > CLIENT_RETRY_AFTER_MAX_S) s = CLIENT_RETRY_AFTER_MAX_S;
+    return s * 1000;
+}
+
+int client_finish(struct tm_client *c, int64_t retry_after_ms, CURLcode rc, long status,
+                  const struct client_buf *b, json_t **out) {
     if (out) *out = NULL;
     memset(&c->err, 0, sizeof c->err);
     if (b->too_big) {
@@ -319,6 +359,7 @@ int client_finish(struct tm_client *c, CURLcode rc, long status, const struct cl
     else
         snprintf(c->err.message, sizeof c->err.message, "server replied with status %ld", status);
     c->err.code = client_code_for(status, c->err.slug);
+    if (status == 429 || status == 503) c->err.retry_after_ms = retry_after_ms;
     json_decref(j);
     return c->err.code;
 }
@@ -361,8 +402,9 @@ static int client_call(struct tm_client *c, const char *method, const char *path
     CURLcode rc = curl_easy_perform(c->curl);
     long status = 0;
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-    int r = rc == CURLE_ABORTED_BY_CALLBACK ? client_aborted(c, method, path)
-                                            : client_finish(c, rc, status, &b, out);
+    int r = rc == CURLE_ABORTED_BY_CALLBACK
+                ? client_aborted(c, method, path)
+                : client_finish(c, client_retry_after_ms(c->curl), rc, status, &b, out);
     curl_slist_free_all(h);
     client_buf_release(&b);
     free(text);

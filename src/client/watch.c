@@ -360,7 +360,8 @@ static void watch_req_done(struct watch_task *t, CURLcode rc) {
     long status = 0;
     curl_easy_getinfo(t->req.easy, CURLINFO_RESPONSE_CODE, &status);
     json_t *task = NULL;
-    int r = client_finish(w->c, rc, status, &t->req.body, &task);
+    int r =
+        client_finish(w->c, client_retry_after_ms(t->req.easy), rc, status, &t->req.body, &task);
     watch_conn_stop(w, &t->req);
     if (!t->active) {
         json_decref(task);
@@ -403,6 +404,7 @@ static void watch_stream_done(struct watch_task *t, CURLcode rc) {
     if (!t->stream_open && t->active && watch_stream_answered(t)) watch_stream_opened(t);
     struct client_buf body = t->stream.body;
     t->stream.body = (struct client_buf){0};
+    int64_t retry_after_ms = client_retry_after_ms(t->stream.easy);
     watch_conn_stop(w, &t->stream);
     bool was_open = t->stream_open, broken = t->stream_broken;
     t->stream_open = false;
@@ -436,7 +438,7 @@ static void watch_stream_done(struct watch_task *t, CURLcode rc) {
                         t->id);
         else {
             body.too_big = false; /* an error reply read only in part: its status still says */
-            client_finish(w->c, status >= 300 ? CURLE_OK : rc, status, &body, NULL);
+            client_finish(w->c, retry_after_ms, status >= 300 ? CURLE_OK : rc, status, &body, NULL);
         }
         watch_drop(t);
         goto out;

@@ -17,9 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "integration/sec_util.h"
 #include "taskmill.h"
 
 static struct th_server srv;
@@ -887,6 +889,115 @@ static void test_timeout(void) {
     tm_client_free(ok);
 }
 
+/*
+ * A server's "slow down": a 429 (its --max-rate per token) is
+ * TM_CLIENT_ERATE, named "too many requests", with the reply's
+ * Retry-After (1 s) in retry_after_ms; a 503 with Retry-After (a public
+ * body past --max-public-body-bytes) is TM_CLIENT_ESERVER with it too;
+ * the next call's error starts without it.
+ */
+static void test_rate_limit_and_retry_after(void) {
+    struct th_server own;
+    CHECK(th_server_start(&own, "--max-rate", "2", "--max-public-body-bytes", "1024", NULL) == 0);
+    char bearer[128], id[32];
+    CHECK_INT(sec_token(&own, "reader", "default", "", bearer, id), 0);
+    WAIT_UNTIL(th_http(&own, "GET", "/v1/tasks", NULL)->status == 401, 20000,
+               "the open mode to end once a token exists");
+    struct tm_client *c = tm_client_new(own.url, bearer);
+    const struct tm_client_error *e = tm_client_last_error(c);
+    CHECK_STR(tm_strerror(TM_CLIENT_ERATE), "too many requests");
+    /* A bucket of 2 a second: some of 20 calls in a row are refused. */
+    int rc = 0, calls = 0;
+    for (; calls < 20 && rc != TM_CLIENT_ERATE; calls++) {
+        json_t *page = NULL;
+        struct tm_list_query q = {.limit = 1};
+        rc = tm_list(c, &q, &page);
+        CHECK(rc == 0 || rc == TM_CLIENT_ERATE);
+        CHECK(rc != 0 || e->retry_after_ms == 0);
+        json_decref(page);
+    }
+    if (rc != TM_CLIENT_ERATE) printf("    %d calls, none refused\n", calls);
+    CHECK_INT(rc, TM_CLIENT_ERATE);
+    CHECK_INT(e->code, TM_CLIENT_ERATE);
+    CHECK_INT(e->http_status, 429);
+    CHECK_STR(e->slug, "too_many_requests");
+    CHECK(strstr(e->message, "requests a second") != NULL);
+    CHECK_INT(e->retry_after_ms, 1000);
+    /* Not found is answered without it (the bucket has refilled: a second by design). */
+    th_sleep_ms(1100);
+    CHECK_INT(tm_get(c, "0123456789abcdef0123456789abcdef", NULL), TM_CLIENT_ENOTFOUND);
+    CHECK_INT(e->retry_after_ms, 0);
+    tm_client_free(c);
+
+    /* SailPoint's token route reads its body before any credentials: past the server's
+     * bound on such bodies, 503 with Retry-After: 1. */
+    c = tm_client_new(own.url, NULL);
+    e = tm_client_last_error(c);
+    char pad[2048];
+    memset(pad, 'x', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    json_t *body = json_pack("{s:s}", "pad", pad);
+    CHECK_INT(tm_client_request(c, "POST", "/oauth/token", body, NULL), TM_CLIENT_ESERVER);
+    json_decref(body);
+    CHECK_INT(e->http_status, 503);
+    CHECK_INT(e->retry_after_ms, 1000);
+    tm_client_free(c);
+    th_server_free(&own);
+}
+
+/* One canned reply's Retry-After as the client reads it: the code and retry_after_ms. */
+static void retry_after_of(const char *status_line, const char *value, int want_code, int64_t *ms) {
+    char reply[512];
+    snprintf(reply, sizeof reply,
+             "HTTP/1.1 %s\r\nContent-Type: application/json\r\nRetry-After: %s\r\n"
+             "Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+             status_line, value);
+    struct canned k;
+    *ms = -1;
+    CHECK(canned_start(&k, reply, NULL) == 0);
+    struct tm_client *c = tm_client_new(k.url, NULL);
+    int rc = tm_get(c, "0123456789abcdef0123456789abcdef", NULL);
+    if (rc != want_code)
+        printf("    '%s' with Retry-After '%s': code %d\n", status_line, value, rc);
+    *ms = tm_client_last_error(c)->retry_after_ms;
+    tm_client_free(c);
+    canned_stop(&k);
+    CHECK_INT(rc, want_code);
+}
+
+/*
+ * Retry-After in its two forms (RFC 9110 10.2.3): delta-seconds, and an
+ * HTTP-date counted from now (0 once past); anything else is 0, a larger
+ * value than a day is a day, and only a 429 or a 503 carries it.
+ */
+static void test_retry_after_forms(void) {
+    int64_t ms;
+    retry_after_of("429 Too Many Requests", "7", TM_CLIENT_ERATE, &ms);
+    CHECK_INT(ms, 7000);
+    retry_after_of("503 Service Unavailable", "0", TM_CLIENT_ESERVER, &ms);
+    CHECK_INT(ms, 0);
+    retry_after_of("429 Too Many Requests", "99999999999999999999", TM_CLIENT_ERATE, &ms);
+    CHECK_INT(ms, 86400000);
+    retry_after_of("429 Too Many Requests", "1.5", TM_CLIENT_ERATE, &ms);
+    CHECK_INT(ms, 0);
+    retry_after_of("429 Too Many Requests", "soon", TM_CLIENT_ERATE, &ms);
+    CHECK_INT(ms, 0);
+    retry_after_of("500 Internal Server Error", "5", TM_CLIENT_ESERVER, &ms);
+    CHECK_INT(ms, 0);
+    char date[64];
+    time_t at = time(NULL) + 120;
+    struct tm g;
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&at, &g));
+    retry_after_of("503 Service Unavailable", date, TM_CLIENT_ESERVER, &ms);
+    /* Two minutes from when the reply was made, less the time since (a bound, not a speed). */
+    if (ms < 60000 || ms > 121000) printf("    '%s': %lld ms\n", date, (long long)ms);
+    CHECK(ms >= 60000 && ms <= 121000);
+    at = time(NULL) - 3600;
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&at, &g));
+    retry_after_of("429 Too Many Requests", date, TM_CLIENT_ERATE, &ms);
+    CHECK_INT(ms, 0);
+}
+
 static const struct th_test tests[] = {
     {"claim many, complete many (libtaskmill)", test_batched_worker_calls},
     {"NULL out-pointers: claims refuse them, a batch and the queues drop the reply",
@@ -910,6 +1021,8 @@ static const struct th_test tests[] = {
     {"a reply cut off mid-body says so, with its status", test_reply_cut_off},
     {"a reply over the client's limit is abandoned", test_reply_too_large},
     {"a long error message is cut at a whole character", test_long_error_text_stays_utf8},
+    {"a 429 is ERATE with Retry-After; a 503 carries it too", test_rate_limit_and_retry_after},
+    {"Retry-After in seconds or as an HTTP-date", test_retry_after_forms},
     {NULL, NULL},
 };
 
