@@ -34,6 +34,7 @@ int cli_exit_for(int code) {
     case TM_CLIENT_ELEASE:
     case TM_CLIENT_ETOOLARGE:
         return CLI_EXIT_REFUSED;
+    case TM_CLIENT_ERATE: /* not now, as for a 503: the same request may pass later */
     default:
         return CLI_EXIT_UNAVAILABLE;
     }
@@ -101,12 +102,23 @@ int cli_client_error_flags(const char *cmd, struct tm_client *c, const char *wha
         }
         msg = said;
     }
-    /* A 401: say where the command takes its token from. */
+    /* A 401: say where the command takes its token from. A 429 or a 503: when to try again. */
     const char *hint = "";
-    if (e->http_status == 401)
+    char when[160];
+    if (e->http_status == 401) {
         hint = getenv("TASKMILL_TOKEN") && *getenv("TASKMILL_TOKEN")
                    ? " (the token in TASKMILL_TOKEN was refused)"
                    : " (set TASKMILL_TOKEN to a token: 'taskmill token create', docs/security.md)";
+    } else if (e->code == TM_CLIENT_ERATE || e->retry_after_ms > 0) {
+        int64_t s = (e->retry_after_ms + 999) / 1000;
+        if (s > 0)
+            snprintf(when, sizeof when, " (%s: the server asks to try again after %lld s)",
+                     e->code == TM_CLIENT_ERATE ? "too many requests" : "unavailable",
+                     (long long)s);
+        else
+            snprintf(when, sizeof when, " (too many requests: try again later)");
+        hint = when;
+    }
     fprintf(stderr, "taskmill %s: %s%s%s%s\n", cmd, what ? what : "", what ? ": " : "", msg, hint);
     return cli_exit_for(e->code);
 }
