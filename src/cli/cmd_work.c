@@ -83,6 +83,15 @@ extern char **environ;
  */
 #define WORK_HB_TIMEOUT_MIN_MS 3000
 #define WORK_HB_TIMEOUT_MAX_MS 60000
+/*
+ * A server that asks to slow down (429, or a 503, with Retry-After) is
+ * waited for as long as it says, up to WORK_RETRY_AFTER_MAX_MS (a longer
+ * wait is the server's mistake or an outage, and the worker looks again
+ * after a minute); a 429 without Retry-After waits a second. The 429s
+ * less than WORK_SLOW_EPISODE_MS apart are one episode, said once.
+ */
+#define WORK_RETRY_AFTER_MAX_MS 60000
+#define WORK_SLOW_EPISODE_MS    60000
 /* The longest --name in bytes is what the server takes for a claim's "worker". */
 _Static_assert(TASK_WORKER_NAME_MAX == 128, "work_usage names the limit");
 
@@ -111,6 +120,10 @@ static atomic_int work_running;      /* slot threads still running */
 static atomic_int work_fatal;        /* an exit code that ends the worker, or 0 */
 /* 1 while the server cannot be reached: the slots say so once, and once when it is back. */
 static atomic_int work_server_down;
+/* The last 429 (work_now_ms), or 0: work_server_slow says a new episode once. */
+static _Atomic int64_t work_slow_last_ms;
+/* No claim before then (work_now_ms): the server asked the worker to slow down. */
+static _Atomic int64_t work_slow_until_ms;
 static bool work_tty; /* stderr is a terminal: lines end by erasing the rest of the row */
 /* The signals that stop the worker: SIGINT, SIGTERM and (unless ignored at start, as under
  * nohup) SIGHUP. Every thread blocks them; the main thread takes them. Set before the
@@ -394,6 +407,13 @@ static void work_server_state(const struct work_config *cfg, struct tm_client *c
     }
 }
 
+/* How long, in ms, before a claim or a report may go: the server asked to slow
+ * down (0: now). */
+static int work_slow_hold_ms(void) {
+    int64_t ms = atomic_load(&work_slow_until_ms) - work_now_ms();
+    return ms > 0 ? (int)ms : 0;
+}
+
 /* Whether a call failed because the server refused the report it carried as such: invalid
  * (400), or larger than the server (or a proxy before it) takes (413): sent again as it
  * is, it would be refused for good while the lease ran out. */
@@ -401,10 +421,39 @@ static bool work_is_report_refusal(int rc) {
     return rc == TM_CLIENT_EINVALID || rc == TM_CLIENT_ETOOLARGE;
 }
 
-/* Whether a call failed because the server is unreachable or broken (not a refusal); a 429,
- * which libtaskmill said was TM_CLIENT_ESERVER, is treated as before. */
+/* Whether a call failed because the server is unreachable or broken (not a refusal, nor a
+ * 429: the server answers, and asks to slow down). */
 static bool work_is_outage(int rc) {
-    return rc == TM_CLIENT_ECONNECT || rc == TM_CLIENT_ESERVER || rc == TM_CLIENT_ERATE;
+    return rc == TM_CLIENT_ECONNECT || rc == TM_CLIENT_ESERVER;
+}
+
+/* How long to wait before the call of c that just failed goes again: the server's
+ * Retry-After (a 429's or a 503's), at most WORK_RETRY_AFTER_MAX_MS; at least min_ms. */
+static int work_retry_ms(const struct tm_client *c, int min_ms) {
+    int64_t ms = tm_client_last_error(c)->retry_after_ms;
+    if (ms > WORK_RETRY_AFTER_MAX_MS) ms = WORK_RETRY_AFTER_MAX_MS;
+    return ms > min_ms ? (int)ms : min_ms;
+}
+
+/*
+ * The server refused a call of c for rate (429): it answers (a lost
+ * server is back), and asks to wait. Says so once per episode, and holds
+ * every claim back until the wait is over. Returns the wait in ms: the
+ * Retry-After (work_retry_ms), a second when it gave none.
+ */
+static int work_server_slow(const struct work_config *cfg, struct tm_client *c) {
+    work_server_state(cfg, c, false);
+    int wait_ms = work_retry_ms(c, 1000);
+    int64_t now = work_now_ms(), last = atomic_exchange(&work_slow_last_ms, now);
+    if (!last || now - last > WORK_SLOW_EPISODE_MS)
+        work_log(cfg,
+                 "the server asks to slow down (too many requests: %s); waiting %d s before "
+                 "each retry, as its Retry-After says (running commands go on)",
+                 tm_client_last_error(c)->message, (wait_ms + 999) / 1000);
+    int64_t until = now + wait_ms, cur = atomic_load(&work_slow_until_ms);
+    while (cur < until && !atomic_compare_exchange_weak(&work_slow_until_ms, &cur, until)) {
+    }
+    return wait_ms;
 }
 
 /*
@@ -488,6 +537,7 @@ struct work_run {
     json_t *result;
 
     int64_t last_hb_ms, next_hb_ms;
+    int64_t hold_ms; /* no heartbeat before then, not even for new output: the server asked */
     /* When the last heartbeat the server answered was sent (the claim, at first): the lease
      * holds until at least lease_s after it. */
     int64_t lease_ok_ms;
@@ -728,6 +778,20 @@ static void work_run_terminate(struct work_run *r, int64_t now) {
     r->term_ms = work_group_term(r->pid, now);
 }
 
+/*
+ * When a heartbeat of r that the server asked to wait wait_ms for (at now)
+ * goes again: then, unless its lease would lapse first. A heartbeat sent
+ * a heartbeat's timeout before the lease's end (counted from the last one
+ * answered) may still keep it, so it goes by then, though sooner than the
+ * server asked, and never less than a second after the last.
+ */
+static int64_t work_hb_retry_at(const struct work_run *r, int64_t now, int wait_ms) {
+    int64_t at = now + wait_ms;
+    int64_t lapse = r->lease_ok_ms + r->cfg->lease_s * 1000LL - r->cfg->heartbeat_timeout_ms;
+    if (at > lapse) at = lapse > now + 1000 ? lapse : now + 1000;
+    return at;
+}
+
 /* A heartbeat of r was answered, sent at sent_ms: the lease holds for lease_s from then. */
 static void work_run_answered(struct work_run *r, int64_t sent_ms) {
     if (r->lapse_said)
@@ -788,15 +852,23 @@ static void work_run_heartbeat(struct work_run *r, int64_t now) {
     }
     /* Abandoned (stopping, no answer): the end of the task says what became of it. */
     bool abandoned = rc == TM_CLIENT_EABORTED;
-    if (work_is_outage(rc))
+    int wait_ms = 0; /* what the server asked to wait (429, or 503 with Retry-After) */
+    if (rc == TM_CLIENT_ERATE) {
+        wait_ms = work_server_slow(r->cfg, r->c);
+    } else if (work_is_outage(rc)) {
         work_server_state(r->cfg, r->c, true);
-    else if (!abandoned &&
-             (!work_is_report_refusal(rc) ||
-              !work_run_report_refused(r, "heartbeat", tm_client_last_error(r->c)->message)))
+        wait_ms = work_retry_ms(r->c, 0);
+    } else if (!abandoned &&
+               (!work_is_report_refusal(rc) ||
+                !work_run_report_refused(r, "heartbeat", tm_client_last_error(r->c)->message))) {
         work_log(r->cfg, "task '%s': heartbeat refused: %s", r->id,
                  tm_client_last_error(r->c)->message);
+    }
     work_run_unanswered(r, work_now_ms());
-    if (r->next_hb_ms > now + 1000) r->next_hb_ms = now + 1000;
+    if (wait_ms > 0)
+        r->next_hb_ms = r->hold_ms = work_hb_retry_at(r, work_now_ms(), wait_ms);
+    else if (r->next_hb_ms > now + 1000)
+        r->next_hb_ms = now + 1000;
 }
 
 /* Applies one line of the command's standard error (n bytes, its '\n' or "\r\n" included
@@ -1105,7 +1177,7 @@ static void work_run_loop(struct work_run *r) {
     for (;;) {
         int64_t now = work_now_ms();
         work_run_step(r, now);
-        if (work_run_live(r) &&
+        if (work_run_live(r) && now >= r->hold_ms &&
             (now >= r->next_hb_ms || (r->dirty && now - r->last_hb_ms >= WORK_FLUSH_MS)))
             work_run_heartbeat(r, now);
         work_run_reap(r, now);
@@ -1175,9 +1247,18 @@ static bool work_report_again(const struct work_run *r, int tries, int64_t now) 
     return tries < WORK_REPORT_TRIES || now - r->lease_ok_ms < r->cfg->lease_s * 1000LL;
 }
 
-/* Sends the outcome, retrying while the server cannot be reached (work_report_again; once the
- * worker stops, only within WORK_STOP_CALL_MS of the first try, each try bounded by then:
- * work_abort). */
+/* Sleeps up to ms, while the end of a task first reported at first_ms may be sent again
+ * (work_may_retry): a stop cuts a wait for the server short. */
+static void work_report_pause(int ms, int64_t first_ms) {
+    int64_t until = work_now_ms() + ms;
+    for (int64_t now; (now = work_now_ms()) < until && work_may_retry(first_ms, now);)
+        work_sleep_ms(until - now < 100 ? (int)(until - now) : 100);
+}
+
+/* Sends the outcome, retrying while the server cannot be reached (work_report_again) or asks
+ * to slow down (429: for as long as it answers so; the report is not given up for it), after
+ * what its Retry-After says; once the worker stops, only within WORK_STOP_CALL_MS of the first
+ * try, each try bounded by then: work_abort. */
 static void work_run_finish(struct work_run *r) {
     const struct work_config *cfg = r->cfg;
     if (r->lease_lost) return;
@@ -1187,6 +1268,7 @@ static void work_run_finish(struct work_run *r) {
     enum work_outcome how = work_run_outcome(r, error, sizeof error, &retryable, &what);
     int64_t first_ms = work_now_ms();
     for (int attempt = 0;; attempt++) {
+        work_report_pause(work_slow_hold_ms(), first_ms); /* a heartbeat's 429 holds it too */
         struct tm_report rep;
         json_t *attrs, *out = NULL;
         work_run_report(r, &rep, &attrs);
@@ -1212,15 +1294,20 @@ static void work_run_finish(struct work_run *r) {
         if (work_is_report_refusal(rc) && how != WORK_RELEASE &&
             work_run_report_refused(r, "end report", tm_client_last_error(r->c)->message))
             continue; /* again at once, bare */
-        if (!work_is_outage(rc) || !work_report_again(r, attempt + 1, work_now_ms()) ||
+        bool slow = rc == TM_CLIENT_ERATE;
+        if (!(slow || (work_is_outage(rc) && work_report_again(r, attempt + 1, work_now_ms()))) ||
             !work_may_retry(first_ms, work_now_ms())) {
             work_log(
                 cfg, "task '%s': cannot report it %s: %s", r->id, what,
                 rc == TM_CLIENT_EABORTED ? WORK_ABANDONED : tm_client_last_error(r->c)->message);
             return;
         }
-        work_server_state(cfg, r->c, true);
-        work_sleep_ms(1000);
+        if (slow) {
+            work_report_pause(work_server_slow(cfg, r->c), first_ms);
+        } else {
+            work_server_state(cfg, r->c, true);
+            work_report_pause(work_retry_ms(r->c, 1000), first_ms);
+        }
     }
 }
 
@@ -1354,7 +1441,9 @@ static struct tm_claim_options work_claim_options(const struct work_config *cfg)
 /*
  * A claim failed (rc): returns true when the worker must stop (the server
  * refuses this worker's claims for good), after saying so; otherwise says
- * what went wrong (the first time) and pauses before the next try.
+ * what went wrong (the first time) and pauses before the next try: as long
+ * as a 503's Retry-After says, at least. After a 429 the caller's loop
+ * waits for work_slow_until_ms (work_slow_hold_ms).
  */
 static bool work_claim_failed(const struct work_config *cfg, struct tm_client *c, int rc,
                               int *failures) {
@@ -1365,13 +1454,17 @@ static bool work_claim_failed(const struct work_config *cfg, struct tm_client *c
         work_stop_at(1);
         return true;
     }
+    if (rc == TM_CLIENT_ERATE) {
+        work_server_slow(cfg, c);
+        return false;
+    }
     if (work_is_outage(rc))
         work_server_state(cfg, c, true);
     else if (*failures == 0)
         work_log(cfg, "cannot claim from queue '%s': %s (retrying)", cfg->queue,
                  tm_client_last_error(c)->message);
     (*failures)++;
-    work_sleep_ms(*failures < 5 ? 200 * *failures : 1000);
+    work_pause_ms(work_retry_ms(c, *failures < 5 ? 200 * *failures : 1000));
     return false;
 }
 
@@ -1381,6 +1474,11 @@ static void *work_slot_main(void *arg) {
     int failures = 0, spawn_failures = 0;
     struct tm_claim_options o = work_claim_options(cfg);
     while (!atomic_load(&work_stop)) {
+        int hold_ms = work_slow_hold_ms();
+        if (hold_ms > 0) {
+            work_pause_ms(hold_ms);
+            continue;
+        }
         if (cfg->max_tasks && atomic_fetch_add(&work_started, 1) >= cfg->max_tasks) break;
         json_t *task = NULL;
         char token[TM_LEASE_TOKEN_MAX];
@@ -1468,6 +1566,7 @@ static void *work_claimer_main(void *arg) {
     struct tm_claim_options o = work_claim_options(cfg);
     while (!atomic_load(&work_stop)) {
         int64_t pause_ms = atomic_load(&work_claim_after_ms) - work_now_ms();
+        if (pause_ms < work_slow_hold_ms()) pause_ms = work_slow_hold_ms();
         if (pause_ms > 0) {
             work_pause_ms(pause_ms < 100 ? (int)pause_ms : 100);
             continue;
@@ -1542,6 +1641,8 @@ struct work_batch {
     int64_t last_flush_ms; /* the last heartbeat request */
     int spawn_failures;    /* commands in a row that could not start */
     char why[512];         /* why the last batched request failed as a whole */
+    int wait_ms;           /* the longest Retry-After of those of the last send, or 0 */
+    int64_t hold_ms;       /* no heartbeat request before then: the server asked */
     int64_t first_ms;      /* reports: the latest first try of their runs (work_abort); else 0 */
 };
 
@@ -1733,6 +1834,9 @@ static int work_batch_request(struct work_batch *b, const char *verb, json_t *co
     } else if (rc) {
         snprintf(b->why, sizeof b->why, "%s",
                  rc == TM_CLIENT_EABORTED ? WORK_ABANDONED : tm_client_last_error(b->c)->message);
+        int wait_ms =
+            rc == TM_CLIENT_ERATE ? work_server_slow(b->cfg, b->c) : work_retry_ms(b->c, 0);
+        if (wait_ms > b->wait_ms) b->wait_ms = wait_ms;
     }
     for (size_t i = 0; i < n; i++)
         results[i] = rc ? NULL : json_incref(json_array_get(res, i));
@@ -1744,13 +1848,15 @@ static int work_batch_request(struct work_batch *b, const char *verb, json_t *co
 /*
  * Sends n entries as verb's batched calls, no request larger than
  * WORK_BATCH_BYTES unless one entry is; results as work_batch_request
- * sets them. Returns 0, or the code of the last request that failed as a
- * whole.
+ * sets them (NULL for the entries not sent: after a 429 the rest wait
+ * too). Returns 0, or the code of the last request that failed as a
+ * whole, with b->wait_ms the longest wait a server asked for (0: none).
  */
 static int work_batch_send(struct work_batch *b, const char *verb, json_t *const *entries, size_t n,
                            json_t **results) {
     int last = 0;
-    for (size_t i = 0; i < n;) {
+    b->wait_ms = 0;
+    for (size_t i = 0; i < n && last != TM_CLIENT_ERATE;) {
         size_t j = i, bytes = 0;
         while (j < n && j - i < 1000) {
             size_t sz = json_dumpb(entries[j], NULL, 0, JSON_COMPACT | JSON_REAL_PRECISION(16));
@@ -1773,12 +1879,25 @@ static int work_entry_code(const json_t *result) {
     if (strcmp(slug, "conflict") == 0) return TM_CLIENT_ECONFLICT;
     if (strcmp(slug, "not_found") == 0) return TM_CLIENT_ENOTFOUND;
     if (strcmp(slug, "internal") == 0 || strcmp(slug, "unavailable") == 0) return TM_CLIENT_ESERVER;
+    if (strcmp(slug, "too_many_requests") == 0) return TM_CLIENT_ERATE;
     return TM_CLIENT_EINVALID;
 }
 
 static const char *work_entry_message(const json_t *result) {
     const char *m = json_string_value(json_object_get(json_object_get(result, "error"), "message"));
     return m ? m : "?";
+}
+
+/* The server asked to wait wait_ms: no heartbeat request before then, unless a lease needs
+ * one sooner (work_hb_retry_at). */
+static void work_batch_hold(struct work_batch *b, int wait_ms) {
+    int64_t now = work_now_ms(), at = now + wait_ms;
+    for (size_t i = 0; i < b->nruns; i++) {
+        if (!work_run_live(b->runs[i])) continue;
+        int64_t its = work_hb_retry_at(b->runs[i], now, wait_ms);
+        if (its < at) at = its;
+    }
+    if (at > b->hold_ms) b->hold_ms = at;
 }
 
 /*
@@ -1841,9 +1960,14 @@ static void work_batch_heartbeat(struct work_batch *b, int64_t now, bool tick) {
         json_decref(results[i]);
         json_decref(entries[i]);
     }
-    if (rc && !work_is_outage(rc) && rc != TM_CLIENT_EABORTED)
+    if (rc && !work_is_outage(rc) && rc != TM_CLIENT_EABORTED && rc != TM_CLIENT_ERATE)
         work_log(cfg, "heartbeat refused: %s", b->why);
-    if (again_soon && b->next_tick_ms > now + 1000) b->next_tick_ms = now + 1000;
+    if (rc && b->wait_ms > 0) {
+        work_batch_hold(b, b->wait_ms);
+        b->next_tick_ms = b->hold_ms;
+    } else if (again_soon && b->next_tick_ms > now + 1000) {
+        b->next_tick_ms = now + 1000;
+    }
     free(entries);
     free(results);
     free(sent);
@@ -1889,6 +2013,9 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
     bool may_release = !work_claiming;
     pthread_mutex_unlock(&work_inbox_lock);
     for (int how = may_release ? WORK_RELEASE : WORK_COMPLETE; how <= WORK_FAIL; how++) {
+        /* The server asked to wait: the ends wait too, unless the worker stops (a stop
+         * waits WORK_STOP_CALL_MS at most). */
+        if (work_slow_hold_ms() > 0 && !atomic_load(&work_stop)) break;
         size_t n = 0;
         b->first_ms = 0;
         for (size_t i = 0; i < b->nruns; i++) {
@@ -1905,6 +2032,7 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
         if (!n) continue;
         int rc = work_batch_send(b, verbs[how], entries, n, results);
         b->first_ms = 0;
+        if (rc == TM_CLIENT_ERATE) work_batch_hold(b, b->wait_ms);
         for (size_t i = 0; i < n; i++) {
             struct work_run *r = b->runs[sent[i]];
             const json_t *res = results[i];
@@ -1918,9 +2046,14 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
                 if (!r->start_failed)
                     work_run_log_end(r, what, json_string_value(json_object_get(res, "phase")),
                                      error);
-            } else if (work_is_outage(code) && work_report_again(r, ++r->report_tries, now) &&
+            } else if ((code == TM_CLIENT_ERATE ||
+                        (work_is_outage(code) && work_report_again(r, ++r->report_tries, now))) &&
                        work_may_retry(r->report_first_ms, now)) {
-                r->report_after_ms = now + 1000;
+                /* Again once the server's Retry-After is over (a second at least; a second
+                 * once the worker stops); a 429 is an answer, and the report is not given
+                 * up for it. */
+                int wait_ms = b->wait_ms > 1000 && !atomic_load(&work_stop) ? b->wait_ms : 1000;
+                r->report_after_ms = work_now_ms() + wait_ms;
                 done = false;
             } else if (code == TM_CLIENT_EINVALID && how != WORK_RELEASE && res &&
                        work_run_report_refused(r, "end report", why)) {
@@ -1977,6 +2110,8 @@ static void *work_runner_main(void *arg) {
         }
         if (!live)
             b.next_tick_ms = now + cfg->heartbeat_ms; /* the next claim is its first heartbeat */
+        else if (now < b.hold_ms)
+            ; /* the server asked to wait */
         else if (now >= b.next_tick_ms)
             work_batch_heartbeat(&b, now, true);
         else if (dirty && now - b.last_flush_ms >= WORK_FLUSH_MS)
