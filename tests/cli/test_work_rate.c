@@ -5,15 +5,22 @@
  * task (its heartbeats and end reports refused for rate are sent again,
  * not given up), and sends nothing sooner than the Retry-After asked: the
  * refusals the server counts stay within one a second for each of the
- * worker's threads, bound by the time the run took. Another command
- * refused for rate says when to try again and exits 5.
+ * worker's threads, bound by the time the run took. A server away whose
+ * 503 carries Retry-After (a fake one) is claimed from no sooner than it
+ * says. Another command refused for rate says when to try again and
+ * exits 5.
  *
  * The tests make tokens (the server is closed from then on); the test's
  * own requests go with a token of their own, 600 ms apart (own_http), so
  * that every refusal the server counts while a worker runs is the worker's.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "cli_run.h"
 #include "harness.h"
@@ -174,11 +181,107 @@ static void test_command_refused_for_rate(void) {
     CHECK(when);
 }
 
+/* A fake server that answers every request 503 with `Retry-After: 2` and closes the
+ * connection, counting the requests. */
+struct away {
+    int lfd;
+    char url[64];
+    atomic_int requests;
+    atomic_bool stop;
+    pthread_t th;
+};
+
+static void *away_main(void *arg) {
+    struct away *a = arg;
+    static const char body[] = "{\"error\":{\"code\":\"unavailable\",\"message\":\"down\"}}";
+    char reply[512];
+    int len = snprintf(reply, sizeof reply,
+                       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                       "Retry-After: 2\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                       sizeof body - 1, body);
+    while (!atomic_load(&a->stop)) {
+        struct pollfd pf = {a->lfd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        int fd = accept(a->lfd, NULL, NULL);
+        if (fd < 0) continue;
+        char head[8192];
+        size_t n = 0;
+        head[0] = '\0';
+        while (!strstr(head, "\r\n\r\n") && n < sizeof head - 1) {
+            struct pollfd cp = {fd, POLLIN, 0};
+            if (poll(&cp, 1, 2000) <= 0) break;
+            ssize_t r = recv(fd, head + n, sizeof head - 1 - n, 0);
+            if (r <= 0) break;
+            n += (size_t)r;
+            head[n] = '\0';
+        }
+        if (strstr(head, "\r\n\r\n")) atomic_fetch_add(&a->requests, 1);
+        if (send(fd, reply, (size_t)len, MSG_NOSIGNAL) < 0) {
+            /* the client went */
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static int away_start(struct away *a) {
+    memset(a, 0, sizeof *a);
+    a->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof in;
+    if (a->lfd < 0 || bind(a->lfd, (struct sockaddr *)&in, sizeof in) || listen(a->lfd, 8) ||
+        getsockname(a->lfd, (struct sockaddr *)&in, &len))
+        return -1;
+    snprintf(a->url, sizeof a->url, "http://127.0.0.1:%d", ntohs(in.sin_port));
+    return pthread_create(&a->th, NULL, away_main, a) ? -1 : 0;
+}
+
+static void away_stop(struct away *a) {
+    atomic_store(&a->stop, true);
+    pthread_join(a->th, NULL);
+    close(a->lfd);
+}
+
+/*
+ * A server away that answers 503 with Retry-After: 2 (a proxy in front of
+ * it, say): the worker says it lost the server, once, and claims no
+ * sooner than 2 s after each refusal: its requests stay within one per
+ * 2 s of the time it ran, plus the first. A stop ends its wait.
+ */
+static void test_unavailable_with_retry_after(void) {
+    struct away a;
+    CHECK(away_start(&a) == 0);
+    long long start = th_now_ms();
+    pid_t w = cli_spawn(&srv, worker_log("away"), "work", "--server", a.url, "--queue", "awayq",
+                        "--", "true");
+    bool three = false;
+    for (long long end = th_now_ms() + 30000; !three && th_now_ms() < end; th_sleep_ms(50))
+        three = atomic_load(&a.requests) >= 3;
+    kill(w, SIGTERM);
+    int rc = cli_wait(w, 20000);
+    if (rc == -1) {
+        kill(-w, SIGKILL);
+        cli_wait(w, 10000);
+    }
+    long long took_ms = th_now_ms() - start;
+    away_stop(&a);
+    int requests = atomic_load(&a.requests);
+    long long most = took_ms / 2000 + 1;
+    int lost = log_count("away", "lost the server");
+    printf("    %d requests in %lld ms (at most %lld); exit %d\n", requests, took_ms, most, rc);
+    if (!three || rc != 0 || lost != 1 || requests > most) show_log("away");
+    CHECK(three);     /* 3 claims within 30 s */
+    CHECK_INT(rc, 0); /* -1: still running 20 s after SIGTERM */
+    CHECK_INT(lost, 1);
+    CHECK(requests <= most);
+}
+
 static const struct th_test tests[] = {
     {"work, one task at a time, slows down as a 429 asks and completes its tasks",
      test_one_slot_slows_down},
     {"work --concurrency 3 slows down as a 429 asks and completes its tasks",
      test_batched_slows_down},
+    {"work waits a 503's Retry-After before claiming again", test_unavailable_with_retry_after},
     {"a command refused for rate says when to try again and exits 5",
      test_command_refused_for_rate},
     {NULL, NULL},
