@@ -236,7 +236,10 @@ void reply_error(struct req *r, const struct tm_error *e) {
         r->write_error(&b, status, e);
     else
         error_json_write(&b, e);
-    if (code == TM_ERATE) reply_add_header(r, "Retry-After", "1");
+    /* Past a rate or a cap (429), or the store or the server not able to
+     * serve now (503): when to try again, which libtaskmill and `taskmill
+     * work` wait for. */
+    if (code == TM_ERATE || code == TM_EUNAVAILABLE) reply_add_header(r, "Retry-After", "1");
     reply_body(r, status, &b, r->error_type ? r->error_type : "application/json");
 }
 
@@ -1065,7 +1068,6 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         err_set(&e, TM_EUNAVAILABLE, "",
                 "too many request bodies are being read before their credentials are checked "
                 "(--max-public-body-bytes); try again");
-        reply_add_header(r, "Retry-After", "1");
         reply_error(r, &e);
         return MHD_YES;
     }

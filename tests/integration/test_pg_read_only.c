@@ -87,11 +87,14 @@ static int log_lines(const struct th_server *s, const char *needle) {
 
 static const char *const json_ct[] = {"Content-Type: application/json", NULL};
 
-/* A submit's reply says the database is read-only (v1's 503 shape). */
+/* A submit's reply says the database is read-only (v1's 503 shape), and
+ * when to try again. */
 static bool refused_read_only(struct th_resp *r) {
     const char *code = th_str(r->json, "error.code"), *msg = th_str(r->json, "error.message");
+    char ra[16] = "";
     return r->status == 503 && code && strcmp(code, "unavailable") == 0 && msg &&
-           strstr(msg, "storage refuses writes: the database is read-only");
+           strstr(msg, "storage refuses writes: the database is read-only") &&
+           th_resp_header(r, "Retry-After", ra, sizeof ra) && strcmp(ra, "1") == 0;
 }
 
 /* Submits to queue roq until a reply names the read-only database (the
