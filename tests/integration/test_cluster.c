@@ -7,7 +7,8 @@
  * - kill -9 of one node under load: every write it acknowledged is stored;
  *   the leases its workers held run out and the other nodes re-run those
  *   tasks, once each.
- * - webhooks with two nodes sending: every event is delivered once.
+ * - webhooks with two nodes sending at once (proved: two requests in flight
+ *   together, one sender per node): every event is delivered once.
  * - an SSE subscriber that disconnects and resumes many times, on any
  *   node, while three nodes write: every event once, in order, no gap.
  * - the database stops and comes back under load: writes answer 201 or
@@ -35,26 +36,32 @@ static void *thread_done(void) {
     return NULL;
 }
 
-/* Starts NODES nodes on one database (extra args for each, NULL-ended list of one). */
-static bool nodes_start(struct th_server n[NODES], const char *extra) {
+/* Starts NODES nodes on one database, each with the extra args a to e (up to the first NULL). */
+static bool nodes_start_with(struct th_server n[NODES], const char *a, const char *b, const char *c,
+                             const char *d, const char *e) {
     memset(n, 0, NODES * sizeof *n);
     if (!th_backend_is_pg()) {
         th_skip("several nodes on one database need PostgreSQL (TASKMILL_TEST_PG)");
         return false;
     }
-    if (th_server_start(&n[0], extra, NULL)) {
+    if (th_server_start(&n[0], a, b, c, d, e, NULL)) {
         th_fail(__FILE__, __LINE__, "node 0 did not start (log %s/server.log)", n[0].dir);
         th_server_free(&n[0]);
         return false;
     }
     for (int i = 1; i < NODES; i++) {
-        if (th_server_start_peer(&n[i], &n[0], extra, NULL)) {
+        if (th_server_start_peer(&n[i], &n[0], a, b, c, d, e, NULL)) {
             for (int k = i - 1; k >= 0; k--)
                 th_server_free(&n[k]);
             return false;
         }
     }
     return true;
+}
+
+/* Starts NODES nodes on one database (extra: one arg for each, or NULL). */
+static bool nodes_start(struct th_server n[NODES], const char *extra) {
+    return nodes_start_with(n, extra, NULL, NULL, NULL, NULL);
 }
 
 static void nodes_free(struct th_server n[NODES]) {
@@ -386,40 +393,107 @@ static void test_kill9_node_leases_rerun_elsewhere(void) {
 /* ---- webhooks with two nodes sending ---- */
 
 #define HOOK_TASKS 150
+#define HOOKS      2
+/* How long the receiver holds a request while it waits for a second one
+ * (then it answers and holds the next): far below the senders'
+ * --webhook-timeout-ms below, so no hold makes a sender give up and send a
+ * delivery twice. */
+#define HOOK_HOLD_MS 10000
 
-/* Counts the task ids of the task.spawned deliveries it receives. */
+/*
+ * Counts the task ids of the task.spawned deliveries it receives, per
+ * webhook (its URL ends in /hook/K), one thread per connection. Until two
+ * requests have been in flight at once, it holds each request's answer
+ * until a second one comes (or HOOK_HOLD_MS pass). With one sender per node
+ * (--webhook-senders 1), two requests in flight at once come from two
+ * nodes: a node's sender sends its next request only once it has the
+ * answer to the last, and `inflight` counts a request until just before
+ * its answer is written.
+ */
 struct receiver {
     int fd, port;
     pthread_t thread;
     atomic_bool stop;
-    struct idset seen;
+    struct idset seen[HOOKS];
+    _Atomic size_t total;
+    pthread_mutex_t lock; /* guards what follows */
+    pthread_cond_t cond;
+    int inflight, most_inflight, holds_expired;
+    pthread_t *conns;
+    size_t nconns, capconns;
 };
 
-static void receiver_serve(struct receiver *rv, int c) {
+struct receiver_conn {
+    struct receiver *rv;
+    int fd;
+};
+
+/* Reads one request; 0 with its webhook's index and the task id of a
+ * task.spawned delivery (id "" for another event), or -1. */
+static int receiver_read(int c, int *hook, char id[33]) {
     char buf[1 << 17];
     size_t len = 0;
+    id[0] = '\0';
     while (len < sizeof buf - 1) {
         ssize_t n = read(c, buf + len, sizeof buf - 1 - len);
-        if (n <= 0) return;
+        if (n <= 0) return -1;
         len += (size_t)n;
         buf[len] = '\0';
         char *end = strstr(buf, "\r\n\r\n");
         char *cl = end ? strcasestr(buf, "content-length:") : NULL;
         size_t clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
         if (end && (size_t)(buf + len - (end + 4)) >= clen) {
+            *hook = strncmp(buf, "POST /hook/", 11) == 0 ? atoi(buf + 11) : -1;
             json_t *j = json_loadb(end + 4, clen, 0, NULL);
-            const char *id = th_str(j, "payload.task.id");
-            if (id && strcmp(th_str(j, "event") ? th_str(j, "event") : "", "task.spawned") == 0)
-                idset_add(&rv->seen, id);
+            const char *tid = th_str(j, "payload.task.id"), *ev = th_str(j, "event");
+            if (tid && ev && strcmp(ev, "task.spawned") == 0) snprintf(id, 33, "%s", tid);
             json_decref(j);
-            static const char ok[] =
-                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
-                "Connection: close\r\n\r\n";
-            if (write(c, ok, sizeof ok - 1) < 0) {
-            }
-            return;
+            return 0;
         }
     }
+    return -1;
+}
+
+static void *receiver_conn_main(void *p) {
+    struct receiver_conn *rc = p;
+    struct receiver *rv = rc->rv;
+    int c = rc->fd, hook;
+    free(rc);
+    char id[33];
+    if (receiver_read(c, &hook, id)) {
+        close(c);
+        return NULL;
+    }
+    if (hook < 0 || hook >= HOOKS) {
+        printf("    receiver: a request for no webhook of the test\n");
+        hook = 0;
+    }
+    if (id[0]) {
+        idset_add(&rv->seen[hook], id);
+        atomic_fetch_add(&rv->total, 1);
+    }
+    pthread_mutex_lock(&rv->lock);
+    rv->inflight++;
+    if (rv->inflight > rv->most_inflight) rv->most_inflight = rv->inflight;
+    pthread_cond_broadcast(&rv->cond);
+    long long until = th_now_ms() + HOOK_HOLD_MS;
+    while (rv->most_inflight < 2 && !atomic_load(&rv->stop) && th_now_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&rv->cond, &rv->lock, &ts);
+    }
+    if (rv->most_inflight < 2) rv->holds_expired++;
+    rv->inflight--; /* before the answer: the sender's next request comes after it */
+    pthread_mutex_unlock(&rv->lock);
+    static const char ok[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n";
+    if (write(c, ok, sizeof ok - 1) < 0) {
+    }
+    close(c);
+    return NULL;
 }
 
 static void *receiver_main(void *p) {
@@ -427,15 +501,37 @@ static void *receiver_main(void *p) {
     while (!atomic_load(&rv->stop)) {
         int c = accept(rv->fd, NULL, NULL);
         if (c < 0) continue;
-        if (!atomic_load(&rv->stop)) receiver_serve(rv, c);
-        close(c);
+        if (atomic_load(&rv->stop)) {
+            close(c);
+            break;
+        }
+        /* A sender that connects and sends nothing ends its thread, in time. */
+        struct timeval tv = {30, 0};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        struct receiver_conn *rc = malloc(sizeof *rc);
+        *rc = (struct receiver_conn){rv, c};
+        pthread_mutex_lock(&rv->lock);
+        if (rv->nconns == rv->capconns) {
+            rv->capconns = rv->capconns ? 2 * rv->capconns : 256;
+            rv->conns = realloc(rv->conns, rv->capconns * sizeof *rv->conns);
+        }
+        if (pthread_create(&rv->conns[rv->nconns], NULL, receiver_conn_main, rc) == 0) {
+            rv->nconns++;
+        } else {
+            close(c);
+            free(rc);
+        }
+        pthread_mutex_unlock(&rv->lock);
     }
     return NULL;
 }
 
 static int receiver_start(struct receiver *rv) {
     memset(rv, 0, sizeof *rv);
-    idset_init(&rv->seen);
+    for (int k = 0; k < HOOKS; k++)
+        idset_init(&rv->seen[k]);
+    pthread_mutex_init(&rv->lock, NULL);
+    pthread_cond_init(&rv->cond, NULL);
     rv->fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -448,6 +544,9 @@ static int receiver_start(struct receiver *rv) {
 
 static void receiver_stop(struct receiver *rv) {
     atomic_store(&rv->stop, true);
+    pthread_mutex_lock(&rv->lock);
+    pthread_cond_broadcast(&rv->cond);
+    pthread_mutex_unlock(&rv->lock);
     int c = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rv->port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -455,40 +554,51 @@ static void receiver_stop(struct receiver *rv) {
     }
     close(c);
     pthread_join(rv->thread, NULL);
+    for (size_t i = 0; i < rv->nconns; i++)
+        pthread_join(rv->conns[i], NULL);
+    free(rv->conns);
     close(rv->fd);
-    idset_release(&rv->seen);
-}
-
-static size_t receiver_count(struct receiver *rv) {
-    pthread_mutex_lock(&rv->seen.lock);
-    size_t n = rv->seen.n;
-    pthread_mutex_unlock(&rv->seen.lock);
-    return n;
+    for (int k = 0; k < HOOKS; k++)
+        idset_release(&rv->seen[k]);
+    pthread_cond_destroy(&rv->cond);
+    pthread_mutex_destroy(&rv->lock);
 }
 
 static void test_webhooks_once_with_two_senders(void) {
     struct th_server n[NODES];
-    if (!nodes_start(n, "--webhook-allow-private")) return;
+    /* One sender per node: see struct receiver. A timeout of 30 s, thrice
+     * the receiver's longest hold. */
+    if (!nodes_start_with(n, "--webhook-allow-private", "--webhook-senders", "1",
+                          "--webhook-timeout-ms", "30000"))
+        return;
     struct receiver rv;
     CHECK_INT(receiver_start(&rv), 0);
-    struct th_resp *r =
-        th_http(&n[0], "POST", "/v1/webhooks",
-                "{\"url\":\"http://127.0.0.1:%d/hook\",\"events\":[\"task.spawned\"]}", rv.port);
-    CHECK_INT(r->status, 201);
-    /* Submitted through every node; every node's senders are at work. */
+    /* Two webhooks: one has at most one delivery in flight, on any node. */
+    for (int k = 0; k < HOOKS; k++) {
+        struct th_resp *r = th_http(
+            &n[0], "POST", "/v1/webhooks",
+            "{\"url\":\"http://127.0.0.1:%d/hook/%d\",\"events\":[\"task.spawned\"]}", rv.port, k);
+        CHECK_INT(r->status, 201);
+    }
+    /* Submitted through every node; every node's sender is at work. */
     for (int i = 0; i < HOOK_TASKS; i++) {
         char *id = th_submit(&n[i % NODES], "hooked", NULL);
         CHECK(id);
         free(id);
     }
-    long long deadline = sse_now_ms() + 60000;
-    while (receiver_count(&rv) < HOOK_TASKS && sse_now_ms() < deadline)
-        th_sleep_ms(50);
+    bool all = false;
+    TRY_WAIT_UNTIL(all, atomic_load(&rv.total) >= (size_t)HOOKS * HOOK_TASKS, 120000,
+                   "%d deliveries", HOOKS * HOOK_TASKS);
     th_sleep_ms(1500); /* by design: a window in which a double delivery would come */
-    size_t got = receiver_count(&rv), distinct = 0;
-    pthread_mutex_lock(&rv.seen.lock);
-    size_t dups = idset_duplicates(&rv.seen, &distinct);
-    pthread_mutex_unlock(&rv.seen.lock);
+    size_t got = atomic_load(&rv.total), distinct[HOOKS], dups = 0;
+    for (int k = 0; k < HOOKS; k++) {
+        pthread_mutex_lock(&rv.seen[k].lock);
+        dups += idset_duplicates(&rv.seen[k], &distinct[k]);
+        pthread_mutex_unlock(&rv.seen[k].lock);
+    }
+    pthread_mutex_lock(&rv.lock);
+    int most = rv.most_inflight, expired = rv.holds_expired;
+    pthread_mutex_unlock(&rv.lock);
     /* More than one node sent (each logs nothing per delivery: ask /metrics). */
     int senders = 0;
     for (int i = 0; i < NODES; i++) {
@@ -496,13 +606,18 @@ static void test_webhooks_once_with_two_senders(void) {
         const char *at = m->body ? strstr(m->body, "\ntaskmill_webhook_delivered_total ") : NULL;
         if (at && atoll(at + strlen("\ntaskmill_webhook_delivered_total ")) > 0) senders++;
     }
-    printf("    %zu deliveries for %d tasks, sent by %d of %d nodes\n", got, HOOK_TASKS, senders,
-           NODES);
+    printf(
+        "    %zu deliveries for %d tasks and %d webhooks, sent by %d of %d nodes; at most %d "
+        "at once (%d holds ran out)\n",
+        got, HOOK_TASKS, HOOKS, senders, NODES, most, expired);
     receiver_stop(&rv);
     nodes_free(n);
+    CHECK(all);
     CHECK_INT(dups, 0);
-    CHECK_INT(distinct, HOOK_TASKS);
-    CHECK_INT(got, HOOK_TASKS);
+    for (int k = 0; k < HOOKS; k++)
+        CHECK_INT(distinct[k], HOOK_TASKS);
+    CHECK_INT(got, HOOKS * HOOK_TASKS);
+    CHECK(most >= 2); /* two nodes sent at once (one sender each) */
     CHECK(senders >= 2);
 }
 
