@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -261,10 +262,30 @@ int th_pg_sql(const char *sql) {
     return th_psql(sql);
 }
 
+/*
+ * A random tag drawn once per process, in the names of its databases. The
+ * pid alone was not enough: a test binary killed by its timeout leaves its
+ * databases behind, and a later binary given the same pid (pid_max can be
+ * 32768) collided with them ('database "tm_<pid>_1" already exists').
+ */
+static char th_pg_tag[17];
+static pthread_once_t th_pg_tag_once = PTHREAD_ONCE_INIT;
+
+static void th_pg_tag_draw(void) {
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    snprintf(th_pg_tag, sizeof th_pg_tag, "%016llx", (unsigned long long)r);
+}
+
 int th_pg_db_create(char name[64], char *url, size_t url_size) {
     static int counter;
     int n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-    snprintf(name, 64, "tm_%ld_%d", (long)getpid(), n);
+    pthread_once(&th_pg_tag_once, th_pg_tag_draw);
+    snprintf(name, 64, "tm_%ld_%s_%d", (long)getpid(), th_pg_tag, n);
     const char *base = getenv("TASKMILL_TEST_PG");
     if (!base || th_pg_url(base, name, url, url_size)) {
         fprintf(stderr, "harness: TASKMILL_TEST_PG '%s' is not a postgres:// URL\n",

@@ -120,7 +120,8 @@ void th_server_free(struct th_server *s);
 
 /*
  * PostgreSQL plumbing, for tests that open a store themselves: creates a
- * fresh database `tm_<pid>_<n>` on TASKMILL_TEST_PG's cluster and writes its
+ * fresh database `tm_<pid>_<tag>_<n>` (tag: 16 random hex digits drawn once
+ * per process) on TASKMILL_TEST_PG's cluster and writes its
  * name and URL (the base URL with its database replaced). Returns 0, or -1
  * (psql's message on stderr). Databases not dropped are dropped at exit.
  */
