@@ -535,6 +535,7 @@ static void test_example_script(void) {
 struct relay {
     pid_t pid;
     int port;
+    int reserve;          /* bound to port, never listening: see relay_start_answering */
     struct th_server via; /* srv with the relay's URL, for cli_spawn */
     char prefix[400];
 };
@@ -615,22 +616,27 @@ static void relay_serve(int lfd, int server_port, const char *prefix, pid_t pare
     }
 }
 
-/* Starts a relay to srv on `port` (0: any free one); files under srv.dir named after tag.
- * Requests holding `hold` (NULL: none) are held, unanswered, or answered with `answer`. */
-static int relay_start_answering(struct relay *rl, const char *tag, int port, const char *hold,
-                                 const char *answer) {
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+/* A socket with SO_REUSEADDR bound to 127.0.0.1:port (0: any free one); -1 on error. */
+static int relay_bind(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 16) ||
-        getsockname(lfd, (struct sockaddr *)&a, &len)) {
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(fd, (struct sockaddr *)&a, sizeof a)) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Starts the relay's process on rl->port, which rl->reserve holds. */
+static int relay_spawn(struct relay *rl, const char *tag, const char *hold, const char *answer) {
+    int lfd = relay_bind(rl->port);
+    if (lfd < 0 || listen(lfd, 16)) {
         if (lfd >= 0) close(lfd);
         return -1;
     }
-    rl->port = ntohs(a.sin_port);
     rl->via = srv;
     snprintf(rl->via.url, sizeof rl->via.url, "http://127.0.0.1:%d", rl->port);
     snprintf(rl->prefix, sizeof rl->prefix, "%s/%s", srv.dir, tag);
@@ -647,19 +653,61 @@ static int relay_start_answering(struct relay *rl, const char *tag, int port, co
     return rl->pid > 0 ? 0 : -1;
 }
 
-static int relay_start_holding(struct relay *rl, const char *tag, int port, const char *hold) {
-    return relay_start_answering(rl, tag, port, hold, NULL);
+/*
+ * Starts a relay to srv on a free port; files under srv.dir named after tag.
+ * Requests holding `hold` (NULL: none) are held, unanswered, or answered with
+ * `answer`. The port is reserved until relay_stop: a second socket bound to
+ * it (SO_REUSEADDR on both) that never listens, so a connection finds no
+ * one there once relay_pause has ended the relay's process (refused, as a
+ * server gone), yet no connection made meanwhile can take the port as its
+ * own local port (the kernel leaves bound ports out of those it picks), and
+ * relay_resume cannot fail on it. Bound and released, a port in the range
+ * the kernel picks from could be taken by any connection (the worker's
+ * retries among them), and the restart failed with EADDRINUSE.
+ */
+static int relay_start_answering(struct relay *rl, const char *tag, const char *hold,
+                                 const char *answer) {
+    memset(rl, 0, sizeof *rl);
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    rl->reserve = relay_bind(0);
+    if (rl->reserve < 0 || getsockname(rl->reserve, (struct sockaddr *)&a, &len)) {
+        if (rl->reserve >= 0) close(rl->reserve);
+        rl->reserve = -1;
+        return -1;
+    }
+    rl->port = ntohs(a.sin_port);
+    if (relay_spawn(rl, tag, hold, answer) == 0) return 0;
+    close(rl->reserve);
+    rl->reserve = -1;
+    return -1;
 }
 
-static int relay_start(struct relay *rl, const char *tag, int port) {
-    return relay_start_holding(rl, tag, port, NULL);
+static int relay_start_holding(struct relay *rl, const char *tag, const char *hold) {
+    return relay_start_answering(rl, tag, hold, NULL);
 }
 
-static void relay_stop(struct relay *rl) {
+static int relay_start(struct relay *rl, const char *tag) {
+    return relay_start_holding(rl, tag, NULL);
+}
+
+/* Ends the relay's process, its port still reserved: the server is out of reach. */
+static void relay_pause(struct relay *rl) {
     if (rl->pid <= 0) return;
     kill(rl->pid, SIGKILL);
     waitpid(rl->pid, NULL, 0);
     rl->pid = 0;
+}
+
+/* Starts a paused relay again on its port, passing everything; new files named after tag. */
+static int relay_resume(struct relay *rl, const char *tag) {
+    return rl->pid > 0 || rl->reserve < 0 ? -1 : relay_spawn(rl, tag, NULL, NULL);
+}
+
+static void relay_stop(struct relay *rl) {
+    relay_pause(rl);
+    if (rl->reserve >= 0) close(rl->reserve);
+    rl->reserve = -1;
 }
 
 /* What went through the relay one way ("up" or "down"), connection after connection. */
@@ -737,7 +785,7 @@ static void test_batched_concurrency(void) {
         ids[i] = th_submit(&srv, "many", extra);
     }
     struct relay rl;
-    CHECK(relay_start(&rl, "batch", 0) == 0);
+    CHECK(relay_start(&rl, "batch") == 0);
     /* Each command holds its slot until the test lets it go: the 4 run together. */
     char script[800];
     snprintf(script, sizeof script,
@@ -843,7 +891,7 @@ static void test_batched_lost_lease_and_cancel(void) {
     for (int i = 0; i < 4; i++)
         ids[i] = th_submit(&srv, "held", "\"queue\":\"lostq\"");
     struct relay rl;
-    CHECK(relay_start(&rl, "lost", 0) == 0);
+    CHECK(relay_start(&rl, "lost") == 0);
     char script[800];
     waiting_script(script, sizeof script, "lost");
     pid_t w = cli_spawn(&rl.via, worker_log("lost"), "work", "--queue", "lostq", "--concurrency",
@@ -923,7 +971,7 @@ static void test_batched_sigterm_hands_back(void) {
     for (int i = 0; i < 3; i++)
         ids[i] = th_submit(&srv, "slow", "\"queue\":\"stopbq\"");
     struct relay rl;
-    CHECK(relay_start(&rl, "stopb", 0) == 0);
+    CHECK(relay_start(&rl, "stopb") == 0);
     char script[800];
     waiting_script(script, sizeof script, "stopb");
     /* A free slot keeps a claim out: the tasks handed back must not go to it. */
@@ -1029,7 +1077,7 @@ static void test_batched_server_gone_and_back(void) {
     for (int i = 0; i < 2; i++)
         ids[i] = th_submit(&srv, "long", "\"queue\":\"goneb\"");
     struct relay rl;
-    CHECK(relay_start(&rl, "goneb", 0) == 0);
+    CHECK(relay_start(&rl, "goneb") == 0);
     char script[800];
     snprintf(
         script, sizeof script,
@@ -1042,7 +1090,7 @@ static void test_batched_server_gone_and_back(void) {
                         "--heartbeat", "0.2", "--max-tasks", "2", "--", "sh", "-c", script);
     bool running = relay_wait_heartbeat(&rl, 2, 15000);
     /* The server is out of reach: many heartbeats fail while the commands run on. */
-    relay_stop(&rl);
+    relay_pause(&rl);
     bool lost = false;
     for (int i = 0; i < 300 && !lost; i++) {
         char *s = cli_slurp(logcopy);
@@ -1051,8 +1099,7 @@ static void test_batched_server_gone_and_back(void) {
         if (!lost) th_sleep_ms(50);
     }
     th_sleep_ms(1000);
-    int port = rl.port;
-    bool again = relay_start(&rl, "goneb2", port) == 0;
+    bool again = relay_resume(&rl, "goneb2") == 0;
     bool back = false;
     for (int i = 0; again && i < 300 && !back; i++) {
         char *s = cli_slurp(logcopy);
@@ -1095,7 +1142,7 @@ static void run_second_signal_with_server_hung(const char *queue, bool batched) 
     snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
     char *id = th_submit(&srv, "hung", extra);
     struct relay rl;
-    CHECK(relay_start(&rl, queue, 0) == 0);
+    CHECK(relay_start(&rl, queue) == 0);
     char pidfile[400], script[600];
     snprintf(pidfile, sizeof pidfile, "%s/%s.pid", srv.dir, queue);
     snprintf(script, sizeof script,
@@ -1160,7 +1207,7 @@ static void run_first_signal_with_server_hung(const char *queue, bool batched) {
     snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
     char *id = th_submit(&srv, "hung", extra);
     struct relay rl;
-    CHECK(relay_start(&rl, queue, 0) == 0);
+    CHECK(relay_start(&rl, queue) == 0);
     char pidfile[400], marker[100], script[900];
     snprintf(pidfile, sizeof pidfile, "%s/%s.pid", srv.dir, queue);
     snprintf(marker, sizeof marker, "%s.term", queue);
@@ -1216,7 +1263,7 @@ static void test_first_signal_with_server_hung(void) {
  */
 static void run_signal_abandons_claim(const char *queue, bool batched) {
     struct relay rl;
-    CHECK(relay_start(&rl, queue, 0) == 0);
+    CHECK(relay_start(&rl, queue) == 0);
     pid_t w = cli_spawn(&rl.via, worker_log(queue), "work", "--queue", queue, "--concurrency",
                         batched ? "2" : "1", "--", "sh", "-c", "exit 0");
     bool claiming = false;
@@ -1254,7 +1301,7 @@ static void test_signal_abandons_claim(void) {
  */
 static void run_claimed_while_stopping(const char *queue, bool batched) {
     struct relay rl;
-    CHECK(relay_start(&rl, queue, 0) == 0);
+    CHECK(relay_start(&rl, queue) == 0);
     char marker[100], script[600], claim[120];
     snprintf(marker, sizeof marker, "%s.ran", queue);
     snprintf(script, sizeof script, "touch %s/%s; sleep 30", srv.dir, marker);
@@ -1448,7 +1495,7 @@ static void run_hung_heartbeat_retried(const char *queue, bool batched) {
     snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
     char *id = th_submit(&srv, "hunghb", extra); /* the lease runs out: it is not checked */
     struct relay rl;
-    CHECK(relay_start_holding(&rl, queue, 0, "/heartbeat HTTP/1.1") == 0);
+    CHECK(relay_start_holding(&rl, queue, "/heartbeat HTTP/1.1") == 0);
     pid_t w = cli_spawn(&rl.via, worker_log(queue), "work", "--queue", queue, "--lease", "10",
                         "--concurrency", batched ? "2" : "1", "--", "sh", "-c",
                         "echo 'progress 0.1 started'; while :; do sleep 0.1; done");
@@ -1506,7 +1553,7 @@ static void test_batched_reclaimed_task_runs_once(void) {
     char *id =
         th_submit(&srv, "lapse", "\"queue\":\"lapseq\",\"backoff_ms\":10,\"max_retries\":20");
     struct relay rl;
-    CHECK(relay_start_holding(&rl, "lapseq", 0, "/heartbeat HTTP/1.1") == 0);
+    CHECK(relay_start_holding(&rl, "lapseq", "/heartbeat HTTP/1.1") == 0);
     char script[900];
     snprintf(script, sizeof script,
              "d=%s; a=$TASKMILL_ATTEMPT; if [ -e $d/lapse-alive ]; then touch $d/lapse-overlap; "
@@ -1549,7 +1596,7 @@ static void test_batched_reclaimed_task_runs_once(void) {
 static void test_batched_waiting_run_dropped_unstarted(void) {
     char *id = th_submit(&srv, "drop", "\"queue\":\"dropq\",\"backoff_ms\":10,\"max_retries\":20");
     struct relay rl;
-    CHECK(relay_start_holding(&rl, "drop", 0, "/heartbeat HTTP/1.1") == 0);
+    CHECK(relay_start_holding(&rl, "drop", "/heartbeat HTTP/1.1") == 0);
     char script[300];
     snprintf(script, sizeof script,
              "trap '' TERM; touch %s/drop-start-$TASKMILL_ATTEMPT; while :; do sleep 0.1; done",
@@ -1608,7 +1655,7 @@ static void run_proxy_404(const char *queue, bool batched) {
     snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
     char *id = th_submit(&srv, "p404", extra);
     struct relay rl;
-    CHECK(relay_start_answering(&rl, queue, 0, "/heartbeat HTTP/1.1",
+    CHECK(relay_start_answering(&rl, queue, "/heartbeat HTTP/1.1",
                                 "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\n"
                                 "Content-Length: 22\r\nConnection: close\r\n\r\n"
                                 "<h1>404 Not Found</h1>") == 0);
@@ -2001,7 +2048,7 @@ static void test_end_report_outlasts_tries(void) {
         char extra[100];
         snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queues[i]);
         ids[i] = th_submit(&srv, "out", extra);
-        CHECK(relay_start_answering(&rl[i], queues[i], 0, "/complete HTTP/1.1", away) == 0);
+        CHECK(relay_start_answering(&rl[i], queues[i], "/complete HTTP/1.1", away) == 0);
         w[i] = cli_spawn(&rl[i].via, worker_log(queues[i]), "work", "--queue", queues[i], "--lease",
                          "120", "--heartbeat", "0.2", "--concurrency", i ? "2" : "1", "--max-tasks",
                          "1", "--", "sh", "-c", "echo 'result {\"ok\":1}'");
@@ -2018,11 +2065,10 @@ static void test_end_report_outlasts_tries(void) {
         th_sleep_ms(200);
     }
     for (int i = 0; i < 2; i++) {
-        int port = rl[i].port;
-        relay_stop(&rl[i]);
+        relay_pause(&rl[i]);
         char tag[32];
         snprintf(tag, sizeof tag, "%s-back", queues[i]);
-        CHECK(relay_start(&rl[i], tag, port) == 0);
+        CHECK(relay_resume(&rl[i], tag) == 0);
     }
     int rc[2];
     bool completed[2], gave_up[2];
