@@ -748,6 +748,56 @@ static int relay_most(const char *text, const char *start, const char *needle, i
     return most;
 }
 
+/* How many times `needle` is in what the worker sent through rl. */
+static int relay_count(const struct relay *rl, const char *needle) {
+    char *up = relay_text(rl, "up");
+    int n = cli_count(up, needle);
+    free(up);
+    return n;
+}
+
+/*
+ * When the requests holding `needle` reached the relay, in the order of
+ * their connections (at most max): the time its copy of the connection was
+ * last written (wall ms), which for a held request is when its bytes came,
+ * as nothing passes on a held connection after them. Returns how many.
+ */
+static int relay_times(const struct relay *rl, const char *needle, long long *at, int max) {
+    int n = 0;
+    for (int k = 0; n < max; k++) {
+        char path[460];
+        snprintf(path, sizeof path, "%s.up.%d", rl->prefix, k);
+        struct stat st;
+        if (stat(path, &st)) break;
+        char *s = cli_slurp(path);
+        if (strstr(s, needle))
+            at[n++] = (long long)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+        free(s);
+    }
+    return n;
+}
+
+/* How long process pid's threads have waited for a CPU, runnable, in all (ms; 0 unknown):
+ * what a loaded machine delayed it by. */
+static long long run_delay_ms(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    long long ns = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char stat[300];
+        snprintf(stat, sizeof stat, "%s/%s/schedstat", path, e->d_name);
+        FILE *f = fopen(stat, "r");
+        unsigned long long run, wait;
+        if (f && fscanf(f, "%llu %llu", &run, &wait) == 2) ns += (long long)wait;
+        if (f) fclose(f);
+    }
+    closedir(d);
+    return ns / 1000000;
+}
+
 /* Ends a worker that a failed check leaves behind, its commands with it. */
 static void worker_end(pid_t w) {
     kill(w, SIGTERM);
@@ -1487,50 +1537,70 @@ static void test_name_limit(void) {
  * out the client's 60 s, the task's later heartbeats (with several slots,
  * every task's) behind it, while the lease ran out. Each heartbeat after
  * the first arrives within twice that bound of the one before (a hang
- * guard). Once none has been answered for the lease's length, the worker
- * says the task may be another worker's now, once. One slot, and batched.
+ * guard), plus what the worker and the relay were measured to wait for a
+ * CPU. Once none has been answered for the lease's length, the worker
+ * says the task may be another worker's now, once, also when a heartbeat
+ * is given up after that. One slot, and batched.
  */
 static void run_hung_heartbeat_retried(const char *queue, bool batched) {
-    char extra[100];
-    snprintf(extra, sizeof extra, "\"queue\":\"%s\"", queue);
-    char *id = th_submit(&srv, "hunghb", extra); /* the lease runs out: it is not checked */
+    /* The lease runs out (it is not checked) and the task's retry waits 10 minutes: with
+     * a free slot (batched) the worker would claim it again, and that run would say the
+     * lapse once more, its own, 10 s later. */
+    char extra[160];
+    snprintf(extra, sizeof extra,
+             "\"queue\":\"%s\",\"backoff_ms\":600000,\"backoff_max_ms\":600000", queue);
+    char *id = th_submit(&srv, "hunghb", extra);
     struct relay rl;
     CHECK(relay_start_holding(&rl, queue, "/heartbeat HTTP/1.1") == 0);
     pid_t w = cli_spawn(&rl.via, worker_log(queue), "work", "--queue", queue, "--lease", "10",
                         "--concurrency", batched ? "2" : "1", "--", "sh", "-c",
                         "echo 'progress 0.1 started'; while :; do sleep 0.1; done");
-    /* The first heartbeat, then two more, each within 2 x 3.3 s of the one before. */
-    int seen = 0;
+    /* The first heartbeat, then two more, each within 2 x 3.3 s of the one before, as
+     * the relay saw them come (not as this loop, which a loaded machine delays, saw
+     * them in its files), give or take the time the worker and the relay waited for
+     * a CPU meanwhile (measured: a loaded machine's delay is no hang). A heartbeat
+     * that waited out the client's 60 s would make the three take over a minute:
+     * 30 s is no speed asked of the worker. */
+    const char *hb = "/heartbeat HTTP/1.1";
     long long at[3] = {0, 0, 0};
-    for (long long t0 = th_now_ms(); seen < 3;) {
-        char *up = relay_text(&rl, "up");
-        int n = cli_count(up, "/heartbeat HTTP/1.1");
-        free(up);
-        long long now = th_now_ms();
-        while (seen < n && seen < 3)
-            at[seen++] = now;
-        long long since = seen ? at[seen - 1] : t0;
-        if (now - since > (seen ? 6700 : 15000)) break;
-        th_sleep_ms(50);
-    }
+    int seen = 0;
+    bool three = false;
+    long long delay0 = run_delay_ms(w) + run_delay_ms(rl.pid);
+    TRY_WAIT_UNTIL(three, (seen = relay_times(&rl, hb, at, 3)) == 3, 30000,
+                   "three heartbeats through the relay");
+    long long most_apart = 0, bound = 6700 + run_delay_ms(w) + run_delay_ms(rl.pid) - delay0;
+    for (int i = 1; i < seen; i++)
+        if (at[i] - at[i - 1] > most_apart) most_apart = at[i] - at[i - 1];
     const char *lapse = "no heartbeat answered for 10 s, the length of its lease";
-    bool said = false;
-    TRY_WAIT_UNTIL(said, log_says(queue, lapse), 15000, "the lapse noticed");
-    th_sleep_ms(4000); /* another heartbeat given up: said once */
+    bool said = false, after = false;
+    TRY_WAIT_UNTIL(said, log_says(queue, lapse), 20000, "the lapse noticed");
+    /* Said once, also when a heartbeat is given up after it was said: the worker says
+     * it as it gives one up (heartbeat k), before it sends the next (k + 1), so once
+     * two more have come than had when the line was read, k + 1 was given up too. */
+    int before = relay_count(&rl, hb);
+    long long t_said = th_now_ms();
+    TRY_WAIT_UNTIL(after, relay_count(&rl, hb) >= before + 2, 20000,
+                   "two heartbeats after the lapse was said (%d before)", before);
+    printf(
+        "    heartbeats at most %lld ms apart (bound %lld ms); two more %lld ms after the "
+        "lapse was read\n",
+        most_apart, bound, th_now_ms() - t_said);
     kill(w, SIGTERM);
     int rc = cli_wait(w, 30000);
     char *log = cli_slurp(worker_log(queue));
     int times = cli_count(log, lapse);
     free(log);
-    if (seen < 3 || rc != 0 || times != 1) {
+    if (!three || most_apart > bound || !after || rc != 0 || times != 1) {
         printf("    heartbeats seen: %d\n", seen);
         show_log(queue);
     }
     if (rc == -1) worker_end(w);
     relay_stop(&rl);
     free(id);
-    CHECK_INT(seen, 3);
+    CHECK(three);
+    CHECK(most_apart <= bound);
     CHECK(said);
+    CHECK(after);
     CHECK_INT(times, 1);
     CHECK_INT(rc, 0);
 }
