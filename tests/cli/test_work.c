@@ -384,10 +384,14 @@ static void test_sigterm_hands_task_back(void) {
     free(id);
 }
 
+/* A command that says nothing for more than twice its lease (3 s: a
+ * heartbeat a second, so only one two seconds late would lose it, where a
+ * 1 s lease's 333 ms heartbeats could be lost by a loaded machine) keeps
+ * it: heartbeats alone hold it. */
 static void test_silent_command_keeps_its_lease(void) {
     char *id = th_submit(&srv, "quiet", "\"queue\":\"silentq\",\"max_retries\":0");
-    pid_t w = cli_spawn(&srv, worker_log("silent"), "work", "--queue", "silentq", "--lease", "1",
-                        "--max-tasks", "1", "--", "sh", "-c", "sleep 3.5");
+    pid_t w = cli_spawn(&srv, worker_log("silent"), "work", "--queue", "silentq", "--lease", "3",
+                        "--max-tasks", "1", "--", "sh", "-c", "sleep 7");
     int rc = cli_wait(w, 15000);
     if (rc != 0) show_log("silent");
     CHECK_INT(rc, 0);
@@ -437,15 +441,24 @@ static void test_killed_worker_lease_expires(void) {
     free(id);
 }
 
+/* Four tasks at --concurrency 4 run at once: each command waits until all
+ * four have started (their pids in par.pids), and fails after 20 s
+ * without: one at a time, the first would never see the others. Shown by
+ * what ran, not by how long it took (a loaded machine can start four
+ * commands slower than a second apart). */
 static void test_concurrency(void) {
     char *ids[4];
     for (int i = 0; i < 4; i++)
-        ids[i] = th_submit(&srv, "par", "\"queue\":\"parq\"");
+        ids[i] = th_submit(&srv, "par", "\"queue\":\"parq\",\"max_retries\":0");
     char script[600];
-    snprintf(script, sizeof script, "echo $$ >> %s/par.pids; sleep 1", srv.dir);
+    snprintf(script, sizeof script,
+             "echo $$ >> %s/par.pids; i=0; while [ $(wc -l < %s/par.pids) -lt 4 ]; do "
+             "i=$((i+1)); if [ $i -gt 200 ]; then echo 'not four at once' >&2; exit 1; fi; "
+             "sleep 0.1; done",
+             srv.dir, srv.dir);
     pid_t w = cli_spawn(&srv, worker_log("par"), "work", "--queue", "parq", "--concurrency", "4",
                         "--max-tasks", "4", "--", "sh", "-c", script);
-    int rc = cli_wait(w, 3500); /* serially it would take 4 s or more */
+    int rc = cli_wait(w, 60000);
     if (rc != 0) show_log("par");
     CHECK_INT(rc, 0);
     for (int i = 0; i < 4; i++) {
@@ -2125,7 +2138,9 @@ static void test_end_report_outlasts_tries(void) {
     }
     /* Until each worker has tried its report 32 times (or has given up and exited). */
     int tries[2] = {0, 0};
-    for (int waited = 0; waited < 60000 && (tries[0] < 32 || tries[1] < 32); waited += 200) {
+    /* A try a second: 32 s when idle; the deadline leaves room for a loaded machine. */
+    for (long long t0 = th_now_ms();
+         th_now_ms() - t0 < 120000 && (tries[0] < 32 || tries[1] < 32);) {
         for (int i = 0; i < 2; i++) {
             char *up = relay_text(&rl[i], "up");
             tries[i] = cli_count(up, "/complete HTTP/1.1");
