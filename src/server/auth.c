@@ -71,21 +71,6 @@ static void auth_client_addr(struct req *r, char *out, size_t n) {
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
-/* Whether this second may have one more refusal's line (the first
- * AUTH_LOG_PER_SECOND may); *dropped_before gets the lines not written in
- * the seconds before, for the first of a new second to say. */
-static bool auth_log_admit(struct server *srv, uint64_t *dropped_before) {
-    int64_t sec = time_mono_ms() / 1000, cur = atomic_load(&srv->auth_log_sec);
-    *dropped_before = 0;
-    if (sec != cur && atomic_compare_exchange_strong(&srv->auth_log_sec, &cur, sec)) {
-        *dropped_before = atomic_exchange(&srv->auth_log_dropped, 0);
-        atomic_store(&srv->auth_log_count, 0);
-    }
-    if (atomic_fetch_add(&srv->auth_log_count, 1) < AUTH_LOG_PER_SECOND) return true;
-    atomic_fetch_add(&srv->auth_log_dropped, 1);
-    return false;
-}
-
 /* Counts a refusal and logs it (status, request, client address, token
  * id, never the secret): at most AUTH_LOG_PER_SECOND lines a second, so that a client sending bad
  * credentials (or past its rate) as fast as it can does not fill the log; the next line written
@@ -95,7 +80,7 @@ static void auth_log_refusal(struct req *r, int code, const char *token_id, cons
     int k = status == 401 ? 0 : status == 403 ? 1 : status == 429 ? 2 : -1;
     if (k >= 0) atomic_fetch_add_explicit(&r->srv->auth_refused[k], 1, memory_order_relaxed);
     uint64_t dropped = 0;
-    bool log = auth_log_admit(r->srv, &dropped);
+    bool log = log_limit_admit(&r->srv->auth_log, AUTH_LOG_PER_SECOND, &dropped);
     if (dropped)
         fprintf(stderr,
                 "taskmill: auth: %llu more refusals were not logged (at most %d a second are; "

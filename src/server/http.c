@@ -1135,14 +1135,26 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     *con_cls = NULL;
 }
 
+/* At most this many of libmicrohttpd's lines a second: most are of a
+ * connection a client broke off (before its head or body ended, or past
+ * its deadlines: head_watch.c), so a client can cause as many as it likes. */
+#define HTTP_LOG_PER_SECOND 100
+
 static void http_log(void *cls, const char *fmt, va_list ap) {
-    (void)cls;
+    struct server *srv = cls;
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
     /* A client that left before its reply ended (a watcher closing its
      * stream is the usual one): normal, and one line each. */
     if (strstr(msg, "The socket is no longer available for sending")) return;
-    fprintf(stderr, "taskmill: http: %s", msg);
+    uint64_t dropped = 0;
+    bool log = log_limit_admit(&srv->http_log, HTTP_LOG_PER_SECOND, &dropped);
+    if (dropped)
+        fprintf(stderr,
+                "taskmill: http: %llu more lines of libmicrohttpd were not logged (at most %d a "
+                "second are)\n",
+                (unsigned long long)dropped, HTTP_LOG_PER_SECOND);
+    if (log) fprintf(stderr, "taskmill: http: %s", msg);
 }
 
 const char *http_reason_phrase(int status) {

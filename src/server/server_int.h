@@ -12,6 +12,18 @@
 #include "http.h"
 #include "key_table.h"
 
+/* log_limit.c: lines of one kind a client can cause, at most a number a
+ * second; the first line of a later second says how many were not written. */
+struct log_limit {
+    _Atomic int64_t sec;      /* the second whose lines are counted */
+    _Atomic int count;        /* lines of it so far */
+    _Atomic uint64_t dropped; /* lines not written, not said yet */
+};
+/* Whether one more line may be written this second (the first per_second
+ * may); *dropped_before gets the lines not written in the seconds before,
+ * for the caller to say first. */
+bool log_limit_admit(struct log_limit *l, int per_second, uint64_t *dropped_before);
+
 struct server {
     struct server_config cfg;
     struct store *store;
@@ -32,9 +44,7 @@ struct server {
     _Atomic int64_t auth_checked_mono_ms; /* open mode: the store was last asked then */
     struct key_table rate;                /* a struct rate_bucket per token id */
     _Atomic uint64_t auth_refused[3];     /* refusals: 401, 403, 429 */
-    _Atomic int64_t auth_log_sec;         /* the second whose refusal lines are counted */
-    _Atomic int auth_log_count;           /* lines of it so far */
-    _Atomic uint64_t auth_log_dropped;    /* refusals not logged, not said yet */
+    struct log_limit auth_log;            /* refusal lines */
     _Atomic int waiters;                  /* requests counted against waiters_max */
     /* Parked requests per token (key_count_take), for waiters_per_token_max:
      * small, since only tokens with a request parked right now are in it. */
@@ -71,6 +81,7 @@ struct server {
     LIST_HEAD(, head_conn) head_list;
     _Atomic uint64_t head_timeouts;  /* connections closed for a head past it, both paths */
     _Atomic uint64_t body_timeouts;  /* and for a body past its deadline */
+    struct log_limit http_log;       /* http.c: libmicrohttpd's lines */
     struct event_hub *hub;           /* event_hub.c: SSE streams */
     struct webhook_sender *webhooks; /* webhook.c: deliveries */
 };

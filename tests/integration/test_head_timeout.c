@@ -286,6 +286,82 @@ static void test_body_at_rate_mhd(void) {
     body_at_rate("--no-fast-path");
 }
 
+/* Opens n connections that each send a head a byte every 300 ms, never
+ * ending it, until each is closed (or 25 s: a deadline); how many were. */
+static int drip_many(struct th_server *s, int n) {
+    int *fd = calloc((size_t)n, sizeof *fd), open = 0, closed = 0;
+    static const char start[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    for (int i = 0; i < n; i++) {
+        fd[i] = th_tcp_open(s);
+        if (fd[i] >= 0 && send(fd[i], start, sizeof start - 1, MSG_NOSIGNAL) > 0) open++;
+    }
+    for (long long t0 = th_now_ms(); closed < open && th_now_ms() - t0 < 25000;) {
+        th_sleep_ms(300);
+        for (int i = 0; i < n; i++) {
+            if (fd[i] < 0) continue;
+            char c;
+            struct pollfd p = {.fd = fd[i], .events = POLLIN};
+            bool gone = poll(&p, 1, 0) > 0 && recv(fd[i], &c, 1, MSG_DONTWAIT) <= 0;
+            if (gone || send(fd[i], "a", 1, MSG_NOSIGNAL) < 0) {
+                close(fd[i]);
+                fd[i] = -1;
+                closed++;
+            }
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (fd[i] >= 0) close(fd[i]);
+    free(fd);
+    return closed;
+}
+
+/* In the server's log: lines holding `what`, and the sum of the counts of
+ * the "N more lines of libmicrohttpd were not logged" lines. */
+static int log_lines(struct th_server *s, const char *what, long *untold) {
+    char path[400], line[1024];
+    snprintf(path, sizeof path, "%s/server.log", s->dir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    *untold = 0;
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, what)) n++;
+        const char *m = strstr(line, "taskmill: http: ");
+        if (m && strstr(m, " more lines of libmicrohttpd were not logged"))
+            *untold += atol(m + strlen("taskmill: http: "));
+    }
+    fclose(f);
+    return n;
+}
+
+/* libmicrohttpd writes a line for each connection cut past its deadline
+ * (one a client can cause as often as it likes): at most 100 a second
+ * are written, and the next one says how many were not. 300 heads cut in
+ * the same one or two rounds of the watch (their deadlines within a few
+ * ms), then one more in a later second. */
+static void test_cut_lines_bounded(void) {
+    struct th_server s;
+    CHECK(th_server_start(&s, "--no-fast-path", "--idle-timeout-seconds", IDLE_S,
+                          "--head-timeout-seconds", HEAD_S, NULL) == 0);
+    CHECK_INT(drip_many(&s, 300), 300);
+    th_sleep_ms(1100); /* by design: a new second, whose first line says the rest */
+    CHECK_INT(drip_many(&s, 1), 1);
+    static const char cut[] = "when reading request";
+    long untold = 0;
+    int lines = 0;
+    for (int i = 0; i < 200; i++) { /* 20 s: a deadline (a line may trail its close) */
+        lines = log_lines(&s, cut, &untold);
+        if (lines + untold >= 301) break;
+        th_sleep_ms(100);
+    }
+    printf("301 connections cut: %d lines, %ld said not logged\n", lines, untold);
+    CHECK_INT(head_timeouts(&s), 301);
+    CHECK_INT(lines + untold, 301); /* a line each, written or counted */
+    CHECK(lines <= 201);            /* 300 in at most two seconds, and the last */
+    CHECK(untold >= 100);
+    th_server_free(&s);
+}
+
 /* Out of its range, or not a number: a usage error (2), by name. */
 static void test_bad_flag(void) {
     const char *bin = getenv("TASKMILL_BIN") ? getenv("TASKMILL_BIN") : "build/taskmill";
@@ -330,6 +406,7 @@ static const struct th_test tests[] = {
     {"a body coming at --body-min-rate is not cut, however long (fast path)",
      test_body_at_rate_fast},
     {"the same through libmicrohttpd", test_body_at_rate_mhd},
+    {"libmicrohttpd's lines of connections cut: at most 100 a second", test_cut_lines_bounded},
     {"the deadlines' flags out of range are usage errors", test_bad_flag},
     {NULL, NULL},
 };

@@ -1,0 +1,20 @@
+/*
+ * log_limit: a bound on the lines of one kind that clients can cause
+ * (refusals, libmicrohttpd's complaints of a connection), so that a client
+ * sending bad requests as fast as it can does not fill the log. Lock-free:
+ * called from every HTTP thread.
+ */
+#include "../common/timeutil.h"
+#include "server_int.h"
+
+bool log_limit_admit(struct log_limit *l, int per_second, uint64_t *dropped_before) {
+    int64_t sec = time_mono_ms() / 1000, cur = atomic_load(&l->sec);
+    *dropped_before = 0;
+    if (sec != cur && atomic_compare_exchange_strong(&l->sec, &cur, sec)) {
+        *dropped_before = atomic_exchange(&l->dropped, 0);
+        atomic_store(&l->count, 0);
+    }
+    if (atomic_fetch_add(&l->count, 1) < per_second) return true;
+    atomic_fetch_add(&l->dropped, 1);
+    return false;
+}
