@@ -68,6 +68,10 @@ int64_t head_watch_body_limit_ms(const struct server *srv, int64_t got) {
     const struct limits *lim = &srv->cfg.limits;
     int64_t base = lim->body_timeout_seconds > 0 ? lim->body_timeout_seconds : 30;
     int64_t rate = lim->body_min_rate > 0 ? (int64_t)lim->body_min_rate : 4096;
+    /* Bytes past --max-body-bytes (a chunked body, read and dropped) buy
+     * no time: an endless body, however fast, is cut. */
+    if (lim->body_max_bytes > 0 && got > (int64_t)lim->body_max_bytes)
+        got = (int64_t)lim->body_max_bytes;
     return 1000 * base + 1000 * got / rate;
 }
 
@@ -193,7 +197,11 @@ struct head_conn *head_watch_opened(struct server *srv, int fd) {
         LIST_INSERT_HEAD(&srv->head_list, h, link);
     }
     h->started = true;
-    h->waiting = true;
+    /* Handed on with its head in and its body under way: the body's clock
+     * runs, not the head's (head_watch_head_in comes when libmicrohttpd
+     * has read the head again). */
+    h->waiting = !h->body_mono;
+    h->body = h->body_mono != 0;
     pthread_mutex_unlock(&srv->head_lock);
     return h;
 }

@@ -1,16 +1,19 @@
 /*
- * log_limit: a bound on the lines of one kind that clients can cause
- * (refusals, libmicrohttpd's complaints of a connection), so that a client
- * sending bad requests as fast as it can does not fill the log. Lock-free:
- * called from every HTTP thread.
+ * log_limit: a bound on the lines of one kind that clients can cause, so
+ * that a client sending bad requests as fast as it can does not fill the
+ * log (log_limit.h).
  */
+#include "log_limit.h"
+
 #include "../common/timeutil.h"
-#include "server_int.h"
 
 bool log_limit_admit(struct log_limit *l, int per_second, uint64_t *dropped_before) {
     int64_t sec = time_mono_ms() / 1000, cur = atomic_load(&l->sec);
     *dropped_before = 0;
-    if (sec != cur && atomic_compare_exchange_strong(&l->sec, &cur, sec)) {
+    /* Only forward: a thread that read the clock before another moved to
+     * the next second counts in that one, rather than starting its own
+     * again (which would let through more than per_second in it). */
+    if (sec > cur && atomic_compare_exchange_strong(&l->sec, &cur, sec)) {
         *dropped_before = atomic_exchange(&l->dropped, 0);
         atomic_store(&l->count, 0);
     }

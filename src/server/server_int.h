@@ -11,18 +11,7 @@
 
 #include "http.h"
 #include "key_table.h"
-
-/* log_limit.c: lines of one kind a client can cause, at most a number a
- * second; the first line of a later second says how many were not written. */
-struct log_limit {
-    _Atomic int64_t sec;      /* the second whose lines are counted */
-    _Atomic int count;        /* lines of it so far */
-    _Atomic uint64_t dropped; /* lines not written, not said yet */
-};
-/* Whether one more line may be written this second (the first per_second
- * may); *dropped_before gets the lines not written in the seconds before,
- * for the caller to say first. */
-bool log_limit_admit(struct log_limit *l, int per_second, uint64_t *dropped_before);
+#include "log_limit.h"
 
 struct server {
     struct server_config cfg;

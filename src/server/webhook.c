@@ -46,6 +46,7 @@
 #include "../common/buf.h"
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
+#include "log_limit.h"
 
 #define WEBHOOK_BREAK_AFTER 5 /* failures in a row before a webhook is held as a whole */
 
@@ -78,8 +79,14 @@ struct webhook_sender {
     uint64_t wake_gen; /* under lock: bumped by each wake */
     _Atomic bool stopping;
     _Atomic uint64_t attempts, delivered, failed, retried;
-    _Atomic uint64_t wakeups; /* by commits that queued deliveries */
+    _Atomic uint64_t wakeups;     /* by commits that queued deliveries */
+    struct log_limit refused_log; /* lines of private addresses refused */
 };
+
+/* At most this many lines a second of destinations refused as private: a
+ * tenant can point --max-webhooks of them at private names and cause an
+ * attempt of each with every event. */
+#define WEBHOOK_LOG_PER_SECOND 20
 
 /* True for an IPv4 address (host order) a webhook must not reach: every
  * special-purpose block of RFC 6890 and its updates but the few that are
@@ -392,10 +399,18 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
         /* The address is the operator's to see, not the webhook owner's:
          * named to a tenant, it would tell what names resolve to inside
          * the server's network. */
-        fprintf(stderr,
-                "taskmill: webhooks: webhook %s: its url's host resolved to the private or "
-                "loopback address %s; refused (--webhook-allow-private allows it)\n",
-                d->webhook_id, call.refused);
+        uint64_t dropped = 0;
+        bool log = log_limit_admit(&ws->refused_log, WEBHOOK_LOG_PER_SECOND, &dropped);
+        if (dropped)
+            fprintf(stderr,
+                    "taskmill: webhooks: %llu more refused private addresses were not logged (at "
+                    "most %d a second are)\n",
+                    (unsigned long long)dropped, WEBHOOK_LOG_PER_SECOND);
+        if (log)
+            fprintf(stderr,
+                    "taskmill: webhooks: webhook %s: its url's host resolved to the private or "
+                    "loopback address %s; refused (--webhook-allow-private allows it)\n",
+                    d->webhook_id, call.refused);
         d->last_error = xstrdup(
             "the url's host resolved to a private or loopback address "
             "(refused: the server must be started with "
