@@ -448,8 +448,10 @@ static int work_server_slow(const struct work_config *cfg, struct tm_client *c) 
     if (!last || now - last > WORK_SLOW_EPISODE_MS)
         work_log(cfg,
                  "the server asks to slow down (too many requests: %s); waiting %d s before "
-                 "each retry, as its Retry-After says (running commands go on)",
-                 tm_client_last_error(c)->message, (wait_ms + 999) / 1000);
+                 "each retry, %s (running commands go on)",
+                 tm_client_last_error(c)->message, (wait_ms + 999) / 1000,
+                 tm_client_last_error(c)->retry_after_ms > 0 ? "as its Retry-After says"
+                                                             : "as it gave no Retry-After");
     int64_t until = now + wait_ms, cur = atomic_load(&work_slow_until_ms);
     while (cur < until && !atomic_compare_exchange_weak(&work_slow_until_ms, &cur, until)) {
     }
@@ -785,11 +787,23 @@ static void work_run_terminate(struct work_run *r, int64_t now) {
  * answered) may still keep it, so it goes by then, though sooner than the
  * server asked, and never less than a second after the last.
  */
+static int64_t work_lease_last_call(const struct work_run *r) {
+    return r->lease_ok_ms + r->cfg->lease_s * 1000LL - r->cfg->heartbeat_timeout_ms;
+}
+
 static int64_t work_hb_retry_at(const struct work_run *r, int64_t now, int wait_ms) {
     int64_t at = now + wait_ms;
-    int64_t lapse = r->lease_ok_ms + r->cfg->lease_s * 1000LL - r->cfg->heartbeat_timeout_ms;
+    int64_t lapse = work_lease_last_call(r);
     if (at > lapse) at = lapse > now + 1000 ? lapse : now + 1000;
     return at;
+}
+
+/* How long the report of r's end waits for what the server asked (wait_ms), so that it
+ * still goes while the lease holds (work_hb_retry_at): nothing heartbeats a run that ended. */
+static int work_report_wait_ms(const struct work_run *r, int wait_ms) {
+    if (wait_ms <= 0) return 0;
+    int64_t now = work_now_ms();
+    return (int)(work_hb_retry_at(r, now, wait_ms) - now);
 }
 
 /* A heartbeat of r was answered, sent at sent_ms: the lease holds for lease_s from then. */
@@ -1268,7 +1282,8 @@ static void work_run_finish(struct work_run *r) {
     enum work_outcome how = work_run_outcome(r, error, sizeof error, &retryable, &what);
     int64_t first_ms = work_now_ms();
     for (int attempt = 0;; attempt++) {
-        work_report_pause(work_slow_hold_ms(), first_ms); /* a heartbeat's 429 holds it too */
+        /* A heartbeat's 429 holds it too, while its lease allows. */
+        work_report_pause(work_report_wait_ms(r, work_slow_hold_ms()), first_ms);
         struct tm_report rep;
         json_t *attrs, *out = NULL;
         work_run_report(r, &rep, &attrs);
@@ -1303,10 +1318,10 @@ static void work_run_finish(struct work_run *r) {
             return;
         }
         if (slow) {
-            work_report_pause(work_server_slow(cfg, r->c), first_ms);
+            work_report_pause(work_report_wait_ms(r, work_server_slow(cfg, r->c)), first_ms);
         } else {
             work_server_state(cfg, r->c, true);
-            work_report_pause(work_retry_ms(r->c, 1000), first_ms);
+            work_report_pause(work_report_wait_ms(r, work_retry_ms(r->c, 1000)), first_ms);
         }
     }
 }
@@ -1474,6 +1489,8 @@ static void *work_slot_main(void *arg) {
     int failures = 0, spawn_failures = 0;
     struct tm_claim_options o = work_claim_options(cfg);
     while (!atomic_load(&work_stop)) {
+        /* All --max-tasks started: nothing to claim, so no wait for the server either. */
+        if (cfg->max_tasks && atomic_load(&work_started) >= cfg->max_tasks) break;
         int hold_ms = work_slow_hold_ms();
         if (hold_ms > 0) {
             work_pause_ms(hold_ms);
@@ -1566,7 +1583,10 @@ static void *work_claimer_main(void *arg) {
     struct tm_claim_options o = work_claim_options(cfg);
     while (!atomic_load(&work_stop)) {
         int64_t pause_ms = atomic_load(&work_claim_after_ms) - work_now_ms();
-        if (pause_ms < work_slow_hold_ms()) pause_ms = work_slow_hold_ms();
+        /* The server asked to slow down: no claim before then, unless none is left to make
+         * (--max-tasks reached: the check below ends the claimer). */
+        bool claims_left = !cfg->max_tasks || atomic_load(&work_started) < cfg->max_tasks;
+        if (claims_left && pause_ms < work_slow_hold_ms()) pause_ms = work_slow_hold_ms();
         if (pause_ms > 0) {
             work_pause_ms(pause_ms < 100 ? (int)pause_ms : 100);
             continue;
@@ -2012,15 +2032,17 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
     pthread_mutex_lock(&work_inbox_lock);
     bool may_release = !work_claiming;
     pthread_mutex_unlock(&work_inbox_lock);
+    /* The server asked to wait: the ends wait too, unless the worker stops (a stop waits
+     * WORK_STOP_CALL_MS at most), or a run's lease would lapse first (nothing heartbeats a
+     * run that ended). */
+    bool held = work_slow_hold_ms() > 0 && !atomic_load(&work_stop);
     for (int how = may_release ? WORK_RELEASE : WORK_COMPLETE; how <= WORK_FAIL; how++) {
-        /* The server asked to wait: the ends wait too, unless the worker stops (a stop
-         * waits WORK_STOP_CALL_MS at most). */
-        if (work_slow_hold_ms() > 0 && !atomic_load(&work_stop)) break;
         size_t n = 0;
         b->first_ms = 0;
         for (size_t i = 0; i < b->nruns; i++) {
             struct work_run *r = b->runs[i];
             if (!work_run_is_done(r, now) || r->lease_lost || r->report_after_ms > now) continue;
+            if (held && now < work_lease_last_call(r)) continue;
             bool retryable;
             const char *what;
             if ((int)work_run_outcome(r, error, sizeof error, &retryable, &what) != how) continue;
@@ -2053,7 +2075,7 @@ static void work_batch_report(struct work_batch *b, int64_t now) {
                  * once the worker stops); a 429 is an answer, and the report is not given
                  * up for it. */
                 int wait_ms = b->wait_ms > 1000 && !atomic_load(&work_stop) ? b->wait_ms : 1000;
-                r->report_after_ms = work_now_ms() + wait_ms;
+                r->report_after_ms = work_hb_retry_at(r, work_now_ms(), wait_ms);
                 done = false;
             } else if (code == TM_CLIENT_EINVALID && how != WORK_RELEASE && res &&
                        work_run_report_refused(r, "end report", why)) {

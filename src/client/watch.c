@@ -385,12 +385,14 @@ static void watch_req_done(struct watch_task *t, CURLcode rc) {
     if (t->active && t->polling) watch_req_send(t, true);
 }
 
-/* Waits before the next reconnect: the server's retry, doubled per failure, bounded. */
-static void watch_stream_retry_later(struct watch_task *t) {
+/* Waits before the next reconnect: the server's retry, doubled per failure, bounded; and
+ * never sooner than the refusal's Retry-After asked (retry_after_ms, 0: none). */
+static void watch_stream_retry_later(struct watch_task *t, int64_t retry_after_ms) {
     int64_t delay = t->retry_ms;
     for (int i = 1; i < t->failures && delay < WATCH_RETRY_MAX_MS; i++)
         delay *= 2;
     if (delay > WATCH_RETRY_MAX_MS) delay = WATCH_RETRY_MAX_MS;
+    if (delay < retry_after_ms) delay = retry_after_ms;
     t->retry_at_ms = watch_now_ms() + delay;
 }
 
@@ -422,14 +424,17 @@ static void watch_stream_done(struct watch_task *t, CURLcode rc) {
         if (t->stream_event)
             watch_stream_send(t);
         else
-            watch_stream_retry_later(t);
+            watch_stream_retry_later(t, 0);
         goto out;
     }
     bool transient = rc != CURLE_OK && status == 0; /* no reply at all */
-    if ((transient || status >= 500) && t->ever_open && t->failures < WATCH_SSE_RETRIES) {
+    /* A stream that was open and cannot be had again now (the server away, or too many
+     * streams or requests of this token: 429) is tried again, as its Retry-After asks. */
+    if ((transient || status >= 500 || status == 429) && t->ever_open &&
+        t->failures < WATCH_SSE_RETRIES) {
         if (!t->lost_at_ms) t->lost_at_ms = watch_now_ms();
         t->failures++;
-        watch_stream_retry_later(t);
+        watch_stream_retry_later(t, retry_after_ms);
         goto out;
     }
     if (w->mode == TM_WATCH_SSE) {

@@ -29,6 +29,7 @@ enum proxy_mode {
     PROXY_CUT,      /* end each event stream a few bytes into its `cut_frames`th frame */
     PROXY_CUT_ID,   /* end the first event stream right after a frame with an id and no data */
     PROXY_CUT_HEAD, /* end the first event stream right after its headers, before any byte of it */
+    PROXY_BUSY,     /* as PROXY_CUT_HEAD, then answer the second 429 with Retry-After: 3 */
 };
 
 struct proxy {
@@ -44,6 +45,8 @@ struct proxy {
     atomic_int poll_reqs;    /* GET /v1/tasks/{id}?wait=... */
     atomic_int read_reqs;    /* plain GET /v1/tasks/{id} */
     atomic_int live;         /* connection threads running */
+    atomic_llong busy_ms;    /* PROXY_BUSY: when it answered 429 (th_now_ms) */
+    atomic_llong after_ms;   /* ... and when the next event stream was asked for */
     atomic_bool stop;
     pthread_t th;
 };
@@ -114,6 +117,18 @@ static void *proxy_conn_main(void *arg) {
             proxy_write_all(cfd, reply, (size_t)m);
             goto out;
         }
+        if (p->mode == PROXY_BUSY && nth == 2) {
+            const char body[] = "{\"error\":{\"code\":\"too_many_requests\",\"message\":\"busy\"}}";
+            char reply[512];
+            int m = snprintf(reply, sizeof reply,
+                             "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                             "Retry-After: 3\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                             sizeof body - 1, body);
+            atomic_store(&p->busy_ms, th_now_ms());
+            proxy_write_all(cfd, reply, (size_t)m);
+            goto out;
+        }
+        if (p->mode == PROXY_BUSY && nth == 3) atomic_store(&p->after_ms, th_now_ms());
         while (nth > 1 && atomic_load(&p->hold) && !atomic_load(&p->stop))
             th_sleep_ms(20);
     } else if (strncmp(path, "/v1/tasks/", 10) == 0 && strcmp(method, "GET") == 0) {
@@ -174,7 +189,7 @@ static void *proxy_conn_main(void *arg) {
                     }
                 }
             }
-            if (events && p->mode == PROXY_CUT_HEAD && nth == 1) {
+            if (events && (p->mode == PROXY_CUT_HEAD || p->mode == PROXY_BUSY) && nth == 1) {
                 for (size_t i = 0; i < (size_t)got && !cut; i++) {
                     head_end = buf[i] == "\r\n\r\n"[head_end] ? head_end + 1
                                : buf[i] == '\r'               ? 1
@@ -689,6 +704,42 @@ static void test_stream_cut_after_its_headers(void) {
     free(id);
 }
 
+/*
+ * A stream that was open, cut, and whose reopening is refused 429 with
+ * Retry-After: 3 (too many streams of the token, say) is opened again
+ * once the 3 s are over, not sooner (its own backoff would have been a
+ * second), and the task's state comes. It was dropped, in sse mode, with
+ * the 429 as its error.
+ */
+static void test_reopen_waits_retry_after(void) {
+    struct proxy p;
+    CHECK(proxy_start(&p, &srv, PROXY_BUSY) == 0);
+    char *id = th_submit(&srv, "busy", "\"queue\":\"busyq\"");
+    struct tm_client *c = tm_client_new(p.url, NULL);
+    struct tm_watch *w = tm_watch_new(c);
+    CHECK_INT(tm_watch_set_mode(w, TM_WATCH_SSE), 0);
+    CHECK_INT(tm_watch_add(w, id), 0);
+    json_t *t = NULL;
+    int rc = tm_watch_next(w, 20000, &t);
+    if (rc != 1) printf("    rc %d: %s\n", rc, tm_client_last_error(c)->message);
+    CHECK_INT(rc, 1);
+    CHECK_STR(jstr(t, "phase"), "pending");
+    json_decref(t);
+    long long busy = atomic_load(&p.busy_ms), after = atomic_load(&p.after_ms);
+    printf("    reopened %lld ms after the 429\n", after - busy);
+    CHECK(busy > 0 && after > 0);
+    CHECK(after - busy >= 2900); /* Retry-After: 3, 100 ms for the clocks */
+    CHECK_INT(atomic_load(&p.poll_reqs), 0);
+    CHECK_INT(tm_cancel(c, id, NULL), 0);
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1);
+    CHECK_STR(jstr(t, "phase"), "cancelled");
+    json_decref(t);
+    tm_watch_free(w);
+    tm_client_free(c);
+    proxy_stop(&p);
+    free(id);
+}
+
 static void test_poll_mode_never_streams(void) {
     struct proxy p;
     CHECK(proxy_start(&p, &srv, PROXY_PASS) == 0);
@@ -732,6 +783,7 @@ static const struct th_test tests[] = {
     {"no events path: watch and taskmill watch fall back to the long-poll",
      test_falls_back_to_long_poll},
     {"a stream cut right after its headers is opened again", test_stream_cut_after_its_headers},
+    {"a stream refused 429 is opened again after its Retry-After", test_reopen_waits_retry_after},
     {"poll mode never opens a stream; sse mode reports the stream's 404",
      test_poll_mode_never_streams},
     {NULL, NULL},

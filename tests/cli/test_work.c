@@ -2180,6 +2180,58 @@ static void test_end_report_outlasts_tries(void) {
     }
 }
 
+/*
+ * The report of a task's end refused with 429 and Retry-After: 30 (a
+ * proxy's, say) goes again while the task's lease (10 s) holds, not after
+ * the 30 s: nothing heartbeats a run that ended, so the lease would lapse
+ * and the result be lost (the server then answers 409). The relay answers
+ * the first report itself, then passes them. One slot and batched.
+ */
+static void test_end_report_not_held_past_lease(void) {
+    static const char *const queues[2] = {"holdq", "bholdq"};
+    static const char *const slow =
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        "Retry-After: 30\r\nContent-Length: 60\r\nConnection: close\r\n\r\n"
+        "{\"error\":{\"code\":\"too_many_requests\",\"message\":\"slow down\"}}";
+    char *ids[2];
+    struct relay rl[2];
+    pid_t w[2];
+    for (int i = 0; i < 2; i++) {
+        char extra[100];
+        snprintf(extra, sizeof extra, "\"queue\":\"%s\",\"max_retries\":0", queues[i]);
+        ids[i] = th_submit(&srv, "hold", extra);
+        CHECK(relay_start_answering(&rl[i], queues[i], "/complete HTTP/1.1", slow) == 0);
+        w[i] = cli_spawn(&rl[i].via, worker_log(queues[i]), "work", "--queue", queues[i], "--lease",
+                         "10", "--concurrency", i ? "2" : "1", "--max-tasks", "1", "--", "sh", "-c",
+                         "echo 'result {\"ok\":1}'");
+    }
+    for (int i = 0; i < 2; i++) {
+        bool refused = false; /* the first report answered 429 */
+        for (long long end = th_now_ms() + 20000; !refused && th_now_ms() < end; th_sleep_ms(50)) {
+            char *up = relay_text(&rl[i], "up");
+            refused = cli_count(up, "/complete HTTP/1.1") >= 1;
+            free(up);
+        }
+        CHECK(refused);
+        relay_pause(&rl[i]);
+        char tag[32];
+        snprintf(tag, sizeof tag, "%s-back", queues[i]);
+        CHECK(relay_resume(&rl[i], tag) == 0); /* passes every request from now on */
+    }
+    for (int i = 0; i < 2; i++) {
+        /* With the lease's 10 s, the report goes again within about 7 s of the last
+         * heartbeat; held for the 30 s, the worker would still be waiting here. */
+        int rc = cli_wait(w[i], 25000);
+        bool done = strcmp(th_phase(&srv, ids[i]), "completed") == 0;
+        if (rc != 0 || !done) show_log(queues[i]);
+        if (rc == -1) worker_end(w[i]);
+        relay_stop(&rl[i]);
+        free(ids[i]);
+        CHECK_INT(rc, 0);
+        CHECK(done);
+    }
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -2231,6 +2283,8 @@ static const struct th_test tests[] = {
      test_carriage_return_output},
     {"the report of a task's end is tried while its lease holds, past 30 tries",
      test_end_report_outlasts_tries},
+    {"a report refused with a long Retry-After goes again before its lease lapses",
+     test_end_report_not_held_past_lease},
     {"control characters of a command's output are echoed as \\xNN off a terminal",
      test_control_chars_echoed_escaped},
     {NULL, NULL},

@@ -184,6 +184,7 @@ static void test_command_refused_for_rate(void) {
 /* A fake server that answers every request 503 with `Retry-After: 2` and closes the
  * connection, counting the requests. */
 struct away {
+    int retry_after; /* seconds: its 503s' Retry-After */
     int lfd;
     char url[64];
     atomic_int requests;
@@ -197,8 +198,8 @@ static void *away_main(void *arg) {
     char reply[512];
     int len = snprintf(reply, sizeof reply,
                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                       "Retry-After: 2\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                       sizeof body - 1, body);
+                       "Retry-After: %d\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                       a->retry_after, sizeof body - 1, body);
     while (!atomic_load(&a->stop)) {
         struct pollfd pf = {a->lfd, POLLIN, 0};
         if (poll(&pf, 1, 100) <= 0) continue;
@@ -224,8 +225,9 @@ static void *away_main(void *arg) {
     return NULL;
 }
 
-static int away_start(struct away *a) {
+static int away_start(struct away *a, int retry_after) {
     memset(a, 0, sizeof *a);
+    a->retry_after = retry_after;
     a->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof in;
@@ -250,7 +252,7 @@ static void away_stop(struct away *a) {
  */
 static void test_unavailable_with_retry_after(void) {
     struct away a;
-    CHECK(away_start(&a) == 0);
+    CHECK(away_start(&a, 2) == 0);
     long long start = th_now_ms();
     pid_t w = cli_spawn(&srv, worker_log("away"), "work", "--server", a.url, "--queue", "awayq",
                         "--", "true");
@@ -276,12 +278,45 @@ static void test_unavailable_with_retry_after(void) {
     CHECK(requests <= most);
 }
 
+/*
+ * A stop ends a long wait the server asked for: a 503 with Retry-After:
+ * 30 (the worker waits it, capped at 60 s), then SIGTERM a second into
+ * the wait; the worker is gone well before the 30 s (its stop allows a
+ * call 5 s; nothing is running), and sent nothing more meanwhile.
+ */
+static void test_stop_ends_a_long_wait(void) {
+    struct away a;
+    CHECK(away_start(&a, 30) == 0);
+    pid_t w = cli_spawn(&srv, worker_log("awaylong"), "work", "--server", a.url, "--queue",
+                        "awaylongq", "--", "true");
+    bool asked = false;
+    for (long long end = th_now_ms() + 30000; !asked && th_now_ms() < end; th_sleep_ms(50))
+        asked = atomic_load(&a.requests) >= 1;
+    th_sleep_ms(1000); /* by design: into the wait */
+    long long t0 = th_now_ms();
+    kill(w, SIGTERM);
+    int rc = cli_wait(w, 20000);
+    long long took_ms = th_now_ms() - t0;
+    if (rc == -1) {
+        kill(-w, SIGKILL);
+        cli_wait(w, 10000);
+    }
+    away_stop(&a);
+    int requests = atomic_load(&a.requests);
+    printf("    stopped %lld ms after SIGTERM, %d requests\n", took_ms, requests);
+    if (!asked || rc != 0 || requests != 1) show_log("awaylong");
+    CHECK(asked);
+    CHECK_INT(rc, 0);       /* -1: still waiting 20 s after SIGTERM, the 30 s not cut short */
+    CHECK_INT(requests, 1); /* nothing sooner than the 30 s */
+}
+
 static const struct th_test tests[] = {
     {"work, one task at a time, slows down as a 429 asks and completes its tasks",
      test_one_slot_slows_down},
     {"work --concurrency 3 slows down as a 429 asks and completes its tasks",
      test_batched_slows_down},
     {"work waits a 503's Retry-After before claiming again", test_unavailable_with_retry_after},
+    {"a stop ends a long wait a Retry-After asked for", test_stop_ends_a_long_wait},
     {"a command refused for rate says when to try again and exits 5",
      test_command_refused_for_rate},
     {NULL, NULL},
