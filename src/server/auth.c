@@ -79,14 +79,9 @@ static void auth_log_refusal(struct req *r, int code, const char *token_id, cons
     int status = err_http_status(code);
     int k = status == 401 ? 0 : status == 403 ? 1 : status == 429 ? 2 : -1;
     if (k >= 0) atomic_fetch_add_explicit(&r->srv->auth_refused[k], 1, memory_order_relaxed);
-    uint64_t dropped = 0;
-    bool log = log_limit_admit(&r->srv->auth_log, AUTH_LOG_PER_SECOND, &dropped);
-    if (dropped)
-        fprintf(stderr,
-                "taskmill: auth: %llu more refusals were not logged (at most %d a second are; "
-                "taskmill_auth_refusals_total counts them all)\n",
-                (unsigned long long)dropped, AUTH_LOG_PER_SECOND);
-    if (!log) return;
+    if (!log_limit_take(&r->srv->auth_log, AUTH_LOG_PER_SECOND, "taskmill: auth: ", "refusals",
+                        "; taskmill_auth_refusals_total counts them all"))
+        return;
     char addr[INET6_ADDRSTRLEN + 1];
     auth_client_addr(r, addr, sizeof addr);
     char path[160];

@@ -1147,14 +1147,9 @@ static void http_log(void *cls, const char *fmt, va_list ap) {
     /* A client that left before its reply ended (a watcher closing its
      * stream is the usual one): normal, and one line each. */
     if (strstr(msg, "The socket is no longer available for sending")) return;
-    uint64_t dropped = 0;
-    bool log = log_limit_admit(&srv->http_log, HTTP_LOG_PER_SECOND, &dropped);
-    if (dropped)
-        fprintf(stderr,
-                "taskmill: http: %llu more lines of libmicrohttpd were not logged (at most %d a "
-                "second are)\n",
-                (unsigned long long)dropped, HTTP_LOG_PER_SECOND);
-    if (log) fprintf(stderr, "taskmill: http: %s", msg);
+    if (log_limit_take(&srv->http_log, HTTP_LOG_PER_SECOND,
+                       "taskmill: http: ", "lines of libmicrohttpd", ""))
+        fprintf(stderr, "taskmill: http: %s", msg);
 }
 
 const char *http_reason_phrase(int status) {

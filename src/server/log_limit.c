@@ -5,6 +5,8 @@
  */
 #include "log_limit.h"
 
+#include <stdio.h>
+
 #include "../common/timeutil.h"
 
 bool log_limit_admit(struct log_limit *l, int per_second, uint64_t *dropped_before) {
@@ -20,4 +22,14 @@ bool log_limit_admit(struct log_limit *l, int per_second, uint64_t *dropped_befo
     if (atomic_fetch_add(&l->count, 1) < per_second) return true;
     atomic_fetch_add(&l->dropped, 1);
     return false;
+}
+
+bool log_limit_take(struct log_limit *l, int per_second, const char *prefix, const char *what,
+                    const char *note) {
+    uint64_t dropped = 0;
+    bool admit = log_limit_admit(l, per_second, &dropped);
+    if (dropped)
+        fprintf(stderr, "%s%llu more %s were not logged (at most %d a second are%s)\n", prefix,
+                (unsigned long long)dropped, what, per_second, note);
+    return admit;
 }

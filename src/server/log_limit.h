@@ -22,4 +22,11 @@ struct log_limit {
  * for the caller to say first. */
 bool log_limit_admit(struct log_limit *l, int per_second, uint64_t *dropped_before);
 
+/* log_limit_admit, and when lines went unwritten in the seconds before, a
+ * line on stderr saying so first: "<prefix><n> more <what> were not logged
+ * (at most <per_second> a second are<note>)". Whether the caller may write
+ * its line. */
+bool log_limit_take(struct log_limit *l, int per_second, const char *prefix, const char *what,
+                    const char *note);
+
 #endif

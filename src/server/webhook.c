@@ -399,14 +399,8 @@ static enum webhook_outcome webhook_attempt(struct webhook_sender *ws, CURL *c,
         /* The address is the operator's to see, not the webhook owner's:
          * named to a tenant, it would tell what names resolve to inside
          * the server's network. */
-        uint64_t dropped = 0;
-        bool log = log_limit_admit(&ws->refused_log, WEBHOOK_LOG_PER_SECOND, &dropped);
-        if (dropped)
-            fprintf(stderr,
-                    "taskmill: webhooks: %llu more refused private addresses were not logged (at "
-                    "most %d a second are)\n",
-                    (unsigned long long)dropped, WEBHOOK_LOG_PER_SECOND);
-        if (log)
+        if (log_limit_take(&ws->refused_log, WEBHOOK_LOG_PER_SECOND,
+                           "taskmill: webhooks: ", "refused private addresses", ""))
             fprintf(stderr,
                     "taskmill: webhooks: webhook %s: its url's host resolved to the private or "
                     "loopback address %s; refused (--webhook-allow-private allows it)\n",
