@@ -279,16 +279,18 @@ static int client_code_for(long status, const char *slug) {
 #define CLIENT_RETRY_AFTER_MAX_S 86400
 
 /*
- * The Retry-After of the reply `easy` received last, in milliseconds: its
- * delta-seconds, or its HTTP-date less the time now (0 when past); 0 when
- * there is none or it is neither (RFC 9110 10.2.3). Read from the reply's
- * own headers, so that one of an earlier reply on a kept handle cannot
- * leak in.
+ * The Retry-After of the reply `easy` received last, of status `status`,
+ * in milliseconds: its delta-seconds, or its HTTP-date less the time now
+ * (0 when past); 0 when there is none or it is neither (RFC 9110 10.2.3),
+ * and for any status but 429 and 503 (not looked for: most replies are
+ * 2xx). Read from the reply's own headers, so that one of an earlier
+ * reply on a kept handle cannot leak in.
  */
-int64_t client_retry_after_ms(CURL *easy) {
+int64_t client_retry_after_ms(CURL *easy, long status) {
     struct curl_header *h = NULL;
-    if (!easy || curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK ||
-        !h || !h->value)
+    if (!easy || (status != 429 && status != 503) ||
+        curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h ||
+        !h->value)
         return 0;
     const char *v = h->value;
     while (*v == ' ' || *v == '\t')
@@ -359,7 +361,7 @@ int client_finish(struct tm_client *c, int64_t retry_after_ms, CURLcode rc, long
     else
         snprintf(c->err.message, sizeof c->err.message, "server replied with status %ld", status);
     c->err.code = client_code_for(status, c->err.slug);
-    if (status == 429 || status == 503) c->err.retry_after_ms = retry_after_ms;
+    c->err.retry_after_ms = retry_after_ms;
     json_decref(j);
     return c->err.code;
 }
@@ -404,7 +406,7 @@ static int client_call(struct tm_client *c, const char *method, const char *path
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
     int r = rc == CURLE_ABORTED_BY_CALLBACK
                 ? client_aborted(c, method, path)
-                : client_finish(c, client_retry_after_ms(c->curl), rc, status, &b, out);
+                : client_finish(c, client_retry_after_ms(c->curl, status), rc, status, &b, out);
     curl_slist_free_all(h);
     client_buf_release(&b);
     free(text);

@@ -59,14 +59,14 @@ void client_easy_setup(struct tm_client *c, CURL *easy, const char *method, cons
  * Records the outcome of a finished transfer in c->err and returns 0 for
  * a 2xx reply (setting *out to the parsed body, NULL when empty; out may
  * be NULL) or the negative code (TM_CLIENT_EPROTOCOL when b went over its
- * max). retry_after_ms is the reply's (client_retry_after_ms), kept in
- * c->err for a 429 or a 503.
+ * max). retry_after_ms is the reply's (client_retry_after_ms: 0 but on a
+ * 429 or a 503), kept in c->err.
  */
 int client_finish(struct tm_client *c, int64_t retry_after_ms, CURLcode rc, long status,
                   const struct client_buf *b, json_t **out);
-/* The Retry-After of the reply `easy` (may be NULL: 0) received last, in milliseconds; 0 when
- * it has none. */
-int64_t client_retry_after_ms(CURL *easy);
+/* The Retry-After of the reply `easy` (may be NULL: 0) received last, of status `status`, in
+ * milliseconds; 0 when it has none, and for any status but 429 and 503. */
+int64_t client_retry_after_ms(CURL *easy, long status);
 
 /* Sets c->err to a local error (no reply) and returns code. */
 int client_fail(struct tm_client *c, int code, const char *fmt, ...)

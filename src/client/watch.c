@@ -360,8 +360,8 @@ static void watch_req_done(struct watch_task *t, CURLcode rc) {
     long status = 0;
     curl_easy_getinfo(t->req.easy, CURLINFO_RESPONSE_CODE, &status);
     json_t *task = NULL;
-    int r =
-        client_finish(w->c, client_retry_after_ms(t->req.easy), rc, status, &t->req.body, &task);
+    int r = client_finish(w->c, client_retry_after_ms(t->req.easy, status), rc, status,
+                          &t->req.body, &task);
     watch_conn_stop(w, &t->req);
     if (!t->active) {
         json_decref(task);
@@ -406,7 +406,7 @@ static void watch_stream_done(struct watch_task *t, CURLcode rc) {
     if (!t->stream_open && t->active && watch_stream_answered(t)) watch_stream_opened(t);
     struct client_buf body = t->stream.body;
     t->stream.body = (struct client_buf){0};
-    int64_t retry_after_ms = client_retry_after_ms(t->stream.easy);
+    int64_t retry_after_ms = client_retry_after_ms(t->stream.easy, status);
     watch_conn_stop(w, &t->stream);
     bool was_open = t->stream_open, broken = t->stream_broken;
     t->stream_open = false;
