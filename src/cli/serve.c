@@ -134,6 +134,11 @@ static const struct serve_flag serve_flags[] = {
     LIMIT("max-streams", streams_max, 0, 1000000, 1024, "open event streams (SSE), 0 = no cap"),
     LIMIT("max-streams-per-token", streams_per_token_max, 0, 1000000, 256,
           "of those, of one token, 0 = no cap"),
+    LIMIT("max-unsent-bytes", unsent_max_bytes, 0, INT64_C(1) << 40, 512 << 20,
+          "bytes of read replies not yet taken by\ntheir clients, over every connection;\n"
+          "0 = no cap"),
+    LIMIT("max-unsent-bytes-per-token", unsent_per_token_max_bytes, 0, INT64_C(1) << 40, 64 << 20,
+          "of those, of one token; 0 = no cap"),
     LIMIT("max-webhooks", webhooks_max, 1, 100000, 100, "webhooks per namespace"),
     LIMIT("max-attributes", attributes_max_keys, 1, 1000000, 1000, "keys of a task's attributes"),
     LIMIT("max-attributes-bytes", attributes_max_bytes, 1024, 1 << 30, 256 * 1024,

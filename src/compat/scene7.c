@@ -301,6 +301,9 @@ void scene7_reply(struct req *r, const char *op, struct buf *content) {
     }
     buf_puts(&b, SOAP_ENV_CLOSE);
     if (content) buf_release(content);
+    /* getActiveJobs, getJobLogs, ...: a read, refused rather than held
+     * past --max-unsent-bytes (http.h). */
+    if (strncmp(op, "get", 3) == 0) r->reply_is_read = true;
     reply_body(r, 200, &b, SOAP_CONTENT_TYPE);
 }
 

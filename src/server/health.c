@@ -381,6 +381,17 @@ static void health_metrics(struct req *r) {
                "taskmill_public_body_refused_total %llu\n",
                (long long)atomic_load(&srv->public_body_bytes),
                (unsigned long long)atomic_load(&srv->public_body_refused));
+    buf_printf(&b,
+               "# HELP taskmill_unsent_reply_bytes Bytes held now by replies of 16 KiB or more "
+               "not yet taken whole by their clients.\n"
+               "# TYPE taskmill_unsent_reply_bytes gauge\n"
+               "taskmill_unsent_reply_bytes %lld\n"
+               "# HELP taskmill_unsent_refused_total Reads refused with 503: their reply would "
+               "have passed --max-unsent-bytes or --max-unsent-bytes-per-token.\n"
+               "# TYPE taskmill_unsent_refused_total counter\n"
+               "taskmill_unsent_refused_total %llu\n",
+               (long long)atomic_load(&srv->unsent_bytes),
+               (unsigned long long)atomic_load(&srv->unsent_refused));
     struct store_stats st;
     store_get_stats(srv->store, &st);
     struct event_hub_stats hs;

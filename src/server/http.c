@@ -157,7 +157,73 @@ static void req_waiter_release(struct req *r) {
     r->waiter_counted = r->waiter_token_counted = false;
 }
 
+/* A 2xx reply of this many bytes or more is counted while it is not sent
+ * whole: a smaller one is held for a client that does not read only by
+ * the connection it came on (one reply at a time), as the kernel's own
+ * buffer holds bytes for it. */
+#define UNSENT_COUNT_MIN (16 * 1024)
+
+/* A 2xx reply of len bytes (at least UNSENT_COUNT_MIN) holds them until it
+ * is sent whole or its connection is gone (req_free gives them back). A
+ * read's (a GET, or a view's read sent by POST: r->reply_is_read) is
+ * refused past --max-unsent-bytes or its token's
+ * --max-unsent-bytes-per-token: false, with e set. A write's reply is
+ * counted and never refused: what it answers is done. */
+static bool req_unsent_take(struct req *r, size_t len, struct tm_error *e) {
+    struct server *srv = r->srv;
+    const struct limits *lim = &srv->cfg.limits;
+    bool read = r->reply_is_read || strcmp(r->method, "GET") == 0;
+    int64_t n = (int64_t)len;
+    int64_t max = read && lim->unsent_max_bytes ? (int64_t)lim->unsent_max_bytes : INT64_MAX;
+    int64_t token_max = read && lim->unsent_per_token_max_bytes
+                            ? (int64_t)lim->unsent_per_token_max_bytes
+                            : INT64_MAX;
+    int64_t before = atomic_fetch_add(&srv->unsent_bytes, n);
+    if (before > max - n) {
+        atomic_fetch_sub(&srv->unsent_bytes, n);
+        atomic_fetch_add(&srv->unsent_refused, 1);
+        err_set(e, TM_EUNAVAILABLE, "",
+                "replies not yet taken by their clients hold the server's %lld bytes "
+                "(--max-unsent-bytes); try again",
+                (long long)max);
+        return false;
+    }
+    if (!key_count_take_n(&srv->token_unsent, r->token_id, strlen(r->token_id), n, token_max)) {
+        atomic_fetch_sub(&srv->unsent_bytes, n);
+        atomic_fetch_add(&srv->unsent_refused, 1);
+        err_set(e, TM_EUNAVAILABLE, "",
+                "replies not yet taken by this token's clients hold more than %lld bytes with "
+                "this one (--max-unsent-bytes-per-token); read them, then try again",
+                (long long)token_max);
+        return false;
+    }
+    r->unsent_held = len;
+    return true;
+}
+
+/* Gives back what r's reply held of those bounds. */
+static void req_unsent_release(struct req *r) {
+    if (!r->unsent_held) return;
+    key_count_give_n(&r->srv->token_unsent, r->token_id, strlen(r->token_id),
+                     (int64_t)r->unsent_held);
+    atomic_fetch_sub(&r->srv->unsent_bytes, (int64_t)r->unsent_held);
+    r->unsent_held = 0;
+}
+
 static void reply_send(struct req *r, int status, char *body, size_t len, const char *type) {
+    struct tm_error e;
+    if (status / 100 == 2 && len >= UNSENT_COUNT_MIN && !req_unsent_take(r, len, &e)) {
+        /* Not this reply, nor the headers it was to carry (its page's
+         * links and counts): the refusal in the API's shape instead. */
+        free(body);
+        for (int i = 0; i < r->nhdr; i++) {
+            free(r->hdr_name[i]);
+            free(r->hdr_value[i]);
+        }
+        r->nhdr = 0;
+        reply_error(r, &e);
+        return;
+    }
     req_waiter_release(r);
     r->status_sent = status;
     server_count_reply(r->srv, status);
@@ -930,6 +996,7 @@ void req_resumed(struct req *r) {
 
 void req_free(struct req *r) {
     req_public_release(r);
+    req_unsent_release(r);
     auth_wait_remove(r);
     store_op_release(&r->op);
     req_waiter_release(r);

@@ -150,6 +150,10 @@ struct req {
     bool public_busy; /* refused: --max-public-body-bytes was held by others */
     bool body_in;     /* libmicrohttpd's path: its body all in (head_watch_body_in told) */
     size_t public_held;
+    /* A view's read that comes by POST (Scene7's get* operations): its
+     * reply is refused, not held, past --max-unsent-bytes, as a GET's. */
+    bool reply_is_read;
+    size_t unsent_held; /* bytes of its 2xx reply counted until sent (http.c) */
     /* auth_watch.c: listed while it waits with a token. */
     struct store_op *wait_ops;
     size_t nwait_ops;

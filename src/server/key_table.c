@@ -74,22 +74,30 @@ void key_table_remove(struct key_table *t, void *entry) {
 
 struct key_count {
     struct key_entry e;
-    int n;
+    int64_t n;
 };
 
 bool key_count_take(struct key_table *t, const void *key, size_t klen, int max) {
+    return key_count_take_n(t, key, klen, 1, max);
+}
+
+void key_count_give(struct key_table *t, const void *key, size_t klen) {
+    key_count_give_n(t, key, klen, 1);
+}
+
+bool key_count_take_n(struct key_table *t, const void *key, size_t klen, int64_t n, int64_t max) {
     pthread_mutex_lock(&t->lock);
     struct key_count *c = key_table_find(t, key, klen);
-    bool ok = !c || c->n < max;
+    bool ok = (c ? c->n : 0) + n <= max;
     if (ok && !c) c = key_table_add(t, key, klen, sizeof *c);
-    if (ok) c->n++;
+    if (ok) c->n += n;
     pthread_mutex_unlock(&t->lock);
     return ok;
 }
 
-void key_count_give(struct key_table *t, const void *key, size_t klen) {
+void key_count_give_n(struct key_table *t, const void *key, size_t klen, int64_t n) {
     pthread_mutex_lock(&t->lock);
     struct key_count *c = key_table_find(t, key, klen);
-    if (c && --c->n == 0) key_table_remove(t, c);
+    if (c && (c->n -= n) <= 0) key_table_remove(t, c);
     pthread_mutex_unlock(&t->lock);
 }

@@ -2,8 +2,8 @@
  * key_table: a small chained hash of heap entries, each keyed by a short
  * byte string, with its lock, for the server's counters per token and per
  * client address: auth.c's rate buckets, conn_limit.c's open connections,
- * and (key_count_take/give) http.c's waiting requests and event_hub.c's
- * open streams per token.
+ * and (key_count_take/give) http.c's waiting requests, its replies' unsent
+ * bytes and event_hub.c's open streams per token.
  *
  * An entry is its owner's struct with a struct key_entry as its first
  * member; the table allocates it (zeroed) on key_table_add and frees it on
@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A token id with its NUL, or an address: a family tag and 16 bytes. */
 #define KEY_TABLE_KEY_LEN 17
@@ -50,5 +51,9 @@ void key_table_remove(struct key_table *t, void *entry);
  * leaves the table at none. */
 bool key_count_take(struct key_table *t, const void *key, size_t klen, int max);
 void key_count_give(struct key_table *t, const void *key, size_t klen);
+/* The same by n at once (bytes: http.c's replies not yet sent per token):
+ * take adds n unless the key's count would pass max. */
+bool key_count_take_n(struct key_table *t, const void *key, size_t klen, int64_t n, int64_t max);
+void key_count_give_n(struct key_table *t, const void *key, size_t klen, int64_t n);
 
 #endif

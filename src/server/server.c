@@ -171,6 +171,7 @@ static void server_free(struct server *srv) {
     webhook_sender_free(srv->webhooks);
     auth_release(srv);
     key_table_release(&srv->token_waiters);
+    key_table_release(&srv->token_unsent);
     pthread_mutex_destroy(&srv->wait_lock);
     if (srv->tls_key) memset(srv->tls_key, 0, strlen(srv->tls_key));
     free(srv->tls_key);
@@ -181,6 +182,7 @@ static void server_free(struct server *srv) {
 int server_start(const struct server_config *cfg, struct server **out) {
     struct server *srv = xcalloc(1, sizeof *srv);
     key_table_init(&srv->token_waiters, 64);
+    key_table_init(&srv->token_unsent, 64);
     pthread_mutex_init(&srv->wait_lock, NULL);
     LIST_INIT(&srv->wait_list);
     srv->cfg = *cfg;

@@ -33,19 +33,21 @@ struct limits {
     int connections_max;
     int connections_per_address_max; /* open connections from one address; 0 = no cap */
     int idle_timeout_seconds;        /* a connection without a request in progress */
-    int head_timeout_seconds;     /* a request's head, from its connection's start or last reply */
-    int body_timeout_seconds;     /* its body, from its head's end ... */
-    size_t body_min_rate;         /* ... and a second more for each this many bytes that came */
-    int waiters_max;              /* requests parked in a long-poll or a waiting claim */
-    int waiters_per_token_max;    /* of those, from one token; 0 = no cap */
-    int rate_per_token;           /* requests per second per token; 0 = no limit */
-    int streams_max;              /* open SSE streams; 0 = no cap */
-    int streams_per_token_max;    /* of those, of one token; 0 = no cap */
-    int webhooks_max;             /* webhooks per namespace */
-    int attributes_max_keys;      /* keys of a task's attributes */
-    size_t attributes_max_bytes;  /* a task's attributes as JSON text */
-    int query_timeout_ms;         /* how long one list query may run on a reader */
-    int finished_max_age_seconds; /* finished tasks are deleted after this (0: kept) */
+    int head_timeout_seconds;  /* a request's head, from its connection's start or last reply */
+    int body_timeout_seconds;  /* its body, from its head's end ... */
+    size_t body_min_rate;      /* ... and a second more for each this many bytes that came */
+    int waiters_max;           /* requests parked in a long-poll or a waiting claim */
+    int waiters_per_token_max; /* of those, from one token; 0 = no cap */
+    int rate_per_token;        /* requests per second per token; 0 = no limit */
+    int streams_max;           /* open SSE streams; 0 = no cap */
+    int streams_per_token_max; /* of those, of one token; 0 = no cap */
+    size_t unsent_max_bytes;   /* reads' replies not yet sent whole; 0 = no cap */
+    size_t unsent_per_token_max_bytes; /* of those, of one token; 0 = no cap */
+    int webhooks_max;                  /* webhooks per namespace */
+    int attributes_max_keys;           /* keys of a task's attributes */
+    size_t attributes_max_bytes;       /* a task's attributes as JSON text */
+    int query_timeout_ms;              /* how long one list query may run on a reader */
+    int finished_max_age_seconds;      /* finished tasks are deleted after this (0: kept) */
 };
 
 /* The event log, SSE streams and webhooks (docs/events.md); 0 = default. */

@@ -61,6 +61,12 @@ struct server {
      * are in their body, and the requests refused past the cap. */
     _Atomic int64_t public_body_bytes;
     _Atomic uint64_t public_body_refused;
+    /* http.c: bytes of 2xx replies of 16 KiB or more not yet sent whole,
+     * over every connection and per token, and the reads refused past
+     * --max-unsent-bytes or --max-unsent-bytes-per-token. */
+    _Atomic int64_t unsent_bytes;
+    struct key_table token_unsent;
+    _Atomic uint64_t unsent_refused;
     /* head_watch.c: libmicrohttpd's connections (and those handed to it,
      * not started yet), for the deadline of a request's head. */
     pthread_mutex_t head_lock;
