@@ -72,7 +72,7 @@ struct sse_stream {
     struct MHD_Connection *conn;
     struct sse_filter filter;
     int64_t cursor;
-    int64_t id_sent; /* the last `id:` written on the stream, or -1 */
+    int64_t id_sent; /* the last `id:` written on the stream (the first block has one) */
     bool live, suspended, closing, linked;
     int64_t last_write_mono;
     bool counted;                    /* counted in hub->nstreams */
@@ -647,9 +647,6 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
     st->filter = *f;
     memset(f, 0, sizeof *f);
     buf_init(&st->out);
-    buf_puts(&st->out, ": taskmill events\nretry: 1000\n\n");
-    if (first) buf_puts(&st->out, first);
-    st->id_sent = -1; /* a snapshot's id: is the cursor, set below */
     st->last_write_mono = time_mono_ms();
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4 * 1024, sse_read, st, sse_free);
@@ -662,9 +659,16 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     if (cursor < 0) cursor = event_hub_now(h);
+    /* The first block carries where the stream starts as its id, with no
+     * data (as a keep-alive's): a client that is cut off before any event
+     * has come reconnects with it as its Last-Event-ID, from there, and
+     * not from the present of its reconnection, which would skip what was
+     * committed in between. A task stream's snapshot follows with the same id. */
+    buf_printf(&st->out, ": taskmill events\nretry: 1000\nid: %lld\n\n", (long long)cursor);
+    if (first) buf_puts(&st->out, first);
+    st->id_sent = cursor;
     pthread_mutex_lock(&h->lock);
     st->cursor = cursor;
-    if (first) st->id_sent = cursor;
     LIST_INSERT_HEAD(&h->streams, st, link);
     st->linked = true;
     pthread_mutex_unlock(&h->lock);

@@ -27,7 +27,7 @@ enum proxy_mode {
     PROXY_PASS,     /* forward everything */
     PROXY_NO_SSE,   /* answer 404 on .../events, as a server without SSE */
     PROXY_CUT,      /* end each event stream a few bytes into its `cut_frames`th frame */
-    PROXY_CUT_ID,   /* end the first event stream right after a frame with an id and no data */
+    PROXY_CUT_ID,   /* end the first event stream right after a keep-alive with an id */
     PROXY_CUT_HEAD, /* end the first event stream right after its headers, before any byte of it */
     PROXY_BUSY,     /* as PROXY_CUT_HEAD, then answer the second 429 with Retry-After: 3 */
 };
@@ -180,7 +180,10 @@ static void *proxy_conn_main(void *arg) {
                         continue;
                     }
                     prev = 0;
-                    bool id_only = strstr(frame, "\nid: ") && !strstr(frame, "\ndata:");
+                    /* A keep-alive's id; not the opening block's, which has
+                     * one too (where the stream starts). */
+                    bool id_only = strstr(frame, "\nid: ") && !strstr(frame, "\ndata:") &&
+                                   strstr(frame, ": keep-alive");
                     flen = 1;
                     if (id_only) {
                         pass = i + 1;

@@ -195,6 +195,45 @@ static void test_keepalive(void) {
     th_server_free(&srv);
 }
 
+/* A stream's first block says where it starts (an id, no data): a client
+ * cut off before any event came resumes from there and loses nothing
+ * committed while it was away. Before, its first id came with its first
+ * event or keep-alive id, so such a client reconnected without a
+ * Last-Event-ID, from the present, past the missed event. */
+static void test_first_block_has_an_id(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, NULL) == 0);
+    char *before = th_submit(&srv, "first", "\"queue\":\"fq\"");
+    struct sse_conn c;
+    CHECK(sse_open(&c, srv.url, "/v1/events", -1, 0) == 0);
+    struct sse_event ev = {.id = -1};
+    sse_event_clear(&ev);
+    CHECK_INT(sse_started(&c, &ev, 20000), 0);
+    long long start = c.last_id;
+    sse_close(&c);
+    CHECK(start >= 1); /* the first task's task.created is in the log */
+    char *missed = th_submit(&srv, "missed", "\"queue\":\"fq\"");
+    CHECK(sse_open(&c, srv.url, "/v1/events", start, 0) == 0);
+    CHECK_INT(sse_next(&c, &ev, 20000), 1);
+    CHECK_STR(ev.event, "task.created");
+    CHECK(ev.data && missed && strstr(ev.data, missed) != NULL);
+    CHECK(ev.id > start);
+    sse_event_clear(&ev);
+    sse_close(&c);
+    /* A task stream's first block and its snapshot carry the same id. */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/events", before);
+    CHECK(sse_open(&c, srv.url, path, -1, 0) == 0);
+    CHECK_INT(sse_next(&c, &ev, 20000), 1);
+    CHECK_STR(ev.event, "task.snapshot");
+    CHECK(ev.id >= 1 && ev.id == c.last_id);
+    sse_event_clear(&ev);
+    sse_close(&c);
+    free(before);
+    free(missed);
+    th_server_free(&srv);
+}
+
 /* Whether the stopped server's log holds needle. */
 static bool server_log_has(const struct th_server *srv, const char *needle) {
     char path[400], line[1024];
@@ -457,6 +496,8 @@ static const struct th_test tests[] = {
     {"a task's life appends the documented kinds in order", test_lifecycle_kinds},
     {"the task stream opens with a snapshot, then follows", test_task_stream_snapshot_then_live},
     {"idle streams get keep-alive comments", test_keepalive},
+    {"a stream's first block has its start as an id: a client cut off at once loses nothing",
+     test_first_block_has_an_id},
     {"a watcher that leaves is not logged", test_departed_client_not_logged},
     {"a pruned sequence gets an error event, then the rest", test_pruned_sequence_error_event},
     {"a slow consumer is cut off and resumes with no gap",

@@ -340,17 +340,25 @@ static void test_keep_alives_carry_the_resume_point(void) {
         th_server_free(&srv);
         return;
     }
-    /* Block by block: one event (the match), and id-only blocks that are keep-alives. */
+    /* Block by block: the opening one with where the stream starts (since=0:
+     * id 0), one event (the match), and id-only blocks that are keep-alives. */
     long long last_id = -1;
-    int events = 0, id_only = 0;
+    int events = 0, id_only = 0, opening = 0;
     for (char *b = body + 4, *end; (end = strstr(b, "\n\n")); b = end + 2) {
         *end = '\0';
         long long id = -1;
-        bool data = false, keep_alive = false;
+        bool data = false, keep_alive = false, first = false;
         for (char *line = strtok(b, "\n"); line; line = strtok(NULL, "\n")) {
             if (strncmp(line, "id: ", 4) == 0) id = atoll(line + 4);
             if (strncmp(line, "data: ", 6) == 0) data = true;
             if (strcmp(line, ": keep-alive") == 0) keep_alive = true;
+            if (strcmp(line, ": taskmill events") == 0) first = true;
+        }
+        if (first) {
+            opening++;
+            if (id != 0) th_fail(__FILE__, __LINE__, "the opening block's id is %lld", id);
+            last_id = id;
+            continue;
         }
         if (id < 0) continue; /* a comment alone */
         if (id <= last_id) th_fail(__FILE__, __LINE__, "id %lld after %lld", id, last_id);
@@ -363,6 +371,7 @@ static void test_keep_alives_carry_the_resume_point(void) {
             if (!keep_alive) th_fail(__FILE__, __LINE__, "id %lld without data or keep-alive", id);
         }
     }
+    CHECK_INT(opening, 1);
     CHECK_INT(events, 1);
     CHECK_INT(last_id, head);
     CHECK(id_only >= 1);
