@@ -233,7 +233,12 @@ static void reply_send(struct req *r, int status, char *body, size_t len, const 
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    /* A body is what its type says (http_fast_reply too): a reply echoes
+     * tenants' text, which no browser may sniff into a page or a script. */
+    if (type) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    }
     for (int i = 0; i < r->nhdr; i++)
         MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
     MHD_queue_response(r->conn, (unsigned)status, resp);

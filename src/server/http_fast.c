@@ -308,6 +308,7 @@ void http_fast_reply(struct req *r, int status, char *body, size_t len, const ch
     if (type) {
         buf_put_lit(&h, "\r\nContent-Type: ");
         buf_puts(&h, type);
+        buf_put_lit(&h, "\r\nX-Content-Type-Options: nosniff");
     }
     for (int i = 0; i < r->nhdr; i++) {
         buf_puts(&h, "\r\n");

@@ -98,7 +98,6 @@ static void web_serve(struct req *r, const char *name) {
     const char *type = web_content_type(name);
     reply_add_header(r, "ETag", web_etags[i]);
     reply_add_header(r, "Cache-Control", "no-cache");
-    reply_add_header(r, "X-Content-Type-Options", "nosniff");
     if (strncmp(type, "text/html", 9) == 0)
         reply_add_header(r, "Content-Security-Policy",
                          "default-src 'none'; script-src 'self'; style-src 'self'; "

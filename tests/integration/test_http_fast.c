@@ -1351,6 +1351,29 @@ static void test_no_fast_path(void) {
     th_server_free(&s2);
 }
 
+/* Every reply with a body says X-Content-Type-Options: nosniff once, on
+ * both paths: a reply echoes tenants' text, which no browser may sniff
+ * into a page or a script (only the dashboard's own files said it). */
+static void test_nosniff(void) {
+    char *id = th_submit(&srv, "sniff", "\"name\":\"<script>alert(1)</script>\"");
+    CHECK(id != NULL);
+    char fast[128];
+    snprintf(fast, sizeof fast, "/v1/tasks/%s", id ? id : "x");
+    const char *paths[] = {
+        fast,       "/v1/tasks?limit=1", "/v1/tasks/00000000000000000000000000000000",
+        "/v1/nope", "/metrics",          "/"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct th_resp *r = th_http(&srv, "GET", paths[i], NULL);
+        int n = 0;
+        for (const char *p = r->headers; (p = strcasestr(p, "X-Content-Type-Options: nosniff"));
+             p++)
+            n++;
+        if (n != 1)
+            th_fail(__FILE__, __LINE__, "GET %s (%ld): nosniff %d times", paths[i], r->status, n);
+    }
+    free(id);
+}
+
 static const struct th_test tests[] = {
     {"pipelined requests on one connection are answered in order", test_pipelined},
     {"a request that comes in pieces", test_split},
@@ -1373,6 +1396,7 @@ static const struct th_test tests[] = {
     {"many clients at once: pipelined, handed on, hung up", test_concurrent},
     {"without SO_PEEK_OFF (kernels before 6.10): the same answers", test_without_peek_offset},
     {"--no-fast-path answers the same", test_no_fast_path},
+    {"every reply with a body says nosniff, on both paths", test_nosniff},
     {"a request the fast path takes is answered as libmicrohttpd answers it", test_same_as_mhd},
     {"a head at --max-header-bytes is answered as libmicrohttpd answers it",
      test_head_limit_same_as_mhd},
