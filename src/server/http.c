@@ -167,8 +167,9 @@ static void req_waiter_release(struct req *r) {
  * is sent whole or its connection is gone (req_free gives them back). A
  * read's (a GET, or a view's read sent by POST: r->reply_is_read) is
  * refused past --max-unsent-bytes or its token's
- * --max-unsent-bytes-per-token: false, with e set. A write's reply is
- * counted and never refused: what it answers is done. */
+ * --max-unsent-bytes-per-token: false, with e set. A reply larger than a
+ * cap goes when nothing else is held under it, or it could never go. A
+ * write's reply is counted and never refused: what it answers is done. */
 static bool req_unsent_take(struct req *r, size_t len, struct tm_error *e) {
     struct server *srv = r->srv;
     const struct limits *lim = &srv->cfg.limits;
@@ -179,7 +180,7 @@ static bool req_unsent_take(struct req *r, size_t len, struct tm_error *e) {
                             ? (int64_t)lim->unsent_per_token_max_bytes
                             : INT64_MAX;
     int64_t before = atomic_fetch_add(&srv->unsent_bytes, n);
-    if (before > max - n) {
+    if (before > 0 && before > max - n) {
         atomic_fetch_sub(&srv->unsent_bytes, n);
         atomic_fetch_add(&srv->unsent_refused, 1);
         err_set(e, TM_EUNAVAILABLE, "",

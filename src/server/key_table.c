@@ -88,7 +88,7 @@ void key_count_give(struct key_table *t, const void *key, size_t klen) {
 bool key_count_take_n(struct key_table *t, const void *key, size_t klen, int64_t n, int64_t max) {
     pthread_mutex_lock(&t->lock);
     struct key_count *c = key_table_find(t, key, klen);
-    bool ok = (c ? c->n : 0) + n <= max;
+    bool ok = !c || c->n + n <= max; /* none held: any n, so that one always goes */
     if (ok && !c) c = key_table_add(t, key, klen, sizeof *c);
     if (ok) c->n += n;
     pthread_mutex_unlock(&t->lock);

@@ -52,7 +52,9 @@ void key_table_remove(struct key_table *t, void *entry);
 bool key_count_take(struct key_table *t, const void *key, size_t klen, int max);
 void key_count_give(struct key_table *t, const void *key, size_t klen);
 /* The same by n at once (bytes: http.c's replies not yet sent per token):
- * take adds n unless the key's count would pass max. */
+ * take adds n unless the key holds some already and would pass max (a key
+ * that holds none takes any n, so that a single n above max is not
+ * refused for ever). */
 bool key_count_take_n(struct key_table *t, const void *key, size_t klen, int64_t n, int64_t max);
 void key_count_give_n(struct key_table *t, const void *key, size_t klen, int64_t n);
 
