@@ -10,7 +10,7 @@
 
 import { api, ApiError, getToken, setToken, onUnauthenticated } from './api.js';
 import { EventStream } from './live.js';
-import { h, clear, errText } from './dom.js';
+import { h, clear, errText, isId } from './dom.js';
 import * as queuesView from './queues.js';
 import * as tasksView from './tasks.js';
 import * as taskView from './task.js';
@@ -210,7 +210,13 @@ function parseRoute() {
   const [path, query = ''] = raw.split('?');
   const parts = path.split('/').filter(Boolean);
   const params = new URLSearchParams(query);
-  if (parts[0] === 'tasks' && parts[1]) return { name: 'task', id: parts[1], params };
+  // A task's page takes exactly a task id: anything else (a dot segment, a
+  // backslash the URL parser reads as '/', a '%') would make its API paths
+  // point somewhere else. The view says there is no such task.
+  if (parts[0] === 'tasks' && parts[1]) {
+    const ok = parts.length === 2 && isId(parts[1]);
+    return { name: 'task', id: ok ? parts[1] : null, raw: parts.slice(1).join('/'), params };
+  }
   if (parts[0] === 'webhooks') return { name: 'webhooks', id: parts[1] || null, params };
   if (['queues', 'tasks', 'tokens'].includes(parts[0])) return { name: parts[0], params };
   return { name: 'queues', params };
@@ -273,7 +279,7 @@ function showWorkerHome(m) {
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Open')));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    location.hash = `#/tasks/${input.value.trim()}`;
+    location.hash = `#/tasks/${encodeURIComponent(input.value.trim())}`;
   });
   m.append(form);
   current = { name: 'worker', route: null, view: {} };

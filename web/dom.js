@@ -107,6 +107,15 @@ export function localInputToIso(v) {
   return Number.isNaN(d.getTime()) ? '' : d.toISOString();
 }
 
+/**
+ * Is s an id as the v1 API takes a task's or a webhook's in a path: 32
+ * lowercase hex digits (src/common/id.c's id_is_valid; an id prefix is
+ * only a list filter)? Nothing else from an address goes into such a path.
+ */
+export function isId(s) {
+  return typeof s === 'string' && /^[0-9a-f]{32}$/.test(s);
+}
+
 export function shortId(id) {
   return id ? `${id.slice(0, 8)}…${id.slice(-4)}` : '';
 }

@@ -13,7 +13,7 @@
 import { api, qs } from './api.js';
 import {
   h, add, clear, timeEl, shortId, phaseBadge, pausedBadge, progressBar, setProgress, prettyJson,
-  TERMINAL, toast, confirmDialog, fmtNum, fmtDuration, throttle, errText,
+  PHASES, TERMINAL, toast, confirmDialog, fmtNum, fmtDuration, throttle, errText, isId,
 } from './dom.js';
 import { EventStream, latestByTask } from './live.js';
 
@@ -21,8 +21,9 @@ const LEVELS = ['INFO', 'WARN', 'ERROR'];
 const TIMELINE_MAX = 2000; // entries kept on the page; older ones are dropped from view
 const CHILDREN_PAGE = 200;
 
-/** Which controls a phase allows (docs/api.md §3.2, §7.5, §7.6). */
+/** Which controls a phase allows (docs/api.md §3.2, §7.5, §7.6); none for a phase it does not know. */
 function legal(t) {
+  if (!PHASES.includes(t.phase)) return { cancel: false, retry: false, pause: false, resume: false, delete: false };
   const term = TERMINAL.has(t.phase);
   return {
     cancel: ['pending', 'waiting', 'running'].includes(t.phase),
@@ -80,8 +81,20 @@ function summary(ev, actorLabel) {
   return { k, what, actor: actorLabel(ev.actor) };
 }
 
+/** The page of a route whose id is not a task id: it asks the server nothing. */
+function missing(root, what) {
+  add(clear(root), h('p', {}, h('a', { href: '#/tasks' }, '« Tasks')),
+    h('h1', {}, 'No such task'),
+    h('p', { 'data-testid': 'task-missing' }, what));
+}
+
 export function mount(root, route, ctx) {
   const id = route.id;
+  if (!isId(id)) {
+    missing(root, `'${route.raw || ''}' is not a task id (32 lowercase hex digits).`);
+    return {};
+  }
+  const path = `/v1/tasks/${encodeURIComponent(id)}`; // encoded anyway: what goes into a path is encoded
   let task = null;
   let gone = false;
   let deleted = false;
@@ -249,7 +262,7 @@ export function mount(root, route, ctx) {
       kv(t.completed_at ? 'Ran for' : 'Running for', fmtDuration(end - Date.parse(t.started_at)));
     }
     kv('Version', String(t.version));
-    if (t.parent_id) kv('Parent', h('a', { href: `#/tasks/${t.parent_id}`, class: 'mono' }, shortId(t.parent_id)));
+    if (t.parent_id) kv('Parent', h('a', { href: `#/tasks/${encodeURIComponent(t.parent_id)}`, class: 'mono' }, shortId(t.parent_id)));
     if (t.launcher) kv('Launcher', t.launcher);
     return h('dl', { class: 'kv' }, dl);
   }
@@ -266,7 +279,7 @@ export function mount(root, route, ctx) {
       return;
     }
     try {
-      const r = await api('GET', `/v1/tasks/${id}/attempts`);
+      const r = await api('GET', `${path}/attempts`);
       if (gone || seq !== attemptsSeq) return;
       const list = r.attempts || [];
       section(attempts, list, () => (list.length ? h('table', { 'data-testid': 'attempts-table' },
@@ -296,7 +309,7 @@ export function mount(root, route, ctx) {
     const toggle = h('button', { type: 'button', class: 'link', 'aria-expanded': 'false', 'aria-label': `Children of ${t.name || t.type}` }, '▸ children');
     const li = h('li', { 'data-testid': `child-${t.id}`, 'data-task-id': t.id },
       h('div', { class: 'node' },
-        h('span', {}, h('a', { href: `#/tasks/${t.id}` }, t.name || t.type), ' ', h('span', { class: 'id' }, shortId(t.id))),
+        h('span', {}, h('a', { href: `#/tasks/${encodeURIComponent(t.id)}` }, t.name || t.type), ' ', h('span', { class: 'id' }, shortId(t.id))),
         phase, b, h('span', {}, pct, ' ', toggle)));
     const node = { li, task: t, bar: b, pct, phase };
     toggle.addEventListener('click', async () => {
@@ -391,7 +404,7 @@ export function mount(root, route, ctx) {
     if (phaseChanged) attemptsLater.call();
   }
 
-  const stream = ctx.can.read ? new EventStream(`/v1/tasks/${id}/events?since=0`, {
+  const stream = ctx.can.read ? new EventStream(`${path}/events?since=0`, {
     onevents(batch) {
       for (const ev of batch) {
         if (seen.has(ev.seq)) continue;
@@ -433,7 +446,7 @@ export function mount(root, route, ctx) {
   async function load() {
     const seq = ++loadSeq;
     try {
-      const t = await api('GET', `/v1/tasks/${id}`);
+      const t = await api('GET', path);
       if (gone || seq !== loadSeq) return;
       loading = false;
       if (task && t.version <= task.version) return;
@@ -447,9 +460,7 @@ export function mount(root, route, ctx) {
       loading = false;
       if (e.status === 404 && deleted) return; // the note says so already
       if (e.status === 404 && !task) {
-        add(clear(root), h('p', {}, h('a', { href: '#/tasks' }, '« Tasks')),
-          h('h1', {}, 'No such task'),
-          h('p', { 'data-testid': 'task-missing' }, `There is no task '${id}' that this token can see.`));
+        missing(root, `There is no task '${id}' that this token can see.`);
         gone = true;
         if (stream) stream.stop();
         return;
@@ -471,7 +482,7 @@ export function mount(root, route, ctx) {
     acting = a;
     renderActions(task);
     try {
-      const r = await api(a === 'delete' ? 'DELETE' : 'POST', a === 'delete' ? `/v1/tasks/${id}` : `/v1/tasks/${id}/${a}`);
+      const r = await api(a === 'delete' ? 'DELETE' : 'POST', a === 'delete' ? path : `${path}/${a}`);
       if (a === 'delete') {
         toast('Task deleted.');
         if (!gone) location.hash = '#/tasks'; // not when the viewer went elsewhere meanwhile

@@ -243,7 +243,7 @@ export function mount(root, route, ctx) {
     const title = t.name || t.type;
     const tr = h('tr', { 'data-testid': `task-row-${t.id}`, 'data-task-id': t.id, class: t.paused ? 'paused' : '' },
       h('td', {},
-        h('a', { href: `#/tasks/${t.id}`, 'data-testid': 'task-link' }, title),
+        h('a', { href: `#/tasks/${encodeURIComponent(t.id)}`, 'data-testid': 'task-link' }, title),
         h('div', { class: 'id' }, shortId(t.id), t.name ? ` · ${t.type}` : '', showNs ? ` · ${t.namespace}` : '')),
       h('td', { class: 'hide-narrow' }, t.queue),
       c.phase, c.progress, c.attempt,

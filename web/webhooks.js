@@ -4,7 +4,7 @@
 // (#/webhooks/ID) its latest deliveries and their outcomes.
 
 import { api, qs } from './api.js';
-import { h, add, clear, timeEl, toast, confirmDialog, errText, lateSecret } from './dom.js';
+import { h, add, clear, timeEl, toast, confirmDialog, errText, lateSecret, isId } from './dom.js';
 
 const EVENTS = ['task.spawned', 'task.updated', 'task.completed', 'task.failed'];
 
@@ -84,13 +84,13 @@ export function mount(root, route) {
       clear(list).append(h('table', { 'data-testid': 'webhooks-table' },
         h('thead', {}, h('tr', {}, ['Name', 'URL', 'Namespace', 'Events', 'Created', ''].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, ws.map((w) => h('tr', { 'data-testid': `webhook-row-${w.id}`, 'aria-current': w.id === selected ? 'true' : null },
-          h('th', { scope: 'row' }, h('a', { href: `#/webhooks/${w.id}` }, w.name || w.id)),
+          h('th', { scope: 'row' }, h('a', { href: `#/webhooks/${encodeURIComponent(w.id)}` }, w.name || w.id)),
           h('td', { class: 'mono' }, w.url),
           h('td', {}, w.namespace || 'all'),
           h('td', {}, (w.events || []).join(', ')),
           h('td', {}, timeEl(w.created_at)),
           h('td', {}, h('div', { class: 'actions' },
-            h('a', { class: 'button', href: `#/webhooks/${w.id}`, 'data-testid': `webhook-deliveries-${w.id}` }, 'Deliveries'),
+            h('a', { class: 'button', href: `#/webhooks/${encodeURIComponent(w.id)}`, 'data-testid': `webhook-deliveries-${w.id}` }, 'Deliveries'),
             h('button', {
               type: 'button', class: 'danger', 'data-testid': `webhook-delete-${w.id}`, 'aria-label': `Delete webhook ${w.name || w.id}`,
               onclick: (ev) => remove(w, ev.currentTarget),
@@ -102,6 +102,11 @@ export function mount(root, route) {
 
   async function loadDeliveries() {
     if (!selected) return;
+    if (!isId(selected)) {
+      // A dot segment or a backslash in the address would send the read elsewhere.
+      clear(deliveries).append(h('p', { class: 'error', role: 'alert' }, `'${selected}' is not a webhook id.`));
+      return;
+    }
     const seq = ++deliveriesSeq;
     readAgain.disabled = true;
     try {

@@ -1223,3 +1223,83 @@ describe('refusals and busy controls', () => {
     }
   });
 });
+
+describe('addresses', () => {
+  test('a task address that is not a task id asks the server nothing and says there is no such task', async () => {
+    const srv = await startServer({ tokens: true });
+    try {
+      await ok(srv, 'POST', '/v1/schedules', { name: 'nightly', interval_seconds: 3600, task: { type: 'job' } });
+      const t = await submit(srv, { name: 'real-one' });
+      // The URL parser reads '\' as '/' and resolves dot segments: before,
+      // the first one made the page read /v1/schedules/nightly as a task,
+      // and its Pause button paused the schedule.
+      const crafted = ['..\\schedules\\nightly', '..%5Cschedules%5Cnightly', '%2e%2e/%2e%2e/schedules/nightly',
+        `${t.id}/../../schedules/nightly`, '..', t.id.slice(0, 31), t.id.toUpperCase(), `${t.id}%2F..`];
+      for (const c of crafted) {
+        const page = await openPage(browser, srv, { token: srv.token, hash: `#/tasks/${c}` });
+        await live(page);
+        // What a viewer would do with the page: press Pause if it is offered.
+        const shown = page.locator(`${tid('task-missing')}, ${tid('action-pause')}:not([disabled])`).first();
+        await shown.waitFor();
+        if (await page.locator(tid('action-pause')).count()) {
+          await page.click(tid('action-pause'));
+          await page.waitForTimeout(500);
+        }
+        const sched = await ok(srv, 'GET', '/v1/schedules/nightly');
+        assert.equal(sched.paused, false, `the schedule is not paused by '${c}'`);
+        assert.deepEqual(page.apiCalls.filter((r) => !['GET /v1/whoami', 'GET /v1/tokens', 'GET /v1/events'].includes(r)), [],
+          `no API call but the app's own for '${c}'`);
+        assert.equal(await page.locator('h1').textContent(), 'No such task', c);
+        assert.match(await page.textContent(tid('task-missing')), /is not a task id/);
+        assert.deepEqual(page.errors, []);
+        await page.closeAll();
+      }
+      // A task id opens its task, and its calls stay under /v1/tasks/ID.
+      const page = await openPage(browser, srv, { token: srv.token, hash: `#/tasks/${t.id}` });
+      await live(page);
+      await attrIs(page, tid('task-phase'), 'data-phase', 'pending');
+      for (const r of page.apiCalls) {
+        if (!['GET /v1/whoami', 'GET /v1/tokens', 'GET /v1/events'].includes(r)) {
+          assert.match(r, new RegExp(`^GET /v1/tasks(/${t.id}(/attempts|/events)?)?$`), r);
+        }
+      }
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('the task page', () => {
+  /** Opens the page of task id with its read (GET /v1/tasks/ID) answered changed by edit(task). */
+  async function openEdited(srv, id, edit) {
+    const page = await openPage(browser, srv, { hash: '#/queues' });
+    await live(page);
+    await page.route((u) => u.pathname === `/v1/tasks/${id}`, async (route) => {
+      const r = await route.fetch();
+      const t = await r.json();
+      edit(t);
+      t.version = 1000; // newer than what the task's stream brings
+      await route.fulfill({ response: r, json: t });
+    });
+    await page.evaluate((x) => { location.hash = `#/tasks/${x}`; }, id);
+    return page;
+  }
+
+  test('a task in a phase the page does not know offers no action', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'odd-phase' });
+      const page = await openEdited(srv, t.id, (x) => { x.phase = 'mystery'; });
+      await attrIs(page, tid('task-phase'), 'data-phase', 'mystery');
+      for (const a of ['cancel', 'retry', 'pause', 'resume', 'delete']) {
+        assert.equal(await page.locator(tid(`action-${a}`)).isDisabled(), true, `${a} is disabled`);
+      }
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});

@@ -129,13 +129,20 @@ export async function launch() {
 /**
  * A fresh browser context and page on the dashboard. With `token`, the
  * page starts signed in (the token in sessionStorage, as the login form
- * leaves it). page.errors collects uncaught errors and console errors.
+ * leaves it). page.errors collects uncaught errors and console errors;
+ * page.apiCalls every /v1/ request it sent ('GET /v1/whoami').
  */
 export async function openPage(browser, srv, { token = null, hash = '#/queues', width = 1280, height = 800 } = {}) {
   const context = await browser.newContext({ viewport: { width, height } });
   if (token) await context.addInitScript((t) => sessionStorage.setItem('taskmill.token', t), token);
   const page = await context.newPage();
   page.errors = [];
+  // Every API call the page makes, from its first: 'GET /v1/whoami'.
+  page.apiCalls = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/v1/')) page.apiCalls.push(`${r.method()} ${u.pathname}`);
+  });
   page.on('pageerror', (e) => page.errors.push(e.message));
   page.on('console', (m) => {
     // A stopped server makes the browser log failed fetches; those are expected.
