@@ -168,8 +168,11 @@ function leaveHeld() {
 
 function showLogin(message) {
   document.getElementById('nav').hidden = true;
+  // Masked, but not a password: password managers ignore autocomplete=off
+  // and offer to save what a form of type=password sent (the form going
+  // away reads as a sign-in done); a one-time code is not saved.
   const input = h('input', {
-    id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true,
+    id: 'token', type: 'password', autocomplete: 'one-time-code', spellcheck: 'false', required: true,
     placeholder: 'tm_…', 'data-testid': 'login-token',
   });
   const err = h('p', { class: 'error', 'data-testid': 'login-error', role: 'alert' }, message || '');

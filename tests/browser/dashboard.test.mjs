@@ -415,6 +415,10 @@ describe('auth', () => {
     try {
       const page = await openPage(browser, srv, { hash: '#/queues' });
       await page.locator(tid('login')).waitFor();
+      // Masked, and marked so that a password manager does not offer to
+      // save it (autocomplete=off, as before, is ignored by them).
+      assert.equal(await page.getAttribute(tid('login-token'), 'type'), 'password');
+      assert.equal(await page.getAttribute(tid('login-token'), 'autocomplete'), 'one-time-code');
       await page.fill(tid('login-token'), 'tm_0000000000000000_' + '0'.repeat(64));
       await page.click(tid('login-submit'));
       await textIs(page, tid('login-error'), /refused/);
