@@ -1,5 +1,6 @@
 // api.js: every call the dashboard makes goes through api() here, with the
-// viewer's token (kept in sessionStorage only: gone when the tab closes).
+// viewer's token (kept in sessionStorage only: this tab's, though a closed
+// tab reopened or a session restored brings it back; Sign out removes it).
 // Errors come back as ApiError with the v1 error's code, message and field;
 // a 401 also tells the app to ask for a token again.
 

@@ -179,7 +179,7 @@ function showLogin(message) {
   const submit = h('button', { class: 'primary', type: 'submit', 'data-testid': 'login-submit' }, 'Sign in');
   const form = h('form', { class: 'panel login', 'data-testid': 'login' },
     h('h1', {}, 'Sign in'),
-    h('p', {}, 'This server needs an API token. It is kept in this tab only (sessionStorage) and sent with each API call.'),
+    h('p', {}, 'This server needs an API token. It is kept in this tab only (sessionStorage) and sent with each API call. Sign out to forget it: a closed tab reopened can still have it.'),
     h('label', { for: 'token' }, 'API token', input),
     err,
     h('div', { class: 'actions' }, submit));
