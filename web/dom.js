@@ -76,15 +76,22 @@ export function timeEl(iso) {
   return h('time', { datetime: iso, title: `${iso.replace('T', ' ').replace('Z', '')} UTC` }, fmtTime(iso));
 }
 
+/**
+ * A duration for people: '850 ms', '9.5 s', '42 s', '1 min 5 s', '2 h 3 min'.
+ * Rounded once, to the unit shown, before it is split (59.6 s is '1 min
+ * 0 s', never '60 s'); below 0 (a clock ahead of the server's) is 0.
+ */
 export function fmtDuration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return '—';
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const sec = ms / 1000;
-  if (sec < 60) return `${sec.toFixed(sec < 10 ? 1 : 0)} s`;
-  const m = Math.floor(sec / 60), r = Math.round(sec % 60);
-  if (m < 60) return `${m} min ${r} s`;
-  const hr = Math.floor(m / 60);
-  return `${hr} h ${m % 60} min`;
+  ms = Math.max(0, ms);
+  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
+  const tenths = Math.round(ms / 100);
+  if (tenths < 100) return `${(tenths / 10).toFixed(1)} s`;
+  const sec = Math.round(ms / 1000);
+  if (sec < 60) return `${sec} s`;
+  const m = Math.floor(sec / 60);
+  if (m < 60) return `${m} min ${sec % 60} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
 export function fmtNum(n) {

@@ -1275,6 +1275,28 @@ describe('addresses', () => {
   });
 });
 
+describe('formatting', () => {
+  test('durations are rounded before they are split, and never below 0', async () => {
+    const srv = await startServer();
+    try {
+      const page = await openPage(browser, srv, { hash: '#/queues' });
+      await live(page);
+      const cases = [[-4000, '0 ms'], [0, '0 ms'], [850, '850 ms'], [999.6, '1.0 s'], [9500, '9.5 s'], [9960, '10 s'],
+        [42000, '42 s'], [59600, '1 min 0 s'], [65000, '1 min 5 s'], [119600, '2 min 0 s'], [3599600, '1 h 0 min'],
+        [7380000, '2 h 3 min']];
+      const got = await page.evaluate(async (ms) => {
+        const { fmtDuration } = await import('/ui/dom.js');
+        return ms.map((v) => fmtDuration(v));
+      }, cases.map(([v]) => v));
+      assert.deepEqual(got, cases.map(([, s]) => s));
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
 describe('the task page', () => {
   /** Opens the page of task id with its read (GET /v1/tasks/ID) answered changed by edit(task). */
   async function openEdited(srv, id, edit) {
