@@ -102,6 +102,7 @@ export function mount(root, route, ctx) {
   let showBeats = false;
   let pruned = false; // the server's retention removed some of this task's events
   let readFailed = false; // the note says a read of the task failed
+  let drawFailed = false; // the note says this page failed to show the task
   let acting = null; // the action whose request is on its way, or null
   const timeline = []; // events, oldest first
   const seen = new Set();
@@ -396,11 +397,23 @@ export function mount(root, route, ctx) {
       return;
     }
     if (task && (t.version || 0) <= (task.version || 0)) return;
-    if (readFailed && !deleted) note.hidden = true; // what failed to read is here now
+    if ((readFailed || drawFailed) && !deleted) note.hidden = true; // what failed is here now
     readFailed = false;
+    drawFailed = false;
     const phaseChanged = !task || task.phase !== t.phase || task.attempt !== t.attempt;
     task = t;
-    render();
+    try {
+      render();
+    } catch (e) {
+      // A fault of this page, not the server's: its message means nothing
+      // to the viewer and must not read as an answer. The console has it.
+      console.error('taskmill: could not show the task', e);
+      drawFailed = true;
+      if (!deleted) {
+        note.hidden = false;
+        note.textContent = 'Could not show the task: this page failed to draw it (the browser console has the details).';
+      }
+    }
     if (phaseChanged) attemptsLater.call();
   }
 
@@ -445,16 +458,10 @@ export function mount(root, route, ctx) {
   let loadSeq = 0; // only the newest read counts: an older one failing last must not say the task cannot be read
   async function load() {
     const seq = ++loadSeq;
+    let t;
+    // Only the read is tried here: what fails in drawing it is not the server's.
     try {
-      const t = await api('GET', path);
-      if (gone || seq !== loadSeq) return;
-      loading = false;
-      if (task && t.version <= task.version) return;
-      task = null;
-      takeTask(t);
-      if (early) takeTask(early);
-      early = null;
-      loadAttempts();
+      t = await api('GET', path);
     } catch (e) {
       if (gone || seq !== loadSeq) return;
       loading = false;
@@ -468,7 +475,16 @@ export function mount(root, route, ctx) {
       note.hidden = false;
       note.textContent = `Could not read the task: ${errText(e)}`;
       readFailed = true;
+      return;
     }
+    if (gone || seq !== loadSeq) return;
+    loading = false;
+    if (task && t.version <= task.version) return;
+    task = null;
+    takeTask(t);
+    if (early) takeTask(early);
+    early = null;
+    loadAttempts();
   }
   const refetch = throttle(load, 1000);
 

@@ -1328,4 +1328,20 @@ describe('the task page', () => {
       await srv.close();
     }
   });
+
+  test('a fault in drawing the task is not reported as the server\'s, and goes to the console', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'bad-draw' });
+      const page = await openEdited(srv, t.id, (x) => { delete x.progress; });
+      await textIs(page, tid('task-note'), /Could not show the task/);
+      const note = await page.textContent(tid('task-note'));
+      assert.doesNotMatch(note, /Could not read|TypeError|Cannot read|undefined/, note);
+      await until(() => page.errors.some((e) => /could not show the task/.test(e)), 'the fault in the console');
+      assert.equal(page.errors.length, 1, page.errors.join('\n'));
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
 });
