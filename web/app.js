@@ -323,11 +323,32 @@ async function start() {
       showLogin(had ? refusedText(e, 'The saved token was refused') : '');
       return;
     }
-    clear(main()).append(h('div', { class: 'panel' },
-      h('h1', {}, 'The server does not answer'),
-      h('p', { class: 'error' }, e.message),
+    const why = startFailure(e);
+    clear(main()).append(h('div', { class: 'panel', 'data-testid': 'start-failed', 'data-status': String(e.status ?? '') },
+      h('h1', { 'data-testid': 'start-failed-title' }, why.title),
+      h('p', { class: 'error', 'data-testid': 'start-failed-text' }, why.text),
       h('button', { onclick: () => location.reload() }, 'Try again')));
   }
+}
+
+/**
+ * What stopped the page at start-up, said as what it is: no answer at
+ * all, a refusal (403: open mode refuses a page reached under another
+ * name or from another origin), the server busy (429, 503), or any other
+ * status; a fault of the page itself is not the server's.
+ */
+function startFailure(e) {
+  if (!(e instanceof ApiError)) {
+    console.error('taskmill: the page could not start', e);
+    return { title: 'The page could not start', text: 'A fault in this page stopped it (the browser console has the details).' };
+  }
+  const said = e.message ? `The server said: ${e.message}` : '';
+  if (e.status === 0) return { title: 'The server does not answer', text: 'No answer came: is it running, and is this its address?' };
+  if (e.status === 403) return { title: 'The server refused this page', text: `${said}${e.field ? ` (${e.field})` : ''}` };
+  if (e.status === 429 || e.status === 503) {
+    return { title: 'The server is busy or unavailable', text: `Try again in a moment. ${said}`.trim() };
+  }
+  return { title: `The server answered with an error (${e.status})`, text: said };
 }
 
 start();

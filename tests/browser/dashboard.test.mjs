@@ -1345,3 +1345,37 @@ describe('the task page', () => {
     }
   });
 });
+
+describe('start-up', () => {
+  // ITEM6TEST: before, every failure but a 401 was "The server does not answer".
+  test('a start-up that fails says what its answer means: refused, busy, another status, or no answer', async () => {
+    const srv = await startServer();
+    // A browser that reaches 127.0.0.1 under another name, as a page renamed by DNS would.
+    const renamed = await launch(['--host-resolver-rules=MAP taskmill.test 127.0.0.1']);
+    try {
+      const context = await renamed.newContext();
+      const page = await context.newPage();
+      await page.goto(`http://taskmill.test:${srv.port}/#/queues`);
+      // Open mode refuses a request for a host that is neither localhost nor an IP address.
+      await textIs(page, '#main h1', /^The server refused this page$/);
+      await textIs(page, tid('start-failed-text'), /localhost or an IP address only/);
+      await context.close();
+      const cases = [
+        [(r) => r.fulfill({ status: 503, headers: { 'Retry-After': '1' }, json: { error: { code: 'unavailable', message: 'too busy' } } }),
+          /^The server is busy or unavailable$/, /Try again in a moment. The server said: too busy/],
+        [(r) => r.fulfill({ status: 500, json: { error: { code: 'internal', message: 'disk on fire' } } }),
+          /^The server answered with an error \(500\)$/, /disk on fire/],
+        [(r) => r.abort('connectionrefused'), /^The server does not answer$/, /No answer came/],
+      ];
+      for (const [answer, title, text] of cases) {
+        const p = await openPage(browser, srv, { setup: (pg) => pg.route('**/v1/whoami', answer) });
+        await textIs(p, '#main h1', title);
+        await textIs(p, tid('start-failed-text'), text);
+        await p.closeAll();
+      }
+    } finally {
+      await renamed.close();
+      await srv.close();
+    }
+  });
+});

@@ -122,17 +122,18 @@ export async function until(fn, what = 'condition', ms = 10000) {
   }
 }
 
-export async function launch() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+export async function launch(args = []) {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', ...args] });
 }
 
 /**
  * A fresh browser context and page on the dashboard. With `token`, the
  * page starts signed in (the token in sessionStorage, as the login form
  * leaves it). page.errors collects uncaught errors and console errors;
- * page.apiCalls every /v1/ request it sent ('GET /v1/whoami').
+ * page.apiCalls every /v1/ request it sent ('GET /v1/whoami'). setup(page)
+ * runs before the page is loaded.
  */
-export async function openPage(browser, srv, { token = null, hash = '#/queues', width = 1280, height = 800 } = {}) {
+export async function openPage(browser, srv, { token = null, hash = '#/queues', width = 1280, height = 800, setup = null } = {}) {
   const context = await browser.newContext({ viewport: { width, height } });
   if (token) await context.addInitScript((t) => sessionStorage.setItem('taskmill.token', t), token);
   const page = await context.newPage();
@@ -149,6 +150,7 @@ export async function openPage(browser, srv, { token = null, hash = '#/queues', 
     if (m.type() === 'error' && !/Failed to load resource|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|net::/.test(m.text())) page.errors.push(m.text());
   });
   page.closeAll = () => context.close();
+  if (setup) await setup(page); // before the page loads: page.route(), say
   await page.goto(`${srv.url}/${hash}`);
   return page;
 }
