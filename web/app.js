@@ -50,16 +50,29 @@ let current = null; // {name, route, view}
 
 // ---- the live stream and the banner ----
 
+const DOWN_TEXT = 'Disconnected from the server. Reconnecting… What you see may be out of date.';
+
 function setLive(state) {
   const prev = ctx.liveState;
   ctx.liveState = state;
   const el = document.getElementById('live');
   el.dataset.state = state;
-  el.textContent = { live: 'live', down: 'disconnected', connecting: 'connecting', off: 'not live' }[state];
-  document.getElementById('banner').hidden = state !== 'down';
-  // Back after a drop: the stream resumed from its Last-Event-ID, so no
-  // event was lost, but a view whose reads failed meanwhile reads again.
-  if (prev === 'down' && state === 'live' && current && current.view.onreconnect) current.view.onreconnect();
+  el.textContent = { live: 'live', down: 'disconnected', busy: 'server busy', connecting: 'connecting', off: 'not live' }[state];
+  const banner = document.getElementById('banner');
+  banner.hidden = state !== 'down' && state !== 'busy';
+  banner.dataset.state = state;
+  if (state === 'down') banner.textContent = DOWN_TEXT;
+  // Back after a drop or a refusal: the stream resumed from its
+  // Last-Event-ID, so no event was lost, but a view whose reads failed
+  // meanwhile reads again.
+  if ((prev === 'down' || prev === 'busy') && state === 'live' && current && current.view.onreconnect) current.view.onreconnect();
+}
+
+/** The banner while the server refuses the stream for holding too many (429): when it is tried again. */
+function setBusy(ms, error) {
+  const s = Math.max(1, Math.round(ms / 1000));
+  document.getElementById('banner').textContent = 'The server has too many event streams open, so this page is not live. ' +
+    `Trying again in ${s} s, as the server asked. What you see may be out of date.${error && error.message ? ` (${error.message})` : ''}`;
 }
 
 function startStream() {
@@ -78,6 +91,7 @@ function startStream() {
       setLive(st);
       if (st !== 'connecting') firstUp();
     },
+    onbusy: setBusy,
     onpruned: () => {
       if (current && current.view.refresh) current.view.refresh();
     },

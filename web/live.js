@@ -9,7 +9,10 @@
 //
 // States (onstate): 'connecting' before the first connection is up,
 // 'live' while subscribed, 'down' while reconnecting after a drop,
-// 'off' when the role may not read the stream (403) or it was stopped.
+// 'busy' while the server refuses it for holding too many streams (429:
+// --max-streams, or the token's share), tried again after its
+// Retry-After, 'off' when the role may not read the stream (403) or it
+// was stopped.
 
 import { authHeaders } from './api.js';
 
@@ -19,12 +22,23 @@ const BACKOFF_MAX_MS = 10000;
 // silent for much longer than that is dead (a network that dropped it
 // without a word), so it is cut and resumed.
 const SILENCE_MS = 45000;
+// The longest Retry-After followed (a longer one is taken as this).
+const RETRY_AFTER_MAX_MS = 300000;
+
+/** A Retry-After header's wait in ms (seconds, or an HTTP date), or null. */
+export function retryAfterMs(v) {
+  if (!v) return null;
+  const ms = /^\s*\d+\s*$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now();
+  if (Number.isNaN(ms)) return null;
+  return Math.min(Math.max(ms, 0), RETRY_AFTER_MAX_MS);
+}
 
 export class EventStream {
   /**
    * path: the stream's URL (with its own filters); opts:
    *   onevents(batch)  each batch of parsed events {seq, kind, task, ...}
-   *   onstate(state)   'connecting' | 'live' | 'down' | 'off'
+   *   onstate(state)   'connecting' | 'live' | 'down' | 'busy' | 'off'
+   *   onbusy(ms, error) refused for too many streams (429): tried again in ms
    *   onpruned(err)    the server pruned events we asked for: re-read state
    *   onstatus(status, error) a refusal that ends the stream (401, 403,
    *                    404), with the v1 error's {code, message, field} (or null)
@@ -104,6 +118,21 @@ export class EventStream {
           this.stopped = true;
           this.setState('off');
           return;
+        }
+        if (r.status === 429) {
+          // Too many streams open on the server: not a drop. Wait as long
+          // as it asks (at least the backoff's first step), then try again.
+          let error = null;
+          try {
+            error = (await r.json()).error || null;
+          } catch { /* not JSON, or aborted */ }
+          if (this.stopped) return;
+          const wait = Math.max(retryAfterMs(r.headers.get('Retry-After')) ?? backoff, BACKOFF_MIN_MS);
+          backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+          this.setState('busy');
+          if (this.opts.onbusy) this.opts.onbusy(wait, error);
+          await this.sleep(wait);
+          continue;
         }
         if (!r.ok || !r.body) throw new Error(`stream answered ${r.status}`);
         await this.read(r.body, ctrl, () => {

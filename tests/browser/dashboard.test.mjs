@@ -1379,3 +1379,52 @@ describe('start-up', () => {
     }
   });
 });
+
+describe('stream refused', () => {
+  // ITEM7TEST: before, a 429 read "Disconnected from the server" and was tried again after 0.5 s.
+  test('a stream refused for too many streams says so and is tried again after the server\'s Retry-After', async () => {
+    const srv = await startServer({ args: ['--max-streams', '1'] });
+    const held = new AbortController();
+    try {
+      // The one stream the server holds.
+      const r = await fetch(`${srv.url}/v1/events`, { signal: held.signal });
+      assert.equal(r.status, 200);
+      const again = await fetch(`${srv.url}/v1/events`);
+      assert.equal(again.status, 429);
+      assert.equal(again.headers.get('retry-after'), '1');
+      await again.text();
+      // When the page asks for its stream, by its own clock.
+      const page = await openPage(browser, srv, {
+        setup: (p) => p.addInitScript(() => {
+          const f = window.fetch;
+          window.__tries = [];
+          window.fetch = function (u, ...rest) {
+            if (String(u).startsWith('/v1/events')) window.__tries.push(performance.now());
+            return f.call(this, u, ...rest);
+          };
+        }),
+      });
+      const tries = () => page.evaluate(() => window.__tries);
+      await attrIs(page, tid('live-state'), 'data-state', 'busy');
+      await page.locator(tid('banner-disconnected')).waitFor({ state: 'visible' });
+      await textIs(page, tid('banner-disconnected'), /too many event streams open.*Trying again in 1 s/);
+      assert.doesNotMatch(await page.textContent(tid('banner-disconnected')), /Disconnected/);
+      await until(async () => (await tries()).length >= 4, 'four tries', 10000);
+      const at = await tries();
+      for (let i = 1; i < at.length; i++) assert.ok(at[i] - at[i - 1] >= 950, `try ${i} came ${Math.round(at[i] - at[i - 1])} ms after the one before`);
+      // The place freed (writes tell the server its reader is gone: events), the page is live again.
+      held.abort();
+      await until(async () => {
+        await submit(srv, { name: 'wake-the-stream' });
+        await new Promise((r) => setTimeout(r, 250));
+        return (await page.getAttribute(tid('live-state'), 'data-state')) === 'live';
+      }, 'the page live again', 20000);
+      await page.locator(tid('banner-disconnected')).waitFor({ state: 'hidden' });
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      held.abort();
+      await srv.close();
+    }
+  });
+});
