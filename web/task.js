@@ -155,6 +155,14 @@ export function mount(root, route, ctx) {
 
   // ---- rendering ----
 
+  // "Running for" and a running attempt's "Took" count on by themselves:
+  // once a second the ticker rewrites each such span in place (nothing is
+  // drawn again, nothing is asked of the server).
+  const since = (iso) => h('span', { 'data-since': iso }, fmtDuration(Date.now() - Date.parse(iso)));
+  const ticker = setInterval(() => {
+    for (const el of root.querySelectorAll('[data-since]')) el.textContent = fmtDuration(Date.now() - Date.parse(el.dataset.since));
+  }, 1000);
+
   function render() {
     if (!task) return;
     const t = task;
@@ -258,10 +266,8 @@ export function mount(root, route, ctx) {
     kv('Started', timeEl(t.started_at));
     kv('Updated', timeEl(t.updated_at));
     kv('Finished', timeEl(t.completed_at));
-    if (t.started_at) {
-      const end = t.completed_at ? Date.parse(t.completed_at) : Date.now();
-      kv(t.completed_at ? 'Ran for' : 'Running for', fmtDuration(end - Date.parse(t.started_at)));
-    }
+    if (t.started_at && t.completed_at) kv('Ran for', fmtDuration(Date.parse(t.completed_at) - Date.parse(t.started_at)), 'ran-for');
+    else if (t.started_at) kv('Running for', since(t.started_at), 'running-for');
     kv('Version', String(t.version));
     if (t.parent_id) kv('Parent', h('a', { href: `#/tasks/${encodeURIComponent(t.parent_id)}`, class: 'mono' }, shortId(t.parent_id)));
     if (t.launcher) kv('Launcher', t.launcher);
@@ -290,7 +296,9 @@ export function mount(root, route, ctx) {
           h('td', {}, a.worker || '—'),
           h('td', {}, timeEl(a.started_at)),
           h('td', {}, timeEl(a.ended_at)),
-          h('td', { class: 'num' }, a.started_at ? fmtDuration((a.ended_at ? Date.parse(a.ended_at) : Date.now()) - Date.parse(a.started_at)) : '—'),
+          a.started_at && !a.ended_at
+            ? h('td', { class: 'num', 'data-testid': 'attempt-took' }, since(a.started_at))
+            : h('td', { class: 'num', 'data-testid': 'attempt-took' }, a.started_at ? fmtDuration(Date.parse(a.ended_at) - Date.parse(a.started_at)) : '—'),
           h('td', { 'data-testid': 'attempt-outcome' }, h('span', { class: `badge ph-${{ completed: 'completed', failed: 'failed', running: 'running', cancelled: 'cancelled' }[a.outcome] || 'stopping'}` }, a.outcome)),
           h('td', { class: 'error' }, a.error || '')))))
         : h('p', { class: 'muted' }, 'Not claimed yet.')));
@@ -556,6 +564,7 @@ export function mount(root, route, ctx) {
     },
     unmount() {
       gone = true;
+      clearInterval(ticker);
       if (stream) stream.stop();
       attemptsLater.cancel();
       refetch.cancel();

@@ -1428,3 +1428,40 @@ describe('stream refused', () => {
     }
   });
 });
+
+describe('running times', () => {
+  // ITEM8TEST: before, "Running for" and the running attempt's "Took" were drawn once and stood still.
+  test('"Running for" and the running attempt\'s "Took" count on, in place, without a call to the server', async () => {
+    const srv = await startServer();
+    try {
+      const t = await submit(srv, { name: 'ticking' });
+      await claim(srv);
+      const page = await openPage(browser, srv, { hash: `#/tasks/${t.id}` });
+      await live(page);
+      // Found by their labels: the test ids are new.
+      const runningFor = `${tid('timings')} dt:text-is("Running for") + dd`;
+      const took = `${tid('attempt-row')} td:nth-child(5)`;
+      await page.locator(runningFor).waitFor();
+      await page.locator(took).waitFor();
+      // The nodes drawn now must be the ones counting later: nothing is drawn again.
+      await page.evaluate(() => {
+        window.__timings = document.querySelector('[data-testid="timings"] dl');
+        window.__attempts = document.querySelector('[data-testid="attempts-table"]');
+      });
+      const calls = page.apiCalls.length;
+      const before = [await page.textContent(runningFor), await page.textContent(took)];
+      await page.waitForTimeout(2200);
+      const after = [await page.textContent(runningFor), await page.textContent(took)];
+      assert.notEqual(after[0], before[0], `Running for: ${before[0]} then ${after[0]}`);
+      assert.notEqual(after[1], before[1], `Took: ${before[1]} then ${after[1]}`);
+      assert.match(after[0], /^\d+(\.\d)? s$/);
+      assert.equal(await page.evaluate(() => window.__timings === document.querySelector('[data-testid="timings"] dl')), true, 'the timings were not drawn again');
+      assert.equal(await page.evaluate(() => window.__attempts === document.querySelector('[data-testid="attempts-table"]')), true, 'the attempts were not drawn again');
+      assert.equal(page.apiCalls.length, calls, 'no call to the server');
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
