@@ -98,13 +98,18 @@ export function fmtNum(n) {
   return n === null || n === undefined ? '—' : Number(n).toLocaleString();
 }
 
-/** ISO UTC -> the value of an <input type="datetime-local"> in the viewer's zone. */
+/**
+ * ISO UTC -> the value of an <input type="datetime-local" step="1"> in the
+ * viewer's zone, with its seconds when it has any (its milliseconds are
+ * not shown: the Tasks view keeps a value it did not change as it was).
+ */
 export function isoToLocalInput(iso) {
   if (!iso) return '';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '';
   const p = (n, w = 2) => String(n).padStart(w, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+  const sec = d.getSeconds() || d.getMilliseconds() ? `:${p(d.getSeconds())}` : '';
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}${sec}`;
 }
 
 /** The value of a datetime-local input (viewer's zone) -> ISO UTC, or ''. */

@@ -65,12 +65,17 @@ export function mount(root, route, ctx) {
   let fresh = 0;
 
   // ---- the filter form ----
+  // A time from the address as the field first showed it, and as the
+  // address had it: one the viewer did not edit is sent back unchanged
+  // (the field shows no milliseconds).
+  const asGiven = new Map(); // filter -> [the field's first value, the address's value]
   const field = (k, label, attrs = {}) => {
     const v = params.get(k) || '';
     const input = h('input', {
       id: `f-${k}`, name: k, 'data-testid': `filter-${k.replace('_', '-')}`,
       value: TIME_FILTERS.has(k) ? isoToLocalInput(v) : v, ...attrs,
     });
+    if (TIME_FILTERS.has(k) && input.value) asGiven.set(k, [input.value, v]);
     return h('label', { for: `f-${k}` }, label, input);
   };
   const phases = new Set((params.get('phase') || '').split(',').filter(Boolean));
@@ -104,10 +109,10 @@ export function mount(root, route, ctx) {
         showNs ? field('namespace', 'Namespace') : null,
         field('name_prefix', 'Name starts with'),
         field('parent_id', 'Children of task (id)', { pattern: '[0-9a-f]{32}' }),
-        field('created_after', 'Created after', { type: 'datetime-local' }),
-        field('created_before', 'Created before', { type: 'datetime-local' }),
-        field('updated_after', 'Updated after', { type: 'datetime-local' }),
-        field('updated_before', 'Updated before', { type: 'datetime-local' }),
+        field('created_after', 'Created after', { type: 'datetime-local', step: '1' }),
+        field('created_before', 'Created before', { type: 'datetime-local', step: '1' }),
+        field('updated_after', 'Updated after', { type: 'datetime-local', step: '1' }),
+        field('updated_before', 'Updated before', { type: 'datetime-local', step: '1' }),
         h('label', { for: 'f-order' }, 'Order', orderSel))),
     queueList);
   form.addEventListener('submit', (ev) => {
@@ -118,7 +123,10 @@ export function mount(root, route, ctx) {
     if (ph.length) next.phase = ph.join(',');
     for (const k of FILTERS) {
       const v = (fd.get(k) || '').trim();
-      if (v) next[k] = TIME_FILTERS.has(k) ? localInputToIso(v) : v;
+      if (!v) continue;
+      const given = asGiven.get(k);
+      if (!TIME_FILTERS.has(k)) next[k] = v;
+      else next[k] = given && given[0] === v ? given[1] : localInputToIso(v);
     }
     if (fd.get('order') === 'asc') next.order = 'asc';
     const target = `#/tasks${qs(next)}`;

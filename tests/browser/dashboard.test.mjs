@@ -1465,3 +1465,38 @@ describe('running times', () => {
     }
   });
 });
+
+describe('time filters', () => {
+  // ITEM9TEST: before, the seconds of a time taken from a link were dropped, so Apply changed the filter.
+  test('a time filter from a link keeps its seconds and milliseconds through Apply unless it is edited', async () => {
+    const srv = await startServer();
+    try {
+      const after = '2026-01-02T03:04:05.678Z';
+      const before = '2099-03-04T05:06:07Z';
+      const page = await openPage(browser, srv, { hash: `#/tasks?created_after=${after}&updated_before=${before}` });
+      await live(page);
+      await page.locator(tid('tasks-status')).waitFor();
+      // The field shows the seconds (in the viewer's zone).
+      const shown = await page.inputValue(tid('filter-created-after'));
+      assert.equal(shown, await page.evaluate((iso) => {
+        const d = new Date(iso);
+        const p = (n) => String(n).padStart(2, '0');
+        return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+      }, after));
+      const hashParams = () => page.evaluate(() => Object.fromEntries(new URLSearchParams(location.hash.split('?')[1] || '')));
+      await page.click(tid('filter-apply'));
+      await page.waitForTimeout(300);
+      assert.deepEqual(await hashParams(), { created_after: after, updated_before: before }, 'Apply keeps the filter as it was');
+      // An edited field is sent as edited, to the second.
+      await page.fill(tid('filter-created-after'), '2026-01-02T03:04:09');
+      await page.click(tid('filter-apply'));
+      const want = await page.evaluate(() => new Date('2026-01-02T03:04:09').toISOString());
+      await until(async () => (await hashParams()).created_after === want, 'the edited time in the address');
+      assert.equal((await hashParams()).updated_before, before);
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+});
