@@ -84,18 +84,28 @@ static int64_t sched_next_at(const char *id, const struct schedule *sc, bool pau
     return slot ? slot_due(sc, id, slot) : 0;
 }
 
-/* Parses a stored schedule's body. */
-static int sched_parse(const struct store_doc *d, struct schedule *sc, bool *paused) {
+/* Parses a stored schedule's body. On failure *e says why (what was
+ * checked when it was stored may no longer hold: a zone gone from the
+ * system's tzdata, a field an older node does not know); its message is
+ * the stored schedule's, ready for a client or last_error. */
+static int sched_parse(const struct store_doc *d, struct schedule *sc, bool *paused,
+                       struct tm_error *e) {
     json_t *body = json_loads(d->body, 0, NULL);
-    struct tm_error e;
-    err_clear(&e);
-    int rc = schedule_parse(body, sc, &e);
+    struct tm_error why;
+    err_clear(&why);
+    int rc = schedule_parse(body, sc, &why);
     json_t *st = state_load(d->state);
     *paused = json_is_true(json_object_get(st, "paused"));
     json_decref(st);
     json_decref(body);
-    if (rc)
-        fprintf(stderr, "taskmill: schedule '%s': stored body unreadable: %s\n", d->id, e.message);
+    if (rc) {
+        err_set(e, TM_ECONFLICT, why.field, "the stored schedule '%.64s' cannot be read: %s%s%s",
+                d->name ? d->name : d->id, why.field[0] ? "its '" : "", why.field,
+                why.field[0] ? "' field: " : "");
+        size_t n = strlen(e->message);
+        snprintf(e->message + n, sizeof e->message - n, "%s", why.message);
+        fprintf(stderr, "taskmill: schedule '%s': %s\n", d->id, e->message);
+    }
     return rc;
 }
 
@@ -213,7 +223,9 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
     }
     struct schedule sc;
     bool paused;
-    if (sched_parse(&d, &sc, &paused)) {
+    struct tm_error e;
+    err_clear(&e);
+    if (sched_parse(&d, &sc, &paused, &e)) {
         d.next_at = 0; /* unreadable: stop firing it rather than loop */
         rc = be->doc_write(s, STORE_DOC_SCHEDULE, &d, false);
         store_doc_release(&d);
@@ -408,8 +420,13 @@ static int sched_change_begin(struct store *s, struct store_op *op, struct sched
     if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "schedule '%s' not found", op->id);
     if (rc == TM_ECONFLICT)
         return err_set(&op->err, rc, "", "several namespaces have a schedule named '%s'", op->id);
-    if (!rc && (rc = sched_parse(&c->d, &c->sc, &c->paused))) store_doc_release(&c->d);
     if (rc) return rc;
+    /* A body that no longer parses is this op's 409, not the batch's
+     * storage failure: the other writes of the batch go on. */
+    if ((rc = sched_parse(&c->d, &c->sc, &c->paused, &op->err))) {
+        store_doc_release(&c->d);
+        return op->err.code;
+    }
     c->st = state_load(c->d.state);
     if ((rc = active_refresh(s, c->st))) {
         json_decref(c->st);

@@ -5,6 +5,9 @@
  * backfill, catch-up after downtime, kill -9 and restarts, two nodes),
  * and the preview across daylight-saving changes.
  */
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -907,6 +910,134 @@ static void test_catchup_and_kill9(void) {
     CHECK(catchup);
 }
 
+/* One statement on s's database, on a connection of the test's own while
+ * the server runs (what an operator's sqlite3 or psql would do): 0, or -1
+ * after th_fail. */
+static int server_sql(const struct th_server *s, const char *sql) {
+    int rc = -1;
+    if (!th_backend_is_pg()) {
+        sqlite3 *db = NULL;
+        char *err = NULL;
+        if (sqlite3_open(s->db, &db) == SQLITE_OK && sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
+            sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK)
+            rc = 0;
+        if (rc) th_fail(__FILE__, __LINE__, "%s: %s", sql, err ? err : sqlite3_errmsg(db));
+        sqlite3_free(err);
+        sqlite3_close(db);
+        return rc;
+    }
+    PGconn *c = PQconnectdb(s->store);
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    if (r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK))
+        rc = 0;
+    if (rc) th_fail(__FILE__, __LINE__, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+/* Makes the stored body of schedule `name` name the zone `to` where it named
+ * `from`, as a tzdata upgrade that drops a zone leaves it. */
+static int body_zone_set(const char *name, const char *from, const char *to) {
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "UPDATE schedules SET body = replace(body, '%s', '%s') WHERE name = '%s'", from, to,
+             name);
+    return server_sql(&srv, sql);
+}
+
+/* Submits and operations on an unreadable schedule, side by side. */
+struct mixed_run {
+    int idx;
+    int submits_failed, bad_as_wanted, bad_otherwise;
+    long bad_status;
+    char bad_body[300];
+};
+
+static void *mixed_thread(void *p) {
+    struct mixed_run *m = p;
+    static const char *const ops[] = {"pause", "resume", "trigger", "backfill"};
+    for (int i = 0; i < 12; i++) {
+        struct th_resp *r =
+            th_http(&srv, "POST", "/v1/tasks", "{\"type\":\"mx\",\"queue\":\"mxq\"}");
+        if (r->status != 201) m->submits_failed++;
+        if (i % 2) continue;
+        const char *op = ops[(m->idx + i / 2) % 4];
+        char path[80];
+        snprintf(path, sizeof path, "/v1/schedules/gone/%s", op);
+        r = th_http(&srv, "POST", path, "%s",
+                    strcmp(op, "backfill") == 0
+                        ? "{\"from\":\"2026-01-01T00:00:00Z\",\"to\":\"2026-01-03T00:00:00Z\"}"
+                        : "{}");
+        const char *field = th_str(r->json, "error.field");
+        const char *msg = th_str(r->json, "error.message");
+        if (r->status == 409 && field && strcmp(field, "timezone") == 0 && msg &&
+            strstr(msg, "cannot be read") && strstr(msg, "America/Gone")) {
+            m->bad_as_wanted++;
+        } else {
+            m->bad_otherwise++;
+            m->bad_status = r->status;
+            snprintf(m->bad_body, sizeof m->bad_body, "%s", r->body ? r->body : "");
+        }
+    }
+    th_http(NULL, NULL, NULL, NULL); /* this thread's connection */
+    return NULL;
+}
+
+/*
+ * A schedule whose stored body no longer parses (its zone gone from the
+ * system's tzdata): a pause, resume, trigger or backfill of it is its own
+ * 409 naming the field and why, and the submits the writer takes in the
+ * same batches all succeed (the op's failure is not the batch's).
+ */
+static void test_unreadable_schedule_fails_alone(void) {
+    struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
+                                "{\"name\":\"gone\",\"cron\":\"0 0 1 1 *\",\"timezone\":"
+                                "\"America/New_York\",\"task\":{\"type\":\"g\"}}");
+    CHECK_INT(r->status, 201);
+    if (body_zone_set("gone", "America/New_York", "America/Gone")) return;
+    enum { NTHREADS = 8 };
+    struct mixed_run m[NTHREADS];
+    pthread_t th[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++) {
+        memset(&m[i], 0, sizeof m[i]);
+        m[i].idx = i;
+        pthread_create(&th[i], NULL, mixed_thread, &m[i]);
+    }
+    int failed = 0, wanted = 0, otherwise = 0;
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        failed += m[i].submits_failed;
+        wanted += m[i].bad_as_wanted;
+        otherwise += m[i].bad_otherwise;
+        if (m[i].bad_otherwise)
+            printf("    an op on 'gone': %ld %s\n", m[i].bad_status, m[i].bad_body);
+    }
+    printf("    submits failed %d of %d; ops on 'gone' as wanted %d, otherwise %d\n", failed,
+           NTHREADS * 12, wanted, otherwise);
+    long tasks = count_tasks(&srv, "/v1/tasks?queue=mxq&limit=1000");
+    r = th_http(&srv, "POST", "/v1/schedules/gone/pause", NULL);
+    long status = r->status;
+    char field[64] = "", message[256] = "";
+    if (th_str(r->json, "error.field"))
+        snprintf(field, sizeof field, "%s", th_str(r->json, "error.field"));
+    if (th_str(r->json, "error.message"))
+        snprintf(message, sizeof message, "%s", th_str(r->json, "error.message"));
+    r = th_http(&srv, "GET", "/v1/schedules/gone", NULL);
+    bool paused = json_is_true(th_get(r->json, "paused"));
+    th_http(&srv, "DELETE", "/v1/schedules/gone", NULL);
+    CHECK_INT(failed, 0);
+    CHECK_INT(tasks, NTHREADS * 12);
+    CHECK_INT(otherwise, 0);
+    CHECK_INT(wanted, NTHREADS * 6);
+    CHECK_INT(status, 409);
+    CHECK_STR(field, "timezone");
+    CHECK_STR(message,
+              "the stored schedule 'gone' cannot be read: its 'timezone' field: timezone "
+              "'America/Gone' is not a zone of the system's tzdata");
+    CHECK(!paused); /* changed nothing */
+}
+
 /* Two nodes on one database fire each slot once. */
 static void test_two_nodes(void) {
     struct th_server a, b;
@@ -971,6 +1102,8 @@ int main(int argc, char **argv) {
          test_jitter_per_slot},
         {"preview across daylight-saving changes (America/New_York)", test_preview_dst},
         {"catch-up after downtime, kill -9 mid-stream: one task per slot", test_catchup_and_kill9},
+        {"an unreadable stored schedule: its ops 409 naming why, the batch's submits go on",
+         test_unreadable_schedule_fails_alone},
         {"two nodes fire each slot once", test_two_nodes},
         {NULL, NULL},
     };
