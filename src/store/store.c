@@ -1049,6 +1049,12 @@ void store_count_schedules(struct store *s, int64_t fires, int64_t missed) {
     pthread_mutex_unlock(&s->lock);
 }
 
+void store_count_schedule_unreadable(struct store *s) {
+    pthread_mutex_lock(&s->lock);
+    s->stats.schedule_unreadable++;
+    pthread_mutex_unlock(&s->lock);
+}
+
 int store_make_task(struct store *s, json_t *body, const char *ns, struct task **out,
                     struct tm_error *e) {
     if (!s->opt.make_task)

@@ -392,6 +392,8 @@ struct store_stats {
     uint64_t feed_errors;     /* feed reads or listens that failed */
     uint64_t schedule_fires;  /* slots that schedules fired (a task, a skip or an error) */
     uint64_t schedule_missed; /* slots past the catch-up window, not fired */
+    /* Passes that found a due schedule's stored body unreadable. */
+    uint64_t schedule_unreadable;
     /* SQLite, a relaxed store: flushes of the WAL by its timer, and commits
      * acknowledged and not flushed yet (store_options.relaxed_flush_ms). */
     uint64_t relaxed_flushes, unflushed_commits;

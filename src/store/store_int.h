@@ -475,6 +475,7 @@ int store_batch_cancel(struct store *s, struct batch *b, const char *id, int64_t
 void store_batch_failed(struct batch *b, int rc);
 bool store_batch_has_failed(const struct batch *b);
 void store_count_schedules(struct store *s, int64_t fires, int64_t missed); /* for /metrics */
+void store_count_schedule_unreadable(struct store *s);                      /* for /metrics */
 int store_make_task(struct store *s, json_t *body, const char *ns, struct task **out,
                     struct tm_error *e);
 

@@ -40,9 +40,10 @@
 #include "../common/xalloc.h"
 #include "store_int.h"
 
-#define FIRE_MAX_PER_PASS 100    /* slots one schedule fires per pass (more: next pass) */
-#define MISSED_SCAN_MAX   100000 /* a cron's slots counted as missed one by one */
-#define ACTIVE_MAX        8      /* unfinished runs remembered per schedule */
+#define FIRE_MAX_PER_PASS   100    /* slots one schedule fires per pass (more: next pass) */
+#define MISSED_SCAN_MAX     100000 /* a cron's slots counted as missed one by one */
+#define ACTIVE_MAX          8      /* unfinished runs remembered per schedule */
+#define UNREADABLE_RETRY_MS 60000  /* a schedule whose body does not parse: tried again then */
 
 static const char *doc_noun(enum store_doc_kind k) {
     return k == STORE_DOC_SCHEDULE ? "schedule" : "definition";
@@ -226,7 +227,19 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
     struct tm_error e;
     err_clear(&e);
     if (sched_parse(&d, &sc, &paused, &e)) {
-        d.next_at = 0; /* unreadable: stop firing it rather than loop */
+        /* Unreadable now, maybe not for good (a zone gone from tzdata until
+         * tzdata-legacy is installed, a zone file not opened this once, a
+         * field only a newer node knows): shown as an error and tried again
+         * a minute on, so that it fires again by itself once the cause is
+         * gone. Its cursor stays, so the slots in between are caught up or
+         * counted missed as after a downtime. */
+        json_t *st = state_load(d.state);
+        json_object_set_new(st, "last_outcome", json_string("error"));
+        json_object_set_new(st, "last_error", json_string(e.message));
+        state_store(&d, st);
+        json_decref(st);
+        store_count_schedule_unreadable(s);
+        d.next_at = now + UNREADABLE_RETRY_MS;
         rc = be->doc_write(s, STORE_DOC_SCHEDULE, &d, false);
         store_doc_release(&d);
         return rc;

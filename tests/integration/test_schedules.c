@@ -938,12 +938,13 @@ static int server_sql(const struct th_server *s, const char *sql) {
 
 /* Makes the stored body of schedule `name` name the zone `to` where it named
  * `from`, as a tzdata upgrade that drops a zone leaves it. */
-static int body_zone_set(const char *name, const char *from, const char *to) {
+static int body_zone_set(const struct th_server *s, const char *name, const char *from,
+                         const char *to) {
     char sql[300];
     snprintf(sql, sizeof sql,
              "UPDATE schedules SET body = replace(body, '%s', '%s') WHERE name = '%s'", from, to,
              name);
-    return server_sql(&srv, sql);
+    return server_sql(s, sql);
 }
 
 /* Submits and operations on an unreadable schedule, side by side. */
@@ -995,7 +996,7 @@ static void test_unreadable_schedule_fails_alone(void) {
                                 "{\"name\":\"gone\",\"cron\":\"0 0 1 1 *\",\"timezone\":"
                                 "\"America/New_York\",\"task\":{\"type\":\"g\"}}");
     CHECK_INT(r->status, 201);
-    if (body_zone_set("gone", "America/New_York", "America/Gone")) return;
+    if (body_zone_set(&srv, "gone", "America/New_York", "America/Gone")) return;
     enum { NTHREADS = 8 };
     struct mixed_run m[NTHREADS];
     pthread_t th[NTHREADS];
@@ -1036,6 +1037,75 @@ static void test_unreadable_schedule_fails_alone(void) {
               "the stored schedule 'gone' cannot be read: its 'timezone' field: timezone "
               "'America/Gone' is not a zone of the system's tzdata");
     CHECK(!paused); /* changed nothing */
+}
+
+/* The last outcome of schedule `name` on s is `want`. */
+static bool last_outcome_is(struct th_server *s, const char *name, const char *want) {
+    char path[200];
+    snprintf(path, sizeof path, "/v1/schedules/%s", name);
+    const char *got = th_str(th_http(s, "GET", path, NULL)->json, "last_outcome");
+    return got && strcmp(got, want) == 0;
+}
+
+/* Whether the last outcome of schedule `name` on s is one of a fire that worked. */
+static bool last_outcome_fired(struct th_server *s, const char *name) {
+    return last_outcome_is(s, name, "created") || last_outcome_is(s, name, "skipped");
+}
+
+/*
+ * A running schedule whose stored body stops parsing is not switched off
+ * for good: its pass records outcome 'error' and why in last_error, counts
+ * it in taskmill_schedule_unreadable_total, and looks again a minute on;
+ * the zone back, it fires again by itself (the minute is made to pass by
+ * moving next_at, and a restart shows nothing else is needed).
+ */
+static void test_unreadable_schedule_retried(void) {
+    struct th_server s;
+    CHECK(th_server_start(&s, NULL) == 0);
+    struct th_resp *r = th_http(&s, "POST", "/v1/schedules",
+                                "{\"name\":\"lost\",\"cron\":\"* * * * * *\",\"timezone\":"
+                                "\"America/New_York\",\"catchup_seconds\":0,"
+                                "\"task\":{\"type\":\"l\",\"queue\":\"lq\"}}");
+    char id[33] = "";
+    if (r->status == 201) snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    bool ok = id[0] && body_zone_set(&s, "lost", "America/New_York", "America/Gone") == 0;
+    bool errored = false, paused = true, again = false;
+    int64_t next = 0, asked = 0;
+    long long unreadable = -1;
+    char last_error[256] = "";
+    if (ok)
+        TRY_WAIT_UNTIL(errored, last_outcome_is(&s, "lost", "error"), 20000,
+                       "an unreadable 'lost' to record an error");
+    if (errored) {
+        asked = time_now_ms();
+        r = th_http(&s, "GET", "/v1/schedules/lost", NULL);
+        paused = json_is_true(th_get(r->json, "paused"));
+        next = time_of(r->json, "next_fire_at");
+        if (th_str(r->json, "last_error"))
+            snprintf(last_error, sizeof last_error, "%s", th_str(r->json, "last_error"));
+        unreadable = th_metric(&s, "taskmill_schedule_unreadable_total");
+        /* The zone back; the minute made to pass; a restart. */
+        char sql[200];
+        snprintf(sql, sizeof sql, "UPDATE schedules SET next_at = %lld WHERE name = 'lost'",
+                 (long long)time_now_ms());
+        ok = body_zone_set(&s, "lost", "America/Gone", "America/New_York") == 0 &&
+             server_sql(&s, sql) == 0;
+        th_server_stop(&s, false);
+        ok = ok && th_server_restart(&s) == 0;
+        if (ok)
+            TRY_WAIT_UNTIL(again, last_outcome_fired(&s, "lost"), 20000,
+                           "'lost' to fire again once its zone is back");
+    }
+    th_server_free(&s);
+    CHECK(ok);
+    CHECK(errored);
+    CHECK(!paused);
+    CHECK(next >= asked + 30000 && next <= asked + 61000);
+    CHECK_STR(last_error,
+              "the stored schedule 'lost' cannot be read: its 'timezone' field: "
+              "timezone 'America/Gone' is not a zone of the system's tzdata");
+    CHECK(unreadable >= 1);
+    CHECK(again);
 }
 
 /* Two nodes on one database fire each slot once. */
@@ -1104,6 +1174,8 @@ int main(int argc, char **argv) {
         {"catch-up after downtime, kill -9 mid-stream: one task per slot", test_catchup_and_kill9},
         {"an unreadable stored schedule: its ops 409 naming why, the batch's submits go on",
          test_unreadable_schedule_fails_alone},
+        {"an unreadable stored schedule records its error and is tried again, not dropped",
+         test_unreadable_schedule_retried},
         {"two nodes fire each slot once", test_two_nodes},
         {NULL, NULL},
     };
