@@ -19,6 +19,12 @@
  * slot order, each at most jitter_ms after its slot (as the earlier slots
  * are due by then), and next_at is the due time of the first unfired slot.
  *
+ * Pause: a pause notes when (state.paused_at); a resume skips the slots
+ * after it up to the resume, but keeps the cursor when a slot before it
+ * has not fired (its delay not over), marking the skip (skip_after,
+ * skip_to) for sched_next_owed to jump once those are fired. A replace
+ * keeps the cursor unless the slots or delays change (sched_same_timing).
+ *
  * Anchor: an interval schedule without a start_at counts from its creation,
  * written into its body as start_at by doc_put, here, in the transaction
  * that reads what the schedule had: a replace without one keeps it.
@@ -77,12 +83,73 @@ static int64_t slot_due(const struct schedule *sc, const char *id, int64_t slot)
     return slot + schedule_slot_delay_ms(sc, id, slot);
 }
 
-/* When the first slot after the cursor is due, or 0. */
-static int64_t sched_next_at(const char *id, const struct schedule *sc, bool paused,
-                             int64_t cursor) {
+/*
+ * The first slot after *cursor the schedule still owes. A resumed schedule
+ * that owed slots from before its pause keeps its cursor and skips the
+ * slots of the pause itself, (skip_after, skip_to] in its state: once the
+ * owed ones are behind, *cursor jumps to skip_to and the marks go.
+ */
+static int64_t sched_next_owed(const struct schedule *sc, json_t *st, int64_t *cursor) {
+    int64_t slot = schedule_next_slot(sc, *cursor, NULL);
+    int64_t to = state_int(st, "skip_to");
+    if (to && (!slot || slot > state_int(st, "skip_after"))) {
+        if (*cursor < to) *cursor = to;
+        json_object_del(st, "skip_after");
+        json_object_del(st, "skip_to");
+        slot = schedule_next_slot(sc, *cursor, NULL);
+    }
+    return slot;
+}
+
+/* When the first slot the schedule owes after its state's cursor is due,
+ * or 0 (paused, or none left); st's cursor and marks as sched_next_owed. */
+static int64_t sched_next_at(const char *id, const struct schedule *sc, bool paused, json_t *st) {
     if (paused) return 0;
-    int64_t slot = schedule_next_slot(sc, cursor, NULL);
+    int64_t cursor = state_int(st, "cursor");
+    int64_t slot = sched_next_owed(sc, st, &cursor);
+    state_set_int(st, "cursor", cursor);
     return slot ? slot_due(sc, id, slot) : 0;
+}
+
+/*
+ * A pause or a resume at `now` (paused: the state's pause before, pause:
+ * after). A pause notes when (paused_at). A resume skips the slots of the
+ * pause, after paused_at up to now, but not the ones before it that had
+ * not fired yet (their jitter delay not over when the pause came): those
+ * are owed and fire first, late. Without paused_at (paused since it was
+ * created) it fires from now on.
+ */
+static void sched_pause_set(const struct schedule *sc, json_t *st, bool paused, bool pause,
+                            int64_t now) {
+    if (pause && !paused) state_set_int(st, "paused_at", now);
+    if (pause || !paused) return;
+    int64_t cursor = state_int(st, "cursor"), at = state_int(st, "paused_at");
+    int64_t slot = at ? sched_next_owed(sc, st, &cursor) : 0;
+    state_set_int(st, "cursor", cursor);
+    if (slot && slot <= at) {
+        /* Owed slots of an earlier resume not fired yet either: the skip
+         * runs from that pause to this resume (the slots between the two,
+         * fewer than the jitter, go with it). */
+        if (!state_int(st, "skip_to")) state_set_int(st, "skip_after", at);
+        state_set_int(st, "skip_to", now);
+    } else {
+        state_set_int(st, "cursor", cursor > now ? cursor : now);
+    }
+    json_object_del(st, "paused_at");
+}
+
+/* Whether two schedule bodies have the same slots and delays: the same
+ * cron or interval, zone, start_at, end_at and jitter (null as absent). */
+static bool sched_same_timing(json_t *a, json_t *b) {
+    static const char *const keys[] = {"cron",     "interval_seconds", "timezone",
+                                       "start_at", "end_at",           "jitter_seconds"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *x = json_object_get(a, keys[i]), *y = json_object_get(b, keys[i]);
+        if (json_is_null(x)) x = NULL;
+        if (json_is_null(y)) y = NULL;
+        if ((x || y) && (!x || !y || !json_equal(x, y))) return false;
+    }
+    return true;
 }
 
 /* Parses a stored schedule's body. On failure *e says why (what was
@@ -251,16 +318,22 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
      * jitter and the writer's wake-up, which catchup_seconds 0 must not count. */
     int64_t horizon = now - sc.catchup_ms - sc.jitter_ms - 1000, missed = 0, slot;
     if (!sc.has_cron) {
-        /* An interval's slots are counted, not walked: exact after any downtime. */
-        slot = schedule_next_slot(&sc, cursor, NULL);
-        int64_t last = sc.end_at && sc.end_at < horizon - 1 ? sc.end_at : horizon - 1;
-        if (slot && slot <= last) {
-            missed = (last - slot) / sc.interval_ms + 1;
-            cursor = slot + (missed - 1) * sc.interval_ms;
+        /* An interval's slots are counted, not walked: exact after any
+         * downtime. Twice: before a resumed pause's skipped slots and after. */
+        for (int k = 0; k < 2; k++) {
+            slot = sched_next_owed(&sc, st, &cursor);
+            int64_t last = sc.end_at && sc.end_at < horizon - 1 ? sc.end_at : horizon - 1;
+            if (state_int(st, "skip_to") && state_int(st, "skip_after") < last)
+                last = state_int(st, "skip_after");
+            if (slot && slot <= last) {
+                int64_t n = (last - slot) / sc.interval_ms + 1;
+                missed += n;
+                cursor = slot + (n - 1) * sc.interval_ms;
+            }
         }
     } else {
-        for (int i = 0; i < MISSED_SCAN_MAX && (slot = schedule_next_slot(&sc, cursor, NULL)) &&
-                        slot < horizon;
+        for (int i = 0;
+             i < MISSED_SCAN_MAX && (slot = sched_next_owed(&sc, st, &cursor)) && slot < horizon;
              i++) {
             missed++;
             cursor = slot;
@@ -272,9 +345,8 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
         store_count_schedules(s, 0, missed);
     }
     /* In slot order, while due: a later slot due sooner waits for this one. */
-    for (int i = 0;
-         i < FIRE_MAX_PER_PASS && !paused && (slot = schedule_next_slot(&sc, cursor, NULL)) &&
-         slot_due(&sc, d.id, slot) <= now;
+    for (int i = 0; i < FIRE_MAX_PER_PASS && !paused &&
+                    (slot = sched_next_owed(&sc, st, &cursor)) && slot_due(&sc, d.id, slot) <= now;
          i++) {
         char task_id[ID_LEN + 1];
         /* Late by more than its jitter and a second: a slot missed while down. */
@@ -285,8 +357,8 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
         cursor = slot;
     }
     state_set_int(st, "cursor", cursor);
+    d.next_at = sched_next_at(d.id, &sc, paused, st);
     state_store(&d, st);
-    d.next_at = sched_next_at(d.id, &sc, paused, cursor);
     if (d.next_at && d.next_at <= now) d.next_at = now + 1; /* more than one pass holds */
     d.updated_at = now;
     rc = be->doc_write(s, STORE_DOC_SCHEDULE, &d, false);
@@ -377,17 +449,28 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
         }
         /* A replace without 'paused' keeps the schedule's pause (and note). */
         json_t *given = json_object_get(body, "paused");
-        bool paused = json_is_true(given ? given : json_object_get(st, "paused"));
+        bool was = json_is_true(json_object_get(st, "paused"));
+        bool paused = given ? json_is_true(given) : was;
         json_t *note = json_object_get(body, "note");
         json_object_set_new(st, "paused", json_boolean(paused));
         if (note) json_object_set(st, "note", note);
+        /* A new schedule, or one whose slots or delays change, fires from now
+         * on: no catch-up of its past. A replace that keeps them keeps the
+         * cursor, so that a slot whose time has passed and whose delay has
+         * not still fires; a pause or resume it makes is one (sched_pause_set). */
+        json_t *old_body = create ? NULL : json_loads(old.body, 0, NULL);
+        if (create || !json_is_object(old_body) || !sched_same_timing(old_body, body)) {
+            state_set_int(st, "cursor", now);
+            json_object_del(st, "skip_after");
+            json_object_del(st, "skip_to");
+        }
+        json_decref(old_body);
         json_decref(body);
-        /* A new or changed schedule fires from now on: no catch-up of its past. */
-        state_set_int(st, "cursor", now);
+        if (!create) sched_pause_set(&sc, st, was, paused, now);
+        d->next_at = sched_next_at(d->id, &sc, paused, st);
         free(d->state);
         d->state = json_dumps(st, JSON_COMPACT);
         json_decref(st);
-        d->next_at = sched_next_at(d->id, &sc, paused, now);
         schedule_release(&sc);
     }
     /* A rename can still meet the name in a row another node's transaction
@@ -477,9 +560,8 @@ static int sched_pause(struct store *s, struct store_op *op, int64_t now) {
     if (rc) return rc;
     json_object_set_new(c.st, "paused", json_boolean(op->flag));
     if (op->note) json_object_set_new(c.st, "note", json_string(op->note));
-    if (!op->flag && c.paused)
-        state_set_int(c.st, "cursor", now); /* a resume does not catch up the pause */
-    c.d.next_at = sched_next_at(c.d.id, &c.sc, op->flag, state_int(c.st, "cursor"));
+    sched_pause_set(&c.sc, c.st, c.paused, op->flag, now);
+    c.d.next_at = sched_next_at(c.d.id, &c.sc, op->flag, c.st);
     return sched_change_end(s, op, &c, true, now);
 }
 
