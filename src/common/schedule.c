@@ -47,12 +47,16 @@ static int get_seconds(json_t *body, const char *key, int64_t lo, int64_t hi, in
     return 0;
 }
 
-static int get_time(json_t *body, const char *key, int64_t *out, struct tm_error *e) {
+/* An optional time (null as absent): *has says whether one was given, as
+ * 1970-01-01T00:00:00Z is 0 and must bound the schedule like any other. */
+static int get_time(json_t *body, const char *key, int64_t *out, bool *has, struct tm_error *e) {
     json_t *v = json_object_get(body, key);
     *out = 0;
+    *has = false;
     if (!v || json_is_null(v)) return 0;
     if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v), out))
         return err_set(e, TM_EINVALID, key, "'%s' must be " TIME_RFC3339_WANT, key);
+    *has = true;
     return 0;
 }
 
@@ -137,9 +141,10 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
         goto fail;
     }
     snprintf(out->tz_name, sizeof out->tz_name, "%s", zone);
-    if (get_time(body, "start_at", &out->start_at, e) || get_time(body, "end_at", &out->end_at, e))
+    if (get_time(body, "start_at", &out->start_at, &out->has_start, e) ||
+        get_time(body, "end_at", &out->end_at, &out->has_end, e))
         goto fail;
-    if (out->start_at && out->end_at && out->end_at <= out->start_at) {
+    if (out->has_start && out->has_end && out->end_at <= out->start_at) {
         err_set(e, rc, "end_at", "'end_at' must be after 'start_at'");
         goto fail;
     }
@@ -213,10 +218,10 @@ int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned 
     if (flags) *flags = 0;
     int64_t slot = 0;
     if (s->has_cron) {
-        int64_t from = s->start_at && after_ms < s->start_at ? s->start_at - 1 : after_ms;
+        int64_t from = s->has_start && after_ms < s->start_at ? s->start_at - 1 : after_ms;
         if (cron_next(&s->cron, s->tz, from, &slot, flags)) return 0;
     } else {
-        int64_t start = s->start_at;
+        int64_t start = s->start_at; /* 0 without one: only a check reads it unanchored */
         if (after_ms < start) {
             slot = start;
         } else {
@@ -224,7 +229,7 @@ int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned 
             slot = start + k * s->interval_ms;
         }
     }
-    if (s->end_at && slot > s->end_at) return 0;
+    if (s->has_end && slot > s->end_at) return 0;
     return slot;
 }
 

@@ -43,7 +43,8 @@ struct schedule {
     int64_t interval_ms; /* without cron */
     const struct tz *tz;
     char tz_name[64];
-    int64_t start_at, end_at; /* wall ms; 0 = open */
+    int64_t start_at, end_at; /* wall ms, when has_start / has_end (any value, 0 too) */
+    bool has_start, has_end;  /* given: else open on that side */
     enum schedule_overlap overlap;
     int64_t catchup_ms, jitter_ms;
     char definition[SCHEDULE_NAME_MAX + 1]; /* a definition's id or name; "" = inline task */

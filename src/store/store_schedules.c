@@ -322,7 +322,7 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
          * downtime. Twice: before a resumed pause's skipped slots and after. */
         for (int k = 0; k < 2; k++) {
             slot = sched_next_owed(&sc, st, &cursor);
-            int64_t last = sc.end_at && sc.end_at < horizon - 1 ? sc.end_at : horizon - 1;
+            int64_t last = sc.has_end && sc.end_at < horizon - 1 ? sc.end_at : horizon - 1;
             if (state_int(st, "skip_to") && state_int(st, "skip_after") < last)
                 last = state_int(st, "skip_after");
             if (slot && slot <= last) {

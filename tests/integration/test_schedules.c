@@ -163,6 +163,9 @@ static void test_schedule_bad_input(void) {
         {"{\"name\":\"b\",\"cron\":\"@hourly\",\"start_at\":\"2027-01-02T00:00:00Z\",\"end_at\":"
          "\"2027-01-01T00:00:00Z\",\"task\":{\"type\":\"x\"}}",
          "end_at"},
+        {"{\"name\":\"b\",\"cron\":\"@hourly\",\"start_at\":\"2030-01-01T00:00:00Z\",\"end_at\":"
+         "\"1970-01-01T00:00:00Z\",\"task\":{\"type\":\"x\"}}",
+         "end_at"},
         {"{\"name\":\"b\",\"interval_seconds\":0,\"task\":{\"type\":\"x\"}}", "interval_seconds"},
         {"{\"name\":\"b\",\"interval_seconds\":60,\"end_at\":\"2020-01-01T00:00:00Z\",\"task\":{"
          "\"type\":\"x\"}}",

@@ -43,6 +43,10 @@ static void test_parse_errors(void) {
         {"{\"name\":\"a\",\"cron\":\"@daily\",\"definition\":\"d\",\"params\":1}", "params"},
         {"{\"name\":\"a\",\"cron\":\"@daily\",\"task\":{},\"paused\":1}", "paused"},
         {"{\"name\":\"a\",\"cron\":\"@daily\",\"task\":{},\"note\":false}", "note"},
+        /* The epoch is a time like any other, not "no end". */
+        {"{\"name\":\"a\",\"cron\":\"@daily\",\"task\":{},\"start_at\":\"2030-01-01T00:00:00Z\","
+         "\"end_at\":\"1970-01-01T00:00:00Z\"}",
+         "end_at"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct schedule sc;
@@ -80,6 +84,26 @@ static void test_interval_slots(void) {
     CHECK_INT(schedule_off_slot(&sc, at("2026-01-01T00:04:00Z")), at("2026-01-01T00:04:00Z"));
     CHECK_INT(sc.overlap, SCHEDULE_OVERLAP_SKIP);
     CHECK_INT(sc.catchup_ms, 3600000);
+    schedule_release(&sc);
+}
+
+/* 1970-01-01T00:00:00Z as start_at or end_at bounds the slots as any time does. */
+static void test_epoch_bounds(void) {
+    struct schedule sc;
+    struct tm_error e;
+    CHECK_INT(parse("{\"name\":\"c\",\"cron\":\"@daily\",\"end_at\":\"1970-01-01T00:00:00Z\","
+                    "\"task\":{\"type\":\"x\"}}",
+                    &sc, &e),
+              0);
+    CHECK(sc.has_end && !sc.has_start);
+    CHECK_INT(schedule_next_slot(&sc, at("2026-01-01T00:00:00Z"), NULL), 0); /* ended */
+    schedule_release(&sc);
+    CHECK_INT(parse("{\"name\":\"c\",\"cron\":\"@daily\",\"start_at\":\"1970-01-01T00:00:00Z\","
+                    "\"end_at\":\"1970-01-03T00:00:00Z\",\"task\":{\"type\":\"x\"}}",
+                    &sc, &e),
+              0);
+    CHECK_INT(schedule_next_slot(&sc, 0, NULL), at("1970-01-02T00:00:00Z"));
+    CHECK_INT(schedule_next_slot(&sc, at("1970-01-03T00:00:00Z"), NULL), 0);
     schedule_release(&sc);
 }
 
@@ -269,6 +293,7 @@ int main(int argc, char **argv) {
     static const struct th_test tests[] = {
         {"schedule_parse refuses bad fields, naming each", test_parse_errors},
         {"interval slots from start_at, none past end_at", test_interval_slots},
+        {"start_at and end_at at 1970-01-01T00:00:00Z bound the slots", test_epoch_bounds},
         {"an interval without a start is anchored; one with a start, or cron, is not", test_anchor},
         {"cron slots in a zone, weekdays only", test_cron_slots_in_zone},
         {"the task a slot launches: defaults, params over them, definition", test_task_body},
