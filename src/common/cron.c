@@ -357,6 +357,9 @@ int cron_next(const struct cron_expr *c, const struct tz *z, int64_t after_ms, i
     int64_t l;
     if (cron_match_from(c, tz_wall_max(z, a) + 1, &l)) return TM_ENOT_FOUND;
     int64_t u = tz_wall_first(z, l), at[2];
+    /* A slot past 9999 cannot be written as RFC 3339 (time_format_rfc3339
+     * would show another date): none, as the search's input is. */
+    if (u > CRON_AFTER_MAX_S) return TM_ENOT_FOUND;
     int n = tz_local_to_utc(z, l, at);
     unsigned f = 0;
     if (n == 0 || at[0] != u)

@@ -71,7 +71,8 @@ int cron_parse(const char *text, struct cron_expr *out, struct tm_error *e);
  * z. Returns 0 and sets *next_ms (a whole second) and *flags (CRON_FIRE_*,
  * or 0; flags may be NULL), or TM_ENOT_FOUND when none falls within
  * CRON_HORIZON_YEARS of after_ms (a 29 February across 2100 is found) or
- * after_ms is outside years 1 to 9999. Successive calls, each from the
+ * after_ms is outside years 1 to 9999, or the slot would be after
+ * 9999-12-31T23:59:59Z (not written in RFC 3339: none). Successive calls, each from the
  * last result, give every slot once in order, by the rules above. Cost is
  * a few steps per month, day, hour and minute skipped, never one per second.
  */

@@ -230,6 +230,7 @@ int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned 
         }
     }
     if (s->has_end && slot > s->end_at) return 0;
+    if (slot > TIME_MAX_MS) return 0; /* past 9999: not written in RFC 3339, so none */
     return slot;
 }
 

@@ -70,7 +70,8 @@ void schedule_release(struct schedule *s);
 bool schedule_anchor(json_t *body, int64_t anchor_ms);
 /*
  * The first slot strictly after `after_ms` inside [start_at, end_at], or
- * 0 when there is none. flags: CRON_FIRE_SHIFTED / CRON_FIRE_REPEATED.
+ * 0 when there is none (a slot after 9999-12-31T23:59:59.999Z is none). flags: CRON_FIRE_SHIFTED /
+ * CRON_FIRE_REPEATED.
  */
 int64_t schedule_next_slot(const struct schedule *s, int64_t after_ms, unsigned *flags);
 /*

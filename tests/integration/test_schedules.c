@@ -856,6 +856,11 @@ static void test_preview_dst(void) {
     CHECK_STR(th_str(r->json, "fires.0.at"), "2026-11-01T05:30:00.000Z");
     CHECK(json_is_true(th_get(r->json, "fires.0.repeated")));
     CHECK_STR(th_str(r->json, "fires.1.at"), "2026-11-02T06:30:00.000Z");
+    /* None past 9999: the last is on 31 December, not a wrong date after it. */
+    r = th_http(&srv, "GET", "/v1/schedules/ny/preview?count=3&after=9999-12-30T12:00:00Z", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_INT(json_array_size(th_get(r->json, "fires")), 1);
+    CHECK_STR(th_str(r->json, "fires.0.at"), "9999-12-31T06:30:00.000Z");
     r = th_http(&srv, "GET", "/v1/schedules/ny/preview?count=0", NULL);
     CHECK_INT(r->status, 400);
     CHECK_STR(th_str(r->json, "error.field"), "count");

@@ -337,6 +337,13 @@ static void test_next_not_found(void) {
     CHECK_INT(cron_next(&c, z, INT64_MIN, &next, NULL), TM_ENOT_FOUND);
     CHECK_INT(cron_next(&c, z, at("9999-12-31T23:58:00Z"), &next, NULL), 0);
     CHECK_INT(next, at("9999-12-31T23:59:00Z"));
+    /* No slot past 9999, which RFC 3339 cannot write, from a time before it. */
+    CHECK_INT(cron_next(&c, z, at("9999-12-31T23:59:00Z"), &next, NULL), TM_ENOT_FOUND);
+    CHECK_INT(cron_parse("30 2 * * *", &c, &e), 0);
+    z = zone("America/New_York");
+    CHECK_INT(cron_next(&c, z, at("9999-12-30T12:00:00Z"), &next, NULL), 0);
+    CHECK_INT(next, at("9999-12-31T07:30:00Z"));
+    CHECK_INT(cron_next(&c, z, next, &next, NULL), TM_ENOT_FOUND);
 }
 
 /* ---- Daylight saving ---- */

@@ -107,6 +107,30 @@ static void test_epoch_bounds(void) {
     schedule_release(&sc);
 }
 
+/* No slot after 9999-12-31T23:59:59.999Z, which RFC 3339 cannot write. */
+static void test_no_slot_past_9999(void) {
+    struct schedule sc;
+    struct tm_error e;
+    CHECK_INT(parse("{\"name\":\"i\",\"interval_seconds\":3600,\"start_at\":"
+                    "\"9999-12-31T22:30:00Z\",\"task\":{\"type\":\"x\"}}",
+                    &sc, &e),
+              0);
+    CHECK_INT(schedule_next_slot(&sc, at("9999-12-31T22:00:00Z"), NULL),
+              at("9999-12-31T22:30:00Z"));
+    CHECK_INT(schedule_next_slot(&sc, at("9999-12-31T22:30:00Z"), NULL),
+              at("9999-12-31T23:30:00Z"));
+    CHECK_INT(schedule_next_slot(&sc, at("9999-12-31T23:30:00Z"), NULL), 0);
+    schedule_release(&sc);
+    CHECK_INT(parse("{\"name\":\"c\",\"cron\":\"30 2 * * *\",\"timezone\":\"America/New_York\","
+                    "\"task\":{\"type\":\"x\"}}",
+                    &sc, &e),
+              0);
+    int64_t slot = schedule_next_slot(&sc, at("9999-12-30T12:00:00Z"), NULL);
+    CHECK_INT(slot, at("9999-12-31T07:30:00Z"));
+    CHECK_INT(schedule_next_slot(&sc, slot, NULL), 0);
+    schedule_release(&sc);
+}
+
 /* An interval without a start is anchored where it is told; nothing else is. */
 static void test_anchor(void) {
     static const struct {
@@ -294,6 +318,7 @@ int main(int argc, char **argv) {
         {"schedule_parse refuses bad fields, naming each", test_parse_errors},
         {"interval slots from start_at, none past end_at", test_interval_slots},
         {"start_at and end_at at 1970-01-01T00:00:00Z bound the slots", test_epoch_bounds},
+        {"no slot past 9999, interval or cron", test_no_slot_past_9999},
         {"an interval without a start is anchored; one with a start, or cron, is not", test_anchor},
         {"cron slots in a zone, weekdays only", test_cron_slots_in_zone},
         {"the task a slot launches: defaults, params over them, definition", test_task_body},
