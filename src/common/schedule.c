@@ -33,9 +33,16 @@ int schedule_name_check(const char *name, struct tm_error *e) {
                    SCHEDULE_NEW_NAME_MAX);
 }
 
+/* A schedule's field, null as absent: every field of a schedule reads a
+ * null as not given (its default, or none). */
+static json_t *field(json_t *body, const char *key) {
+    json_t *v = json_object_get(body, key);
+    return json_is_null(v) ? NULL : v;
+}
+
 static int get_seconds(json_t *body, const char *key, int64_t lo, int64_t hi, int64_t dflt,
                        int64_t *out_ms, struct tm_error *e) {
-    json_t *v = json_object_get(body, key);
+    json_t *v = field(body, key);
     if (!v) {
         *out_ms = dflt * 1000;
         return 0;
@@ -50,7 +57,7 @@ static int get_seconds(json_t *body, const char *key, int64_t lo, int64_t hi, in
 /* An optional time (null as absent): *has says whether one was given, as
  * 1970-01-01T00:00:00Z is 0 and must bound the schedule like any other. */
 static int get_time(json_t *body, const char *key, int64_t *out, bool *has, struct tm_error *e) {
-    json_t *v = json_object_get(body, key);
+    json_t *v = field(body, key);
     *out = 0;
     *has = false;
     if (!v || json_is_null(v)) return 0;
@@ -76,7 +83,7 @@ static int check_fields(json_t *body, const char *const *known, size_t n, struct
 
 /* An optional string of at most max bytes (null as absent). */
 static int get_text(json_t *body, const char *key, size_t max, struct tm_error *e) {
-    json_t *v = json_object_get(body, key);
+    json_t *v = field(body, key);
     if (!v || json_is_null(v) || (json_is_string(v) && strlen(json_string_value(v)) <= max))
         return 0;
     return err_set(e, TM_EINVALID, key, "'%s' must be a string of at most %zu bytes", key, max);
@@ -86,8 +93,8 @@ static int get_text(json_t *body, const char *key, size_t max, struct tm_error *
  * in the message. */
 static int get_one_of(json_t *body, const char *a, const char *a_note, const char *b, json_t **va,
                       json_t **vb, struct tm_error *e) {
-    *va = json_object_get(body, a);
-    *vb = json_object_get(body, b);
+    *va = field(body, a);
+    *vb = field(body, b);
     if ((*va != NULL) != (*vb != NULL)) return 0;
     return err_set(e, TM_EINVALID, *va ? a : b, "give exactly one of '%s'%s and '%s'", a, a_note,
                    b);
@@ -104,14 +111,14 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
     if (check_fields(body, known, sizeof known / sizeof known[0], e)) return TM_EINVALID;
     json_t *v;
     int rc = TM_EINVALID;
-    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *name = json_string_value(field(body, "name"));
     if (!name_ok(name, SCHEDULE_NAME_MAX)) {
         err_set(e, rc, "name", "'name' must be 1 to %d bytes with no control characters",
                 SCHEDULE_NAME_MAX);
         goto fail;
     }
     if (get_text(body, "description", 4096, e) || get_text(body, "note", 1024, e)) goto fail;
-    v = json_object_get(body, "paused");
+    v = field(body, "paused");
     if (v && !json_is_boolean(v)) {
         err_set(e, rc, "paused", "'paused' must be true or false");
         goto fail;
@@ -130,7 +137,7 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
                            &out->interval_ms, e)) {
         goto fail;
     }
-    v = json_object_get(body, "timezone");
+    v = field(body, "timezone");
     const char *zone = v ? json_string_value(v) : "UTC";
     if (!zone) {
         err_set(e, rc, "timezone", "'timezone' must be an IANA zone name such as \"Europe/Paris\"");
@@ -157,7 +164,7 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
             goto fail;
         }
         snprintf(out->definition, sizeof out->definition, "%s", json_string_value(def));
-        json_t *p = json_object_get(body, "params");
+        json_t *p = field(body, "params");
         if (p && !json_is_object(p)) {
             err_set(e, rc, "params", "'params' must be an object");
             goto fail;
@@ -168,13 +175,13 @@ int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
             err_set(e, rc, "task", "'task' must be a task object as POST /v1/tasks takes");
             goto fail;
         }
-        if (json_object_get(body, "params")) {
+        if (field(body, "params")) {
             err_set(e, rc, "params", "'params' goes with 'definition'; put it in 'task'");
             goto fail;
         }
         out->task = json_incref(task);
     }
-    v = json_object_get(body, "overlap");
+    v = field(body, "overlap");
     out->overlap = SCHEDULE_OVERLAP_SKIP;
     if (v) {
         int found = -1;
@@ -204,9 +211,8 @@ void schedule_release(struct schedule *s) {
 }
 
 bool schedule_anchor(json_t *body, int64_t anchor_ms) {
-    json_t *start = json_object_get(body, "start_at");
-    if (json_object_get(body, "cron") || !json_object_get(body, "interval_seconds") ||
-        (start && !json_is_null(start)))
+    json_t *start = field(body, "start_at");
+    if (field(body, "cron") || !field(body, "interval_seconds") || (start && !json_is_null(start)))
         return false;
     char at[TIME_RFC3339_LEN + 1];
     time_format_rfc3339(anchor_ms, at);

@@ -33,12 +33,11 @@
  * start_at: store_schedules.c.) */
 static int schedule_check(struct req *r, const char *ns, struct tm_error *e) {
     struct schedule sc;
-    if (schedule_parse(r->json, &sc, e)) return -1;
-    int rc = schedule_name_check(json_string_value(json_object_get(r->json, "name")), e);
-    if (rc) {
-        schedule_release(&sc);
+    /* The name first: a new name's rule (127 bytes) is the one to state. */
+    if (schedule_name_check(json_string_value(json_object_get(r->json, "name")), e) ||
+        schedule_parse(r->json, &sc, e))
         return -1;
-    }
+    int rc;
     if (sc.task) {
         struct task *t = NULL;
         rc = v1_decode_task(sc.task, req_limits(r), ns, &t, e);

@@ -224,14 +224,17 @@ static int fire_one(struct store *s, struct batch *b, struct store_doc *d,
         json_array_clear(act);
         snprintf(f.outcome, sizeof f.outcome, "cancelled_previous");
     }
-    char error[200] = "";
+    char error[256] = "";
     if (strcmp(f.outcome, "skipped") != 0) {
         struct store_doc def = {0};
         bool have_def = false;
         if (sc->definition[0]) {
             rc = be->doc_load(s, STORE_DOC_DEFINITION, d->ns, sc->definition, &def);
             if (rc == TM_ENOT_FOUND)
-                snprintf(error, sizeof error, "definition '%s' not found", sc->definition);
+                snprintf(error, sizeof error,
+                         "definition '%.128s' not found in namespace '%.64s' (deleted or "
+                         "renamed?): point the schedule at one with PUT",
+                         sc->definition, d->ns);
             else if (rc)
                 return rc;
             have_def = rc == 0;
@@ -272,6 +275,7 @@ static int fire_one(struct store *s, struct batch *b, struct store_doc *d,
         json_object_set_new(st, "last_task_id", json_string(task_id));
     }
     json_object_set_new(st, "last_outcome", json_string(f.outcome));
+    if (!error[0]) json_object_del(st, "last_error"); /* the last error is the last outcome's */
     state_set_int(st, "last_slot", slot);
     state_set_int(st, "last_fire_at", now);
     state_set_int(st, "fires", state_int(st, "fires") + 1);
@@ -449,6 +453,7 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
         }
         /* A replace without 'paused' keeps the schedule's pause (and note). */
         json_t *given = json_object_get(body, "paused");
+        if (json_is_null(given)) given = NULL; /* null as absent: keeps the pause */
         bool was = json_is_true(json_object_get(st, "paused"));
         bool paused = given ? json_is_true(given) : was;
         json_t *note = json_object_get(body, "note");

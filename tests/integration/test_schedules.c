@@ -1197,6 +1197,64 @@ static void test_replace_and_resume_keep_jittered_slots(void) {
     }
 }
 
+/*
+ * last_error is the last outcome's: a trigger that launches nothing (its
+ * definition renamed away) says why, naming the rename, and one that
+ * launches clears it. A null is an absent field everywhere in a schedule
+ * (a replace's "paused": null keeps the pause). An empty name is refused
+ * with the rule new names follow, 1 to 127 bytes.
+ */
+static void test_last_error_cleared_and_nulls(void) {
+    struct th_resp *r =
+        th_http(&srv, "POST", "/v1/definitions", "{\"name\":\"rn\",\"type\":\"rn\"}");
+    CHECK_INT(r->status, 201);
+    static const char body[] =
+        "{\"name\":\"rs\",\"cron\":\"0 0 1 1 *\",\"interval_seconds\":null,\"definition\":\"rn\","
+        "\"params\":null,\"timezone\":null,\"overlap\":null,\"catchup_seconds\":null,"
+        "\"jitter_seconds\":null,\"start_at\":null,\"end_at\":null,\"paused\":null%s}";
+    r = th_http(&srv, "POST", "/v1/schedules", body, "");
+    long created = r->status;
+    r = th_http(&srv, "PUT", "/v1/definitions/rn", "{\"name\":\"rn2\",\"type\":\"rn\"}");
+    long renamed = r->status;
+    long refused = th_http(&srv, "POST", "/v1/schedules/rs/trigger", NULL)->status;
+    r = th_http(&srv, "GET", "/v1/schedules/rs", NULL);
+    char outcome1[32] = "", error1[256] = "";
+    if (th_str(r->json, "last_outcome"))
+        snprintf(outcome1, sizeof outcome1, "%s", th_str(r->json, "last_outcome"));
+    if (th_str(r->json, "last_error"))
+        snprintf(error1, sizeof error1, "%s", th_str(r->json, "last_error"));
+    th_http(&srv, "PUT", "/v1/definitions/rn2", "{\"name\":\"rn\",\"type\":\"rn\"}");
+    long launched = th_http(&srv, "POST", "/v1/schedules/rs/trigger", NULL)->status;
+    r = th_http(&srv, "GET", "/v1/schedules/rs", NULL);
+    char outcome2[32] = "";
+    if (th_str(r->json, "last_outcome"))
+        snprintf(outcome2, sizeof outcome2, "%s", th_str(r->json, "last_outcome"));
+    bool error2_null = json_is_null(th_get(r->json, "last_error"));
+    th_http(&srv, "POST", "/v1/schedules/rs/pause", NULL);
+    r = th_http(&srv, "PUT", "/v1/schedules/rs", body, ",\"description\":\"d\"");
+    long replaced = r->status;
+    bool still_paused = json_is_true(th_get(r->json, "paused"));
+    th_http(&srv, "DELETE", "/v1/schedules/rs", NULL);
+    th_http(&srv, "DELETE", "/v1/definitions/rn", NULL);
+    CHECK_INT(created, 201);
+    CHECK_INT(renamed, 200);
+    CHECK_INT(refused, 400);
+    CHECK_STR(outcome1, "error");
+    CHECK_STR(error1,
+              "definition 'rn' not found in namespace 'default' (deleted or renamed?): "
+              "point the schedule at one with PUT");
+    CHECK_INT(launched, 201);
+    CHECK_STR(outcome2, "created");
+    CHECK(error2_null);
+    CHECK_INT(replaced, 200);
+    CHECK(still_paused);
+    r = th_http(&srv, "POST", "/v1/schedules",
+                "{\"name\":\"\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"}}");
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.field"), "name");
+    CHECK(strstr(th_str(r->json, "error.message"), "1 to 127 bytes"));
+}
+
 /* Two nodes on one database fire each slot once. */
 static void test_two_nodes(void) {
     struct th_server a, b;
@@ -1267,6 +1325,8 @@ int main(int argc, char **argv) {
          test_unreadable_schedule_retried},
         {"a replace keeping the timing, and a pause, keep slots waiting for their jitter",
          test_replace_and_resume_keep_jittered_slots},
+        {"last_error is the last outcome's; null is an absent field; an empty name's rule",
+         test_last_error_cleared_and_nulls},
         {"two nodes fire each slot once", test_two_nodes},
         {NULL, NULL},
     };

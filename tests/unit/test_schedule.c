@@ -107,6 +107,28 @@ static void test_epoch_bounds(void) {
     schedule_release(&sc);
 }
 
+/* A null is an absent field: its default, or none. */
+static void test_null_is_absent(void) {
+    struct schedule sc;
+    struct tm_error e;
+    CHECK_INT(parse("{\"name\":\"n\",\"cron\":\"@daily\",\"interval_seconds\":null,\"definition\":"
+                    "\"d\",\"task\":null,\"params\":null,\"timezone\":null,\"overlap\":null,"
+                    "\"catchup_seconds\":null,\"jitter_seconds\":null,\"paused\":null,"
+                    "\"start_at\":null,\"end_at\":null,\"description\":null,\"note\":null}",
+                    &sc, &e),
+              0);
+    CHECK_STR(sc.tz_name, "UTC");
+    CHECK(!sc.params && !sc.has_start && !sc.has_end);
+    CHECK_INT(sc.overlap, SCHEDULE_OVERLAP_SKIP);
+    CHECK_INT(sc.catchup_ms, 3600000);
+    CHECK_INT(sc.jitter_ms, 0);
+    schedule_release(&sc);
+    /* An interval with "cron": null is anchored as one without cron. */
+    json_t *j = json_loads("{\"name\":\"i\",\"cron\":null,\"interval_seconds\":60}", 0, NULL);
+    CHECK(schedule_anchor(j, 1000));
+    json_decref(j);
+}
+
 /* No slot after 9999-12-31T23:59:59.999Z, which RFC 3339 cannot write. */
 static void test_no_slot_past_9999(void) {
     struct schedule sc;
@@ -319,6 +341,7 @@ int main(int argc, char **argv) {
         {"interval slots from start_at, none past end_at", test_interval_slots},
         {"start_at and end_at at 1970-01-01T00:00:00Z bound the slots", test_epoch_bounds},
         {"no slot past 9999, interval or cron", test_no_slot_past_9999},
+        {"a null is an absent field", test_null_is_absent},
         {"an interval without a start is anchored; one with a start, or cron, is not", test_anchor},
         {"cron slots in a zone, weekdays only", test_cron_slots_in_zone},
         {"the task a slot launches: defaults, params over them, definition", test_task_body},
