@@ -149,6 +149,9 @@ static int cron_field_parse(const struct cron_field *f, const char *s, size_t le
             *bits |= UINT64_C(1) << v;
         return 0;
     }
+    /* Vixie cron's rule: a day field that starts with '*' (a stepped star
+     * too) is a star for the OR rule, restricted as it may be. */
+    *any = s[0] == '*';
     const char *p = s, *end = s + len;
     for (;;) {
         const char *comma = memchr(p, ',', (size_t)(end - p));

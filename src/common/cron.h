@@ -13,9 +13,11 @@
  * Months JAN-DEC and days SUN-SAT may be named (any case); day-of-week 7 is
  * Sunday too; `?` means `*` in day-of-month and day-of-week. Macros:
  * @yearly (= @annually), @monthly, @weekly, @daily (= @midnight), @hourly.
- * Day-of-month and day-of-week follow classic cron: when both are
- * restricted a day matches if either does; when one is a bare `*` or `?`,
- * only the other counts (a star with a step counts as restricted).
+ * Day-of-month and day-of-week follow Vixie cron (cronie): when both are
+ * restricted a day matches if either does; when one starts with `*` (a
+ * bare star, or a stepped one: star, slash, 2) or is `?`, a day must
+ * match both, so "0 0 * / 2 * 1" (without the spaces) fires on Mondays
+ * that are odd days of the month, as in Vixie cron, not on every odd day.
  *
  * Daylight saving (see cron_next): matches are read on the zone's wall
  * clock, and each wall-clock slot fires at most once. A slot that falls in
@@ -50,7 +52,7 @@ struct cron_expr {
     uint16_t month;          /* bits 1..12 */
     uint8_t wday;            /* bits 0..6, Sunday 0 (7 accepted as Sunday in input) */
     bool has_seconds;        /* six fields given */
-    bool mday_any, wday_any; /* a bare '*' or '?' given: see the OR rule above */
+    bool mday_any, wday_any; /* the field starts with '*' or is '?': see the OR rule above */
 };
 
 /*

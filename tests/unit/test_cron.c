@@ -91,8 +91,12 @@ static void test_parse_fields(void) {
     CHECK(c.mday_any && !c.wday_any && c.mday == range_bits(1, 31));
     CHECK_INT(cron_parse("0 0 1 * ?", &c, &e), 0);
     CHECK(c.wday_any && !c.mday_any && c.wday == range_bits(0, 6));
-    CHECK_INT(cron_parse("0 0 */1 * *", &c, &e), 0); /* a stepped star is restricted */
-    CHECK(!c.mday_any && c.mday == range_bits(1, 31));
+    /* A field that starts with '*' is a star for the OR rule (Vixie cron). */
+    CHECK_INT(cron_parse("0 0 */1 * *", &c, &e), 0);
+    CHECK(c.mday_any && c.mday == range_bits(1, 31));
+    CHECK_INT(cron_parse("0 0 */2 * 1", &c, &e), 0);
+    CHECK(c.mday_any && !c.wday_any &&
+          c.mday == BITS(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31));
 
     /* Bounds of every field, a step from a value, and tabs and padding. */
     CHECK_INT(cron_parse("  59\t23 31 12 6 ", &c, &e), 0);
@@ -298,6 +302,12 @@ static void test_next_utc(void) {
     FIRES("0 12 13 * 5", "UTC", "2026-02-01T00:00:00Z", "2026-02-06T12:00:00Z",
           "2026-02-13T12:00:00Z", "2026-02-20T12:00:00Z", "2026-02-27T12:00:00Z",
           "2026-03-06T12:00:00Z", "2026-03-13T12:00:00Z", "2026-03-20T12:00:00Z");
+    /* A stepped star is a star (Vixie cron): Mondays that are odd days, not
+     * odd days or Mondays (January 2026: Mondays 5, 12, 19, 26). */
+    FIRES("0 0 */2 * 1", "UTC", "2026-01-01T00:00:00Z", "2026-01-05T00:00:00Z",
+          "2026-01-19T00:00:00Z", "2026-02-09T00:00:00Z", "2026-02-23T00:00:00Z");
+    FIRES("0 0 13 * */7", "UTC", "2026-01-01T00:00:00Z", "2026-09-13T00:00:00Z",
+          "2026-12-13T00:00:00Z");
     /* The 1st or a Monday; 1 March 2026 is a Sunday. */
     FIRES("0 12 1 * MON", "UTC", "2026-02-20T00:00:00Z", "2026-02-23T12:00:00Z",
           "2026-03-01T12:00:00Z", "2026-03-02T12:00:00Z", "2026-03-09T12:00:00Z");
