@@ -2641,6 +2641,61 @@ static void test_missed_slots_of_a_long_downtime_are_counted(void) {
     store_close(s);
 }
 
+/*
+ * A pause, a resume, a trigger and a backfill of a schedule whose stored
+ * body no longer parses (its zone gone from tzdata), in one batch with a
+ * submit: each is its own 409 naming the field, and the submit is created
+ * (the batch commits; the ops' failures are not the backend's).
+ */
+static void test_unreadable_schedule_op_fails_alone(void) {
+    struct store_options opt = {.make_task = sk_make_task};
+    struct store *s = open_store_opt(&opt);
+    CHECK(s);
+    if (!s) return;
+    struct store_doc *d = doc_new("ur");
+    free(d->body);
+    d->body = xstrdup(
+        "{\"name\":\"ur\",\"cron\":\"0 0 1 1 *\",\"timezone\":\"America/New_York\","
+        "\"task\":{\"type\":\"x\",\"queue\":\"urq\"}}");
+    char sid[ID_LEN + 1];
+    doc_create(s, d, STORE_DOC_SCHEDULE, sid);
+    store_close(s);
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "UPDATE schedules SET body = replace(body, 'America/New_York', 'America/Gone')"
+             " WHERE id = '%s'",
+             sid);
+    CHECK_INT(db_sql(sql, NULL), 0);
+    s = open_store_opt(&opt);
+    CHECK(s);
+    if (!s) return;
+    static const enum store_op_kind kinds[] = {STORE_OP_SCHED_PAUSE, STORE_OP_SCHED_PAUSE,
+                                               STORE_OP_SCHED_TRIGGER, STORE_OP_SCHED_BACKFILL};
+    struct store_op ops[5];
+    for (int i = 0; i < 4; i++) {
+        store_op_init(&ops[i], kinds[i]);
+        ops[i].ns = "dr";
+        ops[i].doc_kind = STORE_DOC_SCHEDULE;
+        memcpy(ops[i].id, sid, sizeof sid);
+    }
+    ops[0].flag = true; /* a pause; ops[1] a resume */
+    ops[3].from_ms = time_now_ms() - 2 * 86400000LL;
+    ops[3].to_ms = time_now_ms();
+    store_op_init_create(&ops[4], "dr", new_task("dr", "urq", "x", 0));
+    run_one_batch(s, ops, 5);
+    for (int i = 0; i < 4; i++) {
+        if (ops[i].err.code != TM_ECONFLICT || strcmp(ops[i].err.field, "timezone") != 0 ||
+            !strstr(ops[i].err.message, "stored schedule 'ur' cannot be read"))
+            th_fail(__FILE__, __LINE__, "op %d: code %d field '%s': %s", i, ops[i].err.code,
+                    ops[i].err.field, ops[i].err.message);
+    }
+    CHECK_INT(ops[4].err.code, 0);
+    CHECK(ops[4].created);
+    for (int i = 0; i < 5; i++)
+        store_op_release(&ops[i]);
+    store_close(s);
+}
+
 static void test_batch_retried_after_deadlock(void) {
     if (strncmp(url, "postgres", 8) != 0) {
         th_skip("a deadlock with another connection needs PostgreSQL");
@@ -3468,6 +3523,8 @@ static const struct th_test tests[] = {
      test_old_fires_go_the_newest_stay},
     {"an interval's missed slots are all counted after a long downtime",
      test_missed_slots_of_a_long_downtime_are_counted},
+    {"an op on a schedule whose stored body no longer parses fails alone, not its batch",
+     test_unreadable_schedule_op_fails_alone},
     {"a statement sent ahead that fails fails its batch, which stores nothing",
      test_failure_sent_ahead_fails_the_batch},
     {"a rolled-back batch leaves no row the writer keeps: the next load finds it as committed",
