@@ -457,6 +457,7 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
         bool was = json_is_true(json_object_get(st, "paused"));
         bool paused = given ? json_is_true(given) : was;
         json_t *note = json_object_get(body, "note");
+        if (json_is_null(note)) note = NULL; /* null as absent: keeps the note */
         json_object_set_new(st, "paused", json_boolean(paused));
         if (note) json_object_set(st, "note", note);
         /* A new schedule, or one whose slots or delays change, fires from now

@@ -1230,10 +1230,12 @@ static void test_last_error_cleared_and_nulls(void) {
     if (th_str(r->json, "last_outcome"))
         snprintf(outcome2, sizeof outcome2, "%s", th_str(r->json, "last_outcome"));
     bool error2_null = json_is_null(th_get(r->json, "last_error"));
-    th_http(&srv, "POST", "/v1/schedules/rs/pause", NULL);
-    r = th_http(&srv, "PUT", "/v1/schedules/rs", body, ",\"description\":\"d\"");
+    th_http(&srv, "POST", "/v1/schedules/rs/pause", "{\"note\":\"kept\"}");
+    r = th_http(&srv, "PUT", "/v1/schedules/rs", body, ",\"description\":\"d\",\"note\":null");
     long replaced = r->status;
     bool still_paused = json_is_true(th_get(r->json, "paused"));
+    const char *note = th_str(r->json, "note");
+    bool note_kept = note && strcmp(note, "kept") == 0;
     th_http(&srv, "DELETE", "/v1/schedules/rs", NULL);
     th_http(&srv, "DELETE", "/v1/definitions/rn", NULL);
     CHECK_INT(created, 201);
@@ -1248,6 +1250,7 @@ static void test_last_error_cleared_and_nulls(void) {
     CHECK(error2_null);
     CHECK_INT(replaced, 200);
     CHECK(still_paused);
+    CHECK(note_kept);
     r = th_http(&srv, "POST", "/v1/schedules",
                 "{\"name\":\"\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"}}");
     CHECK_INT(r->status, 400);
