@@ -236,7 +236,10 @@ static void *proxy_main(void *arg) {
     return NULL;
 }
 
-/* Starts a proxy on 127.0.0.1:0 in front of server s. 0 or -1. */
+/* Starts a proxy on 127.0.0.1:0 in front of server s. 0 or -1. Each test's
+ * proxy is a static: a failing CHECK returns before proxy_stop, and the
+ * proxy's threads, still running, must not then read a stack frame that is
+ * gone (they did, and the crash took the later tests' results with it). */
 static int proxy_start(struct proxy *p, const struct th_server *s, enum proxy_mode mode) {
     memset(p, 0, sizeof *p);
     p->mode = mode;
@@ -425,7 +428,7 @@ static void test_cli_watch_uses_sse(void) {
 }
 
 static void test_resumes_after_cuts(void) {
-    struct proxy p;
+    static struct proxy p; /* static: see proxy_start */
     CHECK(proxy_start(&p, &srv, PROXY_CUT) == 0);
     char *id = th_submit(&srv, "cut", "\"queue\":\"cutq\"");
     char cid[33], tok[33];
@@ -465,7 +468,7 @@ static void test_resumes_after_cuts(void) {
  * Then the task's next change still comes, once.
  */
 static void test_resumes_from_a_keep_alive_id(void) {
-    struct proxy p;
+    static struct proxy p; /* static: see proxy_start */
     CHECK(proxy_start(&p, &srv, PROXY_CUT_ID) == 0);
     char *id = th_submit(&srv, "kaid", "\"queue\":\"kaidq\"");
     struct tm_client *c = tm_client_new(p.url, NULL);
@@ -509,7 +512,7 @@ static bool restart_behind(struct th_server *s, struct proxy *p) {
 static void test_resumes_across_restart(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, NULL) == 0);
-    struct proxy p;
+    static struct proxy p; /* static: see proxy_start */
     CHECK(proxy_start(&p, &s2, PROXY_PASS) == 0);
     char *id = th_submit(&s2, "rs", "\"queue\":\"rsq\"");
     struct tm_client *c = tm_client_new(p.url, NULL);
@@ -545,7 +548,7 @@ static void test_resumes_across_restart(void) {
 static void test_rereads_after_pruned_events(void) {
     struct th_server s2;
     CHECK(th_server_start(&s2, "--events-max-count", "2", NULL) == 0);
-    struct proxy p;
+    static struct proxy p; /* static: see proxy_start */
     CHECK(proxy_start(&p, &s2, PROXY_CUT) == 0);
     p.cut_frames = 2; /* the preamble and the snapshot; the next event cuts the stream */
     atomic_store(&p.hold, true);
@@ -611,7 +614,7 @@ static void test_rereads_after_pruned_events(void) {
 }
 
 static void test_falls_back_to_long_poll(void) {
-    struct proxy p;
+    static struct proxy p; /* static: see proxy_start */
     CHECK(proxy_start(&p, &srv, PROXY_NO_SSE) == 0);
     char *a = th_submit(&srv, "fa", "\"queue\":\"fbq\"");
     char *b = th_submit(&srv, "fb", "\"queue\":\"fbq2\"");
@@ -682,7 +685,7 @@ static void test_falls_back_to_long_poll(void) {
  * long-polled for good).
  */
 static void test_stream_cut_after_its_headers(void) {
-    struct proxy p;
+    static struct proxy p; /* static: see proxy_start */
     CHECK(proxy_start(&p, &srv, PROXY_CUT_HEAD) == 0);
     char *id = th_submit(&srv, "ch", "\"queue\":\"chq\"");
     struct tm_client *c = tm_client_new(p.url, NULL);
@@ -715,7 +718,7 @@ static void test_stream_cut_after_its_headers(void) {
  * the 429 as its error.
  */
 static void test_reopen_waits_retry_after(void) {
-    struct proxy p;
+    static struct proxy p; /* static: see proxy_start */
     CHECK(proxy_start(&p, &srv, PROXY_BUSY) == 0);
     char *id = th_submit(&srv, "busy", "\"queue\":\"busyq\"");
     struct tm_client *c = tm_client_new(p.url, NULL);
@@ -744,7 +747,7 @@ static void test_reopen_waits_retry_after(void) {
 }
 
 static void test_poll_mode_never_streams(void) {
-    struct proxy p;
+    static struct proxy p; /* static: see proxy_start */
     CHECK(proxy_start(&p, &srv, PROXY_PASS) == 0);
     char *id = th_submit(&srv, "pm", "\"queue\":\"pmq\"");
     struct tm_client *c = tm_client_new(p.url, NULL);
