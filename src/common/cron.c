@@ -170,6 +170,8 @@ static int cron_month_days_max(int m) {
     return days[m - 1];
 }
 
+static int64_t cron_day_gap_max(const struct cron_expr *c);
+
 int cron_parse(const char *text, struct cron_expr *out, struct tm_error *e) {
     memset(out, 0, sizeof *out);
     if (!text) return err_set(e, TM_EINVALID, "cron", "'cron' is empty");
@@ -263,6 +265,28 @@ int cron_parse(const char *text, struct cron_expr *out, struct tm_error *e) {
     out->has_seconds = nf == 6;
     out->mday_any = any[CRON_MDAY];
     out->wday_any = any[CRON_WDAY];
+
+    /* Under the AND rule with both day fields short of every day, the days
+     * that match may be rare (the 1st of February on a Sunday) or none: a
+     * next fire is looked for CRON_HORIZON_YEARS ahead, and
+     * one found nowhere stops the schedule for good, so such an expression
+     * is refused here, whatever the day it is stored on. */
+    int64_t gap = cron_day_gap_max(out);
+    if (gap != 0) {
+        int md = CRON_MDAY - first, wd = CRON_WDAY - first;
+        int lm = (int)(tok_len[md] > CRON_QUOTE_MAX ? CRON_QUOTE_MAX : tok_len[md]);
+        int lw = (int)(tok_len[wd] > CRON_QUOTE_MAX ? CRON_QUOTE_MAX : tok_len[wd]);
+        if (gap < 0)
+            return err_set(e, TM_EINVALID, "cron",
+                           "'cron' never fires: no day matches both day-of-month field '%.*s' "
+                           "and day-of-week field '%.*s' in its months",
+                           lm, tok[md], lw, tok[wd]);
+        return err_set(e, TM_EINVALID, "cron",
+                       "'cron' fires on days up to %lld years apart (day-of-month field '%.*s' "
+                       "and day-of-week field '%.*s' must both match): next fires are looked "
+                       "for %d years ahead",
+                       (long long)(gap / 365), lm, tok[md], lw, tok[wd], CRON_HORIZON_YEARS);
+    }
     return 0;
 }
 
@@ -290,6 +314,37 @@ static bool cron_day_matches(const struct cron_expr *c, int64_t days, int d) {
     int wd = (int)((days % 7 + 11) % 7); /* 1970-01-01 was a Thursday */
     bool dm = c->mday >> d & 1, dw = c->wday >> wd & 1;
     return c->mday_any || c->wday_any ? dm && dw : dm || dw;
+}
+
+/* The AND rule (a day field that is a star, stepped or not) with both
+ * fields short of every day: the longest run of days from one matching
+ * day to the next, over the Gregorian calendar's 400-year cycle (which
+ * repeats its weekdays), when it is longer than CRON_HORIZON_YEARS (a
+ * year counted as 365 days); -1 when no day matches; else 0. */
+static int64_t cron_day_gap_max(const struct cron_expr *c) {
+    uint64_t all_mdays = ((UINT64_C(1) << 32) - 2), all_wdays = 0x7f;
+    if (!(c->mday_any || c->wday_any) || (c->mday & all_mdays) == all_mdays ||
+        (c->wday & all_wdays) == all_wdays)
+        return 0;
+    int64_t first = -1, last = -1, gap = 0;
+    for (int64_t y = 2000; y < 2400; y++) {
+        for (int mo = 1; mo <= 12; mo++) {
+            if (!(c->month >> mo & 1)) continue;
+            int mdays = mo == 2 ? 28 + cron_is_leap(y) : cron_month_days_max(mo);
+            int64_t day1 = tz_days_from_civil(y, mo, 1);
+            for (int d = 1; d <= mdays; d++) {
+                if (!(c->mday >> d & 1) || !cron_day_matches(c, day1 + d - 1, d)) continue;
+                if (first < 0)
+                    first = day1 + d - 1;
+                else if (day1 + d - 1 - last > gap)
+                    gap = day1 + d - 1 - last;
+                last = day1 + d - 1;
+            }
+        }
+    }
+    if (first < 0) return -1;
+    if (first + 146097 - last > gap) gap = first + 146097 - last;
+    return gap > CRON_HORIZON_YEARS * 365 ? gap : 0;
 }
 
 /* The first wall-clock second >= from (local seconds) that c matches,

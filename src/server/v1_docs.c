@@ -175,6 +175,17 @@ static void doc_put(struct req *r, const char *key) {
     if (key) memcpy(d->id, cur.id, sizeof d->id);
     store_doc_release(&cur);
     d->name = xstrdup(json_string_value(json_object_get(r->json, "name")));
+    if (k == STORE_DOC_SCHEDULE) {
+        /* A null is a field left out: stored without it, so that a node of
+         * the version before (which refused nulls, and switched such a
+         * schedule off for good) reads it during a rolling upgrade. */
+        const char *key_name;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(r->json, tmp, key_name, v) {
+            if (json_is_null(v)) json_object_del(r->json, key_name);
+        }
+    }
     d->body = json_dumps(r->json, JSON_COMPACT | JSON_SORT_KEYS);
     store_op_init(&r->op, STORE_OP_DOC_PUT);
     r->op.ns = r->ns;

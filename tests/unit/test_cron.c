@@ -201,6 +201,14 @@ static void test_parse_errors(void) {
         {"0 0 0 30,31 FEB *",
          "never fires: day-of-month field '30,31' does not occur in month "
          "field 'FEB'"},
+        /* Both day fields must match (a stepped star is a star): days
+         * rarer than the 8 years a next fire is looked for, or none. */
+        {"0 0 */31 2 */7",
+         "years apart (day-of-month field '*/31' and day-of-week field "
+         "'*/7' must both match): next fires are looked for 8 years ahead"},
+        {"0 0 1 2 */7",
+         "years apart (day-of-month field '1' and day-of-week field '*/7' must "
+         "both match)"},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         struct cron_expr c;
