@@ -180,22 +180,19 @@ static bool req_unsent_take(struct req *r, size_t len, struct tm_error *e) {
                             ? (int64_t)lim->unsent_per_token_max_bytes
                             : INT64_MAX;
     int64_t before = atomic_fetch_add(&srv->unsent_bytes, n);
-    if (before > 0 && before > max - n) {
+    const char *flag = NULL, *whose = NULL;
+    int64_t cap = 0;
+    if (before > 0 && before > max - n)
+        flag = "--max-unsent-bytes", whose = "their", cap = max;
+    else if (!key_count_take_n(&srv->token_unsent, r->token_id, strlen(r->token_id), n, token_max))
+        flag = "--max-unsent-bytes-per-token", whose = "this token's", cap = token_max;
+    if (flag) {
         atomic_fetch_sub(&srv->unsent_bytes, n);
         atomic_fetch_add(&srv->unsent_refused, 1);
         err_set(e, TM_EUNAVAILABLE, "",
-                "replies not yet taken by their clients hold the server's %lld bytes "
-                "(--max-unsent-bytes); try again",
-                (long long)max);
-        return false;
-    }
-    if (!key_count_take_n(&srv->token_unsent, r->token_id, strlen(r->token_id), n, token_max)) {
-        atomic_fetch_sub(&srv->unsent_bytes, n);
-        atomic_fetch_add(&srv->unsent_refused, 1);
-        err_set(e, TM_EUNAVAILABLE, "",
-                "replies not yet taken by this token's clients hold more than %lld bytes with "
-                "this one (--max-unsent-bytes-per-token); read them, then try again",
-                (long long)token_max);
+                "replies not yet taken by %s clients would hold more than %lld bytes with this "
+                "one (%s); try again once they are read",
+                whose, (long long)cap, flag);
         return false;
     }
     r->unsent_held = len;
