@@ -208,17 +208,22 @@ static void req_unsent_release(struct req *r) {
     r->unsent_held = 0;
 }
 
+/* Drops the headers added for the reply (reply_add_header). */
+static void req_headers_clear(struct req *r) {
+    for (int i = 0; i < r->nhdr; i++) {
+        free(r->hdr_name[i]);
+        free(r->hdr_value[i]);
+    }
+    r->nhdr = 0;
+}
+
 static void reply_send(struct req *r, int status, char *body, size_t len, const char *type) {
     struct tm_error e;
     if (status / 100 == 2 && len >= UNSENT_COUNT_MIN && !req_unsent_take(r, len, &e)) {
         /* Not this reply, nor the headers it was to carry (its page's
          * links and counts): the refusal in the API's shape instead. */
         free(body);
-        for (int i = 0; i < r->nhdr; i++) {
-            free(r->hdr_name[i]);
-            free(r->hdr_value[i]);
-        }
-        r->nhdr = 0;
+        req_headers_clear(r);
         reply_error(r, &e);
         return;
     }
@@ -1011,10 +1016,7 @@ void req_free(struct req *r) {
     if (r->owned_free) r->owned_free(r->owned);
     json_decref(r->json);
     buf_release(&r->body);
-    for (int i = 0; i < r->nhdr; i++) {
-        free(r->hdr_name[i]);
-        free(r->hdr_value[i]);
-    }
+    req_headers_clear(r);
     free(r);
 }
 
