@@ -60,7 +60,7 @@ static int get_time(json_t *body, const char *key, int64_t *out, bool *has, stru
     json_t *v = field(body, key);
     *out = 0;
     *has = false;
-    if (!v || json_is_null(v)) return 0;
+    if (!v) return 0;
     if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v), out))
         return err_set(e, TM_EINVALID, key, "'%s' must be " TIME_RFC3339_WANT, key);
     *has = true;
@@ -84,8 +84,7 @@ static int check_fields(json_t *body, const char *const *known, size_t n, struct
 /* An optional string of at most max bytes (null as absent). */
 static int get_text(json_t *body, const char *key, size_t max, struct tm_error *e) {
     json_t *v = field(body, key);
-    if (!v || json_is_null(v) || (json_is_string(v) && strlen(json_string_value(v)) <= max))
-        return 0;
+    if (!v || (json_is_string(v) && strlen(json_string_value(v)) <= max)) return 0;
     return err_set(e, TM_EINVALID, key, "'%s' must be a string of at most %zu bytes", key, max);
 }
 
@@ -211,8 +210,7 @@ void schedule_release(struct schedule *s) {
 }
 
 bool schedule_anchor(json_t *body, int64_t anchor_ms) {
-    json_t *start = field(body, "start_at");
-    if (field(body, "cron") || !field(body, "interval_seconds") || (start && !json_is_null(start)))
+    if (field(body, "cron") || !field(body, "interval_seconds") || field(body, "start_at"))
         return false;
     char at[TIME_RFC3339_LEN + 1];
     time_format_rfc3339(anchor_ms, at);
