@@ -22,8 +22,11 @@
  * Pause: a pause notes when (state.paused_at); a resume skips the slots
  * after it up to the resume, but keeps the cursor when a slot before it
  * has not fired (its delay not over), marking the skip (skip_after,
- * skip_to) for sched_next_owed to jump once those are fired. A replace
- * keeps the cursor unless the slots or delays change (sched_same_timing).
+ * skip_to) for sched_next_owed to jump once those are fired. Pauses that
+ * come before those have fired mark their skips after it, oldest first, in
+ * skip_more ([after, to] pairs; a node of the version before, which knows
+ * only the first, skips only that one). A replace keeps the cursor unless
+ * the slots or delays change (sched_same_timing).
  *
  * Anchor: an interval schedule without a start_at counts from its creation,
  * written into its body as start_at by doc_put, here, in the transaction
@@ -50,6 +53,7 @@
 #define MISSED_SCAN_MAX     100000 /* a cron's slots counted as missed one by one */
 #define ACTIVE_MAX          8      /* unfinished runs remembered per schedule */
 #define UNREADABLE_RETRY_MS 60000  /* a schedule whose body does not parse: tried again then */
+#define SKIPS_MAX           32     /* pauses' skips marked at once (more: the last two merge) */
 
 static const char *doc_noun(enum store_doc_kind k) {
     return k == STORE_DOC_SCHEDULE ? "schedule" : "definition";
@@ -84,18 +88,66 @@ static int64_t slot_due(const struct schedule *sc, const char *id, int64_t slot)
 }
 
 /*
+ * A pause's skip, (after, to], marked after those already marked: the
+ * first in skip_after and skip_to, the later ones in skip_more. Past
+ * SKIPS_MAX marks the newest is stretched to `to` instead (the slots between
+ * those two pauses go with them); a pause and resume a minute for a whole
+ * hour of jitter would need more.
+ */
+static void skip_push(json_t *st, int64_t after, int64_t to) {
+    if (!state_int(st, "skip_to")) {
+        state_set_int(st, "skip_after", after);
+        state_set_int(st, "skip_to", to);
+        return;
+    }
+    json_t *more = json_object_get(st, "skip_more");
+    if (!json_is_array(more)) {
+        more = json_array();
+        json_object_set_new(st, "skip_more", more);
+    }
+    size_t n = json_array_size(more);
+    if (n + 1 >= SKIPS_MAX) {
+        json_array_set_new(json_array_get(more, n - 1), 1, json_integer(to));
+        return;
+    }
+    json_t *pair = json_array();
+    json_array_append_new(pair, json_integer(after));
+    json_array_append_new(pair, json_integer(to));
+    json_array_append_new(more, pair);
+}
+
+/* The first skip done with: the next marked one, if any, takes its place. */
+static void skip_pop(json_t *st) {
+    json_object_del(st, "skip_after");
+    json_object_del(st, "skip_to");
+    json_t *more = json_object_get(st, "skip_more");
+    json_t *pair = json_array_get(more, 0);
+    if (pair) {
+        state_set_int(st, "skip_after", json_integer_value(json_array_get(pair, 0)));
+        state_set_int(st, "skip_to", json_integer_value(json_array_get(pair, 1)));
+        json_array_remove(more, 0);
+    }
+    if (!json_array_size(more)) json_object_del(st, "skip_more");
+}
+
+static void skip_clear(json_t *st) {
+    json_object_del(st, "skip_after");
+    json_object_del(st, "skip_to");
+    json_object_del(st, "skip_more");
+}
+
+/*
  * The first slot after *cursor the schedule still owes. A resumed schedule
  * that owed slots from before its pause keeps its cursor and skips the
  * slots of the pause itself, (skip_after, skip_to] in its state: once the
- * owed ones are behind, *cursor jumps to skip_to and the marks go.
+ * owed ones are behind, *cursor jumps to skip_to and the mark goes, and
+ * so on for the pauses marked after it.
  */
 static int64_t sched_next_owed(const struct schedule *sc, json_t *st, int64_t *cursor) {
-    int64_t slot = schedule_next_slot(sc, *cursor, NULL);
-    int64_t to = state_int(st, "skip_to");
-    if (to && (!slot || slot > state_int(st, "skip_after"))) {
+    int64_t slot = schedule_next_slot(sc, *cursor, NULL), to;
+    while ((to = state_int(st, "skip_to")) && (!slot || slot > state_int(st, "skip_after"))) {
         if (*cursor < to) *cursor = to;
-        json_object_del(st, "skip_after");
-        json_object_del(st, "skip_to");
+        skip_pop(st);
         slot = schedule_next_slot(sc, *cursor, NULL);
     }
     return slot;
@@ -127,11 +179,10 @@ static void sched_pause_set(const struct schedule *sc, json_t *st, bool paused, 
     int64_t slot = at ? sched_next_owed(sc, st, &cursor) : 0;
     state_set_int(st, "cursor", cursor);
     if (slot && slot <= at) {
-        /* Owed slots of an earlier resume not fired yet either: the skip
-         * runs from that pause to this resume (the slots between the two,
-         * fewer than the jitter, go with it). */
-        if (!state_int(st, "skip_to")) state_set_int(st, "skip_after", at);
-        state_set_int(st, "skip_to", now);
+        /* Owed slots, maybe of before an earlier pause still marked: this
+         * pause's skip is marked after that one's, and the slots between
+         * the two fire in their turn. */
+        skip_push(st, at, now);
     } else {
         state_set_int(st, "cursor", cursor > now ? cursor : now);
     }
@@ -323,17 +374,17 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
     int64_t horizon = now - sc.catchup_ms - sc.jitter_ms - 1000, missed = 0, slot;
     if (!sc.has_cron) {
         /* An interval's slots are counted, not walked: exact after any
-         * downtime. Twice: before a resumed pause's skipped slots and after. */
-        for (int k = 0; k < 2; k++) {
+         * downtime. Run by run: before each resumed pause's skipped slots
+         * and after the last. */
+        for (int k = 0; k <= SKIPS_MAX + 1; k++) {
             slot = sched_next_owed(&sc, st, &cursor);
             int64_t last = sc.has_end && sc.end_at < horizon - 1 ? sc.end_at : horizon - 1;
             if (state_int(st, "skip_to") && state_int(st, "skip_after") < last)
                 last = state_int(st, "skip_after");
-            if (slot && slot <= last) {
-                int64_t n = (last - slot) / sc.interval_ms + 1;
-                missed += n;
-                cursor = slot + (n - 1) * sc.interval_ms;
-            }
+            if (!slot || slot > last) break;
+            int64_t n = (last - slot) / sc.interval_ms + 1;
+            missed += n;
+            cursor = slot + (n - 1) * sc.interval_ms;
         }
     } else {
         for (int i = 0;
@@ -467,8 +518,7 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
         json_t *old_body = create ? NULL : json_loads(old.body, 0, NULL);
         if (create || !json_is_object(old_body) || !sched_same_timing(old_body, body)) {
             state_set_int(st, "cursor", now);
-            json_object_del(st, "skip_after");
-            json_object_del(st, "skip_to");
+            skip_clear(st);
         }
         json_decref(old_body);
         json_decref(body);
