@@ -677,8 +677,11 @@ static int store_apply_create(struct store *s, struct batch *b, struct store_op 
         }
         rc = store_apply_create_once(s, b, op, now);
         if (rc != TM_ECONFLICT || op->err.code) {
-            int rs = be->savepoint_release(s);
-            if (rs && !b->failed) rc = store_backend_failed(b, op, rs);
+            /* A failed batch (a deadlock, a lost connection) is rolled back
+             * whole: its savepoint is not released into an aborted
+             * transaction, which only logs an error of its own. */
+            int rs = b->failed ? 0 : be->savepoint_release(s);
+            if (rs) rc = store_backend_failed(b, op, rs);
             break;
         }
         if ((rc = be->savepoint_rollback(s))) {
@@ -1300,6 +1303,32 @@ static void ids_add(char (**ids)[ID_LEN + 1], size_t *n, size_t *cap, const char
     memcpy((*ids)[(*n)++], id, ID_LEN + 1);
 }
 
+/* Hands the backend (store_backend.lock_keys) the idempotency keys of
+ * ov[from..n)'s submits, to be locked at once in its own order. */
+static void store_lock_keys(struct store *s, struct batch *b, const struct opvec *ov, size_t from) {
+    const char **ns = NULL, **keys = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = from; i < ov->n; i++) {
+        const struct store_op *op = ov->v[i];
+        if (op->kind != STORE_OP_CREATE) continue;
+        for (size_t k = 0; k < op->ntasks; k++) {
+            const struct task *t = op->tasks[k];
+            if (!t->idempotency_key) continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                ns = xrealloc(ns, cap * sizeof *ns);
+                keys = xrealloc(keys, cap * sizeof *keys);
+            }
+            ns[n] = t->namespace;
+            keys[n++] = t->idempotency_key;
+        }
+    }
+    int rc = n ? s->base.backend->lock_keys(s, ns, keys, n) : 0;
+    if (rc) batch_fail(b, rc);
+    free(ns);
+    free(keys);
+}
+
 /*
  * Hands the backend (store_backend.preload) the ids that ov[from..n) will
  * load by id: the task of each worker call and owner control, and the
@@ -1340,6 +1369,7 @@ static void store_preload(struct store *s, struct batch *b, const struct opvec *
     int rc = n ? be->preload(s, (const char(*)[ID_LEN + 1]) ids, n) : 0;
     if (rc) batch_fail(b, rc);
     free(ids);
+    if (rc == 0 && be->lock_keys) store_lock_keys(s, b, ov, from);
 }
 
 /* One attempt at a batch: begin, apply, sweep, serve, append events, commit. */

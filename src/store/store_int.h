@@ -124,6 +124,12 @@ struct store_backend {
     int (*update)(struct store *s, const struct task *t);
     int (*remove)(struct store *s, const char *id);
     int (*find_idempotent)(struct store *s, const char *ns, const char *key, char id[ID_LEN + 1]);
+    /* Optional (NULL: none, as on SQLite). Takes the locks find_idempotent
+     * takes on (ns[i], keys[i]), i < n, all at once in one order every node
+     * follows, so that batches sharing keys wait for each other instead of
+     * deadlocking. store.c calls it after begin with the keys of the
+     * batch's submits, and again for submits that join the batch. */
+    int (*lock_keys)(struct store *s, const char *const *ns, const char *const *keys, size_t n);
     /* The next task to claim (pending, not paused, lowest priority, then
      * ready_at, then id), loaded and locked in one statement, skipping rows
      * other transactions hold (SKIP LOCKED); TM_ENOT_FOUND when none. Never

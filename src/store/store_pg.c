@@ -771,11 +771,18 @@ static int pg_conn_open(struct pg_store *q, struct pg_conn *c, const char *setup
 // clang-format off
 #define PG_SESSION                                               \
     "SET statement_timeout = " PGSTR(PG_STATEMENT_TIMEOUT_MS) ";" \
-    " SET idle_in_transaction_session_timeout = 60000"
+    " SET idle_in_transaction_session_timeout = 60000;"          \
+    " SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10;" \
+    " SET tcp_keepalives_count = 3; SET tcp_user_timeout = 40000"
+/* The writer is never idle in a transaction but for the moment between two
+ * of its statements: a session of it that is (its node stopped, its link
+ * cut after a Sync) holds rows and the event head every node's writer
+ * needs, so the server ends it sooner. */
+#define PG_WRITER_SESSION PG_SESSION "; SET idle_in_transaction_session_timeout = 10000"
 // clang-format on
 
 static const char *pg_writer_setup(const struct pg_store *q) {
-    return q->relaxed ? PG_SESSION "; SET synchronous_commit = off" : PG_SESSION;
+    return q->relaxed ? PG_WRITER_SESSION "; SET synchronous_commit = off" : PG_WRITER_SESSION;
 }
 
 /* An idle connection with input waiting is being closed by the server
@@ -1701,19 +1708,27 @@ static int pg_commit(struct store *s) {
         return rc;
     }
     PGresult *r = NULL;
-    /* The transaction's id, asked for ahead of COMMIT with a flush request,
-     * so its answer comes before COMMIT runs: should COMMIT's own answer be
-     * lost with the connection, it says which transaction to ask about
-     * (pg_commit_outcome). _if_assigned: a batch that wrote nothing gets
-     * no id, and its commit stays free of a WAL flush. Sending it writes
-     * the kept updates first (pg_tx_flush); when that fails, COMMIT is
-     * not sent and the transaction is rolled back below. */
+    /* The transaction's id, and its answer had, before COMMIT is sent:
+     * should COMMIT's own answer be lost with the connection, it says
+     * which transaction to ask about (pg_commit_outcome). Had first, as a
+     * cut after COMMIT went can lose every answer after the last one read
+     * (sent with COMMIT, the id was lost with it, and a committed batch
+     * answered 503); a cut before COMMIT went leaves nothing committed.
+     * It costs a round trip a batch, not a flush. _if_assigned: a batch
+     * that wrote nothing gets no id, and its commit stays free of a WAL
+     * flush. Sending it writes the kept updates first (pg_tx_flush); when
+     * that or any statement sent ahead fails, COMMIT is not sent and the
+     * transaction is rolled back below. */
     struct pg_store *q = pq(s);
     q->commit_xid = 0;
     int64_t **xid = xmalloc(sizeof *xid);
     *xid = &q->commit_xid;
     int rc = pg_run_ahead(c, &st_commit_xid, NULL, pg_xid_read, xid);
-    if (rc == 0 && !PQsendFlushRequest(c->pg)) rc = pg_pipe_failed(c, "COMMIT");
+    if (rc == 0) {
+        rc = pg_sync(c, NULL, PG_CALL_TIMEOUT_MS, &r);
+        PQclear(r);
+        r = NULL;
+    }
     if (rc == 0) rc = pg_run_sql(c, "COMMIT", NULL, &r);
     if (rc == TM_EUNAVAILABLE && !c->pg && q->commit_xid > 0)
         rc = pg_commit_outcome(s, q->commit_xid);
@@ -1945,11 +1960,38 @@ static int pg_remove(struct store *s, const char *id) {
  * savepoint (store_apply_create; a node of an older version takes no such
  * lock, so those tries remain for a race with one). The lock is sent ahead,
  * a statement of its own: the look-up's snapshot must come after the wait.
- * A deadlock on it (two batches taking keys in opposite orders) is
- * TM_ERETRY, and the batch is applied again.
+ * A batch's submits have theirs already (pg_lock_keys, in one order); a
+ * deadlock on one still (a key of a submit that joined the batch, or of
+ * a schedule's launch, against another batch's) is TM_ERETRY, and the
+ * batch is applied again.
  */
 static const struct pg_stmt st_idem_lock = {
     PGS_IDEM_LOCK, "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))"};
+
+/* The same locks for several keys, sorted by the lock's own two numbers,
+ * so that no two batches take two of them in opposite orders (each batch
+ * waited a second for the deadlock to be found, and one was applied
+ * again). The sort is in a subquery of its own (OFFSET 0 keeps it one),
+ * so the locks are taken row by row in its order. */
+static const struct pg_stmt st_idem_lock_many = {
+    PGS_IDEM_LOCK_MANY,
+    "SELECT count(pg_advisory_xact_lock(a, b)) FROM (SELECT DISTINCT hashtext(ns) AS a,"
+    " hashtext(k) AS b FROM unnest($1::text[], $2::text[]) AS u(ns, k) ORDER BY 1, 2 OFFSET 0)"
+    " AS sorted"};
+
+static int pg_lock_keys(struct store *s, const char *const *ns, const char *const *keys, size_t n) {
+    struct buf a, b;
+    buf_init(&a);
+    buf_init(&b);
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text_array(&p, &a, ns, n);
+    pgp_text_array(&p, &b, keys, n);
+    int rc = pg_run_ahead(&pq(s)->writer, &st_idem_lock_many, &p, NULL, NULL);
+    buf_release(&a);
+    buf_release(&b);
+    return rc;
+}
 
 static int pg_find_idempotent(struct store *s, const char *ns, const char *key,
                               char id[ID_LEN + 1]) {
@@ -2659,6 +2701,7 @@ const struct store_backend store_pg_backend = {
     .rollback = pg_rollback,
     .savepoint = pg_savepoint,
     .savepoint_release = pg_savepoint_release,
+    .lock_keys = pg_lock_keys,
     .savepoint_rollback = pg_savepoint_rollback,
     .load = pg_load,
     .preload = pg_preload,

@@ -32,6 +32,7 @@ enum pg_stmt_id {
     PGS_REMOVE,
     PGS_IDEM,
     PGS_IDEM_LOCK,
+    PGS_IDEM_LOCK_MANY,
     PGS_CLAIM,
     PGS_DUE,
     PGS_NEXT_DUE,

@@ -9,7 +9,10 @@
  * the first COMMIT sent after that marker, forwards the server's answers
  * up to the COMMIT's own CommandComplete, then closes both sides; so the
  * transaction commits and its answer is lost. Every other connection and
- * statement passes through untouched.
+ * statement passes through untouched. Armed to lose every answer (lose_all),
+ * it relays nothing back once that COMMIT is sent, and closes both sides
+ * half a second later: the answers of what was sent with the COMMIT, or
+ * just before it without waiting, are lost with COMMIT's.
  *
  * PostgreSQL only (TASKMILL_TEST_PG); skipped on SQLite.
  */
@@ -41,6 +44,7 @@ struct proxy {
     char dir[256];      /* holds our socket */
     char upstream[300]; /* the cluster's socket */
     char marker[64];
+    bool lose_all;
     atomic_bool armed, fired, stop;
     struct pair pairs[PROXY_MAX];
     pthread_t th;
@@ -86,7 +90,7 @@ static void from_client(struct proxy *x, struct pair *p, const char *b, size_t n
     p->nacc = 0;
     if (mine && atomic_exchange(&x->armed, false)) {
         p->doomed = true;
-        p->doomed_at_ms = th_now_ms() + 5000;
+        p->doomed_at_ms = th_now_ms() + (x->lose_all ? 500 : 5000);
     }
 }
 
@@ -96,6 +100,7 @@ static void from_server(struct proxy *x, struct pair *p, const char *b, size_t n
     static const char done[] =
         "C\0\0\0\x0b"
         "COMMIT";
+    if (p->doomed && x->lose_all) return;
     const char *at = p->doomed ? memmem(b, n, done, sizeof done - 1) : NULL;
     size_t pass = at ? (size_t)(at - b) : n;
     if (pass && !write_all(p->cfd, b, pass)) {
@@ -121,6 +126,7 @@ static void *proxy_main(void *arg) {
             struct pair *p = &x->pairs[i];
             if (p->cfd < 0) continue;
             if (p->doomed && th_now_ms() > p->doomed_at_ms) {
+                if (x->lose_all) atomic_store(&x->fired, true);
                 pair_close(p);
                 continue;
             }
@@ -217,7 +223,7 @@ static void proxy_stop(struct proxy *x) {
     }
 }
 
-static void test_commit_answer_lost_after_it_committed(void) {
+static void commit_answer_lost(bool lose_all) {
     if (!th_backend_is_pg()) {
         th_skip("a lost COMMIT answer needs PostgreSQL (TASKMILL_TEST_PG)");
         return;
@@ -234,6 +240,7 @@ static void test_commit_answer_lost_after_it_committed(void) {
     snprintf(srv.store, sizeof srv.store, "%s", url);
     bool started = th_server_restart(&srv) == 0;
     snprintf(x.marker, sizeof x.marker, "commitlost%d", (int)getpid());
+    x.lose_all = lose_all;
     atomic_store(&x.armed, true);
     long status = 0;
     char id[64] = "";
@@ -266,9 +273,21 @@ static void test_commit_answer_lost_after_it_committed(void) {
     CHECK_INT(status, 201); /* it committed: a 503 would invite a duplicate */
 }
 
+static void test_commit_answer_lost_after_it_committed(void) {
+    commit_answer_lost(false);
+}
+
+/* Every answer after COMMIT went lost, the transaction id's too, unless
+ * it was had before COMMIT was sent. */
+static void test_every_answer_lost_after_commit_was_sent(void) {
+    commit_answer_lost(true);
+}
+
 static const struct th_test tests[] = {
     {"a COMMIT whose answer is lost after PostgreSQL committed it answers 2xx",
      test_commit_answer_lost_after_it_committed},
+    {"every answer lost once COMMIT was sent, its transaction's id too: still 2xx",
+     test_every_answer_lost_after_commit_was_sent},
     {NULL, NULL},
 };
 

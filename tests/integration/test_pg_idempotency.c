@@ -42,6 +42,13 @@ static bool blocks_someone(PGconn *watch, int pid) {
     return yes;
 }
 
+/* Which of other[0..NKEYS) not done yet a backend is waiting for, or -1. */
+static int blocked_on(PGconn *watch, PGconn **other, const bool *done) {
+    for (int k = 0; k < NKEYS; k++)
+        if (!done[k] && blocks_someone(watch, PQbackendPID(other[k]))) return k;
+    return -1;
+}
+
 struct batch_call {
     struct th_server *srv;
     const char *body;
@@ -101,16 +108,23 @@ static void test_batch_waits_for_keys_other_nodes_hold(void) {
     b.body = body;
     pthread_t th;
     bool started = held && pthread_create(&th, NULL, batch_submit, &b) == 0;
-    /* Each other transaction commits once the batch waits for it. */
+    /* Each other transaction commits once the batch waits for it, in the
+     * order the batch takes the keys' locks (their own order, not the
+     * submits'). */
     bool waited[NKEYS] = {false};
-    for (int k = 0; k < NKEYS; k++) {
-        if (started) {
-            int pid = PQbackendPID(other[k]);
-            TRY_WAIT_UNTIL(waited[k], blocks_someone(watch, pid), 10000,
-                           "the batch to wait for the transaction holding key %d", k);
-        }
-        if (other[k] && PQstatus(other[k]) == CONNECTION_OK) sql_ok(other[k], "COMMIT");
+    for (int round = 0; round < NKEYS && started; round++) {
+        int k = -1;
+        bool found = false;
+        TRY_WAIT_UNTIL(found, (k = blocked_on(watch, other, waited)) >= 0, 10000,
+                       "the batch to wait for a transaction holding one of its keys (%d done)",
+                       round);
+        if (!found) break;
+        waited[k] = true;
+        sql_ok(other[k], "COMMIT");
     }
+    for (int k = 0; k < NKEYS; k++)
+        if (!waited[k] && other[k] && PQstatus(other[k]) == CONNECTION_OK)
+            sql_ok(other[k], "COMMIT");
     if (started) pthread_join(th, NULL);
     for (int k = 0; k < NKEYS; k++)
         PQfinish(other[k]);
@@ -125,9 +139,85 @@ static void test_batch_waits_for_keys_other_nodes_hold(void) {
         CHECK_STR(b.ids[k], ids[k]);
 }
 
+/*
+ * Two batches that share keys take their locks in one order, whatever the
+ * order of their submits. The other transaction holds the key the server
+ * must lock first (in the locks' own order), and once the server's batch
+ * waits for it, asks for the other key, which that batch lists first.
+ * Taken in the submits' order, the batch would hold that key and each
+ * would wait for the other: a deadlock, found after a second, and the
+ * batch applied again (taskmill_store_batch_retries_total). In the locks'
+ * order it holds nothing while it waits.
+ */
+static void test_batches_lock_keys_in_one_order(void) {
+    if (!th_backend_is_pg()) {
+        th_skip("other nodes' transactions need PostgreSQL (TASKMILL_TEST_PG)");
+        return;
+    }
+    struct th_server srv;
+    CHECK_INT(th_server_start(&srv, NULL), 0);
+    char *tmpl = th_submit(&srv, "idemorder", NULL);
+    PGconn *other = PQconnectdb(srv.store), *watch = PQconnectdb(srv.store);
+    bool ok = tmpl && PQstatus(other) == CONNECTION_OK && PQstatus(watch) == CONNECTION_OK;
+    /* first: the key whose lock sorts first; second: the other. */
+    char first[48] = "", second[48] = "", sql[1024];
+    if (ok) {
+        snprintf(sql, sizeof sql,
+                 "SELECT k FROM tasks, unnest(ARRAY['ord-%d-a','ord-%d-b']) AS k WHERE id = '%s'"
+                 " ORDER BY hashtext(namespace), hashtext(k)",
+                 (int)getpid(), (int)getpid(), tmpl);
+        PGresult *r = PQexec(watch, sql);
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 2;
+        if (ok) {
+            snprintf(first, sizeof first, "%s", PQgetvalue(r, 0, 0));
+            snprintf(second, sizeof second, "%s", PQgetvalue(r, 1, 0));
+        }
+        PQclear(r);
+    }
+    snprintf(sql, sizeof sql,
+             "BEGIN; SELECT pg_advisory_xact_lock(hashtext(namespace), hashtext('%s'))"
+             " FROM tasks WHERE id = '%s'",
+             first, tmpl);
+    ok = ok && sql_ok(other, sql);
+    struct batch_call b = {&srv, NULL, 0, {""}, ""};
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"tasks\":[{\"type\":\"ord\",\"idempotency_key\":\"%s\"},"
+             "{\"type\":\"ord\",\"idempotency_key\":\"%s\"}]}",
+             second, first);
+    b.body = body;
+    pthread_t th;
+    bool started = ok && pthread_create(&th, NULL, batch_submit, &b) == 0;
+    bool waited = false, second_locked = false;
+    if (started) {
+        TRY_WAIT_UNTIL(waited, blocks_someone(watch, PQbackendPID(other)), 10000,
+                       "the batch to wait for the key the other transaction holds");
+        snprintf(sql, sizeof sql,
+                 "SELECT pg_advisory_xact_lock(hashtext(namespace), hashtext('%s'))"
+                 " FROM tasks WHERE id = '%s'",
+                 second, tmpl);
+        second_locked = sql_ok(other, sql);
+    }
+    if (PQstatus(other) == CONNECTION_OK) sql_ok(other, second_locked ? "COMMIT" : "ROLLBACK");
+    if (started) pthread_join(th, NULL);
+    long long retries = th_metric(&srv, "taskmill_store_batch_retries_total");
+    PQfinish(other);
+    PQfinish(watch);
+    th_server_free(&srv);
+    free(tmpl);
+    CHECK(ok);
+    CHECK(started);
+    CHECK(waited);
+    CHECK(second_locked); /* no deadlock found on the other side */
+    CHECK_INT(b.status, 201);
+    CHECK_INT(retries, 0); /* nor on the batch's */
+}
+
 static const struct th_test tests[] = {
     {"a batch whose keys other transactions hold waits for each and answers their tasks",
      test_batch_waits_for_keys_other_nodes_hold},
+    {"batches sharing idempotency keys lock them in one order: no deadlock",
+     test_batches_lock_keys_in_one_order},
     {NULL, NULL},
 };
 
