@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../common/timeutil.h"
+#include "../common/utf8.h"
 #include "../common/xalloc.h"
 
 struct tm_client *cli_client_new(const char *server) {
@@ -368,4 +369,17 @@ int cli_parse_args(const char *cmd, int argc, char **argv, const char *usage,
         return CLI_EXIT_USAGE;
     }
     return -1;
+}
+
+bool cli_text_ok(const char *cmd, const char *flag, const char *value) {
+    if (utf8_valid(value, strlen(value))) return true;
+    fprintf(stderr, "taskmill %s: '%s' must be UTF-8\n", cmd, flag);
+    return false;
+}
+
+int cli_json_set_text(const char *cmd, json_t *o, const char *key, const char *flag,
+                      const char *value) {
+    if (!cli_text_ok(cmd, flag, value)) return -1;
+    json_object_set_new(o, key, json_string(value));
+    return 0;
 }

@@ -50,8 +50,19 @@ int cli_parse_args(const char *cmd, int argc, char **argv, const char *usage,
 int cli_client_error(const char *cmd, struct tm_client *c, const char *what);
 /* The exit code for a TM_CLIENT_E... code. */
 int cli_exit_for(int code);
-/* Adds "KEY=VALUE" (a string) or "KEY:=JSON" to params; -1 after a message naming cmd. */
+/* Adds "KEY=VALUE" (a string) or "KEY:=JSON" to params; -1 after a message naming cmd
+ * (also for a key or a string that is not UTF-8, which JSON cannot hold). */
 int cli_param_add(const char *cmd, json_t *params, const char *arg);
+/*
+ * Sets key of o to the string value, which the user typed for `flag`.
+ * Returns 0, or -1 after "taskmill CMD: 'FLAG' must be UTF-8": jansson
+ * makes no string of other bytes, and a value left out of a request
+ * silently (a task sent to the default queue) is worse than a refusal.
+ */
+int cli_json_set_text(const char *cmd, json_t *o, const char *key, const char *flag,
+                      const char *value);
+/* Whether value is UTF-8; if not, says "taskmill CMD: 'FLAG' must be UTF-8" (flag as typed). */
+bool cli_text_ok(const char *cmd, const char *flag, const char *value);
 /*
  * getopt_long for the subcommands, except that a long option must be
  * spelt out: getopt_long takes any unambiguous prefix (`--prio` for

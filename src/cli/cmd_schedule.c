@@ -160,8 +160,14 @@ static int set_int(json_t *o, const char *cmd, const char *key, const char *text
     return 0;
 }
 
-static void set_str(json_t *o, const char *key, const char *v) {
-    if (v) json_object_set_new(o, key, json_string(v));
+/* Sets key to the text v, when given; -1 after a message naming its flag when v is not
+ * UTF-8 (JSON cannot carry it, and a field left out would change what is made). */
+static int set_str(json_t *o, const char *cmd, const char *key, const char *v) {
+    if (!v) return 0;
+    const struct cli_flag *f = sched_flags;
+    while (f->field && strcmp(f->field, key) != 0)
+        f++;
+    return cli_json_set_text(cmd, o, key, f->field ? f->flag : "NAME", v);
 }
 
 /* "/v1/<coll>/<name>/<tail>" with the name escaped by libtaskmill's rules (no '/' allowed). */
@@ -286,6 +292,7 @@ static int verb_begin(int argc, char **argv, const char *cmd, const char *usage,
         fputs(usage, stderr);
         stop = CLI_EXIT_USAGE;
     }
+    if (stop < 0 && v->name && !cli_text_ok(v->cmd, "NAME", v->name)) stop = CLI_EXIT_USAGE;
     if (stop >= 0) json_decref(v->a.params);
     return stop;
 }
@@ -324,26 +331,24 @@ static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body)
     if (v->list)
         return run(c, "schedule list", "GET", "/v1/schedules", NULL, a->json, print_schedules);
     if (strcmp(verb, "create") == 0) {
-        set_str(body, "name", name);
-        set_str(body, "cron", a->cron);
-        if (set_int(body, "schedule create", "interval_seconds", a->every) ||
-            set_int(body, "schedule create", "catchup_seconds", a->catchup) ||
-            set_int(body, "schedule create", "jitter_seconds", a->jitter))
+        const char *cmd = "schedule create";
+        if (set_str(body, cmd, "name", name) || set_str(body, cmd, "cron", a->cron) ||
+            set_int(body, cmd, "interval_seconds", a->every) ||
+            set_int(body, cmd, "catchup_seconds", a->catchup) ||
+            set_int(body, cmd, "jitter_seconds", a->jitter) ||
+            set_str(body, cmd, "timezone", a->zone) || set_str(body, cmd, "overlap", a->overlap) ||
+            set_str(body, cmd, "start_at", a->start) || set_str(body, cmd, "end_at", a->end))
             return CLI_EXIT_USAGE;
-        set_str(body, "timezone", a->zone);
-        set_str(body, "overlap", a->overlap);
-        set_str(body, "start_at", a->start);
-        set_str(body, "end_at", a->end);
         if (a->paused) json_object_set_new(body, "paused", json_true());
         if (a->definition) {
-            set_str(body, "definition", a->definition);
+            if (set_str(body, cmd, "definition", a->definition)) return CLI_EXIT_USAGE;
             if (json_object_size(a->params)) json_object_set(body, "params", a->params);
         } else {
             json_t *t = json_object();
-            set_str(t, "type", a->type);
-            set_str(t, "queue", a->queue);
-            if (json_object_size(a->params)) json_object_set(t, "params", a->params);
             json_object_set_new(body, "task", t);
+            if (set_str(t, cmd, "type", a->type) || set_str(t, cmd, "queue", a->queue))
+                return CLI_EXIT_USAGE;
+            if (json_object_size(a->params)) json_object_set(t, "params", a->params);
         }
         return run(c, "schedule create", "POST", "/v1/schedules", body, a->json, print_schedule);
     }
@@ -356,14 +361,14 @@ static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body)
         char tail[16];
         snprintf(tail, sizeof tail, "/%s", verb);
         if (doc_path(path, sizeof path, v->cmd, "schedules", name, tail)) return CLI_EXIT_USAGE;
-        set_str(body, "note", a->note);
+        if (set_str(body, v->cmd, "note", a->note)) return CLI_EXIT_USAGE;
         return run(c, v->cmd, "POST", path, body, a->json, print_schedule);
     }
     if (strcmp(verb, "backfill") == 0) {
         if (doc_path(path, sizeof path, v->cmd, "schedules", name, "/backfill"))
             return CLI_EXIT_USAGE;
-        set_str(body, "from", a->from);
-        set_str(body, "to", a->to);
+        if (set_str(body, v->cmd, "from", a->from) || set_str(body, v->cmd, "to", a->to))
+            return CLI_EXIT_USAGE;
         return run(c, "schedule backfill", "POST", path, body, a->json, print_schedule);
     }
     if (strcmp(verb, "preview") == 0) {
@@ -386,14 +391,14 @@ static int definition_act(const struct verb *v, struct tm_client *c, json_t *bod
         return run(c, "definition list", "GET", "/v1/definitions", NULL, a->json,
                    print_definitions);
     if (strcmp(verb, "create") == 0) {
-        set_str(body, "name", name);
-        set_str(body, "type", a->type);
-        set_str(body, "queue", a->queue);
-        set_str(body, "description", a->description);
-        set_str(body, "executor", a->executor);
-        if (set_int(body, "definition create", "priority", a->priority) ||
-            set_int(body, "definition create", "max_retries", a->max_retries) ||
-            set_int(body, "definition create", "timeout_seconds", a->timeout))
+        const char *cmd = "definition create";
+        if (set_str(body, cmd, "name", name) || set_str(body, cmd, "type", a->type) ||
+            set_str(body, cmd, "queue", a->queue) ||
+            set_str(body, cmd, "description", a->description) ||
+            set_str(body, cmd, "executor", a->executor) ||
+            set_int(body, cmd, "priority", a->priority) ||
+            set_int(body, cmd, "max_retries", a->max_retries) ||
+            set_int(body, cmd, "timeout_seconds", a->timeout))
             return CLI_EXIT_USAGE;
         if (json_object_size(a->params)) json_object_set(body, "params", a->params);
         return run(c, "definition create", "POST", "/v1/definitions", body, a->json, print_id);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../common/timeutil.h"
+#include "../common/utf8.h"
 #include "../server/v1_decode.h"
 #include "cli.h"
 #include "cli_client.h"
@@ -72,6 +73,10 @@ int cli_param_add(const char *cmd, json_t *params, const char *arg) {
     }
     memcpy(key, arg, klen);
     key[klen] = '\0';
+    if (!utf8_valid(key, klen)) { /* jansson takes no such key: it would be left out */
+        fprintf(stderr, "taskmill %s: '--param' key must be UTF-8\n", cmd);
+        return -1;
+    }
     json_t *v;
     if (raw) {
         json_error_t err;
@@ -151,18 +156,20 @@ int cmd_submit(int argc, char **argv) {
             server = optarg;
             break;
         case 'n':
-            json_object_set_new(task, "name", json_string(optarg));
+            if (cli_json_set_text("submit", task, "name", "--name", optarg)) goto out;
             break;
         case 'd':
-            json_object_set_new(task, "description", json_string(optarg));
+            if (cli_json_set_text("submit", task, "description", "--description", optarg)) goto out;
             break;
         case 'q':
-            json_object_set_new(task, "queue", json_string(optarg));
+            if (cli_json_set_text("submit", task, "queue", "--queue", optarg)) goto out;
             break;
         case 'r':
+            if (!cli_text_ok("submit", "--parent", optarg)) goto out;
             parent = optarg;
             break;
         case 'k':
+            if (!cli_text_ok("submit", "--idempotency-key", optarg)) goto out;
             key = optarg;
             break;
         case 'z':
@@ -207,7 +214,7 @@ int cmd_submit(int argc, char **argv) {
         submit_usage(stderr);
         goto out;
     }
-    json_object_set_new(task, "type", json_string(argv[optind]));
+    if (cli_json_set_text("submit", task, "type", "TYPE", argv[optind])) goto out;
     if (file_params) json_object_update(file_params, params);
     json_t *all = file_params ? file_params : params;
     if (json_object_size(all)) json_object_set(task, "params", all);

@@ -94,6 +94,7 @@ static int token_create(const struct token_args *a) {
         fprintf(stderr, "taskmill token: '--name' must be 1 to 128 bytes\n");
         return 2;
     }
+    if (a->name && !cli_text_ok("token", "--name", a->name)) return 2;
     int64_t expires_ms = 0;
     if (a->expires && token_parse_duration(a->expires, &expires_ms)) {
         fprintf(stderr,
