@@ -383,3 +383,14 @@ int cli_json_set_text(const char *cmd, json_t *o, const char *key, const char *f
     json_object_set_new(o, key, json_string(value));
     return 0;
 }
+
+bool cli_flag_taken(const char *cmd, const char *verb, const char *takes, const char *flag) {
+    size_t n = strlen(flag);
+    for (const char *p = takes; *p;) {
+        size_t len = strcspn(p, " ");
+        if (len == n && strncmp(p, flag, n) == 0) return true;
+        p += len + (p[len] == ' ');
+    }
+    fprintf(stderr, "taskmill %s: option '--%s' is not taken by '%s'\n", cmd, flag, verb);
+    return false;
+}

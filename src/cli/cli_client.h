@@ -64,6 +64,13 @@ int cli_json_set_text(const char *cmd, json_t *o, const char *key, const char *f
 /* Whether value is UTF-8; if not, says "taskmill CMD: 'FLAG' must be UTF-8" (flag as typed). */
 bool cli_text_ok(const char *cmd, const char *flag, const char *value);
 /*
+ * Whether `flag` (a long option's name, without "--") is one of `takes`,
+ * the space-separated flags a verb takes besides --server, --json and
+ * --help; if not, says "taskmill CMD: option '--FLAG' is not taken by
+ * 'VERB'" (a flag another verb uses is refused, not ignored).
+ */
+bool cli_flag_taken(const char *cmd, const char *verb, const char *takes, const char *flag);
+/*
  * getopt_long for the subcommands, except that a long option must be
  * spelt out: getopt_long takes any unambiguous prefix (`--prio` for
  * `--priority`), which hides typos in scripts. A prefix is refused with a

@@ -37,7 +37,7 @@ static const char definition_usage[] =
     "       taskmill definition launch NAME [--param K=V]...\n"
     "  Every form takes --server URL and --json. NAME may be the id.\n";
 
-/* The flags of both commands; each verb uses the ones it names. */
+/* The flags of both commands; each verb takes the ones its verb_spec names. */
 struct sched_args {
     const char *server, *cron, *every, *zone, *definition, *type, *queue, *overlap, *catchup;
     const char *jitter, *start, *end, *note, *from, *to, *priority, *max_retries, *description;
@@ -72,8 +72,13 @@ static const struct cli_value_flag sched_value_flags[] = {
 };
 #define NSCHED_VALUE_FLAGS (sizeof sched_value_flags / sizeof sched_value_flags[0])
 
-static int sched_parse_args(int argc, char **argv, const char *cmd, const char *usage,
-                            struct sched_args *a) {
+/*
+ * Parses a verb's flags into a. `verb` ("schedule create") takes only the
+ * flags of `takes` (space-separated, as cli_flag_taken reads them) and
+ * --server, --json and --help: any other is refused, not ignored.
+ */
+static int sched_parse_args(int argc, char **argv, const char *verb, const char *takes,
+                            const char *usage, struct sched_args *a) {
     /* One option per value flag, then the others, then the end. */
     static const struct option others[] = {
         {"server", required_argument, NULL, 's'}, {"param", required_argument, NULL, 'p'},
@@ -86,7 +91,7 @@ static int sched_parse_args(int argc, char **argv, const char *cmd, const char *
     a->params = json_object();
     int ch;
     optind = 1;
-    while ((ch = cli_getopt(cmd, argc, argv, "s:jh", opts)) != -1) {
+    while ((ch = cli_getopt(verb, argc, argv, "s:jh", opts)) != -1) {
         switch (ch) {
         case 's':
             a->server = optarg;
@@ -98,20 +103,25 @@ static int sched_parse_args(int argc, char **argv, const char *cmd, const char *
             fputs(usage, stdout);
             return CLI_EXIT_OK;
         case 'p':
-            if (cli_param_add(cmd, a->params, optarg)) return CLI_EXIT_USAGE;
+            if (!cli_flag_taken(verb, verb, takes, "param")) goto refused;
+            if (cli_param_add(verb, a->params, optarg)) return CLI_EXIT_USAGE;
             break;
         case 'P':
+            if (!cli_flag_taken(verb, verb, takes, "paused")) goto refused;
             a->paused = true;
             break;
         default:
-            if (!cli_value_flag_set(ch, sched_value_flags, NSCHED_VALUE_FLAGS, a)) {
-                fputs(usage, stderr);
-                return CLI_EXIT_USAGE;
-            }
+            if (ch < CLI_VALUE_OPT || ch >= CLI_VALUE_OPT + (int)NSCHED_VALUE_FLAGS) goto refused;
+            if (!cli_flag_taken(verb, verb, takes, sched_value_flags[ch - CLI_VALUE_OPT].name))
+                goto refused;
+            cli_value_flag_set(ch, sched_value_flags, NSCHED_VALUE_FLAGS, a);
             break;
         }
     }
     return -1;
+refused:
+    fputs(usage, stderr);
+    return CLI_EXIT_USAGE;
 }
 
 /* The API fields of schedules and definitions, as the user typed them. */
@@ -267,6 +277,35 @@ static void print_definitions(const json_t *o) {
     }
 }
 
+/* A verb of schedule or definition and the flags it takes (for cli_flag_taken), besides
+ * --server, --json and --help: each is what docs/cli.md gives the verb. */
+struct verb_spec {
+    const char *verb, *takes;
+};
+
+static const struct verb_spec schedule_verbs[] = {
+    {"create",
+     "cron every timezone definition type queue param overlap catchup jitter start end paused"},
+    {"list", ""},
+    {"get", ""},
+    {"delete", ""},
+    {"trigger", ""},
+    {"preview", ""},
+    {"pause", "note"},
+    {"resume", "note"},
+    {"backfill", "from to"},
+    {NULL, NULL},
+};
+
+static const struct verb_spec definition_verbs[] = {
+    {"create", "type queue priority param max-retries description executor timeout"},
+    {"list", ""},
+    {"get", ""},
+    {"delete", ""},
+    {"launch", "param"},
+    {NULL, NULL},
+};
+
 /* What both commands start with: the verb, the flags, one NAME (none for list). */
 struct verb {
     const char *verb, *name;
@@ -276,15 +315,23 @@ struct verb {
 };
 
 /* -1 to go on (v filled; v->a.params to be freed), or the exit code. */
-static int verb_begin(int argc, char **argv, const char *cmd, const char *usage, struct verb *v) {
+static int verb_begin(int argc, char **argv, const char *cmd, const char *usage,
+                      const struct verb_spec *verbs, struct verb *v) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
     v->verb = argv[1];
-    snprintf(v->cmd, sizeof v->cmd, "%s%s%.40s", cmd, v->verb[0] == '-' ? "" : " ",
-             v->verb[0] == '-' ? "" : v->verb);
-    int stop = sched_parse_args(argc - 1, argv + 1, v->cmd, usage, &v->a);
+    const struct verb_spec *spec = verbs;
+    while (spec->verb && strcmp(spec->verb, v->verb) != 0)
+        spec++;
+    if (!spec->verb) {
+        fprintf(stderr, "taskmill %s: unknown verb '%s'\n", cmd, v->verb);
+        fputs(usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    snprintf(v->cmd, sizeof v->cmd, "%s %s", cmd, v->verb);
+    int stop = sched_parse_args(argc - 1, argv + 1, v->cmd, spec->takes, usage, &v->a);
     int nargs = (argc - 1) - optind;
     v->name = nargs > 0 ? argv[1 + optind] : NULL;
     v->list = strcmp(v->verb, "list") == 0;
@@ -306,14 +353,15 @@ static int verb_begin(int argc, char **argv, const char *cmd, const char *usage,
  * Returns act's exit code, or the usage error's.
  */
 static int verb_run(int argc, char **argv, const char *cmd, const char *usage,
+                    const struct verb_spec *verbs,
                     int (*act)(const struct verb *v, struct tm_client *c, json_t *body)) {
     struct verb v;
-    int stop = verb_begin(argc, argv, cmd, usage, &v);
+    int stop = verb_begin(argc, argv, cmd, usage, verbs, &v);
     if (stop >= 0) return stop;
     json_t *body = json_object();
     struct tm_client *c = cli_client_new(v.a.server);
     int rc = act(&v, c, body);
-    if (rc == VERB_UNKNOWN) {
+    if (rc == VERB_UNKNOWN) { /* not reached: verb_begin knows the verbs */
         fprintf(stderr, "taskmill %s: unknown verb '%s'\n", cmd, v.verb);
         fputs(usage, stderr);
         rc = CLI_EXIT_USAGE;
@@ -332,6 +380,13 @@ static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body)
         return run(c, "schedule list", "GET", "/v1/schedules", NULL, a->json, print_schedules);
     if (strcmp(verb, "create") == 0) {
         const char *cmd = "schedule create";
+        if (a->definition && (a->type || a->queue)) {
+            fprintf(stderr,
+                    "taskmill %s: '%s' is not taken with '--definition': the definition gives "
+                    "the task's type and queue\n",
+                    cmd, a->type ? "--type" : "--queue");
+            return CLI_EXIT_USAGE;
+        }
         if (set_str(body, cmd, "name", name) || set_str(body, cmd, "cron", a->cron) ||
             set_int(body, cmd, "interval_seconds", a->every) ||
             set_int(body, cmd, "catchup_seconds", a->catchup) ||
@@ -380,7 +435,7 @@ static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body)
 }
 
 int cmd_schedule(int argc, char **argv) {
-    return verb_run(argc, argv, "schedule", schedule_usage, schedule_act);
+    return verb_run(argc, argv, "schedule", schedule_usage, schedule_verbs, schedule_act);
 }
 
 static int definition_act(const struct verb *v, struct tm_client *c, json_t *body) {
@@ -418,5 +473,5 @@ static int definition_act(const struct verb *v, struct tm_client *c, json_t *bod
 }
 
 int cmd_definition(int argc, char **argv) {
-    return verb_run(argc, argv, "definition", definition_usage, definition_act);
+    return verb_run(argc, argv, "definition", definition_usage, definition_verbs, definition_act);
 }

@@ -247,20 +247,43 @@ int cmd_token(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    /* What each subcommand takes besides --help: another flag is refused, not ignored (an
+     * unknown subcommand is said after the flags are read). */
+    static const struct {
+        const char *sub, *takes;
+    } subs[] = {
+        {"create", "store role namespace name expires json"},
+        {"list", "store json"},
+        {"revoke", "store"},
+        {"purge", "store"},
+    };
+    const char *takes = NULL;
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        if (strcmp(sub, subs[i].sub) == 0) takes = subs[i].takes;
+    char verb[64];
+    snprintf(verb, sizeof verb, "token %.40s", sub);
+    const size_t nvalues = sizeof values / sizeof values[0];
     struct option opts[sizeof values / sizeof values[0] + sizeof others / sizeof others[0]];
-    cli_options_build(opts, values, sizeof values / sizeof values[0], others);
+    cli_options_build(opts, values, nvalues, others);
     int c;
     optind = 1;
     while ((c = cli_getopt("token", argc - 1, argv + 1, "", opts)) != -1) {
-        if (c == 'j') {
-            a.json = true;
-        } else if (c == 'h') {
+        if (c == 'h') {
             token_usage(stdout);
             return 0;
-        } else if (!cli_value_flag_set(c, values, sizeof values / sizeof values[0], &a)) {
+        }
+        const char *flag = c == 'j' ? "json"
+                           : c >= CLI_VALUE_OPT && c < CLI_VALUE_OPT + (int)nvalues
+                               ? values[c - CLI_VALUE_OPT].name
+                               : NULL;
+        if (!flag || (takes && !cli_flag_taken("token", verb, takes, flag))) {
             token_usage(stderr);
             return 2;
         }
+        if (c == 'j')
+            a.json = true;
+        else
+            cli_value_flag_set(c, values, nvalues, &a);
     }
     int nargs = argc - 1 - optind;
     char **args = argv + 1 + optind;
