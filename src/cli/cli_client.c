@@ -120,7 +120,12 @@ int cli_client_error_flags(const char *cmd, struct tm_client *c, const char *wha
             snprintf(when, sizeof when, " (too many requests: try again later)");
         hint = when;
     }
-    fprintf(stderr, "taskmill %s: %s%s%s%s\n", cmd, what ? what : "", what ? ": " : "", msg, hint);
+    /* The server's message may quote what a request carried (a value, a name), so it may
+     * hold an escape sequence or a newline: it is printed as task text is. */
+    char *clean = cli_printable_copy(msg);
+    fprintf(stderr, "taskmill %s: %s%s%s%s\n", cmd, what ? what : "", what ? ": " : "",
+            clean ? clean : msg, hint);
+    free(clean);
     return cli_exit_for(e->code);
 }
 
@@ -205,9 +210,7 @@ void cli_block_stop_signals(sigset_t *stop) {
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* A copy of s with its control characters replaced (see cli_json_printable), or NULL
- * when it has none. */
-static char *cli_printable_copy(const char *s) {
+char *cli_printable_copy(const char *s) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     for (; u[i]; i++)

@@ -127,6 +127,9 @@ struct cli_flag {
 int cli_client_error_flags(const char *cmd, struct tm_client *c, const char *what,
                            const struct cli_flag *flags, const json_t *sent);
 
+/* A copy of s fit to print on a terminal, as cli_json_printable makes strings; NULL when
+ * s is fit as it is. The caller frees it. */
+char *cli_printable_copy(const char *s);
 /* Makes every string of j (not the keys) fit to print on a terminal: a control character
  * (C0, DEL, C1) that a task's text may hold (an escape sequence, a newline that would
  * break a table or the redrawn bars of `watch`) becomes '?', a tab a space. For what is

@@ -1,13 +1,21 @@
 /*
  * What the client commands do with the arguments they are given, run as a
- * user would against the real server:
+ * user would against the real server (and, for replies the real server
+ * never sends, a fake one):
  * - a value that is not UTF-8 (JSON cannot hold it) is refused with exit
  *   2 naming the flag, and nothing is sent: it is never dropped from the
  *   request;
- * - a flag the verb does not take is refused, not ignored.
+ * - a flag the verb does not take is refused, not ignored;
+ * - what the server says is printed fit for a terminal.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "cli_run.h"
 #include "harness.h"
@@ -240,11 +248,139 @@ static void test_verbs_take_only_their_flags(void) {
     CHECK_STR(th_str(r->json, "params.a"), "c");
 }
 
+/* Whether s holds a control character other than the newline that ends it. */
+static bool has_control(const char *s) {
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch < 0x20 && !(ch == '\n' && i == n - 1)) || ch == 0x7f) return true;
+    }
+    return false;
+}
+
+/* Finding: the server's error message was printed as it came, and the
+ * server quotes what it was sent: `list --phase $'\e]0;PWNED\a\e[2J'` set
+ * the terminal's title and cleared it. */
+static void test_server_message_printable(void) {
+    char *out = NULL, *err = NULL;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "list", "--phase", "\033]0;PWNED\a\033[2J"), 4);
+    CHECK(strstr(err, "taskmill list: '--phase'") != NULL);
+    CHECK(strstr(err, "?]0;PWNED??[2J") != NULL);
+    CHECK(!has_control(err));
+    free(out);
+    free(err);
+}
+
+/*
+ * A fake server for replies the real one never sends: it answers every
+ * request on loopback with `reply` and closes the connection.
+ */
+struct canned {
+    int lfd;
+    char url[64];
+    const char *reply;
+    atomic_bool stop;
+    pthread_t th;
+};
+
+static void *canned_main(void *arg) {
+    struct canned *k = arg;
+    while (!atomic_load(&k->stop)) {
+        struct pollfd pf = {k->lfd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        int fd = accept(k->lfd, NULL, NULL);
+        if (fd < 0) continue;
+        char req[16384];
+        size_t n = 0;
+        req[0] = '\0';
+        /* The head, then a body's worth when it says Content-Length. */
+        for (;;) {
+            char *end = strstr(req, "\r\n\r\n");
+            const char *cl = strcasestr(req, "content-length:");
+            if (end && (!cl || n >= (size_t)(end + 4 - req) + (size_t)atol(cl + 15))) break;
+            struct pollfd cp = {fd, POLLIN, 0};
+            if (n >= sizeof req - 1 || poll(&cp, 1, 2000) <= 0) break;
+            ssize_t r = recv(fd, req + n, sizeof req - 1 - n, 0);
+            if (r <= 0) break;
+            n += (size_t)r;
+            req[n] = '\0';
+        }
+        for (size_t off = 0, len = strlen(k->reply); off < len;) {
+            ssize_t w = send(fd, k->reply + off, len - off, MSG_NOSIGNAL);
+            if (w <= 0) break;
+            off += (size_t)w;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Starts a fake server answering `status` with the JSON body; 0 or -1. */
+static int canned_start(struct canned *k, char *buf, size_t n, int status, const char *body) {
+    snprintf(buf, n,
+             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             status, strlen(body), body);
+    memset(k, 0, sizeof *k);
+    k->reply = buf;
+    k->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (k->lfd < 0 || bind(k->lfd, (struct sockaddr *)&a, sizeof a) || listen(k->lfd, 8) ||
+        getsockname(k->lfd, (struct sockaddr *)&a, &len))
+        return -1;
+    snprintf(k->url, sizeof k->url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    return pthread_create(&k->th, NULL, canned_main, k) ? -1 : 0;
+}
+
+static void canned_stop(struct canned *k) {
+    atomic_store(&k->stop, true);
+    pthread_join(k->th, NULL);
+    close(k->lfd);
+}
+
+/* Runs `taskmill ARGS... --server URL` against the fake server that answers status with
+ * body; returns the exit code, with its output in *out and *err. */
+static int run_fake(int status, const char *body, char **out, char **err, const char *const *args) {
+    struct canned k;
+    char reply[8192];
+    if (canned_start(&k, reply, sizeof reply, status, body)) return -1;
+    const char *all[32];
+    int n = 0;
+    for (; args[n] && n < 28; n++)
+        all[n] = args[n];
+    all[n++] = "--server";
+    all[n++] = k.url;
+    all[n] = NULL;
+    int rc = cli_runv(&srv, NULL, out, err, all);
+    canned_stop(&k);
+    return rc;
+}
+
+/* An error message with an escape sequence, a bell and a line break (the fake server's:
+ * the real one's messages hold no line break) is printed on one line, each control a '?'. */
+static void test_fake_server_message_printable(void) {
+    char *out = NULL, *err = NULL;
+    CHECK_INT(run_fake(400,
+                       "{\"error\": {\"code\": \"invalid_argument\", \"message\": \"bad "
+                       "\\u001b]0;PWNED\\u0007\\u001b[2J\\nline two\\r\\u009b31m\"}}",
+                       &out, &err, CLI_ARGS("get", "0123456789abcdef0123456789abcdef")),
+              4);
+    CHECK(strstr(err, "taskmill get: bad ?]0;PWNED??[2J?line two??31m\n") != NULL);
+    CHECK(!has_control(err));
+    CHECK(strstr(err, "\xc2\x9b") == NULL);
+    free(out);
+    free(err);
+}
+
 static const struct th_test tests[] = {
     {"flag values that are not UTF-8 are refused naming the flag", test_non_utf8_values_refused},
     {"token create --name that is not UTF-8 is refused", test_token_name_not_utf8},
     {"schedule, definition and token verbs take only their flags",
      test_verbs_take_only_their_flags},
+    {"the server's message is printed without control characters", test_server_message_printable},
+    {"a fake server's message with a line break is printed on one line",
+     test_fake_server_message_printable},
     {NULL, NULL},
 };
 
