@@ -397,3 +397,21 @@ bool cli_flag_taken(const char *cmd, const char *verb, const char *takes, const 
     fprintf(stderr, "taskmill %s: option '--%s' is not taken by '%s'\n", cmd, flag, verb);
     return false;
 }
+
+char *cli_path_segment(const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    bool dots = strspn(s, ".") == strlen(s);
+    char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '~' || (*p == '.' && !dots)) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}

@@ -70,6 +70,10 @@ bool cli_text_ok(const char *cmd, const char *flag, const char *value);
  * 'VERB'" (a flag another verb uses is refused, not ignored).
  */
 bool cli_flag_taken(const char *cmd, const char *verb, const char *takes, const char *flag);
+/* s percent-encoded as one segment of a URL's path (RFC 3986: all but the unreserved
+ * characters; a segment of dots too, which would otherwise be read as '.' or '..').
+ * Returns a malloc'ed string. */
+char *cli_path_segment(const char *s);
 /*
  * getopt_long for the subcommands, except that a long option must be
  * spelt out: getopt_long takes any unambiguous prefix (`--prio` for

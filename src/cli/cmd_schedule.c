@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/xalloc.h"
 #include "../server/v1_decode.h"
 #include "cli.h"
 #include "cli_client.h"
@@ -180,15 +181,15 @@ static int set_str(json_t *o, const char *cmd, const char *key, const char *v) {
     return cli_json_set_text(cmd, o, key, f->field ? f->flag : "NAME", v);
 }
 
-/* "/v1/<coll>/<name>/<tail>" with the name escaped by libtaskmill's rules (no '/' allowed). */
-static int doc_path(char *out, size_t n, const char *cmd, const char *coll, const char *name,
-                    const char *tail) {
-    if (strpbrk(name, "/?#% ")) {
-        fprintf(stderr, "taskmill %s: '%s' cannot be used in a path; use the id\n", cmd, name);
-        return -1;
-    }
-    snprintf(out, n, "/v1/%s/%s%s", coll, name, tail);
-    return 0;
+/* "/v1/<coll>/<name><tail>" (malloc'ed) with the name percent-encoded, so that any name
+ * the server takes (a space, a '?', a '%', '..') reaches its document. */
+static char *doc_path(const char *coll, const char *name, const char *tail) {
+    char *seg = cli_path_segment(name);
+    size_t n = strlen(coll) + strlen(seg) + strlen(tail) + 8;
+    char *path = xmalloc(n);
+    snprintf(path, n, "/v1/%s/%s%s", coll, seg, tail);
+    free(seg);
+    return path;
 }
 
 static void print_schedule_row(const json_t *s) {
@@ -339,13 +340,14 @@ static int verb_begin(int argc, char **argv, const char *cmd, const char *usage,
         fputs(usage, stderr);
         stop = CLI_EXIT_USAGE;
     }
+    if (stop < 0 && v->name && !*v->name) {
+        fprintf(stderr, "taskmill %s: 'NAME' must not be empty\n", v->cmd);
+        stop = CLI_EXIT_USAGE;
+    }
     if (stop < 0 && v->name && !cli_text_ok(v->cmd, "NAME", v->name)) stop = CLI_EXIT_USAGE;
     if (stop >= 0) json_decref(v->a.params);
     return stop;
 }
-
-/* What an act returns for a verb it does not know. */
-#define VERB_UNKNOWN (-1)
 
 /*
  * Runs `cmd` (schedule or definition): its verb, flags and NAME, then act
@@ -361,25 +363,27 @@ static int verb_run(int argc, char **argv, const char *cmd, const char *usage,
     json_t *body = json_object();
     struct tm_client *c = cli_client_new(v.a.server);
     int rc = act(&v, c, body);
-    if (rc == VERB_UNKNOWN) { /* not reached: verb_begin knows the verbs */
-        fprintf(stderr, "taskmill %s: unknown verb '%s'\n", cmd, v.verb);
-        fputs(usage, stderr);
-        rc = CLI_EXIT_USAGE;
-    }
     json_decref(body);
     json_decref(v.a.params);
     tm_client_free(c);
     return rc;
 }
 
+/* Sends a verb's request to /v1/<coll>/<NAME><tail>. */
+static int run_named(const struct verb *v, struct tm_client *c, const char *coll,
+                     const char *method, const char *tail, const json_t *body, bool json,
+                     void (*print)(const json_t *)) {
+    char *path = doc_path(coll, v->name, tail);
+    int rc = run(c, v->cmd, method, path, body, json, print);
+    free(path);
+    return rc;
+}
+
 static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body) {
     const struct sched_args *a = &v->a;
-    const char *verb = v->verb, *name = v->name;
-    char path[512];
-    if (v->list)
-        return run(c, "schedule list", "GET", "/v1/schedules", NULL, a->json, print_schedules);
+    const char *verb = v->verb, *cmd = v->cmd;
+    if (v->list) return run(c, cmd, "GET", "/v1/schedules", NULL, a->json, print_schedules);
     if (strcmp(verb, "create") == 0) {
-        const char *cmd = "schedule create";
         if (a->definition && (a->type || a->queue)) {
             fprintf(stderr,
                     "taskmill %s: '%s' is not taken with '--definition': the definition gives "
@@ -387,7 +391,7 @@ static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body)
                     cmd, a->type ? "--type" : "--queue");
             return CLI_EXIT_USAGE;
         }
-        if (set_str(body, cmd, "name", name) || set_str(body, cmd, "cron", a->cron) ||
+        if (set_str(body, cmd, "name", v->name) || set_str(body, cmd, "cron", a->cron) ||
             set_int(body, cmd, "interval_seconds", a->every) ||
             set_int(body, cmd, "catchup_seconds", a->catchup) ||
             set_int(body, cmd, "jitter_seconds", a->jitter) ||
@@ -405,33 +409,24 @@ static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body)
                 return CLI_EXIT_USAGE;
             if (json_object_size(a->params)) json_object_set(t, "params", a->params);
         }
-        return run(c, "schedule create", "POST", "/v1/schedules", body, a->json, print_schedule);
+        return run(c, cmd, "POST", "/v1/schedules", body, a->json, print_schedule);
     }
-    if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
-        if (doc_path(path, sizeof path, v->cmd, "schedules", name, "")) return CLI_EXIT_USAGE;
-        return run(c, verb[0] == 'g' ? "schedule get" : "schedule delete",
-                   verb[0] == 'g' ? "GET" : "DELETE", path, NULL, a->json, print_schedule);
-    }
-    if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 || strcmp(verb, "trigger") == 0) {
-        char tail[16];
-        snprintf(tail, sizeof tail, "/%s", verb);
-        if (doc_path(path, sizeof path, v->cmd, "schedules", name, tail)) return CLI_EXIT_USAGE;
-        if (set_str(body, v->cmd, "note", a->note)) return CLI_EXIT_USAGE;
-        return run(c, v->cmd, "POST", path, body, a->json, print_schedule);
-    }
+    if (strcmp(verb, "get") == 0)
+        return run_named(v, c, "schedules", "GET", "", NULL, a->json, print_schedule);
+    if (strcmp(verb, "delete") == 0)
+        return run_named(v, c, "schedules", "DELETE", "", NULL, a->json, print_schedule);
+    if (strcmp(verb, "preview") == 0)
+        return run_named(v, c, "schedules", "GET", "/preview", NULL, a->json, print_preview);
     if (strcmp(verb, "backfill") == 0) {
-        if (doc_path(path, sizeof path, v->cmd, "schedules", name, "/backfill"))
+        if (set_str(body, cmd, "from", a->from) || set_str(body, cmd, "to", a->to))
             return CLI_EXIT_USAGE;
-        if (set_str(body, v->cmd, "from", a->from) || set_str(body, v->cmd, "to", a->to))
-            return CLI_EXIT_USAGE;
-        return run(c, "schedule backfill", "POST", path, body, a->json, print_schedule);
+        return run_named(v, c, "schedules", "POST", "/backfill", body, a->json, print_schedule);
     }
-    if (strcmp(verb, "preview") == 0) {
-        if (doc_path(path, sizeof path, v->cmd, "schedules", name, "/preview"))
-            return CLI_EXIT_USAGE;
-        return run(c, "schedule preview", "GET", path, NULL, a->json, print_preview);
-    }
-    return VERB_UNKNOWN;
+    /* pause, resume, trigger */
+    char tail[16];
+    snprintf(tail, sizeof tail, "/%s", verb);
+    if (set_str(body, cmd, "note", a->note)) return CLI_EXIT_USAGE;
+    return run_named(v, c, "schedules", "POST", tail, body, a->json, print_schedule);
 }
 
 int cmd_schedule(int argc, char **argv) {
@@ -440,14 +435,10 @@ int cmd_schedule(int argc, char **argv) {
 
 static int definition_act(const struct verb *v, struct tm_client *c, json_t *body) {
     const struct sched_args *a = &v->a;
-    const char *verb = v->verb, *name = v->name;
-    char path[512];
-    if (v->list)
-        return run(c, "definition list", "GET", "/v1/definitions", NULL, a->json,
-                   print_definitions);
+    const char *verb = v->verb, *cmd = v->cmd;
+    if (v->list) return run(c, cmd, "GET", "/v1/definitions", NULL, a->json, print_definitions);
     if (strcmp(verb, "create") == 0) {
-        const char *cmd = "definition create";
-        if (set_str(body, cmd, "name", name) || set_str(body, cmd, "type", a->type) ||
+        if (set_str(body, cmd, "name", v->name) || set_str(body, cmd, "type", a->type) ||
             set_str(body, cmd, "queue", a->queue) ||
             set_str(body, cmd, "description", a->description) ||
             set_str(body, cmd, "executor", a->executor) ||
@@ -456,20 +447,14 @@ static int definition_act(const struct verb *v, struct tm_client *c, json_t *bod
             set_int(body, cmd, "timeout_seconds", a->timeout))
             return CLI_EXIT_USAGE;
         if (json_object_size(a->params)) json_object_set(body, "params", a->params);
-        return run(c, "definition create", "POST", "/v1/definitions", body, a->json, print_id);
+        return run(c, cmd, "POST", "/v1/definitions", body, a->json, print_id);
     }
-    if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
-        if (doc_path(path, sizeof path, v->cmd, "definitions", name, "")) return CLI_EXIT_USAGE;
-        return run(c, verb[0] == 'g' ? "definition get" : "definition delete",
-                   verb[0] == 'g' ? "GET" : "DELETE", path, NULL, true, NULL);
-    }
-    if (strcmp(verb, "launch") == 0) {
-        if (doc_path(path, sizeof path, v->cmd, "definitions", name, "/launch"))
-            return CLI_EXIT_USAGE;
-        if (json_object_size(a->params)) json_object_set(body, "params", a->params);
-        return run(c, "definition launch", "POST", path, body, a->json, print_id);
-    }
-    return VERB_UNKNOWN;
+    if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0)
+        return run_named(v, c, "definitions", verb[0] == 'g' ? "GET" : "DELETE", "", NULL, true,
+                         NULL);
+    /* launch */
+    if (json_object_size(a->params)) json_object_set(body, "params", a->params);
+    return run_named(v, c, "definitions", "POST", "/launch", body, a->json, print_id);
 }
 
 int cmd_definition(int argc, char **argv) {

@@ -6,7 +6,9 @@
  *   2 naming the flag, and nothing is sent: it is never dropped from the
  *   request;
  * - a flag the verb does not take is refused, not ignored;
- * - what the server says is printed fit for a terminal.
+ * - what the server says is printed fit for a terminal;
+ * - a schedule's or a definition's name is reached whatever characters
+ *   it holds.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -271,6 +273,59 @@ static void test_server_message_printable(void) {
     free(err);
 }
 
+/* Finding: a schedule's name that a path must escape ('nightly report') was
+ * refused by every verb but create ("cannot be used in a path; use the
+ * id"), a tab in one was exit 5 from curl. Every name the server takes is
+ * reached by name. */
+static void test_names_escaped_in_paths(void) {
+    static const char *const names[] = {
+        "nightly report", "a?b#c%d+e&f", "..", ".", "caf\xc3\xa9 \xe2\x98\x95", "%41", "x;y=z",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *n = names[i];
+        EXPECT(0, CLI_ARGS("schedule", "create", n, "--every", "3600", "--type", "esc"), "");
+        EXPECT(0, CLI_ARGS("schedule", "pause", n, "--note", "held"), "");
+        struct th_resp *r = th_http(&srv, "GET", "/v1/schedules?limit=1000", NULL);
+        json_t *s, *found = NULL;
+        size_t k;
+        json_array_foreach(json_object_get(r->json, "schedules"), k, s) {
+            if (strcmp(th_str(s, "name"), n) == 0) found = s;
+        }
+        CHECK(found != NULL);
+        CHECK(json_is_true(json_object_get(found, "paused")));
+        CHECK_STR(th_str(found, "note"), "held");
+        char *out = NULL, *err = NULL;
+        CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "get", n, "--json"), 0);
+        json_t *got = json_loads(out, 0, NULL);
+        CHECK_STR(th_str(got, "name"), n);
+        json_decref(got);
+        free(out);
+        free(err);
+        EXPECT(0, CLI_ARGS("schedule", "resume", n), "");
+        EXPECT(0, CLI_ARGS("schedule", "preview", n), "");
+        EXPECT(0, CLI_ARGS("schedule", "trigger", n), "");
+        EXPECT(0, CLI_ARGS("schedule", "delete", n), "");
+        EXPECT(3, CLI_ARGS("schedule", "get", n), "not found");
+        EXPECT(0, CLI_ARGS("definition", "create", n, "--type", "escd"), "");
+        EXPECT(0, CLI_ARGS("definition", "get", n), "");
+        EXPECT(0, CLI_ARGS("definition", "launch", n, "--param", "a=b"), "");
+        EXPECT(0, CLI_ARGS("definition", "delete", n), "");
+        EXPECT(3, CLI_ARGS("definition", "get", n), "not found");
+    }
+    /* A name no schedule can have is the server's to refuse (and what it quotes back is
+     * printed fit for a terminal); an empty one is a usage error. */
+    char *out = NULL, *err = NULL;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "get", "a\033[2Jb"), 3);
+    CHECK(strstr(err, "taskmill schedule get: schedule 'a?[2Jb' not found") != NULL);
+    CHECK(!has_control(err));
+    free(out);
+    free(err);
+    EXPECT(4, CLI_ARGS("schedule", "create", "tab\there", "--every", "60", "--type", "x"),
+           "taskmill schedule create: 'name' must be");
+    EXPECT(2, CLI_ARGS("schedule", "get", ""), "taskmill schedule get: 'NAME' must not be empty");
+    EXPECT(2, CLI_ARGS("definition", "launch", ""), "'NAME' must not be empty");
+}
+
 /*
  * A fake server for replies the real one never sends: it answers every
  * request on loopback with `reply` and closes the connection.
@@ -381,6 +436,7 @@ static const struct th_test tests[] = {
     {"the server's message is printed without control characters", test_server_message_printable},
     {"a fake server's message with a line break is printed on one line",
      test_fake_server_message_printable},
+    {"schedule and definition names are escaped in paths", test_names_escaped_in_paths},
     {NULL, NULL},
 };
 
