@@ -260,8 +260,17 @@ int cli_short_id_len(char *const *ids, size_t n, size_t i) {
     return (int)(len < full ? len : full);
 }
 
-int cli_resolve_id(const char *cmd, struct tm_client *c, const char *arg, char out[TM_ID_MAX]) {
-    size_t n = strlen(arg);
+int cli_resolve_id(const char *cmd, struct tm_client *c, const char *typed, char out[TM_ID_MAX]) {
+    /* Ids are lower-case hex; a prefix or an id typed (or pasted) in capitals is the same
+     * id, as git takes it. */
+    char lower[TM_ID_MAX];
+    const char *arg = typed;
+    size_t n = strlen(typed);
+    if (n > 0 && n < TM_ID_MAX && strspn(typed, "0123456789abcdefABCDEF") == n) {
+        for (size_t i = 0; i <= n; i++)
+            lower[i] = typed[i] >= 'A' && typed[i] <= 'F' ? (char)(typed[i] - 'A' + 'a') : typed[i];
+        arg = lower;
+    }
     if (n == 0 || n >= TM_ID_MAX - 1 || strspn(arg, "0123456789abcdef") != n) {
         snprintf(out, TM_ID_MAX, "%s", arg); /* a whole id, or not an id: the server says */
         if (n >= TM_ID_MAX) {

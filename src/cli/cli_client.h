@@ -151,12 +151,13 @@ int cli_short_id_len(char *const *ids, size_t n, size_t i);
 /*
  * Turns what the user typed for a task id into the id: a whole id as it
  * is; a shorter run of hex digits (at least CLI_ID_PREFIX_MIN) into the one
- * task whose id starts with it. Anything else is passed on as typed (the
- * server says what is wrong). Returns 0 with out set, or prints
- * "taskmill CMD: ..." and returns the exit code: not found (3), ambiguous
- * (2, naming the first matches), too short (2), or the list request's.
+ * task whose id starts with it; hex digits in either case. Anything else
+ * is passed on as typed (the server says what is wrong). Returns 0 with
+ * out set, or prints "taskmill CMD: ..." and returns the exit code: not
+ * found (3), ambiguous (2, naming the first matches), too short (2), or
+ * the list request's.
  */
-int cli_resolve_id(const char *cmd, struct tm_client *c, const char *arg, char out[TM_ID_MAX]);
+int cli_resolve_id(const char *cmd, struct tm_client *c, const char *typed, char out[TM_ID_MAX]);
 
 /*
  * A time flag: RFC 3339, or relative to now: "+30s", "+5m", "+2h", "+1d"
