@@ -192,34 +192,44 @@ static char *doc_path(const char *coll, const char *name, const char *tail) {
     return path;
 }
 
+/* The text at key of o for printing: dflt when it is missing or not a string. */
+static const char *text(const json_t *o, const char *key, const char *dflt) {
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : dflt;
+}
+
 static void print_schedule_row(const json_t *s) {
-    const char *cron = json_string_value(json_object_get(s, "cron"));
+    const char *cron = text(s, "cron", NULL);
     char when[64];
     if (cron)
         snprintf(when, sizeof when, "%s", cron);
     else
         snprintf(when, sizeof when, "every %llds",
                  (long long)json_integer_value(json_object_get(s, "interval_seconds")));
-    const char *next = json_string_value(json_object_get(s, "next_fire_at"));
-    const char *last = json_string_value(json_object_get(s, "last_outcome"));
-    printf("%-24s  %-20s  %-18s  %-6s  %-24s  %s\n", json_string_value(json_object_get(s, "name")),
-           when,
-           json_string_value(json_object_get(s, "timezone"))
-               ? json_string_value(json_object_get(s, "timezone"))
-               : "UTC",
-           json_is_true(json_object_get(s, "paused")) ? "paused" : "active", next ? next : "-",
-           last ? last : "-");
+    printf("%-24s  %-20s  %-18s  %-6s  %-24s  %s\n", text(s, "name", "-"), when,
+           text(s, "timezone", "UTC"),
+           json_is_true(json_object_get(s, "paused")) ? "paused" : "active",
+           text(s, "next_fire_at", "-"), text(s, "last_outcome", "-"));
 }
 
+/*
+ * Sends the request and prints its reply: as JSON with `json`, else by
+ * `print` (may be NULL: nothing), from a copy whose strings are made fit
+ * for a terminal (a name or a message may hold control characters).
+ */
 static int run(struct tm_client *c, const char *cmd, const char *method, const char *path,
                const json_t *body, bool json, void (*print)(const json_t *)) {
     json_t *out = NULL;
     if (tm_client_request(c, method, path, body, &out))
         return cli_client_error_flags(cmd, c, NULL, sched_flags, body);
-    if (json && out)
+    if (json && out) {
         cli_print_json(out);
-    else if (print && out)
-        print(out);
+    } else if (print && out) {
+        json_t *shown = json_deep_copy(out);
+        cli_json_printable(shown);
+        print(shown);
+        json_decref(shown);
+    }
     json_decref(out);
     return CLI_EXIT_OK;
 }
@@ -229,8 +239,7 @@ static void print_schedule(const json_t *s) {
     print_schedule_row(wrapped ? wrapped : s);
     /* A trigger's reply: the schedule and the task it launched. (A schedule's
      * own "task" is its inline template, which has no id.) */
-    const char *launched =
-        wrapped ? json_string_value(json_object_get(json_object_get(s, "task"), "id")) : NULL;
+    const char *launched = wrapped ? text(json_object_get(s, "task"), "id", NULL) : NULL;
     if (launched) printf("task %s\n", launched);
     if (json_object_get(s, "fired"))
         printf("fired %lld, already fired %lld\n",
@@ -252,8 +261,7 @@ static void print_preview(const json_t *o) {
     json_array_foreach(json_object_get(o, "fires"), i, f) {
         bool shifted = json_is_true(json_object_get(f, "shifted"));
         bool repeated = json_is_true(json_object_get(f, "repeated"));
-        printf("%s  local %s%s\n", json_string_value(json_object_get(f, "at")),
-               json_string_value(json_object_get(f, "local")),
+        printf("%s  local %s%s\n", text(f, "at", "-"), text(f, "local", "-"),
                shifted    ? "  (moved by a daylight-saving change)"
                : repeated ? "  (the first of a repeated hour)"
                           : "");
@@ -261,9 +269,8 @@ static void print_preview(const json_t *o) {
 }
 
 static void print_id(const json_t *o) {
-    const char *name = json_string_value(json_object_get(o, "name"));
-    printf("%s%s%s\n", json_string_value(json_object_get(o, "id")), name ? " " : "",
-           name ? name : "");
+    const char *name = text(o, "name", NULL);
+    printf("%s%s%s\n", text(o, "id", "-"), name ? " " : "", name ? name : "");
 }
 
 static void print_definitions(const json_t *o) {
@@ -271,10 +278,8 @@ static void print_definitions(const json_t *o) {
     size_t i;
     json_t *d;
     json_array_foreach(json_object_get(o, "definitions"), i, d) {
-        const char *q = json_string_value(json_object_get(d, "queue"));
-        printf("%-32s  %-24s  %-16s  %s\n", json_string_value(json_object_get(d, "id")),
-               json_string_value(json_object_get(d, "name")),
-               json_string_value(json_object_get(d, "type")), q ? q : "default");
+        printf("%-32s  %-24s  %-16s  %s\n", text(d, "id", "-"), text(d, "name", "-"),
+               text(d, "type", "-"), text(d, "queue", "default"));
     }
 }
 

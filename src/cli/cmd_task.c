@@ -234,8 +234,22 @@ int cmd_submit(int argc, char **argv) {
         tm_client_free(c);
         goto out;
     }
+    /* The id is all the command prints, and what --wait follows: a reply without one
+     * (not taskmill's server, or a proxy's page) makes no sense. */
+    const char *got = json_string_value(json_object_get(out, "id"));
+    bool id_ok = got && *got && strlen(got) < TM_ID_MAX;
+    for (const char *p = got; id_ok && *p; p++)
+        id_ok = (unsigned char)*p > 0x20 && *p != 0x7f && *p != '/';
+    if (!id_ok) {
+        fprintf(stderr, "taskmill submit: the server's reply %s\n",
+                got ? "has an 'id' that is not a task id" : "has no 'id'");
+        json_decref(out);
+        tm_client_free(c);
+        rc = CLI_EXIT_UNAVAILABLE;
+        goto out;
+    }
     char id[TM_ID_MAX];
-    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(out, "id")));
+    snprintf(id, sizeof id, "%s", got);
     if (!wait) {
         if (json)
             cli_print_json(out);

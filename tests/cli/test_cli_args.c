@@ -9,7 +9,8 @@
  * - what the server says is printed fit for a terminal;
  * - a schedule's or a definition's name is reached whatever characters
  *   it holds;
- * - an id is taken in capitals.
+ * - an id is taken in capitals;
+ * - a reply without what is printed from it is not printed as "(null)".
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -459,6 +460,55 @@ static void test_fake_server_message_printable(void) {
     free(err);
 }
 
+/* Finding: a reply without what is printed from it printed "(null)": the id of a submit
+ * (exit 0, and `--wait` followed a task named "(null)"), a schedule's or a definition's
+ * strings. */
+static void test_reply_without_fields(void) {
+    char *out = NULL, *err = NULL;
+    CHECK_INT(run_fake(201, "{\"phase\": \"pending\"}", &out, &err, CLI_ARGS("submit", "x")), 5);
+    CHECK(strstr(err, "taskmill submit: the server's reply has no 'id'") != NULL);
+    CHECK(strstr(out, "(null)") == NULL);
+    free(out);
+    free(err);
+    CHECK_INT(run_fake(201, "{\"id\": 5}", &out, &err, CLI_ARGS("submit", "x", "--wait")), 5);
+    CHECK(strstr(err, "has no 'id'") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(run_fake(201, "{\"id\": \"../../v1/queues\"}", &out, &err, CLI_ARGS("submit", "x")),
+              5);
+    CHECK(strstr(err, "has an 'id' that is not a task id") != NULL);
+    CHECK_STR(out, "");
+    free(out);
+    free(err);
+
+    static const struct {
+        const char *body;
+        const char *args[4];
+    } cases[] = {
+        {"{\"schedules\": [{}]}", {"schedule", "list", NULL}},
+        {"{}", {"schedule", "get", "s", NULL}},
+        {"{\"schedule\": {}, \"task\": {}}", {"schedule", "trigger", "s", NULL}},
+        {"{\"fires\": [{}]}", {"schedule", "preview", "s", NULL}},
+        {"{\"definitions\": [{}]}", {"definition", "list", NULL}},
+        {"{}", {"definition", "launch", "d", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_INT(run_fake(200, cases[i].body, &out, &err, cases[i].args), 0);
+        if (strstr(out, "(null)"))
+            th_fail(__FILE__, __LINE__, "%s %s: %s", cases[i].args[0], cases[i].args[1], out);
+        free(out);
+        free(err);
+    }
+    /* A name with an escape sequence is printed as task text is. */
+    CHECK_INT(run_fake(200, "{\"schedules\": [{\"name\": \"a\\u001b[2Jb\", \"cron\": \"x\"}]}",
+                       &out, &err, CLI_ARGS("schedule", "list")),
+              0);
+    CHECK(strstr(out, "a?[2Jb") != NULL);
+    CHECK(strchr(out, '\033') == NULL);
+    free(out);
+    free(err);
+}
+
 static const struct th_test tests[] = {
     {"flag values that are not UTF-8 are refused naming the flag", test_non_utf8_values_refused},
     {"token create --name that is not UTF-8 is refused", test_token_name_not_utf8},
@@ -469,6 +519,7 @@ static const struct th_test tests[] = {
      test_fake_server_message_printable},
     {"schedule and definition names are escaped in paths", test_names_escaped_in_paths},
     {"ids and id prefixes are taken in capitals", test_id_in_capitals},
+    {"a reply without an id or a name prints no (null)", test_reply_without_fields},
     {NULL, NULL},
 };
 
