@@ -15,13 +15,22 @@
  *              through `req`. Invariant: last_event_id is the id of the
  *              last event parsed, so a reconnect loses and repeats nothing.
  *   waiting    no transfer; a reconnect is due at retry_at_ms. Entered when
- *              a stream ended (at once if it carried an event, else after
- *              the server's `retry:`), or when a reconnect could not open
- *              (backing off, WATCH_SSE_RETRIES times at most).
+ *              a stream ended (at once if it brought a newer version, else
+ *              after the server's `retry:`, doubled for each such end in a
+ *              row: a server or proxy that sends one event and closes is
+ *              not asked again hundreds of times a second), or when a
+ *              reconnect could not open (backing off, WATCH_SSE_RETRIES
+ *              times at most).
  *   polling    the long-poll of the previous design, for good. Entered from
  *              opening when SSE cannot be had (404/405 on the events path,
  *              any other refusal, a stream the parser cannot read), in
- *              auto mode; in sse mode that is an error instead.
+ *              auto mode; in sse mode that is an error instead. A long-poll
+ *              that brought no newer version is sent again no sooner than
+ *              WATCH_RETRY_MIN_MS (doubled for each in a row) after the last
+ *              was sent; one that found no server, a 5xx or a 429 once a
+ *              state was read is sent again after a backoff as the stream's
+ *              (retry_at_ms, WATCH_SSE_RETRIES times at most) before the
+ *              task is dropped.
  *   done       inactive: terminal state queued, deleted, or failed. Its
  *              transfers are stopped by watch_reap.
  *
@@ -70,12 +79,14 @@ struct watch_task {
     struct watch_conn stream, req;
     struct sse_parser parser; /* the current stream's; reset on each connection */
     bool stream_open;         /* the current stream answered 200 text/event-stream */
-    bool stream_event;        /* ... and carried at least one event */
     bool stream_broken;       /* ... and the parser gave up on it */
     bool ever_open;           /* some stream of this task opened */
     bool refresh;             /* a re-read is wanted once `req` is free */
     bool sse_probe;           /* the events path said 404/405: does the task exist? */
-    int failures;             /* opens failed in a row since the last open stream */
+    int failures;             /* opens (or long-polls) failed in a row since the last success */
+    int idle;                 /* streams (or long-polls) in a row that brought no newer version */
+    int64_t sent_at_ms;       /* when the current stream or long-poll was sent (monotonic) */
+    int64_t sent_version;     /* `version` then */
     int64_t lost_at_ms;       /* when the server stopped answering (monotonic); 0 = it answers */
     int64_t retry_at_ms;      /* waiting: reconnect then (monotonic); 0 = not waiting */
     int64_t retry_ms;         /* the server's `retry:`, bounded */
@@ -220,6 +231,10 @@ static void watch_req_send(struct watch_task *t, bool wait) {
                       &t->req.headers, NULL);
     curl_easy_setopt(t->req.easy, CURLOPT_PRIVATE, &t->req);
     free(path);
+    if (t->polling) {
+        t->sent_at_ms = watch_now_ms();
+        t->sent_version = t->version;
+    }
     curl_multi_add_handle(w->multi, t->req.easy);
 }
 
@@ -233,7 +248,6 @@ static void watch_start_polling(struct watch_task *t) {
 static void watch_on_item(void *cls, const struct sse_item *it) {
     struct watch_task *t = cls;
     if (it->kind != SSE_ITEM_EVENT) return;
-    t->stream_event = true;
     if (!t->active) return;
     if (strcmp(it->event, "error") == 0) {
         /* events_pruned: some events are gone; the state is re-read, the stream goes on. */
@@ -324,8 +338,10 @@ static void watch_stream_send(struct watch_task *t) {
     /* The id to resume after carries over from one connection to the next, as in EventSource. */
     memcpy(t->parser.id_buf, t->last_event_id, sizeof t->parser.id_buf);
     memcpy(t->parser.last_id, t->last_event_id, sizeof t->parser.last_id);
-    t->stream_open = t->stream_event = t->stream_broken = false;
+    t->stream_open = t->stream_broken = false;
     t->retry_at_ms = 0;
+    t->sent_at_ms = watch_now_ms();
+    t->sent_version = t->version;
     curl_multi_add_handle(w->multi, t->stream.easy);
 }
 
@@ -354,6 +370,16 @@ size_t tm_watch_active(const struct tm_watch *w) {
     return n;
 }
 
+/* A delay: base_ms doubled for each of n-1 (n >= 1) in a row, at most WATCH_RETRY_MAX_MS; and
+ * never less than floor_ms (a refusal's Retry-After, 0: none). */
+static int64_t watch_backoff_ms(int64_t base_ms, int n, int64_t floor_ms) {
+    int64_t delay = base_ms;
+    for (int i = 1; i < n && delay < WATCH_RETRY_MAX_MS; i++)
+        delay *= 2;
+    if (delay > WATCH_RETRY_MAX_MS) delay = WATCH_RETRY_MAX_MS;
+    return delay < floor_ms ? floor_ms : delay;
+}
+
 /* A finished long-poll or re-read: queue a newer state or the error; poll again if polling. */
 static void watch_req_done(struct watch_task *t, CURLcode rc) {
     struct tm_watch *w = t->w;
@@ -371,10 +397,30 @@ static void watch_req_done(struct watch_task *t, CURLcode rc) {
         json_decref(task);
         r = client_fail(w->c, TM_CLIENT_EPROTOCOL, "reply for task '%s' is not a task", t->id);
     }
-    if (r) {
+    if (r && !t->polling) {
         /* A re-read beside a live stream only matters when the task is gone. */
-        if (t->polling || r == TM_CLIENT_ENOTFOUND) watch_drop(t);
+        if (r == TM_CLIENT_ENOTFOUND) watch_drop(t);
         return;
+    }
+    if (r) {
+        /* No server (a restart), 503 (it is stopping) or 429 once the task was read: asked
+         * again after a backoff, as a stream is reopened, and the task dropped only after as
+         * many tries; lost_at_ms tells the caller the server is not answering meanwhile. */
+        bool transient = r == TM_CLIENT_ECONNECT || r == TM_CLIENT_ESERVER || r == TM_CLIENT_ERATE;
+        if (transient && t->version >= 0 && t->failures < WATCH_SSE_RETRIES) {
+            int64_t now = watch_now_ms();
+            if (!t->lost_at_ms) t->lost_at_ms = now;
+            t->failures++;
+            t->retry_at_ms =
+                now + watch_backoff_ms(t->retry_ms, t->failures, w->c->err.retry_after_ms);
+        } else {
+            watch_drop(t);
+        }
+        return;
+    }
+    if (t->polling) {
+        t->failures = 0;
+        t->lost_at_ms = 0;
     }
     if (t->sse_probe) {
         /* The task exists, so the 404/405 came from a server without the events path. */
@@ -382,18 +428,21 @@ static void watch_req_done(struct watch_task *t, CURLcode rc) {
         w->no_sse = true;
     }
     watch_offer(t, task);
-    if (t->active && t->polling) watch_req_send(t, true);
-}
-
-/* Waits before the next reconnect: the server's retry, doubled per failure, bounded; and
- * never sooner than the refusal's Retry-After asked (retry_after_ms, 0: none). */
-static void watch_stream_retry_later(struct watch_task *t, int64_t retry_after_ms) {
-    int64_t delay = t->retry_ms;
-    for (int i = 1; i < t->failures && delay < WATCH_RETRY_MAX_MS; i++)
-        delay *= 2;
-    if (delay > WATCH_RETRY_MAX_MS) delay = WATCH_RETRY_MAX_MS;
-    if (delay < retry_after_ms) delay = retry_after_ms;
-    t->retry_at_ms = watch_now_ms() + delay;
+    if (!t->active || !t->polling) return;
+    /* A reply with no newer version that came back at once (a proxy, a server that does not
+     * wait) is not asked again at once: the next is sent WATCH_RETRY_MIN_MS, doubled for each
+     * such reply in a row, after this one was. A long-poll that waited has paced itself. */
+    int64_t due = 0;
+    if (t->version > t->sent_version) {
+        t->idle = 0;
+    } else {
+        t->idle++;
+        due = t->sent_at_ms + watch_backoff_ms(WATCH_RETRY_MIN_MS, t->idle, 0);
+    }
+    if (due <= watch_now_ms())
+        watch_req_send(t, true);
+    else
+        t->retry_at_ms = due;
 }
 
 /* A finished stream: resume it, back off, fall back to polling, or report the error. */
@@ -420,11 +469,18 @@ static void watch_stream_done(struct watch_task *t, CURLcode rc) {
         goto out;
     }
     if (was_open) {
-        /* Cut off (a restart, a proxy, `too slow`): resume after the last id. */
-        if (t->stream_event)
+        /* Cut off (a restart, a proxy, `too slow`): resume after the last id, at once if the
+         * stream brought a newer version; else after `retry:`, doubled for each such end in a
+         * row (one that stayed open a while starts the count again). */
+        int64_t now = watch_now_ms();
+        if (t->version > t->sent_version) {
+            t->idle = 0;
             watch_stream_send(t);
-        else
-            watch_stream_retry_later(t, 0);
+        } else {
+            if (now - t->sent_at_ms >= WATCH_RETRY_MAX_MS) t->idle = 0;
+            t->idle++;
+            t->retry_at_ms = now + watch_backoff_ms(t->retry_ms, t->idle, 0);
+        }
         goto out;
     }
     bool transient = rc != CURLE_OK && status == 0; /* no reply at all */
@@ -434,7 +490,8 @@ static void watch_stream_done(struct watch_task *t, CURLcode rc) {
         t->failures < WATCH_SSE_RETRIES) {
         if (!t->lost_at_ms) t->lost_at_ms = watch_now_ms();
         t->failures++;
-        watch_stream_retry_later(t, retry_after_ms);
+        t->retry_at_ms =
+            watch_now_ms() + watch_backoff_ms(t->retry_ms, t->failures, retry_after_ms);
         goto out;
     }
     if (w->mode == TM_WATCH_SSE) {
@@ -465,7 +522,13 @@ static void watch_reap(struct tm_watch *w) {
             watch_conn_stop(w, &t->req);
             continue;
         }
-        if (t->polling) continue;
+        if (t->polling) {
+            if (!t->req.easy && t->retry_at_ms && t->retry_at_ms <= now) {
+                t->retry_at_ms = 0;
+                watch_req_send(t, true);
+            }
+            continue;
+        }
         if (!t->stream.easy && t->retry_at_ms && t->retry_at_ms <= now) watch_stream_send(t);
         if (t->refresh && !t->req.easy) {
             t->refresh = false;
@@ -479,7 +542,7 @@ static int64_t watch_next_due(const struct tm_watch *w, int64_t cap) {
     int64_t now = watch_now_ms(), best = cap;
     for (size_t i = 0; i < w->ntasks; i++) {
         const struct watch_task *t = w->tasks[i];
-        if (!t->active || t->polling || t->stream.easy || !t->retry_at_ms) continue;
+        if (!t->active || !t->retry_at_ms || (t->polling ? t->req.easy : t->stream.easy)) continue;
         int64_t left = t->retry_at_ms - now;
         if (left < best) best = left < 0 ? 0 : left;
     }

@@ -24,12 +24,15 @@
 /* ---- The proxy ---- */
 
 enum proxy_mode {
-    PROXY_PASS,     /* forward everything */
-    PROXY_NO_SSE,   /* answer 404 on .../events, as a server without SSE */
-    PROXY_CUT,      /* end each event stream a few bytes into its `cut_frames`th frame */
-    PROXY_CUT_ID,   /* end the first event stream right after a keep-alive with an id */
-    PROXY_CUT_HEAD, /* end the first event stream right after its headers, before any byte of it */
-    PROXY_BUSY,     /* as PROXY_CUT_HEAD, then answer the second 429 with Retry-After: 3 */
+    PROXY_PASS,      /* forward everything */
+    PROXY_NO_SSE,    /* answer 404 on .../events, as a server without SSE */
+    PROXY_CUT,       /* end each event stream a few bytes into its `cut_frames`th frame */
+    PROXY_CUT_ID,    /* end the first event stream right after a keep-alive with an id */
+    PROXY_CUT_HEAD,  /* end the first event stream right after its headers, before any byte of it */
+    PROXY_BUSY,      /* as PROXY_CUT_HEAD, then answer the second 429 with Retry-After: 3 */
+    PROXY_ONE_EVENT, /* answer each event stream itself: one event (version 1), then close */
+    PROXY_SAME_POLL, /* answer each GET /v1/tasks/{id} itself, at once: version 1, pending */
+    PROXY_STOPPING,  /* answer the 2nd and 3rd long-polls 503 "stopping", Retry-After: 1 */
 };
 
 struct proxy {
@@ -73,6 +76,17 @@ static bool proxy_write_all(int fd, const char *p, size_t n) {
         n -= (size_t)w;
     }
     return true;
+}
+
+/* Writes a whole reply of status `status_line` ("200 OK") that ends with the connection. */
+static void proxy_reply(int fd, const char *status_line, const char *type, const char *extra,
+                        const char *body) {
+    char reply[2048];
+    int m = snprintf(reply, sizeof reply,
+                     "HTTP/1.1 %s\r\nContent-Type: %s\r\n%sContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     status_line, type, extra, strlen(body), body);
+    proxy_write_all(fd, reply, (size_t)m);
 }
 
 static void *proxy_conn_main(void *arg) {
@@ -129,10 +143,34 @@ static void *proxy_conn_main(void *arg) {
             goto out;
         }
         if (p->mode == PROXY_BUSY && nth == 3) atomic_store(&p->after_ms, th_now_ms());
+        if (p->mode == PROXY_ONE_EVENT) {
+            /* No Content-Length: the stream is the body up to the close. */
+            const char reply[] =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                "Connection: close\r\n\r\nid: 5\nevent: task.created\n"
+                "data: {\"task\":{\"version\":1,\"phase\":\"pending\"}}\n\n";
+            proxy_write_all(cfd, reply, sizeof reply - 1);
+            goto out;
+        }
         while (nth > 1 && atomic_load(&p->hold) && !atomic_load(&p->stop))
             th_sleep_ms(20);
     } else if (strncmp(path, "/v1/tasks/", 10) == 0 && strcmp(method, "GET") == 0) {
-        atomic_fetch_add(strstr(path, "wait=") ? &p->poll_reqs : &p->read_reqs, 1);
+        int nth_req =
+            atomic_fetch_add(strstr(path, "wait=") ? &p->poll_reqs : &p->read_reqs, 1) + 1;
+        if (p->mode == PROXY_SAME_POLL) {
+            proxy_reply(cfd, "200 OK", "application/json", "",
+                        "{\"id\":\"x\",\"version\":1,\"phase\":\"pending\"}");
+            goto out;
+        }
+        if (p->mode == PROXY_STOPPING && strstr(path, "wait=") && (nth_req == 2 || nth_req == 3)) {
+            if (nth_req == 3) atomic_store(&p->busy_ms, th_now_ms());
+            proxy_reply(cfd, "503 Service Unavailable", "application/json", "Retry-After: 1\r\n",
+                        "{\"error\":{\"code\":\"unavailable\",\"message\":"
+                        "\"the server is stopping\"}}");
+            goto out;
+        }
+        if (p->mode == PROXY_STOPPING && strstr(path, "wait=") && nth_req == 4)
+            atomic_store(&p->after_ms, th_now_ms());
     }
     ufd = proxy_connect_upstream(atomic_load(&p->upstream_port));
     if (ufd < 0) goto out;
@@ -779,6 +817,152 @@ static void test_poll_mode_never_streams(void) {
     free(id);
 }
 
+/*
+ * A long-poll refused 503 "the server is stopping" with Retry-After: 1
+ * (twice) is sent again after its Retry-After, and the task's next state
+ * comes; the watch ended at the first 503 (`taskmill watch` exited 5 on a
+ * server restart in poll mode).
+ */
+static void test_poll_survives_stopping(void) {
+    static struct proxy p; /* static: see proxy_start */
+    CHECK(proxy_start(&p, &srv, PROXY_STOPPING) == 0);
+    char *id = th_submit(&srv, "stop", "\"queue\":\"stopq\"");
+    struct tm_client *c = tm_client_new(p.url, NULL);
+    struct tm_watch *w = tm_watch_new(c);
+    CHECK_INT(tm_watch_set_mode(w, TM_WATCH_POLL), 0);
+    CHECK_INT(tm_watch_add(w, id), 0);
+    json_t *t = NULL;
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1); /* the first read */
+    CHECK_STR(jstr(t, "phase"), "pending");
+    json_decref(t);
+    /* The first long-poll waits; the task moves; the next two are refused. */
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&srv, "stopq", NULL, cid, tok), 200);
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1);
+    CHECK_STR(jstr(t, "phase"), "running");
+    json_decref(t);
+    bool lost = false;
+    for (int i = 0; i < 100 && atomic_load(&p.poll_reqs) < 3; i++) {
+        int rc = tm_watch_next(w, 50, &t);
+        CHECK_INT(rc, 0);
+        lost = lost || tm_watch_lost_ms(w, id) > 0;
+    }
+    CHECK_INT(atomic_load(&p.poll_reqs), 3); /* the two refusals came */
+    lost = lost || tm_watch_lost_ms(w, id) > 0;
+    CHECK(lost); /* the bar says the server is not answering */
+    CHECK_INT(tm_complete(c, id, tok, NULL, NULL, NULL), 0);
+    int rc = tm_watch_next(w, 20000, &t);
+    if (rc != 1) printf("    rc %d: %s\n", rc, tm_client_last_error(c)->message);
+    CHECK_INT(rc, 1);
+    CHECK_STR(jstr(t, "phase"), "completed");
+    json_decref(t);
+    CHECK_INT(tm_watch_lost_ms(w, id), 0);
+    long long busy = atomic_load(&p.busy_ms), after = atomic_load(&p.after_ms);
+    printf("    polled again %lld ms after the second 503\n", after - busy);
+    CHECK(busy > 0 && after > 0);
+    CHECK(after - busy >= 900); /* Retry-After: 1, 100 ms for the clocks */
+    tm_watch_free(w);
+    tm_client_free(c);
+    proxy_stop(&p);
+    free(id);
+}
+
+/*
+ * `taskmill watch` in poll mode across a server restart (no server for a
+ * moment, then one on the same database): it follows the task to its end.
+ * It exited 5 with the first refused long-poll.
+ */
+static void test_cli_poll_survives_restart(void) {
+    struct th_server s2;
+    CHECK(th_server_start(&s2, NULL) == 0);
+    static struct proxy p; /* static: see proxy_start */
+    CHECK(proxy_start(&p, &s2, PROXY_PASS) == 0);
+    char *id = th_submit(&s2, "prs", "\"queue\":\"prsq\"");
+    struct th_server via = s2; /* the CLI talks to the proxy */
+    snprintf(via.url, sizeof via.url, "%s", p.url);
+    char log[400];
+    snprintf(log, sizeof log, "%s/watch.log", s2.dir);
+    setenv("TASKMILL_WATCH_MODE", "poll", 1);
+    pid_t pid = cli_spawn(&via, log, "watch", id);
+    unsetenv("TASKMILL_WATCH_MODE");
+    bool named = false;
+    TRY_WAIT_UNTIL(named, output_names(log, id), 10000, "the watch to print task %s", id);
+    CHECK(named);
+    CHECK(restart_behind(&s2, &p));
+    char cid[33], tok[33];
+    CHECK_INT(th_claim(&s2, "prsq", NULL, cid, tok), 200);
+    struct tm_client *wc = tm_client_new(s2.url, NULL);
+    drive(wc, id, tok, 3);
+    tm_client_free(wc);
+    int rc = cli_wait(pid, 40000);
+    if (rc < 0) kill(-pid, SIGKILL), cli_wait(pid, 5000);
+    char *out = cli_slurp(log);
+    bool ok = rc == 0 && strstr(out, " completed 100%") != NULL;
+    if (!ok) printf("    rc %d out:\n%s\n", rc, out);
+    free(out);
+    proxy_stop(&p);
+    free(id);
+    th_server_free(&s2);
+    CHECK(ok);
+    CHECK(atomic_load(&p.poll_reqs) >= 2);
+    CHECK_INT(atomic_load(&p.events_reqs), 0);
+}
+
+/*
+ * A stream that sends one event (a version the watch has) and ends is
+ * opened again after `retry:` (1 s here, none sent), doubled for each such
+ * end, not at once: a few times in 3 s (it was some 900).
+ */
+static void test_stream_ending_at_once_is_paced(void) {
+    static struct proxy p; /* static: see proxy_start */
+    CHECK(proxy_start(&p, &srv, PROXY_ONE_EVENT) == 0);
+    struct tm_client *c = tm_client_new(p.url, NULL);
+    struct tm_watch *w = tm_watch_new(c);
+    CHECK_INT(tm_watch_set_mode(w, TM_WATCH_SSE), 0);
+    CHECK_INT(tm_watch_add(w, "0123456789abcdef0123456789abcdef"), 0);
+    json_t *t = NULL;
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1);
+    json_decref(t);
+    int64_t until = th_now_ms() + 3000;
+    while (th_now_ms() < until)
+        CHECK_INT(tm_watch_next(w, (int)(until - th_now_ms()), &t), 0);
+    int n = atomic_load(&p.events_reqs);
+    printf("    %d streams in 3 s\n", n);
+    CHECK(n >= 2);  /* it was opened again */
+    CHECK(n <= 10); /* 1 s, 2 s, ...: four or so */
+    CHECK_INT(atomic_load(&p.resumed_id), 5);
+    tm_watch_free(w);
+    tm_client_free(c);
+    proxy_stop(&p);
+}
+
+/*
+ * A long-poll answered at once with the version the watch has is sent
+ * again WATCH_RETRY_MIN_MS later, doubled for each such answer: a handful
+ * of times in 3 s (it was thousands).
+ */
+static void test_poll_answered_at_once_is_paced(void) {
+    static struct proxy p; /* static: see proxy_start */
+    CHECK(proxy_start(&p, &srv, PROXY_SAME_POLL) == 0);
+    struct tm_client *c = tm_client_new(p.url, NULL);
+    struct tm_watch *w = tm_watch_new(c);
+    CHECK_INT(tm_watch_set_mode(w, TM_WATCH_POLL), 0);
+    CHECK_INT(tm_watch_add(w, "0123456789abcdef0123456789abcdef"), 0);
+    json_t *t = NULL;
+    CHECK_INT(tm_watch_next(w, 5000, &t), 1);
+    json_decref(t);
+    int64_t until = th_now_ms() + 3000;
+    while (th_now_ms() < until)
+        CHECK_INT(tm_watch_next(w, (int)(until - th_now_ms()), &t), 0);
+    int n = atomic_load(&p.poll_reqs);
+    printf("    %d long-polls in 3 s\n", n);
+    CHECK(n >= 2);  /* it went on asking */
+    CHECK(n <= 15); /* 100, 200, 400 ... ms apart: five or so */
+    tm_watch_free(w);
+    tm_client_free(c);
+    proxy_stop(&p);
+}
+
 static const struct th_test tests[] = {
     {"watch follows a task's every version over SSE", test_follows_over_sse},
     {"taskmill watch follows over SSE", test_cli_watch_uses_sse},
@@ -792,6 +976,12 @@ static const struct th_test tests[] = {
     {"a stream refused 429 is opened again after its Retry-After", test_reopen_waits_retry_after},
     {"poll mode never opens a stream; sse mode reports the stream's 404",
      test_poll_mode_never_streams},
+    {"a long-poll refused 503 with Retry-After is sent again", test_poll_survives_stopping},
+    {"taskmill watch in poll mode survives a server restart", test_cli_poll_survives_restart},
+    {"a stream that ends after an event it had is not reopened at once",
+     test_stream_ending_at_once_is_paced},
+    {"a long-poll answered at once with no newer version is paced",
+     test_poll_answered_at_once_is_paced},
     {NULL, NULL},
 };
 
