@@ -298,7 +298,7 @@ TM_API int tm_claim(struct tm_client *c, const char *queue, const struct tm_clai
 struct tm_report {
     bool has_ratio;
     double ratio;        /* 0..1; NaN or infinity is refused */
-    const char *message; /* the progress message, or NULL */
+    const char *message; /* the progress message (UTF-8), or NULL */
     bool has_counts;
     int64_t processed, processing, pending; /* item counts; the ratio follows them */
     const json_t *items;      /* [{"name","progress","message"}], merged by name, or NULL */
@@ -360,9 +360,10 @@ TM_API int tm_work_batch(struct tm_client *c, const char *verb, const json_t *en
  * (with `id` NULL, that call's body itself). The caller owns it and adds
  * the verb's own fields ("result", or "error" and "retryable"); the
  * report's items, messages and attributes are shared, not copied. A
- * message that is not UTF-8 is left out. Returns NULL when id or token is
- * not UTF-8 or the ratio is not a number (what the one-task calls refuse
- * with TM_CLIENT_EINVALID).
+ * message that is not UTF-8 is left out (the one-task calls refuse it with
+ * TM_CLIENT_EINVALID naming "progress.message"). Returns NULL when id or
+ * token is not UTF-8 or the ratio is not a number (what the one-task calls
+ * refuse with TM_CLIENT_EINVALID).
  */
 TM_API json_t *tm_work_entry(const char *id, const char *token, const struct tm_report *r);
 

@@ -736,18 +736,21 @@ int tm_claim(struct tm_client *c, const char *queue, const struct tm_claim_optio
     return 0;
 }
 
-/* What tm_work_entry cannot send as given, as the field at fault, or NULL: a task id or
- * lease token that is not UTF-8, a ratio that is not a number (JSON has no NaN). */
-static const char *client_entry_bad(const char *id, const char *token, const struct tm_report *r) {
+/* What a report cannot send as given, as the field at fault, or NULL: a task id or lease
+ * token that is not UTF-8, a ratio that is not a number (JSON has no NaN), and with `message`
+ * a progress message that is not UTF-8 (which tm_work_entry leaves out, as documented). */
+static const char *client_entry_bad(const char *id, const char *token, const struct tm_report *r,
+                                    bool message) {
     if (id && !client_is_utf8(id)) return "id";
     if (token && !client_is_utf8(token)) return "lease_token";
     if (r && r->has_ratio && !isfinite(r->ratio)) return "progress.ratio";
+    if (message && r && r->message && !client_is_utf8(r->message)) return "progress.message";
     return NULL;
 }
 
-/* Refuses, as TM_CLIENT_EINVALID naming the field, what tm_work_entry cannot send. */
+/* Refuses, as TM_CLIENT_EINVALID naming the field, what a one-task call cannot send. */
 static int client_entry_check(struct tm_client *c, const char *token, const struct tm_report *r) {
-    const char *field = client_entry_bad(NULL, token, r);
+    const char *field = client_entry_bad(NULL, token, r, true);
     if (!field) return 0;
     if (strcmp(field, "progress.ratio") == 0)
         return client_fail_arg(c, field, "'progress.ratio' must be between 0 and 1");
@@ -755,7 +758,7 @@ static int client_entry_check(struct tm_client *c, const char *token, const stru
 }
 
 json_t *tm_work_entry(const char *id, const char *token, const struct tm_report *r) {
-    if (client_entry_bad(id, token, r)) return NULL;
+    if (client_entry_bad(id, token, r, false)) return NULL;
     json_t *body = id ? json_pack("{s:s, s:s}", "id", id, "lease_token", token ? token : "")
                       : json_pack("{s:s}", "lease_token", token ? token : "");
     if (!body) abort();

@@ -197,7 +197,9 @@ static void test_idempotency_key_not_utf8(void) {
  * and the task is unchanged: a ratio that is not a number (it used to drop
  * out, the heartbeat "succeeding"), a fail error that is not UTF-8 (the
  * server said "'error' is required"), a lease token that is not UTF-8 (it
- * aborted the program). tm_work_entry gives NULL for them.
+ * aborted the program), a progress message that is not UTF-8 (dropped, the
+ * call succeeding). tm_work_entry gives NULL for the first three and
+ * leaves the message out.
  */
 static void test_report_not_sendable(void) {
     char *id = th_submit(&srv, "rep", "\"queue\":\"repq\"");
@@ -221,6 +223,23 @@ static void test_report_not_sendable(void) {
     CHECK_STR(e->field, "lease_token");
     CHECK_INT(tm_release(cl, id, "tok\xff", NULL), TM_CLIENT_EINVALID);
     CHECK_STR(e->field, "lease_token");
+    /* A progress message that is not UTF-8: it was dropped and the call went through. */
+    struct tm_report bad_msg = {.has_ratio = true, .ratio = 0.5, .message = "half \xff"};
+    CHECK_INT(tm_heartbeat(cl, id, tok, 0, &bad_msg, &reply), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "progress.message");
+    CHECK(strstr(e->message, "UTF-8") != NULL);
+    CHECK_INT(tm_fail(cl, id, tok, "broken", false, &bad_msg, &t), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "progress.message");
+    CHECK(t == NULL);
+    CHECK_INT(tm_complete(cl, id, tok, NULL, &bad_msg, &t), TM_CLIENT_EINVALID);
+    CHECK_STR(e->field, "progress.message");
+    CHECK(t == NULL);
+    /* tm_work_entry leaves such a message out, as its contract says. */
+    json_t *entry = tm_work_entry(id, tok, &bad_msg);
+    CHECK(entry != NULL);
+    CHECK(json_object_get(json_object_get(entry, "progress"), "message") == NULL);
+    CHECK(json_object_get(json_object_get(entry, "progress"), "ratio") != NULL);
+    json_decref(entry);
     CHECK(tm_work_entry(id, "tok\xff", NULL) == NULL);
     CHECK(tm_work_entry("id\xff", tok, NULL) == NULL);
     CHECK(tm_work_entry(id, tok, &nan_ratio) == NULL);
