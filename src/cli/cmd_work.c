@@ -691,7 +691,7 @@ static void work_run_stdout_line(struct work_run *r, const char *p, size_t n) {
         json_t *v =
             json_loadb(pl.text.p, pl.text.n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
         if (!v) v = work_json_text(pl.text.p, pl.text.n);
-        char key[256];
+        char key[PROGRESS_ATTRIBUTE_KEY_MAX + 1]; /* progress_line_parse refused a longer one */
         snprintf(key, sizeof key, "%.*s", (int)pl.name.n, pl.name.p);
         if (json_object_set_new(r->attributes, key, v)) return;
         break;

@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "../common/utf8.h"
+
 /* The most bytes an item's name may have (the server refuses a heartbeat with a longer one,
  * and with it everything else the heartbeat carried). */
 #define PROGRESS_ITEM_NAME_MAX 256
@@ -170,7 +172,12 @@ void progress_line_parse(const char *line, size_t len, struct progress_line *out
         r.kind = PROGRESS_LINE_ATTRIBUTE;
         r.name = scan_word(&s);
         r.text = scan_rest(&s);
-        if (r.name.n == 0 || r.text.n == 0) bad = "'attribute' needs a KEY and a VALUE";
+        if (r.name.n == 0 || r.text.n == 0)
+            bad = "'attribute' needs a KEY and a VALUE";
+        else if (r.name.n > PROGRESS_ATTRIBUTE_KEY_MAX)
+            bad = "'attribute' KEY must be at most 256 bytes";
+        else if (!utf8_valid(r.name.p, r.name.n) || memchr(r.name.p, '\0', r.name.n))
+            bad = "'attribute' KEY must be UTF-8 with no NUL";
     } else {
         return;
     }

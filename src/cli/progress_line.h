@@ -30,6 +30,10 @@ enum progress_line_kind {
     PROGRESS_LINE_ATTRIBUTE, /* name: the key; text: the value (JSON if it parses, else a string) */
 };
 
+/* The most bytes an attribute's KEY may have; a longer one, or one that is not UTF-8 (or
+ * holds a NUL), makes the line TEXT with its `error`, as any malformed line. */
+#define PROGRESS_ATTRIBUTE_KEY_MAX 256
+
 /* A borrowed run of bytes; not NUL-terminated. */
 struct progress_slice {
     const char *p;

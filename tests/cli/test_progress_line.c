@@ -171,6 +171,35 @@ static void test_result_and_attribute(void) {
     CHECK(pl.error != NULL);
 }
 
+/* An attribute KEY over 256 bytes or not UTF-8 is refused, the line output with the reason;
+ * the worker cut the first at 255 bytes and dropped the second without a word. */
+static void test_attribute_key_refused(void) {
+    char line[600];
+    char key[300];
+    memset(key, 'k', 256);
+    key[256] = '\0';
+    snprintf(line, sizeof line, "attribute %s v", key);
+    parse(line);
+    CHECK_INT(pl.kind, PROGRESS_LINE_ATTRIBUTE); /* 256 bytes: taken */
+    CHECK_INT(pl.name.n, 256);
+    key[256] = 'k';
+    key[257] = '\0';
+    snprintf(line, sizeof line, "attribute %s v", key);
+    parse(line);
+    CHECK_INT(pl.kind, PROGRESS_LINE_TEXT);
+    CHECK(pl.error && strstr(pl.error, "at most 256 bytes"));
+    CHECK(text_is(pl.text, line));
+    parse("attribute caf\xe9 1");
+    CHECK_INT(pl.kind, PROGRESS_LINE_TEXT);
+    CHECK(pl.error && strstr(pl.error, "UTF-8"));
+    const char nul[] = "attribute a\0b 1";
+    progress_line_parse(nul, sizeof nul - 1, &pl);
+    CHECK_INT(pl.kind, PROGRESS_LINE_TEXT);
+    CHECK(pl.error != NULL);
+    parse("attribute caf\xc3\xa9 1"); /* UTF-8: taken */
+    CHECK_INT(pl.kind, PROGRESS_LINE_ATTRIBUTE);
+}
+
 static void test_odd_bytes(void) {
     /* NUL bytes and invalid UTF-8 pass through as slices; lengths are honoured. */
     const char raw[] = "progress 0.5 a\0b";
@@ -200,6 +229,7 @@ static const struct th_test tests[] = {
     {"item NAME PROGRESS", test_item},
     {"message LEVEL text", test_message},
     {"result and attribute", test_result_and_attribute},
+    {"an attribute key too long or not UTF-8 is refused", test_attribute_key_refused},
     {"odd bytes", test_odd_bytes},
     {NULL, NULL},
 };
