@@ -360,11 +360,46 @@ static void work_sleep_ms(int ms) {
     }
 }
 
+/*
+ * Appends the n bytes at p to b as a log that is not a terminal (journald,
+ * a file) may hold them: a C0 control but tab, DEL, a C1 control (U+0080
+ * to U+009F: "\xc2\x9b" is CSI) and a byte that starts no well-formed
+ * UTF-8 character are written as \xNN, each byte; the rest as it is. One
+ * raw escape or bell made journald keep the whole line as binary data.
+ */
+static void work_escape(struct buf *b, const char *p, size_t n) {
+    const char *end = p + n;
+    while (p < end) {
+        unsigned char ch = (unsigned char)*p;
+        size_t k = utf8_char_len(p, end);
+        bool c1 = k == 2 && ch == 0xc2 && (unsigned char)p[1] <= 0x9f;
+        if (k == 0 || (ch < 0x20 && ch != '\t') || ch == 0x7f || c1) {
+            if (k == 0) k = 1;
+            for (size_t i = 0; i < k; i++)
+                buf_printf(b, "\\x%02x", (unsigned char)p[i]);
+        } else {
+            for (size_t i = 0; i < k; i++)
+                buf_putc(b, p[i]);
+        }
+        p += k;
+    }
+}
+
 static void work_vlog(const char *fmt, va_list ap) {
     char line[1200];
     vsnprintf(line, sizeof line, fmt, ap);
-    /* On a terminal, "\033[K" clears what a `watch` drew on the row (docs/cli.md). */
-    fprintf(stderr, "taskmill work: %s%s\n", line, work_tty ? "\033[K" : "");
+    /* On a terminal, "\033[K" clears what a `watch` drew on the row (docs/cli.md); elsewhere
+     * what the line quotes of a command's output (its last line, on a failure) is escaped
+     * as the echo escapes it. */
+    if (work_tty) {
+        fprintf(stderr, "taskmill work: %s\033[K\n", line);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    work_escape(&b, line, strlen(line));
+    fprintf(stderr, "taskmill work: %.*s\n", (int)b.len, b.p ? b.p : "");
+    buf_release(&b);
 }
 
 /* Says what went wrong, or came right again, --quiet or not: a quiet worker under a
@@ -564,9 +599,7 @@ struct work_run {
 /*
  * Echoes a line of a command's output on the worker's standard error,
  * after its task's short id. On a terminal as it is (colours and all);
- * elsewhere (journald, a file) a control character is written as \xNN,
- * since one raw escape or bell made journald keep the whole line as
- * binary data.
+ * elsewhere (journald, a file) as work_escape writes it.
  */
 static void work_echo(const struct work_run *r, const char *p, size_t n) {
     if (work_tty) {
@@ -575,13 +608,7 @@ static void work_echo(const struct work_run *r, const char *p, size_t n) {
     }
     struct buf b;
     buf_init(&b);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-            buf_printf(&b, "\\x%02x", ch);
-        else
-            buf_putc(&b, (char)ch);
-    }
+    work_escape(&b, p, n);
     fprintf(stderr, "[%.*s] %.*s\n", r->short_len, r->id, (int)b.len, b.p ? b.p : "");
     buf_release(&b);
 }

@@ -1914,6 +1914,33 @@ static void test_control_chars_echoed_escaped(void) {
 }
 
 /*
+ * Off a terminal, every string of the command's that the worker writes is
+ * escaped: its C1 controls (U+009B, CSI, as "\xc2\x9b") and bytes that
+ * are not UTF-8 in the echo, and its last line where the end-of-task line
+ * quotes it (`... failed (now 'failed'): command exited with status 9:
+ * LINE`). Both went out raw.
+ */
+static void test_c1_and_end_line_escaped(void) {
+    char *id = th_submit(&srv, "c1", "\"queue\":\"c1q\"");
+    pid_t w = cli_spawn(&srv, worker_log("c1"), "work", "--queue", "c1q", "--max-tasks", "1", "--",
+                        "sh", "-c",
+                        "printf 'a \\302\\23331m b\\377c\\n'; "
+                        "printf 'last \\033[1m\\302\\233\\377\\n'; exit 9");
+    int rc = cli_wait(w, 20000);
+    char *log = cli_slurp(worker_log("c1"));
+    bool raw = strchr(log, '\033') || strstr(log, "\xc2\x9b") || strchr(log, '\xff');
+    bool echoed = strstr(log, "] a \\xc2\\x9b31m b\\xffc\n") != NULL;
+    bool end = strstr(log, "command exited with status 9: last \\x1b[1m\\xc2\\x9b") != NULL;
+    if (rc != 0 || raw || !echoed || !end) show_log("c1");
+    free(log);
+    free(id);
+    CHECK_INT(rc, 0);
+    CHECK(!raw);
+    CHECK(echoed);
+    CHECK(end);
+}
+
+/*
  * --quiet leaves out the commands' output and the routine lines (each task
  * claimed and ended), never what goes wrong: a quiet worker whose server
  * cannot be reached says so. It said nothing at all, so a supervisor's log
@@ -2287,6 +2314,8 @@ static const struct th_test tests[] = {
      test_end_report_not_held_past_lease},
     {"control characters of a command's output are echoed as \\xNN off a terminal",
      test_control_chars_echoed_escaped},
+    {"C1 controls, bad bytes and the end line's output are escaped off a terminal",
+     test_c1_and_end_line_escaped},
     {NULL, NULL},
 };
 
