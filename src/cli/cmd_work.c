@@ -2356,8 +2356,8 @@ int cmd_work(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     struct work_config cfg = {.concurrency = 1, .lease_s = 60, .grace_s = 10, .permanent_exit = 3};
-    const char *types[64];
-    double heartbeat = 0; /* seconds; 0: the default */
+    const char *types[16]; /* as many as the server takes in a claim (STORE_CLAIM_MAX_TYPES) */
+    double heartbeat = 0;  /* seconds; 0: the default */
     int ch;
     while ((ch = cli_getopt("work", argc, argv, "+s:q:t:c:l:b:g:x:m:n:Qh", opts)) != -1) {
         switch (ch) {
@@ -2375,7 +2375,15 @@ int cmd_work(int argc, char **argv) {
             break;
         case 't':
             if (cfg.ntypes == sizeof types / sizeof types[0]) {
-                fprintf(stderr, "taskmill work: at most 64 '--type' flags\n");
+                fprintf(stderr, "taskmill work: at most 16 '--type' flags (a claim's limit)\n");
+                return CLI_EXIT_USAGE;
+            }
+            /* The server's rule for a claim's types: a worker whose every claim is refused
+             * would fail only at its first claim, long after it was started. */
+            if (!*optarg || strlen(optarg) > 128 || !utf8_valid(optarg, strlen(optarg))) {
+                fprintf(stderr,
+                        "taskmill work: '--type' must be 1 to 128 bytes of UTF-8, not '%.*s'\n", 64,
+                        optarg);
                 return CLI_EXIT_USAGE;
             }
             types[cfg.ntypes++] = optarg;

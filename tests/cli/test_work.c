@@ -1940,6 +1940,27 @@ static void test_c1_and_end_line_escaped(void) {
     CHECK(end);
 }
 
+/* A '--type' a claim cannot carry (empty, over 128 bytes, not UTF-8) is exit 2 at start,
+ * naming the flag; the worker exited 4 at its first claim. */
+static void test_bad_type_refused_at_start(void) {
+    char long_type[130];
+    memset(long_type, 't', 129);
+    long_type[129] = '\0';
+    const char *bad[] = {"", long_type, "\xff"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *out, *err;
+        int rc = cli_run(&srv, NULL, &out, &err, "work", "--queue", "typeq", "--max-tasks", "1",
+                         "--type", bad[i], "--", "sh", "-c", "exit 0");
+        bool says = strstr(err, "'--type' must be 1 to 128 bytes of UTF-8") != NULL;
+        if (rc != 2 || !says)
+            printf("    --type of %zu bytes: exit %d: %s\n", strlen(bad[i]), rc, err);
+        free(out);
+        free(err);
+        CHECK_INT(rc, 2);
+        CHECK(says);
+    }
+}
+
 /*
  * --quiet leaves out the commands' output and the routine lines (each task
  * claimed and ended), never what goes wrong: a quiet worker whose server
@@ -2316,6 +2337,7 @@ static const struct th_test tests[] = {
      test_control_chars_echoed_escaped},
     {"C1 controls, bad bytes and the end line's output are escaped off a terminal",
      test_c1_and_end_line_escaped},
+    {"a '--type' a claim cannot carry is exit 2 at start", test_bad_type_refused_at_start},
     {NULL, NULL},
 };
 
