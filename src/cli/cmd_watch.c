@@ -11,13 +11,16 @@
  * visible change prints one plain line, so logs and pipes read well. Changes come from
  * libtaskmill's tm_watch (SSE, with the long-poll as fallback; TASKMILL_WATCH_MODE). The exit code
  * says how the tasks ended (cli_client.h). Single-threaded.
+ * Columns are counted with wcwidth in the user's LC_CTYPE (a CJK character takes two).
  */
 #include <getopt.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "../common/timeutil.h"
 #include "../common/xalloc.h"
@@ -101,23 +104,48 @@ static void watch_plain_line(const char *id, const json_t *task, char *out, size
              counts, note[0] ? " " : "", note);
 }
 
-/* Cuts s to `width` columns, counting UTF-8 sequences as one column each. */
+/*
+ * The columns of the character at s (n bytes of it: *len gets its length):
+ * wcwidth's, 2 for a CJK or emoji character, 0 for a combining one; a
+ * character the locale cannot read, or one wcwidth does not know, counts
+ * as one column and its UTF-8 sequence as one character.
+ */
+static int watch_char_cols(const char *s, size_t *len) {
+    mbstate_t st;
+    memset(&st, 0, sizeof st);
+    wchar_t wc;
+    size_t n = mbrtowc(&wc, s, MB_CUR_MAX, &st);
+    if (n != (size_t)-1 && n != (size_t)-2 && n != 0) {
+        *len = n;
+        int w = wcwidth(wc);
+        return w >= 0 ? w : 1;
+    }
+    size_t k = 1;
+    while (s[k] && ((unsigned char)s[k] & 0xc0) == 0x80)
+        k++;
+    *len = k;
+    return 1;
+}
+
+/* Cuts s to at most `width` columns (a wide character that would cross it goes too). */
 static void watch_fit(char *s, int width) {
     int cols = 0;
-    for (char *p = s; *p; p++) {
-        if (((unsigned char)*p & 0xc0) == 0x80) continue;
-        if (++cols > width) {
+    for (char *p = s; *p;) {
+        size_t len;
+        cols += watch_char_cols(p, &len);
+        if (cols > width) {
             *p = '\0';
             return;
         }
+        p += len;
     }
 }
 
-/* Columns s takes, counting each UTF-8 sequence as one. */
+/* Columns s takes on the terminal. */
 static int watch_cols(const char *s) {
     int cols = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xc0) != 0x80) cols++;
+    for (size_t len; *s; s += len)
+        cols += watch_char_cols(s, &len);
     return cols;
 }
 
@@ -202,15 +230,23 @@ static void watch_bar_line(const struct watch_row *r, int64_t now, int width, ch
             strcat(name, "~"); /* shortened */
         }
     }
-    snprintf(out, n, "%.*s %-*s%s%s%s", r->short_len, r->id, name_w > 0 ? name_w : 0, name,
+    /* Padded to name_w columns, not bytes: a name in another script lines up too. */
+    int pad = name_w > 0 ? name_w - watch_cols(name) : 0;
+    snprintf(out, n, "%.*s %s%*s%s%s%s", r->short_len, r->id, name, pad > 0 ? pad : 0, "",
              name_w > 0 ? " " : "", head, tail);
     watch_fit(out, width);
 }
 
-static int watch_term_width(void) {
+/* The terminal's size: *cols the columns a line may take (the last is left free, so that no
+ * line wraps), 79 when unknown; *rows its rows, 0 when unknown. */
+static void watch_term_size(int *cols, int *rows) {
     struct winsize ws;
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) return ws.ws_col - 1;
-    return 79;
+    *cols = 79;
+    *rows = 0;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) {
+        if (ws.ws_col > 0) *cols = ws.ws_col - 1;
+        *rows = ws.ws_row;
+    }
 }
 
 /*
@@ -218,20 +254,34 @@ static int watch_term_width(void) {
  * and leaves the cursor at the start of the first row (`park`), or after
  * the last one for good. The previous draw left the cursor at its first
  * row, or under lines another program wrote since: either way the bars
- * are drawn where the cursor is, below anything written meanwhile.
+ * are drawn where the cursor is, below anything written meanwhile. A
+ * parked draw takes at most the terminal's rows less one (the cursor
+ * cannot go back up past its top: a taller block scrolled a copy of
+ * itself up at each draw), the rows that do not fit said in a last line,
+ * `+N more`; the last draw shows them all.
  */
 static void watch_draw(struct watch_row *rows, size_t n, bool park) {
     int64_t now = time_now_ms();
-    int width = watch_term_width();
+    int width, height;
+    watch_term_size(&width, &height);
+    size_t shown = n, lines = n;
+    if (park && height > 0 && n > (size_t)(height > 1 ? height - 1 : 1)) {
+        lines = (size_t)(height > 1 ? height - 1 : 1);
+        shown = lines - 1;
+    }
     fputs("\r\033[J", stdout);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < lines; i++) {
         char line[1024];
-        watch_bar_line(&rows[i], now, width, line, sizeof line);
+        if (i < shown)
+            watch_bar_line(&rows[i], now, width, line, sizeof line);
+        else
+            snprintf(line, sizeof line, "+%zu more", n - shown);
+        watch_fit(line, width);
         fputs(line, stdout);
-        if (i + 1 < n || !park) fputc('\n', stdout);
+        if (i + 1 < lines || !park) fputc('\n', stdout);
     }
     if (park) {
-        if (n > 1) printf("\033[%zuA", n - 1);
+        if (lines > 1) printf("\033[%zuA", lines - 1);
         fputc('\r', stdout);
     }
     fflush(stdout);
@@ -264,6 +314,7 @@ static void watch_update(struct watch_row *r, json_t *task, bool plain) {
 
 int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
     bool tty = !json && isatty(STDOUT_FILENO);
+    if (tty) setlocale(LC_CTYPE, ""); /* the terminal's character widths */
     struct watch_row *rows = xcalloc(n, sizeof *rows);
     struct tm_watch *w = tm_watch_new(c);
     for (size_t i = 0; i < n; i++) {

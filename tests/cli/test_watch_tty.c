@@ -1,0 +1,217 @@
+/*
+ * `taskmill watch` on a terminal of a given size (a pseudo-terminal made
+ * here with forkpty, LANG=C.UTF-8): lines fitted to the columns a wide
+ * (CJK) name really takes, and to a terminal of 16 columns; more tasks
+ * than rows drawn as rows-1 lines with `+N more`, so the cursor never has
+ * to go back past the top.
+ *
+ * The tasks stay pending while the watch draws them; the test cancels
+ * them to end it, and reads everything it wrote.
+ */
+#include <locale.h>
+#include <wchar.h>
+
+#include "cli_run.h"
+
+static struct th_server srv;
+
+/* A watch running on a pseudo-terminal, and what it has written so far. */
+struct tty {
+    pid_t pid;
+    int master;
+    char *out;
+    size_t len;
+};
+
+/* Starts `taskmill ARGS...` on a terminal of rows x cols. */
+static void tty_start(struct tty *t, int rows, int cols, const char *const *args) {
+    char *argv[64];
+    cli_collect(argv, args, 64);
+    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+    memset(t, 0, sizeof *t);
+    t->out = calloc(1, 1);
+    fflush(stdout);
+    t->pid = forkpty(&t->master, NULL, NULL, &ws);
+    if (t->pid == 0) {
+        setenv("TASKMILL_URL", srv.url, 1);
+        setenv("LANG", "C.UTF-8", 1);
+        unsetenv("LC_ALL");
+        unsetenv("LC_CTYPE");
+        execv(argv[0], argv);
+        _exit(127);
+    }
+}
+
+/* Reads what is there within ms; false once the terminal has closed (the program ended). */
+static bool tty_read(struct tty *t, int ms) {
+    struct pollfd pf = {t->master, POLLIN, 0};
+    if (poll(&pf, 1, ms) <= 0) return true;
+    char chunk[4096];
+    ssize_t got = read(t->master, chunk, sizeof chunk);
+    if (got <= 0) return false;
+    t->out = realloc(t->out, t->len + (size_t)got + 1);
+    memcpy(t->out + t->len, chunk, (size_t)got);
+    t->len += (size_t)got;
+    t->out[t->len] = '\0';
+    return true;
+}
+
+/* Reads until the output holds `needle` (up to ms); whether it does. */
+static bool tty_wait_for(struct tty *t, const char *needle, int ms) {
+    long long until = th_now_ms() + ms;
+    while (!strstr(t->out, needle) && th_now_ms() < until)
+        if (!tty_read(t, 50)) break;
+    bool found = strstr(t->out, needle) != NULL;
+    if (!found) printf("    waited %d ms for '%s' on the terminal\n", ms, needle);
+    return found;
+}
+
+/* Reads to the end (up to ms; then kills it) and reaps it: its status, 128+signal. */
+static int tty_finish(struct tty *t, int ms) {
+    long long until = th_now_ms() + ms;
+    while (th_now_ms() < until)
+        if (!tty_read(t, 50)) break;
+    int status = 0;
+    if (waitpid(t->pid, &status, WNOHANG) != t->pid) {
+        if (th_now_ms() >= until) printf("    waited %d ms for the watch to end; killed\n", ms);
+        kill(t->pid, SIGKILL);
+        waitpid(t->pid, &status, 0);
+    }
+    close(t->master);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void cancel(const char *id) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", id);
+    th_http(&srv, "POST", path, "{}");
+}
+
+/* The widest line of the screen `text` shows, in columns (wcswidth). */
+static int widest(const char *screen) {
+    int most = 0;
+    char *copy = strdup(screen);
+    for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        wchar_t wide[1100];
+        size_t n = mbstowcs(wide, line, sizeof wide / sizeof wide[0] - 1);
+        int cols = n == (size_t)-1 ? (int)strlen(line) : wcswidth(wide, n);
+        if (cols < 0) cols = (int)strlen(line);
+        if (cols > most) most = cols;
+    }
+    free(copy);
+    return most;
+}
+
+/*
+ * A name of CJK characters (two columns each) is cut to the columns it
+ * takes: every line fits in 59 columns of a 60-column terminal. Counted
+ * as one column each, the name made the line 68 columns: it wrapped, and
+ * each redraw left a stale copy above.
+ */
+static void test_wide_name_fits(void) {
+    const char *name = "写真写真写真写真写真写真写真写真写真写真"; /* 20 characters, 40 columns */
+    char extra[256];
+    snprintf(extra, sizeof extra, "\"queue\":\"ttyq\",\"name\":\"%s\"", name);
+    char *id = th_submit(&srv, "wide", extra);
+    struct tty t;
+    tty_start(&t, 24, 60, CLI_ARGS("watch", id));
+    bool drawn = tty_wait_for(&t, "pending", 10000);
+    cancel(id);
+    int rc = tty_finish(&t, 20000);
+    char *screen = cli_screen(t.out);
+    int cols = widest(screen);
+    bool named = strstr(screen, "写真") != NULL;
+    if (cols > 59 || !named) printf("    %d columns:\n%s\n", cols, screen);
+    free(screen);
+    free(t.out);
+    free(id);
+    CHECK(drawn);
+    CHECK_INT(rc, 1); /* cancelled */
+    CHECK(named);     /* what fits of the name is still shown */
+    CHECK(cols <= 59);
+}
+
+/* On a terminal 16 columns wide the lines take at most 15: it drew them 79 wide. */
+static void test_narrow_terminal(void) {
+    char *id = th_submit(&srv, "narrow", "\"queue\":\"ttyq\",\"name\":\"a long name here\"");
+    struct tty t;
+    tty_start(&t, 24, 16, CLI_ARGS("watch", id));
+    bool drawn = tty_wait_for(&t, "[-", 10000); /* the bar: its first state is drawn */
+    cancel(id);
+    int rc = tty_finish(&t, 20000);
+    char *screen = cli_screen(t.out);
+    int cols = widest(screen);
+    if (cols > 15) printf("    %d columns:\n%s\n", cols, screen);
+    free(screen);
+    free(t.out);
+    free(id);
+    CHECK(drawn);
+    CHECK_INT(rc, 1);
+    CHECK(cols <= 15);
+}
+
+/*
+ * 12 tasks on a terminal of 8 rows: each draw is 7 lines at most, 6 bars
+ * and `+6 more`, so the cursor goes back up 6 rows at most; the last draw
+ * shows all 12. It drew 12 lines and went back up 11, past the top: the
+ * terminal scrolled a copy of the block up at each draw.
+ */
+static void test_more_tasks_than_rows(void) {
+    enum { N = 12 };
+    char *ids[N];
+    const char *args[N + 2] = {"watch"};
+    for (int i = 0; i < N; i++) {
+        ids[i] = th_submit(&srv, "many", "\"queue\":\"ttyq\"");
+        args[i + 1] = ids[i];
+    }
+    args[N + 1] = NULL;
+    struct tty t;
+    tty_start(&t, 8, 100, args);
+    bool drawn = tty_wait_for(&t, "pending", 10000);
+    bool more = tty_wait_for(&t, "+6 more", 2000); /* the same draw, if it was drawn so */
+    for (int i = 0; i < N; i++)
+        cancel(ids[i]);
+    int rc = tty_finish(&t, 20000);
+    int most_up = 0;
+    for (const char *p = t.out; (p = strstr(p, "\033[")); p += 2) {
+        int up = atoi(p + 2);
+        const char *q = p + 2;
+        while (*q >= '0' && *q <= '9')
+            q++;
+        if (*q == 'A' && up > most_up) most_up = up;
+    }
+    /* The last draw: every task's final line. */
+    const char *last = t.out;
+    for (const char *p; (p = strstr(last, "\r\033[J")); last = p + 1) {
+    }
+    int finals = cli_count(last, "cancelled");
+    if (most_up > 6 || finals != N) printf("    up %d rows; last draw:\n%s\n", most_up, last);
+    free(t.out);
+    for (int i = 0; i < N; i++)
+        free(ids[i]);
+    CHECK(drawn);
+    CHECK_INT(rc, 1);
+    CHECK(most_up <= 6);
+    CHECK(more);
+    CHECK_INT(finals, N);
+}
+
+static const struct th_test tests[] = {
+    {"a wide (CJK) name is fitted to the columns it takes", test_wide_name_fits},
+    {"a 16-column terminal gets lines of 15 columns", test_narrow_terminal},
+    {"more tasks than rows: rows-1 lines and +N more", test_more_tasks_than_rows},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    unsetenv("TASKMILL_WATCH_MODE");
+    setlocale(LC_CTYPE, "C.UTF-8"); /* widest() counts columns as the watch does */
+    if (th_server_start(&srv, NULL)) {
+        printf("RESULT passed=0 failed=1\n");
+        return 1;
+    }
+    int rc = th_main(tests, argc, argv);
+    th_server_free(&srv);
+    return rc;
+}
