@@ -312,10 +312,19 @@ static void watch_update(struct watch_row *r, json_t *task, bool plain) {
     }
 }
 
-int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
+int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool json) {
     bool tty = !json && isatty(STDOUT_FILENO);
+    /* One row a task: an id given twice (or two prefixes of one) is followed once. */
+    char **ids = xcalloc(n_in ? n_in : 1, sizeof *ids);
+    size_t n = 0;
+    for (size_t i = 0; i < n_in; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < n && !seen; j++)
+            seen = strcmp(ids[j], ids_in[i]) == 0;
+        if (!seen) ids[n++] = ids_in[i];
+    }
     if (tty) setlocale(LC_CTYPE, ""); /* the terminal's character widths */
-    struct watch_row *rows = xcalloc(n, sizeof *rows);
+    struct watch_row *rows = xcalloc(n ? n : 1, sizeof *rows);
     struct tm_watch *w = tm_watch_new(c);
     for (size_t i = 0; i < n; i++) {
         rows[i].id = ids[i];
@@ -368,6 +377,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json) {
     fflush(stdout);
     tm_watch_free(w);
     free(rows);
+    free(ids);
     return exit;
 }
 

@@ -3,7 +3,7 @@
  * here with forkpty, LANG=C.UTF-8): lines fitted to the columns a wide
  * (CJK) name really takes, and to a terminal of 16 columns; more tasks
  * than rows drawn as rows-1 lines with `+N more`, so the cursor never has
- * to go back past the top.
+ * to go back past the top; and one id given twice drawn once.
  *
  * The tasks stay pending while the watch draws them; the test cancels
  * them to end it, and reads everything it wrote.
@@ -197,10 +197,45 @@ static void test_more_tasks_than_rows(void) {
     CHECK_INT(finals, N);
 }
 
+/*
+ * One task given twice (its id, then a prefix of it) is one row: it had a
+ * second row that showed the bare id to the end, since every state went
+ * to the first. --json prints its final state once.
+ */
+static void test_same_task_twice(void) {
+    char *id = th_submit(&srv, "twice", "\"queue\":\"ttyq\"");
+    char prefix[13];
+    snprintf(prefix, sizeof prefix, "%.12s", id);
+    struct tty t;
+    tty_start(&t, 24, 120, CLI_ARGS("watch", id, prefix));
+    bool drawn = tty_wait_for(&t, "pending", 10000);
+    cancel(id);
+    int rc = tty_finish(&t, 20000);
+    char *screen = cli_screen(t.out);
+    int rows = cli_count(screen, prefix);
+    bool ended = strstr(screen, "cancelled") != NULL;
+    if (rows != 1 || !ended) printf("    %d rows:\n%s\n", rows, screen);
+    free(screen);
+    free(t.out);
+    char *out = NULL, *err = NULL;
+    int jrc = cli_run(&srv, NULL, &out, &err, "watch", "--json", id, prefix, id);
+    int lines = cli_count(out, "\n");
+    free(out);
+    free(err);
+    free(id);
+    CHECK(drawn);
+    CHECK_INT(rc, 1);
+    CHECK_INT(rows, 1);
+    CHECK(ended);
+    CHECK_INT(jrc, 1);
+    CHECK_INT(lines, 1);
+}
+
 static const struct th_test tests[] = {
     {"a wide (CJK) name is fitted to the columns it takes", test_wide_name_fits},
     {"a 16-column terminal gets lines of 15 columns", test_narrow_terminal},
     {"more tasks than rows: rows-1 lines and +N more", test_more_tasks_than_rows},
+    {"one task given twice is one row and one JSON line", test_same_task_twice},
     {NULL, NULL},
 };
 
