@@ -10,11 +10,13 @@
  * draws them below it, and the bars stay the last lines. Otherwise each
  * visible change prints one plain line, so logs and pipes read well. Changes come from
  * libtaskmill's tm_watch (SSE, with the long-poll as fallback; TASKMILL_WATCH_MODE). The exit code
- * says how the tasks ended (cli_client.h). Single-threaded.
+ * says how the tasks ended (cli_client.h). Single-threaded; on a terminal SIGINT and SIGTERM
+ * only set a flag, so that the bars are drawn a last time before the signal is raised again.
  * Columns are counted with wcwidth in the user's LC_CTYPE (a CJK character takes two).
  */
 #include <getopt.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +289,13 @@ static void watch_draw(struct watch_row *rows, size_t n, bool park) {
     fflush(stdout);
 }
 
+/* The signal (SIGINT, SIGTERM) that asked a watch on a terminal to stop, or 0. */
+static volatile sig_atomic_t watch_signal;
+
+static void watch_on_signal(int sig) {
+    watch_signal = sig;
+}
+
 static struct watch_row *watch_find(struct watch_row *rows, size_t n, const char *id) {
     for (size_t i = 0; id && i < n; i++)
         if (strcmp(rows[i].id, id) == 0) return &rows[i];
@@ -323,7 +332,20 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
             seen = strcmp(ids[j], ids_in[i]) == 0;
         if (!seen) ids[n++] = ids_in[i];
     }
-    if (tty) setlocale(LC_CTYPE, ""); /* the terminal's character widths */
+    struct sigaction old_int, old_term;
+    if (tty) {
+        setlocale(LC_CTYPE, ""); /* the terminal's character widths */
+        watch_signal = 0;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = watch_on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, NULL, &old_int);
+        sigaction(SIGTERM, NULL, &old_term);
+        /* A signal the shell had ignored (a background job) stays ignored. */
+        if (old_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
+        if (old_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
+    }
     struct watch_row *rows = xcalloc(n ? n : 1, sizeof *rows);
     struct tm_watch *w = tm_watch_new(c);
     for (size_t i = 0; i < n; i++) {
@@ -338,7 +360,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
     }
     int64_t start_ms = time_mono_ms();
     if (tty) watch_draw(rows, n, true);
-    while (tm_watch_active(w) > 0) {
+    while (tm_watch_active(w) > 0 && !watch_signal) {
         json_t *task = NULL;
         /* The first draw after the grace may have to say that a row is waiting. */
         int64_t left = start_ms + WATCH_GRACE_MS - time_mono_ms();
@@ -360,9 +382,20 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
             rows[i].lost_ms = rows[i].settled ? 0 : tm_watch_lost_ms(w, rows[i].id);
             rows[i].waiting = !rows[i].task && (late || rows[i].lost_ms > 0);
         }
-        if (tty) watch_draw(rows, n, true);
+        if (tty && !watch_signal) watch_draw(rows, n, true);
     }
-    if (tty) watch_draw(rows, n, false);
+    if (tty) {
+        /* Drawn a last time, the cursor under the bars, so a stop leaves no bar to be
+         * written over; then a stop signal ends the program as it would have. */
+        watch_draw(rows, n, false);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        int sig = watch_signal;
+        if (sig) {
+            signal(sig, SIG_DFL);
+            raise(sig);
+        }
+    }
     int exit = CLI_EXIT_OK;
     for (size_t i = 0; i < n; i++) {
         if (json && rows[i].task) {

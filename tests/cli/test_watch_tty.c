@@ -3,7 +3,9 @@
  * here with forkpty, LANG=C.UTF-8): lines fitted to the columns a wide
  * (CJK) name really takes, and to a terminal of 16 columns; more tasks
  * than rows drawn as rows-1 lines with `+N more`, so the cursor never has
- * to go back past the top; and one id given twice drawn once.
+ * to go back past the top; one id given twice drawn once; and Ctrl-C
+ * (SIGINT) drawing the bars a last time, the cursor under them, before
+ * the program dies of the signal.
  *
  * The tasks stay pending while the watch draws them; the test cancels
  * them to end it, and reads everything it wrote.
@@ -231,11 +233,40 @@ static void test_same_task_twice(void) {
     CHECK_INT(lines, 1);
 }
 
+/*
+ * Ctrl-C (SIGINT) on a terminal: the bars are drawn a last time with the
+ * cursor under them (the output ends with a newline, not parked at the
+ * first bar where the prompt would write over them), and the program dies
+ * of the signal, as it would without the handler.
+ */
+static void test_interrupt_leaves_bars_above(void) {
+    char *id = th_submit(&srv, "intr", "\"queue\":\"ttyq\"");
+    struct tty t;
+    tty_start(&t, 24, 120, CLI_ARGS("watch", id));
+    bool drawn = tty_wait_for(&t, "pending", 10000);
+    kill(t.pid, SIGINT);
+    int rc = tty_finish(&t, 20000);
+    bool under = t.len > 0 && t.out[t.len - 1] == '\n';
+    char *screen = cli_screen(t.out);
+    bool shown = strstr(screen, "pending") != NULL;
+    if (!under || !shown)
+        printf("    ends with %d; screen:\n%s\n", t.len ? t.out[t.len - 1] : -1, screen);
+    free(screen);
+    free(t.out);
+    cancel(id);
+    free(id);
+    CHECK(drawn);
+    CHECK_INT(rc, 128 + SIGINT);
+    CHECK(under);
+    CHECK(shown);
+}
+
 static const struct th_test tests[] = {
     {"a wide (CJK) name is fitted to the columns it takes", test_wide_name_fits},
     {"a 16-column terminal gets lines of 15 columns", test_narrow_terminal},
     {"more tasks than rows: rows-1 lines and +N more", test_more_tasks_than_rows},
     {"one task given twice is one row and one JSON line", test_same_task_twice},
+    {"Ctrl-C draws the bars a last time, then dies of SIGINT", test_interrupt_leaves_bars_above},
     {NULL, NULL},
 };
 
