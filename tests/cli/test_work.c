@@ -1940,8 +1940,8 @@ static void test_c1_and_end_line_escaped(void) {
     CHECK(end);
 }
 
-/* A '--type' a claim cannot carry (empty, over 128 bytes, not UTF-8) is exit 2 at start,
- * naming the flag; the worker exited 4 at its first claim. */
+/* A '--type' a claim cannot carry (empty, over 128 bytes, not UTF-8), or more than 16 of
+ * them, is exit 2 at start, naming the flag; the worker exited 4 at its first claim. */
 static void test_bad_type_refused_at_start(void) {
     char long_type[130];
     memset(long_type, 't', 129);
@@ -1959,6 +1959,25 @@ static void test_bad_type_refused_at_start(void) {
         CHECK_INT(rc, 2);
         CHECK(says);
     }
+    /* 17 types: more than a claim takes (the server refused every claim, exit 4). */
+    const char *args[64] = {"work", "--queue", "typeq", "--max-tasks", "1"};
+    int na = 5;
+    for (int i = 0; i < 17; i++) {
+        args[na++] = "--type";
+        args[na++] = "t";
+    }
+    const char *tail[] = {"--", "sh", "-c", "exit 0", NULL};
+    for (int i = 0; tail[i]; i++)
+        args[na++] = tail[i];
+    args[na] = NULL;
+    char *out, *err;
+    int rc = cli_runv(&srv, NULL, &out, &err, args);
+    bool says = strstr(err, "at most 16 '--type' flags") != NULL;
+    if (rc != 2 || !says) printf("    17 types: exit %d: %s\n", rc, err);
+    free(out);
+    free(err);
+    CHECK_INT(rc, 2);
+    CHECK(says);
 }
 
 /*
