@@ -240,8 +240,12 @@ enum tm_watch_mode {
  * stream that ends is resumed with Last-Event-ID, so nothing is missed or
  * given twice; after an `events_pruned` error the task is read again. When
  * the server has no event stream (404/405) or refuses it, the task is
- * long-polled instead. The mode starts from the environment variable
- * TASKMILL_WATCH_MODE ("auto", "sse" or "poll"; auto when unset or unknown).
+ * long-polled instead. While the server is away (no answer, 5xx, 429) a
+ * stream is reopened, or a long-poll sent again, with backoff (at most 5 s
+ * apart, never sooner than a Retry-After, 8 times) before the task fails;
+ * tm_watch_lost_ms says so meanwhile. The mode starts from the
+ * environment variable TASKMILL_WATCH_MODE ("auto", "sse" or "poll"; auto
+ * when unset or unknown).
  */
 TM_API struct tm_watch *tm_watch_new(struct tm_client *c);
 TM_API void tm_watch_free(struct tm_watch *w);
@@ -266,9 +270,10 @@ TM_API int tm_watch_next(struct tm_watch *w, int timeout_ms, json_t **task);
 TM_API const char *tm_watch_last_id(const struct tm_watch *w);
 /*
  * How long, in milliseconds, the server has not answered for task `id`
- * (its stream was cut and reconnecting fails), or 0 while it answers or
- * the task is not followed. For showing "reconnecting" instead of a
- * frozen state; it says nothing about the task itself.
+ * (its stream was cut and reconnecting fails, or its long-poll finds no
+ * server, a 5xx or a 429), or 0 while it answers or the task is not
+ * followed. For showing "reconnecting" instead of a frozen state; it says
+ * nothing about the task itself.
  */
 TM_API int64_t tm_watch_lost_ms(const struct tm_watch *w, const char *id);
 
