@@ -34,9 +34,9 @@ static int queue_list(struct tm_client *c, const char *cmd, bool json) {
         json_t *q;
         json_array_foreach(json_object_get(out, "queues"), i, q) {
             const char *state = json_string_value(json_object_get(q, "state"));
-            printf("%-20s  %-6s  %8lld  %8lld  %8lld  %9lld  %8lld  %9lld\n",
-                   json_string_value(json_object_get(q, "name")), state ? state : "-",
-                   count_of(q, "pending"), count_of(q, "waiting"),
+            const char *name = json_string_value(json_object_get(q, "name"));
+            printf("%-20s  %-6s  %8lld  %8lld  %8lld  %9lld  %8lld  %9lld\n", name ? name : "-",
+                   state ? state : "-", count_of(q, "pending"), count_of(q, "waiting"),
                    count_of(q, "running") + count_of(q, "stopping"), count_of(q, "completed"),
                    count_of(q, "failed"), count_of(q, "cancelled"));
         }
@@ -69,6 +69,8 @@ static int queue_run(int argc, char **argv, bool verb_typed) {
     int stop = cli_parse_args(cmd, argc, argv, queue_usage,
                               list ? CLI_OPERANDS_NONE : CLI_OPERANDS_SOME, &server, &json);
     if (stop >= 0) return stop;
+    for (int i = optind; !list && i < argc; i++)
+        if (!cli_text_ok(cmd, "QUEUE", argv[i])) return CLI_EXIT_USAGE;
     struct tm_client *c = cli_client_new(server);
     int rc = CLI_EXIT_OK;
     if (list) {
@@ -81,10 +83,12 @@ static int queue_run(int argc, char **argv, bool verb_typed) {
                 if (r > rc) rc = r;
                 continue;
             }
-            if (json)
+            if (json) {
                 cli_print_json(q);
-            else
-                printf("%s %s\n", argv[i], json_string_value(json_object_get(q, "state")));
+            } else {
+                const char *state = json_string_value(json_object_get(q, "state"));
+                printf("%s %s\n", argv[i], state ? state : "-");
+            }
             json_decref(q);
         }
     }

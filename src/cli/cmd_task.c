@@ -547,6 +547,17 @@ int cmd_list(int argc, char **argv) {
         list_usage(stderr);
         return CLI_EXIT_USAGE;
     }
+    /* Text filters are UTF-8 before anything is asked (the server would
+     * refuse them too, as exit 4). */
+    const char *const texts[][2] = {{"--phase", q.phase},
+                                    {"--type", q.type},
+                                    {"--queue", q.queue},
+                                    {"--parent", parent},
+                                    {"--name-prefix", q.name_prefix},
+                                    {"--cursor", q.cursor},
+                                    {"--order", q.order}};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (texts[i][1] && !cli_text_ok("list", texts[i][0], texts[i][1])) return CLI_EXIT_USAGE;
     if (typed[0]) q.created_after = times[0];
     if (typed[1]) q.created_before = times[1];
     if (typed[2]) q.updated_after = times[2];

@@ -1729,8 +1729,9 @@ static int pg_commit(struct store *s) {
         PQclear(r);
         r = NULL;
     }
+    bool commit_sent = rc == 0; /* else nothing can have committed: nothing to ask */
     if (rc == 0) rc = pg_run_sql(c, "COMMIT", NULL, &r);
-    if (rc == TM_EUNAVAILABLE && !c->pg && q->commit_xid > 0)
+    if (rc == TM_EUNAVAILABLE && !c->pg && commit_sent && q->commit_xid > 0)
         rc = pg_commit_outcome(s, q->commit_xid);
     pg_tx_clear(c->tx);
     if (rc == 0 && r && strcmp(PQcmdStatus(r), "COMMIT") != 0) {

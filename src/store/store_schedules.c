@@ -87,6 +87,15 @@ static int64_t slot_due(const struct schedule *sc, const char *id, int64_t slot)
     return slot + schedule_slot_delay_ms(sc, id, slot);
 }
 
+static void skip_pop(json_t *st);
+
+/* A node that knows only the first mark drops it when it is done with it
+ * and leaves skip_more: its first mark then takes the first's place. */
+static void skip_adopt(json_t *st) {
+    if (!state_int(st, "skip_to") && json_array_size(json_object_get(st, "skip_more")))
+        skip_pop(st);
+}
+
 /*
  * A pause's skip, (after, to], marked after those already marked: the
  * first in skip_after and skip_to, the later ones in skip_more. Past
@@ -95,6 +104,7 @@ static int64_t slot_due(const struct schedule *sc, const char *id, int64_t slot)
  * hour of jitter would need more.
  */
 static void skip_push(json_t *st, int64_t after, int64_t to) {
+    skip_adopt(st);
     if (!state_int(st, "skip_to")) {
         state_set_int(st, "skip_after", after);
         state_set_int(st, "skip_to", to);
@@ -144,6 +154,7 @@ static void skip_clear(json_t *st) {
  * so on for the pauses marked after it.
  */
 static int64_t sched_next_owed(const struct schedule *sc, json_t *st, int64_t *cursor) {
+    skip_adopt(st);
     int64_t slot = schedule_next_slot(sc, *cursor, NULL), to;
     while ((to = state_int(st, "skip_to")) && (!slot || slot > state_int(st, "skip_after"))) {
         if (*cursor < to) *cursor = to;

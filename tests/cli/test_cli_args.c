@@ -113,6 +113,17 @@ static void test_non_utf8_values_refused(void) {
            "taskmill definition create: '--executor' must be UTF-8");
     CHECK_INT(count("/v1/definitions", "definitions"), defs);
 
+    /* list's text filters and a queue's name: refused before anything is
+     * asked (the server refused them, exit 4 and 3, the name's raw byte
+     * in the message). */
+    EXPECT(2, CLI_ARGS("list", "--type", "t\xff"), "taskmill list: '--type' must be UTF-8");
+    EXPECT(2, CLI_ARGS("list", "--queue", "q\xff"), "taskmill list: '--queue' must be UTF-8");
+    EXPECT(2, CLI_ARGS("list", "--name-prefix", "n\xff"),
+           "taskmill list: '--name-prefix' must be UTF-8");
+    EXPECT(2, CLI_ARGS("queues", "pause", "ok", "q\xff"), "'QUEUE' must be UTF-8");
+    r = th_http(&srv, "GET", "/v1/queues", NULL);
+    CHECK(r->status == 200 && !strstr(r->body, "\"state\":\"paused\"")); /* nor 'ok' */
+
     /* UTF-8 that is not ASCII is taken as it is. */
     char *out = NULL, *err = NULL;
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "submit", "demo", "--name", "caf\xc3\xa9"), 0);

@@ -2622,6 +2622,9 @@ static void missed_slots_counted(const char *name, const char *marks, int64_t sk
                  "{\"cursor\":%lld,\"skip_after\":%lld,\"skip_to\":%lld,"
                  "\"skip_more\":[[%lld,%lld],[%lld,%lld]]}",
                  (long long)back, m[0], m[1], m[2], m[3], m[4], m[5]);
+    else if (nm == 2) /* as a node that knows only the first mark leaves it */
+        snprintf(state, sizeof state, "{\"cursor\":%lld,\"skip_more\":[[%lld,%lld]]}",
+                 (long long)back, m[0], m[1]);
     else
         snprintf(state, sizeof state, "{\"cursor\":%lld}", (long long)back);
     snprintf(sql, sizeof sql, "UPDATE schedules SET state='%s', next_at=%lld WHERE id='%s'", state,
@@ -2669,6 +2672,12 @@ static void test_missed_slots_of_a_long_downtime_are_counted(void) {
  */
 static void test_missed_slots_skip_every_marked_pause(void) {
     missed_slots_counted("mk", "50000 60000 100000 110000 150000 150500", 20500);
+}
+
+/* A node of the version before, which knows only the first mark, used it
+ * and left the later one: that one is still skipped. */
+static void test_missed_slots_skip_a_mark_left_alone(void) {
+    missed_slots_counted("ml", "100000 104000", 4000);
 }
 
 /*
@@ -3555,6 +3564,8 @@ static const struct th_test tests[] = {
      test_missed_slots_of_a_long_downtime_are_counted},
     {"an interval's missed slots leave out every marked pause's slots",
      test_missed_slots_skip_every_marked_pause},
+    {"a pause's mark left behind the first by an older node is still skipped",
+     test_missed_slots_skip_a_mark_left_alone},
     {"an op on a schedule whose stored body no longer parses fails alone, not its batch",
      test_unreadable_schedule_op_fails_alone},
     {"a statement sent ahead that fails fails its batch, which stores nothing",
