@@ -8,13 +8,19 @@
 #ifndef TASKMILL_TESTS_CLI_RUN_H
 #define TASKMILL_TESTS_CLI_RUN_H
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -270,6 +276,83 @@ static inline bool cli_wait_phase(struct th_server *s, const char *id, const cha
         th_sleep_ms(50);
     }
     return false;
+}
+
+/*
+ * A fake server for replies the real one never sends: it accepts
+ * connections on loopback, reads each request (its head, and a body's
+ * worth when it says Content-Length), writes `reply`, then, when `filler`
+ * is set, that text again and again until the client hangs up, and
+ * closes the connection.
+ */
+struct cli_canned {
+    int lfd;
+    char url[64];
+    const char *reply, *filler;
+    atomic_bool stop;
+    pthread_t th;
+};
+
+static inline void cli_canned_send_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static inline void *cli_canned_main(void *arg) {
+    struct cli_canned *k = arg;
+    while (!atomic_load(&k->stop)) {
+        struct pollfd pf = {k->lfd, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        int fd = accept(k->lfd, NULL, NULL);
+        if (fd < 0) continue;
+        char req[16384];
+        size_t n = 0;
+        req[0] = '\0';
+        for (;;) {
+            char *end = strstr(req, "\r\n\r\n");
+            const char *cl = strcasestr(req, "content-length:");
+            if (end && (!cl || n >= (size_t)(end + 4 - req) + (size_t)atol(cl + 15))) break;
+            struct pollfd cp = {fd, POLLIN, 0};
+            if (n >= sizeof req - 1 || poll(&cp, 1, 2000) <= 0) break;
+            ssize_t r = recv(fd, req + n, sizeof req - 1 - n, 0);
+            if (r <= 0) break;
+            n += (size_t)r;
+            req[n] = '\0';
+        }
+        cli_canned_send_all(fd, k->reply, strlen(k->reply));
+        size_t flen = k->filler ? strlen(k->filler) : 0;
+        while (flen && !atomic_load(&k->stop)) {
+            ssize_t w = send(fd, k->filler, flen, MSG_NOSIGNAL);
+            if (w <= 0) break; /* the client hung up */
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Starts a fake server answering every request with reply (and filler); 0 or -1. */
+static inline int cli_canned_start(struct cli_canned *k, const char *reply, const char *filler) {
+    memset(k, 0, sizeof *k);
+    k->reply = reply;
+    k->filler = filler;
+    k->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (k->lfd < 0 || bind(k->lfd, (struct sockaddr *)&a, sizeof a) || listen(k->lfd, 8) ||
+        getsockname(k->lfd, (struct sockaddr *)&a, &len))
+        return -1;
+    snprintf(k->url, sizeof k->url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    return pthread_create(&k->th, NULL, cli_canned_main, k) ? -1 : 0;
+}
+
+static inline void cli_canned_stop(struct cli_canned *k) {
+    atomic_store(&k->stop, true);
+    pthread_join(k->th, NULL);
+    close(k->lfd);
 }
 
 #endif

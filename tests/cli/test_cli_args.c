@@ -369,80 +369,16 @@ static void test_id_in_capitals(void) {
     free(id);
 }
 
-/*
- * A fake server for replies the real one never sends: it answers every
- * request on loopback with `reply` and closes the connection.
- */
-struct canned {
-    int lfd;
-    char url[64];
-    const char *reply;
-    atomic_bool stop;
-    pthread_t th;
-};
-
-static void *canned_main(void *arg) {
-    struct canned *k = arg;
-    while (!atomic_load(&k->stop)) {
-        struct pollfd pf = {k->lfd, POLLIN, 0};
-        if (poll(&pf, 1, 100) <= 0) continue;
-        int fd = accept(k->lfd, NULL, NULL);
-        if (fd < 0) continue;
-        char req[16384];
-        size_t n = 0;
-        req[0] = '\0';
-        /* The head, then a body's worth when it says Content-Length. */
-        for (;;) {
-            char *end = strstr(req, "\r\n\r\n");
-            const char *cl = strcasestr(req, "content-length:");
-            if (end && (!cl || n >= (size_t)(end + 4 - req) + (size_t)atol(cl + 15))) break;
-            struct pollfd cp = {fd, POLLIN, 0};
-            if (n >= sizeof req - 1 || poll(&cp, 1, 2000) <= 0) break;
-            ssize_t r = recv(fd, req + n, sizeof req - 1 - n, 0);
-            if (r <= 0) break;
-            n += (size_t)r;
-            req[n] = '\0';
-        }
-        for (size_t off = 0, len = strlen(k->reply); off < len;) {
-            ssize_t w = send(fd, k->reply + off, len - off, MSG_NOSIGNAL);
-            if (w <= 0) break;
-            off += (size_t)w;
-        }
-        close(fd);
-    }
-    return NULL;
-}
-
-/* Starts a fake server answering `status` with the JSON body; 0 or -1. */
-static int canned_start(struct canned *k, char *buf, size_t n, int status, const char *body) {
-    snprintf(buf, n,
-             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-             "Connection: close\r\n\r\n%s",
-             status, strlen(body), body);
-    memset(k, 0, sizeof *k);
-    k->reply = buf;
-    k->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (k->lfd < 0 || bind(k->lfd, (struct sockaddr *)&a, sizeof a) || listen(k->lfd, 8) ||
-        getsockname(k->lfd, (struct sockaddr *)&a, &len))
-        return -1;
-    snprintf(k->url, sizeof k->url, "http://127.0.0.1:%d", ntohs(a.sin_port));
-    return pthread_create(&k->th, NULL, canned_main, k) ? -1 : 0;
-}
-
-static void canned_stop(struct canned *k) {
-    atomic_store(&k->stop, true);
-    pthread_join(k->th, NULL);
-    close(k->lfd);
-}
-
 /* Runs `taskmill ARGS... --server URL` against the fake server that answers status with
  * body; returns the exit code, with its output in *out and *err. */
 static int run_fake(int status, const char *body, char **out, char **err, const char *const *args) {
-    struct canned k;
+    struct cli_canned k;
     char reply[8192];
-    if (canned_start(&k, reply, sizeof reply, status, body)) return -1;
+    snprintf(reply, sizeof reply,
+             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             status, strlen(body), body);
+    if (cli_canned_start(&k, reply, NULL)) return -1;
     const char *all[32];
     int n = 0;
     for (; args[n] && n < 28; n++)
@@ -451,7 +387,7 @@ static int run_fake(int status, const char *body, char **out, char **err, const 
     all[n++] = k.url;
     all[n] = NULL;
     int rc = cli_runv(&srv, NULL, out, err, all);
-    canned_stop(&k);
+    cli_canned_stop(&k);
     return rc;
 }
 

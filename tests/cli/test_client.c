@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "harness.h"
 #include "integration/sec_util.h"
 #include "taskmill.h"
@@ -676,79 +677,6 @@ static void test_abort_hook(void) {
 }
 
 /*
- * A fake server for replies the real one never sends: it accepts
- * connections on loopback, reads each request's head, writes `reply`,
- * then, when `filler` is set, that text again and again until the client
- * hangs up, and closes the connection.
- */
-struct canned {
-    int lfd;
-    char url[64];
-    const char *reply, *filler;
-    atomic_bool stop;
-    pthread_t th;
-};
-
-static void canned_send_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0) return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-static void *canned_main(void *arg) {
-    struct canned *k = arg;
-    while (!atomic_load(&k->stop)) {
-        struct pollfd pf = {k->lfd, POLLIN, 0};
-        if (poll(&pf, 1, 100) <= 0) continue;
-        int fd = accept(k->lfd, NULL, NULL);
-        if (fd < 0) continue;
-        char head[8192];
-        size_t n = 0;
-        head[0] = '\0';
-        while (!strstr(head, "\r\n\r\n") && n < sizeof head - 1) {
-            struct pollfd cp = {fd, POLLIN, 0};
-            if (poll(&cp, 1, 2000) <= 0) break;
-            ssize_t r = recv(fd, head + n, sizeof head - 1 - n, 0);
-            if (r <= 0) break;
-            n += (size_t)r;
-            head[n] = '\0';
-        }
-        canned_send_all(fd, k->reply, strlen(k->reply));
-        size_t flen = k->filler ? strlen(k->filler) : 0;
-        while (flen && !atomic_load(&k->stop)) {
-            ssize_t w = send(fd, k->filler, flen, MSG_NOSIGNAL);
-            if (w <= 0) break; /* the client hung up */
-        }
-        close(fd);
-    }
-    return NULL;
-}
-
-/* Starts a fake server answering every request with reply (and filler); 0 or -1. */
-static int canned_start(struct canned *k, const char *reply, const char *filler) {
-    memset(k, 0, sizeof *k);
-    k->reply = reply;
-    k->filler = filler;
-    k->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (k->lfd < 0 || bind(k->lfd, (struct sockaddr *)&a, sizeof a) || listen(k->lfd, 8) ||
-        getsockname(k->lfd, (struct sockaddr *)&a, &len))
-        return -1;
-    snprintf(k->url, sizeof k->url, "http://127.0.0.1:%d", ntohs(a.sin_port));
-    return pthread_create(&k->th, NULL, canned_main, k) ? -1 : 0;
-}
-
-static void canned_stop(struct canned *k) {
-    atomic_store(&k->stop, true);
-    pthread_join(k->th, NULL);
-    close(k->lfd);
-}
-
-/*
  * A reply cut off after its status line (the server went away mid-reply):
  * TM_CLIENT_ECONNECT, as the request may have taken effect, with the
  * status the reply began with and a message that says it was cut off, not
@@ -756,11 +684,11 @@ static void canned_stop(struct canned *k) {
  * is TM_CLIENT_EPROTOCOL.
  */
 static void test_reply_cut_off(void) {
-    struct canned k;
-    CHECK(canned_start(&k,
-                       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                       "Content-Length: 100\r\n\r\n{\"id\": \"01",
-                       NULL) == 0);
+    struct cli_canned k;
+    CHECK(cli_canned_start(&k,
+                           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                           "Content-Length: 100\r\n\r\n{\"id\": \"01",
+                           NULL) == 0);
     struct tm_client *c = tm_client_new(k.url, NULL);
     const struct tm_client_error *e = tm_client_last_error(c);
     json_t *t = NULL;
@@ -771,19 +699,19 @@ static void test_reply_cut_off(void) {
     CHECK(strstr(e->message, "cut off") != NULL);
     CHECK(strstr(e->message, "cannot reach") == NULL);
     tm_client_free(c);
-    canned_stop(&k);
+    cli_canned_stop(&k);
 
-    CHECK(canned_start(&k,
-                       "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
-                       "Content-Length: 13\r\n\r\n<html></html>",
-                       NULL) == 0);
+    CHECK(cli_canned_start(&k,
+                           "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                           "Content-Length: 13\r\n\r\n<html></html>",
+                           NULL) == 0);
     c = tm_client_new(k.url, NULL);
     e = tm_client_last_error(c);
     CHECK_INT(tm_get(c, "0123456789abcdef0123456789abcdef", &t), TM_CLIENT_EPROTOCOL);
     CHECK(t == NULL);
     CHECK_INT(e->http_status, 200);
     tm_client_free(c);
-    canned_stop(&k);
+    cli_canned_stop(&k);
 }
 
 /*
@@ -798,9 +726,9 @@ static void test_reply_too_large(void) {
     static char filler[64 * 1024 + 1];
     for (size_t i = 0; i + 1 < sizeof filler; i += 2)
         memcpy(filler + i, "1,", 2);
-    struct canned k;
-    CHECK(canned_start(&k, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n[", filler) ==
-          0);
+    struct cli_canned k;
+    CHECK(cli_canned_start(&k, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n[",
+                           filler) == 0);
     struct tm_client *c = tm_client_new(k.url, NULL);
     tm_client_set_timeout(c, 30000);
     const struct tm_client_error *e = tm_client_last_error(c);
@@ -814,7 +742,7 @@ static void test_reply_too_large(void) {
     CHECK_INT(tm_get(c, "0123456789abcdef0123456789abcdef", &t), TM_CLIENT_EPROTOCOL);
     CHECK(strstr(e->message, "larger than 1048576 bytes") != NULL);
     tm_client_free(c);
-    canned_stop(&k);
+    cli_canned_stop(&k);
 
     char *id = th_submit(&srv, "big", "\"queue\":\"bigq\"");
     c = tm_client_new(srv.url, NULL);
@@ -859,8 +787,8 @@ static void test_long_error_text_stays_utf8(void) {
              "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
              "Content-Length: %d\r\n\r\n%s",
              n, body);
-    struct canned k;
-    CHECK(canned_start(&k, reply, NULL) == 0);
+    struct cli_canned k;
+    CHECK(cli_canned_start(&k, reply, NULL) == 0);
     struct tm_client *c = tm_client_new(k.url, NULL);
     const struct tm_client_error *e = tm_client_last_error(c);
     CHECK_INT(tm_get(c, "0123456789abcdef0123456789abcdef", NULL), TM_CLIENT_EINVALID);
@@ -871,7 +799,7 @@ static void test_long_error_text_stays_utf8(void) {
     CHECK(is_utf8(e->field));
     CHECK_INT(strlen(e->field), 63); /* 21 whole characters */
     tm_client_free(c);
-    canned_stop(&k);
+    cli_canned_stop(&k);
 }
 
 /*
@@ -971,16 +899,16 @@ static void retry_after_of(const char *status_line, const char *value, int want_
              "HTTP/1.1 %s\r\nContent-Type: application/json\r\nRetry-After: %s\r\n"
              "Content-Length: 2\r\nConnection: close\r\n\r\n{}",
              status_line, value);
-    struct canned k;
+    struct cli_canned k;
     *ms = -1;
-    CHECK(canned_start(&k, reply, NULL) == 0);
+    CHECK(cli_canned_start(&k, reply, NULL) == 0);
     struct tm_client *c = tm_client_new(k.url, NULL);
     int rc = tm_get(c, "0123456789abcdef0123456789abcdef", NULL);
     if (rc != want_code)
         printf("    '%s' with Retry-After '%s': code %d\n", status_line, value, rc);
     *ms = tm_client_last_error(c)->retry_after_ms;
     tm_client_free(c);
-    canned_stop(&k);
+    cli_canned_stop(&k);
     CHECK_INT(rc, want_code);
 }
 
