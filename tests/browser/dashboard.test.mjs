@@ -586,7 +586,9 @@ describe('accessible and plain', () => {
       await page.focus(tid('action-pause'));
       await page.keyboard.press('Enter');
       await page.locator(tid('task-paused')).waitFor();
-      assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), 'action-resume');
+      // The event stream can show the pause before the action's own answer
+      // comes back and gives the focus on: waited for, not looked at once.
+      await until(async () => (await page.evaluate(() => document.activeElement.dataset.testid)) === 'action-resume', 'the focus on Resume');
       // A dialog: Escape closes it and gives the focus back.
       await ok(srv, 'POST', `/v1/tasks/${t.id}/cancel`);
       await page.locator(`${tid('action-delete')}:not([disabled])`).waitFor();
