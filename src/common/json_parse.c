@@ -390,7 +390,7 @@ json_t *json_parse_object_fast(const char *p, size_t n) {
     return fast_parse(p, n, FAST_MAX_DEPTH);
 }
 
-/* One container open at the point jansson stopped (json_duplicate_path). */
+/* One container open at the point jansson stopped (json_error_path). */
 struct dup_frame {
     bool object;
     size_t key_off, key_len; /* object: its current key's token, quotes included */
@@ -411,13 +411,16 @@ static bool dup_put_key(struct buf *b, const char *p, size_t len) {
     return ok;
 }
 
-int json_duplicate_path(const char *p, size_t n, const json_error_t *je, struct buf *out) {
-    if (json_error_code(je) != json_error_duplicate_key || je->position <= 0 ||
-        (size_t)je->position > n)
+int json_error_path(const char *p, size_t n, const json_error_t *je, struct buf *out) {
+    enum json_error_code code = json_error_code(je);
+    if ((code != json_error_duplicate_key && code != json_error_null_character) ||
+        je->position <= 0 || (size_t)je->position > n)
         return -1;
-    /* p[0..end) is JSON jansson took, up to the duplicate key's closing
-     * quote: only the containers open and their keys or indexes matter. */
-    size_t end = (size_t)je->position, depth = 0, cap = 0, last_key = SIZE_MAX, start = out->len;
+    /* p[0..end) is JSON jansson took, up to the closing quote of the
+     * duplicate key or of the string holding \u0000: only the containers
+     * open and their keys or indexes matter. */
+    size_t end = (size_t)je->position, depth = 0, cap = 0, last_key = SIZE_MAX,
+           last_value = SIZE_MAX, start = out->len;
     struct dup_frame *st = NULL;
     bool expect_key = false;
     int rc = -1;
@@ -438,6 +441,8 @@ int json_duplicate_path(const char *p, size_t n, const json_error_t *je, struct 
                 st[depth - 1].key_len = i + 1 - s;
                 expect_key = false;
                 last_key = i + 1;
+            } else {
+                last_value = i + 1;
             }
         } else if (c == '{' || c == '[') {
             if (depth == cap) st = xrealloc(st, (cap = cap ? 2 * cap : 16) * sizeof *st);
@@ -454,8 +459,12 @@ int json_duplicate_path(const char *p, size_t n, const json_error_t *je, struct 
                 st[depth - 1].index++;
         }
     }
-    /* The text must end with a key of the innermost object. */
-    if (!depth || !st[depth - 1].object || last_key != end) goto done;
+    /* The text must end with a key of the innermost object (a duplicate),
+     * or with a string value in the innermost container (\u0000). */
+    if (!depth) goto done;
+    if (code == json_error_duplicate_key ? !st[depth - 1].object || last_key != end
+                                         : last_value != end)
+        goto done;
     for (size_t d = 0; d < depth; d++) {
         if (!st[d].object) {
             buf_putc(out, '[');
@@ -499,14 +508,19 @@ json_t *json_load_strict(const char *p, size_t n, char *why, size_t cap, char *f
     json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
     if (v) return v;
     /* A duplicate key is named by its path ("params.a", v1's notation for a
-     * nested field), in field when it fits there. */
+     * nested field), in field when it fits there; so is a string holding
+     * \u0000, which jansson's own words explain by a flag of its API. */
     struct buf path;
     buf_init(&path);
-    if (json_duplicate_path(p, n, &je, &path) == 0) {
-        const char *name = path.p ? path.p : "";
+    bool named = json_error_path(p, n, &je, &path) == 0;
+    const char *name = named && path.p ? path.p : "";
+    if (named && path.len < field_cap) memcpy(field, name, path.len + 1);
+    if (json_error_code(&je) == json_error_duplicate_key && named) {
         snprintf(why, cap, "line %d column %d: duplicate object key '%s'", je.line, je.column,
                  name);
-        if (path.len < field_cap) memcpy(field, name, path.len + 1);
+    } else if (json_error_code(&je) == json_error_null_character) {
+        snprintf(why, cap, "line %d column %d: \\u0000 (a NUL character) in a string%s%s%s",
+                 je.line, je.column, named ? " ('" : "", name, named ? "')" : "");
     } else {
         snprintf(why, cap, "line %d column %d: %s", je.line, je.column, je.text);
     }

@@ -34,29 +34,30 @@ int json_depth(const char *p, size_t n);
  * TM_EMALFORMED with jansson's message ("malformed JSON at line L column C:
  * TEXT"), for a NUL byte anywhere (which jansson's lexer passes over after
  * a number or a literal), or when the value is not an object. A duplicate
- * key is named by its path (json_duplicate_path), in the message and, when
- * it fits, in the field.
+ * key, or a string holding \u0000, is named by its path (json_error_path),
+ * in the message and, when it fits, in the field.
  */
 json_t *json_parse_object(const char *p, size_t n, int max_depth, struct tm_error *e);
 /*
  * json_loadb with JSON_REJECT_DUPLICATES, for a value of any kind, also
  * refusing a NUL byte anywhere (which jansson passes over after a number
  * or a literal). NULL with why[0..cap) saying where and what is wrong
- * ("line L column C: ..."): jansson's text, a NUL, or a duplicate key by
- * its path, which also goes in field[0..field_cap) when it fits (else
- * field is ""). json_parse_object's core; the views' bodies and parameters
- * use it with messages of their own.
+ * ("line L column C: ..."): jansson's text, a NUL, a duplicate key by its
+ * path, or \u0000 in a string, whose path also goes in field[0..field_cap)
+ * when it fits (else field is ""). json_parse_object's core; the views'
+ * bodies and parameters use it with messages of their own.
  */
 json_t *json_load_strict(const char *p, size_t n, char *why, size_t cap, char *field,
                          size_t field_cap);
 /*
- * Appends to out the path of the key jansson refused as a duplicate, je
- * being json_loadb's error on p[0..n): object keys decoded and joined by
- * '.', array indexes in brackets, as v1 names nested fields ("type",
- * "params.a", "tasks[1].params.a", "[0].value" in a top-level array).
- * Returns 0, or -1 (out as it was) when je is another error.
+ * Appends to out the path of the key jansson refused as a duplicate, or of
+ * the string value it refused for holding \u0000, je being json_loadb's
+ * error on p[0..n): object keys decoded and joined by '.', array indexes
+ * in brackets, as v1 names nested fields ("type", "params.a",
+ * "tasks[1].params.a", "[0].value" in a top-level array). Returns 0, or -1
+ * (out as it was) when je is another error.
  */
-int json_duplicate_path(const char *p, size_t n, const json_error_t *je, struct buf *out);
+int json_error_path(const char *p, size_t n, const json_error_t *je, struct buf *out);
 /*
  * The fast path alone (exposed for tests and the fuzzer). Returns a new
  * reference to the object, or NULL when it declines, having freed what it

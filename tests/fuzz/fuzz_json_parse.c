@@ -7,7 +7,7 @@
  * (JSON_REJECT_DUPLICATES) returns a strictly equal one (same types, reals
  * bit for bit, strings, key order). And that every duplicate key jansson
  * refuses, in an object or in an array (JSON_DECODE_ANY), gets a path from
- * json_duplicate_path.
+ * json_error_path.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!any && json_error_code(&je) == json_error_duplicate_key) {
         struct buf path;
         buf_init(&path);
-        if (json_duplicate_path(p, size, &je, &path) != 0) abort();
+        if (json_error_path(p, size, &je, &path) != 0) abort();
         buf_release(&path);
     }
     json_decref(any);

@@ -59,6 +59,12 @@ static void test_malformed_and_deep_json(void) {
     const char *h[] = {"Content-Type: application/json", NULL};
     r = th_http_raw(&srv, "POST", "/v1/tasks", "{\"type\":\"m\\u0000\",\"queue\":\"lq2\"}", 32, h);
     CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error.code"), "malformed_json");
+    CHECK_STR(th_str(r->json, "error.field"), "type"); /* it named none */
+    /* In JSON's words: jansson's named a flag of its API (JSON_ALLOW_NUL). */
+    CHECK_STR(th_str(r->json, "error.message"),
+              "malformed JSON at line 1 column 17: \\u0000 (a NUL character) in a string "
+              "('type')");
     CHECK_INT(queue_count("lq2"), 0);
 }
 
