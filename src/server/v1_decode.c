@@ -259,8 +259,11 @@ int v1_decode_claim(json_t *obj, const struct limits *lim, struct store_op *op, 
         size_t i;
         json_t *v;
         json_array_foreach(types, i, v) {
-            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 128)
-                return err_set(e, TM_EINVALID, "types", "'types[%zu]' must be a type name", i);
+            if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 128) {
+                char field[32];
+                snprintf(field, sizeof field, "types[%zu]", i);
+                return err_set(e, TM_EINVALID, field, "'%s' must be a type name", field);
+            }
             op->types[op->ntypes++] = json_string_value(v);
         }
     }

@@ -139,11 +139,14 @@ int v1_decode_webhook_fields(json_t *obj, struct webhook *w, struct tm_error *e)
             json_t *ev;
             json_array_foreach(v, i, ev) {
                 int bit = json_is_string(ev) ? webhook_event_parse(json_string_value(ev)) : 0;
-                if (!bit)
-                    return err_set(e, TM_EINVALID, "events",
-                                   "'events[%zu]' must be one of 'task.spawned', 'task.updated', "
+                if (!bit) {
+                    char field[32];
+                    snprintf(field, sizeof field, "events[%zu]", i);
+                    return err_set(e, TM_EINVALID, field,
+                                   "'%s' must be one of 'task.spawned', 'task.updated', "
                                    "'task.completed', 'task.failed'",
-                                   i);
+                                   field);
+                }
                 w->events |= (unsigned)bit;
             }
         } else {

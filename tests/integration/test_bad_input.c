@@ -123,6 +123,11 @@ static void test_wrong_types_and_unknown_fields(void) {
     REFUSED("POST", "/v1/queues/default/claim", "{}", 400, "invalid_argument", "worker");
     REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"types\":\"a\"}", 400,
             "invalid_argument", "types");
+    /* An entry is named by its index, as tasks[0] of a batch is. */
+    REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"types\":[\"a\",\"\"]}", 400,
+            "invalid_argument", "types[1]");
+    REFUSED("POST", "/v1/queues/default/claims", "{\"worker\":\"w\",\"max\":2,\"types\":[7]}", 400,
+            "invalid_argument", "types[0]");
     REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"wait_seconds\":3600}", 400,
             "invalid_argument", "wait_seconds");
     REFUSED("POST", "/v1/queues/default/claim", "{\"worker\":\"w\",\"lease_seconds\":0}", 400,

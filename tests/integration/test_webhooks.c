@@ -202,7 +202,7 @@ static void test_bad_bodies_named_nothing_stored(void) {
         {"{\"url\":7}", "url"},
         {"{\"events\":[\"task.spawned\"]}", "url"},
         {"{\"url\":\"http://example.com/\",\"events\":[]}", "events"},
-        {"{\"url\":\"http://example.com/\",\"events\":[\"task.created\"]}", "events"},
+        {"{\"url\":\"http://example.com/\",\"events\":[\"task.created\"]}", "events[0]"},
         {"{\"url\":\"http://example.com/\",\"events\":\"task.spawned\"}", "events"},
         {"{\"url\":\"http://example.com/\",\"secret\":\"short\"}", "secret"},
         {"{\"url\":\"http://example.com/\",\"name\":\"\"}", "name"},

@@ -238,7 +238,7 @@ static void test_patch_bad_bodies_change_nothing(void) {
         {"{\"url\":\"http://127.0.0.1/hook\"}", "url", NULL}, /* private, not allowed */
         {"{\"url\":\"http:///hook\"}", "url", NULL},
         {"{\"events\":[]}", "events", "'events' must be a non-empty array"},
-        {"{\"events\":[\"task.created\"]}", "events", NULL},
+        {"{\"events\":[\"task.created\"]}", "events[0]", NULL},
         {"{\"events\":null}", "events", NULL},
         {"{\"secret\":\"short\"}", "secret", "'secret' must be a string of 8-256 bytes"},
         {"{\"secret\":7}", "secret", NULL},
@@ -248,7 +248,7 @@ static void test_patch_bad_bodies_change_nothing(void) {
         {"{\"name\":\"ok\",\"colour\":\"red\"}", "colour", "unknown field 'colour'"},
         /* A good field beside a bad one: neither is stored. */
         {"{\"name\":\"changed\",\"secret\":\"short\"}", "secret", NULL},
-        {"{\"url\":\"https://hooks.example.com/new\",\"events\":[\"x\"]}", "events", NULL},
+        {"{\"url\":\"https://hooks.example.com/new\",\"events\":[\"x\"]}", "events[0]", NULL},
     };
     struct th_server srv;
     CHECK(th_server_start(&srv, NULL) == 0);

@@ -207,8 +207,8 @@ static void test_webhook_refused(void) {
         {"{\"url\":\"https://x\",\"namespace\":7}", "namespace"},
         {"{\"url\":\"https://x\",\"events\":[]}", "events"},
         {"{\"url\":\"https://x\",\"events\":\"task.failed\"}", "events"},
-        {"{\"url\":\"https://x\",\"events\":[\"task.failed\",\"task.bogus\"]}", "events"},
-        {"{\"url\":\"https://x\",\"events\":[1]}", "events"},
+        {"{\"url\":\"https://x\",\"events\":[\"task.failed\",\"task.bogus\"]}", "events[1]"},
+        {"{\"url\":\"https://x\",\"events\":[1]}", "events[0]"},
         {"{\"url\":\"https://x\",\"colour\":\"red\"}", "colour"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
