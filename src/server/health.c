@@ -409,6 +409,10 @@ static void health_metrics(struct req *r) {
         {"taskmill_store_batch_retries_total", "counter",
          "Batches applied again after losing a race with another node.", st.batch_retries},
         {"taskmill_store_sweeps_total", "counter", "Sweeps for due tasks.", st.sweeps},
+        {"taskmill_pg_stalled_sessions_ended_total", "counter",
+         "PostgreSQL: other nodes' writer sessions ended for holding what this node's writer "
+         "waited for while stalled on their node.",
+         st.pg_stalled_ended},
         {"taskmill_store_relaxed_flushes_total", "counter",
          "SQLite, --relaxed: flushes of acknowledged commits by the flush timer.",
          st.relaxed_flushes},

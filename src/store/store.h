@@ -400,6 +400,9 @@ struct store_stats {
     /* store_task_render: reads answered from kept renders, reads that were
      * not, and what is kept now (all 0 without a read cache). */
     uint64_t read_cache_hits, read_cache_misses, read_cache_entries, read_cache_bytes;
+    /* PostgreSQL: other nodes' writer sessions this node's writer ended for
+     * holding what it waited for while they waited on their stalled node. */
+    uint64_t pg_stalled_ended;
     /* Shared backends: how far the database's clock is ahead of this node's
      * (ms; negative: behind), as last measured, and whether it was. */
     int64_t clock_offset_ms;

@@ -68,7 +68,15 @@ extern const struct embedded_file pg_migrations[];
 #define PG_LISTEN_PROBE_MS      30000 /* a quiet listener is probed after this */
 #define PG_PROBE_TIMEOUT_MS     10000
 #define PG_OUTCOME_MS           5000 /* a lost COMMIT's outcome is asked for this long */
-#define PG_CHANNEL              "taskmill_events"
+/* A stalled node's locks (below): a writer waiting this long looks at who
+ * blocks it, and again after each PG_WATCH_EVERY_MS; a taskmill writer
+ * session waiting on its node inside a transaction for PG_STALLED_MS is
+ * ended. */
+#define PG_WATCH_AFTER_MS 2000
+#define PG_WATCH_EVERY_MS 1000
+#define PG_STALLED_MS     5000
+#define PG_WRITER_APP     "taskmill writer" /* every writer session's application_name */
+#define PG_CHANNEL        "taskmill_events"
 /* pg_advisory_xact_lock key of the migrations: "taskmill" in ASCII. */
 #define PG_MIGRATE_LOCK "8386110886374894700"
 #define PGSTR_(x)       #x
@@ -94,6 +102,9 @@ struct pg_store {
      * the writer thread, read by any (pg_refusing). */
     _Atomic int writes;
     int64_t refused_since; /* monotonic ms the spell began (writer thread) */
+    /* Other nodes' stalled writer sessions the writer ended ("a stalled
+     * node's locks"); read by any thread (pg_stats). */
+    _Atomic uint64_t stalled_ended;
     /* Statements generated from store_task_columns. */
     struct pg_stmt st_load, st_preload, st_insert, st_insert_many, st_update, st_flush, st_get,
         st_claim;
@@ -377,15 +388,42 @@ static int pg_gave_up(struct pg_conn *c, const char *sql, const char *why) {
     return TM_EUNAVAILABLE;
 }
 
+/* The writer's looks at who blocks it during one wait ("a stalled node's
+ * locks", below). */
+#define PG_WATCH_SEEN 8
+struct pg_watch {
+    int64_t since, next_at; /* monotonic ms: the wait began; the next look (INT64_MAX: none) */
+    /* The last look's blockers that were taskmill writers waiting on their
+     * node, and the state_change they had then. */
+    struct {
+        int pid;
+        char at[40];
+    } seen[PG_WATCH_SEEN];
+    int nseen;
+    int logged[PG_WATCH_SEEN]; /* blockers logged in this wait */
+    int nlogged;
+};
+
+static void pg_watch_look(struct pg_conn *c, struct pg_watch *w);
+
 /* Waits (until deadline) for libpq's next result: NULL ends one
- * statement's results. 0, or TM_EUNAVAILABLE with the connection closed. */
+ * statement's results. 0, or TM_EUNAVAILABLE with the connection closed.
+ * The writer looks at who blocks it while it waits (pg_watch_look). */
 static int pg_next(struct pg_conn *c, const char *sql, int64_t deadline, PGresult **res) {
     *res = NULL;
+    struct pg_watch w = {.since = time_mono_ms()};
+    w.next_at = c->watch ? w.since + PG_WATCH_AFTER_MS : INT64_MAX;
     while (PQisBusy(c->pg)) {
-        int64_t left = deadline - time_mono_ms();
+        int64_t now = time_mono_ms(), left = deadline - now;
         if (left <= 0) return pg_gave_up(c, sql, "no answer in time; closing the connection");
+        if (now >= w.next_at) {
+            pg_watch_look(c, &w);
+            continue;
+        }
+        int64_t nap = left < 1000 ? left : 1000;
+        if (w.next_at - now < nap) nap = w.next_at - now;
         struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
-        int n = poll(&pfd, 1, (int)(left < 1000 ? left : 1000));
+        int n = poll(&pfd, 1, (int)nap);
         if ((n < 0 && errno != EINTR) ||
             (n > 0 && !PQconsumeInput(c->pg) && PQstatus(c->pg) == CONNECTION_OK)) {
             pg_log(c, "read", n < 0 ? strerror(errno) : PQerrorMessage(c->pg));
@@ -777,8 +815,10 @@ static int pg_conn_open(struct pg_store *q, struct pg_conn *c, const char *setup
 /* The writer is never idle in a transaction but for the moment between two
  * of its statements: a session of it that is (its node stopped, its link
  * cut after a Sync) holds rows and the event head every node's writer
- * needs, so the server ends it sooner. */
-#define PG_WRITER_SESSION PG_SESSION "; SET idle_in_transaction_session_timeout = 10000"
+ * needs, so the server ends it sooner. Its name, whatever the URL says,
+ * is what other nodes' writers know it by ("a stalled node's locks"). */
+#define PG_WRITER_SESSION PG_SESSION "; SET idle_in_transaction_session_timeout = 10000;" \
+    " SET application_name = '" PG_WRITER_APP "'"
 // clang-format on
 
 static const char *pg_writer_setup(const struct pg_store *q) {
@@ -998,6 +1038,147 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
     c->next = q->pool;
     q->pool = c;
     pthread_mutex_unlock(&q->pool_lock);
+}
+
+/*
+ * ---- A stalled node's locks ----
+ *
+ * Every batch of every node updates the event log's head row
+ * (store_pg_events.c), so a transaction that holds it, or any row another
+ * node's batch needs, and does not move holds up every other node's
+ * writes until their statement_timeout answers them 503. PostgreSQL ends
+ * such a session by itself only in part: idle_in_transaction_session_timeout
+ * (PG_WRITER_SESSION) counts from a Sync, so it misses a node that stalled
+ * in the middle of a pipeline (its process frozen, its link silent: the
+ * session `active`, waiting on ClientRead), and the keepalives reach TCP
+ * peers only, after about a minute.
+ *
+ * So a writer whose statement has waited PG_WATCH_AFTER_MS for its answer
+ * looks, on a reader, at the sessions that block its backend
+ * (pg_blocking_pids), and again every PG_WATCH_EVERY_MS while it waits.
+ * It ends a blocker (pg_terminate_backend) only when all of these hold:
+ *
+ *   - its application_name is PG_WRITER_APP: a taskmill writer
+ *     (PG_WRITER_SESSION names every one so, whatever the URL says);
+ *   - it waits on its client inside a transaction: `idle in transaction`
+ *     (aborted or not), or `active` waiting on ClientRead (mid-pipeline);
+ *   - it has for PG_STALLED_MS (since its state_change). An `active`
+ *     session's state_change moves when a statement starts, not when it
+ *     ends, so a writer that just got the answer of a long statement looks
+ *     stale for a moment: an `active` one must also have been seen so,
+ *     with the same state_change, at the look before.
+ *
+ * A taskmill writer never waits on its node that long inside a transaction
+ * on purpose (between two of its statements there is only the batch's own
+ * work), so such a session belongs to a stalled or vanished node. The end
+ * looks again at that session in the same statement (its state_change
+ * unchanged); it is logged, once, with the pid and name it ended, and
+ * counted (pg_stats). That node's transaction is rolled back; if the node
+ * comes back its connection is gone, its batch is answered 503 (COMMIT was
+ * not sent, or txid_status says it was rolled back: pg_commit), and its
+ * writer reconnects for the next batch.
+ *
+ * Any other blocker is left alone: one running a statement (working, or
+ * waiting for a lock itself), one that is not a taskmill writer (psql, an
+ * application, a node of a version before these names). Once the writer
+ * has waited PG_STALLED_MS such a blocker is logged, once a wait, with its
+ * pid, name, state and how long it has been in it; the writer waits on,
+ * to its statement_timeout. A look that fails is not tried again in the
+ * same wait.
+ */
+static const char pg_blockers_sql[] =
+    "SELECT pid, coalesce(application_name, ''), coalesce(state, ''),"
+    " coalesce(wait_event_type || ':' || wait_event, ''), coalesce(state_change::text, ''),"
+    " coalesce((extract(epoch FROM clock_timestamp() - state_change) * 1000)::bigint, 0),"
+    " coalesce(state IN ('idle in transaction', 'idle in transaction (aborted)')"
+    " OR (state = 'active' AND wait_event = 'ClientRead'), false)"
+    " FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids($1::integer)) ORDER BY pid";
+
+/* Ends the session pid when it is still as the look saw it (state_change
+ * `at`, waiting on its client). */
+static const char pg_end_sql[] =
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1::integer"
+    " AND state_change::text = $2 AND (state IN ('idle in transaction',"
+    " 'idle in transaction (aborted)') OR (state = 'active' AND wait_event = 'ClientRead'))";
+
+static bool pg_watch_logged(struct pg_watch *w, int pid) {
+    for (int i = 0; i < w->nlogged; i++)
+        if (w->logged[i] == pid) return true;
+    if (w->nlogged < PG_WATCH_SEEN) w->logged[w->nlogged++] = pid;
+    return false;
+}
+
+/* Ends a stalled writer session; true when it was. */
+static bool pg_watch_end(struct pg_conn *c, int pid, const char *at, const char *app,
+                         const char *how, int64_t age_ms, int64_t waited_ms) {
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, pid);
+    pgp_text(&p, at);
+    PGresult *r = NULL;
+    int rc = pg_read_sql(c->watch, pg_end_sql, &p, &r); /* a refusal is logged there */
+    bool ended = rc == 0 && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!ended) return false;
+    atomic_fetch_add(&pq(c->watch)->stalled_ended, 1);
+    char msg[320];
+    snprintf(msg, sizeof msg,
+             "ended session pid %d ('%s', %s for %lld ms), another node's writer waiting on its "
+             "node inside a transaction; this writer had waited %lld ms for it",
+             pid, app, how, (long long)age_ms, (long long)waited_ms);
+    pg_log(c, "stalled session", msg);
+    return true;
+}
+
+/* One look at the sessions that block the writer c (above). */
+static void pg_watch_look(struct pg_conn *c, struct pg_watch *w) {
+    int64_t waited = time_mono_ms() - w->since;
+    w->next_at = INT64_MAX; /* unless the look succeeds */
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_int(&p, PQbackendPID(c->pg));
+    PGresult *r = NULL;
+    if (pg_read_sql(c->watch, pg_blockers_sql, &p, &r)) {
+        PQclear(r);
+        return;
+    }
+    struct pg_watch was = *w;
+    w->nseen = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int pid = atoi(PQgetvalue(r, i, 0));
+        const char *app = PQgetvalue(r, i, 1), *state = PQgetvalue(r, i, 2);
+        const char *wait = PQgetvalue(r, i, 3), *at = PQgetvalue(r, i, 4);
+        int64_t age = pg_int(r, i, 5);
+        bool on_client = strcmp(PQgetvalue(r, i, 6), "t") == 0;
+        bool writer = strcmp(app, PG_WRITER_APP) == 0, active = strcmp(state, "active") == 0;
+        char how[128]; /* what an idle session waits on goes without saying */
+        snprintf(how, sizeof how, "%s%s%s", *state ? state : "state not visible to this role",
+                 active && *wait ? ", waiting on " : "", active ? wait : "");
+        if (writer && on_client) {
+            bool same = false;
+            for (int k = 0; k < was.nseen; k++)
+                same |= was.seen[k].pid == pid && strcmp(was.seen[k].at, at) == 0;
+            if (age >= PG_STALLED_MS && (same || !active) &&
+                pg_watch_end(c, pid, at, app, how, age, waited))
+                continue;
+            if (w->nseen < PG_WATCH_SEEN) {
+                w->seen[w->nseen].pid = pid;
+                snprintf(w->seen[w->nseen].at, sizeof w->seen[w->nseen].at, "%s", at);
+                w->nseen++;
+            }
+            continue; /* not stalled long enough yet, or it moved: no line */
+        }
+        if (waited < PG_STALLED_MS || pg_watch_logged(w, pid)) continue;
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "session pid %d ('%s', %s for %lld ms) holds what this writer has waited %lld ms "
+                 "for; not ended: %s",
+                 pid, app, how, (long long)age, (long long)waited,
+                 !writer ? "it is not a taskmill writer" : "it is running a statement");
+        pg_log(c, "waiting", msg);
+    }
+    PQclear(r);
+    w->next_at = time_mono_ms() + PG_WATCH_EVERY_MS;
 }
 
 /* ---- Tasks: rows to structs and back ---- */
@@ -1568,6 +1749,7 @@ static int pg_open(struct store *s, const char *url, const struct store_options 
     q->relaxed = opt->relaxed;
     q->query_timeout_ms = opt->query_timeout_ms;
     q->writer.role = "writer";
+    q->writer.watch = s;
     q->tx = xcalloc(1, sizeof *q->tx);
     q->tx->q = q;
     q->writer.tx = q->tx;
@@ -2417,6 +2599,11 @@ static const char *pg_refusing(struct store *s) {
 
 static const struct pg_stmt st_ping = {PGS_PING, "SELECT 1 FROM tasks LIMIT 1"};
 
+static void pg_stats(struct store *s, struct store_stats *out) {
+    struct pg_store *q = pq(s);
+    if (q) out->pg_stalled_ended = atomic_load(&q->stalled_ended);
+}
+
 static int pg_ping(struct store *s) {
     PGresult *r;
     int rc = pg_read(s, &st_ping, NULL, &r);
@@ -2696,6 +2883,7 @@ const struct store_backend store_pg_backend = {
     .shared = true,
     .open = pg_open,
     .close = pg_close,
+    .stats = pg_stats,
     .begin = pg_begin,
     .begin_lazy = pg_begin_lazy,
     .commit = pg_commit,

@@ -103,6 +103,10 @@ struct pg_conn {
      * own (store_pg.c, "statements sent ahead"). */
     struct pg_ahead *ahead;
     size_t nahead, capahead;
+    /* The writer: its store, whose sessions that block a statement of its
+     * it looks at while it waits (store_pg.c, "a stalled node's locks").
+     * NULL on readers and the listener. */
+    struct store *watch;
 };
 
 /* Parameters of one statement, sent as text unless pgp_bin'd. */

@@ -1,0 +1,312 @@
+/*
+ * A node that stalls inside a transaction, on PostgreSQL. Every batch of
+ * every node updates the event log's head row, so a node whose session
+ * holds it and does not move holds up every other node's writes. What
+ * must hold: a writer that waits on such a session of another node's
+ * writer (named `taskmill writer`, waiting on its client inside a
+ * transaction for 5 s) ends it and its write succeeds, however the node
+ * stalled (in the middle of a pipeline, or idle in its transaction); a
+ * session that is not a taskmill writer is never ended (it is logged),
+ * and the write goes through once that session lets go.
+ *
+ * The stalled node is stood in for by a libpq connection of the test with
+ * a writer's application_name and session settings, that takes the head
+ * row as a writer's append does (store_pg_events.c) and then sends
+ * nothing more. The server's submits carry a timeout of their own: well
+ * above the 5 s bound, well below the build before's outcome (a 503 after
+ * the 30 s statement_timeout; the writer's 10 s idle timeout for a node
+ * idle in its transaction), so that build fails here rather than hangs.
+ *
+ * PostgreSQL only (TASKMILL_TEST_PG); skipped on SQLite.
+ */
+#include <curl/curl.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/* What a writer's append sends first (store_pg_events.c, st_append's h). */
+#define HEAD_UPDATE \
+    "UPDATE event_meta SET value = value + $1::bigint WHERE name = 'head' RETURNING value"
+
+/* A session of our own on s's database named `app`; with a writer's
+ * settings (PG_WRITER_SESSION's timeouts) when `writer`. */
+static PGconn *session_open(const struct th_server *s, const char *app, bool writer) {
+    const char *const kw[] = {"application_name", "dbname", NULL};
+    const char *const val[] = {app, s->store, NULL};
+    PGconn *c = PQconnectdbParams(kw, val, 1);
+    if (PQstatus(c) != CONNECTION_OK) {
+        printf("    connect: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    if (writer) {
+        PGresult *r = PQexec(c,
+                             "SET statement_timeout = 30000;"
+                             " SET idle_in_transaction_session_timeout = 10000");
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok) {
+            PQfinish(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* Takes the head row in a transaction left idle: BEGIN, the update, then nothing. */
+static bool hold_idle(PGconn *c) {
+    PGresult *r = PQexec(c, "BEGIN ISOLATION LEVEL READ COMMITTED");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    const char *one = "1";
+    r = PQexecParams(c, HEAD_UPDATE, 1, NULL, &one, NULL, NULL, 0);
+    ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok) printf("    hold: %s", PQerrorMessage(c));
+    PQclear(r);
+    return ok;
+}
+
+/* Takes the head row in the middle of a pipeline, as a writer frozen
+ * after sending its append: BEGIN and the update sent and flushed, no Sync. */
+static bool hold_mid_pipeline(PGconn *c) {
+    const char *one = "1";
+    bool ok = PQenterPipelineMode(c) &&
+              PQsendQueryParams(c, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, NULL, NULL,
+                                NULL, 0) &&
+              PQsendQueryParams(c, HEAD_UPDATE, 1, NULL, &one, NULL, NULL, 0) && PQflush(c) == 0;
+    if (!ok) printf("    pipeline: %s", PQerrorMessage(c));
+    return ok;
+}
+
+/* The one integer `sql` answers on c, or -1. */
+static long long ask(PGconn *c, const char *sql) {
+    PGresult *r = PQexec(c, sql);
+    long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                      ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                      : -1;
+    PQclear(r);
+    return v;
+}
+
+/* Whether the session pid holds a transaction id (its update ran) and
+ * waits on its client, in the state `state`. */
+static bool holds_and_waits(PGconn *watch, int pid, const char *state) {
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_stat_activity a WHERE a.pid = %d AND a.state = '%s'"
+             " AND (a.state <> 'active' OR a.wait_event = 'ClientRead')"
+             " AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid"
+             " AND l.locktype = 'transactionid' AND l.granted)",
+             pid, state);
+    return ask(watch, sql) == 1;
+}
+
+static bool session_gone(PGconn *watch, int pid) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
+    return ask(watch, sql) == 0;
+}
+
+/* Lines of s's log that hold both a and b. */
+static int log_lines(const struct th_server *s, const char *a, const char *b) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/server.log", s->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, a) && strstr(line, b)) n++;
+    fclose(f);
+    return n;
+}
+
+/* A submit with its own timeout (th_http waits 90 s). */
+struct submit {
+    struct th_server *srv;
+    long timeout_ms;
+    long status; /* -1: no answer within the timeout */
+    char id[33];
+    char body[16384];
+    atomic_bool done;
+};
+
+static size_t keep_body(char *p, size_t size, size_t n, void *arg) {
+    struct submit *x = arg;
+    size_t have = strlen(x->body), add = size * n;
+    if (have + add >= sizeof x->body) add = sizeof x->body - 1 - have;
+    memcpy(x->body + have, p, add);
+    x->body[have + add] = '\0';
+    return size * n;
+}
+
+static void *submit_run(void *arg) {
+    struct submit *x = arg;
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/tasks", x->srv->url);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"type\":\"stall\"}");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, x->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    x->status = -1;
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &x->status);
+    else
+        snprintf(x->body, sizeof x->body, "%s", curl_easy_strerror(rc));
+    json_t *j = json_loads(x->body, 0, NULL);
+    const char *id = j ? th_str(j, "id") : NULL;
+    snprintf(x->id, sizeof x->id, "%s", id ? id : "");
+    json_decref(j);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    atomic_store(&x->done, true);
+    return NULL;
+}
+
+/* The submit answered 201 within its timeout, and its task reads back. */
+static bool submit_stored(struct th_server *srv, struct submit *x) {
+    if (x->status != 201) {
+        printf("    the submit answered %ld: %s\n", x->status, x->body);
+        return false;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/v1/tasks/%s", x->id);
+    struct th_resp *r = th_http(srv, "GET", path, NULL);
+    bool ok = *x->id && r->status == 200 && th_str(r->json, "id") &&
+              strcmp(th_str(r->json, "id"), x->id) == 0;
+    if (!ok) printf("    reading task '%s' back answered %ld\n", x->id, r->status);
+    return ok;
+}
+
+/*
+ * A stalled writer of another node holds the head row: in the middle of a
+ * pipeline (mid_pipeline), or idle in its transaction. The server's submit
+ * gets through within `timeout_ms`, having ended that session: once,
+ * logged and counted.
+ */
+static void stalled_writer_is_ended(bool mid_pipeline, long timeout_ms) {
+    if (!th_backend_is_pg()) {
+        th_skip("other nodes' sessions need PostgreSQL (TASKMILL_TEST_PG)");
+        return;
+    }
+    struct th_server srv;
+    CHECK_INT(th_server_start(&srv, NULL), 0);
+    PGconn *watch = session_open(&srv, "test watch", false);
+    PGconn *stalled = session_open(&srv, "taskmill writer", true);
+    bool held =
+        watch && stalled && (mid_pipeline ? hold_mid_pipeline(stalled) : hold_idle(stalled));
+    int pid = stalled ? PQbackendPID(stalled) : 0;
+    bool waits = false;
+    if (held)
+        TRY_WAIT_UNTIL(waits,
+                       holds_and_waits(watch, pid, mid_pipeline ? "active" : "idle in transaction"),
+                       10000, "the stalled session to hold the head row and wait on its client");
+    struct submit x = {.srv = &srv, .timeout_ms = timeout_ms};
+    pthread_t th;
+    bool started = waits && pthread_create(&th, NULL, submit_run, &x) == 0;
+    if (started) pthread_join(th, NULL);
+    bool gone = false;
+    if (started)
+        TRY_WAIT_UNTIL(gone, session_gone(watch, pid), 10000, "the stalled session to end");
+    bool stored = started && submit_stored(&srv, &x);
+    char who[64];
+    snprintf(who, sizeof who, "ended session pid %d ('taskmill writer'", pid);
+    int lines = log_lines(&srv, "taskmill: postgres: writer: stalled session: ", who);
+    long long ended = th_metric(&srv, "taskmill_pg_stalled_sessions_ended_total");
+    PQfinish(stalled);
+    PQfinish(watch);
+    th_server_free(&srv);
+    CHECK(held);
+    CHECK(waits);
+    CHECK(started);
+    CHECK(stored);
+    CHECK(gone);
+    CHECK_INT(lines, 1);
+    CHECK_INT(ended, 1);
+}
+
+static void test_writer_stalled_mid_pipeline_is_ended(void) {
+    /* The build before: 503 after the 30 s statement_timeout. */
+    stalled_writer_is_ended(true, 15000);
+}
+
+static void test_writer_stalled_idle_in_transaction_is_ended(void) {
+    /* The build before: 201 once the stalled session's 10 s
+     * idle_in_transaction_session_timeout ends it. */
+    stalled_writer_is_ended(false, 8500);
+}
+
+/*
+ * A session that is not a taskmill writer (psql, say), idle in a
+ * transaction that holds the head row, is left alone: once the server's
+ * writer has waited past the bound it logs that session as not ended, the
+ * session is still there and the submit still waits; when the session
+ * lets go, the submit succeeds.
+ */
+static void test_other_session_is_not_ended(void) {
+    if (!th_backend_is_pg()) {
+        th_skip("other sessions need PostgreSQL (TASKMILL_TEST_PG)");
+        return;
+    }
+    struct th_server srv;
+    CHECK_INT(th_server_start(&srv, NULL), 0);
+    PGconn *watch = session_open(&srv, "test watch", false);
+    PGconn *other = session_open(&srv, "psql", false);
+    bool held = watch && other && hold_idle(other);
+    int pid = other ? PQbackendPID(other) : 0;
+    struct submit x = {.srv = &srv, .timeout_ms = 60000};
+    pthread_t th;
+    bool started = held && pthread_create(&th, NULL, submit_run, &x) == 0;
+    char who[64];
+    snprintf(who, sizeof who, "session pid %d ('psql', idle in transaction", pid);
+    bool logged = false;
+    if (started)
+        TRY_WAIT_UNTIL(logged, log_lines(&srv, who, "not ended: it is not a taskmill writer") == 1,
+                       20000, "the server to log the session that holds it up");
+    /* The server looked past the bound and let it be: still there, still
+     * in its transaction, the submit still waiting for it. */
+    bool still = logged && holds_and_waits(watch, pid, "idle in transaction");
+    bool waiting = logged && !atomic_load(&x.done);
+    if (other) {
+        PGresult *r = PQexec(other, "ROLLBACK");
+        PQclear(r);
+    }
+    if (started) pthread_join(th, NULL);
+    bool stored = started && submit_stored(&srv, &x);
+    long long ended = th_metric(&srv, "taskmill_pg_stalled_sessions_ended_total");
+    PQfinish(other);
+    PQfinish(watch);
+    th_server_free(&srv);
+    CHECK(held);
+    CHECK(started);
+    CHECK(logged);
+    CHECK(still);
+    CHECK(waiting);
+    CHECK(stored);
+    CHECK_INT(ended, 0);
+}
+
+static const struct th_test tests[] = {
+    {"a writer stalled mid-pipeline holding the event head is ended; the write goes through",
+     test_writer_stalled_mid_pipeline_is_ended},
+    {"a writer stalled idle in its transaction holding the event head is ended; the write goes "
+     "through",
+     test_writer_stalled_idle_in_transaction_is_ended},
+    {"a session that is not a taskmill writer is logged, never ended",
+     test_other_session_is_not_ended},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    return th_main(tests, argc, argv) || th_failed();
+}
