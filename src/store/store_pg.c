@@ -402,6 +402,9 @@ struct pg_watch {
     int nseen;
     int logged[PG_WATCH_SEEN]; /* blockers logged in this wait */
     int nlogged;
+    /* The statement the writer's own session was running at the last look
+     * ("" if none was seen): what a wait that runs out waited on. */
+    char query[96];
 };
 
 static void pg_watch_look(struct pg_conn *c, struct pg_watch *w);
@@ -415,6 +418,12 @@ static int pg_next(struct pg_conn *c, const char *sql, int64_t deadline, PGresul
     w.next_at = c->watch ? w.since + PG_WATCH_AFTER_MS : INT64_MAX;
     while (PQisBusy(c->pg)) {
         int64_t now = time_mono_ms(), left = deadline - now;
+        /* In a pipeline the server answers nothing before its Sync, so sql
+         * is the first statement sent, not the one the server was on. */
+        if (left <= 0 && *w.query)
+            return pg_gave_up(c, w.query,
+                              "no answer in time (the statement the server was running at the "
+                              "last look); closing the connection");
         if (left <= 0) return pg_gave_up(c, sql, "no answer in time; closing the connection");
         if (now >= w.next_at) {
             pg_watch_look(c, &w);
@@ -1085,14 +1094,23 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
  * pid, name, state and how long it has been in it; the writer waits on,
  * to its statement_timeout. A look that fails is not tried again in the
  * same wait.
+ *
+ * Each look also reads which statement the writer's own session is
+ * running. Should the wait run out on the client's side (PG_CALL_TIMEOUT_MS:
+ * the server's statement_timeout counts per statement, and a pipeline of
+ * statements that each waited can outlast it), the log names that
+ * statement: the server answers a pipeline only at its Sync, so the first
+ * statement still unanswered is always the pipeline's first, its BEGIN.
  */
 static const char pg_blockers_sql[] =
     "SELECT pid, coalesce(application_name, ''), coalesce(state, ''),"
     " coalesce(wait_event_type || ':' || wait_event, ''), coalesce(state_change::text, ''),"
     " coalesce((extract(epoch FROM clock_timestamp() - state_change) * 1000)::bigint, 0),"
     " coalesce(state IN ('idle in transaction', 'idle in transaction (aborted)')"
-    " OR (state = 'active' AND wait_event = 'ClientRead'), false)"
-    " FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids($1::integer)) ORDER BY pid";
+    " OR (state = 'active' AND wait_event = 'ClientRead'), false),"
+    " CASE WHEN state = 'active' THEN left(query, 200) ELSE '' END"
+    " FROM pg_stat_activity WHERE pid = $1::integer OR pid = ANY(pg_blocking_pids($1::integer))"
+    " ORDER BY pid";
 
 /* Ends the session pid when it is still as the look saw it (state_change
  * `at`, waiting on its client). */
@@ -1144,8 +1162,14 @@ static void pg_watch_look(struct pg_conn *c, struct pg_watch *w) {
     }
     struct pg_watch was = *w;
     w->nseen = 0;
+    int self = PQbackendPID(c->pg);
+    w->query[0] = '\0';
     for (int i = 0; i < PQntuples(r); i++) {
         int pid = atoi(PQgetvalue(r, i, 0));
+        if (pid == self) { /* the writer's own session: what it runs */
+            pg_copy(w->query, sizeof w->query, r, i, 7);
+            continue;
+        }
         const char *app = PQgetvalue(r, i, 1), *state = PQgetvalue(r, i, 2);
         const char *wait = PQgetvalue(r, i, 3), *at = PQgetvalue(r, i, 4);
         int64_t age = pg_int(r, i, 5);
