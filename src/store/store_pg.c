@@ -75,6 +75,7 @@ extern const struct embedded_file pg_migrations[];
 #define PG_WATCH_AFTER_MS 2000
 #define PG_WATCH_EVERY_MS 1000
 #define PG_STALLED_MS     5000
+#define PG_WATCH_READ_MS  2000              /* a look's statement gets no longer */
 #define PG_WRITER_APP     "taskmill writer" /* every writer session's application_name */
 #define PG_CHANNEL        "taskmill_events"
 /* pg_advisory_xact_lock key of the migrations: "taskmill" in ASCII. */
@@ -393,6 +394,7 @@ static int pg_gave_up(struct pg_conn *c, const char *sql, const char *why) {
 #define PG_WATCH_SEEN 8
 struct pg_watch {
     int64_t since, next_at; /* monotonic ms: the wait began; the next look (INT64_MAX: none) */
+    int64_t deadline;       /* the wait's own: no look runs past it */
     /* The last look's blockers that were taskmill writers waiting on their
      * node, and the state_change they had then. */
     struct {
@@ -414,7 +416,7 @@ static void pg_watch_look(struct pg_conn *c, struct pg_watch *w);
  * The writer looks at who blocks it while it waits (pg_watch_look). */
 static int pg_next(struct pg_conn *c, const char *sql, int64_t deadline, PGresult **res) {
     *res = NULL;
-    struct pg_watch w = {.since = time_mono_ms()};
+    struct pg_watch w = {.since = time_mono_ms(), .deadline = deadline};
     w.next_at = c->watch ? w.since + PG_WATCH_AFTER_MS : INT64_MAX;
     while (PQisBusy(c->pg)) {
         int64_t now = time_mono_ms(), left = deadline - now;
@@ -1092,8 +1094,9 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
  * application, a node of a version before these names). Once the writer
  * has waited PG_STALLED_MS such a blocker is logged, once a wait, with its
  * pid, name, state and how long it has been in it; the writer waits on,
- * to its statement_timeout. A look that fails is not tried again in the
- * same wait.
+ * to its statement_timeout. A look's statement gets PG_WATCH_READ_MS on
+ * a reader and never runs past the wait's own deadline (pg_watch_read);
+ * a look that fails is not tried again in the same wait.
  *
  * Each look also reads which statement the writer's own session is
  * running. Should the wait run out on the client's side (PG_CALL_TIMEOUT_MS:
@@ -1119,6 +1122,22 @@ static const char pg_end_sql[] =
     " AND state_change::text = $2 AND (state IN ('idle in transaction',"
     " 'idle in transaction (aborted)') OR (state = 'active' AND wait_event = 'ClientRead'))";
 
+/* Runs a look's statement on a reader, bounded by PG_WATCH_READ_MS and
+ * by the wait's deadline, so that the look cannot hold the writer past
+ * its own bound (a reader that does not answer in time is closed). */
+static int pg_watch_read(struct pg_conn *c, const struct pg_watch *w, const char *sql,
+                         const struct pg_params *p, PGresult **res) {
+    *res = NULL;
+    int64_t left = w->deadline - time_mono_ms();
+    if (left > PG_WATCH_READ_MS) left = PG_WATCH_READ_MS;
+    if (left <= 0) return TM_EUNAVAILABLE;
+    struct pg_conn *r = pg_reader_take(c->watch);
+    if (!r) return TM_EUNAVAILABLE;
+    int rc = pg_exec(r, NULL, sql, p->n, p->v, p->len, p->fmt, left, res);
+    pg_reader_give(c->watch, r);
+    return rc;
+}
+
 static bool pg_watch_logged(struct pg_watch *w, int pid) {
     for (int i = 0; i < w->nlogged; i++)
         if (w->logged[i] == pid) return true;
@@ -1127,14 +1146,14 @@ static bool pg_watch_logged(struct pg_watch *w, int pid) {
 }
 
 /* Ends a stalled writer session; true when it was. */
-static bool pg_watch_end(struct pg_conn *c, int pid, const char *at, const char *app,
-                         const char *how, int64_t age_ms, int64_t waited_ms) {
+static bool pg_watch_end(struct pg_conn *c, const struct pg_watch *w, int pid, const char *at,
+                         const char *app, const char *how, int64_t age_ms, int64_t waited_ms) {
     struct pg_params p;
     pgp_init(&p);
     pgp_int(&p, pid);
     pgp_text(&p, at);
     PGresult *r = NULL;
-    int rc = pg_read_sql(c->watch, pg_end_sql, &p, &r); /* a refusal is logged there */
+    int rc = pg_watch_read(c, w, pg_end_sql, &p, &r); /* a refusal is logged there */
     bool ended = rc == 0 && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
     if (!ended) return false;
@@ -1156,7 +1175,7 @@ static void pg_watch_look(struct pg_conn *c, struct pg_watch *w) {
     pgp_init(&p);
     pgp_int(&p, PQbackendPID(c->pg));
     PGresult *r = NULL;
-    if (pg_read_sql(c->watch, pg_blockers_sql, &p, &r)) {
+    if (pg_watch_read(c, w, pg_blockers_sql, &p, &r)) {
         PQclear(r);
         return;
     }
@@ -1183,7 +1202,7 @@ static void pg_watch_look(struct pg_conn *c, struct pg_watch *w) {
             for (int k = 0; k < was.nseen; k++)
                 same |= was.seen[k].pid == pid && strcmp(was.seen[k].at, at) == 0;
             if (age >= PG_STALLED_MS && (same || !active) &&
-                pg_watch_end(c, pid, at, app, how, age, waited))
+                pg_watch_end(c, w, pid, at, app, how, age, waited))
                 continue;
             if (w->nseen < PG_WATCH_SEEN) {
                 w->seen[w->nseen].pid = pid;
