@@ -17,11 +17,16 @@
  * the 30 s statement_timeout; the writer's 10 s idle timeout for a node
  * idle in its transaction), so that build fails here rather than hangs.
  *
+ * The last case freezes a real node (SIGSTOP) idle in a transaction that
+ * holds the row, and sees what it answers when it comes back: 503 for the
+ * batch that was rolled back under it, and success on a new connection.
+ *
  * PostgreSQL only (TASKMILL_TEST_PG); skipped on SQLite.
  */
 #include <curl/curl.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +135,8 @@ static int log_lines(const struct th_server *s, const char *a, const char *b) {
 struct submit {
     struct th_server *srv;
     long timeout_ms;
-    long status; /* -1: no answer within the timeout */
+    const char *type; /* NULL: "stall" */
+    long status;      /* -1: no answer within the timeout */
     char id[33];
     char body[16384];
     atomic_bool done;
@@ -153,7 +159,9 @@ static void *submit_run(void *arg) {
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"type\":\"stall\"}");
+    char body[64];
+    snprintf(body, sizeof body, "{\"type\":\"%s\"}", x->type ? x->type : "stall");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, x->timeout_ms);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
@@ -296,6 +304,92 @@ static void test_other_session_is_not_ended(void) {
     CHECK_INT(ended, 0);
 }
 
+/* The pid of the session a session `blocker` blocks, or 0. */
+static int blocked_by(PGconn *watch, int blocker) {
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(min(pid), 0) FROM pg_stat_activity"
+             " WHERE %d = ANY(pg_blocking_pids(pid))",
+             blocker);
+    long long pid = ask(watch, sql);
+    return pid > 0 ? (int)pid : 0;
+}
+
+/*
+ * A real node stalls inside a transaction that holds the head row: node B's
+ * batch waits for the row behind a session of the test, B is frozen
+ * (SIGSTOP), and the session lets go, so B's session takes the row, runs
+ * the rest of its pipeline and sits idle in its transaction with B unable
+ * to send its COMMIT. Node A's submit gets through, having ended B's
+ * session. When B comes back (SIGCONT) its submit is answered 503 and
+ * stored nothing, and its next submit succeeds on a new connection.
+ */
+static void test_stalled_node_comes_back_to_a_503_and_reconnects(void) {
+    struct th_server a, b;
+    if (!th_backend_is_pg()) {
+        th_skip("several nodes need PostgreSQL (TASKMILL_TEST_PG)");
+        return;
+    }
+    CHECK_INT(th_server_start(&a, NULL), 0);
+    if (th_server_start_peer(&b, &a, NULL)) {
+        th_server_free(&a);
+        return;
+    }
+    PGconn *watch = session_open(&a, "test watch", false);
+    PGconn *other = session_open(&a, "psql", false);
+    bool held = watch && other && hold_idle(other);
+    int other_pid = other ? PQbackendPID(other) : 0;
+    struct submit xb = {.srv = &b, .timeout_ms = 60000, .type = "frozen"};
+    pthread_t th;
+    bool started = held && pthread_create(&th, NULL, submit_run, &xb) == 0;
+    int bpid = 0; /* B's writer session */
+    bool b_waits = false, b_stopped = false, b_holds = false;
+    if (started)
+        TRY_WAIT_UNTIL(b_waits, (bpid = blocked_by(watch, other_pid)) > 0, 10000,
+                       "node B's writer to wait for the head row");
+    if (b_waits) b_stopped = kill(b.pid, SIGSTOP) == 0;
+    if (other) {
+        PGresult *r = PQexec(other, "ROLLBACK");
+        PQclear(r);
+    }
+    if (b_stopped)
+        TRY_WAIT_UNTIL(b_holds, holds_and_waits(watch, bpid, "idle in transaction"), 10000,
+                       "node B's session to hold the head row, idle in its transaction");
+    struct submit xa = {.srv = &a, .timeout_ms = 8500};
+    pthread_t tha;
+    bool a_started = b_holds && pthread_create(&tha, NULL, submit_run, &xa) == 0;
+    if (a_started) pthread_join(tha, NULL);
+    bool a_stored = a_started && submit_stored(&a, &xa);
+    bool gone = false;
+    if (a_started)
+        TRY_WAIT_UNTIL(gone, session_gone(watch, bpid), 10000, "node B's session to end");
+    if (b_stopped) kill(b.pid, SIGCONT);
+    if (started) pthread_join(th, NULL);
+    long long frozen = watch ? ask(watch, "SELECT count(*) FROM tasks WHERE type = 'frozen'") : -1;
+    struct submit again = {.srv = &b, .timeout_ms = 20000, .type = "again"};
+    bool b_again = started && (submit_run(&again), submit_stored(&b, &again));
+    char who[64];
+    snprintf(who, sizeof who, "ended session pid %d ('taskmill writer'", bpid);
+    int lines = log_lines(&a, "taskmill: postgres: writer: stalled session: ", who);
+    PQfinish(other);
+    PQfinish(watch);
+    th_server_free(&b);
+    th_server_free(&a);
+    CHECK(held);
+    CHECK(started);
+    CHECK(b_waits);
+    CHECK(b_stopped);
+    CHECK(b_holds);
+    CHECK(a_stored);
+    CHECK(gone);
+    CHECK_INT(lines, 1);
+    if (xb.status != 503)
+        printf("    node B's frozen submit answered %ld: %s\n", xb.status, xb.body);
+    CHECK_INT(xb.status, 503);
+    CHECK_INT(frozen, 0);
+    CHECK(b_again);
+}
+
 static const struct th_test tests[] = {
     {"a writer stalled mid-pipeline holding the event head is ended; the write goes through",
      test_writer_stalled_mid_pipeline_is_ended},
@@ -304,6 +398,8 @@ static const struct th_test tests[] = {
      test_writer_stalled_idle_in_transaction_is_ended},
     {"a session that is not a taskmill writer is logged, never ended",
      test_other_session_is_not_ended},
+    {"a node frozen inside its transaction is ended; back, it answers 503 and reconnects",
+     test_stalled_node_comes_back_to_a_503_and_reconnects},
     {NULL, NULL},
 };
 
