@@ -402,7 +402,7 @@ struct pg_watch {
         char at[40];
     } seen[PG_WATCH_SEEN];
     int nseen;
-    int logged[PG_WATCH_SEEN]; /* blockers logged in this wait */
+    int logged[PG_WATCH_SEEN]; /* blockers logged, or whose end was refused, in this wait */
     int nlogged;
     /* The statement the writer's own session was running at the last look
      * ("" if none was seen): what a wait that runs out waited on. */
@@ -1138,25 +1138,31 @@ static int pg_watch_read(struct pg_conn *c, const struct pg_watch *w, const char
     return rc;
 }
 
-static bool pg_watch_logged(struct pg_watch *w, int pid) {
+/* Whether pid was logged, or its end refused, in this wait (pg_watch_mark). */
+static bool pg_watch_has(const struct pg_watch *w, int pid) {
     for (int i = 0; i < w->nlogged; i++)
         if (w->logged[i] == pid) return true;
-    if (w->nlogged < PG_WATCH_SEEN) w->logged[w->nlogged++] = pid;
     return false;
 }
 
-/* Ends a stalled writer session; true when it was. */
-static bool pg_watch_end(struct pg_conn *c, const struct pg_watch *w, int pid, const char *at,
-                         const char *app, const char *how, int64_t age_ms, int64_t waited_ms) {
+static void pg_watch_mark(struct pg_watch *w, int pid) {
+    if (w->nlogged < PG_WATCH_SEEN) w->logged[w->nlogged++] = pid;
+}
+
+/* Ends a stalled writer session: 1 when it was, 0 when it had moved on,
+ * a TM_E code when the statement failed (a role not allowed to: logged
+ * by pg_exec). */
+static int pg_watch_end(struct pg_conn *c, const struct pg_watch *w, int pid, const char *at,
+                        const char *app, const char *how, int64_t age_ms, int64_t waited_ms) {
     struct pg_params p;
     pgp_init(&p);
     pgp_int(&p, pid);
     pgp_text(&p, at);
     PGresult *r = NULL;
-    int rc = pg_watch_read(c, w, pg_end_sql, &p, &r); /* a refusal is logged there */
+    int rc = pg_watch_read(c, w, pg_end_sql, &p, &r);
     bool ended = rc == 0 && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
-    if (!ended) return false;
+    if (!ended) return rc;
     atomic_fetch_add(&pq(c->watch)->stalled_ended, 1);
     char msg[320];
     snprintf(msg, sizeof msg,
@@ -1164,7 +1170,7 @@ static bool pg_watch_end(struct pg_conn *c, const struct pg_watch *w, int pid, c
              "node inside a transaction; this writer had waited %lld ms for it",
              pid, app, how, (long long)age_ms, (long long)waited_ms);
     pg_log(c, "stalled session", msg);
-    return true;
+    return 1;
 }
 
 /* One look at the sessions that block the writer c (above). */
@@ -1195,15 +1201,21 @@ static void pg_watch_look(struct pg_conn *c, struct pg_watch *w) {
         bool on_client = strcmp(PQgetvalue(r, i, 6), "t") == 0;
         bool writer = strcmp(app, PG_WRITER_APP) == 0, active = strcmp(state, "active") == 0;
         char how[128]; /* what an idle session waits on goes without saying */
-        snprintf(how, sizeof how, "%s%s%s", *state ? state : "state not visible to this role",
+        snprintf(how, sizeof how, "%s%s%s", *state ? state : "state unknown",
                  active && *wait ? ", waiting on " : "", active ? wait : "");
         if (writer && on_client) {
             bool same = false;
             for (int k = 0; k < was.nseen; k++)
                 same |= was.seen[k].pid == pid && strcmp(was.seen[k].at, at) == 0;
-            if (age >= PG_STALLED_MS && (same || !active) &&
-                pg_watch_end(c, w, pid, at, app, how, age, waited))
-                continue;
+            if (pg_watch_has(w, pid)) continue; /* its end was refused in this wait */
+            if (age >= PG_STALLED_MS && (same || !active)) {
+                int ended = pg_watch_end(c, w, pid, at, app, how, age, waited);
+                if (ended == 1) continue;
+                if (ended < 0) {
+                    pg_watch_mark(w, pid);
+                    continue;
+                }
+            }
             if (w->nseen < PG_WATCH_SEEN) {
                 w->seen[w->nseen].pid = pid;
                 snprintf(w->seen[w->nseen].at, sizeof w->seen[w->nseen].at, "%s", at);
@@ -1211,13 +1223,16 @@ static void pg_watch_look(struct pg_conn *c, struct pg_watch *w) {
             }
             continue; /* not stalled long enough yet, or it moved: no line */
         }
-        if (waited < PG_STALLED_MS || pg_watch_logged(w, pid)) continue;
+        if (waited < PG_STALLED_MS || pg_watch_has(w, pid)) continue;
+        pg_watch_mark(w, pid);
         char msg[400];
         snprintf(msg, sizeof msg,
                  "session pid %d ('%s', %s for %lld ms) holds what this writer has waited %lld ms "
                  "for; not ended: %s",
                  pid, app, how, (long long)age, (long long)waited,
-                 !writer ? "it is not a taskmill writer" : "it is running a statement");
+                 !writer  ? "it is not a taskmill writer"
+                 : *state ? "it is running a statement"
+                          : "its state is not visible to this role (pg_read_all_stats)");
         pg_log(c, "waiting", msg);
     }
     PQclear(r);
