@@ -701,9 +701,43 @@ static const struct route *req_route_find(struct req *r, bool *path_known) {
     return NULL;
 }
 
-/* Replies 405 or 404 to a request no route serves. */
+/* The methods of the routes that have r's path, as an Allow field gives
+ * them ("GET, DELETE"), each once, in the routes' order. */
+static void req_allowed_methods(struct req *r, char *out, size_t cap) {
+    const struct route_table *tb;
+    struct path_segs path = {.n = -3};
+    const char *seen[16];
+    size_t nseen = 0, len = 0;
+    out[0] = '\0';
+    for (size_t t = r->first_table; r->first_route && (tb = route_table_at(r->srv, t)); t++) {
+        const struct route *rt = t == r->first_table ? r->first_route : tb->routes;
+        for (; rt->method; rt++) {
+            if (rt != r->first_route) {
+                if (path.n == -3) route_path_split(r->path, &path, false);
+                if (!route_matches(r, &path, t, (size_t)(rt - tb->routes))) continue;
+            }
+            size_t i = 0;
+            while (i < nseen && strcmp(seen[i], rt->method) != 0)
+                i++;
+            if (i < nseen || nseen == sizeof seen / sizeof seen[0]) continue;
+            seen[nseen++] = rt->method;
+            int n = snprintf(out + len, cap - len, "%s%s", len ? ", " : "", rt->method);
+            if (n < 0 || (size_t)n >= cap - len) { /* no room: what fitted */
+                out[len] = '\0';
+                return;
+            }
+            len += (size_t)n;
+        }
+    }
+}
+
+/* Replies 405, with the path's methods in Allow (RFC 9110 15.5.6), or 404
+ * to a request no route serves. */
 static void req_reply_no_route(struct req *r, bool path_known) {
     if (path_known) {
+        char allow[128];
+        req_allowed_methods(r, allow, sizeof allow);
+        if (allow[0]) reply_add_header(r, "Allow", allow);
         reply_error_code(r, TM_EMETHOD, "", "method not allowed on this path");
         return;
     }

@@ -223,11 +223,61 @@ static void test_bad_query_parameters(void) {
     REFUSED("GET", p, NULL, 400, "invalid_argument", "version");
 }
 
+/* Whether an Allow field's value names exactly the methods of want (both
+ * "A, B" lists; the order is the server's routes', which says nothing). */
+static bool same_methods(const char *got, const char *want) {
+    size_t n = 0;
+    for (const char *w = want; *w; n++) {
+        size_t m = strcspn(w, ",");
+        char one[16];
+        snprintf(one, sizeof one, "%.*s", (int)m, w);
+        bool found = false;
+        for (const char *g = got; *g && !found;) {
+            size_t k = strcspn(g, ",");
+            found = k == m && strncmp(g, one, m) == 0;
+            g += k;
+            g += strspn(g, ", ");
+        }
+        if (!found) return false;
+        w += m;
+        w += strspn(w, ", ");
+    }
+    size_t ng = 0;
+    for (const char *g = got; *g; ng++) {
+        g += strcspn(g, ",");
+        g += strspn(g, ", ");
+    }
+    return ng == n;
+}
+
 static void test_media_type_method_idempotency_header(void) {
     refused(__LINE__, "POST", "/v1/tasks", "<task/>", "application/xml", 415,
             "unsupported_media_type", "Content-Type");
     REFUSED("PUT", "/v1/tasks", "{\"type\":\"x\"}", 405, "method_not_allowed", NULL);
     REFUSED("PATCH", tpath(pending_id, ""), "{}", 405, "method_not_allowed", NULL);
+    /* A 405 says which methods the path takes (RFC 9110 15.5.6). */
+    static const struct {
+        const char *method, *path, *allow;
+    } allow[] = {
+        {"PUT", "/v1/tasks", "GET, POST"},
+        {"DELETE", "/v1/queues", "GET"},
+        {"POST", "/healthz", "GET, HEAD"},
+        {"GET", "/v1/queues/default/pause", "POST"},
+    };
+    for (size_t i = 0; i < sizeof allow / sizeof allow[0]; i++) {
+        struct th_resp *r = th_http(&srv, allow[i].method, allow[i].path, NULL);
+        char v[128] = "";
+        CHECK_INT(r->status, 405);
+        CHECK(th_resp_header(r, "Allow", v, sizeof v));
+        if (!same_methods(v, allow[i].allow))
+            th_fail(__FILE__, __LINE__, "%s %s: Allow '%s', want '%s'", allow[i].method,
+                    allow[i].path, v, allow[i].allow);
+    }
+    char p[256], v[128] = "";
+    snprintf(p, sizeof p, "/v1/tasks/%s", pending_id);
+    struct th_resp *a = th_http(&srv, "PATCH", p, NULL);
+    CHECK(th_resp_header(a, "Allow", v, sizeof v));
+    CHECK(same_methods(v, "GET, DELETE"));
     char key[400] = "Idempotency-Key: ";
     for (int i = 0; i < 300; i++)
         strcat(key, "k");
