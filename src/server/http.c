@@ -165,7 +165,7 @@ static void req_waiter_release(struct req *r) {
 
 /* A 2xx reply of len bytes (at least UNSENT_COUNT_MIN) holds them until it
  * is sent whole or its connection is gone (req_free gives them back). A
- * read's (a GET, or a view's read sent by POST: r->reply_is_read) is
+ * read's (a GET or HEAD, or a view's read sent by POST: r->reply_is_read) is
  * refused past --max-unsent-bytes or its token's
  * --max-unsent-bytes-per-token: false, with e set. A reply larger than a
  * cap goes when nothing else is held under it, or it could never go. A
@@ -173,7 +173,7 @@ static void req_waiter_release(struct req *r) {
 static bool req_unsent_take(struct req *r, size_t len, struct tm_error *e) {
     struct server *srv = r->srv;
     const struct limits *lim = &srv->cfg.limits;
-    bool read = r->reply_is_read || strcmp(r->method, "GET") == 0;
+    bool read = r->reply_is_read || strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
     int64_t n = (int64_t)len;
     int64_t max = read && lim->unsent_max_bytes ? (int64_t)lim->unsent_max_bytes : INT64_MAX;
     int64_t token_max = read && lim->unsent_per_token_max_bytes
@@ -680,11 +680,16 @@ static bool req_refuse_not_utf8(struct req *r) {
 
 /* The route for r's method and path, its ':' segments captured into r, or
  * NULL; *path_known says whether a route of another method has the path.
+ * HEAD takes the GET route of a path that has no HEAD route of its own
+ * (RFC 9110 9.3.2: libmicrohttpd sends a HEAD's reply without its body).
  * The routes before the first whose pattern matches the path
  * (req_pick_error_writer found it) are not tried again. */
 static const struct route *req_route_find(struct req *r, bool *path_known) {
     const struct route_table *tb;
     struct path_segs path = {.n = -3}; /* split when a route past the first is tried */
+    bool head = strcmp(r->method, "HEAD") == 0;
+    const struct route *get = NULL;
+    size_t get_t = 0;
     *path_known = false;
     for (size_t t = r->first_table; r->first_route && (tb = route_table_at(r->srv, t)); t++) {
         const struct route *rt = t == r->first_table ? r->first_route : tb->routes;
@@ -696,18 +701,44 @@ static const struct route *req_route_find(struct req *r, bool *path_known) {
             }
             *path_known = true;
             if (strcmp(rt->method, r->method) == 0) return rt;
+            if (head && !get && strcmp(rt->method, "GET") == 0) {
+                get = rt;
+                get_t = t;
+            }
         }
     }
-    return NULL;
+    if (get) { /* its ':' segments again: a later route's match overwrote them */
+        if (path.n == -3) route_path_split(r->path, &path, false);
+        route_matches(r, &path, get_t, (size_t)(get - route_table_at(r->srv, get_t)->routes));
+    }
+    return get;
+}
+
+/* An Allow field's value being built: its methods, each once. */
+struct allow {
+    char *out;
+    size_t cap, len;
+};
+
+static void allow_add(struct allow *a, const char *method) {
+    size_t m = strlen(method);
+    for (const char *p = a->out; *p; p += strspn(p, ", ")) {
+        size_t k = strcspn(p, ",");
+        if (k == m && strncmp(p, method, m) == 0) return;
+        p += k;
+    }
+    if (a->len + m + 3 > a->cap) return; /* no room: what fitted */
+    a->len +=
+        (size_t)snprintf(a->out + a->len, a->cap - a->len, "%s%s", a->len ? ", " : "", method);
 }
 
 /* The methods of the routes that have r's path, as an Allow field gives
- * them ("GET, DELETE"), each once, in the routes' order. */
+ * them ("GET, HEAD, DELETE"; HEAD wherever GET is, req_route_find), each
+ * once, in the routes' order. */
 static void req_allowed_methods(struct req *r, char *out, size_t cap) {
     const struct route_table *tb;
     struct path_segs path = {.n = -3};
-    const char *seen[16];
-    size_t nseen = 0, len = 0;
+    struct allow a = {out, cap, 0};
     out[0] = '\0';
     for (size_t t = r->first_table; r->first_route && (tb = route_table_at(r->srv, t)); t++) {
         const struct route *rt = t == r->first_table ? r->first_route : tb->routes;
@@ -716,17 +747,8 @@ static void req_allowed_methods(struct req *r, char *out, size_t cap) {
                 if (path.n == -3) route_path_split(r->path, &path, false);
                 if (!route_matches(r, &path, t, (size_t)(rt - tb->routes))) continue;
             }
-            size_t i = 0;
-            while (i < nseen && strcmp(seen[i], rt->method) != 0)
-                i++;
-            if (i < nseen || nseen == sizeof seen / sizeof seen[0]) continue;
-            seen[nseen++] = rt->method;
-            int n = snprintf(out + len, cap - len, "%s%s", len ? ", " : "", rt->method);
-            if (n < 0 || (size_t)n >= cap - len) { /* no room: what fitted */
-                out[len] = '\0';
-                return;
-            }
-            len += (size_t)n;
+            allow_add(&a, rt->method);
+            if (strcmp(rt->method, "GET") == 0) allow_add(&a, "HEAD");
         }
     }
 }

@@ -825,8 +825,52 @@ static void test_write_replies_match_reads(void) {
     free(parent);
 }
 
+/*
+ * HEAD is answered wherever GET is (RFC 9110 9.3.2): the GET's status and
+ * fields, no body. A stream's HEAD opens no stream that stays.
+ */
+static void test_head_as_get(void) {
+    char *id = th_submit(&srv, "headed", NULL);
+    char path[96], len[32] = "", type[64] = "";
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    size_t get_len = strlen(r->body);
+    r = th_http(&srv, "HEAD", path, NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(r->body, "");
+    CHECK(th_resp_header(r, "Content-Length", len, sizeof len));
+    CHECK_INT(atoll(len), (long long)get_len);
+    CHECK(th_resp_header(r, "Content-Type", type, sizeof type));
+    CHECK_STR(type, "application/json");
+    /* The GET's refusals too. */
+    r = th_http(&srv, "HEAD", "/v1/tasks/0123456789abcdef0123456789abcdef", NULL);
+    CHECK_INT(r->status, 404);
+    CHECK_STR(r->body, "");
+    r = th_http(&srv, "HEAD", "/v1/tasks?limit=0", NULL);
+    CHECK_INT(r->status, 400);
+    r = th_http(&srv, "HEAD", "/", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK(th_resp_header(r, "Content-Type", type, sizeof type));
+    CHECK(strncmp(type, "text/html", 9) == 0);
+    r = th_http(&srv, "HEAD", "/v1/events", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK(th_resp_header(r, "Content-Type", type, sizeof type));
+    CHECK_STR(type, "text/event-stream");
+    WAIT_UNTIL(th_metric(&srv, "taskmill_sse_streams") == 0, 10000, "the HEAD's stream to end");
+    /* A path with no GET takes no HEAD; one with a GET lists it. */
+    r = th_http(&srv, "HEAD", "/v1/queues/default/claim", NULL);
+    CHECK_INT(r->status, 405);
+    char allow[64] = "";
+    r = th_http(&srv, "DELETE", "/v1/queues", NULL);
+    CHECK(th_resp_header(r, "Allow", allow, sizeof allow));
+    CHECK(strstr(allow, "HEAD") != NULL);
+    free(id);
+}
+
 static const struct th_test tests[] = {
     {"Idempotency-Key returns the first task", test_idempotency_key},
+    {"HEAD is answered as GET, without the body", test_head_as_get},
     {"batch submit is all or nothing", test_batch_submit},
     {"GET long-polls until the version passes", test_get_long_poll},
     {"list filters and cursor paging", test_list_filters_and_paging},
