@@ -260,6 +260,17 @@ int cli_short_id_len(char *const *ids, size_t n, size_t i) {
     return (int)(len < full ? len : full);
 }
 
+/* Whether id, which the server gave for ids that start with prefix, can be one: it starts
+ * with the prefix, fits an id, and holds no control character, space or '/'. */
+static bool cli_id_answers(const char *id, const char *prefix) {
+    size_t n = strlen(id);
+    if (n >= TM_ID_MAX || strncmp(id, prefix, strlen(prefix)) != 0) return false;
+    char *shown = cli_printable_copy(id);
+    bool ok = !shown && !strpbrk(id, " /");
+    free(shown);
+    return ok;
+}
+
 int cli_resolve_id(const char *cmd, struct tm_client *c, const char *typed, char out[TM_ID_MAX]) {
     /* Ids are lower-case hex; a prefix or an id typed (or pasted) in capitals is the same
      * id, as git takes it. */
@@ -297,11 +308,27 @@ int cli_resolve_id(const char *cmd, struct tm_client *c, const char *typed, char
         fprintf(stderr, "taskmill %s: no task has an id that starts with '%s'\n", cmd, arg);
         rc = CLI_EXIT_NOT_FOUND;
     } else if (found > 1) {
+        /* The ids are the server's text: printed as task text is. */
+        char *a = cli_printable_copy(first), *b = second ? cli_printable_copy(second) : NULL;
         fprintf(stderr,
                 "taskmill %s: id prefix '%s' is ambiguous: it matches %s, %s%s; give more "
                 "digits\n",
-                cmd, arg, first, second ? second : "?", found > 2 ? " and more" : "");
+                cmd, arg, a ? a : first,
+                b        ? b
+                : second ? second
+                         : "?",
+                found > 2 ? " and more" : "");
+        free(a);
+        free(b);
         rc = CLI_EXIT_USAGE;
+    } else if (!cli_id_answers(first, arg)) {
+        /* What the command goes on with (a path, a watch's row, `ID deleted`) must be an
+         * id, not a proxy's text: exit 5 as for any reply that makes no sense. */
+        fprintf(stderr,
+                "taskmill %s: the server's reply for id prefix '%s' has an id that is not a "
+                "task id\n",
+                cmd, arg);
+        rc = CLI_EXIT_UNAVAILABLE;
     } else {
         snprintf(out, TM_ID_MAX, "%s", first);
     }

@@ -28,6 +28,9 @@ static int queue_list(struct tm_client *c, const char *cmd, bool json) {
     if (json) {
         cli_print_json(out);
     } else {
+        /* A name or a state is the server's text: printed as task text is (the server
+         * restricts queue names, but a proxy or another server need not). */
+        cli_json_printable(out);
         printf("%-20s  %-6s  %8s  %8s  %8s  %9s  %8s  %9s\n", "QUEUE", "STATE", "PENDING",
                "WAITING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED");
         size_t i;
@@ -86,6 +89,7 @@ static int queue_run(int argc, char **argv, bool verb_typed) {
             if (json) {
                 cli_print_json(q);
             } else {
+                cli_json_printable(q);
                 const char *state = json_string_value(json_object_get(q, "state"));
                 printf("%s %s\n", argv[i], state ? state : "-");
             }

@@ -237,7 +237,9 @@ int cmd_submit(int argc, char **argv) {
     /* The id is all the command prints, and what --wait follows: a reply without one
      * (not taskmill's server, or a proxy's page) makes no sense. */
     const char *got = json_string_value(json_object_get(out, "id"));
-    bool id_ok = got && *got && strlen(got) < TM_ID_MAX;
+    char *shown = got ? cli_printable_copy(got) : NULL; /* a C1 control passes the loop */
+    bool id_ok = got && *got && strlen(got) < TM_ID_MAX && !shown;
+    free(shown);
     for (const char *p = got; id_ok && *p; p++)
         id_ok = (unsigned char)*p > 0x20 && *p != 0x7f && *p != '/';
     if (!id_ok) {
@@ -278,9 +280,19 @@ static const char *str_or(const json_t *v, const char *key, const char *dflt) {
     return s && *s ? s : dflt;
 }
 
+/* Prints "LABEL  JSON" for get (taking json, a dump: NULL prints nothing after the label).
+ * The encoder escapes C0 controls but leaves DEL and the C1 controls (CSI among them) as
+ * they are, so those become '?' as in task text. */
+static void get_print_dump(const char *label, char *json) {
+    char *clean = json ? cli_printable_copy(json) : NULL;
+    printf("%-11s %s\n", label, clean ? clean : json ? json : "");
+    free(clean);
+    free(json);
+}
+
 /* Prints a task for people: one "field  value" line each, then messages and items. raw
  * is the task as read, t its copy with printable strings (params and result are printed
- * from raw as JSON, whose encoder escapes them). */
+ * from raw as JSON, get_print_dump). */
 static void get_print(const json_t *t, const json_t *raw) {
     const json_t *p = json_object_get(t, "progress");
     printf("id          %s\n", str_or(t, "id", "-"));
@@ -317,14 +329,12 @@ static void get_print(const json_t *t, const json_t *raw) {
     const json_t *params = json_object_get(raw, "params");
     if (json_is_object(params) && json_object_size(params)) {
         char *s = json_dumps(params, JSON_COMPACT | JSON_REAL_PRECISION(16));
-        printf("params      %s\n", s ? s : "");
-        free(s);
+        get_print_dump("params", s);
     }
     const json_t *result = json_object_get(raw, "result");
     if (result && !json_is_null(result)) {
         char *s = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
-        printf("result      %s\n", s ? s : "");
-        free(s);
+        get_print_dump("result", s);
     }
     const json_t *msgs = json_object_get(t, "messages");
     size_t nmsg = json_array_size(msgs), i;
@@ -645,7 +655,10 @@ int cmd_list(int argc, char **argv) {
         }
         list_hint_add(hint, sizeof hint, "--order", q.order);
         list_hint_add(hint, sizeof hint, "--cursor", cursor);
-        fprintf(stderr, "more: %s\n", hint);
+        /* The cursor is the server's text: a control character in it is shown as '?'. */
+        char *clean = cli_printable_copy(hint);
+        fprintf(stderr, "more: %s\n", clean ? clean : hint);
+        free(clean);
     }
     json_decref(page);
     json_decref(collected);
@@ -681,11 +694,13 @@ static int control_run(const char *cmd, int (*call)(struct tm_client *, const ch
             if (r > rc) rc = r;
             continue;
         }
-        if (json)
+        if (json) {
             cli_print_json(t);
-        else
+        } else {
+            cli_json_printable(t); /* the server's text, printed as task text is */
             printf("%s %s%s\n", str_or(t, "id", argv[i]), str_or(t, "phase", "-"),
                    json_is_true(json_object_get(t, "paused")) ? " (paused)" : "");
+        }
         json_decref(t);
     }
     tm_client_free(c);

@@ -302,6 +302,15 @@ static struct watch_row *watch_find(struct watch_row *rows, size_t n, const char
     return NULL;
 }
 
+/* Keeps c's last error as why following r failed: the server's message, printed on the bar
+ * and at the end as task text is (it may quote what a request carried). */
+static void watch_set_error(struct watch_row *r, struct tm_client *c) {
+    const char *msg = tm_client_last_error(c)->message;
+    char *clean = cli_printable_copy(msg);
+    snprintf(r->error, sizeof r->error, "%s", clean ? clean : msg);
+    free(clean);
+}
+
 /* Records a task's new state; prints its plain line when that changed. */
 static void watch_update(struct watch_row *r, json_t *task, bool plain) {
     json_decref(r->task);
@@ -355,7 +364,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
         if (rc) {
             rows[i].settled = true;
             rows[i].exit = cli_exit_for(rc);
-            snprintf(rows[i].error, sizeof rows[i].error, "%s", tm_client_last_error(c)->message);
+            watch_set_error(&rows[i], c);
         }
     }
     int64_t start_ms = time_mono_ms();
@@ -373,7 +382,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
         } else if (rc < 0 && r) {
             r->settled = true;
             r->exit = cli_exit_for(rc);
-            snprintf(r->error, sizeof r->error, "%s", tm_client_last_error(c)->message);
+            watch_set_error(r, c);
         } else {
             json_decref(task);
         }

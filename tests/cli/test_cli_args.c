@@ -456,6 +456,90 @@ static void test_reply_without_fields(void) {
     free(err);
 }
 
+/* Whether s holds a control character a terminal acts on: C0 but the newline, DEL, C1. */
+static bool has_any_control(const char *s) {
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+        if ((*u < 0x20 && *u != '\n') || *u == 0x7f ||
+            (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f))
+            return true;
+    return false;
+}
+
+/* Runs run_fake, fails naming the command when the exit code is not rc, when stdout or
+ * stderr holds a control character, or when `want` is not in them; frees both. */
+static void fake_prints(int rc, const char *body, const char *want, const char *const *args) {
+    char *out = NULL, *err = NULL;
+    int got = run_fake(200, body, &out, &err, args);
+    bool found = strstr(out, want) || strstr(err, want);
+    if (got != rc || has_any_control(out) || has_any_control(err) || !found)
+        th_fail(__FILE__, __LINE__, "%s %s: exit %d (want %d); want '%s'; out '%s' err '%s'",
+                args[0], args[1] ? args[1] : "", got, rc, want, out, err);
+    free(out);
+    free(err);
+}
+
+/*
+ * Finding: text from the server went to the terminal as it came in what
+ * queues, queue pause, cancel and retry print, in the ids of an ambiguous
+ * id prefix, in a get's params and result (the JSON encoder escapes C0
+ * but not DEL or C1), in list's next-page hint and in watch's error; a
+ * prefix resolved to an id that holds an escape sequence was followed
+ * and printed; and a submit's id with a C1 control (CSI) was printed. The
+ * rest of the CLI prints such text with '?' for each control character.
+ */
+static void test_server_text_printable(void) {
+    const char *id = "0123456789abcdef0123456789abcdef";
+    fake_prints(0,
+                "{\"queues\": [{\"name\": \"q\\u001b]0;X\\u0007\", \"state\": "
+                "\"act\\u009bive\", \"counts\": {\"pending\": 1}}]}",
+                "q?]0;X?", CLI_ARGS("queues"));
+    fake_prints(0, "{\"queues\": [{\"name\": \"q\", \"state\": \"act\\u009bive\"}]}", "act?ive",
+                CLI_ARGS("queues", "list"));
+    fake_prints(0, "{\"name\": \"q\", \"state\": \"pa\\u001b[2Jused\"}", "q pa?[2Jused",
+                CLI_ARGS("queue", "pause", "q"));
+    fake_prints(0, "{\"id\": \"0123\\u001b[2J\", \"phase\": \"can\\u007fcelled\"}",
+                "0123?[2J can?celled", CLI_ARGS("cancel", id));
+    fake_prints(0, "{\"id\": \"0123\", \"phase\": \"pend\\u009bing\"}", "0123 pend?ing",
+                CLI_ARGS("retry", id));
+    /* An ambiguous prefix: both ids named, each control a '?'. */
+    fake_prints(2, "{\"tasks\": [{\"id\": \"0123\\u001b[2Ja\"}, {\"id\": \"0123\\u009bb\"}]}",
+                "it matches 0123?[2Ja, 0123?b", CLI_ARGS("get", "0123"));
+    /* One match that cannot be an id: nothing is asked with it or printed of it. */
+    fake_prints(5, "{\"tasks\": [{\"id\": \"0123\\u001b[2J\"}]}",
+                "the server's reply for id prefix '0123' has an id that is not a task id",
+                CLI_ARGS("delete", "0123"));
+    fake_prints(5, "{\"tasks\": [{\"id\": \"ffff0000\"}]}", "not a task id",
+                CLI_ARGS("get", "0123"));
+    /* get: params and result as JSON, with DEL and C1 as '?' too. */
+    fake_prints(0,
+                "{\"id\": \"0123\", \"phase\": \"completed\", \"params\": {\"a\": "
+                "\"x\\u007fy\\u009bz\"}, \"result\": \"r\\u009b1\"}",
+                "{\"a\":\"x?y?z\"}", CLI_ARGS("get", id));
+    fake_prints(0, "{\"id\": \"0123\", \"phase\": \"completed\", \"result\": \"r\\u009b1\"}",
+                "result      \"r?1\"", CLI_ARGS("get", id));
+    /* list's hint for the next page carries the server's cursor. */
+    fake_prints(0, "{\"tasks\": [], \"next_cursor\": \"c\\u009b1\\u001b[2J\"}",
+                "more: ", CLI_ARGS("list"));
+    /* submit's id with a C1 control is not an id (a C0 one was refused already). */
+    fake_prints(5, "{\"id\": \"0123\\u009b\"}", "has an 'id' that is not a task id",
+                CLI_ARGS("submit", "x"));
+}
+
+/* watch: the server's error for a task, printed at the end, as task text is. */
+static void test_watch_error_printable(void) {
+    char *out = NULL, *err = NULL;
+    CHECK_INT(run_fake(400,
+                       "{\"error\": {\"code\": \"invalid_argument\", \"message\": \"no "
+                       "\\u001b[2Jgood\\u009b\"}}",
+                       &out, &err, CLI_ARGS("watch", "0123456789abcdef0123456789abcdef")),
+              4);
+    CHECK(strstr(err, "taskmill watch: no ?[2Jgood?") != NULL);
+    CHECK(!has_any_control(err));
+    CHECK(!has_any_control(out));
+    free(out);
+    free(err);
+}
+
 static const struct th_test tests[] = {
     {"flag values that are not UTF-8 are refused naming the flag", test_non_utf8_values_refused},
     {"token create --name that is not UTF-8 is refused", test_token_name_not_utf8},
@@ -467,6 +551,9 @@ static const struct th_test tests[] = {
     {"schedule and definition names are escaped in paths", test_names_escaped_in_paths},
     {"ids and id prefixes are taken in capitals", test_id_in_capitals},
     {"a reply without an id or a name prints no (null)", test_reply_without_fields},
+    {"the server's text in queues, controls, ids, get and list is printed without controls",
+     test_server_text_printable},
+    {"watch prints the server's error without controls", test_watch_error_printable},
     {NULL, NULL},
 };
 
