@@ -19,7 +19,9 @@
 
 static const char schedule_usage[] =
     "usage: taskmill schedule create NAME (--cron EXPR | --every SECONDS) [--timezone ZONE]\n"
-    "                         (--definition NAME | --type TYPE [--queue Q] [--param K=V]...)\n"
+    "                         (--definition NAME |\n"
+    "                          --type TYPE [--queue Q] [--priority N] [--max-retries N]\n"
+    "                          [--param K=V]...)\n"
     "                         [--overlap skip|buffer_one|allow_all|cancel_running]\n"
     "                         [--catchup SECONDS] [--jitter SECONDS] [--start TIME] [--end TIME]\n"
     "                         [--paused]\n"
@@ -27,7 +29,12 @@ static const char schedule_usage[] =
     "       taskmill schedule get|delete|trigger|preview NAME\n"
     "       taskmill schedule pause|resume NAME [--note TEXT]\n"
     "       taskmill schedule backfill NAME --from TIME --to TIME\n"
-    "  Every form takes --server URL and --json. NAME may be the id.\n";
+    "  Every form takes --server URL and --json. NAME may be the id.\n"
+    "  create launches the definition, or the task that --type, --queue and these give:\n"
+    "  --priority N       the task's priority, -1000000 to 1000000 (not with --definition,\n"
+    "                     which gives it)\n"
+    "  --max-retries N    the task's retries after a failure, 0 to 1000 (not with\n"
+    "                     --definition)\n";
 
 static const char definition_usage[] =
     "usage: taskmill definition create NAME --type TYPE [--queue Q] [--priority N]\n"
@@ -145,6 +152,8 @@ static const struct cli_flag sched_flags[] = {
     {"task.type", "--type"}, /* a schedule's task template */
     {"task.queue", "--queue"},
     {"task.params", "--param"},
+    {"task.priority", "--priority"},
+    {"task.max_retries", "--max-retries"},
     {"priority", "--priority"},
     {"max_retries", "--max-retries"},
     {"description", "--description"},
@@ -165,6 +174,23 @@ static int set_int(json_t *o, const char *cmd, const char *key, const char *text
             f++;
         fprintf(stderr, "taskmill %s: '%s' must be an integer, not '%s'\n", cmd,
                 f->field ? f->flag : key, text);
+        return -1;
+    }
+    json_object_set_new(o, key, json_integer(v));
+    return 0;
+}
+
+/* As set_int, but the integer must be in [min, max] too: the range a task's field takes. */
+static int set_int_in(json_t *o, const char *cmd, const char *key, const char *text, long long min,
+                      long long max) {
+    if (!text) return 0;
+    int64_t v;
+    if (v1_parse_int(text, min, max, &v)) {
+        const struct cli_flag *f = sched_flags;
+        while (f->field && strcmp(f->field, key) != 0)
+            f++;
+        fprintf(stderr, "taskmill %s: '%s' must be an integer from %lld to %lld, not '%s'\n", cmd,
+                f->field ? f->flag : key, min, max, text);
         return -1;
     }
     json_object_set_new(o, key, json_integer(v));
@@ -291,7 +317,8 @@ struct verb_spec {
 
 static const struct verb_spec schedule_verbs[] = {
     {"create",
-     "cron every timezone definition type queue param overlap catchup jitter start end paused"},
+     "cron every timezone definition type queue priority max-retries param overlap "
+     "catchup jitter start end paused"},
     {"list", ""},
     {"get", ""},
     {"delete", ""},
@@ -389,11 +416,18 @@ static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body)
     const char *verb = v->verb, *cmd = v->cmd;
     if (v->list) return run(c, cmd, "GET", "/v1/schedules", NULL, a->json, print_schedules);
     if (strcmp(verb, "create") == 0) {
-        if (a->definition && (a->type || a->queue)) {
+        /* The API takes no task field beside a definition (400 "unknown field"): it gives
+         * them. */
+        const char *inline_only = a->type          ? "--type"
+                                  : a->queue       ? "--queue"
+                                  : a->priority    ? "--priority"
+                                  : a->max_retries ? "--max-retries"
+                                                   : NULL;
+        if (a->definition && inline_only) {
             fprintf(stderr,
                     "taskmill %s: '%s' is not taken with '--definition': the definition gives "
-                    "the task's type and queue\n",
-                    cmd, a->type ? "--type" : "--queue");
+                    "the task's type, queue, priority and retries\n",
+                    cmd, inline_only);
             return CLI_EXIT_USAGE;
         }
         if (set_str(body, cmd, "name", v->name) || set_str(body, cmd, "cron", a->cron) ||
@@ -410,7 +444,11 @@ static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body)
         } else {
             json_t *t = json_object();
             json_object_set_new(body, "task", t);
-            if (set_str(t, cmd, "type", a->type) || set_str(t, cmd, "queue", a->queue))
+            /* The ranges a submit checks, before anything is sent: a bad value is exit 2,
+             * as `submit --priority` says it, and no schedule is made. */
+            if (set_str(t, cmd, "type", a->type) || set_str(t, cmd, "queue", a->queue) ||
+                set_int_in(t, cmd, "priority", a->priority, -1000000, 1000000) ||
+                set_int_in(t, cmd, "max_retries", a->max_retries, 0, 1000))
                 return CLI_EXIT_USAGE;
             if (json_object_size(a->params)) json_object_set(t, "params", a->params);
         }

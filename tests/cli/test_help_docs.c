@@ -111,11 +111,37 @@ static void test_work_help_has_each_option(void) {
     CHECK_INT(missing, 0);
 }
 
+/* schedule create's inline task takes --priority and --max-retries: its synopsis in --help
+ * and in cli.md shows them, and --help has an entry for each saying its range and that a
+ * definition gives it instead. */
+static void test_schedule_help_has_inline_task_flags(void) {
+    char *help = help_of("schedule --help");
+    char *md = cli_slurp("docs/cli.md");
+    static const char *const flags[][2] = {{"--priority", "-1000000 to 1000000"},
+                                           {"--max-retries", "0 to 1000"}};
+    for (size_t i = 0; i < 2; i++) {
+        char synopsis[64];
+        snprintf(synopsis, sizeof synopsis, "[%s N]", flags[i][0]);
+        const char *h = help_line(help, flags[i][0]);
+        const char *create = strstr(md, "taskmill schedule create NAME");
+        const char *create_end = create ? strstr(create, "taskmill schedule list") : NULL;
+        const char *in_md = create ? strstr(create, synopsis) : NULL;
+        if (!strstr(help, synopsis) || !h || !strstr(h, flags[i][1]) ||
+            !strstr(h, "--definition") || !in_md || !create_end || in_md > create_end)
+            th_fail(__FILE__, __LINE__, "schedule create %s: help entry '%s'", flags[i][0],
+                    h ? h : "(none)");
+    }
+    free(md);
+    free(help);
+}
+
 static const struct th_test tests[] = {
     {"serve --help says what 0 does wherever security.md does", test_serve_help_says_what_0_does},
     {"serve --help: --max-string-bytes names what it caps",
      test_max_string_bytes_says_what_it_caps},
     {"work --help has an entry for each of its options", test_work_help_has_each_option},
+    {"schedule --help and cli.md show the inline task's --priority and --max-retries",
+     test_schedule_help_has_inline_task_flags},
     {NULL, NULL},
 };
 
