@@ -258,7 +258,8 @@ TM_API size_t tm_watch_active(const struct tm_watch *w);
 /*
  * Waits up to `timeout_ms` for a followed task to change. Returns 1 and
  * sets *task to the task's new state (the caller owns it), 0 when the time
- * ran out or nothing is followed any more, or a negative code when
+ * ran out, nothing is followed any more or tm_watch_wake was called (a
+ * signal alone does not end the wait), or a negative code when
  * following one task failed (c's last error names it; that task is
  * dropped, the others go on). A task is dropped after its terminal state
  * has been given. States come in version order, never twice. Over SSE
@@ -266,6 +267,19 @@ TM_API size_t tm_watch_active(const struct tm_watch *w);
  * may skip versions of a fast task, but the latest state always comes.
  */
 TM_API int tm_watch_next(struct tm_watch *w, int timeout_ms, json_t **task);
+/*
+ * Makes tm_watch_next return 0 at once: the call waiting now, or when none
+ * is, the next one (after handing out a state it already holds, if any).
+ * Wakes that come before tm_watch_next looks count as one. For a program
+ * that stops on a signal: its handler sets the program's flag and calls
+ * this, and the loop checks the flag whenever tm_watch_next returns, so
+ * Ctrl-C is seen at once rather than at the end of the wait.
+ * Async-signal-safe (it writes a byte to a pipe of this watch's own and
+ * leaves errno as it was), and the one call on a watch that another thread
+ * may make while tm_watch_next runs; w must not be freed meanwhile. NULL
+ * is allowed. Each watch has its own pipe: waking one wakes no other.
+ */
+TM_API void tm_watch_wake(struct tm_watch *w);
 /* The id of the task tm_watch_next last reported (a change or an error), or NULL. */
 TM_API const char *tm_watch_last_id(const struct tm_watch *w);
 /*

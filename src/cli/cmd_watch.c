@@ -11,12 +11,14 @@
  * visible change prints one plain line, so logs and pipes read well. Changes come from
  * libtaskmill's tm_watch (SSE, with the long-poll as fallback; TASKMILL_WATCH_MODE). The exit code
  * says how the tasks ended (cli_client.h). Single-threaded; on a terminal SIGINT and SIGTERM
- * only set a flag, so that the bars are drawn a last time before the signal is raised again.
+ * only set a flag and wake the watch (tm_watch_wake, async-signal-safe), so that the wait ends
+ * at once and the bars are drawn a last time before the signal is raised again.
  * Columns are counted with wcwidth in the user's LC_CTYPE (a CJK character takes two).
  */
 #include <getopt.h>
 #include <locale.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,9 +293,16 @@ static void watch_draw(struct watch_row *rows, size_t n, bool park) {
 
 /* The signal (SIGINT, SIGTERM) that asked a watch on a terminal to stop, or 0. */
 static volatile sig_atomic_t watch_signal;
+/* The watch that signal wakes while its handler is installed, else NULL. A lock-free atomic,
+ * so that the handler may read it (C11 7.14.1.1). */
+static _Atomic(struct tm_watch *) watch_waking;
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "the signal handler reads a pointer");
 
 static void watch_on_signal(int sig) {
     watch_signal = sig;
+    /* Ends tm_watch_next's wait now: the flag alone was seen only when its poll timed out
+     * (up to a second), since the poll goes on after EINTR. */
+    tm_watch_wake(atomic_load(&watch_waking));
 }
 
 static struct watch_row *watch_find(struct watch_row *rows, size_t n, const char *id) {
@@ -342,9 +351,11 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
         if (!seen) ids[n++] = ids_in[i];
     }
     struct sigaction old_int, old_term;
+    struct tm_watch *w = tm_watch_new(c);
     if (tty) {
         setlocale(LC_CTYPE, ""); /* the terminal's character widths */
         watch_signal = 0;
+        atomic_store(&watch_waking, w);
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = watch_on_signal;
@@ -356,7 +367,6 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
         if (old_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
     }
     struct watch_row *rows = xcalloc(n ? n : 1, sizeof *rows);
-    struct tm_watch *w = tm_watch_new(c);
     for (size_t i = 0; i < n; i++) {
         rows[i].id = ids[i];
         rows[i].short_len = cli_short_id_len(ids, n, i);
@@ -399,6 +409,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
         watch_draw(rows, n, false);
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
+        atomic_store(&watch_waking, NULL); /* before the watch is freed */
         int sig = watch_signal;
         if (sig) {
             signal(sig, SIG_DFL);

@@ -37,12 +37,22 @@
  * Same threading as its client (one thread); the watch owns its handles,
  * tasks and queued events. Versions only move forward, whichever transfer
  * brings a state, so no state is handed out twice.
+ *
+ * Waking: each watch has its own pipe (no state shared between watches).
+ * tm_watch_wake, async-signal-safe, writes a byte to it; tm_watch_next
+ * passes its read end to curl_multi_poll, so a wake (or a signal whose
+ * handler wakes) ends the wait at once, and drains it at the top of each
+ * turn: a wake seen there makes the call return 0. A wake before the call
+ * is seen by it, so none is lost between a caller's check and the wait.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../common/xalloc.h"
 #include "client_int.h"
@@ -112,6 +122,7 @@ struct tm_watch {
     struct watch_event *queue;
     size_t nqueue, queue_cap;
     char last_id[256];
+    int wake[2]; /* the pipe tm_watch_wake writes to; -1, -1 when none could be made */
 };
 
 static int64_t watch_now_ms(void) {
@@ -134,7 +145,27 @@ struct tm_watch *tm_watch_new(struct tm_client *c) {
     w->mode = watch_mode_from_env();
     w->multi = curl_multi_init();
     if (!w->multi) abort();
+    /* Without a pipe (no file descriptor left) a wake does nothing: tm_watch_next still
+     * returns within its timeout. */
+    if (pipe2(w->wake, O_CLOEXEC | O_NONBLOCK)) w->wake[0] = w->wake[1] = -1;
     return w;
+}
+
+void tm_watch_wake(struct tm_watch *w) {
+    if (!w || w->wake[1] < 0) return;
+    int saved = errno;                    /* a signal handler's caller must not see it change */
+    ssize_t n = write(w->wake[1], "", 1); /* a full pipe (EAGAIN) has a wake pending already */
+    (void)n;
+    errno = saved;
+}
+
+/* Whether a wake came since the last look: drains the pipe, so it counts once. */
+static bool watch_woken(struct tm_watch *w) {
+    bool woken = false;
+    char buf[64];
+    while (w->wake[0] >= 0 && read(w->wake[0], buf, sizeof buf) > 0)
+        woken = true;
+    return woken;
 }
 
 int tm_watch_set_mode(struct tm_watch *w, enum tm_watch_mode mode) {
@@ -168,6 +199,10 @@ void tm_watch_free(struct tm_watch *w) {
     for (size_t i = 0; i < w->nqueue; i++)
         json_decref(w->queue[i].task);
     curl_multi_cleanup(w->multi);
+    if (w->wake[0] >= 0) {
+        close(w->wake[0]);
+        close(w->wake[1]);
+    }
     free(w->tasks);
     free(w->queue);
     free(w);
@@ -570,6 +605,7 @@ int tm_watch_next(struct tm_watch *w, int timeout_ms, json_t **task) {
     int64_t deadline = watch_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
         if (w->nqueue) return watch_pop(w, task);
+        if (watch_woken(w)) return 0; /* the caller has something to look at first */
         watch_reap(w);
         int running = 0;
         curl_multi_perform(w->multi, &running);
@@ -591,7 +627,11 @@ int tm_watch_next(struct tm_watch *w, int timeout_ms, json_t **task) {
         int64_t left = deadline - watch_now_ms();
         if (left <= 0 || tm_watch_active(w) == 0) return 0; /* nothing queued here */
         int64_t wait = watch_next_due(w, left > 1000 ? 1000 : left);
-        curl_multi_poll(w->multi, NULL, 0, (int)wait, NULL);
+        /* The wake pipe ends the wait at once; a signal alone (EINTR) may not, so a handler
+         * wakes the watch (taskmill.h). */
+        struct curl_waitfd wfd = {.fd = w->wake[0], .events = CURL_WAIT_POLLIN};
+        curl_multi_poll(w->multi, w->wake[0] >= 0 ? &wfd : NULL, w->wake[0] >= 0 ? 1 : 0, (int)wait,
+                        NULL);
     }
 }
 

@@ -962,6 +962,83 @@ static void test_poll_answered_at_once_is_paced(void) {
     CHECK(n <= 15); /* 100, 200, 400 ... ms apart: five or so */
 }
 
+/* The watch SIGALRM wakes (test_wake_ends_the_wait). */
+static _Atomic(struct tm_watch *) alarm_watch;
+
+static void on_alarm(int sig) {
+    (void)sig;
+    tm_watch_wake(atomic_load(&alarm_watch));
+}
+
+/* Cancels task id on the server. */
+static void cancel_task(const char *id) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", id);
+    th_http(&srv, "POST", path, "{}");
+}
+
+/*
+ * tm_watch_wake from a signal handler ends tm_watch_next's wait of a
+ * minute (a signal alone did not: the poll goes on after EINTR); the
+ * bound below is half the timeout, so it holds on a loaded machine and
+ * still tells "at once" from "at the timeout". Wakes before a call count
+ * once and are used up by it: the next call hands out the change that
+ * follows. Waking one watch wakes no other: each has its own pipe.
+ */
+static void test_wake_ends_the_wait(void) {
+    char *id1 = th_submit(&srv, "wake", "\"queue\":\"wakeq\"");
+    char *id2 = th_submit(&srv, "wake", "\"queue\":\"wakeq\"");
+    struct tm_client *c = tm_client_new(srv.url, NULL);
+    struct tm_watch *w1 = tm_watch_new(c), *w2 = tm_watch_new(c);
+    CHECK_INT(tm_watch_add(w1, id1), 0);
+    CHECK_INT(tm_watch_add(w2, id2), 0);
+    json_t *t = NULL;
+    CHECK_INT(tm_watch_next(w1, 10000, &t), 1);
+    json_decref(t);
+    CHECK_INT(tm_watch_next(w2, 10000, &t), 1);
+    json_decref(t);
+
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART: the poll sees EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &old);
+    atomic_store(&alarm_watch, w1);
+    alarm(1);
+    long long t0 = th_now_ms();
+    int rc = tm_watch_next(w1, 60000, &t);
+    long long took = th_now_ms() - t0;
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    atomic_store(&alarm_watch, NULL);
+    CHECK_INT(rc, 0);
+    CHECK(t == NULL);
+    if (took >= 30000) printf("    tm_watch_next returned after %lld ms\n", took);
+    CHECK(took < 30000);
+
+    /* Two wakes before the call: it returns 0, and the next gets the cancel. */
+    tm_watch_wake(w1);
+    tm_watch_wake(w1);
+    CHECK_INT(tm_watch_next(w1, 60000, &t), 0);
+    cancel_task(id1);
+    CHECK_INT(tm_watch_next(w1, 60000, &t), 1);
+    CHECK_STR(jstr(t, "phase"), "cancelled");
+    json_decref(t);
+
+    /* w1 woken: w2 still waits for its change. */
+    tm_watch_wake(w1);
+    cancel_task(id2);
+    CHECK_INT(tm_watch_next(w2, 60000, &t), 1);
+    CHECK_STR(jstr(t, "phase"), "cancelled");
+    json_decref(t);
+    tm_watch_wake(NULL); /* allowed */
+    tm_watch_free(w1);
+    tm_watch_free(w2);
+    tm_client_free(c);
+    free(id1);
+    free(id2);
+}
+
 static const struct th_test tests[] = {
     {"watch follows a task's every version over SSE", test_follows_over_sse},
     {"taskmill watch follows over SSE", test_cli_watch_uses_sse},
@@ -981,6 +1058,8 @@ static const struct th_test tests[] = {
      test_stream_ending_at_once_is_paced},
     {"a long-poll answered at once with no newer version is paced",
      test_poll_answered_at_once_is_paced},
+    {"tm_watch_wake from a signal handler ends the wait; one wake, one watch",
+     test_wake_ends_the_wait},
     {NULL, NULL},
 };
 

@@ -261,12 +261,63 @@ static void test_interrupt_leaves_bars_above(void) {
     CHECK(shown);
 }
 
+/* How many draws the watch has made: each starts "\r\033[J". */
+static int draws(const struct tty *t) {
+    return cli_count(t->out, "\r\033[J");
+}
+
+/*
+ * Ctrl-C ends the watch at once, not when its wait for a change ends. It
+ * waited in curl_multi_poll, which goes on after EINTR, so the handler's
+ * flag was seen only when that wait timed out, up to a second later (the
+ * once-a-second redraw). Now the handler wakes the watch
+ * (tm_watch_wake), and the wait ends before the watch reads anything
+ * more.
+ *
+ * Told apart without a clock: the test sends SIGINT just after a redraw
+ * (so a watch that goes on waiting has most of a second left), then
+ * cancels the task. The watch that waited received the cancel meanwhile
+ * and drew it last; the watch that stops at once draws the task as it
+ * was, pending. (The handler runs before the watch's next instruction,
+ * and the cancel is made only after the signal is sent, so the pipe is
+ * written before the cancel can reach the watch; it looks at the pipe
+ * before it reads any transfer.)
+ */
+static void test_interrupt_ends_the_wait_at_once(void) {
+    char *id = th_submit(&srv, "intr-now", "\"queue\":\"ttyq\"");
+    struct tty t;
+    tty_start(&t, 24, 120, CLI_ARGS("watch", id));
+    bool drawn = tty_wait_for(&t, "pending", 10000);
+    /* Two redraws more: past the first half-second's, then one of the once-a-second ones. */
+    int want = draws(&t) + 2;
+    long long until = th_now_ms() + 10000;
+    while (draws(&t) < want && th_now_ms() < until)
+        if (!tty_read(&t, 20)) break;
+    bool ticked = draws(&t) >= want;
+    kill(t.pid, SIGINT);
+    cancel(id);
+    int rc = tty_finish(&t, 20000);
+    /* The last draw. */
+    const char *last = t.out;
+    for (const char *p; (p = strstr(last, "\r\033[J")); last = p + 1) {
+    }
+    bool as_was = strstr(last, "pending") != NULL && strstr(last, "cancelled") == NULL;
+    if (!as_was) printf("    last draw:\n%s\n", last);
+    free(t.out);
+    free(id);
+    CHECK(drawn);
+    CHECK(ticked);
+    CHECK_INT(rc, 128 + SIGINT);
+    CHECK(as_was);
+}
+
 static const struct th_test tests[] = {
     {"a wide (CJK) name is fitted to the columns it takes", test_wide_name_fits},
     {"a 16-column terminal gets lines of 15 columns", test_narrow_terminal},
     {"more tasks than rows: rows-1 lines and +N more", test_more_tasks_than_rows},
     {"one task given twice is one row and one JSON line", test_same_task_twice},
     {"Ctrl-C draws the bars a last time, then dies of SIGINT", test_interrupt_leaves_bars_above},
+    {"Ctrl-C ends the watch's wait at once", test_interrupt_ends_the_wait_at_once},
     {NULL, NULL},
 };
 
