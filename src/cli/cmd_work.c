@@ -389,10 +389,14 @@ static void work_vlog(const char *fmt, va_list ap) {
     char line[1200];
     vsnprintf(line, sizeof line, fmt, ap);
     /* On a terminal, "\033[K" clears what a `watch` drew on the row (docs/cli.md); elsewhere
-     * what the line quotes of a command's output (its last line, on a failure) is escaped
-     * as the echo escapes it. */
+     * what the line quotes (the server's message, a command's last line on a failure) is
+     * escaped as the echo escapes it. */
     if (work_tty) {
-        fprintf(stderr, "taskmill work: %s\033[K\n", line);
+        /* The worker's own line, not a command's echo: what it quotes (the server's message,
+         * a command's last line) is printed as task text is, a control character as '?'. */
+        char *clean = cli_printable_copy(line);
+        fprintf(stderr, "taskmill work: %s\033[K\n", clean ? clean : line);
+        free(clean);
         return;
     }
     struct buf b;

@@ -2299,6 +2299,60 @@ static void test_end_report_not_held_past_lease(void) {
     }
 }
 
+/*
+ * Finding: on a terminal the worker's own lines went out as they were, and
+ * they quote the server's message (`lost the server: MESSAGE`), so a
+ * server's (or a proxy's) escape sequence acted on the terminal. They are
+ * printed as task text is now, a control character as '?'; the erase at
+ * the end of each line stays. (Off a terminal they were escaped already.)
+ */
+static void test_server_message_printable_on_a_terminal(void) {
+    const char *body =
+        "{\"error\": {\"code\": \"unavailable\", \"message\": \"no "
+        "\\u001b[2Jgood\\u0007 \\u009b\"}}";
+    char reply[512];
+    snprintf(reply, sizeof reply,
+             "HTTP/1.1 503 X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             strlen(body), body);
+    struct cli_canned k;
+    CHECK(cli_canned_start(&k, reply, NULL) == 0);
+    char *argv[16];
+    cli_collect(argv, CLI_ARGS("work", "--server", k.url, "--queue", "q", "--", "true"), 16);
+    int master = -1;
+    struct winsize ws = {.ws_row = 24, .ws_col = 120};
+    fflush(stdout);
+    pid_t pid = forkpty(&master, NULL, NULL, &ws);
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    char out[8192] = "";
+    size_t len = 0;
+    long long until = th_now_ms() + 20000;
+    while (!strstr(out, "retrying") && th_now_ms() < until && len < sizeof out - 1) {
+        struct pollfd pf = {master, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        ssize_t got = read(master, out + len, sizeof out - 1 - len);
+        if (got <= 0) break;
+        len += (size_t)got;
+        out[len] = '\0';
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(master);
+    cli_canned_stop(&k);
+    bool said = strstr(out, "lost the server: no ?[2Jgood? ?") != NULL;
+    /* The only escape left is the erase at each line's end. */
+    int escapes = cli_count(out, "\033"), erases = cli_count(out, "\033[K");
+    bool c1 = strstr(out, "\xc2\x9b") != NULL, bell = strchr(out, '\a') != NULL;
+    if (!said || escapes != erases || c1 || bell) printf("    the terminal got:\n%s\n", out);
+    CHECK(said);
+    CHECK_INT(escapes, erases);
+    CHECK(!c1);
+    CHECK(!bell);
+}
+
 static const struct th_test tests[] = {
     {"a command's progress lines, params, result and log tail", test_success_with_progress},
     {"a failed command is retried", test_failure_then_retry},
@@ -2357,6 +2411,8 @@ static const struct th_test tests[] = {
     {"C1 controls, bad bytes and the end line's output are escaped off a terminal",
      test_c1_and_end_line_escaped},
     {"a '--type' a claim cannot carry is exit 2 at start", test_bad_type_refused_at_start},
+    {"on a terminal the server's message in the worker's lines has no control characters",
+     test_server_message_printable_on_a_terminal},
     {NULL, NULL},
 };
 
