@@ -458,12 +458,23 @@ int cmd_watch(int argc, char **argv) {
     size_t n = (size_t)(argc - optind);
     char(*resolved)[TM_ID_MAX] = xcalloc(n, sizeof *resolved);
     char **ids = xcalloc(n, sizeof *ids);
+    /* A prefix that finds no task (or several) is said and left out; the
+     * others are followed, and the worst outcome wins, as for cancel A B. */
     int rc = CLI_EXIT_OK;
-    for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
-        rc = cli_resolve_id("watch", c, argv[optind + (int)i], resolved[i]);
-        ids[i] = resolved[i];
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        int r = cli_resolve_id("watch", c, argv[optind + (int)i], resolved[found]);
+        if (r) {
+            if (r > rc) rc = r;
+            continue;
+        }
+        ids[found] = resolved[found];
+        found++;
     }
-    if (rc == CLI_EXIT_OK) rc = cli_watch_run(c, ids, n, json);
+    if (found) {
+        int r = cli_watch_run(c, ids, found, json);
+        if (r > rc) rc = r;
+    }
     free(ids);
     free(resolved);
     tm_client_free(c);

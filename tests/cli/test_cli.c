@@ -277,6 +277,14 @@ static void test_watch_failed_exit_code(void) {
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "watch", "0123456789abcdef0123456789abcdef"), 3);
     free(out);
     free(err);
+    /* A prefix that finds nothing is said, and the others are still
+     * followed to their end: the worst outcome wins, as for cancel A B. */
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "watch", "ffffffffffff", id), 3);
+    CHECK(strstr(err, "no task has an id that starts with 'ffffffffffff'") != NULL);
+    CHECK(strstr(out, id) != NULL);
+    CHECK(strstr(out, "failed") != NULL);
+    free(out);
+    free(err);
     free(id);
 }
 
