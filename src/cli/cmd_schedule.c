@@ -162,6 +162,27 @@ static const struct cli_flag sched_flags[] = {
     {NULL, NULL},
 };
 
+struct verb {
+    const char *verb, *name;
+    char cmd[64]; /* "schedule create": what its flags' messages say */
+    bool list;
+    struct sched_args a;
+    /* The API fields of the flags this verb takes, for its error messages: a field it
+     * sends no flag for ('definition' in a trigger's refusal) is the server's word. */
+    struct cli_flag flags[sizeof sched_flags / sizeof sched_flags[0]];
+};
+
+/* Whether the space-separated words of takes hold w. */
+static bool takes_word(const char *takes, const char *w) {
+    size_t n = strlen(w);
+    for (const char *p = takes; *p;) {
+        size_t len = strcspn(p, " ");
+        if (len == n && strncmp(p, w, n) == 0) return true;
+        p += len + (p[len] == ' ');
+    }
+    return false;
+}
+
 /* Sets key to the integer in text (the server checks the range): decimal digits after an
  * optional '-'; strtoll alone took a leading space and a '+', and cut a number past its
  * range to the largest one. */
@@ -243,11 +264,11 @@ static void print_schedule_row(const json_t *s) {
  * `print` (may be NULL: nothing), from a copy whose strings are made fit
  * for a terminal (a name or a message may hold control characters).
  */
-static int run(struct tm_client *c, const char *cmd, const char *method, const char *path,
+static int run(const struct verb *v, struct tm_client *c, const char *method, const char *path,
                const json_t *body, bool json, void (*print)(const json_t *)) {
     json_t *out = NULL;
     if (tm_client_request(c, method, path, body, &out))
-        return cli_client_error_flags(cmd, c, NULL, sched_flags, body);
+        return cli_client_error_flags(v->cmd, c, NULL, v->flags, body);
     if (json && out) {
         cli_print_json(out);
     } else if (print && out) {
@@ -340,12 +361,6 @@ static const struct verb_spec definition_verbs[] = {
 };
 
 /* What both commands start with: the verb, the flags, one NAME (none for list). */
-struct verb {
-    const char *verb, *name;
-    char cmd[64]; /* "schedule create": what its flags' messages say */
-    bool list;
-    struct sched_args a;
-};
 
 /* -1 to go on (v filled; v->a.params to be freed), or the exit code. */
 static int verb_begin(int argc, char **argv, const char *cmd, const char *usage,
@@ -364,6 +379,10 @@ static int verb_begin(int argc, char **argv, const char *cmd, const char *usage,
         return CLI_EXIT_USAGE;
     }
     snprintf(v->cmd, sizeof v->cmd, "%s %s", cmd, v->verb);
+    size_t nf = 0;
+    for (const struct cli_flag *f = sched_flags; f->field; f++)
+        if (takes_word(spec->takes, f->flag + 2)) v->flags[nf++] = *f;
+    v->flags[nf] = (struct cli_flag){NULL, NULL};
     int stop = sched_parse_args(argc - 1, argv + 1, v->cmd, spec->takes, usage, &v->a);
     int nargs = (argc - 1) - optind;
     v->name = nargs > 0 ? argv[1 + optind] : NULL;
@@ -406,7 +425,7 @@ static int run_named(const struct verb *v, struct tm_client *c, const char *coll
                      const char *method, const char *tail, const json_t *body, bool json,
                      void (*print)(const json_t *)) {
     char *path = doc_path(coll, v->name, tail);
-    int rc = run(c, v->cmd, method, path, body, json, print);
+    int rc = run(v, c, method, path, body, json, print);
     free(path);
     return rc;
 }
@@ -414,7 +433,7 @@ static int run_named(const struct verb *v, struct tm_client *c, const char *coll
 static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body) {
     const struct sched_args *a = &v->a;
     const char *verb = v->verb, *cmd = v->cmd;
-    if (v->list) return run(c, cmd, "GET", "/v1/schedules", NULL, a->json, print_schedules);
+    if (v->list) return run(v, c, "GET", "/v1/schedules", NULL, a->json, print_schedules);
     if (strcmp(verb, "create") == 0) {
         /* The API takes no task field beside a definition (400 "unknown field"): it gives
          * them. */
@@ -452,7 +471,7 @@ static int schedule_act(const struct verb *v, struct tm_client *c, json_t *body)
                 return CLI_EXIT_USAGE;
             if (json_object_size(a->params)) json_object_set(t, "params", a->params);
         }
-        return run(c, cmd, "POST", "/v1/schedules", body, a->json, print_schedule);
+        return run(v, c, "POST", "/v1/schedules", body, a->json, print_schedule);
     }
     if (strcmp(verb, "get") == 0)
         return run_named(v, c, "schedules", "GET", "", NULL, a->json, print_schedule);
@@ -479,7 +498,7 @@ int cmd_schedule(int argc, char **argv) {
 static int definition_act(const struct verb *v, struct tm_client *c, json_t *body) {
     const struct sched_args *a = &v->a;
     const char *verb = v->verb, *cmd = v->cmd;
-    if (v->list) return run(c, cmd, "GET", "/v1/definitions", NULL, a->json, print_definitions);
+    if (v->list) return run(v, c, "GET", "/v1/definitions", NULL, a->json, print_definitions);
     if (strcmp(verb, "create") == 0) {
         if (set_str(body, cmd, "name", v->name) || set_str(body, cmd, "type", a->type) ||
             set_str(body, cmd, "queue", a->queue) ||
@@ -490,7 +509,7 @@ static int definition_act(const struct verb *v, struct tm_client *c, json_t *bod
             set_int(body, cmd, "timeout_seconds", a->timeout))
             return CLI_EXIT_USAGE;
         if (json_object_size(a->params)) json_object_set(body, "params", a->params);
-        return run(c, cmd, "POST", "/v1/definitions", body, a->json, print_id);
+        return run(v, c, "POST", "/v1/definitions", body, a->json, print_id);
     }
     if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0)
         return run_named(v, c, "definitions", verb[0] == 'g' ? "GET" : "DELETE", "", NULL, true,

@@ -591,6 +591,44 @@ static void test_schedule_inline_priority_retries(void) {
     free(err);
 }
 
+/* A refusal names by its flag only a field the verb has a flag for: a trigger of a
+ * schedule whose definition is gone said "'--definition': ...", a flag trigger does
+ * not take. */
+static void test_schedule_trigger_refusal_names_no_flag(void) {
+    char *out, *err;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "definition", "create", "cligone-def", "--type", "g"),
+              0);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "create", "cligone", "--every", "3600",
+                      "--definition", "cligone-def"),
+              0);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "definition", "delete", "cligone-def"), 0);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "trigger", "cligone"), 4);
+    CHECK(strncmp(err,
+                  "taskmill schedule trigger: the schedule launched nothing: definition "
+                  "'cligone-def' not found",
+                  strlen("taskmill schedule trigger: the schedule launched nothing: definition "
+                         "'cligone-def' not found")) == 0);
+    CHECK(strstr(err, "--definition") == NULL);
+    free(out);
+    free(err);
+    /* Where the verb takes the flag, the field is still named by it. */
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "create", "cligone2", "--every", "3600",
+                      "--definition", "no-such-def"),
+              4);
+    CHECK(strstr(err, "'--definition'") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "schedule", "delete", "cligone"), 0);
+    free(out);
+    free(err);
+}
+
 /* Whether s holds a control character a terminal acts on (C0 but the newline, DEL, C1). */
 static bool has_control(const char *s) {
     for (const unsigned char *u = (const unsigned char *)s; *u; u++)
@@ -650,6 +688,8 @@ static void test_control_characters_not_printed(void) {
 static const struct th_test tests[] = {
     {"schedule create gives an inline task --priority and --max-retries",
      test_schedule_inline_priority_retries},
+    {"a trigger's refusal names no flag trigger does not take",
+     test_schedule_trigger_refusal_names_no_flag},
     {"control characters in a task's text are not printed", test_control_characters_not_printed},
     {"submit with flags, get", test_submit_and_get},
     {"submit --params - --param --at --json", test_submit_params_file_and_json},
