@@ -15,7 +15,7 @@ struct command {
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the task server"},
-    {"token", cmd_token, "create, list and revoke API tokens"},
+    {"token", cmd_token, "API tokens: create, list, revoke, purge"},
     {"submit", cmd_submit, "submit a task"},
     {"get", cmd_get, "show a task"},
     {"list", cmd_list, "list tasks"},
@@ -28,8 +28,10 @@ static const struct command commands[] = {
     {"work", cmd_work, "run a command for each task of a queue"},
     {"queues", cmd_queues, "queues with their counts; 'queues pause|resume Q' (also 'queue')"},
     {"queue", cmd_queues, NULL},
-    {"schedule", cmd_schedule, "recurring tasks: create, list, pause, trigger, backfill"},
-    {"definition", cmd_definition, "named task templates: create, list, launch"},
+    {"schedule", cmd_schedule,
+     "recurring tasks: create, list, get, delete, pause, resume, trigger, "
+     "preview, backfill"},
+    {"definition", cmd_definition, "named task templates: create, list, get, delete, launch"},
 };
 
 static void usage(FILE *f) {

@@ -135,6 +135,45 @@ static void test_schedule_help_has_inline_task_flags(void) {
     free(help);
 }
 
+/* `taskmill --help`'s line for each command with verbs names every verb
+ * its own --help's synopsis gives (it left out token purge, schedule get,
+ * delete, preview and resume, definition get and delete). */
+static void test_help_summary_names_every_verb(void) {
+    char *top = help_of("--help");
+    static const char *const cmds[] = {"token", "schedule", "definition"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char args[64], lead[64];
+        snprintf(args, sizeof args, "%s --help", cmds[i]);
+        char *help = help_of(args);
+        /* The summary: the line "  NAME  ...". */
+        snprintf(lead, sizeof lead, "\n  %s ", cmds[i]);
+        const char *sum = strstr(top, lead);
+        char line[256] = "";
+        if (sum) snprintf(line, sizeof line, "%.*s", (int)strcspn(sum + 1, "\n"), sum + 1);
+        /* The synopsis: each "taskmill CMD VERB[|VERB]..." of the usage. */
+        snprintf(lead, sizeof lead, "taskmill %s ", cmds[i]);
+        int verbs = 0;
+        for (const char *p = strstr(help, lead); p; p = strstr(p + 1, lead)) {
+            const char *v = p + strlen(lead);
+            size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyz|");
+            char all[64];
+            snprintf(all, sizeof all, "%.*s", (int)n, v);
+            for (char *tok = strtok(all, "|"); tok; tok = strtok(NULL, "|")) {
+                char word[40];
+                snprintf(word, sizeof word, " %s", tok);
+                const char *at = strstr(line, word);
+                verbs++;
+                if (!at || (at[strlen(word)] != ',' && at[strlen(word)] != '\0'))
+                    th_fail(__FILE__, __LINE__, "'taskmill --help' for %s: '%s' lacks '%s'",
+                            cmds[i], line, tok);
+            }
+        }
+        CHECK(verbs >= 4);
+        free(help);
+    }
+    free(top);
+}
+
 static const struct th_test tests[] = {
     {"serve --help says what 0 does wherever security.md does", test_serve_help_says_what_0_does},
     {"serve --help: --max-string-bytes names what it caps",
@@ -142,6 +181,8 @@ static const struct th_test tests[] = {
     {"work --help has an entry for each of its options", test_work_help_has_each_option},
     {"schedule --help and cli.md show the inline task's --priority and --max-retries",
      test_schedule_help_has_inline_task_flags},
+    {"taskmill --help names every verb of token, schedule and definition",
+     test_help_summary_names_every_verb},
     {NULL, NULL},
 };
 
