@@ -620,9 +620,13 @@ static int client_claim_call(struct tm_client *c, const char *queue,
     if (!o || !o->worker || !*o->worker)
         return client_fail_arg(c, "worker", "'worker' must not be empty");
     /* A type dropped here would widen the claim to types the worker never asked for. */
-    for (size_t i = 0; o->types && i < o->ntypes; i++)
-        if (!o->types[i] || !client_is_utf8(o->types[i]))
-            return client_fail_arg(c, "types", "'types[%zu]' must be a UTF-8 string", i);
+    for (size_t i = 0; o->types && i < o->ntypes; i++) {
+        if (!o->types[i] || !client_is_utf8(o->types[i])) {
+            char field[32]; /* named as the server names an entry */
+            snprintf(field, sizeof field, "types[%zu]", i);
+            return client_fail_arg(c, field, "'%s' must be a UTF-8 string", field);
+        }
+    }
     json_t *body = json_pack("{s:s}", "worker", o->worker);
     if (!body) return client_fail_arg(c, "worker", "'worker' must be UTF-8");
     if (many) json_object_set_new(body, "max", json_integer(max));

@@ -157,14 +157,14 @@ static void test_claim_type_not_utf8(void) {
     const struct tm_client_error *e = tm_client_last_error(cl);
     CHECK_INT(tm_claim(cl, "utfq", &o, &task, tok), TM_CLIENT_EINVALID);
     CHECK(task == NULL);
-    CHECK_STR(e->field, "types");
+    CHECK_STR(e->field, "types[1]");
     CHECK(strstr(e->message, "'types[1]'") != NULL);
     CHECK_INT(e->http_status, 0);
     const char *nul[] = {"want", NULL};
     o.types = nul;
     CHECK_INT(tm_claim_many(cl, "utfq", &o, 5, &claims), TM_CLIENT_EINVALID);
     CHECK(claims == NULL);
-    CHECK_STR(e->field, "types");
+    CHECK_STR(e->field, "types[1]");
     const char *only_bad[] = {"want\xff"};
     o.types = only_bad;
     o.ntypes = 1;
