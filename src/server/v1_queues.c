@@ -161,9 +161,16 @@ static void queues_list(struct req *r) {
     queues_reply(r, NULL);
 }
 
-/* After a pause or resume: the queue as GET /v1/queues lists it. */
+/* After a pause or resume: the queue as GET /v1/queues lists it. Not a
+ * task's change, so no event: the log says who did it, once the store
+ * has, and only when the queue's state moved (a repeat is a no-op). */
 static void queues_paused(struct req *r) {
-    if (!reply_if_op_failed(r)) queues_reply(r, r->op.queue);
+    if (reply_if_op_failed(r)) return;
+    if (r->op.changed)
+        fprintf(stderr, "taskmill: queue '%s' %s by '%s'\n", r->op.queue,
+                r->op.queue_settings.paused ? "paused" : "resumed",
+                r->token_id[0] ? r->token_id : "open mode");
+    queues_reply(r, r->op.queue);
 }
 
 /* POST /v1/queues/{queue}/pause and /resume (the route's arg: 1 pauses,
@@ -176,9 +183,6 @@ static void queues_pause_set(struct req *r) {
     store_op_init(&r->op, STORE_OP_QUEUE_PAUSE);
     r->op.queue = queue;
     r->op.queue_settings.paused = paused;
-    /* Not a task's change, so no event: the log says who did it. */
-    fprintf(stderr, "taskmill: queue '%s' %s by '%s'\n", queue, paused ? "paused" : "resumed",
-            r->token_id[0] ? r->token_id : "open mode");
     req_submit(r, queues_paused);
 }
 

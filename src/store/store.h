@@ -328,6 +328,7 @@ struct store_op {
     struct task *task;   /* the task after the change (CREATE: tasks[0]) */
     bool created;        /* CREATE: false when an idempotent repeat */
     bool claimed;        /* CLAIM: false when nothing came in time */
+    bool changed;        /* QUEUE_PAUSE: the queue was not paused (or was) before */
     /* CLAIM: claimed, but its `gone` said so once the claim had committed:
      * the task is leased to no one who will hear of it, and the caller
      * should give it back (a RELEASE with new_lease_token). */

@@ -95,6 +95,19 @@ static inline bool sec_log_within(struct th_server *s, const char *needle, int m
     }
 }
 
+/* How many lines of the server log hold `needle` now. */
+static inline int sec_log_count(struct th_server *s, const char *needle) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/server.log", s->dir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    char line[1024];
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    if (f) fclose(f);
+    return n;
+}
+
 /* Whether the server log comes to contain `needle`, within 20 s: a
  * deadline, not a speed (a loaded machine with the sanitizers can take
  * more than a second to write a line after its answer). */

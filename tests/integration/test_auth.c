@@ -1036,6 +1036,14 @@ static void test_queues_attempts_whoami_by_role(void) {
     EXPECT_R(r, ADMIN, "POST", "/v1/queues/pauseq/resume", NULL, 200, NULL);
     CHECK_STR(th_str(r->json, "state"), "active");
     CHECK(sec_log_has(&srv, fmt("queue 'pauseq' paused by '%s'", tok_id[ADMIN])));
+    /* A repeat is a no-op, and not logged as a pause: the lines are written
+     * before each reply, in order, so the resume's line follows every pause's. */
+    EXPECT(ADMIN, "POST", "/v1/queues/pauseq/pause", NULL, 200, NULL);
+    EXPECT(ADMIN, "POST", "/v1/queues/pauseq/pause", NULL, 200, NULL);
+    EXPECT(ADMIN, "POST", "/v1/queues/pauseq/resume", NULL, 200, NULL);
+    EXPECT(ADMIN, "POST", "/v1/queues/pauseq/resume", NULL, 200, NULL);
+    CHECK(sec_log_count(&srv, "queue 'pauseq' resumed by") == 2);
+    CHECK(sec_log_count(&srv, "queue 'pauseq' paused by") == 2);
 
     /* Stats: acme's reader and client count acme's submits; beta's reader none of them. */
     for (int who = CLIENT; who <= READER; who += READER - CLIENT) {
