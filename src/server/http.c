@@ -1126,6 +1126,28 @@ static struct head_conn *http_head_conn(struct MHD_Connection *conn) {
     return ci ? ci->socket_context : NULL;
 }
 
+/*
+ * Whether a body announced past --max-body-bytes is read and dropped
+ * before its 413, rather than refused at once: when its Content-Length is
+ * at most HTTP_DISCARD_FACTOR times the cap and the client sent no
+ * `Expect: 100-continue` (that one waits, and gets the 413 instead). A
+ * client that sends its whole body without waiting for an answer (curl
+ * without Expect, most libraries) otherwise had its connection closed
+ * under its body's bytes, which the kernel answers with a reset that can
+ * reach it before the 413 does: the client saw "connection reset" or a
+ * failed send, not the refusal (RFC 9112 9.6 asks a server to close in
+ * stages for this). Past the factor the connection is closed at once, as
+ * before: the body's first --max-body-bytes only buy it time (head_watch).
+ */
+#define HTTP_DISCARD_FACTOR 4
+static bool http_body_dropped_first(struct MHD_Connection *conn, size_t max) {
+    const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+    if (expect && *expect) return false;
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return cl && strtoull(cl, NULL, 10) / HTTP_DISCARD_FACTOR <= max;
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls) {
@@ -1149,7 +1171,11 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
         if (http_framing_refused(r, version, &e) ||
             (authority && http_authority_refused(authority, authority_len, &e))) {
             r->body_too_large = true; /* nothing of a body is kept */
-            reply_error(r, &e);
+            /* Too large by its Content-Length (framing's last check): answered
+             * once the body is in and dropped, when it is not much too large. */
+            if (e.code != TM_ETOO_LARGE ||
+                !http_body_dropped_first(conn, srv->cfg.limits.body_max_bytes))
+                reply_error(r, &e);
         } else if (http_has_body(conn) && !atomic_load(&srv->stopping) &&
                    req_refused_before_body(r)) {
             r->body_too_large = true;
