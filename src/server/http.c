@@ -678,40 +678,58 @@ static bool req_refuse_not_utf8(struct req *r) {
     return false;
 }
 
-/* The route for r's method and path, its ':' segments captured into r, or
- * NULL; *path_known says whether a route of another method has the path.
- * HEAD takes the GET route of a path that has no HEAD route of its own
- * (RFC 9110 9.3.2: libmicrohttpd sends a HEAD's reply without its body).
- * The routes before the first whose pattern matches the path
- * (req_pick_error_writer found it) are not tried again. */
-static const struct route *req_route_find(struct req *r, bool *path_known) {
+/* Calls each(rt, cls) for every route whose pattern matches r's path, in
+ * the tables' order, its ':' segments captured into r first, until each
+ * returns true; returns that route, or NULL. The routes before the first
+ * that matches (req_pick_error_writer found it, its segments kept) are not
+ * tried again. */
+static const struct route *req_path_routes(struct req *r,
+                                           bool (*each)(const struct route *rt, void *cls),
+                                           void *cls) {
     const struct route_table *tb;
     struct path_segs path = {.n = -3}; /* split when a route past the first is tried */
-    bool head = strcmp(r->method, "HEAD") == 0;
-    const struct route *get = NULL;
-    size_t get_t = 0;
-    *path_known = false;
     for (size_t t = r->first_table; r->first_route && (tb = route_table_at(r->srv, t)); t++) {
         const struct route *rt = t == r->first_table ? r->first_route : tb->routes;
         for (; rt->method; rt++) {
-            /* The first matched in req_pick_error_writer, its params kept. */
             if (rt != r->first_route) {
                 if (path.n == -3) route_path_split(r->path, &path, false);
                 if (!route_matches(r, &path, t, (size_t)(rt - tb->routes))) continue;
             }
-            *path_known = true;
-            if (strcmp(rt->method, r->method) == 0) return rt;
-            if (head && !get && strcmp(rt->method, "GET") == 0) {
-                get = rt;
-                get_t = t;
-            }
+            if (each(rt, cls)) return rt;
         }
     }
-    if (get) { /* its ':' segments again: a later route's match overwrote them */
-        if (path.n == -3) route_path_split(r->path, &path, false);
-        route_matches(r, &path, get_t, (size_t)(get - route_table_at(r->srv, get_t)->routes));
-    }
-    return get;
+    return NULL;
+}
+
+struct route_find {
+    const char *method;
+    bool head, path_known;
+    const struct route *get; /* HEAD: the path's first GET route */
+};
+
+static bool route_find_each(const struct route *rt, void *cls) {
+    struct route_find *f = cls;
+    f->path_known = true;
+    if (strcmp(rt->method, f->method) == 0) return true;
+    if (f->head && !f->get && strcmp(rt->method, "GET") == 0) f->get = rt;
+    return false;
+}
+
+static bool route_is(const struct route *rt, void *cls) {
+    return rt == cls;
+}
+
+/* The route for r's method and path, its ':' segments captured into r, or
+ * NULL; *path_known says whether a route of another method has the path.
+ * HEAD takes the GET route of a path that has no HEAD route of its own
+ * (RFC 9110 9.3.2: libmicrohttpd sends a HEAD's reply without its body). */
+static const struct route *req_route_find(struct req *r, bool *path_known) {
+    struct route_find f = {.method = r->method, .head = strcmp(r->method, "HEAD") == 0};
+    const struct route *rt = req_path_routes(r, route_find_each, &f);
+    *path_known = f.path_known;
+    if (rt || !f.get) return rt;
+    /* The GET route's ':' segments again: a later route's match overwrote them. */
+    return req_path_routes(r, route_is, (void *)f.get);
 }
 
 /* An Allow field's value being built: its methods, each once. */
@@ -732,25 +750,18 @@ static void allow_add(struct allow *a, const char *method) {
         (size_t)snprintf(a->out + a->len, a->cap - a->len, "%s%s", a->len ? ", " : "", method);
 }
 
+static bool allow_each(const struct route *rt, void *cls) {
+    allow_add(cls, rt->method);
+    if (strcmp(rt->method, "GET") == 0) allow_add(cls, "HEAD"); /* req_route_find */
+    return false;
+}
+
 /* The methods of the routes that have r's path, as an Allow field gives
- * them ("GET, HEAD, DELETE"; HEAD wherever GET is, req_route_find), each
- * once, in the routes' order. */
+ * them ("GET, HEAD, DELETE"), each once, in the routes' order. */
 static void req_allowed_methods(struct req *r, char *out, size_t cap) {
-    const struct route_table *tb;
-    struct path_segs path = {.n = -3};
     struct allow a = {out, cap, 0};
     out[0] = '\0';
-    for (size_t t = r->first_table; r->first_route && (tb = route_table_at(r->srv, t)); t++) {
-        const struct route *rt = t == r->first_table ? r->first_route : tb->routes;
-        for (; rt->method; rt++) {
-            if (rt != r->first_route) {
-                if (path.n == -3) route_path_split(r->path, &path, false);
-                if (!route_matches(r, &path, t, (size_t)(rt - tb->routes))) continue;
-            }
-            allow_add(&a, rt->method);
-            if (strcmp(rt->method, "GET") == 0) allow_add(&a, "HEAD");
-        }
-    }
+    req_path_routes(r, allow_each, &a);
 }
 
 /* Replies 405, with the path's methods in Allow (RFC 9110 15.5.6), or 404

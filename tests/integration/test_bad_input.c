@@ -287,21 +287,25 @@ static void test_media_type_method_idempotency_header(void) {
     CHECK_STR(th_str(r->json, "error.field"), "Idempotency-Key");
 }
 
-/* Sends raw bytes on a new connection; the reply's status line and body, or "" when closed. */
-static void raw_exchange(const char *req, size_t len, char *out, size_t n) {
+/* A new connection to the server, or -1. */
+static int raw_connect(void) {
     int port = atoi(strrchr(srv.url, ':') + 1);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    out[0] = '\0';
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        if (fd >= 0) close(fd);
-        return;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        fd = -1;
     }
-    send(fd, req, len, MSG_NOSIGNAL);
+    return fd;
+}
+
+/* Reads fd's reply (status line, fields and a JSON body) into out, waiting
+ * up to wait_ms for each part, and closes fd; "" when none came. */
+static void raw_reply(int fd, char *out, size_t n, int wait_ms) {
     size_t got = 0;
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    while (got + 1 < n && poll(&p, 1, 5000) > 0) {
+    while (got + 1 < n && poll(&p, 1, wait_ms) > 0) {
         ssize_t k = recv(fd, out + got, n - 1 - got, 0);
         if (k <= 0) break;
         got += (size_t)k;
@@ -309,6 +313,15 @@ static void raw_exchange(const char *req, size_t len, char *out, size_t n) {
         if (strstr(out, "\r\n\r\n") && strstr(out, "}}")) break;
     }
     close(fd);
+}
+
+/* Sends raw bytes on a new connection; the reply's status line and body, or "" when closed. */
+static void raw_exchange(const char *req, size_t len, char *out, size_t n) {
+    out[0] = '\0';
+    int fd = raw_connect();
+    if (fd < 0) return;
+    send(fd, req, len, MSG_NOSIGNAL);
+    raw_reply(fd, out, n, 5000);
 }
 
 /* A raw request's refusal: its status, JSON error code and field, nothing stored. */
@@ -340,16 +353,10 @@ static void raw_refused(int line, const char *req, const char *status, const cha
  * says whether every byte of the body went.
  */
 static void oversize_exchange(size_t n, bool body, char *out, size_t cap, bool *sent) {
-    int port = atoi(strrchr(srv.url, ':') + 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     out[0] = '\0';
     *sent = false;
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        if (fd >= 0) close(fd);
-        return;
-    }
+    int fd = raw_connect();
+    if (fd < 0) return;
     char head[256];
     int hl = snprintf(head, sizeof head,
                       "POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
@@ -370,16 +377,7 @@ static void oversize_exchange(size_t n, bool body, char *out, size_t cap, bool *
         ok = off == n;
     }
     *sent = ok;
-    size_t got = 0;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    while (got + 1 < cap && poll(&p, 1, 10000) > 0) {
-        ssize_t k = recv(fd, out + got, cap - 1 - got, 0);
-        if (k <= 0) break;
-        got += (size_t)k;
-        out[got] = '\0';
-        if (strstr(out, "\r\n\r\n") && strstr(out, "}}")) break;
-    }
-    close(fd);
+    raw_reply(fd, out, cap, 10000);
 }
 
 static void test_oversize_body_sent_whole(void) {
