@@ -136,6 +136,27 @@ static inline int cli_wait(pid_t pid, int ms) {
 }
 
 /*
+ * Reads what comes on the pseudo-terminal `master` into buf (cap bytes,
+ * NUL-ended) until it holds `needle`, the child closes it, or `ms` have
+ * passed; returns the bytes read.
+ */
+static inline size_t cli_pty_read_until(int master, char *buf, size_t cap, const char *needle,
+                                        int ms) {
+    size_t len = 0;
+    buf[0] = '\0';
+    long long until = th_now_ms() + ms;
+    while (!strstr(buf, needle) && th_now_ms() < until && len < cap - 1) {
+        struct pollfd pf = {master, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        ssize_t got = read(master, buf + len, cap - 1 - len);
+        if (got <= 0) break; /* EIO once the child has gone */
+        len += (size_t)got;
+        buf[len] = '\0';
+    }
+    return len;
+}
+
+/*
  * Reads all that the child pid writes to the pseudo-terminal `master`
  * until it has gone, also into DIR/cli.pty as it comes (for a test that
  * waits on the screen while it runs); then reaps it. Returns its status

@@ -350,19 +350,8 @@ static void test_watch_tty_waiting_only_when_unanswered(void) {
         execl(getenv("TASKMILL_BIN"), "taskmill", "watch", id, (char *)NULL);
         _exit(127);
     }
-    char screen[8192] = "";
-    size_t got = 0;
-    for (int waited = 0; waited < 10000 && !strstr(screen, "waiting for the server");) {
-        struct pollfd pf = {master, POLLIN, 0};
-        if (poll(&pf, 1, 100) <= 0) {
-            waited += 100;
-            continue;
-        }
-        ssize_t r = read(master, screen + got, sizeof screen - 1 - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-        screen[got] = '\0';
-    }
+    char screen[8192];
+    cli_pty_read_until(master, screen, sizeof screen, "waiting for the server", 10000);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     close(master);

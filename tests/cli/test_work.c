@@ -2327,17 +2327,8 @@ static void test_server_message_printable_on_a_terminal(void) {
         execv(argv[0], argv);
         _exit(127);
     }
-    char out[8192] = "";
-    size_t len = 0;
-    long long until = th_now_ms() + 20000;
-    while (!strstr(out, "retrying") && th_now_ms() < until && len < sizeof out - 1) {
-        struct pollfd pf = {master, POLLIN, 0};
-        if (poll(&pf, 1, 100) <= 0) continue;
-        ssize_t got = read(master, out + len, sizeof out - 1 - len);
-        if (got <= 0) break;
-        len += (size_t)got;
-        out[len] = '\0';
-    }
+    char out[8192];
+    cli_pty_read_until(master, out, sizeof out, "retrying", 20000);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     close(master);
