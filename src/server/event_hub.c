@@ -611,6 +611,19 @@ size_t event_hub_end_token(struct event_hub *h, const char *token_id) {
 
 void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filter *f,
                             int64_t cursor, const char *first) {
+    if (strcmp(r->method, "HEAD") == 0) {
+        /* The stream's header fields and no stream: a reply of unknown
+         * length ends its chunks after its head, bytes a HEAD's reply must
+         * not have (a client that keeps the connection read them as its
+         * next reply). */
+        sse_filter_release(f);
+        reply_add_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        reply_add_header(r, "X-Accel-Buffering", "no");
+        struct buf none;
+        buf_init(&none);
+        reply_body(r, 200, &none, "text/event-stream");
+        return;
+    }
     /* Count the stream before spending anything on it; give the slot back
      * if it does not start. */
     if (h->streams_max > 0 && atomic_fetch_add(&h->nstreams, 1) >= (uint64_t)h->streams_max) {

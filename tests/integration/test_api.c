@@ -4,10 +4,15 @@
  * with backoff, lease expiry, parent/child roll-up, delayed starts,
  * priorities, queue counts, and durability across a crash.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "../src/common/buf.h"
 #include "harness.h"
@@ -858,6 +863,33 @@ static void test_head_as_get(void) {
     CHECK(th_resp_header(r, "Content-Type", type, sizeof type));
     CHECK_STR(type, "text/event-stream");
     WAIT_UNTIL(th_metric(&srv, "taskmill_sse_streams") == 0, 10000, "the HEAD's stream to end");
+    /* Nothing after a stream's HEAD reply's head: the next reply on the
+     * connection starts right there (a chunked end after it was read as
+     * the start of the next reply by a client that kept the connection). */
+    int port = atoi(strrchr(srv.url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    static const char two[] =
+        "HEAD /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        "GET /v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Connection: close\r\n\r\n";
+    CHECK(send(fd, two, sizeof two - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof two - 1));
+    char got[4096] = "";
+    size_t n = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (n + 1 < sizeof got && poll(&p, 1, 10000) > 0) {
+        ssize_t k = recv(fd, got + n, sizeof got - 1 - n, 0);
+        if (k <= 0) break;
+        n += (size_t)k;
+        got[n] = '\0';
+    }
+    close(fd);
+    const char *end = strstr(got, "\r\n\r\n");
+    CHECK(strncmp(got, "HTTP/1.1 200", 12) == 0);
+    if (!end || strncmp(end + 4, "HTTP/1.1 200", 12) != 0)
+        th_fail(__FILE__, __LINE__, "after a stream's HEAD reply: '%.300s'", got);
     /* A path with no GET takes no HEAD; one with a GET lists it. */
     r = th_http(&srv, "HEAD", "/v1/queues/default/claim", NULL);
     CHECK_INT(r->status, 405);
