@@ -1183,10 +1183,14 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
             (authority && http_authority_refused(authority, authority_len, &e))) {
             r->body_too_large = true; /* nothing of a body is kept */
             /* Too large by its Content-Length (framing's last check): answered
-             * once the body is in and dropped, when it is not much too large. */
+             * once the body is in and dropped, when it is not much too large,
+             * and only after its route and credentials pass (no body is read
+             * for a request they refuse). */
             if (e.code != TM_ETOO_LARGE ||
                 !http_body_dropped_first(conn, srv->cfg.limits.body_max_bytes))
                 reply_error(r, &e);
+            else if (!atomic_load(&srv->stopping))
+                req_refused_before_body(r);
         } else if (http_has_body(conn) && !atomic_load(&srv->stopping) &&
                    req_refused_before_body(r)) {
             r->body_too_large = true;
