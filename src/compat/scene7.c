@@ -338,6 +338,8 @@ static void scene7_service_get(struct req *r) {
         scene7_wsdl_get(r);
         return;
     }
+    /* A 405 names what the path takes (RFC 9110 15.5.6), as the router's do. */
+    reply_add_header(r, "Allow", "GET, HEAD, POST");
     scene7_fault_reply(r, 405, "ipsApiFault", SCENE7_FAULT_INVALID_REQUEST_XML,
                        "POST a SOAP 1.1 request here; the WSDL is at ?wsdl");
 }
