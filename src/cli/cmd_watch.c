@@ -385,6 +385,10 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
         int64_t left = start_ms + WATCH_GRACE_MS - time_mono_ms();
         int tick = left > 0 && left < 1000 ? (int)left : 1000;
         int rc = tm_watch_next(w, tty ? tick : 60000, &task);
+        if (watch_signal) { /* what came after the stop was asked for is not drawn */
+            json_decref(task);
+            break;
+        }
         struct watch_row *r = watch_find(rows, n, tm_watch_last_id(w));
         if (rc == 1 && r) {
             if (!json) cli_json_printable(task); /* its text goes to a terminal or a log */
