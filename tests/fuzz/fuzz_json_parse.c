@@ -39,7 +39,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     json_error_t je;
     json_t *any = json_loadb(p, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (!any && json_error_code(&je) == json_error_duplicate_key) {
+    /* A duplicate key always has a path; so has a string holding \u0000
+     * inside an object or an array (not a bare top-level string). */
+    size_t lead = 0;
+    while (lead < size && (p[lead] == ' ' || p[lead] == '\t' || p[lead] == '\n' || p[lead] == '\r'))
+        lead++;
+    bool contained = lead < size && (p[lead] == '{' || p[lead] == '[');
+    if (!any && (json_error_code(&je) == json_error_duplicate_key ||
+                 (json_error_code(&je) == json_error_null_character && contained))) {
         struct buf path;
         buf_init(&path);
         if (json_error_path(p, size, &je, &path) != 0) abort();
