@@ -389,25 +389,40 @@ static int pg_gave_up(struct pg_conn *c, const char *sql, const char *why) {
     return TM_EUNAVAILABLE;
 }
 
+/* A set of backend pids, grown as needed (one wait's, freed with it). */
+struct pg_pids {
+    int *v;
+    int n, cap;
+};
+
+/* A session seen waiting on its client, and its state_change then. */
+struct pg_seen {
+    int pid;
+    char at[40];
+};
+
 /* The writer's looks at who blocks it during one wait ("a stalled node's
- * locks", below). */
-#define PG_WATCH_SEEN 8
+ * locks", below); pg_watch_release frees what the looks grew. */
 struct pg_watch {
     int64_t since, next_at; /* monotonic ms: the wait began; the next look (INT64_MAX: none) */
     int64_t deadline;       /* the wait's own: no look runs past it */
-    /* The last look's blockers that were taskmill writers waiting on their
-     * node, and the state_change they had then. */
-    struct {
-        int pid;
-        char at[40];
-    } seen[PG_WATCH_SEEN];
-    int nseen;
-    int logged[PG_WATCH_SEEN]; /* blockers logged, or whose end was refused, in this wait */
-    int nlogged;
+    /* The taskmill writers waiting on their node that the last look saw
+     * (was) and this look sees (seen), with their state_change. */
+    struct pg_seen *seen, *was;
+    int nseen, nwas, seen_cap, was_cap;
+    struct pg_pids logged;  /* blockers logged as left alone, in this wait */
+    struct pg_pids refused; /* writers whose end failed (a role not allowed to), in this wait */
     /* The statement the writer's own session was running at the last look
      * ("" if none was seen): what a wait that runs out waited on. */
     char query[96];
 };
+
+static void pg_watch_release(struct pg_watch *w) {
+    free(w->seen);
+    free(w->was);
+    free(w->logged.v);
+    free(w->refused.v);
+}
 
 static void pg_watch_look(struct pg_conn *c, struct pg_watch *w);
 
@@ -418,15 +433,18 @@ static int pg_next(struct pg_conn *c, const char *sql, int64_t deadline, PGresul
     *res = NULL;
     struct pg_watch w = {.since = time_mono_ms(), .deadline = deadline};
     w.next_at = c->watch ? w.since + PG_WATCH_AFTER_MS : INT64_MAX;
+    int rc = 0;
     while (PQisBusy(c->pg)) {
         int64_t now = time_mono_ms(), left = deadline - now;
         /* In a pipeline the server answers nothing before its Sync, so sql
          * is the first statement sent, not the one the server was on. */
-        if (left <= 0 && *w.query)
-            return pg_gave_up(c, w.query,
-                              "no answer in time (the statement the server was running at the "
-                              "last look); closing the connection");
-        if (left <= 0) return pg_gave_up(c, sql, "no answer in time; closing the connection");
+        if (left <= 0) {
+            rc = *w.query ? pg_gave_up(c, w.query,
+                                       "no answer in time (the statement the server was running "
+                                       "at the last look); closing the connection")
+                          : pg_gave_up(c, sql, "no answer in time; closing the connection");
+            goto out;
+        }
         if (now >= w.next_at) {
             pg_watch_look(c, &w);
             continue;
@@ -439,12 +457,15 @@ static int pg_next(struct pg_conn *c, const char *sql, int64_t deadline, PGresul
             (n > 0 && !PQconsumeInput(c->pg) && PQstatus(c->pg) == CONNECTION_OK)) {
             pg_log(c, "read", n < 0 ? strerror(errno) : PQerrorMessage(c->pg));
             pg_conn_drop(c);
-            return TM_EUNAVAILABLE;
+            rc = TM_EUNAVAILABLE;
+            goto out;
         }
         /* A lost connection is no longer busy: PQgetResult says why. */
     }
     *res = PQgetResult(c->pg);
-    return 0;
+out:
+    pg_watch_release(&w);
+    return rc;
 }
 
 /* Reads one statement's results: keeps the first error, else the last
@@ -1004,19 +1025,28 @@ struct pg_conn *pg_writer(struct store *s) {
     return &pq(s)->writer;
 }
 
-struct pg_conn *pg_reader_take(struct store *s) {
+/* An idle reader of the pool, already connected, or NULL: it never
+ * connects (so it cannot block on connect_timeout, nor fail a connect
+ * that would hold back every reader for PG_RECONNECT_MS). */
+static struct pg_conn *pg_reader_take_idle(struct store *s) {
     struct pg_store *q = pq(s);
     for (;;) {
         pthread_mutex_lock(&q->pool_lock);
         struct pg_conn *c = q->pool;
         if (c) q->pool = c->next;
         pthread_mutex_unlock(&q->pool_lock);
-        if (!c) break;
+        if (!c) return NULL;
         c->next = NULL;
         if (pg_idle_ok(c)) return c;
         pg_conn_drop(c);
         free(c);
     }
+}
+
+struct pg_conn *pg_reader_take(struct store *s) {
+    struct pg_store *q = pq(s);
+    struct pg_conn *idle = pg_reader_take_idle(s);
+    if (idle) return idle;
     int64_t now = time_mono_ms();
     pthread_mutex_lock(&q->pool_lock);
     bool wait = now < q->reader_retry_at;
@@ -1079,9 +1109,13 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
  *     stale for a moment: an `active` one must also have been seen so,
  *     with the same state_change, at the look before.
  *
- * A taskmill writer never waits on its node that long inside a transaction
- * on purpose (between two of its statements there is only the batch's own
- * work), so such a session belongs to a stalled or vanished node. The end
+ * A taskmill writer does not wait on its node that long inside a
+ * transaction on purpose (between two of its statements there is only the
+ * batch's own work), so such a session most likely belongs to a stalled or
+ * vanished node. Not surely: `active` + ClientRead is also a server partway
+ * through receiving a message, so a healthy node sending a large batch over
+ * a slow link for 5 s, or a writer thread descheduled that long between
+ * two statements, is ended too (its batch answered 503). The end
  * looks again at that session in the same statement (its state_change
  * unchanged); it is logged, once, with the pid and name it ended, and
  * counted (pg_stats). That node's transaction is rolled back; if the node
@@ -1094,9 +1128,13 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
  * application, a node of a version before these names). Once the writer
  * has waited PG_STALLED_MS such a blocker is logged, once a wait, with its
  * pid, name, state and how long it has been in it; the writer waits on,
- * to its statement_timeout. A look's statement gets PG_WATCH_READ_MS on
- * a reader and never runs past the wait's own deadline (pg_watch_read);
- * a look that fails is not tried again in the same wait.
+ * to its statement_timeout. A blocker is logged, or its end found refused,
+ * once a wait however many there are (pg_pids); "logged" and "refused" are
+ * apart, so a writer logged while it ran a statement is still ended when
+ * it then stalls. A look's statement gets PG_WATCH_READ_MS on a reader
+ * already connected and idle in the pool, and never runs past the wait's
+ * own deadline (pg_watch_read); with none idle the look is skipped and the
+ * next tries again; a look that fails is not tried again in the same wait.
  *
  * Each look also reads which statement the writer's own session is
  * running. Should the wait run out on the client's side (PG_CALL_TIMEOUT_MS:
@@ -1111,8 +1149,13 @@ static const char pg_blockers_sql[] =
     " coalesce((extract(epoch FROM clock_timestamp() - state_change) * 1000)::bigint, 0),"
     " coalesce(state IN ('idle in transaction', 'idle in transaction (aborted)')"
     " OR (state = 'active' AND wait_event = 'ClientRead'), false),"
-    " CASE WHEN state = 'active' THEN left(query, 200) ELSE '' END"
-    " FROM pg_stat_activity WHERE pid = $1::integer OR pid = ANY(pg_blocking_pids($1::integer))"
+    " CASE WHEN state = 'active' THEN left(query, 200) ELSE '' END,"
+    " coalesce(host(client_addr) || ':' || client_port, '')"
+    /* The scalar subquery (the cast keeps it from reading as ANY of a
+     * subquery) is an InitPlan: pg_blocking_pids, which takes every
+     * lock-manager partition lock, runs once, not once a row (EXPLAIN). */
+    " FROM pg_stat_activity WHERE pid = $1::integer"
+    " OR pid = ANY((SELECT pg_blocking_pids($1::integer))::integer[])"
     " ORDER BY pid";
 
 /* Ends the session pid when it is still as the look saw it (state_change
@@ -1122,38 +1165,63 @@ static const char pg_end_sql[] =
     " AND state_change::text = $2 AND (state IN ('idle in transaction',"
     " 'idle in transaction (aborted)') OR (state = 'active' AND wait_event = 'ClientRead'))";
 
-/* Runs a look's statement on a reader, bounded by PG_WATCH_READ_MS and
- * by the wait's deadline, so that the look cannot hold the writer past
- * its own bound (a reader that does not answer in time is closed). */
+/* Runs a look's statement on an idle reader of the pool, bounded by
+ * PG_WATCH_READ_MS and by the wait's deadline, so that the look cannot
+ * hold the writer past its own bound (a reader that does not answer in
+ * time is closed). 0, a TM_E code, or 1 when nothing ran (no reader was
+ * idle, or the wait has no time left): the next look tries again. It never opens a connection,
+ * which could block for connect_timeout and, failing, hold back every reader. */
 static int pg_watch_read(struct pg_conn *c, const struct pg_watch *w, const char *sql,
                          const struct pg_params *p, PGresult **res) {
     *res = NULL;
     int64_t left = w->deadline - time_mono_ms();
     if (left > PG_WATCH_READ_MS) left = PG_WATCH_READ_MS;
-    if (left <= 0) return TM_EUNAVAILABLE;
-    struct pg_conn *r = pg_reader_take(c->watch);
-    if (!r) return TM_EUNAVAILABLE;
+    if (left <= 0) return 1;
+    struct pg_conn *r = pg_reader_take_idle(c->watch);
+    if (!r) return 1;
     int rc = pg_exec(r, NULL, sql, p->n, p->v, p->len, p->fmt, left, res);
     pg_reader_give(c->watch, r);
     return rc;
 }
 
-/* Whether pid was logged, or its end refused, in this wait (pg_watch_mark). */
-static bool pg_watch_has(const struct pg_watch *w, int pid) {
-    for (int i = 0; i < w->nlogged; i++)
-        if (w->logged[i] == pid) return true;
+static bool pg_pids_has(const struct pg_pids *set, int pid) {
+    for (int i = 0; i < set->n; i++)
+        if (set->v[i] == pid) return true;
     return false;
 }
 
-static void pg_watch_mark(struct pg_watch *w, int pid) {
-    if (w->nlogged < PG_WATCH_SEEN) w->logged[w->nlogged++] = pid;
+static void pg_pids_add(struct pg_pids *set, int pid) {
+    if (set->n == set->cap) {
+        set->cap = set->cap ? 2 * set->cap : 8;
+        set->v = xrealloc(set->v, (size_t)set->cap * sizeof *set->v);
+    }
+    set->v[set->n++] = pid;
 }
 
-/* Ends a stalled writer session: 1 when it was, 0 when it had moved on,
- * a TM_E code when the statement failed (a role not allowed to: logged
- * by pg_exec). */
+/* Notes that this look saw pid, a writer waiting on its node since `at`. */
+static void pg_watch_saw(struct pg_watch *w, int pid, const char *at) {
+    if (w->nseen == w->seen_cap) {
+        w->seen_cap = w->seen_cap ? 2 * w->seen_cap : 8;
+        w->seen = xrealloc(w->seen, (size_t)w->seen_cap * sizeof *w->seen);
+    }
+    w->seen[w->nseen].pid = pid;
+    snprintf(w->seen[w->nseen].at, sizeof w->seen[w->nseen].at, "%s", at);
+    w->nseen++;
+}
+
+/* Whether the look before saw pid waiting on its node since `at`. */
+static bool pg_watch_saw_before(const struct pg_watch *w, int pid, const char *at) {
+    for (int k = 0; k < w->nwas; k++)
+        if (w->was[k].pid == pid && strcmp(w->was[k].at, at) == 0) return true;
+    return false;
+}
+
+/* Ends a stalled writer session (`who` names it for the log): 1 when it
+ * was, 0 when it had moved on or nothing ran (pg_watch_read), a TM_E code
+ * when the statement failed (a role not allowed to: logged by pg_exec,
+ * and here with the session it was for). */
 static int pg_watch_end(struct pg_conn *c, const struct pg_watch *w, int pid, const char *at,
-                        const char *app, const char *how, int64_t age_ms, int64_t waited_ms) {
+                        const char *who, int64_t waited_ms) {
     struct pg_params p;
     pgp_init(&p);
     pgp_int(&p, pid);
@@ -1162,13 +1230,23 @@ static int pg_watch_end(struct pg_conn *c, const struct pg_watch *w, int pid, co
     int rc = pg_watch_read(c, w, pg_end_sql, &p, &r);
     bool ended = rc == 0 && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
-    if (!ended) return rc;
+    char msg[512];
+    if (rc < 0) {
+        snprintf(msg, sizeof msg,
+                 "cannot end session pid %d (%s), another node's writer waiting on its node "
+                 "inside a transaction, that this writer has waited %lld ms for: the statement "
+                 "failed (the line before says why; ending another role's session needs "
+                 "pg_signal_backend, and a superuser's cannot be); not tried again in this wait",
+                 pid, who, (long long)waited_ms);
+        pg_log(c, "stalled session", msg);
+        return rc;
+    }
+    if (!ended) return 0;
     atomic_fetch_add(&pq(c->watch)->stalled_ended, 1);
-    char msg[320];
     snprintf(msg, sizeof msg,
-             "ended session pid %d ('%s', %s for %lld ms), another node's writer waiting on its "
-             "node inside a transaction; this writer had waited %lld ms for it",
-             pid, app, how, (long long)age_ms, (long long)waited_ms);
+             "ended session pid %d (%s), another node's writer waiting on its node inside a "
+             "transaction; this writer had waited %lld ms for it",
+             pid, who, (long long)waited_ms);
     pg_log(c, "stalled session", msg);
     return 1;
 }
@@ -1176,16 +1254,25 @@ static int pg_watch_end(struct pg_conn *c, const struct pg_watch *w, int pid, co
 /* One look at the sessions that block the writer c (above). */
 static void pg_watch_look(struct pg_conn *c, struct pg_watch *w) {
     int64_t waited = time_mono_ms() - w->since;
-    w->next_at = INT64_MAX; /* unless the look succeeds */
+    w->next_at = INT64_MAX; /* unless the look succeeds, or finds no reader idle */
     struct pg_params p;
     pgp_init(&p);
     pgp_int(&p, PQbackendPID(c->pg));
     PGresult *r = NULL;
-    if (pg_watch_read(c, w, pg_blockers_sql, &p, &r)) {
+    int rc = pg_watch_read(c, w, pg_blockers_sql, &p, &r);
+    if (rc) {
         PQclear(r);
+        if (rc == 1) w->next_at = time_mono_ms() + PG_WATCH_EVERY_MS;
         return;
     }
-    struct pg_watch was = *w;
+    /* This look's sightings become the look before's. */
+    struct pg_seen *spare = w->was;
+    int spare_cap = w->was_cap;
+    w->was = w->seen;
+    w->nwas = w->nseen;
+    w->was_cap = w->seen_cap;
+    w->seen = spare;
+    w->seen_cap = spare_cap;
     w->nseen = 0;
     int self = PQbackendPID(c->pg);
     w->query[0] = '\0';
@@ -1197,40 +1284,42 @@ static void pg_watch_look(struct pg_conn *c, struct pg_watch *w) {
         }
         const char *app = PQgetvalue(r, i, 1), *state = PQgetvalue(r, i, 2);
         const char *wait = PQgetvalue(r, i, 3), *at = PQgetvalue(r, i, 4);
+        const char *addr = PQgetvalue(r, i, 8);
         int64_t age = pg_int(r, i, 5);
         bool on_client = strcmp(PQgetvalue(r, i, 6), "t") == 0;
         bool writer = strcmp(app, PG_WRITER_APP) == 0, active = strcmp(state, "active") == 0;
-        char how[128]; /* what an idle session waits on goes without saying */
-        snprintf(how, sizeof how, "%s%s%s", *state ? state : "state unknown",
-                 active && *wait ? ", waiting on " : "", active ? wait : "");
+        /* 'name', what it does (what an idle session waits on goes
+         * without saying) for how long, and from where. */
+        char who[256];
+        snprintf(who, sizeof who, "'%s', %s%s%s for %lld ms%s%s", app,
+                 *state ? state : "state unknown", active && *wait ? ", waiting on " : "",
+                 active ? wait : "", (long long)age, *addr ? ", from " : "", addr);
         if (writer && on_client) {
-            bool same = false;
-            for (int k = 0; k < was.nseen; k++)
-                same |= was.seen[k].pid == pid && strcmp(was.seen[k].at, at) == 0;
-            if (pg_watch_has(w, pid)) continue; /* its end was refused in this wait */
+            if (pg_pids_has(&w->refused, pid)) continue; /* its end failed in this wait */
+            bool same = pg_watch_saw_before(w, pid, at);
             if (age >= PG_STALLED_MS && (same || !active)) {
-                int ended = pg_watch_end(c, w, pid, at, app, how, age, waited);
+                int ended = pg_watch_end(c, w, pid, at, who, waited);
                 if (ended == 1) continue;
                 if (ended < 0) {
-                    pg_watch_mark(w, pid);
+                    pg_pids_add(&w->refused, pid);
                     continue;
                 }
             }
-            if (w->nseen < PG_WATCH_SEEN) {
-                w->seen[w->nseen].pid = pid;
-                snprintf(w->seen[w->nseen].at, sizeof w->seen[w->nseen].at, "%s", at);
-                w->nseen++;
-            }
+            pg_watch_saw(w, pid, at);
             continue; /* not stalled long enough yet, or it moved: no line */
         }
-        if (waited < PG_STALLED_MS || pg_watch_has(w, pid)) continue;
-        pg_watch_mark(w, pid);
-        char msg[400];
+        if (waited < PG_STALLED_MS || pg_pids_has(&w->logged, pid)) continue;
+        pg_pids_add(&w->logged, pid);
+        /* A writer behind another in the lock's queue blocks this one
+         * too; the writer first in line looks at the one that holds it. */
+        bool queued = writer && active && strncmp(wait, "Lock:", 5) == 0;
+        char msg[512];
         snprintf(msg, sizeof msg,
-                 "session pid %d ('%s', %s for %lld ms) holds what this writer has waited %lld ms "
-                 "for; not ended: %s",
-                 pid, app, how, (long long)age, (long long)waited,
+                 "session pid %d (%s) holds what this writer has waited %lld ms for; not ended: "
+                 "%s",
+                 pid, who, (long long)waited,
                  !writer  ? "it is not a taskmill writer"
+                 : queued ? "it is a taskmill writer waiting for a lock itself"
                  : *state ? "it is running a statement"
                           : "its state is not visible to this role (pg_read_all_stats)");
         pg_log(c, "waiting", msg);

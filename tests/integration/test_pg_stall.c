@@ -77,14 +77,28 @@ static bool hold_idle(PGconn *c) {
 }
 
 /* Takes the head row in the middle of a pipeline, as a writer frozen
- * after sending its append: BEGIN and the update sent and flushed, no Sync. */
-static bool hold_mid_pipeline(PGconn *c) {
+ * after sending its append: BEGIN and the update sent and flushed, no Sync.
+ * With sleep_s, a statement that runs that long follows the update. */
+static bool hold_mid_pipeline(PGconn *c, int sleep_s) {
     const char *one = "1";
+    char sleep[64];
+    snprintf(sleep, sizeof sleep, "SELECT pg_sleep(%d)", sleep_s);
     bool ok = PQenterPipelineMode(c) &&
               PQsendQueryParams(c, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, NULL, NULL,
                                 NULL, 0) &&
-              PQsendQueryParams(c, HEAD_UPDATE, 1, NULL, &one, NULL, NULL, 0) && PQflush(c) == 0;
+              PQsendQueryParams(c, HEAD_UPDATE, 1, NULL, &one, NULL, NULL, 0) &&
+              (!sleep_s || PQsendQueryParams(c, sleep, 0, NULL, NULL, NULL, NULL, 0)) &&
+              PQflush(c) == 0;
     if (!ok) printf("    pipeline: %s", PQerrorMessage(c));
+    return ok;
+}
+
+/* Whether `sql` succeeds on c (a command, no rows). */
+static bool ask_ok(PGconn *c, const char *sql) {
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) printf("    %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
     return ok;
 }
 
@@ -211,8 +225,9 @@ static void stalled_writer_is_ended(bool mid_pipeline, long timeout_ms) {
     CHECK_INT(th_server_start(&srv, NULL), 0);
     PGconn *watch = session_open(&srv, "test watch", false);
     PGconn *stalled = session_open(&srv, "taskmill writer", true);
-    bool held =
-        watch && stalled && (mid_pipeline ? hold_mid_pipeline(stalled) : hold_idle(stalled));
+    /* Not ended by the server's own idle timeout: by the writer alone. */
+    bool own = stalled && ask_ok(stalled, "SET idle_in_transaction_session_timeout = 0");
+    bool held = watch && own && (mid_pipeline ? hold_mid_pipeline(stalled, 0) : hold_idle(stalled));
     int pid = stalled ? PQbackendPID(stalled) : 0;
     bool waits = false;
     if (held)
@@ -249,9 +264,92 @@ static void test_writer_stalled_mid_pipeline_is_ended(void) {
 }
 
 static void test_writer_stalled_idle_in_transaction_is_ended(void) {
-    /* The build before: 201 once the stalled session's 10 s
-     * idle_in_transaction_session_timeout ends it. */
-    stalled_writer_is_ended(false, 8500);
+    /* The stand-in keeps no idle_in_transaction_session_timeout of its
+     * own (stalled_writer_is_ended), so only the server's writer can end
+     * it: the build before answers 503 after its 30 s statement_timeout,
+     * and 15 s leaves the expected 5 to 7 s (plus a look's time on a
+     * loaded machine) clear headroom. With a writer's 10 s idle timeout
+     * the stand-in would be ended at 10 s whatever the build, and a limit
+     * that failed the build before would have to stay under it. */
+    stalled_writer_is_ended(false, 15000);
+}
+
+/* Whether the session pid holds a transaction id and runs pg_sleep. */
+static bool holds_and_sleeps(PGconn *watch, int pid) {
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_stat_activity a WHERE a.pid = %d AND a.state = 'active'"
+             " AND a.wait_event = 'PgSleep' AND EXISTS (SELECT 1 FROM pg_locks l"
+             " WHERE l.pid = a.pid AND l.locktype = 'transactionid' AND l.granted)",
+             pid);
+    return ask(watch, sql) == 1;
+}
+
+/*
+ * Another node's writer holds the head row and runs a statement past the
+ * 5 s bound (pg_sleep), so the server's writer logs it as left alone
+ * ("running a statement"); then it stalls, idle in its transaction or in
+ * the middle of its pipeline. It is ended all the same, and the submit
+ * gets through. The build before marked a session it logged as one whose
+ * end was refused, and never ended it: its submit waited to its 30 s
+ * statement_timeout (the stand-in keeps no idle timeout of its own), past
+ * the 24 s limit here, which leaves the expected 14 to 17 s (9 s of
+ * sleep, then 5 to 7 s) clear headroom.
+ */
+static void writer_stalled_after_a_statement_is_ended(bool mid_pipeline) {
+    if (!th_backend_is_pg()) {
+        th_skip("other nodes' sessions need PostgreSQL (TASKMILL_TEST_PG)");
+        return;
+    }
+    struct th_server srv;
+    CHECK_INT(th_server_start(&srv, NULL), 0);
+    PGconn *watch = session_open(&srv, "test watch", false);
+    PGconn *stalled = session_open(&srv, "taskmill writer", true);
+    bool own = stalled && ask_ok(stalled, "SET idle_in_transaction_session_timeout = 0");
+    bool held = false;
+    if (watch && own && mid_pipeline) held = hold_mid_pipeline(stalled, 9);
+    if (watch && own && !mid_pipeline)
+        held = hold_idle(stalled) && PQsendQuery(stalled, "SELECT pg_sleep(9)") &&
+               PQflush(stalled) == 0;
+    int pid = stalled ? PQbackendPID(stalled) : 0;
+    bool sleeps = false;
+    if (held)
+        TRY_WAIT_UNTIL(sleeps, holds_and_sleeps(watch, pid), 10000,
+                       "the other writer to hold the head row and run its statement");
+    struct submit x = {.srv = &srv, .timeout_ms = 24000};
+    pthread_t th;
+    bool started = sleeps && pthread_create(&th, NULL, submit_run, &x) == 0;
+    if (started) pthread_join(th, NULL);
+    bool gone = false;
+    if (started)
+        TRY_WAIT_UNTIL(gone, session_gone(watch, pid), 10000, "the stalled session to end");
+    bool stored = started && submit_stored(&srv, &x);
+    char who[64];
+    snprintf(who, sizeof who, "session pid %d ('taskmill writer', active", pid);
+    /* The case this is about: it was logged while it ran its statement. */
+    int running = log_lines(&srv, who, "not ended: it is running a statement");
+    snprintf(who, sizeof who, "ended session pid %d ('taskmill writer'", pid);
+    int lines = log_lines(&srv, "taskmill: postgres: writer: stalled session: ", who);
+    long long ended = th_metric(&srv, "taskmill_pg_stalled_sessions_ended_total");
+    PQfinish(stalled);
+    PQfinish(watch);
+    th_server_free(&srv);
+    CHECK(held);
+    CHECK(sleeps);
+    CHECK(started);
+    CHECK_INT(running, 1);
+    CHECK(stored);
+    CHECK(gone);
+    CHECK_INT(lines, 1);
+    CHECK_INT(ended, 1);
+}
+
+static void test_writer_stalled_idle_after_a_statement_is_ended(void) {
+    writer_stalled_after_a_statement_is_ended(false);
+}
+
+static void test_writer_stalled_mid_pipeline_after_a_statement_is_ended(void) {
+    writer_stalled_after_a_statement_is_ended(true);
 }
 
 /*
@@ -281,6 +379,10 @@ static void test_other_session_is_not_ended(void) {
     if (started)
         TRY_WAIT_UNTIL(logged, log_lines(&srv, who, "not ended: it is not a taskmill writer") == 1,
                        20000, "the server to log the session that holds it up");
+    /* Looks go on every second: three more must not log it again. The
+     * time must pass by design (a window in which nothing may happen). */
+    if (logged) th_sleep_ms(3500);
+    int again = log_lines(&srv, who, "not ended");
     /* The server looked past the bound and let it be: still there, still
      * in its transaction, the submit still waiting for it. */
     bool still = logged && holds_and_waits(watch, pid, "idle in transaction");
@@ -298,10 +400,97 @@ static void test_other_session_is_not_ended(void) {
     CHECK(held);
     CHECK(started);
     CHECK(logged);
+    CHECK_INT(again, 1);
     CHECK(still);
     CHECK(waiting);
     CHECK(stored);
     CHECK_INT(ended, 0);
+}
+
+#define QUEUED 10
+
+/* How many sessions of the test's wait for a lock. */
+static long long queued_waiting(PGconn *watch) {
+    return ask(watch,
+               "SELECT count(*) FROM pg_stat_activity WHERE application_name IN"
+               " ('queued', 'taskmill writer') AND state = 'active'"
+               " AND wait_event_type = 'Lock'");
+}
+
+/*
+ * More blockers than the build before kept track of: a psql session holds
+ * the head row, QUEUED others wait for it ahead of the server's writer.
+ * Each of them is logged once a wait, however many looks follow (the build
+ * before logged the 9th and later ones at every look). The first in the
+ * queue stands for another node's writer: it is logged as waiting for a
+ * lock itself (the build before said "running a statement").
+ */
+static void test_many_blockers_are_logged_once(void) {
+    if (!th_backend_is_pg()) {
+        th_skip("other sessions need PostgreSQL (TASKMILL_TEST_PG)");
+        return;
+    }
+    struct th_server srv;
+    CHECK_INT(th_server_start(&srv, NULL), 0);
+    PGconn *watch = session_open(&srv, "test watch", false);
+    PGconn *holder = session_open(&srv, "psql", false);
+    PGconn *queued[QUEUED] = {0};
+    bool held = watch && holder && hold_idle(holder);
+    const char *one = "1";
+    bool sent = held;
+    bool waiting = false;
+    for (int i = 0; i < QUEUED && sent; i++) {
+        queued[i] = session_open(&srv, i ? "queued" : "taskmill writer", i == 0);
+        sent = queued[i] && PQsendQueryParams(queued[i], HEAD_UPDATE, 1, NULL, &one, NULL, NULL, 0);
+        if (sent && i == 0) /* first in the queue */
+            TRY_WAIT_UNTIL(sent, queued_waiting(watch) == 1, 10000,
+                           "the other writer to wait for the head row");
+    }
+    if (sent)
+        TRY_WAIT_UNTIL(waiting, queued_waiting(watch) == QUEUED, 10000,
+                       "%d sessions to wait for the head row", QUEUED);
+    struct submit x = {.srv = &srv, .timeout_ms = 60000};
+    pthread_t th;
+    bool started = waiting && pthread_create(&th, NULL, submit_run, &x) == 0;
+    char who[64];
+    int logged_n = 0, twice = 0, in_line = 0;
+    bool all = false;
+    if (started) {
+        /* Every queued session blocks the writer (ahead of it in the queue). */
+        TRY_WAIT_UNTIL(all, log_lines(&srv, "('queued',", "not ended") >= QUEUED - 1, 20000,
+                       "the server to log the %d queued sessions", QUEUED - 1);
+        /* Looks go on every second: three more must log none again. */
+        if (all) th_sleep_ms(3500);
+        for (int i = 0; i < QUEUED; i++) {
+            snprintf(who, sizeof who, "session pid %d ('%s',", PQbackendPID(queued[i]),
+                     i ? "queued" : "taskmill writer");
+            int n = log_lines(&srv, who, "not ended");
+            logged_n += n == 1;
+            twice += n > 1;
+            if (i == 0)
+                in_line = log_lines(&srv, who, "it is a taskmill writer waiting for a lock");
+        }
+    }
+    if (holder) {
+        PGresult *r = PQexec(holder, "ROLLBACK");
+        PQclear(r);
+    }
+    if (started) pthread_join(th, NULL);
+    bool stored = started && submit_stored(&srv, &x);
+    for (int i = 0; i < QUEUED; i++)
+        PQfinish(queued[i]);
+    PQfinish(holder);
+    PQfinish(watch);
+    th_server_free(&srv);
+    CHECK(held);
+    CHECK(sent);
+    CHECK(waiting);
+    CHECK(started);
+    CHECK(all);
+    CHECK_INT(twice, 0);
+    CHECK_INT(logged_n, QUEUED);
+    CHECK_INT(in_line, 1);
+    CHECK(stored);
 }
 
 /* The pid of the session a session `blocker` blocks, or 0. */
@@ -396,8 +585,13 @@ static const struct th_test tests[] = {
     {"a writer stalled idle in its transaction holding the event head is ended; the write goes "
      "through",
      test_writer_stalled_idle_in_transaction_is_ended},
+    {"a writer that ran a long statement, then stalled idle in its transaction, is ended",
+     test_writer_stalled_idle_after_a_statement_is_ended},
+    {"a writer that ran a long statement, then stalled mid-pipeline, is ended",
+     test_writer_stalled_mid_pipeline_after_a_statement_is_ended},
     {"a session that is not a taskmill writer is logged, never ended",
      test_other_session_is_not_ended},
+    {"more than eight blockers are each logged once a wait", test_many_blockers_are_logged_once},
     {"a node frozen inside its transaction is ended; back, it answers 503 and reconnects",
      test_stalled_node_comes_back_to_a_503_and_reconnects},
     {NULL, NULL},
