@@ -558,16 +558,10 @@ static int store_apply_queue_set(struct store *s, struct batch *b, struct store_
 
 /* Pauses or resumes a queue; its other settings stay. Resuming wakes its parked claims. */
 static int store_apply_queue_pause(struct store *s, struct batch *b, struct store_op *op) {
-    /* What it was, read in the transaction (a queue with no row is active). */
-    struct queue_settings was;
-    int rc = s->base.backend->queue_get(s, op->queue, &was);
-    if (rc == TM_ENOT_FOUND) {
-        was.paused = false;
-        rc = 0;
-    }
-    if (!rc) rc = s->base.backend->queue_pause(s, op->queue, op->queue_settings.paused);
+    bool was = false;
+    int rc = s->base.backend->queue_pause(s, op->queue, op->queue_settings.paused, &was);
     if (rc) return store_backend_failed(b, op, rc);
-    op->changed = was.paused != op->queue_settings.paused;
+    op->changed = was != op->queue_settings.paused;
     for (int i = 0; i < s->nqcache; i++)
         if (strcmp(s->qcache[i].name, op->queue) == 0)
             s->qcache[i].q.paused = op->queue_settings.paused;

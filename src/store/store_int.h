@@ -147,8 +147,10 @@ struct store_backend {
     int (*queue_get)(struct store *s, const char *queue, struct queue_settings *out);
     /* Sets the retry settings (the row becomes configured); paused stays. */
     int (*queue_put)(struct store *s, const char *queue, const struct queue_settings *q);
-    /* Sets paused; a new row gets the default settings and is not configured. */
-    int (*queue_pause)(struct store *s, const char *queue, bool paused);
+    /* Sets paused; a new row gets the default settings and is not configured.
+     * *was: whether it was paused before (false without a row), as the
+     * row stood when this write took it (another node's write waited for). */
+    int (*queue_pause)(struct store *s, const char *queue, bool paused, bool *was);
     /* Adds each entry to the queue_stats row of (queue, ns, minute, node). */
     int (*stats_add)(struct store *s, const char *node, const struct store_stat_add *v, size_t n);
     /* Adds each entry's n to its task_counts row (this writer's own rows

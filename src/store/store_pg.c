@@ -2122,10 +2122,19 @@ static const struct pg_stmt st_queue_put = {
     "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms) VALUES($1,$2,$3,$4)"
     " ON CONFLICT(name) DO UPDATE SET max_retries=excluded.max_retries,"
     " backoff_ms=excluded.backoff_ms, backoff_max_ms=excluded.backoff_max_ms, configured=1"};
+/* Returns paused as the row stood before, read under its lock (so after
+ * another node's pause or resume that held it), NULL without a row. The
+ * insert's rows come from `was`, so that it is read (and locked) before
+ * the row is written: read after, in RETURNING alone, it skipped the row
+ * this statement had just updated. */
 static const struct pg_stmt st_queue_pause = {
     PGS_QUEUE_PAUSE,
-    "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms, paused, configured)"
-    " VALUES($1,$2,$3,$4,$5,0) ON CONFLICT(name) DO UPDATE SET paused=excluded.paused"};
+    "WITH was AS MATERIALIZED (SELECT paused FROM queues WHERE name=$1 FOR UPDATE)"
+    " INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms, paused, configured)"
+    " SELECT $1::text, $2::bigint, $3::bigint, $4::bigint, $5::integer, 0"
+    " FROM (SELECT 1) one LEFT JOIN was ON true"
+    " ON CONFLICT(name) DO UPDATE SET paused=excluded.paused"
+    " RETURNING (SELECT paused FROM was)"};
 /* $1 node, $2.. the entries' columns as arrays. */
 static const struct pg_stmt st_stats_add = {
     PGS_STATS_ADD,
@@ -2483,7 +2492,7 @@ static int pg_queue_put(struct store *s, const char *queue, const struct queue_s
     return pg_run_cmd(&pq(s)->writer, &st_queue_put, &p);
 }
 
-static int pg_queue_pause(struct store *s, const char *queue, bool paused) {
+static int pg_queue_pause(struct store *s, const char *queue, bool paused, bool *was) {
     struct queue_settings d;
     queue_settings_default(&d);
     struct pg_params p;
@@ -2493,7 +2502,12 @@ static int pg_queue_pause(struct store *s, const char *queue, bool paused) {
     pgp_int(&p, d.backoff_ms);
     pgp_int(&p, d.backoff_max_ms);
     pgp_int(&p, paused);
-    return pg_run_cmd(&pq(s)->writer, &st_queue_pause, &p);
+    PGresult *r;
+    int rc = pg_run(&pq(s)->writer, &st_queue_pause, &p, &r);
+    if (rc) return rc;
+    *was = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && pg_int(r, 0, 0) != 0;
+    PQclear(r);
+    return 0;
 }
 
 static int pg_stats_add(struct store *s, const char *node, const struct store_stat_add *v,

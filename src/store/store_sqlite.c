@@ -1359,8 +1359,13 @@ static int sq_queue_put(struct store *s, const char *queue, const struct queue_s
     return sq_step_done(q->writer.db, q->w_queue_put);
 }
 
-static int sq_queue_pause(struct store *s, const char *queue, bool paused) {
+static int sq_queue_pause(struct store *s, const char *queue, bool paused, bool *was) {
     struct sq_store *q = sq(s);
+    /* One writer: what it reads now is what the write replaces. */
+    struct queue_settings now;
+    int rc = sq_queue_get(s, queue, &now);
+    if (rc && rc != TM_ENOT_FOUND) return rc;
+    *was = !rc && now.paused;
     struct queue_settings d;
     queue_settings_default(&d);
     sqlite3_bind_text(q->w_queue_pause, 1, queue, -1, SQLITE_STATIC);
