@@ -210,6 +210,74 @@ static bool submit_stored(struct th_server *srv, struct submit *x) {
     return ok;
 }
 
+/* A server, the test's watching session, and a stand-in for another
+ * node's writer (application_name 'taskmill writer') that keeps no
+ * idle_in_transaction_session_timeout of its own: only the server's writer
+ * can end it. */
+struct stand_in {
+    struct th_server srv;
+    PGconn *watch, *stalled;
+    int pid;
+    bool ok; /* all three are there */
+};
+
+static bool stand_in_open(struct stand_in *t) {
+    memset(t, 0, sizeof *t);
+    if (!th_backend_is_pg()) {
+        th_skip("other nodes' sessions need PostgreSQL (TASKMILL_TEST_PG)");
+        return false;
+    }
+    if (th_server_start(&t->srv, NULL) != 0) {
+        th_fail(__FILE__, __LINE__, "the server did not start");
+        return false;
+    }
+    t->watch = session_open(&t->srv, "test watch", false);
+    t->stalled = session_open(&t->srv, "taskmill writer", true);
+    t->pid = t->stalled ? PQbackendPID(t->stalled) : 0;
+    t->ok =
+        t->watch && t->stalled && ask_ok(t->stalled, "SET idle_in_transaction_session_timeout = 0");
+    return true;
+}
+
+/* What became of a submit made while the stand-in held the head row. */
+struct ending {
+    bool started, stored, gone;
+    int lines;       /* the server's log lines that it ended the stand-in */
+    long long ended; /* taskmill_pg_stalled_sessions_ended_total */
+};
+
+/* Submits (when `go`) with timeout_ms, waits for the stand-in's session to
+ * be gone, reads what the server logged and counted, and closes it all. */
+static void stand_in_submit(struct stand_in *t, bool go, long timeout_ms, struct ending *out) {
+    memset(out, 0, sizeof *out);
+    struct submit x = {.srv = &t->srv, .timeout_ms = timeout_ms};
+    pthread_t th;
+    out->started = go && pthread_create(&th, NULL, submit_run, &x) == 0;
+    if (out->started) pthread_join(th, NULL);
+    if (out->started)
+        TRY_WAIT_UNTIL(out->gone, session_gone(t->watch, t->pid), 10000,
+                       "the stalled session to end");
+    out->stored = out->started && submit_stored(&t->srv, &x);
+    char who[64];
+    snprintf(who, sizeof who, "ended session pid %d ('taskmill writer'", t->pid);
+    out->lines = log_lines(&t->srv, "taskmill: postgres: writer: stalled session: ", who);
+    out->ended = th_metric(&t->srv, "taskmill_pg_stalled_sessions_ended_total");
+}
+
+static void stand_in_close(struct stand_in *t) {
+    PQfinish(t->stalled);
+    PQfinish(t->watch);
+    th_server_free(&t->srv);
+}
+
+static void check_ended(const struct ending *e) {
+    CHECK(e->started);
+    CHECK(e->stored);
+    CHECK(e->gone);
+    CHECK_INT(e->lines, 1);
+    CHECK_INT(e->ended, 1);
+}
+
 /*
  * A stalled writer of another node holds the head row: in the middle of a
  * pipeline (mid_pipeline), or idle in its transaction. The server's submit
@@ -217,45 +285,20 @@ static bool submit_stored(struct th_server *srv, struct submit *x) {
  * logged and counted.
  */
 static void stalled_writer_is_ended(bool mid_pipeline, long timeout_ms) {
-    if (!th_backend_is_pg()) {
-        th_skip("other nodes' sessions need PostgreSQL (TASKMILL_TEST_PG)");
-        return;
-    }
-    struct th_server srv;
-    CHECK_INT(th_server_start(&srv, NULL), 0);
-    PGconn *watch = session_open(&srv, "test watch", false);
-    PGconn *stalled = session_open(&srv, "taskmill writer", true);
-    /* Not ended by the server's own idle timeout: by the writer alone. */
-    bool own = stalled && ask_ok(stalled, "SET idle_in_transaction_session_timeout = 0");
-    bool held = watch && own && (mid_pipeline ? hold_mid_pipeline(stalled, 0) : hold_idle(stalled));
-    int pid = stalled ? PQbackendPID(stalled) : 0;
+    struct stand_in t;
+    if (!stand_in_open(&t)) return;
+    bool held = t.ok && (mid_pipeline ? hold_mid_pipeline(t.stalled, 0) : hold_idle(t.stalled));
     bool waits = false;
     if (held)
-        TRY_WAIT_UNTIL(waits,
-                       holds_and_waits(watch, pid, mid_pipeline ? "active" : "idle in transaction"),
-                       10000, "the stalled session to hold the head row and wait on its client");
-    struct submit x = {.srv = &srv, .timeout_ms = timeout_ms};
-    pthread_t th;
-    bool started = waits && pthread_create(&th, NULL, submit_run, &x) == 0;
-    if (started) pthread_join(th, NULL);
-    bool gone = false;
-    if (started)
-        TRY_WAIT_UNTIL(gone, session_gone(watch, pid), 10000, "the stalled session to end");
-    bool stored = started && submit_stored(&srv, &x);
-    char who[64];
-    snprintf(who, sizeof who, "ended session pid %d ('taskmill writer'", pid);
-    int lines = log_lines(&srv, "taskmill: postgres: writer: stalled session: ", who);
-    long long ended = th_metric(&srv, "taskmill_pg_stalled_sessions_ended_total");
-    PQfinish(stalled);
-    PQfinish(watch);
-    th_server_free(&srv);
+        TRY_WAIT_UNTIL(
+            waits, holds_and_waits(t.watch, t.pid, mid_pipeline ? "active" : "idle in transaction"),
+            10000, "the stalled session to hold the head row and wait on its client");
+    struct ending e;
+    stand_in_submit(&t, waits, timeout_ms, &e);
+    stand_in_close(&t);
     CHECK(held);
     CHECK(waits);
-    CHECK(started);
-    CHECK(stored);
-    CHECK(gone);
-    CHECK_INT(lines, 1);
-    CHECK_INT(ended, 1);
+    check_ended(&e);
 }
 
 static void test_writer_stalled_mid_pipeline_is_ended(void) {
@@ -297,51 +340,28 @@ static bool holds_and_sleeps(PGconn *watch, int pid) {
  * sleep, then 5 to 7 s) clear headroom.
  */
 static void writer_stalled_after_a_statement_is_ended(bool mid_pipeline) {
-    if (!th_backend_is_pg()) {
-        th_skip("other nodes' sessions need PostgreSQL (TASKMILL_TEST_PG)");
-        return;
-    }
-    struct th_server srv;
-    CHECK_INT(th_server_start(&srv, NULL), 0);
-    PGconn *watch = session_open(&srv, "test watch", false);
-    PGconn *stalled = session_open(&srv, "taskmill writer", true);
-    bool own = stalled && ask_ok(stalled, "SET idle_in_transaction_session_timeout = 0");
+    struct stand_in t;
+    if (!stand_in_open(&t)) return;
     bool held = false;
-    if (watch && own && mid_pipeline) held = hold_mid_pipeline(stalled, 9);
-    if (watch && own && !mid_pipeline)
-        held = hold_idle(stalled) && PQsendQuery(stalled, "SELECT pg_sleep(9)") &&
-               PQflush(stalled) == 0;
-    int pid = stalled ? PQbackendPID(stalled) : 0;
+    if (t.ok && mid_pipeline) held = hold_mid_pipeline(t.stalled, 9);
+    if (t.ok && !mid_pipeline)
+        held = hold_idle(t.stalled) && PQsendQuery(t.stalled, "SELECT pg_sleep(9)") &&
+               PQflush(t.stalled) == 0;
     bool sleeps = false;
     if (held)
-        TRY_WAIT_UNTIL(sleeps, holds_and_sleeps(watch, pid), 10000,
+        TRY_WAIT_UNTIL(sleeps, holds_and_sleeps(t.watch, t.pid), 10000,
                        "the other writer to hold the head row and run its statement");
-    struct submit x = {.srv = &srv, .timeout_ms = 24000};
-    pthread_t th;
-    bool started = sleeps && pthread_create(&th, NULL, submit_run, &x) == 0;
-    if (started) pthread_join(th, NULL);
-    bool gone = false;
-    if (started)
-        TRY_WAIT_UNTIL(gone, session_gone(watch, pid), 10000, "the stalled session to end");
-    bool stored = started && submit_stored(&srv, &x);
+    struct ending e;
+    stand_in_submit(&t, sleeps, 24000, &e);
     char who[64];
-    snprintf(who, sizeof who, "session pid %d ('taskmill writer', active", pid);
+    snprintf(who, sizeof who, "session pid %d ('taskmill writer', active", t.pid);
     /* The case this is about: it was logged while it ran its statement. */
-    int running = log_lines(&srv, who, "not ended: it is running a statement");
-    snprintf(who, sizeof who, "ended session pid %d ('taskmill writer'", pid);
-    int lines = log_lines(&srv, "taskmill: postgres: writer: stalled session: ", who);
-    long long ended = th_metric(&srv, "taskmill_pg_stalled_sessions_ended_total");
-    PQfinish(stalled);
-    PQfinish(watch);
-    th_server_free(&srv);
+    int running = log_lines(&t.srv, who, "not ended: it is running a statement");
+    stand_in_close(&t);
     CHECK(held);
     CHECK(sleeps);
-    CHECK(started);
     CHECK_INT(running, 1);
-    CHECK(stored);
-    CHECK(gone);
-    CHECK_INT(lines, 1);
-    CHECK_INT(ended, 1);
+    check_ended(&e);
 }
 
 static void test_writer_stalled_idle_after_a_statement_is_ended(void) {
