@@ -95,15 +95,15 @@ static inline bool sec_log_within(struct th_server *s, const char *needle, int m
     }
 }
 
-/* How many lines of the server log hold `needle` now. */
-static inline int sec_log_count(struct th_server *s, const char *needle) {
+/* How many lines of the server log hold a (and b, when not NULL) now. */
+static inline int sec_log_lines(struct th_server *s, const char *a, const char *b) {
     char path[400];
     snprintf(path, sizeof path, "%s/server.log", s->dir);
     FILE *f = fopen(path, "r");
     int n = 0;
-    char line[1024];
+    char line[2048];
     while (f && fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
+        n += strstr(line, a) && (!b || strstr(line, b));
     if (f) fclose(f);
     return n;
 }

@@ -1042,8 +1042,8 @@ static void test_queues_attempts_whoami_by_role(void) {
     EXPECT(ADMIN, "POST", "/v1/queues/pauseq/pause", NULL, 200, NULL);
     EXPECT(ADMIN, "POST", "/v1/queues/pauseq/resume", NULL, 200, NULL);
     EXPECT(ADMIN, "POST", "/v1/queues/pauseq/resume", NULL, 200, NULL);
-    CHECK(sec_log_count(&srv, "queue 'pauseq' resumed by") == 2);
-    CHECK(sec_log_count(&srv, "queue 'pauseq' paused by") == 2);
+    CHECK(sec_log_lines(&srv, "queue 'pauseq' resumed by", NULL) == 2);
+    CHECK(sec_log_lines(&srv, "queue 'pauseq' paused by", NULL) == 2);
 
     /* Stats: acme's reader and client count acme's submits; beta's reader none of them. */
     for (int who = CLIENT; who <= READER; who += READER - CLIENT) {

@@ -84,7 +84,7 @@ static void test_pause_after_another_nodes_logs_nothing(void) {
                  {"UPDATE queues SET paused = 0 WHERE name = 'rq'", "/v1/queues/rq/resume",
                   "queue 'rq' resumed by"}};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        int before = sec_log_count(&srv, steps[i].line);
+        int before = sec_log_lines(&srv, steps[i].line, NULL);
         CHECK(run(other, "BEGIN") && run(other, steps[i].set));
         struct call x = {.path = steps[i].path, .status = -1};
         pthread_t th;
@@ -99,13 +99,13 @@ static void test_pause_after_another_nodes_logs_nothing(void) {
         pthread_join(th, NULL);
         CHECK_INT(x.status, 200);
         /* The line of a change is written before its reply: none came. */
-        CHECK_INT(sec_log_count(&srv, steps[i].line), before);
+        CHECK_INT(sec_log_lines(&srv, steps[i].line, NULL), before);
         (void)waits;
     }
     /* A change of this node's own is still logged. */
-    int before = sec_log_count(&srv, "queue 'rq' paused by");
+    int before = sec_log_lines(&srv, "queue 'rq' paused by", NULL);
     CHECK_INT(th_http(&srv, "POST", "/v1/queues/rq/pause", NULL)->status, 200);
-    CHECK_INT(sec_log_count(&srv, "queue 'rq' paused by"), before + 1);
+    CHECK_INT(sec_log_lines(&srv, "queue 'rq' paused by", NULL), before + 1);
     PQfinish(other);
     PQfinish(watch);
 }

@@ -71,20 +71,6 @@ static long long rows_of(const struct th_server *s, const char *table) {
     return n;
 }
 
-/* Lines of s's log that hold `needle`. */
-static int log_lines(const struct th_server *s, const char *needle) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/server.log", s->dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char line[2048];
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, needle)) n++;
-    fclose(f);
-    return n;
-}
-
 static const char *const json_ct[] = {"Content-Type: application/json", NULL};
 
 /* A submit's reply says the database is read-only (v1's 503 shape), and
@@ -157,7 +143,7 @@ static void test_start_read_only(void) {
     if (!refused_read_only(r)) printf("    the submit: %ld %.300s\n", r->status, r->body);
     CHECK(refused_read_only(r));
     CHECK_INT(rows_of(&srv, "tasks"), before);
-    CHECK_INT(log_lines(&srv, "the database refuses writes"), 1);
+    CHECK_INT(sec_log_lines(&srv, "the database refuses writes", NULL), 1);
     CHECK_INT(set_read_only(&srv, false), 0);
     long long deadline = th_now_ms() + SWITCH_MS;
     long st = 0;
@@ -277,9 +263,9 @@ static void test_read_only_database(void) {
     CHECK_STR(th_phase(&srv, cancelled), "pending");
 
     /* One line as the spell began (with the server's message), one as it ended. */
-    CHECK_INT(log_lines(&srv, "the database refuses writes"), 1);
-    CHECK_INT(log_lines(&srv, "read-only transaction"), 1);
-    CHECK_INT(log_lines(&srv, "the database takes writes again"), 1);
+    CHECK_INT(sec_log_lines(&srv, "the database refuses writes", NULL), 1);
+    CHECK_INT(sec_log_lines(&srv, "read-only transaction", NULL), 1);
+    CHECK_INT(sec_log_lines(&srv, "the database takes writes again", NULL), 1);
     th_server_free(&srv);
 }
 
@@ -307,8 +293,9 @@ static void test_periodic_work_while_read_only(void) {
 
     CHECK_INT(set_read_only(&srv, true), 0);
     CHECK_INT(cut(&srv), 0);
-    WAIT_UNTIL(status_of(&srv, "/readyz") == 503 && log_lines(&srv, "refuses writes") == 1,
-               SWITCH_MS, "the node to find the database read-only by itself");
+    WAIT_UNTIL(
+        status_of(&srv, "/readyz") == 503 && sec_log_lines(&srv, "refuses writes", NULL) == 1,
+        SWITCH_MS, "the node to find the database read-only by itself");
     long long t0 = th_now_ms();
     long long failed = metric(&srv, "taskmill_store_commits_failed_total");
     long long tasks = rows_of(&srv, "tasks");
@@ -322,14 +309,14 @@ static void test_periodic_work_while_read_only(void) {
      * Counted per second of the window as it was measured. */
     printf("    %lld batches failed in %lld s\n", failed_after - failed, seconds);
     CHECK(failed_after - failed <= 10 * seconds);
-    CHECK_INT(log_lines(&srv, "refuses writes"), 1);
-    CHECK_INT(log_lines(&srv, "read-only"), 1);
+    CHECK_INT(sec_log_lines(&srv, "refuses writes", NULL), 1);
+    CHECK_INT(sec_log_lines(&srv, "read-only", NULL), 1);
 
     CHECK_INT(set_read_only(&srv, false), 0);
     WAIT_UNTIL(rows_of(&srv, "tasks") > tasks, SWITCH_MS,
                "the schedule to fire again with no restart");
     CHECK_INT(status_of(&srv, "/readyz"), 200);
-    CHECK_INT(log_lines(&srv, "the database takes writes again"), 1);
+    CHECK_INT(sec_log_lines(&srv, "the database takes writes again", NULL), 1);
     th_server_free(&srv);
 }
 
@@ -408,8 +395,8 @@ static void test_hot_standby(void) {
         /* By design: the listener asks again every second meanwhile. */
         th_sleep_ms(2500);
     }
-    int listen_refused = log_lines(&srv, "the database refuses LISTEN");
-    int setup_failed = log_lines(&srv, "cannot set up the session");
+    int listen_refused = sec_log_lines(&srv, "the database refuses LISTEN", NULL);
+    int setup_failed = sec_log_lines(&srv, "cannot set up the session", NULL);
     int promoted = pg_script("promote", dir);
     CHECK_INT(standby, 0);
     CHECK_INT(promoted, 0);
@@ -426,11 +413,12 @@ static void test_hot_standby(void) {
     WAIT_UNTIL(status_of(&srv, "/readyz") == 200, SWITCH_MS, "/readyz to answer 200 again");
     struct th_resp *r = th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct);
     CHECK_INT(r->status, 201);
-    WAIT_UNTIL(log_lines(&srv, "the database takes LISTEN again") == 1, SWITCH_MS,
+    WAIT_UNTIL(sec_log_lines(&srv, "the database takes LISTEN again", NULL) == 1, SWITCH_MS,
                "the listener to LISTEN again");
-    CHECK_INT(log_lines(&srv, "the database refuses writes (it is a standby, in recovery)"), 1);
-    CHECK_INT(log_lines(&srv, "the database takes writes again"), 1);
-    CHECK_INT(log_lines(&srv, "the database refuses LISTEN"), 1);
+    CHECK_INT(
+        sec_log_lines(&srv, "the database refuses writes (it is a standby, in recovery)", NULL), 1);
+    CHECK_INT(sec_log_lines(&srv, "the database takes writes again", NULL), 1);
+    CHECK_INT(sec_log_lines(&srv, "the database refuses LISTEN", NULL), 1);
     th_server_free(&srv);
 }
 
@@ -474,7 +462,7 @@ static void test_read_only_then_gone(void) {
     static const char body[] = "{\"type\":\"ro\",\"queue\":\"roq\"}";
     CHECK_INT(th_http_raw(&srv, "POST", "/v1/tasks", body, strlen(body), json_ct)->status, 201);
     /* Two spells, the database's absence between them. */
-    CHECK_INT(log_lines(&srv, "the database refuses writes"), 2);
+    CHECK_INT(sec_log_lines(&srv, "the database refuses writes", NULL), 2);
     th_server_free(&srv);
 }
 

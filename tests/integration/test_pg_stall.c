@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "sec_util.h"
 
 /* What a writer's append sends first (store_pg_events.c, st_append's h). */
 #define HEAD_UPDATE \
@@ -129,20 +130,6 @@ static bool session_gone(PGconn *watch, int pid) {
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
     return ask(watch, sql) == 0;
-}
-
-/* Lines of s's log that hold both a and b. */
-static int log_lines(const struct th_server *s, const char *a, const char *b) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/server.log", s->dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char line[2048];
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, a) && strstr(line, b)) n++;
-    fclose(f);
-    return n;
 }
 
 /* A submit with its own timeout (th_http waits 90 s). */
@@ -260,7 +247,7 @@ static void stand_in_submit(struct stand_in *t, bool go, long timeout_ms, struct
     out->stored = out->started && submit_stored(&t->srv, &x);
     char who[64];
     snprintf(who, sizeof who, "ended session pid %d ('taskmill writer'", t->pid);
-    out->lines = log_lines(&t->srv, "taskmill: postgres: writer: stalled session: ", who);
+    out->lines = sec_log_lines(&t->srv, "taskmill: postgres: writer: stalled session: ", who);
     out->ended = th_metric(&t->srv, "taskmill_pg_stalled_sessions_ended_total");
 }
 
@@ -356,7 +343,7 @@ static void writer_stalled_after_a_statement_is_ended(bool mid_pipeline) {
     char who[64];
     snprintf(who, sizeof who, "session pid %d ('taskmill writer', active", t.pid);
     /* The case this is about: it was logged while it ran its statement. */
-    int running = log_lines(&t.srv, who, "not ended: it is running a statement");
+    int running = sec_log_lines(&t.srv, who, "not ended: it is running a statement");
     stand_in_close(&t);
     CHECK(held);
     CHECK(sleeps);
@@ -397,12 +384,13 @@ static void test_other_session_is_not_ended(void) {
     snprintf(who, sizeof who, "session pid %d ('psql', idle in transaction", pid);
     bool logged = false;
     if (started)
-        TRY_WAIT_UNTIL(logged, log_lines(&srv, who, "not ended: it is not a taskmill writer") == 1,
+        TRY_WAIT_UNTIL(logged,
+                       sec_log_lines(&srv, who, "not ended: it is not a taskmill writer") == 1,
                        20000, "the server to log the session that holds it up");
     /* Looks go on every second: three more must not log it again. The
      * time must pass by design (a window in which nothing may happen). */
     if (logged) th_sleep_ms(3500);
-    int again = log_lines(&srv, who, "not ended");
+    int again = sec_log_lines(&srv, who, "not ended");
     /* The server looked past the bound and let it be: still there, still
      * in its transaction, the submit still waiting for it. */
     bool still = logged && holds_and_waits(watch, pid, "idle in transaction");
@@ -477,18 +465,18 @@ static void test_many_blockers_are_logged_once(void) {
     bool all = false;
     if (started) {
         /* Every queued session blocks the writer (ahead of it in the queue). */
-        TRY_WAIT_UNTIL(all, log_lines(&srv, "('queued',", "not ended") >= QUEUED - 1, 20000,
+        TRY_WAIT_UNTIL(all, sec_log_lines(&srv, "('queued',", "not ended") >= QUEUED - 1, 20000,
                        "the server to log the %d queued sessions", QUEUED - 1);
         /* Looks go on every second: three more must log none again. */
         if (all) th_sleep_ms(3500);
         for (int i = 0; i < QUEUED; i++) {
             snprintf(who, sizeof who, "session pid %d ('%s',", PQbackendPID(queued[i]),
                      i ? "queued" : "taskmill writer");
-            int n = log_lines(&srv, who, "not ended");
+            int n = sec_log_lines(&srv, who, "not ended");
             logged_n += n == 1;
             twice += n > 1;
             if (i == 0)
-                in_line = log_lines(&srv, who, "it is a taskmill writer waiting for a lock");
+                in_line = sec_log_lines(&srv, who, "it is a taskmill writer waiting for a lock");
         }
     }
     if (holder) {
@@ -579,7 +567,7 @@ static void test_stalled_node_comes_back_to_a_503_and_reconnects(void) {
     bool b_again = started && (submit_run(&again), submit_stored(&b, &again));
     char who[64];
     snprintf(who, sizeof who, "ended session pid %d ('taskmill writer'", bpid);
-    int lines = log_lines(&a, "taskmill: postgres: writer: stalled session: ", who);
+    int lines = sec_log_lines(&a, "taskmill: postgres: writer: stalled session: ", who);
     PQfinish(other);
     PQfinish(watch);
     th_server_free(&b);
