@@ -432,28 +432,39 @@ static int get_status(int fd) {
     return status;
 }
 
+/* The cap and the idle timeout on servers of their own: with both on one
+ * server, a test descheduled for the idle timeout's second between its
+ * fourth connection and its fifth saw the four closed as idle, and the
+ * fifth served and then closed as idle too, never refused (once in CI). */
 static void test_connections_per_address(void) {
     struct th_server s2;
-    CHECK(th_server_start(&s2, "--max-connections-per-address", "4", "--idle-timeout-seconds", "1",
-                          NULL) == 0);
+    CHECK(th_server_start(&s2, "--max-connections-per-address", "4", NULL) == 0);
     int idle[4];
     for (int i = 0; i < 4; i++)
         CHECK((idle[i] = tcp_from(&s2, "127.0.0.1")) >= 0);
-    /* A fifth from that address is closed at accept; another address is served. */
+    /* A fifth from that address is closed at accept; another address is
+     * served. The accept queue can be empty a moment before the thread that
+     * took the fourth has counted it, so a fifth let in is let go and
+     * another tried; one let in stays open (the idle timeout is 15 s). */
     WAIT_UNTIL(accept_queue(atoi(strrchr(s2.url, ':') + 1)) == 0, 20000,
                "the server to accept the 4 idle connections");
-    int fifth = tcp_from(&s2, "127.0.0.1");
-    CHECK(fifth >= 0 && closed_within(fifth, 5000));
-    if (fifth >= 0) close(fifth);
+    bool refused = false;
+    for (int i = 0; i < 20 && !refused; i++) {
+        int fifth = tcp_from(&s2, "127.0.0.1");
+        CHECK(fifth >= 0);
+        refused = fifth >= 0 && closed_within(fifth, 1000);
+        if (fifth >= 0) close(fifth);
+    }
+    CHECK(refused);
     int other = tcp_from(&s2, "127.0.0.2");
     CHECK_INT(get_status(other), 200);
     if (other >= 0) close(other);
-    /* Connections that never sent a request are closed after the idle timeout. */
-    for (int i = 0; i < 4; i++) {
-        CHECK(idle[i] >= 0 && closed_within(idle[i], 10000));
+    /* The four still stand: the refusal was the cap's, not a timeout's. */
+    for (int i = 0; i < 4; i++)
+        CHECK(idle[i] >= 0 && !closed_within(idle[i], 0));
+    /* Once they close, the address is served again; the refusal was counted. */
+    for (int i = 0; i < 4; i++)
         if (idle[i] >= 0) close(idle[i]);
-    }
-    /* Then the address is served again; the refusal was counted. */
     bool served = false;
     for (int i = 0; i < 200 && !served; i++) {
         int fd = tcp_from(&s2, "127.0.0.1");
@@ -462,14 +473,26 @@ static void test_connections_per_address(void) {
         if (!served) th_sleep_ms(100);
     }
     CHECK(served);
-    /* The harness's keep-alive connection may have been closed as idle: once more then. */
     struct th_resp *r = th_http(&s2, "GET", "/metrics", NULL);
-    for (int i = 0; i < 3 && r->status != 200; i++)
-        r = th_http(&s2, "GET", "/metrics", NULL);
     CHECK_INT(r->status, 200);
     CHECK(strstr(r->body, "taskmill_connections_refused_total{reason=\"per_address\"} ") != NULL);
     CHECK(!strstr(r->body, "taskmill_connections_refused_total{reason=\"per_address\"} 0\n"));
     th_server_free(&s2);
+
+    /* Connections that never sent a request are closed after the idle
+     * timeout, and the server keeps serving. */
+    struct th_server s3;
+    CHECK(th_server_start(&s3, "--idle-timeout-seconds", "1", NULL) == 0);
+    for (int i = 0; i < 4; i++)
+        CHECK((idle[i] = tcp_from(&s3, "127.0.0.1")) >= 0);
+    for (int i = 0; i < 4; i++) {
+        CHECK(idle[i] >= 0 && closed_within(idle[i], 10000));
+        if (idle[i] >= 0) close(idle[i]);
+    }
+    int fd = tcp_from(&s3, "127.0.0.1");
+    CHECK_INT(get_status(fd), 200);
+    if (fd >= 0) close(fd);
+    th_server_free(&s3);
 }
 
 /* The lines of s's log holding needle, and (*untold) the sum of the
