@@ -2122,19 +2122,24 @@ static const struct pg_stmt st_queue_put = {
     "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms) VALUES($1,$2,$3,$4)"
     " ON CONFLICT(name) DO UPDATE SET max_retries=excluded.max_retries,"
     " backoff_ms=excluded.backoff_ms, backoff_max_ms=excluded.backoff_max_ms, configured=1"};
+/* The queue's row, made active with the defaults if it has none; waits
+ * for another node's uncommitted insert of it (and then does nothing). */
+static const struct pg_stmt st_queue_row = {
+    PGS_QUEUE_ROW,
+    "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms, configured)"
+    " VALUES($1,$2,$3,$4,0) ON CONFLICT(name) DO NOTHING"};
 /* Returns paused as the row stood before, read under its lock (so after
- * another node's pause or resume that held it), NULL without a row. The
- * insert's rows come from `was`, so that it is read (and locked) before
- * the row is written: read after, in RETURNING alone, it skipped the row
- * this statement had just updated. */
+ * another node's pause or resume that held it). The row exists: st_queue_row
+ * ran first, as a statement of its own, so that this one's snapshot holds
+ * a row another node inserted meanwhile (one statement that inserted when
+ * it saw no row read "no row" as active after waiting on that insert). The
+ * old value comes from `was`, which the update joins, so that it is read
+ * (and locked) before the row is written: a CTE named only in RETURNING is
+ * read after, and skipped the row this statement had just updated. */
 static const struct pg_stmt st_queue_pause = {
     PGS_QUEUE_PAUSE,
     "WITH was AS MATERIALIZED (SELECT paused FROM queues WHERE name=$1 FOR UPDATE)"
-    " INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms, paused, configured)"
-    " SELECT $1::text, $2::bigint, $3::bigint, $4::bigint, $5::integer, 0"
-    " FROM (SELECT 1) one LEFT JOIN was ON true"
-    " ON CONFLICT(name) DO UPDATE SET paused=excluded.paused"
-    " RETURNING (SELECT paused FROM was)"};
+    " UPDATE queues SET paused=$2 FROM was WHERE queues.name=$1 RETURNING was.paused"};
 /* $1 node, $2.. the entries' columns as arrays. */
 static const struct pg_stmt st_stats_add = {
     PGS_STATS_ADD,
@@ -2501,9 +2506,13 @@ static int pg_queue_pause(struct store *s, const char *queue, bool paused, bool 
     pgp_int(&p, d.max_retries);
     pgp_int(&p, d.backoff_ms);
     pgp_int(&p, d.backoff_max_ms);
+    int rc = pg_run_cmd(&pq(s)->writer, &st_queue_row, &p);
+    if (rc) return rc;
+    pgp_init(&p);
+    pgp_text(&p, queue);
     pgp_int(&p, paused);
     PGresult *r;
-    int rc = pg_run(&pq(s)->writer, &st_queue_pause, &p, &r);
+    rc = pg_run(&pq(s)->writer, &st_queue_pause, &p, &r);
     if (rc) return rc;
     *was = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) && pg_int(r, 0, 0) != 0;
     PQclear(r);

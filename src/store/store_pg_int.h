@@ -38,6 +38,7 @@ enum pg_stmt_id {
     PGS_NEXT_DUE,
     PGS_QUEUE_GET,
     PGS_QUEUE_PUT,
+    PGS_QUEUE_ROW,
     PGS_QUEUE_PAUSE,
     PGS_STATS_ADD,
     PGS_STATS_PRUNE,

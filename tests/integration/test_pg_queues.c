@@ -110,9 +110,61 @@ static void test_pause_after_another_nodes_logs_nothing(void) {
     PQfinish(watch);
 }
 
+/*
+ * The same with no row for the queue yet: another node's first pause
+ * inserts it, uncommitted. This node's pause, which waited on that insert,
+ * changed nothing and logs nothing; a resume in its place did change the
+ * queue and says so. Both read "no row" as active before, so the pause
+ * logged and the resume did not.
+ */
+static void test_first_pause_of_another_node(void) {
+    if (!th_backend_is_pg()) {
+        th_skip("two nodes writing one queue row need PostgreSQL (TASKMILL_TEST_PG)");
+        return;
+    }
+    PGconn *other = PQconnectdb(srv.store), *watch = PQconnectdb(srv.store);
+    CHECK(PQstatus(other) == CONNECTION_OK && PQstatus(watch) == CONNECTION_OK);
+    static const struct {
+        const char *insert, *path, *line;
+        int logged;
+    } steps[] = {
+        {"INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms, paused, configured)"
+         " VALUES ('nq1', 3, 1000, 60000, 1, 0)",
+         "/v1/queues/nq1/pause", "queue 'nq1' paused by", 0},
+        {"INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms, paused, configured)"
+         " VALUES ('nq2', 3, 1000, 60000, 1, 0)",
+         "/v1/queues/nq2/resume", "queue 'nq2' resumed by", 1},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        int before = sec_log_lines(&srv, steps[i].line, NULL);
+        CHECK(run(other, "BEGIN") && run(other, steps[i].insert));
+        struct call x = {.path = steps[i].path, .status = -1};
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, call_run, &x) == 0);
+        bool waits;
+        TRY_WAIT_UNTIL(waits,
+                       ask(watch,
+                           "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                           " 'Lock' AND query LIKE '%queues%'") == 1,
+                       10000, "this node's %s to wait for the other's insert", steps[i].path);
+        CHECK(run(other, "COMMIT"));
+        pthread_join(th, NULL);
+        CHECK_INT(x.status, 200);
+        CHECK_INT(sec_log_lines(&srv, steps[i].line, NULL), before + steps[i].logged);
+        (void)waits;
+    }
+    /* What the queues say now: nq1 paused, nq2 active. */
+    CHECK_INT(ask(watch, "SELECT paused FROM queues WHERE name = 'nq1'"), 1);
+    CHECK_INT(ask(watch, "SELECT paused FROM queues WHERE name = 'nq2'"), 0);
+    PQfinish(other);
+    PQfinish(watch);
+}
+
 static const struct th_test tests[] = {
     {"a pause or resume that waited for another node's same change logs nothing",
      test_pause_after_another_nodes_logs_nothing},
+    {"another node's first pause of a queue with no row: waited for, logged by what changed",
+     test_first_pause_of_another_node},
     {NULL, NULL},
 };
 
