@@ -64,6 +64,32 @@ static void *call_run(void *arg) {
 }
 
 /*
+ * Another node's change (sql, on the session `other`) is held uncommitted
+ * while this node POSTs path; once path's write waits for it, the change
+ * commits. The log lines holding `line` that path's write added; -1 when
+ * it was not answered 200.
+ */
+static int behind_other(PGconn *other, PGconn *watch, const char *sql, const char *path,
+                        const char *line) {
+    int before = sec_log_lines(&srv, line, NULL);
+    if (!run(other, "BEGIN") || !run(other, sql)) return -1;
+    struct call x = {.path = path, .status = -1};
+    pthread_t th;
+    if (pthread_create(&th, NULL, call_run, &x) != 0) return -1;
+    bool waits;
+    TRY_WAIT_UNTIL(waits,
+                   ask(watch,
+                       "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                       " 'Lock' AND query LIKE '%queues%'") == 1,
+                   10000, "this node's %s to wait for the other's row", path);
+    bool committed = run(other, "COMMIT");
+    pthread_join(th, NULL);
+    if (!waits || !committed || x.status != 200) return -1;
+    /* The line of a change is written before its reply. */
+    return sec_log_lines(&srv, line, NULL) - before;
+}
+
+/*
  * Another node (a session here) pauses queue `rq` and holds its row
  * uncommitted; this node's pause waits for it, and once it commits finds
  * the queue paused already: a no-op, not logged. Then the same for a
@@ -83,25 +109,8 @@ static void test_pause_after_another_nodes_logs_nothing(void) {
                   "queue 'rq' paused by"},
                  {"UPDATE queues SET paused = 0 WHERE name = 'rq'", "/v1/queues/rq/resume",
                   "queue 'rq' resumed by"}};
-    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        int before = sec_log_lines(&srv, steps[i].line, NULL);
-        CHECK(run(other, "BEGIN") && run(other, steps[i].set));
-        struct call x = {.path = steps[i].path, .status = -1};
-        pthread_t th;
-        CHECK(pthread_create(&th, NULL, call_run, &x) == 0);
-        bool waits;
-        TRY_WAIT_UNTIL(waits,
-                       ask(watch,
-                           "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
-                           " 'Lock' AND query LIKE '%queues%'") == 1,
-                       10000, "this node's %s to wait for the other's row", steps[i].path);
-        CHECK(run(other, "COMMIT"));
-        pthread_join(th, NULL);
-        CHECK_INT(x.status, 200);
-        /* The line of a change is written before its reply: none came. */
-        CHECK_INT(sec_log_lines(&srv, steps[i].line, NULL), before);
-        (void)waits;
-    }
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        CHECK_INT(behind_other(other, watch, steps[i].set, steps[i].path, steps[i].line), 0);
     /* A change of this node's own is still logged. */
     int before = sec_log_lines(&srv, "queue 'rq' paused by", NULL);
     CHECK_INT(th_http(&srv, "POST", "/v1/queues/rq/pause", NULL)->status, 200);
@@ -135,24 +144,9 @@ static void test_first_pause_of_another_node(void) {
          " VALUES ('nq2', 3, 1000, 60000, 1, 0)",
          "/v1/queues/nq2/resume", "queue 'nq2' resumed by", 1},
     };
-    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        int before = sec_log_lines(&srv, steps[i].line, NULL);
-        CHECK(run(other, "BEGIN") && run(other, steps[i].insert));
-        struct call x = {.path = steps[i].path, .status = -1};
-        pthread_t th;
-        CHECK(pthread_create(&th, NULL, call_run, &x) == 0);
-        bool waits;
-        TRY_WAIT_UNTIL(waits,
-                       ask(watch,
-                           "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
-                           " 'Lock' AND query LIKE '%queues%'") == 1,
-                       10000, "this node's %s to wait for the other's insert", steps[i].path);
-        CHECK(run(other, "COMMIT"));
-        pthread_join(th, NULL);
-        CHECK_INT(x.status, 200);
-        CHECK_INT(sec_log_lines(&srv, steps[i].line, NULL), before + steps[i].logged);
-        (void)waits;
-    }
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        CHECK_INT(behind_other(other, watch, steps[i].insert, steps[i].path, steps[i].line),
+                  steps[i].logged);
     /* What the queues say now: nq1 paused, nq2 active. */
     CHECK_INT(ask(watch, "SELECT paused FROM queues WHERE name = 'nq1'"), 1);
     CHECK_INT(ask(watch, "SELECT paused FROM queues WHERE name = 'nq2'"), 0);
