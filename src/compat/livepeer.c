@@ -490,6 +490,15 @@ static int livepeer_order(struct livepeer_query *q, const char *v, struct tm_err
 
 int livepeer_query_add(struct livepeer_query *q, const char *key, const char *value,
                        struct tm_error *e) {
+    /* One value each: the last of a repeated limit or cursor won, and the
+     * Link's next page carried both; repeated filters were and-ed. */
+    static const char *const once[] = {"limit", "cursor", "filters", "order", "count"};
+    for (unsigned i = 0; i < sizeof once / sizeof once[0]; i++) {
+        if (strcmp(key, once[i]) != 0) continue;
+        if (q->seen & (1u << i))
+            return err_set(e, TM_EINVALID, key, "'%s' is given more than once", key);
+        q->seen |= 1u << i;
+    }
     if (!value) value = "";
     if (strcmp(key, "limit") == 0) return livepeer_limit(q, value, e);
     if (strcmp(key, "cursor") == 0) return livepeer_cursor(q, value, e);

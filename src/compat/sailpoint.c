@@ -442,6 +442,29 @@ static int sp_query_int(const char *s, const char *name, int64_t min, int64_t ma
     return 0;
 }
 
+/* The list parameters, each taken once: req_query reads only the first of
+ * a repeated one, so `filters=A&filters=B` listed what A alone matched and
+ * `limit=1&limit=300` passed the bound unseen. */
+static const char *const sp_query_once[] = {"limit", "offset", "count", "filters", "sorters"};
+
+struct sp_query_seen {
+    unsigned n;    /* the first n of sp_query_once (pending-tasks takes no filters, sorters) */
+    unsigned seen; /* bit i: sp_query_once[i] came */
+    struct tm_error *e;
+};
+
+static int sp_query_repeat(void *cls, const char *key, const char *value) {
+    (void)value;
+    struct sp_query_seen *c = cls;
+    for (unsigned i = 0; i < c->n; i++) {
+        if (strcmp(key, sp_query_once[i]) != 0) continue;
+        if (c->seen & (1u << i))
+            return err_set(c->e, TM_EINVALID, key, "'%s' is given more than once", key);
+        c->seen |= 1u << i;
+    }
+    return 0;
+}
+
 static int sp_query_parse(struct req *r, bool with_filters, struct sp_query *q,
                           struct tm_error *e) {
     memset(q, 0, sizeof *q);
@@ -449,6 +472,8 @@ static int sp_query_parse(struct req *r, bool with_filters, struct sp_query *q,
     q->ascending = true;
     const char *s;
     int64_t v;
+    struct sp_query_seen seen = {with_filters ? 5 : 3, 0, e};
+    if (req_query_each(r, sp_query_repeat, &seen)) return -1;
     if ((s = req_query(r, "limit"))) {
         if (sp_query_int(s, "limit", 0, SP_LIMIT_MAX, &v, e)) return -1;
         q->limit = (int)v;

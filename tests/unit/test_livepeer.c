@@ -278,6 +278,25 @@ static void test_cursor(void) {
     }
 }
 
+/* Each argument the view reads comes once; the others may repeat. */
+static void test_argument_twice(void) {
+    static const char *const keys[][2] = {{"limit", "5"},
+                                          {"cursor", "skip1"},
+                                          {"filters", "[]"},
+                                          {"order", "id-true"},
+                                          {"count", "1"}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        struct livepeer_query q;
+        struct tm_error e;
+        CHECK_INT(lp_decode(&q, &e, keys[i][0], keys[i][1]), 0);
+        CHECK_INT(livepeer_query_add(&q, "all", "1", &e), 0);
+        CHECK_INT(livepeer_query_add(&q, "all", "1", &e), 0);
+        CHECK_INT(livepeer_query_add(&q, keys[i][0], keys[i][1], &e), TM_EINVALID);
+        CHECK_STR(e.field, keys[i][0]);
+        CHECK(strstr(e.message, "is given more than once") != NULL);
+    }
+}
+
 /* The filter tree of a filters value, formatted (static buffer). */
 static const char *lp_expr(const char *filters) {
     static char out[512];
@@ -407,6 +426,7 @@ int main(int argc, char **argv) {
         {"error_body_utf8", test_error_body_utf8},
         {"limit", test_limit},
         {"cursor", test_cursor},
+        {"argument_twice", test_argument_twice},
         {"filters", test_filters},
         {"filters_refused", test_filters_refused},
         {"order_and_count", test_order_and_count},

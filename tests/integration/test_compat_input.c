@@ -1,0 +1,103 @@
+/*
+ * Bad input through the compatibility views (docs/compat.md): each
+ * refusal is in the shape of the API it came through (SailPoint's
+ * ErrorResponseDto, Livepeer's {"errors":[...]}, RFC 6749's token error,
+ * a Scene7 SOAP fault), names what was wrong, and changes nothing stored
+ * (the full v1 list, versions included, is the same before and after).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static struct th_server srv;
+
+/* Everything stored, as text. */
+static char *snapshot(void) {
+    return strdup(th_http(&srv, "GET", "/v1/tasks?limit=1000", NULL)->body);
+}
+
+/* A GET refused with `status`, its body holding `needle`, nothing stored changed. */
+static void get_refused(int line, const char *path, long status, const char *needle) {
+    char *before = snapshot();
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    if (r->status != status)
+        th_fail(__FILE__, line, "GET %s: status %ld, want %ld: %.300s", path, r->status, status,
+                r->body);
+    else if (!strstr(r->body, needle))
+        th_fail(__FILE__, line, "GET %s: body lacks '%s': %.300s", path, needle, r->body);
+    char *after = snapshot();
+    if (strcmp(before, after) != 0) th_fail(__FILE__, line, "GET %s changed stored data", path);
+    free(before);
+    free(after);
+}
+
+#define GET_REFUSED(path, status, needle) get_refused(__LINE__, path, status, needle)
+
+/* A list parameter given twice was read once: SailPoint's the first
+ * (`filters=A&filters=B` listed what A alone matched, `limit=1&limit=300`
+ * passed the 250 bound unseen), Livepeer's the last (its Link carried
+ * both) or, for filters, both and-ed. Each is 400 naming it. */
+static void test_list_parameter_twice(void) {
+    free(th_submit(&srv, "twice", "\"name\":\"tw-a\""));
+    free(th_submit(&srv, "twice", "\"name\":\"tw-b\""));
+    static const char *const sp[] = {
+        "/beta/"
+        "task-status?filters=uniqueName%20eq%20%22tw-a%22&filters=uniqueName%20eq%20%22tw-b%22",
+        "/beta/task-status?limit=1&limit=300",
+        "/v2025/task-status?offset=0&offset=1",
+        "/v2024/task-status?count=true&count=false",
+        "/beta/task-status?sorters=created&sorters=-created",
+        "/beta/task-status/pending-tasks?limit=1&limit=2",
+    };
+    static const char *const sp_names[] = {"filters", "limit",   "offset",
+                                           "count",   "sorters", "limit"};
+    for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
+        char needle[96];
+        snprintf(needle, sizeof needle, "\"text\":\"'%s' is given more than once\"", sp_names[i]);
+        GET_REFUSED(sp[i], 400, "\"detailCode\":\"400.1 Bad Request Content\"");
+        GET_REFUSED(sp[i], 400, needle);
+    }
+    /* pending-tasks takes no filters: a repeated one is ignored like one alone. */
+    CHECK_INT(
+        th_http(&srv, "GET", "/beta/task-status/pending-tasks?filters=a&filters=b", NULL)->status,
+        200);
+    struct th_resp *r = th_http(
+        &srv, "GET", "/beta/task-status?filters=uniqueName%20eq%20%22tw-a%22&limit=5", NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_INT(json_array_size(r->json), 1);
+
+    static const char *const lp[] = {
+        "/api/task?limit=1&limit=3",
+        "/api/task?cursor=skip0&cursor=skip1",
+        "/api/task?filters=%5B%7B%22id%22%3A%22name%22%2C%22value%22%3A%22tw-a%22%7D%5D"
+        "&filters=%5B%7B%22id%22%3A%22name%22%2C%22value%22%3A%22tw-b%22%7D%5D",
+        "/api/task?order=name-true&order=name-false",
+        "/api/task?count=1&count=1",
+    };
+    static const char *const lp_names[] = {"limit", "cursor", "filters", "order", "count"};
+    for (size_t i = 0; i < sizeof lp / sizeof lp[0]; i++) {
+        char needle[96];
+        snprintf(needle, sizeof needle, "{\"errors\":[\"'%s' is given more than once\"]}",
+                 lp_names[i]);
+        GET_REFUSED(lp[i], 400, needle);
+    }
+    /* Arguments the view ignores may repeat, as one alone. */
+    CHECK_INT(th_http(&srv, "GET", "/api/task?all=1&all=0", NULL)->status, 200);
+    r = th_http(
+        &srv, "GET",
+        "/api/task?limit=1&filters=%5B%7B%22id%22%3A%22name%22%2C%22value%22%3A%22tw-%22%7D%5D",
+        NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_INT(json_array_size(r->json), 1);
+}
+
+static const struct th_test tests[] = {
+    {"list_parameter_twice", test_list_parameter_twice},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    return th_main_server(tests, argc, argv, &srv, NULL);
+}
