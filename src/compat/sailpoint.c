@@ -622,10 +622,63 @@ static int sp_oauth_param(struct req *r, const char *name, char *out, size_t out
     return rc;
 }
 
+struct sp_oauth_count {
+    const char *name;
+    int n;
+};
+
+static int sp_oauth_count_arg(void *cls, const char *key, const char *value) {
+    (void)value;
+    struct sp_oauth_count *c = cls;
+    if (strcmp(key, c->name) == 0) c->n++;
+    return 0;
+}
+
+/* RFC 6749 3.2 and 5.2: a token request in a body that is not a form, or
+ * with a parameter given more than once (in the body, the query or both),
+ * is invalid_request; so is one without grant_type (unsupported_grant_type
+ * is for a grant named and not served). Replies and returns -1 when so.
+ * Before, the first of a repeated client_id won, and a JSON body was
+ * answered "'grant_type' must be 'client_credentials'". */
+static int sp_oauth_check_form(struct req *r) {
+    const char *ct = req_header(r, "Content-Type");
+    if (r->body.len && !sailpoint_form_type_ok(ct)) {
+        reply_error_code(r, TM_EINVALID, "Content-Type",
+                         "the body must be 'application/x-www-form-urlencoded' or "
+                         "'multipart/form-data'");
+        return -1;
+    }
+    static const char *const names[] = {"grant_type", "client_id", "client_secret", "scope"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct sp_oauth_count c = {names[i], 0};
+        if (r->body.len) c.n = sailpoint_form_count(ct, r->body.p, r->body.len, names[i]);
+        if (c.n < 0) {
+            reply_error_code(r, TM_EINVALID, "Content-Type",
+                             "the body is not a well-formed multipart/form-data form");
+            return -1;
+        }
+        req_query_each(r, sp_oauth_count_arg, &c);
+        if (c.n > 1) {
+            char msg[80];
+            snprintf(msg, sizeof msg, "'%s' is given more than once", names[i]);
+            /* Field "" for grant_type: sailpoint_oauth_write_error says
+             * unsupported_grant_type only for a grant named and not served. */
+            reply_error_code(r, TM_EINVALID, i == 0 ? "" : names[i], msg);
+            return -1;
+        }
+        if (c.n == 0 && i == 0) {
+            reply_error_code(r, TM_EINVALID, "", "'grant_type' is required: 'client_credentials'");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void sp_oauth_token(struct req *r) {
     char grant[64], id[TOKEN_ID_LEN + 8], secret[TOKEN_STRING_LEN + 8];
     struct tm_error e;
     err_clear(&e);
+    if (sp_oauth_check_form(r)) return;
     if (sp_oauth_param(r, "grant_type", grant, sizeof grant) ||
         strcmp(grant, "client_credentials") != 0) {
         reply_error_code(r, TM_EINVALID, "grant_type", "'grant_type' must be 'client_credentials'");

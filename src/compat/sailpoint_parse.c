@@ -145,8 +145,18 @@ static const char *sp_memmem(const char *h, size_t hn, const char *n, size_t nn)
     return NULL;
 }
 
-int sailpoint_form_get(const char *content_type, const char *body, size_t n, const char *name,
-                       char *out, size_t outlen) {
+bool sailpoint_form_type_ok(const char *content_type) {
+    return !content_type ||
+           strncasecmp(content_type, "application/x-www-form-urlencoded", 33) == 0 ||
+           strncasecmp(content_type, "multipart/form-data", 19) == 0;
+}
+
+/* Walks the form's fields named `name`: calls each(value, length, cls) on
+ * each until it returns nonzero (that value), or returns TM_ENOT_FOUND
+ * after the last; TM_EINVALID when the body is not a form. A field is
+ * known by its name alone, not decoded ("client%5Fid" is another name). */
+static int sp_form_walk(const char *content_type, const char *body, size_t n, const char *name,
+                        int (*each)(const char *v, size_t vl, bool encoded, void *cls), void *cls) {
     size_t nl = strlen(name);
     if (!content_type || strncasecmp(content_type, "application/x-www-form-urlencoded", 33) == 0) {
         const char *p = body, *end = body + n;
@@ -154,8 +164,10 @@ int sailpoint_form_get(const char *content_type, const char *body, size_t n, con
             const char *amp = memchr(p, '&', (size_t)(end - p));
             const char *stop = amp ? amp : end;
             const char *eq = memchr(p, '=', (size_t)(stop - p));
-            if (eq && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0)
-                return sp_urldecode(eq + 1, (size_t)(stop - eq - 1), out, outlen);
+            int rc;
+            if (eq && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0 &&
+                (rc = each(eq + 1, (size_t)(stop - eq - 1), true, cls)))
+                return rc;
             p = stop + 1;
         }
         return TM_ENOT_FOUND;
@@ -187,12 +199,46 @@ int sailpoint_form_get(const char *content_type, const char *body, size_t n, con
             const char *v = hdr_end + 4;
             size_t vl = (size_t)(next - v);
             if (vl >= 2 && v[vl - 2] == '\r' && v[vl - 1] == '\n') vl -= 2;
-            if (vl >= outlen || memchr(v, '\0', vl)) return TM_EINVALID;
-            memcpy(out, v, vl);
-            out[vl] = '\0';
-            return 0;
+            int rc = each(v, vl, false, cls);
+            if (rc) return rc;
         }
         p = next;
     }
     return TM_ENOT_FOUND;
+}
+
+struct sp_form_out {
+    char *out;
+    size_t outlen;
+};
+
+/* The first value: decoded into out; 0, or TM_EINVALID when it does not fit. */
+static int sp_form_copy(const char *v, size_t vl, bool encoded, void *cls) {
+    struct sp_form_out *o = cls;
+    if (encoded) return sp_urldecode(v, vl, o->out, o->outlen) ? TM_EINVALID : 1;
+    if (vl >= o->outlen || memchr(v, '\0', vl)) return TM_EINVALID;
+    memcpy(o->out, v, vl);
+    o->out[vl] = '\0';
+    return 1;
+}
+
+int sailpoint_form_get(const char *content_type, const char *body, size_t n, const char *name,
+                       char *out, size_t outlen) {
+    struct sp_form_out o = {out, outlen};
+    int rc = sp_form_walk(content_type, body, n, name, sp_form_copy, &o);
+    return rc == 1 ? 0 : rc;
+}
+
+static int sp_form_one(const char *v, size_t vl, bool encoded, void *cls) {
+    (void)v;
+    (void)vl;
+    (void)encoded;
+    ++*(int *)cls;
+    return 0;
+}
+
+int sailpoint_form_count(const char *content_type, const char *body, size_t n, const char *name) {
+    int count = 0;
+    return sp_form_walk(content_type, body, n, name, sp_form_one, &count) == TM_EINVALID ? -1
+                                                                                         : count;
 }

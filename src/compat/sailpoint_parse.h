@@ -45,5 +45,11 @@ int sailpoint_patch_parse(const char *body, size_t n, int max_depth, struct sail
  */
 int sailpoint_form_get(const char *content_type, const char *body, size_t n, const char *name,
                        char *out, size_t outlen);
+/* How many times field `name` is in the form (0 when absent), or -1 when
+ * the body is not a form of a type sailpoint_form_type_ok takes. */
+int sailpoint_form_count(const char *content_type, const char *body, size_t n, const char *name);
+/* Whether a body of this Content-Type is read as a form: none (taken as
+ * urlencoded), application/x-www-form-urlencoded or multipart/form-data. */
+bool sailpoint_form_type_ok(const char *content_type);
 
 #endif

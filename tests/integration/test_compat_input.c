@@ -93,8 +93,91 @@ static void test_list_parameter_twice(void) {
     CHECK_INT(json_array_size(r->json), 1);
 }
 
+/* POST /oauth/token with body (Content-Type ct, NULL for none) and extra query q. */
+static struct th_resp *oauth(struct th_server *s, const char *q, const char *ct, const char *body) {
+    char path[256], hdr[128];
+    snprintf(path, sizeof path, "/oauth/token%s", q ? q : "");
+    snprintf(hdr, sizeof hdr, "Content-Type: %s", ct ? ct : "application/x-www-form-urlencoded");
+    const char *const headers[] = {hdr, NULL};
+    return th_http_raw(s, "POST", path, body, strlen(body), headers);
+}
+
+/* RFC 6749's token request: a parameter at most once (3.2), a form body;
+ * each refusal is 400 invalid_request naming it. The first of a repeated
+ * client_id won; a JSON body and a missing grant_type were answered
+ * unsupported_grant_type "'grant_type' must be 'client_credentials'". */
+static void test_oauth_token_request(void) {
+    struct th_server s;
+    CHECK_INT(th_server_start(&s, NULL), 0);
+    struct th_resp *r =
+        th_http(&s, "POST", "/v1/tokens", "{\"role\":\"client\",\"namespace\":\"default\"}");
+    CHECK_INT(r->status, 201);
+    char id[32], secret[128], good[300];
+    snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    snprintf(secret, sizeof secret, "%s", th_str(r->json, "secret"));
+    snprintf(good, sizeof good, "grant_type=client_credentials&client_id=%s&client_secret=%s", id,
+             secret);
+    char body[400];
+    static const struct {
+        const char *query, *ct, *extra, *name;
+    } twice[] = {
+        {NULL, NULL, "&client_id=ffffffffffffffff", "client_id"},
+        {"?client_id=ffffffffffffffff", NULL, "", "client_id"},
+        {NULL, NULL, "&grant_type=password", "grant_type"},
+        {"?client_secret=x", NULL, "", "client_secret"},
+        {NULL, NULL, "&scope=a&scope=b", "scope"},
+    };
+    for (size_t i = 0; i < sizeof twice / sizeof twice[0]; i++) {
+        snprintf(body, sizeof body, "%s%s", good, twice[i].extra);
+        r = oauth(&s, twice[i].query, twice[i].ct, body);
+        CHECK_INT(r->status, 400);
+        CHECK_STR(th_str(r->json, "error"), "invalid_request");
+        char want[80];
+        snprintf(want, sizeof want, "'%s' is given more than once", twice[i].name);
+        CHECK_STR(th_str(r->json, "error_description"), want);
+    }
+    /* The same pair in multipart/form-data, client_id twice. */
+    snprintf(
+        body, sizeof body,
+        "--B\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\n"
+        "client_credentials\r\n--B\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\n"
+        "%s\r\n--B\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\n"
+        "ffffffffffffffff\r\n--B\r\nContent-Disposition: form-data; "
+        "name=\"client_secret\"\r\n\r\n%s\r\n--B--\r\n",
+        id, secret);
+    r = oauth(&s, NULL, "multipart/form-data; boundary=B", body);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error_description"), "'client_id' is given more than once");
+    /* No grant_type: invalid_request, not unsupported_grant_type. */
+    snprintf(body, sizeof body, "client_id=%s&client_secret=%s", id, secret);
+    r = oauth(&s, NULL, NULL, body);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error"), "invalid_request");
+    CHECK(strstr(th_str(r->json, "error_description"), "'grant_type' is required") != NULL);
+    /* A JSON body is not a form. */
+    snprintf(
+        body, sizeof body,
+        "{\"grant_type\":\"client_credentials\",\"client_id\":\"%s\",\"client_secret\":\"%s\"}", id,
+        secret);
+    r = oauth(&s, NULL, "application/json", body);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error"), "invalid_request");
+    CHECK(strstr(th_str(r->json, "error_description"), "application/x-www-form-urlencoded") !=
+          NULL);
+    /* What is served stays served: the form, once each, and a grant not served. */
+    r = oauth(&s, NULL, NULL, good);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "access_token"), secret);
+    snprintf(body, sizeof body, "grant_type=password&client_id=%s&client_secret=%s", id, secret);
+    r = oauth(&s, NULL, NULL, body);
+    CHECK_INT(r->status, 400);
+    CHECK_STR(th_str(r->json, "error"), "unsupported_grant_type");
+    th_server_free(&s);
+}
+
 static const struct th_test tests[] = {
     {"list_parameter_twice", test_list_parameter_twice},
+    {"oauth_token_request", test_oauth_token_request},
     {NULL, NULL},
 };
 

@@ -284,6 +284,23 @@ static void test_form(void) {
     const char *cut = "--XyZ\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\nf41a";
     CHECK_INT(sailpoint_form_get(ct, cut, strlen(cut), "client_id", out, sizeof out),
               TM_ENOT_FOUND);
+    /* How often a field comes (RFC 6749 3.2: at most once). */
+    const char *u2 = "client_id=a&grant_type=x&client_id=b&client_idx=c";
+    CHECK_INT(sailpoint_form_count(NULL, u2, strlen(u2), "client_id"), 2);
+    CHECK_INT(sailpoint_form_count(NULL, u2, strlen(u2), "grant_type"), 1);
+    CHECK_INT(sailpoint_form_count(NULL, u2, strlen(u2), "scope"), 0);
+    CHECK_INT(sailpoint_form_get(NULL, u2, strlen(u2), "client_id", out, sizeof out), 0);
+    CHECK_STR(out, "a");
+    const char *m2 =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\na\r\n"
+        "--XyZ\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\nb\r\n--XyZ--\r\n";
+    CHECK_INT(sailpoint_form_count(ct, m2, strlen(m2), "client_id"), 2);
+    CHECK_INT(sailpoint_form_count(ct, m, strlen(m), "client_id"), 1);
+    CHECK_INT(sailpoint_form_count("application/json", u2, strlen(u2), "client_id"), -1);
+    CHECK(sailpoint_form_type_ok(NULL));
+    CHECK(sailpoint_form_type_ok("application/x-www-form-urlencoded; charset=UTF-8"));
+    CHECK(sailpoint_form_type_ok(ct));
+    CHECK(!sailpoint_form_type_ok("application/json"));
 }
 
 /* An error body is JSON, so UTF-8, even when its message quotes the
