@@ -350,6 +350,14 @@ int scene7_scope(struct req *r, const char **ns) {
     const char *company = scene7_call_of(r)->q.company_handle;
     *ns = r->ns;
     if (!company) return 0;
+    /* Every operation, not submitJob alone: a read or a control with an
+     * IPS-style handle ("c|47") or a typo found no job and said nothing
+     * (an empty jobArray, "jobHandle not found"). */
+    if (!v1_is_name(company, 64)) {
+        scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER,
+                     "companyHandle must be 1-64 of [A-Za-z0-9._-] (a taskmill namespace)");
+        return -1;
+    }
     if (r->ns && strcmp(r->ns, company) != 0) {
         scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER,
                      "companyHandle '%.64s' is not the company of this user", company);
@@ -497,12 +505,7 @@ static json_t *scene7_task_body(const struct scene7_request *q) {
 static void scene7_submit_job(struct req *r) {
     const struct scene7_request *q = &scene7_call_of(r)->q;
     const char *ns;
-    if (scene7_scope(r, &ns)) return;
-    if (!v1_is_name(q->company_handle, 64)) {
-        scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER,
-                     "companyHandle must be 1-64 of [A-Za-z0-9._-] (a taskmill namespace)");
-        return;
-    }
+    if (scene7_scope(r, &ns)) return; /* companyHandle is required here: checked there */
     json_t *body = scene7_task_body(q);
     if (q->exec_schedule) {
         scene7_schedule_submit(r, ns, body);

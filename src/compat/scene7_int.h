@@ -51,8 +51,9 @@ void scene7_fault_from(struct req *r, const struct tm_error *e);
 /* The <op>Return reply holding content (taken and released; NULL = empty). */
 void scene7_reply(struct req *r, const char *op, struct buf *content);
 /* The namespace the call acts in: companyHandle, checked against the
- * token (a fault and -1 when it is not the token's); the token's own when
- * no companyHandle is given (NULL for an admin: every namespace). */
+ * token (a fault and -1 when it is not a namespace name or not the
+ * token's); the token's own when no companyHandle is given (NULL for an
+ * admin: every namespace). */
 int scene7_scope(struct req *r, const char **ns);
 /* A job's originalName (and name): its task's name, or its id when it has none. */
 const char *scene7_original_name(const struct task *t);

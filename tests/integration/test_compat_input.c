@@ -175,9 +175,86 @@ static void test_oauth_token_request(void) {
     th_server_free(&s);
 }
 
+/* A SOAP 1.1 request of the Scene7 view whose Body holds `param`. */
+static struct th_resp *soap(const char *param) {
+    char body[4096];
+    snprintf(body, sizeof body,
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><s:Envelope "
+             "xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+             "xmlns:t=\"http://www.scene7.com/IpsApi/xsd/2014-04-03\"><s:Body>%s</s:Body>"
+             "</s:Envelope>",
+             param);
+    const char *const headers[] = {"Content-Type: text/xml; charset=utf-8", NULL};
+    return th_http_raw(&srv, "POST", "/scene7/services/IpsApiService", body, strlen(body), headers);
+}
+
+/* A companyHandle that is no namespace name is fault 30001 naming it in
+ * every operation: only submitJob checked, so a read with an IPS-style
+ * handle ("c|47") answered an empty jobArray and a control "jobHandle
+ * not found", as if the company were right and had no such job. */
+static void test_scene7_company_not_a_name(void) {
+    char *id = th_submit(&srv, "s7", "\"name\":\"s7-job\"");
+    /* Each operation, and whether its request names the job. */
+    static const struct {
+        const char *op;
+        bool job;
+    } ops[] = {
+        {"getActiveJobs", true},    {"getScheduledJobs", true}, {"getJobLogs", false},
+        {"getJobLogDetails", true}, {"stopJob", true},          {"pauseJob", true},
+        {"resumeJob", true},        {"executeJob", true},       {"deleteJob", true},
+    };
+    static const char *const companies[] = {"c|47", "default ", "caf\xc3\xa9", ""};
+    char *before = snapshot();
+    char *scheds = strdup(th_http(&srv, "GET", "/v1/schedules", NULL)->body);
+    for (size_t i = 0; i <= sizeof ops / sizeof ops[0]; i++) {
+        for (size_t k = 0; k < sizeof companies / sizeof companies[0]; k++) {
+            char param[1024];
+            const char *op = i < sizeof ops / sizeof ops[0] ? ops[i].op : "submitJob";
+            if (i < sizeof ops / sizeof ops[0])
+                snprintf(param, sizeof param,
+                         "<t:%sParam><t:companyHandle>%s</t:companyHandle>%s%s%s</t:%sParam>", op,
+                         companies[k], ops[i].job ? "<t:jobHandle>" : "", ops[i].job ? id : "",
+                         ops[i].job ? "</t:jobHandle>" : "", op);
+            else
+                snprintf(param, sizeof param,
+                         "<t:submitJobParam><t:companyHandle>%s</t:companyHandle>"
+                         "<t:jobName>s7</t:jobName><t:uploadUrlsJob/></t:submitJobParam>",
+                         companies[k]);
+            struct th_resp *r = soap(param);
+            if (!*companies[k]) {
+                /* Empty is absent: required by all but getActiveJobs and getJobLogs. */
+                CHECK(r->status == 200 || strstr(r->body, "<code>30002</code>"));
+                continue;
+            }
+            if (r->status != 500 || !strstr(r->body, "<ipsApiFault") ||
+                !strstr(r->body, "<code>30001</code>") ||
+                !strstr(r->body, "companyHandle must be 1-64 of [A-Za-z0-9._-]"))
+                th_fail(__FILE__, __LINE__, "%s with companyHandle '%s': %ld %.400s", op,
+                        companies[k], r->status, r->body);
+        }
+    }
+    char *after = snapshot();
+    CHECK_STR(after, before);
+    CHECK_STR(th_http(&srv, "GET", "/v1/schedules", NULL)->body, scheds);
+    free(after);
+    free(before);
+    free(scheds);
+    /* The right company still finds the job. */
+    char param[512];
+    snprintf(param, sizeof param,
+             "<t:getActiveJobsParam><t:companyHandle>default</t:companyHandle>"
+             "<t:jobHandle>%s</t:jobHandle></t:getActiveJobsParam>",
+             id);
+    struct th_resp *r = soap(param);
+    CHECK_INT(r->status, 200);
+    CHECK(strstr(r->body, id) != NULL);
+    free(id);
+}
+
 static const struct th_test tests[] = {
     {"list_parameter_twice", test_list_parameter_twice},
     {"oauth_token_request", test_oauth_token_request},
+    {"scene7_company_not_a_name", test_scene7_company_not_a_name},
     {NULL, NULL},
 };
 
