@@ -571,9 +571,12 @@ static void sp_patch(struct req *r) {
         sp_not_found(r, id);
         return;
     }
+    /* The media type whole: a prefix match took "application/jsonx" and
+     * "application/json-patch+json; charset=iso-8859-1". */
+    static const char *const patch_types[] = {"application/json-patch+json", "application/json",
+                                              NULL};
     const char *ct = req_header(r, "Content-Type");
-    if (ct && strncasecmp(ct, "application/json-patch+json", 27) != 0 &&
-        strncasecmp(ct, "application/json", 16) != 0) {
+    if (ct && !http_content_type_is(ct, patch_types)) {
         reply_error_code(r, TM_EMEDIA_TYPE, "Content-Type",
                          "'Content-Type' must be 'application/json-patch+json'");
         return;

@@ -337,31 +337,36 @@ void reply_error_code(struct req *r, int code, const char *field, const char *me
     reply_error(r, &e);
 }
 
-/* Whether a Content-Type names JSON text: exactly application/json (or
- * text/plain, what a browser's simple request sends), case aside, with no
- * parameter but a UTF-8 charset. */
-static bool http_content_type_is_json(const char *ct) {
+bool http_content_type_is(const char *ct, const char *const *types) {
     size_t n = strcspn(ct, ";");
     while (n && isspace((unsigned char)ct[n - 1]))
         n--;
-    bool json = (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
-                (n == 10 && strncasecmp(ct, "text/plain", 10) == 0);
-    for (const char *p = strchr(ct, ';'); json && p; p = strchr(p + 1, ';')) {
+    bool ok = false;
+    for (size_t i = 0; types[i] && !ok; i++)
+        ok = n == strlen(types[i]) && strncasecmp(ct, types[i], n) == 0;
+    for (const char *p = strchr(ct, ';'); ok && p; p = strchr(p + 1, ';')) {
         const char *q = p + 1;
         while (isspace((unsigned char)*q))
             q++;
         if (!*q) continue;
-        json = strncasecmp(q, "charset=", 8) == 0 &&
-               (strncasecmp(q + 8, "utf-8", 5) == 0 || strncasecmp(q + 8, "\"utf-8\"", 7) == 0);
-        if (!json) break; /* q may be shorter than "charset=" */
+        ok = strncasecmp(q, "charset=", 8) == 0 &&
+             (strncasecmp(q + 8, "utf-8", 5) == 0 || strncasecmp(q + 8, "\"utf-8\"", 7) == 0);
+        if (!ok) break; /* q may be shorter than "charset=" */
         size_t len = strncasecmp(q + 8, "utf-8", 5) == 0 ? 13 : 15;
         const char *rest = q + len;
-        while (json && *rest && *rest != ';') {
-            if (!isspace((unsigned char)*rest)) json = false;
+        while (ok && *rest && *rest != ';') {
+            if (!isspace((unsigned char)*rest)) ok = false;
             rest++;
         }
     }
-    return json;
+    return ok;
+}
+
+/* Whether a Content-Type names JSON text: exactly application/json (or
+ * text/plain, what a browser's simple request sends). */
+static bool http_content_type_is_json(const char *ct) {
+    static const char *const json[] = {"application/json", "text/plain", NULL};
+    return http_content_type_is(ct, json);
 }
 
 int req_json_body(struct req *r, bool empty_ok) {

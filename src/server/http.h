@@ -199,6 +199,11 @@ void req_submit(struct req *r, handler_fn on_resume);
  * sent is done. Their writes share the store's group commits. */
 void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn on_resume);
 
+/* Whether a Content-Type is one of `types` (NULL-ended, "type/subtype"),
+ * case aside, with no parameter but a UTF-8 charset (the body is JSON or
+ * XML read as UTF-8 whatever it says). */
+bool http_content_type_is(const char *ct, const char *const *types);
+
 /* Replies. Each takes the body. Exactly one reply per request. */
 void reply_json(struct req *r, int status, struct buf *body);
 void reply_body(struct req *r, int status, struct buf *body, const char *content_type);

@@ -175,6 +175,54 @@ static void test_oauth_token_request(void) {
     th_server_free(&s);
 }
 
+/* SailPoint's PATCH takes a JSON Patch: its media type is matched whole,
+ * with no parameter but a UTF-8 charset. A prefix match took
+ * "application/jsonx" and a Latin-1 charset, and applied the patch. */
+static void test_sailpoint_patch_media_type(void) {
+    char *id = th_submit(&srv, "sp-ct", NULL);
+    char path[96];
+    snprintf(path, sizeof path, "/beta/task-status/%s", id);
+    const char *patch = "[{\"op\":\"replace\",\"path\":\"/progress\",\"value\":\"half\"}]";
+    static const char *const refused[] = {
+        "application/jsonx",
+        "application/json-patch+jsonfoo",
+        "application/json-patch+json; charset=iso-8859-1",
+        "application/json-patch+json; x=y",
+        "application/merge-patch+json",
+        "text/plain",
+    };
+    char *before = snapshot();
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char hdr[128];
+        snprintf(hdr, sizeof hdr, "Content-Type: %s", refused[i]);
+        const char *const headers[] = {hdr, NULL};
+        struct th_resp *r = th_http_raw(&srv, "PATCH", path, patch, strlen(patch), headers);
+        if (r->status != 415 || !th_str(r->json, "detailCode") ||
+            strcmp(th_str(r->json, "detailCode"), "415 Unsupported Media Type") != 0 ||
+            !strstr(r->body, "'Content-Type' must be"))
+            th_fail(__FILE__, __LINE__, "PATCH as '%s': %ld %.300s", refused[i], r->status,
+                    r->body);
+    }
+    char *after = snapshot();
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+    static const char *const taken[] = {
+        "application/json-patch+json",
+        "Application/JSON-Patch+JSON; charset=\"UTF-8\"",
+        "application/json; charset=utf-8",
+    };
+    for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
+        char hdr[128];
+        snprintf(hdr, sizeof hdr, "Content-Type: %s", taken[i]);
+        const char *const headers[] = {hdr, NULL};
+        struct th_resp *r = th_http_raw(&srv, "PATCH", path, patch, strlen(patch), headers);
+        CHECK_INT(r->status, 200);
+        CHECK_STR(th_str(r->json, "progress"), "half");
+    }
+    free(id);
+}
+
 /* A SOAP 1.1 request of the Scene7 view whose Body holds `param`. */
 static struct th_resp *soap(const char *param) {
     char body[4096];
@@ -255,6 +303,7 @@ static const struct th_test tests[] = {
     {"list_parameter_twice", test_list_parameter_twice},
     {"oauth_token_request", test_oauth_token_request},
     {"scene7_company_not_a_name", test_scene7_company_not_a_name},
+    {"sailpoint_patch_media_type", test_sailpoint_patch_media_type},
     {NULL, NULL},
 };
 
