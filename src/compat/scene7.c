@@ -639,6 +639,19 @@ static unsigned scene7_perm(enum scene7_op op) {
     }
 }
 
+/* The authorizationFault's reason: the server's "a 'reader' token may not
+ * call 'POST /scene7/services/IpsApiService'" names the one path every
+ * operation shares, so the operation is named instead once it is known. */
+static const char *scene7_forbidden_reason(struct req *r, const char *msg, char *out, size_t n) {
+    const char *op = scene7_op_name(scene7_call_of(r)->q.op);
+    char route[128];
+    snprintf(route, sizeof route, "'%s %s'", r->method, r->path);
+    const char *at = op ? strstr(msg, route) : NULL;
+    if (!at) return msg;
+    snprintf(out, n, "%.*s'%s'%s", (int)(at - msg), msg, op, at + strlen(route));
+    return out;
+}
+
 /* Checks the caller: the authHeader's soap_user and soap_pass (when
  * soap_user is not NULL), else HTTP Basic, else a bearer header, against
  * `perm`; on refusal replies with the fault when `reply`. */
@@ -674,6 +687,7 @@ static int scene7_check_caller(struct req *r, const char *soap_user, const char 
     }
     struct tm_error e;
     err_clear(&e);
+    char reason[sizeof e.message + 64];
     int rc;
     if (bad)
         rc = err_set(&e, TM_EUNAUTHENTICATED, "", "invalid user or password");
@@ -687,7 +701,7 @@ static int scene7_check_caller(struct req *r, const char *soap_user, const char 
                            bad || !given ? "invalid user or password" : msg);
     else if (rc == TM_EFORBIDDEN)
         scene7_fault_reply(r, c->fault_status, "authorizationFault", SCENE7_FAULT_INVALID_PARAMETER,
-                           msg);
+                           scene7_forbidden_reason(r, msg, reason, sizeof reason));
     else
         scene7_fault_reply(r, c->fault_status, "ipsApiFault", SCENE7_FAULT_EXCEPTION, msg);
     return -1;

@@ -299,11 +299,62 @@ static void test_scene7_company_not_a_name(void) {
     free(id);
 }
 
+/* An authorizationFault names the operation the token may not call: the
+ * reason named the service's one path ("may not call 'POST
+ * /scene7/services/IpsApiService'"), the same for all ten operations. */
+static void test_scene7_authorization_names_operation(void) {
+    struct th_server s;
+    CHECK_INT(th_server_start(&s, NULL), 0);
+    struct th_resp *r =
+        th_http(&s, "POST", "/v1/tokens", "{\"role\":\"admin\",\"namespace\":\"default\"}");
+    CHECK_INT(r->status, 201);
+    char admin[160], auth[200];
+    snprintf(admin, sizeof admin, "%s", th_str(r->json, "secret"));
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin);
+    const char *const ah[] = {auth, "Content-Type: application/json", NULL};
+    static const char *const roles[] = {"reader", "client"};
+    static const char *const ops[] = {"stopJob", "deleteJob"};
+    const char *task = "{\"type\":\"t\",\"name\":\"az\"}";
+    r = th_http_raw(&s, "POST", "/v1/tasks", task, strlen(task), ah);
+    CHECK_INT(r->status, 201);
+    char id[40];
+    snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    for (int i = 0; i < 2; i++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"role\":\"%s\",\"namespace\":\"default\"}", roles[i]);
+        r = th_http_raw(&s, "POST", "/v1/tokens", body, strlen(body), ah);
+        CHECK_INT(r->status, 201);
+        char secret[160], env[2048];
+        snprintf(secret, sizeof secret, "%s", th_str(r->json, "secret"));
+        snprintf(env, sizeof env,
+                 "<?xml version=\"1.0\"?><s:Envelope "
+                 "xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+                 "xmlns:t=\"http://www.scene7.com/IpsApi/xsd/2014-04-03\"><s:Header><t:authHeader>"
+                 "<t:user></t:user><t:password>%s</t:password></t:authHeader></s:Header><s:Body>"
+                 "<t:%sParam><t:companyHandle>default</t:companyHandle><t:jobHandle>%s"
+                 "</t:jobHandle></t:%sParam></s:Body></s:Envelope>",
+                 secret, ops[i], id, ops[i]);
+        const char *const xh[] = {"Content-Type: text/xml; charset=utf-8", NULL};
+        r = th_http_raw(&s, "POST", "/scene7/services/IpsApiService", env, strlen(env), xh);
+        CHECK_INT(r->status, 500);
+        CHECK(strstr(r->body, "<authorizationFault") != NULL);
+        char want[160];
+        snprintf(want, sizeof want, "<reason>a '%s' token may not call '%s'</reason>", roles[i],
+                 ops[i]);
+        if (!strstr(r->body, want)) th_fail(__FILE__, __LINE__, "want %s in %.600s", want, r->body);
+    }
+    r = th_http_raw(&s, "GET", "/v1/tasks?limit=10", NULL, 0, ah);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "tasks.0.phase"), "pending"); /* neither stopped nor deleted */
+    th_server_free(&s);
+}
+
 static const struct th_test tests[] = {
     {"list_parameter_twice", test_list_parameter_twice},
     {"oauth_token_request", test_oauth_token_request},
     {"scene7_company_not_a_name", test_scene7_company_not_a_name},
     {"sailpoint_patch_media_type", test_sailpoint_patch_media_type},
+    {"scene7_authorization_names_operation", test_scene7_authorization_names_operation},
     {NULL, NULL},
 };
 
