@@ -151,6 +151,58 @@ bool sailpoint_form_type_ok(const char *content_type) {
            strncasecmp(content_type, "multipart/form-data", 19) == 0;
 }
 
+/* Whether the part whose head is h..h+hn is named `name`: the `name`
+ * parameter (its key in any case, not `filename`) of its
+ * Content-Disposition, a token or a quoted string with \-escapes. .NET's
+ * MultipartFormDataContent, which the PowerShell SDK sends, leaves a name
+ * that is a token unquoted (`name=grant_type`): a search for
+ * `name="grant_type"` missed it, and found `filename="grant_type"`. */
+static bool sp_part_named(const char *h, size_t hn, const char *name) {
+    const char *end = h + hn;
+    for (const char *line = h; line < end;) {
+        const char *eol = sp_memmem(line, (size_t)(end - line), "\r\n", 2);
+        if (!eol) eol = end;
+        if (eol - line > 20 && strncasecmp(line, "content-disposition:", 20) == 0) {
+            const char *q = memchr(line + 20, ';', (size_t)(eol - line - 20));
+            while (q && q < eol) {
+                q++;
+                while (q < eol && (*q == ' ' || *q == '\t'))
+                    q++;
+                const char *k = q;
+                while (q < eol && *q != '=' && *q != ';' && *q != ' ' && *q != '\t')
+                    q++;
+                size_t kl = (size_t)(q - k);
+                while (q < eol && (*q == ' ' || *q == '\t'))
+                    q++;
+                if (q >= eol || *q != '=') continue; /* a parameter with no value */
+                q++;
+                while (q < eol && (*q == ' ' || *q == '\t'))
+                    q++;
+                bool is_name = kl == 4 && strncasecmp(k, "name", 4) == 0;
+                const char *want = name;
+                bool same = true;
+                if (q < eol && *q == '"') {
+                    for (q++; q < eol && *q != '"'; q++) {
+                        if (*q == '\\' && q + 1 < eol) q++;
+                        same = same && *want && *want == *q;
+                        if (*want) want++;
+                    }
+                    if (q < eol) q++; /* the closing quote */
+                } else {
+                    for (; q < eol && *q != ';' && *q != ' ' && *q != '\t'; q++) {
+                        same = same && *want && *want == *q;
+                        if (*want) want++;
+                    }
+                }
+                if (is_name) return same && !*want;
+                q = memchr(q, ';', (size_t)(eol - q));
+            }
+        }
+        line = eol + 2;
+    }
+    return false;
+}
+
 /* Walks the form's fields named `name`: calls each(value, length, cls) on
  * each until it returns nonzero (that value), or returns TM_ENOT_FOUND
  * after the last; TM_EINVALID when the body is not a form. A field is
@@ -192,10 +244,7 @@ static int sp_form_walk(const char *content_type, const char *body, size_t n, co
         if (!hdr_end) break;
         const char *next = sp_memmem(hdr_end + 4, (size_t)(end - hdr_end - 4), delim, (size_t)dl);
         if (!next) break;
-        char want[80];
-        int wl = snprintf(want, sizeof want, "name=\"%s\"", name);
-        if (wl > 0 && (size_t)wl < sizeof want &&
-            sp_memmem(p, (size_t)(hdr_end - p), want, (size_t)wl)) {
+        if (sp_part_named(p, (size_t)(hdr_end - p), name)) {
             const char *v = hdr_end + 4;
             size_t vl = (size_t)(next - v);
             if (vl >= 2 && v[vl - 2] == '\r' && v[vl - 1] == '\n') vl -= 2;

@@ -301,6 +301,27 @@ static void test_form(void) {
     CHECK(sailpoint_form_type_ok("application/x-www-form-urlencoded; charset=UTF-8"));
     CHECK(sailpoint_form_type_ok(ct));
     CHECK(!sailpoint_form_type_ok("application/json"));
+    /* A part's name as .NET's MultipartFormDataContent writes it (the
+     * PowerShell SDK): a token, unquoted; the key in any case; and never
+     * a `filename`. The search for `name="..."` found none of the first
+     * and took the last for a field. */
+    const char *net =
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Disposition: form-data; name=grant_type\r\n\r\nclient_credentials\r\n"
+        "--b1\r\ncontent-disposition: form-data; NAME = client_id\r\n\r\nf41a\r\n"
+        "--b1\r\nContent-Disposition: form-data; name=\"x\"; filename=\"client_id\"\r\n\r\nz\r\n"
+        "--b1\r\nContent-Disposition: form-data; filename=\"scope\"; name=\"sc\\\"ope\"\r\n\r\n"
+        "q\r\n--b1--\r\n";
+    const char *nct = "multipart/form-data; boundary=\"b1\"";
+    CHECK_INT(sailpoint_form_get(nct, net, strlen(net), "grant_type", out, sizeof out), 0);
+    CHECK_STR(out, "client_credentials");
+    CHECK_INT(sailpoint_form_get(nct, net, strlen(net), "client_id", out, sizeof out), 0);
+    CHECK_STR(out, "f41a");
+    CHECK_INT(sailpoint_form_count(nct, net, strlen(net), "client_id"), 1);
+    CHECK_INT(sailpoint_form_count(nct, net, strlen(net), "scope"), 0);
+    CHECK_INT(sailpoint_form_count(nct, net, strlen(net), "sc\"ope"), 1);
+    CHECK_INT(sailpoint_form_count(nct, net, strlen(net), "grant"), 0);
+    CHECK_INT(sailpoint_form_count(nct, net, strlen(net), "grant_type_x"), 0);
 }
 
 /* An error body is JSON, so UTF-8, even when its message quotes the
