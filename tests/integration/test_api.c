@@ -322,10 +322,14 @@ static void test_lease_expiry(void) {
     char *a = th_submit(&srv, "slow", "\"queue\":\"lease\",\"max_retries\":1,\"backoff_ms\":0");
     char id[33], tok[33];
     CHECK_INT(th_claim(&srv, "lease", "{\"worker\":\"w1\",\"lease_seconds\":1}", id, tok), 200);
-    /* The lease runs out; the task comes back (backoff 0) to the next worker. */
+    /* The lease runs out; the task comes back (backoff 0) to the next
+     * worker. Its lease is long while the old token is tried: with a 1 s
+     * lease, a test held up for a second before that try found the task
+     * failed by the second expiry, and the stale token refused as a
+     * conflict, not as a lease mismatch. */
     char id2[33], tok2[33];
-    CHECK_INT(th_claim(&srv, "lease", "{\"worker\":\"w2\",\"lease_seconds\":1,\"wait_seconds\":5}",
-                       id2, tok2),
+    CHECK_INT(th_claim(&srv, "lease",
+                       "{\"worker\":\"w2\",\"lease_seconds\":60,\"wait_seconds\":30}", id2, tok2),
               200);
     CHECK_STR(id2, a);
     struct th_resp *r = th_http(&srv, "GET", tpath(a, ""), NULL);
@@ -336,7 +340,12 @@ static void test_lease_expiry(void) {
     r = th_http(&srv, "POST", tpath(a, "/complete"), "{\"lease_token\":\"%s\"}", tok);
     CHECK_INT(r->status, 409);
     CHECK_STR(th_str(r->json, "error.code"), "lease_mismatch");
-    /* Retries spent: the second expiry fails it as temporary. */
+    CHECK_STR(th_phase(&srv, a), "running");
+    /* Retries spent: the second expiry (its lease cut to 1 s by a
+     * heartbeat) fails it as temporary. */
+    r = th_http(&srv, "POST", tpath(a, "/heartbeat"),
+                "{\"lease_token\":\"%s\",\"lease_seconds\":1}", tok2);
+    CHECK_INT(r->status, 200);
     for (int i = 0; i < 200 && strcmp(th_phase(&srv, a), "failed") != 0; i++)
         th_sleep_ms(100);
     r = th_http(&srv, "GET", tpath(a, ""), NULL);
