@@ -587,6 +587,27 @@ static bool abort_when_due(void *arg) {
     return th_now_ms() >= a->after_ms;
 }
 
+/* The abort hook of test_abort_hook's claim: true once the claim's request
+ * has reached the unanswered server (its connection accepted from lfd, its
+ * first bytes peeked at, not read); counts its calls. */
+struct abort_sent {
+    int lfd, conn; /* conn: -1 until accepted */
+    int calls;
+    bool sent;
+};
+
+static bool abort_once_sent(void *arg) {
+    struct abort_sent *a = arg;
+    static const char line[] = "POST /v1/queues/abortq/claim ";
+    a->calls++;
+    if (a->conn < 0) a->conn = accept(a->lfd, NULL, NULL); /* lfd does not block */
+    char buf[sizeof line];
+    if (a->conn >= 0 && !a->sent &&
+        recv(a->conn, buf, sizeof line - 1, MSG_PEEK | MSG_DONTWAIT) == sizeof line - 1)
+        a->sent = memcmp(buf, line, sizeof line - 1) == 0;
+    return a->sent;
+}
+
 /* How many connections wait on lfd (non-blocking), each accepted and closed. */
 static int connections_waiting(int lfd) {
     int n = 0, fd;
@@ -630,27 +651,33 @@ static void test_abort_hook(void) {
     const struct tm_client_error *e = tm_client_last_error(hung);
 
     /* A long-poll claim in flight: abandoned once the hook says so (its
-     * timeout is 60 + 30 s away; 20 s leaves a loaded machine its time). */
-    struct abort_at at = {th_now_ms() + 300, 0};
-    tm_client_set_abort(hung, abort_when_due, &at);
+     * timeout is 60 + 30 s away; 20 s leaves a loaded machine its time).
+     * The hook says so once the request is there, not at a time: one due
+     * 300 ms after it was set abandoned the claim before sending it when
+     * the test was held up that long before the call. */
+    struct abort_sent sent = {.lfd = lfd, .conn = -1};
+    tm_client_set_abort(hung, abort_once_sent, &sent);
     struct tm_claim_options o = {.worker = "w", .wait_seconds = 30};
     json_t *task = NULL;
     char tok[TM_LEASE_TOKEN_MAX];
     long long t0 = th_now_ms();
     int rc = tm_claim(hung, "abortq", &o, &task, tok);
     long long took = th_now_ms() - t0;
+    if (sent.conn >= 0) close(sent.conn);
     CHECK_INT(rc, TM_CLIENT_EABORTED);
     CHECK(task == NULL);
     CHECK(took < 20000);
-    CHECK(at.calls >= 2); /* asked before sending, and while waiting */
+    CHECK(sent.calls >= 2); /* asked before sending, and while waiting */
+    CHECK(sent.sent);       /* it had been sent */
     CHECK_INT(e->code, TM_CLIENT_EABORTED);
     CHECK_INT(e->http_status, 0);
     CHECK(strstr(e->message, "abandoned") && strstr(e->message, "/v1/queues/abortq/claim"));
     CHECK_STR(tm_strerror(TM_CLIENT_EABORTED), "abandoned by the caller");
-    CHECK_INT(connections_waiting(lfd), 1); /* it had been sent */
+    CHECK_INT(connections_waiting(lfd), 0); /* and on that one connection */
 
     /* A hook that says so already: the call fails at once, sending nothing. */
-    at = (struct abort_at){0, 0};
+    struct abort_at at = {0, 0};
+    tm_client_set_abort(hung, abort_when_due, &at);
     CHECK_INT(tm_heartbeat(hung, "0123456789abcdef0123456789abcdef", "t", 0, NULL, NULL),
               TM_CLIENT_EABORTED);
     CHECK_INT(at.calls, 1);
