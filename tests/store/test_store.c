@@ -2178,6 +2178,27 @@ static PGresult *pg_exec_ok(PGconn *c, const char *sql) {
     return r;
 }
 
+/* Whether a statement of another session waits on a lock x holds, asked
+ * until one does or 20 s have passed: the tests below commit x's insert
+ * once the store's statement waits on it, not after a fixed 300 ms (a
+ * thread slow to start then met the key already committed, and the race
+ * the test is about was never run, silently). pg_locks is read live, not
+ * from the snapshot pg_stat_activity keeps for x's open transaction. */
+static bool blocked_by(PGconn *x) {
+    for (long long end = th_now_ms() + 20000;; th_sleep_ms(10)) {
+        PGresult *r = pg_exec_ok(x,
+                                 "SELECT count(*) FROM pg_locks l WHERE NOT l.granted"
+                                 " AND pg_backend_pid() = ANY(pg_blocking_pids(l.pid))");
+        bool blocked = r && atoi(PQgetvalue(r, 0, 0)) > 0;
+        PQclear(r);
+        if (blocked || !r) return blocked;
+        if (th_now_ms() >= end) {
+            th_fail(__FILE__, __LINE__, "waited 20000 ms for a statement to wait on the key");
+            return false;
+        }
+    }
+}
+
 /*
  * A submit with an idempotency key whose insert meets the same key
  * inserted by another transaction that commits first (another node): its
@@ -2229,10 +2250,11 @@ static void test_idempotency_race_undoes_its_insert(void) {
     struct keyed_submit k = {.s = s};
     pthread_t t;
     pthread_create(&t, NULL, keyed_submit_main, &k);
-    th_sleep_ms(300); /* its insert waits on the other's key */
+    bool blocked = blocked_by(x); /* its insert waits on the other's key */
     PQclear(pg_exec_ok(x, "COMMIT"));
     PQfinish(x);
     pthread_join(t, NULL);
+    CHECK(blocked);
     CHECK_INT(k.rc, 0);
     CHECK(!k.created);
     CHECK_STR(k.id, other);
@@ -2374,10 +2396,11 @@ static void test_rename_meets_a_name_being_inserted(void) {
     struct batch_run br = {s, ops, 2};
     pthread_t t;
     pthread_create(&t, NULL, batch_thread, &br);
-    th_sleep_ms(300); /* the rename waits on the other's key */
+    bool blocked = blocked_by(x); /* the rename waits on the other's key */
     PQclear(pg_exec_ok(x, "COMMIT"));
     PQfinish(x);
     pthread_join(t, NULL);
+    CHECK(blocked);
     CHECK_INT(ops[0].err.code, TM_ECONFLICT);
     CHECK_STR(ops[0].err.field, "name");
     CHECK_INT(ops[1].err.code, 0);
@@ -2451,10 +2474,11 @@ static void test_schedule_launch_meets_a_key_being_inserted(void) {
     struct batch_run br = {s, ops, 2};
     pthread_t t;
     pthread_create(&t, NULL, batch_thread, &br);
-    th_sleep_ms(300); /* the launch's insert waits on the other's key */
+    bool blocked = blocked_by(x); /* the launch's insert waits on the other's key */
     PQclear(pg_exec_ok(x, "COMMIT"));
     PQfinish(x);
     pthread_join(t, NULL);
+    CHECK(blocked);
     CHECK_INT(ops[0].err.code, 0);
     CHECK(ops[0].task);
     if (ops[0].task) CHECK_STR(ops[0].task->id, other);
