@@ -54,6 +54,16 @@ static struct store *open_store_opt(const struct store_options *opt) {
     return s;
 }
 
+/* A store that does not sweep (as the token commands' beside a server),
+ * for a test that counts the whole log's events: the leases of 60 s the
+ * tests before it leave held run out some 60 s into the suite, and a
+ * sweep's event among the counted ones made one too many (it did, on
+ * PostgreSQL, to '600 submits in one op'). */
+static struct store *open_store_quiet(void) {
+    struct store_options opt = {.tool = true};
+    return open_store_opt(&opt);
+}
+
 static struct store *open_store(int64_t sweep_max_ms) {
     struct store *s = NULL;
     struct store_options opt = {.sweep_max_ms = sweep_max_ms};
@@ -2875,7 +2885,7 @@ static void test_failure_sent_ahead_fails_the_batch(void) {
         th_skip("statements sent ahead are PostgreSQL's");
         return;
     }
-    struct store *s = open_store(0);
+    struct store *s = open_store_quiet(); /* its counts of events are the log's */
     CHECK(s);
     if (!s) return;
     char id[ID_LEN + 1], tok[ID_LEN + 1];
@@ -3101,7 +3111,7 @@ static int create_many(struct store *s, int n, struct store_op *op) {
 /* One op of 600 submits: on PostgreSQL, 600 inserts sent ahead (more than
  * PG_AHEAD_MAX, so the writer syncs between them) and one append. */
 static void test_many_submits_in_one_op(void) {
-    struct store *s = open_store(0);
+    struct store *s = open_store_quiet(); /* its counts of events are the log's */
     CHECK(s);
     if (!s) return;
     enum { N = 600 };
