@@ -191,17 +191,21 @@ static void test_cancel_reaches_command(void) {
     free(id);
 }
 
+/* A 10 s lease, heartbeats every 0.2 s (the cancel seen at once): with a
+ * 2 s lease, a worker held up 2 s after the cancel lost the lease, the
+ * task went to 'cancelled' by the lease's end, and the kill was reported
+ * to no one. */
 static void test_cancel_kills_after_grace(void) {
     char *id = th_submit(&srv, "stubborn", "\"queue\":\"graceq\"");
-    pid_t w = cli_spawn(&srv, worker_log("grace"), "work", "--queue", "graceq", "--lease", "2",
-                        "--grace", "1", "--max-tasks", "1", "--", "sh", "-c",
+    pid_t w = cli_spawn(&srv, worker_log("grace"), "work", "--queue", "graceq", "--lease", "10",
+                        "--heartbeat", "0.2", "--grace", "1", "--max-tasks", "1", "--", "sh", "-c",
                         "trap '' TERM; while :; do sleep 0.1; done");
     CHECK(cli_wait_phase(&srv, id, "running", 10000));
     char path[128];
     snprintf(path, sizeof path, "/v1/tasks/%s/cancel", id);
     CHECK_INT(th_http(&srv, "POST", path, NULL)->status, 200);
-    CHECK(cli_wait_phase(&srv, id, "cancelled", 8000));
-    int rc = cli_wait(w, 8000);
+    CHECK(cli_wait_phase(&srv, id, "cancelled", 20000));
+    int rc = cli_wait(w, 20000);
     if (rc != 0) show_log("grace");
     CHECK_INT(rc, 0);
     char *t = task_get(id);
