@@ -37,11 +37,12 @@ static int submit(struct store *s, const char *ns, int n) {
     return rc;
 }
 
-/* Waits up to 5 s for pruned_through to reach at least `want`. */
+/* Waits up to 20 s (a deadline: retention runs at least once a second)
+ * for pruned_through to reach at least `want`. */
 static int64_t wait_pruned(struct store *s, int64_t want) {
     int64_t head = 0, pruned = 0;
     struct tm_error e;
-    for (int i = 0; i < 100; i++) {
+    for (long long end = th_now_ms() + 20000; th_now_ms() < end;) {
         if (store_events_head(s, &head, &pruned, &e) != 0) return -1;
         if (pruned >= want) break;
         /* a write gives the writer a batch after which it prunes */
@@ -352,8 +353,9 @@ static void test_the_head_outlives_the_events(void) {
     struct store_options small = {.events_max_age_ms = 200, .events_max_count = 64};
     CHECK_INT(store_open(u, &small, &s, &e), 0);
     int64_t head = 0, pruned = 0;
-    /* no writes: retention runs on its own, at least once a second */
-    for (int i = 0; i < 100 && pruned < 90; i++) {
+    /* no writes: retention runs on its own, at least once a second (20 s:
+     * a deadline) */
+    for (long long end = th_now_ms() + 20000; pruned < 90 && th_now_ms() < end;) {
         th_sleep_ms(50);
         CHECK_INT(store_events_head(s, &head, &pruned, &e), 0);
     }
@@ -498,7 +500,7 @@ static void test_a_tools_store_does_no_upkeep(void) {
     CHECK_INT(store_open(url, &srv, &s, &e), 0);
     if (!s) return;
     bool swept = false;
-    for (int i = 0; i < 50 && !swept; i++) {
+    for (long long end = th_now_ms() + 20000; !swept && th_now_ms() < end;) {
         CHECK_INT(submit(s, "retpoke", 1), 0);
         swept = strcmp(phase_of(s, "rettool", id), "running") != 0;
         if (!swept) th_sleep_ms(100);
