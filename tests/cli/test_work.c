@@ -478,8 +478,9 @@ static void test_concurrency(void) {
  * the second 600 (heartbeats carry them); otherwise it ends at once (its
  * end carries them). Its message comes 1.5 s after the second 600, three
  * heartbeat intervals, so the refused report has gone without it on a
- * loaded machine too (0.3 s was once too little). One task at a time, and
- * batched (--concurrency 2). */
+ * loaded machine too (0.3 s was once too little). The lease is 4 s, not
+ * 2 s: a worker held up 2 s on a loaded machine lost a 2 s lease with no
+ * report refused at all. One task at a time, and batched (--concurrency 2). */
 static void run_refused_report(const char *queue, bool batched, bool during) {
     char extra[120];
     snprintf(extra, sizeof extra, "\"queue\":\"%s\",\"max_retries\":0", queue);
@@ -488,11 +489,11 @@ static void run_refused_report(const char *queue, bool batched, bool during) {
     snprintf(script, sizeof script,
              "i=0; while [ $i -lt 1200 ]; do echo \"item f$i 100%% done\"; i=$((i+1)); "
              "if [ $i = 600 ]; then sleep 1.5; fi; done; %s echo 'result {\"ok\":true}'; exit 0",
-             during ? "sleep 1.5; echo 'message INFO after the refusal'; sleep 3.3;" : "");
-    pid_t w = cli_spawn(&srv, worker_log(queue), "work", "--queue", queue, "--lease", "2",
+             during ? "sleep 1.5; echo 'message INFO after the refusal'; sleep 7.5;" : "");
+    pid_t w = cli_spawn(&srv, worker_log(queue), "work", "--queue", queue, "--lease", "4",
                         "--heartbeat", "0.5", "--max-tasks", "1", "--concurrency",
                         batched ? "2" : "1", "--", "sh", "-c", script);
-    int rc = cli_wait(w, 20000);
+    int rc = cli_wait(w, 30000);
     char *log = cli_slurp(worker_log(queue));
     if (rc != 0 || !strstr(log, "is dropped")) show_log(queue);
     CHECK_INT(rc, 0);
