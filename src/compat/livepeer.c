@@ -459,9 +459,10 @@ static int livepeer_filters(struct livepeer_query *q, const char *v, struct tm_e
 
 /* `order`: comma list of <field>-<true|false> (true = descending). Entries
  * with an unknown field or another shape are skipped, as Livepeer does. */
+/* Adds v's keys after those of an `order` given before: Livepeer reads a
+ * repeated argument as its values joined with ',' (toStringValues). */
 static int livepeer_order(struct livepeer_query *q, const char *v, struct tm_error *e) {
     (void)e;
-    q->norder = 0;
     const char *p = v;
     while (*p && q->norder < LIVEPEER_ORDER_MAX) {
         const char *end = strchr(p, ',');
@@ -490,9 +491,12 @@ static int livepeer_order(struct livepeer_query *q, const char *v, struct tm_err
 
 int livepeer_query_add(struct livepeer_query *q, const char *key, const char *value,
                        struct tm_error *e) {
-    /* One value each: the last of a repeated limit or cursor won, and the
-     * Link's next page carried both; repeated filters were and-ed. */
-    static const char *const once[] = {"limit", "cursor", "filters", "order", "count"};
+    /* One value each (our choice): the last of a repeated limit or cursor
+     * won, and the Link's next page carried both; repeated filters were
+     * and-ed. Livepeer joins a repeated argument's values with ',', which
+     * for these is no valid value (a limit of "1,3" it reads as 1). A
+     * repeated order or count is read joined, as there. */
+    static const char *const once[] = {"limit", "cursor", "filters"};
     for (unsigned i = 0; i < sizeof once / sizeof once[0]; i++) {
         if (strcmp(key, once[i]) != 0) continue;
         if (q->seen & (1u << i))
@@ -505,7 +509,10 @@ int livepeer_query_add(struct livepeer_query *q, const char *key, const char *va
     if (strcmp(key, "filters") == 0) return livepeer_filters(q, value, e);
     if (strcmp(key, "order") == 0) return livepeer_order(q, value, e);
     if (strcmp(key, "count") == 0) {
-        q->count = *value != '\0'; /* any non-empty value, as a JS truthy string */
+        /* Any non-empty value, as a JS truthy string; two or more joined
+         * with ',' are never empty. */
+        q->count = q->count_seen || *value != '\0';
+        q->count_seen = true;
         return 0;
     }
     return 0; /* all, allUsers, ...: accepted and ignored */

@@ -92,16 +92,18 @@ struct livepeer_query {
     int ncond;
     struct livepeer_sort order[LIVEPEER_ORDER_MAX]; /* none given: the default */
     int norder;
-    unsigned seen; /* the arguments given so far, one bit each: none may repeat */
+    unsigned seen;   /* limit, cursor, filters given so far, one bit each: none may repeat */
+    bool count_seen; /* a count came before (a repeated one is read joined, so true) */
 };
 
 void livepeer_query_init(struct livepeer_query *q);
 /*
  * Adds one query argument (`limit`, `cursor`, `filters`, `order`, `count`;
- * other keys are ignored, as Livepeer does). Each of the five may come
- * once: a second is refused, naming it (Livepeer's Express reads a
- * repeated one as an array). Returns 0, or TM_EINVALID with e set; q is
- * then unspecified and must not be used.
+ * other keys are ignored, as Livepeer does). `limit`, `cursor` and
+ * `filters` may come once: a second is refused, naming it. A repeated
+ * `order` or `count` is read as Livepeer reads it, its values joined with
+ * ','. Returns 0, or TM_EINVALID with e set; q is then unspecified and
+ * must not be used.
  */
 int livepeer_query_add(struct livepeer_query *q, const char *key, const char *value,
                        struct tm_error *e);
