@@ -1078,6 +1078,9 @@ static void store_op_reset(struct store_op *op) {
     op->claimed = op->created = op->withdrawn = false;
     op->new_lease_token[0] = '\0';
     op->park = op->taken = false;
+    /* A backfill counts its slots as it fires them: an attempt undone
+     * fired nothing (its fire rows went with it). */
+    op->fired = op->skipped = 0;
     err_clear(&op->err);
 }
 
