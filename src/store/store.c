@@ -471,6 +471,24 @@ static int store_parent_adjust(struct store *s, struct batch *b, const struct ta
 }
 
 /*
+ * Whether a child that retention deletes keeps its place in its parent's
+ * counts: while the parent is not finished they are its progress, and
+ * whether it completes as WARNING (a child failed or was cancelled), so a
+ * pruned child goes on counting there. A parent finished or gone has no
+ * more use for them (a DELETE of a child takes it out in any case).
+ */
+static int store_parent_keeps_child(struct store *s, const struct task *child, bool *keep) {
+    *keep = false;
+    if (!child->parent_id[0]) return 0;
+    struct task *p = NULL;
+    int rc = s->base.backend->load(s, child->parent_id, &p);
+    if (rc == TM_ENOT_FOUND) return 0;
+    if (rc == 0) *keep = !task_is_terminal(p);
+    task_free(p);
+    return rc;
+}
+
+/*
  * Writes a changed task and does what follows from the change: the
  * parent's counts, the due time, waking claimers, watchers.
  * `before` is the phase before the change, or -1 for a new task;
@@ -900,7 +918,10 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
         if (rc == 0) rc = store_log_event(s, b, t, "task.deleted", "delete", now);
         if (rc == 0) {
             batch_note_changed(b, t->id, INT64_MAX);
-            rc = store_parent_adjust(s, b, t, (int)task_bucket_of(before), -1, now);
+            bool keep = false;
+            if (op->flag) rc = store_parent_keeps_child(s, t, &keep);
+            if (rc == 0 && !keep)
+                rc = store_parent_adjust(s, b, t, (int)task_bucket_of(before), -1, now);
         }
     } else if (t->version != version) {
         rc = store_save_paused(s, b, t, (int)before, paused_before, now);
@@ -1751,6 +1772,7 @@ static void store_prune_finished(struct store *s, int64_t now) {
     for (size_t i = 0; i < l.n; i++) {
         struct store_op *op = xcalloc(1, sizeof *op);
         store_op_init(op, STORE_OP_DELETE);
+        op->flag = true; /* retention's: an unfinished parent keeps the child's counts */
         memcpy(op->id, l.tasks[i]->id, ID_LEN + 1);
         op->done = store_prune_done;
         op->udata = s;

@@ -317,7 +317,7 @@ struct store_op {
     /* DOC_PUT (borrowed; its id is set on create), SCHED_*: the schedule after. */
     enum store_doc_kind doc_kind;
     struct store_doc *doc;
-    bool flag;              /* SCHED_PAUSE: paused; DOC_PUT: create */
+    bool flag;              /* SCHED_PAUSE: paused; DOC_PUT: create; DELETE: retention's */
     const char *note;       /* SCHED_PAUSE */
     int64_t from_ms, to_ms; /* SCHED_BACKFILL */
     int64_t fired, skipped; /* SCHED_BACKFILL: slots fired, slots already fired before;
