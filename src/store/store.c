@@ -1740,6 +1740,12 @@ static void store_prune_events(struct store *s, int64_t now) {
 
 static void store_prune_done(struct store_op *op) {
     struct store *s = op->udata;
+    /* Counted when deleted: another node, or a DELETE, may have been first. */
+    if (!op->err.code) {
+        pthread_mutex_lock(&s->lock);
+        s->stats.tasks_pruned++;
+        pthread_mutex_unlock(&s->lock);
+    }
     atomic_fetch_sub(&s->task_prune_inflight, 1);
     store_op_release(op);
     free(op);
@@ -1751,7 +1757,7 @@ static void store_prune_done(struct store_op *op) {
  * cancelled tasks unchanged for that long, oldest first; again as soon as
  * those are done while a step finds a full page, else a second later. On
  * several nodes two may pick the same task: the second delete finds it
- * gone, which is fine. */
+ * gone, which is fine, and only the first counts it (store_prune_done). */
 static void store_prune_finished(struct store *s, int64_t now) {
     s->next_task_prune = now + 1000;
     if (s->opt.finished_max_age_ms <= 0 || atomic_load(&s->task_prune_inflight) > 0) {
@@ -1778,9 +1784,6 @@ static void store_prune_finished(struct store *s, int64_t now) {
         op->udata = s;
         store_submit(s, op);
     }
-    pthread_mutex_lock(&s->lock);
-    s->stats.tasks_pruned += (uint64_t)l.n;
-    pthread_mutex_unlock(&s->lock);
     task_list_release(&l);
 }
 

@@ -385,7 +385,7 @@ void store_op_cancel(struct store *s, struct store_op *op, int code, const char 
 struct store_stats {
     uint64_t batches, ops, commits_failed, sweeps, leases_expired, parked_claims, parked_watches;
     uint64_t events_appended, events_pruned, event_seq, events_pruned_through;
-    uint64_t tasks_pruned;    /* finished tasks retention queued for deletion */
+    uint64_t tasks_pruned;    /* finished tasks retention deleted (not another node) */
     uint64_t batch_retries;   /* batches applied again after a serialization failure */
     uint64_t feed_events;     /* events read back from the log by the feed (shared backends) */
     uint64_t feed_bare;       /* of them, read without their task JSON (no one needed it) */

@@ -9,6 +9,7 @@
  * skipped. Threads are the tests' own; th_http keeps one connection per
  * thread.
  */
+#include <libpq-fe.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -464,6 +465,100 @@ static void test_clock_ahead_is_reported(void) {
     free_nodes(&a, &b);
 }
 
+/* The first column of the first row of sql's answer on c, as a number; -1 on an error. */
+static long long pg_ask(PGconn *c, const char *sql) {
+    PGresult *r = PQexec(c, sql);
+    long long v =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return v;
+}
+
+static bool pg_run(PGconn *c, const char *sql) {
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok) printf("    %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return ok;
+}
+
+static long task_status(struct th_server *s, const char *id) {
+    return th_http(s, "GET", tpath(id, ""), NULL)->status;
+}
+
+/*
+ * Retention on two nodes at once: both may pick the same finished tasks
+ * (here surely, as a session holds their rows until both nodes' deletes
+ * wait for them); each task is deleted once, and the nodes' counts of
+ * tasks deleted by retention add up to the tasks deleted. Each node
+ * counted the tasks it queued for deletion, so the sum was twice that.
+ */
+static void test_retention_on_both_nodes_counts_each_task_once(void) {
+    struct th_server a, b;
+    if (!th_backend_is_pg()) {
+        th_skip("several nodes on one database need PostgreSQL (TASKMILL_TEST_PG)");
+        return;
+    }
+    if (th_server_start(&a, "--finished-max-age-seconds", "1", NULL)) {
+        th_fail(__FILE__, __LINE__, "node A did not start (log %s/server.log)", a.dir);
+        th_server_stop(&a, true);
+        return;
+    }
+    if (th_server_start_peer(&b, &a, "--finished-max-age-seconds", "1", NULL)) {
+        th_server_free(&a);
+        return;
+    }
+    enum { N = 4 };
+    char *ids[N] = {0};
+    for (int i = 0; i < N; i++) {
+        ids[i] = th_submit(&a, "rt", "\"queue\":\"rtq\"");
+        CHECK(ids[i] != NULL);
+        if (ids[i]) CHECK_INT(th_http(&a, "POST", tpath(ids[i], "/cancel"), NULL)->status, 200);
+    }
+    /* Another session holds the rows before they are a second old. */
+    PGconn *other = PQconnectdb(a.store), *watch = PQconnectdb(a.store);
+    CHECK(PQstatus(other) == CONNECTION_OK && PQstatus(watch) == CONNECTION_OK);
+    CHECK(pg_run(other, "BEGIN") &&
+          pg_run(other, "SELECT id FROM tasks WHERE queue = 'rtq' FOR UPDATE"));
+    bool both;
+    TRY_WAIT_UNTIL(both,
+                   pg_ask(watch,
+                          "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                          " 'Lock' AND datname = current_database()") == 2,
+                   10000, "both nodes' retention deletes to wait for the rows");
+    CHECK(pg_run(other, "ROLLBACK"));
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; i++) {
+        gone = true;
+        for (int k = 0; k < N && gone; k++)
+            gone = ids[k] && task_status(&a, ids[k]) == 404;
+        if (!gone) th_sleep_ms(50);
+    }
+    CHECK(gone);
+    /* Both nodes are done with their deletes once neither waits. */
+    bool settled;
+    TRY_WAIT_UNTIL(settled,
+                   pg_ask(watch,
+                          "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                          " 'Lock' AND datname = current_database()") == 0 &&
+                       metric(&a, "taskmill_tasks_pruned_total", 0) +
+                               metric(&b, "taskmill_tasks_pruned_total", 0) >=
+                           N,
+                   10000, "both nodes to finish their deletes");
+    th_sleep_ms(500);
+    long long pa = metric(&a, "taskmill_tasks_pruned_total", -1);
+    long long pb = metric(&b, "taskmill_tasks_pruned_total", -1);
+    if (pa + pb != N) printf("    pruned: node A %lld, node B %lld\n", pa, pb);
+    CHECK_INT(pa + pb, N);
+    (void)both;
+    (void)settled;
+    PQfinish(other);
+    PQfinish(watch);
+    for (int i = 0; i < N; i++)
+        free(ids[i]);
+    free_nodes(&a, &b);
+}
+
 static const struct th_test tests[] = {
     {"a task submitted on one node is read, claimed and finished through another",
      test_one_task_through_both_nodes},
@@ -481,6 +576,8 @@ static const struct th_test tests[] = {
     {"a worker's old token is refused on both nodes once the task was claimed again",
      test_stale_token_refused_on_both_nodes},
     {"a node whose clock runs ahead of the database's says so", test_clock_ahead_is_reported},
+    {"retention on both nodes deletes each task once and counts it once",
+     test_retention_on_both_nodes_counts_each_task_once},
     {NULL, NULL},
 };
 
