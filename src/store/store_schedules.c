@@ -54,6 +54,7 @@
 #define ACTIVE_MAX          8      /* unfinished runs remembered per schedule */
 #define UNREADABLE_RETRY_MS 60000  /* a schedule whose body does not parse: tried again then */
 #define SKIPS_MAX           32     /* pauses' skips marked at once (more: the last two merge) */
+#define LOCKED_RETRY_MS     50     /* due schedules other transactions hold: looked at then */
 
 static const char *doc_noun(enum store_doc_kind k) {
     return k == STORE_DOC_SCHEDULE ? "schedule" : "definition";
@@ -448,6 +449,11 @@ int64_t store_schedules_fire(struct store *s, struct batch *b, int64_t now) {
         store_batch_failed(b, rc);
         return 0;
     }
+    /* Fewer due than asked for, and some still due: those are rows other
+     * transactions hold (SKIP LOCKED passed them; each one fired here has
+     * its next_at after now). Looked at again a little later, not at once
+     * and again and again while the lock lasts. */
+    if (be->shared && n < 64 && next && next <= now) next = now + LOCKED_RETRY_MS;
     return next;
 }
 
