@@ -3,7 +3,8 @@
  * tz.h), with the system's tzdata. Expected instants were read from zdump
  * and `date -u -d 'TZ="Zone" ...'` (tzdata 2025b), not from this code; a
  * brute-force model (minute by minute in UTC, from tz_offset alone) checks
- * cron_next around every 2026 transition of the four zones of issue 11.
+ * cron_next around every 2026 transition of the four zones of issue 11
+ * and of Europe/Berlin.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -416,6 +417,18 @@ static void test_dst_london(void) {
           "2026-03-30T02:00:00Z");
 }
 
+static void test_dst_berlin(void) {
+    /* 2026-03-29 02:00 CET -> 03:00 CEST (01:00Z); 2026-10-25 03:00 CEST -> 02:00 CET (01:00Z).
+     * A 02:30 daily job: at 03:00 CEST on the day 02:30 is skipped, at the
+     * first 02:30 (CEST) on the day it happens twice, and once a day. */
+    FIRES_FLAGS("30 2 * * *", "Europe/Berlin", "2026-03-27T12:00:00Z", F(0, S, 0),
+                "2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z");
+    FIRES_FLAGS("30 2 * * *", "Europe/Berlin", "2026-10-23T12:00:00Z", F(0, R, 0),
+                "2026-10-24T00:30:00Z", "2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z");
+    /* From inside the second pass of the repeated hour: not again. */
+    FIRES("30 2 * * *", "Europe/Berlin", "2026-10-25T01:10:00Z", "2026-10-26T01:30:00Z");
+}
+
 static void test_dst_kolkata(void) {
     /* +05:30 all year: no flags on the dates others change. */
     FIRES("30 9 * * *", "Asia/Kolkata", "2026-03-01T00:00:00Z", "2026-03-01T04:00:00Z",
@@ -552,6 +565,8 @@ static void test_dst_model(void) {
         {"America/New_York", "2026-10-30T00:00:00Z", "2026-11-03T00:00:00Z"},
         {"Europe/London", "2026-03-27T00:00:00Z", "2026-03-31T00:00:00Z"},
         {"Europe/London", "2026-10-23T00:00:00Z", "2026-10-27T00:00:00Z"},
+        {"Europe/Berlin", "2026-03-27T00:00:00Z", "2026-03-31T00:00:00Z"},
+        {"Europe/Berlin", "2026-10-23T00:00:00Z", "2026-10-27T00:00:00Z"},
         {"Asia/Kolkata", "2026-03-06T00:00:00Z", "2026-03-10T00:00:00Z"},
         {"Australia/Lord_Howe", "2026-04-02T00:00:00Z", "2026-04-07T00:00:00Z"},
         {"Australia/Lord_Howe", "2026-10-01T00:00:00Z", "2026-10-06T00:00:00Z"},
@@ -778,6 +793,7 @@ static const struct th_test tests[] = {
     {"next fire: nothing within the horizon", test_next_not_found},
     {"DST in America/New_York", test_dst_new_york},
     {"DST in Europe/London", test_dst_london},
+    {"DST in Europe/Berlin: a 02:30 daily job", test_dst_berlin},
     {"no DST in Asia/Kolkata (+05:30)", test_dst_kolkata},
     {"half-hour DST in Australia/Lord_Howe", test_dst_lord_howe},
     {"next fire agrees with a minute-by-minute model around transitions", test_dst_model},
