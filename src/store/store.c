@@ -1075,6 +1075,13 @@ void store_count_schedules(struct store *s, int64_t fires, int64_t missed) {
     pthread_mutex_unlock(&s->lock);
 }
 
+int64_t store_clock_offset_ms(struct store *s) {
+    pthread_mutex_lock(&s->lock);
+    int64_t off = s->stats.clock_measured ? s->stats.clock_offset_ms : 0;
+    pthread_mutex_unlock(&s->lock);
+    return off;
+}
+
 void store_count_schedule_unreadable(struct store *s) {
     pthread_mutex_lock(&s->lock);
     s->stats.schedule_unreadable++;

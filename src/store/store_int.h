@@ -484,6 +484,9 @@ void store_batch_failed(struct batch *b, int rc);
 bool store_batch_has_failed(const struct batch *b);
 void store_count_schedules(struct store *s, int64_t fires, int64_t missed); /* for /metrics */
 void store_count_schedule_unreadable(struct store *s);                      /* for /metrics */
+/* How far the database's clock was ahead of this node's at its last check
+ * (negative: this node is ahead); 0 before one, and on SQLite (one node). */
+int64_t store_clock_offset_ms(struct store *s);
 int store_make_task(struct store *s, json_t *body, const char *ns, struct task **out,
                     struct tm_error *e);
 

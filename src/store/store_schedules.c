@@ -345,8 +345,16 @@ static int fire_one(struct store *s, struct batch *b, struct store_doc *d,
     return 0;
 }
 
-/* Fires one due schedule (locked): missed slots counted, due ones fired. */
-static int fire_schedule(struct store *s, struct batch *b, const char *id, int64_t now) {
+/* Fires one due schedule (locked): missed slots counted, due ones fired.
+ * How late a slot is (missed, or a catch-up) is judged by late_now: this
+ * node's clock, or the database's (store_clock_offset_ms) when that is
+ * behind it. By its own clock a node 5 s ahead of the others found their
+ * on-time slots 5 s late, and with a catch-up window under that counted
+ * them missed, never fired; a node behind keeps its own, or it would find
+ * its own on-time fires late. When each slot is due stays this node's
+ * clock (next_at is written and compared by it). */
+static int fire_schedule(struct store *s, struct batch *b, const char *id, int64_t now,
+                         int64_t late_now) {
     const struct store_backend *be = store_base_of(s)->backend;
     struct store_doc d = {0};
     int rc = be->doc_load(s, STORE_DOC_SCHEDULE, NULL, id, &d);
@@ -383,7 +391,7 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
     /* A slot is missed only when it is later than its catch-up window on top
      * of its jitter and a second: an on-time fire comes after its slot by its
      * jitter and the writer's wake-up, which catchup_seconds 0 must not count. */
-    int64_t horizon = now - sc.catchup_ms - sc.jitter_ms - 1000, missed = 0, slot;
+    int64_t horizon = late_now - sc.catchup_ms - sc.jitter_ms - 1000, missed = 0, slot;
     if (!sc.has_cron) {
         /* An interval's slots are counted, not walked: exact after any
          * downtime. Run by run: before each resumed pause's skipped slots
@@ -417,7 +425,7 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
          i++) {
         char task_id[ID_LEN + 1];
         /* Late by more than its jitter and a second: a slot missed while down. */
-        const char *kind = now - slot > sc.jitter_ms + 1000 ? "catchup" : "slot";
+        const char *kind = late_now - slot > sc.jitter_ms + 1000 ? "catchup" : "slot";
         rc = fire_one(s, b, &d, &sc, st, slot, kind, now, task_id);
         if (rc && rc != TM_ECONFLICT) goto out;
         if (rc == 0) store_count_schedules(s, 1, 0);
@@ -441,8 +449,9 @@ int64_t store_schedules_fire(struct store *s, struct batch *b, int64_t now) {
     char ids[64][ID_LEN + 1];
     size_t n = 0;
     int rc = be->sched_due(s, now, ids, 64, &n);
+    int64_t off = store_clock_offset_ms(s), late_now = off < 0 ? now + off : now;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = fire_schedule(s, b, ids[i], now);
+        rc = fire_schedule(s, b, ids[i], now, late_now);
     int64_t next = 0;
     if (rc == 0) rc = be->sched_next_at(s, &next);
     if (rc) {

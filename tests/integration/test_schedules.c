@@ -920,10 +920,10 @@ static void test_catchup_and_kill9(void) {
 }
 
 /*
- * Sets the environment that runs the next server started with its wall
- * clock at `at` ("2026-12-01 01:59:50", UTC), going on from there
- * (libfaketime, from scripts/deps.sh --test); NULL puts it back. The
- * monotonic clock stays true.
+ * Sets the environment that runs the next server started with the wall
+ * clock libfaketime's FAKETIME `at` gives (from scripts/deps.sh --test):
+ * "@2026-12-01 01:59:50" (UTC) starts it there, "+5s" runs it 5 s ahead;
+ * NULL puts it back. The monotonic clock stays true.
  */
 static void fake_clock(const char *at) {
     static char *asan_was;
@@ -932,13 +932,12 @@ static void fake_clock(const char *at) {
         const char *asan = getenv("ASAN_OPTIONS");
         asan_was = asan ? strdup(asan) : NULL;
         saved = true;
-        char asan_now[512], spec[64];
+        char asan_now[512];
         snprintf(asan_now, sizeof asan_now, "%s%sverify_asan_link_order=0", asan ? asan : "",
                  asan && *asan ? ":" : "");
         setenv("ASAN_OPTIONS", asan_now, 1);
         setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", 1);
-        snprintf(spec, sizeof spec, "@%s", at);
-        setenv("FAKETIME", spec, 1);
+        setenv("FAKETIME", at, 1);
         setenv("TZ", "UTC", 1);
         /* Both, or libfaketime's own timed waits return at once and spin. */
         setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
@@ -972,7 +971,7 @@ static void test_down_for_a_day(void) {
         return;
     }
     struct th_server s;
-    fake_clock("2026-12-01 01:59:50");
+    fake_clock("@2026-12-01 01:59:50");
     int rc = th_server_start(&s, NULL);
     fake_clock(NULL);
     if (rc) {
@@ -991,7 +990,7 @@ static void test_down_for_a_day(void) {
     CHECK_INT(r->status, 201);
     th_server_stop(&s, false);
     /* Back a day and a half later: the slots of 1 and 2 December have passed. */
-    fake_clock("2026-12-02 10:00:00");
+    fake_clock("@2026-12-02 10:00:00");
     rc = th_server_restart(&s);
     fake_clock(NULL);
     if (rc) {
@@ -1605,6 +1604,84 @@ static void test_schedule_held_by_another_node_no_spin(void) {
     th_server_free(&a);
 }
 
+/*
+ * Three nodes on one database whose clocks differ: one on time, one 5 s
+ * ahead, one 5 s behind (libfaketime). An every-second schedule made on
+ * the one on time, with no catch-up window, fires each slot once,
+ * whichever node comes first (the one ahead, mostly), and none is left
+ * out: the slots fired are every second from the first to the last, each
+ * with its own task, none counted missed. The node ahead found the others'
+ * on-time slots late by its clock, and counted them missed: never fired.
+ */
+static void test_nodes_with_clocks_apart(void) {
+    const char *lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    if (!th_backend_is_pg()) {
+        th_skip("several nodes on one database need PostgreSQL");
+        return;
+    }
+    if (access(lib, R_OK) != 0) {
+        th_fail(__FILE__, __LINE__, "%s is missing: scripts/deps.sh --test installs faketime", lib);
+        return;
+    }
+    struct th_server a, b, c;
+    if (th_server_start(&a, NULL)) {
+        th_fail(__FILE__, __LINE__, "node A did not start (log %s/server.log)", a.dir);
+        th_server_stop(&a, true);
+        return;
+    }
+    fake_clock("+5s");
+    int rc = th_server_start_peer(&b, &a, NULL);
+    fake_clock(NULL);
+    if (rc) {
+        th_server_free(&a);
+        return;
+    }
+    fake_clock("-5s");
+    rc = th_server_start_peer(&c, &a, NULL);
+    fake_clock(NULL);
+    if (rc) {
+        th_server_free(&b);
+        th_server_free(&a);
+        return;
+    }
+    struct th_resp *r = th_http(&a, "POST", "/v1/schedules",
+                                "{\"name\":\"skew\",\"cron\":\"* * * * * *\",\"overlap\":"
+                                "\"allow_all\",\"catchup_seconds\":0,\"task\":{\"type\":\"k\","
+                                "\"queue\":\"skq\"}}");
+    CHECK_INT(r->status, 201);
+    char id[33] = "";
+    if (r->status == 201) snprintf(id, sizeof id, "%s", th_str(r->json, "id"));
+    bool fired = false;
+    if (id[0]) TRY_WAIT_UNTIL(fired, fires_at_least(&a, id, 0, 12), 30000, "12 runs of 'skew'");
+    th_http(&a, "POST", "/v1/schedules/skew/pause", NULL);
+    long n = 0, created = 0, tasks = -1;
+    bool dup = true, still = false;
+    if (id[0])
+        TRY_WAIT_UNTIL(still,
+                       fires_and_tasks(&b, id, &c, "/v1/tasks?queue=skq&limit=1000", &n, &created,
+                                       &dup, &tasks),
+                       10000, "the fires of 'skew' to stand still once it is paused");
+    static int64_t slots[1000];
+    size_t k = id[0] ? slots_fired(&a, id, slots, 1000) : 0; /* oldest first */
+    size_t gaps = 0;
+    for (size_t i = 1; i < k; i++)
+        if (slots[i] - slots[i - 1] != 1000) gaps++;
+    r = th_http(&a, "GET", "/v1/schedules/skew", NULL);
+    long long missed = th_int(r->json, "missed");
+    th_server_free(&c);
+    th_server_free(&b);
+    th_server_free(&a);
+    CHECK(id[0]);
+    CHECK(!dup);
+    CHECK(created >= 12);
+    CHECK_INT(tasks, created);
+    CHECK_INT((long long)k, n);
+    CHECK_INT(gaps, 0); /* every second from the first slot to the last */
+    CHECK_INT(missed, 0);
+    (void)fired;
+    (void)still;
+}
+
 static void test_two_nodes(void) {
     struct th_server a, b;
     if (!th_backend_is_pg()) {
@@ -1681,6 +1758,8 @@ int main(int argc, char **argv) {
         {"last_error is the last outcome's; null is an absent field; an empty name's rule",
          test_last_error_cleared_and_nulls},
         {"two nodes fire each slot once", test_two_nodes},
+        {"three nodes, clocks 5 s apart: each slot fired once, none left out",
+         test_nodes_with_clocks_apart},
         {"a backfill applied again after a deadlock counts its slots once",
          test_backfill_counted_once_when_applied_again},
         {"a due schedule another node holds is looked at again later, not in a spin",
