@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "pg_util.h"
 #include "sse_client.h"
 
 static char *tpath(const char *id, const char *tail) {
@@ -463,23 +464,6 @@ static void test_clock_ahead_is_reported(void) {
     CHECK(log_says(&b, "keep the clocks in step (NTP)"));
     CHECK(!log_says(&a, "this node's clock is"));
     free_nodes(&a, &b);
-}
-
-/* The first column of the first row of sql's answer on c, as a number; -1 on an error. */
-static long long pg_ask(PGconn *c, const char *sql) {
-    PGresult *r = PQexec(c, sql);
-    long long v =
-        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    return v;
-}
-
-static bool pg_run(PGconn *c, const char *sql) {
-    PGresult *r = PQexec(c, sql);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok) printf("    %s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    return ok;
 }
 
 static long task_status(struct th_server *s, const char *id) {

@@ -16,26 +16,10 @@
 #include <string.h>
 
 #include "harness.h"
+#include "pg_util.h"
 #include "sec_util.h"
 
 static struct th_server srv;
-
-/* The first column of the first row of sql's answer on c, as a number; -1 on an error. */
-static long long ask(PGconn *c, const char *sql) {
-    PGresult *r = PQexec(c, sql);
-    long long v =
-        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    return v;
-}
-
-static bool run(PGconn *c, const char *sql) {
-    PGresult *r = PQexec(c, sql);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok) printf("    %s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    return ok;
-}
 
 struct call {
     const char *path;
@@ -72,17 +56,17 @@ static void *call_run(void *arg) {
 static int behind_other(PGconn *other, PGconn *watch, const char *sql, const char *path,
                         const char *line) {
     int before = sec_log_lines(&srv, line, NULL);
-    if (!run(other, "BEGIN") || !run(other, sql)) return -1;
+    if (!pg_run(other, "BEGIN") || !pg_run(other, sql)) return -1;
     struct call x = {.path = path, .status = -1};
     pthread_t th;
     if (pthread_create(&th, NULL, call_run, &x) != 0) return -1;
     bool waits;
     TRY_WAIT_UNTIL(waits,
-                   ask(watch,
-                       "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
-                       " 'Lock' AND query LIKE '%queues%'") == 1,
+                   pg_ask(watch,
+                          "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                          " 'Lock' AND query LIKE '%queues%'") == 1,
                    10000, "this node's %s to wait for the other's row", path);
-    bool committed = run(other, "COMMIT");
+    bool committed = pg_run(other, "COMMIT");
     pthread_join(th, NULL);
     if (!waits || !committed || x.status != 200) return -1;
     /* The line of a change is written before its reply. */
@@ -148,8 +132,8 @@ static void test_first_pause_of_another_node(void) {
         CHECK_INT(behind_other(other, watch, steps[i].insert, steps[i].path, steps[i].line),
                   steps[i].logged);
     /* What the queues say now: nq1 paused, nq2 active. */
-    CHECK_INT(ask(watch, "SELECT paused FROM queues WHERE name = 'nq1'"), 1);
-    CHECK_INT(ask(watch, "SELECT paused FROM queues WHERE name = 'nq2'"), 0);
+    CHECK_INT(pg_ask(watch, "SELECT paused FROM queues WHERE name = 'nq1'"), 1);
+    CHECK_INT(pg_ask(watch, "SELECT paused FROM queues WHERE name = 'nq2'"), 0);
     PQfinish(other);
     PQfinish(watch);
 }

@@ -16,6 +16,7 @@
 #include "../src/common/schedule.h"
 #include "../src/common/timeutil.h"
 #include "harness.h"
+#include "pg_util.h"
 #include "sec_util.h"
 
 static struct th_server srv;
@@ -1473,22 +1474,6 @@ static void *backfill_thread(void *p) {
     x->skipped = th_int(r->json, "skipped");
     th_http(NULL, NULL, NULL, NULL); /* this thread's connection */
     return NULL;
-}
-
-static long long pg_ask(PGconn *c, const char *sql) {
-    PGresult *r = PQexec(c, sql);
-    long long v =
-        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    return v;
-}
-
-static bool pg_run(PGconn *c, const char *sql) {
-    PGresult *r = PQexec(c, sql);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok) printf("    %s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    return ok;
 }
 
 /*
