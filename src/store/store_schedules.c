@@ -55,6 +55,7 @@
 #define UNREADABLE_RETRY_MS 60000  /* a schedule whose body does not parse: tried again then */
 #define SKIPS_MAX           32     /* pauses' skips marked at once (more: the last two merge) */
 #define LOCKED_RETRY_MS     50     /* due schedules other transactions hold: looked at then */
+#define CLOCK_TRUST_MS      60000 /* a measured clock offset past this is not used (sched_offset) */
 
 static const char *doc_noun(enum store_doc_kind k) {
     return k == STORE_DOC_SCHEDULE ? "schedule" : "definition";
@@ -183,8 +184,32 @@ static int64_t sched_next_at(const char *id, const struct schedule *sc, bool pau
  * are owed and fire first, late. Without paused_at (paused since it was
  * created) it fires from now on.
  */
+/*
+ * How far the database's clock is ahead of this node's (negative: behind),
+ * as store_clock_check last measured it; 0 before a measure, on SQLite,
+ * and past CLOCK_TRUST_MS (clocks that far apart are broken, and logged:
+ * this node's own clock is used as before). Nodes write and compare
+ * next_at by their own clocks; the offset bounds what "now" is where a
+ * node's clock and the others' disagree: how late a slot is (a node ahead
+ * must not find the others' on-time slots late) and where a new cursor
+ * starts (a node behind must not start one in the others' past).
+ */
+static int64_t sched_offset(struct store *s) {
+    int64_t off = store_clock_offset_ms(s);
+    return off < -CLOCK_TRUST_MS || off > CLOCK_TRUST_MS ? 0 : off;
+}
+
+/* The "now" a cursor set from now starts at: the later of this node's
+ * clock and the database's. Made on a node 5 s behind, a schedule's cursor
+ * lay 5 s in the others' past, and its first slots they found late (with
+ * catchup_seconds 0, missed: never fired). */
+static int64_t sched_cursor_now(struct store *s, int64_t now) {
+    int64_t off = sched_offset(s);
+    return off > 0 ? now + off : now;
+}
+
 static void sched_pause_set(const struct schedule *sc, json_t *st, bool paused, bool pause,
-                            int64_t now) {
+                            int64_t now, int64_t cursor_now) {
     if (pause && !paused) state_set_int(st, "paused_at", now);
     if (pause || !paused) return;
     int64_t cursor = state_int(st, "cursor"), at = state_int(st, "paused_at");
@@ -196,7 +221,7 @@ static void sched_pause_set(const struct schedule *sc, json_t *st, bool paused, 
          * the two fire in their turn. */
         skip_push(st, at, now);
     } else {
-        state_set_int(st, "cursor", cursor > now ? cursor : now);
+        state_set_int(st, "cursor", cursor > cursor_now ? cursor : cursor_now);
     }
     json_object_del(st, "paused_at");
 }
@@ -347,7 +372,7 @@ static int fire_one(struct store *s, struct batch *b, struct store_doc *d,
 
 /* Fires one due schedule (locked): missed slots counted, due ones fired.
  * How late a slot is (missed, or a catch-up) is judged by late_now: this
- * node's clock, or the database's (store_clock_offset_ms) when that is
+ * node's clock, or the database's (sched_offset) when that is
  * behind it. By its own clock a node 5 s ahead of the others found their
  * on-time slots 5 s late, and with a catch-up window under that counted
  * them missed, never fired; a node behind keeps its own, or it would find
@@ -449,7 +474,7 @@ int64_t store_schedules_fire(struct store *s, struct batch *b, int64_t now) {
     char ids[64][ID_LEN + 1];
     size_t n = 0;
     int rc = be->sched_due(s, now, ids, 64, &n);
-    int64_t off = store_clock_offset_ms(s), late_now = off < 0 ? now + off : now;
+    int64_t off = sched_offset(s), late_now = off < 0 ? now + off : now;
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = fire_schedule(s, b, ids[i], now, late_now);
     int64_t next = 0;
@@ -543,12 +568,12 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
          * not still fires; a pause or resume it makes is one (sched_pause_set). */
         json_t *old_body = create ? NULL : json_loads(old.body, 0, NULL);
         if (create || !json_is_object(old_body) || !sched_same_timing(old_body, body)) {
-            state_set_int(st, "cursor", now);
+            state_set_int(st, "cursor", sched_cursor_now(s, now));
             skip_clear(st);
         }
         json_decref(old_body);
         json_decref(body);
-        if (!create) sched_pause_set(&sc, st, was, paused, now);
+        if (!create) sched_pause_set(&sc, st, was, paused, now, sched_cursor_now(s, now));
         d->next_at = sched_next_at(d->id, &sc, paused, st);
         free(d->state);
         d->state = json_dumps(st, JSON_COMPACT);
@@ -642,7 +667,7 @@ static int sched_pause(struct store *s, struct store_op *op, int64_t now) {
     if (rc) return rc;
     json_object_set_new(c.st, "paused", json_boolean(op->flag));
     if (op->note) json_object_set_new(c.st, "note", json_string(op->note));
-    sched_pause_set(&c.sc, c.st, c.paused, op->flag, now);
+    sched_pause_set(&c.sc, c.st, c.paused, op->flag, now, sched_cursor_now(s, now));
     c.d.next_at = sched_next_at(c.d.id, &c.sc, op->flag, c.st);
     return sched_change_end(s, op, &c, true, now);
 }
