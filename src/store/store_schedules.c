@@ -177,14 +177,6 @@ static int64_t sched_next_at(const char *id, const struct schedule *sc, bool pau
 }
 
 /*
- * A pause or a resume at `now` (paused: the state's pause before, pause:
- * after). A pause notes when (paused_at). A resume skips the slots of the
- * pause, after paused_at up to now, but not the ones before it that had
- * not fired yet (their jitter delay not over when the pause came): those
- * are owed and fire first, late. Without paused_at (paused since it was
- * created) it fires from now on.
- */
-/*
  * How far the database's clock is ahead of this node's (negative: behind),
  * as store_clock_check last measured it; 0 before a measure, on SQLite,
  * and past CLOCK_TRUST_MS (clocks that far apart are broken, and logged:
@@ -208,6 +200,14 @@ static int64_t sched_cursor_now(struct store *s, int64_t now) {
     return off > 0 ? now + off : now;
 }
 
+/*
+ * A pause or a resume at `now` (paused: the state's pause before, pause:
+ * after). A pause notes when (paused_at). A resume skips the slots of the
+ * pause, after paused_at up to now, but not the ones before it that had
+ * not fired yet (their jitter delay not over when the pause came): those
+ * are owed and fire first, late. Without paused_at (paused since it was
+ * created) it fires from now on: from cursor_now (sched_cursor_now).
+ */
 static void sched_pause_set(const struct schedule *sc, json_t *st, bool paused, bool pause,
                             int64_t now, int64_t cursor_now) {
     if (pause && !paused) state_set_int(st, "paused_at", now);
