@@ -62,3 +62,14 @@ void err_clear(struct tm_error *e) {
     e->field[0] = '\0';
     e->message[0] = '\0';
 }
+
+int err_once(const char *const *names, unsigned n, unsigned *seen, const char *key,
+             struct tm_error *e) {
+    for (unsigned i = 0; i < n && i < 32; i++) {
+        if (strcmp(key, names[i]) != 0) continue;
+        if (*seen & (1u << i))
+            return err_set(e, TM_EINVALID, key, "'%s' is given more than once", key);
+        *seen |= 1u << i;
+    }
+    return 0;
+}

@@ -53,5 +53,11 @@ const char *err_default_message(int code);
 int err_set(struct tm_error *e, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void err_clear(struct tm_error *e);
+/* For a parameter that may come once: when key is one of the n names
+ * (at most 32), marks it in *seen (bit i: names[i] came) and, when it had
+ * come before, sets e to 400 "'key' is given more than once" naming it and
+ * returns TM_EINVALID; else 0. */
+int err_once(const char *const *names, unsigned n, unsigned *seen, const char *key,
+             struct tm_error *e);
 
 #endif

@@ -497,12 +497,7 @@ int livepeer_query_add(struct livepeer_query *q, const char *key, const char *va
      * for these is no valid value (a limit of "1,3" it reads as 1). A
      * repeated order or count is read joined, as there. */
     static const char *const once[] = {"limit", "cursor", "filters"};
-    for (unsigned i = 0; i < sizeof once / sizeof once[0]; i++) {
-        if (strcmp(key, once[i]) != 0) continue;
-        if (q->seen & (1u << i))
-            return err_set(e, TM_EINVALID, key, "'%s' is given more than once", key);
-        q->seen |= 1u << i;
-    }
+    if (err_once(once, sizeof once / sizeof once[0], &q->seen, key, e)) return TM_EINVALID;
     if (!value) value = "";
     if (strcmp(key, "limit") == 0) return livepeer_limit(q, value, e);
     if (strcmp(key, "cursor") == 0) return livepeer_cursor(q, value, e);

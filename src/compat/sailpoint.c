@@ -456,13 +456,7 @@ struct sp_query_seen {
 static int sp_query_repeat(void *cls, const char *key, const char *value) {
     (void)value;
     struct sp_query_seen *c = cls;
-    for (unsigned i = 0; i < c->n; i++) {
-        if (strcmp(key, sp_query_once[i]) != 0) continue;
-        if (c->seen & (1u << i))
-            return err_set(c->e, TM_EINVALID, key, "'%s' is given more than once", key);
-        c->seen |= 1u << i;
-    }
-    return 0;
+    return err_once(sp_query_once, c->n, &c->seen, key, c->e);
 }
 
 static int sp_query_parse(struct req *r, bool with_filters, struct sp_query *q,

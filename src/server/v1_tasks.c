@@ -249,12 +249,8 @@ struct list_ctx {
 
 static int tasks_list_arg(void *cls, const char *key, const char *value) {
     struct list_ctx *c = cls;
-    for (unsigned i = 0; i < sizeof list_once / sizeof list_once[0]; i++) {
-        if (strcmp(key, list_once[i]) != 0) continue;
-        if (c->seen & (1u << i))
-            return err_set(&c->e, TM_EINVALID, key, "'%s' is given more than once", key);
-        c->seen |= 1u << i;
-    }
+    if (err_once(list_once, sizeof list_once / sizeof list_once[0], &c->seen, key, &c->e))
+        return TM_EINVALID;
     return tasks_list_param(&c->q, req_limits(c->r), key, value, &c->e);
 }
 
