@@ -668,7 +668,9 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
         reply_error_code(r, TM_EINTERNAL, "", "cannot start the event stream");
         return;
     }
+    /* nosniff as on every reply with a body (reply_body): events echo tenants' text. */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     if (cursor < 0) cursor = event_hub_now(h);

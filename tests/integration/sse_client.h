@@ -28,7 +28,8 @@ struct sse_conn {
     size_t len, cap;
     bool headers_done, eof;
     int status;
-    int comments; /* comment lines seen (keep-alives and others) */
+    int comments;    /* comment lines seen (keep-alives and others) */
+    char head[1024]; /* the reply's head (its first 1,023 bytes) */
     char last_comment[160];
     long long last_id; /* the last `id:` seen, in any block (a browser's last event ID); -1: none */
 };
@@ -142,6 +143,7 @@ static inline int sse_next(struct sse_conn *c, struct sse_event *ev, int timeout
             char *end = strstr(c->buf, "\r\n\r\n");
             if (end) {
                 sscanf(c->buf, "HTTP/%*s %d", &c->status);
+                snprintf(c->head, sizeof c->head, "%.*s", (int)(end - c->buf), c->buf);
                 c->headers_done = true;
                 sse_consume(c, (size_t)(end + 4 - c->buf));
                 if (c->status != 200) return -1;

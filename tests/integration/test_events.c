@@ -68,6 +68,8 @@ static void test_lifecycle_kinds(void) {
     CHECK(sse_open(&c, srv.url, "/v1/events?since=0", -1, 0) == 0);
     struct sse_event ev[8];
     int n = read_events(&c, ev, 7, 5000);
+    /* A stream's body is what its type says, as every reply's is. */
+    CHECK(strcasestr(c.head, "\r\nX-Content-Type-Options: nosniff\r\n") != NULL);
     sse_close(&c);
     for (int i = 0; i < n && i < 7; i++) {
         if (strcmp(ev[i].event, kinds[i]) != 0 || ev[i].id != i + 1) {
@@ -133,6 +135,7 @@ static void test_task_stream_snapshot_then_live(void) {
     CHECK_INT(n, 1);
     CHECK_STR(ev[0].event, "task.snapshot");
     CHECK_INT(ev[0].id, 2);
+    CHECK(strcasestr(c.head, "\r\nX-Content-Type-Options: nosniff\r\n") != NULL);
     clear_events(ev, n);
     /* A change to b is not on a's stream; a's claim is. */
     char cid[33], tok[33];
