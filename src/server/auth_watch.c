@@ -271,7 +271,9 @@ static void auth_watch_round(struct server *srv) {
             for (size_t k = 0; k < r->nwait_ops; k++) {
                 if (r->wait_ops[k].deadline_ms <= 0) continue;
                 store_op_cancel(srv->store, &r->wait_ops[k], TM_EUNAUTHENTICATED,
-                                "the token was revoked or has expired");
+                                ids[i][0] ? "the token was revoked or has expired"
+                                          : "the server needs a token now: send "
+                                            "'Authorization: Bearer <token>'");
                 cut++;
             }
         }

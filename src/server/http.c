@@ -301,6 +301,12 @@ void error_json_write(struct buf *b, const struct tm_error *e) {
     buf_puts(b, "}}");
 }
 
+static bool reply_has_header(const struct req *r, const char *name) {
+    for (int i = 0; i < r->nhdr; i++)
+        if (strcasecmp(r->hdr_name[i], name) == 0) return true;
+    return false;
+}
+
 void reply_error(struct req *r, const struct tm_error *e) {
     int code = e->code ? e->code : TM_EINTERNAL;
     int status = err_http_status(code);
@@ -314,6 +320,11 @@ void reply_error(struct req *r, const struct tm_error *e) {
      * serve now (503): when to try again, which libtaskmill and `taskmill
      * work` wait for. */
     if (code == TM_ERATE || code == TM_EUNAVAILABLE) reply_add_header(r, "Retry-After", "1");
+    /* A v1 401 says what it wants (RFC 6750), also when it is not a
+     * refusal at the door (auth.c adds it there, for the views too) but
+     * a waiting request cut because its token went (auth_watch.c). */
+    if (code == TM_EUNAUTHENTICATED && !r->write_error && !reply_has_header(r, "WWW-Authenticate"))
+        reply_add_header(r, "WWW-Authenticate", "Bearer realm=\"taskmill\"");
     reply_body(r, status, &b, r->error_type ? r->error_type : "application/json");
 }
 

@@ -1562,13 +1562,23 @@ static void test_admin_token_api(void) {
 struct claim_arg {
     const char *bearer;
     long status;
+    char challenge[128]; /* the reply's WWW-Authenticate ("" when none) */
+    char message[256];   /* its error.message */
 };
+
+/* What a waiting request's reply r said, into a. */
+static void claim_keep(struct claim_arg *a, const struct th_resp *r) {
+    a->status = r->status;
+    if (!th_resp_header(r, "WWW-Authenticate", a->challenge, sizeof a->challenge))
+        a->challenge[0] = '\0';
+    const char *m = r->json ? th_str(r->json, "error.message") : NULL;
+    snprintf(a->message, sizeof a->message, "%s", m ? m : "");
+}
 
 static void *claim_waiting(void *p) {
     struct claim_arg *a = p;
-    a->status = sec_http(&srv, a->bearer, "POST", "/v1/queues/revq/claim",
-                         "{\"worker\":\"w1\",\"wait_seconds\":30}")
-                    ->status;
+    claim_keep(a, sec_http(&srv, a->bearer, "POST", "/v1/queues/revq/claim",
+                           "{\"worker\":\"w1\",\"wait_seconds\":30}"));
     th_http(NULL, NULL, NULL, NULL); /* frees this thread's handle */
     return NULL;
 }
@@ -1611,6 +1621,9 @@ static void test_revocation_ends_streams_and_waits(void) {
     CHECK(strstr(c.last_comment, "the token was revoked") != NULL);
     pthread_join(th, NULL);
     CHECK_INT(a.status, 401);
+    /* A 401 as any other: the challenge, and why. */
+    CHECK_STR(a.challenge, "Bearer realm=\"taskmill\"");
+    CHECK_STR(a.message, "the token was revoked or has expired");
     CHECK(sec_log_has(&srv, "1 waiting request(s) answered 401"));
     sse_event_clear(&ev);
     sse_close(&c);
@@ -1702,14 +1715,13 @@ static void test_metrics_of_one_namespace(void) {
 
 struct open_claim {
     struct th_server *s;
-    long status;
+    struct claim_arg got;
 };
 
 static void *open_claim_waiting(void *p) {
     struct open_claim *a = p;
-    a->status =
-        th_http(a->s, "POST", "/v1/queues/openq/claim", "{\"worker\":\"w1\",\"wait_seconds\":30}")
-            ->status;
+    claim_keep(&a->got, th_http(a->s, "POST", "/v1/queues/openq/claim",
+                                "{\"worker\":\"w1\",\"wait_seconds\":30}"));
     th_http(NULL, NULL, NULL, NULL);
     return NULL;
 }
@@ -1733,7 +1745,7 @@ static void test_closed_after_open_start(void) {
     CHECK_INT(sse_started(&open_c, &ev, 20000), 0);
     CHECK_INT(sse_next(&open_c, &ev, 300), 0);
     CHECK_INT(open_c.status, 200);
-    struct open_claim a = {&s2, 0};
+    struct open_claim a = {.s = &s2};
     pthread_t th;
     CHECK(pthread_create(&th, NULL, open_claim_waiting, &a) == 0);
     bool parked;
@@ -1752,7 +1764,10 @@ static void test_closed_after_open_start(void) {
     CHECK_INT(sse_next(&open_c, &ev, 10000), -1);
     CHECK(strstr(open_c.last_comment, "the server needs a token now") != NULL);
     pthread_join(th, NULL);
-    CHECK_INT(a.status, 401);
+    CHECK_INT(a.got.status, 401);
+    /* It never had a token: told so, not that one was revoked. */
+    CHECK_STR(a.got.challenge, "Bearer realm=\"taskmill\"");
+    CHECK_STR(a.got.message, "the server needs a token now: send 'Authorization: Bearer <token>'");
     /* And a revoked token's stream ends. */
     CHECK_INT(
         sec_cli(out, sizeof out, "%s token revoke %s --store '%s' 2>&1", sec_bin(), rid, s2.store),
