@@ -708,3 +708,35 @@ int th_tcp_open_rcvbuf(const struct th_server *s, int rcvbuf) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
+
+void th_fake_clock(const char *at) {
+    static char *asan_was;
+    static bool saved;
+    if (at) {
+        const char *asan = getenv("ASAN_OPTIONS");
+        asan_was = asan ? strdup(asan) : NULL;
+        saved = true;
+        char asan_now[512];
+        snprintf(asan_now, sizeof asan_now, "%s%sverify_asan_link_order=0", asan ? asan : "",
+                 asan && *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", asan_now, 1);
+        setenv("LD_PRELOAD", TH_FAKETIME_LIB, 1);
+        setenv("FAKETIME", at, 1);
+        setenv("TZ", "UTC", 1);
+        /* Both, or libfaketime's own timed waits return at once and spin. */
+        setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
+        setenv("FAKETIME_FORCE_MONOTONIC_FIX", "0", 1);
+        return;
+    }
+    unsetenv("LD_PRELOAD");
+    unsetenv("FAKETIME");
+    unsetenv("FAKETIME_DONT_FAKE_MONOTONIC");
+    unsetenv("FAKETIME_FORCE_MONOTONIC_FIX");
+    if (saved && asan_was)
+        setenv("ASAN_OPTIONS", asan_was, 1);
+    else if (saved)
+        unsetenv("ASAN_OPTIONS");
+    free(asan_was);
+    asan_was = NULL;
+    saved = false;
+}

@@ -213,6 +213,19 @@ long long th_now_ms(void);
         if (!th_ok_) return;                                   \
     } while (0)
 
+/* ---- The server's wall clock ---- */
+
+/* libfaketime's library, from scripts/deps.sh --test. */
+#define TH_FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+/*
+ * Sets the environment that runs the next server started with the wall
+ * clock libfaketime's FAKETIME `at` gives (TH_FAKETIME_LIB must be there):
+ * "@2026-12-01 01:59:50" (UTC) starts it there, "+5s" runs it 5 s ahead,
+ * "-2d" two days behind; NULL puts it back. The monotonic clock stays true.
+ */
+void th_fake_clock(const char *at);
+
 /* The failure of a wait: th_fail with what was awaited, for how long, and the condition. */
 void th_wait_failed(const char *file, int line, int timeout_ms, const char *cond, const char *fmt,
                     ...) __attribute__((format(printf, 5, 6)));

@@ -2,11 +2,13 @@
  * Retention of finished tasks (--finished-max-age-seconds): completed,
  * failed and cancelled tasks unchanged that long are deleted by the
  * server, with their task.deleted events and the queue counts following;
- * pending and running ones stay. Both backends.
+ * pending and running ones stay; a pruned child keeps its counts in an
+ * unfinished parent and leaves them in a finished one. Both backends.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -111,11 +113,83 @@ static void test_pruned_children_still_count_for_their_parent(void) {
     free(cancelled);
 }
 
+static long status_on(struct th_server *s, const char *id) {
+    char path[80];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    return th_http(s, "GET", path, NULL)->status;
+}
+
+/*
+ * A parent already finished gives up a pruned child's counts (the other
+ * half of store_parent_keeps_child); they change, and with them its clock.
+ * On a true clock the window is one age period (a finished parent goes
+ * soon after its children), so here the clocks are set: the child is
+ * finished two days back (libfaketime), the parent cancelled now, and only
+ * then does the server run with retention of a day. The child is due, the
+ * parent not for a day: no race.
+ */
+static void test_finished_parent_gives_up_pruned_child(void) {
+    if (access(TH_FAKETIME_LIB, R_OK) != 0) {
+        th_fail(__FILE__, __LINE__, "%s is missing: scripts/deps.sh --test installs faketime",
+                TH_FAKETIME_LIB);
+        return;
+    }
+    struct th_server s;
+    th_fake_clock("-2d");
+    int rc = th_server_start(&s, NULL);
+    th_fake_clock(NULL);
+    if (rc) {
+        th_fail(__FILE__, __LINE__, "the server did not start (log %s/server.log)", s.dir);
+        th_server_stop(&s, true);
+        return;
+    }
+    char *parent = th_submit(&s, "retfp", "\"queue\":\"retfpq\"");
+    char extra[96], path[128], cid[33], ctoken[33];
+    snprintf(extra, sizeof extra, "\"queue\":\"retfcq\",\"parent_id\":\"%s\"",
+             parent ? parent : "");
+    char *child = parent ? th_submit(&s, "retfc", extra) : NULL;
+    CHECK(parent && child);
+    CHECK_INT(th_claim(&s, "retfcq", NULL, cid, ctoken), 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", cid);
+    CHECK_INT(th_http(&s, "POST", path, "{\"lease_token\":\"%s\"}", ctoken)->status, 200);
+    /* Now, on the true clock and without retention: the parent ends. */
+    th_server_stop(&s, false);
+    CHECK_INT(th_server_restart(&s), 0);
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", parent);
+    CHECK_INT(th_http(&s, "POST", path, NULL)->status, 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s", parent);
+    struct th_resp *r = th_http(&s, "GET", path, NULL);
+    CHECK_STR(th_str(r->json, "phase"), "cancelled");
+    CHECK_INT(th_int(r->json, "progress.processed"), 1);
+    const char *was = th_str(r->json, "updated_at");
+    char before[40];
+    snprintf(before, sizeof before, "%s", was ? was : "");
+    /* With retention of a day the child, two days old, goes; the parent stays. */
+    th_server_stop(&s, false);
+    s.args[0] = "--finished-max-age-seconds";
+    s.args[1] = "86400";
+    s.args[2] = NULL;
+    CHECK_INT(th_server_restart(&s), 0);
+    WAIT_UNTIL(status_on(&s, child) == 404, 20000, "the two-day-old child to be pruned");
+    r = th_http(&s, "GET", path, NULL);
+    CHECK_INT(r->status, 200);
+    CHECK_STR(th_str(r->json, "phase"), "cancelled");
+    CHECK_INT(th_int(r->json, "progress.processed"), 0);
+    CHECK_INT(th_int(r->json, "progress.pending"), 0);
+    const char *now = th_str(r->json, "updated_at");
+    CHECK(now && strcmp(now, before) > 0); /* its counts changed: its clock starts again */
+    free(parent);
+    free(child);
+    th_server_free(&s);
+}
+
 static const struct th_test tests[] = {
     {"finished tasks past --finished-max-age-seconds are deleted; others stay",
      test_finished_tasks_are_deleted},
     {"a running parent's pruned children still count in its progress and its status",
      test_pruned_children_still_count_for_their_parent},
+    {"a finished parent's pruned child leaves its counts (clocks set by libfaketime)",
+     test_finished_parent_gives_up_pruned_child},
     {NULL, NULL},
 };
 

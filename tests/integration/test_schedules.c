@@ -921,44 +921,6 @@ static void test_catchup_and_kill9(void) {
 }
 
 /*
- * Sets the environment that runs the next server started with the wall
- * clock libfaketime's FAKETIME `at` gives (from scripts/deps.sh --test):
- * "@2026-12-01 01:59:50" (UTC) starts it there, "+5s" runs it 5 s ahead;
- * NULL puts it back. The monotonic clock stays true.
- */
-static void fake_clock(const char *at) {
-    static char *asan_was;
-    static bool saved;
-    if (at) {
-        const char *asan = getenv("ASAN_OPTIONS");
-        asan_was = asan ? strdup(asan) : NULL;
-        saved = true;
-        char asan_now[512];
-        snprintf(asan_now, sizeof asan_now, "%s%sverify_asan_link_order=0", asan ? asan : "",
-                 asan && *asan ? ":" : "");
-        setenv("ASAN_OPTIONS", asan_now, 1);
-        setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", 1);
-        setenv("FAKETIME", at, 1);
-        setenv("TZ", "UTC", 1);
-        /* Both, or libfaketime's own timed waits return at once and spin. */
-        setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
-        setenv("FAKETIME_FORCE_MONOTONIC_FIX", "0", 1);
-        return;
-    }
-    unsetenv("LD_PRELOAD");
-    unsetenv("FAKETIME");
-    unsetenv("FAKETIME_DONT_FAKE_MONOTONIC");
-    unsetenv("FAKETIME_FORCE_MONOTONIC_FIX");
-    if (saved && asan_was)
-        setenv("ASAN_OPTIONS", asan_was, 1);
-    else if (saved)
-        unsetenv("ASAN_OPTIONS");
-    free(asan_was);
-    asan_was = NULL;
-    saved = false;
-}
-
-/*
  * A server down for a day and a half under a daily 02:30 job (as
  * docs/schedules.md says): with the default catch-up window (an hour)
  * neither missed 02:30 fires, both are counted in 'missed'; with a week's
@@ -972,9 +934,9 @@ static void test_down_for_a_day(void) {
         return;
     }
     struct th_server s;
-    fake_clock("@2026-12-01 01:59:50");
+    th_fake_clock("@2026-12-01 01:59:50");
     int rc = th_server_start(&s, NULL);
-    fake_clock(NULL);
+    th_fake_clock(NULL);
     if (rc) {
         th_fail(__FILE__, __LINE__, "the server did not start (log %s/server.log)", s.dir);
         th_server_stop(&s, true);
@@ -991,9 +953,9 @@ static void test_down_for_a_day(void) {
     CHECK_INT(r->status, 201);
     th_server_stop(&s, false);
     /* Back a day and a half later: the slots of 1 and 2 December have passed. */
-    fake_clock("@2026-12-02 10:00:00");
+    th_fake_clock("@2026-12-02 10:00:00");
     rc = th_server_restart(&s);
-    fake_clock(NULL);
+    th_fake_clock(NULL);
     if (rc) {
         th_fail(__FILE__, __LINE__, "the server did not restart (log %s/server.log)", s.dir);
         th_server_free(&s);
@@ -1656,16 +1618,16 @@ static void test_nodes_with_clocks_apart(void) {
         th_server_stop(&a, true);
         return;
     }
-    fake_clock("+5s");
+    th_fake_clock("+5s");
     int rc = th_server_start_peer(&b, &a, NULL);
-    fake_clock(NULL);
+    th_fake_clock(NULL);
     if (rc) {
         th_server_free(&a);
         return;
     }
-    fake_clock("-5s");
+    th_fake_clock("-5s");
     rc = th_server_start_peer(&c, &a, NULL);
-    fake_clock(NULL);
+    th_fake_clock(NULL);
     if (rc) {
         th_server_free(&b);
         th_server_free(&a);
