@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cli_run.h"
 #include "harness.h"
@@ -160,6 +161,10 @@ static void test_permanent_exit_code(void) {
     free(id);
 }
 
+/* A 30 s lease, heartbeats every 0.2 s (the cancel seen at once): with a
+ * 3 s lease, a worker held up 3 s lost it, and the task ended by the
+ * lease's end (or went back for a retry) rather than by the worker's
+ * answer to the cancel. Now 'cancelled' comes only from that answer. */
 static void test_cancel_reaches_command(void) {
     char *id = th_submit(&srv, "long", "\"queue\":\"cancelq\"");
     char script[600];
@@ -167,16 +172,16 @@ static void test_cancel_reaches_command(void) {
              "trap 'touch %s/got_term; exit 143' TERM; echo 'progress 0.1 started'; "
              "while :; do sleep 0.1; done",
              srv.dir);
-    pid_t w = cli_spawn(&srv, worker_log("cancel"), "work", "--queue", "cancelq", "--lease", "3",
-                        "--", "sh", "-c", script);
-    CHECK(cli_wait_phase(&srv, id, "running", 10000));
+    pid_t w = cli_spawn(&srv, worker_log("cancel"), "work", "--queue", "cancelq", "--lease", "30",
+                        "--heartbeat", "0.2", "--", "sh", "-c", script);
+    CHECK(cli_wait_phase(&srv, id, "running", 20000));
     /* Its progress line comes after its trap is set. */
-    WAIT_UNTIL(progress_says(id, "started"), 10000, "the command's first progress line");
+    WAIT_UNTIL(progress_says(id, "started"), 20000, "the command's first progress line");
     char *out, *err;
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "cancel", id), 0);
     free(out);
     free(err);
-    bool cancelled = cli_wait_phase(&srv, id, "cancelled", 10000);
+    bool cancelled = cli_wait_phase(&srv, id, "cancelled", 20000);
     if (!cancelled) show_log("cancel");
     CHECK(cancelled);
     CHECK(file_exists("got_term"));
@@ -388,18 +393,65 @@ static void test_sigterm_hands_task_back(void) {
     free(id);
 }
 
-/* A command that says nothing for more than twice its lease (3 s: a
- * heartbeat a second, so only one two seconds late would lose it, where a
- * 1 s lease's 333 ms heartbeats could be lost by a loaded machine) keeps
- * it: heartbeats alone hold it. */
+/* Milliseconds since 1970 of an RFC 3339 UTC time as the server writes
+ * it ("2026-12-07T15:40:00.123Z"), or -1. */
+static long long utc_ms(const char *t) {
+    struct tm tm = {0};
+    int ms = 0;
+    if (!t || sscanf(t, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                     &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (long long)timegm(&tm) * 1000 + ms;
+}
+
+/* The end of the task's lease, as the server has it (ms), or -1. */
+static long long lease_end_ms(const char *id) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    return utc_ms(th_str(th_http(&srv, "GET", path, NULL)->json, "lease.expires_at"));
+}
+
+#define SILENT_LEASE_MS 8000 /* its --lease */
+
+/*
+ * A command that says nothing for more than twice its lease keeps it:
+ * heartbeats alone hold it. The command runs until the server has moved
+ * the lease's end two leases past where it first stood (a heartbeat sent
+ * two leases after the claim at the earliest), then until told; with
+ * max_retries 0 a lapse would fail the task. An 8 s lease with heartbeats
+ * every 0.4 s: a worker held up 7 s keeps it. A 3 s lease and a fixed
+ * 'sleep 7' lost it to a worker held up 3 s on a loaded machine.
+ */
 static void test_silent_command_keeps_its_lease(void) {
     char *id = th_submit(&srv, "quiet", "\"queue\":\"silentq\",\"max_retries\":0");
-    pid_t w = cli_spawn(&srv, worker_log("silent"), "work", "--queue", "silentq", "--lease", "3",
-                        "--max-tasks", "1", "--", "sh", "-c", "sleep 7");
-    int rc = cli_wait(w, 15000);
-    if (rc != 0) show_log("silent");
+    char script[400];
+    snprintf(script, sizeof script,
+             "i=0; while [ ! -e %s/silent-go ]; do i=$((i+1)); [ $i -gt 3000 ] && exit 1; "
+             "sleep 0.05; done; exit 0",
+             srv.dir);
+    pid_t w = cli_spawn(&srv, worker_log("silent"), "work", "--queue", "silentq", "--lease", "8",
+                        "--heartbeat", "0.4", "--max-tasks", "1", "--", "sh", "-c", script);
+    CHECK(cli_wait_phase(&srv, id, "running", 20000));
+    long long first = lease_end_ms(id);
+    CHECK(first > 0);
+    bool held;
+    TRY_WAIT_UNTIL(held, lease_end_ms(id) >= first + 2 * SILENT_LEASE_MS, 60000,
+                   "the lease to be held two leases on by heartbeats");
+    char go[400];
+    snprintf(go, sizeof go, "%s/silent-go", srv.dir);
+    FILE *f = fopen(go, "w");
+    if (f) fclose(f);
+    int rc = cli_wait(w, 20000);
+    if (rc != 0 || !held) show_log("silent");
+    CHECK(held);
     CHECK_INT(rc, 0);
-    CHECK_STR(th_phase(&srv, id), "completed");
+    char path[128];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    CHECK_STR(th_str(r->json, "phase"), "completed");
+    CHECK_INT(th_int(r->json, "attempt"), 1);
     free(id);
 }
 
