@@ -367,9 +367,40 @@ int cli_parse_time(const char *cmd, const char *flag, const char *value, char ou
     return -1;
 }
 
-void cli_print_json(const json_t *v) {
-    json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
+/*
+ * cli_print_json_text: writes JSON text on stdout with DEL and the C1 controls (U+0080 to
+ * U+009F) as \u007f, \u0080...: jansson writes them raw, as JSON allows,
+ * and a C1 CSI (U+009B) or a DEL in a task's text would reach the terminal
+ * as one. Outside strings JSON is ASCII, so these bytes stand only inside
+ * strings, where the escape is the same character; other text is as is.
+ */
+void cli_print_json_text(const char *text) {
+    const unsigned char *u = (const unsigned char *)text;
+    size_t run = 0; /* start of the pending run of bytes written as they are */
+    for (size_t i = 0; u[i]; i++) {
+        bool c1 = u[i] == 0xc2 && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f;
+        if (u[i] != 0x7f && !c1) continue;
+        fwrite(text + run, 1, i - run, stdout);
+        printf("\\u%04x", c1 ? u[i + 1] : 0x7f);
+        i += c1;
+        run = i + 1;
+    }
+    fputs(text + run, stdout);
+}
+
+void cli_print_json_as(const json_t *v, size_t flags) {
+    char *text = json_dumps(v, flags | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
+    if (!text) {
+        fputs("taskmill: out of memory\n", stderr);
+        abort();
+    }
+    cli_print_json_text(text);
     fputc('\n', stdout);
+    free(text);
+}
+
+void cli_print_json(const json_t *v) {
+    cli_print_json_as(v, JSON_INDENT(2));
 }
 
 int cli_parse_args(const char *cmd, int argc, char **argv, const char *usage,

@@ -173,8 +173,15 @@ int cli_parse_time(const char *cmd, const char *flag, const char *value, char ou
  */
 void cli_task_state(const json_t *t, int64_t now_ms, char *out, size_t n);
 
-/* Prints a JSON value on stdout, indented, with a newline. */
+/* Prints a JSON value on stdout, indented, with a newline. DEL and the C1
+ * controls in its strings are written escaped (\u007f, \u009b): the same
+ * JSON, nothing a terminal takes for a control. Every --json output goes
+ * through here. */
 void cli_print_json(const json_t *v);
+/* The same with jansson's `flags` (JSON_COMPACT: one line). */
+void cli_print_json_as(const json_t *v, size_t flags);
+/* Writes JSON text made otherwise (token's) on stdout, escaped as those. */
+void cli_print_json_text(const char *text);
 
 /*
  * Follows the tasks `ids` until each is terminal, drawing progress bars on

@@ -422,10 +422,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
     }
     int exit = CLI_EXIT_OK;
     for (size_t i = 0; i < n; i++) {
-        if (json && rows[i].task) {
-            json_dumpf(rows[i].task, stdout, JSON_COMPACT | JSON_REAL_PRECISION(16));
-            fputc('\n', stdout);
-        }
+        if (json && rows[i].task) cli_print_json_as(rows[i].task, JSON_COMPACT);
         if (rows[i].error[0]) fprintf(stderr, "taskmill watch: %s\n", rows[i].error);
         /* The worst outcome wins: unreachable, refused, not found, not completed. */
         if (rows[i].exit > exit) exit = rows[i].exit;

@@ -124,7 +124,7 @@ static int token_create(const struct token_args *a) {
         buf_puts(&b, ",\"secret\":");
         json_put_str(&b, bearer);
         buf_puts(&b, "}\n");
-        fputs(b.p, stdout);
+        cli_print_json_text(b.p);
         buf_release(&b);
     } else if (rc == 0) {
         printf("%s\n", bearer);
@@ -174,7 +174,10 @@ static int token_list(const struct token_args *a) {
                        created, expires, t[i]->name ? t[i]->name : "");
         }
     }
-    fputs(b.p, stdout);
+    if (a->json)
+        cli_print_json_text(b.p);
+    else
+        fputs(b.p, stdout);
     buf_release(&b);
     tokens_free(t, n);
     return 0;

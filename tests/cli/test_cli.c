@@ -674,7 +674,78 @@ static void test_control_characters_not_printed(void) {
     CHECK_INT(watch_lines, 1);
 }
 
+/* Whether s holds DEL or a C1 control (U+0080 to U+009F) as raw bytes. */
+static bool has_raw_del_or_c1(const char *s) {
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++)
+        if (*u == 0x7f || (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f)) return true;
+    return false;
+}
+
+/* Whether the JSON text out holds `text` at `path` (th_get's dotted path). */
+static bool json_says(const char *out, const char *path, const char *text) {
+    json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    const char *got = j ? th_str(j, path) : NULL;
+    bool same = got && strcmp(got, text) == 0;
+    json_decref(j);
+    return same;
+}
+
+/*
+ * --json escapes DEL and the C1 controls (CSI among them, U+009B) as
+ * \u007f and \u009b: JSON allows them raw, and jansson wrote them so,
+ * straight to the terminal. The same string comes back when parsed, and
+ * other non-ASCII text ('é') stays as it is. get, list and watch.
+ */
+static void test_json_escapes_del_and_c1(void) {
+    const char *text =
+        "a\x7f"
+        "b\xc2\x9b"
+        "2Jc \xc3\xa9t\xc3\xa9";
+    const char *json_text = "a\\u007fb\\u009b2Jc \xc3\xa9t\xc3\xa9";
+    char *id = th_submit(&srv, "c1",
+                         "\"queue\":\"c1q\",\"name\":\"a\\u007fb\\u009b2Jc \xc3\xa9t\xc3\xa9\"");
+    CHECK(id != NULL);
+    if (!id) return;
+    char tid[33], token[33], path[128];
+    CHECK_INT(th_claim(&srv, "c1q", NULL, tid, token), 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/heartbeat", id);
+    CHECK_INT(
+        th_http(&srv, "POST", path,
+                "{\"lease_token\":\"%s\",\"messages\":[{\"level\":\"INFO\",\"text\":\"%s\"}]}",
+                token, json_text)
+            ->status,
+        200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/complete", id);
+    CHECK_INT(th_http(&srv, "POST", path, "{\"lease_token\":\"%s\"}", token)->status, 200);
+    char *get, *list, *watch, *err;
+    int get_rc = cli_run(&srv, NULL, &get, &err, "get", "--json", id);
+    free(err);
+    int list_rc = cli_run(&srv, NULL, &list, &err, "list", "--queue", "c1q", "--json");
+    free(err);
+    int watch_rc = cli_run(&srv, NULL, &watch, &err, "watch", "--json", id);
+    free(err);
+    bool raw = has_raw_del_or_c1(get) || has_raw_del_or_c1(list) || has_raw_del_or_c1(watch);
+    bool same = json_says(get, "messages.0.text", text) && json_says(get, "name", text) &&
+                json_says(list, "tasks.0.name", text) && json_says(watch, "messages.0.text", text);
+    bool escaped = strstr(get, "a\\u007fb\\u009b2Jc \xc3\xa9t\xc3\xa9") &&
+                   strstr(list, "a\\u007fb\\u009b2Jc \xc3\xa9t\xc3\xa9") &&
+                   strstr(watch, "a\\u007fb\\u009b2Jc \xc3\xa9t\xc3\xa9");
+    if (raw || !same || !escaped)
+        printf("    get:\n%s    list:\n%s    watch:\n%s", get, list, watch);
+    free(get);
+    free(list);
+    free(watch);
+    free(id);
+    CHECK_INT(get_rc, 0);
+    CHECK_INT(list_rc, 0);
+    CHECK_INT(watch_rc, 0);
+    CHECK(!raw);
+    CHECK(same);
+    CHECK(escaped);
+}
+
 static const struct th_test tests[] = {
+    {"--json escapes DEL and C1 controls, other text as it is", test_json_escapes_del_and_c1},
     {"schedule create gives an inline task --priority and --max-retries",
      test_schedule_inline_priority_retries},
     {"a trigger's refusal names no flag trigger does not take",

@@ -159,6 +159,41 @@ static void test_token_name_not_utf8(void) {
     free(err);
 }
 
+/* token create --json and token list --json write DEL and a C1 control
+ * (CSI) in a token's name escaped, \u007f and \u009b, as every --json
+ * does (docs/cli.md): the same name when parsed, 'é' as it is. */
+static void test_token_json_escapes_del_and_c1(void) {
+    char store[600];
+    snprintf(store, sizeof store, "sqlite:%s/args-tokens-c1.db", srv.dir);
+    const char *name =
+        "a\x7f"
+        "b\xc2\x9b"
+        "2J \xc3\xa9";
+    char *made = NULL, *listed = NULL, *err = NULL;
+    CHECK_INT(cli_run(&srv, NULL, &made, &err, "token", "create", "--store", store, "--role",
+                      "reader", "--namespace", "default", "--name", name, "--json"),
+              0);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &listed, &err, "token", "list", "--store", store, "--json"), 0);
+    free(err);
+    json_t *m = json_loads(made, 0, NULL), *l = json_loads(listed, 0, NULL);
+    const char *mn = json_string_value(json_object_get(m, "name"));
+    const char *ln = json_string_value(json_object_get(json_array_get(l, 0), "name"));
+    bool same = mn && ln && strcmp(mn, name) == 0 && strcmp(ln, name) == 0;
+    bool raw = strchr(made, 0x7f) || strstr(made, "\xc2\x9b") || strchr(listed, 0x7f) ||
+               strstr(listed, "\xc2\x9b");
+    bool escaped = strstr(made, "a\\u007fb\\u009b2J \xc3\xa9") &&
+                   strstr(listed, "a\\u007fb\\u009b2J \xc3\xa9");
+    if (!same || raw || !escaped) printf("    create:\n%s    list:\n%s", made, listed);
+    json_decref(m);
+    json_decref(l);
+    free(made);
+    free(listed);
+    CHECK(same);
+    CHECK(!raw);
+    CHECK(escaped);
+}
+
 /* Finding: schedule, definition and token took every flag of every verb and
  * ignored the ones the verb does not use (`schedule create --priority 7`
  * made a schedule whose task had no priority, exit 0). */
@@ -543,6 +578,7 @@ static void test_watch_error_printable(void) {
 }
 
 static const struct th_test tests[] = {
+    {"token --json escapes DEL and C1 controls in a name", test_token_json_escapes_del_and_c1},
     {"flag values that are not UTF-8 are refused naming the flag", test_non_utf8_values_refused},
     {"token create --name that is not UTF-8 is refused", test_token_name_not_utf8},
     {"schedule, definition and token verbs take only their flags",
