@@ -295,6 +295,104 @@ static int dow_append(char *out, size_t n, size_t *len, const char *dow, struct 
     return 0;
 }
 
+/* Quartz's fields as it numbers them (day-of-week 1 = Sunday to 7), with
+ * the names it takes; the year is not here: it must be '*'. */
+static const struct quartz_field {
+    const char *name; /* as faults say it */
+    int lo, hi;
+    const char *names; /* 3-letter names, value lo first; NULL: numbers only */
+} quartz_fields[6] = {
+    {"second", 0, 59, NULL},
+    {"minute", 0, 59, NULL},
+    {"hour", 0, 23, NULL},
+    {"day-of-month", 1, 31, NULL},
+    {"month", 1, 12, "JANFEBMARAPRMAYJUNJULAUGSEPOCTNOVDEC"},
+    {"day-of-week", 1, 7, "SUNMONTUEWEDTHUFRISAT"},
+};
+
+/* A whole value of field q, a number or (month, day-of-week) a name in
+ * any case; false when [s, s+len) is neither or outside lo..hi. */
+static bool quartz_value(const struct quartz_field *q, const char *s, size_t len, int *out) {
+    if (len == 0) return false;
+    if (s[0] >= '0' && s[0] <= '9') {
+        int v = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (s[i] < '0' || s[i] > '9') return false;
+            if (v <= q->hi) v = v * 10 + (s[i] - '0');
+        }
+        if (v < q->lo || v > q->hi) return false;
+        *out = v;
+        return true;
+    }
+    if (!q->names || len != 3) return false;
+    for (int i = 0; q->names[3 * i]; i++) {
+        if (strncasecmp(s, q->names + 3 * i, 3) == 0) {
+            *out = q->lo + i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Copies one Quartz field to out, each range whose end comes before its
+ * start (FRI-MON, NOV-FEB, 22-2) written as the two ranges Quartz reads
+ * it as: on from the start to the field's last value, then round from
+ * its first, the step (a-b/s) carried across the wrap (Quartz's addToSet:
+ * FRI-MON/2 is FRI, SUN). Other elements are copied as they are, for
+ * cron_parse (or dow_append) to check: a bound out of range or not a
+ * value is refused there, as Quartz refuses it.
+ */
+static int quartz_unwrap(const struct quartz_field *q, const char *field, char *out, size_t n,
+                         struct scene7_fault *f) {
+    size_t len = 0;
+    out[0] = '\0';
+    for (const char *p = field;; p++) {
+        /* Every element, empty ones too, for cron_parse to refuse those. */
+        size_t el = strcspn(p, ",");
+        const char *sep = p == field ? "" : ",";
+        const char *slash = memchr(p, '/', el);
+        size_t base = slash ? (size_t)(slash - p) : el;
+        const char *dash = memchr(p, '-', base);
+        int a, b, k;
+        if (dash && quartz_value(q, p, (size_t)(dash - p), &a) &&
+            quartz_value(q, dash + 1, base - (size_t)(dash - p) - 1, &b) && b < a) {
+            int step = 1, span = q->hi - q->lo + 1;
+            if (slash) {
+                size_t sl = el - base - 1;
+                step = 0;
+                for (size_t i = 0; i < sl; i++) {
+                    if (slash[1 + i] < '0' || slash[1 + i] > '9') {
+                        step = 0;
+                        break;
+                    }
+                    if (step <= span) step = step * 10 + (slash[1 + i] - '0');
+                }
+                if (step < 1 || step > span)
+                    return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                                       "'execSchedule' %s step '%.*s' is not a number in 1-%d",
+                                       q->name, (int)(sl > 32 ? 32 : sl), slash + 1, span);
+            }
+            /* The values a, a+step, ... up to b + span, each past hi taken
+             * round (less span): `round` is the first of those. */
+            int round = a + (q->hi - a) / step * step + step - span;
+            char st[8] = "";
+            if (step > 1) snprintf(st, sizeof st, "/%d", step);
+            k = round <= b ? snprintf(out + len, n - len, "%s%d-%d%s,%d-%d%s", sep, a, q->hi, st,
+                                      round, b, st)
+                           : snprintf(out + len, n - len, "%s%d-%d%s", sep, a, q->hi, st);
+        } else {
+            k = snprintf(out + len, n - len, "%s%.*s", sep, (int)el, p);
+        }
+        if (k < 0 || (size_t)k >= n - len)
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'execSchedule' is too long");
+        len += (size_t)k;
+        p += el;
+        if (!*p) break;
+    }
+    return 0;
+}
+
 int scene7_exec_schedule_cron(const char *text, char *out, size_t n, struct scene7_fault *f) {
     char copy[SCENE7_SCHEDULE_MAX + 1];
     if (strlen(text) > SCENE7_SCHEDULE_MAX)
@@ -333,11 +431,19 @@ int scene7_exec_schedule_cron(const char *text, char *out, size_t n, struct scen
         return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
                            "'execSchedule' restricts both the day of the month and the day of the "
                            "week; put '?' in one of them");
-    int k = snprintf(out, n, "%s %s %s %s %s ", field[0], field[1], field[2], dom, field[4]);
+    /* Wrap-around ranges become two ranges, field by field, in Quartz's
+     * numbers; day-of-week moves to cron's numbers after. */
+    char unwrapped[6][CRON_MAX_TEXT + 1];
+    const char *quartz[6] = {field[0], field[1], field[2], dom, field[4], dow};
+    for (int i = 0; i < 6; i++)
+        if (quartz_unwrap(&quartz_fields[i], quartz[i], unwrapped[i], sizeof unwrapped[i], f))
+            return -1;
+    int k = snprintf(out, n, "%s %s %s %s %s ", unwrapped[0], unwrapped[1], unwrapped[2],
+                     unwrapped[3], unwrapped[4]);
     if (k < 0 || (size_t)k >= n)
         return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'execSchedule' is too long");
     size_t len = (size_t)k;
-    if (dow_append(out, n, &len, dow, f)) return -1;
+    if (dow_append(out, n, &len, unwrapped[5], f)) return -1;
     struct cron_expr c;
     struct tm_error e;
     err_clear(&e);

@@ -159,7 +159,9 @@ int scene7_basic_parse(const char *header, char *user, size_t user_n, char *pass
  * hours day-of-month month [day-of-week [year]], day-of-week 1 = Sunday
  * to 7 = Saturday) into a taskmill cron expression of six fields (cron.h)
  * in out (n bytes). Five fields are the IPS example's form without a
- * day-of-week; a year must be '*'. Refuses what cron.h cannot express
+ * day-of-week; a year must be '*'. A range whose end comes before its
+ * start wraps round, as Quartz reads it (FRI-MON: FRI, SAT, SUN, MON), and
+ * is written as two ranges. Refuses what cron.h cannot express
  * (L, W, #, a day-of-month and a day-of-week both restricted) and what it
  * refuses, with fault 30001 naming execSchedule. Returns 0 or -1. Pure.
  */

@@ -874,6 +874,66 @@ test('execSchedule: Quartz fields mapped onto cron; what cannot be mapped is ref
   assert.deepEqual(await counts(), before);
 });
 
+test('execSchedule: a wrap-around range (FRI-MON, 6-2, NOV-FEB) fires on the days Quartz reads it as', async () => {
+  const counts = async () => [(await v1(srv, 'GET', '/v1/schedules')).json.schedules.length, await v1count()];
+  const before = await counts();
+  const preview = async (h, n) => {
+    const r = await v1(srv, 'GET', `/v1/schedules/${h}/preview?count=${n}&after=2026-12-07T00:00:00Z`);
+    assert.equal(r.status, 200, r.body);
+    return r.json.fires.map((x) => x.at);
+  };
+  // Monday 7 December 2026, then Friday to Monday each week.
+  const friToMon = ['2026-12-07', '2026-12-11', '2026-12-12', '2026-12-13', '2026-12-14', '2026-12-18',
+    '2026-12-19', '2026-12-20'].map((d) => `${d}T12:00:00.000Z`);
+  for (const exec of ['0 0 12 ? * FRI-MON', '0 0 12 ? * 6-2', '0 0 12 ? * fri-mon *']) {
+    const h = await submitJob({ jobName: `wrap ${exec}`, execSchedule: exec });
+    assert.equal((await v1schedule(h)).cron, '0 0 12 ? * 5-6,0-1', exec);
+    assert.deepEqual(await preview(h, 8), friToMon, exec);
+    const [items] = await scheduledJobs({ companyHandle: 'default', jobHandle: h });
+    assert.equal(items[0].execSchedule, exec);
+    assert.ok([5, 6, 0, 1].includes(items[0].nextFireTime.getUTCDay()), iso(items[0].nextFireTime));
+    await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+  }
+  // With a step: Friday and Sunday.
+  let h = await submitJob({ jobName: 'wrap step', execSchedule: '0 0 12 ? * FRI-MON/2' });
+  assert.deepEqual(await preview(h, 4), ['2026-12-11', '2026-12-13', '2026-12-18', '2026-12-20']
+    .map((d) => `${d}T12:00:00.000Z`));
+  await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+  // Months: November to February.
+  h = await submitJob({ jobName: 'wrap months', execSchedule: '0 0 0 1 NOV-FEB ?' });
+  assert.equal((await v1schedule(h)).cron, '0 0 0 1 11-12,1-2 ?');
+  assert.deepEqual(await preview(h, 5), ['2027-01-01', '2027-02-01', '2027-11-01', '2027-12-01', '2028-01-01']
+    .map((d) => `${d}T00:00:00.000Z`));
+  await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+  assert.deepEqual(await counts(), before);
+
+  // What Quartz refuses stays refused, and nothing is stored.
+  const bad = [
+    ['0 0 12 ? * FRI-', /day-of-week field range 'FRI-' is missing a bound/],
+    ['0 0 12 ? * FRI-XYZ', /day-of-week field 'XYZ' is not a number or a day name/],
+    ['0 0 12 ? * 8-2', /day-of-week '8-2' is out of range 1-7/],
+    ['0 0 12 ? 13-2 *', /month field '13' is out of range 1-12/],
+    ['0 0 12 ? NOV-FEB/0 *', /month step '0' is not a number in 1-12/],
+  ];
+  for (const [exec, why] of bad) {
+    const f = await fault('submitJob', { companyHandle: 'default', jobName: 'bad wrap', execSchedule: exec,
+      uploadUrlsJob: {} });
+    assert.equal(f.code, 30001, exec);
+    assert.equal(f.status, 500, exec);
+    assert.match(f.reason, /^'execSchedule' /, exec);
+    assert.match(f.reason, why, `${exec}: ${f.reason}`);
+  }
+  assert.deepEqual(await counts(), before);
+
+  // v1's cron (Vixie cron's syntax) is unchanged: a reversed range is refused there.
+  const r = await v1(srv, 'POST', '/v1/schedules', { name: 'v1 wrap', cron: '0 0 12 * * FRI-MON',
+    task: { type: 'x' } });
+  assert.equal(r.status, 400, r.body);
+  assert.equal(r.json.error.field, 'cron');
+  assert.match(r.json.error.message, /day-of-week field range 'FRI-MON' is reversed/);
+  assert.deepEqual(await counts(), before);
+});
+
 test('getScheduledJobs lists jobs waiting for their execTime as one-off schedules', async () => {
   const at = new Date(Date.now() + 7200e3).toISOString();
   const w = await submitJob({ jobName: 'later', execTime: at, locale: 'fr-FR', description: 'once', userHandle: 'bo@example.com' });

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/common/cron.h"
+#include "../src/common/tz.h"
 #include "../src/compat/scene7_int.h"
 #include "../src/compat/scene7_soap.h"
 #include "../src/compat/views.h"
@@ -209,6 +211,100 @@ static void test_submit_job(void) {
     CHECK_INT(parse_code(deep), SCENE7_FAULT_INVALID_PARAMETER);
 }
 
+/* execSchedule as cron, or the fault's code (out: the cron text). */
+static int exec_cron(const char *exec, char *out, struct scene7_fault *f) {
+    return scene7_exec_schedule_cron(exec, out, CRON_MAX_TEXT + 1, f) ? f->code : 0;
+}
+
+/* The UTC weekdays (Sunday 0) of the next `n` fires after 2026-12-07
+ * (a Monday), each day once, as a string of digits. */
+static void fire_days(const char *cron, int n, char *days) {
+    struct cron_expr c;
+    struct tm_error e;
+    const struct tz *utc;
+    CHECK_INT(cron_parse(cron, &c, &e), 0);
+    CHECK_INT(tz_get("UTC", &utc, &e), 0);
+    int64_t at = INT64_C(1796601600000); /* 2026-12-07T00:00:00Z */
+    for (int i = 0; i < n; i++) {
+        CHECK_INT(cron_next(&c, utc, at, &at, NULL), 0);
+        days[i] = (char)('0' + (at / 86400000 + 4) % 7);
+    }
+    days[n] = '\0';
+}
+
+/* Quartz reads a range whose end comes first as wrapping round the field
+ * (CronExpression.addToSet): FRI-MON is FRI, SAT, SUN, MON. */
+static void test_exec_schedule_wrap(void) {
+    static const struct {
+        const char *exec, *cron;
+    } good[] = {
+        {"0 0 12 ? * FRI-MON", "0 0 12 ? * 5-6,0-1"},
+        {"0 0 12 ? * fri-mon", "0 0 12 ? * 5-6,0-1"},
+        {"0 0 12 ? * 6-2", "0 0 12 ? * 5-6,0-1"},
+        {"0 0 12 ? * SAT-SUN", "0 0 12 ? * 6-6,0-0"},
+        {"0 0 12 ? * 7-1", "0 0 12 ? * 6-6,0-0"},
+        {"0 0 12 ? * FRI-MON/2", "0 0 12 ? * 5-6/2,0-1/2"},
+        {"0 0 12 ? * WED,FRI-MON", "0 0 12 ? * WED,5-6,0-1"},
+        {"0 0 12 ? * MON-FRI", "0 0 12 ? * MON-FRI"},
+        {"0 0 0 1 NOV-FEB ?", "0 0 0 1 11-12,1-2 ?"},
+        {"0 0 0 1 11-2/2 ?", "0 0 0 1 11-12/2,1-2/2 ?"},
+        {"0 0 0 1 DEC-JAN ?", "0 0 0 1 12-12,1-1 ?"},
+        {"0 0 0 28-3 * ?", "0 0 0 28-31,1-3 * ?"},
+        {"0 0 22-2 * * ?", "0 0 22-23,0-2 * * ?"},
+        {"0 50-10/15 * * * ?", "0 50-59/15,5-10/15 * * * ?"},
+        {"50-10 0 0 * * ?", "50-59,0-10 0 0 * * ?"},
+        {"0 0 0 31-30/30 * ?", "0 0 0 31-31/30,30-30/30 * ?"},
+    };
+    char out[CRON_MAX_TEXT + 1];
+    struct scene7_fault f;
+    struct cron_expr c;
+    struct tm_error e;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        CHECK_INT(exec_cron(good[i].exec, out, &f), 0);
+        CHECK_STR(out, good[i].cron);
+        CHECK_INT(cron_parse(out, &c, &e), 0);
+    }
+    /* The days they fire on. */
+    char days[16];
+    fire_days("0 0 12 ? * 5-6,0-1", 8, days);
+    CHECK_STR(days, "15601560"); /* Monday 7 December first */
+    fire_days("0 0 12 ? * 5-6/2,0-1/2", 4, days);
+    CHECK_STR(days, "5050");
+    CHECK_INT(exec_cron("0 0 0 1 NOV-FEB ?", out, &f), 0);
+    CHECK_INT(cron_parse(out, &c, &e), 0);
+    CHECK_INT(c.month, (1 << 11) | (1 << 12) | (1 << 1) | (1 << 2));
+    CHECK_INT(exec_cron("0 0 22-2 * * ?", out, &f), 0);
+    CHECK_INT(cron_parse(out, &c, &e), 0);
+    CHECK_INT(c.hour, (1 << 22) | (1 << 23) | 1 | 2 | 4);
+
+    /* Still refused, naming execSchedule: what Quartz refuses too. */
+    static const struct {
+        const char *exec, *reason;
+    } bad[] = {
+        {"0 0 12 ? * FRI-", "'execSchedule' day-of-week field range 'FRI-' is missing a bound"},
+        {"0 0 12 ? * -MON", "'execSchedule' day-of-week field range '-MON' is missing a bound"},
+        {"0 0 12 ? * FRI-XYZ",
+         "'execSchedule' day-of-week field 'XYZ' is not a number or a day name"},
+        {"0 0 12 ? * 8-2", "'execSchedule' day-of-week '8-2' is out of range 1-7 (1 = Sunday)"},
+        {"0 0 12 ? * 6-0", "'execSchedule' day-of-week '6-0' is out of range 1-7 (1 = Sunday)"},
+        {"0 0 12 ? 13-2 *", "'execSchedule' month field '13' is out of range 1-12"},
+        {"0 0 12 ? NOV-FEB/0 *", "'execSchedule' month step '0' is not a number in 1-12"},
+        {"0 0 12 ? NOV-FEB/x *", "'execSchedule' month step 'x' is not a number in 1-12"},
+        {"0 0 12 ? * FRI-MON/8", "'execSchedule' day-of-week step '8' is not a number in 1-7"},
+        {"0 0 25-2 * * ?", "'execSchedule' hour field '25' is out of range 0-23"},
+        {"0 0 12 ? * ,FRI-MON",
+         "'execSchedule' day-of-week field ',5-6,0-1' has an empty list "
+         "element"},
+        {"0 0 12 ? * FRI-MON,",
+         "'execSchedule' day-of-week field '5-6,0-1,' has an empty list "
+         "element"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_INT(exec_cron(bad[i].exec, out, &f), SCENE7_FAULT_INVALID_PARAMETER);
+        CHECK_STR(f.reason, bad[i].reason);
+    }
+}
+
 static void test_auth_header(void) {
     struct scene7_request q;
     struct scene7_fault f;
@@ -395,6 +491,7 @@ int main(int argc, char **argv) {
         {"get_active_jobs", test_get_active_jobs},
         {"controls", test_controls},
         {"submit_job", test_submit_job},
+        {"exec_schedule_wrap", test_exec_schedule_wrap},
         {"auth_header", test_auth_header},
         {"bad_xml", test_bad_xml},
         {"basic", test_basic},
