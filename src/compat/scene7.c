@@ -8,7 +8,8 @@
  * auth_check_credentials with the operation's own permission. Every
  * refusal is a SOAP fault (ipsApiFault, authenticationFault,
  * authorizationFault), never v1 JSON; HTTP 500 unless the authHeader asks
- * for another status (faultHttpStatusCode).
+ * for another status (faultHttpStatusCode), and 415 for a body that is
+ * not text/xml (scene7_check_content_type), refused before it is read.
  *
  * Identity: companyHandle is the namespace, jobHandle is the task id (or,
  * for a recurring job, the schedule id: scene7_schedule.c). Reads run on
@@ -727,10 +728,43 @@ static int scene7_authenticate_early(struct req *r) {
                                PERM_ADMIN | PERM_CLIENT | PERM_WORKER | PERM_READER, true);
 }
 
+/*
+ * SOAP 1.1's HTTP binding sends the envelope as text/xml (SOAP 1.1 6.1.1);
+ * application/soap+xml is SOAP 1.2's, which this service does not speak.
+ * Anything else, or none, is refused with 415, as WS-I Basic Profile 1.1
+ * (R1115), SOAP 1.2 part 2 (7.5.2.2) and JAX-WS stacks answer it, in a
+ * fault like every refusal here, before the credentials and the body are
+ * looked at (so the authHeader's faultHttpStatusCode does not apply).
+ * The media type whole, and no parameter but a UTF-8 charset, as
+ * SailPoint's PATCH: "text/xml; charset=utf-8" is what SOAP 1.1 clients
+ * (npm soap, JAX-WS, .NET, Axis) send.
+ */
+static int scene7_check_content_type(struct req *r) {
+    static const char *const soap11[] = {"text/xml", NULL};
+    static const char *const soap12[] = {"application/soap+xml", NULL};
+    const char *ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    char reason[200];
+    if (!ct || !*ct)
+        snprintf(reason, sizeof reason,
+                 "'Content-Type' is missing: a SOAP 1.1 request is sent as 'text/xml'");
+    else if (http_content_type_is(ct, soap11))
+        return 0;
+    else if (http_content_type_is(ct, soap12))
+        snprintf(reason, sizeof reason,
+                 "'Content-Type' 'application/soap+xml' is SOAP 1.2; this service speaks SOAP "
+                 "1.1: send 'text/xml'");
+    else
+        snprintf(reason, sizeof reason,
+                 "'Content-Type' must be 'text/xml' (SOAP 1.1, charset UTF-8), not '%.64s'", ct);
+    scene7_fault_reply(r, 415, "ipsApiFault", SCENE7_FAULT_INVALID_REQUEST_XML, reason);
+    return -1;
+}
+
 static void scene7_service_post(struct req *r) {
     struct scene7_call *c = xcalloc(1, sizeof *c);
     r->owned = c;
     r->owned_free = scene7_call_free;
+    if (scene7_check_content_type(r)) return;
     if (scene7_authenticate_early(r)) return;
     struct scene7_fault f;
     /* The caller's faultHttpStatusCode applies only once it is authenticated. */

@@ -509,6 +509,47 @@ test('bad or missing parameters and unknown jobs are ipsApiFaults; nothing chang
   assert.equal(await v1count(), before);
 });
 
+test('Content-Type: a SOAP 1.1 request is text/xml; any other, or none, is 415 with a fault naming it, nothing stored', async () => {
+  // What the soap client sends, which the rest of this suite shows is taken.
+  await call('getActiveJobs', { companyHandle: 'default' });
+  assert.equal(client.lastRequestHeaders['Content-Type'], 'text/xml; charset=utf-8');
+  const before = await v1count();
+  // faultHttpStatusCode does not apply: the body is not read.
+  const body = envelope('<t:submitJobParam><t:companyHandle>default</t:companyHandle><t:jobName>ct job</t:jobName>'
+    + '<t:uploadUrlsJob/></t:submitJobParam>', authXml(srv.tokenId, srv.token,
+    '<t:faultHttpStatusCode>200</t:faultHttpStatusCode>'));
+  const refused = [
+    [undefined, /^'Content-Type' is missing: a SOAP 1\.1 request is sent as 'text\/xml'$/],
+    ['application/json', /^'Content-Type' must be 'text\/xml' \(SOAP 1\.1, charset UTF-8\), not 'application\/json'$/],
+    ['text/plain;charset=UTF-8', /not 'text\/plain;charset=UTF-8'$/],
+    ['application/xml', /not 'application\/xml'$/],
+    ['text/xml; charset=iso-8859-1', /not 'text\/xml; charset=iso-8859-1'$/],
+    ['application/soap+xml; charset=utf-8', /'application\/soap\+xml' is SOAP 1\.2; this service speaks SOAP 1\.1/],
+  ];
+  for (const [ct, why] of refused) {
+    // A byte body: fetch adds no Content-Type of its own to it.
+    const r = await fetch(`${srv.url}/scene7/services/IpsApiService`, { method: 'POST',
+      headers: { SOAPAction: '""', ...(ct ? { 'Content-Type': ct } : {}) }, body: Buffer.from(body) });
+    const text = await r.text();
+    assert.equal(r.status, 415, `${ct}: ${text}`);
+    assert.equal(r.headers.get('content-type'), 'text/xml; charset=utf-8');
+    assert.match(text, /<faultcode>soapenv:Client<\/faultcode>/);
+    const f = rawFault(text);
+    assert.deepEqual([f.element, f.code], ['ipsApiFault', 30003], ct);
+    assert.match(f.reason, why, ct);
+  }
+  assert.equal(await v1count(), before);
+  for (const ct of ['text/xml', 'Text/XML; charset="UTF-8"']) {
+    const r = await raw(body, { 'Content-Type': ct });
+    assert.equal(r.status, 200, `${ct}: ${r.body}`);
+    const h = /<jobHandle>([0-9a-f]{32})<\/jobHandle>/.exec(r.body)?.[1];
+    assert.ok(h, r.body);
+    assert.equal((await v1get(h)).name, 'ct job');
+    await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+  }
+  assert.equal(await v1count(), before);
+});
+
 test('hostile and malformed XML: INVALID_REQUEST_XML, nothing stored', async () => {
   const before = await v1count();
   const submit = '<t:submitJobParam><t:companyHandle>default</t:companyHandle><t:jobName>&lol9;</t:jobName><t:uploadUrlsJob/></t:submitJobParam>';

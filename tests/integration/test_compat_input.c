@@ -323,6 +323,69 @@ static void test_scene7_company_not_a_name(void) {
     free(id);
 }
 
+/* The Scene7 service took any Content-Type, or none: a SOAP 1.1 request
+ * comes as text/xml, and anything else is 415 with a fault naming
+ * 'Content-Type' (ipsApiFault 30003), nothing stored; text/xml with a UTF-8
+ * charset, as SOAP clients send it, is taken. */
+static void test_scene7_content_type(void) {
+    static const char *const submit =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><s:Envelope "
+        "xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+        "xmlns:t=\"http://www.scene7.com/IpsApi/xsd/2014-04-03\"><s:Body><t:submitJobParam>"
+        "<t:companyHandle>default</t:companyHandle><t:jobName>s7-ct</t:jobName>"
+        "<t:uploadUrlsJob/></t:submitJobParam></s:Body></s:Envelope>";
+    static const struct {
+        const char *header, *reason;
+    } refused[] = {
+        {"Content-Type:", "'Content-Type' is missing"}, /* curl sends none */
+        {"Content-Type: application/x-www-form-urlencoded",
+         "'Content-Type' must be 'text/xml' (SOAP 1.1, charset UTF-8), not "
+         "'application/x-www-form-urlencoded'"},
+        {"Content-Type: application/json", "not 'application/json'"},
+        {"Content-Type: text/plain", "not 'text/plain'"},
+        {"Content-Type: application/xml", "not 'application/xml'"},
+        {"Content-Type: text/xmlx", "not 'text/xmlx'"},
+        {"Content-Type: text/xml; charset=iso-8859-1", "not 'text/xml; charset=iso-8859-1'"},
+        {"Content-Type: text/xml; x=<y>", "not 'text/xml; x=&lt;y&gt;'"},
+        {"Content-Type: application/soap+xml; charset=utf-8",
+         "'application/soap+xml' is SOAP 1.2; this service speaks SOAP 1.1"},
+    };
+    char *before = snapshot();
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const char *const headers[] = {refused[i].header, NULL};
+        struct th_resp *r = th_http_raw(&srv, "POST", "/scene7/services/IpsApiService", submit,
+                                        strlen(submit), headers);
+        char ct[128] = "";
+        th_resp_header(r, "Content-Type", ct, sizeof ct);
+        if (r->status != 415 || strcmp(ct, "text/xml; charset=utf-8") != 0 ||
+            !strstr(r->body, "<faultcode>soapenv:Client</faultcode>") ||
+            !strstr(r->body,
+                    "<ipsApiFault xmlns=\"http://www.scene7.com/IpsApi/xsd/2014-04-03\">"
+                    "<code>30003</code>") ||
+            !strstr(r->body, refused[i].reason))
+            th_fail(__FILE__, __LINE__, "'%s': %ld %s %.500s", refused[i].header, r->status, ct,
+                    r->body);
+    }
+    char *after = snapshot();
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+    static const char *const taken[] = {
+        "Content-Type: text/xml",
+        "Content-Type: text/xml; charset=utf-8",
+        "Content-Type: TEXT/XML;charset=\"UTF-8\"",
+    };
+    for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
+        const char *const headers[] = {taken[i], NULL};
+        struct th_resp *r = th_http_raw(&srv, "POST", "/scene7/services/IpsApiService", submit,
+                                        strlen(submit), headers);
+        if (r->status != 200 || !strstr(r->body, "<submitJobReturn"))
+            th_fail(__FILE__, __LINE__, "'%s': %ld %.300s", taken[i], r->status, r->body);
+    }
+    struct th_resp *r = th_http(&srv, "GET", "/v1/tasks?name_prefix=s7-ct", NULL);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 3);
+}
+
 /* An authorizationFault names the operation the token may not call: the
  * reason named the service's one path ("may not call 'POST
  * /scene7/services/IpsApiService'"), the same for all ten operations. */
@@ -379,6 +442,7 @@ static const struct th_test tests[] = {
     {"scene7_company_not_a_name", test_scene7_company_not_a_name},
     {"sailpoint_patch_media_type", test_sailpoint_patch_media_type},
     {"scene7_authorization_names_operation", test_scene7_authorization_names_operation},
+    {"scene7_content_type", test_scene7_content_type},
     {NULL, NULL},
 };
 
