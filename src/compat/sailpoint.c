@@ -705,6 +705,16 @@ static void sp_oauth_token(struct req *r) {
         reply_error(r, &e);
         return;
     }
+    /* tenant_id: the token's namespace. SailPoint's is always a string (a
+     * token belongs to one tenant), so an admin token, which acts in every
+     * namespace and has r->ns NULL, gives its own home namespace, as
+     * /v1/whoami's token_namespace does, rather than null. */
+    struct token *t = NULL;
+    if (!r->ns && store_token_get(req_store(r), id, &t, &e)) {
+        reply_error(r, &e);
+        return;
+    }
+    const char *tenant = r->ns ? r->ns : t->namespace;
     char bearer[TOKEN_STRING_LEN + 1], jti[ID_LEN + 1];
     snprintf(bearer, sizeof bearer, "tm_%s_%s", id, tsecret);
     id_random_hex(jti);
@@ -715,7 +725,8 @@ static void sp_oauth_token(struct req *r) {
     buf_printf(&b, ",\"token_type\":\"bearer\",\"expires_in\":%d,\"scope\":\"sp:scopes:all\"",
                SP_TOKEN_EXPIRES_S);
     json_put_key(&b, "tenant_id", false);
-    json_put_str(&b, r->ns);
+    json_put_str(&b, tenant);
+    token_free(t);
     json_put_key(&b, "identity_id", false);
     json_put_str(&b, id);
     json_put_key(&b, "jti", false);

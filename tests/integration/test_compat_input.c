@@ -195,6 +195,51 @@ static void test_oauth_token_request(void) {
     th_server_free(&s);
 }
 
+/* The token reply's tenant_id is the token's namespace, a string as
+ * SailPoint's always is: an admin token's (r->ns NULL, as it acts in every
+ * namespace) was null. Now it is the admin token's home namespace. */
+static void test_oauth_token_tenant(void) {
+    struct th_server s;
+    CHECK_INT(th_server_start(&s, NULL), 0);
+    struct th_resp *r =
+        th_http(&s, "POST", "/v1/tokens", "{\"role\":\"admin\",\"namespace\":\"ops-home\"}");
+    CHECK_INT(r->status, 201);
+    char admin_id[32], admin[128], auth[160];
+    snprintf(admin_id, sizeof admin_id, "%s", th_str(r->json, "id"));
+    snprintf(admin, sizeof admin, "%s", th_str(r->json, "secret"));
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin);
+    const char *const ah[] = {auth, NULL};
+    const char *const jh[] = {auth, "Content-Type: application/json", NULL};
+    const char *create = "{\"role\":\"client\",\"namespace\":\"acme\"}";
+    r = th_http_raw(&s, "POST", "/v1/tokens", create, strlen(create), jh);
+    CHECK_INT(r->status, 201);
+    char client_id[32], client[128];
+    snprintf(client_id, sizeof client_id, "%s", th_str(r->json, "id"));
+    snprintf(client, sizeof client, "%s", th_str(r->json, "secret"));
+    static const char *const ns[] = {"ops-home", "acme"};
+    const char *ids[] = {admin_id, client_id}, *secrets[] = {admin, client};
+    for (int i = 0; i < 2; i++) {
+        char body[400];
+        snprintf(body, sizeof body, "grant_type=client_credentials&client_id=%s&client_secret=%s",
+                 ids[i], secrets[i]);
+        r = oauth(&s, NULL, NULL, body);
+        CHECK_INT(r->status, 200);
+        CHECK_STR(th_str(r->json, "access_token"), secrets[i]);
+        CHECK(json_is_string(th_get(r->json, "tenant_id")));
+        CHECK_STR(th_str(r->json, "tenant_id"), ns[i]);
+        CHECK_STR(th_str(r->json, "identity_id"), ids[i]);
+    }
+    /* The admin's bearer still reads every namespace through the view. */
+    const char *task = "{\"type\":\"sp-tenant\",\"namespace\":\"acme\"}";
+    r = th_http_raw(&s, "POST", "/v1/tasks", task, strlen(task), jh);
+    CHECK_INT(r->status, 201);
+    char path[96];
+    snprintf(path, sizeof path, "/beta/task-status/%s", th_str(r->json, "id"));
+    r = th_http_raw(&s, "GET", path, NULL, 0, ah);
+    CHECK_INT(r->status, 200);
+    th_server_free(&s);
+}
+
 /* SailPoint's PATCH takes a JSON Patch: its media type is matched whole,
  * with no parameter but a UTF-8 charset. A prefix match took
  * "application/jsonx" and a Latin-1 charset, and applied the patch. */
@@ -439,6 +484,7 @@ static void test_scene7_authorization_names_operation(void) {
 static const struct th_test tests[] = {
     {"list_parameter_twice", test_list_parameter_twice},
     {"oauth_token_request", test_oauth_token_request},
+    {"oauth_token_tenant", test_oauth_token_tenant},
     {"scene7_company_not_a_name", test_scene7_company_not_a_name},
     {"sailpoint_patch_media_type", test_sailpoint_patch_media_type},
     {"scene7_authorization_names_operation", test_scene7_authorization_names_operation},
