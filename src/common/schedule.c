@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "id.h"
 #include "task_json.h"
 #include "timeutil.h"
 
@@ -26,6 +27,11 @@ static bool name_ok(const char *s, size_t max) {
 }
 
 int schedule_name_check(const char *name, struct tm_error *e) {
+    if (id_is_valid(name))
+        return err_set(e, TM_EINVALID, "name",
+                       "'name' must not be 32 lowercase hex digits: '%s' has the shape of an id, "
+                       "and a path reads it as one",
+                       name);
     if (name_ok(name, SCHEDULE_NEW_NAME_MAX) && !strchr(name, '/') && !strstr(name, "%00"))
         return 0;
     return err_set(e, TM_EINVALID, "name",

@@ -94,9 +94,11 @@ int64_t schedule_slot_delay_ms(const struct schedule *s, const char *id, int64_t
  * SCHEDULE_NEW_NAME_MAX bytes, no control characters, no '/' and no "%00",
  * so that the name is always one path segment the server routes
  * (/v1/schedules/{name}, percent-encoded; a path holding "%00" is refused
- * and a segment is at most 127 bytes). TM_EINVALID naming "name", or 0.
- * schedule_parse does not apply it, so that names stored before the rule
- * (and the Scene7 view's jobNames) stay readable.
+ * and a segment is at most 127 bytes), and not 32 lowercase hex digits:
+ * a path's segment of that shape is read as an id first, so such a name
+ * could be another one's id and would not reach its own. TM_EINVALID
+ * naming "name", or 0. schedule_parse does not apply it, so that names
+ * stored before the rule (and the Scene7 view's jobNames) stay readable.
  */
 int schedule_name_check(const char *name, struct tm_error *e);
 

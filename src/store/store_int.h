@@ -165,6 +165,10 @@ struct store_backend {
                      bool insert); /* TM_ECONFLICT: the id or (namespace, name) is taken */
     int (*doc_load)(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
                     struct store_doc *out); /* locked (FOR UPDATE) */
+    /* The id of the doc named `name` in namespace ns, by its name alone (not
+     * one whose id reads so); TM_ENOT_FOUND when none. */
+    int (*doc_name_owner)(struct store *s, enum store_doc_kind k, const char *ns, const char *name,
+                          char id[ID_LEN + 1]);
     int (*doc_delete)(struct store *s, enum store_doc_kind k, const char *ns, const char *id);
     /* Schedules with next_at <= now, locked, skipping locked ones. */
     int (*sched_due)(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n);

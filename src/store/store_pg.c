@@ -3080,6 +3080,7 @@ const struct store_backend store_pg_backend = {
     .stats_read = pg_stats_read,
     .doc_write = pg_doc_write,
     .doc_load = pg_doc_load,
+    .doc_name_owner = pg_doc_name_owner,
     .doc_delete = pg_doc_delete,
     .sched_due = pg_sched_due,
     .sched_next_at = pg_sched_next_at,

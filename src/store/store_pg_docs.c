@@ -55,6 +55,22 @@ int pg_doc_load(struct store *s, enum store_doc_kind k, const char *ns, const ch
     return get_on(pg_writer(s), k, ns, key, true, out);
 }
 
+int pg_doc_name_owner(struct store *s, enum store_doc_kind k, const char *ns, const char *name,
+                      char id[ID_LEN + 1]) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE namespace=$1 AND name=$2", table(k));
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, ns);
+    pgp_text(&p, name);
+    PGresult *r = NULL;
+    int rc = pg_run_sql(pg_writer(s), sql, &p, &r);
+    if (rc == 0 && PQntuples(r) == 0) rc = TM_ENOT_FOUND;
+    if (rc == 0) snprintf(id, ID_LEN + 1, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
 int pg_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
                struct store_doc *out) {
     struct pg_conn *c = pg_reader_take(s);

@@ -222,6 +222,8 @@ int pg_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc 
 int pg_doc_load(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
                 struct store_doc *out);
 int pg_doc_delete(struct store *s, enum store_doc_kind k, const char *ns, const char *id);
+int pg_doc_name_owner(struct store *s, enum store_doc_kind k, const char *ns, const char *name,
+                      char id[ID_LEN + 1]);
 int pg_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n);
 int pg_sched_next_at(struct store *s, int64_t *at);
 int pg_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f);

@@ -522,11 +522,12 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
         d->created_at = now;
     }
     /* A name another one of the namespace has is refused (checked first, so
-     * PostgreSQL's transaction is not aborted by the unique key). */
-    struct store_doc other = {0};
-    rc = be->doc_load(s, op->doc_kind, d->ns, d->name, &other);
-    bool taken = rc == 0 && strcmp(other.id, d->id) != 0;
-    store_doc_release(&other);
+     * PostgreSQL's transaction is not aborted by the unique key). By name
+     * alone: a name that reads as another one's id is not that one's name
+     * (doc_load, which takes an id or a name, found it, and a false 409). */
+    char owner[ID_LEN + 1];
+    rc = be->doc_name_owner(s, op->doc_kind, d->ns, d->name, owner);
+    bool taken = rc == 0 && strcmp(owner, d->id) != 0;
     if (rc && rc != TM_ENOT_FOUND) goto out;
     if (taken) {
         rc = err_set(&op->err, TM_ECONFLICT, "name", "a %s named '%s' exists already",

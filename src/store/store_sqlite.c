@@ -1660,6 +1660,7 @@ const struct store_backend store_sqlite_backend = {
     .stats_read = sq_stats_read,
     .doc_write = sq_doc_write,
     .doc_load = sq_doc_load,
+    .doc_name_owner = sq_doc_name_owner,
     .doc_delete = sq_doc_delete,
     .sched_due = sq_sched_due,
     .sched_next_at = sq_sched_next_at,

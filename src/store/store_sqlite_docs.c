@@ -57,6 +57,21 @@ int sq_doc_load(struct store *s, enum store_doc_kind k, const char *ns, const ch
     return get_on(sq_writer_db(s), k, ns, key, out);
 }
 
+int sq_doc_name_owner(struct store *s, enum store_doc_kind k, const char *ns, const char *name,
+                      char id[ID_LEN + 1]) {
+    sqlite3 *db = sq_writer_db(s);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE namespace=?1 AND name=?2", table(k));
+    sqlite3_stmt *st;
+    if (sq_prepare(db, sql, &st)) return TM_EINTERNAL;
+    sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int ret = sq_step_one(db, st, "read document name");
+    if (!ret) snprintf(id, ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return ret;
+}
+
 int sq_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
                struct store_doc *out) {
     void *conn;

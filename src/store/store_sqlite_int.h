@@ -129,6 +129,8 @@ int sq_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc 
 int sq_doc_load(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
                 struct store_doc *out);
 int sq_doc_delete(struct store *s, enum store_doc_kind k, const char *ns, const char *id);
+int sq_doc_name_owner(struct store *s, enum store_doc_kind k, const char *ns, const char *name,
+                      char id[ID_LEN + 1]);
 int sq_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t max, size_t *n);
 int sq_sched_next_at(struct store *s, int64_t *at);
 int sq_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f);

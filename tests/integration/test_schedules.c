@@ -228,8 +228,9 @@ static long count_docs(const char *collection) {
     return r->status == 200 ? (long)json_array_size(th_get(r->json, collection)) : -1;
 }
 
-/* A name is one path segment the server routes: '/', "%00" and more than
- * 127 bytes are refused; any other name is reached by it, percent-encoded. */
+/* A name is one path segment the server routes: '/', "%00", more than 127
+ * bytes and 32 lowercase hex (an id's shape, which a path reads as an id)
+ * are refused; any other name is reached by it, percent-encoded. */
 static void test_names_are_path_segments(void) {
     char n127[128], n128[129];
     memset(n127, 'm', 127);
@@ -257,6 +258,48 @@ static void test_names_are_path_segments(void) {
     }
     CHECK_INT(count_docs("schedules"), scheds);
     CHECK_INT(count_docs("definitions"), defs);
+    /* A name of an id's shape: another's id (it was a false 409, and by
+     * path the other one answers), or no one's, is refused too. */
+    struct th_resp *r0 = th_http(&srv, "POST", "/v1/schedules",
+                                 "{\"name\":\"idt\",\"cron\":\"@hourly\",\"paused\":true,"
+                                 "\"task\":{\"type\":\"x\"}}");
+    CHECK_INT(r0->status, 201);
+    char other[33] = "";
+    if (th_str(r0->json, "id")) snprintf(other, sizeof other, "%s", th_str(r0->json, "id"));
+    r0 = th_http(&srv, "POST", "/v1/definitions", "{\"name\":\"idd\",\"type\":\"x\"}");
+    CHECK_INT(r0->status, 201);
+    char other_def[33] = "";
+    if (th_str(r0->json, "id")) snprintf(other_def, sizeof other_def, "%s", th_str(r0->json, "id"));
+    scheds = count_docs("schedules");
+    defs = count_docs("definitions");
+    const char *idlike[] = {other, other_def, "0123456789abcdef0123456789abcdef"};
+    for (size_t i = 0; i < 3; i++) {
+        r0 = th_http(&srv, "POST", "/v1/schedules",
+                     "{\"name\":\"%s\",\"cron\":\"@hourly\",\"paused\":true,"
+                     "\"task\":{\"type\":\"x\"}}",
+                     idlike[i]);
+        CHECK_INT(r0->status, 400);
+        CHECK_STR(th_str(r0->json, "error.field"), "name");
+        r0 =
+            th_http(&srv, "POST", "/v1/definitions", "{\"name\":\"%s\",\"type\":\"x\"}", idlike[i]);
+        CHECK_INT(r0->status, 400);
+        CHECK_STR(th_str(r0->json, "error.field"), "name");
+        r0 = th_http(&srv, "PUT", "/v1/schedules/idt",
+                     "{\"name\":\"%s\",\"cron\":\"@hourly\",\"task\":{\"type\":\"x\"}}", idlike[i]);
+        CHECK_INT(r0->status, 400);
+        CHECK_STR(th_str(r0->json, "error.field"), "name");
+    }
+    CHECK_INT(count_docs("schedules"), scheds);
+    CHECK_INT(count_docs("definitions"), defs);
+    r0 = th_http(&srv, "GET", "/v1/schedules/idt", NULL);
+    CHECK_STR(th_str(r0->json, "id"), other);
+    /* Upper-case hex is not an id's shape: a name like any other. */
+    r0 = th_http(&srv, "POST", "/v1/definitions",
+                 "{\"name\":\"0123456789ABCDEF0123456789ABCDEF\",\"type\":\"x\"}");
+    CHECK_INT(r0->status, 201);
+    th_http(&srv, "DELETE", "/v1/definitions/0123456789ABCDEF0123456789ABCDEF", NULL);
+    th_http(&srv, "DELETE", "/v1/schedules/idt", NULL);
+    th_http(&srv, "DELETE", "/v1/definitions/idd", NULL);
     /* A rename to such a name is refused too, the schedule kept. */
     struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
                                 "{\"name\":\"q?r #s\",\"cron\":\"@hourly\",\"paused\":true,"
@@ -1684,7 +1727,7 @@ int main(int argc, char **argv) {
         {"a definition's type and texts are checked as a task's",
          test_definition_checked_as_a_task},
         {"schedules: bad input named, nothing stored", test_schedule_bad_input},
-        {"names: '/', '%00' and over 127 bytes refused, the rest reached by path",
+        {"names: '/', '%00', over 127 bytes and an id's shape refused, the rest reached by path",
          test_names_are_path_segments},
         {"an interval schedule fires each slot, tasks launched by it", test_interval_fires},
         {"a catch-up window under the firing delay misses no on-time slot",

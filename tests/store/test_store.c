@@ -2428,6 +2428,53 @@ static void test_rename_meets_a_name_being_inserted(void) {
 }
 
 /*
+ * A name that reads as another doc's id is not that doc's name: the store
+ * creates it, and a rename to it, rather than a false 409 (its check looked
+ * the name up as an id or a name). The v1 API refuses such names (400
+ * 'name'); the store does not judge names.
+ */
+static void test_name_like_another_id_is_not_taken(void) {
+    struct store *s = open_store(0);
+    CHECK(s);
+    if (!s) return;
+    char aid[ID_LEN + 1], bid[ID_LEN + 1], cid[ID_LEN + 1];
+    doc_create(s, doc_new("dr-idname"), STORE_DOC_DEFINITION, aid);
+    struct store_op op;
+    struct store_doc *d = doc_new(aid);
+    doc_put_op(&op, d, true);
+    CHECK_INT(store_run(s, &op), 0);
+    CHECK_INT(op.err.code, 0);
+    memcpy(bid, d->id, ID_LEN + 1);
+    store_op_release(&op);
+    store_doc_release(d);
+    free(d);
+    /* A rename of a third to the first's id as well: its own name is taken
+     * now (by the second), and only that is a 409. */
+    doc_create(s, doc_new("dr-idname-c"), STORE_DOC_DEFINITION, cid);
+    d = doc_new(aid);
+    memcpy(d->id, cid, ID_LEN + 1);
+    doc_put_op(&op, d, false);
+    store_run(s, &op);
+    CHECK_INT(op.err.code, TM_ECONFLICT);
+    CHECK_STR(op.err.field, "name");
+    store_op_release(&op);
+    store_doc_release(d);
+    free(d);
+    struct store_doc got;
+    struct tm_error e;
+    CHECK_INT(store_doc_get(s, STORE_DOC_DEFINITION, "dr", bid, &got, &e), 0);
+    CHECK_STR(got.name, aid);
+    store_doc_release(&got);
+    CHECK_INT(store_doc_get(s, STORE_DOC_DEFINITION, "dr", aid, &got, &e), 0);
+    CHECK_STR(got.name, "dr-idname"); /* by id first */
+    store_doc_release(&got);
+    CHECK_INT(store_doc_get(s, STORE_DOC_DEFINITION, "dr", cid, &got, &e), 0);
+    CHECK_STR(got.name, "dr-idname-c");
+    store_doc_release(&got);
+    store_close(s);
+}
+
+/*
  * A schedule whose inline task has an idempotency key, triggered while
  * another transaction (another node) inserts a task with that key: the
  * launch's insert is refused, its savepoint undoes it, and the trigger
@@ -3590,6 +3637,8 @@ static const struct th_test tests[] = {
     {"a batch that loses a deadlock is applied again, once", test_batch_retried_after_deadlock},
     {"a rename meets a name another transaction is inserting: its own 409, the batch goes on",
      test_rename_meets_a_name_being_inserted},
+    {"a name that reads as another doc's id is not taken by it: created, no false 409",
+     test_name_like_another_id_is_not_taken},
     {"a schedule's launch meets its idempotency key being inserted: it finds that task",
      test_schedule_launch_meets_a_key_being_inserted},
     {"fire rows past the events' age go, in steps; each schedule's newest 1,000 stay",
