@@ -10,12 +10,14 @@
  */
 #include "tz.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "xalloc.h"
@@ -29,6 +31,11 @@
 #define TZ_OFFSET_MAX (26 * 3600)
 /* The longest footer taken (real ones are under 60 characters). */
 #define TZ_FOOTER_MAX 127
+/* A loaded zone's file is looked at (one stat) at most this often, and
+ * read again when it changed: a tzdata upgrade under a running server. */
+#define TZ_RECHECK_MS 10000
+/* The longest zone directory taken from TZDIR. */
+#define TZ_DIR_MAX 1024
 
 /* One date rule of a POSIX TZ string: Jn (day 1..365, 29 February never
  * counted), n (day 0..365, counted), or Mm.w.d (day d of week w of month
@@ -62,7 +69,16 @@ struct tz {
     struct tz_type *types;
     struct tz_posix footer;
     int32_t off_min, off_max; /* over every type and the footer */
-    struct tz *next;          /* the cache's list */
+    struct tz *next;          /* the cache's list, or the retired ones' */
+    /* The file it was read from, as it was then (none for the built-in
+     * UTC), and when it was last compared with the file: under the
+     * cache's lock, unlike the zone itself. */
+    bool from_file;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    int64_t checked_ms; /* CLOCK_MONOTONIC */
 };
 
 /* ---- Calendar ---- */
@@ -526,10 +542,26 @@ static bool tz_name_is_valid(const char *name) {
     return true; /* no '.', so no ".." either */
 }
 
-/* The zone file's bytes, or NULL when there is no regular file of a sane size. */
-static uint8_t *tz_file_read(const char *name, size_t *len) {
-    char path[sizeof TZ_DIR + TZ_NAME_MAX + 2];
-    snprintf(path, sizeof path, "%s/%s", TZ_DIR, name);
+/* Where zones are read: $TZDIR when set (as glibc takes it), else TZ_DIR.
+ * Read once, under the cache's lock. */
+static const char *tz_dir(void) {
+    static char dir[TZ_DIR_MAX + 1];
+    if (!dir[0]) {
+        const char *env = getenv("TZDIR");
+        snprintf(dir, sizeof dir, "%s", env && env[0] && strlen(env) <= TZ_DIR_MAX ? env : TZ_DIR);
+    }
+    return dir;
+}
+
+static void tz_path(char *path, size_t size, const char *name) {
+    snprintf(path, size, "%s/%s", tz_dir(), name);
+}
+
+/* The zone file's bytes and its stat, or NULL when there is no regular
+ * file of a sane size. */
+static uint8_t *tz_file_read(const char *name, size_t *len, struct stat *st_out) {
+    char path[TZ_DIR_MAX + TZ_NAME_MAX + 2];
+    tz_path(path, sizeof path, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return NULL;
     struct stat st;
@@ -549,6 +581,7 @@ static uint8_t *tz_file_read(const char *name, size_t *len) {
         got += (size_t)r;
     }
     *len = n;
+    *st_out = st;
 out:
     close(fd);
     return data;
@@ -556,6 +589,32 @@ out:
 
 static pthread_mutex_t tz_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tz *tz_cache; /* guarded by tz_cache_lock; entries immutable */
+/* Zones whose file changed since they were read: out of the cache, and
+ * kept until tz_cache_clear, as callers may still hold them. One per
+ * change of a zone's file, which tzdata upgrades make a few times a year. */
+static struct tz *tz_retired;
+
+static int64_t tz_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether z's file is no longer the one it was read from (replaced, as
+ * dpkg does, or rewritten, or gone); checked at most every TZ_RECHECK_MS.
+ * A stat that fails otherwise (EACCES, EMFILE) keeps the zone. Under the
+ * cache's lock. */
+static bool tz_file_changed(struct tz *z) {
+    int64_t now = tz_mono_ms();
+    if (!z->from_file || now - z->checked_ms < TZ_RECHECK_MS) return false;
+    z->checked_ms = now;
+    char path[TZ_DIR_MAX + TZ_NAME_MAX + 2];
+    tz_path(path, sizeof path, z->name);
+    struct stat st;
+    if (stat(path, &st) != 0) return errno == ENOENT || errno == ENOTDIR;
+    return st.st_dev != z->dev || st.st_ino != z->ino || st.st_size != z->size ||
+           st.st_mtim.tv_sec != z->mtime.tv_sec || st.st_mtim.tv_nsec != z->mtime.tv_nsec;
+}
 
 static struct tz *tz_utc_new(void) {
     struct tz *z = xcalloc(1, sizeof *z);
@@ -572,19 +631,35 @@ int tz_get(const char *name, const struct tz **out, struct tm_error *e) {
                        name);
     int rc = 0;
     pthread_mutex_lock(&tz_cache_lock);
-    struct tz *z = tz_cache;
-    while (z && strcmp(z->name, name) != 0)
-        z = z->next;
+    struct tz **at = &tz_cache, *z;
+    while ((z = *at) && strcmp(z->name, name) != 0)
+        at = &z->next;
+    if (z && tz_file_changed(z)) {
+        /* Read again as at first use; the old one retired, not freed. */
+        *at = z->next;
+        z->next = tz_retired;
+        tz_retired = z;
+        z = NULL;
+    }
     if (!z) {
         /* Loaded under the lock, so that each name is read once. */
         bool leap = false;
+        struct stat st = {0};
         if (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0) {
             z = tz_utc_new();
         } else {
             size_t len = 0;
-            uint8_t *data = tz_file_read(name, &len);
+            uint8_t *data = tz_file_read(name, &len, &st);
             if (data) z = tz_parse(data, len, &leap);
             free(data);
+            if (z) {
+                z->from_file = true;
+                z->dev = st.st_dev;
+                z->ino = st.st_ino;
+                z->size = st.st_size;
+                z->mtime = st.st_mtim;
+                z->checked_ms = tz_mono_ms();
+            }
         }
         if (z) {
             z->name = xstrdup(name);
@@ -605,10 +680,13 @@ int tz_get(const char *name, const struct tz **out, struct tm_error *e) {
 
 void tz_cache_clear(void) {
     pthread_mutex_lock(&tz_cache_lock);
-    while (tz_cache) {
-        struct tz *next = tz_cache->next;
-        tz_free(tz_cache);
-        tz_cache = next;
+    struct tz **lists[] = {&tz_cache, &tz_retired};
+    for (int i = 0; i < 2; i++) {
+        while (*lists[i]) {
+            struct tz *next = (*lists[i])->next;
+            tz_free(*lists[i]);
+            *lists[i] = next;
+        }
     }
     pthread_mutex_unlock(&tz_cache_lock);
 }

@@ -9,11 +9,16 @@
  * footer, which rules every instant after the last transition), and never
  * reads or changes TZ.
  *
- * Zones come from TZ_DIR/<Name> (Debian's tzdata package) and are loaded
- * once per name into a process-wide cache guarded by a mutex. A loaded zone
- * is immutable and shared: callers borrow it until tz_cache_clear (tests
- * only), so lookups take no lock. "UTC" and "Etc/UTC" are built in and work
- * without tzdata. Zones with leap seconds (right/...) are refused.
+ * Zones come from $TZDIR/<Name> when the environment sets TZDIR (as glibc
+ * reads it), else TZ_DIR/<Name> (Debian's tzdata package), and are loaded
+ * into a process-wide cache guarded by a mutex. A loaded zone is immutable
+ * and shared: callers borrow it until tz_cache_clear (tests only), so
+ * reading it takes no lock. A lookup compares the zone's file with the one
+ * it was read from at most every 10 s (one stat) and reads it again when it
+ * changed (a tzdata upgrade under a running server: new DST rules); the
+ * zone it replaces stays valid for its borrowers. "UTC" and "Etc/UTC" are
+ * built in and work without tzdata. Zones with leap seconds (right/...)
+ * are refused.
  *
  * Times are int64 seconds: UTC instants since the epoch, and "local
  * seconds", the reading of a zone's wall clock counted as if it were UTC.
@@ -40,7 +45,9 @@ struct tz; /* immutable once loaded; shared */
  * is letters, digits, '/', '_', '-' and '+', not starting or ending with
  * '/', with no empty part. Returns 0 and sets *out (borrowed: valid until
  * tz_cache_clear; never free it), or TM_EINVALID with field "timezone" for
- * a bad name or one that is not a TZif file under TZ_DIR.
+ * a bad name or one that is not a TZif file under the zone directory.
+ * Later calls give the zone as its file is then (read again once it
+ * changed, within 10 s).
  */
 int tz_get(const char *name, const struct tz **out, struct tm_error *e);
 /* The name the zone was loaded by. */

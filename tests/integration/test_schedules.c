@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -912,6 +913,101 @@ static void test_preview_dst(void) {
     th_http(&srv, "DELETE", "/v1/schedules/ny", NULL);
 }
 
+/* Copies the file `from` to `to`; false on any failure. */
+static bool file_copy(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    char buf[4096];
+    size_t n;
+    bool ok = in && out;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    if (in) fclose(in);
+    if (out && fclose(out)) ok = false;
+    return ok;
+}
+
+/* A zone directory of its own for a server's TZDIR: Test/Swap there is a
+ * copy of the system's `zone` (NULL: none). Its path into dir. */
+static bool zone_dir_make(char dir[256], const char *zone) {
+    snprintf(dir, 256, "%s/taskmill-tz-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir)) return false;
+    char path[400];
+    snprintf(path, sizeof path, "%s/Test", dir);
+    if (mkdir(path, 0755)) return false;
+    if (!zone) return true;
+    char from[200];
+    snprintf(from, sizeof from, "/usr/share/zoneinfo/%s", zone);
+    snprintf(path, sizeof path, "%s/Test/Swap", dir);
+    return file_copy(from, path);
+}
+
+static void zone_dir_remove(const char *dir) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) {
+    }
+}
+
+/* Whether the first slot of schedule `name` after 2026-06-01T00:00:00Z is `at`. */
+static bool first_slot_is(struct th_server *s, const char *name, const char *at) {
+    char path[200];
+    snprintf(path, sizeof path, "/v1/schedules/%s/preview?count=1&after=2026-06-01T00:00:00Z",
+             name);
+    const char *got = th_str(th_http(s, "GET", path, NULL)->json, "fires.0.at");
+    return got && strcmp(got, at) == 0;
+}
+
+/*
+ * A server reads its zones from $TZDIR when set, and a zone file replaced
+ * under it (a tzdata upgrade: new rules) is read again, without a restart:
+ * Test/Swap goes from UTC+5 (Etc/GMT-5) to UTC-3 (Etc/GMT+3) by a rename,
+ * as dpkg replaces a file, and noon there moves from 07:00Z to 15:00Z. A
+ * zone the directory lacks is refused, though the system has it.
+ */
+static void test_zone_file_replaced_is_read_again(void) {
+    char dir[256];
+    CHECK(zone_dir_make(dir, "Etc/GMT-5"));
+    struct th_server s;
+    setenv("TZDIR", dir, 1);
+    int started = th_server_start(&s, NULL);
+    unsetenv("TZDIR");
+    if (started) {
+        zone_dir_remove(dir);
+        CHECK(started == 0);
+    }
+    struct th_resp *r = th_http(&s, "POST", "/v1/schedules",
+                                "{\"name\":\"ny\",\"cron\":\"0 12 * * *\",\"timezone\":"
+                                "\"America/New_York\",\"paused\":true,\"task\":{\"type\":\"x\"}}");
+    long ny_status = r->status;
+    char ny_field[64] = "";
+    if (th_str(r->json, "error.field"))
+        snprintf(ny_field, sizeof ny_field, "%s", th_str(r->json, "error.field"));
+    long scheds =
+        (long)json_array_size(th_get(th_http(&s, "GET", "/v1/schedules", NULL)->json, "schedules"));
+    r = th_http(&s, "POST", "/v1/schedules",
+                "{\"name\":\"swap\",\"cron\":\"0 12 * * *\",\"timezone\":\"Test/Swap\","
+                "\"paused\":true,\"task\":{\"type\":\"x\"}}");
+    long status = r->status;
+    bool before = first_slot_is(&s, "swap", "2026-06-01T07:00:00.000Z");
+    char from[200], tmp[400], to[400];
+    snprintf(from, sizeof from, "/usr/share/zoneinfo/Etc/GMT+3");
+    snprintf(tmp, sizeof tmp, "%s/Test/.Swap.new", dir);
+    snprintf(to, sizeof to, "%s/Test/Swap", dir);
+    bool swapped = file_copy(from, tmp) && rename(tmp, to) == 0, after = false;
+    if (swapped && before)
+        TRY_WAIT_UNTIL(after, first_slot_is(&s, "swap", "2026-06-01T15:00:00.000Z"), 30000,
+                       "noon in Test/Swap to follow its new file");
+    th_server_free(&s);
+    zone_dir_remove(dir);
+    CHECK_INT(ny_status, 400);
+    CHECK_STR(ny_field, "timezone");
+    CHECK_INT(scheds, 0);
+    CHECK_INT(status, 201);
+    CHECK(before);
+    CHECK(swapped);
+    CHECK(after);
+}
+
 /* Down for a while: slots inside the catch-up window run once each, older ones are counted. */
 static void test_catchup_and_kill9(void) {
     struct th_server s;
@@ -1761,6 +1857,8 @@ int main(int argc, char **argv) {
          test_two_pauses_keep_slots_between},
         {"last_error is the last outcome's; null is an absent field; an empty name's rule",
          test_last_error_cleared_and_nulls},
+        {"a zone file replaced under a running server is read again (TZDIR)",
+         test_zone_file_replaced_is_read_again},
         {"two nodes fire each slot once", test_two_nodes},
         {"three nodes, clocks 5 s apart: each slot fired once, none left out",
          test_nodes_with_clocks_apart},
