@@ -69,6 +69,12 @@ struct store {
     int64_t due_locked_until;  /* due tasks are others' locked rows: not before (shared) */
     struct store_cache *cache; /* store_cache.c; NULL: none (a shared backend, or off) */
     int64_t due_checked;       /* wall ms next_due was last read (shared backends) */
+    /* Schedules this node cannot read, left to the nodes that can until
+     * `until` (store_sched_hold); "" is a free entry. */
+    struct {
+        char id[ID_LEN + 1];
+        int64_t until;
+    } sched_held[16];
     uint64_t rng;
     /* Queue settings read recently (at read_at); emptied when a batch rolls
      * back. A shared backend's entries live a second: another node may set them. */
@@ -1080,6 +1086,25 @@ int64_t store_clock_offset_ms(struct store *s) {
     int64_t off = s->stats.clock_measured ? s->stats.clock_offset_ms : 0;
     pthread_mutex_unlock(&s->lock);
     return off;
+}
+
+bool store_sched_is_held(struct store *s, const char *id, int64_t now) {
+    for (size_t i = 0; i < sizeof s->sched_held / sizeof s->sched_held[0]; i++)
+        if (s->sched_held[i].until > now && strcmp(s->sched_held[i].id, id) == 0) return true;
+    return false;
+}
+
+void store_sched_hold(struct store *s, const char *id, int64_t until) {
+    size_t n = sizeof s->sched_held / sizeof s->sched_held[0], at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s->sched_held[i].id, id) == 0) {
+            at = i;
+            break;
+        }
+        if (s->sched_held[i].until < s->sched_held[at].until) at = i; /* the oldest goes */
+    }
+    store_copy_str(s->sched_held[at].id, sizeof s->sched_held[at].id, id);
+    s->sched_held[at].until = until;
 }
 
 void store_count_schedule_unreadable(struct store *s) {

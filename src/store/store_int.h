@@ -488,6 +488,11 @@ void store_batch_failed(struct batch *b, int rc);
 bool store_batch_has_failed(const struct batch *b);
 void store_count_schedules(struct store *s, int64_t fires, int64_t missed); /* for /metrics */
 void store_count_schedule_unreadable(struct store *s);                      /* for /metrics */
+/* Holds schedule `id` back on this node until `until` (wall ms): a schedule
+ * it cannot read, left to the nodes that can. Writer thread only; a few
+ * are remembered (16), the one held longest ago forgotten first. */
+void store_sched_hold(struct store *s, const char *id, int64_t until);
+bool store_sched_is_held(struct store *s, const char *id, int64_t now);
 /* How far the database's clock was ahead of this node's at its last check
  * (negative: this node is ahead); 0 before one, and on SQLite (one node). */
 int64_t store_clock_offset_ms(struct store *s);

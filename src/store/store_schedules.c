@@ -53,6 +53,7 @@
 #define MISSED_SCAN_MAX     100000 /* a cron's slots counted as missed one by one */
 #define ACTIVE_MAX          8      /* unfinished runs remembered per schedule */
 #define UNREADABLE_RETRY_MS 60000  /* a schedule whose body does not parse: tried again then */
+#define UNREADABLE_GRACE_MS 10000  /* shared: left to the nodes that read it for so long */
 #define SKIPS_MAX           32     /* pauses' skips marked at once (more: the last two merge) */
 #define LOCKED_RETRY_MS     50     /* due schedules other transactions hold: looked at then */
 #define CLOCK_TRUST_MS      60000 /* a measured clock offset past this is not used (sched_offset) */
@@ -394,12 +395,26 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
     struct tm_error e;
     err_clear(&e);
     if (sched_parse(&d, &sc, &paused, &e)) {
-        /* Unreadable now, maybe not for good (a zone gone from tzdata until
-         * tzdata-legacy is installed, a zone file not opened this once, a
-         * field only a newer node knows): shown as an error and tried again
-         * a minute on, so that it fires again by itself once the cause is
-         * gone. Its cursor stays, so the slots in between are caught up or
-         * counted missed as after a downtime. */
+        /* Unreadable here, perhaps not on the other nodes (a rolling
+         * upgrade: a field or a zone only a newer node knows): left to them
+         * as it is, its due time, cursor and state unwritten, so that they
+         * fire it on time, and not loaded here again until it has been due
+         * for UNREADABLE_GRACE_MS (sched_due still locks its row for this
+         * batch, as any due row: others look again LOCKED_RETRY_MS on).
+         * This node used to write its error and next_at a minute on,
+         * holding the slots back on every node. */
+        if (be->shared && now < d.next_at + UNREADABLE_GRACE_MS) {
+            store_sched_hold(s, d.id, d.next_at + UNREADABLE_GRACE_MS);
+            store_doc_release(&d);
+            return 0;
+        }
+        /* Unreadable now on every node (or the only one), maybe not for
+         * good (a zone gone from tzdata until tzdata-legacy is installed, a
+         * zone file not opened this once, a field only a newer node knows):
+         * shown as an error and tried again a minute on, so that it fires
+         * again by itself once the cause is gone. Its cursor stays, so the
+         * slots in between are caught up or counted missed as after a
+         * downtime. */
         json_t *st = state_load(d.state);
         json_object_set_new(st, "last_outcome", json_string("error"));
         json_object_set_new(st, "last_error", json_string(e.message));
@@ -476,7 +491,7 @@ int64_t store_schedules_fire(struct store *s, struct batch *b, int64_t now) {
     int rc = be->sched_due(s, now, ids, 64, &n);
     int64_t off = sched_offset(s), late_now = off < 0 ? now + off : now;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = fire_schedule(s, b, ids[i], now, late_now);
+        if (!store_sched_is_held(s, ids[i], now)) rc = fire_schedule(s, b, ids[i], now, late_now);
     int64_t next = 0;
     if (rc == 0) rc = be->sched_next_at(s, &next);
     if (rc) {
@@ -485,8 +500,9 @@ int64_t store_schedules_fire(struct store *s, struct batch *b, int64_t now) {
     }
     /* Fewer due than asked for, and some still due: those are rows other
      * transactions hold (SKIP LOCKED passed them; each one fired here has
-     * its next_at after now). Looked at again a little later, not at once
-     * and again and again while the lock lasts. */
+     * its next_at after now), or ones this node cannot read and leaves to
+     * the others (store_sched_hold). Looked at again a little later, not at
+     * once and again and again while the lock or the hold lasts. */
     if (be->shared && n < 64 && next && next <= now) next = now + LOCKED_RETRY_MS;
     return next;
 }
