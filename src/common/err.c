@@ -42,7 +42,10 @@ const char *err_default_message(int code) {
 int err_set(struct tm_error *e, int code, const char *field, const char *fmt, ...) {
     if (!e) return code;
     e->code = code;
-    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    /* A name longer than field holds is left out, not cut: a cut name
+     * names nothing that was sent (the message quotes it, cut). */
+    if (!field || strlen(field) >= sizeof e->field) field = "";
+    snprintf(e->field, sizeof e->field, "%s", field);
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
@@ -68,7 +71,7 @@ int err_once(const char *const *names, unsigned n, unsigned *seen, const char *k
     for (unsigned i = 0; i < n && i < 32; i++) {
         if (strcmp(key, names[i]) != 0) continue;
         if (*seen & (1u << i))
-            return err_set(e, TM_EINVALID, key, "'%s' is given more than once", key);
+            return err_set(e, TM_EINVALID, key, "'%.64s' is given more than once", key);
         *seen |= 1u << i;
     }
     return 0;

@@ -63,16 +63,17 @@ int filter_expr_check_cost(const struct filter_expr *x, const char *field, struc
     struct filter_cost c = {0, 0, 0};
     filter_cost_walk(x, 1, &c);
     if (c.terms > FILTER_MAX_TERMS)
-        return err_set(e, TM_EINVALID, field, "'%s' has %d terms; at most %d", field, c.terms,
+        return err_set(e, TM_EINVALID, field, "'%.64s' has %d terms; at most %d", field, c.terms,
                        FILTER_MAX_TERMS);
     if (c.substring > FILTER_MAX_SUBSTRING_TERMS)
-        return err_set(e, TM_EINVALID, field,
-                       "'%s' has %d substring terms ('co', or text ignoring case), which no index "
-                       "serves; at most %d",
-                       field, c.substring, FILTER_MAX_SUBSTRING_TERMS);
+        return err_set(
+            e, TM_EINVALID, field,
+            "'%.64s' has %d substring terms ('co', or text ignoring case), which no index "
+            "serves; at most %d",
+            field, c.substring, FILTER_MAX_SUBSTRING_TERMS);
     if (c.depth > FILTER_MAX_TREE_DEPTH)
-        return err_set(e, TM_EINVALID, field, "'%s' is nested %d deep; at most %d", field, c.depth,
-                       FILTER_MAX_TREE_DEPTH);
+        return err_set(e, TM_EINVALID, field, "'%.64s' is nested %d deep; at most %d", field,
+                       c.depth, FILTER_MAX_TREE_DEPTH);
     return 0;
 }
 

@@ -28,10 +28,11 @@ static bool name_ok(const char *s, size_t max) {
 
 int schedule_name_check(const char *name, struct tm_error *e) {
     if (id_is_valid(name))
-        return err_set(e, TM_EINVALID, "name",
-                       "'name' must not be 32 lowercase hex digits: '%s' has the shape of an id, "
-                       "and a path reads it as one",
-                       name);
+        return err_set(
+            e, TM_EINVALID, "name",
+            "'name' must not be 32 lowercase hex digits: '%.64s' has the shape of an id, "
+            "and a path reads it as one",
+            name);
     if (name_ok(name, SCHEDULE_NEW_NAME_MAX) && !strchr(name, '/') && !strstr(name, "%00"))
         return 0;
     return err_set(e, TM_EINVALID, "name",
@@ -54,7 +55,7 @@ static int get_seconds(json_t *body, const char *key, int64_t lo, int64_t hi, in
         return 0;
     }
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return err_set(e, TM_EINVALID, key, "'%s' must be an integer from %lld to %lld", key,
+        return err_set(e, TM_EINVALID, key, "'%.64s' must be an integer from %lld to %lld", key,
                        (long long)lo, (long long)hi);
     *out_ms = json_integer_value(v) * 1000;
     return 0;
@@ -68,7 +69,7 @@ static int get_time(json_t *body, const char *key, int64_t *out, bool *has, stru
     *has = false;
     if (!v) return 0;
     if (!json_is_string(v) || time_parse_rfc3339(json_string_value(v), out))
-        return err_set(e, TM_EINVALID, key, "'%s' must be " TIME_RFC3339_WANT, key);
+        return err_set(e, TM_EINVALID, key, "'%.64s' must be " TIME_RFC3339_WANT, key);
     *has = true;
     return 0;
 }
@@ -82,7 +83,7 @@ static int check_fields(json_t *body, const char *const *known, size_t n, struct
         bool ok = false;
         for (size_t i = 0; i < n && !ok; i++)
             ok = strcmp(key, known[i]) == 0;
-        if (!ok) return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
+        if (!ok) return err_set(e, TM_EINVALID, key, "unknown field '%.64s'", key);
     }
     return 0;
 }
@@ -91,7 +92,7 @@ static int check_fields(json_t *body, const char *const *known, size_t n, struct
 static int get_text(json_t *body, const char *key, size_t max, struct tm_error *e) {
     json_t *v = field(body, key);
     if (!v || (json_is_string(v) && strlen(json_string_value(v)) <= max)) return 0;
-    return err_set(e, TM_EINVALID, key, "'%s' must be a string of at most %zu bytes", key, max);
+    return err_set(e, TM_EINVALID, key, "'%.64s' must be a string of at most %zu bytes", key, max);
 }
 
 /* Exactly one of the fields a and b, into *va and *vb; a_note follows 'a'
@@ -101,8 +102,8 @@ static int get_one_of(json_t *body, const char *a, const char *a_note, const cha
     *va = field(body, a);
     *vb = field(body, b);
     if ((*va != NULL) != (*vb != NULL)) return 0;
-    return err_set(e, TM_EINVALID, *va ? a : b, "give exactly one of '%s'%s and '%s'", a, a_note,
-                   b);
+    return err_set(e, TM_EINVALID, *va ? a : b, "give exactly one of '%.64s'%s and '%.64s'", a,
+                   a_note, b);
 }
 
 int schedule_parse(json_t *body, struct schedule *out, struct tm_error *e) {
@@ -282,15 +283,15 @@ int definition_check(json_t *body, struct tm_error *e) {
     for (int i = 0; i < 3; i++) {
         v = json_object_get(body, strs[i]);
         if (v && !json_is_null(v) && !json_is_string(v))
-            return err_set(e, TM_EINVALID, strs[i], "'%s' must be a string", strs[i]);
+            return err_set(e, TM_EINVALID, strs[i], "'%.64s' must be a string", strs[i]);
         if (v && json_is_string(v) && json_string_length(v) > 4096)
-            return err_set(e, TM_EINVALID, strs[i], "'%s' is longer than 4096 bytes", strs[i]);
+            return err_set(e, TM_EINVALID, strs[i], "'%.64s' is longer than 4096 bytes", strs[i]);
     }
     static const char *const objs[] = {"params", "arguments"};
     for (int i = 0; i < 2; i++) {
         v = json_object_get(body, objs[i]);
         if (v && !json_is_null(v) && !json_is_object(v))
-            return err_set(e, TM_EINVALID, objs[i], "'%s' must be an object", objs[i]);
+            return err_set(e, TM_EINVALID, objs[i], "'%.64s' must be an object", objs[i]);
     }
     v = json_object_get(body, "timeout_seconds");
     if (v && !json_is_null(v) &&

@@ -228,7 +228,7 @@ void task_touch(struct task *t, int64_t now) {
 }
 
 static int task_refuse(const struct task *t, enum task_phase to, struct tm_error *e) {
-    return err_set(e, TM_ECONFLICT, "", "task '%s' cannot move from '%s' to '%s'", t->id,
+    return err_set(e, TM_ECONFLICT, "", "task '%.64s' cannot move from '%.64s' to '%.64s'", t->id,
                    task_phase_name(t->phase), task_phase_name(to));
 }
 
@@ -252,7 +252,7 @@ static void task_move(struct task *t, enum task_phase to, int64_t now) {
 int task_claim(struct task *t, const char *worker, const char *token, int64_t lease_ms, int64_t now,
                struct tm_error *e) {
     if (!task_can_transition(t->phase, TASK_RUNNING)) return task_refuse(t, TASK_RUNNING, e);
-    if (t->paused) return err_set(e, TM_ECONFLICT, "", "task '%s' is paused", t->id);
+    if (t->paused) return err_set(e, TM_ECONFLICT, "", "task '%.64s' is paused", t->id);
     free(t->lease_worker);
     t->lease_worker = xstrdup(worker);
     snprintf(t->lease_token, sizeof t->lease_token, "%s", token);
@@ -267,15 +267,15 @@ int task_claim(struct task *t, const char *worker, const char *token, int64_t le
 
 int task_check_lease(const struct task *t, const char *token, struct tm_error *e) {
     if (t->phase != TASK_RUNNING && t->phase != TASK_STOPPING)
-        return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s', not running", t->id,
+        return err_set(e, TM_ECONFLICT, "", "task '%.64s' is '%.64s', not running", t->id,
                        task_phase_name(t->phase));
     /* Compared in constant time: where a guess first differs does not show
      * in the reply's timing (the length, always ID_LEN, may). */
     size_t len = strlen(t->lease_token);
     if (!token || strlen(token) != len || !len || CRYPTO_memcmp(token, t->lease_token, len) != 0)
         return err_set(e, TM_ELEASE, "lease_token",
-                       "'lease_token' is not the current lease of task '%s' (attempt %lld)", t->id,
-                       (long long)t->attempt);
+                       "'lease_token' is not the current lease of task '%.64s' (attempt %lld)",
+                       t->id, (long long)t->attempt);
     return 0;
 }
 
@@ -366,7 +366,7 @@ int task_lease_lost(struct task *t, int64_t now, uint32_t rnd, struct tm_error *
         return 0;
     }
     if (t->phase != TASK_RUNNING)
-        return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s' and holds no lease", t->id,
+        return err_set(e, TM_ECONFLICT, "", "task '%.64s' is '%.64s' and holds no lease", t->id,
                        task_phase_name(t->phase));
     /* The whole name (the API keeps it to 128 bytes): a cut could split a
      * character, and text that is not UTF-8 is refused by PostgreSQL (the
@@ -453,8 +453,8 @@ int task_retry(struct task *t, int64_t now, struct tm_error *e) {
     /* Says what a retry needs ("from 'pending' to 'pending'" said nothing). */
     if (t->phase != TASK_FAILED && t->phase != TASK_CANCELLED)
         return err_set(e, TM_ECONFLICT, "",
-                       "task '%s' is '%s'; only failed or cancelled tasks can be retried", t->id,
-                       task_phase_name(t->phase));
+                       "task '%.64s' is '%.64s'; only failed or cancelled tasks can be retried",
+                       t->id, task_phase_name(t->phase));
     t->status = TASK_STATUS_NONE;
     t->completed_at = 0;
     t->scheduled_at = 0;
@@ -472,7 +472,7 @@ int task_retry(struct task *t, int64_t now, struct tm_error *e) {
 
 int task_pause(struct task *t, int64_t now, struct tm_error *e) {
     if (task_is_terminal(t))
-        return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s' and cannot be paused", t->id,
+        return err_set(e, TM_ECONFLICT, "", "task '%.64s' is '%.64s' and cannot be paused", t->id,
                        task_phase_name(t->phase));
     if (t->paused) return 0;
     t->paused = true;
@@ -482,7 +482,7 @@ int task_pause(struct task *t, int64_t now, struct tm_error *e) {
 
 int task_resume(struct task *t, int64_t now, struct tm_error *e) {
     if (task_is_terminal(t))
-        return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s' and cannot be resumed", t->id,
+        return err_set(e, TM_ECONFLICT, "", "task '%.64s' is '%.64s' and cannot be resumed", t->id,
                        task_phase_name(t->phase));
     if (!t->paused) return 0;
     t->paused = false;
@@ -493,8 +493,9 @@ int task_resume(struct task *t, int64_t now, struct tm_error *e) {
 
 int task_check_delete(const struct task *t, struct tm_error *e) {
     if (!task_is_terminal(t))
-        return err_set(e, TM_ECONFLICT, "", "task '%s' is '%s'; only finished tasks can be deleted",
-                       t->id, task_phase_name(t->phase));
+        return err_set(e, TM_ECONFLICT, "",
+                       "task '%.64s' is '%.64s'; only finished tasks can be deleted", t->id,
+                       task_phase_name(t->phase));
     return 0;
 }
 

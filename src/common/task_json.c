@@ -471,8 +471,9 @@ static int task_set_json(struct task *t, json_t *all, const char *field, size_t 
     json_decref(all);
     if (max_bytes && strlen(text) > max_bytes) {
         free(text);
-        return err_set(e, TM_EINVALID, field, "task '%s' would hold more than %zu bytes of '%s'",
-                       t->id, max_bytes, field);
+        return err_set(e, TM_EINVALID, field,
+                       "task '%.64s' would hold more than %zu bytes of '%.64s'", t->id, max_bytes,
+                       field);
     }
     free(*dst);
     *dst = text;
@@ -512,8 +513,9 @@ int task_merge_items(struct task *t, json_t *items, int64_t now, struct tm_error
         if (!slot) {
             if (json_array_size(all) >= TASK_MAX_ITEMS) {
                 json_decref(all);
-                return err_set(e, TM_EINVALID, "items", "task '%s' would hold more than %d 'items'",
-                               t->id, TASK_MAX_ITEMS);
+                return err_set(e, TM_EINVALID, "items",
+                               "task '%.64s' would hold more than %d 'items'", t->id,
+                               TASK_MAX_ITEMS);
             }
             slot = json_object();
             json_object_set_new(slot, "name", json_string(name));
@@ -545,7 +547,7 @@ int task_merge_attributes(struct task *t, json_t *attributes, int max_keys, size
     if (max_keys > 0 && json_object_size(all) > (size_t)max_keys) {
         json_decref(all);
         return err_set(e, TM_EINVALID, "attributes",
-                       "task '%s' would hold more than %d 'attributes' keys", t->id, max_keys);
+                       "task '%.64s' would hold more than %d 'attributes' keys", t->id, max_keys);
     }
     return task_set_json(t, all, "attributes", max_bytes, &t->attributes, e);
 }

@@ -667,10 +667,11 @@ int tz_get(const char *name, const struct tz **out, struct tm_error *e) {
             tz_cache = z;
         } else if (leap) {
             rc = err_set(e, TM_EINVALID, "timezone",
-                         "timezone '%s' counts leap seconds, which schedules do not support", name);
+                         "timezone '%.64s' counts leap seconds, which schedules do not support",
+                         name);
         } else {
             rc = err_set(e, TM_EINVALID, "timezone",
-                         "timezone '%s' is not a zone of the system's tzdata", name);
+                         "timezone '%.64s' is not a zone of the system's tzdata", name);
         }
     }
     pthread_mutex_unlock(&tz_cache_lock);

@@ -366,7 +366,7 @@ static const struct {
 };
 
 static int sp_filter_reject(struct tm_error *e, const struct filter_expr *x, const char *why) {
-    return err_set(e, TM_EINVALID, "filters", "filter '%s %s' is not supported: %s", x->name,
+    return err_set(e, TM_EINVALID, "filters", "filter '%.64s %s' is not supported: %s", x->name,
                    filter_op_name(x->op), why);
 }
 
@@ -436,7 +436,7 @@ static int sp_query_int(const char *s, const char *name, int64_t min, int64_t ma
                         ((s[0] == '+' || s[0] == '-') && isdigit((unsigned char)s[1])));
     long long v = digits ? strtoll(s, &end, 10) : 0;
     if (!digits || *end || v < min || v > max)
-        return err_set(e, TM_EINVALID, name, "'%s' must be an integer from %lld to %lld", name,
+        return err_set(e, TM_EINVALID, name, "'%.64s' must be an integer from %lld to %lld", name,
                        (long long)min, (long long)max);
     *out = v;
     return 0;

@@ -372,7 +372,7 @@ int sailpoint_sorters_parse(const char *s, bool *ascending, struct tm_error *e) 
             for (char *c = shown; *c; c++)
                 if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) *c = '?';
             return err_set(e, TM_EINVALID, "sorters",
-                           "sorter '%s' is not supported; use 'created' or '-created'", shown);
+                           "sorter '%.64s' is not supported; use 'created' or '-created'", shown);
         }
         p = comma ? comma + 1 : NULL;
     } while (p);

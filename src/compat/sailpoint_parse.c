@@ -49,8 +49,8 @@ static int sp_patch_op(json_t *op, size_t i, struct sailpoint_patch *out, struct
                        "'/progress' or '/percentComplete'",
                        path);
     if (strcmp(verb, "replace") != 0 && strcmp(verb, "add") != 0)
-        return err_set(e, TM_EINVALID, "op", "op '%.16s' is not supported on '%s'; use 'replace'",
-                       verb, path);
+        return err_set(e, TM_EINVALID, "op",
+                       "op '%.16s' is not supported on '%.64s'; use 'replace'", verb, path);
     json_t *value = json_object_get(op, "value");
     if (!value) return err_set(e, TM_EINVALID, "value", "patch operation %zu needs a 'value'", i);
     const char *s = json_string_value(value);

@@ -576,7 +576,7 @@ static void scene7_control(struct req *r) {
     }
     if (rc) {
         if (rc == TM_ENOT_FOUND)
-            scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "jobHandle '%s' not found", id);
+            scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER, "jobHandle '%.64s' not found", id);
         else
             scene7_fault_from(r, &e);
         return;
@@ -608,7 +608,7 @@ static void scene7_control(struct req *r) {
             return;
         case TASK_COMPLETED:
             scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER,
-                         "job '%s' is done; submit it again to run it again", id);
+                         "job '%.64s' is done; submit it again to run it again", id);
             return;
         default:
             scene7_reply(r, "executeJob", NULL);

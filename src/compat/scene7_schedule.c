@@ -36,7 +36,7 @@ static void scene7_scheduled(struct req *r) {
     struct scene7_call *c = scene7_call_of(r);
     if (r->op.err.code == TM_ECONFLICT) {
         scene7_fault(r, SCENE7_FAULT_INVALID_PARAMETER,
-                     "a scheduled job named '%.128s' exists in company '%s'; delete it "
+                     "a scheduled job named '%.128s' exists in company '%.64s'; delete it "
                      "(deleteJob) or choose another jobName",
                      c->q.job_name, c->q.company_handle);
         return;
@@ -362,7 +362,7 @@ void scene7_schedule_control(struct req *r, const char *ns, const char *id) {
         if (rc == 0) {
             c->stop_ids = xcalloc(SCENE7_RUNS_MAX, sizeof *c->stop_ids);
             rc = unfinished_runs(r, d.ns, st, c->stop_ids, SCENE7_RUNS_MAX, &c->nstop);
-            if (rc) err_set(&e, rc, "", "cannot read the runs of schedule '%s'", id);
+            if (rc) err_set(&e, rc, "", "cannot read the runs of schedule '%.64s'", id);
             store_doc_release(&d);
         }
         json_decref(st);

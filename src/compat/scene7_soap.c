@@ -580,7 +580,7 @@ static int parse_int(const char *name, char *s, int64_t lo, int64_t hi, int64_t 
     long long v = strtoll(t, &end, 10);
     if (!*t || *end || errno || v < lo || v > INT32_MAX || (!cap && v > hi))
         return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
-                           "'%s' must be an integer from %lld to %lld", name, (long long)lo,
+                           "'%.64s' must be an integer from %lld to %lld", name, (long long)lo,
                            (long long)hi);
     *out = cap && v > hi ? cap : v;
     return 0;
@@ -625,9 +625,9 @@ static int parse_value(struct scene7_request *r, unsigned bit, const char *name,
     case P_END_DATE: {
         int64_t ms = 0;
         if (time_parse_rfc3339(t, &ms)) {
-            rc = scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
-                             "'%s' must be an xsd:dateTime with a time zone, from 1970 to 9999 UTC",
-                             name);
+            rc = scene7_fail(
+                f, SCENE7_FAULT_INVALID_PARAMETER,
+                "'%.64s' must be an xsd:dateTime with a time zone, from 1970 to 9999 UTC", name);
             break;
         }
         if (bit == P_EXEC_TIME) {
@@ -701,13 +701,14 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
         if (!bit && (allowed & P_DETAIL) && scene7_job_type_of(name)) bit = P_DETAIL;
         if (!bit || !(allowed & bit))
             return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
-                               "'%.64s' is not a parameter of '%s'", name, opname);
+                               "'%.64s' is not a parameter of '%.64s'", name, opname);
         if (seen & bit) {
             if (bit == P_DETAIL)
-                return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
-                                   "'%s' takes exactly one job-detail element; '%.64s' is a second",
-                                   opname, name);
-            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'%s' repeats", name);
+                return scene7_fail(
+                    f, SCENE7_FAULT_INVALID_PARAMETER,
+                    "'%.64s' takes exactly one job-detail element; '%.64s' is a second", opname,
+                    name);
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'%.64s' repeats", name);
         }
         if (is_nil(c)) continue;
         seen |= bit;
@@ -731,7 +732,7 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
         if (has_control(s)) {
             free(s);
             return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
-                               "'%s' must not contain control characters", name);
+                               "'%.64s' must not contain control characters", name);
         }
         char **slot = param_slot(r, i);
         if (!slot) {
@@ -755,10 +756,10 @@ static int parse_params(xmlNode *param, struct scene7_request *r, struct scene7_
     unsigned missing = scene7_op_params[r->op].required & ~seen;
     if (missing & P_DETAIL)
         return scene7_fail(f, SCENE7_FAULT_MISSING_PARAMETER,
-                           "'%s' needs one job-detail element (e.g. 'uploadUrlsJob')", opname);
+                           "'%.64s' needs one job-detail element (e.g. 'uploadUrlsJob')", opname);
     for (size_t i = 0; i < NPARAMS; i++)
         if (missing & scene7_params[i].bit)
-            return scene7_fail(f, SCENE7_FAULT_MISSING_PARAMETER, "'%s' needs '%s'", opname,
+            return scene7_fail(f, SCENE7_FAULT_MISSING_PARAMETER, "'%.64s' needs '%.64s'", opname,
                                scene7_params[i].name);
     return 0;
 }
@@ -921,7 +922,8 @@ int scene7_soap_parse(const char *body, size_t len, struct scene7_request *out,
     xmlNode *env = xmlDocGetRootElement(doc);
     if (!env || !node_is(env, SOAP11_NS, "Envelope")) {
         scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML,
-                    "the root element must be a SOAP 1.1 'Envelope' (namespace '%s')", SOAP11_NS);
+                    "the root element must be a SOAP 1.1 'Envelope' (namespace '%.64s')",
+                    SOAP11_NS);
         goto out;
     }
     bool bad = false;
@@ -960,7 +962,7 @@ int scene7_soap_parse(const char *body, size_t len, struct scene7_request *out,
         goto out;
     }
     if (!param->ns || !param->ns->href || strcmp((const char *)param->ns->href, SCENE7_NS) != 0) {
-        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'%.64s' must be in the namespace '%s'",
+        scene7_fail(f, SCENE7_FAULT_INVALID_REQUEST_XML, "'%.64s' must be in the namespace '%.64s'",
                     (const char *)param->name, SCENE7_NS);
         goto out;
     }

@@ -412,7 +412,7 @@ int req_json_fields(struct req *r, bool empty_ok, const char *const *fields) {
             known = strcmp(key, fields[i]) == 0;
         if (known) continue;
         struct tm_error e;
-        err_set(&e, TM_EINVALID, key, "unknown field '%s'", key);
+        err_set(&e, TM_EINVALID, key, "unknown field '%.64s'", key);
         reply_error(r, &e);
         return -1;
     }
@@ -674,7 +674,7 @@ static bool req_refuse_not_utf8(struct req *r) {
     for (int i = 0; i < r->nparams; i++) {
         if (!utf8_valid(r->param[i], strlen(r->param[i]))) {
             struct tm_error e;
-            err_set(&e, TM_ENOT_FOUND, "", "no such resource: '%s' is not UTF-8", r->path);
+            err_set(&e, TM_ENOT_FOUND, "", "no such resource: '%.64s' is not UTF-8", r->path);
             reply_error(r, &e);
             return true;
         }
@@ -687,7 +687,7 @@ static bool req_refuse_not_utf8(struct req *r) {
                     "query parameter '%.100s' must not hold a NUL byte (%%00) or the text '%%00'",
                     bad.key);
         else
-            err_set(&e, TM_EINVALID, bad.key, "query parameter '%s' must be UTF-8", bad.key);
+            err_set(&e, TM_EINVALID, bad.key, "query parameter '%.64s' must be UTF-8", bad.key);
         reply_error(r, &e);
         return true;
     }
@@ -791,7 +791,7 @@ static void req_reply_no_route(struct req *r, bool path_known) {
         return;
     }
     struct tm_error e;
-    err_set(&e, TM_ENOT_FOUND, "", "no route for '%s %s'", r->method, r->path);
+    err_set(&e, TM_ENOT_FOUND, "", "no route for '%.16s %.64s'", r->method, r->path);
     reply_error(r, &e);
 }
 

@@ -48,9 +48,9 @@ static int check_fields(json_t *obj, const char *const *allowed, const char *pre
         while (*a && strcmp(*a, key) != 0)
             a++;
         if (!*a) {
-            char field[64];
+            char field[320]; /* longer than err_set keeps: left out of field (err.c) */
             snprintf(field, sizeof field, "%s%s", prefix, key);
-            return err_set(e, TM_EINVALID, field, "unknown field '%s'", field);
+            return err_set(e, TM_EINVALID, field, "unknown field '%.64s'", field);
         }
     }
     return 0;
@@ -68,14 +68,15 @@ static int get_str(json_t *obj, const char *key, const char *field, size_t max, 
     json_t *v = json_object_get(obj, key);
     *out = NULL;
     if (!v || json_is_null(v)) {
-        if (required) return err_set(e, TM_EINVALID, field, "'%s' is required", field);
+        if (required) return err_set(e, TM_EINVALID, field, "'%.64s' is required", field);
         return 0;
     }
-    if (!json_is_string(v)) return err_set(e, TM_EINVALID, field, "'%s' must be a string", field);
+    if (!json_is_string(v))
+        return err_set(e, TM_EINVALID, field, "'%.64s' must be a string", field);
     if (json_string_length(v) > max)
-        return err_set(e, TM_EINVALID, field, "'%s' is longer than %zu bytes", field, max);
+        return err_set(e, TM_EINVALID, field, "'%.64s' is longer than %zu bytes", field, max);
     if (required && json_string_length(v) == 0)
-        return err_set(e, TM_EINVALID, field, "'%s' must not be empty", field);
+        return err_set(e, TM_EINVALID, field, "'%.64s' must not be empty", field);
     *out = json_string_value(v);
     return 0;
 }
@@ -86,10 +87,10 @@ static int get_int(json_t *obj, const char *key, const char *field, int64_t min,
     if (has) *has = false;
     if (!v) return 0;
     if (!json_is_integer(v))
-        return err_set(e, TM_EINVALID, field, "'%s' must be an integer", field);
+        return err_set(e, TM_EINVALID, field, "'%.64s' must be an integer", field);
     json_int_t i = json_integer_value(v);
     if (i < min || i > max)
-        return err_set(e, TM_EINVALID, field, "'%s' must be between %lld and %lld", field,
+        return err_set(e, TM_EINVALID, field, "'%.64s' must be between %lld and %lld", field,
                        (long long)min, (long long)max);
     *out = i;
     if (has) *has = true;
@@ -99,17 +100,19 @@ static int get_int(json_t *obj, const char *key, const char *field, int64_t min,
 static int get_bool(json_t *obj, const char *key, bool *out, struct tm_error *e) {
     json_t *v = json_object_get(obj, key);
     if (!v) return 0;
-    if (!json_is_boolean(v)) return err_set(e, TM_EINVALID, key, "'%s' must be true or false", key);
+    if (!json_is_boolean(v))
+        return err_set(e, TM_EINVALID, key, "'%.64s' must be true or false", key);
     *out = json_is_true(v);
     return 0;
 }
 
 static int get_number(json_t *v, const char *field, double min, double max, double *out,
                       struct tm_error *e) {
-    if (!json_is_number(v)) return err_set(e, TM_EINVALID, field, "'%s' must be a number", field);
+    if (!json_is_number(v))
+        return err_set(e, TM_EINVALID, field, "'%.64s' must be a number", field);
     double d = json_number_value(v);
     if (!(d >= min && d <= max))
-        return err_set(e, TM_EINVALID, field, "'%s' must be between %g and %g", field, min, max);
+        return err_set(e, TM_EINVALID, field, "'%.64s' must be between %g and %g", field, min, max);
     *out = d;
     return 0;
 }
@@ -119,7 +122,7 @@ static int get_string_object(json_t *obj, const char *key, const char *const *al
                              char **out, struct tm_error *e) {
     json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_object(v)) return err_set(e, TM_EINVALID, key, "'%s' must be an object", key);
+    if (!json_is_object(v)) return err_set(e, TM_EINVALID, key, "'%.64s' must be an object", key);
     char prefix[32];
     snprintf(prefix, sizeof prefix, "%s.", key);
     int rc = check_fields(v, allowed, prefix, e);
@@ -133,12 +136,12 @@ static int get_string_object(json_t *obj, const char *key, const char *const *al
                                "'definition.arguments' must be an object");
             continue;
         }
-        char field[64];
+        char field[320];
         snprintf(field, sizeof field, "%s.%s", key, k);
         if (!json_is_string(x) && !json_is_null(x))
-            return err_set(e, TM_EINVALID, field, "'%s' must be a string", field);
+            return err_set(e, TM_EINVALID, field, "'%.64s' must be a string", field);
         if (json_string_length(x) > max)
-            return err_set(e, TM_EINVALID, field, "'%s' is longer than %zu bytes", field, max);
+            return err_set(e, TM_EINVALID, field, "'%.64s' is longer than %zu bytes", field, max);
     }
     *out = json_text(v);
     return 0;
@@ -175,7 +178,8 @@ int v1_decode_task(json_t *obj, const struct limits *lim, const char *ns, struct
     if (body_ns && !v1_is_name(body_ns, 64))
         return err_set(e, TM_EINVALID, "namespace", "'namespace' must be 1-64 of [A-Za-z0-9._-]");
     if (ns && body_ns && strcmp(ns, body_ns) != 0)
-        return err_set(e, TM_EINVALID, "namespace", "'namespace' must be '%s' for this token", ns);
+        return err_set(e, TM_EINVALID, "namespace", "'namespace' must be '%.64s' for this token",
+                       ns);
     if (idem && !*idem) /* as the header: an empty key would be one key for every submit */
         return err_set(e, TM_EINVALID, "idempotency_key",
                        "'idempotency_key' must be 1 to 256 bytes");
@@ -262,7 +266,7 @@ int v1_decode_claim(json_t *obj, const struct limits *lim, struct store_op *op, 
             if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 128) {
                 char field[32];
                 snprintf(field, sizeof field, "types[%zu]", i);
-                return err_set(e, TM_EINVALID, field, "'%s' must be a type name", field);
+                return err_set(e, TM_EINVALID, field, "'%.64s' must be a type name", field);
             }
             op->types[op->ntypes++] = json_string_value(v);
         }
@@ -330,9 +334,9 @@ typedef int (*entry_fn)(json_t *entry, const char *prefix, const struct limits *
  */
 static int decode_entries(json_t *arr, const char *name, int max, const char *const *fields,
                           entry_fn entry, const struct limits *lim, struct tm_error *e) {
-    if (!json_is_array(arr)) return err_set(e, TM_EINVALID, name, "'%s' must be an array", name);
+    if (!json_is_array(arr)) return err_set(e, TM_EINVALID, name, "'%.64s' must be an array", name);
     if (max >= 0 && json_array_size(arr) > (size_t)max)
-        return err_set(e, TM_EINVALID, name, "'%s' holds more than %d entries", name, max);
+        return err_set(e, TM_EINVALID, name, "'%.64s' holds more than %d entries", name, max);
     size_t i;
     json_t *x;
     json_array_foreach(arr, i, x) {
@@ -341,7 +345,7 @@ static int decode_entries(json_t *arr, const char *name, int max, const char *co
         if (!json_is_object(x)) { /* named "items[3]", as a batch names "tasks[3]" */
             char field[32];
             snprintf(field, sizeof field, "%s[%zu]", name, i);
-            return err_set(e, TM_EINVALID, field, "'%s' must be an object", field);
+            return err_set(e, TM_EINVALID, field, "'%.64s' must be an object", field);
         }
         int rc = check_fields(x, fields, prefix, e);
         if (!rc) rc = entry(x, prefix, lim, e);
@@ -385,7 +389,7 @@ static int decode_message(json_t *m, const char *prefix, const struct limits *li
     if ((rc = get_entry_str(m, prefix, "level", 8, true, &level, e))) return rc;
     if (strcmp(level, "INFO") && strcmp(level, "WARN") && strcmp(level, "ERROR")) {
         snprintf(field, sizeof field, "%slevel", prefix);
-        return err_set(e, TM_EINVALID, field, "'%s' must be INFO, WARN or ERROR", field);
+        return err_set(e, TM_EINVALID, field, "'%.64s' must be INFO, WARN or ERROR", field);
     }
     if ((rc = get_entry_str(m, prefix, "text", lim->string_max_bytes, true, &text, e)) ||
         (rc = get_entry_str(m, prefix, "key", 256, false, &key, e)) ||
@@ -394,7 +398,7 @@ static int decode_message(json_t *m, const char *prefix, const struct limits *li
     json_t *params = json_object_get(m, "parameters");
     if (params && !json_is_array(params) && !json_is_object(params) && !json_is_null(params)) {
         snprintf(field, sizeof field, "%sparameters", prefix);
-        return err_set(e, TM_EINVALID, field, "'%s' must be an array or object", field);
+        return err_set(e, TM_EINVALID, field, "'%.64s' must be an array or object", field);
     }
     return 0;
 }
@@ -477,17 +481,17 @@ void v1_list_query_init(struct list_query *q) {
 
 static int list_time(const char *key, const char *value, int64_t *out, struct tm_error *e) {
     if (time_parse_rfc3339(value, out))
-        return err_set(e, TM_EINVALID, key, "'%s' must be " TIME_RFC3339_WANT, key);
+        return err_set(e, TM_EINVALID, key, "'%.64s' must be " TIME_RFC3339_WANT, key);
     return 0;
 }
 
 int v1_list_query_add(struct list_query *q, const struct limits *lim, const char *key,
                       const char *value, struct tm_error *e) {
     struct task_filter *f = &q->filter;
-    if (strlen(value) > 256) return err_set(e, TM_EINVALID, key, "'%s' is too long", key);
+    if (strlen(value) > 256) return err_set(e, TM_EINVALID, key, "'%.64s' is too long", key);
     /* PostgreSQL refuses other bytes in a text comparison: a 500 it was. */
     if (!utf8_valid(value, strlen(value)))
-        return err_set(e, TM_EINVALID, key, "'%s' must be UTF-8", key);
+        return err_set(e, TM_EINVALID, key, "'%.64s' must be UTF-8", key);
     if (strcmp(key, "phase") == 0) {
         char tmp[257];
         snprintf(tmp, sizeof tmp, "%s", value);
@@ -495,7 +499,7 @@ int v1_list_query_add(struct list_query *q, const struct limits *lim, const char
         for (char *p = strtok_r(tmp, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
             enum task_phase ph;
             if (task_phase_parse(p, &ph))
-                return err_set(e, TM_EINVALID, "phase", "'phase' has unknown phase '%s'", p);
+                return err_set(e, TM_EINVALID, "phase", "'phase' has unknown phase '%.64s'", p);
             f->phases |= 1u << ph;
         }
         if (!f->phases) return err_set(e, TM_EINVALID, "phase", "'phase' must name a phase");
@@ -549,7 +553,7 @@ int v1_list_query_add(struct list_query *q, const struct limits *lim, const char
         else
             return err_set(e, TM_EINVALID, key, "'order' must be 'asc' or 'desc'");
     } else {
-        return err_set(e, TM_EINVALID, key, "unknown query parameter '%s'", key);
+        return err_set(e, TM_EINVALID, key, "unknown query parameter '%.64s'", key);
     }
     return 0;
 }

@@ -35,14 +35,14 @@ static int events_split(const char *key, const char *value,
                         struct events_query *q, struct tm_error *e) {
     size_t len = strlen(value);
     if (len == 0 || value[0] == ',' || value[len - 1] == ',' || strstr(value, ",,"))
-        return err_set(e, TM_EINVALID, key, "'%s' has an empty list or list item", key);
+        return err_set(e, TM_EINVALID, key, "'%.64s' has an empty list or list item", key);
     const char *p = value;
     while (*p) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
         char part[64];
         if (n >= sizeof part)
-            return err_set(e, TM_EINVALID, key, "'%s' item '%.*s...' is too long", key, 16, p);
+            return err_set(e, TM_EINVALID, key, "'%.64s' item '%.*s...' is too long", key, 16, p);
         memcpy(part, p, n);
         part[n] = '\0';
         int rc = fn(q, part, e);
@@ -56,20 +56,20 @@ static int events_split(const char *key, const char *value,
 static int events_add_phase(struct events_query *q, const char *part, struct tm_error *e) {
     enum task_phase ph;
     if (task_phase_parse(part, &ph))
-        return err_set(e, TM_EINVALID, "phase", "'%s' is not a phase", part);
+        return err_set(e, TM_EINVALID, "phase", "'%.64s' is not a phase", part);
     q->filter.phases |= 1u << ph;
     return 0;
 }
 
 static int events_add_kind(struct events_query *q, const char *part, struct tm_error *e) {
     int k = event_kind_index(part);
-    if (k < 0) return err_set(e, TM_EINVALID, "kind", "'%s' is not an event kind", part);
+    if (k < 0) return err_set(e, TM_EINVALID, "kind", "'%.64s' is not an event kind", part);
     q->filter.kinds |= 1u << k;
     return 0;
 }
 
 int v1_events_query_add_task(struct events_query *q, const char *id, struct tm_error *e) {
-    if (!id_is_valid(id)) return err_set(e, TM_EINVALID, "task_id", "'%s' is not a task id", id);
+    if (!id_is_valid(id)) return err_set(e, TM_EINVALID, "task_id", "'%.64s' is not a task id", id);
     if (q->filter.ntask_ids == V1_EVENTS_MAX_TASK_IDS)
         return err_set(e, TM_EINVALID, "task_id", "at most %d task ids", V1_EVENTS_MAX_TASK_IDS);
     q->filter.task_ids =
@@ -82,7 +82,8 @@ int v1_events_query_add(struct events_query *q, const char *key, const char *val
                         struct tm_error *e) {
     int64_t v;
     if (strcmp(key, "since") == 0) {
-        if (q->since >= 0) return err_set(e, TM_EINVALID, key, "'%s' is given more than once", key);
+        if (q->since >= 0)
+            return err_set(e, TM_EINVALID, key, "'%.64s' is given more than once", key);
         if (v1_parse_int(value, 0, INT64_MAX, &v))
             return err_set(e, TM_EINVALID, "since", "'since' must be a sequence number (>= 0)");
         q->since = v;
@@ -90,16 +91,16 @@ int v1_events_query_add(struct events_query *q, const char *key, const char *val
     }
     if (strcmp(key, "phase") == 0) return events_split(key, value, events_add_phase, q, e);
     if (strcmp(key, "kind") == 0) return events_split(key, value, events_add_kind, q, e);
-    if (q->per_task) return err_set(e, TM_EINVALID, key, "unknown query parameter '%s'", key);
+    if (q->per_task) return err_set(e, TM_EINVALID, key, "unknown query parameter '%.64s'", key);
     if (strcmp(key, "task_id") == 0)
         return events_split(key, value, v1_events_query_add_task, q, e);
     char **slot = strcmp(key, "queue") == 0  ? &q->filter.queue
                   : strcmp(key, "type") == 0 ? &q->filter.type
                                              : NULL;
-    if (!slot) return err_set(e, TM_EINVALID, key, "unknown query parameter '%s'", key);
-    if (*slot) return err_set(e, TM_EINVALID, key, "'%s' is given more than once", key);
+    if (!slot) return err_set(e, TM_EINVALID, key, "unknown query parameter '%.64s'", key);
+    if (*slot) return err_set(e, TM_EINVALID, key, "'%.64s' is given more than once", key);
     if (!*value || strlen(value) > 256)
-        return err_set(e, TM_EINVALID, key, "'%s' must be 1-256 characters", key);
+        return err_set(e, TM_EINVALID, key, "'%.64s' must be 1-256 characters", key);
     *slot = xstrdup(value);
     return 0;
 }
@@ -129,7 +130,7 @@ int v1_decode_webhook_fields(json_t *obj, struct webhook *w, struct tm_error *e)
             w->secret = xstrdup(json_string_value(v));
         } else if (strcmp(key, "name") == 0 || strcmp(key, "namespace") == 0) {
             if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 256)
-                return err_set(e, TM_EINVALID, key, "'%s' must be a string of 1-256 bytes", key);
+                return err_set(e, TM_EINVALID, key, "'%.64s' must be a string of 1-256 bytes", key);
             char **slot = strcmp(key, "name") == 0 ? &w->name : &w->ns;
             *slot = xstrdup(json_string_value(v));
         } else if (strcmp(key, "events") == 0) {
@@ -143,14 +144,14 @@ int v1_decode_webhook_fields(json_t *obj, struct webhook *w, struct tm_error *e)
                     char field[32];
                     snprintf(field, sizeof field, "events[%zu]", i);
                     return err_set(e, TM_EINVALID, field,
-                                   "'%s' must be one of 'task.spawned', 'task.updated', "
+                                   "'%.64s' must be one of 'task.spawned', 'task.updated', "
                                    "'task.completed', 'task.failed'",
                                    field);
                 }
                 w->events |= (unsigned)bit;
             }
         } else {
-            return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
+            return err_set(e, TM_EINVALID, key, "unknown field '%.64s'", key);
         }
     }
     return 0;

@@ -18,7 +18,7 @@ int v1_doc_namespace(struct req *r, char ns[65], struct tm_error *e) {
     if (v && (!given || !v1_is_name(given, 64)))
         return err_set(e, TM_EINVALID, "namespace", "'namespace' must be 1-64 of [A-Za-z0-9._-]");
     if (given && r->ns && strcmp(given, r->ns) != 0)
-        return err_set(e, TM_EINVALID, "namespace", "'namespace' must be '%s' for this token",
+        return err_set(e, TM_EINVALID, "namespace", "'namespace' must be '%.64s' for this token",
                        r->ns);
     snprintf(ns, 65, "%s", r->ns ? r->ns : given ? given : "default");
     if (v) json_object_del(r->json, "namespace");

@@ -189,7 +189,7 @@ static void queues_pause_set(struct req *r) {
 static int queues_stats_arg(void *cls, const char *key, const char *value) {
     (void)value;
     if (strcmp(key, "range") == 0) return 0;
-    return err_set(cls, TM_EINVALID, key, "unknown query parameter '%s'", key);
+    return err_set(cls, TM_EINVALID, key, "unknown query parameter '%.64s'", key);
 }
 
 /*

@@ -57,8 +57,8 @@ static int schedule_check(struct req *r, const char *ns, struct tm_error *e) {
         struct store_doc d;
         rc = store_doc_get(req_store(r), STORE_DOC_DEFINITION, ns, sc.definition, &d, e);
         if (rc == TM_ENOT_FOUND) {
-            err_set(e, TM_EINVALID, "definition", "definition '%s' not found in namespace '%s'",
-                    sc.definition, ns);
+            err_set(e, TM_EINVALID, "definition",
+                    "definition '%.64s' not found in namespace '%.64s'", sc.definition, ns);
         } else if (rc == 0) {
             /* Its params over the defaults must still make a task. */
             json_t *db = json_loads(d.body, 0, NULL);

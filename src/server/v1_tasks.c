@@ -123,7 +123,7 @@ static void tasks_batch(struct req *r) {
     json_object_foreach(r->json, key, v) {
         if (strcmp(key, "tasks") != 0) {
             struct tm_error e;
-            err_set(&e, TM_EINVALID, key, "unknown field '%s'", key);
+            err_set(&e, TM_EINVALID, key, "unknown field '%.64s'", key);
             reply_error(r, &e);
             return;
         }
@@ -147,9 +147,10 @@ static void tasks_batch(struct req *r) {
         struct tm_error e;
         err_clear(&e);
         if (v1_decode_task(json_array_get(arr, i), lim, r->ns, &r->op.tasks[i], &e)) {
-            char field[64];
+            char field[96];
             snprintf(field, sizeof field, "tasks[%zu]%s%s", i, e.field[0] ? "." : "", e.field);
-            snprintf(e.field, sizeof e.field, "%s", field);
+            /* A path too long for field is left out, not cut (err_set). */
+            snprintf(e.field, sizeof e.field, "%s", strlen(field) < sizeof e.field ? field : "");
             char msg[sizeof e.message];
             snprintf(msg, sizeof msg, "%s (in 'tasks[%zu]')", e.message, i);
             snprintf(e.message, sizeof e.message, "%s", msg);
@@ -223,7 +224,7 @@ static int tasks_list_param(struct list_query *q, const struct limits *lim, cons
                             const char *value, struct tm_error *e) {
     if (!*value &&
         (strcmp(key, "type") == 0 || strcmp(key, "queue") == 0 || strcmp(key, "name_prefix") == 0))
-        return err_set(e, TM_EINVALID, key, "'%s' must not be empty", key);
+        return err_set(e, TM_EINVALID, key, "'%.64s' must not be empty", key);
     int rc = v1_list_query_add(q, lim, key, value, e);
     if (rc) return rc;
     struct task_filter *f = &q->filter;
@@ -349,9 +350,9 @@ static int bulk_filter(struct req *r, json_t *filter, struct list_query *q, stru
     json_t *v;
     json_object_foreach(filter, key, v) {
         if (strcmp(key, "limit") == 0 || strcmp(key, "cursor") == 0 || strcmp(key, "order") == 0)
-            return err_set(e, TM_EINVALID, "filter", "'filter' may not hold '%s'", key);
+            return err_set(e, TM_EINVALID, "filter", "'filter' may not hold '%.64s'", key);
         if (!json_is_string(v))
-            return err_set(e, TM_EINVALID, "filter", "'filter.%s' must be a string", key);
+            return err_set(e, TM_EINVALID, "filter", "'filter.%.64s' must be a string", key);
         if (tasks_list_param(q, req_limits(r), key, json_string_value(v), e)) {
             char field[sizeof e->field];
             snprintf(field, sizeof field, "filter.%s", e->field);

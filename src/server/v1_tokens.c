@@ -66,7 +66,7 @@ static int tokens_decode(json_t *obj, struct token_create **out, struct tm_error
     json_object_foreach(obj, key, v) {
         if (strcmp(key, "role") && strcmp(key, "namespace") && strcmp(key, "name") &&
             strcmp(key, "expires_in"))
-            return err_set(e, TM_EINVALID, key, "unknown field '%s'", key);
+            return err_set(e, TM_EINVALID, key, "unknown field '%.64s'", key);
     }
     enum token_role role;
     const char *role_s = json_string_value(json_object_get(obj, "role"));

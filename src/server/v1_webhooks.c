@@ -157,8 +157,8 @@ static int webhooks_query_arg(void *cls, const char *key, const char *value) {
                : strcmp(key, "cursor") == 0 ? &q->cursor
                                             : NULL;
     }
-    if (!slot) return err_set(q->e, TM_EINVALID, key, "unknown query parameter '%s'", key);
-    if (*slot) return err_set(q->e, TM_EINVALID, key, "'%s' is given more than once", key);
+    if (!slot) return err_set(q->e, TM_EINVALID, key, "unknown query parameter '%.64s'", key);
+    if (*slot) return err_set(q->e, TM_EINVALID, key, "'%.64s' is given more than once", key);
     *slot = value ? value : "";
     return 0;
 }
@@ -290,7 +290,7 @@ static void webhooks_deliveries(struct req *r) {
         page.status = q.status;
     }
     if (!id_is_valid(id) || store_webhooks_list(req_store(r), r->ns, id, &w, &n, &e)) {
-        if (!e.code) err_set(&e, TM_ENOT_FOUND, "", "webhook '%s' not found", id);
+        if (!e.code) err_set(&e, TM_ENOT_FOUND, "", "webhook '%.64s' not found", id);
         reply_error(r, &e);
         return;
     }

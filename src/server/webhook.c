@@ -227,7 +227,7 @@ int webhook_url_check(const char *url, bool allow_private, struct tm_error *e) {
         private = webhook_ipv4_is_private(ntohl(v4.s_addr));
     if (private)
         rc = err_set(e, TM_EINVALID, "url",
-                     "host '%s' is a private or loopback address (the server must be started "
+                     "host '%.64s' is a private or loopback address (the server must be started "
                      "with --webhook-allow-private)",
                      name);
 out:

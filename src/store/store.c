@@ -422,7 +422,7 @@ static int store_load_scoped(struct store *s, struct store_op *op, const char *i
         *out = NULL;
         rc = TM_ENOT_FOUND;
     }
-    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "task '%s' not found", id);
+    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "task '%.64s' not found", id);
     return rc;
 }
 
@@ -623,7 +623,7 @@ static int store_apply_create_once(struct store *s, struct batch *b, struct stor
             if (rc == 0 && strcmp(p->namespace, t->namespace) != 0) rc = TM_ENOT_FOUND;
             task_free(p);
             if (rc == TM_ENOT_FOUND) {
-                rc = err_set(&op->err, TM_EINVALID, "parent_id", "parent task '%s' not found",
+                rc = err_set(&op->err, TM_EINVALID, "parent_id", "parent task '%.64s' not found",
                              t->parent_id);
                 goto out;
             }
@@ -868,13 +868,15 @@ static int store_task_finish(struct task *t, struct store_op *op, int64_t now) {
     bool terminal = task_is_terminal(t);
     if (terminal && op->finish_status != TASK_STATUS_NONE)
         return err_set(&op->err, TM_EINVALID, "completionStatus",
-                       "task '%s' has finished already ('%s')", t->id, task_status_name(t->status));
+                       "task '%.64s' has finished already ('%.64s')", t->id,
+                       task_status_name(t->status));
     if (terminal && op->has_progress)
         return err_set(&op->err, TM_EINVALID, "progress",
-                       "task '%s' has finished: its progress cannot change", t->id);
+                       "task '%.64s' has finished: its progress cannot change", t->id);
     if (!terminal && op->finish_status == TASK_STATUS_NONE && op->finish_at)
         return err_set(&op->err, TM_EINVALID, "completed",
-                       "task '%s' is not finished: set 'completionStatus' with 'completed'", t->id);
+                       "task '%.64s' is not finished: set 'completionStatus' with 'completed'",
+                       t->id);
     if (op->has_progress) {
         task_set_progress(t, &op->progress, now);
         task_touch(t, now);
@@ -944,7 +946,7 @@ static int store_apply_control(struct store *s, struct batch *b, struct store_op
  * reaches it through the batch's changed list once committed. */
 static int store_apply_watch(struct store *s, struct batch *b, struct store_op *op) {
     int rc = s->base.backend->get(s, op->ns, op->id, &op->task);
-    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "task '%s' not found", op->id);
+    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "task '%.64s' not found", op->id);
     if (rc) return store_backend_failed(b, op, rc);
     return 0;
 }
@@ -1298,7 +1300,7 @@ static void store_settle_parked(struct store *s, struct batch *b, const struct s
             } else if (op->kind == STORE_OP_WATCH) {
                 int rc = s->base.backend->get(s, op->ns, op->id, &op->task);
                 if (rc == TM_ENOT_FOUND)
-                    err_set(&op->err, rc, "", "task '%s' not found", op->id);
+                    err_set(&op->err, rc, "", "task '%.64s' not found", op->id);
                 else if (rc)
                     store_fail_op(op, rc == TM_EUNAVAILABLE ? rc : TM_EINTERNAL);
             }
@@ -2201,7 +2203,7 @@ int store_open(const char *url, const struct store_options *opt, struct store **
         char shown[512];
         store_url_redact(url, shown, sizeof shown);
         return err_set(e, TM_EINVALID, "store",
-                       "store URL '%s' names no known backend (use 'sqlite:PATH' or "
+                       "store URL '%.64s' names no known backend (use 'sqlite:PATH' or "
                        "'postgres://...')",
                        shown);
     }
@@ -2237,7 +2239,7 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     s->feed_seq = head;
     s->due_checked = time_now_ms();
     if (rc) {
-        if (!e || !e->code) err_set(e, rc, "store", "cannot open store '%s'", url);
+        if (!e || !e->code) err_set(e, rc, "store", "cannot open store '%.64s'", url);
         be->close(s);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);
@@ -2433,7 +2435,7 @@ void store_get_stats(struct store *s, struct store_stats *out) {
 /* ---- Reads ---- */
 
 static int store_read_error(int rc, struct tm_error *e, const char *id) {
-    if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "task '%s' not found", id ? id : "");
+    if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "task '%.64s' not found", id ? id : "");
     if (rc == TM_EUNAVAILABLE) return err_set(e, rc, "", "storage unavailable; try again");
     if (rc == TM_EQUERY_TIMEOUT)
         return err_set(e, rc, "",

@@ -218,7 +218,7 @@ int store_webhook_apply(struct store *s, struct store_op *op, int64_t now) {
         if (max > 0 && n >= max) {
             if (op->webhook->ns)
                 return err_set(&op->err, TM_ECONFLICT, "namespace",
-                               "namespace '%s' has %d webhooks already, the most allowed; "
+                               "namespace '%.64s' has %d webhooks already, the most allowed; "
                                "delete one first",
                                op->webhook->ns, max);
             return err_set(&op->err, TM_ECONFLICT, "namespace",
@@ -232,11 +232,13 @@ int store_webhook_apply(struct store *s, struct store_op *op, int64_t now) {
     }
     case STORE_OP_WEBHOOK_DELETE:
         rc = be->webhook_delete(s, op->ns, op->id);
-        if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "webhook '%s' not found", op->id);
+        if (rc == TM_ENOT_FOUND)
+            return err_set(&op->err, rc, "", "webhook '%.64s' not found", op->id);
         return rc;
     case STORE_OP_WEBHOOK_UPDATE:
         rc = be->webhook_update(s, op->ns, op->id, op->webhook, now);
-        if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "webhook '%s' not found", op->id);
+        if (rc == TM_ENOT_FOUND)
+            return err_set(&op->err, rc, "", "webhook '%.64s' not found", op->id);
         return rc;
     default:
         return be->delivery_update(s, op->delivery);
@@ -246,7 +248,7 @@ int store_webhook_apply(struct store *s, struct store_op *op, int64_t now) {
 /* ---- Reads ---- */
 
 static int store_events_error(int rc, struct tm_error *e, const char *what, const char *id) {
-    if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "%s '%s' not found", what, id ? id : "");
+    if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "%s '%.64s' not found", what, id ? id : "");
     if (rc == TM_EUNAVAILABLE) return err_set(e, rc, "", "storage unavailable; try again");
     return err_set(e, TM_EINTERNAL, "", "storage error");
 }

@@ -1794,7 +1794,7 @@ static int pg_migrate(struct pg_conn *c, int *writes, struct tm_error *e) {
         int number = atoi(m->name);
         if (number <= have) continue;
         if ((rc = pg_exec(c, NULL, m->data, 0, NULL, NULL, NULL, PG_MIGRATE_TIMEOUT_MS, &r))) {
-            err_set(e, rc, "store", "cannot apply the PostgreSQL migration '%s'", m->name);
+            err_set(e, rc, "store", "cannot apply the PostgreSQL migration '%.64s'", m->name);
             break;
         }
         PQclear(r);
@@ -1808,7 +1808,7 @@ static int pg_migrate(struct pg_conn *c, int *writes, struct tm_error *e) {
                         " VALUES($1::integer, $2, $3::bigint)",
                         &p, &r);
         PQclear(r);
-        if (rc) err_set(e, rc, "store", "cannot record the PostgreSQL migration '%s'", m->name);
+        if (rc) err_set(e, rc, "store", "cannot record the PostgreSQL migration '%.64s'", m->name);
     }
     if (rc == 0 && (rc = pg_cmd(c, "COMMIT")))
         err_set(e, rc, "store", "cannot commit the PostgreSQL migrations");

@@ -528,7 +528,7 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
     if (!create) {
         rc = be->doc_load(s, op->doc_kind, op->ns, d->id, &old);
         if (rc == TM_ENOT_FOUND)
-            return err_set(&op->err, rc, "", "%s '%s' not found", doc_noun(op->doc_kind), d->id);
+            return err_set(&op->err, rc, "", "%s '%.64s' not found", doc_noun(op->doc_kind), d->id);
         if (rc) return rc;
         d->created_at = old.created_at;
         free(d->ns);
@@ -546,7 +546,7 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
     bool taken = rc == 0 && strcmp(owner, d->id) != 0;
     if (rc && rc != TM_ENOT_FOUND) goto out;
     if (taken) {
-        rc = err_set(&op->err, TM_ECONFLICT, "name", "a %s named '%s' exists already",
+        rc = err_set(&op->err, TM_ECONFLICT, "name", "a %s named '%.64s' exists already",
                      doc_noun(op->doc_kind), d->name);
         goto out;
     }
@@ -614,7 +614,7 @@ static int doc_put(struct store *s, struct store_op *op, int64_t now) {
     }
     if (rc == 0) op->created = create;
     if (rc == TM_ECONFLICT)
-        rc = err_set(&op->err, TM_ECONFLICT, "name", "a %s named '%s' exists already",
+        rc = err_set(&op->err, TM_ECONFLICT, "name", "a %s named '%.64s' exists already",
                      doc_noun(op->doc_kind), d->name);
 out:
     store_doc_release(&old);
@@ -637,9 +637,10 @@ struct sched_change {
 static int sched_change_begin(struct store *s, struct store_op *op, struct sched_change *c) {
     memset(c, 0, sizeof *c);
     int rc = store_base_of(s)->backend->doc_load(s, STORE_DOC_SCHEDULE, op->ns, op->id, &c->d);
-    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "schedule '%s' not found", op->id);
+    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "schedule '%.64s' not found", op->id);
     if (rc == TM_ECONFLICT)
-        return err_set(&op->err, rc, "", "several namespaces have a schedule named '%s'", op->id);
+        return err_set(&op->err, rc, "", "several namespaces have a schedule named '%.64s'",
+                       op->id);
     if (rc) return rc;
     /* A body that no longer parses is this op's 409, not the batch's
      * storage failure: the other writes of the batch go on. */
@@ -750,7 +751,7 @@ int store_schedule_apply(struct store *s, struct batch *b, struct store_op *op, 
     case STORE_OP_DOC_DELETE:
         rc = store_base_of(s)->backend->doc_delete(s, op->doc_kind, op->ns, op->id);
         if (rc == TM_ENOT_FOUND)
-            rc = err_set(&op->err, rc, "", "%s '%s' not found", doc_noun(op->doc_kind), op->id);
+            rc = err_set(&op->err, rc, "", "%s '%.64s' not found", doc_noun(op->doc_kind), op->id);
         break;
     case STORE_OP_SCHED_PAUSE:
         rc = sched_pause(s, op, now);

@@ -351,7 +351,7 @@ static void sq_close_conn(struct sq_conn *c) {
 static int sq_migrate(sqlite3 *db, const char *path, struct tm_error *e) {
     sqlite3_stmt *st;
     if (sq_prepare(db, "PRAGMA user_version", &st))
-        return err_set(e, TM_EINTERNAL, "store", "cannot read SQLite database '%s': %s", path,
+        return err_set(e, TM_EINTERNAL, "store", "cannot read SQLite database '%.64s': %s", path,
                        sqlite3_errmsg(db));
     int have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
@@ -360,7 +360,7 @@ static int sq_migrate(sqlite3 *db, const char *path, struct tm_error *e) {
         if (atoi(m->name) > known) known = atoi(m->name);
     if (have > known)
         return err_set(e, TM_EINTERNAL, "store",
-                       "SQLite database '%s' has migration %d, newer than this taskmill knows"
+                       "SQLite database '%.64s' has migration %d, newer than this taskmill knows"
                        " (%d): upgrade taskmill, or restore a backup",
                        path, have, known);
     for (const struct embedded_file *m = sqlite_migrations; m->name; m++) {
@@ -371,7 +371,7 @@ static int sq_migrate(sqlite3 *db, const char *path, struct tm_error *e) {
         if (sq_exec(db, "BEGIN IMMEDIATE") == 0 && sq_exec(db, m->data) == 0 &&
             sq_exec(db, pragma) == 0 && sq_exec(db, "COMMIT") == 0)
             continue;
-        err_set(e, TM_EINTERNAL, "store", "migration '%s' of SQLite database '%s' failed: %s",
+        err_set(e, TM_EINTERNAL, "store", "migration '%.64s' of SQLite database '%.64s' failed: %s",
                 m->name, path, sqlite3_errmsg(db));
         if (!sqlite3_get_autocommit(db)) sq_exec(db, "ROLLBACK");
         return TM_EINTERNAL;
@@ -740,16 +740,16 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
         buf_release(&upd);
         if (rc == TM_EUNAVAILABLE && q->exclusive)
             return err_set(e, TM_EUNAVAILABLE, "store",
-                           "SQLite database '%s' is open in another process (a taskmill server, "
+                           "SQLite database '%.64s' is open in another process (a taskmill server, "
                            "a 'taskmill token' command, the sqlite3 shell): --sqlite-exclusive "
                            "needs it alone",
                            q->path);
         if (rc == TM_EUNAVAILABLE)
             return err_set(e, TM_EUNAVAILABLE, "store",
-                           "SQLite database '%s' is locked by another process (a server started"
+                           "SQLite database '%.64s' is locked by another process (a server started"
                            " with --sqlite-exclusive keeps it to itself)",
                            q->path);
-        return err_set(e, TM_EINTERNAL, "store", "cannot open SQLite database '%s': %s", q->path,
+        return err_set(e, TM_EINTERNAL, "store", "cannot open SQLite database '%.64s': %s", q->path,
                        q->writer.why);
     }
     sqlite3 *db = q->writer.db;
@@ -758,10 +758,10 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
         buf_release(&upd);
         if (rc == TM_EUNAVAILABLE)
             return err_set(e, TM_EUNAVAILABLE, "store",
-                           "SQLite database '%s' is served by another taskmill server; several"
+                           "SQLite database '%.64s' is served by another taskmill server; several"
                            " servers on one database need PostgreSQL",
                            q->path);
-        return err_set(e, TM_EINTERNAL, "store", "cannot lock SQLite database '%s': %s", q->path,
+        return err_set(e, TM_EINTERNAL, "store", "cannot lock SQLite database '%.64s': %s", q->path,
                        strerror(errno));
     }
     char sql[2048];
@@ -851,7 +851,7 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     buf_release(&ins);
     buf_release(&upd);
     if (rc)
-        return err_set(e, TM_EINTERNAL, "store", "cannot prepare SQLite database '%s'", q->path);
+        return err_set(e, TM_EINTERNAL, "store", "cannot prepare SQLite database '%.64s'", q->path);
     /* In place of SQLite's automatic checkpoints, whose sync of the WAL a
      * relaxed store's deferring would skip: sq_commit runs them. */
     if (q->relaxed) sqlite3_wal_hook(db, sq_wal_hook, q);

@@ -21,17 +21,17 @@ int store_token_apply(struct store *s, struct store_op *op, int64_t now) {
     if (op->kind == STORE_OP_TOKEN_CREATE) {
         int rc = be->token_insert(s, op->token);
         if (rc == TM_ECONFLICT)
-            return err_set(&op->err, rc, "id", "token '%s' exists already", op->token->id);
+            return err_set(&op->err, rc, "id", "token '%.64s' exists already", op->token->id);
         return rc;
     }
     if (op->kind == STORE_OP_TOKEN_PURGE) return be->token_purge(s, now, &op->fired);
     int rc = be->token_revoke(s, op->id, now);
-    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "token '%s' not found", op->id);
+    if (rc == TM_ENOT_FOUND) return err_set(&op->err, rc, "", "token '%.64s' not found", op->id);
     return rc;
 }
 
 static int store_token_error(int rc, struct tm_error *e, const char *id) {
-    if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "token '%s' not found", id ? id : "");
+    if (rc == TM_ENOT_FOUND) return err_set(e, rc, "", "token '%.64s' not found", id ? id : "");
     return err_set(e, TM_EINTERNAL, "", "storage error");
 }
 

@@ -180,6 +180,64 @@ static void test_unknown_ids(void) {
     CHECK(strstr(th_str(r->json, "error.message"), "aaa?'") != NULL);
 }
 
+/* The longest run of c in s. */
+static size_t run_of(const char *s, char c) {
+    size_t best = 0, n = 0;
+    for (; *s; s++) {
+        n = *s == c ? n + 1 : 0;
+        if (n > best) best = n;
+    }
+    return best;
+}
+
+/*
+ * A message quotes at most 64 bytes of what was sent, whatever the
+ * refusal: an unknown query parameter, a value, a route, a body's key,
+ * and in a view's own shape. A name longer than `field` holds (63 bytes)
+ * is left out of it, not cut: a cut name names nothing that was sent.
+ */
+static void test_quotes_are_bounded(void) {
+    char q[201], path[512], body[512];
+    memset(q, 'q', 200);
+    q[200] = '\0';
+    struct {
+        const char *method;
+        char path[300], body[300];
+        long status;
+        const char *field; /* NULL: left out */
+    } c[5] = {
+        {"GET", "", "", 400, NULL}, {"GET", "", "", 400, "phase"},
+        {"GET", "", "", 404, NULL}, {"POST", "/v1/tasks", "", 400, NULL},
+        {"GET", "", "", 400, NULL},
+    };
+    snprintf(c[0].path, sizeof c[0].path, "/v1/tasks?%s=1", q);
+    snprintf(c[1].path, sizeof c[1].path, "/v1/tasks?phase=%s", q);
+    snprintf(c[2].path, sizeof c[2].path, "/v1/%s", q);
+    snprintf(c[3].body, sizeof c[3].body, "{\"type\":\"x\",\"%s\":1}", q);
+    snprintf(c[4].path, sizeof c[4].path, "/beta/task-status?sorters=%s", q);
+    char *before = snapshot();
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s", c[i].path);
+        snprintf(body, sizeof body, "%s", c[i].body);
+        const char *const headers[] = {"Content-Type: application/json", NULL};
+        struct th_resp *r =
+            th_http_raw(&srv, c[i].method, path, *body ? body : NULL, strlen(body), headers);
+        size_t run = run_of(r->body, 'q');
+        if (r->status != c[i].status || run < 32 || run > 64)
+            th_fail(__FILE__, __LINE__, "case %d: %ld, quotes %zu bytes: %.300s", i, r->status, run,
+                    r->body);
+        if (i == 4) continue; /* SailPoint's shape has no field */
+        const char *field = r->json ? th_str(r->json, "error.field") : NULL;
+        if (c[i].field ? !field || strcmp(field, c[i].field) != 0 : field != NULL)
+            th_fail(__FILE__, __LINE__, "case %d: field '%s', want '%s'", i, field ? field : "",
+                    c[i].field ? c[i].field : "(none)");
+    }
+    char *after = snapshot();
+    CHECK_STR(after, before);
+    free(before);
+    free(after);
+}
+
 static void test_illegal_transitions(void) {
     REFUSED("POST", tpath(done_id, "/cancel"), NULL, 409, "conflict", NULL);
     REFUSED("POST", tpath(done_id, "/retry"), NULL, 409, "conflict", NULL);
@@ -798,6 +856,8 @@ static const struct th_test tests[] = {
     {"a too-large body sent whole without waiting gets its 413 after it",
      test_oversize_body_sent_whole},
     {"unknown ids and routes are 404", test_unknown_ids},
+    {"a message quotes at most 64 bytes; a name too long for field is left out",
+     test_quotes_are_bounded},
     {"illegal transitions are 409", test_illegal_transitions},
     {"stale lease tokens are 409 lease_mismatch", test_stale_lease},
     {"bad query parameters", test_bad_query_parameters},
