@@ -267,7 +267,8 @@ static bool day_is_open(const char *field) {
 
 /* Appends a Quartz day-of-week field with its numbers moved from 1-7
  * (Sunday 1) to cron's 0-6; names and steps are copied as they are. */
-static int dow_append(char *out, size_t n, size_t *len, const char *dow, struct scene7_fault *f) {
+static int dow_append(char *out, size_t n, size_t *len, const char *dow, const char *sent,
+                      struct scene7_fault *f) {
     for (const char *p = dow; *p;) {
         char tmp[8];
         size_t k = 0;
@@ -281,7 +282,7 @@ static int dow_append(char *out, size_t n, size_t *len, const char *dow, struct 
                 return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
                                    "'execSchedule' day-of-week '%.32s' is out of range 1-7 "
                                    "(1 = Sunday)",
-                                   dow);
+                                   sent);
             k = (size_t)snprintf(tmp, sizeof tmp, "%ld", step ? v : v - 1);
         } else {
             tmp[k++] = *p++;
@@ -335,13 +336,21 @@ static bool quartz_value(const struct quartz_field *q, const char *s, size_t len
 }
 
 /*
- * Copies one Quartz field to out, each range whose end comes before its
- * start (FRI-MON, NOV-FEB, 22-2) written as the two ranges Quartz reads
- * it as: on from the start to the field's last value, then round from
- * its first, the step (a-b/s) carried across the wrap (Quartz's addToSet:
- * FRI-MON/2 is FRI, SUN). Other elements are copied as they are, for
- * cron_parse (or dow_append) to check: a bound out of range or not a
- * value is refused there, as Quartz refuses it.
+ * Copies one Quartz field to out, its ranges read as Quartz's
+ * CronExpression reads them:
+ *   - a range whose end comes before its start (FRI-MON, NOV-FEB, 22-2)
+ *     wraps round the field: it is written as the two ranges it stands
+ *     for, on from the start to the field's last value, then round from
+ *     its first, a step (a-b/s) carried across the wrap (6-2/2 is FRI,
+ *     SUN);
+ *   - a range of names (MON-FRI, FRI-MON, NOV-FEB) takes no step: Quartz
+ *     drops what follows its '/', so MON-FRI/2 is every day MON to FRI.
+ *     It is written without the step (in numbers where it wraps);
+ *   - a range of a name and a number (FRI-2) is refused, as Quartz
+ *     refuses it.
+ * Other elements are copied as they are, for cron_parse (or dow_append)
+ * to check: a bound out of range or not a value is refused there, as
+ * Quartz refuses it.
  */
 static int quartz_unwrap(const struct quartz_field *q, const char *field, char *out, size_t n,
                          struct scene7_fault *f) {
@@ -354,33 +363,44 @@ static int quartz_unwrap(const struct quartz_field *q, const char *field, char *
         const char *slash = memchr(p, '/', el);
         size_t base = slash ? (size_t)(slash - p) : el;
         const char *dash = memchr(p, '-', base);
+        size_t ll = dash ? (size_t)(dash - p) : 0, rl = dash ? base - ll - 1 : 0;
         int a, b, k;
-        if (dash && quartz_value(q, p, (size_t)(dash - p), &a) &&
-            quartz_value(q, dash + 1, base - (size_t)(dash - p) - 1, &b) && b < a) {
+        bool range = dash && quartz_value(q, p, ll, &a) && quartz_value(q, dash + 1, rl, &b);
+        bool lname = range && isalpha((unsigned char)p[0]);
+        if (range && lname != (bool)isalpha((unsigned char)dash[1]))
+            return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                               "'execSchedule' %s range '%.*s' mixes a name and a number: write "
+                               "both as names or both as numbers",
+                               q->name, (int)(base > 32 ? 32 : base), p);
+        if (range && (b < a || (lname && slash))) {
             int step = 1, span = q->hi - q->lo + 1;
             if (slash) {
                 size_t sl = el - base - 1;
-                step = 0;
-                for (size_t i = 0; i < sl; i++) {
-                    if (slash[1 + i] < '0' || slash[1 + i] > '9') {
-                        step = 0;
-                        break;
-                    }
-                    if (step <= span) step = step * 10 + (slash[1 + i] - '0');
+                int given = 0;
+                bool digits = sl > 0;
+                for (size_t i = 0; i < sl && digits; i++) {
+                    digits = slash[1 + i] >= '0' && slash[1 + i] <= '9';
+                    if (digits && given <= span) given = given * 10 + (slash[1 + i] - '0');
                 }
-                if (step < 1 || step > span)
+                /* After names Quartz drops a step, whatever its number. */
+                if (!digits || (!lname && (given < 1 || given > span)))
                     return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
                                        "'execSchedule' %s step '%.*s' is not a number in 1-%d",
                                        q->name, (int)(sl > 32 ? 32 : sl), slash + 1, span);
+                if (!lname) step = given;
             }
-            /* The values a, a+step, ... up to b + span, each past hi taken
-             * round (less span): `round` is the first of those. */
-            int round = a + (q->hi - a) / step * step + step - span;
             char st[8] = "";
             if (step > 1) snprintf(st, sizeof st, "/%d", step);
-            k = round <= b ? snprintf(out + len, n - len, "%s%d-%d%s,%d-%d%s", sep, a, q->hi, st,
-                                      round, b, st)
-                           : snprintf(out + len, n - len, "%s%d-%d%s", sep, a, q->hi, st);
+            if (b >= a) { /* names, as sent, without the step */
+                k = snprintf(out + len, n - len, "%s%.*s", sep, (int)base, p);
+            } else {
+                /* The values a, a+step, ... up to b + span, each past hi
+                 * taken round (less span): `round` is the first of those. */
+                int round = a + (q->hi - a) / step * step + step - span;
+                k = round <= b ? snprintf(out + len, n - len, "%s%d-%d%s,%d-%d%s", sep, a, q->hi,
+                                          st, round, b, st)
+                               : snprintf(out + len, n - len, "%s%d-%d%s", sep, a, q->hi, st);
+            }
         } else {
             k = snprintf(out + len, n - len, "%s%.*s", sep, (int)el, p);
         }
@@ -443,14 +463,24 @@ int scene7_exec_schedule_cron(const char *text, char *out, size_t n, struct scen
     if (k < 0 || (size_t)k >= n)
         return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'execSchedule' is too long");
     size_t len = (size_t)k;
-    if (dow_append(out, n, &len, unwrapped[5], f)) return -1;
+    if (dow_append(out, n, &len, unwrapped[5], quartz[5], f)) return -1;
     struct cron_expr c;
     struct tm_error e;
     err_clear(&e);
     if (cron_parse(out, &c, &e)) {
         const char *msg = e.message;
         if (strncmp(msg, "'cron' ", 7) == 0) msg += 7;
-        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'execSchedule' %s", msg);
+        /* cron_parse quotes what it read: say so where that is not what
+         * was sent (a range rewritten, the day-of-week renumbered). */
+        bool same =
+            strcmp(unwrapped[5], quartz[5]) == 0 && strpbrk(quartz[5], "0123456789") == NULL;
+        for (int i = 0; i < 5; i++)
+            same = same && strcmp(unwrapped[i], quartz[i]) == 0;
+        if (same) return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER, "'execSchedule' %s", msg);
+        return scene7_fail(f, SCENE7_FAULT_INVALID_PARAMETER,
+                           "'execSchedule' %s (in the expression as read: '%.96s', day-of-week "
+                           "0 = Sunday)",
+                           msg, out);
     }
     return 0;
 }

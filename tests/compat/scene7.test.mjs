@@ -935,10 +935,15 @@ test('execSchedule: a wrap-around range (FRI-MON, 6-2, NOV-FEB) fires on the day
     assert.ok([5, 6, 0, 1].includes(items[0].nextFireTime.getUTCDay()), iso(items[0].nextFireTime));
     await call('deleteJob', { companyHandle: 'default', jobHandle: h });
   }
-  // With a step: Friday and Sunday.
-  let h = await submitJob({ jobName: 'wrap step', execSchedule: '0 0 12 ? * FRI-MON/2' });
+  // With a step after numbers: Friday and Sunday.
+  let h = await submitJob({ jobName: 'wrap step', execSchedule: '0 0 12 ? * 6-2/2' });
   assert.deepEqual(await preview(h, 4), ['2026-12-11', '2026-12-13', '2026-12-18', '2026-12-20']
     .map((d) => `${d}T12:00:00.000Z`));
+  await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+  // After names Quartz drops the step: every day Friday to Monday.
+  h = await submitJob({ jobName: 'wrap name step', execSchedule: '0 0 12 ? * FRI-MON/2' });
+  assert.equal((await v1schedule(h)).cron, '0 0 12 ? * 5-6,0-1');
+  assert.deepEqual(await preview(h, 8), friToMon);
   await call('deleteJob', { companyHandle: 'default', jobHandle: h });
   // Months: November to February.
   h = await submitJob({ jobName: 'wrap months', execSchedule: '0 0 0 1 NOV-FEB ?' });
@@ -954,7 +959,8 @@ test('execSchedule: a wrap-around range (FRI-MON, 6-2, NOV-FEB) fires on the day
     ['0 0 12 ? * FRI-XYZ', /day-of-week field 'XYZ' is not a number or a day name/],
     ['0 0 12 ? * 8-2', /day-of-week '8-2' is out of range 1-7/],
     ['0 0 12 ? 13-2 *', /month field '13' is out of range 1-12/],
-    ['0 0 12 ? NOV-FEB/0 *', /month step '0' is not a number in 1-12/],
+    ['0 0 12 ? 11-2/0 *', /month step '0' is not a number in 1-12/],
+    ['0 0 12 ? * FRI-2', /day-of-week range 'FRI-2' mixes a name and a number/],
   ];
   for (const [exec, why] of bad) {
     const f = await fault('submitJob', { companyHandle: 'default', jobName: 'bad wrap', execSchedule: exec,

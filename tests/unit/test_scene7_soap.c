@@ -243,9 +243,15 @@ static void test_exec_schedule_wrap(void) {
         {"0 0 12 ? * 6-2", "0 0 12 ? * 5-6,0-1"},
         {"0 0 12 ? * SAT-SUN", "0 0 12 ? * 6-6,0-0"},
         {"0 0 12 ? * 7-1", "0 0 12 ? * 6-6,0-0"},
-        {"0 0 12 ? * FRI-MON/2", "0 0 12 ? * 5-6/2,0-1/2"},
+        /* After a range of names Quartz drops the step; after numbers not. */
+        {"0 0 12 ? * FRI-MON/2", "0 0 12 ? * 5-6,0-1"},
+        {"0 0 12 ? * 6-2/2", "0 0 12 ? * 5-6/2,0-1/2"},
+        {"0 0 12 ? * MON-FRI/2", "0 0 12 ? * MON-FRI"},
+        {"0 0 12 ? * FRI-MON/8", "0 0 12 ? * 5-6,0-1"},
         {"0 0 12 ? * WED,FRI-MON", "0 0 12 ? * WED,5-6,0-1"},
         {"0 0 12 ? * MON-FRI", "0 0 12 ? * MON-FRI"},
+        {"0 0 0 1 NOV-FEB/2 ?", "0 0 0 1 11-12,1-2 ?"},
+        {"0 0 0 1 JAN-DEC/3 ?", "0 0 0 1 JAN-DEC ?"},
         {"0 0 0 1 NOV-FEB ?", "0 0 0 1 11-12,1-2 ?"},
         {"0 0 0 1 11-2/2 ?", "0 0 0 1 11-12/2,1-2/2 ?"},
         {"0 0 0 1 DEC-JAN ?", "0 0 0 1 12-12,1-1 ?"},
@@ -288,16 +294,22 @@ static void test_exec_schedule_wrap(void) {
         {"0 0 12 ? * 8-2", "'execSchedule' day-of-week '8-2' is out of range 1-7 (1 = Sunday)"},
         {"0 0 12 ? * 6-0", "'execSchedule' day-of-week '6-0' is out of range 1-7 (1 = Sunday)"},
         {"0 0 12 ? 13-2 *", "'execSchedule' month field '13' is out of range 1-12"},
-        {"0 0 12 ? NOV-FEB/0 *", "'execSchedule' month step '0' is not a number in 1-12"},
+        {"0 0 12 ? 11-2/0 *", "'execSchedule' month step '0' is not a number in 1-12"},
         {"0 0 12 ? NOV-FEB/x *", "'execSchedule' month step 'x' is not a number in 1-12"},
-        {"0 0 12 ? * FRI-MON/8", "'execSchedule' day-of-week step '8' is not a number in 1-7"},
+        {"0 0 12 ? * 6-2/8", "'execSchedule' day-of-week step '8' is not a number in 1-7"},
+        {"0 0 12 ? * FRI-2",
+         "'execSchedule' day-of-week range 'FRI-2' mixes a name and a number: write both as "
+         "names or both as numbers"},
+        {"0 0 12 ? 6-MAR *",
+         "'execSchedule' month range '6-MAR' mixes a name and a number: write both as names or "
+         "both as numbers"},
         {"0 0 25-2 * * ?", "'execSchedule' hour field '25' is out of range 0-23"},
         {"0 0 12 ? * ,FRI-MON",
-         "'execSchedule' day-of-week field ',5-6,0-1' has an empty list "
-         "element"},
+         "'execSchedule' day-of-week field ',5-6,0-1' has an empty list element (in the "
+         "expression as read: '0 0 12 ? * ,5-6,0-1', day-of-week 0 = Sunday)"},
         {"0 0 12 ? * FRI-MON,",
-         "'execSchedule' day-of-week field '5-6,0-1,' has an empty list "
-         "element"},
+         "'execSchedule' day-of-week field '5-6,0-1,' has an empty list element (in the "
+         "expression as read: '0 0 12 ? * 5-6,0-1,', day-of-week 0 = Sunday)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_INT(exec_cron(bad[i].exec, out, &f), SCENE7_FAULT_INVALID_PARAMETER);
