@@ -169,9 +169,16 @@ static int token_list(const struct token_args *a) {
             char created[TIME_RFC3339_LEN + 1], expires[TIME_RFC3339_LEN + 1] = "never";
             time_format_rfc3339(t[i]->created_at, created);
             if (t[i]->expires_at) time_format_rfc3339(t[i]->expires_at, expires);
+            /* A name is anyone's text (an admin's POST /v1/tokens): its
+             * controls are shown as '?', as a task's text is. */
+            char *shown = t[i]->name ? cli_printable_copy(t[i]->name) : NULL;
             buf_printf(&b, "%-16s  %-6s  %-20s  %-7s  %-24s  %-24s  %s\n", t[i]->id,
                        token_role_name(t[i]->role), t[i]->namespace, token_status(t[i], now),
-                       created, expires, t[i]->name ? t[i]->name : "");
+                       created, expires,
+                       shown        ? shown
+                       : t[i]->name ? t[i]->name
+                                    : "");
+            free(shown);
         }
     }
     if (a->json)

@@ -161,7 +161,8 @@ static void test_token_name_not_utf8(void) {
 
 /* token create --json and token list --json write DEL and a C1 control
  * (CSI) in a token's name escaped, \u007f and \u009b, as every --json
- * does (docs/cli.md): the same name when parsed, 'é' as it is. */
+ * does (docs/cli.md): the same name when parsed, 'é' as it is; the
+ * table of token list shows them as '?'. */
 static void test_token_json_escapes_del_and_c1(void) {
     char store[600];
     snprintf(store, sizeof store, "sqlite:%s/args-tokens-c1.db", srv.dir);
@@ -185,6 +186,16 @@ static void test_token_json_escapes_del_and_c1(void) {
     bool escaped = strstr(made, "a\\u007fb\\u009b2J \xc3\xa9") &&
                    strstr(listed, "a\\u007fb\\u009b2J \xc3\xa9");
     if (!same || raw || !escaped) printf("    create:\n%s    list:\n%s", made, listed);
+    /* The table shows them as '?', as the task commands show a task's text. */
+    char *table = NULL;
+    CHECK_INT(cli_run(&srv, NULL, &table, &err, "token", "list", "--store", store), 0);
+    free(err);
+    bool table_raw = !table || strchr(table, 0x7f) || strstr(table, "\xc2\x9b");
+    bool table_shown = table && strstr(table, "a?b?2J \xc3\xa9");
+    if (table_raw || !table_shown) printf("    table:\n%s", table ? table : "(none)");
+    free(table);
+    CHECK(!table_raw);
+    CHECK(table_shown);
     json_decref(m);
     json_decref(l);
     free(made);
@@ -578,7 +589,8 @@ static void test_watch_error_printable(void) {
 }
 
 static const struct th_test tests[] = {
-    {"token --json escapes DEL and C1 controls in a name", test_token_json_escapes_del_and_c1},
+    {"token --json escapes DEL and C1 controls in a name; the table shows '?'",
+     test_token_json_escapes_del_and_c1},
     {"flag values that are not UTF-8 are refused naming the flag", test_non_utf8_values_refused},
     {"token create --name that is not UTF-8 is refused", test_token_name_not_utf8},
     {"schedule, definition and token verbs take only their flags",
