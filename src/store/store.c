@@ -70,11 +70,13 @@ struct store {
     struct store_cache *cache; /* store_cache.c; NULL: none (a shared backend, or off) */
     int64_t due_checked;       /* wall ms next_due was last read (shared backends) */
     /* Schedules this node cannot read, left to the nodes that can until
-     * `until` (store_sched_hold); "" is a free entry. */
+     * `until` (store_sched_hold); "" is a free entry. Room for more than
+     * sched_due's 64 a pass: a hold pushed out is loaded, refused and
+     * logged again at once (a rolling upgrade can make many unreadable). */
     struct {
         char id[ID_LEN + 1];
         int64_t until;
-    } sched_held[16];
+    } sched_held[256];
     uint64_t rng;
     /* Queue settings read recently (at read_at); emptied when a batch rolls
      * back. A shared backend's entries live a second: another node may set them. */

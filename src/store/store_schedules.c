@@ -403,8 +403,12 @@ static int fire_schedule(struct store *s, struct batch *b, const char *id, int64
          * batch, as any due row: others look again LOCKED_RETRY_MS on).
          * This node used to write its error and next_at a minute on,
          * holding the slots back on every node. */
-        if (be->shared && now < d.next_at + UNREADABLE_GRACE_MS) {
-            store_sched_hold(s, d.id, d.next_at + UNREADABLE_GRACE_MS);
+        /* The grace is judged on the database's clock (late_now): next_at
+         * was written by another node, on its own clock, and a node ahead
+         * of the others by more than the grace would otherwise find it
+         * over as soon as the schedule is due. */
+        if (be->shared && late_now < d.next_at + UNREADABLE_GRACE_MS) {
+            store_sched_hold(s, d.id, now + (d.next_at + UNREADABLE_GRACE_MS - late_now));
             store_doc_release(&d);
             return 0;
         }
@@ -490,8 +494,13 @@ int64_t store_schedules_fire(struct store *s, struct batch *b, int64_t now) {
     size_t n = 0;
     int rc = be->sched_due(s, now, ids, 64, &n);
     int64_t off = sched_offset(s), late_now = off < 0 ? now + off : now;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (!store_sched_is_held(s, ids[i], now)) rc = fire_schedule(s, b, ids[i], now, late_now);
+    size_t held = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (store_sched_is_held(s, ids[i], now))
+            held++;
+        else
+            rc = fire_schedule(s, b, ids[i], now, late_now);
+    }
     int64_t next = 0;
     if (rc == 0) rc = be->sched_next_at(s, &next);
     if (rc) {
@@ -503,7 +512,7 @@ int64_t store_schedules_fire(struct store *s, struct batch *b, int64_t now) {
      * its next_at after now), or ones this node cannot read and leaves to
      * the others (store_sched_hold). Looked at again a little later, not at
      * once and again and again while the lock or the hold lasts. */
-    if (be->shared && n < 64 && next && next <= now) next = now + LOCKED_RETRY_MS;
+    if (be->shared && (n < 64 || held == n) && next && next <= now) next = now + LOCKED_RETRY_MS;
     return next;
 }
 
