@@ -740,3 +740,20 @@ void th_fake_clock(const char *at) {
     asan_was = NULL;
     saved = false;
 }
+
+int th_server_start_at(struct th_server *s, const char *at) {
+    if (access(TH_FAKETIME_LIB, R_OK) != 0) {
+        th_fail(__FILE__, __LINE__, "%s is missing: scripts/deps.sh --test installs faketime",
+                TH_FAKETIME_LIB);
+        return -1;
+    }
+    th_fake_clock(at);
+    int rc = th_server_start(s, NULL);
+    th_fake_clock(NULL);
+    if (rc) {
+        th_fail(__FILE__, __LINE__, "the server did not start (log %s/server.log)", s->dir);
+        th_server_stop(s, true);
+        return -1;
+    }
+    return 0;
+}

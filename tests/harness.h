@@ -225,6 +225,10 @@ long long th_now_ms(void);
  * "-2d" two days behind; NULL puts it back. The monotonic clock stays true.
  */
 void th_fake_clock(const char *at);
+/* th_server_start (no extra args) on the wall clock `at` (th_fake_clock);
+ * 0, or -1 after a th_fail saying why (libfaketime missing, or the
+ * server's log), the server stopped. */
+int th_server_start_at(struct th_server *s, const char *at);
 
 /* The failure of a wait: th_fail with what was awaited, for how long, and the condition. */
 void th_wait_failed(const char *file, int line, int timeout_ms, const char *cond, const char *fmt,

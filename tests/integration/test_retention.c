@@ -129,20 +129,8 @@ static long status_on(struct th_server *s, const char *id) {
  * parent not for a day: no race.
  */
 static void test_finished_parent_gives_up_pruned_child(void) {
-    if (access(TH_FAKETIME_LIB, R_OK) != 0) {
-        th_fail(__FILE__, __LINE__, "%s is missing: scripts/deps.sh --test installs faketime",
-                TH_FAKETIME_LIB);
-        return;
-    }
     struct th_server s;
-    th_fake_clock("-2d");
-    int rc = th_server_start(&s, NULL);
-    th_fake_clock(NULL);
-    if (rc) {
-        th_fail(__FILE__, __LINE__, "the server did not start (log %s/server.log)", s.dir);
-        th_server_stop(&s, true);
-        return;
-    }
+    if (th_server_start_at(&s, "-2d")) return;
     char *parent = th_submit(&s, "retfp", "\"queue\":\"retfpq\"");
     char extra[96], path[128], cid[33], ctoken[33];
     snprintf(extra, sizeof extra, "\"queue\":\"retfcq\",\"parent_id\":\"%s\"",

@@ -1067,20 +1067,8 @@ static void test_catchup_and_kill9(void) {
  * and none is left out. The server's clock is libfaketime's.
  */
 static void test_down_for_a_day(void) {
-    const char *lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-    if (access(lib, R_OK) != 0) {
-        th_fail(__FILE__, __LINE__, "%s is missing: scripts/deps.sh --test installs faketime", lib);
-        return;
-    }
     struct th_server s;
-    th_fake_clock("@2026-12-01 01:59:50");
-    int rc = th_server_start(&s, NULL);
-    th_fake_clock(NULL);
-    if (rc) {
-        th_fail(__FILE__, __LINE__, "the server did not start (log %s/server.log)", s.dir);
-        th_server_stop(&s, true);
-        return;
-    }
+    if (th_server_start_at(&s, "@2026-12-01 01:59:50")) return;
     struct th_resp *r = th_http(&s, "POST", "/v1/schedules",
                                 "{\"name\":\"hour\",\"cron\":\"30 2 * * *\",\"overlap\":"
                                 "\"allow_all\",\"task\":{\"type\":\"d\",\"queue\":\"dq1\"}}");
@@ -1093,7 +1081,7 @@ static void test_down_for_a_day(void) {
     th_server_stop(&s, false);
     /* Back a day and a half later: the slots of 1 and 2 December have passed. */
     th_fake_clock("@2026-12-02 10:00:00");
-    rc = th_server_restart(&s);
+    int rc = th_server_restart(&s);
     th_fake_clock(NULL);
     if (rc) {
         th_fail(__FILE__, __LINE__, "the server did not restart (log %s/server.log)", s.dir);
