@@ -394,6 +394,9 @@ static void test_scene7_content_type(void) {
         {"Content-Type: text/xml; x=<y>", "not 'text/xml; x=&lt;y&gt;'"},
         {"Content-Type: application/soap+xml; charset=utf-8",
          "'application/soap+xml' is SOAP 1.2; this service speaks SOAP 1.1"},
+        /* SOAP 1.2 clients send their action as a parameter. */
+        {"Content-Type: application/soap+xml; charset=utf-8; action=\"urn:submitJob\"",
+         "'application/soap+xml' is SOAP 1.2; this service speaks SOAP 1.1"},
     };
     char *before = snapshot();
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
