@@ -336,6 +336,8 @@ int cli_resolve_id(const char *cmd, struct tm_client *c, const char *typed, char
     return rc;
 }
 
+#define CLI_REL_MAX_MS (3650LL * 86400000) /* a relative time's reach either way */
+
 int cli_parse_time(const char *cmd, const char *flag, const char *value, char out[32]) {
     const char *s = value;
     if (s[0] == '+' || s[0] == '-') {
@@ -349,9 +351,18 @@ int cli_parse_time(const char *cmd, const char *flag, const char *value, char ou
                    : end[0] == 'h' ? 3600000
                    : end[0] == 'd' ? 86400000
                                    : 0;
-        if (!errno && unit && n <= 3650LL * 86400) {
+        /* The offset itself is bounded, whatever its unit: 3650 days
+         * (+99999999d passed a bound on the count and stood for 9999-08-19). */
+        if (!errno && unit && n <= CLI_REL_MAX_MS / unit) {
             time_format_rfc3339(time_now_ms() + (s[0] == '-' ? -1 : 1) * (int64_t)n * unit, out);
             return 0;
+        }
+        if (unit) { /* well formed, too far */
+            fprintf(stderr,
+                    "taskmill %s: '%s %s' is more than 3650 days from now: give a time that "
+                    "near, or an RFC 3339 time\n",
+                    cmd, flag, value);
+            return -1;
         }
     } else {
         int64_t ms;

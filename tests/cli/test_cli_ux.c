@@ -326,6 +326,23 @@ static void test_flags_spelt_out_and_named(void) {
     CHECK(strstr(err, "'--at yesterday'") != NULL);
     free(out);
     free(err);
+    /* A relative time reaches 3650 days at most, whatever its unit (+99999999d
+     * was taken and stored as 9999-08-19), and the refusal says so. */
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "submit", "x", "--at", "+99999999d"), 2);
+    CHECK(strstr(err, "'--at +99999999d'") != NULL && strstr(err, "3650 days") != NULL);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "list", "--created-after", "-5256001m"), 2);
+    CHECK(strstr(err, "'--created-after -5256001m'") != NULL && strstr(err, "3650 days"));
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "list", "--created-after", "-3650d"), 0);
+    free(out);
+    free(err);
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "submit", "x", "--at", "+3650d", "--json"), 0);
+    CHECK(strstr(out, "\"scheduled_at\":\"20") != NULL || strstr(out, "\"scheduled_at\": \"20"));
+    free(out);
+    free(err);
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "submit", "x", "--max-retries", "5000"), 2);
     CHECK(strstr(err, "'--max-retries'") != NULL);
     free(out);
