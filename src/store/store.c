@@ -2204,6 +2204,20 @@ int store_open(const char *url, const struct store_options *opt, struct store **
     if (!be) {
         char shown[512];
         store_url_redact(url, shown, sizeof shown);
+        /* Without "://" the redaction above sees no userinfo; a URL that
+         * names no backend may still be one with its scheme left out
+         * ("u:pw@h/db"): whatever stands between its first ':' and an '@'
+         * before any '/' is hidden too. */
+        const char *at = strchr(shown, '@');
+        if (!strstr(url, "://") && at && !memchr(shown, '/', (size_t)(at - shown))) {
+            const char *colon = memchr(shown, ':', (size_t)(at - shown));
+            if (colon) {
+                char tail[sizeof shown];
+                snprintf(tail, sizeof tail, "%s", at);
+                snprintf(shown + (colon - shown), sizeof shown - (size_t)(colon - shown), ":***%s",
+                         tail);
+            }
+        }
         return err_set(e, TM_EINVALID, "store",
                        "store URL '%.64s' names no known backend (use 'sqlite:PATH' or "
                        "'postgres://...')",

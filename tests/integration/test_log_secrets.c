@@ -42,6 +42,13 @@ static void test_unknown_scheme_hides_password(void) {
                       "token list --store 'postgress://h/x?sslmode=disable&pass%77ord=hunter2'") !=
           0);
     check_hidden(__LINE__, said, "hunter2", "&pass%77ord=***");
+    /* The scheme left out: the userinfo is still one (it was shown whole). */
+    CHECK(run_bounded(said, sizeof said, "serve --listen 127.0.0.1:0 --store 'ann:hunter2@db/x'") !=
+          0);
+    CHECK(strstr(said, "names no known backend") != NULL);
+    check_hidden(__LINE__, said, "hunter2", "'ann:***@db/x'");
+    CHECK(run_bounded(said, sizeof said, "token list --store 'mysql:ann:hunter2@db'") != 0);
+    check_hidden(__LINE__, said, "hunter2", "'mysql:***@db'");
 }
 
 /* A server on PostgreSQL, the password in the URL both ways. */
