@@ -2220,7 +2220,7 @@ static void work_usage(FILE *f) {
             "  --queue Q         the queue to claim from (required; 1 to 64 of\n"
             "                    A-Z a-z 0-9 . _ -)\n"
             "  --type T          claim only tasks of type T (give it again for more types,\n"
-            "                    up to 64; default: any type)\n"
+            "                    up to 16; default: any type)\n"
             "  --concurrency N   tasks run at once (default 1); above 1, each claim,\n"
             "                    heartbeat and report is one request for all of them\n"
             "  --lease S         lease seconds (default 60); a heartbeat unanswered for a\n"

@@ -2035,6 +2035,12 @@ static void test_bad_type_refused_at_start(void) {
     free(err);
     CHECK_INT(rc, 2);
     CHECK(says);
+    /* The help gives the same bound (it said 64). */
+    rc = cli_run(&srv, NULL, &out, &err, "work", "--help");
+    CHECK_INT(rc, 0);
+    CHECK(strstr(out, "up to 16;") != NULL);
+    free(out);
+    free(err);
 }
 
 /*
