@@ -52,6 +52,8 @@ void queue_settings_default(struct queue_settings *q) {
     q->max_retries = TASK_DEFAULT_MAX_RETRIES;
     q->backoff_ms = TASK_DEFAULT_BACKOFF_MS;
     q->backoff_max_ms = TASK_DEFAULT_BACKOFF_MAX_MS;
+    for (int p = 0; p < TASK_PHASE_COUNT; p++)
+        q->retention_seconds[p] = QUEUE_RETENTION_UNSET;
     q->paused = false;
 }
 

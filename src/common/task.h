@@ -172,15 +172,23 @@ struct task {
 
 /*
  * Retry settings a queue gives its tasks that do not set their own
- * (PUT /v1/queues/{queue}); without any, these defaults apply.
+ * (PUT /v1/queues/{queue}); without any, these defaults apply. And how
+ * long its finished tasks are kept, per terminal phase (the store's
+ * retention sweep).
  */
 struct queue_settings {
     int64_t max_retries, backoff_ms, backoff_max_ms;
+    /* Per phase, only TASK_COMPLETED, TASK_FAILED and TASK_CANCELLED used:
+     * seconds a task in that phase is kept once unchanged, 0 = forever,
+     * QUEUE_RETENTION_UNSET = the server's --finished-max-age-seconds. */
+    int64_t retention_seconds[TASK_PHASE_COUNT];
     bool paused; /* the queue hands out no task (POST /v1/queues/{queue}/pause) */
 };
 #define TASK_DEFAULT_MAX_RETRIES    3
 #define TASK_DEFAULT_BACKOFF_MS     1000
 #define TASK_DEFAULT_BACKOFF_MAX_MS 300000
+#define QUEUE_RETENTION_UNSET       (-1)
+#define QUEUE_RETENTION_MAX_SECONDS (3650LL * 86400) /* as --finished-max-age-seconds */
 
 void queue_settings_default(struct queue_settings *q);
 /* Fills the task's retry settings that are unset (negative) from q. */

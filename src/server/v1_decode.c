@@ -223,8 +223,29 @@ fail:
     return rc;
 }
 
+/* A queue's "retention": {"completed_seconds": N, ...}; a phase left out
+ * keeps QUEUE_RETENTION_UNSET (the server's age), 0 keeps forever. */
+static int decode_retention(json_t *obj, struct queue_settings *q, struct tm_error *e) {
+    static const char *const fields[] = {"completed_seconds", "failed_seconds", "cancelled_seconds",
+                                         NULL};
+    static const enum task_phase phases[] = {TASK_COMPLETED, TASK_FAILED, TASK_CANCELLED};
+    json_t *r = json_object_get(obj, "retention");
+    if (!r) return 0;
+    if (!json_is_object(r))
+        return err_set(e, TM_EINVALID, "retention", "'retention' must be an object");
+    int rc = check_fields(r, fields, "retention.", e);
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        char field[48];
+        snprintf(field, sizeof field, "retention.%s", fields[i]);
+        rc = get_int(r, fields[i], field, 0, QUEUE_RETENTION_MAX_SECONDS, NULL,
+                     &q->retention_seconds[phases[i]], e);
+    }
+    return rc;
+}
+
 int v1_decode_queue_settings(json_t *obj, struct queue_settings *q, struct tm_error *e) {
-    static const char *const fields[] = {"max_retries", "backoff_ms", "backoff_max_ms", NULL};
+    static const char *const fields[] = {"max_retries", "backoff_ms", "backoff_max_ms", "retention",
+                                         NULL};
     int rc = check_fields(obj, fields, "", e);
     if (rc) return rc;
     queue_settings_default(q);
@@ -232,7 +253,8 @@ int v1_decode_queue_settings(json_t *obj, struct queue_settings *q, struct tm_er
     if ((rc = get_int(obj, "max_retries", "max_retries", 0, 1000, NULL, &q->max_retries, e)) ||
         (rc = get_int(obj, "backoff_ms", "backoff_ms", 0, 86400000, NULL, &q->backoff_ms, e)) ||
         (rc = get_int(obj, "backoff_max_ms", "backoff_max_ms", 0, 604800000, &has_max,
-                      &q->backoff_max_ms, e)))
+                      &q->backoff_max_ms, e)) ||
+        (rc = decode_retention(obj, q, e)))
         return rc;
     /* Name the default when the body left it out: the client sent no
      * 'backoff_max_ms' and must see where the number came from. */

@@ -84,7 +84,19 @@ static void queue_settings_write(struct buf *b, const char *name, const struct q
     json_put_int(b, q->backoff_ms);
     json_put_key(b, "backoff_max_ms", false);
     json_put_int(b, q->backoff_max_ms);
-    buf_putc(b, '}');
+    /* Only the phases the queue sets: one left out keeps the server's age. */
+    json_put_key(b, "retention", false);
+    buf_putc(b, '{');
+    bool first = true;
+    for (int p = 0; p < TASK_PHASE_COUNT; p++) {
+        if (q->retention_seconds[p] < 0) continue;
+        char key[32];
+        snprintf(key, sizeof key, "%s_seconds", task_phase_name((enum task_phase)p));
+        json_put_key(b, key, first);
+        json_put_int(b, q->retention_seconds[p]);
+        first = false;
+    }
+    buf_puts(b, "}}");
 }
 
 static void queues_configured(struct req *r) {

@@ -123,6 +123,14 @@ struct store {
      * ops not done yet. */
     int64_t next_task_prune;
     _Atomic int task_prune_inflight;
+    /* The queues that set a retention of their own, as read at retain_read_at
+     * (retain_known: read at all; retain_stale: this writer set a queue's
+     * settings since); retain_turn: the list the next pass starts with. */
+    struct queue_counts *retain;
+    size_t nretain;
+    int64_t retain_read_at;
+    bool retain_known, retain_stale;
+    size_t retain_turn;
     int64_t next_prune;       /* wall ms of the next retention pass */
     int64_t next_stats_prune; /* wall ms of the next pass over queue_stats */
     int64_t next_fires_prune; /* wall ms of the next pass over schedule_fires */
@@ -573,6 +581,7 @@ static int store_queue_settings(struct store *s, const char *queue, struct queue
 static int store_apply_queue_set(struct store *s, struct batch *b, struct store_op *op) {
     int rc = s->base.backend->queue_put(s, op->queue, &op->queue_settings);
     if (rc) return store_backend_failed(b, op, rc);
+    s->retain_stale = true; /* read again after the commit */
     for (int i = 0; i < s->nqcache; i++)
         if (strcmp(s->qcache[i].name, op->queue) == 0) {
             bool paused = s->qcache[i].q.paused; /* settings leave the pause alone */
@@ -1787,40 +1796,146 @@ static void store_prune_done(struct store_op *op) {
     free(op);
 }
 
-/* Retention of finished tasks (finished_max_age_ms > 0): queues, as
- * ordinary delete ops (so counts, parents and the event log follow, and
- * each commit is durable), up to STORE_TASK_PRUNE_STEP completed, failed or
- * cancelled tasks unchanged for that long, oldest first; again as soon as
- * those are done while a step finds a full page, else a second later. On
- * several nodes two may pick the same task: the second delete finds it
- * gone, which is fine, and only the first counts it (store_prune_done). */
+/* How often a shared backend's writer reads the queues' retention again:
+ * another node may have set it. */
+#define STORE_RETAIN_READ_MS 5000
+/* Lists of candidates one retention pass reads at most. */
+#define STORE_TASK_PRUNE_LISTS 32
+
+/* One list of candidates: tasks in these phases unchanged since before,
+ * in queue (NULL: any) but none of queue_not. */
+struct prune_list {
+    unsigned phases;
+    int64_t before;
+    const char *queue;
+    const char **queue_not;
+    size_t nqueue_not;
+};
+
+/* The lists one pass may read: per terminal phase, the server's age over
+ * every queue that does not set its own for that phase (the phases that no
+ * queue sets share one list, as before queues could), and per queue, each
+ * of its own ages over its tasks in the phases that have it. A queue's 0
+ * (kept) gets no list. The queue_not arrays are the caller's to free. */
+static size_t store_prune_lists(struct store *s, int64_t now, struct prune_list *v) {
+    static const enum task_phase ends[] = {TASK_COMPLETED, TASK_FAILED, TASK_CANCELLED};
+    size_t n = 0;
+    if (s->opt.finished_max_age_ms > 0) {
+        struct prune_list all = {.before = now - s->opt.finished_max_age_ms};
+        for (int i = 0; i < 3; i++) {
+            struct prune_list one = {.phases = 1u << ends[i], .before = all.before};
+            for (size_t q = 0; q < s->nretain; q++) {
+                if (s->retain[q].settings.retention_seconds[ends[i]] < 0) continue;
+                if (!one.queue_not) one.queue_not = xcalloc(s->nretain, sizeof *one.queue_not);
+                one.queue_not[one.nqueue_not++] = s->retain[q].queue;
+            }
+            if (one.nqueue_not)
+                v[n++] = one;
+            else
+                all.phases |= one.phases;
+        }
+        if (all.phases) v[n++] = all;
+    }
+    for (size_t q = 0; q < s->nretain; q++) {
+        const int64_t *sec = s->retain[q].settings.retention_seconds;
+        for (int i = 0; i < 3; i++) {
+            if (sec[ends[i]] <= 0) continue;
+            bool merged = false; /* phases of one queue with the same age: one list */
+            for (int j = 0; j < i && !merged; j++)
+                merged = sec[ends[j]] == sec[ends[i]];
+            if (merged) continue;
+            struct prune_list one = {.before = now - sec[ends[i]] * 1000,
+                                     .queue = s->retain[q].queue};
+            for (int j = i; j < 3; j++)
+                if (sec[ends[j]] == sec[ends[i]]) one.phases |= 1u << ends[j];
+            v[n++] = one;
+        }
+    }
+    return n;
+}
+
+/* Reads which queues set a retention of their own: at the first pass, after
+ * this writer set a queue's settings, and on a shared backend every
+ * STORE_RETAIN_READ_MS (another node may have). On failure the last read
+ * stands, and it is tried again at the next pass. */
+static void store_retain_read(struct store *s, int64_t now) {
+    if (s->retain_known && !s->retain_stale &&
+        (!s->base.backend->shared || now - s->retain_read_at < STORE_RETAIN_READ_MS))
+        return;
+    struct queue_counts *q = NULL;
+    size_t n = 0;
+    if (s->base.backend->queue_retention(s, &q, &n)) {
+        queue_counts_free(q, n);
+        return;
+    }
+    queue_counts_free(s->retain, s->nretain);
+    s->retain = q;
+    s->nretain = n;
+    s->retain_read_at = now;
+    s->retain_known = true;
+    s->retain_stale = false;
+}
+
+/* Retention of finished tasks (the server's finished_max_age_ms, and each
+ * queue's own ages per terminal phase): queues, as ordinary delete ops (so
+ * counts, parents and the event log follow, and each commit is durable),
+ * up to STORE_TASK_PRUNE_STEP completed, failed or cancelled tasks past
+ * their age, from at most STORE_TASK_PRUNE_LISTS lists (store_prune_lists),
+ * the first of them taking turns from pass to pass so that one queue's
+ * backlog does not starve the others; again as soon as those are done
+ * while a list fills the step, else a second later. With no server age
+ * and no queue that sets one, a pass reads nothing (a shared backend
+ * reads the queues' settings every STORE_RETAIN_READ_MS). On several
+ * nodes two may pick the same task: the second delete finds it gone,
+ * which is fine, and only the first counts it (store_prune_done). */
 static void store_prune_finished(struct store *s, int64_t now) {
     s->next_task_prune = now + 1000;
-    if (s->opt.finished_max_age_ms <= 0 || atomic_load(&s->task_prune_inflight) > 0) {
-        if (s->opt.finished_max_age_ms > 0) s->next_task_prune = now; /* after those */
+    if (s->opt.tool) return; /* a tool's store does not prune */
+    if (atomic_load(&s->task_prune_inflight) > 0) {
+        s->next_task_prune = now; /* after those */
         return;
     }
-    struct task_filter f = {0};
-    f.phases = (1u << TASK_COMPLETED) | (1u << TASK_FAILED) | (1u << TASK_CANCELLED);
-    f.updated_before = now - s->opt.finished_max_age_ms;
-    f.limit = STORE_TASK_PRUNE_STEP;
-    struct task_list l = {0};
-    if (s->base.backend->list(s, &f, &l)) {
+    store_retain_read(s, now);
+    if (s->opt.finished_max_age_ms <= 0 && s->nretain == 0) return;
+    struct prune_list *lists = xcalloc(3 + 3 * s->nretain + 1, sizeof *lists);
+    size_t nlists = store_prune_lists(s, now, lists);
+    char(*ids)[ID_LEN + 1] = xcalloc(STORE_TASK_PRUNE_STEP, sizeof *ids);
+    size_t nids = 0, visited = 0;
+    bool more = false;
+    size_t first = nlists ? s->retain_turn % nlists : 0;
+    while (visited < nlists && visited < STORE_TASK_PRUNE_LISTS && nids < STORE_TASK_PRUNE_STEP) {
+        const struct prune_list *pl = &lists[(first + visited++) % nlists];
+        struct task_filter f = {0};
+        f.phases = pl->phases;
+        f.updated_before = pl->before;
+        f.queue = pl->queue;
+        f.queue_not = pl->queue_not;
+        f.nqueue_not = pl->nqueue_not;
+        f.limit = (int)(STORE_TASK_PRUNE_STEP - nids);
+        struct task_list l = {0};
+        if (s->base.backend->list(s, &f, &l) == 0) {
+            for (size_t i = 0; i < l.n; i++)
+                memcpy(ids[nids++], l.tasks[i]->id, ID_LEN + 1);
+            more = more || l.more;
+        }
         task_list_release(&l);
-        return;
     }
-    if (l.more) s->next_task_prune = now;
-    atomic_store(&s->task_prune_inflight, (int)l.n);
-    for (size_t i = 0; i < l.n; i++) {
+    s->retain_turn = nlists ? (first + visited) % nlists : 0;
+    if (more) s->next_task_prune = now;
+    atomic_store(&s->task_prune_inflight, (int)nids);
+    for (size_t i = 0; i < nids; i++) {
         struct store_op *op = xcalloc(1, sizeof *op);
         store_op_init(op, STORE_OP_DELETE);
         op->flag = true; /* retention's: an unfinished parent keeps the child's counts */
-        memcpy(op->id, l.tasks[i]->id, ID_LEN + 1);
+        memcpy(op->id, ids[i], ID_LEN + 1);
         op->done = store_prune_done;
         op->udata = s;
         store_submit(s, op);
     }
-    task_list_release(&l);
+    for (size_t i = 0; i < nlists; i++)
+        free(lists[i].queue_not);
+    free(lists);
+    free(ids);
 }
 
 /* Drops queue_stats minutes older than STORE_STATS_KEEP_MINUTES, once a minute. */
@@ -2303,6 +2418,7 @@ void store_close(struct store *s) {
     s->base.backend->close(s);
     store_remote_release(&s->remote);
     feed_local_free(s->local_head);
+    queue_counts_free(s->retain, s->nretain);
     store_cache_free(s->cache);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);

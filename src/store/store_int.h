@@ -187,6 +187,10 @@ struct store_backend {
     /* SQL from store_sql.c (sql_where / sql_list_tail). */
     int (*list)(struct store *s, const struct task_filter *f, struct task_list *out);
     int (*queue_counts)(struct store *s, const char *ns, struct queue_counts **out, size_t *n);
+    /* The queues whose settings set a retention for at least one terminal
+     * phase (only name and settings.retention_seconds filled), through a
+     * reader. Caller frees with queue_counts_free. */
+    int (*queue_retention)(struct store *s, struct queue_counts **out, size_t *n);
     /* store_queue_stats: *out is malloc'd (NULL when n is 0). */
     int (*stats_read)(struct store *s, const char *ns, const char *queue, int64_t from_minute,
                       int64_t to_minute, struct queue_stat **out, size_t *n);

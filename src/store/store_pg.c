@@ -2116,12 +2116,17 @@ static const struct pg_stmt st_next_due = {
     PGS_NEXT_DUE, "SELECT coalesce(min(due_at), 0) FROM tasks WHERE due_at IS NOT NULL"};
 static const struct pg_stmt st_queue_get = {
     PGS_QUEUE_GET,
-    "SELECT max_retries, backoff_ms, backoff_max_ms, paused FROM queues WHERE name=$1"};
+    "SELECT max_retries, backoff_ms, backoff_max_ms, paused, retain_completed_seconds,"
+    " retain_failed_seconds, retain_cancelled_seconds FROM queues WHERE name=$1"};
 static const struct pg_stmt st_queue_put = {
     PGS_QUEUE_PUT,
-    "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms) VALUES($1,$2,$3,$4)"
+    "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms, retain_completed_seconds,"
+    " retain_failed_seconds, retain_cancelled_seconds) VALUES($1,$2,$3,$4,$5,$6,$7)"
     " ON CONFLICT(name) DO UPDATE SET max_retries=excluded.max_retries,"
-    " backoff_ms=excluded.backoff_ms, backoff_max_ms=excluded.backoff_max_ms, configured=1"};
+    " backoff_ms=excluded.backoff_ms, backoff_max_ms=excluded.backoff_max_ms,"
+    " retain_completed_seconds=excluded.retain_completed_seconds,"
+    " retain_failed_seconds=excluded.retain_failed_seconds,"
+    " retain_cancelled_seconds=excluded.retain_cancelled_seconds, configured=1"};
 /* The queue's row, made active with the defaults if it has none; waits
  * for another node's uncommitted insert of it (and then does nothing). */
 static const struct pg_stmt st_queue_row = {
@@ -2468,6 +2473,15 @@ static int pg_next_due(struct store *s, int64_t *at) {
     return pg_run_int(&q->writer, &st_next_due, NULL, at);
 }
 
+static const enum task_phase pg_retention_phases[] = {TASK_COMPLETED, TASK_FAILED, TASK_CANCELLED};
+
+/* The three retain_*_seconds columns from column col on (NULL: unset). */
+static void pg_read_retention(const PGresult *r, int row, int col, struct queue_settings *q) {
+    for (int i = 0; i < 3; i++)
+        q->retention_seconds[pg_retention_phases[i]] =
+            PQgetisnull(r, row, col + i) ? QUEUE_RETENTION_UNSET : pg_int(r, row, col + i);
+}
+
 static int pg_queue_get(struct store *s, const char *queue, struct queue_settings *out) {
     struct pg_params p;
     pgp_init(&p);
@@ -2482,6 +2496,7 @@ static int pg_queue_get(struct store *s, const char *queue, struct queue_setting
         out->backoff_ms = pg_int(r, 0, 1);
         out->backoff_max_ms = pg_int(r, 0, 2);
         out->paused = pg_int(r, 0, 3) != 0;
+        pg_read_retention(r, 0, 4, out);
     }
     PQclear(r);
     return rc;
@@ -2494,6 +2509,13 @@ static int pg_queue_put(struct store *s, const char *queue, const struct queue_s
     pgp_int(&p, qs->max_retries);
     pgp_int(&p, qs->backoff_ms);
     pgp_int(&p, qs->backoff_max_ms);
+    for (int i = 0; i < 3; i++) { /* NULL: the server's age */
+        int64_t v = qs->retention_seconds[pg_retention_phases[i]];
+        if (v >= 0)
+            pgp_int(&p, v);
+        else
+            pgp_text(&p, NULL);
+    }
     return pg_run_cmd(&pq(s)->writer, &st_queue_put, &p);
 }
 
@@ -2696,8 +2718,14 @@ static const struct pg_stmt st_queue_counts = {
     " GROUP BY queue, phase, paused HAVING sum(n)<>0 ORDER BY queue"};
 static const struct pg_stmt st_queue_cfg = {
     PGS_QUEUE_CFG,
-    "SELECT name, max_retries, backoff_ms, backoff_max_ms, paused, configured FROM queues"
+    "SELECT name, max_retries, backoff_ms, backoff_max_ms, paused, configured,"
+    " retain_completed_seconds, retain_failed_seconds, retain_cancelled_seconds FROM queues"
     " ORDER BY name"};
+static const struct pg_stmt st_queue_retention = {
+    PGS_QUEUE_RETENTION,
+    "SELECT name, retain_completed_seconds, retain_failed_seconds, retain_cancelled_seconds"
+    " FROM queues WHERE retain_completed_seconds IS NOT NULL OR retain_failed_seconds IS NOT NULL"
+    " OR retain_cancelled_seconds IS NOT NULL ORDER BY name"};
 static const struct pg_stmt st_stats_read = {
     PGS_STATS_READ,
     "SELECT minute, sum(submitted), sum(completed), sum(failed), sum(latency_sum),"
@@ -2747,6 +2775,23 @@ static int pg_queue_counts(struct store *s, const char *ns, struct queue_counts 
         e->settings.backoff_ms = pg_int(r, i, 2);
         e->settings.backoff_max_ms = pg_int(r, i, 3);
         e->settings.paused = pg_int(r, i, 4) != 0;
+        pg_read_retention(r, i, 6, &e->settings);
+    }
+    PQclear(r);
+    *out = qc;
+    return rc;
+}
+
+/* The queues that set a retention for at least one phase. */
+static int pg_queue_retention(struct store *s, struct queue_counts **out, size_t *n) {
+    size_t cap = 0;
+    struct queue_counts *qc = NULL;
+    *n = 0;
+    PGresult *r = NULL;
+    int rc = pg_read(s, &st_queue_retention, NULL, &r);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        struct queue_counts *e = store_queue_slot(&qc, n, &cap, PQgetvalue(r, i, 0));
+        pg_read_retention(r, i, 1, &e->settings);
     }
     PQclear(r);
     *out = qc;
@@ -3093,6 +3138,7 @@ const struct store_backend store_pg_backend = {
     .get = pg_get,
     .list = pg_list,
     .queue_counts = pg_queue_counts,
+    .queue_retention = pg_queue_retention,
     .ping = pg_ping,
     .refusing = pg_refusing,
     .clock_ms = pg_clock_ms,

@@ -48,6 +48,7 @@ enum pg_stmt_id {
     PGS_GET,
     PGS_QUEUE_COUNTS,
     PGS_QUEUE_CFG,
+    PGS_QUEUE_RETENTION,
     PGS_PING,
     PGS_COMMIT_XID,
     PGS_CLOCK,

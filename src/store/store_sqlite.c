@@ -813,15 +813,22 @@ static int sq_open(struct store *s, const char *url, const struct store_options 
     if (!rc) rc = sq_prepare(db, "ROLLBACK", &q->w_rollback);
     if (!rc)
         rc = sq_prepare(db,
-                        "SELECT max_retries, backoff_ms, backoff_max_ms, paused FROM queues"
-                        " WHERE name=?1",
+                        "SELECT max_retries, backoff_ms, backoff_max_ms, paused,"
+                        " retain_completed_seconds, retain_failed_seconds,"
+                        " retain_cancelled_seconds FROM queues WHERE name=?1",
                         &q->w_queue_get);
     if (!rc)
         rc = sq_prepare(db,
-                        "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms)"
-                        " VALUES(?1,?2,?3,?4) ON CONFLICT(name) DO UPDATE SET"
+                        "INSERT INTO queues(name, max_retries, backoff_ms, backoff_max_ms,"
+                        " retain_completed_seconds, retain_failed_seconds,"
+                        " retain_cancelled_seconds) VALUES(?1,?2,?3,?4,?5,?6,?7)"
+                        " ON CONFLICT(name) DO UPDATE SET"
                         " max_retries=excluded.max_retries, backoff_ms=excluded.backoff_ms,"
-                        " backoff_max_ms=excluded.backoff_max_ms, configured=1",
+                        " backoff_max_ms=excluded.backoff_max_ms,"
+                        " retain_completed_seconds=excluded.retain_completed_seconds,"
+                        " retain_failed_seconds=excluded.retain_failed_seconds,"
+                        " retain_cancelled_seconds=excluded.retain_cancelled_seconds,"
+                        " configured=1",
                         &q->w_queue_put);
     if (!rc)
         rc = sq_prepare(db,
@@ -1283,6 +1290,49 @@ out:
     return ret;
 }
 
+/* The three retain_*_seconds columns from column col on (NULL: unset). */
+static void sq_read_retention(sqlite3_stmt *st, int col, struct queue_settings *q) {
+    static const enum task_phase phases[] = {TASK_COMPLETED, TASK_FAILED, TASK_CANCELLED};
+    for (int i = 0; i < 3; i++)
+        q->retention_seconds[phases[i]] = sqlite3_column_type(st, col + i) == SQLITE_NULL
+                                              ? QUEUE_RETENTION_UNSET
+                                              : sqlite3_column_int64(st, col + i);
+}
+
+/* The queues that set a retention for at least one phase. */
+static int sq_queue_retention(struct store *s, struct queue_counts **out, size_t *n) {
+    struct sq_store *q = sq(s);
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) return TM_EINTERNAL;
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    struct queue_counts *qc = NULL;
+    *n = 0;
+    int ret = 0, rc;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT name, retain_completed_seconds, retain_failed_seconds,"
+                           " retain_cancelled_seconds FROM queues"
+                           " WHERE retain_completed_seconds IS NOT NULL"
+                           " OR retain_failed_seconds IS NOT NULL"
+                           " OR retain_cancelled_seconds IS NOT NULL ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK) {
+        ret = TM_EINTERNAL;
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct queue_counts *e =
+            store_queue_slot(&qc, n, &cap, (const char *)sqlite3_column_text(st, 0));
+        sq_read_retention(st, 1, &e->settings);
+    }
+    if (rc != SQLITE_DONE) ret = TM_EINTERNAL;
+out:
+    if (ret) sq_log(c->db, "queue retention");
+    sqlite3_finalize(st);
+    sq_reader_give(q, c);
+    *out = qc;
+    return ret;
+}
+
 static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
@@ -1300,7 +1350,8 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
                            -1, &st, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(c->db,
                            "SELECT name, max_retries, backoff_ms, backoff_max_ms, paused,"
-                           " configured FROM queues ORDER BY name",
+                           " configured, retain_completed_seconds, retain_failed_seconds,"
+                           " retain_cancelled_seconds FROM queues ORDER BY name",
                            -1, &cfg, NULL) != SQLITE_OK) {
         ret = TM_EINTERNAL;
         goto out;
@@ -1324,6 +1375,7 @@ static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts 
         e->settings.backoff_ms = sqlite3_column_int64(cfg, 2);
         e->settings.backoff_max_ms = sqlite3_column_int64(cfg, 3);
         e->settings.paused = sqlite3_column_int(cfg, 4) != 0;
+        sq_read_retention(cfg, 6, &e->settings);
     }
     if (!ret && rc != SQLITE_DONE) ret = TM_EINTERNAL;
 out:
@@ -1344,6 +1396,7 @@ static int sq_queue_get(struct store *s, const char *queue, struct queue_setting
         out->backoff_ms = sqlite3_column_int64(q->w_queue_get, 1);
         out->backoff_max_ms = sqlite3_column_int64(q->w_queue_get, 2);
         out->paused = sqlite3_column_int(q->w_queue_get, 3) != 0;
+        sq_read_retention(q->w_queue_get, 4, out);
     }
     sqlite3_reset(q->w_queue_get);
     sqlite3_clear_bindings(q->w_queue_get);
@@ -1356,6 +1409,10 @@ static int sq_queue_put(struct store *s, const char *queue, const struct queue_s
     sqlite3_bind_int64(q->w_queue_put, 2, qs->max_retries);
     sqlite3_bind_int64(q->w_queue_put, 3, qs->backoff_ms);
     sqlite3_bind_int64(q->w_queue_put, 4, qs->backoff_max_ms);
+    static const enum task_phase phases[] = {TASK_COMPLETED, TASK_FAILED, TASK_CANCELLED};
+    for (int i = 0; i < 3; i++) /* unbound: NULL, the server's age */
+        if (qs->retention_seconds[phases[i]] >= 0)
+            sqlite3_bind_int64(q->w_queue_put, 5 + i, qs->retention_seconds[phases[i]]);
     return sq_step_done(q->writer.db, q->w_queue_put);
 }
 
@@ -1673,6 +1730,7 @@ const struct store_backend store_sqlite_backend = {
     .get = sq_get,
     .list = sq_list,
     .queue_counts = sq_queue_counts,
+    .queue_retention = sq_queue_retention,
     .ping = sq_ping,
     .refusing = sq_refusing,
     .token_insert = sq_token_insert,

@@ -581,6 +581,48 @@ static void test_queue_backoff_max_default_named(void) {
     CHECK(!strstr(r->body, "qbad")); /* nothing was stored */
 }
 
+/* PUT /v1/queues/{queue} "retention": each bad value is refused naming
+ * its field, and nothing is stored (not even the settings beside it). */
+static void test_queue_retention_refused(void) {
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"{\"retention\":{\"completed_seconds\":-1}}", "retention.completed_seconds"},
+        {"{\"retention\":{\"failed_seconds\":1.5}}", "retention.failed_seconds"},
+        {"{\"retention\":{\"cancelled_seconds\":\"60\"}}", "retention.cancelled_seconds"},
+        {"{\"retention\":{\"completed_seconds\":null}}", "retention.completed_seconds"},
+        {"{\"retention\":{\"completed_seconds\":315360001}}", "retention.completed_seconds"},
+        {"{\"retention\":{\"failed_seconds\":99999999999999999999}}", NULL},
+        {"{\"retention\":{\"pending_seconds\":60}}", "retention.pending_seconds"},
+        {"{\"retention\":{\"completed\":60}}", "retention.completed"},
+        {"{\"retention\":60}", "retention"},
+        {"{\"retention\":[60]}", "retention"},
+        {"{\"retention\":null}", "retention"},
+        {"{\"max_retries\":2,\"retention\":{\"completed_seconds\":60,"
+         "\"failed_seconds\":-5}}",
+         "retention.failed_seconds"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (bad[i].field)
+            REFUSED("PUT", "/v1/queues/qret", bad[i].body, 400, "invalid_argument", bad[i].field);
+        else /* beyond a 64-bit integer: the JSON parser's own refusal */
+            CHECK_INT(th_http(&srv, "PUT", "/v1/queues/qret", "%s", bad[i].body)->status, 400);
+    }
+    struct th_resp *r = th_http(&srv, "GET", "/v1/queues", NULL);
+    CHECK(!strstr(r->body, "qret")); /* nothing was stored */
+    /* And a good one is stored, shown with only the phases it sets. */
+    r = th_http(&srv, "PUT", "/v1/queues/qret",
+                "{\"retention\":{\"completed_seconds\":0,\"failed_seconds\":315360000}}");
+    CHECK_INT(r->status, 200);
+    CHECK_INT(th_int(r->json, "settings.retention.completed_seconds"), 0);
+    CHECK_INT(th_int(r->json, "settings.retention.failed_seconds"), 315360000);
+    CHECK(th_get(r->json, "settings.retention.cancelled_seconds") == NULL);
+    r = th_http(&srv, "GET", "/v1/queues", NULL);
+    CHECK(strstr(r->body,
+                 "\"retention\":{\"completed_seconds\":0,"
+                 "\"failed_seconds\":315360000}") != NULL);
+}
+
 /* A batch whose second task names an unknown parent was refused with
  * field "parent_id": it did not say which task, as the batch's other
  * refusals do ("tasks[1].type"). */
@@ -869,6 +911,7 @@ static const struct th_test tests[] = {
     {"a refused retry says which phases may be retried", test_retry_refusal_says_why},
     {"a queue's default backoff_max_ms is named when it refuses",
      test_queue_backoff_max_default_named},
+    {"a queue's bad retention is refused naming its field", test_queue_retention_refused},
     {"a batch's unknown parent names the task", test_batch_unknown_parent_names_task},
     {"a worker call's entry that is not an object is named", test_worker_entry_not_object_named},
     {"a path or query that is not UTF-8 is refused, in every API", test_path_or_query_not_utf8},

@@ -3,7 +3,10 @@
  * failed and cancelled tasks unchanged that long are deleted by the
  * server, with their task.deleted events and the queue counts following;
  * pending and running ones stay; a pruned child keeps its counts in an
- * unfinished parent and leaves them in a finished one. Both backends.
+ * unfinished parent and leaves them in a finished one. A queue's own
+ * retention per terminal phase (PUT /v1/queues/{queue} "retention")
+ * prunes or keeps its tasks, over the server's age or without one. Both
+ * backends.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +174,140 @@ static void test_finished_parent_gives_up_pruned_child(void) {
     th_server_free(&s);
 }
 
+/* *out: a task in queue q, finished as `how` says: "completed", "failed"
+ * (no retries) or "cancelled" (NULL after a failed check). */
+static void finish_task(struct th_server *s, const char *q, const char *how, char **out) {
+    char extra[96], path[128], id[33], token[33];
+    snprintf(extra, sizeof extra, "\"queue\":\"%s\",\"max_retries\":0", q);
+    char *t = *out = th_submit(s, "retq", extra);
+    CHECK(t != NULL);
+    if (strcmp(how, "cancelled") == 0) {
+        snprintf(path, sizeof path, "/v1/tasks/%s/cancel", t);
+        CHECK_INT(th_http(s, "POST", path, NULL)->status, 200);
+        return;
+    }
+    CHECK_INT(th_claim(s, q, NULL, id, token), 200);
+    CHECK_STR(id, t);
+    bool done = strcmp(how, "completed") == 0;
+    snprintf(path, sizeof path, "/v1/tasks/%s/%s", t, done ? "complete" : "fail");
+    CHECK_INT(th_http(s, "POST", path, "{\"lease_token\":\"%s\"%s}", token,
+                      done ? "" : ",\"error\":\"x\"")
+                  ->status,
+              200);
+    CHECK_STR(th_phase(s, t), how);
+}
+
+/* Sets a sentinel queue's completed retention to a minute, so that its task
+ * finished two days back goes, and waits for that: the pass that lists it
+ * reads every queue's lists, and the next pass starts only once that one's
+ * deletes are done, so after two sentinels no delete of an earlier pass is
+ * still on its way. */
+static bool sentinel_pruned(struct th_server *s, const char *q, const char *id) {
+    char path[64];
+    snprintf(path, sizeof path, "/v1/queues/%s", q);
+    long st = th_http(s, "PUT", path, "{\"retention\":{\"completed_seconds\":60}}")->status;
+    if (st != 200) {
+        th_fail(__FILE__, __LINE__, "PUT %s: %ld", path, st);
+        return false;
+    }
+    bool ok;
+    TRY_WAIT_UNTIL(ok, status_on(s, id) == 404, 20000, "the sentinel in '%s' to be pruned", q);
+    return ok;
+}
+
+/*
+ * Per queue and per terminal phase (PUT /v1/queues/{queue} "retention"):
+ * tasks finished two days back (libfaketime) in queues with different
+ * settings, then the server on the true clock, first without an age of
+ * its own (only the queues' ages prune), then with a day (the phases a
+ * queue leaves out take it; a queue's 0 keeps its tasks).
+ */
+static void test_retention_per_queue_and_phase(void) {
+    struct th_server s;
+    if (th_server_start_at(&s, "-2d")) return;
+    char *a_new = NULL;
+    bool ok_;
+    char *a_c = NULL;
+    finish_task(&s, "rqa", "completed", &a_c);
+    char *a_f = NULL;
+    finish_task(&s, "rqa", "failed", &a_f);
+    char *a_x = NULL;
+    finish_task(&s, "rqa", "cancelled", &a_x);
+    char *b_c = NULL;
+    finish_task(&s, "rqb", "completed", &b_c);
+    char *b_f = NULL;
+    finish_task(&s, "rqb", "failed", &b_f);
+    char *b_x = NULL;
+    finish_task(&s, "rqb", "cancelled", &b_x);
+    char *c_c = NULL;
+    finish_task(&s, "rqc", "completed", &c_c);
+    char *s1 = NULL;
+    finish_task(&s, "rqs1", "completed", &s1);
+    char *s2 = NULL;
+    finish_task(&s, "rqs2", "completed", &s2);
+    char *s3 = NULL;
+    finish_task(&s, "rqs3", "completed", &s3);
+    char *s4 = NULL;
+    finish_task(&s, "rqs4", "completed", &s4);
+    struct th_resp *r = th_http(&s, "PUT", "/v1/queues/rqa",
+                                "{\"retention\":{\"completed_seconds\":3600,"
+                                "\"failed_seconds\":0}}");
+    CHECK_INT(r->status, 200);
+    CHECK_INT(th_int(r->json, "settings.retention.completed_seconds"), 3600);
+    CHECK_INT(th_int(r->json, "settings.retention.failed_seconds"), 0);
+    CHECK(th_get(r->json, "settings.retention.cancelled_seconds") == NULL);
+    CHECK_INT(
+        th_http(&s, "PUT", "/v1/queues/rqb", "{\"retention\":{\"failed_seconds\":3600}}")->status,
+        200);
+    /* The sentinels of the second run: kept until then. */
+    CHECK_INT(
+        th_http(&s, "PUT", "/v1/queues/rqs3", "{\"retention\":{\"completed_seconds\":0}}")->status,
+        200);
+    CHECK_INT(
+        th_http(&s, "PUT", "/v1/queues/rqs4", "{\"retention\":{\"completed_seconds\":0}}")->status,
+        200);
+    if (th_failed()) goto out;
+
+    /* The true clock, no server age: only rqa's completed and rqb's failed go. */
+    th_server_stop(&s, false);
+    CHECK_INT(th_server_restart(&s), 0);
+    finish_task(&s, "rqa", "completed", &a_new); /* an hour is not up */
+    r = th_http(&s, "GET", "/v1/queues", NULL);
+    CHECK(strstr(r->body, "\"retention\":{\"failed_seconds\":3600}") != NULL); /* rqb */
+    TRY_WAIT_UNTIL(ok_, status_on(&s, a_c) == 404 && status_on(&s, b_f) == 404, 20000,
+                   "rqa's completed and rqb's failed task to be pruned");
+    if (!ok_) goto out;
+    if (!sentinel_pruned(&s, "rqs1", s1) || !sentinel_pruned(&s, "rqs2", s2)) goto out;
+    CHECK_INT(status_on(&s, a_f), 200);
+    CHECK_INT(status_on(&s, a_x), 200);
+    CHECK_INT(status_on(&s, b_c), 200);
+    CHECK_INT(status_on(&s, b_x), 200);
+    CHECK_INT(status_on(&s, c_c), 200);
+    CHECK_INT(status_on(&s, a_new), 200);
+    r = th_http(&s, "GET", "/v1/queues", NULL);
+    CHECK(strstr(r->body, "\"name\":\"rqa\"") != NULL);
+
+    /* A day for every phase a queue leaves out: all go but rqa's failed (0:
+     * kept) and its completed one of now (its own hour). */
+    th_server_stop(&s, false);
+    s.args[0] = "--finished-max-age-seconds";
+    s.args[1] = "86400";
+    s.args[2] = NULL;
+    CHECK_INT(th_server_restart(&s), 0);
+    TRY_WAIT_UNTIL(ok_,
+                   status_on(&s, a_x) == 404 && status_on(&s, b_c) == 404 &&
+                       status_on(&s, b_x) == 404 && status_on(&s, c_c) == 404,
+                   20000, "the tasks past the server's day to be pruned");
+    if (!ok_) goto out;
+    if (!sentinel_pruned(&s, "rqs3", s3) || !sentinel_pruned(&s, "rqs4", s4)) goto out;
+    CHECK_INT(status_on(&s, a_f), 200);
+    CHECK_INT(status_on(&s, a_new), 200);
+out:
+    free(a_c), free(a_f), free(a_x), free(b_c), free(b_f), free(b_x), free(c_c);
+    free(s1), free(s2), free(s3), free(s4), free(a_new);
+    th_server_free(&s);
+}
+
 static const struct th_test tests[] = {
     {"finished tasks past --finished-max-age-seconds are deleted; others stay",
      test_finished_tasks_are_deleted},
@@ -178,6 +315,8 @@ static const struct th_test tests[] = {
      test_pruned_children_still_count_for_their_parent},
     {"a finished parent's pruned child leaves its counts (clocks set by libfaketime)",
      test_finished_parent_gives_up_pruned_child},
+    {"each queue's retention per terminal phase prunes or keeps its finished tasks",
+     test_retention_per_queue_and_phase},
     {NULL, NULL},
 };
 
