@@ -399,6 +399,30 @@ void cli_print_json_text(const char *text) {
     fputs(text + run, stdout);
 }
 
+/* Why a flush of stdout first failed (an errno), for the message at exit: a later flush
+ * with nothing left in the buffer succeeds, though the error flag stays. */
+static int cli_output_errno;
+
+bool cli_output_flush(void) {
+    errno = 0;
+    if (fflush(stdout) != 0 && !cli_output_errno) cli_output_errno = errno;
+    return ferror(stdout) != 0;
+}
+
+int cli_output_close(const char *cmd) {
+    bool failed = cli_output_flush();
+    errno = 0;
+    if (fclose(stdout) != 0) {
+        if (!cli_output_errno) cli_output_errno = errno;
+        failed = true;
+    }
+    if (!failed) return 0;
+    int err = cli_output_errno;
+    fprintf(stderr, "taskmill%s%s: cannot write the output%s%s\n", cmd ? " " : "", cmd ? cmd : "",
+            err ? ": " : "", err ? strerror(err) : "");
+    return CLI_EXIT_OUTPUT;
+}
+
 void cli_print_json_as(const json_t *v, size_t flags) {
     char *text = json_dumps(v, flags | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16));
     if (!text) {

@@ -27,7 +27,23 @@ enum cli_exit {
     CLI_EXIT_NOT_FOUND = 3,     /* no such task */
     CLI_EXIT_REFUSED = 4,       /* the server refused the request (400, 401, 403, 409, 413) */
     CLI_EXIT_UNAVAILABLE = 5,   /* no connection, a 5xx, or a reply that made no sense */
+    CLI_EXIT_OUTPUT = 6,        /* writing standard output failed (a full disk, a closed pipe) */
 };
+
+/*
+ * Flushes standard output, and says whether a write to it has failed
+ * (then or before); the first failure's reason is kept for
+ * cli_output_close's message. For a long-running command (watch) to stop
+ * at once rather than go on writing to no one.
+ */
+bool cli_output_flush(void);
+/*
+ * Flushes and closes standard output, for main once the command has run.
+ * When that or any write before it failed, prints "taskmill CMD: cannot
+ * write the output: REASON" and returns CLI_EXIT_OUTPUT; else 0. Nothing
+ * may be written on stdout after it.
+ */
+int cli_output_close(const char *cmd);
 
 /* The default server when neither --server nor TASKMILL_URL says. */
 #define CLI_DEFAULT_URL "http://127.0.0.1:8080"
@@ -186,7 +202,8 @@ void cli_print_json_text(const char *text);
 /*
  * Follows the tasks `ids` until each is terminal, drawing progress bars on
  * a terminal and plain lines otherwise (`json`: the final tasks as JSON
- * lines instead). Returns the exit code: 0 when every task completed.
+ * lines instead). Returns the exit code: 0 when every task completed;
+ * CLI_EXIT_OUTPUT, at once, when a write to stdout fails.
  */
 int cli_watch_run(struct tm_client *c, char *const *ids, size_t n, bool json);
 

@@ -288,7 +288,7 @@ static void watch_draw(struct watch_row *rows, size_t n, bool park) {
         if (lines > 1) printf("\033[%zuA", lines - 1);
         fputc('\r', stdout);
     }
-    fflush(stdout);
+    cli_output_flush();
 }
 
 /* The signal (SIGINT, SIGTERM) that asked a watch on a terminal to stop, or 0. */
@@ -334,7 +334,7 @@ static void watch_update(struct watch_row *r, json_t *task, bool plain) {
     watch_plain_line(r->id, task, line, sizeof line);
     if (strcmp(line, r->plain) != 0) {
         printf("%s\n", line);
-        fflush(stdout);
+        cli_output_flush();
         memcpy(r->plain, line, sizeof line);
     }
 }
@@ -379,7 +379,9 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
     }
     int64_t start_ms = time_mono_ms();
     if (tty) watch_draw(rows, n, true);
-    while (tm_watch_active(w) > 0 && !watch_signal) {
+    /* A write to stdout that failed (a full disk, a terminal gone) ends the watch: its lines
+     * or bars reach no one, and main says so with exit 6. */
+    while (tm_watch_active(w) > 0 && !watch_signal && !ferror(stdout)) {
         json_t *task = NULL;
         /* The first draw after the grace may have to say that a row is waiting. */
         int64_t left = start_ms + WATCH_GRACE_MS - time_mono_ms();
@@ -428,7 +430,7 @@ int cli_watch_run(struct tm_client *c, char *const *ids_in, size_t n_in, bool js
         if (rows[i].exit > exit) exit = rows[i].exit;
         json_decref(rows[i].task);
     }
-    fflush(stdout);
+    if (cli_output_flush()) exit = CLI_EXIT_OUTPUT; /* main says why */
     tm_watch_free(w);
     free(rows);
     free(ids);

@@ -6,6 +6,7 @@
 
 #include "../common/version.h"
 #include "cli.h"
+#include "cli_client.h"
 
 struct command {
     const char *name;
@@ -43,6 +44,13 @@ static void usage(FILE *f) {
             "taskmill this is.\n");
 }
 
+/* The command's exit code, or CLI_EXIT_OUTPUT when what it wrote on stdout did not all get
+ * there: a list cut short by a full disk must not look like a whole one. */
+static int finish(const char *cmd, int rc) {
+    int out = cli_output_close(cmd);
+    return out > rc ? out : rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -51,14 +59,15 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);
-        return 0;
+        return finish(NULL, 0);
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("taskmill %s\n", TASKMILL_VERSION);
-        return 0;
+        return finish(NULL, 0);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return finish(argv[1], commands[i].run(argc - 1, argv + 1));
     fprintf(stderr, "taskmill: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

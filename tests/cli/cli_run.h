@@ -124,6 +124,34 @@ static inline pid_t cli_spawnv(struct th_server *s, const char *log, const char 
 
 #define cli_spawn(s, log, ...) cli_spawnv(s, log, CLI_ARGS(__VA_ARGS__))
 
+/*
+ * Starts `taskmill ARGS...` against s with standard output on the file
+ * `out_path` (such as /dev/full), standard error on DIR/cli.err and
+ * stdin from /dev/null; returns its pid.
+ */
+static inline pid_t cli_spawn_outv(struct th_server *s, const char *out_path,
+                                   const char *const *args) {
+    char e[300];
+    snprintf(e, sizeof e, "%s/cli.err", s->dir);
+    char *argv[64];
+    cli_collect(argv, args, 64);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("TASKMILL_URL", s->url, 1);
+        int null = open("/dev/null", O_RDONLY), fo = open(out_path, O_WRONLY),
+            fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(null, 0);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+#define cli_spawn_out(s, path, ...) cli_spawn_outv(s, path, CLI_ARGS(__VA_ARGS__))
+
 /* Waits up to ms for pid; returns its exit status (128+signal), or -1 if it is still running. */
 static inline int cli_wait(pid_t pid, int ms) {
     for (int waited = 0;; waited += 20) {

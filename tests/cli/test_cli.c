@@ -744,6 +744,68 @@ static void test_json_escapes_del_and_c1(void) {
     CHECK(escaped);
 }
 
+/*
+ * Runs `taskmill ARGS...` with standard output on /dev/full (every write
+ * fails with ENOSPC); returns its exit status, or -1 when it is still
+ * running after 20 s (then it is killed), and its stderr in *err.
+ */
+static int run_full(char **err, const char *const *args) {
+    pid_t pid = cli_spawn_outv(&srv, "/dev/full", args);
+    int rc = cli_wait(pid, 20000);
+    if (rc < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    char e[300];
+    snprintf(e, sizeof e, "%s/cli.err", srv.dir);
+    *err = cli_slurp(e);
+    return rc;
+}
+
+#define RUN_FULL(err, ...) run_full(err, CLI_ARGS(__VA_ARGS__))
+
+/* A command whose output cannot be written fails (exit 6) saying so, one line on stderr; it
+ * exited 0 having printed nothing. `watch` stops at its first line rather than following on. */
+static void test_stdout_write_fails(void) {
+    char *id = th_submit(&srv, "full", "\"queue\":\"fullq\"");
+    char *err;
+    CHECK_INT(RUN_FULL(&err, "get", id), 6);
+    CHECK_STR(err, "taskmill get: cannot write the output: No space left on device\n");
+    free(err);
+    CHECK_INT(RUN_FULL(&err, "get", "--json", id), 6);
+    CHECK_STR(err, "taskmill get: cannot write the output: No space left on device\n");
+    free(err);
+    CHECK_INT(RUN_FULL(&err, "list", "--queue", "fullq"), 6);
+    CHECK_STR(err, "taskmill list: cannot write the output: No space left on device\n");
+    free(err);
+    CHECK_INT(RUN_FULL(&err, "list", "--json", "--queue", "fullq"), 6);
+    free(err);
+    CHECK_INT(RUN_FULL(&err, "queues", "--json"), 6);
+    CHECK_STR(err, "taskmill queues: cannot write the output: No space left on device\n");
+    free(err);
+    CHECK_INT(RUN_FULL(&err, "--version"), 6);
+    CHECK_STR(err, "taskmill: cannot write the output: No space left on device\n");
+    free(err);
+    /* A task that stays pending: the watch's first line fails, and it ends then. */
+    CHECK_INT(RUN_FULL(&err, "watch", id), 6);
+    CHECK_STR(err, "taskmill watch: cannot write the output: No space left on device\n");
+    free(err);
+    /* A command that wrote nothing on stdout keeps its own exit code. */
+    CHECK_INT(RUN_FULL(&err, "get", "0123456789abcdef0123456789abcdef"), 3);
+    free(err);
+    char *out;
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "cancel", id), 0);
+    free(out);
+    free(err);
+    CHECK_INT(RUN_FULL(&err, "watch", "--json", id), 6);
+    free(err);
+    /* Output that is written still exits as before. */
+    CHECK_INT(cli_run(&srv, NULL, &out, &err, "get", id), 0);
+    free(out);
+    free(err);
+    free(id);
+}
+
 static const struct th_test tests[] = {
     {"--json escapes DEL and C1 controls, other text as it is", test_json_escapes_del_and_c1},
     {"schedule create gives an inline task --priority and --max-retries",
@@ -764,6 +826,7 @@ static const struct th_test tests[] = {
     {"submit --wait", test_submit_wait},
     {"queue list, pause, resume", test_queue_commands},
     {"definition and schedule commands", test_schedule_commands},
+    {"stdout write fails", test_stdout_write_fails},
     {NULL, NULL},
 };
 
