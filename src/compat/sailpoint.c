@@ -700,17 +700,15 @@ static void sp_oauth_token(struct req *r) {
         snprintf(tsecret, sizeof tsecret, "%s", secret);
         if (strlen(secret) != TOKEN_SECRET_LEN) tsecret[0] = '\0';
     }
-    if (auth_check_credentials(r, id, tsecret, PERM_ADMIN | PERM_CLIENT | PERM_WORKER | PERM_READER,
-                               &e)) {
-        reply_error(r, &e);
-        return;
-    }
     /* tenant_id: the token's namespace. SailPoint's is always a string (a
      * token belongs to one tenant), so an admin token, which acts in every
      * namespace and has r->ns NULL, gives its own home namespace, as
-     * /v1/whoami's token_namespace does, rather than null. */
+     * /v1/whoami's token_namespace does, rather than null. It comes from the
+     * token the check read: a second read could find the token revoked (or
+     * gone) after the check let it in, and answered 404 or 503, not 401. */
     struct token *t = NULL;
-    if (!r->ns && store_token_get(req_store(r), id, &t, &e)) {
+    if (auth_check_credentials_token(
+            r, id, tsecret, PERM_ADMIN | PERM_CLIENT | PERM_WORKER | PERM_READER, &t, &e)) {
         reply_error(r, &e);
         return;
     }

@@ -26,6 +26,7 @@
 #include <strings.h>
 
 #include "../common/timeutil.h"
+#include "../common/xalloc.h"
 #include "key_table.h"
 #include "server_int.h"
 
@@ -239,7 +240,13 @@ int auth_check(struct req *r, unsigned perm) {
 
 int auth_check_credentials(struct req *r, const char *id, const char *secret, unsigned perm,
                            struct tm_error *e) {
+    return auth_check_credentials_token(r, id, secret, perm, NULL, e);
+}
+
+int auth_check_credentials_token(struct req *r, const char *id, const char *secret, unsigned perm,
+                                 struct token **out, struct tm_error *e) {
     struct server *srv = r->srv;
+    if (out) *out = NULL;
     r->role = TOKEN_ADMIN;
     r->token_id[0] = '\0';
     if (perm & PERM_PUBLIC) return 0;
@@ -302,11 +309,13 @@ int auth_check_credentials(struct req *r, const char *id, const char *secret, un
     memcpy(r->token_id, id, sizeof r->token_id);
     if (t->role != TOKEN_ADMIN) {
         free(r->ns_owned);
-        r->ns_owned = t->namespace;
-        t->namespace = NULL;
+        r->ns_owned = xstrdup(t->namespace);
         r->ns = r->ns_owned;
     }
-    token_free(t);
+    if (out)
+        *out = t;
+    else
+        token_free(t);
     return 0;
 }
 

@@ -100,6 +100,17 @@ struct route {
 struct tm_error;
 int auth_check_credentials(struct req *r, const char *id, const char *secret, unsigned perm,
                            struct tm_error *e);
+/*
+ * auth_check_credentials, also handing the caller the token it read and
+ * judged in *out (the caller frees it; NULL when none was read or on
+ * refusal): a view that needs more of the token than r holds (SailPoint's
+ * tenant_id, an admin token's home namespace) uses that one read, so a
+ * token revoked meanwhile cannot be let in by the first read and missed by
+ * a second.
+ */
+struct token;
+int auth_check_credentials_token(struct req *r, const char *id, const char *secret, unsigned perm,
+                                 struct token **out, struct tm_error *e);
 
 struct fast_conn;
 
