@@ -737,27 +737,43 @@ static int scene7_authenticate_early(struct req *r) {
  * looked at (so the authHeader's faultHttpStatusCode does not apply).
  * The media type whole, and no parameter but a UTF-8 charset, as
  * SailPoint's PATCH: "text/xml; charset=utf-8" is what SOAP 1.1 clients
- * (npm soap, JAX-WS, .NET, Axis) send.
+ * (npm soap, JAX-WS, .NET, Axis) send. US-ASCII (as "us-ascii", "ascii"
+ * or "ANSI_X3.4-1968") is taken too, being UTF-8's first 128 characters;
+ * a body so labelled with a byte above 0x7F is not what it says (most
+ * likely Latin-1 or Windows-1252, which reading it as UTF-8 would get
+ * wrong) and is refused the same way, naming the charset.
  */
 static int scene7_check_content_type(struct req *r) {
     static const char *const soap11[] = {"text/xml", NULL};
+    static const char *const charsets[] = {"utf-8", "us-ascii", "ascii", "ANSI_X3.4-1968", NULL};
     static const char soap12[] = "application/soap+xml";
     const char *ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
     /* SOAP 1.2 by its media type alone: its clients add an action parameter. */
     size_t mt = ct ? strcspn(ct, "; \t") : 0;
     char reason[200];
-    if (!ct || !*ct)
+    int charset = -1;
+    if (!ct || !*ct) {
         snprintf(reason, sizeof reason,
                  "'Content-Type' is missing: a SOAP 1.1 request is sent as 'text/xml'");
-    else if (http_content_type_is(ct, soap11))
-        return 0;
-    else if (mt == sizeof soap12 - 1 && strncasecmp(ct, soap12, mt) == 0)
+    } else if (http_content_type_is_in(ct, soap11, charsets, &charset)) {
+        size_t at = 0;
+        const unsigned char *u = (const unsigned char *)r->body.p;
+        while (charset > 0 && at < r->body.len && u[at] < 0x80)
+            at++;
+        if (charset <= 0 || at == r->body.len) return 0;
+        snprintf(reason, sizeof reason,
+                 "the body holds byte 0x%02X (at %zu), which charset '%s' (7 bits) has not: "
+                 "send 'text/xml; charset=utf-8'",
+                 u[at], at, charsets[charset]);
+    } else if (mt == sizeof soap12 - 1 && strncasecmp(ct, soap12, mt) == 0)
         snprintf(reason, sizeof reason,
                  "'Content-Type' 'application/soap+xml' is SOAP 1.2; this service speaks SOAP "
                  "1.1: send 'text/xml'");
     else
         snprintf(reason, sizeof reason,
-                 "'Content-Type' must be 'text/xml' (SOAP 1.1, charset UTF-8), not '%.64s'", ct);
+                 "'Content-Type' must be 'text/xml' (SOAP 1.1, charset UTF-8 or US-ASCII), not "
+                 "'%.64s'",
+                 ct);
     scene7_fault_reply(r, 415, "ipsApiFault", SCENE7_FAULT_INVALID_REQUEST_XML, reason);
     return -1;
 }

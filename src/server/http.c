@@ -348,7 +348,9 @@ void reply_error_code(struct req *r, int code, const char *field, const char *me
     reply_error(r, &e);
 }
 
-bool http_content_type_is(const char *ct, const char *const *types) {
+bool http_content_type_is_in(const char *ct, const char *const *types, const char *const *charsets,
+                             int *charset) {
+    *charset = -1;
     size_t n = strcspn(ct, ";");
     while (n && isspace((unsigned char)ct[n - 1]))
         n--;
@@ -360,17 +362,35 @@ bool http_content_type_is(const char *ct, const char *const *types) {
         while (isspace((unsigned char)*q))
             q++;
         if (!*q) continue;
-        ok = strncasecmp(q, "charset=", 8) == 0 &&
-             (strncasecmp(q + 8, "utf-8", 5) == 0 || strncasecmp(q + 8, "\"utf-8\"", 7) == 0);
+        ok = strncasecmp(q, "charset=", 8) == 0;
         if (!ok) break; /* q may be shorter than "charset=" */
-        size_t len = strncasecmp(q + 8, "utf-8", 5) == 0 ? 13 : 15;
-        const char *rest = q + len;
+        const char *v = q + 8, *rest;
+        size_t len;
+        if (*v == '"') {
+            v++;
+            len = strcspn(v, "\"");
+            rest = v[len] == '"' ? v + len + 1 : NULL;
+        } else {
+            len = strcspn(v, "; \t");
+            rest = v + len;
+        }
+        ok = false;
+        for (int i = 0; rest && charsets[i] && !ok; i++) {
+            ok = len == strlen(charsets[i]) && strncasecmp(v, charsets[i], len) == 0;
+            if (ok && *charset <= 0) *charset = i;
+        }
         while (ok && *rest && *rest != ';') {
             if (!isspace((unsigned char)*rest)) ok = false;
             rest++;
         }
     }
     return ok;
+}
+
+bool http_content_type_is(const char *ct, const char *const *types) {
+    static const char *const utf8[] = {"utf-8", NULL};
+    int charset;
+    return http_content_type_is_in(ct, types, utf8, &charset);
 }
 
 /* Whether a Content-Type names JSON text: exactly application/json (or

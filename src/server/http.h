@@ -214,6 +214,12 @@ void req_submit_many(struct req *r, struct store_op *ops, size_t n, handler_fn o
  * case aside, with no parameter but a UTF-8 charset (the body is JSON or
  * XML read as UTF-8 whatever it says). */
 bool http_content_type_is(const char *ct, const char *const *types);
+/* As http_content_type_is, with the charsets `charsets` (NULL-ended, case
+ * aside, quoted or not) taken rather than UTF-8 alone; *charset is the
+ * index of the one named (the first other than charsets[0] when several
+ * are), or -1 when none is. */
+bool http_content_type_is_in(const char *ct, const char *const *types, const char *const *charsets,
+                             int *charset);
 
 /* Replies. Each takes the body. Exactly one reply per request. */
 void reply_json(struct req *r, int status, struct buf *body);

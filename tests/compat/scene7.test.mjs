@@ -520,7 +520,7 @@ test('Content-Type: a SOAP 1.1 request is text/xml; any other, or none, is 415 w
     '<t:faultHttpStatusCode>200</t:faultHttpStatusCode>'));
   const refused = [
     [undefined, /^'Content-Type' is missing: a SOAP 1\.1 request is sent as 'text\/xml'$/],
-    ['application/json', /^'Content-Type' must be 'text\/xml' \(SOAP 1\.1, charset UTF-8\), not 'application\/json'$/],
+    ['application/json', /^'Content-Type' must be 'text\/xml' \(SOAP 1\.1, charset UTF-8 or US-ASCII\), not 'application\/json'$/],
     ['text/plain;charset=UTF-8', /not 'text\/plain;charset=UTF-8'$/],
     ['application/xml', /not 'application\/xml'$/],
     ['text/xml; charset=iso-8859-1', /not 'text\/xml; charset=iso-8859-1'$/],
@@ -539,7 +539,7 @@ test('Content-Type: a SOAP 1.1 request is text/xml; any other, or none, is 415 w
     assert.match(f.reason, why, ct);
   }
   assert.equal(await v1count(), before);
-  for (const ct of ['text/xml', 'Text/XML; charset="UTF-8"']) {
+  for (const ct of ['text/xml', 'Text/XML; charset="UTF-8"', 'text/xml; charset=us-ascii']) {
     const r = await raw(body, { 'Content-Type': ct });
     assert.equal(r.status, 200, `${ct}: ${r.body}`);
     const h = /<jobHandle>([0-9a-f]{32})<\/jobHandle>/.exec(r.body)?.[1];

@@ -419,13 +419,18 @@ static void test_scene7_content_type(void) {
     } refused[] = {
         {"Content-Type:", "'Content-Type' is missing"}, /* curl sends none */
         {"Content-Type: application/x-www-form-urlencoded",
-         "'Content-Type' must be 'text/xml' (SOAP 1.1, charset UTF-8), not "
+         "'Content-Type' must be 'text/xml' (SOAP 1.1, charset UTF-8 or US-ASCII), not "
          "'application/x-www-form-urlencoded'"},
         {"Content-Type: application/json", "not 'application/json'"},
         {"Content-Type: text/plain", "not 'text/plain'"},
         {"Content-Type: application/xml", "not 'application/xml'"},
         {"Content-Type: text/xmlx", "not 'text/xmlx'"},
         {"Content-Type: text/xml; charset=iso-8859-1", "not 'text/xml; charset=iso-8859-1'"},
+        {"Content-Type: text/xml; charset=\"ISO-8859-1\"",
+         "not 'text/xml; charset=\"ISO-8859-1\"'"},
+        {"Content-Type: text/xml; charset=utf-16", "not 'text/xml; charset=utf-16'"},
+        {"Content-Type: text/xml; charset=us-ascii7", "not 'text/xml; charset=us-ascii7'"},
+        {"Content-Type: text/xml; charset=\"us-ascii", "not 'text/xml; charset=\"us-ascii'"},
         {"Content-Type: text/xml; x=<y>", "not 'text/xml; x=&lt;y&gt;'"},
         {"Content-Type: application/soap+xml; charset=utf-8",
          "'application/soap+xml' is SOAP 1.2; this service speaks SOAP 1.1"},
@@ -449,14 +454,51 @@ static void test_scene7_content_type(void) {
             th_fail(__FILE__, __LINE__, "'%s': %ld %s %.500s", refused[i].header, r->status, ct,
                     r->body);
     }
+    /* A byte above 0x7F under a US-ASCII label: the body is not what it says (Latin-1, most
+     * likely, which reading it as UTF-8 would get wrong), so it is refused, naming the
+     * charset. The same bytes labelled UTF-8 are taken below. */
+    static const char *const high =
+        "<?xml version=\"1.0\"?><s:Envelope "
+        "xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+        "xmlns:t=\"http://www.scene7.com/IpsApi/xsd/2014-04-03\"><s:Body><t:submitJobParam>"
+        "<t:companyHandle>default</t:companyHandle><t:jobName>s7-ct-\xc3\xa9</t:jobName>"
+        "<t:uploadUrlsJob/></t:submitJobParam></s:Body></s:Envelope>";
+    static const struct {
+        const char *header, *charset;
+    } ascii_high[] = {
+        {"Content-Type: text/xml; charset=us-ascii", "'us-ascii'"},
+        {"Content-Type: text/xml; charset=\"ASCII\"", "'ascii'"},
+        {"Content-Type: text/xml; charset=ansi_x3.4-1968", "'ANSI_X3.4-1968'"},
+    };
+    for (size_t i = 0; i < sizeof ascii_high / sizeof ascii_high[0]; i++) {
+        const char *const headers[] = {ascii_high[i].header, NULL};
+        struct th_resp *r = th_http_raw(&srv, "POST", "/scene7/services/IpsApiService", high,
+                                        strlen(high), headers);
+        char want[128];
+        snprintf(want, sizeof want, "the body holds byte 0xC3 (at %zu), which charset %s",
+                 (size_t)(strstr(high, "\xc3") - high), ascii_high[i].charset);
+        if (r->status != 415 || !strstr(r->body, "<faultcode>soapenv:Client</faultcode>") ||
+            !strstr(r->body, "<code>30003</code>") || !strstr(r->body, want))
+            th_fail(__FILE__, __LINE__, "'%s': %ld %.500s", ascii_high[i].header, r->status,
+                    r->body);
+    }
     char *after = snapshot();
     CHECK_STR(after, before);
     free(before);
     free(after);
+    const char *const utf8_headers[] = {"Content-Type: text/xml; charset=utf-8", NULL};
+    struct th_resp *hr = th_http_raw(&srv, "POST", "/scene7/services/IpsApiService", high,
+                                     strlen(high), utf8_headers);
+    CHECK_INT(hr->status, 200);
+    /* US-ASCII is UTF-8's first 128 characters: a 7-bit body so labelled was refused (415). */
     static const char *const taken[] = {
         "Content-Type: text/xml",
         "Content-Type: text/xml; charset=utf-8",
         "Content-Type: TEXT/XML;charset=\"UTF-8\"",
+        "Content-Type: text/xml; charset=us-ascii",
+        "Content-Type: text/xml; charset=\"US-ASCII\"",
+        "Content-Type: text/xml;charset=ascii ",
+        "Content-Type: text/xml; charset=ANSI_X3.4-1968",
     };
     for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++) {
         const char *const headers[] = {taken[i], NULL};
@@ -466,7 +508,7 @@ static void test_scene7_content_type(void) {
             th_fail(__FILE__, __LINE__, "'%s': %ld %.300s", taken[i], r->status, r->body);
     }
     struct th_resp *r = th_http(&srv, "GET", "/v1/tasks?name_prefix=s7-ct", NULL);
-    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 3);
+    CHECK_INT(json_array_size(th_get(r->json, "tasks")), 8);
 }
 
 /* An authorizationFault names the operation the token may not call: the
