@@ -85,7 +85,15 @@ test:
 	$(MAKE) --no-print-directory B=$(TEST_B) OPT="-O1 -g" SAN="$(SANFLAGS)" test-build
 	tests/run.sh $(TEST_B) $(TESTS)
 
-test-build: $(B)/taskmill $(TEST_BINS)
+# LD_PRELOAD libraries for the tests (tests/shim/*.c), outside $(B)/tests,
+# where run.sh would take them for tests, and without the sanitizers:
+# the harness preloads ASan's runtime ahead of them.
+TEST_SHIMS = $(patsubst tests/shim/%.c,$(B)/testlib/libth_%.so,$(wildcard tests/shim/*.c))
+$(B)/testlib/libth_%.so: tests/shim/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c17 -D_GNU_SOURCE -O1 -g -fPIC -shared $(WARN) -o $@ $< -ldl
+
+test-build: $(B)/taskmill $(TEST_BINS) $(TEST_SHIMS)
 
 bench:
 	@scripts/deps.sh

@@ -307,6 +307,11 @@ int th_pg_db_drop(const char *name) {
     return rc;
 }
 
+/* LD_PRELOAD for the next server spawned only (th_server_start_resolve_log): set in its
+ * child, not in the environment, where psql (creating its PostgreSQL database) would load
+ * ASan's runtime too. */
+static char th_spawn_preload[1200];
+
 static int th_spawn(struct th_server *s) {
     const char *bin = getenv("TASKMILL_BIN");
     if (!bin) bin = "build/taskmill";
@@ -327,6 +332,7 @@ static int th_spawn(struct th_server *s) {
         if (f) dup2(fileno(f), 2);
         close(out[0]);
         close(out[1]);
+        if (th_spawn_preload[0]) setenv("LD_PRELOAD", th_spawn_preload, 1);
         execv(bin, argv);
         _exit(127);
     }
@@ -739,6 +745,66 @@ void th_fake_clock(const char *at) {
     free(asan_was);
     asan_was = NULL;
     saved = false;
+}
+
+/* The path of the sanitizer runtime this process runs with ("" when none), from its maps:
+ * the same build's server loads the same one. */
+static void th_asan_runtime(char *out, size_t n) {
+    out[0] = '\0';
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        const char *path = strchr(line, '/');
+        if (!path || !strstr(path, "/libasan.so")) continue;
+        snprintf(out, n, "%.*s", (int)strcspn(path, "\n"), path);
+        break;
+    }
+    fclose(f);
+}
+
+int th_server_start_resolve_log(struct th_server *s, char *log, size_t n) {
+    const char *bin = getenv("TASKMILL_BIN");
+    if (!bin) bin = "build/taskmill";
+    char lib[600], asan[512];
+    snprintf(lib, sizeof lib, "%.*s/testlib/libth_resolve_log.so",
+             strrchr(bin, '/') ? (int)(strrchr(bin, '/') - bin) : 1, strrchr(bin, '/') ? bin : ".");
+    if (access(lib, R_OK) != 0) {
+        th_fail(__FILE__, __LINE__, "%s is missing: 'make test-build' builds it", lib);
+        return -1;
+    }
+    snprintf(log, n, "%s/taskmill-resolve-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    int fd = mkstemp(log);
+    if (fd < 0) {
+        th_fail(__FILE__, __LINE__, "cannot make '%s'", log);
+        return -1;
+    }
+    close(fd);
+    th_asan_runtime(asan, sizeof asan);
+    snprintf(th_spawn_preload, sizeof th_spawn_preload, "%s%s%s", asan, asan[0] ? " " : "", lib);
+    setenv("TH_RESOLVE_LOG", log, 1);
+    int rc = th_server_start(s, NULL);
+    th_spawn_preload[0] = '\0';
+    unsetenv("TH_RESOLVE_LOG");
+    if (rc) {
+        th_fail(__FILE__, __LINE__, "the server did not start (log %s/server.log)", s->dir);
+        th_server_stop(s, true);
+        return -1;
+    }
+    return 0;
+}
+
+bool th_resolve_log_has(const char *log, const char *host) {
+    FILE *f = fopen(log, "r");
+    if (!f) return false;
+    char line[1100];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        found = strcmp(line, host) == 0;
+    }
+    fclose(f);
+    return found;
 }
 
 int th_server_start_at(struct th_server *s, const char *at) {

@@ -230,6 +230,22 @@ void th_fake_clock(const char *at);
  * server's log), the server stopped. */
 int th_server_start_at(struct th_server *s, const char *at);
 
+/* ---- The server's name lookups ---- */
+
+/*
+ * Starts a server (th_server_start, no extra args) with the test library
+ * tests/shim/resolve_log.c preloaded, which appends the host name of each
+ * getaddrinfo call the server makes to a new file, whose path goes to
+ * log (n bytes; the caller unlinks it). The library is built by `make
+ * test-build` as testlib/libth_resolve_log.so beside TASKMILL_BIN. Under
+ * AddressSanitizer, ASan's runtime is preloaded ahead of it, as ASan
+ * needs to come first (its getaddrinfo then calls the library's, which
+ * calls libc's). 0, or -1 after a th_fail saying why.
+ */
+int th_server_start_resolve_log(struct th_server *s, char *log, size_t n);
+/* Whether the file a server logs its lookups in (above) has the line `host`. */
+bool th_resolve_log_has(const char *log, const char *host);
+
 /* The failure of a wait: th_fail with what was awaited, for how long, and the condition. */
 void th_wait_failed(const char *file, int line, int timeout_ms, const char *cond, const char *fmt,
                     ...) __attribute__((format(printf, 5, 6)));
