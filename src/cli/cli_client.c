@@ -418,6 +418,12 @@ int cli_output_close(const char *cmd) {
     }
     if (!failed) return 0;
     int err = cli_output_errno;
+    if (err == EPIPE) {
+        /* The reader has gone on purpose (`taskmill list | head -1`): end as
+         * other Unix tools end there, by SIGPIPE, without a word. */
+        signal(SIGPIPE, SIG_DFL);
+        raise(SIGPIPE);
+    }
     fprintf(stderr, "taskmill%s%s: cannot write the output%s%s\n", cmd ? " " : "", cmd ? cmd : "",
             err ? ": " : "", err ? strerror(err) : "");
     return CLI_EXIT_OUTPUT;

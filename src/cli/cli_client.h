@@ -27,7 +27,8 @@ enum cli_exit {
     CLI_EXIT_NOT_FOUND = 3,     /* no such task */
     CLI_EXIT_REFUSED = 4,       /* the server refused the request (400, 401, 403, 409, 413) */
     CLI_EXIT_UNAVAILABLE = 5,   /* no connection, a 5xx, or a reply that made no sense */
-    CLI_EXIT_OUTPUT = 6,        /* writing standard output failed (a full disk, a closed pipe) */
+    CLI_EXIT_OUTPUT =
+        6, /* writing standard output failed (a full disk; a closed pipe ends by SIGPIPE) */
 };
 
 /*
@@ -40,8 +41,9 @@ bool cli_output_flush(void);
 /*
  * Flushes and closes standard output, for main once the command has run.
  * When that or any write before it failed, prints "taskmill CMD: cannot
- * write the output: REASON" and returns CLI_EXIT_OUTPUT; else 0. Nothing
- * may be written on stdout after it.
+ * write the output: REASON" and returns CLI_EXIT_OUTPUT; else 0. A pipe
+ * whose reader has gone (EPIPE) ends the process by SIGPIPE instead, with
+ * no message, as `yes | head` ends. Nothing may be written on stdout after it.
  */
 int cli_output_close(const char *cmd);
 

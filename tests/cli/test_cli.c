@@ -799,6 +799,33 @@ static void test_stdout_write_fails(void) {
     free(err);
     CHECK_INT(RUN_FULL(&err, "watch", "--json", id), 6);
     free(err);
+    /* A reader that has gone (`taskmill get ID | head -0`): the command ends by
+     * SIGPIPE without a word, as other Unix tools do; it said "cannot write the
+     * output: Broken pipe" and exited 6. */
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    close(fds[0]);
+    char e[300];
+    snprintf(e, sizeof e, "%s/cli.err", srv.dir);
+    char *argv[64];
+    cli_collect(argv, CLI_ARGS("get", id), 64);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("TASKMILL_URL", srv.url, 1);
+        int fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fds[1], 1);
+        dup2(fe, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    int rc = cli_wait(pid, 20000);
+    if (rc < 0) kill(pid, SIGKILL), waitpid(pid, NULL, 0);
+    CHECK_INT(rc, 128 + SIGPIPE);
+    err = cli_slurp(e);
+    CHECK_STR(err, "");
+    free(err);
     /* Output that is written still exits as before. */
     CHECK_INT(cli_run(&srv, NULL, &out, &err, "get", id), 0);
     free(out);
