@@ -165,6 +165,9 @@ struct task {
     int64_t version;
     bool paused;
     char *idempotency_key;
+    /* The schedule that launched it ("" when none): its overlap policy
+     * looks for its unfinished runs by this (store_schedules.c). */
+    char schedule_id[ID_LEN + 1];
     /* Each claim, oldest first: a JSON array of {attempt, worker,
      * started_at, ended_at, outcome, error} (task_attempt_begin/end), or NULL. */
     char *attempts;

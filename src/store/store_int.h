@@ -177,6 +177,13 @@ struct store_backend {
     int (*fire_insert)(struct store *s, const char *sched_id, const struct schedule_fire *f);
     int (*fire_exists)(struct store *s, const char *sched_id,
                        int64_t slot); /* 0 or TM_ENOT_FOUND */
+    /* The ids of the tasks schedule sched_id launched that are not
+     * finished (tasks.schedule_id, phase not terminal), oldest first, at
+     * most max: read from the partial index tasks_schedule_runs. On the
+     * writer's transaction when `writer` (what the batch wrote included),
+     * else on a reader (any thread). */
+    int (*sched_runs)(struct store *s, const char *sched_id, bool writer, size_t max,
+                      char (*ids)[ID_LEN + 1], size_t *n);
     /* Deletes up to max fire rows recorded before `before` that are not
      * among their schedule's `keep` newest (rows another node holds are
      * skipped); *deleted says how many went. */

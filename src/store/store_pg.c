@@ -3131,6 +3131,7 @@ const struct store_backend store_pg_backend = {
     .sched_next_at = pg_sched_next_at,
     .fire_insert = pg_fire_insert,
     .fire_exists = pg_fire_exists,
+    .sched_runs = pg_sched_runs,
     .fires_prune = pg_fires_prune,
     .doc_get = pg_doc_get,
     .doc_list = pg_doc_list,

@@ -207,6 +207,26 @@ int pg_fire_exists(struct store *s, const char *sched_id, int64_t slot) {
     return rc;
 }
 
+int pg_sched_runs(struct store *s, const char *sched_id, bool writer, size_t max,
+                  char (*ids)[ID_LEN + 1], size_t *n) {
+    static const char sql[] =
+        "SELECT id FROM tasks WHERE schedule_id=$1"
+        " AND schedule_id IS NOT NULL"
+        " AND phase NOT IN ('completed', 'failed', 'cancelled')"
+        " ORDER BY id LIMIT $2";
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, sched_id);
+    pgp_int(&p, (int64_t)max);
+    PGresult *r = NULL;
+    *n = 0;
+    int rc = writer ? pg_run_sql(pg_writer(s), sql, &p, &r) : pg_read_sql(s, sql, &p, &r);
+    for (int i = 0; rc == 0 && i < PQntuples(r) && (size_t)i < max; i++)
+        pg_copy(ids[(*n)++], ID_LEN + 1, r, i, 0);
+    PQclear(r);
+    return rc;
+}
+
 /* As SQLite's (sq_fires_prune), with the rows locked and the ones another
  * node holds skipped, so nodes pruning at once neither wait nor deadlock;
  * deleted by their ctid (a scan of the ids found, not a join). */

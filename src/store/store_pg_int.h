@@ -229,6 +229,8 @@ int pg_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t m
 int pg_sched_next_at(struct store *s, int64_t *at);
 int pg_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f);
 int pg_fire_exists(struct store *s, const char *sched_id, int64_t slot);
+int pg_sched_runs(struct store *s, const char *sched_id, bool writer, size_t max,
+                  char (*ids)[ID_LEN + 1], size_t *n);
 int pg_fires_prune(struct store *s, int64_t before, int keep, int max, int64_t *deleted);
 int pg_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
                struct store_doc *out);

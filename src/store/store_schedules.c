@@ -3,7 +3,7 @@
  * (docs/schedules.md).
  *
  * A schedule row keeps its checked JSON (body), what firing keeps (state:
- * the cursor after which slots are still unfired, the runs not finished,
+ * the cursor after which slots are still unfired, the last runs launched,
  * counts and the last outcome) and next_at, the wall time of its next
  * fire. Firing runs inside a batch, like the sweep: the due rows come
  * locked (SKIP LOCKED on PostgreSQL, so a node never waits on another),
@@ -51,7 +51,8 @@
 
 #define FIRE_MAX_PER_PASS   100    /* slots one schedule fires per pass (more: next pass) */
 #define MISSED_SCAN_MAX     100000 /* a cron's slots counted as missed one by one */
-#define ACTIVE_MAX          8      /* unfinished runs remembered per schedule */
+#define ACTIVE_MAX          8      /* runs remembered in state.active (older nodes read it) */
+#define RUNS_MAX            1000   /* unfinished runs cancel_running cancels a slot */
 #define UNREADABLE_RETRY_MS 60000  /* a schedule whose body does not parse: tried again then */
 #define UNREADABLE_GRACE_MS 10000  /* shared: left to the nodes that read it for so long */
 #define SKIPS_MAX           32     /* pauses' skips marked at once (more: the last two merge) */
@@ -285,6 +286,34 @@ static int active_refresh(struct store *s, json_t *st) {
     return 0;
 }
 
+/*
+ * The schedule's runs not finished, as the overlap policy must see them:
+ * every task it launched that is not terminal (tasks.schedule_id, read in
+ * the batch's transaction, so with what the batch wrote), oldest first, at
+ * most RUNS_MAX, and the ones its refreshed state.active remembers that
+ * the read did not find (tasks that name no schedule: launched by a node
+ * of the version before, during a rolling upgrade). *ids is malloc'd.
+ * The schedule's row is locked by the batch (sched_due, doc_load: FOR
+ * UPDATE), so no other node launches a run of it until this one commits.
+ */
+static int sched_runs(struct store *s, const char *sched_id, const json_t *st,
+                      char (**ids)[ID_LEN + 1], size_t *n) {
+    size_t cap = RUNS_MAX + ACTIVE_MAX;
+    *ids = xcalloc(cap, sizeof **ids);
+    int rc = store_base_of(s)->backend->sched_runs(s, sched_id, true, RUNS_MAX, *ids, n);
+    if (rc) return rc;
+    size_t i, nq = *n;
+    json_t *v;
+    json_array_foreach(json_object_get(st, "active"), i, v) {
+        const char *id = json_string_value(v);
+        bool known = !id || !id[0];
+        for (size_t k = 0; k < nq && !known; k++)
+            known = strcmp((*ids)[k], id) == 0;
+        if (!known && *n < cap) snprintf((*ids)[(*n)++], ID_LEN + 1, "%s", id);
+    }
+    return 0;
+}
+
 /* Launches one slot: records it, applies the overlap policy, creates the task. */
 static int fire_one(struct store *s, struct batch *b, struct store_doc *d,
                     const struct schedule *sc, json_t *st, int64_t slot, const char *kind,
@@ -299,19 +328,24 @@ static int fire_one(struct store *s, struct batch *b, struct store_doc *d,
     snprintf(f.outcome, sizeof f.outcome, "created");
     if ((rc = active_refresh(s, st))) return rc;
     json_t *act = json_object_get(st, "active");
-    size_t nact = json_array_size(act);
     bool manual = strcmp(kind, "trigger") == 0 || strcmp(kind, "backfill") == 0;
-    if (!manual && ((sc->overlap == SCHEDULE_OVERLAP_SKIP && nact > 0) ||
-                    (sc->overlap == SCHEDULE_OVERLAP_BUFFER_ONE && nact > 1))) {
-        snprintf(f.outcome, sizeof f.outcome, "skipped");
-    } else if (!manual && sc->overlap == SCHEDULE_OVERLAP_CANCEL_RUNNING && nact > 0) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(act, i, v) {
-            if ((rc = store_batch_cancel(s, b, json_string_value(v), now))) return rc;
+    if (!manual && sc->overlap != SCHEDULE_OVERLAP_ALLOW_ALL) {
+        char(*runs)[ID_LEN + 1] = NULL;
+        size_t nruns = 0;
+        rc = sched_runs(s, d->id, st, &runs, &nruns);
+        if (rc == 0 && ((sc->overlap == SCHEDULE_OVERLAP_SKIP && nruns > 0) ||
+                        (sc->overlap == SCHEDULE_OVERLAP_BUFFER_ONE && nruns > 1))) {
+            snprintf(f.outcome, sizeof f.outcome, "skipped");
+        } else if (rc == 0 && sc->overlap == SCHEDULE_OVERLAP_CANCEL_RUNNING && nruns > 0) {
+            /* Oldest first, RUNS_MAX (and the remembered ones) a slot: the
+             * rest, if ever so many, at the slots after. */
+            for (size_t i = 0; rc == 0 && i < nruns; i++)
+                rc = store_batch_cancel(s, b, runs[i], now);
+            json_array_clear(act);
+            snprintf(f.outcome, sizeof f.outcome, "cancelled_previous");
         }
-        json_array_clear(act);
-        snprintf(f.outcome, sizeof f.outcome, "cancelled_previous");
+        free(runs);
+        if (rc) return rc;
     }
     char error[256] = "";
     if (strcmp(f.outcome, "skipped") != 0) {
@@ -339,6 +373,7 @@ static int fire_one(struct store *s, struct batch *b, struct store_doc *d,
             rc = store_make_task(s, tb, d->ns, &t, &e);
             json_decref(tb);
             if (rc == 0) {
+                memcpy(t->schedule_id, d->id, ID_LEN + 1); /* its runs: sched_runs */
                 rc = store_batch_create(s, b, t, now, &e, task_id);
                 if (store_batch_has_failed(b)) {
                     store_doc_release(&def);

@@ -713,6 +713,7 @@ const struct store_col store_task_columns[] = {
     C("paused", STORE_COL_BOOL, paused),
     FIXED("idempotency_key", STORE_COL_TEXT, idempotency_key),
     C("attempts", STORE_COL_TEXT, attempts),
+    FIXED("schedule_id", STORE_COL_ID, schedule_id),
     C("due_at", STORE_COL_DUE, id), /* derived: task_due_at(); written, never read */
 };
 #undef C

@@ -1723,6 +1723,7 @@ const struct store_backend store_sqlite_backend = {
     .sched_next_at = sq_sched_next_at,
     .fire_insert = sq_fire_insert,
     .fire_exists = sq_fire_exists,
+    .sched_runs = sq_sched_runs,
     .fires_prune = sq_fires_prune,
     .doc_get = sq_doc_get,
     .doc_list = sq_doc_list,

@@ -208,6 +208,37 @@ int sq_fire_exists(struct store *s, const char *sched_id, int64_t slot) {
     return ret;
 }
 
+/* The WHERE repeats the partial index's (migration 0017) word for word:
+ * that is how SQLite sees that the index serves the query. */
+int sq_sched_runs(struct store *s, const char *sched_id, bool writer, size_t max,
+                  char (*ids)[ID_LEN + 1], size_t *n) {
+    void *conn = NULL;
+    sqlite3 *db = writer ? sq_writer_db(s) : sq_reader_borrow(s, &conn);
+    *n = 0;
+    if (!db) return TM_EINTERNAL;
+    sqlite3_stmt *st;
+    int ret = sq_prepare(db,
+                         "SELECT id FROM tasks WHERE schedule_id=?1"
+                         " AND schedule_id IS NOT NULL"
+                         " AND phase NOT IN ('completed', 'failed', 'cancelled')"
+                         " ORDER BY id LIMIT ?2",
+                         &st);
+    if (!ret) {
+        sqlite3_bind_text(st, 1, sched_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (int64_t)max);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+            snprintf(ids[(*n)++], ID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            sq_log(db, "schedule runs");
+            ret = TM_EINTERNAL;
+        }
+        sqlite3_finalize(st);
+    }
+    if (!writer) sq_reader_return(s, conn);
+    return ret;
+}
+
 /* The rows past a schedule's keep newest start below the slot of its
  * keep-th newest: read once per schedule, the bound of a range on the
  * primary key. */

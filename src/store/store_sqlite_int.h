@@ -135,6 +135,8 @@ int sq_sched_due(struct store *s, int64_t now, char (*ids)[ID_LEN + 1], size_t m
 int sq_sched_next_at(struct store *s, int64_t *at);
 int sq_fire_insert(struct store *s, const char *sched_id, const struct schedule_fire *f);
 int sq_fire_exists(struct store *s, const char *sched_id, int64_t slot);
+int sq_sched_runs(struct store *s, const char *sched_id, bool writer, size_t max,
+                  char (*ids)[ID_LEN + 1], size_t *n);
 int sq_fires_prune(struct store *s, int64_t before, int keep, int max, int64_t *deleted);
 int sq_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
                struct store_doc *out);

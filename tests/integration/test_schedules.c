@@ -506,6 +506,92 @@ static void test_overlap_and_pause(void) {
     th_http(&srv, "DELETE", "/v1/schedules/cr", NULL);
 }
 
+/* The phase of task id, or "" when it cannot be read. */
+static const char *task_phase(const char *id, char out[16]) {
+    char path[100];
+    snprintf(path, sizeof path, "/v1/tasks/%s", id);
+    struct th_resp *r = th_http(&srv, "GET", path, NULL);
+    snprintf(out, 16, "%s",
+             r->status == 200 && th_str(r->json, "phase") ? th_str(r->json, "phase") : "");
+    return out;
+}
+
+/*
+ * The overlap policy sees every unfinished run, not only the last 8 the
+ * schedule's state remembers: 10 runs launched by triggers (which launch
+ * whatever the policy says), the 8 newest finished, and the 2 oldest still
+ * pending hold back the next slot under skip and buffer_one; under
+ * cancel_running the slot cancels all 10. Each remembered only the last
+ * 8: skip and buffer_one launched, cancel_running left the 2 oldest.
+ */
+static void test_overlap_sees_every_run(void) {
+    static const char *const policies[] = {"skip", "buffer_one", "cancel_running"};
+    for (int p = 0; p < 3; p++) {
+        char name[32], queue[32], path[160];
+        snprintf(name, sizeof name, "ov-%s", policies[p]);
+        snprintf(queue, sizeof queue, "ovq-%d", p);
+        struct th_resp *r =
+            th_http(&srv, "POST", "/v1/schedules",
+                    "{\"name\":\"%s\",\"interval_seconds\":1,\"overlap\":\"%s\",\"paused\":true,"
+                    "\"task\":{\"type\":\"ov\",\"queue\":\"%s\"}}",
+                    name, policies[p], queue);
+        CHECK_INT(r->status, 201);
+        char sched[33] = "";
+        if (th_str(r->json, "id")) snprintf(sched, sizeof sched, "%s", th_str(r->json, "id"));
+        char runs[10][33];
+        snprintf(path, sizeof path, "/v1/schedules/%s/trigger", name);
+        for (int i = 0; i < 10; i++) {
+            r = th_http(&srv, "POST", path, NULL);
+            CHECK_INT(r->status, 201);
+            snprintf(runs[i], sizeof runs[i], "%s",
+                     th_str(r->json, "task.id") ? th_str(r->json, "task.id") : "");
+        }
+        bool cancel = strcmp(policies[p], "cancel_running") == 0;
+        /* skip, buffer_one: the 8 newest finish, the 2 oldest stay pending. */
+        for (int i = 2; i < 10 && !cancel; i++) {
+            snprintf(path, sizeof path, "/v1/tasks/%s/cancel", runs[i]);
+            CHECK_INT(th_http(&srv, "POST", path, NULL)->status, 200);
+        }
+        snprintf(path, sizeof path, "/v1/schedules/%s/resume", name);
+        CHECK_INT(th_http(&srv, "POST", path, NULL)->status, 200);
+        WAIT_UNTIL(fires_at_least(&srv, sched, 11, 0), 10000, "a slot of '%s' to fire", name);
+        snprintf(path, sizeof path, "/v1/schedules/%s/pause", name);
+        CHECK_INT(th_http(&srv, "POST", path, NULL)->status, 200);
+        snprintf(path, sizeof path, "/v1/tasks?queue=%s&phase=pending", queue);
+        long pending = count_tasks(&srv, path);
+        snprintf(path, sizeof path, "/v1/schedules/%s/fires?limit=1000", sched);
+        r = th_http(&srv, "GET", path, NULL);
+        json_t *fires = th_get(r->json, "fires");
+        long slots = 0, skipped = 0, launched = 0;
+        for (size_t i = 0; i < json_array_size(fires); i++) {
+            json_t *f = json_array_get(fires, i);
+            if (strcmp(json_string_value(json_object_get(f, "kind")), "trigger") == 0) continue;
+            slots++;
+            const char *outcome = json_string_value(json_object_get(f, "outcome"));
+            if (strcmp(outcome, "skipped") == 0) skipped++;
+            if (json_string_value(json_object_get(f, "task_id"))) launched++;
+        }
+        CHECK(slots >= 1);
+        char phase[16];
+        if (!cancel) {
+            /* Every slot skipped: the 2 oldest runs are not finished. */
+            CHECK_INT(skipped, slots);
+            CHECK_INT(launched, 0);
+            CHECK_INT(pending, 2);
+            CHECK_STR(task_phase(runs[0], phase), "pending");
+            CHECK_STR(task_phase(runs[1], phase), "pending");
+        } else {
+            /* The first slot cancelled all 10; each later one the run before. */
+            CHECK_INT(launched, slots);
+            for (int i = 0; i < 10; i++)
+                CHECK_STR(task_phase(runs[i], phase), "cancelled");
+            CHECK_INT(pending, 1);
+        }
+        snprintf(path, sizeof path, "/v1/schedules/%s", name);
+        th_http(&srv, "DELETE", path, NULL);
+    }
+}
+
 /* A replace without 'paused' keeps the schedule paused, note and all; with it, sets it. */
 static void test_replace_keeps_pause(void) {
     struct th_resp *r = th_http(&srv, "POST", "/v1/schedules",
@@ -1907,6 +1993,8 @@ int main(int argc, char **argv) {
          test_short_catchup_fires_on_time},
         {"overlap skip, buffer_one and cancel_running; pause with a note, resume, trigger",
          test_overlap_and_pause},
+        {"overlap sees every unfinished run: 10 triggered, skip skips, cancel_running cancels all",
+         test_overlap_sees_every_run},
         {"a replace without 'paused' keeps the pause and its note", test_replace_keeps_pause},
         {"an admin's replace checks the definition in the schedule's namespace",
          test_replace_checks_own_namespace},

@@ -675,7 +675,26 @@ static void test_a_tasks_events_read_an_index(void) {
         pg ? "events_task" : "events_1_task", "the read of a task's events");
 }
 
+/* A schedule's unfinished runs, as its overlap policy reads them at each
+ * slot (store_sqlite_docs.c, store_pg_docs.c: sched_runs): from the
+ * partial index of the unfinished tasks that name a schedule, not a scan
+ * of the schedule's finished runs or of the tasks no schedule launched. */
+static void test_a_schedules_runs_read_an_index(void) {
+    check_reads_index(
+        "EXPLAIN SELECT id FROM tasks WHERE schedule_id='0123'"
+        " AND schedule_id IS NOT NULL"
+        " AND phase NOT IN ('completed', 'failed', 'cancelled')"
+        " ORDER BY id LIMIT 1000",
+        "EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE schedule_id='0123'"
+        " AND schedule_id IS NOT NULL"
+        " AND phase NOT IN ('completed', 'failed', 'cancelled')"
+        " ORDER BY id LIMIT 1000",
+        "tasks_schedule_runs", "the read of a schedule's unfinished runs");
+}
+
 static const struct th_test tests[] = {
+    {"a schedule's unfinished runs are read through their partial index",
+     test_a_schedules_runs_read_an_index},
     {"time ranges list the right rows, read from their index",
      test_time_ranges_list_the_right_rows},
     {"derived fields filter as a view serves them", test_derived_fields_filter_as_served},
