@@ -60,6 +60,14 @@ struct tz_type {
     bool dst;
 };
 
+/* What a zone file was when it was read: a change of any is a new file. */
+struct tz_stamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
 struct tz {
     char *name;
     size_t ntrans;
@@ -71,14 +79,14 @@ struct tz {
     int32_t off_min, off_max; /* over every type and the footer */
     struct tz *next;          /* the cache's list, or the retired ones' */
     /* The file it was read from, as it was then (none for the built-in
-     * UTC), and when it was last compared with the file: under the
+     * UTC), and when it was last compared with the file; the file that
+     * replaced it and did not read (logged once, bad_logged): under the
      * cache's lock, unlike the zone itself. */
     bool from_file;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
+    struct tz_stamp file;
     int64_t checked_ms; /* CLOCK_MONOTONIC */
+    bool bad_logged;
+    struct tz_stamp bad;
 };
 
 /* ---- Calendar ---- */
@@ -543,7 +551,8 @@ static bool tz_name_is_valid(const char *name) {
 }
 
 /* Where zones are read: $TZDIR when set (as glibc takes it), else TZ_DIR.
- * Read once, under the cache's lock. */
+ * Read once, under the cache's lock, by the first load: a recheck outside
+ * the lock (tz_file_check) comes after its zone's load. */
 static const char *tz_dir(void) {
     static char dir[TZ_DIR_MAX + 1];
     if (!dir[0]) {
@@ -600,20 +609,53 @@ static int64_t tz_mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether z's file is no longer the one it was read from (replaced, as
- * dpkg does, or rewritten, or gone); checked at most every TZ_RECHECK_MS.
- * A stat that fails otherwise (EACCES, EMFILE) keeps the zone. Under the
- * cache's lock. */
-static bool tz_file_changed(struct tz *z) {
-    int64_t now = tz_mono_ms();
-    if (!z->from_file || now - z->checked_ms < TZ_RECHECK_MS) return false;
-    z->checked_ms = now;
+static void tz_stamp_of(struct tz_stamp *t, const struct stat *st) {
+    *t = (struct tz_stamp){st->st_dev, st->st_ino, st->st_size, st->st_mtim};
+}
+
+static bool tz_stamp_equal(const struct tz_stamp *a, const struct tz_stamp *b) {
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* The zone in name's file, without its name; NULL when there is no such
+ * file or it does not read as a zone (*leap: one with leap seconds). */
+static struct tz *tz_file_load(const char *name, bool *leap) {
+    size_t len = 0;
+    struct stat st = {0};
+    uint8_t *data = tz_file_read(name, &len, &st);
+    struct tz *z = data ? tz_parse(data, len, leap) : NULL;
+    free(data);
+    if (z) {
+        z->from_file = true;
+        tz_stamp_of(&z->file, &st);
+        z->checked_ms = tz_mono_ms();
+    }
+    return z;
+}
+
+/* What a zone's file is now, next to the one it was read from. */
+enum tz_check {
+    TZ_SAME, /* the same file, or one that cannot be looked at now (EACCES, EMFILE) */
+    TZ_GONE, /* no file by that name any more */
+    TZ_NEW,  /* another file, read: *nz */
+    TZ_BAD,  /* another file that does not read as a zone (*bad: its stamp) */
+};
+
+/* Compares zone name's file with `was` (one stat) and reads it when it
+ * changed (replaced, as dpkg does, or rewritten). Takes no lock: the
+ * cache's lock is not held over file I/O. */
+static enum tz_check tz_file_check(const char *name, const struct tz_stamp *was, struct tz **nz,
+                                   struct tz_stamp *bad) {
     char path[TZ_DIR_MAX + TZ_NAME_MAX + 2];
-    tz_path(path, sizeof path, z->name);
+    tz_path(path, sizeof path, name);
     struct stat st;
-    if (stat(path, &st) != 0) return errno == ENOENT || errno == ENOTDIR;
-    return st.st_dev != z->dev || st.st_ino != z->ino || st.st_size != z->size ||
-           st.st_mtim.tv_sec != z->mtime.tv_sec || st.st_mtim.tv_nsec != z->mtime.tv_nsec;
+    if (stat(path, &st) != 0) return errno == ENOENT || errno == ENOTDIR ? TZ_GONE : TZ_SAME;
+    tz_stamp_of(bad, &st);
+    if (tz_stamp_equal(bad, was)) return TZ_SAME;
+    bool leap = false;
+    *nz = tz_file_load(name, &leap);
+    return *nz ? TZ_NEW : TZ_BAD;
 }
 
 static struct tz *tz_utc_new(void) {
@@ -624,6 +666,33 @@ static struct tz *tz_utc_new(void) {
     return z;
 }
 
+/* The cache's link to zone `name`: *at is the zone, or NULL. Under the lock. */
+static struct tz **tz_cache_find(const char *name) {
+    struct tz **at = &tz_cache;
+    while (*at && strcmp((*at)->name, name) != 0)
+        at = &(*at)->next;
+    return at;
+}
+
+/* Takes z out of the cache (*at) and keeps it, retired: borrowers may
+ * still hold it. Under the lock. */
+static void tz_retire(struct tz **at, struct tz *z) {
+    *at = z->next;
+    z->next = tz_retired;
+    tz_retired = z;
+}
+
+/*
+ * Every TZ_RECHECK_MS a zone's file is compared with the one it was read
+ * from (tz_file_check), outside the lock: the thread whose lookup finds
+ * the check due claims it (checked_ms) and the others go on with the zone
+ * as it is meanwhile. Then, under the lock again, and only if the zone is
+ * still the cache's: a new file that reads replaces it (the old one
+ * retired); a file gone drops it (read again at once, as at first use:
+ * an error); a file that does not read (rewritten in place and caught
+ * half written, or garbage) keeps it, logged once a file, and is looked
+ * at again at the next check.
+ */
 int tz_get(const char *name, const struct tz **out, struct tm_error *e) {
     if (!name || !name[0]) return err_set(e, TM_EINVALID, "timezone", "timezone is empty");
     if (!tz_name_is_valid(name))
@@ -631,36 +700,46 @@ int tz_get(const char *name, const struct tz **out, struct tm_error *e) {
                        name);
     int rc = 0;
     pthread_mutex_lock(&tz_cache_lock);
-    struct tz **at = &tz_cache, *z;
-    while ((z = *at) && strcmp(z->name, name) != 0)
-        at = &z->next;
-    if (z && tz_file_changed(z)) {
-        /* Read again as at first use; the old one retired, not freed. */
-        *at = z->next;
-        z->next = tz_retired;
-        tz_retired = z;
-        z = NULL;
+    struct tz **at = tz_cache_find(name), *z = *at;
+    int64_t now = tz_mono_ms();
+    if (z && z->from_file && now - z->checked_ms >= TZ_RECHECK_MS) {
+        z->checked_ms = now;
+        struct tz_stamp was = z->file, bad;
+        const struct tz *checked = z;
+        pthread_mutex_unlock(&tz_cache_lock);
+        struct tz *nz = NULL;
+        enum tz_check c = tz_file_check(name, &was, &nz, &bad);
+        pthread_mutex_lock(&tz_cache_lock);
+        at = tz_cache_find(name);
+        z = *at;
+        if (z && z == checked) {
+            if (c == TZ_GONE) {
+                tz_retire(at, z);
+                z = NULL;
+            } else if (c == TZ_NEW) {
+                nz->name = xstrdup(name);
+                tz_retire(at, z);
+                nz->next = tz_cache;
+                tz_cache = z = nz;
+                nz = NULL;
+            } else if (c == TZ_BAD && !(z->bad_logged && tz_stamp_equal(&z->bad, &bad))) {
+                z->bad = bad;
+                z->bad_logged = true;
+                fprintf(stderr,
+                        "taskmill: timezone '%s': its file in %s changed and does not read as a "
+                        "zone (TZif) file; the zone as last read is kept until it does\n",
+                        name, tz_dir());
+            }
+        }
+        tz_free(nz); /* another thread's check came first (or a clear) */
     }
     if (!z) {
         /* Loaded under the lock, so that each name is read once. */
         bool leap = false;
-        struct stat st = {0};
-        if (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0) {
+        if (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0)
             z = tz_utc_new();
-        } else {
-            size_t len = 0;
-            uint8_t *data = tz_file_read(name, &len, &st);
-            if (data) z = tz_parse(data, len, &leap);
-            free(data);
-            if (z) {
-                z->from_file = true;
-                z->dev = st.st_dev;
-                z->ino = st.st_ino;
-                z->size = st.st_size;
-                z->mtime = st.st_mtim;
-                z->checked_ms = tz_mono_ms();
-            }
-        }
+        else
+            z = tz_file_load(name, &leap);
         if (z) {
             z->name = xstrdup(name);
             z->next = tz_cache;

@@ -14,9 +14,11 @@
  * into a process-wide cache guarded by a mutex. A loaded zone is immutable
  * and shared: callers borrow it until tz_cache_clear (tests only), so
  * reading it takes no lock. A lookup compares the zone's file with the one
- * it was read from at most every 10 s (one stat) and reads it again when it
- * changed (a tzdata upgrade under a running server: new DST rules); the
- * zone it replaces stays valid for its borrowers. "UTC" and "Etc/UTC" are
+ * it was read from at most every 10 s (one stat, outside the cache's lock)
+ * and reads it again when it changed (a tzdata upgrade under a running
+ * server: new DST rules); the zone it replaces stays valid for its
+ * borrowers. A changed file that does not read as a zone keeps the zone
+ * as last read (logged once a file); a file gone drops it. "UTC" and "Etc/UTC" are
  * built in and work without tzdata. Zones with leap seconds (right/...)
  * are refused.
  *

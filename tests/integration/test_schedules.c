@@ -1094,6 +1094,72 @@ static void test_zone_file_replaced_is_read_again(void) {
     CHECK(after);
 }
 
+/* Previews schedule `name` (which looks at its zone's file when due), then
+ * whether the server's log holds `text`. */
+static bool previewed_and_logged(struct th_server *s, const char *name, const char *text) {
+    first_slot_is(s, name, "");
+    char path[400];
+    snprintf(path, sizeof path, "%s/server.log", s->dir);
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    if (f) fclose(f);
+    return found;
+}
+
+/*
+ * A zone file rewritten in place with bytes that do not read as a zone (a
+ * write caught half done, garbage) keeps the zone as last read, logged,
+ * so that the schedules in it go on; the zone was dropped, and they did
+ * not read until the file did again. A good file after it is read again.
+ */
+static void test_zone_file_garbage_keeps_zone(void) {
+    char dir[256];
+    CHECK(zone_dir_make(dir, "Etc/GMT-5"));
+    struct th_server s;
+    setenv("TZDIR", dir, 1);
+    int started = th_server_start(&s, NULL);
+    unsetenv("TZDIR");
+    if (started) {
+        zone_dir_remove(dir);
+        CHECK(started == 0);
+    }
+    struct th_resp *r = th_http(&s, "POST", "/v1/schedules",
+                                "{\"name\":\"garbled\",\"cron\":\"0 12 * * *\",\"timezone\":"
+                                "\"Test/Swap\",\"paused\":true,\"task\":{\"type\":\"x\"}}");
+    long status = r->status;
+    bool before = first_slot_is(&s, "garbled", "2026-06-01T07:00:00.000Z");
+    char path[400], tmp[400];
+    snprintf(path, sizeof path, "%s/Test/Swap", dir);
+    FILE *f = fopen(path, "wb"); /* in place: the same inode, truncated */
+    bool garbled = f != NULL;
+    for (int i = 0; f && i < 20; i++)
+        garbled = fputs("this is not a TZif file\n", f) >= 0 && garbled;
+    if (f && fclose(f)) garbled = false;
+    bool logged = false, kept = false, after = false;
+    if (garbled && before) {
+        TRY_WAIT_UNTIL(logged, previewed_and_logged(&s, "garbled", "does not read as a zone"),
+                       30000, "the garbled zone file to be logged");
+        kept = first_slot_is(&s, "garbled", "2026-06-01T07:00:00.000Z");
+        r = th_http(&s, "POST", "/v1/schedules/garbled/resume", NULL);
+        kept = kept && r->status == 200;
+        snprintf(tmp, sizeof tmp, "%s/Test/.Swap.new", dir);
+        if (file_copy("/usr/share/zoneinfo/Etc/GMT+3", tmp) && rename(tmp, path) == 0)
+            TRY_WAIT_UNTIL(after, first_slot_is(&s, "garbled", "2026-06-01T15:00:00.000Z"), 30000,
+                           "noon in Test/Swap to follow its good file");
+    }
+    th_server_free(&s);
+    zone_dir_remove(dir);
+    CHECK_INT(status, 201);
+    CHECK(before);
+    CHECK(garbled);
+    CHECK(logged);
+    CHECK(kept);
+    CHECK(after);
+}
+
 /* Down for a while: slots inside the catch-up window run once each, older ones are counted. */
 static void test_catchup_and_kill9(void) {
     struct th_server s;
@@ -2024,6 +2090,8 @@ int main(int argc, char **argv) {
          test_last_error_cleared_and_nulls},
         {"a zone file replaced under a running server is read again (TZDIR)",
          test_zone_file_replaced_is_read_again},
+        {"a zone file rewritten with garbage keeps the zone as last read, logged (TZDIR)",
+         test_zone_file_garbage_keeps_zone},
         {"two nodes fire each slot once", test_two_nodes},
         {"a node 15 s ahead that cannot read a schedule leaves it to one that can",
          test_unreadable_on_a_node_ahead},
