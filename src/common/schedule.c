@@ -211,6 +211,8 @@ fail:
 }
 
 void schedule_release(struct schedule *s) {
+    tz_release(s->tz);
+    s->tz = NULL;
     json_decref(s->task);
     json_decref(s->params);
     s->task = s->params = NULL;

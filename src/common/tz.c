@@ -87,6 +87,11 @@ struct tz {
     int64_t checked_ms; /* CLOCK_MONOTONIC */
     bool bad_logged;
     struct tz_stamp bad;
+    /* The borrowers holding it (tz_get, tz_release), and whether it left
+     * the cache (tz_retire): a retired zone is freed when the last one
+     * gives it back. Under the cache's lock. */
+    long refs;
+    bool retired;
 };
 
 /* ---- Calendar ---- */
@@ -598,9 +603,9 @@ out:
 
 static pthread_mutex_t tz_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tz *tz_cache; /* guarded by tz_cache_lock; entries immutable */
-/* Zones whose file changed since they were read: out of the cache, and
- * kept until tz_cache_clear, as callers may still hold them. One per
- * change of a zone's file, which tzdata upgrades make a few times a year. */
+/* Zones whose file changed since they were read, out of the cache and
+ * still held by a borrower (a schedule being fired, read or changed):
+ * each is freed by the tz_release that gives back its last reference. */
 static struct tz *tz_retired;
 
 static int64_t tz_mono_ms(void) {
@@ -674,12 +679,40 @@ static struct tz **tz_cache_find(const char *name) {
     return at;
 }
 
-/* Takes z out of the cache (*at) and keeps it, retired: borrowers may
- * still hold it. Under the lock. */
+/* Takes z out of the cache (*at): freed now when nobody holds it, else
+ * kept, retired, until the last borrower gives it back. Under the lock. */
 static void tz_retire(struct tz **at, struct tz *z) {
     *at = z->next;
+    z->retired = true;
+    if (z->refs == 0) {
+        tz_free(z);
+        return;
+    }
     z->next = tz_retired;
     tz_retired = z;
+}
+
+void tz_release(const struct tz *cz) {
+    if (!cz) return;
+    struct tz *z = (struct tz *)cz; /* the cache's own: only its lock-guarded fields change */
+    pthread_mutex_lock(&tz_cache_lock);
+    if (--z->refs == 0 && z->retired) {
+        struct tz **at = &tz_retired;
+        while (*at && *at != z)
+            at = &(*at)->next;
+        if (*at) *at = z->next;
+        tz_free(z);
+    }
+    pthread_mutex_unlock(&tz_cache_lock);
+}
+
+size_t tz_retired_count(void) {
+    pthread_mutex_lock(&tz_cache_lock);
+    size_t n = 0;
+    for (const struct tz *z = tz_retired; z; z = z->next)
+        n++;
+    pthread_mutex_unlock(&tz_cache_lock);
+    return n;
 }
 
 /*
@@ -705,7 +738,8 @@ int tz_get(const char *name, const struct tz **out, struct tm_error *e) {
     if (z && z->from_file && now - z->checked_ms >= TZ_RECHECK_MS) {
         z->checked_ms = now;
         struct tz_stamp was = z->file, bad;
-        const struct tz *checked = z;
+        struct tz *checked = z;
+        checked->refs++; /* held over the check: not freed under it */
         pthread_mutex_unlock(&tz_cache_lock);
         struct tz *nz = NULL;
         enum tz_check c = tz_file_check(name, &was, &nz, &bad);
@@ -732,6 +766,11 @@ int tz_get(const char *name, const struct tz **out, struct tm_error *e) {
             }
         }
         tz_free(nz); /* another thread's check came first (or a clear) */
+        pthread_mutex_unlock(&tz_cache_lock);
+        tz_release(checked); /* freed there if it was retired here */
+        pthread_mutex_lock(&tz_cache_lock);
+        at = tz_cache_find(name);
+        z = *at; /* a zone this retired, and another thread's load, alike */
     }
     if (!z) {
         /* Loaded under the lock, so that each name is read once. */
@@ -753,6 +792,7 @@ int tz_get(const char *name, const struct tz **out, struct tm_error *e) {
                          "timezone '%.64s' is not a zone of the system's tzdata", name);
         }
     }
+    if (rc == 0) z->refs++;
     pthread_mutex_unlock(&tz_cache_lock);
     if (rc == 0) *out = z;
     return rc;

@@ -12,8 +12,8 @@
  * Zones come from $TZDIR/<Name> when the environment sets TZDIR (as glibc
  * reads it), else TZ_DIR/<Name> (Debian's tzdata package), and are loaded
  * into a process-wide cache guarded by a mutex. A loaded zone is immutable
- * and shared: callers borrow it until tz_cache_clear (tests only), so
- * reading it takes no lock. A lookup compares the zone's file with the one
+ * and shared: callers hold it from tz_get to tz_release, and reading it
+ * takes no lock. A lookup compares the zone's file with the one
  * it was read from at most every 10 s (one stat, outside the cache's lock)
  * and reads it again when it changed (a tzdata upgrade under a running
  * server: new DST rules); the zone it replaces stays valid for its
@@ -30,6 +30,7 @@
 #define TASKMILL_TZ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -46,12 +47,19 @@ struct tz; /* immutable once loaded; shared */
  * Finds a zone by IANA name in the cache, loading it on first use. A name
  * is letters, digits, '/', '_', '-' and '+', not starting or ending with
  * '/', with no empty part. Returns 0 and sets *out (borrowed: valid until
- * tz_cache_clear; never free it), or TM_EINVALID with field "timezone" for
+ * tz_cache_clear, or tz_release; never free it), or TM_EINVALID with field "timezone" for
  * a bad name or one that is not a TZif file under the zone directory.
  * Later calls give the zone as its file is then (read again once it
  * changed, within 10 s).
  */
 int tz_get(const char *name, const struct tz **out, struct tm_error *e);
+/* Gives back a zone tz_get gave (NULL: nothing): each tz_get is matched by
+ * one tz_release once the caller is done with the zone. A zone whose file
+ * changed is freed by the release of its last borrower; one not given
+ * back stays until tz_cache_clear. */
+void tz_release(const struct tz *z);
+/* How many zones replaced by a changed file are still held. Tests only. */
+size_t tz_retired_count(void);
 /* The name the zone was loaded by. */
 const char *tz_name(const struct tz *z);
 /* The UTC offset in seconds at a UTC instant, and (dst may be NULL) whether
@@ -77,7 +85,8 @@ int64_t tz_wall_max(const struct tz *z, int64_t utc_s);
  * since 1970-01-01 of a civil date (m 1..12, d 1..31), and back. */
 int64_t tz_days_from_civil(int64_t y, int m, int d);
 void tz_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
-/* Frees every cached zone, invalidating all pointers tz_get gave out. Tests only. */
+/* Frees every cached zone, invalidating all pointers tz_get gave out
+ * (tz_release them no more). Tests only. */
 void tz_cache_clear(void);
 
 #endif
