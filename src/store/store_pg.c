@@ -75,9 +75,17 @@ extern const struct embedded_file pg_migrations[];
 #define PG_WATCH_AFTER_MS 2000
 #define PG_WATCH_EVERY_MS 1000
 #define PG_STALLED_MS     5000
-#define PG_WATCH_READ_MS  2000              /* a look's statement gets no longer */
-#define PG_WRITER_APP     "taskmill writer" /* every writer session's application_name */
-#define PG_CHANNEL        "taskmill_events"
+#define PG_WATCH_READ_MS  2000 /* a look's statement gets no longer */
+/* Every writer session's application_name: PG_WRITER_APP "/<the highest
+ * migration its node knows>" (pg_writer_app reads one; nodes built before
+ * the number was added name it PG_WRITER_APP alone, and nodes built before
+ * that, PG_APP as every other session). */
+#define PG_WRITER_APP "taskmill writer"
+#define PG_APP        "taskmill" /* the readers' and the listener's, unless the URL names one */
+/* The marker line of a migration that nodes built before it cannot run
+ * beside (pg_migrate_beside_older): docs/operations.md#upgrades-and-migrations. */
+#define PG_NOT_BESIDE_OLDER "-- taskmill: older nodes cannot run beside this migration"
+#define PG_CHANNEL          "taskmill_events"
 /* pg_advisory_xact_lock key of the migrations: "taskmill" in ASCII. */
 #define PG_MIGRATE_LOCK "8386110886374894700"
 #define PGSTR_(x)       #x
@@ -89,6 +97,8 @@ extern const struct embedded_file pg_migrations[];
 struct pg_store {
     char *url;
     bool relaxed;
+    char writer_setup[640];   /* the writer's session setup (pg_writer_setup) */
+    char writer_app[48];      /* and its application_name */
     int64_t query_timeout_ms; /* store_options.query_timeout_ms: readers' statement_timeout */
     struct pg_conn writer;
     int64_t writer_retry_at; /* monotonic ms: no reconnect before */
@@ -804,7 +814,11 @@ static int pg_conn_open(struct pg_store *q, struct pg_conn *c, const char *setup
     static const char *const kw[] = {"connect_timeout",     "keepalives",       "keepalives_idle",
                                      "keepalives_interval", "keepalives_count", "tcp_user_timeout",
                                      "application_name",    "dbname",           NULL};
-    const char *val[] = {"10", "1", "30", "10", "3", "40000", "taskmill", q->url, NULL};
+    /* The writer is named so from its first moment, not only once its
+     * setup has run: a node that starts meanwhile must not take it for an
+     * older node's session (pg_migrate_beside_older). */
+    const char *app = c == &q->writer && q->writer_app[0] ? q->writer_app : PG_APP;
+    const char *val[] = {"10", "1", "30", "10", "3", "40000", app, q->url, NULL};
     pg_conn_drop(c);
     c->pg = PQconnectdbParams(kw, val, 1);
     if (!c->pg) {
@@ -848,13 +862,56 @@ static int pg_conn_open(struct pg_store *q, struct pg_conn *c, const char *setup
  * of its statements: a session of it that is (its node stopped, its link
  * cut after a Sync) holds rows and the event head every node's writer
  * needs, so the server ends it sooner. Its name, whatever the URL says,
- * is what other nodes' writers know it by ("a stalled node's locks"). */
-#define PG_WRITER_SESSION PG_SESSION "; SET idle_in_transaction_session_timeout = 10000;" \
-    " SET application_name = '" PG_WRITER_APP "'"
+ * is what other nodes' writers know it by ("a stalled node's locks"), and
+ * says which migrations its node knows (pg_migrate_beside_older). */
+#define PG_WRITER_SESSION PG_SESSION "; SET idle_in_transaction_session_timeout = 10000"
 // clang-format on
 
-static const char *pg_writer_setup(const struct pg_store *q) {
-    return q->relaxed ? PG_WRITER_SESSION "; SET synchronous_commit = off" : PG_WRITER_SESSION;
+/* The migrations this node applies: pg_migrations, or a test's list. */
+static const struct embedded_file *pg_migration_list;
+
+void pg_test_set_migrations(const struct embedded_file *list) {
+    pg_migration_list = list;
+}
+
+static const struct embedded_file *pg_migrations_known(void) {
+    return pg_migration_list ? pg_migration_list : pg_migrations;
+}
+
+/* The highest migration this node knows. */
+static int pg_known(void) {
+    int known = 0;
+    for (const struct embedded_file *m = pg_migrations_known(); m->name; m++)
+        if (atoi(m->name) > known) known = atoi(m->name);
+    return known;
+}
+
+bool pg_migration_not_beside_older(const struct embedded_file *m) {
+    size_t end = strlen(PG_NOT_BESIDE_OLDER);
+    for (const char *at = strstr(m->data, PG_NOT_BESIDE_OLDER); at;
+         at = strstr(at + 1, PG_NOT_BESIDE_OLDER))
+        if ((at == m->data || at[-1] == '\n') && (at[end] == '\n' || at[end] == '\0')) return true;
+    return false;
+}
+
+int pg_writer_app(const char *app) {
+    size_t n = strlen(PG_WRITER_APP);
+    if (strcmp(app, PG_WRITER_APP) == 0) return -1;
+    if (strncmp(app, PG_WRITER_APP "/", n + 1) != 0) return -2;
+    const char *d = app + n + 1;
+    size_t digits = strspn(d, "0123456789");
+    if (digits == 0 || digits > 9 || d[digits]) return -2;
+    return atoi(d);
+}
+
+static const char *pg_writer_setup(struct pg_store *q) {
+    if (!q->writer_setup[0]) {
+        snprintf(q->writer_app, sizeof q->writer_app, PG_WRITER_APP "/%d", pg_known());
+        snprintf(q->writer_setup, sizeof q->writer_setup,
+                 PG_WRITER_SESSION "; SET application_name = '%s'%s", q->writer_app,
+                 q->relaxed ? "; SET synchronous_commit = off" : "");
+    }
+    return q->writer_setup;
 }
 
 /* An idle connection with input waiting is being closed by the server
@@ -1099,8 +1156,9 @@ void pg_reader_give(struct store *s, struct pg_conn *c) {
  * (pg_blocking_pids), and again every PG_WATCH_EVERY_MS while it waits.
  * It ends a blocker (pg_terminate_backend) only when all of these hold:
  *
- *   - its application_name is PG_WRITER_APP: a taskmill writer
- *     (PG_WRITER_SESSION names every one so, whatever the URL says);
+ *   - its application_name is PG_WRITER_APP, alone or with the number
+ *     after a '/' (pg_writer_app): a taskmill writer (pg_writer_setup
+ *     names every one so, whatever the URL says);
  *   - it waits on its client inside a transaction: `idle in transaction`
  *     (aborted or not), or `active` waiting on ClientRead (mid-pipeline);
  *   - it has for PG_STALLED_MS (since its state_change). An `active`
@@ -1287,7 +1345,7 @@ static void pg_watch_look(struct pg_conn *c, struct pg_watch *w) {
         const char *addr = PQgetvalue(r, i, 8);
         int64_t age = pg_int(r, i, 5);
         bool on_client = strcmp(PQgetvalue(r, i, 6), "t") == 0;
-        bool writer = strcmp(app, PG_WRITER_APP) == 0, active = strcmp(state, "active") == 0;
+        bool writer = pg_writer_app(app) != -2, active = strcmp(state, "active") == 0;
         /* 'name', what it does (what an idle session waits on goes
          * without saying) for how long, and from where. */
         char who[256];
@@ -1727,6 +1785,103 @@ static int pg_tx_flush(struct pg_conn *c) {
 
 /* ---- Migrations ---- */
 
+/* Sessions of older nodes connected to the database, that a migration
+ * older nodes cannot run beside must not meet; pg_migrate_beside_older
+ * looks for them, and names them in its error. */
+// clang-format off
+static const char pg_older_sql[] =
+    "SELECT pid, application_name FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    " AND (application_name IN ('" PG_APP "', '" PG_WRITER_APP "')"
+    " OR application_name LIKE '" PG_WRITER_APP "/%')"
+    " ORDER BY application_name, pid";
+// clang-format on
+
+/* Whether the migrations after `have` may be applied beside the taskmill
+ * nodes connected to the database (under the migration lock, so a node
+ * that starts meanwhile waits for it): 0, or an error in e. Among them M,
+ * the highest that older nodes cannot run beside (PG_NOT_BESIDE_OLDER;
+ * none: 0 at once). Every session named for a node that knows fewer
+ * migrations than M is such a node's: a writer named with a number below
+ * M, or without one (nodes built before the number), and any session named
+ * plain PG_APP (nodes built before PG_WRITER_APP name their writer so;
+ * this node's readers do too, but none is open yet, and a node that knew M
+ * would have applied it when it started). */
+static int pg_migrate_beside_older(struct pg_conn *c, int have, struct tm_error *e) {
+    int m_no = 0;
+    for (const struct embedded_file *m = pg_migrations_known(); m->name; m++)
+        if (atoi(m->name) > have && atoi(m->name) > m_no && pg_migration_not_beside_older(m))
+            m_no = atoi(m->name);
+    if (!m_no) return 0;
+    PGresult *r = NULL;
+    int rc = pg_run_sql(c, pg_older_sql, NULL, &r);
+    if (rc) {
+        PQclear(r);
+        return err_set(e, rc, "store",
+                       "cannot read which taskmill nodes the PostgreSQL database has");
+    }
+    /* Grouped by name (the rows come so): "2 writer sessions of nodes that
+     * know migrations up to 8 (pids 4242, 4243)". */
+    struct buf why, pids; /* pids: the first ones, for an error too long with why */
+    buf_init(&why);
+    buf_init(&pids);
+    int older = 0;
+    for (int i = 0, n = PQntuples(r); i < n;) {
+        const char *app = PQgetvalue(r, i, 1);
+        int k = pg_writer_app(app);
+        int j = i;
+        while (j < n && strcmp(PQgetvalue(r, j, 1), app) == 0)
+            j++;
+        if (strcmp(app, PG_APP) == 0 || k == -1 || (k >= 0 && k < m_no)) {
+            int count = j - i;
+            older += count;
+            if (why.len) buf_printf(&why, "; ");
+            const char *ss = count == 1 ? "" : "s";
+            if (strcmp(app, PG_APP) == 0)
+                buf_printf(&why, "%d session%s named '%s' (nodes built before writers were named)",
+                           count, ss, PG_APP);
+            else if (k == -1)
+                buf_printf(&why, "%d writer session%s of %s that name%s no migration", count, ss,
+                           count == 1 ? "a node" : "nodes", count == 1 ? "s" : "");
+            else
+                buf_printf(&why, "%d writer session%s of %s that know%s migrations up to %d", count,
+                           ss, count == 1 ? "a node" : "nodes", count == 1 ? "s" : "", k);
+            buf_printf(&why, " (pid%s", ss);
+            for (int x = i; x < j && x < i + 8; x++)
+                buf_printf(&why, "%s %s", x == i ? "" : ",", PQgetvalue(r, x, 0));
+            buf_printf(&why, "%s)", count > 8 ? ", ..." : "");
+            for (int x = i; x < j; x++) /* the first 5 (the line before has all) */
+                if (older - count + x - i < 5)
+                    buf_printf(&pids, "%s %s", pids.len ? "," : "", PQgetvalue(r, x, 0));
+                else if (older - count + x - i == 5)
+                    buf_printf(&pids, ", ...");
+        }
+        i = j;
+    }
+    PQclear(r);
+    if (older) {
+        char msg[sizeof e->message];
+        int n = snprintf(msg, sizeof msg,
+                         "migration %d cannot run beside older taskmill nodes: %s %s connected: "
+                         "stop those nodes first, then start this one "
+                         "(docs/operations.md#upgrades-and-migrations)",
+                         m_no, why.p, older == 1 ? "is" : "are");
+        if (n >= (int)sizeof msg) { /* too long for an error: the sessions on a line before */
+            fprintf(stderr, "taskmill: postgres: migration %d: older taskmill nodes: %s\n", m_no,
+                    why.p);
+            snprintf(msg, sizeof msg,
+                     "migration %d cannot run beside older taskmill nodes: %d of their sessions "
+                     "are connected (the line before says which; pids%s): stop those nodes "
+                     "first, then start this one (docs/operations.md#upgrades-and-migrations)",
+                     m_no, older, pids.p);
+        }
+        err_set(e, TM_EINTERNAL, "store", "%s", msg);
+    }
+    buf_release(&why);
+    buf_release(&pids);
+    return older ? TM_EINTERNAL : 0;
+}
+
 /* Applies the migrations the database lacks; on a failure, why in e.
  * *writes says whether the database takes writes (a PG_WRITES_ value): one
  * that refuses them (a standby, default_transaction_read_only) and has
@@ -1767,9 +1922,7 @@ static int pg_migrate(struct pg_conn *c, int *writes, struct tm_error *e) {
                         NULL, &r);
     int have = rc == 0 && r && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
     PQclear(r);
-    int known = 0;
-    for (const struct embedded_file *m = pg_migrations; m->name; m++)
-        if (atoi(m->name) > known) known = atoi(m->name);
+    int known = pg_known();
     if (rc == 0 && *writes != PG_WRITES_OK && have < known) {
         char which[48];
         if (known - have == 1)
@@ -1789,8 +1942,10 @@ static int pg_migrate(struct pg_conn *c, int *writes, struct tm_error *e) {
         rc = TM_EINTERNAL;
     } else if (rc) {
         err_set(e, rc, "store", "cannot read the PostgreSQL database's migrations");
+    } else if (have < known) {
+        rc = pg_migrate_beside_older(c, have, e);
     }
-    for (const struct embedded_file *m = pg_migrations; rc == 0 && m->name; m++) {
+    for (const struct embedded_file *m = pg_migrations_known(); rc == 0 && m->name; m++) {
         int number = atoi(m->name);
         if (number <= have) continue;
         if ((rc = pg_exec(c, NULL, m->data, 0, NULL, NULL, NULL, PG_MIGRATE_TIMEOUT_MS, &r))) {

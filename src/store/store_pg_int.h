@@ -218,6 +218,20 @@ int pg_deliveries_page(struct store *s, const char *webhook_id, const struct del
                        int limit, struct webhook_delivery **out, size_t *n);
 int pg_deliveries_next_at(struct store *s, int64_t *at);
 
+/* store_pg.c: migrations, and the name of a node's writer session.
+ * pg_test_set_migrations puts list (ended by a NULL name) in place of the
+ * built-in migrations for the stores opened after it, and NULL puts them
+ * back: tests only (test_pg_migrate). */
+struct embedded_file;
+void pg_test_set_migrations(const struct embedded_file *list);
+/* Whether nodes built before migration m cannot run beside a database that
+ * has it: m has the marker line PG_NOT_BESIDE_OLDER (store_pg.c). */
+bool pg_migration_not_beside_older(const struct embedded_file *m);
+/* The highest migration a writer session named app knows: N for
+ * "taskmill writer/N", -1 for "taskmill writer" (a node built before the
+ * number), -2 for a name that is not a taskmill writer's. */
+int pg_writer_app(const char *app);
+
 /* store_pg_docs.c */
 int pg_doc_write(struct store *s, enum store_doc_kind k, const struct store_doc *d, bool insert);
 int pg_doc_load(struct store *s, enum store_doc_kind k, const char *ns, const char *key,

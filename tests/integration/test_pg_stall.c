@@ -198,18 +198,21 @@ static bool submit_stored(struct th_server *srv, struct submit *x) {
 }
 
 /* A server, the test's watching session, and a stand-in for another
- * node's writer (application_name 'taskmill writer') that keeps no
+ * node's writer (application_name 'taskmill writer', as nodes built before
+ * writers named their migration call it, or `app`) that keeps no
  * idle_in_transaction_session_timeout of its own: only the server's writer
  * can end it. */
 struct stand_in {
     struct th_server srv;
     PGconn *watch, *stalled;
+    const char *app; /* the stand-in's application_name */
     int pid;
     bool ok; /* all three are there */
 };
 
-static bool stand_in_open(struct stand_in *t) {
+static bool stand_in_open_as(struct stand_in *t, const char *app) {
     memset(t, 0, sizeof *t);
+    t->app = app;
     if (!th_backend_is_pg()) {
         th_skip("other nodes' sessions need PostgreSQL (TASKMILL_TEST_PG)");
         return false;
@@ -219,11 +222,15 @@ static bool stand_in_open(struct stand_in *t) {
         return false;
     }
     t->watch = session_open(&t->srv, "test watch", false);
-    t->stalled = session_open(&t->srv, "taskmill writer", true);
+    t->stalled = session_open(&t->srv, app, true);
     t->pid = t->stalled ? PQbackendPID(t->stalled) : 0;
     t->ok =
         t->watch && t->stalled && ask_ok(t->stalled, "SET idle_in_transaction_session_timeout = 0");
     return true;
+}
+
+static bool stand_in_open(struct stand_in *t) {
+    return stand_in_open_as(t, "taskmill writer");
 }
 
 /* What became of a submit made while the stand-in held the head row. */
@@ -245,8 +252,8 @@ static void stand_in_submit(struct stand_in *t, bool go, long timeout_ms, struct
         TRY_WAIT_UNTIL(out->gone, session_gone(t->watch, t->pid), 10000,
                        "the stalled session to end");
     out->stored = out->started && submit_stored(&t->srv, &x);
-    char who[64];
-    snprintf(who, sizeof who, "ended session pid %d ('taskmill writer'", t->pid);
+    char who[96];
+    snprintf(who, sizeof who, "ended session pid %d ('%s'", t->pid, t->app);
     out->lines = sec_log_lines(&t->srv, "taskmill: postgres: writer: stalled session: ", who);
     out->ended = th_metric(&t->srv, "taskmill_pg_stalled_sessions_ended_total");
 }
@@ -271,9 +278,9 @@ static void check_ended(const struct ending *e) {
  * gets through within `timeout_ms`, having ended that session: once,
  * logged and counted.
  */
-static void stalled_writer_is_ended(bool mid_pipeline, long timeout_ms) {
+static void stalled_writer_is_ended_as(bool mid_pipeline, long timeout_ms, const char *app) {
     struct stand_in t;
-    if (!stand_in_open(&t)) return;
+    if (!stand_in_open_as(&t, app)) return;
     bool held = t.ok && (mid_pipeline ? hold_mid_pipeline(t.stalled, 0) : hold_idle(t.stalled));
     bool waits = false;
     if (held)
@@ -286,6 +293,10 @@ static void stalled_writer_is_ended(bool mid_pipeline, long timeout_ms) {
     CHECK(held);
     CHECK(waits);
     check_ended(&e);
+}
+
+static void stalled_writer_is_ended(bool mid_pipeline, long timeout_ms) {
+    stalled_writer_is_ended_as(mid_pipeline, timeout_ms, "taskmill writer");
 }
 
 static void test_writer_stalled_mid_pipeline_is_ended(void) {
@@ -302,6 +313,13 @@ static void test_writer_stalled_idle_in_transaction_is_ended(void) {
      * the stand-in would be ended at 10 s whatever the build, and a limit
      * that failed the build before would have to stay under it. */
     stalled_writer_is_ended(false, 15000);
+}
+
+/* A writer named as nodes name theirs since they say which migrations
+ * they know ('taskmill writer/N'): the build before took it for a session
+ * that is not a taskmill writer, and left it (the submit answered 503). */
+static void test_writer_named_with_its_migration_is_ended(void) {
+    stalled_writer_is_ended_as(false, 15000, "taskmill writer/11");
 }
 
 /* Whether the session pid holds a transaction id and runs pg_sleep. */
@@ -566,7 +584,8 @@ static void test_stalled_node_comes_back_to_a_503_and_reconnects(void) {
     struct submit again = {.srv = &b, .timeout_ms = 20000, .type = "again"};
     bool b_again = started && (submit_run(&again), submit_stored(&b, &again));
     char who[64];
-    snprintf(who, sizeof who, "ended session pid %d ('taskmill writer'", bpid);
+    /* A node's writer says which migrations it knows: 'taskmill writer/N'. */
+    snprintf(who, sizeof who, "ended session pid %d ('taskmill writer/", bpid);
     int lines = sec_log_lines(&a, "taskmill: postgres: writer: stalled session: ", who);
     PQfinish(other);
     PQfinish(watch);
@@ -597,6 +616,9 @@ static const struct th_test tests[] = {
      test_writer_stalled_idle_after_a_statement_is_ended},
     {"a writer that ran a long statement, then stalled mid-pipeline, is ended",
      test_writer_stalled_mid_pipeline_after_a_statement_is_ended},
+    {"a writer named with its migration ('taskmill writer/11'), stalled idle in its transaction, "
+     "is ended",
+     test_writer_named_with_its_migration_is_ended},
     {"a session that is not a taskmill writer is logged, never ended",
      test_other_session_is_not_ended},
     {"more than eight blockers are each logged once a wait", test_many_blockers_are_logged_once},
