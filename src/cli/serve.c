@@ -146,7 +146,7 @@ static const struct serve_flag serve_flags[] = {
     LIMIT("query-timeout-ms", query_timeout_ms, 1, 3600000, 5000,
           "how long one list query may run"),
     LIMIT("finished-max-age-seconds", finished_max_age_seconds, 0, 3650 * 86400, 0,
-          "delete finished tasks after this, 0 = keep"),
+          "delete finished tasks after this, 0 = keep (a queue's retention overrides it)"),
     NUM(SS_EVENTS, "events-max-age-seconds", SF_KEEP_SECONDS_MS, events.max_age_ms, -1,
         100LL * 365 * 86400, 7 * 86400, "keep events this long, -1 = forever"),
     NUM(SS_EVENTS, "events-max-count", SF_KEEP_COUNT, events.max_count, -1, INT64_MAX / 2, 1000000,
