@@ -125,12 +125,14 @@ struct store {
     _Atomic int task_prune_inflight;
     /* The queues that set a retention of their own, as read at retain_read_at
      * (retain_known: read at all; retain_stale: this writer set a queue's
-     * settings since); retain_turn: the list the next pass starts with. */
+     * settings since); retain_after: the (queue, phase) pair the last pass
+     * stopped at, the next starts after it. */
     struct queue_counts *retain;
     size_t nretain;
     int64_t retain_read_at;
     bool retain_known, retain_stale;
-    size_t retain_turn;
+    char *retain_after;
+    enum task_phase retain_after_phase;
     int64_t next_prune;       /* wall ms of the next retention pass */
     int64_t next_stats_prune; /* wall ms of the next pass over queue_stats */
     int64_t next_fires_prune; /* wall ms of the next pass over schedule_fires */
@@ -1799,59 +1801,43 @@ static void store_prune_done(struct store_op *op) {
 /* How often a shared backend's writer reads the queues' retention again:
  * another node may have set it. */
 #define STORE_RETAIN_READ_MS 5000
-/* Lists of candidates one retention pass reads at most. */
-#define STORE_TASK_PRUNE_LISTS 32
+/* Lists of candidates one retention pass reads at most, and the time it
+ * may spend reading them: a list is one range of tasks_retain (well under
+ * a millisecond), so a pass reads many, yet never holds the writer, whose
+ * batches wait meanwhile, for much longer than a commit's flush. */
+#define STORE_TASK_PRUNE_LISTS     256
+#define STORE_TASK_PRUNE_BUDGET_MS 20
+/* The pause after a pass that stopped at its budget or its lists, before
+ * the next goes on from there: the writer spends at most a sixth of its
+ * time on a round through many queues. */
+#define STORE_TASK_PRUNE_PAUSE_MS 100
 
-/* One list of candidates: tasks in these phases unchanged since before,
- * in queue (NULL: any) but none of queue_not. */
-struct prune_list {
-    unsigned phases;
-    int64_t before;
-    const char *queue;
-    const char **queue_not;
-    size_t nqueue_not;
-};
+static int retain_cmp(const void *a, const void *b) {
+    return strcmp(((const struct queue_counts *)a)->queue, ((const struct queue_counts *)b)->queue);
+}
 
-/* The lists one pass may read: per terminal phase, the server's age over
- * every queue that does not set its own for that phase (the phases that no
- * queue sets share one list, as before queues could), and per queue, each
- * of its own ages over its tasks in the phases that have it. A queue's 0
- * (kept) gets no list. The queue_not arrays are the caller's to free. */
-static size_t store_prune_lists(struct store *s, int64_t now, struct prune_list *v) {
-    static const enum task_phase ends[] = {TASK_COMPLETED, TASK_FAILED, TASK_CANCELLED};
-    size_t n = 0;
-    if (s->opt.finished_max_age_ms > 0) {
-        struct prune_list all = {.before = now - s->opt.finished_max_age_ms};
-        for (int i = 0; i < 3; i++) {
-            struct prune_list one = {.phases = 1u << ends[i], .before = all.before};
-            for (size_t q = 0; q < s->nretain; q++) {
-                if (s->retain[q].settings.retention_seconds[ends[i]] < 0) continue;
-                if (!one.queue_not) one.queue_not = xcalloc(s->nretain, sizeof *one.queue_not);
-                one.queue_not[one.nqueue_not++] = s->retain[q].queue;
-            }
-            if (one.nqueue_not)
-                v[n++] = one;
-            else
-                all.phases |= one.phases;
-        }
-        if (all.phases) v[n++] = all;
-    }
-    for (size_t q = 0; q < s->nretain; q++) {
-        const int64_t *sec = s->retain[q].settings.retention_seconds;
-        for (int i = 0; i < 3; i++) {
-            if (sec[ends[i]] <= 0) continue;
-            bool merged = false; /* phases of one queue with the same age: one list */
-            for (int j = 0; j < i && !merged; j++)
-                merged = sec[ends[j]] == sec[ends[i]];
-            if (merged) continue;
-            struct prune_list one = {.before = now - sec[ends[i]] * 1000,
-                                     .queue = s->retain[q].queue};
-            for (int j = i; j < 3; j++)
-                if (sec[ends[j]] == sec[ends[i]]) one.phases |= 1u << ends[j];
-            v[n++] = one;
-        }
-    }
-    return n;
+static int retain_pair_cmp(const void *a, const void *b) {
+    const struct retain_pair *x = a, *y = b;
+    int c = strcmp(x->queue, y->queue);
+    return c ? c : (int)x->phase - (int)y->phase;
+}
+
+void retain_pairs_free(struct retain_pair *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(v[i].queue);
+    free(v);
+}
+
+/* How long queue keeps its tasks in terminal phase ph, in ms: its own age
+ * for that phase, else the server's; 0 when kept (a queue's 0, or no age
+ * at all). s->retain is sorted by name (store_retain_read). */
+static int64_t store_retain_age_ms(const struct store *s, const char *queue, enum task_phase ph) {
+    const struct queue_counts key = {.queue = (char *)queue};
+    const struct queue_counts *q =
+        s->nretain ? bsearch(&key, s->retain, s->nretain, sizeof *s->retain, retain_cmp) : NULL;
+    if (q && q->settings.retention_seconds[ph] >= 0)
+        return q->settings.retention_seconds[ph] * 1000;
+    return s->opt.finished_max_age_ms > 0 ? s->opt.finished_max_age_ms : 0;
 }
 
 /* Reads which queues set a retention of their own: at the first pass, after
@@ -1868,6 +1854,7 @@ static void store_retain_read(struct store *s, int64_t now) {
         queue_counts_free(q, n);
         return;
     }
+    if (n) qsort(q, n, sizeof *q, retain_cmp);
     queue_counts_free(s->retain, s->nretain);
     s->retain = q;
     s->nretain = n;
@@ -1880,15 +1867,22 @@ static void store_retain_read(struct store *s, int64_t now) {
  * queue's own ages per terminal phase): queues, as ordinary delete ops (so
  * counts, parents and the event log follow, and each commit is durable),
  * up to STORE_TASK_PRUNE_STEP completed, failed or cancelled tasks past
- * their age, from at most STORE_TASK_PRUNE_LISTS lists (store_prune_lists),
- * the first of them taking turns from pass to pass so that one queue's
- * backlog does not starve the others; again as soon as those are done
- * while a list fills the step, else a second later. With no server age
- * and no queue that sets one, a pass reads nothing (a shared backend
- * reads the queues' settings every STORE_RETAIN_READ_MS). On several
- * nodes two may pick the same task: the second delete finds it gone,
- * which is fine, and only the first counts it (store_prune_done). */
+ * their age. It reads one list per (queue, terminal phase) pair that has
+ * tasks (retain_pairs, from task_counts), each with the age that applies
+ * to it (store_retain_age_ms; a kept pair is not read), as one range of
+ * the index tasks_retain: only the candidates. The pairs are taken in
+ * (queue, phase) order from where the last pass stopped, so that one
+ * queue's backlog does not starve the others; a pass stops at
+ * STORE_TASK_PRUNE_LISTS lists or STORE_TASK_PRUNE_BUDGET_MS of reading.
+ * The next pass is timed from the end of this one: at once (after the
+ * deletes) when a list filled the step, STORE_TASK_PRUNE_PAUSE_MS later
+ * when the pass stopped short of the round, else a second later. With no
+ * server age and no queue that sets one, a pass reads nothing (a shared
+ * backend reads the queues' settings every STORE_RETAIN_READ_MS). On
+ * several nodes two may pick the same task: the second delete finds it
+ * gone, which is fine, and only the first counts it (store_prune_done). */
 static void store_prune_finished(struct store *s, int64_t now) {
+    const int64_t t0 = time_mono_ms();
     s->next_task_prune = now + 1000;
     if (s->opt.tool) return; /* a tool's store does not prune */
     if (atomic_load(&s->task_prune_inflight) > 0) {
@@ -1897,31 +1891,52 @@ static void store_prune_finished(struct store *s, int64_t now) {
     }
     store_retain_read(s, now);
     if (s->opt.finished_max_age_ms <= 0 && s->nretain == 0) return;
-    struct prune_list *lists = xcalloc(3 + 3 * s->nretain + 1, sizeof *lists);
-    size_t nlists = store_prune_lists(s, now, lists);
-    char(*ids)[ID_LEN + 1] = xcalloc(STORE_TASK_PRUNE_STEP, sizeof *ids);
-    size_t nids = 0, visited = 0;
-    bool more = false;
-    size_t first = nlists ? s->retain_turn % nlists : 0;
-    while (visited < nlists && visited < STORE_TASK_PRUNE_LISTS && nids < STORE_TASK_PRUNE_STEP) {
-        const struct prune_list *pl = &lists[(first + visited++) % nlists];
-        struct task_filter f = {0};
-        f.phases = pl->phases;
-        f.updated_before = pl->before;
-        f.queue = pl->queue;
-        f.queue_not = pl->queue_not;
-        f.nqueue_not = pl->nqueue_not;
-        f.limit = (int)(STORE_TASK_PRUNE_STEP - nids);
-        struct task_list l = {0};
-        if (s->base.backend->list(s, &f, &l) == 0) {
-            for (size_t i = 0; i < l.n; i++)
-                memcpy(ids[nids++], l.tasks[i]->id, ID_LEN + 1);
-            more = more || l.more;
-        }
-        task_list_release(&l);
+    struct retain_pair *pairs = NULL;
+    size_t npairs = 0;
+    if (s->base.backend->retain_pairs(s, &pairs, &npairs)) {
+        retain_pairs_free(pairs, npairs);
+        s->next_task_prune = now + (time_mono_ms() - t0) + 1000;
+        return;
     }
-    s->retain_turn = nlists ? (first + visited) % nlists : 0;
-    if (more) s->next_task_prune = now;
+    if (npairs) qsort(pairs, npairs, sizeof *pairs, retain_pair_cmp);
+    /* The first pair after the one the last pass stopped at. */
+    size_t first = 0;
+    if (s->retain_after) {
+        const struct retain_pair after = {.queue = s->retain_after, .phase = s->retain_after_phase};
+        while (first < npairs && retain_pair_cmp(&pairs[first], &after) <= 0)
+            first++;
+        if (first == npairs) first = 0;
+    }
+    char(*ids)[ID_LEN + 1] = xcalloc(STORE_TASK_PRUNE_STEP, sizeof *ids);
+    size_t nids = 0, visited = 0, lists = 0;
+    bool full = false, cut = false;
+    const struct retain_pair *last = NULL;
+    while (visited < npairs) {
+        if (lists == STORE_TASK_PRUNE_LISTS || time_mono_ms() - t0 >= STORE_TASK_PRUNE_BUDGET_MS) {
+            cut = true;
+            break;
+        }
+        const struct retain_pair *p = &pairs[(first + visited++) % npairs];
+        last = p;
+        int64_t age = store_retain_age_ms(s, p->queue, p->phase);
+        if (age <= 0) continue;
+        size_t n = 0, max = STORE_TASK_PRUNE_STEP - nids;
+        lists++;
+        if (s->base.backend->retain_list(s, p->queue, p->phase, now - age, max, ids + nids, &n))
+            continue;
+        nids += n;
+        if (n == max) {
+            full = true;
+            break;
+        }
+    }
+    if (last) {
+        free(s->retain_after);
+        s->retain_after = xstrdup(last->queue);
+        s->retain_after_phase = last->phase;
+    }
+    const int64_t end = now + (time_mono_ms() - t0);
+    s->next_task_prune = full ? end : cut ? end + STORE_TASK_PRUNE_PAUSE_MS : end + 1000;
     atomic_store(&s->task_prune_inflight, (int)nids);
     for (size_t i = 0; i < nids; i++) {
         struct store_op *op = xcalloc(1, sizeof *op);
@@ -1932,9 +1947,7 @@ static void store_prune_finished(struct store *s, int64_t now) {
         op->udata = s;
         store_submit(s, op);
     }
-    for (size_t i = 0; i < nlists; i++)
-        free(lists[i].queue_not);
-    free(lists);
+    retain_pairs_free(pairs, npairs);
     free(ids);
 }
 
@@ -2419,6 +2432,7 @@ void store_close(struct store *s) {
     store_remote_release(&s->remote);
     feed_local_free(s->local_head);
     queue_counts_free(s->retain, s->nretain);
+    free(s->retain_after);
     store_cache_free(s->cache);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);

@@ -133,9 +133,6 @@ struct task_filter {
     const char *ns;
     unsigned phases; /* bit per enum task_phase; 0 = any */
     const char *type, *queue, *parent_id, *name_prefix;
-    /* And in none of these queues (borrowed; nqueue_not 0 = none). */
-    const char *const *queue_not;
-    size_t nqueue_not;
     /* Only ids that start with id_prefix (lowercase hex, "" = any): the range
      * [id_prefix, id_prefix_end), id_prefix_end being the prefix with its last
      * character one higher, so the primary key's index serves it. */

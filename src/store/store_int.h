@@ -72,6 +72,13 @@ struct store_count_add {
     int64_t n;
 };
 
+/* A queue and terminal phase that have tasks (retain_pairs). */
+struct retain_pair {
+    char *queue;
+    enum task_phase phase;
+};
+void retain_pairs_free(struct retain_pair *v, size_t n);
+
 struct store_backend {
     const char *scheme;  /* "sqlite", "postgres" */
     const char *scheme2; /* another accepted URL scheme ("postgresql"), or NULL */
@@ -198,6 +205,15 @@ struct store_backend {
      * phase (only name and settings.retention_seconds filled), through a
      * reader. Caller frees with queue_counts_free. */
     int (*queue_retention)(struct store *s, struct queue_counts **out, size_t *n);
+    /* Retention (store_prune_finished), through a reader. retain_pairs:
+     * the (queue, terminal phase) pairs that have tasks, from task_counts
+     * (SQL_RETAIN_PAIRS), in no order; free with retain_pairs_free.
+     * retain_list: up to max ids of queue's tasks in phase ph unchanged
+     * since before `before`, oldest first, from tasks_retain
+     * (SQL_RETAIN_LIST_*). */
+    int (*retain_pairs)(struct store *s, struct retain_pair **out, size_t *n);
+    int (*retain_list)(struct store *s, const char *queue, enum task_phase ph, int64_t before,
+                       size_t max, char (*ids)[ID_LEN + 1], size_t *n);
     /* store_queue_stats: *out is malloc'd (NULL when n is 0). */
     int (*stats_read)(struct store *s, const char *ns, const char *queue, int64_t from_minute,
                       int64_t to_minute, struct queue_stat **out, size_t *n);

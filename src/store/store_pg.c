@@ -2953,6 +2953,47 @@ static int pg_queue_retention(struct store *s, struct queue_counts **out, size_t
     return rc;
 }
 
+/* Retention: the (queue, terminal phase) pairs that have tasks. */
+static const struct pg_stmt st_retain_pairs = {PGS_RETAIN_PAIRS, SQL_RETAIN_PAIRS};
+static const struct pg_stmt st_retain_list = {PGS_RETAIN_LIST, SQL_RETAIN_LIST_PG};
+
+static int pg_retain_pairs(struct store *s, struct retain_pair **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    PGresult *r = NULL;
+    int rc = pg_read(s, &st_retain_pairs, NULL, &r);
+    if (rc == 0 && PQntuples(r) > 0) *out = xcalloc((size_t)PQntuples(r), sizeof **out);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        enum task_phase ph;
+        if (task_phase_parse(PQgetvalue(r, i, 1), &ph)) continue;
+        (*out)[*n].queue = xstrdup(PQgetvalue(r, i, 0));
+        (*out)[(*n)++].phase = ph;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Retention: one queue's tasks in phase ph older than before, oldest first. */
+static int pg_retain_list(struct store *s, const char *queue, enum task_phase ph, int64_t before,
+                          size_t max, char (*ids)[ID_LEN + 1], size_t *n) {
+    *n = 0;
+    struct pg_params p;
+    pgp_init(&p);
+    pgp_text(&p, queue);
+    pgp_text(&p, task_phase_name(ph));
+    pgp_int(&p, before);
+    pgp_int(&p, (int64_t)max);
+    PGresult *r = NULL;
+    int rc = pg_read(s, &st_retain_list, &p, &r);
+    for (int i = 0; rc == 0 && i < PQntuples(r) && *n < max; i++) {
+        const char *id = PQgetvalue(r, i, 0);
+        if (strlen(id) > ID_LEN) continue;
+        memcpy(ids[(*n)++], id, strlen(id) + 1);
+    }
+    PQclear(r);
+    return rc;
+}
+
 static const char *pg_refusing(struct store *s) {
     switch (atomic_load(&pq(s)->writes)) {
     case PG_WRITES_READ_ONLY:
@@ -3295,6 +3336,8 @@ const struct store_backend store_pg_backend = {
     .list = pg_list,
     .queue_counts = pg_queue_counts,
     .queue_retention = pg_queue_retention,
+    .retain_pairs = pg_retain_pairs,
+    .retain_list = pg_retain_list,
     .ping = pg_ping,
     .refusing = pg_refusing,
     .clock_ms = pg_clock_ms,

@@ -476,14 +476,6 @@ int sql_where(const struct sql_dialect *d, const struct task_filter *f, struct b
         buf_puts(sql, eq[i].sql);
         sql_put_text(d, sql, b, eq[i].v);
     }
-    if (f->nqueue_not) {
-        buf_puts(sql, " AND queue NOT IN (");
-        for (size_t i = 0; i < f->nqueue_not; i++) {
-            if (i) buf_putc(sql, ',');
-            sql_put_text(d, sql, b, f->queue_not[i]);
-        }
-        buf_putc(sql, ')');
-    }
     if (f->namespace_eq) {
         buf_puts(sql, " AND namespace=");
         sql_put_text(d, sql, b, f->namespace_eq);

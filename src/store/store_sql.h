@@ -108,6 +108,27 @@ void sql_list_tail(const struct sql_dialect *d, const struct task_filter *f, str
 int sql_list_query(const struct sql_dialect *d, const char *select_cols,
                    const struct task_filter *f, bool count, struct buf *sql, struct sql_binds *b);
 /*
+ * Retention of finished tasks (store.c, store_prune_finished), the same
+ * text on both backends apart from placeholders. SQL_RETAIN_PAIRS: the
+ * (queue, terminal phase) pairs that have tasks, from the small task_counts
+ * table. SQL_RETAIN_LIST_*: one pair's tasks unchanged since before a
+ * bound, oldest first, up to a limit: a range of the partial index
+ * tasks_retain (queue, phase, updated_at), whose predicate
+ * SQL_RETAIN_PHASES the query repeats word for word so that both planners
+ * can prove it (bind 1 queue, 2 phase name, 3 bound, 4 limit).
+ */
+#define SQL_RETAIN_PHASES "phase IN ('completed','failed','cancelled')"
+#define SQL_RETAIN_PAIRS                                            \
+    "SELECT queue, phase FROM task_counts WHERE " SQL_RETAIN_PHASES \
+    " GROUP BY queue, phase HAVING sum(n)>0"
+#define SQL_RETAIN_LIST_SQLITE                                                \
+    "SELECT id FROM tasks WHERE queue=?1 AND phase=?2 AND " SQL_RETAIN_PHASES \
+    " AND updated_at<?3 ORDER BY updated_at LIMIT ?4"
+#define SQL_RETAIN_LIST_PG                                                    \
+    "SELECT id FROM tasks WHERE queue=$1 AND phase=$2 AND " SQL_RETAIN_PHASES \
+    " AND updated_at<$3::bigint ORDER BY updated_at LIMIT $4::bigint"
+
+/*
  * A page in id order with a time range (created_* or updated_*): neither
  * planner knows that old rows sit at the old end of the id order, so each
  * walks the primary key from the newest row, a scan when the range holds

@@ -1333,6 +1333,68 @@ out:
     return ret;
 }
 
+/* Retention: the (queue, terminal phase) pairs that have tasks. */
+static int sq_retain_pairs(struct store *s, struct retain_pair **out, size_t *n) {
+    struct sq_store *q = sq(s);
+    *out = NULL;
+    *n = 0;
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) return TM_EINTERNAL;
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    int ret = 0, rc;
+    if (sqlite3_prepare_v2(c->db, SQL_RETAIN_PAIRS, -1, &st, NULL) != SQLITE_OK) {
+        ret = TM_EINTERNAL;
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        enum task_phase ph;
+        if (task_phase_parse((const char *)sqlite3_column_text(st, 1), &ph)) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            *out = xrealloc(*out, cap * sizeof **out);
+        }
+        (*out)[*n].queue = xstrdup((const char *)sqlite3_column_text(st, 0));
+        (*out)[(*n)++].phase = ph;
+    }
+    if (rc != SQLITE_DONE) ret = TM_EINTERNAL;
+out:
+    if (ret) sq_log(c->db, "retention pairs");
+    sqlite3_finalize(st);
+    sq_reader_give(q, c);
+    return ret;
+}
+
+/* Retention: one queue's tasks in phase ph older than before, oldest first. */
+static int sq_retain_list(struct store *s, const char *queue, enum task_phase ph, int64_t before,
+                          size_t max, char (*ids)[ID_LEN + 1], size_t *n) {
+    struct sq_store *q = sq(s);
+    *n = 0;
+    struct sq_conn *c = sq_reader_take(q);
+    if (!c) return TM_EINTERNAL;
+    sqlite3_stmt *st = NULL;
+    int ret = 0, rc = SQLITE_DONE;
+    if (sqlite3_prepare_v2(c->db, SQL_RETAIN_LIST_SQLITE, -1, &st, NULL) != SQLITE_OK) {
+        ret = TM_EINTERNAL;
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, task_phase_name(ph), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, before);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)max);
+    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (!id || strlen(id) > ID_LEN) continue;
+        memcpy(ids[(*n)++], id, strlen(id) + 1);
+    }
+    if (*n < max && rc != SQLITE_DONE) ret = TM_EINTERNAL;
+out:
+    if (ret) sq_log(c->db, "retention list");
+    sqlite3_finalize(st);
+    sq_reader_give(q, c);
+    return ret;
+}
+
 static int sq_queue_counts(struct store *s, const char *ns, struct queue_counts **out, size_t *n) {
     struct sq_store *q = sq(s);
     struct sq_conn *c = sq_reader_take(q);
@@ -1732,6 +1794,8 @@ const struct store_backend store_sqlite_backend = {
     .list = sq_list,
     .queue_counts = sq_queue_counts,
     .queue_retention = sq_queue_retention,
+    .retain_pairs = sq_retain_pairs,
+    .retain_list = sq_retain_list,
     .ping = sq_ping,
     .refusing = sq_refusing,
     .token_insert = sq_token_insert,

@@ -198,10 +198,11 @@ static void finish_task(struct th_server *s, const char *q, const char *how, cha
 }
 
 /* Sets a sentinel queue's completed retention to a minute, so that its task
- * finished two days back goes, and waits for that: the pass that lists it
- * reads every queue's lists, and the next pass starts only once that one's
- * deletes are done, so after two sentinels no delete of an earlier pass is
- * still on its way. */
+ * finished two days back goes, and waits for that: passes read the (queue,
+ * phase) pairs in name order from the first after a restart, so by then
+ * every queue named before the sentinel (rqa..rqd) has been read, and the
+ * next pass starts only once that one's deletes are done, so after two
+ * sentinels no delete of an earlier pass is still on its way. */
 static bool sentinel_pruned(struct th_server *s, const char *q, const char *id) {
     char path[64];
     snprintf(path, sizeof path, "/v1/queues/%s", q);
@@ -220,7 +221,8 @@ static bool sentinel_pruned(struct th_server *s, const char *q, const char *id) 
  * tasks finished two days back (libfaketime) in queues with different
  * settings, then the server on the true clock, first without an age of
  * its own (only the queues' ages prune), then with a day (the phases a
- * queue leaves out take it; a queue's 0 keeps its tasks).
+ * queue leaves out take it; a queue's 0 keeps its tasks, a queue's week
+ * keeps its two-day-old task until a PUT without "retention" clears it).
  */
 static void test_retention_per_queue_and_phase(void) {
     struct th_server s;
@@ -241,6 +243,8 @@ static void test_retention_per_queue_and_phase(void) {
     finish_task(&s, "rqb", "cancelled", &b_x);
     char *c_c = NULL;
     finish_task(&s, "rqc", "completed", &c_c);
+    char *d_c = NULL; /* rqd keeps its completed tasks a week: longer than the server's day */
+    finish_task(&s, "rqd", "completed", &d_c);
     char *s1 = NULL;
     finish_task(&s, "rqs1", "completed", &s1);
     char *s2 = NULL;
@@ -259,6 +263,9 @@ static void test_retention_per_queue_and_phase(void) {
     CHECK_INT(
         th_http(&s, "PUT", "/v1/queues/rqb", "{\"retention\":{\"failed_seconds\":3600}}")->status,
         200);
+    CHECK_INT(th_http(&s, "PUT", "/v1/queues/rqd", "{\"retention\":{\"completed_seconds\":604800}}")
+                  ->status,
+              200);
     /* The sentinels of the second run: kept until then. */
     CHECK_INT(
         th_http(&s, "PUT", "/v1/queues/rqs3", "{\"retention\":{\"completed_seconds\":0}}")->status,
@@ -283,6 +290,7 @@ static void test_retention_per_queue_and_phase(void) {
     CHECK_INT(status_on(&s, b_c), 200);
     CHECK_INT(status_on(&s, b_x), 200);
     CHECK_INT(status_on(&s, c_c), 200);
+    CHECK_INT(status_on(&s, d_c), 200);
     CHECK_INT(status_on(&s, a_new), 200);
     r = th_http(&s, "GET", "/v1/queues", NULL);
     CHECK(strstr(r->body, "\"name\":\"rqa\"") != NULL);
@@ -302,8 +310,17 @@ static void test_retention_per_queue_and_phase(void) {
     if (!sentinel_pruned(&s, "rqs3", s3) || !sentinel_pruned(&s, "rqs4", s4)) goto out;
     CHECK_INT(status_on(&s, a_f), 200);
     CHECK_INT(status_on(&s, a_new), 200);
+    CHECK_INT(status_on(&s, d_c), 200); /* its own week, past the server's day */
+
+    /* A PUT without "retention" clears rqd's: the server's day takes it. */
+    r = th_http(&s, "PUT", "/v1/queues/rqd", "{\"max_retries\":2}");
+    CHECK_INT(r->status, 200);
+    CHECK(th_get(r->json, "settings.retention.completed_seconds") == NULL);
+    TRY_WAIT_UNTIL(ok_, status_on(&s, d_c) == 404, 20000,
+                   "rqd's task to be pruned by the server's day once its week is cleared");
+    CHECK_INT(status_on(&s, a_f), 200);
 out:
-    free(a_c), free(a_f), free(a_x), free(b_c), free(b_f), free(b_x), free(c_c);
+    free(a_c), free(a_f), free(a_x), free(b_c), free(b_f), free(b_x), free(c_c), free(d_c);
     free(s1), free(s2), free(s3), free(s4), free(a_new);
     th_server_free(&s);
 }

@@ -630,6 +630,30 @@ static void test_retention_reads_an_index(void) {
         "webhook_deliveries_done", "the delete of sent deliveries");
 }
 
+/* Retention's list of one queue's finished tasks in one phase, older than
+ * a bound, oldest first (store_prune_finished, SQL_RETAIN_LIST_*): a range
+ * of tasks_retain holding only those candidates, not a walk of the queue's
+ * tasks (tasks_queue) or of a time range over every queue, and no sort. */
+static void test_retention_candidates_read_a_range(void) {
+    struct sql_bind v[] = {{.kind = SQL_BIND_TEXT, .text = "images"},
+                           {.kind = SQL_BIND_TEXT, .text = "completed"},
+                           {.kind = SQL_BIND_INT, .i = 1700000000000},
+                           {.kind = SQL_BIND_INT, .i = 500}};
+    const struct sql_binds b = {.v = v, .n = 4};
+    char *plan = plan_sql(
+        pg ? "EXPLAIN " SQL_RETAIN_LIST_PG : "EXPLAIN QUERY PLAN " SQL_RETAIN_LIST_SQLITE, &b);
+    CHECK(plan != NULL);
+    if (!plan) return;
+    printf("# retention list plan:\n%s", plan);
+    if (!plan_uses(plan, "tasks_retain"))
+        th_fail(__FILE__, __LINE__, "the retention list does not read tasks_retain:\n%s", plan);
+    if (strstr(plan, "TEMP B-TREE") || strstr(plan, "Sort"))
+        th_fail(__FILE__, __LINE__, "the retention list sorts the rows it found:\n%s", plan);
+    if (!pg && !strstr(plan, "updated_at<?"))
+        th_fail(__FILE__, __LINE__, "the retention list does not bound the range:\n%s", plan);
+    free(plan);
+}
+
 /* A webhook delivery claim, as the SQLite backend runs it: one probe of
  * each free webhook's due deliveries (webhook_deliveries_hook_due), not a
  * walk of every due delivery in time order past a busy webhook's backlog.
@@ -701,6 +725,7 @@ static const struct th_test tests[] = {
     {"every list filter, sort and count reads an index", test_every_list_filter_uses_an_index},
     {"queue counts follow every write", test_queue_counts_follow_every_write},
     {"retention's delete of sent deliveries reads an index", test_retention_reads_an_index},
+    {"retention's candidates are a range of tasks_retain", test_retention_candidates_read_a_range},
     {"a task's events are read through its index", test_a_tasks_events_read_an_index},
     {"a webhook delivery claim probes each free webhook's first due delivery",
      test_a_delivery_claim_probes_each_webhook},

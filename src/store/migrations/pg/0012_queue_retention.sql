@@ -4,3 +4,9 @@
 ALTER TABLE queues ADD COLUMN retain_completed_seconds BIGINT;
 ALTER TABLE queues ADD COLUMN retain_failed_seconds BIGINT;
 ALTER TABLE queues ADD COLUMN retain_cancelled_seconds BIGINT;
+-- Retention's candidates (store_prune_finished): the finished tasks of one
+-- queue and terminal phase, oldest first, read as a range of this index up
+-- to the age bound (SQL_RETAIN_LIST). One entry per finished task: the cost
+-- is one index write when a task finishes, and one when it is deleted.
+CREATE INDEX tasks_retain ON tasks (queue, phase, updated_at)
+    WHERE phase IN ('completed','failed','cancelled');
