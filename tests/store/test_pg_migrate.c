@@ -245,7 +245,7 @@ static void test_migration_refused_beside_older_nodes(void) {
 }
 
 /* The real migrations: a database as a node that knows up to 0009 left it
- * (0010 and 0011 undone), with a session of such a node still connected
+ * (0010 to 0013 undone), with a session of such a node still connected
  * (named 'taskmill': nodes of that time name every session so). */
 static void test_migration_0010_refused_beside_a_node_of_0009(void) {
     if (!pg_only()) return;
@@ -258,6 +258,11 @@ static void test_migration_0010_refused_beside_a_node_of_0009(void) {
     CHECK_INT(sql_int(url,
                       "DROP INDEX webhook_deliveries_done; DROP INDEX tasks_queue;"
                       " DROP INDEX tasks_type;"
+                      /* 0012 and 0013, undone as well */
+                      " DROP INDEX tasks_retain; ALTER TABLE queues"
+                      " DROP COLUMN retain_completed_seconds, DROP COLUMN retain_failed_seconds,"
+                      " DROP COLUMN retain_cancelled_seconds;"
+                      " DROP INDEX tasks_schedule_runs; ALTER TABLE tasks DROP COLUMN schedule_id;"
                       " DELETE FROM taskmill_migrations WHERE version >= 10"),
               0);
     PGconn *old = session(url, "taskmill");
@@ -279,7 +284,7 @@ static void test_migration_0010_refused_beside_a_node_of_0009(void) {
     store_close(last.s);
     if (last.rc) printf("    not opened: %s\n", last.message);
     CHECK_INT(last.rc, 0);
-    CHECK_INT(sql_int(url, "SELECT count(*) FROM taskmill_migrations WHERE version >= 10"), 2);
+    CHECK_INT(sql_int(url, "SELECT count(*) FROM taskmill_migrations WHERE version >= 10"), 4);
     th_pg_db_drop(db);
 }
 
