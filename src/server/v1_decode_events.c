@@ -128,11 +128,17 @@ int v1_decode_webhook_fields(json_t *obj, struct webhook *w, struct tm_error *e)
                 return err_set(e, TM_EINVALID, "secret",
                                "'secret' must be a string of 8-256 bytes");
             w->secret = xstrdup(json_string_value(v));
-        } else if (strcmp(key, "name") == 0 || strcmp(key, "namespace") == 0) {
+        } else if (strcmp(key, "name") == 0) {
             if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 256)
-                return err_set(e, TM_EINVALID, key, "'%.64s' must be a string of 1-256 bytes", key);
-            char **slot = strcmp(key, "name") == 0 ? &w->name : &w->ns;
-            *slot = xstrdup(json_string_value(v));
+                return err_set(e, TM_EINVALID, key, "'name' must be a string of 1-256 bytes");
+            w->name = xstrdup(json_string_value(v));
+        } else if (strcmp(key, "namespace") == 0) {
+            /* As a task's namespace (v1_decode_task): anything else would be
+             * stored, echoed, and counted as a --max-webhooks group of its own. */
+            if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+                !v1_is_name(json_string_value(v), 64))
+                return err_set(e, TM_EINVALID, key, "'namespace' must be 1-64 of [A-Za-z0-9._-]");
+            w->ns = xstrdup(json_string_value(v));
         } else if (strcmp(key, "events") == 0) {
             if (!json_is_array(v) || json_array_size(v) == 0)
                 return err_set(e, TM_EINVALID, "events", "'events' must be a non-empty array");

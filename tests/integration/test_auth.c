@@ -857,6 +857,13 @@ static void test_webhooks_by_role_and_namespace(void) {
     snprintf(moved_hook, sizeof moved_hook, "%s", th_str(r->json, "id"));
     EXPECT_R(r, CLIENT_B, "GET", "/v1/webhooks", NULL, 200, NULL);
     CHECK(!find_by(th_get(r->json, "webhooks"), "id", moved_hook));
+    /* A namespace that is no namespace is 400 for the client too, as a task's
+     * is, though the token's would replace it: nothing stored. */
+    EXPECT_R(r, CLIENT, "POST", "/v1/webhooks",
+             "{\"url\":\"https://hooks.example.com/badns\",\"namespace\":\"bad ns\"}", 400,
+             "invalid_argument");
+    CHECK_STR(th_str(r->json, "error.field"), "namespace");
+    CHECK_INT(admin_webhooks_with_url("https://hooks.example.com/badns"), 0);
     /* Worker and reader: 403, and nothing stored. */
     for (int who = WORKER; who <= READER; who++) {
         EXPECT(who, "POST", "/v1/webhooks",

@@ -207,6 +207,16 @@ static void test_bad_bodies_named_nothing_stored(void) {
         {"{\"url\":\"http://example.com/\",\"secret\":\"short\"}", "secret"},
         {"{\"url\":\"http://example.com/\",\"name\":\"\"}", "name"},
         {"{\"url\":\"http://example.com/\",\"namespace\":null}", "namespace"},
+        /* A namespace as everywhere else (1-64 of [A-Za-z0-9._-]): a made-up
+         * string was stored, echoed, and counted as a --max-webhooks group. */
+        {"{\"url\":\"http://example.com/\",\"namespace\":\"bad ns\"}", "namespace"},
+        {"{\"url\":\"http://example.com/\",\"namespace\":\"a/b\\u001b[31m\"}", "namespace"},
+        {"{\"url\":\"http://example.com/\",\"namespace\":\"a\\u0000b\"}", "namespace"},
+        {"{\"url\":\"http://example.com/\",\"namespace\":\"\"}", "namespace"},
+        {"{\"url\":\"http://example.com/\",\"namespace\":\""
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+         "namespace"}, /* 65 */
+        {"{\"url\":\"http://example.com/\",\"namespace\":7}", "namespace"},
         {"{\"url\":\"http://example.com/\",\"extra\":1}", "extra"},
     };
     struct th_server srv;

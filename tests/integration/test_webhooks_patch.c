@@ -245,6 +245,7 @@ static void test_patch_bad_bodies_change_nothing(void) {
         {"{\"name\":\"\"}", "name", "'name' must be a string of 1-256 bytes"},
         {"{\"name\":null}", "name", NULL},
         {"{\"namespace\":\"other\"}", "namespace", "'namespace' cannot be changed"},
+        {"{\"namespace\":\"bad ns\"}", "namespace", "'namespace' cannot be changed"},
         {"{\"name\":\"ok\",\"colour\":\"red\"}", "colour", "unknown field 'colour'"},
         /* A good field beside a bad one: neither is stored. */
         {"{\"name\":\"changed\",\"secret\":\"short\"}", "secret", NULL},

@@ -205,6 +205,8 @@ static void test_webhook_refused(void) {
         {"{\"url\":\"https://x\",\"secret\":\"short\"}", "secret"},
         {"{\"url\":\"https://x\",\"name\":\"\"}", "name"},
         {"{\"url\":\"https://x\",\"namespace\":7}", "namespace"},
+        {"{\"url\":\"https://x\",\"namespace\":\"bad ns\"}", "namespace"},
+        {"{\"url\":\"https://x\",\"namespace\":\"a/b\\u001b[31m\"}", "namespace"},
         {"{\"url\":\"https://x\",\"events\":[]}", "events"},
         {"{\"url\":\"https://x\",\"events\":\"task.failed\"}", "events"},
         {"{\"url\":\"https://x\",\"events\":[\"task.failed\",\"task.bogus\"]}", "events[1]"},
