@@ -32,6 +32,9 @@
 #include "event_hub.h"
 
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -70,10 +73,12 @@ struct hub_event {
 struct sse_stream {
     struct event_hub *hub;
     struct MHD_Connection *conn;
+    int fd; /* the connection's socket (req_socket), to see whether its client has gone */
     struct sse_filter filter;
     int64_t cursor;
     int64_t id_sent; /* the last `id:` written on the stream (the first block has one) */
     bool live, suspended, closing, linked;
+    bool gone; /* its client closed the connection: end it without a write */
     int64_t last_write_mono;
     bool counted;                    /* counted in hub->nstreams */
     bool token_counted;              /* counted in hub->per_token */
@@ -105,6 +110,7 @@ struct event_hub {
     void (*on_deliveries)(void *cls);
     void *deliveries_cls;
     _Atomic uint64_t nstreams, events_sent, slow_disconnects;
+    _Atomic uint64_t keepalives, gone; /* keep-alives written; streams whose client had gone */
     uint64_t gaps;    /* under lock: pages of bare events that came while a stream was open */
     bool always_bare; /* TASKMILL_EVENTS_FEED_BARE=1: every feed page is bare */
 };
@@ -385,6 +391,8 @@ void event_hub_get_stats(struct event_hub *h, struct event_hub_stats *out) {
     out->streams = atomic_load(&h->nstreams);
     out->events_sent = atomic_load(&h->events_sent);
     out->slow_disconnects = atomic_load(&h->slow_disconnects);
+    out->keepalives = atomic_load(&h->keepalives);
+    out->gone = atomic_load(&h->gone);
     pthread_mutex_lock(&h->lock);
     out->buffer_events = h->n;
     out->buffer_bytes = h->bytes;
@@ -463,6 +471,7 @@ static void sse_catch_up(struct sse_stream *st) {
  * before it, so resuming there loses nothing.
  */
 static void sse_keepalive_write(struct sse_stream *st) {
+    atomic_fetch_add(&st->hub->keepalives, 1);
     buf_puts(&st->out, ": keep-alive\n");
     if (st->cursor > st->id_sent) {
         buf_printf(&st->out, "id: %lld\n", (long long)st->cursor);
@@ -471,10 +480,36 @@ static void sse_keepalive_write(struct sse_stream *st) {
     buf_puts(&st->out, "\n");
 }
 
+/*
+ * Whether the stream's client has closed its end. A write to a socket
+ * whose peer has closed still succeeds (the kernel takes it; the peer's
+ * RST comes back after), so only the write after it fails: a stream whose
+ * client went away just after a keep-alive held its slot for two
+ * intervals. A stream's client sends nothing after its request, so a
+ * socket that reads as shut (FIN: POLLRDHUP; RST or error: POLLHUP,
+ * POLLERR) is a client that has gone; with TLS too, as the FIN is under
+ * the TLS records. A client that half-closes (shutdown(SHUT_WR)) and
+ * still reads is taken as gone as well.
+ */
+static bool sse_peer_gone(int fd) {
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) != 1) return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 /* Gathers the next bytes to send into st->out. Returns false, with nothing
- * gathered, when the connection was suspended (and maybe resumed already). */
+ * gathered, when the connection was suspended (and maybe resumed already).
+ * Each call (a resume for events or for a keep-alive) first looks whether
+ * the client has gone, and ends the stream without writing if so
+ * (st->gone), so its slot is free at the next keep-alive at the latest. */
 static bool sse_fill(struct sse_stream *st) {
     struct event_hub *h = st->hub;
+    if (sse_peer_gone(st->fd)) {
+        atomic_fetch_add(&h->gone, 1);
+        st->gone = st->closing = true;
+        return true;
+    }
     pthread_mutex_lock(&h->lock);
     if (h->stopping) {
         st->closing = true;
@@ -554,6 +589,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     while (st->out_off == st->out.len) {
         buf_clear(&st->out);
         st->out_off = 0;
+        if (st->gone) return MHD_CONTENT_READER_END_WITH_ERROR; /* closes the socket */
         if (st->closing) return MHD_CONTENT_READER_END_OF_STREAM;
         if (!sse_fill(st)) return 0; /* suspended until there is more, or yielding */
     }
@@ -609,6 +645,28 @@ size_t event_hub_end_token(struct event_hub *h, const char *token_id) {
     return n;
 }
 
+/*
+ * Bounds how long a stream's written bytes may go unacknowledged
+ * (TCP_USER_TIMEOUT): a client that vanishes without a FIN or RST (a
+ * pulled cable, a machine gone) held its stream until TCP gave up, about
+ * 15 minutes of retransmissions. Now the socket fails that long after the
+ * first keep-alive it could not take, and sse_peer_gone sees the error at
+ * the next one. Twice the keep-alive, and never under 30 s, so that a slow
+ * but live link is not cut. Linux also applies it to a window held shut:
+ * a client that reads nothing for that long while events wait is ended
+ * and resumes from its Last-Event-ID. Best effort: a failure changes nothing.
+ */
+static void sse_user_timeout_set(int fd, int keepalive_ms) {
+#ifdef TCP_USER_TIMEOUT
+    if (fd < 0) return;
+    unsigned ms = keepalive_ms > 15000 ? 2u * (unsigned)keepalive_ms : 30000u;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+#else
+    (void)fd;
+    (void)keepalive_ms;
+#endif
+}
+
 void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filter *f,
                             int64_t cursor, const char *first) {
     if (strcmp(r->method, "HEAD") == 0) {
@@ -657,6 +715,8 @@ void event_hub_reply_stream(struct event_hub *h, struct req *r, struct sse_filte
     st->hub = h;
     memcpy(st->token_id, r->token_id, sizeof st->token_id);
     st->conn = r->conn;
+    st->fd = req_socket(r);
+    sse_user_timeout_set(st->fd, h->keepalive_ms);
     st->filter = *f;
     memset(f, 0, sizeof *f);
     buf_init(&st->out);

@@ -57,6 +57,8 @@ void event_hub_free(struct event_hub *h);
 
 struct event_hub_stats {
     uint64_t streams, events_sent, slow_disconnects;
+    uint64_t keepalives; /* keep-alive comments written */
+    uint64_t gone;       /* streams ended because their client had closed its end */
     uint64_t buffer_events, buffer_bytes; /* what the ring holds now */
     uint64_t gaps; /* pages of other nodes' events read without JSON as a stream opened */
 };

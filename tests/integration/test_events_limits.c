@@ -6,7 +6,8 @@
  * streams catching up with a selective filter leave the HTTP threads free
  * for other requests between pages and send keep-alives meanwhile, which
  * carry the id to resume from; SSE streams past --max-streams get 429 with
- * Retry-After and a closed stream frees its slot; a task's attributes are
+ * Retry-After and a closed stream frees its slot, at the next keep-alive
+ * at the latest; a task's attributes are
  * capped in keys and bytes, a refused heartbeat storing nothing; webhooks
  * are capped per namespace; and creating a webhook never resolves its host.
  */
@@ -454,6 +455,43 @@ static void test_streams_are_capped(void) {
     th_server_free(&srv);
 }
 
+/*
+ * A client that closes its connection frees its slot at the stream's next
+ * keep-alive, with nothing written to it then (docs/events.md, "How many
+ * streams"). The first write to a socket whose peer has closed succeeds
+ * (the kernel takes it) and only the second fails, so the slot was held
+ * for two intervals: the stream wrote a second keep-alive into the void
+ * and a third that failed. Ticks are counted, not timed: the client reads
+ * its first keep-alive and closes; when the slot is free, no other
+ * keep-alive has been written. 3 s apart, so that the test's own requests
+ * fit well inside one interval on a loaded machine.
+ */
+static void test_closed_client_freed_at_next_keepalive(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, "--max-streams", "1", "--sse-keepalive-ms", "3000", NULL) == 0);
+    struct sse_conn a;
+    CHECK_INT(stream_open(&a, &srv, "/v1/events"), 200);
+    long long deadline = sse_now_ms() + STREAM_WAIT_MS;
+    while (!strstr(a.buf, ": keep-alive\n") && sse_now_ms() < deadline)
+        if (sse_fill(&a, 200) < 0) break;
+    bool ticked = strstr(a.buf, ": keep-alive\n") != NULL;
+    long long before = th_metric(&srv, "taskmill_sse_keepalives_total");
+    sse_close(&a); /* everything read: the close sends a FIN */
+    CHECK(ticked);
+    CHECK_INT(before, 1);
+    long long open = 1;
+    for (int i = 0; i < 600 && open != 0; i++) {
+        th_sleep_ms(100);
+        open = th_metric(&srv, "taskmill_sse_streams");
+    }
+    CHECK_INT(open, 0);
+    CHECK_INT(th_metric(&srv, "taskmill_sse_keepalives_total"), 1);
+    CHECK_INT(th_metric(&srv, "taskmill_sse_clients_gone_total"), 1);
+    CHECK_INT(stream_open(&a, &srv, "/v1/events"), 200); /* the slot is free */
+    sse_close(&a);
+    th_server_free(&srv);
+}
+
 /* A gauge or counter from /metrics read with a bearer, or -1. */
 static long long metric_as(struct th_server *srv, const char *bearer, const char *name) {
     struct th_resp *r = sec_http(srv, bearer, "GET", "/metrics", NULL);
@@ -642,6 +680,8 @@ static const struct th_test tests[] = {
     {"a keep-alive carries the id the stream has passed, to resume from",
      test_keep_alives_carry_the_resume_point},
     {"streams past --max-streams get 429; a closed one frees its slot", test_streams_are_capped},
+    {"a client that closes frees its slot at the next keep-alive, writing nothing more",
+     test_closed_client_freed_at_next_keepalive},
     {"streams past --max-streams-per-token get 429; another token gets its own",
      test_streams_per_token_are_capped},
     {"attributes are capped in keys and bytes; a refusal stores nothing",
