@@ -4,8 +4,9 @@
  * A handler checks the query (filters, ?since=) and the Last-Event-ID
  * header, then hands the connection to the event hub (event_hub.h), which
  * streams from there without holding a thread. Bad input is answered with
- * an ordinary error reply before any stream starts. Without a starting
- * point a stream begins at the present; the task stream then opens with a
+ * an ordinary error reply before any stream starts, as is a starting
+ * point past the store's newest event. Without a starting point a stream
+ * begins at the present; the task stream then opens with a
  * `task.snapshot` event carrying the task as it is.
  *
  * Threading: handlers run on libmicrohttpd threads and only read the
@@ -28,13 +29,42 @@ static int events_query_pair(void *cls, const char *key, const char *value) {
     return v1_events_query_add(((void **)cls)[0], key, value, ((void **)cls)[1]);
 }
 
+/*
+ * Refuses a resume point past the newest event of the store: a
+ * Last-Event-ID from another store, or from before a restore, would
+ * otherwise wait for that number and skip every event up to it, against
+ * "no gap". The newest is read from the database (its event counter),
+ * never from this node's hub alone: with several nodes on PostgreSQL the
+ * hub hears of another node's commit a moment after it is made, and a
+ * client may resume here from an event it read there. `field` names where
+ * the point came from. 0, or -1 with e set.
+ */
+static int events_since_check(struct req *r, int64_t since, const char *field, struct tm_error *e) {
+    if (since <= 0) return 0;
+    int64_t head = 0, pruned = 0;
+    if (store_events_head(r->srv->store, &head, &pruned, e)) return -1;
+    if (since <= head) return 0;
+    /* What the hub has published is committed too. */
+    int64_t now = event_hub_now(r->srv->hub);
+    if (now > head) head = now;
+    if (since <= head) return 0;
+    return err_set(e, TM_EINVALID, field,
+                   "'%s' is %lld, past the newest event: the log ends at %lld (a resume point "
+                   "from another or a restored store?); resume from %lld or lower, or from 0 "
+                   "to read the log again",
+                   field, (long long)since, (long long)head, (long long)head);
+}
+
 /* Reads the query and Last-Event-ID; replies with the error and returns -1 on bad input. */
 static int events_query_read(struct req *r, struct events_query *q) {
     struct tm_error e;
     err_clear(&e);
     void *cls[2] = {q, &e};
     if (req_query_each(r, events_query_pair, cls)) goto bad;
-    if (v1_events_query_last_id(q, req_header(r, "Last-Event-ID"), &e)) goto bad;
+    const char *last_id = req_header(r, "Last-Event-ID");
+    if (v1_events_query_last_id(q, last_id, &e)) goto bad;
+    if (events_since_check(r, q->since, last_id && *last_id ? "Last-Event-ID" : "since", &e))
+        goto bad;
     if (r->ns) q->filter.ns = xstrdup(r->ns);
     return 0;
 bad:

@@ -2,6 +2,7 @@
  * The event log and its SSE streams against the real server: the kinds a
  * task's life appends, resuming with Last-Event-ID and ?since=, the task
  * stream's snapshot, keep-alives, the error event for a pruned sequence,
+ * a resume point past the newest event refused,
  * a slow consumer cut off and resuming, bad filters; and 10,000 updates
  * read by a subscriber that disconnects and resumes many times, which must
  * see each exactly once and in order.
@@ -307,6 +308,91 @@ static void test_pruned_sequence_error_event(void) {
     th_server_free(&srv);
 }
 
+/* Opens path (with Last-Event-ID last_id when >= 0) and reads its reply's
+ * head, and a refusal whole (HTTP/1.0: the server closes after it).
+ * Returns the status; 60 s is a deadline, not a speed. */
+static int open_reply(struct sse_conn *c, struct th_server *srv, const char *path,
+                      long long last_id) {
+    if (sse_open(c, srv->url, path, last_id, 0)) return -1;
+    long long deadline = sse_now_ms() + 60000;
+    while (!strstr(c->buf, "\r\n\r\n") && sse_now_ms() < deadline)
+        if (sse_fill(c, 200) < 0) break;
+    int status = 0;
+    sscanf(c->buf, "HTTP/%*s %d", &status);
+    while (status != 200 && sse_now_ms() < deadline)
+        if (sse_fill(c, 200) < 0) break;
+    return status;
+}
+
+/* A refusal's error.field and whether its message says `ends`. */
+static bool refusal_is(struct sse_conn *c, const char *field, const char *ends) {
+    const char *body = strstr(c->buf, "\r\n\r\n");
+    json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+    const char *f = j ? th_str(j, "error.field") : NULL;
+    const char *m = j ? th_str(j, "error.message") : NULL;
+    bool ok = f && strcmp(f, field) == 0 && m && strstr(m, ends);
+    if (!ok) printf("    %s: got [%.400s]\n", field, body ? body + 4 : c->buf);
+    json_decref(j);
+    return ok;
+}
+
+/*
+ * A resume point past the store's newest event (a Last-Event-ID from
+ * another or a restored store) is 400 naming where it came from, on both
+ * streams; before, the stream answered with that id and waited, skipping
+ * every event up to it. The newest event itself is a good point, and the
+ * stream then sends the next event.
+ */
+static void test_resume_past_the_newest_is_refused(void) {
+    struct th_server srv;
+    CHECK(th_server_start(&srv, NULL) == 0);
+    char *id = th_submit(&srv, "r", NULL);
+    CHECK(id);
+    free(th_submit(&srv, "r", NULL));
+    long long head = th_metric(&srv, "taskmill_event_seq");
+    CHECK(head >= 2);
+    char ends[64], path[200];
+    snprintf(ends, sizeof ends, "the log ends at %lld", head);
+    struct sse_conn c;
+    const char *streams[2] = {"/v1/events", NULL};
+    char task_path[160];
+    snprintf(task_path, sizeof task_path, "/v1/tasks/%s/events", id);
+    streams[1] = task_path;
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s?since=%lld", streams[k], head + 1000);
+        CHECK_INT(open_reply(&c, &srv, path, -1), 400);
+        bool ok = refusal_is(&c, "since", ends);
+        sse_close(&c);
+        CHECK(ok);
+        /* The header wins over ?since=, and is named. */
+        snprintf(path, sizeof path, "%s?since=0", streams[k]);
+        CHECK_INT(open_reply(&c, &srv, path, 999999), 400);
+        ok = refusal_is(&c, "Last-Event-ID", ends);
+        sse_close(&c);
+        CHECK(ok);
+    }
+    /* The newest event, by either: accepted, and the next event comes. */
+    snprintf(path, sizeof path, "/v1/events?since=%lld", head);
+    CHECK_INT(open_reply(&c, &srv, path, -1), 200);
+    struct sse_conn h;
+    CHECK_INT(open_reply(&h, &srv, task_path, head), 200);
+    snprintf(path, sizeof path, "/v1/tasks/%s/cancel", id);
+    CHECK_INT(th_http(&srv, "POST", path, "{}")->status, 200);
+    struct sse_event ev[2];
+    int n = read_events(&c, ev, 1, 30000);
+    bool ok = n == 1 && ev[0].id == head + 1;
+    clear_events(ev, n);
+    sse_close(&c);
+    CHECK(ok);
+    n = read_events(&h, ev, 1, 30000);
+    ok = n == 1 && ev[0].id == head + 1;
+    clear_events(ev, n);
+    sse_close(&h);
+    CHECK(ok);
+    free(id);
+    th_server_free(&srv);
+}
+
 static void test_slow_consumer_is_cut_off_and_resumes(void) {
     struct th_server srv;
     /* Events as large as the task (its messages grow with each beat) fill
@@ -503,6 +589,8 @@ static const struct th_test tests[] = {
      test_first_block_has_an_id},
     {"a watcher that leaves is not logged", test_departed_client_not_logged},
     {"a pruned sequence gets an error event, then the rest", test_pruned_sequence_error_event},
+    {"a resume point past the newest event is 400 naming since or Last-Event-ID",
+     test_resume_past_the_newest_is_refused},
     {"a slow consumer is cut off and resumes with no gap",
      test_slow_consumer_is_cut_off_and_resumes},
     {"10,000 updates, resumed many times: each once, in order",
