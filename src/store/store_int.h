@@ -224,8 +224,11 @@ struct store_backend {
      * also fails ping (SQLite's failed sync); one that ends by itself
      * does not (PostgreSQL read-only). */
     const char *(*refusing)(struct store *s);
-    /* The database's clock, Unix ms (shared backends: store_clock_check). */
-    int (*clock_ms)(struct store *s, int64_t *ms);
+    /* The database's clock, Unix ms (shared backends: store_clock_check),
+     * with this node's clock just before the query was sent (*sent_ms) and
+     * just after its answer came (*got_ms): the round trip of the query
+     * alone, without taking or opening a connection or preparing. */
+    int (*clock_ms)(struct store *s, int64_t *ms, int64_t *sent_ms, int64_t *got_ms);
     int (*doc_get)(struct store *s, enum store_doc_kind k, const char *ns, const char *key,
                    struct store_doc *out);
     int (*doc_list)(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,

@@ -3022,12 +3022,16 @@ static int pg_ping(struct store *s) {
     return rc;
 }
 
-static const struct pg_stmt st_clock = {
-    PGS_CLOCK, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8"};
-
-static int pg_clock_ms(struct store *s, int64_t *ms) {
+/* By text, not prepared: a first PREPARE on the connection would be a
+ * round trip of its own inside the timed window. */
+static int pg_clock_ms(struct store *s, int64_t *ms, int64_t *sent_ms, int64_t *got_ms) {
+    struct pg_conn *c = pg_reader_take(s); /* may connect: before the window */
+    if (!c) return TM_EUNAVAILABLE;
     PGresult *r;
-    int rc = pg_read(s, &st_clock, NULL, &r);
+    *sent_ms = time_now_ms();
+    int rc = pg_run_sql(c, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8", NULL, &r);
+    *got_ms = time_now_ms();
+    pg_reader_give(s, c);
     if (!rc) *ms = pg_int(r, 0, 0);
     PQclear(r);
     return rc;

@@ -53,7 +53,6 @@ enum pg_stmt_id {
     PGS_RETAIN_LIST,
     PGS_PING,
     PGS_COMMIT_XID,
-    PGS_CLOCK,
     PGS_TOKEN_INSERT,
     PGS_TOKEN_REVOKE,
     PGS_TOKEN_GET,
