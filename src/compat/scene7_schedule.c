@@ -27,8 +27,8 @@
 
 /* getScheduledJobs has no paging: at most this many jobs. */
 #define SCENE7_SCHEDULED_JOBS_MAX 1000
-/* The unfinished runs a schedule's state remembers (store_schedules.c keeps 8). */
-#define SCENE7_RUNS_MAX 8
+/* The unfinished runs one stopJob cancels, oldest first (as a cancel_running slot). */
+#define SCENE7_RUNS_MAX 1000
 
 /* ---- submitJob with execSchedule ---- */
 
@@ -101,24 +101,11 @@ static const char *jstr(const json_t *o, const char *key) {
     return json_string_value(json_object_get(o, key));
 }
 
-/* The runs of a schedule not finished yet (state.active, each read). */
-static int unfinished_runs(struct req *r, const char *ns, const json_t *st, char (*ids)[ID_LEN + 1],
-                           size_t max, size_t *n) {
-    *n = 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(st, "active"), i, v) {
-        const char *id = json_string_value(v);
-        struct task *t = NULL;
-        struct tm_error e;
-        err_clear(&e);
-        if (!id_is_valid(id)) continue;
-        int rc = store_task_get(req_store(r), ns, id, &t, &e);
-        if (rc && rc != TM_ENOT_FOUND) return rc;
-        if (t && !task_is_terminal(t) && *n < max) memcpy(ids[(*n)++], id, ID_LEN + 1);
-        task_free(t);
-    }
-    return 0;
+/* The runs of a schedule not finished yet: every task it launched
+ * (store_schedule_runs), not only the 8 its state remembers. */
+static int unfinished_runs(struct req *r, const struct store_doc *d, char (*ids)[ID_LEN + 1],
+                           size_t max, size_t *n, struct tm_error *e) {
+    return store_schedule_runs(req_store(r), d, max, ids, n, e);
 }
 
 /*
@@ -134,9 +121,11 @@ static const char *trigger_state(struct req *r, const struct store_doc *d, const
     const char *last = jstr(st, "last_outcome");
     if (last && strcmp(last, "error") == 0) return "Error";
     if (sc->overlap == SCHEDULE_OVERLAP_SKIP || sc->overlap == SCHEDULE_OVERLAP_BUFFER_ONE) {
-        char ids[SCENE7_RUNS_MAX][ID_LEN + 1];
+        char ids[2][ID_LEN + 1]; /* enough to tell: skip holds at 1, buffer_one at 2 */
         size_t n = 0;
-        if (unfinished_runs(r, d->ns, st, ids, SCENE7_RUNS_MAX, &n) == 0 &&
+        struct tm_error e;
+        err_clear(&e);
+        if (unfinished_runs(r, d, ids, 2, &n, &e) == 0 &&
             n >= (sc->overlap == SCHEDULE_OVERLAP_SKIP ? 1u : 2u))
             return "Blocked";
     }
@@ -358,14 +347,11 @@ void scene7_schedule_control(struct req *r, const char *ns, const char *id) {
         struct tm_error e;
         err_clear(&e);
         int rc = store_doc_get(req_store(r), STORE_DOC_SCHEDULE, ns, id, &d, &e);
-        json_t *st = rc ? NULL : json_loads(d.state ? d.state : "{}", 0, NULL);
         if (rc == 0) {
             c->stop_ids = xcalloc(SCENE7_RUNS_MAX, sizeof *c->stop_ids);
-            rc = unfinished_runs(r, d.ns, st, c->stop_ids, SCENE7_RUNS_MAX, &c->nstop);
-            if (rc) err_set(&e, rc, "", "cannot read the runs of schedule '%.64s'", id);
+            rc = unfinished_runs(r, &d, c->stop_ids, SCENE7_RUNS_MAX, &c->nstop, &e);
             store_doc_release(&d);
         }
-        json_decref(st);
         if (rc) {
             scene7_fault_from(r, &e);
             return;

@@ -583,6 +583,13 @@ int store_doc_get(struct store *s, enum store_doc_kind k, const char *ns, const 
 int store_doc_list(struct store *s, enum store_doc_kind k, const char *ns, struct store_doc **out,
                    size_t *n, struct tm_error *e);
 
+/* A schedule's runs not finished yet, at most max: the tasks it launched
+ * (tasks.schedule_id), oldest first, then those its state remembers that
+ * name no schedule (a node of the version before launched them), each read
+ * to see it unfinished. A read: what a batch has not committed is not seen. */
+int store_schedule_runs(struct store *s, const struct store_doc *d, size_t max,
+                        char (*ids)[ID_LEN + 1], size_t *n, struct tm_error *e);
+
 /* One fired slot of a schedule (the unique key that makes it fire once). */
 struct schedule_fire {
     int64_t slot, at;

@@ -314,6 +314,33 @@ static int sched_runs(struct store *s, const char *sched_id, const json_t *st,
     return 0;
 }
 
+int store_schedule_runs(struct store *s, const struct store_doc *d, size_t max,
+                        char (*ids)[ID_LEN + 1], size_t *n, struct tm_error *e) {
+    *n = 0;
+    int rc = store_base_of(s)->backend->sched_runs(s, d->id, false, max, ids, n);
+    if (rc) return err_set(e, rc, "", "cannot read the runs of schedule '%.64s'", d->name);
+    json_t *st = json_loads(d->state ? d->state : "{}", 0, NULL);
+    size_t i, nq = *n;
+    json_t *v;
+    json_array_foreach(json_object_get(st, "active"), i, v) {
+        const char *id = json_string_value(v);
+        if (*n >= max || !id_is_valid(id)) continue;
+        bool known = false;
+        for (size_t k = 0; k < nq && !known; k++)
+            known = strcmp(ids[k], id) == 0;
+        struct task *t = NULL;
+        if (!known) {
+            rc = store_task_get(s, d->ns, id, &t, e);
+            if (rc && rc != TM_ENOT_FOUND) break;
+            rc = 0;
+            if (t && !task_is_terminal(t)) memcpy(ids[(*n)++], id, ID_LEN + 1);
+            task_free(t);
+        }
+    }
+    json_decref(st);
+    return rc;
+}
+
 /* Launches one slot: records it, applies the overlap policy, creates the task. */
 static int fire_one(struct store *s, struct batch *b, struct store_doc *d,
                     const struct schedule *sc, json_t *st, int64_t slot, const char *kind,

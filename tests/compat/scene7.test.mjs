@@ -852,6 +852,30 @@ test('submitJob with execSchedule: a recurring job that fires; getScheduledJobs,
   assert.match(f.reason, /not found/);
 });
 
+test('getScheduledJobs and stopJob see every unfinished run, not the last 8 the schedule remembers', async () => {
+  // Ten runs by executeJob; the 8 newest cancelled through v1: the 2 left are older than
+  // the 8 runs the schedule's state remembers. triggerState said Normal and stopJob
+  // cancelled none of them.
+  const h = await submitJob({ jobName: 'ten runs', execSchedule: '0 0 12 1 1 ?' });
+  await call('pauseJob', { companyHandle: 'default', jobHandle: h });
+  const runs = [];
+  for (let i = 0; i < 10; i++) {
+    await call('executeJob', { companyHandle: 'default', jobHandle: h });
+    runs.push((await v1schedule(h)).last_task_id);
+  }
+  assert.equal(new Set(runs).size, 10);
+  for (const id of runs.slice(2)) {
+    const r = await v1(srv, 'POST', `/v1/tasks/${id}/cancel`, {});
+    assert.equal(r.status, 200, r.body);
+  }
+  await call('resumeJob', { companyHandle: 'default', jobHandle: h });
+  const [items] = await scheduledJobs({ companyHandle: 'default', jobHandle: h });
+  assert.equal(items[0].triggerState, 'Blocked');
+  await call('stopJob', { companyHandle: 'default', jobHandle: h });
+  assert.deepEqual([(await v1get(runs[0])).phase, (await v1get(runs[1])).phase], ['cancelled', 'cancelled']);
+  await call('deleteJob', { companyHandle: 'default', jobHandle: h });
+});
+
 test('execSchedule: Quartz fields mapped onto cron; what cannot be mapped is refused, nothing stored', async () => {
   const counts = async () => [(await v1(srv, 'GET', '/v1/schedules')).json.schedules.length, await v1count()];
   const before = await counts();
