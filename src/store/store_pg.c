@@ -816,7 +816,8 @@ static int pg_conn_open(struct pg_store *q, struct pg_conn *c, const char *setup
                                      "application_name",    "dbname",           NULL};
     /* The writer is named so from its first moment, not only once its
      * setup has run: a node that starts meanwhile must not take it for an
-     * older node's session (pg_migrate_beside_older). */
+     * older node's session (pg_migrate_beside_older). A URL that sets its
+     * own application_name wins here too, until the setup's SET. */
     const char *app = c == &q->writer && q->writer_app[0] ? q->writer_app : PG_APP;
     const char *val[] = {"10", "1", "30", "10", "3", "40000", app, q->url, NULL};
     pg_conn_drop(c);
