@@ -125,14 +125,14 @@ struct store {
     _Atomic int task_prune_inflight;
     /* The queues that set a retention of their own, as read at retain_read_at
      * (retain_known: read at all; retain_stale: this writer set a queue's
-     * settings since); retain_after: the (queue, phase) pair the last pass
-     * stopped at, the next starts after it. */
+     * settings since); round: the (queue, phase) pairs of the round of
+     * passes under way, read at its start, and round_at: the next to read. */
     struct queue_counts *retain;
     size_t nretain;
     int64_t retain_read_at;
     bool retain_known, retain_stale;
-    char *retain_after;
-    enum task_phase retain_after_phase;
+    struct retain_pair *round;
+    size_t nround, round_at;
     int64_t next_prune;       /* wall ms of the next retention pass */
     int64_t next_stats_prune; /* wall ms of the next pass over queue_stats */
     int64_t next_fires_prune; /* wall ms of the next pass over schedule_fires */
@@ -1870,19 +1870,22 @@ static void store_retain_read(struct store *s, int64_t now) {
  * their age. It reads one list per (queue, terminal phase) pair that has
  * tasks (retain_pairs, from task_counts), each with the age that applies
  * to it (store_retain_age_ms; a kept pair is not read), as one range of
- * the index tasks_retain: only the candidates. The pairs are taken in
- * (queue, phase) order from where the last pass stopped, so that one
- * queue's backlog does not starve the others; a pass stops at
- * STORE_TASK_PRUNE_LISTS lists or STORE_TASK_PRUNE_BUDGET_MS of reading.
- * The next pass is timed from the end of this one: at once (after the
- * deletes) when a list filled the step, STORE_TASK_PRUNE_PAUSE_MS later
- * when the pass stopped short of the round, else a second later. With no
+ * the index tasks_retain: only the candidates. The pairs are read once
+ * a round (a round is as many passes as it takes to read every pair) and
+ * taken in (queue, phase) order from where the last pass stopped, so that
+ * one queue's backlog does not starve the others; a pass reads at least
+ * one list, and stops at STORE_TASK_PRUNE_LISTS lists or
+ * STORE_TASK_PRUNE_BUDGET_MS of reading lists. A list that fills the step
+ * is read again by the next pass. The next pass is timed from the end of
+ * this one: at once (after the deletes) when a list filled the step,
+ * STORE_TASK_PRUNE_PAUSE_MS later when the round is not over, else a
+ * second later (and reads the pairs again). With no
  * server age and no queue that sets one, a pass reads nothing (a shared
  * backend reads the queues' settings every STORE_RETAIN_READ_MS). On
  * several nodes two may pick the same task: the second delete finds it
  * gone, which is fine, and only the first counts it (store_prune_done). */
 static void store_prune_finished(struct store *s, int64_t now) {
-    const int64_t t0 = time_mono_ms();
+    const int64_t start = time_mono_ms();
     s->next_task_prune = now + 1000;
     if (s->opt.tool) return; /* a tool's store does not prune */
     if (atomic_load(&s->task_prune_inflight) > 0) {
@@ -1891,51 +1894,50 @@ static void store_prune_finished(struct store *s, int64_t now) {
     }
     store_retain_read(s, now);
     if (s->opt.finished_max_age_ms <= 0 && s->nretain == 0) return;
-    struct retain_pair *pairs = NULL;
-    size_t npairs = 0;
-    if (s->base.backend->retain_pairs(s, &pairs, &npairs)) {
-        retain_pairs_free(pairs, npairs);
-        s->next_task_prune = now + (time_mono_ms() - t0) + 1000;
-        return;
-    }
-    if (npairs) qsort(pairs, npairs, sizeof *pairs, retain_pair_cmp);
-    /* The first pair after the one the last pass stopped at. */
-    size_t first = 0;
-    if (s->retain_after) {
-        const struct retain_pair after = {.queue = s->retain_after, .phase = s->retain_after_phase};
-        while (first < npairs && retain_pair_cmp(&pairs[first], &after) <= 0)
-            first++;
-        if (first == npairs) first = 0;
-    }
-    char(*ids)[ID_LEN + 1] = xcalloc(STORE_TASK_PRUNE_STEP, sizeof *ids);
-    size_t nids = 0, visited = 0, lists = 0;
-    bool full = false, cut = false;
-    const struct retain_pair *last = NULL;
-    while (visited < npairs) {
-        if (lists == STORE_TASK_PRUNE_LISTS || time_mono_ms() - t0 >= STORE_TASK_PRUNE_BUDGET_MS) {
-            cut = true;
-            break;
+    if (s->round_at >= s->nround) { /* a new round: its pairs, read once */
+        retain_pairs_free(s->round, s->nround);
+        s->round = NULL;
+        s->nround = s->round_at = 0;
+        if (s->base.backend->retain_pairs(s, &s->round, &s->nround)) {
+            retain_pairs_free(s->round, s->nround);
+            s->round = NULL;
+            s->nround = 0;
+            s->next_task_prune = now + (time_mono_ms() - start) + 1000;
+            return;
         }
-        const struct retain_pair *p = &pairs[(first + visited++) % npairs];
-        last = p;
+        if (s->nround) qsort(s->round, s->nround, sizeof *s->round, retain_pair_cmp);
+    }
+    /* The budget counts the lists, not the pairs' read above: a pass
+     * always reads at least one list, so a round ends however many pairs. */
+    const int64_t t0 = time_mono_ms();
+    char(*ids)[ID_LEN + 1] = xcalloc(STORE_TASK_PRUNE_STEP, sizeof *ids);
+    size_t nids = 0, lists = 0;
+    bool full = false;
+    while (s->round_at < s->nround) {
+        if (lists > 0 &&
+            (lists == STORE_TASK_PRUNE_LISTS || time_mono_ms() - t0 >= STORE_TASK_PRUNE_BUDGET_MS))
+            break;
+        const struct retain_pair *p = &s->round[s->round_at];
         int64_t age = store_retain_age_ms(s, p->queue, p->phase);
-        if (age <= 0) continue;
+        if (age <= 0) {
+            s->round_at++;
+            continue;
+        }
         size_t n = 0, max = STORE_TASK_PRUNE_STEP - nids;
         lists++;
-        if (s->base.backend->retain_list(s, p->queue, p->phase, now - age, max, ids + nids, &n))
+        if (s->base.backend->retain_list(s, p->queue, p->phase, now - age, max, ids + nids, &n)) {
+            s->round_at++;
             continue;
+        }
         nids += n;
-        if (n == max) {
+        if (n == max) { /* more in this pair: the next pass starts at it again */
             full = true;
             break;
         }
+        s->round_at++;
     }
-    if (last) {
-        free(s->retain_after);
-        s->retain_after = xstrdup(last->queue);
-        s->retain_after_phase = last->phase;
-    }
-    const int64_t end = now + (time_mono_ms() - t0);
+    bool cut = s->round_at < s->nround;
+    const int64_t end = now + (time_mono_ms() - start);
     s->next_task_prune = full ? end : cut ? end + STORE_TASK_PRUNE_PAUSE_MS : end + 1000;
     atomic_store(&s->task_prune_inflight, (int)nids);
     for (size_t i = 0; i < nids; i++) {
@@ -1947,7 +1949,6 @@ static void store_prune_finished(struct store *s, int64_t now) {
         op->udata = s;
         store_submit(s, op);
     }
-    retain_pairs_free(pairs, npairs);
     free(ids);
 }
 
@@ -2435,7 +2436,7 @@ void store_close(struct store *s) {
     store_remote_release(&s->remote);
     feed_local_free(s->local_head);
     queue_counts_free(s->retain, s->nretain);
-    free(s->retain_after);
+    retain_pairs_free(s->round, s->nround);
     store_cache_free(s->cache);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);

@@ -111,8 +111,9 @@ int sql_list_query(const struct sql_dialect *d, const char *select_cols,
  * Retention of finished tasks (store.c, store_prune_finished), the same
  * text on both backends apart from placeholders. SQL_RETAIN_PAIRS: the
  * (queue, terminal phase) pairs that have tasks, from the small task_counts
- * table. SQL_RETAIN_LIST_*: one pair's tasks unchanged since before a
- * bound, oldest first, up to a limit: a range of the partial index
+ * table (a sum below 0, counts made wrong by a node of the version before
+ * 0009 beside newer ones, still counts as having tasks). SQL_RETAIN_LIST_*: one pair's tasks
+ * unchanged since before a bound, oldest first, up to a limit: a range of the partial index
  * tasks_retain (queue, phase, updated_at), whose predicate
  * SQL_RETAIN_PHASES the query repeats word for word so that both planners
  * can prove it (bind 1 queue, 2 phase name, 3 bound, 4 limit).
@@ -120,7 +121,7 @@ int sql_list_query(const struct sql_dialect *d, const char *select_cols,
 #define SQL_RETAIN_PHASES "phase IN ('completed','failed','cancelled')"
 #define SQL_RETAIN_PAIRS                                            \
     "SELECT queue, phase FROM task_counts WHERE " SQL_RETAIN_PHASES \
-    " GROUP BY queue, phase HAVING sum(n)>0"
+    " GROUP BY queue, phase HAVING sum(n)<>0"
 #define SQL_RETAIN_LIST_SQLITE                                                \
     "SELECT id FROM tasks WHERE queue=?1 AND phase=?2 AND " SQL_RETAIN_PHASES \
     " AND updated_at<?3 ORDER BY updated_at LIMIT ?4"
