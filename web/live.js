@@ -39,7 +39,8 @@ export class EventStream {
    *   onevents(batch)  each batch of parsed events {seq, kind, task, ...}
    *   onstate(state)   'connecting' | 'live' | 'down' | 'busy' | 'off'
    *   onbusy(ms, error) refused for too many streams (429): tried again in ms
-   *   onpruned(err)    the server pruned events we asked for: re-read state
+   *   onpruned(err)    the server pruned events we asked for, or the resume
+   *                    point is past its log (a restored store): re-read state
    *   onstatus(status, error) a refusal that ends the stream (401, 403,
    *                    404), with the v1 error's {code, message, field} (or null)
    *   lastId           start after this sequence (else: from now)
@@ -118,6 +119,23 @@ export class EventStream {
           this.stopped = true;
           this.setState('off');
           return;
+        }
+        if (r.status === 400 && this.lastId !== null) {
+          // The resume point is past the store's newest event (a restored or
+          // another store): its events are not there to read. Start again
+          // from now and re-read the state, as for pruned events; retrying
+          // the same point would skip the events it should have seen.
+          let error = null;
+          try {
+            error = (await r.json()).error || null;
+          } catch { /* not JSON, or aborted */ }
+          if (this.stopped) return;
+          if (error && error.field === 'Last-Event-ID') {
+            this.lastId = null;
+            if (this.opts.onpruned) this.opts.onpruned(error);
+            continue;
+          }
+          throw new Error(`stream answered ${r.status}`);
         }
         if (r.status === 429) {
           // Too many streams open on the server: not a drop. Wait as long

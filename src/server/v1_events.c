@@ -41,13 +41,20 @@ static int events_query_pair(void *cls, const char *key, const char *value) {
  */
 static int events_since_check(struct req *r, int64_t since, const char *field, struct tm_error *e) {
     if (since <= 0) return 0;
-    int64_t head = 0, pruned = 0;
-    if (store_events_head(r->srv->store, &head, &pruned, e)) return -1;
+    /* What the hub has published is committed: a point it has reached needs
+     * no read (a storm of reconnects costs the store nothing); past it, the
+     * store's own head (on PostgreSQL, other nodes' commits too) decides. */
+    int64_t head = event_hub_now(r->srv->hub);
     if (since <= head) return 0;
-    /* What the hub has published is committed too. */
-    int64_t now = event_hub_now(r->srv->hub);
-    if (now > head) head = now;
+    int64_t stored = 0, pruned = 0;
+    if (store_events_head(r->srv->store, &stored, &pruned, e)) return -1;
+    if (stored > head) head = stored;
     if (since <= head) return 0;
+    if (head == 0)
+        return err_set(e, TM_EINVALID, field,
+                       "'%s' is %lld, but the log has no event yet (a resume point from "
+                       "another or a restored store?): resume from 0",
+                       field, (long long)since);
     return err_set(e, TM_EINVALID, field,
                    "'%s' is %lld, past the newest event: the log ends at %lld (a resume point "
                    "from another or a restored store?); resume from %lld or lower, or from 0 "

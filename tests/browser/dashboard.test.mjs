@@ -4,6 +4,7 @@
 // sees, sign-in, the keyboard, and a phone-width page.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import {
   startServer, v1, ok, submit, claim, heartbeat, finish, until, launch, openPage, live,
 } from './server.mjs';
@@ -159,6 +160,29 @@ describe('live', () => {
       await heartbeat(srv, c, { progress: { ratio: 0.7 } });
       await attrIs(page, tid('progress-bar'), 'aria-valuenow', '70');
       assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    } finally {
+      await srv.close();
+    }
+  });
+  test('a restored store: a page whose resume point is past its log starts again from now', async () => {
+    const srv = await startServer();
+    try {
+      await submit(srv, { name: 'before', queue: 'qbefore' });
+      const page = await openPage(browser, srv, { hash: '#/queues' });
+      await live(page);
+      await submit(srv, { name: 'seen', queue: 'qseen' }); // an event with an id
+      await attrIs(page, tid('queue-state-qseen'), 'data-state', 'active');
+      await srv.stop();
+      // The store put back as it was before any event: the page's Last-Event-ID
+      // is past its log. The server refuses it (400 naming Last-Event-ID); the
+      // page retried the same point and stayed down.
+      for (const f of ['', '-wal', '-shm']) rmSync(srv.db + f, { force: true });
+      await srv.start();
+      await until(async () => (await page.getAttribute(tid('live-state'), 'data-state')) === 'live',
+        'the page live again', 20000);
+      await submit(srv, { name: 'after', queue: 'qafter' });
+      await attrIs(page, tid('queue-state-qafter'), 'data-state', 'active');
       await page.closeAll();
     } finally {
       await srv.close();
