@@ -220,7 +220,8 @@ int sq_sched_runs(struct store *s, const char *sched_id, bool writer, size_t max
     int ret = sq_prepare(db,
                          "SELECT id FROM tasks WHERE schedule_id=?1"
                          " AND schedule_id IS NOT NULL"
-                         " AND phase NOT IN ('completed', 'failed', 'cancelled')"
+                         " AND phase <> 'completed' AND phase <> 'failed'"
+                         " AND phase <> 'cancelled'"
                          " ORDER BY id LIMIT ?2",
                          &st);
     if (!ret) {
